@@ -1,0 +1,75 @@
+/**
+ * The storage interface every backup destination implements.
+ *
+ * @module
+ */
+
+/** One database transaction as lightningd reported it in `db_write`. */
+export interface Change {
+  /** The `data_version` the database holds once this transaction commits. */
+  version: number;
+  statements: readonly string[];
+}
+
+/**
+ * What a backup holds, in the order a restore applies it: an optional snapshot (a whole
+ * SQLite database file, streamed in parts), then changes.
+ */
+export type BackupEntry =
+  | { kind: "snapshot-part"; version: number; bytes: Uint8Array }
+  | { kind: "snapshot-end"; version: number; totalBytes: number }
+  | { kind: "change"; version: number; statements: string[] };
+
+/** Where a backup stands, as its writer sees it. */
+export interface BackupState {
+  /** Version of the last stored change or snapshot (0 for an empty backup). */
+  version: number;
+  /**
+   * The version the backup would be at without its last change, when that change can be
+   * dropped by {@linkcode Backend.rewind}; `undefined` when it cannot (no change on top of
+   * the snapshot, or the backup is empty).
+   */
+  rewindVersion: number | undefined;
+  /** Records stored (changes and snapshot parts). */
+  records: number;
+  /** Bytes on disk. */
+  bytes: number;
+}
+
+/** A backup being written to by the plugin. */
+export interface Backend {
+  /** The URL it was opened from. */
+  readonly url: string;
+  state(): BackupState;
+  /** Stores a change durably: on return it survives a crash or power cut. */
+  append(change: Change): Promise<void>;
+  /** Drops the last change for good (it was never committed by the node). */
+  rewind(): Promise<void>;
+  close(): void;
+}
+
+/** Facts about a backup, for `status` and `verify`. */
+export interface BackupDescription {
+  url: string;
+  format: string;
+  /** Versions of the snapshots held, oldest first. */
+  snapshots: number[];
+  firstVersion: number;
+  lastVersion: number;
+  records: number;
+  bytes: number;
+  /** Bytes a crash left after the last valid record (cut on the next write). */
+  tornBytes: number;
+}
+
+/** A backup being read, by restore or status. */
+export interface BackupReader {
+  readonly url: string;
+  describe(): BackupDescription;
+  /**
+   * Streams what a restore applies, up to and including `toVersion` when given: the newest
+   * snapshot at or below it, then the changes after that snapshot.
+   */
+  entries(toVersion?: number): Iterable<BackupEntry>;
+  close(): void;
+}

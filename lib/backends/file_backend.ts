@@ -1,0 +1,226 @@
+/**
+ * The file backend's writer: appends changes to the live log segment of a backup directory,
+ * each synced to stable storage before {@linkcode FileBackend.append} returns.
+ *
+ * @module
+ */
+import type { Backend, BackupState, Change } from "./backend.ts";
+import { writeAll, writeFileDurably } from "./durable_fs.ts";
+import { encodeRecord, encodeStatements, RecordKind } from "../format/record.ts";
+import {
+  CorruptBackupError,
+  decodeSegmentHeader,
+  encodeSegmentHeader,
+  scanSegment,
+  SEGMENT_HEADER_SIZE,
+  SegmentKind,
+} from "../format/segment.ts";
+import { LOCK_NAME, logName, readLayout } from "../format/layout.ts";
+
+/** A live segment is sealed, and a new one started, once it would grow past this. */
+export const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024;
+
+export interface FileBackendOptions {
+  segmentBytes?: number;
+  /** Told about repairs made on open (a torn tail cut). */
+  log?: (message: string) => void;
+}
+
+interface LiveRecord {
+  offset: number;
+  version: number;
+}
+
+/** Takes the backup's write lock, or says who holds it. */
+function lockDir(dir: string): Deno.FsFile {
+  const lock = Deno.openSync(`${dir}/${LOCK_NAME}`, { read: true, write: true, create: true });
+  if (!lock.tryLockSync(true)) {
+    lock.close();
+    throw new Error(
+      `Cannot open backup: another process is writing to "${dir}" (a running lightningd's ` +
+        `plugin?): stop it first`,
+    );
+  }
+  return lock;
+}
+
+export class FileBackend implements Backend {
+  #failure: Error | undefined;
+  #live!: Deno.FsFile;
+  #liveSequence = 0;
+  #liveEnd = 0;
+  #liveRecords: LiveRecord[] = [];
+  /** Version of the backup before the live segment's first record. */
+  #versionBeforeLive = 0;
+  #baseVersion = 0;
+  #records = 0;
+  #sealedBytes = 0;
+
+  private constructor(
+    readonly url: string,
+    readonly dir: string,
+    readonly segmentBytes: number,
+    readonly lock: Deno.FsFile,
+  ) {}
+
+  /** Opens a backup directory for writing, cutting a torn tail a crash left. */
+  static open(url: string, dir: string, options: FileBackendOptions = {}): FileBackend {
+    const lock = lockDir(dir);
+    try {
+      const backend = new FileBackend(
+        url,
+        dir,
+        options.segmentBytes ?? DEFAULT_SEGMENT_BYTES,
+        lock,
+      );
+      backend.#load(options.log ?? (() => {}));
+      return backend;
+    } catch (error) {
+      lock.close();
+      throw error;
+    }
+  }
+
+  #load(log: (message: string) => void): void {
+    const layout = readLayout(this.dir);
+    for (const tmp of layout.temporaries) Deno.removeSync(tmp);
+    const base = layout.bases.at(-1);
+    if (base) {
+      this.#baseVersion = base.version;
+      for (const { path } of layout.bases) this.#sealedBytes += Deno.statSync(path).size;
+    }
+    if (layout.logs.length === 0) {
+      throw new CorruptBackupError(this.dir, 0, "no log segment");
+    }
+    let version = this.#baseVersion;
+    for (const [i, { sequence, path }] of layout.logs.entries()) {
+      const isLive = i === layout.logs.length - 1;
+      const file = Deno.openSync(path, { read: true, write: isLive, append: isLive });
+      const header = new Uint8Array(SEGMENT_HEADER_SIZE);
+      file.readSync(header);
+      const decoded = decodeSegmentHeader(header, path);
+      if (decoded.kind !== SegmentKind.Log || decoded.number !== sequence) {
+        file.close();
+        throw new CorruptBackupError(path, 0, "segment header does not match its name");
+      }
+      if (isLive) this.#versionBeforeLive = version;
+      const records = scanSegment(file, path, { decode: false });
+      let step = records.next();
+      while (!step.done) {
+        const { offset, header: record } = step.value;
+        version = Math.max(version, record.version);
+        this.#records++;
+        if (isLive) this.#liveRecords.push({ offset, version: record.version });
+        step = records.next();
+      }
+      const tail = step.value;
+      if (!isLive) {
+        file.close();
+        if (tail.tornBytes > 0) {
+          throw new CorruptBackupError(path, tail.end, "sealed segment ends in a torn record");
+        }
+        this.#sealedBytes += tail.end;
+        continue;
+      }
+      if (tail.tornBytes > 0) {
+        file.truncateSync(tail.end);
+        file.syncSync();
+        log(
+          `cut ${tail.tornBytes} torn bytes at offset ${tail.end} of "${path}": a crash ` +
+            `interrupted an append, which was never acknowledged`,
+        );
+      }
+      this.#live = file;
+      this.#liveSequence = sequence;
+      this.#liveEnd = tail.end;
+    }
+  }
+
+  state(): BackupState {
+    const last = this.#liveRecords.at(-1);
+    const beforeLast = this.#liveRecords.at(-2)?.version ?? this.#versionBeforeLive;
+    const version = Math.max(this.#baseVersion, last?.version ?? this.#versionBeforeLive);
+    return {
+      version,
+      rewindVersion: last && last.version > this.#baseVersion
+        ? Math.max(beforeLast, this.#baseVersion)
+        : undefined,
+      records: this.#records,
+      bytes: this.#sealedBytes + this.#liveEnd,
+    };
+  }
+
+  append(change: Change): Promise<void> {
+    this.#guard(() => {
+      const record = encodeRecord(
+        RecordKind.Change,
+        change.version,
+        encodeStatements(change.statements),
+      );
+      if (this.#liveRecords.length > 0 && this.#liveEnd + record.length > this.segmentBytes) {
+        this.#roll();
+      }
+      writeAll(this.#live, record);
+      this.#live.syncDataSync();
+      this.#liveRecords.push({ offset: this.#liveEnd, version: change.version });
+      this.#liveEnd += record.length;
+      this.#records++;
+    });
+    return Promise.resolve();
+  }
+
+  rewind(): Promise<void> {
+    this.#guard(() => {
+      const last = this.#liveRecords.at(-1);
+      if (!last || this.state().rewindVersion === undefined) {
+        throw new Error("Cannot rewind backup: its last change is not one that can be dropped");
+      }
+      this.#live.truncateSync(last.offset);
+      this.#live.syncDataSync();
+      this.#liveRecords.pop();
+      this.#liveEnd = last.offset;
+      this.#records--;
+    });
+    return Promise.resolve();
+  }
+
+  /** Seals the live segment (it is already synced) and starts the next one. */
+  #roll(): void {
+    const sequence = this.#liveSequence + 1;
+    writeFileDurably(
+      this.dir,
+      logName(sequence),
+      encodeSegmentHeader({ kind: SegmentKind.Log, number: sequence }),
+    );
+    this.#live.close();
+    this.#sealedBytes += this.#liveEnd;
+    this.#versionBeforeLive = this.state().version;
+    this.#live = Deno.openSync(`${this.dir}/${logName(sequence)}`, { write: true, append: true });
+    this.#liveSequence = sequence;
+    this.#liveEnd = SEGMENT_HEADER_SIZE;
+    this.#liveRecords = [];
+  }
+
+  /** Runs a write; after a failed one the backup refuses all others (a failed fsync is final). */
+  #guard(write: () => void): void {
+    if (this.#failure) {
+      throw new Error(`Cannot write backup: an earlier write failed: ${this.#failure.message}`);
+    }
+    try {
+      write();
+    } catch (error) {
+      this.#failure = error instanceof Error ? error : new Error(String(error));
+      throw this.#failure;
+    }
+  }
+
+  close(): void {
+    this.#live?.close();
+    this.lock.close();
+  }
+}
+
+/** Creates the first, empty log segment of a new backup directory. */
+export function createEmptyLog(dir: string): void {
+  writeFileDurably(dir, logName(1), encodeSegmentHeader({ kind: SegmentKind.Log, number: 1 }));
+}

@@ -1,0 +1,96 @@
+/**
+ * Creating a file backup: a new directory, built beside its final path and renamed into
+ * place, so a crash never leaves a half-made backup under the name the plugin opens.
+ *
+ * @module
+ */
+import { syncDir, writeAll } from "./durable_fs.ts";
+import { createEmptyLog } from "./file_backend.ts";
+import { baseName } from "../format/layout.ts";
+import { encodeRecord, encodeSnapshotEnd, RecordKind } from "../format/record.ts";
+import { encodeSegmentHeader, SegmentKind } from "../format/segment.ts";
+import { dirname } from "node:path";
+
+/** Snapshots are stored in parts of this many bytes, so no step holds a whole database. */
+export const SNAPSHOT_PART_BYTES = 1024 * 1024;
+
+/** A database file to store as the backup's first snapshot. */
+export interface SnapshotSource {
+  version: number;
+  /** Path of a consistent copy of the database (not the live file). */
+  path: string;
+}
+
+/** Writes `base-<version>.clnb` into `dir`, streaming the database file in parts. */
+export function writeBase(dir: string, source: SnapshotSource): void {
+  const name = baseName(source.version);
+  const tmp = `${dir}/${name}.tmp`;
+  const out = Deno.openSync(tmp, { write: true, create: true, truncate: true });
+  const input = Deno.openSync(source.path, { read: true });
+  try {
+    writeAll(out, encodeSegmentHeader({ kind: SegmentKind.Base, number: source.version }));
+    const buffer = new Uint8Array(SNAPSHOT_PART_BYTES);
+    let total = 0;
+    let parts = 0;
+    for (;;) {
+      let filled = 0;
+      while (filled < buffer.length) {
+        const n = input.readSync(buffer.subarray(filled));
+        if (n === null) break;
+        filled += n;
+      }
+      if (filled === 0) break;
+      writeAll(
+        out,
+        encodeRecord(RecordKind.SnapshotPart, source.version, buffer.subarray(0, filled)),
+      );
+      total += filled;
+      parts++;
+      if (filled < buffer.length) break;
+    }
+    writeAll(
+      out,
+      encodeRecord(RecordKind.SnapshotEnd, source.version, encodeSnapshotEnd(total, parts)),
+    );
+    out.syncSync();
+  } finally {
+    input.close();
+    out.close();
+  }
+  Deno.renameSync(tmp, `${dir}/${name}`);
+  syncDir(dir);
+}
+
+/**
+ * Creates a backup directory at `dir`, holding `snapshot` when given, else empty at
+ * version 0 (a node that has no database yet).
+ */
+export function createFileBackup(dir: string, snapshot?: SnapshotSource): void {
+  if (existsSync(dir)) {
+    throw new Error(
+      `Cannot create backup: "${dir}" already exists: choose a new path, or remove it if ` +
+        `it is not a backup you need`,
+    );
+  }
+  const building = `${dir}.creating-${Deno.pid}`;
+  Deno.mkdirSync(building, { recursive: true });
+  try {
+    if (snapshot) writeBase(building, snapshot);
+    createEmptyLog(building);
+    Deno.renameSync(building, dir);
+    syncDir(dirname(dir));
+  } catch (error) {
+    Deno.removeSync(building, { recursive: true });
+    throw error;
+  }
+}
+
+export function existsSync(path: string): boolean {
+  try {
+    Deno.lstatSync(path);
+    return true;
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return false;
+    throw error;
+  }
+}

@@ -1,0 +1,79 @@
+/**
+ * Opens the backup a URL names, with the backend that its scheme and contents call for.
+ *
+ * @module
+ */
+import type { Backend, BackupReader } from "./backend.ts";
+import { FileBackend, type FileBackendOptions } from "./file_backend.ts";
+import { FileBackupReader } from "./file_reader.ts";
+import { V1BackupReader } from "./v1_reader.ts";
+import { type BackupUrl, BackupUrlError, parseBackupUrl } from "./url.ts";
+import { isV1Header } from "../format/v1.ts";
+
+type FileKind = "directory" | "v1" | "missing" | "other";
+
+function fileKind(path: string): FileKind {
+  let info: Deno.FileInfo;
+  try {
+    info = Deno.statSync(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return "missing";
+    throw error;
+  }
+  if (info.isDirectory) return "directory";
+  const file = Deno.openSync(path, { read: true });
+  try {
+    const head = new Uint8Array(4);
+    return file.readSync(head) === 4 && isV1Header(head) ? "v1" : "other";
+  } finally {
+    file.close();
+  }
+}
+
+function fileUrl(url: string): BackupUrl & { scheme: "file" } {
+  const parsed = parseBackupUrl(url);
+  if (parsed.scheme !== "file") {
+    throw new BackupUrlError(url, "socket backups are not supported by this version yet");
+  }
+  return parsed;
+}
+
+function missing(path: string): Error {
+  return new Error(
+    `Cannot open backup: nothing at "${path}": run "deno task init" to create it, or fix ` +
+      `the URL in backup.lock`,
+  );
+}
+
+/** Opens a backup for the plugin to append to. */
+export function openBackend(url: string, options: FileBackendOptions = {}): Backend {
+  const { path } = fileUrl(url);
+  switch (fileKind(path)) {
+    case "directory":
+      return FileBackend.open(url, path, options);
+    case "v1":
+      throw new Error(
+        `Cannot open backup: "${path}" is a v1 backup of the Python plugin: run ` +
+          `"deno task upgrade -- --lightning-dir <dir>" once to convert it, keeping every version`,
+      );
+    case "missing":
+      throw missing(path);
+    case "other":
+      throw new Error(`Cannot open backup: "${path}" is not a backup: check the URL`);
+  }
+}
+
+/** Opens a backup for reading (restore, status, verify). */
+export function openReader(url: string): BackupReader {
+  const { path } = fileUrl(url);
+  switch (fileKind(path)) {
+    case "directory":
+      return new FileBackupReader(url, path);
+    case "v1":
+      return new V1BackupReader(url, path);
+    case "missing":
+      throw missing(path);
+    case "other":
+      throw new Error(`Cannot open backup: "${path}" is not a backup: check the URL`);
+  }
+}

@@ -1,0 +1,139 @@
+/**
+ * Reads the Python backup plugin's v1 `.dbak` files (see lib/format/v1.ts).
+ *
+ * The Python plugin writes each record, then the header, with no fsync, and its rewind
+ * only moves the header back while the next record is appended after the dropped one.
+ * So this reader trusts the header's version as the last acknowledged change, ignores
+ * records past it, and drops a change that a later change to the same version replaced.
+ *
+ * @module
+ */
+import type { BackupDescription, BackupEntry, BackupReader } from "./backend.ts";
+import { bumpedFrom } from "../backup/bump.ts";
+import {
+  decodeV1Header,
+  V1_HEADER_SIZE,
+  V1_RECORD_HEADER_SIZE,
+  type V1Header,
+  V1Type,
+} from "../format/v1.ts";
+import { CorruptBackupError } from "../format/segment.ts";
+import { decodeStatements } from "../format/record.ts";
+
+const PART_BYTES = 1024 * 1024;
+
+interface V1Record {
+  offset: number;
+  type: number;
+  version: number;
+  length: number;
+}
+
+function readExactly(file: Deno.FsFile, offset: number, length: number): Uint8Array {
+  const out = new Uint8Array(length);
+  file.seekSync(offset, Deno.SeekMode.Start);
+  let filled = 0;
+  while (filled < length) {
+    const n = file.readSync(out.subarray(filled));
+    if (n === null) throw new Error(`Cannot read backup: unexpected end of file at ${offset}`);
+    filled += n;
+  }
+  return out;
+}
+
+export class V1BackupReader implements BackupReader {
+  constructor(readonly url: string, readonly path: string) {}
+
+  #open(): { file: Deno.FsFile; header: V1Header; size: number } {
+    const file = Deno.openSync(this.path, { read: true });
+    const size = file.statSync().size;
+    if (size < V1_HEADER_SIZE) {
+      file.close();
+      throw new CorruptBackupError(this.path, 0, "v1 header shorter than 512 bytes");
+    }
+    return { file, header: decodeV1Header(readExactly(file, 0, V1_HEADER_SIZE)), size };
+  }
+
+  /** Record headers up to the header's version; the rest of the file was never acknowledged. */
+  *#records(file: Deno.FsFile, header: V1Header, size: number): Generator<V1Record> {
+    let offset = V1_HEADER_SIZE;
+    while (offset + V1_RECORD_HEADER_SIZE <= size) {
+      const view = new DataView(readExactly(file, offset, V1_RECORD_HEADER_SIZE).buffer);
+      const record = {
+        offset,
+        length: view.getUint32(0),
+        version: view.getUint32(4),
+        type: view.getUint8(8),
+      };
+      if (offset + V1_RECORD_HEADER_SIZE + record.length > size) return;
+      if (record.version > header.version) return;
+      if (record.type !== V1Type.Change && record.type !== V1Type.Snapshot) {
+        throw new CorruptBackupError(this.path, offset, `unknown v1 record type ${record.type}`);
+      }
+      yield record;
+      offset += V1_RECORD_HEADER_SIZE + record.length;
+    }
+  }
+
+  *entries(toVersion = Infinity): Iterable<BackupEntry> {
+    const { file, header, size } = this.#open();
+    try {
+      let pending: { version: number; statements: string[] } | undefined;
+      for (const record of this.#records(file, header, size)) {
+        if (record.version > toVersion) break;
+        const payloadAt = record.offset + V1_RECORD_HEADER_SIZE;
+        if (record.type === V1Type.Snapshot) {
+          if (pending) yield { kind: "change", ...pending };
+          pending = undefined;
+          for (let at = 0; at < record.length; at += PART_BYTES) {
+            const bytes = readExactly(file, payloadAt + at, Math.min(PART_BYTES, record.length - at));
+            yield { kind: "snapshot-part", version: record.version, bytes };
+          }
+          yield { kind: "snapshot-end", version: record.version, totalBytes: record.length };
+          continue;
+        }
+        const statements = decodeStatements(readExactly(file, payloadAt, record.length));
+        const replaces = pending !== undefined && pending.version === record.version &&
+          bumpedFrom(pending.statements) === record.version - 1 &&
+          bumpedFrom(statements) === record.version - 1;
+        if (pending && !replaces) yield { kind: "change", ...pending };
+        pending = { version: record.version, statements };
+      }
+      if (pending) yield { kind: "change", ...pending };
+    } finally {
+      file.close();
+    }
+  }
+
+  describe(): BackupDescription {
+    const { file, header, size } = this.#open();
+    try {
+      let records = 0;
+      let firstVersion: number | undefined;
+      let lastVersion = 0;
+      let end = V1_HEADER_SIZE;
+      const snapshots: number[] = [];
+      for (const record of this.#records(file, header, size)) {
+        records++;
+        firstVersion ??= record.version;
+        lastVersion = record.version;
+        if (record.type === V1Type.Snapshot) snapshots.push(record.version);
+        end = record.offset + V1_RECORD_HEADER_SIZE + record.length;
+      }
+      return {
+        url: this.url,
+        format: "v1 (Python backup plugin)",
+        snapshots,
+        firstVersion: firstVersion ?? 0,
+        lastVersion,
+        records,
+        bytes: size,
+        tornBytes: size - end,
+      };
+    } finally {
+      file.close();
+    }
+  }
+
+  close(): void {}
+}

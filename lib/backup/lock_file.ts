@@ -1,0 +1,52 @@
+/**
+ * `backup.lock`: the file in the lightning dir that tells the plugin where the backup is,
+ * `{"backend_url": "<url>"}`, as the Python plugin writes it (extra keys are kept).
+ *
+ * @module
+ */
+import { writeFileDurably } from "../backends/durable_fs.ts";
+
+export const LOCK_FILE = "backup.lock";
+
+export interface LockFile {
+  backend_url: string;
+  [key: string]: unknown;
+}
+
+/** Reads `<dir>/backup.lock`; every failure is one line that says what to do. */
+export function readLockFile(dir: string): LockFile {
+  const path = `${dir}/${LOCK_FILE}`;
+  let text: string;
+  try {
+    text = Deno.readTextFileSync(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) {
+      throw new Error(
+        `Cannot start backup: no ${LOCK_FILE} in "${dir}": run "deno task init" first ` +
+          `(lightningd runs plugins in the network directory, e.g. ~/.lightning/bitcoin)`,
+      );
+    }
+    throw new Error(`Cannot start backup: cannot read "${path}": ${(error as Error).message}`);
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw new Error(
+      `Cannot start backup: "${path}" is not JSON: it should hold {"backend_url": "file:///..."}`,
+    );
+  }
+  const url = (value as Record<string, unknown> | null)?.backend_url;
+  if (typeof url !== "string" || url === "") {
+    throw new Error(
+      `Cannot start backup: "${path}" has no "backend_url": it should hold ` +
+        `{"backend_url": "file:///..."}`,
+    );
+  }
+  return value as LockFile;
+}
+
+/** Writes `<dir>/backup.lock` durably. */
+export function writeLockFile(dir: string, lock: LockFile): void {
+  writeFileDurably(dir, LOCK_FILE, new TextEncoder().encode(JSON.stringify(lock) + "\n"));
+}

@@ -1,0 +1,165 @@
+/**
+ * Restores a database from a backup: streamed into a temporary file beside the target,
+ * checked (`PRAGMA integrity_check`, `vars.data_version`), synced, then renamed into place.
+ * An existing database is never overwritten, and a failed restore leaves nothing behind.
+ *
+ * @module
+ */
+import { DatabaseSync } from "node:sqlite";
+import { dirname } from "node:path";
+import type { BackupReader } from "../backends/backend.ts";
+import { syncDir, writeAll } from "../backends/durable_fs.ts";
+import { existsSync } from "../backends/file_create.ts";
+import { execStatement, isPragmaOnly } from "../sqlite/apply.ts";
+
+export const DATABASE_NAME = "lightningd.sqlite3";
+
+export interface RestoreOptions {
+  /** Restore the state as of this change (point in time) instead of the latest. */
+  toVersion?: number;
+  /** Called now and then with the version reached. */
+  onProgress?: (version: number) => void;
+}
+
+export interface RestoreResult {
+  path: string;
+  version: number;
+  changes: number;
+  snapshotVersion: number | undefined;
+}
+
+/** Where a restore to `target` (a file, or a directory to hold `lightningd.sqlite3`) writes. */
+export function restoreTarget(target: string): string {
+  try {
+    if (Deno.statSync(target).isDirectory) return `${target.replace(/\/+$/, "")}/${DATABASE_NAME}`;
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
+  }
+  return target;
+}
+
+function openForRestore(path: string): { db: DatabaseSync; journal: string } {
+  const db = new DatabaseSync(path);
+  const journal = String(db.prepare("PRAGMA journal_mode").get()?.journal_mode ?? "delete");
+  // The temporary file is thrown away on any failure, so it needs no journal or syncs.
+  db.exec("PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF; PRAGMA foreign_keys = ON;");
+  return { db, journal };
+}
+
+function dataVersion(db: DatabaseSync): number | undefined {
+  try {
+    const row = db.prepare("SELECT intval FROM vars WHERE name = 'data_version'").get();
+    return row === undefined ? undefined : Number(row.intval);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Restores the backup `reader` reads into `target`. */
+export function restoreBackup(
+  reader: BackupReader,
+  target: string,
+  options: RestoreOptions = {},
+): RestoreResult {
+  const path = restoreTarget(target);
+  if (existsSync(path)) {
+    throw new Error(
+      `Cannot restore backup: database already exists at "${path}": move it aside or choose ` +
+        `another target`,
+    );
+  }
+  const tmp = `${path}.restoring-${Deno.pid}`;
+  let snapshotFile: Deno.FsFile | undefined;
+  let open: { db: DatabaseSync; journal: string } | undefined;
+  try {
+    let version: number | undefined;
+    let snapshotVersion: number | undefined;
+    let changes = 0;
+    for (const entry of reader.entries(options.toVersion)) {
+      if (entry.kind === "snapshot-part") {
+        if (!snapshotFile) {
+          open?.db.close();
+          open = undefined;
+          snapshotFile = Deno.openSync(tmp, { write: true, create: true, truncate: true });
+        }
+        writeAll(snapshotFile, entry.bytes);
+        continue;
+      }
+      if (entry.kind === "snapshot-end") {
+        snapshotFile?.close();
+        snapshotFile = undefined;
+        snapshotVersion = version = entry.version;
+        continue;
+      }
+      if (version !== undefined && entry.version !== version && entry.version !== version + 1) {
+        throw new Error(
+          `Cannot restore backup: it skips from version ${version} to ${entry.version}; ` +
+            `changes are missing: restore from another copy`,
+        );
+      }
+      if (!open) {
+        open = openForRestore(tmp);
+        open.db.exec("BEGIN");
+      }
+      if (isPragmaOnly(entry.statements)) {
+        open.db.exec("COMMIT");
+        for (const s of entry.statements) execStatement(open.db, s, entry.version);
+        open.db.exec("BEGIN");
+      } else {
+        for (const s of entry.statements) execStatement(open.db, s, entry.version);
+      }
+      version = entry.version;
+      if (++changes % 1000 === 0) options.onProgress?.(version);
+    }
+    if (version === undefined) {
+      throw new Error("Cannot restore backup: it holds no snapshot and no change yet");
+    }
+    if (options.toVersion !== undefined && version !== options.toVersion) {
+      throw new Error(
+        `Cannot restore backup to version ${options.toVersion}: it holds versions up to ` +
+          `${version} only from its ${snapshotVersion ?? "first"} snapshot on`,
+      );
+    }
+    open ??= openForRestore(tmp);
+    if (open.db.isTransaction) open.db.exec("COMMIT");
+    verify(open.db, version);
+    open.db.exec(`PRAGMA journal_mode = ${open.journal === "wal" ? "WAL" : "DELETE"}`);
+    open.db.close();
+    open = undefined;
+    const file = Deno.openSync(tmp, { read: true, write: true });
+    try {
+      file.syncSync();
+    } finally {
+      file.close();
+    }
+    if (existsSync(path)) {
+      throw new Error(`Cannot restore backup: a database appeared at "${path}" meanwhile`);
+    }
+    Deno.renameSync(tmp, path);
+    syncDir(dirname(path));
+    return { path, version, changes, snapshotVersion };
+  } catch (error) {
+    snapshotFile?.close();
+    open?.db.close();
+    for (const leftover of [tmp, `${tmp}-journal`, `${tmp}-wal`, `${tmp}-shm`]) {
+      if (existsSync(leftover)) Deno.removeSync(leftover);
+    }
+    throw error;
+  }
+}
+
+function verify(db: DatabaseSync, version: number): void {
+  const rows = db.prepare("PRAGMA integrity_check").all().map((r) => r.integrity_check);
+  if (rows.length !== 1 || rows[0] !== "ok") {
+    throw new Error(
+      `Cannot restore backup: the result fails SQLite's integrity check (${rows.slice(0, 3).join("; ")})`,
+    );
+  }
+  const held = dataVersion(db);
+  if (held !== version) {
+    throw new Error(
+      `Cannot restore backup: the result holds data_version ${held} but the backup ends at ` +
+        `${version}; the backup is inconsistent: restore from another copy`,
+    );
+  }
+}

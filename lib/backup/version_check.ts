@@ -1,0 +1,68 @@
+/**
+ * The check that keeps a node from running on a stale backup, or a backup from holding a
+ * change the node never committed (see docs/FORMAT.md, "The version check").
+ *
+ * It runs once, on the first `db_write` after the plugin starts, and compares the version
+ * the node's database holds, `M`, with the backup's last version, `B`.
+ *
+ * @module
+ */
+
+/** The backup's side of the comparison. */
+export interface BackupVersions {
+  /** `B`: the version of the last stored change. */
+  version: number;
+  /** The version the backup falls back to when its last change is dropped, if it can be. */
+  rewindVersion: number | undefined;
+}
+
+/** The node's side: one `db_write`. */
+export interface FirstWrite {
+  /** `N`: the hook's `data_version`. */
+  dataVersion: number;
+  /** `M` of the bump statement, or `undefined` for a hook without one. */
+  bumpedFrom: number | undefined;
+}
+
+export type VersionVerdict =
+  | { action: "append"; message: string }
+  | { action: "rewind"; message: string }
+  | { action: "stop"; reason: "lost-state" | "out-of-date"; message: string };
+
+/**
+ * Decides what to do with the first write after start.
+ *
+ * The database's version `M` comes from the bump statement (`AND intval = M`). A hook
+ * without a bump (the PRAGMA hooks of a table-rebuilding migration) changes no data and
+ * repeats the version the database holds, so for it `M = N`: a repeat of `B` is in step,
+ * never taken for a change the node failed to commit.
+ */
+export function checkFirstWrite(backup: BackupVersions, write: FirstWrite): VersionVerdict {
+  const m = write.bumpedFrom ?? write.dataVersion;
+  const b = backup.version;
+  if (m === b) {
+    return { action: "append", message: `backup in step with the node at version ${b}` };
+  }
+  if (m === b - 1 && backup.rewindVersion === m) {
+    return {
+      action: "rewind",
+      message: `dropping change ${b} from the backup: the node stopped before committing it`,
+    };
+  }
+  if (m < b) {
+    return {
+      action: "stop",
+      reason: "lost-state",
+      message: `Cannot continue: the node's database is at version ${m} but the backup ` +
+        `already holds version ${b}; the node lost state (an old database put back?): stop ` +
+        `it and restore its database from the backup with "deno task restore"`,
+    };
+  }
+  return {
+    action: "stop",
+    reason: "out-of-date",
+    message: `Cannot continue: the backup holds version ${b} but the node's database is at ` +
+      `version ${m}; the node ran without the plugin: move the backup aside and run ` +
+      `"deno task init" to start a new backup from the current database`,
+  };
+}

@@ -1,0 +1,126 @@
+/**
+ * Records of the cln-backup log format (see docs/FORMAT.md).
+ *
+ * A record is a 32-byte header followed by its stored payload. The header carries its own
+ * CRC, so a torn tail (a header that checks but runs past the end of the file) can be told
+ * apart from damage in the middle of a file.
+ *
+ * @module
+ */
+import { crc32, deflateRawSync, inflateRawSync } from "node:zlib";
+
+export const RECORD_HEADER_SIZE = 32;
+
+/** What a record holds. */
+export const RecordKind = {
+  /** One database transaction: its statements, UTF-8, joined by NUL bytes. */
+  Change: 1,
+  /** The next piece of a snapshot (a whole SQLite database file). */
+  SnapshotPart: 2,
+  /** Ends a snapshot: u64 total bytes, u32 part count. */
+  SnapshotEnd: 3,
+} as const;
+export type RecordKind = typeof RecordKind[keyof typeof RecordKind];
+
+/** How a payload is stored. */
+export const Codec = { Raw: 0, Deflate: 1 } as const;
+export type Codec = typeof Codec[keyof typeof Codec];
+
+const KINDS = new Set<number>(Object.values(RecordKind));
+const CODECS = new Set<number>(Object.values(Codec));
+/** Payloads smaller than this are stored raw: deflate would cost more time than it saves bytes. */
+const COMPRESS_FROM = 128;
+
+export interface RecordHeader {
+  kind: RecordKind;
+  codec: Codec;
+  version: number;
+  storedLength: number;
+  rawLength: number;
+  payloadCrc: number;
+}
+
+/** Encodes one record (header and payload) into a single buffer, compressing when it pays. */
+export function encodeRecord(kind: RecordKind, version: number, raw: Uint8Array): Uint8Array {
+  let codec: Codec = Codec.Raw;
+  let stored = raw;
+  if (raw.length >= COMPRESS_FROM) {
+    const deflated = deflateRawSync(raw, { level: 1 });
+    if (deflated.length < raw.length) {
+      codec = Codec.Deflate;
+      stored = deflated;
+    }
+  }
+  const out = new Uint8Array(RECORD_HEADER_SIZE + stored.length);
+  const view = new DataView(out.buffer);
+  view.setUint8(4, kind);
+  view.setUint8(5, codec);
+  view.setBigUint64(8, BigInt(version));
+  view.setUint32(16, stored.length);
+  view.setUint32(20, raw.length);
+  view.setUint32(24, crc32(stored));
+  view.setUint32(0, crc32(out.subarray(4, RECORD_HEADER_SIZE)));
+  out.set(stored, RECORD_HEADER_SIZE);
+  return out;
+}
+
+/** Parses a record header; `undefined` when its CRC or fields do not check. */
+export function decodeRecordHeader(bytes: Uint8Array): RecordHeader | undefined {
+  if (bytes.length < RECORD_HEADER_SIZE) return undefined;
+  const view = new DataView(bytes.buffer, bytes.byteOffset, RECORD_HEADER_SIZE);
+  if (view.getUint32(0) !== crc32(bytes.subarray(4, RECORD_HEADER_SIZE))) return undefined;
+  const kind = view.getUint8(4);
+  const codec = view.getUint8(5);
+  if (!KINDS.has(kind) || !CODECS.has(codec) || view.getUint16(6) !== 0) return undefined;
+  return {
+    kind: kind as RecordKind,
+    codec: codec as Codec,
+    version: Number(view.getBigUint64(8)),
+    storedLength: view.getUint32(16),
+    rawLength: view.getUint32(20),
+    payloadCrc: view.getUint32(24),
+  };
+}
+
+/** True when a stored payload matches the length and CRC its header promises. */
+export function payloadChecks(header: RecordHeader, stored: Uint8Array): boolean {
+  return stored.length === header.storedLength && crc32(stored) === header.payloadCrc;
+}
+
+/** Turns a checked stored payload into its raw bytes; `undefined` when it does not inflate. */
+export function rawPayload(header: RecordHeader, stored: Uint8Array): Uint8Array | undefined {
+  let raw: Uint8Array;
+  try {
+    raw = header.codec === Codec.Deflate ? inflateRawSync(stored) : stored;
+  } catch {
+    return undefined;
+  }
+  return raw.length === header.rawLength
+    ? new Uint8Array(raw.buffer, raw.byteOffset, raw.length)
+    : undefined;
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder("utf-8", { fatal: true });
+
+/** The payload of a change record: statements joined by NUL, as in the v1 format. */
+export function encodeStatements(statements: readonly string[]): Uint8Array {
+  return encoder.encode(statements.join("\0"));
+}
+
+export function decodeStatements(payload: Uint8Array): string[] {
+  return payload.length === 0 ? [] : decoder.decode(payload).split("\0");
+}
+
+export function encodeSnapshotEnd(totalBytes: number, parts: number): Uint8Array {
+  const out = new Uint8Array(12);
+  const view = new DataView(out.buffer);
+  view.setBigUint64(0, BigInt(totalBytes));
+  view.setUint32(8, parts);
+  return out;
+}
+
+export function decodeSnapshotEnd(payload: Uint8Array): { totalBytes: number; parts: number } {
+  const view = new DataView(payload.buffer, payload.byteOffset, payload.byteLength);
+  return { totalBytes: Number(view.getBigUint64(0)), parts: view.getUint32(8) };
+}

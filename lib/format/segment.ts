@@ -1,0 +1,161 @@
+/**
+ * Segment files of the cln-backup format: a 32-byte header, then records (see docs/FORMAT.md).
+ *
+ * {@linkcode scanSegment} reads a segment front to back, checking every record, and tells a
+ * torn tail (what a crash mid-append leaves) from damage elsewhere, which it refuses.
+ *
+ * @module
+ */
+import { crc32 } from "node:zlib";
+import {
+  decodeRecordHeader,
+  payloadChecks,
+  rawPayload,
+  RECORD_HEADER_SIZE,
+  type RecordHeader,
+} from "./record.ts";
+
+export const SEGMENT_HEADER_SIZE = 32;
+export const FORMAT_VERSION = 2;
+const MAGIC = new Uint8Array([0x89, 0x43, 0x4c, 0x4e, 0x42, 0x41, 0x4b, 0x0a]); // "\x89CLNBAK\n"
+
+/** A log segment holds changes; a base segment holds one snapshot. */
+export const SegmentKind = { Log: 1, Base: 2 } as const;
+export type SegmentKind = typeof SegmentKind[keyof typeof SegmentKind];
+
+export interface SegmentHeader {
+  kind: SegmentKind;
+  /** Log segments: their sequence number. Base segments: the snapshot's version. */
+  number: number;
+}
+
+/** A backup file that is damaged where a crash cannot have damaged it. */
+export class CorruptBackupError extends Error {
+  constructor(readonly path: string, readonly offset: number, what: string) {
+    super(
+      `Cannot read backup: ${what} at offset ${offset} of "${path}"; the backup is damaged: ` +
+        `restore from another copy, or init a new backup from the node's database`,
+    );
+    this.name = "CorruptBackupError";
+  }
+}
+
+export function encodeSegmentHeader(header: SegmentHeader): Uint8Array {
+  const out = new Uint8Array(SEGMENT_HEADER_SIZE);
+  const view = new DataView(out.buffer);
+  out.set(MAGIC, 0);
+  view.setUint32(8, FORMAT_VERSION);
+  view.setUint32(12, header.kind);
+  view.setBigUint64(16, BigInt(header.number));
+  view.setUint32(28, crc32(out.subarray(0, 28)));
+  return out;
+}
+
+/** True when the bytes start like a cln-backup segment of any format version. */
+export function hasSegmentMagic(bytes: Uint8Array): boolean {
+  return bytes.length >= MAGIC.length && MAGIC.every((b, i) => bytes[i] === b);
+}
+
+export function decodeSegmentHeader(bytes: Uint8Array, path: string): SegmentHeader {
+  if (bytes.length < SEGMENT_HEADER_SIZE || !hasSegmentMagic(bytes)) {
+    throw new CorruptBackupError(path, 0, "missing segment header");
+  }
+  const view = new DataView(bytes.buffer, bytes.byteOffset, SEGMENT_HEADER_SIZE);
+  if (view.getUint32(28) !== crc32(bytes.subarray(0, 28))) {
+    throw new CorruptBackupError(path, 0, "segment header checksum mismatch");
+  }
+  const format = view.getUint32(8);
+  if (format !== FORMAT_VERSION) {
+    throw new Error(
+      `Cannot read backup: "${path}" has format ${format}, this cln-backup reads format ` +
+        `${FORMAT_VERSION}: upgrade cln-backup`,
+    );
+  }
+  const kind = view.getUint32(12);
+  if (kind !== SegmentKind.Log && kind !== SegmentKind.Base) {
+    throw new CorruptBackupError(path, 12, `unknown segment kind ${kind}`);
+  }
+  return { kind: kind as SegmentKind, number: Number(view.getBigUint64(16)) };
+}
+
+/** One checked record as read from a segment. */
+export interface SegmentRecord {
+  offset: number;
+  header: RecordHeader;
+  /** The raw (decompressed) payload; `undefined` when the scan was asked not to decode. */
+  payload: Uint8Array | undefined;
+}
+
+/** Where the valid records of a segment end, and whether a torn tail was cut there. */
+export interface SegmentTail {
+  /** Offset just past the last valid record. */
+  end: number;
+  /** Bytes after `end` that a crash left behind (0 when the segment ends cleanly). */
+  tornBytes: number;
+}
+
+/** Reads a whole file region synchronously; shorter only at end of file. */
+function readAt(file: Deno.FsFile, offset: number, length: number): Uint8Array {
+  const out = new Uint8Array(length);
+  file.seekSync(offset, Deno.SeekMode.Start);
+  let filled = 0;
+  while (filled < length) {
+    const n = file.readSync(out.subarray(filled));
+    if (n === null) break;
+    filled += n;
+  }
+  return filled === length ? out : out.subarray(0, filled);
+}
+
+function allZero(file: Deno.FsFile, from: number, to: number): boolean {
+  const step = 1 << 20;
+  for (let at = from; at < to; at += step) {
+    if (readAt(file, at, Math.min(step, to - at)).some((b) => b !== 0)) return false;
+  }
+  return true;
+}
+
+/**
+ * Reads every record of an open segment file, checking each.
+ *
+ * A crash while appending can leave only the last record damaged (each append is synced
+ * before the next starts): a record whose checked header runs past the end of the file,
+ * whose payload fails its check while ending exactly at the end of the file, or a header
+ * that is short or all zero bytes. Such a tail is reported in the returned
+ * {@linkcode SegmentTail}, never yielded. Anything else that fails a check throws
+ * {@linkcode CorruptBackupError}.
+ */
+export function* scanSegment(
+  file: Deno.FsFile,
+  path: string,
+  options: { decode: boolean } = { decode: true },
+): Generator<SegmentRecord, SegmentTail, void> {
+  const size = file.statSync().size;
+  let offset = SEGMENT_HEADER_SIZE;
+  while (offset < size) {
+    const remaining = size - offset;
+    const headerBytes = readAt(file, offset, Math.min(RECORD_HEADER_SIZE, remaining));
+    const header = decodeRecordHeader(headerBytes);
+    if (!header) {
+      if (remaining < RECORD_HEADER_SIZE || allZero(file, offset, size)) {
+        return { end: offset, tornBytes: remaining };
+      }
+      throw new CorruptBackupError(path, offset, "record header checksum mismatch");
+    }
+    const end = offset + RECORD_HEADER_SIZE + header.storedLength;
+    if (end > size) return { end: offset, tornBytes: remaining };
+    const stored = readAt(file, offset + RECORD_HEADER_SIZE, header.storedLength);
+    if (!payloadChecks(header, stored)) {
+      if (end === size) return { end: offset, tornBytes: remaining };
+      throw new CorruptBackupError(path, offset, "record payload checksum mismatch");
+    }
+    let payload: Uint8Array | undefined;
+    if (options.decode) {
+      payload = rawPayload(header, stored);
+      if (!payload) throw new CorruptBackupError(path, offset, "record payload does not inflate");
+    }
+    yield { offset, header, payload };
+    offset = end;
+  }
+  return { end: offset, tornBytes: 0 };
+}

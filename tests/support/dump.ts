@@ -1,0 +1,38 @@
+/**
+ * A canonical text dump of a SQLite database, like `sqlite3 .dump`: the schema, then every
+ * row of every table in rowid order, so two databases compare row for row.
+ *
+ * @module
+ */
+import { DatabaseSync, type SQLOutputValue } from "node:sqlite";
+
+function literal(value: SQLOutputValue): string {
+  if (value === null) return "NULL";
+  if (value instanceof Uint8Array) {
+    return `X'${Array.from(value, (b) => b.toString(16).padStart(2, "0")).join("")}'`;
+  }
+  if (typeof value === "string") return `'${value.replaceAll("'", "''")}'`;
+  return String(value);
+}
+
+export function dumpDatabase(path: string): string {
+  const db = new DatabaseSync(path, { readOnly: true });
+  try {
+    const lines: string[] = [];
+    const objects = db.prepare(
+      "SELECT type, name, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite_autoindex%' ORDER BY type, name",
+    ).all();
+    for (const { type, name, sql } of objects) {
+      lines.push(`${sql};`);
+      if (type !== "table" || String(name).startsWith("sqlite_")) continue;
+      const rows = db.prepare(`SELECT * FROM "${name}" ORDER BY rowid`);
+      rows.setReadBigInts(true);
+      for (const row of rows.all()) {
+        lines.push(`INSERT INTO "${name}" VALUES(${Object.values(row).map(literal).join(",")});`);
+      }
+    }
+    return lines.join("\n");
+  } finally {
+    db.close();
+  }
+}

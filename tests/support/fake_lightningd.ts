@@ -1,0 +1,341 @@
+/**
+ * A fake lightningd that drives the real plugin process as lightningd v26 does (see
+ * ../shared/DESIGN.md section 1): the plugin runs with the lightning dir as its working
+ * directory; messages end with `\n\n` and may be chunked any way; each database transaction
+ * runs on a real SQLite database, is reported by `db_write` before it commits, and commits
+ * only on `continue`; any other answer, or the plugin dying meanwhile, aborts the node.
+ *
+ * @module
+ */
+import { DatabaseSync } from "node:sqlite";
+import { MessageFramer } from "../../lib/plugin/framing.ts";
+import { isPragmaOnly } from "../../lib/sqlite/apply.ts";
+
+export const PLUGIN_PATH = new URL("../../plugin.ts", import.meta.url).pathname;
+export const DATABASE_NAME = "lightningd.sqlite3";
+
+/** How the fake cuts what it writes into `write()`s. */
+export type Chunking =
+  | { kind: "whole" }
+  | { kind: "sizes"; sizes: number[] }
+  | { kind: "random"; seed: number; max: number }
+  | { kind: "bytes"; size: number };
+
+export interface FakeLightningdOptions {
+  lightningDir: string;
+  /** The plugin's command line; by default `deno run -A plugin.ts`. */
+  command?: string[];
+  chunking?: Chunking;
+  env?: Record<string, string>;
+}
+
+export type Outcome = "committed" | "aborted";
+
+interface Pending {
+  resolve(message: Record<string, unknown>): void;
+  reject(error: Error): void;
+}
+
+/** A small deterministic PRNG (mulberry32), so a failing chunking can be replayed. */
+export function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function chunkSizes(chunking: Chunking): () => number {
+  switch (chunking.kind) {
+    case "whole":
+      return () => Infinity;
+    case "bytes":
+      return () => chunking.size;
+    case "random": {
+      const next = prng(chunking.seed);
+      return () => 1 + Math.floor(next() * chunking.max);
+    }
+    case "sizes": {
+      let i = 0;
+      return () => chunking.sizes[i++] ?? Infinity;
+    }
+  }
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+export class FakeLightningd {
+  readonly db: DatabaseSync;
+  /** `log` notifications the plugin sent, in order. */
+  readonly logs: { level: string; message: string }[] = [];
+  /** Every message the plugin wrote, parsed. */
+  readonly received: Record<string, unknown>[] = [];
+  /** Lines on the plugin's stdout that were not JSON-RPC (lightningd would kill it). */
+  readonly garbage: string[] = [];
+  /** Set once the node stopped itself because the plugin refused or died. */
+  aborted: string | undefined;
+
+  #child: Deno.ChildProcess;
+  #writer: WritableStreamDefaultWriter<Uint8Array>;
+  #pending = new Map<string, Pending>();
+  #nextId = 1;
+  #nextChunk: () => number;
+  #carry = 0;
+  #stderr: Promise<string>;
+  #reading: Promise<void>;
+  #exited = false;
+
+  private constructor(readonly options: FakeLightningdOptions) {
+    this.db = new DatabaseSync(`${options.lightningDir}/${DATABASE_NAME}`);
+    this.db.exec("PRAGMA foreign_keys = ON");
+    const command = options.command ?? [Deno.execPath(), "run", "-A", PLUGIN_PATH];
+    this.#child = new Deno.Command(command[0], {
+      args: command.slice(1),
+      cwd: options.lightningDir,
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "piped",
+      env: { LIGHTNINGD_PLUGIN: "1", LIGHTNINGD_VERSION: "v26.06.6", ...options.env },
+    }).spawn();
+    this.#writer = this.#child.stdin.getWriter();
+    this.#nextChunk = chunkSizes(options.chunking ?? { kind: "whole" });
+    this.#stderr = new Response(this.#child.stderr).text();
+    this.#reading = this.#read();
+  }
+
+  /** Starts the plugin process; nothing is sent yet. */
+  static spawn(options: FakeLightningdOptions): FakeLightningd {
+    return new FakeLightningd(options);
+  }
+
+  get pid(): number {
+    return this.#child.pid;
+  }
+
+  /** What the plugin wrote to stderr (lightningd's log); complete once it exited. */
+  stderr(): Promise<string> {
+    return this.#stderr;
+  }
+
+  async #read(): Promise<void> {
+    const framer = new MessageFramer();
+    try {
+      for await (const chunk of this.#child.stdout) {
+        for (const bytes of framer.push(chunk)) {
+          const text = decoder.decode(bytes);
+          let message: Record<string, unknown>;
+          try {
+            message = JSON.parse(text);
+          } catch {
+            this.garbage.push(text);
+            continue;
+          }
+          if (message.jsonrpc !== "2.0") this.garbage.push(text);
+          this.received.push(message);
+          if (message.method === "log") {
+            this.logs.push(message.params as { level: string; message: string });
+          }
+          if (message.id !== undefined && message.method === undefined) {
+            const pending = this.#pending.get(JSON.stringify(message.id));
+            this.#pending.delete(JSON.stringify(message.id));
+            pending?.resolve(message);
+          }
+        }
+      }
+    } finally {
+      this.#exited = true;
+      for (const pending of this.#pending.values()) {
+        pending.reject(new Error("plugin exited without answering"));
+      }
+      this.#pending.clear();
+    }
+  }
+
+  /** Writes bytes in the configured chunking. */
+  async write(bytes: Uint8Array): Promise<void> {
+    let at = 0;
+    while (at < bytes.length) {
+      if (this.#carry === 0) this.#carry = this.#nextChunk();
+      const n = Math.min(this.#carry, bytes.length - at);
+      await this.#writer.write(bytes.slice(at, at + n));
+      at += n;
+      this.#carry -= n;
+    }
+  }
+
+  #expect(id: unknown): Promise<Record<string, unknown>> {
+    return new Promise((resolve, reject) => {
+      if (this.#exited) reject(new Error("plugin exited without answering"));
+      else this.#pending.set(JSON.stringify(id), { resolve, reject });
+    });
+  }
+
+  /** Sends a request and waits for its answer. */
+  async request(method: string, params: unknown, id?: unknown): Promise<Record<string, unknown>> {
+    id ??= `cln:${method}#${this.#nextId++}`;
+    const answer = this.#expect(id);
+    await this.write(encoder.encode(JSON.stringify({ jsonrpc: "2.0", id, method, params }) + "\n\n"));
+    return await answer;
+  }
+
+  async notify(method: string, params: Record<string, unknown> = {}): Promise<void> {
+    await this.write(
+      encoder.encode(
+        JSON.stringify({ jsonrpc: "2.0", method, params: { [method]: params } }) + "\n\n",
+      ),
+    );
+  }
+
+  getmanifest(): Promise<Record<string, unknown>> {
+    return this.request("getmanifest", { "allow-deprecated-apis": false });
+  }
+
+  init(options: Record<string, unknown> = {}): Promise<Record<string, unknown>> {
+    return this.request("init", {
+      options,
+      configuration: {
+        "lightning-dir": this.options.lightningDir,
+        "rpc-file": "lightning-rpc",
+        startup: true,
+        network: "regtest",
+      },
+    });
+  }
+
+  /** The version the database holds. */
+  dataVersion(): number {
+    try {
+      const row = this.db.prepare("SELECT intval FROM vars WHERE name = 'data_version'").get();
+      return row === undefined ? 0 : Number(row.intval);
+    } catch {
+      return 0;
+    }
+  }
+
+  /**
+   * Runs one transaction as lightningd's `db_commit_transaction` does: the statements, the
+   * version bump, `db_write` with both, then commit on `continue` or abort.
+   */
+  async transaction(statements: string[]): Promise<Outcome> {
+    const from = this.dataVersion();
+    const writes = [
+      ...statements,
+      `UPDATE vars SET intval = intval + 1 WHERE name = 'data_version' AND intval = ${from}`,
+    ];
+    return await this.dbWrite(from + 1, writes);
+  }
+
+  /** Runs recorded writes (already ending in their bump) and reports them in `db_write`. */
+  async dbWrite(dataVersion: number, writes: string[], id?: unknown): Promise<Outcome> {
+    const outside = isPragmaOnly(writes);
+    if (!outside) this.db.exec("BEGIN");
+    for (const statement of writes) this.db.exec(statement);
+    let answer: Record<string, unknown>;
+    try {
+      answer = await this.request("db_write", { data_version: dataVersion, writes }, id);
+    } catch (error) {
+      return this.#abort(outside, `plugin died during db_write: ${(error as Error).message}`);
+    }
+    const result = (answer.result as Record<string, unknown> | undefined)?.result;
+    if (result !== "continue") {
+      return this.#abort(outside, `Plugin returned failed db_write: ${JSON.stringify(answer)}`);
+    }
+    if (!outside) this.db.exec("COMMIT");
+    return "committed";
+  }
+
+  #abort(outside: boolean, why: string): Outcome {
+    if (!outside) this.db.exec("ROLLBACK");
+    this.aborted = why;
+    return "aborted";
+  }
+
+  /**
+   * Replays a recorded stream of what lightningd sent: every byte as recorded, in the
+   * configured chunking, running each `db_write` on the database and waiting for the
+   * answers lightningd waits for. Stops at the first refused `db_write`.
+   */
+  async replay(raw: Uint8Array): Promise<Outcome> {
+    let start = 0;
+    for (const message of splitMessages(raw)) {
+      const { method, id, params } = message.json;
+      const waits = id !== undefined && ["db_write", "getmanifest", "init"].includes(method);
+      if (!waits) continue;
+      if (method !== "db_write") {
+        const answer = this.#expect(id);
+        await this.write(raw.subarray(start, message.end));
+        start = message.end;
+        await answer;
+        continue;
+      }
+      // db_write: run the transaction, then send everything up to and including the hook.
+      const outside = isPragmaOnly(params.writes);
+      if (!outside) this.db.exec("BEGIN");
+      for (const statement of params.writes) this.db.exec(statement);
+      const answer = this.#expect(id);
+      await this.write(raw.subarray(start, message.end));
+      start = message.end;
+      let reply: Record<string, unknown>;
+      try {
+        reply = await answer;
+      } catch (error) {
+        return this.#abort(outside, `plugin died during db_write: ${(error as Error).message}`);
+      }
+      if ((reply.result as Record<string, unknown> | undefined)?.result !== "continue") {
+        return this.#abort(outside, `Plugin returned failed db_write: ${JSON.stringify(reply)}`);
+      }
+      if (!outside) this.db.exec("COMMIT");
+    }
+    await this.write(raw.subarray(start));
+    return "committed";
+  }
+
+  /** Sends `shutdown` as `lightning-cli stop` does, then waits for the plugin to exit. */
+  async stop(): Promise<Deno.CommandStatus> {
+    if (!this.#exited) await this.notify("shutdown");
+    return await this.close();
+  }
+
+  /** Closes the plugin's stdin (lightningd exiting) and waits for it to exit. */
+  async close(): Promise<Deno.CommandStatus> {
+    await this.#writer.close().catch(() => {});
+    const status = await this.#child.status;
+    await this.#reading;
+    this.db.close();
+    return status;
+  }
+
+  /** Kills the plugin with SIGKILL and waits for it to be gone. */
+  async kill(): Promise<Deno.CommandStatus> {
+    try {
+      this.#child.kill("SIGKILL");
+    } catch {
+      // Already exited.
+    }
+    return await this.close();
+  }
+}
+
+export interface RecordedMessage {
+  end: number;
+  // deno-lint-ignore no-explicit-any
+  json: any;
+}
+
+/** Splits a recorded stdin stream into its messages, with where each one ends. */
+export function splitMessages(raw: Uint8Array): RecordedMessage[] {
+  const messages: RecordedMessage[] = [];
+  let start = 0;
+  for (;;) {
+    let nl = raw.indexOf(0x0a, start);
+    while (nl !== -1 && raw[nl + 1] !== 0x0a) nl = raw.indexOf(0x0a, nl + 1);
+    if (nl === -1) break;
+    messages.push({ end: nl + 2, json: JSON.parse(decoder.decode(raw.subarray(start, nl))) });
+    start = nl + 2;
+  }
+  return messages;
+}
