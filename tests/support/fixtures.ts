@@ -1,10 +1,10 @@
 /**
- * The recorded lightningd runs in ../shared/fixtures (see its README).
+ * The recorded lightningd runs in tests/fixtures (copies of the shared fixtures; see its README).
  *
  * @module
  */
 
-export const FIXTURES = new URL("../../../shared/fixtures/", import.meta.url).pathname;
+export const FIXTURES = new URL("../fixtures/", import.meta.url).pathname;
 export const SCENARIOS = ["fresh-start", "restart", "activity"] as const;
 export type Scenario = typeof SCENARIOS[number];
 
