@@ -72,6 +72,7 @@ export class BackupPlugin {
         return true;
     }
     if (id !== undefined) {
+      this.log("unusual", `answering a request for unknown method "${method}" with an error`);
       this.error(id, ErrorCode.MethodNotFound, `Unknown method "${method}"`);
     }
     return false;

@@ -26,6 +26,7 @@ export class MessageFramer {
     const last = this.#pieces.at(-1);
     if (last && last[last.length - 1] === NL && chunk[0] === NL) {
       this.#pieces[this.#pieces.length - 1] = last.subarray(0, last.length - 1);
+      this.#pendingBytes--;
       this.#emit(messages);
       start = 1;
     }

@@ -26,6 +26,6 @@ export class LatencyWindow {
     const n = Math.min(this.#count, this.#samples.length);
     if (n === 0) return undefined;
     const sorted = this.#samples.slice(0, n).sort();
-    return sorted[Math.min(n - 1, Math.ceil(q * n) - 1)];
+    return sorted[Math.min(n - 1, Math.max(0, Math.ceil(q * n) - 1))];
   }
 }

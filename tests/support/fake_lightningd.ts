@@ -178,7 +178,9 @@ export class FakeLightningd {
   async request(method: string, params: unknown, id?: unknown): Promise<Record<string, unknown>> {
     id ??= `cln:${method}#${this.#nextId++}`;
     const answer = this.#expect(id);
-    await this.write(encoder.encode(JSON.stringify({ jsonrpc: "2.0", id, method, params }) + "\n\n"));
+    await this.write(
+      encoder.encode(JSON.stringify({ jsonrpc: "2.0", id, method, params }) + "\n\n"),
+    );
     return await answer;
   }
 

@@ -1,0 +1,115 @@
+import { BackupUrlError, parseBackupUrl } from "./url.ts";
+import { assert, assertEquals, assertMatch } from "../../tests/support/assert.ts";
+
+function rejects(url: string, why: RegExp): void {
+  let error: unknown;
+  try {
+    parseBackupUrl(url);
+  } catch (caught) {
+    error = caught;
+  }
+  assert(error instanceof BackupUrlError, `${url} should be refused`);
+  assertMatch(error.message, /^Cannot use backup URL "/);
+  assert(error.message.includes(`"${url}"`), "the message names the URL");
+  assertMatch(error.message, why);
+}
+
+Deno.test("parseBackupUrl: file URLs with an absolute path", () => {
+  assertEquals(parseBackupUrl("file:///var/backups/node1"), {
+    scheme: "file",
+    path: "/var/backups/node1",
+  });
+  assertEquals(parseBackupUrl("file:///var/backups/node1/"), {
+    scheme: "file",
+    path: "/var/backups/node1",
+  });
+  assertEquals(parseBackupUrl("file:///home/op/backup.dbak"), {
+    scheme: "file",
+    path: "/home/op/backup.dbak",
+  });
+  assertEquals(parseBackupUrl("file:///tmp/my%20backup"), {
+    scheme: "file",
+    path: "/tmp/my backup",
+  });
+});
+
+Deno.test("parseBackupUrl: file URLs with a relative path or a host are refused", () => {
+  rejects("file:backup.dbak", /write an absolute path/);
+  rejects("file://backup.dbak", /write an absolute path/);
+  rejects("file://host/var/backup", /write an absolute path/);
+  rejects("file:/var/backup", /write an absolute path/);
+});
+
+Deno.test("parseBackupUrl: file URLs take no parameters and are not the root", () => {
+  rejects("file:///var/backup?compress=1", /file URLs take no parameters/);
+  rejects("file:///var/backup#x", /file URLs take no parameters/);
+  rejects("file:///", /the path is the root directory/);
+  rejects("file:////", /the path is the root directory/);
+});
+
+Deno.test("parseBackupUrl: socket URLs", () => {
+  assertEquals(parseBackupUrl("socket:backup.example.org:9000"), {
+    scheme: "socket",
+    host: "backup.example.org",
+    port: 9000,
+  });
+  assertEquals(parseBackupUrl("socket:127.0.0.1:1"), {
+    scheme: "socket",
+    host: "127.0.0.1",
+    port: 1,
+  });
+  assertEquals(parseBackupUrl("socket:[::1]:65535"), {
+    scheme: "socket",
+    host: "::1",
+    port: 65535,
+  });
+  assertEquals(parseBackupUrl("socket:[fe80::1:2]:1234"), {
+    scheme: "socket",
+    host: "fe80::1:2",
+    port: 1234,
+  });
+});
+
+Deno.test("parseBackupUrl: socket URLs through a SOCKS5 proxy", () => {
+  assertEquals(parseBackupUrl("socket:abcdef.onion:9000?proxy=socks5:127.0.0.1:9050"), {
+    scheme: "socket",
+    host: "abcdef.onion",
+    port: 9000,
+    proxy: { host: "127.0.0.1", port: 9050 },
+  });
+  assertEquals(parseBackupUrl("socket:[::1]:9000?proxy=socks5:[::1]:9050"), {
+    scheme: "socket",
+    host: "::1",
+    port: 9000,
+    proxy: { host: "::1", port: 9050 },
+  });
+});
+
+Deno.test("parseBackupUrl: socket URLs without a valid host:port", () => {
+  rejects("socket:backup.example.org", /is not host:port/);
+  rejects("socket:host:0", /is not host:port/);
+  rejects("socket:host:65536", /is not host:port/);
+  rejects("socket:host:123456", /is not host:port/);
+  rejects("socket::9000", /is not host:port/);
+  rejects("socket:::1:9000", /is not host:port/);
+  rejects("socket:[::1]", /is not host:port/);
+  rejects("socket:host:port", /is not host:port/);
+});
+
+Deno.test("parseBackupUrl: socket URLs with unknown or bad parameters", () => {
+  rejects("socket:host:9000?timeout=5", /unknown parameter "timeout" \(only "proxy" is known\)/);
+  rejects("socket:host:9000?proxy=socks5:127.0.0.1:9050&x=1", /unknown parameter "x"/);
+  rejects("socket:host:9000?proxy=http:127.0.0.1:8080", /proxy must be "socks5:host:port"/);
+  rejects("socket:host:9000?", /proxy must be "socks5:host:port"/);
+  rejects("socket:host:9000?proxy=socks5:127.0.0.1", /is not host:port/);
+  rejects("socket:host:9000?a?b", /more than one '\?'/);
+});
+
+Deno.test("parseBackupUrl: unknown schemes and no scheme", () => {
+  rejects("s3://bucket/backup", /unknown scheme "s3" \(use file:\/\/ or socket:\)/);
+  rejects("http://host/backup", /unknown scheme "http"/);
+  rejects("FILE:///var/backup", /unknown scheme "FILE"/);
+  rejects("/var/backups/node1", /it has no scheme \(use file:\/\/\/abs\/path\)/);
+  rejects("backup.dbak", /it has no scheme/);
+  rejects("", /it has no scheme/);
+});

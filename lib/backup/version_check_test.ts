@@ -1,0 +1,94 @@
+import { checkFirstWrite } from "./version_check.ts";
+import { assertEquals, assertMatch } from "../../tests/support/assert.ts";
+
+/** A hook that ends with a bump from `m` (its `data_version` is `m + 1`). */
+const bump = (m: number) => ({ dataVersion: m + 1, bumpedFrom: m });
+/** A PRAGMA hook: no bump, it repeats the version the database holds. */
+const pragma = (n: number) => ({ dataVersion: n, bumpedFrom: undefined });
+
+Deno.test("checkFirstWrite: in step (M == B) appends", () => {
+  const verdict = checkFirstWrite({ version: 15, rewindVersion: 14 }, bump(15));
+  assertEquals(verdict, {
+    action: "append",
+    message: "backup in step with the node at version 15",
+  });
+});
+
+Deno.test("checkFirstWrite: an empty backup and a fresh node are in step", () => {
+  assertEquals(checkFirstWrite({ version: 0, rewindVersion: undefined }, bump(0)).action, "append");
+});
+
+Deno.test("checkFirstWrite: M comes from the bump, not from data_version", () => {
+  // data_version says 16 but the bump says the database holds 14: B - 1, a rewind.
+  const verdict = checkFirstWrite({ version: 15, rewindVersion: 14 }, {
+    dataVersion: 16,
+    bumpedFrom: 14,
+  });
+  assertEquals(verdict.action, "rewind");
+});
+
+Deno.test("checkFirstWrite: a PRAGMA hook repeating B is in step, never a rewind", () => {
+  // The fresh-start fixture: change 1 stored, then `PRAGMA foreign_keys = OFF;` at version 1.
+  const verdict = checkFirstWrite({ version: 1, rewindVersion: 0 }, pragma(1));
+  assertEquals(verdict, { action: "append", message: "backup in step with the node at version 1" });
+  // Also when the backup's last record is itself a PRAGMA hook at that version.
+  assertEquals(checkFirstWrite({ version: 2, rewindVersion: 2 }, pragma(2)).action, "append");
+});
+
+Deno.test("checkFirstWrite: M == B - 1 with B droppable rewinds", () => {
+  const verdict = checkFirstWrite({ version: 16, rewindVersion: 15 }, bump(15));
+  assertEquals(verdict, {
+    action: "rewind",
+    message: "dropping change 16 from the backup: the node stopped before committing it",
+  });
+});
+
+Deno.test("checkFirstWrite: M == B - 1 but B inside a snapshot stops (lost state)", () => {
+  const verdict = checkFirstWrite({ version: 16, rewindVersion: undefined }, bump(15));
+  assertEquals(verdict.action, "stop");
+  if (verdict.action === "stop") {
+    assertEquals(verdict.reason, "lost-state");
+    assertMatch(verdict.message, /node's database is at version 15 but the backup already holds/);
+  }
+});
+
+Deno.test("checkFirstWrite: M == B - 1 but dropping B does not lead to M stops", () => {
+  // The last record is a PRAGMA hook repeating 16: dropping it leaves 16, not 15.
+  const verdict = checkFirstWrite({ version: 16, rewindVersion: 16 }, bump(15));
+  assertEquals(verdict.action, "stop");
+  if (verdict.action === "stop") assertEquals(verdict.reason, "lost-state");
+});
+
+Deno.test("checkFirstWrite: M < B - 1 stops, the node lost state", () => {
+  for (const m of [13, 0]) {
+    const verdict = checkFirstWrite({ version: 15, rewindVersion: 14 }, bump(m));
+    assertEquals(verdict.action, "stop");
+    if (verdict.action !== "stop") continue;
+    assertEquals(verdict.reason, "lost-state");
+    assertEquals(
+      verdict.message,
+      `Cannot continue: the node's database is at version ${m} but the backup already holds ` +
+        `version 15; the node lost state (an old database put back?): stop it and restore its ` +
+        `database from the backup with "deno task restore"`,
+    );
+  }
+  // A PRAGMA hook two behind is lost state too.
+  const verdict = checkFirstWrite({ version: 15, rewindVersion: 14 }, pragma(13));
+  assertEquals(verdict.action === "stop" && verdict.reason, "lost-state");
+});
+
+Deno.test("checkFirstWrite: M > B stops, the backup is out of date", () => {
+  for (const write of [bump(16), bump(400), pragma(16)]) {
+    const verdict = checkFirstWrite({ version: 15, rewindVersion: 14 }, write);
+    assertEquals(verdict.action, "stop");
+    if (verdict.action !== "stop") continue;
+    assertEquals(verdict.reason, "out-of-date");
+    assertMatch(
+      verdict.message,
+      /^Cannot continue: the backup holds version 15 but the node's database is at version \d+; the node ran without the plugin: .*"deno task init"/,
+    );
+  }
+  // An empty backup for a node that already has a database.
+  const verdict = checkFirstWrite({ version: 0, rewindVersion: undefined }, bump(7));
+  assertEquals(verdict.action === "stop" && verdict.reason, "out-of-date");
+});

@@ -1,0 +1,154 @@
+import { crc32 } from "node:zlib";
+import {
+  Codec,
+  decodeRecordHeader,
+  decodeSnapshotEnd,
+  decodeStatements,
+  encodeRecord,
+  encodeSnapshotEnd,
+  encodeStatements,
+  payloadChecks,
+  rawPayload,
+  RECORD_HEADER_SIZE,
+  RecordKind,
+} from "./record.ts";
+import { assert, assertEquals } from "../../tests/support/assert.ts";
+
+const encoder = new TextEncoder();
+
+/** Sets one header byte and fixes the header CRC, so only the field itself is wrong. */
+function withHeaderByte(record: Uint8Array, at: number, value: number): Uint8Array {
+  const out = record.slice();
+  out[at] = value;
+  new DataView(out.buffer).setUint32(0, crc32(out.subarray(4, RECORD_HEADER_SIZE)));
+  return out;
+}
+
+function roundTrip(kind: RecordKind, version: number, raw: Uint8Array) {
+  const record = encodeRecord(kind, version, raw);
+  const header = decodeRecordHeader(record);
+  assert(header, "the header decodes");
+  const stored = record.subarray(RECORD_HEADER_SIZE);
+  assert(payloadChecks(header, stored), "the payload checks");
+  return { record, header, raw: rawPayload(header, stored) };
+}
+
+Deno.test("record: a small change is stored raw and round-trips", () => {
+  const raw = encodeStatements(["INSERT INTO t VALUES (1)", "UPDATE t SET a = 2"]);
+  const { record, header, raw: back } = roundTrip(RecordKind.Change, 17, raw);
+  assertEquals(header, {
+    kind: RecordKind.Change,
+    codec: Codec.Raw,
+    version: 17,
+    storedLength: raw.length,
+    rawLength: raw.length,
+    payloadCrc: crc32(raw),
+  });
+  assertEquals(record.length, RECORD_HEADER_SIZE + raw.length);
+  assertEquals(back, raw);
+});
+
+Deno.test("record: a large compressible payload is deflated and round-trips", () => {
+  const hex = "0123456789abcdef".repeat(4096);
+  const raw = encodeStatements([`INSERT INTO t VALUES (x'${hex}')`]);
+  const { header, raw: back } = roundTrip(RecordKind.Change, 2 ** 40 + 3, raw);
+  assertEquals(header.codec, Codec.Deflate);
+  assertEquals(header.version, 2 ** 40 + 3);
+  assertEquals(header.rawLength, raw.length);
+  assert(header.storedLength < raw.length / 4, "deflate shrinks hex");
+  assertEquals(back, raw);
+});
+
+Deno.test("record: an incompressible payload stays raw", () => {
+  const raw = new Uint8Array(4096);
+  crypto.getRandomValues(raw);
+  const { header, raw: back } = roundTrip(RecordKind.SnapshotPart, 5, raw);
+  assertEquals(header.codec, Codec.Raw);
+  assertEquals(header.kind, RecordKind.SnapshotPart);
+  assertEquals(back, raw);
+});
+
+Deno.test("record: an empty payload round-trips", () => {
+  const { header, raw } = roundTrip(RecordKind.Change, 0, new Uint8Array(0));
+  assertEquals(header.storedLength, 0);
+  assertEquals(raw, new Uint8Array(0));
+});
+
+Deno.test("record: a header that does not check is refused", () => {
+  const record = encodeRecord(RecordKind.Change, 9, encoder.encode("INSERT INTO t VALUES (1)"));
+  // Too short.
+  assertEquals(decodeRecordHeader(record.subarray(0, RECORD_HEADER_SIZE - 1)), undefined);
+  // Any flipped bit of the header fails its CRC.
+  for (let at = 0; at < RECORD_HEADER_SIZE; at++) {
+    const damaged = record.slice();
+    damaged[at] ^= 0x10;
+    assertEquals(decodeRecordHeader(damaged), undefined, `byte ${at}`);
+  }
+  // All zero bytes (preallocated space) are not a record.
+  assertEquals(decodeRecordHeader(new Uint8Array(RECORD_HEADER_SIZE)), undefined);
+});
+
+Deno.test("record: unknown kind, codec or flags are refused even with a good CRC", () => {
+  const record = encodeRecord(RecordKind.Change, 9, encoder.encode("x"));
+  assert(decodeRecordHeader(withHeaderByte(record, 4, 3)), "kind 3 is known");
+  assertEquals(decodeRecordHeader(withHeaderByte(record, 4, 0)), undefined);
+  assertEquals(decodeRecordHeader(withHeaderByte(record, 4, 4)), undefined);
+  assertEquals(decodeRecordHeader(withHeaderByte(record, 5, 2)), undefined);
+  assertEquals(decodeRecordHeader(withHeaderByte(record, 6, 1)), undefined);
+  assertEquals(decodeRecordHeader(withHeaderByte(record, 7, 1)), undefined);
+});
+
+Deno.test("record: a payload of the wrong length or CRC does not check", () => {
+  const record = encodeRecord(RecordKind.Change, 9, encoder.encode("INSERT INTO t VALUES (1)"));
+  const header = decodeRecordHeader(record)!;
+  const stored = record.subarray(RECORD_HEADER_SIZE);
+  assert(payloadChecks(header, stored));
+  assertEquals(payloadChecks(header, stored.subarray(1)), false);
+  const flipped = stored.slice();
+  flipped[3] ^= 1;
+  assertEquals(payloadChecks(header, flipped), false);
+});
+
+Deno.test("record: a stored payload that does not inflate to rawLength gives undefined", () => {
+  const raw = encoder.encode("abc".repeat(1000));
+  const record = encodeRecord(RecordKind.Change, 1, raw);
+  const header = decodeRecordHeader(record)!;
+  assertEquals(header.codec, Codec.Deflate);
+  const stored = record.subarray(RECORD_HEADER_SIZE);
+  assertEquals(rawPayload({ ...header, rawLength: raw.length + 1 }, stored), undefined);
+  assertEquals(rawPayload(header, new Uint8Array([0xff, 0xff, 0xff, 0xff])), undefined);
+  // A raw payload must match its raw length too.
+  assertEquals(rawPayload({ ...header, codec: Codec.Raw, rawLength: 2 }, stored), undefined);
+});
+
+Deno.test("record: statements join with NUL and split back, UTF-8 included", () => {
+  const statements = [
+    "INSERT INTO t VALUES ('ünïcödé ⚡')",
+    "UPDATE vars SET intval = intval + 1 WHERE name = 'data_version' AND intval = 4",
+  ];
+  const payload = encodeStatements(statements);
+  assertEquals(payload.filter((b) => b === 0).length, 1);
+  assertEquals(decodeStatements(payload), statements);
+  assertEquals(encodeStatements([]), new Uint8Array(0));
+  assertEquals(decodeStatements(new Uint8Array(0)), []);
+});
+
+Deno.test("record: statements that are not UTF-8 are refused", () => {
+  let threw = false;
+  try {
+    decodeStatements(new Uint8Array([0x41, 0xff, 0x42]));
+  } catch {
+    threw = true;
+  }
+  assert(threw, "invalid UTF-8 throws");
+});
+
+Deno.test("record: snapshot end round-trips sizes above 4 GiB", () => {
+  assertEquals(decodeSnapshotEnd(encodeSnapshotEnd(5 * 2 ** 32 + 7, 20481)), {
+    totalBytes: 5 * 2 ** 32 + 7,
+    parts: 20481,
+  });
+  const padded = new Uint8Array(20);
+  padded.set(encodeSnapshotEnd(12, 1), 8);
+  assertEquals(decodeSnapshotEnd(padded.subarray(8)), { totalBytes: 12, parts: 1 });
+});

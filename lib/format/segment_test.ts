@@ -1,0 +1,251 @@
+import { crc32 } from "node:zlib";
+import {
+  CorruptBackupError,
+  decodeSegmentHeader,
+  encodeSegmentHeader,
+  FORMAT_VERSION,
+  hasSegmentMagic,
+  scanSegment,
+  SEGMENT_HEADER_SIZE,
+  SegmentKind,
+  type SegmentRecord,
+  type SegmentTail,
+} from "./segment.ts";
+import {
+  Codec,
+  decodeStatements,
+  encodeRecord,
+  encodeStatements,
+  RECORD_HEADER_SIZE,
+  RecordKind,
+} from "./record.ts";
+import { assert, assertEquals, assertMatch } from "../../tests/support/assert.ts";
+
+const HEADER = encodeSegmentHeader({ kind: SegmentKind.Log, number: 1 });
+
+function change(version: number, size = 40): Uint8Array {
+  const filler = "ab".repeat(size);
+  return encodeRecord(
+    RecordKind.Change,
+    version,
+    encodeStatements([`INSERT INTO t VALUES ('${filler}')`, `-- ${version}`]),
+  );
+}
+
+function concat(...parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const part of parts) {
+    out.set(part, at);
+    at += part.length;
+  }
+  return out;
+}
+
+/** Writes `bytes` to a temp file and scans it: the records, and the tail or the error. */
+function scan(
+  bytes: Uint8Array,
+  decode = true,
+): { records: SegmentRecord[]; tail?: SegmentTail; error?: CorruptBackupError; path: string } {
+  const dir = Deno.makeTempDirSync();
+  const path = `${dir}/log-1.clnb`;
+  try {
+    Deno.writeFileSync(path, bytes);
+    const file = Deno.openSync(path, { read: true });
+    const records: SegmentRecord[] = [];
+    try {
+      const scanner = scanSegment(file, path, { decode });
+      for (let step = scanner.next();; step = scanner.next()) {
+        if (step.done) return { records, tail: step.value, path };
+        records.push(step.value);
+      }
+    } catch (error) {
+      if (!(error instanceof CorruptBackupError)) throw error;
+      return { records, error, path };
+    } finally {
+      file.close();
+    }
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+}
+
+Deno.test("segment header: round-trips both kinds", () => {
+  assertEquals(decodeSegmentHeader(HEADER, "p"), { kind: SegmentKind.Log, number: 1 });
+  const base = encodeSegmentHeader({ kind: SegmentKind.Base, number: 2 ** 40 + 479 });
+  assertEquals(base.length, SEGMENT_HEADER_SIZE);
+  assertEquals(decodeSegmentHeader(base, "p"), { kind: SegmentKind.Base, number: 2 ** 40 + 479 });
+  assert(hasSegmentMagic(base));
+  assertEquals(hasSegmentMagic(base.subarray(0, 7)), false);
+});
+
+Deno.test("segment header: damage is reported with the path", () => {
+  const expectCorrupt = (bytes: Uint8Array, why: RegExp) => {
+    let error: unknown;
+    try {
+      decodeSegmentHeader(bytes, "/b/log-1.clnb");
+    } catch (caught) {
+      error = caught;
+    }
+    assert(error instanceof CorruptBackupError, String(error));
+    assertEquals(error.path, "/b/log-1.clnb");
+    assertMatch(error.message, why);
+  };
+  expectCorrupt(HEADER.subarray(0, SEGMENT_HEADER_SIZE - 1), /missing segment header/);
+  expectCorrupt(new Uint8Array(SEGMENT_HEADER_SIZE), /missing segment header/);
+  const flipped = HEADER.slice();
+  flipped[20] ^= 1;
+  expectCorrupt(flipped, /segment header checksum mismatch/);
+  // An unknown kind with a good CRC.
+  const kind = HEADER.slice();
+  new DataView(kind.buffer).setUint32(12, 3);
+  new DataView(kind.buffer).setUint32(28, crc32(kind.subarray(0, 28)));
+  expectCorrupt(kind, /unknown segment kind 3/);
+});
+
+Deno.test("segment header: a newer format asks to upgrade, not 'damaged'", () => {
+  const newer = HEADER.slice();
+  new DataView(newer.buffer).setUint32(8, FORMAT_VERSION + 1);
+  new DataView(newer.buffer).setUint32(28, crc32(newer.subarray(0, 28)));
+  let error: unknown;
+  try {
+    decodeSegmentHeader(newer, "p");
+  } catch (caught) {
+    error = caught;
+  }
+  assert(error instanceof Error && !(error instanceof CorruptBackupError), String(error));
+  assertMatch(error.message, /has format 3, this cln-backup reads format 2: upgrade cln-backup/);
+});
+
+Deno.test("scanSegment: reads every record in order, ending clean", () => {
+  const records = [change(1), change(2, 500), change(3)];
+  const { records: read, tail } = scan(concat(HEADER, ...records));
+  assertEquals(read.map((r) => r.header.version), [1, 2, 3]);
+  assertEquals(read[1].header.codec, Codec.Deflate);
+  assertEquals(decodeStatements(read[2].payload!), [
+    `INSERT INTO t VALUES ('${"ab".repeat(40)}')`,
+    "-- 3",
+  ]);
+  assertEquals(read.map((r) => r.offset), [
+    SEGMENT_HEADER_SIZE,
+    SEGMENT_HEADER_SIZE + records[0].length,
+    SEGMENT_HEADER_SIZE + records[0].length + records[1].length,
+  ]);
+  const size = SEGMENT_HEADER_SIZE + records.reduce((n, r) => n + r.length, 0);
+  assertEquals(tail, { end: size, tornBytes: 0 });
+});
+
+Deno.test("scanSegment: an empty segment and decode: false", () => {
+  assertEquals(scan(HEADER).tail, { end: SEGMENT_HEADER_SIZE, tornBytes: 0 });
+  const { records } = scan(concat(HEADER, change(1), change(2)), false);
+  assertEquals(records.map((r) => [r.header.version, r.payload]), [[1, undefined], [
+    2,
+    undefined,
+  ]]);
+});
+
+Deno.test("scanSegment: torn tails (what a crash mid-append leaves) are reported, not yielded", () => {
+  const good = concat(HEADER, change(1), change(2));
+  const last = change(3, 300);
+  const cases: [string, Uint8Array][] = [
+    ["a header shorter than 32 bytes", last.subarray(0, RECORD_HEADER_SIZE - 5)],
+    ["a header of one byte", last.subarray(0, 1)],
+    ["a checked header whose payload runs past the end", last.subarray(0, last.length - 1)],
+    ["a checked header and no payload at all", last.subarray(0, RECORD_HEADER_SIZE)],
+    ["zero bytes (preallocated space)", new Uint8Array(4096)],
+    ["a header of zeros shorter than 32 bytes", new Uint8Array(10)],
+  ];
+  // A payload that fails its CRC ending exactly at the end of the file.
+  const badPayload = last.slice();
+  badPayload[last.length - 1] ^= 0xff;
+  cases.push(["a last payload that fails its CRC", badPayload]);
+  // A header that fails its check with only zeros after it (the file grew before the bytes
+  // of the append landed).
+  cases.push(["a damaged header, then zeros", concat(last.subarray(0, 20), new Uint8Array(300))]);
+  for (const [what, tail] of cases) {
+    const result = scan(concat(good, tail));
+    assertEquals(result.error, undefined, what);
+    assertEquals(result.records.map((r) => r.header.version), [1, 2], what);
+    assertEquals(result.tail, { end: good.length, tornBytes: tail.length }, what);
+  }
+});
+
+Deno.test("scanSegment: damage before the end is corruption, never skipped", () => {
+  const one = change(1);
+  const two = change(2);
+  const three = change(3);
+  const expectCorrupt = (bytes: Uint8Array, offset: number, why: RegExp, what: string) => {
+    const result = scan(bytes);
+    assert(result.error, `${what}: should be refused`);
+    assertEquals(result.error.offset, offset, what);
+    assertEquals(result.error.path, result.path, what);
+    assertMatch(result.error.message, why, what);
+    assertEquals(result.records.map((r) => r.header.version), [1], what);
+  };
+  const at2 = SEGMENT_HEADER_SIZE + one.length;
+  // A flipped bit in the middle record's payload.
+  const payload = two.slice();
+  payload[RECORD_HEADER_SIZE + 2] ^= 1;
+  expectCorrupt(
+    concat(HEADER, one, payload, three),
+    at2,
+    /record payload checksum mismatch/,
+    "payload",
+  );
+  // A flipped bit in the middle record's header.
+  const header = two.slice();
+  header[9] ^= 1;
+  expectCorrupt(
+    concat(HEADER, one, header, three),
+    at2,
+    /record header checksum mismatch/,
+    "header",
+  );
+  // A damaged header in the last record, with 32 or more non-zero bytes left.
+  const lastHeader = two.slice();
+  lastHeader[2] ^= 1;
+  expectCorrupt(
+    concat(HEADER, one, lastHeader),
+    at2,
+    /record header checksum mismatch/,
+    "last header",
+  );
+  // A run of zeros in the middle, followed by data.
+  expectCorrupt(
+    concat(HEADER, one, new Uint8Array(64), three),
+    at2,
+    /record header checksum mismatch/,
+    "zeros then data",
+  );
+  // A payload that fails its CRC and is followed by garbage, so it does not end the file.
+  const lastPayload = two.slice();
+  lastPayload[two.length - 1] ^= 1;
+  expectCorrupt(
+    concat(HEADER, one, lastPayload, new Uint8Array([1])),
+    at2,
+    /record payload checksum mismatch/,
+    "payload then a byte",
+  );
+});
+
+Deno.test("scanSegment: a deflate payload that passes its CRC but does not inflate", () => {
+  const stored = new Uint8Array([0xff, 0xee, 0xdd, 0xcc, 0xbb]);
+  const record = new Uint8Array(RECORD_HEADER_SIZE + stored.length);
+  const view = new DataView(record.buffer);
+  view.setUint8(4, RecordKind.Change);
+  view.setUint8(5, Codec.Deflate);
+  view.setBigUint64(8, 2n);
+  view.setUint32(16, stored.length);
+  view.setUint32(20, 100);
+  view.setUint32(24, crc32(stored));
+  view.setUint32(0, crc32(record.subarray(4, RECORD_HEADER_SIZE)));
+  record.set(stored, RECORD_HEADER_SIZE);
+  const bytes = concat(HEADER, change(1), record);
+  const result = scan(bytes);
+  assert(result.error, "should be refused");
+  assertMatch(result.error.message, /record payload does not inflate/);
+  // Without decoding, the record checks (its CRC is right) and is yielded.
+  const lazy = scan(bytes, false);
+  assertEquals(lazy.records.map((r) => r.header.version), [1, 2]);
+  assertEquals(lazy.tail, { end: bytes.length, tornBytes: 0 });
+});

@@ -1,0 +1,74 @@
+import { parseMessage } from "./jsonrpc.ts";
+import { assertEquals, assertMatch } from "../../tests/support/assert.ts";
+
+const parse = (text: string) => parseMessage(new TextEncoder().encode(text));
+
+Deno.test("parseMessage: a request keeps its string or number id exactly", () => {
+  for (const id of ["cln:db_write#21", 'odd "id" \\ ü', 7, 0, -1.5]) {
+    const text = JSON.stringify({ jsonrpc: "2.0", id, method: "db_write", params: { a: 1 } });
+    assertEquals(parse(text), {
+      ok: true,
+      request: { jsonrpc: "2.0", id, method: "db_write", params: { a: 1 } },
+    });
+  }
+});
+
+Deno.test("parseMessage: a notification has no id", () => {
+  const parsed = parse('{"jsonrpc":"2.0","method":"shutdown","params":{"shutdown":{}}}');
+  assertEquals(parsed.ok, true);
+  if (parsed.ok) assertEquals(parsed.request.id, undefined);
+});
+
+Deno.test("parseMessage: bytes that are not JSON", () => {
+  for (const text of ['{"jsonrpc":"2.0","id":1,"meth', "\u00ff\u0000garbage", ""]) {
+    const parsed = parse(text);
+    assertEquals(parsed.ok, false);
+    if (!parsed.ok) {
+      assertEquals(parsed.id, undefined);
+      assertMatch(parsed.error, /^not JSON \(/);
+    }
+  }
+});
+
+Deno.test("parseMessage: JSON that is not an object", () => {
+  for (const text of ["[]", "42", "null", '"text"', "true"]) {
+    assertEquals(parse(text), { ok: false, id: undefined, error: "not a JSON object" });
+  }
+});
+
+Deno.test("parseMessage: no jsonrpc 2.0 keeps the id so it can be answered", () => {
+  assertEquals(parse('{"id":"cln:x#1","method":"db_write"}'), {
+    ok: false,
+    id: "cln:x#1",
+    error: 'no "jsonrpc": "2.0"',
+  });
+  assertEquals(parse('{"jsonrpc":"1.0","id":3,"method":"db_write"}'), {
+    ok: false,
+    id: 3,
+    error: 'no "jsonrpc": "2.0"',
+  });
+  assertEquals(parse('{"method":"db_write"}'), {
+    ok: false,
+    id: undefined,
+    error: 'no "jsonrpc": "2.0"',
+  });
+});
+
+Deno.test("parseMessage: no method, or a method that is not a string", () => {
+  assertEquals(parse('{"jsonrpc":"2.0","id":4}'), { ok: false, id: 4, error: "no method" });
+  assertEquals(parse('{"jsonrpc":"2.0","id":"a","method":5}'), {
+    ok: false,
+    id: "a",
+    error: "no method",
+  });
+});
+
+Deno.test("parseMessage: an id that is neither string nor number", () => {
+  for (const id of ["null", "{}", "[1]", "true"]) {
+    assertEquals(parse(`{"jsonrpc":"2.0","id":${id},"method":"m"}`), {
+      ok: false,
+      id: undefined,
+      error: "id is neither string nor number",
+    });
+  }
+});
