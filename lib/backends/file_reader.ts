@@ -52,7 +52,15 @@ export class FileBackupReader implements BackupReader {
     if (base) yield* this.#snapshot(base.path, base.version);
     for (const [i, log] of layout.logs.entries()) {
       const last = i === layout.logs.length - 1;
-      for (const { header, payload } of segmentRecords(log.path, SegmentKind.Log, log.sequence, last, true)) {
+      for (
+        const { header, payload } of segmentRecords(
+          log.path,
+          SegmentKind.Log,
+          log.sequence,
+          last,
+          true,
+        )
+      ) {
         if (header.kind !== RecordKind.Change) {
           throw new CorruptBackupError(log.path, 0, `unexpected record kind ${header.kind}`);
         }
@@ -66,7 +74,15 @@ export class FileBackupReader implements BackupReader {
   *#snapshot(path: string, version: number): Iterable<BackupEntry> {
     let totalBytes = 0;
     let parts = 0;
-    for (const { offset, header, payload } of segmentRecords(path, SegmentKind.Base, version, false, true)) {
+    for (
+      const { offset, header, payload } of segmentRecords(
+        path,
+        SegmentKind.Base,
+        version,
+        false,
+        true,
+      )
+    ) {
       if (header.version !== version) {
         throw new CorruptBackupError(path, offset, "snapshot record of another version");
       }

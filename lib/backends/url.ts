@@ -58,6 +58,8 @@ export function parseBackupUrl(url: string): BackupUrl {
   const scheme = /^([a-zA-Z][a-zA-Z0-9+.-]*):/.exec(url)?.[1];
   throw new BackupUrlError(
     url,
-    scheme ? `unknown scheme "${scheme}" (use file:// or socket:)` : "it has no scheme (use file:///abs/path)",
+    scheme
+      ? `unknown scheme "${scheme}" (use file:// or socket:)`
+      : "it has no scheme (use file:///abs/path)",
   );
 }

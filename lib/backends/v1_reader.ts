@@ -86,7 +86,11 @@ export class V1BackupReader implements BackupReader {
           if (pending) yield { kind: "change", ...pending };
           pending = undefined;
           for (let at = 0; at < record.length; at += PART_BYTES) {
-            const bytes = readExactly(file, payloadAt + at, Math.min(PART_BYTES, record.length - at));
+            const bytes = readExactly(
+              file,
+              payloadAt + at,
+              Math.min(PART_BYTES, record.length - at),
+            );
             yield { kind: "snapshot-part", version: record.version, bytes };
           }
           yield { kind: "snapshot-end", version: record.version, totalBytes: record.length };

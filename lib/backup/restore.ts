@@ -152,7 +152,9 @@ function verify(db: DatabaseSync, version: number): void {
   const rows = db.prepare("PRAGMA integrity_check").all().map((r) => r.integrity_check);
   if (rows.length !== 1 || rows[0] !== "ok") {
     throw new Error(
-      `Cannot restore backup: the result fails SQLite's integrity check (${rows.slice(0, 3).join("; ")})`,
+      `Cannot restore backup: the result fails SQLite's integrity check (${
+        rows.slice(0, 3).join("; ")
+      })`,
     );
   }
   const held = dataVersion(db);

@@ -50,7 +50,10 @@ export async function serve(
     for (const bytes of framer.push(buffer.slice(0, n))) {
       const parsed = parseMessage(bytes);
       if (!parsed.ok) {
-        plugin.log("unusual", `ignoring a malformed message of ${bytes.length} bytes: ${parsed.error}`);
+        plugin.log(
+          "unusual",
+          `ignoring a malformed message of ${bytes.length} bytes: ${parsed.error}`,
+        );
         if (parsed.id !== undefined) {
           plugin.error(parsed.id, ErrorCode.InvalidRequest, `Invalid request: ${parsed.error}`);
         }

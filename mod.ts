@@ -1,0 +1,33 @@
+/**
+ * cln-backup's library surface: what another Deno program may import to read, write or
+ * restore Core Lightning database backups, or to embed the plugin.
+ *
+ * @example Restore the newest state of a backup
+ * ```ts
+ * import { openReader, restoreBackup } from "./mod.ts";
+ * restoreBackup(openReader("file:///var/backups/node1"), "/tmp/lightningd.sqlite3");
+ * ```
+ *
+ * @module
+ */
+export type {
+  Backend,
+  BackupDescription,
+  BackupEntry,
+  BackupReader,
+  BackupState,
+  Change,
+} from "./lib/backends/backend.ts";
+export { openBackend, openReader } from "./lib/backends/open.ts";
+export { type BackupUrl, BackupUrlError, parseBackupUrl } from "./lib/backends/url.ts";
+export { FileBackend, type FileBackendOptions } from "./lib/backends/file_backend.ts";
+export { FileBackupReader } from "./lib/backends/file_reader.ts";
+export { V1BackupReader } from "./lib/backends/v1_reader.ts";
+export { createFileBackup, type SnapshotSource } from "./lib/backends/file_create.ts";
+export { CorruptBackupError } from "./lib/format/segment.ts";
+export { bumpedFrom } from "./lib/backup/bump.ts";
+export { checkFirstWrite, type VersionVerdict } from "./lib/backup/version_check.ts";
+export { type LockFile, readLockFile, writeLockFile } from "./lib/backup/lock_file.ts";
+export { restoreBackup, type RestoreOptions, type RestoreResult } from "./lib/backup/restore.ts";
+export { BackupPlugin, type PluginContext } from "./lib/plugin/backup_plugin.ts";
+export { type PluginStreams, serve } from "./lib/plugin/stdio.ts";
