@@ -1,16 +1,40 @@
 /**
- * The launch script `init` writes for lightningd. lightningd starts a plugin by path with no
- * arguments, so the script carries Deno's permission flags: the plugin may read only
- * `backup.lock` and the backup, write only the backup, and nothing else (no network, no
- * subprocesses, no FFI, no environment). Deno is named by absolute path, so the launch does
- * not depend on a service manager's PATH.
+ * The launch script `init` writes for lightningd, and the permission flags it carries.
+ *
+ * lightningd starts a plugin by path with no arguments, so the script carries Deno's flags:
+ *
+ * - `--no-prompt`: a missing permission is an error, never a question on a terminal that a
+ *   service does not have;
+ * - `--allow-read=<lightning dir>/backup.lock,<backup>`: the plugin reads `backup.lock` in its
+ *   working directory, then the backup;
+ * - `--allow-write=<backup>`: appends, rewinds, the write lock (`LOCK`) and the temporary
+ *   files made when a segment rolls all live inside the backup's directory;
+ * - `--allow-net=<host:port>` for a `socket:` backup only: the backup server, or the SOCKS
+ *   proxy when the URL names one (the proxy reaches the server, the plugin does not);
+ * - nothing else: no run, no FFI, no environment, no system information.
+ *
+ * Nothing more is strictly needed, which the permission test checks: `Deno.cwd()`,
+ * `performance.now()` (Deno 2 has no `hrtime` permission any more) and `node:zlib` need no
+ * permission. One subtlety: `Deno.cwd()` returns the real path of the lightning dir (the
+ * kernel resolves symlinks), and Deno matches permissions against the path as written, so
+ * the lock file is granted under its real path; a lightning dir reached through a symlink
+ * (say `~/.lightning` on a data disk) would otherwise be denied its own `backup.lock`. The
+ * backup is granted under the path in its URL, which is the path the plugin opens.
+ *
+ * `--no-config` and `--no-lock` keep a `deno.json` or lock file near the plugin from
+ * changing what runs. Deno is named by absolute path, so the launch does not depend on a
+ * service manager's PATH; `DENO_NO_UPDATE_CHECK=1` keeps Deno itself from looking for a
+ * new release from the node's service.
  *
  * @module
  */
 import { writeFileDurably } from "../backends/durable_fs.ts";
 import { LOCK_FILE } from "../backup/lock_file.ts";
+import { parseBackupUrl } from "../backends/url.ts";
 
 export const LAUNCHER_NAME = "cln-backup-plugin";
+/** What `deno task compile:plugin` builds in the lightning dir (see scripts/compile_plugin.ts). */
+export const COMPILED_PLUGIN_NAME = "cln-backup-plugin-bin";
 export const PLUGIN_ENTRY = new URL("../../plugin.ts", import.meta.url).pathname;
 
 export interface LaunchPlan {
@@ -19,21 +43,93 @@ export interface LaunchPlan {
   /** Absolute path of plugin.ts. */
   plugin: string;
   lightningDir: string;
-  /** The backup's path (a file backup's directory or v1 file). */
-  backupPath: string;
+  /** The backup's path (a file backup's directory), for a `file:` backup. */
+  backupPath?: string;
+  /**
+   * The one `host:port` the plugin may connect to, for a `socket:` backup: the server, or
+   * the SOCKS proxy when the URL names one.
+   */
+  netAddress?: string;
+}
+
+function address(host: string, port: number): string {
+  return `${host.includes(":") ? `[${host}]` : host}:${port}`;
+}
+
+/** The launch plan for a backup URL: what the plugin may read, write and connect to. */
+export function launchPlan(options: {
+  lightningDir: string;
+  backendUrl: string;
+  deno?: string;
+  plugin?: string;
+}): LaunchPlan {
+  const deno = options.deno ?? Deno.execPath();
+  // A compiled cln-backup runs as its own binary, with plugin.ts inside it: no launcher can
+  // start that plugin with deno.
+  if (!/(^|\/)deno(\.exe)?$/.test(deno)) {
+    throw new Error(
+      `Cannot write the plugin launcher: this cln-backup runs as "${deno}", not deno: run ` +
+        `init from a checkout ("deno task init"), or build the plugin for this node with ` +
+        `"deno task compile:plugin"`,
+    );
+  }
+  const plan: LaunchPlan = {
+    deno,
+    plugin: options.plugin ?? PLUGIN_ENTRY,
+    lightningDir: options.lightningDir,
+  };
+  const url = parseBackupUrl(options.backendUrl);
+  if (url.scheme === "file") plan.backupPath = url.path;
+  else {
+    const target = url.proxy ?? url;
+    plan.netAddress = address(target.host, target.port);
+  }
+  return plan;
+}
+
+/** The path with symlinks resolved, or as given when it does not exist (yet). */
+function realPath(path: string): string {
+  try {
+    return Deno.realPathSync(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return path;
+    throw error;
+  }
+}
+
+/** Deno's permission lists are comma separated, with no escape. */
+function listItem(path: string): string {
+  if (path.includes(",")) {
+    throw new Error(
+      `Cannot grant the plugin access to "${path}": Deno's permission flags cannot name a ` +
+        `path with a comma: choose a path without one`,
+    );
+  }
+  return path;
+}
+
+/** The permission flags of the least-privilege launch (shared by `deno run` and `deno compile`). */
+export function permissionFlags(plan: LaunchPlan): string[] {
+  const lock = `${realPath(plan.lightningDir).replace(/\/+$/, "")}/${LOCK_FILE}`;
+  const read = [lock, ...(plan.backupPath ? [plan.backupPath] : [])].map(listItem);
+  return [
+    "--no-prompt",
+    "--no-config",
+    "--no-lock",
+    `--allow-read=${read.join(",")}`,
+    ...(plan.backupPath ? [`--allow-write=${listItem(plan.backupPath)}`] : []),
+    ...(plan.netAddress ? [`--allow-net=${listItem(plan.netAddress)}`] : []),
+  ];
 }
 
 /** The `deno run` arguments of the least-privilege launch. */
 export function launchArgs(plan: LaunchPlan): string[] {
-  return [
-    "run",
-    "--no-prompt",
-    "--no-config",
-    "--no-lock",
-    `--allow-read=${plan.lightningDir}/${LOCK_FILE},${plan.backupPath}`,
-    `--allow-write=${plan.backupPath}`,
-    plan.plugin,
-  ];
+  return ["run", ...permissionFlags(plan), plan.plugin];
+}
+
+/** The `deno compile` arguments that build the plugin for one node with the same permissions. */
+export function compileArgs(plan: LaunchPlan, output: string): string[] {
+  return ["compile", ...permissionFlags(plan), "--output", output, plan.plugin];
 }
 
 function shellQuote(word: string): string {
@@ -44,7 +140,10 @@ export function launcherScript(plan: LaunchPlan): string {
   return [
     "#!/bin/sh",
     "# Written by `cln-backup init`. lightningd runs this as the backup plugin: Deno lets the",
-    "# plugin read only backup.lock and the backup, write only the backup, and nothing else.",
+    plan.netAddress
+      ? `# plugin read only backup.lock and connect only to ${plan.netAddress}, nothing else.`
+      : "# plugin read only backup.lock and the backup, write only the backup, nothing else.",
+    "export DENO_NO_UPDATE_CHECK=1",
     `exec ${[plan.deno, ...launchArgs(plan)].map(shellQuote).join(" ")}`,
     "",
   ].join("\n");
@@ -52,8 +151,34 @@ export function launcherScript(plan: LaunchPlan): string {
 
 /** Writes the launcher into the lightning dir; returns its path. */
 export function writeLauncher(plan: LaunchPlan): string {
-  writeFileDurably(plan.lightningDir, LAUNCHER_NAME, new TextEncoder().encode(launcherScript(plan)));
+  writeFileDurably(
+    plan.lightningDir,
+    LAUNCHER_NAME,
+    new TextEncoder().encode(launcherScript(plan)),
+  );
   const path = `${plan.lightningDir}/${LAUNCHER_NAME}`;
   Deno.chmodSync(path, 0o755);
   return path;
+}
+
+/** What a launcher script runs, read back from it (for `doctor`); `undefined` if unreadable. */
+export function parseLauncher(text: string): { deno: string; args: string[] } | undefined {
+  const line = text.split("\n").find((l) => l.startsWith("exec "));
+  if (!line) return undefined;
+  const words: string[] = [];
+  const word = /'((?:[^']|'\\'')*)'/y;
+  let at = "exec ".length;
+  while (at < line.length) {
+    if (line[at] === " ") {
+      at++;
+      continue;
+    }
+    word.lastIndex = at;
+    const match = word.exec(line);
+    if (!match) return undefined;
+    words.push(match[1].replaceAll(`'\\''`, "'"));
+    at = word.lastIndex;
+  }
+  if (words.length < 2) return undefined;
+  return { deno: words[0], args: words.slice(1) };
 }

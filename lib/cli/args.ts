@@ -1,0 +1,153 @@
+/**
+ * What every CLI command shares: where its output goes, argument parsing, `--help`, paths
+ * given by the operator, and turning errors into one line and an exit code.
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { resolve } from "node:path";
+import { parseBackupUrl } from "../backends/url.ts";
+
+/** Exit codes (documented in the global help, lib/cli/main.ts). */
+export const Exit = { Ok: 0, Failed: 1, Usage: 2, Bug: 3 } as const;
+
+/** Where a command writes: stdout lines, stderr lines, and a terminal status line. */
+export interface Output {
+  out(line: string): void;
+  err(line: string): void;
+  /**
+   * Rewrites the status line of the terminal stderr is ("" clears it); absent when stderr
+   * is not a terminal, where progress would only clutter a log.
+   */
+  progress?: (text: string) => void;
+}
+
+const encoder = new TextEncoder();
+
+export const consoleOutput: Output = {
+  out: (line) => console.log(line),
+  err: (line) => console.error(line),
+  progress: Deno.stderr.isTerminal()
+    ? (text) => Deno.stderr.writeSync(encoder.encode(`\r\x1b[K${text}`))
+    : undefined,
+};
+
+/** A wrong command line: exit code 2, and a pointer to the command's `--help`. */
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "UsageError";
+  }
+}
+
+export interface CommandSpec {
+  name: string;
+  help: string;
+  options: Record<string, { type: "string" | "boolean" }>;
+  /** The positional arguments, as the usage line names them. */
+  positionals: string[];
+}
+
+export interface ParsedArgs {
+  values: Record<string, string | boolean | undefined>;
+  positionals: string[];
+}
+
+function parse(spec: CommandSpec, args: string[]): ParsedArgs | "help" {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args,
+      options: { ...spec.options, help: { type: "boolean", short: "h" } },
+      allowPositionals: true,
+      strict: true,
+    });
+  } catch (error) {
+    // node's messages run on with advice about "--"; the first sentence says what is wrong.
+    throw new UsageError((error as Error).message.split(/\.\s/)[0]);
+  }
+  if (parsed.values.help) return "help";
+  if (parsed.positionals.length !== spec.positionals.length) {
+    const want = spec.positionals.map((p) => `<${p}>`).join(" ") || "no arguments";
+    throw new UsageError(
+      `"${spec.name}" takes ${want}, got ${parsed.positionals.length} argument(s)`,
+    );
+  }
+  return { values: parsed.values, positionals: parsed.positionals };
+}
+
+/** Built-in errors that mean a bug in this program rather than a problem the operator can fix. */
+function isBug(error: unknown): boolean {
+  return error instanceof TypeError || error instanceof RangeError ||
+    error instanceof ReferenceError || error instanceof SyntaxError || !(error instanceof Error);
+}
+
+/** One line, phrased like every other error: "Cannot <command>: ...". */
+export function oneLine(name: string, message: string): string {
+  const line = message.replace(/\s*\n\s*/g, " ").trim();
+  return line.startsWith("Cannot ") ? line : `Cannot ${name}: ${line}`;
+}
+
+/**
+ * Parses `args` for the command `spec` describes, answers `--help`, runs `body`, and turns
+ * what it throws into one line on stderr and an exit code.
+ */
+export async function runCommand(
+  spec: CommandSpec,
+  args: string[],
+  output: Output,
+  body: (args: ParsedArgs) => number | Promise<number>,
+): Promise<number> {
+  try {
+    const parsed = parse(spec, args);
+    if (parsed === "help") {
+      output.out(spec.help);
+      return Exit.Ok;
+    }
+    return await body(parsed);
+  } catch (error) {
+    if (error instanceof UsageError) {
+      output.err(`Usage error: ${error.message}: see "cln-backup ${spec.name} --help"`);
+      return Exit.Usage;
+    }
+    if (isBug(error)) {
+      output.err(
+        `Internal error in "${spec.name}" (a bug: please report it with this output): ` +
+          `${error instanceof Error ? error.stack : String(error)}`,
+      );
+      return Exit.Bug;
+    }
+    output.err(oneLine(spec.name, (error as Error).message));
+    return Exit.Failed;
+  }
+}
+
+/**
+ * Resolves a path the operator typed. `deno task` runs commands in the project directory
+ * and passes the operator's directory in INIT_CWD, so relative paths resolve against that.
+ */
+export function userPath(path: string): string {
+  return resolve(Deno.env.get("INIT_CWD") ?? Deno.cwd(), path);
+}
+
+/** The path of the file backup `url` names; other schemes are not supported here yet. */
+export function fileBackupPath(url: string, action: string): string {
+  const parsed = parseBackupUrl(url);
+  if (parsed.scheme !== "file") {
+    throw new Error(
+      `${action}: "${url}" is a socket backup, and this version handles file backups only: ` +
+        `use a file:/// URL`,
+    );
+  }
+  return parsed.path;
+}
+
+/** Reads a non-negative integer option. */
+export function versionArg(value: string | boolean | undefined, name: string): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (typeof value !== "string" || !/^\d+$/.test(value) || !Number.isSafeInteger(n)) {
+    throw new UsageError(`--${name} takes a version number (0, 1, 2, ...), not "${value}"`);
+  }
+  return n;
+}

@@ -1,0 +1,298 @@
+import { dirname } from "node:path";
+import { assert, assertEquals, assertMatch } from "../../tests/support/assert.ts";
+import { PRE_4090_BACKUP } from "../../tests/support/fixtures.ts";
+import { writeLockFile } from "../backup/lock_file.ts";
+import { FileBackend } from "../backends/file_backend.ts";
+import {
+  type Check,
+  doctor,
+  type DoctorSystem,
+  type Level,
+  realSystem,
+  runChecks,
+} from "./doctor.ts";
+import { COMPILED_PLUGIN_NAME, launchPlan, writeLauncher } from "./launcher.ts";
+import {
+  BufferedOutput,
+  makeBackup,
+  makeNodeDir,
+  recordedChanges,
+  removeNodeDir,
+} from "./testing.ts";
+
+/** A node set up as the README says: backup in step, config line, launcher, hsm_secret. */
+interface Setup {
+  dir: string;
+  base: string;
+  backupPath: string;
+  url: string;
+  launcher: string;
+}
+
+const FRESH_START = recordedChanges(["fresh-start"]);
+const RESTART = recordedChanges(["restart"]);
+
+async function goodNode(): Promise<Setup> {
+  const dir = makeNodeDir("fresh-start"); // lightningd.sqlite3 at version 11, hsm_secret 0400
+  const base = dirname(dir);
+  const backupPath = `${base}/backup`;
+  const url = await makeBackup(backupPath, FRESH_START);
+  writeLockFile(dir, { backend_url: url });
+  const launcher = writeLauncher(launchPlan({ lightningDir: dir, backendUrl: url }));
+  Deno.writeTextFileSync(
+    `${dir}/config`,
+    `# regtest node\nnetwork=regtest\nimportant-plugin=${launcher}\n`,
+  );
+  return { dir, base, backupPath, url, launcher };
+}
+
+/** Plenty of room, and the backup on a filesystem of its own. */
+const GOOD_SYSTEM: DoctorSystem = {
+  freeBytes: () => 1e12,
+  device: (path) => path.includes("/backup") ? 2 : 1,
+};
+
+function find(checks: Check[], name: string): Check {
+  const check = checks.find((c) => c.name === name);
+  assert(check, `no check named ${name} in ${JSON.stringify(checks)}`);
+  return check;
+}
+
+function expect(checks: Check[], name: string, level: Level, message?: RegExp): void {
+  const check = find(checks, name);
+  assertEquals(check.level, level, `${name}: ${check.message}`);
+  if (message) assertMatch(check.message, message);
+}
+
+async function withNode(test: (node: Setup) => void | Promise<void>): Promise<void> {
+  const node = await goodNode();
+  try {
+    await test(node);
+  } finally {
+    removeNodeDir(node.dir);
+  }
+}
+
+const NAMES = [
+  "backup.lock",
+  "backend",
+  "version",
+  "config",
+  "launcher",
+  "permissions",
+  "hsm_secret",
+  "free space",
+  "filesystem",
+];
+
+Deno.test("doctor: a node set up as documented passes every check", () =>
+  withNode(async (node) => {
+    const checks = runChecks(node.dir, GOOD_SYSTEM);
+    assertEquals(checks.map((c) => c.name), NAMES);
+    for (const check of checks) assertEquals(check.level, "OK", `${check.name}: ${check.message}`);
+    expect(checks, "backup.lock", "OK", new RegExp(`names ${node.url}$`));
+    expect(checks, "backend", "OK", /cln-backup 2, versions 1 to 11, 13 records/);
+    expect(checks, "version", "OK", /in step at version 11/);
+    expect(checks, "hsm_secret", "OK", /useless without it: back it up separately/);
+    const output = new BufferedOutput();
+    assertEquals(await doctor(["--lightning-dir", node.dir], output, GOOD_SYSTEM), 0);
+    assertEquals(output.stdout.length, 1 + NAMES.length + 1);
+    assertMatch(output.stdout[1], /^OK {3}backup\.lock: names file:\/\//);
+    assertEquals(output.stdout.at(-1), "all checks passed");
+  }));
+
+Deno.test("doctor: the wrong directory is one FAIL naming the right one", () =>
+  withNode(async (node) => {
+    const checks = runChecks(node.base, GOOD_SYSTEM);
+    assertEquals(checks.length, 1);
+    expect(
+      checks,
+      "lightning dir",
+      "FAIL",
+      /base lightning directory.*--lightning-dir ".*\/regtest"/,
+    );
+    expect(
+      runChecks(`${node.base}/nonexistent`, GOOD_SYSTEM),
+      "lightning dir",
+      "FAIL",
+      /not a directory/,
+    );
+    const output = new BufferedOutput();
+    assertEquals(await doctor(["--lightning-dir", node.base], output, GOOD_SYSTEM), 1);
+    assertEquals(await doctor(["--lightning-dri", node.base], output, GOOD_SYSTEM), 2);
+    assertEquals(await doctor(["--help"], output, GOOD_SYSTEM), 0);
+    assertMatch(output.stdout.at(-1)!, /^Usage: cln-backup doctor/);
+  }));
+
+Deno.test("doctor: backup.lock missing, not JSON, or unreadable by lightningd's user", () =>
+  withNode((node) => {
+    const lock = `${node.dir}/backup.lock`;
+    Deno.renameSync(lock, `${lock}.aside`);
+    let checks = runChecks(node.dir, GOOD_SYSTEM);
+    expect(checks, "backup.lock", "FAIL", /no backup\.lock in .*deno task init -- file:\/\/\//);
+    for (const name of ["backend", "version", "permissions", "free space", "filesystem"]) {
+      expect(checks, name, "SKIP", /needs /);
+    }
+    Deno.writeTextFileSync(lock, "backend_url=file:///x\n");
+    expect(runChecks(node.dir, GOOD_SYSTEM), "backup.lock", "FAIL", /is not JSON/);
+    Deno.renameSync(`${lock}.aside`, lock);
+    if (Deno.uid() !== 0) return; // Needs chown to play lightningd's user.
+    for (const path of [node.dir, `${node.dir}/lightningd.sqlite3`, `${node.dir}/hsm_secret`]) {
+      Deno.chownSync(path, 4242, 4242);
+    }
+    Deno.chmodSync(lock, 0o600);
+    checks = runChecks(node.dir, GOOD_SYSTEM);
+    expect(checks, "backup.lock", "FAIL", /not readable by uid 4242.*chown/);
+    Deno.chownSync(lock, 4242, 4242);
+    checks = runChecks(node.dir, GOOD_SYSTEM);
+    expect(checks, "backup.lock", "OK");
+    // The backup is still root's: the plugin could not append.
+    expect(checks, "backend", "FAIL", /not writable by uid 4242.*chown -R 4242:4242/);
+  }));
+
+Deno.test("doctor: a backup that is missing, or a v1 file the plugin will not append to", () =>
+  withNode((node) => {
+    Deno.renameSync(node.backupPath, `${node.backupPath}.aside`);
+    let checks = runChecks(node.dir, GOOD_SYSTEM);
+    expect(checks, "backend", "FAIL", /nothing at .*deno task init/);
+    expect(checks, "version", "SKIP");
+    const v1 = `${node.base}/backup.dbak`;
+    Deno.copyFileSync(PRE_4090_BACKUP, v1);
+    writeLockFile(node.dir, { backend_url: `file://${v1}` });
+    checks = runChecks(node.dir, GOOD_SYSTEM);
+    expect(checks, "backend", "FAIL", /v1 backup of the Python plugin.*deno task upgrade/);
+  }));
+
+Deno.test("doctor: the backup's version against the database's", async () => {
+  // One ahead: a change stored but never committed; the plugin rewinds it.
+  await withNode(async (node) => {
+    const backend = FileBackend.open(node.url, node.backupPath);
+    await backend.append(RESTART[0]);
+    backend.close();
+    expect(runChecks(node.dir, GOOD_SYSTEM), "version", "OK", /at 11, the backup at 12.*rewind/);
+    const more = FileBackend.open(node.url, node.backupPath);
+    await more.append(RESTART[1]);
+    more.close();
+    expect(runChecks(node.dir, GOOD_SYSTEM), "version", "FAIL", /older than the backup.*restore/);
+  });
+  // Behind: the node ran without the plugin.
+  await withNode(async (node) => {
+    Deno.removeSync(node.backupPath, { recursive: true });
+    await makeBackup(node.backupPath, FRESH_START.slice(0, 5));
+    expect(
+      runChecks(node.dir, GOOD_SYSTEM),
+      "version",
+      "FAIL",
+      /at version 11 but the backup only at \d+: the node ran without the plugin.*init/,
+    );
+    // No database: fine for an empty backup, a restore to do for any other.
+    Deno.removeSync(`${node.dir}/lightningd.sqlite3`);
+    expect(runChecks(node.dir, GOOD_SYSTEM), "version", "FAIL", /no lightningd\.sqlite3.*restore/);
+    Deno.removeSync(node.backupPath, { recursive: true });
+    await makeBackup(node.backupPath, []);
+    expect(runChecks(node.dir, GOOD_SYSTEM), "version", "OK", /no lightningd\.sqlite3 yet/);
+  });
+});
+
+Deno.test("doctor: the config must load the plugin as important-plugin", () =>
+  withNode((node) => {
+    const config = `${node.dir}/config`;
+    Deno.writeTextFileSync(config, `plugin=${node.launcher}\n`);
+    expect(runChecks(node.dir, GOOD_SYSTEM), "config", "FAIL", /plugin=.*important-plugin=/);
+    Deno.writeTextFileSync(config, "network=regtest\n");
+    expect(runChecks(node.dir, GOOD_SYSTEM), "config", "FAIL", /does not load the plugin/);
+    Deno.removeSync(config);
+    expect(runChecks(node.dir, GOOD_SYSTEM), "config", "FAIL", /no config file/);
+    Deno.writeTextFileSync(`${node.base}/config`, `important-plugin = ${node.launcher}\n`);
+    expect(runChecks(node.dir, GOOD_SYSTEM), "config", "OK");
+    Deno.writeTextFileSync(
+      `${node.base}/config`,
+      `important-plugin=${node.launcher}\nimportant-plugin=/opt/plugins/backup/backup.py\n`,
+    );
+    expect(runChecks(node.dir, GOOD_SYSTEM), "config", "FAIL", /Python backup plugin.*remove/);
+  }));
+
+Deno.test("doctor: the launcher must exist, run, and name a deno that lasts", () =>
+  withNode((node) => {
+    Deno.chmodSync(node.launcher, 0o644);
+    expect(runChecks(node.dir, GOOD_SYSTEM), "launcher", "FAIL", /not executable.*chmod 755/);
+    const url = node.url;
+    writeLauncher(launchPlan({ lightningDir: node.dir, backendUrl: url, deno: "/gone/deno" }));
+    expect(runChecks(node.dir, GOOD_SYSTEM), "launcher", "FAIL", /"\/gone\/deno", which is not/);
+    const npx = `${node.base}/.npm/_npx/0123abcd/node_modules/deno/deno`;
+    Deno.mkdirSync(dirname(npx), { recursive: true });
+    Deno.writeTextFileSync(npx, "#!/bin/sh\n", { mode: 0o755 });
+    writeLauncher(launchPlan({ lightningDir: node.dir, backendUrl: url, deno: npx }));
+    let checks = runChecks(node.dir, GOOD_SYSTEM);
+    expect(checks, "launcher", "WARN", /npx's cache.*npm install deno@2\.9\.6/);
+    expect(checks, "permissions", "OK");
+    Deno.removeSync(node.launcher);
+    checks = runChecks(node.dir, GOOD_SYSTEM);
+    expect(checks, "launcher", "FAIL", /is missing, so lightningd cannot start the plugin/);
+    expect(checks, "permissions", "SKIP");
+    // The compiled plugin, when the config names it, has its permissions built in.
+    const binary = `${node.dir}/${COMPILED_PLUGIN_NAME}`;
+    Deno.writeTextFileSync(binary, "", { mode: 0o755 });
+    Deno.writeTextFileSync(`${node.dir}/config`, `important-plugin=${binary}\n`);
+    checks = runChecks(node.dir, GOOD_SYSTEM);
+    expect(checks, "config", "OK");
+    expect(checks, "launcher", "OK", /compiled plugin/);
+    expect(checks, "permissions", "SKIP", /compile:plugin again/);
+  }));
+
+Deno.test("doctor: the launcher's permissions must match backup.lock", () =>
+  withNode(async (node) => {
+    const other = `${node.base}/backup2`;
+    await makeBackup(other, FRESH_START);
+    writeLockFile(node.dir, { backend_url: `file://${other}` });
+    expect(
+      runChecks(node.dir, GOOD_SYSTEM),
+      "permissions",
+      "FAIL",
+      /lacks --allow-read=.*backup2 --allow-write=.*backup2.*backup\.lock changed after init/,
+    );
+    writeLockFile(node.dir, { backend_url: node.url });
+    const text = Deno.readTextFileSync(node.launcher);
+    Deno.writeTextFileSync(
+      node.launcher,
+      text.replace("'--no-prompt'", "'--no-prompt' '--allow-env'"),
+    );
+    expect(runChecks(node.dir, GOOD_SYSTEM), "permissions", "WARN", /also passes --allow-env/);
+  }));
+
+Deno.test("doctor: hsm_secret must exist with mode 0400", () =>
+  withNode(async (node) => {
+    const secret = `${node.dir}/hsm_secret`;
+    Deno.chmodSync(secret, 0o644);
+    expect(runChecks(node.dir, GOOD_SYSTEM), "hsm_secret", "WARN", /mode 0644.*chmod 400.*useless/);
+    Deno.removeSync(secret);
+    expect(runChecks(node.dir, GOOD_SYSTEM), "hsm_secret", "WARN", /no hsm_secret.*back it up/);
+    // Warnings alone do not fail doctor.
+    assertEquals(await doctor(["--lightning-dir", node.dir], new BufferedOutput(), GOOD_SYSTEM), 0);
+  }));
+
+Deno.test("doctor: free space at the backup against the database's size", () =>
+  withNode(async (node) => {
+    const size = Deno.statSync(`${node.dir}/lightningd.sqlite3`).size;
+    const asked: string[] = [];
+    const room = (free: number): DoctorSystem => ({
+      ...GOOD_SYSTEM,
+      freeBytes: (path) => {
+        asked.push(path);
+        return free;
+      },
+    });
+    expect(runChecks(node.dir, room(size - 1)), "free space", "FAIL", /cannot hold a snapshot/);
+    expect(runChecks(node.dir, room(size + 1)), "free space", "WARN", /less than twice/);
+    expect(runChecks(node.dir, room(3 * size)), "free space", "OK", /free at .*backup/);
+    assertEquals(asked, [node.backupPath, node.backupPath, node.backupPath]);
+    assertEquals(await doctor(["--lightning-dir", node.dir], new BufferedOutput(), room(0)), 1);
+    assert(realSystem.freeBytes(node.backupPath) > 0);
+  }));
+
+Deno.test("doctor: the backup on the database's filesystem is a warning", () =>
+  withNode((node) => {
+    // Here both really are in the same temporary directory.
+    expect(runChecks(node.dir, realSystem), "filesystem", "WARN", /same filesystem.*another disk/);
+    expect(runChecks(node.dir, GOOD_SYSTEM), "filesystem", "OK");
+  }));

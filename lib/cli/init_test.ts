@@ -1,0 +1,236 @@
+import { assert, assertEquals, assertMatch } from "../../tests/support/assert.ts";
+import { dumpDatabase } from "../../tests/support/dump.ts";
+import { FakeLightningd } from "../../tests/support/fake_lightningd.ts";
+import { loadFixture } from "../../tests/support/fixtures.ts";
+import { DatabaseSync } from "node:sqlite";
+import { openBackend, openReader } from "../backends/open.ts";
+import { restoreBackup } from "../backup/restore.ts";
+import { init, printConfigLine } from "./init.ts";
+import { BufferedOutput, makeNodeDir, removeNodeDir } from "./testing.ts";
+
+function exists(path: string): boolean {
+  try {
+    Deno.lstatSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Runs init expecting a refusal: exit 1, one line on stderr, nothing written. */
+async function refused(dir: string, args: string[], pattern: RegExp): Promise<void> {
+  const before = [...Deno.readDirSync(dir)].map((e) => e.name).sort();
+  const output = new BufferedOutput();
+  assertEquals(await init(args, output), 1);
+  assertEquals(output.stderr.length, 1, output.stderr.join("\n"));
+  assertMatch(output.stderr[0], pattern);
+  assertEquals([...Deno.readDirSync(dir)].map((e) => e.name).sort(), before);
+}
+
+Deno.test("init on an existing node: the backup holds its version, and the plugin continues it", async () => {
+  const dir = makeNodeDir("fresh-start");
+  const url = `file://${Deno.realPathSync(`${dir}/..`)}/backups/node`;
+  const output = new BufferedOutput();
+  assertEquals(await init([url, "--lightning-dir", dir], output), 0, output.stderr.join("\n"));
+
+  const launcher = `${dir}/cln-backup-plugin`;
+  assertEquals(output.stdout.at(-1), `important-plugin=${launcher}`);
+  assertMatch(output.stdout.at(-2)!, /important-plugin makes lightningd stop if the plugin dies/);
+  assertMatch(output.stdout[0], /from a snapshot of .* at version 11$/);
+  assertEquals(JSON.parse(Deno.readTextFileSync(`${dir}/backup.lock`)), { backend_url: url });
+  assert((Deno.statSync(launcher).mode! & 0o111) !== 0, "launcher is executable");
+  // Only the backup is left beside it: the snapshot's temporary copy is gone.
+  assertEquals([...Deno.readDirSync(`${dir}/../backups`)].map((e) => e.name), ["node"]);
+
+  const backend = openBackend(url);
+  assertEquals(backend.state().version, 11);
+  backend.close();
+  restoreBackup(openReader(url), `${dir}/../restored.sqlite3`);
+  const fresh = loadFixture("fresh-start");
+  assertEquals(dumpDatabase(`${dir}/../restored.sqlite3`), dumpDatabase(fresh.database));
+
+  // lightningd restarts with the plugin as configured: through the launcher init wrote.
+  const restart = loadFixture("restart");
+  const node = FakeLightningd.spawn({
+    lightningDir: dir,
+    command: [launcher],
+    chunking: { kind: "sizes", sizes: restart.chunks },
+  });
+  assertEquals(await node.replay(restart.raw), "committed", node.aborted);
+  assertEquals((await node.close()).code, 0, await node.stderr());
+  restoreBackup(openReader(url), `${dir}/../restored-after.sqlite3`);
+  assertEquals(dumpDatabase(`${dir}/../restored-after.sqlite3`), dumpDatabase(restart.database));
+  removeNodeDir(dir);
+});
+
+Deno.test("init on a node with no database yet creates an empty backup at version 0", async () => {
+  const dir = makeNodeDir();
+  const url = `file://${dir}/../backup`;
+  const output = new BufferedOutput();
+  assertEquals(await init([url, "--lightning-dir", dir], output), 0, output.stderr.join("\n"));
+  assertMatch(output.stdout[0], /Created the empty backup .* at version 0/);
+  assertEquals(output.stdout.at(-1), `important-plugin=${dir}/cln-backup-plugin`);
+  const backend = openBackend(url);
+  assertEquals(backend.state(), { version: 0, rewindVersion: undefined, records: 0, bytes: 32 });
+  backend.close();
+  removeNodeDir(dir);
+});
+
+Deno.test("init refuses a running lightningd: its RPC socket answers", async () => {
+  const dir = makeNodeDir("fresh-start");
+  const listener = Deno.listen({ transport: "unix", path: `${dir}/lightning-rpc` });
+  try {
+    await refused(
+      dir,
+      [`file://${dir}/../backup`, "--lightning-dir", dir],
+      /^Cannot init backup: lightningd is running on ".*regtest" \(its RPC socket ".*lightning-rpc" accepts connections\): stop it first/,
+    );
+  } finally {
+    listener.close();
+  }
+  removeNodeDir(dir);
+});
+
+Deno.test("init accepts a socket file a killed lightningd left behind", async () => {
+  const dir = makeNodeDir("fresh-start");
+  const socket = `${dir}/lightning-rpc`;
+  const holder = new Deno.Command(Deno.execPath(), {
+    args: [
+      "eval",
+      `Deno.listen({ transport: "unix", path: ${JSON.stringify(socket)} }); ` +
+      `console.log("listening"); setInterval(() => {}, 1000);`,
+    ],
+    stdout: "piped",
+    stderr: "null",
+  }).spawn();
+  // Wait for it to listen: its first output line.
+  const lines = holder.stdout.getReader();
+  await lines.read();
+  await lines.cancel();
+  holder.kill("SIGKILL");
+  await holder.status;
+  assert(exists(socket), "the killed process left its socket file");
+  const output = new BufferedOutput();
+  assertEquals(await init([`file://${dir}/../backup`, "--lightning-dir", dir], output), 0);
+  removeNodeDir(dir);
+});
+
+Deno.test("init refuses a running lightningd named by the pid file in the base dir", async () => {
+  const dir = makeNodeDir("fresh-start");
+  // A process whose name is "lightningd", as /proc/<pid>/comm shows it.
+  const fake = `${dir}/../lightningd`;
+  Deno.copyFileSync("/bin/sleep", fake);
+  Deno.chmodSync(fake, 0o755);
+  const process = new Deno.Command(fake, { args: ["30"] }).spawn();
+  // Until it has exec'd, the child still carries its parent's name.
+  const comm = () => Deno.readTextFileSync(`/proc/${process.pid}/comm`).trim();
+  for (let i = 0; i < 500 && comm() !== "lightningd"; i++) {
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  Deno.writeTextFileSync(`${dir}/../lightningd-regtest.pid`, `${process.pid}\n`);
+  try {
+    await refused(
+      dir,
+      [`file://${dir}/../backup`, "--lightning-dir", dir],
+      /^Cannot init backup: lightningd is running on .* names process \d+, a lightningd\): stop it first/,
+    );
+  } finally {
+    process.kill("SIGKILL");
+    await process.status;
+  }
+  // Once it is gone, the pid file is stale and init goes ahead.
+  const output = new BufferedOutput();
+  assertEquals(await init([`file://${dir}/../backup`, "--lightning-dir", dir], output), 0);
+  removeNodeDir(dir);
+});
+
+Deno.test("init refuses the base lightning dir and names the network dir to use", async () => {
+  const dir = makeNodeDir("fresh-start");
+  const base = Deno.realPathSync(`${dir}/..`);
+  Deno.mkdirSync(`${base}/bitcoin`);
+  await refused(
+    base,
+    [`file://${base}/backup`, "--lightning-dir", base],
+    new RegExp(
+      `^Cannot init backup: ".*" looks like the base lightning directory \\(it holds the ` +
+        `network directories bitcoin, regtest\\), not the network directory lightningd runs ` +
+        `plugins in: use --lightning-dir "${base}/regtest"$`,
+    ),
+  );
+  const configOnly = Deno.makeTempDirSync();
+  Deno.writeTextFileSync(`${configOnly}/config`, "network=bitcoin\n");
+  await refused(
+    configOnly,
+    [`file://${configOnly}/backup`, "--lightning-dir", configOnly],
+    /holds a "config" file but no hsm_secret\), .*: use --lightning-dir ".*\/bitcoin"$/,
+  );
+  Deno.removeSync(configOnly, { recursive: true });
+  removeNodeDir(dir);
+});
+
+Deno.test("init refuses an existing backup and an existing backup.lock", async () => {
+  const dir = makeNodeDir("fresh-start");
+  const taken = Deno.realPathSync(`${dir}/..`) + "/taken";
+  Deno.mkdirSync(taken);
+  await refused(
+    dir,
+    [`file://${taken}`, "--lightning-dir", dir],
+    /^Cannot init backup: ".*\/taken" already exists: choose a new path, or remove it/,
+  );
+  assertEquals([...Deno.readDirSync(taken)], []);
+
+  Deno.writeTextFileSync(`${dir}/backup.lock`, '{"backend_url": "file:///old/backup.dbak"}');
+  await refused(
+    dir,
+    [`file://${dir}/../new`, "--lightning-dir", dir],
+    /^Cannot init backup: ".*backup.lock" already exists \(it points to file:\/\/\/old\/backup.dbak\): this node has a backup already: a v1 .dbak .*"cln-backup upgrade"; to start over, move backup.lock aside first$/,
+  );
+  assert(!exists(`${dir}/../new`));
+  removeNodeDir(dir);
+});
+
+Deno.test("init refuses a database that is not lightningd's, leaving nothing behind", async () => {
+  const dir = makeNodeDir();
+  const db = new DatabaseSync(`${dir}/lightningd.sqlite3`);
+  db.exec("CREATE TABLE t (x)");
+  db.close();
+  await refused(
+    dir,
+    [`file://${dir}/../backups/node`, "--lightning-dir", dir],
+    /^Cannot init backup: ".*lightningd.sqlite3" holds no vars.data_version, so it is not a lightningd database/,
+  );
+  assertEquals([...Deno.readDirSync(`${dir}/../backups`)], []);
+  removeNodeDir(dir);
+});
+
+Deno.test("init rejects bad command lines and socket URLs", async () => {
+  const dir = makeNodeDir();
+  let output = new BufferedOutput();
+  assertEquals(await init([], output), 2);
+  assertMatch(output.stderr[0], /^Usage error: "init" takes <url>, got 0 argument\(s\): see/);
+  output = new BufferedOutput();
+  assertEquals(await init(["file:///x", "--lightning-dri", dir], output), 2);
+  assertMatch(output.stderr[0], /^Usage error: Unknown option '--lightning-dri'/);
+  await refused(
+    dir,
+    ["socket:127.0.0.1:9000", "--lightning-dir", dir],
+    /^Cannot init backup: "socket:127.0.0.1:9000" is a socket backup/,
+  );
+  await refused(dir, ["backup", "--lightning-dir", dir], /^Cannot use backup URL "backup"/);
+  output = new BufferedOutput();
+  assertEquals(await init(["--help"], output), 0);
+  assertMatch(output.text, /^Usage: cln-backup init <url> \[--lightning-dir DIR\]/);
+  removeNodeDir(dir);
+});
+
+Deno.test("init warns when Deno runs from npx's cache, which npm may clean", () => {
+  const output = new BufferedOutput();
+  printConfigLine(output, "/n/cln-backup-plugin", "/home/u/.npm/_npx/1a2b/node_modules/deno/deno");
+  assertEquals(output.stderr.length, 1);
+  assertMatch(output.stderr[0], /^Warning: .*_npx.*: run "npm install deno@2.9.6" in the project/);
+  assertEquals(output.stdout.at(-1), "important-plugin=/n/cln-backup-plugin");
+
+  const stable = new BufferedOutput();
+  printConfigLine(stable, "/n/cln-backup-plugin", "/usr/local/bin/deno");
+  assertEquals(stable.stderr, []);
+});

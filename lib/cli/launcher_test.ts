@@ -1,0 +1,143 @@
+import { assert, assertEquals, assertRejects } from "../../tests/support/assert.ts";
+import { writeLockFile } from "../backup/lock_file.ts";
+import {
+  compileArgs,
+  COMPILED_PLUGIN_NAME,
+  launchArgs,
+  LAUNCHER_NAME,
+  launcherScript,
+  launchPlan,
+  parseLauncher,
+  PLUGIN_ENTRY,
+  writeLauncher,
+} from "./launcher.ts";
+
+const DENO = "/opt/deno/bin/deno";
+
+Deno.test("a file backup's launch reads backup.lock and the backup, writes the backup only", () => {
+  const plan = launchPlan({
+    lightningDir: "/nonexistent/ln/bitcoin",
+    backendUrl: "file:///var/backups/node/",
+    deno: DENO,
+  });
+  assertEquals(plan, {
+    deno: DENO,
+    plugin: PLUGIN_ENTRY,
+    lightningDir: "/nonexistent/ln/bitcoin",
+    backupPath: "/var/backups/node",
+  });
+  assertEquals(launchArgs(plan), [
+    "run",
+    "--no-prompt",
+    "--no-config",
+    "--no-lock",
+    "--allow-read=/nonexistent/ln/bitcoin/backup.lock,/var/backups/node",
+    "--allow-write=/var/backups/node",
+    PLUGIN_ENTRY,
+  ]);
+});
+
+Deno.test("a socket backup's launch may connect to the server, or only to its proxy", () => {
+  const args = (url: string) =>
+    launchArgs(launchPlan({ lightningDir: "/nonexistent/ln", backendUrl: url, deno: DENO }))
+      .slice(1, -1);
+  assertEquals(args("socket:backup.example.org:9000"), [
+    "--no-prompt",
+    "--no-config",
+    "--no-lock",
+    "--allow-read=/nonexistent/ln/backup.lock",
+    "--allow-net=backup.example.org:9000",
+  ]);
+  assertEquals(args("socket:[::1]:9000").at(-1), "--allow-net=[::1]:9000");
+  assertEquals(
+    args("socket:abcdef.onion:9000?proxy=socks5:127.0.0.1:9050").at(-1),
+    "--allow-net=127.0.0.1:9050",
+  );
+});
+
+Deno.test("launch plans refuse what Deno's flags cannot say", async () => {
+  await assertRejects(
+    () => launchPlan({ lightningDir: "/ln", backendUrl: "s3://bucket/x" }),
+    /unknown scheme/,
+  );
+  await assertRejects(
+    () => launchArgs(launchPlan({ lightningDir: "/ln", backendUrl: "file:///backups/a,b" })),
+    /comma/,
+  );
+});
+
+Deno.test("the lock file is granted under the lightning dir's real path", () => {
+  const root = Deno.realPathSync(Deno.makeTempDirSync());
+  try {
+    Deno.mkdirSync(`${root}/real`);
+    Deno.symlinkSync(`${root}/real`, `${root}/link`);
+    const plan = launchPlan({
+      lightningDir: `${root}/link`,
+      backendUrl: `file://${root}/backup`,
+      deno: DENO,
+    });
+    assertEquals(launchArgs(plan)[4], `--allow-read=${root}/real/backup.lock,${root}/backup`);
+  } finally {
+    Deno.removeSync(root, { recursive: true });
+  }
+});
+
+Deno.test("compile builds the plugin with the launch's flags", () => {
+  const plan = launchPlan({ lightningDir: "/nonexistent/ln", backendUrl: "file:///b", deno: DENO });
+  assertEquals(compileArgs(plan, "/nonexistent/ln/cln-backup-plugin-bin"), [
+    "compile",
+    ...launchArgs(plan).slice(1, -1),
+    "--output",
+    "/nonexistent/ln/cln-backup-plugin-bin",
+    PLUGIN_ENTRY,
+  ]);
+});
+
+Deno.test("the launcher names deno by absolute path, quoted, and reads back", () => {
+  const root = Deno.makeTempDirSync();
+  try {
+    const plan = launchPlan({
+      lightningDir: root,
+      backendUrl: `file://${root}/it's%20here`,
+      deno: "/home/o'neil/deno",
+    });
+    const path = writeLauncher(plan);
+    assertEquals(path, `${root}/${LAUNCHER_NAME}`);
+    assertEquals(Deno.statSync(path).mode! & 0o777, 0o755);
+    const text = Deno.readTextFileSync(path);
+    assertEquals(text, launcherScript(plan));
+    assert(text.startsWith("#!/bin/sh\n"));
+    assert(text.includes(`exec '/home/o'\\''neil/deno' 'run' '--no-prompt'`), text);
+    assertEquals(parseLauncher(text), { deno: "/home/o'neil/deno", args: launchArgs(plan) });
+    assertEquals(parseLauncher("#!/bin/sh\nexec deno run plugin.ts\n"), undefined);
+    assertEquals(parseLauncher("#!/bin/sh\n"), undefined);
+  } finally {
+    Deno.removeSync(root, { recursive: true });
+  }
+});
+
+Deno.test("compile:plugin's script builds its command from the node's backup.lock", async () => {
+  const dir = Deno.realPathSync(Deno.makeTempDirSync());
+  try {
+    const url = `file://${dir}/backup`;
+    writeLockFile(dir, { backend_url: url });
+    const script = new URL("../../scripts/compile_plugin.ts", import.meta.url).pathname;
+    const run = (...args: string[]) =>
+      new Deno.Command(Deno.execPath(), {
+        args: ["run", "--allow-read", "--allow-env", "--allow-run", script, ...args],
+        env: { NO_COLOR: "1" },
+      }).output();
+    const dry = await run("--", "--lightning-dir", dir, "--dry-run");
+    assertEquals(dry.code, 0, new TextDecoder().decode(dry.stderr));
+    const plan = launchPlan({ lightningDir: dir, backendUrl: url });
+    assertEquals(
+      new TextDecoder().decode(dry.stdout),
+      `deno ${compileArgs(plan, `${dir}/${COMPILED_PLUGIN_NAME}`).join(" ")}\n`,
+    );
+    const missing = await run("--lightning-dir", `${dir}/nowhere`, "--dry-run");
+    assertEquals(missing.code, 1);
+    assert(new TextDecoder().decode(missing.stderr).startsWith("Cannot compile the plugin: no"));
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});

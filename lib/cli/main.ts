@@ -1,0 +1,70 @@
+/**
+ * The operator CLI's dispatch: `cln-backup <command> [options]`.
+ *
+ * @module
+ */
+import { consoleOutput, Exit, type Output } from "./args.ts";
+import { init } from "./init.ts";
+import { restore } from "./restore.ts";
+import { status } from "./status.ts";
+import { upgrade } from "./upgrade.ts";
+import { verify } from "./verify.ts";
+import { doctor } from "./doctor.ts";
+
+export const HELP = `Usage: cln-backup <command> [options]   (or: deno task <command> -- [options])
+
+A backup plugin for Core Lightning: every database change is on stable storage before
+lightningd commits it. The backup is useless without the node's hsm_secret: keep a copy of
+that too, offline.
+
+Commands:
+  init <url> [--lightning-dir DIR]      create a backup of a node, write backup.lock and the
+                                        plugin's launcher, print the config line to add
+  restore <url> <file-or-dir> [--to-version N]
+                                        rebuild the node's database from a backup
+  status <url> [--json]                 describe a backup: versions, records, snapshots, size
+  verify <url>                          check every record and that the backup restores
+  upgrade [--lightning-dir DIR] [--to <url>]
+                                        convert the Python plugin's v1 .dbak into cln-backup's
+                                        format, keeping every version
+  doctor [--lightning-dir DIR]          check a node's backup set-up, one line per check
+
+<url> is file:///abs/path (a cln-backup directory, or a v1 .dbak file to read).
+"cln-backup <command> --help" explains a command.
+
+Exit codes:
+  0  done (verify: the backup is OK; doctor: no check failed)
+  1  the operation failed or was refused (verify: FAIL; doctor: a check failed); stderr says
+     why and what to do, in one line
+  2  usage error: an unknown command or option, or a missing or extra argument
+  3  internal error: a bug; the stack trace is printed, please report it`;
+
+const COMMANDS: Record<string, (args: string[], output: Output) => Promise<number>> = {
+  init,
+  restore,
+  status,
+  verify,
+  upgrade,
+  doctor,
+};
+
+/** Runs the command `args` name; returns the exit code. */
+export async function runCli(args: string[], output: Output = consoleOutput): Promise<number> {
+  const [name, ...rest] = args;
+  if (name === undefined || name === "help" || name === "--help" || name === "-h") {
+    if (name === undefined) {
+      output.err("Usage error: no command given: see the commands below");
+      output.err(HELP);
+      return Exit.Usage;
+    }
+    output.out(HELP);
+    return Exit.Ok;
+  }
+  const command = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
+  if (!command) {
+    output.err(`Usage error: unknown command "${name}": see "cln-backup --help"`);
+    return Exit.Usage;
+  }
+  // `deno task init -- <url>` passes the "--" on; it only separates deno's options from ours.
+  return await command(rest[0] === "--" ? rest.slice(1) : rest, output);
+}

@@ -1,0 +1,115 @@
+/**
+ * Checks on the lightning dir a command is pointed at: that it is the network directory
+ * lightningd runs plugins in (not the base dir above it), and that no lightningd runs on it.
+ *
+ * @module
+ */
+import { basename, dirname } from "node:path";
+import { existsSync } from "../backends/file_create.ts";
+import { DATABASE_NAME } from "../backup/restore.ts";
+
+/** The network directories lightningd creates inside its base dir. */
+export const NETWORKS = [
+  "bitcoin",
+  "testnet",
+  "testnet4",
+  "signet",
+  "regtest",
+  "liquid",
+  "liquid-regtest",
+] as const;
+
+function isDirectory(path: string): boolean {
+  try {
+    return Deno.statSync(path).isDirectory;
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return false;
+    throw error;
+  }
+}
+
+/**
+ * Refuses a directory that is not the network directory: the Python plugin's most common
+ * set-up mistake is `backup.lock` in the base dir (`~/.lightning`), where the plugin, which
+ * runs in `~/.lightning/bitcoin`, never finds it. A directory holding `hsm_secret` or
+ * `lightningd.sqlite3` is a network directory; one holding neither but network
+ * subdirectories or a `config` file is the base dir. An empty directory is accepted (a node
+ * that has not started yet).
+ */
+export function checkNetworkDir(dir: string, action: string): void {
+  if (!isDirectory(dir)) {
+    throw new Error(
+      `${action}: "${dir}" is not a directory: pass the lightning network directory with ` +
+        `--lightning-dir (for example ~/.lightning/bitcoin)`,
+    );
+  }
+  if (existsSync(`${dir}/hsm_secret`) || existsSync(`${dir}/${DATABASE_NAME}`)) return;
+  const networks = NETWORKS.filter((n) => isDirectory(`${dir}/${n}`));
+  if (networks.length === 0 && !existsSync(`${dir}/config`)) return;
+  const used = networks.filter((n) =>
+    existsSync(`${dir}/${n}/${DATABASE_NAME}`) || existsSync(`${dir}/${n}/hsm_secret`)
+  );
+  const suggested = (used.length > 0 ? used : networks.length > 0 ? networks : ["bitcoin"])
+    .map((n) => `"${dir}/${n}"`).join(" or ");
+  const holds = networks.length > 0
+    ? `the network directories ${networks.join(", ")}`
+    : `a "config" file but no hsm_secret`;
+  throw new Error(
+    `${action}: "${dir}" looks like the base lightning directory (it holds ${holds}), not ` +
+      `the network directory lightningd runs plugins in: use --lightning-dir ${suggested}`,
+  );
+}
+
+/** Why a lightningd looks alive on `dir`, or `undefined`. */
+async function runningEvidence(dir: string): Promise<string | undefined> {
+  // lightningd listens on the `lightning-rpc` unix socket in its network directory while it
+  // runs. A socket file left by a killed lightningd refuses connections.
+  const socket = `${dir}/lightning-rpc`;
+  try {
+    const connection = await Deno.connect({ transport: "unix", path: socket });
+    connection.close();
+    return `its RPC socket "${socket}" accepts connections`;
+  } catch (error) {
+    if (
+      !(error instanceof Deno.errors.NotFound || error instanceof Deno.errors.ConnectionRefused)
+    ) {
+      throw new Error(
+        `cannot tell whether lightningd is running: connecting to "${socket}" failed ` +
+          `(${(error as Error).message}): run this as the user lightningd runs as`,
+      );
+    }
+  }
+  // The socket may live elsewhere (the rpc-file option), so also read the pid file
+  // lightningd keeps in the base dir while it runs, and ask /proc (Linux) what that pid is.
+  const pidFile = `${dirname(dir)}/lightningd-${basename(dir)}.pid`;
+  let pid: string;
+  try {
+    pid = Deno.readTextFileSync(pidFile).trim();
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return undefined;
+    throw error;
+  }
+  if (!/^\d+$/.test(pid)) return undefined;
+  try {
+    const command = Deno.readTextFileSync(`/proc/${pid}/comm`).trim();
+    return command === "lightningd" ? `"${pidFile}" names process ${pid}, a lightningd` : undefined;
+  } catch {
+    return undefined; // No such process (a stale pid file), or no /proc to ask.
+  }
+}
+
+/** Refuses when a lightningd runs on `dir` (see {@linkcode runningEvidence} for how). */
+export async function checkNotRunning(dir: string, action: string): Promise<void> {
+  let evidence: string | undefined;
+  try {
+    evidence = await runningEvidence(dir);
+  } catch (error) {
+    throw new Error(`${action}: ${(error as Error).message}`);
+  }
+  if (evidence !== undefined) {
+    throw new Error(
+      `${action}: lightningd is running on "${dir}" (${evidence}): stop it first ` +
+        `("lightning-cli stop"), then run this again`,
+    );
+  }
+}

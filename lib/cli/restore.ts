@@ -1,0 +1,129 @@
+/**
+ * `restore <url> <file-or-dir> [--to-version N]`: rebuilds the node's database from a backup.
+ *
+ * @module
+ */
+import type { BackupReader } from "../backends/backend.ts";
+import { openReader } from "../backends/open.ts";
+import { restoreBackup, type RestoreResult, restoreTarget } from "../backup/restore.ts";
+import { existsSync } from "../backends/file_create.ts";
+import { dirname } from "node:path";
+import {
+  type CommandSpec,
+  consoleOutput,
+  Exit,
+  type Output,
+  runCommand,
+  userPath,
+  versionArg,
+} from "./args.ts";
+
+export const RESTORE_HELP = `Usage: cln-backup restore <url> <file-or-dir> [--to-version N]
+
+Rebuilds a node's database from the backup at <url> (a cln-backup directory, or a v1 .dbak
+file of the Python plugin). <file-or-dir> is the database file to create, or a directory to
+create lightningd.sqlite3 in. The database is built in a temporary file beside the target
+(statements of lightningd before PR 4090 are repaired), must pass SQLite's integrity check
+and hold the backup's version in vars.data_version, and is then synced and renamed into
+place. It never overwrites an existing database. Memory use does not grow with the backup.
+
+Put the restored file in the node's network directory as lightningd.sqlite3 only while
+lightningd is stopped, and with the node's own hsm_secret: the database is useless without it.
+
+Options:
+  --to-version N  restore the state as of change N (point in time) instead of the latest;
+                  N must be at or after the backup's oldest snapshot
+  -h, --help      show this help
+
+On a terminal, a restore that runs over two seconds shows its progress on stderr. It prints
+the restored path, the version and the number of changes applied.`;
+
+const SPEC: CommandSpec = {
+  name: "restore",
+  help: RESTORE_HELP,
+  options: { "to-version": { type: "string" } },
+  positionals: ["url", "file-or-dir"],
+};
+
+const BAR_WIDTH = 30;
+
+/** The progress line of a long restore, shown once it has run for `delayMs`. */
+export class RestoreProgress {
+  #start = performance.now();
+  #range: { first: number; last: number } | undefined;
+  #shown = false;
+
+  constructor(
+    readonly reader: BackupReader,
+    readonly toVersion: number | undefined,
+    readonly show: (text: string) => void,
+    readonly delayMs = 2000,
+  ) {}
+
+  update(version: number): void {
+    if (performance.now() - this.#start < this.delayMs) return;
+    // Only a long restore pays for describing the backup, to know where it ends.
+    this.#range ??= this.#describeRange();
+    const { first, last } = this.#range;
+    const fraction = last > first
+      ? Math.min(1, Math.max(0, (version - first) / (last - first)))
+      : 1;
+    const filled = Math.round(fraction * BAR_WIDTH);
+    this.show(
+      `restoring [${"#".repeat(filled)}${"-".repeat(BAR_WIDTH - filled)}] ` +
+        `${Math.floor(fraction * 100)}% version ${version} of ${last}`,
+    );
+    this.#shown = true;
+  }
+
+  #describeRange(): { first: number; last: number } {
+    const description = this.reader.describe();
+    const last = this.toVersion ?? description.lastVersion;
+    const first = description.snapshots.findLast((s) => s <= last) ?? description.firstVersion;
+    return { first, last };
+  }
+
+  /** Clears the progress line, if one was shown. */
+  done(): void {
+    if (this.#shown) this.show("");
+  }
+}
+
+export function describeRestore(result: RestoreResult): string {
+  const from = result.snapshotVersion === undefined
+    ? "from the first change"
+    : `on top of the snapshot at version ${result.snapshotVersion}`;
+  return `Restored "${result.path}" at version ${result.version}: ${result.changes} ` +
+    `change(s) applied ${from}; it passes SQLite's integrity check`;
+}
+
+export async function restore(args: string[], output: Output = consoleOutput): Promise<number> {
+  return await runCommand(SPEC, args, output, ({ values, positionals }) => {
+    const [url, target] = positionals;
+    const toVersion = versionArg(values["to-version"], "to-version");
+    const path = restoreTarget(userPath(target));
+    if (!existsSync(dirname(path))) {
+      throw new Error(
+        `Cannot restore backup: the directory "${dirname(path)}" does not exist: create it, ` +
+          `or choose another target`,
+      );
+    }
+    const reader = openReader(url);
+    try {
+      const progress = output.progress &&
+        new RestoreProgress(reader, toVersion, output.progress);
+      try {
+        const result = restoreBackup(reader, path, {
+          toVersion,
+          onProgress: progress && ((version) => progress.update(version)),
+        });
+        output.out(describeRestore(result));
+      } finally {
+        progress?.done();
+      }
+    } finally {
+      reader.close();
+    }
+    return Exit.Ok;
+  });
+}

@@ -1,0 +1,157 @@
+import { assert, assertEquals, assertMatch } from "../../tests/support/assert.ts";
+import { dumpDatabase } from "../../tests/support/dump.ts";
+import { loadFixture, PRE_4090_BACKUP } from "../../tests/support/fixtures.ts";
+import { DatabaseSync } from "node:sqlite";
+import { openReader } from "../backends/open.ts";
+import { restore, RestoreProgress } from "./restore.ts";
+import { BufferedOutput, makeBackup, recordedChanges } from "./testing.ts";
+
+const changes = recordedChanges(["fresh-start", "restart"]);
+
+function dataVersion(path: string): number {
+  const db = new DatabaseSync(path, { readOnly: true });
+  try {
+    assertEquals(db.prepare("PRAGMA integrity_check").get()?.integrity_check, "ok");
+    return Number(db.prepare("SELECT intval FROM vars WHERE name = 'data_version'").get()?.intval);
+  } finally {
+    db.close();
+  }
+}
+
+async function run(args: string[]): Promise<{ code: number; output: BufferedOutput }> {
+  const output = new BufferedOutput();
+  return { code: await restore(args, output), output };
+}
+
+Deno.test("restore to a file and to a directory gives the node's database", async () => {
+  const dir = Deno.makeTempDirSync();
+  const url = await makeBackup(`${dir}/backup`, changes);
+  const expected = dumpDatabase(loadFixture("restart").database);
+
+  const file = await run([url, `${dir}/node.sqlite3`]);
+  assertEquals(file.code, 0, file.output.stderr.join("\n"));
+  assertEquals(file.output.stdout, [
+    `Restored "${dir}/node.sqlite3" at version 15: ${changes.length} change(s) applied from ` +
+    `the first change; it passes SQLite's integrity check`,
+  ]);
+  assertEquals(dumpDatabase(`${dir}/node.sqlite3`), expected);
+
+  Deno.mkdirSync(`${dir}/regtest`);
+  const directory = await run([url, `${dir}/regtest`]);
+  assertEquals(directory.code, 0, directory.output.stderr.join("\n"));
+  assertMatch(
+    directory.output.stdout[0],
+    /^Restored ".*\/regtest\/lightningd.sqlite3" at version 15/,
+  );
+  assertEquals(dumpDatabase(`${dir}/regtest/lightningd.sqlite3`), expected);
+
+  // A second restore refuses to overwrite either, and leaves them as they are.
+  for (const target of [`${dir}/node.sqlite3`, `${dir}/regtest`]) {
+    const again = await run([url, target]);
+    assertEquals(again.code, 1);
+    const path = target.endsWith("regtest") ? `${target}/lightningd.sqlite3` : target;
+    assertEquals(again.output.stderr, [
+      `Cannot restore backup: database already exists at "${path}": move it aside or choose ` +
+      `another target`,
+    ]);
+    assertEquals(dumpDatabase(path), expected);
+  }
+  assertEquals([...Deno.readDirSync(`${dir}/regtest`)].map((e) => e.name), ["lightningd.sqlite3"]);
+  Deno.removeSync(dir, { recursive: true });
+});
+
+Deno.test("restore --to-version N gives the database at data_version N", async () => {
+  const dir = Deno.makeTempDirSync();
+  const url = await makeBackup(`${dir}/backup`, changes);
+  for (const n of [1, 5, 11, 13]) {
+    const { code, output } = await run([url, `${dir}/at-${n}.sqlite3`, "--to-version", String(n)]);
+    assertEquals(code, 0, output.stderr.join("\n"));
+    assertMatch(output.stdout[0], new RegExp(`at version ${n}: `));
+    assertEquals(dataVersion(`${dir}/at-${n}.sqlite3`), n);
+  }
+  // Version 11 is where the fresh-start run ended.
+  assertEquals(
+    dumpDatabase(`${dir}/at-11.sqlite3`),
+    dumpDatabase(loadFixture("fresh-start").database),
+  );
+
+  const beyond = await run([url, `${dir}/beyond.sqlite3`, "--to-version", "16"]);
+  assertEquals(beyond.code, 1);
+  assertMatch(
+    beyond.output.stderr[0],
+    /^Cannot restore backup to version 16: it holds versions up to 15/,
+  );
+  const bad = await run([url, `${dir}/bad.sqlite3`, "--to-version", "x1"]);
+  assertEquals(bad.code, 2);
+  assertMatch(bad.output.stderr[0], /^Usage error: --to-version takes a version number/);
+  Deno.removeSync(dir, { recursive: true });
+});
+
+Deno.test("restore of a backup with a snapshot, before and after it", async () => {
+  const dir = Deno.makeTempDirSync();
+  const url = await makeBackup(
+    `${dir}/backup`,
+    recordedChanges(["restart"]),
+    { version: 11, path: loadFixture("fresh-start").database },
+  );
+  const latest = await run([url, `${dir}/latest.sqlite3`]);
+  assertEquals(latest.output.stdout, [
+    `Restored "${dir}/latest.sqlite3" at version 15: 4 change(s) applied on top of the ` +
+    `snapshot at version 11; it passes SQLite's integrity check`,
+  ]);
+  assertEquals(
+    dumpDatabase(`${dir}/latest.sqlite3`),
+    dumpDatabase(loadFixture("restart").database),
+  );
+  const before = await run([url, `${dir}/before.sqlite3`, "--to-version", "10"]);
+  assertEquals(before.code, 1);
+  assertMatch(before.output.stderr[0], /^Cannot restore backup/);
+  assert(![...Deno.readDirSync(dir)].some((e) => e.name.startsWith("before")));
+  Deno.removeSync(dir, { recursive: true });
+});
+
+Deno.test("restore of the Python plugin's pre-4090 backup repairs its statements", async () => {
+  const dir = Deno.makeTempDirSync();
+  const { code, output } = await run([`file://${PRE_4090_BACKUP}`, dir]);
+  assertEquals(code, 0, output.stderr.join("\n"));
+  assertEquals(output.stdout, [
+    `Restored "${dir}/lightningd.sqlite3" at version 46: 46 change(s) applied from the first ` +
+    `change; it passes SQLite's integrity check`,
+  ]);
+  assertEquals(dataVersion(`${dir}/lightningd.sqlite3`), 46);
+  Deno.removeSync(dir, { recursive: true });
+});
+
+Deno.test("restore names a missing backup or target directory and what to do", async () => {
+  const dir = Deno.makeTempDirSync();
+  const missing = await run(["file:///nonexistent/backup", `${dir}/x.sqlite3`]);
+  assertEquals(missing.code, 1);
+  assertEquals(missing.output.stderr, [
+    `Cannot open backup: nothing at "/nonexistent/backup": run "deno task init" to create it, ` +
+    `or fix the URL in backup.lock`,
+  ]);
+  const noDir = await run([`file://${PRE_4090_BACKUP}`, `${dir}/no/x.sqlite3`]);
+  assertEquals(noDir.code, 1);
+  assertEquals(noDir.output.stderr, [
+    `Cannot restore backup: the directory "${dir}/no" does not exist: create it, or choose ` +
+    `another target`,
+  ]);
+  Deno.removeSync(dir, { recursive: true });
+});
+
+Deno.test("restore progress: a bar by version once the restore runs long", async () => {
+  const dir = Deno.makeTempDirSync();
+  const url = await makeBackup(`${dir}/backup`, changes);
+  const lines: string[] = [];
+  const progress = new RestoreProgress(openReader(url), undefined, (t) => lines.push(t), 0);
+  progress.update(8);
+  progress.done();
+  assertEquals(lines, ["restoring [###############---------------] 50% version 8 of 15", ""]);
+
+  const quiet: string[] = [];
+  const slow = new RestoreProgress(openReader(url), 10, (t) => quiet.push(t));
+  slow.update(8);
+  slow.done();
+  assertEquals(quiet, []);
+  Deno.removeSync(dir, { recursive: true });
+});

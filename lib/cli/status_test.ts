@@ -1,0 +1,97 @@
+import { assertEquals, assertMatch } from "../../tests/support/assert.ts";
+import { loadFixture, PRE_4090_BACKUP } from "../../tests/support/fixtures.ts";
+import { status } from "./status.ts";
+import { BufferedOutput, makeBackup, recordedChanges } from "./testing.ts";
+
+async function run(args: string[]): Promise<BufferedOutput> {
+  const output = new BufferedOutput();
+  assertEquals(await status(args, output), 0, output.stderr.join("\n"));
+  assertEquals(output.stderr, []);
+  return output;
+}
+
+Deno.test("status describes a backup, in text and JSON, and shows a torn tail", async () => {
+  const dir = Deno.makeTempDirSync();
+  const url = await makeBackup(
+    `${dir}/backup`,
+    recordedChanges(["restart"]),
+    { version: 11, path: loadFixture("fresh-start").database },
+  );
+  const text = (await run([url])).stdout;
+  assertEquals(text.slice(0, 5), [
+    `backup:     ${url}`,
+    "format:     cln-backup 2",
+    "versions:   11 to 15",
+    "records:    6",
+    "snapshots:  at version 11",
+  ]);
+  assertMatch(text[5], /^bytes: {6}\d+$/);
+  assertEquals(text[6], "torn tail:  none");
+
+  const json = JSON.parse((await run([url, "--json"])).text);
+  assertEquals({ ...json, bytes: 0 }, {
+    url,
+    format: "cln-backup 2",
+    snapshots: [11],
+    firstVersion: 11,
+    lastVersion: 15,
+    records: 6,
+    bytes: 0,
+    tornBytes: 0,
+  });
+  assertEquals(`bytes:      ${json.bytes}`, text[5]);
+
+  // A crash mid-append leaves a partial record at the live log's tail.
+  const log = [...Deno.readDirSync(`${dir}/backup`)].find((e) => e.name.startsWith("log-"))!;
+  Deno.writeFileSync(`${dir}/backup/${log.name}`, new Uint8Array(10).fill(7), { append: true });
+  assertEquals(
+    (await run([url])).stdout.at(-1),
+    "torn tail:  10 bytes after the last valid record (cut on the next write)",
+  );
+  assertEquals(JSON.parse((await run([url, "--json"])).text).tornBytes, 10);
+  Deno.removeSync(dir, { recursive: true });
+});
+
+Deno.test("status describes the Python plugin's v1 file", async () => {
+  const url = `file://${PRE_4090_BACKUP}`;
+  assertEquals((await run([url])).stdout, [
+    `backup:     ${url}`,
+    "format:     v1 (Python backup plugin)",
+    "versions:   1 to 46",
+    "records:    46",
+    "snapshots:  none",
+    "bytes:      79811",
+    "torn tail:  none",
+  ]);
+  assertEquals(JSON.parse((await run([url, "--json"])).text), {
+    url,
+    format: "v1 (Python backup plugin)",
+    snapshots: [],
+    firstVersion: 1,
+    lastVersion: 46,
+    records: 46,
+    bytes: 79811,
+    tornBytes: 0,
+  });
+});
+
+Deno.test("status of an empty backup, and of damage in the middle of a backup", async () => {
+  const dir = Deno.makeTempDirSync();
+  const url = await makeBackup(`${dir}/backup`, []);
+  assertEquals((await run([url])).stdout[2], "versions:   none yet (version 0)");
+
+  const damaged = await makeBackup(`${dir}/damaged`, recordedChanges(["restart"]));
+  const log = [...Deno.readDirSync(`${dir}/damaged`)].find((e) => e.name.startsWith("log-"))!;
+  const path = `${dir}/damaged/${log.name}`;
+  const bytes = Deno.readFileSync(path);
+  bytes[32 + 40] ^= 0xff; // In the first record's payload: not a torn tail.
+  Deno.writeFileSync(path, bytes);
+  const output = new BufferedOutput();
+  assertEquals(await status([damaged], output), 1);
+  assertEquals(output.stderr.length, 1);
+  assertMatch(
+    output.stderr[0],
+    /^Cannot read backup: record payload checksum mismatch at offset 32 of ".*"; the backup is damaged: restore from another copy/,
+  );
+  Deno.removeSync(dir, { recursive: true });
+});

@@ -1,0 +1,75 @@
+/**
+ * What the CLI tests share: an {@linkcode Output} that keeps what a command printed, the
+ * recorded lightningd runs as changes, and builders for backups and lightning dirs.
+ *
+ * @module
+ */
+import { dirname } from "node:path";
+import type { Change } from "../backends/backend.ts";
+import { createFileBackup } from "../backends/file_create.ts";
+import { FileBackend } from "../backends/file_backend.ts";
+import type { Output } from "./args.ts";
+import { splitMessages } from "../../tests/support/fake_lightningd.ts";
+import { loadFixture, type Scenario } from "../../tests/support/fixtures.ts";
+
+/** Keeps what a command printed, for tests to look at. */
+export class BufferedOutput implements Output {
+  readonly stdout: string[] = [];
+  readonly stderr: string[] = [];
+
+  out(line: string): void {
+    this.stdout.push(line);
+  }
+
+  err(line: string): void {
+    this.stderr.push(line);
+  }
+
+  get text(): string {
+    return this.stdout.join("\n");
+  }
+}
+
+/** The `db_write`s of recorded runs, in order, as changes. */
+export function recordedChanges(scenarios: readonly Scenario[]): Change[] {
+  return scenarios.flatMap((name) =>
+    splitMessages(loadFixture(name).raw)
+      .filter((m) => m.json.method === "db_write")
+      .map((m) => ({ version: m.json.params.data_version, statements: m.json.params.writes }))
+  );
+}
+
+/** Creates a file backup at `path` holding `changes` (on top of `snapshot`, when given). */
+export async function makeBackup(
+  path: string,
+  changes: readonly Change[],
+  snapshot?: { version: number; path: string },
+): Promise<string> {
+  createFileBackup(path, snapshot);
+  const url = `file://${path}`;
+  const backend = FileBackend.open(url, path);
+  try {
+    for (const change of changes) await backend.append(change);
+  } finally {
+    backend.close();
+  }
+  return url;
+}
+
+/** A temporary network directory, optionally holding a copy of a recorded run's database. */
+export function makeNodeDir(database?: Scenario): string {
+  const base = Deno.makeTempDirSync({ prefix: "cln-backup-test-" });
+  const dir = `${base}/regtest`;
+  Deno.mkdirSync(dir);
+  if (database) {
+    Deno.copyFileSync(loadFixture(database).database, `${dir}/lightningd.sqlite3`);
+    Deno.writeFileSync(`${dir}/hsm_secret`, new Uint8Array(32), { mode: 0o400 });
+  }
+  return dir;
+}
+
+/** Removes a directory made by {@linkcode makeNodeDir} with its base. */
+export function removeNodeDir(dir: string): void {
+  // Not `${dir}/..`: removing a path ending in ".." empties the base but leaves it behind.
+  Deno.removeSync(dirname(dir), { recursive: true });
+}

@@ -1,0 +1,185 @@
+/**
+ * `upgrade [--lightning-dir DIR] [--to <url>]`: converts the Python plugin's v1 `.dbak` file
+ * that `backup.lock` names into a cln-backup directory holding every version it held, then
+ * points `backup.lock` at it.
+ *
+ * @module
+ */
+import { dirname } from "node:path";
+import { pathToFileURL } from "node:url";
+import { V1BackupReader } from "../backends/v1_reader.ts";
+import { existsSync, writeBase } from "../backends/file_create.ts";
+import { createEmptyLog, FileBackend } from "../backends/file_backend.ts";
+import { syncDir, writeAll } from "../backends/durable_fs.ts";
+import { LOCK_FILE, readLockFile } from "../backup/lock_file.ts";
+import { isV1Header } from "../format/v1.ts";
+import { FileBackupReader } from "../backends/file_reader.ts";
+import { checkNetworkDir, checkNotRunning } from "./node_dir.ts";
+import { installPlugin, printConfigLine } from "./init.ts";
+import {
+  type CommandSpec,
+  consoleOutput,
+  Exit,
+  fileBackupPath,
+  type Output,
+  runCommand,
+  userPath,
+} from "./args.ts";
+
+const ACTION = "Cannot upgrade backup";
+
+export const UPGRADE_HELP = `Usage: cln-backup upgrade [--lightning-dir DIR] [--to <url>]
+
+Converts the v1 .dbak backup of the Python backup plugin, the one DIR/backup.lock names, into
+a cln-backup backup holding every version the v1 file holds (its snapshot and each change
+after it), so the plugin continues it and "restore --to-version N" works for every N from the
+v1 snapshot on. The cln-backup plugin refuses to start on a v1 file until this has run.
+
+Steps: with lightningd stopped, it builds the new backup beside its final path and renames it
+into place, checks that it ends at the v1 file's last version, writes the launcher
+DIR/cln-backup-plugin, then rewrites DIR/backup.lock atomically to the new URL (other keys are
+kept). The v1 file is left untouched: delete it once "cln-backup verify <new url>" says OK.
+Finally, replace the Python plugin's plugin= or important-plugin= line in the lightningd config
+with the line printed last. Going back to the Python plugin from a converted backup is not
+supported: keep the v1 file until you are sure.
+
+Options:
+  --lightning-dir DIR  the network directory holding backup.lock (for example
+                       ~/.lightning/bitcoin); default: the current directory
+  --to <url>           where to create the new backup (file:///abs/path, must not exist);
+                       default: the v1 path without ".dbak", plus ".clnb"
+  -h, --help           show this help
+
+It refuses while lightningd runs on DIR (detected as "init --help" explains), when the new
+path exists, and when backup.lock names neither a v1 file nor a cln-backup backup (for one,
+already upgraded, it says so and exits with 0). A failure leaves backup.lock as it was.`;
+
+const SPEC: CommandSpec = {
+  name: "upgrade",
+  help: UPGRADE_HELP,
+  options: { "lightning-dir": { type: "string" }, to: { type: "string" } },
+  positionals: [],
+};
+
+function isV1File(path: string): boolean {
+  const file = Deno.openSync(path, { read: true });
+  try {
+    const head = new Uint8Array(4);
+    return file.readSync(head) === 4 && isV1Header(head);
+  } finally {
+    file.close();
+  }
+}
+
+/**
+ * Writes the v1 backup's entries into the new backup directory `dir`: each snapshot as a
+ * base segment (streamed through a temporary file), each change appended to the log.
+ */
+async function convert(v1: V1BackupReader, dir: string): Promise<void> {
+  createEmptyLog(dir);
+  const log = FileBackend.open(pathToFileURL(dir).href, dir);
+  const snapshotCopy = `${dir}/snapshot.tmp`;
+  let snapshot: Deno.FsFile | undefined;
+  try {
+    for (const entry of v1.entries()) {
+      switch (entry.kind) {
+        case "snapshot-part":
+          snapshot ??= Deno.openSync(snapshotCopy, { write: true, create: true, truncate: true });
+          writeAll(snapshot, entry.bytes);
+          break;
+        case "snapshot-end":
+          snapshot?.close();
+          snapshot = undefined;
+          writeBase(dir, { version: entry.version, path: snapshotCopy });
+          Deno.removeSync(snapshotCopy);
+          break;
+        case "change":
+          await log.append({ version: entry.version, statements: entry.statements });
+      }
+    }
+  } finally {
+    snapshot?.close();
+    log.close();
+  }
+}
+
+export async function upgrade(args: string[], output: Output = consoleOutput): Promise<number> {
+  return await runCommand(SPEC, args, output, async ({ values }) => {
+    const dir = userPath(String(values["lightning-dir"] ?? "."));
+    checkNetworkDir(dir, ACTION);
+    if (!existsSync(`${dir}/${LOCK_FILE}`)) {
+      throw new Error(
+        `${ACTION}: no ${LOCK_FILE} in "${dir}": pass the network directory the Python ` +
+          `plugin ran in with --lightning-dir (for example ~/.lightning/bitcoin)`,
+      );
+    }
+    const lock = readLockFile(dir);
+    const v1Path = fileBackupPath(lock.backend_url, ACTION);
+    if (!existsSync(v1Path)) {
+      throw new Error(
+        `${ACTION}: backup.lock names "${v1Path}", which does not exist: check backup.lock`,
+      );
+    }
+    if (Deno.statSync(v1Path).isDirectory) {
+      output.out(
+        `"${dir}/${LOCK_FILE}" already names a cln-backup backup (${lock.backend_url}): ` +
+          `nothing to upgrade`,
+      );
+      return Exit.Ok;
+    }
+    if (!isV1File(v1Path)) {
+      throw new Error(
+        `${ACTION}: "${v1Path}", which backup.lock names, is not a v1 backup of the Python ` +
+          `plugin: check backup.lock`,
+      );
+    }
+    await checkNotRunning(dir, ACTION);
+    const url = typeof values.to === "string"
+      ? values.to
+      : pathToFileURL(`${v1Path.replace(/\.dbak$/, "")}.clnb`).href;
+    const path = fileBackupPath(url, ACTION);
+    if (existsSync(path)) {
+      throw new Error(
+        `${ACTION}: "${path}" already exists: choose another path with --to, or move it ` +
+          `aside if it is not a backup you need`,
+      );
+    }
+
+    const v1 = new V1BackupReader(lock.backend_url, v1Path);
+    const before = v1.describe();
+    // Built beside its final path and renamed, so a failure never leaves a half-made backup.
+    const building = `${path}.upgrading-${Deno.pid}`;
+    Deno.mkdirSync(building, { recursive: true });
+    try {
+      await convert(v1, building);
+      const after = new FileBackupReader(url, building).describe();
+      if (after.lastVersion !== before.lastVersion) {
+        throw new Error(
+          `${ACTION}: the converted backup ends at version ${after.lastVersion}, the v1 file ` +
+            `at ${before.lastVersion}: nothing was changed; please report this`,
+        );
+      }
+      Deno.renameSync(building, path);
+      syncDir(dirname(path));
+    } catch (error) {
+      if (existsSync(building)) Deno.removeSync(building, { recursive: true });
+      throw error;
+    }
+    const launcher = installPlugin(
+      dir,
+      { ...lock, backend_url: url },
+      () => Deno.removeSync(path, { recursive: true }),
+    );
+    output.out(
+      `Converted "${v1Path}" (versions ${before.firstVersion} to ${before.lastVersion}, ` +
+        `${before.records} records) into "${path}"; the v1 file is untouched`,
+    );
+    output.out(
+      `"${dir}/${LOCK_FILE}" now names ${url}; check the new backup with "cln-backup verify ` +
+        `${url}", then delete the v1 file when you like`,
+    );
+    output.out("Replace the Python plugin's plugin= or important-plugin= line in the config.");
+    printConfigLine(output, launcher);
+    return Exit.Ok;
+  });
+}

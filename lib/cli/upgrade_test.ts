@@ -1,0 +1,198 @@
+import { assert, assertEquals, assertMatch } from "../../tests/support/assert.ts";
+import { dumpDatabase } from "../../tests/support/dump.ts";
+import { FakeLightningd } from "../../tests/support/fake_lightningd.ts";
+import { loadFixture, PRE_4090_BACKUP } from "../../tests/support/fixtures.ts";
+import { openBackend, openReader } from "../backends/open.ts";
+import { restoreBackup } from "../backup/restore.ts";
+import { encodeStatements } from "../format/record.ts";
+import { encodeV1Header, encodeV1Record, V1_HEADER_SIZE, V1Type } from "../format/v1.ts";
+import { upgrade } from "./upgrade.ts";
+import { BufferedOutput, makeNodeDir, recordedChanges, removeNodeDir } from "./testing.ts";
+
+interface V1Record {
+  type: number;
+  version: number;
+  payload: Uint8Array;
+}
+
+/** Writes a v1 file as the Python plugin does; records past `acknowledged` are a torn tail. */
+function writeV1(path: string, records: V1Record[], acknowledged: number): void {
+  const encoded = records.map((r) => encodeV1Record(r.type, r.version, r.payload));
+  const kept = encoded.slice(0, acknowledged);
+  const lastOffset = V1_HEADER_SIZE + kept.slice(0, -1).reduce((n, r) => n + r.length, 0);
+  const header = encodeV1Header({
+    version: records[acknowledged - 1].version,
+    nextOffset: lastOffset + kept.at(-1)!.length,
+    prevVersion: records[acknowledged - 2].version,
+    lastOffset,
+    count: acknowledged,
+  });
+  const file = Deno.openSync(path, { write: true, create: true, truncate: true });
+  for (const bytes of [header, ...encoded]) file.writeSync(bytes);
+  file.close();
+}
+
+/** Restores `url` at `version` into a fresh file and dumps it. */
+function dumpAt(url: string, version: number | undefined, dir: string): string {
+  const path = `${dir}/dump-${crypto.randomUUID()}.sqlite3`;
+  restoreBackup(openReader(url), path, { toVersion: version });
+  const dump = dumpDatabase(path);
+  Deno.removeSync(path);
+  return dump;
+}
+
+async function run(args: string[]): Promise<{ code: number; output: BufferedOutput }> {
+  const output = new BufferedOutput();
+  return { code: await upgrade(args, output), output };
+}
+
+Deno.test("upgrade converts the pre-4090 v1 file keeping every version; the plugin continues", async () => {
+  const dir = makeNodeDir();
+  const base = Deno.realPathSync(`${dir}/..`);
+  const v1Url = `file://${base}/backup.dbak`;
+  Deno.copyFileSync(PRE_4090_BACKUP, `${base}/backup.dbak`);
+  Deno.writeTextFileSync(`${dir}/backup.lock`, JSON.stringify({ backend_url: v1Url, note: 1 }));
+  // The node is where the Python plugin left it: at the v1 file's last version.
+  restoreBackup(openReader(v1Url), dir);
+
+  const { code, output } = await run(["--lightning-dir", dir]);
+  assertEquals(code, 0, output.stderr.join("\n"));
+  const url = `file://${base}/backup.clnb`;
+  assertEquals(JSON.parse(Deno.readTextFileSync(`${dir}/backup.lock`)), {
+    backend_url: url,
+    note: 1,
+  });
+  assertMatch(output.stdout[0], /^Converted ".*backup.dbak" \(versions 1 to 46, 46 records\)/);
+  assertEquals(output.stdout.at(-1), `important-plugin=${dir}/cln-backup-plugin`);
+  assertEquals(Deno.readFileSync(`${base}/backup.dbak`), Deno.readFileSync(PRE_4090_BACKUP));
+  assertEquals([...Deno.readDirSync(base)].map((e) => e.name).sort(), [
+    "backup.clnb",
+    "backup.dbak",
+    "regtest",
+  ]);
+
+  for (let version = 1; version <= 46; version++) {
+    assertEquals(dumpAt(url, version, base), dumpAt(v1Url, version, base), `version ${version}`);
+  }
+
+  // lightningd starts with the plugin through the launcher, which now grants the new backup.
+  const node = FakeLightningd.spawn({ lightningDir: dir, command: [`${dir}/cln-backup-plugin`] });
+  for (let i = 0; i < 3; i++) {
+    const outcome = await node.transaction([
+      `INSERT INTO vars (name, intval) VALUES ('after-upgrade-${i}', ${i})`,
+    ]);
+    assertEquals(outcome, "committed", node.aborted);
+  }
+  assertEquals((await node.close()).code, 0, await node.stderr());
+  const backend = openBackend(url);
+  assertEquals(backend.state().version, 49);
+  backend.close();
+  assertEquals(dumpAt(url, undefined, base), dumpDatabase(`${dir}/lightningd.sqlite3`));
+  removeNodeDir(dir);
+});
+
+Deno.test("upgrade of a v1 file with a snapshot, a rewound change and a torn tail", async () => {
+  const dir = makeNodeDir("restart");
+  const base = Deno.realPathSync(`${dir}/..`);
+  const changes = recordedChanges(["restart"]); // versions 12 to 15
+  const change = (version: number, statements = changes[version - 12].statements) => ({
+    type: V1Type.Change,
+    version,
+    payload: encodeStatements(statements),
+  });
+  writeV1(`${base}/node.dbak`, [
+    {
+      type: V1Type.Snapshot,
+      version: 11,
+      payload: Deno.readFileSync(loadFixture("fresh-start").database),
+    },
+    change(12),
+    change(13),
+    // Stored, then the node stopped before committing it; the Python plugin's rewind left
+    // it in the file, and the next start's change 14 follows it.
+    change(14, [
+      "INSERT INTO vars (name, intval) VALUES ('never-committed', 1)",
+      ...changes[2].statements,
+    ]),
+    change(14),
+    change(15),
+    change(16, ["INSERT INTO vars (name, intval) VALUES ('never-acknowledged', 1)"]),
+  ], 6);
+  const v1Url = `file://${base}/node.dbak`;
+  Deno.writeTextFileSync(`${dir}/backup.lock`, JSON.stringify({ backend_url: v1Url }));
+
+  const url = `file://${base}/converted/node`;
+  const { code, output } = await run(["--lightning-dir", dir, "--to", url]);
+  assertEquals(code, 0, output.stderr.join("\n"));
+  assertEquals(JSON.parse(Deno.readTextFileSync(`${dir}/backup.lock`)).backend_url, url);
+
+  for (let version = 11; version <= 15; version++) {
+    assertEquals(dumpAt(url, version, base), dumpAt(v1Url, version, base), `version ${version}`);
+  }
+  assertEquals(dumpAt(url, 11, base), dumpDatabase(loadFixture("fresh-start").database));
+  assertEquals(dumpAt(url, 15, base), dumpDatabase(loadFixture("restart").database));
+
+  // The recorded activity run continues the upgraded backup through the plugin.
+  const activity = loadFixture("activity");
+  const node = FakeLightningd.spawn({
+    lightningDir: dir,
+    command: [`${dir}/cln-backup-plugin`],
+    chunking: { kind: "sizes", sizes: activity.chunks },
+  });
+  assertEquals(await node.replay(activity.raw), "committed", node.aborted);
+  assertEquals((await node.close()).code, 0, await node.stderr());
+  assertEquals(dumpAt(url, undefined, base), dumpDatabase(activity.database));
+  removeNodeDir(dir);
+});
+
+Deno.test("upgrade refuses what it cannot convert, changing nothing", async () => {
+  const dir = makeNodeDir("fresh-start");
+  const base = Deno.realPathSync(`${dir}/..`);
+
+  let result = await run(["--lightning-dir", dir]);
+  assertEquals(result.code, 1);
+  assertMatch(result.output.stderr[0], /^Cannot upgrade backup: no backup.lock in ".*regtest"/);
+
+  const lock = JSON.stringify({ backend_url: `file://${base}/backup.dbak` });
+  Deno.writeTextFileSync(`${dir}/backup.lock`, lock);
+  Deno.copyFileSync(PRE_4090_BACKUP, `${base}/backup.dbak`);
+  Deno.mkdirSync(`${base}/backup.clnb`);
+  result = await run(["--lightning-dir", dir]);
+  assertEquals(result.code, 1);
+  assertEquals(result.output.stderr, [
+    `Cannot upgrade backup: "${base}/backup.clnb" already exists: choose another path with ` +
+    `--to, or move it aside if it is not a backup you need`,
+  ]);
+  Deno.removeSync(`${base}/backup.clnb`);
+
+  const listener = Deno.listen({ transport: "unix", path: `${dir}/lightning-rpc` });
+  result = await run(["--lightning-dir", dir]);
+  listener.close();
+  assertEquals(result.code, 1);
+  assertMatch(result.output.stderr[0], /^Cannot upgrade backup: lightningd is running on/);
+
+  // A v1 file damaged in the middle: the half-made conversion is removed.
+  const bytes = Deno.readFileSync(PRE_4090_BACKUP);
+  bytes[V1_HEADER_SIZE + 8] = 9; // The first record's type.
+  Deno.writeFileSync(`${base}/backup.dbak`, bytes);
+  result = await run(["--lightning-dir", dir]);
+  assertEquals(result.code, 1);
+  assertMatch(
+    result.output.stderr[0],
+    /^Cannot read backup: unknown v1 record type 9 at offset 512/,
+  );
+  assertEquals(Deno.readTextFileSync(`${dir}/backup.lock`), lock);
+  assertEquals([...Deno.readDirSync(base)].map((e) => e.name).sort(), ["backup.dbak", "regtest"]);
+  assert(![...Deno.readDirSync(dir)].some((e) => e.name === "cln-backup-plugin"));
+
+  // Already converted: nothing to do.
+  Deno.mkdirSync(`${base}/done`);
+  Deno.writeTextFileSync(
+    `${dir}/backup.lock`,
+    JSON.stringify({ backend_url: `file://${base}/done` }),
+  );
+  result = await run(["--lightning-dir", dir]);
+  assertEquals(result.code, 0);
+  assertMatch(result.output.stdout[0], /already names a cln-backup backup .*: nothing to upgrade$/);
+  removeNodeDir(dir);
+});

@@ -1,0 +1,107 @@
+/**
+ * The CLI as an operator runs it: `deno run cli.ts <command>`, in a subprocess, as
+ * `deno task <command> -- ...` runs it (in the project directory, with the operator's
+ * directory in INIT_CWD and a "--" before the arguments).
+ */
+import { assert, assertEquals, assertMatch } from "./support/assert.ts";
+import { dumpDatabase } from "./support/dump.ts";
+import { loadFixture } from "./support/fixtures.ts";
+import { runCli } from "../lib/cli/main.ts";
+import { BufferedOutput, makeNodeDir, removeNodeDir } from "../lib/cli/testing.ts";
+
+const CLI = new URL("../cli.ts", import.meta.url).pathname;
+const PROJECT = new URL("..", import.meta.url).pathname;
+
+interface Run {
+  code: number;
+  stdout: string[];
+  stderr: string[];
+}
+
+async function cli(args: string[], env: Record<string, string> = {}): Promise<Run> {
+  const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", CLI, ...args],
+    cwd: PROJECT,
+    env: { NO_COLOR: "1", ...env },
+  }).output();
+  const lines = (bytes: Uint8Array) => new TextDecoder().decode(bytes).split("\n").filter(Boolean);
+  return { code, stdout: lines(stdout), stderr: lines(stderr) };
+}
+
+Deno.test("cli.ts: init, status, verify and restore as deno task runs them", async () => {
+  const dir = makeNodeDir("fresh-start");
+  const base = Deno.realPathSync(`${dir}/..`);
+  const url = `file://${base}/backup`;
+  const env = { INIT_CWD: base, TMPDIR: `${base}/tmp` };
+  Deno.mkdirSync(`${base}/tmp`);
+
+  // A relative --lightning-dir is the operator's, not the project's.
+  const init = await cli(["init", "--", url, "--lightning-dir", "regtest"], env);
+  assertEquals(init.code, 0, init.stderr.join("\n"));
+  assertEquals(init.stdout.at(-1), `important-plugin=${dir}/cln-backup-plugin`);
+  assertEquals(JSON.parse(Deno.readTextFileSync(`${dir}/backup.lock`)), { backend_url: url });
+
+  const status = await cli(["status", "--", url, "--json"], env);
+  assertEquals(status.code, 0, status.stderr.join("\n"));
+  assertEquals(JSON.parse(status.stdout.join("\n")).lastVersion, 11);
+
+  const verify = await cli(["verify", url], env);
+  assertEquals(verify.code, 0, verify.stderr.join("\n"));
+  assertMatch(verify.stdout[0], /^OK: /);
+  assertEquals([...Deno.readDirSync(`${base}/tmp`)], [], "verify removed its restored copy");
+
+  const restore = await cli(["restore", "--", url, "restored.sqlite3"], env);
+  assertEquals(restore.code, 0, restore.stderr.join("\n"));
+  assertEquals(restore.stdout, [
+    `Restored "${base}/restored.sqlite3" at version 11: 0 change(s) applied on top of the ` +
+    `snapshot at version 11; it passes SQLite's integrity check`,
+  ]);
+  assertEquals(
+    dumpDatabase(`${base}/restored.sqlite3`),
+    dumpDatabase(loadFixture("fresh-start").database),
+  );
+
+  // An expected failure is one line on stderr, no stack trace, exit 1.
+  const again = await cli(["restore", url, `${base}/restored.sqlite3`], env);
+  assertEquals(again, {
+    code: 1,
+    stdout: [],
+    stderr: [
+      `Cannot restore backup: database already exists at "${base}/restored.sqlite3": move it ` +
+      `aside or choose another target`,
+    ],
+  });
+  const refused = await cli(["init", url, "--lightning-dir", dir], env);
+  assertEquals(refused.code, 1);
+  assertEquals(refused.stderr.length, 1);
+  assertMatch(refused.stderr[0], /^Cannot init backup: ".*backup.lock" already exists/);
+  removeNodeDir(dir);
+});
+
+Deno.test("cli.ts: help and usage errors", async () => {
+  const help = await cli(["--help"]);
+  assertEquals(help.code, 0);
+  assertMatch(
+    help.stdout.join("\n"),
+    /Exit codes:\n {2}0 {2}.*\n {2}1 {2}.*\n.*\n {2}2 {2}usage error.*\n {2}3 {2}internal error/,
+  );
+  for (const command of ["init", "restore", "status", "verify", "upgrade", "doctor"]) {
+    const output = new BufferedOutput();
+    assertEquals(await runCli([command, "--help"], output), 0, command);
+    assertMatch(output.text, new RegExp(`^Usage: cln-backup ${command}`));
+  }
+  assertEquals(await cli(["frobnicate"]), {
+    code: 2,
+    stdout: [],
+    stderr: ['Usage error: unknown command "frobnicate": see "cln-backup --help"'],
+  });
+  const usage = await cli(["restore", "file:///x"]);
+  assertEquals(usage.code, 2);
+  assertEquals(usage.stderr, [
+    'Usage error: "restore" takes <url> <file-or-dir>, got 1 argument(s): see ' +
+    '"cln-backup restore --help"',
+  ]);
+  const none = await cli([]);
+  assertEquals(none.code, 2);
+  assert(none.stderr.includes("Exit codes:"));
+});
