@@ -1,0 +1,261 @@
+/**
+ * The documented launch: lightningd runs the launcher script `init` writes, which runs the
+ * plugin with the least-privilege flags of lib/cli/launcher.ts. These tests run that script
+ * itself, with PATH pointing nowhere (a systemd service's PATH may lack deno), and show that
+ * the plugin works under it and that those flags deny everything else.
+ *
+ * The plugin has no way to try a forbidden access (and gets no backdoor for the test), so
+ * the denials are shown by a probe script run by the very same launcher text with only the
+ * program path swapped: same deno, same flags, same working directory.
+ */
+import { assert, assertEquals } from "./support/assert.ts";
+import { FakeLightningd } from "./support/fake_lightningd.ts";
+import { loadFixture } from "./support/fixtures.ts";
+import { dumpDatabase } from "./support/dump.ts";
+import { createFileBackup } from "../lib/backends/file_create.ts";
+import { writeLockFile } from "../lib/backup/lock_file.ts";
+import { openReader } from "../lib/backends/open.ts";
+import { restoreBackup } from "../lib/backup/restore.ts";
+import {
+  LAUNCHER_NAME,
+  launcherScript,
+  type LaunchPlan,
+  launchPlan,
+  writeLauncher,
+} from "../lib/cli/launcher.ts";
+
+const FILE_BACKEND = new URL("../lib/backends/file_backend.ts", import.meta.url).href;
+const NO_PATH = { PATH: "/nonexistent" };
+
+interface Node {
+  root: string;
+  lightningDir: string;
+  backupDir: string;
+  url: string;
+  plan: LaunchPlan;
+  launcher: string;
+}
+
+/** A node directory with a secret beside the plugin's files, a file backup, and the launcher. */
+function prepareNode(): Node {
+  const root = Deno.makeTempDirSync({ prefix: "cln-backup-perm-" });
+  const lightningDir = `${root}/node`;
+  Deno.mkdirSync(lightningDir);
+  Deno.writeFileSync(`${lightningDir}/hsm_secret`, new Uint8Array(32).fill(7), { mode: 0o400 });
+  const backupDir = `${root}/backup`;
+  createFileBackup(backupDir);
+  const url = `file://${backupDir}`;
+  writeLockFile(lightningDir, { backend_url: url });
+  const plan = launchPlan({ lightningDir, backendUrl: url });
+  return { root, lightningDir, backupDir, url, plan, launcher: writeLauncher(plan) };
+}
+
+/** Runs `source` as the plugin would be run: the launcher's text, program path swapped. */
+async function runProbe(
+  node: Node,
+  plan: LaunchPlan,
+  source: string,
+): Promise<Record<string, string>> {
+  const probe = `${node.root}/probe.ts`;
+  Deno.writeTextFileSync(probe, source);
+  const script = `${node.root}/probe-launcher`;
+  const text = launcherScript({ ...plan, plugin: probe });
+  // The very launch the node gets, but for the program it runs.
+  assertEquals(text, launcherScript(plan).replace(`'${plan.plugin}'`, `'${probe}'`));
+  Deno.writeTextFileSync(script, text, { mode: 0o755 });
+  const output = await new Deno.Command(script, {
+    cwd: plan.lightningDir,
+    clearEnv: true,
+    env: NO_PATH,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const stderr = new TextDecoder().decode(output.stderr);
+  assertEquals(output.code, 0, `probe failed: ${stderr}`);
+  return JSON.parse(new TextDecoder().decode(output.stdout));
+}
+
+/** The probe's prelude: `attempt(name, fn)` records "ok", "NotCapable", or the error. */
+const PRELUDE = `
+const results: Record<string, string> = {};
+async function attempt(name: string, fn: () => unknown): Promise<void> {
+  try {
+    await fn();
+    results[name] = "ok";
+  } catch (error) {
+    const { name: kind, message } = error as Error;
+    results[name] = kind === "NotCapable" ? kind : \`\${kind}: \${message}\`;
+  }
+}
+`;
+
+Deno.test("the launcher script runs the plugin over a recorded start, PATH or not", async () => {
+  const node = prepareNode();
+  try {
+    const script = Deno.readTextFileSync(node.launcher);
+    assert(script.startsWith("#!/bin/sh\n"));
+    assert(script.includes(`exec '${Deno.execPath()}' 'run' '--no-prompt'`), script);
+    const fixture = loadFixture("fresh-start");
+    const lightningd = FakeLightningd.spawn({
+      lightningDir: node.lightningDir,
+      command: [node.launcher],
+      chunking: { kind: "sizes", sizes: fixture.chunks },
+      env: NO_PATH,
+    });
+    assertEquals(await lightningd.replay(fixture.raw), "committed");
+    assertEquals((await lightningd.close()).code, 0, await lightningd.stderr());
+    const answers = lightningd.received.filter((m) => String(m.id).startsWith("cln:db_write"));
+    assertEquals(answers.length, fixture.summary.db_write_calls);
+    assert(answers.every((m) => (m.result as { result?: string }).result === "continue"));
+    assertEquals(lightningd.logs.filter((l) => l.level === "broken"), []);
+    const restored = `${node.root}/restored.sqlite3`;
+    restoreBackup(openReader(node.url), restored);
+    assertEquals(dumpDatabase(restored), dumpDatabase(fixture.database));
+  } finally {
+    Deno.removeSync(node.root, { recursive: true });
+  }
+});
+
+Deno.test("the launch lets the file backend work and denies everything else", async () => {
+  const node = prepareNode();
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const accepting = (async () => {
+    for await (const conn of listener) conn.close();
+  })();
+  try {
+    const backup = JSON.stringify(node.backupDir);
+    const ld = JSON.stringify(node.lightningDir);
+    const results = await runProbe(
+      node,
+      node.plan,
+      `import { FileBackend } from ${JSON.stringify(FILE_BACKEND)};
+import { deflateSync, inflateSync } from "node:zlib";
+${PRELUDE}
+// What the plugin does, with segments small enough to roll.
+await attempt("read backup.lock in the working directory", () =>
+  JSON.parse(Deno.readTextFileSync(Deno.cwd() + "/backup.lock")));
+await attempt("clock and zlib", () => {
+  if (!(performance.now() > 0)) throw new Error("no clock");
+  if (inflateSync(deflateSync(new Uint8Array(64))).length !== 64) throw new Error("zlib");
+});
+await attempt("append, roll, rewind, reopen", async () => {
+  const noise = () => Array.from(crypto.getRandomValues(new Uint8Array(200)), (b) => b.toString(16));
+  let backend = FileBackend.open("file://" + ${backup}, ${backup}, { segmentBytes: 1024 });
+  for (let v = 1; v <= 12; v++) {
+    await backend.append({ version: v, statements: ["INSERT INTO t VALUES ('" + noise() + "')"] });
+  }
+  await backend.rewind();
+  backend.close();
+  Deno.writeFileSync(${backup} + "/left-by-a-crash.tmp", new Uint8Array(1));
+  backend = FileBackend.open("file://" + ${backup}, ${backup}, { segmentBytes: 1024 });
+  if (backend.state().version !== 11) throw new Error("version " + backend.state().version);
+  backend.close();
+  const names = [...Deno.readDirSync(${backup})].map((e) => e.name);
+  if (names.some((n) => n.endsWith(".tmp"))) throw new Error("temporary left: " + names);
+  if (names.filter((n) => n.startsWith("log-")).length < 3) throw new Error("no roll: " + names);
+});
+// What it must not do.
+await attempt("read hsm_secret", () => Deno.readFileSync("hsm_secret"));
+await attempt("read hsm_secret by path", () => Deno.readFileSync(${ld} + "/hsm_secret"));
+await attempt("read /etc/passwd", () => Deno.readTextFileSync("/etc/passwd"));
+await attempt("list the lightning dir", () => [...Deno.readDirSync(${ld})]);
+await attempt("write to the lightning dir", () => Deno.writeTextFileSync(${ld} + "/evil", "x"));
+await attempt("write to /tmp", () => Deno.writeTextFileSync("/tmp/cln-backup-evil", "x"));
+await attempt("connect to 127.0.0.1", async () =>
+  (await Deno.connect({ hostname: "127.0.0.1", port: ${listener.addr.port} })).close());
+await attempt("read the environment", () => Deno.env.get("HOME"));
+await attempt("run a program", () => new Deno.Command("/bin/sh", { args: ["-c", "true"] }).outputSync());
+await attempt("load a library", () => Deno.dlopen("libc.so.6", {}));
+await attempt("read system information", () => Deno.hostname());
+console.log(JSON.stringify(results));
+`,
+    );
+    assertEquals(results, {
+      "read backup.lock in the working directory": "ok",
+      "clock and zlib": "ok",
+      "append, roll, rewind, reopen": "ok",
+      "read hsm_secret": "NotCapable",
+      "read hsm_secret by path": "NotCapable",
+      "read /etc/passwd": "NotCapable",
+      "list the lightning dir": "NotCapable",
+      "write to the lightning dir": "NotCapable",
+      "write to /tmp": "NotCapable",
+      "connect to 127.0.0.1": "NotCapable",
+      "read the environment": "NotCapable",
+      "run a program": "NotCapable",
+      "load a library": "NotCapable",
+      "read system information": "NotCapable",
+    });
+    assertEquals(
+      [...Deno.readDirSync(node.lightningDir)].map((e) => e.name).sort(),
+      ["backup.lock", "hsm_secret", LAUNCHER_NAME].sort(),
+    );
+  } finally {
+    listener.close();
+    await accepting.catch(() => {});
+    Deno.removeSync(node.root, { recursive: true });
+  }
+});
+
+Deno.test("a socket backup's launch may connect to its server and nowhere else", async () => {
+  const node = prepareNode();
+  const server = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const other = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const accept = async (listener: Deno.Listener) => {
+    for await (const conn of listener) conn.close();
+  };
+  const accepting = [accept(server), accept(other)];
+  try {
+    const url = `socket:127.0.0.1:${server.addr.port}`;
+    writeLockFile(node.lightningDir, { backend_url: url });
+    const plan = launchPlan({ lightningDir: node.lightningDir, backendUrl: url });
+    const connect = (port: number) =>
+      `async () => (await Deno.connect({ hostname: "127.0.0.1", port: ${port} })).close()`;
+    const results = await runProbe(
+      node,
+      plan,
+      `${PRELUDE}
+await attempt("read backup.lock", () => Deno.readTextFileSync("backup.lock"));
+await attempt("connect to the backup server", ${connect(server.addr.port)});
+await attempt("connect to another port", ${connect(other.addr.port)});
+await attempt("read the old backup", () => [...Deno.readDirSync(${
+        JSON.stringify(node.backupDir)
+      })]);
+await attempt("write anywhere", () => Deno.writeTextFileSync("/tmp/cln-backup-evil", "x"));
+console.log(JSON.stringify(results));
+`,
+    );
+    assertEquals(results, {
+      "read backup.lock": "ok",
+      "connect to the backup server": "ok",
+      "connect to another port": "NotCapable",
+      "read the old backup": "NotCapable",
+      "write anywhere": "NotCapable",
+    });
+  } finally {
+    server.close();
+    other.close();
+    await Promise.allSettled(accepting);
+    Deno.removeSync(node.root, { recursive: true });
+  }
+});
+
+Deno.test("a lightning dir reached through a symlink still finds its backup.lock", async () => {
+  const node = prepareNode();
+  try {
+    const link = `${node.root}/link-to-node`;
+    Deno.symlinkSync(node.lightningDir, link);
+    const plan = launchPlan({ lightningDir: link, backendUrl: node.url });
+    const results = await runProbe(
+      node,
+      plan,
+      `${PRELUDE}
+await attempt("read backup.lock", () => Deno.readTextFileSync(Deno.cwd() + "/backup.lock"));
+console.log(JSON.stringify(results));
+`,
+    );
+    assertEquals(results, { "read backup.lock": "ok" });
+  } finally {
+    Deno.removeSync(node.root, { recursive: true });
+  }
+});
