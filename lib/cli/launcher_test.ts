@@ -66,6 +66,13 @@ Deno.test("launch plans refuse what Deno's flags cannot say", async () => {
   );
 });
 
+Deno.test("a compiled cln-backup cannot write a launcher: it is not deno", async () => {
+  await assertRejects(
+    () => launchPlan({ lightningDir: "/ln", backendUrl: "file:///b", deno: "/usr/bin/cln-backup" }),
+    /runs as "\/usr\/bin\/cln-backup", not deno: .*compile:plugin/,
+  );
+});
+
 Deno.test("the lock file is granted under the lightning dir's real path", () => {
   const root = Deno.realPathSync(Deno.makeTempDirSync());
   try {
