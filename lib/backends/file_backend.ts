@@ -5,6 +5,7 @@
  * @module
  */
 import type { Backend, BackupState, Change } from "./backend.ts";
+import { crashNow, crashPoint } from "./crash_point.ts";
 import { writeAll, writeFileDurably } from "./durable_fs.ts";
 import { encodeRecord, encodeStatements, RecordKind } from "../format/record.ts";
 import {
@@ -108,6 +109,10 @@ export class FileBackend implements Backend {
       let step = records.next();
       while (!step.done) {
         const { offset, header: record } = step.value;
+        if (record.kind !== RecordKind.Change) {
+          file.close();
+          throw new CorruptBackupError(path, offset, `unexpected record kind ${record.kind}`);
+        }
         version = Math.max(version, record.version);
         this.#records++;
         if (isLive) this.#liveRecords.push({ offset, version: record.version });
@@ -160,11 +165,20 @@ export class FileBackend implements Backend {
       if (this.#liveRecords.length > 0 && this.#liveEnd + record.length > this.segmentBytes) {
         this.#roll();
       }
+      // Test-only (see crash_point.ts): `undefined` unless a crash test armed it.
+      const crash = crashPoint?.next();
+      if (crash === "before-write") crashNow();
+      if (crash === "mid-write") {
+        writeAll(this.#live, record.subarray(0, record.length >> 1));
+        crashNow();
+      }
       writeAll(this.#live, record);
+      if (crash === "after-write-before-sync") crashNow();
       this.#live.syncDataSync();
       this.#liveRecords.push({ offset: this.#liveEnd, version: change.version });
       this.#liveEnd += record.length;
       this.#records++;
+      if (crash === "after-sync-before-answer") crashNow();
     });
     return Promise.resolve();
   }

@@ -121,9 +121,9 @@ function allZero(file: Deno.FsFile, from: number, to: number): boolean {
  * A crash while appending can leave only the last record damaged (each append is synced
  * before the next starts): a record whose checked header runs past the end of the file,
  * whose payload fails its check while ending exactly at the end of the file, or a header
- * that is short or all zero bytes. Such a tail is reported in the returned
- * {@linkcode SegmentTail}, never yielded. Anything else that fails a check throws
- * {@linkcode CorruptBackupError}.
+ * that is short or fails its check with only zero bytes after it. Such a tail is reported
+ * in the returned {@linkcode SegmentTail}, never yielded. Anything else that fails a check
+ * throws {@linkcode CorruptBackupError}.
  */
 export function* scanSegment(
   file: Deno.FsFile,
@@ -137,7 +137,9 @@ export function* scanSegment(
     const headerBytes = readAt(file, offset, Math.min(RECORD_HEADER_SIZE, remaining));
     const header = decodeRecordHeader(headerBytes);
     if (!header) {
-      if (remaining < RECORD_HEADER_SIZE || allZero(file, offset, size)) {
+      // Torn when nothing but this header's slot can hold data: short, or zeros after it (a
+      // file system may grow the file before the appended bytes land, leaving zeros).
+      if (remaining < RECORD_HEADER_SIZE || allZero(file, offset + RECORD_HEADER_SIZE, size)) {
         return { end: offset, tornBytes: remaining };
       }
       throw new CorruptBackupError(path, offset, "record header checksum mismatch");
