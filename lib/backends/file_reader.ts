@@ -53,7 +53,7 @@ export class FileBackupReader implements BackupReader {
     for (const [i, log] of layout.logs.entries()) {
       const last = i === layout.logs.length - 1;
       for (
-        const { header, payload } of segmentRecords(
+        const { offset, header, payload } of segmentRecords(
           log.path,
           SegmentKind.Log,
           log.sequence,
@@ -62,7 +62,7 @@ export class FileBackupReader implements BackupReader {
         )
       ) {
         if (header.kind !== RecordKind.Change) {
-          throw new CorruptBackupError(log.path, 0, `unexpected record kind ${header.kind}`);
+          throw new CorruptBackupError(log.path, offset, `unexpected record kind ${header.kind}`);
         }
         if (header.version <= baseVersion) continue;
         if (header.version > toVersion) return;

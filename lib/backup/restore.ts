@@ -11,6 +11,7 @@ import type { BackupReader } from "../backends/backend.ts";
 import { syncDir, writeAll } from "../backends/durable_fs.ts";
 import { existsSync } from "../backends/file_create.ts";
 import { execStatement, isPragmaOnly } from "../sqlite/apply.ts";
+import { bumpedFrom } from "./bump.ts";
 
 export const DATABASE_NAME = "lightningd.sqlite3";
 
@@ -91,10 +92,13 @@ export function restoreBackup(
         snapshotVersion = version = entry.version;
         continue;
       }
-      if (version !== undefined && entry.version !== version && entry.version !== version + 1) {
+      // A change moves the version up by one; only a hook without a bump (the migrations'
+      // PRAGMAs) repeats it. Anything else is a gap or a change stored twice.
+      const step = bumpedFrom(entry.statements) === undefined ? 0 : 1;
+      if (version !== undefined && entry.version !== version + step) {
         throw new Error(
-          `Cannot restore backup: it skips from version ${version} to ${entry.version}; ` +
-            `changes are missing: restore from another copy`,
+          `Cannot restore backup: it goes from version ${version} to ${entry.version}, ` +
+            `so changes are missing or repeated: restore from another copy`,
         );
       }
       if (!open) {

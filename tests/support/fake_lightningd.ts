@@ -168,10 +168,13 @@ export class FakeLightningd {
   }
 
   #expect(id: unknown): Promise<Record<string, unknown>> {
-    return new Promise((resolve, reject) => {
+    const answer = new Promise<Record<string, unknown>>((resolve, reject) => {
       if (this.#exited) reject(new Error("plugin exited without answering"));
       else this.#pending.set(JSON.stringify(id), { resolve, reject });
     });
+    // A write to a dead plugin throws before the answer is awaited; the caller sees that.
+    answer.catch(() => {});
+    return answer;
   }
 
   /** Sends a request and waits for its answer. */

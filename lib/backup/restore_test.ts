@@ -1,0 +1,51 @@
+import { assertEquals, assertRejects } from "../../tests/support/assert.ts";
+import { createFileBackup, existsSync } from "../backends/file_create.ts";
+import { FileBackend } from "../backends/file_backend.ts";
+import { openReader } from "../backends/open.ts";
+import { restoreBackup } from "./restore.ts";
+
+const bump = (from: number) =>
+  `UPDATE vars SET intval = intval + 1 WHERE name = 'data_version' AND intval = ${from}`;
+
+/** A backup of the given changes, appended as the plugin would, without the version check. */
+async function backupOf(changes: { version: number; statements: string[] }[]): Promise<string> {
+  const dir = Deno.makeTempDirSync();
+  createFileBackup(`${dir}/backup`);
+  const backend = FileBackend.open(`file://${dir}/backup`, `${dir}/backup`);
+  for (const change of changes) await backend.append(change);
+  backend.close();
+  return dir;
+}
+
+const first = {
+  version: 1,
+  statements: [
+    "CREATE TABLE vars (name TEXT, val TEXT, intval INTEGER, blobval BLOB, PRIMARY KEY (name))",
+    "INSERT INTO vars (name, intval) VALUES ('data_version', 0)",
+    "CREATE TABLE t (x INTEGER)",
+    bump(0),
+  ],
+};
+const second = { version: 2, statements: ["INSERT INTO t VALUES (2)", bump(1)] };
+const third = { version: 3, statements: ["INSERT INTO t VALUES (3)", bump(2)] };
+
+Deno.test("restore applies a PRAGMA hook that repeats a version", async () => {
+  const pragma = { version: 1, statements: ["PRAGMA foreign_keys = OFF;"] };
+  const dir = await backupOf([first, pragma, second]);
+  const result = restoreBackup(openReader(`file://${dir}/backup`), `${dir}/db.sqlite3`);
+  assertEquals([result.version, result.changes], [2, 3]);
+  Deno.removeSync(dir, { recursive: true });
+});
+
+Deno.test("restore refuses a change stored twice, and a gap, leaving no file", async () => {
+  for (const changes of [[first, second, second, third], [first, third]]) {
+    const dir = await backupOf(changes);
+    await assertRejects(
+      () => restoreBackup(openReader(`file://${dir}/backup`), `${dir}/db.sqlite3`),
+      /^Cannot restore backup: it goes from version \d to \d, so changes are missing or repeated/,
+    );
+    assertEquals([...Deno.readDirSync(dir)].map((e) => e.name), ["backup"]);
+    assertEquals(existsSync(`${dir}/db.sqlite3`), false);
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
