@@ -66,7 +66,11 @@ export class FileBackupReader implements BackupReader {
         }
         if (header.version <= baseVersion) continue;
         if (header.version > toVersion) return;
-        yield { kind: "change", version: header.version, statements: decodeStatements(payload!) };
+        yield {
+          kind: "change",
+          version: header.version,
+          statements: decodeStatements(payload!, true),
+        };
       }
     }
   }

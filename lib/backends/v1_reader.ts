@@ -96,7 +96,12 @@ export class V1BackupReader implements BackupReader {
           yield { kind: "snapshot-end", version: record.version, totalBytes: record.length };
           continue;
         }
-        const statements = decodeStatements(readExactly(file, payloadAt, record.length));
+        let statements: string[];
+        try {
+          statements = decodeStatements(readExactly(file, payloadAt, record.length));
+        } catch {
+          throw new CorruptBackupError(this.path, record.offset, "v1 change is not UTF-8 text");
+        }
         const replaces = pending !== undefined && pending.version === record.version &&
           bumpedFrom(pending.statements) === record.version - 1 &&
           bumpedFrom(statements) === record.version - 1;

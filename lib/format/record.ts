@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { crc32, deflateRawSync, inflateRawSync } from "node:zlib";
+import { constants, crc32, zstdCompressSync, zstdDecompressSync } from "node:zlib";
 
 export const RECORD_HEADER_SIZE = 32;
 
@@ -23,13 +23,19 @@ export const RecordKind = {
 export type RecordKind = typeof RecordKind[keyof typeof RecordKind];
 
 /** How a payload is stored. */
-export const Codec = { Raw: 0, Deflate: 1 } as const;
+export const Codec = { Raw: 0, Zstd: 1 } as const;
 export type Codec = typeof Codec[keyof typeof Codec];
 
 const KINDS = new Set<number>(Object.values(RecordKind));
 const CODECS = new Set<number>(Object.values(Codec));
-/** Payloads smaller than this are stored raw: deflate would cost more time than it saves bytes. */
+/** Payloads smaller than this are stored raw: compressing costs more time than it saves bytes. */
 const COMPRESS_FROM = 128;
+/**
+ * zstd at level 1: lightningd's values are hex, which it packs to about 4 bits a character
+ * (measured on the recorded activity run: 0.56 of the raw size; deflate level 1 gave 0.89),
+ * and it decodes about twice as fast as inflate, which is what a restore waits on.
+ */
+const ZSTD = { params: { [constants.ZSTD_c_compressionLevel]: 1 } };
 
 export interface RecordHeader {
   kind: RecordKind;
@@ -45,10 +51,10 @@ export function encodeRecord(kind: RecordKind, version: number, raw: Uint8Array)
   let codec: Codec = Codec.Raw;
   let stored = raw;
   if (raw.length >= COMPRESS_FROM) {
-    const deflated = deflateRawSync(raw, { level: 1 });
-    if (deflated.length < raw.length) {
-      codec = Codec.Deflate;
-      stored = deflated;
+    const compressed = zstdCompressSync(raw, ZSTD);
+    if (compressed.length < raw.length) {
+      codec = Codec.Zstd;
+      stored = compressed;
     }
   }
   const out = new Uint8Array(RECORD_HEADER_SIZE + stored.length);
@@ -87,11 +93,17 @@ export function payloadChecks(header: RecordHeader, stored: Uint8Array): boolean
   return stored.length === header.storedLength && crc32(stored) === header.payloadCrc;
 }
 
-/** Turns a checked stored payload into its raw bytes; `undefined` when it does not inflate. */
+/** Turns a checked stored payload into its raw bytes; `undefined` when it does not decode. */
 export function rawPayload(header: RecordHeader, stored: Uint8Array): Uint8Array | undefined {
   let raw: Uint8Array;
   try {
-    raw = header.codec === Codec.Deflate ? inflateRawSync(stored) : stored;
+    raw = header.codec === Codec.Zstd
+      ? zstdDecompressSync(stored, {
+        // One output chunk of the known size: measured 1.6x faster than the default 16 KiB.
+        chunkSize: Math.max(64, header.rawLength),
+        maxOutputLength: Math.max(1, header.rawLength),
+      })
+      : stored;
   } catch {
     return undefined;
   }
@@ -101,15 +113,23 @@ export function rawPayload(header: RecordHeader, stored: Uint8Array): Uint8Array
 }
 
 const encoder = new TextEncoder();
-const decoder = new TextDecoder("utf-8", { fatal: true });
+const strict = new TextDecoder("utf-8", { fatal: true });
+const lenient = new TextDecoder();
 
 /** The payload of a change record: statements joined by NUL, as in the v1 format. */
 export function encodeStatements(statements: readonly string[]): Uint8Array {
   return encoder.encode(statements.join("\0"));
 }
 
-export function decodeStatements(payload: Uint8Array): string[] {
-  return payload.length === 0 ? [] : decoder.decode(payload).split("\0");
+/**
+ * Splits a change payload into its statements. Unchecked bytes (format 1 has no CRC) that
+ * are not UTF-8 throw rather than turn into replacement characters; bytes that passed a CRC
+ * came from TextEncoder, so they skip that check, which is several times slower on restore's
+ * hot path.
+ */
+export function decodeStatements(payload: Uint8Array, checked = false): string[] {
+  if (payload.length === 0) return [];
+  return (checked ? lenient : strict).decode(payload).split("\0");
 }
 
 export function encodeSnapshotEnd(totalBytes: number, parts: number): Uint8Array {

@@ -115,6 +115,28 @@ function allZero(file: Deno.FsFile, from: number, to: number): boolean {
   return true;
 }
 
+/** Bytes a scan reads at once: one read serves many small records. */
+const WINDOW_BYTES = 4 << 20;
+
+/** Serves reads from a window of the file, so a scan makes one read per window. */
+class ReadWindow {
+  #bytes: Uint8Array = new Uint8Array(0);
+  #start = 0;
+
+  constructor(readonly file: Deno.FsFile, readonly size: number) {}
+
+  /** The bytes at `offset`; a view valid until the next call. */
+  at(offset: number, length: number): Uint8Array {
+    const end = offset + length;
+    if (offset < this.#start || end > this.#start + this.#bytes.length) {
+      if (length > WINDOW_BYTES) return readAt(this.file, offset, length);
+      this.#start = offset;
+      this.#bytes = readAt(this.file, offset, Math.min(WINDOW_BYTES, this.size - offset));
+    }
+    return this.#bytes.subarray(offset - this.#start, end - this.#start);
+  }
+}
+
 /**
  * Reads every record of an open segment file, checking each.
  *
@@ -131,10 +153,11 @@ export function* scanSegment(
   options: { decode: boolean } = { decode: true },
 ): Generator<SegmentRecord, SegmentTail, void> {
   const size = file.statSync().size;
+  const window = new ReadWindow(file, size);
   let offset = SEGMENT_HEADER_SIZE;
   while (offset < size) {
     const remaining = size - offset;
-    const headerBytes = readAt(file, offset, Math.min(RECORD_HEADER_SIZE, remaining));
+    const headerBytes = window.at(offset, Math.min(RECORD_HEADER_SIZE, remaining));
     const header = decodeRecordHeader(headerBytes);
     if (!header) {
       // Torn when nothing but this header's slot can hold data: short, or zeros after it (a
@@ -146,7 +169,7 @@ export function* scanSegment(
     }
     const end = offset + RECORD_HEADER_SIZE + header.storedLength;
     if (end > size) return { end: offset, tornBytes: remaining };
-    const stored = readAt(file, offset + RECORD_HEADER_SIZE, header.storedLength);
+    const stored = window.at(offset + RECORD_HEADER_SIZE, header.storedLength);
     if (!payloadChecks(header, stored)) {
       if (end === size) return { end: offset, tornBytes: remaining };
       throw new CorruptBackupError(path, offset, "record payload checksum mismatch");
@@ -154,7 +177,9 @@ export function* scanSegment(
     let payload: Uint8Array | undefined;
     if (options.decode) {
       payload = rawPayload(header, stored);
-      if (!payload) throw new CorruptBackupError(path, offset, "record payload does not inflate");
+      if (!payload) throw new CorruptBackupError(path, offset, "record payload does not decode");
+      // A raw payload is a view of the window, which the next read reuses.
+      if (payload.buffer === stored.buffer) payload = payload.slice();
     }
     yield { offset, header, payload };
     offset = end;

@@ -121,7 +121,7 @@ Deno.test("scanSegment: reads every record in order, ending clean", () => {
   const records = [change(1), change(2, 500), change(3)];
   const { records: read, tail } = scan(concat(HEADER, ...records));
   assertEquals(read.map((r) => r.header.version), [1, 2, 3]);
-  assertEquals(read[1].header.codec, Codec.Deflate);
+  assertEquals(read[1].header.codec, Codec.Zstd);
   assertEquals(decodeStatements(read[2].payload!), [
     `INSERT INTO t VALUES ('${"ab".repeat(40)}')`,
     "-- 3",
@@ -228,12 +228,12 @@ Deno.test("scanSegment: damage before the end is corruption, never skipped", () 
   );
 });
 
-Deno.test("scanSegment: a deflate payload that passes its CRC but does not inflate", () => {
+Deno.test("scanSegment: a zstd payload that passes its CRC but does not decode", () => {
   const stored = new Uint8Array([0xff, 0xee, 0xdd, 0xcc, 0xbb]);
   const record = new Uint8Array(RECORD_HEADER_SIZE + stored.length);
   const view = new DataView(record.buffer);
   view.setUint8(4, RecordKind.Change);
-  view.setUint8(5, Codec.Deflate);
+  view.setUint8(5, Codec.Zstd);
   view.setBigUint64(8, 2n);
   view.setUint32(16, stored.length);
   view.setUint32(20, 100);
@@ -243,7 +243,7 @@ Deno.test("scanSegment: a deflate payload that passes its CRC but does not infla
   const bytes = concat(HEADER, change(1), record);
   const result = scan(bytes);
   assert(result.error, "should be refused");
-  assertMatch(result.error.message, /record payload does not inflate/);
+  assertMatch(result.error.message, /record payload does not decode/);
   // Without decoding, the record checks (its CRC is right) and is yielded.
   const lazy = scan(bytes, false);
   assertEquals(lazy.records.map((r) => r.header.version), [1, 2]);
