@@ -1,0 +1,103 @@
+/**
+ * `deno task bench`: measures what cln-backup costs a node against the floors it cannot
+ * beat, all in one run, and prints one table (also written to bench/results/latest.json).
+ * Nothing fails on a number: the goals are printed beside the measurements.
+ *
+ *     deno task bench [--quick] [--only hook,restore,size,footprint] [--keep]
+ *
+ * `--quick` uses smaller sizes for a fast check; `--keep` leaves the temporary directory.
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { DatabaseSync } from "node:sqlite";
+import { backupSize } from "./backup_size.ts";
+import { footprint } from "./footprint.ts";
+import { hookLatency } from "./hook_latency.ts";
+import { describeMachine, loadAverage } from "./machine.ts";
+import { restoreSpeed } from "./restore_speed.ts";
+import type { BenchContext, Row, Section } from "./section.ts";
+import { renderTable } from "./table.ts";
+
+/** The registry: one line per benchmark, in the order the table shows them. */
+const SECTIONS: Section[] = [hookLatency, restoreSpeed, backupSize, footprint];
+
+const RESULTS = new URL("./results/", import.meta.url).pathname;
+
+function sqliteVersion(): string {
+  const db = new DatabaseSync(":memory:");
+  try {
+    return String(db.prepare("SELECT sqlite_version() AS v").get()?.v);
+  } finally {
+    db.close();
+  }
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    args: Deno.args,
+    options: {
+      quick: { type: "boolean", default: false },
+      keep: { type: "boolean", default: false },
+      only: { type: "string" },
+    },
+  });
+  const only = values.only?.split(",").map((s) => s.trim());
+  const unknown = only?.filter((name) => !SECTIONS.some((s) => s.name === name)) ?? [];
+  if (unknown.length > 0) {
+    throw new Error(
+      `Unknown section ${unknown.join(", ")}: choose from ${
+        SECTIONS.map((s) => s.name).join(", ")
+      }`,
+    );
+  }
+  const started = performance.now();
+  const tmp = Deno.makeTempDirSync({ prefix: "cln-backup-bench-" });
+  const machine = describeMachine(tmp, sqliteVersion());
+  const loadBefore = loadAverage();
+  const context: BenchContext = {
+    quick: values.quick,
+    tmp,
+    log: (message) => {
+      const seconds = ((performance.now() - started) / 1000).toFixed(1).padStart(6);
+      console.error(`[${seconds} s] ${message}`);
+    },
+  };
+  const rows: Row[] = [];
+  const details: Record<string, unknown> = {};
+  try {
+    for (const section of SECTIONS) {
+      if (only && !only.includes(section.name)) continue;
+      const result = await section.run(context);
+      rows.push(...result.rows);
+      if (result.details) details[section.name] = result.details;
+    }
+  } finally {
+    if (values.keep) context.log(`kept ${tmp}`);
+    else Deno.removeSync(tmp, { recursive: true });
+  }
+  const seconds = (performance.now() - started) / 1000;
+  const load = { before: loadBefore, after: loadAverage() };
+  const heading = [
+    `cln-backup benchmark${values.quick ? " (--quick)" : ""}, ${new Date().toISOString()}, ` +
+    `${seconds.toFixed(0)} s`,
+    `machine: ${machine.cpu}, ${machine.cores} cores, ${machine.memory_gib} GiB, ` +
+    `Linux ${machine.kernel}, disk ${machine.disk}; Deno ${machine.deno}, SQLite ${machine.sqlite}`,
+    `load average (1 min) ${load.before} before, ${load.after} after`,
+  ];
+  console.log([...heading, "", renderTable(rows)].join("\n"));
+  Deno.mkdirSync(RESULTS, { recursive: true });
+  const json = {
+    date: new Date().toISOString(),
+    quick: values.quick,
+    only: only ?? null,
+    seconds: Math.round(seconds * 10) / 10,
+    machine,
+    load_average: load,
+    rows,
+    details,
+  };
+  Deno.writeTextFileSync(`${RESULTS}latest.json`, JSON.stringify(json, null, 2) + "\n");
+}
+
+await main();
