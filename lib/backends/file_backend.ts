@@ -32,10 +32,26 @@ interface LiveRecord {
   version: number;
 }
 
+/** How long to retry a held lock before calling it another writer's. */
+const LOCK_PATIENCE_MS = 200;
+
+/**
+ * Tries the lock a few times: a child being forked by this process shares our last lock's
+ * open file until it execs, so a lock just released can look held for a moment.
+ */
+function tryLock(lock: Deno.FsFile): boolean {
+  const pause = new Int32Array(new SharedArrayBuffer(4));
+  for (let waited = 0; waited < LOCK_PATIENCE_MS; waited += 10) {
+    if (lock.tryLockSync(true)) return true;
+    Atomics.wait(pause, 0, 0, 10);
+  }
+  return lock.tryLockSync(true);
+}
+
 /** Takes the backup's write lock, or says who holds it. */
 function lockDir(dir: string): Deno.FsFile {
   const lock = Deno.openSync(`${dir}/${LOCK_NAME}`, { read: true, write: true, create: true });
-  if (!lock.tryLockSync(true)) {
+  if (!tryLock(lock)) {
     lock.close();
     throw new Error(
       `Cannot open backup: another process is writing to "${dir}" (a running lightningd's ` +
