@@ -1,6 +1,6 @@
 /**
  * Synthetic `db_write` transactions shaped like the recorded activity run
- * (`../shared/fixtures/cln-v26.06.6/activity`): `invoice`, `datastore` (insert, update,
+ * (`tests/fixtures/cln-v26.06.6/activity`): `invoice`, `datastore` (insert, update,
  * delete), `delinvoice` and `newaddr` statements with values inlined as hex, each transaction
  * ending with lightningd's version bump. Keys are fresh (invoice ids, labels, payment hashes
  * and datastore keys never repeat), so the statements also run on a real database.
@@ -11,18 +11,7 @@
  *
  * @module
  */
-
-/** A small deterministic PRNG (mulberry32): the same seed gives the same workload. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { prng } from "../tests/support/prng.ts";
 
 const HEX = "0123456789abcdef";
 const BECH32 = "qpzry9x8gf2tvdw0s3jn54khce6mua7l";

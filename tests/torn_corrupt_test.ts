@@ -21,7 +21,8 @@
  */
 import { DatabaseSync } from "node:sqlite";
 import { assert, assertEquals, assertMatch } from "./support/assert.ts";
-import { prng, splitMessages } from "./support/fake_lightningd.ts";
+import { splitMessages } from "./support/fake_lightningd.ts";
+import { prng } from "./support/prng.ts";
 import { loadFixture } from "./support/fixtures.ts";
 import { dumpDatabase } from "./support/dump.ts";
 import { createFileBackup, SNAPSHOT_PART_BYTES } from "../lib/backends/file_create.ts";

@@ -7,7 +7,8 @@
  * @module
  */
 import { assert, assertEquals, assertMatch } from "./assert.ts";
-import { FakeLightningd, prng, splitMessages } from "./fake_lightningd.ts";
+import { FakeLightningd, splitMessages } from "./fake_lightningd.ts";
+import { prng } from "./prng.ts";
 import { dumpDatabase } from "./dump.ts";
 import { loadFixture, SCENARIOS } from "./fixtures.ts";
 import { CRASH_ENV, CRASH_PHASES, type CrashPhase } from "../../lib/backends/crash_point.ts";

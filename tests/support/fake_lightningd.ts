@@ -10,6 +10,7 @@
 import { DatabaseSync } from "node:sqlite";
 import { MessageFramer } from "../../lib/plugin/framing.ts";
 import { isPragmaOnly } from "../../lib/sqlite/apply.ts";
+import { prng } from "./prng.ts";
 
 export const PLUGIN_PATH = new URL("../../plugin.ts", import.meta.url).pathname;
 export const DATABASE_NAME = "lightningd.sqlite3";
@@ -34,18 +35,6 @@ export type Outcome = "committed" | "aborted";
 interface Pending {
   resolve(message: Record<string, unknown>): void;
   reject(error: Error): void;
-}
-
-/** A small deterministic PRNG (mulberry32), so a failing chunking can be replayed. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 function chunkSizes(chunking: Chunking): () => number {
