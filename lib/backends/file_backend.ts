@@ -23,6 +23,12 @@ export const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024;
 
 export interface FileBackendOptions {
   segmentBytes?: number;
+  /**
+   * Sync once, on close and when a segment is sealed, instead of after each append. Only for
+   * building a backup that is renamed into place after it is closed (upgrade): the plugin
+   * must never use it, as it acknowledges each change.
+   */
+  syncOnClose?: boolean;
   /** Told about repairs made on open (a torn tail cut). */
   log?: (message: string) => void;
 }
@@ -77,6 +83,7 @@ export class FileBackend implements Backend {
     readonly url: string,
     readonly dir: string,
     readonly segmentBytes: number,
+    readonly syncOnClose: boolean,
     readonly lock: Deno.FsFile,
   ) {}
 
@@ -88,6 +95,7 @@ export class FileBackend implements Backend {
         url,
         dir,
         options.segmentBytes ?? DEFAULT_SEGMENT_BYTES,
+        options.syncOnClose ?? false,
         lock,
       );
       backend.#load(options.log ?? (() => {}));
@@ -190,7 +198,7 @@ export class FileBackend implements Backend {
       }
       writeAll(this.#live, record);
       if (crash === "after-write-before-sync") crashNow();
-      this.#live.syncDataSync();
+      if (!this.syncOnClose) this.#live.syncDataSync();
       this.#liveRecords.push({ offset: this.#liveEnd, version: change.version });
       this.#liveEnd += record.length;
       this.#records++;
@@ -222,6 +230,7 @@ export class FileBackend implements Backend {
       logName(sequence),
       encodeSegmentHeader({ kind: SegmentKind.Log, number: sequence }),
     );
+    if (this.syncOnClose) this.#live.syncDataSync();
     this.#live.close();
     this.#sealedBytes += this.#liveEnd;
     this.#versionBeforeLive = this.state().version;
@@ -245,8 +254,12 @@ export class FileBackend implements Backend {
   }
 
   close(): void {
-    this.#live?.close();
-    this.lock.close();
+    try {
+      if (this.syncOnClose && !this.#failure) this.#live?.syncDataSync();
+    } finally {
+      this.#live?.close();
+      this.lock.close();
+    }
   }
 }
 

@@ -77,7 +77,8 @@ function isV1File(path: string): boolean {
  */
 async function convert(v1: V1BackupReader, dir: string): Promise<void> {
   createEmptyLog(dir);
-  const log = FileBackend.open(pathToFileURL(dir).href, dir);
+  // One sync at the end: the directory is renamed into place only after this succeeds.
+  const log = FileBackend.open(pathToFileURL(dir).href, dir, { syncOnClose: true });
   const snapshotCopy = `${dir}/snapshot.tmp`;
   let snapshot: Deno.FsFile | undefined;
   try {
