@@ -15,6 +15,7 @@ import {
   type SegmentTail,
 } from "../format/segment.ts";
 import { readLayout } from "../format/layout.ts";
+import { isPragmaOnly } from "../sqlite/apply.ts";
 
 /** Reads one segment's records; a torn tail is allowed only where `tornAllowed`. */
 function* segmentRecords(
@@ -64,13 +65,13 @@ export class FileBackupReader implements BackupReader {
         if (header.kind !== RecordKind.Change) {
           throw new CorruptBackupError(log.path, offset, `unexpected record kind ${header.kind}`);
         }
-        if (header.version <= baseVersion) continue;
+        if (header.version < baseVersion) continue;
+        const statements = decodeStatements(payload!, true);
+        // The base holds every change up to its version; a hook without a bump at that
+        // version (a migration's PRAGMA) came after it and must still run.
+        if (header.version === baseVersion && !isPragmaOnly(statements)) continue;
         if (header.version > toVersion) return;
-        yield {
-          kind: "change",
-          version: header.version,
-          statements: decodeStatements(payload!, true),
-        };
+        yield { kind: "change", version: header.version, statements };
       }
     }
   }

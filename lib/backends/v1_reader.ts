@@ -57,6 +57,7 @@ export class V1BackupReader implements BackupReader {
   /** Record headers up to the header's version; the rest of the file was never acknowledged. */
   *#records(file: Deno.FsFile, header: V1Header, size: number): Generator<V1Record> {
     let offset = V1_HEADER_SIZE;
+    let last = 0;
     while (offset + V1_RECORD_HEADER_SIZE <= size) {
       const view = new DataView(readExactly(file, offset, V1_RECORD_HEADER_SIZE).buffer);
       const record = {
@@ -65,13 +66,24 @@ export class V1BackupReader implements BackupReader {
         version: view.getUint32(4),
         type: view.getUint8(8),
       };
-      if (offset + V1_RECORD_HEADER_SIZE + record.length > size) return;
-      if (record.version > header.version) return;
+      if (offset + V1_RECORD_HEADER_SIZE + record.length > size) break;
+      if (record.version > header.version) break;
       if (record.type !== V1Type.Change && record.type !== V1Type.Snapshot) {
         throw new CorruptBackupError(this.path, offset, `unknown v1 record type ${record.type}`);
       }
       yield record;
+      last = record.version;
       offset += V1_RECORD_HEADER_SIZE + record.length;
+    }
+    // The header is written after each record: the records must reach its version, or the
+    // file lost changes that were acknowledged (truncated, or a damaged length).
+    if (last !== header.version) {
+      throw new CorruptBackupError(
+        this.path,
+        offset,
+        `v1 records end at version ${last} but the header says version ${header.version} ` +
+          `was stored`,
+      );
     }
   }
 

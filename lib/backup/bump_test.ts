@@ -46,3 +46,11 @@ Deno.test("bumpedFrom: statements that only look like the bump", () => {
     assertEquals(bumpedFrom(["INSERT INTO t VALUES (1)", statement]), undefined, statement);
   }
 });
+
+Deno.test("bumpedFrom: trailing space is fine; a long last statement is not scanned", () => {
+  const bump = "UPDATE vars SET intval = intval + 1 WHERE name = 'data_version' AND intval = 5";
+  assertEquals(bumpedFrom([`${bump} ;  \n`]), 5);
+  // Not scanned at all: a backtracking regex took seconds on this, with lightningd waiting.
+  assertEquals(bumpedFrom([`${bump}${" ".repeat(50_000)}x`]), undefined);
+  assertEquals(bumpedFrom([`${" ".repeat(200)}${bump}`]), undefined);
+});

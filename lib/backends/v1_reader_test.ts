@@ -1,0 +1,27 @@
+import { assertEquals, assertRejects } from "../../tests/support/assert.ts";
+import { PRE_4090_BACKUP } from "../../tests/support/fixtures.ts";
+import { V1BackupReader } from "./v1_reader.ts";
+import { CorruptBackupError } from "../format/segment.ts";
+
+Deno.test("v1: the records reach the version the header says was stored", () => {
+  const reader = new V1BackupReader("file:///x.dbak", PRE_4090_BACKUP);
+  assertEquals(reader.describe().lastVersion, 46);
+  assertEquals([...reader.entries()].at(-1)?.version, 46);
+});
+
+Deno.test("v1: a file cut short of its header's version is refused, not restored older", async () => {
+  const dir = Deno.makeTempDirSync();
+  const path = `${dir}/backup.dbak`;
+  Deno.writeFileSync(path, Deno.readFileSync(PRE_4090_BACKUP).subarray(0, 60_000));
+  const reader = new V1BackupReader(`file://${path}`, path);
+  for (const read of [() => reader.describe(), () => [...reader.entries()]]) {
+    const error = await assertRejects(
+      read,
+      /v1 records end at version 28 but the header says version 46 was stored/,
+    );
+    assertEquals(error instanceof CorruptBackupError, true);
+  }
+  // A point-in-time read that stops before the damage still works.
+  assertEquals([...reader.entries(20)].at(-1)?.version, 20);
+  Deno.removeSync(dir, { recursive: true });
+});
