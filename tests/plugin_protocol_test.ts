@@ -330,6 +330,20 @@ Deno.test("protocol: a db_write with malformed params is refused, not a crash", 
   });
 });
 
+Deno.test("protocol: a db_write whose data_version does not follow its bump stops the node", async () => {
+  await withPlugin(async ({ lightningd }) => {
+    assertEquals(await lightningd.transaction(SCHEMA), "committed");
+    // The database is at 1; the bump goes 1 -> 2 but the hook claims 5.
+    assertEquals(await lightningd.dbWrite(5, [note("x"), bump(1)]), "aborted");
+    assertMatch(
+      broken(lightningd).at(-1)!,
+      /^Cannot continue: a db_write reports data_version 5 but its bump goes from 1 to 2/,
+    );
+    assertEquals(lightningd.dataVersion(), 1);
+    await stop(lightningd);
+  });
+});
+
 Deno.test("protocol: a 40 MB db_write is answered continue and stored", async () => {
   await withPlugin(async ({ lightningd, dir, url }) => {
     assertEquals(await lightningd.transaction(SCHEMA), "committed");

@@ -98,6 +98,13 @@ export class BackupPlugin {
   async #store(version: number, writes: string[]): Promise<string | undefined> {
     const backend = this.context.backend as Backend;
     const from = bumpedFrom(writes);
+    if (from !== undefined && version !== from + 1) {
+      // Stored, it would make a backup that no longer restores to the node's state.
+      return this.#stop(
+        `Cannot continue: a db_write reports data_version ${version} but its bump goes from ` +
+          `${from} to ${from + 1}; stop the node and report this`,
+      );
+    }
     try {
       const state = backend.state();
       if (!this.#checked) {
