@@ -73,16 +73,20 @@ export function createFileBackup(dir: string, snapshot?: SnapshotSource): void {
     );
   }
   const building = `${dir}.creating-${Deno.pid}`;
-  Deno.mkdirSync(building, { recursive: true });
+  // Named after this process: anything there is what a killed init with our pid left.
+  if (existsSync(building)) Deno.removeSync(building, { recursive: true });
+  Deno.mkdirSync(dirname(building), { recursive: true });
+  Deno.mkdirSync(building);
   try {
     if (snapshot) writeBase(building, snapshot);
     createEmptyLog(building);
-    Deno.renameSync(building, dir);
-    syncDir(dirname(dir));
   } catch (error) {
     Deno.removeSync(building, { recursive: true });
     throw error;
   }
+  // From the rename on the backup exists; a failed directory sync leaves it for the caller.
+  Deno.renameSync(building, dir);
+  syncDir(dirname(dir));
 }
 
 export function existsSync(path: string): boolean {

@@ -70,6 +70,9 @@ export function restoreBackup(
     );
   }
   const tmp = `${path}.restoring-${Deno.pid}`;
+  const leftovers = [tmp, `${tmp}-journal`, `${tmp}-wal`, `${tmp}-shm`];
+  // Named after this process: anything there is what a killed restore with our pid left.
+  removeAll(leftovers);
   let snapshotFile: Deno.FsFile | undefined;
   let open: { db: DatabaseSync; journal: string } | undefined;
   try {
@@ -136,20 +139,28 @@ export function restoreBackup(
     } finally {
       file.close();
     }
-    if (existsSync(path)) {
-      throw new Error(`Cannot restore backup: a database appeared at "${path}" meanwhile`);
+    // A hard link fails when the target exists, where a rename would replace it.
+    try {
+      Deno.linkSync(tmp, path);
+    } catch (error) {
+      if (error instanceof Deno.errors.AlreadyExists) {
+        throw new Error(`Cannot restore backup: a database appeared at "${path}" meanwhile`);
+      }
+      throw error;
     }
-    Deno.renameSync(tmp, path);
+    Deno.removeSync(tmp);
     syncDir(dirname(path));
     return { path, version, changes, snapshotVersion };
   } catch (error) {
     snapshotFile?.close();
     open?.db.close();
-    for (const leftover of [tmp, `${tmp}-journal`, `${tmp}-wal`, `${tmp}-shm`]) {
-      if (existsSync(leftover)) Deno.removeSync(leftover);
-    }
+    removeAll(leftovers);
     throw error;
   }
+}
+
+function removeAll(paths: string[]): void {
+  for (const path of paths) if (existsSync(path)) Deno.removeSync(path);
 }
 
 function verify(db: DatabaseSync, version: number): void {

@@ -85,3 +85,17 @@ Deno.test("restore runs a migration's PRAGMA hook stored at the snapshot's versi
   restored.close();
   Deno.removeSync(dir, { recursive: true });
 });
+
+Deno.test("restore clears what a killed restore of the same pid left, and never replaces a database", async () => {
+  const dir = await backupOf([first, second]);
+  const target = `${dir}/db.sqlite3`;
+  Deno.writeTextFileSync(`${target}.restoring-${Deno.pid}`, "left by a killed restore");
+  const result = restoreBackup(openReader(`file://${dir}/backup`), target);
+  assertEquals(result.version, 2);
+  assertEquals([...Deno.readDirSync(dir)].map((e) => e.name).sort(), ["backup", "db.sqlite3"]);
+  await assertRejects(
+    () => restoreBackup(openReader(`file://${dir}/backup`), target),
+    /^Cannot restore backup: database already exists at/,
+  );
+  Deno.removeSync(dir, { recursive: true });
+});

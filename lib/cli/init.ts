@@ -102,9 +102,20 @@ export function installPlugin(dir: string, lock: LockFile, undo: () => void): st
     writeLockFile(dir, lock);
     return written;
   } catch (error) {
+    // Once backup.lock names the new backup (its rename is the commit point: only the
+    // directory sync after it failed), undoing would leave it naming nothing.
+    if (lockNames(dir, lock.backend_url)) throw error;
     if (!hadLauncher) removeIfExists(launcherPath);
     undo();
     throw error;
+  }
+}
+
+function lockNames(dir: string, url: string): boolean {
+  try {
+    return readLockFile(dir).backend_url === url;
+  } catch {
+    return false;
   }
 }
 

@@ -150,6 +150,8 @@ export async function upgrade(args: string[], output: Output = consoleOutput): P
     const before = v1.describe();
     // Built beside its final path and renamed, so a failure never leaves a half-made backup.
     const building = `${path}.upgrading-${Deno.pid}`;
+    // Named after this process: anything there is what a killed upgrade with our pid left.
+    if (existsSync(building)) Deno.removeSync(building, { recursive: true });
     Deno.mkdirSync(building, { recursive: true });
     try {
       await convert(v1, building);
