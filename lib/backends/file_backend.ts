@@ -118,7 +118,11 @@ export class FileBackend implements Backend {
       throw new CorruptBackupError(this.dir, 0, "no log segment");
     }
     let version = this.#baseVersion;
+    let previous: number | undefined;
     for (const [i, { sequence, path }] of layout.logs.entries()) {
+      if (sequence !== layout.logs[0].sequence + i) {
+        throw new CorruptBackupError(path, 0, `log segment ${sequence - 1} is missing before it`);
+      }
       const isLive = i === layout.logs.length - 1;
       const file = Deno.openSync(path, { read: true, write: isLive, append: isLive });
       const header = new Uint8Array(SEGMENT_HEADER_SIZE);
@@ -137,6 +141,20 @@ export class FileBackend implements Backend {
           file.close();
           throw new CorruptBackupError(path, offset, `unexpected record kind ${record.kind}`);
         }
+        // Versions go up by one, or repeat (hooks without a bump); a gap means lost changes,
+        // and appending after it would only make a backup that cannot restore.
+        const follows = previous === undefined
+          ? record.version <= this.#baseVersion + 1
+          : record.version === previous || record.version === previous + 1;
+        if (!follows) {
+          file.close();
+          throw new CorruptBackupError(
+            path,
+            offset,
+            `change ${record.version} follows version ${previous ?? this.#baseVersion}`,
+          );
+        }
+        previous = record.version;
         version = Math.max(version, record.version);
         this.#records++;
         if (isLive) this.#liveRecords.push({ offset, version: record.version });
