@@ -15,6 +15,7 @@ import {
   scanSegment,
   SEGMENT_HEADER_SIZE,
   SegmentKind,
+  type SegmentTail,
 } from "../format/segment.ts";
 import { LOCK_NAME, logName, readLayout } from "../format/layout.ts";
 
@@ -31,6 +32,14 @@ export interface FileBackendOptions {
   syncOnClose?: boolean;
   /** Told about repairs made on open (a torn tail cut). */
   log?: (message: string) => void;
+}
+
+/** Where a scan of the logs has got to. */
+interface LogCursor {
+  /** The backup's version so far. */
+  version: number;
+  /** The last record's version, once there is one. */
+  previous: number | undefined;
 }
 
 interface LiveRecord {
@@ -117,55 +126,23 @@ export class FileBackend implements Backend {
     if (layout.logs.length === 0) {
       throw new CorruptBackupError(this.dir, 0, "no log segment");
     }
-    let version = this.#baseVersion;
-    let previous: number | undefined;
+    const cursor: LogCursor = { version: this.#baseVersion, previous: undefined };
     for (const [i, { sequence, path }] of layout.logs.entries()) {
       if (sequence !== layout.logs[0].sequence + i) {
         throw new CorruptBackupError(path, 0, `log segment ${sequence - 1} is missing before it`);
       }
       const isLive = i === layout.logs.length - 1;
+      if (isLive) this.#versionBeforeLive = cursor.version;
       const file = Deno.openSync(path, { read: true, write: isLive, append: isLive });
-      const header = new Uint8Array(SEGMENT_HEADER_SIZE);
-      file.readSync(header);
-      const decoded = decodeSegmentHeader(header, path);
-      if (decoded.kind !== SegmentKind.Log || decoded.number !== sequence) {
+      let tail: SegmentTail;
+      try {
+        tail = this.#scanLog(file, path, sequence, isLive, cursor);
+      } catch (error) {
         file.close();
-        throw new CorruptBackupError(path, 0, "segment header does not match its name");
+        throw error;
       }
-      if (isLive) this.#versionBeforeLive = version;
-      const records = scanSegment(file, path, { decode: false });
-      let step = records.next();
-      while (!step.done) {
-        const { offset, header: record } = step.value;
-        if (record.kind !== RecordKind.Change) {
-          file.close();
-          throw new CorruptBackupError(path, offset, `unexpected record kind ${record.kind}`);
-        }
-        // Versions go up by one, or repeat (hooks without a bump); a gap means lost changes,
-        // and appending after it would only make a backup that cannot restore.
-        const follows = previous === undefined
-          ? record.version <= this.#baseVersion + 1
-          : record.version === previous || record.version === previous + 1;
-        if (!follows) {
-          file.close();
-          throw new CorruptBackupError(
-            path,
-            offset,
-            `change ${record.version} follows version ${previous ?? this.#baseVersion}`,
-          );
-        }
-        previous = record.version;
-        version = Math.max(version, record.version);
-        this.#records++;
-        if (isLive) this.#liveRecords.push({ offset, version: record.version });
-        step = records.next();
-      }
-      const tail = step.value;
       if (!isLive) {
         file.close();
-        if (tail.tornBytes > 0) {
-          throw new CorruptBackupError(path, tail.end, "sealed segment ends in a torn record");
-        }
         this.#sealedBytes += tail.end;
         continue;
       }
@@ -180,6 +157,55 @@ export class FileBackend implements Backend {
       this.#live = file;
       this.#liveSequence = sequence;
       this.#liveEnd = tail.end;
+    }
+  }
+
+  /** Checks one log segment's header and records; a torn tail is allowed only when live. */
+  #scanLog(
+    file: Deno.FsFile,
+    path: string,
+    sequence: number,
+    isLive: boolean,
+    cursor: LogCursor,
+  ): SegmentTail {
+    const header = new Uint8Array(SEGMENT_HEADER_SIZE);
+    file.readSync(header);
+    const decoded = decodeSegmentHeader(header, path);
+    if (decoded.kind !== SegmentKind.Log || decoded.number !== sequence) {
+      throw new CorruptBackupError(path, 0, "segment header does not match its name");
+    }
+    const records = scanSegment(file, path, { decode: false });
+    for (let step = records.next();; step = records.next()) {
+      if (step.done) {
+        if (step.value.tornBytes > 0 && !isLive) {
+          throw new CorruptBackupError(
+            path,
+            step.value.end,
+            "sealed segment ends in a torn record",
+          );
+        }
+        return step.value;
+      }
+      const { offset, header: record } = step.value;
+      if (record.kind !== RecordKind.Change) {
+        throw new CorruptBackupError(path, offset, `unexpected record kind ${record.kind}`);
+      }
+      // Versions go up by one, or repeat (hooks without a bump); a gap means lost changes,
+      // and appending after it would only make a backup that cannot restore.
+      const follows = cursor.previous === undefined
+        ? record.version <= this.#baseVersion + 1
+        : record.version === cursor.previous || record.version === cursor.previous + 1;
+      if (!follows) {
+        throw new CorruptBackupError(
+          path,
+          offset,
+          `change ${record.version} follows version ${cursor.previous ?? this.#baseVersion}`,
+        );
+      }
+      cursor.previous = record.version;
+      cursor.version = Math.max(cursor.version, record.version);
+      this.#records++;
+      if (isLive) this.#liveRecords.push({ offset, version: record.version });
     }
   }
 
