@@ -12,6 +12,7 @@
  * @module
  */
 import { prng } from "../tests/support/prng.ts";
+import { bumpStatement } from "../tests/support/statements.ts";
 
 const HEX = "0123456789abcdef";
 const BECH32 = "qpzry9x8gf2tvdw0s3jn54khce6mua7l";
@@ -34,11 +35,6 @@ function asciiHex(text: string): string {
   let out = "";
   for (let i = 0; i < text.length; i++) out += text.charCodeAt(i).toString(16).padStart(2, "0");
   return out;
-}
-
-/** The bump statement that ends every transaction, `M` being the version before it. */
-export function bumpStatement(from: number): string {
-  return `UPDATE vars SET intval = intval + 1 WHERE name = 'data_version' AND intval = ${from}`;
 }
 
 export interface WorkloadOptions {

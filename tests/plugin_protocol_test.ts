@@ -11,6 +11,7 @@ import { createFileBackup } from "../lib/backends/file_create.ts";
 import { LOCK_FILE, writeLockFile } from "../lib/backup/lock_file.ts";
 import { openReader } from "../lib/backends/open.ts";
 import { restoreBackup } from "../lib/backup/restore.ts";
+import { bumpStatement } from "./support/statements.ts";
 
 const encoder = new TextEncoder();
 
@@ -20,8 +21,7 @@ const SCHEMA = [
   "CREATE TABLE notes (id INTEGER PRIMARY KEY, note TEXT)",
   "CREATE TABLE blobs (id INTEGER PRIMARY KEY, data BLOB)",
 ];
-const bump = (m: number) =>
-  `UPDATE vars SET intval = intval + 1 WHERE name = 'data_version' AND intval = ${m}`;
+const bump = bumpStatement;
 const note = (text: string) => `INSERT INTO notes (note) VALUES ('${text}')`;
 
 /** Fails when `promise` takes longer than `ms`. */

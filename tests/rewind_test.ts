@@ -16,6 +16,7 @@ import { DatabaseSync } from "node:sqlite";
 import { CRASH_ENV } from "../lib/backends/crash_point.ts";
 import { openReader } from "../lib/backends/open.ts";
 import { restoreBackup } from "../lib/backup/restore.ts";
+import { bumpStatement } from "./support/statements.ts";
 
 const hex = (text: string) =>
   Array.from(new TextEncoder().encode(text), (b) => b.toString(16).padStart(2, "0")).join("");
@@ -168,7 +169,7 @@ Deno.test("rewind: lightningd dies after the plugin answered, before it commits"
     // the plugin sees its input end.
     const writes = [
       datastore("rewind/dropped", "old N"),
-      `UPDATE vars SET intval = intval + 1 WHERE name = 'data_version' AND intval = ${version + 1}`,
+      bumpStatement(version + 1),
     ];
     node.db.exec("BEGIN");
     for (const statement of writes) node.db.exec(statement);

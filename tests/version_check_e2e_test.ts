@@ -11,6 +11,7 @@ import { createFileBackup } from "../lib/backends/file_create.ts";
 import { writeLockFile } from "../lib/backup/lock_file.ts";
 import { openReader } from "../lib/backends/open.ts";
 import { restoreBackup } from "../lib/backup/restore.ts";
+import { bumpStatement } from "./support/statements.ts";
 
 const SCHEMA = [
   "CREATE TABLE vars (name TEXT, val TEXT, intval INTEGER, blobval BLOB, PRIMARY KEY (name))",
@@ -18,8 +19,7 @@ const SCHEMA = [
   "CREATE TABLE notes (id INTEGER PRIMARY KEY, note TEXT)",
 ];
 
-const bump = (m: number) =>
-  `UPDATE vars SET intval = intval + 1 WHERE name = 'data_version' AND intval = ${m}`;
+const bump = bumpStatement;
 const note = (text: string) => `INSERT INTO notes (note) VALUES ('${text}')`;
 
 interface Node {

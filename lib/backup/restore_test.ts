@@ -4,9 +4,9 @@ import { createFileBackup, existsSync } from "../backends/file_create.ts";
 import { FileBackend } from "../backends/file_backend.ts";
 import { openReader } from "../backends/open.ts";
 import { restoreBackup } from "./restore.ts";
+import { bumpStatement } from "../../tests/support/statements.ts";
 
-const bump = (from: number) =>
-  `UPDATE vars SET intval = intval + 1 WHERE name = 'data_version' AND intval = ${from}`;
+const bump = bumpStatement;
 
 /** A backup of the given changes, appended as the plugin would, without the version check. */
 async function backupOf(changes: { version: number; statements: string[] }[]): Promise<string> {

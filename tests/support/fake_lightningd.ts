@@ -11,6 +11,7 @@ import { DatabaseSync } from "node:sqlite";
 import { MessageFramer } from "../../lib/plugin/framing.ts";
 import { isPragmaOnly } from "../../lib/sqlite/apply.ts";
 import { prng } from "./prng.ts";
+import { bumpStatement } from "./statements.ts";
 
 export const PLUGIN_PATH = new URL("../../plugin.ts", import.meta.url).pathname;
 export const DATABASE_NAME = "lightningd.sqlite3";
@@ -218,7 +219,7 @@ export class FakeLightningd {
     const from = this.dataVersion();
     const writes = [
       ...statements,
-      `UPDATE vars SET intval = intval + 1 WHERE name = 'data_version' AND intval = ${from}`,
+      bumpStatement(from),
     ];
     return await this.dbWrite(from + 1, writes);
   }
