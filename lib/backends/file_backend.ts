@@ -10,9 +10,8 @@ import { writeAll, writeFileDurably } from "./durable_fs.ts";
 import { encodeRecord, encodeStatements, RecordKind } from "../format/record.ts";
 import {
   CorruptBackupError,
-  decodeSegmentHeader,
   encodeSegmentHeader,
-  scanSegment,
+  scanNamedSegment,
   SEGMENT_HEADER_SIZE,
   SegmentKind,
   type SegmentTail,
@@ -168,24 +167,14 @@ export class FileBackend implements Backend {
     isLive: boolean,
     cursor: LogCursor,
   ): SegmentTail {
-    const header = new Uint8Array(SEGMENT_HEADER_SIZE);
-    file.readSync(header);
-    const decoded = decodeSegmentHeader(header, path);
-    if (decoded.kind !== SegmentKind.Log || decoded.number !== sequence) {
-      throw new CorruptBackupError(path, 0, "segment header does not match its name");
-    }
-    const records = scanSegment(file, path, { decode: false });
+    const records = scanNamedSegment(
+      file,
+      path,
+      { kind: SegmentKind.Log, number: sequence },
+      { tornAllowed: isLive, decode: false },
+    );
     for (let step = records.next();; step = records.next()) {
-      if (step.done) {
-        if (step.value.tornBytes > 0 && !isLive) {
-          throw new CorruptBackupError(
-            path,
-            step.value.end,
-            "sealed segment ends in a torn record",
-          );
-        }
-        return step.value;
-      }
+      if (step.done) return step.value;
       const { offset, header: record } = step.value;
       if (record.kind !== RecordKind.Change) {
         throw new CorruptBackupError(path, offset, `unexpected record kind ${record.kind}`);

@@ -7,9 +7,7 @@ import type { BackupDescription, BackupEntry, BackupReader } from "./backend.ts"
 import { decodeSnapshotEnd, decodeStatements, RecordKind } from "../format/record.ts";
 import {
   CorruptBackupError,
-  decodeSegmentHeader,
-  scanSegment,
-  SEGMENT_HEADER_SIZE,
+  scanNamedSegment,
   SegmentKind,
   type SegmentRecord,
   type SegmentTail,
@@ -27,17 +25,7 @@ function* segmentRecords(
 ): Generator<SegmentRecord, SegmentTail, void> {
   const file = Deno.openSync(path, { read: true });
   try {
-    const header = new Uint8Array(SEGMENT_HEADER_SIZE);
-    file.readSync(header);
-    const decoded = decodeSegmentHeader(header, path);
-    if (decoded.kind !== kind || decoded.number !== number) {
-      throw new CorruptBackupError(path, 0, "segment header does not match its name");
-    }
-    const tail = yield* scanSegment(file, path, { decode });
-    if (tail.tornBytes > 0 && !tornAllowed) {
-      throw new CorruptBackupError(path, tail.end, "sealed segment ends in a torn record");
-    }
-    return tail;
+    return yield* scanNamedSegment(file, path, { kind, number }, { tornAllowed, decode });
   } finally {
     file.close();
   }

@@ -186,3 +186,26 @@ export function* scanSegment(
   }
   return { end: offset, tornBytes: 0 };
 }
+
+/**
+ * Scans a segment file whose name gives its kind and number: checks its header against
+ * them, then its records; a torn tail is refused unless `tornAllowed` (only the live log is
+ * ever appended to, so only it can be torn by a crash).
+ */
+export function* scanNamedSegment(
+  file: Deno.FsFile,
+  path: string,
+  expected: SegmentHeader,
+  options: { tornAllowed: boolean; decode: boolean },
+): Generator<SegmentRecord, SegmentTail, void> {
+  const header = readAt(file, 0, SEGMENT_HEADER_SIZE);
+  const decoded = decodeSegmentHeader(header, path);
+  if (decoded.kind !== expected.kind || decoded.number !== expected.number) {
+    throw new CorruptBackupError(path, 0, "segment header does not match its name");
+  }
+  const tail = yield* scanSegment(file, path, options);
+  if (tail.tornBytes > 0 && !options.tornAllowed) {
+    throw new CorruptBackupError(path, tail.end, "sealed segment ends in a torn record");
+  }
+  return tail;
+}
