@@ -10,9 +10,10 @@ import { V1BackupReader } from "./v1_reader.ts";
 import { type BackupUrl, BackupUrlError, parseBackupUrl } from "./url.ts";
 import { isV1Header } from "../format/v1.ts";
 
-type FileKind = "directory" | "v1" | "missing" | "other";
+/** What a file URL's path holds: a cln-backup directory, a v1 `.dbak`, nothing, or else. */
+export type BackupKind = "directory" | "v1" | "missing" | "other";
 
-function fileKind(path: string): FileKind {
+export function backupKind(path: string): BackupKind {
   let info: Deno.FileInfo;
   try {
     info = Deno.statSync(path);
@@ -48,7 +49,7 @@ function missing(path: string): Error {
 /** Opens a backup for the plugin to append to. */
 export function openBackend(url: string, options: FileBackendOptions = {}): Backend {
   const { path } = fileUrl(url);
-  switch (fileKind(path)) {
+  switch (backupKind(path)) {
     case "directory":
       return FileBackend.open(url, path, options);
     case "v1":
@@ -66,7 +67,7 @@ export function openBackend(url: string, options: FileBackendOptions = {}): Back
 /** Opens a backup for reading (restore, status, verify). */
 export function openReader(url: string): BackupReader {
   const { path } = fileUrl(url);
-  switch (fileKind(path)) {
+  switch (backupKind(path)) {
     case "directory":
       return new FileBackupReader(url, path);
     case "v1":

@@ -12,7 +12,7 @@ import { existsSync, writeBase } from "../backends/file_create.ts";
 import { createEmptyLog, FileBackend } from "../backends/file_backend.ts";
 import { syncDir, writeAll } from "../backends/durable_fs.ts";
 import { LOCK_FILE, readLockFile } from "../backup/lock_file.ts";
-import { isV1Header } from "../format/v1.ts";
+import { backupKind } from "../backends/open.ts";
 import { FileBackupReader } from "../backends/file_reader.ts";
 import { checkNetworkDir, checkNotRunning } from "./node_dir.ts";
 import { installPlugin, printConfigLine } from "./init.ts";
@@ -61,16 +61,6 @@ const SPEC: CommandSpec = {
   positionals: [],
 };
 
-function isV1File(path: string): boolean {
-  const file = Deno.openSync(path, { read: true });
-  try {
-    const head = new Uint8Array(4);
-    return file.readSync(head) === 4 && isV1Header(head);
-  } finally {
-    file.close();
-  }
-}
-
 /**
  * Writes the v1 backup's entries into the new backup directory `dir`: each snapshot as a
  * base segment (streamed through a temporary file), each change appended to the log.
@@ -116,19 +106,20 @@ export async function upgrade(args: string[], output: Output = consoleOutput): P
     }
     const lock = readLockFile(dir);
     const v1Path = fileBackupPath(lock.backend_url, ACTION);
-    if (!existsSync(v1Path)) {
+    const kind = backupKind(v1Path);
+    if (kind === "missing") {
       throw new Error(
         `${ACTION}: backup.lock names "${v1Path}", which does not exist: check backup.lock`,
       );
     }
-    if (Deno.statSync(v1Path).isDirectory) {
+    if (kind === "directory") {
       output.out(
         `"${dir}/${LOCK_FILE}" already names a cln-backup backup (${lock.backend_url}): ` +
           `nothing to upgrade`,
       );
       return Exit.Ok;
     }
-    if (!isV1File(v1Path)) {
+    if (kind !== "v1") {
       throw new Error(
         `${ACTION}: "${v1Path}", which backup.lock names, is not a v1 backup of the Python ` +
           `plugin: check backup.lock`,
