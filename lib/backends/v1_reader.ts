@@ -17,7 +17,7 @@ import {
   type V1Header,
   V1Type,
 } from "../format/v1.ts";
-import { CorruptBackupError } from "../format/segment.ts";
+import { CorruptBackupError, readAt } from "../format/segment.ts";
 import { decodeStatements } from "../format/record.ts";
 
 const PART_BYTES = 1024 * 1024;
@@ -30,15 +30,11 @@ interface V1Record {
 }
 
 function readExactly(file: Deno.FsFile, offset: number, length: number): Uint8Array {
-  const out = new Uint8Array(length);
-  file.seekSync(offset, Deno.SeekMode.Start);
-  let filled = 0;
-  while (filled < length) {
-    const n = file.readSync(out.subarray(filled));
-    if (n === null) throw new Error(`Cannot read backup: unexpected end of file at ${offset}`);
-    filled += n;
+  const bytes = readAt(file, offset, length);
+  if (bytes.length !== length) {
+    throw new Error(`Cannot read backup: unexpected end of file at ${offset + bytes.length}`);
   }
-  return out;
+  return bytes;
 }
 
 export class V1BackupReader implements BackupReader {

@@ -95,7 +95,7 @@ export interface SegmentTail {
 }
 
 /** Reads a whole file region synchronously; shorter only at end of file. */
-function readAt(file: Deno.FsFile, offset: number, length: number): Uint8Array {
+export function readAt(file: Deno.FsFile, offset: number, length: number): Uint8Array {
   const out = new Uint8Array(length);
   file.seekSync(offset, Deno.SeekMode.Start);
   let filled = 0;
