@@ -20,10 +20,10 @@ export type {
 } from "./lib/backends/backend.ts";
 export { openBackend, openReader } from "./lib/backends/open.ts";
 export { type BackupUrl, BackupUrlError, parseBackupUrl } from "./lib/backends/url.ts";
-export { FileBackend, type FileBackendOptions } from "./lib/backends/file_backend.ts";
-export { FileBackupReader } from "./lib/backends/file_reader.ts";
-export { V1BackupReader } from "./lib/backends/v1_reader.ts";
-export { createFileBackup, type SnapshotSource } from "./lib/backends/file_create.ts";
+export { FileBackend, type FileBackendOptions } from "./lib/backends/file/writer.ts";
+export { FileBackupReader } from "./lib/backends/file/reader.ts";
+export { V1BackupReader } from "./lib/backends/v1/reader.ts";
+export { createFileBackup, type SnapshotSource } from "./lib/backends/file/create.ts";
 export { CorruptBackupError } from "./lib/format/segment.ts";
 export { bumpedFrom } from "./lib/backup/bump.ts";
 export { checkFirstWrite, type VersionVerdict } from "./lib/backup/version_check.ts";

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { createFileBackup } from "../lib/backends/file_create.ts";
+import { createFileBackup } from "../lib/backends/file/create.ts";
 import { writeLockFile } from "../lib/backup/lock_file.ts";
 import { FakeLightningd, splitMessages } from "../tests/support/fake_lightningd.ts";
 import { loadFixture, SCENARIOS } from "../tests/support/fixtures.ts";

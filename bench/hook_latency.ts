@@ -6,8 +6,8 @@
  *
  * @module
  */
-import { createFileBackup } from "../lib/backends/file_create.ts";
-import { writeAll } from "../lib/backends/durable_fs.ts";
+import { createFileBackup } from "../lib/backends/file/create.ts";
+import { writeAll } from "../lib/fs/durable.ts";
 import { writeLockFile } from "../lib/backup/lock_file.ts";
 import { encodeRecord, encodeStatements, RecordKind } from "../lib/format/record.ts";
 import {

@@ -8,9 +8,9 @@
  * @module
  */
 import { DatabaseSync } from "node:sqlite";
-import { createFileBackup } from "../lib/backends/file_create.ts";
-import { writeAll } from "../lib/backends/durable_fs.ts";
-import { createEmptyLog } from "../lib/backends/file_backend.ts";
+import { createFileBackup } from "../lib/backends/file/create.ts";
+import { writeAll } from "../lib/fs/durable.ts";
+import { createEmptyLog } from "../lib/backends/file/writer.ts";
 import { baseName, logName } from "../lib/format/layout.ts";
 import { encodeRecord, encodeStatements, RecordKind } from "../lib/format/record.ts";
 import { loadFixture } from "../tests/support/fixtures.ts";

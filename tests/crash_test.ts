@@ -6,7 +6,7 @@
  * not hold), the replay finishes, and every trial must end with the fake's committed database
  * equal to the recorded one and a restore of the backup equal to it.
  *
- * Kill points (see `plan` in support/crash_point.ts): the crash seam of lib/backends/crash_point.ts at an exact
+ * Kill points (see `plan` in support/crash_point.ts): the crash seam of lib/fs/crash_point.ts at an exact
  * phase of the n-th append (before the write, half the record written, written but not synced,
  * synced but not answered), a SIGKILL a few ms after the answer before a chosen hook (anywhere
  * in the fake's transaction, the plugin's parsing, append, fsync or answer), and a SIGKILL while

@@ -18,7 +18,7 @@ import {
 } from "./support/fake_lightningd.ts";
 import { type Fixture, loadFixture, SCENARIOS } from "./support/fixtures.ts";
 import { dumpDatabase } from "./support/dump.ts";
-import { createFileBackup } from "../lib/backends/file_create.ts";
+import { createFileBackup } from "../lib/backends/file/create.ts";
 import { writeLockFile } from "../lib/backup/lock_file.ts";
 import { openReader } from "../lib/backends/open.ts";
 import { restoreBackup } from "../lib/backup/restore.ts";

@@ -12,7 +12,7 @@ import { assert, assertEquals } from "./support/assert.ts";
 import { FakeLightningd } from "./support/fake_lightningd.ts";
 import { loadFixture } from "./support/fixtures.ts";
 import { dumpDatabase } from "./support/dump.ts";
-import { createFileBackup } from "../lib/backends/file_create.ts";
+import { createFileBackup } from "../lib/backends/file/create.ts";
 import { writeLockFile } from "../lib/backup/lock_file.ts";
 import { openReader } from "../lib/backends/open.ts";
 import { restoreBackup } from "../lib/backup/restore.ts";
@@ -24,7 +24,7 @@ import {
   writeLauncher,
 } from "../lib/cli/launcher.ts";
 
-const FILE_BACKEND = new URL("../lib/backends/file_backend.ts", import.meta.url).href;
+const FILE_BACKEND = new URL("../lib/backends/file/writer.ts", import.meta.url).href;
 const NO_PATH = { PATH: "/nonexistent" };
 
 interface Node {

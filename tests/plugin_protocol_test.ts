@@ -7,7 +7,7 @@ import { DatabaseSync } from "node:sqlite";
 import { assert, assertEquals, assertMatch } from "./support/assert.ts";
 import { DATABASE_NAME, FakeLightningd } from "./support/fake_lightningd.ts";
 import { dumpDatabase } from "./support/dump.ts";
-import { createFileBackup } from "../lib/backends/file_create.ts";
+import { createFileBackup } from "../lib/backends/file/create.ts";
 import { LOCK_FILE, writeLockFile } from "../lib/backup/lock_file.ts";
 import { openReader } from "../lib/backends/open.ts";
 import { restoreBackup } from "../lib/backup/restore.ts";

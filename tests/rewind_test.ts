@@ -13,7 +13,7 @@ import { loadFixture } from "./support/fixtures.ts";
 import { dumpDatabase } from "./support/dump.ts";
 import { newLightningDir } from "./support/crash_point.ts";
 import { DatabaseSync } from "node:sqlite";
-import { CRASH_ENV } from "../lib/backends/crash_point.ts";
+import { CRASH_ENV } from "../lib/fs/crash_point.ts";
 import { openReader } from "../lib/backends/open.ts";
 import { restoreBackup } from "../lib/backup/restore.ts";
 import { bumpStatement } from "./support/statements.ts";

@@ -4,9 +4,9 @@
  * @module
  */
 import type { Backend, BackupReader } from "./backend.ts";
-import { FileBackend, type FileBackendOptions } from "./file_backend.ts";
-import { FileBackupReader } from "./file_reader.ts";
-import { V1BackupReader } from "./v1_reader.ts";
+import { FileBackend, type FileBackendOptions } from "./file/writer.ts";
+import { FileBackupReader } from "./file/reader.ts";
+import { V1BackupReader } from "./v1/reader.ts";
 import { type BackupUrl, BackupUrlError, parseBackupUrl } from "./url.ts";
 import { isV1Header } from "../format/v1.ts";
 

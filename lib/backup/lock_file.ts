@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { writeFileDurably } from "../backends/durable_fs.ts";
+import { writeFileDurably } from "../fs/durable.ts";
 
 export const LOCK_FILE = "backup.lock";
 

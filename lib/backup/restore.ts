@@ -8,8 +8,8 @@
 import { DatabaseSync } from "node:sqlite";
 import { dirname } from "node:path";
 import type { BackupReader } from "../backends/backend.ts";
-import { syncDir, writeAll } from "../backends/durable_fs.ts";
-import { existsSync } from "../backends/file_create.ts";
+import { syncDir, writeAll } from "../fs/durable.ts";
+import { existsSync } from "../fs/exists.ts";
 import { execStatement, isPragmaOnly } from "../sqlite/apply.ts";
 import { bumpedFrom } from "./bump.ts";
 

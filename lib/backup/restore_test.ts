@@ -1,7 +1,8 @@
 import { DatabaseSync } from "node:sqlite";
 import { assertEquals, assertRejects } from "../../tests/support/assert.ts";
-import { createFileBackup, existsSync } from "../backends/file_create.ts";
-import { FileBackend } from "../backends/file_backend.ts";
+import { createFileBackup } from "../backends/file/create.ts";
+import { existsSync } from "../fs/exists.ts";
+import { FileBackend } from "../backends/file/writer.ts";
 import { openReader } from "../backends/open.ts";
 import { restoreBackup } from "./restore.ts";
 import { bumpStatement } from "../../tests/support/statements.ts";

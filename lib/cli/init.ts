@@ -6,7 +6,8 @@
  */
 import { backup, DatabaseSync } from "node:sqlite";
 import { dirname } from "node:path";
-import { createFileBackup, existsSync } from "../backends/file_create.ts";
+import { createFileBackup } from "../backends/file/create.ts";
+import { existsSync } from "../fs/exists.ts";
 import { DATABASE_NAME } from "../backup/restore.ts";
 import { LOCK_FILE, type LockFile, readLockFile, writeLockFile } from "../backup/lock_file.ts";
 import { LAUNCHER_NAME, launchPlan, writeLauncher } from "./launcher.ts";

@@ -28,7 +28,7 @@
  *
  * @module
  */
-import { writeFileDurably } from "../backends/durable_fs.ts";
+import { writeFileDurably } from "../fs/durable.ts";
 import { LOCK_FILE } from "../backup/lock_file.ts";
 import { parseBackupUrl } from "../backends/url.ts";
 

@@ -5,7 +5,7 @@
  * @module
  */
 import { basename, dirname } from "node:path";
-import { existsSync } from "../backends/file_create.ts";
+import { existsSync } from "../fs/exists.ts";
 import { DATABASE_NAME } from "../backup/restore.ts";
 
 /** The network directories lightningd creates inside its base dir. */

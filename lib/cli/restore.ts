@@ -6,7 +6,7 @@
 import type { BackupReader } from "../backends/backend.ts";
 import { openReader } from "../backends/open.ts";
 import { restoreBackup, type RestoreResult, restoreTarget } from "../backup/restore.ts";
-import { existsSync } from "../backends/file_create.ts";
+import { existsSync } from "../fs/exists.ts";
 import { dirname } from "node:path";
 import {
   type CommandSpec,

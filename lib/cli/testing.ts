@@ -6,8 +6,8 @@
  */
 import { dirname } from "node:path";
 import type { Change } from "../backends/backend.ts";
-import { createFileBackup } from "../backends/file_create.ts";
-import { FileBackend } from "../backends/file_backend.ts";
+import { createFileBackup } from "../backends/file/create.ts";
+import { FileBackend } from "../backends/file/writer.ts";
 import type { Output } from "./args.ts";
 import { splitMessages } from "../../tests/support/fake_lightningd.ts";
 import { loadFixture, type Scenario } from "../../tests/support/fixtures.ts";

@@ -7,13 +7,14 @@
  */
 import { dirname } from "node:path";
 import { pathToFileURL } from "node:url";
-import { V1BackupReader } from "../backends/v1_reader.ts";
-import { existsSync, writeBase } from "../backends/file_create.ts";
-import { createEmptyLog, FileBackend } from "../backends/file_backend.ts";
-import { syncDir, writeAll } from "../backends/durable_fs.ts";
+import { V1BackupReader } from "../backends/v1/reader.ts";
+import { writeBase } from "../backends/file/create.ts";
+import { existsSync } from "../fs/exists.ts";
+import { createEmptyLog, FileBackend } from "../backends/file/writer.ts";
+import { syncDir, writeAll } from "../fs/durable.ts";
 import { LOCK_FILE, readLockFile } from "../backup/lock_file.ts";
 import { backupKind } from "../backends/open.ts";
-import { FileBackupReader } from "../backends/file_reader.ts";
+import { FileBackupReader } from "../backends/file/reader.ts";
 import { checkNetworkDir, checkNotRunning } from "./node_dir.ts";
 import { installPlugin, printConfigLine } from "./init.ts";
 import {

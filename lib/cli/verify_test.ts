@@ -1,6 +1,6 @@
 import { assert, assertEquals, assertMatch } from "../../tests/support/assert.ts";
 import { loadFixture, PRE_4090_BACKUP } from "../../tests/support/fixtures.ts";
-import { writeBase } from "../backends/file_create.ts";
+import { writeBase } from "../backends/file/create.ts";
 import { verify } from "./verify.ts";
 import { BufferedOutput, makeBackup, recordedChanges } from "./testing.ts";
 

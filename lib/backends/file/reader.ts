@@ -3,17 +3,17 @@
  *
  * @module
  */
-import type { BackupDescription, BackupEntry, BackupReader } from "./backend.ts";
-import { decodeSnapshotEnd, decodeStatements, RecordKind } from "../format/record.ts";
+import type { BackupDescription, BackupEntry, BackupReader } from "../backend.ts";
+import { decodeSnapshotEnd, decodeStatements, RecordKind } from "../../format/record.ts";
 import {
   CorruptBackupError,
   scanNamedSegment,
   SegmentKind,
   type SegmentRecord,
   type SegmentTail,
-} from "../format/segment.ts";
-import { readLayout } from "../format/layout.ts";
-import { isPragmaOnly } from "../sqlite/apply.ts";
+} from "../../format/segment.ts";
+import { readLayout } from "../../format/layout.ts";
+import { isPragmaOnly } from "../../sqlite/apply.ts";
 
 /** Reads one segment's records; a torn tail is allowed only where `tornAllowed`. */
 function* segmentRecords(

@@ -1,7 +1,7 @@
-import { assertEquals, assertRejects } from "../../tests/support/assert.ts";
-import { createFileBackup } from "./file_create.ts";
-import { FileBackend } from "./file_backend.ts";
-import { logName } from "../format/layout.ts";
+import { assertEquals, assertRejects } from "../../../tests/support/assert.ts";
+import { createFileBackup } from "./create.ts";
+import { FileBackend } from "./writer.ts";
+import { logName } from "../../format/layout.ts";
 
 function newBackup(): { dir: string; url: string; path: string } {
   const dir = Deno.makeTempDirSync();

@@ -8,17 +8,17 @@
  *
  * @module
  */
-import type { BackupDescription, BackupEntry, BackupReader } from "./backend.ts";
-import { bumpedFrom } from "../backup/bump.ts";
+import type { BackupDescription, BackupEntry, BackupReader } from "../backend.ts";
+import { bumpedFrom } from "../../backup/bump.ts";
 import {
   decodeV1Header,
   V1_HEADER_SIZE,
   V1_RECORD_HEADER_SIZE,
   type V1Header,
   V1Type,
-} from "../format/v1.ts";
-import { CorruptBackupError, readAt } from "../format/segment.ts";
-import { decodeStatements } from "../format/record.ts";
+} from "../../format/v1.ts";
+import { CorruptBackupError, readAt } from "../../format/segment.ts";
+import { decodeStatements } from "../../format/record.ts";
 
 const PART_BYTES = 1024 * 1024;
 

@@ -1,7 +1,7 @@
-import { assertEquals, assertRejects } from "../../tests/support/assert.ts";
-import { PRE_4090_BACKUP } from "../../tests/support/fixtures.ts";
-import { V1BackupReader } from "./v1_reader.ts";
-import { CorruptBackupError } from "../format/segment.ts";
+import { assertEquals, assertRejects } from "../../../tests/support/assert.ts";
+import { PRE_4090_BACKUP } from "../../../tests/support/fixtures.ts";
+import { V1BackupReader } from "./reader.ts";
+import { CorruptBackupError } from "../../format/segment.ts";
 
 Deno.test("v1: the records reach the version the header says was stored", () => {
   const reader = new V1BackupReader("file:///x.dbak", PRE_4090_BACKUP);

@@ -4,11 +4,12 @@
  *
  * @module
  */
-import { syncDir, writeAll } from "./durable_fs.ts";
-import { createEmptyLog } from "./file_backend.ts";
-import { baseName } from "../format/layout.ts";
-import { encodeRecord, encodeSnapshotEnd, RecordKind } from "../format/record.ts";
-import { encodeSegmentHeader, SegmentKind } from "../format/segment.ts";
+import { syncDir, writeAll } from "../../fs/durable.ts";
+import { existsSync } from "../../fs/exists.ts";
+import { createEmptyLog } from "./writer.ts";
+import { baseName } from "../../format/layout.ts";
+import { encodeRecord, encodeSnapshotEnd, RecordKind } from "../../format/record.ts";
+import { encodeSegmentHeader, SegmentKind } from "../../format/segment.ts";
 import { dirname } from "node:path";
 
 /** Snapshots are stored in parts of this many bytes, so no step holds a whole database. */
@@ -87,14 +88,4 @@ export function createFileBackup(dir: string, snapshot?: SnapshotSource): void {
   // From the rename on the backup exists; a failed directory sync leaves it for the caller.
   Deno.renameSync(building, dir);
   syncDir(dirname(dir));
-}
-
-export function existsSync(path: string): boolean {
-  try {
-    Deno.lstatSync(path);
-    return true;
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return false;
-    throw error;
-  }
 }

@@ -4,10 +4,10 @@
  *
  * @module
  */
-import type { Backend, BackupState, Change } from "./backend.ts";
-import { crashNow, crashPoint } from "./crash_point.ts";
-import { writeAll, writeFileDurably } from "./durable_fs.ts";
-import { encodeRecord, encodeStatements, RecordKind } from "../format/record.ts";
+import type { Backend, BackupState, Change } from "../backend.ts";
+import { crashNow, crashPoint } from "../../fs/crash_point.ts";
+import { writeAll, writeFileDurably } from "../../fs/durable.ts";
+import { encodeRecord, encodeStatements, RecordKind } from "../../format/record.ts";
 import {
   CorruptBackupError,
   encodeSegmentHeader,
@@ -15,8 +15,8 @@ import {
   SEGMENT_HEADER_SIZE,
   SegmentKind,
   type SegmentTail,
-} from "../format/segment.ts";
-import { LOCK_NAME, logName, readLayout } from "../format/layout.ts";
+} from "../../format/segment.ts";
+import { LOCK_NAME, logName, readLayout } from "../../format/layout.ts";
 
 /** A live segment is sealed, and a new one started, once it would grow past this. */
 export const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024;

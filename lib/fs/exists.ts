@@ -1,0 +1,15 @@
+/**
+ * Whether anything, even a dangling symlink, is at a path.
+ *
+ * @module
+ */
+
+export function existsSync(path: string): boolean {
+  try {
+    Deno.lstatSync(path);
+    return true;
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return false;
+    throw error;
+  }
+}
