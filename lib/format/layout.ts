@@ -34,12 +34,13 @@ const SEGMENT = /^(base|log)-(\d{20})\.clnb$/;
 export function readLayout(dir: string): Layout {
   const layout: Layout = { bases: [], logs: [], temporaries: [] };
   for (const entry of Deno.readDirSync(dir)) {
-    if (!entry.isFile) continue;
     const path = `${dir}/${entry.name}`;
-    if (entry.name.endsWith(".tmp")) {
+    // A compaction builds its database in a `.tmp` directory.
+    if (entry.name.endsWith(".tmp") && (entry.isFile || entry.isDirectory)) {
       layout.temporaries.push(path);
       continue;
     }
+    if (!entry.isFile) continue;
     const match = SEGMENT.exec(entry.name);
     if (!match) continue;
     const number = Number(match[2]);

@@ -13,6 +13,7 @@ import {
   type SegmentTail,
 } from "../../format/segment.ts";
 import { readLayout } from "../../format/layout.ts";
+import { firstVersion } from "../../format/log_start.ts";
 import { isPragmaOnly } from "../../sqlite/apply.ts";
 
 /** Reads one segment's records; a torn tail is allowed only where `tornAllowed`. */
@@ -38,6 +39,14 @@ export class FileBackupReader implements BackupReader {
     const layout = readLayout(this.dir);
     const base = layout.bases.findLast((b) => b.version <= toVersion);
     const baseVersion = base?.version ?? 0;
+    // Without a base, a restore starts from an empty database: the logs must start there too.
+    const logsStart = layout.logs.length === 0 ? undefined : firstVersion(layout.logs[0].path);
+    if (!base && layout.bases.length > 0 && (logsStart ?? Infinity) > 1) {
+      throw new Error(
+        `Cannot restore backup to version ${toVersion}: the oldest version it still holds is ` +
+          `${layout.bases[0].version} (compaction folded the older ones into it)`,
+      );
+    }
     if (base) yield* this.#snapshot(base.path, base.version);
     for (const [i, log] of layout.logs.entries()) {
       const last = i === layout.logs.length - 1;

@@ -17,6 +17,7 @@ import {
   type SegmentTail,
 } from "../../format/segment.ts";
 import { LOCK_NAME, logName, readLayout } from "../../format/layout.ts";
+import { finishDeletion } from "../../compact/deletion.ts";
 
 /** A live segment is sealed, and a new one started, once it would grow past this. */
 export const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024;
@@ -62,15 +63,23 @@ function tryLock(lock: Deno.FsFile): boolean {
   return lock.tryLockSync(true);
 }
 
+/** Another process holds a backup's write lock. */
+export class BackupLockedError extends Error {
+  constructor(readonly dir: string) {
+    super(
+      `Cannot open backup: another process is writing to "${dir}" (a running lightningd's ` +
+        `plugin?): stop it first`,
+    );
+    this.name = "BackupLockedError";
+  }
+}
+
 /** Takes the backup's write lock, or says who holds it. */
 function lockDir(dir: string): Deno.FsFile {
   const lock = Deno.openSync(`${dir}/${LOCK_NAME}`, { read: true, write: true, create: true });
   if (!tryLock(lock)) {
     lock.close();
-    throw new Error(
-      `Cannot open backup: another process is writing to "${dir}" (a running lightningd's ` +
-        `plugin?): stop it first`,
-    );
+    throw new BackupLockedError(dir);
   }
   return lock;
 }
@@ -86,6 +95,8 @@ export class FileBackend implements Backend {
   #baseVersion = 0;
   #records = 0;
   #sealedBytes = 0;
+  /** Records of each sealed log, by sequence, so a compaction's deletes can be counted. */
+  #sealedLogRecords = new Map<number, number>();
 
   private constructor(
     readonly url: string,
@@ -115,8 +126,11 @@ export class FileBackend implements Backend {
   }
 
   #load(log: (message: string) => void): void {
+    for (const name of finishDeletion(this.dir)) {
+      log(`deleted "${name}", which an interrupted compaction had planned to delete`);
+    }
     const layout = readLayout(this.dir);
-    for (const tmp of layout.temporaries) Deno.removeSync(tmp);
+    for (const tmp of layout.temporaries) Deno.removeSync(tmp, { recursive: true });
     const base = layout.bases.at(-1);
     if (base) {
       this.#baseVersion = base.version;
@@ -132,6 +146,7 @@ export class FileBackend implements Backend {
       }
       const isLive = i === layout.logs.length - 1;
       if (isLive) this.#versionBeforeLive = cursor.version;
+      const recordsBefore = this.#records;
       const file = Deno.openSync(path, { read: true, write: isLive, append: isLive });
       let tail: SegmentTail;
       try {
@@ -143,6 +158,7 @@ export class FileBackend implements Backend {
       if (!isLive) {
         file.close();
         this.#sealedBytes += tail.end;
+        this.#sealedLogRecords.set(sequence, this.#records - recordsBefore);
         continue;
       }
       if (tail.tornBytes > 0) {
@@ -266,11 +282,32 @@ export class FileBackend implements Backend {
     if (this.syncOnClose) this.#live.syncDataSync();
     this.#live.close();
     this.#sealedBytes += this.#liveEnd;
+    this.#sealedLogRecords.set(this.#liveSequence, this.#liveRecords.length);
     this.#versionBeforeLive = this.state().version;
     this.#live = Deno.openSync(`${this.dir}/${logName(sequence)}`, { write: true, append: true });
     this.#liveSequence = sequence;
     this.#liveEnd = SEGMENT_HEADER_SIZE;
     this.#liveRecords = [];
+  }
+
+  /**
+   * Takes note of what a compaction changed beside the live log (a new base; deleted bases
+   * and sealed logs), from the files' names and sizes: no scan on the hook's thread.
+   */
+  compacted(): void {
+    const layout = readLayout(this.dir);
+    this.#baseVersion = Math.max(this.#baseVersion, layout.bases.at(-1)?.version ?? 0);
+    const held = new Set(layout.logs.map((l) => l.sequence));
+    for (const [sequence, records] of this.#sealedLogRecords) {
+      if (held.has(sequence)) continue;
+      this.#records -= records;
+      this.#sealedLogRecords.delete(sequence);
+    }
+    const sealed = [
+      ...layout.bases,
+      ...layout.logs.filter((l) => l.sequence !== this.#liveSequence),
+    ];
+    this.#sealedBytes = sealed.reduce((sum, { path }) => sum + Deno.statSync(path).size, 0);
   }
 
   /** Runs a write; after a failed one the backup refuses all others (a failed fsync is final). */
