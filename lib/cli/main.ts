@@ -10,6 +10,7 @@ import { status } from "./status.ts";
 import { upgrade } from "./upgrade.ts";
 import { verify } from "./verify.ts";
 import { doctor } from "./doctor.ts";
+import { compact } from "./compact.ts";
 
 export const HELP = `Usage: cln-backup <command> [options]   (or: deno task <command> -- [options])
 
@@ -28,6 +29,8 @@ Commands:
                                         convert the Python plugin's v1 .dbak into cln-backup's
                                         format, keeping every version
   doctor [--lightning-dir DIR]          check a node's backup set-up, one line per check
+  compact <url> [--retain K] [--json]   fold old changes into a new snapshot (node stopped;
+                                        on a running node: lightning-cli backup-compact)
 
 <url> is file:///abs/path (a cln-backup directory, or a v1 .dbak file to read).
 "cln-backup <command> --help" explains a command.
@@ -46,6 +49,7 @@ const COMMANDS: Record<string, (args: string[], output: Output) => Promise<numbe
   verify,
   upgrade,
   doctor,
+  compact,
 };
 
 /** Runs the command `args` name; returns the exit code. */
