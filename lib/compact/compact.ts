@@ -70,8 +70,8 @@ export function compactBackup(url: string, dir: string, options: CompactOptions)
   if (options.target > newest && !existsSync(`${dir}/${baseName(options.target)}`)) {
     const scratch = scratchDir(dir);
     if (existsSync(scratch)) Deno.removeSync(scratch, { recursive: true });
-    Deno.mkdirSync(scratch);
     try {
+      Deno.mkdirSync(scratch);
       const restored = restoreBackup(
         new FileBackupReader(url, dir),
         `${scratch}/lightningd.sqlite3`,
@@ -84,8 +84,17 @@ export function compactBackup(url: string, dir: string, options: CompactOptions)
       writeBase(dir, { version: options.target, path: restored.path });
       folded = restored.changes;
       baseVersion = options.target;
+    } catch (error) {
+      // A partial base goes (only ours: the writer makes its own temporaries meanwhile).
+      const partial = `${dir}/${baseName(options.target)}.tmp`;
+      if (existsSync(partial)) Deno.removeSync(partial);
+      const why = (error as Error).message.replace(/^Cannot \w+ \w+: /, "");
+      throw new Error(
+        `Cannot compact backup: ${why} (building the base at version ${options.target} in ` +
+          `"${dir}"); the backup is unchanged and the node keeps running`,
+      );
     } finally {
-      Deno.removeSync(scratch, { recursive: true });
+      if (existsSync(scratch)) Deno.removeSync(scratch, { recursive: true });
     }
   }
   options.onProgress?.("cleanup", options.target);

@@ -16,7 +16,9 @@ import {
   SegmentKind,
   type SegmentTail,
 } from "../../format/segment.ts";
-import { LOCK_NAME, logName, readLayout } from "../../format/layout.ts";
+import { type Layout, LOCK_NAME, logName, readLayout } from "../../format/layout.ts";
+import type { CompactableBackend } from "../../compact/compactor.ts";
+import type { CompactionSizes } from "../../compact/policy.ts";
 import { finishDeletion } from "../../compact/deletion.ts";
 
 /** A live segment is sealed, and a new one started, once it would grow past this. */
@@ -84,7 +86,7 @@ function lockDir(dir: string): Deno.FsFile {
   return lock;
 }
 
-export class FileBackend implements Backend {
+export class FileBackend implements Backend, CompactableBackend {
   #failure: Error | undefined;
   #live!: Deno.FsFile;
   #liveSequence = 0;
@@ -94,7 +96,10 @@ export class FileBackend implements Backend {
   #versionBeforeLive = 0;
   #baseVersion = 0;
   #records = 0;
+  /** Bytes of every base and sealed log; of the bases alone; of the newest base. */
   #sealedBytes = 0;
+  #basesBytes = 0;
+  #newestBaseBytes = 0;
   /** Records of each sealed log, by sequence, so a compaction's deletes can be counted. */
   #sealedLogRecords = new Map<number, number>();
 
@@ -131,11 +136,7 @@ export class FileBackend implements Backend {
     }
     const layout = readLayout(this.dir);
     for (const tmp of layout.temporaries) Deno.removeSync(tmp, { recursive: true });
-    const base = layout.bases.at(-1);
-    if (base) {
-      this.#baseVersion = base.version;
-      for (const { path } of layout.bases) this.#sealedBytes += Deno.statSync(path).size;
-    }
+    this.#countBases(layout);
     if (layout.logs.length === 0) {
       throw new CorruptBackupError(this.dir, 0, "no log segment");
     }
@@ -296,18 +297,37 @@ export class FileBackend implements Backend {
    */
   compacted(): void {
     const layout = readLayout(this.dir);
-    this.#baseVersion = Math.max(this.#baseVersion, layout.bases.at(-1)?.version ?? 0);
+    this.#countBases(layout);
     const held = new Set(layout.logs.map((l) => l.sequence));
     for (const [sequence, records] of this.#sealedLogRecords) {
       if (held.has(sequence)) continue;
       this.#records -= records;
       this.#sealedLogRecords.delete(sequence);
     }
-    const sealed = [
-      ...layout.bases,
-      ...layout.logs.filter((l) => l.sequence !== this.#liveSequence),
-    ];
-    this.#sealedBytes = sealed.reduce((sum, { path }) => sum + Deno.statSync(path).size, 0);
+    this.#sealedBytes = this.#basesBytes + layout.logs
+      .filter((l) => l.sequence !== this.#liveSequence)
+      .reduce((sum, { path }) => sum + Deno.statSync(path).size, 0);
+  }
+
+  #countBases(layout: Layout): void {
+    const sizes = layout.bases.map(({ path }) => Deno.statSync(path).size);
+    const total = sizes.reduce((a, b) => a + b, 0);
+    this.#baseVersion = layout.bases.at(-1)?.version ?? 0;
+    this.#newestBaseBytes = sizes.at(-1) ?? 0;
+    this.#sealedBytes += total - this.#basesBytes;
+    this.#basesBytes = total;
+  }
+
+  /** The version a compaction folds up to: the one before the newest change. */
+  compactionTarget(): number | undefined {
+    return this.state().rewindVersion;
+  }
+
+  compactionSizes(): CompactionSizes {
+    return {
+      baseBytes: this.#newestBaseBytes,
+      sealedLogBytes: this.#sealedBytes - this.#basesBytes,
+    };
   }
 
   /** Runs a write; after a failed one the backup refuses all others (a failed fsync is final). */
