@@ -14,10 +14,12 @@
 import { writeBase } from "../backends/file/create.ts";
 import { FileBackupReader } from "../backends/file/reader.ts";
 import { baseName, readLayout } from "../format/layout.ts";
-import { syncDir } from "../fs/durable.ts";
 import { existsSync } from "../fs/exists.ts";
 import { restoreBackup } from "../backup/restore.ts";
+import { crashPoint } from "../fs/crash_point.ts";
 import { DEFAULT_RETAIN_BASES, redundantSegments } from "./plan.ts";
+import { deleteSegments } from "./deletion.ts";
+import { basename } from "node:path";
 
 /** Size and versions held, as the Python plugin's `backup-compact` reports them. */
 export interface CompactionStats {
@@ -82,6 +84,7 @@ export function compactBackup(url: string, dir: string, options: CompactOptions)
       );
       options.onProgress?.("base", options.target);
       writeBase(dir, { version: options.target, path: restored.path });
+      crashPoint?.reached("compact-after-base");
       folded = restored.changes;
       baseVersion = options.target;
     } catch (error) {
@@ -110,10 +113,9 @@ export function compactBackup(url: string, dir: string, options: CompactOptions)
   };
 }
 
-/** Deletes the segments that the newest bases make redundant; returns their paths. */
+/** Deletes the segments that the newest bases make redundant; returns their names. */
 export function removeRedundant(dir: string, retain: number): string[] {
-  const redundant = redundantSegments(readLayout(dir), retain);
-  for (const path of redundant) Deno.removeSync(path);
-  if (redundant.length > 0) syncDir(dir);
-  return redundant;
+  const names = redundantSegments(readLayout(dir), retain).map((path) => basename(path));
+  deleteSegments(dir, names);
+  return names;
 }

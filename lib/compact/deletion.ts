@@ -10,6 +10,7 @@
  */
 import { syncDir, writeFileDurably } from "../fs/durable.ts";
 import { existsSync } from "../fs/exists.ts";
+import { crashPoint } from "../fs/crash_point.ts";
 
 export const DELETION_PLAN = "compaction.plan";
 const SEGMENT = /^(base|log)-\d{20}\.clnb$/;
@@ -45,6 +46,7 @@ export function finishDeletion(dir: string): string[] {
       if (!existsSync(`${dir}/${name}`)) continue;
       Deno.removeSync(`${dir}/${name}`);
       deleted.push(name);
+      crashPoint?.reached("compact-mid-delete");
     }
     syncDir(dir);
   }

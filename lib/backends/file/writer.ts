@@ -280,6 +280,7 @@ export class FileBackend implements Backend, CompactableBackend {
       logName(sequence),
       encodeSegmentHeader({ kind: SegmentKind.Log, number: sequence }),
     );
+    crashPoint?.reached("roll");
     if (this.syncOnClose) this.#live.syncDataSync();
     this.#live.close();
     this.#sealedBytes += this.#liveEnd;
