@@ -175,9 +175,12 @@ Deno.test("compaction crash safety: kill at every step, reopen, restore equals t
       `${trials.filter((t) => t.repairs.length > 0).length} reopens repaired something`,
   );
   assertEquals(failures, []);
-  if (!chosen) {
-    for (const kind of STEP_PHASES) {
-      assert(landed(kind) >= 5, `only ${landed(kind)} ${kind} crashes landed`);
-    }
+  // Most planned crashes land (a step is missed only when the compaction did not need it).
+  const planned = Math.floor(seeds.length / KINDS.length);
+  for (const kind of STEP_PHASES) {
+    assert(
+      landed(kind) >= planned / 2,
+      `only ${landed(kind)} of ${planned} ${kind} crashes landed`,
+    );
   }
 });
