@@ -192,12 +192,16 @@ export class FakeLightningd {
   }
 
   /** Sends a request and waits for its answer. */
-  async request(method: string, params: unknown, id?: unknown): Promise<Record<string, unknown>> {
+  request(method: string, params: unknown, id?: unknown): Promise<Record<string, unknown>> {
     id ??= `cln:${method}#${this.#nextId++}`;
+    const bytes = encoder.encode(JSON.stringify({ jsonrpc: "2.0", id, method, params }) + "\n\n");
+    return this.forward(id, bytes);
+  }
+
+  /** Sends a request's bytes as they are (a forwarded call is its caller's bytes) and waits for the answer to `id`. */
+  async forward(id: unknown, bytes: Uint8Array): Promise<Record<string, unknown>> {
     const answer = this.#expect(id);
-    await this.write(
-      encoder.encode(JSON.stringify({ jsonrpc: "2.0", id, method, params }) + "\n\n"),
-    );
+    await this.write(bytes);
     return await answer;
   }
 
