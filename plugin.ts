@@ -5,36 +5,7 @@
  *
  * @module
  */
-import { BackupPlugin } from "./lib/plugin/backup_plugin.ts";
-import { serve, writeTo } from "./lib/plugin/stdio.ts";
-import { readLockFile } from "./lib/backup/lock_file.ts";
-import { openBackend } from "./lib/backends/open.ts";
-import type { Backend } from "./lib/backends/backend.ts";
+import { runPlugin } from "./lib/plugin/main.ts";
 
-const streams = {
-  read: (buffer: Uint8Array) => Deno.stdin.read(buffer),
-  writeSync(bytes: Uint8Array) {
-    let written = 0;
-    while (written < bytes.length) written += Deno.stdout.writeSync(bytes.subarray(written));
-  },
-};
-const send = writeTo(streams);
-const repairs: string[] = [];
-
-function open(): Backend | { error: string } {
-  try {
-    const lock = readLockFile(Deno.cwd());
-    return openBackend(lock.backend_url, { log: (message) => repairs.push(message) });
-  } catch (error) {
-    return { error: (error as Error).message };
-  }
-}
-
-const plugin = new BackupPlugin({ backend: open(), send, now: () => performance.now() });
-for (const message of repairs) plugin.log("unusual", message);
-try {
-  await serve(plugin, streams, () => performance.now());
-} finally {
-  plugin.close();
-}
+await runPlugin();
 Deno.exit(0);
