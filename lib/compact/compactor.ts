@@ -75,7 +75,17 @@ export interface CompactionStatus {
   sealed_log_bytes: number;
 }
 
-export class Compactor {
+/** Compaction as the plugin sees it, wherever it runs. */
+export interface CompactionService {
+  /** Starts a compaction or joins the running one; resolves with its result. */
+  compact(): Promise<CompactionResult>;
+  /** Starts one when the policy says it is due; never waits for it. */
+  maybeCompact(onError: (error: Error) => void): void;
+  status(): CompactionStatus;
+  stop(): void;
+}
+
+export class Compactor implements CompactionService {
   #running: Promise<CompactionResult> | undefined;
   #progress: NonNullable<CompactionStatus["running"]> | undefined;
   #last: CompactionStatus["last"] = null;

@@ -10,6 +10,9 @@ import { serve, writeTo } from "./stdio.ts";
 import { readLockFile } from "../backup/lock_file.ts";
 import { openBackend } from "../backends/open.ts";
 import type { Backend } from "../backends/backend.ts";
+import { FileBackend } from "../backends/file/writer.ts";
+import { Compactor } from "../compact/compactor.ts";
+import type { CompactionPolicy } from "../compact/policy.ts";
 
 const streams = {
   read: (buffer: Uint8Array) => Deno.stdin.read(buffer),
@@ -19,10 +22,24 @@ const streams = {
   },
 };
 
+/**
+ * Test seam: smaller log segments, so tests see rolls and compactions on recorded runs. Read
+ * only where the environment may be read; the launcher grants no environment access.
+ */
+function testSegmentBytes(): number | undefined {
+  const name = "CLN_BACKUP_TEST_SEGMENT_BYTES";
+  if (Deno.permissions.querySync({ name: "env", variable: name }).state !== "granted") return;
+  const value = Deno.env.get(name);
+  return value === undefined ? undefined : Number(value);
+}
+
 function open(repairs: string[]): Backend | { error: string } {
   try {
     const lock = readLockFile(Deno.cwd());
-    return openBackend(lock.backend_url, { log: (message) => repairs.push(message) });
+    return openBackend(lock.backend_url, {
+      log: (message) => repairs.push(message),
+      segmentBytes: testSegmentBytes(),
+    });
   } catch (error) {
     return { error: (error as Error).message };
   }
@@ -38,8 +55,12 @@ export async function runPlugin(
 ): Promise<void> {
   const repairs: string[] = [];
   const now = () => performance.now();
+  const backend = open(repairs);
+  const compaction = backend instanceof FileBackend
+    ? (policy: () => CompactionPolicy) => new Compactor(backend, policy)
+    : undefined;
   const plugin = new BackupPlugin(
-    configure({ backend: open(repairs), send: writeTo(streams), now }),
+    configure({ backend, send: writeTo(streams), now, compaction }),
   );
   for (const message of repairs) plugin.log("unusual", message);
   try {
