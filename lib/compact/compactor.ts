@@ -79,8 +79,8 @@ export interface CompactionStatus {
 export interface CompactionService {
   /** Starts a compaction or joins the running one; resolves with its result. */
   compact(): Promise<CompactionResult>;
-  /** Starts one when the policy says it is due; never waits for it. */
-  maybeCompact(onError: (error: Error) => void): void;
+  /** Starts one when the policy says it is due, and returns it; never waits for it. */
+  maybeCompact(): Promise<CompactionResult> | undefined;
   status(): CompactionStatus;
   stop(): void;
 }
@@ -144,10 +144,10 @@ export class Compactor implements CompactionService {
     return running;
   }
 
-  /** Starts a compaction when the policy says one is due; never waits for it. */
-  maybeCompact(onError: (error: Error) => void): void {
+  /** Starts a compaction when the policy says one is due, and returns it. */
+  maybeCompact(): Promise<CompactionResult> | undefined {
     if (this.#running || !compactionDue(this.policy(), this.backend.compactionSizes())) return;
-    this.compact().catch(onError);
+    return this.compact();
   }
 
   status(): CompactionStatus {

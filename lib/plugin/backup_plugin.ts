@@ -38,6 +38,7 @@ import { bindParams, type RpcMethod } from "./methods.ts";
 import { Options, type OptionSpec } from "./options.ts";
 import { compactionPolicy } from "./compaction_options.ts";
 import type { CompactionService } from "../compact/compactor.ts";
+import type { CompactionResult } from "../compact/compact.ts";
 import type { CompactionPolicy } from "../compact/policy.ts";
 
 /** What the plugin needs from its surroundings; tests give fakes. */
@@ -255,7 +256,18 @@ export class BackupPlugin {
     this.#writes++;
     this.#latency.add(this.context.now() - receivedAt);
     // After the answer: a compaction, if one is due, starts on its own thread.
-    this.#compaction?.maybeCompact((error) => this.log("unusual", error.message));
+    this.#compaction?.maybeCompact()?.then(
+      (result) => this.#logCompaction(result, "by itself"),
+      (error) => this.log("unusual", error.message),
+    );
+  }
+
+  #logCompaction(result: CompactionResult, how: string): void {
+    this.log(
+      "info",
+      `compacted the backup ${how} in ${result.seconds} s: ${result.versions_folded} ` +
+        `change(s) folded, ${result.bytes_freed} bytes freed`,
+    );
   }
 
   async #compact(): Promise<unknown> {
@@ -270,11 +282,7 @@ export class BackupPlugin {
     }
     try {
       const result = await this.#compaction.compact();
-      this.log(
-        "info",
-        `compacted the backup in ${result.seconds} s: ${result.versions_folded} change(s) ` +
-          `folded, ${result.bytes_freed} bytes freed`,
-      );
+      this.#logCompaction(result, "on request");
       return result;
     } catch (error) {
       this.log("unusual", (error as Error).message);
