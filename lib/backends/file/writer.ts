@@ -21,8 +21,12 @@ import type { CompactableBackend } from "../../compact/compactor.ts";
 import type { CompactionSizes } from "../../compact/policy.ts";
 import { finishDeletion } from "../../compact/deletion.ts";
 
-/** A live segment is sealed, and a new one started, once it would grow past this. */
-export const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024;
+/**
+ * A live segment is sealed, and a new one started, once it would grow past this. A
+ * compaction deletes sealed logs only (the live one holds the newest change), so this is
+ * also about the most of the logs a compaction leaves.
+ */
+export const DEFAULT_SEGMENT_BYTES = 16 * 1024 * 1024;
 
 export interface FileBackendOptions {
   segmentBytes?: number;
