@@ -1,7 +1,7 @@
 import { assert, assertEquals, assertRejects } from "../../tests/support/assert.ts";
 import { dumpDatabase } from "../../tests/support/dump.ts";
 import { dumpAt } from "../../tests/support/node_at.ts";
-import { SCENARIOS } from "../../tests/support/fixtures.ts";
+import { loadFixture, SCENARIOS } from "../../tests/support/fixtures.ts";
 import { recordedChanges } from "../cli/testing.ts";
 import { createFileBackup } from "../backends/file/create.ts";
 import { FileBackend } from "../backends/file/writer.ts";
@@ -128,3 +128,39 @@ Deno.test("compactor: nothing on top of a base is nothing to compact", async () 
     Deno.removeSync(dir, { recursive: true });
   }
 });
+
+Deno.test("compactor: a backup holding only a base has nothing to fold and still restores", async () => {
+  const dir = Deno.makeTempDirSync();
+  try {
+    const source = `${dir}/node.sqlite3`;
+    Deno.copyFileSync(loadFixture("fresh-start").database, source);
+    createFileBackup(`${dir}/backup`, { version: 11, path: source });
+    const writer = FileBackend.open(`file://${dir}/backup`, `${dir}/backup`);
+    try {
+      const compactor = new Compactor(writer, () => DEFAULT_POLICY);
+      await assertRejects(() => compactor.compact(), /no change on top of its newest snapshot/);
+      assertEquals(compactor.running, false);
+      assertEquals(restoredDump(writer, dir), dumpDatabase(source));
+    } finally {
+      writer.close();
+    }
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test(
+  "compactor: a rewind while a compaction runs drops only the newest change, above its target",
+  withBackup(async (writer, dir) => {
+    for (const change of CHANGES.slice(0, 300)) await writer.append(change);
+    const compactor = new Compactor(writer, () => DEFAULT_POLICY);
+    const running = compactor.compact();
+    // The node stopped before committing change 300, and sends it again on its restart.
+    await writer.rewind();
+    await writer.append(CHANGES[299]);
+    const result = await running;
+    assertEquals(result.base_version, CHANGES[298].version);
+    for (const change of CHANGES.slice(300)) await writer.append(change);
+    assertEquals(restoredDump(writer, dir), dumpAt(CHANGES, CHANGES.at(-1)!.version));
+  }),
+);
