@@ -12,6 +12,8 @@ import { syncDir, writeAll } from "../fs/durable.ts";
 import { existsSync } from "../fs/exists.ts";
 import { execStatement, isPragmaOnly } from "../sqlite/apply.ts";
 import { bumpedFrom } from "./bump.ts";
+import { claimWorkPath, workPath } from "../fs/work_path.ts";
+import { atStep } from "../fs/step_seam.ts";
 
 export const DATABASE_NAME = "lightningd.sqlite3";
 
@@ -69,10 +71,10 @@ export function restoreBackup(
         `another target`,
     );
   }
-  const tmp = `${path}.restoring-${Deno.pid}`;
+  const tmp = workPath(path, "restoring");
   const leftovers = [tmp, `${tmp}-journal`, `${tmp}-wal`, `${tmp}-shm`];
-  // Named after this process: anything there is what a killed restore with our pid left.
   removeAll(leftovers);
+  const claim = claimWorkPath(tmp, "file");
   let snapshotFile: Deno.FsFile | undefined;
   let open: { db: DatabaseSync; journal: string } | undefined;
   try {
@@ -139,6 +141,7 @@ export function restoreBackup(
     } finally {
       file.close();
     }
+    atStep("restore-building");
     // A hard link fails when the target exists, where a rename would replace it.
     try {
       Deno.linkSync(tmp, path);
@@ -156,6 +159,8 @@ export function restoreBackup(
     open?.db.close();
     removeAll(leftovers);
     throw error;
+  } finally {
+    claim.close();
   }
 }
 

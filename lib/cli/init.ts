@@ -12,6 +12,8 @@ import { DATABASE_NAME } from "../backup/restore.ts";
 import { LOCK_FILE, type LockFile, readLockFile, writeLockFile } from "../backup/lock_file.ts";
 import { LAUNCHER_NAME, launchPlan, writeLauncher } from "./launcher.ts";
 import { checkNetworkDir, checkNotRunning } from "./node_dir.ts";
+import { claimWorkPath, removeLeftovers, workPath } from "../fs/work_path.ts";
+import { atStep } from "../fs/step_seam.ts";
 import {
   type CommandSpec,
   consoleOutput,
@@ -147,6 +149,7 @@ export async function init(args: string[], output: Output = consoleOutput): Prom
     const dir = userPath(String(values["lightning-dir"] ?? "."));
     checkNetworkDir(dir, ACTION);
     await checkNotRunning(dir, ACTION);
+    for (const line of removeLeftovers(dirname(path))) output.out(line);
     if (existsSync(`${dir}/${LOCK_FILE}`)) {
       let current = "";
       let todo = "to start over, move backup.lock aside first";
@@ -170,23 +173,28 @@ export async function init(args: string[], output: Output = consoleOutput): Prom
           `a backup you need`,
       );
     }
+    atStep("init-checked");
     const database = `${dir}/${DATABASE_NAME}`;
     let version = 0;
     if (existsSync(database)) {
       // The copy sits beside the backup: that filesystem must have room for it anyway.
       Deno.mkdirSync(dirname(path), { recursive: true });
-      const copy = `${path}.snapshot-${Deno.pid}`;
+      const copy = workPath(path, "snapshot");
+      const claim = claimWorkPath(copy, "file");
       try {
         version = await snapshotDatabase(database, copy);
+        atStep("init-snapshot");
         createFileBackup(path, { version, path: copy });
       } finally {
         for (const leftover of [copy, `${copy}-journal`, `${copy}-wal`, `${copy}-shm`]) {
           removeIfExists(leftover);
         }
+        claim.close();
       }
     } else {
       createFileBackup(path);
     }
+    atStep("init-before-lock");
     const launcher = installPlugin(dir, { backend_url: url }, () => removeIfExists(path));
     output.out(
       existsSync(database)

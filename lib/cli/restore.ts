@@ -7,6 +7,7 @@ import type { BackupReader } from "../backends/backend.ts";
 import { openReader } from "../backends/open.ts";
 import { restoreBackup, type RestoreResult, restoreTarget } from "../backup/restore.ts";
 import { existsSync } from "../fs/exists.ts";
+import { removeLeftovers } from "../fs/work_path.ts";
 import { dirname } from "node:path";
 import {
   type CommandSpec,
@@ -108,6 +109,7 @@ export async function restore(args: string[], output: Output = consoleOutput): P
           `or choose another target`,
       );
     }
+    for (const line of removeLeftovers(dirname(path))) output.out(line);
     const reader = openReader(url);
     try {
       const progress = output.progress &&
