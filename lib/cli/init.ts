@@ -9,11 +9,19 @@ import { dirname } from "node:path";
 import { createFileBackup } from "../backends/file/create.ts";
 import { existsSync } from "../fs/exists.ts";
 import { DATABASE_NAME } from "../backup/restore.ts";
-import { LOCK_FILE, type LockFile, readLockFile, writeLockFile } from "../backup/lock_file.ts";
+import {
+  createLockFile,
+  LOCK_FILE,
+  type LockFile,
+  LockFileExists,
+  readLockFile,
+  writeLockFile,
+} from "../backup/lock_file.ts";
 import { LAUNCHER_NAME, launchPlan, writeLauncher } from "./launcher.ts";
 import { checkNetworkDir, checkNotRunning } from "./node_dir.ts";
 import { claimWorkPath, removeLeftovers, workPath } from "../fs/work_path.ts";
 import { atStep } from "../fs/step_seam.ts";
+import { lockForSetup } from "./setup_lock.ts";
 import {
   type CommandSpec,
   consoleOutput,
@@ -45,6 +53,7 @@ Options:
 
 It refuses, changing nothing:
   - a backup that already exists at <url>, or a backup.lock already in DIR;
+  - another init or upgrade running on DIR (each holds a lock on DIR while it works);
   - a lightningd running on DIR: it connects to DIR/lightning-rpc (a running lightningd
     accepts; a socket left by a dead one refuses) and reads the pid file lightningd keeps in
     the base dir (DIR/../lightningd-<network>.pid), checking in /proc that the process is a
@@ -52,7 +61,9 @@ It refuses, changing nothing:
   - DIR that looks like the base lightning dir (~/.lightning) rather than a network
     directory: no hsm_secret or lightningd.sqlite3, but network subdirectories (bitcoin,
     testnet, signet, regtest, ...) or a config file. It names the directory to use instead.
-A step that fails undoes the ones before it.`;
+A step that fails undoes the ones before it. Work files that a killed init, restore or
+upgrade left beside the backup or in DIR (*.snapshot-PID, *.creating-PID, ...) are removed
+first, one line each.`;
 
 const SPEC: CommandSpec = {
   name: "init",
@@ -94,22 +105,48 @@ function removeIfExists(path: string): void {
 
 /**
  * Writes the launcher, then `backup.lock` (last: its presence marks a finished set-up) for
- * the backup `lock` names, which exists already. On failure it removes what it wrote and
- * calls `undo`, so nothing half-made is left. Returns the launcher's path.
+ * the backup `lock` names, which exists already. `backup.lock` is created only if there is
+ * none ("create", init) or replaced ("replace", upgrade). On failure it puts back the launcher
+ * it replaced, removes the one it wrote and calls `undo`, so nothing half-made is left.
+ * Returns the launcher's path.
  */
-export function installPlugin(dir: string, lock: LockFile, undo: () => void): string {
+export function installPlugin(
+  dir: string,
+  lock: LockFile,
+  mode: "create" | "replace",
+  undo: () => void,
+): string {
   const launcherPath = `${dir}/${LAUNCHER_NAME}`;
-  const hadLauncher = existsSync(launcherPath);
+  const previous = existsSync(launcherPath) ? Deno.readFileSync(launcherPath) : undefined;
   try {
     const written = writeLauncher(launchPlan({ lightningDir: dir, backendUrl: lock.backend_url }));
-    writeLockFile(dir, lock);
+    if (mode === "create") createLockFile(dir, lock);
+    else writeLockFile(dir, lock);
     return written;
   } catch (error) {
     // Once backup.lock names the new backup (its rename is the commit point: only the
     // directory sync after it failed), undoing would leave it naming nothing.
     if (lockNames(dir, lock.backend_url)) throw error;
-    if (!hadLauncher) removeIfExists(launcherPath);
+    if (previous) {
+      Deno.writeFileSync(launcherPath, previous);
+      Deno.chmodSync(launcherPath, 0o755);
+    } else {
+      removeIfExists(launcherPath);
+    }
     undo();
+    if (error instanceof LockFileExists) {
+      let holder = "";
+      try {
+        holder = ` (it points to ${readLockFile(dir).backend_url})`;
+      } catch {
+        // Unreadable: the path alone says enough.
+      }
+      throw new Error(
+        `${ACTION}: "${error.path}" appeared while the backup was being made${holder}, ` +
+          `written by another process: the new backup was removed and nothing changed; check ` +
+          `which backup this node should use, then run this again if needed`,
+      );
+    }
     throw error;
   }
 }
@@ -148,8 +185,11 @@ export async function init(args: string[], output: Output = consoleOutput): Prom
     const path = fileBackupPath(url, ACTION);
     const dir = userPath(String(values["lightning-dir"] ?? "."));
     checkNetworkDir(dir, ACTION);
+    using _setup = lockForSetup(dir, ACTION);
     await checkNotRunning(dir, ACTION);
-    for (const line of removeLeftovers(dirname(path))) output.out(line);
+    for (const line of [...removeLeftovers(dir), ...removeLeftovers(dirname(path))]) {
+      output.out(line);
+    }
     if (existsSync(`${dir}/${LOCK_FILE}`)) {
       let current = "";
       let todo = "to start over, move backup.lock aside first";
@@ -195,7 +235,12 @@ export async function init(args: string[], output: Output = consoleOutput): Prom
       createFileBackup(path);
     }
     atStep("init-before-lock");
-    const launcher = installPlugin(dir, { backend_url: url }, () => removeIfExists(path));
+    const launcher = installPlugin(
+      dir,
+      { backend_url: url },
+      "create",
+      () => removeIfExists(path),
+    );
     output.out(
       existsSync(database)
         ? `Created the backup "${path}" from a snapshot of "${database}" at version ${version}`

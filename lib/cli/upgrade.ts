@@ -19,6 +19,7 @@ import { checkNetworkDir, checkNotRunning } from "./node_dir.ts";
 import { installPlugin, printConfigLine } from "./init.ts";
 import { claimWorkPath, removeLeftovers, workPath } from "../fs/work_path.ts";
 import { atStep } from "../fs/step_seam.ts";
+import { lockForSetup } from "./setup_lock.ts";
 import {
   type CommandSpec,
   consoleOutput,
@@ -101,6 +102,7 @@ export async function upgrade(args: string[], output: Output = consoleOutput): P
   return await runCommand(SPEC, args, output, async ({ values }) => {
     const dir = userPath(String(values["lightning-dir"] ?? "."));
     checkNetworkDir(dir, ACTION);
+    using _setup = lockForSetup(dir, ACTION);
     if (!existsSync(`${dir}/${LOCK_FILE}`)) {
       throw new Error(
         `${ACTION}: no ${LOCK_FILE} in "${dir}": pass the network directory the Python ` +
@@ -140,7 +142,9 @@ export async function upgrade(args: string[], output: Output = consoleOutput): P
       );
     }
 
-    for (const line of removeLeftovers(dirname(path))) output.out(line);
+    for (const line of [...removeLeftovers(dir), ...removeLeftovers(dirname(path))]) {
+      output.out(line);
+    }
     atStep("upgrade-checked");
     const v1 = new V1BackupReader(lock.backend_url, v1Path);
     const before = v1.describe();
@@ -169,6 +173,7 @@ export async function upgrade(args: string[], output: Output = consoleOutput): P
     const launcher = installPlugin(
       dir,
       { ...lock, backend_url: url },
+      "replace",
       () => Deno.removeSync(path, { recursive: true }),
     );
     output.out(
