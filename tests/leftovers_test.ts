@@ -1,10 +1,13 @@
 /**
  * A `kill -9` of init, restore or upgrade while its work path exists (lib/fs/work_path.ts): the
  * next run of a command removes what the dead process left, says so, and keeps what a live one
- * holds.
+ * holds; an init killed once its backup is complete is finished by the next.
  */
-import { assert, assertEquals } from "./support/assert.ts";
-import { PRE_4090_BACKUP } from "./support/fixtures.ts";
+import { assert, assertEquals, assertMatch } from "./support/assert.ts";
+import { dumpDatabase } from "./support/dump.ts";
+import { loadFixture, PRE_4090_BACKUP } from "./support/fixtures.ts";
+import { openReader } from "../lib/backends/open.ts";
+import { restoreBackup } from "../lib/backup/restore.ts";
 import { CliProcess } from "./support/cli_process.ts";
 import { init } from "../lib/cli/init.ts";
 import { restore } from "../lib/cli/restore.ts";
@@ -143,4 +146,53 @@ Deno.test("leftovers of a live process, held files, symlinks and other names are
     await sleeper.status;
   }
   Deno.removeSync(dir, { recursive: true });
+});
+
+Deno.test("init killed after creating the backup, before backup.lock: the rerun finishes it", async () => {
+  const dir = makeNodeDir("fresh-start");
+  const base = Deno.realPathSync(`${dir}/..`);
+  const url = `file://${base}/backup`;
+  await killedAt(["init", url, "--lightning-dir", dir], "init-before-lock");
+  assertEquals(names(dir), ["hsm_secret", "lightningd.sqlite3"]);
+  assertEquals(names(base), ["backup", "regtest"]);
+
+  const output = new BufferedOutput();
+  assertEquals(await init([url, "--lightning-dir", dir], output), 0, output.stderr.join("\n"));
+  assertEquals(output.stdout.slice(0, 2), [
+    `Found the backup "${base}/backup" an interrupted init left, complete at the database's ` +
+    `version 11 with no change: finished its set-up`,
+    `Wrote "${dir}/backup.lock" and the launcher "${dir}/cln-backup-plugin"`,
+  ]);
+  assertEquals(JSON.parse(Deno.readTextFileSync(`${dir}/backup.lock`)), { backend_url: url });
+  restoreBackup(openReader(url), `${base}/restored.sqlite3`);
+  assertEquals(
+    dumpDatabase(`${base}/restored.sqlite3`),
+    dumpDatabase(loadFixture("fresh-start").database),
+  );
+  removeNodeDir(dir);
+});
+
+Deno.test("init finishes an empty node's interrupted set-up, not a backup the node outgrew", async () => {
+  const empty = makeNodeDir();
+  const url = `file://${Deno.realPathSync(`${empty}/..`)}/backup`;
+  await killedAt(["init", url, "--lightning-dir", empty], "init-before-lock");
+  const output = new BufferedOutput();
+  assertEquals(await init([url, "--lightning-dir", empty], output), 0, output.stderr.join("\n"));
+  assertMatch(output.stdout[0], /an interrupted init left, complete at the database's version 0/);
+  removeNodeDir(empty);
+
+  // The node ran on (without the plugin) after the killed init: its backup is behind.
+  const dir = makeNodeDir("fresh-start");
+  const base = Deno.realPathSync(`${dir}/..`);
+  await killedAt(["init", `file://${base}/backup`, "--lightning-dir", dir], "init-before-lock");
+  Deno.copyFileSync(loadFixture("restart").database, `${dir}/lightningd.sqlite3`);
+  const refused = new BufferedOutput();
+  assertEquals(await init([`file://${base}/backup`, "--lightning-dir", dir], refused), 1);
+  assertEquals(refused.stderr, [
+    `Cannot init backup: "${base}/backup" already exists, a backup of versions 11 to 11, not ` +
+    `what an interrupted init of this node leaves (a snapshot at the database's version 15 and ` +
+    `no change): choose a new path, or remove it if it is not a backup you need`,
+  ]);
+  assertEquals(names(dir), ["hsm_secret", "lightningd.sqlite3"]);
+  removeNodeDir(dir);
 });
