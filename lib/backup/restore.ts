@@ -120,9 +120,7 @@ export function restoreBackup(
       version = entry.version;
       if (++changes % 1000 === 0) options.onProgress?.(version);
     }
-    if (version === undefined) {
-      throw new Error("Cannot restore backup: it holds no snapshot and no change yet");
-    }
+    if (version === undefined) throw nothingUpTo(reader, options.toVersion);
     if (options.toVersion !== undefined && version !== options.toVersion) {
       throw new Error(
         `Cannot restore backup to version ${options.toVersion}: it holds versions up to ` +
@@ -162,6 +160,18 @@ export function restoreBackup(
   } finally {
     claim.close();
   }
+}
+
+/** Why a restore up to `toVersion` found nothing to apply. */
+function nothingUpTo(reader: BackupReader, toVersion: number | undefined): Error {
+  const { firstVersion, lastVersion, snapshots, records } = reader.describe();
+  if (toVersion === undefined || (records === 0 && snapshots.length === 0)) {
+    return new Error("Cannot restore backup: it holds no snapshot and no change yet");
+  }
+  return new Error(
+    `Cannot restore backup to version ${toVersion}: it holds versions ${firstVersion} to ` +
+      `${lastVersion}: choose --to-version from ${firstVersion} to ${lastVersion}`,
+  );
 }
 
 function removeAll(paths: string[]): void {

@@ -102,7 +102,17 @@ function dataVersionOf(path: string, database: string): number {
 
 /** Copies the database consistently into `copy`; returns the version it holds. */
 async function snapshotDatabase(database: string, copy: string): Promise<number> {
-  const source = new DatabaseSync(database, { readOnly: true });
+  let source: DatabaseSync;
+  try {
+    source = new DatabaseSync(database, { readOnly: true });
+  } catch (error) {
+    throw new Error(
+      // SQLite's message ends with the path, which this one names already.
+      `${ACTION}: cannot open "${database}" (${
+        (error as Error).message.replace(/: \/.*$/, "")
+      }): check that you may read it, or run this as the user lightningd runs as`,
+    );
+  }
   try {
     await backup(source, copy);
   } finally {

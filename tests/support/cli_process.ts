@@ -15,15 +15,40 @@ export interface CliRun {
   stderr: string[];
 }
 
+/** Who a process runs as, with a Deno cache it may write. */
+export interface User {
+  uid: number;
+  gid: number;
+  denoDir: string;
+}
+
+/**
+ * A user without root's power to ignore file permissions: `nobody` when the tests run as root,
+ * else the tests' own user. Remove `denoDir` when done.
+ */
+export function unprivilegedUser(): User {
+  const denoDir = Deno.makeTempDirSync({ prefix: "cln-backup-deno-dir-" });
+  Deno.chmodSync(denoDir, 0o777);
+  return Deno.uid() === 0
+    ? { uid: 65534, gid: 65534, denoDir }
+    : { uid: Deno.uid()!, gid: Deno.gid()!, denoDir };
+}
+
 /** A running `cli.ts` process. */
 export class CliProcess {
   readonly #child: Deno.ChildProcess;
   readonly #output: Promise<Deno.CommandOutput>;
 
-  constructor(args: string[], seam?: { action: "crash" | "pause"; step: SeamStep }) {
+  constructor(args: string[], seam?: { action: "crash" | "pause"; step: SeamStep }, user?: User) {
     this.#child = new Deno.Command(Deno.execPath(), {
       args: ["run", "-A", CLI, ...args],
-      env: { NO_COLOR: "1", ...(seam ? { [SEAM_ENV]: `${seam.action}@${seam.step}` } : {}) },
+      env: {
+        NO_COLOR: "1",
+        ...(seam ? { [SEAM_ENV]: `${seam.action}@${seam.step}` } : {}),
+        ...(user ? { DENO_DIR: user.denoDir } : {}),
+      },
+      uid: user?.uid,
+      gid: user?.gid,
       stdout: "piped",
       stderr: "piped",
     }).spawn();
@@ -63,9 +88,6 @@ export class CliProcess {
 }
 
 /** Runs `cli.ts` with `args` to its end. */
-export async function runCliProcess(
-  args: string[],
-  seam?: { action: "crash" | "pause"; step: SeamStep },
-): Promise<CliRun> {
-  return await new CliProcess(args, seam).result();
+export async function runCliProcess(args: string[], user?: User): Promise<CliRun> {
+  return await new CliProcess(args, undefined, user).result();
 }
