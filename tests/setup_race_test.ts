@@ -1,22 +1,15 @@
 /**
- * init and upgrade racing, as real `deno run cli.ts` processes stopped at the step after their
- * checks (lib/fs/step_seam.ts) so that both have found the way clear before either writes: one
- * wins, the other says what happened in one line and leaves nothing of its own behind.
+ * init and upgrade racing, as real `deno run cli.ts` processes stopped at the same step
+ * (lib/fs/step_seam.ts): after their checks, so that both have found the way clear before either
+ * writes, or with their backups built, so that both rename into place: one wins, the other says
+ * what happened in one line and leaves nothing of its own behind.
  */
 import { assert, assertEquals, assertMatch } from "./support/assert.ts";
 import { PRE_4090_BACKUP } from "./support/fixtures.ts";
 import { CliProcess, type CliRun } from "./support/cli_process.ts";
 import type { SeamStep } from "../lib/fs/step_seam.ts";
 import { makeNodeDir, removeNodeDir } from "../lib/cli/testing.ts";
-
-function exists(path: string): boolean {
-  try {
-    Deno.lstatSync(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
+import { existsSync } from "../lib/fs/exists.ts";
 
 /**
  * Starts each command stopped at `step` (one at a time, so a command that cannot get there
@@ -59,7 +52,7 @@ Deno.test("two inits on one lightning dir: one sets it up, the other is refused"
     /^Cannot init backup: another init or upgrade is running on ".*regtest" \(it holds the directory's lock\): wait for it to finish, then run this again$/,
   );
   assertEquals(lockUrl(dir), urls[winner]);
-  assert(!exists(`${base}/${"ab"[1 - winner]}`), "the loser made no backup");
+  assert(!existsSync(`${base}/${"ab"[1 - winner]}`), "the loser made no backup");
   assertMatch(
     Deno.readTextFileSync(`${dir}/cln-backup-plugin`),
     new RegExp(`'--allow-write=${base}/${"ab"[winner]}'`),
@@ -71,7 +64,10 @@ Deno.test("two inits of two nodes to one backup path: the second is told it appe
   const dirs = [makeNodeDir("fresh-start"), makeNodeDir("fresh-start")];
   const shared = Deno.makeTempDirSync();
   const url = `file://${shared}/backup`;
-  const runs = await race(dirs.map((dir) => ["init", url, "--lightning-dir", dir]), "init-checked");
+  const runs = await race(
+    dirs.map((dir) => ["init", url, "--lightning-dir", dir]),
+    "create-building",
+  );
   const { winner, loser } = outcome(runs);
   assertMatch(
     loser.stderr[0],
@@ -100,7 +96,7 @@ Deno.test("two upgrades to one new path: the second is told it appeared, backup.
   });
   const runs = await race(
     dirs.map((dir) => ["upgrade", "--lightning-dir", dir, "--to", url]),
-    "upgrade-checked",
+    "upgrade-building",
   );
   const { winner, loser } = outcome(runs);
   assertMatch(
@@ -134,6 +130,6 @@ Deno.test("a backup.lock written meanwhile by another hand is never replaced by 
   ]);
   assertEquals(Deno.readTextFileSync(`${dir}/backup.lock`), theirs);
   assertEquals([...Deno.readDirSync(base)].map((e) => e.name), ["regtest"]);
-  assert(!exists(`${dir}/cln-backup-plugin`));
+  assert(!existsSync(`${dir}/cln-backup-plugin`));
   removeNodeDir(dir);
 });

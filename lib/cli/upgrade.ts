@@ -145,7 +145,6 @@ export async function upgrade(args: string[], output: Output = consoleOutput): P
     for (const line of [...removeLeftovers(dir), ...removeLeftovers(dirname(path))]) {
       output.out(line);
     }
-    atStep("upgrade-checked");
     const v1 = new V1BackupReader(lock.backend_url, v1Path);
     const before = v1.describe();
     // Built beside its final path and renamed, so a failure never leaves a half-made backup.

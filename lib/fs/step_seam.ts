@@ -25,8 +25,6 @@ export const SEAM_STEPS = [
   "init-before-lock",
   /** restore: the database (`*.restoring-PID`) is built, not yet linked into place. */
   "restore-building",
-  /** upgrade: its checks passed, nothing written yet. */
-  "upgrade-checked",
   /** upgrade: the converted backup (`*.upgrading-PID`) is complete, not yet renamed. */
   "upgrade-building",
 ] as const;
