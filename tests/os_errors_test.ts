@@ -76,3 +76,44 @@ Deno.test("init of a node whose database the user may not read: which, and what 
   removeNodeDir(dir);
   Deno.removeSync(user.denoDir, { recursive: true });
 });
+
+Deno.test("a killed run's work file the user may not remove: which, and what to do", async () => {
+  const user = unprivilegedUser();
+  const dir = readOnlyDir();
+  const url = await makeBackup(`${dir}/backup`, recordedChanges(["fresh-start"]));
+  // A sticky directory, as /tmp: anyone may create files, only a file's owner remove them.
+  Deno.mkdirSync(`${dir}/target`);
+  Deno.chmodSync(`${dir}/target`, 0o1777);
+  const ended = new Deno.Command("true").spawn();
+  await ended.status;
+  const leftover = `${dir}/target/old.sqlite3.restoring-${ended.pid}`;
+  Deno.writeTextFileSync(leftover, "");
+  const run = await runCliProcess(["restore", url, `${dir}/target/new.sqlite3`], user);
+  assertEquals(run.code, 0, run.stderr.join("\n"));
+  assertEquals(
+    run.stdout[0],
+    `Could not remove "${leftover}", left by process ${ended.pid}, a killed restore: operation ` +
+      `not permitted when removing "${leftover}": check the permissions of "${dir}/target", or ` +
+      `run this as the user who owns it`,
+  );
+  assertMatch(run.stdout[1], /^Restored ".*\/new\.sqlite3" at version 11/);
+  Deno.removeSync(dir, { recursive: true });
+  Deno.removeSync(user.denoDir, { recursive: true });
+});
+
+Deno.test("upgrade with a backup.lock the user may not read: which, and what to do", async () => {
+  const user = unprivilegedUser();
+  const dir = makeNodeDir();
+  Deno.chmodSync(`${dir}/..`, 0o755);
+  Deno.writeTextFileSync(`${dir}/backup.lock`, '{"backend_url": "file:///x.dbak"}', {
+    mode: 0o600,
+  });
+  const run = await runCliProcess(["upgrade", "--lightning-dir", dir], user);
+  assertEquals(run.code, 1, run.stderr.join("\n"));
+  assertEquals(run.stderr, [
+    `Cannot start backup: permission denied when reading "${dir}/backup.lock": check the ` +
+    `permissions of "${dir}/backup.lock", or run this as the user who owns it`,
+  ]);
+  removeNodeDir(dir);
+  Deno.removeSync(user.denoDir, { recursive: true });
+});

@@ -6,6 +6,7 @@
  */
 import { syncDir, writeAll, writeFileDurably } from "../fs/durable.ts";
 import { claimWorkPath, workPath } from "../fs/work_path.ts";
+import { explainOsError } from "../fs/os_error.ts";
 
 export const LOCK_FILE = "backup.lock";
 
@@ -27,7 +28,11 @@ export function readLockFile(dir: string): LockFile {
           `(lightningd runs plugins in the network directory, e.g. ~/.lightning/bitcoin)`,
       );
     }
-    throw new Error(`Cannot start backup: cannot read "${path}": ${(error as Error).message}`);
+    throw new Error(
+      `Cannot start backup: ${
+        explainOsError(error) ?? `cannot read "${path}": ${(error as Error).message}`
+      }`,
+    );
   }
   let value: unknown;
   try {

@@ -28,12 +28,16 @@ const VERBS: Record<string, string> = {
   truncate: "truncating",
 };
 
-function advice(code: string | undefined, path: string): string {
+/** Calls refused for the path itself; the others for its directory. */
+const READS = new Set(["readfile", "readdir"]);
+
+function advice(code: string | undefined, call: string, path: string): string {
   const parent = dirname(path);
   switch (code) {
     case "EACCES":
     case "EPERM":
-      return `check the permissions of "${parent}", or run this as the user who owns it`;
+      return `check the permissions of "${READS.has(call) ? path : parent}", or run this as ` +
+        `the user who owns it`;
     case "ENOENT":
       return `check that "${parent}" exists, or choose another path`;
     case "ENOTDIR":
@@ -59,5 +63,5 @@ export function explainOsError(error: unknown): string | undefined {
   const [, why, call, path, to] = match;
   const code = (error as { code?: string }).code;
   const what = `${VERBS[call] ?? call} "${path}"${to === undefined ? "" : ` to "${to}"`}`;
-  return `${why.toLowerCase()} when ${what}: ${advice(code, to ?? path)}`;
+  return `${why.toLowerCase()} when ${what}: ${advice(code, call, to ?? path)}`;
 }

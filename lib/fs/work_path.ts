@@ -25,6 +25,7 @@
  * @module
  */
 import { existsSync } from "./exists.ts";
+import { explainOsError } from "./os_error.ts";
 
 /** The kinds of work paths, and the command that makes each. */
 const KINDS = {
@@ -102,9 +103,8 @@ export function removeLeftovers(dir: string): string[] {
     try {
       if (removeUnlocked(path, entry.isDirectory)) lines.push(`Removed "${path}", ${left}`);
     } catch (error) {
-      lines.push(
-        `Could not remove "${path}", ${left}: ${(error as Error).message}: remove it by hand`,
-      );
+      const why = explainOsError(error) ?? `${(error as Error).message}: remove it by hand`;
+      lines.push(`Could not remove "${path}", ${left}: ${why}`);
     }
   }
   return lines;
