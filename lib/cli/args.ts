@@ -7,6 +7,7 @@
 import { parseArgs } from "node:util";
 import { resolve } from "node:path";
 import { parseBackupUrl } from "../backends/url.ts";
+import { explainOsError } from "../fs/os_error.ts";
 
 /** Exit codes (documented in the global help, lib/cli/main.ts). */
 export const Exit = { Ok: 0, Failed: 1, Usage: 2, Bug: 3 } as const;
@@ -117,7 +118,7 @@ export async function runCommand(
       );
       return Exit.Bug;
     }
-    output.err(oneLine(spec.name, (error as Error).message));
+    output.err(oneLine(spec.name, explainOsError(error) ?? (error as Error).message));
     return Exit.Failed;
   }
 }

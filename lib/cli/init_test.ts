@@ -175,7 +175,7 @@ Deno.test("init refuses an existing backup and an existing backup.lock", async (
   await refused(
     dir,
     [`file://${taken}`, "--lightning-dir", dir],
-    /^Cannot init backup: ".*\/taken" already exists: choose a new path, or remove it/,
+    /^Cannot init backup: ".*\/taken" already exists and is not a cln-backup backup: choose a new path, or remove it/,
   );
   assertEquals([...Deno.readDirSync(taken)], []);
 

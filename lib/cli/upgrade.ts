@@ -8,7 +8,7 @@
 import { dirname } from "node:path";
 import { pathToFileURL } from "node:url";
 import { V1BackupReader } from "../backends/v1/reader.ts";
-import { writeBase } from "../backends/file/create.ts";
+import { renameIntoPlace, writeBase } from "../backends/file/create.ts";
 import { existsSync } from "../fs/exists.ts";
 import { createEmptyLog, FileBackend } from "../backends/file/writer.ts";
 import { syncDir, writeAll } from "../fs/durable.ts";
@@ -17,6 +17,9 @@ import { backupKind } from "../backends/open.ts";
 import { FileBackupReader } from "../backends/file/reader.ts";
 import { checkNetworkDir, checkNotRunning } from "./node_dir.ts";
 import { installPlugin, printConfigLine } from "./init.ts";
+import { claimWorkPath, removeLeftovers, workPath } from "../fs/work_path.ts";
+import { atStep } from "../fs/step_seam.ts";
+import { lockForSetup } from "./setup_lock.ts";
 import {
   type CommandSpec,
   consoleOutput,
@@ -99,6 +102,7 @@ export async function upgrade(args: string[], output: Output = consoleOutput): P
   return await runCommand(SPEC, args, output, async ({ values }) => {
     const dir = userPath(String(values["lightning-dir"] ?? "."));
     checkNetworkDir(dir, ACTION);
+    using _setup = lockForSetup(dir, ACTION);
     if (!existsSync(`${dir}/${LOCK_FILE}`)) {
       throw new Error(
         `${ACTION}: no ${LOCK_FILE} in "${dir}": pass the network directory the Python ` +
@@ -138,13 +142,15 @@ export async function upgrade(args: string[], output: Output = consoleOutput): P
       );
     }
 
+    for (const line of [...removeLeftovers(dir), ...removeLeftovers(dirname(path))]) {
+      output.out(line);
+    }
     const v1 = new V1BackupReader(lock.backend_url, v1Path);
     const before = v1.describe();
     // Built beside its final path and renamed, so a failure never leaves a half-made backup.
-    const building = `${path}.upgrading-${Deno.pid}`;
-    // Named after this process: anything there is what a killed upgrade with our pid left.
-    if (existsSync(building)) Deno.removeSync(building, { recursive: true });
-    Deno.mkdirSync(building, { recursive: true });
+    const building = workPath(path, "upgrading");
+    Deno.mkdirSync(dirname(building), { recursive: true });
+    const claim = claimWorkPath(building, "directory");
     try {
       await convert(v1, building);
       const after = new FileBackupReader(url, building).describe();
@@ -154,15 +160,19 @@ export async function upgrade(args: string[], output: Output = consoleOutput): P
             `at ${before.lastVersion}: nothing was changed; please report this`,
         );
       }
-      Deno.renameSync(building, path);
+      atStep("upgrade-building");
+      renameIntoPlace(building, path);
       syncDir(dirname(path));
     } catch (error) {
       if (existsSync(building)) Deno.removeSync(building, { recursive: true });
       throw error;
+    } finally {
+      claim.close();
     }
     const launcher = installPlugin(
       dir,
       { ...lock, backend_url: url },
+      "replace",
       () => Deno.removeSync(path, { recursive: true }),
     );
     output.out(
