@@ -18,8 +18,9 @@ lightningd commits it. The backup is useless without the node's hsm_secret: keep
 that too, offline.
 
 Commands:
-  init <url> [--lightning-dir DIR]      create a backup of a node, write backup.lock and the
-                                        plugin's launcher, print the config line to add
+  init --lightning-dir DIR <url>        create a backup of a node, write backup.lock and the
+  init DIR <url>                        plugin's launcher, print the config line to add
+  init <url>                            create an empty backup, and no backup.lock
   restore <url> <file-or-dir> [--to-version N]
                                         rebuild the node's database from a backup
   status <url> [--json]                 describe a backup: versions, records, snapshots, size
