@@ -40,7 +40,8 @@ Exit codes:
   2  usage error: an unknown command or option, or a missing or extra argument
   3  internal error: a bug; the stack trace is printed, please report it`;
 
-const COMMANDS: Record<string, (args: string[], output: Output) => Promise<number>> = {
+/** The commands this version has; a name here is a command `backup-cli` and `deno task` run. */
+export const COMMANDS: Record<string, (args: string[], output: Output) => Promise<number>> = {
   init,
   restore,
   status,
@@ -48,6 +49,26 @@ const COMMANDS: Record<string, (args: string[], output: Output) => Promise<numbe
   upgrade,
   doctor,
 };
+
+/**
+ * Commands of the Python backup-cli, and of cln-backup's plan, that a version may not have
+ * yet: each is refused with a line saying so until it is in {@linkcode COMMANDS}.
+ */
+export const LATER_COMMANDS: Record<string, { what: string; meanwhile: string }> = {
+  server: {
+    what: "the backup server that socket: backups connect to",
+    meanwhile: "keep the backup on a file:/// path (a mounted disk) meanwhile",
+  },
+  compact: {
+    what: "compaction of a backup into a new snapshot",
+    meanwhile: "to start a backup small, init a new one from the node's database meanwhile",
+  },
+};
+
+/** The commands of {@linkcode LATER_COMMANDS} this version does not have. */
+export function missingCommands(): string[] {
+  return Object.keys(LATER_COMMANDS).filter((name) => !Object.hasOwn(COMMANDS, name));
+}
 
 /** Runs the command `args` name; returns the exit code. */
 export async function runCli(args: string[], output: Output = consoleOutput): Promise<number> {
@@ -59,9 +80,18 @@ export async function runCli(args: string[], output: Output = consoleOutput): Pr
       return Exit.Usage;
     }
     output.out(HELP);
+    const missing = missingCommands();
+    if (missing.length > 0) output.out(`\nNot in this version yet: ${missing.join(", ")}.`);
     return Exit.Ok;
   }
   const command = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
+  if (!command && missingCommands().includes(name)) {
+    output.err(
+      `Cannot ${name}: "${name}" (${LATER_COMMANDS[name].what}) is not in this version of ` +
+        `cln-backup yet: ${LATER_COMMANDS[name].meanwhile}`,
+    );
+    return Exit.Failed;
+  }
   if (!command) {
     output.err(`Usage error: unknown command "${name}": see "cln-backup --help"`);
     return Exit.Usage;
