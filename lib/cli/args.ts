@@ -117,6 +117,15 @@ export async function runCommand(
       output.err(`Usage error: ${error.message}: see "cln-backup ${spec.name} --help"`);
       return Exit.Usage;
     }
+    if (error instanceof Deno.errors.NotCapable) {
+      // backup-cli grants each command what lib/cli/permissions.ts lists, and no more.
+      output.err(
+        `Internal error in "${spec.name}" (a bug in backup-cli's permission table, ` +
+          `lib/cli/permissions.ts: please report it; "deno task ${spec.name}" runs the ` +
+          `command meanwhile): ${error.message}`,
+      );
+      return Exit.Bug;
+    }
     if (isBug(error)) {
       output.err(
         `Internal error in "${spec.name}" (a bug: please report it with this output): ` +

@@ -62,7 +62,7 @@ It refuses, changing nothing:
     testnet, signet, regtest, ...) or a config file. It names the directory to use instead.
 A step that fails undoes the ones before it.`;
 
-const SPEC: CommandSpec = {
+export const INIT_SPEC: CommandSpec = {
   name: "init",
   help: INIT_HELP,
   options: { "lightning-dir": { type: "string" } },
@@ -207,7 +207,7 @@ function refuseExisting(path: string): void {
 }
 
 export async function init(args: string[], output: Output = consoleOutput): Promise<number> {
-  return await runCommand(SPEC, args, output, async ({ values, positionals }) => {
+  return await runCommand(INIT_SPEC, args, output, async ({ values, positionals }) => {
     const target = initTarget(
       positionals,
       values["lightning-dir"] === undefined ? undefined : String(values["lightning-dir"]),

@@ -38,7 +38,7 @@ Options:
 On a terminal, a restore that runs over two seconds shows its progress on stderr. It prints
 the restored path, the version and the number of changes applied.`;
 
-const SPEC: CommandSpec = {
+export const RESTORE_SPEC: CommandSpec = {
   name: "restore",
   help: RESTORE_HELP,
   options: { "to-version": { type: "string" } },
@@ -98,7 +98,7 @@ export function describeRestore(result: RestoreResult): string {
 }
 
 export async function restore(args: string[], output: Output = consoleOutput): Promise<number> {
-  return await runCommand(SPEC, args, output, ({ values, positionals }) => {
+  return await runCommand(RESTORE_SPEC, args, output, ({ values, positionals }) => {
     const [url, target] = positionals;
     const toVersion = versionArg(values["to-version"], "to-version");
     const path = restoreTarget(userPath(target));
