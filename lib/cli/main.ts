@@ -11,7 +11,9 @@ import { upgrade } from "./upgrade.ts";
 import { verify } from "./verify.ts";
 import { doctor } from "./doctor.ts";
 
-export const HELP = `Usage: cln-backup <command> [options]   (or: deno task <command> -- [options])
+export const HELP = `Usage: cln-backup <command> [options]
+  run as ./backup-cli <command> [options] in the checkout (the Python plugin's CLI name; each
+  command with only the permissions it needs), or deno task <command> -- [options]
 
 A backup plugin for Core Lightning: every database change is on stable storage before
 lightningd commits it. The backup is useless without the node's hsm_secret: keep a copy of
