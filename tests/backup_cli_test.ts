@@ -9,7 +9,7 @@ import { loadFixture, PRE_4090_BACKUP } from "./support/fixtures.ts";
 import { openBackend, openReader } from "../lib/backends/open.ts";
 import { restoreBackup } from "../lib/backup/restore.ts";
 import { makeBackup, makeNodeDir, recordedChanges, removeNodeDir } from "../lib/cli/testing.ts";
-import { COMMANDS } from "../lib/cli/main.ts";
+import { COMMANDS, missingCommands } from "../lib/cli/main.ts";
 
 const PROJECT = new URL("..", import.meta.url).pathname;
 const SYSTEM_PATH = "/usr/bin:/bin";
@@ -226,6 +226,26 @@ Deno.test("backup-cli: --help lists the commands, and each command has its own",
       const own = await backupCli(`${root}/backup-cli`, [name, "--help"]);
       assertEquals(own.code, 0, name);
       assertMatch(own.stdout[0], new RegExp(`^Usage: cln-backup ${name}`));
+    }
+  } finally {
+    Deno.removeSync(root, { recursive: true });
+  }
+});
+
+Deno.test("backup-cli: a Python backup-cli command this version lacks says so in one line", async () => {
+  const root = checkout();
+  try {
+    // As the Python server's systemd unit runs it.
+    const args = ["file:///srv/backup", "127.0.0.1:8700", "--log-mode", "systemd"];
+    for (const name of missingCommands()) {
+      const run = await backupCli(`${root}/backup-cli`, [name, ...args]);
+      assertEquals(run.code, 1, name);
+      assertEquals(run.stdout, []);
+      assertEquals(run.stderr.length, 1);
+      assertMatch(
+        run.stderr[0],
+        new RegExp(`^Cannot ${name}: .* is not in this version of cln-backup yet: `),
+      );
     }
   } finally {
     Deno.removeSync(root, { recursive: true });
