@@ -6,16 +6,16 @@
  * same paths. A command line that does not parse gets no permission at all: the command
  * then reports the usage error, which needs none.
  *
- * | command   | read                                  | write                        | other                        |
- * | --------- | ------------------------------------- | ---------------------------- | ---------------------------- |
- * | init      | the backup's parent; DIR and its base | the backup's parent; DIR     | DIR's RPC socket; /proc/PID  |
- * | restore   | the backup; the target and its parent | the target and its parent    |                              |
- * | status    | the backup                            |                              |                              |
- * | verify    | the backup; the temporary directory   | the temporary directory      |                              |
- * | upgrade   | DIR and its base; the v1 file; the new backup's parent | DIR; the new backup's parent | DIR's RPC socket; /proc/PID |
- * | doctor    | everything (it reads a whole set-up)  |                              | HOME; statfs                 |
- * | server    | the storage                           | the storage                  | listen on addr:port          |
- * | compact   | the backup                            | the backup                   |                              |
+ * - init: read and write the backup's parent directory (the backup is built beside its
+ *   path) and DIR; read DIR's base dir; connect to DIR's RPC socket; read /proc/PID.
+ * - restore: read the backup; read and write the target and its parent.
+ * - status: read the backup.
+ * - verify: read the backup; read and write the temporary directory.
+ * - upgrade: as init for DIR; read the v1 file backup.lock names; read and write the new
+ *   backup's parent directory.
+ * - doctor: read everything (it looks over a whole set-up); HOME; statfs (free space).
+ * - server: read and write its storage; listen on its addr:port.
+ * - compact: read and write the backup.
  *
  * A `socket:` backup adds network access to its server (or its proxy) instead of the paths.
  * `/proc/PID` is the `comm` file of the pid the base dir's pid file names, for the check
