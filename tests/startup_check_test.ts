@@ -68,8 +68,10 @@ Deno.test("at start the plugin logs the backup's state in one line, before the f
       ),
     );
     // It comes first: before any answer to lightningd.
-    const at = restart.received.findIndex((m) => m.method === "log");
-    assert(at !== -1 && restart.received.slice(0, at).every((m) => m.method === "log"));
+    const at = restart.received.findIndex((m) =>
+      (m.params as { message?: string } | undefined)?.message === lines[0].message
+    );
+    assertEquals(at, 0);
     assertEquals(restart.logs.filter((l) => l.level === "broken"), []);
   } finally {
     removeNodeDir(node.dir);
