@@ -1,15 +1,14 @@
 /**
  * The lightningd plugin. lightningd starts it with the lightning dir (the network
- * directory) as its working directory; it reads `backup.lock` there and opens the backup
- * before it reads its first message, since `db_write` arrives before `init`.
+ * directory) as its working directory; it reads `backup.lock` there, opens and checks the
+ * backup and logs its state before it reads its first message, since `db_write` arrives
+ * before `init`.
  *
  * @module
  */
 import { BackupPlugin } from "./lib/plugin/backup_plugin.ts";
 import { serve, writeTo } from "./lib/plugin/stdio.ts";
-import { readLockFile } from "./lib/backup/lock_file.ts";
-import { openBackend } from "./lib/backends/open.ts";
-import type { Backend } from "./lib/backends/backend.ts";
+import { openAtStart } from "./lib/plugin/startup.ts";
 
 const streams = {
   read: (buffer: Uint8Array) => Deno.stdin.read(buffer),
@@ -19,19 +18,12 @@ const streams = {
   },
 };
 const send = writeTo(streams);
-const repairs: string[] = [];
 
-function open(): Backend | { error: string } {
-  try {
-    const lock = readLockFile(Deno.cwd());
-    return openBackend(lock.backend_url, { log: (message) => repairs.push(message) });
-  } catch (error) {
-    return { error: (error as Error).message };
-  }
-}
-
-const plugin = new BackupPlugin({ backend: open(), send, now: () => performance.now() });
-for (const message of repairs) plugin.log("unusual", message);
+// Before the first message: db_write arrives before init. A backup that fails the check is
+// logged in one line by the plugin, which then refuses every db_write.
+const startup = openAtStart(Deno.cwd());
+const plugin = new BackupPlugin({ backend: startup.backend, send, now: () => performance.now() });
+for (const { level, message } of startup.log) plugin.log(level, message);
 try {
   await serve(plugin, streams, () => performance.now());
 } finally {

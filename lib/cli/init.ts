@@ -1,6 +1,7 @@
 /**
- * `init <url> [--lightning-dir DIR]`: creates a backup of a node and sets the node up to
- * keep it (backup.lock, the least-privilege launcher, the config line to add).
+ * `init [--lightning-dir DIR | DIR] <url>`: creates a backup of a node and sets the node up to
+ * keep it (backup.lock, the least-privilege launcher, the config line to add); with `<url>`
+ * alone, an empty backup (a server's storage) and nothing else.
  *
  * @module
  */
@@ -34,14 +35,18 @@ import {
   fileBackupPath,
   type Output,
   runCommand,
+  UsageError,
   userPath,
 } from "./args.ts";
 
 const ACTION = "Cannot init backup";
 
-export const INIT_HELP = `Usage: cln-backup init <url> [--lightning-dir DIR]
+export const INIT_HELP = `Usage: cln-backup init --lightning-dir DIR <url>
+       cln-backup init DIR <url>
+       cln-backup init <url>
 
-Creates a backup of a node and writes what lightningd needs to keep it:
+With a lightning dir DIR (as an option, or before <url> as the Python plugin's first README
+had it), it creates a backup of that node and writes what lightningd needs to keep it:
   1. the backup at <url> (file:///abs/path: a new directory), holding a consistent snapshot
      of DIR/lightningd.sqlite3 at its data_version, taken with SQLite's online backup API;
      empty at version 0 when DIR has no database yet (a node that has not started);
@@ -50,10 +55,15 @@ Creates a backup of a node and writes what lightningd needs to keep it:
   3. DIR/backup.lock, {"backend_url": "<url>"}, which tells the plugin where the backup is.
 It ends with the line to add to the lightningd config: important-plugin=<DIR>/cln-backup-plugin.
 
+With <url> alone it creates an empty backup at version 0 and touches no lightning dir, as the
+Python backup-cli does: the storage a backup server serves ("server <url> <addr:port>").
+
+The argument with a scheme (file:, socket:) is the URL; the other one is DIR. Two URLs, two
+directories, or DIR given twice are usage errors.
+
 Options:
   --lightning-dir DIR  the network directory lightningd runs plugins in, where hsm_secret and
-                       lightningd.sqlite3 live (for example ~/.lightning/bitcoin); default:
-                       the current directory
+                       lightningd.sqlite3 live (for example ~/.lightning/bitcoin)
   -h, --help           show this help
 
 It refuses, changing nothing:
@@ -72,12 +82,46 @@ A step that fails undoes the ones before it. Work files that a killed init, rest
 upgrade left beside the backup or in DIR (*.snapshot-PID, *.creating-PID, ...) are removed
 first, one line each.`;
 
-const SPEC: CommandSpec = {
+export const INIT_SPEC: CommandSpec = {
   name: "init",
   help: INIT_HELP,
   options: { "lightning-dir": { type: "string" } },
   positionals: ["url"],
+  otherForms: [["lightning-dir", "url"]],
 };
+
+/** What init sets up: the backup at `url`, and the node in `dir` when one is given. */
+export interface InitTarget {
+  url: string;
+  /** The lightning dir as the operator typed it. */
+  dir?: string;
+}
+
+/** An argument naming a backup has a scheme (`file:`, `socket:`); any other is a path. */
+export function isUrlArgument(arg: string): boolean {
+  return /^[a-zA-Z][a-zA-Z0-9+.-]*:/.test(arg);
+}
+
+const FORMS = `"init --lightning-dir <dir> <url>" or "init <lightning-dir> <url>"`;
+
+/**
+ * Tells init's forms apart by which argument is a URL: `<url>` (with or without
+ * `--lightning-dir`) and the Python CLI's first form, `<lightning-dir> <url>`.
+ */
+export function initTarget(positionals: string[], lightningDir: string | undefined): InitTarget {
+  const urls = positionals.filter(isUrlArgument);
+  const dirs = positionals.filter((arg) => !isUrlArgument(arg));
+  const quoted = (args: string[]) => args.map((arg) => `"${arg}"`).join(" and ");
+  let wrong: string | undefined;
+  if (urls.length > 1) wrong = `two URLs, ${quoted(urls)}`;
+  else if (dirs.length > 1) wrong = `two directories, ${quoted(dirs)}`;
+  else if (urls.length === 0) wrong = `no <url> (an argument such as file:///abs/path)`;
+  else if (dirs.length === 1 && lightningDir !== undefined) {
+    wrong = `two lightning dirs, "${dirs[0]}" and --lightning-dir "${lightningDir}"`;
+  }
+  if (wrong !== undefined) throw new UsageError(`"init" got ${wrong}: use ${FORMS}`);
+  return { url: urls[0], dir: dirs[0] ?? lightningDir };
+}
 
 /** The data_version the database at `path` holds; refuses one that is not lightningd's. */
 function dataVersionOf(path: string, database: string): number {
@@ -257,11 +301,34 @@ async function createBackup(path: string, database: string): Promise<number> {
   }
 }
 
+/** `init <url>` alone: an empty backup for a server to serve, and no node set up. */
+function initStorage(url: string, output: Output): number {
+  const path = fileBackupPath(url, ACTION);
+  if (existsSync(path)) {
+    throw new Error(
+      `${ACTION}: "${path}" already exists: choose a new path, or remove it if it is not ` +
+        `a backup you need`,
+    );
+  }
+  createFileBackup(path);
+  output.out(
+    `Created the empty backup "${path}" at version 0, and no backup.lock: no lightning dir ` +
+      `was given (to back up a node, give its network directory: init --lightning-dir DIR ` +
+      `<url>)`,
+  );
+  return Exit.Ok;
+}
+
 export async function init(args: string[], output: Output = consoleOutput): Promise<number> {
-  return await runCommand(SPEC, args, output, async ({ values, positionals }) => {
-    const [url] = positionals;
+  return await runCommand(INIT_SPEC, args, output, async ({ values, positionals }) => {
+    const target = initTarget(
+      positionals,
+      values["lightning-dir"] === undefined ? undefined : String(values["lightning-dir"]),
+    );
+    if (target.dir === undefined) return initStorage(target.url, output);
+    const { url } = target;
     const path = fileBackupPath(url, ACTION);
-    const dir = userPath(String(values["lightning-dir"] ?? "."));
+    const dir = userPath(target.dir);
     checkNetworkDir(dir, ACTION);
     using _setup = lockForSetup(dir, ACTION);
     await checkNotRunning(dir, ACTION);

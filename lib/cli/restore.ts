@@ -42,7 +42,7 @@ change, a note says that lightningd may not have committed it, and why one chang
 safe. Work files of a killed restore (*.restoring-PID) in the target's directory are removed
 first, one line each.`;
 
-const SPEC: CommandSpec = {
+export const RESTORE_SPEC: CommandSpec = {
   name: "restore",
   help: RESTORE_HELP,
   options: { "to-version": { type: "string" } },
@@ -137,7 +137,7 @@ function refuseDanglingLink(path: string): void {
 }
 
 export async function restore(args: string[], output: Output = consoleOutput): Promise<number> {
-  return await runCommand(SPEC, args, output, ({ values, positionals }) => {
+  return await runCommand(RESTORE_SPEC, args, output, ({ values, positionals }) => {
     const [url, target] = positionals;
     const toVersion = versionArg(values["to-version"], "to-version");
     const path = restoreTarget(userPath(target));

@@ -58,7 +58,7 @@ It refuses while lightningd runs on DIR (detected as "init --help" explains), wh
 path exists, and when backup.lock names neither a v1 file nor a cln-backup backup (for one,
 already upgraded, it says so and exits with 0). A failure leaves backup.lock as it was.`;
 
-const SPEC: CommandSpec = {
+export const UPGRADE_SPEC: CommandSpec = {
   name: "upgrade",
   help: UPGRADE_HELP,
   options: { "lightning-dir": { type: "string" }, to: { type: "string" } },
@@ -98,8 +98,13 @@ async function convert(v1: V1BackupReader, dir: string): Promise<void> {
   }
 }
 
+/** Where upgrade puts the converted backup: `--to`, else beside the v1 file, as `.clnb`. */
+export function upgradeUrl(v1Path: string, to: string | boolean | undefined): string {
+  return typeof to === "string" ? to : pathToFileURL(`${v1Path.replace(/\.dbak$/, "")}.clnb`).href;
+}
+
 export async function upgrade(args: string[], output: Output = consoleOutput): Promise<number> {
-  return await runCommand(SPEC, args, output, async ({ values }) => {
+  return await runCommand(UPGRADE_SPEC, args, output, async ({ values }) => {
     const dir = userPath(String(values["lightning-dir"] ?? "."));
     checkNetworkDir(dir, ACTION);
     using _setup = lockForSetup(dir, ACTION);
@@ -131,9 +136,7 @@ export async function upgrade(args: string[], output: Output = consoleOutput): P
       );
     }
     await checkNotRunning(dir, ACTION);
-    const url = typeof values.to === "string"
-      ? values.to
-      : pathToFileURL(`${v1Path.replace(/\.dbak$/, "")}.clnb`).href;
+    const url = upgradeUrl(v1Path, values.to);
     const path = fileBackupPath(url, ACTION);
     if (existsSync(path)) {
       throw new Error(
