@@ -14,13 +14,15 @@
  *
  * 1. its name has that form (a `-journal`, `-wal` or `-shm` suffix allowed) and it is a
  *    regular file or a directory, not a symlink;
- * 2. the pid in its name is not a running process here (`/proc/<pid>` is absent) and is not
- *    this process. A pid that is running is kept, even when it was reused by an unrelated
- *    program: keeping a stale file is safe, removing a live one is not;
+ * 2. the pid in its name is not this process, nor a running process here where `/proc` can
+ *    be read (`/proc/<pid>` is present). A pid that is running is kept, even when it was
+ *    reused by an unrelated program: keeping a stale file is safe, removing a live one is not;
  * 3. its lock can be taken, so no live process holds it (this covers a process in another pid
  *    namespace sharing the file system); it is removed while the lock is held.
  *
- * Without `/proc` (not Linux) rule 2 cannot be checked and nothing is removed.
+ * Rule 3 alone tells a live maker from a dead one; rule 2 is a second guard where it can be
+ * checked. Without `/proc` (not Linux), or without the right to read it (Deno grants `/proc`
+ * only with `--allow-all`, which `backup-cli` never gives), rule 3 decides.
  *
  * @module
  */
@@ -59,8 +61,14 @@ export function claimWorkPath(work: string, type: "file" | "directory"): Deno.Fs
   return handle;
 }
 
+/** Whether `pid` runs here; `false` where `/proc` cannot be read (rule 3 then decides). */
 function isRunning(pid: number): boolean {
-  return existsSync(`/proc/${pid}`);
+  try {
+    return existsSync(`/proc/${pid}`);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotCapable) return false;
+    throw error;
+  }
 }
 
 /** Removes `path` if it is unlocked; whether it did. */
@@ -80,7 +88,6 @@ function removeUnlocked(path: string, isDirectory: boolean): boolean {
  * line for each removed, or that could not be removed.
  */
 export function removeLeftovers(dir: string): string[] {
-  if (!existsSync("/proc/self")) return [];
   let entries: Deno.DirEntry[];
   try {
     entries = [...Deno.readDirSync(dir)];
