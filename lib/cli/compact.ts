@@ -39,7 +39,7 @@ Options:
 
 It needs room for one more database and one more base beside the backup while it runs.`;
 
-const SPEC: CommandSpec = {
+export const COMPACT_SPEC: CommandSpec = {
   name: "compact",
   help: COMPACT_HELP,
   options: { retain: { type: "string" }, json: { type: "boolean" } },
@@ -85,7 +85,7 @@ function openWriter(url: string, path: string): FileBackend {
 }
 
 export async function compact(args: string[], output: Output = consoleOutput): Promise<number> {
-  return await runCommand(SPEC, args, output, ({ values, positionals }) => {
+  return await runCommand(COMPACT_SPEC, args, output, ({ values, positionals }) => {
     const url = positionals[0];
     const retain = retainArg(values.retain);
     const path = fileBackupPath(url, ACTION);

@@ -7,9 +7,7 @@
  */
 import { BackupPlugin, type PluginContext } from "./backup_plugin.ts";
 import { serve, writeTo } from "./stdio.ts";
-import { readLockFile } from "../backup/lock_file.ts";
-import { openBackend } from "../backends/open.ts";
-import type { Backend } from "../backends/backend.ts";
+import { openAtStart } from "./startup.ts";
 import { FileBackend } from "../backends/file/writer.ts";
 import { Compactor } from "../compact/compactor.ts";
 import type { CompactionPolicy } from "../compact/policy.ts";
@@ -33,18 +31,6 @@ function testSegmentBytes(): number | undefined {
   return value === undefined ? undefined : Number(value);
 }
 
-function open(repairs: string[]): Backend | { error: string } {
-  try {
-    const lock = readLockFile(Deno.cwd());
-    return openBackend(lock.backend_url, {
-      log: (message) => repairs.push(message),
-      segmentBytes: testSegmentBytes(),
-    });
-  } catch (error) {
-    return { error: (error as Error).message };
-  }
-}
-
 /**
  * Runs the plugin until it should exit. `configure` is for test entry points only: it may
  * change the context (stand-in methods, another option table, a hold) before the plugin
@@ -53,16 +39,18 @@ function open(repairs: string[]): Backend | { error: string } {
 export async function runPlugin(
   configure: (context: PluginContext) => PluginContext = (context) => context,
 ): Promise<void> {
-  const repairs: string[] = [];
   const now = () => performance.now();
-  const backend = open(repairs);
+  // Before the first message: db_write arrives before init. A backup that fails the check is
+  // logged in one line, and the plugin then refuses every db_write.
+  const startup = openAtStart(Deno.cwd(), { segmentBytes: testSegmentBytes() });
+  const backend = startup.backend;
   const compaction = backend instanceof FileBackend
     ? (policy: () => CompactionPolicy) => new Compactor(backend, policy)
     : undefined;
   const plugin = new BackupPlugin(
     configure({ backend, send: writeTo(streams), now, compaction }),
   );
-  for (const message of repairs) plugin.log("unusual", message);
+  for (const { level, message } of startup.log) plugin.log(level, message);
   try {
     await serve(plugin, streams, now);
   } finally {
