@@ -5,7 +5,12 @@
  */
 import type { BackupReader } from "../backends/backend.ts";
 import { openReader } from "../backends/open.ts";
-import { restoreBackup, type RestoreResult, restoreTarget } from "../backup/restore.ts";
+import {
+  describeTail,
+  restoreBackup,
+  type RestoreResult,
+  restoreTarget,
+} from "../backup/restore.ts";
 import { existsSync } from "../fs/exists.ts";
 import { dirname } from "node:path";
 import {
@@ -118,6 +123,7 @@ export async function restore(args: string[], output: Output = consoleOutput): P
           onProgress: progress && ((version) => progress.update(version)),
         });
         output.out(describeRestore(result));
+        if (result.tail) output.out(describeTail(result.tail, result.version));
       } finally {
         progress?.done();
       }

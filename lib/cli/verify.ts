@@ -5,7 +5,7 @@
  */
 import { openReader } from "../backends/open.ts";
 import type { BackupReader } from "../backends/backend.ts";
-import { restoreBackup } from "../backup/restore.ts";
+import { describeTail, restoreBackup } from "../backup/restore.ts";
 import { type CommandSpec, consoleOutput, Exit, oneLine, type Output, runCommand } from "./args.ts";
 
 export const VERIFY_HELP = `Usage: cln-backup verify <url>
@@ -22,7 +22,8 @@ Options:
 
 const SPEC: CommandSpec = { name: "verify", help: VERIFY_HELP, options: {}, positionals: ["url"] };
 
-function check(reader: BackupReader, temp: string): string[] {
+/** Checks the state `describe` reports: a live backup may have grown by the time it restores. */
+export function checkBackup(reader: BackupReader, temp: string): string[] {
   const d = reader.describe();
   if (d.records === 0) return [`OK: "${d.url}" is empty (version 0): nothing to restore yet`];
   // A restore reads the newest snapshot and the changes after it; read the older ones too.
@@ -31,7 +32,7 @@ function check(reader: BackupReader, temp: string): string[] {
       // Reading checks each record.
     }
   }
-  const result = restoreBackup(reader, temp);
+  const result = restoreBackup(reader, temp, { toVersion: d.lastVersion });
   if (result.version !== d.lastVersion) {
     throw new Error(
       `Cannot verify backup: its last record is version ${d.lastVersion} but it restores ` +
@@ -46,12 +47,7 @@ function check(reader: BackupReader, temp: string): string[] {
     `records (${snapshots}); every record reads, and it restores to version ` +
     `${result.version} passing SQLite's integrity check`,
   ];
-  if (d.tornBytes > 0) {
-    lines.push(
-      `note: ${d.tornBytes} bytes at its tail are a record torn by a crash, never ` +
-        `acknowledged to lightningd; the plugin cuts them on its next write`,
-    );
-  }
+  if (d.tail) lines.push(describeTail(d.tail, d.lastVersion));
   return lines;
 }
 
@@ -61,7 +57,7 @@ export async function verify(args: string[], output: Output = consoleOutput): Pr
     let reader: BackupReader | undefined;
     try {
       reader = openReader(positionals[0]);
-      for (const line of check(reader, temp)) output.out(line);
+      for (const line of checkBackup(reader, temp)) output.out(line);
       return Exit.Ok;
     } catch (error) {
       output.err(`FAIL: ${oneLine("verify backup", (error as Error).message)}`);

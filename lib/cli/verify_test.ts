@@ -1,6 +1,7 @@
 import { assert, assertEquals, assertMatch } from "../../tests/support/assert.ts";
 import { loadFixture, PRE_4090_BACKUP } from "../../tests/support/fixtures.ts";
 import { writeBase } from "../backends/file/create.ts";
+import { readChain } from "../format/chain.ts";
 import { verify } from "./verify.ts";
 import { BufferedOutput, makeBackup, recordedChanges } from "./testing.ts";
 
@@ -27,7 +28,7 @@ Deno.test("verify says OK for a sound backup and FAIL for a flipped byte", async
   const base = [...Deno.readDirSync(`${dir}/backup`)].find((e) => e.name.startsWith("base-"))!;
   const path = `${dir}/backup/${base.name}`;
   const bytes = Deno.readFileSync(path);
-  bytes[32 + 32 + 100] ^= 0x01;
+  bytes[64 + 32 + 100] ^= 0x01;
   Deno.writeFileSync(path, bytes);
   const fail = await run(url);
   assertEquals(fail.code, 1);
@@ -35,7 +36,7 @@ Deno.test("verify says OK for a sound backup and FAIL for a flipped byte", async
   assertEquals(fail.output.stderr.length, 1);
   assertMatch(
     fail.output.stderr[0],
-    /^FAIL: Cannot read backup: record payload checksum mismatch at offset 32 of ".*base-0+11\.clnb"; the backup is damaged/,
+    /^FAIL: Cannot read backup: record payload checksum mismatch at offset 64 of ".*base-0+11\.clnb"; the backup is damaged/,
   );
   Deno.removeSync(dir, { recursive: true });
 });
@@ -47,7 +48,11 @@ Deno.test("verify reads older snapshots, which a restore of the latest state ski
     recordedChanges(["restart"]),
     { version: 11, path: loadFixture("fresh-start").database },
   );
-  writeBase(`${dir}/backup`, { version: 15, path: loadFixture("restart").database });
+  writeBase(
+    `${dir}/backup`,
+    { version: 15, path: loadFixture("restart").database },
+    { backupId: readChain(`${dir}/backup`).backupId, firstLog: 1 },
+  );
   const ok = await run(url);
   assertEquals(ok.code, 0, ok.output.stderr.join("\n"));
   assertMatch(
