@@ -35,7 +35,13 @@ export function parseBackupUrl(url: string): BackupUrl {
     if (parsed.search || parsed.hash) {
       throw new BackupUrlError(url, "file URLs take no parameters");
     }
-    const path = decodeURIComponent(parsed.pathname).replace(/\/+$/, "");
+    let path: string;
+    try {
+      path = decodeURIComponent(parsed.pathname).replace(/\/+$/, "");
+    } catch {
+      throw new BackupUrlError(url, 'a "%" in its path is not followed by a UTF-8 escape');
+    }
+    if (path.includes("\0")) throw new BackupUrlError(url, "its path holds a NUL byte (%00)");
     if (path === "") throw new BackupUrlError(url, "the path is the root directory");
     return { scheme: "file", path };
   }

@@ -11,8 +11,9 @@ export const STATUS_HELP = `Usage: cln-backup status <url> [--json]
 
 Describes the backup at <url> (a cln-backup directory, or a v1 .dbak file of the Python
 plugin) without changing it: its format, first and last version, records, snapshots, bytes
-on disk, and whether a crash left a torn record at its tail (the plugin cuts it on its next
-write; it was never acknowledged to lightningd). In a cln-backup directory it checks every
+on disk, and whether it ends in bytes that fail their checks (a record torn by a crash, which
+the plugin cuts when the node's version shows it was never acknowledged, or a damaged last
+change, which stops the node). In a cln-backup directory it checks every
 record's checksum on the way, so damage shows here; "verify" also restores the backup.
 
 Options:

@@ -205,6 +205,29 @@ export function* scanLogs(
   throw new Error("unreachable: the chain has a log");
 }
 
+/**
+ * Checks that a change may follow the one before it: versions go up by one, or repeat (hooks
+ * without a bump); the first after a base (or after version 0, without one) is at most one
+ * above it. A gap means lost changes (a missing base, say); appending after it would only
+ * make a backup that cannot restore.
+ */
+export function checkFollows(
+  previous: number | undefined,
+  baseVersion: number,
+  record: { version: number; path: string; offset: number },
+): void {
+  const follows = previous === undefined
+    ? record.version <= baseVersion + 1
+    : record.version === previous || record.version === previous + 1;
+  if (!follows) {
+    throw new CorruptBackupError(
+      record.path,
+      record.offset,
+      `change ${record.version} follows version ${previous ?? baseVersion}`,
+    );
+  }
+}
+
 function isEmpty(log: Segment): boolean {
   return Deno.lstatSync(log.path).size === SEGMENT_HEADER_SIZE;
 }

@@ -9,6 +9,7 @@ import { decodeSnapshotEnd, decodeStatements, RecordKind } from "../../format/re
 import { CorruptBackupError, scanSegment, type SegmentRecord } from "../../format/segment.ts";
 import {
   type ChainEnd,
+  checkFollows,
   openSegment,
   readChain,
   scanLogs,
@@ -35,18 +36,28 @@ export class FileBackupReader implements BackupReader {
   *entries(toVersion = Infinity): Iterable<BackupEntry> {
     const chain = readChain(this.dir);
     const base = chain.bases.findLast((b) => b.number <= toVersion);
+    if (!base && chain.bases.length > 0) {
+      // The changes before the oldest base are not kept (its first log comes after them).
+      throw new Error(
+        `Cannot restore backup to version ${toVersion}: its oldest snapshot is at version ` +
+          `${chain.bases[0].number}, and nothing older is kept: choose a version from there on`,
+      );
+    }
     const baseVersion = base?.number ?? 0;
     if (base) yield* this.#snapshot(base);
     const logs = scanLogs(chain, base?.header.firstLog ?? chain.start, {
       decode: true,
     });
     let version = baseVersion;
+    let previous: number | undefined;
     for (let step = logs.next();; step = logs.next()) {
       if (step.done) {
         yield* tailEntry(step.value, version);
         return;
       }
-      const { header, payload } = step.value;
+      const { header, payload, offset, log } = step.value;
+      checkFollows(previous, baseVersion, { version: header.version, path: log.path, offset });
+      previous = header.version;
       if (header.version < baseVersion) continue;
       const statements = decodeStatements(payload!, true);
       // The base holds every change up to its version; a hook without a bump at that
@@ -93,8 +104,13 @@ export class FileBackupReader implements BackupReader {
       bytes += Deno.statSync(base.path).size;
     }
     const logs = scanLogs(chain, chain.start, { decode: false });
+    const baseVersion = chain.bases.at(-1)?.number ?? 0;
+    let previous: number | undefined;
     let step = logs.next();
     for (; !step.done; step = logs.next()) {
+      const { header, offset, log } = step.value;
+      checkFollows(previous, baseVersion, { version: header.version, path: log.path, offset });
+      previous = header.version;
       records++;
       firstVersion ??= step.value.header.version;
       lastVersion = Math.max(lastVersion, step.value.header.version);

@@ -14,7 +14,7 @@ import {
   SEGMENT_HEADER_SIZE,
   SegmentKind,
 } from "../../format/segment.ts";
-import { openSegment, readChain, scanLogs } from "../../format/chain.ts";
+import { checkFollows, openSegment, readChain, scanLogs } from "../../format/chain.ts";
 import { LOCK_NAME, logName } from "../../format/layout.ts";
 
 /** A live segment is sealed, and a new one started, once it would grow past this. */
@@ -174,18 +174,7 @@ export class FileBackend implements Backend {
     let step = records.next();
     for (; !step.done; step = records.next()) {
       const { offset, header: record, log: { path, number } } = step.value;
-      // Versions go up by one, or repeat (hooks without a bump); a gap means lost changes,
-      // and appending after it would only make a backup that cannot restore.
-      const follows = previous === undefined
-        ? record.version <= this.#baseVersion + 1
-        : record.version === previous || record.version === previous + 1;
-      if (!follows) {
-        throw new CorruptBackupError(
-          path,
-          offset,
-          `change ${record.version} follows version ${previous ?? this.#baseVersion}`,
-        );
-      }
+      checkFollows(previous, this.#baseVersion, { version: record.version, path, offset });
       if (number !== liveSequence) {
         liveSequence = number;
         this.#versionBeforeLive = version;
