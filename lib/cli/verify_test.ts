@@ -3,11 +3,12 @@ import { loadFixture, PRE_4090_BACKUP } from "../../tests/support/fixtures.ts";
 import { writeBase } from "../backends/file/create.ts";
 import { readChain } from "../format/chain.ts";
 import { checkBackup, verify } from "./verify.ts";
-import { constants, crc32, zstdCompressSync } from "node:zlib";
+import { constants, zstdCompressSync } from "node:zlib";
+import { craftRecord } from "../../tests/support/records.ts";
 import type { BackupReader } from "../backends/backend.ts";
 import { FileBackend } from "../backends/file/writer.ts";
 import { FileBackupReader } from "../backends/file/reader.ts";
-import { Codec, MAX_PAYLOAD_BYTES, RECORD_HEADER_SIZE, RecordKind } from "../format/record.ts";
+import { Codec, MAX_PAYLOAD_BYTES, RecordKind } from "../format/record.ts";
 import { BufferedOutput, makeBackup, recordedChanges } from "./testing.ts";
 
 async function run(url: string): Promise<{ code: number; output: BufferedOutput }> {
@@ -159,16 +160,13 @@ Deno.test("verify of a record claiming 400 MiB fails fast, naming file and offse
   });
   const frames = new Uint8Array(stored.length * 400);
   for (let i = 0; i < 400; i++) frames.set(stored, i * stored.length);
-  const record = new Uint8Array(RECORD_HEADER_SIZE + frames.length);
-  const view = new DataView(record.buffer);
-  view.setUint8(4, RecordKind.Change);
-  view.setUint8(5, Codec.Zstd);
-  view.setBigUint64(8, 12n);
-  view.setUint32(16, frames.length);
-  view.setUint32(20, 400 * 1024 * 1024);
-  view.setUint32(24, crc32(frames));
-  view.setUint32(0, crc32(record.subarray(4, RECORD_HEADER_SIZE)));
-  record.set(frames, RECORD_HEADER_SIZE);
+  const record = craftRecord({
+    kind: RecordKind.Change,
+    codec: Codec.Zstd,
+    version: 12,
+    stored: frames,
+    rawLength: 400 * 1024 * 1024,
+  });
   Deno.writeFileSync(log, record, { append: true });
   // In a process of its own: before the limit, this was a V8 fatal error at 2.9 GB.
   const script = `

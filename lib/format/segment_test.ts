@@ -21,6 +21,7 @@ import {
   RecordKind,
 } from "./record.ts";
 import { assert, assertEquals, assertMatch } from "../../tests/support/assert.ts";
+import { craftRecord } from "../../tests/support/records.ts";
 
 const ID = new Uint8Array(16).fill(7);
 const HEADER = encodeSegmentHeader({ kind: SegmentKind.Log, number: 1, backupId: ID, firstLog: 0 });
@@ -263,16 +264,13 @@ Deno.test("scanSegment: damage before the end is corruption, never skipped", () 
 
 Deno.test("scanSegment: a zstd payload that passes its CRC but does not decode", () => {
   const stored = new Uint8Array([0xff, 0xee, 0xdd, 0xcc, 0xbb]);
-  const record = new Uint8Array(RECORD_HEADER_SIZE + stored.length);
-  const view = new DataView(record.buffer);
-  view.setUint8(4, RecordKind.Change);
-  view.setUint8(5, Codec.Zstd);
-  view.setBigUint64(8, 2n);
-  view.setUint32(16, stored.length);
-  view.setUint32(20, 100);
-  view.setUint32(24, crc32(stored));
-  view.setUint32(0, crc32(record.subarray(4, RECORD_HEADER_SIZE)));
-  record.set(stored, RECORD_HEADER_SIZE);
+  const record = craftRecord({
+    kind: RecordKind.Change,
+    codec: Codec.Zstd,
+    version: 2,
+    stored,
+    rawLength: 100,
+  });
   const bytes = concat(HEADER, change(1), record);
   const result = scan(bytes);
   assert(result.error, "should be refused");
@@ -293,16 +291,14 @@ Deno.test("scanSegment: a length over the limit is refused before anything is al
       ["stored", MAX_PAYLOAD_BYTES + 1, 1 << 20],
     ] as const
   ) {
-    const record = new Uint8Array(RECORD_HEADER_SIZE + stored.length);
-    const view = new DataView(record.buffer);
-    view.setUint8(4, RecordKind.Change);
-    view.setUint8(5, Codec.Zstd);
-    view.setBigUint64(8, 2n);
-    view.setUint32(16, storedLength);
-    view.setUint32(20, rawLength);
-    view.setUint32(24, crc32(stored));
-    view.setUint32(0, crc32(record.subarray(4, RECORD_HEADER_SIZE)));
-    record.set(stored, RECORD_HEADER_SIZE);
+    const record = craftRecord({
+      kind: RecordKind.Change,
+      codec: Codec.Zstd,
+      version: 2,
+      stored,
+      storedLength,
+      rawLength,
+    });
     // Last in the file, where a torn record would be: still refused.
     const result = scan(concat(HEADER, change(1), record));
     assert(result.error, `${what}: should be refused`);
