@@ -41,7 +41,10 @@ Options:
   -h, --help      show this help
 
 On a terminal, a restore that runs over two seconds shows its progress on stderr. It prints
-the restored path, the version and the number of changes applied.`;
+the restored path, the version and the number of changes applied. When the backup ends in
+bytes that fail their checks (a change torn by a crash, or a damaged last change: read alone,
+the two look the same), it restores the version before them and prints a note saying where
+it stopped and why: if the node's database is one version further, the backup is damaged.`;
 
 const SPEC: CommandSpec = {
   name: "restore",

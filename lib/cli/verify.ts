@@ -14,8 +14,10 @@ Checks the backup at <url> (a cln-backup directory, or a v1 .dbak file of the Py
 end to end: reads every record, checking its checksum (v1 files have none), restores it into
 a temporary directory (statement repair, SQLite's integrity check, vars.data_version equal to
 the backup's last version), then deletes the restored copy. Prints "OK: ..." on stdout, or
-"FAIL: <why>" on stderr and exits with 1. The backup is only read, but a restore needs room
-for one database in the temporary directory ($TMPDIR, else /tmp).
+"FAIL: <why>" on stderr and exits with 1. It restores the version it described: a backup the
+plugin appends to meanwhile is verified up to there. Bytes at the end that fail their checks
+are left out, with a note saying where it stopped and why. The backup is only read, but a
+restore needs room for one database in the temporary directory ($TMPDIR, else /tmp).
 
 Options:
   -h, --help  show this help`;

@@ -239,6 +239,7 @@ function* scanLog(
   const file = openSegment(log.path);
   try {
     let sealedBy: number | undefined;
+    let last: number | undefined;
     const records = scanSegment(file, log.path, options);
     for (let step = records.next();; step = records.next()) {
       if (step.done) return { sealedBy, tail: step.value };
@@ -251,11 +252,15 @@ function* scanLog(
         if (sealedBy !== log.number + 1) {
           throw new CorruptBackupError(log.path, offset, "a seal that names another log");
         }
+        if (last !== undefined && header.version !== last) {
+          throw new CorruptBackupError(log.path, offset, "a seal at another version");
+        }
         continue;
       }
       if (header.kind !== RecordKind.Change) {
         throw new CorruptBackupError(log.path, offset, `unexpected record kind ${header.kind}`);
       }
+      last = header.version;
       yield { ...step.value, log };
     }
   } finally {

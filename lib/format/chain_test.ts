@@ -1,3 +1,4 @@
+import { crc32 } from "node:zlib";
 import { assert, assertEquals, assertMatch } from "../../tests/support/assert.ts";
 import { loadFixture, type Scenario } from "../../tests/support/fixtures.ts";
 import { createFileBackup } from "../backends/file/create.ts";
@@ -175,5 +176,27 @@ Deno.test("chain: a roll a crash interrupted (an empty next log, no seal yet) is
     `removed "${next}", an empty log a crash left while it was being started`,
   ]);
   assertEquals(readChain(a.path).logs.at(-1)!.path, live.path);
+  Deno.removeSync(dir, { recursive: true });
+});
+
+Deno.test("chain: a seal that names another log, or another version, is refused", async () => {
+  const dir = Deno.makeTempDirSync();
+  const a = await build(`${dir}/a`);
+  const pristine = Deno.readFileSync(a.logs[0]);
+  // The seal: the last 40 bytes (a 32-byte header, then the next log's sequence).
+  const seal = pristine.length - 40;
+  const cases: [(view: DataView) => void, RegExp][] = [
+    [(view) => view.setBigUint64(seal + 8, 99n), /a seal at another version/],
+    [(view) => view.setBigUint64(seal + 32, 3n), /a seal that names another log/],
+  ];
+  for (const [set, why] of cases) {
+    const bytes = pristine.slice();
+    const view = new DataView(bytes.buffer);
+    set(view);
+    view.setUint32(seal + 24, crc32(bytes.subarray(seal + 32)));
+    view.setUint32(seal, crc32(bytes.subarray(seal + 4, seal + 32)));
+    Deno.writeFileSync(a.logs[0], bytes);
+    assertRefused(a.path, a.logs[0], new RegExp(`${why.source} at offset ${seal} of "`));
+  }
   Deno.removeSync(dir, { recursive: true });
 });
