@@ -1,4 +1,4 @@
-import { assertEquals, assertRejects } from "../../../tests/support/assert.ts";
+import { assert, assertEquals, assertRejects } from "../../../tests/support/assert.ts";
 import { createFileBackup } from "./create.ts";
 import { FileBackend } from "./writer.ts";
 import { logName } from "../../format/layout.ts";
@@ -80,5 +80,28 @@ Deno.test("FileBackend: a write that fails names the file it failed on", async (
     `Cannot write backup file "${path}/${logName(1)}": File too large (os error 27): free ` +
       `space or fix the disk, then restart lightningd`,
   );
+  Deno.removeSync(dir, { recursive: true });
+});
+
+Deno.test("FileBackend: a tail is shown, not cut, on open; append waits; rewind drops it with B", async () => {
+  const { dir, url, path } = newBackup();
+  let backend = FileBackend.open(url, path);
+  for (const version of [1, 2, 3]) await backend.append(change(version));
+  backend.close();
+  const log = `${path}/${logName(1)}`;
+  const whole = Deno.statSync(log).size;
+  Deno.writeFileSync(log, new Uint8Array(7).fill(1), { append: true });
+  backend = FileBackend.open(url, path);
+  assertEquals(backend.state().tail, { path: log, offset: whole, bytes: 7 });
+  assertEquals(Deno.statSync(log).size, whole + 7, "open leaves the tail");
+  await assertRejects(
+    () => backend.append(change(4)),
+    /^Cannot write backup: 7 bytes at offset \d+ of ".*" fail their checks/,
+  );
+  await backend.rewind();
+  assertEquals([backend.state().version, backend.state().tail], [2, undefined]);
+  assert(Deno.statSync(log).size < whole, "the tail went with change 3");
+  await backend.append(change(3));
+  backend.close();
   Deno.removeSync(dir, { recursive: true });
 });
