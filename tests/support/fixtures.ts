@@ -5,11 +5,14 @@
  */
 
 export const FIXTURES = new URL("../fixtures/", import.meta.url).pathname;
+/** The runs that chain on one node. */
 export const SCENARIOS = ["fresh-start", "restart", "activity"] as const;
 export type Scenario = typeof SCENARIOS[number];
+/** A run of its own on an empty node: plugin options, setconfig and forwarded RPC calls. */
+export const RPC_OPTIONS = "rpc-options";
 
 export interface Fixture {
-  name: Scenario;
+  name: Scenario | typeof RPC_OPTIONS;
   /** The exact bytes lightningd wrote to the plugin's stdin. */
   raw: Uint8Array;
   /** The sizes of the reads the recording plugin got. */
@@ -19,7 +22,7 @@ export interface Fixture {
   summary: Record<string, number | string>;
 }
 
-export function loadFixture(name: Scenario): Fixture {
+export function loadFixture(name: Fixture["name"]): Fixture {
   const dir = `${FIXTURES}cln-v26.06.6/${name}`;
   return {
     name,
