@@ -17,7 +17,14 @@ import {
   splitMessages,
   testPlugin,
 } from "./support/fake_lightningd.ts";
-import { type Fixture, FIXTURES, loadFixture, RPC_OPTIONS, SCENARIOS } from "./support/fixtures.ts";
+import {
+  type Fixture,
+  loadFixture,
+  loadRpcOptionsDriver,
+  RECORDED_OPTIONS_IN_FORCE,
+  RPC_OPTIONS,
+  SCENARIOS,
+} from "./support/fixtures.ts";
 import { dumpDatabase } from "./support/dump.ts";
 import { createFileBackup } from "../lib/backends/file/create.ts";
 import { writeLockFile } from "../lib/backup/lock_file.ts";
@@ -130,9 +137,7 @@ async function replayChain(chunking: (fixture: Fixture) => Chunking): Promise<vo
 // --- rpc-options ---------------------------------------------------------------------------------
 
 const rpcOptions = loadFixture(RPC_OPTIONS);
-const driver = JSON.parse(
-  Deno.readTextFileSync(`${FIXTURES}cln-v26.06.6/${RPC_OPTIONS}/driver.json`),
-);
+const driver = loadRpcOptionsDriver();
 const RAW_ID = "7/cln:backup-status#133";
 
 /**
@@ -217,16 +222,7 @@ async function replayRpcOptions(chunking: Chunking): Promise<void> {
     assertEquals(report.ok, true);
     assertEquals(report.version, hookVersion(before.at(-1)!));
     assertEquals(report.writes_since_start, before.length);
-    assertEquals(report.options, {
-      "rec-int": 42,
-      "rec-bool": false,
-      "rec-string": "s3://bucket/a b",
-      "rec-flag": true,
-      "rec-flag-unset": false,
-      "rec-default": 7,
-      "rec-nodefault": null,
-      "rec-dyn": 20,
-    });
+    assertEquals(report.options, RECORDED_OPTIONS_IN_FORCE);
     assertEquals(
       answer(named.json.id).error,
       paramsError('no parameter "verbose"', { verbose: true }),
