@@ -16,7 +16,9 @@
  * caller inject one.
  *
  * Memory: bytes of a message that spans reads are copied once as they come and joined once
- * at its end; a message wholly inside one read is returned as a view of that read.
+ * at its end; a message wholly inside one read is returned as a view of that read. Garbage
+ * costs nothing. A message that never closes holds all the input after it until input ends
+ * (as lightningd's own parser would): memory then grows with it as with any large message.
  *
  * @module
  */
