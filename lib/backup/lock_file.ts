@@ -4,7 +4,9 @@
  *
  * @module
  */
-import { writeFileDurably } from "../fs/durable.ts";
+import { syncDir, writeAll, writeFileDurably } from "../fs/durable.ts";
+import { claimWorkPath, workPath } from "../fs/work_path.ts";
+import { explainOsError } from "../fs/os_error.ts";
 
 export const LOCK_FILE = "backup.lock";
 
@@ -26,7 +28,11 @@ export function readLockFile(dir: string): LockFile {
           `(lightningd runs plugins in the network directory, e.g. ~/.lightning/bitcoin)`,
       );
     }
-    throw new Error(`Cannot start backup: cannot read "${path}": ${(error as Error).message}`);
+    throw new Error(
+      `Cannot start backup: ${
+        explainOsError(error) ?? `cannot read "${path}": ${(error as Error).message}`
+      }`,
+    );
   }
   let value: unknown;
   try {
@@ -46,7 +52,42 @@ export function readLockFile(dir: string): LockFile {
   return value as LockFile;
 }
 
-/** Writes `<dir>/backup.lock` durably. */
+function encodeLock(lock: LockFile): Uint8Array {
+  return new TextEncoder().encode(JSON.stringify(lock) + "\n");
+}
+
+/** Writes `<dir>/backup.lock` durably, replacing the one there. */
 export function writeLockFile(dir: string, lock: LockFile): void {
-  writeFileDurably(dir, LOCK_FILE, new TextEncoder().encode(JSON.stringify(lock) + "\n"));
+  writeFileDurably(dir, LOCK_FILE, encodeLock(lock));
+}
+
+/** `<dir>/backup.lock` exists already: another process wrote it. */
+export class LockFileExists extends Error {
+  constructor(readonly path: string) {
+    super(`"${path}" exists already`);
+    this.name = "LockFileExists";
+  }
+}
+
+/**
+ * Creates `<dir>/backup.lock` durably, only if there is none: written whole to a work file,
+ * synced, then hard-linked to its name, which fails when the name exists (where a rename would
+ * replace it); throws {@linkcode LockFileExists} then.
+ */
+export function createLockFile(dir: string, lock: LockFile): void {
+  const path = `${dir}/${LOCK_FILE}`;
+  const work = workPath(path, "creating");
+  const file = claimWorkPath(work, "file");
+  try {
+    writeAll(file, encodeLock(lock));
+    file.syncSync();
+    Deno.linkSync(work, path);
+  } catch (error) {
+    if (error instanceof Deno.errors.AlreadyExists) throw new LockFileExists(path);
+    throw error;
+  } finally {
+    Deno.removeSync(work);
+    file.close();
+  }
+  syncDir(dir);
 }

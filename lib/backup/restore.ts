@@ -12,6 +12,8 @@ import { syncDir, writeAll } from "../fs/durable.ts";
 import { existsSync } from "../fs/exists.ts";
 import { execStatement, isPragmaOnly } from "../sqlite/apply.ts";
 import { bumpedFrom } from "./bump.ts";
+import { claimWorkPath, workPath } from "../fs/work_path.ts";
+import { atStep } from "../fs/step_seam.ts";
 
 export const DATABASE_NAME = "lightningd.sqlite3";
 
@@ -69,10 +71,10 @@ export function restoreBackup(
         `another target`,
     );
   }
-  const tmp = `${path}.restoring-${Deno.pid}`;
+  const tmp = workPath(path, "restoring");
   const leftovers = [tmp, `${tmp}-journal`, `${tmp}-wal`, `${tmp}-shm`];
-  // Named after this process: anything there is what a killed restore with our pid left.
   removeAll(leftovers);
+  const claim = claimWorkPath(tmp, "file");
   let snapshotFile: Deno.FsFile | undefined;
   let open: { db: DatabaseSync; journal: string } | undefined;
   try {
@@ -118,9 +120,7 @@ export function restoreBackup(
       version = entry.version;
       if (++changes % 1000 === 0) options.onProgress?.(version);
     }
-    if (version === undefined) {
-      throw new Error("Cannot restore backup: it holds no snapshot and no change yet");
-    }
+    if (version === undefined) throw nothingUpTo(reader, options.toVersion);
     if (options.toVersion !== undefined && version !== options.toVersion) {
       throw new Error(
         `Cannot restore backup to version ${options.toVersion}: it holds versions up to ` +
@@ -139,6 +139,7 @@ export function restoreBackup(
     } finally {
       file.close();
     }
+    atStep("restore-building");
     // A hard link fails when the target exists, where a rename would replace it.
     try {
       Deno.linkSync(tmp, path);
@@ -156,7 +157,21 @@ export function restoreBackup(
     open?.db.close();
     removeAll(leftovers);
     throw error;
+  } finally {
+    claim.close();
   }
+}
+
+/** Why a restore up to `toVersion` found nothing to apply. */
+function nothingUpTo(reader: BackupReader, toVersion: number | undefined): Error {
+  const { firstVersion, lastVersion, snapshots, records } = reader.describe();
+  if (toVersion === undefined || (records === 0 && snapshots.length === 0)) {
+    return new Error("Cannot restore backup: it holds no snapshot and no change yet");
+  }
+  return new Error(
+    `Cannot restore backup to version ${toVersion}: it holds versions ${firstVersion} to ` +
+      `${lastVersion}: choose --to-version from ${firstVersion} to ${lastVersion}`,
+  );
 }
 
 function removeAll(paths: string[]): void {

@@ -11,15 +11,18 @@ import { upgrade } from "./upgrade.ts";
 import { verify } from "./verify.ts";
 import { doctor } from "./doctor.ts";
 
-export const HELP = `Usage: cln-backup <command> [options]   (or: deno task <command> -- [options])
+export const HELP = `Usage: cln-backup <command> [options]
+  run as ./backup-cli <command> [options] in the checkout (the Python plugin's CLI name; each
+  command with only the permissions it needs), or deno task <command> -- [options]
 
 A backup plugin for Core Lightning: every database change is on stable storage before
 lightningd commits it. The backup is useless without the node's hsm_secret: keep a copy of
 that too, offline.
 
 Commands:
-  init <url> [--lightning-dir DIR]      create a backup of a node, write backup.lock and the
-                                        plugin's launcher, print the config line to add
+  init --lightning-dir DIR <url>        create a backup of a node, write backup.lock and the
+  init DIR <url>                        plugin's launcher, print the config line to add
+  init <url>                            create an empty backup, and no backup.lock
   restore <url> <file-or-dir> [--to-version N]
                                         rebuild the node's database from a backup
   status <url> [--json]                 describe a backup: versions, records, snapshots, size
@@ -39,7 +42,8 @@ Exit codes:
   2  usage error: an unknown command or option, or a missing or extra argument
   3  internal error: a bug; the stack trace is printed, please report it`;
 
-const COMMANDS: Record<string, (args: string[], output: Output) => Promise<number>> = {
+/** The commands this version has; a name here is a command `backup-cli` and `deno task` run. */
+export const COMMANDS: Record<string, (args: string[], output: Output) => Promise<number>> = {
   init,
   restore,
   status,
@@ -47,6 +51,26 @@ const COMMANDS: Record<string, (args: string[], output: Output) => Promise<numbe
   upgrade,
   doctor,
 };
+
+/**
+ * Commands of the Python backup-cli, and of cln-backup's plan, that a version may not have
+ * yet: each is refused with a line saying so until it is in {@linkcode COMMANDS}.
+ */
+export const LATER_COMMANDS: Record<string, { what: string; meanwhile: string }> = {
+  server: {
+    what: "the backup server that socket: backups connect to",
+    meanwhile: "keep the backup on a file:/// path (a mounted disk) meanwhile",
+  },
+  compact: {
+    what: "compaction of a backup into a new snapshot",
+    meanwhile: "to start a backup small, init a new one from the node's database meanwhile",
+  },
+};
+
+/** The commands of {@linkcode LATER_COMMANDS} this version does not have. */
+export function missingCommands(): string[] {
+  return Object.keys(LATER_COMMANDS).filter((name) => !Object.hasOwn(COMMANDS, name));
+}
 
 /** Runs the command `args` name; returns the exit code. */
 export async function runCli(args: string[], output: Output = consoleOutput): Promise<number> {
@@ -58,9 +82,18 @@ export async function runCli(args: string[], output: Output = consoleOutput): Pr
       return Exit.Usage;
     }
     output.out(HELP);
+    const missing = missingCommands();
+    if (missing.length > 0) output.out(`\nNot in this version yet: ${missing.join(", ")}.`);
     return Exit.Ok;
   }
   const command = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
+  if (!command && missingCommands().includes(name)) {
+    output.err(
+      `Cannot ${name}: "${name}" (${LATER_COMMANDS[name].what}) is not in this version of ` +
+        `cln-backup yet: ${LATER_COMMANDS[name].meanwhile}`,
+    );
+    return Exit.Failed;
+  }
   if (!command) {
     output.err(`Usage error: unknown command "${name}": see "cln-backup --help"`);
     return Exit.Usage;

@@ -20,7 +20,7 @@ Options:
               firstVersion, lastVersion, records, bytes, tornBytes}
   -h, --help  show this help`;
 
-const SPEC: CommandSpec = {
+export const STATUS_SPEC: CommandSpec = {
   name: "status",
   help: STATUS_HELP,
   options: { json: { type: "boolean" } },
@@ -46,7 +46,7 @@ export function describeText(d: BackupDescription): string[] {
 }
 
 export async function status(args: string[], output: Output = consoleOutput): Promise<number> {
-  return await runCommand(SPEC, args, output, ({ values, positionals }) => {
+  return await runCommand(STATUS_SPEC, args, output, ({ values, positionals }) => {
     const reader = openReader(positionals[0]);
     try {
       const description = reader.describe();

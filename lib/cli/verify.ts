@@ -20,7 +20,12 @@ for one database in the temporary directory ($TMPDIR, else /tmp).
 Options:
   -h, --help  show this help`;
 
-const SPEC: CommandSpec = { name: "verify", help: VERIFY_HELP, options: {}, positionals: ["url"] };
+export const VERIFY_SPEC: CommandSpec = {
+  name: "verify",
+  help: VERIFY_HELP,
+  options: {},
+  positionals: ["url"],
+};
 
 function check(reader: BackupReader, temp: string): string[] {
   const d = reader.describe();
@@ -56,7 +61,7 @@ function check(reader: BackupReader, temp: string): string[] {
 }
 
 export async function verify(args: string[], output: Output = consoleOutput): Promise<number> {
-  return await runCommand(SPEC, args, output, ({ positionals }) => {
+  return await runCommand(VERIFY_SPEC, args, output, ({ positionals }) => {
     const temp = Deno.makeTempDirSync({ prefix: "cln-backup-verify-" });
     let reader: BackupReader | undefined;
     try {

@@ -31,7 +31,7 @@ export interface SegmentHeader {
 
 /** A backup file that is damaged where a crash cannot have damaged it. */
 export class CorruptBackupError extends Error {
-  constructor(readonly path: string, readonly offset: number, what: string) {
+  constructor(readonly path: string, readonly offset: number, readonly what: string) {
     super(
       `Cannot read backup: ${what} at offset ${offset} of "${path}"; the backup is damaged: ` +
         `restore from another copy, or init a new backup from the node's database`,

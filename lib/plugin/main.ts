@@ -1,15 +1,14 @@
 /**
- * The plugin process: opens the backup named by `backup.lock` in the working directory (the
- * lightning dir lightningd starts it in) before it reads its first message, since `db_write`
- * arrives before `init`, then serves stdin and stdout until `shutdown` or end of input.
+ * The plugin process: opens and checks the backup named by `backup.lock` in the working
+ * directory (the lightning dir lightningd starts it in) and logs its state before it reads
+ * its first message, since `db_write` arrives before `init`; then serves stdin and stdout
+ * until `shutdown` or end of input.
  *
  * @module
  */
 import { BackupPlugin, type PluginContext } from "./backup_plugin.ts";
 import { serve, writeTo } from "./stdio.ts";
-import { readLockFile } from "../backup/lock_file.ts";
-import { openBackend } from "../backends/open.ts";
-import type { Backend } from "../backends/backend.ts";
+import { openAtStart } from "./startup.ts";
 
 const streams = {
   read: (buffer: Uint8Array) => Deno.stdin.read(buffer),
@@ -19,15 +18,6 @@ const streams = {
   },
 };
 
-function open(repairs: string[]): Backend | { error: string } {
-  try {
-    const lock = readLockFile(Deno.cwd());
-    return openBackend(lock.backend_url, { log: (message) => repairs.push(message) });
-  } catch (error) {
-    return { error: (error as Error).message };
-  }
-}
-
 /**
  * Runs the plugin until it should exit. `configure` is for test entry points only: it may
  * change the context (stand-in methods, another option table, a hold) before the plugin
@@ -36,12 +26,14 @@ function open(repairs: string[]): Backend | { error: string } {
 export async function runPlugin(
   configure: (context: PluginContext) => PluginContext = (context) => context,
 ): Promise<void> {
-  const repairs: string[] = [];
   const now = () => performance.now();
+  // A backup that fails the check is logged in one line by the plugin, which then refuses
+  // every db_write.
+  const startup = openAtStart(Deno.cwd());
   const plugin = new BackupPlugin(
-    configure({ backend: open(repairs), send: writeTo(streams), now }),
+    configure({ backend: startup.backend, send: writeTo(streams), now }),
   );
-  for (const message of repairs) plugin.log("unusual", message);
+  for (const { level, message } of startup.log) plugin.log(level, message);
   try {
     await serve(plugin, streams, now);
   } finally {

@@ -11,6 +11,8 @@ import { baseName } from "../../format/layout.ts";
 import { encodeRecord, encodeSnapshotEnd, RecordKind } from "../../format/record.ts";
 import { encodeSegmentHeader, SegmentKind } from "../../format/segment.ts";
 import { dirname } from "node:path";
+import { claimWorkPath, workPath } from "../../fs/work_path.ts";
+import { atStep } from "../../fs/step_seam.ts";
 
 /** Snapshots are stored in parts of this many bytes, so no step holds a whole database. */
 export const SNAPSHOT_PART_BYTES = 1024 * 1024;
@@ -73,19 +75,39 @@ export function createFileBackup(dir: string, snapshot?: SnapshotSource): void {
         `it is not a backup you need`,
     );
   }
-  const building = `${dir}.creating-${Deno.pid}`;
-  // Named after this process: anything there is what a killed init with our pid left.
-  if (existsSync(building)) Deno.removeSync(building, { recursive: true });
+  const building = workPath(dir, "creating");
   Deno.mkdirSync(dirname(building), { recursive: true });
-  Deno.mkdirSync(building);
+  const claim = claimWorkPath(building, "directory");
   try {
-    if (snapshot) writeBase(building, snapshot);
-    createEmptyLog(building);
-  } catch (error) {
-    Deno.removeSync(building, { recursive: true });
-    throw error;
+    try {
+      if (snapshot) writeBase(building, snapshot);
+      createEmptyLog(building);
+      atStep("create-building");
+      renameIntoPlace(building, dir);
+    } catch (error) {
+      Deno.removeSync(building, { recursive: true });
+      throw error;
+    }
+  } finally {
+    claim.close();
   }
   // From the rename on the backup exists; a failed directory sync leaves it for the caller.
-  Deno.renameSync(building, dir);
   syncDir(dirname(dir));
+}
+
+/**
+ * Renames the finished backup directory `building` to `dir`. A rename replaces an empty
+ * directory but fails on a full one: another process created a backup there meanwhile.
+ */
+export function renameIntoPlace(building: string, dir: string): void {
+  try {
+    Deno.renameSync(building, dir);
+  } catch (error) {
+    if (!existsSync(dir)) throw error;
+    throw new Error(
+      `Cannot create backup: "${dir}" appeared while this one was being built (another ` +
+        `init or upgrade made it): nothing was changed; check what is there, then choose a new ` +
+        `path or remove it if it is not a backup you need`,
+    );
+  }
 }

@@ -1,0 +1,62 @@
+/**
+ * The plugin's check at start, before lightningd's first `db_write` (which comes before
+ * `init`): `backup.lock` names a backup, the backup opens (its writer checks what it reads:
+ * the format is one this version reads, the log's records pass their checks), and a torn
+ * tail a crash left is cut. It ends in one line for
+ * lightningd's log: the backup's state, or why the plugin refuses every change (then
+ * lightningd stops at its first database write, before it commits anything).
+ *
+ * The version comparison with the node's database stays at the first `db_write`, where the
+ * node's version is known (lib/backup/version_check.ts).
+ *
+ * @module
+ */
+import type { Backend } from "../backends/backend.ts";
+import { openBackend } from "../backends/open.ts";
+import { readLockFile } from "../backup/lock_file.ts";
+import { CorruptBackupError } from "../format/segment.ts";
+import type { LogLevel } from "./jsonrpc.ts";
+
+export interface Startup {
+  /** The open backup, or the one line saying why there is none. */
+  backend: Backend | { error: string };
+  /** What to log at start, in order: repairs made on open, then the state line. */
+  log: { level: LogLevel; message: string }[];
+}
+
+/** Why a damaged backup refuses the node, and what to do: the node's own database is fine. */
+function damaged(url: string, error: CorruptBackupError): string {
+  return `Cannot start backup: "${url}" is damaged: ${error.what} at offset ${error.offset} ` +
+    `of "${error.path}", which no crash explains; lightningd must not run without its ` +
+    `backup, so every database write is refused: with lightningd stopped, move the backup ` +
+    `aside, create a new one from the node's database ("backup-cli init --lightning-dir ` +
+    `<dir> <url>"), then start lightningd`;
+}
+
+/** Opens the backup `<dir>/backup.lock` names and says in one line how it stands. */
+export function openAtStart(dir: string): Startup {
+  const log: Startup["log"] = [];
+  let url: string | undefined;
+  try {
+    url = readLockFile(dir).backend_url;
+    const backend = openBackend(url, {
+      log: (message) => log.push({ level: "unusual", message }),
+    });
+    const state = backend.state();
+    const rewind = state.rewindVersion === undefined
+      ? ""
+      : ` (its last change can be dropped back to ${state.rewindVersion})`;
+    const tail = log.length > 0 ? "its torn tail cut" : "its tail intact";
+    log.push({
+      level: "info",
+      message: `Backup "${url}" opened and checked at start: version ${state.version}` +
+        `${rewind}, ${state.records} records, ${state.bytes} bytes, ${tail}`,
+    });
+    return { backend, log };
+  } catch (error) {
+    const message = error instanceof CorruptBackupError && url !== undefined
+      ? damaged(url, error)
+      : (error as Error).message;
+    return { backend: { error: message }, log };
+  }
+}
