@@ -9,8 +9,11 @@ import { assert, assertEquals } from "./support/assert.ts";
 import { type Chunking, DATABASE_NAME, testPlugin } from "./support/fake_lightningd.ts";
 import { dumpDatabase } from "./support/dump.ts";
 import { bumpStatement } from "./support/statements.ts";
-import { FIXTURES } from "./support/fixtures.ts";
-import type { OptionSpec } from "../lib/plugin/options.ts";
+import {
+  loadRpcOptionsDriver,
+  RECORDED_INIT_OPTIONS,
+  RECORDED_OPTIONS_IN_FORCE,
+} from "./support/fixtures.ts";
 import {
   assertStillServes,
   broken,
@@ -25,9 +28,7 @@ import {
 } from "./support/plugin_session.ts";
 
 const encoder = new TextEncoder();
-const RECORDED_OPTIONS: OptionSpec[] = JSON.parse(
-  Deno.readTextFileSync(`${FIXTURES}cln-v26.06.6/rpc-options/driver.json`),
-).options;
+const RECORDED_OPTIONS = loadRpcOptionsDriver().options;
 
 // --- forwarded calls in their callers' bytes ----------------------------------------------------
 
@@ -161,14 +162,7 @@ Deno.test("requests: recorded init options and setconfig; a bad value is one err
   await withPlugin(
     async ({ lightningd }) => {
       assertEquals(await lightningd.transaction(SCHEMA), "committed");
-      await lightningd.init({
-        "rec-int": 42,
-        "rec-bool": false,
-        "rec-string": "s3://bucket/a b",
-        "rec-flag": true,
-        "rec-default": 7,
-        "rec-dyn": 10,
-      });
+      await lightningd.init({ ...RECORDED_INIT_OPTIONS });
       const answer = await lightningd.request("setconfig", { config: "rec-dyn", val: "20" });
       assertEquals(answer.result, {});
       const bad = await lightningd.request("setconfig", { config: "rec-dyn", val: "twenty" });
@@ -177,20 +171,14 @@ Deno.test("requests: recorded init options and setconfig; a bad value is one err
         message: 'Cannot set option "rec-dyn": "twenty" is not a whole number; give a whole ' +
           "number such as 42",
       });
-      assertEquals(status(await lightningd.request("backup-status", [])).options, {
-        "rec-int": 42,
-        "rec-bool": false,
-        "rec-string": "s3://bucket/a b",
-        "rec-flag": true,
-        "rec-flag-unset": false,
-        "rec-default": 7,
-        "rec-nodefault": null,
-        "rec-dyn": 20,
-      });
+      assertEquals(
+        status(await lightningd.request("backup-status", [])).options,
+        RECORDED_OPTIONS_IN_FORCE,
+      );
       assertEquals(lightningd.logs.filter((l) => l.message.startsWith("option")), [
         { level: "info", message: 'option "rec-dyn" is now 20' },
       ]);
-      assertEquals(unusual(lightningd), [bad.error && (bad.error as { message: string }).message]);
+      assertEquals(unusual(lightningd), [(bad.error as { message: string }).message]);
       await stop(lightningd);
     },
     undefined,

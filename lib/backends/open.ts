@@ -10,9 +10,13 @@ import { V1BackupReader } from "./v1/reader.ts";
 import { type BackupUrl, BackupUrlError, parseBackupUrl } from "./url.ts";
 import { isV1Header } from "../format/v1.ts";
 
-/** What a file URL's path holds: a cln-backup directory, a v1 `.dbak`, nothing, or else. */
-export type BackupKind = "directory" | "v1" | "missing" | "other";
+/**
+ * What a file URL's path holds: a cln-backup directory, a v1 `.dbak`, nothing, something
+ * that is not a regular file (a FIFO, socket or device), or else.
+ */
+export type BackupKind = "directory" | "v1" | "missing" | "special" | "other";
 
+/** Tells what is at `path`, opening only a regular file (opening a FIFO would hang). */
 export function backupKind(path: string): BackupKind {
   let info: Deno.FileInfo;
   try {
@@ -22,8 +26,11 @@ export function backupKind(path: string): BackupKind {
     throw error;
   }
   if (info.isDirectory) return "directory";
+  if (!info.isFile) return "special";
   const file = Deno.openSync(path, { read: true });
   try {
+    // Swapped for a FIFO or device after the check: read nothing from it.
+    if (!file.statSync().isFile) return "special";
     const head = new Uint8Array(4);
     return file.readSync(head) === 4 && isV1Header(head) ? "v1" : "other";
   } finally {
@@ -37,6 +44,13 @@ function fileUrl(url: string): BackupUrl & { scheme: "file" } {
     throw new BackupUrlError(url, "socket backups are not supported by this version yet");
   }
   return parsed;
+}
+
+function special(path: string): Error {
+  return new Error(
+    `Cannot open backup: "${path}" is not a regular file or directory (a FIFO, socket or ` +
+      `device?): fix the URL in backup.lock`,
+  );
 }
 
 function missing(path: string): Error {
@@ -59,6 +73,8 @@ export function openBackend(url: string, options: FileBackendOptions = {}): Back
       );
     case "missing":
       throw missing(path);
+    case "special":
+      throw special(path);
     case "other":
       throw new Error(`Cannot open backup: "${path}" is not a backup: check the URL`);
   }
@@ -74,6 +90,8 @@ export function openReader(url: string): BackupReader {
       return new V1BackupReader(url, path);
     case "missing":
       throw missing(path);
+    case "special":
+      throw special(path);
     case "other":
       throw new Error(`Cannot open backup: "${path}" is not a backup: check the URL`);
   }

@@ -137,3 +137,9 @@ Deno.test("parseBackupUrl: unknown schemes and no scheme", () => {
   rejects("backup.dbak", /it has no scheme/);
   rejects("", /it has no scheme/);
 });
+
+Deno.test("parseBackupUrl: a broken %-escape or a NUL in a file path is refused, not thrown", () => {
+  rejects("file:///var/backups/node%zz", /it holds a malformed %-escape: write "%" as "%25"/);
+  rejects("file:///var/backups/node%E0", /it holds a malformed %-escape: write "%" as "%25"/);
+  rejects("file:///var/backups/node%00", /its path holds a NUL byte \(%00\)/);
+});

@@ -20,6 +20,9 @@ export function readLockFile(dir: string): LockFile {
   const path = `${dir}/${LOCK_FILE}`;
   let text: string;
   try {
+    // Only a regular file is read: reading a FIFO would hang the plugin before lightningd
+    // hears from it.
+    if (!Deno.statSync(path).isFile) throw new Deno.errors.InvalidData("not a regular file");
     text = Deno.readTextFileSync(path);
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) {

@@ -7,7 +7,7 @@
  */
 import { DatabaseSync } from "node:sqlite";
 import { dirname } from "node:path";
-import type { BackupReader } from "../backends/backend.ts";
+import type { BackupReader, Tail } from "../backends/backend.ts";
 import { syncDir, writeAll } from "../fs/durable.ts";
 import { existsSync } from "../fs/exists.ts";
 import { execStatement, isPragmaOnly } from "../sqlite/apply.ts";
@@ -29,6 +29,8 @@ export interface RestoreResult {
   version: number;
   changes: number;
   snapshotVersion: number | undefined;
+  /** Bytes at the backup's end that failed their checks and were left out. */
+  tail: Tail | undefined;
 }
 
 /** Where a restore to `target` (a file, or a directory to hold `lightningd.sqlite3`) writes. */
@@ -81,7 +83,12 @@ export function restoreBackup(
     let version: number | undefined;
     let snapshotVersion: number | undefined;
     let changes = 0;
+    let tail: Tail | undefined;
     for (const entry of reader.entries(options.toVersion)) {
+      if (entry.kind === "tail") {
+        tail = { path: entry.path, offset: entry.offset, bytes: entry.bytes };
+        continue;
+      }
       if (entry.kind === "snapshot-part") {
         if (!snapshotFile) {
           open?.db.close();
@@ -151,7 +158,7 @@ export function restoreBackup(
     }
     Deno.removeSync(tmp);
     syncDir(dirname(path));
-    return { path, version, changes, snapshotVersion };
+    return { path, version, changes, snapshotVersion, tail };
   } catch (error) {
     snapshotFile?.close();
     open?.db.close();
@@ -194,4 +201,15 @@ function verify(db: DatabaseSync, version: number): void {
         `${version}; the backup is inconsistent: restore from another copy`,
     );
   }
+}
+
+/**
+ * What a reader says about a tail it left out: it stopped at `version`, and cannot tell a
+ * record torn by a crash from a damaged last change.
+ */
+export function describeTail(tail: Tail, version: number): string {
+  return `note: stopped at version ${version}: the ${tail.bytes} bytes after it, at offset ` +
+    `${tail.offset} of "${tail.path}", fail their checks: a change torn by a crash (never ` +
+    `acknowledged, then version ${version} is the node's) or a damaged change ${version + 1}; ` +
+    `if the node's database is at version ${version + 1}, the backup is damaged`;
 }

@@ -72,7 +72,13 @@ Deno.test("init on a node with no database yet creates an empty backup at versio
   assertMatch(output.stdout[0], /Created the empty backup .* at version 0/);
   assertEquals(output.stdout.at(-1), `important-plugin=${dir}/cln-backup-plugin`);
   const backend = openBackend(url);
-  assertEquals(backend.state(), { version: 0, rewindVersion: undefined, records: 0, bytes: 32 });
+  assertEquals(backend.state(), {
+    version: 0,
+    rewindVersion: undefined,
+    records: 0,
+    bytes: 64,
+    tail: undefined,
+  });
   backend.close();
   removeNodeDir(dir);
 });

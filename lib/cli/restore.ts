@@ -5,7 +5,12 @@
  */
 import type { BackupReader } from "../backends/backend.ts";
 import { openReader } from "../backends/open.ts";
-import { restoreBackup, type RestoreResult, restoreTarget } from "../backup/restore.ts";
+import {
+  describeTail,
+  restoreBackup,
+  type RestoreResult,
+  restoreTarget,
+} from "../backup/restore.ts";
 import { existsSync } from "../fs/exists.ts";
 import { removeLeftovers } from "../fs/work_path.ts";
 import { dirname } from "node:path";
@@ -37,10 +42,13 @@ Options:
   -h, --help      show this help
 
 On a terminal, a restore that runs over two seconds shows its progress on stderr. It prints
-the restored path, the version and the number of changes applied. When the backup ends with a
-change, a note says that lightningd may not have committed it, and why one change ahead is
-safe. Work files of a killed restore (*.restoring-PID) in the target's directory are removed
-first, one line each.`;
+the restored path, the version and the number of changes applied. When the backup ends in
+bytes that fail their checks (a change torn by a crash, or a damaged last change: read alone,
+the two look the same), it restores the version before them and prints a note saying where
+it stopped and why: if the node's database is one version further, the backup is damaged.
+When the backup ends with a change, a note says that lightningd may not have committed it,
+and why one change ahead is safe. Work files of a killed restore (*.restoring-PID) in the
+target's directory are removed first, one line each.`;
 
 export const RESTORE_SPEC: CommandSpec = {
   name: "restore",
@@ -159,6 +167,7 @@ export async function restore(args: string[], output: Output = consoleOutput): P
           onProgress: progress && ((version) => progress.update(version)),
         });
         output.out(describeRestore(result));
+        if (result.tail) output.out(describeTail(result.tail, result.version));
         if (toVersion === undefined && result.version !== result.snapshotVersion) {
           output.out(oneAheadNote(result.version));
         }

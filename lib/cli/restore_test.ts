@@ -188,3 +188,24 @@ Deno.test("restore says what a dangling symlink target, a version before the bac
   assertEquals([...Deno.readDirSync(dir)].map((e) => e.name).sort(), ["backup", "link.sqlite3"]);
   Deno.removeSync(dir, { recursive: true });
 });
+
+Deno.test("restore says where it stopped when the backup ends in bytes that fail their checks", async () => {
+  const dir = Deno.makeTempDirSync();
+  const url = await makeBackup(`${dir}/backup`, changes);
+  const log = `${dir}/backup/log-${"1".padStart(20, "0")}.clnb`;
+  const end = Deno.statSync(log).size;
+  Deno.writeFileSync(log, new Uint8Array(10).fill(9), { append: true });
+  const { code, output } = await run([url, `${dir}/restored.sqlite3`]);
+  assertEquals(code, 0, output.stderr.join("\n"));
+  assertEquals(dataVersion(`${dir}/restored.sqlite3`), 15);
+  assertEquals(output.stdout.length, 3);
+  assertMatch(output.stdout[0], /^Restored ".*" at version 15: /);
+  assertEquals(
+    output.stdout[1],
+    `note: stopped at version 15: the 10 bytes after it, at offset ${end} of "${log}", fail ` +
+      `their checks: a change torn by a crash (never acknowledged, then version 15 is the ` +
+      `node's) or a damaged change 16; if the node's database is at version 16, the backup ` +
+      `is damaged`,
+  );
+  Deno.removeSync(dir, { recursive: true });
+});

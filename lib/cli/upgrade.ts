@@ -11,6 +11,7 @@ import { V1BackupReader } from "../backends/v1/reader.ts";
 import { renameIntoPlace, writeBase } from "../backends/file/create.ts";
 import { existsSync } from "../fs/exists.ts";
 import { createEmptyLog, FileBackend } from "../backends/file/writer.ts";
+import { newBackupId } from "../format/segment.ts";
 import { syncDir, writeAll } from "../fs/durable.ts";
 import { LOCK_FILE, readLockFile } from "../backup/lock_file.ts";
 import { backupKind } from "../backends/open.ts";
@@ -70,7 +71,7 @@ export const UPGRADE_SPEC: CommandSpec = {
  * base segment (streamed through a temporary file), each change appended to the log.
  */
 async function convert(v1: V1BackupReader, dir: string): Promise<void> {
-  createEmptyLog(dir);
+  createEmptyLog(dir, newBackupId());
   // One sync at the end: the directory is renamed into place only after this succeeds.
   const log = FileBackend.open(pathToFileURL(dir).href, dir, { syncOnClose: true });
   const snapshotCopy = `${dir}/snapshot.tmp`;
@@ -85,7 +86,11 @@ async function convert(v1: V1BackupReader, dir: string): Promise<void> {
         case "snapshot-end":
           snapshot?.close();
           snapshot = undefined;
-          writeBase(dir, { version: entry.version, path: snapshotCopy });
+          writeBase(
+            dir,
+            { version: entry.version, path: snapshotCopy },
+            { backupId: log.backupId, firstLog: log.liveSequence },
+          );
           Deno.removeSync(snapshotCopy);
           break;
         case "change":

@@ -6,18 +6,19 @@
  * its last record), so it can run beside a plugin that keeps appending: the newest change
  * stays in the live log on top of the new base, and the one rewind stays possible. Every
  * step is crash-safe: the base is built under a temporary name, synced and renamed into
- * place before anything is deleted, and {@linkcode redundantSegments} finishes an
- * interrupted delete on the next open.
+ * place before anything is deleted, and the deletes are planned durably first
+ * (deletion.ts), so the next open finishes an interrupted one.
  *
  * @module
  */
 import { writeBase } from "../backends/file/create.ts";
 import { FileBackupReader } from "../backends/file/reader.ts";
-import { baseName, readLayout } from "../format/layout.ts";
+import { baseName } from "../format/layout.ts";
+import { readChain } from "../format/chain.ts";
 import { existsSync } from "../fs/exists.ts";
 import { restoreBackup } from "../backup/restore.ts";
 import { crashPoint } from "../fs/crash_point.ts";
-import { DEFAULT_RETAIN_BASES, redundantSegments } from "./plan.ts";
+import { continuingLog, DEFAULT_RETAIN_BASES, redundantSegments } from "./plan.ts";
 import { deleteSegments } from "./deletion.ts";
 import { basename } from "node:path";
 
@@ -66,7 +67,7 @@ export function compactBackup(url: string, dir: string, options: CompactOptions)
   const now = options.now ?? (() => performance.now());
   const started = now();
   const before = stats(url, dir);
-  const newest = readLayout(dir).bases.at(-1)?.version ?? 0;
+  const newest = readChain(dir).bases.at(-1)?.number ?? 0;
   let folded = 0;
   let baseVersion: number | null = null;
   if (options.target > newest && !existsSync(`${dir}/${baseName(options.target)}`)) {
@@ -83,7 +84,12 @@ export function compactBackup(url: string, dir: string, options: CompactOptions)
         },
       );
       options.onProgress?.("base", options.target);
-      writeBase(dir, { version: options.target, path: restored.path });
+      // Read after the restore: a roll meanwhile only adds logs after the one it continues in.
+      const chain = readChain(dir);
+      writeBase(dir, { version: options.target, path: restored.path }, {
+        backupId: chain.backupId,
+        firstLog: continuingLog(chain, options.target),
+      });
       crashPoint?.reached("compact-after-base");
       folded = restored.changes;
       baseVersion = options.target;
@@ -115,7 +121,7 @@ export function compactBackup(url: string, dir: string, options: CompactOptions)
 
 /** Deletes the segments that the newest bases make redundant; returns their names. */
 export function removeRedundant(dir: string, retain: number): string[] {
-  const names = redundantSegments(readLayout(dir), retain).map((path) => basename(path));
+  const names = redundantSegments(readChain(dir), retain).map((path) => basename(path));
   deleteSegments(dir, names);
   return names;
 }

@@ -120,7 +120,7 @@ Deno.test("point-in-time restores around compactions, keeping 1 base and keeping
       }
       await assertRejects(
         () => restoredDump(backup, held[0] - 1),
-        new RegExp(`oldest version it still holds is ${held[0]}`),
+        new RegExp(`its oldest snapshot is at version ${held[0]}, and nothing older is kept`),
       );
     } finally {
       dispose(backup);

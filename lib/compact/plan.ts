@@ -1,35 +1,38 @@
 /**
- * Which segments a compaction makes redundant, and so may delete once its new base is durable.
- *
- * The same rule runs after a compaction and when the writer opens a backup, so files that a
- * crash left behind (after the new base was durable, before every delete) go on the next open.
+ * Where a compaction's new base continues, and which segments it makes redundant (and so may
+ * delete once the base is durable), by the chain rules of lib/format/chain.ts: a base names
+ * the log its changes continue in, and the chain starts at the log the oldest base names.
  *
  * @module
  */
-import { firstVersion } from "../format/log_start.ts";
-import type { Layout } from "../format/layout.ts";
+import { type Chain, sealedVersion } from "../format/chain.ts";
+import { readLayout } from "../format/layout.ts";
 
 /** How many bases to keep (each with the logs after it), for point-in-time restores. */
 export const DEFAULT_RETAIN_BASES = 1;
 
 /**
- * The bases older than the newest `retain`, and the sealed logs that hold nothing above the
- * oldest base kept. A log's records never exceed the first record of the log after it, so
- * that record bounds it; the live log (the last) is never redundant.
+ * The log a base at `version` continues in: the first whose records reach `version` (a hook
+ * without a bump at that version, a migration's PRAGMA, must still run after the base).
+ * Logs before it hold only older changes; the live log, unsealed, may hold anything.
  */
-export function redundantSegments(
-  layout: Layout,
-  retain: number,
-  first: (path: string) => number | undefined = firstVersion,
-): string[] {
-  if (layout.bases.length === 0) return [];
-  const kept = layout.bases.slice(-Math.max(1, retain));
-  const oldestKept = kept[0].version;
-  const redundant = layout.bases.slice(0, layout.bases.length - kept.length).map((b) => b.path);
-  for (let i = 0; i + 1 < layout.logs.length; i++) {
-    const next = first(layout.logs[i + 1].path);
-    if (next === undefined || next > oldestKept) break;
-    redundant.push(layout.logs[i].path);
+export function continuingLog(chain: Chain, version: number): number {
+  for (const log of chain.logs) {
+    const last = sealedVersion(log);
+    if (last === undefined || last >= version) return log.number;
   }
-  return redundant;
+  throw new Error(`Cannot compact backup: "${chain.dir}" has no log`);
+}
+
+/**
+ * The bases older than the newest `retain`, and the logs before the one the oldest kept base
+ * continues in (also those a crash left below the chain's start), oldest first.
+ */
+export function redundantSegments(chain: Chain, retain: number): string[] {
+  if (chain.bases.length === 0) return [];
+  const kept = chain.bases.slice(-Math.max(1, retain));
+  const start = kept[0].header.firstLog;
+  const bases = chain.bases.slice(0, chain.bases.length - kept.length).map((b) => b.path);
+  const logs = readLayout(chain.dir).logs.filter((l) => l.sequence < start).map((l) => l.path);
+  return [...bases, ...logs];
 }

@@ -306,6 +306,9 @@ export class BackupPlugin {
       if (!this.#checked) {
         const verdict = checkFirstWrite(state, { dataVersion: version, bumpedFrom: from });
         if (verdict.action === "stop") return this.#stop(verdict.message);
+        if (verdict.action === "append" && verdict.cutTail) {
+          this.log("unusual", await backend.cutTail());
+        }
         this.log("info", verdict.message);
         if (verdict.action === "rewind") await backend.rewind();
         this.#checked = true;

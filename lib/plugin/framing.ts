@@ -16,7 +16,9 @@
  * caller inject one.
  *
  * Memory: bytes of a message that spans reads are copied once as they come and joined once
- * at its end; a message wholly inside one read is returned as a view of that read.
+ * at its end; a message wholly inside one read is returned as a view of that read. Garbage
+ * costs nothing. A message that never closes holds all the input after it until input ends
+ * (as lightningd's own parser would): memory then grows with it as with any large message.
  *
  * @module
  */
@@ -65,58 +67,62 @@ export class MessageFramer {
     const n = chunk.length;
     let i = 0;
     let start = 0;
-    // Where the next quote and backslash are in `chunk` at or after `i` (-1: none left).
-    let quote = -2;
-    let backslash = -2;
+    // The scanner's state, in locals while it runs.
+    let state = this.#state;
+    let depth = this.#depth;
+    let inString = this.#inString;
+    if (this.#escaped && n > 0) {
+      this.#escaped = false;
+      i = 1;
+    }
     while (i < n) {
-      if (this.#state === BETWEEN) {
+      if (state === MESSAGE) {
+        if (inString) {
+          // The next quote ends the string unless an odd run of backslashes escapes it.
+          const quote = chunk.indexOf(QUOTE, i);
+          const end = quote === -1 ? n : quote;
+          let run = 0;
+          while (end - run > i && chunk[end - run - 1] === BACKSLASH) run++;
+          if (quote === -1) {
+            this.#escaped = (run & 1) === 1;
+            i = n;
+          } else {
+            inString = (run & 1) === 1;
+            i = quote + 1;
+          }
+          continue;
+        }
+        const byte = chunk[i++];
+        if (byte === QUOTE) {
+          inString = true;
+        } else if (byte === OPEN_OBJECT || byte === OPEN_ARRAY) {
+          depth++;
+        } else if ((byte === CLOSE_OBJECT || byte === CLOSE_ARRAY) && --depth === 0) {
+          messages.push(this.#take(chunk.subarray(start, i)));
+          state = BETWEEN;
+        }
+      } else if (state === BETWEEN) {
         const byte = chunk[i];
         if (byte === SPACE || byte === NL || byte === CR || byte === TAB) {
           i++;
         } else if (byte === OPEN_OBJECT || byte === OPEN_ARRAY) {
-          this.#state = MESSAGE;
-          this.#depth = 1;
+          state = MESSAGE;
+          depth = 1;
           start = i++;
         } else {
-          this.#state = GARBAGE;
+          state = GARBAGE;
           this.#garbage = 0;
           this.#newline = false;
         }
-      } else if (this.#state === GARBAGE) {
-        i = this.#skipGarbage(chunk, i);
-      } else if (this.#inString) {
-        if (this.#escaped) {
-          this.#escaped = false;
-          i++;
-          continue;
-        }
-        if (quote !== -1 && quote < i) quote = chunk.indexOf(QUOTE, i);
-        if (backslash !== -1 && backslash < i) backslash = chunk.indexOf(BACKSLASH, i);
-        if (backslash !== -1 && (quote === -1 || backslash < quote)) {
-          i = backslash + 2;
-          if (i > n) {
-            this.#escaped = true;
-            i = n;
-          }
-        } else if (quote === -1) {
-          i = n;
-        } else {
-          this.#inString = false;
-          i = quote + 1;
-        }
       } else {
-        const byte = chunk[i++];
-        if (byte === QUOTE) {
-          this.#inString = true;
-        } else if (byte === OPEN_OBJECT || byte === OPEN_ARRAY) {
-          this.#depth++;
-        } else if ((byte === CLOSE_OBJECT || byte === CLOSE_ARRAY) && --this.#depth === 0) {
-          messages.push(this.#take(chunk.subarray(start, i)));
-          this.#state = BETWEEN;
-        }
+        i = this.#skipGarbage(chunk, i);
+        if (this.#garbage < 0) state = BETWEEN;
       }
     }
-    if (this.#state === MESSAGE) this.#keep(chunk.slice(start));
+    this.#state = state;
+    this.#depth = depth;
+    this.#inString = inString;
+    if (state === MESSAGE) this.#keep(chunk.slice(start));
     return messages;
   }
 
@@ -126,6 +132,7 @@ export class MessageFramer {
    */
   end(): number {
     if (this.#state === GARBAGE && this.#garbage > 0) this.onGarbage(this.#garbage);
+    this.#garbage = 0;
     const partial = this.#pendingBytes;
     this.#pieces = [];
     this.#pendingBytes = 0;
@@ -154,10 +161,11 @@ export class MessageFramer {
     return nl + 2;
   }
 
+  /** Reports the run of garbage; a negative count marks it ended. */
   #endGarbage(adjust: number): void {
-    this.#state = BETWEEN;
     this.#newline = false;
     this.onGarbage(this.#garbage + adjust);
+    this.#garbage = -1;
   }
 
   #keep(piece: Uint8Array): void {

@@ -75,8 +75,11 @@ Deno.test("parseMessage: bytes that are not UTF-8 are refused, id and method kep
     id: undefined,
     error: "not valid UTF-8",
   });
-  // A valid 4-byte sequence is fine.
-  assertEquals(parse('{"jsonrpc":"2.0","method":"m","params":"⚡𝄞"}').ok, true);
+  // Valid 4-byte sequences are fine, and so is a U+FFFD that was sent as such.
+  assertEquals(parse('{"jsonrpc":"2.0","method":"m","params":"⚡𝄞\uFFFD"}'), {
+    ok: true,
+    request: { jsonrpc: "2.0", method: "m", params: "⚡𝄞\uFFFD" },
+  });
 });
 
 Deno.test("parseMessage: no method, or a method that is not a string", () => {

@@ -1,7 +1,8 @@
 /**
- * The plugin process: opens the backup named by `backup.lock` in the working directory (the
- * lightning dir lightningd starts it in) before it reads its first message, since `db_write`
- * arrives before `init`, then serves stdin and stdout until `shutdown` or end of input.
+ * The plugin process: opens and checks the backup named by `backup.lock` in the working
+ * directory (the lightning dir lightningd starts it in) and logs its state before it reads
+ * its first message, since `db_write` arrives before `init`; then serves stdin and stdout
+ * until `shutdown` or end of input.
  *
  * @module
  */

@@ -1,23 +1,15 @@
 import { Options, type OptionSpec, type OptionValue } from "./options.ts";
 import { RpcError } from "./jsonrpc.ts";
 import { assertEquals, assertRejects } from "../../tests/support/assert.ts";
-import { FIXTURES } from "../../tests/support/fixtures.ts";
+import {
+  loadRpcOptionsDriver,
+  RECORDED_INIT_OPTIONS,
+  RECORDED_OPTIONS_IN_FORCE,
+} from "../../tests/support/fixtures.ts";
 
 /** The options the recording plugin declared, one of each type, as lightningd got them. */
-const driver = JSON.parse(
-  Deno.readTextFileSync(`${FIXTURES}cln-v26.06.6/rpc-options/driver.json`),
-) as { options: OptionSpec[] };
-const RECORDED = driver.options;
-
-/** `init`'s `params.options` as recorded. */
-const INIT = {
-  "rec-int": 42,
-  "rec-bool": false,
-  "rec-string": "s3://bucket/a b",
-  "rec-flag": true,
-  "rec-default": 7,
-  "rec-dyn": 10,
-};
+const RECORDED = loadRpcOptionsDriver().options;
+const INIT = RECORDED_INIT_OPTIONS;
 
 Deno.test("options: the manifest entries equal what the recorded plugin declared", () => {
   assertEquals(new Options(RECORDED).manifest(), RECORDED);
@@ -39,23 +31,14 @@ Deno.test("options: defaults before init; flags false, strings without default u
 Deno.test("options: init's recorded options arrive typed, absent ones keep their default", () => {
   const options = new Options(RECORDED);
   assertEquals(options.init(INIT), []);
-  assertEquals(options.values(), {
-    "rec-int": 42,
-    "rec-bool": false,
-    "rec-string": "s3://bucket/a b",
-    "rec-flag": true,
-    "rec-flag-unset": false,
-    "rec-default": 7,
-    "rec-nodefault": null,
-    "rec-dyn": 10,
-  });
+  assertEquals(options.values(), { ...RECORDED_OPTIONS_IN_FORCE, "rec-dyn": 10 });
 });
 
 Deno.test("options: setconfig's recorded string val sets a dynamic int", () => {
   const options = new Options(RECORDED);
   options.init(INIT);
   assertEquals(options.set({ config: "rec-dyn", val: "20" }), 20);
-  assertEquals(options.get("rec-dyn"), 20);
+  assertEquals(options.values(), RECORDED_OPTIONS_IN_FORCE);
 });
 
 const SPEC = (type: OptionSpec["type"]): OptionSpec[] => [

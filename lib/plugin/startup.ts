@@ -51,7 +51,12 @@ export function openAtStart(
     const rewind = state.rewindVersion === undefined
       ? ""
       : ` (its last change can be dropped back to ${state.rewindVersion})`;
-    const tail = log.length > 0 ? "its torn tail cut" : "its tail intact";
+    // A tail is decided at the first write, where the node's version tells torn from damaged.
+    const tail = state.tail === undefined
+      ? "its tail intact"
+      : `${state.tail.bytes} bytes after it at offset ${state.tail.offset} of ` +
+        `"${state.tail.path}" fail their checks (a torn append, or a damaged change ` +
+        `${state.version + 1}: the first write decides)`;
     log.push({
       level: "info",
       message: `Backup "${url}" opened and checked at start: version ${state.version}` +

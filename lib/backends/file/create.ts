@@ -10,7 +10,7 @@ import { crashPoint } from "../../fs/crash_point.ts";
 import { createEmptyLog } from "./writer.ts";
 import { baseName } from "../../format/layout.ts";
 import { encodeRecord, encodeSnapshotEnd, RecordKind } from "../../format/record.ts";
-import { encodeSegmentHeader, SegmentKind } from "../../format/segment.ts";
+import { encodeSegmentHeader, newBackupId, SegmentKind } from "../../format/segment.ts";
 import { dirname } from "node:path";
 import { claimWorkPath, workPath } from "../../fs/work_path.ts";
 import { atStep } from "../../fs/step_seam.ts";
@@ -25,14 +25,24 @@ export interface SnapshotSource {
   path: string;
 }
 
+/** Where a base goes in its backup's chain. */
+export interface BasePlace {
+  backupId: Uint8Array;
+  /** The log that holds (or will hold) the changes after the snapshot. */
+  firstLog: number;
+}
+
 /** Writes `base-<version>.clnb` into `dir`, streaming the database file in parts. */
-export function writeBase(dir: string, source: SnapshotSource): void {
+export function writeBase(dir: string, source: SnapshotSource, place: BasePlace): void {
   const name = baseName(source.version);
   const tmp = `${dir}/${name}.tmp`;
   const out = Deno.openSync(tmp, { write: true, create: true, truncate: true });
   const input = Deno.openSync(source.path, { read: true });
   try {
-    writeAll(out, encodeSegmentHeader({ kind: SegmentKind.Base, number: source.version }));
+    writeAll(
+      out,
+      encodeSegmentHeader({ kind: SegmentKind.Base, number: source.version, ...place }),
+    );
     const buffer = new Uint8Array(SNAPSHOT_PART_BYTES);
     let total = 0;
     let parts = 0;
@@ -81,8 +91,9 @@ export function createFileBackup(dir: string, snapshot?: SnapshotSource): void {
   const claim = claimWorkPath(building, "directory");
   try {
     try {
-      if (snapshot) writeBase(building, snapshot);
-      createEmptyLog(building);
+      const backupId = newBackupId();
+      if (snapshot) writeBase(building, snapshot, { backupId, firstLog: 1 });
+      createEmptyLog(building, backupId);
       atStep("create-building");
       renameIntoPlace(building, dir);
     } catch (error) {
