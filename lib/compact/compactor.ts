@@ -90,6 +90,8 @@ export class Compactor implements CompactionService {
   #progress: NonNullable<CompactionStatus["running"]> | undefined;
   #last: CompactionStatus["last"] = null;
   #thread: CompactionThread | undefined;
+  /** Settles the running compaction's promise when it is stopped from outside. */
+  #abandon: ((error: Error) => void) | undefined;
 
   constructor(
     readonly backend: CompactableBackend,
@@ -116,6 +118,7 @@ export class Compactor implements CompactionService {
     const thread = this.#thread = this.newThread();
     this.#progress = { target, phase: "starting", version: target };
     const running = new Promise<CompactionResult>((resolve, reject) => {
+      this.#abandon = reject;
       thread.run(
         { url: this.backend.url, dir: this.backend.dir, target, retain: this.policy().retain },
         (message) => {
@@ -127,6 +130,7 @@ export class Compactor implements CompactionService {
           this.#thread = undefined;
           this.#running = undefined;
           this.#progress = undefined;
+          this.#abandon = undefined;
           // Whatever the outcome, files may have changed (a failed compaction can still
           // have finished its deletes).
           this.backend.compacted();
@@ -164,5 +168,12 @@ export class Compactor implements CompactionService {
   /** Stops a running compaction; what it left is finished or cleaned on the next open. */
   stop(): void {
     this.#thread?.stop();
+    this.#thread = undefined;
+    this.#running = undefined;
+    this.#progress = undefined;
+    this.#abandon?.(
+      new Error("Cannot compact backup: the plugin is stopping; the next open cleans up"),
+    );
+    this.#abandon = undefined;
   }
 }

@@ -164,3 +164,29 @@ Deno.test(
     assertEquals(restoredDump(writer, dir), dumpAt(CHANGES, CHANGES.at(-1)!.version));
   }),
 );
+
+Deno.test("compactor: stopping the plugin mid-compaction settles the call; the next open cleans up", async () => {
+  const dir = Deno.makeTempDirSync({ prefix: "cln-backup-compactor-" });
+  const url = `file://${dir}/backup`;
+  createFileBackup(`${dir}/backup`);
+  try {
+    const writer = FileBackend.open(url, `${dir}/backup`, { segmentBytes: 64 * 1024 });
+    for (const change of CHANGES.slice(0, 300)) await writer.append(change);
+    const compactor = new Compactor(writer, () => DEFAULT_POLICY);
+    const running = compactor.compact();
+    compactor.stop();
+    await assertRejects(() => running, /the plugin is stopping/);
+    assertEquals(compactor.running, false);
+    writer.close();
+    const reopened = FileBackend.open(url, `${dir}/backup`);
+    try {
+      assertEquals(readLayout(`${dir}/backup`).temporaries, []);
+      assertEquals(reopened.state().version, CHANGES[299].version);
+      assertEquals(restoredDump(reopened, dir), dumpAt(CHANGES, CHANGES[299].version));
+    } finally {
+      reopened.close();
+    }
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
