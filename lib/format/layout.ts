@@ -46,12 +46,11 @@ export function readLayout(dir: string): Layout {
   const layout: Layout = { bases: [], logs: [], temporaries: [] };
   for (const entry of Deno.readDirSync(dir)) {
     const path = `${dir}/${entry.name}`;
-    // A compaction builds its database in a `.tmp` directory.
-    if (entry.name.endsWith(".tmp") && (entry.isFile || entry.isDirectory)) {
+    // A write's temporary file, or the directory a compaction builds its database in.
+    if (entry.name.endsWith(".tmp")) {
       layout.temporaries.push(path);
       continue;
     }
-    if (!entry.isFile) continue;
     const match = SEGMENT.exec(entry.name);
     if (!match) continue;
     if (!entry.isFile) {
