@@ -3,6 +3,7 @@
  * init, backup-status, shutdown and end of input; malformed input answered or ignored, never
  * a crash; and a plugin without a usable backup stopping the node without committing.
  */
+import { DEFAULT_COMPACTION_OPTIONS } from "./support/plugin_session.ts";
 import { DatabaseSync } from "node:sqlite";
 import { assert, assertEquals, assertMatch } from "./support/assert.ts";
 import { DATABASE_NAME } from "./support/fake_lightningd.ts";
@@ -39,11 +40,17 @@ Deno.test("protocol: getmanifest declares the hook, the subscription, the method
     assertEquals(manifest.subscriptions, ["shutdown"]);
     assertEquals(manifest.dynamic, false);
     const methods = manifest.rpcmethods as Record<string, unknown>[];
-    assertEquals(methods.map((m) => m.name), ["backup-status"]);
+    assertEquals(methods.map((m) => m.name), ["backup-status", "backup-compact"]);
     assertEquals(typeof methods[0].usage, "string");
     assertEquals(typeof methods[0].description, "string");
     const options = manifest.options as Record<string, unknown>[];
-    assertEquals(options.map((o) => [o.name, o.type]), [["backup-destination", "string"]]);
+    assertEquals(options.map((o) => [o.name, o.type, o.dynamic ?? false]), [
+      ["backup-destination", "string", false],
+      ["backup-compact-auto", "bool", true],
+      ["backup-compact-ratio", "int", true],
+      ["backup-compact-min-mib", "int", true],
+      ["backup-retain-snapshots", "int", true],
+    ]);
     assertMatch(String(options[0].description), /UNUSED/);
     await stop(lightningd);
   });
@@ -93,7 +100,13 @@ Deno.test("protocol: backup-status reports the backup and the hook's latency", a
       records: 3,
       backup_bytes: bytes,
       writes_since_start: 3,
-      options: { "backup-destination": null },
+      options: { "backup-destination": null, ...DEFAULT_COMPACTION_OPTIONS },
+      compaction: {
+        running: null,
+        last: null,
+        next_due_at_bytes: 64 * 1024 * 1024,
+        sealed_log_bytes: 0,
+      },
     });
     assert(typeof last === "number" && last >= 0, `last_hook_ms ${last}`);
     assert(typeof p99 === "number" && p99 >= last, `p99_hook_ms ${p99}`);

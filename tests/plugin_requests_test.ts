@@ -4,6 +4,7 @@
  * take, options from `init` and `setconfig`, hooks answered while a call is held, and
  * `db_write`s the plugin must refuse because it could not store them exactly.
  */
+import { DEFAULT_COMPACTION_OPTIONS } from "./support/plugin_session.ts";
 import { assert, assertEquals } from "./support/assert.ts";
 import { type Chunking, DATABASE_NAME, testPlugin } from "./support/fake_lightningd.ts";
 import { dumpDatabase } from "./support/dump.ts";
@@ -131,12 +132,12 @@ Deno.test("requests: the plugin's own option shows in backup-status; setconfig r
     assertEquals(await lightningd.transaction(SCHEMA), "committed");
     assertEquals(
       status(await lightningd.request("backup-status", [])).options,
-      { "backup-destination": null },
+      { "backup-destination": null, ...DEFAULT_COMPACTION_OPTIONS },
     );
     await lightningd.init({ "backup-destination": "file:///old/backup.dbak" });
     assertEquals(
       status(await lightningd.request("backup-status", [])).options,
-      { "backup-destination": "file:///old/backup.dbak" },
+      { "backup-destination": "file:///old/backup.dbak", ...DEFAULT_COMPACTION_OPTIONS },
     );
     const refused = await lightningd.request("setconfig", {
       config: "backup-destination",

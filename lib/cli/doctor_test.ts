@@ -254,7 +254,7 @@ Deno.test("doctor: the launcher's permissions must match backup.lock", () =>
       runChecks(node.dir, GOOD_SYSTEM),
       "permissions",
       "FAIL",
-      /lacks --allow-read=.*backup2 --allow-write=.*backup2.*backup\.lock changed after init/,
+      /lacks --allow-read=.*backup2,.*lib --allow-write=.*backup2.*backup\.lock changed after init/,
     );
     writeLockFile(node.dir, { backend_url: node.url });
     const text = Deno.readTextFileSync(node.launcher);

@@ -118,10 +118,18 @@ export function listItem(path: string): string {
   return path;
 }
 
+/**
+ * The code a file backup's compaction worker loads (lib/compact/worker.ts and what it
+ * imports, all in this lib/): a Worker reads its modules at run time, so it needs read
+ * access to them.
+ */
+const WORKER_CODE = new URL("../", import.meta.url).pathname.replace(/\/$/, "");
+
 /** The permission flags of the least-privilege launch (shared by `deno run` and `deno compile`). */
 export function permissionFlags(plan: LaunchPlan): string[] {
   const lock = `${realPath(plan.lightningDir).replace(/\/+$/, "")}/${LOCK_FILE}`;
-  const read = [lock, ...(plan.backupPath ? [plan.backupPath] : [])].map(listItem);
+  const read = [lock, ...(plan.backupPath ? [plan.backupPath, WORKER_CODE] : [])]
+    .map(listItem);
   return [
     "--no-prompt",
     "--no-config",
@@ -139,7 +147,9 @@ export function launchArgs(plan: LaunchPlan): string[] {
 
 /** The `deno compile` arguments that build the plugin for one node with the same permissions. */
 export function compileArgs(plan: LaunchPlan, output: string): string[] {
-  return ["compile", ...permissionFlags(plan), "--output", output, plan.plugin];
+  // The compaction worker is loaded at run time, so the binary must carry it.
+  const include = plan.backupPath ? ["--include", `${WORKER_CODE}/compact/worker.ts`] : [];
+  return ["compile", ...permissionFlags(plan), ...include, "--output", output, plan.plugin];
 }
 
 function shellQuote(word: string): string {

@@ -10,6 +10,7 @@ import { status } from "./status.ts";
 import { upgrade } from "./upgrade.ts";
 import { verify } from "./verify.ts";
 import { doctor } from "./doctor.ts";
+import { compact } from "./compact.ts";
 
 export const HELP = `Usage: cln-backup <command> [options]
   run as ./backup-cli <command> [options] in the checkout (the Python plugin's CLI name; each
@@ -31,6 +32,8 @@ Commands:
                                         convert the Python plugin's v1 .dbak into cln-backup's
                                         format, keeping every version
   doctor [--lightning-dir DIR]          check a node's backup set-up, one line per check
+  compact <url> [--retain K] [--json]   fold old changes into a new snapshot (node stopped;
+                                        on a running node: lightning-cli backup-compact)
 
 <url> is file:///abs/path (a cln-backup directory, or a v1 .dbak file to read).
 "cln-backup <command> --help" explains a command.
@@ -50,6 +53,7 @@ export const COMMANDS: Record<string, (args: string[], output: Output) => Promis
   verify,
   upgrade,
   doctor,
+  compact,
 };
 
 /**
@@ -60,10 +64,6 @@ export const LATER_COMMANDS: Record<string, { what: string; meanwhile: string }>
   server: {
     what: "the backup server that socket: backups connect to",
     meanwhile: "keep the backup on a file:/// path (a mounted disk) meanwhile",
-  },
-  compact: {
-    what: "compaction of a backup into a new snapshot",
-    meanwhile: "to start a backup small, init a new one from the node's database meanwhile",
   },
 };
 

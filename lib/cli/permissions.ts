@@ -32,13 +32,14 @@ import {
   userPath,
 } from "./args.ts";
 import { BackupUrlError } from "../backends/url.ts";
-import { INIT_SPEC, initTarget, isUrlArgument } from "./init.ts";
+import { INIT_SPEC, initTarget } from "./init.ts";
 import { RESTORE_SPEC } from "./restore.ts";
 import { STATUS_SPEC } from "./status.ts";
 import { VERIFY_SPEC } from "./verify.ts";
 import { UPGRADE_SPEC, upgradeUrl } from "./upgrade.ts";
 import { DOCTOR_SPEC } from "./doctor.ts";
 import { SERVER_SPEC, serverArgs } from "./server_args.ts";
+import { COMPACT_SPEC } from "./compact.ts";
 import { address, backupAccess, listItem } from "./launcher.ts";
 import { pidFilePath, rpcSocketPath } from "./node_dir.ts";
 import { readLockFile } from "../backup/lock_file.ts";
@@ -177,13 +178,7 @@ const TABLE: Record<string, { spec?: CommandSpec; plan: Planner }> = {
       return merge(backup(url, true), { net: [address(listen.hostname, listen.port)] });
     },
   },
-  // compact has no command line of its own yet: it writes the backup its first URL names.
-  compact: {
-    plan: ({ positionals }) => {
-      const url = positionals.find(isUrlArgument);
-      return url === undefined ? {} : backup(url, true);
-    },
-  },
+  compact: { spec: COMPACT_SPEC, plan: ({ positionals: [url] }) => backup(url, true) },
 };
 
 /** The commands the table knows. */

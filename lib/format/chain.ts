@@ -14,7 +14,14 @@
  * @module
  */
 import { logName, readLayout } from "./layout.ts";
-import { decodeSeal, RecordKind } from "./record.ts";
+import {
+  decodeRecordHeader,
+  decodeSeal,
+  encodeSeal,
+  payloadChecks,
+  RECORD_HEADER_SIZE,
+  RecordKind,
+} from "./record.ts";
 import {
   CorruptBackupError,
   decodeSegmentHeader,
@@ -225,6 +232,28 @@ export function checkFollows(
       record.offset,
       `change ${record.version} follows version ${previous ?? baseVersion}`,
     );
+  }
+}
+
+/** Bytes of a seal record: its header and the next log's sequence. */
+const SEAL_BYTES = RECORD_HEADER_SIZE + encodeSeal(0).length;
+
+/**
+ * The version of a sealed log's last change, from its seal alone (its last bytes);
+ * `undefined` for a log that does not end in its seal (the live one).
+ */
+export function sealedVersion(log: Segment): number | undefined {
+  const file = openSegment(log.path);
+  try {
+    const size = file.statSync().size;
+    if (size < SEGMENT_HEADER_SIZE + SEAL_BYTES) return undefined;
+    const bytes = readAt(file, size - SEAL_BYTES, SEAL_BYTES);
+    const header = decodeRecordHeader(bytes);
+    const payload = bytes.subarray(RECORD_HEADER_SIZE);
+    if (header?.kind !== RecordKind.Seal || !payloadChecks(header, payload)) return undefined;
+    return decodeSeal(payload) === log.number + 1 ? header.version : undefined;
+  } finally {
+    file.close();
   }
 }
 

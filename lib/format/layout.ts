@@ -46,6 +46,7 @@ export function readLayout(dir: string): Layout {
   const layout: Layout = { bases: [], logs: [], temporaries: [] };
   for (const entry of Deno.readDirSync(dir)) {
     const path = `${dir}/${entry.name}`;
+    // A write's temporary file, or the directory a compaction builds its database in.
     if (entry.name.endsWith(".tmp")) {
       layout.temporaries.push(path);
       continue;

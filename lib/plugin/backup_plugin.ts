@@ -36,6 +36,10 @@ import { LatencyWindow } from "./latency.ts";
 import { manifest, PLUGIN_OPTIONS } from "./manifest.ts";
 import { bindParams, type RpcMethod } from "./methods.ts";
 import { Options, type OptionSpec } from "./options.ts";
+import { compactionPolicy } from "./compaction_options.ts";
+import type { CompactionService } from "../compact/compactor.ts";
+import type { CompactionResult } from "../compact/compact.ts";
+import type { CompactionPolicy } from "../compact/policy.ts";
 
 /** What the plugin needs from its surroundings; tests give fakes. */
 export interface PluginContext {
@@ -48,12 +52,17 @@ export interface PluginContext {
   options?: readonly OptionSpec[];
   /** Methods beside the plugin's own (tests stand in for ones not built yet). */
   methods?: readonly RpcMethod[];
+  /** Compaction for this backup, when it compacts where the plugin runs (a file backup). */
+  compaction?: (policy: () => CompactionPolicy) => CompactionService;
   /**
    * Test seam, never set in production: a method call waits for the promise this returns
    * before it runs, so a test can hold a call while it sends hooks.
    */
   hold?(method: string, signal: AbortSignal): Promise<void> | undefined;
 }
+
+/** The error code of a failed `backup-compact` (JSON-RPC's range for a server's own errors). */
+const COMPACTION_FAILED = -32000;
 
 /** Tells lightningd to stop without committing (anything but `continue` does). */
 const ABORT = "abort";
@@ -91,10 +100,14 @@ export class BackupPlugin {
   /** Method calls still running; aborted and awaited on close. */
   readonly #calls = new Set<Promise<void>>();
   readonly #exiting = new AbortController();
+  readonly #compaction: CompactionService | undefined;
 
   constructor(readonly context: PluginContext) {
     if ("error" in context.backend) this.#stop(context.backend.error);
     this.#options = new Options(context.options ?? PLUGIN_OPTIONS);
+    this.#compaction = context.compaction?.(() =>
+      compactionPolicy((name) => this.#options.get(name))
+    );
     const own: RpcMethod[] = [{
       name: "backup-status",
       usage: "",
@@ -102,6 +115,13 @@ export class BackupPlugin {
         "the plugin's options",
       params: [],
       run: () => this.status(),
+    }, {
+      name: "backup-compact",
+      usage: "",
+      description: "Fold the backup's old changes into a new snapshot, beside the node's " +
+        "writes (they never wait for it); answers with the sizes before and after",
+      params: [],
+      run: () => this.#compact(),
     }];
     this.#methods = new Map([...own, ...context.methods ?? []].map((m) => [m.name, m]));
   }
@@ -235,6 +255,39 @@ export class BackupPlugin {
     this.#result(id, { result: "continue" });
     this.#writes++;
     this.#latency.add(this.context.now() - receivedAt);
+    // After the answer: a compaction, if one is due, starts on its own thread.
+    this.#compaction?.maybeCompact()?.then(
+      (result) => this.#logCompaction(result, "by itself"),
+      (error) => this.log("unusual", error.message),
+    );
+  }
+
+  #logCompaction(result: CompactionResult, how: string): void {
+    this.log(
+      "info",
+      `compacted the backup ${how} in ${result.seconds} s: ${result.versions_folded} ` +
+        `change(s) folded, ${result.bytes_freed} bytes freed`,
+    );
+  }
+
+  async #compact(): Promise<unknown> {
+    if (this.#compaction === undefined) {
+      throw new RpcError(
+        COMPACTION_FAILED,
+        "Cannot compact backup: this backup is not compacted by the plugin",
+      );
+    }
+    if (this.#stopped !== undefined) {
+      throw new RpcError(COMPACTION_FAILED, `Cannot compact backup: ${this.#stopped}`);
+    }
+    try {
+      const result = await this.#compaction.compact();
+      this.#logCompaction(result, "on request");
+      return result;
+    } catch (error) {
+      this.log("unusual", (error as Error).message);
+      throw new RpcError(COMPACTION_FAILED, (error as Error).message);
+    }
   }
 
   /** Stores one change; returns why it was refused, if it was. */
@@ -312,6 +365,7 @@ export class BackupPlugin {
       last_hook_ms: ms(this.#latency.last),
       p99_hook_ms: ms(this.#latency.quantile(0.99)),
       options: this.#options.values(),
+      compaction: this.#compaction?.status() ?? null,
     };
   }
 
@@ -332,6 +386,7 @@ export class BackupPlugin {
     if (this.#closed) return;
     this.#closed = true;
     this.#exiting.abort();
+    this.#compaction?.stop();
     await Promise.allSettled(this.#calls);
     if (!("error" in this.context.backend)) this.context.backend.close();
   }

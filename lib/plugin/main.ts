@@ -9,6 +9,9 @@
 import { BackupPlugin, type PluginContext } from "./backup_plugin.ts";
 import { serve, writeTo } from "./stdio.ts";
 import { openAtStart } from "./startup.ts";
+import { FileBackend } from "../backends/file/writer.ts";
+import { Compactor } from "../compact/compactor.ts";
+import type { CompactionPolicy } from "../compact/policy.ts";
 
 const streams = {
   read: (buffer: Uint8Array) => Deno.stdin.read(buffer),
@@ -19,6 +22,17 @@ const streams = {
 };
 
 /**
+ * Test seam: smaller log segments, so tests see rolls and compactions on recorded runs. Read
+ * only where the environment may be read; the launcher grants no environment access.
+ */
+function testSegmentBytes(): number | undefined {
+  const name = "CLN_BACKUP_TEST_SEGMENT_BYTES";
+  if (Deno.permissions.querySync({ name: "env", variable: name }).state !== "granted") return;
+  const value = Deno.env.get(name);
+  return value === undefined ? undefined : Number(value);
+}
+
+/**
  * Runs the plugin until it should exit. `configure` is for test entry points only: it may
  * change the context (stand-in methods, another option table, a hold) before the plugin
  * starts.
@@ -27,11 +41,15 @@ export async function runPlugin(
   configure: (context: PluginContext) => PluginContext = (context) => context,
 ): Promise<void> {
   const now = () => performance.now();
-  // A backup that fails the check is logged in one line by the plugin, which then refuses
-  // every db_write.
-  const startup = openAtStart(Deno.cwd());
+  // Before the first message: db_write arrives before init. A backup that fails the check is
+  // logged in one line, and the plugin then refuses every db_write.
+  const startup = openAtStart(Deno.cwd(), { segmentBytes: testSegmentBytes() });
+  const backend = startup.backend;
+  const compaction = backend instanceof FileBackend
+    ? (policy: () => CompactionPolicy) => new Compactor(backend, policy)
+    : undefined;
   const plugin = new BackupPlugin(
-    configure({ backend: startup.backend, send: writeTo(streams), now }),
+    configure({ backend, send: writeTo(streams), now, compaction }),
   );
   for (const { level, message } of startup.log) plugin.log(level, message);
   try {

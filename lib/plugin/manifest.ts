@@ -6,6 +6,7 @@
  */
 import type { RpcMethod } from "./methods.ts";
 import type { Options, OptionSpec } from "./options.ts";
+import { COMPACTION_OPTIONS } from "./compaction_options.ts";
 
 /** The plugin's options. */
 export const PLUGIN_OPTIONS: readonly OptionSpec[] = [{
@@ -13,7 +14,7 @@ export const PLUGIN_OPTIONS: readonly OptionSpec[] = [{
   type: "string",
   description: "UNUSED, kept so old configurations still start: the destination is the " +
     "backend_url in backup.lock in the lightning dir",
-}];
+}, ...COMPACTION_OPTIONS];
 
 export function manifest(options: Options, methods: readonly RpcMethod[]): Record<string, unknown> {
   return {

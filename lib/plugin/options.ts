@@ -26,6 +26,8 @@ export interface OptionSpec {
   default?: OptionValue;
   /** Changeable while the node runs, with `lightning-cli setconfig NAME VALUE`. */
   dynamic?: boolean;
+  /** For an `int`: the smallest value it takes. */
+  min?: number;
 }
 
 const INTEGER = /^-?[0-9]+$/;
@@ -38,8 +40,13 @@ function convert(spec: OptionSpec, raw: unknown, text: boolean): OptionValue | {
       return { error: `${JSON.stringify(raw)} is not a string` };
     case "int": {
       const value = text && typeof raw === "string" && INTEGER.test(raw) ? Number(raw) : raw;
-      if (typeof value === "number" && Number.isSafeInteger(value)) return value;
-      return { error: `${JSON.stringify(raw)} is not a whole number` };
+      if (typeof value !== "number" || !Number.isSafeInteger(value)) {
+        return { error: `${JSON.stringify(raw)} is not a whole number` };
+      }
+      if (spec.min !== undefined && value < spec.min) {
+        return { error: `${value} is below ${spec.min}` };
+      }
+      return value;
     }
     case "bool":
     case "flag":
@@ -55,7 +62,9 @@ function expected(spec: OptionSpec): string {
     case "string":
       return "a string";
     case "int":
-      return "a whole number such as 42";
+      return spec.min === undefined
+        ? "a whole number such as 42"
+        : `a whole number from ${spec.min} on`;
     case "bool":
     case "flag":
       return "true or false";

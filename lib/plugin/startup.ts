@@ -12,6 +12,7 @@
  * @module
  */
 import type { Backend } from "../backends/backend.ts";
+import type { FileBackendOptions } from "../backends/file/writer.ts";
 import { openBackend } from "../backends/open.ts";
 import { readLockFile } from "../backup/lock_file.ts";
 import { CorruptBackupError } from "../format/segment.ts";
@@ -34,12 +35,16 @@ function damaged(url: string, error: CorruptBackupError): string {
 }
 
 /** Opens the backup `<dir>/backup.lock` names and says in one line how it stands. */
-export function openAtStart(dir: string): Startup {
+export function openAtStart(
+  dir: string,
+  options: Pick<FileBackendOptions, "segmentBytes"> = {},
+): Startup {
   const log: Startup["log"] = [];
   let url: string | undefined;
   try {
     url = readLockFile(dir).backend_url;
     const backend = openBackend(url, {
+      ...options,
       log: (message) => log.push({ level: "unusual", message }),
     });
     const state = backend.state();

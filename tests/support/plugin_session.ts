@@ -117,3 +117,11 @@ export const broken = (lightningd: FakeLightningd) =>
   lightningd.logs.filter((l) => l.level === "broken").map((l) => l.message);
 export const errorAnswers = (lightningd: FakeLightningd) =>
   lightningd.received.filter((m) => m.error !== undefined);
+
+/** The compaction options' values in force when none is set. */
+export const DEFAULT_COMPACTION_OPTIONS = {
+  "backup-compact-auto": true,
+  "backup-compact-ratio": 100,
+  "backup-compact-min-mib": 64,
+  "backup-retain-snapshots": 1,
+};

@@ -14,11 +14,18 @@ import {
   SEGMENT_HEADER_SIZE,
   SegmentKind,
 } from "../../format/segment.ts";
-import { checkFollows, openSegment, readChain, scanLogs } from "../../format/chain.ts";
+import { type Chain, checkFollows, openSegment, readChain, scanLogs } from "../../format/chain.ts";
 import { LOCK_NAME, logName } from "../../format/layout.ts";
+import { finishDeletion } from "../../compact/deletion.ts";
+import type { CompactableBackend } from "../../compact/compactor.ts";
+import type { CompactionSizes } from "../../compact/policy.ts";
 
-/** A live segment is sealed, and a new one started, once it would grow past this. */
-export const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024;
+/**
+ * A live segment is sealed, and a new one started, once it would grow past this. A
+ * compaction deletes sealed logs only (the live one holds the newest change), so this is
+ * also about the most of the logs a compaction leaves.
+ */
+export const DEFAULT_SEGMENT_BYTES = 16 * 1024 * 1024;
 
 export interface FileBackendOptions {
   segmentBytes?: number;
@@ -80,15 +87,23 @@ function openLockFile(path: string): Deno.FsFile {
   return lock;
 }
 
+/** Another process holds a backup's write lock. */
+export class BackupLockedError extends Error {
+  constructor(readonly dir: string) {
+    super(
+      `Cannot open backup: another process is writing to "${dir}" (a running lightningd's ` +
+        `plugin?): stop it first`,
+    );
+    this.name = "BackupLockedError";
+  }
+}
+
 /** Takes the backup's write lock, or says who holds it. */
 function lockDir(dir: string): Deno.FsFile {
   const lock = openLockFile(`${dir}/${LOCK_NAME}`);
   if (!tryLock(lock)) {
     lock.close();
-    throw new Error(
-      `Cannot open backup: another process is writing to "${dir}" (a running lightningd's ` +
-        `plugin?): stop it first`,
-    );
+    throw new BackupLockedError(dir);
   }
   return lock;
 }
@@ -106,7 +121,7 @@ function onFile<T>(path: string, step: () => T): T {
   }
 }
 
-export class FileBackend implements Backend {
+export class FileBackend implements Backend, CompactableBackend {
   #failure: Error | undefined;
   #live!: Deno.FsFile;
   #livePath = "";
@@ -118,7 +133,12 @@ export class FileBackend implements Backend {
   #versionBeforeLive = 0;
   #baseVersion = 0;
   #records = 0;
+  /** Bytes of every base and sealed log; of the bases alone; of the newest base. */
   #sealedBytes = 0;
+  #basesBytes = 0;
+  #newestBaseBytes = 0;
+  /** Records of each sealed log, by sequence, so a compaction's deletes can be counted. */
+  #sealedLogRecords = new Map<number, number>();
   #backupId: Uint8Array = new Uint8Array();
 
   private constructor(
@@ -162,11 +182,14 @@ export class FileBackend implements Backend {
   }
 
   #load(log: (message: string) => void): void {
+    for (const name of finishDeletion(this.dir)) {
+      log(`deleted "${name}", which an interrupted compaction had planned to delete`);
+    }
     const chain = readChain(this.dir);
     this.#backupId = chain.backupId;
-    for (const tmp of chain.temporaries) Deno.removeSync(tmp);
-    this.#baseVersion = chain.bases.at(-1)?.number ?? 0;
-    for (const { path } of chain.bases) this.#sealedBytes += Deno.statSync(path).size;
+    // A compaction builds its database in a `.tmp` directory.
+    for (const tmp of chain.temporaries) Deno.removeSync(tmp, { recursive: true });
+    this.#countBases(chain);
     let version = this.#baseVersion;
     let previous: number | undefined;
     let liveSequence: number | undefined;
@@ -176,6 +199,9 @@ export class FileBackend implements Backend {
       const { offset, header: record, log: { path, number } } = step.value;
       checkFollows(previous, this.#baseVersion, { version: record.version, path, offset });
       if (number !== liveSequence) {
+        if (liveSequence !== undefined) {
+          this.#sealedLogRecords.set(liveSequence, this.#liveRecords.length);
+        }
         liveSequence = number;
         this.#versionBeforeLive = version;
         this.#liveRecords = [];
@@ -187,6 +213,9 @@ export class FileBackend implements Backend {
     }
     const { live, tail, abandoned } = step.value;
     if (live.number !== liveSequence) {
+      if (liveSequence !== undefined) {
+        this.#sealedLogRecords.set(liveSequence, this.#liveRecords.length);
+      }
       this.#versionBeforeLive = version;
       this.#liveRecords = [];
     }
@@ -311,14 +340,55 @@ export class FileBackend implements Backend {
       );
       this.#live.syncDataSync();
     });
+    crashPoint?.reached("roll");
     this.#live.close();
     this.#sealedBytes += Deno.statSync(this.#livePath).size;
+    this.#sealedLogRecords.set(this.#liveSequence, this.#liveRecords.length);
     this.#versionBeforeLive = this.state().version;
     this.#livePath = `${this.dir}/${name}`;
     this.#live = Deno.openSync(this.#livePath, { write: true, append: true });
     this.#liveSequence = sequence;
     this.#liveEnd = SEGMENT_HEADER_SIZE;
     this.#liveRecords = [];
+  }
+
+  /**
+   * Takes note of what a compaction changed beside the live log (a new base; deleted bases
+   * and sealed logs), from segment headers and sizes: no scan on the hook's thread.
+   */
+  compacted(): void {
+    const chain = readChain(this.dir);
+    this.#countBases(chain);
+    const held = new Set(chain.logs.map((l) => l.number));
+    for (const [sequence, records] of this.#sealedLogRecords) {
+      if (held.has(sequence)) continue;
+      this.#records -= records;
+      this.#sealedLogRecords.delete(sequence);
+    }
+    this.#sealedBytes = this.#basesBytes + chain.logs
+      .filter((l) => l.number < this.#liveSequence)
+      .reduce((sum, { path }) => sum + Deno.statSync(path).size, 0);
+  }
+
+  #countBases(chain: Chain): void {
+    const sizes = chain.bases.map(({ path }) => Deno.statSync(path).size);
+    const total = sizes.reduce((a, b) => a + b, 0);
+    this.#baseVersion = chain.bases.at(-1)?.number ?? 0;
+    this.#newestBaseBytes = sizes.at(-1) ?? 0;
+    this.#sealedBytes += total - this.#basesBytes;
+    this.#basesBytes = total;
+  }
+
+  /** The version a compaction folds up to: the one before the newest change. */
+  compactionTarget(): number | undefined {
+    return this.state().rewindVersion;
+  }
+
+  compactionSizes(): CompactionSizes {
+    return {
+      baseBytes: this.#newestBaseBytes,
+      sealedLogBytes: this.#sealedBytes - this.#basesBytes,
+    };
   }
 
   #logHeader(sequence: number): Uint8Array {
