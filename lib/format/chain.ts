@@ -14,6 +14,7 @@
  * @module
  */
 import { logName, readLayout } from "./layout.ts";
+import { existsSync } from "../fs/exists.ts";
 import {
   decodeRecordHeader,
   decodeSeal,
@@ -184,9 +185,19 @@ export function* scanLogs(
         throw new CorruptBackupError(log.path, tail.end, "bytes after the seal");
       }
       if (!next) {
-        const missing = `${chain.dir}/${logName(log.number + 1)}`;
+        const successor = `${chain.dir}/${logName(log.number + 1)}`;
+        // A writer rolled after the directory was listed (it makes the next log before the
+        // seal): read on into it, as a reader beside a live plugin must.
+        if (existsSync(successor)) {
+          const added = readHeader(successor, SegmentKind.Log, log.number + 1);
+          if (!sameId(added.header.backupId, chain.backupId)) {
+            throw new CorruptBackupError(successor, undefined, "a segment of another backup");
+          }
+          logs.push(added);
+          continue;
+        }
         throw new CorruptBackupError(
-          missing,
+          successor,
           undefined,
           `a log segment that "${log.path}" is sealed with is missing`,
         );

@@ -5,7 +5,7 @@ import { createFileBackup } from "../backends/file/create.ts";
 import { FileBackend } from "../backends/file/writer.ts";
 import { FileBackupReader } from "../backends/file/reader.ts";
 import { recordedChanges } from "../cli/testing.ts";
-import { readChain } from "./chain.ts";
+import { readChain, scanLogs } from "./chain.ts";
 import { baseName, logName } from "./layout.ts";
 import { CorruptBackupError, encodeSegmentHeader, SegmentKind } from "./segment.ts";
 
@@ -199,4 +199,27 @@ Deno.test("chain: a seal that names another log, or another version, is refused"
     assertRefused(a.path, a.logs[0], new RegExp(`${why.source} at offset ${seal} of "`));
   }
   Deno.removeSync(dir, { recursive: true });
+});
+
+Deno.test("chain: a reader that listed the logs before a roll reads on into the new log", async () => {
+  const dir = Deno.makeTempDirSync();
+  const path = `${dir}/backup`;
+  createFileBackup(path);
+  const writer = FileBackend.open(`file://${path}`, path, { segmentBytes: 4096 });
+  const changes = recordedChanges(["fresh-start", "restart", "activity"]);
+  try {
+    const early = changes.slice(0, 20);
+    for (const change of early) await writer.append(change);
+    const listed = readChain(path);
+    const live = writer.liveSequence;
+    // The writer rolls (next log made, then the seal) after the reader listed the directory.
+    let appended = early.length;
+    while (writer.liveSequence === live) await writer.append(changes[appended++]);
+    const versions = [...scanLogs(listed, listed.start, { decode: false })]
+      .map((record) => record.header.version);
+    assertEquals(versions, changes.slice(0, appended).map((c) => c.version));
+  } finally {
+    writer.close();
+    Deno.removeSync(dir, { recursive: true });
+  }
 });
