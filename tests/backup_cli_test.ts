@@ -3,6 +3,7 @@
  * commands and argument forms, from a checkout whose only Deno is in node_modules and a
  * PATH of /usr/bin:/bin, each command under the permissions lib/cli/permissions.ts grants.
  */
+import { placeDeno } from "./support/installed_deno.ts";
 import { assert, assertEquals, assertMatch } from "./support/assert.ts";
 import { dumpDatabase } from "./support/dump.ts";
 import { loadFixture, PRE_4090_BACKUP } from "./support/fixtures.ts";
@@ -33,7 +34,7 @@ function checkout(withDeno = true): string {
   }
   if (withDeno) {
     Deno.mkdirSync(`${root}/node_modules/deno`, { recursive: true });
-    Deno.symlinkSync(Deno.execPath(), `${root}/node_modules/deno/deno`);
+    placeDeno(`${root}/node_modules/deno/deno`);
   }
   return root;
 }

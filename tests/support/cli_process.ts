@@ -5,6 +5,7 @@
  * @module
  */
 import { SEAM_ENV, type SeamStep } from "../../lib/fs/step_seam.ts";
+import { sharedDeno } from "./installed_deno.ts";
 
 const CLI = new URL("../../cli.ts", import.meta.url).pathname;
 
@@ -40,7 +41,8 @@ export class CliProcess {
   readonly #output: Promise<Deno.CommandOutput>;
 
   constructor(args: string[], seam?: { action: "crash" | "pause"; step: SeamStep }, user?: User) {
-    this.#child = new Deno.Command(Deno.execPath(), {
+    // Another user may not reach this process's Deno (in root's npx cache, say).
+    this.#child = new Deno.Command(user ? sharedDeno() : Deno.execPath(), {
       args: ["run", "-A", CLI, ...args],
       env: {
         NO_COLOR: "1",
