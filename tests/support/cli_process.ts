@@ -5,7 +5,7 @@
  * @module
  */
 import { SEAM_ENV, type SeamStep } from "../../lib/fs/step_seam.ts";
-import { sharedDeno } from "./installed_deno.ts";
+import { sharedCli, sharedDir } from "./installed_deno.ts";
 
 const CLI = new URL("../../cli.ts", import.meta.url).pathname;
 
@@ -41,9 +41,12 @@ export class CliProcess {
   readonly #output: Promise<Deno.CommandOutput>;
 
   constructor(args: string[], seam?: { action: "crash" | "pause"; step: SeamStep }, user?: User) {
-    // Another user may not reach this process's Deno (in root's npx cache, say).
-    this.#child = new Deno.Command(user ? sharedDeno() : Deno.execPath(), {
-      args: ["run", "-A", CLI, ...args],
+    // Another user may reach neither this process's Deno (in root's npx cache, say) nor
+    // this checkout (in a private directory): it runs copies.
+    const shared = user ? sharedCli() : undefined;
+    this.#child = new Deno.Command(shared?.deno ?? Deno.execPath(), {
+      args: ["run", "-A", shared?.cli ?? CLI, ...args],
+      cwd: shared ? sharedDir() : undefined,
       env: {
         NO_COLOR: "1",
         ...(seam ? { [SEAM_ENV]: `${seam.action}@${seam.step}` } : {}),
