@@ -22,6 +22,12 @@ export interface RestoreOptions {
   toVersion?: number;
   /** Called now and then with the version reached. */
   onProgress?: (version: number) => void;
+  /**
+   * Sync the result into place (default). A compaction's scratch copy, read once and then
+   * deleted, skips it: a crash loses nothing the backup does not hold, and a large fsync
+   * would make the plugin's appends wait behind it on the same disk.
+   */
+  durable?: boolean;
 }
 
 export interface RestoreResult {
@@ -140,11 +146,13 @@ export function restoreBackup(
     open.db.exec(`PRAGMA journal_mode = ${open.journal === "wal" ? "WAL" : "DELETE"}`);
     open.db.close();
     open = undefined;
-    const file = Deno.openSync(tmp, { read: true, write: true });
-    try {
-      file.syncSync();
-    } finally {
-      file.close();
+    if (options.durable ?? true) {
+      const file = Deno.openSync(tmp, { read: true, write: true });
+      try {
+        file.syncSync();
+      } finally {
+        file.close();
+      }
     }
     atStep("restore-building");
     // A hard link fails when the target exists, where a rename would replace it.
@@ -157,7 +165,7 @@ export function restoreBackup(
       throw error;
     }
     Deno.removeSync(tmp);
-    syncDir(dirname(path));
+    if (options.durable ?? true) syncDir(dirname(path));
     return { path, version, changes, snapshotVersion, tail };
   } catch (error) {
     snapshotFile?.close();

@@ -81,6 +81,7 @@ export function compactBackup(url: string, dir: string, options: CompactOptions)
         {
           toVersion: options.target,
           onProgress: (version) => options.onProgress?.("restore", version),
+          durable: false,
         },
       );
       options.onProgress?.("base", options.target);
