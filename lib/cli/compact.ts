@@ -5,7 +5,8 @@
  */
 import { BackupLockedError, FileBackend } from "../backends/file/writer.ts";
 import { backupKind } from "../backends/open.ts";
-import { compactBackup, type CompactionResult } from "../compact/compact.ts";
+import { compactBackup, type CompactionPhase, type CompactionResult } from "../compact/compact.ts";
+import { readChain } from "../format/chain.ts";
 import { DEFAULT_RETAIN_BASES } from "../compact/plan.ts";
 import {
   type CommandSpec,
@@ -54,6 +55,30 @@ function retainArg(value: string | boolean | undefined): number {
   return Number(value);
 }
 
+const BAR_WIDTH = 30;
+
+/** The terminal's progress line: the rebuild runs from the newest base up to the target. */
+export function progressBar(
+  phase: CompactionPhase,
+  version: number,
+  from: number,
+  target: number,
+): string {
+  const fraction = phase !== "restore"
+    ? 1
+    : target > from
+    ? Math.min(1, Math.max(0, (version - from) / (target - from)))
+    : 1;
+  const filled = Math.round(fraction * BAR_WIDTH);
+  const what = phase === "restore"
+    ? `rebuilding, version ${version} of ${target}`
+    : phase === "base"
+    ? `writing the base at version ${target}`
+    : "deleting what it covers";
+  return `compacting [${"#".repeat(filled)}${"-".repeat(BAR_WIDTH - filled)}] ` +
+    `${Math.floor(fraction * 100)}% ${what}`;
+}
+
 export function describeCompaction(result: CompactionResult): string {
   const { before, after } = result;
   const what = result.base_version === null
@@ -92,11 +117,12 @@ export async function compact(args: string[], output: Output = consoleOutput): P
     const writer = openWriter(url, path);
     try {
       const target = writer.state().rewindVersion ?? writer.state().version;
+      const from = readChain(path).bases.at(-1)?.number ?? 0;
       const result = compactBackup(url, path, {
         target,
         retain,
         onProgress: output.progress &&
-          ((phase, version) => output.progress!(`compacting: ${phase} at version ${version}`)),
+          ((phase, version) => output.progress!(progressBar(phase, version, from, target))),
       });
       output.progress?.("");
       output.out(values.json ? JSON.stringify(result) : describeCompaction(result));

@@ -7,7 +7,7 @@ import { createFileBackup } from "../backends/file/create.ts";
 import { openReader } from "../backends/open.ts";
 import { restoreBackup } from "../backup/restore.ts";
 import { readLayout } from "../format/layout.ts";
-import { compact } from "./compact.ts";
+import { compact, progressBar } from "./compact.ts";
 import { upgrade } from "./upgrade.ts";
 import {
   BufferedOutput,
@@ -56,6 +56,15 @@ Deno.test("compact: folds a stopped node's backup, prints the result, restores t
   } finally {
     Deno.removeSync(dir, { recursive: true });
   }
+});
+
+Deno.test("compact: its progress bar runs from the newest base to the target", () => {
+  assertEquals(
+    progressBar("restore", 150, 100, 200),
+    `compacting [${"#".repeat(15)}${"-".repeat(15)}] 50% rebuilding, version 150 of 200`,
+  );
+  assertMatch(progressBar("base", 200, 100, 200), /^compacting \[#{30}\] 100% writing the base/);
+  assertMatch(progressBar("restore", 5, 0, 0), /100%/);
 });
 
 Deno.test("compact: refuses while a plugin writes, a v1 file, and a bad --retain", async () => {
