@@ -29,5 +29,12 @@ export { bumpedFrom } from "./lib/backup/bump.ts";
 export { checkFirstWrite, type VersionVerdict } from "./lib/backup/version_check.ts";
 export { type LockFile, readLockFile, writeLockFile } from "./lib/backup/lock_file.ts";
 export { restoreBackup, type RestoreOptions, type RestoreResult } from "./lib/backup/restore.ts";
+export {
+  compactBackup,
+  type CompactionResult,
+  type CompactOptions,
+} from "./lib/compact/compact.ts";
+export { type CompactionService, Compactor } from "./lib/compact/compactor.ts";
+export { type CompactionPolicy, DEFAULT_POLICY } from "./lib/compact/policy.ts";
 export { BackupPlugin, type PluginContext } from "./lib/plugin/backup_plugin.ts";
 export { type PluginStreams, serve } from "./lib/plugin/stdio.ts";
