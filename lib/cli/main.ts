@@ -10,6 +10,7 @@ import { status } from "./status.ts";
 import { upgrade } from "./upgrade.ts";
 import { verify } from "./verify.ts";
 import { doctor } from "./doctor.ts";
+import { server } from "./server.ts";
 
 export const HELP = `Usage: cln-backup <command> [options]   (or: deno task <command> -- [options])
 
@@ -28,8 +29,10 @@ Commands:
                                         convert the Python plugin's v1 .dbak into cln-backup's
                                         format, keeping every version
   doctor [--lightning-dir DIR]          check a node's backup set-up, one line per check
+  server <storage-url> <addr:port>      serve a backup to socket: URLs (wire protocol v1)
 
-<url> is file:///abs/path (a cln-backup directory, or a v1 .dbak file to read).
+<url> is file:///abs/path (a cln-backup directory, or a v1 .dbak file to read), or
+socket:<host>:<port>[?proxy=socks5:<host>:<port>] (a backup server).
 "cln-backup <command> --help" explains a command.
 
 Exit codes:
@@ -46,6 +49,7 @@ const COMMANDS: Record<string, (args: string[], output: Output) => Promise<numbe
   verify,
   upgrade,
   doctor,
+  server,
 };
 
 /** Runs the command `args` name; returns the exit code. */

@@ -66,7 +66,7 @@ const SPEC: CommandSpec = {
  * Writes the v1 backup's entries into the new backup directory `dir`: each snapshot as a
  * base segment (streamed through a temporary file), each change appended to the log.
  */
-async function convert(v1: V1BackupReader, dir: string): Promise<void> {
+export async function convert(v1: V1BackupReader, dir: string): Promise<void> {
   createEmptyLog(dir);
   // One sync at the end: the directory is renamed into place only after this succeeds.
   const log = FileBackend.open(pathToFileURL(dir).href, dir, { syncOnClose: true });

@@ -71,3 +71,36 @@ export const SESSIONS = [
   "06-reconnect",
   "07-probe",
 ] as const;
+
+/** One request a recorded client sent, and the packets the server sent before the next. */
+export interface Exchange {
+  request: Uint8Array;
+  replies: Uint8Array[];
+}
+
+/** A recorded connection as requests and their replies, by the order the reads came in. */
+export function exchanges(conn: RecordedConnection): Exchange[] {
+  const ends = { c2s: [] as number[], s2c: [] as number[] };
+  const packets = { c2s: splitPackets(conn.c2s), s2c: splitPackets(conn.s2c) };
+  const done = { c2s: 0, s2c: 0 };
+  const bytes = { c2s: 0, s2c: 0 };
+  // The chunk index at which each packet's last byte arrived.
+  for (const [i, chunk] of conn.chunks.entries()) {
+    bytes[chunk.dir] += chunk.bytes.length;
+    let end = packets[chunk.dir].slice(0, done[chunk.dir] + 1)
+      .reduce((n, p) => n + p.bytes.length, 0);
+    while (done[chunk.dir] < packets[chunk.dir].length && end <= bytes[chunk.dir]) {
+      ends[chunk.dir].push(i);
+      done[chunk.dir]++;
+      end += packets[chunk.dir][done[chunk.dir]]?.bytes.length ?? 0;
+    }
+  }
+  return packets.c2s.map((request, k) => ({
+    request: request.bytes,
+    replies: packets.s2c
+      .filter((_, j) =>
+        ends.s2c[j] > ends.c2s[k] && (k + 1 === ends.c2s.length || ends.s2c[j] < ends.c2s[k + 1])
+      )
+      .map((p) => p.bytes),
+  }));
+}

@@ -1,0 +1,107 @@
+import { assert, assertEquals, assertMatch } from "../../tests/support/assert.ts";
+import { RawClient, startServer } from "../../tests/support/wire_server.ts";
+import {
+  decodeMetadata,
+  decodeVersion,
+  encodeChange,
+  encodeSnapshot,
+  PacketType,
+} from "../wire/packets.ts";
+import { ServerStorage } from "./storage.ts";
+import { FIXTURES } from "../../tests/support/fixtures.ts";
+import { bumpStatement } from "../../tests/support/statements.ts";
+
+const REQ_METADATA = Uint8Array.of(4, 0, 0, 0, 0);
+
+function change(version: number): Uint8Array {
+  return encodeChange(version, [bumpStatement(version - 1)]);
+}
+
+async function withServer(body: (s: ReturnType<typeof startServer>) => Promise<void>) {
+  const tmp = Deno.makeTempDirSync({ prefix: "server-test-" });
+  const server = startServer(`${tmp}/backup`);
+  try {
+    await body(server);
+  } finally {
+    await server.server.close();
+    Deno.removeSync(tmp, { recursive: true });
+  }
+}
+
+Deno.test("a missing storage directory is created empty; METADATA is (1, 0, 0, 0)", async () => {
+  await withServer(async ({ server, logs }) => {
+    const client = await RawClient.connect(server.port);
+    await client.send(REQ_METADATA);
+    const packet = (await client.next())!;
+    assertEquals(decodeMetadata(packet), {
+      protocol: 1,
+      version: 0,
+      prevVersion: 0,
+      versionCount: 0,
+    });
+    client.close();
+    assertMatch(logs.join("\n"), /created the empty backup/);
+  });
+});
+
+Deno.test("a second writer is refused with NACK and a log line; readers are served meanwhile", async () => {
+  await withServer(async ({ server, logs }) => {
+    const writer = await RawClient.connect(server.port);
+    await writer.send(change(1));
+    assertEquals(decodeVersion((await writer.next())!), 1);
+    const other = await RawClient.connect(server.port);
+    await other.send(change(2));
+    const refused = (await other.next())!;
+    assertEquals([refused.type, decodeVersion(refused)], [PacketType.Nack, 1]);
+    assertMatch(logs.join("\n"), /connection 2 .*refused version 2: connection 1 .* is writing/);
+    // The reader sees the writer's change, and the writer goes on.
+    await other.send(REQ_METADATA);
+    assertEquals(decodeMetadata((await other.next())!).version, 1);
+    await writer.send(change(2));
+    assertEquals(decodeVersion((await writer.next())!), 2);
+    // Once the writer is gone, another connection may write.
+    writer.close();
+    await new Promise((r) => setTimeout(r, 50));
+    await other.send(change(3));
+    const after = (await other.next())!;
+    assertEquals([after.type, decodeVersion(after)], [PacketType.Ack, 3]);
+    other.close();
+  });
+});
+
+Deno.test("a change that does not follow the backup is answered NACK and not stored", async () => {
+  await withServer(async ({ server, logs }) => {
+    const client = await RawClient.connect(server.port);
+    await client.send(change(5));
+    const nack = (await client.next())!;
+    assertEquals([nack.type, decodeVersion(nack)], [PacketType.Nack, 0]);
+    assertMatch(logs.join("\n"), /change 5 does not follow the backup's version 0/);
+    await client.send(REQ_METADATA);
+    assertEquals(decodeMetadata((await client.next())!).versionCount, 0);
+    client.close();
+  });
+});
+
+Deno.test("a snapshot into a backup that is not empty is refused", async () => {
+  await withServer(async ({ server }) => {
+    const client = await RawClient.connect(server.port);
+    await client.send(change(1));
+    await client.next();
+    await client.send(encodeSnapshot(7, new Uint8Array(10)));
+    const nack = (await client.next())!;
+    assertEquals([nack.type, decodeVersion(nack)], [PacketType.Nack, 1]);
+    client.close();
+  });
+});
+
+Deno.test("a v1 .dbak is refused as storage, naming upgrade", () => {
+  const path = `${FIXTURES}upstream/pre-4090-backup.dbak`;
+  let error: Error | undefined;
+  try {
+    ServerStorage.open(`file://${path}`, path, () => {});
+  } catch (e) {
+    error = e as Error;
+  }
+  assert(error);
+  assertMatch(error.message, /is a v1 \.dbak of the Python plugin: convert it .*upgrade/);
+});
