@@ -8,8 +8,10 @@
 import { BackupPlugin } from "./lib/plugin/backup_plugin.ts";
 import { serve, writeTo } from "./lib/plugin/stdio.ts";
 import { readLockFile } from "./lib/backup/lock_file.ts";
-import { openBackend } from "./lib/backends/open.ts";
+import { connectBackend } from "./lib/backends/open.ts";
 import type { Backend } from "./lib/backends/backend.ts";
+import { retryPolicyFromLock } from "./lib/backends/socket/options.ts";
+import type { LogLevel } from "./lib/plugin/jsonrpc.ts";
 
 const streams = {
   read: (buffer: Uint8Array) => Deno.stdin.read(buffer),
@@ -19,19 +21,30 @@ const streams = {
   },
 };
 const send = writeTo(streams);
-const repairs: string[] = [];
+/** Log lines from before the plugin exists (file repairs, a server's reconnects). */
+const early: [LogLevel, string][] = [];
+let log = (level: LogLevel, message: string): void => {
+  early.push([level, message]);
+};
 
-function open(): Backend | { error: string } {
+async function open(): Promise<Backend | { error: string }> {
   try {
     const lock = readLockFile(Deno.cwd());
-    return openBackend(lock.backend_url, { log: (message) => repairs.push(message) });
+    return await connectBackend(lock.backend_url, {
+      file: { log: (message) => log("unusual", message) },
+      socket: {
+        policy: retryPolicyFromLock(lock),
+        log: (level, message) => log(level, message),
+      },
+    });
   } catch (error) {
     return { error: (error as Error).message };
   }
 }
 
-const plugin = new BackupPlugin({ backend: open(), send, now: () => performance.now() });
-for (const message of repairs) plugin.log("unusual", message);
+const plugin = new BackupPlugin({ backend: await open(), send, now: () => performance.now() });
+for (const [level, message] of early) plugin.log(level, message);
+log = (level, message) => plugin.log(level, message);
 try {
   await serve(plugin, streams, () => performance.now());
 } finally {

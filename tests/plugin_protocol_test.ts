@@ -179,6 +179,7 @@ Deno.test("protocol: backup-status reports the backup and the hook's latency", a
       previous_version: 2,
       records: 3,
       backup_bytes: bytes,
+      connection: null,
       writes_since_start: 3,
     });
     assert(typeof last === "number" && last >= 0, `last_hook_ms ${last}`);

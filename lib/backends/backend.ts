@@ -32,8 +32,21 @@ export interface BackupState {
   rewindVersion: number | undefined;
   /** Records stored (changes and snapshot parts). */
   records: number;
-  /** Bytes on disk. */
-  bytes: number;
+  /** Bytes on disk; unknown for a backup on a server. */
+  bytes?: number;
+  /** For a backup on a server: how the connection to it fares. */
+  connection?: ConnectionStatus;
+}
+
+/** A remote backup's connection, as `backup-status` shows it. */
+export interface ConnectionStatus {
+  /** `host:port`, and the proxy's when there is one. */
+  destination: string;
+  state: "connecting" | "connected" | "reconnecting" | "disconnected" | "failed";
+  /** Reconnects since the plugin started. */
+  reconnects: number;
+  /** Round trip of the last acknowledged write, in milliseconds. */
+  last_ack_ms: number | null;
 }
 
 /** A backup being written to by the plugin. */

@@ -11,6 +11,9 @@ import { existsSync } from "../fs/exists.ts";
 import { DATABASE_NAME } from "../backup/restore.ts";
 import { LOCK_FILE, type LockFile, readLockFile, writeLockFile } from "../backup/lock_file.ts";
 import { LAUNCHER_NAME, launchPlan, writeLauncher } from "./launcher.ts";
+import { parseBackupUrl } from "../backends/url.ts";
+import { SocketBackend } from "../backends/socket/backend.ts";
+import { DEFAULT_RETRY_POLICY } from "../backends/socket/options.ts";
 import { checkNetworkDir, checkNotRunning } from "./node_dir.ts";
 import {
   type CommandSpec,
@@ -140,10 +143,69 @@ export function printConfigLine(
   output.out(`important-plugin=${launcher}`);
 }
 
+/** Creates the file backup at `path`; returns the version it holds. */
+async function createFileBackupOf(database: string, path: string): Promise<number> {
+  if (existsSync(path)) {
+    throw new Error(
+      `${ACTION}: "${path}" already exists: choose a new path, or remove it if it is not ` +
+        `a backup you need`,
+    );
+  }
+  if (!existsSync(database)) {
+    createFileBackup(path);
+    return 0;
+  }
+  // The copy sits beside the backup: that filesystem must have room for it anyway.
+  Deno.mkdirSync(dirname(path), { recursive: true });
+  const copy = `${path}.snapshot-${Deno.pid}`;
+  try {
+    const version = await snapshotDatabase(database, copy);
+    createFileBackup(path, { version, path: copy });
+    return version;
+  } finally {
+    for (const leftover of [copy, `${copy}-journal`, `${copy}-wal`, `${copy}-shm`]) {
+      removeIfExists(leftover);
+    }
+  }
+}
+
+/**
+ * Sends a snapshot of `database` to the empty backup on the server `url` names, as the
+ * Python `backup-cli init` does; returns the version it holds (0: no database, nothing sent).
+ */
+async function sendSnapshotTo(database: string, url: string): Promise<number> {
+  let remote: SocketBackend;
+  try {
+    // An operator at a terminal gets the failure at once, not after a node's patience.
+    remote = await SocketBackend.connect(url, { policy: { ...DEFAULT_RETRY_POLICY, retries: 0 } });
+  } catch (error) {
+    throw new Error(`${ACTION}: ${(error as Error).message}`);
+  }
+  const tmp = Deno.makeTempDirSync({ prefix: "cln-backup-init-" });
+  try {
+    const { version } = remote.state();
+    if (version !== 0 || remote.state().records !== 0) {
+      throw new Error(
+        `${ACTION}: the server at ${remote.destination} already holds a backup at version ` +
+          `${version}: give this node a new storage directory on the server`,
+      );
+    }
+    if (!existsSync(database)) return 0;
+    const copy = `${tmp}/snapshot.sqlite3`;
+    const snapshotVersion = await snapshotDatabase(database, copy);
+    await remote.storeSnapshot(snapshotVersion, Deno.readFileSync(copy));
+    return snapshotVersion;
+  } finally {
+    remote.close();
+    Deno.removeSync(tmp, { recursive: true });
+  }
+}
+
 export async function init(args: string[], output: Output = consoleOutput): Promise<number> {
   return await runCommand(SPEC, args, output, async ({ values, positionals }) => {
     const [url] = positionals;
-    const path = fileBackupPath(url, ACTION);
+    const remote = parseBackupUrl(url).scheme === "socket";
+    const path = remote ? undefined : fileBackupPath(url, ACTION);
     const dir = userPath(String(values["lightning-dir"] ?? "."));
     checkNetworkDir(dir, ACTION);
     await checkNotRunning(dir, ACTION);
@@ -164,34 +226,17 @@ export async function init(args: string[], output: Output = consoleOutput): Prom
           `already: ${todo}`,
       );
     }
-    if (existsSync(path)) {
-      throw new Error(
-        `${ACTION}: "${path}" already exists: choose a new path, or remove it if it is not ` +
-          `a backup you need`,
-      );
-    }
     const database = `${dir}/${DATABASE_NAME}`;
-    let version = 0;
-    if (existsSync(database)) {
-      // The copy sits beside the backup: that filesystem must have room for it anyway.
-      Deno.mkdirSync(dirname(path), { recursive: true });
-      const copy = `${path}.snapshot-${Deno.pid}`;
-      try {
-        version = await snapshotDatabase(database, copy);
-        createFileBackup(path, { version, path: copy });
-      } finally {
-        for (const leftover of [copy, `${copy}-journal`, `${copy}-wal`, `${copy}-shm`]) {
-          removeIfExists(leftover);
-        }
-      }
-    } else {
-      createFileBackup(path);
-    }
-    const launcher = installPlugin(dir, { backend_url: url }, () => removeIfExists(path));
+    const version = path
+      ? await createFileBackupOf(database, path)
+      : await sendSnapshotTo(database, url);
+    // A snapshot on a server stays there: a retry of init is refused until it is moved aside.
+    const launcher = installPlugin(dir, { backend_url: url }, () => path && removeIfExists(path));
+    const where = path ? `"${path}"` : url;
     output.out(
       existsSync(database)
-        ? `Created the backup "${path}" from a snapshot of "${database}" at version ${version}`
-        : `Created the empty backup "${path}" at version 0 ("${dir}" has no database yet)`,
+        ? `Created the backup ${where} from a snapshot of "${database}" at version ${version}`
+        : `Created the empty backup ${where} at version 0 ("${dir}" has no database yet)`,
     );
     output.out(`Wrote "${dir}/${LOCK_FILE}" and the launcher "${launcher}"`);
     printConfigLine(output, launcher);

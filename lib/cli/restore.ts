@@ -4,7 +4,7 @@
  * @module
  */
 import type { BackupReader } from "../backends/backend.ts";
-import { openReader } from "../backends/open.ts";
+import { connectReader } from "../backends/open.ts";
 import { restoreBackup, type RestoreResult, restoreTarget } from "../backup/restore.ts";
 import { existsSync } from "../fs/exists.ts";
 import { dirname } from "node:path";
@@ -98,7 +98,7 @@ export function describeRestore(result: RestoreResult): string {
 }
 
 export async function restore(args: string[], output: Output = consoleOutput): Promise<number> {
-  return await runCommand(SPEC, args, output, ({ values, positionals }) => {
+  return await runCommand(SPEC, args, output, async ({ values, positionals }) => {
     const [url, target] = positionals;
     const toVersion = versionArg(values["to-version"], "to-version");
     const path = restoreTarget(userPath(target));
@@ -108,7 +108,7 @@ export async function restore(args: string[], output: Output = consoleOutput): P
           `or choose another target`,
       );
     }
-    const reader = openReader(url);
+    const reader = await connectReader(url);
     try {
       const progress = output.progress &&
         new RestoreProgress(reader, toVersion, output.progress);

@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { openReader } from "../backends/open.ts";
+import { connectReader } from "../backends/open.ts";
 import type { BackupReader } from "../backends/backend.ts";
 import { restoreBackup } from "../backup/restore.ts";
 import { type CommandSpec, consoleOutput, Exit, oneLine, type Output, runCommand } from "./args.ts";
@@ -56,11 +56,11 @@ function check(reader: BackupReader, temp: string): string[] {
 }
 
 export async function verify(args: string[], output: Output = consoleOutput): Promise<number> {
-  return await runCommand(SPEC, args, output, ({ positionals }) => {
+  return await runCommand(SPEC, args, output, async ({ positionals }) => {
     const temp = Deno.makeTempDirSync({ prefix: "cln-backup-verify-" });
     let reader: BackupReader | undefined;
     try {
-      reader = openReader(positionals[0]);
+      reader = await connectReader(positionals[0]);
       for (const line of check(reader, temp)) output.out(line);
       return Exit.Ok;
     } catch (error) {
