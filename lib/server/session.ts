@@ -18,7 +18,7 @@ import {
   PacketType,
   WireError,
 } from "../wire/packets.ts";
-import { PacketReader } from "../wire/packet_reader.ts";
+import { PacketReader, StreamEndedError } from "../wire/packet_reader.ts";
 import { RefusedError, type ServerStorage } from "./storage.ts";
 
 export type LogLevel = "debug" | "info" | "warning" | "error";
@@ -66,10 +66,11 @@ export class Session {
       }
     } catch (error) {
       if (this.#closed) return;
-      const why = error instanceof WireError
-        ? `protocol error: ${error.message}`
+      const broken = error instanceof WireError && !(error instanceof StreamEndedError);
+      const why = broken
+        ? `protocol error: ${(error as Error).message}`
         : `lost: ${(error as Error).message}`;
-      this.host.log(error instanceof WireError ? "warning" : "info", `${this.name}: ${why}`);
+      this.host.log(broken ? "warning" : "info", `${this.name}: ${why}`);
     } finally {
       this.close();
     }

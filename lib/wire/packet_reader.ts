@@ -30,6 +30,14 @@ function payloadLimit(type: number, maxPayload: number): number {
 
 const CHUNK = 64 * 1024;
 
+/** The stream ended inside a packet: the connection broke, the peer did not misbehave. */
+export class StreamEndedError extends WireError {
+  constructor(message: string) {
+    super(message);
+    this.name = "StreamEndedError";
+  }
+}
+
 export class PacketReader {
   #buffer = new Uint8Array(CHUNK);
   #start = 0;
@@ -41,7 +49,7 @@ export class PacketReader {
   async next(): Promise<Packet | null> {
     if (!(await this.#fill(HEADER_BYTES))) {
       if (this.#end === this.#start) return null;
-      throw new WireError(`stream ended inside a packet header`);
+      throw new StreamEndedError(`stream ended inside a packet header`);
     }
     const view = new DataView(this.#buffer.buffer, this.#start, HEADER_BYTES);
     const type = view.getUint8(0);
@@ -51,7 +59,7 @@ export class PacketReader {
       throw new WireError(`${packetName(type)} declares ${length} bytes, over its ${limit}`);
     }
     if (!(await this.#fill(HEADER_BYTES + length))) {
-      throw new WireError(`stream ended inside a ${packetName(type)} of ${length} bytes`);
+      throw new StreamEndedError(`stream ended inside a ${packetName(type)} of ${length} bytes`);
     }
     const from = this.#start + HEADER_BYTES;
     const payload = this.#buffer.slice(from, from + length);

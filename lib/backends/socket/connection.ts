@@ -7,7 +7,7 @@
  */
 import type { BackupUrl } from "../url.ts";
 import { type Packet, WireError } from "../../wire/packets.ts";
-import { PacketReader } from "../../wire/packet_reader.ts";
+import { PacketReader, StreamEndedError } from "../../wire/packet_reader.ts";
 import { socks5Connect } from "./socks5.ts";
 
 export type SocketUrl = BackupUrl & { scheme: "socket" };
@@ -46,6 +46,9 @@ async function bounded<T>(
 }
 
 function lost(error: unknown, what: string): Error {
+  if (error instanceof StreamEndedError) {
+    return new ConnectionLostError(`${what}: ${error.message}`);
+  }
   if (error instanceof ConnectionLostError || error instanceof WireError) return error;
   return new ConnectionLostError(`${what}: ${(error as Error).message}`);
 }
