@@ -4,35 +4,27 @@
  *
  * @module
  */
+import { freePort, waitListening } from "./server_process.ts";
 
 export class Microsocks {
   private constructor(readonly port: number, readonly child: Deno.ChildProcess) {}
 
   /** Starts it on `port` (a free one by default) and waits until it accepts. */
   static async start(port?: number): Promise<Microsocks> {
-    if (port === undefined) {
-      const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-      port = probe.addr.port;
-      probe.close();
-    }
+    port ??= freePort();
     const child = new Deno.Command("microsocks", {
       args: ["-i", "127.0.0.1", "-p", String(port)],
       stdout: "null",
       stderr: "null",
     }).spawn();
-    for (let tries = 0;; tries++) {
-      try {
-        (await Deno.connect({ hostname: "127.0.0.1", port })).close();
-        return new Microsocks(port, child);
-      } catch (error) {
-        if (tries > 200) {
-          child.kill("SIGKILL");
-          await child.status;
-          throw error;
-        }
-        await new Promise((r) => setTimeout(r, 10));
-      }
+    try {
+      await waitListening(port);
+    } catch (error) {
+      child.kill("SIGKILL");
+      await child.status;
+      throw error;
     }
+    return new Microsocks(port, child);
   }
 
   /** SIGKILLs it and waits until it is gone. */
