@@ -14,6 +14,7 @@ import {
   encodePacket,
   encodeSnapshot,
   encodeVersionPacket,
+  FAST_LEVEL,
   packetName,
   PacketType,
   WireError,
@@ -174,9 +175,9 @@ export class Session {
           at += part.length;
         }
         parts = [];
-        await this.#send(encodeSnapshot(entry.version, database));
+        await this.#send(encodeSnapshot(entry.version, database, FAST_LEVEL));
       } else {
-        await this.#send(encodeChange(entry.version, entry.statements));
+        await this.#send(encodeChange(entry.version, entry.statements, FAST_LEVEL));
       }
       sent++;
     }

@@ -124,8 +124,16 @@ function joinStatements(statements: readonly string[]): Uint8Array {
   return encoder.encode(statements.join("\0"));
 }
 
-function compressed(version: number, body: Uint8Array): Uint8Array {
-  const packed = deflateSync(body);
+/**
+ * zlib's default level, as the Python plugin compresses; any level decompresses the same, so
+ * a bulk sender may trade size for speed.
+ */
+export const DEFAULT_LEVEL = 6;
+/** The fastest level, for a restore's stream: its bytes cross the wire once and are gone. */
+export const FAST_LEVEL = 1;
+
+function compressed(version: number, body: Uint8Array, level: number): Uint8Array {
+  const packed = deflateSync(body, { level });
   const payload = new Uint8Array(4 + packed.length);
   payload.set(u32(version));
   payload.set(packed, 4);
@@ -145,8 +153,12 @@ function decompressed(packet: Packet, maxBytes: number): { version: number; body
   }
 }
 
-export function encodeChange(version: number, statements: readonly string[]): Uint8Array {
-  return encodePacket(PacketType.Change, compressed(version, joinStatements(statements)));
+export function encodeChange(
+  version: number,
+  statements: readonly string[],
+  level = DEFAULT_LEVEL,
+): Uint8Array {
+  return encodePacket(PacketType.Change, compressed(version, joinStatements(statements), level));
 }
 
 /**
@@ -165,8 +177,12 @@ export function decodeChange(
   }
 }
 
-export function encodeSnapshot(version: number, database: Uint8Array): Uint8Array {
-  return encodePacket(PacketType.Snapshot, compressed(version, database));
+export function encodeSnapshot(
+  version: number,
+  database: Uint8Array,
+  level = DEFAULT_LEVEL,
+): Uint8Array {
+  return encodePacket(PacketType.Snapshot, compressed(version, database, level));
 }
 
 export function decodeSnapshot(

@@ -1,19 +1,21 @@
 /**
- * Reading a `socket:` backup (restore, status, verify): RESTORE streams every record, which
- * is spooled into a temporary cln-backup directory as it arrives, so nothing holds the whole
- * backup in memory; the directory is then read like any file backup and removed on close.
+ * Reading a `socket:` backup (restore, status, verify): RESTORE streams every record, whose
+ * packets are spooled as they arrive, untouched, into a temporary file, so nothing holds the
+ * whole backup in memory and a slow reader never stalls the server. The file is then read
+ * packet by packet, each decompressed when it is reached, and removed on close.
  *
  * @module
  */
 import type { BackupDescription, BackupEntry, BackupReader } from "../backend.ts";
-import { createFileBackup } from "../file/create.ts";
-import { FileBackend } from "../file/writer.ts";
-import { FileBackupReader } from "../file/reader.ts";
+import { SNAPSHOT_PART_BYTES } from "../file/create.ts";
+import { writeAll } from "../../fs/durable.ts";
 import {
   decodeChange,
   decodeMetadata,
   decodeSnapshot,
   encodePacket,
+  HEADER_BYTES,
+  type Packet,
   packetName,
   PacketType,
 } from "../../wire/packets.ts";
@@ -22,12 +24,21 @@ import { WireConnection } from "./connection.ts";
 import { RemoteBackupError, socketUrl } from "./backend.ts";
 import { DEFAULT_RETRY_POLICY } from "./options.ts";
 
-export class SocketBackupReader implements BackupReader {
-  #spool: FileBackupReader;
+/** What the spooled stream holds, noted as it arrives. */
+interface Spooled {
+  snapshots: number[];
+  firstVersion: number | undefined;
+  lastVersion: number;
+  records: number;
+  bytes: number;
+}
 
-  private constructor(readonly url: string, readonly tmp: string) {
-    this.#spool = new FileBackupReader(url, `${tmp}/backup`);
-  }
+export class SocketBackupReader implements BackupReader {
+  private constructor(
+    readonly url: string,
+    readonly tmp: string,
+    readonly spooled: Spooled,
+  ) {}
 
   /** Fetches the backup at `url` from its server. */
   static async fetch(
@@ -37,8 +48,7 @@ export class SocketBackupReader implements BackupReader {
     const conn = await WireConnection.open(socketUrl(url), timeoutMs);
     const tmp = Deno.makeTempDirSync({ prefix: "cln-backup-fetch-" });
     try {
-      await spool(conn, `${tmp}/backup`, url);
-      return new SocketBackupReader(url, tmp);
+      return new SocketBackupReader(url, tmp, await spool(conn, `${tmp}/restore.wire`));
     } catch (error) {
       Deno.removeSync(tmp, { recursive: true });
       throw error;
@@ -48,11 +58,34 @@ export class SocketBackupReader implements BackupReader {
   }
 
   describe(): BackupDescription {
-    return { ...this.#spool.describe(), url: this.url, format: "cln-backup server (wire v1)" };
+    const { snapshots, firstVersion, lastVersion, records, bytes } = this.spooled;
+    return {
+      url: this.url,
+      format: "cln-backup server (wire v1)",
+      snapshots,
+      firstVersion: firstVersion ?? 0,
+      lastVersion,
+      records,
+      bytes,
+      tornBytes: 0,
+    };
   }
 
-  entries(toVersion?: number): Iterable<BackupEntry> {
-    return this.#spool.entries(toVersion);
+  *entries(toVersion = Infinity): Iterable<BackupEntry> {
+    for (const packet of readSpool(`${this.tmp}/restore.wire`)) {
+      if (packet.type === PacketType.Snapshot) {
+        const { version, database } = decodeSnapshot(packet, DEFAULT_MAX_PAYLOAD_BYTES);
+        for (let at = 0; at < database.length; at += SNAPSHOT_PART_BYTES) {
+          const bytes = database.subarray(at, at + SNAPSHOT_PART_BYTES);
+          yield { kind: "snapshot-part", version, bytes };
+        }
+        yield { kind: "snapshot-end", version, totalBytes: database.length };
+        continue;
+      }
+      const { version, statements } = decodeChange(packet, DEFAULT_MAX_PAYLOAD_BYTES);
+      if (version > toVersion) return;
+      yield { kind: "change", version, statements };
+    }
   }
 
   close(): void {
@@ -60,44 +93,78 @@ export class SocketBackupReader implements BackupReader {
   }
 }
 
-/** REQ_METADATA, RESTORE, and every record until DONE, into a new backup at `dir`. */
-async function spool(conn: WireConnection, dir: string, url: string): Promise<void> {
-  const metadata = decodeMetadata(
-    await expect(conn, encodePacket(PacketType.ReqMetadata), PacketType.Metadata),
-  );
+/** The spooled packets, one at a time. */
+function* readSpool(path: string): Generator<Packet> {
+  const file = Deno.openSync(path, { read: true });
+  try {
+    const header = new Uint8Array(HEADER_BYTES);
+    for (;;) {
+      if (!readExact(file, header)) return;
+      const length = new DataView(header.buffer).getUint32(1);
+      const payload = new Uint8Array(length);
+      if (!readExact(file, payload)) throw new Error(`Cannot read backup: "${path}" is cut short`);
+      yield { type: header[0], payload };
+    }
+  } finally {
+    file.close();
+  }
+}
+
+function readExact(file: Deno.FsFile, into: Uint8Array): boolean {
+  for (let at = 0; at < into.length;) {
+    const n = file.readSync(into.subarray(at));
+    if (n === null) return false;
+    at += n;
+  }
+  return true;
+}
+
+/** REQ_METADATA, RESTORE, and every record until DONE, into `path` as received. */
+async function spool(conn: WireConnection, path: string): Promise<Spooled> {
+  const reply = await conn.request(encodePacket(PacketType.ReqMetadata));
+  if (reply.type !== PacketType.Metadata) {
+    throw new RemoteBackupError(
+      `Cannot read backup: the server answered ${packetName(reply.type)}, not METADATA: is it ` +
+        `a backup server?`,
+    );
+  }
+  const metadata = decodeMetadata(reply);
   await conn.send(encodePacket(PacketType.Restore));
-  let writer: FileBackend | undefined;
+  const spooled: Spooled = {
+    snapshots: [],
+    firstVersion: undefined,
+    lastVersion: 0,
+    records: 0,
+    bytes: 0,
+  };
   let last: number | undefined;
+  const file = Deno.openSync(path, { write: true, create: true, truncate: true });
   try {
     for (;;) {
       const packet = await conn.receive();
       if (packet.type === PacketType.Done) break;
-      if (packet.type === PacketType.Snapshot && writer === undefined) {
-        const { version, database } = decodeSnapshot(packet, DEFAULT_MAX_PAYLOAD_BYTES);
-        const copy = `${dir}.snapshot`;
-        Deno.writeFileSync(copy, database);
-        createFileBackup(dir, { version, path: copy });
-        Deno.removeSync(copy);
-        writer = FileBackend.open(url, dir, { syncOnClose: true });
-        last = version;
-      } else if (packet.type === PacketType.Change) {
-        if (!writer) {
-          createFileBackup(dir);
-          writer = FileBackend.open(url, dir, { syncOnClose: true });
-        }
-        const change = decodeChange(packet, DEFAULT_MAX_PAYLOAD_BYTES);
-        await writer.append(change);
-        last = change.version;
-      } else {
+      if (packet.type !== PacketType.Change && packet.type !== PacketType.Snapshot) {
         throw new RemoteBackupError(
           `Cannot read backup: the server sent ${packetName(packet.type)} during a restore`,
         );
       }
+      if (packet.payload.length < 4) {
+        throw new RemoteBackupError(
+          `Cannot read backup: the server sent a ${packetName(packet.type)} with no version`,
+        );
+      }
+      const version = new DataView(packet.payload.buffer, packet.payload.byteOffset).getUint32(0);
+      if (packet.type === PacketType.Snapshot) spooled.snapshots.push(version);
+      spooled.firstVersion ??= version;
+      spooled.lastVersion = Math.max(spooled.lastVersion, version);
+      spooled.records++;
+      spooled.bytes += HEADER_BYTES + packet.payload.length;
+      last = version;
+      writeAll(file, encodePacket(packet.type, packet.payload));
     }
   } finally {
-    writer?.close();
+    file.close();
   }
-  if (!writer) createFileBackup(dir);
   // The Python client's check: the stream ends at the version METADATA announced.
   if ((last ?? 0) !== metadata.version) {
     throw new RemoteBackupError(
@@ -105,15 +172,5 @@ async function spool(conn: WireConnection, dir: string, url: string): Promise<vo
         `up to ${last ?? "none"}: try again, and check the server's log`,
     );
   }
-}
-
-async function expect(conn: WireConnection, request: Uint8Array, type: PacketType) {
-  const reply = await conn.request(request);
-  if (reply.type !== type) {
-    throw new RemoteBackupError(
-      `Cannot read backup: the server answered ${packetName(reply.type)}, not ` +
-        `${packetName(type)}: is it a backup server?`,
-    );
-  }
-  return reply;
+  return spooled;
 }
