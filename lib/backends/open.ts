@@ -36,7 +36,11 @@ export function backupKind(path: string): BackupKind {
 function fileUrl(url: string): BackupUrl & { scheme: "file" } {
   const parsed = parseBackupUrl(url);
   if (parsed.scheme !== "file") {
-    throw new BackupUrlError(url, "socket backups are not supported by this version yet");
+    throw new BackupUrlError(
+      url,
+      `a socket: backup is read through its server, which this step does not do: check it ` +
+        `with "deno task status -- ${url}"`,
+    );
   }
   return parsed;
 }
