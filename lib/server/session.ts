@@ -22,6 +22,20 @@ import {
 import { PacketReader, StreamEndedError } from "../wire/packet_reader.ts";
 import { RefusedError, type ServerStorage } from "./storage.ts";
 
+/** A restore's packets are written in batches of about this many bytes. */
+const RESTORE_BATCH_BYTES = 256 * 1024;
+
+function concat(parts: Uint8Array[], total: number): Uint8Array {
+  if (parts.length === 1) return parts[0];
+  const out = new Uint8Array(total);
+  let at = 0;
+  for (const part of parts) {
+    out.set(part, at);
+    at += part.length;
+  }
+  return out;
+}
+
 export type LogLevel = "debug" | "info" | "warning" | "error";
 
 /** What a session needs from the server it belongs to. */
@@ -155,33 +169,42 @@ export class Session {
     await this.#send(encodeVersionPacket(PacketType.Nack, storage.state().version));
   }
 
-  /** Streams the backup up to the version this connection was told, then DONE. */
+  /**
+   * Streams the backup up to the version this connection was told, then DONE. Packets go out
+   * in batches of about {@linkcode RESTORE_BATCH_BYTES}: thousands of small changes would
+   * otherwise cost a write each.
+   */
   async #restore(): Promise<void> {
     const { storage, log } = this.host;
     const to = this.#toldVersion ?? storage.state().version;
     log("info", `${this.name}: RESTORE up to version ${to}`);
     let parts: Uint8Array[] = [];
+    let batch: Uint8Array[] = [];
+    let batched = 0;
     let sent = 0;
+    const queue = async (packet: Uint8Array, flush = false) => {
+      batch.push(packet);
+      batched += packet.length;
+      if (!flush && batched < RESTORE_BATCH_BYTES) return;
+      await this.#send(concat(batch, batched));
+      batch = [];
+      batched = 0;
+    };
     for (const entry of storage.entries(to)) {
       if (entry.kind === "snapshot-part") {
         parts.push(entry.bytes);
         continue;
       }
       if (entry.kind === "snapshot-end") {
-        const database = new Uint8Array(entry.totalBytes);
-        let at = 0;
-        for (const part of parts) {
-          database.set(part, at);
-          at += part.length;
-        }
+        const database = concat(parts, entry.totalBytes);
         parts = [];
-        await this.#send(encodeSnapshot(entry.version, database, FAST_LEVEL));
+        await queue(encodeSnapshot(entry.version, database, FAST_LEVEL));
       } else {
-        await this.#send(encodeChange(entry.version, entry.statements, FAST_LEVEL));
+        await queue(encodeChange(entry.version, entry.statements, FAST_LEVEL));
       }
       sent++;
     }
-    await this.#send(encodePacket(PacketType.Done));
+    await queue(encodePacket(PacketType.Done), true);
     log("info", `${this.name}: RESTORE sent ${sent} records`);
   }
 
