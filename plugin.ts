@@ -36,6 +36,7 @@ async function open(): Promise<Backend | { error: string }> {
         policy: retryPolicyFromLock(lock),
         log: (level, message) => log(level, message),
       },
+      wait: false,
     });
   } catch (error) {
     return { error: (error as Error).message };

@@ -313,3 +313,33 @@ Deno.test({
     }
   },
 });
+
+Deno.test("no server at start: getmanifest is answered first, the first write gives up", async () => {
+  const root = Deno.makeTempDirSync({ prefix: "socket-down-" });
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = listener.addr.port;
+  listener.close();
+  const dir = `${root}/node`;
+  Deno.mkdirSync(dir);
+  writeLockFile(dir, { backend_url: `socket:127.0.0.1:${port}`, ...PATIENCE });
+  const lightningd = FakeLightningd.spawn({ lightningDir: dir });
+  try {
+    await lightningd.getmanifest();
+    assertEquals(await lightningd.transaction(SCHEMA), "aborted");
+    // The manifest went out before the plugin's first reconnect: it did not wait to connect.
+    const manifest = lightningd.received.findIndex((m) => m.id !== undefined && !m.method);
+    const reconnect = lightningd.received.findIndex((m) =>
+      /reconnect 1 of 3/.test(String((m.params as { message?: string })?.message))
+    );
+    assert(manifest >= 0 && reconnect > manifest, `manifest ${manifest}, reconnect ${reconnect}`);
+    const logs = lightningd.logs.map((l) => `${l.level}: ${l.message}`).join("\n");
+    assertMatch(
+      logs,
+      /broken: giving up: connecting to 127\.0\.0\.1:\d+ failed, and 3 reconnects over [\d.]+ s did not help \(connecting to 127\.0\.0\.1:\d+: .*refused/,
+    );
+    assertMatch(logs, /broken: Cannot store change 1: connecting to/);
+  } finally {
+    await lightningd.kill().catch(() => {});
+    Deno.removeSync(root, { recursive: true });
+  }
+});

@@ -54,6 +54,11 @@ export interface Backend {
   /** The URL it was opened from. */
   readonly url: string;
   state(): BackupState;
+  /**
+   * For a backend that opens in the background (a server's): resolves once
+   * {@linkcode state} is known, rejects with why it cannot be. Absent: ready at once.
+   */
+  ready?(): Promise<void>;
   /** Stores a change durably: on return it survives a crash or power cut. */
   append(change: Change): Promise<void>;
   /** Drops the last change for good (it was never committed by the node). */

@@ -87,13 +87,16 @@ export function openReader(url: string): BackupReader {
 
 /**
  * Opens a backup of any scheme for the plugin: a file backup as {@linkcode openBackend}
- * does, a `socket:` one by connecting to its server (retrying as `socket.policy` allows).
+ * does, a `socket:` one by connecting to its server (retrying as `socket.policy` allows),
+ * in the background when `wait` is false.
  */
 export async function connectBackend(
   url: string,
-  options: { file?: FileBackendOptions; socket?: SocketBackendOptions } = {},
+  options: { file?: FileBackendOptions; socket?: SocketBackendOptions; wait?: boolean } = {},
 ): Promise<Backend> {
   if (parseBackupUrl(url).scheme === "socket") {
+    // The plugin does not wait: it answers getmanifest while connecting (see ready()).
+    if (options.wait === false) return SocketBackend.open(url, options.socket);
     return await SocketBackend.connect(url, options.socket);
   }
   return openBackend(url, options.file);

@@ -106,6 +106,7 @@ export class BackupPlugin {
       );
     }
     try {
+      if (!this.#checked) await backend.ready?.();
       const state = backend.state();
       if (!this.#checked) {
         const verdict = checkFirstWrite(state, { dataVersion: version, bumpedFrom: from });

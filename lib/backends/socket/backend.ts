@@ -74,6 +74,7 @@ export class SocketBackend implements Backend {
   #metadata: Metadata = { protocol: 1, version: 0, prevVersion: 0, versionCount: 0 };
   #status: ConnectionStatus;
   #failure: string | undefined;
+  #ready: Promise<void> = Promise.resolve();
 
   private constructor(readonly url: string, options: SocketBackendOptions) {
     this.target = socketUrl(url);
@@ -95,12 +96,31 @@ export class SocketBackend implements Backend {
 
   /** Connects and learns where the server's backup stands, retrying as for a change. */
   static async connect(url: string, options: SocketBackendOptions = {}): Promise<SocketBackend> {
-    const backend = new SocketBackend(url, options);
-    await backend.#retrying("connecting", () => Promise.resolve());
-    backend.#version = backend.#metadata.version;
-    backend.#prevVersion = backend.#metadata.prevVersion;
-    backend.#count = backend.#metadata.versionCount;
+    const backend = SocketBackend.open(url, options);
+    await backend.ready();
     return backend;
+  }
+
+  /**
+   * Starts connecting and returns at once, so the plugin can answer lightningd's
+   * `getmanifest` while it connects; {@linkcode ready} tells when it knows where the
+   * server's backup stands.
+   */
+  static open(url: string, options: SocketBackendOptions = {}): SocketBackend {
+    const backend = new SocketBackend(url, options);
+    backend.#ready = backend.#retrying("connecting", () => Promise.resolve()).then(() => {
+      backend.#version = backend.#metadata.version;
+      backend.#prevVersion = backend.#metadata.prevVersion;
+      backend.#count = backend.#metadata.versionCount;
+    });
+    // Whoever needs the backup awaits ready(); a failure nobody awaited yet is not a crash.
+    backend.#ready.catch(() => {});
+    return backend;
+  }
+
+  /** Resolves once connected and told the server's versions; rejects with why not. */
+  ready(): Promise<void> {
+    return this.#ready;
   }
 
   state(): BackupState {
