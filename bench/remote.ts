@@ -16,17 +16,16 @@ import { clnBackupNode, hookWorkload, roundTrip, startPlugin } from "./hook_late
 import { type BenchContext, type Row, row, type Section, type SectionResult } from "./section.ts";
 import { median, summarize } from "./stats.ts";
 import { buildRestoreData } from "./restore_data.ts";
-import { freePort, spawnServer, waitListening } from "../tests/support/server_process.ts";
+import { freePort, spawnListening, spawnServer } from "../tests/support/server_process.ts";
 
 async function startMicrosocks(port: number): Promise<Deno.ChildProcess | undefined> {
   try {
-    const child = new Deno.Command("microsocks", {
-      args: ["-i", "127.0.0.1", "-p", String(port)],
-      stdout: "null",
-      stderr: "null",
-    }).spawn();
-    await waitListening(port);
-    return child;
+    return await spawnListening(
+      "microsocks",
+      ["-i", "127.0.0.1", "-p", String(port)],
+      port,
+      "null",
+    );
   } catch {
     return undefined;
   }

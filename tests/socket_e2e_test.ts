@@ -14,6 +14,25 @@ import { restore } from "../lib/cli/restore.ts";
 import { status } from "../lib/cli/status.ts";
 import { verify } from "../lib/cli/verify.ts";
 
+/** Starts the plugin on `dir`, commits one transaction, and gives `body` the node. */
+async function oneTransaction(
+  dir: string,
+  body: (lightningd: FakeLightningd) => Promise<void> = () => Promise.resolve(),
+): Promise<void> {
+  const lightningd = FakeLightningd.spawn({ lightningDir: dir });
+  try {
+    await lightningd.getmanifest();
+    assertEquals(
+      await lightningd.transaction(["DELETE FROM vars WHERE name = 'x'"]),
+      "committed",
+    );
+    await body(lightningd);
+    assertEquals((await lightningd.stop()).code, 0);
+  } finally {
+    await lightningd.kill().catch(() => {});
+  }
+}
+
 async function withServer(body: (server: TestServer, root: string) => Promise<void>) {
   const root = Deno.makeTempDirSync({ prefix: "socket-e2e-" });
   const server = startServer(`${root}/served`);
@@ -45,13 +64,7 @@ Deno.test("the recorded runs back up through socket: and restore over the wire",
       dumpDatabase(`${dir}/lightningd.sqlite3`),
       dumpDatabase(loadFixture("activity").database),
     );
-    const lightningd = FakeLightningd.spawn({ lightningDir: dir });
-    try {
-      await lightningd.getmanifest();
-      assertEquals(
-        await lightningd.transaction(["DELETE FROM vars WHERE name = 'x'"]),
-        "committed",
-      );
+    await oneTransaction(dir, async (lightningd) => {
       const answer = await lightningd.request("backup-status", {});
       const result = answer.result as Record<string, unknown>;
       const connection = result.connection as Record<string, unknown>;
@@ -59,10 +72,7 @@ Deno.test("the recorded runs back up through socket: and restore over the wire",
       assertEquals(connection.destination, server.url.slice("socket:".length));
       assertEquals([connection.state, connection.reconnects], ["connected", 0]);
       assert(typeof connection.last_ack_ms === "number" && connection.last_ack_ms > 0);
-      assertEquals((await lightningd.stop()).code, 0);
-    } finally {
-      await lightningd.kill().catch(() => {});
-    }
+    });
     const node = dumpDatabase(`${dir}/lightningd.sqlite3`);
     const output = new BufferedOutput();
     assertEquals(await restore([server.url, `${root}/restored.sqlite3`], output), 0, output.text);
@@ -85,17 +95,7 @@ Deno.test("init over socket: sends the snapshot; the plugin goes on from it", as
       const output = new BufferedOutput();
       assertEquals(await init([server.url, "--lightning-dir", dir], output), 0, output.text);
       assertMatch(output.stdout[0], /^Created the backup socket:.* at version 15$/);
-      const lightningd = FakeLightningd.spawn({ lightningDir: dir });
-      try {
-        await lightningd.getmanifest();
-        assertEquals(
-          await lightningd.transaction(["DELETE FROM vars WHERE name = 'x'"]),
-          "committed",
-        );
-        assertEquals((await lightningd.stop()).code, 0);
-      } finally {
-        await lightningd.kill().catch(() => {});
-      }
+      await oneTransaction(dir);
       const restored = `${root}/restored.sqlite3`;
       assertEquals(await restore([server.url, restored], new BufferedOutput()), 0);
       assertEquals(dumpDatabase(restored), dumpDatabase(`${dir}/lightningd.sqlite3`));

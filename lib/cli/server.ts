@@ -12,7 +12,6 @@ import {
   type CommandSpec,
   consoleOutput,
   Exit,
-  fileBackupPath,
   type Output,
   runCommand,
   UsageError,
@@ -91,7 +90,14 @@ export async function server(
       if (LEVELS.indexOf(at) < LEVELS.indexOf(level)) return;
       output.out(mode === "systemd" ? `<${SYSLOG[at]}>${message}` : `${at}: ${message}`);
     };
-    const storage = ServerStorage.open(url, fileBackupPath(url, ACTION), (m) => log("info", m));
+    const parsed = parseBackupUrl(url);
+    if (parsed.scheme !== "file") {
+      throw new Error(
+        `${ACTION}: the storage "${url}" must be a directory on this machine: use a ` +
+          `file:///abs/path URL`,
+      );
+    }
+    const storage = ServerStorage.open(url, parsed.path, (m) => log("info", m));
     let backupServer: BackupServer;
     try {
       backupServer = new BackupServer(storage, { ...target, log });

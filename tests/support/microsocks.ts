@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { freePort, waitListening } from "./server_process.ts";
+import { freePort, spawnListening } from "./server_process.ts";
 
 export class Microsocks {
   private constructor(readonly port: number, readonly child: Deno.ChildProcess) {}
@@ -12,18 +12,12 @@ export class Microsocks {
   /** Starts it on `port` (a free one by default) and waits until it accepts. */
   static async start(port?: number): Promise<Microsocks> {
     port ??= freePort();
-    const child = new Deno.Command("microsocks", {
-      args: ["-i", "127.0.0.1", "-p", String(port)],
-      stdout: "null",
-      stderr: "null",
-    }).spawn();
-    try {
-      await waitListening(port);
-    } catch (error) {
-      child.kill("SIGKILL");
-      await child.status;
-      throw error;
-    }
+    const child = await spawnListening(
+      "microsocks",
+      ["-i", "127.0.0.1", "-p", String(port)],
+      port,
+      "null",
+    );
     return new Microsocks(port, child);
   }
 

@@ -28,14 +28,33 @@ export async function waitListening(port: number): Promise<void> {
   }
 }
 
+/** Spawns `command` and waits until it listens on the loopback `port`; killed if it never does. */
+export async function spawnListening(
+  command: string,
+  args: string[],
+  port: number,
+  stderr: "piped" | "inherit" | "null" = "piped",
+): Promise<Deno.ChildProcess> {
+  const child = new Deno.Command(command, { args, stdout: "null", stderr }).spawn();
+  try {
+    await waitListening(port);
+  } catch (error) {
+    child.kill("SIGKILL");
+    await child.status;
+    throw error;
+  }
+  return child;
+}
+
 /** Starts the server on `storage` at 127.0.0.1:`port`, logging errors only, once it listens. */
-export async function spawnServer(
+export function spawnServer(
   storage: string,
   port: number,
   stderr: "piped" | "inherit" = "piped",
 ): Promise<Deno.ChildProcess> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
+  return spawnListening(
+    Deno.execPath(),
+    [
       "run",
       "-A",
       CLI,
@@ -45,15 +64,7 @@ export async function spawnServer(
       "--log-level",
       "error",
     ],
-    stdout: "null",
+    port,
     stderr,
-  }).spawn();
-  try {
-    await waitListening(port);
-  } catch (error) {
-    child.kill("SIGKILL");
-    await child.status;
-    throw error;
-  }
-  return child;
+  );
 }
