@@ -105,3 +105,33 @@ Deno.test("a v1 .dbak is refused as storage, naming upgrade", () => {
   assert(error);
   assertMatch(error.message, /is a v1 \.dbak of the Python plugin: convert it .*upgrade/);
 });
+
+Deno.test("a restore while the writer writes: exactly the versions it was told, then DONE", async () => {
+  await withServer(async ({ server }) => {
+    const writer = await RawClient.connect(server.port);
+    let acked = 0;
+    let stop = false;
+    const writing = (async () => {
+      for (let version = 1; !stop; version++) {
+        await writer.send(change(version));
+        const reply = (await writer.next())!;
+        assertEquals(reply.type, PacketType.Ack);
+        acked = decodeVersion(reply);
+      }
+    })();
+    while (acked < 20) await new Promise((r) => setTimeout(r, 1));
+    const reader = await RawClient.connect(server.port);
+    await reader.send(REQ_METADATA);
+    const told = decodeMetadata((await reader.next())!).version;
+    await reader.send(Uint8Array.of(PacketType.Restore, 0, 0, 0, 0));
+    const versions: number[] = [];
+    for (let p = await reader.next(); p && p.type !== PacketType.Done; p = await reader.next()) {
+      versions.push(new DataView(p.payload.buffer, p.payload.byteOffset).getUint32(0));
+    }
+    stop = true;
+    await writing;
+    assertEquals(versions, Array.from({ length: told }, (_, i) => i + 1));
+    reader.close();
+    writer.close();
+  });
+});
