@@ -61,7 +61,9 @@ Deno.test("a second writer is refused with NACK and a log line; readers are serv
     assertEquals(decodeVersion((await writer.next())!), 2);
     // Once the writer is gone, another connection may write.
     writer.close();
-    await new Promise((r) => setTimeout(r, 50));
+    while (!logs.some((l) => /connection 1 .*: disconnected/.test(l))) {
+      await new Promise((r) => setTimeout(r, 5));
+    }
     await other.send(change(3));
     const after = (await other.next())!;
     assertEquals([after.type, decodeVersion(after)], [PacketType.Ack, 3]);
