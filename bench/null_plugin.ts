@@ -43,7 +43,7 @@ async function main(): Promise<void> {
   for (;;) {
     const n = await Deno.stdin.read(buffer);
     if (n === null) return;
-    for (const bytes of framer.push(buffer.slice(0, n))) {
+    for (const bytes of framer.push(buffer.subarray(0, n))) {
       if (handle(bytes)) return;
     }
   }

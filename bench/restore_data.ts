@@ -11,6 +11,7 @@ import { DatabaseSync } from "node:sqlite";
 import { createFileBackup } from "../lib/backends/file/create.ts";
 import { writeAll } from "../lib/fs/durable.ts";
 import { createEmptyLog } from "../lib/backends/file/writer.ts";
+import { readChain } from "../lib/format/chain.ts";
 import { baseName, logName } from "../lib/format/layout.ts";
 import { encodeRecord, encodeStatements, RecordKind } from "../lib/format/record.ts";
 import { loadFixture } from "../tests/support/fixtures.ts";
@@ -148,7 +149,7 @@ export function buildRestoreData(
       // The same snapshot: share the first backup's base segment instead of writing it again.
       Deno.mkdirSync(path);
       Deno.linkSync(base, `${path}/${baseName(snapshotVersion)}`);
-      createEmptyLog(path);
+      createEmptyLog(path, readChain(backups.values().next().value!).backupId);
     }
     backups.set(count, path);
     logs.set(count, new BufferedFile(`${path}/${logName(1)}`, { write: true, append: true }));

@@ -9,7 +9,7 @@
  * program path swapped: same deno, same flags, same working directory.
  */
 import { assert, assertEquals } from "./support/assert.ts";
-import { FakeLightningd } from "./support/fake_lightningd.ts";
+import { FakeLightningd, splitMessages } from "./support/fake_lightningd.ts";
 import { loadFixture } from "./support/fixtures.ts";
 import { dumpDatabase } from "./support/dump.ts";
 import { createFileBackup } from "../lib/backends/file/create.ts";
@@ -111,6 +111,37 @@ Deno.test("the launcher script runs the plugin over a recorded start, PATH or no
     const restored = `${node.root}/restored.sqlite3`;
     restoreBackup(openReader(node.url), restored);
     assertEquals(dumpDatabase(restored), dumpDatabase(fixture.database));
+  } finally {
+    Deno.removeSync(node.root, { recursive: true });
+  }
+});
+
+Deno.test("the launched plugin compacts its backup: the worker runs under the same flags", async () => {
+  const node = prepareNode();
+  try {
+    const lightningd = FakeLightningd.spawn({
+      lightningDir: node.lightningDir,
+      command: [node.launcher],
+      env: NO_PATH,
+    });
+    await lightningd.getmanifest();
+    const writes = splitMessages(loadFixture("fresh-start").raw)
+      .filter((m) => m.json.method === "db_write");
+    for (const { json } of writes) {
+      assertEquals(
+        await lightningd.dbWrite(json.params.data_version, json.params.writes),
+        "committed",
+      );
+    }
+    await lightningd.init();
+    const answer = await lightningd.request("backup-compact", []);
+    assertEquals(answer.error, undefined, JSON.stringify(answer.error));
+    const result = answer.result as { base_version: number };
+    assertEquals(result.base_version, writes.at(-2)!.json.params.data_version);
+    assertEquals((await lightningd.stop()).code, 0, await lightningd.stderr());
+    const restored = `${node.root}/restored.sqlite3`;
+    restoreBackup(openReader(node.url), restored);
+    assertEquals(dumpDatabase(restored), dumpDatabase(loadFixture("fresh-start").database));
   } finally {
     Deno.removeSync(node.root, { recursive: true });
   }

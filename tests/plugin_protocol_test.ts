@@ -3,117 +3,31 @@
  * init, backup-status, shutdown and end of input; malformed input answered or ignored, never
  * a crash; and a plugin without a usable backup stopping the node without committing.
  */
+import { DEFAULT_COMPACTION_OPTIONS } from "./support/plugin_session.ts";
 import { DatabaseSync } from "node:sqlite";
 import { assert, assertEquals, assertMatch } from "./support/assert.ts";
-import { DATABASE_NAME, FakeLightningd } from "./support/fake_lightningd.ts";
+import { DATABASE_NAME } from "./support/fake_lightningd.ts";
 import { dumpDatabase } from "./support/dump.ts";
-import { createFileBackup } from "../lib/backends/file/create.ts";
 import { LOCK_FILE, writeLockFile } from "../lib/backup/lock_file.ts";
 import { openReader } from "../lib/backends/open.ts";
 import { restoreBackup } from "../lib/backup/restore.ts";
 import { bumpStatement } from "./support/statements.ts";
+import {
+  assertStillServes,
+  broken,
+  errorAnswers,
+  note,
+  restoredDump,
+  SCHEMA,
+  status,
+  stop,
+  unusual,
+  within,
+  withPlugin,
+} from "./support/plugin_session.ts";
 
 const encoder = new TextEncoder();
-
-const SCHEMA = [
-  "CREATE TABLE vars (name TEXT, val TEXT, intval INTEGER, blobval BLOB, PRIMARY KEY (name))",
-  "INSERT INTO vars (name, intval) VALUES ('data_version', 0)",
-  "CREATE TABLE notes (id INTEGER PRIMARY KEY, note TEXT)",
-  "CREATE TABLE blobs (id INTEGER PRIMARY KEY, data BLOB)",
-];
 const bump = bumpStatement;
-const note = (text: string) => `INSERT INTO notes (note) VALUES ('${text}')`;
-
-/** Fails when `promise` takes longer than `ms`. */
-async function within<T>(ms: number, what: string, promise: Promise<T>): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms);
-  });
-  try {
-    return await Promise.race([promise, late]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-interface Session {
-  dir: string;
-  url: string;
-  lightningd: FakeLightningd;
-  /** Starts another plugin process on the same lightning dir. */
-  restart(): Promise<FakeLightningd>;
-}
-
-/**
- * A lightning dir with a backup and backup.lock (unless `prepare` sets up something else),
- * the plugin started and `getmanifest` answered; every plugin is gone and the dir removed
- * afterwards, whatever happens.
- */
-async function withPlugin(
-  fn: (session: Session) => Promise<void>,
-  prepare?: (dir: string) => void,
-): Promise<void> {
-  const dir = Deno.makeTempDirSync();
-  const spawned: FakeLightningd[] = [];
-  const spawn = async () => {
-    const lightningd = FakeLightningd.spawn({ lightningDir: dir });
-    spawned.push(lightningd);
-    await within(10_000, "getmanifest", lightningd.getmanifest());
-    return lightningd;
-  };
-  try {
-    const url = `file://${dir}/backup`;
-    if (prepare) {
-      prepare(dir);
-    } else {
-      createFileBackup(`${dir}/backup`);
-      writeLockFile(dir, { backend_url: url });
-    }
-    await fn({ dir, url, lightningd: await spawn(), restart: spawn });
-  } finally {
-    // Killing a plugin that already exited is harmless; one that hangs must not outlive us.
-    for (const lightningd of spawned) await lightningd.kill().catch(() => {});
-    Deno.removeSync(dir, { recursive: true });
-  }
-}
-
-function status(answer: Record<string, unknown>): Record<string, unknown> {
-  return answer.result as Record<string, unknown>;
-}
-
-/** A db_write after the input under test is answered `continue` and stored. */
-async function assertStillServes(lightningd: FakeLightningd, text = "still here"): Promise<void> {
-  const outcome = await within(10_000, "db_write", lightningd.transaction([note(text)]));
-  assertEquals(outcome, "committed");
-  const answer = await within(10_000, "backup-status", lightningd.request("backup-status", {}));
-  assertEquals(status(answer).ok, true);
-  assertEquals(status(answer).version, lightningd.dataVersion());
-}
-
-/** Sends `shutdown`; the plugin must exit 0 having written only JSON-RPC. */
-async function stop(lightningd: FakeLightningd): Promise<void> {
-  const exit = await within(10_000, "exit after shutdown", lightningd.stop());
-  assertEquals(exit.code, 0);
-  assertEquals(lightningd.garbage, []);
-}
-
-function restoredDump(dir: string, url: string): string {
-  const reader = openReader(url);
-  try {
-    restoreBackup(reader, `${dir}/restored.sqlite3`);
-  } finally {
-    reader.close();
-  }
-  return dumpDatabase(`${dir}/restored.sqlite3`);
-}
-
-const unusual = (lightningd: FakeLightningd) =>
-  lightningd.logs.filter((l) => l.level === "unusual").map((l) => l.message);
-const broken = (lightningd: FakeLightningd) =>
-  lightningd.logs.filter((l) => l.level === "broken").map((l) => l.message);
-const errorAnswers = (lightningd: FakeLightningd) =>
-  lightningd.received.filter((m) => m.error !== undefined);
 
 // --- getmanifest, init, backup-status, shutdown, end of input ----------------------------------
 
@@ -126,11 +40,17 @@ Deno.test("protocol: getmanifest declares the hook, the subscription, the method
     assertEquals(manifest.subscriptions, ["shutdown"]);
     assertEquals(manifest.dynamic, false);
     const methods = manifest.rpcmethods as Record<string, unknown>[];
-    assertEquals(methods.map((m) => m.name), ["backup-status"]);
+    assertEquals(methods.map((m) => m.name), ["backup-status", "backup-compact"]);
     assertEquals(typeof methods[0].usage, "string");
     assertEquals(typeof methods[0].description, "string");
     const options = manifest.options as Record<string, unknown>[];
-    assertEquals(options.map((o) => [o.name, o.type]), [["backup-destination", "string"]]);
+    assertEquals(options.map((o) => [o.name, o.type, o.dynamic ?? false]), [
+      ["backup-destination", "string", false],
+      ["backup-compact-auto", "bool", true],
+      ["backup-compact-ratio", "int", true],
+      ["backup-compact-min-mib", "int", true],
+      ["backup-retain-snapshots", "int", true],
+    ]);
     assertMatch(String(options[0].description), /UNUSED/);
     await stop(lightningd);
   });
@@ -181,6 +101,13 @@ Deno.test("protocol: backup-status reports the backup and the hook's latency", a
       backup_bytes: bytes,
       connection: null,
       writes_since_start: 3,
+      options: { "backup-destination": null, ...DEFAULT_COMPACTION_OPTIONS },
+      compaction: {
+        running: null,
+        last: null,
+        next_due_at_bytes: 64 * 1024 * 1024,
+        sealed_log_bytes: 0,
+      },
     });
     assert(typeof last === "number" && last >= 0, `last_hook_ms ${last}`);
     assert(typeof p99 === "number" && p99 >= last, `p99_hook_ms ${p99}`);
@@ -239,30 +166,33 @@ Deno.test("protocol: end of input inside a message is logged, exit 0", async () 
 
 // --- malformed input -----------------------------------------------------------------------------
 
-Deno.test("protocol: garbage bytes are logged and ignored", async () => {
+Deno.test("protocol: garbage between messages is logged once per run and skipped", async () => {
   await withPlugin(async ({ lightningd }) => {
     assertEquals(await lightningd.transaction(SCHEMA), "committed");
-    await lightningd.write(new Uint8Array([0xff, 0xfe, 0x00, 0x01, 0x7b, 0x5b, 0x22, 0x0a, 0x0a]));
-    await lightningd.write(encoder.encode("42\n\n[1,2]\n\nnull\n\n"));
+    await lightningd.write(new Uint8Array([0xff, 0xfe, 0x00, 0x01, 0x7d, 0x22, 0x0a, 0x0a]));
+    await lightningd.write(encoder.encode('42\n\nnull\n\n[1,2]\n\n{"a" 1}\n\n'));
     await assertStillServes(lightningd);
     const lines = unusual(lightningd);
-    assertEquals(lines.length, 4);
-    assertMatch(lines[0], /^ignoring a malformed message of 7 bytes: not JSON/);
-    for (const line of lines.slice(1)) {
-      assertMatch(line, /^ignoring a malformed message of \d+ bytes: not a JSON object$/);
-    }
+    assertEquals(lines.length, 5);
+    assertEquals(lines.slice(0, 4), [
+      "ignoring 6 bytes between messages: not a JSON-RPC message",
+      "ignoring 2 bytes between messages: not a JSON-RPC message",
+      "ignoring 4 bytes between messages: not a JSON-RPC message",
+      "ignoring a malformed message of 5 bytes: not a JSON object",
+    ]);
+    assertMatch(lines[4], /^ignoring a malformed message of 7 bytes: not JSON \(/);
     assertEquals(errorAnswers(lightningd), []);
     await stop(lightningd);
   });
 });
 
-Deno.test("protocol: truncated JSON is logged and ignored, nothing stored", async () => {
+Deno.test("protocol: invalid JSON whose brackets close is logged and ignored, nothing stored", async () => {
   await withPlugin(async ({ lightningd, dir, url }) => {
     assertEquals(await lightningd.transaction(SCHEMA), "committed");
     await lightningd.write(
       encoder.encode(
         `{"jsonrpc":"2.0","id":"cln:db_write#9","method":"db_write","params":{"data_version":2,` +
-          `"writes":["${note("truncated")}",\n\n`,
+          `"writes":["${note("truncated")}",]}}\n\n`,
       ),
     );
     await assertStillServes(lightningd);
@@ -274,7 +204,33 @@ Deno.test("protocol: truncated JSON is logged and ignored, nothing stored", asyn
   });
 });
 
-Deno.test("protocol: a message without jsonrpc gets an error answer with its id", async () => {
+Deno.test("protocol: a message that never closes holds what follows until input ends", async () => {
+  await withPlugin(async ({ lightningd, dir, url }) => {
+    assertEquals(await lightningd.transaction(SCHEMA), "committed");
+    // What follows a blank line may be the caller's params, so it is never taken as a new
+    // message: a complete db_write after an unclosed one is part of it, never stored.
+    const open = encoder.encode('{"jsonrpc":"2.0","id":"cln:db_write#9","params":["x",\n\n');
+    const inside = encoder.encode(
+      JSON.stringify({
+        jsonrpc: "2.0",
+        id: "cln:db_write#10",
+        method: "db_write",
+        params: { data_version: 2, writes: [note("injected"), bump(1)] },
+      }) + "\n\n",
+    );
+    await lightningd.write(open);
+    await lightningd.write(inside);
+    const exit = await within(5_000, "exit on EOF", lightningd.close());
+    assertEquals(exit.code, 0);
+    assertEquals(unusual(lightningd), [
+      `input ended inside a message (${open.length + inside.length} bytes)`,
+    ]);
+    assertEquals(lightningd.received.filter((m) => m.id === "cln:db_write#10"), []);
+    assert(!restoredDump(dir, url).includes("injected"));
+  });
+});
+
+Deno.test("protocol: a message without jsonrpc is refused by its id: a db_write aborts", async () => {
   await withPlugin(async ({ lightningd, dir, url }) => {
     assertEquals(await lightningd.transaction(SCHEMA), "committed");
     const params = { data_version: 2, writes: [note("no jsonrpc"), bump(1)] };
@@ -285,12 +241,15 @@ Deno.test("protocol: a message without jsonrpc gets an error answer with its id"
     );
     await lightningd.write(encoder.encode('{"id":5,"method":"backup-status"}\n\n'));
     await assertStillServes(lightningd);
+    const refusal = 'Refusing a malformed db_write (no "jsonrpc": "2.0"): it cannot be ' +
+      "stored exactly; stop the node and report this";
+    assertEquals(lightningd.received.find((m) => m.id === "cln:db_write#77"), {
+      jsonrpc: "2.0",
+      id: "cln:db_write#77",
+      result: { result: "abort", message: refusal },
+    });
+    assertEquals(broken(lightningd), [refusal]);
     assertEquals(errorAnswers(lightningd), [
-      {
-        jsonrpc: "2.0",
-        id: "cln:db_write#77",
-        error: { code: -32600, message: 'Invalid request: no "jsonrpc": "2.0"' },
-      },
       {
         jsonrpc: "2.0",
         id: 5,

@@ -6,13 +6,14 @@
  * - torn tails: the live segment cut at every byte offset of its last two records (and, as a
  *   power cut can leave it on a file system that grows a file before its data lands, the same
  *   with the rest of the record zeroed): the reader reports the torn bytes, `FileBackend.open`
- *   cuts them and says so, and the restore equals the state as of the last whole record;
+ *   shows them in its state and `cutTail` cuts them and says so, and the restore equals the
+ *   state as of the last whole record;
  * - corruption: one bit flipped in every field of segment headers, in record headers and
  *   payloads of every kind (change, snapshot part, snapshot end), first, middle and last, in
- *   sealed and live segments, and runs of zeros (a lost sector) in payloads: a damaged record
- *   is never applied. Opening or restoring fails
+ *   sealed and live segments (their seals too), and runs of zeros (a lost sector) in payloads:
+ *   a damaged record is never applied. Opening or restoring fails
  *   with a `CorruptBackupError` naming the file and offset, or, for the last record of the live
- *   segment only, the record is cut as a torn tail.
+ *   segment only, the record is left out as a torn tail (the version check decides).
  *
  * Everything runs in-process; the expected databases come from applying the recorded
  * statements directly with SQLite, not from the restore code.
@@ -220,109 +221,114 @@ Deno.test("torn tails are cut and corrupt records never applied", async (t) => {
     ]);
     assertEquals(restoreDump(built, "intact"), built.expected.get(lastVersion));
 
-    await t.step("truncated at every byte offset of the live segment's last two records", () => {
-      const pristine = Deno.readFileSync(live.path);
-      const [second, last] = live.records.slice(-2);
-      assertEquals(last.end, pristine.length);
-      const restoreAt = new Set([
-        second.offset,
-        second.offset + 1,
-        second.offset + RECORD_HEADER_SIZE - 1,
-        second.offset + RECORD_HEADER_SIZE,
-        last.offset - 1,
-        last.offset,
-        last.offset + 7,
-        last.offset + RECORD_HEADER_SIZE,
-        last.end - 1,
-      ]);
-      let cuts = 0;
-      const started = performance.now();
-      try {
-        for (const zeroed of [false, true]) {
-          for (let cut = second.offset; cut < last.end; cut++) {
-            const record = cut < last.offset ? second : last;
-            const context = `cut at ${cut}${zeroed ? ", zeroed to the end" : ""}`;
-            // Only the record being appended is unsynced: a power cut may leave the file grown
-            // to its end with zeros where its data did not land.
-            const bytes = new Uint8Array(zeroed ? record.end : cut);
-            bytes.set(pristine.subarray(0, cut));
-            Deno.writeFileSync(live.path, bytes);
-            // (Zeros can be what the record held: then it is whole.)
-            const intact = zeroed && pristine.subarray(cut, record.end).every((b) => b === 0);
-            const whole = intact ? record.end : record.offset;
-            const version = intact ? record.version : record.version - 1;
-            const tornBytes = bytes.length - whole;
+    await t.step(
+      "truncated at every byte offset of the live segment's last two records",
+      async () => {
+        const pristine = Deno.readFileSync(live.path);
+        const [second, last] = live.records.slice(-2);
+        assertEquals(last.end, pristine.length);
+        const restoreAt = new Set([
+          second.offset,
+          second.offset + 1,
+          second.offset + RECORD_HEADER_SIZE - 1,
+          second.offset + RECORD_HEADER_SIZE,
+          last.offset - 1,
+          last.offset,
+          last.offset + 7,
+          last.offset + RECORD_HEADER_SIZE,
+          last.end - 1,
+        ]);
+        let cuts = 0;
+        const started = performance.now();
+        try {
+          for (const zeroed of [false, true]) {
+            for (let cut = second.offset; cut < last.end; cut++) {
+              const record = cut < last.offset ? second : last;
+              const context = `cut at ${cut}${zeroed ? ", zeroed to the end" : ""}`;
+              // Only the record being appended is unsynced: a power cut may leave the file grown
+              // to its end with zeros where its data did not land.
+              const bytes = new Uint8Array(zeroed ? record.end : cut);
+              bytes.set(pristine.subarray(0, cut));
+              Deno.writeFileSync(live.path, bytes);
+              // (Zeros can be what the record held: then it is whole.)
+              const intact = zeroed && pristine.subarray(cut, record.end).every((b) => b === 0);
+              const whole = intact ? record.end : record.offset;
+              const version = intact ? record.version : record.version - 1;
+              const tornBytes = bytes.length - whole;
 
-            // The reader reports the torn tail and yields exactly the whole records (checked
-            // by count at every offset; record by record, which decodes the snapshot too, at
-            // every 16th).
-            const reader = new FileBackupReader(built.url, built.backup);
-            const described = reader.describe();
-            const kept = built.changes.filter((c) => c.version <= version);
-            assertEquals(described.tornBytes, tornBytes, context);
-            assertEquals(described.lastVersion, version, context);
-            assertEquals(described.records, base.records.length + kept.length, context);
-            if (restoreAt.has(cut) || cut % 16 === 0) {
-              assertEquals(readAll(built).changes, kept, context);
-            }
-            if (restoreAt.has(cut) && !zeroed) {
-              assertEquals(restoreDump(built, "torn"), built.expected.get(version), context);
-            }
-
-            // The writer cuts it, fsyncs and says so.
-            const messages: string[] = [];
-            const backend = FileBackend.open(built.url, built.backup, {
-              segmentBytes: SEGMENT_BYTES,
-              log: (message) => messages.push(message),
-            });
-            try {
-              assertEquals(backend.state().version, version, context);
-              if (tornBytes > 0) {
-                assertEquals(messages.length, 1, context);
-                assertMatch(
-                  messages[0],
-                  new RegExp(`^cut ${tornBytes} torn bytes at offset ${whole} `),
-                );
-                cuts++;
-              } else {
-                assertEquals(messages, [], context);
+              // The reader reports the torn tail and yields exactly the whole records (checked
+              // by count at every offset; record by record, which decodes the snapshot too, at
+              // every 16th).
+              const reader = new FileBackupReader(built.url, built.backup);
+              const described = reader.describe();
+              const kept = built.changes.filter((c) => c.version <= version);
+              assertEquals(described.tornBytes, tornBytes, context);
+              assertEquals(described.lastVersion, version, context);
+              assertEquals(described.records, base.records.length + kept.length, context);
+              if (restoreAt.has(cut) || cut % 16 === 0) {
+                assertEquals(readAll(built).changes, kept, context);
               }
-              assertEquals(Deno.statSync(live.path).size, whole, context);
-              // ...and the node's resent changes make it whole again.
-              if (restoreAt.has(cut)) {
-                for (const change of built.changes.filter((c) => c.version > version)) {
-                  backend.append(change);
+              if (restoreAt.has(cut) && !zeroed) {
+                assertEquals(restoreDump(built, "torn"), built.expected.get(version), context);
+              }
+
+              // The writer shows it, cuts it when asked, fsyncs and says so.
+              const messages: string[] = [];
+              const backend = FileBackend.open(built.url, built.backup, {
+                segmentBytes: SEGMENT_BYTES,
+              });
+              try {
+                const state = backend.state();
+                assertEquals(state.version, version, context);
+                assertEquals(state.tail?.bytes ?? 0, tornBytes, context);
+                if (state.tail) messages.push(await backend.cutTail());
+                if (tornBytes > 0) {
+                  assertEquals(messages.length, 1, context);
+                  assertMatch(
+                    messages[0],
+                    new RegExp(`^cut ${tornBytes} torn bytes at offset ${whole} `),
+                  );
+                  cuts++;
+                } else {
+                  assertEquals(messages, [], context);
                 }
+                assertEquals(Deno.statSync(live.path).size, whole, context);
+                // ...and the node's resent changes make it whole again.
+                if (restoreAt.has(cut)) {
+                  for (const change of built.changes.filter((c) => c.version > version)) {
+                    backend.append(change);
+                  }
+                }
+              } finally {
+                backend.close();
               }
-            } finally {
-              backend.close();
-            }
-            const after = new FileBackupReader(built.url, built.backup).describe();
-            assertEquals(after.tornBytes, 0, context);
-            if (restoreAt.has(cut)) {
-              assertEquals(Deno.readFileSync(live.path), pristine, context);
-              assertEquals(after.lastVersion, lastVersion, context);
+              const after = new FileBackupReader(built.url, built.backup).describe();
+              assertEquals(after.tornBytes, 0, context);
+              if (restoreAt.has(cut)) {
+                assertEquals(Deno.readFileSync(live.path), pristine, context);
+                assertEquals(after.lastVersion, lastVersion, context);
+              }
             }
           }
+        } finally {
+          Deno.writeFileSync(live.path, pristine);
         }
-      } finally {
-        Deno.writeFileSync(live.path, pristine);
-      }
-      console.log(
-        `${2 * (last.end - second.offset)} truncations, ${cuts} torn tails cut, in ` +
-          `${Math.round(performance.now() - started)} ms`,
-      );
-      assert(cuts > last.end - second.offset, `only ${cuts} cuts`);
-    });
+        console.log(
+          `${2 * (last.end - second.offset)} truncations, ${cuts} torn tails cut, in ` +
+            `${Math.round(performance.now() - started)} ms`,
+        );
+        assert(cuts > last.end - second.offset, `only ${cuts} cuts`);
+      },
+    );
 
-    await t.step("a flipped bit anywhere is reported, never applied", () => {
+    await t.step("a flipped bit anywhere is reported, never applied", async () => {
       // `at`: the byte whose bit is flipped; with `run`, that many bytes from it are zeroed.
       const cases: { path: string; at: number; what: string; record?: Record; run?: number }[] = [];
       const sealed = logs.slice(0, -1);
       const middleSealed = sealed.reduce((a, b) => b.records.length > a.records.length ? b : a);
-      // Segment headers: magic, format, kind, number, reserved, CRC.
+      // Segment headers: magic, format, kind, number, backup id, first log, reserved, CRC.
       for (const segment of [base, logs[0], middleSealed, live]) {
-        for (const at of [0, 7, 8, 11, 15, 16, 23, 24, 28, 31]) {
+        for (const at of [0, 7, 8, 11, 15, 16, 23, 24, 39, 40, 47, 48, 59, 60, 63]) {
           cases.push({ path: segment.path, at, what: `segment header byte ${at}` });
         }
       }
@@ -410,22 +416,23 @@ Deno.test("torn tails are cut and corrupt records never applied", async (t) => {
           restored++;
         }
 
-        // The writer: it refuses a damaged log, or cuts a damaged last record; it does not
-        // read the snapshot (a restore does).
+        // The writer: it refuses a damaged log or segment header, or shows a damaged last record as a tail
+        // that it cuts when asked (the version check decides); it does not read the
+        // snapshot (a restore does).
         const messages: string[] = [];
         let backend: FileBackend | undefined;
         const opening = corruption(() =>
-          backend = FileBackend.open(built.url, built.backup, {
-            segmentBytes: SEGMENT_BYTES,
-            log: (message) => messages.push(message),
-          })
+          backend = FileBackend.open(built.url, built.backup, { segmentBytes: SEGMENT_BYTES })
         );
+        // (It reads every segment's header, the base's too: they carry the backup's id.)
+        const inBaseRecords = isBase && record !== undefined;
         if (opening) {
-          assert(!isBase, `${context}: ${opening.message}`);
+          assert(!inBaseRecords, `${context}: ${opening.message}`);
           named(opening, "open");
         } else {
-          assert(isBase || isLast, `${context}: open did not notice`);
+          assert(inBaseRecords || isLast, `${context}: open did not notice`);
           const state = backend!.state();
+          if (state.tail) messages.push(await backend!.cutTail());
           backend!.close();
           if (isLast) {
             assertEquals(state.version, lastRecord.version - 1, context);

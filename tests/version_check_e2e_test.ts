@@ -71,7 +71,7 @@ async function runToVersion3(node: Node): Promise<void> {
   assertEquals(await lightningd.transaction([note("a")]), "committed");
   assertEquals(await lightningd.transaction([note("b")]), "committed");
   assertEquals(lightningd.dataVersion(), 3);
-  assertEquals(lightningd.logs, [
+  assertEquals(hookLogs(lightningd), [
     { level: "info", message: "backup in step with the node at version 0" },
     { level: "info", message: `backing up to ${node.url} at version 1` },
   ]);
@@ -120,6 +120,10 @@ function refusal(lightningd: FakeLightningd): unknown {
   return (answers.at(-1)?.result as Record<string, unknown>)?.result;
 }
 
+/** What the plugin logged after its line at start (tests/startup_check_test.ts checks that). */
+const hookLogs = (lightningd: FakeLightningd) =>
+  lightningd.logs.filter((l) => !/^Backup ".*" opened and checked at start: /.test(l.message));
+
 const brokenLines = (lightningd: FakeLightningd) =>
   lightningd.logs.filter((l) => l.level === "broken");
 
@@ -129,7 +133,7 @@ Deno.test("version check e2e: in step after a restart, the backup goes on", asyn
     const lightningd = await start(node);
     assertEquals(await lightningd.transaction([note("c")]), "committed");
     await lightningd.init();
-    assertEquals(lightningd.logs[0], {
+    assertEquals(hookLogs(lightningd)[0], {
       level: "info",
       message: "backup in step with the node at version 3",
     });
@@ -160,7 +164,7 @@ Deno.test("version check e2e: a change stored but never committed is rewound for
     lightningd = await start(node);
     assertEquals(lightningd.dataVersion(), 3);
     assertEquals(await lightningd.transaction([note("committed instead")]), "committed");
-    assertEquals(lightningd.logs[0], {
+    assertEquals(hookLogs(lightningd)[0], {
       level: "info",
       message: "dropping change 4 from the backup: the node stopped before committing it",
     });
@@ -271,7 +275,7 @@ Deno.test("version check e2e: PRAGMA hooks repeating the version never rewind", 
       "committed",
     );
     assertEquals(await lightningd.dbWrite(4, ["PRAGMA foreign_keys = ON;"]), "committed");
-    assertEquals(lightningd.logs[0], {
+    assertEquals(hookLogs(lightningd)[0], {
       level: "info",
       message: "backup in step with the node at version 3",
     });
@@ -282,7 +286,7 @@ Deno.test("version check e2e: PRAGMA hooks repeating the version never rewind", 
     assertEquals(await lightningd.dbWrite(4, ["PRAGMA foreign_keys = OFF;"]), "committed");
     assertEquals(await lightningd.dbWrite(4, ["PRAGMA foreign_keys = ON;"]), "committed");
     assertEquals(await lightningd.transaction([note("after")]), "committed");
-    assertEquals(lightningd.logs[0], {
+    assertEquals(hookLogs(lightningd)[0], {
       level: "info",
       message: "backup in step with the node at version 4",
     });
@@ -320,5 +324,55 @@ Deno.test("version check e2e: after the first write, a write not on top of the b
     await stop(lightningd);
     assertEquals(dumpDatabase(node.db), before);
     assertEquals(lastVersion(node), 4);
+  });
+});
+
+/** The live log's path: the backup of these tests never rolls. */
+function liveLog(node: Node): string {
+  return `${node.dir}/backup/log-${"1".padStart(20, "0")}.clnb`;
+}
+
+Deno.test("version check e2e: a torn record after B, the node at B: cut, and the node goes on", async () => {
+  await withNode(async (node) => {
+    await runToVersion3(node);
+    const end = Deno.statSync(liveLog(node)).size;
+    Deno.writeFileSync(liveLog(node), new Uint8Array(10).fill(7), { append: true });
+    const lightningd = await start(node);
+    assertEquals(await lightningd.transaction([note("c")]), "committed");
+    assertEquals(hookLogs(lightningd).slice(0, 2), [
+      {
+        level: "unusual",
+        message: `cut 10 torn bytes at offset ${end} of "${liveLog(node)}": a crash ` +
+          `interrupted an append, which was never acknowledged`,
+      },
+      { level: "info", message: "backup in step with the node at version 3" },
+    ]);
+    await stop(lightningd);
+    assertEquals(notes(restore(node, "restored.sqlite3")), ["a", "b", "c"]);
+  });
+});
+
+Deno.test("version check e2e: a damaged last change, the node at B, stops as a damaged backup", async () => {
+  await withNode(async (node) => {
+    await runToVersion3(node);
+    // One bit of change 3's payload, the last bytes of the file: read alone, it looks torn.
+    const bytes = Deno.readFileSync(liveLog(node));
+    bytes[bytes.length - 1] ^= 1;
+    Deno.writeFileSync(liveLog(node), bytes);
+    const lightningd = await start(node);
+    assertEquals(lightningd.dataVersion(), 3);
+    assertEquals(await lightningd.transaction([note("c")]), "aborted");
+    assertEquals(refusal(lightningd) !== "continue", true);
+    const broken = brokenLines(lightningd);
+    assertEquals(broken.length, 1);
+    assert(
+      /^Cannot continue: the node's database is at version 3 but the backup's change 3 is damaged \(\d+ bytes at offset \d+ of ".*log-0+1\.clnb" fail their checks\); the backup is damaged/
+        .test(broken[0].message),
+      broken[0].message,
+    );
+    // The node kept its database; the backup was left as it was.
+    assertEquals(lightningd.dataVersion(), 3);
+    assertEquals(Deno.readFileSync(liveLog(node)), bytes);
+    await lightningd.kill();
   });
 });

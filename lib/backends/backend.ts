@@ -18,7 +18,20 @@ export interface Change {
 export type BackupEntry =
   | { kind: "snapshot-part"; version: number; bytes: Uint8Array }
   | { kind: "snapshot-end"; version: number; totalBytes: number }
-  | { kind: "change"; version: number; statements: string[] };
+  | { kind: "change"; version: number; statements: string[] }
+  /**
+   * Last, when the backup ends in bytes that fail their checks: read alone, a record torn by
+   * a crash (never acknowledged) cannot be told from a damaged last change. `version` is
+   * where the backup stops before them.
+   */
+  | { kind: "tail"; version: number } & Tail;
+
+/** Bytes at the end of a backup that fail their checks. */
+export interface Tail {
+  path: string;
+  offset: number;
+  bytes: number;
+}
 
 /** Where a backup stands, as its writer sees it. */
 export interface BackupState {
@@ -34,6 +47,12 @@ export interface BackupState {
   records: number;
   /** Bytes on disk; unknown for a backup on a server. */
   bytes?: number;
+  /**
+   * Bytes after the last valid record that fail their checks: a record torn by a crash, or a
+   * damaged last change. Only the node's version can tell (see version_check.ts); until
+   * {@linkcode Backend.cutTail} cuts them, nothing can be appended. A server decides its own.
+   */
+  tail: Tail | undefined;
   /** For a backup on a server: how the connection to it fares. */
   connection?: ConnectionStatus;
 }
@@ -63,6 +82,8 @@ export interface Backend {
   append(change: Change): Promise<void>;
   /** Drops the last change for good (it was never committed by the node). */
   rewind(): Promise<void>;
+  /** Cuts the tail (a record torn by a crash, never acknowledged); returns what it did. */
+  cutTail(): Promise<string>;
   close(): void;
 }
 
@@ -78,6 +99,8 @@ export interface BackupDescription {
   bytes: number;
   /** Bytes a crash left after the last valid record (cut on the next write). */
   tornBytes: number;
+  /** Where those bytes are. */
+  tail: Tail | undefined;
 }
 
 /** A backup being read, by restore or status. */

@@ -12,9 +12,13 @@ import { isV1Header } from "../format/v1.ts";
 import { SocketBackend, type SocketBackendOptions } from "./socket/backend.ts";
 import { SocketBackupReader } from "./socket/reader.ts";
 
-/** What a file URL's path holds: a cln-backup directory, a v1 `.dbak`, nothing, or else. */
-export type BackupKind = "directory" | "v1" | "missing" | "other";
+/**
+ * What a file URL's path holds: a cln-backup directory, a v1 `.dbak`, nothing, something
+ * that is not a regular file (a FIFO, socket or device), or else.
+ */
+export type BackupKind = "directory" | "v1" | "missing" | "special" | "other";
 
+/** Tells what is at `path`, opening only a regular file (opening a FIFO would hang). */
 export function backupKind(path: string): BackupKind {
   let info: Deno.FileInfo;
   try {
@@ -24,8 +28,11 @@ export function backupKind(path: string): BackupKind {
     throw error;
   }
   if (info.isDirectory) return "directory";
+  if (!info.isFile) return "special";
   const file = Deno.openSync(path, { read: true });
   try {
+    // Swapped for a FIFO or device after the check: read nothing from it.
+    if (!file.statSync().isFile) return "special";
     const head = new Uint8Array(4);
     return file.readSync(head) === 4 && isV1Header(head) ? "v1" : "other";
   } finally {
@@ -43,6 +50,13 @@ function fileUrl(url: string): BackupUrl & { scheme: "file" } {
     );
   }
   return parsed;
+}
+
+function special(path: string): Error {
+  return new Error(
+    `Cannot open backup: "${path}" is not a regular file or directory (a FIFO, socket or ` +
+      `device?): fix the URL in backup.lock`,
+  );
 }
 
 function missing(path: string): Error {
@@ -65,6 +79,8 @@ export function openBackend(url: string, options: FileBackendOptions = {}): Back
       );
     case "missing":
       throw missing(path);
+    case "special":
+      throw special(path);
     case "other":
       throw new Error(`Cannot open backup: "${path}" is not a backup: check the URL`);
   }
@@ -80,23 +96,22 @@ export function openReader(url: string): BackupReader {
       return new V1BackupReader(url, path);
     case "missing":
       throw missing(path);
+    case "special":
+      throw special(path);
     case "other":
       throw new Error(`Cannot open backup: "${path}" is not a backup: check the URL`);
   }
 }
 
 /**
- * Opens a backup of any scheme for the plugin: a file backup as {@linkcode openBackend}
- * does, a `socket:` one by connecting to its server (retrying as `socket.policy` allows),
- * in the background when `wait` is false.
+ * Opens a backup of any scheme for writing: a file backup as {@linkcode openBackend} does, a
+ * `socket:` one by connecting to its server (retrying as `socket.policy` allows).
  */
 export async function connectBackend(
   url: string,
-  options: { file?: FileBackendOptions; socket?: SocketBackendOptions; wait?: boolean } = {},
+  options: { file?: FileBackendOptions; socket?: SocketBackendOptions } = {},
 ): Promise<Backend> {
   if (parseBackupUrl(url).scheme === "socket") {
-    // The plugin does not wait: it answers getmanifest while connecting (see ready()).
-    if (options.wait === false) return SocketBackend.open(url, options.socket);
     return await SocketBackend.connect(url, options.socket);
   }
   return openBackend(url, options.file);

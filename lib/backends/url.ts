@@ -26,40 +26,67 @@ function hostPort(text: string, url: string): { host: string; port: number } {
   return { host: match[1].replace(/^\[(.*)\]$/, "$1"), port };
 }
 
+/**
+ * Parses a file URL: `file:///abs/path`, or `file://localhost/abs/path` (RFC 8089: localhost
+ * is this machine). Another host, a relative path or parameters are refused.
+ */
+function parseFileUrl(url: string, rest: string): BackupUrl {
+  const authority = /^\/\/([^/?#]*)/.exec(rest)?.[1];
+  if (authority !== undefined && authority !== "" && authority.toLowerCase() !== "localhost") {
+    throw new BackupUrlError(
+      url,
+      `it names the host "${authority}", but a file URL names a path on this machine: ` +
+        'write "file:///abs/path"',
+    );
+  }
+  const pathPart = authority === undefined ? "" : rest.slice(2 + authority.length);
+  if (!pathPart.startsWith("/")) {
+    throw new BackupUrlError(url, 'write an absolute path, as in "file:///var/backups/node"');
+  }
+  if (/[?#]/.test(pathPart)) throw new BackupUrlError(url, "file URLs take no parameters");
+  let path: string;
+  try {
+    // The URL parser resolves "." and ".." segments.
+    path = decodeURIComponent(new URL(`file://${pathPart}`).pathname).replace(/\/+$/, "");
+  } catch {
+    throw new BackupUrlError(url, 'it holds a malformed %-escape: write "%" as "%25"');
+  }
+  if (path.includes("\0")) {
+    throw new BackupUrlError(url, "its path holds a NUL byte (%00), which no file name can hold");
+  }
+  if (path === "") throw new BackupUrlError(url, "the path is the root directory");
+  return { scheme: "file", path };
+}
+
+function parseSocketUrl(url: string, rest: string): BackupUrl {
+  const [address, query, ...extra] = rest.split("?");
+  if (extra.length > 0) throw new BackupUrlError(url, "more than one '?'");
+  const target = hostPort(address, url);
+  if (query === undefined) return { scheme: "socket", ...target };
+  const params = new URLSearchParams(query);
+  const unknown = [...params.keys()].filter((key) => key !== "proxy");
+  if (unknown.length > 0) {
+    throw new BackupUrlError(url, `unknown parameter "${unknown[0]}" (only "proxy" is known)`);
+  }
+  const proxy = params.get("proxy") ?? "";
+  if (!proxy.startsWith("socks5:")) {
+    throw new BackupUrlError(url, 'proxy must be "socks5:host:port"');
+  }
+  return { scheme: "socket", ...target, proxy: hostPort(proxy.slice("socks5:".length), url) };
+}
+
+/** Parses a backup URL; the scheme is case-insensitive (RFC 3986). */
 export function parseBackupUrl(url: string): BackupUrl {
-  if (url.startsWith("file:")) {
-    if (!url.startsWith("file:///")) {
-      throw new BackupUrlError(url, 'write an absolute path, as in "file:///var/backups/node"');
-    }
-    const parsed = new URL(url);
-    if (parsed.search || parsed.hash) {
-      throw new BackupUrlError(url, "file URLs take no parameters");
-    }
-    const path = decodeURIComponent(parsed.pathname).replace(/\/+$/, "");
-    if (path === "") throw new BackupUrlError(url, "the path is the root directory");
-    return { scheme: "file", path };
-  }
-  if (url.startsWith("socket:")) {
-    const [address, query, ...rest] = url.slice("socket:".length).split("?");
-    if (rest.length > 0) throw new BackupUrlError(url, "more than one '?'");
-    const target = hostPort(address, url);
-    if (query === undefined) return { scheme: "socket", ...target };
-    const params = new URLSearchParams(query);
-    const unknown = [...params.keys()].filter((key) => key !== "proxy");
-    if (unknown.length > 0) {
-      throw new BackupUrlError(url, `unknown parameter "${unknown[0]}" (only "proxy" is known)`);
-    }
-    const proxy = params.get("proxy") ?? "";
-    if (!proxy.startsWith("socks5:")) {
-      throw new BackupUrlError(url, 'proxy must be "socks5:host:port"');
-    }
-    return { scheme: "socket", ...target, proxy: hostPort(proxy.slice("socks5:".length), url) };
-  }
   const scheme = /^([a-zA-Z][a-zA-Z0-9+.-]*):/.exec(url)?.[1];
-  throw new BackupUrlError(
-    url,
-    scheme
-      ? `unknown scheme "${scheme}" (use file:// or socket:)`
-      : "it has no scheme (use file:///abs/path)",
-  );
+  const rest = url.slice((scheme?.length ?? 0) + 1);
+  switch (scheme?.toLowerCase()) {
+    case "file":
+      return parseFileUrl(url, rest);
+    case "socket":
+      return parseSocketUrl(url, rest);
+    case undefined:
+      throw new BackupUrlError(url, "it has no scheme (use file:///abs/path)");
+    default:
+      throw new BackupUrlError(url, `unknown scheme "${scheme}" (use file:// or socket:)`);
+  }
 }

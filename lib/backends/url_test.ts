@@ -35,9 +35,33 @@ Deno.test("parseBackupUrl: file URLs with an absolute path", () => {
 
 Deno.test("parseBackupUrl: file URLs with a relative path or a host are refused", () => {
   rejects("file:backup.dbak", /write an absolute path/);
-  rejects("file://backup.dbak", /write an absolute path/);
-  rejects("file://host/var/backup", /write an absolute path/);
+  rejects("file://backup.dbak", /names the host "backup.dbak", .*: write "file:\/\/\/abs\/path"$/);
+  rejects("file://host/var/backup", /names the host "host", but a file URL names a path on this/);
   rejects("file:/var/backup", /write an absolute path/);
+});
+
+Deno.test("parseBackupUrl: localhost and an upper-case scheme are accepted (RFC 8089, 3986)", () => {
+  for (
+    const url of [
+      "file://localhost/var/backup",
+      "file://LOCALHOST/var/backup",
+      "FILE:///var/backup",
+      "File://localhost/var/backup/",
+    ]
+  ) {
+    assertEquals(parseBackupUrl(url), { scheme: "file", path: "/var/backup" }, url);
+  }
+  assertEquals(parseBackupUrl("SOCKET:127.0.0.1:9000"), {
+    scheme: "socket",
+    host: "127.0.0.1",
+    port: 9000,
+  });
+});
+
+Deno.test("parseBackupUrl: a NUL byte or a malformed escape is a one-line refusal", () => {
+  rejects("file:///var/back%00up", /its path holds a NUL byte \(%00\), which no file name can/);
+  rejects("file:///var/back%ZZup", /it holds a malformed %-escape: write "%" as "%25"$/);
+  rejects("file:///var/%E0%A4%A", /malformed %-escape/);
 });
 
 Deno.test("parseBackupUrl: file URLs take no parameters and are not the root", () => {
@@ -108,8 +132,14 @@ Deno.test("parseBackupUrl: socket URLs with unknown or bad parameters", () => {
 Deno.test("parseBackupUrl: unknown schemes and no scheme", () => {
   rejects("s3://bucket/backup", /unknown scheme "s3" \(use file:\/\/ or socket:\)/);
   rejects("http://host/backup", /unknown scheme "http"/);
-  rejects("FILE:///var/backup", /unknown scheme "FILE"/);
+  rejects("S3://bucket/backup", /unknown scheme "S3"/);
   rejects("/var/backups/node1", /it has no scheme \(use file:\/\/\/abs\/path\)/);
   rejects("backup.dbak", /it has no scheme/);
   rejects("", /it has no scheme/);
+});
+
+Deno.test("parseBackupUrl: a broken %-escape or a NUL in a file path is refused, not thrown", () => {
+  rejects("file:///var/backups/node%zz", /it holds a malformed %-escape: write "%" as "%25"/);
+  rejects("file:///var/backups/node%E0", /it holds a malformed %-escape: write "%" as "%25"/);
+  rejects("file:///var/backups/node%00", /its path holds a NUL byte \(%00\)/);
 });

@@ -4,7 +4,9 @@
  *
  * @module
  */
-import { writeFileDurably } from "../fs/durable.ts";
+import { syncDir, writeAll, writeFileDurably } from "../fs/durable.ts";
+import { claimWorkPath, workPath } from "../fs/work_path.ts";
+import { explainOsError } from "../fs/os_error.ts";
 
 export const LOCK_FILE = "backup.lock";
 
@@ -18,6 +20,9 @@ export function readLockFile(dir: string): LockFile {
   const path = `${dir}/${LOCK_FILE}`;
   let text: string;
   try {
+    // Only a regular file is read: reading a FIFO would hang the plugin before lightningd
+    // hears from it.
+    if (!Deno.statSync(path).isFile) throw new Deno.errors.InvalidData("not a regular file");
     text = Deno.readTextFileSync(path);
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) {
@@ -26,7 +31,11 @@ export function readLockFile(dir: string): LockFile {
           `(lightningd runs plugins in the network directory, e.g. ~/.lightning/bitcoin)`,
       );
     }
-    throw new Error(`Cannot start backup: cannot read "${path}": ${(error as Error).message}`);
+    throw new Error(
+      `Cannot start backup: ${
+        explainOsError(error) ?? `cannot read "${path}": ${(error as Error).message}`
+      }`,
+    );
   }
   let value: unknown;
   try {
@@ -46,7 +55,42 @@ export function readLockFile(dir: string): LockFile {
   return value as LockFile;
 }
 
-/** Writes `<dir>/backup.lock` durably. */
+function encodeLock(lock: LockFile): Uint8Array {
+  return new TextEncoder().encode(JSON.stringify(lock) + "\n");
+}
+
+/** Writes `<dir>/backup.lock` durably, replacing the one there. */
 export function writeLockFile(dir: string, lock: LockFile): void {
-  writeFileDurably(dir, LOCK_FILE, new TextEncoder().encode(JSON.stringify(lock) + "\n"));
+  writeFileDurably(dir, LOCK_FILE, encodeLock(lock));
+}
+
+/** `<dir>/backup.lock` exists already: another process wrote it. */
+export class LockFileExists extends Error {
+  constructor(readonly path: string) {
+    super(`"${path}" exists already`);
+    this.name = "LockFileExists";
+  }
+}
+
+/**
+ * Creates `<dir>/backup.lock` durably, only if there is none: written whole to a work file,
+ * synced, then hard-linked to its name, which fails when the name exists (where a rename would
+ * replace it); throws {@linkcode LockFileExists} then.
+ */
+export function createLockFile(dir: string, lock: LockFile): void {
+  const path = `${dir}/${LOCK_FILE}`;
+  const work = workPath(path, "creating");
+  const file = claimWorkPath(work, "file");
+  try {
+    writeAll(file, encodeLock(lock));
+    file.syncSync();
+    Deno.linkSync(work, path);
+  } catch (error) {
+    if (error instanceof Deno.errors.AlreadyExists) throw new LockFileExists(path);
+    throw error;
+  } finally {
+    Deno.removeSync(work);
+    file.close();
+  }
+  syncDir(dir);
 }

@@ -7,11 +7,13 @@
  */
 import { DatabaseSync } from "node:sqlite";
 import { dirname } from "node:path";
-import type { BackupReader } from "../backends/backend.ts";
+import type { BackupReader, Tail } from "../backends/backend.ts";
 import { syncDir, writeAll } from "../fs/durable.ts";
 import { existsSync } from "../fs/exists.ts";
 import { execStatement, isPragmaOnly } from "../sqlite/apply.ts";
 import { bumpedFrom } from "./bump.ts";
+import { claimWorkPath, workPath } from "../fs/work_path.ts";
+import { atStep } from "../fs/step_seam.ts";
 
 export const DATABASE_NAME = "lightningd.sqlite3";
 
@@ -27,6 +29,8 @@ export interface RestoreResult {
   version: number;
   changes: number;
   snapshotVersion: number | undefined;
+  /** Bytes at the backup's end that failed their checks and were left out. */
+  tail: Tail | undefined;
 }
 
 /** Where a restore to `target` (a file, or a directory to hold `lightningd.sqlite3`) writes. */
@@ -69,17 +73,22 @@ export function restoreBackup(
         `another target`,
     );
   }
-  const tmp = `${path}.restoring-${Deno.pid}`;
+  const tmp = workPath(path, "restoring");
   const leftovers = [tmp, `${tmp}-journal`, `${tmp}-wal`, `${tmp}-shm`];
-  // Named after this process: anything there is what a killed restore with our pid left.
   removeAll(leftovers);
+  const claim = claimWorkPath(tmp, "file");
   let snapshotFile: Deno.FsFile | undefined;
   let open: { db: DatabaseSync; journal: string } | undefined;
   try {
     let version: number | undefined;
     let snapshotVersion: number | undefined;
     let changes = 0;
+    let tail: Tail | undefined;
     for (const entry of reader.entries(options.toVersion)) {
+      if (entry.kind === "tail") {
+        tail = { path: entry.path, offset: entry.offset, bytes: entry.bytes };
+        continue;
+      }
       if (entry.kind === "snapshot-part") {
         if (!snapshotFile) {
           open?.db.close();
@@ -118,9 +127,7 @@ export function restoreBackup(
       version = entry.version;
       if (++changes % 1000 === 0) options.onProgress?.(version);
     }
-    if (version === undefined) {
-      throw new Error("Cannot restore backup: it holds no snapshot and no change yet");
-    }
+    if (version === undefined) throw nothingUpTo(reader, options.toVersion);
     if (options.toVersion !== undefined && version !== options.toVersion) {
       throw new Error(
         `Cannot restore backup to version ${options.toVersion}: it holds versions up to ` +
@@ -139,6 +146,7 @@ export function restoreBackup(
     } finally {
       file.close();
     }
+    atStep("restore-building");
     // A hard link fails when the target exists, where a rename would replace it.
     try {
       Deno.linkSync(tmp, path);
@@ -150,13 +158,27 @@ export function restoreBackup(
     }
     Deno.removeSync(tmp);
     syncDir(dirname(path));
-    return { path, version, changes, snapshotVersion };
+    return { path, version, changes, snapshotVersion, tail };
   } catch (error) {
     snapshotFile?.close();
     open?.db.close();
     removeAll(leftovers);
     throw error;
+  } finally {
+    claim.close();
   }
+}
+
+/** Why a restore up to `toVersion` found nothing to apply. */
+function nothingUpTo(reader: BackupReader, toVersion: number | undefined): Error {
+  const { firstVersion, lastVersion, snapshots, records } = reader.describe();
+  if (toVersion === undefined || (records === 0 && snapshots.length === 0)) {
+    return new Error("Cannot restore backup: it holds no snapshot and no change yet");
+  }
+  return new Error(
+    `Cannot restore backup to version ${toVersion}: it holds versions ${firstVersion} to ` +
+      `${lastVersion}: choose --to-version from ${firstVersion} to ${lastVersion}`,
+  );
 }
 
 function removeAll(paths: string[]): void {
@@ -179,4 +201,15 @@ function verify(db: DatabaseSync, version: number): void {
         `${version}; the backup is inconsistent: restore from another copy`,
     );
   }
+}
+
+/**
+ * What a reader says about a tail it left out: it stopped at `version`, and cannot tell a
+ * record torn by a crash from a damaged last change.
+ */
+export function describeTail(tail: Tail, version: number): string {
+  return `note: stopped at version ${version}: the ${tail.bytes} bytes after it, at offset ` +
+    `${tail.offset} of "${tail.path}", fail their checks: a change torn by a crash (never ` +
+    `acknowledged, then version ${version} is the node's) or a damaged change ${version + 1}; ` +
+    `if the node's database is at version ${version + 1}, the backup is damaged`;
 }

@@ -44,7 +44,8 @@ Deno.test("restore refuses a change stored twice, and a gap, leaving no file", a
     const dir = await backupOf(changes);
     await assertRejects(
       () => restoreBackup(openReader(`file://${dir}/backup`), `${dir}/db.sqlite3`),
-      /^Cannot restore backup: it goes from version \d to \d, so changes are missing or repeated/,
+      // A gap is seen by the reader, which names where; a change stored twice by the restore.
+      /^Cannot (restore backup: it goes from version \d to \d, so changes are missing or repeated|read backup: change 3 follows version 1 at offset \d+ of ")/,
     );
     assertEquals([...Deno.readDirSync(dir)].map((e) => e.name), ["backup"]);
     assertEquals(existsSync(`${dir}/db.sqlite3`), false);

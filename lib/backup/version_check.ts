@@ -14,6 +14,8 @@ export interface BackupVersions {
   version: number;
   /** The version the backup falls back to when its last change is dropped, if it can be. */
   rewindVersion: number | undefined;
+  /** Bytes after the last valid record that fail their checks, if any. */
+  tail?: { path: string; offset: number; bytes: number };
 }
 
 /** The node's side: one `db_write`. */
@@ -25,9 +27,9 @@ export interface FirstWrite {
 }
 
 export type VersionVerdict =
-  | { action: "append"; message: string }
+  | { action: "append"; message: string; cutTail?: boolean }
   | { action: "rewind"; message: string }
-  | { action: "stop"; reason: "lost-state" | "out-of-date"; message: string };
+  | { action: "stop"; reason: "lost-state" | "out-of-date" | "damaged"; message: string };
 
 /**
  * Decides what to do with the first write after start.
@@ -36,12 +38,29 @@ export type VersionVerdict =
  * without a bump (the PRAGMA hooks of a table-rebuilding migration) changes no data and
  * repeats the version the database holds, so for it `M = N`: a repeat of `B` is in step,
  * never taken for a change the node failed to commit.
+ *
+ * Bytes after the backup's last valid record (`tail`) are a record torn by a crash when the
+ * node is at `B`: that append was never acknowledged, so they are cut. When the node is at
+ * `B+1`, the node committed a change the backup acknowledged: those bytes were that change,
+ * damaged, and the backup cannot be trusted.
  */
 export function checkFirstWrite(backup: BackupVersions, write: FirstWrite): VersionVerdict {
   const m = write.bumpedFrom ?? write.dataVersion;
   const b = backup.version;
+  const tail = backup.tail;
   if (m === b) {
-    return { action: "append", message: `backup in step with the node at version ${b}` };
+    const message = `backup in step with the node at version ${b}`;
+    return tail ? { action: "append", message, cutTail: true } : { action: "append", message };
+  }
+  if (tail && m === b + 1) {
+    return {
+      action: "stop",
+      reason: "damaged",
+      message: `Cannot continue: the node's database is at version ${m} but the backup's ` +
+        `change ${m} is damaged (${tail.bytes} bytes at offset ${tail.offset} of ` +
+        `"${tail.path}" fail their checks); the backup is damaged: move it aside and run ` +
+        `"deno task init" to start a new backup from the current database`,
+    };
   }
   if (m === b - 1 && backup.rewindVersion === m) {
     return {

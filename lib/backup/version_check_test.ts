@@ -92,3 +92,34 @@ Deno.test("checkFirstWrite: M > B stops, the backup is out of date", () => {
   const verdict = checkFirstWrite({ version: 0, rewindVersion: undefined }, bump(7));
   assertEquals(verdict.action === "stop" && verdict.reason, "out-of-date");
 });
+
+Deno.test("checkFirstWrite: a tail after B is a torn record when the node is at B", () => {
+  const tail = { path: "/b/log-1.clnb", offset: 4096, bytes: 77 };
+  assertEquals(checkFirstWrite({ version: 15, rewindVersion: 14, tail }, bump(15)), {
+    action: "append",
+    message: "backup in step with the node at version 15",
+    cutTail: true,
+  });
+  // A PRAGMA hook at B too.
+  assertEquals(
+    checkFirstWrite({ version: 15, rewindVersion: 14, tail }, pragma(15)).action,
+    "append",
+  );
+});
+
+Deno.test("checkFirstWrite: a tail after B is a damaged change when the node is at B+1", () => {
+  const tail = { path: "/b/log-1.clnb", offset: 4096, bytes: 77 };
+  const verdict = checkFirstWrite({ version: 15, rewindVersion: 14, tail }, bump(16));
+  assertEquals(verdict.action, "stop");
+  assertEquals(verdict.action === "stop" && verdict.reason, "damaged");
+  assertEquals(
+    verdict.message,
+    `Cannot continue: the node's database is at version 16 but the backup's change 16 is ` +
+      `damaged (77 bytes at offset 4096 of "/b/log-1.clnb" fail their checks); the backup is ` +
+      `damaged: move it aside and run "deno task init" to start a new backup from the current ` +
+      `database`,
+  );
+  // Without a tail, the same node is ahead of its backup: it ran without the plugin.
+  const ahead = checkFirstWrite({ version: 15, rewindVersion: 14 }, bump(16));
+  assertEquals(ahead.action === "stop" && ahead.reason, "out-of-date");
+});

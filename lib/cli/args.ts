@@ -7,6 +7,7 @@
 import { parseArgs } from "node:util";
 import { resolve } from "node:path";
 import { parseBackupUrl } from "../backends/url.ts";
+import { explainOsError } from "../fs/os_error.ts";
 
 /** Exit codes (documented in the global help, lib/cli/main.ts). */
 export const Exit = { Ok: 0, Failed: 1, Usage: 2, Bug: 3 } as const;
@@ -46,6 +47,11 @@ export interface CommandSpec {
   options: Record<string, { type: "string" | "boolean" }>;
   /** The positional arguments, as the usage line names them. */
   positionals: string[];
+  /**
+   * Other lists of positional arguments the command takes too (init's `<lightning-dir>
+   * <url>` of the Python CLI); the command tells the forms apart.
+   */
+  otherForms?: string[][];
 }
 
 export interface ParsedArgs {
@@ -53,7 +59,8 @@ export interface ParsedArgs {
   positionals: string[];
 }
 
-function parse(spec: CommandSpec, args: string[]): ParsedArgs | "help" {
+/** Parses `args` as `spec` describes them; `"help"` when they ask for it. */
+export function parseCommandArgs(spec: CommandSpec, args: string[]): ParsedArgs | "help" {
   let parsed;
   try {
     parsed = parseArgs({
@@ -67,10 +74,11 @@ function parse(spec: CommandSpec, args: string[]): ParsedArgs | "help" {
     throw new UsageError((error as Error).message.split(/\.\s/)[0]);
   }
   if (parsed.values.help) return "help";
-  if (parsed.positionals.length !== spec.positionals.length) {
-    const want = spec.positionals.map((p) => `<${p}>`).join(" ") || "no arguments";
+  const forms = [spec.positionals, ...spec.otherForms ?? []];
+  if (!forms.some((form) => form.length === parsed.positionals.length)) {
+    const want = forms.map((form) => form.map((p) => `<${p}>`).join(" ") || "no arguments");
     throw new UsageError(
-      `"${spec.name}" takes ${want}, got ${parsed.positionals.length} argument(s)`,
+      `"${spec.name}" takes ${want.join(" or ")}, got ${parsed.positionals.length} argument(s)`,
     );
   }
   return { values: parsed.values, positionals: parsed.positionals };
@@ -99,7 +107,7 @@ export async function runCommand(
   body: (args: ParsedArgs) => number | Promise<number>,
 ): Promise<number> {
   try {
-    const parsed = parse(spec, args);
+    const parsed = parseCommandArgs(spec, args);
     if (parsed === "help") {
       output.out(spec.help);
       return Exit.Ok;
@@ -110,6 +118,15 @@ export async function runCommand(
       output.err(`Usage error: ${error.message}: see "cln-backup ${spec.name} --help"`);
       return Exit.Usage;
     }
+    if (error instanceof Deno.errors.NotCapable) {
+      // backup-cli grants each command what lib/cli/permissions.ts lists, and no more.
+      output.err(
+        `Internal error in "${spec.name}" (a bug in backup-cli's permission table, ` +
+          `lib/cli/permissions.ts: please report it; "deno task ${spec.name}" runs the ` +
+          `command meanwhile): ${error.message}`,
+      );
+      return Exit.Bug;
+    }
     if (isBug(error)) {
       output.err(
         `Internal error in "${spec.name}" (a bug: please report it with this output): ` +
@@ -117,7 +134,7 @@ export async function runCommand(
       );
       return Exit.Bug;
     }
-    output.err(oneLine(spec.name, (error as Error).message));
+    output.err(oneLine(spec.name, explainOsError(error) ?? (error as Error).message));
     return Exit.Failed;
   }
 }

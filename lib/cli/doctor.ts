@@ -55,7 +55,7 @@ Options:
 
 Exit status: 0 when no check failed (warnings allowed), 1 when one did.`;
 
-const SPEC: CommandSpec = {
+export const DOCTOR_SPEC: CommandSpec = {
   name: "doctor",
   help: DOCTOR_HELP,
   options: { "lightning-dir": { type: "string" } },
@@ -617,7 +617,7 @@ export async function doctor(
   output: Output = consoleOutput,
   system: DoctorSystem = realSystem,
 ): Promise<number> {
-  return await runCommand(SPEC, args, output, ({ values }) => {
+  return await runCommand(DOCTOR_SPEC, args, output, ({ values }) => {
     const dir = userPath(String(values["lightning-dir"] ?? "."));
     output.out(`cln-backup doctor: ${dir}`);
     const checks = runChecks(dir, system);

@@ -96,7 +96,7 @@ Deno.test("doctor: a node set up as documented passes every check", () =>
     assertEquals(checks.map((c) => c.name), NAMES);
     for (const check of checks) assertEquals(check.level, "OK", `${check.name}: ${check.message}`);
     expect(checks, "backup.lock", "OK", new RegExp(`names ${node.url}$`));
-    expect(checks, "backend", "OK", /cln-backup 2, versions 1 to 11, 13 records/);
+    expect(checks, "backend", "OK", /cln-backup 3, versions 1 to 11, 13 records/);
     expect(checks, "version", "OK", /in step at version 11/);
     expect(checks, "hsm_secret", "OK", /useless without it: back it up separately/);
     const output = new BufferedOutput();
@@ -254,7 +254,7 @@ Deno.test("doctor: the launcher's permissions must match backup.lock", () =>
       runChecks(node.dir, GOOD_SYSTEM),
       "permissions",
       "FAIL",
-      /lacks --allow-read=.*backup2 --allow-write=.*backup2.*backup\.lock changed after init/,
+      /lacks --allow-read=.*backup2,.*lib --allow-write=.*backup2.*backup\.lock changed after init/,
     );
     writeLockFile(node.dir, { backend_url: node.url });
     const text = Deno.readTextFileSync(node.launcher);

@@ -1,20 +1,36 @@
 /**
- * `init <url> [--lightning-dir DIR]`: creates a backup of a node and sets the node up to
- * keep it (backup.lock, the least-privilege launcher, the config line to add).
+ * `init [--lightning-dir DIR | DIR] <url>`: creates a backup of a node and sets the node up to
+ * keep it (backup.lock, the least-privilege launcher, the config line to add); with `<url>`
+ * alone, an empty backup (a server's storage) and nothing else.
  *
  * @module
  */
 import { backup, DatabaseSync } from "node:sqlite";
 import { dirname } from "node:path";
+import { pathToFileURL } from "node:url";
 import { createFileBackup } from "../backends/file/create.ts";
+import { FileBackupReader } from "../backends/file/reader.ts";
+import { backupKind } from "../backends/open.ts";
+import type { BackupDescription } from "../backends/backend.ts";
+import { readLayout } from "../format/layout.ts";
 import { existsSync } from "../fs/exists.ts";
 import { DATABASE_NAME } from "../backup/restore.ts";
-import { LOCK_FILE, type LockFile, readLockFile, writeLockFile } from "../backup/lock_file.ts";
+import {
+  createLockFile,
+  LOCK_FILE,
+  type LockFile,
+  LockFileExists,
+  readLockFile,
+  writeLockFile,
+} from "../backup/lock_file.ts";
 import { LAUNCHER_NAME, launchPlan, writeLauncher } from "./launcher.ts";
 import { parseBackupUrl } from "../backends/url.ts";
 import { SocketBackend } from "../backends/socket/backend.ts";
 import { DEFAULT_RETRY_POLICY } from "../backends/socket/options.ts";
 import { checkNetworkDir, checkNotRunning } from "./node_dir.ts";
+import { claimWorkPath, removeLeftovers, workPath } from "../fs/work_path.ts";
+import { atStep } from "../fs/step_seam.ts";
+import { lockForSetup } from "./setup_lock.ts";
 import {
   type CommandSpec,
   consoleOutput,
@@ -22,14 +38,18 @@ import {
   fileBackupPath,
   type Output,
   runCommand,
+  UsageError,
   userPath,
 } from "./args.ts";
 
 const ACTION = "Cannot init backup";
 
-export const INIT_HELP = `Usage: cln-backup init <url> [--lightning-dir DIR]
+export const INIT_HELP = `Usage: cln-backup init --lightning-dir DIR <url>
+       cln-backup init DIR <url>
+       cln-backup init <url>
 
-Creates a backup of a node and writes what lightningd needs to keep it:
+With a lightning dir DIR (as an option, or before <url> as the Python plugin's first README
+had it), it creates a backup of that node and writes what lightningd needs to keep it:
   1. the backup at <url> (file:///abs/path: a new directory), holding a consistent snapshot
      of DIR/lightningd.sqlite3 at its data_version, taken with SQLite's online backup API;
      empty at version 0 when DIR has no database yet (a node that has not started);
@@ -38,14 +58,22 @@ Creates a backup of a node and writes what lightningd needs to keep it:
   3. DIR/backup.lock, {"backend_url": "<url>"}, which tells the plugin where the backup is.
 It ends with the line to add to the lightningd config: important-plugin=<DIR>/cln-backup-plugin.
 
+With <url> alone it creates an empty backup at version 0 and touches no lightning dir, as the
+Python backup-cli does: the storage a backup server serves ("server <url> <addr:port>").
+
+The argument with a scheme (file:, socket:) is the URL; the other one is DIR. Two URLs, two
+directories, or DIR given twice are usage errors.
+
 Options:
   --lightning-dir DIR  the network directory lightningd runs plugins in, where hsm_secret and
-                       lightningd.sqlite3 live (for example ~/.lightning/bitcoin); default:
-                       the current directory
+                       lightningd.sqlite3 live (for example ~/.lightning/bitcoin)
   -h, --help           show this help
 
 It refuses, changing nothing:
-  - a backup that already exists at <url>, or a backup.lock already in DIR;
+  - a backup that already exists at <url>, or a backup.lock already in DIR. The one exception
+    is what an init killed before writing backup.lock leaves: a complete backup at <url>
+    holding a snapshot at the database's version and no change; init finishes its set-up;
+  - another init or upgrade running on DIR (each holds a lock on DIR while it works);
   - a lightningd running on DIR: it connects to DIR/lightning-rpc (a running lightningd
     accepts; a socket left by a dead one refuses) and reads the pid file lightningd keeps in
     the base dir (DIR/../lightningd-<network>.pid), checking in /proc that the process is a
@@ -53,24 +81,54 @@ It refuses, changing nothing:
   - DIR that looks like the base lightning dir (~/.lightning) rather than a network
     directory: no hsm_secret or lightningd.sqlite3, but network subdirectories (bitcoin,
     testnet, signet, regtest, ...) or a config file. It names the directory to use instead.
-A step that fails undoes the ones before it.`;
+A step that fails undoes the ones before it. Work files that a killed init, restore or
+upgrade left beside the backup or in DIR (*.snapshot-PID, *.creating-PID, ...) are removed
+first, one line each.`;
 
-const SPEC: CommandSpec = {
+export const INIT_SPEC: CommandSpec = {
   name: "init",
   help: INIT_HELP,
   options: { "lightning-dir": { type: "string" } },
   positionals: ["url"],
+  otherForms: [["lightning-dir", "url"]],
 };
 
-/** Copies the database consistently into `copy`; returns the version it holds. */
-async function snapshotDatabase(database: string, copy: string): Promise<number> {
-  const source = new DatabaseSync(database, { readOnly: true });
-  try {
-    await backup(source, copy);
-  } finally {
-    source.close();
+/** What init sets up: the backup at `url`, and the node in `dir` when one is given. */
+export interface InitTarget {
+  url: string;
+  /** The lightning dir as the operator typed it. */
+  dir?: string;
+}
+
+/** An argument naming a backup has a scheme (`file:`, `socket:`); any other is a path. */
+export function isUrlArgument(arg: string): boolean {
+  return /^[a-zA-Z][a-zA-Z0-9+.-]*:/.test(arg);
+}
+
+const FORMS = `"init --lightning-dir <dir> <url>" or "init <lightning-dir> <url>"`;
+
+/**
+ * Tells init's forms apart by which argument is a URL: `<url>` (with or without
+ * `--lightning-dir`) and the Python CLI's first form, `<lightning-dir> <url>`.
+ */
+export function initTarget(positionals: string[], lightningDir: string | undefined): InitTarget {
+  const urls = positionals.filter(isUrlArgument);
+  const dirs = positionals.filter((arg) => !isUrlArgument(arg));
+  const quoted = (args: string[]) => args.map((arg) => `"${arg}"`).join(" and ");
+  let wrong: string | undefined;
+  if (urls.length > 1) wrong = `two URLs, ${quoted(urls)}`;
+  else if (dirs.length > 1) wrong = `two directories, ${quoted(dirs)}`;
+  else if (urls.length === 0) wrong = `no <url> (an argument such as file:///abs/path)`;
+  else if (dirs.length === 1 && lightningDir !== undefined) {
+    wrong = `two lightning dirs, "${dirs[0]}" and --lightning-dir "${lightningDir}"`;
   }
-  const db = new DatabaseSync(copy, { readOnly: true });
+  if (wrong !== undefined) throw new UsageError(`"init" got ${wrong}: use ${FORMS}`);
+  return { url: urls[0], dir: dirs[0] ?? lightningDir };
+}
+
+/** The data_version the database at `path` holds; refuses one that is not lightningd's. */
+function dataVersionOf(path: string, database: string): number {
+  const db = new DatabaseSync(path, { readOnly: true });
   let version: number | undefined;
   try {
     const row = db.prepare("SELECT intval FROM vars WHERE name = 'data_version'").get();
@@ -89,28 +147,108 @@ async function snapshotDatabase(database: string, copy: string): Promise<number>
   return version;
 }
 
+/** Copies the database consistently into `copy`; returns the version it holds. */
+async function snapshotDatabase(database: string, copy: string): Promise<number> {
+  let source: DatabaseSync;
+  try {
+    source = new DatabaseSync(database, { readOnly: true });
+  } catch (error) {
+    throw new Error(
+      // SQLite's message ends with the path, which this one names already.
+      `${ACTION}: cannot open "${database}" (${
+        (error as Error).message.replace(/: \/.*$/, "")
+      }): check that you may read it, or run this as the user lightningd runs as`,
+    );
+  }
+  try {
+    await backup(source, copy);
+  } finally {
+    source.close();
+  }
+  return dataVersionOf(copy, database);
+}
+
+/**
+ * Whether the backup at `path` is what an init killed after creating it and before writing
+ * backup.lock leaves: a cln-backup directory holding a snapshot at the database's version and
+ * no change (for a node with no database: nothing, at version 0). Then init finishes the
+ * set-up on it; otherwise this says why not.
+ */
+function leftByKilledInit(path: string, database: string): { version: number } | { why: string } {
+  const notBackup = { why: " and is not a cln-backup backup" };
+  if (backupKind(path) !== "directory" || readLayout(path).logs.length === 0) return notBackup;
+  const version = existsSync(database) ? dataVersionOf(database, database) : 0;
+  let found: BackupDescription;
+  const reader = new FileBackupReader(pathToFileURL(path).href, path);
+  try {
+    found = reader.describe();
+  } catch {
+    return notBackup;
+  } finally {
+    reader.close();
+  }
+  const snapshots = existsSync(database) ? [version] : [];
+  if (
+    found.lastVersion === version && found.tornBytes === 0 &&
+    found.snapshots.join() === snapshots.join()
+  ) {
+    return { version };
+  }
+  return {
+    why: `, a backup of versions ${found.firstVersion} to ${found.lastVersion}, not what an ` +
+      `interrupted init of this node leaves (a snapshot at the database's version ${version} ` +
+      `and no change)`,
+  };
+}
+
 function removeIfExists(path: string): void {
   if (existsSync(path)) Deno.removeSync(path, { recursive: true });
 }
 
 /**
  * Writes the launcher, then `backup.lock` (last: its presence marks a finished set-up) for
- * the backup `lock` names, which exists already. On failure it removes what it wrote and
- * calls `undo`, so nothing half-made is left. Returns the launcher's path.
+ * the backup `lock` names, which exists already. `backup.lock` is created only if there is
+ * none ("create", init) or replaced ("replace", upgrade). On failure it puts back the launcher
+ * it replaced, removes the one it wrote and calls `undo`, so nothing half-made is left.
+ * Returns the launcher's path.
  */
-export function installPlugin(dir: string, lock: LockFile, undo: () => void): string {
+export function installPlugin(
+  dir: string,
+  lock: LockFile,
+  mode: "create" | "replace",
+  undo: () => void,
+): string {
   const launcherPath = `${dir}/${LAUNCHER_NAME}`;
-  const hadLauncher = existsSync(launcherPath);
+  const previous = existsSync(launcherPath) ? Deno.readFileSync(launcherPath) : undefined;
   try {
     const written = writeLauncher(launchPlan({ lightningDir: dir, backendUrl: lock.backend_url }));
-    writeLockFile(dir, lock);
+    if (mode === "create") createLockFile(dir, lock);
+    else writeLockFile(dir, lock);
     return written;
   } catch (error) {
     // Once backup.lock names the new backup (its rename is the commit point: only the
     // directory sync after it failed), undoing would leave it naming nothing.
     if (lockNames(dir, lock.backend_url)) throw error;
-    if (!hadLauncher) removeIfExists(launcherPath);
+    if (previous) {
+      Deno.writeFileSync(launcherPath, previous);
+      Deno.chmodSync(launcherPath, 0o755);
+    } else {
+      removeIfExists(launcherPath);
+    }
     undo();
+    if (error instanceof LockFileExists) {
+      let holder = "";
+      try {
+        holder = ` (it points to ${readLockFile(dir).backend_url})`;
+      } catch {
+        // Unreadable: the path alone says enough.
+      }
+      throw new Error(
+        `${ACTION}: "${error.path}" appeared while the backup was being made${holder}, ` +
+          `written by another process: the new backup was removed and nothing changed; check ` +
+          `which backup this node should use, then run this again if needed`,
+      );
+    }
     throw error;
   }
 }
@@ -143,30 +281,45 @@ export function printConfigLine(
   output.out(`important-plugin=${launcher}`);
 }
 
-/** Creates the file backup at `path`; returns the version it holds. */
-async function createFileBackupOf(database: string, path: string): Promise<number> {
-  if (existsSync(path)) {
-    throw new Error(
-      `${ACTION}: "${path}" already exists: choose a new path, or remove it if it is not ` +
-        `a backup you need`,
-    );
-  }
+/** Creates the backup at `path` from `database`, or empty; returns its version. */
+async function createBackup(path: string, database: string): Promise<number> {
   if (!existsSync(database)) {
     createFileBackup(path);
     return 0;
   }
   // The copy sits beside the backup: that filesystem must have room for it anyway.
   Deno.mkdirSync(dirname(path), { recursive: true });
-  const copy = `${path}.snapshot-${Deno.pid}`;
+  const copy = workPath(path, "snapshot");
+  const claim = claimWorkPath(copy, "file");
   try {
     const version = await snapshotDatabase(database, copy);
+    atStep("init-snapshot");
     createFileBackup(path, { version, path: copy });
     return version;
   } finally {
     for (const leftover of [copy, `${copy}-journal`, `${copy}-wal`, `${copy}-shm`]) {
       removeIfExists(leftover);
     }
+    claim.close();
   }
+}
+
+/** `init <url>` alone: an empty backup for a server to serve, and no node set up. */
+function initStorage(url: string, output: Output): number {
+  const path = fileBackupPath(url, ACTION);
+  if (existsSync(path)) {
+    throw new Error(
+      `${ACTION}: "${path}" already exists: choose a new path, or remove it if it is not ` +
+        `a backup you need`,
+    );
+  }
+  createFileBackup(path);
+  output.out(
+    `Created the empty backup "${path}" at version 0, and no backup.lock: no lightning dir ` +
+      `was given (to back up a node, give its network directory: init --lightning-dir DIR ` +
+      `<url>)`,
+  );
+  return Exit.Ok;
 }
 
 /**
@@ -202,13 +355,22 @@ async function sendSnapshotTo(database: string, url: string): Promise<number> {
 }
 
 export async function init(args: string[], output: Output = consoleOutput): Promise<number> {
-  return await runCommand(SPEC, args, output, async ({ values, positionals }) => {
-    const [url] = positionals;
+  return await runCommand(INIT_SPEC, args, output, async ({ values, positionals }) => {
+    const target = initTarget(
+      positionals,
+      values["lightning-dir"] === undefined ? undefined : String(values["lightning-dir"]),
+    );
+    if (target.dir === undefined) return initStorage(target.url, output);
+    const { url } = target;
     const remote = parseBackupUrl(url).scheme === "socket";
     const path = remote ? undefined : fileBackupPath(url, ACTION);
-    const dir = userPath(String(values["lightning-dir"] ?? "."));
+    const dir = userPath(target.dir);
     checkNetworkDir(dir, ACTION);
+    using _setup = lockForSetup(dir, ACTION);
     await checkNotRunning(dir, ACTION);
+    for (const line of [...removeLeftovers(dir), ...path ? removeLeftovers(dirname(path)) : []]) {
+      output.out(line);
+    }
     if (existsSync(`${dir}/${LOCK_FILE}`)) {
       let current = "";
       let todo = "to start over, move backup.lock aside first";
@@ -227,17 +389,52 @@ export async function init(args: string[], output: Output = consoleOutput): Prom
       );
     }
     const database = `${dir}/${DATABASE_NAME}`;
-    const version = path
-      ? await createFileBackupOf(database, path)
-      : await sendSnapshotTo(database, url);
-    // A snapshot on a server stays there: a retry of init is refused until it is moved aside.
-    const launcher = installPlugin(dir, { backend_url: url }, () => path && removeIfExists(path));
-    const where = path ? `"${path}"` : url;
-    output.out(
-      existsSync(database)
-        ? `Created the backup ${where} from a snapshot of "${database}" at version ${version}`
-        : `Created the empty backup ${where} at version 0 ("${dir}" has no database yet)`,
+    if (path === undefined) {
+      const version = await sendSnapshotTo(database, url);
+      // A snapshot on a server stays there: a retry of init is refused until it is moved aside.
+      const launcher = installPlugin(dir, { backend_url: url }, "create", () => {});
+      output.out(
+        existsSync(database)
+          ? `Created the backup ${url} from a snapshot of "${database}" at version ${version}`
+          : `Created the empty backup ${url} at version 0 ("${dir}" has no database yet)`,
+      );
+      output.out(`Wrote "${dir}/${LOCK_FILE}" and the launcher "${launcher}"`);
+      printConfigLine(output, launcher);
+      return Exit.Ok;
+    }
+    let left: { version: number } | undefined;
+    if (existsSync(path)) {
+      const found = leftByKilledInit(path, database);
+      if ("why" in found) {
+        throw new Error(
+          `${ACTION}: "${path}" already exists${found.why}: choose a new path, or remove it ` +
+            `if it is not a backup you need`,
+        );
+      }
+      left = found;
+    }
+    atStep("init-checked");
+    const version = left?.version ?? await createBackup(path, database);
+    atStep("init-before-lock");
+    const launcher = installPlugin(
+      dir,
+      { backend_url: url },
+      "create",
+      // A backup an earlier init left is kept: it is that init's, and complete.
+      () => left === undefined && removeIfExists(path),
     );
+    if (left !== undefined) {
+      output.out(
+        `Found the backup "${path}" an interrupted init left, complete at the database's ` +
+          `version ${version} with no change: finished its set-up`,
+      );
+    } else {
+      output.out(
+        existsSync(database)
+          ? `Created the backup "${path}" from a snapshot of "${database}" at version ${version}`
+          : `Created the empty backup "${path}" at version 0 ("${dir}" has no database yet)`,
+      );
+    }
     output.out(`Wrote "${dir}/${LOCK_FILE}" and the launcher "${launcher}"`);
     printConfigLine(output, launcher);
     return Exit.Ok;

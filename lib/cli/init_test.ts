@@ -1,11 +1,12 @@
-import { assert, assertEquals, assertMatch } from "../../tests/support/assert.ts";
+import { assert, assertEquals, assertMatch, assertRejects } from "../../tests/support/assert.ts";
 import { dumpDatabase } from "../../tests/support/dump.ts";
 import { FakeLightningd } from "../../tests/support/fake_lightningd.ts";
 import { loadFixture } from "../../tests/support/fixtures.ts";
 import { DatabaseSync } from "node:sqlite";
 import { openBackend, openReader } from "../backends/open.ts";
 import { restoreBackup } from "../backup/restore.ts";
-import { init, printConfigLine } from "./init.ts";
+import { init, initTarget, printConfigLine } from "./init.ts";
+import { UsageError } from "./args.ts";
 import { BufferedOutput, makeNodeDir, removeNodeDir } from "./testing.ts";
 
 function exists(path: string): boolean {
@@ -71,7 +72,13 @@ Deno.test("init on a node with no database yet creates an empty backup at versio
   assertMatch(output.stdout[0], /Created the empty backup .* at version 0/);
   assertEquals(output.stdout.at(-1), `important-plugin=${dir}/cln-backup-plugin`);
   const backend = openBackend(url);
-  assertEquals(backend.state(), { version: 0, rewindVersion: undefined, records: 0, bytes: 32 });
+  assertEquals(backend.state(), {
+    version: 0,
+    rewindVersion: undefined,
+    records: 0,
+    bytes: 64,
+    tail: undefined,
+  });
   backend.close();
   removeNodeDir(dir);
 });
@@ -175,7 +182,7 @@ Deno.test("init refuses an existing backup and an existing backup.lock", async (
   await refused(
     dir,
     [`file://${taken}`, "--lightning-dir", dir],
-    /^Cannot init backup: ".*\/taken" already exists: choose a new path, or remove it/,
+    /^Cannot init backup: ".*\/taken" already exists and is not a cln-backup backup: choose a new path, or remove it/,
   );
   assertEquals([...Deno.readDirSync(taken)], []);
 
@@ -210,7 +217,10 @@ Deno.test("init rejects bad command lines, and a socket URL with no server at on
   listener.close();
   let output = new BufferedOutput();
   assertEquals(await init([], output), 2);
-  assertMatch(output.stderr[0], /^Usage error: "init" takes <url>, got 0 argument\(s\): see/);
+  assertMatch(
+    output.stderr[0],
+    /^Usage error: "init" takes <url> or <lightning-dir> <url>, got 0 argument\(s\): see/,
+  );
   output = new BufferedOutput();
   assertEquals(await init(["file:///x", "--lightning-dri", dir], output), 2);
   assertMatch(output.stderr[0], /^Usage error: Unknown option '--lightning-dri'/);
@@ -221,10 +231,16 @@ Deno.test("init rejects bad command lines, and a socket URL with no server at on
       `^Cannot init backup: connecting to 127.0.0.1:${port}: .*refused.*: check that the server runs`,
     ),
   );
-  await refused(dir, ["backup", "--lightning-dir", dir], /^Cannot use backup URL "backup"/);
+  await refused(dir, ["fle:///x", "--lightning-dir", dir], /^Cannot use backup URL "fle:\/\/\/x"/);
+  output = new BufferedOutput();
+  assertEquals(await init(["backup", "--lightning-dir", dir], output), 2);
+  assertMatch(
+    output.stderr[0],
+    /^Usage error: "init" got no <url> .*: see "cln-backup init --help"$/,
+  );
   output = new BufferedOutput();
   assertEquals(await init(["--help"], output), 0);
-  assertMatch(output.text, /^Usage: cln-backup init <url> \[--lightning-dir DIR\]/);
+  assertMatch(output.text, /^Usage: cln-backup init --lightning-dir DIR <url>\n/);
   removeNodeDir(dir);
 });
 
@@ -238,4 +254,41 @@ Deno.test("init warns when Deno runs from npx's cache, which npm may clean", () 
   const stable = new BufferedOutput();
   printConfigLine(stable, "/n/cln-backup-plugin", "/usr/local/bin/deno");
   assertEquals(stable.stderr, []);
+});
+
+Deno.test("initTarget tells the forms apart by which argument is a URL", async () => {
+  assertEquals(initTarget(["file:///b"], undefined), { url: "file:///b", dir: undefined });
+  assertEquals(initTarget(["file:///b"], "n"), { url: "file:///b", dir: "n" });
+  assertEquals(initTarget(["n", "file:///b"], undefined), { url: "file:///b", dir: "n" });
+  assertEquals(initTarget(["socket:h:1", "n"], undefined), { url: "socket:h:1", dir: "n" });
+  const forms = `use "init --lightning-dir <dir> <url>" or "init <lightning-dir> <url>"`;
+  for (
+    const [positionals, option, wrong] of [
+      [["file:///a", "file:///b"], undefined, 'two URLs, "file:///a" and "file:///b"'],
+      [["a", "b"], undefined, 'two directories, "a" and "b"'],
+      [["a", "file:///b"], "c", 'two lightning dirs, "a" and --lightning-dir "c"'],
+      [["a"], undefined, "no <url> (an argument such as file:///abs/path)"],
+    ] as const
+  ) {
+    const error = await assertRejects(() => initTarget([...positionals], option));
+    assert(error instanceof UsageError);
+    assertEquals(error.message, `"init" got ${wrong}: ${forms}`);
+  }
+});
+
+Deno.test("init with <url> alone creates an empty backup and touches no lightning dir", async () => {
+  const dir = makeNodeDir("fresh-start");
+  const before = [...Deno.readDirSync(dir)].map((e) => e.name).sort();
+  const url = `file://${Deno.realPathSync(`${dir}/..`)}/storage`;
+  const output = new BufferedOutput();
+  assertEquals(await init([url], output), 0, output.stderr.join("\n"));
+  assertMatch(
+    output.stdout[0],
+    /^Created the empty backup ".*\/storage" at version 0, and no backup.lock/,
+  );
+  assertEquals([...Deno.readDirSync(dir)].map((e) => e.name).sort(), before);
+  const backend = openBackend(url);
+  assertEquals(backend.state().version, 0);
+  backend.close();
+  removeNodeDir(dir);
 });

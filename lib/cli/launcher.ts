@@ -52,7 +52,8 @@ export interface LaunchPlan {
   netAddress?: string;
 }
 
-function address(host: string, port: number): string {
+/** `host:port`, with an IPv6 host in brackets, as Deno's `--allow-net` takes it. */
+export function address(host: string, port: number): string {
   return `${host.includes(":") ? `[${host}]` : host}:${port}`;
 }
 
@@ -73,18 +74,24 @@ export function launchPlan(options: {
         `"deno task compile:plugin"`,
     );
   }
-  const plan: LaunchPlan = {
+  return {
     deno,
     plugin: options.plugin ?? PLUGIN_ENTRY,
     lightningDir: options.lightningDir,
+    ...backupAccess(options.backendUrl),
   };
-  const url = parseBackupUrl(options.backendUrl);
-  if (url.scheme === "file") plan.backupPath = url.path;
-  else {
-    const target = url.proxy ?? url;
-    plan.netAddress = address(target.host, target.port);
-  }
-  return plan;
+}
+
+/**
+ * What reaching the backup at `url` takes: its path for a `file:` backup; for a `socket:`
+ * backup, the one `host:port` to connect to (the server, or the SOCKS proxy when the URL
+ * names one: the proxy reaches the server, the plugin does not).
+ */
+export function backupAccess(url: string): { backupPath?: string; netAddress?: string } {
+  const parsed = parseBackupUrl(url);
+  if (parsed.scheme === "file") return { backupPath: parsed.path };
+  const target = parsed.proxy ?? parsed;
+  return { netAddress: address(target.host, target.port) };
 }
 
 /** The path with symlinks resolved, or as given when it does not exist (yet). */
@@ -97,21 +104,32 @@ function realPath(path: string): string {
   }
 }
 
-/** Deno's permission lists are comma separated, with no escape. */
-function listItem(path: string): string {
-  if (path.includes(",")) {
+/**
+ * Deno's permission lists are comma separated, with no escape; and backup-cli passes its
+ * flags one a line.
+ */
+export function listItem(path: string): string {
+  if (/[,\n]/.test(path)) {
     throw new Error(
-      `Cannot grant the plugin access to "${path}": Deno's permission flags cannot name a ` +
-        `path with a comma: choose a path without one`,
+      `Cannot grant access to "${path}": Deno's permission flags cannot name a path with a ` +
+        `comma or a newline: choose a path without one`,
     );
   }
   return path;
 }
 
+/**
+ * The code a file backup's compaction worker loads (lib/compact/worker.ts and what it
+ * imports, all in this lib/): a Worker reads its modules at run time, so it needs read
+ * access to them.
+ */
+const WORKER_CODE = new URL("../", import.meta.url).pathname.replace(/\/$/, "");
+
 /** The permission flags of the least-privilege launch (shared by `deno run` and `deno compile`). */
 export function permissionFlags(plan: LaunchPlan): string[] {
   const lock = `${realPath(plan.lightningDir).replace(/\/+$/, "")}/${LOCK_FILE}`;
-  const read = [lock, ...(plan.backupPath ? [plan.backupPath] : [])].map(listItem);
+  const read = [lock, ...(plan.backupPath ? [plan.backupPath, WORKER_CODE] : [])]
+    .map(listItem);
   return [
     "--no-prompt",
     "--no-config",
@@ -129,7 +147,9 @@ export function launchArgs(plan: LaunchPlan): string[] {
 
 /** The `deno compile` arguments that build the plugin for one node with the same permissions. */
 export function compileArgs(plan: LaunchPlan, output: string): string[] {
-  return ["compile", ...permissionFlags(plan), "--output", output, plan.plugin];
+  // The compaction worker is loaded at run time, so the binary must carry it.
+  const include = plan.backupPath ? ["--include", `${WORKER_CODE}/compact/worker.ts`] : [];
+  return ["compile", ...permissionFlags(plan), ...include, "--output", output, plan.plugin];
 }
 
 function shellQuote(word: string): string {

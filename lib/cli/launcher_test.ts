@@ -14,6 +14,9 @@ import {
 
 const DENO = "/opt/deno/bin/deno";
 
+/** The plugin's code, which the compaction worker of a file backup loads at run time. */
+const CODE = new URL("../", import.meta.url).pathname.replace(/\/$/, "");
+
 Deno.test("a file backup's launch reads backup.lock and the backup, writes the backup only", () => {
   const plan = launchPlan({
     lightningDir: "/nonexistent/ln/bitcoin",
@@ -31,7 +34,7 @@ Deno.test("a file backup's launch reads backup.lock and the backup, writes the b
     "--no-prompt",
     "--no-config",
     "--no-lock",
-    "--allow-read=/nonexistent/ln/bitcoin/backup.lock,/var/backups/node",
+    `--allow-read=/nonexistent/ln/bitcoin/backup.lock,/var/backups/node,${CODE}`,
     "--allow-write=/var/backups/node",
     PLUGIN_ENTRY,
   ]);
@@ -83,7 +86,10 @@ Deno.test("the lock file is granted under the lightning dir's real path", () => 
       backendUrl: `file://${root}/backup`,
       deno: DENO,
     });
-    assertEquals(launchArgs(plan)[4], `--allow-read=${root}/real/backup.lock,${root}/backup`);
+    assertEquals(
+      launchArgs(plan)[4],
+      `--allow-read=${root}/real/backup.lock,${root}/backup,${CODE}`,
+    );
   } finally {
     Deno.removeSync(root, { recursive: true });
   }
@@ -94,6 +100,8 @@ Deno.test("compile builds the plugin with the launch's flags", () => {
   assertEquals(compileArgs(plan, "/nonexistent/ln/cln-backup-plugin-bin"), [
     "compile",
     ...launchArgs(plan).slice(1, -1),
+    "--include",
+    `${CODE}/compact/worker.ts`,
     "--output",
     "/nonexistent/ln/cln-backup-plugin-bin",
     PLUGIN_ENTRY,

@@ -10,17 +10,21 @@ import { status } from "./status.ts";
 import { upgrade } from "./upgrade.ts";
 import { verify } from "./verify.ts";
 import { doctor } from "./doctor.ts";
+import { compact } from "./compact.ts";
 import { server } from "./server.ts";
 
-export const HELP = `Usage: cln-backup <command> [options]   (or: deno task <command> -- [options])
+export const HELP = `Usage: cln-backup <command> [options]
+  run as ./backup-cli <command> [options] in the checkout (the Python plugin's CLI name; each
+  command with only the permissions it needs), or deno task <command> -- [options]
 
 A backup plugin for Core Lightning: every database change is on stable storage before
 lightningd commits it. The backup is useless without the node's hsm_secret: keep a copy of
 that too, offline.
 
 Commands:
-  init <url> [--lightning-dir DIR]      create a backup of a node, write backup.lock and the
-                                        plugin's launcher, print the config line to add
+  init --lightning-dir DIR <url>        create a backup of a node, write backup.lock and the
+  init DIR <url>                        plugin's launcher, print the config line to add
+  init <url>                            create an empty backup, and no backup.lock
   restore <url> <file-or-dir> [--to-version N]
                                         rebuild the node's database from a backup
   status <url> [--json]                 describe a backup: versions, records, snapshots, size
@@ -29,7 +33,9 @@ Commands:
                                         convert the Python plugin's v1 .dbak into cln-backup's
                                         format, keeping every version
   doctor [--lightning-dir DIR]          check a node's backup set-up, one line per check
-  server <storage-url> <addr:port>      serve a backup to socket: URLs (wire protocol v1)
+  compact <url> [--retain K] [--json]   fold old changes into a new snapshot (node stopped;
+                                        on a running node: lightning-cli backup-compact)
+  server <url> <addr:port>              serve a backup to socket: URLs (wire protocol v1)
 
 <url> is file:///abs/path (a cln-backup directory, or a v1 .dbak file to read), or
 socket:<host>:<port>[?proxy=socks5:<host>:<port>] (a backup server).
@@ -42,13 +48,15 @@ Exit codes:
   2  usage error: an unknown command or option, or a missing or extra argument
   3  internal error: a bug; the stack trace is printed, please report it`;
 
-const COMMANDS: Record<string, (args: string[], output: Output) => Promise<number>> = {
+/** The commands this version has; a name here is a command `backup-cli` and `deno task` run. */
+export const COMMANDS: Record<string, (args: string[], output: Output) => Promise<number>> = {
   init,
   restore,
   status,
   verify,
   upgrade,
   doctor,
+  compact,
   server,
 };
 

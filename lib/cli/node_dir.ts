@@ -60,11 +60,21 @@ export function checkNetworkDir(dir: string, action: string): void {
   );
 }
 
+/** The RPC socket a lightningd running on `dir` listens on (unless moved by `rpc-file`). */
+export function rpcSocketPath(dir: string): string {
+  return `${dir}/lightning-rpc`;
+}
+
+/** The pid file lightningd keeps in the base dir while it runs on the network dir `dir`. */
+export function pidFilePath(dir: string): string {
+  return `${dirname(dir)}/lightningd-${basename(dir)}.pid`;
+}
+
 /** Why a lightningd looks alive on `dir`, or `undefined`. */
 async function runningEvidence(dir: string): Promise<string | undefined> {
   // lightningd listens on the `lightning-rpc` unix socket in its network directory while it
   // runs. A socket file left by a killed lightningd refuses connections.
-  const socket = `${dir}/lightning-rpc`;
+  const socket = rpcSocketPath(dir);
   try {
     const connection = await Deno.connect({ transport: "unix", path: socket });
     connection.close();
@@ -81,7 +91,7 @@ async function runningEvidence(dir: string): Promise<string | undefined> {
   }
   // The socket may live elsewhere (the rpc-file option), so also read the pid file
   // lightningd keeps in the base dir while it runs, and ask /proc (Linux) what that pid is.
-  const pidFile = `${dirname(dir)}/lightningd-${basename(dir)}.pid`;
+  const pidFile = pidFilePath(dir);
   let pid: string;
   try {
     pid = Deno.readTextFileSync(pidFile).trim();

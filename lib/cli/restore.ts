@@ -5,8 +5,14 @@
  */
 import type { BackupReader } from "../backends/backend.ts";
 import { connectReader } from "../backends/open.ts";
-import { restoreBackup, type RestoreResult, restoreTarget } from "../backup/restore.ts";
+import {
+  describeTail,
+  restoreBackup,
+  type RestoreResult,
+  restoreTarget,
+} from "../backup/restore.ts";
 import { existsSync } from "../fs/exists.ts";
+import { removeLeftovers } from "../fs/work_path.ts";
 import { dirname } from "node:path";
 import {
   type CommandSpec,
@@ -36,9 +42,15 @@ Options:
   -h, --help      show this help
 
 On a terminal, a restore that runs over two seconds shows its progress on stderr. It prints
-the restored path, the version and the number of changes applied.`;
+the restored path, the version and the number of changes applied. When the backup ends in
+bytes that fail their checks (a change torn by a crash, or a damaged last change: read alone,
+the two look the same), it restores the version before them and prints a note saying where
+it stopped and why: if the node's database is one version further, the backup is damaged.
+When the backup ends with a change, a note says that lightningd may not have committed it,
+and why one change ahead is safe. Work files of a killed restore (*.restoring-PID) in the
+target's directory are removed first, one line each.`;
 
-const SPEC: CommandSpec = {
+export const RESTORE_SPEC: CommandSpec = {
   name: "restore",
   help: RESTORE_HELP,
   options: { "to-version": { type: "string" } },
@@ -97,17 +109,54 @@ export function describeRestore(result: RestoreResult): string {
     `change(s) applied ${from}; it passes SQLite's integrity check`;
 }
 
+/**
+ * The note after a restore that ends with a change: the plugin stores each change before
+ * lightningd commits it, so the last one may be a change the node never committed (it stopped
+ * in between, or the plugin refused the change after an I/O error and kept it). Why one ahead is
+ * safe: it is the database a crash just after that commit would have left, which lightningd
+ * recovers from as from any crash; and the node's own database, one behind, makes the plugin
+ * drop that change at its next start (the version check).
+ */
+export function oneAheadNote(version: number): string {
+  return `Note: the backup's last change, ${version}, was stored before lightningd committed ` +
+    `it, and lightningd may not have (it stopped in between, or the plugin refused the change ` +
+    `after an I/O error); then this database is one change ahead of the node's. That is safe: ` +
+    `it is what a crash just after that commit would have left. A node restarted on its own ` +
+    `database at ${version - 1} instead has the plugin drop change ${version} from the backup.`;
+}
+
+/** A symlink to nothing at `path` would read as "database already exists": say what it is. */
+function refuseDanglingLink(path: string): void {
+  let link: string;
+  try {
+    link = Deno.readLinkSync(path);
+  } catch {
+    return; // Not a symlink, or nothing there.
+  }
+  try {
+    Deno.statSync(path);
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
+    throw new Error(
+      `Cannot restore backup: "${path}" is a symbolic link to "${link}", which does not ` +
+        `exist: remove the link, or restore to "${link}" itself`,
+    );
+  }
+}
+
 export async function restore(args: string[], output: Output = consoleOutput): Promise<number> {
-  return await runCommand(SPEC, args, output, async ({ values, positionals }) => {
+  return await runCommand(RESTORE_SPEC, args, output, async ({ values, positionals }) => {
     const [url, target] = positionals;
     const toVersion = versionArg(values["to-version"], "to-version");
     const path = restoreTarget(userPath(target));
+    refuseDanglingLink(path);
     if (!existsSync(dirname(path))) {
       throw new Error(
         `Cannot restore backup: the directory "${dirname(path)}" does not exist: create it, ` +
           `or choose another target`,
       );
     }
+    for (const line of removeLeftovers(dirname(path))) output.out(line);
     const reader = await connectReader(url);
     try {
       const progress = output.progress &&
@@ -118,6 +167,10 @@ export async function restore(args: string[], output: Output = consoleOutput): P
           onProgress: progress && ((version) => progress.update(version)),
         });
         output.out(describeRestore(result));
+        if (result.tail) output.out(describeTail(result.tail, result.version));
+        if (toVersion === undefined && result.version !== result.snapshotVersion) {
+          output.out(oneAheadNote(result.version));
+        }
       } finally {
         progress?.done();
       }

@@ -3,7 +3,7 @@ import { dumpDatabase } from "../../tests/support/dump.ts";
 import { loadFixture, PRE_4090_BACKUP } from "../../tests/support/fixtures.ts";
 import { DatabaseSync } from "node:sqlite";
 import { openReader } from "../backends/open.ts";
-import { restore, RestoreProgress } from "./restore.ts";
+import { oneAheadNote, restore, RestoreProgress } from "./restore.ts";
 import { BufferedOutput, makeBackup, recordedChanges } from "./testing.ts";
 
 const changes = recordedChanges(["fresh-start", "restart"]);
@@ -33,6 +33,7 @@ Deno.test("restore to a file and to a directory gives the node's database", asyn
   assertEquals(file.output.stdout, [
     `Restored "${dir}/node.sqlite3" at version 15: ${changes.length} change(s) applied from ` +
     `the first change; it passes SQLite's integrity check`,
+    oneAheadNote(15),
   ]);
   assertEquals(dumpDatabase(`${dir}/node.sqlite3`), expected);
 
@@ -66,6 +67,7 @@ Deno.test("restore --to-version N gives the database at data_version N", async (
   for (const n of [1, 5, 11, 13]) {
     const { code, output } = await run([url, `${dir}/at-${n}.sqlite3`, "--to-version", String(n)]);
     assertEquals(code, 0, output.stderr.join("\n"));
+    assertEquals(output.stdout.length, 1, "no note for a chosen version");
     assertMatch(output.stdout[0], new RegExp(`at version ${n}: `));
     assertEquals(dataVersion(`${dir}/at-${n}.sqlite3`), n);
   }
@@ -98,6 +100,7 @@ Deno.test("restore of a backup with a snapshot, before and after it", async () =
   assertEquals(latest.output.stdout, [
     `Restored "${dir}/latest.sqlite3" at version 15: 4 change(s) applied on top of the ` +
     `snapshot at version 11; it passes SQLite's integrity check`,
+    oneAheadNote(15),
   ]);
   assertEquals(
     dumpDatabase(`${dir}/latest.sqlite3`),
@@ -117,6 +120,7 @@ Deno.test("restore of the Python plugin's pre-4090 backup repairs its statements
   assertEquals(output.stdout, [
     `Restored "${dir}/lightningd.sqlite3" at version 46: 46 change(s) applied from the first ` +
     `change; it passes SQLite's integrity check`,
+    oneAheadNote(46),
   ]);
   assertEquals(dataVersion(`${dir}/lightningd.sqlite3`), 46);
   Deno.removeSync(dir, { recursive: true });
@@ -153,5 +157,55 @@ Deno.test("restore progress: a bar by version once the restore runs long", async
   slow.update(8);
   slow.done();
   assertEquals(quiet, []);
+  Deno.removeSync(dir, { recursive: true });
+});
+
+Deno.test("restore says what a dangling symlink target, a version before the backup and %00 are", async () => {
+  const dir = Deno.makeTempDirSync();
+  const url = await makeBackup(`${dir}/backup`, changes.slice(0, 6));
+  Deno.symlinkSync(`${dir}/gone/lightningd.sqlite3`, `${dir}/link.sqlite3`);
+  const dangling = await run([url, `${dir}/link.sqlite3`]);
+  assertEquals(dangling.code, 1);
+  assertEquals(dangling.output.stderr, [
+    `Cannot restore backup: "${dir}/link.sqlite3" is a symbolic link to ` +
+    `"${dir}/gone/lightningd.sqlite3", which does not exist: remove the link, or restore to ` +
+    `"${dir}/gone/lightningd.sqlite3" itself`,
+  ]);
+
+  const before = await run([url, `${dir}/zero.sqlite3`, "--to-version", "0"]);
+  assertEquals(before.code, 1);
+  assertEquals(before.output.stderr, [
+    "Cannot restore backup to version 0: it holds versions 1 to 4: choose --to-version from 1 " +
+    "to 4",
+  ]);
+
+  const nul = await run([`${url}%00`, `${dir}/nul.sqlite3`]);
+  assertEquals(nul.code, 1);
+  assertEquals(nul.output.stderr, [
+    `Cannot use backup URL "${url}%00": its path holds a NUL byte (%00), which no file name ` +
+    `can hold`,
+  ]);
+  assertEquals([...Deno.readDirSync(dir)].map((e) => e.name).sort(), ["backup", "link.sqlite3"]);
+  Deno.removeSync(dir, { recursive: true });
+});
+
+Deno.test("restore says where it stopped when the backup ends in bytes that fail their checks", async () => {
+  const dir = Deno.makeTempDirSync();
+  const url = await makeBackup(`${dir}/backup`, changes);
+  const log = `${dir}/backup/log-${"1".padStart(20, "0")}.clnb`;
+  const end = Deno.statSync(log).size;
+  Deno.writeFileSync(log, new Uint8Array(10).fill(9), { append: true });
+  const { code, output } = await run([url, `${dir}/restored.sqlite3`]);
+  assertEquals(code, 0, output.stderr.join("\n"));
+  assertEquals(dataVersion(`${dir}/restored.sqlite3`), 15);
+  assertEquals(output.stdout.length, 3);
+  assertMatch(output.stdout[0], /^Restored ".*" at version 15: /);
+  assertEquals(
+    output.stdout[1],
+    `note: stopped at version 15: the 10 bytes after it, at offset ${end} of "${log}", fail ` +
+      `their checks: a change torn by a crash (never acknowledged, then version 15 is the ` +
+      `node's) or a damaged change 16; if the node's database is at version 16, the backup ` +
+      `is damaged`,
+  );
   Deno.removeSync(dir, { recursive: true });
 });

@@ -11,16 +11,18 @@ export const STATUS_HELP = `Usage: cln-backup status <url> [--json]
 
 Describes the backup at <url> (a cln-backup directory, or a v1 .dbak file of the Python
 plugin) without changing it: its format, first and last version, records, snapshots, bytes
-on disk, and whether a crash left a torn record at its tail (the plugin cuts it on its next
-write; it was never acknowledged to lightningd). In a cln-backup directory it checks every
+on disk, and whether it ends in bytes that fail their checks (a record torn by a crash, which
+the plugin cuts when the node's version shows it was never acknowledged, or a damaged last
+change, which stops the node). In a cln-backup directory it checks every
 record's checksum on the way, so damage shows here; "verify" also restores the backup.
 
 Options:
   --json      print one JSON object instead, for scripts: {url, format, snapshots,
-              firstVersion, lastVersion, records, bytes, tornBytes}
+              firstVersion, lastVersion, records, bytes, tornBytes,
+              tail: {path, offset, bytes} or null}
   -h, --help  show this help`;
 
-const SPEC: CommandSpec = {
+export const STATUS_SPEC: CommandSpec = {
   name: "status",
   help: STATUS_HELP,
   options: { json: { type: "boolean" } },
@@ -38,20 +40,23 @@ export function describeText(d: BackupDescription): string[] {
     `snapshots:  ${d.snapshots.length === 0 ? "none" : `at version ${d.snapshots.join(", ")}`}`,
     `bytes:      ${d.bytes}`,
     `torn tail:  ${
-      d.tornBytes === 0
+      d.tail === undefined
         ? "none"
-        : `${d.tornBytes} bytes after the last valid record (cut on the next write)`
+        : `${d.tail.bytes} bytes at offset ${d.tail.offset} of "${d.tail.path}" fail their ` +
+          `checks: a record torn by a crash if the node is at version ${d.lastVersion} (the ` +
+          `plugin cuts it), a damaged change if it is at ${d.lastVersion + 1}`
     }`,
   ];
 }
 
 export async function status(args: string[], output: Output = consoleOutput): Promise<number> {
-  return await runCommand(SPEC, args, output, async ({ values, positionals }) => {
+  return await runCommand(STATUS_SPEC, args, output, async ({ values, positionals }) => {
     const reader = await connectReader(positionals[0]);
     try {
       const description = reader.describe();
-      if (values.json) output.out(JSON.stringify(description));
-      else for (const line of describeText(description)) output.out(line);
+      if (values.json) {
+        output.out(JSON.stringify({ ...description, tail: description.tail ?? null }));
+      } else for (const line of describeText(description)) output.out(line);
     } finally {
       reader.close();
     }

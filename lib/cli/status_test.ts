@@ -20,7 +20,7 @@ Deno.test("status describes a backup, in text and JSON, and shows a torn tail", 
   const text = (await run([url])).stdout;
   assertEquals(text.slice(0, 5), [
     `backup:     ${url}`,
-    "format:     cln-backup 2",
+    "format:     cln-backup 3",
     "versions:   11 to 15",
     "records:    6",
     "snapshots:  at version 11",
@@ -31,24 +31,34 @@ Deno.test("status describes a backup, in text and JSON, and shows a torn tail", 
   const json = JSON.parse((await run([url, "--json"])).text);
   assertEquals({ ...json, bytes: 0 }, {
     url,
-    format: "cln-backup 2",
+    format: "cln-backup 3",
     snapshots: [11],
     firstVersion: 11,
     lastVersion: 15,
     records: 6,
     bytes: 0,
     tornBytes: 0,
+    tail: null,
   });
   assertEquals(`bytes:      ${json.bytes}`, text[5]);
 
   // A crash mid-append leaves a partial record at the live log's tail.
   const log = [...Deno.readDirSync(`${dir}/backup`)].find((e) => e.name.startsWith("log-"))!;
-  Deno.writeFileSync(`${dir}/backup/${log.name}`, new Uint8Array(10).fill(7), { append: true });
+  const logPath = `${dir}/backup/${log.name}`;
+  const end = Deno.statSync(logPath).size;
+  Deno.writeFileSync(logPath, new Uint8Array(10).fill(7), { append: true });
   assertEquals(
     (await run([url])).stdout.at(-1),
-    "torn tail:  10 bytes after the last valid record (cut on the next write)",
+    `torn tail:  10 bytes at offset ${end} of "${logPath}" fail their checks: a record torn ` +
+      `by a crash if the node is at version 15 (the plugin cuts it), a damaged change if it ` +
+      `is at 16`,
   );
-  assertEquals(JSON.parse((await run([url, "--json"])).text).tornBytes, 10);
+  const described = JSON.parse((await run([url, "--json"])).text);
+  assertEquals([described.tornBytes, described.tail], [10, {
+    path: logPath,
+    offset: end,
+    bytes: 10,
+  }]);
   Deno.removeSync(dir, { recursive: true });
 });
 
@@ -72,6 +82,7 @@ Deno.test("status describes the Python plugin's v1 file", async () => {
     records: 46,
     bytes: 79811,
     tornBytes: 0,
+    tail: null,
   });
 });
 
@@ -84,14 +95,14 @@ Deno.test("status of an empty backup, and of damage in the middle of a backup", 
   const log = [...Deno.readDirSync(`${dir}/damaged`)].find((e) => e.name.startsWith("log-"))!;
   const path = `${dir}/damaged/${log.name}`;
   const bytes = Deno.readFileSync(path);
-  bytes[32 + 40] ^= 0xff; // In the first record's payload: not a torn tail.
+  bytes[64 + 40] ^= 0xff; // In the first record's payload: not a torn tail.
   Deno.writeFileSync(path, bytes);
   const output = new BufferedOutput();
   assertEquals(await status([damaged], output), 1);
   assertEquals(output.stderr.length, 1);
   assertMatch(
     output.stderr[0],
-    /^Cannot read backup: record payload checksum mismatch at offset 32 of ".*"; the backup is damaged: restore from another copy/,
+    /^Cannot read backup: record payload checksum mismatch at offset 64 of ".*"; the backup is damaged: restore from another copy/,
   );
   Deno.removeSync(dir, { recursive: true });
 });

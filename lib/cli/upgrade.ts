@@ -8,15 +8,19 @@
 import { dirname } from "node:path";
 import { pathToFileURL } from "node:url";
 import { V1BackupReader } from "../backends/v1/reader.ts";
-import { writeBase } from "../backends/file/create.ts";
+import { renameIntoPlace, writeBase } from "../backends/file/create.ts";
 import { existsSync } from "../fs/exists.ts";
 import { createEmptyLog, FileBackend } from "../backends/file/writer.ts";
+import { newBackupId } from "../format/segment.ts";
 import { syncDir, writeAll } from "../fs/durable.ts";
 import { LOCK_FILE, readLockFile } from "../backup/lock_file.ts";
 import { backupKind } from "../backends/open.ts";
 import { FileBackupReader } from "../backends/file/reader.ts";
 import { checkNetworkDir, checkNotRunning } from "./node_dir.ts";
 import { installPlugin, printConfigLine } from "./init.ts";
+import { claimWorkPath, removeLeftovers, workPath } from "../fs/work_path.ts";
+import { atStep } from "../fs/step_seam.ts";
+import { lockForSetup } from "./setup_lock.ts";
 import {
   type CommandSpec,
   consoleOutput,
@@ -55,7 +59,7 @@ It refuses while lightningd runs on DIR (detected as "init --help" explains), wh
 path exists, and when backup.lock names neither a v1 file nor a cln-backup backup (for one,
 already upgraded, it says so and exits with 0). A failure leaves backup.lock as it was.`;
 
-const SPEC: CommandSpec = {
+export const UPGRADE_SPEC: CommandSpec = {
   name: "upgrade",
   help: UPGRADE_HELP,
   options: { "lightning-dir": { type: "string" }, to: { type: "string" } },
@@ -67,7 +71,7 @@ const SPEC: CommandSpec = {
  * base segment (streamed through a temporary file), each change appended to the log.
  */
 export async function convert(v1: V1BackupReader, dir: string): Promise<void> {
-  createEmptyLog(dir);
+  createEmptyLog(dir, newBackupId());
   // One sync at the end: the directory is renamed into place only after this succeeds.
   const log = FileBackend.open(pathToFileURL(dir).href, dir, { syncOnClose: true });
   const snapshotCopy = `${dir}/snapshot.tmp`;
@@ -82,7 +86,11 @@ export async function convert(v1: V1BackupReader, dir: string): Promise<void> {
         case "snapshot-end":
           snapshot?.close();
           snapshot = undefined;
-          writeBase(dir, { version: entry.version, path: snapshotCopy });
+          writeBase(
+            dir,
+            { version: entry.version, path: snapshotCopy },
+            { backupId: log.backupId, firstLog: log.liveSequence },
+          );
           Deno.removeSync(snapshotCopy);
           break;
         case "change":
@@ -95,10 +103,16 @@ export async function convert(v1: V1BackupReader, dir: string): Promise<void> {
   }
 }
 
+/** Where upgrade puts the converted backup: `--to`, else beside the v1 file, as `.clnb`. */
+export function upgradeUrl(v1Path: string, to: string | boolean | undefined): string {
+  return typeof to === "string" ? to : pathToFileURL(`${v1Path.replace(/\.dbak$/, "")}.clnb`).href;
+}
+
 export async function upgrade(args: string[], output: Output = consoleOutput): Promise<number> {
-  return await runCommand(SPEC, args, output, async ({ values }) => {
+  return await runCommand(UPGRADE_SPEC, args, output, async ({ values }) => {
     const dir = userPath(String(values["lightning-dir"] ?? "."));
     checkNetworkDir(dir, ACTION);
+    using _setup = lockForSetup(dir, ACTION);
     if (!existsSync(`${dir}/${LOCK_FILE}`)) {
       throw new Error(
         `${ACTION}: no ${LOCK_FILE} in "${dir}": pass the network directory the Python ` +
@@ -127,9 +141,7 @@ export async function upgrade(args: string[], output: Output = consoleOutput): P
       );
     }
     await checkNotRunning(dir, ACTION);
-    const url = typeof values.to === "string"
-      ? values.to
-      : pathToFileURL(`${v1Path.replace(/\.dbak$/, "")}.clnb`).href;
+    const url = upgradeUrl(v1Path, values.to);
     const path = fileBackupPath(url, ACTION);
     if (existsSync(path)) {
       throw new Error(
@@ -138,13 +150,15 @@ export async function upgrade(args: string[], output: Output = consoleOutput): P
       );
     }
 
+    for (const line of [...removeLeftovers(dir), ...removeLeftovers(dirname(path))]) {
+      output.out(line);
+    }
     const v1 = new V1BackupReader(lock.backend_url, v1Path);
     const before = v1.describe();
     // Built beside its final path and renamed, so a failure never leaves a half-made backup.
-    const building = `${path}.upgrading-${Deno.pid}`;
-    // Named after this process: anything there is what a killed upgrade with our pid left.
-    if (existsSync(building)) Deno.removeSync(building, { recursive: true });
-    Deno.mkdirSync(building, { recursive: true });
+    const building = workPath(path, "upgrading");
+    Deno.mkdirSync(dirname(building), { recursive: true });
+    const claim = claimWorkPath(building, "directory");
     try {
       await convert(v1, building);
       const after = new FileBackupReader(url, building).describe();
@@ -154,15 +168,19 @@ export async function upgrade(args: string[], output: Output = consoleOutput): P
             `at ${before.lastVersion}: nothing was changed; please report this`,
         );
       }
-      Deno.renameSync(building, path);
+      atStep("upgrade-building");
+      renameIntoPlace(building, path);
       syncDir(dirname(path));
     } catch (error) {
       if (existsSync(building)) Deno.removeSync(building, { recursive: true });
       throw error;
+    } finally {
+      claim.close();
     }
     const launcher = installPlugin(
       dir,
       { ...lock, backend_url: url },
+      "replace",
       () => Deno.removeSync(path, { recursive: true }),
     );
     output.out(

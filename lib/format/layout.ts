@@ -2,11 +2,13 @@
  * The files of a cln-backup directory (see docs/FORMAT.md):
  *
  * - `base-<version>.clnb`: a sealed snapshot of the database at that version;
- * - `log-<sequence>.clnb`: changes, in order; the highest sequence is the live one;
+ * - `log-<sequence>.clnb`: changes, in order (lib/format/chain.ts says which one is live);
  * - `LOCK`: held by the one process that writes.
  *
  * @module
  */
+
+import { CorruptBackupError } from "./segment.ts";
 
 export const LOCK_NAME = "LOCK";
 const PAD = 20;
@@ -30,19 +32,34 @@ export interface Layout {
 
 const SEGMENT = /^(base|log)-(\d{20})\.clnb$/;
 
-/** Lists a backup directory's segments in order. */
+function fileType(entry: Deno.DirEntry): string {
+  if (entry.isSymlink) return "a symlink";
+  return entry.isDirectory ? "a directory" : "a FIFO, socket or device";
+}
+
+/**
+ * Lists a backup directory's segments in order. An entry named like a segment that is not a
+ * regular file (a symlink, a FIFO) is refused: skipping it would hide a missing segment, and
+ * opening it could hang or read outside the backup.
+ */
 export function readLayout(dir: string): Layout {
   const layout: Layout = { bases: [], logs: [], temporaries: [] };
   for (const entry of Deno.readDirSync(dir)) {
-    if (!entry.isFile) continue;
     const path = `${dir}/${entry.name}`;
+    // A write's temporary file, or the directory a compaction builds its database in.
     if (entry.name.endsWith(".tmp")) {
       layout.temporaries.push(path);
       continue;
     }
     const match = SEGMENT.exec(entry.name);
     if (!match) continue;
+    if (!entry.isFile) {
+      throw new CorruptBackupError(path, undefined, `${fileType(entry)}, not a segment file,`);
+    }
     const number = Number(match[2]);
+    if (!Number.isSafeInteger(number)) {
+      throw new CorruptBackupError(path, undefined, "a segment number out of range");
+    }
     if (match[1] === "base") layout.bases.push({ version: number, path });
     else layout.logs.push({ sequence: number, path });
   }

@@ -90,9 +90,9 @@ Deno.test("record: a header that does not check is refused", () => {
 
 Deno.test("record: unknown kind, codec or flags are refused even with a good CRC", () => {
   const record = encodeRecord(RecordKind.Change, 9, encoder.encode("x"));
-  assert(decodeRecordHeader(withHeaderByte(record, 4, 3)), "kind 3 is known");
+  assert(decodeRecordHeader(withHeaderByte(record, 4, 4)), "kind 4 (seal) is known");
   assertEquals(decodeRecordHeader(withHeaderByte(record, 4, 0)), undefined);
-  assertEquals(decodeRecordHeader(withHeaderByte(record, 4, 4)), undefined);
+  assertEquals(decodeRecordHeader(withHeaderByte(record, 4, 5)), undefined);
   assertEquals(decodeRecordHeader(withHeaderByte(record, 5, 2)), undefined);
   assertEquals(decodeRecordHeader(withHeaderByte(record, 6, 1)), undefined);
   assertEquals(decodeRecordHeader(withHeaderByte(record, 7, 1)), undefined);

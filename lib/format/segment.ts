@@ -9,15 +9,20 @@
 import { crc32 } from "node:zlib";
 import {
   decodeRecordHeader,
+  oversized,
   payloadChecks,
   rawPayload,
   RECORD_HEADER_SIZE,
   type RecordHeader,
+  RecordKind,
 } from "./record.ts";
 
-export const SEGMENT_HEADER_SIZE = 32;
-export const FORMAT_VERSION = 2;
+export const SEGMENT_HEADER_SIZE = 64;
+export const FORMAT_VERSION = 3;
+/** Bytes of the random id that every segment of one backup carries. */
+export const BACKUP_ID_SIZE = 16;
 const MAGIC = new Uint8Array([0x89, 0x43, 0x4c, 0x4e, 0x42, 0x41, 0x4b, 0x0a]); // "\x89CLNBAK\n"
+const CRC_AT = SEGMENT_HEADER_SIZE - 4;
 
 /** A log segment holds changes; a base segment holds one snapshot. */
 export const SegmentKind = { Log: 1, Base: 2 } as const;
@@ -27,17 +32,32 @@ export interface SegmentHeader {
   kind: SegmentKind;
   /** Log segments: their sequence number. Base segments: the snapshot's version. */
   number: number;
+  /** The backup's identity: the same random bytes in every segment of one backup. */
+  backupId: Uint8Array;
+  /** Base segments: the sequence of the log that holds the changes after it. Logs: 0. */
+  firstLog: number;
 }
 
-/** A backup file that is damaged where a crash cannot have damaged it. */
+/** A backup file that is damaged where a crash cannot have damaged it, or missing. */
 export class CorruptBackupError extends Error {
-  constructor(readonly path: string, readonly offset: number, what: string) {
+  /** `offset` is `undefined` when the problem is the file itself (missing, foreign, not a file). */
+  constructor(readonly path: string, readonly offset: number | undefined, readonly what: string) {
     super(
-      `Cannot read backup: ${what} at offset ${offset} of "${path}"; the backup is damaged: ` +
-        `restore from another copy, or init a new backup from the node's database`,
+      `Cannot read backup: ${what} ${offset === undefined ? "at" : `at offset ${offset} of`} ` +
+        `"${path}"; the backup is damaged: restore from another copy, or init a new backup ` +
+        `from the node's database`,
     );
     this.name = "CorruptBackupError";
   }
+}
+
+/** A new random backup identity. */
+export function newBackupId(): Uint8Array {
+  return crypto.getRandomValues(new Uint8Array(BACKUP_ID_SIZE));
+}
+
+export function formatBackupId(id: Uint8Array): string {
+  return Array.from(id, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 export function encodeSegmentHeader(header: SegmentHeader): Uint8Array {
@@ -47,7 +67,9 @@ export function encodeSegmentHeader(header: SegmentHeader): Uint8Array {
   view.setUint32(8, FORMAT_VERSION);
   view.setUint32(12, header.kind);
   view.setBigUint64(16, BigInt(header.number));
-  view.setUint32(28, crc32(out.subarray(0, 28)));
+  out.set(header.backupId, 24);
+  view.setBigUint64(40, BigInt(header.firstLog));
+  view.setUint32(CRC_AT, crc32(out.subarray(0, CRC_AT)));
   return out;
 }
 
@@ -57,14 +79,24 @@ export function hasSegmentMagic(bytes: Uint8Array): boolean {
 }
 
 export function decodeSegmentHeader(bytes: Uint8Array, path: string): SegmentHeader {
-  if (bytes.length < SEGMENT_HEADER_SIZE || !hasSegmentMagic(bytes)) {
+  if (bytes.length < 12 || !hasSegmentMagic(bytes)) {
     throw new CorruptBackupError(path, 0, "missing segment header");
   }
-  const view = new DataView(bytes.buffer, bytes.byteOffset, SEGMENT_HEADER_SIZE);
-  if (view.getUint32(28) !== crc32(bytes.subarray(0, 28))) {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const format = view.getUint32(8);
+  if (format === 2) {
+    throw new Error(
+      `Cannot read backup: "${path}" has format 2, written by a development version of ` +
+        `cln-backup before backups had an identity; this one reads format ${FORMAT_VERSION}: ` +
+        `restore it with the version that wrote it, then run "deno task init" for a new backup`,
+    );
+  }
+  if (bytes.length < SEGMENT_HEADER_SIZE) {
+    throw new CorruptBackupError(path, 0, "missing segment header");
+  }
+  if (view.getUint32(CRC_AT) !== crc32(bytes.subarray(0, CRC_AT))) {
     throw new CorruptBackupError(path, 0, "segment header checksum mismatch");
   }
-  const format = view.getUint32(8);
   if (format !== FORMAT_VERSION) {
     throw new Error(
       `Cannot read backup: "${path}" has format ${format}, this cln-backup reads format ` +
@@ -75,7 +107,16 @@ export function decodeSegmentHeader(bytes: Uint8Array, path: string): SegmentHea
   if (kind !== SegmentKind.Log && kind !== SegmentKind.Base) {
     throw new CorruptBackupError(path, 12, `unknown segment kind ${kind}`);
   }
-  return { kind: kind as SegmentKind, number: Number(view.getBigUint64(16)) };
+  const firstLog = Number(view.getBigUint64(40));
+  if ((kind === SegmentKind.Log) !== (firstLog === 0) || bytes.subarray(48, CRC_AT).some(Boolean)) {
+    throw new CorruptBackupError(path, 40, "segment header fields out of range");
+  }
+  return {
+    kind: kind as SegmentKind,
+    number: Number(view.getBigUint64(16)),
+    backupId: bytes.slice(24, 24 + BACKUP_ID_SIZE),
+    firstLog,
+  };
 }
 
 /** One checked record as read from a segment. */
@@ -167,6 +208,9 @@ export function* scanSegment(
       }
       throw new CorruptBackupError(path, offset, "record header checksum mismatch");
     }
+    // Checked before anything is allocated: a length no writer wrote is damage, never a tail.
+    const tooLarge = oversized(header);
+    if (tooLarge) throw new CorruptBackupError(path, offset, tooLarge);
     const end = offset + RECORD_HEADER_SIZE + header.storedLength;
     if (end > size) return { end: offset, tornBytes: remaining };
     const stored = window.at(offset + RECORD_HEADER_SIZE, header.storedLength);
@@ -175,7 +219,8 @@ export function* scanSegment(
       throw new CorruptBackupError(path, offset, "record payload checksum mismatch");
     }
     let payload: Uint8Array | undefined;
-    if (options.decode) {
+    // A seal is always decoded: the chain of logs rests on what it names.
+    if (options.decode || header.kind === RecordKind.Seal) {
       payload = rawPayload(header, stored);
       if (!payload) throw new CorruptBackupError(path, offset, "record payload does not decode");
       // A raw payload is a view of the window, which the next read reuses.
@@ -185,27 +230,4 @@ export function* scanSegment(
     offset = end;
   }
   return { end: offset, tornBytes: 0 };
-}
-
-/**
- * Scans a segment file whose name gives its kind and number: checks its header against
- * them, then its records; a torn tail is refused unless `tornAllowed` (only the live log is
- * ever appended to, so only it can be torn by a crash).
- */
-export function* scanNamedSegment(
-  file: Deno.FsFile,
-  path: string,
-  expected: SegmentHeader,
-  options: { tornAllowed: boolean; decode: boolean },
-): Generator<SegmentRecord, SegmentTail, void> {
-  const header = readAt(file, 0, SEGMENT_HEADER_SIZE);
-  const decoded = decodeSegmentHeader(header, path);
-  if (decoded.kind !== expected.kind || decoded.number !== expected.number) {
-    throw new CorruptBackupError(path, 0, "segment header does not match its name");
-  }
-  const tail = yield* scanSegment(file, path, options);
-  if (tail.tornBytes > 0 && !options.tornAllowed) {
-    throw new CorruptBackupError(path, tail.end, "sealed segment ends in a torn record");
-  }
-  return tail;
 }

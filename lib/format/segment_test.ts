@@ -1,4 +1,4 @@
-import { crc32 } from "node:zlib";
+import { crc32, zstdCompressSync } from "node:zlib";
 import {
   CorruptBackupError,
   decodeSegmentHeader,
@@ -16,12 +16,25 @@ import {
   decodeStatements,
   encodeRecord,
   encodeStatements,
+  MAX_PAYLOAD_BYTES,
   RECORD_HEADER_SIZE,
   RecordKind,
 } from "./record.ts";
 import { assert, assertEquals, assertMatch } from "../../tests/support/assert.ts";
+import { craftRecord } from "../../tests/support/records.ts";
 
-const HEADER = encodeSegmentHeader({ kind: SegmentKind.Log, number: 1 });
+const ID = new Uint8Array(16).fill(7);
+const HEADER = encodeSegmentHeader({ kind: SegmentKind.Log, number: 1, backupId: ID, firstLog: 0 });
+const CRC_AT = SEGMENT_HEADER_SIZE - 4;
+
+/** Sets a header field and fixes the header CRC, so only the field itself is wrong. */
+function withField(header: Uint8Array, set: (view: DataView) => void): Uint8Array {
+  const out = header.slice();
+  const view = new DataView(out.buffer);
+  set(view);
+  view.setUint32(CRC_AT, crc32(out.subarray(0, CRC_AT)));
+  return out;
+}
 
 function change(version: number, size = 40): Uint8Array {
   const filler = "ab".repeat(size);
@@ -71,10 +84,16 @@ function scan(
 }
 
 Deno.test("segment header: round-trips both kinds", () => {
-  assertEquals(decodeSegmentHeader(HEADER, "p"), { kind: SegmentKind.Log, number: 1 });
-  const base = encodeSegmentHeader({ kind: SegmentKind.Base, number: 2 ** 40 + 479 });
+  assertEquals(decodeSegmentHeader(HEADER, "p"), {
+    kind: SegmentKind.Log,
+    number: 1,
+    backupId: ID,
+    firstLog: 0,
+  });
+  const header = { kind: SegmentKind.Base, number: 2 ** 40 + 479, backupId: ID, firstLog: 3 };
+  const base = encodeSegmentHeader(header);
   assertEquals(base.length, SEGMENT_HEADER_SIZE);
-  assertEquals(decodeSegmentHeader(base, "p"), { kind: SegmentKind.Base, number: 2 ** 40 + 479 });
+  assertEquals(decodeSegmentHeader(base, "p"), header);
   assert(hasSegmentMagic(base));
   assertEquals(hasSegmentMagic(base.subarray(0, 7)), false);
 });
@@ -97,16 +116,14 @@ Deno.test("segment header: damage is reported with the path", () => {
   flipped[20] ^= 1;
   expectCorrupt(flipped, /segment header checksum mismatch/);
   // An unknown kind with a good CRC.
-  const kind = HEADER.slice();
-  new DataView(kind.buffer).setUint32(12, 3);
-  new DataView(kind.buffer).setUint32(28, crc32(kind.subarray(0, 28)));
-  expectCorrupt(kind, /unknown segment kind 3/);
+  expectCorrupt(withField(HEADER, (v) => v.setUint32(12, 3)), /unknown segment kind 3/);
+  // A log that names a first log, and a non-zero reserved byte.
+  expectCorrupt(withField(HEADER, (v) => v.setUint32(44, 1)), /fields out of range/);
+  expectCorrupt(withField(HEADER, (v) => v.setUint8(50, 1)), /fields out of range/);
 });
 
 Deno.test("segment header: a newer format asks to upgrade, not 'damaged'", () => {
-  const newer = HEADER.slice();
-  new DataView(newer.buffer).setUint32(8, FORMAT_VERSION + 1);
-  new DataView(newer.buffer).setUint32(28, crc32(newer.subarray(0, 28)));
+  const newer = withField(HEADER, (v) => v.setUint32(8, FORMAT_VERSION + 1));
   let error: unknown;
   try {
     decodeSegmentHeader(newer, "p");
@@ -114,7 +131,24 @@ Deno.test("segment header: a newer format asks to upgrade, not 'damaged'", () =>
     error = caught;
   }
   assert(error instanceof Error && !(error instanceof CorruptBackupError), String(error));
-  assertMatch(error.message, /has format 3, this cln-backup reads format 2: upgrade cln-backup/);
+  assertMatch(error.message, /has format 4, this cln-backup reads format 3: upgrade cln-backup/);
+});
+
+Deno.test("segment header: format 2 (before backups had an id) says what to do", () => {
+  // Format 2's 32-byte header: no backup id.
+  const old = new Uint8Array(32);
+  old.set(HEADER.subarray(0, 8));
+  new DataView(old.buffer).setUint32(8, 2);
+  let error: unknown;
+  try {
+    decodeSegmentHeader(old, "p");
+  } catch (caught) {
+    error = caught;
+  }
+  assertMatch(
+    String(error),
+    /"p" has format 2, written by a development version .* "deno task init"/,
+  );
 });
 
 Deno.test("scanSegment: reads every record in order, ending clean", () => {
@@ -148,7 +182,7 @@ Deno.test("scanSegment: torn tails (what a crash mid-append leaves) are reported
   const good = concat(HEADER, change(1), change(2));
   const last = change(3, 300);
   const cases: [string, Uint8Array][] = [
-    ["a header shorter than 32 bytes", last.subarray(0, RECORD_HEADER_SIZE - 5)],
+    ["a header shorter than 64 bytes", last.subarray(0, RECORD_HEADER_SIZE - 5)],
     ["a header of one byte", last.subarray(0, 1)],
     ["a checked header whose payload runs past the end", last.subarray(0, last.length - 1)],
     ["a checked header and no payload at all", last.subarray(0, RECORD_HEADER_SIZE)],
@@ -230,16 +264,13 @@ Deno.test("scanSegment: damage before the end is corruption, never skipped", () 
 
 Deno.test("scanSegment: a zstd payload that passes its CRC but does not decode", () => {
   const stored = new Uint8Array([0xff, 0xee, 0xdd, 0xcc, 0xbb]);
-  const record = new Uint8Array(RECORD_HEADER_SIZE + stored.length);
-  const view = new DataView(record.buffer);
-  view.setUint8(4, RecordKind.Change);
-  view.setUint8(5, Codec.Zstd);
-  view.setBigUint64(8, 2n);
-  view.setUint32(16, stored.length);
-  view.setUint32(20, 100);
-  view.setUint32(24, crc32(stored));
-  view.setUint32(0, crc32(record.subarray(4, RECORD_HEADER_SIZE)));
-  record.set(stored, RECORD_HEADER_SIZE);
+  const record = craftRecord({
+    kind: RecordKind.Change,
+    codec: Codec.Zstd,
+    version: 2,
+    stored,
+    rawLength: 100,
+  });
   const bytes = concat(HEADER, change(1), record);
   const result = scan(bytes);
   assert(result.error, "should be refused");
@@ -248,4 +279,37 @@ Deno.test("scanSegment: a zstd payload that passes its CRC but does not decode",
   const lazy = scan(bytes, false);
   assertEquals(lazy.records.map((r) => r.header.version), [1, 2]);
   assertEquals(lazy.tail, { end: bytes.length, tornBytes: 0 });
+});
+
+Deno.test("scanSegment: a length over the limit is refused before anything is allocated", () => {
+  // A checked header that claims 400 MiB raw over a small zstd payload of zeros: decoding it
+  // would allocate the claimed size.
+  const stored = zstdCompressSync(new Uint8Array(1 << 20));
+  for (
+    const [what, storedLength, rawLength] of [
+      ["raw", stored.length, 400 * 1024 * 1024],
+      ["stored", MAX_PAYLOAD_BYTES + 1, 1 << 20],
+    ] as const
+  ) {
+    const record = craftRecord({
+      kind: RecordKind.Change,
+      codec: Codec.Zstd,
+      version: 2,
+      stored,
+      storedLength,
+      rawLength,
+    });
+    // Last in the file, where a torn record would be: still refused.
+    const result = scan(concat(HEADER, change(1), record));
+    assert(result.error, `${what}: should be refused`);
+    assertEquals(result.error.offset, SEGMENT_HEADER_SIZE + change(1).length, what);
+    assertMatch(
+      result.error.message,
+      new RegExp(
+        `^Cannot read backup: record claims ${Math.max(storedLength, rawLength)} ` +
+          `bytes, over the limit of ${MAX_PAYLOAD_BYTES} at offset \\d+ of "`,
+      ),
+      what,
+    );
+  }
 });

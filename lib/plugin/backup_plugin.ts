@@ -1,19 +1,45 @@
 /**
  * The backup plugin's behaviour: lightningd's requests in, answers out.
  *
- * The path of one change: `db_write` params, {@linkcode checkFirstWrite} on the first one,
- * {@linkcode Backend.append} (durable on return), then `continue`. Any doubt answers a
- * non-`continue` result instead, which makes lightningd stop without committing.
+ * Two kinds of work, kept apart:
+ *
+ * - **The hook's path**, `db_write`: the params checked, {@linkcode checkFirstWrite} on the
+ *   first one, {@linkcode Backend.append} (durable on return), then `continue`. Any doubt
+ *   answers a non-`continue` result instead, which makes lightningd stop without committing.
+ *   lightningd stands still until the answer, so this path does nothing else: no call to
+ *   lightningd's RPC (that would deadlock), no waiting on anything but the backup's own I/O.
+ *   Hooks run one at a time in the order they came: the serve loop awaits each one before it
+ *   reads the next message.
+ * - **Everything else** (RPC methods, `setconfig`, `init`, `getmanifest`) never runs on the
+ *   hook's path. A method call is started and the serve loop reads on: its answer goes out
+ *   whenever it settles, in any order. lightningd keeps sending `db_write` while a call is
+ *   pending (126 hooks during a 3 s call in the rpc-options recording) and each is answered
+ *   at once. A long method that touches the backup interleaves with appends at its own
+ *   awaits and must never hold anything the hook's path waits for.
  *
  * @module
  */
 import type { Backend } from "../backends/backend.ts";
 import { bumpedFrom } from "../backup/bump.ts";
 import { checkFirstWrite } from "../backup/version_check.ts";
-import { ErrorCode, type JsonRpcId, type JsonRpcOutgoing, type JsonRpcRequest } from "./jsonrpc.ts";
-import type { LogLevel } from "./jsonrpc.ts";
+import {
+  ErrorCode,
+  type JsonRpcError,
+  type JsonRpcId,
+  type JsonRpcOutgoing,
+  type JsonRpcRequest,
+  type LogLevel,
+  type Parsed,
+  RpcError,
+} from "./jsonrpc.ts";
 import { LatencyWindow } from "./latency.ts";
-import { manifest } from "./manifest.ts";
+import { manifest, PLUGIN_OPTIONS } from "./manifest.ts";
+import { bindParams, type RpcMethod } from "./methods.ts";
+import { Options, type OptionSpec } from "./options.ts";
+import { compactionPolicy } from "./compaction_options.ts";
+import type { CompactionService } from "../compact/compactor.ts";
+import type { CompactionResult } from "../compact/compact.ts";
+import type { CompactionPolicy } from "../compact/policy.ts";
 
 /** What the plugin needs from its surroundings; tests give fakes. */
 export interface PluginContext {
@@ -22,7 +48,21 @@ export interface PluginContext {
   send(message: JsonRpcOutgoing): void;
   /** Milliseconds, monotonic. */
   now(): number;
+  /** The option table; the plugin's own ({@linkcode PLUGIN_OPTIONS}) unless given. */
+  options?: readonly OptionSpec[];
+  /** Methods beside the plugin's own (tests stand in for ones not built yet). */
+  methods?: readonly RpcMethod[];
+  /** Compaction for this backup, when it compacts where the plugin runs (a file backup). */
+  compaction?: (policy: () => CompactionPolicy) => CompactionService;
+  /**
+   * Test seam, never set in production: a method call waits for the promise this returns
+   * before it runs, so a test can hold a call while it sends hooks.
+   */
+  hold?(method: string, signal: AbortSignal): Promise<void> | undefined;
 }
+
+/** The error code of a failed `backup-compact` (JSON-RPC's range for a server's own errors). */
+const COMPACTION_FAILED = -32000;
 
 /** Tells lightningd to stop without committing (anything but `continue` does). */
 const ABORT = "abort";
@@ -34,6 +74,20 @@ function isDbWrite(params: unknown): params is { data_version: number; writes: s
     p.writes.every((w) => typeof w === "string");
 }
 
+/**
+ * Why a statement cannot be stored exactly, if it cannot: statements are stored as UTF-8
+ * joined by NUL bytes, so a NUL would split one, and a lone surrogate (from a `\ud800`-style
+ * escape) has no UTF-8 form.
+ */
+function unstorable(writes: string[]): string | undefined {
+  for (let i = 0; i < writes.length; i++) {
+    const which = `statement ${i + 1} of ${writes.length}`;
+    if (writes[i].includes("\0")) return `${which} holds a NUL character`;
+    if (!writes[i].isWellFormed()) return `${which} holds a lone UTF-16 surrogate`;
+  }
+  return undefined;
+}
+
 export class BackupPlugin {
   #checked = false;
   /** Set once the backup cannot be trusted: every later `db_write` is refused with it. */
@@ -41,47 +95,156 @@ export class BackupPlugin {
   #writes = 0;
   #latency = new LatencyWindow();
   #closed = false;
+  readonly #options: Options;
+  readonly #methods: Map<string, RpcMethod>;
+  /** Method calls still running; aborted and awaited on close. */
+  readonly #calls = new Set<Promise<void>>();
+  readonly #exiting = new AbortController();
+  readonly #compaction: CompactionService | undefined;
 
   constructor(readonly context: PluginContext) {
     if ("error" in context.backend) this.#stop(context.backend.error);
+    this.#options = new Options(context.options ?? PLUGIN_OPTIONS);
+    this.#compaction = context.compaction?.(() =>
+      compactionPolicy((name) => this.#options.get(name))
+    );
+    const own: RpcMethod[] = [{
+      name: "backup-status",
+      usage: "",
+      description: "Show the backup's URL, version, size, the db_write hook's latency and " +
+        "the plugin's options",
+      params: [],
+      run: () => this.status(),
+    }, {
+      name: "backup-compact",
+      usage: "",
+      description: "Fold the backup's old changes into a new snapshot, beside the node's " +
+        "writes (they never wait for it); answers with the sizes before and after",
+      params: [],
+      run: () => this.#compact(),
+    }];
+    this.#methods = new Map([...own, ...context.methods ?? []].map((m) => [m.name, m]));
   }
 
   log(level: LogLevel, message: string): void {
     this.context.send({ jsonrpc: "2.0", method: "log", params: { level, message } });
   }
 
-  /** Handles one request or notification; `true` when the plugin should exit now. */
+  /**
+   * Handles one request or notification; `true` when the plugin should exit now. Resolves
+   * once a `db_write` is answered, but as soon as a method call has started.
+   */
   async handle(request: JsonRpcRequest, receivedAt: number): Promise<boolean> {
     const { id, method, params } = request;
-    switch (method) {
-      case "db_write":
-        if (id === undefined) return false;
+    if (method === "db_write") {
+      if (id === undefined) {
+        this.log("unusual", "ignoring a db_write without an id: it cannot be answered");
+      } else {
         await this.#dbWrite(id, params, receivedAt);
-        return false;
+      }
+      return false;
+    }
+    if (method === "shutdown") return true;
+    if (id === undefined) return false;
+    switch (method) {
       case "getmanifest":
-        if (id !== undefined) this.#result(id, manifest());
+        this.#result(id, manifest(this.#options, [...this.#methods.values()]));
         return false;
       case "init":
         this.#init(params);
-        if (id !== undefined) this.#result(id, {});
+        this.#result(id, {});
         return false;
-      case "backup-status":
-        if (id !== undefined) this.#result(id, this.status());
+      case "setconfig":
+        this.#setconfig(id, params);
         return false;
-      case "shutdown":
-        return true;
     }
-    if (id !== undefined) {
+    const rpc = this.#methods.get(method);
+    if (rpc !== undefined) {
+      this.#call(id, rpc, params);
+    } else {
       this.log("unusual", `answering a request for unknown method "${method}" with an error`);
-      this.error(id, ErrorCode.MethodNotFound, `Unknown method "${method}"`);
+      this.error(id, { code: ErrorCode.MethodNotFound, message: `Unknown method "${method}"` });
     }
     return false;
+  }
+
+  /** A message that is not a request: one log line, and an answer when it has an id. */
+  malformed(parsed: Extract<Parsed, { ok: false }>, bytes: number): void {
+    const { id, method, error } = parsed;
+    this.log("unusual", `ignoring a malformed message of ${bytes} bytes: ${error}`);
+    if (id === undefined) return;
+    if (method === "db_write") {
+      const message = `Refusing a malformed db_write (${error}): it cannot be stored exactly; ` +
+        "stop the node and report this";
+      this.log("broken", message);
+      this.#result(id, { result: ABORT, message });
+    } else {
+      this.error(id, { code: ErrorCode.InvalidRequest, message: `Invalid request: ${error}` });
+    }
+  }
+
+  /** Starts a method call; its answer goes out when it settles. */
+  #call(id: JsonRpcId, method: RpcMethod, params: unknown): void {
+    const signal = this.#exiting.signal;
+    let outcome: unknown;
+    try {
+      const args = bindParams(method, params);
+      const held = this.context.hold?.(method.name, signal);
+      outcome = held ? held.then(() => method.run(args, signal)) : method.run(args, signal);
+    } catch (error) {
+      this.#failed(id, method, error);
+      return;
+    }
+    if (!(outcome instanceof Promise)) {
+      this.#result(id, outcome);
+      return;
+    }
+    const call: Promise<void> = outcome.then(
+      (result) => {
+        if (!signal.aborted) this.#result(id, result);
+      },
+      (error) => {
+        if (!signal.aborted) this.#failed(id, method, error);
+      },
+    ).finally(() => this.#calls.delete(call));
+    this.#calls.add(call);
+  }
+
+  #failed(id: JsonRpcId, method: RpcMethod, error: unknown): void {
+    if (error instanceof RpcError) {
+      this.error(id, error.toJSON());
+      return;
+    }
+    const message = `${method.name} failed: ${(error as Error)?.message ?? String(error)}`;
+    this.log("broken", message);
+    this.error(id, { code: ErrorCode.InternalError, message });
+  }
+
+  #setconfig(id: JsonRpcId, params: unknown): void {
+    try {
+      const value = this.#options.set(params);
+      const name = (params as { config: string }).config;
+      this.log("info", `option "${name}" is now ${JSON.stringify(value)}`);
+      this.#result(id, {});
+    } catch (error) {
+      if (!(error instanceof RpcError)) throw error;
+      this.log("unusual", error.message);
+      this.error(id, error.toJSON());
+    }
   }
 
   async #dbWrite(id: JsonRpcId, params: unknown, receivedAt: number): Promise<void> {
     if (!isDbWrite(params)) {
       this.log("broken", "refusing a db_write whose params are not {data_version, writes}");
       this.#result(id, { result: ABORT, message: "malformed db_write" });
+      return;
+    }
+    const bad = unstorable(params.writes);
+    if (bad !== undefined) {
+      const message = `Refusing change ${params.data_version}: ${bad}, which the backup ` +
+        "cannot store exactly; stop the node and report this";
+      this.log("broken", message);
+      this.#result(id, { result: ABORT, message });
       return;
     }
     const verdict = this.#stopped ?? await this.#store(params.data_version, params.writes);
@@ -92,6 +255,39 @@ export class BackupPlugin {
     this.#result(id, { result: "continue" });
     this.#writes++;
     this.#latency.add(this.context.now() - receivedAt);
+    // After the answer: a compaction, if one is due, starts on its own thread.
+    this.#compaction?.maybeCompact()?.then(
+      (result) => this.#logCompaction(result, "by itself"),
+      (error) => this.log("unusual", error.message),
+    );
+  }
+
+  #logCompaction(result: CompactionResult, how: string): void {
+    this.log(
+      "info",
+      `compacted the backup ${how} in ${result.seconds} s: ${result.versions_folded} ` +
+        `change(s) folded, ${result.bytes_freed} bytes freed`,
+    );
+  }
+
+  async #compact(): Promise<unknown> {
+    if (this.#compaction === undefined) {
+      throw new RpcError(
+        COMPACTION_FAILED,
+        "Cannot compact backup: this backup is not compacted by the plugin",
+      );
+    }
+    if (this.#stopped !== undefined) {
+      throw new RpcError(COMPACTION_FAILED, `Cannot compact backup: ${this.#stopped}`);
+    }
+    try {
+      const result = await this.#compaction.compact();
+      this.#logCompaction(result, "on request");
+      return result;
+    } catch (error) {
+      this.log("unusual", (error as Error).message);
+      throw new RpcError(COMPACTION_FAILED, (error as Error).message);
+    }
   }
 
   /** Stores one change; returns why it was refused, if it was. */
@@ -111,6 +307,9 @@ export class BackupPlugin {
       if (!this.#checked) {
         const verdict = checkFirstWrite(state, { dataVersion: version, bumpedFrom: from });
         if (verdict.action === "stop") return this.#stop(verdict.message);
+        if (verdict.action === "append" && verdict.cutTail) {
+          this.log("unusual", await backend.cutTail());
+        }
         this.log("info", verdict.message);
         if (verdict.action === "rewind") await backend.rewind();
         this.#checked = true;
@@ -134,8 +333,9 @@ export class BackupPlugin {
   }
 
   #init(params: unknown): void {
-    const options = (params as { options?: Record<string, unknown> } | null)?.options ?? {};
-    if (options["backup-destination"] !== undefined) {
+    const given = (params as { options?: unknown } | null)?.options;
+    for (const problem of this.#options.init(given)) this.log("unusual", problem);
+    if (this.#options.get("backup-destination") !== undefined) {
       this.log(
         "unusual",
         "The `backup-destination` option is deprecated and unused: the destination is " +
@@ -166,21 +366,30 @@ export class BackupPlugin {
       writes_since_start: this.#writes,
       last_hook_ms: ms(this.#latency.last),
       p99_hook_ms: ms(this.#latency.quantile(0.99)),
+      options: this.#options.values(),
+      compaction: this.#compaction?.status() ?? null,
     };
   }
 
-  error(id: JsonRpcId | null, code: number, message: string): void {
-    this.context.send({ jsonrpc: "2.0", id, error: { code, message } });
+  error(id: JsonRpcId | null, error: JsonRpcError): void {
+    this.context.send({ jsonrpc: "2.0", id, error });
   }
 
   #result(id: JsonRpcId, result: unknown): void {
     this.context.send({ jsonrpc: "2.0", id, result });
   }
 
-  /** Closes the backup; everything acknowledged is already durable. */
-  close(): void {
+  /**
+   * Aborts the method calls still running (their callers get no answer: lightningd is
+   * going), waits for them to settle, and closes the backup. Everything acknowledged is
+   * already durable.
+   */
+  async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.#exiting.abort();
+    this.#compaction?.stop();
+    await Promise.allSettled(this.#calls);
     if (!("error" in this.context.backend)) this.context.backend.close();
   }
 }

@@ -36,21 +36,49 @@ Deno.test("parseMessage: JSON that is not an object", () => {
   }
 });
 
-Deno.test("parseMessage: no jsonrpc 2.0 keeps the id so it can be answered", () => {
+Deno.test("parseMessage: no jsonrpc 2.0 keeps the id and method so it can be answered", () => {
   assertEquals(parse('{"id":"cln:x#1","method":"db_write"}'), {
     ok: false,
     id: "cln:x#1",
+    method: "db_write",
     error: 'no "jsonrpc": "2.0"',
   });
   assertEquals(parse('{"jsonrpc":"1.0","id":3,"method":"db_write"}'), {
     ok: false,
     id: 3,
+    method: "db_write",
     error: 'no "jsonrpc": "2.0"',
   });
   assertEquals(parse('{"method":"db_write"}'), {
     ok: false,
     id: undefined,
+    method: "db_write",
     error: 'no "jsonrpc": "2.0"',
+  });
+});
+
+Deno.test("parseMessage: bytes that are not UTF-8 are refused, id and method kept", () => {
+  const text = '{"jsonrpc":"2.0","id":"cln:db_write#9","method":"db_write","params":"X"}';
+  const at = text.indexOf("X");
+  for (const bad of [[0xff], [0xc3], [0xed, 0xa0, 0x80], [0xc0, 0xaf], [0xf8, 0x88, 0x80, 0x80]]) {
+    const bytes = new TextEncoder().encode(text);
+    const mutated = new Uint8Array([...bytes.subarray(0, at), ...bad, ...bytes.subarray(at + 1)]);
+    assertEquals(parseMessage(mutated), {
+      ok: false,
+      id: "cln:db_write#9",
+      method: "db_write",
+      error: "not valid UTF-8",
+    });
+  }
+  assertEquals(parseMessage(new Uint8Array([0x7b, 0xff, 0x7d])), {
+    ok: false,
+    id: undefined,
+    error: "not valid UTF-8",
+  });
+  // Valid 4-byte sequences are fine, and so is a U+FFFD that was sent as such.
+  assertEquals(parse('{"jsonrpc":"2.0","method":"m","params":"⚡𝄞\uFFFD"}'), {
+    ok: true,
+    request: { jsonrpc: "2.0", method: "m", params: "⚡𝄞\uFFFD" },
   });
 });
 
@@ -68,6 +96,7 @@ Deno.test("parseMessage: an id that is neither string nor number", () => {
     assertEquals(parse(`{"jsonrpc":"2.0","id":${id},"method":"m"}`), {
       ok: false,
       id: undefined,
+      method: "m",
       error: "id is neither string nor number",
     });
   }

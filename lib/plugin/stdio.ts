@@ -6,7 +6,7 @@
  */
 import { BackupPlugin } from "./backup_plugin.ts";
 import { MessageFramer } from "./framing.ts";
-import { ErrorCode, type JsonRpcOutgoing, parseMessage } from "./jsonrpc.ts";
+import { type JsonRpcOutgoing, parseMessage } from "./jsonrpc.ts";
 
 /** The plugin's two pipes; tests and benchmarks hand in others. */
 export interface PluginStreams {
@@ -28,38 +28,32 @@ export function writeTo(streams: PluginStreams): (message: JsonRpcOutgoing) => v
 }
 
 /**
- * Reads messages until `shutdown` or end of input and hands each to the plugin, one at a
- * time (lightningd waits for each `db_write` answer before it sends more writes).
+ * Reads messages until `shutdown` or end of input and hands each to the plugin in order. A
+ * `db_write` is answered before the next message is read (lightningd waits for it anyway);
+ * a method call only starts, so hooks that come while it runs are answered at once.
  */
 export async function serve(
   plugin: BackupPlugin,
   streams: PluginStreams,
   now: () => number,
 ): Promise<void> {
-  const framer = new MessageFramer();
+  const framer = new MessageFramer((bytes) =>
+    plugin.log("unusual", `ignoring ${bytes} bytes between messages: not a JSON-RPC message`)
+  );
   const buffer = new Uint8Array(1 << 20);
   for (;;) {
     const n = await streams.read(buffer);
     if (n === null) {
-      if (framer.pendingBytes > 0) {
-        plugin.log("unusual", `input ended inside a message (${framer.pendingBytes} bytes)`);
-      }
+      const partial = framer.end();
+      if (partial > 0) plugin.log("unusual", `input ended inside a message (${partial} bytes)`);
       return;
     }
     const receivedAt = now();
-    for (const bytes of framer.push(buffer.slice(0, n))) {
+    // The messages may be views of `buffer`: each is parsed before the next read.
+    for (const bytes of framer.push(buffer.subarray(0, n))) {
       const parsed = parseMessage(bytes);
-      if (!parsed.ok) {
-        plugin.log(
-          "unusual",
-          `ignoring a malformed message of ${bytes.length} bytes: ${parsed.error}`,
-        );
-        if (parsed.id !== undefined) {
-          plugin.error(parsed.id, ErrorCode.InvalidRequest, `Invalid request: ${parsed.error}`);
-        }
-        continue;
-      }
-      if (await plugin.handle(parsed.request, receivedAt)) return;
+      if (!parsed.ok) plugin.malformed(parsed, bytes.length);
+      else if (await plugin.handle(parsed.request, receivedAt)) return;
     }
   }
 }

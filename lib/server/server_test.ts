@@ -10,6 +10,7 @@ import {
 import { ServerStorage } from "./storage.ts";
 import { FIXTURES } from "../../tests/support/fixtures.ts";
 import { bumpStatement } from "../../tests/support/statements.ts";
+import { readLayout } from "../format/layout.ts";
 
 const REQ_METADATA = Uint8Array.of(4, 0, 0, 0, 0);
 
@@ -136,4 +137,54 @@ Deno.test("a restore while the writer writes: exactly the versions it was told, 
     reader.close();
     writer.close();
   });
+});
+
+/** Appends bytes that fail their checks to the live log of the backup at `dir`. */
+function tearLiveLog(dir: string): void {
+  const live = readLayout(dir).logs.at(-1)!.path;
+  const file = Deno.openSync(live, { append: true });
+  file.writeSync(new Uint8Array(37).fill(0xa5));
+  file.close();
+}
+
+Deno.test("a torn tail on the server is decided by the first write, as the plugin's check does", async () => {
+  const tmp = Deno.makeTempDirSync({ prefix: "server-test-" });
+  const dir = `${tmp}/backup`;
+  try {
+    for (const [next, acked] of [[3, true], [2, true], [4, false]] as const) {
+      Deno.removeSync(tmp, { recursive: true });
+      let first = startServer(dir);
+      let client = await RawClient.connect(first.server.port);
+      for (const version of [1, 2]) {
+        await client.send(change(version));
+        assertEquals(decodeVersion((await client.next())!), version);
+      }
+      client.close();
+      await first.server.close();
+      tearLiveLog(dir);
+      first = startServer(dir);
+      assertMatch(first.logs.join("\n"), /37 bytes at offset \d+ of .* the first write decides/);
+      client = await RawClient.connect(first.server.port);
+      await client.send(change(next));
+      const answer = (await client.next())!;
+      const what = `change ${next} after a tail at version 2`;
+      if (acked) {
+        // The node is at 2: the tail was an append never acknowledged.
+        assertEquals([answer.type, decodeVersion(answer)], [PacketType.Ack, next], what);
+        assertMatch(first.logs.join("\n"), /cut 37 torn bytes/, what);
+      } else {
+        // The node is at 3: it committed change 3, which the tail held, damaged.
+        assertEquals([answer.type, decodeVersion(answer)], [PacketType.Nack, 2], what);
+        assertMatch(first.logs.join("\n"), /change 3 is damaged \(37 bytes at offset/, what);
+      }
+      client.close();
+      await first.server.close();
+      const reopened = ServerStorage.open(`file://${dir}`, dir, () => {});
+      assertEquals(reopened.state().tail === undefined, acked, what);
+      assertEquals(reopened.state().version, acked ? next : 2, what);
+      reopened.close();
+    }
+  } finally {
+    Deno.removeSync(tmp, { recursive: true });
+  }
 });

@@ -195,6 +195,9 @@ export class Session {
         parts.push(entry.bytes);
         continue;
       }
+      // Bytes that fail their checks end the backup, after the version this connection was
+      // told: nothing of them is sent.
+      if (entry.kind === "tail") break;
       if (entry.kind === "snapshot-end") {
         const database = concat(parts, entry.totalBytes);
         parts = [];

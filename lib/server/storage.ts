@@ -12,6 +12,7 @@ import { createFileBackup, writeBase } from "../backends/file/create.ts";
 import { backupKind } from "../backends/open.ts";
 import { readLayout } from "../format/layout.ts";
 import type { Metadata } from "../wire/packets.ts";
+import { checkFirstWrite } from "../backup/version_check.ts";
 
 /** A request the backup refuses; the connection answers NACK and goes on. */
 export class RefusedError extends Error {
@@ -26,8 +27,24 @@ export class ServerStorage {
   /** A v1 server rewinds once; a second REWIND before the next change is ACKed unchanged. */
   #rewound = false;
 
-  private constructor(readonly url: string, readonly dir: string, backend: FileBackend) {
+  readonly #log: (message: string) => void;
+
+  private constructor(
+    readonly url: string,
+    readonly dir: string,
+    backend: FileBackend,
+    log: (message: string) => void,
+  ) {
     this.#backend = backend;
+    this.#log = log;
+    const { tail, version } = backend.state();
+    if (tail) {
+      log(
+        `${tail.bytes} bytes at offset ${tail.offset} of "${tail.path}" fail their checks (a ` +
+          `torn append, or a damaged change ${version + 1}): the first write decides, as the ` +
+          `plugin's version check does`,
+      );
+    }
   }
 
   /**
@@ -49,7 +66,7 @@ export class ServerStorage {
       case "other":
         throw new Error(`Cannot serve backup: "${dir}" is not a backup: check the URL`);
     }
-    return new ServerStorage(url, dir, FileBackend.open(url, dir, { log }));
+    return new ServerStorage(url, dir, FileBackend.open(url, dir, { log }), log);
   }
 
   state(): BackupState {
@@ -69,6 +86,7 @@ export class ServerStorage {
 
   /** Stores a change durably; one that does not follow the backup is refused. */
   async append(change: Change): Promise<void> {
+    await this.#decideTail(change.version);
     const { version } = this.#backend.state();
     if (change.version !== version && change.version !== version + 1) {
       throw new RefusedError(
@@ -77,6 +95,27 @@ export class ServerStorage {
     }
     await this.#backend.append(change);
     this.#rewound = false;
+  }
+
+  /**
+   * Decides bytes after the last valid record that fail their checks, as the plugin's
+   * version check does: a client sends change `N` (or repeats `N`) only after checking the
+   * node is at `N - 1` (or `N`). At the backup's version `B` they are a torn append, never
+   * acknowledged, and are cut; one ahead, the node committed the change they held, so the
+   * backup is damaged and every change is refused.
+   */
+  async #decideTail(version: number): Promise<void> {
+    const state = this.#backend.state();
+    if (!state.tail) return;
+    const verdict = checkFirstWrite(state, {
+      dataVersion: version,
+      bumpedFrom: version === state.version ? undefined : version - 1,
+    });
+    if (verdict.action === "append") this.#log(await this.#backend.cutTail());
+    // Any other change does not follow the backup, and is refused as such.
+    else if (verdict.action === "stop" && verdict.reason === "damaged") {
+      throw new RefusedError(verdict.message);
+    }
   }
 
   /** Stores a snapshot as the backup's base; only an empty backup takes one. */
@@ -90,7 +129,10 @@ export class ServerStorage {
     const copy = `${this.dir}/snapshot-${Deno.pid}.tmp`;
     try {
       Deno.writeFileSync(copy, database);
-      writeBase(this.dir, { version, path: copy });
+      writeBase(this.dir, { version, path: copy }, {
+        backupId: this.#backend.backupId,
+        firstLog: this.#backend.liveSequence,
+      });
     } finally {
       Deno.removeSync(copy);
     }

@@ -3,18 +3,42 @@
  * ../shared/DESIGN.md section 1): the plugin runs with the lightning dir as its working
  * directory; messages end with `\n\n` and may be chunked any way; each database transaction
  * runs on a real SQLite database, is reported by `db_write` before it commits, and commits
- * only on `continue`; any other answer, or the plugin dying meanwhile, aborts the node.
+ * only on `continue`; any other answer, or the plugin dying meanwhile, aborts the node. An
+ * RPC call forwarded to the plugin is not waited for: hooks go on while it is pending.
  *
  * @module
  */
 import { DatabaseSync } from "node:sqlite";
 import { MessageFramer } from "../../lib/plugin/framing.ts";
 import { isPragmaOnly } from "../../lib/sqlite/apply.ts";
+import type { OptionSpec } from "../../lib/plugin/options.ts";
 import { prng } from "./prng.ts";
 import { bumpStatement } from "./statements.ts";
 
 export const PLUGIN_PATH = new URL("../../plugin.ts", import.meta.url).pathname;
+/** The plugin with test seams (tests/support/test_plugin.ts); see {@linkcode TestPluginConfig}. */
+export const TEST_PLUGIN_PATH = new URL("./test_plugin.ts", import.meta.url).pathname;
 export const DATABASE_NAME = "lightningd.sqlite3";
+
+/** What tests/support/test_plugin.ts reads from `CLN_BACKUP_TEST_PLUGIN`. */
+export interface TestPluginConfig {
+  /** Another option table than the plugin's own. */
+  options?: OptionSpec[];
+  /** Hold each call of `method` until a db_write that brings the backup to `version` is answered. */
+  hold?: { method: string; version: number };
+  /** Register the recording plugin's `backup-compact` and `backup-fail`. */
+  standIns?: boolean;
+}
+
+/** The options to spawn the test plugin with `config`. */
+export function testPlugin(
+  config: TestPluginConfig,
+): Pick<FakeLightningdOptions, "command" | "env"> {
+  return {
+    command: [Deno.execPath(), "run", "-A", TEST_PLUGIN_PATH],
+    env: { CLN_BACKUP_TEST_PLUGIN: JSON.stringify(config) },
+  };
+}
 
 /** How the fake cuts what it writes into `write()`s. */
 export type Chunking =
@@ -145,13 +169,22 @@ export class FakeLightningd {
     }
   }
 
-  /** Writes bytes in the configured chunking. */
+  /**
+   * Writes bytes in the configured chunking. Bytes for a plugin that has exited are dropped,
+   * as lightningd does: a plugin may exit on `shutdown` before the `\n\n` after it is
+   * written, and a request it will never answer shows as its missing answer.
+   */
   async write(bytes: Uint8Array): Promise<void> {
     let at = 0;
     while (at < bytes.length) {
       if (this.#carry === 0) this.#carry = this.#nextChunk();
       const n = Math.min(this.#carry, bytes.length - at);
-      await this.#writer.write(bytes.slice(at, at + n));
+      try {
+        await this.#writer.write(bytes.slice(at, at + n));
+      } catch (error) {
+        if (error instanceof Deno.errors.BrokenPipe) return;
+        throw error;
+      }
       at += n;
       this.#carry -= n;
     }
@@ -168,13 +201,52 @@ export class FakeLightningd {
   }
 
   /** Sends a request and waits for its answer. */
-  async request(method: string, params: unknown, id?: unknown): Promise<Record<string, unknown>> {
+  request(method: string, params: unknown, id?: unknown): Promise<Record<string, unknown>> {
     id ??= `cln:${method}#${this.#nextId++}`;
+    const bytes = encoder.encode(JSON.stringify({ jsonrpc: "2.0", id, method, params }) + "\n\n");
+    return this.forward(id, bytes);
+  }
+
+  /** Sends a request's bytes as they are (a forwarded call is its caller's bytes) and waits for the answer to `id`. */
+  async forward(id: unknown, bytes: Uint8Array): Promise<Record<string, unknown>> {
+    const answer = this.#expect(id);
+    await this.write(bytes);
+    return await answer;
+  }
+
+  /**
+   * Sends a request and, while it is pending, runs `hooks` transactions from `next`, as
+   * lightningd does; asserts that each hook is answered before the request returns, then
+   * waits for its answer.
+   */
+  async whilePending(
+    method: string,
+    params: unknown,
+    hooks: number,
+    next: (i: number) => string[],
+  ): Promise<Record<string, unknown>> {
+    const id = `cli:${method}#1/cln:${method}#${this.#nextId++}`;
+    const answered = () => this.received.findIndex((m) => m.id === id && m.method === undefined);
+    const continues = (upTo: number) =>
+      this.received.slice(0, upTo).filter((m) =>
+        (m.result as Record<string, unknown> | undefined)?.result === "continue"
+      ).length;
+    const before = continues(this.received.length);
     const answer = this.#expect(id);
     await this.write(
       encoder.encode(JSON.stringify({ jsonrpc: "2.0", id, method, params }) + "\n\n"),
     );
-    return await answer;
+    for (let i = 0; i < hooks; i++) {
+      if (answered() !== -1) throw new Error(`${method} returned after ${i} of ${hooks} hooks`);
+      const outcome = await this.transaction(next(i));
+      if (outcome !== "committed") throw new Error(`hook ${i}: ${this.aborted}`);
+    }
+    const result = await answer;
+    const answeredFirst = continues(answered()) - before;
+    if (answeredFirst !== hooks) {
+      throw new Error(`${method} returned after only ${answeredFirst} of the ${hooks} hooks`);
+    }
+    return result;
   }
 
   async notify(method: string, params: Record<string, unknown> = {}): Promise<void> {
@@ -321,16 +393,19 @@ export interface RecordedMessage {
   json: any;
 }
 
-/** Splits a recorded stdin stream into its messages, with where each one ends. */
+/**
+ * Splits a recorded stdin stream into its messages, framed by JSON as the plugin does, with
+ * where each one ends (after the whitespace that follows it).
+ */
 export function splitMessages(raw: Uint8Array): RecordedMessage[] {
   const messages: RecordedMessage[] = [];
-  let start = 0;
-  for (;;) {
-    let nl = raw.indexOf(0x0a, start);
-    while (nl !== -1 && raw[nl + 1] !== 0x0a) nl = raw.indexOf(0x0a, nl + 1);
-    if (nl === -1) break;
-    messages.push({ end: nl + 2, json: JSON.parse(decoder.decode(raw.subarray(start, nl))) });
-    start = nl + 2;
+  const framer = new MessageFramer((bytes) => {
+    throw new Error(`a recorded stream holds ${bytes} bytes of garbage`);
+  });
+  for (const bytes of framer.push(raw)) {
+    let end = bytes.byteOffset - raw.byteOffset + bytes.length;
+    while ([0x0a, 0x0d, 0x20, 0x09].includes(raw[end])) end++;
+    messages.push({ end, json: JSON.parse(decoder.decode(bytes)) });
   }
   return messages;
 }

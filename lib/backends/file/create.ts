@@ -6,11 +6,14 @@
  */
 import { syncDir, writeAll } from "../../fs/durable.ts";
 import { existsSync } from "../../fs/exists.ts";
+import { crashPoint } from "../../fs/crash_point.ts";
 import { createEmptyLog } from "./writer.ts";
 import { baseName } from "../../format/layout.ts";
 import { encodeRecord, encodeSnapshotEnd, RecordKind } from "../../format/record.ts";
-import { encodeSegmentHeader, SegmentKind } from "../../format/segment.ts";
+import { encodeSegmentHeader, newBackupId, SegmentKind } from "../../format/segment.ts";
 import { dirname } from "node:path";
+import { claimWorkPath, workPath } from "../../fs/work_path.ts";
+import { atStep } from "../../fs/step_seam.ts";
 
 /** Snapshots are stored in parts of this many bytes, so no step holds a whole database. */
 export const SNAPSHOT_PART_BYTES = 1024 * 1024;
@@ -22,14 +25,24 @@ export interface SnapshotSource {
   path: string;
 }
 
+/** Where a base goes in its backup's chain. */
+export interface BasePlace {
+  backupId: Uint8Array;
+  /** The log that holds (or will hold) the changes after the snapshot. */
+  firstLog: number;
+}
+
 /** Writes `base-<version>.clnb` into `dir`, streaming the database file in parts. */
-export function writeBase(dir: string, source: SnapshotSource): void {
+export function writeBase(dir: string, source: SnapshotSource, place: BasePlace): void {
   const name = baseName(source.version);
   const tmp = `${dir}/${name}.tmp`;
   const out = Deno.openSync(tmp, { write: true, create: true, truncate: true });
   const input = Deno.openSync(source.path, { read: true });
   try {
-    writeAll(out, encodeSegmentHeader({ kind: SegmentKind.Base, number: source.version }));
+    writeAll(
+      out,
+      encodeSegmentHeader({ kind: SegmentKind.Base, number: source.version, ...place }),
+    );
     const buffer = new Uint8Array(SNAPSHOT_PART_BYTES);
     let total = 0;
     let parts = 0;
@@ -46,7 +59,7 @@ export function writeBase(dir: string, source: SnapshotSource): void {
         encodeRecord(RecordKind.SnapshotPart, source.version, buffer.subarray(0, filled)),
       );
       total += filled;
-      parts++;
+      if (parts++ === 0) crashPoint?.reached("compact-mid-base");
       if (filled < buffer.length) break;
     }
     writeAll(
@@ -73,19 +86,40 @@ export function createFileBackup(dir: string, snapshot?: SnapshotSource): void {
         `it is not a backup you need`,
     );
   }
-  const building = `${dir}.creating-${Deno.pid}`;
-  // Named after this process: anything there is what a killed init with our pid left.
-  if (existsSync(building)) Deno.removeSync(building, { recursive: true });
+  const building = workPath(dir, "creating");
   Deno.mkdirSync(dirname(building), { recursive: true });
-  Deno.mkdirSync(building);
+  const claim = claimWorkPath(building, "directory");
   try {
-    if (snapshot) writeBase(building, snapshot);
-    createEmptyLog(building);
-  } catch (error) {
-    Deno.removeSync(building, { recursive: true });
-    throw error;
+    try {
+      const backupId = newBackupId();
+      if (snapshot) writeBase(building, snapshot, { backupId, firstLog: 1 });
+      createEmptyLog(building, backupId);
+      atStep("create-building");
+      renameIntoPlace(building, dir);
+    } catch (error) {
+      Deno.removeSync(building, { recursive: true });
+      throw error;
+    }
+  } finally {
+    claim.close();
   }
   // From the rename on the backup exists; a failed directory sync leaves it for the caller.
-  Deno.renameSync(building, dir);
   syncDir(dirname(dir));
+}
+
+/**
+ * Renames the finished backup directory `building` to `dir`. A rename replaces an empty
+ * directory but fails on a full one: another process created a backup there meanwhile.
+ */
+export function renameIntoPlace(building: string, dir: string): void {
+  try {
+    Deno.renameSync(building, dir);
+  } catch (error) {
+    if (!existsSync(dir)) throw error;
+    throw new Error(
+      `Cannot create backup: "${dir}" appeared while this one was being built (another ` +
+        `init or upgrade made it): nothing was changed; check what is there, then choose a new ` +
+        `path or remove it if it is not a backup you need`,
+    );
+  }
 }

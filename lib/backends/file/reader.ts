@@ -1,31 +1,30 @@
 /**
- * The file backend's reader: streams a backup directory for restore and describes it.
+ * The file backend's reader: streams a backup directory for restore and describes it, by the
+ * chain rules of lib/format/chain.ts.
  *
  * @module
  */
 import type { BackupDescription, BackupEntry, BackupReader } from "../backend.ts";
 import { decodeSnapshotEnd, decodeStatements, RecordKind } from "../../format/record.ts";
+import { CorruptBackupError, scanSegment, type SegmentRecord } from "../../format/segment.ts";
 import {
-  CorruptBackupError,
-  scanNamedSegment,
-  SegmentKind,
-  type SegmentRecord,
-  type SegmentTail,
-} from "../../format/segment.ts";
-import { readLayout } from "../../format/layout.ts";
+  type ChainEnd,
+  checkFollows,
+  openSegment,
+  readChain,
+  scanLogs,
+  type Segment,
+} from "../../format/chain.ts";
 import { isPragmaOnly } from "../../sqlite/apply.ts";
 
-/** Reads one segment's records; a torn tail is allowed only where `tornAllowed`. */
-function* segmentRecords(
-  path: string,
-  kind: SegmentKind,
-  number: number,
-  tornAllowed: boolean,
-  decode: boolean,
-): Generator<SegmentRecord, SegmentTail, void> {
-  const file = Deno.openSync(path, { read: true });
+/** Reads a base segment's records. */
+function* baseRecords(base: Segment, decode: boolean): Generator<SegmentRecord> {
+  const file = openSegment(base.path);
   try {
-    return yield* scanNamedSegment(file, path, { kind, number }, { tornAllowed, decode });
+    const tail = yield* scanSegment(file, base.path, { decode });
+    if (tail.tornBytes > 0) {
+      throw new CorruptBackupError(base.path, tail.end, "a base that ends in a torn record");
+    }
   } finally {
     file.close();
   }
@@ -35,47 +34,46 @@ export class FileBackupReader implements BackupReader {
   constructor(readonly url: string, readonly dir: string) {}
 
   *entries(toVersion = Infinity): Iterable<BackupEntry> {
-    const layout = readLayout(this.dir);
-    const base = layout.bases.findLast((b) => b.version <= toVersion);
-    const baseVersion = base?.version ?? 0;
-    if (base) yield* this.#snapshot(base.path, base.version);
-    for (const [i, log] of layout.logs.entries()) {
-      const last = i === layout.logs.length - 1;
-      for (
-        const { offset, header, payload } of segmentRecords(
-          log.path,
-          SegmentKind.Log,
-          log.sequence,
-          last,
-          true,
-        )
-      ) {
-        if (header.kind !== RecordKind.Change) {
-          throw new CorruptBackupError(log.path, offset, `unexpected record kind ${header.kind}`);
-        }
-        if (header.version < baseVersion) continue;
-        const statements = decodeStatements(payload!, true);
-        // The base holds every change up to its version; a hook without a bump at that
-        // version (a migration's PRAGMA) came after it and must still run.
-        if (header.version === baseVersion && !isPragmaOnly(statements)) continue;
-        if (header.version > toVersion) return;
-        yield { kind: "change", version: header.version, statements };
+    const chain = readChain(this.dir);
+    const base = chain.bases.findLast((b) => b.number <= toVersion);
+    if (!base && chain.bases.length > 0) {
+      // The changes before the oldest base are not kept (its first log comes after them).
+      throw new Error(
+        `Cannot restore backup to version ${toVersion}: its oldest snapshot is at version ` +
+          `${chain.bases[0].number}, and nothing older is kept: choose a version from there on`,
+      );
+    }
+    const baseVersion = base?.number ?? 0;
+    if (base) yield* this.#snapshot(base);
+    const logs = scanLogs(chain, base?.header.firstLog ?? chain.start, {
+      decode: true,
+    });
+    let version = baseVersion;
+    let previous: number | undefined;
+    for (let step = logs.next();; step = logs.next()) {
+      if (step.done) {
+        yield* tailEntry(step.value, version);
+        return;
       }
+      const { header, payload, offset, log } = step.value;
+      checkFollows(previous, baseVersion, { version: header.version, path: log.path, offset });
+      previous = header.version;
+      if (header.version < baseVersion) continue;
+      const statements = decodeStatements(payload!, true);
+      // The base holds every change up to its version; a hook without a bump at that
+      // version (a migration's PRAGMA) came after it and must still run.
+      if (header.version === baseVersion && !isPragmaOnly(statements)) continue;
+      if (header.version > toVersion) return;
+      version = header.version;
+      yield { kind: "change", version: header.version, statements };
     }
   }
 
-  *#snapshot(path: string, version: number): Iterable<BackupEntry> {
+  *#snapshot(base: Segment): Iterable<BackupEntry> {
+    const { path, number: version } = base;
     let totalBytes = 0;
     let parts = 0;
-    for (
-      const { offset, header, payload } of segmentRecords(
-        path,
-        SegmentKind.Base,
-        version,
-        false,
-        true,
-      )
-    ) {
+    for (const { offset, header, payload } of baseRecords(base, true)) {
       if (header.version !== version) {
         throw new CorruptBackupError(path, offset, "snapshot record of another version");
       }
@@ -96,45 +94,54 @@ export class FileBackupReader implements BackupReader {
   }
 
   describe(): BackupDescription {
-    const layout = readLayout(this.dir);
+    const chain = readChain(this.dir);
     let records = 0;
     let bytes = 0;
-    let tornBytes = 0;
-    let firstVersion: number | undefined = layout.bases[0]?.version;
-    let lastVersion = layout.bases.at(-1)?.version ?? 0;
-    for (const base of layout.bases) {
-      const scan = segmentRecords(base.path, SegmentKind.Base, base.version, false, false);
-      for (let step = scan.next(); !step.done; step = scan.next()) records++;
+    let firstVersion: number | undefined = chain.bases[0]?.number;
+    let lastVersion = chain.bases.at(-1)?.number ?? 0;
+    for (const base of chain.bases) {
+      for (const _ of baseRecords(base, false)) records++;
       bytes += Deno.statSync(base.path).size;
     }
-    for (const [i, log] of layout.logs.entries()) {
-      const scan = segmentRecords(
-        log.path,
-        SegmentKind.Log,
-        log.sequence,
-        i === layout.logs.length - 1,
-        false,
-      );
-      let step = scan.next();
-      for (; !step.done; step = scan.next()) {
-        records++;
-        firstVersion ??= step.value.header.version;
-        lastVersion = Math.max(lastVersion, step.value.header.version);
-      }
-      tornBytes += step.value.tornBytes;
-      bytes += Deno.statSync(log.path).size;
+    const logs = scanLogs(chain, chain.start, { decode: false });
+    const baseVersion = chain.bases.at(-1)?.number ?? 0;
+    let previous: number | undefined;
+    let step = logs.next();
+    for (; !step.done; step = logs.next()) {
+      const { header, offset, log } = step.value;
+      checkFollows(previous, baseVersion, { version: header.version, path: log.path, offset });
+      previous = header.version;
+      records++;
+      firstVersion ??= step.value.header.version;
+      lastVersion = Math.max(lastVersion, step.value.header.version);
     }
+    for (const log of chain.logs) bytes += Deno.statSync(log.path).size;
+    const { tail, live } = step.value;
     return {
       url: this.url,
-      format: "cln-backup 2",
-      snapshots: layout.bases.map((b) => b.version),
+      format: "cln-backup 3",
+      snapshots: chain.bases.map((b) => b.number),
       firstVersion: firstVersion ?? 0,
       lastVersion,
       records,
       bytes,
-      tornBytes,
+      tornBytes: tail.tornBytes,
+      tail: tail.tornBytes > 0
+        ? { path: live.path, offset: tail.end, bytes: tail.tornBytes }
+        : undefined,
     };
   }
 
   close(): void {}
+}
+
+function* tailEntry(end: ChainEnd, version: number): Iterable<BackupEntry> {
+  if (end.tail.tornBytes === 0) return;
+  yield {
+    kind: "tail",
+    version,
+    path: end.live.path,
+    offset: end.tail.end,
+    bytes: end.tail.tornBytes,
+  };
 }

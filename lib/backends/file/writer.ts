@@ -4,22 +4,28 @@
  *
  * @module
  */
-import type { Backend, BackupState, Change } from "../backend.ts";
+import type { Backend, BackupState, Change, Tail } from "../backend.ts";
 import { crashNow, crashPoint } from "../../fs/crash_point.ts";
-import { writeAll, writeFileDurably } from "../../fs/durable.ts";
-import { encodeRecord, encodeStatements, RecordKind } from "../../format/record.ts";
+import { syncDir, writeAll, writeFileDurably } from "../../fs/durable.ts";
+import { encodeRecord, encodeSeal, encodeStatements, RecordKind } from "../../format/record.ts";
 import {
   CorruptBackupError,
   encodeSegmentHeader,
-  scanNamedSegment,
   SEGMENT_HEADER_SIZE,
   SegmentKind,
-  type SegmentTail,
 } from "../../format/segment.ts";
-import { LOCK_NAME, logName, readLayout } from "../../format/layout.ts";
+import { type Chain, checkFollows, openSegment, readChain, scanLogs } from "../../format/chain.ts";
+import { LOCK_NAME, logName } from "../../format/layout.ts";
+import { finishDeletion } from "../../compact/deletion.ts";
+import type { CompactableBackend } from "../../compact/compactor.ts";
+import type { CompactionSizes } from "../../compact/policy.ts";
 
-/** A live segment is sealed, and a new one started, once it would grow past this. */
-export const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024;
+/**
+ * A live segment is sealed, and a new one started, once it would grow past this. A
+ * compaction deletes sealed logs only (the live one holds the newest change), so this is
+ * also about the most of the logs a compaction leaves.
+ */
+export const DEFAULT_SEGMENT_BYTES = 16 * 1024 * 1024;
 
 export interface FileBackendOptions {
   segmentBytes?: number;
@@ -29,16 +35,8 @@ export interface FileBackendOptions {
    * must never use it, as it acknowledges each change.
    */
   syncOnClose?: boolean;
-  /** Told about repairs made on open (a torn tail cut). */
+  /** Told about repairs made on open (a roll a crash interrupted, undone). */
   log?: (message: string) => void;
-}
-
-/** Where a scan of the logs has got to. */
-interface LogCursor {
-  /** The backup's version so far. */
-  version: number;
-  /** The last record's version, once there is one. */
-  previous: number | undefined;
 }
 
 interface LiveRecord {
@@ -62,30 +60,86 @@ function tryLock(lock: Deno.FsFile): boolean {
   return lock.tryLockSync(true);
 }
 
-/** Takes the backup's write lock, or says who holds it. */
-function lockDir(dir: string): Deno.FsFile {
-  const lock = Deno.openSync(`${dir}/${LOCK_NAME}`, { read: true, write: true, create: true });
-  if (!tryLock(lock)) {
+function notALockFile(path: string): Error {
+  return new Error(
+    `Cannot open backup: "${path}" is not a regular file (a symlink?): remove it, the ` +
+      `writer makes a new one`,
+  );
+}
+
+/** Opens `LOCK`, never through a symlink (which could lead out of the backup). */
+function openLockFile(path: string): Deno.FsFile {
+  let before: Deno.FileInfo | undefined;
+  try {
+    before = Deno.lstatSync(path);
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
+  }
+  if (before && !before.isFile) throw notALockFile(path);
+  const lock = Deno.openSync(path, { read: true, write: true, create: true });
+  // Swapped for something else between the check and the open: refuse it too.
+  const opened = lock.statSync();
+  const now = Deno.lstatSync(path);
+  if (!opened.isFile || !now.isFile || opened.ino !== now.ino || opened.dev !== now.dev) {
     lock.close();
-    throw new Error(
-      `Cannot open backup: another process is writing to "${dir}" (a running lightningd's ` +
-        `plugin?): stop it first`,
-    );
+    throw notALockFile(path);
   }
   return lock;
 }
 
-export class FileBackend implements Backend {
+/** Another process holds a backup's write lock. */
+export class BackupLockedError extends Error {
+  constructor(readonly dir: string) {
+    super(
+      `Cannot open backup: another process is writing to "${dir}" (a running lightningd's ` +
+        `plugin?): stop it first`,
+    );
+    this.name = "BackupLockedError";
+  }
+}
+
+/** Takes the backup's write lock, or says who holds it. */
+function lockDir(dir: string): Deno.FsFile {
+  const lock = openLockFile(`${dir}/${LOCK_NAME}`);
+  if (!tryLock(lock)) {
+    lock.close();
+    throw new BackupLockedError(dir);
+  }
+  return lock;
+}
+
+/** Runs one I/O step; its error names the file it failed on (ENOSPC, EIO). */
+function onFile<T>(path: string, step: () => T): T {
+  try {
+    return step();
+  } catch (error) {
+    if (error instanceof CorruptBackupError) throw error;
+    throw new Error(
+      `Cannot write backup file "${path}": ${(error as Error).message}: free space or fix ` +
+        `the disk, then restart lightningd`,
+    );
+  }
+}
+
+export class FileBackend implements Backend, CompactableBackend {
   #failure: Error | undefined;
   #live!: Deno.FsFile;
+  #livePath = "";
   #liveSequence = 0;
   #liveEnd = 0;
   #liveRecords: LiveRecord[] = [];
+  #tail: Tail | undefined;
   /** Version of the backup before the live segment's first record. */
   #versionBeforeLive = 0;
   #baseVersion = 0;
   #records = 0;
+  /** Bytes of every base and sealed log; of the bases alone; of the newest base. */
   #sealedBytes = 0;
+  #basesBytes = 0;
+  #newestBaseBytes = 0;
+  /** Records of each sealed log, by sequence, so a compaction's deletes can be counted. */
+  #sealedLogRecords = new Map<number, number>();
+  #backupId: Uint8Array = new Uint8Array();
 
   private constructor(
     readonly url: string,
@@ -95,7 +149,10 @@ export class FileBackend implements Backend {
     readonly lock: Deno.FsFile,
   ) {}
 
-  /** Opens a backup directory for writing, cutting a torn tail a crash left. */
+  /**
+   * Opens a backup directory for writing. A torn tail is left in place and shown in
+   * {@linkcode state}: only the node's version can tell it from a damaged last change.
+   */
   static open(url: string, dir: string, options: FileBackendOptions = {}): FileBackend {
     const lock = lockDir(dir);
     try {
@@ -114,91 +171,72 @@ export class FileBackend implements Backend {
     }
   }
 
+  /** The backup's id, which every segment carries. */
+  get backupId(): Uint8Array {
+    return this.#backupId;
+  }
+
+  /** The sequence of the log being appended to. */
+  get liveSequence(): number {
+    return this.#liveSequence;
+  }
+
   #load(log: (message: string) => void): void {
-    const layout = readLayout(this.dir);
-    for (const tmp of layout.temporaries) Deno.removeSync(tmp);
-    const base = layout.bases.at(-1);
-    if (base) {
-      this.#baseVersion = base.version;
-      for (const { path } of layout.bases) this.#sealedBytes += Deno.statSync(path).size;
+    for (const name of finishDeletion(this.dir)) {
+      log(`deleted "${name}", which an interrupted compaction had planned to delete`);
     }
-    if (layout.logs.length === 0) {
-      throw new CorruptBackupError(this.dir, 0, "no log segment");
-    }
-    const cursor: LogCursor = { version: this.#baseVersion, previous: undefined };
-    for (const [i, { sequence, path }] of layout.logs.entries()) {
-      if (sequence !== layout.logs[0].sequence + i) {
-        throw new CorruptBackupError(path, 0, `log segment ${sequence - 1} is missing before it`);
+    const chain = readChain(this.dir);
+    this.#backupId = chain.backupId;
+    // A compaction builds its database in a `.tmp` directory.
+    for (const tmp of chain.temporaries) Deno.removeSync(tmp, { recursive: true });
+    this.#countBases(chain);
+    let version = this.#baseVersion;
+    let previous: number | undefined;
+    let liveSequence: number | undefined;
+    const records = scanLogs(chain, chain.start, { decode: false });
+    let step = records.next();
+    for (; !step.done; step = records.next()) {
+      const { offset, header: record, log: { path, number } } = step.value;
+      checkFollows(previous, this.#baseVersion, { version: record.version, path, offset });
+      if (number !== liveSequence) {
+        if (liveSequence !== undefined) {
+          this.#sealedLogRecords.set(liveSequence, this.#liveRecords.length);
+        }
+        liveSequence = number;
+        this.#versionBeforeLive = version;
+        this.#liveRecords = [];
       }
-      const isLive = i === layout.logs.length - 1;
-      if (isLive) this.#versionBeforeLive = cursor.version;
-      const file = Deno.openSync(path, { read: true, write: isLive, append: isLive });
-      let tail: SegmentTail;
-      try {
-        tail = this.#scanLog(file, path, sequence, isLive, cursor);
-      } catch (error) {
-        file.close();
-        throw error;
-      }
-      if (!isLive) {
-        file.close();
-        this.#sealedBytes += tail.end;
-        continue;
-      }
-      if (tail.tornBytes > 0) {
-        file.truncateSync(tail.end);
-        file.syncSync();
-        log(
-          `cut ${tail.tornBytes} torn bytes at offset ${tail.end} of "${path}": a crash ` +
-            `interrupted an append, which was never acknowledged`,
-        );
-      }
-      this.#live = file;
-      this.#liveSequence = sequence;
-      this.#liveEnd = tail.end;
-    }
-  }
-
-  /** Checks one log segment's header and records; a torn tail is allowed only when live. */
-  #scanLog(
-    file: Deno.FsFile,
-    path: string,
-    sequence: number,
-    isLive: boolean,
-    cursor: LogCursor,
-  ): SegmentTail {
-    const records = scanNamedSegment(
-      file,
-      path,
-      { kind: SegmentKind.Log, number: sequence },
-      { tornAllowed: isLive, decode: false },
-    );
-    for (let step = records.next();; step = records.next()) {
-      if (step.done) return step.value;
-      const { offset, header: record } = step.value;
-      if (record.kind !== RecordKind.Change) {
-        throw new CorruptBackupError(path, offset, `unexpected record kind ${record.kind}`);
-      }
-      // Versions go up by one, or repeat (hooks without a bump); a gap means lost changes,
-      // and appending after it would only make a backup that cannot restore.
-      const follows = cursor.previous === undefined
-        ? record.version <= this.#baseVersion + 1
-        : record.version === cursor.previous || record.version === cursor.previous + 1;
-      if (!follows) {
-        throw new CorruptBackupError(
-          path,
-          offset,
-          `change ${record.version} follows version ${cursor.previous ?? this.#baseVersion}`,
-        );
-      }
-      cursor.previous = record.version;
-      cursor.version = Math.max(cursor.version, record.version);
+      previous = record.version;
+      version = Math.max(version, record.version);
       this.#records++;
-      if (isLive) this.#liveRecords.push({ offset, version: record.version });
+      this.#liveRecords.push({ offset, version: record.version });
     }
+    const { live, tail, abandoned } = step.value;
+    if (live.number !== liveSequence) {
+      if (liveSequence !== undefined) {
+        this.#sealedLogRecords.set(liveSequence, this.#liveRecords.length);
+      }
+      this.#versionBeforeLive = version;
+      this.#liveRecords = [];
+    }
+    for (const sealed of chain.logs.filter((l) => l.number < live.number)) {
+      this.#sealedBytes += Deno.statSync(sealed.path).size;
+    }
+    if (abandoned) {
+      Deno.removeSync(abandoned.path);
+      syncDir(this.dir);
+      log(`removed "${abandoned.path}", an empty log a crash left while it was being started`);
+    }
+    if (tail.tornBytes > 0) {
+      this.#tail = { path: live.path, offset: tail.end, bytes: tail.tornBytes };
+    }
+    this.#live = openSegment(live.path, true);
+    this.#livePath = live.path;
+    this.#liveSequence = live.number;
+    this.#liveEnd = tail.end;
   }
 
-  state(): BackupState {
+  state(): BackupState & { bytes: number } {
     const last = this.#liveRecords.at(-1);
     const beforeLast = this.#liveRecords.at(-2)?.version ?? this.#versionBeforeLive;
     const version = Math.max(this.#baseVersion, last?.version ?? this.#versionBeforeLive);
@@ -208,11 +246,19 @@ export class FileBackend implements Backend {
         ? Math.max(beforeLast, this.#baseVersion)
         : undefined,
       records: this.#records,
-      bytes: this.#sealedBytes + this.#liveEnd,
+      bytes: this.#sealedBytes + this.#liveEnd + (this.#tail?.bytes ?? 0),
+      tail: this.#tail,
     };
   }
 
   append(change: Change): Promise<void> {
+    if (this.#tail) {
+      const { path, offset, bytes } = this.#tail;
+      throw new Error(
+        `Cannot write backup: ${bytes} bytes at offset ${offset} of "${path}" fail their ` +
+          `checks: a torn record to cut, or a damaged change; the node's version decides first`,
+      );
+    }
     this.#guard(() => {
       const record = encodeRecord(
         RecordKind.Change,
@@ -222,20 +268,22 @@ export class FileBackend implements Backend {
       if (this.#liveRecords.length > 0 && this.#liveEnd + record.length > this.segmentBytes) {
         this.#roll();
       }
-      // Test-only (see crash_point.ts): `undefined` unless a crash test armed it.
-      const crash = crashPoint?.next();
-      if (crash === "before-write") crashNow();
-      if (crash === "mid-write") {
-        writeAll(this.#live, record.subarray(0, record.length >> 1));
-        crashNow();
-      }
-      writeAll(this.#live, record);
-      if (crash === "after-write-before-sync") crashNow();
-      if (!this.syncOnClose) this.#live.syncDataSync();
-      this.#liveRecords.push({ offset: this.#liveEnd, version: change.version });
-      this.#liveEnd += record.length;
-      this.#records++;
-      if (crash === "after-sync-before-answer") crashNow();
+      onFile(this.#livePath, () => {
+        // Test-only (see crash_point.ts): `undefined` unless a crash test armed it.
+        const crash = crashPoint?.next();
+        if (crash === "before-write") crashNow();
+        if (crash === "mid-write") {
+          writeAll(this.#live, record.subarray(0, record.length >> 1));
+          crashNow();
+        }
+        writeAll(this.#live, record);
+        if (crash === "after-write-before-sync") crashNow();
+        if (!this.syncOnClose) this.#live.syncDataSync();
+        this.#liveRecords.push({ offset: this.#liveEnd, version: change.version });
+        this.#liveEnd += record.length;
+        this.#records++;
+        if (crash === "after-sync-before-answer") crashNow();
+      });
     });
     return Promise.resolve();
   }
@@ -246,31 +294,110 @@ export class FileBackend implements Backend {
       if (!last || this.state().rewindVersion === undefined) {
         throw new Error("Cannot rewind backup: its last change is not one that can be dropped");
       }
-      this.#live.truncateSync(last.offset);
-      this.#live.syncDataSync();
+      onFile(this.#livePath, () => {
+        this.#live.truncateSync(last.offset);
+        this.#live.syncDataSync();
+      });
       this.#liveRecords.pop();
       this.#liveEnd = last.offset;
       this.#records--;
+      this.#tail = undefined;
     });
     return Promise.resolve();
   }
 
-  /** Seals the live segment (it is already synced) and starts the next one. */
+  cutTail(): Promise<string> {
+    const tail = this.#tail;
+    if (!tail) return Promise.resolve("no torn tail to cut");
+    this.#guard(() => {
+      onFile(tail.path, () => {
+        this.#live.truncateSync(tail.offset);
+        this.#live.syncSync();
+      });
+      this.#tail = undefined;
+    });
+    return Promise.resolve(
+      `cut ${tail.bytes} torn bytes at offset ${tail.offset} of "${tail.path}": a crash ` +
+        `interrupted an append, which was never acknowledged`,
+    );
+  }
+
+  /**
+   * Seals the live segment and starts the next one. The next log is made (durably) before
+   * the seal is written: a sealed log always has its successor, so a missing one is damage.
+   */
   #roll(): void {
     const sequence = this.#liveSequence + 1;
-    writeFileDurably(
-      this.dir,
-      logName(sequence),
-      encodeSegmentHeader({ kind: SegmentKind.Log, number: sequence }),
+    const name = logName(sequence);
+    onFile(
+      `${this.dir}/${name}`,
+      () => writeFileDurably(this.dir, name, this.#logHeader(sequence)),
     );
-    if (this.syncOnClose) this.#live.syncDataSync();
+    onFile(this.#livePath, () => {
+      writeAll(
+        this.#live,
+        encodeRecord(RecordKind.Seal, this.state().version, encodeSeal(sequence)),
+      );
+      this.#live.syncDataSync();
+    });
+    crashPoint?.reached("roll");
     this.#live.close();
-    this.#sealedBytes += this.#liveEnd;
+    this.#sealedBytes += Deno.statSync(this.#livePath).size;
+    this.#sealedLogRecords.set(this.#liveSequence, this.#liveRecords.length);
     this.#versionBeforeLive = this.state().version;
-    this.#live = Deno.openSync(`${this.dir}/${logName(sequence)}`, { write: true, append: true });
+    this.#livePath = `${this.dir}/${name}`;
+    this.#live = Deno.openSync(this.#livePath, { write: true, append: true });
     this.#liveSequence = sequence;
     this.#liveEnd = SEGMENT_HEADER_SIZE;
     this.#liveRecords = [];
+  }
+
+  /**
+   * Takes note of what a compaction changed beside the live log (a new base; deleted bases
+   * and sealed logs), from segment headers and sizes: no scan on the hook's thread.
+   */
+  compacted(): void {
+    const chain = readChain(this.dir);
+    this.#countBases(chain);
+    const held = new Set(chain.logs.map((l) => l.number));
+    for (const [sequence, records] of this.#sealedLogRecords) {
+      if (held.has(sequence)) continue;
+      this.#records -= records;
+      this.#sealedLogRecords.delete(sequence);
+    }
+    this.#sealedBytes = this.#basesBytes + chain.logs
+      .filter((l) => l.number < this.#liveSequence)
+      .reduce((sum, { path }) => sum + Deno.statSync(path).size, 0);
+  }
+
+  #countBases(chain: Chain): void {
+    const sizes = chain.bases.map(({ path }) => Deno.statSync(path).size);
+    const total = sizes.reduce((a, b) => a + b, 0);
+    this.#baseVersion = chain.bases.at(-1)?.number ?? 0;
+    this.#newestBaseBytes = sizes.at(-1) ?? 0;
+    this.#sealedBytes += total - this.#basesBytes;
+    this.#basesBytes = total;
+  }
+
+  /** The version a compaction folds up to: the one before the newest change. */
+  compactionTarget(): number | undefined {
+    return this.state().rewindVersion;
+  }
+
+  compactionSizes(): CompactionSizes {
+    return {
+      baseBytes: this.#newestBaseBytes,
+      sealedLogBytes: this.#sealedBytes - this.#basesBytes,
+    };
+  }
+
+  #logHeader(sequence: number): Uint8Array {
+    return encodeSegmentHeader({
+      kind: SegmentKind.Log,
+      number: sequence,
+      backupId: this.#backupId,
+      firstLog: 0,
+    });
   }
 
   /** Runs a write; after a failed one the backup refuses all others (a failed fsync is final). */
@@ -297,6 +424,10 @@ export class FileBackend implements Backend {
 }
 
 /** Creates the first, empty log segment of a new backup directory. */
-export function createEmptyLog(dir: string): void {
-  writeFileDurably(dir, logName(1), encodeSegmentHeader({ kind: SegmentKind.Log, number: 1 }));
+export function createEmptyLog(dir: string, backupId: Uint8Array): void {
+  writeFileDurably(
+    dir,
+    logName(1),
+    encodeSegmentHeader({ kind: SegmentKind.Log, number: 1, backupId, firstLog: 0 }),
+  );
 }

@@ -128,6 +128,8 @@ export class SocketBackend implements Backend {
       version: this.#version,
       rewindVersion: this.#prevVersion < this.#version ? this.#prevVersion : undefined,
       records: this.#count ?? 0,
+      // The server decides its own tail, at the first write after it opened the backup.
+      tail: undefined,
       connection: { ...this.#status },
     };
   }
@@ -153,6 +155,11 @@ export class SocketBackend implements Backend {
     });
     // A v1 server still counts the dropped record, ours does not.
     this.#count = undefined;
+  }
+
+  /** Never called: {@linkcode state} shows no tail, as the server cuts its own. */
+  cutTail(): Promise<string> {
+    return Promise.resolve("no torn tail to cut: the server decides its own");
   }
 
   /** Stores a snapshot as the first record of an empty backup (init). */

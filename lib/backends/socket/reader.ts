@@ -68,6 +68,7 @@ export class SocketBackupReader implements BackupReader {
       records,
       bytes,
       tornBytes: 0,
+      tail: undefined,
     };
   }
 

@@ -18,7 +18,7 @@ import {
   V1Type,
 } from "../../format/v1.ts";
 import { CorruptBackupError, readAt } from "../../format/segment.ts";
-import { decodeStatements } from "../../format/record.ts";
+import { decodeStatements, MAX_PAYLOAD_BYTES } from "../../format/record.ts";
 
 const PART_BYTES = 1024 * 1024;
 
@@ -35,6 +35,12 @@ function readExactly(file: Deno.FsFile, offset: number, length: number): Uint8Ar
     throw new Error(`Cannot read backup: unexpected end of file at ${offset + bytes.length}`);
   }
   return bytes;
+}
+
+function* flush(
+  pending: { version: number; statements: string[] } | undefined,
+): Generator<BackupEntry> {
+  if (pending) yield { kind: "change", ...pending };
 }
 
 export class V1BackupReader implements BackupReader {
@@ -64,6 +70,13 @@ export class V1BackupReader implements BackupReader {
       };
       if (offset + V1_RECORD_HEADER_SIZE + record.length > size) break;
       if (record.version > header.version) break;
+      if (record.type === V1Type.Change && record.length > MAX_PAYLOAD_BYTES) {
+        throw new CorruptBackupError(
+          this.path,
+          offset,
+          `v1 change of ${record.length} bytes, over the limit of ${MAX_PAYLOAD_BYTES}`,
+        );
+      }
       if (record.type !== V1Type.Change && record.type !== V1Type.Snapshot) {
         throw new CorruptBackupError(this.path, offset, `unknown v1 record type ${record.type}`);
       }
@@ -87,8 +100,10 @@ export class V1BackupReader implements BackupReader {
     const { file, header, size } = this.#open();
     try {
       let pending: { version: number; statements: string[] } | undefined;
+      let end = V1_HEADER_SIZE;
       for (const record of this.#records(file, header, size)) {
-        if (record.version > toVersion) break;
+        if (record.version > toVersion) return yield* flush(pending);
+        end = record.offset + V1_RECORD_HEADER_SIZE + record.length;
         const payloadAt = record.offset + V1_RECORD_HEADER_SIZE;
         if (record.type === V1Type.Snapshot) {
           if (pending) yield { kind: "change", ...pending };
@@ -116,7 +131,12 @@ export class V1BackupReader implements BackupReader {
         if (pending && !replaces) yield { kind: "change", ...pending };
         pending = { version: record.version, statements };
       }
-      if (pending) yield { kind: "change", ...pending };
+      yield* flush(pending);
+      // The file goes on past the header's version: an append the header never acknowledged.
+      if (end < size) {
+        const version = pending?.version ?? header.version;
+        yield { kind: "tail", version, path: this.path, offset: end, bytes: size - end };
+      }
     } finally {
       file.close();
     }
@@ -146,6 +166,7 @@ export class V1BackupReader implements BackupReader {
         records,
         bytes: size,
         tornBytes: size - end,
+        tail: end < size ? { path: this.path, offset: end, bytes: size - end } : undefined,
       };
     } finally {
       file.close();

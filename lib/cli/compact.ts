@@ -1,0 +1,108 @@
+/**
+ * `compact <url> [--retain K] [--json]`: compacts the backup of a stopped node.
+ *
+ * @module
+ */
+import { BackupLockedError, FileBackend } from "../backends/file/writer.ts";
+import { backupKind } from "../backends/open.ts";
+import { compactBackup, type CompactionResult } from "../compact/compact.ts";
+import { DEFAULT_RETAIN_BASES } from "../compact/plan.ts";
+import {
+  type CommandSpec,
+  consoleOutput,
+  Exit,
+  fileBackupPath,
+  type Output,
+  runCommand,
+  UsageError,
+} from "./args.ts";
+
+const ACTION = "Cannot compact backup";
+
+export const COMPACT_HELP = `Usage: cln-backup compact <url> [--retain K] [--json]
+
+Compacts the backup at <url> (a cln-backup directory) while lightningd is stopped: the changes
+up to the one before the newest are folded into a new snapshot (a base), and the bases beyond
+the newest K, with the changes only they need, are deleted. The newest change stays on top of
+the base, so the plugin can still drop it if the node never committed it. Every step is
+crash-safe: the new base is synced before anything is deleted.
+
+On a running node use "lightning-cli backup-compact" instead: the plugin compacts beside
+its writes without stalling the node, and compacts by itself as its options say.
+
+Options:
+  --retain K  bases to keep, each with the changes after it, so "restore --to-version N"
+              works from the oldest one on (default ${DEFAULT_RETAIN_BASES})
+  --json      print the result as one JSON object: {before: {backupsize, version_count},
+              after: {...}, base_version, versions_folded, bytes_freed, seconds}
+  -h, --help  show this help
+
+It needs room for one more database and one more base beside the backup while it runs.`;
+
+export const COMPACT_SPEC: CommandSpec = {
+  name: "compact",
+  help: COMPACT_HELP,
+  options: { retain: { type: "string" }, json: { type: "boolean" } },
+  positionals: ["url"],
+};
+
+function retainArg(value: string | boolean | undefined): number {
+  if (value === undefined) return DEFAULT_RETAIN_BASES;
+  if (typeof value !== "string" || !/^[1-9]\d{0,3}$/.test(value)) {
+    throw new UsageError(`--retain takes a number of bases (1, 2, 3, ...), not "${value}"`);
+  }
+  return Number(value);
+}
+
+export function describeCompaction(result: CompactionResult): string {
+  const { before, after } = result;
+  const what = result.base_version === null
+    ? "nothing new to fold"
+    : `${result.versions_folded} change(s) folded into a base at version ${result.base_version}`;
+  return `Compacted in ${result.seconds} s: ${what}; ${before.backupsize} -> ` +
+    `${after.backupsize} bytes (${result.bytes_freed} freed), ${before.version_count} -> ` +
+    `${after.version_count} records`;
+}
+
+function openWriter(url: string, path: string): FileBackend {
+  const kind = backupKind(path);
+  if (kind === "v1") {
+    throw new Error(
+      `${ACTION}: "${path}" is a v1 backup of the Python plugin: run "deno task upgrade" ` +
+        `first, then compact the new backup`,
+    );
+  }
+  if (kind !== "directory") throw new Error(`${ACTION}: nothing at "${path}": check the URL`);
+  try {
+    return FileBackend.open(url, path);
+  } catch (error) {
+    if (!(error instanceof BackupLockedError)) throw error;
+    throw new Error(
+      `${ACTION}: a running plugin is writing to "${path}": run "lightning-cli ` +
+        `backup-compact" on that node instead`,
+    );
+  }
+}
+
+export async function compact(args: string[], output: Output = consoleOutput): Promise<number> {
+  return await runCommand(COMPACT_SPEC, args, output, ({ values, positionals }) => {
+    const url = positionals[0];
+    const retain = retainArg(values.retain);
+    const path = fileBackupPath(url, ACTION);
+    const writer = openWriter(url, path);
+    try {
+      const target = writer.state().rewindVersion ?? writer.state().version;
+      const result = compactBackup(url, path, {
+        target,
+        retain,
+        onProgress: output.progress &&
+          ((phase, version) => output.progress!(`compacting: ${phase} at version ${version}`)),
+      });
+      output.progress?.("");
+      output.out(values.json ? JSON.stringify(result) : describeCompaction(result));
+    } finally {
+      writer.close();
+    }
+    return Exit.Ok;
+  });
+}

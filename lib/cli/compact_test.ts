@@ -1,0 +1,103 @@
+import { assert, assertEquals, assertMatch } from "../../tests/support/assert.ts";
+import { dumpDatabase } from "../../tests/support/dump.ts";
+import { PRE_4090_BACKUP, SCENARIOS } from "../../tests/support/fixtures.ts";
+import { dumpAt } from "../../tests/support/node_at.ts";
+import { FileBackend } from "../backends/file/writer.ts";
+import { createFileBackup } from "../backends/file/create.ts";
+import { openReader } from "../backends/open.ts";
+import { restoreBackup } from "../backup/restore.ts";
+import { readLayout } from "../format/layout.ts";
+import { compact } from "./compact.ts";
+import { upgrade } from "./upgrade.ts";
+import {
+  BufferedOutput,
+  makeBackup,
+  makeNodeDir,
+  recordedChanges,
+  removeNodeDir,
+} from "./testing.ts";
+
+const CHANGES = recordedChanges(SCENARIOS);
+
+async function run(args: string[]): Promise<{ code: number; output: BufferedOutput }> {
+  const output = new BufferedOutput();
+  return { code: await compact(args, output), output };
+}
+
+function restoredDump(url: string, dir: string): string {
+  const result = restoreBackup(openReader(url), `${dir}/restored-${crypto.randomUUID()}`);
+  const dump = dumpDatabase(result.path);
+  Deno.removeSync(result.path);
+  return dump;
+}
+
+Deno.test("compact: folds a stopped node's backup, prints the result, restores the same", async () => {
+  const dir = Deno.makeTempDirSync();
+  try {
+    // Small segments: a compaction deletes sealed ones; the live one keeps the newest change.
+    const url = `file://${dir}/backup`;
+    createFileBackup(`${dir}/backup`);
+    const writer = FileBackend.open(url, `${dir}/backup`, { segmentBytes: 64 * 1024 });
+    for (const change of CHANGES) await writer.append(change);
+    writer.close();
+    const before = restoredDump(url, dir);
+    const { code, output } = await run([url, "--json"]);
+    assertEquals(code, 0, output.stderr.join("\n"));
+    const result = JSON.parse(output.stdout[0]);
+    assertEquals(result.base_version, CHANGES.at(-2)!.version);
+    assert(result.versions_folded > 400, `${result.versions_folded} folded`);
+    assert(result.after.version_count < result.before.version_count);
+    assertEquals(Object.keys(result.before), ["backupsize", "version_count"]);
+    assertEquals(restoredDump(url, dir), before);
+    assertEquals(before, dumpAt(CHANGES, CHANGES.at(-1)!.version));
+    const again = await run([url]);
+    assertEquals(again.code, 0);
+    assertMatch(again.output.stdout[0], /^Compacted in [\d.]+ s: nothing new to fold;/);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("compact: refuses while a plugin writes, a v1 file, and a bad --retain", async () => {
+  const dir = Deno.makeTempDirSync();
+  try {
+    const url = await makeBackup(`${dir}/backup`, CHANGES.slice(0, 20));
+    const writer = FileBackend.open(url, `${dir}/backup`);
+    const held = await run([url]);
+    writer.close();
+    assertEquals(held.code, 1);
+    assertMatch(
+      held.output.stderr[0],
+      /a running plugin is writing to .*lightning-cli backup-compact/,
+    );
+    Deno.copyFileSync(PRE_4090_BACKUP, `${dir}/old.dbak`);
+    const v1 = await run([`file://${dir}/old.dbak`]);
+    assertEquals(v1.code, 1);
+    assertMatch(v1.output.stderr[0], /v1 backup of the Python plugin: run "deno task upgrade"/);
+    assertEquals((await run([url, "--retain", "0"])).code, 2);
+    assertEquals(readLayout(`${dir}/backup`).bases.length, 0);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("compact: a Python plugin's backup compacts once upgraded", async () => {
+  const dir = makeNodeDir();
+  try {
+    const base = Deno.realPathSync(`${dir}/..`);
+    const v1Url = `file://${base}/backup.dbak`;
+    Deno.copyFileSync(PRE_4090_BACKUP, `${base}/backup.dbak`);
+    Deno.writeTextFileSync(`${dir}/backup.lock`, JSON.stringify({ backend_url: v1Url }));
+    restoreBackup(openReader(v1Url), dir);
+    const upgraded = new BufferedOutput();
+    assertEquals(await upgrade(["--lightning-dir", dir], upgraded), 0, upgraded.stderr.join());
+    const url = `file://${base}/backup.clnb`;
+    const before = restoredDump(url, base);
+    const { code, output } = await run([url]);
+    assertEquals(code, 0, output.stderr.join("\n"));
+    assertEquals(restoredDump(url, base), before);
+    assertEquals(restoredDump(url, base), restoredDump(v1Url, base));
+  } finally {
+    removeNodeDir(dir);
+  }
+});

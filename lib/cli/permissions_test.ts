@@ -1,0 +1,122 @@
+import { assert, assertEquals, assertMatch } from "../../tests/support/assert.ts";
+import { commandGrants, denoFlags, PLANNED_COMMANDS } from "./permissions.ts";
+import { COMMANDS } from "./main.ts";
+import { makeNodeDir, removeNodeDir } from "./testing.ts";
+
+const BASE = ["--no-prompt", "--no-config", "--no-lock"];
+
+function flags(...args: string[]): string[] {
+  return denoFlags(commandGrants(args, "/tmp"));
+}
+
+Deno.test("every command has a row in the permission table", () => {
+  for (const name of Object.keys(COMMANDS)) {
+    assert(PLANNED_COMMANDS.includes(name), name);
+  }
+});
+
+Deno.test("each command may touch only what its arguments name", () => {
+  assertEquals(flags("status", "file:///b/node", "--json"), [
+    ...BASE,
+    "--allow-read=/b/node",
+    "--allow-env=INIT_CWD",
+  ]);
+  assertEquals(flags("verify", "--", "file:///b/node"), [
+    ...BASE,
+    "--allow-read=/b/node,/tmp",
+    "--allow-write=/tmp",
+    "--allow-env=INIT_CWD",
+  ]);
+  assertEquals(flags("restore", "file:///b/node.dbak", "/n/regtest"), [
+    ...BASE,
+    "--allow-read=/b/node.dbak,/n/regtest,/n",
+    "--allow-write=/n/regtest,/n",
+    "--allow-env=INIT_CWD",
+  ]);
+  assertEquals(flags("init", "file:///srv/b"), [
+    ...BASE,
+    "--allow-read=/srv",
+    "--allow-write=/srv",
+    "--allow-env=INIT_CWD",
+  ]);
+  assertEquals(flags("init", "/n/regtest", "file:///srv/b"), [
+    ...BASE,
+    "--allow-read=/srv,/n/regtest,/n",
+    "--allow-write=/srv,/n/regtest",
+    "--allow-net=unix:/n/regtest/lightning-rpc",
+    "--allow-env=INIT_CWD",
+  ]);
+  assertEquals(flags("server", "file:///srv/b", "[::1]:8700", "--log-mode", "systemd"), [
+    ...BASE,
+    "--allow-read=/srv",
+    "--allow-write=/srv",
+    "--allow-net=[::1]:8700",
+    "--allow-env=INIT_CWD",
+  ]);
+  // A socket backup: its server (or its proxy) and no path.
+  assertEquals(flags("status", "socket:backup.example:8700?proxy=socks5:127.0.0.1:9050"), [
+    ...BASE,
+    "--allow-net=127.0.0.1:9050",
+    "--allow-env=INIT_CWD",
+  ]);
+  assertEquals(flags("compact", "file:///srv/b"), [
+    ...BASE,
+    "--allow-read=/srv/b",
+    "--allow-write=/srv/b",
+    "--allow-env=INIT_CWD",
+  ]);
+});
+
+Deno.test("upgrade may read the v1 file backup.lock names and write beside it", () => {
+  const dir = makeNodeDir();
+  const base = Deno.realPathSync(`${dir}/..`);
+  Deno.writeTextFileSync(`${dir}/backup.lock`, `{"backend_url": "file:///old/b.dbak"}`);
+  Deno.writeTextFileSync(`${base}/lightningd-regtest.pid`, "4242\n");
+  assertEquals(flags("upgrade", "--lightning-dir", dir), [
+    ...BASE,
+    `--allow-read=${dir},${base},/proc/4242/comm,/old/b.dbak,/old`,
+    `--allow-write=${dir},/old`,
+    `--allow-net=unix:${dir}/lightning-rpc`,
+    "--allow-env=INIT_CWD",
+  ]);
+  removeNodeDir(dir);
+});
+
+Deno.test("a command line that does not parse gets no permission: the command explains", () => {
+  for (
+    const args of [
+      [],
+      ["frobnicate"],
+      ["status"],
+      ["status", "--help"],
+      ["init", "file:///a", "file:///b"],
+      ["restore", "fle:///b", "x"],
+      ["server", "file:///b", "8700"],
+    ]
+  ) {
+    assertEquals(flags(...args), BASE, args.join(" "));
+  }
+});
+
+Deno.test("a path Deno's flags cannot name is refused in one line", () => {
+  let message = "";
+  try {
+    flags("status", "file:///b/a,b");
+  } catch (error) {
+    message = (error as Error).message;
+  }
+  assertMatch(message, /^Cannot grant access to "\/b\/a,b": .*choose a path without one$/);
+});
+
+Deno.test("a permission the table forgot is reported as a bug in the table, exit 3", async () => {
+  const cli = new URL("../../cli.ts", import.meta.url).pathname;
+  const { code, stderr } = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "--no-prompt", cli, "status", "file:///nonexistent/backup"],
+    env: { NO_COLOR: "1" },
+  }).output();
+  assertEquals(code, 3);
+  assertMatch(
+    new TextDecoder().decode(stderr),
+    /^Internal error in "status" \(a bug in backup-cli's permission table, lib\/cli\/permissions\.ts: .*\): Requires read access to "\/nonexistent\/backup"/,
+  );
+});

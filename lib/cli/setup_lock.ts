@@ -1,0 +1,20 @@
+/**
+ * One set-up at a time on a lightning dir: init and upgrade hold an exclusive `flock` on the
+ * directory from their checks to their last write, so two of them cannot both find no
+ * `backup.lock` and both write one. The kernel drops the lock when the process dies.
+ *
+ * @module
+ */
+
+/** Takes the lightning dir's set-up lock, or refuses; close the handle to release it. */
+export function lockForSetup(dir: string, action: string): Deno.FsFile {
+  const handle = Deno.openSync(dir, { read: true });
+  if (!handle.tryLockSync(true)) {
+    handle.close();
+    throw new Error(
+      `${action}: another init or upgrade is running on "${dir}" (it holds the directory's ` +
+        `lock): wait for it to finish, then run this again`,
+    );
+  }
+  return handle;
+}

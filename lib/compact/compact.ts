@@ -1,0 +1,127 @@
+/**
+ * Compaction of a file backup: folds the changes up to a version into a new base, then
+ * deletes what that base makes redundant.
+ *
+ * It reads only what the writer no longer changes (sealed segments, and the live log below
+ * its last record), so it can run beside a plugin that keeps appending: the newest change
+ * stays in the live log on top of the new base, and the one rewind stays possible. Every
+ * step is crash-safe: the base is built under a temporary name, synced and renamed into
+ * place before anything is deleted, and the deletes are planned durably first
+ * (deletion.ts), so the next open finishes an interrupted one.
+ *
+ * @module
+ */
+import { writeBase } from "../backends/file/create.ts";
+import { FileBackupReader } from "../backends/file/reader.ts";
+import { baseName } from "../format/layout.ts";
+import { readChain } from "../format/chain.ts";
+import { existsSync } from "../fs/exists.ts";
+import { restoreBackup } from "../backup/restore.ts";
+import { crashPoint } from "../fs/crash_point.ts";
+import { continuingLog, DEFAULT_RETAIN_BASES, redundantSegments } from "./plan.ts";
+import { deleteSegments } from "./deletion.ts";
+import { basename } from "node:path";
+
+/** Size and versions held, as the Python plugin's `backup-compact` reports them. */
+export interface CompactionStats {
+  backupsize: number;
+  version_count: number;
+}
+
+/** What a compaction did: the Python plugin's fields, then ours. */
+export interface CompactionResult {
+  before: CompactionStats;
+  after: CompactionStats;
+  /** The version of the new base (`null` when there was nothing to fold). */
+  base_version: number | null;
+  /** Changes folded into the new base. */
+  versions_folded: number;
+  bytes_freed: number;
+  seconds: number;
+}
+
+export type CompactionPhase = "restore" | "base" | "cleanup";
+
+export interface CompactOptions {
+  /** Fold every change up to this version; the changes above it stay in the log. */
+  target: number;
+  /** Bases to keep, each with the logs after it (point-in-time restores). */
+  retain?: number;
+  onProgress?: (phase: CompactionPhase, version: number) => void;
+  /** Milliseconds, monotonic (a seam for tests). */
+  now?: () => number;
+}
+
+function stats(url: string, dir: string): CompactionStats {
+  const d = new FileBackupReader(url, dir).describe();
+  return { backupsize: d.bytes, version_count: d.records };
+}
+
+/** Where a compaction builds its database; a `.tmp` name, so an open after a crash removes it. */
+export function scratchDir(dir: string): string {
+  return `${dir}/compacting-${Deno.pid}.tmp`;
+}
+
+/** Compacts the backup directory `dir` up to `options.target`. */
+export function compactBackup(url: string, dir: string, options: CompactOptions): CompactionResult {
+  const now = options.now ?? (() => performance.now());
+  const started = now();
+  const before = stats(url, dir);
+  const newest = readChain(dir).bases.at(-1)?.number ?? 0;
+  let folded = 0;
+  let baseVersion: number | null = null;
+  if (options.target > newest && !existsSync(`${dir}/${baseName(options.target)}`)) {
+    const scratch = scratchDir(dir);
+    if (existsSync(scratch)) Deno.removeSync(scratch, { recursive: true });
+    try {
+      Deno.mkdirSync(scratch);
+      const restored = restoreBackup(
+        new FileBackupReader(url, dir),
+        `${scratch}/lightningd.sqlite3`,
+        {
+          toVersion: options.target,
+          onProgress: (version) => options.onProgress?.("restore", version),
+        },
+      );
+      options.onProgress?.("base", options.target);
+      // Read after the restore: a roll meanwhile only adds logs after the one it continues in.
+      const chain = readChain(dir);
+      writeBase(dir, { version: options.target, path: restored.path }, {
+        backupId: chain.backupId,
+        firstLog: continuingLog(chain, options.target),
+      });
+      crashPoint?.reached("compact-after-base");
+      folded = restored.changes;
+      baseVersion = options.target;
+    } catch (error) {
+      // A partial base goes (only ours: the writer makes its own temporaries meanwhile).
+      const partial = `${dir}/${baseName(options.target)}.tmp`;
+      if (existsSync(partial)) Deno.removeSync(partial);
+      const why = (error as Error).message.replace(/^Cannot \w+ \w+: /, "");
+      throw new Error(
+        `Cannot compact backup: ${why} (building the base at version ${options.target} in ` +
+          `"${dir}"); the backup is unchanged and the node keeps running`,
+      );
+    } finally {
+      if (existsSync(scratch)) Deno.removeSync(scratch, { recursive: true });
+    }
+  }
+  options.onProgress?.("cleanup", options.target);
+  removeRedundant(dir, options.retain ?? DEFAULT_RETAIN_BASES);
+  const after = stats(url, dir);
+  return {
+    before,
+    after,
+    base_version: baseVersion,
+    versions_folded: folded,
+    bytes_freed: Math.max(0, before.backupsize - after.backupsize),
+    seconds: Math.round(now() - started) / 1000,
+  };
+}
+
+/** Deletes the segments that the newest bases make redundant; returns their names. */
+export function removeRedundant(dir: string, retain: number): string[] {
+  const names = redundantSegments(readChain(dir), retain).map((path) => basename(path));
+  deleteSegments(dir, names);
+  return names;
+}

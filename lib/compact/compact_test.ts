@@ -1,0 +1,129 @@
+import { assert, assertEquals, assertRejects } from "../../tests/support/assert.ts";
+import { dumpDatabase } from "../../tests/support/dump.ts";
+import { dumpAt } from "../../tests/support/node_at.ts";
+import { SCENARIOS } from "../../tests/support/fixtures.ts";
+import { recordedChanges } from "../cli/testing.ts";
+import { createFileBackup } from "../backends/file/create.ts";
+import { FileBackend } from "../backends/file/writer.ts";
+import { FileBackupReader } from "../backends/file/reader.ts";
+import { readLayout } from "../format/layout.ts";
+import { restoreBackup } from "../backup/restore.ts";
+import { compactBackup } from "./compact.ts";
+
+const CHANGES = recordedChanges(SCENARIOS);
+const LAST = CHANGES.at(-1)!.version;
+/** Small segments, so the recorded runs roll many times. */
+const SEGMENT_BYTES = 64 * 1024;
+
+interface Backup {
+  dir: string;
+  path: string;
+  url: string;
+  writer: FileBackend;
+}
+
+function newBackup(): Backup {
+  const dir = Deno.makeTempDirSync({ prefix: "cln-backup-compact-" });
+  const path = `${dir}/backup`;
+  const url = `file://${path}`;
+  createFileBackup(path);
+  return { dir, path, url, writer: FileBackend.open(url, path, { segmentBytes: SEGMENT_BYTES }) };
+}
+
+function dispose(backup: Backup): void {
+  backup.writer.close();
+  Deno.removeSync(backup.dir, { recursive: true });
+}
+
+/** Compacts as the plugin does: the writer stays open, the newest change stays on top. */
+function compact(backup: Backup, retain = 1) {
+  const target = backup.writer.state().rewindVersion;
+  assert(target !== undefined, "the backup has a change on top to keep");
+  const result = compactBackup(backup.url, backup.path, { target, retain });
+  backup.writer.compacted();
+  return result;
+}
+
+function restoredDump(backup: Backup, toVersion?: number): string {
+  const target = `${backup.dir}/restored-${toVersion ?? "last"}.sqlite3`;
+  const result = restoreBackup(new FileBackupReader(backup.url, backup.path), target, {
+    toVersion,
+  });
+  const dump = dumpDatabase(result.path);
+  Deno.removeSync(result.path);
+  return dump;
+}
+
+Deno.test("compaction at many points of the recorded runs; each restore equals the node", async () => {
+  const backup = newBackup();
+  try {
+    let sequence = 1;
+    let compactions = 0;
+    for (const [i, change] of CHANGES.entries()) {
+      await backup.writer.append(change);
+      const live = readLayout(backup.path).logs.at(-1)!.sequence;
+      // After every sealed segment, and now and then mid-segment.
+      if (live !== sequence || i % 97 === 50) {
+        sequence = live;
+        const result = compact(backup);
+        compactions++;
+        assertEquals(result.base_version, backup.writer.state().rewindVersion);
+        assert(result.after.backupsize <= result.before.backupsize + SEGMENT_BYTES * 16);
+        if (i % 3 === 0) assertEquals(restoredDump(backup), dumpAt(CHANGES, change.version));
+      }
+    }
+    assert(compactions > 10, `only ${compactions} compactions`);
+    const layout = readLayout(backup.path);
+    assertEquals(layout.bases.length, 1);
+    assert(layout.logs.length <= 2, `${layout.logs.length} logs left`);
+    assertEquals(restoredDump(backup), dumpAt(CHANGES, LAST));
+    // The writer's own accounting matches what a reader finds.
+    const described = new FileBackupReader(backup.url, backup.path).describe();
+    assertEquals(backup.writer.state().bytes, described.bytes);
+  } finally {
+    dispose(backup);
+  }
+});
+
+Deno.test("compaction twice in a row folds nothing the second time", async () => {
+  const backup = newBackup();
+  try {
+    for (const change of CHANGES.slice(0, 200)) await backup.writer.append(change);
+    const first = compact(backup);
+    assert(first.versions_folded > 100, `${first.versions_folded} folded`);
+    const second = compact(backup);
+    assertEquals([second.base_version, second.versions_folded], [null, 0]);
+    assertEquals(second.after, first.after);
+    assertEquals(restoredDump(backup), dumpAt(CHANGES, CHANGES[199].version));
+  } finally {
+    dispose(backup);
+  }
+});
+
+Deno.test("point-in-time restores around compactions, keeping 1 base and keeping 3", async () => {
+  for (const retain of [1, 3]) {
+    const backup = newBackup();
+    try {
+      const bases: number[] = [];
+      for (const [i, change] of CHANGES.entries()) {
+        await backup.writer.append(change);
+        if (i === 120 || i === 260 || i === 400) bases.push(compact(backup, retain).base_version!);
+      }
+      const held = bases.slice(-retain);
+      assertEquals(readLayout(backup.path).bases.map((b) => b.version), held);
+      // Before, at and after each base still held, and the last version.
+      const versions = [...held.flatMap((v) => [v - 1, v, v + 7]), LAST].filter((v) =>
+        v >= held[0]
+      );
+      for (const version of versions) {
+        assertEquals(restoredDump(backup, version), dumpAt(CHANGES, version), `version ${version}`);
+      }
+      await assertRejects(
+        () => restoredDump(backup, held[0] - 1),
+        new RegExp(`its oldest snapshot is at version ${held[0]}, and nothing older is kept`),
+      );
+    } finally {
+      dispose(backup);
+    }
+  }
+});

@@ -1,0 +1,179 @@
+/**
+ * Runs compactions for the plugin, off the hook's path.
+ *
+ * The hand-over between the writer (the plugin's thread) and the compactor (a worker): the
+ * writer names the target, the version before its newest change, and goes on appending; the
+ * worker reads only sealed segments and the live log below that target, which the writer
+ * never changes again (a rewind drops only the newest change, above the target), writes the
+ * new base and deletes what it covers, never the live log. When it is done, the writer takes
+ * note of the files that changed ({@linkcode CompactableBackend.compacted}). A roll during
+ * a compaction only seals the live log, which holds the newest change and so is never
+ * deleted.
+ *
+ * @module
+ */
+import type { CompactionPhase, CompactionResult } from "./compact.ts";
+import { compactionDue, type CompactionPolicy, type CompactionSizes, dueAt } from "./policy.ts";
+
+/** What the worker is asked to do. */
+export interface CompactionRequest {
+  url: string;
+  dir: string;
+  target: number;
+  retain: number;
+}
+
+/** What the worker reports. */
+export type WorkerMessage =
+  | { kind: "progress"; phase: CompactionPhase; version: number }
+  | { kind: "done"; result: CompactionResult }
+  | { kind: "failed"; message: string };
+
+/** The writer's side of the hand-over. */
+export interface CompactableBackend {
+  readonly url: string;
+  readonly dir: string;
+  /** The version before the newest change, `undefined` when nothing is on top of a base. */
+  compactionTarget(): number | undefined;
+  compactionSizes(): CompactionSizes;
+  /** Takes note of the segments a compaction added and deleted. */
+  compacted(): void;
+}
+
+/** A thread that runs one compaction request; a seam so tests can run it in-process. */
+export interface CompactionThread {
+  run(request: CompactionRequest, onMessage: (message: WorkerMessage) => void): void;
+  stop(): void;
+}
+
+/** The real thread: a Worker running worker.ts. */
+export function workerThread(): CompactionThread {
+  let worker: Worker | undefined;
+  return {
+    run(request, onMessage) {
+      worker = new Worker(new URL("./worker.ts", import.meta.url), { type: "module" });
+      worker.onmessage = (event: MessageEvent<WorkerMessage>) => onMessage(event.data);
+      worker.onerror = (event) => {
+        event.preventDefault();
+        onMessage({ kind: "failed", message: `the compaction worker failed: ${event.message}` });
+      };
+      worker.postMessage(request);
+    },
+    stop() {
+      worker?.terminate();
+      worker = undefined;
+    },
+  };
+}
+
+/** What `backup-status` shows of compaction. */
+export interface CompactionStatus {
+  running: { target: number; phase: CompactionPhase | "starting"; version: number } | null;
+  last: (CompactionResult & { ok: true }) | { ok: false; error: string } | null;
+  /** Sealed-log bytes at which the plugin compacts by itself (`null` when it does not). */
+  next_due_at_bytes: number | null;
+  sealed_log_bytes: number;
+}
+
+/** Compaction as the plugin sees it, wherever it runs. */
+export interface CompactionService {
+  /** Starts a compaction or joins the running one; resolves with its result. */
+  compact(): Promise<CompactionResult>;
+  /** Starts one when the policy says it is due, and returns it; never waits for it. */
+  maybeCompact(): Promise<CompactionResult> | undefined;
+  status(): CompactionStatus;
+  stop(): void;
+}
+
+export class Compactor implements CompactionService {
+  #running: Promise<CompactionResult> | undefined;
+  #progress: NonNullable<CompactionStatus["running"]> | undefined;
+  #last: CompactionStatus["last"] = null;
+  #thread: CompactionThread | undefined;
+  /** Settles the running compaction's promise when it is stopped from outside. */
+  #abandon: ((error: Error) => void) | undefined;
+
+  constructor(
+    readonly backend: CompactableBackend,
+    readonly policy: () => CompactionPolicy,
+    readonly newThread: () => CompactionThread = workerThread,
+  ) {}
+
+  get running(): boolean {
+    return this.#running !== undefined;
+  }
+
+  /**
+   * Starts a compaction, or joins the one running; resolves with its result. Rejects when
+   * there is nothing to compact or the compaction failed; the backup is untouched then.
+   */
+  compact(): Promise<CompactionResult> {
+    if (this.#running) return this.#running;
+    const target = this.backend.compactionTarget();
+    if (target === undefined) {
+      return Promise.reject(
+        new Error("Cannot compact backup: it holds no change on top of its newest snapshot"),
+      );
+    }
+    const thread = this.#thread = this.newThread();
+    this.#progress = { target, phase: "starting", version: target };
+    const running = new Promise<CompactionResult>((resolve, reject) => {
+      this.#abandon = reject;
+      thread.run(
+        { url: this.backend.url, dir: this.backend.dir, target, retain: this.policy().retain },
+        (message) => {
+          if (message.kind === "progress") {
+            this.#progress = { target, phase: message.phase, version: message.version };
+            return;
+          }
+          thread.stop();
+          this.#thread = undefined;
+          this.#running = undefined;
+          this.#progress = undefined;
+          this.#abandon = undefined;
+          // Whatever the outcome, files may have changed (a failed compaction can still
+          // have finished its deletes).
+          this.backend.compacted();
+          if (message.kind === "done") {
+            this.#last = { ok: true, ...message.result };
+            resolve(message.result);
+          } else {
+            this.#last = { ok: false, error: message.message };
+            reject(new Error(message.message));
+          }
+        },
+      );
+    });
+    this.#running = running;
+    return running;
+  }
+
+  /** Starts a compaction when the policy says one is due, and returns it. */
+  maybeCompact(): Promise<CompactionResult> | undefined {
+    if (this.#running || !compactionDue(this.policy(), this.backend.compactionSizes())) return;
+    return this.compact();
+  }
+
+  status(): CompactionStatus {
+    const policy = this.policy();
+    const sizes = this.backend.compactionSizes();
+    return {
+      running: this.#progress ?? null,
+      last: this.#last,
+      next_due_at_bytes: policy.auto ? dueAt(policy, sizes) : null,
+      sealed_log_bytes: sizes.sealedLogBytes,
+    };
+  }
+
+  /** Stops a running compaction; what it left is finished or cleaned on the next open. */
+  stop(): void {
+    this.#thread?.stop();
+    this.#thread = undefined;
+    this.#running = undefined;
+    this.#progress = undefined;
+    this.#abandon?.(
+      new Error("Cannot compact backup: the plugin is stopping; the next open cleans up"),
+    );
+    this.#abandon = undefined;
+  }
+}

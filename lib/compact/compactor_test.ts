@@ -1,0 +1,192 @@
+import { assert, assertEquals, assertRejects } from "../../tests/support/assert.ts";
+import { dumpDatabase } from "../../tests/support/dump.ts";
+import { dumpAt } from "../../tests/support/node_at.ts";
+import { loadFixture, SCENARIOS } from "../../tests/support/fixtures.ts";
+import { recordedChanges } from "../cli/testing.ts";
+import { createFileBackup } from "../backends/file/create.ts";
+import { FileBackend } from "../backends/file/writer.ts";
+import { FileBackupReader } from "../backends/file/reader.ts";
+import { readLayout } from "../format/layout.ts";
+import { restoreBackup } from "../backup/restore.ts";
+import { type CompactionThread, Compactor } from "./compactor.ts";
+import { type CompactionPolicy, DEFAULT_POLICY } from "./policy.ts";
+
+const CHANGES = recordedChanges(SCENARIOS);
+const tick = () => new Promise((resolve) => setTimeout(resolve, 0));
+
+function withBackup(test: (writer: FileBackend, dir: string) => Promise<void>) {
+  return async () => {
+    const dir = Deno.makeTempDirSync({ prefix: "cln-backup-compactor-" });
+    createFileBackup(`${dir}/backup`);
+    const writer = FileBackend.open(`file://${dir}/backup`, `${dir}/backup`, {
+      segmentBytes: 64 * 1024,
+    });
+    try {
+      await test(writer, dir);
+    } finally {
+      writer.close();
+      Deno.removeSync(dir, { recursive: true });
+    }
+  };
+}
+
+function restoredDump(writer: FileBackend, dir: string): string {
+  const result = restoreBackup(
+    new FileBackupReader(writer.url, writer.dir),
+    `${dir}/restored-${crypto.randomUUID()}.sqlite3`,
+  );
+  return dumpDatabase(result.path);
+}
+
+Deno.test(
+  "compactor: a worker compacts while appends go on; a second call joins; restore equals",
+  withBackup(async (writer, dir) => {
+    for (const change of CHANGES.slice(0, 300)) await writer.append(change);
+    const compactor = new Compactor(writer, () => DEFAULT_POLICY);
+    const running = compactor.compact();
+    assert(compactor.compact() === running, "a second call joins the running compaction");
+    assertEquals(compactor.status().running?.target, CHANGES[298].version);
+    let during = 0;
+    let next = 300;
+    while (compactor.running && next < CHANGES.length) {
+      await writer.append(CHANGES[next++]);
+      during++;
+      await tick();
+    }
+    const result = await running;
+    assert(during > 0, "appends overlapped the compaction");
+    assertEquals(result.base_version, CHANGES[298].version);
+    for (const change of CHANGES.slice(next)) await writer.append(change);
+    assertEquals(compactor.status().last, { ok: true, ...result });
+    assertEquals(readLayout(writer.dir).bases.map((b) => b.version), [CHANGES[298].version]);
+    assertEquals(restoredDump(writer, dir), dumpAt(CHANGES, CHANGES.at(-1)!.version));
+    const described = new FileBackupReader(writer.url, writer.dir).describe();
+    assertEquals(writer.state().bytes, described.bytes);
+  }),
+);
+
+Deno.test(
+  "compactor: starts by itself when the policy says, and says when it is next due",
+  withBackup(async (writer) => {
+    const policy: CompactionPolicy = { ...DEFAULT_POLICY, minBytes: 200 * 1024 };
+    const compactor = new Compactor(writer, () => policy);
+    const errors: Error[] = [];
+    let started = 0;
+    for (const change of CHANGES) {
+      await writer.append(change);
+      const compaction = compactor.maybeCompact();
+      if (compaction) {
+        started++;
+        compaction.catch((error) => errors.push(error));
+      }
+      await tick();
+    }
+    while (compactor.running) await tick();
+    assertEquals(errors, []);
+    assert(started >= 1, "an automatic compaction started");
+    const status = compactor.status();
+    assertEquals(
+      status.next_due_at_bytes,
+      Math.max(policy.minBytes, writer.compactionSizes().baseBytes),
+    );
+    assert(status.sealed_log_bytes < status.next_due_at_bytes!);
+    assert(status.last?.ok);
+    policy.auto = false;
+    assertEquals(compactor.status().next_due_at_bytes, null);
+  }),
+);
+
+Deno.test(
+  "compactor: a failed compaction rejects, is shown, and leaves the writer appending",
+  withBackup(async (writer) => {
+    for (const change of CHANGES.slice(0, 50)) await writer.append(change);
+    const failing: CompactionThread = {
+      run: (_request, onMessage) =>
+        queueMicrotask(() => onMessage({ kind: "failed", message: "Cannot compact backup: disk" })),
+      stop: () => {},
+    };
+    const compactor = new Compactor(writer, () => DEFAULT_POLICY, () => failing);
+    await assertRejects(() => compactor.compact(), /^Cannot compact backup: disk$/);
+    assertEquals(compactor.status().last, { ok: false, error: "Cannot compact backup: disk" });
+    assertEquals(compactor.running, false);
+    await writer.append(CHANGES[50]);
+    assertEquals(writer.state().version, CHANGES[50].version);
+  }),
+);
+
+Deno.test("compactor: nothing on top of a base is nothing to compact", async () => {
+  const dir = Deno.makeTempDirSync();
+  createFileBackup(`${dir}/backup`);
+  const writer = FileBackend.open(`file://${dir}/backup`, `${dir}/backup`);
+  try {
+    await assertRejects(
+      () => new Compactor(writer, () => DEFAULT_POLICY).compact(),
+      /holds no change on top of its newest snapshot/,
+    );
+  } finally {
+    writer.close();
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("compactor: a backup holding only a base has nothing to fold and still restores", async () => {
+  const dir = Deno.makeTempDirSync();
+  try {
+    const source = `${dir}/node.sqlite3`;
+    Deno.copyFileSync(loadFixture("fresh-start").database, source);
+    createFileBackup(`${dir}/backup`, { version: 11, path: source });
+    const writer = FileBackend.open(`file://${dir}/backup`, `${dir}/backup`);
+    try {
+      const compactor = new Compactor(writer, () => DEFAULT_POLICY);
+      await assertRejects(() => compactor.compact(), /no change on top of its newest snapshot/);
+      assertEquals(compactor.running, false);
+      assertEquals(restoredDump(writer, dir), dumpDatabase(source));
+    } finally {
+      writer.close();
+    }
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test(
+  "compactor: a rewind while a compaction runs drops only the newest change, above its target",
+  withBackup(async (writer, dir) => {
+    for (const change of CHANGES.slice(0, 300)) await writer.append(change);
+    const compactor = new Compactor(writer, () => DEFAULT_POLICY);
+    const running = compactor.compact();
+    // The node stopped before committing change 300, and sends it again on its restart.
+    await writer.rewind();
+    await writer.append(CHANGES[299]);
+    const result = await running;
+    assertEquals(result.base_version, CHANGES[298].version);
+    for (const change of CHANGES.slice(300)) await writer.append(change);
+    assertEquals(restoredDump(writer, dir), dumpAt(CHANGES, CHANGES.at(-1)!.version));
+  }),
+);
+
+Deno.test("compactor: stopping the plugin mid-compaction settles the call; the next open cleans up", async () => {
+  const dir = Deno.makeTempDirSync({ prefix: "cln-backup-compactor-" });
+  const url = `file://${dir}/backup`;
+  createFileBackup(`${dir}/backup`);
+  try {
+    const writer = FileBackend.open(url, `${dir}/backup`, { segmentBytes: 64 * 1024 });
+    for (const change of CHANGES.slice(0, 300)) await writer.append(change);
+    const compactor = new Compactor(writer, () => DEFAULT_POLICY);
+    const running = compactor.compact();
+    compactor.stop();
+    await assertRejects(() => running, /the plugin is stopping/);
+    assertEquals(compactor.running, false);
+    writer.close();
+    const reopened = FileBackend.open(url, `${dir}/backup`);
+    try {
+      assertEquals(readLayout(`${dir}/backup`).temporaries, []);
+      assertEquals(reopened.state().version, CHANGES[299].version);
+      assertEquals(restoredDump(reopened, dir), dumpAt(CHANGES, CHANGES[299].version));
+    } finally {
+      reopened.close();
+    }
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});

@@ -1,0 +1,38 @@
+/**
+ * Where a compaction's new base continues, and which segments it makes redundant (and so may
+ * delete once the base is durable), by the chain rules of lib/format/chain.ts: a base names
+ * the log its changes continue in, and the chain starts at the log the oldest base names.
+ *
+ * @module
+ */
+import { type Chain, sealedVersion } from "../format/chain.ts";
+import { readLayout } from "../format/layout.ts";
+
+/** How many bases to keep (each with the logs after it), for point-in-time restores. */
+export const DEFAULT_RETAIN_BASES = 1;
+
+/**
+ * The log a base at `version` continues in: the first whose records reach `version` (a hook
+ * without a bump at that version, a migration's PRAGMA, must still run after the base).
+ * Logs before it hold only older changes; the live log, unsealed, may hold anything.
+ */
+export function continuingLog(chain: Chain, version: number): number {
+  for (const log of chain.logs) {
+    const last = sealedVersion(log);
+    if (last === undefined || last >= version) return log.number;
+  }
+  throw new Error(`Cannot compact backup: "${chain.dir}" has no log`);
+}
+
+/**
+ * The bases older than the newest `retain`, and the logs before the one the oldest kept base
+ * continues in (also those a crash left below the chain's start), oldest first.
+ */
+export function redundantSegments(chain: Chain, retain: number): string[] {
+  if (chain.bases.length === 0) return [];
+  const kept = chain.bases.slice(-Math.max(1, retain));
+  const start = kept[0].header.firstLog;
+  const bases = chain.bases.slice(0, chain.bases.length - kept.length).map((b) => b.path);
+  const logs = readLayout(chain.dir).logs.filter((l) => l.sequence < start).map((l) => l.path);
+  return [...bases, ...logs];
+}

@@ -1,0 +1,39 @@
+/**
+ * When the plugin compacts by itself: once the sealed logs outgrow the newest base by a
+ * ratio, and a floor in bytes, so a small node does not compact after every segment.
+ *
+ * @module
+ */
+
+export interface CompactionPolicy {
+  /** Compact by itself; `backup-compact` works either way. */
+  auto: boolean;
+  /** Sealed logs must reach this share of the newest base, in percent... */
+  ratioPercent: number;
+  /** ...and at least this many bytes. */
+  minBytes: number;
+  /** Bases to keep, each with the logs after it (point-in-time restores). */
+  retain: number;
+}
+
+export const DEFAULT_POLICY: CompactionPolicy = {
+  auto: true,
+  ratioPercent: 100,
+  minBytes: 64 * 1024 * 1024,
+  retain: 1,
+};
+
+/** What a policy looks at: bytes in the newest base and in the sealed logs. */
+export interface CompactionSizes {
+  baseBytes: number;
+  sealedLogBytes: number;
+}
+
+/** The sealed-log bytes at which the next compaction is due. */
+export function dueAt(policy: CompactionPolicy, sizes: CompactionSizes): number {
+  return Math.max(policy.minBytes, Math.ceil(sizes.baseBytes * policy.ratioPercent / 100));
+}
+
+export function compactionDue(policy: CompactionPolicy, sizes: CompactionSizes): boolean {
+  return policy.auto && sizes.sealedLogBytes >= dueAt(policy, sizes);
+}

@@ -1,0 +1,28 @@
+/**
+ * The compaction worker: runs {@linkcode compactBackup} on a thread of its own, so the
+ * plugin's thread stays free to answer `db_write` while a compaction reads, rebuilds and
+ * syncs (see compactor.ts).
+ *
+ * @module
+ */
+/// <reference lib="deno.worker" />
+import { compactBackup } from "./compact.ts";
+import type { CompactionRequest, WorkerMessage } from "./compactor.ts";
+
+function post(message: WorkerMessage): void {
+  self.postMessage(message);
+}
+
+self.onmessage = (event: MessageEvent<CompactionRequest>) => {
+  const { url, dir, target, retain } = event.data;
+  try {
+    const result = compactBackup(url, dir, {
+      target,
+      retain,
+      onProgress: (phase, version) => post({ kind: "progress", phase, version }),
+    });
+    post({ kind: "done", result });
+  } catch (error) {
+    post({ kind: "failed", message: error instanceof Error ? error.message : String(error) });
+  }
+};

@@ -1,0 +1,118 @@
+/**
+ * Work paths: what init, restore and upgrade build beside their final path before renaming
+ * (or linking) it into place, named after the process, `<final>.<kind>-<pid>`:
+ *
+ * - `<backup>.snapshot-PID` (and SQLite's `-journal`): init's copy of the node's database;
+ * - `<backup>.creating-PID`: init's backup directory before its rename; `backup.lock.creating-PID`
+ *   the content of backup.lock before its link;
+ * - `<database>.restoring-PID`: the database restore builds;
+ * - `<backup>.upgrading-PID`: the backup upgrade converts into.
+ *
+ * A `kill -9` leaves them behind, and each can be a whole database. The process holds an
+ * exclusive `flock` on each for as long as it works on it (the kernel drops the lock when the
+ * process dies), and a later command removes a leftover only when all of these hold:
+ *
+ * 1. its name has that form (a `-journal`, `-wal` or `-shm` suffix allowed) and it is a
+ *    regular file or a directory, not a symlink;
+ * 2. the pid in its name is not this process, nor a running process here where `/proc` can
+ *    be read (`/proc/<pid>` is present). A pid that is running is kept, even when it was
+ *    reused by an unrelated program: keeping a stale file is safe, removing a live one is not;
+ * 3. its lock can be taken, so no live process holds it (this covers a process in another pid
+ *    namespace sharing the file system); it is removed while the lock is held.
+ *
+ * Rule 3 alone tells a live maker from a dead one; rule 2 is a second guard where it can be
+ * checked. Without `/proc` (not Linux), or without the right to read it (Deno grants `/proc`
+ * only with `--allow-all`, which `backup-cli` never gives), rule 3 decides.
+ *
+ * @module
+ */
+import { existsSync } from "./exists.ts";
+import { explainOsError } from "./os_error.ts";
+
+/** The kinds of work paths, and the command that makes each. */
+const KINDS = {
+  snapshot: "init",
+  creating: "init",
+  restoring: "restore",
+  upgrading: "upgrade",
+} as const;
+export type WorkKind = keyof typeof KINDS;
+
+const LEFTOVER = /^(.+)\.(snapshot|creating|restoring|upgrading)-([1-9]\d*)(-journal|-wal|-shm)?$/;
+
+/** The work path of this process for `path`. */
+export function workPath(path: string, kind: WorkKind): string {
+  return `${path}.${kind}-${Deno.pid}`;
+}
+
+/**
+ * Creates `work` (a file, or a directory) and locks it; the caller closes the handle once the
+ * work is renamed into place or removed. Anything already there carries this process's pid, so
+ * a killed process that had our pid left it: it is replaced.
+ */
+export function claimWorkPath(work: string, type: "file" | "directory"): Deno.FsFile {
+  if (existsSync(work)) Deno.removeSync(work, { recursive: true });
+  if (type === "directory") Deno.mkdirSync(work);
+  const handle = Deno.openSync(
+    work,
+    type === "file" ? { write: true, createNew: true } : { read: true },
+  );
+  handle.lockSync(true);
+  return handle;
+}
+
+/** Whether `pid` runs here; `false` where `/proc` cannot be read (rule 3 then decides). */
+function isRunning(pid: number): boolean {
+  try {
+    return existsSync(`/proc/${pid}`);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotCapable) return false;
+    throw error;
+  }
+}
+
+/** Removes `path` if it is unlocked; whether it did. */
+function removeUnlocked(path: string, isDirectory: boolean): boolean {
+  const handle = Deno.openSync(path, { read: true });
+  try {
+    if (!handle.tryLockSync(true)) return false;
+    Deno.removeSync(path, { recursive: isDirectory });
+    return true;
+  } finally {
+    handle.close();
+  }
+}
+
+/**
+ * Removes from `dir` the work paths of processes that are gone (the rules are above); returns one
+ * line for each removed, or that could not be removed.
+ */
+export function removeLeftovers(dir: string): string[] {
+  let entries: Deno.DirEntry[];
+  try {
+    entries = [...Deno.readDirSync(dir)];
+  } catch {
+    return []; // An unreadable directory: the command's own steps report it.
+  }
+  const lines: string[] = [];
+  // Main entries first: a SQLite companion file goes only once its database is gone.
+  const found = entries.flatMap((entry) => {
+    const match = LEFTOVER.exec(entry.name);
+    if (!match || entry.isSymlink || !(entry.isFile || entry.isDirectory)) return [];
+    if (match[4] !== undefined && !entry.isFile) return [];
+    return [{ entry, kind: match[2] as WorkKind, pid: Number(match[3]), companion: match[4] }];
+  }).sort((a, b) => Number(a.companion !== undefined) - Number(b.companion !== undefined));
+  for (const { entry, kind, pid, companion } of found) {
+    if (pid === Deno.pid || isRunning(pid)) continue;
+    const path = `${dir}/${entry.name}`;
+    if (companion !== undefined && existsSync(path.slice(0, -companion.length))) continue;
+    const left = `left by process ${pid}, a killed ${KINDS[kind]}`;
+    try {
+      if (removeUnlocked(path, entry.isDirectory)) lines.push(`Removed "${path}", ${left}`);
+    } catch (error) {
+      const why = explainOsError(error) ?? `${(error as Error).message}: remove it by hand`;
+      lines.push(`Could not remove "${path}", ${left}: ${why}`);
+    }
+  }
+  return lines;
+}

@@ -1,0 +1,93 @@
+/**
+ * Dispatch of method calls, in process: answers in any order, errors as lightning-cli prints
+ * them, and calls still running when the plugin closes. The plugin runs without a backup
+ * here; the hook's path is tested through the real process in tests/.
+ */
+import { BackupPlugin } from "./backup_plugin.ts";
+import { type JsonRpcOutgoing, RpcError } from "./jsonrpc.ts";
+import type { RpcMethod } from "./methods.ts";
+import { assertEquals } from "../../tests/support/assert.ts";
+
+function plugin(methods: RpcMethod[]): { plugin: BackupPlugin; sent: JsonRpcOutgoing[] } {
+  const sent: JsonRpcOutgoing[] = [];
+  const backend = { error: "no backup in this test" };
+  return {
+    plugin: new BackupPlugin({ backend, send: (m) => sent.push(m), now: () => 0, methods }),
+    sent,
+  };
+}
+
+type Answer = Exclude<JsonRpcOutgoing, { method: string }>;
+const answers = (sent: JsonRpcOutgoing[]) => sent.filter((m): m is Answer => !("method" in m));
+
+function method(name: string, run: RpcMethod["run"]): RpcMethod {
+  return { name, usage: "", description: "", params: [], run };
+}
+
+Deno.test("dispatch: a slow call does not hold a later one; each answer when it settles", async () => {
+  let finish = (_: unknown) => {};
+  const { plugin: p, sent } = plugin([
+    method("slow", () => new Promise((resolve) => finish = resolve)),
+    method("fast", () => ({ fast: true })),
+  ]);
+  await p.handle({ jsonrpc: "2.0", id: 1, method: "slow" }, 0);
+  await p.handle({ jsonrpc: "2.0", id: 2, method: "fast" }, 0);
+  assertEquals(answers(sent), [{ jsonrpc: "2.0", id: 2, result: { fast: true } }]);
+  finish({ slow: true });
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  assertEquals(answers(sent).map((m) => m.id), [2, 1]);
+  await p.close();
+});
+
+Deno.test("dispatch: RpcError keeps code, message and data; any other error is -32603", async () => {
+  const { plugin: p, sent } = plugin([
+    method("fails", () => {
+      throw new RpcError(1400, "it fails", { reason: "test" });
+    }),
+    method("fails-later", () => Promise.reject(new RpcError(1401, "later"))),
+    method("breaks", () => {
+      throw new TypeError("x is undefined");
+    }),
+    method("breaks-later", () => Promise.reject(new Error("disk gone"))),
+  ]);
+  for (const [id, name] of ["fails", "fails-later", "breaks", "breaks-later"].entries()) {
+    await p.handle({ jsonrpc: "2.0", id, method: name }, 0);
+  }
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  const errors = answers(sent).map((m) => "error" in m && [m.id, m.error]);
+  errors.sort((a, b) => Number(a && a[0]) - Number(b && b[0]));
+  assertEquals(errors, [
+    [0, { code: 1400, message: "it fails", data: { reason: "test" } }],
+    [1, { code: 1401, message: "later" }],
+    [2, { code: -32603, message: "breaks failed: x is undefined" }],
+    [3, { code: -32603, message: "breaks-later failed: disk gone" }],
+  ]);
+  const broken = sent.filter((m) => "method" in m && m.method === "log").map((m) =>
+    "params" in m && (m.params as { message: string }).message
+  );
+  assertEquals(broken.slice(-2), [
+    "breaks failed: x is undefined",
+    "breaks-later failed: disk gone",
+  ]);
+  await p.close();
+});
+
+Deno.test("dispatch: close aborts running calls, waits for them, and answers none", async () => {
+  let aborted = false;
+  const { plugin: p, sent } = plugin([
+    method(
+      "long",
+      (_, signal) =>
+        new Promise((_, reject) =>
+          signal.addEventListener("abort", () => {
+            aborted = true;
+            reject(signal.reason);
+          })
+        ),
+    ),
+  ]);
+  await p.handle({ jsonrpc: "2.0", id: 1, method: "long" }, 0);
+  await p.close();
+  assertEquals(aborted, true);
+  assertEquals(answers(sent), []);
+});

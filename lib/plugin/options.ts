@@ -1,0 +1,173 @@
+/**
+ * The plugin's options: declared once in a table that gives both the `getmanifest` entries
+ * and the typed values read from `init` and `setconfig`.
+ *
+ * How lightningd v26.06.6 sends them (fixtures/cln-v26.06.6/rpc-options):
+ * - `init` `params.options` holds each option that is set or has a default, typed: an `int`
+ *   as a JSON number, a `bool` as a JSON bool, a `string` as a string, a `flag` that is set as
+ *   `true`; a `flag` that is not set, and a `string` without default that is not set, are
+ *   absent.
+ * - `setconfig` (for `dynamic` options only) sends `{"config": name, "val": text}`: `val` is
+ *   a string even for an `int` ("20"). lightningd then saves it in `config.setconfig`.
+ *
+ * @module
+ */
+import { ErrorCode, RpcError } from "./jsonrpc.ts";
+
+export type OptionType = "string" | "int" | "bool" | "flag";
+export type OptionValue = string | number | boolean;
+
+/** One option as the plugin declares it. */
+export interface OptionSpec {
+  name: string;
+  type: OptionType;
+  description: string;
+  /** Not for a `flag`, which is false unless set. */
+  default?: OptionValue;
+  /** Changeable while the node runs, with `lightning-cli setconfig NAME VALUE`. */
+  dynamic?: boolean;
+  /** For an `int`: the smallest value it takes. */
+  min?: number;
+}
+
+const INTEGER = /^-?[0-9]+$/;
+
+/** The value `raw` stands for, or why it is not one; `text` accepts setconfig's strings. */
+function convert(spec: OptionSpec, raw: unknown, text: boolean): OptionValue | { error: string } {
+  switch (spec.type) {
+    case "string":
+      if (typeof raw === "string") return raw;
+      return { error: `${JSON.stringify(raw)} is not a string` };
+    case "int": {
+      const value = text && typeof raw === "string" && INTEGER.test(raw) ? Number(raw) : raw;
+      if (typeof value !== "number" || !Number.isSafeInteger(value)) {
+        return { error: `${JSON.stringify(raw)} is not a whole number` };
+      }
+      if (spec.min !== undefined && value < spec.min) {
+        return { error: `${value} is below ${spec.min}` };
+      }
+      return value;
+    }
+    case "bool":
+    case "flag":
+      if (typeof raw === "boolean") return raw;
+      if (text && (raw === "true" || raw === "false")) return raw === "true";
+      return { error: `${JSON.stringify(raw)} is not true or false` };
+  }
+}
+
+/** What to write instead, for an error message. */
+function expected(spec: OptionSpec): string {
+  switch (spec.type) {
+    case "string":
+      return "a string";
+    case "int":
+      return spec.min === undefined
+        ? "a whole number such as 42"
+        : `a whole number from ${spec.min} on`;
+    case "bool":
+    case "flag":
+      return "true or false";
+  }
+}
+
+/** The options in force; starts from the declared defaults. */
+export class Options {
+  readonly #specs: Map<string, OptionSpec>;
+  readonly #values = new Map<string, OptionValue>();
+
+  constructor(specs: readonly OptionSpec[]) {
+    this.#specs = new Map(specs.map((spec) => [spec.name, spec]));
+    for (const spec of specs) {
+      if (spec.type === "flag") this.#values.set(spec.name, false);
+      else if (spec.default !== undefined) this.#values.set(spec.name, spec.default);
+    }
+  }
+
+  /** The `options` entries of the `getmanifest` answer, keys in lightningd's order. */
+  manifest(): OptionSpec[] {
+    return [...this.#specs.values()].map((spec) => ({
+      name: spec.name,
+      type: spec.type,
+      ...spec.default === undefined ? {} : { default: spec.default },
+      ...spec.dynamic ? { dynamic: true } : {},
+      description: spec.description,
+    }));
+  }
+
+  /**
+   * Takes `init`'s `params.options`. A value that does not fit its option keeps the value in
+   * force; each problem comes back as one line to log.
+   */
+  init(given: unknown): string[] {
+    if (given === undefined) return [];
+    if (typeof given !== "object" || given === null || Array.isArray(given)) {
+      return [`Ignoring init's options: ${JSON.stringify(given)} is not an object`];
+    }
+    const problems: string[] = [];
+    for (const [name, raw] of Object.entries(given)) {
+      const spec = this.#specs.get(name);
+      if (spec === undefined) {
+        problems.push(
+          `Ignoring unknown option "${name}" in init: this plugin declares no such option`,
+        );
+        continue;
+      }
+      const value = convert(spec, raw, false);
+      if (typeof value === "object") {
+        const kept = this.#values.get(name);
+        problems.push(
+          `Ignoring option "${name}": ${value.error}; give ${expected(spec)} ` +
+            `(keeping ${kept === undefined ? "it unset" : JSON.stringify(kept)})`,
+        );
+      } else {
+        this.#values.set(name, value);
+      }
+    }
+    return problems;
+  }
+
+  /** Applies a `setconfig` call's params; throws an {@linkcode RpcError} saying what to fix. */
+  set(params: unknown): OptionValue {
+    const { config, val } = (typeof params === "object" && params !== null ? params : {}) as {
+      config?: unknown;
+      val?: unknown;
+    };
+    if (typeof config !== "string") {
+      throw new RpcError(ErrorCode.InvalidParams, 'Cannot set option: "config" names no option');
+    }
+    const spec = this.#specs.get(config);
+    if (spec === undefined) {
+      throw new RpcError(
+        ErrorCode.InvalidParams,
+        `Cannot set option "${config}": this plugin has no such option`,
+      );
+    }
+    if (!spec.dynamic) {
+      throw new RpcError(
+        ErrorCode.InvalidParams,
+        `Cannot set option "${config}" while the node runs: set it in lightningd's config and restart`,
+      );
+    }
+    const value = convert(spec, val === undefined && spec.type === "flag" ? true : val, true);
+    if (typeof value === "object") {
+      throw new RpcError(
+        ErrorCode.InvalidParams,
+        `Cannot set option "${config}": ${value.error}; give ${expected(spec)}`,
+      );
+    }
+    this.#values.set(config, value);
+    return value;
+  }
+
+  get(name: string): OptionValue | undefined {
+    return this.#values.get(name);
+  }
+
+  /** Every declared option and its value in force (`null`: unset). */
+  values(): Record<string, OptionValue | null> {
+    const out: Record<string, OptionValue | null> = {};
+    for (const name of this.#specs.keys()) out[name] = this.#values.get(name) ?? null;
+    return out;
+  }
+}

@@ -1,0 +1,316 @@
+/**
+ * `./backup-cli` as an operator coming from the Python plugin runs it: the Python CLI's
+ * commands and argument forms, from a checkout whose only Deno is in node_modules and a
+ * PATH of /usr/bin:/bin, each command under the permissions lib/cli/permissions.ts grants.
+ */
+import { placeDeno } from "./support/installed_deno.ts";
+import { assert, assertEquals, assertMatch } from "./support/assert.ts";
+import { dumpDatabase } from "./support/dump.ts";
+import { loadFixture, PRE_4090_BACKUP } from "./support/fixtures.ts";
+import { connectReader, openBackend, openReader } from "../lib/backends/open.ts";
+import { restoreBackup } from "../lib/backup/restore.ts";
+import { makeBackup, makeNodeDir, recordedChanges, removeNodeDir } from "../lib/cli/testing.ts";
+import { COMMANDS } from "../lib/cli/main.ts";
+
+const PROJECT = new URL("..", import.meta.url).pathname;
+const SYSTEM_PATH = "/usr/bin:/bin";
+
+interface Run {
+  code: number;
+  stdout: string[];
+  stderr: string[];
+}
+
+/**
+ * A checkout of this project in a temporary directory: backup-cli copied (it finds its
+ * checkout through symlinks to itself), the code linked, and Deno, when `withDeno`, only at
+ * node_modules/deno/deno, where `npm install deno` puts it.
+ */
+function checkout(withDeno = true): string {
+  const root = Deno.makeTempDirSync({ prefix: "cln-backup-checkout-" });
+  Deno.copyFileSync(`${PROJECT}backup-cli`, `${root}/backup-cli`);
+  for (const name of ["cli.ts", "plugin.ts", "lib", "scripts"]) {
+    Deno.symlinkSync(`${PROJECT}${name}`, `${root}/${name}`);
+  }
+  if (withDeno) {
+    Deno.mkdirSync(`${root}/node_modules/deno`, { recursive: true });
+    placeDeno(`${root}/node_modules/deno/deno`);
+  }
+  return root;
+}
+
+async function backupCli(
+  program: string,
+  args: string[],
+  options: { cwd?: string; path?: string } = {},
+): Promise<Run> {
+  const { code, stdout, stderr } = await new Deno.Command(program, {
+    args,
+    cwd: options.cwd,
+    clearEnv: true,
+    env: { PATH: options.path ?? SYSTEM_PATH, HOME: "/nonexistent", NO_COLOR: "1" },
+  }).output();
+  const lines = (bytes: Uint8Array) => new TextDecoder().decode(bytes).split("\n").filter(Boolean);
+  return { code, stdout: lines(stdout), stderr: lines(stderr) };
+}
+
+function listDir(dir: string): string[] {
+  return [...Deno.readDirSync(dir)].map((e) => e.name).sort();
+}
+
+Deno.test("backup-cli: each init form, on an empty network dir and on a recorded node", async () => {
+  const root = checkout();
+  const cli = `${root}/backup-cli`;
+  try {
+    for (const database of [undefined, "fresh-start"] as const) {
+      const forms: [string, (dir: string, url: string) => string[]][] = [
+        ["DIR <url>", (dir, url) => ["init", dir, url]],
+        ["--lightning-dir DIR <url>", (dir, url) => ["init", "--lightning-dir", dir, url]],
+        ["<url> --lightning-dir DIR", (dir, url) => ["init", url, "--lightning-dir", dir]],
+      ];
+      for (const [form, args] of forms) {
+        const dir = makeNodeDir(database);
+        const base = Deno.realPathSync(`${dir}/..`);
+        const url = `file://${base}/backups/node`;
+        // Relative to where it runs, as an operator types it.
+        const run = await backupCli(cli, args("regtest", url), { cwd: base });
+        const what = `${form} on ${database ?? "an empty dir"}`;
+        assertEquals(run.code, 0, `${what}: ${run.stderr.join("\n")}`);
+        assertEquals(run.stderr, [], what);
+        assertEquals(run.stdout.at(-1), `important-plugin=${dir}/cln-backup-plugin`, what);
+        assertEquals(JSON.parse(Deno.readTextFileSync(`${dir}/backup.lock`)), { backend_url: url });
+        const backend = openBackend(url);
+        assertEquals(backend.state().version, database ? 11 : 0, what);
+        backend.close();
+        if (database) {
+          restoreBackup(openReader(url), `${base}/restored.sqlite3`);
+          assertEquals(
+            dumpDatabase(`${base}/restored.sqlite3`),
+            dumpDatabase(loadFixture(database).database),
+            what,
+          );
+        }
+        removeNodeDir(dir);
+      }
+
+      // <url> alone: an empty backup, and the directory it runs in is left alone.
+      const dir = makeNodeDir(database);
+      const before = listDir(dir);
+      const url = `file://${Deno.realPathSync(`${dir}/..`)}/storage`;
+      const alone = await backupCli(cli, ["init", url], { cwd: dir });
+      assertEquals(alone.code, 0, alone.stderr.join("\n"));
+      assertMatch(
+        alone.stdout.join("\n"),
+        /^Created the empty backup .* at version 0, and no backup.lock/,
+      );
+      assertEquals(listDir(dir), before);
+      const backend = openBackend(url);
+      assertEquals(backend.state().version, 0);
+      backend.close();
+      removeNodeDir(dir);
+    }
+  } finally {
+    Deno.removeSync(root, { recursive: true });
+  }
+});
+
+Deno.test("backup-cli: ambiguous init calls are usage errors that show both forms", async () => {
+  const root = checkout();
+  const dir = makeNodeDir();
+  try {
+    const usage = (wrong: string) =>
+      `Usage error: "init" got ${wrong}: use "init --lightning-dir <dir> <url>" or ` +
+      `"init <lightning-dir> <url>": see "cln-backup init --help"`;
+    const calls: [string[], string][] = [
+      [["file:///a", "file:///b"], 'two URLs, "file:///a" and "file:///b"'],
+      [[dir, "backup"], `two directories, "${dir}" and "backup"`],
+      [
+        ["--lightning-dir", dir, dir, "file:///b"],
+        `two lightning dirs, "${dir}" and --lightning-dir "${dir}"`,
+      ],
+      [[dir], "no <url> (an argument such as file:///abs/path)"],
+    ];
+    for (const [args, wrong] of calls) {
+      const run = await backupCli(`${root}/backup-cli`, ["init", ...args]);
+      assertEquals(run, { code: 2, stdout: [], stderr: [usage(wrong)] });
+    }
+    assertEquals(listDir(dir), []);
+  } finally {
+    removeNodeDir(dir);
+    Deno.removeSync(root, { recursive: true });
+  }
+});
+
+Deno.test("backup-cli: restore into a file and into a directory equals the node's database", async () => {
+  const root = checkout();
+  const base = Deno.makeTempDirSync();
+  try {
+    const url = await makeBackup(`${base}/backup`, recordedChanges(["fresh-start", "restart"]));
+    const expected = dumpDatabase(loadFixture("restart").database);
+    Deno.mkdirSync(`${base}/bitcoin`);
+    const targets = [
+      ["restored.sqlite3", `${base}/restored.sqlite3`],
+      [`${base}/other.sqlite3`, `${base}/other.sqlite3`],
+      ["bitcoin", `${base}/bitcoin/lightningd.sqlite3`],
+    ];
+    for (const [target, path] of targets) {
+      const run = await backupCli(`${root}/backup-cli`, ["restore", url, target], { cwd: base });
+      assertEquals(run.code, 0, run.stderr.join("\n"));
+      assertMatch(run.stdout[0], new RegExp(`^Restored "${path}" at version 15: `));
+      assertEquals(dumpDatabase(path), expected);
+    }
+    // It never overwrites: one line, exit 1, the database as it was.
+    const again = await backupCli(`${root}/backup-cli`, ["restore", url, "bitcoin"], { cwd: base });
+    assertEquals(again.code, 1);
+    assertEquals(again.stderr.length, 1);
+    assertMatch(again.stderr[0], /^Cannot restore backup: database already exists at/);
+    assertEquals(dumpDatabase(`${base}/bitcoin/lightningd.sqlite3`), expected);
+  } finally {
+    Deno.removeSync(base, { recursive: true });
+    Deno.removeSync(root, { recursive: true });
+  }
+});
+
+Deno.test("backup-cli: status, verify, upgrade and doctor run under their permissions", async () => {
+  const root = checkout();
+  const cli = `${root}/backup-cli`;
+  const dir = makeNodeDir();
+  const base = Deno.realPathSync(`${dir}/..`);
+  try {
+    // The Python plugin's set-up: a v1 .dbak named by backup.lock, the node at its version.
+    const v1Url = `file://${base}/backup.dbak`;
+    Deno.copyFileSync(PRE_4090_BACKUP, `${base}/backup.dbak`);
+    Deno.writeTextFileSync(`${dir}/backup.lock`, JSON.stringify({ backend_url: v1Url }));
+    restoreBackup(openReader(v1Url), dir);
+
+    const upgrade = await backupCli(cli, ["upgrade", "--lightning-dir", dir]);
+    assertEquals(upgrade.code, 0, upgrade.stderr.join("\n"));
+    assertEquals(upgrade.stdout.at(-1), `important-plugin=${dir}/cln-backup-plugin`);
+    const url = `file://${base}/backup.clnb`;
+
+    const status = await backupCli(cli, ["status", url, "--json"]);
+    assertEquals(status.code, 0, status.stderr.join("\n"));
+    const described = JSON.parse(status.stdout.join("\n"));
+    // The same CLI as deno task's: the same answer.
+    const direct = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", `${PROJECT}cli.ts`, "status", url, "--json"],
+    }).output();
+    assertEquals(described, JSON.parse(new TextDecoder().decode(direct.stdout)));
+
+    const verify = await backupCli(cli, ["verify", url]);
+    assertEquals(verify.code, 0, verify.stderr.join("\n"));
+    assertMatch(verify.stdout[0], /^OK: /);
+
+    Deno.writeTextFileSync(`${dir}/config`, `important-plugin=${dir}/cln-backup-plugin\n`);
+    Deno.writeFileSync(`${dir}/hsm_secret`, new Uint8Array(32), { mode: 0o400 });
+    const doctor = await backupCli(cli, ["doctor", "--lightning-dir", dir]);
+    assertEquals(doctor.stderr, []);
+    assertEquals(
+      doctor.stdout.filter((line) => /^(FAIL|SKIP)/.test(line)),
+      [],
+      doctor.stdout.join("\n"),
+    );
+    assertEquals(doctor.code, 0);
+  } finally {
+    removeNodeDir(dir);
+    Deno.removeSync(root, { recursive: true });
+  }
+});
+
+Deno.test("backup-cli: --help lists the commands, and each command has its own", async () => {
+  const root = checkout();
+  try {
+    const help = await backupCli(`${root}/backup-cli`, ["--help"]);
+    assertEquals(help.code, 0);
+    for (const name of Object.keys(COMMANDS)) {
+      assert(help.stdout.some((line) => line.startsWith(`  ${name} `)), `--help lists ${name}`);
+      const own = await backupCli(`${root}/backup-cli`, [name, "--help"]);
+      assertEquals(own.code, 0, name);
+      assertMatch(own.stdout[0], new RegExp(`^Usage: cln-backup ${name}`));
+    }
+  } finally {
+    Deno.removeSync(root, { recursive: true });
+  }
+});
+
+Deno.test("backup-cli server, as a Python systemd unit runs it, serves with its permissions", async () => {
+  const root = checkout();
+  const storage = Deno.makeTempDirSync({ prefix: "cln-backup-served-" });
+  const free = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = free.addr.port;
+  free.close();
+  const url = `file://${storage}/backup`;
+  const child = new Deno.Command(`${root}/backup-cli`, {
+    args: ["server", url, `127.0.0.1:${port}`, "--log-mode", "systemd"],
+    clearEnv: true,
+    env: { PATH: SYSTEM_PATH, HOME: "/nonexistent", NO_COLOR: "1" },
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  try {
+    const lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    let seen = "";
+    while (!seen.includes(`<6>serving ${url} on 127.0.0.1:${port}`)) {
+      const { value, done } = await lines.read();
+      assert(!done, `the server exited before serving: ${seen}`);
+      seen += value;
+    }
+    const reader = await connectReader(`socket:127.0.0.1:${port}`);
+    assertEquals(reader.describe().lastVersion, 0);
+    reader.close();
+    child.kill("SIGTERM");
+    for (;;) {
+      const { value, done } = await lines.read();
+      if (done) break;
+      seen += value;
+    }
+    const { code } = await child.status;
+    assertEquals(code, 0, seen);
+    assert(seen.includes("<6>SIGTERM: stopping"), seen);
+    assertEquals(await new Response(child.stderr).text(), "");
+  } finally {
+    try {
+      child.kill("SIGKILL");
+    } catch {
+      // Already exited.
+    }
+    Deno.removeSync(storage, { recursive: true });
+    Deno.removeSync(root, { recursive: true });
+  }
+});
+
+Deno.test("backup-cli without Deno anywhere says in one line how to get it", async () => {
+  const root = checkout(false);
+  // Nothing on PATH at all: not even the system's directories, which could hold a deno.
+  const empty = Deno.makeTempDirSync();
+  try {
+    const run = await backupCli(`${root}/backup-cli`, ["--help"], { path: empty });
+    assertEquals(run, {
+      code: 1,
+      stdout: [],
+      stderr: [
+        `Cannot run backup-cli: no Deno in "${Deno.realPathSync(root)}/node_modules" or on ` +
+        `PATH: run "npm install --no-save deno@2.9.6" in "${Deno.realPathSync(root)}"`,
+      ],
+    });
+  } finally {
+    Deno.removeSync(empty);
+    Deno.removeSync(root, { recursive: true });
+  }
+});
+
+Deno.test("backup-cli started through a symlink in another directory finds its checkout", async () => {
+  const root = checkout();
+  const bin = Deno.makeTempDirSync();
+  try {
+    Deno.symlinkSync(`${root}/backup-cli`, `${bin}/backup-cli`);
+    const run = await backupCli("backup-cli", ["status", "--help"], {
+      path: `${bin}:${SYSTEM_PATH}`,
+    });
+    assertEquals(run.code, 0, run.stderr.join("\n"));
+    assertMatch(run.stdout[0], /^Usage: cln-backup status/);
+  } finally {
+    Deno.removeSync(bin, { recursive: true });
+    Deno.removeSync(root, { recursive: true });
+  }
+});

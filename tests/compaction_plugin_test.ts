@@ -1,0 +1,175 @@
+/**
+ * Compaction in the running plugin, driven by the fake lightningd over the recorded runs:
+ * `backup-compact` requested at many points while lightningd keeps sending hooks (every hook
+ * answered, the compaction overlapping them), automatic compaction by policy, the dynamic
+ * options, and each restore equal to the node's database.
+ */
+import { assert, assertEquals, assertMatch } from "./support/assert.ts";
+import { DATABASE_NAME, FakeLightningd, splitMessages } from "./support/fake_lightningd.ts";
+import { loadFixture } from "./support/fixtures.ts";
+import { dumpDatabase } from "./support/dump.ts";
+import { createFileBackup } from "../lib/backends/file/create.ts";
+import { writeLockFile } from "../lib/backup/lock_file.ts";
+import { openReader } from "../lib/backends/open.ts";
+import { restoreBackup } from "../lib/backup/restore.ts";
+import { readLayout } from "../lib/format/layout.ts";
+
+/** Small segments, so the recorded runs roll and compactions have sealed logs to delete. */
+const ENV = { CLN_BACKUP_TEST_SEGMENT_BYTES: String(32 * 1024) };
+
+interface Node {
+  dir: string;
+  url: string;
+}
+
+function newNode(): Node {
+  const dir = Deno.makeTempDirSync({ prefix: "cln-backup-compaction-" });
+  const url = `file://${dir}/backup`;
+  createFileBackup(`${dir}/backup`);
+  writeLockFile(dir, { backend_url: url });
+  return { dir, url };
+}
+
+function spawn(node: Node): FakeLightningd {
+  const lightningd = FakeLightningd.spawn({ lightningDir: node.dir, env: ENV });
+  lightningd.db.exec("PRAGMA synchronous = OFF");
+  return lightningd;
+}
+
+/** fresh-start and restart as recorded. */
+async function firstRuns(node: Node): Promise<void> {
+  for (const name of ["fresh-start", "restart"] as const) {
+    const lightningd = spawn(node);
+    assertEquals(await lightningd.replay(loadFixture(name).raw), "committed");
+    // The recorded stream ends with lightningd's shutdown.
+    await lightningd.close();
+  }
+}
+
+/** The activity run's db_writes, as lightningd sent them. */
+function activityWrites(): { version: number; writes: string[] }[] {
+  return splitMessages(loadFixture("activity").raw)
+    .filter((m) => m.json.method === "db_write")
+    .map((m) => ({ version: m.json.params.data_version, writes: m.json.params.writes }));
+}
+
+function restoredDump(node: Node): string {
+  const result = restoreBackup(openReader(node.url), `${node.dir}/restored.sqlite3`);
+  const dump = dumpDatabase(result.path);
+  Deno.removeSync(result.path);
+  return dump;
+}
+
+function status(answer: Record<string, unknown>): Record<string, unknown> {
+  return answer.result as Record<string, unknown>;
+}
+
+Deno.test("compaction: backup-compact at many points while hooks flow; restore equals the node", async () => {
+  const node = newNode();
+  try {
+    await firstRuns(node);
+    const lightningd = spawn(node);
+    await lightningd.getmanifest();
+    await lightningd.init({ "backup-compact-auto": false });
+    const writes = activityWrites();
+    const results: Record<string, unknown>[] = [];
+    let overlapped = 0;
+    let pending: Promise<Record<string, unknown>> | undefined;
+    let answered = false;
+    for (const [i, { version, writes: statements }] of writes.entries()) {
+      if (i % 70 === 35 && pending === undefined) {
+        answered = false;
+        pending = lightningd.request("backup-compact", []);
+        pending.then(() => answered = true, () => answered = true);
+      }
+      assertEquals(await lightningd.dbWrite(version, statements), "committed", lightningd.aborted);
+      if (pending !== undefined && !answered) overlapped++;
+      if (pending !== undefined && answered) {
+        const answer = await pending;
+        assert(answer.result, `backup-compact failed: ${JSON.stringify(answer.error)}`);
+        results.push(answer.result as Record<string, unknown>);
+        pending = undefined;
+      }
+    }
+    if (pending) results.push((await pending).result as Record<string, unknown>);
+    // Twice in a row: the second call has nothing new to fold.
+    const [a, b] = await Promise.all([
+      lightningd.request("backup-compact", []),
+      lightningd.request("backup-compact", []),
+    ]);
+    assertEquals(a.result, b.result, "a second call joins the running one");
+    const again = status(await lightningd.request("backup-compact", []));
+    assertEquals([again.base_version, again.versions_folded], [null, 0]);
+
+    assert(results.length >= 5, `${results.length} compactions`);
+    assert(overlapped > 0, "hooks were answered while a compaction ran");
+    for (const result of results) {
+      assertEquals(Object.keys(result).slice(0, 2), ["before", "after"]);
+      assert(typeof result.seconds === "number");
+    }
+    const report = status(await lightningd.request("backup-status", []));
+    const compaction = report.compaction as Record<string, unknown>;
+    assertEquals(compaction.running, null);
+    assertEquals((compaction.last as Record<string, unknown>).ok, true);
+    await lightningd.stop();
+    assert(readLayout(`${node.dir}/backup`).logs.length <= 3, "sealed logs were deleted");
+    assertEquals(
+      restoredDump(node),
+      dumpDatabase(loadFixture("activity").database),
+    );
+    assertEquals(dumpDatabase(`${node.dir}/${DATABASE_NAME}`), restoredDump(node));
+  } finally {
+    Deno.removeSync(node.dir, { recursive: true });
+  }
+});
+
+Deno.test("compaction: the plugin compacts by itself as its dynamic options say", async () => {
+  const node = newNode();
+  try {
+    await firstRuns(node);
+    const lightningd = spawn(node);
+    await lightningd.getmanifest();
+    const writes = activityWrites();
+    for (const { version, writes: statements } of writes.slice(0, 3)) {
+      assertEquals(await lightningd.dbWrite(version, statements), "committed");
+    }
+    await lightningd.init({ "backup-compact-min-mib": 0, "backup-compact-ratio": 50 });
+    const bad = await lightningd.request("setconfig", {
+      config: "backup-retain-snapshots",
+      val: "0",
+    });
+    assertMatch(String((bad.error as Record<string, unknown>).message), /0 is below 1/);
+    const set = await lightningd.request("setconfig", {
+      config: "backup-retain-snapshots",
+      val: "2",
+    });
+    assertEquals(set.result, {});
+    for (const { version, writes: statements } of writes.slice(3)) {
+      assertEquals(await lightningd.dbWrite(version, statements), "committed", lightningd.aborted);
+    }
+    // Let a compaction that the last hooks started finish.
+    let report = status(await lightningd.request("backup-status", []));
+    while ((report.compaction as Record<string, unknown>).running !== null) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      report = status(await lightningd.request("backup-status", []));
+    }
+    const compaction = report.compaction as Record<string, unknown>;
+    assertEquals((compaction.last as Record<string, unknown>)?.ok, true);
+    assertEquals((report.options as Record<string, unknown>)["backup-retain-snapshots"], 2);
+    const bases = readLayout(`${node.dir}/backup`).bases;
+    assert(bases.length === 2, `${bases.length} snapshots kept, not 2`);
+    const logs = lightningd.logs.filter((l) => l.message.startsWith("compacted the backup"));
+    assert(logs.length > 0, "no compaction by itself was logged");
+    for (const log of logs) {
+      assertMatch(log.message, /^compacted the backup by itself in [\d.]+ s: \d+ change/);
+    }
+    // Off: no compaction is due any more.
+    await lightningd.request("setconfig", { config: "backup-compact-auto", val: "false" });
+    report = status(await lightningd.request("backup-status", []));
+    assertEquals((report.compaction as Record<string, unknown>).next_due_at_bytes, null);
+    await lightningd.stop();
+    assertEquals(restoredDump(node), dumpDatabase(loadFixture("activity").database));
+  } finally {
+    Deno.removeSync(node.dir, { recursive: true });
+  }
+});

@@ -1,0 +1,198 @@
+/**
+ * A `kill -9` of init, restore or upgrade while its work path exists (lib/fs/work_path.ts): the
+ * next run of a command removes what the dead process left, says so, and keeps what a live one
+ * holds; an init killed once its backup is complete is finished by the next.
+ */
+import { assert, assertEquals, assertMatch } from "./support/assert.ts";
+import { dumpDatabase } from "./support/dump.ts";
+import { loadFixture, PRE_4090_BACKUP } from "./support/fixtures.ts";
+import { openReader } from "../lib/backends/open.ts";
+import { restoreBackup } from "../lib/backup/restore.ts";
+import { CliProcess } from "./support/cli_process.ts";
+import { init } from "../lib/cli/init.ts";
+import { restore } from "../lib/cli/restore.ts";
+import { upgrade } from "../lib/cli/upgrade.ts";
+import { removeLeftovers } from "../lib/fs/work_path.ts";
+import type { SeamStep } from "../lib/fs/step_seam.ts";
+import { BufferedOutput, makeNodeDir, removeNodeDir } from "../lib/cli/testing.ts";
+
+function names(dir: string): string[] {
+  return [...Deno.readDirSync(dir)].map((e) => e.name).sort();
+}
+
+/** Runs `args`, killed at `step`; returns the dead process's pid. */
+async function killedAt(args: string[], step: SeamStep): Promise<number> {
+  const process = new CliProcess(args, { action: "crash", step });
+  const run = await process.result();
+  assertEquals(run.signal, "SIGKILL", run.stderr.join("\n"));
+  return process.pid;
+}
+
+function removedLine(path: string, pid: number, command: string): string {
+  return `Removed "${path}", left by process ${pid}, a killed ${command}`;
+}
+
+Deno.test("a killed init leaves its snapshot copy; the next init removes it and says so", async () => {
+  const dir = makeNodeDir("fresh-start");
+  const base = Deno.realPathSync(`${dir}/..`);
+  const url = `file://${base}/backups/node`;
+  const pid = await killedAt(["init", url, "--lightning-dir", dir], "init-snapshot");
+  assertEquals(names(`${base}/backups`), [`node.snapshot-${pid}`]);
+
+  const output = new BufferedOutput();
+  assertEquals(await init([url, "--lightning-dir", dir], output), 0, output.stderr.join("\n"));
+  assertEquals(output.stdout[0], removedLine(`${base}/backups/node.snapshot-${pid}`, pid, "init"));
+  assertEquals(names(`${base}/backups`), ["node"]);
+  removeNodeDir(dir);
+});
+
+Deno.test("a killed init leaves its backup directory; an init to another path removes it", async () => {
+  const dir = makeNodeDir("fresh-start");
+  const base = Deno.realPathSync(`${dir}/..`);
+  const pid = await killedAt(
+    ["init", `file://${base}/backups/node`, "--lightning-dir", dir],
+    "create-building",
+  );
+  assertEquals(names(`${base}/backups`), [`node.creating-${pid}`, `node.snapshot-${pid}`]);
+  assert(names(`${base}/backups/node.creating-${pid}`).some((n) => n.startsWith("base-")));
+
+  const output = new BufferedOutput();
+  const url = `file://${base}/backups/other`;
+  assertEquals(await init([url, "--lightning-dir", dir], output), 0, output.stderr.join("\n"));
+  assertEquals(output.stdout.slice(0, 2).sort(), [
+    removedLine(`${base}/backups/node.creating-${pid}`, pid, "init"),
+    removedLine(`${base}/backups/node.snapshot-${pid}`, pid, "init"),
+  ]);
+  assertEquals(names(`${base}/backups`), ["other"]);
+  removeNodeDir(dir);
+});
+
+Deno.test("a killed restore leaves its database; the next restore removes it and says so", async () => {
+  const dir = Deno.makeTempDirSync();
+  const url = `file://${PRE_4090_BACKUP}`;
+  const pid = await killedAt(["restore", url, dir], "restore-building");
+  assertEquals(names(dir), [`lightningd.sqlite3.restoring-${pid}`]);
+
+  const output = new BufferedOutput();
+  assertEquals(await restore([url, dir], output), 0, output.stderr.join("\n"));
+  assertEquals(
+    output.stdout[0],
+    removedLine(`${dir}/lightningd.sqlite3.restoring-${pid}`, pid, "restore"),
+  );
+  assertEquals(names(dir), ["lightningd.sqlite3"]);
+  Deno.removeSync(dir, { recursive: true });
+});
+
+Deno.test("a killed upgrade leaves its conversion; the next upgrade removes it and says so", async () => {
+  const dir = makeNodeDir();
+  const base = Deno.realPathSync(`${dir}/..`);
+  Deno.copyFileSync(PRE_4090_BACKUP, `${base}/backup.dbak`);
+  const lock = JSON.stringify({ backend_url: `file://${base}/backup.dbak` });
+  Deno.writeTextFileSync(`${dir}/backup.lock`, lock);
+  const pid = await killedAt(["upgrade", "--lightning-dir", dir], "upgrade-building");
+  assertEquals(names(base), [`backup.clnb.upgrading-${pid}`, "backup.dbak", "regtest"]);
+  assertEquals(Deno.readTextFileSync(`${dir}/backup.lock`), lock);
+
+  const output = new BufferedOutput();
+  assertEquals(await upgrade(["--lightning-dir", dir], output), 0, output.stderr.join("\n"));
+  assertEquals(
+    output.stdout[0],
+    removedLine(`${base}/backup.clnb.upgrading-${pid}`, pid, "upgrade"),
+  );
+  assertEquals(names(base), ["backup.clnb", "backup.dbak", "regtest"]);
+  removeNodeDir(dir);
+});
+
+Deno.test("leftovers of a live process, held files, symlinks and other names are kept", async () => {
+  const dir = Deno.makeTempDirSync();
+  const sleeper = new Deno.Command("sleep", { args: ["30"] }).spawn();
+  const ended = new Deno.Command("true").spawn();
+  await ended.status;
+  const dead = ended.pid;
+  try {
+    // A live pid: kept, even if it is not ours (a reused pid keeps a stale file: safe).
+    Deno.writeTextFileSync(`${dir}/db.restoring-${sleeper.pid}`, "");
+    // A dead pid, but locked: a process in another pid namespace still works on it.
+    Deno.writeTextFileSync(`${dir}/held.restoring-${dead}`, "");
+    const held = Deno.openSync(`${dir}/held.restoring-${dead}`, { read: true });
+    // Not ours: a symlink, and names of another form.
+    Deno.symlinkSync("/etc/hostname", `${dir}/link.restoring-${dead}`);
+    Deno.writeTextFileSync(`${dir}/db.restoring-${dead}.bak`, "");
+    Deno.writeTextFileSync(`${dir}/db.restored-${dead}`, "");
+    // A companion whose database is held stays with it; a dead process's files go.
+    Deno.writeTextFileSync(`${dir}/held.restoring-${dead}-journal`, "");
+    Deno.mkdirSync(`${dir}/b.upgrading-${dead}`);
+    Deno.writeTextFileSync(`${dir}/b.upgrading-${dead}/log-1.clnb`, "x");
+    Deno.writeTextFileSync(`${dir}/gone.snapshot-${dead}-wal`, "");
+    held.lockSync(true);
+    const before = names(dir);
+
+    const lines = removeLeftovers(dir);
+    assertEquals(lines.sort(), [
+      removedLine(`${dir}/b.upgrading-${dead}`, dead, "upgrade"),
+      removedLine(`${dir}/gone.snapshot-${dead}-wal`, dead, "init"),
+    ]);
+    assertEquals(
+      names(dir),
+      before.filter((n) => n !== `b.upgrading-${dead}` && n !== `gone.snapshot-${dead}-wal`),
+    );
+    held.close();
+    assertEquals(removeLeftovers(dir).sort(), [
+      removedLine(`${dir}/held.restoring-${dead}`, dead, "restore"),
+      removedLine(`${dir}/held.restoring-${dead}-journal`, dead, "restore"),
+    ]);
+  } finally {
+    sleeper.kill("SIGKILL");
+    await sleeper.status;
+  }
+  Deno.removeSync(dir, { recursive: true });
+});
+
+Deno.test("init killed after creating the backup, before backup.lock: the rerun finishes it", async () => {
+  const dir = makeNodeDir("fresh-start");
+  const base = Deno.realPathSync(`${dir}/..`);
+  const url = `file://${base}/backup`;
+  await killedAt(["init", url, "--lightning-dir", dir], "init-before-lock");
+  assertEquals(names(dir), ["hsm_secret", "lightningd.sqlite3"]);
+  assertEquals(names(base), ["backup", "regtest"]);
+
+  const output = new BufferedOutput();
+  assertEquals(await init([url, "--lightning-dir", dir], output), 0, output.stderr.join("\n"));
+  assertEquals(output.stdout.slice(0, 2), [
+    `Found the backup "${base}/backup" an interrupted init left, complete at the database's ` +
+    `version 11 with no change: finished its set-up`,
+    `Wrote "${dir}/backup.lock" and the launcher "${dir}/cln-backup-plugin"`,
+  ]);
+  assertEquals(JSON.parse(Deno.readTextFileSync(`${dir}/backup.lock`)), { backend_url: url });
+  restoreBackup(openReader(url), `${base}/restored.sqlite3`);
+  assertEquals(
+    dumpDatabase(`${base}/restored.sqlite3`),
+    dumpDatabase(loadFixture("fresh-start").database),
+  );
+  removeNodeDir(dir);
+});
+
+Deno.test("init finishes an empty node's interrupted set-up, not a backup the node outgrew", async () => {
+  const empty = makeNodeDir();
+  const url = `file://${Deno.realPathSync(`${empty}/..`)}/backup`;
+  await killedAt(["init", url, "--lightning-dir", empty], "init-before-lock");
+  const output = new BufferedOutput();
+  assertEquals(await init([url, "--lightning-dir", empty], output), 0, output.stderr.join("\n"));
+  assertMatch(output.stdout[0], /an interrupted init left, complete at the database's version 0/);
+  removeNodeDir(empty);
+
+  // The node ran on (without the plugin) after the killed init: its backup is behind.
+  const dir = makeNodeDir("fresh-start");
+  const base = Deno.realPathSync(`${dir}/..`);
+  await killedAt(["init", `file://${base}/backup`, "--lightning-dir", dir], "init-before-lock");
+  Deno.copyFileSync(loadFixture("restart").database, `${dir}/lightningd.sqlite3`);
+  const refused = new BufferedOutput();
+  assertEquals(await init([`file://${base}/backup`, "--lightning-dir", dir], refused), 1);
+  assertEquals(refused.stderr, [
+    `Cannot init backup: "${base}/backup" already exists, a backup of versions 11 to 11, not ` +
+    `what an interrupted init of this node leaves (a snapshot at the database's version 15 and ` +
+    `no change): choose a new path, or remove it if it is not a backup you need`,
+  ]);
+  assertEquals(names(dir), ["hsm_secret", "lightningd.sqlite3"]);
+  removeNodeDir(dir);
+});

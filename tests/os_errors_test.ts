@@ -1,0 +1,119 @@
+/**
+ * File-system errors in init and restore reach the operator as one line that names the path and
+ * says what to do, not as the OS's words. The CLI runs as a user that file permissions bind
+ * (`nobody` when the tests run as root, who may write anywhere).
+ */
+import { assertEquals, assertMatch } from "./support/assert.ts";
+import { runCliProcess, unprivilegedUser } from "./support/cli_process.ts";
+import { makeBackup, makeNodeDir, recordedChanges, removeNodeDir } from "../lib/cli/testing.ts";
+
+/** A directory others may read and enter but not write to. */
+function readOnlyDir(): string {
+  const dir = Deno.makeTempDirSync({ prefix: "cln-backup-ro-" });
+  Deno.chmodSync(dir, 0o755);
+  return dir;
+}
+
+Deno.test("restore into a directory the user may not write: which, and what to do", async () => {
+  const user = unprivilegedUser();
+  const dir = readOnlyDir();
+  const url = await makeBackup(`${dir}/backup`, recordedChanges(["fresh-start"]));
+  Deno.mkdirSync(`${dir}/target`, { mode: 0o555 });
+  Deno.chmodSync(`${dir}/target`, 0o555);
+  const run = await runCliProcess(["restore", url, `${dir}/target`], user);
+  assertEquals(run.code, 1, run.stderr.join("\n"));
+  assertEquals(run.stderr.length, 1);
+  assertMatch(
+    run.stderr[0],
+    new RegExp(
+      `^Cannot restore: permission denied when opening "${dir}/target/lightningd\\.sqlite3\\.` +
+        `restoring-\\d+": check the permissions of "${dir}/target", or run this as the user who ` +
+        `owns it$`,
+    ),
+  );
+  assertEquals([...Deno.readDirSync(`${dir}/target`)], []);
+  Deno.removeSync(dir, { recursive: true });
+  Deno.removeSync(user.denoDir, { recursive: true });
+});
+
+Deno.test("init of a backup where the user may not create it: which, and what to do", async () => {
+  const user = unprivilegedUser();
+  const dir = makeNodeDir("fresh-start");
+  const base = Deno.realPathSync(`${dir}/..`);
+  Deno.chmodSync(base, 0o755);
+  Deno.chmodSync(dir, 0o777);
+  const run = await runCliProcess(
+    ["init", `file://${base}/backups/node`, "--lightning-dir", dir],
+    user,
+  );
+  assertEquals(run.code, 1, run.stderr.join("\n"));
+  assertEquals(run.stderr, [
+    `Cannot init: permission denied when creating the directory "${base}/backups": check the ` +
+    `permissions of "${base}", or run this as the user who owns it`,
+  ]);
+  assertEquals([...Deno.readDirSync(base)].map((e) => e.name), ["regtest"]);
+  removeNodeDir(dir);
+  Deno.removeSync(user.denoDir, { recursive: true });
+});
+
+Deno.test("init of a node whose database the user may not read: which, and what to do", async () => {
+  const user = unprivilegedUser();
+  const dir = makeNodeDir("fresh-start");
+  const base = Deno.realPathSync(`${dir}/..`);
+  Deno.chmodSync(base, 0o777);
+  Deno.chmodSync(dir, 0o777);
+  Deno.chmodSync(`${dir}/lightningd.sqlite3`, 0o600);
+  const run = await runCliProcess(
+    ["init", `file://${base}/backups/node`, "--lightning-dir", dir],
+    user,
+  );
+  assertEquals(run.code, 1, run.stderr.join("\n"));
+  assertEquals(run.stderr, [
+    `Cannot init backup: cannot open "${dir}/lightningd.sqlite3" (unable to open database ` +
+    `file): check that you may read it, or run this as the user lightningd runs as`,
+  ]);
+  assertEquals([...Deno.readDirSync(`${base}/backups`)], []);
+  removeNodeDir(dir);
+  Deno.removeSync(user.denoDir, { recursive: true });
+});
+
+Deno.test("a killed run's work file the user may not remove: which, and what to do", async () => {
+  const user = unprivilegedUser();
+  const dir = readOnlyDir();
+  const url = await makeBackup(`${dir}/backup`, recordedChanges(["fresh-start"]));
+  // A sticky directory, as /tmp: anyone may create files, only a file's owner remove them.
+  Deno.mkdirSync(`${dir}/target`);
+  Deno.chmodSync(`${dir}/target`, 0o1777);
+  const ended = new Deno.Command("true").spawn();
+  await ended.status;
+  const leftover = `${dir}/target/old.sqlite3.restoring-${ended.pid}`;
+  Deno.writeTextFileSync(leftover, "");
+  const run = await runCliProcess(["restore", url, `${dir}/target/new.sqlite3`], user);
+  assertEquals(run.code, 0, run.stderr.join("\n"));
+  assertEquals(
+    run.stdout[0],
+    `Could not remove "${leftover}", left by process ${ended.pid}, a killed restore: operation ` +
+      `not permitted when removing "${leftover}": check the permissions of "${dir}/target", or ` +
+      `run this as the user who owns it`,
+  );
+  assertMatch(run.stdout[1], /^Restored ".*\/new\.sqlite3" at version 11/);
+  Deno.removeSync(dir, { recursive: true });
+  Deno.removeSync(user.denoDir, { recursive: true });
+});
+
+Deno.test("upgrade with a backup.lock the user may not read: which, and what to do", async () => {
+  const user = unprivilegedUser();
+  const dir = makeNodeDir();
+  Deno.chmodSync(`${dir}/..`, 0o755);
+  Deno.writeTextFileSync(`${dir}/backup.lock`, '{"backend_url": "file:///x.dbak"}', {
+    mode: 0o600,
+  });
+  const run = await runCliProcess(["upgrade", "--lightning-dir", dir], user);
+  assertEquals(run.code, 1, run.stderr.join("\n"));
+  assertEquals(run.stderr, [
+    `Cannot start backup: permission denied when reading "${dir}/backup.lock": check the ` +
+    `permissions of "${dir}/backup.lock", or run this as the user who owns it`,
+  ]);
+  removeNodeDir(dir);
+  Deno.removeSync(user.denoDir, { recursive: true });
+});

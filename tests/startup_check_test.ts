@@ -1,0 +1,136 @@
+/**
+ * The check the plugin makes at start, before lightningd's first `db_write`: one line in
+ * lightningd's log with the backup's state, or, for a damaged backup, one line saying what
+ * to do, and every change refused, so lightningd stops before it commits anything.
+ */
+import { assert, assertEquals, assertMatch } from "./support/assert.ts";
+import { FakeLightningd } from "./support/fake_lightningd.ts";
+import { loadFixture, type Scenario } from "./support/fixtures.ts";
+import { init } from "../lib/cli/init.ts";
+import { BufferedOutput, makeNodeDir, removeNodeDir } from "../lib/cli/testing.ts";
+
+interface Node {
+  dir: string;
+  url: string;
+  backupDir: string;
+  launcher: string;
+}
+
+async function initNode(): Promise<Node> {
+  const dir = makeNodeDir();
+  const backupDir = `${Deno.realPathSync(`${dir}/..`)}/backup`;
+  const url = `file://${backupDir}`;
+  const output = new BufferedOutput();
+  assertEquals(await init(["--lightning-dir", dir, url], output), 0, output.stderr.join("\n"));
+  return { dir, url, backupDir, launcher: `${dir}/cln-backup-plugin` };
+}
+
+/** Runs one recorded lightningd session through the launcher; returns the fake node. */
+async function session(node: Node, scenario: Scenario): Promise<FakeLightningd> {
+  const fixture = loadFixture(scenario);
+  const lightningd = FakeLightningd.spawn({
+    lightningDir: node.dir,
+    command: [node.launcher],
+    chunking: { kind: "sizes", sizes: fixture.chunks },
+  });
+  await lightningd.replay(fixture.raw);
+  await lightningd.close();
+  return lightningd;
+}
+
+function sizes(dir: string): Map<string, number> {
+  return new Map(
+    [...Deno.readDirSync(dir)].map((e) => [e.name, Deno.statSync(`${dir}/${e.name}`).size]),
+  );
+}
+
+function dbWriteAnswers(lightningd: FakeLightningd): unknown[] {
+  return lightningd.received
+    .filter((m) => String(m.id).startsWith("cln:db_write"))
+    .map((m) => (m.result as { result?: string }).result);
+}
+
+Deno.test("at start the plugin logs the backup's state in one line, before the first db_write", async () => {
+  const node = await initNode();
+  try {
+    const first = await session(node, "fresh-start");
+    assertEquals(first.aborted, undefined);
+    const restart = await session(node, "restart");
+    assertEquals(restart.aborted, undefined);
+    const lines = restart.logs.filter((l) => l.message.includes("checked at start"));
+    assertEquals(lines.length, 1);
+    assertEquals(lines[0].level, "info");
+    assertMatch(
+      lines[0].message,
+      new RegExp(
+        `^Backup "${node.url}" opened and checked at start: version 11 \\(its last change ` +
+          `can be dropped back to 10\\), \\d+ records, \\d+ bytes, its tail intact$`,
+      ),
+    );
+    // It comes first: before any answer to lightningd.
+    const at = restart.received.findIndex((m) =>
+      (m.params as { message?: string } | undefined)?.message === lines[0].message
+    );
+    assertEquals(at, 0);
+    assertEquals(restart.logs.filter((l) => l.level === "broken"), []);
+  } finally {
+    removeNodeDir(node.dir);
+  }
+});
+
+Deno.test("a flipped byte in the middle of the live log: the plugin refuses at start", async () => {
+  const node = await initNode();
+  try {
+    assertEquals((await session(node, "fresh-start")).aborted, undefined);
+    const before = sizes(node.backupDir);
+    assertEquals((await session(node, "restart")).aborted, undefined);
+    // The live log is the file the plugin appended to during the restart.
+    const grown = [...sizes(node.backupDir)].filter(([name, size]) =>
+      size > (before.get(name) ?? 0)
+    );
+    assertEquals(grown.length, 1, JSON.stringify(grown));
+    const [name, size] = grown[0];
+    const live = `${node.backupDir}/${name}`;
+    const bytes = Deno.readFileSync(live);
+    bytes[Math.floor(size / 2)] ^= 0x01;
+    Deno.writeFileSync(live, bytes);
+
+    const fixture = loadFixture("activity");
+    const lightningd = FakeLightningd.spawn({
+      lightningDir: node.dir,
+      command: [node.launcher],
+      chunking: { kind: "sizes", sizes: fixture.chunks },
+    });
+    const versionBefore = lightningd.dataVersion();
+    assertEquals(await lightningd.replay(fixture.raw), "aborted");
+    assertEquals(lightningd.dataVersion(), versionBefore, "the node committed nothing");
+    await lightningd.close();
+
+    // The hook stays registered, so lightningd asks, and no change is acknowledged.
+    assert(lightningd.received.some((m) => String(m.id).startsWith("cln:getmanifest") && m.result));
+    const answers = dbWriteAnswers(lightningd);
+    assertEquals(answers.length, 1, "lightningd stops at the first refused change");
+    assert(answers.every((answer) => answer !== "continue"));
+    // One line in lightningd's log, saying what happened and what to do.
+    assertEquals(lightningd.logs.length, 1, JSON.stringify(lightningd.logs));
+    assertEquals(lightningd.logs[0].level, "broken");
+    assertMatch(
+      lightningd.logs[0].message,
+      new RegExp(
+        `^Cannot start backup: "${node.url}" is damaged: .* at offset \\d+ of "${live}", ` +
+          `which no crash explains; lightningd must not run without its backup, so every ` +
+          `database write is refused: with lightningd stopped, move the backup aside, create ` +
+          `a new one from the node's database \\("backup-cli init --lightning-dir <dir> ` +
+          `<url>"\\), then start lightningd$`,
+      ),
+    );
+    assertEquals(
+      (lightningd.received.find((m) => String(m.id).startsWith("cln:db_write"))?.result as {
+        message?: string;
+      }).message,
+      lightningd.logs[0].message,
+    );
+  } finally {
+    removeNodeDir(node.dir);
+  }
+});

@@ -1,0 +1,31 @@
+/**
+ * The truth a restore is held to: the database lightningd had at a version, rebuilt by
+ * running the recorded changes as lightningd ran them (each a transaction; a change of only
+ * PRAGMAs outside one), independently of any backup reader.
+ *
+ * @module
+ */
+import { DatabaseSync } from "node:sqlite";
+import type { Change } from "../../lib/backends/backend.ts";
+import { isPragmaOnly } from "../../lib/sqlite/apply.ts";
+import { dumpDatabase } from "./dump.ts";
+
+/** The dump of the database after every change up to and including `version`. */
+export function dumpAt(changes: readonly Change[], version: number): string {
+  const dir = Deno.makeTempDirSync({ prefix: "cln-backup-truth-" });
+  try {
+    const db = new DatabaseSync(`${dir}/lightningd.sqlite3`);
+    db.exec("PRAGMA foreign_keys = ON; PRAGMA synchronous = OFF");
+    for (const change of changes) {
+      if (change.version > version) break;
+      const outside = isPragmaOnly(change.statements);
+      if (!outside) db.exec("BEGIN");
+      for (const statement of change.statements) db.exec(statement);
+      if (!outside) db.exec("COMMIT");
+    }
+    db.close();
+    return dumpDatabase(`${dir}/lightningd.sqlite3`);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+}
