@@ -1,6 +1,7 @@
 import { assert, assertEquals, assertMatch } from "../../tests/support/assert.ts";
 import { commandGrants, denoFlags, PLANNED_COMMANDS } from "./permissions.ts";
 import { COMMANDS } from "./main.ts";
+import { WORKER_CODE } from "./launcher.ts";
 import { makeNodeDir, removeNodeDir } from "./testing.ts";
 
 const BASE = ["--no-prompt", "--no-config", "--no-lock"];
@@ -48,7 +49,7 @@ Deno.test("each command may touch only what its arguments name", () => {
   ]);
   assertEquals(flags("server", "file:///srv/b", "[::1]:8700", "--log-mode", "systemd"), [
     ...BASE,
-    "--allow-read=/srv",
+    `--allow-read=/srv,${WORKER_CODE}`,
     "--allow-write=/srv",
     "--allow-net=[::1]:8700",
     "--allow-env=INIT_CWD",

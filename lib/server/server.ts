@@ -84,6 +84,8 @@ export class BackupServer implements SessionHost {
     this.#closing = true;
     this.#listener.close();
     await this.#serving;
+    // A connection waiting for a compaction is answered by its end, not after it.
+    this.storage.stopCompaction();
     for (const session of this.#sessions.keys()) session.close();
     await Promise.all(this.#sessions.values());
     this.storage.close();

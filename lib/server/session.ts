@@ -10,6 +10,7 @@ import {
   decodeSnapshot,
   decodeVersion,
   encodeChange,
+  encodeCompactResult,
   encodeMetadata,
   encodePacket,
   encodeSnapshot,
@@ -21,6 +22,7 @@ import {
 } from "../wire/packets.ts";
 import { PacketReader, StreamEndedError } from "../wire/packet_reader.ts";
 import { RefusedError, type ServerStorage } from "./storage.ts";
+import type { CompactionResult } from "../compact/compact.ts";
 
 /** A restore's packets are written in batches of about this many bytes. */
 const RESTORE_BATCH_BYTES = 256 * 1024;
@@ -124,14 +126,7 @@ export class Session {
         await this.#restore();
         return true;
       case PacketType.Compact:
-        // GAP (issue 10): no compactor yet. A v1 server whose compaction fails closes the
-        // connection without an answer; so do we, and say why.
-        log(
-          "warning",
-          `${this.name}: COMPACT refused: compaction is not available yet in this server ` +
-            `(issue 10); closing the connection as a v1 server does when compaction fails`,
-        );
-        return false;
+        return await this.#compact();
       case PacketType.Ack:
       case PacketType.Nack:
       case PacketType.Metadata:
@@ -167,6 +162,35 @@ export class Session {
     }
     log("error", `${this.name}: refused version ${version}: ${refusal}; answering NACK`);
     await this.#send(encodeVersionPacket(PacketType.Nack, storage.state().version));
+  }
+
+  /**
+   * Compacts the backup in a worker and answers COMPACT_RES: the Python server's fields, then
+   * ours. Other connections go on meanwhile, the writer's too; this one waits, as in v1. A
+   * compaction that fails closes the connection without an answer, as a v1 server does.
+   */
+  async #compact(): Promise<boolean> {
+    const { storage, log } = this.host;
+    log("info", `${this.name}: COMPACT: compacting the backup beside the writes`);
+    let result: CompactionResult;
+    try {
+      result = await storage.compact();
+    } catch (error) {
+      log(
+        "warning",
+        `${this.name}: COMPACT failed, the backup untouched: ${(error as Error).message}; ` +
+          `closing the connection, as a v1 server does`,
+      );
+      return false;
+    }
+    log(
+      "info",
+      `${this.name}: compacted in ${result.seconds} s: ${result.versions_folded} change(s) ` +
+        `folded into base ${result.base_version ?? "(none new)"}, ${result.bytes_freed} ` +
+        `bytes freed`,
+    );
+    await this.#send(encodeCompactResult({ ...result }));
+    return true;
   }
 
   /**

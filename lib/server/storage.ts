@@ -13,6 +13,9 @@ import { backupKind } from "../backends/open.ts";
 import { readLayout } from "../format/layout.ts";
 import type { Metadata } from "../wire/packets.ts";
 import { checkFirstWrite } from "../backup/version_check.ts";
+import { Compactor } from "../compact/compactor.ts";
+import type { CompactionResult } from "../compact/compact.ts";
+import { DEFAULT_POLICY } from "../compact/policy.ts";
 
 /** A request the backup refuses; the connection answers NACK and goes on. */
 export class RefusedError extends Error {
@@ -26,6 +29,8 @@ export class ServerStorage {
   #backend: FileBackend;
   /** A v1 server rewinds once; a second REWIND before the next change is ACKed unchanged. */
   #rewound = false;
+  /** Compacts on request (COMPACT) only: the writer's node cannot see the server's sizes. */
+  #compactor: Compactor | undefined;
 
   readonly #log: (message: string) => void;
 
@@ -162,12 +167,30 @@ export class ServerStorage {
     return this.#backend.state().version;
   }
 
+  /**
+   * Compacts the backup in a worker, beside the writes (see lib/compact/compactor.ts); a
+   * second request joins the running one. Rejects when it fails, the backup untouched.
+   */
+  compact(): Promise<CompactionResult> {
+    if (this.#compactor?.backend !== this.#backend) {
+      this.#compactor?.stop();
+      this.#compactor = new Compactor(this.#backend, () => ({ ...DEFAULT_POLICY, auto: false }));
+    }
+    return this.#compactor.compact();
+  }
+
   /** What a restore sends, up to `toVersion`. */
   entries(toVersion: number): Iterable<BackupEntry> {
     return new FileBackupReader(this.url, this.dir).entries(toVersion);
   }
 
+  /** Stops a running compaction: what it left is finished or cleaned on the next open. */
+  stopCompaction(): void {
+    this.#compactor?.stop();
+  }
+
   close(): void {
+    this.stopCompaction();
     this.#backend.close();
   }
 }

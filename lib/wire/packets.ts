@@ -193,25 +193,44 @@ export function decodeSnapshot(
   return { version, database: body };
 }
 
-/** What a compaction reports: sizes before and after. */
+/** What a compaction reports: sizes before and after, and any fields a server adds. */
 export interface CompactStats {
   before: { backupsize: number; version_count: number };
   after: { version_count: number; backupsize: number };
+  [field: string]: unknown;
 }
 
-/** COMPACT_RES as Python's `json.dumps` writes it: `", "` and `": "` separators. */
+/**
+ * COMPACT_RES as Python's `json.dumps` writes it: `", "` and `": "` separators, `before` and
+ * `after` first, then the other fields.
+ */
 export function encodeCompactResult(stats: CompactStats): Uint8Array {
-  const { before, after } = stats;
+  const { before, after, ...more } = stats;
+  const extra = Object.entries(more).map(([key, value]) =>
+    `, ${JSON.stringify(key)}: ` +
+    JSON.stringify(value)
+  );
   const text = `{"before": {"backupsize": ${before.backupsize}, "version_count": ` +
     `${before.version_count}}, "after": {"version_count": ${after.version_count}, ` +
-    `"backupsize": ${after.backupsize}}}`;
+    `"backupsize": ${after.backupsize}}${extra.join("")}}`;
   return encodePacket(PacketType.CompactRes, encoder.encode(text));
 }
 
 export function decodeCompactResult(packet: Packet): CompactStats {
+  let stats: CompactStats;
   try {
-    return JSON.parse(decoder.decode(packet.payload)) as CompactStats;
+    stats = JSON.parse(decoder.decode(packet.payload));
   } catch {
     throw new WireError("COMPACT_RES is not JSON");
   }
+  const sizes = (side: unknown) =>
+    typeof side === "object" && side !== null &&
+    typeof (side as CompactStats["before"]).backupsize === "number" &&
+    typeof (side as CompactStats["before"]).version_count === "number";
+  if (!sizes(stats?.before) || !sizes(stats?.after)) {
+    throw new WireError(
+      "COMPACT_RES lacks before and after, each with backupsize and version_count",
+    );
+  }
+  return stats;
 }

@@ -104,7 +104,7 @@ Deno.test("a packet split at every byte reads the same as whole", async () => {
   assertEquals(whole.length, splitPackets(bytes).length);
 });
 
-Deno.test("the quirks: empty change, NACK carries a version, METADATA's protocol is 1", () => {
+Deno.test("the quirks: empty change, NACK carries a version, METADATA's protocol is 1", async () => {
   const empty = encodeChange(1, []);
   assertEquals(Array.from(empty.subarray(5)), [0, 0, 0, 1, 0x78, 0x9c, 3, 0, 0, 0, 0, 1]);
   assertEquals(decodeChange({ type: 1, payload: empty.subarray(5) }, MAX).statements, [""]);
@@ -120,6 +120,22 @@ Deno.test("the quirks: empty change, NACK carries a version, METADATA's protocol
     ),
     '{"before": {"backupsize": 1212979, "version_count": 484}, "after": {"version_count": 2, ' +
       '"backupsize": 787965}}',
+  );
+  // Our server's fields follow Python's; a COMPACT_RES without the sizes is a protocol error.
+  const ours = encodeCompactResult({
+    before: { backupsize: 10, version_count: 3 },
+    after: { version_count: 2, backupsize: 8 },
+    base_version: 5,
+  });
+  assertEquals(
+    new TextDecoder().decode(ours.subarray(5)),
+    '{"before": {"backupsize": 10, "version_count": 3}, "after": {"version_count": 2, ' +
+      '"backupsize": 8}, "base_version": 5}',
+  );
+  assertEquals(decodeCompactResult({ type: 11, payload: ours.subarray(5) }).base_version, 5);
+  await assertRejects(
+    () => decodeCompactResult({ type: 11, payload: new TextEncoder().encode('{"before": 1}') }),
+    /^COMPACT_RES lacks before and after/,
   );
 });
 
