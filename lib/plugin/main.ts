@@ -11,6 +11,8 @@ import { serve, writeTo } from "./stdio.ts";
 import { openAtStart } from "./startup.ts";
 import { FileBackend } from "../backends/file/writer.ts";
 import { Compactor } from "../compact/compactor.ts";
+import { SocketBackend } from "../backends/socket/backend.ts";
+import { RemoteCompaction } from "../backends/socket/compaction.ts";
 import type { CompactionPolicy } from "../compact/policy.ts";
 import type { LogLevel } from "./jsonrpc.ts";
 
@@ -56,6 +58,8 @@ export async function runPlugin(
   const backend = startup.backend;
   const compaction = backend instanceof FileBackend
     ? (policy: () => CompactionPolicy) => new Compactor(backend, policy)
+    : backend instanceof SocketBackend
+    ? () => new RemoteCompaction(backend)
     : undefined;
   const plugin = new BackupPlugin(
     configure({ backend, send: writeTo(streams), now, compaction }),

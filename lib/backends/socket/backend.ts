@@ -10,6 +10,8 @@
 import type { Backend, BackupState, Change, ConnectionStatus } from "../backend.ts";
 import { parseBackupUrl } from "../url.ts";
 import {
+  type CompactStats,
+  decodeCompactResult,
   decodeMetadata,
   decodeVersion,
   encodeChange,
@@ -155,6 +157,40 @@ export class SocketBackend implements Backend {
     });
     // A v1 server still counts the dropped record, ours does not.
     this.#count = undefined;
+  }
+
+  /**
+   * Asks the server to compact the backup (COMPACT), on a connection of its own so that the
+   * writes never wait behind it; waits at most the policy's `compactTimeoutMs`, less when
+   * `signal` aborts. Any failure is one {@linkcode RemoteBackupError}; the writes go on.
+   */
+  async compactOnServer(signal?: AbortSignal): Promise<CompactStats> {
+    let conn: WireConnection | undefined;
+    const abort = () => conn?.close();
+    signal?.addEventListener("abort", abort);
+    try {
+      conn = await WireConnection.open(this.target, this.#policy.timeoutMs);
+      if (signal?.aborted) throw new ConnectionLostError("the plugin is stopping");
+      await conn.send(encodePacket(PacketType.Compact));
+      const reply = await conn.receive(this.#policy.compactTimeoutMs);
+      if (reply.type !== PacketType.CompactRes) {
+        throw new RemoteBackupError(
+          `Cannot compact backup: the server at ${this.destination} answered COMPACT with ` +
+            `${packetName(reply.type)}: it is not a backup server, or a broken one`,
+        );
+      }
+      return decodeCompactResult(reply);
+    } catch (error) {
+      if (error instanceof RemoteBackupError) throw error;
+      throw new RemoteBackupError(
+        `Cannot compact backup: the server at ${this.destination} gave no answer to COMPACT ` +
+          `(${(error as Error).message}); a server whose compaction fails closes the ` +
+          `connection: see its log. The backup is as it was, and the node's writes go on`,
+      );
+    } finally {
+      signal?.removeEventListener("abort", abort);
+      conn?.close();
+    }
   }
 
   /** Never called: {@linkcode state} shows no tail, as the server cuts its own. */

@@ -109,13 +109,16 @@ export class WireConnection {
     });
   }
 
-  /** The next packet from the server; its end of stream is a lost connection. */
-  async receive(): Promise<Packet> {
+  /**
+   * The next packet from the server, waiting at most `timeoutMs`; its end of stream is a lost
+   * connection.
+   */
+  async receive(timeoutMs = this.timeoutMs): Promise<Packet> {
     let packet: Packet | null;
     try {
       packet = await bounded(
         this.#reader.next(),
-        this.timeoutMs,
+        timeoutMs,
         "waiting for the server's answer",
         () => this.close(),
       );

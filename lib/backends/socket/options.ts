@@ -4,7 +4,7 @@
  * apart growing by 1.5 (about 66 s in all); it had no timeout, ours is 30 s a wait.
  *
  * backup.lock may set them (extra keys, which the Python plugin ignores):
- * `socket_timeout_s`, `socket_retries`, `socket_retry_delay_s`.
+ * `socket_timeout_s`, `socket_retries`, `socket_retry_delay_s`, `socket_compact_timeout_s`.
  *
  * @module
  */
@@ -18,6 +18,8 @@ export interface RetryPolicy {
   /** Pause before the first reconnect; each next one is `backoff` times longer. */
   retryDelayMs: number;
   backoff: number;
+  /** Bound on the wait for a server's compaction (`backup-compact`), which may take minutes. */
+  compactTimeoutMs: number;
 }
 
 export const DEFAULT_RETRY_POLICY: RetryPolicy = {
@@ -25,6 +27,7 @@ export const DEFAULT_RETRY_POLICY: RetryPolicy = {
   retries: 5,
   retryDelayMs: 5_000,
   backoff: 1.5,
+  compactTimeoutMs: 600_000,
 };
 
 function seconds(lock: LockFile, key: string, fallback: number): number {
@@ -53,5 +56,10 @@ export function retryPolicyFromLock(lock: LockFile): RetryPolicy {
     retries: (retries as number | undefined) ?? DEFAULT_RETRY_POLICY.retries,
     retryDelayMs: seconds(lock, "socket_retry_delay_s", DEFAULT_RETRY_POLICY.retryDelayMs),
     backoff: DEFAULT_RETRY_POLICY.backoff,
+    compactTimeoutMs: seconds(
+      lock,
+      "socket_compact_timeout_s",
+      DEFAULT_RETRY_POLICY.compactTimeoutMs,
+    ),
   };
 }

@@ -10,8 +10,9 @@ Deno.test("backup.lock's socket keys set the patience; the defaults are the Pyth
       socket_timeout_s: 2.5,
       socket_retries: 0,
       socket_retry_delay_s: 0.1,
+      socket_compact_timeout_s: 90,
     }),
-    { timeoutMs: 2500, retries: 0, retryDelayMs: 100, backoff: 1.5 },
+    { timeoutMs: 2500, retries: 0, retryDelayMs: 100, backoff: 1.5, compactTimeoutMs: 90_000 },
   );
   await assertRejects(
     () => retryPolicyFromLock({ backend_url: "socket:h:1", socket_timeout_s: "10" }),
