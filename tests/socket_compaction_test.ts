@@ -4,7 +4,8 @@
  * writer's connection, every one answered; the restore equals the node's database.
  */
 import { assert, assertEquals } from "./support/assert.ts";
-import { FakeLightningd, splitMessages } from "./support/fake_lightningd.ts";
+import { FakeLightningd } from "./support/fake_lightningd.ts";
+import { compactWhileWriting } from "./support/compact_while_writing.ts";
 import { loadFixture } from "./support/fixtures.ts";
 import { dumpDatabase } from "./support/dump.ts";
 import { startServer } from "./support/wire_server.ts";
@@ -24,34 +25,11 @@ Deno.test("remote compaction: backup-compact while hooks flow; every hook answer
       assertEquals(await lightningd.replay(loadFixture(name).raw), "committed");
       await lightningd.close();
     }
-    const writes = splitMessages(loadFixture("activity").raw)
-      .filter((m) => m.json.method === "db_write")
-      .map((m) => ({ version: m.json.params.data_version, writes: m.json.params.writes }));
     const lightningd = FakeLightningd.spawn({ lightningDir: dir });
     try {
       await lightningd.getmanifest();
       await lightningd.init({});
-      const results: Record<string, unknown>[] = [];
-      let overlapped = 0;
-      let pending: Promise<Record<string, unknown>> | undefined;
-      let answered = false;
-      for (const [i, { version, writes: statements }] of writes.entries()) {
-        if (i % 70 === 35 && pending === undefined) {
-          answered = false;
-          pending = lightningd.request("backup-compact", []);
-          pending.then(() => answered = true, () => answered = true);
-        }
-        const outcome = await lightningd.dbWrite(version, statements);
-        assertEquals(outcome, "committed", lightningd.aborted);
-        if (pending !== undefined && !answered) overlapped++;
-        if (pending !== undefined && answered) {
-          const answer = await pending;
-          assert(answer.result, `backup-compact failed: ${JSON.stringify(answer.error)}`);
-          results.push(answer.result as Record<string, unknown>);
-          pending = undefined;
-        }
-      }
-      if (pending) results.push((await pending).result as Record<string, unknown>);
+      const { results, overlapped } = await compactWhileWriting(lightningd);
       assert(results.length >= 5, `${results.length} compactions`);
       assert(overlapped > 0, "hooks were answered while a compaction ran on the server");
       for (const result of results) {
