@@ -11,6 +11,16 @@ import { connectReader, openBackend, openReader } from "../lib/backends/open.ts"
 import { restoreBackup } from "../lib/backup/restore.ts";
 import { makeBackup, makeNodeDir, recordedChanges, removeNodeDir } from "../lib/cli/testing.ts";
 import { COMMANDS } from "../lib/cli/main.ts";
+import { RawClient } from "./support/wire_server.ts";
+import { bumpStatement } from "./support/statements.ts";
+import {
+  decodeCompactResult,
+  encodeChange,
+  encodePacket,
+  encodeSnapshot,
+  PacketType,
+} from "../lib/wire/packets.ts";
+import { DatabaseSync } from "node:sqlite";
 
 const PROJECT = new URL("..", import.meta.url).pathname;
 const SYSTEM_PATH = "/usr/bin:/bin";
@@ -233,7 +243,7 @@ Deno.test("backup-cli: --help lists the commands, and each command has its own",
   }
 });
 
-Deno.test("backup-cli server, as a Python systemd unit runs it, serves with its permissions", async () => {
+Deno.test("backup-cli server, as a Python systemd unit runs it, serves and compacts with its permissions", async () => {
   const root = checkout();
   const storage = Deno.makeTempDirSync({ prefix: "cln-backup-served-" });
   const free = Deno.listen({ hostname: "127.0.0.1", port: 0 });
@@ -255,8 +265,27 @@ Deno.test("backup-cli server, as a Python systemd unit runs it, serves with its 
       assert(!done, `the server exited before serving: ${seen}`);
       seen += value;
     }
+    // A snapshot, two changes, then COMPACT: the compaction worker runs under the server's
+    // permissions.
+    const client = await RawClient.connect(port);
+    const database = `${storage}/node.sqlite3`;
+    const db = new DatabaseSync(database);
+    db.exec("CREATE TABLE vars (name TEXT, intval INTEGER, blobval BLOB)");
+    db.exec("INSERT INTO vars (name, intval) VALUES ('data_version', 1)");
+    db.close();
+    await client.send(encodeSnapshot(1, Deno.readFileSync(database)));
+    assertEquals((await client.next())?.type, PacketType.Ack);
+    for (const version of [2, 3]) {
+      await client.send(encodeChange(version, [bumpStatement(version - 1)]));
+      assertEquals((await client.next())?.type, PacketType.Ack);
+    }
+    await client.send(encodePacket(PacketType.Compact));
+    const compacted = await client.next();
+    assertEquals(compacted?.type, PacketType.CompactRes, seen);
+    assertEquals(decodeCompactResult(compacted!).base_version, 2);
+    client.close();
     const reader = await connectReader(`socket:127.0.0.1:${port}`);
-    assertEquals(reader.describe().lastVersion, 0);
+    assertEquals(reader.describe().lastVersion, 3);
     reader.close();
     child.kill("SIGTERM");
     for (;;) {
