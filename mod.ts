@@ -17,8 +17,14 @@ export type {
   BackupReader,
   BackupState,
   Change,
+  ConnectionStatus,
 } from "./lib/backends/backend.ts";
-export { openBackend, openReader } from "./lib/backends/open.ts";
+export { connectBackend, connectReader, openBackend, openReader } from "./lib/backends/open.ts";
+export { SocketBackend, type SocketBackendOptions } from "./lib/backends/socket/backend.ts";
+export { SocketBackupReader } from "./lib/backends/socket/reader.ts";
+export { DEFAULT_RETRY_POLICY, type RetryPolicy } from "./lib/backends/socket/options.ts";
+export { BackupServer, type ServerOptions } from "./lib/server/server.ts";
+export { ServerStorage } from "./lib/server/storage.ts";
 export { type BackupUrl, BackupUrlError, parseBackupUrl } from "./lib/backends/url.ts";
 export { FileBackend, type FileBackendOptions } from "./lib/backends/file/writer.ts";
 export { FileBackupReader } from "./lib/backends/file/reader.ts";

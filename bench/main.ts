@@ -3,7 +3,7 @@
  * beat, all in one run, and prints one table (also written to bench/results/latest.json).
  * Nothing fails on a number: the goals are printed beside the measurements.
  *
- *     deno task bench [--quick] [--only hook,restore,size,footprint,compact] [--keep]
+ *     deno task bench [--quick] [--only hook,restore,size,footprint,compact,remote] [--keep]
  *
  * `--quick` uses smaller sizes for a fast check; `--keep` leaves the temporary directory.
  *
@@ -17,11 +17,19 @@ import { footprint } from "./footprint.ts";
 import { hookLatency } from "./hook_latency.ts";
 import { describeMachine, loadAverage } from "./machine.ts";
 import { restoreSpeed } from "./restore_speed.ts";
+import { remote } from "./remote.ts";
 import type { BenchContext, Row, Section } from "./section.ts";
 import { renderTable } from "./table.ts";
 
 /** The registry: one line per benchmark, in the order the table shows them. */
-const SECTIONS: Section[] = [hookLatency, restoreSpeed, backupSize, footprint, compaction];
+const SECTIONS: Section[] = [
+  hookLatency,
+  restoreSpeed,
+  backupSize,
+  footprint,
+  compaction,
+  remote,
+];
 
 const RESULTS = new URL("./results/", import.meta.url).pathname;
 

@@ -7,10 +7,20 @@ import { placeDeno } from "./support/installed_deno.ts";
 import { assert, assertEquals, assertMatch } from "./support/assert.ts";
 import { dumpDatabase } from "./support/dump.ts";
 import { loadFixture, PRE_4090_BACKUP } from "./support/fixtures.ts";
-import { openBackend, openReader } from "../lib/backends/open.ts";
+import { connectReader, openBackend, openReader } from "../lib/backends/open.ts";
 import { restoreBackup } from "../lib/backup/restore.ts";
 import { makeBackup, makeNodeDir, recordedChanges, removeNodeDir } from "../lib/cli/testing.ts";
-import { COMMANDS, missingCommands } from "../lib/cli/main.ts";
+import { COMMANDS } from "../lib/cli/main.ts";
+import { RawClient } from "./support/wire_server.ts";
+import { bumpStatement } from "./support/statements.ts";
+import {
+  decodeCompactResult,
+  encodeChange,
+  encodePacket,
+  encodeSnapshot,
+  PacketType,
+} from "../lib/wire/packets.ts";
+import { DatabaseSync } from "node:sqlite";
 
 const PROJECT = new URL("..", import.meta.url).pathname;
 const SYSTEM_PATH = "/usr/bin:/bin";
@@ -233,22 +243,67 @@ Deno.test("backup-cli: --help lists the commands, and each command has its own",
   }
 });
 
-Deno.test("backup-cli: a Python backup-cli command this version lacks says so in one line", async () => {
+Deno.test("backup-cli server, as a Python systemd unit runs it, serves and compacts with its permissions", async () => {
   const root = checkout();
+  const storage = Deno.makeTempDirSync({ prefix: "cln-backup-served-" });
+  const free = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = free.addr.port;
+  free.close();
+  const url = `file://${storage}/backup`;
+  const child = new Deno.Command(`${root}/backup-cli`, {
+    args: ["server", url, `127.0.0.1:${port}`, "--log-mode", "systemd"],
+    clearEnv: true,
+    env: { PATH: SYSTEM_PATH, HOME: "/nonexistent", NO_COLOR: "1" },
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
   try {
-    // As the Python server's systemd unit runs it.
-    const args = ["file:///srv/backup", "127.0.0.1:8700", "--log-mode", "systemd"];
-    for (const name of missingCommands()) {
-      const run = await backupCli(`${root}/backup-cli`, [name, ...args]);
-      assertEquals(run.code, 1, name);
-      assertEquals(run.stdout, []);
-      assertEquals(run.stderr.length, 1);
-      assertMatch(
-        run.stderr[0],
-        new RegExp(`^Cannot ${name}: .* is not in this version of cln-backup yet: `),
-      );
+    const lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    let seen = "";
+    while (!seen.includes(`<6>serving ${url} on 127.0.0.1:${port}`)) {
+      const { value, done } = await lines.read();
+      assert(!done, `the server exited before serving: ${seen}`);
+      seen += value;
     }
+    // A snapshot, two changes, then COMPACT: the compaction worker runs under the server's
+    // permissions.
+    const client = await RawClient.connect(port);
+    const database = `${storage}/node.sqlite3`;
+    const db = new DatabaseSync(database);
+    db.exec("CREATE TABLE vars (name TEXT, intval INTEGER, blobval BLOB)");
+    db.exec("INSERT INTO vars (name, intval) VALUES ('data_version', 1)");
+    db.close();
+    await client.send(encodeSnapshot(1, Deno.readFileSync(database)));
+    assertEquals((await client.next())?.type, PacketType.Ack);
+    for (const version of [2, 3]) {
+      await client.send(encodeChange(version, [bumpStatement(version - 1)]));
+      assertEquals((await client.next())?.type, PacketType.Ack);
+    }
+    await client.send(encodePacket(PacketType.Compact));
+    const compacted = await client.next();
+    assertEquals(compacted?.type, PacketType.CompactRes, seen);
+    assertEquals(decodeCompactResult(compacted!).base_version, 2);
+    client.close();
+    const reader = await connectReader(`socket:127.0.0.1:${port}`);
+    assertEquals(reader.describe().lastVersion, 3);
+    reader.close();
+    child.kill("SIGTERM");
+    for (;;) {
+      const { value, done } = await lines.read();
+      if (done) break;
+      seen += value;
+    }
+    const { code } = await child.status;
+    assertEquals(code, 0, seen);
+    assert(seen.includes("<6>SIGTERM: stopping"), seen);
+    assertEquals(await new Response(child.stderr).text(), "");
   } finally {
+    try {
+      child.kill("SIGKILL");
+    } catch {
+      // Already exited.
+    }
+    Deno.removeSync(storage, { recursive: true });
     Deno.removeSync(root, { recursive: true });
   }
 });

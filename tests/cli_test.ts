@@ -6,7 +6,7 @@
 import { assert, assertEquals, assertMatch } from "./support/assert.ts";
 import { dumpDatabase } from "./support/dump.ts";
 import { loadFixture } from "./support/fixtures.ts";
-import { missingCommands, runCli } from "../lib/cli/main.ts";
+import { runCli } from "../lib/cli/main.ts";
 import { BufferedOutput, makeNodeDir, removeNodeDir } from "../lib/cli/testing.ts";
 
 const CLI = new URL("../cli.ts", import.meta.url).pathname;
@@ -104,27 +104,4 @@ Deno.test("cli.ts: help and usage errors", async () => {
   const none = await cli([]);
   assertEquals(none.code, 2);
   assert(none.stderr.includes("Exit codes:"));
-});
-
-Deno.test("cli.ts: a command of the Python backup-cli this version lacks says so in one line", async () => {
-  for (const name of missingCommands()) {
-    for (const args of [[name], [name, "--help"], [name, "file:///b", "127.0.0.1:8700"]]) {
-      const run = await cli(args);
-      assertEquals(run.code, 1, name);
-      assertEquals(run.stdout, []);
-      assertEquals(run.stderr.length, 1);
-      assertMatch(
-        run.stderr[0],
-        new RegExp(
-          `^Cannot ${name}: "${name}" \\(.*\\) is not in this version of cln-backup yet: `,
-        ),
-      );
-    }
-  }
-  const help = await cli(["--help"]);
-  const missing = missingCommands();
-  assertEquals(
-    help.stdout.filter((line) => line.startsWith("Not in this version yet")),
-    missing.length > 0 ? [`Not in this version yet: ${missing.join(", ")}.`] : [],
-  );
 });

@@ -5,7 +5,7 @@
  * options, and each restore equal to the node's database.
  */
 import { assert, assertEquals, assertMatch } from "./support/assert.ts";
-import { DATABASE_NAME, FakeLightningd, splitMessages } from "./support/fake_lightningd.ts";
+import { DATABASE_NAME, FakeLightningd } from "./support/fake_lightningd.ts";
 import { loadFixture } from "./support/fixtures.ts";
 import { dumpDatabase } from "./support/dump.ts";
 import { createFileBackup } from "../lib/backends/file/create.ts";
@@ -13,6 +13,7 @@ import { writeLockFile } from "../lib/backup/lock_file.ts";
 import { openReader } from "../lib/backends/open.ts";
 import { restoreBackup } from "../lib/backup/restore.ts";
 import { readLayout } from "../lib/format/layout.ts";
+import { activityWrites, compactWhileWriting } from "./support/compact_while_writing.ts";
 
 /** Small segments, so the recorded runs roll and compactions have sealed logs to delete. */
 const ENV = { CLN_BACKUP_TEST_SEGMENT_BYTES: String(32 * 1024) };
@@ -46,13 +47,6 @@ async function firstRuns(node: Node): Promise<void> {
   }
 }
 
-/** The activity run's db_writes, as lightningd sent them. */
-function activityWrites(): { version: number; writes: string[] }[] {
-  return splitMessages(loadFixture("activity").raw)
-    .filter((m) => m.json.method === "db_write")
-    .map((m) => ({ version: m.json.params.data_version, writes: m.json.params.writes }));
-}
-
 function restoredDump(node: Node): string {
   const result = restoreBackup(openReader(node.url), `${node.dir}/restored.sqlite3`);
   const dump = dumpDatabase(result.path);
@@ -71,27 +65,7 @@ Deno.test("compaction: backup-compact at many points while hooks flow; restore e
     const lightningd = spawn(node);
     await lightningd.getmanifest();
     await lightningd.init({ "backup-compact-auto": false });
-    const writes = activityWrites();
-    const results: Record<string, unknown>[] = [];
-    let overlapped = 0;
-    let pending: Promise<Record<string, unknown>> | undefined;
-    let answered = false;
-    for (const [i, { version, writes: statements }] of writes.entries()) {
-      if (i % 70 === 35 && pending === undefined) {
-        answered = false;
-        pending = lightningd.request("backup-compact", []);
-        pending.then(() => answered = true, () => answered = true);
-      }
-      assertEquals(await lightningd.dbWrite(version, statements), "committed", lightningd.aborted);
-      if (pending !== undefined && !answered) overlapped++;
-      if (pending !== undefined && answered) {
-        const answer = await pending;
-        assert(answer.result, `backup-compact failed: ${JSON.stringify(answer.error)}`);
-        results.push(answer.result as Record<string, unknown>);
-        pending = undefined;
-      }
-    }
-    if (pending) results.push((await pending).result as Record<string, unknown>);
+    const { results, overlapped } = await compactWhileWriting(lightningd);
     // Twice in a row: the second call has nothing new to fold.
     const [a, b] = await Promise.all([
       lightningd.request("backup-compact", []),

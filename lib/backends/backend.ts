@@ -45,14 +45,27 @@ export interface BackupState {
   rewindVersion: number | undefined;
   /** Records stored (changes and snapshot parts). */
   records: number;
-  /** Bytes on disk. */
-  bytes: number;
+  /** Bytes on disk; unknown for a backup on a server. */
+  bytes?: number;
   /**
    * Bytes after the last valid record that fail their checks: a record torn by a crash, or a
    * damaged last change. Only the node's version can tell (see version_check.ts); until
-   * {@linkcode Backend.cutTail} cuts them, nothing can be appended.
+   * {@linkcode Backend.cutTail} cuts them, nothing can be appended. A server decides its own.
    */
   tail: Tail | undefined;
+  /** For a backup on a server: how the connection to it fares. */
+  connection?: ConnectionStatus;
+}
+
+/** A remote backup's connection, as `backup-status` shows it. */
+export interface ConnectionStatus {
+  /** `host:port`, and the proxy's when there is one. */
+  destination: string;
+  state: "connecting" | "connected" | "reconnecting" | "disconnected" | "failed";
+  /** Reconnects since the plugin started. */
+  reconnects: number;
+  /** Round trip of the last acknowledged write, in milliseconds. */
+  last_ack_ms: number | null;
 }
 
 /** A backup being written to by the plugin. */
@@ -60,6 +73,11 @@ export interface Backend {
   /** The URL it was opened from. */
   readonly url: string;
   state(): BackupState;
+  /**
+   * For a backend that opens in the background (a server's): resolves once
+   * {@linkcode state} is known, rejects with why it cannot be. Absent: ready at once.
+   */
+  ready?(): Promise<void>;
   /** Stores a change durably: on return it survives a crash or power cut. */
   append(change: Change): Promise<void>;
   /** Drops the last change for good (it was never committed by the node). */

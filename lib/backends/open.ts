@@ -9,6 +9,8 @@ import { FileBackupReader } from "./file/reader.ts";
 import { V1BackupReader } from "./v1/reader.ts";
 import { type BackupUrl, BackupUrlError, parseBackupUrl } from "./url.ts";
 import { isV1Header } from "../format/v1.ts";
+import { SocketBackend, type SocketBackendOptions } from "./socket/backend.ts";
+import { SocketBackupReader } from "./socket/reader.ts";
 
 /**
  * What a file URL's path holds: a cln-backup directory, a v1 `.dbak`, nothing, something
@@ -41,7 +43,11 @@ export function backupKind(path: string): BackupKind {
 function fileUrl(url: string): BackupUrl & { scheme: "file" } {
   const parsed = parseBackupUrl(url);
   if (parsed.scheme !== "file") {
-    throw new BackupUrlError(url, "socket backups are not supported by this version yet");
+    throw new BackupUrlError(
+      url,
+      `a socket: backup is read through its server, which this step does not do: check it ` +
+        `with "deno task status -- ${url}"`,
+    );
   }
   return parsed;
 }
@@ -95,4 +101,24 @@ export function openReader(url: string): BackupReader {
     case "other":
       throw new Error(`Cannot open backup: "${path}" is not a backup: check the URL`);
   }
+}
+
+/**
+ * Opens a backup of any scheme for writing: a file backup as {@linkcode openBackend} does, a
+ * `socket:` one by connecting to its server (retrying as `socket.policy` allows).
+ */
+export async function connectBackend(
+  url: string,
+  options: { file?: FileBackendOptions; socket?: SocketBackendOptions } = {},
+): Promise<Backend> {
+  if (parseBackupUrl(url).scheme === "socket") {
+    return await SocketBackend.connect(url, options.socket);
+  }
+  return openBackend(url, options.file);
+}
+
+/** Opens a backup of any scheme for reading; a `socket:` one is fetched from its server. */
+export async function connectReader(url: string): Promise<BackupReader> {
+  if (parseBackupUrl(url).scheme === "socket") return await SocketBackupReader.fetch(url);
+  return openReader(url);
 }

@@ -24,6 +24,9 @@ import {
   writeLockFile,
 } from "../backup/lock_file.ts";
 import { LAUNCHER_NAME, launchPlan, writeLauncher } from "./launcher.ts";
+import { parseBackupUrl } from "../backends/url.ts";
+import { SocketBackend } from "../backends/socket/backend.ts";
+import { DEFAULT_RETRY_POLICY } from "../backends/socket/options.ts";
 import { checkNetworkDir, checkNotRunning } from "./node_dir.ts";
 import { claimWorkPath, removeLeftovers, workPath } from "../fs/work_path.ts";
 import { atStep } from "../fs/step_seam.ts";
@@ -319,6 +322,38 @@ function initStorage(url: string, output: Output): number {
   return Exit.Ok;
 }
 
+/**
+ * Sends a snapshot of `database` to the empty backup on the server `url` names, as the
+ * Python `backup-cli init` does; returns the version it holds (0: no database, nothing sent).
+ */
+async function sendSnapshotTo(database: string, url: string): Promise<number> {
+  let remote: SocketBackend;
+  try {
+    // An operator at a terminal gets the failure at once, not after a node's patience.
+    remote = await SocketBackend.connect(url, { policy: { ...DEFAULT_RETRY_POLICY, retries: 0 } });
+  } catch (error) {
+    throw new Error(`${ACTION}: ${(error as Error).message}`);
+  }
+  const tmp = Deno.makeTempDirSync({ prefix: "cln-backup-init-" });
+  try {
+    const { version } = remote.state();
+    if (version !== 0 || remote.state().records !== 0) {
+      throw new Error(
+        `${ACTION}: the server at ${remote.destination} already holds a backup at version ` +
+          `${version}: give this node a new storage directory on the server`,
+      );
+    }
+    if (!existsSync(database)) return 0;
+    const copy = `${tmp}/snapshot.sqlite3`;
+    const snapshotVersion = await snapshotDatabase(database, copy);
+    await remote.storeSnapshot(snapshotVersion, Deno.readFileSync(copy));
+    return snapshotVersion;
+  } finally {
+    remote.close();
+    Deno.removeSync(tmp, { recursive: true });
+  }
+}
+
 export async function init(args: string[], output: Output = consoleOutput): Promise<number> {
   return await runCommand(INIT_SPEC, args, output, async ({ values, positionals }) => {
     const target = initTarget(
@@ -327,12 +362,13 @@ export async function init(args: string[], output: Output = consoleOutput): Prom
     );
     if (target.dir === undefined) return initStorage(target.url, output);
     const { url } = target;
-    const path = fileBackupPath(url, ACTION);
+    const remote = parseBackupUrl(url).scheme === "socket";
+    const path = remote ? undefined : fileBackupPath(url, ACTION);
     const dir = userPath(target.dir);
     checkNetworkDir(dir, ACTION);
     using _setup = lockForSetup(dir, ACTION);
     await checkNotRunning(dir, ACTION);
-    for (const line of [...removeLeftovers(dir), ...removeLeftovers(dirname(path))]) {
+    for (const line of [...removeLeftovers(dir), ...path ? removeLeftovers(dirname(path)) : []]) {
       output.out(line);
     }
     if (existsSync(`${dir}/${LOCK_FILE}`)) {
@@ -353,6 +389,19 @@ export async function init(args: string[], output: Output = consoleOutput): Prom
       );
     }
     const database = `${dir}/${DATABASE_NAME}`;
+    if (path === undefined) {
+      const version = await sendSnapshotTo(database, url);
+      // A snapshot on a server stays there: a retry of init is refused until it is moved aside.
+      const launcher = installPlugin(dir, { backend_url: url }, "create", () => {});
+      output.out(
+        existsSync(database)
+          ? `Created the backup ${url} from a snapshot of "${database}" at version ${version}`
+          : `Created the empty backup ${url} at version 0 ("${dir}" has no database yet)`,
+      );
+      output.out(`Wrote "${dir}/${LOCK_FILE}" and the launcher "${launcher}"`);
+      printConfigLine(output, launcher);
+      return Exit.Ok;
+    }
     let left: { version: number } | undefined;
     if (existsSync(path)) {
       const found = leftByKilledInit(path, database);

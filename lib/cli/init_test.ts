@@ -210,8 +210,11 @@ Deno.test("init refuses a database that is not lightningd's, leaving nothing beh
   removeNodeDir(dir);
 });
 
-Deno.test("init rejects bad command lines and socket URLs", async () => {
+Deno.test("init rejects bad command lines, and a socket URL with no server at once", async () => {
   const dir = makeNodeDir();
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = listener.addr.port;
+  listener.close();
   let output = new BufferedOutput();
   assertEquals(await init([], output), 2);
   assertMatch(
@@ -223,8 +226,10 @@ Deno.test("init rejects bad command lines and socket URLs", async () => {
   assertMatch(output.stderr[0], /^Usage error: Unknown option '--lightning-dri'/);
   await refused(
     dir,
-    ["socket:127.0.0.1:9000", "--lightning-dir", dir],
-    /^Cannot init backup: "socket:127.0.0.1:9000" is a socket backup/,
+    [`socket:127.0.0.1:${port}`, "--lightning-dir", dir],
+    new RegExp(
+      `^Cannot init backup: connecting to 127.0.0.1:${port}: .*refused.*: check that the server runs`,
+    ),
   );
   await refused(dir, ["fle:///x", "--lightning-dir", dir], /^Cannot use backup URL "fle:\/\/\/x"/);
   output = new BufferedOutput();

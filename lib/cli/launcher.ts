@@ -123,7 +123,7 @@ export function listItem(path: string): string {
  * imports, all in this lib/): a Worker reads its modules at run time, so it needs read
  * access to them.
  */
-const WORKER_CODE = new URL("../", import.meta.url).pathname.replace(/\/$/, "");
+export const WORKER_CODE = new URL("../", import.meta.url).pathname.replace(/\/$/, "");
 
 /** The permission flags of the least-privilege launch (shared by `deno run` and `deno compile`). */
 export function permissionFlags(plan: LaunchPlan): string[] {

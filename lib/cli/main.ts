@@ -11,6 +11,7 @@ import { upgrade } from "./upgrade.ts";
 import { verify } from "./verify.ts";
 import { doctor } from "./doctor.ts";
 import { compact } from "./compact.ts";
+import { server } from "./server.ts";
 
 export const HELP = `Usage: cln-backup <command> [options]
   run as ./backup-cli <command> [options] in the checkout (the Python plugin's CLI name; each
@@ -34,8 +35,10 @@ Commands:
   doctor [--lightning-dir DIR]          check a node's backup set-up, one line per check
   compact <url> [--retain K] [--json]   fold old changes into a new snapshot (node stopped;
                                         on a running node: lightning-cli backup-compact)
+  server <url> <addr:port>              serve a backup to socket: URLs (wire protocol v1)
 
-<url> is file:///abs/path (a cln-backup directory, or a v1 .dbak file to read).
+<url> is file:///abs/path (a cln-backup directory, or a v1 .dbak file to read), or
+socket:<host>:<port>[?proxy=socks5:<host>:<port>] (a backup server).
 "cln-backup <command> --help" explains a command.
 
 Exit codes:
@@ -54,23 +57,8 @@ export const COMMANDS: Record<string, (args: string[], output: Output) => Promis
   upgrade,
   doctor,
   compact,
+  server,
 };
-
-/**
- * Commands of the Python backup-cli, and of cln-backup's plan, that a version may not have
- * yet: each is refused with a line saying so until it is in {@linkcode COMMANDS}.
- */
-export const LATER_COMMANDS: Record<string, { what: string; meanwhile: string }> = {
-  server: {
-    what: "the backup server that socket: backups connect to",
-    meanwhile: "keep the backup on a file:/// path (a mounted disk) meanwhile",
-  },
-};
-
-/** The commands of {@linkcode LATER_COMMANDS} this version does not have. */
-export function missingCommands(): string[] {
-  return Object.keys(LATER_COMMANDS).filter((name) => !Object.hasOwn(COMMANDS, name));
-}
 
 /** Runs the command `args` name; returns the exit code. */
 export async function runCli(args: string[], output: Output = consoleOutput): Promise<number> {
@@ -82,18 +70,9 @@ export async function runCli(args: string[], output: Output = consoleOutput): Pr
       return Exit.Usage;
     }
     output.out(HELP);
-    const missing = missingCommands();
-    if (missing.length > 0) output.out(`\nNot in this version yet: ${missing.join(", ")}.`);
     return Exit.Ok;
   }
   const command = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
-  if (!command && missingCommands().includes(name)) {
-    output.err(
-      `Cannot ${name}: "${name}" (${LATER_COMMANDS[name].what}) is not in this version of ` +
-        `cln-backup yet: ${LATER_COMMANDS[name].meanwhile}`,
-    );
-    return Exit.Failed;
-  }
   if (!command) {
     output.err(`Usage error: unknown command "${name}": see "cln-backup --help"`);
     return Exit.Usage;

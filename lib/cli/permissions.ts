@@ -14,7 +14,8 @@
  * - upgrade: as init for DIR; read the v1 file backup.lock names; read and write the new
  *   backup's parent directory.
  * - doctor: read everything (it looks over a whole set-up); HOME; statfs (free space).
- * - server: read and write its storage; listen on its addr:port.
+ * - server: read and write its storage (created beside its path when missing), read the
+ *   compaction worker's code; listen on its addr:port.
  * - compact: read and write the backup.
  *
  * A `socket:` backup adds network access to its server (or its proxy) instead of the paths.
@@ -40,7 +41,7 @@ import { UPGRADE_SPEC, upgradeUrl } from "./upgrade.ts";
 import { DOCTOR_SPEC } from "./doctor.ts";
 import { SERVER_SPEC, serverArgs } from "./server_args.ts";
 import { COMPACT_SPEC } from "./compact.ts";
-import { address, backupAccess, listItem } from "./launcher.ts";
+import { address, backupAccess, listItem, WORKER_CODE } from "./launcher.ts";
 import { pidFilePath, rpcSocketPath } from "./node_dir.ts";
 import { readLockFile } from "../backup/lock_file.ts";
 
@@ -175,7 +176,12 @@ const TABLE: Record<string, { spec?: CommandSpec; plan: Planner }> = {
     spec: SERVER_SPEC,
     plan: (args) => {
       const { url, listen } = serverArgs(args);
-      return merge(backup(url, true), { net: [address(listen.hostname, listen.port)] });
+      // A storage that is not there yet is created empty, beside its path; COMPACT runs
+      // the compaction worker, whose code is read at run time.
+      return merge(newBackup(url), {
+        read: [WORKER_CODE],
+        net: [address(listen.hostname, listen.port)],
+      });
     },
   },
   compact: { spec: COMPACT_SPEC, plan: ({ positionals: [url] }) => backup(url, true) },

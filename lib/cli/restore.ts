@@ -4,7 +4,7 @@
  * @module
  */
 import type { BackupReader } from "../backends/backend.ts";
-import { openReader } from "../backends/open.ts";
+import { connectReader } from "../backends/open.ts";
 import {
   describeTail,
   restoreBackup,
@@ -145,7 +145,7 @@ function refuseDanglingLink(path: string): void {
 }
 
 export async function restore(args: string[], output: Output = consoleOutput): Promise<number> {
-  return await runCommand(RESTORE_SPEC, args, output, ({ values, positionals }) => {
+  return await runCommand(RESTORE_SPEC, args, output, async ({ values, positionals }) => {
     const [url, target] = positionals;
     const toVersion = versionArg(values["to-version"], "to-version");
     const path = restoreTarget(userPath(target));
@@ -157,7 +157,7 @@ export async function restore(args: string[], output: Output = consoleOutput): P
       );
     }
     for (const line of removeLeftovers(dirname(path))) output.out(line);
-    const reader = openReader(url);
+    const reader = await connectReader(url);
     try {
       const progress = output.progress &&
         new RestoreProgress(reader, toVersion, output.progress);

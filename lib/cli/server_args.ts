@@ -20,17 +20,27 @@ export type LogLevel = typeof LOG_LEVELS[number];
 export const SERVER_HELP =
   `Usage: cln-backup server <url> <addr:port> [--log-mode MODE] [--log-level LEVEL]
 
-Serves the backup at <url> (file:///abs/path) to backup plugins whose backup.lock names
-socket:<addr>:<port>, over the Python plugin's wire protocol v1. <addr:port> is the address
-to listen on: 127.0.0.1:8700, [::1]:8700, or 0.0.0.0:8700 for every interface. Create the
-backup first with "init <url>".
+Serves the backup at <url> (file:///abs/path: a cln-backup directory, created empty when
+nothing is there) to backup plugins and commands whose URL is socket:<addr>:<port>, over the
+Python plugin's wire protocol v1, so the Python plugin and its backup-cli work with it too.
+<addr:port> is the address to listen on: 127.0.0.1:8700, [::1]:8700, or 0.0.0.0:8700 for
+every interface.
+
+It acknowledges a change only once it is on stable storage, answers NACK to a change it
+cannot store (the node then stops), and serves any number of connections at once: one
+writer per backup (a second is refused), and any number of restore, status and verify.
+COMPACT (lightning-cli backup-compact on the node) compacts the backup beside the writes.
+A v1 .dbak is refused: convert it with "upgrade" first. SIGTERM stops it cleanly.
 
 Options:
   --log-mode MODE    plain (default), or systemd: each line starts with its syslog
                      priority (<7> debug ... <2> critical) for journald
   --log-level LEVEL  the least severe lines logged: debug, info (default), notice,
                      warning, error or critical
-  -h, --help         show this help`;
+  -h, --help         show this help
+
+The wire protocol has no encryption or authentication: listen on loopback or a private
+network, and reach it through SSH, WireGuard or a Tor onion service.`;
 
 export const SERVER_SPEC: CommandSpec = {
   name: "server",

@@ -4,7 +4,7 @@
  * @module
  */
 import type { BackupDescription } from "../backends/backend.ts";
-import { openReader } from "../backends/open.ts";
+import { connectReader } from "../backends/open.ts";
 import { type CommandSpec, consoleOutput, Exit, type Output, runCommand } from "./args.ts";
 
 export const STATUS_HELP = `Usage: cln-backup status <url> [--json]
@@ -50,8 +50,8 @@ export function describeText(d: BackupDescription): string[] {
 }
 
 export async function status(args: string[], output: Output = consoleOutput): Promise<number> {
-  return await runCommand(STATUS_SPEC, args, output, ({ values, positionals }) => {
-    const reader = openReader(positionals[0]);
+  return await runCommand(STATUS_SPEC, args, output, async ({ values, positionals }) => {
+    const reader = await connectReader(positionals[0]);
     try {
       const description = reader.describe();
       if (values.json) {

@@ -70,7 +70,7 @@ export const UPGRADE_SPEC: CommandSpec = {
  * Writes the v1 backup's entries into the new backup directory `dir`: each snapshot as a
  * base segment (streamed through a temporary file), each change appended to the log.
  */
-async function convert(v1: V1BackupReader, dir: string): Promise<void> {
+export async function convert(v1: V1BackupReader, dir: string): Promise<void> {
   createEmptyLog(dir, newBackupId());
   // One sync at the end: the directory is renamed into place only after this succeeds.
   const log = FileBackend.open(pathToFileURL(dir).href, dir, { syncOnClose: true });

@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { openReader } from "../backends/open.ts";
+import { connectReader } from "../backends/open.ts";
 import type { BackupReader } from "../backends/backend.ts";
 import { describeTail, restoreBackup } from "../backup/restore.ts";
 import { type CommandSpec, consoleOutput, Exit, oneLine, type Output, runCommand } from "./args.ts";
@@ -59,11 +59,11 @@ export function checkBackup(reader: BackupReader, temp: string): string[] {
 }
 
 export async function verify(args: string[], output: Output = consoleOutput): Promise<number> {
-  return await runCommand(VERIFY_SPEC, args, output, ({ positionals }) => {
+  return await runCommand(VERIFY_SPEC, args, output, async ({ positionals }) => {
     const temp = Deno.makeTempDirSync({ prefix: "cln-backup-verify-" });
     let reader: BackupReader | undefined;
     try {
-      reader = openReader(positionals[0]);
+      reader = await connectReader(positionals[0]);
       for (const line of checkBackup(reader, temp)) output.out(line);
       return Exit.Ok;
     } catch (error) {

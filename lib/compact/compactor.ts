@@ -68,11 +68,17 @@ export function workerThread(): CompactionThread {
 
 /** What `backup-status` shows of compaction. */
 export interface CompactionStatus {
-  running: { target: number; phase: CompactionPhase | "starting"; version: number } | null;
+  /** A server's compaction shows phase `"on the server"`: its progress is not sent. */
+  running: {
+    target: number;
+    phase: CompactionPhase | "starting" | "on the server";
+    version: number;
+  } | null;
   last: (CompactionResult & { ok: true }) | { ok: false; error: string } | null;
   /** Sealed-log bytes at which the plugin compacts by itself (`null` when it does not). */
   next_due_at_bytes: number | null;
-  sealed_log_bytes: number;
+  /** `null` for a backup on a server, whose sizes the plugin does not see. */
+  sealed_log_bytes: number | null;
 }
 
 /** Compaction as the plugin sees it, wherever it runs. */

@@ -89,7 +89,7 @@ Deno.test(
       status.next_due_at_bytes,
       Math.max(policy.minBytes, writer.compactionSizes().baseBytes),
     );
-    assert(status.sealed_log_bytes < status.next_due_at_bytes!);
+    assert(status.sealed_log_bytes! < status.next_due_at_bytes!);
     assert(status.last?.ok);
     policy.auto = false;
     assertEquals(compactor.status().next_due_at_bytes, null);

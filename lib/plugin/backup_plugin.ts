@@ -302,6 +302,7 @@ export class BackupPlugin {
       );
     }
     try {
+      if (!this.#checked) await backend.ready?.();
       const state = backend.state();
       if (!this.#checked) {
         const verdict = checkFirstWrite(state, { dataVersion: version, bumpedFrom: from });
@@ -361,6 +362,7 @@ export class BackupPlugin {
       previous_version: state?.rewindVersion ?? null,
       records: state?.records ?? null,
       backup_bytes: state?.bytes ?? null,
+      connection: state?.connection ?? null,
       writes_since_start: this.#writes,
       last_hook_ms: ms(this.#latency.last),
       p99_hook_ms: ms(this.#latency.quantile(0.99)),

@@ -11,7 +11,10 @@ import { serve, writeTo } from "./stdio.ts";
 import { openAtStart } from "./startup.ts";
 import { FileBackend } from "../backends/file/writer.ts";
 import { Compactor } from "../compact/compactor.ts";
+import { SocketBackend } from "../backends/socket/backend.ts";
+import { RemoteCompaction } from "../backends/socket/compaction.ts";
 import type { CompactionPolicy } from "../compact/policy.ts";
+import type { LogLevel } from "./jsonrpc.ts";
 
 const streams = {
   read: (buffer: Uint8Array) => Deno.stdin.read(buffer),
@@ -43,15 +46,26 @@ export async function runPlugin(
   const now = () => performance.now();
   // Before the first message: db_write arrives before init. A backup that fails the check is
   // logged in one line, and the plugin then refuses every db_write.
-  const startup = openAtStart(Deno.cwd(), { segmentBytes: testSegmentBytes() });
+  // A server's backup logs as it connects, maybe before the plugin exists: kept till then.
+  const early: { level: LogLevel; message: string }[] = [];
+  let remoteLog: (level: LogLevel, message: string) => void = (level, message) => {
+    early.push({ level, message });
+  };
+  const startup = openAtStart(Deno.cwd(), {
+    segmentBytes: testSegmentBytes(),
+    remoteLog: (level, message) => remoteLog(level, message),
+  });
   const backend = startup.backend;
   const compaction = backend instanceof FileBackend
     ? (policy: () => CompactionPolicy) => new Compactor(backend, policy)
+    : backend instanceof SocketBackend
+    ? () => new RemoteCompaction(backend)
     : undefined;
   const plugin = new BackupPlugin(
     configure({ backend, send: writeTo(streams), now, compaction }),
   );
-  for (const { level, message } of startup.log) plugin.log(level, message);
+  for (const { level, message } of [...startup.log, ...early]) plugin.log(level, message);
+  remoteLog = (level, message) => plugin.log(level, message);
   try {
     await serve(plugin, streams, now);
   } finally {

@@ -1,10 +1,11 @@
 /**
  * The plugin's check at start, before lightningd's first `db_write` (which comes before
  * `init`): `backup.lock` names a backup, the backup opens (its writer checks what it reads:
- * the format is one this version reads, the log's records pass their checks), and a torn
- * tail a crash left is cut. It ends in one line for
- * lightningd's log: the backup's state, or why the plugin refuses every change (then
- * lightningd stops at its first database write, before it commits anything).
+ * the format is one this version reads, the log's records pass their checks). It ends in
+ * one line for lightningd's log: the backup's state, or why the plugin refuses every change
+ * (then lightningd stops at its first database write, before it commits anything). A
+ * `socket:` backup connects to its server in the background instead, so the plugin answers
+ * `getmanifest` meanwhile: its first `db_write` waits for the connection.
  *
  * The version comparison with the node's database stays at the first `db_write`, where the
  * node's version is known (lib/backup/version_check.ts).
@@ -14,6 +15,9 @@
 import type { Backend } from "../backends/backend.ts";
 import type { FileBackendOptions } from "../backends/file/writer.ts";
 import { openBackend } from "../backends/open.ts";
+import { parseBackupUrl } from "../backends/url.ts";
+import { SocketBackend, type SocketLogLevel } from "../backends/socket/backend.ts";
+import { retryPolicyFromLock } from "../backends/socket/options.ts";
 import { readLockFile } from "../backup/lock_file.ts";
 import { CorruptBackupError } from "../format/segment.ts";
 import type { LogLevel } from "./jsonrpc.ts";
@@ -34,17 +38,32 @@ function damaged(url: string, error: CorruptBackupError): string {
     `<dir> <url>"), then start lightningd`;
 }
 
+export interface StartupOptions extends Pick<FileBackendOptions, "segmentBytes"> {
+  /** Where a `socket:` backup logs what happens later (reconnects, giving up). */
+  remoteLog?: (level: SocketLogLevel, message: string) => void;
+}
+
 /** Opens the backup `<dir>/backup.lock` names and says in one line how it stands. */
-export function openAtStart(
-  dir: string,
-  options: Pick<FileBackendOptions, "segmentBytes"> = {},
-): Startup {
+export function openAtStart(dir: string, options: StartupOptions = {}): Startup {
   const log: Startup["log"] = [];
   let url: string | undefined;
   try {
-    url = readLockFile(dir).backend_url;
+    const lock = readLockFile(dir);
+    url = lock.backend_url;
+    if (parseBackupUrl(url).scheme === "socket") {
+      const backend = SocketBackend.open(url, {
+        policy: retryPolicyFromLock(lock),
+        log: options.remoteLog,
+      });
+      log.push({
+        level: "info",
+        message: `Backup "${url}" is on the server at ${backend.destination}: connecting; the ` +
+          `first database write waits for the server's version and is checked against it`,
+      });
+      return { backend, log };
+    }
     const backend = openBackend(url, {
-      ...options,
+      segmentBytes: options.segmentBytes,
       log: (message) => log.push({ level: "unusual", message }),
     });
     const state = backend.state();

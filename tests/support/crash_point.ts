@@ -14,6 +14,7 @@ import { loadFixture, SCENARIOS } from "./fixtures.ts";
 import { CRASH_ENV, CRASH_PHASES, type CrashPhase } from "../../lib/fs/crash_point.ts";
 import { createFileBackup } from "../../lib/backends/file/create.ts";
 import { openReader } from "../../lib/backends/open.ts";
+import type { BackupReader } from "../../lib/backends/backend.ts";
 import { writeLockFile } from "../../lib/backup/lock_file.ts";
 import { restoreBackup } from "../../lib/backup/restore.ts";
 import { readLayout } from "../../lib/format/layout.ts";
@@ -485,17 +486,7 @@ export async function runTrial(
     const described = reader.describe();
     assertEquals(described.tornBytes, 0, `seed ${seed}`);
     assertEquals(described.lastVersion, all.writes.at(-1)!.dataVersion, `seed ${seed}`);
-    // The backup holds every committed transaction once, in order, and nothing else (but
-    // PRAGMA hooks, which repeat their version and are sent again when a migration reruns).
-    const stored: Runs["transactions"] = [];
-    let version = 0;
-    for (const entry of reader.entries()) {
-      if (entry.kind !== "change") continue;
-      const pragma = isPragmaOnly(entry.statements);
-      assertEquals(entry.version, pragma ? version : version + 1, `seed ${seed}: versions`);
-      version = entry.version;
-      if (!pragma) stored.push({ version, statements: entry.statements });
-    }
+    const stored = storedTransactions(reader, `seed ${seed}`);
     assert(stored.length === all.transactions.length, `seed ${seed}: ${stored.length} stored`);
     assertEquals(stored, all.transactions, `seed ${seed}: stored transactions`);
     restoreBackup(reader, `${dir}/restored.sqlite3`);
@@ -509,6 +500,24 @@ export async function runTrial(
     (report.missed.length ? `, missed ${report.missed.join("+")}` : "") +
     ` -> ${report.processes} plugin runs, ${report.rewinds} rewind, ${report.tornCuts} cut; ${ms} ms`;
   return report;
+}
+
+/**
+ * The transactions a backup holds, checking on the way that versions go up by one, and that
+ * only PRAGMA hooks (which repeat their version, and are sent again when a migration reruns)
+ * repeat one: so every transaction is there once, in order.
+ */
+export function storedTransactions(reader: BackupReader, context: string): Runs["transactions"] {
+  const stored: Runs["transactions"] = [];
+  let version = 0;
+  for (const entry of reader.entries()) {
+    if (entry.kind !== "change") continue;
+    const pragma = isPragmaOnly(entry.statements);
+    assertEquals(entry.version, pragma ? version : version + 1, `${context}: versions`);
+    version = entry.version;
+    if (!pragma) stored.push({ version, statements: entry.statements });
+  }
+  return stored;
 }
 
 /** Runs fresh-start and restart cleanly: the common start of the trials that crash later. */

@@ -236,7 +236,7 @@ export class FileBackend implements Backend, CompactableBackend {
     this.#liveEnd = tail.end;
   }
 
-  state(): BackupState {
+  state(): BackupState & { bytes: number } {
     const last = this.#liveRecords.at(-1);
     const beforeLast = this.#liveRecords.at(-2)?.version ?? this.#versionBeforeLive;
     const version = Math.max(this.#baseVersion, last?.version ?? this.#versionBeforeLive);

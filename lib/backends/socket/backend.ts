@@ -1,0 +1,356 @@
+/**
+ * The `socket:` backend: the plugin's backup lives on a backup server (ours, or the Python
+ * `backup-cli server`), spoken to in wire v1. A change is acknowledged to lightningd only
+ * after the server's ACK for it. A lost connection is retried with backoff; after
+ * reconnecting it asks METADATA and resends only when the server lacks the change (the
+ * Python rule). Anything else it cannot explain stops the node.
+ *
+ * @module
+ */
+import type { Backend, BackupState, Change, ConnectionStatus } from "../backend.ts";
+import { parseBackupUrl } from "../url.ts";
+import {
+  type CompactStats,
+  decodeCompactResult,
+  decodeMetadata,
+  decodeVersion,
+  encodeChange,
+  encodePacket,
+  encodeSnapshot,
+  encodeVersionPacket,
+  type Metadata,
+  type Packet,
+  packetName,
+  PacketType,
+} from "../../wire/packets.ts";
+import { ConnectionLostError, hostPort, type SocketUrl, WireConnection } from "./connection.ts";
+import { DEFAULT_RETRY_POLICY, type RetryPolicy } from "./options.ts";
+
+export type SocketLogLevel = "info" | "unusual" | "broken";
+
+export interface SocketBackendOptions {
+  policy?: RetryPolicy;
+  log?: (level: SocketLogLevel, message: string) => void;
+  /** Milliseconds, monotonic; tests and the plugin pass `performance.now`. */
+  now?: () => number;
+  sleep?: (ms: number) => Promise<void>;
+}
+
+/** The server gave an answer that means the backup cannot be trusted to go on. */
+export class RemoteBackupError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "RemoteBackupError";
+  }
+}
+
+export function socketUrl(url: string): SocketUrl {
+  const parsed = parseBackupUrl(url);
+  if (parsed.scheme !== "socket") throw new Error(`"${url}" is not a socket: URL`);
+  return parsed;
+}
+
+/** What a write expects of the server: its version before, and after, the write. */
+interface WriteStep {
+  what: string;
+  packet: Uint8Array;
+  before: number;
+  after: number;
+  /** For a change that repeats the version: the record count that tells before from after. */
+  countBefore?: number;
+}
+
+export class SocketBackend implements Backend {
+  readonly target: SocketUrl;
+  readonly destination: string;
+  #policy: RetryPolicy;
+  #log: (level: SocketLogLevel, message: string) => void;
+  #now: () => number;
+  #sleep: (ms: number) => Promise<void>;
+  #conn: WireConnection | undefined;
+  #version = 0;
+  #prevVersion = 0;
+  /** The server's record count, while we know it (a v1 server's rewind leaves it unclear). */
+  #count: number | undefined = 0;
+  /** What the server said on the last connect. */
+  #metadata: Metadata = { protocol: 1, version: 0, prevVersion: 0, versionCount: 0 };
+  #status: ConnectionStatus;
+  #failure: string | undefined;
+  #ready: Promise<void> = Promise.resolve();
+
+  private constructor(readonly url: string, options: SocketBackendOptions) {
+    this.target = socketUrl(url);
+    this.destination = hostPort(this.target.host, this.target.port) +
+      (this.target.proxy
+        ? ` through SOCKS5 proxy ${hostPort(this.target.proxy.host, this.target.proxy.port)}`
+        : "");
+    this.#policy = options.policy ?? DEFAULT_RETRY_POLICY;
+    this.#log = options.log ?? (() => {});
+    this.#now = options.now ?? (() => performance.now());
+    this.#sleep = options.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
+    this.#status = {
+      destination: this.destination,
+      state: "disconnected",
+      reconnects: 0,
+      last_ack_ms: null,
+    };
+  }
+
+  /** Connects and learns where the server's backup stands, retrying as for a change. */
+  static async connect(url: string, options: SocketBackendOptions = {}): Promise<SocketBackend> {
+    const backend = SocketBackend.open(url, options);
+    await backend.ready();
+    return backend;
+  }
+
+  /**
+   * Starts connecting and returns at once, so the plugin can answer lightningd's
+   * `getmanifest` while it connects; {@linkcode ready} tells when it knows where the
+   * server's backup stands.
+   */
+  static open(url: string, options: SocketBackendOptions = {}): SocketBackend {
+    const backend = new SocketBackend(url, options);
+    backend.#ready = backend.#retrying("connecting", () => Promise.resolve()).then(() => {
+      backend.#version = backend.#metadata.version;
+      backend.#prevVersion = backend.#metadata.prevVersion;
+      backend.#count = backend.#metadata.versionCount;
+    });
+    // Whoever needs the backup awaits ready(); a failure nobody awaited yet is not a crash.
+    backend.#ready.catch(() => {});
+    return backend;
+  }
+
+  /** Resolves once connected and told the server's versions; rejects with why not. */
+  ready(): Promise<void> {
+    return this.#ready;
+  }
+
+  state(): BackupState {
+    return {
+      version: this.#version,
+      rewindVersion: this.#prevVersion < this.#version ? this.#prevVersion : undefined,
+      records: this.#count ?? 0,
+      // The server decides its own tail, at the first write after it opened the backup.
+      tail: undefined,
+      connection: { ...this.#status },
+    };
+  }
+
+  async append(change: Change): Promise<void> {
+    const repeat = change.version === this.#version;
+    await this.#write({
+      what: `change ${change.version}`,
+      packet: encodeChange(change.version, change.statements),
+      before: this.#version,
+      after: change.version,
+      countBefore: repeat ? this.#count : undefined,
+    });
+  }
+
+  async rewind(): Promise<void> {
+    const to = this.#prevVersion;
+    await this.#write({
+      what: `rewind to ${to}`,
+      packet: encodeVersionPacket(PacketType.Rewind, to),
+      before: this.#version,
+      after: to,
+    });
+    // A v1 server still counts the dropped record, ours does not.
+    this.#count = undefined;
+  }
+
+  /**
+   * Asks the server to compact the backup (COMPACT), on a connection of its own so that the
+   * writes never wait behind it; waits at most the policy's `compactTimeoutMs`, less when
+   * `signal` aborts. Any failure is one {@linkcode RemoteBackupError}; the writes go on.
+   */
+  async compactOnServer(signal?: AbortSignal): Promise<CompactStats> {
+    let conn: WireConnection | undefined;
+    const abort = () => conn?.close();
+    signal?.addEventListener("abort", abort);
+    try {
+      conn = await WireConnection.open(this.target, this.#policy.timeoutMs);
+      if (signal?.aborted) throw new ConnectionLostError("the plugin is stopping");
+      await conn.send(encodePacket(PacketType.Compact));
+      const reply = await conn.receive(this.#policy.compactTimeoutMs);
+      if (reply.type !== PacketType.CompactRes) {
+        throw new RemoteBackupError(
+          `Cannot compact backup: the server at ${this.destination} answered COMPACT with ` +
+            `${packetName(reply.type)}: it is not a backup server, or a broken one`,
+        );
+      }
+      return decodeCompactResult(reply);
+    } catch (error) {
+      if (error instanceof RemoteBackupError) throw error;
+      throw new RemoteBackupError(
+        `Cannot compact backup: the server at ${this.destination} gave no answer to COMPACT ` +
+          `(${(error as Error).message}); a server whose compaction fails closes the ` +
+          `connection: see its log. The backup is as it was, and the node's writes go on`,
+      );
+    } finally {
+      signal?.removeEventListener("abort", abort);
+      conn?.close();
+    }
+  }
+
+  /** Never called: {@linkcode state} shows no tail, as the server cuts its own. */
+  cutTail(): Promise<string> {
+    return Promise.resolve("no torn tail to cut: the server decides its own");
+  }
+
+  /** Stores a snapshot as the first record of an empty backup (init). */
+  async storeSnapshot(version: number, database: Uint8Array): Promise<void> {
+    await this.#write({
+      what: `snapshot ${version}`,
+      packet: encodeSnapshot(version, database),
+      before: this.#version,
+      after: version,
+    });
+  }
+
+  /** Sends `step.packet` until the server ACKs it, reconnecting as the policy allows. */
+  async #write(step: WriteStep): Promise<void> {
+    if (this.#failure) {
+      throw new RemoteBackupError(`an earlier write failed: ${this.#failure}`);
+    }
+    let count = this.#count;
+    try {
+      await this.#retrying(`sending ${step.what}`, async (reconnected) => {
+        if (reconnected) {
+          count = this.#metadata.versionCount;
+          if (this.#afterReconnect(step) === "done") return;
+        }
+        const sent = this.#now();
+        const reply = await this.#conn!.request(step.packet);
+        this.#answer(step, reply);
+        this.#status.last_ack_ms = Math.round((this.#now() - sent) * 1000) / 1000;
+        if (count !== undefined) count++;
+      });
+      this.#prevVersion = step.before;
+      this.#version = step.after;
+      this.#count = count;
+    } catch (error) {
+      this.#failure = (error as Error).message;
+      this.#status.state = "failed";
+      throw error;
+    }
+  }
+
+  /** After a reconnect: has the server got the write already, or does it lack it? */
+  #afterReconnect(step: WriteStep): "done" | "resend" {
+    const { version, versionCount } = this.#metadata;
+    const unclear = step.countBefore === undefined;
+    if (version === step.after && (unclear || versionCount > step.countBefore!)) {
+      this.#log("info", `the server got ${step.what} before the connection was lost`);
+      return "done";
+    }
+    if (version === step.before && (unclear || versionCount === step.countBefore)) {
+      this.#log("info", `the server lacks ${step.what}: sending it again`);
+      return "resend";
+    }
+    throw new RemoteBackupError(
+      `after reconnecting, the server's backup is at version ${version}, neither ` +
+        `${step.before} (without ${step.what}) nor ${step.after} (with it): another writer or ` +
+        `another copy of the backup is behind ${this.destination}; stop the node and check ` +
+        `the server with "deno task status -- ${this.url}"`,
+    );
+  }
+
+  #answer(step: WriteStep, reply: Packet): void {
+    if (reply.type === PacketType.Ack) {
+      const acked = decodeVersion(reply);
+      if (acked === step.after) return;
+      throw new RemoteBackupError(
+        `the server acknowledged ${step.what} with version ${acked}, not ${step.after}: it ` +
+          `does not hold what was sent; stop the node and check the server's log`,
+      );
+    }
+    if (reply.type === PacketType.Nack) {
+      throw new RemoteBackupError(
+        `the server refused ${step.what} (NACK; its backup is at version ` +
+          `${decodeVersion(reply)}): another client may be writing to it, or it cannot store ` +
+          `the change (disk full?): see the server's log`,
+      );
+    }
+    throw new RemoteBackupError(
+      `the server answered ${step.what} with ${packetName(reply.type)}: it is not a backup ` +
+        `server, or a broken one`,
+    );
+  }
+
+  async #reconnect(): Promise<void> {
+    this.#conn?.close();
+    this.#conn = undefined;
+    this.#status.state = "connecting";
+    const conn = await WireConnection.open(this.target, this.#policy.timeoutMs);
+    try {
+      const reply = await conn.request(encodePacket(PacketType.ReqMetadata));
+      if (reply.type !== PacketType.Metadata) {
+        throw new RemoteBackupError(
+          `the server answered METADATA's request with ${packetName(reply.type)}: it is not a ` +
+            `backup server`,
+        );
+      }
+      const metadata = decodeMetadata(reply);
+      if (metadata.protocol !== 1) {
+        throw new RemoteBackupError(
+          `the server speaks backup protocol ${metadata.protocol}; this plugin speaks 1: ` +
+            `upgrade this plugin or run a server of protocol 1`,
+        );
+      }
+      this.#metadata = metadata;
+    } catch (error) {
+      conn.close();
+      throw error;
+    }
+    this.#conn = conn;
+    this.#status.state = "connected";
+  }
+
+  /**
+   * Runs `attempt`; when the connection is lost, reconnects after a pause growing by the
+   * backoff, up to the policy's retries, and runs it again with `reconnected` set.
+   */
+  async #retrying(what: string, attempt: (reconnected: boolean) => Promise<void>): Promise<void> {
+    const { retries, backoff } = this.#policy;
+    let delay = this.#policy.retryDelayMs;
+    const started = this.#now();
+    for (let retry = 0;; retry++) {
+      try {
+        const reconnected = retry > 0 || !this.#conn;
+        if (reconnected) await this.#reconnect();
+        await attempt(reconnected);
+        return;
+      } catch (error) {
+        if (!(error instanceof ConnectionLostError)) throw error;
+        this.#conn?.close();
+        this.#conn = undefined;
+        this.#status.state = "reconnecting";
+        if (retry === retries) {
+          const seconds = Math.round((this.#now() - started) / 100) / 10;
+          const message = retries === 0
+            ? `${error.message}: check that the server runs and that this machine reaches it`
+            : `${what} to ${this.destination} failed, and ${retries} reconnects over ` +
+              `${seconds} s did not help (${error.message}): check the server and the ` +
+              `network, then start the node again`;
+          this.#log("broken", `giving up: ${message}`);
+          throw new RemoteBackupError(message);
+        }
+        this.#status.reconnects++;
+        this.#log(
+          "unusual",
+          `${what} to ${this.destination}: ${error.message}; reconnect ${retry + 1} of ` +
+            `${retries} in ${delay / 1000} s`,
+        );
+        await this.#sleep(delay);
+        delay *= backoff;
+      }
+    }
+  }
+
+  close(): void {
+    this.#conn?.close();
+    this.#conn = undefined;
+    if (this.#status.state !== "failed") this.#status.state = "disconnected";
+  }
+}

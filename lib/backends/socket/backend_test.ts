@@ -1,0 +1,72 @@
+import { assertEquals, assertRejects } from "../../../tests/support/assert.ts";
+import { ScriptedServer } from "../../../tests/support/scripted_server.ts";
+import { bumpStatement } from "../../../tests/support/statements.ts";
+import {
+  encodeChange,
+  encodeMetadata,
+  encodePacket,
+  encodeVersionPacket,
+  PacketType,
+} from "../../wire/packets.ts";
+import { SocketBackend } from "./backend.ts";
+import { DEFAULT_RETRY_POLICY } from "./options.ts";
+
+const FAST = { ...DEFAULT_RETRY_POLICY, retryDelayMs: 5, timeoutMs: 2000 };
+const REQ = encodePacket(PacketType.ReqMetadata);
+const metadata = (version: number, prevVersion: number, versionCount: number) =>
+  encodeMetadata({ version, prevVersion, versionCount });
+const pragma = (version: number) => ({ version, statements: ["PRAGMA foreign_keys = OFF;"] });
+
+/** A server at (5, 4, 5) that drops the connection on the first write; then says `after`. */
+function droppingServer(write: Uint8Array, after: Uint8Array[]): ScriptedServer {
+  return new ScriptedServer([
+    [{ request: REQ, replies: [metadata(5, 4, 5)] }, { request: write, replies: [] }],
+    [{ request: REQ, replies: after }, {
+      request: write,
+      replies: [encodeVersionPacket(PacketType.Ack, 5)],
+    }],
+  ], { cut: { conn: 0, step: 1 } });
+}
+
+Deno.test("after a reconnect, a server at neither version stops the writes, saying what to do", async () => {
+  const change = { version: 6, statements: [bumpStatement(5)] };
+  const server = droppingServer(encodeChange(6, change.statements), [metadata(9, 8, 9)]);
+  try {
+    const backend = await SocketBackend.connect(server.url, { policy: FAST });
+    await assertRejects(
+      () => backend.append(change),
+      /after reconnecting, the server's backup is at version 9, neither 5 \(without change 6\) nor 6 \(with it\): .*stop the node/,
+    );
+    assertEquals(backend.state().connection?.state, "failed");
+    await assertRejects(() => backend.append(change), /an earlier write failed/);
+    backend.close();
+  } finally {
+    await server.close();
+  }
+});
+
+Deno.test("a change repeating the version: the record count tells whether the server has it", async () => {
+  const write = encodeChange(5, pragma(5).statements);
+  // Same version, one more record: it arrived before the connection broke; nothing is resent.
+  let server = droppingServer(write, [metadata(5, 4, 6)]);
+  try {
+    const backend = await SocketBackend.connect(server.url, { policy: FAST });
+    await backend.append(pragma(5));
+    assertEquals(server.received[1].length, 1, "only REQ_METADATA on the new connection");
+    assertEquals(backend.state().records, 6);
+    backend.close();
+  } finally {
+    await server.close();
+  }
+  // Same version, same count: it was lost; it is sent again.
+  server = droppingServer(write, [metadata(5, 4, 5)]);
+  try {
+    const backend = await SocketBackend.connect(server.url, { policy: FAST });
+    await backend.append(pragma(5));
+    assertEquals(server.received[1].length, 2, "REQ_METADATA, then the change again");
+    assertEquals(backend.state().records, 6);
+    backend.close();
+  } finally {
+    await server.close();
+  }
+});

@@ -1,0 +1,65 @@
+/**
+ * How patient a `socket:` backup is: every wait's bound, and how often and how long it
+ * reconnects before it gives up. The defaults are the Python plugin's: 5 reconnects, 5 s
+ * apart growing by 1.5 (about 66 s in all); it had no timeout, ours is 30 s a wait.
+ *
+ * backup.lock may set them (extra keys, which the Python plugin ignores):
+ * `socket_timeout_s`, `socket_retries`, `socket_retry_delay_s`, `socket_compact_timeout_s`.
+ *
+ * @module
+ */
+import type { LockFile } from "../../backup/lock_file.ts";
+
+export interface RetryPolicy {
+  /** Bound on connecting, and on each wait for an answer or a send. */
+  timeoutMs: number;
+  /** Reconnects after a lost connection before giving up. */
+  retries: number;
+  /** Pause before the first reconnect; each next one is `backoff` times longer. */
+  retryDelayMs: number;
+  backoff: number;
+  /** Bound on the wait for a server's compaction (`backup-compact`), which may take minutes. */
+  compactTimeoutMs: number;
+}
+
+export const DEFAULT_RETRY_POLICY: RetryPolicy = {
+  timeoutMs: 30_000,
+  retries: 5,
+  retryDelayMs: 5_000,
+  backoff: 1.5,
+  compactTimeoutMs: 600_000,
+};
+
+function seconds(lock: LockFile, key: string, fallback: number): number {
+  const value = lock[key];
+  if (value === undefined) return fallback;
+  if (typeof value !== "number" || !(value >= 0) || !Number.isFinite(value)) {
+    throw new Error(
+      `Cannot start backup: "${key}" in backup.lock must be a number of seconds, not ` +
+        `${JSON.stringify(value)}: fix or remove it`,
+    );
+  }
+  return value * 1000;
+}
+
+/** The policy backup.lock asks for, defaults for what it does not name. */
+export function retryPolicyFromLock(lock: LockFile): RetryPolicy {
+  const retries = lock.socket_retries;
+  if (retries !== undefined && !(Number.isInteger(retries) && (retries as number) >= 0)) {
+    throw new Error(
+      `Cannot start backup: "socket_retries" in backup.lock must be a whole number, not ` +
+        `${JSON.stringify(retries)}: fix or remove it`,
+    );
+  }
+  return {
+    timeoutMs: seconds(lock, "socket_timeout_s", DEFAULT_RETRY_POLICY.timeoutMs),
+    retries: (retries as number | undefined) ?? DEFAULT_RETRY_POLICY.retries,
+    retryDelayMs: seconds(lock, "socket_retry_delay_s", DEFAULT_RETRY_POLICY.retryDelayMs),
+    backoff: DEFAULT_RETRY_POLICY.backoff,
+    compactTimeoutMs: seconds(
+      lock,
+      "socket_compact_timeout_s",
+      DEFAULT_RETRY_POLICY.compactTimeoutMs,
+    ),
+  };
+}

@@ -1,0 +1,25 @@
+import { assertEquals, assertRejects } from "../../../tests/support/assert.ts";
+import { DEFAULT_RETRY_POLICY, retryPolicyFromLock } from "./options.ts";
+
+Deno.test("backup.lock's socket keys set the patience; the defaults are the Python plugin's", async () => {
+  assertEquals(retryPolicyFromLock({ backend_url: "socket:h:1" }), DEFAULT_RETRY_POLICY);
+  assertEquals(DEFAULT_RETRY_POLICY.retries, 5);
+  assertEquals(
+    retryPolicyFromLock({
+      backend_url: "socket:h:1",
+      socket_timeout_s: 2.5,
+      socket_retries: 0,
+      socket_retry_delay_s: 0.1,
+      socket_compact_timeout_s: 90,
+    }),
+    { timeoutMs: 2500, retries: 0, retryDelayMs: 100, backoff: 1.5, compactTimeoutMs: 90_000 },
+  );
+  await assertRejects(
+    () => retryPolicyFromLock({ backend_url: "socket:h:1", socket_timeout_s: "10" }),
+    /"socket_timeout_s" in backup.lock must be a number of seconds, not "10": fix or remove it/,
+  );
+  await assertRejects(
+    () => retryPolicyFromLock({ backend_url: "socket:h:1", socket_retries: 1.5 }),
+    /"socket_retries" in backup.lock must be a whole number, not 1.5/,
+  );
+});

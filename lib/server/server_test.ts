@@ -1,0 +1,190 @@
+import { assert, assertEquals, assertMatch } from "../../tests/support/assert.ts";
+import { RawClient, startServer } from "../../tests/support/wire_server.ts";
+import {
+  decodeMetadata,
+  decodeVersion,
+  encodeChange,
+  encodeSnapshot,
+  PacketType,
+} from "../wire/packets.ts";
+import { ServerStorage } from "./storage.ts";
+import { FIXTURES } from "../../tests/support/fixtures.ts";
+import { bumpStatement } from "../../tests/support/statements.ts";
+import { readLayout } from "../format/layout.ts";
+
+const REQ_METADATA = Uint8Array.of(4, 0, 0, 0, 0);
+
+function change(version: number): Uint8Array {
+  return encodeChange(version, [bumpStatement(version - 1)]);
+}
+
+async function withServer(body: (s: ReturnType<typeof startServer>) => Promise<void>) {
+  const tmp = Deno.makeTempDirSync({ prefix: "server-test-" });
+  const server = startServer(`${tmp}/backup`);
+  try {
+    await body(server);
+  } finally {
+    await server.server.close();
+    Deno.removeSync(tmp, { recursive: true });
+  }
+}
+
+Deno.test("a missing storage directory is created empty; METADATA is (1, 0, 0, 0)", async () => {
+  await withServer(async ({ server, logs }) => {
+    const client = await RawClient.connect(server.port);
+    await client.send(REQ_METADATA);
+    const packet = (await client.next())!;
+    assertEquals(decodeMetadata(packet), {
+      protocol: 1,
+      version: 0,
+      prevVersion: 0,
+      versionCount: 0,
+    });
+    client.close();
+    assertMatch(logs.join("\n"), /created the empty backup/);
+  });
+});
+
+Deno.test("a second writer is refused with NACK and a log line; readers are served meanwhile", async () => {
+  await withServer(async ({ server, logs }) => {
+    const writer = await RawClient.connect(server.port);
+    await writer.send(change(1));
+    assertEquals(decodeVersion((await writer.next())!), 1);
+    const other = await RawClient.connect(server.port);
+    await other.send(change(2));
+    const refused = (await other.next())!;
+    assertEquals([refused.type, decodeVersion(refused)], [PacketType.Nack, 1]);
+    assertMatch(logs.join("\n"), /connection 2 .*refused version 2: connection 1 .* is writing/);
+    // The reader sees the writer's change, and the writer goes on.
+    await other.send(REQ_METADATA);
+    assertEquals(decodeMetadata((await other.next())!).version, 1);
+    await writer.send(change(2));
+    assertEquals(decodeVersion((await writer.next())!), 2);
+    // Once the writer is gone, another connection may write.
+    writer.close();
+    while (!logs.some((l) => /connection 1 .*: disconnected/.test(l))) {
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    await other.send(change(3));
+    const after = (await other.next())!;
+    assertEquals([after.type, decodeVersion(after)], [PacketType.Ack, 3]);
+    other.close();
+  });
+});
+
+Deno.test("a change that does not follow the backup is answered NACK and not stored", async () => {
+  await withServer(async ({ server, logs }) => {
+    const client = await RawClient.connect(server.port);
+    await client.send(change(5));
+    const nack = (await client.next())!;
+    assertEquals([nack.type, decodeVersion(nack)], [PacketType.Nack, 0]);
+    assertMatch(logs.join("\n"), /change 5 does not follow the backup's version 0/);
+    await client.send(REQ_METADATA);
+    assertEquals(decodeMetadata((await client.next())!).versionCount, 0);
+    client.close();
+  });
+});
+
+Deno.test("a snapshot into a backup that is not empty is refused", async () => {
+  await withServer(async ({ server }) => {
+    const client = await RawClient.connect(server.port);
+    await client.send(change(1));
+    await client.next();
+    await client.send(encodeSnapshot(7, new Uint8Array(10)));
+    const nack = (await client.next())!;
+    assertEquals([nack.type, decodeVersion(nack)], [PacketType.Nack, 1]);
+    client.close();
+  });
+});
+
+Deno.test("a v1 .dbak is refused as storage, naming upgrade", () => {
+  const path = `${FIXTURES}upstream/pre-4090-backup.dbak`;
+  let error: Error | undefined;
+  try {
+    ServerStorage.open(`file://${path}`, path, () => {});
+  } catch (e) {
+    error = e as Error;
+  }
+  assert(error);
+  assertMatch(error.message, /is a v1 \.dbak of the Python plugin: convert it .*upgrade/);
+});
+
+Deno.test("a restore while the writer writes: exactly the versions it was told, then DONE", async () => {
+  await withServer(async ({ server }) => {
+    const writer = await RawClient.connect(server.port);
+    let acked = 0;
+    let stop = false;
+    const writing = (async () => {
+      for (let version = 1; !stop; version++) {
+        await writer.send(change(version));
+        const reply = (await writer.next())!;
+        assertEquals(reply.type, PacketType.Ack);
+        acked = decodeVersion(reply);
+      }
+    })();
+    while (acked < 20) await new Promise((r) => setTimeout(r, 1));
+    const reader = await RawClient.connect(server.port);
+    await reader.send(REQ_METADATA);
+    const told = decodeMetadata((await reader.next())!).version;
+    await reader.send(Uint8Array.of(PacketType.Restore, 0, 0, 0, 0));
+    const versions: number[] = [];
+    for (let p = await reader.next(); p && p.type !== PacketType.Done; p = await reader.next()) {
+      versions.push(new DataView(p.payload.buffer, p.payload.byteOffset).getUint32(0));
+    }
+    stop = true;
+    await writing;
+    assertEquals(versions, Array.from({ length: told }, (_, i) => i + 1));
+    reader.close();
+    writer.close();
+  });
+});
+
+/** Appends bytes that fail their checks (less than a record header) to the live log. */
+function tearLiveLog(dir: string): void {
+  const live = readLayout(dir).logs.at(-1)!.path;
+  const file = Deno.openSync(live, { append: true });
+  file.writeSync(new Uint8Array(7).fill(1));
+  file.close();
+}
+
+Deno.test("a torn tail on the server is decided by the first write, as the plugin's check does", async () => {
+  const tmp = Deno.makeTempDirSync({ prefix: "server-test-" });
+  const dir = `${tmp}/backup`;
+  try {
+    for (const [next, acked] of [[3, true], [2, true], [4, false]] as const) {
+      Deno.removeSync(tmp, { recursive: true });
+      let first = startServer(dir);
+      let client = await RawClient.connect(first.server.port);
+      for (const version of [1, 2]) {
+        await client.send(change(version));
+        assertEquals(decodeVersion((await client.next())!), version);
+      }
+      client.close();
+      await first.server.close();
+      tearLiveLog(dir);
+      first = startServer(dir);
+      assertMatch(first.logs.join("\n"), /7 bytes at offset \d+ of .* the first write decides/);
+      client = await RawClient.connect(first.server.port);
+      await client.send(change(next));
+      const answer = (await client.next())!;
+      const what = `change ${next} after a tail at version 2`;
+      if (acked) {
+        // The node is at 2: the tail was an append never acknowledged.
+        assertEquals([answer.type, decodeVersion(answer)], [PacketType.Ack, next], what);
+        assertMatch(first.logs.join("\n"), /cut 7 torn bytes/, what);
+      } else {
+        // The node is at 3: it committed change 3, which the tail held, damaged.
+        assertEquals([answer.type, decodeVersion(answer)], [PacketType.Nack, 2], what);
+        assertMatch(first.logs.join("\n"), /change 3 is damaged \(7 bytes at offset/, what);
+      }
+      client.close();
+      await first.server.close();
+      const reopened = ServerStorage.open(`file://${dir}`, dir, () => {});
+      assertEquals(reopened.state().tail === undefined, acked, what);
+      assertEquals(reopened.state().version, acked ? next : 2, what);
+      reopened.close();
+    }
+  } finally {
+    Deno.removeSync(tmp, { recursive: true });
+  }
+});

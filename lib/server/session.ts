@@ -1,0 +1,251 @@
+/**
+ * One client connection to the server: reads its packets and answers them as the v1 server
+ * does, except that an ACK is sent only once the change is on stable storage, and a change
+ * that cannot be stored is answered with NACK.
+ *
+ * @module
+ */
+import {
+  decodeChange,
+  decodeSnapshot,
+  decodeVersion,
+  encodeChange,
+  encodeCompactResult,
+  encodeMetadata,
+  encodePacket,
+  encodeSnapshot,
+  encodeVersionPacket,
+  FAST_LEVEL,
+  packetName,
+  PacketType,
+  WireError,
+} from "../wire/packets.ts";
+import { PacketReader, StreamEndedError } from "../wire/packet_reader.ts";
+import { RefusedError, type ServerStorage } from "./storage.ts";
+import type { CompactionResult } from "../compact/compact.ts";
+
+/** A restore's packets are written in batches of about this many bytes. */
+const RESTORE_BATCH_BYTES = 256 * 1024;
+
+function concat(parts: Uint8Array[], total: number): Uint8Array {
+  if (parts.length === 1) return parts[0];
+  const out = new Uint8Array(total);
+  let at = 0;
+  for (const part of parts) {
+    out.set(part, at);
+    at += part.length;
+  }
+  return out;
+}
+
+export type LogLevel = "debug" | "info" | "warning" | "error";
+
+/** What a session needs from the server it belongs to. */
+export interface SessionHost {
+  storage: ServerStorage;
+  log(level: LogLevel, message: string): void;
+  /** Makes `session` the backup's one writer; returns who else is, if someone is. */
+  claimWriter(session: Session): Session | undefined;
+  maxPayloadBytes: number;
+}
+
+export class Session {
+  #reader: PacketReader;
+  /** The version this connection was last told, which bounds what a RESTORE sends. */
+  #toldVersion: number | undefined;
+  #closed = false;
+
+  constructor(readonly id: number, readonly conn: Deno.Conn, readonly host: SessionHost) {
+    this.#reader = new PacketReader(conn, host.maxPayloadBytes);
+  }
+
+  get peer(): string {
+    const addr = this.conn.remoteAddr as Deno.NetAddr;
+    return addr.hostname.includes(":")
+      ? `[${addr.hostname}]:${addr.port}`
+      : `${addr.hostname}:${addr.port}`;
+  }
+
+  get name(): string {
+    return `connection ${this.id} from ${this.peer}`;
+  }
+
+  /** Serves the connection until the client or the server closes it. */
+  async run(): Promise<void> {
+    try {
+      for (;;) {
+        const packet = await this.#reader.next();
+        if (!packet) {
+          this.host.log("info", `${this.name}: closed by the client`);
+          return;
+        }
+        if (!(await this.#handle(packet.type, packet.payload))) return;
+      }
+    } catch (error) {
+      if (this.#closed) return;
+      const broken = error instanceof WireError && !(error instanceof StreamEndedError);
+      const why = broken
+        ? `protocol error: ${(error as Error).message}`
+        : `lost: ${(error as Error).message}`;
+      this.host.log(broken ? "warning" : "info", `${this.name}: ${why}`);
+    } finally {
+      this.close();
+    }
+  }
+
+  /** Answers one packet; `false` when the connection must close. */
+  async #handle(type: number, payload: Uint8Array): Promise<boolean> {
+    const { storage, log } = this.host;
+    const packet = { type, payload };
+    switch (type) {
+      case PacketType.Change: {
+        const change = decodeChange(packet, this.host.maxPayloadBytes);
+        log("debug", `${this.name}: CHANGE ${change.version}`);
+        await this.#write(change.version, () => storage.append(change));
+        return true;
+      }
+      case PacketType.Snapshot: {
+        const { version, database } = decodeSnapshot(packet, this.host.maxPayloadBytes);
+        log("info", `${this.name}: SNAPSHOT ${version} (${database.length} bytes)`);
+        await this.#write(version, () => storage.storeSnapshot(version, database));
+        return true;
+      }
+      case PacketType.Rewind: {
+        const to = decodeVersion(packet);
+        log("info", `${this.name}: REWIND to ${to}`);
+        await this.#write(to, () => storage.rewind(to));
+        return true;
+      }
+      case PacketType.ReqMetadata: {
+        const metadata = storage.metadata();
+        this.#toldVersion = metadata.version;
+        await this.#send(encodeMetadata(metadata));
+        return true;
+      }
+      case PacketType.Restore:
+        await this.#restore();
+        return true;
+      case PacketType.Compact:
+        return await this.#compact();
+      case PacketType.Ack:
+      case PacketType.Nack:
+      case PacketType.Metadata:
+      case PacketType.CompactRes:
+        log("debug", `${this.name}: ignoring ${packetName(type)}`);
+        return true;
+    }
+    log("warning", `${this.name}: closing: unknown packet ${packetName(type)}`);
+    return false;
+  }
+
+  /**
+   * Runs a write for this connection as the backup's writer and answers it: ACK with the
+   * version after it, or NACK with the version as it stands when it is refused or fails.
+   */
+  async #write(version: number, write: () => unknown): Promise<void> {
+    const { storage, log } = this.host;
+    const other = this.host.claimWriter(this);
+    let refusal: string | undefined;
+    if (other) {
+      refusal = `${other.name} is writing to this backup, and a backup has one writer`;
+    } else {
+      try {
+        const result = await write();
+        const after = typeof result === "number" ? result : storage.state().version;
+        await this.#send(encodeVersionPacket(PacketType.Ack, after));
+        return;
+      } catch (error) {
+        if (error instanceof WireError) throw error;
+        refusal = (error as Error).message;
+        if (!(error instanceof RefusedError)) refusal = `cannot store it: ${refusal}`;
+      }
+    }
+    log("error", `${this.name}: refused version ${version}: ${refusal}; answering NACK`);
+    await this.#send(encodeVersionPacket(PacketType.Nack, storage.state().version));
+  }
+
+  /**
+   * Compacts the backup in a worker and answers COMPACT_RES: the Python server's fields, then
+   * ours. Other connections go on meanwhile, the writer's too; this one waits, as in v1. A
+   * compaction that fails closes the connection without an answer, as a v1 server does.
+   */
+  async #compact(): Promise<boolean> {
+    const { storage, log } = this.host;
+    log("info", `${this.name}: COMPACT: compacting the backup beside the writes`);
+    let result: CompactionResult;
+    try {
+      result = await storage.compact();
+    } catch (error) {
+      log(
+        "warning",
+        `${this.name}: COMPACT failed, the backup untouched: ${(error as Error).message}; ` +
+          `closing the connection, as a v1 server does`,
+      );
+      return false;
+    }
+    log(
+      "info",
+      `${this.name}: compacted in ${result.seconds} s: ${result.versions_folded} change(s) ` +
+        `folded into base ${result.base_version ?? "(none new)"}, ${result.bytes_freed} ` +
+        `bytes freed`,
+    );
+    await this.#send(encodeCompactResult({ ...result }));
+    return true;
+  }
+
+  /**
+   * Streams the backup up to the version this connection was told, then DONE. Packets go out
+   * in batches of about {@linkcode RESTORE_BATCH_BYTES}: thousands of small changes would
+   * otherwise cost a write each.
+   */
+  async #restore(): Promise<void> {
+    const { storage, log } = this.host;
+    const to = this.#toldVersion ?? storage.state().version;
+    log("info", `${this.name}: RESTORE up to version ${to}`);
+    let parts: Uint8Array[] = [];
+    let batch: Uint8Array[] = [];
+    let batched = 0;
+    let sent = 0;
+    const queue = async (packet: Uint8Array, flush = false) => {
+      batch.push(packet);
+      batched += packet.length;
+      if (!flush && batched < RESTORE_BATCH_BYTES) return;
+      await this.#send(concat(batch, batched));
+      batch = [];
+      batched = 0;
+    };
+    for (const entry of storage.entries(to)) {
+      if (entry.kind === "snapshot-part") {
+        parts.push(entry.bytes);
+        continue;
+      }
+      // Bytes that fail their checks end the backup, after the version this connection was
+      // told: nothing of them is sent.
+      if (entry.kind === "tail") break;
+      if (entry.kind === "snapshot-end") {
+        const database = concat(parts, entry.totalBytes);
+        parts = [];
+        await queue(encodeSnapshot(entry.version, database, FAST_LEVEL));
+      } else {
+        await queue(encodeChange(entry.version, entry.statements, FAST_LEVEL));
+      }
+      sent++;
+    }
+    await queue(encodePacket(PacketType.Done), true);
+    log("info", `${this.name}: RESTORE sent ${sent} records`);
+  }
+
+  async #send(bytes: Uint8Array): Promise<void> {
+    for (let at = 0; at < bytes.length;) at += await this.conn.write(bytes.subarray(at));
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    try {
+      this.conn.close();
+    } catch {
+      // Already closed by the peer's reset.
+    }
+  }
+}

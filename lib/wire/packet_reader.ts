@@ -1,0 +1,98 @@
+/**
+ * Reads wire v1 packets from a byte stream, refusing any whose declared length exceeds what
+ * its type can hold, so a broken or hostile peer cannot make us allocate without bound.
+ *
+ * @module
+ */
+import { HEADER_BYTES, type Packet, packetName, PacketType, WireError } from "./packets.ts";
+
+/** Anything with Deno's `read` (a `Deno.Conn`). */
+export interface ByteSource {
+  read(buffer: Uint8Array): Promise<number | null>;
+}
+
+/** The largest CHANGE or SNAPSHOT payload accepted by default: 1 GiB. */
+export const DEFAULT_MAX_PAYLOAD_BYTES = 1 << 30;
+
+const FIXED_PAYLOAD: Partial<Record<PacketType, number>> = {
+  [PacketType.Rewind]: 4,
+  [PacketType.Ack]: 4,
+  [PacketType.Nack]: 4,
+  [PacketType.Metadata]: 20,
+};
+
+/** The most a packet of `type` may carry. Unknown types carry nothing we read. */
+function payloadLimit(type: number, maxPayload: number): number {
+  if (type === PacketType.Change || type === PacketType.Snapshot) return maxPayload;
+  if (type === PacketType.CompactRes) return 64 * 1024;
+  return FIXED_PAYLOAD[type as PacketType] ?? 0;
+}
+
+const CHUNK = 64 * 1024;
+
+/** The stream ended inside a packet: the connection broke, the peer did not misbehave. */
+export class StreamEndedError extends WireError {
+  constructor(message: string) {
+    super(message);
+    this.name = "StreamEndedError";
+  }
+}
+
+export class PacketReader {
+  #buffer = new Uint8Array(CHUNK);
+  #start = 0;
+  #end = 0;
+
+  constructor(readonly source: ByteSource, readonly maxPayload = DEFAULT_MAX_PAYLOAD_BYTES) {}
+
+  /** The next packet, or `null` at a clean end of stream (between packets). */
+  async next(): Promise<Packet | null> {
+    if (!(await this.#fill(HEADER_BYTES))) {
+      if (this.#end === this.#start) return null;
+      throw new StreamEndedError(`stream ended inside a packet header`);
+    }
+    const view = new DataView(this.#buffer.buffer, this.#start, HEADER_BYTES);
+    const type = view.getUint8(0);
+    const length = view.getUint32(1);
+    const limit = payloadLimit(type, this.maxPayload);
+    if (length > limit) {
+      throw new WireError(`${packetName(type)} declares ${length} bytes, over its ${limit}`);
+    }
+    if (!(await this.#fill(HEADER_BYTES + length))) {
+      throw new StreamEndedError(`stream ended inside a ${packetName(type)} of ${length} bytes`);
+    }
+    const from = this.#start + HEADER_BYTES;
+    const payload = this.#buffer.slice(from, from + length);
+    this.#start = from + length;
+    // A large snapshot's buffer is not kept for the small packets after it.
+    if (this.#start === this.#end && this.#buffer.length > 4 * CHUNK) {
+      this.#buffer = new Uint8Array(CHUNK);
+      this.#start = this.#end = 0;
+    }
+    return { type, payload };
+  }
+
+  /** Reads until `n` bytes are buffered; `false` when the stream ends first. */
+  async #fill(n: number): Promise<boolean> {
+    while (this.#end - this.#start < n) {
+      if (this.#buffer.length - this.#start < n || this.#end === this.#buffer.length) {
+        this.#compact(n);
+      }
+      const read = await this.source.read(this.#buffer.subarray(this.#end));
+      if (read === null) return false;
+      this.#end += read;
+    }
+    return true;
+  }
+
+  /** Moves buffered bytes to the front, growing the buffer when `n` does not fit. */
+  #compact(n: number): void {
+    const held = this.#buffer.subarray(this.#start, this.#end);
+    const size = Math.max(CHUNK, n, held.length + CHUNK);
+    const next = size > this.#buffer.length ? new Uint8Array(size) : this.#buffer;
+    next.set(held, 0);
+    this.#buffer = next;
+    this.#end = held.length;
+    this.#start = 0;
+  }
+}

@@ -1,0 +1,236 @@
+/**
+ * Wire protocol v1 of the Python backup plugin: `u8 type, u32 length, payload`, big-endian
+ * (see ../shared/DESIGN.md section 6). Each packet is encoded as one buffer, so it goes out
+ * in one write.
+ *
+ * @module
+ */
+import { deflateSync, inflateSync } from "node:zlib";
+
+export enum PacketType {
+  Change = 0x01,
+  Snapshot = 0x02,
+  Rewind = 0x03,
+  ReqMetadata = 0x04,
+  Restore = 0x05,
+  Ack = 0x06,
+  Nack = 0x07,
+  Metadata = 0x08,
+  Done = 0x09,
+  Compact = 0x0a,
+  CompactRes = 0x0b,
+}
+
+export const HEADER_BYTES = 5;
+
+/** A packet as framed on the wire. */
+export interface Packet {
+  type: number;
+  payload: Uint8Array;
+}
+
+/** The stream broke the protocol: the connection cannot go on. */
+export class WireError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "WireError";
+  }
+}
+
+/** The name of a packet type, for log lines. */
+export function packetName(type: number): string {
+  return PacketType[type]?.toUpperCase() ?? `type 0x${type.toString(16).padStart(2, "0")}`;
+}
+
+export function encodePacket(
+  type: PacketType,
+  payload: Uint8Array = new Uint8Array(0),
+): Uint8Array {
+  const bytes = new Uint8Array(HEADER_BYTES + payload.length);
+  const view = new DataView(bytes.buffer);
+  view.setUint8(0, type);
+  view.setUint32(1, payload.length);
+  bytes.set(payload, HEADER_BYTES);
+  return bytes;
+}
+
+function u32(value: number): Uint8Array {
+  if (!Number.isInteger(value) || value < 0 || value > 0xffffffff) {
+    throw new WireError(`version ${value} does not fit wire v1's u32`);
+  }
+  const bytes = new Uint8Array(4);
+  new DataView(bytes.buffer).setUint32(0, value);
+  return bytes;
+}
+
+function readU32(payload: Uint8Array, what: string): number {
+  if (payload.length < 4) throw new WireError(`${what} is ${payload.length} bytes, under 4`);
+  return new DataView(payload.buffer, payload.byteOffset, payload.length).getUint32(0);
+}
+
+/** ACK, NACK and REWIND carry one version and nothing else. */
+export function encodeVersionPacket(
+  type: PacketType.Ack | PacketType.Nack | PacketType.Rewind,
+  version: number,
+): Uint8Array {
+  return encodePacket(type, u32(version));
+}
+
+export function decodeVersion(packet: Packet): number {
+  if (packet.payload.length !== 4) {
+    throw new WireError(`${packetName(packet.type)} of ${packet.payload.length} bytes, not 4`);
+  }
+  return readU32(packet.payload, packetName(packet.type));
+}
+
+/** METADATA's payload; `protocol` is 1 in every v1 server. */
+export interface Metadata {
+  protocol: number;
+  version: number;
+  prevVersion: number;
+  versionCount: number;
+}
+
+export const METADATA_BYTES = 20;
+
+export function encodeMetadata(metadata: Omit<Metadata, "protocol">): Uint8Array {
+  const payload = new Uint8Array(METADATA_BYTES);
+  const view = new DataView(payload.buffer);
+  view.setUint32(0, 1);
+  view.setUint32(4, metadata.version);
+  view.setUint32(8, metadata.prevVersion);
+  view.setBigUint64(12, BigInt(metadata.versionCount));
+  return encodePacket(PacketType.Metadata, payload);
+}
+
+export function decodeMetadata(packet: Packet): Metadata {
+  if (packet.payload.length !== METADATA_BYTES) {
+    throw new WireError(`METADATA of ${packet.payload.length} bytes, not ${METADATA_BYTES}`);
+  }
+  const view = new DataView(packet.payload.buffer, packet.payload.byteOffset, METADATA_BYTES);
+  return {
+    protocol: view.getUint32(0),
+    version: view.getUint32(4),
+    prevVersion: view.getUint32(8),
+    versionCount: Number(view.getBigUint64(12)),
+  };
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder("utf-8", { fatal: true });
+
+/** Statements joined by NUL, as the Python plugin sends them (no statements: empty). */
+function joinStatements(statements: readonly string[]): Uint8Array {
+  return encoder.encode(statements.join("\0"));
+}
+
+/**
+ * zlib's default level, as the Python plugin compresses; any level decompresses the same, so
+ * a bulk sender may trade size for speed.
+ */
+export const DEFAULT_LEVEL = 6;
+/** The fastest level, for a restore's stream: its bytes cross the wire once and are gone. */
+export const FAST_LEVEL = 1;
+
+function compressed(version: number, body: Uint8Array, level: number): Uint8Array {
+  const packed = deflateSync(body, { level });
+  const payload = new Uint8Array(4 + packed.length);
+  payload.set(u32(version));
+  payload.set(packed, 4);
+  return payload;
+}
+
+function decompressed(packet: Packet, maxBytes: number): { version: number; body: Uint8Array } {
+  const version = readU32(packet.payload, packetName(packet.type));
+  try {
+    const body = inflateSync(packet.payload.subarray(4), { maxOutputLength: maxBytes });
+    return { version, body: new Uint8Array(body.buffer, body.byteOffset, body.length) };
+  } catch (error) {
+    throw new WireError(
+      `${packetName(packet.type)} ${version} does not decompress within ${maxBytes} bytes: ` +
+        (error as Error).message,
+    );
+  }
+}
+
+export function encodeChange(
+  version: number,
+  statements: readonly string[],
+  level = DEFAULT_LEVEL,
+): Uint8Array {
+  return encodePacket(PacketType.Change, compressed(version, joinStatements(statements), level));
+}
+
+/**
+ * A CHANGE's version and statements. Split on NUL as the Python server does, so a change
+ * with no statements arrives as one empty statement.
+ */
+export function decodeChange(
+  packet: Packet,
+  maxBytes: number,
+): { version: number; statements: string[] } {
+  const { version, body } = decompressed(packet, maxBytes);
+  try {
+    return { version, statements: decoder.decode(body).split("\0") };
+  } catch {
+    throw new WireError(`CHANGE ${version} holds statements that are not UTF-8`);
+  }
+}
+
+export function encodeSnapshot(
+  version: number,
+  database: Uint8Array,
+  level = DEFAULT_LEVEL,
+): Uint8Array {
+  return encodePacket(PacketType.Snapshot, compressed(version, database, level));
+}
+
+export function decodeSnapshot(
+  packet: Packet,
+  maxBytes: number,
+): { version: number; database: Uint8Array } {
+  const { version, body } = decompressed(packet, maxBytes);
+  return { version, database: body };
+}
+
+/** What a compaction reports: sizes before and after, and any fields a server adds. */
+export interface CompactStats {
+  before: { backupsize: number; version_count: number };
+  after: { version_count: number; backupsize: number };
+  [field: string]: unknown;
+}
+
+/**
+ * COMPACT_RES as Python's `json.dumps` writes it: `", "` and `": "` separators, `before` and
+ * `after` first, then the other fields.
+ */
+export function encodeCompactResult(stats: CompactStats): Uint8Array {
+  const { before, after, ...more } = stats;
+  const extra = Object.entries(more).map(([key, value]) =>
+    `, ${JSON.stringify(key)}: ` +
+    JSON.stringify(value)
+  );
+  const text = `{"before": {"backupsize": ${before.backupsize}, "version_count": ` +
+    `${before.version_count}}, "after": {"version_count": ${after.version_count}, ` +
+    `"backupsize": ${after.backupsize}}${extra.join("")}}`;
+  return encodePacket(PacketType.CompactRes, encoder.encode(text));
+}
+
+export function decodeCompactResult(packet: Packet): CompactStats {
+  let stats: CompactStats;
+  try {
+    stats = JSON.parse(decoder.decode(packet.payload));
+  } catch {
+    throw new WireError("COMPACT_RES is not JSON");
+  }
+  const sizes = (side: unknown) =>
+    typeof side === "object" && side !== null &&
+    typeof (side as CompactStats["before"]).backupsize === "number" &&
+    typeof (side as CompactStats["before"]).version_count === "number";
+  if (!sizes(stats?.before) || !sizes(stats?.after)) {
+    throw new WireError(
+      "COMPACT_RES lacks before and after, each with backupsize and version_count",
+    );
+  }
+  return stats;
+}

@@ -1,0 +1,115 @@
+/**
+ * The `socket:` backup end to end: the real plugin process under the fake lightningd, our
+ * server in this process, `init`, `restore`, `status` and `verify` through the wire.
+ */
+import { assert, assertEquals, assertMatch } from "./support/assert.ts";
+import { FakeLightningd } from "./support/fake_lightningd.ts";
+import { loadFixture, SCENARIOS } from "./support/fixtures.ts";
+import { dumpDatabase } from "./support/dump.ts";
+import { startServer, type TestServer } from "./support/wire_server.ts";
+import { writeLockFile } from "../lib/backup/lock_file.ts";
+import { BufferedOutput, makeNodeDir, removeNodeDir } from "../lib/cli/testing.ts";
+import { init } from "../lib/cli/init.ts";
+import { restore } from "../lib/cli/restore.ts";
+import { status } from "../lib/cli/status.ts";
+import { verify } from "../lib/cli/verify.ts";
+
+/** Starts the plugin on `dir`, commits one transaction, and gives `body` the node. */
+async function oneTransaction(
+  dir: string,
+  body: (lightningd: FakeLightningd) => Promise<void> = () => Promise.resolve(),
+): Promise<void> {
+  const lightningd = FakeLightningd.spawn({ lightningDir: dir });
+  try {
+    await lightningd.getmanifest();
+    assertEquals(
+      await lightningd.transaction(["DELETE FROM vars WHERE name = 'x'"]),
+      "committed",
+    );
+    await body(lightningd);
+    assertEquals((await lightningd.stop()).code, 0);
+  } finally {
+    await lightningd.kill().catch(() => {});
+  }
+}
+
+async function withServer(body: (server: TestServer, root: string) => Promise<void>) {
+  const root = Deno.makeTempDirSync({ prefix: "socket-e2e-" });
+  const server = startServer(`${root}/served`);
+  try {
+    await body(server, root);
+  } finally {
+    await server.server.close();
+    Deno.removeSync(root, { recursive: true });
+  }
+}
+
+Deno.test("the recorded runs back up through socket: and restore over the wire", async () => {
+  await withServer(async (server, root) => {
+    const dir = `${root}/node`;
+    Deno.mkdirSync(dir);
+    writeLockFile(dir, { backend_url: server.url });
+    for (const name of SCENARIOS) {
+      const fixture = loadFixture(name);
+      const lightningd = FakeLightningd.spawn({ lightningDir: dir });
+      try {
+        assertEquals(await lightningd.replay(fixture.raw), "committed", lightningd.aborted);
+        assertEquals((await lightningd.close()).code, 0);
+        assertEquals(lightningd.garbage, []);
+      } finally {
+        await lightningd.kill().catch(() => {});
+      }
+    }
+    assertEquals(
+      dumpDatabase(`${dir}/lightningd.sqlite3`),
+      dumpDatabase(loadFixture("activity").database),
+    );
+    await oneTransaction(dir, async (lightningd) => {
+      const answer = await lightningd.request("backup-status", {});
+      const result = answer.result as Record<string, unknown>;
+      const connection = result.connection as Record<string, unknown>;
+      assertEquals([result.backend_url, result.version], [server.url, 480]);
+      assertEquals(connection.destination, server.url.slice("socket:".length));
+      assertEquals([connection.state, connection.reconnects], ["connected", 0]);
+      assert(typeof connection.last_ack_ms === "number" && connection.last_ack_ms > 0);
+    });
+    const node = dumpDatabase(`${dir}/lightningd.sqlite3`);
+    const output = new BufferedOutput();
+    assertEquals(await restore([server.url, `${root}/restored.sqlite3`], output), 0, output.text);
+    assertEquals(dumpDatabase(`${root}/restored.sqlite3`), node);
+    const described = new BufferedOutput();
+    assertEquals(await status([server.url, "--json"], described), 0, described.text);
+    const description = JSON.parse(described.stdout[0]);
+    assertEquals([description.url, description.lastVersion], [server.url, 480]);
+    const verified = new BufferedOutput();
+    assertEquals(await verify([server.url], verified), 0, verified.text);
+    assertMatch(verified.stdout[0], /^OK: "socket:127\.0\.0\.1:\d+" holds versions/);
+    assert(server.logs.some((l) => /is now the backup's writer/.test(l)));
+  });
+});
+
+Deno.test("init over socket: sends the snapshot; the plugin goes on from it", async () => {
+  await withServer(async (server, root) => {
+    const dir = makeNodeDir("restart");
+    try {
+      const output = new BufferedOutput();
+      assertEquals(await init([server.url, "--lightning-dir", dir], output), 0, output.text);
+      assertMatch(output.stdout[0], /^Created the backup socket:.* at version 15$/);
+      await oneTransaction(dir);
+      const restored = `${root}/restored.sqlite3`;
+      assertEquals(await restore([server.url, restored], new BufferedOutput()), 0);
+      assertEquals(dumpDatabase(restored), dumpDatabase(`${dir}/lightningd.sqlite3`));
+      // A second node pointed at the same server is refused: its backup is not empty.
+      const other = makeNodeDir("restart");
+      try {
+        const again = new BufferedOutput();
+        assertEquals(await init([server.url, "--lightning-dir", other], again), 1);
+        assertMatch(again.stderr[0], /already holds a backup at version 16: give this node a new/);
+      } finally {
+        removeNodeDir(other);
+      }
+    } finally {
+      removeNodeDir(dir);
+    }
+  });
+});

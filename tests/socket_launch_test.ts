@@ -1,0 +1,76 @@
+/**
+ * The launcher `init` writes for a `socket:` backup runs the real plugin with network access
+ * to the server's host:port only (or the proxy's), and nothing else; under exactly those
+ * flags the plugin backs the node up to a real server, directly and through microsocks.
+ * (That the flags deny other ports and files is shown by tests/permissions_test.ts.)
+ */
+import { assert, assertEquals } from "./support/assert.ts";
+import { FakeLightningd } from "./support/fake_lightningd.ts";
+import { dumpDatabase } from "./support/dump.ts";
+import { Microsocks } from "./support/microsocks.ts";
+import { startServer } from "./support/wire_server.ts";
+import { BufferedOutput, makeNodeDir, removeNodeDir } from "../lib/cli/testing.ts";
+import { init } from "../lib/cli/init.ts";
+import { restore } from "../lib/cli/restore.ts";
+import { LAUNCHER_NAME, parseLauncher } from "../lib/cli/launcher.ts";
+
+async function runThroughLauncher(url: string, allowNet: string): Promise<void> {
+  const dir = makeNodeDir("restart");
+  try {
+    const output = new BufferedOutput();
+    assertEquals(await init([url, "--lightning-dir", dir], output), 0, output.text);
+    const launcher = `${dir}/${LAUNCHER_NAME}`;
+    const { args } = parseLauncher(Deno.readTextFileSync(launcher))!;
+    assertEquals(args.filter((a) => a.startsWith("--allow")), [
+      `--allow-read=${Deno.realPathSync(dir)}/backup.lock`,
+      `--allow-net=${allowNet}`,
+    ]);
+    const lightningd = FakeLightningd.spawn({
+      lightningDir: dir,
+      command: [launcher],
+      env: { PATH: "/nonexistent" },
+    });
+    try {
+      await lightningd.getmanifest();
+      for (let i = 0; i < 3; i++) {
+        const outcome = await lightningd.transaction([`DELETE FROM vars WHERE name = 'n${i}'`]);
+        assertEquals(outcome, "committed", lightningd.aborted);
+      }
+      assertEquals((await lightningd.stop()).code, 0);
+      assertEquals(lightningd.garbage, []);
+    } finally {
+      await lightningd.kill().catch(() => {});
+    }
+    const restored = `${dir}/../restored.sqlite3`;
+    assertEquals(await restore([url, restored], new BufferedOutput()), 0);
+    assertEquals(dumpDatabase(restored), dumpDatabase(`${dir}/lightningd.sqlite3`));
+  } finally {
+    removeNodeDir(dir);
+  }
+}
+
+Deno.test("the launcher's plugin reaches its server, allowed that host:port only", async () => {
+  const root = Deno.makeTempDirSync({ prefix: "socket-launch-" });
+  const server = startServer(`${root}/served`);
+  try {
+    await runThroughLauncher(server.url, `127.0.0.1:${server.server.port}`);
+    assert(server.logs.some((l) => /is now the backup's writer/.test(l)));
+  } finally {
+    await server.server.close();
+    Deno.removeSync(root, { recursive: true });
+  }
+});
+
+Deno.test("through a SOCKS5 proxy, the launcher allows the proxy's host:port only", async () => {
+  const root = Deno.makeTempDirSync({ prefix: "socket-launch-proxy-" });
+  const server = startServer(`${root}/served`);
+  const proxy = await Microsocks.start();
+  try {
+    const url = `socket:localhost:${server.server.port}?proxy=socks5:127.0.0.1:${proxy.port}`;
+    await runThroughLauncher(url, `127.0.0.1:${proxy.port}`);
+  } finally {
+    await proxy.kill();
+    await server.server.close();
+    Deno.removeSync(root, { recursive: true });
+  }
+});
