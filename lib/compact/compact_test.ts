@@ -1,4 +1,6 @@
+import { DatabaseSync } from "node:sqlite";
 import { assert, assertEquals, assertRejects } from "../../tests/support/assert.ts";
+import { bumpStatement as bump } from "../../tests/support/statements.ts";
 import { dumpDatabase } from "../../tests/support/dump.ts";
 import { dumpAt } from "../../tests/support/node_at.ts";
 import { SCENARIOS } from "../../tests/support/fixtures.ts";
@@ -125,5 +127,82 @@ Deno.test("point-in-time restores around compactions, keeping 1 base and keeping
     } finally {
       dispose(backup);
     }
+  }
+});
+
+Deno.test("compaction right after a roll deletes the log that ends at its target", async () => {
+  const backup = newBackup();
+  try {
+    // Past the first 60 changes, up to the first append in a new log: the sealed log then
+    // ends at the compaction's target, the version before the newest change.
+    let i = 0;
+    for (let live = 0;;) {
+      await backup.writer.append(CHANGES[i++]);
+      const now = readLayout(backup.path).logs.at(-1)!.sequence;
+      if (i > 60 && now !== live) break;
+      live = now;
+    }
+    const result = compact(backup);
+    assertEquals(result.base_version, CHANGES[i - 2].version);
+    assertEquals(readLayout(backup.path).logs.map((l) => l.sequence), [
+      readLayout(backup.path).logs.at(-1)!.sequence,
+    ]);
+    assertEquals(restoredDump(backup), dumpAt(CHANGES, CHANGES[i - 1].version));
+  } finally {
+    dispose(backup);
+  }
+});
+
+Deno.test("compaction keeps a log that ends in a migration's PRAGMA hook at its target", async () => {
+  const dir = Deno.makeTempDirSync({ prefix: "cln-backup-compact-" });
+  try {
+    const source = `${dir}/source.sqlite3`;
+    const node = new DatabaseSync(source);
+    node.exec(`
+      PRAGMA foreign_keys = ON;
+      CREATE TABLE vars (name TEXT, intval INTEGER, PRIMARY KEY (name));
+      INSERT INTO vars VALUES ('data_version', 9);
+      CREATE TABLE parent (id INTEGER PRIMARY KEY);
+      CREATE TABLE child (pid INTEGER REFERENCES parent(id) ON DELETE CASCADE);
+      INSERT INTO parent VALUES (1); INSERT INTO child VALUES (1), (1), (1);`);
+    node.close();
+    const path = `${dir}/backup`;
+    createFileBackup(path, { version: 9, path: source });
+    const writer = FileBackend.open(`file://${path}`, path, { segmentBytes: 1024 });
+    try {
+      await writer.append({ version: 10, statements: ["INSERT INTO parent VALUES (2)", bump(9)] });
+      // A migration that rebuilds `parent`, as lightningd runs it: foreign keys off first, in
+      // a hook of its own that repeats version 10; the rebuild is too large for this log.
+      await writer.append({ version: 10, statements: ["PRAGMA foreign_keys = OFF;"] });
+      const noise = Array.from(crypto.getRandomValues(new Uint8Array(2048)), (b) => b.toString(16))
+        .join("");
+      await writer.append({
+        version: 11,
+        statements: [
+          `SELECT '${noise}'`,
+          "CREATE TABLE parent2 (id INTEGER PRIMARY KEY)",
+          "INSERT INTO parent2 SELECT id FROM parent",
+          "DROP TABLE parent",
+          "ALTER TABLE parent2 RENAME TO parent",
+          bump(10),
+        ],
+      });
+      assertEquals(writer.compactionTarget(), 10);
+      const result = compactBackup(`file://${path}`, path, { target: 10 });
+      writer.compacted();
+      assertEquals(result.base_version, 10);
+    } finally {
+      writer.close();
+    }
+    const restored = restoreBackup(new FileBackupReader(`file://${path}`, path), `${dir}/r.db`);
+    const db = new DatabaseSync(restored.path, { readOnly: true });
+    try {
+      // Replayed with foreign keys on, the rebuild would have cascaded to the children.
+      assertEquals(db.prepare("SELECT count(*) AS n FROM child").get()?.n, 3);
+    } finally {
+      db.close();
+    }
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
   }
 });

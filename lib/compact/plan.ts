@@ -5,23 +5,39 @@
  *
  * @module
  */
-import { type Chain, sealedVersion } from "../format/chain.ts";
+import { type Chain, scanLogs, sealedVersion, type Segment } from "../format/chain.ts";
 import { readLayout } from "../format/layout.ts";
+import { decodeStatements } from "../format/record.ts";
+import { isPragmaOnly } from "../sqlite/apply.ts";
 
 /** How many bases to keep (each with the logs after it), for point-in-time restores. */
 export const DEFAULT_RETAIN_BASES = 1;
 
 /**
- * The log a base at `version` continues in: the first whose records reach `version` (a hook
- * without a bump at that version, a migration's PRAGMA, must still run after the base).
- * Logs before it hold only older changes; the live log, unsealed, may hold anything.
+ * The log a base at `version` continues in: the first that holds a change above `version`,
+ * or a hook without a bump at `version` (a migration's PRAGMA, which must still run after the
+ * base, before the change that rebuilds a table). Logs before it hold only what the base
+ * holds; the live log, unsealed, may hold anything.
  */
 export function continuingLog(chain: Chain, version: number): number {
   for (const log of chain.logs) {
     const last = sealedVersion(log);
-    if (last === undefined || last >= version) return log.number;
+    if (last === undefined || last > version) return log.number;
+    if (last === version && holdsPragmaHookAt(chain, log, version)) return log.number;
   }
   throw new Error(`Cannot compact backup: "${chain.dir}" has no log`);
+}
+
+/** Whether `log` holds a hook without a bump at `version` (read only when it ends there). */
+function holdsPragmaHookAt(chain: Chain, log: Segment, version: number): boolean {
+  for (const record of scanLogs(chain, log.number, { decode: true })) {
+    if (record.log.number !== log.number) return false;
+    if (
+      record.header.version === version &&
+      isPragmaOnly(decodeStatements(record.payload!, true))
+    ) return true;
+  }
+  return false;
 }
 
 /**
