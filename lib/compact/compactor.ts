@@ -38,7 +38,16 @@ export interface CompactableBackend {
   compactionSizes(): CompactionSizes;
   /** Takes note of the segments a compaction added and deleted. */
   compacted(): void;
+  /** Seals the live log at the next append; resolves then (see {@linkcode Compactor.compact}). */
+  sealAtNextAppend?(): Promise<void>;
 }
+
+/**
+ * How long a requested compaction waits for the next change to seal the live log, when that
+ * log holds every change since the newest base (a small or young node's backup): an active
+ * node writes within seconds; an idle one is compacted as it stands.
+ */
+export const SEAL_WAIT_MS = 5_000;
 
 /** A thread that runs one compaction request; a seam so tests can run it in-process. */
 export interface CompactionThread {
@@ -71,7 +80,7 @@ export interface CompactionStatus {
   /** A server's compaction shows phase `"on the server"`: its progress is not sent. */
   running: {
     target: number;
-    phase: CompactionPhase | "starting" | "on the server";
+    phase: CompactionPhase | "starting" | "waiting for a change" | "on the server";
     version: number;
   } | null;
   last: (CompactionResult & { ok: true }) | { ok: false; error: string } | null;
@@ -98,6 +107,7 @@ export class Compactor implements CompactionService {
   #thread: CompactionThread | undefined;
   /** Settles the running compaction's promise when it is stopped from outside. */
   #abandon: ((error: Error) => void) | undefined;
+  #sealWait: ReturnType<typeof setTimeout> | undefined;
 
   constructor(
     readonly backend: CompactableBackend,
@@ -112,52 +122,82 @@ export class Compactor implements CompactionService {
   /**
    * Starts a compaction, or joins the one running; resolves with its result. Rejects when
    * there is nothing to compact or the compaction failed; the backup is untouched then.
+   *
+   * When the live log holds every change since the newest base, nothing could be freed: a
+   * requested compaction first has the writer seal that log at the next change (waiting
+   * {@linkcode SEAL_WAIT_MS} at most), so that it frees all but the newest change, as the
+   * Python plugin's did.
    */
   compact(): Promise<CompactionResult> {
+    return this.#begin(true);
+  }
+
+  #begin(sealFirst: boolean): Promise<CompactionResult> {
     if (this.#running) return this.#running;
-    const target = this.backend.compactionTarget();
-    if (target === undefined) {
+    const first = this.backend.compactionTarget();
+    if (first === undefined) {
       return Promise.reject(
         new Error("Cannot compact backup: it holds no change on top of its newest snapshot"),
       );
     }
-    const thread = this.#thread = this.newThread();
-    this.#progress = { target, phase: "starting", version: target };
+    const seal = sealFirst && this.backend.compactionSizes().sealedLogBytes === 0
+      ? this.backend.sealAtNextAppend?.()
+      : undefined;
     const running = new Promise<CompactionResult>((resolve, reject) => {
       this.#abandon = reject;
-      thread.run(
-        { url: this.backend.url, dir: this.backend.dir, target, retain: this.policy().retain },
-        (message) => {
-          if (message.kind === "progress") {
-            this.#progress = { target, phase: message.phase, version: message.version };
-            return;
-          }
-          thread.stop();
-          this.#thread = undefined;
-          this.#running = undefined;
-          this.#progress = undefined;
-          this.#abandon = undefined;
-          // Whatever the outcome, files may have changed (a failed compaction can still
-          // have finished its deletes).
-          this.backend.compacted();
-          if (message.kind === "done") {
-            this.#last = { ok: true, ...message.result };
-            resolve(message.result);
-          } else {
-            this.#last = { ok: false, error: message.message };
-            reject(new Error(message.message));
-          }
-        },
-      );
+      if (!seal) return this.#run(first, resolve, reject);
+      this.#progress = { target: first, phase: "waiting for a change", version: first };
+      const waited = new Promise<void>((done) => {
+        this.#sealWait = setTimeout(done, SEAL_WAIT_MS);
+      });
+      Promise.race([seal, waited]).then(() => {
+        clearTimeout(this.#sealWait);
+        this.#sealWait = undefined;
+        if (this.#abandon !== reject) return; // Stopped meanwhile.
+        this.#run(this.backend.compactionTarget() ?? first, resolve, reject);
+      });
     });
     this.#running = running;
     return running;
   }
 
+  #run(
+    target: number,
+    resolve: (result: CompactionResult) => void,
+    reject: (error: Error) => void,
+  ): void {
+    const thread = this.#thread = this.newThread();
+    this.#progress = { target, phase: "starting", version: target };
+    thread.run(
+      { url: this.backend.url, dir: this.backend.dir, target, retain: this.policy().retain },
+      (message) => {
+        if (message.kind === "progress") {
+          this.#progress = { target, phase: message.phase, version: message.version };
+          return;
+        }
+        thread.stop();
+        this.#thread = undefined;
+        this.#running = undefined;
+        this.#progress = undefined;
+        this.#abandon = undefined;
+        // Whatever the outcome, files may have changed (a failed compaction can still
+        // have finished its deletes).
+        this.backend.compacted();
+        if (message.kind === "done") {
+          this.#last = { ok: true, ...message.result };
+          resolve(message.result);
+        } else {
+          this.#last = { ok: false, error: message.message };
+          reject(new Error(message.message));
+        }
+      },
+    );
+  }
+
   /** Starts a compaction when the policy says one is due, and returns it. */
   maybeCompact(): Promise<CompactionResult> | undefined {
     if (this.#running || !compactionDue(this.policy(), this.backend.compactionSizes())) return;
-    return this.compact();
+    return this.#begin(false);
   }
 
   status(): CompactionStatus {
@@ -173,6 +213,8 @@ export class Compactor implements CompactionService {
 
   /** Stops a running compaction; what it left is finished or cleaned on the next open. */
   stop(): void {
+    clearTimeout(this.#sealWait);
+    this.#sealWait = undefined;
     this.#thread?.stop();
     this.#thread = undefined;
     this.#running = undefined;

@@ -190,3 +190,28 @@ Deno.test("compactor: stopping the plugin mid-compaction settles the call; the n
     Deno.removeSync(dir, { recursive: true });
   }
 });
+
+Deno.test("compactor: a live log holding every change is sealed at the next one, then freed", async () => {
+  const dir = Deno.makeTempDirSync({ prefix: "cln-backup-compactor-" });
+  const url = `file://${dir}/backup`;
+  createFileBackup(`${dir}/backup`);
+  const writer = FileBackend.open(url, `${dir}/backup`);
+  try {
+    for (const change of CHANGES.slice(0, 300)) await writer.append(change);
+    const before = writer.state().bytes;
+    const compactor = new Compactor(writer, () => DEFAULT_POLICY);
+    const running = compactor.compact();
+    assertEquals(compactor.status().running?.phase, "waiting for a change");
+    await writer.append(CHANGES[300]);
+    const result = await running;
+    assertEquals(result.base_version, CHANGES[299].version);
+    // All but the newest change went into the base; the log holding them is gone.
+    const layout = readLayout(`${dir}/backup`);
+    assertEquals(layout.logs.length, 1);
+    assert(result.after.backupsize < before, `${result.after.backupsize} >= ${before}`);
+    assertEquals(restoredDump(writer, dir), dumpAt(CHANGES, CHANGES[300].version));
+  } finally {
+    writer.close();
+    Deno.removeSync(dir, { recursive: true });
+  }
+});

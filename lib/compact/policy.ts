@@ -35,5 +35,6 @@ export function dueAt(policy: CompactionPolicy, sizes: CompactionSizes): number 
 }
 
 export function compactionDue(policy: CompactionPolicy, sizes: CompactionSizes): boolean {
-  return policy.auto && sizes.sealedLogBytes >= dueAt(policy, sizes);
+  // Without a sealed log a compaction frees nothing, whatever the thresholds.
+  return policy.auto && sizes.sealedLogBytes > 0 && sizes.sealedLogBytes >= dueAt(policy, sizes);
 }

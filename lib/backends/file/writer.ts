@@ -139,6 +139,8 @@ export class FileBackend implements Backend, CompactableBackend {
   #newestBaseBytes = 0;
   /** Records of each sealed log, by sequence, so a compaction's deletes can be counted. */
   #sealedLogRecords = new Map<number, number>();
+  /** Who waits for the live log to be sealed at the next append. */
+  #sealSoon: (() => void)[] = [];
   #backupId: Uint8Array = new Uint8Array();
 
   private constructor(
@@ -265,9 +267,8 @@ export class FileBackend implements Backend, CompactableBackend {
         change.version,
         encodeStatements(change.statements),
       );
-      if (this.#liveRecords.length > 0 && this.#liveEnd + record.length > this.segmentBytes) {
-        this.#roll();
-      }
+      const full = this.#liveEnd + record.length > this.segmentBytes;
+      if (this.#liveRecords.length > 0 && (full || this.#sealSoon.length > 0)) this.#roll();
       onFile(this.#livePath, () => {
         // Test-only (see crash_point.ts): `undefined` unless a crash test armed it.
         const crash = crashPoint?.next();
@@ -350,6 +351,16 @@ export class FileBackend implements Backend, CompactableBackend {
     this.#liveSequence = sequence;
     this.#liveEnd = SEGMENT_HEADER_SIZE;
     this.#liveRecords = [];
+    for (const sealed of this.#sealSoon.splice(0)) sealed();
+  }
+
+  /**
+   * Seals the live log at the next append, which then starts the next log; resolves then. A
+   * compaction asks for it when the live log holds every change since the newest base, so
+   * that it can free them all but the newest.
+   */
+  sealAtNextAppend(): Promise<void> {
+    return new Promise((resolve) => this.#sealSoon.push(resolve));
   }
 
   /**
