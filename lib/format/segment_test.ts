@@ -1,3 +1,4 @@
+import { Buffer } from "node:buffer";
 import { crc32, zstdCompressSync } from "node:zlib";
 import {
   CorruptBackupError,
@@ -45,15 +46,7 @@ function change(version: number, size = 40): Uint8Array {
   );
 }
 
-function concat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.length;
-  }
-  return out;
-}
+const concat = (...parts: Uint8Array[]): Uint8Array => Buffer.concat(parts);
 
 /** Writes `bytes` to a temp file and scans it: the records, and the tail or the error. */
 function scan(
