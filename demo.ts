@@ -174,7 +174,12 @@ async function demo(root: string, print: (line: string) => void): Promise<void> 
   check(launch, `init wrote no launcher at ${launcher}`);
   const flags = launch.args.filter((a) => a.startsWith("--allow") || a === "--no-prompt");
   print(`✓ init: empty backup at version 0; lightningd runs regtest/${LAUNCHER_NAME}:`);
-  print(`    deno run ${flags.join(" ").replaceAll(root, "…")} plugin.ts`);
+  const checkout = new URL(".", import.meta.url).pathname.replace(/\/$/, "");
+  print(
+    `    deno run ${
+      flags.join(" ").replaceAll(root, "…").replaceAll(checkout, "<checkout>")
+    } plugin.ts`,
+  );
 
   // 2. The recorded runs, through the plugin as lightningd starts it.
   const start = (): FakeLightningd =>
