@@ -81,13 +81,33 @@ async function hooks(
   workload: Workload,
   until: () => boolean,
   next: { id: number },
+  onSample: (ms: number) => void = () => {},
 ): Promise<number[]> {
   const samples: number[] = [];
   while (!until()) {
     const id = `cln:db_write#${next.id++}`;
-    samples.push(await roundTrip(plugin, id, encoder.encode(dbWriteMessage(id, workload.next()))));
+    const ms = await roundTrip(plugin, id, encoder.encode(dbWriteMessage(id, workload.next())));
+    samples.push(ms);
+    onSample(ms);
   }
   return samples;
+}
+
+/** The step a compaction is at, from the files it leaves in the backup directory. */
+function compactionStep(dir: string): string {
+  const names = [...Deno.readDirSync(dir)].map((e) => e.name);
+  if (names.some((n) => n.startsWith("base-") && n.endsWith(".tmp"))) return "writing the base";
+  if (names.some((n) => n.startsWith("compacting-"))) return "rebuilding the database";
+  return "deleting, or between steps";
+}
+
+/** Hooks slower than this are counted by the compaction step they met. */
+const SLOW_MS = 20;
+
+function slowSteps(slow: { ms: number; step: string }[]): string {
+  const counts = new Map<string, number>();
+  for (const { step } of slow) counts.set(step, (counts.get(step) ?? 0) + 1);
+  return counts.size === 0 ? "none" : [...counts].map(([step, n]) => `${step} ${n}`).join(", ");
 }
 
 export const compaction: Section = {
@@ -113,6 +133,7 @@ export const compaction: Section = {
     let result: Record<string, unknown>;
     let peakExtraBytes = 0;
     let rssBeforeKiB: number;
+    const slow: { ms: number; step: string }[] = [];
     let hwmKiB: number;
     try {
       const idleCount = context.quick ? 1_000 : 5_000;
@@ -123,14 +144,18 @@ export const compaction: Section = {
       let done = false;
       context.log("compact: backup-compact, with hooks flowing");
       const call = plugin.request("backup-compact", []).finally(() => done = true);
+      let step = "starting";
       const sampler = setInterval(() => {
         try {
           peakExtraBytes = Math.max(peakExtraBytes, directoryBytes(`${dir}/backup`) - start);
+          step = compactionStep(`${dir}/backup`);
         } catch {
           // A file went between the listing and its stat.
         }
       }, 50);
-      during = await hooks(plugin, workload, () => done, next);
+      during = await hooks(plugin, workload, () => done, next, (ms) => {
+        if (ms > SLOW_MS) slow.push({ ms: Math.round(ms * 10) / 10, step });
+      });
       clearInterval(sampler);
       const answer = (await call).message;
       if (!answer.result) throw new Error(`backup-compact failed: ${JSON.stringify(answer)}`);
@@ -158,6 +183,10 @@ export const compaction: Section = {
           goal: q === "p99" ? "<= 1.5x" : q === "max" ? "<= 10 ms" : undefined,
           note: q === "p50"
             ? `${during.length} hooks answered during the compaction, ${idle.length} before it`
+            : q === "max"
+            ? `hooks over ${SLOW_MS} ms during the compaction, by the step they met: ${
+              slowSteps(slow)
+            }`
             : undefined,
         })
       ),
@@ -201,7 +230,15 @@ export const compaction: Section = {
     ];
     return {
       rows,
-      details: { changes, result, idle_ms: a, during_ms: b, restore_before: before, after },
+      details: {
+        changes,
+        result,
+        idle_ms: a,
+        during_ms: b,
+        restore_before: before,
+        after,
+        slow_hooks_during: slow.sort((x, y) => y.ms - x.ms).slice(0, 20),
+      },
     };
   },
 };
