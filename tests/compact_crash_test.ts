@@ -20,13 +20,15 @@ import { FileBackupReader } from "../lib/backends/file/reader.ts";
 import { readLayout } from "../lib/format/layout.ts";
 import { restoreBackup } from "../lib/backup/restore.ts";
 import { compactBackup } from "../lib/compact/compact.ts";
-import { CRASH_ENV, STEP_PHASES } from "../lib/fs/crash_point.ts";
+import { SEAM_ENV, type SeamStep } from "../lib/fs/step_seam.ts";
 
 const CHILD = new URL("./support/compact_child.ts", import.meta.url).pathname;
 const CHANGES = recordedChanges(SCENARIOS);
 const LAST = CHANGES.at(-1)!.version;
 const SEGMENT_BYTES = 16 * 1024;
-const KINDS = [...STEP_PHASES, "sigkill-random", "none"] as const;
+/** The steps of a roll and a compaction the crash seam (lib/fs/step_seam.ts) kills at. */
+const STEPS = ["roll", "compact-mid-base", "compact-after-base", "compact-mid-delete"] as const;
+const KINDS = [...STEPS, "sigkill-random", "none"] as const;
 type Kind = typeof KINDS[number];
 
 interface Trial {
@@ -82,8 +84,10 @@ async function trial(seed: number): Promise<Trial> {
     // After at least one more change, so there is something new to fold.
     const compactAt = start + 1 + Math.floor(random() * 10);
     const env: Record<string, string> = {};
-    if (kind === "roll") env[CRASH_ENV] = `roll:${1 + Math.floor(random() * 2)}`;
-    else if (kind !== "sigkill-random" && kind !== "none") env[CRASH_ENV] = `${kind}:1`;
+    if (kind === "roll") env[SEAM_ENV] = `crash@roll:${1 + Math.floor(random() * 2)}`;
+    else if (kind !== "sigkill-random" && kind !== "none") {
+      env[SEAM_ENV] = `crash@${kind satisfies SeamStep}`;
+    }
     const child = new Deno.Command(Deno.execPath(), {
       args: [
         "run",
@@ -179,7 +183,7 @@ Deno.test("compaction crash safety: kill at every step, reopen, restore equals t
   assertEquals(failures, []);
   // Most planned crashes land (a step is missed only when the compaction did not need it).
   const planned = Math.floor(seeds.length / KINDS.length);
-  for (const kind of STEP_PHASES) {
+  for (const kind of STEPS) {
     assert(
       landed(kind) >= planned / 2,
       `only ${landed(kind)} of ${planned} ${kind} crashes landed`,

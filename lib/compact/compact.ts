@@ -17,7 +17,7 @@ import { baseName } from "../format/layout.ts";
 import { readChain } from "../format/chain.ts";
 import { existsSync } from "../fs/exists.ts";
 import { restoreBackup } from "../backup/restore.ts";
-import { crashPoint } from "../fs/crash_point.ts";
+import { atStep } from "../fs/step_seam.ts";
 import { continuingLog, DEFAULT_RETAIN_BASES, redundantSegments } from "./plan.ts";
 import { deleteSegments } from "./deletion.ts";
 import { basename } from "node:path";
@@ -91,7 +91,7 @@ export function compactBackup(url: string, dir: string, options: CompactOptions)
         backupId: chain.backupId,
         firstLog: continuingLog(chain, options.target),
       });
-      crashPoint?.reached("compact-after-base");
+      atStep("compact-after-base");
       folded = restored.changes;
       baseVersion = options.target;
     } catch (error) {

@@ -10,7 +10,7 @@
  */
 import { syncDir, writeFileDurably } from "../fs/durable.ts";
 import { existsSync } from "../fs/exists.ts";
-import { crashPoint } from "../fs/crash_point.ts";
+import { atStep } from "../fs/step_seam.ts";
 
 export const DELETION_PLAN = "compaction.plan";
 const SEGMENT = /^(base|log)-\d{20}\.clnb$/;
@@ -46,7 +46,7 @@ export function finishDeletion(dir: string): string[] {
       if (!existsSync(`${dir}/${name}`)) continue;
       Deno.removeSync(`${dir}/${name}`);
       deleted.push(name);
-      crashPoint?.reached("compact-mid-delete");
+      atStep("compact-mid-delete");
     }
     syncDir(dir);
   }

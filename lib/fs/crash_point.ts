@@ -5,8 +5,8 @@
  * but not yet acknowledged), so the tests ask for them by name.
  *
  * `CLN_BACKUP_CRASH_AT="<phase>:<n>"` in the environment makes the process kill itself with
- * SIGKILL at `<phase>` of its `<n>`-th append (counted from 1), or at the `<n>`-th time it
- * reaches a step of a roll or a compaction ({@linkcode STEP_PHASES}). It is read once, when this module
+ * SIGKILL at `<phase>` of its `<n>`-th append (counted from 1). Steps of other work (a roll, a
+ * compaction, the CLI's commands) have their own seam, step_seam.ts. It is read once, when this module
  * loads, and only when the process may already read that variable: the plugin's launcher grants
  * no environment access, so a production plugin cannot be armed, and no one is prompted. When
  * unset, an append pays one `undefined` check.
@@ -27,48 +27,28 @@ export const CRASH_PHASES = [
 ] as const;
 export type CrashPhase = typeof CRASH_PHASES[number];
 
-/** Steps of a roll or a compaction where the process dies, counted by occurrence. */
-export const STEP_PHASES = [
-  /** A roll made the next log durable; the change that caused it is not yet written. */
-  "roll",
-  /** A new base (a compaction's, or init's) holds its first part, unsynced. */
-  "compact-mid-base",
-  /** A compaction's new base is durable under its name; nothing is deleted yet. */
-  "compact-after-base",
-  /** A compaction planned its deletes and made the first one. */
-  "compact-mid-delete",
-] as const;
-export type StepPhase = typeof STEP_PHASES[number];
-
 export const CRASH_ENV = "CLN_BACKUP_CRASH_AT";
 
 /** Parses `"<phase>:<n>"`; `undefined` for an empty value, an error for a malformed one. */
 export function parseCrashPoint(spec: string | undefined): CrashPoint | undefined {
   if (spec === undefined || spec === "") return undefined;
   const match = /^([a-z-]+):([1-9]\d*)$/.exec(spec);
-  const phase = match?.[1] as CrashPhase | StepPhase | undefined;
-  const phases: readonly string[] = [...CRASH_PHASES, ...STEP_PHASES];
-  if (!match || !phases.includes(phase!)) {
-    throw new Error(`${CRASH_ENV}="${spec}" is not "<phase>:<n>" (${phases.join(", ")})`);
+  const phase = match?.[1] as CrashPhase | undefined;
+  if (!match || !CRASH_PHASES.includes(phase!)) {
+    throw new Error(`${CRASH_ENV}="${spec}" is not "<phase>:<n>" (${CRASH_PHASES.join(", ")})`);
   }
   return new CrashPoint(phase!, Number(match[2]));
 }
 
-/** One armed crash: counts appends (or steps) and dies at the chosen one. */
+/** One armed crash: counts appends and names the phase to die at, on the chosen one. */
 export class CrashPoint {
-  #count = 0;
+  #appends = 0;
 
-  constructor(readonly phase: CrashPhase | StepPhase, readonly nth: number) {}
+  constructor(readonly phase: CrashPhase, readonly append: number) {}
 
   /** Called once per append: the phase at which this append must die, if it is the one. */
   next(): CrashPhase | undefined {
-    if ((STEP_PHASES as readonly string[]).includes(this.phase)) return undefined;
-    return ++this.#count === this.nth ? this.phase as CrashPhase : undefined;
-  }
-
-  /** Called at each step of a roll or compaction: dies at the chosen occurrence. */
-  reached(step: StepPhase): void {
-    if (step === this.phase && ++this.#count === this.nth) crashNow();
+    return ++this.#appends === this.append ? this.phase : undefined;
   }
 }
 

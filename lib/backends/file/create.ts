@@ -6,7 +6,6 @@
  */
 import { syncDir, writeAll } from "../../fs/durable.ts";
 import { existsSync } from "../../fs/exists.ts";
-import { crashPoint } from "../../fs/crash_point.ts";
 import { createEmptyLog } from "./writer.ts";
 import { baseName } from "../../format/layout.ts";
 import { encodeRecord, encodeSnapshotEnd, RecordKind } from "../../format/record.ts";
@@ -65,7 +64,7 @@ export function writeBase(dir: string, source: SnapshotSource, place: BasePlace)
         encodeRecord(RecordKind.SnapshotPart, source.version, buffer.subarray(0, filled)),
       );
       total += filled;
-      if (parts++ === 0) crashPoint?.reached("compact-mid-base");
+      if (parts++ === 0) atStep("compact-mid-base");
       if (parts % SYNC_EVERY_PARTS === 0) out.syncDataSync();
       if (filled < buffer.length) break;
     }

@@ -6,6 +6,7 @@
  */
 import type { Backend, BackupState, Change, Tail } from "../backend.ts";
 import { crashNow, crashPoint } from "../../fs/crash_point.ts";
+import { atStep } from "../../fs/step_seam.ts";
 import { syncDir, writeAll, writeFileDurably } from "../../fs/durable.ts";
 import { encodeRecord, encodeSeal, encodeStatements, RecordKind } from "../../format/record.ts";
 import {
@@ -341,7 +342,7 @@ export class FileBackend implements Backend, CompactableBackend {
       );
       this.#live.syncDataSync();
     });
-    crashPoint?.reached("roll");
+    atStep("roll");
     this.#live.close();
     this.#sealedBytes += Deno.statSync(this.#livePath).size;
     this.#sealedLogRecords.set(this.#liveSequence, this.#liveRecords.length);
