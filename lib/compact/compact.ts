@@ -58,7 +58,7 @@ function stats(url: string, dir: string): CompactionStats {
 }
 
 /** Where a compaction builds its database; a `.tmp` name, so an open after a crash removes it. */
-export function scratchDir(dir: string): string {
+function scratchDir(dir: string): string {
   return `${dir}/compacting-${Deno.pid}.tmp`;
 }
 
@@ -108,7 +108,8 @@ export function compactBackup(url: string, dir: string, options: CompactOptions)
     }
   }
   options.onProgress?.("cleanup", options.target);
-  removeRedundant(dir, options.retain ?? DEFAULT_RETAIN_BASES);
+  const redundant = redundantSegments(readChain(dir), options.retain ?? DEFAULT_RETAIN_BASES);
+  deleteSegments(dir, redundant.map((path) => basename(path)));
   const after = stats(url, dir);
   return {
     before,
@@ -118,11 +119,4 @@ export function compactBackup(url: string, dir: string, options: CompactOptions)
     bytes_freed: Math.max(0, before.backupsize - after.backupsize),
     seconds: Math.round(now() - started) / 1000,
   };
-}
-
-/** Deletes the segments that the newest bases make redundant; returns their names. */
-export function removeRedundant(dir: string, retain: number): string[] {
-  const names = redundantSegments(readChain(dir), retain).map((path) => basename(path));
-  deleteSegments(dir, names);
-  return names;
 }

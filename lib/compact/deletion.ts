@@ -11,9 +11,9 @@
 import { syncDir, writeFileDurably } from "../fs/durable.ts";
 import { existsSync } from "../fs/exists.ts";
 import { atStep } from "../fs/step_seam.ts";
+import { isSegmentName } from "../format/layout.ts";
 
 export const DELETION_PLAN = "compaction.plan";
-const SEGMENT = /^(base|log)-\d{20}\.clnb$/;
 
 /** Deletes the named segments of `dir`, oldest first, after recording the plan durably. */
 export function deleteSegments(dir: string, names: readonly string[]): void {
@@ -42,7 +42,7 @@ export function finishDeletion(dir: string): string[] {
   const deleted: string[] = [];
   if (Array.isArray(names)) {
     for (const name of names) {
-      if (typeof name !== "string" || !SEGMENT.test(name)) continue;
+      if (typeof name !== "string" || !isSegmentName(name)) continue;
       if (!existsSync(`${dir}/${name}`)) continue;
       Deno.removeSync(`${dir}/${name}`);
       deleted.push(name);

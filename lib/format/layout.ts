@@ -32,6 +32,11 @@ export interface Layout {
 
 const SEGMENT = /^(base|log)-(\d{20})\.clnb$/;
 
+/** Whether `name` is named like a segment (`base-…clnb`, `log-…clnb`). */
+export function isSegmentName(name: string): boolean {
+  return SEGMENT.test(name);
+}
+
 function fileType(entry: Deno.DirEntry): string {
   if (entry.isSymlink) return "a symlink";
   return entry.isDirectory ? "a directory" : "a FIFO, socket or device";

@@ -134,10 +134,10 @@ export class FileBackend implements Backend, CompactableBackend {
   #versionBeforeLive = 0;
   #baseVersion = 0;
   #records = 0;
-  /** Bytes of every base and sealed log; of the bases alone; of the newest base. */
-  #sealedBytes = 0;
+  /** Bytes of the bases, of the newest base, and of the sealed logs. */
   #basesBytes = 0;
   #newestBaseBytes = 0;
+  #sealedLogBytes = 0;
   /** Records of each sealed log, by sequence, so a compaction's deletes can be counted. */
   #sealedLogRecords = new Map<number, number>();
   /** Who waits for the live log to be sealed at the next append. */
@@ -202,9 +202,6 @@ export class FileBackend implements Backend, CompactableBackend {
       const { offset, header: record, log: { path, number } } = step.value;
       checkFollows(previous, this.#baseVersion, { version: record.version, path, offset });
       if (number !== liveSequence) {
-        if (liveSequence !== undefined) {
-          this.#sealedLogRecords.set(liveSequence, this.#liveRecords.length);
-        }
         liveSequence = number;
         this.#versionBeforeLive = version;
         this.#liveRecords = [];
@@ -213,17 +210,16 @@ export class FileBackend implements Backend, CompactableBackend {
       version = Math.max(version, record.version);
       this.#records++;
       this.#liveRecords.push({ offset, version: record.version });
+      this.#sealedLogRecords.set(number, (this.#sealedLogRecords.get(number) ?? 0) + 1);
     }
     const { live, tail, abandoned } = step.value;
+    this.#sealedLogRecords.delete(live.number);
     if (live.number !== liveSequence) {
-      if (liveSequence !== undefined) {
-        this.#sealedLogRecords.set(liveSequence, this.#liveRecords.length);
-      }
       this.#versionBeforeLive = version;
       this.#liveRecords = [];
     }
     for (const sealed of chain.logs.filter((l) => l.number < live.number)) {
-      this.#sealedBytes += Deno.statSync(sealed.path).size;
+      this.#sealedLogBytes += Deno.statSync(sealed.path).size;
     }
     if (abandoned) {
       Deno.removeSync(abandoned.path);
@@ -249,7 +245,7 @@ export class FileBackend implements Backend, CompactableBackend {
         ? Math.max(beforeLast, this.#baseVersion)
         : undefined,
       records: this.#records,
-      bytes: this.#sealedBytes + this.#liveEnd + (this.#tail?.bytes ?? 0),
+      bytes: this.#basesBytes + this.#sealedLogBytes + this.#liveEnd + (this.#tail?.bytes ?? 0),
       tail: this.#tail,
     };
   }
@@ -344,7 +340,7 @@ export class FileBackend implements Backend, CompactableBackend {
     });
     atStep("roll");
     this.#live.close();
-    this.#sealedBytes += Deno.statSync(this.#livePath).size;
+    this.#sealedLogBytes += Deno.statSync(this.#livePath).size;
     this.#sealedLogRecords.set(this.#liveSequence, this.#liveRecords.length);
     this.#versionBeforeLive = this.state().version;
     this.#livePath = `${this.dir}/${name}`;
@@ -377,18 +373,16 @@ export class FileBackend implements Backend, CompactableBackend {
       this.#records -= records;
       this.#sealedLogRecords.delete(sequence);
     }
-    this.#sealedBytes = this.#basesBytes + chain.logs
+    this.#sealedLogBytes = chain.logs
       .filter((l) => l.number < this.#liveSequence)
       .reduce((sum, { path }) => sum + Deno.statSync(path).size, 0);
   }
 
   #countBases(chain: Chain): void {
     const sizes = chain.bases.map(({ path }) => Deno.statSync(path).size);
-    const total = sizes.reduce((a, b) => a + b, 0);
     this.#baseVersion = chain.bases.at(-1)?.number ?? 0;
     this.#newestBaseBytes = sizes.at(-1) ?? 0;
-    this.#sealedBytes += total - this.#basesBytes;
-    this.#basesBytes = total;
+    this.#basesBytes = sizes.reduce((a, b) => a + b, 0);
   }
 
   /** The version a compaction folds up to: the one before the newest change. */
@@ -399,7 +393,7 @@ export class FileBackend implements Backend, CompactableBackend {
   compactionSizes(): CompactionSizes {
     return {
       baseBytes: this.#newestBaseBytes,
-      sealedLogBytes: this.#sealedBytes - this.#basesBytes,
+      sealedLogBytes: this.#sealedLogBytes,
     };
   }
 
