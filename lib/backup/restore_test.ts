@@ -1,4 +1,3 @@
-import { DatabaseSync } from "node:sqlite";
 import { assertEquals, assertRejects } from "../../tests/support/assert.ts";
 import { createFileBackup } from "../backends/file/create.ts";
 import { existsSync } from "../fs/exists.ts";
@@ -6,6 +5,7 @@ import { FileBackend } from "../backends/file/writer.ts";
 import { openReader } from "../backends/open.ts";
 import { restoreBackup } from "./restore.ts";
 import { bumpStatement } from "../../tests/support/statements.ts";
+import { childRows, parentChildDatabase, rebuildParent } from "../../tests/support/migration.ts";
 
 const bump = bumpStatement;
 
@@ -56,35 +56,16 @@ Deno.test("restore refuses a change stored twice, and a gap, leaving no file", a
 Deno.test("restore runs a migration's PRAGMA hook stored at the snapshot's version", async () => {
   const dir = Deno.makeTempDirSync();
   const source = `${dir}/source.sqlite3`;
-  const node = new DatabaseSync(source);
-  node.exec(`
-    PRAGMA foreign_keys = ON;
-    CREATE TABLE vars (name TEXT, intval INTEGER, PRIMARY KEY (name));
-    INSERT INTO vars VALUES ('data_version', 10);
-    CREATE TABLE parent (id INTEGER PRIMARY KEY);
-    CREATE TABLE child (pid INTEGER REFERENCES parent(id) ON DELETE CASCADE);
-    INSERT INTO parent VALUES (1); INSERT INTO child VALUES (1), (1), (1);`);
-  node.close();
+  parentChildDatabase(source, 10);
   createFileBackup(`${dir}/backup`, { version: 10, path: source });
   const backend = FileBackend.open(`file://${dir}/backup`, `${dir}/backup`);
   // A migration that rebuilds `parent`, as lightningd runs it: foreign keys off around it.
   await backend.append({ version: 10, statements: ["PRAGMA foreign_keys = OFF;"] });
-  await backend.append({
-    version: 11,
-    statements: [
-      "CREATE TABLE parent2 (id INTEGER PRIMARY KEY)",
-      "INSERT INTO parent2 SELECT id FROM parent",
-      "DROP TABLE parent",
-      "ALTER TABLE parent2 RENAME TO parent",
-      bump(10),
-    ],
-  });
+  await backend.append({ version: 11, statements: rebuildParent(10) });
   await backend.append({ version: 11, statements: ["PRAGMA foreign_keys = ON;"] });
   backend.close();
   restoreBackup(openReader(`file://${dir}/backup`), `${dir}/restored.sqlite3`);
-  const restored = new DatabaseSync(`${dir}/restored.sqlite3`, { readOnly: true });
-  assertEquals(restored.prepare("SELECT count(*) AS n FROM child").get()?.n, 3);
-  restored.close();
+  assertEquals(childRows(`${dir}/restored.sqlite3`), 3);
   Deno.removeSync(dir, { recursive: true });
 });
 

@@ -1,6 +1,6 @@
-import { DatabaseSync } from "node:sqlite";
 import { assert, assertEquals, assertRejects } from "../../tests/support/assert.ts";
 import { bumpStatement as bump } from "../../tests/support/statements.ts";
+import { childRows, parentChildDatabase, rebuildParent } from "../../tests/support/migration.ts";
 import { dumpDatabase } from "../../tests/support/dump.ts";
 import { dumpAt } from "../../tests/support/node_at.ts";
 import { SCENARIOS } from "../../tests/support/fixtures.ts";
@@ -157,15 +157,7 @@ Deno.test("compaction keeps a log that ends in a migration's PRAGMA hook at its 
   const dir = Deno.makeTempDirSync({ prefix: "cln-backup-compact-" });
   try {
     const source = `${dir}/source.sqlite3`;
-    const node = new DatabaseSync(source);
-    node.exec(`
-      PRAGMA foreign_keys = ON;
-      CREATE TABLE vars (name TEXT, intval INTEGER, PRIMARY KEY (name));
-      INSERT INTO vars VALUES ('data_version', 9);
-      CREATE TABLE parent (id INTEGER PRIMARY KEY);
-      CREATE TABLE child (pid INTEGER REFERENCES parent(id) ON DELETE CASCADE);
-      INSERT INTO parent VALUES (1); INSERT INTO child VALUES (1), (1), (1);`);
-    node.close();
+    parentChildDatabase(source, 9);
     const path = `${dir}/backup`;
     createFileBackup(path, { version: 9, path: source });
     const writer = FileBackend.open(`file://${path}`, path, { segmentBytes: 1024 });
@@ -178,14 +170,7 @@ Deno.test("compaction keeps a log that ends in a migration's PRAGMA hook at its 
         .join("");
       await writer.append({
         version: 11,
-        statements: [
-          `SELECT '${noise}'`,
-          "CREATE TABLE parent2 (id INTEGER PRIMARY KEY)",
-          "INSERT INTO parent2 SELECT id FROM parent",
-          "DROP TABLE parent",
-          "ALTER TABLE parent2 RENAME TO parent",
-          bump(10),
-        ],
+        statements: [`SELECT '${noise}'`, ...rebuildParent(10)],
       });
       assertEquals(writer.compactionTarget(), 10);
       const result = compactBackup(`file://${path}`, path, { target: 10 });
@@ -195,13 +180,8 @@ Deno.test("compaction keeps a log that ends in a migration's PRAGMA hook at its 
       writer.close();
     }
     const restored = restoreBackup(new FileBackupReader(`file://${path}`, path), `${dir}/r.db`);
-    const db = new DatabaseSync(restored.path, { readOnly: true });
-    try {
-      // Replayed with foreign keys on, the rebuild would have cascaded to the children.
-      assertEquals(db.prepare("SELECT count(*) AS n FROM child").get()?.n, 3);
-    } finally {
-      db.close();
-    }
+    // Replayed with foreign keys on, the rebuild would have cascaded to the children.
+    assertEquals(childRows(restored.path), 3);
   } finally {
     Deno.removeSync(dir, { recursive: true });
   }
