@@ -8,17 +8,15 @@
  *
  * `COMPACT_CRASH_SEEDS=3,17` replays trials; `COMPACT_CRASH_TRIALS` (default 120) sets the count.
  */
+import { restoredDump } from "./support/restored.ts";
 import { assert, assertEquals } from "./support/assert.ts";
-import { dumpDatabase } from "./support/dump.ts";
 import { dumpAt } from "./support/node_at.ts";
 import { SCENARIOS } from "./support/fixtures.ts";
 import { prng } from "./support/prng.ts";
 import { recordedChanges } from "../lib/cli/testing.ts";
 import { createFileBackup } from "../lib/backends/file/create.ts";
 import { FileBackend } from "../lib/backends/file/writer.ts";
-import { FileBackupReader } from "../lib/backends/file/reader.ts";
 import { readLayout } from "../lib/format/layout.ts";
-import { restoreBackup } from "../lib/backup/restore.ts";
 import { compactBackup } from "../lib/compact/compact.ts";
 import { SEAM_ENV, type SeamStep } from "../lib/fs/step_seam.ts";
 
@@ -43,16 +41,6 @@ const truths = new Map<number, string>();
 function truth(version: number): string {
   let dump = truths.get(version);
   if (dump === undefined) truths.set(version, dump = dumpAt(CHANGES, version));
-  return dump;
-}
-
-function restoredDump(url: string, path: string, scratch: string): string {
-  const result = restoreBackup(
-    new FileBackupReader(url, path),
-    `${scratch}/r-${crypto.randomUUID()}`,
-  );
-  const dump = dumpDatabase(result.path);
-  Deno.removeSync(result.path);
   return dump;
 }
 
@@ -132,7 +120,7 @@ async function trial(seed: number): Promise<Trial> {
       if (writer.state().version === lastAcked + 1) await writer.rewind();
       if (writer.state().tail) repairs.push(await writer.cutTail());
       assertEquals(writer.state().version, lastAcked, `seed ${seed}: backup version after reopen`);
-      assertEquals(restoredDump(url, path, dir), truth(lastAcked), `seed ${seed}: at ${lastAcked}`);
+      assertEquals(restoredDump(url, dir), truth(lastAcked), `seed ${seed}: at ${lastAcked}`);
       const next = CHANGES.findIndex((c) => c.version > lastAcked);
       for (const change of CHANGES.slice(next)) await writer.append(change);
       if (random() < 0.5) {
@@ -142,7 +130,7 @@ async function trial(seed: number): Promise<Trial> {
     } finally {
       writer.close();
     }
-    assertEquals(restoredDump(url, path, dir), truth(LAST), `seed ${seed}: final restore`);
+    assertEquals(restoredDump(url, dir), truth(LAST), `seed ${seed}: final restore`);
     console.log(
       `seed ${seed}: ${kind}${landed || kind === "none" ? "" : " (finished first)"}, ` +
         `acked ${lastAcked}` +

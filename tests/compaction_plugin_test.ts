@@ -4,14 +4,13 @@
  * answered, the compaction overlapping them), automatic compaction by policy, the dynamic
  * options, and each restore equal to the node's database.
  */
+import { restoredDump } from "./support/restored.ts";
 import { assert, assertEquals, assertMatch } from "./support/assert.ts";
 import { DATABASE_NAME, FakeLightningd } from "./support/fake_lightningd.ts";
 import { loadFixture } from "./support/fixtures.ts";
 import { dumpDatabase } from "./support/dump.ts";
 import { createFileBackup } from "../lib/backends/file/create.ts";
 import { writeLockFile } from "../lib/backup/lock_file.ts";
-import { openReader } from "../lib/backends/open.ts";
-import { restoreBackup } from "../lib/backup/restore.ts";
 import { readLayout } from "../lib/format/layout.ts";
 import { activityWrites, compactWhileWriting } from "./support/compact_while_writing.ts";
 
@@ -45,13 +44,6 @@ async function firstRuns(node: Node): Promise<void> {
     // The recorded stream ends with lightningd's shutdown.
     await lightningd.close();
   }
-}
-
-function restoredDump(node: Node): string {
-  const result = restoreBackup(openReader(node.url), `${node.dir}/restored.sqlite3`);
-  const dump = dumpDatabase(result.path);
-  Deno.removeSync(result.path);
-  return dump;
 }
 
 function status(answer: Record<string, unknown>): Record<string, unknown> {
@@ -88,10 +80,10 @@ Deno.test("compaction: backup-compact at many points while hooks flow; restore e
     await lightningd.stop();
     assert(readLayout(`${node.dir}/backup`).logs.length <= 3, "sealed logs were deleted");
     assertEquals(
-      restoredDump(node),
+      restoredDump(node.url, node.dir),
       dumpDatabase(loadFixture("activity").database),
     );
-    assertEquals(dumpDatabase(`${node.dir}/${DATABASE_NAME}`), restoredDump(node));
+    assertEquals(dumpDatabase(`${node.dir}/${DATABASE_NAME}`), restoredDump(node.url, node.dir));
   } finally {
     Deno.removeSync(node.dir, { recursive: true });
   }
@@ -142,7 +134,7 @@ Deno.test("compaction: the plugin compacts by itself as its dynamic options say"
     report = status(await lightningd.request("backup-status", []));
     assertEquals((report.compaction as Record<string, unknown>).next_due_at_bytes, null);
     await lightningd.stop();
-    assertEquals(restoredDump(node), dumpDatabase(loadFixture("activity").database));
+    assertEquals(restoredDump(node.url, node.dir), dumpDatabase(loadFixture("activity").database));
   } finally {
     Deno.removeSync(node.dir, { recursive: true });
   }

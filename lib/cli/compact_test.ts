@@ -1,5 +1,5 @@
 import { assert, assertEquals, assertMatch } from "../../tests/support/assert.ts";
-import { dumpDatabase } from "../../tests/support/dump.ts";
+import { restoredDump } from "../../tests/support/restored.ts";
 import { PRE_4090_BACKUP, SCENARIOS } from "../../tests/support/fixtures.ts";
 import { dumpAt } from "../../tests/support/node_at.ts";
 import { FileBackend } from "../backends/file/writer.ts";
@@ -22,13 +22,6 @@ const CHANGES = recordedChanges(SCENARIOS);
 async function run(args: string[]): Promise<{ code: number; output: BufferedOutput }> {
   const output = new BufferedOutput();
   return { code: await compact(args, output), output };
-}
-
-function restoredDump(url: string, dir: string): string {
-  const result = restoreBackup(openReader(url), `${dir}/restored-${crypto.randomUUID()}`);
-  const dump = dumpDatabase(result.path);
-  Deno.removeSync(result.path);
-  return dump;
 }
 
 Deno.test("compact: folds a stopped node's backup, prints the result, restores the same", async () => {

@@ -1,7 +1,7 @@
 import { assert, assertEquals, assertRejects } from "../../tests/support/assert.ts";
+import { restoredDump } from "../../tests/support/restored.ts";
 import { bumpStatement as bump } from "../../tests/support/statements.ts";
 import { childRows, parentChildDatabase, rebuildParent } from "../../tests/support/migration.ts";
-import { dumpDatabase } from "../../tests/support/dump.ts";
 import { dumpAt } from "../../tests/support/node_at.ts";
 import { SCENARIOS } from "../../tests/support/fixtures.ts";
 import { recordedChanges } from "../cli/testing.ts";
@@ -46,16 +46,6 @@ function compact(backup: Backup, retain = 1) {
   return result;
 }
 
-function restoredDump(backup: Backup, toVersion?: number): string {
-  const target = `${backup.dir}/restored-${toVersion ?? "last"}.sqlite3`;
-  const result = restoreBackup(new FileBackupReader(backup.url, backup.path), target, {
-    toVersion,
-  });
-  const dump = dumpDatabase(result.path);
-  Deno.removeSync(result.path);
-  return dump;
-}
-
 Deno.test("compaction at many points of the recorded runs; each restore equals the node", async () => {
   const backup = newBackup();
   try {
@@ -71,14 +61,16 @@ Deno.test("compaction at many points of the recorded runs; each restore equals t
         compactions++;
         assertEquals(result.base_version, backup.writer.state().rewindVersion);
         assert(result.after.backupsize <= result.before.backupsize + SEGMENT_BYTES * 16);
-        if (i % 3 === 0) assertEquals(restoredDump(backup), dumpAt(CHANGES, change.version));
+        if (i % 3 === 0) {
+          assertEquals(restoredDump(backup.url, backup.dir), dumpAt(CHANGES, change.version));
+        }
       }
     }
     assert(compactions > 10, `only ${compactions} compactions`);
     const layout = readLayout(backup.path);
     assertEquals(layout.bases.length, 1);
     assert(layout.logs.length <= 2, `${layout.logs.length} logs left`);
-    assertEquals(restoredDump(backup), dumpAt(CHANGES, LAST));
+    assertEquals(restoredDump(backup.url, backup.dir), dumpAt(CHANGES, LAST));
     // The writer's own accounting matches what a reader finds.
     const described = new FileBackupReader(backup.url, backup.path).describe();
     assertEquals(backup.writer.state().bytes, described.bytes);
@@ -96,7 +88,7 @@ Deno.test("compaction twice in a row folds nothing the second time", async () =>
     const second = compact(backup);
     assertEquals([second.base_version, second.versions_folded], [null, 0]);
     assertEquals(second.after, first.after);
-    assertEquals(restoredDump(backup), dumpAt(CHANGES, CHANGES[199].version));
+    assertEquals(restoredDump(backup.url, backup.dir), dumpAt(CHANGES, CHANGES[199].version));
   } finally {
     dispose(backup);
   }
@@ -118,10 +110,14 @@ Deno.test("point-in-time restores around compactions, keeping 1 base and keeping
         v >= held[0]
       );
       for (const version of versions) {
-        assertEquals(restoredDump(backup, version), dumpAt(CHANGES, version), `version ${version}`);
+        assertEquals(
+          restoredDump(backup.url, backup.dir, version),
+          dumpAt(CHANGES, version),
+          `version ${version}`,
+        );
       }
       await assertRejects(
-        () => restoredDump(backup, held[0] - 1),
+        () => restoredDump(backup.url, backup.dir, held[0] - 1),
         new RegExp(`its oldest snapshot is at version ${held[0]}, and nothing older is kept`),
       );
     } finally {
@@ -147,7 +143,7 @@ Deno.test("compaction right after a roll deletes the log that ends at its target
     assertEquals(readLayout(backup.path).logs.map((l) => l.sequence), [
       readLayout(backup.path).logs.at(-1)!.sequence,
     ]);
-    assertEquals(restoredDump(backup), dumpAt(CHANGES, CHANGES[i - 1].version));
+    assertEquals(restoredDump(backup.url, backup.dir), dumpAt(CHANGES, CHANGES[i - 1].version));
   } finally {
     dispose(backup);
   }

@@ -1,4 +1,5 @@
 import { assert, assertEquals, assertRejects } from "../../tests/support/assert.ts";
+import { restoredDump } from "../../tests/support/restored.ts";
 import { dumpDatabase } from "../../tests/support/dump.ts";
 import { dumpAt } from "../../tests/support/node_at.ts";
 import { loadFixture, SCENARIOS } from "../../tests/support/fixtures.ts";
@@ -7,7 +8,6 @@ import { createFileBackup } from "../backends/file/create.ts";
 import { FileBackend } from "../backends/file/writer.ts";
 import { FileBackupReader } from "../backends/file/reader.ts";
 import { readLayout } from "../format/layout.ts";
-import { restoreBackup } from "../backup/restore.ts";
 import { type CompactionThread, Compactor } from "./compactor.ts";
 import { type CompactionPolicy, DEFAULT_POLICY } from "./policy.ts";
 
@@ -28,14 +28,6 @@ function withBackup(test: (writer: FileBackend, dir: string) => Promise<void>) {
       Deno.removeSync(dir, { recursive: true });
     }
   };
-}
-
-function restoredDump(writer: FileBackend, dir: string): string {
-  const result = restoreBackup(
-    new FileBackupReader(writer.url, writer.dir),
-    `${dir}/restored-${crypto.randomUUID()}.sqlite3`,
-  );
-  return dumpDatabase(result.path);
 }
 
 Deno.test(
@@ -59,7 +51,7 @@ Deno.test(
     for (const change of CHANGES.slice(next)) await writer.append(change);
     assertEquals(compactor.status().last, { ok: true, ...result });
     assertEquals(readLayout(writer.dir).bases.map((b) => b.version), [CHANGES[298].version]);
-    assertEquals(restoredDump(writer, dir), dumpAt(CHANGES, CHANGES.at(-1)!.version));
+    assertEquals(restoredDump(writer.url, dir), dumpAt(CHANGES, CHANGES.at(-1)!.version));
     const described = new FileBackupReader(writer.url, writer.dir).describe();
     assertEquals(writer.state().bytes, described.bytes);
   }),
@@ -140,7 +132,7 @@ Deno.test("compactor: a backup holding only a base has nothing to fold and still
       const compactor = new Compactor(writer, () => DEFAULT_POLICY);
       await assertRejects(() => compactor.compact(), /no change on top of its newest snapshot/);
       assertEquals(compactor.running, false);
-      assertEquals(restoredDump(writer, dir), dumpDatabase(source));
+      assertEquals(restoredDump(writer.url, dir), dumpDatabase(source));
     } finally {
       writer.close();
     }
@@ -161,7 +153,7 @@ Deno.test(
     const result = await running;
     assertEquals(result.base_version, CHANGES[298].version);
     for (const change of CHANGES.slice(300)) await writer.append(change);
-    assertEquals(restoredDump(writer, dir), dumpAt(CHANGES, CHANGES.at(-1)!.version));
+    assertEquals(restoredDump(writer.url, dir), dumpAt(CHANGES, CHANGES.at(-1)!.version));
   }),
 );
 
@@ -182,7 +174,7 @@ Deno.test("compactor: stopping the plugin mid-compaction settles the call; the n
     try {
       assertEquals(readLayout(`${dir}/backup`).temporaries, []);
       assertEquals(reopened.state().version, CHANGES[299].version);
-      assertEquals(restoredDump(reopened, dir), dumpAt(CHANGES, CHANGES[299].version));
+      assertEquals(restoredDump(reopened.url, dir), dumpAt(CHANGES, CHANGES[299].version));
     } finally {
       reopened.close();
     }
@@ -209,7 +201,7 @@ Deno.test("compactor: a live log holding every change is sealed at the next one,
     const layout = readLayout(`${dir}/backup`);
     assertEquals(layout.logs.length, 1);
     assert(result.after.backupsize < before, `${result.after.backupsize} >= ${before}`);
-    assertEquals(restoredDump(writer, dir), dumpAt(CHANGES, CHANGES[300].version));
+    assertEquals(restoredDump(writer.url, dir), dumpAt(CHANGES, CHANGES[300].version));
   } finally {
     writer.close();
     Deno.removeSync(dir, { recursive: true });
