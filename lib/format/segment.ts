@@ -40,13 +40,17 @@ export interface SegmentHeader {
 
 /** A backup file that is damaged where a crash cannot have damaged it, or missing. */
 export class CorruptBackupError extends Error {
+  /** What and where, as in `a torn record at offset 40 of "…/log-1.clnb"`. */
+  readonly where: string;
+
   /** `offset` is `undefined` when the problem is the file itself (missing, foreign, not a file). */
-  constructor(readonly path: string, readonly offset: number | undefined, readonly what: string) {
+  constructor(readonly path: string, readonly offset: number | undefined, what: string) {
+    const where = `${what} ${offset === undefined ? "at" : `at offset ${offset} of`} "${path}"`;
     super(
-      `Cannot read backup: ${what} ${offset === undefined ? "at" : `at offset ${offset} of`} ` +
-        `"${path}"; the backup is damaged: restore from another copy, or init a new backup ` +
-        `from the node's database`,
+      `Cannot read backup: ${where}; the backup is damaged: restore from another copy, or ` +
+        `init a new backup from the node's database`,
     );
+    this.where = where;
     this.name = "CorruptBackupError";
   }
 }

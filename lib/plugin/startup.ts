@@ -31,8 +31,8 @@ export interface Startup {
 
 /** Why a damaged backup refuses the node, and what to do: the node's own database is fine. */
 function damaged(url: string, error: CorruptBackupError): string {
-  return `Cannot start backup: "${url}" is damaged: ${error.what} at offset ${error.offset} ` +
-    `of "${error.path}", which no crash explains; lightningd must not run without its ` +
+  return `Cannot start backup: "${url}" is damaged: ${error.where}, which no crash explains; ` +
+    `lightningd must not run without its ` +
     `backup, so every database write is refused: with lightningd stopped, move the backup ` +
     `aside, create a new one from the node's database ("backup-cli init --lightning-dir ` +
     `<dir> <url>"), then start lightningd`;
