@@ -146,14 +146,9 @@ export function restoreBackup(
     open.db.exec(`PRAGMA journal_mode = ${open.journal === "wal" ? "WAL" : "DELETE"}`);
     open.db.close();
     open = undefined;
-    if (options.durable ?? true) {
-      const file = Deno.openSync(tmp, { read: true, write: true });
-      try {
-        file.syncSync();
-      } finally {
-        file.close();
-      }
-    }
+    const durable = options.durable ?? true;
+    // The claim is an open handle on the same file: its fsync flushes what SQLite wrote.
+    if (durable) claim.syncSync();
     atStep("restore-building");
     // A hard link fails when the target exists, where a rename would replace it.
     try {
@@ -165,7 +160,7 @@ export function restoreBackup(
       throw error;
     }
     Deno.removeSync(tmp);
-    if (options.durable ?? true) syncDir(dirname(path));
+    if (durable) syncDir(dirname(path));
     return { path, version, changes, snapshotVersion, tail };
   } catch (error) {
     snapshotFile?.close();

@@ -39,13 +39,8 @@ export function checkBackup(reader: BackupReader, temp: string): string[] {
       // Reading checks each record.
     }
   }
+  // A restore to a version that it does not reach fails, so this one ends at lastVersion.
   const result = restoreBackup(reader, temp, { toVersion: d.lastVersion });
-  if (result.version !== d.lastVersion) {
-    throw new Error(
-      `Cannot verify backup: its last record is version ${d.lastVersion} but it restores ` +
-        `to version ${result.version}`,
-    );
-  }
   const snapshots = d.snapshots.length === 0
     ? "no snapshot"
     : `snapshots at ${d.snapshots.join(", ")}`;

@@ -4,7 +4,14 @@
  *
  * @module
  */
-import { HEADER_BYTES, type Packet, packetName, PacketType, WireError } from "./packets.ts";
+import {
+  HEADER_BYTES,
+  METADATA_BYTES,
+  type Packet,
+  packetName,
+  PacketType,
+  WireError,
+} from "./packets.ts";
 
 /** Anything with Deno's `read` (a `Deno.Conn`). */
 export interface ByteSource {
@@ -18,7 +25,7 @@ const FIXED_PAYLOAD: Partial<Record<PacketType, number>> = {
   [PacketType.Rewind]: 4,
   [PacketType.Ack]: 4,
   [PacketType.Nack]: 4,
-  [PacketType.Metadata]: 20,
+  [PacketType.Metadata]: METADATA_BYTES,
 };
 
 /** The most a packet of `type` may carry. Unknown types carry nothing we read. */
