@@ -101,13 +101,14 @@ export class BackupPlugin {
   readonly #calls = new Set<Promise<void>>();
   readonly #exiting = new AbortController();
   readonly #compaction: CompactionService | undefined;
+  /** The compaction policy the options in force make; remade when they change, not per hook. */
+  #policy: CompactionPolicy;
 
   constructor(readonly context: PluginContext) {
     if ("error" in context.backend) this.#stop(context.backend.error);
     this.#options = new Options(context.options ?? PLUGIN_OPTIONS);
-    this.#compaction = context.compaction?.(() =>
-      compactionPolicy((name) => this.#options.get(name))
-    );
+    this.#policy = this.#policyFromOptions();
+    this.#compaction = context.compaction?.(() => this.#policy);
     const own: RpcMethod[] = [{
       name: "backup-status",
       usage: "",
@@ -220,9 +221,14 @@ export class BackupPlugin {
     this.error(id, { code: ErrorCode.InternalError, message });
   }
 
+  #policyFromOptions(): CompactionPolicy {
+    return compactionPolicy((name) => this.#options.get(name));
+  }
+
   #setconfig(id: JsonRpcId, params: unknown): void {
     try {
       const value = this.#options.set(params);
+      this.#policy = this.#policyFromOptions();
       const name = (params as { config: string }).config;
       this.log("info", `option "${name}" is now ${JSON.stringify(value)}`);
       this.#result(id, {});
@@ -335,6 +341,7 @@ export class BackupPlugin {
   #init(params: unknown): void {
     const given = (params as { options?: unknown } | null)?.options;
     for (const problem of this.#options.init(given)) this.log("unusual", problem);
+    this.#policy = this.#policyFromOptions();
     if (this.#options.get("backup-destination") !== undefined) {
       this.log(
         "unusual",
