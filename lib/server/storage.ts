@@ -26,7 +26,7 @@ export class RefusedError extends Error {
 }
 
 export class ServerStorage {
-  #backend: FileBackend;
+  readonly #backend: FileBackend;
   /** A v1 server rewinds once; a second REWIND before the next change is ACKed unchanged. */
   #rewound = false;
   /** Compacts on request (COMPACT) only: the writer's node cannot see the server's sizes. */
@@ -141,9 +141,7 @@ export class ServerStorage {
     } finally {
       Deno.removeSync(copy);
     }
-    // The writer learns of the new base only by scanning the directory again.
-    this.#backend.close();
-    this.#backend = FileBackend.open(this.url, this.dir);
+    this.#backend.compacted();
     this.#rewound = false;
   }
 
@@ -172,10 +170,7 @@ export class ServerStorage {
    * second request joins the running one. Rejects when it fails, the backup untouched.
    */
   compact(): Promise<CompactionResult> {
-    if (this.#compactor?.backend !== this.#backend) {
-      this.#compactor?.stop();
-      this.#compactor = new Compactor(this.#backend, () => ({ ...DEFAULT_POLICY, auto: false }));
-    }
+    this.#compactor ??= new Compactor(this.#backend, () => ({ ...DEFAULT_POLICY, auto: false }));
     return this.#compactor.compact();
   }
 
