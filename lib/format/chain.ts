@@ -166,13 +166,6 @@ export function* scanLogs(
   options: { decode: boolean },
 ): Generator<LogRecord, ChainEnd, void> {
   const logs = chain.logs.filter((l) => l.number >= from);
-  if (logs[0]?.number !== from) {
-    throw new CorruptBackupError(
-      `${chain.dir}/${logName(from)}`,
-      undefined,
-      "a log segment is missing",
-    );
-  }
   for (const [i, log] of logs.entries()) {
     if (log.number !== from + i) {
       const missing = `${chain.dir}/${logName(from + i)}`;
@@ -220,7 +213,12 @@ export function* scanLogs(
         `or a log was put in),`,
     );
   }
-  throw new Error("unreachable: the chain has a log");
+  // Every log either ends the chain or leads to the next, so only no log at all gets here.
+  throw new CorruptBackupError(
+    `${chain.dir}/${logName(from)}`,
+    undefined,
+    "a log segment is missing",
+  );
 }
 
 /**
