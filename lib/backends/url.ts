@@ -76,6 +76,11 @@ function parseSocketUrl(url: string, rest: string): BackupUrl {
 }
 
 /** Parses a backup URL; the scheme is case-insensitive (RFC 3986). */
+/** `host:port`, with an IPv6 host in brackets (as URLs and Deno's `--allow-net` write it). */
+export function formatHostPort(host: string, port: number): string {
+  return `${host.includes(":") ? `[${host}]` : host}:${port}`;
+}
+
 export function parseBackupUrl(url: string): BackupUrl {
   const scheme = /^([a-zA-Z][a-zA-Z0-9+.-]*):/.exec(url)?.[1];
   const rest = url.slice((scheme?.length ?? 0) + 1);

@@ -30,7 +30,7 @@
  */
 import { writeFileDurably } from "../fs/durable.ts";
 import { LOCK_FILE } from "../backup/lock_file.ts";
-import { parseBackupUrl } from "../backends/url.ts";
+import { formatHostPort, parseBackupUrl } from "../backends/url.ts";
 
 export const LAUNCHER_NAME = "cln-backup-plugin";
 /** What `deno task compile:plugin` builds in the lightning dir (see scripts/compile_plugin.ts). */
@@ -50,11 +50,6 @@ export interface LaunchPlan {
    * the SOCKS proxy when the URL names one.
    */
   netAddress?: string;
-}
-
-/** `host:port`, with an IPv6 host in brackets, as Deno's `--allow-net` takes it. */
-export function address(host: string, port: number): string {
-  return `${host.includes(":") ? `[${host}]` : host}:${port}`;
 }
 
 /** The launch plan for a backup URL: what the plugin may read, write and connect to. */
@@ -91,7 +86,7 @@ export function backupAccess(url: string): { backupPath?: string; netAddress?: s
   const parsed = parseBackupUrl(url);
   if (parsed.scheme === "file") return { backupPath: parsed.path };
   const target = parsed.proxy ?? parsed;
-  return { netAddress: address(target.host, target.port) };
+  return { netAddress: formatHostPort(target.host, target.port) };
 }
 
 /** The path with symlinks resolved, or as given when it does not exist (yet). */

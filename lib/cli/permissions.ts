@@ -32,7 +32,7 @@ import {
   UsageError,
   userPath,
 } from "./args.ts";
-import { BackupUrlError } from "../backends/url.ts";
+import { BackupUrlError, formatHostPort } from "../backends/url.ts";
 import { INIT_SPEC, initTarget } from "./init.ts";
 import { RESTORE_SPEC } from "./restore.ts";
 import { STATUS_SPEC } from "./status.ts";
@@ -41,7 +41,7 @@ import { UPGRADE_SPEC, upgradeUrl } from "./upgrade.ts";
 import { DOCTOR_SPEC } from "./doctor.ts";
 import { SERVER_SPEC, serverArgs } from "./server_args.ts";
 import { COMPACT_SPEC } from "./compact.ts";
-import { address, backupAccess, listItem, WORKER_CODE } from "./launcher.ts";
+import { backupAccess, listItem, WORKER_CODE } from "./launcher.ts";
 import { pidFilePath, rpcSocketPath } from "./node_dir.ts";
 import { readLockFile } from "../backup/lock_file.ts";
 
@@ -180,7 +180,7 @@ const TABLE: Record<string, { spec?: CommandSpec; plan: Planner }> = {
       // the compaction worker, whose code is read at run time.
       return merge(newBackup(url), {
         read: [WORKER_CODE],
-        net: [address(listen.hostname, listen.port)],
+        net: [formatHostPort(listen.hostname, listen.port)],
       });
     },
   },

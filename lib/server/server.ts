@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { formatHostPort } from "../backends/url.ts";
 import { DEFAULT_MAX_PAYLOAD_BYTES } from "../wire/packet_reader.ts";
 import { type LogLevel, Session, type SessionHost } from "./session.ts";
 import type { ServerStorage } from "./storage.ts";
@@ -38,7 +39,7 @@ export class BackupServer implements SessionHost {
   /** The address it listens on, `host:port` (IPv6 in brackets). */
   get address(): string {
     const { hostname, port } = this.#listener.addr;
-    return hostname.includes(":") ? `[${hostname}]:${port}` : `${hostname}:${port}`;
+    return formatHostPort(hostname, port);
   }
 
   get port(): number {

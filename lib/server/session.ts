@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { formatHostPort } from "../backends/url.ts";
 import {
   decodeChange,
   decodeSnapshot,
@@ -61,9 +62,7 @@ export class Session {
 
   get peer(): string {
     const addr = this.conn.remoteAddr as Deno.NetAddr;
-    return addr.hostname.includes(":")
-      ? `[${addr.hostname}]:${addr.port}`
-      : `${addr.hostname}:${addr.port}`;
+    return formatHostPort(addr.hostname, addr.port);
   }
 
   get name(): string {

@@ -8,7 +8,7 @@
  * @module
  */
 import type { Backend, BackupState, Change, ConnectionStatus } from "../backend.ts";
-import { parseBackupUrl } from "../url.ts";
+import { formatHostPort, parseBackupUrl } from "../url.ts";
 import {
   type CompactStats,
   decodeCompactResult,
@@ -23,7 +23,7 @@ import {
   packetName,
   PacketType,
 } from "../../wire/packets.ts";
-import { ConnectionLostError, hostPort, type SocketUrl, WireConnection } from "./connection.ts";
+import { ConnectionLostError, type SocketUrl, WireConnection } from "./connection.ts";
 import { DEFAULT_RETRY_POLICY, type RetryPolicy } from "./options.ts";
 
 export type SocketLogLevel = "info" | "unusual" | "broken";
@@ -80,9 +80,9 @@ export class SocketBackend implements Backend {
 
   private constructor(readonly url: string, options: SocketBackendOptions) {
     this.target = socketUrl(url);
-    this.destination = hostPort(this.target.host, this.target.port) +
+    this.destination = formatHostPort(this.target.host, this.target.port) +
       (this.target.proxy
-        ? ` through SOCKS5 proxy ${hostPort(this.target.proxy.host, this.target.proxy.port)}`
+        ? ` through SOCKS5 proxy ${formatHostPort(this.target.proxy.host, this.target.proxy.port)}`
         : "");
     this.#policy = options.policy ?? DEFAULT_RETRY_POLICY;
     this.#log = options.log ?? (() => {});

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { BackupUrl } from "../url.ts";
+import { type BackupUrl, formatHostPort } from "../url.ts";
 import { type Packet, WireError } from "../../wire/packets.ts";
 import { PacketReader, StreamEndedError } from "../../wire/packet_reader.ts";
 import { socks5Connect } from "./socks5.ts";
@@ -18,10 +18,6 @@ export class ConnectionLostError extends Error {
     super(message);
     this.name = "ConnectionLostError";
   }
-}
-
-export function hostPort(host: string, port: number): string {
-  return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
 }
 
 /** Runs `work`, or after `ms` calls `onTimeout` and fails with `what` timed out. */
@@ -65,9 +61,9 @@ export class WireConnection {
   static async open(url: SocketUrl, timeoutMs: number): Promise<WireConnection> {
     const first = url.proxy ?? url;
     const what = url.proxy
-      ? `connecting to ${hostPort(url.host, url.port)} through the proxy ` +
-        hostPort(url.proxy.host, url.proxy.port)
-      : `connecting to ${hostPort(url.host, url.port)}`;
+      ? `connecting to ${formatHostPort(url.host, url.port)} through the proxy ` +
+        formatHostPort(url.proxy.host, url.proxy.port)
+      : `connecting to ${formatHostPort(url.host, url.port)}`;
     let conn: Deno.TcpConn | undefined;
     let timedOut = false;
     const dialling = Deno.connect({ hostname: first.host, port: first.port });
