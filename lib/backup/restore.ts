@@ -9,7 +9,7 @@ import { DatabaseSync } from "node:sqlite";
 import { dirname } from "node:path";
 import type { BackupReader, Tail } from "../backends/backend.ts";
 import { syncDir, writeAll } from "../fs/durable.ts";
-import { existsSync } from "../fs/exists.ts";
+import { existsSync, removeIfExists } from "../fs/exists.ts";
 import { execStatement, isPragmaOnly } from "../sqlite/apply.ts";
 import { bumpedFrom } from "./bump.ts";
 import { claimWorkPath, workPath } from "../fs/work_path.ts";
@@ -185,7 +185,7 @@ function nothingUpTo(reader: BackupReader, toVersion: number | undefined): Error
 }
 
 function removeAll(paths: string[]): void {
-  for (const path of paths) if (existsSync(path)) Deno.removeSync(path);
+  for (const path of paths) removeIfExists(path);
 }
 
 function verify(db: DatabaseSync, version: number): void {

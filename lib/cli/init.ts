@@ -13,7 +13,7 @@ import { FileBackupReader } from "../backends/file/reader.ts";
 import { backupKind } from "../backends/open.ts";
 import type { BackupDescription } from "../backends/backend.ts";
 import { readLayout } from "../format/layout.ts";
-import { existsSync } from "../fs/exists.ts";
+import { existsSync, removeIfExists } from "../fs/exists.ts";
 import { DATABASE_NAME } from "../backup/restore.ts";
 import {
   createLockFile,
@@ -199,10 +199,6 @@ function leftByKilledInit(path: string, database: string): { version: number } |
       `interrupted init of this node leaves (a snapshot at the database's version ${version} ` +
       `and no change)`,
   };
-}
-
-function removeIfExists(path: string): void {
-  if (existsSync(path)) Deno.removeSync(path, { recursive: true });
 }
 
 /**

@@ -9,7 +9,7 @@ import { dirname } from "node:path";
 import { pathToFileURL } from "node:url";
 import { V1BackupReader } from "../backends/v1/reader.ts";
 import { renameIntoPlace, writeBase } from "../backends/file/create.ts";
-import { existsSync } from "../fs/exists.ts";
+import { existsSync, removeIfExists } from "../fs/exists.ts";
 import { createEmptyLog, FileBackend } from "../backends/file/writer.ts";
 import { newBackupId } from "../format/segment.ts";
 import { syncDir, writeAll } from "../fs/durable.ts";
@@ -172,7 +172,7 @@ export async function upgrade(args: string[], output: Output = consoleOutput): P
       renameIntoPlace(building, path);
       syncDir(dirname(path));
     } catch (error) {
-      if (existsSync(building)) Deno.removeSync(building, { recursive: true });
+      removeIfExists(building);
       throw error;
     } finally {
       claim.close();

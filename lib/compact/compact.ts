@@ -15,7 +15,7 @@ import { writeBase } from "../backends/file/create.ts";
 import { FileBackupReader } from "../backends/file/reader.ts";
 import { baseName } from "../format/layout.ts";
 import { readChain } from "../format/chain.ts";
-import { existsSync } from "../fs/exists.ts";
+import { existsSync, removeIfExists } from "../fs/exists.ts";
 import { restoreBackup } from "../backup/restore.ts";
 import { atStep } from "../fs/step_seam.ts";
 import { continuingLog, DEFAULT_RETAIN_BASES, redundantSegments } from "./plan.ts";
@@ -72,7 +72,7 @@ export function compactBackup(url: string, dir: string, options: CompactOptions)
   let baseVersion: number | null = null;
   if (options.target > newest && !existsSync(`${dir}/${baseName(options.target)}`)) {
     const scratch = scratchDir(dir);
-    if (existsSync(scratch)) Deno.removeSync(scratch, { recursive: true });
+    removeIfExists(scratch);
     try {
       Deno.mkdirSync(scratch);
       const restored = restoreBackup(
@@ -97,14 +97,14 @@ export function compactBackup(url: string, dir: string, options: CompactOptions)
     } catch (error) {
       // A partial base goes (only ours: the writer makes its own temporaries meanwhile).
       const partial = `${dir}/${baseName(options.target)}.tmp`;
-      if (existsSync(partial)) Deno.removeSync(partial);
+      removeIfExists(partial);
       const why = (error as Error).message.replace(/^Cannot \w+ \w+: /, "");
       throw new Error(
         `Cannot compact backup: ${why} (building the base at version ${options.target} in ` +
           `"${dir}"); the backup is unchanged and the node keeps running`,
       );
     } finally {
-      if (existsSync(scratch)) Deno.removeSync(scratch, { recursive: true });
+      removeIfExists(scratch);
     }
   }
   options.onProgress?.("cleanup", options.target);

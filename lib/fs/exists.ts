@@ -13,3 +13,8 @@ export function existsSync(path: string): boolean {
     throw error;
   }
 }
+
+/** Removes whatever is at `path` (a directory with its contents), if anything is. */
+export function removeIfExists(path: string): void {
+  if (existsSync(path)) Deno.removeSync(path, { recursive: true });
+}

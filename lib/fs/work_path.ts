@@ -26,7 +26,7 @@
  *
  * @module
  */
-import { existsSync } from "./exists.ts";
+import { existsSync, removeIfExists } from "./exists.ts";
 import { explainOsError } from "./os_error.ts";
 
 /** The kinds of work paths, and the command that makes each. */
@@ -51,7 +51,7 @@ export function workPath(path: string, kind: WorkKind): string {
  * a killed process that had our pid left it: it is replaced.
  */
 export function claimWorkPath(work: string, type: "file" | "directory"): Deno.FsFile {
-  if (existsSync(work)) Deno.removeSync(work, { recursive: true });
+  removeIfExists(work);
   if (type === "directory") Deno.mkdirSync(work);
   const handle = Deno.openSync(
     work,
