@@ -41,6 +41,7 @@ import {
   UsageError,
   userPath,
 } from "./args.ts";
+import { readDataVersion } from "../sqlite/data_version.ts";
 
 const ACTION = "Cannot init backup";
 
@@ -131,14 +132,11 @@ function dataVersionOf(path: string, database: string): number {
   const db = new DatabaseSync(path, { readOnly: true });
   let version: number | undefined;
   try {
-    const row = db.prepare("SELECT intval FROM vars WHERE name = 'data_version'").get();
-    version = row === undefined ? undefined : Number(row.intval);
-  } catch {
-    // No vars table: not a lightningd database, refused below.
+    version = readDataVersion(db);
   } finally {
     db.close();
   }
-  if (version === undefined || !Number.isSafeInteger(version) || version < 0) {
+  if (version === undefined) {
     throw new Error(
       `${ACTION}: "${database}" holds no vars.data_version, so it is not a lightningd ` +
         `database: check --lightning-dir`,

@@ -9,7 +9,7 @@ import { restore } from "./restore.ts";
 import { status } from "./status.ts";
 import { upgrade } from "./upgrade.ts";
 import { verify } from "./verify.ts";
-import { doctor } from "./doctor.ts";
+import { doctor } from "./doctor/doctor.ts";
 import { compact } from "./compact.ts";
 import { server } from "./server.ts";
 

@@ -38,7 +38,7 @@ import { RESTORE_SPEC } from "./restore.ts";
 import { STATUS_SPEC } from "./status.ts";
 import { VERIFY_SPEC } from "./verify.ts";
 import { UPGRADE_SPEC, upgradeUrl } from "./upgrade.ts";
-import { DOCTOR_SPEC } from "./doctor.ts";
+import { DOCTOR_SPEC } from "./doctor/doctor.ts";
 import { SERVER_SPEC, serverArgs } from "./server_args.ts";
 import { COMPACT_SPEC } from "./compact.ts";
 import { backupAccess, listItem, WORKER_CODE } from "./launcher.ts";

@@ -18,3 +18,13 @@ export function existsSync(path: string): boolean {
 export function removeIfExists(path: string): void {
   if (existsSync(path)) Deno.removeSync(path, { recursive: true });
 }
+
+/** What is at `path`, following symlinks, or undefined when nothing is. */
+export function statIfExists(path: string): Deno.FileInfo | undefined {
+  try {
+    return Deno.statSync(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return undefined;
+    throw error;
+  }
+}

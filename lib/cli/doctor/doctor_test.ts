@@ -1,8 +1,8 @@
 import { dirname } from "node:path";
-import { assert, assertEquals, assertMatch } from "../../tests/support/assert.ts";
-import { PRE_4090_BACKUP } from "../../tests/support/fixtures.ts";
-import { writeLockFile } from "../backup/lock_file.ts";
-import { FileBackend } from "../backends/file/writer.ts";
+import { assert, assertEquals, assertMatch } from "../../../tests/support/assert.ts";
+import { PRE_4090_BACKUP } from "../../../tests/support/fixtures.ts";
+import { writeLockFile } from "../../backup/lock_file.ts";
+import { FileBackend } from "../../backends/file/writer.ts";
 import {
   type Check,
   doctor,
@@ -11,14 +11,14 @@ import {
   realSystem,
   runChecks,
 } from "./doctor.ts";
-import { COMPILED_PLUGIN_NAME, launchPlan, writeLauncher } from "./launcher.ts";
+import { COMPILED_PLUGIN_NAME, launchPlan, writeLauncher } from "../launcher.ts";
 import {
   BufferedOutput,
   makeBackup,
   makeNodeDir,
   recordedChanges,
   removeNodeDir,
-} from "./testing.ts";
+} from "../testing.ts";
 
 /** A node set up as the README says: backup in step, config line, launcher, hsm_secret. */
 interface Setup {

@@ -1,0 +1,143 @@
+/**
+ * `doctor [--lightning-dir DIR]`: checks a node's backup set-up and prints one line per check,
+ * `OK`, `WARN` or `FAIL` with what to do. A check that needs an earlier one that failed is
+ * shown as `SKIP`. Exit status 1 when any check failed, else 0. It changes nothing.
+ *
+ * @module
+ */
+import { LOCK_FILE } from "../../backup/lock_file.ts";
+import {
+  type CommandSpec,
+  consoleOutput,
+  Exit,
+  type Output,
+  runCommand,
+  userPath,
+} from "../args.ts";
+import { COMPILED_PLUGIN_NAME } from "../launcher.ts";
+import { checkNetworkDir } from "../node_dir.ts";
+import { backendCheck } from "./backend_check.ts";
+import type { Check, CheckResult, Found, Level } from "./check.ts";
+import { configCheck } from "./config_check.ts";
+import { filesystemCheck } from "./filesystem_check.ts";
+import { freeSpaceCheck } from "./free_space_check.ts";
+import { hsmSecretCheck } from "./hsm_secret_check.ts";
+import { launcherCheck } from "./launcher_check.ts";
+import { lockCheck } from "./lock_check.ts";
+import { nodeUser } from "./node_user.ts";
+import { permissionsCheck } from "./permissions_check.ts";
+import { type DoctorSystem, realSystem } from "./system.ts";
+import { versionCheck } from "./version_check.ts";
+
+export type { Check, Level } from "./check.ts";
+export { type DoctorSystem, realSystem } from "./system.ts";
+
+export const DOCTOR_HELP = `Usage: cln-backup doctor [--lightning-dir DIR]
+
+Checks a node's backup set-up and prints one line per check: OK, WARN or FAIL, and what to
+do. It only reads; run it as the user lightningd runs as, while lightningd runs or not.
+  backup.lock   present in DIR, a backend_url, readable by lightningd's user
+  backend       the backup opens and describes itself; lightningd's user can write to it
+  version       the backup's last version against DIR/lightningd.sqlite3's data_version
+                (opened read-only): equal, or the backup one ahead (the plugin drops that
+                uncommitted change at the next start)
+  config        DIR/config or DIR/../config loads the plugin as important-plugin=
+  launcher      DIR/cln-backup-plugin exists, is executable, names an existing deno (WARN
+                when that deno is in npx's cache, which npm may clean)
+  permissions   the launcher's Deno permissions match backup.lock
+  hsm_secret    exists with mode 0400 (the database backup is useless without it: back it up
+                separately)
+  free space    at the backup's destination, against the database's size
+  filesystem    the backup on another filesystem than the database (WARN when the same)
+
+Options:
+  --lightning-dir DIR  the network directory (for example ~/.lightning/bitcoin); default:
+                       the current directory
+  -h, --help           show this help
+
+Exit status: 0 when no check failed (warnings allowed), 1 when one did.`;
+
+export const DOCTOR_SPEC: CommandSpec = {
+  name: "doctor",
+  help: DOCTOR_HELP,
+  options: { "lightning-dir": { type: "string" } },
+  positionals: [],
+};
+
+/** Runs every check on the network directory `dir`. */
+export function runChecks(dir: string, system: DoctorSystem = realSystem): Check[] {
+  try {
+    checkNetworkDir(dir, "Cannot check");
+  } catch (error) {
+    // Every other check would only repeat this.
+    return [{ level: "FAIL", name: "lightning dir", message: (error as Error).message }];
+  }
+  const found: Found = { dir, user: nodeUser(dir) };
+  const checks: Check[] = [];
+  const run = (name: string, needs: string | undefined, check: () => CheckResult): boolean => {
+    if (needs !== undefined) {
+      checks.push({ level: "SKIP", name, message: `needs ${needs}` });
+      return false;
+    }
+    let level: Level;
+    let message: string;
+    try {
+      [level, message] = check();
+    } catch (error) {
+      [level, message] = ["FAIL", `cannot check: ${(error as Error).message}`];
+    }
+    checks.push({ level, name, message });
+    return level !== "FAIL";
+  };
+  const lockOk = run(LOCK_FILE, undefined, () => lockCheck(found));
+  const backendOk = run(
+    "backend",
+    lockOk ? undefined : "a readable backup.lock",
+    () => backendCheck(found),
+  );
+  run("version", backendOk ? undefined : "a backup that opens", () => versionCheck(found));
+  run("config", undefined, () => configCheck(found));
+  run("launcher", undefined, () => launcherCheck(found));
+  const permissionsNeed = !lockOk
+    ? "a readable backup.lock"
+    : found.launcher === undefined
+    ? found.program?.endsWith(`/${COMPILED_PLUGIN_NAME}`)
+      ? "a launcher script (the compiled plugin's permissions are built in: run " +
+        "compile:plugin again after changing backup.lock)"
+      : "a launcher that runs"
+    : undefined;
+  run("permissions", permissionsNeed, () => permissionsCheck(found, found.launcher!));
+  run("hsm_secret", undefined, () => hsmSecretCheck(found));
+  const destinationNeed = lockOk ? undefined : "a readable backup.lock";
+  run("free space", destinationNeed, () => freeSpaceCheck(found, system));
+  run("filesystem", destinationNeed, () => filesystemCheck(found, system));
+  return checks;
+}
+
+/** One line per check: `OK   name: what, and what to do`. */
+export function formatCheck(check: Check): string {
+  return `${check.level.padEnd(4)} ${check.name}: ${check.message}`;
+}
+
+export async function doctor(
+  args: string[],
+  output: Output = consoleOutput,
+  system: DoctorSystem = realSystem,
+): Promise<number> {
+  return await runCommand(DOCTOR_SPEC, args, output, ({ values }) => {
+    const dir = userPath(String(values["lightning-dir"] ?? "."));
+    output.out(`cln-backup doctor: ${dir}`);
+    const checks = runChecks(dir, system);
+    for (const check of checks) output.out(formatCheck(check));
+    const failed = checks.filter((c) => c.level === "FAIL").length;
+    const warned = checks.filter((c) => c.level === "WARN").length;
+    output.out(
+      failed > 0
+        ? `${failed} check(s) failed, ${warned} warning(s): fix the FAIL lines, then run doctor again`
+        : warned > 0
+        ? `no check failed, ${warned} warning(s)`
+        : "all checks passed",
+    );
+    return failed > 0 ? Exit.Failed : Exit.Ok;
+  });
+}

@@ -1,0 +1,64 @@
+/**
+ * The launcher check: the program the config loads exists, is executable, and, when it is
+ * init's launcher script, runs a Deno and a plugin that exist and last.
+ *
+ * @module
+ */
+import { statIfExists } from "../../fs/exists.ts";
+import { COMPILED_PLUGIN_NAME, LAUNCHER_NAME, parseLauncher } from "../launcher.ts";
+import type { CheckResult, Found } from "./check.ts";
+
+function isExecutableFile(info: Deno.FileInfo | undefined): boolean {
+  return info !== undefined && info.isFile && info.mode !== null && (info.mode & 0o111) !== 0;
+}
+
+export function launcherCheck(found: Found): CheckResult {
+  const program = found.program ?? `${found.dir}/${LAUNCHER_NAME}`;
+  const info = statIfExists(program);
+  if (!info) {
+    return [
+      "FAIL",
+      `"${program}" is missing, so lightningd cannot start the plugin: init writes it; ` +
+      `to write it again, move backup.lock aside and run init with a new backup path`,
+    ];
+  }
+  if (!isExecutableFile(info)) {
+    return ["FAIL", `"${program}" is not executable: run "chmod 755 ${program}"`];
+  }
+  if (program.endsWith(`/${COMPILED_PLUGIN_NAME}`)) {
+    return ["OK", `"${program}" is the compiled plugin (deno task compile:plugin)`];
+  }
+  const parsed = parseLauncher(Deno.readTextFileSync(program));
+  if (!parsed) {
+    return [
+      "FAIL",
+      `"${program}" is not a launcher written by init (no exec line naming deno): write ` +
+      `it again (see the launcher line)`,
+    ];
+  }
+  found.launcher = parsed;
+  if (!isExecutableFile(statIfExists(parsed.deno))) {
+    return [
+      "FAIL",
+      `"${program}" runs "${parsed.deno}", which is not an executable file (deno moved or ` +
+      `was removed?): install Deno there again, or edit the path in the launcher`,
+    ];
+  }
+  const plugin = parsed.args.at(-1) ?? "";
+  if (!statIfExists(plugin)) {
+    return [
+      "FAIL",
+      `"${program}" runs "${plugin}", which is missing (the project moved?): edit the path ` +
+      `in the launcher`,
+    ];
+  }
+  if (parsed.deno.includes("/_npx/")) {
+    return [
+      "WARN",
+      `"${program}" runs Deno from npx's cache ("${parsed.deno}"), which npm may clean at ` +
+      `any time, and then lightningd cannot start the plugin: run "npm install ` +
+      `deno@2.9.6" in the project and put node_modules/deno/deno's absolute path in the launcher`,
+    ];
+  }
+  return ["OK", `"${program}" runs ${parsed.deno} ${plugin}`];
+}

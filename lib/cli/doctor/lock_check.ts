@@ -1,0 +1,37 @@
+/**
+ * The `backup.lock` check: present, parses, and readable by lightningd's user.
+ *
+ * @module
+ */
+import { parseBackupUrl } from "../../backends/url.ts";
+import { LOCK_FILE, readLockFile } from "../../backup/lock_file.ts";
+import { statIfExists } from "../../fs/exists.ts";
+import type { CheckResult, Found } from "./check.ts";
+import { allows, describeUser } from "./node_user.ts";
+
+export function lockCheck(found: Found): CheckResult {
+  const path = `${found.dir}/${LOCK_FILE}`;
+  const info = statIfExists(path);
+  if (!info) {
+    return [
+      "FAIL",
+      `no ${LOCK_FILE} in "${found.dir}": create the backup with "deno task init -- ` +
+      `file:///path/to/backup --lightning-dir ${found.dir}" (DIR must be the network ` +
+      `directory lightningd runs plugins in, for example ~/.lightning/bitcoin)`,
+    ];
+  }
+  try {
+    found.lock = readLockFile(found.dir);
+    found.url = parseBackupUrl(found.lock.backend_url);
+  } catch (error) {
+    return ["FAIL", (error as Error).message];
+  }
+  if (!allows(info, found.user, 4)) {
+    return [
+      "FAIL",
+      `"${path}" is not readable by ${describeUser(found.user)}: chown it to that user, or ` +
+      `chmod 644 it`,
+    ];
+  }
+  return ["OK", `names ${found.lock.backend_url}`];
+}

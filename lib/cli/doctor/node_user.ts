@@ -1,0 +1,38 @@
+/**
+ * Who lightningd runs as, and whether permission bits let that user at a file: doctor runs as
+ * whoever types it, so it judges access by the bits, not by trying.
+ *
+ * @module
+ */
+import { DATABASE_NAME } from "../../backup/restore.ts";
+import { statIfExists } from "../../fs/exists.ts";
+
+export interface NodeUser {
+  uid: number;
+  gid: number;
+  /** What the uid was learned from, for messages. */
+  from: string;
+}
+
+/** The owner of the node's database, else of hsm_secret, else of `dir`. */
+export function nodeUser(dir: string): NodeUser | undefined {
+  for (const path of [`${dir}/${DATABASE_NAME}`, `${dir}/hsm_secret`, dir]) {
+    const info = statIfExists(path);
+    if (info?.uid != null && info.gid != null) return { uid: info.uid, gid: info.gid, from: path };
+  }
+  return undefined;
+}
+
+/** Whether the permission bits let `user` do `what` (4 read, 2 write, 1 execute/search). */
+export function allows(info: Deno.FileInfo, user: NodeUser | undefined, what: number): boolean {
+  if (user === undefined || info.mode === null || user.uid === 0) return true;
+  const mode = info.mode;
+  if (info.uid === user.uid) return ((mode >> 6) & what) === what;
+  if (info.gid === user.gid) return ((mode >> 3) & what) === what;
+  return (mode & what) === what;
+}
+
+/** "uid N (lightningd's user, the owner of "PATH")", for messages. */
+export function describeUser(user: NodeUser | undefined): string {
+  return `uid ${user?.uid} (lightningd's user, the owner of "${user?.from}")`;
+}

@@ -1,0 +1,47 @@
+/**
+ * The permissions check: the launcher's Deno flags are the ones init would write for the
+ * backup backup.lock names: missing ones deny the plugin, extra ones grant too much.
+ *
+ * @module
+ */
+import { launchArgs, launchPlan } from "../launcher.ts";
+import type { CheckResult, Found, LauncherLine } from "./check.ts";
+
+export function permissionsCheck(found: Found, launcher: LauncherLine): CheckResult {
+  const plugin = launcher.args.at(-1)!;
+  let expected: string[];
+  try {
+    expected = launchArgs(launchPlan({
+      lightningDir: found.dir,
+      backendUrl: found.lock!.backend_url,
+      deno: launcher.deno,
+      plugin,
+    }));
+  } catch (error) {
+    return ["FAIL", (error as Error).message];
+  }
+  const flags = (args: string[]) => args.filter((a) => a.startsWith("--"));
+  const have = flags(launcher.args);
+  const missing = flags(expected).filter((f) => !have.includes(f));
+  const extra = have.filter((f) => !expected.includes(f));
+  if (missing.length > 0) {
+    return [
+      "FAIL",
+      `the launcher lacks ${missing.join(" ")} for the backup backup.lock names, so the ` +
+      `plugin would be denied it (backup.lock changed after init?): set the flags in the ` +
+      `launcher to: ${flags(expected).join(" ")}`,
+    ];
+  }
+  if (extra.length > 0) {
+    return [
+      "WARN",
+      `the launcher also passes ${extra.join(" ")}: the plugin needs only ` +
+      `${flags(expected).join(" ")}`,
+    ];
+  }
+  const net = found.url?.scheme === "socket" ? ", connect to its server" : "";
+  return [
+    "OK",
+    `the plugin may read backup.lock and the backup, write the backup${net}, nothing else`,
+  ];
+}

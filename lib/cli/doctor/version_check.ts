@@ -1,0 +1,79 @@
+/**
+ * The version check: the backup's last version against the node's database, opened
+ * read-only. Equal is in step; the backup one ahead is a change the node never committed,
+ * which the plugin drops at its next start; anything else stops the node.
+ *
+ * @module
+ */
+import { DatabaseSync } from "node:sqlite";
+import { DATABASE_NAME } from "../../backup/restore.ts";
+import { statIfExists } from "../../fs/exists.ts";
+import { readDataVersion } from "../../sqlite/data_version.ts";
+import type { CheckResult, Found } from "./check.ts";
+import { describeBackup } from "./describe_backup.ts";
+
+function databaseVersion(path: string): number {
+  const db = new DatabaseSync(path, { readOnly: true });
+  try {
+    const version = readDataVersion(db);
+    if (version === undefined) throw new Error("it has no data_version in its vars table");
+    return version;
+  } finally {
+    db.close();
+  }
+}
+
+export function versionCheck(found: Found): CheckResult {
+  const database = `${found.dir}/${DATABASE_NAME}`;
+  const url = found.lock!.backend_url;
+  let b = found.description!.lastVersion;
+  if (!statIfExists(database)) {
+    if (b === 0) {
+      return [
+        "OK",
+        `no ${DATABASE_NAME} yet and the backup is empty: lightningd creates the database ` +
+        `at its first start, through the plugin`,
+      ];
+    }
+    return [
+      "FAIL",
+      `no ${DATABASE_NAME} in "${found.dir}" but the backup holds version ${b}: restore it ` +
+      `with "deno task restore -- ${url} ${found.dir}" before starting lightningd`,
+    ];
+  }
+  let m: number;
+  try {
+    // A running node may commit meanwhile: read the database on both sides of the backup.
+    for (let attempt = 0;; attempt++) {
+      m = databaseVersion(database);
+      if (attempt > 0) b = describeBackup(url).lastVersion;
+      if (databaseVersion(database) === m || attempt === 4) break;
+    }
+  } catch (error) {
+    return ["FAIL", `cannot read "${database}": ${(error as Error).message}`];
+  }
+  if (m === b) return ["OK", `backup and ${DATABASE_NAME} in step at version ${b}`];
+  const snapshotOnTop = found.description!.snapshots.at(-1) === b;
+  if (m === b - 1 && !snapshotOnTop) {
+    return [
+      "OK",
+      `${DATABASE_NAME} at ${m}, the backup at ${b}: the node stopped after the backup ` +
+      `stored change ${b} but before committing it; the plugin drops it (rewind) at the ` +
+      `next start`,
+    ];
+  }
+  if (m > b) {
+    return [
+      "FAIL",
+      `${DATABASE_NAME} is at version ${m} but the backup only at ${b}: the node ran ` +
+      `without the plugin, and the plugin will stop it: move the backup and backup.lock ` +
+      `aside and run "deno task init" to start a new backup from the current database`,
+    ];
+  }
+  return [
+    "FAIL",
+    `${DATABASE_NAME} is at version ${m} but the backup at ${b}: the database is older ` +
+    `than the backup (an old copy put back?), and the plugin will stop the node: restore ` +
+    `the database with "deno task restore -- ${url} <new file>" and put it in place`,
+  ];
+}

@@ -1,0 +1,20 @@
+/**
+ * lightningd's `vars.data_version`: the version of the last committed change, which the
+ * backup's last version must match.
+ *
+ * @module
+ */
+import type { DatabaseSync } from "node:sqlite";
+
+/** The database's data_version, or undefined when it has none (not a lightningd database). */
+export function readDataVersion(db: DatabaseSync): number | undefined {
+  let row: Record<string, unknown> | undefined;
+  try {
+    row = db.prepare("SELECT intval FROM vars WHERE name = 'data_version'").get();
+  } catch {
+    // No vars table.
+    return undefined;
+  }
+  const version = row === undefined ? NaN : Number(row.intval);
+  return Number.isSafeInteger(version) && version >= 0 ? version : undefined;
+}
