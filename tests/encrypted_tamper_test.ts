@@ -20,7 +20,6 @@ import type { DataKey } from "../lib/crypto/data_key.ts";
 import { readChain, type Segment } from "../lib/format/chain.ts";
 import { decodeRecordHeader, RECORD_HEADER_SIZE, RecordKind } from "../lib/format/record.ts";
 import { SEGMENT_HEADER_SIZE } from "../lib/format/segment.ts";
-import { logName } from "../lib/format/layout.ts";
 
 const fixture = loadFixture("fresh-start");
 const changes = recordedChanges(["restart", "activity"]);
