@@ -23,7 +23,7 @@ import {
   userPath,
   versionArg,
 } from "./args.ts";
-import { SECRET_HELP, SECRET_OPTIONS } from "./secrets.ts";
+import { type Prompt, SECRET_HELP, SECRET_OPTIONS, terminalPrompt } from "./secrets.ts";
 import { unlockReader } from "./unlock.ts";
 
 export const RESTORE_HELP = `Usage: cln-backup restore <url> <file-or-dir> [--to-version N]
@@ -152,7 +152,11 @@ function refuseDanglingLink(path: string): void {
   }
 }
 
-export async function restore(args: string[], output: Output = consoleOutput): Promise<number> {
+export async function restore(
+  args: string[],
+  output: Output = consoleOutput,
+  prompt: Prompt = terminalPrompt,
+): Promise<number> {
   return await runCommand(RESTORE_SPEC, args, output, async ({ values, positionals }) => {
     const [url, target] = positionals;
     const toVersion = versionArg(values["to-version"], "to-version");
@@ -167,7 +171,7 @@ export async function restore(args: string[], output: Output = consoleOutput): P
     for (const line of removeLeftovers(dirname(path))) output.out(line);
     const reader = await connectReader(url);
     try {
-      await unlockReader(reader, values);
+      await unlockReader(reader, values, prompt);
       const progress = output.progress &&
         new RestoreProgress(reader, toVersion, output.progress);
       try {

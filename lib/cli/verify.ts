@@ -7,7 +7,7 @@ import { connectReader } from "../backends/open.ts";
 import type { BackupReader } from "../backends/backend.ts";
 import { describeTail, restoreBackup } from "../backup/restore.ts";
 import { type CommandSpec, consoleOutput, Exit, oneLine, type Output, runCommand } from "./args.ts";
-import { SECRET_HELP, SECRET_OPTIONS } from "./secrets.ts";
+import { type Prompt, SECRET_HELP, SECRET_OPTIONS, terminalPrompt } from "./secrets.ts";
 import { unlockReader } from "./unlock.ts";
 
 export const VERIFY_HELP = `Usage: cln-backup verify <url>
@@ -59,13 +59,17 @@ export function checkBackup(reader: BackupReader, temp: string): string[] {
   return lines;
 }
 
-export async function verify(args: string[], output: Output = consoleOutput): Promise<number> {
+export async function verify(
+  args: string[],
+  output: Output = consoleOutput,
+  prompt: Prompt = terminalPrompt,
+): Promise<number> {
   return await runCommand(VERIFY_SPEC, args, output, async ({ values, positionals }) => {
     const temp = Deno.makeTempDirSync({ prefix: "cln-backup-verify-" });
     let reader: BackupReader | undefined;
     try {
       reader = await connectReader(positionals[0]);
-      await unlockReader(reader, values);
+      await unlockReader(reader, values, prompt);
       for (const line of checkBackup(reader, temp)) output.out(line);
       return Exit.Ok;
     } catch (error) {
