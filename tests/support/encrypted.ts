@@ -37,13 +37,16 @@ export async function makeEncryptedBackup(
 }
 
 /**
- * A lightning dir's set-up for an encrypted backup at `<dir>/backup`: the backup, the
- * plugin's key file and backup.lock. Returns the backup's URL and key.
+ * A lightning dir's set-up for an encrypted backup at `backup` (`<dir>/backup` by default):
+ * the backup, the plugin's key file and backup.lock. Returns the backup's URL and key.
  */
-export async function setUpEncryptedNode(dir: string): Promise<{ url: string; key: DataKey }> {
-  const key = await makeEncryptedBackup(`${dir}/backup`);
+export async function setUpEncryptedNode(
+  dir: string,
+  backup = `${dir}/backup`,
+): Promise<{ url: string; key: DataKey }> {
+  const key = await makeEncryptedBackup(backup);
   writeKeyFile(dir, key);
-  const url = `file://${dir}/backup`;
+  const url = `file://${backup}`;
   writeLockFile(dir, { backend_url: url });
   return { url, key };
 }
