@@ -23,8 +23,9 @@ export async function makeEncryptedBackup(
   path: string,
   snapshot?: SnapshotSource,
   recipients: string[] = [],
+  key?: DataKey,
 ): Promise<DataKey> {
-  const key = await DataKey.generate();
+  key ??= await DataKey.generate();
   const backupId = newBackupId();
   const wrappedKey = await wrapKey(
     key,
