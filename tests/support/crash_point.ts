@@ -156,18 +156,23 @@ function stream(run: Run, order: number[]): Stream {
   return { bytes, messages };
 }
 
-/**
- * Makes `dir` a lightning dir whose `backup.lock` names a new, empty file backup in it;
- * encrypted with `key` (and the plugin's key file beside backup.lock) when given.
- */
-export async function newLightningDir(dir: string, key?: DataKey): Promise<string> {
+/** Makes `dir` a lightning dir whose `backup.lock` names a new, empty file backup in it. */
+export function newLightningDir(dir: string): string {
   const url = `file://${dir}/backup`;
-  if (key) {
-    await makeEncryptedBackup(`${dir}/backup`, undefined, [], key);
-    writeKeyFile(dir, key);
-  } else {
-    createFileBackup(`${dir}/backup`);
-  }
+  createFileBackup(`${dir}/backup`);
+  writeLockFile(dir, { backend_url: url });
+  return url;
+}
+
+/**
+ * A trial's lightning dir: {@linkcode newLightningDir}'s, or with `key` an encrypted backup
+ * and the plugin's key file beside backup.lock.
+ */
+async function newTrialDir(dir: string, key: DataKey | undefined): Promise<string> {
+  if (!key) return newLightningDir(dir);
+  await makeEncryptedBackup(`${dir}/backup`, undefined, [], key);
+  writeKeyFile(dir, key);
+  const url = `file://${dir}/backup`;
   writeLockFile(dir, { backend_url: url });
   return url;
 }
@@ -376,7 +381,7 @@ export async function runTrial(
   const dir = Deno.makeTempDirSync({ prefix: "cln-backup-crash-", dir: trialParent(seed) });
   try {
     const fromTemplate = crashes[0].target >= all.runs[2].writes[0].index;
-    const url = fromTemplate ? copyLightningDir(template, dir) : await newLightningDir(dir, key);
+    const url = fromTemplate ? copyLightningDir(template, dir) : await newTrialDir(dir, key);
     let next: RecordedWrite | undefined = fromTemplate ? all.runs[2].writes[0] : all.writes[0];
     let expect: Expectation | undefined;
     const pending = [...crashes];
@@ -543,7 +548,7 @@ export function storedTransactions(reader: BackupReader, context: string): Runs[
 
 /** Runs fresh-start and restart cleanly: the common start of the trials that crash later. */
 export async function buildTemplate(dir: string, all: Runs, key?: DataKey): Promise<void> {
-  await newLightningDir(dir, key);
+  await newTrialDir(dir, key);
   for (const run of all.runs.slice(0, 2)) {
     const node = FakeLightningd.spawn({ lightningDir: dir });
     assertEquals(await node.replay(run.raw), "committed");
