@@ -32,6 +32,7 @@ import { writeLockFile } from "../lib/backup/lock_file.ts";
 import { FileBackend } from "../lib/backends/file/writer.ts";
 import { openAtStart } from "../lib/plugin/startup.ts";
 import type { Prompt } from "../lib/cli/secrets.ts";
+import { ServerStorage } from "../lib/server/storage.ts";
 
 const noTerminal: Prompt = () => Promise.resolve(undefined);
 
@@ -319,6 +320,14 @@ Deno.test("encryption and socket: URLs are never mixed by mistake", async () => 
     // A key file beside a backup.lock naming a server: the plugin refuses to start.
     const node = await encryptedNode();
     try {
+      // A server asked to serve an encrypted backup refuses it at start.
+      let served = "";
+      try {
+        ServerStorage.open(node.url, node.backup, () => {});
+      } catch (error) {
+        served = (error as Error).message;
+      }
+      assertMatch(served, /is encrypted and no key was given .*a wire v1 server cannot hold/);
       writeLockFile(node.dir, { backend_url: "socket:127.0.0.1:9" });
       const startup = await openAtStart(node.dir);
       assert("error" in startup.backend);

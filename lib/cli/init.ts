@@ -14,7 +14,7 @@ import { newBackupId } from "../format/segment.ts";
 import { DataKey, sameBytes } from "../crypto/data_key.ts";
 import { wrapKey } from "../crypto/wrapped_key.ts";
 import { KEY_FILE, readKeyFile, writeKeyFile } from "../crypto/key_file.ts";
-import { givenPassphrase, type Prompt, terminalPrompt } from "./secrets.ts";
+import { askNewPassphrase, givenPassphrase, type Prompt, terminalPrompt } from "./secrets.ts";
 import { FileBackupReader } from "../backends/file/reader.ts";
 import { backupKind } from "../backends/open.ts";
 import type { BackupDescription } from "../backends/backend.ts";
@@ -385,10 +385,7 @@ export async function newEncryption(
   const recipients = typeof values.recipient === "string" ? [values.recipient] : [];
   let passphrase = givenPassphrase(values["passphrase-file"]);
   if (passphrase === undefined && recipients.length === 0) {
-    passphrase = await prompt("Passphrase for the backup's key: ");
-    if (passphrase !== undefined && await prompt("The same passphrase again: ") !== passphrase) {
-      throw new Error(`${ACTION}: the two passphrases differ: nothing was changed; run it again`);
-    }
+    passphrase = await askNewPassphrase(prompt, "Passphrase for the backup's key", ACTION);
   }
   if (passphrase === undefined && recipients.length === 0) {
     throw new Error(

@@ -19,6 +19,7 @@ import {
   userPath,
 } from "./args.ts";
 import {
+  askNewPassphrase,
   givenPassphrase,
   NEW_PASSPHRASE_ENV,
   type Prompt,
@@ -71,10 +72,7 @@ async function newPassphrase(
 ): Promise<string | undefined> {
   const given = givenPassphrase(values["new-passphrase-file"], NEW_PASSPHRASE_ENV);
   if (given !== undefined || values["new-recipient"] !== undefined) return given;
-  const typed = await prompt("New passphrase: ");
-  if (typed !== undefined && await prompt("The same new passphrase again: ") !== typed) {
-    throw new Error(`${ACTION}: the two passphrases differ: nothing was changed; run it again`);
-  }
+  const typed = await askNewPassphrase(prompt, "New passphrase", ACTION);
   if (typed === undefined) {
     throw new Error(
       `${ACTION}: give the new secret: CLN_BACKUP_NEW_PASSPHRASE, --new-passphrase-file F, ` +

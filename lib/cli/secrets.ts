@@ -108,3 +108,19 @@ export async function gatherSecrets(
   }
   return secrets;
 }
+
+/**
+ * A new passphrase, typed twice on the terminal; `undefined` without a terminal. Two that
+ * differ are refused (`action` starts the line): nothing is changed then.
+ */
+export async function askNewPassphrase(
+  prompt: Prompt,
+  what: string,
+  action: string,
+): Promise<string | undefined> {
+  const typed = await prompt(`${what}: `);
+  if (typed !== undefined && await prompt(`The same ${what.toLowerCase()} again: `) !== typed) {
+    throw new Error(`${action}: the two passphrases differ: nothing was changed; run it again`);
+  }
+  return typed;
+}
