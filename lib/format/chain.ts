@@ -31,6 +31,7 @@ import {
   decodeSegmentHeader,
   formatBackupId,
   readAt,
+  type ScanOptions,
   scanSegment,
   SEGMENT_HEADER_SIZE,
   type SegmentHeader,
@@ -75,7 +76,7 @@ export interface ChainScanOptions {
 }
 
 /** The options {@linkcode scanSegment} reads `segment` with. */
-export function segmentScan(segment: Segment, options: ChainScanOptions) {
+export function segmentScan(segment: Segment, options: ChainScanOptions): ScanOptions {
   const sealed = segment.header.keyId !== undefined;
   return {
     decode: options.decode,

@@ -223,14 +223,6 @@ export interface ScanOptions {
   cipher?: RecordCipher;
 }
 
-/** What decoding a sealed record without its key would need: a key (a caller's bug). */
-export class KeyNeededError extends Error {
-  constructor(path: string) {
-    super(`Cannot read backup: "${path}" is encrypted and no key was given to open it`);
-    this.name = "KeyNeededError";
-  }
-}
-
 /**
  * Reads every record of an open segment file, checking each.
  *
@@ -294,7 +286,8 @@ export function* scanSegment(
       // A raw payload is a view of the window, which the next read reuses.
       if (payload.buffer === stored.buffer) payload = payload.slice();
     } else if (options.decode) {
-      throw new KeyNeededError(path);
+      // Readers check the key against the chain first (lib/backends/file/encryption.ts).
+      throw new Error(`Cannot read backup: "${path}" is encrypted and no key was given to open it`);
     }
     yield { offset, header, payload };
     offset = end;

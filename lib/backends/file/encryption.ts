@@ -7,8 +7,7 @@
  */
 import type { Chain, ChainScanOptions } from "../../format/chain.ts";
 import { formatBackupId } from "../../format/segment.ts";
-import type { DataKey } from "../../crypto/data_key.ts";
-import { sameBytes } from "../../crypto/data_key.ts";
+import { type DataKey, sameBytes } from "../../crypto/data_key.ts";
 import { segmentCipher } from "../../crypto/record_cipher.ts";
 
 /** A key that does not fit the backup: none for an encrypted one, one for a plain one, another. */
