@@ -1,8 +1,9 @@
 /**
  * Row 1, the `db_write` hook round trip: the same transactions sent to (a) the null plugin
- * (the protocol floor), (b) cln-backup on a file backup, and (c) appended as the same
- * record bytes with one write and fdatasync in this process (the disk floor), interleaved
- * message by message so that the three see the same machine noise.
+ * (the protocol floor), (b) cln-backup on a file backup, (c) appended as the same
+ * record bytes with one write and fdatasync in this process (the disk floor), and (d)
+ * cln-backup on an encrypted file backup, interleaved message by message so that the four
+ * see the same machine noise.
  *
  * @module
  */
@@ -19,6 +20,8 @@ import {
 import { type BenchContext, type Row, row, type Section, type SectionResult } from "./section.ts";
 import { median, summarize, type Summary } from "./stats.ts";
 import { dbWriteMessage, statementBytes, Workload } from "./workload.ts";
+import { makeEncryptedBackup } from "../tests/support/encrypted.ts";
+import { writeKeyFile } from "../lib/crypto/key_file.ts";
 
 /** The transactions of the hook rows, framed, with the record cln-backup will store for each. */
 export interface HookWorkload {
@@ -67,6 +70,16 @@ export async function startPlugin(command: PluginCommand): Promise<PluginProcess
   return plugin;
 }
 
+/** {@linkcode clnBackupNode} with an encrypted backup and the plugin's key file. */
+export async function encryptedClnBackupNode(dir: string): Promise<PluginCommand> {
+  const lightningDir = `${dir}/node`;
+  const backup = `${dir}/backup`;
+  Deno.mkdirSync(lightningDir, { recursive: true });
+  writeKeyFile(lightningDir, await makeEncryptedBackup(backup));
+  writeLockFile(lightningDir, { backend_url: `file://${backup}` });
+  return clnBackupCommand(lightningDir, backup);
+}
+
 /** Sends one `db_write` and returns its round trip in ms; throws unless it is `continue`. */
 export async function roundTrip(
   plugin: PluginProcess,
@@ -81,7 +94,7 @@ export async function roundTrip(
   return answer.at - sentAt;
 }
 
-function summaryRows(a: Summary, b: Summary, c: Summary): Row[] {
+function summaryRows(a: Summary, b: Summary, c: Summary, d: Summary): Row[] {
   const section = "hook round trip";
   const rows: Row[] = [];
   for (const q of ["p50", "p99", "max"] as const) {
@@ -108,6 +121,20 @@ function summaryRows(a: Summary, b: Summary, c: Summary): Row[] {
         : undefined,
     }));
   }
+  for (const q of ["p50", "p99"] as const) {
+    rows.push(row({
+      section,
+      metric: `encrypted backup, ${q}`,
+      value: d[q],
+      unit: "ms",
+      reference: { label: "plain backup", value: b[q] },
+      goal: q === "p50" ? "<= +0.05 ms" : undefined,
+      note: q === "p50"
+        ? "the same writes to cln-backup on an encrypted file backup (zstd, then " +
+          "XChaCha20-Poly1305 with a random nonce per record), interleaved with the plain one"
+        : undefined,
+    }));
+  }
   return rows;
 }
 
@@ -119,6 +146,7 @@ export const hookLatency: Section = {
     context.log(`hook: generating ${count} db_writes`);
     const work = hookWorkload(count);
     const cln = await startPlugin(clnBackupNode(dir));
+    const enc = await startPlugin(await encryptedClnBackupNode(`${dir}/encrypted`));
     Deno.mkdirSync(`${dir}/null-node`);
     const nul = await startPlugin(nullPluginCommand(`${dir}/null-node`));
     const floorFile = Deno.openSync(`${dir}/disk-floor.log`, {
@@ -129,7 +157,8 @@ export const hookLatency: Section = {
     const a: number[] = [];
     const b: number[] = [];
     const c: number[] = [];
-    const steps: Record<"a" | "b" | "c", (i: number) => Promise<void>> = {
+    const d: number[] = [];
+    const steps: Record<"a" | "b" | "c" | "d", (i: number) => Promise<void>> = {
       a: async (i) => void a.push(await roundTrip(nul, work.ids[i], work.messages[i])),
       b: async (i) => void b.push(await roundTrip(cln, work.ids[i], work.messages[i])),
       c: (i) => {
@@ -139,23 +168,30 @@ export const hookLatency: Section = {
         c.push(performance.now() - start);
         return Promise.resolve();
       },
+      d: async (i) => void d.push(await roundTrip(enc, work.ids[i], work.messages[i])),
     };
-    // The order rotates so that none of the three always follows the same one.
-    const orders = [["a", "b", "c"], ["b", "c", "a"], ["c", "a", "b"]] as const;
+    // The order rotates so that none of the four always follows the same one.
+    const orders = [
+      ["a", "b", "c", "d"],
+      ["b", "c", "d", "a"],
+      ["c", "d", "a", "b"],
+      ["d", "a", "b", "c"],
+    ] as const;
     context.log(`hook: ${count} round trips each, interleaved`);
     try {
       for (let i = 0; i < count; i++) {
-        for (const step of orders[i % 3]) await steps[step](i);
+        for (const step of orders[i % 4]) await steps[step](i);
       }
     } finally {
       floorFile.close();
       await cln.stop();
+      await enc.stop();
       await nul.stop();
     }
-    const [sa, sb, sc] = [summarize(a), summarize(b), summarize(c)];
+    const [sa, sb, sc, sd] = [summarize(a), summarize(b), summarize(c), summarize(d)];
     const paired = b.map((v, i) => v - a[i]);
     return {
-      rows: summaryRows(sa, sb, sc),
+      rows: summaryRows(sa, sb, sc, sd),
       details: {
         writes: count,
         statement_bytes_p50: median(work.statementBytes),
@@ -165,6 +201,8 @@ export const hookLatency: Section = {
         cln_backup_ms: sb,
         disk_floor_ms: sc,
         paired_overhead_ms_p50: median(paired),
+        encrypted_ms: sd,
+        paired_encrypted_minus_plain_ms_p50: median(d.map((v, i) => v - b[i])),
       },
     };
   },

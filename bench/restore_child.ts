@@ -12,6 +12,8 @@
  * @module
  */
 import { DatabaseSync } from "node:sqlite";
+import { FileBackupReader } from "../lib/backends/file/reader.ts";
+import { DataKey, fromHex } from "../lib/crypto/data_key.ts";
 import { openReader } from "../lib/backends/open.ts";
 import { restoreBackup } from "../lib/backup/restore.ts";
 import { procStatusKiB } from "./plugin_driver.ts";
@@ -80,8 +82,11 @@ function floor(snapshot: string, records: string, target: string): ChildResult {
   return result;
 }
 
-function restore(url: string, target: string): ChildResult {
-  const reader = openReader(url);
+/** Restores `url` (an encrypted file backup when `keyHex` is given, with that key). */
+async function restore(url: string, target: string, keyHex?: string): Promise<ChildResult> {
+  const reader = keyHex
+    ? new FileBackupReader(url, new URL(url).pathname, await DataKey.from(fromHex(keyHex, 32)!))
+    : openReader(url);
   const start = performance.now();
   const result = restoreBackup(reader, target);
   const ms = performance.now() - start;
@@ -98,7 +103,7 @@ if (import.meta.main) {
   const result = mode === "floor"
     ? floor(args[0], args[1], args[2])
     : mode === "restore"
-    ? restore(args[0], args[1])
+    ? await restore(args[0], args[1], args[2])
     : undefined;
   if (!result) throw new Error(`usage: restore_child.ts restore|floor ...`);
   console.log(JSON.stringify(result));

@@ -52,13 +52,18 @@ function checkout(withDeno = true): string {
 async function backupCli(
   program: string,
   args: string[],
-  options: { cwd?: string; path?: string } = {},
+  options: { cwd?: string; path?: string; env?: Record<string, string> } = {},
 ): Promise<Run> {
   const { code, stdout, stderr } = await new Deno.Command(program, {
     args,
     cwd: options.cwd,
     clearEnv: true,
-    env: { PATH: options.path ?? SYSTEM_PATH, HOME: "/nonexistent", NO_COLOR: "1" },
+    env: {
+      PATH: options.path ?? SYSTEM_PATH,
+      HOME: "/nonexistent",
+      NO_COLOR: "1",
+      ...options.env,
+    },
   }).output();
   const lines = (bytes: Uint8Array) => new TextDecoder().decode(bytes).split("\n").filter(Boolean);
   return { code, stdout: lines(stdout), stderr: lines(stderr) };
@@ -221,6 +226,55 @@ Deno.test("backup-cli: status, verify, upgrade and doctor run under their permis
       doctor.stdout.join("\n"),
     );
     assertEquals(doctor.code, 0);
+  } finally {
+    removeNodeDir(dir);
+    Deno.removeSync(root, { recursive: true });
+  }
+});
+
+Deno.test("backup-cli: an encrypted backup's init, restore, rekey, verify and status under their permissions", async () => {
+  const root = checkout();
+  const cli = `${root}/backup-cli`;
+  const dir = makeNodeDir("fresh-start");
+  const base = Deno.realPathSync(`${dir}/..`);
+  // The Deno cache this test runs from holds the crypto libraries (a node's service user needs
+  // them in its own: see the README).
+  const info = await new Deno.Command(Deno.execPath(), { args: ["info", "--json"] }).output();
+  const env = { DENO_DIR: JSON.parse(new TextDecoder().decode(info.stdout)).denoDir };
+  try {
+    Deno.writeTextFileSync(`${base}/old`, "old passphrase\n");
+    Deno.writeTextFileSync(`${base}/new`, "new passphrase\n");
+    const url = `file://${base}/backup`;
+    const init = await backupCli(
+      cli,
+      ["init", "--encrypt", "--passphrase-file", `${base}/old`, "--lightning-dir", dir, url],
+      { env },
+    );
+    assertEquals(init.code, 0, init.stderr.join("\n"));
+    assertEquals(Deno.statSync(`${dir}/backup.key`).mode! & 0o777, 0o600);
+    const restore = await backupCli(
+      cli,
+      ["restore", url, `${base}/restored.sqlite3`, "--passphrase-file", `${base}/old`],
+      { env },
+    );
+    assertEquals(restore.code, 0, restore.stderr.join("\n"));
+    assertEquals(
+      dumpDatabase(`${base}/restored.sqlite3`),
+      dumpDatabase(loadFixture("fresh-start").database),
+    );
+    const rekey = await backupCli(
+      cli,
+      ["rekey", url, "--passphrase-file", `${base}/old`, "--new-passphrase-file", `${base}/new`],
+      { env },
+    );
+    assertEquals(rekey.code, 0, rekey.stderr.join("\n"));
+    const verify = await backupCli(cli, ["verify", url], {
+      env: { ...env, CLN_BACKUP_PASSPHRASE: "new passphrase" },
+    });
+    assertEquals(verify.code, 0, verify.stderr.join("\n"));
+    const status = await backupCli(cli, ["status", url]);
+    assertEquals(status.code, 0, status.stderr.join("\n"));
+    assert(status.stdout.some((line) => /^encryption: encrypted/.test(line)), status.stdout.join());
   } finally {
     removeNodeDir(dir);
     Deno.removeSync(root, { recursive: true });

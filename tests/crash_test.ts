@@ -20,7 +20,8 @@
  * `CRASH_SEEDS=17,42 deno test -A tests/crash_test.ts`. `CRASH_TRIALS` (default 200),
  * `CRASH_WORKERS` (default 2) and `CRASH_CONCURRENCY` (trials per worker, default 2) tune the
  * run. A random-time kill also depends on timing: its seed replays its plan, not always where
- * it lands.
+ * it lands. The same trials run again on encrypted backups (`CRASH_ENCRYPTED_TRIALS`, default
+ * 100): a torn sealed record must read as torn, and every record must still open.
  *
  * @module
  */
@@ -34,6 +35,7 @@ import {
   type WorkerReply,
   type WorkerRequest,
 } from "./support/crash_point.ts";
+import { DataKey } from "../lib/crypto/data_key.ts";
 
 function envNumber(name: string, fallback: number): number {
   const value = Deno.env.get(name);
@@ -46,6 +48,7 @@ async function runTrials(
   template: string,
   workers: number,
   concurrency: number,
+  key: DataKey | undefined,
 ): Promise<{ reports: TrialReport[]; failures: string[]; ignored: number }> {
   const reports: TrialReport[] = [];
   const failures: string[] = [];
@@ -81,7 +84,7 @@ async function runTrials(
         event.preventDefault();
         reject(new Error(`crash worker ${w} failed: ${event.message}`));
       };
-      send({ template });
+      send({ template, key: key?.bytes });
       dispatch();
     });
     return { worker, done };
@@ -94,21 +97,26 @@ async function runTrials(
   return { reports, failures, ignored: ignored.reduce((a, b) => a + b, 0) };
 }
 
-Deno.test("crash safety: SIGKILL at random points of the recorded runs, restart, restore", async () => {
+/**
+ * Runs the trials (`CRASH_SEEDS`, or `trials` of them) on file backups, encrypted with a new
+ * key when `encrypted`, and checks that they exercised what they are for.
+ */
+async function crashSafety(trials: number, encrypted: boolean): Promise<void> {
   const all = loadRuns();
   const chosen = Deno.env.get("CRASH_SEEDS")?.split(",").map(Number);
-  const seeds = chosen ??
-    Array.from({ length: envNumber("CRASH_TRIALS", 200) }, (_, i) => i + 1);
+  const seeds = chosen ?? Array.from({ length: trials }, (_, i) => i + 1);
   const template = Deno.makeTempDirSync({ prefix: "cln-backup-crash-template-" });
+  const key = encrypted ? await DataKey.generate() : undefined;
   const started = performance.now();
   let result;
   try {
-    await buildTemplate(template, all);
+    await buildTemplate(template, all, key);
     result = await runTrials(
       seeds,
       template,
       envNumber("CRASH_WORKERS", 2),
       envNumber("CRASH_CONCURRENCY", 2),
+      key,
     );
   } finally {
     Deno.removeSync(template, { recursive: true });
@@ -120,7 +128,9 @@ Deno.test("crash safety: SIGKILL at random points of the recorded runs, restart,
   }
   const sum = (f: (r: TrialReport) => number) => reports.reduce((n, r) => n + f(r), 0);
   console.log(
-    `${seeds.length} trials in ${Math.round(performance.now() - started)} ms, ` +
+    `${encrypted ? "encrypted: " : ""}${seeds.length} trials in ${
+      Math.round(performance.now() - started)
+    } ms, ` +
       `${failures.length} failed: ${sum((r) => r.crashes.length)} crashes (${
         [...landed].map(([k, n]) => `${k} ${n}`).join(", ")
       }), ${sum((r) => r.missed.length)} random kills too late (the process had ended), ` +
@@ -137,4 +147,12 @@ Deno.test("crash safety: SIGKILL at random points of the recorded runs, restart,
     assert(sum((r) => r.tornCuts) >= seeds.length / 5, "too few torn tails were exercised");
     assert(sum((r) => r.checked) >= sum((r) => r.crashes.length) * 0.9, "restarts unchecked");
   }
+}
+
+Deno.test("crash safety: SIGKILL at random points of the recorded runs, restart, restore", async () => {
+  await crashSafety(envNumber("CRASH_TRIALS", 200), false);
+});
+
+Deno.test("crash safety of an encrypted backup: the same trials, every record sealed", async () => {
+  await crashSafety(envNumber("CRASH_ENCRYPTED_TRIALS", 100), true);
 });

@@ -16,6 +16,7 @@ import { createFileBackup } from "../lib/backends/file/create.ts";
 import { writeLockFile } from "../lib/backup/lock_file.ts";
 import { openReader } from "../lib/backends/open.ts";
 import { restoreBackup } from "../lib/backup/restore.ts";
+import { restoredWithKey, setUpEncryptedNode } from "./support/encrypted.ts";
 import {
   LAUNCHER_NAME,
   launcherScript,
@@ -286,6 +287,102 @@ console.log(JSON.stringify(results));
 `,
     );
     assertEquals(results, { "read backup.lock": "ok" });
+  } finally {
+    Deno.removeSync(node.root, { recursive: true });
+  }
+});
+
+/** Where this Deno caches npm packages: a launched encrypted plugin loads them from there. */
+async function denoDir(): Promise<string> {
+  const { stdout } = await new Deno.Command(Deno.execPath(), { args: ["info", "--json"] }).output();
+  return JSON.parse(new TextDecoder().decode(stdout)).denoDir;
+}
+
+/** A node as `init --encrypt` leaves it: an encrypted backup, backup.key, backup.lock, launcher. */
+async function prepareEncryptedNode() {
+  const root = Deno.makeTempDirSync({ prefix: "cln-backup-perm-enc-" });
+  const lightningDir = `${root}/node`;
+  Deno.mkdirSync(lightningDir);
+  Deno.writeFileSync(`${lightningDir}/hsm_secret`, new Uint8Array(32).fill(7), { mode: 0o400 });
+  const { url, key } = await setUpEncryptedNode(lightningDir, `${root}/backup`);
+  const plan = launchPlan({ lightningDir, backendUrl: url });
+  const launcher = writeLauncher(plan);
+  return { node: { root, lightningDir, backupDir: `${root}/backup`, url, plan, launcher }, key };
+}
+
+Deno.test("an encrypted backup's plugin runs and compacts under the launch, reading backup.key", async () => {
+  const { node, key } = await prepareEncryptedNode();
+  try {
+    const env = { ...NO_PATH, DENO_DIR: await denoDir() };
+    const lightningd = FakeLightningd.spawn({
+      lightningDir: node.lightningDir,
+      command: [node.launcher],
+      env,
+    });
+    await lightningd.getmanifest();
+    const fixture = loadFixture("fresh-start");
+    const writes = splitMessages(fixture.raw).filter((m) => m.json.method === "db_write");
+    for (const { json } of writes) {
+      assertEquals(
+        await lightningd.dbWrite(json.params.data_version, json.params.writes),
+        "committed",
+        lightningd.aborted,
+      );
+    }
+    await lightningd.init();
+    const answer = await lightningd.request("backup-compact", []);
+    assertEquals(answer.error, undefined, JSON.stringify(answer.error));
+    assertEquals((await lightningd.stop()).code, 0, await lightningd.stderr());
+    assertEquals(
+      restoredWithKey(node.backupDir, key, node.root),
+      dumpDatabase(fixture.database),
+    );
+
+    // What the launch may read beyond a plain backup's: backup.key, and nothing else new.
+    const results = await runProbe(
+      node,
+      node.plan,
+      `${PRELUDE}
+await attempt("read backup.key", () => Deno.readTextFileSync("backup.key"));
+await attempt("read hsm_secret", () => Deno.readFileSync("hsm_secret"));
+await attempt("list the lightning dir", () => [...Deno.readDirSync(".")]);
+await attempt("write backup.key", () => Deno.writeTextFileSync("backup.key", "{}"));
+console.log(JSON.stringify(results));
+`,
+    );
+    assertEquals(results, {
+      "read backup.key": "ok",
+      "read hsm_secret": "NotCapable",
+      "list the lightning dir": "NotCapable",
+      "write backup.key": "NotCapable",
+    });
+  } finally {
+    Deno.removeSync(node.root, { recursive: true });
+  }
+});
+
+Deno.test("a key file that others may read is refused at start: the node stops uncommitted", async () => {
+  const { node } = await prepareEncryptedNode();
+  try {
+    Deno.chmodSync(`${node.lightningDir}/backup.key`, 0o644);
+    const lightningd = FakeLightningd.spawn({
+      lightningDir: node.lightningDir,
+      command: [node.launcher],
+      env: { ...NO_PATH, DENO_DIR: await denoDir() },
+    });
+    await lightningd.getmanifest();
+    const first = splitMessages(loadFixture("fresh-start").raw)
+      .find((m) => m.json.method === "db_write")!.json;
+    assertEquals(
+      await lightningd.dbWrite(first.params.data_version, first.params.writes),
+      "aborted",
+    );
+    assert(
+      /"message":"Cannot start backup: the key file \\".*backup\.key\\" may be read by other users \(mode 0644\): run \\"chmod 600 /
+        .test(lightningd.aborted ?? ""),
+      lightningd.aborted,
+    );
+    await lightningd.kill().catch(() => {});
   } finally {
     Deno.removeSync(node.root, { recursive: true });
   }

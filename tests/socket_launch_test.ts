@@ -22,7 +22,8 @@ async function runThroughLauncher(url: string, allowNet: string): Promise<void> 
     const launcher = `${dir}/${LAUNCHER_NAME}`;
     const { args } = parseLauncher(Deno.readTextFileSync(launcher))!;
     assertEquals(args.filter((a) => a.startsWith("--allow")), [
-      `--allow-read=${Deno.realPathSync(dir)}/backup.lock`,
+      // backup.key too: the plugin refuses an encryption key beside a socket: backup.lock.
+      `--allow-read=${Deno.realPathSync(dir)}/backup.lock,${Deno.realPathSync(dir)}/backup.key`,
       `--allow-net=${allowNet}`,
     ]);
     const lightningd = FakeLightningd.spawn({

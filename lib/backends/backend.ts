@@ -91,6 +91,8 @@ export interface Backend {
 export interface BackupDescription {
   url: string;
   format: string;
+  /** Set for an encrypted backup (its records are sealed; see lib/crypto/). */
+  encrypted?: boolean;
   /** Versions of the snapshots held, oldest first. */
   snapshots: number[];
   firstVersion: number;

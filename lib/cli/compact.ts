@@ -17,6 +17,9 @@ import {
   runCommand,
   UsageError,
 } from "./args.ts";
+import { SECRET_HELP, SECRET_OPTIONS } from "./secrets.ts";
+import { unlockDir } from "./unlock.ts";
+import type { DataKey } from "../crypto/data_key.ts";
 
 const ACTION = "Cannot compact backup";
 
@@ -38,12 +41,15 @@ Options:
               after: {...}, base_version, versions_folded, bytes_freed, seconds}
   -h, --help  show this help
 
-It needs room for one more database and one more base beside the backup while it runs.`;
+It needs room for one more database and one more base beside the backup while it runs.
+An encrypted backup is compacted here, where its key is opened, never on a server.
+
+${SECRET_HELP}`;
 
 export const COMPACT_SPEC: CommandSpec = {
   name: "compact",
   help: COMPACT_HELP,
-  options: { retain: { type: "string" }, json: { type: "boolean" } },
+  options: { retain: { type: "string" }, json: { type: "boolean" }, ...SECRET_OPTIONS },
   positionals: ["url"],
 };
 
@@ -89,7 +95,7 @@ export function describeCompaction(result: CompactionResult): string {
     `${after.version_count} records`;
 }
 
-function openWriter(url: string, path: string): FileBackend {
+function openWriter(url: string, path: string, key: DataKey | undefined): FileBackend {
   const kind = backupKind(path);
   if (kind === "v1") {
     throw new Error(
@@ -99,7 +105,7 @@ function openWriter(url: string, path: string): FileBackend {
   }
   if (kind !== "directory") throw new Error(`${ACTION}: nothing at "${path}": check the URL`);
   try {
-    return FileBackend.open(url, path);
+    return FileBackend.open(url, path, { key });
   } catch (error) {
     if (!(error instanceof BackupLockedError)) throw error;
     throw new Error(
@@ -110,17 +116,19 @@ function openWriter(url: string, path: string): FileBackend {
 }
 
 export async function compact(args: string[], output: Output = consoleOutput): Promise<number> {
-  return await runCommand(COMPACT_SPEC, args, output, ({ values, positionals }) => {
+  return await runCommand(COMPACT_SPEC, args, output, async ({ values, positionals }) => {
     const url = positionals[0];
     const retain = retainArg(values.retain);
     const path = fileBackupPath(url, ACTION);
-    const writer = openWriter(url, path);
+    const key = backupKind(path) === "directory" ? await unlockDir(path, values) : undefined;
+    const writer = openWriter(url, path, key);
     try {
       const target = writer.state().rewindVersion ?? writer.state().version;
       const from = readChain(path).bases.at(-1)?.number ?? 0;
       const result = compactBackup(url, path, {
         target,
         retain,
+        key,
         onProgress: output.progress &&
           ((phase, version) => output.progress!(progressBar(phase, version, from, target))),
       });

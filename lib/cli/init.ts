@@ -8,7 +8,13 @@
 import { backup, DatabaseSync } from "node:sqlite";
 import { dirname } from "node:path";
 import { pathToFileURL } from "node:url";
-import { createFileBackup } from "../backends/file/create.ts";
+import { createFileBackup, type NewEncryption } from "../backends/file/create.ts";
+import { readChain } from "../format/chain.ts";
+import { newBackupId } from "../format/segment.ts";
+import { DataKey, sameBytes } from "../crypto/data_key.ts";
+import { wrapKey } from "../crypto/wrapped_key.ts";
+import { KEY_FILE, readKeyFile, writeKeyFile } from "../crypto/key_file.ts";
+import { askNewPassphrase, givenPassphrase, type Prompt, terminalPrompt } from "./secrets.ts";
 import { FileBackupReader } from "../backends/file/reader.ts";
 import { backupKind } from "../backends/open.ts";
 import type { BackupDescription } from "../backends/backend.ts";
@@ -47,6 +53,7 @@ const ACTION = "Cannot init backup";
 
 export const INIT_HELP = `Usage: cln-backup init --lightning-dir DIR <url>
        cln-backup init DIR <url>
+       cln-backup init --lightning-dir DIR <url> --encrypt [--recipient AGE1...]
        cln-backup init <url>
 
 With a lightning dir DIR (as an option, or before <url> as the Python plugin's first README
@@ -68,6 +75,14 @@ directories, or DIR given twice are usage errors.
 Options:
   --lightning-dir DIR  the network directory lightningd runs plugins in, where hsm_secret and
                        lightningd.sqlite3 live (for example ~/.lightning/bitcoin)
+  --encrypt            encrypt the backup (a file:/// one): every record is sealed with a
+                       new random data key, wrapped in <url>/key.json for a passphrase
+                       (CLN_BACKUP_PASSPHRASE, --passphrase-file FILE, or asked twice on a
+                       terminal) and/or an age recipient; the plugin gets the data key in
+                       DIR/backup.key (mode 0600). Keep the passphrase or identity apart
+                       from the node: without it the backup cannot be restored.
+  --recipient AGE1...  wrap the data key for this age X25519 recipient (with --encrypt)
+  --passphrase-file F  the passphrase, the first line of F (with --encrypt)
   -h, --help           show this help
 
 It refuses, changing nothing:
@@ -89,7 +104,12 @@ first, one line each.`;
 export const INIT_SPEC: CommandSpec = {
   name: "init",
   help: INIT_HELP,
-  options: { "lightning-dir": { type: "string" } },
+  options: {
+    "lightning-dir": { type: "string" },
+    encrypt: { type: "boolean" },
+    recipient: { type: "string" },
+    "passphrase-file": { type: "string" },
+  },
   positionals: ["url"],
   otherForms: [["lightning-dir", "url"]],
 };
@@ -276,9 +296,13 @@ export function printConfigLine(
 }
 
 /** Creates the backup at `path` from `database`, or empty; returns its version. */
-async function createBackup(path: string, database: string): Promise<number> {
+async function createBackup(
+  path: string,
+  database: string,
+  encryption: NewEncryption | undefined,
+): Promise<number> {
   if (!existsSync(database)) {
-    createFileBackup(path);
+    createFileBackup(path, undefined, encryption);
     return 0;
   }
   // The copy sits beside the backup: that filesystem must have room for it anyway.
@@ -288,7 +312,7 @@ async function createBackup(path: string, database: string): Promise<number> {
   try {
     const version = await snapshotDatabase(database, copy);
     atStep("init-snapshot");
-    createFileBackup(path, { version, path: copy });
+    createFileBackup(path, { version, path: copy }, encryption);
     return version;
   } finally {
     for (const leftover of [copy, `${copy}-journal`, `${copy}-wal`, `${copy}-shm`]) {
@@ -348,15 +372,80 @@ async function sendSnapshotTo(database: string, url: string): Promise<number> {
   }
 }
 
-export async function init(args: string[], output: Output = consoleOutput): Promise<number> {
+/**
+ * A new data key and backup id, the key wrapped for the passphrase and recipient given (the
+ * passphrase asked twice on a terminal when neither is given).
+ */
+export async function newEncryption(
+  values: Record<string, string | boolean | undefined>,
+  prompt: Prompt,
+): Promise<NewEncryption> {
+  const recipients = typeof values.recipient === "string" ? [values.recipient] : [];
+  let passphrase = givenPassphrase(values["passphrase-file"]);
+  if (passphrase === undefined && recipients.length === 0) {
+    passphrase = await askNewPassphrase(prompt, "Passphrase for the backup's key", ACTION);
+  }
+  if (passphrase === undefined && recipients.length === 0) {
+    throw new Error(
+      `${ACTION}: --encrypt needs a passphrase (CLN_BACKUP_PASSPHRASE, --passphrase-file FILE, ` +
+        `or a terminal to ask on) or --recipient age1...: nothing was changed`,
+    );
+  }
+  const key = await DataKey.generate();
+  const backupId = newBackupId();
+  const wrappedKey = await wrapKey(key, backupId, { passphrase, recipients });
+  return { key, backupId, wrappedKey };
+}
+
+/** Checks that an interrupted init's backup fits this one: encrypted alike, its key at hand. */
+async function checkLeftEncryption(path: string, dir: string, encrypt: boolean): Promise<void> {
+  const keyId = readChain(path).keyId;
+  const redo = `remove "${path}" and run init again`;
+  if ((keyId !== undefined) !== encrypt) {
+    throw new Error(
+      `${ACTION}: "${path}", which an interrupted init left, is ${
+        keyId ? "encrypted" : "plain"
+      }, and this init ${encrypt ? "encrypts" : "does not encrypt"}: ${redo}`,
+    );
+  }
+  const key = keyId && await readKeyFile(dir);
+  if (keyId && !(key && sameBytes(key.id, keyId))) {
+    throw new Error(
+      `${ACTION}: "${path}", which an interrupted init left, is encrypted with a key that ` +
+        `"${dir}/${KEY_FILE}" does not hold: ${redo}`,
+    );
+  }
+}
+
+export async function init(
+  args: string[],
+  output: Output = consoleOutput,
+  prompt: Prompt = terminalPrompt,
+): Promise<number> {
   return await runCommand(INIT_SPEC, args, output, async ({ values, positionals }) => {
     const target = initTarget(
       positionals,
       values["lightning-dir"] === undefined ? undefined : String(values["lightning-dir"]),
     );
+    const encrypt = values.encrypt === true;
+    if (!encrypt && (values.recipient !== undefined || values["passphrase-file"] !== undefined)) {
+      throw new UsageError("--recipient and --passphrase-file go with --encrypt");
+    }
+    if (encrypt && target.dir === undefined) {
+      throw new Error(
+        `${ACTION}: --encrypt needs the node's lightning dir, where the plugin's key file goes ` +
+          `(a backup server's storage holds plain backups only, wire v1)`,
+      );
+    }
     if (target.dir === undefined) return initStorage(target.url, output);
     const { url } = target;
     const remote = parseBackupUrl(url).scheme === "socket";
+    if (encrypt && remote) {
+      throw new Error(
+        `${ACTION}: --encrypt takes a file:/// backup: a server of wire v1 stores what it is ` +
+          `sent, so it would hold the node's database in the clear`,
+      );
+    }
     const path = remote ? undefined : fileBackupPath(url, ACTION);
     const dir = userPath(target.dir);
     checkNetworkDir(dir, ACTION);
@@ -405,17 +494,27 @@ export async function init(args: string[], output: Output = consoleOutput): Prom
             `if it is not a backup you need`,
         );
       }
+      await checkLeftEncryption(path, dir, encrypt);
       left = found;
     }
+    const encryption = encrypt && left === undefined
+      ? await newEncryption(values, prompt)
+      : undefined;
     atStep("init-checked");
-    const version = left?.version ?? await createBackup(path, database);
+    // The key file first: an init killed after the backup is made finds it beside it.
+    if (encryption) writeKeyFile(dir, encryption.key);
+    const version = left?.version ?? await createBackup(path, database, encryption);
     atStep("init-before-lock");
     const launcher = installPlugin(
       dir,
       { backend_url: url },
       "create",
       // A backup an earlier init left is kept: it is that init's, and complete.
-      () => left === undefined && removeIfExists(path),
+      () => {
+        if (left !== undefined) return;
+        removeIfExists(path);
+        if (encryption) removeIfExists(`${dir}/${KEY_FILE}`);
+      },
     );
     if (left !== undefined) {
       output.out(
@@ -430,6 +529,13 @@ export async function init(args: string[], output: Output = consoleOutput): Prom
       );
     }
     output.out(`Wrote "${dir}/${LOCK_FILE}" and the launcher "${launcher}"`);
+    if (encrypt) {
+      output.out(
+        `The backup is encrypted; the plugin's key is in "${dir}/${KEY_FILE}" (mode 0600). ` +
+          `Keep the passphrase or age identity apart from the node (a password manager, ` +
+          `paper): restore and verify need it, and without it the backup cannot be read`,
+      );
+    }
     printConfigLine(output, launcher);
     return Exit.Ok;
   });

@@ -5,8 +5,9 @@
  *
  * - `--no-prompt`: a missing permission is an error, never a question on a terminal that a
  *   service does not have;
- * - `--allow-read=<lightning dir>/backup.lock,<backup>`: the plugin reads `backup.lock` in its
- *   working directory, then the backup;
+ * - `--allow-read=<lightning dir>/backup.lock,<lightning dir>/backup.key,<backup>`: the plugin
+ *   reads `backup.lock` in its working directory, the key of an encrypted backup beside it
+ *   (absent for a plain one: the plugin checks that none is there), then the backup;
  * - `--allow-write=<backup>`: appends, rewinds, the write lock (`LOCK`) and the temporary
  *   files made when a segment rolls all live inside the backup's directory;
  * - `--allow-net=<host:port>` for a `socket:` backup only: the backup server, or the SOCKS
@@ -30,6 +31,7 @@
  */
 import { writeFileDurably } from "../fs/durable.ts";
 import { LOCK_FILE } from "../backup/lock_file.ts";
+import { KEY_FILE } from "../crypto/key_file.ts";
 import { formatHostPort, parseBackupUrl } from "../backends/url.ts";
 
 export const LAUNCHER_NAME = "cln-backup-plugin";
@@ -115,16 +117,19 @@ export function listItem(path: string): string {
 
 /**
  * The code a file backup's compaction worker loads (lib/compact/worker.ts and what it
- * imports, all in this lib/): a Worker reads its modules at run time, so it needs read
- * access to them.
+ * imports, all in this lib/), and the crypto primitives an encrypted backup loads
+ * (lib/crypto/primitives.ts): modules loaded at run time need read access to them.
  */
 export const WORKER_CODE = new URL("../", import.meta.url).pathname.replace(/\/$/, "");
 
 /** The permission flags of the least-privilege launch (shared by `deno run` and `deno compile`). */
 export function permissionFlags(plan: LaunchPlan): string[] {
-  const lock = `${realPath(plan.lightningDir).replace(/\/+$/, "")}/${LOCK_FILE}`;
-  const read = [lock, ...(plan.backupPath ? [plan.backupPath, WORKER_CODE] : [])]
-    .map(listItem);
+  const dir = realPath(plan.lightningDir).replace(/\/+$/, "");
+  const read = [
+    `${dir}/${LOCK_FILE}`,
+    `${dir}/${KEY_FILE}`,
+    ...(plan.backupPath ? [plan.backupPath, WORKER_CODE] : []),
+  ].map(listItem);
   return [
     "--no-prompt",
     "--no-config",
@@ -142,8 +147,16 @@ export function launchArgs(plan: LaunchPlan): string[] {
 
 /** The `deno compile` arguments that build the plugin for one node with the same permissions. */
 export function compileArgs(plan: LaunchPlan, output: string): string[] {
-  // The compaction worker is loaded at run time, so the binary must carry it.
-  const include = plan.backupPath ? ["--include", `${WORKER_CODE}/compact/worker.ts`] : [];
+  // The compaction worker and the crypto primitives are loaded at run time, so the binary
+  // must carry them.
+  const include = plan.backupPath
+    ? [
+      "--include",
+      `${WORKER_CODE}/compact/worker.ts`,
+      "--include",
+      `${WORKER_CODE}/crypto/primitives.ts`,
+    ]
+    : [];
   return ["compile", ...permissionFlags(plan), ...include, "--output", output, plan.plugin];
 }
 
@@ -156,8 +169,8 @@ export function launcherScript(plan: LaunchPlan): string {
     "#!/bin/sh",
     "# Written by `cln-backup init`. lightningd runs this as the backup plugin: Deno lets the",
     plan.netAddress
-      ? `# plugin read only backup.lock and connect only to ${plan.netAddress}, nothing else.`
-      : "# plugin read only backup.lock and the backup, write only the backup, nothing else.",
+      ? `# plugin read only backup.lock and backup.key and connect only to ${plan.netAddress}.`
+      : "# plugin read only backup.lock, backup.key and the backup, write only the backup.",
     "export DENO_NO_UPDATE_CHECK=1",
     `exec ${[plan.deno, ...launchArgs(plan)].map(shellQuote).join(" ")}`,
     "",

@@ -34,7 +34,8 @@ Deno.test("a file backup's launch reads backup.lock and the backup, writes the b
     "--no-prompt",
     "--no-config",
     "--no-lock",
-    `--allow-read=/nonexistent/ln/bitcoin/backup.lock,/var/backups/node,${CODE}`,
+    "--allow-read=/nonexistent/ln/bitcoin/backup.lock,/nonexistent/ln/bitcoin/backup.key," +
+    `/var/backups/node,${CODE}`,
     "--allow-write=/var/backups/node",
     PLUGIN_ENTRY,
   ]);
@@ -48,7 +49,7 @@ Deno.test("a socket backup's launch may connect to the server, or only to its pr
     "--no-prompt",
     "--no-config",
     "--no-lock",
-    "--allow-read=/nonexistent/ln/backup.lock",
+    "--allow-read=/nonexistent/ln/backup.lock,/nonexistent/ln/backup.key",
     "--allow-net=backup.example.org:9000",
   ]);
   assertEquals(args("socket:[::1]:9000").at(-1), "--allow-net=[::1]:9000");
@@ -88,7 +89,7 @@ Deno.test("the lock file is granted under the lightning dir's real path", () => 
     });
     assertEquals(
       launchArgs(plan)[4],
-      `--allow-read=${root}/real/backup.lock,${root}/backup,${CODE}`,
+      `--allow-read=${root}/real/backup.lock,${root}/real/backup.key,${root}/backup,${CODE}`,
     );
   } finally {
     Deno.removeSync(root, { recursive: true });
@@ -102,6 +103,8 @@ Deno.test("compile builds the plugin with the launch's flags", () => {
     ...launchArgs(plan).slice(1, -1),
     "--include",
     `${CODE}/compact/worker.ts`,
+    "--include",
+    `${CODE}/crypto/primitives.ts`,
     "--output",
     "/nonexistent/ln/cln-backup-plugin-bin",
     PLUGIN_ENTRY,

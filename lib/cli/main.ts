@@ -12,6 +12,7 @@ import { verify } from "./verify.ts";
 import { doctor } from "./doctor/doctor.ts";
 import { compact } from "./compact.ts";
 import { server } from "./server.ts";
+import { rekey } from "./rekey.ts";
 
 export const HELP = `Usage: cln-backup <command> [options]
   run as ./backup-cli <command> [options] in the checkout (the Python plugin's CLI name; each
@@ -36,6 +37,8 @@ Commands:
   compact <url> [--retain K] [--json]   fold old changes into a new snapshot (node stopped;
                                         on a running node: lightning-cli backup-compact)
   server <url> <addr:port>              serve a backup to socket: URLs (wire protocol v1)
+  rekey <url> [--new-recipient AGE1...] rewrap an encrypted backup's key for a new passphrase
+                                        or age recipient (no data re-encrypted)
 
 <url> is file:///abs/path (a cln-backup directory, or a v1 .dbak file to read), or
 socket:<host>:<port>[?proxy=socks5:<host>:<port>] (a backup server).
@@ -58,6 +61,7 @@ export const COMMANDS: Record<string, (args: string[], output: Output) => Promis
   doctor,
   compact,
   server,
+  rekey,
 };
 
 /** Runs the command `args` name; returns the exit code. */

@@ -17,6 +17,12 @@
  * - server: read and write its storage (created beside its path when missing), read the
  *   compaction worker's code; listen on its addr:port.
  * - compact: read and write the backup.
+ * - rekey: read and write the backup (its key.json); with --key-file, write DIR/backup.key.
+ *
+ * The commands that may open an encrypted backup's key (init, restore, verify, compact, rekey,
+ * upgrade) may also read its secret: CLN_BACKUP_PASSPHRASE and CLN_BACKUP_IDENTITY (rekey:
+ * CLN_BACKUP_NEW_PASSPHRASE too), the files --passphrase-file and --identity name, and the
+ * crypto module they load when the backup is encrypted (lib/crypto/primitives.ts).
  *
  * A `socket:` backup adds network access to its server (or its proxy) instead of the paths.
  * `/proc/PID` is the `comm` file of the pid the base dir's pid file names, for the check
@@ -44,6 +50,9 @@ import { COMPACT_SPEC } from "./compact.ts";
 import { backupAccess, listItem, WORKER_CODE } from "./launcher.ts";
 import { pidFilePath, rpcSocketPath } from "./node_dir.ts";
 import { readLockFile } from "../backup/lock_file.ts";
+import { IDENTITY_ENV, NEW_PASSPHRASE_ENV, PASSPHRASE_ENV } from "./secrets.ts";
+import { REKEY_SPEC } from "./rekey.ts";
+import { PRIMITIVES_MODULE } from "../crypto/data_key.ts";
 
 /** What a command may do beyond computing: lists of paths, hosts and names. */
 export interface Grants {
@@ -113,6 +122,16 @@ function nodeDir(dir: string): Partial<Grants> {
   return grants;
 }
 
+/** What opening an encrypted backup's key takes: its secret, and the crypto module. */
+function secrets({ values }: ParsedArgs): Partial<Grants> {
+  const files = [values["passphrase-file"], values.identity, values["new-passphrase-file"]]
+    .filter((file): file is string => typeof file === "string").map(userPath);
+  return {
+    read: [PRIMITIVES_MODULE.pathname, ...files],
+    env: [PASSPHRASE_ENV, IDENTITY_ENV, NEW_PASSPHRASE_ENV],
+  };
+}
+
 /** The lightning dir an option names, or the current directory. */
 function optionDir(args: ParsedArgs): string {
   return userPath(String(args.values["lightning-dir"] ?? "."));
@@ -135,15 +154,17 @@ const TABLE: Record<string, { spec?: CommandSpec; plan: Planner }> = {
       const target = initTarget(positionals, dir === undefined ? undefined : String(dir));
       const parts = [newBackup(target.url)];
       if (target.dir !== undefined) parts.push(nodeDir(userPath(target.dir)));
+      if (values.encrypt) parts.push(secrets({ values, positionals }));
       return merge(...parts);
     },
   },
   restore: {
     spec: RESTORE_SPEC,
-    plan: ({ positionals: [url, target] }) => {
+    plan: (args) => {
       // A directory target gets lightningd.sqlite3 inside; a file one its temporary beside.
+      const [url, target] = args.positionals;
       const path = userPath(target);
-      return merge(backup(url, false), {
+      return merge(backup(url, false), secrets(args), {
         read: [path, dirname(path)],
         write: [path, dirname(path)],
       });
@@ -152,8 +173,11 @@ const TABLE: Record<string, { spec?: CommandSpec; plan: Planner }> = {
   status: { spec: STATUS_SPEC, plan: ({ positionals: [url] }) => backup(url, false) },
   verify: {
     spec: VERIFY_SPEC,
-    plan: ({ positionals: [url] }, tempDir) =>
-      merge(backup(url, false), { read: [tempDir], write: [tempDir] }),
+    plan: (args, tempDir) =>
+      merge(backup(args.positionals[0], false), secrets(args), {
+        read: [tempDir],
+        write: [tempDir],
+      }),
   },
   upgrade: {
     spec: UPGRADE_SPEC,
@@ -161,8 +185,9 @@ const TABLE: Record<string, { spec?: CommandSpec; plan: Planner }> = {
       const dir = optionDir(args);
       const { backupPath } = lockedBackup(dir);
       if (backupPath === undefined) return nodeDir(dir);
-      const converted = newBackup(upgradeUrl(backupPath, args.values.to));
-      return merge(nodeDir(dir), { read: [backupPath] }, converted);
+      const converted = newBackup(upgradeUrl(backupPath, args.values.to, args.values.encrypt));
+      const keys = args.values.encrypt ? [secrets(args)] : [];
+      return merge(nodeDir(dir), { read: [backupPath] }, converted, ...keys);
     },
   },
   doctor: {
@@ -184,7 +209,18 @@ const TABLE: Record<string, { spec?: CommandSpec; plan: Planner }> = {
       });
     },
   },
-  compact: { spec: COMPACT_SPEC, plan: ({ positionals: [url] }) => backup(url, true) },
+  compact: {
+    spec: COMPACT_SPEC,
+    plan: (args) => merge(backup(args.positionals[0], true), secrets(args)),
+  },
+  rekey: {
+    spec: REKEY_SPEC,
+    plan: (args) => {
+      const keyFile = args.values["key-file"];
+      const dir = typeof keyFile === "string" ? [userPath(keyFile)] : [];
+      return merge(backup(args.positionals[0], true), secrets(args), { read: dir, write: dir });
+    },
+  },
 };
 
 /** The commands the table knows. */

@@ -2,6 +2,10 @@ import { assert, assertEquals, assertMatch } from "../../tests/support/assert.ts
 import { commandGrants, denoFlags, PLANNED_COMMANDS } from "./permissions.ts";
 import { COMMANDS } from "./main.ts";
 import { WORKER_CODE } from "./launcher.ts";
+import { PRIMITIVES_MODULE } from "../crypto/data_key.ts";
+
+const CRYPTO = PRIMITIVES_MODULE.pathname;
+const SECRET_ENV = "CLN_BACKUP_PASSPHRASE,CLN_BACKUP_IDENTITY,CLN_BACKUP_NEW_PASSPHRASE";
 import { makeNodeDir, removeNodeDir } from "./testing.ts";
 
 const BASE = ["--no-prompt", "--no-config", "--no-lock"];
@@ -24,15 +28,38 @@ Deno.test("each command may touch only what its arguments name", () => {
   ]);
   assertEquals(flags("verify", "--", "file:///b/node"), [
     ...BASE,
-    "--allow-read=/b/node,/tmp",
+    `--allow-read=/b/node,${CRYPTO},/tmp`,
     "--allow-write=/tmp",
-    "--allow-env=INIT_CWD",
+    `--allow-env=INIT_CWD,${SECRET_ENV}`,
   ]);
   assertEquals(flags("restore", "file:///b/node.dbak", "/n/regtest"), [
     ...BASE,
-    "--allow-read=/b/node.dbak,/n/regtest,/n",
+    `--allow-read=/b/node.dbak,${CRYPTO},/n/regtest,/n`,
     "--allow-write=/n/regtest,/n",
-    "--allow-env=INIT_CWD",
+    `--allow-env=INIT_CWD,${SECRET_ENV}`,
+  ]);
+  // An encrypted backup's secret files, named on the command line, may be read.
+  assertEquals(
+    flags("restore", "file:///b/n", "/n/r", "--passphrase-file", "/k/p", "--identity", "/k/i"),
+    [
+      ...BASE,
+      `--allow-read=/b/n,${CRYPTO},/k/p,/k/i,/n/r,/n`,
+      "--allow-write=/n/r,/n",
+      `--allow-env=INIT_CWD,${SECRET_ENV}`,
+    ],
+  );
+  assertEquals(flags("init", "--encrypt", "/n/regtest", "file:///srv/b"), [
+    ...BASE,
+    `--allow-read=/srv,/n/regtest,/n,${CRYPTO}`,
+    "--allow-write=/srv,/n/regtest",
+    "--allow-net=unix:/n/regtest/lightning-rpc",
+    `--allow-env=INIT_CWD,${SECRET_ENV}`,
+  ]);
+  assertEquals(flags("rekey", "file:///srv/b", "--key-file", "/n/regtest"), [
+    ...BASE,
+    `--allow-read=/srv/b,${CRYPTO},/n/regtest`,
+    "--allow-write=/srv/b,/n/regtest",
+    `--allow-env=INIT_CWD,${SECRET_ENV}`,
   ]);
   assertEquals(flags("init", "file:///srv/b"), [
     ...BASE,
@@ -62,9 +89,9 @@ Deno.test("each command may touch only what its arguments name", () => {
   ]);
   assertEquals(flags("compact", "file:///srv/b"), [
     ...BASE,
-    "--allow-read=/srv/b",
+    `--allow-read=/srv/b,${CRYPTO}`,
     "--allow-write=/srv/b",
-    "--allow-env=INIT_CWD",
+    `--allow-env=INIT_CWD,${SECRET_ENV}`,
   ]);
 });
 

@@ -23,6 +23,8 @@ import {
   userPath,
   versionArg,
 } from "./args.ts";
+import { type Prompt, SECRET_HELP, SECRET_OPTIONS, terminalPrompt } from "./secrets.ts";
+import { unlockReader } from "./unlock.ts";
 
 export const RESTORE_HELP = `Usage: cln-backup restore <url> <file-or-dir> [--to-version N]
 
@@ -39,6 +41,8 @@ lightningd is stopped, and with the node's own hsm_secret: the database is usele
 Options:
   --to-version N  restore the state as of change N (point in time) instead of the latest;
                   N must be at or after the backup's oldest snapshot
+  --passphrase-file FILE, --identity FILE
+                  an encrypted backup's secret (below)
   -h, --help      show this help
 
 On a terminal, a restore that runs over two seconds shows its progress on stderr. It prints
@@ -48,12 +52,16 @@ the two look the same), it restores the version before them and prints a note sa
 it stopped and why: if the node's database is one version further, the backup is damaged.
 When the backup ends with a change, a note says that lightningd may not have committed it,
 and why one change ahead is safe. Work files of a killed restore (*.restoring-PID) in the
-target's directory are removed first, one line each.`;
+target's directory are removed first, one line each.
+
+${SECRET_HELP}
+A wrong passphrase or identity, a missing key.json or a record that fails authentication
+each stop the restore with one line, and nothing is left at the target.`;
 
 export const RESTORE_SPEC: CommandSpec = {
   name: "restore",
   help: RESTORE_HELP,
-  options: { "to-version": { type: "string" } },
+  options: { "to-version": { type: "string" }, ...SECRET_OPTIONS },
   positionals: ["url", "file-or-dir"],
 };
 
@@ -144,7 +152,11 @@ function refuseDanglingLink(path: string): void {
   }
 }
 
-export async function restore(args: string[], output: Output = consoleOutput): Promise<number> {
+export async function restore(
+  args: string[],
+  output: Output = consoleOutput,
+  prompt: Prompt = terminalPrompt,
+): Promise<number> {
   return await runCommand(RESTORE_SPEC, args, output, async ({ values, positionals }) => {
     const [url, target] = positionals;
     const toVersion = versionArg(values["to-version"], "to-version");
@@ -159,6 +171,7 @@ export async function restore(args: string[], output: Output = consoleOutput): P
     for (const line of removeLeftovers(dirname(path))) output.out(line);
     const reader = await connectReader(url);
     try {
+      await unlockReader(reader, values, prompt);
       const progress = output.progress &&
         new RestoreProgress(reader, toVersion, output.progress);
       try {

@@ -6,6 +6,8 @@
 import type { BackupDescription } from "../backends/backend.ts";
 import { connectReader } from "../backends/open.ts";
 import { type CommandSpec, consoleOutput, Exit, type Output, runCommand } from "./args.ts";
+import { FileBackupReader } from "../backends/file/reader.ts";
+import { describeWraps, WRAPPED_KEY_NAME } from "../crypto/wrapped_key.ts";
 
 export const STATUS_HELP = `Usage: cln-backup status <url> [--json]
 
@@ -15,11 +17,14 @@ on disk, and whether it ends in bytes that fail their checks (a record torn by a
 the plugin cuts when the node's version shows it was never acknowledged, or a damaged last
 change, which stops the node). In a cln-backup directory it checks every
 record's checksum on the way, so damage shows here; "verify" also restores the backup.
+An encrypted backup is described without its key, from its headers and checksums: it says
+so, and whom its key is wrapped for; "verify" authenticates every record with the key.
 
 Options:
   --json      print one JSON object instead, for scripts: {url, format, snapshots,
               firstVersion, lastVersion, records, bytes, tornBytes,
-              tail: {path, offset, bytes} or null}
+              tail: {path, offset, bytes} or null}, and for an encrypted backup
+              encrypted: true and wrappedFor: ["passphrase", "age recipient age1..."]
   -h, --help  show this help`;
 
 export const STATUS_SPEC: CommandSpec = {
@@ -29,10 +34,18 @@ export const STATUS_SPEC: CommandSpec = {
   positionals: ["url"],
 };
 
-export function describeText(d: BackupDescription): string[] {
+/** What status says of an encrypted backup, read without its key. */
+function encryptionLine(wrappedFor: string[]): string {
+  return `encrypted (XChaCha20-Poly1305), key wrapped for ${
+    wrappedFor.length === 0 ? "(no readable key.json)" : wrappedFor.join(", ")
+  }; read without the key: checksums checked, not authenticity ("verify" checks it)`;
+}
+
+export function describeText(d: BackupDescription, wrappedFor: string[] = []): string[] {
   return [
     `backup:     ${d.url}`,
     `format:     ${d.format}`,
+    ...(d.encrypted ? [`encryption: ${encryptionLine(wrappedFor)}`] : []),
     `versions:   ${
       d.records === 0 ? "none yet (version 0)" : `${d.firstVersion} to ${d.lastVersion}`
     }`,
@@ -54,12 +67,27 @@ export async function status(args: string[], output: Output = consoleOutput): Pr
     const reader = await connectReader(positionals[0]);
     try {
       const description = reader.describe();
+      const wrappedFor = description.encrypted && reader instanceof FileBackupReader
+        ? wrapsOf(reader.dir)
+        : [];
       if (values.json) {
-        output.out(JSON.stringify({ ...description, tail: description.tail ?? null }));
-      } else for (const line of describeText(description)) output.out(line);
+        const encryption = description.encrypted ? { wrappedFor } : {};
+        output.out(
+          JSON.stringify({ ...description, ...encryption, tail: description.tail ?? null }),
+        );
+      } else for (const line of describeText(description, wrappedFor)) output.out(line);
     } finally {
       reader.close();
     }
     return Exit.Ok;
   });
+}
+
+/** Whom an encrypted backup's key is wrapped for; none when key.json cannot be read. */
+function wrapsOf(dir: string): string[] {
+  try {
+    return describeWraps(Deno.readFileSync(`${dir}/${WRAPPED_KEY_NAME}`));
+  } catch {
+    return [];
+  }
 }

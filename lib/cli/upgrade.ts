@@ -12,7 +12,7 @@ import { renameIntoPlace, writeBase } from "../backends/file/create.ts";
 import { existsSync, removeIfExists } from "../fs/exists.ts";
 import { createEmptyLog, FileBackend } from "../backends/file/writer.ts";
 import { newBackupId } from "../format/segment.ts";
-import { syncDir, writeAll } from "../fs/durable.ts";
+import { syncDir, writeAll, writeFileDurably } from "../fs/durable.ts";
 import { LOCK_FILE, readLockFile } from "../backup/lock_file.ts";
 import { backupKind } from "../backends/open.ts";
 import { FileBackupReader } from "../backends/file/reader.ts";
@@ -21,6 +21,13 @@ import { installPlugin, printConfigLine } from "./init.ts";
 import { claimWorkPath, removeLeftovers, workPath } from "../fs/work_path.ts";
 import { atStep } from "../fs/step_seam.ts";
 import { lockForSetup } from "./setup_lock.ts";
+import { type NewEncryption } from "../backends/file/create.ts";
+import { copyEncrypted } from "../backends/file/encrypted_copy.ts";
+import { readChain } from "../format/chain.ts";
+import { WRAPPED_KEY_NAME } from "../crypto/wrapped_key.ts";
+import { KEY_FILE, writeKeyFile } from "../crypto/key_file.ts";
+import { newEncryption } from "./init.ts";
+import { type Prompt, terminalPrompt } from "./secrets.ts";
 import {
   type CommandSpec,
   consoleOutput,
@@ -34,6 +41,7 @@ import {
 const ACTION = "Cannot upgrade backup";
 
 export const UPGRADE_HELP = `Usage: cln-backup upgrade [--lightning-dir DIR] [--to <url>]
+       cln-backup upgrade [--lightning-dir DIR] [--to <url>] --encrypt [--recipient AGE1...]
 
 Converts the v1 .dbak backup of the Python backup plugin, the one DIR/backup.lock names, into
 a cln-backup backup holding every version the v1 file holds (its snapshot and each change
@@ -52,7 +60,16 @@ Options:
   --lightning-dir DIR  the network directory holding backup.lock (for example
                        ~/.lightning/bitcoin); default: the current directory
   --to <url>           where to create the new backup (file:///abs/path, must not exist);
-                       default: the v1 path without ".dbak", plus ".clnb"
+                       default: the v1 path without ".dbak", plus ".clnb"; with --encrypt
+                       and a cln-backup backup, its path plus ".encrypted"
+  --encrypt            make the new backup encrypted, as "init --encrypt" does (the key
+                       wrapped for the passphrase and/or --recipient, DIR/backup.key for the
+                       plugin). With a plain cln-backup backup in backup.lock it copies every
+                       base, log and record into an encrypted backup, keeping every version,
+                       and repoints backup.lock; the plain backup is left: delete it after
+                       "verify" says OK, as it holds the node's database in the clear
+  --recipient AGE1...  with --encrypt: wrap the key for this age X25519 recipient
+  --passphrase-file F  with --encrypt: the passphrase, the first line of F
   -h, --help           show this help
 
 It refuses while lightningd runs on DIR (detected as "init --help" explains), when the new
@@ -62,7 +79,13 @@ already upgraded, it says so and exits with 0). A failure leaves backup.lock as 
 export const UPGRADE_SPEC: CommandSpec = {
   name: "upgrade",
   help: UPGRADE_HELP,
-  options: { "lightning-dir": { type: "string" }, to: { type: "string" } },
+  options: {
+    "lightning-dir": { type: "string" },
+    to: { type: "string" },
+    encrypt: { type: "boolean" },
+    recipient: { type: "string" },
+    "passphrase-file": { type: "string" },
+  },
   positionals: [],
 };
 
@@ -70,10 +93,16 @@ export const UPGRADE_SPEC: CommandSpec = {
  * Writes the v1 backup's entries into the new backup directory `dir`: each snapshot as a
  * base segment (streamed through a temporary file), each change appended to the log.
  */
-export async function convert(v1: V1BackupReader, dir: string): Promise<void> {
-  createEmptyLog(dir, newBackupId());
+export async function convert(
+  v1: V1BackupReader,
+  dir: string,
+  encryption?: NewEncryption,
+): Promise<void> {
+  const key = encryption?.key;
+  if (encryption) writeFileDurably(dir, WRAPPED_KEY_NAME, encryption.wrappedKey);
+  createEmptyLog(dir, encryption?.backupId ?? newBackupId(), key?.id);
   // One sync at the end: the directory is renamed into place only after this succeeds.
-  const log = FileBackend.open(pathToFileURL(dir).href, dir, { syncOnClose: true });
+  const log = FileBackend.open(pathToFileURL(dir).href, dir, { syncOnClose: true, key });
   const snapshotCopy = `${dir}/snapshot.tmp`;
   let snapshot: Deno.FsFile | undefined;
   try {
@@ -89,7 +118,7 @@ export async function convert(v1: V1BackupReader, dir: string): Promise<void> {
           writeBase(
             dir,
             { version: entry.version, path: snapshotCopy },
-            { backupId: log.backupId, firstLog: log.liveSequence },
+            { backupId: log.backupId, firstLog: log.liveSequence, key },
           );
           Deno.removeSync(snapshotCopy);
           break;
@@ -103,12 +132,25 @@ export async function convert(v1: V1BackupReader, dir: string): Promise<void> {
   }
 }
 
-/** Where upgrade puts the converted backup: `--to`, else beside the v1 file, as `.clnb`. */
-export function upgradeUrl(v1Path: string, to: string | boolean | undefined): string {
-  return typeof to === "string" ? to : pathToFileURL(`${v1Path.replace(/\.dbak$/, "")}.clnb`).href;
+/**
+ * Where upgrade puts the converted backup: `--to`, else beside the v1 file, as `.clnb`; an
+ * encrypted copy of a cln-backup directory (`encrypt`), as `<dir>.encrypted`.
+ */
+export function upgradeUrl(
+  path: string,
+  to: string | boolean | undefined,
+  encrypt: string | boolean | undefined = false,
+): string {
+  if (typeof to === "string") return to;
+  if (encrypt && backupKind(path) === "directory") return pathToFileURL(`${path}.encrypted`).href;
+  return pathToFileURL(`${path.replace(/\.dbak$/, "")}.clnb`).href;
 }
 
-export async function upgrade(args: string[], output: Output = consoleOutput): Promise<number> {
+export async function upgrade(
+  args: string[],
+  output: Output = consoleOutput,
+  prompt: Prompt = terminalPrompt,
+): Promise<number> {
   return await runCommand(UPGRADE_SPEC, args, output, async ({ values }) => {
     const dir = userPath(String(values["lightning-dir"] ?? "."));
     checkNetworkDir(dir, ACTION);
@@ -127,21 +169,24 @@ export async function upgrade(args: string[], output: Output = consoleOutput): P
         `${ACTION}: backup.lock names "${v1Path}", which does not exist: check backup.lock`,
       );
     }
-    if (kind === "directory") {
+    const encrypt = values.encrypt === true;
+    if (kind === "directory" && (!encrypt || readChain(v1Path).keyId !== undefined)) {
+      const what = encrypt ? `, encrypted: nothing to upgrade ("rekey" changes its secret)` : (
+        ": nothing to upgrade"
+      );
       output.out(
-        `"${dir}/${LOCK_FILE}" already names a cln-backup backup (${lock.backend_url}): ` +
-          `nothing to upgrade`,
+        `"${dir}/${LOCK_FILE}" already names a cln-backup backup (${lock.backend_url})${what}`,
       );
       return Exit.Ok;
     }
-    if (kind !== "v1") {
+    if (kind !== "v1" && kind !== "directory") {
       throw new Error(
         `${ACTION}: "${v1Path}", which backup.lock names, is not a v1 backup of the Python ` +
           `plugin: check backup.lock`,
       );
     }
     await checkNotRunning(dir, ACTION);
-    const url = upgradeUrl(v1Path, values.to);
+    const url = upgradeUrl(v1Path, values.to, encrypt);
     const path = fileBackupPath(url, ACTION);
     if (existsSync(path)) {
       throw new Error(
@@ -153,21 +198,28 @@ export async function upgrade(args: string[], output: Output = consoleOutput): P
     for (const line of [...removeLeftovers(dir), ...removeLeftovers(dirname(path))]) {
       output.out(line);
     }
-    const v1 = new V1BackupReader(lock.backend_url, v1Path);
-    const before = v1.describe();
+    const source = kind === "v1"
+      ? new V1BackupReader(lock.backend_url, v1Path)
+      : new FileBackupReader(lock.backend_url, v1Path);
+    const before = source.describe();
+    const encryption = encrypt ? await newEncryption(values, prompt) : undefined;
     // Built beside its final path and renamed, so a failure never leaves a half-made backup.
     const building = workPath(path, "upgrading");
     Deno.mkdirSync(dirname(building), { recursive: true });
     const claim = claimWorkPath(building, "directory");
     try {
-      await convert(v1, building);
-      const after = new FileBackupReader(url, building).describe();
+      if (source instanceof V1BackupReader) await convert(source, building, encryption);
+      else copyEncrypted(v1Path, building, encryption!);
+      const converted = new FileBackupReader(url, building, encryption?.key);
+      const after = converted.describe();
       if (after.lastVersion !== before.lastVersion) {
         throw new Error(
-          `${ACTION}: the converted backup ends at version ${after.lastVersion}, the v1 file ` +
+          `${ACTION}: the converted backup ends at version ${after.lastVersion}, the old one ` +
             `at ${before.lastVersion}: nothing was changed; please report this`,
         );
       }
+      // Every record of the copy is read back, opened with the new key.
+      if (encryption) { for (const _ of converted.entries()) continue; }
       atStep("upgrade-building");
       renameIntoPlace(building, path);
       syncDir(dirname(path));
@@ -177,21 +229,30 @@ export async function upgrade(args: string[], output: Output = consoleOutput): P
     } finally {
       claim.close();
     }
+    if (encryption) writeKeyFile(dir, encryption.key);
     const launcher = installPlugin(
       dir,
       { ...lock, backend_url: url },
       "replace",
-      () => Deno.removeSync(path, { recursive: true }),
+      () => {
+        Deno.removeSync(path, { recursive: true });
+        if (encryption) removeIfExists(`${dir}/${KEY_FILE}`);
+      },
     );
+    const old = kind === "v1" ? "the v1 file" : "the plain backup";
     output.out(
       `Converted "${v1Path}" (versions ${before.firstVersion} to ${before.lastVersion}, ` +
-        `${before.records} records) into "${path}"; the v1 file is untouched`,
+        `${before.records} records) into "${path}"${encryption ? ", encrypted" : ""}; ${old} ` +
+        `is untouched`,
     );
     output.out(
       `"${dir}/${LOCK_FILE}" now names ${url}; check the new backup with "cln-backup verify ` +
-        `${url}", then delete the v1 file when you like`,
+        `${url}", then delete ${old} when you like` +
+        (encryption ? ` (until then it holds the node's database in the clear)` : ""),
     );
-    output.out("Replace the Python plugin's plugin= or important-plugin= line in the config.");
+    if (kind === "v1") {
+      output.out("Replace the Python plugin's plugin= or important-plugin= line in the config.");
+    }
     printConfigLine(output, launcher);
     return Exit.Ok;
   });

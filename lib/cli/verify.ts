@@ -7,6 +7,8 @@ import { connectReader } from "../backends/open.ts";
 import type { BackupReader } from "../backends/backend.ts";
 import { describeTail, restoreBackup } from "../backup/restore.ts";
 import { type CommandSpec, consoleOutput, Exit, oneLine, type Output, runCommand } from "./args.ts";
+import { type Prompt, SECRET_HELP, SECRET_OPTIONS, terminalPrompt } from "./secrets.ts";
+import { unlockReader } from "./unlock.ts";
 
 export const VERIFY_HELP = `Usage: cln-backup verify <url>
 
@@ -20,12 +22,16 @@ are left out, with a note saying where it stopped and why. The backup is only re
 restore needs room for one database in the temporary directory ($TMPDIR, else /tmp).
 
 Options:
-  -h, --help  show this help`;
+  --passphrase-file FILE, --identity FILE  an encrypted backup's secret (below)
+  -h, --help  show this help
+
+${SECRET_HELP}
+Verifying an encrypted backup also authenticates every record it reads.`;
 
 export const VERIFY_SPEC: CommandSpec = {
   name: "verify",
   help: VERIFY_HELP,
-  options: {},
+  options: { ...SECRET_OPTIONS },
   positionals: ["url"],
 };
 
@@ -53,12 +59,17 @@ export function checkBackup(reader: BackupReader, temp: string): string[] {
   return lines;
 }
 
-export async function verify(args: string[], output: Output = consoleOutput): Promise<number> {
-  return await runCommand(VERIFY_SPEC, args, output, async ({ positionals }) => {
+export async function verify(
+  args: string[],
+  output: Output = consoleOutput,
+  prompt: Prompt = terminalPrompt,
+): Promise<number> {
+  return await runCommand(VERIFY_SPEC, args, output, async ({ values, positionals }) => {
     const temp = Deno.makeTempDirSync({ prefix: "cln-backup-verify-" });
     let reader: BackupReader | undefined;
     try {
       reader = await connectReader(positionals[0]);
+      await unlockReader(reader, values, prompt);
       for (const line of checkBackup(reader, temp)) output.out(line);
       return Exit.Ok;
     } catch (error) {

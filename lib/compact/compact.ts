@@ -21,6 +21,7 @@ import { atStep } from "../fs/step_seam.ts";
 import { continuingLog, DEFAULT_RETAIN_BASES, redundantSegments } from "./plan.ts";
 import { deleteSegments } from "./deletion.ts";
 import { basename } from "node:path";
+import type { DataKey } from "../crypto/data_key.ts";
 
 /** Size and versions held, as the Python plugin's `backup-compact` reports them. */
 export interface CompactionStats {
@@ -50,6 +51,8 @@ export interface CompactOptions {
   onProgress?: (phase: CompactionPhase, version: number) => void;
   /** Milliseconds, monotonic (a seam for tests). */
   now?: () => number;
+  /** An encrypted backup's data key: it reads the records and seals the new base. */
+  key?: DataKey;
 }
 
 function stats(url: string, dir: string): CompactionStats {
@@ -76,7 +79,7 @@ export function compactBackup(url: string, dir: string, options: CompactOptions)
     try {
       Deno.mkdirSync(scratch);
       const restored = restoreBackup(
-        new FileBackupReader(url, dir),
+        new FileBackupReader(url, dir, options.key),
         `${scratch}/lightningd.sqlite3`,
         {
           toVersion: options.target,
@@ -90,6 +93,7 @@ export function compactBackup(url: string, dir: string, options: CompactOptions)
       writeBase(dir, { version: options.target, path: restored.path }, {
         backupId: chain.backupId,
         firstLog: continuingLog(chain, options.target),
+        key: options.key,
       });
       atStep("compact-after-base");
       folded = restored.changes;

@@ -21,6 +21,8 @@ export interface CompactionRequest {
   dir: string;
   target: number;
   retain: number;
+  /** An encrypted backup's data key: the compaction reads and seals records with it. */
+  key?: Uint8Array;
 }
 
 /** What the worker reports. */
@@ -33,6 +35,8 @@ export type WorkerMessage =
 export interface CompactableBackend {
   readonly url: string;
   readonly dir: string;
+  /** An encrypted backup's data key. */
+  readonly key?: { bytes: Uint8Array };
   /** The version before the newest change, `undefined` when nothing is on top of a base. */
   compactionTarget(): number | undefined;
   compactionSizes(): CompactionSizes;
@@ -169,7 +173,13 @@ export class Compactor implements CompactionService {
     const thread = this.#thread = this.newThread();
     this.#progress = { target, phase: "starting", version: target };
     thread.run(
-      { url: this.backend.url, dir: this.backend.dir, target, retain: this.policy().retain },
+      {
+        url: this.backend.url,
+        dir: this.backend.dir,
+        target,
+        retain: this.policy().retain,
+        key: this.backend.key?.bytes,
+      },
       (message) => {
         if (message.kind === "progress") {
           this.#progress = { target, phase: message.phase, version: message.version };

@@ -8,17 +8,19 @@
 /// <reference lib="deno.worker" />
 import { compactBackup } from "./compact.ts";
 import type { CompactionRequest, WorkerMessage } from "./compactor.ts";
+import { DataKey } from "../crypto/data_key.ts";
 
 function post(message: WorkerMessage): void {
   self.postMessage(message);
 }
 
-self.onmessage = (event: MessageEvent<CompactionRequest>) => {
-  const { url, dir, target, retain } = event.data;
+self.onmessage = async (event: MessageEvent<CompactionRequest>) => {
+  const { url, dir, target, retain, key } = event.data;
   try {
     const result = compactBackup(url, dir, {
       target,
       retain,
+      key: key && await DataKey.from(key),
       onProgress: (phase, version) => post({ kind: "progress", phase, version }),
     });
     post({ kind: "done", result });

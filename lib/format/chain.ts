@@ -19,15 +19,19 @@ import {
   decodeRecordHeader,
   decodeSeal,
   encodeSeal,
+  isSealed,
   payloadChecks,
   RECORD_HEADER_SIZE,
+  type RecordCipher,
   RecordKind,
+  SEALED_OVERHEAD,
 } from "./record.ts";
 import {
   CorruptBackupError,
   decodeSegmentHeader,
   formatBackupId,
   readAt,
+  type ScanOptions,
   scanSegment,
   SEGMENT_HEADER_SIZE,
   type SegmentHeader,
@@ -47,6 +51,8 @@ export interface Segment {
 export interface Chain {
   dir: string;
   backupId: Uint8Array;
+  /** The id of the key that seals every record of an encrypted backup; a plain one's: none. */
+  keyId: Uint8Array | undefined;
   /** The first log of the chain. */
   start: number;
   /** Bases, oldest first. */
@@ -60,6 +66,23 @@ export interface Chain {
 /** One record of a log, with the log it is in. */
 export interface LogRecord extends SegmentRecord {
   log: Segment;
+}
+
+/** How records are read: decoded or not, and opened with what (an encrypted backup's). */
+export interface ChainScanOptions {
+  decode: boolean;
+  /** The cipher of a segment of an encrypted backup; absent: sealed payloads stay closed. */
+  cipherFor?: (segment: SegmentHeader) => RecordCipher;
+}
+
+/** The options {@linkcode scanSegment} reads `segment` with. */
+export function segmentScan(segment: Segment, options: ChainScanOptions): ScanOptions {
+  const sealed = segment.header.keyId !== undefined;
+  return {
+    decode: options.decode,
+    sealed,
+    cipher: sealed ? options.cipherFor?.(segment.header) : undefined,
+  };
 }
 
 /** Where the chain ends. */
@@ -103,6 +126,19 @@ function readHeader(path: string, kind: SegmentKind, number: number): Segment {
 
 const sameId = (a: Uint8Array, b: Uint8Array) => a.every((byte, i) => byte === b[i]);
 
+/** Why `segment` cannot be in a backup whose segments carry `keyId`, if it cannot. */
+function keyMismatch(segment: Segment, keyId: Uint8Array | undefined): string | undefined {
+  const own = segment.header.keyId;
+  if (own === undefined && keyId === undefined) return undefined;
+  if (own === undefined) return "a plain segment in an encrypted backup";
+  if (keyId === undefined) return "an encrypted segment in a plain backup";
+  return sameId(own, keyId)
+    ? undefined
+    : `a segment encrypted with another key (id ${formatBackupId(own)}, where the backup's is ${
+      formatBackupId(keyId)
+    })`;
+}
+
 /**
  * The backup's id: the one most segments carry (a segment copied in from elsewhere is the
  * odd one out); on a tie, the newest log's.
@@ -142,6 +178,12 @@ export function readChain(dir: string): Chain {
       );
     }
   }
+  // A plain segment among encrypted ones (or the reverse) is refused: never a mix of the two.
+  const keyId = holder.header.keyId;
+  for (const segment of all) {
+    const mismatch = keyMismatch(segment, keyId);
+    if (mismatch) throw new CorruptBackupError(segment.path, undefined, mismatch);
+  }
   const start = bases[0]?.header.firstLog ?? 1;
   const logs = allLogs.filter((l) => l.number >= start);
   const highest = logs.at(-1)?.number ?? start;
@@ -153,7 +195,7 @@ export function readChain(dir: string): Chain {
     }
     previous = first;
   }
-  return { dir, backupId: id, start, bases, logs, temporaries: layout.temporaries };
+  return { dir, backupId: id, keyId, start, bases, logs, temporaries: layout.temporaries };
 }
 
 /**
@@ -163,7 +205,7 @@ export function readChain(dir: string): Chain {
 export function* scanLogs(
   chain: Chain,
   from: number,
-  options: { decode: boolean },
+  options: ChainScanOptions,
 ): Generator<LogRecord, ChainEnd, void> {
   const logs = chain.logs.filter((l) => l.number >= from);
   for (const [i, log] of logs.entries()) {
@@ -186,6 +228,8 @@ export function* scanLogs(
           if (!sameId(added.header.backupId, chain.backupId)) {
             throw new CorruptBackupError(successor, undefined, "a segment of another backup");
           }
+          const mismatch = keyMismatch(added, chain.keyId);
+          if (mismatch) throw new CorruptBackupError(successor, undefined, mismatch);
           logs.push(added);
           continue;
         }
@@ -255,11 +299,14 @@ export function sealedVersion(log: Segment): number | undefined {
   const file = openSegment(log.path);
   try {
     const size = file.statSync().size;
-    if (size < SEGMENT_HEADER_SIZE + SEAL_BYTES) return undefined;
-    const bytes = readAt(file, size - SEAL_BYTES, SEAL_BYTES);
+    const sealBytes = SEAL_BYTES + (log.header.keyId ? SEALED_OVERHEAD : 0);
+    if (size < SEGMENT_HEADER_SIZE + sealBytes) return undefined;
+    const bytes = readAt(file, size - sealBytes, sealBytes);
     const header = decodeRecordHeader(bytes);
     const payload = bytes.subarray(RECORD_HEADER_SIZE);
     if (header?.kind !== RecordKind.Seal || !payloadChecks(header, payload)) return undefined;
+    // A sealed seal is opened by the full scan; its header's version is checked already.
+    if (isSealed(header.codec)) return header.version;
     return decodeSeal(payload) === log.number + 1 ? header.version : undefined;
   } finally {
     file.close();
@@ -272,13 +319,13 @@ function isEmpty(log: Segment): boolean {
 
 function* scanLog(
   log: Segment,
-  options: { decode: boolean },
+  options: ChainScanOptions,
 ): Generator<LogRecord, { sealedBy: number | undefined; tail: SegmentTail }, void> {
   const file = openSegment(log.path);
   try {
     let sealedBy: number | undefined;
     let last: number | undefined;
-    const records = scanSegment(file, log.path, options);
+    const records = scanSegment(file, log.path, segmentScan(log, options));
     for (let step = records.next();; step = records.next()) {
       if (step.done) return { sealedBy, tail: step.value };
       const { offset, header } = step.value;
@@ -286,7 +333,9 @@ function* scanLog(
         throw new CorruptBackupError(log.path, offset, "a record after the seal");
       }
       if (header.kind === RecordKind.Seal) {
-        sealedBy = decodeSeal(step.value.payload!);
+        // Without the key (status) a sealed seal stays closed: its place is what it names.
+        const { payload } = step.value;
+        sealedBy = payload ? decodeSeal(payload) : log.number + 1;
         if (sealedBy !== log.number + 1) {
           throw new CorruptBackupError(log.path, offset, "a seal that names another log");
         }

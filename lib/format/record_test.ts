@@ -11,8 +11,9 @@ import {
   rawPayload,
   RECORD_HEADER_SIZE,
   RecordKind,
+  unknownCodec,
 } from "./record.ts";
-import { assert, assertEquals } from "../../tests/support/assert.ts";
+import { assert, assertEquals, assertMatch } from "../../tests/support/assert.ts";
 
 const encoder = new TextEncoder();
 
@@ -88,14 +89,22 @@ Deno.test("record: a header that does not check is refused", () => {
   assertEquals(decodeRecordHeader(new Uint8Array(RECORD_HEADER_SIZE)), undefined);
 });
 
-Deno.test("record: unknown kind, codec or flags are refused even with a good CRC", () => {
+Deno.test("record: unknown kind or flags are refused even with a good CRC", () => {
   const record = encodeRecord(RecordKind.Change, 9, encoder.encode("x"));
   assert(decodeRecordHeader(withHeaderByte(record, 4, 4)), "kind 4 (seal) is known");
   assertEquals(decodeRecordHeader(withHeaderByte(record, 4, 0)), undefined);
   assertEquals(decodeRecordHeader(withHeaderByte(record, 4, 5)), undefined);
-  assertEquals(decodeRecordHeader(withHeaderByte(record, 5, 2)), undefined);
   assertEquals(decodeRecordHeader(withHeaderByte(record, 6, 1)), undefined);
   assertEquals(decodeRecordHeader(withHeaderByte(record, 7, 1)), undefined);
+});
+
+Deno.test("record: an unknown codec checks, and is named by unknownCodec", () => {
+  const record = encodeRecord(RecordKind.Change, 9, encoder.encode("x"));
+  assertEquals(unknownCodec(decodeRecordHeader(withHeaderByte(record, 5, 3))!), undefined);
+  assertMatch(
+    unknownCodec(decodeRecordHeader(withHeaderByte(record, 5, 4))!)!,
+    /^record stored with codec 4, which this cln-backup does not know$/,
+  );
 });
 
 Deno.test("record: a payload of the wrong length or CRC does not check", () => {

@@ -9,12 +9,16 @@
 import { crc32 } from "node:zlib";
 import {
   decodeRecordHeader,
+  headerFields,
+  isSealed,
   oversized,
   payloadChecks,
   rawPayload,
   RECORD_HEADER_SIZE,
+  type RecordCipher,
   type RecordHeader,
   RecordKind,
+  unknownCodec,
 } from "./record.ts";
 
 export const SEGMENT_HEADER_SIZE = 64;
@@ -22,7 +26,13 @@ export const FORMAT_VERSION = 3;
 /** Bytes of the random id that every segment of one backup carries. */
 export const BACKUP_ID_SIZE = 16;
 const MAGIC = new Uint8Array([0x89, 0x43, 0x4c, 0x4e, 0x42, 0x41, 0x4b, 0x0a]); // "\x89CLNBAK\n"
+/** Bytes of the id of the key that seals an encrypted backup's records. */
+export const KEY_ID_SIZE = 8;
 const CRC_AT = SEGMENT_HEADER_SIZE - 4;
+const FLAGS_AT = 48;
+const KEY_ID_AT = 52;
+/** Segment flag: its records are sealed (encrypted and authenticated) with the key `keyId` names. */
+const SEALED = 1;
 
 /** A log segment holds changes; a base segment holds one snapshot. */
 export const SegmentKind = { Log: 1, Base: 2 } as const;
@@ -36,6 +46,11 @@ export interface SegmentHeader {
   backupId: Uint8Array;
   /** Base segments: the sequence of the log that holds the changes after it. Logs: 0. */
   firstLog: number;
+  /**
+   * An encrypted backup's segments: the id of the key that seals every record (see
+   * lib/crypto/data_key.ts); `undefined` in a plain backup.
+   */
+  keyId?: Uint8Array;
 }
 
 /** A backup file that is damaged where a crash cannot have damaged it, or missing. */
@@ -73,6 +88,10 @@ export function encodeSegmentHeader(header: SegmentHeader): Uint8Array {
   view.setBigUint64(16, BigInt(header.number));
   out.set(header.backupId, 24);
   view.setBigUint64(40, BigInt(header.firstLog));
+  if (header.keyId) {
+    view.setUint32(FLAGS_AT, SEALED);
+    out.set(header.keyId, KEY_ID_AT);
+  }
   view.setUint32(CRC_AT, crc32(out.subarray(0, CRC_AT)));
   return out;
 }
@@ -111,8 +130,19 @@ export function decodeSegmentHeader(bytes: Uint8Array, path: string): SegmentHea
   if (kind !== SegmentKind.Log && kind !== SegmentKind.Base) {
     throw new CorruptBackupError(path, 12, `unknown segment kind ${kind}`);
   }
+  const flags = view.getUint32(FLAGS_AT);
+  if ((flags & ~SEALED) !== 0) {
+    throw new Error(
+      `Cannot read backup: "${path}" has segment flags ${flags}, which this cln-backup does ` +
+        `not know: upgrade cln-backup`,
+    );
+  }
+  const keyId = bytes.slice(KEY_ID_AT, KEY_ID_AT + KEY_ID_SIZE);
   const firstLog = Number(view.getBigUint64(40));
-  if ((kind === SegmentKind.Log) !== (firstLog === 0) || bytes.subarray(48, CRC_AT).some(Boolean)) {
+  if (
+    (kind === SegmentKind.Log) !== (firstLog === 0) ||
+    ((flags & SEALED) === 0 && keyId.some(Boolean))
+  ) {
     throw new CorruptBackupError(path, 40, "segment header fields out of range");
   }
   return {
@@ -120,6 +150,7 @@ export function decodeSegmentHeader(bytes: Uint8Array, path: string): SegmentHea
     number: Number(view.getBigUint64(16)),
     backupId: bytes.slice(24, 24 + BACKUP_ID_SIZE),
     firstLog,
+    ...(flags & SEALED ? { keyId } : {}),
   };
 }
 
@@ -182,6 +213,16 @@ class ReadWindow {
   }
 }
 
+/** How {@linkcode scanSegment} reads a segment. */
+export interface ScanOptions {
+  /** Decode (open and decompress) every payload; seals are decoded when they can be anyway. */
+  decode: boolean;
+  /** Whether the segment's records are sealed (its header's `keyId`). */
+  sealed?: boolean;
+  /** Opens sealed records; without it, a sealed payload is not decoded (status, keyless). */
+  cipher?: RecordCipher;
+}
+
 /**
  * Reads every record of an open segment file, checking each.
  *
@@ -190,12 +231,13 @@ class ReadWindow {
  * whose payload fails its check while ending exactly at the end of the file, or a header
  * that is short or fails its check with only zero bytes after it. Such a tail is reported
  * in the returned {@linkcode SegmentTail}, never yielded. Anything else that fails a check
- * throws {@linkcode CorruptBackupError}.
+ * throws {@linkcode CorruptBackupError}. The checks come before any decryption, so a torn
+ * tail of an encrypted log is told from damage as in a plain one.
  */
 export function* scanSegment(
   file: Deno.FsFile,
   path: string,
-  options: { decode: boolean } = { decode: true },
+  options: ScanOptions = { decode: true },
 ): Generator<SegmentRecord, SegmentTail, void> {
   const size = file.statSync().size;
   const window = new ReadWindow(file, size);
@@ -212,9 +254,23 @@ export function* scanSegment(
       }
       throw new CorruptBackupError(path, offset, "record header checksum mismatch");
     }
+    const unknown = unknownCodec(header);
+    if (unknown) {
+      throw new Error(
+        `Cannot read backup: ${unknown}, at offset ${offset} of "${path}": upgrade cln-backup`,
+      );
+    }
     // Checked before anything is allocated: a length no writer wrote is damage, never a tail.
     const tooLarge = oversized(header);
     if (tooLarge) throw new CorruptBackupError(path, offset, tooLarge);
+    if (isSealed(header.codec) !== (options.sealed ?? false)) {
+      throw new CorruptBackupError(
+        path,
+        offset,
+        options.sealed ? "a plain record in an encrypted segment" : "an encrypted record " +
+          "in a plain segment",
+      );
+    }
     const end = offset + RECORD_HEADER_SIZE + header.storedLength;
     if (end > size) return { end: offset, tornBytes: remaining };
     const stored = window.at(offset + RECORD_HEADER_SIZE, header.storedLength);
@@ -223,15 +279,41 @@ export function* scanSegment(
       throw new CorruptBackupError(path, offset, "record payload checksum mismatch");
     }
     let payload: Uint8Array | undefined;
-    // A seal is always decoded: the chain of logs rests on what it names.
-    if (options.decode || header.kind === RecordKind.Seal) {
-      payload = rawPayload(header, stored);
-      if (!payload) throw new CorruptBackupError(path, offset, "record payload does not decode");
+    // A seal is always decoded when it can be: the chain of logs rests on what it names.
+    const decode = options.decode || header.kind === RecordKind.Seal;
+    if (decode && (options.cipher || !options.sealed)) {
+      payload = decodePayload(header, stored, offset, path, options.cipher);
       // A raw payload is a view of the window, which the next read reuses.
       if (payload.buffer === stored.buffer) payload = payload.slice();
+    } else if (options.decode) {
+      // Readers check the key against the chain first (lib/backends/file/encryption.ts).
+      throw new Error(`Cannot read backup: "${path}" is encrypted and no key was given to open it`);
     }
     yield { offset, header, payload };
     offset = end;
   }
   return { end: offset, tornBytes: 0 };
+}
+
+function decodePayload(
+  header: RecordHeader,
+  stored: Uint8Array,
+  offset: number,
+  path: string,
+  cipher: RecordCipher | undefined,
+): Uint8Array {
+  let plain: Uint8Array | undefined = stored;
+  if (cipher) {
+    plain = cipher.open(headerFields(header), offset, stored);
+    if (!plain) {
+      throw new CorruptBackupError(
+        path,
+        offset,
+        "a record that fails authentication (changed, moved, or from another backup)",
+      );
+    }
+  }
+  const raw = rawPayload(header, plain);
+  if (!raw) throw new CorruptBackupError(path, offset, "record payload does not decode");
+  return raw;
 }

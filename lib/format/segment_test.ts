@@ -112,7 +112,23 @@ Deno.test("segment header: damage is reported with the path", () => {
   expectCorrupt(withField(HEADER, (v) => v.setUint32(12, 3)), /unknown segment kind 3/);
   // A log that names a first log, and a non-zero reserved byte.
   expectCorrupt(withField(HEADER, (v) => v.setUint32(44, 1)), /fields out of range/);
-  expectCorrupt(withField(HEADER, (v) => v.setUint8(50, 1)), /fields out of range/);
+  // A key id in a segment not flagged as encrypted.
+  expectCorrupt(withField(HEADER, (v) => v.setUint8(55, 1)), /fields out of range/);
+});
+
+Deno.test("segment header: an encrypted segment carries its key id; unknown flags ask to upgrade", () => {
+  const keyId = new Uint8Array(8).fill(7);
+  const sealed = encodeSegmentHeader({ ...decodeSegmentHeader(HEADER, "p"), keyId });
+  assertEquals(decodeSegmentHeader(sealed, "p").keyId, keyId);
+  assertEquals(decodeSegmentHeader(HEADER, "p").keyId, undefined);
+  let error: unknown;
+  try {
+    decodeSegmentHeader(withField(HEADER, (v) => v.setUint32(48, 2)), "p");
+  } catch (caught) {
+    error = caught;
+  }
+  assert(!(error instanceof CorruptBackupError), String(error));
+  assertMatch(String(error), /segment flags 2, which this cln-backup does not know: upgrade/);
 });
 
 Deno.test("segment header: a newer format asks to upgrade, not 'damaged'", () => {

@@ -20,11 +20,20 @@ export function syncDir(dir: string): void {
   }
 }
 
-/** Writes a new file durably under its final name: temp file, fsync, rename, dir fsync. */
-export function writeFileDurably(dir: string, name: string, bytes: Uint8Array): void {
+/**
+ * Writes a new file durably under its final name: temp file, fsync, rename, dir fsync. `mode`
+ * is set before any byte is written (a secret is never readable by others, even briefly).
+ */
+export function writeFileDurably(
+  dir: string,
+  name: string,
+  bytes: Uint8Array,
+  mode?: number,
+): void {
   const tmp = `${dir}/${name}.tmp`;
-  const file = Deno.openSync(tmp, { write: true, create: true, truncate: true });
+  const file = Deno.openSync(tmp, { write: true, create: true, truncate: true, mode });
   try {
+    if (mode !== undefined) Deno.chmodSync(tmp, mode);
     writeAll(file, bytes);
     file.syncSync();
   } finally {

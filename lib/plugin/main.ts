@@ -51,7 +51,7 @@ export async function runPlugin(
   let remoteLog: (level: LogLevel, message: string) => void = (level, message) => {
     early.push({ level, message });
   };
-  const startup = openAtStart(Deno.cwd(), {
+  const startup = await openAtStart(Deno.cwd(), {
     segmentBytes: testSegmentBytes(),
     remoteLog: (level, message) => remoteLog(level, message),
   });

@@ -20,6 +20,8 @@ import { SocketBackend, type SocketLogLevel } from "../backends/socket/backend.t
 import { retryPolicyFromLock } from "../backends/socket/options.ts";
 import { readLockFile } from "../backup/lock_file.ts";
 import { CorruptBackupError } from "../format/segment.ts";
+import { KEY_FILE, readKeyFile } from "../crypto/key_file.ts";
+import { BackupKeyError } from "../backends/file/encryption.ts";
 import type { LogLevel } from "./jsonrpc.ts";
 
 export interface Startup {
@@ -38,19 +40,44 @@ function damaged(url: string, error: CorruptBackupError): string {
     `<dir> <url>"), then start lightningd`;
 }
 
+/** A key file that does not fit the backup, said from where the plugin stands. */
+function keyMismatch(dir: string, url: string, error: BackupKeyError): string {
+  const keyFile = `${dir}/${KEY_FILE}`;
+  switch (error.problem) {
+    case "missing":
+      return `Cannot start backup: "${url}" is encrypted and its key file "${keyFile}" is ` +
+        `missing: put it back, or write it with "cln-backup rekey ${url} --key-file ${dir}" ` +
+        `(it asks for the passphrase or identity)`;
+    case "plain":
+      return `Cannot start backup: "${url}" is not encrypted, but "${keyFile}" holds a key: ` +
+        `a plain and an encrypted backup are never mixed: remove the key file if this ` +
+        `backup is meant to be plain, or point backup.lock at the encrypted one`;
+    case "other":
+      return `Cannot start backup: "${keyFile}" holds another backup's key: ${error.message}`;
+  }
+}
+
 export interface StartupOptions extends Pick<FileBackendOptions, "segmentBytes"> {
   /** Where a `socket:` backup logs what happens later (reconnects, giving up). */
   remoteLog?: (level: SocketLogLevel, message: string) => void;
 }
 
 /** Opens the backup `<dir>/backup.lock` names and says in one line how it stands. */
-export function openAtStart(dir: string, options: StartupOptions = {}): Startup {
+export async function openAtStart(dir: string, options: StartupOptions = {}): Promise<Startup> {
   const log: Startup["log"] = [];
   let url: string | undefined;
   try {
     const lock = readLockFile(dir);
     url = lock.backend_url;
+    const key = await readKeyFile(dir);
     if (parseBackupUrl(url).scheme === "socket") {
+      if (key) {
+        throw new Error(
+          `Cannot start backup: "${dir}/${KEY_FILE}" holds an encryption key, but ` +
+            `backup.lock names the server ${url}, which takes plain backups only (wire v1): ` +
+            `remove the key file, or point backup.lock at the encrypted file backup`,
+        );
+      }
       const backend = SocketBackend.open(url, {
         policy: retryPolicyFromLock(lock),
         log: options.remoteLog,
@@ -63,6 +90,7 @@ export function openAtStart(dir: string, options: StartupOptions = {}): Startup 
       return { backend, log };
     }
     const backend = openBackend(url, {
+      key,
       segmentBytes: options.segmentBytes,
       log: (message) => log.push({ level: "unusual", message }),
     });
@@ -78,13 +106,16 @@ export function openAtStart(dir: string, options: StartupOptions = {}): Startup 
         `${state.version + 1}: the first write decides)`;
     log.push({
       level: "info",
-      message: `Backup "${url}" opened and checked at start: version ${state.version}` +
+      message: `Backup "${url}"${key ? " (encrypted)" : ""} opened and checked at start: ` +
+        `version ${state.version}` +
         `${rewind}, ${state.records} records, ${state.bytes} bytes, ${tail}`,
     });
     return { backend, log };
   } catch (error) {
     const message = error instanceof CorruptBackupError && url !== undefined
       ? damaged(url, error)
+      : error instanceof BackupKeyError && url !== undefined
+      ? keyMismatch(dir, url, error)
       : (error as Error).message;
     return { backend: { error: message }, log };
   }

@@ -19,7 +19,7 @@ Deno.test("start-up: a missing log is named in the refusal, with no offset to in
     assert(logs.length > 2, `${logs.length} logs`);
     Deno.removeSync(logs[1].path);
     writeLockFile(dir, { backend_url: url });
-    const startup = openAtStart(dir);
+    const startup = await openAtStart(dir);
     assert("error" in startup.backend);
     assertMatch(
       startup.backend.error,

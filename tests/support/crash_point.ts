@@ -19,6 +19,11 @@ import { writeLockFile } from "../../lib/backup/lock_file.ts";
 import { restoreBackup } from "../../lib/backup/restore.ts";
 import { readLayout } from "../../lib/format/layout.ts";
 import { scanSegment } from "../../lib/format/segment.ts";
+import { readChain } from "../../lib/format/chain.ts";
+import { FileBackupReader } from "../../lib/backends/file/reader.ts";
+import { DataKey } from "../../lib/crypto/data_key.ts";
+import { KEY_FILE, writeKeyFile } from "../../lib/crypto/key_file.ts";
+import { makeEncryptedBackup } from "./encrypted.ts";
 import { isPragmaOnly } from "../../lib/sqlite/apply.ts";
 
 /** One `db_write` of the recorded runs. */
@@ -159,6 +164,24 @@ export function newLightningDir(dir: string): string {
   return url;
 }
 
+/**
+ * A trial's lightning dir: {@linkcode newLightningDir}'s, or with `key` an encrypted backup
+ * and the plugin's key file beside backup.lock.
+ */
+async function newTrialDir(dir: string, key: DataKey | undefined): Promise<string> {
+  if (!key) return newLightningDir(dir);
+  await makeEncryptedBackup(`${dir}/backup`, undefined, [], key);
+  writeKeyFile(dir, key);
+  const url = `file://${dir}/backup`;
+  writeLockFile(dir, { backend_url: url });
+  return url;
+}
+
+/** A reader of the trial's backup, with its key when it is encrypted. */
+function readerOf(url: string, key: DataKey | undefined): BackupReader {
+  return key ? new FileBackupReader(url, new URL(url).pathname, key) : openReader(url);
+}
+
 /** Copies a lightning dir made by {@linkcode newLightningDir}, pointing its lock at the copy. */
 export function copyLightningDir(from: string, to: string): string {
   Deno.mkdirSync(`${to}/backup`, { recursive: true });
@@ -166,7 +189,7 @@ export function copyLightningDir(from: string, to: string): string {
     Deno.copyFileSync(`${from}/backup/${entry.name}`, `${to}/backup/${entry.name}`);
   }
   for (const entry of Deno.readDirSync(from)) {
-    if (entry.isFile && entry.name.startsWith("lightningd.sqlite3")) {
+    if (entry.isFile && (entry.name.startsWith("lightningd.sqlite3") || entry.name === KEY_FILE)) {
       Deno.copyFileSync(`${from}/${entry.name}`, `${to}/${entry.name}`);
     }
   }
@@ -275,7 +298,8 @@ function powerCut(backupDir: string, phase: CrashPhase, random: () => number): s
   const file = Deno.openSync(live, { read: true, write: true });
   try {
     const size = file.statSync().size;
-    const scan = scanSegment(file, live, { decode: false });
+    const sealed = readChain(backupDir).keyId !== undefined;
+    const scan = scanSegment(file, live, { decode: false, sealed });
     let lastOffset = -1;
     let step = scan.next();
     for (; !step.done; step = scan.next()) lastOffset = step.value.offset;
@@ -328,6 +352,8 @@ const HANG_MS = 120_000;
 
 /** What every trial shares: the recorded runs, a lightning dir after the first two, the end. */
 export interface TrialSetup {
+  /** The data key of the trials' encrypted backups; plain backups without it. */
+  key?: DataKey;
   all: Runs;
   template: string;
   expectedDump: string;
@@ -336,7 +362,7 @@ export interface TrialSetup {
 /** Runs one trial; throws when the plugin lost or invented a change, or misbehaved. */
 export async function runTrial(
   seed: number,
-  { all, template, expectedDump }: TrialSetup,
+  { all, template, expectedDump, key }: TrialSetup,
 ): Promise<TrialReport> {
   const started = performance.now();
   const crashes = plan(seed, all);
@@ -355,7 +381,7 @@ export async function runTrial(
   const dir = Deno.makeTempDirSync({ prefix: "cln-backup-crash-", dir: trialParent(seed) });
   try {
     const fromTemplate = crashes[0].target >= all.runs[2].writes[0].index;
-    const url = fromTemplate ? copyLightningDir(template, dir) : newLightningDir(dir);
+    const url = fromTemplate ? copyLightningDir(template, dir) : await newTrialDir(dir, key);
     let next: RecordedWrite | undefined = fromTemplate ? all.runs[2].writes[0] : all.writes[0];
     let expect: Expectation | undefined;
     const pending = [...crashes];
@@ -453,7 +479,7 @@ export async function runTrial(
       const phase = CRASH_PHASES.find((p) => p === crash.kind);
       if (phase && crash.powerCut) note += ` (${powerCut(`${dir}/backup`, phase, random)})`;
       notes.push(note);
-      const reader = openReader(url);
+      const reader = readerOf(url, key);
       const described = reader.describe();
       reader.close();
       expect = {
@@ -482,7 +508,7 @@ export async function runTrial(
     }
     assertEquals(pending, [], `seed ${seed}: crashes planned after the end`);
     assertEquals(dumpDatabase(`${dir}/lightningd.sqlite3`), expectedDump, `seed ${seed}: node`);
-    const reader = openReader(url);
+    const reader = readerOf(url, key);
     const described = reader.describe();
     assertEquals(described.tornBytes, 0, `seed ${seed}`);
     assertEquals(described.lastVersion, all.writes.at(-1)!.dataVersion, `seed ${seed}`);
@@ -521,8 +547,8 @@ export function storedTransactions(reader: BackupReader, context: string): Runs[
 }
 
 /** Runs fresh-start and restart cleanly: the common start of the trials that crash later. */
-export async function buildTemplate(dir: string, all: Runs): Promise<void> {
-  newLightningDir(dir);
+export async function buildTemplate(dir: string, all: Runs, key?: DataKey): Promise<void> {
+  await newTrialDir(dir, key);
   for (const run of all.runs.slice(0, 2)) {
     const node = FakeLightningd.spawn({ lightningDir: dir });
     assertEquals(await node.replay(run.raw), "committed");
@@ -532,7 +558,7 @@ export async function buildTemplate(dir: string, all: Runs): Promise<void> {
 }
 
 /** A request to a crash worker: the shared setup once, then one seed per trial. */
-export type WorkerRequest = { template: string } | { seed: number };
+export type WorkerRequest = { template: string; key?: Uint8Array } | { seed: number };
 /** A crash worker's answer to a seed; `ignored` counts the fake's unobserved rejections so far. */
 export type WorkerReply =
   & { seed: number; ignored: number }
@@ -553,15 +579,22 @@ function serveTrials(): void {
       ignored++;
     }
   });
-  let setup: TrialSetup | undefined;
+  let setup: Promise<TrialSetup> | undefined;
   scope.onmessage = async ({ data }) => {
     if ("template" in data) {
       const all = loadRuns();
-      setup = { all, template: data.template, expectedDump: dumpDatabase(all.runs[2].database) };
+      const { template, key } = data;
+      // Trials sent meanwhile wait for it (making a key loads the crypto library).
+      setup = (async () => ({
+        all,
+        template,
+        expectedDump: dumpDatabase(all.runs[2].database),
+        key: key && await DataKey.from(key),
+      }))();
       return;
     }
     try {
-      const report = await runTrial(data.seed, setup!);
+      const report = await runTrial(data.seed, await setup!);
       scope.postMessage({ seed: data.seed, ignored, report });
     } catch (error) {
       const text = error instanceof Error ? error.stack ?? error.message : String(error);

@@ -4,12 +4,20 @@
  *
  * @module
  */
-import { syncDir, writeAll } from "../../fs/durable.ts";
+import { syncDir, writeAll, writeFileDurably } from "../../fs/durable.ts";
+import { WRAPPED_KEY_NAME } from "../../crypto/wrapped_key.ts";
 import { existsSync } from "../../fs/exists.ts";
 import { createEmptyLog } from "./writer.ts";
 import { baseName } from "../../format/layout.ts";
 import { encodeRecord, encodeSnapshotEnd, RecordKind } from "../../format/record.ts";
-import { encodeSegmentHeader, newBackupId, SegmentKind } from "../../format/segment.ts";
+import {
+  encodeSegmentHeader,
+  newBackupId,
+  SEGMENT_HEADER_SIZE,
+  SegmentKind,
+} from "../../format/segment.ts";
+import type { DataKey } from "../../crypto/data_key.ts";
+import { segmentCipher } from "../../crypto/record_cipher.ts";
 import { dirname } from "node:path";
 import { claimWorkPath, workPath } from "../../fs/work_path.ts";
 import { atStep } from "../../fs/step_seam.ts";
@@ -35,6 +43,8 @@ export interface BasePlace {
   backupId: Uint8Array;
   /** The log that holds (or will hold) the changes after the snapshot. */
   firstLog: number;
+  /** An encrypted backup's data key, which seals every record. */
+  key?: DataKey;
 }
 
 /** Writes `base-<version>.clnb` into `dir`, streaming the database file in parts. */
@@ -43,11 +53,18 @@ export function writeBase(dir: string, source: SnapshotSource, place: BasePlace)
   const tmp = `${dir}/${name}.tmp`;
   const out = Deno.openSync(tmp, { write: true, create: true, truncate: true });
   const input = Deno.openSync(source.path, { read: true });
+  const { backupId, firstLog, key } = place;
+  const header = { kind: SegmentKind.Base, number: source.version, backupId, firstLog };
+  const cipher = key && segmentCipher(key, header);
+  let offset = SEGMENT_HEADER_SIZE;
+  /** Appends one record; sealed, in an encrypted backup, where it lands. */
+  const append = (kind: RecordKind, payload: Uint8Array) => {
+    const record = encodeRecord(kind, source.version, payload, cipher && { cipher, offset });
+    writeAll(out, record);
+    offset += record.length;
+  };
   try {
-    writeAll(
-      out,
-      encodeSegmentHeader({ kind: SegmentKind.Base, number: source.version, ...place }),
-    );
+    writeAll(out, encodeSegmentHeader({ ...header, keyId: key?.id }));
     const buffer = new Uint8Array(SNAPSHOT_PART_BYTES);
     let total = 0;
     let parts = 0;
@@ -59,19 +76,13 @@ export function writeBase(dir: string, source: SnapshotSource, place: BasePlace)
         filled += n;
       }
       if (filled === 0) break;
-      writeAll(
-        out,
-        encodeRecord(RecordKind.SnapshotPart, source.version, buffer.subarray(0, filled)),
-      );
+      append(RecordKind.SnapshotPart, buffer.subarray(0, filled));
       total += filled;
       if (parts++ === 0) atStep("compact-mid-base");
       if (parts % SYNC_EVERY_PARTS === 0) out.syncDataSync();
       if (filled < buffer.length) break;
     }
-    writeAll(
-      out,
-      encodeRecord(RecordKind.SnapshotEnd, source.version, encodeSnapshotEnd(total, parts)),
-    );
+    append(RecordKind.SnapshotEnd, encodeSnapshotEnd(total, parts));
     out.syncSync();
   } finally {
     input.close();
@@ -81,11 +92,23 @@ export function writeBase(dir: string, source: SnapshotSource, place: BasePlace)
   syncDir(dir);
 }
 
+/** What makes a new backup encrypted: its data key, the id it binds, and its wrapped key. */
+export interface NewEncryption {
+  key: DataKey;
+  backupId: Uint8Array;
+  /** The bytes of `key.json` (lib/crypto/wrapped_key.ts), bound to `backupId`. */
+  wrappedKey: Uint8Array;
+}
+
 /**
  * Creates a backup directory at `dir`, holding `snapshot` when given, else empty at
- * version 0 (a node that has no database yet).
+ * version 0 (a node that has no database yet); encrypted when `encryption` is given.
  */
-export function createFileBackup(dir: string, snapshot?: SnapshotSource): void {
+export function createFileBackup(
+  dir: string,
+  snapshot?: SnapshotSource,
+  encryption?: NewEncryption,
+): void {
   if (existsSync(dir)) {
     throw new Error(
       `Cannot create backup: "${dir}" already exists: choose a new path, or remove it if ` +
@@ -97,9 +120,11 @@ export function createFileBackup(dir: string, snapshot?: SnapshotSource): void {
   const claim = claimWorkPath(building, "directory");
   try {
     try {
-      const backupId = newBackupId();
-      if (snapshot) writeBase(building, snapshot, { backupId, firstLog: 1 });
-      createEmptyLog(building, backupId);
+      const backupId = encryption?.backupId ?? newBackupId();
+      const key = encryption?.key;
+      if (encryption) writeFileDurably(building, WRAPPED_KEY_NAME, encryption.wrappedKey);
+      if (snapshot) writeBase(building, snapshot, { backupId, firstLog: 1, key });
+      createEmptyLog(building, backupId, key?.id);
       atStep("create-building");
       renameIntoPlace(building, dir);
     } catch (error) {

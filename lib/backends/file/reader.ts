@@ -9,19 +9,23 @@ import { decodeSnapshotEnd, decodeStatements, RecordKind } from "../../format/re
 import { CorruptBackupError, scanSegment, type SegmentRecord } from "../../format/segment.ts";
 import {
   type ChainEnd,
+  type ChainScanOptions,
   checkFollows,
   openSegment,
   readChain,
   scanLogs,
   type Segment,
+  segmentScan,
 } from "../../format/chain.ts";
 import { isPragmaOnly } from "../../sqlite/apply.ts";
+import type { DataKey } from "../../crypto/data_key.ts";
+import { checkKey, scanWith } from "./encryption.ts";
 
 /** Reads a base segment's records. */
-function* baseRecords(base: Segment, decode: boolean): Generator<SegmentRecord> {
+function* baseRecords(base: Segment, options: ChainScanOptions): Generator<SegmentRecord> {
   const file = openSegment(base.path);
   try {
-    const tail = yield* scanSegment(file, base.path, { decode });
+    const tail = yield* scanSegment(file, base.path, segmentScan(base, options));
     if (tail.tornBytes > 0) {
       throw new CorruptBackupError(base.path, tail.end, "a base that ends in a torn record");
     }
@@ -31,10 +35,20 @@ function* baseRecords(base: Segment, decode: boolean): Generator<SegmentRecord> 
 }
 
 export class FileBackupReader implements BackupReader {
-  constructor(readonly url: string, readonly dir: string) {}
+  /**
+   * `key`: an encrypted backup's data key; without it such a backup can be described (from
+   * its headers and checksums), not restored.
+   */
+  constructor(readonly url: string, readonly dir: string, public key?: DataKey) {}
+
+  /** The id of the key that seals this backup's records; `undefined` for a plain backup. */
+  keyId(): Uint8Array | undefined {
+    return readChain(this.dir).keyId;
+  }
 
   *entries(toVersion = Infinity): Iterable<BackupEntry> {
     const chain = readChain(this.dir);
+    checkKey(chain, this.key);
     const base = chain.bases.findLast((b) => b.number <= toVersion);
     if (!base && chain.bases.length > 0) {
       // The changes before the oldest base are not kept (its first log comes after them).
@@ -45,9 +59,7 @@ export class FileBackupReader implements BackupReader {
     }
     const baseVersion = base?.number ?? 0;
     if (base) yield* this.#snapshot(base);
-    const logs = scanLogs(chain, base?.header.firstLog ?? chain.start, {
-      decode: true,
-    });
+    const logs = scanLogs(chain, base?.header.firstLog ?? chain.start, scanWith(this.key, true));
     let version = baseVersion;
     let previous: number | undefined;
     for (let step = logs.next();; step = logs.next()) {
@@ -73,7 +85,7 @@ export class FileBackupReader implements BackupReader {
     const { path, number: version } = base;
     let totalBytes = 0;
     let parts = 0;
-    for (const { offset, header, payload } of baseRecords(base, true)) {
+    for (const { offset, header, payload } of baseRecords(base, scanWith(this.key, true))) {
       if (header.version !== version) {
         throw new CorruptBackupError(path, offset, "snapshot record of another version");
       }
@@ -95,15 +107,17 @@ export class FileBackupReader implements BackupReader {
 
   describe(): BackupDescription {
     const chain = readChain(this.dir);
+    checkKey(chain, this.key, false);
+    const scan = scanWith(this.key, false);
     let records = 0;
     let bytes = 0;
     let firstVersion: number | undefined = chain.bases[0]?.number;
     let lastVersion = chain.bases.at(-1)?.number ?? 0;
     for (const base of chain.bases) {
-      for (const _ of baseRecords(base, false)) records++;
+      for (const _ of baseRecords(base, scan)) records++;
       bytes += Deno.statSync(base.path).size;
     }
-    const logs = scanLogs(chain, chain.start, { decode: false });
+    const logs = scanLogs(chain, chain.start, scan);
     const baseVersion = chain.bases.at(-1)?.number ?? 0;
     let previous: number | undefined;
     let step = logs.next();
@@ -120,6 +134,7 @@ export class FileBackupReader implements BackupReader {
     return {
       url: this.url,
       format: "cln-backup 3",
+      ...(chain.keyId ? { encrypted: true } : {}),
       snapshots: chain.bases.map((b) => b.number),
       firstVersion: firstVersion ?? 0,
       lastVersion,

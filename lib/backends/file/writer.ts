@@ -8,13 +8,25 @@ import type { Backend, BackupState, Change, Tail } from "../backend.ts";
 import { crashNow, crashPoint } from "../../fs/crash_point.ts";
 import { atStep } from "../../fs/step_seam.ts";
 import { syncDir, writeAll, writeFileDurably } from "../../fs/durable.ts";
-import { encodeRecord, encodeSeal, encodeStatements, RecordKind } from "../../format/record.ts";
+import {
+  encodeRecord,
+  encodeSeal,
+  encodeStatements,
+  frameRecord,
+  type RecordCipher,
+  RecordKind,
+  recordLength,
+  storePayload,
+} from "../../format/record.ts";
 import {
   CorruptBackupError,
   encodeSegmentHeader,
   SEGMENT_HEADER_SIZE,
   SegmentKind,
 } from "../../format/segment.ts";
+import type { DataKey } from "../../crypto/data_key.ts";
+import { segmentCipher } from "../../crypto/record_cipher.ts";
+import { checkKey, scanWith } from "./encryption.ts";
 import { type Chain, checkFollows, openSegment, readChain, scanLogs } from "../../format/chain.ts";
 import { LOCK_NAME, logName } from "../../format/layout.ts";
 import { finishDeletion } from "../../compact/deletion.ts";
@@ -38,6 +50,8 @@ export interface FileBackendOptions {
   syncOnClose?: boolean;
   /** Told about repairs made on open (a roll a crash interrupted, undone). */
   log?: (message: string) => void;
+  /** An encrypted backup's data key; it must be given for one, and only for one. */
+  key?: DataKey;
 }
 
 interface LiveRecord {
@@ -143,6 +157,8 @@ export class FileBackend implements Backend, CompactableBackend {
   /** Who waits for the live log to be sealed at the next append. */
   #sealSoon: (() => void)[] = [];
   #backupId: Uint8Array = new Uint8Array();
+  /** Seals the live log's records, in an encrypted backup. */
+  #cipher: RecordCipher | undefined;
 
   private constructor(
     readonly url: string,
@@ -150,6 +166,8 @@ export class FileBackend implements Backend, CompactableBackend {
     readonly segmentBytes: number,
     readonly syncOnClose: boolean,
     readonly lock: Deno.FsFile,
+    /** An encrypted backup's data key (a compaction needs it too). */
+    readonly key: DataKey | undefined,
   ) {}
 
   /**
@@ -165,6 +183,7 @@ export class FileBackend implements Backend, CompactableBackend {
         options.segmentBytes ?? DEFAULT_SEGMENT_BYTES,
         options.syncOnClose ?? false,
         lock,
+        options.key,
       );
       backend.#load(options.log ?? (() => {}));
       return backend;
@@ -189,6 +208,7 @@ export class FileBackend implements Backend, CompactableBackend {
       log(`deleted "${name}", which an interrupted compaction had planned to delete`);
     }
     const chain = readChain(this.dir);
+    checkKey(chain, this.key);
     this.#backupId = chain.backupId;
     // A compaction builds its database in a `.tmp` directory.
     for (const tmp of chain.temporaries) Deno.removeSync(tmp, { recursive: true });
@@ -196,7 +216,7 @@ export class FileBackend implements Backend, CompactableBackend {
     let version = this.#baseVersion;
     let previous: number | undefined;
     let liveSequence: number | undefined;
-    const records = scanLogs(chain, chain.start, { decode: false });
+    const records = scanLogs(chain, chain.start, scanWith(this.key, false));
     let step = records.next();
     for (; !step.done; step = records.next()) {
       const { offset, header: record, log: { path, number } } = step.value;
@@ -232,6 +252,7 @@ export class FileBackend implements Backend, CompactableBackend {
     this.#live = openSegment(live.path, true);
     this.#livePath = live.path;
     this.#liveSequence = live.number;
+    this.#cipher = this.#cipherOf(live.number);
     this.#liveEnd = tail.end;
   }
 
@@ -259,13 +280,11 @@ export class FileBackend implements Backend, CompactableBackend {
       );
     }
     this.#guard(() => {
-      const record = encodeRecord(
-        RecordKind.Change,
-        change.version,
-        encodeStatements(change.statements),
-      );
-      const full = this.#liveEnd + record.length > this.segmentBytes;
+      const payload = storePayload(change.version, encodeStatements(change.statements));
+      const full = this.#liveEnd + recordLength(payload, this.#cipher) > this.segmentBytes;
       if (this.#liveRecords.length > 0 && (full || this.#sealSoon.length > 0)) this.#roll();
+      // Framed after the roll: a sealed record is bound to its segment and offset.
+      const record = frameRecord(RecordKind.Change, change.version, payload, this.#sealAt());
       onFile(this.#livePath, () => {
         // Test-only (see crash_point.ts): `undefined` unless a crash test armed it.
         const crash = crashPoint?.next();
@@ -334,7 +353,7 @@ export class FileBackend implements Backend, CompactableBackend {
     onFile(this.#livePath, () => {
       writeAll(
         this.#live,
-        encodeRecord(RecordKind.Seal, this.state().version, encodeSeal(sequence)),
+        encodeRecord(RecordKind.Seal, this.state().version, encodeSeal(sequence), this.#sealAt()),
       );
       this.#live.syncDataSync();
     });
@@ -346,6 +365,7 @@ export class FileBackend implements Backend, CompactableBackend {
     this.#livePath = `${this.dir}/${name}`;
     this.#live = Deno.openSync(this.#livePath, { write: true, append: true });
     this.#liveSequence = sequence;
+    this.#cipher = this.#cipherOf(sequence);
     this.#liveEnd = SEGMENT_HEADER_SIZE;
     this.#liveRecords = [];
     for (const sealed of this.#sealSoon.splice(0)) sealed();
@@ -403,7 +423,22 @@ export class FileBackend implements Backend, CompactableBackend {
       number: sequence,
       backupId: this.#backupId,
       firstLog: 0,
+      keyId: this.key?.id,
     });
+  }
+
+  #cipherOf(sequence: number): RecordCipher | undefined {
+    return this.key &&
+      segmentCipher(this.key, {
+        backupId: this.#backupId,
+        kind: SegmentKind.Log,
+        number: sequence,
+      });
+  }
+
+  /** Where the next record of the live log goes, when its records are sealed. */
+  #sealAt() {
+    return this.#cipher && { cipher: this.#cipher, offset: this.#liveEnd };
   }
 
   /** Runs a write; after a failed one the backup refuses all others (a failed fsync is final). */
@@ -429,11 +464,14 @@ export class FileBackend implements Backend, CompactableBackend {
   }
 }
 
-/** Creates the first, empty log segment of a new backup directory. */
-export function createEmptyLog(dir: string, backupId: Uint8Array): void {
+/**
+ * Creates the first, empty log segment of a new backup directory; `keyId` names the data key
+ * of an encrypted backup.
+ */
+export function createEmptyLog(dir: string, backupId: Uint8Array, keyId?: Uint8Array): void {
   writeFileDurably(
     dir,
     logName(1),
-    encodeSegmentHeader({ kind: SegmentKind.Log, number: 1, backupId, firstLog: 0 }),
+    encodeSegmentHeader({ kind: SegmentKind.Log, number: 1, backupId, firstLog: 0, keyId }),
   );
 }

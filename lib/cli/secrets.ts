@@ -1,0 +1,126 @@
+/**
+ * Where the CLI gets an encrypted backup's secrets: an environment variable, a file named on
+ * the command line, or a prompt on the terminal, in that order.
+ *
+ * - `CLN_BACKUP_PASSPHRASE`, `--passphrase-file FILE` (its first line), or a prompt;
+ * - `CLN_BACKUP_IDENTITY` (an `AGE-SECRET-KEY-1…`), `--identity FILE` (an age identity file).
+ *
+ * @module
+ */
+import type { Secret } from "../crypto/wrapped_key.ts";
+
+export const PASSPHRASE_ENV = "CLN_BACKUP_PASSPHRASE";
+export const IDENTITY_ENV = "CLN_BACKUP_IDENTITY";
+/** `rekey`'s new passphrase. */
+export const NEW_PASSPHRASE_ENV = "CLN_BACKUP_NEW_PASSPHRASE";
+
+/** The options of the commands that read an encrypted backup. */
+export const SECRET_OPTIONS = {
+  "passphrase-file": { type: "string" },
+  identity: { type: "string" },
+} as const;
+
+export const SECRET_HELP =
+  `Encrypted backups (made with "init --encrypt") need their passphrase or age identity:
+  CLN_BACKUP_PASSPHRASE=...   the passphrase, from the environment
+  --passphrase-file FILE      the passphrase, the first line of FILE
+  CLN_BACKUP_IDENTITY=...     an age identity (AGE-SECRET-KEY-1...), from the environment
+  --identity FILE             an age identity file (as age-keygen writes)
+  otherwise, on a terminal, it asks for the passphrase.`;
+
+/** Asks the operator for a line without echo; `undefined` when there is no terminal. */
+export type Prompt = (question: string) => Promise<string | undefined>;
+
+/** Reads a line from the terminal without echoing it. */
+export const terminalPrompt: Prompt = async (question) => {
+  if (!Deno.stdin.isTerminal()) return undefined;
+  const encoder = new TextEncoder();
+  Deno.stderr.writeSync(encoder.encode(question));
+  Deno.stdin.setRaw(true);
+  const bytes: number[] = [];
+  try {
+    const buffer = new Uint8Array(1);
+    for (;;) {
+      const n = await Deno.stdin.read(buffer);
+      if (n === null || buffer[0] === 13 || buffer[0] === 10) break;
+      if (buffer[0] === 3) throw new Error("Cannot read the passphrase: interrupted");
+      if (buffer[0] === 127) bytes.pop();
+      else bytes.push(buffer[0]);
+    }
+  } finally {
+    Deno.stdin.setRaw(false);
+    Deno.stderr.writeSync(encoder.encode("\n"));
+  }
+  return new TextDecoder().decode(new Uint8Array(bytes));
+};
+
+function readSecretFile(path: string, what: string): string {
+  try {
+    return Deno.readTextFileSync(path);
+  } catch (error) {
+    throw new Error(
+      `Cannot read the ${what} file "${path}": ${(error as Error).message}: check the path`,
+    );
+  }
+}
+
+/** The age identities of an identity file's text (comments and blank lines skipped). */
+export function identitiesIn(text: string): string[] {
+  return text.split("\n").map((line) => line.trim()).filter((line) =>
+    line.startsWith("AGE-SECRET-KEY-")
+  );
+}
+
+/** The passphrase the environment or a file gives; `undefined` when neither does. */
+export function givenPassphrase(
+  file: string | boolean | undefined,
+  env = PASSPHRASE_ENV,
+): string | undefined {
+  if (typeof file === "string") return readSecretFile(file, "passphrase").split("\n")[0];
+  return Deno.env.get(env);
+}
+
+/**
+ * The secrets given to open a backup's key; asks for a passphrase on a terminal when none is
+ * given. Empty when there is nothing to try.
+ */
+export async function gatherSecrets(
+  values: Record<string, string | boolean | undefined>,
+  prompt: Prompt,
+): Promise<Secret[]> {
+  const secrets: Secret[] = [];
+  const identityFile = values.identity;
+  const identities = typeof identityFile === "string"
+    ? identitiesIn(readSecretFile(identityFile, "identity"))
+    : identitiesIn(Deno.env.get(IDENTITY_ENV) ?? "");
+  if (typeof identityFile === "string" && identities.length === 0) {
+    throw new Error(
+      `Cannot unlock backup: "${identityFile}" holds no age identity (AGE-SECRET-KEY-1...): ` +
+        `give the file age-keygen wrote`,
+    );
+  }
+  secrets.push(...identities.map((identity) => ({ identity })));
+  const passphrase = givenPassphrase(values["passphrase-file"]);
+  if (passphrase !== undefined) secrets.push({ passphrase });
+  if (secrets.length === 0) {
+    const typed = await prompt("Passphrase of the backup: ");
+    if (typed !== undefined) secrets.push({ passphrase: typed });
+  }
+  return secrets;
+}
+
+/**
+ * A new passphrase, typed twice on the terminal; `undefined` without a terminal. Two that
+ * differ are refused (`action` starts the line): nothing is changed then.
+ */
+export async function askNewPassphrase(
+  prompt: Prompt,
+  what: string,
+  action: string,
+): Promise<string | undefined> {
+  const typed = await prompt(`${what}: `);
+  if (typed !== undefined && await prompt(`The same ${what.toLowerCase()} again: `) !== typed) {
+    throw new Error(`${action}: the two passphrases differ: nothing was changed; run it again`);
+  }
+  return typed;
+}

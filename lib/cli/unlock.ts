@@ -1,0 +1,63 @@
+/**
+ * Opens an encrypted file backup's data key for a CLI command, from `key.json` in the backup
+ * and the secrets the operator gives (see secrets.ts).
+ *
+ * @module
+ */
+import type { BackupReader } from "../backends/backend.ts";
+import { FileBackupReader } from "../backends/file/reader.ts";
+import { readChain } from "../format/chain.ts";
+import type { DataKey } from "../crypto/data_key.ts";
+import { UnlockError, unwrapKey, WRAPPED_KEY_NAME } from "../crypto/wrapped_key.ts";
+import { gatherSecrets, type Prompt, terminalPrompt } from "./secrets.ts";
+
+/** The bytes of an encrypted backup's `key.json`; one line when it is missing. */
+export function readWrappedKey(dir: string): Uint8Array {
+  const path = `${dir}/${WRAPPED_KEY_NAME}`;
+  try {
+    return Deno.readFileSync(path);
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
+    throw new UnlockError(
+      `the backup is encrypted but its wrapped key "${path}" is missing: put key.json back ` +
+        `from a copy of the backup; without it the backup cannot be read`,
+    );
+  }
+}
+
+/**
+ * The data key of the file backup in `dir`: `undefined` for a plain backup; else opened with
+ * the secrets given, or one line saying why not.
+ */
+export async function unlockDir(
+  dir: string,
+  values: Record<string, string | boolean | undefined>,
+  prompt: Prompt = terminalPrompt,
+): Promise<DataKey | undefined> {
+  const chain = readChain(dir);
+  if (chain.keyId === undefined) return undefined;
+  const wrapped = readWrappedKey(dir);
+  const secrets = await gatherSecrets(values, prompt);
+  if (secrets.length === 0) {
+    throw new UnlockError(
+      `"${dir}" is encrypted: give its passphrase (CLN_BACKUP_PASSPHRASE, --passphrase-file ` +
+        `FILE, or run on a terminal) or its age identity (--identity FILE, CLN_BACKUP_IDENTITY)`,
+    );
+  }
+  return await unwrapKey(
+    wrapped,
+    `${dir}/${WRAPPED_KEY_NAME}`,
+    chain.backupId,
+    chain.keyId,
+    secrets,
+  );
+}
+
+/** Gives a file backup's reader its key, when the backup is encrypted. */
+export async function unlockReader(
+  reader: BackupReader,
+  values: Record<string, string | boolean | undefined>,
+  prompt: Prompt = terminalPrompt,
+): Promise<void> {
+  if (reader instanceof FileBackupReader) reader.key = await unlockDir(reader.dir, values, prompt);
+}

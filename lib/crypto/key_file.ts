@@ -1,0 +1,62 @@
+/**
+ * The plugin's key file, `backup.key` beside `backup.lock` in the lightning dir: the data key
+ * of an encrypted backup, unwrapped, so the plugin can seal each change without asking anyone.
+ * It is as secret as the node's database and `hsm_secret`: mode 0600, and the plugin refuses
+ * to start when others may read it.
+ *
+ * @module
+ */
+import { writeFileDurably } from "../fs/durable.ts";
+import { DataKey, fromHex, hex } from "./data_key.ts";
+
+export const KEY_FILE = "backup.key";
+
+const FIELD = "cln_backup_data_key";
+
+/** Writes `<dir>/backup.key` durably, readable by its owner only. */
+export function writeKeyFile(dir: string, key: DataKey): void {
+  const text = JSON.stringify({ [FIELD]: hex(key.bytes) }) + "\n";
+  writeFileDurably(dir, KEY_FILE, new TextEncoder().encode(text), 0o600);
+}
+
+/**
+ * Reads `<dir>/backup.key`: `undefined` when there is none (a plain backup); refuses one that
+ * others may read, that is not a regular file, or that holds no key, each in one line.
+ */
+export async function readKeyFile(dir: string): Promise<DataKey | undefined> {
+  const path = `${dir}/${KEY_FILE}`;
+  let info: Deno.FileInfo;
+  try {
+    info = Deno.lstatSync(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return undefined;
+    throw error;
+  }
+  if (!info.isFile) {
+    throw new Error(
+      `Cannot start backup: "${path}" is not a regular file (a symlink?): put the key file ` +
+        `itself there`,
+    );
+  }
+  const mode = (info.mode ?? 0) & 0o777;
+  if ((mode & 0o077) !== 0) {
+    throw new Error(
+      `Cannot start backup: the key file "${path}" may be read by other users (mode ` +
+        `${mode.toString(8).padStart(4, "0")}): run "chmod 600 ${path}", then start lightningd`,
+    );
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(Deno.readTextFileSync(path));
+  } catch {
+    value = undefined;
+  }
+  const bytes = fromHex((value as Record<string, unknown> | undefined)?.[FIELD], 32);
+  if (!bytes) {
+    throw new Error(
+      `Cannot start backup: "${path}" holds no cln-backup data key: write it again with ` +
+        `"cln-backup rekey <url> --key-file <lightning-dir>"`,
+    );
+  }
+  return await DataKey.from(bytes);
+}
