@@ -44,7 +44,11 @@ export class CorruptBackupError extends Error {
   readonly where: string;
 
   /** `offset` is `undefined` when the problem is the file itself (missing, foreign, not a file). */
-  constructor(readonly path: string, readonly offset: number | undefined, what: string) {
+  constructor(
+    readonly path: string,
+    readonly offset: number | undefined,
+    readonly what: string,
+  ) {
     const where = `${what} ${offset === undefined ? "at" : `at offset ${offset} of`} "${path}"`;
     super(
       `Cannot read backup: ${where}; the backup is damaged: restore from another copy, or ` +
@@ -141,7 +145,12 @@ export interface SegmentTail {
 
 /** Reads a whole file region synchronously; shorter only at end of file. */
 export function readAt(file: Deno.FsFile, offset: number, length: number): Uint8Array {
-  const out = new Uint8Array(length);
+  return readInto(file, offset, new Uint8Array(length));
+}
+
+/** Fills `out` from `offset` on; the part filled, shorter only at end of file. */
+function readInto(file: Deno.FsFile, offset: number, out: Uint8Array): Uint8Array {
+  const length = out.length;
   file.seekSync(offset, Deno.SeekMode.Start);
   let filled = 0;
   while (filled < length) {
@@ -163,8 +172,12 @@ function allZero(file: Deno.FsFile, from: number, to: number): boolean {
 /** Bytes a scan reads at once: one read serves many small records. */
 const WINDOW_BYTES = 4 << 20;
 
-/** Serves reads from a window of the file, so a scan makes one read per window. */
+/**
+ * Serves reads from a window of the file, so a scan makes one read per window. The window's
+ * buffer is reused, so a scan's memory does not grow with the file.
+ */
 class ReadWindow {
+  #buffer: Uint8Array | undefined;
   #bytes: Uint8Array = new Uint8Array(0);
   #start = 0;
 
@@ -175,8 +188,13 @@ class ReadWindow {
     const end = offset + length;
     if (offset < this.#start || end > this.#start + this.#bytes.length) {
       if (length > WINDOW_BYTES) return readAt(this.file, offset, length);
+      this.#buffer ??= new Uint8Array(Math.min(WINDOW_BYTES, this.size));
       this.#start = offset;
-      this.#bytes = readAt(this.file, offset, Math.min(WINDOW_BYTES, this.size - offset));
+      this.#bytes = readInto(
+        this.file,
+        offset,
+        this.#buffer.subarray(0, Math.min(WINDOW_BYTES, this.size - offset)),
+      );
     }
     return this.#bytes.subarray(offset - this.#start, end - this.#start);
   }
