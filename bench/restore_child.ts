@@ -4,6 +4,7 @@
  *
  *     restore_child.ts restore <backup-url> <target>
  *     restore_child.ts floor <snapshot> <v1-records> <target>
+ *     restore_child.ts compact <backup-dir>
  *
  * `floor` is what SQLite itself needs: copy the snapshot file, then execute the same
  * statements, already in memory, in one transaction with the PRAGMAs restore uses. It then
@@ -14,6 +15,7 @@
 import { DatabaseSync } from "node:sqlite";
 import { openReader } from "../lib/backends/open.ts";
 import { restoreBackup } from "../lib/backup/restore.ts";
+import { compactBackup } from "../lib/compact/compact.ts";
 import { procStatusKiB } from "./plugin_driver.ts";
 
 export interface ChildResult {
@@ -93,13 +95,28 @@ function restore(url: string, target: string): ChildResult {
   };
 }
 
+/** Compacts as the plugin would: everything but the newest change folds into a new base. */
+function compact(dir: string): ChildResult {
+  const url = `file://${dir}`;
+  const target = openReader(url).describe().lastVersion - 1;
+  const start = performance.now();
+  const result = compactBackup(url, dir, { target });
+  return {
+    ms: performance.now() - start,
+    vmHwmKiB: procStatusKiB("/proc/self/status", "VmHWM"),
+    changes: result.versions_folded,
+  };
+}
+
 if (import.meta.main) {
   const [mode, ...args] = Deno.args;
   const result = mode === "floor"
     ? floor(args[0], args[1], args[2])
     : mode === "restore"
     ? restore(args[0], args[1])
+    : mode === "compact"
+    ? compact(args[0])
     : undefined;
-  if (!result) throw new Error(`usage: restore_child.ts restore|floor ...`);
+  if (!result) throw new Error(`usage: restore_child.ts restore|floor|compact ...`);
   console.log(JSON.stringify(result));
 }

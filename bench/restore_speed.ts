@@ -13,7 +13,8 @@ import { MiB } from "./stats.ts";
 
 const CHILD = new URL("./restore_child.ts", import.meta.url).pathname;
 
-async function child(args: string[]): Promise<ChildResult> {
+/** Runs restore_child.ts in a process of its own. */
+export async function child(args: string[]): Promise<ChildResult> {
   const output = await new Deno.Command(Deno.execPath(), {
     args: ["run", "--allow-all", "--no-lock", CHILD, ...args],
     stdout: "piped",
