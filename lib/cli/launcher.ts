@@ -142,8 +142,16 @@ export function launchArgs(plan: LaunchPlan): string[] {
 
 /** The `deno compile` arguments that build the plugin for one node with the same permissions. */
 export function compileArgs(plan: LaunchPlan, output: string): string[] {
-  // The compaction worker is loaded at run time, so the binary must carry it.
-  const include = plan.backupPath ? ["--include", `${WORKER_CODE}/compact/worker.ts`] : [];
+  // The workers are loaded at run time, so the binary must carry them: compaction's, and the
+  // read-ahead its restore starts.
+  const include = plan.backupPath
+    ? [
+      "--include",
+      `${WORKER_CODE}/compact/worker.ts`,
+      "--include",
+      `${WORKER_CODE}/backends/file/read_ahead_worker.ts`,
+    ]
+    : [];
   return ["compile", ...permissionFlags(plan), ...include, "--output", output, plan.plugin];
 }
 

@@ -102,6 +102,8 @@ Deno.test("compile builds the plugin with the launch's flags", () => {
     ...launchArgs(plan).slice(1, -1),
     "--include",
     `${CODE}/compact/worker.ts`,
+    "--include",
+    `${CODE}/backends/file/read_ahead_worker.ts`,
     "--output",
     "/nonexistent/ln/cln-backup-plugin-bin",
     PLUGIN_ENTRY,

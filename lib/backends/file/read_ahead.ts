@@ -13,7 +13,7 @@ import type { StoredEntry } from "./reader.ts";
 /** Bytes in flight between the worker and the restore. */
 const RING_BYTES = 8 << 20;
 /** How long the worker may take to start (load its modules) before the restore reads alone. */
-const START_TIMEOUT_MS = 30_000;
+const START_TIMEOUT_MS = 10_000;
 
 /** What the worker is asked to read. */
 export interface ReadAheadRequest {
