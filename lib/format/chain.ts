@@ -28,6 +28,8 @@ import {
   decodeSegmentHeader,
   formatBackupId,
   readAt,
+  scanBuffer,
+  type ScanOptions,
   scanSegment,
   SEGMENT_HEADER_SIZE,
   type SegmentHeader,
@@ -166,12 +168,14 @@ export function* scanLogs(
   options: { decode: boolean },
 ): Generator<LogRecord, ChainEnd, void> {
   const logs = chain.logs.filter((l) => l.number >= from);
+  // One read buffer for every log: the logs are read one after another.
+  const scan = { ...options, buffer: scanBuffer() };
   for (const [i, log] of logs.entries()) {
     if (log.number !== from + i) {
       const missing = `${chain.dir}/${logName(from + i)}`;
       throw new CorruptBackupError(missing, undefined, "a log segment is missing");
     }
-    const { sealedBy, tail } = yield* scanLog(log, options);
+    const { sealedBy, tail } = yield* scanLog(log, scan);
     const next = logs[i + 1];
     if (sealedBy !== undefined) {
       if (tail.tornBytes > 0) {
@@ -272,7 +276,7 @@ function isEmpty(log: Segment): boolean {
 
 function* scanLog(
   log: Segment,
-  options: { decode: boolean },
+  options: ScanOptions,
 ): Generator<LogRecord, { sealedBy: number | undefined; tail: SegmentTail }, void> {
   const file = openSegment(log.path);
   try {

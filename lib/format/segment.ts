@@ -127,6 +127,13 @@ export function decodeSegmentHeader(bytes: Uint8Array, path: string): SegmentHea
   };
 }
 
+export interface ScanOptions {
+  /** Decompress payloads (seals always are). */
+  decode: boolean;
+  /** Where to read into (from {@linkcode scanBuffer}); one of the scan's own by default. */
+  buffer?: Uint8Array;
+}
+
 /** One checked record as read from a segment. */
 export interface SegmentRecord {
   offset: number;
@@ -174,30 +181,38 @@ const WINDOW_BYTES = 4 << 20;
 
 /**
  * Serves reads from a window of the file, so a scan makes one read per window. The window's
- * buffer is reused, so a scan's memory does not grow with the file.
+ * buffer is reused (across segments too, when the caller hands one in), so a scan's memory
+ * does not grow with the backup.
  */
 class ReadWindow {
   #buffer: Uint8Array | undefined;
   #bytes: Uint8Array = new Uint8Array(0);
   #start = 0;
 
-  constructor(readonly file: Deno.FsFile, readonly size: number) {}
+  constructor(readonly file: Deno.FsFile, readonly size: number, buffer?: Uint8Array) {
+    this.#buffer = buffer;
+  }
 
   /** The bytes at `offset`; a view valid until the next call. */
   at(offset: number, length: number): Uint8Array {
     const end = offset + length;
     if (offset < this.#start || end > this.#start + this.#bytes.length) {
-      if (length > WINDOW_BYTES) return readAt(this.file, offset, length);
       this.#buffer ??= new Uint8Array(Math.min(WINDOW_BYTES, this.size));
+      if (length > this.#buffer.length) return readAt(this.file, offset, length);
       this.#start = offset;
       this.#bytes = readInto(
         this.file,
         offset,
-        this.#buffer.subarray(0, Math.min(WINDOW_BYTES, this.size - offset)),
+        this.#buffer.subarray(0, Math.min(this.#buffer.length, this.size - offset)),
       );
     }
     return this.#bytes.subarray(offset - this.#start, end - this.#start);
   }
+}
+
+/** A buffer for {@linkcode scanSegment}'s reads, for a caller that scans many segments. */
+export function scanBuffer(): Uint8Array {
+  return new Uint8Array(WINDOW_BYTES);
 }
 
 /**
@@ -213,10 +228,10 @@ class ReadWindow {
 export function* scanSegment(
   file: Deno.FsFile,
   path: string,
-  options: { decode: boolean } = { decode: true },
+  options: ScanOptions = { decode: true },
 ): Generator<SegmentRecord, SegmentTail, void> {
   const size = file.statSync().size;
-  const window = new ReadWindow(file, size);
+  const window = new ReadWindow(file, size, options.buffer);
   let offset = SEGMENT_HEADER_SIZE;
   while (offset < size) {
     const remaining = size - offset;
