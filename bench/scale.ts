@@ -7,11 +7,10 @@
  *
  * @module
  */
-import { DatabaseSync } from "node:sqlite";
 import { createFileBackup } from "../lib/backends/file/create.ts";
 import { FileBackend } from "../lib/backends/file/writer.ts";
 import { encodeStatements } from "../lib/format/record.ts";
-import { loadFixture } from "../tests/support/fixtures.ts";
+import { buildSnapshot } from "./restore_data.ts";
 import { backupBytes } from "./backup_size.ts";
 import { child } from "./restore_speed.ts";
 import type { ChildResult } from "./restore_child.ts";
@@ -27,20 +26,13 @@ interface Measured {
   compact: ChildResult;
 }
 
-function dataVersion(path: string): number {
-  const db = new DatabaseSync(path, { readOnly: true });
-  try {
-    return Number(db.prepare("SELECT intval FROM vars WHERE name = 'data_version'").get()?.intval);
-  } finally {
-    db.close();
-  }
-}
-
 /** Writes `changes` changes on the activity fixture's database; returns the v1 bytes. */
 function buildBackup(dir: string, changes: number): number {
-  const snapshot = loadFixture("activity").database;
-  const version = dataVersion(snapshot);
+  const snapshot = `${dir}.sqlite3`;
+  // A target of 0 bytes: the fixture's database as it is.
+  const version = buildSnapshot(snapshot, 0);
   createFileBackup(dir, { version, path: snapshot });
+  Deno.removeSync(snapshot);
   const workload = new Workload({ seed: 3, bigEvery: 7, fromVersion: version, firstKey: 3e6 });
   // syncOnClose: one sync per segment; a million fdatasyncs would measure nothing here.
   const writer = FileBackend.open(`file://${dir}`, dir, { syncOnClose: true });
