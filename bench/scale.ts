@@ -78,25 +78,32 @@ export const scale: Section = {
     const section = "scale";
     const first = measured[0];
     const n = (count: number) => count.toLocaleString("en-US");
-    const linear = (ms: number, m: Measured) => ({
-      label: `${n(first.changes)}'s x ${m.changes / first.changes}`,
-      value: ms * (m.changes / first.changes) / 1000,
-    });
+    /** A time in seconds, against the smallest size's scaled by the number of changes. */
+    const timeRow = (m: Measured, what: "restore" | "compact", metric: string, note?: string) =>
+      row({
+        section,
+        metric: `${metric}, ${n(m.changes)} changes`,
+        value: m[what].ms / 1000,
+        unit: "s",
+        reference: {
+          label: `${n(first.changes)}'s x ${m.changes / first.changes}`,
+          value: first[what].ms * (m.changes / first.changes) / 1000,
+        },
+        note,
+      });
     const rows: Row[] = [];
     for (const m of measured) {
       rows.push(
-        row({
-          section,
-          metric: `restore time, ${n(m.changes)} changes`,
-          value: m.restore.ms / 1000,
-          unit: "s",
-          reference: linear(first.restore.ms, m),
-          note: m === first
+        timeRow(
+          m,
+          "restore",
+          "restore time",
+          m === first
             ? "on the activity fixture's database (a few MB), so that the changes dominate; " +
               "reference = the smallest size's figure scaled by the number of changes (1x = " +
               "linear); restore and compaction each in a process of their own"
             : undefined,
-        }),
+        ),
         row({
           section,
           metric: `restore peak RSS (VmHWM), ${n(m.changes)} changes`,
@@ -105,13 +112,7 @@ export const scale: Section = {
           reference: { label: `${n(first.changes)} changes`, value: first.restore.vmHwmKiB / 1024 },
           goal: "flat (<= 1.1x)",
         }),
-        row({
-          section,
-          metric: `compaction time, ${n(m.changes)} changes`,
-          value: m.compact.ms / 1000,
-          unit: "s",
-          reference: linear(first.compact.ms, m),
-        }),
+        timeRow(m, "compact", "compaction time"),
         row({
           section,
           metric: `backup bytes, ${n(m.changes)} changes`,
