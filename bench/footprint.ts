@@ -1,7 +1,9 @@
 /**
  * Row 4, the plugin's footprint: time from spawn to the `getmanifest` answer (median of
  * several spawns, after one untimed spawn that fills Deno's module cache), and resident
- * memory once started and after the hook rows' writes, each beside the null plugin's.
+ * memory once started and after the hook rows' writes, each beside the null plugin's. With
+ * `--million`, the same cln-backup process goes on to a million writes, generated as they
+ * are sent, and its memory then is set against its memory after the first ones.
  *
  * @module
  */
@@ -9,6 +11,7 @@ import { clnBackupNode, hookWorkload, roundTrip, startPlugin } from "./hook_late
 import { nullPluginCommand, type PluginCommand, PluginProcess } from "./plugin_driver.ts";
 import { type BenchContext, type Row, row, type Section, type SectionResult } from "./section.ts";
 import { median, MiB } from "./stats.ts";
+import { dbWriteMessage, Workload } from "./workload.ts";
 
 /** Spawns, waits for the `getmanifest` answer, stops; returns the ms to the answer. */
 async function startupMs(command: PluginCommand): Promise<number> {
@@ -24,16 +27,55 @@ interface Memory {
   startedKiB: number;
   afterKiB: number;
   peakKiB: number;
+  /** After `longRun` writes, when asked for. */
+  long?: { writes: number; afterKiB: number; peakKiB: number; seconds: number };
 }
 
-/** Resident memory once started and after `count` writes. */
-async function memoryAfterWrites(command: PluginCommand, count: number): Promise<Memory> {
+const encoder = new TextEncoder();
+
+/** Sends writes `from` to `to` (exclusive) of the hook rows' workload, made as they go. */
+async function sendGenerated(
+  plugin: PluginProcess,
+  from: number,
+  to: number,
+  log: (m: string) => void,
+) {
+  const workload = new Workload({ seed: 5, bigEvery: 7, fromVersion: 0, firstKey: 1_000 });
+  for (let i = 0; i < from; i++) workload.next();
+  for (let i = from; i < to; i++) {
+    const id = `cln:db_write#${i + 1}`;
+    await roundTrip(plugin, id, encoder.encode(dbWriteMessage(id, workload.next())));
+    if ((i + 1) % 100_000 === 0) log(`footprint: ${i + 1} writes`);
+  }
+}
+
+/** Resident memory once started, after `count` writes, and after `longRun` when given. */
+async function memoryAfterWrites(
+  command: PluginCommand,
+  count: number,
+  longRun?: { writes: number; log: (message: string) => void },
+): Promise<Memory> {
   const work = hookWorkload(count);
   const plugin = await startPlugin(command);
   try {
     const startedKiB = plugin.memoryKiB("VmRSS");
     for (let i = 0; i < count; i++) await roundTrip(plugin, work.ids[i], work.messages[i]);
-    return { startedKiB, afterKiB: plugin.memoryKiB("VmRSS"), peakKiB: plugin.memoryKiB("VmHWM") };
+    const memory: Memory = {
+      startedKiB,
+      afterKiB: plugin.memoryKiB("VmRSS"),
+      peakKiB: plugin.memoryKiB("VmHWM"),
+    };
+    if (longRun) {
+      const started = performance.now();
+      await sendGenerated(plugin, count, longRun.writes, longRun.log);
+      memory.long = {
+        writes: longRun.writes,
+        afterKiB: plugin.memoryKiB("VmRSS"),
+        peakKiB: plugin.memoryKiB("VmHWM"),
+        seconds: Math.round((performance.now() - started) / 100) / 10,
+      };
+    }
+    return memory;
   } finally {
     await plugin.stop();
   }
@@ -58,7 +100,8 @@ export const footprint: Section = {
       nullMs.push(await startupMs(nul));
     }
     context.log(`footprint: resident memory after ${writes} writes`);
-    const clnMemory = await memoryAfterWrites(cln, writes);
+    const million = context.million ? { writes: 1_000_000, log: context.log } : undefined;
+    const clnMemory = await memoryAfterWrites(cln, writes, million);
     const nullMemory = await memoryAfterWrites(nul, writes);
     const section = "plugin footprint";
     const mib = (kib: number) => kib * 1024 / MiB;
@@ -85,6 +128,20 @@ export const footprint: Section = {
         reference: { label: "null plugin", value: mib(nullMemory.afterKiB) },
       }),
     ];
+    const long = clnMemory.long;
+    if (long) {
+      rows.push(row({
+        section,
+        metric: `resident memory (VmRSS) after ${long.writes.toLocaleString("en-US")} writes`,
+        value: mib(long.afterKiB),
+        unit: "MiB",
+        reference: {
+          label: `same process after ${writes.toLocaleString("en-US")}`,
+          value: mib(clnMemory.afterKiB),
+        },
+        goal: "<= 1.1x",
+      }));
+    }
     return {
       rows,
       details: {

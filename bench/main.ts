@@ -3,9 +3,11 @@
  * beat, all in one run, and prints one table (also written to bench/results/latest.json).
  * Nothing fails on a number: the goals are printed beside the measurements.
  *
- *     deno task bench [--quick] [--only hook,restore,size,footprint,compact,remote] [--keep]
+ *     deno task bench [--quick] [--million] [--only hook,restore,...] [--keep] [--out NAME]
  *
- * `--quick` uses smaller sizes for a fast check; `--keep` leaves the temporary directory.
+ * `--quick` uses smaller sizes for a fast check; `--million` adds the rows of a million
+ * changes (scale, footprint), which take minutes; `--keep` leaves the temporary directory;
+ * `--out` names the JSON file in bench/results/ (latest.json by default).
  *
  * @module
  */
@@ -18,6 +20,7 @@ import { hookLatency } from "./hook_latency.ts";
 import { describeMachine, loadAverage } from "./machine.ts";
 import { restoreSpeed } from "./restore_speed.ts";
 import { remote } from "./remote.ts";
+import { scale } from "./scale.ts";
 import type { BenchContext, Row, Section } from "./section.ts";
 import { renderTable } from "./table.ts";
 
@@ -25,6 +28,7 @@ import { renderTable } from "./table.ts";
 const SECTIONS: Section[] = [
   hookLatency,
   restoreSpeed,
+  scale,
   backupSize,
   footprint,
   compaction,
@@ -48,6 +52,8 @@ async function main(): Promise<void> {
     options: {
       quick: { type: "boolean", default: false },
       keep: { type: "boolean", default: false },
+      million: { type: "boolean", default: false },
+      out: { type: "string", default: "latest.json" },
       only: { type: "string" },
     },
   });
@@ -66,6 +72,7 @@ async function main(): Promise<void> {
   const loadBefore = loadAverage();
   const context: BenchContext = {
     quick: values.quick,
+    million: values.million,
     tmp,
     log: (message) => {
       const seconds = ((performance.now() - started) / 1000).toFixed(1).padStart(6);
@@ -88,7 +95,9 @@ async function main(): Promise<void> {
   const seconds = (performance.now() - started) / 1000;
   const load = { before: loadBefore, after: loadAverage() };
   const heading = [
-    `cln-backup benchmark${values.quick ? " (--quick)" : ""}, ${new Date().toISOString()}, ` +
+    `cln-backup benchmark${values.quick ? " (--quick)" : ""}${
+      values.million ? " (--million)" : ""
+    }, ${new Date().toISOString()}, ` +
     `${seconds.toFixed(0)} s`,
     `machine: ${machine.cpu}, ${machine.cores} cores, ${machine.memory_gib} GiB, ` +
     `Linux ${machine.kernel}, disk ${machine.disk}; Deno ${machine.deno}, SQLite ${machine.sqlite}`,
@@ -99,6 +108,7 @@ async function main(): Promise<void> {
   const json = {
     date: new Date().toISOString(),
     quick: values.quick,
+    million: values.million,
     only: only ?? null,
     seconds: Math.round(seconds * 10) / 10,
     machine,
@@ -106,7 +116,7 @@ async function main(): Promise<void> {
     rows,
     details,
   };
-  Deno.writeTextFileSync(`${RESULTS}latest.json`, JSON.stringify(json, null, 2) + "\n");
+  Deno.writeTextFileSync(`${RESULTS}${values.out}`, JSON.stringify(json, null, 2) + "\n");
 }
 
 await main();

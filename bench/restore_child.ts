@@ -4,6 +4,7 @@
  *
  *     restore_child.ts restore <backup-url> <target>
  *     restore_child.ts floor <snapshot> <v1-records> <target>
+ *     restore_child.ts compact <backup-dir>
  *
  * `floor` is what SQLite itself needs: copy the snapshot file, then execute the same
  * statements, already in memory, in one transaction with the PRAGMAs restore uses. It then
@@ -16,6 +17,7 @@ import { FileBackupReader } from "../lib/backends/file/reader.ts";
 import { DataKey, fromHex } from "../lib/crypto/data_key.ts";
 import { openReader } from "../lib/backends/open.ts";
 import { restoreBackup } from "../lib/backup/restore.ts";
+import { compactBackup } from "../lib/compact/compact.ts";
 import { procStatusKiB } from "./plugin_driver.ts";
 
 export interface ChildResult {
@@ -85,7 +87,9 @@ function floor(snapshot: string, records: string, target: string): ChildResult {
 /** Restores `url` (an encrypted file backup when `keyHex` is given, with that key). */
 async function restore(url: string, target: string, keyHex?: string): Promise<ChildResult> {
   const reader = keyHex
-    ? new FileBackupReader(url, new URL(url).pathname, await DataKey.from(fromHex(keyHex, 32)!))
+    ? new FileBackupReader(url, new URL(url).pathname, {
+      key: await DataKey.from(fromHex(keyHex, 32)!),
+    })
     : openReader(url);
   const start = performance.now();
   const result = restoreBackup(reader, target);
@@ -98,13 +102,28 @@ async function restore(url: string, target: string, keyHex?: string): Promise<Ch
   };
 }
 
+/** Compacts as the plugin would: everything but the newest change folds into a new base. */
+function compact(dir: string): ChildResult {
+  const url = `file://${dir}`;
+  const target = openReader(url).describe().lastVersion - 1;
+  const start = performance.now();
+  const result = compactBackup(url, dir, { target });
+  return {
+    ms: performance.now() - start,
+    vmHwmKiB: procStatusKiB("/proc/self/status", "VmHWM"),
+    changes: result.versions_folded,
+  };
+}
+
 if (import.meta.main) {
   const [mode, ...args] = Deno.args;
   const result = mode === "floor"
     ? floor(args[0], args[1], args[2])
     : mode === "restore"
     ? await restore(args[0], args[1], args[2])
+    : mode === "compact"
+    ? compact(args[0])
     : undefined;
-  if (!result) throw new Error(`usage: restore_child.ts restore|floor ...`);
+  if (!result) throw new Error(`usage: restore_child.ts restore|floor|compact ...`);
   console.log(JSON.stringify(result));
 }

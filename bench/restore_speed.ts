@@ -32,7 +32,8 @@ async function encryptedCopy(dir: string, into: string): Promise<string> {
 
 const CHILD = new URL("./restore_child.ts", import.meta.url).pathname;
 
-async function child(args: string[]): Promise<ChildResult> {
+/** Runs restore_child.ts in a process of its own. */
+export async function child(args: string[]): Promise<ChildResult> {
   const output = await new Deno.Command(Deno.execPath(), {
     args: ["run", "--allow-all", "--no-lock", CHILD, ...args],
     stdout: "piped",

@@ -33,6 +33,8 @@ export function row(fields: Omit<Row, "ratio">): Row {
 export interface BenchContext {
   /** Smaller sizes for a fast check. */
   quick: boolean;
+  /** Also the largest sizes (a million changes), which take minutes. */
+  million: boolean;
   /** A temporary directory for this run, removed at the end. */
   tmp: string;
   /** Progress on stderr; the table goes to stdout. */

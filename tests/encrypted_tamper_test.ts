@@ -75,7 +75,7 @@ function fixCrcs(bytes: Uint8Array, offset: number): void {
 /** Reads every record of the backup with the key, as verify does; the error's message. */
 function readAllError(dir: string, key: DataKey): string | undefined {
   try {
-    const reader = new FileBackupReader(`file://${dir}`, dir, key);
+    const reader = new FileBackupReader(`file://${dir}`, dir, { key });
     for (const _ of reader.entries()) continue;
     return undefined;
   } catch (error) {
@@ -247,7 +247,7 @@ Deno.test("tamper: a truncated ciphertext and an unknown codec are refused; a to
     // A crash mid-append: half the last record. Read as a torn tail, not damage.
     Deno.writeFileSync(live.path, original.subarray(0, last.offset + (last.length >> 1)));
     assertEquals(readAllError(dir, key), undefined);
-    const reader = new FileBackupReader(`file://${dir}`, dir, key);
+    const reader = new FileBackupReader(`file://${dir}`, dir, { key });
     assertEquals(reader.describe().tail?.offset, last.offset);
     const backend = FileBackend.open(`file://${dir}`, dir, { key });
     assertEquals(backend.state().tail?.offset, last.offset);

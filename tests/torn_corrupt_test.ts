@@ -36,7 +36,7 @@ import { CorruptBackupError, scanSegment } from "../lib/format/segment.ts";
 
 /** Changes stored in log segments: the activity run's last ones. */
 const CHANGES = 60;
-const SEGMENT_BYTES = 4096;
+const SEGMENT_BYTES = 4608;
 
 interface Change {
   version: number;

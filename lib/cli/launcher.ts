@@ -147,14 +147,16 @@ export function launchArgs(plan: LaunchPlan): string[] {
 
 /** The `deno compile` arguments that build the plugin for one node with the same permissions. */
 export function compileArgs(plan: LaunchPlan, output: string): string[] {
-  // The compaction worker and the crypto primitives are loaded at run time, so the binary
-  // must carry them.
+  // The workers and the crypto primitives are loaded at run time, so the binary must carry
+  // them: compaction's worker, the read-ahead worker its restore starts, the primitives.
   const include = plan.backupPath
     ? [
       "--include",
       `${WORKER_CODE}/compact/worker.ts`,
       "--include",
       `${WORKER_CODE}/crypto/primitives.ts`,
+      "--include",
+      `${WORKER_CODE}/backends/file/read_ahead_worker.ts`,
     ]
     : [];
   return ["compile", ...permissionFlags(plan), ...include, "--output", output, plan.plugin];

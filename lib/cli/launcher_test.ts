@@ -105,6 +105,8 @@ Deno.test("compile builds the plugin with the launch's flags", () => {
     `${CODE}/compact/worker.ts`,
     "--include",
     `${CODE}/crypto/primitives.ts`,
+    "--include",
+    `${CODE}/backends/file/read_ahead_worker.ts`,
     "--output",
     "/nonexistent/ln/cln-backup-plugin-bin",
     PLUGIN_ENTRY,

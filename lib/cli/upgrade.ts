@@ -210,7 +210,7 @@ export async function upgrade(
     try {
       if (source instanceof V1BackupReader) await convert(source, building, encryption);
       else copyEncrypted(v1Path, building, encryption!);
-      const converted = new FileBackupReader(url, building, encryption?.key);
+      const converted = new FileBackupReader(url, building, { key: encryption?.key });
       const after = converted.describe();
       if (after.lastVersion !== before.lastVersion) {
         throw new Error(

@@ -79,7 +79,7 @@ export function compactBackup(url: string, dir: string, options: CompactOptions)
     try {
       Deno.mkdirSync(scratch);
       const restored = restoreBackup(
-        new FileBackupReader(url, dir, options.key),
+        new FileBackupReader(url, dir, { key: options.key }),
         `${scratch}/lightningd.sqlite3`,
         {
           toVersion: options.target,

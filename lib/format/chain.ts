@@ -31,6 +31,7 @@ import {
   decodeSegmentHeader,
   formatBackupId,
   readAt,
+  scanBuffer,
   type ScanOptions,
   scanSegment,
   SEGMENT_HEADER_SIZE,
@@ -73,6 +74,8 @@ export interface ChainScanOptions {
   decode: boolean;
   /** The cipher of a segment of an encrypted backup; absent: sealed payloads stay closed. */
   cipherFor?: (segment: SegmentHeader) => RecordCipher;
+  /** Where to read into (from {@linkcode scanBuffer}), for a caller that scans many segments. */
+  buffer?: Uint8Array;
 }
 
 /** The options {@linkcode scanSegment} reads `segment` with. */
@@ -82,6 +85,7 @@ export function segmentScan(segment: Segment, options: ChainScanOptions): ScanOp
     decode: options.decode,
     sealed,
     cipher: sealed ? options.cipherFor?.(segment.header) : undefined,
+    buffer: options.buffer,
   };
 }
 
@@ -208,12 +212,14 @@ export function* scanLogs(
   options: ChainScanOptions,
 ): Generator<LogRecord, ChainEnd, void> {
   const logs = chain.logs.filter((l) => l.number >= from);
+  // One read buffer for every log: the logs are read one after another.
+  const scan = { ...options, buffer: scanBuffer() };
   for (const [i, log] of logs.entries()) {
     if (log.number !== from + i) {
       const missing = `${chain.dir}/${logName(from + i)}`;
       throw new CorruptBackupError(missing, undefined, "a log segment is missing");
     }
-    const { sealedBy, tail } = yield* scanLog(log, options);
+    const { sealedBy, tail } = yield* scanLog(log, scan);
     const next = logs[i + 1];
     if (sealedBy !== undefined) {
       if (tail.tornBytes > 0) {

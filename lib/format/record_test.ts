@@ -60,6 +60,13 @@ Deno.test("record: a large compressible payload is compressed and round-trips", 
   assertEquals(back, raw);
 });
 
+Deno.test("record: a compressible payload under 2 KiB stays raw (the hook's latency)", () => {
+  const raw = encodeStatements([`INSERT INTO t VALUES (x'${"00".repeat(1000)}')`]);
+  assertEquals(roundTrip(RecordKind.Change, 1, raw).header.codec, Codec.Raw);
+  const larger = encodeStatements([`INSERT INTO t VALUES (x'${"00".repeat(1024)}')`]);
+  assertEquals(roundTrip(RecordKind.Change, 1, larger).header.codec, Codec.Zstd);
+});
+
 Deno.test("record: an incompressible payload stays raw", () => {
   const raw = new Uint8Array(4096);
   crypto.getRandomValues(raw);

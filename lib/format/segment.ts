@@ -59,7 +59,11 @@ export class CorruptBackupError extends Error {
   readonly where: string;
 
   /** `offset` is `undefined` when the problem is the file itself (missing, foreign, not a file). */
-  constructor(readonly path: string, readonly offset: number | undefined, what: string) {
+  constructor(
+    readonly path: string,
+    readonly offset: number | undefined,
+    readonly what: string,
+  ) {
     const where = `${what} ${offset === undefined ? "at" : `at offset ${offset} of`} "${path}"`;
     super(
       `Cannot read backup: ${where}; the backup is damaged: restore from another copy, or ` +
@@ -172,7 +176,12 @@ export interface SegmentTail {
 
 /** Reads a whole file region synchronously; shorter only at end of file. */
 export function readAt(file: Deno.FsFile, offset: number, length: number): Uint8Array {
-  const out = new Uint8Array(length);
+  return readInto(file, offset, new Uint8Array(length));
+}
+
+/** Fills `out` from `offset` on; the part filled, shorter only at end of file. */
+function readInto(file: Deno.FsFile, offset: number, out: Uint8Array): Uint8Array {
+  const length = out.length;
   file.seekSync(offset, Deno.SeekMode.Start);
   let filled = 0;
   while (filled < length) {
@@ -194,23 +203,40 @@ function allZero(file: Deno.FsFile, from: number, to: number): boolean {
 /** Bytes a scan reads at once: one read serves many small records. */
 const WINDOW_BYTES = 4 << 20;
 
-/** Serves reads from a window of the file, so a scan makes one read per window. */
+/**
+ * Serves reads from a window of the file, so a scan makes one read per window. The window's
+ * buffer is reused (across segments too, when the caller hands one in), so a scan's memory
+ * does not grow with the backup.
+ */
 class ReadWindow {
+  #buffer: Uint8Array | undefined;
   #bytes: Uint8Array = new Uint8Array(0);
   #start = 0;
 
-  constructor(readonly file: Deno.FsFile, readonly size: number) {}
+  constructor(readonly file: Deno.FsFile, readonly size: number, buffer?: Uint8Array) {
+    this.#buffer = buffer;
+  }
 
   /** The bytes at `offset`; a view valid until the next call. */
   at(offset: number, length: number): Uint8Array {
     const end = offset + length;
     if (offset < this.#start || end > this.#start + this.#bytes.length) {
-      if (length > WINDOW_BYTES) return readAt(this.file, offset, length);
+      this.#buffer ??= new Uint8Array(Math.min(WINDOW_BYTES, this.size));
+      if (length > this.#buffer.length) return readAt(this.file, offset, length);
       this.#start = offset;
-      this.#bytes = readAt(this.file, offset, Math.min(WINDOW_BYTES, this.size - offset));
+      this.#bytes = readInto(
+        this.file,
+        offset,
+        this.#buffer.subarray(0, Math.min(this.#buffer.length, this.size - offset)),
+      );
     }
     return this.#bytes.subarray(offset - this.#start, end - this.#start);
   }
+}
+
+/** A buffer for {@linkcode scanSegment}'s reads, for a caller that scans many segments. */
+export function scanBuffer(): Uint8Array {
+  return new Uint8Array(WINDOW_BYTES);
 }
 
 /** How {@linkcode scanSegment} reads a segment. */
@@ -221,6 +247,8 @@ export interface ScanOptions {
   sealed?: boolean;
   /** Opens sealed records; without it, a sealed payload is not decoded (status, keyless). */
   cipher?: RecordCipher;
+  /** Where to read into (from {@linkcode scanBuffer}); one of the scan's own by default. */
+  buffer?: Uint8Array;
 }
 
 /**
@@ -240,7 +268,7 @@ export function* scanSegment(
   options: ScanOptions = { decode: true },
 ): Generator<SegmentRecord, SegmentTail, void> {
   const size = file.statSync().size;
-  const window = new ReadWindow(file, size);
+  const window = new ReadWindow(file, size, options.buffer);
   let offset = SEGMENT_HEADER_SIZE;
   while (offset < size) {
     const remaining = size - offset;

@@ -161,7 +161,7 @@ Deno.test("segment header: format 2 (before backups had an id) says what to do",
 });
 
 Deno.test("scanSegment: reads every record in order, ending clean", () => {
-  const records = [change(1), change(2, 500), change(3)];
+  const records = [change(1), change(2, 1500), change(3)];
   const { records: read, tail } = scan(concat(HEADER, ...records));
   assertEquals(read.map((r) => r.header.version), [1, 2, 3]);
   assertEquals(read[1].header.codec, Codec.Zstd);

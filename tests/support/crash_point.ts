@@ -179,7 +179,7 @@ async function newTrialDir(dir: string, key: DataKey | undefined): Promise<strin
 
 /** A reader of the trial's backup, with its key when it is encrypted. */
 function readerOf(url: string, key: DataKey | undefined): BackupReader {
-  return key ? new FileBackupReader(url, new URL(url).pathname, key) : openReader(url);
+  return key ? new FileBackupReader(url, new URL(url).pathname, { key }) : openReader(url);
 }
 
 /** Copies a lightning dir made by {@linkcode newLightningDir}, pointing its lock at the copy. */

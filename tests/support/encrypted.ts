@@ -60,7 +60,7 @@ export function restoredWithKey(
   toVersion?: number,
 ): string {
   const target = `${scratch}/restored-${crypto.randomUUID()}.sqlite3`;
-  restoreBackup(new FileBackupReader(`file://${dir}`, dir, key), target, { toVersion });
+  restoreBackup(new FileBackupReader(`file://${dir}`, dir, { key }), target, { toVersion });
   const dump = dumpDatabase(target);
   Deno.removeSync(target);
   return dump;

@@ -19,7 +19,9 @@ import {
 } from "../../format/chain.ts";
 import { isPragmaOnly } from "../../sqlite/apply.ts";
 import type { DataKey } from "../../crypto/data_key.ts";
+import { readLayout } from "../../format/layout.ts";
 import { checkKey, scanWith } from "./encryption.ts";
+import { readAhead } from "./read_ahead.ts";
 
 /** Reads a base segment's records. */
 function* baseRecords(base: Segment, options: ChainScanOptions): Generator<SegmentRecord> {
@@ -34,12 +36,35 @@ function* baseRecords(base: Segment, options: ChainScanOptions): Generator<Segme
   }
 }
 
-export class FileBackupReader implements BackupReader {
+/** What a restore applies, with each change's statements still as stored (NUL-joined UTF-8). */
+export type StoredEntry =
+  | Exclude<BackupEntry, { kind: "change" }>
+  | { kind: "stored-change"; version: number; payload: Uint8Array };
+
+export interface FileBackupReaderOptions {
+  /** An encrypted backup's data key. */
+  key?: DataKey;
   /**
-   * `key`: an encrypted backup's data key; without it such a backup can be described (from
-   * its headers and checksums), not restored.
+   * Read and decode in a worker, ahead of the caller, once the logs to read hold at least
+   * this many bytes (default 8 MiB); below that, starting the worker costs more than it saves.
    */
-  constructor(readonly url: string, readonly dir: string, public key?: DataKey) {}
+  readAheadFrom?: number;
+}
+
+const READ_AHEAD_FROM = 8 << 20;
+
+export class FileBackupReader implements BackupReader {
+  readonly #readAheadFrom: number;
+  /**
+   * An encrypted backup's data key; without it such a backup can be described (from its
+   * headers and checksums), not restored.
+   */
+  key: DataKey | undefined;
+
+  constructor(readonly url: string, readonly dir: string, options: FileBackupReaderOptions = {}) {
+    this.key = options.key;
+    this.#readAheadFrom = options.readAheadFrom ?? READ_AHEAD_FROM;
+  }
 
   /** The id of the key that seals this backup's records; `undefined` for a plain backup. */
   keyId(): Uint8Array | undefined {
@@ -47,6 +72,31 @@ export class FileBackupReader implements BackupReader {
   }
 
   *entries(toVersion = Infinity): Iterable<BackupEntry> {
+    const stored = this.#logBytes() >= this.#readAheadFrom
+      ? readAhead(
+        { url: this.url, dir: this.dir, toVersion, key: this.key?.bytes },
+        () => this.storedEntries(toVersion),
+      )
+      : this.storedEntries(toVersion);
+    for (const entry of stored) {
+      yield entry.kind === "stored-change"
+        ? {
+          kind: "change",
+          version: entry.version,
+          statements: decodeStatements(entry.payload, true),
+        }
+        : entry;
+    }
+  }
+
+  #logBytes(): number {
+    let bytes = 0;
+    for (const log of readLayout(this.dir).logs) bytes += Deno.lstatSync(log.path).size;
+    return bytes;
+  }
+
+  /** {@linkcode entries}, each change's payload checked but not split into statements. */
+  *storedEntries(toVersion = Infinity): Generator<StoredEntry> {
     const chain = readChain(this.dir);
     checkKey(chain, this.key);
     const base = chain.bases.findLast((b) => b.number <= toVersion);
@@ -71,17 +121,18 @@ export class FileBackupReader implements BackupReader {
       checkFollows(previous, baseVersion, { version: header.version, path: log.path, offset });
       previous = header.version;
       if (header.version < baseVersion) continue;
-      const statements = decodeStatements(payload!, true);
       // The base holds every change up to its version; a hook without a bump at that
       // version (a migration's PRAGMA) came after it and must still run.
-      if (header.version === baseVersion && !isPragmaOnly(statements)) continue;
+      if (
+        header.version === baseVersion && !isPragmaOnly(decodeStatements(payload!, true))
+      ) continue;
       if (header.version > toVersion) return;
       version = header.version;
-      yield { kind: "change", version: header.version, statements };
+      yield { kind: "stored-change", version: header.version, payload: payload! };
     }
   }
 
-  *#snapshot(base: Segment): Iterable<BackupEntry> {
+  *#snapshot(base: Segment): Iterable<StoredEntry> {
     const { path, number: version } = base;
     let totalBytes = 0;
     let parts = 0;
@@ -150,7 +201,7 @@ export class FileBackupReader implements BackupReader {
   close(): void {}
 }
 
-function* tailEntry(end: ChainEnd, version: number): Iterable<BackupEntry> {
+function* tailEntry(end: ChainEnd, version: number): Iterable<StoredEntry> {
   if (end.tail.tornBytes === 0) return;
   yield {
     kind: "tail",

@@ -1,0 +1,94 @@
+import { assert, assertEquals, assertRejects } from "../../../tests/support/assert.ts";
+import type { BackupEntry } from "../backend.ts";
+import { CorruptBackupError } from "../../format/segment.ts";
+import { logName } from "../../format/layout.ts";
+import { createFileBackup } from "./create.ts";
+import { FileBackupReader } from "./reader.ts";
+import { FileBackend } from "./writer.ts";
+import { DataKey } from "../../crypto/data_key.ts";
+import { makeEncryptedBackup } from "../../../tests/support/encrypted.ts";
+
+/**
+ * A backup with a snapshot, changes (one larger than the 8 MiB ring) and a torn tail; sealed
+ * with `key` when one is given.
+ */
+async function backupWithTail(
+  key?: DataKey,
+): Promise<{ dir: string; url: string; path: string }> {
+  const dir = Deno.makeTempDirSync();
+  const path = `${dir}/backup`;
+  const db = `${dir}/db.sqlite3`;
+  Deno.writeFileSync(db, crypto.getRandomValues(new Uint8Array(60_000)));
+  if (key) await makeEncryptedBackup(path, { version: 7, path: db }, [], key);
+  else createFileBackup(path, { version: 7, path: db });
+  const url = `file://${path}`;
+  const backend = FileBackend.open(url, path, { key });
+  const hex = (bytes: number) =>
+    Array.from(crypto.getRandomValues(new Uint8Array(bytes)), (b) => b.toString(16)).join("");
+  const big = Array.from({ length: 200 }, () => hex(65_536)).join("");
+  for (let version = 8; version < 40; version++) {
+    const statements = version === 20 ? [`SELECT '${big}'`] : [`SELECT ${version}`, "x\u00e9"];
+    await backend.append({ version, statements });
+  }
+  backend.close();
+  const log = Deno.openSync(`${path}/${logName(1)}`, { write: true, append: true });
+  log.writeSync(new Uint8Array([1, 2, 3]));
+  log.close();
+  return { dir, url, path };
+}
+
+const read = (reader: FileBackupReader, toVersion?: number) => [...reader.entries(toVersion)];
+
+Deno.test("read-ahead: a worker reads the same entries as the reader alone", async () => {
+  const { dir, url, path } = await backupWithTail();
+  const alone = read(new FileBackupReader(url, path, { readAheadFrom: Infinity }));
+  const ahead = read(new FileBackupReader(url, path, { readAheadFrom: 0 }));
+  assertEquals(ahead.length, 1 + 1 + 32 + 1, "a part, the end, 32 changes, the tail");
+  assertEquals(ahead, alone);
+  const big = ahead.find((e) => e.kind === "change" && e.version === 20) as BackupEntry & {
+    kind: "change";
+  };
+  assert(big.statements[0].length > 8 << 20, "the big change went through the ring whole");
+  assertEquals(
+    read(new FileBackupReader(url, path, { readAheadFrom: 0 }), 12),
+    read(new FileBackupReader(url, path, { readAheadFrom: Infinity }), 12),
+  );
+  Deno.removeSync(dir, { recursive: true });
+});
+
+Deno.test("read-ahead: the worker opens an encrypted backup with the reader's key", async () => {
+  const key = await DataKey.generate();
+  const { dir, url, path } = await backupWithTail(key);
+  const alone = read(new FileBackupReader(url, path, { key, readAheadFrom: Infinity }));
+  const ahead = read(new FileBackupReader(url, path, { key, readAheadFrom: 0 }));
+  assertEquals(ahead.length, 1 + 1 + 32 + 1, "a part, the end, 32 changes, the tail");
+  assertEquals(ahead, alone);
+  Deno.removeSync(dir, { recursive: true });
+});
+
+Deno.test("read-ahead: damage is the same CorruptBackupError as read alone", async () => {
+  const { dir, url, path } = await backupWithTail();
+  const file = Deno.openSync(`${path}/${logName(1)}`, { read: true, write: true });
+  file.seekSync(200, Deno.SeekMode.Start);
+  file.writeSync(new Uint8Array([0xff, 0xee]));
+  file.close();
+  const alone = await assertRejects(() =>
+    read(new FileBackupReader(url, path, { readAheadFrom: Infinity }))
+  );
+  const ahead = await assertRejects(() =>
+    read(new FileBackupReader(url, path, { readAheadFrom: 0 }))
+  );
+  assert(alone instanceof CorruptBackupError && ahead instanceof CorruptBackupError);
+  assertEquals(ahead.message, alone.message);
+  assertEquals([ahead.path, ahead.offset], [alone.path, alone.offset]);
+  assertEquals(ahead.offset! < 300, true, "the damaged record, near the log's start");
+  Deno.removeSync(dir, { recursive: true });
+});
+
+Deno.test("read-ahead: a caller that stops early stops the worker", async () => {
+  const { dir, url, path } = await backupWithTail();
+  const reader = new FileBackupReader(url, path, { readAheadFrom: 0 });
+  for (const entry of reader.entries()) if (entry.kind === "change") break;
+  // The test's sanitizers fail it if the worker or a file were left open.
+  Deno.removeSync(dir, { recursive: true });
+});
