@@ -11,7 +11,6 @@
  *
  * @module
  */
-import { writeBase } from "../backends/file/create.ts";
 import { FileBackupReader } from "../backends/file/reader.ts";
 import { baseName } from "../format/layout.ts";
 import { readChain } from "../format/chain.ts";
@@ -20,7 +19,10 @@ import { restoreBackup } from "../backup/restore.ts";
 import { atStep } from "../fs/step_seam.ts";
 import { continuingLog, DEFAULT_RETAIN_BASES, redundantSegments } from "./plan.ts";
 import { deleteSegments } from "./deletion.ts";
+import { moveIntoBase } from "./move_into_base.ts";
+import { Pacer } from "./pacer.ts";
 import { basename } from "node:path";
+import type { CompactableBackend } from "./compactor.ts";
 
 /** Size and versions held, as the Python plugin's `backup-compact` reports them. */
 export interface CompactionStats {
@@ -40,6 +42,29 @@ export interface CompactionResult {
   seconds: number;
 }
 
+/**
+ * What {@linkcode compactBackup} did. The sizes before and after come from the writer, which
+ * keeps count as it appends ({@linkcode compactionResult}): counting them from the files
+ * would read the whole backup twice.
+ */
+export type CompactionWork = Pick<CompactionResult, "base_version" | "versions_folded" | "seconds">;
+
+/** The full result, from the writer's sizes before and after a compaction and its work. */
+export function compactionResult(
+  before: CompactionStats,
+  after: CompactionStats,
+  work: CompactionWork,
+): CompactionResult {
+  return {
+    before,
+    after,
+    base_version: work.base_version,
+    versions_folded: work.versions_folded,
+    bytes_freed: Math.max(0, before.backupsize - after.backupsize),
+    seconds: work.seconds,
+  };
+}
+
 export type CompactionPhase = "restore" | "base" | "cleanup";
 
 export interface CompactOptions {
@@ -50,11 +75,8 @@ export interface CompactOptions {
   onProgress?: (phase: CompactionPhase, version: number) => void;
   /** Milliseconds, monotonic (a seam for tests). */
   now?: () => number;
-}
-
-function stats(url: string, dir: string): CompactionStats {
-  const d = new FileBackupReader(url, dir).describe();
-  return { backupsize: d.bytes, version_count: d.records };
+  /** Paces the base's writes (see pacer.ts). */
+  pacer?: Pacer;
 }
 
 /** Where a compaction builds its database; a `.tmp` name, so an open after a crash removes it. */
@@ -62,11 +84,13 @@ function scratchDir(dir: string): string {
   return `${dir}/compacting-${Deno.pid}.tmp`;
 }
 
-/** Compacts the backup directory `dir` up to `options.target`. */
-export function compactBackup(url: string, dir: string, options: CompactOptions): CompactionResult {
+/**
+ * Compacts the backup directory `dir` up to `options.target`. Besides the backup, it needs
+ * room for the new base's database at most (see move_into_base.ts).
+ */
+export function compactBackup(url: string, dir: string, options: CompactOptions): CompactionWork {
   const now = options.now ?? (() => performance.now());
   const started = now();
-  const before = stats(url, dir);
   const newest = readChain(dir).bases.at(-1)?.number ?? 0;
   let folded = 0;
   let baseVersion: number | null = null;
@@ -87,10 +111,10 @@ export function compactBackup(url: string, dir: string, options: CompactOptions)
       options.onProgress?.("base", options.target);
       // Read after the restore: a roll meanwhile only adds logs after the one it continues in.
       const chain = readChain(dir);
-      writeBase(dir, { version: options.target, path: restored.path }, {
+      moveIntoBase(dir, restored.path, options.target, {
         backupId: chain.backupId,
         firstLog: continuingLog(chain, options.target),
-      });
+      }, options.pacer ?? new Pacer());
       atStep("compact-after-base");
       folded = restored.changes;
       baseVersion = options.target;
@@ -110,13 +134,23 @@ export function compactBackup(url: string, dir: string, options: CompactOptions)
   options.onProgress?.("cleanup", options.target);
   const redundant = redundantSegments(readChain(dir), options.retain ?? DEFAULT_RETAIN_BASES);
   deleteSegments(dir, redundant.map((path) => basename(path)));
-  const after = stats(url, dir);
   return {
-    before,
-    after,
     base_version: baseVersion,
     versions_folded: folded,
-    bytes_freed: Math.max(0, before.backupsize - after.backupsize),
     seconds: Math.round(now() - started) / 1000,
   };
+}
+
+/**
+ * Compacts in the writer's own thread (a stopped node's backup, or a test): the sizes come
+ * from `writer` before and after, and it takes note of what changed.
+ */
+export function compactWithWriter(
+  writer: CompactableBackend,
+  options: CompactOptions,
+): CompactionResult {
+  const before = writer.heldStats();
+  const work = compactBackup(writer.url, writer.dir, options);
+  writer.compacted();
+  return compactionResult(before, writer.heldStats(), work);
 }

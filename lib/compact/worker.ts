@@ -16,12 +16,12 @@ function post(message: WorkerMessage): void {
 self.onmessage = (event: MessageEvent<CompactionRequest>) => {
   const { url, dir, target, retain } = event.data;
   try {
-    const result = compactBackup(url, dir, {
+    const work = compactBackup(url, dir, {
       target,
       retain,
       onProgress: (phase, version) => post({ kind: "progress", phase, version }),
     });
-    post({ kind: "done", result });
+    post({ kind: "done", work });
   } catch (error) {
     post({ kind: "failed", message: error instanceof Error ? error.message : String(error) });
   }

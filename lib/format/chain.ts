@@ -18,7 +18,9 @@ import { existsSync } from "../fs/exists.ts";
 import {
   decodeRecordHeader,
   decodeSeal,
+  decodeSnapshotEnd,
   encodeSeal,
+  encodeSnapshotEnd,
   payloadChecks,
   RECORD_HEADER_SIZE,
   RecordKind,
@@ -261,6 +263,29 @@ export function sealedVersion(log: Segment): number | undefined {
     const payload = bytes.subarray(RECORD_HEADER_SIZE);
     if (header?.kind !== RecordKind.Seal || !payloadChecks(header, payload)) return undefined;
     return decodeSeal(payload) === log.number + 1 ? header.version : undefined;
+  } finally {
+    file.close();
+  }
+}
+
+/** Bytes of a snapshot's end record: its header, total bytes and part count. */
+const SNAPSHOT_END_BYTES = RECORD_HEADER_SIZE + encodeSnapshotEnd(0, 0).length;
+
+/**
+ * A base's records (its parts and its end), from its end record alone (its last bytes), so
+ * counting needs no scan; `undefined` for a base that does not end in a valid one.
+ */
+export function baseRecordCount(base: Segment): number | undefined {
+  const file = openSegment(base.path);
+  try {
+    const size = file.statSync().size;
+    if (size < SEGMENT_HEADER_SIZE + SNAPSHOT_END_BYTES) return undefined;
+    const bytes = readAt(file, size - SNAPSHOT_END_BYTES, SNAPSHOT_END_BYTES);
+    const header = decodeRecordHeader(bytes);
+    const payload = bytes.subarray(RECORD_HEADER_SIZE);
+    if (header?.kind !== RecordKind.SnapshotEnd || !payloadChecks(header, payload)) return;
+    const end = decodeSnapshotEnd(payload);
+    return end === undefined ? undefined : end.parts + 1;
   } finally {
     file.close();
   }
