@@ -28,6 +28,16 @@ function newestBaseBytes(dir: string): number {
   return base ? Deno.statSync(base.path).size : 0;
 }
 
+/** Bytes the files under `dir` take on disk (allocated blocks: a base being written is sparse). */
+function diskBytes(dir: string): number {
+  let total = 0;
+  for (const entry of Deno.readDirSync(dir)) {
+    const path = `${dir}/${entry.name}`;
+    total += entry.isDirectory ? diskBytes(path) : (Deno.statSync(path).blocks ?? 0) * 512;
+  }
+  return total;
+}
+
 function directoryBytes(dir: string): number {
   let total = 0;
   for (const entry of Deno.readDirSync(dir)) {
@@ -37,15 +47,20 @@ function directoryBytes(dir: string): number {
   return total;
 }
 
-async function restoreMs(url: string, target: string): Promise<ChildResult> {
+/** Restores in a process of its own; also gives the database's size. */
+async function restoreMs(
+  url: string,
+  target: string,
+): Promise<ChildResult & { databaseBytes: number }> {
   const output = await new Deno.Command(Deno.execPath(), {
     args: ["run", "--allow-all", "--no-lock", CHILD, "restore", url, target],
     stdout: "piped",
     stderr: "piped",
   }).output();
   if (!output.success) throw new Error(new TextDecoder().decode(output.stderr));
+  const databaseBytes = Deno.statSync(target).size;
   Deno.removeSync(target);
-  return JSON.parse(new TextDecoder().decode(output.stdout));
+  return { ...JSON.parse(new TextDecoder().decode(output.stdout)), databaseBytes };
 }
 
 /** Builds the backup: snapshot, then workload changes appended until it holds `bytes`. */
@@ -93,6 +108,32 @@ async function hooks(
   return samples;
 }
 
+/** A compaction's own files (scratch database, new base) and the MiB they take on disk. */
+function compactionFiles(dir: string): Record<string, number> {
+  const files: Record<string, number> = {};
+  for (const entry of Deno.readDirSync(dir)) {
+    if (!entry.name.endsWith(".tmp")) continue;
+    const path = `${dir}/${entry.name}`;
+    const bytes = entry.isDirectory ? diskBytes(path) : (Deno.statSync(path).blocks ?? 0) * 512;
+    files[entry.name] = Math.round(bytes / MiB);
+  }
+  return files;
+}
+
+/** The highest nice value among a process's threads (the compaction worker lowers its own). */
+function highestNice(pid: number): number {
+  let highest = -20;
+  for (const task of Deno.readDirSync(`/proc/${pid}/task`)) {
+    try {
+      const fields = Deno.readTextFileSync(`/proc/${pid}/task/${task.name}/stat`).split(") ")[1];
+      highest = Math.max(highest, Number(fields.split(" ")[16]));
+    } catch {
+      // The thread ended.
+    }
+  }
+  return highest;
+}
+
 /** The step a compaction is at, from the files it leaves in the backup directory. */
 function compactionStep(dir: string): string {
   const names = [...Deno.readDirSync(dir)].map((e) => e.name);
@@ -100,6 +141,9 @@ function compactionStep(dir: string): string {
   if (names.some((n) => n.startsWith("compacting-"))) return "rebuilding the database";
   return "deleting, or between steps";
 }
+
+/** How often the backup's disk use is sampled during the compaction. */
+const SAMPLE_MS = 20;
 
 /** Hooks slower than this are counted by the compaction step they met. */
 const SLOW_MS = 20;
@@ -132,6 +176,8 @@ export const compaction: Section = {
     let during: number[];
     let result: Record<string, unknown>;
     let peakExtraBytes = 0;
+    let peakFiles: Record<string, number> = {};
+    let workerNice = -20;
     let rssBeforeKiB: number;
     const slow: { ms: number; step: string }[] = [];
     let hwmKiB: number;
@@ -140,19 +186,24 @@ export const compaction: Section = {
       context.log(`compact: ${idleCount} hooks with no compaction`);
       idle = await hooks(plugin, workload, () => next.id > idleCount, next);
       rssBeforeKiB = plugin.memoryKiB("VmRSS");
-      const start = directoryBytes(`${dir}/backup`);
+      const start = diskBytes(`${dir}/backup`);
       let done = false;
       context.log("compact: backup-compact, with hooks flowing");
       const call = plugin.request("backup-compact", []).finally(() => done = true);
       let step = "starting";
       const sampler = setInterval(() => {
         try {
-          peakExtraBytes = Math.max(peakExtraBytes, directoryBytes(`${dir}/backup`) - start);
+          const extra = diskBytes(`${dir}/backup`) - start;
+          if (extra > peakExtraBytes) {
+            peakExtraBytes = extra;
+            peakFiles = compactionFiles(`${dir}/backup`);
+          }
           step = compactionStep(`${dir}/backup`);
+          workerNice = Math.max(workerNice, highestNice(plugin.pid));
         } catch {
           // A file went between the listing and its stat.
         }
-      }, 50);
+      }, SAMPLE_MS);
       during = await hooks(plugin, workload, () => done, next, (ms) => {
         if (ms > SLOW_MS) slow.push({ ms: Math.round(ms * 10) / 10, step });
       });
@@ -204,7 +255,10 @@ export const compaction: Section = {
         value: peakExtraBytes / MiB,
         unit: "MiB",
         reference: { label: "the new base", value: newestBaseBytes(`${dir}/backup`) / MiB },
-        note: "the compaction's scratch database and its new base, beside the backup",
+        goal: "<= 1 database",
+        note: `blocks allocated beyond the backup's, sampled every ${SAMPLE_MS} ms (the ` +
+          `appends meanwhile included): the scratch database, which then becomes the base ` +
+          `part by part; the database is ${(after.databaseBytes / MiB).toFixed(0)} MiB`,
       }),
       row({
         section,
@@ -237,6 +291,8 @@ export const compaction: Section = {
         during_ms: b,
         restore_before: before,
         after,
+        peak_extra_files_mib: peakFiles,
+        worker_nice: workerNice,
         slow_hooks_during: slow.sort((x, y) => y.ms - x.ms).slice(0, 20),
       },
     };

@@ -36,6 +36,7 @@ Deno.test("a file backup's launch reads backup.lock and the backup, writes the b
     "--no-lock",
     `--allow-read=/nonexistent/ln/bitcoin/backup.lock,/var/backups/node,${CODE}`,
     "--allow-write=/var/backups/node",
+    "--allow-sys=setPriority",
     PLUGIN_ENTRY,
   ]);
 });

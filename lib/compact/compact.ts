@@ -17,6 +17,7 @@ import { readChain } from "../format/chain.ts";
 import { existsSync, removeIfExists } from "../fs/exists.ts";
 import { restoreBackup } from "../backup/restore.ts";
 import { atStep } from "../fs/step_seam.ts";
+import { workPath } from "../fs/work_path.ts";
 import { continuingLog, DEFAULT_RETAIN_BASES, redundantSegments } from "./plan.ts";
 import { deleteSegments } from "./deletion.ts";
 import { moveIntoBase } from "./move_into_base.ts";
@@ -96,25 +97,31 @@ export function compactBackup(url: string, dir: string, options: CompactOptions)
   let baseVersion: number | null = null;
   if (options.target > newest && !existsSync(`${dir}/${baseName(options.target)}`)) {
     const scratch = scratchDir(dir);
+    const pacer = options.pacer ?? new Pacer();
     removeIfExists(scratch);
     try {
       Deno.mkdirSync(scratch);
-      const restored = restoreBackup(
-        new FileBackupReader(url, dir),
-        `${scratch}/lightningd.sqlite3`,
-        {
-          toVersion: options.target,
-          onProgress: (version) => options.onProgress?.("restore", version),
-          durable: false,
+      const database = `${scratch}/lightningd.sqlite3`;
+      // The database being built, synced every thousand changes (restore's progress calls)
+      // so that the kernel never has hundreds of MiB of it to write back at once.
+      let building: Deno.FsFile | undefined;
+      const restored = restoreBackup(new FileBackupReader(url, dir), database, {
+        toVersion: options.target,
+        onProgress: (version) => {
+          building ??= Deno.openSync(workPath(database, "restoring"), { read: true });
+          pacer.sync(building);
+          options.onProgress?.("restore", version);
         },
-      );
+        durable: false,
+      });
+      building?.close();
       options.onProgress?.("base", options.target);
       // Read after the restore: a roll meanwhile only adds logs after the one it continues in.
       const chain = readChain(dir);
       moveIntoBase(dir, restored.path, options.target, {
         backupId: chain.backupId,
         firstLog: continuingLog(chain, options.target),
-      }, options.pacer ?? new Pacer());
+      }, pacer);
       atStep("compact-after-base");
       folded = restored.changes;
       baseVersion = options.target;

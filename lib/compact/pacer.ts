@@ -1,9 +1,9 @@
 /**
  * Paces a compaction's writes so that the plugin's appends, each waiting on its own
  * fdatasync on the same disk, never queue behind a large flush: the compaction syncs what it
- * wrote every few hundred KiB (the kernel would otherwise write back hundreds of MiB at once,
- * and a journal commit then waits for them), and after each sync it rests as long as the
- * sync took, so it holds the disk at most about half the time.
+ * wrote in small steps (the kernel would otherwise write back hundreds of MiB at once, and
+ * the plugin's next journal commit would wait for them), and after each sync it rests as
+ * long as the sync took, so it holds the disk at most about half the time.
  *
  * @module
  */
@@ -33,7 +33,11 @@ export class Pacer {
   /** Counts `bytes` just written to `file`; syncs and rests once a step is full. */
   wrote(file: Deno.FsFile, bytes: number): void {
     this.#unsynced += bytes;
-    if (this.#unsynced < this.stepBytes) return;
+    if (this.#unsynced >= this.stepBytes) this.sync(file);
+  }
+
+  /** Syncs `file` now, then rests as long as that took. */
+  sync(file: Deno.FsFile): void {
     this.#unsynced = 0;
     const started = this.now();
     file.syncDataSync();
