@@ -40,7 +40,7 @@ import type { CompactionSizes } from "../../compact/policy.ts";
 export const DEFAULT_SEGMENT_BYTES = 16 * 1024 * 1024;
 
 /** The most bytes a trim of the live log copies on the writer's thread (see compacted()). */
-const TRIM_MAX_BYTES = 1024 * 1024;
+const TRIM_MAX_BYTES = 256 * 1024;
 
 export interface FileBackendOptions {
   segmentBytes?: number;
