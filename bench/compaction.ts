@@ -257,8 +257,9 @@ export const compaction: Section = {
         reference: { label: "the new base", value: newestBaseBytes(`${dir}/backup`) / MiB },
         goal: "<= 1 database",
         note: `blocks allocated beyond the backup's, sampled every ${SAMPLE_MS} ms (the ` +
-          `appends meanwhile included): the scratch database, which then becomes the base ` +
-          `part by part; the database is ${(after.databaseBytes / MiB).toFixed(0)} MiB`,
+          `appends meanwhile included); at the peak, in MiB: ${
+            Object.entries(peakFiles).map(([name, mib]) => `${name} ${mib}`).join(", ")
+          } (compacting-*: the database being rebuilt; base-*.tmp: the base it becomes)`,
       }),
       row({
         section,

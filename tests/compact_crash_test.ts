@@ -19,20 +19,14 @@ import { createFileBackup } from "../lib/backends/file/create.ts";
 import { FileBackend } from "../lib/backends/file/writer.ts";
 import { readLayout } from "../lib/format/layout.ts";
 import { compactBackup } from "../lib/compact/compact.ts";
-import { SEAM_ENV, type SeamStep } from "../lib/fs/step_seam.ts";
+import { SEAM_ENV, SEAM_STEPS, type SeamStep } from "../lib/fs/step_seam.ts";
 
 const CHILD = new URL("./support/compact_child.ts", import.meta.url).pathname;
 const CHANGES = recordedChanges(SCENARIOS);
 const LAST = CHANGES.at(-1)!.version;
 const SEGMENT_BYTES = 16 * 1024;
 /** The steps of a roll and a compaction the crash seam (lib/fs/step_seam.ts) kills at. */
-const STEPS = [
-  "roll",
-  "compact-mid-base",
-  "compact-after-base",
-  "compact-mid-delete",
-  "compact-trim",
-] as const;
+const STEPS = SEAM_STEPS.filter((step) => step === "roll" || step.startsWith("compact-"));
 const KINDS = [...STEPS, "sigkill-random", "none"] as const;
 type Kind = typeof KINDS[number];
 

@@ -98,13 +98,13 @@ export function compactBackup(url: string, dir: string, options: CompactOptions)
   if (options.target > newest && !existsSync(`${dir}/${baseName(options.target)}`)) {
     const scratch = scratchDir(dir);
     const pacer = options.pacer ?? new Pacer();
+    // The database being built, synced every thousand changes (restore's progress calls) so
+    // that the kernel never has hundreds of MiB of it to write back at once.
+    let building: Deno.FsFile | undefined;
     removeIfExists(scratch);
     try {
       Deno.mkdirSync(scratch);
       const database = `${scratch}/lightningd.sqlite3`;
-      // The database being built, synced every thousand changes (restore's progress calls)
-      // so that the kernel never has hundreds of MiB of it to write back at once.
-      let building: Deno.FsFile | undefined;
       const restored = restoreBackup(new FileBackupReader(url, dir), database, {
         toVersion: options.target,
         onProgress: (version) => {
@@ -115,6 +115,7 @@ export function compactBackup(url: string, dir: string, options: CompactOptions)
         durable: false,
       });
       building?.close();
+      building = undefined;
       options.onProgress?.("base", options.target);
       // Read after the restore: a roll meanwhile only adds logs after the one it continues in.
       const chain = readChain(dir);
@@ -135,6 +136,7 @@ export function compactBackup(url: string, dir: string, options: CompactOptions)
           `"${dir}"); the backup is unchanged and the node keeps running`,
       );
     } finally {
+      building?.close();
       removeIfExists(scratch);
     }
   }

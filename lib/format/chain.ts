@@ -23,6 +23,7 @@ import {
   encodeSnapshotEnd,
   payloadChecks,
   RECORD_HEADER_SIZE,
+  type RecordHeader,
   RecordKind,
 } from "./record.ts";
 import {
@@ -246,49 +247,47 @@ export function checkFollows(
   }
 }
 
-/** Bytes of a seal record: its header and the next log's sequence. */
-const SEAL_BYTES = RECORD_HEADER_SIZE + encodeSeal(0).length;
+/**
+ * A segment's last record when it is of `kind` with a payload of `payloadBytes` and checks
+ * (read from the file's last bytes alone, no scan); `undefined` otherwise.
+ */
+function lastRecord(
+  segment: Segment,
+  kind: RecordKind,
+  payloadBytes: number,
+): { header: RecordHeader; payload: Uint8Array } | undefined {
+  const bytes = RECORD_HEADER_SIZE + payloadBytes;
+  const file = openSegment(segment.path);
+  try {
+    const size = file.statSync().size;
+    if (size < SEGMENT_HEADER_SIZE + bytes) return undefined;
+    const tail = readAt(file, size - bytes, bytes);
+    const header = decodeRecordHeader(tail);
+    const payload = tail.subarray(RECORD_HEADER_SIZE);
+    if (header?.kind !== kind || !payloadChecks(header, payload)) return undefined;
+    return { header, payload };
+  } finally {
+    file.close();
+  }
+}
 
 /**
  * The version of a sealed log's last change, from its seal alone (its last bytes);
  * `undefined` for a log that does not end in its seal (the live one).
  */
 export function sealedVersion(log: Segment): number | undefined {
-  const file = openSegment(log.path);
-  try {
-    const size = file.statSync().size;
-    if (size < SEGMENT_HEADER_SIZE + SEAL_BYTES) return undefined;
-    const bytes = readAt(file, size - SEAL_BYTES, SEAL_BYTES);
-    const header = decodeRecordHeader(bytes);
-    const payload = bytes.subarray(RECORD_HEADER_SIZE);
-    if (header?.kind !== RecordKind.Seal || !payloadChecks(header, payload)) return undefined;
-    return decodeSeal(payload) === log.number + 1 ? header.version : undefined;
-  } finally {
-    file.close();
-  }
+  const seal = lastRecord(log, RecordKind.Seal, encodeSeal(0).length);
+  return seal && decodeSeal(seal.payload) === log.number + 1 ? seal.header.version : undefined;
 }
-
-/** Bytes of a snapshot's end record: its header, total bytes and part count. */
-const SNAPSHOT_END_BYTES = RECORD_HEADER_SIZE + encodeSnapshotEnd(0, 0).length;
 
 /**
  * A base's records (its parts and its end), from its end record alone (its last bytes), so
  * counting needs no scan; `undefined` for a base that does not end in a valid one.
  */
 export function baseRecordCount(base: Segment): number | undefined {
-  const file = openSegment(base.path);
-  try {
-    const size = file.statSync().size;
-    if (size < SEGMENT_HEADER_SIZE + SNAPSHOT_END_BYTES) return undefined;
-    const bytes = readAt(file, size - SNAPSHOT_END_BYTES, SNAPSHOT_END_BYTES);
-    const header = decodeRecordHeader(bytes);
-    const payload = bytes.subarray(RECORD_HEADER_SIZE);
-    if (header?.kind !== RecordKind.SnapshotEnd || !payloadChecks(header, payload)) return;
-    const end = decodeSnapshotEnd(payload);
-    return end === undefined ? undefined : end.parts + 1;
-  } finally {
-    file.close();
-  }
+  const end = lastRecord(base, RecordKind.SnapshotEnd, encodeSnapshotEnd(0, 0).length);
+  const parts = end && decodeSnapshotEnd(end.payload)?.parts;
+  return parts === undefined ? undefined : parts + 1;
 }
 
 function isEmpty(log: Segment): boolean {
