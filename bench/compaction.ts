@@ -235,9 +235,9 @@ export const compaction: Section = {
           note: q === "p50"
             ? `${during.length} hooks answered during the compaction, ${idle.length} before it`
             : q === "max"
-            ? `hooks over ${SLOW_MS} ms during the compaction, by the step they met: ${
-              slowSteps(slow)
-            }`
+            ? `hooks over ${SLOW_MS} ms: ${idle.filter((ms) => ms > SLOW_MS).length} of ` +
+              `${idle.length} with no compaction; ${slow.length} of ${during.length} during ` +
+              `it, by the step they met: ${slowSteps(slow)}`
             : undefined,
         })
       ),
