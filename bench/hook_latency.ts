@@ -64,11 +64,14 @@ export function clnBackupNode(dir: string): PluginCommand {
   return clnBackupCommand(lightningDir, backup);
 }
 
-/** Starts a plugin and takes it through `getmanifest` and `init`. */
-export async function startPlugin(command: PluginCommand): Promise<PluginProcess> {
+/** Starts a plugin and takes it through `getmanifest` and `init` (with its plugin options). */
+export async function startPlugin(
+  command: PluginCommand,
+  options: Record<string, unknown> = {},
+): Promise<PluginProcess> {
   const plugin = PluginProcess.spawn(command);
   await plugin.getmanifest();
-  await plugin.init(command.lightningDir);
+  await plugin.init(command.lightningDir, options);
   return plugin;
 }
 

@@ -129,9 +129,9 @@ export class PluginProcess {
     return this.request("getmanifest", { "allow-deprecated-apis": false });
   }
 
-  init(lightningDir: string): Promise<Answer> {
+  init(lightningDir: string, options: Record<string, unknown> = {}): Promise<Answer> {
     return this.request("init", {
-      options: {},
+      options,
       configuration: {
         "lightning-dir": lightningDir,
         "rpc-file": "lightning-rpc",

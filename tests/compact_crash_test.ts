@@ -1,8 +1,9 @@
 /**
  * Compaction is crash-safe: a process appending the recorded changes while a worker
  * compacts is killed at every step of a compaction (first base part written, base durable,
- * first delete done), at a roll during the compaction, or at a random moment; some trials
- * then also lose what was never synced (a power cut). Each time the writer reopens the
+ * first delete done, the live log's trimmed copy durable), at a roll during the compaction,
+ * or at a random moment; some trials then also lose what was never synced (a power cut).
+ * Some trials are an idle node's: no append until the compaction is done. Each time the writer reopens the
  * backup, which must then hold exactly the acknowledged changes and restore to the node's
  * state; the rest of the changes are appended and the final restore must equal the node.
  *
@@ -18,14 +19,14 @@ import { createFileBackup } from "../lib/backends/file/create.ts";
 import { FileBackend } from "../lib/backends/file/writer.ts";
 import { readLayout } from "../lib/format/layout.ts";
 import { compactBackup } from "../lib/compact/compact.ts";
-import { SEAM_ENV, type SeamStep } from "../lib/fs/step_seam.ts";
+import { SEAM_ENV, SEAM_STEPS, type SeamStep } from "../lib/fs/step_seam.ts";
 
 const CHILD = new URL("./support/compact_child.ts", import.meta.url).pathname;
 const CHANGES = recordedChanges(SCENARIOS);
 const LAST = CHANGES.at(-1)!.version;
 const SEGMENT_BYTES = 16 * 1024;
 /** The steps of a roll and a compaction the crash seam (lib/fs/step_seam.ts) kills at. */
-const STEPS = ["roll", "compact-mid-base", "compact-after-base", "compact-mid-delete"] as const;
+const STEPS = SEAM_STEPS.filter((step) => step === "roll" || step.startsWith("compact-"));
 const KINDS = [...STEPS, "sigkill-random", "none"] as const;
 type Kind = typeof KINDS[number];
 
@@ -71,6 +72,8 @@ async function trial(seed: number): Promise<Trial> {
     const to = Math.min(CHANGES.length, start + 40 + Math.floor(random() * 80));
     // After at least one more change, so there is something new to fold.
     const compactAt = start + 1 + Math.floor(random() * 10);
+    // An idle node (no append until the compaction is done) has its live log trimmed.
+    const idle = kind === "compact-trim" || random() < 0.3;
     const env: Record<string, string> = {};
     if (kind === "roll") env[SEAM_ENV] = `crash@roll:${1 + Math.floor(random() * 2)}`;
     else if (kind !== "sigkill-random" && kind !== "none") {
@@ -86,6 +89,7 @@ async function trial(seed: number): Promise<Trial> {
         String(to),
         String(compactAt),
         String(SEGMENT_BYTES),
+        ...(idle ? ["idle"] : []),
       ],
       env,
       stdout: "piped",

@@ -139,3 +139,30 @@ Deno.test("compaction: the plugin compacts by itself as its dynamic options say"
     Deno.removeSync(node.dir, { recursive: true });
   }
 });
+
+Deno.test("compaction: backup-compact on an idle node frees all but the newest change at once", async () => {
+  const node = newNode();
+  try {
+    // Default segments: every change stays in the one live log.
+    for (const name of ["fresh-start", "restart"] as const) {
+      const lightningd = FakeLightningd.spawn({ lightningDir: node.dir });
+      assertEquals(await lightningd.replay(loadFixture(name).raw), "committed");
+      await lightningd.close();
+    }
+    const lightningd = FakeLightningd.spawn({ lightningDir: node.dir });
+    await lightningd.getmanifest();
+    await lightningd.init({ "backup-compact-auto": false });
+    // No hook comes: the compaction neither waits for one nor frees nothing.
+    const result = status(await lightningd.request("backup-compact", []));
+    const [before, after] = [result.before, result.after] as { backupsize: number }[];
+    assert(after.backupsize < before.backupsize, `${after.backupsize} >= ${before.backupsize}`);
+    const layout = readLayout(`${node.dir}/backup`);
+    assertEquals([layout.bases.length, layout.logs.length], [1, 1]);
+    const report = status(await lightningd.request("backup-status", []));
+    assertEquals(report.records, 2, "the log keeps the base's change and the newest");
+    await lightningd.stop();
+    assertEquals(restoredDump(node.url, node.dir), dumpDatabase(`${node.dir}/${DATABASE_NAME}`));
+  } finally {
+    Deno.removeSync(node.dir, { recursive: true });
+  }
+});

@@ -5,7 +5,11 @@
  */
 import { BackupLockedError, FileBackend } from "../backends/file/writer.ts";
 import { backupKind } from "../backends/open.ts";
-import { compactBackup, type CompactionPhase, type CompactionResult } from "../compact/compact.ts";
+import {
+  type CompactionPhase,
+  type CompactionResult,
+  compactWithWriter,
+} from "../compact/compact.ts";
 import { readChain } from "../format/chain.ts";
 import { DEFAULT_RETAIN_BASES } from "../compact/plan.ts";
 import {
@@ -125,7 +129,7 @@ export async function compact(args: string[], output: Output = consoleOutput): P
     try {
       const target = writer.state().rewindVersion ?? writer.state().version;
       const from = readChain(path).bases.at(-1)?.number ?? 0;
-      const result = compactBackup(url, path, {
+      const result = compactWithWriter(writer, {
         target,
         retain,
         key,

@@ -12,7 +12,9 @@
  *   files made when a segment rolls all live inside the backup's directory;
  * - `--allow-net=<host:port>` for a `socket:` backup only: the backup server, or the SOCKS
  *   proxy when the URL names one (the proxy reaches the server, the plugin does not);
- * - nothing else: no run, no FFI, no environment, no system information.
+ * - `--allow-sys=setPriority` for a file backup only: the compaction worker lowers its own
+ *   thread's CPU priority, so that the hooks' thread runs first (lib/compact/worker.ts);
+ * - nothing else: no run, no FFI, no environment, no other system information.
  *
  * Nothing more is strictly needed, which the permission test checks: `Deno.cwd()`,
  * `performance.now()` (Deno 2 has no `hrtime` permission any more) and `node:zlib` need no
@@ -135,7 +137,9 @@ export function permissionFlags(plan: LaunchPlan): string[] {
     "--no-config",
     "--no-lock",
     `--allow-read=${read.join(",")}`,
-    ...(plan.backupPath ? [`--allow-write=${listItem(plan.backupPath)}`] : []),
+    ...(plan.backupPath
+      ? [`--allow-write=${listItem(plan.backupPath)}`, "--allow-sys=setPriority"]
+      : []),
     ...(plan.netAddress ? [`--allow-net=${listItem(plan.netAddress)}`] : []),
   ];
 }

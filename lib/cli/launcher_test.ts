@@ -37,6 +37,7 @@ Deno.test("a file backup's launch reads backup.lock and the backup, writes the b
     "--allow-read=/nonexistent/ln/bitcoin/backup.lock,/nonexistent/ln/bitcoin/backup.key," +
     `/var/backups/node,${CODE}`,
     "--allow-write=/var/backups/node",
+    "--allow-sys=setPriority",
     PLUGIN_ENTRY,
   ]);
 });

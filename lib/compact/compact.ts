@@ -11,17 +11,20 @@
  *
  * @module
  */
-import { writeBase } from "../backends/file/create.ts";
 import { FileBackupReader } from "../backends/file/reader.ts";
 import { baseName } from "../format/layout.ts";
 import { readChain } from "../format/chain.ts";
 import { existsSync, removeIfExists } from "../fs/exists.ts";
 import { restoreBackup } from "../backup/restore.ts";
 import { atStep } from "../fs/step_seam.ts";
+import { workPath } from "../fs/work_path.ts";
 import { continuingLog, DEFAULT_RETAIN_BASES, redundantSegments } from "./plan.ts";
 import { deleteSegments } from "./deletion.ts";
+import { moveIntoBase } from "./move_into_base.ts";
+import { Pacer } from "./pacer.ts";
 import { basename } from "node:path";
 import type { DataKey } from "../crypto/data_key.ts";
+import type { CompactableBackend } from "./compactor.ts";
 
 /** Size and versions held, as the Python plugin's `backup-compact` reports them. */
 export interface CompactionStats {
@@ -41,6 +44,29 @@ export interface CompactionResult {
   seconds: number;
 }
 
+/**
+ * What {@linkcode compactBackup} did. The sizes before and after come from the writer, which
+ * keeps count as it appends ({@linkcode compactionResult}): counting them from the files
+ * would read the whole backup twice.
+ */
+export type CompactionWork = Pick<CompactionResult, "base_version" | "versions_folded" | "seconds">;
+
+/** The full result, from the writer's sizes before and after a compaction and its work. */
+export function compactionResult(
+  before: CompactionStats,
+  after: CompactionStats,
+  work: CompactionWork,
+): CompactionResult {
+  return {
+    before,
+    after,
+    base_version: work.base_version,
+    versions_folded: work.versions_folded,
+    bytes_freed: Math.max(0, before.backupsize - after.backupsize),
+    seconds: work.seconds,
+  };
+}
+
 export type CompactionPhase = "restore" | "base" | "cleanup";
 
 export interface CompactOptions {
@@ -51,13 +77,10 @@ export interface CompactOptions {
   onProgress?: (phase: CompactionPhase, version: number) => void;
   /** Milliseconds, monotonic (a seam for tests). */
   now?: () => number;
+  /** Paces the base's writes (see pacer.ts). */
+  pacer?: Pacer;
   /** An encrypted backup's data key: it reads the records and seals the new base. */
   key?: DataKey;
-}
-
-function stats(url: string, dir: string): CompactionStats {
-  const d = new FileBackupReader(url, dir).describe();
-  return { backupsize: d.bytes, version_count: d.records };
 }
 
 /** Where a compaction builds its database; a `.tmp` name, so an open after a crash removes it. */
@@ -65,36 +88,46 @@ function scratchDir(dir: string): string {
   return `${dir}/compacting-${Deno.pid}.tmp`;
 }
 
-/** Compacts the backup directory `dir` up to `options.target`. */
-export function compactBackup(url: string, dir: string, options: CompactOptions): CompactionResult {
+/**
+ * Compacts the backup directory `dir` up to `options.target`. Besides the backup, it needs
+ * room for the new base's database at most (see move_into_base.ts).
+ */
+export function compactBackup(url: string, dir: string, options: CompactOptions): CompactionWork {
   const now = options.now ?? (() => performance.now());
   const started = now();
-  const before = stats(url, dir);
   const newest = readChain(dir).bases.at(-1)?.number ?? 0;
   let folded = 0;
   let baseVersion: number | null = null;
   if (options.target > newest && !existsSync(`${dir}/${baseName(options.target)}`)) {
     const scratch = scratchDir(dir);
+    const pacer = options.pacer ?? new Pacer();
+    // The database being built, synced every thousand changes (restore's progress calls) so
+    // that the kernel never has hundreds of MiB of it to write back at once.
+    let building: Deno.FsFile | undefined;
     removeIfExists(scratch);
     try {
       Deno.mkdirSync(scratch);
-      const restored = restoreBackup(
-        new FileBackupReader(url, dir, { key: options.key }),
-        `${scratch}/lightningd.sqlite3`,
-        {
-          toVersion: options.target,
-          onProgress: (version) => options.onProgress?.("restore", version),
-          durable: false,
+      const database = `${scratch}/lightningd.sqlite3`;
+      const reader = new FileBackupReader(url, dir, { key: options.key });
+      const restored = restoreBackup(reader, database, {
+        toVersion: options.target,
+        onProgress: (version) => {
+          building ??= Deno.openSync(workPath(database, "restoring"), { read: true });
+          pacer.sync(building);
+          options.onProgress?.("restore", version);
         },
-      );
+        durable: false,
+      });
+      building?.close();
+      building = undefined;
       options.onProgress?.("base", options.target);
       // Read after the restore: a roll meanwhile only adds logs after the one it continues in.
       const chain = readChain(dir);
-      writeBase(dir, { version: options.target, path: restored.path }, {
+      moveIntoBase(dir, restored.path, options.target, {
         backupId: chain.backupId,
         firstLog: continuingLog(chain, options.target),
         key: options.key,
-      });
+      }, pacer);
       atStep("compact-after-base");
       folded = restored.changes;
       baseVersion = options.target;
@@ -108,19 +141,30 @@ export function compactBackup(url: string, dir: string, options: CompactOptions)
           `"${dir}"); the backup is unchanged and the node keeps running`,
       );
     } finally {
+      building?.close();
       removeIfExists(scratch);
     }
   }
   options.onProgress?.("cleanup", options.target);
   const redundant = redundantSegments(readChain(dir), options.retain ?? DEFAULT_RETAIN_BASES);
   deleteSegments(dir, redundant.map((path) => basename(path)));
-  const after = stats(url, dir);
   return {
-    before,
-    after,
     base_version: baseVersion,
     versions_folded: folded,
-    bytes_freed: Math.max(0, before.backupsize - after.backupsize),
     seconds: Math.round(now() - started) / 1000,
   };
+}
+
+/**
+ * Compacts in the writer's own thread (a stopped node's backup, or a test): the sizes come
+ * from `writer` before and after, and it takes note of what changed.
+ */
+export function compactWithWriter(
+  writer: CompactableBackend,
+  options: CompactOptions,
+): CompactionResult {
+  const before = writer.heldStats();
+  const work = compactBackup(writer.url, writer.dir, options);
+  writer.compacted();
+  return compactionResult(before, writer.heldStats(), work);
 }

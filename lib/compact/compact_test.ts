@@ -10,7 +10,7 @@ import { FileBackend } from "../backends/file/writer.ts";
 import { FileBackupReader } from "../backends/file/reader.ts";
 import { readLayout } from "../format/layout.ts";
 import { restoreBackup } from "../backup/restore.ts";
-import { compactBackup } from "./compact.ts";
+import { compactBackup, compactWithWriter } from "./compact.ts";
 
 const CHANGES = recordedChanges(SCENARIOS);
 const LAST = CHANGES.at(-1)!.version;
@@ -41,9 +41,7 @@ function dispose(backup: Backup): void {
 function compact(backup: Backup, retain = 1) {
   const target = backup.writer.state().rewindVersion;
   assert(target !== undefined, "the backup has a change on top to keep");
-  const result = compactBackup(backup.url, backup.path, { target, retain });
-  backup.writer.compacted();
-  return result;
+  return compactWithWriter(backup.writer, { target, retain });
 }
 
 Deno.test("compaction at many points of the recorded runs; each restore equals the node", async () => {

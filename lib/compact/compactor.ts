@@ -6,13 +6,22 @@
  * worker reads only sealed segments and the live log below that target, which the writer
  * never changes again (a rewind drops only the newest change, above the target), writes the
  * new base and deletes what it covers, never the live log. When it is done, the writer takes
- * note of the files that changed ({@linkcode CompactableBackend.compacted}). A roll during
- * a compaction only seals the live log, which holds the newest change and so is never
- * deleted.
+ * note of the files that changed, on its own thread between two appends, and when the new
+ * base continues in the live log it trims that log to the records from the base on
+ * ({@linkcode CompactableBackend.compacted}). A roll during a compaction only seals the live
+ * log, which holds the newest change and so is never deleted. Nothing of a compaction reads
+ * the backup on the plugin's thread: the sizes before and after come from the writer's
+ * counts.
  *
  * @module
  */
-import type { CompactionPhase, CompactionResult } from "./compact.ts";
+import {
+  type CompactionPhase,
+  type CompactionResult,
+  compactionResult,
+  type CompactionStats,
+  type CompactionWork,
+} from "./compact.ts";
 import { compactionDue, type CompactionPolicy, type CompactionSizes, dueAt } from "./policy.ts";
 
 /** What the worker is asked to do. */
@@ -28,7 +37,7 @@ export interface CompactionRequest {
 /** What the worker reports. */
 export type WorkerMessage =
   | { kind: "progress"; phase: CompactionPhase; version: number }
-  | { kind: "done"; result: CompactionResult }
+  | { kind: "done"; work: CompactionWork }
   | { kind: "failed"; message: string };
 
 /** The writer's side of the hand-over. */
@@ -40,18 +49,11 @@ export interface CompactableBackend {
   /** The version before the newest change, `undefined` when nothing is on top of a base. */
   compactionTarget(): number | undefined;
   compactionSizes(): CompactionSizes;
-  /** Takes note of the segments a compaction added and deleted. */
+  /** Bytes and records held, without reading the backup. */
+  heldStats(): CompactionStats;
+  /** Takes note of the segments a compaction added and deleted; trims the live log. */
   compacted(): void;
-  /** Seals the live log at the next append; resolves then (see {@linkcode Compactor.compact}). */
-  sealAtNextAppend?(): Promise<void>;
 }
-
-/**
- * How long a requested compaction waits for the next change to seal the live log, when that
- * log holds every change since the newest base (a small or young node's backup): an active
- * node writes within seconds; an idle one is compacted as it stands.
- */
-export const SEAL_WAIT_MS = 5_000;
 
 /** A thread that runs one compaction request; a seam so tests can run it in-process. */
 export interface CompactionThread {
@@ -84,7 +86,7 @@ export interface CompactionStatus {
   /** A server's compaction shows phase `"on the server"`: its progress is not sent. */
   running: {
     target: number;
-    phase: CompactionPhase | "starting" | "waiting for a change" | "on the server";
+    phase: CompactionPhase | "starting" | "on the server";
     version: number;
   } | null;
   last: (CompactionResult & { ok: true }) | { ok: false; error: string } | null;
@@ -111,7 +113,6 @@ export class Compactor implements CompactionService {
   #thread: CompactionThread | undefined;
   /** Settles the running compaction's promise when it is stopped from outside. */
   #abandon: ((error: Error) => void) | undefined;
-  #sealWait: ReturnType<typeof setTimeout> | undefined;
 
   constructor(
     readonly backend: CompactableBackend,
@@ -127,39 +128,27 @@ export class Compactor implements CompactionService {
    * Starts a compaction, or joins the one running; resolves with its result. Rejects when
    * there is nothing to compact or the compaction failed; the backup is untouched then.
    *
-   * When the live log holds every change since the newest base, nothing could be freed: a
-   * requested compaction first has the writer seal that log at the next change (waiting
-   * {@linkcode SEAL_WAIT_MS} at most), so that it frees all but the newest change, as the
-   * Python plugin's did.
+   * It starts at once, whether the node writes or not: when the live log holds every change
+   * since the newest base, the writer trims it afterwards, so all but the newest change is
+   * freed, as the Python plugin's compaction did.
    */
   compact(): Promise<CompactionResult> {
-    return this.#begin(true);
-  }
-
-  #begin(sealFirst: boolean): Promise<CompactionResult> {
     if (this.#running) return this.#running;
-    const first = this.backend.compactionTarget();
-    if (first === undefined) {
+    const target = this.backend.compactionTarget();
+    if (target === undefined) {
       return Promise.reject(
         new Error("Cannot compact backup: it holds no change on top of its newest snapshot"),
       );
     }
-    const seal = sealFirst && this.backend.compactionSizes().sealedLogBytes === 0
-      ? this.backend.sealAtNextAppend?.()
-      : undefined;
+    let before: CompactionStats;
+    try {
+      before = this.backend.heldStats();
+    } catch (error) {
+      return Promise.reject(new Error(`Cannot compact backup: ${(error as Error).message}`));
+    }
     const running = new Promise<CompactionResult>((resolve, reject) => {
       this.#abandon = reject;
-      if (!seal) return this.#run(first, resolve, reject);
-      this.#progress = { target: first, phase: "waiting for a change", version: first };
-      const waited = new Promise<void>((done) => {
-        this.#sealWait = setTimeout(done, SEAL_WAIT_MS);
-      });
-      Promise.race([seal, waited]).then(() => {
-        clearTimeout(this.#sealWait);
-        this.#sealWait = undefined;
-        if (this.#abandon !== reject) return; // Stopped meanwhile.
-        this.#run(this.backend.compactionTarget() ?? first, resolve, reject);
-      });
+      this.#run(target, before, resolve, reject);
     });
     this.#running = running;
     return running;
@@ -167,6 +156,7 @@ export class Compactor implements CompactionService {
 
   #run(
     target: number,
+    before: CompactionStats,
     resolve: (result: CompactionResult) => void,
     reject: (error: Error) => void,
   ): void {
@@ -190,15 +180,24 @@ export class Compactor implements CompactionService {
         this.#running = undefined;
         this.#progress = undefined;
         this.#abandon = undefined;
-        // Whatever the outcome, files may have changed (a failed compaction can still
-        // have finished its deletes).
-        this.backend.compacted();
-        if (message.kind === "done") {
-          this.#last = { ok: true, ...message.result };
-          resolve(message.result);
+        let failure = message.kind === "failed" ? message.message : undefined;
+        let result: CompactionResult | undefined;
+        try {
+          // Whatever the outcome, files may have changed (a failed compaction can still
+          // have finished its deletes).
+          this.backend.compacted();
+          if (message.kind === "done") {
+            result = compactionResult(before, this.backend.heldStats(), message.work);
+          }
+        } catch (error) {
+          failure ??= `Cannot compact backup: ${(error as Error).message}`;
+        }
+        if (result && failure === undefined) {
+          this.#last = { ok: true, ...result };
+          resolve(result);
         } else {
-          this.#last = { ok: false, error: message.message };
-          reject(new Error(message.message));
+          this.#last = { ok: false, error: failure! };
+          reject(new Error(failure));
         }
       },
     );
@@ -207,7 +206,7 @@ export class Compactor implements CompactionService {
   /** Starts a compaction when the policy says one is due, and returns it. */
   maybeCompact(): Promise<CompactionResult> | undefined {
     if (this.#running || !compactionDue(this.policy(), this.backend.compactionSizes())) return;
-    return this.#begin(false);
+    return this.compact();
   }
 
   status(): CompactionStatus {
@@ -223,8 +222,6 @@ export class Compactor implements CompactionService {
 
   /** Stops a running compaction; what it left is finished or cleaned on the next open. */
   stop(): void {
-    clearTimeout(this.#sealWait);
-    this.#sealWait = undefined;
     this.#thread?.stop();
     this.#thread = undefined;
     this.#running = undefined;

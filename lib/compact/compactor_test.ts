@@ -35,6 +35,11 @@ Deno.test(
   withBackup(async (writer, dir) => {
     for (const change of CHANGES.slice(0, 300)) await writer.append(change);
     const compactor = new Compactor(writer, () => DEFAULT_POLICY);
+    const held = () => {
+      const { bytes, records } = new FileBackupReader(writer.url, writer.dir).describe();
+      return { backupsize: bytes, version_count: records };
+    };
+    const before = held();
     const running = compactor.compact();
     assert(compactor.compact() === running, "a second call joins the running compaction");
     assertEquals(compactor.status().running?.target, CHANGES[298].version);
@@ -47,6 +52,8 @@ Deno.test(
     }
     const result = await running;
     assert(during > 0, "appends overlapped the compaction");
+    // The sizes come from the writer's counts, and equal what a reader counts.
+    assertEquals([result.before, result.after], [before, held()]);
     assertEquals(result.base_version, CHANGES[298].version);
     for (const change of CHANGES.slice(next)) await writer.append(change);
     assertEquals(compactor.status().last, { ok: true, ...result });
@@ -183,25 +190,38 @@ Deno.test("compactor: stopping the plugin mid-compaction settles the call; the n
   }
 });
 
-Deno.test("compactor: a live log holding every change is sealed at the next one, then freed", async () => {
+Deno.test("compactor: an idle node's live log holding every change is trimmed to the newest", async () => {
   const dir = Deno.makeTempDirSync({ prefix: "cln-backup-compactor-" });
   const url = `file://${dir}/backup`;
-  createFileBackup(`${dir}/backup`);
-  const writer = FileBackend.open(url, `${dir}/backup`);
+  const path = `${dir}/backup`;
+  createFileBackup(path);
+  let writer = FileBackend.open(url, path);
   try {
     for (const change of CHANGES.slice(0, 300)) await writer.append(change);
+    const target = CHANGES[298].version;
     const before = writer.state().bytes;
-    const compactor = new Compactor(writer, () => DEFAULT_POLICY);
-    const running = compactor.compact();
-    assertEquals(compactor.status().running?.phase, "waiting for a change");
-    await writer.append(CHANGES[300]);
-    const result = await running;
-    assertEquals(result.base_version, CHANGES[299].version);
-    // All but the newest change went into the base; the log holding them is gone.
-    const layout = readLayout(`${dir}/backup`);
+    // No change comes while it runs, nor after.
+    const result = await new Compactor(writer, () => DEFAULT_POLICY).compact();
+    assertEquals(result.base_version, target);
+    // All but the changes from the base's version on left the one log.
+    const layout = readLayout(path);
     assertEquals(layout.logs.length, 1);
-    assert(result.after.backupsize < before, `${result.after.backupsize} >= ${before}`);
-    assertEquals(restoredDump(writer.url, dir), dumpAt(CHANGES, CHANGES[300].version));
+    assert(writer.state().records <= 3, `${writer.state().records} records left in the log`);
+    const logBytes = Deno.statSync(layout.logs[0].path).size;
+    assert(logBytes < before / 10, `the log keeps ${logBytes} bytes of ${before}`);
+    const described = new FileBackupReader(url, path).describe();
+    assertEquals(result.after, { backupsize: described.bytes, version_count: described.records });
+    assertEquals(restoredDump(url, dir), dumpAt(CHANGES, CHANGES[299].version));
+    // The writer's view equals a reopen's, and the one rewind is still possible.
+    const state = writer.state();
+    writer.close();
+    writer = FileBackend.open(url, path);
+    assertEquals(writer.state(), state);
+    assertEquals(state.rewindVersion, target);
+    await writer.rewind();
+    assertEquals(restoredDump(url, dir), dumpAt(CHANGES, target));
+    for (const change of CHANGES.slice(299)) await writer.append(change);
+    assertEquals(restoredDump(url, dir), dumpAt(CHANGES, CHANGES.at(-1)!.version));
   } finally {
     writer.close();
     Deno.removeSync(dir, { recursive: true });

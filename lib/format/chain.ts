@@ -18,11 +18,15 @@ import { existsSync } from "../fs/exists.ts";
 import {
   decodeRecordHeader,
   decodeSeal,
+  decodeSnapshotEnd,
   encodeSeal,
+  encodeSnapshotEnd,
+  headerFields,
   isSealed,
   payloadChecks,
   RECORD_HEADER_SIZE,
   type RecordCipher,
+  type RecordHeader,
   RecordKind,
   SEALED_OVERHEAD,
 } from "./record.ts";
@@ -294,29 +298,58 @@ export function checkFollows(
   }
 }
 
-/** Bytes of a seal record: its header and the next log's sequence. */
-const SEAL_BYTES = RECORD_HEADER_SIZE + encodeSeal(0).length;
+/**
+ * A segment's last record when it is of `kind` with a payload of `payloadBytes` (sealed, in
+ * an encrypted backup's segment) and checks, read from the file's last bytes alone, no
+ * scan; `undefined` otherwise.
+ */
+function lastRecord(
+  segment: Segment,
+  kind: RecordKind,
+  payloadBytes: number,
+): { header: RecordHeader; payload: Uint8Array; offset: number } | undefined {
+  const sealed = segment.header.keyId !== undefined;
+  const bytes = RECORD_HEADER_SIZE + payloadBytes + (sealed ? SEALED_OVERHEAD : 0);
+  const file = openSegment(segment.path);
+  try {
+    const size = file.statSync().size;
+    if (size < SEGMENT_HEADER_SIZE + bytes) return undefined;
+    const tail = readAt(file, size - bytes, bytes);
+    const header = decodeRecordHeader(tail);
+    const payload = tail.subarray(RECORD_HEADER_SIZE);
+    if (header?.kind !== kind || !payloadChecks(header, payload)) return undefined;
+    if (isSealed(header.codec) !== sealed) return undefined;
+    return { header, payload, offset: size - bytes };
+  } finally {
+    file.close();
+  }
+}
 
 /**
  * The version of a sealed log's last change, from its seal alone (its last bytes);
  * `undefined` for a log that does not end in its seal (the live one).
  */
 export function sealedVersion(log: Segment): number | undefined {
-  const file = openSegment(log.path);
-  try {
-    const size = file.statSync().size;
-    const sealBytes = SEAL_BYTES + (log.header.keyId ? SEALED_OVERHEAD : 0);
-    if (size < SEGMENT_HEADER_SIZE + sealBytes) return undefined;
-    const bytes = readAt(file, size - sealBytes, sealBytes);
-    const header = decodeRecordHeader(bytes);
-    const payload = bytes.subarray(RECORD_HEADER_SIZE);
-    if (header?.kind !== RecordKind.Seal || !payloadChecks(header, payload)) return undefined;
-    // A sealed seal is opened by the full scan; its header's version is checked already.
-    if (isSealed(header.codec)) return header.version;
-    return decodeSeal(payload) === log.number + 1 ? header.version : undefined;
-  } finally {
-    file.close();
-  }
+  const seal = lastRecord(log, RecordKind.Seal, encodeSeal(0).length);
+  if (!seal) return undefined;
+  // A sealed seal is opened by the full scan; its header's version is checked already.
+  if (isSealed(seal.header.codec)) return seal.header.version;
+  return decodeSeal(seal.payload) === log.number + 1 ? seal.header.version : undefined;
+}
+
+/**
+ * A base's records (its parts and its end), from its end record alone (its last bytes), so
+ * counting needs no scan; `undefined` for a base that does not end in a valid one. An
+ * encrypted backup's base needs its `cipher` to open the end record.
+ */
+export function baseRecordCount(base: Segment, cipher?: RecordCipher): number | undefined {
+  const end = lastRecord(base, RecordKind.SnapshotEnd, encodeSnapshotEnd(0, 0).length);
+  if (!end) return undefined;
+  const payload = isSealed(end.header.codec)
+    ? cipher?.open(headerFields(end.header), end.offset, end.payload)
+    : end.payload;
+  const parts = payload && decodeSnapshotEnd(payload)?.parts;
+  return parts === undefined ? undefined : parts + 1;
 }
 
 function isEmpty(log: Segment): boolean {

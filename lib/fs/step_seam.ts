@@ -38,6 +38,8 @@ export const SEAM_STEPS = [
   "compact-after-base",
   /** A compaction planned its deletes and made the first one. */
   "compact-mid-delete",
+  /** The writer's trimmed copy of its live log is durable, not yet renamed over it. */
+  "compact-trim",
 ] as const;
 export type SeamStep = typeof SEAM_STEPS[number];
 

@@ -4,8 +4,10 @@
  * chosen change, and keeps appending while the compaction runs. After each append returns
  * (the plugin would answer `continue` then) it prints `acked <version>`.
  *
- * Usage: `deno run -A compact_child.ts <dir> <from> <to> <compact-at> <segment-bytes>`; the
- * crash seam (lib/fs/crash_point.ts) kills it where CLN_BACKUP_CRASH_AT says.
+ * Usage: `deno run -A compact_child.ts <dir> <from> <to> <compact-at> <segment-bytes> [idle]`;
+ * with `idle` it waits for the compaction before its next append, as a node with nothing
+ * to write (the writer then trims its live log). The crash seam (lib/fs/step_seam.ts) kills
+ * it where CLN_BACKUP_SEAM says.
  *
  * @module
  */
@@ -15,7 +17,7 @@ import { DEFAULT_POLICY } from "../../lib/compact/policy.ts";
 import { recordedChanges } from "../../lib/cli/testing.ts";
 import { SCENARIOS } from "./fixtures.ts";
 
-const [dir, from, to, compactAt, segmentBytes] = Deno.args;
+const [dir, from, to, compactAt, segmentBytes, idle] = Deno.args;
 const changes = recordedChanges(SCENARIOS);
 const encoder = new TextEncoder();
 const say = (line: string) => Deno.stdout.writeSync(encoder.encode(`${line}\n`));
@@ -29,6 +31,7 @@ for (let i = Number(from); i < Number(to); i++) {
       (result) => say(`compacted ${JSON.stringify(result)}`),
       (error) => say(`failed ${error.message}`),
     );
+    if (idle === "idle") await compaction;
   }
   await writer.append(changes[i]);
   say(`acked ${changes[i].version}`);

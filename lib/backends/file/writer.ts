@@ -21,15 +21,26 @@ import {
 import {
   CorruptBackupError,
   encodeSegmentHeader,
+  readAt,
   SEGMENT_HEADER_SIZE,
   SegmentKind,
 } from "../../format/segment.ts";
 import type { DataKey } from "../../crypto/data_key.ts";
 import { segmentCipher } from "../../crypto/record_cipher.ts";
 import { checkKey, scanWith } from "./encryption.ts";
-import { type Chain, checkFollows, openSegment, readChain, scanLogs } from "../../format/chain.ts";
+import {
+  baseRecordCount,
+  type Chain,
+  checkFollows,
+  openSegment,
+  readChain,
+  scanLogs,
+  type Segment,
+} from "../../format/chain.ts";
 import { LOCK_NAME, logName } from "../../format/layout.ts";
+import { removeIfExists } from "../../fs/exists.ts";
 import { finishDeletion } from "../../compact/deletion.ts";
+import type { CompactionStats } from "../../compact/compact.ts";
 import type { CompactableBackend } from "../../compact/compactor.ts";
 import type { CompactionSizes } from "../../compact/policy.ts";
 
@@ -39,6 +50,9 @@ import type { CompactionSizes } from "../../compact/policy.ts";
  * also about the most of the logs a compaction leaves.
  */
 export const DEFAULT_SEGMENT_BYTES = 16 * 1024 * 1024;
+
+/** The most bytes a trim of the live log copies on the writer's thread (see compacted()). */
+const TRIM_MAX_BYTES = 256 * 1024;
 
 export interface FileBackendOptions {
   segmentBytes?: number;
@@ -150,12 +164,11 @@ export class FileBackend implements Backend, CompactableBackend {
   #records = 0;
   /** Bytes of the bases, of the newest base, and of the sealed logs. */
   #basesBytes = 0;
+  #bases: Segment[] = [];
   #newestBaseBytes = 0;
   #sealedLogBytes = 0;
   /** Records of each sealed log, by sequence, so a compaction's deletes can be counted. */
   #sealedLogRecords = new Map<number, number>();
-  /** Who waits for the live log to be sealed at the next append. */
-  #sealSoon: (() => void)[] = [];
   #backupId: Uint8Array = new Uint8Array();
   /** Seals the live log's records, in an encrypted backup. */
   #cipher: RecordCipher | undefined;
@@ -282,7 +295,7 @@ export class FileBackend implements Backend, CompactableBackend {
     this.#guard(() => {
       const payload = storePayload(change.version, encodeStatements(change.statements));
       const full = this.#liveEnd + recordLength(payload, this.#cipher) > this.segmentBytes;
-      if (this.#liveRecords.length > 0 && (full || this.#sealSoon.length > 0)) this.#roll();
+      if (this.#liveRecords.length > 0 && full) this.#roll();
       // Framed after the roll: a sealed record is bound to its segment and offset.
       const record = frameRecord(RecordKind.Change, change.version, payload, this.#sealAt());
       onFile(this.#livePath, () => {
@@ -368,25 +381,17 @@ export class FileBackend implements Backend, CompactableBackend {
     this.#cipher = this.#cipherOf(sequence);
     this.#liveEnd = SEGMENT_HEADER_SIZE;
     this.#liveRecords = [];
-    for (const sealed of this.#sealSoon.splice(0)) sealed();
-  }
-
-  /**
-   * Seals the live log at the next append, which then starts the next log; resolves then. A
-   * compaction asks for it when the live log holds every change since the newest base, so
-   * that it can free them all but the newest.
-   */
-  sealAtNextAppend(): Promise<void> {
-    return new Promise((resolve) => this.#sealSoon.push(resolve));
   }
 
   /**
    * Takes note of what a compaction changed beside the live log (a new base; deleted bases
-   * and sealed logs), from segment headers and sizes: no scan on the hook's thread.
+   * and sealed logs), from segment headers and sizes: no scan on the hook's thread. Then
+   * trims the live log when the new base continues in it.
    */
   compacted(): void {
     const chain = readChain(this.dir);
     this.#countBases(chain);
+    this.#trimLive(chain);
     const held = new Set(chain.logs.map((l) => l.number));
     for (const [sequence, records] of this.#sealedLogRecords) {
       if (held.has(sequence)) continue;
@@ -398,8 +403,65 @@ export class FileBackend implements Backend, CompactableBackend {
       .reduce((sum, { path }) => sum + Deno.statSync(path).size, 0);
   }
 
+  /**
+   * Drops from the live log the changes that the only base holds, when that base continues
+   * in it: a compaction of a backup whose live log held every change since the base before
+   * (a small, young or idle node's) would otherwise free nothing. The records from the
+   * base's version on (the newest change among them, so the one rewind stays possible) are
+   * copied into a new log of the same number, synced, and renamed over the live log. Only the
+   * writer changes the live log, so this runs on its thread, between appends; it copies at
+   * most {@linkcode TRIM_MAX_BYTES}, else it leaves the log to be sealed and freed later.
+   */
+  #trimLive(chain: Chain): void {
+    // An older base kept for point-in-time restores needs the changes between it and this.
+    // Sealed records are bound to their offsets, so an encrypted log is not copied shifted.
+    if (chain.bases.length !== 1 || this.#tail || this.#failure || this.key) return;
+    const base = chain.bases[0];
+    if (base.header.firstLog !== this.#liveSequence) return;
+    const keep = this.#liveRecords.findIndex((r) => r.version >= base.number);
+    if (keep <= 0) return;
+    const from = this.#liveRecords[keep].offset;
+    if (this.#liveEnd - from > TRIM_MAX_BYTES) return;
+    const name = logName(this.#liveSequence);
+    const tmp = `${this.dir}/${name}.tmp`;
+    try {
+      const source = openSegment(this.#livePath);
+      const kept = readAt(source, from, this.#liveEnd - from);
+      source.close();
+      const out = Deno.openSync(tmp, { write: true, create: true, truncate: true });
+      try {
+        writeAll(out, this.#logHeader(this.#liveSequence));
+        writeAll(out, kept);
+        out.syncSync();
+      } finally {
+        out.close();
+      }
+      atStep("compact-trim");
+    } catch {
+      // Out of space, say: the live log is untouched, and stays as it was.
+      removeIfExists(tmp);
+      return;
+    }
+    // From the rename on, appends must go to the new file, and a failure is final (#guard).
+    this.#guard(() => {
+      onFile(this.#livePath, () => {
+        Deno.renameSync(tmp, this.#livePath);
+        this.#live.close();
+        this.#live = Deno.openSync(this.#livePath, { write: true, append: true });
+        syncDir(this.dir);
+      });
+    });
+    const shift = from - SEGMENT_HEADER_SIZE;
+    this.#records -= keep;
+    this.#liveRecords = this.#liveRecords.slice(keep)
+      .map(({ offset, version }) => ({ offset: offset - shift, version }));
+    this.#liveEnd -= shift;
+    this.#versionBeforeLive = base.number;
+  }
+
   #countBases(chain: Chain): void {
     const sizes = chain.bases.map(({ path }) => Deno.statSync(path).size);
+    this.#bases = chain.bases;
     this.#baseVersion = chain.bases.at(-1)?.number ?? 0;
     this.#newestBaseBytes = sizes.at(-1) ?? 0;
     this.#basesBytes = sizes.reduce((a, b) => a + b, 0);
@@ -408,6 +470,22 @@ export class FileBackend implements Backend, CompactableBackend {
   /** The version a compaction folds up to: the one before the newest change. */
   compactionTarget(): number | undefined {
     return this.state().rewindVersion;
+  }
+
+  /**
+   * Bytes and records held, as a reader's describe() counts them, from the writer's counts
+   * and each base's end record: a compaction reports them before and after.
+   */
+  heldStats(): CompactionStats {
+    let baseRecords = 0;
+    for (const base of this.#bases) {
+      const count = baseRecordCount(base, this.key && segmentCipher(this.key, base.header));
+      if (count === undefined) {
+        throw new CorruptBackupError(base.path, undefined, "a snapshot without its end record");
+      }
+      baseRecords += count;
+    }
+    return { backupsize: this.state().bytes, version_count: this.#records + baseRecords };
   }
 
   compactionSizes(): CompactionSizes {
