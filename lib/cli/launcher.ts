@@ -10,7 +10,9 @@
  * - `--allow-write=<backup>`: appends, rewinds, the write lock (`LOCK`) and the temporary
  *   files made when a segment rolls all live inside the backup's directory;
  * - `--allow-net=<host:port>` for a `socket:` backup only: the backup server, or the SOCKS
- *   proxy when the URL names one (the proxy reaches the server, the plugin does not);
+ *   proxy when the URL names one (the proxy reaches the server, the plugin does not); for
+ *   an `s3://` backup, the endpoint's, and `--allow-read` of `backup-s3.credentials` beside
+ *   backup.lock, where it reads its keys;
  * - nothing else: no run, no FFI, no environment, no system information.
  *
  * Nothing more is strictly needed, which the permission test checks: `Deno.cwd()`,
@@ -31,6 +33,8 @@
 import { writeFileDurably } from "../fs/durable.ts";
 import { LOCK_FILE } from "../backup/lock_file.ts";
 import { formatHostPort, parseBackupUrl } from "../backends/url.ts";
+import { s3HostPort } from "../backends/s3/s3_url.ts";
+import { CREDENTIALS_FILE } from "../backends/s3/credentials.ts";
 
 export const LAUNCHER_NAME = "cln-backup-plugin";
 /** What `deno task compile:plugin` builds in the lightning dir (see scripts/compile_plugin.ts). */
@@ -50,6 +54,8 @@ export interface LaunchPlan {
    * the SOCKS proxy when the URL names one.
    */
   netAddress?: string;
+  /** For an `s3://` backup: the plugin reads its keys from backup-s3.credentials. */
+  credentials?: boolean;
 }
 
 /** The launch plan for a backup URL: what the plugin may read, write and connect to. */
@@ -80,11 +86,18 @@ export function launchPlan(options: {
 /**
  * What reaching the backup at `url` takes: its path for a `file:` backup; for a `socket:`
  * backup, the one `host:port` to connect to (the server, or the SOCKS proxy when the URL
- * names one: the proxy reaches the server, the plugin does not).
+ * names one: the proxy reaches the server, the plugin does not); for an `s3://` backup, the
+ * endpoint's `host:port` and its keys' file beside backup.lock.
  */
-export function backupAccess(url: string): { backupPath?: string; netAddress?: string } {
+export function backupAccess(
+  url: string,
+): { backupPath?: string; netAddress?: string; credentials?: boolean } {
   const parsed = parseBackupUrl(url);
   if (parsed.scheme === "file") return { backupPath: parsed.path };
+  if (parsed.scheme === "s3") {
+    const { host, port } = s3HostPort(parsed);
+    return { netAddress: formatHostPort(host, port), credentials: true };
+  }
   const target = parsed.proxy ?? parsed;
   return { netAddress: formatHostPort(target.host, target.port) };
 }
@@ -122,9 +135,12 @@ export const WORKER_CODE = new URL("../", import.meta.url).pathname.replace(/\/$
 
 /** The permission flags of the least-privilege launch (shared by `deno run` and `deno compile`). */
 export function permissionFlags(plan: LaunchPlan): string[] {
-  const lock = `${realPath(plan.lightningDir).replace(/\/+$/, "")}/${LOCK_FILE}`;
-  const read = [lock, ...(plan.backupPath ? [plan.backupPath, WORKER_CODE] : [])]
-    .map(listItem);
+  const dir = realPath(plan.lightningDir).replace(/\/+$/, "");
+  const read = [
+    `${dir}/${LOCK_FILE}`,
+    ...(plan.backupPath ? [plan.backupPath, WORKER_CODE] : []),
+    ...(plan.credentials ? [`${dir}/${CREDENTIALS_FILE}`] : []),
+  ].map(listItem);
   return [
     "--no-prompt",
     "--no-config",

@@ -18,7 +18,9 @@
  *   compaction worker's code; listen on its addr:port.
  * - compact: read and write the backup.
  *
- * A `socket:` backup adds network access to its server (or its proxy) instead of the paths.
+ * A `socket:` backup adds network access to its server (or its proxy) instead of the paths;
+ * an `s3://` one its endpoint, the `AWS_*` key variables, and the temporary directory its
+ * reader fetches it into (init with DIR reads the keys' file there).
  * `/proc/PID` is the `comm` file of the pid the base dir's pid file names, for the check
  * that no lightningd runs. Every command may read `INIT_CWD`, which `deno task` sets.
  *
@@ -44,6 +46,7 @@ import { COMPACT_SPEC } from "./compact.ts";
 import { backupAccess, listItem, WORKER_CODE } from "./launcher.ts";
 import { pidFilePath, rpcSocketPath } from "./node_dir.ts";
 import { readLockFile } from "../backup/lock_file.ts";
+import { CREDENTIAL_ENV } from "../backends/s3/credentials.ts";
 
 /** What a command may do beyond computing: lists of paths, hosts and names. */
 export interface Grants {
@@ -77,17 +80,27 @@ function merge(...parts: Partial<Grants>[]): Grants {
   return grants;
 }
 
+/**
+ * An `s3://` backup: its endpoint, the keys in the environment, and the temporary directory
+ * a reader fetches it into.
+ */
+function s3Backup(netAddress: string, tempDir: string): Partial<Grants> {
+  return { net: [netAddress], env: CREDENTIAL_ENV, read: [tempDir], write: [tempDir] };
+}
+
 /** The backup itself: read, and written too when `write`. */
-function backup(url: string, write: boolean): Partial<Grants> {
-  const { backupPath, netAddress } = backupAccess(url);
+function backup(url: string, write: boolean, tempDir: string): Partial<Grants> {
+  const { backupPath, netAddress, credentials } = backupAccess(url);
+  if (credentials) return s3Backup(netAddress!, tempDir);
   if (netAddress !== undefined) return { net: [netAddress] };
   const path = backupPath!;
   return { read: [path], write: write ? [path] : [] };
 }
 
 /** A backup to be created: built beside its path, then renamed into place. */
-function newBackup(url: string): Partial<Grants> {
-  const { backupPath, netAddress } = backupAccess(url);
+function newBackup(url: string, tempDir: string): Partial<Grants> {
+  const { backupPath, netAddress, credentials } = backupAccess(url);
+  if (credentials) return s3Backup(netAddress!, tempDir);
   if (netAddress !== undefined) return { net: [netAddress] };
   const parent = dirname(backupPath!);
   return { read: [parent], write: [parent] };
@@ -130,38 +143,41 @@ function lockedBackup(dir: string): ReturnType<typeof backupAccess> {
 const TABLE: Record<string, { spec?: CommandSpec; plan: Planner }> = {
   init: {
     spec: INIT_SPEC,
-    plan: ({ values, positionals }) => {
+    plan: ({ values, positionals }, tempDir) => {
       const dir = values["lightning-dir"];
       const target = initTarget(positionals, dir === undefined ? undefined : String(dir));
-      const parts = [newBackup(target.url)];
+      const parts = [newBackup(target.url, tempDir)];
       if (target.dir !== undefined) parts.push(nodeDir(userPath(target.dir)));
       return merge(...parts);
     },
   },
   restore: {
     spec: RESTORE_SPEC,
-    plan: ({ positionals: [url, target] }) => {
+    plan: ({ positionals: [url, target] }, tempDir) => {
       // A directory target gets lightningd.sqlite3 inside; a file one its temporary beside.
       const path = userPath(target);
-      return merge(backup(url, false), {
+      return merge(backup(url, false, tempDir), {
         read: [path, dirname(path)],
         write: [path, dirname(path)],
       });
     },
   },
-  status: { spec: STATUS_SPEC, plan: ({ positionals: [url] }) => backup(url, false) },
+  status: {
+    spec: STATUS_SPEC,
+    plan: ({ positionals: [url] }, tempDir) => backup(url, false, tempDir),
+  },
   verify: {
     spec: VERIFY_SPEC,
     plan: ({ positionals: [url] }, tempDir) =>
-      merge(backup(url, false), { read: [tempDir], write: [tempDir] }),
+      merge(backup(url, false, tempDir), { read: [tempDir], write: [tempDir] }),
   },
   upgrade: {
     spec: UPGRADE_SPEC,
-    plan: (args) => {
+    plan: (args, tempDir) => {
       const dir = optionDir(args);
       const { backupPath } = lockedBackup(dir);
       if (backupPath === undefined) return nodeDir(dir);
-      const converted = newBackup(upgradeUrl(backupPath, args.values.to));
+      const converted = newBackup(upgradeUrl(backupPath, args.values.to), tempDir);
       return merge(nodeDir(dir), { read: [backupPath] }, converted);
     },
   },
@@ -174,17 +190,20 @@ const TABLE: Record<string, { spec?: CommandSpec; plan: Planner }> = {
   },
   server: {
     spec: SERVER_SPEC,
-    plan: (args) => {
+    plan: (args, tempDir) => {
       const { url, listen } = serverArgs(args);
       // A storage that is not there yet is created empty, beside its path; COMPACT runs
       // the compaction worker, whose code is read at run time.
-      return merge(newBackup(url), {
+      return merge(newBackup(url, tempDir), {
         read: [WORKER_CODE],
         net: [formatHostPort(listen.hostname, listen.port)],
       });
     },
   },
-  compact: { spec: COMPACT_SPEC, plan: ({ positionals: [url] }) => backup(url, true) },
+  compact: {
+    spec: COMPACT_SPEC,
+    plan: ({ positionals: [url] }, tempDir) => backup(url, true, tempDir),
+  },
 };
 
 /** The commands the table knows. */

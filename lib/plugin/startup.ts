@@ -19,6 +19,8 @@ import { parseBackupUrl } from "../backends/url.ts";
 import { SocketBackend, type SocketLogLevel } from "../backends/socket/backend.ts";
 import { retryPolicyFromLock } from "../backends/socket/options.ts";
 import { readLockFile } from "../backup/lock_file.ts";
+import { S3Backend } from "../backends/s3/backend.ts";
+import { loadCredentials } from "../backends/s3/credentials.ts";
 import { CorruptBackupError } from "../format/segment.ts";
 import type { LogLevel } from "./jsonrpc.ts";
 
@@ -59,6 +61,18 @@ export function openAtStart(dir: string, options: StartupOptions = {}): Startup 
         level: "info",
         message: `Backup "${url}" is on the server at ${backend.destination}: connecting; the ` +
           `first database write waits for the server's version and is checked against it`,
+      });
+      return { backend, log };
+    }
+    if (parseBackupUrl(url).scheme === "s3") {
+      const backend = S3Backend.open(url, {
+        credentials: loadCredentials(dir),
+        log: options.remoteLog,
+      });
+      log.push({
+        level: "info",
+        message: `Backup "${url}" is in S3 (${backend.destination}): listing it; the first ` +
+          `database write waits for its version and is checked against it`,
       });
       return { backend, log };
     }

@@ -1,0 +1,58 @@
+/**
+ * How patient an S3 backup is: each request waits at most `timeoutMs`, and a request that
+ * failed in a way that can pass (no answer, a 5xx, 503 SlowDown, 429) is tried again up to
+ * `retries` times, after pauses growing by `backoff`. With the defaults a change gives up
+ * after about 6 tries over at most about 70 s; then the node stops without committing it.
+ *
+ * @module
+ */
+import { S3Error } from "./client.ts";
+
+export interface S3RetryPolicy {
+  timeoutMs: number;
+  retries: number;
+  retryDelayMs: number;
+  backoff: number;
+}
+
+export const DEFAULT_S3_POLICY: S3RetryPolicy = {
+  timeoutMs: 10_000,
+  retries: 5,
+  retryDelayMs: 200,
+  backoff: 2,
+};
+
+export type S3Log = (level: "info" | "unusual" | "broken", message: string) => void;
+
+/**
+ * Runs `attempt` (given its number, from 0) until it succeeds, a non-transient error, or
+ * the retries are spent; each retry is logged.
+ */
+export async function retrying<T>(
+  what: string,
+  policy: S3RetryPolicy,
+  log: S3Log,
+  attempt: (n: number) => Promise<T>,
+  sleep: (ms: number) => Promise<void> = (ms) => new Promise((r) => setTimeout(r, ms)),
+): Promise<T> {
+  let delay = policy.retryDelayMs;
+  for (let n = 0;; n++) {
+    try {
+      return await attempt(n);
+    } catch (error) {
+      if (!(error instanceof S3Error) || !error.transient) throw error;
+      if (n === policy.retries) {
+        throw new S3Error(
+          `${error.message}; ${what} gave up after ${n + 1} tries: check that S3 is reachable ` +
+            `and answers`,
+          error.status,
+          error.code,
+          false,
+        );
+      }
+      log("unusual", `${error.message}; trying ${what} again (${n + 1} of ${policy.retries})`);
+      await sleep(delay);
+      delay *= policy.backoff;
+    }
+  }
+}
