@@ -7,7 +7,7 @@ import { assert, assertEquals, assertMatch } from "./support/assert.ts";
 import { FakeLightningd } from "./support/fake_lightningd.ts";
 import { loadFixture, SCENARIOS } from "./support/fixtures.ts";
 import { dumpDatabase } from "./support/dump.ts";
-import { Rgw, rgwMissing } from "./support/rgw.ts";
+import { Rgw, rgwMissing, writeCredentials } from "./support/rgw.ts";
 import { writeLockFile } from "../lib/backup/lock_file.ts";
 import { BufferedOutput, makeNodeDir, removeNodeDir } from "../lib/cli/testing.ts";
 import { init } from "../lib/cli/init.ts";
@@ -15,8 +15,6 @@ import { restore } from "../lib/cli/restore.ts";
 import { status } from "../lib/cli/status.ts";
 import { verify } from "../lib/cli/verify.ts";
 import { createS3Backup } from "../lib/backends/s3/create.ts";
-import { CREDENTIALS_FILE } from "../lib/backends/s3/credentials.ts";
-import type { S3Credentials } from "../lib/backends/s3/client.ts";
 import { listBackup } from "../lib/backends/s3/layout.ts";
 
 let rgw: Rgw | undefined;
@@ -26,17 +24,6 @@ async function server(): Promise<Rgw> {
   Deno.env.set("AWS_ACCESS_KEY_ID", rgw.credentials.accessKeyId);
   Deno.env.set("AWS_SECRET_ACCESS_KEY", rgw.credentials.secretAccessKey);
   return rgw;
-}
-
-/** The keys where the plugin reads them: beside backup.lock, mode 0600. */
-export function writeCredentials(dir: string, credentials: S3Credentials, mode = 0o600): void {
-  Deno.writeTextFileSync(
-    `${dir}/${CREDENTIALS_FILE}`,
-    `[default]\naws_access_key_id = ${credentials.accessKeyId}\n` +
-      `aws_secret_access_key = ${credentials.secretAccessKey}\n`,
-    { mode },
-  );
-  Deno.chmodSync(`${dir}/${CREDENTIALS_FILE}`, mode);
 }
 
 /** Starts the plugin on `dir`, commits one transaction, and gives `body` the node. */

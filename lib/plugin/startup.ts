@@ -43,6 +43,8 @@ function damaged(url: string, error: CorruptBackupError): string {
 export interface StartupOptions extends Pick<FileBackendOptions, "segmentBytes"> {
   /** Where a `socket:` backup logs what happens later (reconnects, giving up). */
   remoteLog?: (level: SocketLogLevel, message: string) => void;
+  /** Test seam: an `s3://` backup packs once more than this many change objects wait. */
+  packEvery?: number;
 }
 
 /** Opens the backup `<dir>/backup.lock` names and says in one line how it stands. */
@@ -68,6 +70,7 @@ export function openAtStart(dir: string, options: StartupOptions = {}): Startup 
       const backend = S3Backend.open(url, {
         credentials: loadCredentials(dir),
         log: options.remoteLog,
+        packer: { every: options.packEvery },
       });
       log.push({
         level: "info",

@@ -11,6 +11,7 @@ import { S3Client, type S3Credentials } from "../../lib/backends/s3/client.ts";
 import { parseBackupUrl } from "../../lib/backends/url.ts";
 import type { S3Url } from "../../lib/backends/s3/s3_url.ts";
 import { freePort, waitListening } from "./server_process.ts";
+import { CREDENTIALS_FILE } from "../../lib/backends/s3/credentials.ts";
 
 const SCRIPT = new URL("../../scripts/rgw.sh", import.meta.url).pathname;
 
@@ -152,4 +153,16 @@ export class Rgw {
     await new Deno.Command(SCRIPT, { args: ["stop", this.dir] }).output();
     Deno.removeSync(this.dir, { recursive: true });
   }
+}
+
+/** Writes keys where the plugin reads them: beside backup.lock, mode 0600 unless told. */
+export function writeCredentials(dir: string, credentials: S3Credentials, mode = 0o600): void {
+  const path = `${dir}/${CREDENTIALS_FILE}`;
+  Deno.writeTextFileSync(
+    path,
+    `[default]\naws_access_key_id = ${credentials.accessKeyId}\n` +
+      `aws_secret_access_key = ${credentials.secretAccessKey}\n`,
+    { mode },
+  );
+  Deno.chmodSync(path, mode);
 }
