@@ -21,6 +21,7 @@ import { retryPolicyFromLock } from "../backends/socket/options.ts";
 import { readLockFile } from "../backup/lock_file.ts";
 import { S3Backend } from "../backends/s3/backend.ts";
 import { loadCredentials } from "../backends/s3/credentials.ts";
+import { s3PolicyFromLock } from "../backends/s3/retry.ts";
 import { CorruptBackupError } from "../format/segment.ts";
 import type { LogLevel } from "./jsonrpc.ts";
 
@@ -69,6 +70,7 @@ export function openAtStart(dir: string, options: StartupOptions = {}): Startup 
     if (parseBackupUrl(url).scheme === "s3") {
       const backend = S3Backend.open(url, {
         credentials: loadCredentials(dir),
+        policy: s3PolicyFromLock(lock),
         log: options.remoteLog,
         packer: { every: options.packEvery },
       });

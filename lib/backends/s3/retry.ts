@@ -3,10 +3,12 @@
  * failed in a way that can pass (no answer, a 5xx, 503 SlowDown, 429) is tried again up to
  * `retries` times, after pauses growing by `backoff`. With the defaults a change gives up
  * after about 6 tries over at most about 70 s; then the node stops without committing it.
+ * backup.lock may set them: `s3_timeout_s`, `s3_retries`, `s3_retry_delay_s`.
  *
  * @module
  */
 import { S3Error } from "./client.ts";
+import type { LockFile } from "../../backup/lock_file.ts";
 
 export interface S3RetryPolicy {
   timeoutMs: number;
@@ -21,6 +23,33 @@ export const DEFAULT_S3_POLICY: S3RetryPolicy = {
   retryDelayMs: 200,
   backoff: 2,
 };
+
+function lockNumber(lock: LockFile, key: string, fallback: number, whole = false): number {
+  const value = lock[key];
+  if (value === undefined) return fallback;
+  if (
+    typeof value !== "number" || !(value >= 0) || !Number.isFinite(value) ||
+    (whole && !Number.isInteger(value))
+  ) {
+    throw new Error(
+      `Cannot start backup: "${key}" in backup.lock must be a ${
+        whole ? "whole number" : "number of seconds"
+      }, not ${JSON.stringify(value)}: fix or remove it`,
+    );
+  }
+  return value;
+}
+
+/** The policy backup.lock asks for, defaults for what it does not name. */
+export function s3PolicyFromLock(lock: LockFile): S3RetryPolicy {
+  const d = DEFAULT_S3_POLICY;
+  return {
+    timeoutMs: lockNumber(lock, "s3_timeout_s", d.timeoutMs / 1000) * 1000,
+    retries: lockNumber(lock, "s3_retries", d.retries, true),
+    retryDelayMs: lockNumber(lock, "s3_retry_delay_s", d.retryDelayMs / 1000) * 1000,
+    backoff: d.backoff,
+  };
+}
 
 export type S3Log = (level: "info" | "unusual" | "broken", message: string) => void;
 
