@@ -152,8 +152,8 @@ export function fileBackupPath(url: string, action: string): string {
   const parsed = parseBackupUrl(url);
   if (parsed.scheme !== "file") {
     throw new Error(
-      `${action}: "${url}" is a socket backup, and this version handles file backups only: ` +
-        `use a file:/// URL`,
+      `${action}: "${url}" is a ${parsed.scheme} backup, and this command handles file ` +
+        `backups only: use a file:/// URL`,
     );
   }
   return parsed.path;
