@@ -16,6 +16,8 @@ import { status } from "../lib/cli/status.ts";
 import { verify } from "../lib/cli/verify.ts";
 import { createS3Backup } from "../lib/backends/s3/create.ts";
 import { listBackup } from "../lib/backends/s3/layout.ts";
+import { CREDENTIALS_FILE } from "../lib/backends/s3/credentials.ts";
+import { LAUNCHER_NAME, parseLauncher } from "../lib/cli/launcher.ts";
 
 let rgw: Rgw | undefined;
 async function server(): Promise<Rgw> {
@@ -159,6 +161,45 @@ test("the plugin refuses every change when its keys' file may be read by others"
     } finally {
       await lightningd.kill().catch(() => {});
     }
+  } finally {
+    removeNodeDir(dir);
+  }
+});
+
+test("the launcher's plugin reads its keys' file and reaches the endpoint only", async () => {
+  const s = await server();
+  const url = s.url(await s.bucket());
+  const dir = makeNodeDir("restart");
+  try {
+    writeCredentials(dir, s.credentials);
+    const output = new BufferedOutput();
+    assertEquals(await init([url, "--lightning-dir", dir], output), 0, output.text);
+    const launcher = `${dir}/${LAUNCHER_NAME}`;
+    const { args } = parseLauncher(Deno.readTextFileSync(launcher))!;
+    const real = Deno.realPathSync(dir);
+    assertEquals(args.filter((a) => a.startsWith("--allow")), [
+      `--allow-read=${real}/backup.lock,${real}/${CREDENTIALS_FILE}`,
+      `--allow-net=127.0.0.1:${s.port}`,
+    ]);
+    const lightningd = FakeLightningd.spawn({
+      lightningDir: dir,
+      command: [launcher],
+      env: { PATH: "/nonexistent" },
+    });
+    try {
+      await lightningd.getmanifest();
+      for (let i = 0; i < 3; i++) {
+        const outcome = await lightningd.transaction([`DELETE FROM vars WHERE name = 'n${i}'`]);
+        assertEquals(outcome, "committed", lightningd.aborted);
+      }
+      assertEquals((await lightningd.stop()).code, 0);
+      assertEquals(lightningd.garbage, []);
+    } finally {
+      await lightningd.kill().catch(() => {});
+    }
+    const restored = `${dir}/../restored.sqlite3`;
+    assertEquals(await restore([url, restored], new BufferedOutput()), 0);
+    assertEquals(dumpDatabase(restored), dumpDatabase(`${dir}/lightningd.sqlite3`));
   } finally {
     removeNodeDir(dir);
   }
