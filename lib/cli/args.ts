@@ -44,7 +44,7 @@ export class UsageError extends Error {
 export interface CommandSpec {
   name: string;
   help: string;
-  options: Record<string, { type: "string" | "boolean" }>;
+  options: Record<string, { type: "string" | "boolean"; multiple?: boolean }>;
   /** The positional arguments, as the usage line names them. */
   positionals: string[];
   /**
@@ -55,6 +55,7 @@ export interface CommandSpec {
 }
 
 export interface ParsedArgs {
+  /** An option with `multiple` holds a `string[]`. */
   values: Record<string, string | boolean | undefined>;
   positionals: string[];
 }

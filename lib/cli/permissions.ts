@@ -153,10 +153,11 @@ const TABLE: Record<string, { spec?: CommandSpec; plan: Planner }> = {
   },
   restore: {
     spec: RESTORE_SPEC,
-    plan: ({ positionals: [url, target] }, tempDir) => {
+    plan: ({ values, positionals: [url, target] }, tempDir) => {
       // A directory target gets lightningd.sqlite3 inside; a file one its temporary beside.
       const path = userPath(target);
-      return merge(backup(url, false, tempDir), {
+      const also = (values.also as unknown as string[] | undefined) ?? [];
+      return merge(backup(url, false, tempDir), ...also.map((u) => backup(u, false, tempDir)), {
         read: [path, dirname(path)],
         write: [path, dirname(path)],
       });
