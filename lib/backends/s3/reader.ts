@@ -3,7 +3,8 @@
  * a base as a stream, into a temporary cln-backup directory (docs/FORMAT.md): the newest
  * base, and one log holding every record after it. The file reader then reads that
  * directory by the same chain rules as any file backup, so nothing is trusted that a file
- * backup would refuse, and no step holds more than one object (a pack at most) in memory.
+ * backup would refuse, and memory holds at most about 16 MiB of objects at once (a pack, or
+ * up to 16 change objects fetched together).
  *
  * @module
  */
@@ -24,6 +25,7 @@ import { writeAll } from "../../fs/durable.ts";
 import { S3Client, type S3Credentials, S3Error } from "./client.ts";
 import {
   type BaseEntry,
+  type ChangeEntry,
   listBackup,
   type PackEntry,
   resolveLayout,
@@ -33,6 +35,9 @@ import { readBackupId, s3Url } from "./backend.ts";
 import { checkChangeObject } from "./packer.ts";
 import { DEFAULT_S3_POLICY, retrying, type S3RetryPolicy } from "./retry.ts";
 
+/** Change objects fetched at once while spooling, and the bytes they may hold together. */
+const FETCH_AHEAD = 16;
+const FETCH_AHEAD_BYTES = 16 * 1024 * 1024;
 /** A spool that met an object the packer deleted after the listing: list again. */
 const RELISTS = 3;
 
@@ -113,19 +118,34 @@ async function spool(
       encodeSegmentHeader({ kind: SegmentKind.Log, number: 1, backupId, firstLog: 0 }),
     );
     const after = base?.seq ?? 0;
-    for (const source of layout.sources) {
-      if (source.kind === "change") {
-        const bytes = await retrying(
-          `reading ${source.key}`,
-          policy,
-          () => {},
-          () => client.get(source.key),
-        );
-        checkChangeObject(source, bytes);
-        writeAll(log, bytes);
-      } else {
+    // Change objects are small: a few are fetched at once, and written in order.
+    const sources = layout.sources;
+    for (let at = 0; at < sources.length;) {
+      const source = sources[at];
+      if (source.kind === "pack") {
         await spoolPack(client, source, backupId, after, log, `${dir}/pack.tmp`, policy);
+        at++;
+        continue;
       }
+      let end = at + 1;
+      let bytes = source.size;
+      while (
+        end < sources.length && end - at < FETCH_AHEAD && sources[end].kind === "change" &&
+        bytes + sources[end].size <= FETCH_AHEAD_BYTES
+      ) {
+        bytes += sources[end++].size;
+      }
+      const batch = sources.slice(at, end) as ChangeEntry[];
+      const fetched = await Promise.all(
+        batch.map((change) =>
+          retrying(`reading ${change.key}`, policy, () => {}, () => client.get(change.key))
+        ),
+      );
+      batch.forEach((change, i) => {
+        checkChangeObject(change, fetched[i]);
+        writeAll(log, fetched[i]);
+      });
+      at = end;
     }
   } finally {
     log.close();
