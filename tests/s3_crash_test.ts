@@ -19,7 +19,7 @@
 import { assert, assertEquals } from "./support/assert.ts";
 import { FakeLightningd } from "./support/fake_lightningd.ts";
 import { dumpDatabase } from "./support/dump.ts";
-import { prng } from "./support/prng.ts";
+import { killPlan } from "./support/kill_plan.ts";
 import {
   killNow,
   loadRuns,
@@ -45,26 +45,14 @@ function envNumber(name: string, fallback: number): number {
 /** The plugin packs often, and takes its keys from the file beside backup.lock. */
 const PLUGIN_ENV = { AWS_ACCESS_KEY_ID: "", CLN_BACKUP_TEST_S3_PACK_EVERY: "20" };
 
-type Victim = "plugin" | "gateway" | "both";
+const VICTIMS = ["plugin", "gateway", "both"] as const;
+type Victim = typeof VICTIMS[number];
 
 interface TrialReport {
   seed: number;
   kills: Record<Victim, number>;
   processes: number;
   line: string;
-}
-
-function plan(seed: number, windowMs: number): { atMs: number; victim: Victim; pauseMs: number }[] {
-  const random = prng(seed);
-  const victims: Victim[] = ["plugin", "gateway", "both"];
-  const kill = () => ({
-    atMs: 30 + Math.floor(random() * windowMs),
-    victim: victims[Math.floor(random() * 3)],
-    pauseMs: Math.floor(random() * 300),
-  });
-  const kills = [kill()];
-  if (random() < 0.3) kills.push(kill());
-  return kills.sort((a, b) => a.atMs - b.atMs);
 }
 
 function copyDir(from: string, to: string): void {
@@ -153,7 +141,7 @@ async function runTrial(
   };
   const notes: string[] = [];
   let node: FakeLightningd | undefined;
-  const timers = plan(seed, 700).map(({ atMs, victim, pauseMs }) =>
+  const timers = killPlan<Victim>(seed, 700, VICTIMS, 300).map(({ atMs, victim, pauseMs }) =>
     setTimeout(() => {
       notes.push(`${victim}@${Math.round(performance.now() - started)}ms`);
       report.kills[victim]++;
@@ -269,7 +257,7 @@ Deno.test({
     );
     assertEquals(failures, []);
     if (chosen === undefined) {
-      for (const victim of ["plugin", "gateway", "both"] as Victim[]) {
+      for (const victim of VICTIMS) {
         assert(sum(victim) >= seeds.length / 5, `${victim} killed ${sum(victim)} times`);
       }
     }

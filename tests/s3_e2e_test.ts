@@ -7,7 +7,7 @@ import { assert, assertEquals, assertMatch } from "./support/assert.ts";
 import { FakeLightningd } from "./support/fake_lightningd.ts";
 import { loadFixture, SCENARIOS } from "./support/fixtures.ts";
 import { dumpDatabase } from "./support/dump.ts";
-import { Rgw, rgwMissing, writeCredentials } from "./support/rgw.ts";
+import { rgwMissing, sharedRgw, stopSharedRgwLast, writeCredentials } from "./support/rgw.ts";
 import { writeLockFile } from "../lib/backup/lock_file.ts";
 import { BufferedOutput, makeNodeDir, removeNodeDir } from "../lib/cli/testing.ts";
 import { init } from "../lib/cli/init.ts";
@@ -18,15 +18,6 @@ import { createS3Backup } from "../lib/backends/s3/create.ts";
 import { listBackup } from "../lib/backends/s3/layout.ts";
 import { CREDENTIALS_FILE } from "../lib/backends/s3/credentials.ts";
 import { LAUNCHER_NAME, parseLauncher } from "../lib/cli/launcher.ts";
-
-let rgw: Rgw | undefined;
-async function server(): Promise<Rgw> {
-  rgw ??= await Rgw.start();
-  // The CLI commands take their keys from the environment.
-  Deno.env.set("AWS_ACCESS_KEY_ID", rgw.credentials.accessKeyId);
-  Deno.env.set("AWS_SECRET_ACCESS_KEY", rgw.credentials.secretAccessKey);
-  return rgw;
-}
 
 /** Starts the plugin on `dir`, commits one transaction, and gives `body` the node. */
 async function oneTransaction(
@@ -52,7 +43,7 @@ const test = (name: string, fn: () => Promise<void>) =>
   Deno.test({ name, ignore: rgwMissing !== undefined, fn });
 
 test("the recorded runs back up to S3, and restore, status and verify read it", async () => {
-  const s = await server();
+  const s = await sharedRgw({ exportKeys: true });
   const url = s.url(await s.bucket(), "nodes/one");
   const root = Deno.makeTempDirSync({ prefix: "s3-e2e-" });
   try {
@@ -108,7 +99,7 @@ test("the recorded runs back up to S3, and restore, status and verify read it", 
 });
 
 test("init to S3 uploads the snapshot; the plugin goes on from it; a second init is refused", async () => {
-  const s = await server();
+  const s = await sharedRgw({ exportKeys: true });
   const url = s.url(await s.bucket());
   const dir = makeNodeDir("restart");
   const restored = Deno.makeTempDirSync();
@@ -140,7 +131,7 @@ test("init to S3 uploads the snapshot; the plugin goes on from it; a second init
 });
 
 test("the plugin refuses every change when its keys' file may be read by others", async () => {
-  const s = await server();
+  const s = await sharedRgw({ exportKeys: true });
   const url = s.url(await s.bucket());
   const dir = makeNodeDir("restart");
   try {
@@ -167,7 +158,7 @@ test("the plugin refuses every change when its keys' file may be read by others"
 });
 
 test("the launcher's plugin reads its keys' file and reaches the endpoint only", async () => {
-  const s = await server();
+  const s = await sharedRgw({ exportKeys: true });
   const url = s.url(await s.bucket());
   const dir = makeNodeDir("restart");
   try {
@@ -205,10 +196,4 @@ test("the launcher's plugin reads its keys' file and reaches the endpoint only",
   }
 });
 
-Deno.test({
-  name: "S3 end to end: stop the test server",
-  ignore: rgwMissing !== undefined,
-  fn: async () => {
-    await rgw?.stop();
-  },
-});
+stopSharedRgwLast();

@@ -11,7 +11,13 @@ import { FakeLightningd } from "./support/fake_lightningd.ts";
 import { dumpDatabase } from "./support/dump.ts";
 import { type Fault, FaultProxy } from "./support/fault_proxy.ts";
 import { SlowdownProxy } from "./support/slowdown_proxy.ts";
-import { Rgw, rgwMissing, writeCredentials } from "./support/rgw.ts";
+import {
+  type Rgw,
+  rgwMissing,
+  sharedRgw,
+  stopSharedRgwLast,
+  writeCredentials,
+} from "./support/rgw.ts";
 import { writeLockFile } from "../lib/backup/lock_file.ts";
 import { restoreBackup } from "../lib/backup/restore.ts";
 import { S3BackupReader } from "../lib/backends/s3/reader.ts";
@@ -52,12 +58,6 @@ function contentHash(path: string): string {
   } finally {
     db.close();
   }
-}
-
-let rgw: Rgw | undefined;
-async function server(): Promise<Rgw> {
-  rgw ??= await Rgw.start();
-  return rgw;
 }
 
 interface Trial {
@@ -144,7 +144,7 @@ const test = (name: string, fn: () => Promise<void>) =>
   Deno.test({ name, ignore: rgwMissing !== undefined, fn });
 
 test("S3: a connection cut in the middle of a PUT or of its answer is retried", async () => {
-  const s = await server();
+  const s = await sharedRgw();
   // Byte offsets inside the early and later changes' requests, and inside answers.
   const faults: Fault[] = [
     { kind: "cut", direction: "c2s", at: 2_500 },
@@ -169,7 +169,7 @@ test("S3: a connection cut in the middle of a PUT or of its answer is retried", 
 });
 
 test("S3: a server that stops answering stops the node after bounded retries", async () => {
-  const s = await server();
+  const s = await sharedRgw();
   const proxy = new FaultProxy(s.port, { kind: "hang", direction: "c2s", at: 6_000 });
   try {
     const { url, direct } = await newBackup(s, proxy.port);
@@ -183,7 +183,7 @@ test("S3: a server that stops answering stops the node after bounded retries", a
 });
 
 test("S3: 503 SlowDown is retried; SlowDown for good stops the node", async () => {
-  const s = await server();
+  const s = await sharedRgw();
   let refusals = 2;
   const proxy = new SlowdownProxy(s.port, (line) => line.startsWith("PUT") && refusals-- > 0);
   try {
@@ -207,7 +207,7 @@ test("S3: 503 SlowDown is retried; SlowDown for good stops the node", async () =
 });
 
 test("S3: a full quota stops the node with what to do; nothing committed is lost", async () => {
-  const s = await server();
+  const s = await sharedRgw();
   const { url, direct } = await newBackup(s);
   const bucket = /^s3:\/\/([^/]+)\//.exec(direct)![1];
   // backup-id and three changes fit.
@@ -220,7 +220,7 @@ test("S3: a full quota stops the node with what to do; nothing committed is lost
 });
 
 test("S3: init's multipart upload survives the gateway killed in the middle of it", async () => {
-  const s = await server();
+  const s = await sharedRgw();
   const root = Deno.makeTempDirSync({ prefix: "s3-multipart-" });
   const proxy = new FaultProxy(s.port);
   try {
@@ -261,10 +261,4 @@ test("S3: init's multipart upload survives the gateway killed in the middle of i
   }
 });
 
-Deno.test({
-  name: "S3 faults: stop the test server",
-  ignore: rgwMissing !== undefined,
-  fn: async () => {
-    await rgw?.stop();
-  },
-});
+stopSharedRgwLast();

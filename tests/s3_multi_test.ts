@@ -10,7 +10,7 @@ import { assert, assertEquals, assertMatch } from "./support/assert.ts";
 import { FakeLightningd } from "./support/fake_lightningd.ts";
 import { dumpDatabase } from "./support/dump.ts";
 import { SlowdownProxy } from "./support/slowdown_proxy.ts";
-import { Rgw, rgwMissing, writeCredentials } from "./support/rgw.ts";
+import { rgwMissing, sharedRgw, stopSharedRgwLast, writeCredentials } from "./support/rgw.ts";
 import { type LockFile, writeLockFile } from "../lib/backup/lock_file.ts";
 import { createFileBackup } from "../lib/backends/file/create.ts";
 import { createS3Backup } from "../lib/backends/s3/create.ts";
@@ -23,14 +23,6 @@ const SCHEMA = [
   "CREATE TABLE notes (id INTEGER PRIMARY KEY, note TEXT)",
 ];
 const PATIENCE = { s3_timeout_s: 1, s3_retries: 1, s3_retry_delay_s: 0.02 };
-
-let rgw: Rgw | undefined;
-async function server(): Promise<Rgw> {
-  rgw ??= await Rgw.start();
-  Deno.env.set("AWS_ACCESS_KEY_ID", rgw.credentials.accessKeyId);
-  Deno.env.set("AWS_SECRET_ACCESS_KEY", rgw.credentials.secretAccessKey);
-  return rgw;
-}
 
 interface Node {
   root: string;
@@ -45,7 +37,7 @@ interface Node {
 
 /** A lightning dir, an empty file backup and an empty S3 backup. */
 async function withNode(fn: (node: Node) => Promise<void>): Promise<void> {
-  const s = await server();
+  const s = await sharedRgw({ exportKeys: true });
   const root = Deno.makeTempDirSync({ prefix: "s3-multi-" });
   const dir = `${root}/node`;
   Deno.mkdirSync(dir);
@@ -121,7 +113,7 @@ test("each change goes to the file and S3; restore --also picks the newest and s
 
 test("S3 refusing stops the node; the next start rewinds the file copy back to S3's", async () => {
   await withNode(async ({ root, dir, bucket, file, s3, run }) => {
-    const s = await server();
+    const s = await sharedRgw({ exportKeys: true });
     let puts = 0;
     const proxy = new SlowdownProxy(s.port, (line) => line.startsWith("PUT") && ++puts > 3);
     try {
@@ -147,7 +139,7 @@ test("S3 refusing stops the node; the next start rewinds the file copy back to S
 
 test("degrade: a failed S3 is dropped with a BROKEN line and an alarm; restore refuses it", async () => {
   await withNode(async ({ root, dir, bucket, file, s3, run }) => {
-    const s = await server();
+    const s = await sharedRgw({ exportKeys: true });
     let puts = 0;
     const proxy = new SlowdownProxy(s.port, (line) => line.startsWith("PUT") && ++puts > 3);
     let node: string;
@@ -216,10 +208,4 @@ test("destinations that disagree refuse the node at its first write", async () =
   });
 });
 
-Deno.test({
-  name: "S3 several destinations: stop the test server",
-  ignore: rgwMissing !== undefined,
-  fn: async () => {
-    await rgw?.stop();
-  },
-});
+stopSharedRgwLast();

@@ -166,3 +166,32 @@ export function writeCredentials(dir: string, credentials: S3Credentials, mode =
   );
   Deno.chmodSync(path, mode);
 }
+
+let shared: Promise<Rgw> | undefined;
+
+/**
+ * One RGW for a test file, started by the first test that asks for it. With `exportKeys`,
+ * the CLI commands the tests run in this process find its keys in the environment.
+ */
+export async function sharedRgw(options: { exportKeys?: boolean } = {}): Promise<Rgw> {
+  shared ??= Rgw.start();
+  const rgw = await shared;
+  if (options.exportKeys) {
+    Deno.env.set("AWS_ACCESS_KEY_ID", rgw.credentials.accessKeyId);
+    Deno.env.set("AWS_SECRET_ACCESS_KEY", rgw.credentials.secretAccessKey);
+  }
+  return rgw;
+}
+
+/** Registers the test file's last test, which stops its shared RGW. */
+export function stopSharedRgwLast(): void {
+  Deno.test({
+    name: "stop the test S3 server",
+    ignore: rgwMissing !== undefined,
+    fn: async () => {
+      const rgw = await shared;
+      shared = undefined;
+      await rgw?.stop();
+    },
+  });
+}

@@ -1,5 +1,5 @@
 import { assert, assertEquals, assertMatch, assertRejects } from "../../../tests/support/assert.ts";
-import { Rgw, rgwMissing } from "../../../tests/support/rgw.ts";
+import { type Rgw, rgwMissing, sharedRgw, stopSharedRgwLast } from "../../../tests/support/rgw.ts";
 import { S3Backend } from "./backend.ts";
 import { S3BackupReader } from "./reader.ts";
 import { createS3Backup } from "./create.ts";
@@ -7,12 +7,6 @@ import { listBackup } from "./layout.ts";
 import type { BackupEntry } from "../backend.ts";
 
 const FAST = { timeoutMs: 5_000, retries: 2, retryDelayMs: 50, backoff: 2 };
-
-let rgw: Rgw | undefined;
-async function server(): Promise<Rgw> {
-  rgw ??= await Rgw.start();
-  return rgw;
-}
 
 function changes(entries: Iterable<BackupEntry>): [number, string[]][] {
   return [...entries].filter((e) => e.kind === "change").map((e) => {
@@ -34,7 +28,7 @@ const test = (name: string, fn: () => Promise<void>) =>
   Deno.test({ name, ignore: rgwMissing !== undefined, fn });
 
 test("S3: changes go one object each; a reopened writer knows where the backup stands", async () => {
-  const s = await server();
+  const s = await sharedRgw();
   const url = s.url(await s.bucket());
   await createS3Backup(url, s.credentials, undefined, FAST);
   const backend = await S3Backend.connect(url, { credentials: s.credentials, policy: FAST });
@@ -59,7 +53,7 @@ test("S3: changes go one object each; a reopened writer knows where the backup s
 });
 
 test("S3: a rewind is superseded by the next change's next generation", async () => {
-  const s = await server();
+  const s = await sharedRgw();
   const url = s.url(await s.bucket());
   await createS3Backup(url, s.credentials, undefined, FAST);
   const backend = await S3Backend.connect(url, { credentials: s.credentials, policy: FAST });
@@ -84,7 +78,7 @@ test("S3: a rewind is superseded by the next change's next generation", async ()
 });
 
 test("S3: the packer merges old change objects into packs, and restore reads them", async () => {
-  const s = await server();
+  const s = await sharedRgw();
   const url = s.url(await s.bucket());
   await createS3Backup(url, s.credentials, undefined, FAST);
   const backend = await S3Backend.connect(url, {
@@ -111,7 +105,7 @@ test("S3: the packer merges old change objects into packs, and restore reads the
 });
 
 test("S3: a second writer on the same prefix is refused by the conditional PUT", async () => {
-  const s = await server();
+  const s = await sharedRgw();
   const url = s.url(await s.bucket());
   await createS3Backup(url, s.credentials, undefined, FAST);
   const first = await S3Backend.connect(url, { credentials: s.credentials, policy: FAST });
@@ -127,7 +121,7 @@ test("S3: a second writer on the same prefix is refused by the conditional PUT",
 });
 
 test("S3: no backup at the URL, a missing bucket, wrong keys: one line each", async () => {
-  const s = await server();
+  const s = await sharedRgw();
   const bucket = await s.bucket();
   const none = await assertRejects(() =>
     S3Backend.connect(s.url(bucket, "nothing"), { credentials: s.credentials, policy: FAST })
@@ -147,12 +141,4 @@ test("S3: no backup at the URL, a missing bucket, wrong keys: one line each", as
   assertMatch(denied.message, /403 SignatureDoesNotMatch .*check the keys/);
 });
 
-Deno.test({
-  name: "S3: stop the test server",
-  ignore: rgwMissing !== undefined,
-  sanitizeResources: false,
-  sanitizeOps: false,
-  fn: async () => {
-    await rgw?.stop();
-  },
-});
+stopSharedRgwLast();

@@ -1,22 +1,18 @@
 /**
- * The S3 requests the backup makes, signed with SigV4 by `aws4fetch` (the one module that
- * imports it). Each request is one attempt bounded by a timeout; {@linkcode S3Error} says
- * whether trying again can help. Bodies are signed by their SHA-256 and carry Content-MD5,
- * so the server checks every byte it stores (no CRC32 or aws-chunked uploads, which many
- * S3-compatible servers refuse).
+ * The S3 requests the backup makes, signed with SigV4 (sigv4.ts). Each request is one
+ * attempt bounded by a timeout; {@linkcode S3Error} says whether trying again can help.
+ * Bodies are signed by their SHA-256 and carry Content-MD5, so the server checks every byte
+ * it stores (no CRC32 or aws-chunked uploads, which many S3-compatible servers refuse).
  *
  * @module
  */
-import { AwsClient } from "npm:aws4fetch@1";
 import { createHash } from "node:crypto";
+import { EMPTY_SHA256, signRequest, uriEncode } from "./sigv4.ts";
 import type { S3Url } from "./s3_url.ts";
 import { parseListing, xmlText } from "./xml.ts";
 
-export interface S3Credentials {
-  accessKeyId: string;
-  secretAccessKey: string;
-  sessionToken?: string;
-}
+export type { SigningKeys as S3Credentials } from "./sigv4.ts";
+import type { SigningKeys as S3Credentials } from "./sigv4.ts";
 
 /** A request that failed: `transient` when the same request may succeed later. */
 export class S3Error extends Error {
@@ -51,24 +47,13 @@ const HINTS: Record<string, string> = {
   SlowDown: ": S3 asks for fewer requests",
 };
 
-const EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
-
 export class S3Client {
-  readonly #aws: AwsClient;
-
   constructor(
     readonly url: S3Url,
-    credentials: S3Credentials,
+    readonly credentials: S3Credentials,
     /** Milliseconds each request (and the reading of its answer) may take. */
     readonly timeoutMs = 10_000,
-  ) {
-    this.#aws = new AwsClient({
-      ...credentials,
-      service: "s3",
-      region: url.region,
-      retries: 0,
-    });
-  }
+  ) {}
 
   /** Where S3 is, for messages: `bucket "b" at http://host:port`. */
   get where(): string {
@@ -76,12 +61,26 @@ export class S3Client {
   }
 
   #resource(key: string, query = ""): string {
-    const path = key.split("/").map(encodeURIComponent).join("/");
+    const path = key.split("/").map(uriEncode).join("/");
     const endpoint = new URL(this.url.endpoint);
     const base = this.url.pathStyle
       ? `${endpoint.origin}/${this.url.bucket}`
       : `${endpoint.protocol}//${this.url.bucket}.${endpoint.host}`;
     return `${base}/${path}${query === "" ? "" : `?${query}`}`;
+  }
+
+  /** The signed headers of a request; `headers` may hold Content-MD5, If-None-Match. */
+  #sign(method: string, resource: string, headers: Record<string, string>, body?: Uint8Array) {
+    return signRequest({
+      method,
+      url: new URL(resource),
+      headers,
+      payloadSha256: body === undefined
+        ? EMPTY_SHA256
+        : createHash("sha256").update(body).digest("hex"),
+      keys: this.credentials,
+      region: this.url.region,
+    });
   }
 
   /** One signed request; a non-2xx answer throws {@linkcode S3Error} after reading its code. */
@@ -93,20 +92,15 @@ export class S3Client {
     headers: Record<string, string> = {},
   ): Promise<Response> {
     const all: Record<string, string> = { ...headers };
-    if (body !== undefined) {
-      all["content-md5"] = createHash("md5").update(body).digest("base64");
-      all["x-amz-content-sha256"] = createHash("sha256").update(body).digest("hex");
-    } else {
-      all["x-amz-content-sha256"] = EMPTY_SHA256;
-    }
+    if (body !== undefined) all["content-md5"] = createHash("md5").update(body).digest("base64");
     let response: Response;
     try {
-      const request = await this.#aws.sign(resource, {
+      response = await fetch(resource, {
         method,
-        headers: all,
+        headers: this.#sign(method, resource, all, body),
         body: body as BodyInit | undefined,
+        signal: AbortSignal.timeout(this.timeoutMs),
       });
-      response = await fetch(request, { signal: AbortSignal.timeout(this.timeoutMs) });
     } catch (error) {
       const timedOut = (error as Error).name === "TimeoutError";
       throw new S3Error(
@@ -169,10 +163,11 @@ export class S3Client {
     const what = `Cannot read "${key}"`;
     let response: Response;
     try {
-      const request = await this.#aws.sign(this.#resource(key), {
-        headers: { "x-amz-content-sha256": EMPTY_SHA256 },
+      const resource = this.#resource(key);
+      response = await fetch(resource, {
+        headers: this.#sign("GET", resource, {}),
+        signal: AbortSignal.timeout(timeoutMs),
       });
-      response = await fetch(request, { signal: AbortSignal.timeout(timeoutMs) });
     } catch (error) {
       throw new S3Error(`${what}: ${(error as Error).message} (${this.where})`, 0, "", true);
     }
@@ -191,12 +186,17 @@ export class S3Client {
   async *list(prefix: string): AsyncGenerator<S3Object[]> {
     let token: string | undefined;
     do {
-      const query = new URLSearchParams({ "list-type": "2", prefix, "encoding-type": "url" });
-      if (token !== undefined) query.set("continuation-token", token);
+      const params: [string, string][] = [
+        ["encoding-type", "url"],
+        ["list-type", "2"],
+        ["prefix", prefix],
+      ];
+      if (token !== undefined) params.push(["continuation-token", token]);
+      const query = params.map(([k, v]) => `${k}=${uriEncode(v)}`).join("&");
       const response = await this.#request(
         `Cannot list "${prefix}"`,
         "GET",
-        this.#resource("", query.toString()),
+        this.#resource("", query),
       );
       const page = parseListing(await response.text());
       yield page.objects;
@@ -219,7 +219,7 @@ export class S3Client {
 
   /** Uploads part `part` (from 1); returns its ETag. */
   async uploadPart(key: string, uploadId: string, part: number, body: Uint8Array) {
-    const query = `partNumber=${part}&uploadId=${encodeURIComponent(uploadId)}`;
+    const query = `partNumber=${part}&uploadId=${uriEncode(uploadId)}`;
     const response = await this.#done(
       `Cannot upload part ${part} of "${key}"`,
       "PUT",
@@ -244,7 +244,7 @@ export class S3Client {
     const response = await this.#request(
       what,
       "POST",
-      this.#resource(key, `uploadId=${encodeURIComponent(uploadId)}`),
+      this.#resource(key, `uploadId=${uriEncode(uploadId)}`),
       body,
     );
     // S3 may answer 200 and put the error in the body.
@@ -257,7 +257,7 @@ export class S3Client {
     await this.#done(
       `Cannot abort uploading "${key}"`,
       "DELETE",
-      this.#resource(key, `uploadId=${encodeURIComponent(uploadId)}`),
+      this.#resource(key, `uploadId=${uriEncode(uploadId)}`),
     );
   }
 }
