@@ -31,9 +31,9 @@ stop() {
   rm -f "$dir/pids"
 }
 
-# Waits up to 30 s for a command to succeed.
+# Waits up to 120 s for a command to succeed (a loaded machine starts Ceph slowly).
 wait_for() {
-  for _ in $(seq 300); do
+  for _ in $(seq 1200); do
     "$@" >/dev/null 2>&1 && return 0
     sleep 0.1
   done

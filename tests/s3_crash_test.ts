@@ -42,6 +42,9 @@ function envNumber(name: string, fallback: number): number {
   return value === undefined ? fallback : Number(value);
 }
 
+/** Enough patience to outlast gateway restarts on a loaded machine; every wait bounded. */
+const PATIENCE = { s3_timeout_s: 5, s3_retries: 8, s3_retry_delay_s: 0.1 };
+
 /** The plugin packs often, and takes its keys from the file beside backup.lock. */
 const PLUGIN_ENV = { AWS_ACCESS_KEY_ID: "", CLN_BACKUP_TEST_S3_PACK_EVERY: "20" };
 
@@ -77,7 +80,7 @@ function killGateway(rgw: Rgw, pauseMs: number): void {
 async function copyObjects(rgw: Rgw, bucket: string, from: string, to: string): Promise<void> {
   const client = rgw.client(rgw.url(bucket, from));
   // Another trial may have the gateway killed meanwhile.
-  const patient = { timeoutMs: 5_000, retries: 20, retryDelayMs: 100, backoff: 1 };
+  const patient = { timeoutMs: 5_000, retries: 300, retryDelayMs: 100, backoff: 1 };
   const keys: string[] = [];
   await retrying("listing the template", patient, () => {}, async () => {
     keys.length = 0;
@@ -132,7 +135,7 @@ async function runTrial(
   await copyObjects(rgw, bucket, "template", prefix);
   const dir = `${root}/node`;
   copyDir(template, dir);
-  writeLockFile(dir, { backend_url: url });
+  writeLockFile(dir, { backend_url: url, ...PATIENCE });
   const report: TrialReport = {
     seed,
     kills: { plugin: 0, gateway: 0, both: 0 },
@@ -185,7 +188,12 @@ async function runTrial(
     const nodeVersion = dataVersionOf(`${dir}/lightningd.sqlite3`);
     assertEquals(nodeVersion, last.dataVersion, `seed ${seed}: the node reached the last write`);
     const expected = dumpDatabase(`${dir}/lightningd.sqlite3`);
-    const reader = await S3BackupReader.fetch(url, rgw.credentials);
+    const reader = await S3BackupReader.fetch(url, rgw.credentials, {
+      timeoutMs: 5_000,
+      retries: 8,
+      retryDelayMs: 100,
+      backoff: 2,
+    });
     try {
       const stored = storedTransactions(reader, `seed ${seed}`);
       // Nothing acknowledged is missing, nothing is stored twice; the backup may hold one

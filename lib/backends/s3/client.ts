@@ -173,7 +173,8 @@ export class S3Client {
     }
     if (!response.ok) {
       await response.body?.cancel();
-      throw new S3Error(`${what}: ${response.status} (${this.where})`, response.status, "", false);
+      const status = response.status;
+      throw new S3Error(`${what}: ${status} (${this.where})`, status, "", status >= 500);
     }
     return response.body!;
   }

@@ -62,12 +62,11 @@ export class S3BackupReader implements BackupReader {
     const tmp = Deno.makeTempDirSync({ prefix: "cln-backup-s3-" });
     try {
       for (let attempt = 0;; attempt++) {
-        const layout = await retrying("listing the backup", policy, () => {}, async () => {
-          await readBackupId(client, url);
-          return resolveLayout(await listBackup(client));
+        const { id, layout } = await retrying("listing the backup", policy, () => {}, async () => {
+          const id = await readBackupId(client, url);
+          return { id, layout: resolveLayout(await listBackup(client)) };
         });
         try {
-          const id = await readBackupId(client, url);
           await spool(client, layout, id, tmp, policy);
           return new S3BackupReader(url, tmp, layout);
         } catch (error) {
@@ -110,7 +109,15 @@ async function spool(
   policy: S3RetryPolicy,
 ): Promise<void> {
   const base = layout.bases.at(-1);
-  if (base) await spoolBase(client, base, backupId, `${dir}/${baseName(base.version)}`, policy);
+  if (base) {
+    const path = `${dir}/${baseName(base.version)}`;
+    await retrying(
+      `reading ${base.key}`,
+      policy,
+      () => {},
+      () => spoolBase(client, base, backupId, path, policy),
+    );
+  }
   const log = Deno.openSync(`${dir}/${logName(1)}`, { write: true, create: true });
   try {
     writeAll(
@@ -167,7 +174,7 @@ async function spoolBase(
     const stream = await client.getStream(base.key, timeoutMs);
     let head = new Uint8Array(0);
     let headerDone = false;
-    for await (const chunk of stream) {
+    for await (const chunk of cutsTransient(stream, base.key, client.where)) {
       if (headerDone) {
         writeAll(out, chunk);
         continue;
@@ -189,6 +196,19 @@ async function spoolBase(
     if (!headerDone) throw new CorruptBackupError(base.key, 0, "missing segment header");
   } finally {
     out.close();
+  }
+}
+
+/** The stream's chunks; a connection lost on the way is a failure worth a retry. */
+async function* cutsTransient(
+  stream: ReadableStream<Uint8Array>,
+  key: string,
+  where: string,
+): AsyncGenerator<Uint8Array> {
+  try {
+    for await (const chunk of stream) yield chunk;
+  } catch (error) {
+    throw new S3Error(`Cannot read "${key}": ${(error as Error).message} (${where})`, 0, "", true);
   }
 }
 
