@@ -100,6 +100,8 @@ Deno.test("protocol: backup-status reports the backup and the hook's latency", a
       records: 3,
       backup_bytes: bytes,
       connection: null,
+      destinations: null,
+      alarm: null,
       writes_since_start: 3,
       options: { "backup-destination": null, ...DEFAULT_COMPACTION_OPTIONS },
       compaction: {

@@ -16,7 +16,7 @@
 import { assert, assertEquals } from "./support/assert.ts";
 import { FakeLightningd } from "./support/fake_lightningd.ts";
 import { dumpDatabase } from "./support/dump.ts";
-import { prng } from "./support/prng.ts";
+import { killPlan } from "./support/kill_plan.ts";
 import {
   killNow,
   loadRuns,
@@ -39,30 +39,14 @@ function envNumber(name: string, fallback: number): number {
   return value === undefined ? fallback : Number(value);
 }
 
-type Victim = "plugin" | "server" | "both";
+const VICTIMS = ["plugin", "server", "both"] as const;
+type Victim = typeof VICTIMS[number];
 
 interface TrialReport {
   seed: number;
   kills: Record<Victim, number>;
   processes: number;
   line: string;
-}
-
-/**
- * Kill moments: one, sometimes two, within the first `windowMs` of the trial's replay; a
- * killed server stays down up to 200 ms.
- */
-function plan(seed: number, windowMs: number): { atMs: number; victim: Victim; pauseMs: number }[] {
-  const random = prng(seed);
-  const victims: Victim[] = ["plugin", "server", "both"];
-  const kill = () => ({
-    atMs: 30 + Math.floor(random() * windowMs),
-    victim: victims[Math.floor(random() * 3)],
-    pauseMs: Math.floor(random() * 200),
-  });
-  const kills = [kill()];
-  if (random() < 0.3) kills.push(kill());
-  return kills.sort((a, b) => a.atMs - b.atMs);
 }
 
 const PARENT = Deno.statSync("/dev/shm").isDirectory ? "/dev/shm" : undefined;
@@ -117,7 +101,9 @@ async function runTrial(
   const notes: string[] = [];
   let node: FakeLightningd | undefined;
   let restarting: Promise<void> = Promise.resolve();
-  const timers = plan(seed, fromTemplate ? 700 : 1500).map(({ atMs, victim, pauseMs }) =>
+  const timers = killPlan<Victim>(seed, fromTemplate ? 700 : 1500, VICTIMS, 200).map((
+    { atMs, victim, pauseMs },
+  ) =>
     setTimeout(() => {
       notes.push(`${victim}@${Math.round(performance.now() - started)}ms`);
       report.kills[victim]++;
@@ -232,7 +218,7 @@ Deno.test("crash safety over the wire: SIGKILL plugin and server at random momen
   );
   assertEquals(failures, []);
   if (chosen === undefined) {
-    for (const victim of ["plugin", "server", "both"] as Victim[]) {
+    for (const victim of VICTIMS) {
       assert(sum(victim) >= seeds.length / 5, `${victim} killed ${sum(victim)} times`);
     }
   }

@@ -55,6 +55,20 @@ export interface BackupState {
   tail: Tail | undefined;
   /** For a backup on a server: how the connection to it fares. */
   connection?: ConnectionStatus;
+  /** For several destinations: each one's state. */
+  destinations?: DestinationStatus[];
+  /** Set while a destination has failed and the others go on without it. */
+  alarm?: string;
+}
+
+/** One of several destinations, as `backup-status` shows it. */
+export interface DestinationStatus {
+  url: string;
+  version: number;
+  /** `broken`: it failed, and gets no more changes. */
+  state: "ok" | "broken";
+  error: string | null;
+  connection: ConnectionStatus | null;
 }
 
 /** A remote backup's connection, as `backup-status` shows it. */

@@ -11,6 +11,9 @@ import { type BackupUrl, BackupUrlError, parseBackupUrl } from "./url.ts";
 import { isV1Header } from "../format/v1.ts";
 import { SocketBackend, type SocketBackendOptions } from "./socket/backend.ts";
 import { SocketBackupReader } from "./socket/reader.ts";
+import { S3Backend, type S3BackendOptions } from "./s3/backend.ts";
+import { S3BackupReader } from "./s3/reader.ts";
+import { loadCredentials } from "./s3/credentials.ts";
 
 /**
  * What a file URL's path holds: a cln-backup directory, a v1 `.dbak`, nothing, something
@@ -45,8 +48,8 @@ function fileUrl(url: string): BackupUrl & { scheme: "file" } {
   if (parsed.scheme !== "file") {
     throw new BackupUrlError(
       url,
-      `a socket: backup is read through its server, which this step does not do: check it ` +
-        `with "deno task status -- ${url}"`,
+      `a ${parsed.scheme}: backup is read through the network, which this step does not do: ` +
+        `check it with "deno task status -- ${url}"`,
     );
   }
   return parsed;
@@ -105,20 +108,43 @@ export function openReader(url: string): BackupReader {
 
 /**
  * Opens a backup of any scheme for writing: a file backup as {@linkcode openBackend} does, a
- * `socket:` one by connecting to its server (retrying as `socket.policy` allows).
+ * `socket:` one by connecting to its server (retrying as `socket.policy` allows), an `s3://`
+ * one by listing it, with the keys from the environment or beside `lightningDir`'s
+ * backup.lock.
  */
 export async function connectBackend(
   url: string,
-  options: { file?: FileBackendOptions; socket?: SocketBackendOptions } = {},
+  options: {
+    file?: FileBackendOptions;
+    socket?: SocketBackendOptions;
+    s3?: Omit<S3BackendOptions, "credentials">;
+    lightningDir?: string;
+  } = {},
 ): Promise<Backend> {
-  if (parseBackupUrl(url).scheme === "socket") {
-    return await SocketBackend.connect(url, options.socket);
+  switch (parseBackupUrl(url).scheme) {
+    case "socket":
+      return await SocketBackend.connect(url, options.socket);
+    case "s3":
+      return await S3Backend.connect(url, {
+        ...options.s3,
+        credentials: loadCredentials(options.lightningDir),
+      });
+    case "file":
+      return openBackend(url, options.file);
   }
-  return openBackend(url, options.file);
 }
 
-/** Opens a backup of any scheme for reading; a `socket:` one is fetched from its server. */
-export async function connectReader(url: string): Promise<BackupReader> {
-  if (parseBackupUrl(url).scheme === "socket") return await SocketBackupReader.fetch(url);
-  return openReader(url);
+/**
+ * Opens a backup of any scheme for reading; a `socket:` one is fetched from its server, an
+ * `s3://` one from S3 (keys as for {@linkcode connectBackend}).
+ */
+export async function connectReader(url: string, lightningDir?: string): Promise<BackupReader> {
+  switch (parseBackupUrl(url).scheme) {
+    case "socket":
+      return await SocketBackupReader.fetch(url);
+    case "s3":
+      return await S3BackupReader.fetch(url, loadCredentials(lightningDir));
+    case "file":
+      return openReader(url);
+  }
 }

@@ -1,13 +1,17 @@
 /**
  * Backup URLs, as the Python plugin writes them in `backup.lock`:
- * `file:///abs/path` and `socket:host:port[?proxy=socks5:host:port]`.
+ * `file:///abs/path` and `socket:host:port[?proxy=socks5:host:port]`; and ours,
+ * `s3://bucket/prefix[?endpoint=…&region=…&path-style=1]`.
  *
  * @module
  */
 
+import { parseS3Url, type S3Url } from "./s3/s3_url.ts";
+
 export type BackupUrl =
   | { scheme: "file"; path: string }
-  | { scheme: "socket"; host: string; port: number; proxy?: { host: string; port: number } };
+  | { scheme: "socket"; host: string; port: number; proxy?: { host: string; port: number } }
+  | S3Url;
 
 /** A URL that names no backup this tool can use. */
 export class BackupUrlError extends Error {
@@ -89,9 +93,13 @@ export function parseBackupUrl(url: string): BackupUrl {
       return parseFileUrl(url, rest);
     case "socket":
       return parseSocketUrl(url, rest);
+    case "s3":
+      return parseS3Url(rest, (why) => {
+        throw new BackupUrlError(url, why);
+      });
     case undefined:
       throw new BackupUrlError(url, "it has no scheme (use file:///abs/path)");
     default:
-      throw new BackupUrlError(url, `unknown scheme "${scheme}" (use file:// or socket:)`);
+      throw new BackupUrlError(url, `unknown scheme "${scheme}" (use file://, socket: or s3://)`);
   }
 }

@@ -130,9 +130,8 @@ Deno.test("parseBackupUrl: socket URLs with unknown or bad parameters", () => {
 });
 
 Deno.test("parseBackupUrl: unknown schemes and no scheme", () => {
-  rejects("s3://bucket/backup", /unknown scheme "s3" \(use file:\/\/ or socket:\)/);
-  rejects("http://host/backup", /unknown scheme "http"/);
-  rejects("S3://bucket/backup", /unknown scheme "S3"/);
+  rejects("http://host/backup", /unknown scheme "http" \(use file:\/\/, socket: or s3:\/\/\)/);
+  rejects("ftp://host/backup", /unknown scheme "ftp"/);
   rejects("/var/backups/node1", /it has no scheme \(use file:\/\/\/abs\/path\)/);
   rejects("backup.dbak", /it has no scheme/);
   rejects("", /it has no scheme/);
@@ -142,4 +141,46 @@ Deno.test("parseBackupUrl: a broken %-escape or a NUL in a file path is refused,
   rejects("file:///var/backups/node%zz", /it holds a malformed %-escape: write "%" as "%25"/);
   rejects("file:///var/backups/node%E0", /it holds a malformed %-escape: write "%" as "%25"/);
   rejects("file:///var/backups/node%00", /its path holds a NUL byte \(%00\)/);
+});
+
+Deno.test("parseBackupUrl: s3 URLs name a bucket, a prefix and where S3 is", () => {
+  assertEquals(parseBackupUrl("s3://my-bucket/nodes/node1/"), {
+    scheme: "s3",
+    bucket: "my-bucket",
+    prefix: "nodes/node1/",
+    endpoint: "https://s3.us-east-1.amazonaws.com",
+    region: "us-east-1",
+    pathStyle: false,
+  });
+  assertEquals(
+    parseBackupUrl("S3://b01/n?endpoint=http://127.0.0.1:7480&region=eu-west-2&path-style=1"),
+    {
+      scheme: "s3",
+      bucket: "b01",
+      prefix: "n/",
+      endpoint: "http://127.0.0.1:7480",
+      region: "eu-west-2",
+      pathStyle: true,
+    },
+  );
+  assertEquals(parseBackupUrl("s3://b01?region=eu-central-1"), {
+    scheme: "s3",
+    bucket: "b01",
+    prefix: "",
+    endpoint: "https://s3.eu-central-1.amazonaws.com",
+    region: "eu-central-1",
+    pathStyle: false,
+  });
+});
+
+Deno.test("parseBackupUrl: a bad s3 URL is refused with what to write", () => {
+  rejects("s3://My_Bucket/x", /is not an S3 bucket name/);
+  rejects("s3:bucket/x", /write "s3:\/\/bucket\/prefix"/);
+  rejects("s3://bucket/x?acl=public", /unknown parameter "acl"/);
+  rejects("s3://bucket/x?path-style=yes", /path-style must be "0" or "1"/);
+  rejects("s3://bucket/x?endpoint=ftp://h", /must be http\(s\):\/\/host\[:port\]/);
+  rejects("s3://bucket/x?endpoint=http://h/path", /with no path or credentials/);
+  rejects("s3://bucket/x?endpoint=nonsense", /is not a URL/);
+  rejects("s3://bucket/a/../b", /"\." or "\.\." segment/);
+  rejects("s3://bucket/x?region=EU%20West", /is not a region name/);
 });

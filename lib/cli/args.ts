@@ -44,7 +44,7 @@ export class UsageError extends Error {
 export interface CommandSpec {
   name: string;
   help: string;
-  options: Record<string, { type: "string" | "boolean" }>;
+  options: Record<string, { type: "string" | "boolean"; multiple?: boolean }>;
   /** The positional arguments, as the usage line names them. */
   positionals: string[];
   /**
@@ -55,6 +55,7 @@ export interface CommandSpec {
 }
 
 export interface ParsedArgs {
+  /** An option with `multiple` holds a `string[]`. */
   values: Record<string, string | boolean | undefined>;
   positionals: string[];
 }
@@ -152,8 +153,8 @@ export function fileBackupPath(url: string, action: string): string {
   const parsed = parseBackupUrl(url);
   if (parsed.scheme !== "file") {
     throw new Error(
-      `${action}: "${url}" is a socket backup, and this version handles file backups only: ` +
-        `use a file:/// URL`,
+      `${action}: "${url}" is a ${parsed.scheme} backup, and this command handles file ` +
+        `backups only: use a file:/// URL`,
     );
   }
   return parsed.path;

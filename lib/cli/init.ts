@@ -32,6 +32,8 @@ import {
 import { LAUNCHER_NAME, launchPlan, writeLauncher } from "./launcher.ts";
 import { parseBackupUrl } from "../backends/url.ts";
 import { SocketBackend } from "../backends/socket/backend.ts";
+import { createS3Backup } from "../backends/s3/create.ts";
+import { loadCredentials } from "../backends/s3/credentials.ts";
 import { DEFAULT_RETRY_POLICY } from "../backends/socket/options.ts";
 import { checkNetworkDir, checkNotRunning } from "./node_dir.ts";
 import { claimWorkPath, removeLeftovers, workPath } from "../fs/work_path.ts";
@@ -58,8 +60,10 @@ export const INIT_HELP = `Usage: cln-backup init --lightning-dir DIR <url>
 
 With a lightning dir DIR (as an option, or before <url> as the Python plugin's first README
 had it), it creates a backup of that node and writes what lightningd needs to keep it:
-  1. the backup at <url> (file:///abs/path: a new directory), holding a consistent snapshot
-     of DIR/lightningd.sqlite3 at its data_version, taken with SQLite's online backup API;
+  1. the backup at <url> (file:///abs/path: a new directory; s3://bucket/prefix: objects
+     under an empty prefix, the keys from AWS_* or DIR/backup-s3.credentials), holding a
+     consistent snapshot of DIR/lightningd.sqlite3 at its data_version, taken with SQLite's
+     online backup API;
      empty at version 0 when DIR has no database yet (a node that has not started);
   2. DIR/cln-backup-plugin, the launch script lightningd runs: Deno named by absolute path,
      the plugin allowed to read only backup.lock and the backup and to write only the backup;
@@ -69,7 +73,7 @@ It ends with the line to add to the lightningd config: important-plugin=<DIR>/cl
 With <url> alone it creates an empty backup at version 0 and touches no lightning dir, as the
 Python backup-cli does: the storage a backup server serves ("server <url> <addr:port>").
 
-The argument with a scheme (file:, socket:) is the URL; the other one is DIR. Two URLs, two
+The argument with a scheme (file:, socket:, s3:) is the URL; the other one is DIR. Two URLs, two
 directories, or DIR given twice are usage errors.
 
 Options:
@@ -322,8 +326,39 @@ async function createBackup(
   }
 }
 
+/**
+ * Creates the S3 backup `url` holding a snapshot of `database` (empty when there is none);
+ * returns its version. The keys come from the environment, else from beside backup.lock in
+ * `dir` (where the plugin reads them).
+ */
+async function createS3From(
+  database: string,
+  url: string,
+  dir: string | undefined,
+): Promise<number> {
+  const credentials = loadCredentials(dir);
+  if (!existsSync(database)) {
+    await createS3Backup(url, credentials);
+    return 0;
+  }
+  const tmp = Deno.makeTempDirSync({ prefix: "cln-backup-init-" });
+  try {
+    const copy = `${tmp}/snapshot.sqlite3`;
+    const version = await snapshotDatabase(database, copy);
+    await createS3Backup(url, credentials, { version, path: copy });
+    return version;
+  } finally {
+    Deno.removeSync(tmp, { recursive: true });
+  }
+}
+
 /** `init <url>` alone: an empty backup for a server to serve, and no node set up. */
-function initStorage(url: string, output: Output): number {
+async function initStorage(url: string, output: Output): Promise<number> {
+  if (parseBackupUrl(url).scheme === "s3") {
+    await createS3Backup(url, loadCredentials(undefined));
+    output.out(`Created the empty backup ${url} at version 0, and no backup.lock`);
+    return Exit.Ok;
+  }
   const path = fileBackupPath(url, ACTION);
   if (existsSync(path)) {
     throw new Error(
@@ -437,16 +472,17 @@ export async function init(
           `(a backup server's storage holds plain backups only, wire v1)`,
       );
     }
-    if (target.dir === undefined) return initStorage(target.url, output);
+    if (target.dir === undefined) return await initStorage(target.url, output);
     const { url } = target;
-    const remote = parseBackupUrl(url).scheme === "socket";
-    if (encrypt && remote) {
+    const scheme = parseBackupUrl(url).scheme;
+    if (encrypt && scheme !== "file") {
       throw new Error(
-        `${ACTION}: --encrypt takes a file:/// backup: a server of wire v1 stores what it is ` +
-          `sent, so it would hold the node's database in the clear`,
+        `${ACTION}: --encrypt takes a file:/// backup: a server of wire v1 and an S3 ` +
+          `destination store what they are sent, so they would hold the node's database in ` +
+          `the clear`,
       );
     }
-    const path = remote ? undefined : fileBackupPath(url, ACTION);
+    const path = scheme === "file" ? fileBackupPath(url, ACTION) : undefined;
     const dir = userPath(target.dir);
     checkNetworkDir(dir, ACTION);
     using _setup = lockForSetup(dir, ACTION);
@@ -473,7 +509,9 @@ export async function init(
     }
     const database = `${dir}/${DATABASE_NAME}`;
     if (path === undefined) {
-      const version = await sendSnapshotTo(database, url);
+      const version = scheme === "s3"
+        ? await createS3From(database, url, dir)
+        : await sendSnapshotTo(database, url);
       // A snapshot on a server stays there: a retry of init is refused until it is moved aside.
       const launcher = installPlugin(dir, { backend_url: url }, "create", () => {});
       output.out(

@@ -11,7 +11,9 @@
  * - `--allow-write=<backup>`: appends, rewinds, the write lock (`LOCK`) and the temporary
  *   files made when a segment rolls all live inside the backup's directory;
  * - `--allow-net=<host:port>` for a `socket:` backup only: the backup server, or the SOCKS
- *   proxy when the URL names one (the proxy reaches the server, the plugin does not);
+ *   proxy when the URL names one (the proxy reaches the server, the plugin does not); for
+ *   an `s3://` backup, the endpoint's, and `--allow-read` of `backup-s3.credentials` beside
+ *   backup.lock, where it reads its keys;
  * - `--allow-sys=setPriority` for a file backup only: the compaction worker lowers its own
  *   thread's CPU priority, so that the hooks' thread runs first (lib/compact/worker.ts);
  * - nothing else: no run, no FFI, no environment, no other system information.
@@ -35,6 +37,8 @@ import { writeFileDurably } from "../fs/durable.ts";
 import { LOCK_FILE } from "../backup/lock_file.ts";
 import { KEY_FILE } from "../crypto/key_file.ts";
 import { formatHostPort, parseBackupUrl } from "../backends/url.ts";
+import { s3HostPort } from "../backends/s3/s3_url.ts";
+import { CREDENTIALS_FILE } from "../backends/s3/credentials.ts";
 
 export const LAUNCHER_NAME = "cln-backup-plugin";
 /** What `deno task compile:plugin` builds in the lightning dir (see scripts/compile_plugin.ts). */
@@ -54,6 +58,8 @@ export interface LaunchPlan {
    * the SOCKS proxy when the URL names one.
    */
   netAddress?: string;
+  /** For an `s3://` backup: the plugin reads its keys from backup-s3.credentials. */
+  credentials?: boolean;
 }
 
 /** The launch plan for a backup URL: what the plugin may read, write and connect to. */
@@ -84,11 +90,18 @@ export function launchPlan(options: {
 /**
  * What reaching the backup at `url` takes: its path for a `file:` backup; for a `socket:`
  * backup, the one `host:port` to connect to (the server, or the SOCKS proxy when the URL
- * names one: the proxy reaches the server, the plugin does not).
+ * names one: the proxy reaches the server, the plugin does not); for an `s3://` backup, the
+ * endpoint's `host:port` and its keys' file beside backup.lock.
  */
-export function backupAccess(url: string): { backupPath?: string; netAddress?: string } {
+export function backupAccess(
+  url: string,
+): { backupPath?: string; netAddress?: string; credentials?: boolean } {
   const parsed = parseBackupUrl(url);
   if (parsed.scheme === "file") return { backupPath: parsed.path };
+  if (parsed.scheme === "s3") {
+    const { host, port } = s3HostPort(parsed);
+    return { netAddress: formatHostPort(host, port), credentials: true };
+  }
   const target = parsed.proxy ?? parsed;
   return { netAddress: formatHostPort(target.host, target.port) };
 }
@@ -131,6 +144,7 @@ export function permissionFlags(plan: LaunchPlan): string[] {
     `${dir}/${LOCK_FILE}`,
     `${dir}/${KEY_FILE}`,
     ...(plan.backupPath ? [plan.backupPath, WORKER_CODE] : []),
+    ...(plan.credentials ? [`${dir}/${CREDENTIALS_FILE}`] : []),
   ].map(listItem);
   return [
     "--no-prompt",

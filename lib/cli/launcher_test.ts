@@ -60,9 +60,28 @@ Deno.test("a socket backup's launch may connect to the server, or only to its pr
   );
 });
 
+Deno.test("an s3 backup's launch reads its keys beside backup.lock, reaches the endpoint only", () => {
+  const args = (url: string) =>
+    launchArgs(launchPlan({ lightningDir: "/nonexistent/ln", backendUrl: url, deno: DENO }))
+      .slice(4, -1);
+  assertEquals(args("s3://bucket/node?endpoint=http://127.0.0.1:7480&path-style=1"), [
+    "--allow-read=/nonexistent/ln/backup.lock,/nonexistent/ln/backup-s3.credentials",
+    "--allow-net=127.0.0.1:7480",
+  ]);
+  // Amazon S3, the bucket in the host name.
+  assertEquals(
+    args("s3://bucket/node?region=eu-west-1").at(-1),
+    "--allow-net=bucket.s3.eu-west-1.amazonaws.com:443",
+  );
+  assertEquals(
+    args("s3://bucket/n?endpoint=https://s3.example.com:9000&path-style=1").at(-1),
+    "--allow-net=s3.example.com:9000",
+  );
+});
+
 Deno.test("launch plans refuse what Deno's flags cannot say", async () => {
   await assertRejects(
-    () => launchPlan({ lightningDir: "/ln", backendUrl: "s3://bucket/x" }),
+    () => launchPlan({ lightningDir: "/ln", backendUrl: "gs://bucket/x" }),
     /unknown scheme/,
   );
   await assertRejects(

@@ -24,7 +24,9 @@
  * CLN_BACKUP_NEW_PASSPHRASE too), the files --passphrase-file and --identity name, and the
  * crypto module they load when the backup is encrypted (lib/crypto/primitives.ts).
  *
- * A `socket:` backup adds network access to its server (or its proxy) instead of the paths.
+ * A `socket:` backup adds network access to its server (or its proxy) instead of the paths;
+ * an `s3://` one its endpoint, the `AWS_*` key variables, and the temporary directory its
+ * reader fetches it into (init with DIR reads the keys' file there).
  * `/proc/PID` is the `comm` file of the pid the base dir's pid file names, for the check
  * that no lightningd runs. Every command may read `INIT_CWD`, which `deno task` sets.
  *
@@ -53,6 +55,7 @@ import { readLockFile } from "../backup/lock_file.ts";
 import { IDENTITY_ENV, NEW_PASSPHRASE_ENV, PASSPHRASE_ENV } from "./secrets.ts";
 import { REKEY_SPEC } from "./rekey.ts";
 import { PRIMITIVES_MODULE } from "../crypto/data_key.ts";
+import { CREDENTIAL_ENV } from "../backends/s3/credentials.ts";
 
 /** What a command may do beyond computing: lists of paths, hosts and names. */
 export interface Grants {
@@ -86,17 +89,27 @@ function merge(...parts: Partial<Grants>[]): Grants {
   return grants;
 }
 
+/**
+ * An `s3://` backup: its endpoint, the keys in the environment, and the temporary directory
+ * a reader fetches it into.
+ */
+function s3Backup(netAddress: string, tempDir: string): Partial<Grants> {
+  return { net: [netAddress], env: CREDENTIAL_ENV, read: [tempDir], write: [tempDir] };
+}
+
 /** The backup itself: read, and written too when `write`. */
-function backup(url: string, write: boolean): Partial<Grants> {
-  const { backupPath, netAddress } = backupAccess(url);
+function backup(url: string, write: boolean, tempDir: string): Partial<Grants> {
+  const { backupPath, netAddress, credentials } = backupAccess(url);
+  if (credentials) return s3Backup(netAddress!, tempDir);
   if (netAddress !== undefined) return { net: [netAddress] };
   const path = backupPath!;
   return { read: [path], write: write ? [path] : [] };
 }
 
 /** A backup to be created: built beside its path, then renamed into place. */
-function newBackup(url: string): Partial<Grants> {
-  const { backupPath, netAddress } = backupAccess(url);
+function newBackup(url: string, tempDir: string): Partial<Grants> {
+  const { backupPath, netAddress, credentials } = backupAccess(url);
+  if (credentials) return s3Backup(netAddress!, tempDir);
   if (netAddress !== undefined) return { net: [netAddress] };
   const parent = dirname(backupPath!);
   return { read: [parent], write: [parent] };
@@ -149,10 +162,10 @@ function lockedBackup(dir: string): ReturnType<typeof backupAccess> {
 const TABLE: Record<string, { spec?: CommandSpec; plan: Planner }> = {
   init: {
     spec: INIT_SPEC,
-    plan: ({ values, positionals }) => {
+    plan: ({ values, positionals }, tempDir) => {
       const dir = values["lightning-dir"];
       const target = initTarget(positionals, dir === undefined ? undefined : String(dir));
-      const parts = [newBackup(target.url)];
+      const parts = [newBackup(target.url, tempDir)];
       if (target.dir !== undefined) parts.push(nodeDir(userPath(target.dir)));
       if (values.encrypt) parts.push(secrets({ values, positionals }));
       return merge(...parts);
@@ -160,32 +173,40 @@ const TABLE: Record<string, { spec?: CommandSpec; plan: Planner }> = {
   },
   restore: {
     spec: RESTORE_SPEC,
-    plan: (args) => {
+    plan: (args, tempDir) => {
       // A directory target gets lightningd.sqlite3 inside; a file one its temporary beside.
       const [url, target] = args.positionals;
       const path = userPath(target);
-      return merge(backup(url, false), secrets(args), {
+      const also = (args.values.also as unknown as string[] | undefined) ?? [];
+      const sources = [url, ...also].map((u) => backup(u, false, tempDir));
+      return merge(...sources, secrets(args), {
         read: [path, dirname(path)],
         write: [path, dirname(path)],
       });
     },
   },
-  status: { spec: STATUS_SPEC, plan: ({ positionals: [url] }) => backup(url, false) },
+  status: {
+    spec: STATUS_SPEC,
+    plan: ({ positionals: [url] }, tempDir) => backup(url, false, tempDir),
+  },
   verify: {
     spec: VERIFY_SPEC,
     plan: (args, tempDir) =>
-      merge(backup(args.positionals[0], false), secrets(args), {
+      merge(backup(args.positionals[0], false, tempDir), secrets(args), {
         read: [tempDir],
         write: [tempDir],
       }),
   },
   upgrade: {
     spec: UPGRADE_SPEC,
-    plan: (args) => {
+    plan: (args, tempDir) => {
       const dir = optionDir(args);
       const { backupPath } = lockedBackup(dir);
       if (backupPath === undefined) return nodeDir(dir);
-      const converted = newBackup(upgradeUrl(backupPath, args.values.to, args.values.encrypt));
+      const converted = newBackup(
+        upgradeUrl(backupPath, args.values.to, args.values.encrypt),
+        tempDir,
+      );
       const keys = args.values.encrypt ? [secrets(args)] : [];
       return merge(nodeDir(dir), { read: [backupPath] }, converted, ...keys);
     },
@@ -199,11 +220,11 @@ const TABLE: Record<string, { spec?: CommandSpec; plan: Planner }> = {
   },
   server: {
     spec: SERVER_SPEC,
-    plan: (args) => {
+    plan: (args, tempDir) => {
       const { url, listen } = serverArgs(args);
       // A storage that is not there yet is created empty, beside its path; COMPACT runs
       // the compaction worker, whose code is read at run time.
-      return merge(newBackup(url), {
+      return merge(newBackup(url, tempDir), {
         read: [WORKER_CODE],
         net: [formatHostPort(listen.hostname, listen.port)],
       });
@@ -211,14 +232,17 @@ const TABLE: Record<string, { spec?: CommandSpec; plan: Planner }> = {
   },
   compact: {
     spec: COMPACT_SPEC,
-    plan: (args) => merge(backup(args.positionals[0], true), secrets(args)),
+    plan: (args, tempDir) => merge(backup(args.positionals[0], true, tempDir), secrets(args)),
   },
   rekey: {
     spec: REKEY_SPEC,
-    plan: (args) => {
+    plan: (args, tempDir) => {
       const keyFile = args.values["key-file"];
       const dir = typeof keyFile === "string" ? [userPath(keyFile)] : [];
-      return merge(backup(args.positionals[0], true), secrets(args), { read: dir, write: dir });
+      return merge(backup(args.positionals[0], true, tempDir), secrets(args), {
+        read: dir,
+        write: dir,
+      });
     },
   },
 };

@@ -87,6 +87,21 @@ Deno.test("each command may touch only what its arguments name", () => {
     "--allow-net=127.0.0.1:9050",
     "--allow-env=INIT_CWD",
   ]);
+  // An s3 backup: its endpoint, the key variables, the temporary directory it is fetched into.
+  assertEquals(flags("status", "s3://bucket/n?endpoint=http://127.0.0.1:7480&path-style=1"), [
+    ...BASE,
+    "--allow-read=/tmp",
+    "--allow-write=/tmp",
+    "--allow-net=127.0.0.1:7480",
+    "--allow-env=INIT_CWD,AWS_ACCESS_KEY_ID,AWS_SECRET_ACCESS_KEY,AWS_SESSION_TOKEN",
+  ]);
+  // Restore from several copies: each of them.
+  assertEquals(flags("restore", "file:///b/one", "/n/regtest", "--also", "file:///c/two"), [
+    ...BASE,
+    "--allow-read=/b/one,/c/two,/n/regtest,/n",
+    "--allow-write=/n/regtest,/n",
+    "--allow-env=INIT_CWD",
+  ]);
   assertEquals(flags("compact", "file:///srv/b"), [
     ...BASE,
     `--allow-read=/srv/b,${CRYPTO}`,

@@ -26,7 +26,8 @@ import {
 import { type Prompt, SECRET_HELP, SECRET_OPTIONS, terminalPrompt } from "./secrets.ts";
 import { unlockReader } from "./unlock.ts";
 
-export const RESTORE_HELP = `Usage: cln-backup restore <url> <file-or-dir> [--to-version N]
+export const RESTORE_HELP =
+  `Usage: cln-backup restore <url> <file-or-dir> [--to-version N] [--also URL]...
 
 Rebuilds a node's database from the backup at <url> (a cln-backup directory, or a v1 .dbak
 file of the Python plugin). <file-or-dir> is the database file to create, or a directory to
@@ -43,6 +44,11 @@ Options:
                   N must be at or after the backup's oldest snapshot
   --passphrase-file FILE, --identity FILE
                   an encrypted backup's secret (below)
+  --also URL      another copy of the backup (a destination of mirror_urls); repeatable.
+                  restore reads every copy, restores the newest one that restores, and says
+                  which; it refuses when a readable copy is newer than the one restored
+  --accept-older  restore an older copy all the same (a node on an old database can lose
+                  its funds: broadcast revoked state)
   -h, --help      show this help
 
 On a terminal, a restore that runs over two seconds shows its progress on stderr. It prints
@@ -61,7 +67,12 @@ each stop the restore with one line, and nothing is left at the target.`;
 export const RESTORE_SPEC: CommandSpec = {
   name: "restore",
   help: RESTORE_HELP,
-  options: { "to-version": { type: "string" }, ...SECRET_OPTIONS },
+  options: {
+    "to-version": { type: "string" },
+    "also": { type: "string", multiple: true },
+    "accept-older": { type: "boolean" },
+    ...SECRET_OPTIONS,
+  },
   positionals: ["url", "file-or-dir"],
 };
 
@@ -169,6 +180,15 @@ export async function restore(
       );
     }
     for (const line of removeLeftovers(dirname(path))) output.out(line);
+    // A `multiple` option: an array.
+    const also = (values.also as unknown as string[] | undefined) ?? [];
+    if (also.length > 0) {
+      return await restoreNewest([url, ...also], path, {
+        toVersion,
+        acceptOlder: values["accept-older"] === true,
+        output,
+      });
+    }
     const reader = await connectReader(url);
     try {
       await unlockReader(reader, values, prompt);
@@ -192,4 +212,73 @@ export async function restore(
     }
     return Exit.Ok;
   });
+}
+
+/**
+ * Restores the newest of several copies that restores, and says which. A copy that cannot be
+ * read, or fails its checks, is skipped with a line saying why. Then, or when a readable copy
+ * is newer than the one at hand, that copy may be lagging: it is refused unless
+ * `acceptOlder`, since presented as current it can make the node broadcast revoked state.
+ */
+async function restoreNewest(
+  urls: string[],
+  path: string,
+  options: { toVersion?: number; acceptOlder: boolean; output: Output },
+): Promise<number> {
+  const { output } = options;
+  const copies: { url: string; reader: BackupReader; version: number }[] = [];
+  const skipped: string[] = [];
+  const skip = (url: string, error: unknown) => {
+    skipped.push(url);
+    output.out(`Skipped ${url}: ${(error as Error).message}`);
+  };
+  try {
+    for (const url of urls) {
+      try {
+        const reader = await connectReader(url);
+        copies.push({ url, reader, version: reader.describe().lastVersion });
+      } catch (error) {
+        skip(url, error);
+      }
+    }
+    copies.sort((a, b) => b.version - a.version);
+    const newest = copies[0]?.version;
+    for (const copy of copies) {
+      const why = copy.version < newest!
+        ? `another copy is at version ${newest}`
+        : skipped.length > 0
+        ? `${skipped.join(", ")} could not be read or restored, and may be newer`
+        : undefined;
+      if (why !== undefined && !options.acceptOlder) {
+        throw new Error(
+          `Cannot restore backup: the newest copy at hand, ${copy.url}, is at version ` +
+            `${copy.version}, but ${why}: a node restarted on an older database can ` +
+            `broadcast revoked state and lose its funds; repair the other copy, or pass ` +
+            `--accept-older if you know the node never got past version ${copy.version}`,
+        );
+      }
+      let result: RestoreResult;
+      try {
+        result = restoreBackup(copy.reader, path, { toVersion: options.toVersion });
+      } catch (error) {
+        skip(copy.url, error);
+        continue;
+      }
+      output.out(`${describeRestore(result)}, from ${copy.url}`);
+      if (why !== undefined) {
+        output.out(
+          `Danger: restored as asked (--accept-older), though ${why}: this database may be ` +
+            `older than the node's; a node on it can broadcast revoked state and lose its funds`,
+        );
+      }
+      const others = copies.filter((c) => c !== copy && !skipped.includes(c.url));
+      if (others.length > 0) {
+        output.out(`The other copies: ${others.map((c) => `${c.url} at ${c.version}`).join(", ")}`);
+      }
+      return Exit.Ok;
+    }
+    throw new Error(`Cannot restore backup: no copy of ${urls.join(", ")} restores (see above)`);
+  } finally {
+    for (const copy of copies) copy.reader.close();
+  }
 }

@@ -370,6 +370,8 @@ export class BackupPlugin {
       records: state?.records ?? null,
       backup_bytes: state?.bytes ?? null,
       connection: state?.connection ?? null,
+      destinations: state?.destinations ?? null,
+      alarm: state?.alarm ?? null,
       writes_since_start: this.#writes,
       last_hook_ms: ms(this.#latency.last),
       p99_hook_ms: ms(this.#latency.quantile(0.99)),

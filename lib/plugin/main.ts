@@ -25,11 +25,11 @@ const streams = {
 };
 
 /**
- * Test seam: smaller log segments, so tests see rolls and compactions on recorded runs. Read
- * only where the environment may be read; the launcher grants no environment access.
+ * Test seams: smaller log segments (so tests see rolls and compactions on recorded runs),
+ * smaller S3 packs. Read only where the environment may be read; the launcher grants no
+ * environment access.
  */
-function testSegmentBytes(): number | undefined {
-  const name = "CLN_BACKUP_TEST_SEGMENT_BYTES";
+function testNumber(name: string): number | undefined {
   if (Deno.permissions.querySync({ name: "env", variable: name }).state !== "granted") return;
   const value = Deno.env.get(name);
   return value === undefined ? undefined : Number(value);
@@ -52,7 +52,8 @@ export async function runPlugin(
     early.push({ level, message });
   };
   const startup = await openAtStart(Deno.cwd(), {
-    segmentBytes: testSegmentBytes(),
+    segmentBytes: testNumber("CLN_BACKUP_TEST_SEGMENT_BYTES"),
+    packEvery: testNumber("CLN_BACKUP_TEST_S3_PACK_EVERY"),
     remoteLog: (level, message) => remoteLog(level, message),
   });
   const backend = startup.backend;

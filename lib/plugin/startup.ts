@@ -18,9 +18,15 @@ import { openBackend } from "../backends/open.ts";
 import { parseBackupUrl } from "../backends/url.ts";
 import { SocketBackend, type SocketLogLevel } from "../backends/socket/backend.ts";
 import { retryPolicyFromLock } from "../backends/socket/options.ts";
-import { readLockFile } from "../backup/lock_file.ts";
+import { type LockFile, readLockFile } from "../backup/lock_file.ts";
+import { MultiBackend } from "../backends/multi/backend.ts";
+import { destinationUrls, mirrorFailure } from "../backends/multi/mirrors.ts";
+import { S3Backend } from "../backends/s3/backend.ts";
+import { loadCredentials } from "../backends/s3/credentials.ts";
+import { s3PolicyFromLock } from "../backends/s3/retry.ts";
 import { CorruptBackupError } from "../format/segment.ts";
 import { KEY_FILE, readKeyFile } from "../crypto/key_file.ts";
+import type { DataKey } from "../crypto/data_key.ts";
 import { BackupKeyError } from "../backends/file/encryption.ts";
 import type { LogLevel } from "./jsonrpc.ts";
 
@@ -60,58 +66,103 @@ function keyMismatch(dir: string, url: string, error: BackupKeyError): string {
 export interface StartupOptions extends Pick<FileBackendOptions, "segmentBytes"> {
   /** Where a `socket:` backup logs what happens later (reconnects, giving up). */
   remoteLog?: (level: SocketLogLevel, message: string) => void;
+  /** Test seam: an `s3://` backup packs once more than this many change objects wait. */
+  packEvery?: number;
 }
 
-/** Opens the backup `<dir>/backup.lock` names and says in one line how it stands. */
+/** Opens one destination, logging how it stands (or that it connects in the background). */
+function openOne(
+  url: string,
+  lock: LockFile,
+  dir: string,
+  key: DataKey | undefined,
+  options: StartupOptions,
+  log: Startup["log"],
+): Backend {
+  const scheme = parseBackupUrl(url).scheme;
+  if (key && scheme !== "file") {
+    const where = scheme === "socket" ? `the server ${url}` : `the S3 destination ${url}`;
+    throw new Error(
+      `Cannot start backup: "${dir}/${KEY_FILE}" holds an encryption key, but backup.lock ` +
+        `names ${where}, which takes plain backups only: remove the key file, or point ` +
+        `backup.lock at the encrypted file backup`,
+    );
+  }
+  if (scheme === "socket") {
+    const backend = SocketBackend.open(url, {
+      policy: retryPolicyFromLock(lock),
+      log: options.remoteLog,
+    });
+    log.push({
+      level: "info",
+      message: `Backup "${url}" is on the server at ${backend.destination}: connecting; the ` +
+        `first database write waits for the server's version and is checked against it`,
+    });
+    return backend;
+  }
+  if (scheme === "s3") {
+    const backend = S3Backend.open(url, {
+      credentials: loadCredentials(dir),
+      policy: s3PolicyFromLock(lock),
+      log: options.remoteLog,
+      packer: { every: options.packEvery },
+    });
+    log.push({
+      level: "info",
+      message: `Backup "${url}" is in S3 (${backend.destination}): listing it; the first ` +
+        `database write waits for its version and is checked against it`,
+    });
+    return backend;
+  }
+  const backend = openBackend(url, {
+    key,
+    segmentBytes: options.segmentBytes,
+    log: (message) => log.push({ level: "unusual", message }),
+  });
+  const state = backend.state();
+  const rewind = state.rewindVersion === undefined
+    ? ""
+    : ` (its last change can be dropped back to ${state.rewindVersion})`;
+  // A tail is decided at the first write, where the node's version tells torn from damaged.
+  const tail = state.tail === undefined
+    ? "its tail intact"
+    : `${state.tail.bytes} bytes after it at offset ${state.tail.offset} of ` +
+      `"${state.tail.path}" fail their checks (a torn append, or a damaged change ` +
+      `${state.version + 1}: the first write decides)`;
+  log.push({
+    level: "info",
+    message: `Backup "${url}"${key ? " (encrypted)" : ""} opened and checked at start: ` +
+      `version ${state.version}${rewind}, ${state.records} records, ${state.bytes} bytes, ${tail}`,
+  });
+  return backend;
+}
+
+/**
+ * Opens the backup `<dir>/backup.lock` names (all its destinations, when it names several)
+ * and says in one line each how it stands.
+ */
 export async function openAtStart(dir: string, options: StartupOptions = {}): Promise<Startup> {
   const log: Startup["log"] = [];
   let url: string | undefined;
+  const opened: Backend[] = [];
   try {
     const lock = readLockFile(dir);
-    url = lock.backend_url;
+    const urls = destinationUrls(lock);
+    const onFailure = mirrorFailure(lock);
     const key = await readKeyFile(dir);
-    if (parseBackupUrl(url).scheme === "socket") {
-      if (key) {
-        throw new Error(
-          `Cannot start backup: "${dir}/${KEY_FILE}" holds an encryption key, but ` +
-            `backup.lock names the server ${url}, which takes plain backups only (wire v1): ` +
-            `remove the key file, or point backup.lock at the encrypted file backup`,
-        );
-      }
-      const backend = SocketBackend.open(url, {
-        policy: retryPolicyFromLock(lock),
-        log: options.remoteLog,
-      });
-      log.push({
-        level: "info",
-        message: `Backup "${url}" is on the server at ${backend.destination}: connecting; the ` +
-          `first database write waits for the server's version and is checked against it`,
-      });
-      return { backend, log };
-    }
-    const backend = openBackend(url, {
-      key,
-      segmentBytes: options.segmentBytes,
-      log: (message) => log.push({ level: "unusual", message }),
-    });
-    const state = backend.state();
-    const rewind = state.rewindVersion === undefined
-      ? ""
-      : ` (its last change can be dropped back to ${state.rewindVersion})`;
-    // A tail is decided at the first write, where the node's version tells torn from damaged.
-    const tail = state.tail === undefined
-      ? "its tail intact"
-      : `${state.tail.bytes} bytes after it at offset ${state.tail.offset} of ` +
-        `"${state.tail.path}" fail their checks (a torn append, or a damaged change ` +
-        `${state.version + 1}: the first write decides)`;
+    for (url of urls) opened.push(openOne(url, lock, dir, key, options, log));
+    if (opened.length === 1) return { backend: opened[0], log };
     log.push({
       level: "info",
-      message: `Backup "${url}"${key ? " (encrypted)" : ""} opened and checked at start: ` +
-        `version ${state.version}` +
-        `${rewind}, ${state.records} records, ${state.bytes} bytes, ${tail}`,
+      message: `Each change goes to ${opened.length} destinations in parallel; when one fails, ` +
+        (onFailure === "stop" ? "the node stops" : "the others go on (mirror_failure: degrade)"),
+    });
+    const backend = new MultiBackend(opened, onFailure, (level, message) => {
+      options.remoteLog?.(level, message);
     });
     return { backend, log };
   } catch (error) {
+    for (const backend of opened) backend.close();
     const message = error instanceof CorruptBackupError && url !== undefined
       ? damaged(url, error)
       : error instanceof BackupKeyError && url !== undefined

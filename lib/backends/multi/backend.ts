@@ -1,0 +1,151 @@
+/**
+ * Several synchronous destinations at once (backup.lock's `backend_url` and `mirror_urls`):
+ * each change goes to all of them in parallel, so the hook costs the slowest, not the sum,
+ * and `continue` waits for every one.
+ *
+ * When one fails, the default stops the node (every later change is refused), as with one
+ * destination. With `mirror_failure: "degrade"` the others go on: the failed one is dropped
+ * for good with a BROKEN log line, and `backup-status` shows an alarm until the plugin is
+ * restarted with the destination repaired (and caught up: a destination that lacks changes
+ * stops the node at the next start, since it is no longer a copy of the node).
+ *
+ * @module
+ */
+import type { Backend, BackupState, Change, DestinationStatus } from "../backend.ts";
+
+export type MirrorFailure = "stop" | "degrade";
+
+export class MultiBackend implements Backend {
+  readonly url: string;
+  readonly #broken = new Map<Backend, string>();
+
+  constructor(
+    readonly members: Backend[],
+    readonly onFailure: MirrorFailure,
+    readonly log: (level: "broken", message: string) => void = () => {},
+  ) {
+    this.url = members[0].url;
+  }
+
+  #live(): Backend[] {
+    return this.members.filter((m) => !this.#broken.has(m));
+  }
+
+  /** Every destination ready, and they agree on where the backup stands (or differ by one). */
+  async ready(): Promise<void> {
+    await Promise.all(this.members.map((m) => m.ready?.()));
+    this.#agreement();
+  }
+
+  /**
+   * The versions are all equal, or some are one change ahead of the rest (stored, then the
+   * node stopped before all had it); else the destinations are not copies of one backup.
+   */
+  #agreement(): { top: number; behind: number | undefined } {
+    const states = this.#live().map((m) => ({ url: m.url, state: m.state() }));
+    const top = Math.max(...states.map((s) => s.state.version));
+    const ahead = states.filter((s) => s.state.version === top);
+    const behind = states.filter((s) => s.state.version !== top);
+    const under = ahead[0].state.rewindVersion;
+    if (behind.length === 0) return { top, behind: undefined };
+    const fits = under !== undefined && ahead.every((s) => s.state.rewindVersion === under) &&
+      behind.every((s) => s.state.version === under);
+    if (!fits) {
+      const list = states.map((s) => `${s.url} at ${s.state.version}`).join(", ");
+      throw new Error(
+        `Cannot start backup: its destinations disagree (${list}): they are not copies of ` +
+          `one backup; restore the node's database from the newest ("deno task restore"), ` +
+          `then init the destinations anew`,
+      );
+    }
+    return { top, behind: under };
+  }
+
+  state(): BackupState {
+    const live = this.#live();
+    const states = live.map((m) => m.state());
+    const top = states.reduce((a, b) => (b.version > a.version ? b : a));
+    const same = states.every((s) => s.version === top.version);
+    const rewinds = new Set(
+      states.filter((s) => s.version === top.version).map((s) => s.rewindVersion),
+    );
+    return {
+      version: top.version,
+      // With some destinations one behind, a rewind brings the others back to them.
+      rewindVersion: rewinds.size === 1 ? top.rewindVersion : undefined,
+      records: top.records,
+      bytes: same ? top.bytes : undefined,
+      tail: states.find((s) => s.tail !== undefined)?.tail,
+      connection: top.connection,
+      destinations: this.members.map((m) => {
+        const state = m.state();
+        return {
+          url: m.url,
+          version: state.version,
+          state: this.#broken.has(m) ? "broken" : "ok",
+          error: this.#broken.get(m) ?? null,
+          connection: state.connection ?? null,
+        } satisfies DestinationStatus;
+      }),
+      alarm: this.#broken.size === 0
+        ? undefined
+        : `BROKEN: ${this.#broken.size} of ${this.members.length} destinations failed and ` +
+          `get no changes: ${[...this.#broken.keys()].map((m) => m.url).join(", ")}`,
+    };
+  }
+
+  async append(change: Change): Promise<void> {
+    const live = this.#live();
+    const behind = live.find((m) => m.state().version !== this.state().version);
+    if (behind) {
+      throw new Error(
+        `${behind.url} is at version ${behind.state().version}, behind the other ` +
+          `destinations: it lacks a change the node committed: init it anew from the node's ` +
+          `database, or remove it from mirror_urls`,
+      );
+    }
+    await this.#all(live, (m) => m.append(change), `change ${change.version}`);
+  }
+
+  async rewind(): Promise<void> {
+    const { top } = this.#agreement();
+    const ahead = this.#live().filter((m) => m.state().version === top);
+    await this.#all(ahead, (m) => m.rewind(), "a rewind");
+  }
+
+  async cutTail(): Promise<string> {
+    const cut = this.#live().filter((m) => m.state().tail !== undefined);
+    const lines = await Promise.all(cut.map((m) => m.cutTail()));
+    return lines.join("; ");
+  }
+
+  /** Runs `step` on every member in parallel; a failure stops, or degrades when allowed. */
+  async #all(members: Backend[], step: (m: Backend) => Promise<void>, what: string) {
+    const results = await Promise.allSettled(members.map(step));
+    const failed = members.flatMap((m, i) => {
+      const result = results[i];
+      return result.status === "rejected" ? [{ m, why: (result.reason as Error).message }] : [];
+    });
+    if (failed.length === 0) return;
+    const ok = failed.length < members.length;
+    if (this.onFailure !== "degrade" || !ok) {
+      throw new Error(
+        failed.map(({ m, why }) => `${m.url}: ${why}`).join("; ") +
+          (ok ? ` (set "mirror_failure": "degrade" in backup.lock to go on without it)` : ""),
+      );
+    }
+    for (const { m, why } of failed) {
+      this.#broken.set(m, why);
+      this.log(
+        "broken",
+        `BROKEN: destination ${m.url} failed on ${what} and gets no more changes: ${why}; ` +
+          `the node goes on with ${members.length - failed.length} destination(s) ` +
+          `("mirror_failure": "degrade"): repair it, then init it anew`,
+      );
+    }
+  }
+
+  close(): void {
+    for (const m of this.members) m.close();
+  }
+}

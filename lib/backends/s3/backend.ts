@@ -1,0 +1,264 @@
+/**
+ * The `s3://` backend: each change is one object, written with `If-None-Match: *` so that no
+ * object is ever overwritten, and acknowledged to lightningd only after S3 answered that it
+ * stored it. A request that fails in a way that can pass is tried again, boundedly
+ * (retry.ts); a retry that meets its own earlier write (412, same bytes) knows it landed.
+ * Any other failure is final: every later change is refused, and the node stops.
+ *
+ * Objects cannot be truncated, so a rewind writes nothing: the next change goes to the same
+ * sequence number with the next generation, which supersedes the dropped one (keys.ts). In
+ * the background a {@linkcode Packer} merges old change objects into packs.
+ *
+ * @module
+ */
+import type { Backend, BackupState, Change, ConnectionStatus } from "../backend.ts";
+import { encodeRecord, encodeStatements, RecordKind } from "../../format/record.ts";
+import { S3Client, type S3Credentials, S3Error } from "./client.ts";
+import { changeKey, idKey } from "./keys.ts";
+import { type ChangeEntry, listBackup, resolveLayout } from "./layout.ts";
+import { DEFAULT_S3_POLICY, retrying, type S3Log, type S3RetryPolicy } from "./retry.ts";
+import { parseBackupUrl } from "../url.ts";
+import type { S3Url } from "./s3_url.ts";
+import { Packer, type PackerOptions } from "./packer.ts";
+import { BACKUP_ID_SIZE } from "../../format/segment.ts";
+
+export interface S3BackendOptions {
+  credentials: S3Credentials;
+  policy?: S3RetryPolicy;
+  log?: S3Log;
+  packer?: PackerOptions;
+}
+
+export function s3Url(url: string): S3Url {
+  const parsed = parseBackupUrl(url);
+  if (parsed.scheme !== "s3") throw new Error(`"${url}" is not an s3:// URL`);
+  return parsed;
+}
+
+/** Reads `backup-id`, which `init` wrote: without it there is no backup at the URL. */
+export async function readBackupId(client: S3Client, url: string): Promise<Uint8Array> {
+  let id: Uint8Array;
+  try {
+    id = await client.get(idKey(client.url.prefix));
+  } catch (error) {
+    if (error instanceof S3Error && error.code === "NoSuchKey") {
+      throw new Error(
+        `Cannot open backup: no backup at "${url}" (no ${idKey(client.url.prefix)} in ` +
+          `${client.where}): run "deno task init" to create it, or fix the URL in backup.lock`,
+      );
+    }
+    throw error;
+  }
+  if (id.length !== BACKUP_ID_SIZE) {
+    throw new Error(`Cannot open backup: "${idKey(client.url.prefix)}" is not a backup id`);
+  }
+  return id;
+}
+
+/** Same bytes? */
+export function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((byte, i) => byte === b[i]);
+}
+
+/**
+ * Stores `bytes` at `key` unless an object is there already, retrying as `policy` allows. A
+ * 412 with the same bytes is an earlier try of ours whose answer was lost; with other bytes
+ * it is another writer's, and refused.
+ */
+export async function putNew(
+  client: S3Client,
+  key: string,
+  bytes: Uint8Array,
+  what: string,
+  policy: S3RetryPolicy,
+  log: S3Log,
+): Promise<void> {
+  await retrying(`storing ${what}`, policy, log, async () => {
+    try {
+      await client.put(key, bytes, { create: true });
+    } catch (error) {
+      if (!(error instanceof S3Error) || error.status !== 412) throw error;
+      if (sameBytes(await client.get(key), bytes)) {
+        log("info", `${what} was stored by an earlier try, whose answer was lost`);
+        return;
+      }
+      throw new S3Error(
+        `Cannot store ${what}: "${key}" exists with other contents (${client.where}): ` +
+          `another writer uses this backup (a second node, or a copy of this one): stop both ` +
+          `and check which one owns it`,
+        412,
+        error.code,
+        false,
+      );
+    }
+  });
+}
+
+export class S3Backend implements Backend {
+  readonly client: S3Client;
+  readonly destination: string;
+  readonly #policy: S3RetryPolicy;
+  readonly #log: S3Log;
+  #ready: Promise<void> = Promise.resolve();
+  #version = 0;
+  #rewindVersion: number | undefined;
+  #records = 0;
+  #bytes = 0;
+  /** Where the next change goes: its sequence number and generation. */
+  #next = { seq: 1, gen: 0 };
+  /** Generation of the change object holding the last record (-1: none, it is packed). */
+  #lastGen = -1;
+  /** Change objects after the last pack, in order: what the packer merges. */
+  readonly unpacked: ChangeEntry[] = [];
+  #failure: string | undefined;
+  #status: ConnectionStatus;
+  #backupId: Uint8Array = new Uint8Array(BACKUP_ID_SIZE);
+  #packer: Packer | undefined;
+
+  private constructor(readonly url: string, readonly options: S3BackendOptions) {
+    const parsed = s3Url(url);
+    this.#policy = options.policy ?? DEFAULT_S3_POLICY;
+    this.#log = options.log ?? (() => {});
+    this.client = new S3Client(parsed, options.credentials, this.#policy.timeoutMs);
+    this.destination = this.client.where;
+    this.#status = {
+      destination: this.destination,
+      state: "connecting",
+      reconnects: 0,
+      last_ack_ms: null,
+    };
+  }
+
+  /**
+   * Starts reading where the backup stands (a listing) and returns at once, so the plugin
+   * answers `getmanifest` meanwhile; {@linkcode ready} tells when it knows.
+   */
+  static open(url: string, options: S3BackendOptions): S3Backend {
+    const backend = new S3Backend(url, options);
+    backend.#ready = backend.#load();
+    backend.#ready.catch(() => {});
+    return backend;
+  }
+
+  static async connect(url: string, options: S3BackendOptions): Promise<S3Backend> {
+    const backend = S3Backend.open(url, options);
+    await backend.ready();
+    return backend;
+  }
+
+  ready(): Promise<void> {
+    return this.#ready;
+  }
+
+  async #load(): Promise<void> {
+    try {
+      await retrying("opening the backup", this.#policy, this.#log, async () => {
+        this.#backupId = await readBackupId(this.client, this.url);
+        const layout = resolveLayout(await listBackup(this.client));
+        this.#version = layout.version;
+        this.#rewindVersion = layout.rewindVersion;
+        this.#records = layout.records;
+        this.#bytes = layout.bytes;
+        this.#next = { seq: layout.lastSeq + 1, gen: 0 };
+        const last = layout.sources.at(-1);
+        this.#lastGen = last?.kind === "change" ? last.gen : -1;
+        const trailing = layout.sources.slice(
+          layout.sources.findLastIndex((s) => s.kind === "pack") + 1,
+        ) as ChangeEntry[];
+        this.unpacked.splice(0, this.unpacked.length, ...trailing);
+        this.#packer = new Packer(this, this.#backupId, layout.garbage, this.options.packer);
+      });
+      this.#status.state = "connected";
+    } catch (error) {
+      this.#status.state = "failed";
+      this.#failure = (error as Error).message;
+      throw error;
+    }
+  }
+
+  get policy(): S3RetryPolicy {
+    return this.#policy;
+  }
+
+  get log(): S3Log {
+    return this.#log;
+  }
+
+  state(): BackupState {
+    return {
+      version: this.#version,
+      rewindVersion: this.#rewindVersion,
+      records: this.#records,
+      bytes: this.#bytes,
+      tail: undefined,
+      connection: { ...this.#status },
+    };
+  }
+
+  async append(change: Change): Promise<void> {
+    if (this.#failure !== undefined) {
+      throw new Error(`an earlier write failed: ${this.#failure}`);
+    }
+    const { seq, gen } = this.#next;
+    const record = encodeRecord(
+      RecordKind.Change,
+      change.version,
+      encodeStatements(change.statements),
+    );
+    const key = changeKey(this.client.url.prefix, seq, gen, change.version);
+    const started = performance.now();
+    try {
+      await putNew(this.client, key, record, `change ${change.version}`, this.#policy, (l, m) => {
+        if (l === "unusual") this.#status.reconnects++;
+        this.#log(l, m);
+      });
+    } catch (error) {
+      this.#failure = (error as Error).message;
+      this.#status.state = "failed";
+      throw error;
+    }
+    this.#status.last_ack_ms = Math.round((performance.now() - started) * 1000) / 1000;
+    // A rewound change's object is superseded by this one: the packer deletes it.
+    if (gen > 0 && this.unpacked.at(-1)?.seq === seq) this.#packer?.discard(this.unpacked.pop()!);
+    const version = change.version;
+    this.unpacked.push({ kind: "change", key, size: record.length, seq, gen, version });
+    this.#rewindVersion = this.#version;
+    this.#version = change.version;
+    this.#records++;
+    this.#bytes += record.length;
+    this.#lastGen = gen;
+    this.#next = { seq: seq + 1, gen: 0 };
+    this.#packer?.maybePack(seq);
+  }
+
+  /**
+   * Drops the last change: nothing is written now; the next change takes its sequence
+   * number with the next generation, which supersedes it.
+   */
+  rewind(): Promise<void> {
+    if (this.#rewindVersion === undefined || this.#lastGen < 0) {
+      return Promise.reject(new Error("Cannot rewind: the last change is not on its own"));
+    }
+    this.#next = { seq: this.#next.seq - 1, gen: this.#lastGen + 1 };
+    this.#version = this.#rewindVersion;
+    this.#rewindVersion = undefined;
+    this.#records--;
+    this.#lastGen = -1;
+    return Promise.resolve();
+  }
+
+  /** Never called: an object is stored whole or not at all, so there is no torn tail. */
+  cutTail(): Promise<string> {
+    return Promise.resolve("no torn tail to cut: S3 stores an object whole or not at all");
+  }
+
+  /** Waits for a pack under way (tests, and a clean exit). */
+  async settle(): Promise<void> {
+    await this.#packer?.settle();
+  }
+
+  close(): void {
+    this.#packer?.stop();
+    if (this.#status.state !== "failed") this.#status.state = "disconnected";
+  }
+}

@@ -1,0 +1,144 @@
+import { assert, assertEquals, assertMatch, assertRejects } from "../../../tests/support/assert.ts";
+import { type Rgw, rgwMissing, sharedRgw, stopSharedRgwLast } from "../../../tests/support/rgw.ts";
+import { S3Backend } from "./backend.ts";
+import { S3BackupReader } from "./reader.ts";
+import { createS3Backup } from "./create.ts";
+import { listBackup } from "./layout.ts";
+import type { BackupEntry } from "../backend.ts";
+
+const FAST = { timeoutMs: 5_000, retries: 2, retryDelayMs: 50, backoff: 2 };
+
+function changes(entries: Iterable<BackupEntry>): [number, string[]][] {
+  return [...entries].filter((e) => e.kind === "change").map((e) => {
+    const change = e as Extract<BackupEntry, { kind: "change" }>;
+    return [change.version, change.statements];
+  });
+}
+
+async function restoredChanges(s: Rgw, url: string): Promise<[number, string[]][]> {
+  const reader = await S3BackupReader.fetch(url, s.credentials, FAST);
+  try {
+    return changes(reader.entries());
+  } finally {
+    reader.close();
+  }
+}
+
+const test = (name: string, fn: () => Promise<void>) =>
+  Deno.test({ name, ignore: rgwMissing !== undefined, fn });
+
+test("S3: changes go one object each; a reopened writer knows where the backup stands", async () => {
+  const s = await sharedRgw();
+  const url = s.url(await s.bucket());
+  await createS3Backup(url, s.credentials, undefined, FAST);
+  const backend = await S3Backend.connect(url, { credentials: s.credentials, policy: FAST });
+  for (let v = 1; v <= 4; v++) await backend.append({ version: v, statements: [`S${v}`] });
+  // A hook without a bump repeats the version.
+  await backend.append({ version: 4, statements: ["PRAGMA foreign_keys = ON"] });
+  backend.close();
+  const reopened = await S3Backend.connect(url, { credentials: s.credentials, policy: FAST });
+  const state = reopened.state();
+  assertEquals([state.version, state.rewindVersion, state.records], [4, 4, 5]);
+  await reopened.append({ version: 5, statements: ["S5"] });
+  reopened.close();
+  assertEquals((await listBackup(s.client(url))).length, 6);
+  assertEquals(await restoredChanges(s, url), [
+    [1, ["S1"]],
+    [2, ["S2"]],
+    [3, ["S3"]],
+    [4, ["S4"]],
+    [4, ["PRAGMA foreign_keys = ON"]],
+    [5, ["S5"]],
+  ]);
+});
+
+test("S3: a rewind is superseded by the next change's next generation", async () => {
+  const s = await sharedRgw();
+  const url = s.url(await s.bucket());
+  await createS3Backup(url, s.credentials, undefined, FAST);
+  const backend = await S3Backend.connect(url, { credentials: s.credentials, policy: FAST });
+  for (let v = 1; v <= 3; v++) await backend.append({ version: v, statements: [`S${v}`] });
+  backend.close();
+  const writer = await S3Backend.connect(url, { credentials: s.credentials, policy: FAST });
+  assertEquals(writer.state().rewindVersion, 2);
+  await writer.rewind();
+  assertEquals([writer.state().version, writer.state().rewindVersion], [2, undefined]);
+  await writer.append({ version: 3, statements: ["other 3"] });
+  await writer.append({ version: 4, statements: ["S4"] });
+  writer.close();
+  assertEquals(await restoredChanges(s, url), [
+    [1, ["S1"]],
+    [2, ["S2"]],
+    [3, ["other 3"]],
+    [4, ["S4"]],
+  ]);
+  const reopened = await S3Backend.connect(url, { credentials: s.credentials, policy: FAST });
+  assertEquals([reopened.state().version, reopened.state().rewindVersion], [4, 3]);
+  reopened.close();
+});
+
+test("S3: the packer merges old change objects into packs, and restore reads them", async () => {
+  const s = await sharedRgw();
+  const url = s.url(await s.bucket());
+  await createS3Backup(url, s.credentials, undefined, FAST);
+  const backend = await S3Backend.connect(url, {
+    credentials: s.credentials,
+    policy: FAST,
+    packer: { every: 4 },
+  });
+  const expected: [number, string[]][] = [];
+  for (let v = 1; v <= 20; v++) {
+    await backend.append({ version: v, statements: [`S${v}`, "x".repeat(v * 10)] });
+    expected.push([v, [`S${v}`, "x".repeat(v * 10)]]);
+    await backend.settle();
+  }
+  backend.close();
+  const entries = await listBackup(s.client(url));
+  const packs = entries.filter((e) => e.kind === "pack");
+  const loose = entries.filter((e) => e.kind === "change");
+  assert(packs.length >= 3, `packs: ${packs.map((p) => p.key)}`);
+  assert(loose.length <= 5, `change objects left: ${loose.length}`);
+  assertEquals(await restoredChanges(s, url), expected);
+  const reopened = await S3Backend.connect(url, { credentials: s.credentials, policy: FAST });
+  assertEquals([reopened.state().version, reopened.state().rewindVersion], [20, 19]);
+  reopened.close();
+});
+
+test("S3: a second writer on the same prefix is refused by the conditional PUT", async () => {
+  const s = await sharedRgw();
+  const url = s.url(await s.bucket());
+  await createS3Backup(url, s.credentials, undefined, FAST);
+  const first = await S3Backend.connect(url, { credentials: s.credentials, policy: FAST });
+  const second = await S3Backend.connect(url, { credentials: s.credentials, policy: FAST });
+  await first.append({ version: 1, statements: ["first"] });
+  const error = await assertRejects(() => second.append({ version: 1, statements: ["second"] }));
+  assertMatch(error.message, /exists with other contents .*another writer uses this backup/);
+  // Once refused, it refuses every later change.
+  await assertRejects(() => second.append({ version: 2, statements: ["x"] }));
+  first.close();
+  second.close();
+  assertEquals(await restoredChanges(s, url), [[1, ["first"]]]);
+});
+
+test("S3: no backup at the URL, a missing bucket, wrong keys: one line each", async () => {
+  const s = await sharedRgw();
+  const bucket = await s.bucket();
+  const none = await assertRejects(() =>
+    S3Backend.connect(s.url(bucket, "nothing"), { credentials: s.credentials, policy: FAST })
+  );
+  assertMatch(
+    none.message,
+    /^Cannot open backup: no backup at ".*" \(no nothing\/backup-id in .*\): run "deno task init"/,
+  );
+  const missing = await assertRejects(() =>
+    S3Backend.connect(s.url("no-such-bucket"), { credentials: s.credentials, policy: FAST })
+  );
+  assertMatch(missing.message, /404 NoSuchBucket .*the bucket does not exist: create it/);
+  const wrong = { ...s.credentials, secretAccessKey: "wrong" };
+  const denied = await assertRejects(() =>
+    S3Backend.connect(s.url(bucket), { credentials: wrong, policy: FAST })
+  );
+  assertMatch(denied.message, /403 SignatureDoesNotMatch .*check the keys/);
+});
+
+stopSharedRgwLast();

@@ -1,0 +1,269 @@
+/**
+ * The S3 requests the backup makes, signed with SigV4 (sigv4.ts). Each request is one
+ * attempt bounded by a timeout; {@linkcode S3Error} says whether trying again can help.
+ * Bodies are signed by their SHA-256 and carry Content-MD5, so the server checks every byte
+ * it stores (no CRC32 or aws-chunked uploads, which many S3-compatible servers refuse).
+ *
+ * @module
+ */
+import { createHash } from "node:crypto";
+import { EMPTY_SHA256, signRequest, uriEncode } from "./sigv4.ts";
+import type { S3Url } from "./s3_url.ts";
+import { parseListing, xmlText } from "./xml.ts";
+
+export type { SigningKeys as S3Credentials } from "./sigv4.ts";
+import type { SigningKeys as S3Credentials } from "./sigv4.ts";
+
+/** A request that failed: `transient` when the same request may succeed later. */
+export class S3Error extends Error {
+  constructor(
+    message: string,
+    readonly status: number | undefined,
+    readonly code: string | undefined,
+    readonly transient: boolean,
+  ) {
+    super(message);
+    this.name = "S3Error";
+  }
+}
+
+/** One object as a listing shows it. */
+export interface S3Object {
+  key: string;
+  size: number;
+}
+
+const KEYS_HINT = ": check the keys (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or " +
+  "backup-s3.credentials beside backup.lock) and that their policy allows the backup's " +
+  "actions on this bucket and prefix (README, S3)";
+
+/** What to do about the errors an operator can fix. */
+const HINTS: Record<string, string> = {
+  NoSuchBucket: ": the bucket does not exist: create it, or fix the bucket or endpoint in the URL",
+  AccessDenied: KEYS_HINT,
+  InvalidAccessKeyId: KEYS_HINT,
+  SignatureDoesNotMatch: KEYS_HINT,
+  QuotaExceeded: ": the quota of the bucket or of its owner is full: raise it, or free space",
+  SlowDown: ": S3 asks for fewer requests",
+};
+
+export class S3Client {
+  constructor(
+    readonly url: S3Url,
+    readonly credentials: S3Credentials,
+    /** Milliseconds each request (and the reading of its answer) may take. */
+    readonly timeoutMs = 10_000,
+  ) {}
+
+  /** Where S3 is, for messages: `bucket "b" at http://host:port`. */
+  get where(): string {
+    return `bucket "${this.url.bucket}" at ${this.url.endpoint}`;
+  }
+
+  #resource(key: string, query = ""): string {
+    const path = key.split("/").map(uriEncode).join("/");
+    const endpoint = new URL(this.url.endpoint);
+    const base = this.url.pathStyle
+      ? `${endpoint.origin}/${this.url.bucket}`
+      : `${endpoint.protocol}//${this.url.bucket}.${endpoint.host}`;
+    return `${base}/${path}${query === "" ? "" : `?${query}`}`;
+  }
+
+  /** The signed headers of a request; `headers` may hold Content-MD5, If-None-Match. */
+  #sign(method: string, resource: string, headers: Record<string, string>, body?: Uint8Array) {
+    return signRequest({
+      method,
+      url: new URL(resource),
+      headers,
+      payloadSha256: body === undefined
+        ? EMPTY_SHA256
+        : createHash("sha256").update(body).digest("hex"),
+      keys: this.credentials,
+      region: this.url.region,
+    });
+  }
+
+  /** One signed request; a non-2xx answer throws {@linkcode S3Error} after reading its code. */
+  async #request(
+    what: string,
+    method: string,
+    resource: string,
+    body?: Uint8Array,
+    headers: Record<string, string> = {},
+  ): Promise<Response> {
+    const all: Record<string, string> = { ...headers };
+    if (body !== undefined) all["content-md5"] = createHash("md5").update(body).digest("base64");
+    let response: Response;
+    try {
+      response = await fetch(resource, {
+        method,
+        headers: this.#sign(method, resource, all, body),
+        body: body as BodyInit | undefined,
+        signal: AbortSignal.timeout(this.timeoutMs),
+      });
+    } catch (error) {
+      const timedOut = (error as Error).name === "TimeoutError";
+      throw new S3Error(
+        `${what}: ${
+          timedOut ? `no answer within ${this.timeoutMs / 1000} s` : (error as Error).message
+        } (${this.where})`,
+        undefined,
+        undefined,
+        true,
+      );
+    }
+    if (response.ok) return response;
+    let text = "";
+    try {
+      text = await response.text();
+    } catch {
+      // The code is a courtesy; the status says enough.
+    }
+    const code = xmlText(text, "Code");
+    const status = response.status;
+    const hint = HINTS[code ?? ""] ?? (status === 403 ? HINTS.AccessDenied : "");
+    throw new S3Error(
+      `${what}: ${status} ${code ?? response.statusText} (${this.where})${hint}`,
+      status,
+      code,
+      status >= 500 || status === 429 || code === "SlowDown" || code === "RequestTimeout",
+    );
+  }
+
+  async #done(what: string, method: string, resource: string, body?: Uint8Array, headers = {}) {
+    const response = await this.#request(what, method, resource, body, headers);
+    await response.body?.cancel();
+    return response;
+  }
+
+  /** Stores an object; with `create`, only where no object of that key exists (else 412). */
+  async put(key: string, body: Uint8Array, options: { create?: boolean } = {}): Promise<void> {
+    await this.#done(
+      `Cannot store "${key}"`,
+      "PUT",
+      this.#resource(key),
+      body,
+      options.create ? { "if-none-match": "*" } : {},
+    );
+  }
+
+  /** An object's bytes, read whole within the timeout. */
+  async get(key: string): Promise<Uint8Array> {
+    const what = `Cannot read "${key}"`;
+    const response = await this.#request(what, "GET", this.#resource(key));
+    try {
+      return new Uint8Array(await response.arrayBuffer());
+    } catch (error) {
+      throw new S3Error(`${what}: ${(error as Error).message} (${this.where})`, 200, "", true);
+    }
+  }
+
+  /** An object's bytes as they arrive (a base is larger than memory should hold). */
+  async getStream(key: string, timeoutMs: number): Promise<ReadableStream<Uint8Array>> {
+    const what = `Cannot read "${key}"`;
+    let response: Response;
+    try {
+      const resource = this.#resource(key);
+      response = await fetch(resource, {
+        headers: this.#sign("GET", resource, {}),
+        signal: AbortSignal.timeout(timeoutMs),
+      });
+    } catch (error) {
+      throw new S3Error(`${what}: ${(error as Error).message} (${this.where})`, 0, "", true);
+    }
+    if (!response.ok) {
+      await response.body?.cancel();
+      const status = response.status;
+      throw new S3Error(`${what}: ${status} (${this.where})`, status, "", status >= 500);
+    }
+    return response.body!;
+  }
+
+  async delete(key: string): Promise<void> {
+    await this.#done(`Cannot delete "${key}"`, "DELETE", this.#resource(key));
+  }
+
+  /** Every object under `prefix`, in key order, a page (up to 1000) at a time. */
+  async *list(prefix: string): AsyncGenerator<S3Object[]> {
+    let token: string | undefined;
+    do {
+      const params: [string, string][] = [
+        ["encoding-type", "url"],
+        ["list-type", "2"],
+        ["prefix", prefix],
+      ];
+      if (token !== undefined) params.push(["continuation-token", token]);
+      const query = params.map(([k, v]) => `${k}=${uriEncode(v)}`).join("&");
+      const response = await this.#request(
+        `Cannot list "${prefix}"`,
+        "GET",
+        this.#resource("", query),
+      );
+      const page = parseListing(await response.text());
+      yield page.objects;
+      token = page.nextToken;
+    } while (token !== undefined);
+  }
+
+  async createBucket(): Promise<void> {
+    await this.#done(`Cannot create ${this.where}`, "PUT", this.#resource(""));
+  }
+
+  /** Starts a multipart upload; returns its id. */
+  async createMultipart(key: string): Promise<string> {
+    const what = `Cannot start uploading "${key}"`;
+    const response = await this.#request(what, "POST", this.#resource(key, "uploads="));
+    const id = xmlText(await response.text(), "UploadId");
+    if (id === undefined) throw new S3Error(`${what}: no UploadId in the answer`, 200, "", false);
+    return id;
+  }
+
+  /** Uploads part `part` (from 1); returns its ETag. */
+  async uploadPart(key: string, uploadId: string, part: number, body: Uint8Array) {
+    const query = `partNumber=${part}&uploadId=${uriEncode(uploadId)}`;
+    const response = await this.#done(
+      `Cannot upload part ${part} of "${key}"`,
+      "PUT",
+      this.#resource(key, query),
+      body,
+    );
+    const etag = response.headers.get("etag");
+    if (etag === null) {
+      throw new S3Error(`Cannot upload part ${part} of "${key}": no ETag`, 200, "", false);
+    }
+    return etag;
+  }
+
+  async completeMultipart(key: string, uploadId: string, etags: string[]): Promise<void> {
+    const parts = etags.map((etag, i) =>
+      `<Part><PartNumber>${i + 1}</PartNumber><ETag>${escapeXml(etag)}</ETag></Part>`
+    ).join("");
+    const body = new TextEncoder().encode(
+      `<CompleteMultipartUpload>${parts}</CompleteMultipartUpload>`,
+    );
+    const what = `Cannot finish uploading "${key}"`;
+    const response = await this.#request(
+      what,
+      "POST",
+      this.#resource(key, `uploadId=${uriEncode(uploadId)}`),
+      body,
+    );
+    // S3 may answer 200 and put the error in the body.
+    const text = await response.text();
+    const code = xmlText(text, "Code");
+    if (code !== undefined) throw new S3Error(`${what}: ${code}`, 200, code, code === "SlowDown");
+  }
+
+  async abortMultipart(key: string, uploadId: string): Promise<void> {
+    await this.#done(
+      `Cannot abort uploading "${key}"`,
+      "DELETE",
+      this.#resource(key, `uploadId=${uriEncode(uploadId)}`),
+    );
+  }
+}
+
+function escapeXml(text: string): string {
+  return text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;")
+    .replace(/"/g, "&quot;");
+}

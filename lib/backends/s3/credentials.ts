@@ -1,0 +1,99 @@
+/**
+ * Where an S3 backup's keys come from: the usual `AWS_ACCESS_KEY_ID`,
+ * `AWS_SECRET_ACCESS_KEY` (and `AWS_SESSION_TOKEN`) environment variables, else the file
+ * `backup-s3.credentials` beside `backup.lock` in the lightning dir, in the AWS shared
+ * credentials format (`[default]`, `aws_access_key_id = …`). lightningd starts the plugin
+ * with its own environment, so the file is how a node's plugin gets its keys; it must be
+ * readable by its owner only (mode 0600), as a key readable by others is a key leaked.
+ *
+ * @module
+ */
+import type { S3Credentials } from "./client.ts";
+
+export const CREDENTIALS_FILE = "backup-s3.credentials";
+export const CREDENTIAL_ENV = ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"];
+
+/** An environment variable, where this process may read it (the launcher grants none). */
+function grantedEnv(name: string): string | undefined {
+  const granted = Deno.permissions.querySync({ name: "env", variable: name }).state;
+  return granted === "granted" ? Deno.env.get(name) : undefined;
+}
+
+/** Reads the keys from `env`, else from `<dir>/backup-s3.credentials` when `dir` is given. */
+export function loadCredentials(
+  dir: string | undefined,
+  env: (name: string) => string | undefined = grantedEnv,
+): S3Credentials {
+  const accessKeyId = env("AWS_ACCESS_KEY_ID");
+  const secretAccessKey = env("AWS_SECRET_ACCESS_KEY");
+  if (accessKeyId && secretAccessKey) {
+    const sessionToken = env("AWS_SESSION_TOKEN");
+    return sessionToken ? { accessKeyId, secretAccessKey, sessionToken } : {
+      accessKeyId,
+      secretAccessKey,
+    };
+  }
+  if (dir === undefined) {
+    throw new Error(
+      `Cannot reach the S3 backup: no keys: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY`,
+    );
+  }
+  return readCredentialsFile(`${dir}/${CREDENTIALS_FILE}`);
+}
+
+function readCredentialsFile(path: string): S3Credentials {
+  let text: string;
+  try {
+    const info = Deno.statSync(path);
+    if (!info.isFile) throw new Deno.errors.InvalidData("not a regular file");
+    if (info.mode !== null && (info.mode & 0o077) !== 0) {
+      throw new Error(
+        `Cannot reach the S3 backup: "${path}" may be read by others (mode ` +
+          `${(info.mode & 0o777).toString(8)}): run "chmod 600 ${path}"`,
+      );
+    }
+    text = Deno.readTextFileSync(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) {
+      throw new Error(
+        `Cannot reach the S3 backup: no keys: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, ` +
+          `or write them to "${path}" (mode 0600) as aws_access_key_id = … and ` +
+          `aws_secret_access_key = …`,
+      );
+    }
+    if ((error as Error).message.startsWith("Cannot reach")) throw error;
+    throw new Error(`Cannot reach the S3 backup: cannot read "${path}": ${error}`);
+  }
+  const values = parseIni(text);
+  const accessKeyId = values.get("aws_access_key_id");
+  const secretAccessKey = values.get("aws_secret_access_key");
+  if (!accessKeyId || !secretAccessKey) {
+    throw new Error(
+      `Cannot reach the S3 backup: "${path}" lacks aws_access_key_id or ` +
+        `aws_secret_access_key in its [default] section (or before any section)`,
+    );
+  }
+  const sessionToken = values.get("aws_session_token");
+  return sessionToken ? { accessKeyId, secretAccessKey, sessionToken } : {
+    accessKeyId,
+    secretAccessKey,
+  };
+}
+
+/** The `name = value` lines before any section and in `[default]`. */
+function parseIni(text: string): Map<string, string> {
+  const values = new Map<string, string>();
+  let section = "default";
+  for (const raw of text.split(/\r?\n/)) {
+    const line = raw.trim();
+    if (line === "" || line.startsWith("#") || line.startsWith(";")) continue;
+    const header = /^\[\s*([^\]]*?)\s*\]$/.exec(line);
+    if (header) {
+      section = header[1];
+      continue;
+    }
+    const pair = /^([A-Za-z_]+)\s*=\s*(.*)$/.exec(line);
+    if (pair && section === "default") values.set(pair[1].toLowerCase(), pair[2]);
+  }
+  return values;
+}

@@ -1,0 +1,81 @@
+/**
+ * Object names of an S3 backup (docs/FORMAT.md, "On S3"). Every record of the backup has a
+ * sequence number (1, 2, …); a name carries what the writer needs to know where the backup
+ * stands, so that a listing alone tells it, with no object read:
+ *
+ * - `base-<version>-<seq>.clnb`: a base segment, the snapshot at `version`, covering the
+ *   records up to `seq`;
+ * - `change-<seq>-<gen>-<version>.clnr`: one change record; a higher `gen` of the same
+ *   `seq` supersedes a lower one (a rewind: objects cannot be truncated or overwritten);
+ * - `pack-<first>-<last>-<version>.clnb`: a log segment holding records `first`…`last`,
+ *   the last at `version`, that the packer merged from change objects;
+ * - `backup-id`: the backup's 16-byte id, written once by `init`: it says that a backup is
+ *   there, and every base and pack carries it.
+ *
+ * @module
+ */
+import { CorruptBackupError } from "../../format/segment.ts";
+
+const PAD = 20;
+const GEN_PAD = 4;
+
+function pad(n: number, width = PAD): string {
+  return String(n).padStart(width, "0");
+}
+
+export function idKey(prefix: string): string {
+  return `${prefix}backup-id`;
+}
+
+export function baseKey(prefix: string, version: number, seq: number): string {
+  return `${prefix}base-${pad(version)}-${pad(seq)}.clnb`;
+}
+
+export function changeKey(prefix: string, seq: number, gen: number, version: number): string {
+  return `${prefix}change-${pad(seq)}-${pad(gen, GEN_PAD)}-${pad(version)}.clnr`;
+}
+
+export function packKey(prefix: string, first: number, last: number, version: number): string {
+  return `${prefix}pack-${pad(first)}-${pad(last)}-${pad(version)}.clnb`;
+}
+
+export type S3Entry =
+  | { kind: "base"; key: string; size: number; version: number; seq: number }
+  | { kind: "change"; key: string; size: number; seq: number; gen: number; version: number }
+  | { kind: "pack"; key: string; size: number; first: number; last: number; version: number };
+
+const NAMES = [
+  { kind: "base", pattern: /^base-(\d{20})-(\d{20})\.clnb$/ },
+  { kind: "change", pattern: /^change-(\d{20})-(\d{4})-(\d{20})\.clnr$/ },
+  { kind: "pack", pattern: /^pack-(\d{20})-(\d{20})-(\d{20})\.clnb$/ },
+] as const;
+
+/**
+ * What the object `key` (under `prefix`) is; `undefined` for a name of no backup object (an
+ * upload's leftover, another tool's file). A name that starts like one of ours but does not
+ * parse is damage: skipping it could hide a record.
+ */
+export function parseKey(prefix: string, key: string, size: number): S3Entry | undefined {
+  const name = key.slice(prefix.length);
+  if (name.includes("/")) return undefined;
+  for (const { kind, pattern } of NAMES) {
+    if (!name.startsWith(`${kind}-`)) continue;
+    const match = pattern.exec(name);
+    const numbers = match?.slice(1).map(Number) ?? [];
+    if (!match || !numbers.every(Number.isSafeInteger)) {
+      throw new CorruptBackupError(key, undefined, "an object name that does not parse,");
+    }
+    switch (kind) {
+      case "base":
+        return { kind, key, size, version: numbers[0], seq: numbers[1] };
+      case "change":
+        return { kind, key, size, seq: numbers[0], gen: numbers[1], version: numbers[2] };
+      case "pack":
+        if (numbers[0] > numbers[1] || numbers[0] === 0) {
+          throw new CorruptBackupError(key, undefined, "a pack whose range is empty,");
+        }
+        return { kind, key, size, first: numbers[0], last: numbers[1], version: numbers[2] };
+    }
+  }
+  return undefined;
+}

@@ -1,0 +1,168 @@
+/**
+ * The packer: in the background of an S3 backup's writer, it merges old change objects into
+ * one pack (a log segment, keys.ts), so a node's millions of changes do not stay millions
+ * of objects. Each step is crash-safe, because readers prefer a pack to the change objects
+ * it holds and ignore superseded ones:
+ *
+ * 1. read the oldest change objects (never the newest, which a rewind may supersede), and
+ *    check each record;
+ * 2. store the pack under a new name, `If-None-Match: *`;
+ * 3. read it back and compare it byte for byte with what was sent;
+ * 4. only then delete the change objects it holds, and the objects nothing reads any more.
+ *
+ * A crash before 2 leaves the change objects; between 2 and 4, a pack and its change
+ * objects, which the next packer deletes. The node's writes never wait for it; its failures
+ * are logged and retried at the next pack.
+ *
+ * @module
+ */
+import {
+  decodeRecordHeader,
+  payloadChecks,
+  RECORD_HEADER_SIZE,
+  RecordKind,
+} from "../../format/record.ts";
+import { encodeSegmentHeader, SegmentKind } from "../../format/segment.ts";
+import type { S3Entry } from "./keys.ts";
+import { packKey } from "./keys.ts";
+import type { ChangeEntry } from "./layout.ts";
+import { putNew, type S3Backend, sameBytes } from "./backend.ts";
+import { retrying } from "./retry.ts";
+
+export interface PackerOptions {
+  /** Packs once more than this many change objects wait (the newest one is never packed). */
+  every?: number;
+  /** A pack holds at most about this many bytes. */
+  maxBytes?: number;
+}
+
+const DEFAULT_EVERY = 1000;
+const DEFAULT_MAX_BYTES = 16 * 1024 * 1024;
+
+/** One change object's bytes, checked: a whole change record of the version its key names. */
+export function checkChangeObject(entry: ChangeEntry, bytes: Uint8Array): void {
+  const header = decodeRecordHeader(bytes);
+  const ok = header !== undefined && header.kind === RecordKind.Change &&
+    header.version === entry.version &&
+    bytes.length === RECORD_HEADER_SIZE + header.storedLength &&
+    payloadChecks(header, bytes.subarray(RECORD_HEADER_SIZE));
+  if (!ok) {
+    throw new Error(
+      `Cannot read backup: the change object "${entry.key}" fails its checks; the backup is ` +
+        `damaged: restore from another copy, or init a new backup from the node's database`,
+    );
+  }
+}
+
+export class Packer {
+  readonly #every: number;
+  readonly #maxBytes: number;
+  #running: Promise<void> | undefined;
+  #stopped = false;
+  /** Packs stored since the writer opened the backup. */
+  packs = 0;
+
+  constructor(
+    readonly backend: S3Backend,
+    readonly backupId: Uint8Array,
+    /** Objects nothing reads any more, to delete at the next pack. */
+    readonly garbage: S3Entry[],
+    options: PackerOptions = {},
+  ) {
+    this.#every = options.every ?? DEFAULT_EVERY;
+    this.#maxBytes = options.maxBytes ?? DEFAULT_MAX_BYTES;
+  }
+
+  /** A change object superseded by a rewind's: deleted at the next pack. */
+  discard(entry: S3Entry): void {
+    this.garbage.push(entry);
+  }
+
+  /** Starts a pack when enough change objects wait and none is under way. */
+  maybePack(_lastSeq: number): void {
+    if (this.#running || this.#stopped || this.backend.unpacked.length <= this.#every) return;
+    this.#running = this.#pack().catch((error) => {
+      this.backend.log(
+        "unusual",
+        `packing change objects failed, to retry later: ${error.message}`,
+      );
+    }).finally(() => this.#running = undefined);
+  }
+
+  async settle(): Promise<void> {
+    await this.#running;
+  }
+
+  stop(): void {
+    this.#stopped = true;
+  }
+
+  async #pack(): Promise<void> {
+    const { client, policy, log } = this.backend;
+    // Never the newest change object: a rewind may still supersede it.
+    const waiting = this.backend.unpacked.slice(0, -1);
+    const batch: ChangeEntry[] = [];
+    const parts: Uint8Array[] = [
+      encodeSegmentHeader({
+        kind: SegmentKind.Log,
+        number: waiting[0].seq,
+        backupId: this.backupId,
+        firstLog: 0,
+      }),
+    ];
+    let bytes = parts[0].length;
+    for (const entry of waiting) {
+      if (this.#stopped) return;
+      if (batch.length > 0 && bytes + entry.size > this.#maxBytes) break;
+      const record = await retrying(
+        `reading ${entry.key}`,
+        policy,
+        log,
+        () => client.get(entry.key),
+      );
+      checkChangeObject(entry, record);
+      batch.push(entry);
+      parts.push(record);
+      bytes += record.length;
+    }
+    const pack = new Uint8Array(bytes);
+    let at = 0;
+    for (const part of parts) {
+      pack.set(part, at);
+      at += part.length;
+    }
+    const first = batch[0].seq;
+    const last = batch.at(-1)!;
+    const key = packKey(client.url.prefix, first, last.seq, last.version);
+    await putNew(client, key, pack, `pack of records ${first}-${last.seq}`, policy, log);
+    const stored = await retrying(`reading ${key} back`, policy, log, () => client.get(key));
+    if (!sameBytes(stored, pack)) {
+      throw new Error(
+        `the pack "${key}" reads back other bytes than were sent; keeping the changes`,
+      );
+    }
+    this.packs++;
+    // From here readers take the pack; the change objects are garbage.
+    const unpacked = this.backend.unpacked;
+    unpacked.splice(0, unpacked.findIndex((e) => e.seq === last.seq) + 1);
+    this.garbage.push(...batch);
+    await this.#collect();
+  }
+
+  /** Deletes the objects nothing reads; the ones that fail stay for the next time. */
+  async #collect(): Promise<void> {
+    const { client, policy, log } = this.backend;
+    const doomed = this.garbage.splice(0);
+    for (const entry of doomed) {
+      if (this.#stopped) {
+        this.garbage.push(entry);
+        continue;
+      }
+      try {
+        await retrying(`deleting ${entry.key}`, policy, log, () => client.delete(entry.key));
+      } catch {
+        this.garbage.push(entry);
+      }
+    }
+  }
+}

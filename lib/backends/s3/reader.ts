@@ -1,0 +1,271 @@
+/**
+ * Reading an S3 backup (restore, status, verify): its objects are fetched, one at a time and
+ * a base as a stream, into a temporary cln-backup directory (docs/FORMAT.md): the newest
+ * base, and one log holding every record after it. The file reader then reads that
+ * directory by the same chain rules as any file backup, so nothing is trusted that a file
+ * backup would refuse, and memory holds at most about 16 MiB of objects at once (a pack, or
+ * up to 16 change objects fetched together).
+ *
+ * @module
+ */
+import type { BackupDescription, BackupEntry, BackupReader } from "../backend.ts";
+import { FileBackupReader } from "../file/reader.ts";
+import { baseName, logName } from "../../format/layout.ts";
+import {
+  CorruptBackupError,
+  decodeSegmentHeader,
+  encodeSegmentHeader,
+  readAt,
+  scanSegment,
+  SEGMENT_HEADER_SIZE,
+  SegmentKind,
+} from "../../format/segment.ts";
+import { RECORD_HEADER_SIZE } from "../../format/record.ts";
+import { writeAll } from "../../fs/durable.ts";
+import { S3Client, type S3Credentials, S3Error } from "./client.ts";
+import {
+  type BaseEntry,
+  type ChangeEntry,
+  listBackup,
+  type PackEntry,
+  resolveLayout,
+  type S3Layout,
+} from "./layout.ts";
+import { readBackupId, s3Url } from "./backend.ts";
+import { checkChangeObject } from "./packer.ts";
+import { DEFAULT_S3_POLICY, retrying, type S3RetryPolicy } from "./retry.ts";
+
+/** Change objects fetched at once while spooling, and the bytes they may hold together. */
+const FETCH_AHEAD = 16;
+const FETCH_AHEAD_BYTES = 16 * 1024 * 1024;
+/** A spool that met an object the packer deleted after the listing: list again. */
+const RELISTS = 3;
+
+export class S3BackupReader implements BackupReader {
+  readonly #file: FileBackupReader;
+
+  private constructor(
+    readonly url: string,
+    readonly tmp: string,
+    readonly layout: S3Layout,
+  ) {
+    this.#file = new FileBackupReader(url, tmp);
+  }
+
+  /** Fetches the backup at `url` into a temporary directory. */
+  static async fetch(
+    url: string,
+    credentials: S3Credentials,
+    policy: S3RetryPolicy = DEFAULT_S3_POLICY,
+  ): Promise<S3BackupReader> {
+    const client = new S3Client(s3Url(url), credentials, policy.timeoutMs);
+    const tmp = Deno.makeTempDirSync({ prefix: "cln-backup-s3-" });
+    try {
+      for (let attempt = 0;; attempt++) {
+        const { id, layout } = await retrying("listing the backup", policy, () => {}, async () => {
+          const id = await readBackupId(client, url);
+          return { id, layout: resolveLayout(await listBackup(client)) };
+        });
+        try {
+          await spool(client, layout, id, tmp, policy);
+          return new S3BackupReader(url, tmp, layout);
+        } catch (error) {
+          const gone = error instanceof S3Error && error.code === "NoSuchKey";
+          if (!gone || attempt === RELISTS) throw error;
+          for (const entry of Deno.readDirSync(tmp)) Deno.removeSync(`${tmp}/${entry.name}`);
+        }
+      }
+    } catch (error) {
+      Deno.removeSync(tmp, { recursive: true });
+      throw error;
+    }
+  }
+
+  describe(): BackupDescription {
+    return {
+      ...this.#file.describe(),
+      url: this.url,
+      format: "cln-backup 3 on S3",
+      snapshots: this.layout.bases.map((b) => b.version),
+      bytes: this.layout.bytes,
+    };
+  }
+
+  entries(toVersion?: number): Iterable<BackupEntry> {
+    return this.#file.entries(toVersion);
+  }
+
+  close(): void {
+    Deno.removeSync(this.tmp, { recursive: true });
+  }
+}
+
+/** The newest base and every record after it, as a cln-backup directory at `dir`. */
+async function spool(
+  client: S3Client,
+  layout: S3Layout,
+  backupId: Uint8Array,
+  dir: string,
+  policy: S3RetryPolicy,
+): Promise<void> {
+  const base = layout.bases.at(-1);
+  if (base) {
+    const path = `${dir}/${baseName(base.version)}`;
+    await retrying(
+      `reading ${base.key}`,
+      policy,
+      () => {},
+      () => spoolBase(client, base, backupId, path, policy),
+    );
+  }
+  const log = Deno.openSync(`${dir}/${logName(1)}`, { write: true, create: true });
+  try {
+    writeAll(
+      log,
+      encodeSegmentHeader({ kind: SegmentKind.Log, number: 1, backupId, firstLog: 0 }),
+    );
+    const after = base?.seq ?? 0;
+    // Change objects are small: a few are fetched at once, and written in order.
+    const sources = layout.sources;
+    for (let at = 0; at < sources.length;) {
+      const source = sources[at];
+      if (source.kind === "pack") {
+        await spoolPack(client, source, backupId, after, log, `${dir}/pack.tmp`, policy);
+        at++;
+        continue;
+      }
+      let end = at + 1;
+      let bytes = source.size;
+      while (
+        end < sources.length && end - at < FETCH_AHEAD && sources[end].kind === "change" &&
+        bytes + sources[end].size <= FETCH_AHEAD_BYTES
+      ) {
+        bytes += sources[end++].size;
+      }
+      const batch = sources.slice(at, end) as ChangeEntry[];
+      const fetched = await Promise.all(
+        batch.map((change) =>
+          retrying(`reading ${change.key}`, policy, () => {}, () => client.get(change.key))
+        ),
+      );
+      batch.forEach((change, i) => {
+        checkChangeObject(change, fetched[i]);
+        writeAll(log, fetched[i]);
+      });
+      at = end;
+    }
+  } finally {
+    log.close();
+  }
+}
+
+/** Streams a base into `path`, its header naming log 1 (the one log of the spool). */
+async function spoolBase(
+  client: S3Client,
+  base: BaseEntry,
+  backupId: Uint8Array,
+  path: string,
+  policy: S3RetryPolicy,
+): Promise<void> {
+  const out = Deno.openSync(path, { write: true, create: true, truncate: true });
+  try {
+    // A base may be large: the stream's whole reading is bounded, by a minute a 100 MB.
+    const timeoutMs = policy.timeoutMs + Math.ceil(base.size / 100e6) * 60_000;
+    const stream = await client.getStream(base.key, timeoutMs);
+    let head = new Uint8Array(0);
+    let headerDone = false;
+    for await (const chunk of cutsTransient(stream, base.key, client.where)) {
+      if (headerDone) {
+        writeAll(out, chunk);
+        continue;
+      }
+      const joined = new Uint8Array(head.length + chunk.length);
+      joined.set(head);
+      joined.set(chunk, head.length);
+      head = joined;
+      if (head.length < SEGMENT_HEADER_SIZE) continue;
+      const header = decodeSegmentHeader(head, base.key);
+      if (header.kind !== SegmentKind.Base || header.number !== base.version) {
+        throw new CorruptBackupError(base.key, 0, "a base whose header names another version");
+      }
+      checkId(base.key, header.backupId, backupId);
+      writeAll(out, encodeSegmentHeader({ ...header, firstLog: 1 }));
+      writeAll(out, head.subarray(SEGMENT_HEADER_SIZE));
+      headerDone = true;
+    }
+    if (!headerDone) throw new CorruptBackupError(base.key, 0, "missing segment header");
+  } finally {
+    out.close();
+  }
+}
+
+/** The stream's chunks; a connection lost on the way is a failure worth a retry. */
+async function* cutsTransient(
+  stream: ReadableStream<Uint8Array>,
+  key: string,
+  where: string,
+): AsyncGenerator<Uint8Array> {
+  try {
+    for await (const chunk of stream) yield chunk;
+  } catch (error) {
+    throw new S3Error(`Cannot read "${key}": ${(error as Error).message} (${where})`, 0, "", true);
+  }
+}
+
+function checkId(key: string, found: Uint8Array, backupId: Uint8Array): void {
+  if (!found.every((b, i) => b === backupId[i])) {
+    throw new CorruptBackupError(key, 24, "an object of another backup (its id differs)");
+  }
+}
+
+/** Copies a pack's records after sequence `after` into `log`, checking every one. */
+async function spoolPack(
+  client: S3Client,
+  pack: PackEntry,
+  backupId: Uint8Array,
+  after: number,
+  log: Deno.FsFile,
+  tmp: string,
+  policy: S3RetryPolicy,
+): Promise<void> {
+  const bytes = await retrying(`reading ${pack.key}`, policy, () => {}, () => client.get(pack.key));
+  Deno.writeFileSync(tmp, bytes);
+  const file = Deno.openSync(tmp, { read: true });
+  try {
+    const header = decodeSegmentHeader(bytes, pack.key);
+    if (header.kind !== SegmentKind.Log || header.number !== pack.first) {
+      throw new CorruptBackupError(pack.key, 0, "a pack whose header names another record");
+    }
+    checkId(pack.key, header.backupId, backupId);
+    let seq = pack.first;
+    let version: number | undefined;
+    const scan = scanSegment(file, pack.key, { decode: false });
+    for (let step = scan.next();; step = scan.next()) {
+      if (step.done) {
+        if (step.value.tornBytes > 0) {
+          throw new CorruptBackupError(
+            pack.key,
+            step.value.end,
+            "a pack that ends in a torn record",
+          );
+        }
+        break;
+      }
+      const { offset, header: record } = step.value;
+      if (seq > after) {
+        writeAll(log, readAt(file, offset, RECORD_HEADER_SIZE + record.storedLength));
+      }
+      version = record.version;
+      seq++;
+    }
+    if (seq !== pack.last + 1 || version !== pack.version) {
+      throw new CorruptBackupError(
+        pack.key,
+        undefined,
+        "a pack whose records do not match its name,",
+      );
+    }
+  } finally {
+    file.close();
+  }
+}

@@ -1,0 +1,87 @@
+/**
+ * How patient an S3 backup is: each request waits at most `timeoutMs`, and a request that
+ * failed in a way that can pass (no answer, a 5xx, 503 SlowDown, 429) is tried again up to
+ * `retries` times, after pauses growing by `backoff`. With the defaults a change gives up
+ * after about 6 tries over at most about 70 s; then the node stops without committing it.
+ * backup.lock may set them: `s3_timeout_s`, `s3_retries`, `s3_retry_delay_s`.
+ *
+ * @module
+ */
+import { S3Error } from "./client.ts";
+import type { LockFile } from "../../backup/lock_file.ts";
+
+export interface S3RetryPolicy {
+  timeoutMs: number;
+  retries: number;
+  retryDelayMs: number;
+  backoff: number;
+}
+
+export const DEFAULT_S3_POLICY: S3RetryPolicy = {
+  timeoutMs: 10_000,
+  retries: 5,
+  retryDelayMs: 200,
+  backoff: 2,
+};
+
+function lockNumber(lock: LockFile, key: string, fallback: number, whole = false): number {
+  const value = lock[key];
+  if (value === undefined) return fallback;
+  if (
+    typeof value !== "number" || !(value >= 0) || !Number.isFinite(value) ||
+    (whole && !Number.isInteger(value))
+  ) {
+    throw new Error(
+      `Cannot start backup: "${key}" in backup.lock must be a ${
+        whole ? "whole number" : "number of seconds"
+      }, not ${JSON.stringify(value)}: fix or remove it`,
+    );
+  }
+  return value;
+}
+
+/** The policy backup.lock asks for, defaults for what it does not name. */
+export function s3PolicyFromLock(lock: LockFile): S3RetryPolicy {
+  const d = DEFAULT_S3_POLICY;
+  return {
+    timeoutMs: lockNumber(lock, "s3_timeout_s", d.timeoutMs / 1000) * 1000,
+    retries: lockNumber(lock, "s3_retries", d.retries, true),
+    retryDelayMs: lockNumber(lock, "s3_retry_delay_s", d.retryDelayMs / 1000) * 1000,
+    backoff: d.backoff,
+  };
+}
+
+export type S3Log = (level: "info" | "unusual" | "broken", message: string) => void;
+
+/**
+ * Runs `attempt` (given its number, from 0) until it succeeds, a non-transient error, or
+ * the retries are spent; each retry is logged.
+ */
+export async function retrying<T>(
+  what: string,
+  policy: S3RetryPolicy,
+  log: S3Log,
+  attempt: (n: number) => Promise<T>,
+  sleep: (ms: number) => Promise<void> = (ms) => new Promise((r) => setTimeout(r, ms)),
+): Promise<T> {
+  let delay = policy.retryDelayMs;
+  for (let n = 0;; n++) {
+    try {
+      return await attempt(n);
+    } catch (error) {
+      if (!(error instanceof S3Error) || !error.transient) throw error;
+      if (n === policy.retries) {
+        throw new S3Error(
+          `${error.message}; ${what} gave up after ${n + 1} tries: check that S3 is reachable ` +
+            `and answers`,
+          error.status,
+          error.code,
+          false,
+        );
+      }
+      log("unusual", `${error.message}; trying ${what} again (${n + 1} of ${policy.retries})`);
+      await sleep(delay);
+      delay *= policy.backoff;
+    }
+  }
+}

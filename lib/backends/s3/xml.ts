@@ -1,0 +1,59 @@
+/**
+ * The little of S3's XML answers the backup reads: a ListObjectsV2 page (asked with
+ * `encoding-type=url`, so keys are %-encoded and hold no markup), and single elements such
+ * as an error's `<Code>`. S3's answers are flat and never nest an element in one of the
+ * same name, so matching elements by name is exact.
+ *
+ * @module
+ */
+import type { S3Object } from "./client.ts";
+
+const ENTITIES: Record<string, string> = {
+  amp: "&",
+  lt: "<",
+  gt: ">",
+  quot: '"',
+  apos: "'",
+};
+
+/** Text with XML's character references resolved. */
+export function unescapeXml(text: string): string {
+  return text.replace(/&(#x[0-9a-fA-F]+|#[0-9]+|[a-z]+);/g, (whole, name: string) => {
+    if (name.startsWith("#x")) return String.fromCodePoint(parseInt(name.slice(2), 16));
+    if (name.startsWith("#")) return String.fromCodePoint(parseInt(name.slice(1), 10));
+    return ENTITIES[name] ?? whole;
+  });
+}
+
+/** The text of the first `<name>` element in `xml`, or `undefined`. */
+export function xmlText(xml: string, name: string): string | undefined {
+  const match = new RegExp(`<${name}>([^<]*)</${name}>`).exec(xml);
+  return match === null ? undefined : unescapeXml(match[1]);
+}
+
+/** Every `<name>…</name>` element's inner XML. */
+function elements(xml: string, name: string): string[] {
+  return [...xml.matchAll(new RegExp(`<${name}>([\\s\\S]*?)</${name}>`, "g"))].map((m) => m[1]);
+}
+
+/** One page of ListObjectsV2: its objects, and the token for the next page when truncated. */
+export function parseListing(xml: string): { objects: S3Object[]; nextToken?: string } {
+  if (!/<ListBucketResult[\s>]/.test(xml)) {
+    throw new Error(`Cannot list objects: the answer is not a ListBucketResult`);
+  }
+  const urlEncoded = xmlText(xml, "EncodingType") === "url";
+  const objects = elements(xml, "Contents").map((contents) => {
+    const key = xmlText(contents, "Key");
+    const size = Number(xmlText(contents, "Size"));
+    if (key === undefined || !Number.isSafeInteger(size) || size < 0) {
+      throw new Error(`Cannot list objects: an entry has no key or size`);
+    }
+    return { key: urlEncoded ? decodeURIComponent(key.replace(/\+/g, " ")) : key, size };
+  });
+  const truncated = xmlText(xml, "IsTruncated") === "true";
+  const nextToken = xmlText(xml, "NextContinuationToken");
+  if (truncated && nextToken === undefined) {
+    throw new Error(`Cannot list objects: a truncated page has no NextContinuationToken`);
+  }
+  return truncated ? { objects, nextToken } : { objects };
+}

@@ -1,0 +1,159 @@
+#!/usr/bin/env bash
+# A single-node Ceph RADOS Gateway on loopback, for tests: a real S3 server.
+#
+#   scripts/rgw.sh start DIR MON_PORT RGW_PORT   start it with every file in DIR; prints
+#                                                 endpoint=, access_key=, secret_key= lines
+#   scripts/rgw.sh stop DIR                       stop the daemons it started, by their PIDs
+#
+# One mon (msgr v2, cephx), one OSD on memstore (in RAM), radosgw on beast. The settings that
+# keep start-up near 2.5 s and requests fast are in ../shared/notes/s3-test-server.md: paxos
+# propose interval 0.05, the seven RGW pools made in one batch before radosgw starts, and
+# tcp_nodelay=1. Needs Debian's radosgw ceph-mon ceph-osd ceph-common.
+set -euo pipefail
+
+usage() {
+  echo "usage: $0 start DIR MON_PORT RGW_PORT | stop DIR" >&2
+  exit 2
+}
+
+stop() {
+  local dir=$1 pid
+  [[ -f "$dir/pids" ]] || return 0
+  # The cluster lives in RAM for one test run: nothing to shut down gracefully.
+  while read -r pid; do
+    kill -9 "$pid" 2>/dev/null || true
+  done <"$dir/pids"
+  while read -r pid; do
+    while [[ -e /proc/$pid && ! $(cat "/proc/$pid/stat" 2>/dev/null) =~ ^[0-9]+\ \(.*\)\ Z ]]; do
+      sleep 0.05
+    done
+  done <"$dir/pids"
+  rm -f "$dir/pids"
+}
+
+# Waits up to 120 s for a command to succeed (a loaded machine starts Ceph slowly).
+wait_for() {
+  for _ in $(seq 1200); do
+    "$@" >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  echo "rgw.sh: timed out waiting for: $*" >&2
+  return 1
+}
+
+start() {
+  local dir=$1 mon_port=$2 rgw_port=$3
+  for tool in ceph-mon ceph-osd radosgw radosgw-admin monmaptool ceph-authtool ceph; do
+    if ! command -v "$tool" >/dev/null; then
+      echo "rgw.sh: $tool is not installed: apt-get install radosgw ceph-mon ceph-osd ceph-common" >&2
+      exit 3
+    fi
+  done
+  mkdir -p "$dir/mon" "$dir/osd" "$dir/rgw" "$dir/run" "$dir/log"
+  dir=$(cd "$dir" && pwd)
+  local fsid conf="$dir/ceph.conf"
+  fsid=$(cat /proc/sys/kernel/random/uuid)
+  cat >"$conf" <<EOF
+[global]
+fsid = $fsid
+mon host = v2:127.0.0.1:$mon_port
+mon initial members = a
+auth cluster required = cephx
+auth service required = cephx
+auth client required = cephx
+keyring = $dir/keyring
+run dir = $dir/run
+admin socket = $dir/run/\$name.asok
+log file = $dir/log/\$name.log
+ms bind msgr1 = false
+ms bind msgr2 = true
+osd pool default size = 1
+osd pool default min size = 1
+osd pool default pg num = 8
+osd pool default pgp num = 8
+osd pool default pg autoscale mode = off
+mon allow pool size one = true
+mon allow pool delete = true
+mon warn on pool no redundancy = false
+mon pg warn min per osd = 0
+paxos propose interval = 0.05
+osd crush chooseleaf type = 0
+[mon.a]
+mon data = $dir/mon
+[osd.0]
+osd data = $dir/osd
+keyring = $dir/osd/keyring
+osd objectstore = memstore
+memstore device bytes = 1073741824
+osd max object name len = 460
+osd max object namespace len = 64
+[client.rgw.0]
+keyring = $dir/rgw/keyring
+rgw frontends = beast endpoint=127.0.0.1:$rgw_port tcp_nodelay=1
+rgw dns name = localhost
+rgw gc obj min wait = 10
+rgw gc processor period = 10
+EOF
+  local c=(--conf "$conf")
+  ceph-authtool --create-keyring "$dir/keyring" --gen-key -n mon. --cap mon 'allow *' >/dev/null
+  ceph-authtool "$dir/keyring" --gen-key -n client.admin --cap mon 'allow *' --cap osd 'allow *' \
+    --cap mds 'allow *' --cap mgr 'allow *' >/dev/null
+  monmaptool --create --fsid "$fsid" --addv a "[v2:127.0.0.1:$mon_port]" "$dir/monmap" >/dev/null
+  ceph-mon "${c[@]}" --mkfs -i a --monmap "$dir/monmap" --keyring "$dir/keyring"
+  ceph-mon "${c[@]}" -f -i a >"$dir/log/mon.out" 2>&1 &
+  echo $! >>"$dir/pids"
+  wait_for ceph "${c[@]}" --connect-timeout 2 mon stat
+
+  local osd_uuid
+  osd_uuid=$(cat /proc/sys/kernel/random/uuid)
+  ceph-authtool --create-keyring "$dir/osd/keyring" --gen-key -n osd.0 >/dev/null
+  ceph "${c[@]}" auth add osd.0 osd 'allow *' mon 'allow profile osd' mgr 'allow profile osd' \
+    -i "$dir/osd/keyring" >/dev/null
+  ceph "${c[@]}" osd new "$osd_uuid" 0 >/dev/null
+  ceph-osd "${c[@]}" -i 0 --mkfs --osd-uuid "$osd_uuid" >"$dir/log/osd-mkfs.out" 2>&1
+  ceph-osd "${c[@]}" -f -i 0 >"$dir/log/osd.out" 2>&1 &
+  echo $! >>"$dir/pids"
+
+  ceph "${c[@]}" auth get-or-create client.rgw.0 mon 'allow rw' osd 'allow rwx' \
+    -o "$dir/rgw/keyring"
+  # The pools radosgw would otherwise create one at a time, each stalling a first request.
+  local pool batch=()
+  for pool in .rgw.root default.rgw.control default.rgw.meta default.rgw.log \
+    default.rgw.buckets.index default.rgw.buckets.data default.rgw.buckets.non-ec; do
+    ceph "${c[@]}" osd pool create "$pool" 8 8 >/dev/null 2>&1 &
+    batch+=($!)
+  done
+  wait "${batch[@]}"
+  batch=()
+  for pool in .rgw.root default.rgw.control default.rgw.meta default.rgw.log \
+    default.rgw.buckets.index default.rgw.buckets.data default.rgw.buckets.non-ec; do
+    ceph "${c[@]}" osd pool application enable "$pool" rgw >/dev/null 2>&1 &
+    batch+=($!)
+  done
+  wait "${batch[@]}"
+
+  radosgw "${c[@]}" -f -n client.rgw.0 >"$dir/log/rgw.out" 2>&1 &
+  echo $! >>"$dir/pids"
+  wait_for curl -sf -o /dev/null "http://127.0.0.1:$rgw_port/"
+
+  local access secret
+  access=$(head -c 10 /dev/urandom | od -An -tx1 | tr -d ' \n')
+  secret=$(head -c 20 /dev/urandom | od -An -tx1 | tr -d ' \n')
+  radosgw-admin "${c[@]}" user create --uid=test --display-name=test \
+    --access-key="$access" --secret-key="$secret" >/dev/null
+  echo "endpoint=http://127.0.0.1:$rgw_port"
+  echo "access_key=$access"
+  echo "secret_key=$secret"
+}
+
+case "${1:-}" in
+start)
+  [[ $# == 4 ]] || usage
+  start "$2" "$3" "$4"
+  ;;
+stop)
+  [[ $# == 2 ]] || usage
+  stop "$2"
+  ;;
+*) usage ;;
+esac

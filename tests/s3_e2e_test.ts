@@ -1,0 +1,199 @@
+/**
+ * The `s3://` backup end to end against a real S3 server (Ceph RGW): the real plugin process
+ * under the fake lightningd, with its keys in backup-s3.credentials; `init`, `restore`,
+ * `status` and `verify` with the keys in the environment.
+ */
+import { assert, assertEquals, assertMatch } from "./support/assert.ts";
+import { FakeLightningd } from "./support/fake_lightningd.ts";
+import { loadFixture, SCENARIOS } from "./support/fixtures.ts";
+import { dumpDatabase } from "./support/dump.ts";
+import { rgwMissing, sharedRgw, stopSharedRgwLast, writeCredentials } from "./support/rgw.ts";
+import { writeLockFile } from "../lib/backup/lock_file.ts";
+import { BufferedOutput, makeNodeDir, removeNodeDir } from "../lib/cli/testing.ts";
+import { init } from "../lib/cli/init.ts";
+import { restore } from "../lib/cli/restore.ts";
+import { status } from "../lib/cli/status.ts";
+import { verify } from "../lib/cli/verify.ts";
+import { createS3Backup } from "../lib/backends/s3/create.ts";
+import { listBackup } from "../lib/backends/s3/layout.ts";
+import { CREDENTIALS_FILE } from "../lib/backends/s3/credentials.ts";
+import { LAUNCHER_NAME, parseLauncher } from "../lib/cli/launcher.ts";
+
+/** Starts the plugin on `dir`, commits one transaction, and gives `body` the node. */
+async function oneTransaction(
+  dir: string,
+  body: (lightningd: FakeLightningd) => Promise<void> = () => Promise.resolve(),
+): Promise<void> {
+  const lightningd = FakeLightningd.spawn({ lightningDir: dir, env: { AWS_ACCESS_KEY_ID: "" } });
+  try {
+    await lightningd.getmanifest();
+    assertEquals(
+      await lightningd.transaction(["DELETE FROM vars WHERE name = 'x'"]),
+      "committed",
+      lightningd.aborted,
+    );
+    await body(lightningd);
+    assertEquals((await lightningd.stop()).code, 0);
+  } finally {
+    await lightningd.kill().catch(() => {});
+  }
+}
+
+const test = (name: string, fn: () => Promise<void>) =>
+  Deno.test({ name, ignore: rgwMissing !== undefined, fn });
+
+test("the recorded runs back up to S3, and restore, status and verify read it", async () => {
+  const s = await sharedRgw({ exportKeys: true });
+  const url = s.url(await s.bucket(), "nodes/one");
+  const root = Deno.makeTempDirSync({ prefix: "s3-e2e-" });
+  try {
+    const dir = `${root}/node`;
+    Deno.mkdirSync(dir);
+    await createS3Backup(url, s.credentials);
+    writeLockFile(dir, { backend_url: url });
+    writeCredentials(dir, s.credentials);
+    for (const name of SCENARIOS) {
+      const lightningd = FakeLightningd.spawn({
+        lightningDir: dir,
+        env: { AWS_ACCESS_KEY_ID: "" },
+      });
+      try {
+        assertEquals(
+          await lightningd.replay(loadFixture(name).raw),
+          "committed",
+          lightningd.aborted,
+        );
+        assertEquals((await lightningd.close()).code, 0);
+        assertEquals(lightningd.garbage, []);
+      } finally {
+        await lightningd.kill().catch(() => {});
+      }
+    }
+    assertEquals(
+      dumpDatabase(`${dir}/lightningd.sqlite3`),
+      dumpDatabase(loadFixture("activity").database),
+    );
+    await oneTransaction(dir, async (lightningd) => {
+      const answer = await lightningd.request("backup-status", {});
+      const result = answer.result as Record<string, unknown>;
+      const connection = result.connection as Record<string, unknown>;
+      assertEquals([result.backend_url, result.version, result.ok], [url, 480, true]);
+      assertMatch(String(connection.destination), /^bucket "b\d+-\d+" at http:\/\/127\.0\.0\.1:/);
+      assertEquals(connection.state, "connected");
+      assert(typeof connection.last_ack_ms === "number" && connection.last_ack_ms > 0);
+    });
+    const node = dumpDatabase(`${dir}/lightningd.sqlite3`);
+    const output = new BufferedOutput();
+    assertEquals(await restore([url, `${root}/restored.sqlite3`], output), 0, output.text);
+    assertEquals(dumpDatabase(`${root}/restored.sqlite3`), node);
+    const described = new BufferedOutput();
+    assertEquals(await status([url, "--json"], described), 0, described.text);
+    const description = JSON.parse(described.stdout[0]);
+    assertEquals([description.url, description.lastVersion], [url, 480]);
+    const verified = new BufferedOutput();
+    assertEquals(await verify([url], verified), 0, verified.text);
+    assertMatch(verified.stdout[0], /^OK: "s3:\/\/.*" holds versions/);
+  } finally {
+    Deno.removeSync(root, { recursive: true });
+  }
+});
+
+test("init to S3 uploads the snapshot; the plugin goes on from it; a second init is refused", async () => {
+  const s = await sharedRgw({ exportKeys: true });
+  const url = s.url(await s.bucket());
+  const dir = makeNodeDir("restart");
+  const restored = Deno.makeTempDirSync();
+  try {
+    const output = new BufferedOutput();
+    assertEquals(await init([url, "--lightning-dir", dir], output), 0, output.text);
+    assertMatch(output.stdout[0], /^Created the backup s3:.* at version 15$/);
+    const bases = (await listBackup(s.client(url))).filter((e) => e.kind === "base");
+    assertEquals(bases.map((b) => [b.version, b.seq]), [[15, 0]]);
+    writeCredentials(dir, s.credentials);
+    await oneTransaction(dir);
+    assertEquals(await restore([url, restored], new BufferedOutput()), 0);
+    assertEquals(
+      dumpDatabase(`${restored}/lightningd.sqlite3`),
+      dumpDatabase(`${dir}/lightningd.sqlite3`),
+    );
+    const other = makeNodeDir("restart");
+    try {
+      const again = new BufferedOutput();
+      assertEquals(await init([url, "--lightning-dir", other], again), 1);
+      assertMatch(again.stderr[0], /already holds objects .*: choose a new prefix/);
+    } finally {
+      removeNodeDir(other);
+    }
+  } finally {
+    removeNodeDir(dir);
+    Deno.removeSync(restored, { recursive: true });
+  }
+});
+
+test("the plugin refuses every change when its keys' file may be read by others", async () => {
+  const s = await sharedRgw({ exportKeys: true });
+  const url = s.url(await s.bucket());
+  const dir = makeNodeDir("restart");
+  try {
+    await createS3Backup(url, s.credentials);
+    writeLockFile(dir, { backend_url: url });
+    writeCredentials(dir, s.credentials, 0o644);
+    const lightningd = FakeLightningd.spawn({
+      lightningDir: dir,
+      env: { AWS_ACCESS_KEY_ID: "" },
+    });
+    try {
+      await lightningd.getmanifest();
+      assertEquals(
+        await lightningd.transaction(["DELETE FROM vars WHERE name = 'x'"]),
+        "aborted",
+      );
+      assertMatch(lightningd.aborted ?? "", /may be read by others \(mode 644\): run .*chmod 600/);
+    } finally {
+      await lightningd.kill().catch(() => {});
+    }
+  } finally {
+    removeNodeDir(dir);
+  }
+});
+
+test("the launcher's plugin reads its keys' file and reaches the endpoint only", async () => {
+  const s = await sharedRgw({ exportKeys: true });
+  const url = s.url(await s.bucket());
+  const dir = makeNodeDir("restart");
+  try {
+    writeCredentials(dir, s.credentials);
+    const output = new BufferedOutput();
+    assertEquals(await init([url, "--lightning-dir", dir], output), 0, output.text);
+    const launcher = `${dir}/${LAUNCHER_NAME}`;
+    const { args } = parseLauncher(Deno.readTextFileSync(launcher))!;
+    const real = Deno.realPathSync(dir);
+    assertEquals(args.filter((a) => a.startsWith("--allow")), [
+      `--allow-read=${real}/backup.lock,${real}/${CREDENTIALS_FILE}`,
+      `--allow-net=127.0.0.1:${s.port}`,
+    ]);
+    const lightningd = FakeLightningd.spawn({
+      lightningDir: dir,
+      command: [launcher],
+      env: { PATH: "/nonexistent" },
+    });
+    try {
+      await lightningd.getmanifest();
+      for (let i = 0; i < 3; i++) {
+        const outcome = await lightningd.transaction([`DELETE FROM vars WHERE name = 'n${i}'`]);
+        assertEquals(outcome, "committed", lightningd.aborted);
+      }
+      assertEquals((await lightningd.stop()).code, 0);
+      assertEquals(lightningd.garbage, []);
+    } finally {
+      await lightningd.kill().catch(() => {});
+    }
+    const restored = `${dir}/../restored.sqlite3`;
+    assertEquals(await restore([url, restored], new BufferedOutput()), 0);
+    assertEquals(dumpDatabase(restored), dumpDatabase(`${dir}/lightningd.sqlite3`));
+  } finally {
+    removeNodeDir(dir);
+  }
+});
+
+stopSharedRgwLast();

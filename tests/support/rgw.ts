@@ -1,0 +1,197 @@
+/**
+ * A real S3 server for tests: Ceph's RADOS Gateway on loopback, started by scripts/rgw.sh
+ * in a temporary directory (about 2.5 s, about 140 MB) and stopped by its PIDs. Test files
+ * start one each and share it across their tests, each test on a bucket of its own.
+ *
+ * Where Ceph is not installed the tests skip, saying so once (`.ci/run` installs it).
+ *
+ * @module
+ */
+import { S3Client, type S3Credentials } from "../../lib/backends/s3/client.ts";
+import { parseBackupUrl } from "../../lib/backends/url.ts";
+import type { S3Url } from "../../lib/backends/s3/s3_url.ts";
+import { freePort, waitListening } from "./server_process.ts";
+import { CREDENTIALS_FILE } from "../../lib/backends/s3/credentials.ts";
+
+const SCRIPT = new URL("../../scripts/rgw.sh", import.meta.url).pathname;
+
+function installed(tool: string): boolean {
+  const { success } = new Deno.Command("sh", {
+    args: ["-c", `command -v ${tool}`],
+    stdout: "null",
+    stderr: "null",
+  }).outputSync();
+  return success;
+}
+
+/** Why RGW cannot run here, or `undefined` when it can. */
+export const rgwMissing: string | undefined = ["radosgw", "ceph-mon", "ceph-osd"].every(installed)
+  ? undefined
+  : "Ceph RGW is not installed (apt-get install radosgw ceph-mon ceph-osd ceph-common): " +
+    "skipping the tests against a real S3 server";
+if (rgwMissing) console.warn(rgwMissing);
+
+let buckets = 0;
+
+function existsSync(path: string): boolean {
+  try {
+    Deno.statSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function readStat(pid: number): string {
+  try {
+    return Deno.readTextFileSync(`/proc/${pid}/stat`);
+  } catch {
+    return "";
+  }
+}
+
+export class Rgw {
+  #gateway: Deno.ChildProcess | undefined;
+
+  private constructor(
+    readonly dir: string,
+    readonly port: number,
+    readonly credentials: S3Credentials,
+  ) {}
+
+  static async start(): Promise<Rgw> {
+    const dir = Deno.makeTempDirSync({ prefix: "cln-backup-rgw-" });
+    const port = freePort();
+    const output = await new Deno.Command(SCRIPT, {
+      args: ["start", dir, String(freePort()), String(port)],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const text = new TextDecoder().decode(output.stdout);
+    if (!output.success) {
+      await new Deno.Command(SCRIPT, { args: ["stop", dir] }).output();
+      throw new Error(
+        `Cannot start RGW in "${dir}": ${new TextDecoder().decode(output.stderr)}${text}`,
+      );
+    }
+    const value = (name: string) => new RegExp(`^${name}=(.*)$`, "m").exec(text)![1];
+    return new Rgw(dir, port, {
+      accessKeyId: value("access_key"),
+      secretAccessKey: value("secret_key"),
+    });
+  }
+
+  get endpoint(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  /** An s3:// URL on this server (through `port`, a proxy's, when given). */
+  url(bucket: string, prefix = "node", port = this.port): string {
+    return `s3://${bucket}/${prefix}?endpoint=http://127.0.0.1:${port}&path-style=1`;
+  }
+
+  client(url: string, credentials = this.credentials): S3Client {
+    return new S3Client(parseBackupUrl(url) as S3Url, credentials, 10_000);
+  }
+
+  /** Creates a new bucket and returns its name. */
+  async bucket(): Promise<string> {
+    const name = `b${Deno.pid}-${++buckets}`;
+    await this.client(this.url(name)).createBucket();
+    return name;
+  }
+
+  /** Runs `radosgw-admin` with this cluster's configuration. */
+  async admin(...args: string[]): Promise<string> {
+    const output = await new Deno.Command("radosgw-admin", {
+      args: ["--conf", `${this.dir}/ceph.conf`, ...args],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    if (!output.success) {
+      throw new Error(
+        `radosgw-admin ${args.join(" ")}: ${new TextDecoder().decode(output.stderr)}`,
+      );
+    }
+    return new TextDecoder().decode(output.stdout);
+  }
+
+  /** The radosgw daemon's PID (the third scripts/rgw.sh started, or the last restart's). */
+  #gatewayPid(): number {
+    return Number(Deno.readTextFileSync(`${this.dir}/pids`).trim().split("\n").at(-1));
+  }
+
+  /** SIGKILLs radosgw alone (the cluster keeps the data), and waits until it is gone. */
+  async killGateway(): Promise<void> {
+    const pid = this.#gatewayPid();
+    Deno.kill(pid, "SIGKILL");
+    if (this.#gateway) {
+      await this.#gateway.status;
+      this.#gateway = undefined;
+      return;
+    }
+    // Started by the script: not our child, so nothing reaps it here but its parent's exit.
+    while (existsSync(`/proc/${pid}/stat`) && !/^\d+ \(.*\) Z/.test(readStat(pid))) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
+  /** Starts radosgw again on the same port. */
+  async startGateway(): Promise<void> {
+    this.#gateway = new Deno.Command("radosgw", {
+      args: ["--conf", `${this.dir}/ceph.conf`, "-f", "-n", "client.rgw.0"],
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
+    Deno.writeTextFileSync(`${this.dir}/pids`, `${this.#gateway.pid}\n`, { append: true });
+    await waitListening(this.port);
+  }
+
+  async stop(): Promise<void> {
+    this.#gateway?.kill("SIGKILL");
+    await this.#gateway?.status;
+    await new Deno.Command(SCRIPT, { args: ["stop", this.dir] }).output();
+    Deno.removeSync(this.dir, { recursive: true });
+  }
+}
+
+/** Writes keys where the plugin reads them: beside backup.lock, mode 0600 unless told. */
+export function writeCredentials(dir: string, credentials: S3Credentials, mode = 0o600): void {
+  const path = `${dir}/${CREDENTIALS_FILE}`;
+  Deno.writeTextFileSync(
+    path,
+    `[default]\naws_access_key_id = ${credentials.accessKeyId}\n` +
+      `aws_secret_access_key = ${credentials.secretAccessKey}\n`,
+    { mode },
+  );
+  Deno.chmodSync(path, mode);
+}
+
+let shared: Promise<Rgw> | undefined;
+
+/**
+ * One RGW for a test file, started by the first test that asks for it. With `exportKeys`,
+ * the CLI commands the tests run in this process find its keys in the environment.
+ */
+export async function sharedRgw(options: { exportKeys?: boolean } = {}): Promise<Rgw> {
+  shared ??= Rgw.start();
+  const rgw = await shared;
+  if (options.exportKeys) {
+    Deno.env.set("AWS_ACCESS_KEY_ID", rgw.credentials.accessKeyId);
+    Deno.env.set("AWS_SECRET_ACCESS_KEY", rgw.credentials.secretAccessKey);
+  }
+  return rgw;
+}
+
+/** Registers the test file's last test, which stops its shared RGW. */
+export function stopSharedRgwLast(): void {
+  Deno.test({
+    name: "stop the test S3 server",
+    ignore: rgwMissing !== undefined,
+    fn: async () => {
+      const rgw = await shared;
+      shared = undefined;
+      await rgw?.stop();
+    },
+  });
+}
