@@ -22,7 +22,9 @@ async function runThroughLauncher(url: string, allowNet: string): Promise<void> 
     const launcher = `${dir}/${LAUNCHER_NAME}`;
     const { args } = parseLauncher(Deno.readTextFileSync(launcher))!;
     assertEquals(args.filter((a) => a.startsWith("--allow")), [
-      `--allow-read=${Deno.realPathSync(dir)}/backup.lock`,
+      `--allow-read=${Deno.realPathSync(dir)}/backup.lock,${
+        Deno.realPathSync(dir)
+      }/backup.credential`,
       `--allow-net=${allowNet}`,
     ]);
     const lightningd = FakeLightningd.spawn({
@@ -54,7 +56,7 @@ Deno.test("the launcher's plugin reaches its server, allowed that host:port only
   const server = startServer(`${root}/served`);
   try {
     await runThroughLauncher(server.url, `127.0.0.1:${server.server.port}`);
-    assert(server.logs.some((l) => /is now the backup's writer/.test(l)));
+    assert(server.logs.some((l) => /is now the writer of/.test(l)));
   } finally {
     await server.server.close();
     Deno.removeSync(root, { recursive: true });

@@ -10,7 +10,8 @@
  * - `--allow-write=<backup>`: appends, rewinds, the write lock (`LOCK`) and the temporary
  *   files made when a segment rolls all live inside the backup's directory;
  * - `--allow-net=<host:port>` for a `socket:` backup only: the backup server, or the SOCKS
- *   proxy when the URL names one (the proxy reaches the server, the plugin does not);
+ *   proxy when the URL names one (the proxy reaches the server, the plugin does not); and
+ *   read on `backup.credential` beside `backup.lock`, the node's key for wire v2;
  * - nothing else: no run, no FFI, no environment, no system information.
  *
  * Nothing more is strictly needed, which the permission test checks: `Deno.cwd()`,
@@ -28,6 +29,7 @@
  *
  * @module
  */
+import { CREDENTIAL_NAME } from "../backends/socket/credential.ts";
 import { writeFileDurably } from "../fs/durable.ts";
 import { LOCK_FILE } from "../backup/lock_file.ts";
 import { formatHostPort, parseBackupUrl } from "../backends/url.ts";
@@ -122,8 +124,11 @@ export const WORKER_CODE = new URL("../", import.meta.url).pathname.replace(/\/$
 
 /** The permission flags of the least-privilege launch (shared by `deno run` and `deno compile`). */
 export function permissionFlags(plan: LaunchPlan): string[] {
-  const lock = `${realPath(plan.lightningDir).replace(/\/+$/, "")}/${LOCK_FILE}`;
-  const read = [lock, ...(plan.backupPath ? [plan.backupPath, WORKER_CODE] : [])]
+  const dir = realPath(plan.lightningDir).replace(/\/+$/, "");
+  const lock = `${dir}/${LOCK_FILE}`;
+  // A socket: backup's node credential (wire v2), when there is one: that file only.
+  const credential = plan.netAddress ? [`${dir}/${CREDENTIAL_NAME}`] : [];
+  const read = [lock, ...credential, ...(plan.backupPath ? [plan.backupPath, WORKER_CODE] : [])]
     .map(listItem);
   return [
     "--no-prompt",

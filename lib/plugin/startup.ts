@@ -16,6 +16,7 @@ import type { Backend } from "../backends/backend.ts";
 import type { FileBackendOptions } from "../backends/file/writer.ts";
 import { openBackend } from "../backends/open.ts";
 import { parseBackupUrl } from "../backends/url.ts";
+import { credentialIn } from "../backends/socket/credential.ts";
 import { SocketBackend, type SocketLogLevel } from "../backends/socket/backend.ts";
 import { retryPolicyFromLock } from "../backends/socket/options.ts";
 import { readLockFile } from "../backup/lock_file.ts";
@@ -54,6 +55,7 @@ export function openAtStart(dir: string, options: StartupOptions = {}): Startup 
       const backend = SocketBackend.open(url, {
         policy: retryPolicyFromLock(lock),
         log: options.remoteLog,
+        credential: credentialIn(dir),
       });
       log.push({
         level: "info",

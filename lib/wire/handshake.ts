@@ -18,6 +18,17 @@ export interface HandshakeInput {
   serverNonce: Uint8Array;
 }
 
+/** A key as the operator copies it: 64 hex digits. */
+export function keyToText(key: Uint8Array): string {
+  return Array.from(key, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** A key read back from its text, or `undefined` when it is not {@linkcode KEY_BYTES} in hex. */
+export function keyFromText(text: string): Uint8Array | undefined {
+  if (!new RegExp(`^[0-9a-f]{${KEY_BYTES * 2}}$`).test(text)) return undefined;
+  return Uint8Array.from(text.match(/../g)!, (pair) => parseInt(pair, 16));
+}
+
 export function randomBytes(n: number): Uint8Array {
   return crypto.getRandomValues(new Uint8Array(n));
 }

@@ -46,7 +46,10 @@ export async function spawnListening(
   return child;
 }
 
-/** Starts the server on `storage` at 127.0.0.1:`port`, logging errors only, once it listens. */
+/**
+ * Starts the server on the one backup `storage` (wire v1) at 127.0.0.1:`port`, logging errors
+ * only, once it listens.
+ */
 export function spawnServer(
   storage: string,
   port: number,
@@ -63,6 +66,7 @@ export function spawnServer(
       `127.0.0.1:${port}`,
       "--log-level",
       "error",
+      "--allow-v1",
     ],
     port,
     stderr,

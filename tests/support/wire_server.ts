@@ -30,7 +30,7 @@ export function startServer(dir: string, port = 0): TestServer {
   const logs: string[] = [];
   const log = (level: string, message: string) => logs.push(`${level}: ${message}`);
   const storage = ServerStorage.open(`file://${dir}`, dir, (m) => log("info", m));
-  const server = new BackupServer(storage, { hostname: "127.0.0.1", port, log });
+  const server = new BackupServer({ hostname: "127.0.0.1", port, log, v1Storage: storage });
   return { server, logs, url: `socket:127.0.0.1:${server.port}` };
 }
 
