@@ -24,7 +24,7 @@ import { DEFAULT_RETRY_POLICY } from "../lib/backends/socket/options.ts";
 import { openAtStart } from "../lib/plugin/startup.ts";
 import { keyFromText } from "../lib/wire/handshake.ts";
 import { PacketReader } from "../lib/wire/packet_reader.ts";
-import { encodePacket, PacketType } from "../lib/wire/packets.ts";
+import { decodeMetadata, encodePacket, PacketType } from "../lib/wire/packets.ts";
 import {
   decodeError,
   decodeJson,
@@ -349,6 +349,19 @@ Deno.test("server add-node refuses a traversal name; v1 only with --allow-v1, co
     const reply = await new PacketReader(conn).next();
     assertEquals(reply?.type, PacketType.Metadata);
     conn.close();
+    // Dave over v2 shares that backup: a change over v2 shows in v1's METADATA.
+    const dave = await connect(`socket:127.0.0.1:${running.port}`, {
+      node: "dave",
+      key: keyFromText(key)!,
+      path: "-",
+    });
+    await dave.append({ version: 1, statements: ["CREATE TABLE t (a)"] });
+    dave.close();
+    const v1conn = await Deno.connect({ hostname: "127.0.0.1", port: running.port });
+    await v1conn.write(encodePacket(PacketType.ReqMetadata));
+    const metadata = await new PacketReader(v1conn).next();
+    assertEquals(decodeMetadata(metadata!).version, 1);
+    v1conn.close();
     Deno.kill(Deno.pid, "SIGTERM");
     assertEquals(await serving, 0);
     assert(Deno.statSync(`${root}/nodes/dave/backup`).isDirectory);

@@ -127,6 +127,7 @@ async function serve(
         ...listen,
         log,
         v1Storage: storage,
+        v1Node: options.v1Node,
         nodes,
         maxPayloadBytes: options.maxPacketBytes,
         limits: {

@@ -45,6 +45,8 @@ export interface ServerOptions {
   maxPayloadBytes?: number;
   /** The one backup wire v1 reaches; without it, v1 clients are turned away. */
   v1Storage?: ServerStorage;
+  /** The node whose backup `v1Storage` is, when it is a node's: v2 shares it. */
+  v1Node?: string;
   /** The nodes wire v2 serves; without it, v2 clients are turned away. */
   nodes?: NodeRegistry;
   limits?: Partial<ServerLimits>;
@@ -76,6 +78,9 @@ export class BackupServer {
     this.limits = { ...DEFAULT_LIMITS, ...options.limits };
     this.v1Storage = options.v1Storage;
     this.nodes = options.nodes;
+    if (options.v1Node !== undefined && options.v1Storage) {
+      this.#storages.set(options.v1Node, options.v1Storage);
+    }
     this.#listener = Deno.listen({ hostname: options.hostname, port: options.port });
     const serves = [
       ...(this.nodes ? [`nodes of ${this.nodes.root} (wire v2)`] : []),

@@ -168,9 +168,18 @@ export class V2Session {
       );
     }
     this.#entered = true;
-    const storage = host.storageFor(hello.node);
-    this.#storage = storage;
-    const metadata = storage.metadata();
+    let storage: ServerStorage;
+    try {
+      storage = host.storageFor(hello.node);
+    } catch (error) {
+      host.log("error", `${this.name}: cannot open its backup: ${(error as Error).message}`);
+      await this.#refuse(
+        ErrorCode.Storage,
+        `the server cannot open node ${hello.node}'s backup: see the server's log`,
+      );
+    }
+    this.#storage = storage!;
+    const metadata = storage!.metadata();
     await this.#send(encodeWelcome(await prove(key!, "server", input), {
       version: metadata.version,
       prevVersion: metadata.prevVersion,
