@@ -3,7 +3,7 @@
  * beat, all in one run, and prints one table (also written to bench/results/latest.json).
  * Nothing fails on a number: the goals are printed beside the measurements.
  *
- *     deno task bench [--quick] [--only hook,restore,size,footprint,compact,remote] [--keep]
+ *     deno task bench [--quick] [--only hook,restore,size,footprint,compact,remote,nodes] [--keep]
  *
  * `--quick` uses smaller sizes for a fast check; `--keep` leaves the temporary directory.
  *
@@ -18,6 +18,7 @@ import { hookLatency } from "./hook_latency.ts";
 import { describeMachine, loadAverage } from "./machine.ts";
 import { restoreSpeed } from "./restore_speed.ts";
 import { remote } from "./remote.ts";
+import { manyNodes } from "./many_nodes.ts";
 import type { BenchContext, Row, Section } from "./section.ts";
 import { renderTable } from "./table.ts";
 
@@ -29,6 +30,7 @@ const SECTIONS: Section[] = [
   footprint,
   compaction,
   remote,
+  manyNodes,
 ];
 
 const RESULTS = new URL("./results/", import.meta.url).pathname;
