@@ -16,31 +16,19 @@ import { clnBackupNode, hookWorkload, roundTrip, startPlugin } from "./hook_late
 import { type BenchContext, type Row, row, type Section, type SectionResult } from "./section.ts";
 import { median, summarize } from "./stats.ts";
 import { buildRestoreData } from "./restore_data.ts";
-import { freePort, spawnListening } from "../tests/support/server_process.ts";
+import { freePort, spawnListening, spawnServerProcess } from "../tests/support/server_process.ts";
 import { NodeRegistry } from "../lib/server/nodes.ts";
 import { CREDENTIAL_NAME } from "../lib/backends/socket/credential.ts";
 import { keyFromText } from "../lib/wire/handshake.ts";
 
-const CLI = new URL("../cli.ts", import.meta.url).pathname;
-
 /** A server process on a root of nodes, serving node `v1` (if any) over v1 too. */
-export function spawnRootServer(root: string, port: number, v1Node?: string) {
-  return spawnListening(
-    Deno.execPath(),
-    [
-      "run",
-      "-A",
-      CLI,
-      "server",
-      `file://${root}`,
-      `127.0.0.1:${port}`,
-      "--log-level",
-      "error",
-      ...(v1Node ? ["--allow-v1", "--v1-node", v1Node] : []),
-    ],
-    port,
-    "inherit",
-  );
+export function spawnRootServer(
+  root: string,
+  port: number,
+  v1Node?: string,
+): Promise<Deno.ChildProcess> {
+  const v1 = v1Node ? ["--allow-v1", "--v1-node", v1Node] : [];
+  return spawnServerProcess(`file://${root}`, port, v1, "inherit");
 }
 
 /** Adds node `name` to `root` and writes its credential into `lightningDir`. */

@@ -8,6 +8,7 @@
  *
  * @module
  */
+import { closeQuietly } from "../wire/conn_io.ts";
 import { formatHostPort } from "../backends/url.ts";
 import { DEFAULT_MAX_PAYLOAD_BYTES, PacketReader } from "../wire/packet_reader.ts";
 import { V2_FRAMING, V2Type } from "../wire/packets_v2.ts";
@@ -168,11 +169,7 @@ export class BackupServer {
       );
     }
     if (!session || this.#closing) {
-      try {
-        conn.close();
-      } catch {
-        // Closed by the peer, or by close().
-      }
+      closeQuietly(conn);
       return;
     }
     entry.session = session;

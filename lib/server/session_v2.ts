@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { closeQuietly, writeFully } from "../wire/conn_io.ts";
 import { formatHostPort } from "../backends/url.ts";
 import { WireError } from "../wire/packets.ts";
 import { type PacketReader, StreamEndedError } from "../wire/packet_reader.ts";
@@ -333,16 +334,12 @@ export class V2Session {
   }
 
   async #send(bytes: Uint8Array): Promise<void> {
-    for (let at = 0; at < bytes.length;) at += await this.conn.write(bytes.subarray(at));
+    await writeFully(this.conn, bytes);
   }
 
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    try {
-      this.conn.close();
-    } catch {
-      // Already closed by the peer's reset.
-    }
+    closeQuietly(this.conn);
   }
 }

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { writeFully } from "../../lib/wire/conn_io.ts";
 import { BackupServer } from "../../lib/server/server.ts";
 import { ServerStorage } from "../../lib/server/storage.ts";
 import { convert } from "../../lib/cli/upgrade.ts";
@@ -46,7 +47,7 @@ export class RawClient {
   }
 
   async send(bytes: Uint8Array): Promise<void> {
-    for (let at = 0; at < bytes.length;) at += await this.conn.write(bytes.subarray(at));
+    await writeFully(this.conn, bytes);
   }
 
   /** The next packet, or `null` once the server closed the connection. */

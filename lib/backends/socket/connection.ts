@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { closeQuietly, writeFully } from "../../wire/conn_io.ts";
 import { type BackupUrl, formatHostPort } from "../url.ts";
 import { type Packet, WireError } from "../../wire/packets.ts";
 import { PacketReader, StreamEndedError } from "../../wire/packet_reader.ts";
@@ -162,9 +163,7 @@ export class WireConnection {
   async send(bytes: Uint8Array): Promise<void> {
     const conn = this.conn;
     await bounded(
-      (async () => {
-        for (let at = 0; at < bytes.length;) at += await conn.write(bytes.subarray(at));
-      })(),
+      writeFully(conn, bytes),
       this.timeoutMs,
       "sending to the server",
       () => this.close(),
@@ -201,10 +200,6 @@ export class WireConnection {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    try {
-      this.conn.close();
-    } catch {
-      // Already closed.
-    }
+    closeQuietly(this.conn);
   }
 }
