@@ -202,7 +202,12 @@ Deno.test("a server fed hostile sessions keeps serving, and stores nothing that 
     log: (level, message) => logs.push(`${level}: ${message}`),
     nodes,
     maxPayloadBytes: MAX,
-    limits: { handshakeTimeoutMs: 500, connectionsPerNode: 64, failedAuthsPerMinute: 1e9 },
+    limits: {
+      handshakeTimeoutMs: 500,
+      connectionsPerNode: 64,
+      failedAuthsPerMinute: 1e9,
+      pendingConnections: 100,
+    },
   });
   const url = `socket:127.0.0.1:${server.port}`;
   const target = { scheme: "socket", host: "127.0.0.1", port: server.port } as never;
@@ -290,6 +295,7 @@ Deno.test("a server fed hostile sessions keeps serving, and stores nothing that 
     console.log(`300 hostile sessions, ${acks} writes acknowledged`);
     assert(logs.some((l) => /protocol error/.test(l)));
     assert(logs.some((l) => /no handshake in time/.test(l)));
+    assert(logs.some((l) => /turning connections away: 100 are awaiting a handshake/.test(l)));
   } finally {
     await server.close();
     Deno.removeSync(root, { recursive: true });

@@ -30,6 +30,8 @@ export interface ServerLimits {
   quotaBytes: number | undefined;
   /** Time a connection has to finish its handshake. */
   handshakeTimeoutMs: number;
+  /** Connections that have not finished a handshake yet, all peers together. */
+  pendingConnections: number;
 }
 
 export const DEFAULT_LIMITS: ServerLimits = {
@@ -37,6 +39,7 @@ export const DEFAULT_LIMITS: ServerLimits = {
   failedAuthsPerMinute: 10,
   quotaBytes: undefined,
   handshakeTimeoutMs: 10_000,
+  pendingConnections: 256,
 };
 
 export interface ServerOptions {
@@ -71,6 +74,7 @@ export class BackupServer {
   #lastWrite = new Map<string, number>();
   #nextId = 1;
   #accepting: Promise<void>;
+  #turningAway = false;
   #closing = false;
 
   constructor(options: ServerOptions) {
@@ -118,6 +122,21 @@ export class BackupServer {
         if (this.#closing) return;
         throw error;
       }
+      // A flood of connections that never finish a handshake is turned away at the door,
+      // so what they hold (a socket, a read buffer) stays bounded.
+      if (this.#pending() >= this.limits.pendingConnections) {
+        closeQuietly(conn);
+        if (!this.#turningAway) {
+          this.log(
+            "warning",
+            `turning connections away: ${this.limits.pendingConnections} are awaiting a ` +
+              `handshake`,
+          );
+        }
+        this.#turningAway = true;
+        continue;
+      }
+      this.#turningAway = false;
       conn.setNoDelay(true);
       conn.setKeepAlive(true);
       const entry: { done: Promise<void>; session?: AnySession } = { done: Promise.resolve() };
@@ -182,6 +201,15 @@ export class BackupServer {
       }
       this.log("info", `${name}: disconnected`);
     }
+  }
+
+  /** Connections with no session yet, or a v2 session that has not authenticated. */
+  #pending(): number {
+    let pending = 0;
+    for (const { session } of this.#serving.values()) {
+      if (!session || (session instanceof V2Session && !session.authenticated)) pending++;
+    }
+    return pending;
   }
 
   /** Makes `session` the one writer of `storage`; returns who else is, if someone is. */

@@ -69,6 +69,11 @@ export class V2Session {
     readonly reader: PacketReader,
   ) {}
 
+  /** Whether the node has proved its key. */
+  get authenticated(): boolean {
+    return this.#storage !== undefined;
+  }
+
   get peerHost(): string {
     return (this.conn.remoteAddr as Deno.NetAddr).hostname;
   }
