@@ -45,7 +45,7 @@ export class SocketBackupReader implements BackupReader {
 
   /**
    * Fetches the backup at `url` from its server: with a credential (by default the one
-   * {@linkcode CREDENTIAL_ENV} names) over wire v2 as a copy of its files, else over v1.
+   * CLN_BACKUP_CREDENTIAL names) over wire v2 as a copy of its files, else over v1.
    */
   static async fetch(
     url: string,
