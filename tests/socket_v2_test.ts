@@ -35,6 +35,7 @@ import {
   V2_FRAMING,
   V2Type,
 } from "../lib/wire/packets_v2.ts";
+import { startServer } from "./support/wire_server.ts";
 import { BufferedOutput, makeNodeDir, removeNodeDir } from "../lib/cli/testing.ts";
 import { init } from "../lib/cli/init.ts";
 import { restore } from "../lib/cli/restore.ts";
@@ -186,7 +187,7 @@ Deno.test("refused: no credential, a wrong key, another node's key, a traversal 
     await alice.append({ version: 1, statements: ["CREATE TABLE secret (a)"] });
     alice.close();
     // No credential: a v1 client, which this server does not serve.
-    await assertRejects(() => connect(url), /server closed the connection|reading from/);
+    await assertRejects(() => connect(url), /refused wire v1 \(NACK\).*backup\.credential/);
     assert(logs.some((l) => /speaks wire v1, which this server does not serve/.test(l)));
     // A wrong key.
     const wrong = { ...credential("alice"), key: new Uint8Array(32).fill(9) };
@@ -371,6 +372,22 @@ Deno.test("server add-node refuses a traversal name; v1 only with --allow-v1, co
     await serverCommand(["list-nodes", root], after);
     assertEquals(after.text, "");
   } finally {
+    Deno.removeSync(root, { recursive: true });
+  }
+});
+
+Deno.test("a node with a credential, on a server of one v1 backup, stops with why", async () => {
+  const root = Deno.makeTempDirSync({ prefix: "socket-v2-on-v1-" });
+  const v1 = startServer(`${root}/backup`);
+  try {
+    const credential = { node: "alice", key: new Uint8Array(32), path: "-" };
+    await assertRejects(
+      () => connect(v1.url, credential),
+      /serves one backup over wire v1 only: remove the node's backup.credential/,
+    );
+    assert(v1.logs.some((l) => /speaks wire v2, which this server does not serve/.test(l)));
+  } finally {
+    await v1.server.close();
     Deno.removeSync(root, { recursive: true });
   }
 });

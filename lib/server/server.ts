@@ -8,10 +8,11 @@
  *
  * @module
  */
-import { closeQuietly } from "../wire/conn_io.ts";
+import { closeQuietly, writeFully } from "../wire/conn_io.ts";
+import { encodeVersionPacket, PacketType } from "../wire/packets.ts";
 import { formatHostPort } from "../backends/url.ts";
 import { DEFAULT_MAX_PAYLOAD_BYTES, PacketReader } from "../wire/packet_reader.ts";
-import { V2_FRAMING, V2Type } from "../wire/packets_v2.ts";
+import { encodeError, ErrorCode, V2_FRAMING, V2Type } from "../wire/packets_v2.ts";
 import { type LogLevel, Session } from "./session.ts";
 import { V2Session } from "./session_v2.ts";
 import { ServerStorage } from "./storage.ts";
@@ -180,12 +181,25 @@ export class BackupServer {
     } else if (first !== null && first < V2Type.Hello && this.v1Storage) {
       session = new Session(id, conn, this, this.v1Storage, reader);
     } else if (first !== null) {
+      const v2Client = first >= V2Type.Hello;
       this.log(
         "warning",
-        `${name}: refused: it speaks wire ${first >= V2Type.Hello ? "v2" : "v1"}, which ` +
+        `${name}: refused: it speaks wire ${v2Client ? "v2" : "v1"}, which ` +
           `this server does not serve` +
-          (first < V2Type.Hello ? ` (start it with --allow-v1 to serve one backup to v1)` : ""),
+          (v2Client ? "" : ` (start it with --allow-v1 to serve one backup to v1)`),
       );
+      // One answer the client understands, so it stops with why instead of retrying.
+      await writeFully(
+        conn,
+        v2Client
+          ? encodeError({
+            code: ErrorCode.Version,
+            version: 0,
+            message: "this server serves one backup over wire v1 only: remove the node's " +
+              "backup.credential, or ask for a node on a server of nodes",
+          })
+          : encodeVersionPacket(PacketType.Nack, 0),
+      ).catch(() => {});
     }
     if (!session || this.#closing) {
       closeQuietly(conn);

@@ -332,6 +332,13 @@ export class SocketBackend implements Backend {
     }
     try {
       const reply = await conn.request(encodePacket(PacketType.ReqMetadata));
+      if (reply.type === PacketType.Nack) {
+        throw new RemoteBackupError(
+          `the server at ${this.destination} refused wire v1 (NACK): it serves nodes that ` +
+            `prove their key: put the node's backup.credential (from "server add-node") ` +
+            `beside backup.lock, or start the server with --allow-v1`,
+        );
+      }
       if (reply.type !== PacketType.Metadata) {
         throw new RemoteBackupError(
           `the server answered METADATA's request with ${packetName(reply.type)}: it is not a ` +
