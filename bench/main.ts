@@ -3,7 +3,8 @@
  * beat, all in one run, and prints one table (also written to bench/results/latest.json).
  * Nothing fails on a number: the goals are printed beside the measurements.
  *
- *     deno task bench [--quick] [--million] [--only hook,restore,...,s3] [--keep] [--out NAME]
+ *     deno task bench [--quick] [--million] [--only hook,restore,...,s3,nodes] [--keep]
+ *       [--out NAME]
  *
  * `--quick` uses smaller sizes for a fast check; `--million` adds the rows of a million
  * changes (scale, footprint), which take minutes; `--keep` leaves the temporary directory;
@@ -22,6 +23,7 @@ import { restoreSpeed } from "./restore_speed.ts";
 import { remote } from "./remote.ts";
 import { scale } from "./scale.ts";
 import { s3 } from "./s3.ts";
+import { manyNodes } from "./many_nodes.ts";
 import type { BenchContext, Row, Section } from "./section.ts";
 import { renderTable } from "./table.ts";
 
@@ -35,6 +37,7 @@ const SECTIONS: Section[] = [
   compaction,
   remote,
   s3,
+  manyNodes,
 ];
 
 const RESULTS = new URL("./results/", import.meta.url).pathname;

@@ -1,8 +1,8 @@
 /**
- * Remote rows: the `db_write` round trip with the backup on our server over loopback, and
- * through a SOCKS5 proxy (Debian's microsocks, when installed), against the file backend in
- * the same run, interleaved message by message; and a restore over the wire against a local
- * restore of the same backup directory.
+ * Remote rows: the `db_write` round trip with the backup on our server over loopback, in wire
+ * v1 and v2, and in v2 through a SOCKS5 proxy (Debian's microsocks, when installed), against
+ * the file backend in the same run, interleaved message by message; and a restore over the
+ * wire, in v2 and v1, against a local restore of the same backup directory.
  *
  * @module
  */
@@ -11,12 +11,37 @@ import { writeLockFile } from "../lib/backup/lock_file.ts";
 import { restoreBackup } from "../lib/backup/restore.ts";
 import { FileBackupReader } from "../lib/backends/file/reader.ts";
 import { SocketBackupReader } from "../lib/backends/socket/reader.ts";
-import { CLN_BACKUP_PLUGIN, type PluginCommand } from "./plugin_driver.ts";
+import { CLN_BACKUP_PLUGIN, type PluginCommand, type PluginProcess } from "./plugin_driver.ts";
 import { clnBackupNode, hookWorkload, roundTrip, startPlugin } from "./hook_latency.ts";
 import { type BenchContext, type Row, row, type Section, type SectionResult } from "./section.ts";
 import { median, summarize } from "./stats.ts";
 import { buildRestoreData } from "./restore_data.ts";
-import { freePort, spawnListening, spawnServer } from "../tests/support/server_process.ts";
+import { freePort, spawnListening, spawnServerProcess } from "../tests/support/server_process.ts";
+import { NodeRegistry } from "../lib/server/nodes.ts";
+import { CREDENTIAL_NAME } from "../lib/backends/socket/credential.ts";
+import { keyFromText } from "../lib/wire/handshake.ts";
+
+/** A server process on a root of nodes, serving node `v1` (if any) over v1 too. */
+export function spawnRootServer(
+  root: string,
+  port: number,
+  v1Node?: string,
+): Promise<Deno.ChildProcess> {
+  const v1 = v1Node ? ["--allow-v1", "--v1-node", v1Node] : [];
+  return spawnServerProcess(`file://${root}`, port, v1, "inherit");
+}
+
+/** Adds node `name` to `root` and writes its credential into `lightningDir`. */
+function addNode(root: string, name: string, lightningDir: string): string {
+  const key = new NodeRegistry(root).add(name);
+  Deno.mkdirSync(lightningDir, { recursive: true });
+  Deno.writeTextFileSync(
+    `${lightningDir}/${CREDENTIAL_NAME}`,
+    JSON.stringify({ node: name, key }),
+    { mode: 0o600 },
+  );
+  return key;
+}
 
 async function startMicrosocks(port: number): Promise<Deno.ChildProcess | undefined> {
   try {
@@ -46,6 +71,8 @@ function socketNode(dir: string, url: string, netAddress: string): PluginCommand
   };
 }
 
+type Path = "file" | "v1" | "v2" | "proxy";
+
 function time(fn: () => void | Promise<void>): Promise<number> {
   const start = performance.now();
   return Promise.resolve(fn()).then(() => performance.now() - start);
@@ -58,60 +85,45 @@ export const remote: Section = {
     const dir = `${context.tmp}/remote`;
     const work = hookWorkload(count);
     const serverPort = freePort();
-    const storage = `${dir}/served`;
+    const root = `${dir}/server`;
     Deno.mkdirSync(dir, { recursive: true });
-    const server = await spawnServer(storage, serverPort, "inherit");
+    new NodeRegistry(root).add("v1");
+    const v2Dir = `${dir}/v2-node`;
+    const proxyDir = `${dir}/proxy-node`;
+    addNode(root, "v2", v2Dir);
+    // One server process, as an operator runs it: nodes over v2, node v1 over v1.
+    const server = await spawnRootServer(root, serverPort, "v1");
     const proxyPort = freePort();
     const proxy = await startMicrosocks(proxyPort);
+    if (proxy) addNode(root, "proxied", proxyDir);
     const serverUrl = `socket:127.0.0.1:${serverPort}`;
-    const plugins = {
+    const net = `127.0.0.1:${serverPort}`;
+    const plugins: Partial<Record<Path, PluginProcess>> = {
       file: await startPlugin(clnBackupNode(`${dir}/file`)),
-      socket: await startPlugin(
-        socketNode(`${dir}/socket-node`, serverUrl, `127.0.0.1:${serverPort}`),
-      ),
+      v1: await startPlugin(socketNode(`${dir}/v1-node`, serverUrl, net)),
+      v2: await startPlugin(socketNode(v2Dir, serverUrl, net)),
+      proxy: proxy
+        ? await startPlugin(socketNode(
+          proxyDir,
+          `socket:localhost:${serverPort}?proxy=socks5:127.0.0.1:${proxyPort}`,
+          `127.0.0.1:${proxyPort}`,
+        ))
+        : undefined,
     };
-    // Through the proxy, to a second storage on the same server process's machine.
-    const proxyStorage = `${dir}/served-proxy`;
-    const proxiedPort = freePort();
-    const proxiedServer = proxy
-      ? await spawnServer(proxyStorage, proxiedPort, "inherit")
-      : undefined;
-    const proxied = proxy
-      ? await startPlugin(socketNode(
-        `${dir}/proxy-node`,
-        `socket:localhost:${proxiedPort}?proxy=socks5:127.0.0.1:${proxyPort}`,
-        `127.0.0.1:${proxyPort}`,
-      ))
-      : undefined;
-    const samples: Record<"file" | "socket" | "proxy", number[]> = {
-      file: [],
-      socket: [],
-      proxy: [],
-    };
-    context.log(
-      `remote: ${count} round trips each (file, socket${proxy ? ", socks5" : ""}), interleaved`,
-    );
+    const samples: Record<Path, number[]> = { file: [], v1: [], v2: [], proxy: [] };
+    const paths = (Object.keys(samples) as Path[]).filter((p) => plugins[p]);
+    context.log(`remote: ${count} round trips each (${paths.join(", ")}), interleaved`);
     try {
       for (let i = 0; i < count; i++) {
-        const order = i % 2 === 0 ? ["file", "socket", "proxy"] : ["proxy", "socket", "file"];
+        const order = i % 2 === 0 ? paths : [...paths].reverse();
         for (const name of order) {
-          const plugin = name === "proxy" ? proxied : plugins[name as "file" | "socket"];
-          if (!plugin) continue;
-          samples[name as keyof typeof samples].push(
-            await roundTrip(plugin, work.ids[i], work.messages[i]),
-          );
+          samples[name].push(await roundTrip(plugins[name]!, work.ids[i], work.messages[i]));
         }
       }
     } finally {
-      await plugins.file.stop();
-      await plugins.socket.stop();
-      await proxied?.stop();
+      for (const plugin of Object.values(plugins)) await plugin?.stop();
       server.kill("SIGTERM");
       await server.status;
-      if (proxiedServer) {
-        proxiedServer.kill("SIGTERM");
-        await proxiedServer.status;
-      }
       if (proxy) {
         proxy.kill("SIGKILL");
         await proxy.status;
@@ -120,27 +132,28 @@ export const remote: Section = {
     const file = summarize(samples.file);
     const rows: Row[] = [];
     const section = "remote: hook round trip";
-    const socket = summarize(samples.socket);
-    for (const q of ["p50", "p99"] as const) {
-      rows.push(row({
-        section,
-        metric: `socket: loopback, ${q}`,
-        value: socket[q],
-        unit: "ms",
-        reference: { label: "file backend", value: file[q] },
-        goal: q === "p50" ? "<= 1.3x" : undefined,
-        note: q === "p50" ? "our server in its own process, ACK after fdatasync" : undefined,
-      }));
-    }
-    if (proxy) {
-      const socks = summarize(samples.proxy);
+    const labels: Record<Exclude<Path, "file">, string> = {
+      v1: "socket v1: loopback",
+      v2: "socket v2: loopback",
+      proxy: "socket v2 via microsocks",
+    };
+    for (const path of paths) {
+      if (path === "file") continue;
+      const summary = summarize(samples[path]);
       for (const q of ["p50", "p99"] as const) {
         rows.push(row({
           section,
-          metric: `socket via microsocks, ${q}`,
-          value: socks[q],
+          metric: `${labels[path]}, ${q}`,
+          value: summary[q],
           unit: "ms",
           reference: { label: "file backend", value: file[q] },
+          goal: q === "p50" && path !== "proxy" ? "<= 1.3x" : undefined,
+          note: q === "p50" && path === "v1"
+            ? "our server in its own process, ACK after fdatasync"
+            : q === "p99" && path === "proxy"
+            ? "microsocks relays 1 KiB reads without TCP_NODELAY: a packet over 1 KiB waits " +
+              "for the server's delayed ACK (~40 ms)"
+            : undefined,
         }));
       }
     }
@@ -154,30 +167,45 @@ export const remote: Section = {
       context.log,
     );
     const backup = data.backups.get(changes)!;
+    // The same backup served as node "r" of a root, to v2 and (as the v1 node) to v1.
+    const restoreRoot = `${dir}/restore-server`;
+    const registry = new NodeRegistry(restoreRoot);
+    const credential = {
+      node: "r",
+      key: keyFromText(registry.add("r"))!,
+      path: `${restoreRoot}/r.credential`,
+    };
+    Deno.renameSync(backup, registry.backupDir("r"));
+    const served = registry.backupDir("r");
     const restorePort = freePort();
-    const restoreServer = await spawnServer(backup, restorePort, "inherit");
+    const restoreServer = await spawnRootServer(restoreRoot, restorePort, "r");
     const rounds = context.quick ? 2 : 3;
-    const wire: number[] = [];
-    const local: number[] = [];
+    const times: Record<"v2" | "v1" | "local", number[]> = { v2: [], v1: [], local: [] };
     const target = `${dir}/restored.sqlite3`;
+    const url = `socket:127.0.0.1:${restorePort}`;
     context.log(
-      `remote: restore of a snapshot + ${changes} changes, wire and local, ${rounds} rounds`,
+      `remote: restore of a snapshot + ${changes} changes, v2, v1 and local, ${rounds} rounds`,
     );
+    const overWire = async (withCredential: boolean) => {
+      const reader = await SocketBackupReader.fetch(
+        url,
+        undefined,
+        withCredential ? credential : undefined,
+      );
+      try {
+        restoreBackup(reader, target);
+      } finally {
+        reader.close();
+      }
+    };
     try {
       for (let round = 0; round < rounds; round++) {
-        wire.push(
-          await time(async () => {
-            const reader = await SocketBackupReader.fetch(`socket:127.0.0.1:${restorePort}`);
-            try {
-              restoreBackup(reader, target);
-            } finally {
-              reader.close();
-            }
-          }),
-        );
+        times.v2.push(await time(() => overWire(true)));
         Deno.removeSync(target);
-        local.push(
-          await time(() => void restoreBackup(new FileBackupReader("file://", backup), target)),
+        times.v1.push(await time(() => overWire(false)));
+        Deno.removeSync(target);
+        times.local.push(
+          await time(() => void restoreBackup(new FileBackupReader("file://", served), target)),
         );
         Deno.removeSync(target);
       }
@@ -185,25 +213,31 @@ export const remote: Section = {
       restoreServer.kill("SIGTERM");
       await restoreServer.status;
     }
-    rows.push(row({
-      section: "remote: restore",
-      metric: `snapshot + ${changes} changes over the wire`,
-      value: median(wire),
-      unit: "ms",
-      reference: { label: "local restore", value: median(local) },
-      goal: "<= 1.2x",
-      note: "median of rounds, in this process; the wire restore spools the stream into a " +
-        "temporary directory, then restores from it",
-    }));
+    for (const wire of ["v2", "v1"] as const) {
+      rows.push(row({
+        section: "remote: restore",
+        metric: `snapshot + ${changes} changes over wire ${wire}`,
+        value: median(times[wire]),
+        unit: "ms",
+        reference: { label: "local restore", value: median(times.local) },
+        goal: wire === "v2" ? "<= 1.2x" : undefined,
+        note: wire === "v2"
+          ? "median of rounds, in this process; v2 copies the backup's files into a " +
+            "temporary directory and restores from it; v1 spools re-encoded records"
+          : undefined,
+      }));
+    }
     return {
       rows,
       details: {
         writes: count,
         file_ms: file,
-        socket_ms: socket,
-        socks5_ms: proxy ? summarize(samples.proxy) : null,
-        restore_wire_ms: wire,
-        restore_local_ms: local,
+        socket_v1_ms: summarize(samples.v1),
+        socket_v2_ms: summarize(samples.v2),
+        socks5_v2_ms: proxy ? summarize(samples.proxy) : null,
+        restore_v2_ms: times.v2,
+        restore_v1_ms: times.v1,
+        restore_local_ms: times.local,
       },
     };
   },

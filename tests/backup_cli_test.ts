@@ -297,7 +297,7 @@ Deno.test("backup-cli: --help lists the commands, and each command has its own",
   }
 });
 
-Deno.test("backup-cli server, as a Python systemd unit runs it, serves and compacts with its permissions", async () => {
+Deno.test("backup-cli server, as a Python systemd unit runs it with --allow-v1 added, serves and compacts with its permissions", async () => {
   const root = checkout();
   const storage = Deno.makeTempDirSync({ prefix: "cln-backup-served-" });
   const free = Deno.listen({ hostname: "127.0.0.1", port: 0 });
@@ -305,7 +305,7 @@ Deno.test("backup-cli server, as a Python systemd unit runs it, serves and compa
   free.close();
   const url = `file://${storage}/backup`;
   const child = new Deno.Command(`${root}/backup-cli`, {
-    args: ["server", url, `127.0.0.1:${port}`, "--log-mode", "systemd"],
+    args: ["server", url, `127.0.0.1:${port}`, "--log-mode", "systemd", "--allow-v1"],
     clearEnv: true,
     env: { PATH: SYSTEM_PATH, HOME: "/nonexistent", NO_COLOR: "1" },
     stdout: "piped",
@@ -314,7 +314,7 @@ Deno.test("backup-cli server, as a Python systemd unit runs it, serves and compa
   try {
     const lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
     let seen = "";
-    while (!seen.includes(`<6>serving ${url} on 127.0.0.1:${port}`)) {
+    while (!seen.includes(`<6>serving ${url} (wire v1) on 127.0.0.1:${port}`)) {
       const { value, done } = await lines.read();
       assert(!done, `the server exited before serving: ${seen}`);
       seen += value;

@@ -31,8 +31,11 @@ import { writeLockFile } from "../lib/backup/lock_file.ts";
 import { FileBackupReader } from "../lib/backends/file/reader.ts";
 import { restoreBackup } from "../lib/backup/restore.ts";
 
-/** Enough patience to outlast a server restart; every wait still bounded. */
-const PATIENCE = { socket_timeout_s: 5, socket_retries: 12, socket_retry_delay_s: 0.02 };
+/**
+ * Enough patience to outlast a server restart, which on a loaded machine takes seconds
+ * (reconnects over about 25 s); every wait still bounded.
+ */
+const PATIENCE = { socket_timeout_s: 5, socket_retries: 16, socket_retry_delay_s: 0.02 };
 
 function envNumber(name: string, fallback: number): number {
   const value = Deno.env.get(name);

@@ -84,7 +84,7 @@ Deno.test("the recorded runs back up through socket: and restore over the wire",
     const verified = new BufferedOutput();
     assertEquals(await verify([server.url], verified), 0, verified.text);
     assertMatch(verified.stdout[0], /^OK: "socket:127\.0\.0\.1:\d+" holds versions/);
-    assert(server.logs.some((l) => /is now the backup's writer/.test(l)));
+    assert(server.logs.some((l) => /is now the writer of/.test(l)));
   });
 });
 

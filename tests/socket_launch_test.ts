@@ -23,7 +23,9 @@ async function runThroughLauncher(url: string, allowNet: string): Promise<void> 
     const { args } = parseLauncher(Deno.readTextFileSync(launcher))!;
     assertEquals(args.filter((a) => a.startsWith("--allow")), [
       // backup.key too: the plugin refuses an encryption key beside a socket: backup.lock.
-      `--allow-read=${Deno.realPathSync(dir)}/backup.lock,${Deno.realPathSync(dir)}/backup.key`,
+      `--allow-read=${Deno.realPathSync(dir)}/backup.lock,${Deno.realPathSync(dir)}/backup.key,${
+        Deno.realPathSync(dir)
+      }/backup.credential`,
       `--allow-net=${allowNet}`,
     ]);
     const lightningd = FakeLightningd.spawn({
@@ -55,7 +57,7 @@ Deno.test("the launcher's plugin reaches its server, allowed that host:port only
   const server = startServer(`${root}/served`);
   try {
     await runThroughLauncher(server.url, `127.0.0.1:${server.server.port}`);
-    assert(server.logs.some((l) => /is now the backup's writer/.test(l)));
+    assert(server.logs.some((l) => /is now the writer of/.test(l)));
   } finally {
     await server.server.close();
     Deno.removeSync(root, { recursive: true });

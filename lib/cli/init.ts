@@ -31,6 +31,7 @@ import {
 } from "../backup/lock_file.ts";
 import { LAUNCHER_NAME, launchPlan, writeLauncher } from "./launcher.ts";
 import { parseBackupUrl } from "../backends/url.ts";
+import { credentialIn } from "../backends/socket/credential.ts";
 import { SocketBackend } from "../backends/socket/backend.ts";
 import { createS3Backup } from "../backends/s3/create.ts";
 import { loadCredentials } from "../backends/s3/credentials.ts";
@@ -379,11 +380,14 @@ async function initStorage(url: string, output: Output): Promise<number> {
  * Sends a snapshot of `database` to the empty backup on the server `url` names, as the
  * Python `backup-cli init` does; returns the version it holds (0: no database, nothing sent).
  */
-async function sendSnapshotTo(database: string, url: string): Promise<number> {
+async function sendSnapshotTo(database: string, url: string, dir: string): Promise<number> {
   let remote: SocketBackend;
   try {
     // An operator at a terminal gets the failure at once, not after a node's patience.
-    remote = await SocketBackend.connect(url, { policy: { ...DEFAULT_RETRY_POLICY, retries: 0 } });
+    remote = await SocketBackend.connect(url, {
+      policy: { ...DEFAULT_RETRY_POLICY, retries: 0 },
+      credential: credentialIn(dir),
+    });
   } catch (error) {
     throw new Error(`${ACTION}: ${(error as Error).message}`);
   }
@@ -511,7 +515,7 @@ export async function init(
     if (path === undefined) {
       const version = scheme === "s3"
         ? await createS3From(database, url, dir)
-        : await sendSnapshotTo(database, url);
+        : await sendSnapshotTo(database, url, dir);
       // A snapshot on a server stays there: a retry of init is refused until it is moved aside.
       const launcher = installPlugin(dir, { backend_url: url }, "create", () => {});
       output.out(

@@ -11,9 +11,12 @@
  * - `--allow-write=<backup>`: appends, rewinds, the write lock (`LOCK`) and the temporary
  *   files made when a segment rolls all live inside the backup's directory;
  * - `--allow-net=<host:port>` for a `socket:` backup only: the backup server, or the SOCKS
- *   proxy when the URL names one (the proxy reaches the server, the plugin does not); for
- *   an `s3://` backup, the endpoint's, and `--allow-read` of `backup-s3.credentials` beside
+ *   proxy when the URL names one (the proxy reaches the server, the plugin does not), and
+ *   read on `backup.credential` beside `backup.lock`, the node's key for wire v2; for an
+ *   `s3://` backup, the endpoint's, and `--allow-read` of `backup-s3.credentials` beside
  *   backup.lock, where it reads its keys;
+ * - `--allow-read` of `backup.key` beside backup.lock: an encrypted backup's data key (the
+ *   plugin also reads it to refuse a key beside a destination that cannot use it);
  * - `--allow-sys=setPriority` for a file backup only: the compaction worker lowers its own
  *   thread's CPU priority, so that the hooks' thread runs first (lib/compact/worker.ts);
  * - nothing else: no run, no FFI, no environment, no other system information.
@@ -33,6 +36,7 @@
  *
  * @module
  */
+import { CREDENTIAL_NAME } from "../backends/socket/credential.ts";
 import { writeFileDurably } from "../fs/durable.ts";
 import { LOCK_FILE } from "../backup/lock_file.ts";
 import { KEY_FILE } from "../crypto/key_file.ts";
@@ -60,6 +64,8 @@ export interface LaunchPlan {
   netAddress?: string;
   /** For an `s3://` backup: the plugin reads its keys from backup-s3.credentials. */
   credentials?: boolean;
+  /** For a `socket:` backup: the plugin reads its node key (wire v2) from backup.credential. */
+  nodeCredential?: boolean;
 }
 
 /** The launch plan for a backup URL: what the plugin may read, write and connect to. */
@@ -95,7 +101,7 @@ export function launchPlan(options: {
  */
 export function backupAccess(
   url: string,
-): { backupPath?: string; netAddress?: string; credentials?: boolean } {
+): { backupPath?: string; netAddress?: string; credentials?: boolean; nodeCredential?: boolean } {
   const parsed = parseBackupUrl(url);
   if (parsed.scheme === "file") return { backupPath: parsed.path };
   if (parsed.scheme === "s3") {
@@ -103,7 +109,7 @@ export function backupAccess(
     return { netAddress: formatHostPort(host, port), credentials: true };
   }
   const target = parsed.proxy ?? parsed;
-  return { netAddress: formatHostPort(target.host, target.port) };
+  return { netAddress: formatHostPort(target.host, target.port), nodeCredential: true };
 }
 
 /** The path with symlinks resolved, or as given when it does not exist (yet). */
@@ -143,6 +149,8 @@ export function permissionFlags(plan: LaunchPlan): string[] {
   const read = [
     `${dir}/${LOCK_FILE}`,
     `${dir}/${KEY_FILE}`,
+    // A socket: backup's node credential (wire v2), when there is one: that file only.
+    ...(plan.nodeCredential ? [`${dir}/${CREDENTIAL_NAME}`] : []),
     ...(plan.backupPath ? [plan.backupPath, WORKER_CODE] : []),
     ...(plan.credentials ? [`${dir}/${CREDENTIALS_FILE}`] : []),
   ].map(listItem);

@@ -50,7 +50,7 @@ Deno.test("a socket backup's launch may connect to the server, or only to its pr
     "--no-prompt",
     "--no-config",
     "--no-lock",
-    "--allow-read=/nonexistent/ln/backup.lock,/nonexistent/ln/backup.key",
+    "--allow-read=/nonexistent/ln/backup.lock,/nonexistent/ln/backup.key,/nonexistent/ln/backup.credential",
     "--allow-net=backup.example.org:9000",
   ]);
   assertEquals(args("socket:[::1]:9000").at(-1), "--allow-net=[::1]:9000");

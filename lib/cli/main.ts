@@ -36,7 +36,9 @@ Commands:
   doctor [--lightning-dir DIR]          check a node's backup set-up, one line per check
   compact <url> [--retain K] [--json]   fold old changes into a new snapshot (node stopped;
                                         on a running node: lightning-cli backup-compact)
-  server <url> <addr:port>              serve a backup to socket: URLs (wire protocol v1)
+  server <root> <addr:port>             serve each node its backup over socket: URLs (wire v2;
+                                        --allow-v1: one backup to the Python plugin's v1);
+                                        server add-node|list-nodes|remove-node manage nodes
   rekey <url> [--new-recipient AGE1...] rewrap an encrypted backup's key for a new passphrase
                                         or age recipient (no data re-encrypted)
 

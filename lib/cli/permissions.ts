@@ -15,7 +15,8 @@
  *   backup's parent directory.
  * - doctor: read everything (it looks over a whole set-up); HOME; statfs (free space).
  * - server: read and write its storage (created beside its path when missing), read the
- *   compaction worker's code; listen on its addr:port.
+ *   compaction worker's code; listen on its addr:port. Its node commands: read and write
+ *   the root.
  * - compact: read and write the backup.
  * - rekey: read and write the backup (its key.json); with --key-file, write DIR/backup.key.
  *
@@ -47,7 +48,7 @@ import { STATUS_SPEC } from "./status.ts";
 import { VERIFY_SPEC } from "./verify.ts";
 import { UPGRADE_SPEC, upgradeUrl } from "./upgrade.ts";
 import { DOCTOR_SPEC } from "./doctor/doctor.ts";
-import { SERVER_SPEC, serverArgs } from "./server_args.ts";
+import { nodeCommandArgs, SERVER_SPEC, serverArgs, serverRootUrl } from "./server_args.ts";
 import { COMPACT_SPEC } from "./compact.ts";
 import { backupAccess, listItem, WORKER_CODE } from "./launcher.ts";
 import { pidFilePath, rpcSocketPath } from "./node_dir.ts";
@@ -221,12 +222,14 @@ const TABLE: Record<string, { spec?: CommandSpec; plan: Planner }> = {
   server: {
     spec: SERVER_SPEC,
     plan: (args, tempDir) => {
-      const { url, listen } = serverArgs(args);
+      const nodeCommand = nodeCommandArgs(args);
+      if (nodeCommand) return newBackup(serverRootUrl(nodeCommand.root), tempDir);
+      const { url, listen, metrics } = serverArgs(args);
       // A storage that is not there yet is created empty, beside its path; COMPACT runs
       // the compaction worker, whose code is read at run time.
       return merge(newBackup(url, tempDir), {
         read: [WORKER_CODE],
-        net: [formatHostPort(listen.hostname, listen.port)],
+        net: [listen, ...(metrics ? [metrics] : [])].map((a) => formatHostPort(a.hostname, a.port)),
       });
     },
   },

@@ -1,14 +1,25 @@
 /**
- * `server <url> <addr:port>`: serves a backup to `socket:` clients, as the Python
- * `backup-cli server` does, with its arguments and options (server_args.ts).
+ * `server <url> <addr:port>`: serves backups to `socket:` clients: nodes over wire v2, and
+ * with `--allow-v1` one backup as the Python `backup-cli server` does, with its arguments
+ * and options (server_args.ts); `server add-node|list-nodes|remove-node` manage the nodes.
  *
  * @module
  */
 import { BackupServer } from "../server/server.ts";
 import { ServerStorage } from "../server/storage.ts";
+import { checkNodeName, NodeRegistry } from "../server/nodes.ts";
+import { serveMetrics } from "../server/metrics.ts";
 import { parseBackupUrl } from "../backends/url.ts";
-import { consoleOutput, Exit, type Output, runCommand } from "./args.ts";
-import { LOG_LEVELS, type LogLevel, SERVER_SPEC, serverArgs } from "./server_args.ts";
+import { consoleOutput, Exit, type Output, type ParsedArgs, runCommand } from "./args.ts";
+import {
+  LOG_LEVELS,
+  type LogLevel,
+  type NodeCommandArgs,
+  nodeCommandArgs,
+  SERVER_SPEC,
+  serverArgs,
+  serverRootUrl,
+} from "./server_args.ts";
 
 const ACTION = "Cannot serve backup";
 
@@ -29,32 +40,128 @@ export async function server(
   started?: (server: BackupServer) => void,
 ): Promise<number> {
   return await runCommand(SERVER_SPEC, args, output, async (parsed) => {
-    const { url, listen, logMode, logLevel } = serverArgs(parsed);
+    const nodeCommand = nodeCommandArgs(parsed);
+    if (nodeCommand) return manageNodes(nodeCommand, output);
+    return await serve(parsed, output, started);
+  });
+}
+
+/** The directory a server's `<url>` or `<root>` names. */
+function storagePath(url: string): string {
+  const target = parseBackupUrl(url);
+  if (target.scheme !== "file") {
+    throw new Error(
+      `${ACTION}: the storage "${url}" must be a directory on this machine: use a ` +
+        `file:///abs/path URL`,
+    );
+  }
+  return target.path;
+}
+
+/** add-node prints the node's key once; list-nodes and remove-node. */
+function manageNodes({ command, root, name }: NodeCommandArgs, output: Output): number {
+  const nodes = new NodeRegistry(storagePath(serverRootUrl(root)));
+  switch (command) {
+    case "add-node": {
+      const key = nodes.add(checkNodeName(name!));
+      output.out(`node ${name} added; its backup will be ${nodes.backupDir(name!)}`);
+      output.out(
+        `Put this line, and nothing else, in backup.credential beside the node's backup.lock ` +
+          `(mode 0600); it is shown only now:`,
+      );
+      output.out(JSON.stringify({ node: name, key }));
+      return Exit.Ok;
+    }
+    case "list-nodes":
+      for (const node of nodes.list()) output.out(`${node}\t${nodes.backupDir(node)}`);
+      return Exit.Ok;
+    case "remove-node": {
+      const backup = nodes.remove(checkNodeName(name!));
+      output.out(
+        `node ${name} removed: its key no longer connects; its backup stays at ${backup}`,
+      );
+      return Exit.Ok;
+    }
+  }
+}
+
+async function serve(
+  parsed: ParsedArgs,
+  output: Output,
+  started?: (server: BackupServer) => void,
+): Promise<number> {
+  {
+    const options = serverArgs(parsed);
+    const { url, listen, logMode, logLevel } = options;
     const log = (at: LogLevel, message: string) => {
       if (LOG_LEVELS.indexOf(at) < LOG_LEVELS.indexOf(logLevel)) return;
       output.out(logMode === "systemd" ? `<${SYSLOG[at]}>${message}` : `${at}: ${message}`);
     };
-    const target = parseBackupUrl(url);
-    if (target.scheme !== "file") {
+    const path = storagePath(url);
+    const isRoot = NodeRegistry.isRoot(path);
+    const nodes = isRoot ? new NodeRegistry(path) : undefined;
+    if (!isRoot && !options.allowV1) {
       throw new Error(
-        `${ACTION}: the storage "${url}" must be a directory on this machine: use a ` +
-          `file:///abs/path URL`,
+        `${ACTION}: "${path}" is not a server root, and one backup is served only over wire ` +
+          `v1, which has no authentication: add --allow-v1 to serve it so, or make a root ` +
+          `with "server add-node ${path} NAME" and serve that`,
       );
     }
-    const storage = ServerStorage.open(url, target.path, (m) => log("info", m));
+    if (isRoot && options.allowV1 && options.v1Node === undefined) {
+      throw new Error(
+        `${ACTION}: on a server root, --allow-v1 needs --v1-node NAME: the one node whose ` +
+          `backup v1 clients reach`,
+      );
+    }
+    const v1Dir = options.v1Node !== undefined
+      ? nodes!.backupDir(checkNodeName(options.v1Node))
+      : options.allowV1
+      ? path
+      : undefined;
+    const storage = v1Dir === undefined
+      ? undefined
+      : ServerStorage.open(`file://${v1Dir}`, v1Dir, (m) => log("info", m));
     let backupServer: BackupServer;
     try {
-      backupServer = new BackupServer(storage, { ...listen, log });
+      backupServer = new BackupServer({
+        ...listen,
+        log,
+        v1Storage: storage,
+        v1Node: options.v1Node,
+        nodes,
+        maxPayloadBytes: options.maxPacketBytes,
+        limits: {
+          quotaBytes: options.quotaBytes,
+          ...(options.maxConnections ? { connectionsPerNode: options.maxConnections } : {}),
+        },
+      });
     } catch (error) {
-      storage.close();
+      storage?.close();
       throw new Error(
         `${ACTION}: cannot listen on ${parsed.positionals[1]}: ${(error as Error).message}`,
       );
     }
+    let metrics: Deno.HttpServer | undefined;
+    if (options.metrics) {
+      try {
+        metrics = serveMetrics(
+          options.metrics.hostname,
+          options.metrics.port,
+          () => backupServer.nodeStats(),
+        );
+      } catch (error) {
+        await backupServer.close();
+        throw new Error(`${ACTION}: ${(error as Error).message}`);
+      }
+      log("info", `metrics at http://${parsed.values.metrics}/metrics`);
+    }
     const stopped = Promise.withResolvers<void>();
     const stop = (signal: Deno.Signal) => {
       log("info", `${signal}: stopping`);
-      backupServer.close().then(stopped.resolve, stopped.reject);
+      Promise.all([backupServer.close(), metrics?.shutdown()]).then(
+        () => stopped.resolve(),
+        stopped.reject,
+      );
     };
     const onTerm = () => stop("SIGTERM");
     const onInt = () => stop("SIGINT");
@@ -68,5 +175,5 @@ export async function server(
       Deno.removeSignalListener("SIGINT", onInt);
     }
     return Exit.Ok;
-  });
+  }
 }

@@ -6,6 +6,8 @@
  *
  * @module
  */
+import { resolve } from "node:path";
+import { pathToFileURL } from "node:url";
 import type { CommandSpec, ParsedArgs } from "./args.ts";
 import { UsageError } from "./args.ts";
 
@@ -18,13 +20,25 @@ export const LOG_LEVELS = ["debug", "info", "notice", "warning", "error", "criti
 export type LogLevel = typeof LOG_LEVELS[number];
 
 export const SERVER_HELP =
-  `Usage: cln-backup server <url> <addr:port> [--log-mode MODE] [--log-level LEVEL]
+  `Usage: cln-backup server <url> <addr:port> [--allow-v1 [--v1-node NAME]] [options]
+       cln-backup server add-node <root> <name>
+       cln-backup server list-nodes <root>
+       cln-backup server remove-node <root> <name>
 
-Serves the backup at <url> (file:///abs/path: a cln-backup directory, created empty when
-nothing is there) to backup plugins and commands whose URL is socket:<addr>:<port>, over the
-Python plugin's wire protocol v1, so the Python plugin and its backup-cli work with it too.
+Serves backups to backup plugins and commands whose URL is socket:<addr>:<port>.
 <addr:port> is the address to listen on: 127.0.0.1:8700, [::1]:8700, or 0.0.0.0:8700 for
 every interface.
+
+With <url> a server root (file:///abs/path holding nodes made by "add-node"), it serves
+each node its own backup over wire protocol v2 (docs/PROTOCOL.md): a node proves its key,
+printed once by "add-node", without sending it, and reaches only its own backup. A node's
+plugin finds its credential in backup.credential beside backup.lock.
+
+With --allow-v1 it also serves the Python plugin's wire protocol v1, which has no
+authentication: anyone who reaches the port can read, rewind and write one backup, <url>
+itself (a cln-backup directory, created empty when nothing is there), or node NAME's with
+--v1-node NAME on a server root. It logs a warning at start. The Python plugin and its
+backup-cli work with it.
 
 It acknowledges a change only once it is on stable storage, answers NACK to a change it
 cannot store (the node then stops), and serves any number of connections at once: one
@@ -33,21 +47,49 @@ COMPACT (lightning-cli backup-compact on the node) compacts the backup beside th
 A v1 .dbak is refused: convert it with "upgrade" first. SIGTERM stops it cleanly.
 
 Options:
+  --allow-v1         serve wire v1 (no authentication) to one backup
+  --v1-node NAME     on a server root: the node whose backup v1 reaches
+  --quota-bytes N    the most bytes a node's backup may hold (a write past it is refused)
+  --max-connections N  connections a node may hold at once (default 4)
+  --max-packet-bytes N the largest change or snapshot accepted (default 1 GiB)
+  --metrics ADDR:PORT  serve GET /metrics (Prometheus text: each node's version, bytes,
+                     last write, lag, connections) on this loopback address
   --log-mode MODE    plain (default), or systemd: each line starts with its syslog
                      priority (<7> debug ... <2> critical) for journald
   --log-level LEVEL  the least severe lines logged: debug, info (default), notice,
                      warning, error or critical
   -h, --help         show this help
 
-The wire protocol has no encryption or authentication: listen on loopback or a private
-network, and reach it through SSH, WireGuard or a Tor onion service.`;
+Neither protocol encrypts: listen on loopback or a private network, and reach it through
+SSH, WireGuard or a Tor onion service.`;
 
 export const SERVER_SPEC: CommandSpec = {
   name: "server",
   help: SERVER_HELP,
-  options: { "log-mode": { type: "string" }, "log-level": { type: "string" } },
+  options: {
+    "log-mode": { type: "string" },
+    "log-level": { type: "string" },
+    "allow-v1": { type: "boolean" },
+    "v1-node": { type: "string" },
+    "quota-bytes": { type: "string" },
+    "max-connections": { type: "string" },
+    "max-packet-bytes": { type: "string" },
+    metrics: { type: "string" },
+  },
   positionals: ["url", "addr:port"],
+  otherForms: [["add-node|remove-node", "root", "name"]],
 };
+
+/** The commands that manage a server root's nodes. */
+export const NODE_COMMANDS = ["add-node", "list-nodes", "remove-node"] as const;
+export type NodeCommand = typeof NODE_COMMANDS[number];
+
+export interface NodeCommandArgs {
+  command: NodeCommand;
+  /** The server root, a file: URL or a path. */
+  root: string;
+  name?: string;
+}
 
 export interface ServerArgs {
   url: string;
@@ -55,6 +97,41 @@ export interface ServerArgs {
   listen: { hostname: string; port: number };
   logMode: LogMode;
   logLevel: LogLevel;
+  allowV1: boolean;
+  v1Node: string | undefined;
+  quotaBytes: number | undefined;
+  maxConnections: number | undefined;
+  maxPacketBytes: number | undefined;
+  /** Where `GET /metrics` listens (loopback), when asked. */
+  metrics: { hostname: string; port: number } | undefined;
+}
+
+function count(value: string | boolean | undefined, name: string): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isSafeInteger(n) || n < 1) {
+    throw new UsageError(`--${name} takes a whole number above 0, not "${value}"`);
+  }
+  return n;
+}
+
+/** A node command's `<root>`, a file: URL or a path, as a URL. */
+export function serverRootUrl(root: string): string {
+  return root.includes(":") ? root : pathToFileURL(resolve(root)).href;
+}
+
+/** A node command's arguments, or `undefined` when `positionals` are not one. */
+export function nodeCommandArgs({ positionals }: ParsedArgs): NodeCommandArgs | undefined {
+  const [command, root, name] = positionals;
+  if (!NODE_COMMANDS.includes(command as NodeCommand)) return undefined;
+  const wanted = command === "list-nodes" ? 2 : 3;
+  if (positionals.length !== wanted) {
+    throw new UsageError(
+      `"server ${command}" takes <root>${wanted === 3 ? " <name>" : ""}, got ` +
+        `${positionals.length - 1} argument(s)`,
+    );
+  }
+  return { command: command as NodeCommand, root, name };
 }
 
 /** One of `choices`, in any case as the Python CLI accepts them, or the option's default. */
@@ -87,10 +164,25 @@ export function listenAddress(text: string): { hostname: string; port: number } 
 /** Checks what `server` was given; a wrong argument is a {@linkcode UsageError}. */
 export function serverArgs({ values, positionals }: ParsedArgs): ServerArgs {
   const [url, address] = positionals;
+  if (positionals.length !== 2) {
+    throw new UsageError(
+      `"server" takes <url> <addr:port>, or add-node, list-nodes or remove-node: see --help`,
+    );
+  }
+  const v1Node = values["v1-node"] as string | undefined;
+  if (v1Node !== undefined && !values["allow-v1"]) {
+    throw new UsageError("--v1-node goes with --allow-v1");
+  }
   return {
     url,
     listen: listenAddress(address),
     logMode: choice(values["log-mode"], "log-mode", LOG_MODES, "plain"),
     logLevel: choice(values["log-level"], "log-level", LOG_LEVELS, "info"),
+    allowV1: values["allow-v1"] === true,
+    v1Node,
+    quotaBytes: count(values["quota-bytes"], "quota-bytes"),
+    maxConnections: count(values["max-connections"], "max-connections"),
+    maxPacketBytes: count(values["max-packet-bytes"], "max-packet-bytes"),
+    metrics: values.metrics === undefined ? undefined : listenAddress(String(values.metrics)),
   };
 }

@@ -1,6 +1,6 @@
 import { assert, assertEquals, assertRejects } from "../../tests/support/assert.ts";
 import { parseCommandArgs, UsageError } from "./args.ts";
-import { SERVER_SPEC, serverArgs } from "./server_args.ts";
+import { nodeCommandArgs, SERVER_SPEC, serverArgs } from "./server_args.ts";
 
 function parse(args: string[]) {
   const parsed = parseCommandArgs(SERVER_SPEC, args);
@@ -8,12 +8,22 @@ function parse(args: string[]) {
   return serverArgs(parsed);
 }
 
+const NO_OPTIONS = {
+  allowV1: false,
+  v1Node: undefined,
+  quotaBytes: undefined,
+  maxConnections: undefined,
+  maxPacketBytes: undefined,
+  metrics: undefined,
+};
+
 Deno.test("server takes the Python backup-cli's arguments", () => {
   assertEquals(parse(["file:///srv/node1", "127.0.0.1:8700"]), {
     url: "file:///srv/node1",
     listen: { hostname: "127.0.0.1", port: 8700 },
     logMode: "plain",
     logLevel: "info",
+    ...NO_OPTIONS,
   });
   // As a systemd unit of the Python plugin runs it; click's choices ignore case.
   assertEquals(
@@ -23,6 +33,7 @@ Deno.test("server takes the Python backup-cli's arguments", () => {
       listen: { hostname: "::1", port: 8700 },
       logMode: "systemd",
       logLevel: "warning",
+      ...NO_OPTIONS,
     },
   );
   for (const level of ["debug", "info", "notice", "warning", "error", "critical"]) {
@@ -51,5 +62,48 @@ Deno.test("server refuses a wrong address, log mode or log level", async () => {
     assert(error.message.startsWith(message), error.message);
   }
   const missing = await assertRejects(() => parse(["file:///b"]));
-  assertEquals(missing.message, '"server" takes <url> <addr:port>, got 1 argument(s)');
+  assertEquals(
+    missing.message,
+    '"server" takes <url> <addr:port> or <add-node|remove-node> <root> <name>, got 1 argument(s)',
+  );
+});
+
+Deno.test("server takes --allow-v1, a v1 node, limits, and the node commands", async () => {
+  const parsed = parse([
+    "file:///srv",
+    "127.0.0.1:1",
+    "--allow-v1",
+    "--v1-node",
+    "alice",
+    "--quota-bytes",
+    "1000",
+    "--max-connections=2",
+    "--max-packet-bytes",
+    "4096",
+  ]);
+  assertEquals(
+    [
+      parsed.allowV1,
+      parsed.v1Node,
+      parsed.quotaBytes,
+      parsed.maxConnections,
+      parsed.maxPacketBytes,
+    ],
+    [true, "alice", 1000, 2, 4096],
+  );
+  await assertRejects(() => parse(["file:///b", "h:1", "--v1-node", "a"]), /goes with --allow-v1/);
+  await assertRejects(() => parse(["file:///b", "h:1", "--quota-bytes", "0"]), /whole number/);
+  const nodes = (args: string[]) => {
+    const p = parseCommandArgs(SERVER_SPEC, args);
+    assert(p !== "help");
+    return nodeCommandArgs(p);
+  };
+  assertEquals(nodes(["add-node", "/srv", "alice"]), {
+    command: "add-node",
+    root: "/srv",
+    name: "alice",
+  });
+  assertEquals(nodes(["list-nodes", "/srv"])?.command, "list-nodes");
+  assertEquals(nodes(["file:///srv", "h:1"]), undefined);
+  await assertRejects(() => nodes(["list-nodes", "/srv", "x"]), /takes <root>, got 2/);
 });

@@ -16,6 +16,7 @@ import type { Backend } from "../backends/backend.ts";
 import type { FileBackendOptions } from "../backends/file/writer.ts";
 import { openBackend } from "../backends/open.ts";
 import { parseBackupUrl } from "../backends/url.ts";
+import { credentialIn } from "../backends/socket/credential.ts";
 import { SocketBackend, type SocketLogLevel } from "../backends/socket/backend.ts";
 import { retryPolicyFromLock } from "../backends/socket/options.ts";
 import { type LockFile, readLockFile } from "../backup/lock_file.ts";
@@ -92,6 +93,7 @@ function openOne(
     const backend = SocketBackend.open(url, {
       policy: retryPolicyFromLock(lock),
       log: options.remoteLog,
+      credential: credentialIn(dir),
     });
     log.push({
       level: "info",

@@ -1,39 +1,107 @@
 /**
- * The backup server: `deno task server -- <storage-url> <addr:port>`, the counterpart of the
- * Python `backup-cli server`, speaking wire v1. Unlike it, it serves many connections at
- * once (one writer, any number of readers), acknowledges a change only once it is synced,
- * and closes cleanly on SIGTERM.
+ * The backup server: `deno task server -- <storage> <addr:port>`. It speaks wire v2 to
+ * nodes that prove their key (docs/PROTOCOL.md), each confined to its own backup, and wire
+ * v1, the Python `backup-cli server`'s, only when the operator allows it, to one backup.
+ * Unlike the Python server, it serves many connections at once (one writer per backup, any
+ * number of readers), acknowledges a change only once it is synced, and closes cleanly on
+ * SIGTERM.
  *
  * @module
  */
+import { closeQuietly, writeFully } from "../wire/conn_io.ts";
+import { encodeVersionPacket, PacketType } from "../wire/packets.ts";
 import { formatHostPort } from "../backends/url.ts";
-import { DEFAULT_MAX_PAYLOAD_BYTES } from "../wire/packet_reader.ts";
-import { type LogLevel, Session, type SessionHost } from "./session.ts";
-import type { ServerStorage } from "./storage.ts";
+import { DEFAULT_MAX_PAYLOAD_BYTES, PacketReader } from "../wire/packet_reader.ts";
+import { encodeError, ErrorCode, V2_FRAMING, V2Type } from "../wire/packets_v2.ts";
+import { type LogLevel, Session } from "./session.ts";
+import { V2Session } from "./session_v2.ts";
+import { ServerStorage } from "./storage.ts";
+import type { NodeRegistry } from "./nodes.ts";
+import type { NodeStats } from "./metrics.ts";
+import { existsSync } from "../fs/exists.ts";
+import { FileBackupReader } from "../backends/file/reader.ts";
+
+/** What the server tolerates, per node and per peer. */
+export interface ServerLimits {
+  /** Connections one node may hold open at once. */
+  connectionsPerNode: number;
+  /** Failed authentications a peer address may make in a minute before it is turned away. */
+  failedAuthsPerMinute: number;
+  /** Bytes a node's backup may hold; `undefined`: no quota. */
+  quotaBytes: number | undefined;
+  /** Time a connection has to finish its handshake. */
+  handshakeTimeoutMs: number;
+  /** Connections that have not finished a handshake yet, all peers together. */
+  pendingConnections: number;
+}
+
+export const DEFAULT_LIMITS: ServerLimits = {
+  connectionsPerNode: 4,
+  failedAuthsPerMinute: 10,
+  quotaBytes: undefined,
+  handshakeTimeoutMs: 10_000,
+  pendingConnections: 256,
+};
 
 export interface ServerOptions {
   hostname: string;
   port: number;
   log(level: LogLevel, message: string): void;
   maxPayloadBytes?: number;
+  /** The one backup wire v1 reaches; without it, v1 clients are turned away. */
+  v1Storage?: ServerStorage;
+  /** The node whose backup `v1Storage` is, when it is a node's: v2 shares it. */
+  v1Node?: string;
+  /** The nodes wire v2 serves; without it, v2 clients are turned away. */
+  nodes?: NodeRegistry;
+  limits?: Partial<ServerLimits>;
 }
 
-export class BackupServer implements SessionHost {
+type AnySession = Session | V2Session;
+
+export class BackupServer {
   readonly maxPayloadBytes: number;
+  readonly limits: ServerLimits;
   readonly log: (level: LogLevel, message: string) => void;
+  readonly v1Storage: ServerStorage | undefined;
+  readonly nodes: NodeRegistry | undefined;
   #listener: Deno.TcpListener;
-  #sessions = new Map<Session, Promise<void>>();
-  #writer: Session | undefined;
+  /** Every connection being served, from accept to close. */
+  #serving = new Map<Deno.TcpConn, { done: Promise<void>; session?: AnySession }>();
+  #writers = new Map<ServerStorage, AnySession>();
+  #storages = new Map<string, ServerStorage>();
+  #connected = new Map<string, number>();
+  #failedAuths = new Map<string, number[]>();
+  #lastWrite = new Map<string, number>();
   #nextId = 1;
-  #serving: Promise<void>;
+  #accepting: Promise<void>;
+  #turningAway = false;
   #closing = false;
 
-  constructor(readonly storage: ServerStorage, options: ServerOptions) {
+  constructor(options: ServerOptions) {
     this.log = options.log;
     this.maxPayloadBytes = options.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES;
+    this.limits = { ...DEFAULT_LIMITS, ...options.limits };
+    this.v1Storage = options.v1Storage;
+    this.nodes = options.nodes;
+    if (options.v1Node !== undefined && options.v1Storage) {
+      this.#storages.set(options.v1Node, options.v1Storage);
+    }
     this.#listener = Deno.listen({ hostname: options.hostname, port: options.port });
-    this.log("info", `serving ${storage.url} on ${this.address} (wire protocol v1)`);
-    this.#serving = this.#accept();
+    const serves = [
+      ...(this.nodes ? [`nodes of ${this.nodes.root} (wire v2)`] : []),
+      ...(this.v1Storage ? [`${this.v1Storage.url} (wire v1)`] : []),
+    ];
+    this.log("info", `serving ${serves.join(" and ")} on ${this.address}`);
+    if (this.v1Storage) {
+      this.log(
+        "warning",
+        `wire v1 is allowed: anyone who reaches ${this.address} can read, rewind and write ` +
+          `${this.v1Storage.url} without a credential; listen on loopback or a private ` +
+          `network, or reach it through SSH, WireGuard or a Tor onion service`,
+      );
+    }
+    this.#accepting = this.#accept();
   }
 
   /** The address it listens on, `host:port` (IPv6 in brackets). */
@@ -55,28 +123,189 @@ export class BackupServer implements SessionHost {
         if (this.#closing) return;
         throw error;
       }
+      // A flood of connections that never finish a handshake is turned away at the door,
+      // so what they hold (a socket, a read buffer) stays bounded.
+      if (this.#pending() >= this.limits.pendingConnections) {
+        closeQuietly(conn);
+        if (!this.#turningAway) {
+          this.log(
+            "warning",
+            `turning connections away: ${this.limits.pendingConnections} are awaiting a ` +
+              `handshake`,
+          );
+        }
+        this.#turningAway = true;
+        continue;
+      }
+      this.#turningAway = false;
       conn.setNoDelay(true);
       conn.setKeepAlive(true);
-      const session = new Session(this.#nextId++, conn, this);
-      this.log("info", `${session.name}: connected`);
-      const done = session.run().finally(() => {
-        this.#sessions.delete(session);
-        if (this.#writer === session) this.#writer = undefined;
-        this.log("info", `${session.name}: disconnected`);
+      const entry: { done: Promise<void>; session?: AnySession } = { done: Promise.resolve() };
+      this.#serving.set(conn, entry);
+      entry.done = this.#serve(this.#nextId++, conn, entry).finally(() => {
+        this.#serving.delete(conn);
       });
-      this.#sessions.set(session, done);
     }
   }
 
-  claimWriter(session: Session): Session | undefined {
-    if (this.#writer && this.#writer !== session) return this.#writer;
-    if (!this.#writer) this.log("info", `${session.name}: is now the backup's writer`);
-    this.#writer = session;
+  /** Tells the protocol from the first byte, then serves the connection until it ends. */
+  async #serve(
+    id: number,
+    conn: Deno.TcpConn,
+    entry: { session?: AnySession },
+  ): Promise<void> {
+    const peer = formatHostPort(
+      (conn.remoteAddr as Deno.NetAddr).hostname,
+      (conn.remoteAddr as Deno.NetAddr).port,
+    );
+    const name = `connection ${id} from ${peer}`;
+    const reader = new PacketReader(conn, this.maxPayloadBytes);
+    let first: number | null;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      first = await Promise.race([
+        reader.peek(),
+        new Promise<null>((resolve) => {
+          timer = setTimeout(() => resolve(null), this.limits.handshakeTimeoutMs);
+        }),
+      ]);
+    } catch {
+      first = null;
+    } finally {
+      clearTimeout(timer);
+    }
+    let session: AnySession | undefined;
+    if (first === V2Type.Hello && this.nodes) {
+      reader.framing = V2_FRAMING;
+      session = new V2Session(id, conn, this, reader);
+    } else if (first !== null && first < V2Type.Hello && this.v1Storage) {
+      session = new Session(id, conn, this, this.v1Storage, reader);
+    } else if (first !== null) {
+      const v2Client = first >= V2Type.Hello;
+      this.log(
+        "warning",
+        `${name}: refused: it speaks wire ${v2Client ? "v2" : "v1"}, which ` +
+          `this server does not serve` +
+          (v2Client ? "" : ` (start it with --allow-v1 to serve one backup to v1)`),
+      );
+      // One answer the client understands, so it stops with why instead of retrying.
+      await writeFully(
+        conn,
+        v2Client
+          ? encodeError({
+            code: ErrorCode.Version,
+            version: 0,
+            message: "this server serves one backup over wire v1 only: remove the node's " +
+              "backup.credential, or ask for a node on a server of nodes",
+          })
+          : encodeVersionPacket(PacketType.Nack, 0),
+      ).catch(() => {});
+    }
+    if (!session || this.#closing) {
+      closeQuietly(conn);
+      return;
+    }
+    entry.session = session;
+    this.log("info", `${name}: connected`);
+    try {
+      await session.run();
+    } finally {
+      for (const [storage, writer] of this.#writers) {
+        if (writer === session) this.#writers.delete(storage);
+      }
+      this.log("info", `${name}: disconnected`);
+    }
+  }
+
+  /** Connections with no session yet, or a v2 session that has not authenticated. */
+  #pending(): number {
+    let pending = 0;
+    for (const { session } of this.#serving.values()) {
+      if (!session || (session instanceof V2Session && !session.authenticated)) pending++;
+    }
+    return pending;
+  }
+
+  /** Makes `session` the one writer of `storage`; returns who else is, if someone is. */
+  claimWriter(session: AnySession, storage: ServerStorage): AnySession | undefined {
+    const writer = this.#writers.get(storage);
+    if (writer && writer !== session) return writer;
+    if (!writer) this.log("info", `${session.name}: is now the writer of ${storage.url}`);
+    this.#writers.set(storage, session);
     return undefined;
   }
 
+  /** Node `node`'s backup, opened (created empty when missing) on its first use. */
+  storageFor(node: string): ServerStorage {
+    let storage = this.#storages.get(node);
+    if (!storage) {
+      const dir = this.nodes!.backupDir(node);
+      storage = ServerStorage.open(
+        `file://${dir}`,
+        dir,
+        (m) => this.log("info", `node ${node}: ${m}`),
+      );
+      this.#storages.set(node, storage);
+    }
+    return storage;
+  }
+
+  /** Counts a connection of `node`; `false` when it already holds its limit. */
+  enter(node: string): boolean {
+    const count = this.#connected.get(node) ?? 0;
+    if (count >= this.limits.connectionsPerNode) return false;
+    this.#connected.set(node, count + 1);
+    return true;
+  }
+
+  leave(node: string): void {
+    this.#connected.set(node, (this.#connected.get(node) ?? 1) - 1);
+  }
+
+  wrote(node: string): void {
+    this.#lastWrite.set(node, Date.now() / 1000);
+  }
+
+  /** Each node's backup, last write and connections, for `GET /metrics`. */
+  nodeStats(): NodeStats[] {
+    return (this.nodes?.list() ?? []).map((node) => {
+      const opened = this.#storages.get(node);
+      let version = 0;
+      let bytes = 0;
+      if (opened) {
+        ({ version, bytes } = opened.state());
+      } else if (existsSync(this.nodes!.backupDir(node))) {
+        const dir = this.nodes!.backupDir(node);
+        const description = new FileBackupReader(`file://${dir}`, dir).describe();
+        version = description.lastVersion;
+        bytes = description.bytes;
+      }
+      return {
+        node,
+        version,
+        bytes,
+        lastWrite: this.#lastWrite.get(node),
+        connections: this.#connected.get(node) ?? 0,
+      };
+    });
+  }
+
+  /** Whether `host` failed to authenticate too often in the last minute. */
+  authBlocked(host: string, now = performance.now()): boolean {
+    const recent = (this.#failedAuths.get(host) ?? []).filter((t) => now - t < 60_000);
+    if (recent.length === 0) this.#failedAuths.delete(host);
+    else this.#failedAuths.set(host, recent);
+    return recent.length >= this.limits.failedAuthsPerMinute;
+  }
+
+  authFailed(host: string, now = performance.now()): void {
+    // Bounded: a flood from many addresses keeps at most this many entries.
+    if (this.#failedAuths.size > 10_000) this.#failedAuths.clear();
+    this.#failedAuths.set(host, [...(this.#failedAuths.get(host) ?? []), now].slice(-100));
+  }
+
   /**
-   * Stops accepting, closes every connection and the backup. A change is written and synced
+   * Stops accepting, closes every connection and the backups. A change is written and synced
    * in one synchronous step, so no record is ever left half-written; one whose ACK had not
    * gone out yet is found by the client's resend rule after it reconnects.
    */
@@ -84,12 +313,16 @@ export class BackupServer implements SessionHost {
     if (this.#closing) return;
     this.#closing = true;
     this.#listener.close();
-    await this.#serving;
+    await this.#accepting;
+    const storages = [...this.#storages.values(), ...(this.v1Storage ? [this.v1Storage] : [])];
     // A connection waiting for a compaction is answered by its end, not after it.
-    this.storage.stopCompaction();
-    for (const session of this.#sessions.keys()) session.close();
-    await Promise.all(this.#sessions.values());
-    this.storage.close();
+    for (const storage of storages) storage.stopCompaction();
+    for (const [conn, { session }] of this.#serving) {
+      if (session) session.close();
+      else conn.close();
+    }
+    await Promise.all([...this.#serving.values()].map((entry) => entry.done));
+    for (const storage of new Set(storages)) storage.close();
     this.log("info", "stopped");
   }
 }

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { closeQuietly, writeFully } from "../wire/conn_io.ts";
 import { formatHostPort } from "../backends/url.ts";
 import {
   decodeChange,
@@ -21,7 +22,7 @@ import {
   PacketType,
   WireError,
 } from "../wire/packets.ts";
-import { PacketReader, StreamEndedError } from "../wire/packet_reader.ts";
+import { type PacketReader, StreamEndedError } from "../wire/packet_reader.ts";
 import { RefusedError, type ServerStorage } from "./storage.ts";
 import type { CompactionResult } from "../compact/compact.ts";
 
@@ -43,10 +44,9 @@ export type LogLevel = "debug" | "info" | "warning" | "error";
 
 /** What a session needs from the server it belongs to. */
 export interface SessionHost {
-  storage: ServerStorage;
   log(level: LogLevel, message: string): void;
-  /** Makes `session` the backup's one writer; returns who else is, if someone is. */
-  claimWriter(session: Session): Session | undefined;
+  /** Makes `session` the one writer of `storage`; returns who else is, if someone is. */
+  claimWriter(session: { name: string }, storage: ServerStorage): { name: string } | undefined;
   maxPayloadBytes: number;
 }
 
@@ -56,8 +56,14 @@ export class Session {
   #toldVersion: number | undefined;
   #closed = false;
 
-  constructor(readonly id: number, readonly conn: Deno.Conn, readonly host: SessionHost) {
-    this.#reader = new PacketReader(conn, host.maxPayloadBytes);
+  constructor(
+    readonly id: number,
+    readonly conn: Deno.Conn,
+    readonly host: SessionHost,
+    readonly storage: ServerStorage,
+    reader: PacketReader,
+  ) {
+    this.#reader = reader;
   }
 
   get peer(): string {
@@ -94,7 +100,7 @@ export class Session {
 
   /** Answers one packet; `false` when the connection must close. */
   async #handle(type: number, payload: Uint8Array): Promise<boolean> {
-    const { storage, log } = this.host;
+    const { host: { log }, storage } = this;
     const packet = { type, payload };
     switch (type) {
       case PacketType.Change: {
@@ -142,8 +148,8 @@ export class Session {
    * version after it, or NACK with the version as it stands when it is refused or fails.
    */
   async #write(version: number, write: () => unknown): Promise<void> {
-    const { storage, log } = this.host;
-    const other = this.host.claimWriter(this);
+    const { host: { log }, storage } = this;
+    const other = this.host.claimWriter(this, storage);
     let refusal: string | undefined;
     if (other) {
       refusal = `${other.name} is writing to this backup, and a backup has one writer`;
@@ -169,7 +175,7 @@ export class Session {
    * compaction that fails closes the connection without an answer, as a v1 server does.
    */
   async #compact(): Promise<boolean> {
-    const { storage, log } = this.host;
+    const { host: { log }, storage } = this;
     log("info", `${this.name}: COMPACT: compacting the backup beside the writes`);
     let result: CompactionResult;
     try {
@@ -198,7 +204,7 @@ export class Session {
    * otherwise cost a write each.
    */
   async #restore(): Promise<void> {
-    const { storage, log } = this.host;
+    const { host: { log }, storage } = this;
     const to = this.#toldVersion ?? storage.state().version;
     log("info", `${this.name}: RESTORE up to version ${to}`);
     let parts: Uint8Array[] = [];
@@ -235,16 +241,12 @@ export class Session {
   }
 
   async #send(bytes: Uint8Array): Promise<void> {
-    for (let at = 0; at < bytes.length;) at += await this.conn.write(bytes.subarray(at));
+    await writeFully(this.conn, bytes);
   }
 
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    try {
-      this.conn.close();
-    } catch {
-      // Already closed by the peer's reset.
-    }
+    closeQuietly(this.conn);
   }
 }

@@ -5,7 +5,8 @@
  *
  * @module
  */
-import type { BackupEntry, BackupState, Change } from "../backends/backend.ts";
+import { basename } from "node:path";
+import type { BackupDescription, BackupEntry, BackupState, Change } from "../backends/backend.ts";
 import { FileBackend } from "../backends/file/writer.ts";
 import { FileBackupReader } from "../backends/file/reader.ts";
 import { createFileBackup, writeBase } from "../backends/file/create.ts";
@@ -74,8 +75,49 @@ export class ServerStorage {
     return new ServerStorage(url, dir, FileBackend.open(url, dir, { log }), log);
   }
 
-  state(): BackupState {
+  state(): BackupState & { bytes: number } {
     return this.#backend.state();
+  }
+
+  /**
+   * The backup's files as they stand, opened, for a restore to copy: every base and log. The
+   * live log's size is taken with it, between two appends (each is one synchronous step), so
+   * it ends on a whole record; a file a compaction removes meanwhile stays readable while
+   * open, and one removed before it was opened makes the listing start over.
+   */
+  openFiles(): { name: string; file: Deno.FsFile; size: number }[] {
+    for (let attempt = 0;; attempt++) {
+      const layout = readLayout(this.dir);
+      const opened: { name: string; file: Deno.FsFile; size: number }[] = [];
+      try {
+        for (const { path } of [...layout.bases, ...layout.logs]) {
+          const file = Deno.openSync(path, { read: true });
+          opened.push({ name: basename(path), file, size: file.statSync().size });
+        }
+        return opened;
+      } catch (error) {
+        for (const { file } of opened) file.close();
+        if (!(error instanceof Deno.errors.NotFound) || attempt === 10) throw error;
+      }
+    }
+  }
+
+  /** What `status` shows: the backup's records and sizes, read from its files. */
+  describe(): BackupDescription {
+    return new FileBackupReader(this.url, this.dir).describe();
+  }
+
+  /** Reads and checks every record a restore would apply; throws at the first bad one. */
+  verify(): { records: number; version: number } {
+    let records = 0;
+    let version = 0;
+    for (const entry of this.entries(Infinity)) {
+      if (entry.kind === "tail") break;
+      if (entry.kind === "snapshot-part") continue;
+      records++;
+      version = entry.version;
+    }
+    return { records, version };
   }
 
   /** What METADATA reports: a v1 server counts the snapshot as a record too. */

@@ -1,6 +1,7 @@
 /**
- * Reads wire v1 packets from a byte stream, refusing any whose declared length exceeds what
- * its type can hold, so a broken or hostile peer cannot make us allocate without bound.
+ * Reads packets from a byte stream, refusing any whose declared length exceeds what its type
+ * can hold, so a broken or hostile peer cannot make us allocate without bound. Wire v1 frames
+ * by default; a {@linkcode Framing} adds v2's checksum trailer and limits.
  *
  * @module
  */
@@ -28,12 +29,29 @@ const FIXED_PAYLOAD: Partial<Record<PacketType, number>> = {
   [PacketType.Metadata]: METADATA_BYTES,
 };
 
-/** The most a packet of `type` may carry. Unknown types carry nothing we read. */
-function payloadLimit(type: number, maxPayload: number): number {
-  if (type === PacketType.Change || type === PacketType.Snapshot) return maxPayload;
-  if (type === PacketType.CompactRes) return 64 * 1024;
-  return FIXED_PAYLOAD[type as PacketType] ?? 0;
+/** How a protocol frames its packets beyond `u8 type, u32 length, payload`. */
+export interface Framing {
+  /** The most a packet of `type` may carry; unknown types carry nothing we read. */
+  limit(type: number, maxPayload: number): number;
+  /** The name of a packet type, for errors. */
+  name(type: number): string;
+  /** Bytes after the payload (v2's checksum). */
+  trailerBytes: number;
+  /** Throws a {@linkcode WireError} when a whole frame (header to trailer) fails its check. */
+  check(frame: Uint8Array): void;
 }
+
+/** Wire v1: no trailer, no check. */
+export const V1_FRAMING: Framing = {
+  limit(type, maxPayload) {
+    if (type === PacketType.Change || type === PacketType.Snapshot) return maxPayload;
+    if (type === PacketType.CompactRes) return 64 * 1024;
+    return FIXED_PAYLOAD[type as PacketType] ?? 0;
+  },
+  name: packetName,
+  trailerBytes: 0,
+  check() {},
+};
 
 const CHUNK = 64 * 1024;
 
@@ -50,7 +68,18 @@ export class PacketReader {
   #start = 0;
   #end = 0;
 
-  constructor(readonly source: ByteSource, readonly maxPayload = DEFAULT_MAX_PAYLOAD_BYTES) {}
+  constructor(
+    readonly source: ByteSource,
+    readonly maxPayload = DEFAULT_MAX_PAYLOAD_BYTES,
+    /** Switched once a connection's first byte has told its protocol. */
+    public framing: Framing = V1_FRAMING,
+  ) {}
+
+  /** The next byte without taking it; `null` at the end of the stream. */
+  async peek(): Promise<number | null> {
+    if (!(await this.#fill(1))) return null;
+    return this.#buffer[this.#start];
+  }
 
   /** The next packet, or `null` at a clean end of stream (between packets). */
   async next(): Promise<Packet | null> {
@@ -61,16 +90,21 @@ export class PacketReader {
     const view = new DataView(this.#buffer.buffer, this.#start, HEADER_BYTES);
     const type = view.getUint8(0);
     const length = view.getUint32(1);
-    const limit = payloadLimit(type, this.maxPayload);
+    const { trailerBytes } = this.framing;
+    const limit = this.framing.limit(type, this.maxPayload);
     if (length > limit) {
-      throw new WireError(`${packetName(type)} declares ${length} bytes, over its ${limit}`);
+      throw new WireError(`${this.framing.name(type)} declares ${length} bytes, over its ${limit}`);
     }
-    if (!(await this.#fill(HEADER_BYTES + length))) {
-      throw new StreamEndedError(`stream ended inside a ${packetName(type)} of ${length} bytes`);
+    const frameBytes = HEADER_BYTES + length + trailerBytes;
+    if (!(await this.#fill(frameBytes))) {
+      throw new StreamEndedError(
+        `stream ended inside a ${this.framing.name(type)} of ${length} bytes`,
+      );
     }
+    this.framing.check(this.#buffer.subarray(this.#start, this.#start + frameBytes));
     const from = this.#start + HEADER_BYTES;
     const payload = this.#buffer.slice(from, from + length);
-    this.#start = from + length;
+    this.#start = from + length + trailerBytes;
     // A large snapshot's buffer is not kept for the small packets after it.
     if (this.#start === this.#end && this.#buffer.length > 4 * CHUNK) {
       this.#buffer = new Uint8Array(CHUNK);

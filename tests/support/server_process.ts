@@ -46,25 +46,29 @@ export async function spawnListening(
   return child;
 }
 
-/** Starts the server on `storage` at 127.0.0.1:`port`, logging errors only, once it listens. */
+/**
+ * Starts the server (`cli.ts server <url> 127.0.0.1:<port>`, logging errors only, with
+ * `options` after), once it listens.
+ */
+export function spawnServerProcess(
+  url: string,
+  port: number,
+  options: string[],
+  stderr: "piped" | "inherit" = "piped",
+): Promise<Deno.ChildProcess> {
+  return spawnListening(
+    Deno.execPath(),
+    ["run", "-A", CLI, "server", url, `127.0.0.1:${port}`, "--log-level", "error", ...options],
+    port,
+    stderr,
+  );
+}
+
+/** Starts the server on the one backup `storage`, over wire v1, once it listens. */
 export function spawnServer(
   storage: string,
   port: number,
   stderr: "piped" | "inherit" = "piped",
 ): Promise<Deno.ChildProcess> {
-  return spawnListening(
-    Deno.execPath(),
-    [
-      "run",
-      "-A",
-      CLI,
-      "server",
-      `file://${storage}`,
-      `127.0.0.1:${port}`,
-      "--log-level",
-      "error",
-    ],
-    port,
-    stderr,
-  );
+  return spawnServerProcess(`file://${storage}`, port, ["--allow-v1"], stderr);
 }

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { writeFully } from "../../lib/wire/conn_io.ts";
 import { BackupServer } from "../../lib/server/server.ts";
 import { ServerStorage } from "../../lib/server/storage.ts";
 import { convert } from "../../lib/cli/upgrade.ts";
@@ -30,7 +31,7 @@ export function startServer(dir: string, port = 0): TestServer {
   const logs: string[] = [];
   const log = (level: string, message: string) => logs.push(`${level}: ${message}`);
   const storage = ServerStorage.open(`file://${dir}`, dir, (m) => log("info", m));
-  const server = new BackupServer(storage, { hostname: "127.0.0.1", port, log });
+  const server = new BackupServer({ hostname: "127.0.0.1", port, log, v1Storage: storage });
   return { server, logs, url: `socket:127.0.0.1:${server.port}` };
 }
 
@@ -46,7 +47,7 @@ export class RawClient {
   }
 
   async send(bytes: Uint8Array): Promise<void> {
-    for (let at = 0; at < bytes.length;) at += await this.conn.write(bytes.subarray(at));
+    await writeFully(this.conn, bytes);
   }
 
   /** The next packet, or `null` once the server closed the connection. */

@@ -23,7 +23,24 @@ import {
   packetName,
   PacketType,
 } from "../../wire/packets.ts";
-import { ConnectionLostError, type SocketUrl, WireConnection } from "./connection.ts";
+import {
+  ConnectionLostError,
+  refusal,
+  ServerRefusedError,
+  type SocketUrl,
+  WireConnection,
+} from "./connection.ts";
+import {
+  decodeError,
+  decodeJson,
+  decodeVersionFrame,
+  encodeChangeV2,
+  encodeFrame,
+  encodeSnapshotV2,
+  encodeVersionFrame,
+  V2Type,
+} from "../../wire/packets_v2.ts";
+import type { NodeCredential } from "./credential.ts";
 import { DEFAULT_RETRY_POLICY, type RetryPolicy } from "./options.ts";
 
 export type SocketLogLevel = "info" | "unusual" | "broken";
@@ -34,6 +51,8 @@ export interface SocketBackendOptions {
   /** Milliseconds, monotonic; tests and the plugin pass `performance.now`. */
   now?: () => number;
   sleep?: (ms: number) => Promise<void>;
+  /** The node's credential: with it, wire v2 to a server of ours; without, wire v1. */
+  credential?: NodeCredential;
 }
 
 /** The server gave an answer that means the backup cannot be trusted to go on. */
@@ -77,13 +96,16 @@ export class SocketBackend implements Backend {
   #status: ConnectionStatus;
   #failure: string | undefined;
   #ready: Promise<void> = Promise.resolve();
+  readonly #credential: NodeCredential | undefined;
 
   private constructor(readonly url: string, options: SocketBackendOptions) {
     this.target = socketUrl(url);
+    this.#credential = options.credential;
     this.destination = formatHostPort(this.target.host, this.target.port) +
       (this.target.proxy
         ? ` through SOCKS5 proxy ${formatHostPort(this.target.proxy.host, this.target.proxy.port)}`
-        : "");
+        : "") +
+      (this.#credential ? ` (wire v2, node ${this.#credential.node})` : "");
     this.#policy = options.policy ?? DEFAULT_RETRY_POLICY;
     this.#log = options.log ?? (() => {});
     this.#now = options.now ?? (() => performance.now());
@@ -140,7 +162,9 @@ export class SocketBackend implements Backend {
     const repeat = change.version === this.#version;
     await this.#write({
       what: `change ${change.version}`,
-      packet: encodeChange(change.version, change.statements),
+      packet: this.#credential
+        ? encodeChangeV2(change.version, change.statements)
+        : encodeChange(change.version, change.statements),
       before: this.#version,
       after: change.version,
       countBefore: repeat ? this.#count : undefined,
@@ -151,7 +175,9 @@ export class SocketBackend implements Backend {
     const to = this.#prevVersion;
     await this.#write({
       what: `rewind to ${to}`,
-      packet: encodeVersionPacket(PacketType.Rewind, to),
+      packet: this.#credential
+        ? encodeVersionFrame(V2Type.Rewind, to)
+        : encodeVersionPacket(PacketType.Rewind, to),
       before: this.#version,
       after: to,
     });
@@ -169,8 +195,16 @@ export class SocketBackend implements Backend {
     const abort = () => conn?.close();
     signal?.addEventListener("abort", abort);
     try {
-      conn = await WireConnection.open(this.target, this.#policy.timeoutMs);
+      conn = await WireConnection.open(this.target, this.#policy.timeoutMs, this.#credential);
       if (signal?.aborted) throw new ConnectionLostError("the plugin is stopping");
+      if (this.#credential) {
+        await conn.send(encodeFrame(V2Type.Compact));
+        const reply = await conn.receive(this.#policy.compactTimeoutMs);
+        if (reply.type === V2Type.Error) {
+          throw new RemoteBackupError(`Cannot compact backup: ${decodeError(reply).message}`);
+        }
+        return decodeJson<CompactStats>(reply, V2Type.CompactRes);
+      }
       await conn.send(encodePacket(PacketType.Compact));
       const reply = await conn.receive(this.#policy.compactTimeoutMs);
       if (reply.type !== PacketType.CompactRes) {
@@ -202,7 +236,9 @@ export class SocketBackend implements Backend {
   async storeSnapshot(version: number, database: Uint8Array): Promise<void> {
     await this.#write({
       what: `snapshot ${version}`,
-      packet: encodeSnapshot(version, database),
+      packet: this.#credential
+        ? encodeSnapshotV2(version, database)
+        : encodeSnapshot(version, database),
       before: this.#version,
       after: version,
     });
@@ -257,8 +293,12 @@ export class SocketBackend implements Backend {
   }
 
   #answer(step: WriteStep, reply: Packet): void {
-    if (reply.type === PacketType.Ack) {
-      const acked = decodeVersion(reply);
+    if (this.#credential && reply.type === V2Type.Error) {
+      throw new RemoteBackupError(refusal(reply, step.what).message);
+    }
+    const v2Ack = this.#credential && reply.type === V2Type.Ack;
+    if (v2Ack || (!this.#credential && reply.type === PacketType.Ack)) {
+      const acked = v2Ack ? decodeVersionFrame(reply, V2Type.Ack) : decodeVersion(reply);
       if (acked === step.after) return;
       throw new RemoteBackupError(
         `the server acknowledged ${step.what} with version ${acked}, not ${step.after}: it ` +
@@ -282,9 +322,23 @@ export class SocketBackend implements Backend {
     this.#conn?.close();
     this.#conn = undefined;
     this.#status.state = "connecting";
-    const conn = await WireConnection.open(this.target, this.#policy.timeoutMs);
+    const conn = await WireConnection.open(this.target, this.#policy.timeoutMs, this.#credential);
+    if (conn.welcome) {
+      const { version, prevVersion, records } = conn.welcome;
+      this.#metadata = { protocol: 2, version, prevVersion, versionCount: records };
+      this.#conn = conn;
+      this.#status.state = "connected";
+      return;
+    }
     try {
       const reply = await conn.request(encodePacket(PacketType.ReqMetadata));
+      if (reply.type === PacketType.Nack) {
+        throw new RemoteBackupError(
+          `the server at ${this.destination} refused wire v1 (NACK): it serves nodes that ` +
+            `prove their key: put the node's backup.credential (from "server add-node") ` +
+            `beside backup.lock, or start the server with --allow-v1`,
+        );
+      }
       if (reply.type !== PacketType.Metadata) {
         throw new RemoteBackupError(
           `the server answered METADATA's request with ${packetName(reply.type)}: it is not a ` +
@@ -322,6 +376,7 @@ export class SocketBackend implements Backend {
         await attempt(reconnected);
         return;
       } catch (error) {
+        if (error instanceof ServerRefusedError) throw new RemoteBackupError(error.message);
         if (!(error instanceof ConnectionLostError)) throw error;
         this.#conn?.close();
         this.#conn = undefined;

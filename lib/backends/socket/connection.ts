@@ -5,10 +5,24 @@
  *
  * @module
  */
+import { closeQuietly, writeFully } from "../../wire/conn_io.ts";
 import { type BackupUrl, formatHostPort } from "../url.ts";
 import { type Packet, WireError } from "../../wire/packets.ts";
 import { PacketReader, StreamEndedError } from "../../wire/packet_reader.ts";
 import { socks5Connect } from "./socks5.ts";
+import {
+  decodeChallenge,
+  decodeError,
+  decodeWelcome,
+  encodeFrame,
+  encodeHello,
+  PROTOCOL_VERSION,
+  V2_FRAMING,
+  type V2Metadata,
+  V2Type,
+} from "../../wire/packets_v2.ts";
+import { checkProof, nonce, prove } from "../../wire/handshake.ts";
+import type { NodeCredential } from "./credential.ts";
 
 export type SocketUrl = BackupUrl & { scheme: "socket" };
 
@@ -49,16 +63,39 @@ function lost(error: unknown, what: string): Error {
   return new ConnectionLostError(`${what}: ${(error as Error).message}`);
 }
 
+/** A v2 server refused with an ERROR, or failed to prove it holds the node's key. */
+export class ServerRefusedError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "ServerRefusedError";
+  }
+}
+
+/** A v2 ERROR as the error it means. */
+export function refusal(packet: Packet, what: string): ServerRefusedError {
+  const { message } = decodeError(packet);
+  return new ServerRefusedError(`the server refused ${what}: ${message}`);
+}
+
 export class WireConnection {
   #reader: PacketReader;
   #closed = false;
+  /** Where the node's backup stood when a v2 handshake finished; `undefined` in v1. */
+  welcome: V2Metadata | undefined;
 
   private constructor(readonly conn: Deno.TcpConn, readonly timeoutMs: number) {
     this.#reader = new PacketReader(conn);
   }
 
-  /** Connects to the server `url` names, through its proxy when it has one. */
-  static async open(url: SocketUrl, timeoutMs: number): Promise<WireConnection> {
+  /**
+   * Connects to the server `url` names, through its proxy when it has one; with a
+   * credential, speaks v2 and proves the node's key (the server proves it too).
+   */
+  static async open(
+    url: SocketUrl,
+    timeoutMs: number,
+    credential?: NodeCredential,
+  ): Promise<WireConnection> {
     const first = url.proxy ?? url;
     const what = url.proxy
       ? `connecting to ${formatHostPort(url.host, url.port)} through the proxy ` +
@@ -87,16 +124,46 @@ export class WireConnection {
       throw lost(error, what);
     }
     conn!.setNoDelay(true);
-    return new WireConnection(conn!, timeoutMs);
+    const connection = new WireConnection(conn!, timeoutMs);
+    if (credential) {
+      try {
+        await connection.#handshake(credential, formatHostPort(url.host, url.port));
+      } catch (error) {
+        connection.close();
+        throw error;
+      }
+    }
+    return connection;
+  }
+
+  /** HELLO, CHALLENGE, AUTH, WELCOME (docs/PROTOCOL.md). */
+  async #handshake(credential: NodeCredential, server: string): Promise<void> {
+    this.#reader.framing = V2_FRAMING;
+    const clientNonce = nonce();
+    const { node, key } = credential;
+    await this.send(encodeHello({ protocol: PROTOCOL_VERSION, node, nonce: clientNonce }));
+    const challenge = await this.receive();
+    if (challenge.type === V2Type.Error) throw refusal(challenge, `node ${node}`);
+    const input = { node, clientNonce, serverNonce: decodeChallenge(challenge).nonce };
+    await this.send(encodeFrame(V2Type.Auth, await prove(key, "client", input)));
+    const welcome = await this.receive();
+    if (welcome.type === V2Type.Error) throw refusal(welcome, `node ${node}'s credential`);
+    const { proof, metadata } = decodeWelcome(welcome);
+    if (!(await checkProof(key, "server", input, proof))) {
+      throw new ServerRefusedError(
+        `the server at ${server} did not prove it holds node ${node}'s key: it is not this ` +
+          `node's backup server, or the node was added again with a new key; check the ` +
+          `address and ${credential.path}`,
+      );
+    }
+    this.welcome = metadata;
   }
 
   /** Sends one packet (already framed) in one write. */
   async send(bytes: Uint8Array): Promise<void> {
     const conn = this.conn;
     await bounded(
-      (async () => {
-        for (let at = 0; at < bytes.length;) at += await conn.write(bytes.subarray(at));
-      })(),
+      writeFully(conn, bytes),
       this.timeoutMs,
       "sending to the server",
       () => this.close(),
@@ -133,10 +200,6 @@ export class WireConnection {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    try {
-      this.conn.close();
-    } catch {
-      // Already closed.
-    }
+    closeQuietly(this.conn);
   }
 }

@@ -1,5 +1,6 @@
 /**
- * Reading a `socket:` backup (restore, status, verify): RESTORE streams every record, whose
+ * Reading a `socket:` backup (restore, status, verify). Over wire v2 it is a copy of the
+ * backup's files (copy_reader.ts). Over v1, RESTORE streams every record, whose
  * packets are spooled as they arrive, untouched, into a temporary file, so nothing holds the
  * whole backup in memory and a slow reader never stalls the server. The file is then read
  * packet by packet, each decompressed when it is reached, and removed on close.
@@ -23,6 +24,8 @@ import { DEFAULT_MAX_PAYLOAD_BYTES } from "../../wire/packet_reader.ts";
 import { WireConnection } from "./connection.ts";
 import { RemoteBackupError, socketUrl } from "./backend.ts";
 import { DEFAULT_RETRY_POLICY } from "./options.ts";
+import { CopiedBackupReader } from "./copy_reader.ts";
+import { credentialFromEnv, type NodeCredential } from "./credential.ts";
 
 /** What the spooled stream holds, noted as it arrives. */
 interface Spooled {
@@ -40,11 +43,18 @@ export class SocketBackupReader implements BackupReader {
     readonly spooled: Spooled,
   ) {}
 
-  /** Fetches the backup at `url` from its server. */
+  /**
+   * Fetches the backup at `url` from its server: with a credential (by default the one
+   * CLN_BACKUP_CREDENTIAL names) over wire v2 as a copy of its files, else over v1.
+   */
   static async fetch(
     url: string,
     timeoutMs = DEFAULT_RETRY_POLICY.timeoutMs,
-  ): Promise<SocketBackupReader> {
+    credential: NodeCredential | undefined = credentialFromEnv(),
+  ): Promise<BackupReader> {
+    if (credential) {
+      return await CopiedBackupReader.fetch(url, socketUrl(url), timeoutMs, credential);
+    }
     const conn = await WireConnection.open(socketUrl(url), timeoutMs);
     const tmp = Deno.makeTempDirSync({ prefix: "cln-backup-fetch-" });
     try {

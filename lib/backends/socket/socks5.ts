@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { writeFully } from "../../wire/conn_io.ts";
 
 /** Anything that reads and writes bytes (a `Deno.Conn`). */
 export interface Duplex {
@@ -71,13 +72,9 @@ async function readExact(conn: Duplex, n: number): Promise<Uint8Array> {
   return bytes;
 }
 
-async function writeAll(conn: Duplex, bytes: Uint8Array): Promise<void> {
-  for (let at = 0; at < bytes.length;) at += await conn.write(bytes.subarray(at));
-}
-
 /** Asks the proxy on `conn` to connect to `host:port`; on return `conn` is the tunnel. */
 export async function socks5Connect(conn: Duplex, host: string, port: number): Promise<void> {
-  await writeAll(conn, Uint8Array.of(5, 1, 0));
+  await writeFully(conn, Uint8Array.of(5, 1, 0));
   const [version, method] = await readExact(conn, 2);
   if (version !== 5) throw new Socks5Error(`the proxy answered SOCKS version ${version}, not 5`);
   if (method !== 0) {
@@ -88,7 +85,7 @@ export async function socks5Connect(conn: Duplex, host: string, port: number): P
   request.set([5, 1, 0]);
   request.set(address, 3);
   new DataView(request.buffer).setUint16(3 + address.length, port);
-  await writeAll(conn, request);
+  await writeFully(conn, request);
   const [, reply, , type] = await readExact(conn, 4);
   if (reply !== 0) {
     throw new Socks5Error(

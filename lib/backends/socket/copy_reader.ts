@@ -1,0 +1,97 @@
+/**
+ * Reading a `socket:` backup over wire v2: RESTORE copies the backup's files, as the server
+ * holds them, into a temporary directory, which is then read as a local backup, with every
+ * check a local restore makes. The bytes cross the wire once, undecoded; restore, status
+ * and verify run at local speed. A hostile server can name only backup files, inside the
+ * temporary directory, and write no more than it announced.
+ *
+ * @module
+ */
+import type { BackupDescription, BackupEntry, BackupReader } from "../backend.ts";
+import { FileBackupReader } from "../file/reader.ts";
+import { isSegmentName } from "../../format/layout.ts";
+import { writeAll } from "../../fs/durable.ts";
+import { decodeFile, decodeVersionFrame, v2Name, V2Type } from "../../wire/packets_v2.ts";
+import { encodeFrame } from "../../wire/packets_v2.ts";
+import { refusal, type SocketUrl, WireConnection } from "./connection.ts";
+import type { NodeCredential } from "./credential.ts";
+
+export class CopiedBackupReader implements BackupReader {
+  #local: FileBackupReader;
+
+  private constructor(readonly url: string, readonly tmp: string) {
+    this.#local = new FileBackupReader(url, `${tmp}/backup`);
+  }
+
+  /** Copies the backup of `credential`'s node from the server `target` names. */
+  static async fetch(
+    url: string,
+    target: SocketUrl,
+    timeoutMs: number,
+    credential: NodeCredential,
+  ): Promise<CopiedBackupReader> {
+    const tmp = Deno.makeTempDirSync({ prefix: "cln-backup-fetch-" });
+    let conn: WireConnection | undefined;
+    try {
+      conn = await WireConnection.open(target, timeoutMs, credential);
+      await copyFiles(conn, `${tmp}/backup`);
+      return new CopiedBackupReader(url, tmp);
+    } catch (error) {
+      Deno.removeSync(tmp, { recursive: true });
+      throw error;
+    } finally {
+      conn?.close();
+    }
+  }
+
+  describe(): BackupDescription {
+    return { ...this.#local.describe(), url: this.url };
+  }
+
+  entries(toVersion?: number): Iterable<BackupEntry> {
+    return this.#local.entries(toVersion);
+  }
+
+  close(): void {
+    Deno.removeSync(this.tmp, { recursive: true });
+  }
+}
+
+/** RESTORE, then each FILE and its DATA into `dir`, until DONE. */
+async function copyFiles(conn: WireConnection, dir: string): Promise<void> {
+  Deno.mkdirSync(dir);
+  await conn.send(encodeFrame(V2Type.Restore));
+  let file: Deno.FsFile | undefined;
+  let left = 0;
+  try {
+    for (;;) {
+      const packet = await conn.receive();
+      if (packet.type === V2Type.Error) throw refusal(packet, "the restore");
+      if (packet.type === V2Type.Data && file && packet.payload.length <= left) {
+        writeAll(file, packet.payload);
+        left -= packet.payload.length;
+        continue;
+      }
+      if (left > 0 || packet.type === V2Type.Data) {
+        throw new Error(
+          `Cannot read backup: the server sent ${v2Name(packet.type)} where a file's bytes ` +
+            `belong: try again, and check the server's log`,
+        );
+      }
+      file?.close();
+      file = undefined;
+      if (packet.type === V2Type.Done) {
+        decodeVersionFrame(packet, V2Type.Done);
+        return;
+      }
+      const { name, size } = decodeFile(packet);
+      if (!isSegmentName(name)) {
+        throw new Error(`Cannot read backup: the server sent a file named ${JSON.stringify(name)}`);
+      }
+      file = Deno.openSync(`${dir}/${name}`, { write: true, createNew: true });
+      left = size;
+    }
+  } finally {
+    file?.close();
+  }
+}

@@ -1,0 +1,63 @@
+/**
+ * A node's credential for a v2 backup server: `backup.credential` beside `backup.lock`, the
+ * one line `server add-node` prints, `{"node": NAME, "key": HEX}`, mode 0600. Its presence
+ * makes the `socket:` backend speak wire v2; a file others may read is refused, since the
+ * key lets anyone who holds it read and write the node's backup.
+ *
+ * @module
+ */
+import { keyFromText } from "../../wire/handshake.ts";
+
+export const CREDENTIAL_NAME = "backup.credential";
+/** For the CLI's restore, status and verify of a v2 backup: the credential file's path. */
+export const CREDENTIAL_ENV = "CLN_BACKUP_CREDENTIAL";
+
+export interface NodeCredential {
+  node: string;
+  key: Uint8Array;
+  path: string;
+}
+
+/** Reads the credential at `path`; throws a one-line error saying what to fix. */
+export function readCredential(path: string): NodeCredential {
+  const info = Deno.statSync(path);
+  if (info.mode !== null && (info.mode & 0o077) !== 0) {
+    throw new Error(
+      `Cannot start backup: the credential "${path}" may be read by others (mode ` +
+        `${(info.mode & 0o777).toString(8)}): it lets them read and write the node's backup; ` +
+        `run "chmod 600 ${path}"`,
+    );
+  }
+  let parsed: { node?: unknown; key?: unknown };
+  try {
+    parsed = JSON.parse(Deno.readTextFileSync(path));
+  } catch {
+    parsed = {};
+  }
+  const key = typeof parsed.key === "string" ? keyFromText(parsed.key) : undefined;
+  if (typeof parsed.node !== "string" || !key) {
+    throw new Error(
+      `Cannot start backup: "${path}" is not a credential: it must hold the line ` +
+        `"server add-node" printed, {"node": NAME, "key": HEX}`,
+    );
+  }
+  return { node: parsed.node, key, path };
+}
+
+/** The credential in `dir` (the lightning dir), or `undefined` when there is none. */
+export function credentialIn(dir: string): NodeCredential | undefined {
+  const path = `${dir}/${CREDENTIAL_NAME}`;
+  try {
+    Deno.lstatSync(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return undefined;
+    throw error;
+  }
+  return readCredential(path);
+}
+
+/** The credential {@linkcode CREDENTIAL_ENV} names, for the CLI; `undefined` when unset. */
+export function credentialFromEnv(): NodeCredential | undefined {
+  const path = Deno.env.get(CREDENTIAL_ENV);
+  return path ? readCredential(path) : undefined;
+}

@@ -1,0 +1,104 @@
+/**
+ * The nodes a server keeps backups for: under its root directory, `nodes/<NAME>/key` holds
+ * the node's key (hex, mode 0600, printed once by `server add-node`) and `nodes/<NAME>/backup`
+ * its backup. A node reaches only its own directory: names are checked before they touch a
+ * path, so none can climb out of the root.
+ *
+ * @module
+ */
+import { KEY_BYTES, keyFromText, keyToText, randomBytes } from "../wire/handshake.ts";
+
+const NAME = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
+
+/** Throws unless `name` is a node name: letters, digits, `_` and `-`, at most 64. */
+export function checkNodeName(name: string): string {
+  if (!NAME.test(name)) {
+    throw new Error(
+      `"${name}" is not a node name: use 1 to 64 letters, digits, "_" or "-", starting with ` +
+        `a letter or digit`,
+    );
+  }
+  return name;
+}
+
+export class NodeRegistry {
+  constructor(readonly root: string) {}
+
+  /** Whether `dir` is a server root (it has a `nodes` directory). */
+  static isRoot(dir: string): boolean {
+    try {
+      return Deno.statSync(`${dir}/nodes`).isDirectory;
+    } catch {
+      return false;
+    }
+  }
+
+  #dir(name: string): string {
+    return `${this.root}/nodes/${checkNodeName(name)}`;
+  }
+
+  /** Where node `name`'s backup lives. */
+  backupDir(name: string): string {
+    return `${this.#dir(name)}/backup`;
+  }
+
+  /** Makes node `name` and returns its key, hex; refuses a name already taken. */
+  add(name: string): string {
+    const dir = this.#dir(name);
+    Deno.mkdirSync(`${this.root}/nodes`, { recursive: true, mode: 0o700 });
+    try {
+      Deno.mkdirSync(dir, { mode: 0o700 });
+    } catch (error) {
+      if (!(error instanceof Deno.errors.AlreadyExists)) throw error;
+      try {
+        Deno.statSync(`${dir}/key`);
+        throw new Error(
+          `node "${name}" exists already: remove it first with "server remove-node" to give ` +
+            `it a new key`,
+        );
+      } catch (missing) {
+        if (!(missing instanceof Deno.errors.NotFound)) throw missing;
+      }
+    }
+    const key = keyToText(randomBytes(KEY_BYTES));
+    Deno.writeTextFileSync(`${dir}/key`, `${key}\n`, { mode: 0o600, createNew: true });
+    return key;
+  }
+
+  /** The nodes that have a key, sorted. */
+  list(): string[] {
+    const names: string[] = [];
+    try {
+      for (const entry of Deno.readDirSync(`${this.root}/nodes`)) {
+        if (entry.isDirectory && NAME.test(entry.name) && this.key(entry.name)) {
+          names.push(entry.name);
+        }
+      }
+    } catch (error) {
+      if (!(error instanceof Deno.errors.NotFound)) throw error;
+    }
+    return names.sort();
+  }
+
+  /** Node `name`'s key, or `undefined` when there is no such node (or its name is bad). */
+  key(name: string): Uint8Array | undefined {
+    if (!NAME.test(name)) return undefined;
+    try {
+      return keyFromText(Deno.readTextFileSync(`${this.#dir(name)}/key`).trim());
+    } catch (error) {
+      if (error instanceof Deno.errors.NotFound) return undefined;
+      throw error;
+    }
+  }
+
+  /** Removes node `name`'s key, so it can no longer connect; its backup stays. */
+  remove(name: string): string {
+    try {
+      Deno.removeSync(`${this.#dir(name)}/key`);
+    } catch (error) {
+      if (!(error instanceof Deno.errors.NotFound)) throw error;
+      throw new Error(`there is no node "${name}": "server list-nodes" shows them`);
+    }
+    return this.backupDir(name);
+  }
+}

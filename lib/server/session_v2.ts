@@ -1,0 +1,350 @@
+/**
+ * One wire v2 connection (docs/PROTOCOL.md): the node proves its key in the handshake, then
+ * reaches its own backup only. Every refusal is an ERROR saying why; a packet that fails its
+ * checksum or does not parse ends the connection after one.
+ *
+ * @module
+ */
+import { closeQuietly, writeFully } from "../wire/conn_io.ts";
+import { formatHostPort } from "../backends/url.ts";
+import { WireError } from "../wire/packets.ts";
+import { type PacketReader, StreamEndedError } from "../wire/packet_reader.ts";
+import {
+  DATA_CHUNK_BYTES,
+  decodeChangeV2,
+  decodeHello,
+  decodeSnapshotV2,
+  decodeVersionFrame,
+  encodeChallenge,
+  encodeError,
+  encodeFile,
+  encodeFrame,
+  encodeJson,
+  encodeMetadataV2,
+  encodeVersionFrame,
+  encodeWelcome,
+  ErrorCode,
+  MAC_BYTES,
+  packetOf,
+  PROTOCOL_VERSION,
+  v2Name,
+  V2Type,
+} from "../wire/packets_v2.ts";
+import { checkProof, nonce, prove } from "../wire/handshake.ts";
+import type { Packet } from "../wire/packets.ts";
+import type { LogLevel } from "./session.ts";
+import { RefusedError, type ServerStorage } from "./storage.ts";
+import type { NodeRegistry } from "./nodes.ts";
+import type { ServerLimits } from "./server.ts";
+
+/** What a v2 session needs from its server. */
+export interface V2Host {
+  log(level: LogLevel, message: string): void;
+  claimWriter(session: { name: string }, storage: ServerStorage): { name: string } | undefined;
+  storageFor(node: string): ServerStorage;
+  enter(node: string): boolean;
+  leave(node: string): void;
+  /** Notes an acknowledged write of `node` (for the metrics). */
+  wrote(node: string): void;
+  authBlocked(host: string): boolean;
+  authFailed(host: string): void;
+  readonly nodes: NodeRegistry | undefined;
+  readonly limits: ServerLimits;
+  readonly maxPayloadBytes: number;
+}
+
+/** The connection ends after an ERROR of this kind has been sent. */
+class Closing extends Error {}
+
+export class V2Session {
+  #node: string | undefined;
+  #entered = false;
+  #storage: ServerStorage | undefined;
+  #closed = false;
+
+  constructor(
+    readonly id: number,
+    readonly conn: Deno.TcpConn,
+    readonly host: V2Host,
+    readonly reader: PacketReader,
+  ) {}
+
+  /** Whether the node has proved its key. */
+  get authenticated(): boolean {
+    return this.#storage !== undefined;
+  }
+
+  get peerHost(): string {
+    return (this.conn.remoteAddr as Deno.NetAddr).hostname;
+  }
+
+  get name(): string {
+    const addr = this.conn.remoteAddr as Deno.NetAddr;
+    const who = `connection ${this.id} from ${formatHostPort(addr.hostname, addr.port)}`;
+    return this.#node ? `${who} (node ${this.#node})` : who;
+  }
+
+  async run(): Promise<void> {
+    try {
+      await this.#handshake();
+      for (;;) {
+        const packet = await this.reader.next();
+        if (!packet) {
+          this.host.log("info", `${this.name}: closed by the client`);
+          return;
+        }
+        await this.#handle(packet);
+      }
+    } catch (error) {
+      if (this.#closed || error instanceof Closing) return;
+      if (error instanceof WireError && !(error instanceof StreamEndedError)) {
+        this.host.log("warning", `${this.name}: protocol error: ${error.message}`);
+        await this.#error(ErrorCode.BadPacket, `${error.message}: closing the connection`)
+          .catch(() => {});
+        return;
+      }
+      this.host.log("info", `${this.name}: lost: ${(error as Error).message}`);
+    } finally {
+      if (this.#entered) this.host.leave(this.#node!);
+      this.close();
+    }
+  }
+
+  /** The next packet within the handshake's time; the connection closes when it runs out. */
+  async #handshakePacket(): Promise<Packet> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        reject(new Closing());
+        this.host.log("warning", `${this.name}: refused: no handshake in time`);
+        this.close();
+      }, this.host.limits.handshakeTimeoutMs);
+    });
+    try {
+      const packet = await Promise.race([this.reader.next(), timeout]);
+      if (!packet) throw new Closing();
+      return packet;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** HELLO, CHALLENGE, AUTH, WELCOME; throws {@linkcode Closing} after any refusal. */
+  async #handshake(): Promise<void> {
+    const { host } = this;
+    if (host.authBlocked(this.peerHost)) {
+      await this.#refuse(
+        ErrorCode.Limit,
+        `too many failed authentications from ${this.peerHost}: wait a minute`,
+      );
+    }
+    const hello = decodeHello(await this.#handshakePacket());
+    if (hello.protocol !== PROTOCOL_VERSION) {
+      await this.#refuse(
+        ErrorCode.Version,
+        `this server speaks backup protocol ${PROTOCOL_VERSION}, not ${hello.protocol}: ` +
+          `upgrade the older side`,
+      );
+    }
+    const serverNonce = nonce();
+    await this.#send(encodeChallenge(serverNonce));
+    const auth = packetOf(await this.#handshakePacket(), V2Type.Auth);
+    const proof = auth.bytes(MAC_BYTES);
+    auth.end();
+    const input = { node: hello.node, clientNonce: hello.nonce, serverNonce };
+    const key = host.nodes?.key(hello.node);
+    if (!key || !(await checkProof(key, "client", input, proof))) {
+      host.authFailed(this.peerHost);
+      host.log(
+        "warning",
+        `${this.name}: refused: no valid proof of the key of node ${JSON.stringify(hello.node)}`,
+      );
+      await this.#refuse(
+        ErrorCode.Unauthorized,
+        `the server does not accept this credential for node ${JSON.stringify(hello.node)}: ` +
+          `check backup.credential against "server list-nodes" on the server`,
+      );
+    }
+    this.#node = hello.node;
+    if (!host.enter(hello.node)) {
+      this.#node = undefined;
+      await this.#refuse(
+        ErrorCode.Limit,
+        `node ${hello.node} holds ${host.limits.connectionsPerNode} connections already`,
+      );
+    }
+    this.#entered = true;
+    let storage: ServerStorage;
+    try {
+      storage = host.storageFor(hello.node);
+    } catch (error) {
+      host.log("error", `${this.name}: cannot open its backup: ${(error as Error).message}`);
+      await this.#refuse(
+        ErrorCode.Storage,
+        `the server cannot open node ${hello.node}'s backup: see the server's log`,
+      );
+    }
+    this.#storage = storage!;
+    const metadata = storage!.metadata();
+    await this.#send(encodeWelcome(await prove(key!, "server", input), {
+      version: metadata.version,
+      prevVersion: metadata.prevVersion,
+      records: metadata.versionCount,
+    }));
+    host.log("info", `${this.name}: authenticated`);
+  }
+
+  async #refuse(code: ErrorCode, message: string): Promise<never> {
+    await this.#error(code, message).catch(() => {});
+    throw new Closing();
+  }
+
+  async #handle(packet: Packet): Promise<void> {
+    const storage = this.#storage!;
+    const max = this.host.maxPayloadBytes;
+    switch (packet.type) {
+      case V2Type.Change: {
+        const change = decodeChangeV2(packet, max);
+        const bytes = change.statements.reduce((sum, s) => sum + s.length, 0);
+        await this.#write(change.version, bytes, () => storage.append(change));
+        return;
+      }
+      case V2Type.Snapshot: {
+        const { version, database } = decodeSnapshotV2(packet, max);
+        this.host.log("info", `${this.name}: SNAPSHOT ${version} (${database.length} bytes)`);
+        await this.#write(version, database.length, () => storage.storeSnapshot(version, database));
+        return;
+      }
+      case V2Type.Rewind: {
+        const to = decodeVersionFrame(packet, V2Type.Rewind);
+        this.host.log("info", `${this.name}: REWIND to ${to}`);
+        await this.#write(to, 0, () => storage.rewind(to));
+        return;
+      }
+      case V2Type.ReqMetadata: {
+        packetOf(packet, V2Type.ReqMetadata).end();
+        const m = storage.metadata();
+        await this.#send(
+          encodeMetadataV2({
+            version: m.version,
+            prevVersion: m.prevVersion,
+            records: m.versionCount,
+          }),
+        );
+        return;
+      }
+      case V2Type.Restore:
+        packetOf(packet, V2Type.Restore).end();
+        return await this.#restore(storage);
+      case V2Type.Compact:
+        packetOf(packet, V2Type.Compact).end();
+        return await this.#answer("COMPACT", V2Type.CompactRes, () => storage.compact());
+      case V2Type.Status:
+        packetOf(packet, V2Type.Status).end();
+        return await this.#answer("STATUS", V2Type.StatusRes, () => ({
+          node: this.#node,
+          ...storage.describe(),
+          url: undefined,
+          quota_bytes: this.host.limits.quotaBytes ?? null,
+        }));
+      case V2Type.Verify:
+        packetOf(packet, V2Type.Verify).end();
+        return await this.#answer("VERIFY", V2Type.VerifyRes, () => ({
+          ok: true,
+          ...storage.verify(),
+        }));
+    }
+    throw new WireError(`unexpected ${v2Name(packet.type)} from a client`);
+  }
+
+  /** Answers a request with JSON, or an ERROR saying why it failed. */
+  async #answer(
+    what: string,
+    type: V2Type.CompactRes | V2Type.StatusRes | V2Type.VerifyRes,
+    work: () => unknown,
+  ): Promise<void> {
+    let result: unknown;
+    try {
+      result = await work();
+    } catch (error) {
+      const message = `${what} failed: ${(error as Error).message}`;
+      this.host.log("warning", `${this.name}: ${message}`);
+      await this.#error(ErrorCode.Failed, message);
+      return;
+    }
+    await this.#send(encodeJson(type, result));
+  }
+
+  /**
+   * Runs a write as the backup's one writer, within the node's quota, and answers ACK with
+   * the version after it, or ERROR with the version as it stands.
+   */
+  async #write(version: number, bytes: number, write: () => unknown): Promise<void> {
+    const storage = this.#storage!;
+    const other = this.host.claimWriter(this, storage);
+    let code = ErrorCode.Refused;
+    let refusal: string;
+    const quota = this.host.limits.quotaBytes;
+    if (other) {
+      refusal = `${other.name} is writing to this backup, and a backup has one writer`;
+    } else if (quota !== undefined && storage.state().bytes + bytes > quota) {
+      code = ErrorCode.Quota;
+      refusal = `node ${this.#node}'s backup would pass its quota of ${quota} bytes: ask the ` +
+        `server's operator for more, or compact it (lightning-cli backup-compact)`;
+    } else {
+      try {
+        const result = await write();
+        const after = typeof result === "number" ? result : storage.state().version;
+        this.host.wrote(this.#node!);
+        await this.#send(encodeVersionFrame(V2Type.Ack, after));
+        return;
+      } catch (error) {
+        if (error instanceof WireError) throw error;
+        refusal = (error as Error).message;
+        if (!(error instanceof RefusedError)) {
+          code = ErrorCode.Storage;
+          refusal = `the server cannot store it: ${refusal}`;
+        }
+      }
+    }
+    this.host.log("error", `${this.name}: refused version ${version}: ${refusal}`);
+    await this.#error(code, refusal);
+  }
+
+  /** Sends the backup's files as they stand, each as FILE then DATA chunks, then DONE. */
+  async #restore(storage: ServerStorage): Promise<void> {
+    const version = storage.state().version;
+    const files = storage.openFiles();
+    try {
+      const buffer = new Uint8Array(DATA_CHUNK_BYTES);
+      for (const { name, file, size } of files) {
+        await this.#send(encodeFile(name, size));
+        for (let left = size; left > 0;) {
+          const n = file.readSync(buffer.subarray(0, Math.min(left, buffer.length)));
+          if (n === null) throw new Error(`"${name}" ended before its ${size} bytes`);
+          await this.#send(encodeFrame(V2Type.Data, buffer.subarray(0, n)));
+          left -= n;
+        }
+      }
+    } finally {
+      for (const { file } of files) file.close();
+    }
+    await this.#send(encodeVersionFrame(V2Type.Done, version));
+    this.host.log("info", `${this.name}: RESTORE sent ${files.length} files up to ${version}`);
+  }
+
+  #error(code: ErrorCode, message: string): Promise<void> {
+    const version = this.#storage?.state().version ?? 0;
+    return this.#send(encodeError({ code, version, message }));
+  }
+
+  async #send(bytes: Uint8Array): Promise<void> {
+    await writeFully(this.conn, bytes);
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    closeQuietly(this.conn);
+  }
+}

@@ -1,0 +1,141 @@
+import { assert, assertEquals, assertRejects } from "../../tests/support/assert.ts";
+import { type ByteSource, PacketReader } from "./packet_reader.ts";
+import type { Packet } from "./packets.ts";
+import {
+  ChecksumError,
+  decodeChallenge,
+  decodeChangeV2,
+  decodeError,
+  decodeFile,
+  decodeHello,
+  decodeJson,
+  decodeMetadataV2,
+  decodeSnapshotV2,
+  decodeVersionFrame,
+  decodeWelcome,
+  encodeChallenge,
+  encodeChangeV2,
+  encodeError,
+  encodeFile,
+  encodeFrame,
+  encodeHello,
+  encodeJson,
+  encodeMetadataV2,
+  encodeSnapshotV2,
+  encodeVersionFrame,
+  encodeWelcome,
+  ErrorCode,
+  RAW_BODY_BYTES,
+  V2_FRAMING,
+  V2Type,
+} from "./packets_v2.ts";
+
+function source(bytes: Uint8Array): ByteSource {
+  let at = 0;
+  return {
+    read(buffer) {
+      if (at === bytes.length) return Promise.resolve(null);
+      // One byte at a time: the reader must reassemble frames.
+      buffer[0] = bytes[at++];
+      return Promise.resolve(1);
+    },
+  };
+}
+
+async function readOne(frame: Uint8Array, max = 1 << 20): Promise<Packet> {
+  const packet = await new PacketReader(source(frame), max, V2_FRAMING).next();
+  assert(packet);
+  return packet;
+}
+
+const nonce = (fill: number) => new Uint8Array(32).fill(fill);
+const PAST_U32 = 2 ** 32 + 7;
+
+Deno.test("v2 packets decode to what was encoded, versions past 2^32 included", async () => {
+  const hello = { protocol: 2, node: "alice", nonce: nonce(1) };
+  assertEquals(decodeHello(await readOne(encodeHello(hello))), hello);
+  assertEquals(decodeChallenge(await readOne(encodeChallenge(nonce(2)))), {
+    protocol: 2,
+    nonce: nonce(2),
+  });
+  const metadata = { version: PAST_U32, prevVersion: PAST_U32 - 1, records: 3 };
+  assertEquals(decodeWelcome(await readOne(encodeWelcome(nonce(3), metadata))), {
+    proof: nonce(3),
+    metadata,
+  });
+  assertEquals(decodeMetadataV2(await readOne(encodeMetadataV2(metadata))), metadata);
+  for (const type of [V2Type.Ack, V2Type.Rewind, V2Type.Done] as const) {
+    assertEquals(
+      decodeVersionFrame(await readOne(encodeVersionFrame(type, PAST_U32)), type),
+      PAST_U32,
+    );
+  }
+  const error = { code: ErrorCode.Quota, version: PAST_U32, message: "quota used: free space" };
+  assertEquals(decodeError(await readOne(encodeError(error))), error);
+  assertEquals(decodeFile(await readOne(encodeFile("log-1.clnb", PAST_U32))), {
+    name: "log-1.clnb",
+    size: PAST_U32,
+  });
+  assertEquals(
+    decodeJson(await readOne(encodeJson(V2Type.StatusRes, { a: [1] })), V2Type.StatusRes),
+    { a: [1] },
+  );
+});
+
+Deno.test("v2 changes: small ones raw, large ones compressed, none as one empty statement", async () => {
+  const small = ["UPDATE vars SET intval=2"];
+  const large = [`INSERT INTO t VALUES ('${"x".repeat(RAW_BODY_BYTES * 4)}')`, "DELETE FROM t"];
+  for (const statements of [small, large]) {
+    const frame = encodeChangeV2(PAST_U32, statements);
+    assertEquals(frame[5 + 8], statements === small ? 0 : 1);
+    assertEquals(decodeChangeV2(await readOne(frame), 1 << 20), {
+      version: PAST_U32,
+      statements,
+    });
+  }
+  assertEquals(decodeChangeV2(await readOne(encodeChangeV2(4, [])), 1 << 20).statements, [""]);
+  const database = new Uint8Array(10_000).fill(7);
+  assertEquals(decodeSnapshotV2(await readOne(encodeSnapshotV2(9, database)), 1 << 20), {
+    version: 9,
+    database,
+  });
+});
+
+Deno.test("v2 frames: any flipped bit fails the checksum", async () => {
+  const frame = encodeChangeV2(5, ["UPDATE vars SET intval=5"]);
+  for (let bit = 5 * 8; bit < frame.length * 8; bit += 7) {
+    const bad = frame.slice();
+    bad[bit >> 3] ^= 1 << (bit & 7);
+    const error = await assertRejects(() => readOne(bad));
+    assert(error instanceof ChecksumError, `bit ${bit}: ${error.message}`);
+  }
+});
+
+Deno.test("v2 refuses oversized lengths, a 4 GiB one too, before reading them", async () => {
+  const huge = encodeFrame(V2Type.Change, new Uint8Array(0));
+  new DataView(huge.buffer).setUint32(1, 0xffffffff);
+  await assertRejects(() => readOne(huge), /CHANGE declares 4294967295 bytes, over its 1048576/);
+  const ack = encodeFrame(V2Type.Ack, new Uint8Array(9));
+  await assertRejects(() => readOne(ack), /ACK declares 9 bytes, over its 8/);
+});
+
+Deno.test("v2 refuses a zlib bomb past the size it allows", async () => {
+  const frame = encodeSnapshotV2(1, new Uint8Array(4 << 20));
+  assert(frame.length < 64 * 1024);
+  await assertRejects(
+    async () => decodeSnapshotV2(await readOne(frame, 1 << 20), 1 << 20),
+    /does not decompress within 1048576 bytes/,
+  );
+});
+
+Deno.test("v2 refuses a HELLO without its magic, and u64s past 2^53", async () => {
+  const frame = encodeHello({ protocol: 2, node: "n", nonce: nonce(0) });
+  frame[5] = 0x58;
+  const forged = encodeFrame(V2Type.Hello, frame.subarray(5, -4));
+  await assertRejects(async () => decodeHello(await readOne(forged)), /lacks its magic/);
+  const big = encodeFrame(V2Type.Ack, new Uint8Array(8).fill(0xff));
+  await assertRejects(
+    async () => decodeVersionFrame(await readOne(big), V2Type.Ack),
+    /past 2\^53/,
+  );
+});

@@ -1,0 +1,393 @@
+/**
+ * Wire v2 end to end: nodes with their own keys on one server, the real plugin under the
+ * fake lightningd, restore, status and verify, and every refusal the server owes: no
+ * credential, a wrong one, a replayed handshake, one node's key on another's backup, a
+ * path-traversal name, v1 where it is not allowed, a credential file others may read,
+ * quotas and limits. Each asserts that nothing leaked and nothing changed.
+ */
+import { assert, assertEquals, assertMatch, assertRejects } from "./support/assert.ts";
+import { FakeLightningd } from "./support/fake_lightningd.ts";
+import { bumpStatement } from "./support/statements.ts";
+import { dumpDatabase } from "./support/dump.ts";
+import { BackupServer, type ServerLimits } from "../lib/server/server.ts";
+import { NodeRegistry } from "../lib/server/nodes.ts";
+import { restoreBackup } from "../lib/backup/restore.ts";
+import { SocketBackend } from "../lib/backends/socket/backend.ts";
+import { SocketBackupReader } from "../lib/backends/socket/reader.ts";
+import {
+  CREDENTIAL_ENV,
+  CREDENTIAL_NAME,
+  credentialIn,
+} from "../lib/backends/socket/credential.ts";
+import type { NodeCredential } from "../lib/backends/socket/credential.ts";
+import { DEFAULT_RETRY_POLICY } from "../lib/backends/socket/options.ts";
+import { openAtStart } from "../lib/plugin/startup.ts";
+import { keyFromText } from "../lib/wire/handshake.ts";
+import { PacketReader } from "../lib/wire/packet_reader.ts";
+import { decodeMetadata, encodePacket, PacketType } from "../lib/wire/packets.ts";
+import {
+  decodeError,
+  decodeJson,
+  encodeChangeV2,
+  encodeFrame,
+  encodeHello,
+  ErrorCode,
+  V2_FRAMING,
+  V2Type,
+} from "../lib/wire/packets_v2.ts";
+import { startServer } from "./support/wire_server.ts";
+import { BufferedOutput, makeNodeDir, removeNodeDir } from "../lib/cli/testing.ts";
+import { init } from "../lib/cli/init.ts";
+import { restore } from "../lib/cli/restore.ts";
+import { server as serverCommand } from "../lib/cli/server.ts";
+
+const POLICY = { ...DEFAULT_RETRY_POLICY, retries: 0, timeoutMs: 5_000 };
+
+interface Setup {
+  root: string;
+  server: BackupServer;
+  logs: string[];
+  url: string;
+  nodes: NodeRegistry;
+  credential(name: string): NodeCredential;
+}
+
+async function withServer(
+  body: (s: Setup) => Promise<void>,
+  limits: Partial<ServerLimits> = {},
+): Promise<void> {
+  const root = Deno.makeTempDirSync({ prefix: "socket-v2-" });
+  const nodes = new NodeRegistry(`${root}/server`);
+  const keys = new Map(["alice", "bob"].map((n) => [n, nodes.add(n)]));
+  const logs: string[] = [];
+  const server = new BackupServer({
+    hostname: "127.0.0.1",
+    port: 0,
+    log: (level, message) => logs.push(`${level}: ${message}`),
+    nodes,
+    limits,
+  });
+  const credential = (node: string) => ({
+    node,
+    key: keyFromText(keys.get(node) ?? keys.get("alice")!)!,
+    path: `${root}/${node}.credential`,
+  });
+  try {
+    await body({ root, server, logs, url: `socket:127.0.0.1:${server.port}`, nodes, credential });
+  } finally {
+    await server.close();
+    Deno.removeSync(root, { recursive: true });
+  }
+}
+
+async function connect(url: string, credential?: NodeCredential): Promise<SocketBackend> {
+  return await SocketBackend.connect(url, { policy: POLICY, credential });
+}
+
+function restoredDump(reader: { close(): void } & Parameters<typeof restoreBackup>[0]): string {
+  const dir = Deno.makeTempDirSync();
+  try {
+    restoreBackup(reader, `${dir}/db.sqlite3`);
+    return dumpDatabase(`${dir}/db.sqlite3`);
+  } finally {
+    reader.close();
+    Deno.removeSync(dir, { recursive: true });
+  }
+}
+
+/** A raw v2 connection: sends frames, reads frames. */
+async function rawV2(port: number) {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  const reader = new PacketReader(conn, 1 << 20, V2_FRAMING);
+  return {
+    send: async (bytes: Uint8Array) => {
+      for (let at = 0; at < bytes.length;) at += await conn.write(bytes.subarray(at));
+    },
+    next: () => reader.next().catch(() => null),
+    close: () => conn.close(),
+  };
+}
+
+Deno.test("a node writes, rewinds and restores over v2, past 2^32, and sees only its own backup", async () => {
+  await withServer(async ({ url, credential, nodes, server }) => {
+    const alice = await connect(url, credential("alice"));
+    const base = 2 ** 32 + 4;
+    const database = Deno.makeTempFileSync();
+    const { DatabaseSync } = await import("node:sqlite");
+    const db = new DatabaseSync(database);
+    db.exec(
+      "CREATE TABLE vars (name TEXT, intval INTEGER); " +
+        `INSERT INTO vars VALUES ('data_version', ${base})`,
+    );
+    db.close();
+    await alice.storeSnapshot(base, Deno.readFileSync(database));
+    const change = (version: number, statement: string) => ({
+      version,
+      statements: [statement, bumpStatement(version - 1)],
+    });
+    await alice.append(change(base + 1, "INSERT INTO vars VALUES ('w', 0)"));
+    await alice.append(change(base + 2, "INSERT INTO vars VALUES ('x', 1)"));
+    await alice.rewind();
+    await alice.append(change(base + 2, "INSERT INTO vars VALUES ('y', 2)"));
+    assertEquals(alice.state().version, base + 2);
+    alice.close();
+
+    const reader = await SocketBackupReader.fetch(url, 5_000, credential("alice"));
+    assertEquals(reader.describe().lastVersion, base + 2);
+    const dump = restoredDump(reader);
+    assertMatch(dump, /'y'/);
+    assert(!dump.includes("'x'"), "the rewound change is gone");
+
+    // Bob's backup is his own, empty, in its own directory.
+    const bob = await connect(url, credential("bob"));
+    assertEquals(bob.state().version, 0);
+    assertEquals(nodes.list(), ["alice", "bob"]);
+    // The metrics show each node's version, and that bob is connected now.
+    const stats = server.nodeStats();
+    assertEquals(stats.map((s) => [s.node, s.version, s.connections]), [
+      ["alice", base + 2, 0],
+      ["bob", 0, 1],
+    ]);
+    assert(stats[0].lastWrite !== undefined && stats[1].lastWrite === undefined);
+    bob.close();
+    Deno.removeSync(database);
+  });
+});
+
+Deno.test("status and verify requests answer for the node's backup", async () => {
+  await withServer(async ({ url, credential, server }) => {
+    const alice = await connect(url, credential("alice"));
+    await alice.append({ version: 1, statements: ["CREATE TABLE t (a)"] });
+    alice.close();
+    const conn = await (await import("../lib/backends/socket/connection.ts")).WireConnection
+      .open(
+        { scheme: "socket", host: "127.0.0.1", port: server.port } as never,
+        5_000,
+        credential("alice"),
+      );
+    try {
+      await conn.send(encodeFrame(V2Type.Status));
+      const status = decodeJson<Record<string, unknown>>(await conn.receive(), V2Type.StatusRes);
+      assertEquals([status.node, status.lastVersion, status.records], ["alice", 1, 1]);
+      await conn.send(encodeFrame(V2Type.Verify));
+      assertEquals(decodeJson(await conn.receive(), V2Type.VerifyRes), {
+        ok: true,
+        records: 1,
+        version: 1,
+      });
+    } finally {
+      conn.close();
+    }
+  });
+});
+
+Deno.test("refused: no credential, a wrong key, another node's key, a traversal name", async () => {
+  await withServer(async ({ url, credential, server, logs, nodes }) => {
+    const alice = await connect(url, credential("alice"));
+    await alice.append({ version: 1, statements: ["CREATE TABLE secret (a)"] });
+    alice.close();
+    // No credential: a v1 client, which this server does not serve.
+    await assertRejects(() => connect(url), /refused wire v1 \(NACK\).*backup\.credential/);
+    assert(logs.some((l) => /speaks wire v1, which this server does not serve/.test(l)));
+    // A wrong key.
+    const wrong = { ...credential("alice"), key: new Uint8Array(32).fill(9) };
+    await assertRejects(
+      () => connect(url, wrong),
+      /does not accept this credential for node "alice"/,
+    );
+    // Bob's key, used as alice.
+    const bobAsAlice = { ...credential("bob"), node: "alice" };
+    await assertRejects(() => connect(url, bobAsAlice), /does not accept this credential/);
+    // Alice's key on a name that climbs out of the root.
+    for (const node of ["../server/nodes/alice", "alice/../bob", ".."]) {
+      const traversal = { ...credential("alice"), node };
+      await assertRejects(() => connect(url, traversal), /does not accept this credential/);
+    }
+    // Nothing of alice's backup reached anyone, and nothing changed.
+    const after = await connect(url, credential("alice"));
+    assertEquals(after.state().version, 1);
+    after.close();
+    assert(!Deno.readDirSync(nodes.root).some((e) => e.name !== "nodes"));
+    assertEquals(server.port > 0, true);
+  });
+});
+
+Deno.test("a replayed handshake is refused: the server's nonce is new each time", async () => {
+  await withServer(async ({ server, credential }) => {
+    const { node, key } = credential("alice");
+    const { prove, nonce } = await import("../lib/wire/handshake.ts");
+    const { decodeChallenge } = await import("../lib/wire/packets_v2.ts");
+    const clientNonce = nonce();
+    const first = await rawV2(server.port);
+    await first.send(encodeHello({ protocol: 2, node, nonce: clientNonce }));
+    const challenge = decodeChallenge((await first.next())!);
+    const auth = encodeFrame(
+      V2Type.Auth,
+      await prove(key, "client", { node, clientNonce, serverNonce: challenge.nonce }),
+    );
+    await first.send(auth);
+    assertEquals((await first.next())?.type, V2Type.Welcome);
+    first.close();
+    // An eavesdropper replays both packets on a new connection.
+    const replay = await rawV2(server.port);
+    await replay.send(encodeHello({ protocol: 2, node, nonce: clientNonce }));
+    assertEquals((await replay.next())?.type, V2Type.Challenge);
+    await replay.send(auth);
+    const answer = (await replay.next())!;
+    assertEquals(answer.type, V2Type.Error);
+    assertEquals(decodeError(answer).code, ErrorCode.Unauthorized);
+    // It gets no further: a CHANGE after the refusal finds the connection closed.
+    await replay.send(encodeChangeV2(1, ["DROP TABLE x"])).catch(() => {});
+    assertEquals(await replay.next(), null);
+    replay.close();
+  });
+});
+
+Deno.test("limits: a quota refuses a write and keeps what is stored; failed authentications are rate-limited", async () => {
+  await withServer(async ({ url, credential }) => {
+    const alice = await connect(url, credential("alice"));
+    await alice.append({ version: 1, statements: ["CREATE TABLE t (a)"] });
+    const big = `INSERT INTO t VALUES ('${"z".repeat(8000)}')`;
+    await assertRejects(() => alice.append({ version: 2, statements: [big] }), /quota/);
+    alice.close();
+    const again = await connect(url, credential("alice"));
+    assertEquals(again.state().version, 1);
+    again.close();
+    const wrong = { ...credential("bob"), key: new Uint8Array(32) };
+    for (let i = 0; i < 3; i++) {
+      await assertRejects(() => connect(url, wrong), /does not accept/);
+    }
+    // Blocked now, even with the right key, from this address.
+    await assertRejects(() => connect(url, credential("bob")), /too many failed authentications/);
+  }, { quotaBytes: 4096, failedAuthsPerMinute: 3 });
+});
+
+Deno.test("a node holds at most its connections; a silent client is dropped after the handshake time", async () => {
+  await withServer(async ({ url, credential, server, logs }) => {
+    const first = await connect(url, credential("alice"));
+    await assertRejects(() => connect(url, credential("alice")), /holds 1 connections already/);
+    first.close();
+    // Slowloris: one byte of a HELLO, then nothing.
+    const slow = await Deno.connect({ hostname: "127.0.0.1", port: server.port });
+    await slow.write(Uint8Array.of(V2Type.Hello));
+    const buffer = new Uint8Array(16);
+    assertEquals(await slow.read(buffer).catch(() => null), null);
+    slow.close();
+    assert(logs.some((l) => /no handshake in time/.test(l)));
+  }, { connectionsPerNode: 1, handshakeTimeoutMs: 300 });
+});
+
+Deno.test("the plugin backs up over v2 with its credential file, and refuses one others may read", async () => {
+  await withServer(async ({ root, url, nodes }) => {
+    const dir = makeNodeDir("restart");
+    const line = JSON.stringify({ node: "carol", key: nodes.add("carol") });
+    Deno.writeTextFileSync(`${dir}/${CREDENTIAL_NAME}`, line, { mode: 0o600 });
+    Deno.chmodSync(`${dir}/${CREDENTIAL_NAME}`, 0o600);
+    const made = new BufferedOutput();
+    assertEquals(await init([url, "--lightning-dir", dir], made), 0, made.stderr.join("\n"));
+    const lightningd = FakeLightningd.spawn({ lightningDir: dir });
+    try {
+      await lightningd.getmanifest();
+      for (let i = 0; i < 3; i++) {
+        const outcome = await lightningd.transaction([`DELETE FROM vars WHERE name = 'n${i}'`]);
+        assertEquals(outcome, "committed", lightningd.aborted);
+      }
+      assertEquals((await lightningd.stop()).code, 0);
+    } finally {
+      await lightningd.kill().catch(() => {});
+    }
+    Deno.env.set(CREDENTIAL_ENV, `${dir}/${CREDENTIAL_NAME}`);
+    try {
+      const output = new BufferedOutput();
+      assertEquals(await restore([url, `${root}/restored.sqlite3`], output), 0, output.text);
+    } finally {
+      Deno.env.delete(CREDENTIAL_ENV);
+    }
+    assertEquals(
+      dumpDatabase(`${root}/restored.sqlite3`),
+      dumpDatabase(`${dir}/lightningd.sqlite3`),
+    );
+
+    Deno.chmodSync(`${dir}/${CREDENTIAL_NAME}`, 0o644);
+    assertRejects(() => credentialIn(dir), /may be read by others \(mode 644\).*chmod 600/);
+    const startup = await openAtStart(dir);
+    assert("error" in startup.backend);
+    assertMatch(startup.backend.error, /may be read by others/);
+    removeNodeDir(dir);
+  });
+});
+
+Deno.test("server add-node refuses a traversal name; v1 only with --allow-v1, confined to one backup", async () => {
+  const root = Deno.makeTempDirSync({ prefix: "socket-v2-cli-" });
+  try {
+    const out = new BufferedOutput();
+    assertEquals(await serverCommand(["add-node", root, "../evil"], out), 1);
+    assertMatch(out.stderr.join("\n"), /is not a node name/);
+    assertEquals([...Deno.readDirSync(root)].length, 0);
+    const plain = new BufferedOutput();
+    assertEquals(await serverCommand([`file://${root}/one`, "127.0.0.1:0"], plain), 1);
+    assertMatch(plain.stderr.join("\n"), /add --allow-v1 to serve it so/);
+    const added = new BufferedOutput();
+    assertEquals(await serverCommand(["add-node", root, "dave"], added), 0);
+    const { key } = JSON.parse(added.text.trim().split("\n").at(-1)!);
+    assert(keyFromText(key));
+    assertEquals(Deno.statSync(`${root}/nodes/dave/key`).mode! & 0o777, 0o600);
+    const listed = new BufferedOutput();
+    assertEquals(await serverCommand(["list-nodes", root], listed), 0);
+    assertMatch(listed.text, /^dave\t/);
+    // v1 reaches node dave's backup only, and the server warns at start.
+    const logs = new BufferedOutput();
+    let running: BackupServer | undefined;
+    const serving = serverCommand(
+      [`file://${root}`, "127.0.0.1:0", "--allow-v1", "--v1-node", "dave"],
+      logs,
+      (s) => running = s,
+    );
+    while (!running) await new Promise((r) => setTimeout(r, 10));
+    assertMatch(logs.text, /warning: wire v1 is allowed/);
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port: running.port });
+    await conn.write(encodePacket(PacketType.ReqMetadata));
+    const reply = await new PacketReader(conn).next();
+    assertEquals(reply?.type, PacketType.Metadata);
+    conn.close();
+    // Dave over v2 shares that backup: a change over v2 shows in v1's METADATA.
+    const dave = await connect(`socket:127.0.0.1:${running.port}`, {
+      node: "dave",
+      key: keyFromText(key)!,
+      path: "-",
+    });
+    await dave.append({ version: 1, statements: ["CREATE TABLE t (a)"] });
+    dave.close();
+    const v1conn = await Deno.connect({ hostname: "127.0.0.1", port: running.port });
+    await v1conn.write(encodePacket(PacketType.ReqMetadata));
+    const metadata = await new PacketReader(v1conn).next();
+    assertEquals(decodeMetadata(metadata!).version, 1);
+    v1conn.close();
+    Deno.kill(Deno.pid, "SIGTERM");
+    assertEquals(await serving, 0);
+    assert(Deno.statSync(`${root}/nodes/dave/backup`).isDirectory);
+    const removed = new BufferedOutput();
+    assertEquals(await serverCommand(["remove-node", root, "dave"], removed), 0);
+    const after = new BufferedOutput();
+    await serverCommand(["list-nodes", root], after);
+    assertEquals(after.text, "");
+  } finally {
+    Deno.removeSync(root, { recursive: true });
+  }
+});
+
+Deno.test("a node with a credential, on a server of one v1 backup, stops with why", async () => {
+  const root = Deno.makeTempDirSync({ prefix: "socket-v2-on-v1-" });
+  const v1 = startServer(`${root}/backup`);
+  try {
+    const credential = { node: "alice", key: new Uint8Array(32), path: "-" };
+    await assertRejects(
+      () => connect(v1.url, credential),
+      /serves one backup over wire v1 only: remove the node's backup.credential/,
+    );
+    assert(v1.logs.some((l) => /speaks wire v2, which this server does not serve/.test(l)));
+  } finally {
+    await v1.server.close();
+    Deno.removeSync(root, { recursive: true });
+  }
+});
