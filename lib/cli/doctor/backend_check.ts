@@ -1,6 +1,7 @@
 /**
  * The backend check: the backup opens and describes itself, is not a v1 file the plugin
- * will not append to, and a file backup is writable by lightningd's user.
+ * will not append to, and a file backup is writable by lightningd's user. doctor reads local
+ * files only: a backup on a server or in S3 is left to `status`, which fetches it.
  *
  * @module
  */
@@ -11,6 +12,13 @@ import { allows, describeUser } from "./node_user.ts";
 
 export function backendCheck(found: Found): CheckResult {
   const url = found.lock!.backend_url;
+  if (found.url && found.url.scheme !== "file") {
+    return [
+      "WARN",
+      `${url} is remote, and doctor reads local files only: check that it answers and how ` +
+      `it stands with "cln-backup status ${url}" (it fetches the backup)`,
+    ];
+  }
   try {
     found.description = describeBackup(url);
   } catch (error) {

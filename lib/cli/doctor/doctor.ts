@@ -38,6 +38,7 @@ Checks a node's backup set-up and prints one line per check: OK, WARN or FAIL, a
 do. It only reads; run it as the user lightningd runs as, while lightningd runs or not.
   backup.lock   present in DIR, a backend_url, readable by lightningd's user
   backend       the backup opens and describes itself; lightningd's user can write to it
+                (a socket: or s3:// backup: WARN, doctor leaves it to status)
   version       the backup's last version against DIR/lightningd.sqlite3's data_version
                 (opened read-only): equal, or the backup one ahead (the plugin drops that
                 uncommitted change at the next start)
@@ -95,7 +96,12 @@ export function runChecks(dir: string, system: DoctorSystem = realSystem): Check
     lockOk ? undefined : "a readable backup.lock",
     () => backendCheck(found),
   );
-  run("version", backendOk ? undefined : "a backup that opens", () => versionCheck(found));
+  const versionNeed = !backendOk
+    ? "a backup that opens"
+    : found.description === undefined
+    ? "a local backup (for a remote one, compare status's version with the database's)"
+    : undefined;
+  run("version", versionNeed, () => versionCheck(found));
   run("config", undefined, () => configCheck(found));
   run("launcher", undefined, () => launcherCheck(found));
   const permissionsNeed = !lockOk

@@ -168,6 +168,18 @@ Deno.test("doctor: a backup that is missing, or a v1 file the plugin will not ap
     expect(checks, "backend", "FAIL", /v1 backup of the Python plugin.*deno task upgrade/);
   }));
 
+Deno.test("doctor: a remote backup is left to status, not failed", () =>
+  withNode((node) => {
+    for (const url of ["socket:backup.example.org:8700", "s3://bucket/node?region=eu-1"]) {
+      writeLockFile(node.dir, { backend_url: url });
+      const checks = runChecks(node.dir, GOOD_SYSTEM);
+      expect(checks, "backend", "WARN", /reads local files only/);
+      assert(find(checks, "backend").message.includes(`"cln-backup status ${url}"`));
+      expect(checks, "version", "SKIP", /needs a local backup/);
+      expect(checks, "free space", "OK", /remote backup/);
+    }
+  }));
+
 Deno.test("doctor: the backup's version against the database's", async () => {
   // One ahead: a change stored but never committed; the plugin rewinds it.
   await withNode(async (node) => {
@@ -263,6 +275,14 @@ Deno.test("doctor: the launcher's permissions must match backup.lock", () =>
       text.replace("'--no-prompt'", "'--no-prompt' '--allow-env'"),
     );
     expect(runChecks(node.dir, GOOD_SYSTEM), "permissions", "WARN", /also passes --allow-env/);
+    // An earlier init's launcher, without the compaction worker's lower priority: a warning.
+    Deno.writeTextFileSync(node.launcher, text.replace(" '--allow-sys=setPriority'", ""));
+    expect(
+      runChecks(node.dir, GOOD_SYSTEM),
+      "permissions",
+      "WARN",
+      /lacks --allow-sys=setPriority/,
+    );
   }));
 
 Deno.test("doctor: hsm_secret must exist with mode 0400", () =>

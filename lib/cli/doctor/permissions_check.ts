@@ -7,6 +7,9 @@
 import { launchArgs, launchPlan } from "../launcher.ts";
 import type { CheckResult, Found, LauncherLine } from "./check.ts";
 
+/** The flag that lets the compaction worker lower its own thread's priority. */
+const LOWER_PRIORITY = "--allow-sys=setPriority";
+
 export function permissionsCheck(found: Found, launcher: LauncherLine): CheckResult {
   const plugin = launcher.args.at(-1)!;
   let expected: string[];
@@ -24,6 +27,14 @@ export function permissionsCheck(found: Found, launcher: LauncherLine): CheckRes
   const have = flags(launcher.args);
   const missing = flags(expected).filter((f) => !have.includes(f));
   const extra = have.filter((f) => !expected.includes(f));
+  // A launcher of an earlier init lacks only this: its plugin works, at the hooks' priority.
+  if (missing.length > 0 && missing.every((f) => f === LOWER_PRIORITY)) {
+    return [
+      "WARN",
+      `the launcher lacks ${LOWER_PRIORITY} (written by an earlier init?), so the compaction ` +
+      `worker runs at the hooks' priority: add it to the launcher's flags`,
+    ];
+  }
   if (missing.length > 0) {
     return [
       "FAIL",
