@@ -65,7 +65,7 @@ Deno.test("an s3 backup's launch reads its keys beside backup.lock, reaches the 
     launchArgs(launchPlan({ lightningDir: "/nonexistent/ln", backendUrl: url, deno: DENO }))
       .slice(4, -1);
   assertEquals(args("s3://bucket/node?endpoint=http://127.0.0.1:7480&path-style=1"), [
-    "--allow-read=/nonexistent/ln/backup.lock,/nonexistent/ln/backup-s3.credentials",
+    "--allow-read=/nonexistent/ln/backup.lock,/nonexistent/ln/backup.key,/nonexistent/ln/backup-s3.credentials",
     "--allow-net=127.0.0.1:7480",
   ]);
   // Amazon S3, the bucket in the host name.

@@ -98,9 +98,9 @@ Deno.test("each command may touch only what its arguments name", () => {
   // Restore from several copies: each of them.
   assertEquals(flags("restore", "file:///b/one", "/n/regtest", "--also", "file:///c/two"), [
     ...BASE,
-    "--allow-read=/b/one,/c/two,/n/regtest,/n",
+    `--allow-read=/b/one,/c/two,${CRYPTO},/n/regtest,/n`,
     "--allow-write=/n/regtest,/n",
-    "--allow-env=INIT_CWD",
+    `--allow-env=INIT_CWD,${SECRET_ENV}`,
   ]);
   assertEquals(flags("compact", "file:///srv/b"), [
     ...BASE,

@@ -23,27 +23,33 @@ export interface CompactionRun {
   overlapped: number;
 }
 
-/** Sends every hook, each committed, with `backup-compact` asked every 70 hooks. */
+/**
+ * Sends every hook, each committed, with `backup-compact` asked every 70 hooks. A compaction
+ * still running at the next point is waited for first, so the number of compactions does not
+ * depend on how fast the machine folds against how fast hooks come.
+ */
 export async function compactWhileWriting(lightningd: FakeLightningd): Promise<CompactionRun> {
   const results: Record<string, unknown>[] = [];
   let overlapped = 0;
   let pending: Promise<Record<string, unknown>> | undefined;
   let answered = false;
+  const collect = async () => {
+    const answer = await pending!;
+    assert(answer.result, `backup-compact failed: ${JSON.stringify(answer.error)}`);
+    results.push(answer.result as Record<string, unknown>);
+    pending = undefined;
+  };
   for (const [i, { version, writes }] of activityWrites().entries()) {
-    if (i % 70 === 35 && pending === undefined) {
+    if (i % 70 === 35) {
+      if (pending !== undefined) await collect();
       answered = false;
       pending = lightningd.request("backup-compact", []);
       pending.then(() => answered = true, () => answered = true);
     }
     assertEquals(await lightningd.dbWrite(version, writes), "committed", lightningd.aborted);
     if (pending !== undefined && !answered) overlapped++;
-    if (pending !== undefined && answered) {
-      const answer = await pending;
-      assert(answer.result, `backup-compact failed: ${JSON.stringify(answer.error)}`);
-      results.push(answer.result as Record<string, unknown>);
-      pending = undefined;
-    }
+    if (pending !== undefined && answered) await collect();
   }
-  if (pending) results.push((await pending).result as Record<string, unknown>);
+  if (pending) await collect();
   return { results, overlapped };
 }
