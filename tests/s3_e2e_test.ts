@@ -169,7 +169,7 @@ test("the launcher's plugin reads its keys' file and reaches the endpoint only",
     const { args } = parseLauncher(Deno.readTextFileSync(launcher))!;
     const real = Deno.realPathSync(dir);
     assertEquals(args.filter((a) => a.startsWith("--allow")), [
-      `--allow-read=${real}/backup.lock,${real}/${CREDENTIALS_FILE}`,
+      `--allow-read=${real}/backup.lock,${real}/backup.key,${real}/${CREDENTIALS_FILE}`,
       `--allow-net=127.0.0.1:${s.port}`,
     ]);
     const lightningd = FakeLightningd.spawn({
