@@ -2,9 +2,9 @@
  * The `socket:` backup end to end: the real plugin process under the fake lightningd, our
  * server in this process, `init`, `restore`, `status` and `verify` through the wire.
  */
+import { replayRecordedRuns } from "./support/plugin_session.ts";
 import { assert, assertEquals, assertMatch } from "./support/assert.ts";
 import { FakeLightningd } from "./support/fake_lightningd.ts";
-import { loadFixture, SCENARIOS } from "./support/fixtures.ts";
 import { dumpDatabase } from "./support/dump.ts";
 import { startServer, type TestServer } from "./support/wire_server.ts";
 import { writeLockFile } from "../lib/backup/lock_file.ts";
@@ -49,21 +49,7 @@ Deno.test("the recorded runs back up through socket: and restore over the wire",
     const dir = `${root}/node`;
     Deno.mkdirSync(dir);
     writeLockFile(dir, { backend_url: server.url });
-    for (const name of SCENARIOS) {
-      const fixture = loadFixture(name);
-      const lightningd = FakeLightningd.spawn({ lightningDir: dir });
-      try {
-        assertEquals(await lightningd.replay(fixture.raw), "committed", lightningd.aborted);
-        assertEquals((await lightningd.close()).code, 0);
-        assertEquals(lightningd.garbage, []);
-      } finally {
-        await lightningd.kill().catch(() => {});
-      }
-    }
-    assertEquals(
-      dumpDatabase(`${dir}/lightningd.sqlite3`),
-      dumpDatabase(loadFixture("activity").database),
-    );
+    await replayRecordedRuns(dir);
     await oneTransaction(dir, async (lightningd) => {
       const answer = await lightningd.request("backup-status", {});
       const result = answer.result as Record<string, unknown>;

@@ -8,6 +8,7 @@
 import { assertEquals } from "./assert.ts";
 import { DATABASE_NAME, FakeLightningd, type FakeLightningdOptions } from "./fake_lightningd.ts";
 import { dumpDatabase } from "./dump.ts";
+import { loadFixture, SCENARIOS } from "./fixtures.ts";
 import { createFileBackup } from "../../lib/backends/file/create.ts";
 import { writeLockFile } from "../../lib/backup/lock_file.ts";
 import { openReader } from "../../lib/backends/open.ts";
@@ -125,3 +126,25 @@ export const DEFAULT_COMPACTION_OPTIONS = {
   "backup-compact-min-mib": 64,
   "backup-retain-snapshots": 1,
 };
+
+/**
+ * Replays the recorded runs (fresh start, restart, activity) on the node in `dir`, each
+ * committed to its end and closed as lightningd closes it: the plugin exits 0 having written
+ * only JSON-RPC, and the node's database then equals the activity run's.
+ */
+export async function replayRecordedRuns(dir: string, env?: Record<string, string>): Promise<void> {
+  for (const name of SCENARIOS) {
+    const lightningd = FakeLightningd.spawn({ lightningDir: dir, env });
+    try {
+      assertEquals(await lightningd.replay(loadFixture(name).raw), "committed", lightningd.aborted);
+      assertEquals((await lightningd.close()).code, 0);
+      assertEquals(lightningd.garbage, []);
+    } finally {
+      await lightningd.kill().catch(() => {});
+    }
+  }
+  assertEquals(
+    dumpDatabase(`${dir}/${DATABASE_NAME}`),
+    dumpDatabase(loadFixture("activity").database),
+  );
+}
