@@ -18,17 +18,23 @@ import { median, summarize } from "./stats.ts";
 import { buildRestoreData } from "./restore_data.ts";
 import { freePort, spawnListening, spawnServerProcess } from "../tests/support/server_process.ts";
 import { NodeRegistry } from "../lib/server/nodes.ts";
+import { TLS_CERT_NAME } from "../lib/server/tls_identity.ts";
+import { existsSync } from "../lib/fs/exists.ts";
 import { CREDENTIAL_NAME } from "../lib/backends/socket/credential.ts";
 import { keyFromText } from "../lib/wire/handshake.ts";
 
-/** A server process on a root of nodes, serving node `v1` (if any) over v1 too. */
+/**
+ * A server process on a root of nodes, serving node `v1` (if any) over v1 too; over TLS
+ * when the root has a certificate, else in the clear.
+ */
 export function spawnRootServer(
   root: string,
   port: number,
   v1Node?: string,
 ): Promise<Deno.ChildProcess> {
   const v1 = v1Node ? ["--allow-v1", "--v1-node", v1Node] : [];
-  return spawnServerProcess(`file://${root}`, port, v1, "inherit");
+  const plain = existsSync(`${root}/${TLS_CERT_NAME}`) ? [] : ["--allow-plain"];
+  return spawnServerProcess(`file://${root}`, port, [...v1, ...plain], "inherit");
 }
 
 /** Adds node `name` to `root` and writes its credential into `lightningDir`. */
