@@ -12,10 +12,7 @@ import type { BackupServer } from "../lib/server/server.ts";
 import { restoreBackup } from "../lib/backup/restore.ts";
 import { SocketBackend } from "../lib/backends/socket/backend.ts";
 import { SocketBackupReader } from "../lib/backends/socket/reader.ts";
-import {
-  CREDENTIAL_NAME,
-  credentialIn,
-} from "../lib/backends/socket/credential.ts";
+import { CREDENTIAL_NAME, credentialIn } from "../lib/backends/socket/credential.ts";
 import type { NodeCredential } from "../lib/backends/socket/credential.ts";
 import { DEFAULT_RETRY_POLICY } from "../lib/backends/socket/options.ts";
 import { openAtStart } from "../lib/plugin/startup.ts";

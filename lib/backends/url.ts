@@ -76,14 +76,21 @@ function parseSocketUrl(url: string, rest: string, tls: boolean): BackupUrl {
   if (extra.length > 0) throw new BackupUrlError(url, "more than one '?'");
   const parsed: BackupUrl = { scheme: "socket", ...hostPort(address, url) };
   if (tls) parsed.tls = {};
+  if (query === "") throw new BackupUrlError(url, "an empty '?': remove it");
   const params = new URLSearchParams(query ?? "");
   const known = tls ? ["proxy", "fp"] : ["proxy"];
   const unknown = [...params.keys()].filter((key) => !known.includes(key));
+  if (unknown[0] === "fp") {
+    throw new BackupUrlError(
+      url,
+      '"fp" pins a TLS certificate: write "socket+tls:", not "socket:"',
+    );
+  }
   if (unknown.length > 0) {
     throw new BackupUrlError(
       url,
       `unknown parameter "${unknown[0]}" (only ${known.map((k) => `"${k}"`).join(" and ")} ` +
-        `${known.length > 1 ? "are" : "is"} known${tls ? "" : ': "fp" goes with socket+tls:'})`,
+        `${known.length > 1 ? "are" : "is"} known)`,
     );
   }
   const proxy = params.get("proxy");

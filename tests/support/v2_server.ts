@@ -16,6 +16,7 @@ import { keyFromText } from "../../lib/wire/handshake.ts";
 import { BufferedOutput, makeNodeDir } from "../../lib/cli/testing.ts";
 import { init } from "../../lib/cli/init.ts";
 import { restore } from "../../lib/cli/restore.ts";
+import { launchArgs, launchPlan } from "../../lib/cli/launcher.ts";
 
 export interface Setup {
   root: string;
@@ -64,8 +65,9 @@ export async function withServer(
 }
 
 /**
- * Adds node `name`, backs up three transactions of the real plugin to `url` and checks a
- * restore over `url` equals the node's database; returns the node's lightning dir.
+ * Adds node `name`, backs up three transactions of the real plugin to `url`, started with
+ * the launcher's permissions, and checks a restore over `url` equals the node's database;
+ * returns the node's lightning dir.
  */
 export async function backUpWithPlugin(
   root: string,
@@ -79,7 +81,11 @@ export async function backUpWithPlugin(
   Deno.chmodSync(`${dir}/${CREDENTIAL_NAME}`, 0o600);
   const made = new BufferedOutput();
   assertEquals(await init([url, "--lightning-dir", dir], made), 0, made.stderr.join("\n"));
-  const lightningd = FakeLightningd.spawn({ lightningDir: dir });
+  const plan = launchPlan({ lightningDir: dir, backendUrl: url });
+  const lightningd = FakeLightningd.spawn({
+    lightningDir: dir,
+    command: [plan.deno, ...launchArgs(plan)],
+  });
   try {
     await lightningd.getmanifest();
     for (let i = 0; i < 3; i++) {
