@@ -18,17 +18,23 @@ import { median, summarize } from "./stats.ts";
 import { buildRestoreData } from "./restore_data.ts";
 import { freePort, spawnListening, spawnServerProcess } from "../tests/support/server_process.ts";
 import { NodeRegistry } from "../lib/server/nodes.ts";
+import { initTlsIdentity, TLS_CERT_NAME } from "../lib/server/tls_identity.ts";
+import { existsSync } from "../lib/fs/exists.ts";
 import { CREDENTIAL_NAME } from "../lib/backends/socket/credential.ts";
 import { keyFromText } from "../lib/wire/handshake.ts";
 
-/** A server process on a root of nodes, serving node `v1` (if any) over v1 too. */
+/**
+ * A server process on a root of nodes, serving node `v1` (if any) over v1 too; over TLS
+ * when the root has a certificate, else in the clear.
+ */
 export function spawnRootServer(
   root: string,
   port: number,
   v1Node?: string,
 ): Promise<Deno.ChildProcess> {
   const v1 = v1Node ? ["--allow-v1", "--v1-node", v1Node] : [];
-  return spawnServerProcess(`file://${root}`, port, v1, "inherit");
+  const plain = existsSync(`${root}/${TLS_CERT_NAME}`) ? [] : ["--allow-plain"];
+  return spawnServerProcess(`file://${root}`, port, [...v1, ...plain], "inherit");
 }
 
 /** Adds node `name` to `root` and writes its credential into `lightningDir`. */
@@ -66,12 +72,13 @@ function socketNode(dir: string, url: string, netAddress: string): PluginCommand
       plugin: CLN_BACKUP_PLUGIN,
       lightningDir: dir,
       netAddress,
+      nodeCredential: true,
     }),
     lightningDir: dir,
   };
 }
 
-type Path = "file" | "v1" | "v2" | "proxy";
+type Path = "file" | "v1" | "v2" | "tls" | "proxy";
 
 function time(fn: () => void | Promise<void>): Promise<number> {
   const start = performance.now();
@@ -96,12 +103,22 @@ export const remote: Section = {
     const proxyPort = freePort();
     const proxy = await startMicrosocks(proxyPort);
     if (proxy) addNode(root, "proxied", proxyDir);
+    // A second server, on a root with a TLS certificate: node tls over TLS, pinned.
+    const tlsRoot = `${dir}/tls-server`;
+    const tlsDir = `${dir}/tls-node`;
+    addNode(tlsRoot, "tls", tlsDir);
+    const fp = await initTlsIdentity(tlsRoot);
+    const tlsPort = freePort();
+    const tlsServer = await spawnRootServer(tlsRoot, tlsPort);
     const serverUrl = `socket:127.0.0.1:${serverPort}`;
     const net = `127.0.0.1:${serverPort}`;
     const plugins: Partial<Record<Path, PluginProcess>> = {
       file: await startPlugin(clnBackupNode(`${dir}/file`)),
       v1: await startPlugin(socketNode(`${dir}/v1-node`, serverUrl, net)),
       v2: await startPlugin(socketNode(v2Dir, serverUrl, net)),
+      tls: await startPlugin(
+        socketNode(tlsDir, `socket+tls:127.0.0.1:${tlsPort}?fp=${fp}`, `127.0.0.1:${tlsPort}`),
+      ),
       proxy: proxy
         ? await startPlugin(socketNode(
           proxyDir,
@@ -110,7 +127,7 @@ export const remote: Section = {
         ))
         : undefined,
     };
-    const samples: Record<Path, number[]> = { file: [], v1: [], v2: [], proxy: [] };
+    const samples: Record<Path, number[]> = { file: [], v1: [], v2: [], tls: [], proxy: [] };
     const paths = (Object.keys(samples) as Path[]).filter((p) => plugins[p]);
     context.log(`remote: ${count} round trips each (${paths.join(", ")}), interleaved`);
     try {
@@ -122,8 +139,10 @@ export const remote: Section = {
       }
     } finally {
       for (const plugin of Object.values(plugins)) await plugin?.stop();
-      server.kill("SIGTERM");
-      await server.status;
+      for (const process of [server, tlsServer]) {
+        process.kill("SIGTERM");
+        await process.status;
+      }
       if (proxy) {
         proxy.kill("SIGKILL");
         await proxy.status;
@@ -135,6 +154,7 @@ export const remote: Section = {
     const labels: Record<Exclude<Path, "file">, string> = {
       v1: "socket v1: loopback",
       v2: "socket v2: loopback",
+      tls: "socket v2 over TLS: loopback",
       proxy: "socket v2 via microsocks",
     };
     for (const path of paths) {
@@ -146,8 +166,10 @@ export const remote: Section = {
           metric: `${labels[path]}, ${q}`,
           value: summary[q],
           unit: "ms",
-          reference: { label: "file backend", value: file[q] },
-          goal: q === "p50" && path !== "proxy" ? "<= 1.3x" : undefined,
+          reference: path === "tls"
+            ? { label: "plain v2", value: summarize(samples.v2)[q] }
+            : { label: "file backend", value: file[q] },
+          goal: q === "p50" && path !== "proxy" && path !== "tls" ? "<= 1.3x" : undefined,
           note: q === "p50" && path === "v1"
             ? "our server in its own process, ACK after fdatasync"
             : q === "p99" && path === "proxy"
@@ -157,6 +179,15 @@ export const remote: Section = {
         }));
       }
     }
+    const [tls, v2] = [summarize(samples.tls), summarize(samples.v2)];
+    rows.push(row({
+      section,
+      metric: "TLS overhead over plain v2, p50",
+      value: tls.p50 - v2.p50,
+      unit: "ms",
+      goal: "<= 0.2 ms",
+      note: "TLS 1.3, ECDSA P-256 certificate pinned by fingerprint (node:tls client)",
+    }));
 
     // Restore: a snapshot plus changes, served by a server process, over the wire and locally.
     const changes = context.quick ? 5_000 : 20_000;

@@ -6,19 +6,13 @@
  * quotas and limits. Each asserts that nothing leaked and nothing changed.
  */
 import { assert, assertEquals, assertMatch, assertRejects } from "./support/assert.ts";
-import { FakeLightningd } from "./support/fake_lightningd.ts";
 import { bumpStatement } from "./support/statements.ts";
 import { dumpDatabase } from "./support/dump.ts";
-import { BackupServer, type ServerLimits } from "../lib/server/server.ts";
-import { NodeRegistry } from "../lib/server/nodes.ts";
+import type { BackupServer } from "../lib/server/server.ts";
 import { restoreBackup } from "../lib/backup/restore.ts";
 import { SocketBackend } from "../lib/backends/socket/backend.ts";
 import { SocketBackupReader } from "../lib/backends/socket/reader.ts";
-import {
-  CREDENTIAL_ENV,
-  CREDENTIAL_NAME,
-  credentialIn,
-} from "../lib/backends/socket/credential.ts";
+import { CREDENTIAL_NAME, credentialIn } from "../lib/backends/socket/credential.ts";
 import type { NodeCredential } from "../lib/backends/socket/credential.ts";
 import { DEFAULT_RETRY_POLICY } from "../lib/backends/socket/options.ts";
 import { openAtStart } from "../lib/plugin/startup.ts";
@@ -36,49 +30,11 @@ import {
   V2Type,
 } from "../lib/wire/packets_v2.ts";
 import { startServer } from "./support/wire_server.ts";
-import { BufferedOutput, makeNodeDir, removeNodeDir } from "../lib/cli/testing.ts";
-import { init } from "../lib/cli/init.ts";
-import { restore } from "../lib/cli/restore.ts";
+import { backUpWithPlugin, withServer } from "./support/v2_server.ts";
+import { BufferedOutput, removeNodeDir } from "../lib/cli/testing.ts";
 import { server as serverCommand } from "../lib/cli/server.ts";
 
 const POLICY = { ...DEFAULT_RETRY_POLICY, retries: 0, timeoutMs: 5_000 };
-
-interface Setup {
-  root: string;
-  server: BackupServer;
-  logs: string[];
-  url: string;
-  nodes: NodeRegistry;
-  credential(name: string): NodeCredential;
-}
-
-async function withServer(
-  body: (s: Setup) => Promise<void>,
-  limits: Partial<ServerLimits> = {},
-): Promise<void> {
-  const root = Deno.makeTempDirSync({ prefix: "socket-v2-" });
-  const nodes = new NodeRegistry(`${root}/server`);
-  const keys = new Map(["alice", "bob"].map((n) => [n, nodes.add(n)]));
-  const logs: string[] = [];
-  const server = new BackupServer({
-    hostname: "127.0.0.1",
-    port: 0,
-    log: (level, message) => logs.push(`${level}: ${message}`),
-    nodes,
-    limits,
-  });
-  const credential = (node: string) => ({
-    node,
-    key: keyFromText(keys.get(node) ?? keys.get("alice")!)!,
-    path: `${root}/${node}.credential`,
-  });
-  try {
-    await body({ root, server, logs, url: `socket:127.0.0.1:${server.port}`, nodes, credential });
-  } finally {
-    await server.close();
-    Deno.removeSync(root, { recursive: true });
-  }
-}
 
 async function connect(url: string, credential?: NodeCredential): Promise<SocketBackend> {
   return await SocketBackend.connect(url, { policy: POLICY, credential });
@@ -279,35 +235,7 @@ Deno.test("a node holds at most its connections; a silent client is dropped afte
 
 Deno.test("the plugin backs up over v2 with its credential file, and refuses one others may read", async () => {
   await withServer(async ({ root, url, nodes }) => {
-    const dir = makeNodeDir("restart");
-    const line = JSON.stringify({ node: "carol", key: nodes.add("carol") });
-    Deno.writeTextFileSync(`${dir}/${CREDENTIAL_NAME}`, line, { mode: 0o600 });
-    Deno.chmodSync(`${dir}/${CREDENTIAL_NAME}`, 0o600);
-    const made = new BufferedOutput();
-    assertEquals(await init([url, "--lightning-dir", dir], made), 0, made.stderr.join("\n"));
-    const lightningd = FakeLightningd.spawn({ lightningDir: dir });
-    try {
-      await lightningd.getmanifest();
-      for (let i = 0; i < 3; i++) {
-        const outcome = await lightningd.transaction([`DELETE FROM vars WHERE name = 'n${i}'`]);
-        assertEquals(outcome, "committed", lightningd.aborted);
-      }
-      assertEquals((await lightningd.stop()).code, 0);
-    } finally {
-      await lightningd.kill().catch(() => {});
-    }
-    Deno.env.set(CREDENTIAL_ENV, `${dir}/${CREDENTIAL_NAME}`);
-    try {
-      const output = new BufferedOutput();
-      assertEquals(await restore([url, `${root}/restored.sqlite3`], output), 0, output.text);
-    } finally {
-      Deno.env.delete(CREDENTIAL_ENV);
-    }
-    assertEquals(
-      dumpDatabase(`${root}/restored.sqlite3`),
-      dumpDatabase(`${dir}/lightningd.sqlite3`),
-    );
-
+    const dir = await backUpWithPlugin(root, url, nodes, "carol");
     Deno.chmodSync(`${dir}/${CREDENTIAL_NAME}`, 0o644);
     assertRejects(() => credentialIn(dir), /may be read by others \(mode 644\).*chmod 600/);
     const startup = await openAtStart(dir);
@@ -339,7 +267,7 @@ Deno.test("server add-node refuses a traversal name; v1 only with --allow-v1, co
     const logs = new BufferedOutput();
     let running: BackupServer | undefined;
     const serving = serverCommand(
-      [`file://${root}`, "127.0.0.1:0", "--allow-v1", "--v1-node", "dave"],
+      [`file://${root}`, "127.0.0.1:0", "--allow-v1", "--v1-node", "dave", "--allow-plain"],
       logs,
       (s) => running = s,
     );

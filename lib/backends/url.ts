@@ -1,7 +1,9 @@
 /**
  * Backup URLs, as the Python plugin writes them in `backup.lock`:
  * `file:///abs/path` and `socket:host:port[?proxy=socks5:host:port]`; and ours,
- * `s3://bucket/prefix[?endpoint=…&region=…&path-style=1]`.
+ * `socket+tls:host:port[?fp=sha256:<hex>][&proxy=socks5:host:port]` (wire v2 over TLS, the
+ * server's certificate pinned by its SHA-256 fingerprint, or without `fp` checked against
+ * Deno's CA store), and `s3://bucket/prefix[?endpoint=…&region=…&path-style=1]`.
  *
  * @module
  */
@@ -10,7 +12,14 @@ import { parseS3Url, type S3Url } from "./s3/s3_url.ts";
 
 export type BackupUrl =
   | { scheme: "file"; path: string }
-  | { scheme: "socket"; host: string; port: number; proxy?: { host: string; port: number } }
+  | {
+    scheme: "socket";
+    host: string;
+    port: number;
+    proxy?: { host: string; port: number };
+    /** Over TLS; `fingerprint`: the server certificate's SHA-256, 64 lowercase hex digits. */
+    tls?: { fingerprint?: string };
+  }
   | S3Url;
 
 /** A URL that names no backup this tool can use. */
@@ -62,21 +71,47 @@ function parseFileUrl(url: string, rest: string): BackupUrl {
   return { scheme: "file", path };
 }
 
-function parseSocketUrl(url: string, rest: string): BackupUrl {
+function parseSocketUrl(url: string, rest: string, tls: boolean): BackupUrl {
   const [address, query, ...extra] = rest.split("?");
   if (extra.length > 0) throw new BackupUrlError(url, "more than one '?'");
-  const target = hostPort(address, url);
-  if (query === undefined) return { scheme: "socket", ...target };
-  const params = new URLSearchParams(query);
-  const unknown = [...params.keys()].filter((key) => key !== "proxy");
+  const parsed: BackupUrl = { scheme: "socket", ...hostPort(address, url) };
+  if (tls) parsed.tls = {};
+  if (query === "") throw new BackupUrlError(url, "an empty '?': remove it");
+  const params = new URLSearchParams(query ?? "");
+  const known = tls ? ["proxy", "fp"] : ["proxy"];
+  const unknown = [...params.keys()].filter((key) => !known.includes(key));
+  if (unknown[0] === "fp") {
+    throw new BackupUrlError(
+      url,
+      '"fp" pins a TLS certificate: write "socket+tls:", not "socket:"',
+    );
+  }
   if (unknown.length > 0) {
-    throw new BackupUrlError(url, `unknown parameter "${unknown[0]}" (only "proxy" is known)`);
+    throw new BackupUrlError(
+      url,
+      `unknown parameter "${unknown[0]}" (only ${known.map((k) => `"${k}"`).join(" and ")} ` +
+        `${known.length > 1 ? "are" : "is"} known)`,
+    );
   }
-  const proxy = params.get("proxy") ?? "";
-  if (!proxy.startsWith("socks5:")) {
-    throw new BackupUrlError(url, 'proxy must be "socks5:host:port"');
+  const proxy = params.get("proxy");
+  if (proxy !== null) {
+    if (!proxy.startsWith("socks5:")) {
+      throw new BackupUrlError(url, 'proxy must be "socks5:host:port"');
+    }
+    parsed.proxy = hostPort(proxy.slice("socks5:".length), url);
   }
-  return { scheme: "socket", ...target, proxy: hostPort(proxy.slice("socks5:".length), url) };
+  const fp = params.get("fp");
+  if (fp !== null) {
+    const hex = /^sha256:([0-9a-fA-F]{64})$/.exec(fp)?.[1];
+    if (!hex) {
+      throw new BackupUrlError(
+        url,
+        'fp must be "sha256:" and 64 hex digits, as "server init-tls" printed it',
+      );
+    }
+    parsed.tls = { fingerprint: hex.toLowerCase() };
+  }
+  return parsed;
 }
 
 /** Parses a backup URL; the scheme is case-insensitive (RFC 3986). */
@@ -92,7 +127,8 @@ export function parseBackupUrl(url: string): BackupUrl {
     case "file":
       return parseFileUrl(url, rest);
     case "socket":
-      return parseSocketUrl(url, rest);
+    case "socket+tls":
+      return parseSocketUrl(url, rest, scheme.toLowerCase() === "socket+tls");
     case "s3":
       return parseS3Url(rest, (why) => {
         throw new BackupUrlError(url, why);
@@ -100,6 +136,9 @@ export function parseBackupUrl(url: string): BackupUrl {
     case undefined:
       throw new BackupUrlError(url, "it has no scheme (use file:///abs/path)");
     default:
-      throw new BackupUrlError(url, `unknown scheme "${scheme}" (use file://, socket: or s3://)`);
+      throw new BackupUrlError(
+        url,
+        `unknown scheme "${scheme}" (use file://, socket:, socket+tls: or s3://)`,
+      );
   }
 }

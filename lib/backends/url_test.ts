@@ -109,6 +109,41 @@ Deno.test("parseBackupUrl: socket URLs through a SOCKS5 proxy", () => {
   });
 });
 
+Deno.test("parseBackupUrl: socket+tls URLs pin a fingerprint, also through a proxy", () => {
+  const hex = "0123456789abcdef".repeat(4);
+  assertEquals(parseBackupUrl(`socket+tls:backup.example.org:9000?fp=sha256:${hex}`), {
+    scheme: "socket",
+    host: "backup.example.org",
+    port: 9000,
+    tls: { fingerprint: hex },
+  });
+  assertEquals(
+    parseBackupUrl(
+      `SOCKET+TLS:abc.onion:9000?fp=sha256:${hex.toUpperCase()}&proxy=socks5:[::1]:9050`,
+    ),
+    {
+      scheme: "socket",
+      host: "abc.onion",
+      port: 9000,
+      proxy: { host: "::1", port: 9050 },
+      tls: { fingerprint: hex },
+    },
+  );
+  assertEquals(parseBackupUrl("socket+tls:[::1]:9000"), {
+    scheme: "socket",
+    host: "::1",
+    port: 9000,
+    tls: {},
+  });
+  rejects(`socket+tls:h:9000?fp=sha256:${hex.slice(1)}`, /fp must be "sha256:" and 64 hex/);
+  rejects(`socket+tls:h:9000?fp=${hex}`, /fp must be "sha256:" and 64 hex/);
+  rejects(
+    `socket+tls:h:9000?ca=/etc/ca.pem`,
+    /unknown parameter "ca" \(only "proxy" and "fp" are known\)/,
+  );
+  rejects(`socket:h:9000?fp=sha256:${hex}`, /"fp" pins a TLS certificate: write "socket\+tls:"/);
+});
+
 Deno.test("parseBackupUrl: socket URLs without a valid host:port", () => {
   rejects("socket:backup.example.org", /is not host:port/);
   rejects("socket:host:0", /is not host:port/);
@@ -124,13 +159,16 @@ Deno.test("parseBackupUrl: socket URLs with unknown or bad parameters", () => {
   rejects("socket:host:9000?timeout=5", /unknown parameter "timeout" \(only "proxy" is known\)/);
   rejects("socket:host:9000?proxy=socks5:127.0.0.1:9050&x=1", /unknown parameter "x"/);
   rejects("socket:host:9000?proxy=http:127.0.0.1:8080", /proxy must be "socks5:host:port"/);
-  rejects("socket:host:9000?", /proxy must be "socks5:host:port"/);
+  rejects("socket:host:9000?", /an empty '\?': remove it/);
   rejects("socket:host:9000?proxy=socks5:127.0.0.1", /is not host:port/);
   rejects("socket:host:9000?a?b", /more than one '\?'/);
 });
 
 Deno.test("parseBackupUrl: unknown schemes and no scheme", () => {
-  rejects("http://host/backup", /unknown scheme "http" \(use file:\/\/, socket: or s3:\/\/\)/);
+  rejects(
+    "http://host/backup",
+    /unknown scheme "http" \(use file:\/\/, socket:, socket\+tls: or s3:\/\/\)/,
+  );
   rejects("ftp://host/backup", /unknown scheme "ftp"/);
   rejects("/var/backups/node1", /it has no scheme \(use file:\/\/\/abs\/path\)/);
   rejects("backup.dbak", /it has no scheme/);

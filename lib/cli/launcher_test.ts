@@ -58,6 +58,15 @@ Deno.test("a socket backup's launch may connect to the server, or only to its pr
     args("socket:abcdef.onion:9000?proxy=socks5:127.0.0.1:9050").at(-1),
     "--allow-net=127.0.0.1:9050",
   );
+  const fp = `sha256:${"ab".repeat(32)}`;
+  assertEquals(
+    args(`socket+tls:backup.example.org:9000?fp=${fp}`).at(-1),
+    "--allow-net=backup.example.org:9000",
+  );
+  assertEquals(
+    args(`socket+tls:abcdef.onion:9000?fp=${fp}&proxy=socks5:127.0.0.1:9050`).at(-1),
+    "--allow-net=127.0.0.1:9050",
+  );
 });
 
 Deno.test("an s3 backup's launch reads its keys beside backup.lock, reaches the endpoint only", () => {

@@ -16,7 +16,7 @@
  * - doctor: read everything (it looks over a whole set-up); HOME; statfs (free space).
  * - server: read and write its storage (created beside its path when missing), read the
  *   compaction worker's code; listen on its addr:port. Its node commands: read and write
- *   the root.
+ *   the root (init-tls: and read the certificate maker, lib/server/x509.ts).
  * - compact: read and write the backup.
  * - rekey: read and write the backup (its key.json); with --key-file, write DIR/backup.key.
  *
@@ -48,6 +48,7 @@ import { STATUS_SPEC } from "./status.ts";
 import { VERIFY_SPEC } from "./verify.ts";
 import { UPGRADE_SPEC, upgradeUrl } from "./upgrade.ts";
 import { DOCTOR_SPEC } from "./doctor/doctor.ts";
+import { X509_MODULE } from "../server/tls_identity.ts";
 import { nodeCommandArgs, SERVER_SPEC, serverArgs, serverRootUrl } from "./server_args.ts";
 import { COMPACT_SPEC } from "./compact.ts";
 import { backupAccess, listItem, WORKER_CODE } from "./launcher.ts";
@@ -223,7 +224,13 @@ const TABLE: Record<string, { spec?: CommandSpec; plan: Planner }> = {
     spec: SERVER_SPEC,
     plan: (args, tempDir) => {
       const nodeCommand = nodeCommandArgs(args);
-      if (nodeCommand) return newBackup(serverRootUrl(nodeCommand.root), tempDir);
+      if (nodeCommand) {
+        const root = newBackup(serverRootUrl(nodeCommand.root), tempDir);
+        // init-tls loads the certificate maker at run time.
+        return nodeCommand.command === "init-tls"
+          ? merge(root, { read: [X509_MODULE.pathname] })
+          : root;
+      }
       const { url, listen, metrics } = serverArgs(args);
       // A storage that is not there yet is created empty, beside its path; COMPACT runs
       // the compaction worker, whose code is read at run time.

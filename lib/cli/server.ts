@@ -9,11 +9,13 @@ import { BackupServer } from "../server/server.ts";
 import { ServerStorage } from "../server/storage.ts";
 import { checkNodeName, NodeRegistry } from "../server/nodes.ts";
 import { serveMetrics } from "../server/metrics.ts";
+import { initTlsIdentity, loadTlsIdentity } from "../server/tls_identity.ts";
 import { parseBackupUrl } from "../backends/url.ts";
 import { consoleOutput, Exit, type Output, type ParsedArgs, runCommand } from "./args.ts";
 import {
   LOG_LEVELS,
   type LogLevel,
+  type NodeCommand,
   type NodeCommandArgs,
   nodeCommandArgs,
   SERVER_SPEC,
@@ -41,7 +43,13 @@ export async function server(
 ): Promise<number> {
   return await runCommand(SERVER_SPEC, args, output, async (parsed) => {
     const nodeCommand = nodeCommandArgs(parsed);
-    if (nodeCommand) return manageNodes(nodeCommand, output);
+    if (nodeCommand?.command === "init-tls") return await initTls(nodeCommand.root, output);
+    if (nodeCommand) {
+      return manageNodes({
+        ...nodeCommand,
+        command: nodeCommand.command as Exclude<NodeCommand, "init-tls">,
+      }, output);
+    }
     return await serve(parsed, output, started);
   });
 }
@@ -58,8 +66,22 @@ function storagePath(url: string): string {
   return target.path;
 }
 
+/** Makes the root's TLS certificate and key; prints the fingerprint nodes pin. */
+async function initTls(root: string, output: Output): Promise<number> {
+  const path = storagePath(serverRootUrl(root));
+  Deno.mkdirSync(path, { recursive: true, mode: 0o700 });
+  const fp = await initTlsIdentity(path);
+  output.out(`TLS certificate made in ${path}; nodes pin it with this fingerprint:`);
+  output.out(fp);
+  output.out(`as in socket+tls:HOST:PORT?fp=${fp}`);
+  return Exit.Ok;
+}
+
 /** add-node prints the node's key once; list-nodes and remove-node. */
-function manageNodes({ command, root, name }: NodeCommandArgs, output: Output): number {
+function manageNodes(
+  { command, root, name }: NodeCommandArgs & { command: Exclude<NodeCommand, "init-tls"> },
+  output: Output,
+): number {
   const nodes = new NodeRegistry(storagePath(serverRootUrl(root)));
   switch (command) {
     case "add-node": {
@@ -107,6 +129,14 @@ async function serve(
           `with "server add-node ${path} NAME" and serve that`,
       );
     }
+    const tls = isRoot ? loadTlsIdentity(path) : undefined;
+    if (isRoot && !tls && !options.allowPlain) {
+      throw new Error(
+        `${ACTION}: "${path}" has no TLS certificate, and wire v2 is served in the clear ` +
+          `only with --allow-plain: make one with "server init-tls ${path}", or add ` +
+          `--allow-plain behind a Tor onion service, SSH or WireGuard`,
+      );
+    }
     if (isRoot && options.allowV1 && options.v1Node === undefined) {
       throw new Error(
         `${ACTION}: on a server root, --allow-v1 needs --v1-node NAME: the one node whose ` +
@@ -129,6 +159,7 @@ async function serve(
         v1Storage: storage,
         v1Node: options.v1Node,
         nodes,
+        tls,
         maxPayloadBytes: options.maxPacketBytes,
         limits: {
           quotaBytes: options.quotaBytes,

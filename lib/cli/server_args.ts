@@ -21,6 +21,7 @@ export type LogLevel = typeof LOG_LEVELS[number];
 
 export const SERVER_HELP =
   `Usage: cln-backup server <url> <addr:port> [--allow-v1 [--v1-node NAME]] [options]
+       cln-backup server init-tls <root>
        cln-backup server add-node <root> <name>
        cln-backup server list-nodes <root>
        cln-backup server remove-node <root> <name>
@@ -33,6 +34,11 @@ With <url> a server root (file:///abs/path holding nodes made by "add-node"), it
 each node its own backup over wire protocol v2 (docs/PROTOCOL.md): a node proves its key,
 printed once by "add-node", without sending it, and reaches only its own backup. A node's
 plugin finds its credential in backup.credential beside backup.lock.
+
+On a root with a TLS certificate (made by "init-tls", which prints its fingerprint), it
+serves wire v2 over TLS only: nodes use socket+tls:<addr>:<port>?fp=sha256:<hex>. A root
+without one is served in the clear only with --allow-plain (for a Tor onion service, SSH
+or WireGuard, which encrypt already).
 
 With --allow-v1 it also serves the Python plugin's wire protocol v1, which has no
 authentication: anyone who reaches the port can read, rewind and write one backup, <url>
@@ -47,6 +53,7 @@ COMPACT (lightning-cli backup-compact on the node) compacts the backup beside th
 A v1 .dbak is refused: convert it with "upgrade" first. SIGTERM stops it cleanly.
 
 Options:
+  --allow-plain      serve wire v2 without TLS on a root that has no certificate
   --allow-v1         serve wire v1 (no authentication) to one backup
   --v1-node NAME     on a server root: the node whose backup v1 reaches
   --quota-bytes N    the most bytes a node's backup may hold (a write past it is refused)
@@ -60,8 +67,8 @@ Options:
                      warning, error or critical
   -h, --help         show this help
 
-Neither protocol encrypts: listen on loopback or a private network, and reach it through
-SSH, WireGuard or a Tor onion service.`;
+Wire v1 and plain v2 do not encrypt: listen on loopback or a private network, and reach
+them through SSH, WireGuard or a Tor onion service.`;
 
 export const SERVER_SPEC: CommandSpec = {
   name: "server",
@@ -70,6 +77,7 @@ export const SERVER_SPEC: CommandSpec = {
     "log-mode": { type: "string" },
     "log-level": { type: "string" },
     "allow-v1": { type: "boolean" },
+    "allow-plain": { type: "boolean" },
     "v1-node": { type: "string" },
     "quota-bytes": { type: "string" },
     "max-connections": { type: "string" },
@@ -81,7 +89,7 @@ export const SERVER_SPEC: CommandSpec = {
 };
 
 /** The commands that manage a server root's nodes. */
-export const NODE_COMMANDS = ["add-node", "list-nodes", "remove-node"] as const;
+export const NODE_COMMANDS = ["add-node", "list-nodes", "remove-node", "init-tls"] as const;
 export type NodeCommand = typeof NODE_COMMANDS[number];
 
 export interface NodeCommandArgs {
@@ -98,6 +106,7 @@ export interface ServerArgs {
   logMode: LogMode;
   logLevel: LogLevel;
   allowV1: boolean;
+  allowPlain: boolean;
   v1Node: string | undefined;
   quotaBytes: number | undefined;
   maxConnections: number | undefined;
@@ -124,7 +133,7 @@ export function serverRootUrl(root: string): string {
 export function nodeCommandArgs({ positionals }: ParsedArgs): NodeCommandArgs | undefined {
   const [command, root, name] = positionals;
   if (!NODE_COMMANDS.includes(command as NodeCommand)) return undefined;
-  const wanted = command === "list-nodes" ? 2 : 3;
+  const wanted = command === "list-nodes" || command === "init-tls" ? 2 : 3;
   if (positionals.length !== wanted) {
     throw new UsageError(
       `"server ${command}" takes <root>${wanted === 3 ? " <name>" : ""}, got ` +
@@ -179,6 +188,7 @@ export function serverArgs({ values, positionals }: ParsedArgs): ServerArgs {
     logMode: choice(values["log-mode"], "log-mode", LOG_MODES, "plain"),
     logLevel: choice(values["log-level"], "log-level", LOG_LEVELS, "info"),
     allowV1: values["allow-v1"] === true,
+    allowPlain: values["allow-plain"] === true,
     v1Node,
     quotaBytes: count(values["quota-bytes"], "quota-bytes"),
     maxConnections: count(values["max-connections"], "max-connections"),

@@ -10,6 +10,7 @@ function parse(args: string[]) {
 
 const NO_OPTIONS = {
   allowV1: false,
+  allowPlain: false,
   v1Node: undefined,
   quotaBytes: undefined,
   maxConnections: undefined,

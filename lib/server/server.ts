@@ -18,6 +18,7 @@ import { V2Session } from "./session_v2.ts";
 import { ServerStorage } from "./storage.ts";
 import type { NodeRegistry } from "./nodes.ts";
 import type { NodeStats } from "./metrics.ts";
+import type { TlsIdentity } from "./tls_identity.ts";
 import { existsSync } from "../fs/exists.ts";
 import { FileBackupReader } from "../backends/file/reader.ts";
 
@@ -55,6 +56,8 @@ export interface ServerOptions {
   /** The nodes wire v2 serves; without it, v2 clients are turned away. */
   nodes?: NodeRegistry;
   limits?: Partial<ServerLimits>;
+  /** Serve over TLS with this certificate; without it, in the clear. */
+  tls?: TlsIdentity;
 }
 
 type AnySession = Session | V2Session;
@@ -65,9 +68,9 @@ export class BackupServer {
   readonly log: (level: LogLevel, message: string) => void;
   readonly v1Storage: ServerStorage | undefined;
   readonly nodes: NodeRegistry | undefined;
-  #listener: Deno.TcpListener;
+  #listener: Deno.Listener<Deno.Conn<Deno.NetAddr>, Deno.NetAddr>;
   /** Every connection being served, from accept to close. */
-  #serving = new Map<Deno.TcpConn, { done: Promise<void>; session?: AnySession }>();
+  #serving = new Map<Deno.Conn<Deno.NetAddr>, { done: Promise<void>; session?: AnySession }>();
   #writers = new Map<ServerStorage, AnySession>();
   #storages = new Map<string, ServerStorage>();
   #connected = new Map<string, number>();
@@ -87,12 +90,18 @@ export class BackupServer {
     if (options.v1Node !== undefined && options.v1Storage) {
       this.#storages.set(options.v1Node, options.v1Storage);
     }
-    this.#listener = Deno.listen({ hostname: options.hostname, port: options.port });
+    const address = { hostname: options.hostname, port: options.port };
+    this.#listener = options.tls
+      ? Deno.listenTls({ ...address, ...options.tls })
+      : Deno.listen(address);
     const serves = [
       ...(this.nodes ? [`nodes of ${this.nodes.root} (wire v2)`] : []),
       ...(this.v1Storage ? [`${this.v1Storage.url} (wire v1)`] : []),
     ];
-    this.log("info", `serving ${serves.join(" and ")} on ${this.address}`);
+    this.log(
+      "info",
+      `serving ${serves.join(" and ")} on ${this.address}${options.tls ? " over TLS" : ""}`,
+    );
     if (this.v1Storage) {
       this.log(
         "warning",
@@ -116,7 +125,7 @@ export class BackupServer {
 
   async #accept(): Promise<void> {
     for (;;) {
-      let conn: Deno.TcpConn;
+      let conn: Deno.Conn<Deno.NetAddr>;
       try {
         conn = await this.#listener.accept();
       } catch (error) {
@@ -138,8 +147,9 @@ export class BackupServer {
         continue;
       }
       this.#turningAway = false;
-      conn.setNoDelay(true);
-      conn.setKeepAlive(true);
+      // A TLS connection has no such knobs in Deno.
+      if ("setNoDelay" in conn) (conn as Deno.TcpConn).setNoDelay(true);
+      if ("setKeepAlive" in conn) (conn as Deno.TcpConn).setKeepAlive(true);
       const entry: { done: Promise<void>; session?: AnySession } = { done: Promise.resolve() };
       this.#serving.set(conn, entry);
       entry.done = this.#serve(this.#nextId++, conn, entry).finally(() => {
@@ -151,7 +161,7 @@ export class BackupServer {
   /** Tells the protocol from the first byte, then serves the connection until it ends. */
   async #serve(
     id: number,
-    conn: Deno.TcpConn,
+    conn: Deno.Conn<Deno.NetAddr>,
     entry: { session?: AnySession },
   ): Promise<void> {
     const peer = formatHostPort(

@@ -64,7 +64,7 @@ export class V2Session {
 
   constructor(
     readonly id: number,
-    readonly conn: Deno.TcpConn,
+    readonly conn: Deno.Conn<Deno.NetAddr>,
     readonly host: V2Host,
     readonly reader: PacketReader,
   ) {}

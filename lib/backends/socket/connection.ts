@@ -1,6 +1,6 @@
 /**
- * One connection to a backup server: dialled directly or through a SOCKS5 proxy, with
- * every wait bounded. Any failure of the connection itself is a
+ * One connection to a backup server: dialled directly or through a SOCKS5 proxy, in the
+ * clear or over TLS (tls_dial.ts), with every wait bounded. Any failure of the connection itself is a
  * {@linkcode ConnectionLostError}, which the backend answers by reconnecting.
  *
  * @module
@@ -23,6 +23,7 @@ import {
 } from "../../wire/packets_v2.ts";
 import { checkProof, nonce, prove } from "../../wire/handshake.ts";
 import type { NodeCredential } from "./credential.ts";
+import { dialTcp, SocketConn, startTls, TlsIdentityError } from "./tls_dial.ts";
 
 export type SocketUrl = BackupUrl & { scheme: "socket" };
 
@@ -83,7 +84,7 @@ export class WireConnection {
   /** Where the node's backup stood when a v2 handshake finished; `undefined` in v1. */
   welcome: V2Metadata | undefined;
 
-  private constructor(readonly conn: Deno.TcpConn, readonly timeoutMs: number) {
+  private constructor(readonly conn: Deno.TcpConn | SocketConn, readonly timeoutMs: number) {
     this.#reader = new PacketReader(conn);
   }
 
@@ -101,9 +102,13 @@ export class WireConnection {
       ? `connecting to ${formatHostPort(url.host, url.port)} through the proxy ` +
         formatHostPort(url.proxy.host, url.proxy.port)
       : `connecting to ${formatHostPort(url.host, url.port)}`;
-    let conn: Deno.TcpConn | undefined;
+    let conn: Deno.TcpConn | SocketConn | undefined;
     let timedOut = false;
-    const dialling = Deno.connect({ hostname: first.host, port: first.port });
+    const dialling = url.tls
+      ? (url.proxy
+        ? dialTcp(first.host, first.port)
+        : startTls(url.host, url.port, url.tls.fingerprint))
+      : Deno.connect({ hostname: first.host, port: first.port });
     // A connect that completes after its timeout is closed at once.
     dialling.then((c) => timedOut && c.close(), () => {});
     try {
@@ -111,6 +116,9 @@ export class WireConnection {
         (async () => {
           conn = await dialling;
           if (url.proxy) await socks5Connect(conn, url.host, url.port);
+          if (url.proxy && url.tls) {
+            conn = await startTls(url.host, url.port, url.tls.fingerprint, conn as SocketConn);
+          }
         })(),
         timeoutMs,
         what,
@@ -121,9 +129,12 @@ export class WireConnection {
       );
     } catch (error) {
       if (!timedOut) conn?.close();
+      if (error instanceof TlsIdentityError) {
+        throw new ServerRefusedError(error.message);
+      }
       throw lost(error, what);
     }
-    conn!.setNoDelay(true);
+    if (!(conn instanceof SocketConn)) conn!.setNoDelay(true);
     const connection = new WireConnection(conn!, timeoutMs);
     if (credential) {
       try {

@@ -1,0 +1,68 @@
+/**
+ * The server's TLS identity: `tls.crt` and `tls.key` (mode 0600) in its root, made once by
+ * `server init-tls`. Nodes pin the certificate by its SHA-256 fingerprint
+ * (`socket+tls:host:port?fp=sha256:<hex>`), so it needs no certificate authority.
+ *
+ * @module
+ */
+import { join } from "node:path";
+import { existsSync } from "../fs/exists.ts";
+import { hex } from "../crypto/data_key.ts";
+
+export const TLS_CERT_NAME = "tls.crt";
+export const TLS_KEY_NAME = "tls.key";
+
+/** Named by a computed URL so that Deno fetches its npm packages only when it is used. */
+export const X509_MODULE = new URL("./x509.ts", import.meta.url);
+
+export interface TlsIdentity {
+  cert: string;
+  key: string;
+}
+
+/** `sha256:<hex>` of the first certificate in `pem`'s DER bytes. */
+export async function fingerprint(pem: string): Promise<string> {
+  const base64 = /-----BEGIN CERTIFICATE-----([^-]+)-----END CERTIFICATE-----/.exec(pem)?.[1];
+  if (!base64) throw new Error("Cannot read TLS certificate: it holds no PEM certificate");
+  const der = Uint8Array.from(atob(base64.replace(/\s+/g, "")), (c) => c.charCodeAt(0));
+  return `sha256:${hex(new Uint8Array(await crypto.subtle.digest("SHA-256", der)))}`;
+}
+
+/** The identity in `root`, or `undefined` when it has none. */
+export function loadTlsIdentity(root: string): TlsIdentity | undefined {
+  const certPath = join(root, TLS_CERT_NAME);
+  if (!existsSync(certPath)) return undefined;
+  const keyPath = join(root, TLS_KEY_NAME);
+  if ((Deno.statSync(keyPath).mode ?? 0) & 0o077) {
+    throw new Error(
+      `Cannot serve backup: "${keyPath}" is readable by others: chmod 600 it (and make a ` +
+        `new one with "server init-tls" if others may have read it)`,
+    );
+  }
+  return { cert: Deno.readTextFileSync(certPath), key: Deno.readTextFileSync(keyPath) };
+}
+
+/**
+ * Makes `root`'s identity, for the host names `names`; returns its fingerprint. An existing
+ * one is kept: nodes pin it, so replacing it is the operator's explicit act.
+ */
+export async function initTlsIdentity(root: string, names = ["localhost"]): Promise<string> {
+  const certPath = join(root, TLS_CERT_NAME);
+  if (existsSync(certPath)) {
+    throw new Error(
+      `Cannot make TLS certificate: "${certPath}" exists already (its fingerprint is ` +
+        `${await fingerprint(Deno.readTextFileSync(certPath))}): nodes pin it, so remove ` +
+        `${TLS_CERT_NAME} and ${TLS_KEY_NAME} first only if you mean to replace it`,
+    );
+  }
+  const { selfSigned } = await import(X509_MODULE.href) as typeof import("./x509.ts");
+  const { cert, key } = await selfSigned(names);
+  const keyPath = join(root, TLS_KEY_NAME);
+  Deno.writeTextFileSync(`${keyPath}.tmp`, key, { mode: 0o600 });
+  Deno.chmodSync(`${keyPath}.tmp`, 0o600);
+  Deno.renameSync(`${keyPath}.tmp`, keyPath);
+  // The certificate last: its presence is what says the identity is whole.
+  Deno.writeTextFileSync(`${certPath}.tmp`, cert);
+  Deno.renameSync(`${certPath}.tmp`, certPath);
+  return await fingerprint(cert);
+}

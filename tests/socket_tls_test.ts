@@ -1,0 +1,162 @@
+/**
+ * Wire v2 over TLS: `server init-tls`, the real plugin backing up over TLS, a pinned
+ * fingerprint that does not match, TLS through a real SOCKS5 proxy, and a root served in
+ * the clear only when the operator says so.
+ */
+import { assert, assertEquals, assertMatch, assertRejects } from "./support/assert.ts";
+import { backUpWithPlugin, withServer } from "./support/v2_server.ts";
+import { Microsocks } from "./support/microsocks.ts";
+import { bumpStatement } from "./support/statements.ts";
+import { SocketBackend } from "../lib/backends/socket/backend.ts";
+import { SocketBackupReader } from "../lib/backends/socket/reader.ts";
+import { DEFAULT_RETRY_POLICY } from "../lib/backends/socket/options.ts";
+import { fingerprint, TLS_CERT_NAME, TLS_KEY_NAME } from "../lib/server/tls_identity.ts";
+import { BufferedOutput, removeNodeDir } from "../lib/cli/testing.ts";
+import { server as serverCommand } from "../lib/cli/server.ts";
+import { existsSync } from "../lib/fs/exists.ts";
+
+const POLICY = { ...DEFAULT_RETRY_POLICY, retries: 0, timeoutMs: 5_000 };
+const change = (version: number) => ({ version, statements: [bumpStatement(version - 1)] });
+
+Deno.test("server init-tls prints the certificate's fingerprint, keeps its key 0600, and never replaces it", async () => {
+  const root = Deno.makeTempDirSync({ prefix: "init-tls-" });
+  try {
+    const out = new BufferedOutput();
+    assertEquals(await serverCommand(["init-tls", root], out), 0, out.text);
+    const cert = Deno.readTextFileSync(`${root}/${TLS_CERT_NAME}`);
+    const fp = await fingerprint(cert);
+    assertMatch(fp, /^sha256:[0-9a-f]{64}$/);
+    assertEquals(out.text.split("\n").filter((l) => l === fp).length, 1, out.text);
+    assertEquals(Deno.statSync(`${root}/${TLS_KEY_NAME}`).mode! & 0o777, 0o600);
+    const again = new BufferedOutput();
+    assertEquals(await serverCommand(["init-tls", root], again), 1);
+    assertMatch(
+      again.stderr.join("\n"),
+      new RegExp(`exists already \\(its fingerprint is ${fp}\\)`),
+    );
+    assertEquals(Deno.readTextFileSync(`${root}/${TLS_CERT_NAME}`), cert);
+
+    // A root with nodes but no certificate is served in the clear only with --allow-plain.
+    const bare = `${root}/bare`;
+    assertEquals(await serverCommand(["add-node", bare, "alice"], new BufferedOutput()), 0);
+    const plain = new BufferedOutput();
+    assertEquals(await serverCommand([`file://${bare}`, "127.0.0.1:0"], plain), 1);
+    assertMatch(plain.stderr.join("\n"), /has no TLS certificate.*init-tls.*--allow-plain/);
+
+    Deno.chmodSync(`${root}/${TLS_KEY_NAME}`, 0o644);
+    assertEquals(await serverCommand(["add-node", root, "bob"], new BufferedOutput()), 0);
+    const exposed = new BufferedOutput();
+    assertEquals(await serverCommand([`file://${root}`, "127.0.0.1:0"], exposed), 1);
+    assertMatch(exposed.stderr.join("\n"), /tls\.key" is readable by others: chmod 600 it/);
+  } finally {
+    Deno.removeSync(root, { recursive: true });
+  }
+});
+
+Deno.test("the plugin backs up over TLS and a restore equals the node; a plain client gets nothing", async () => {
+  await withServer(
+    async ({ root, url, nodes, server, credential, logs }) => {
+      assert(url.startsWith("socket+tls:"));
+      const dir = await backUpWithPlugin(root, url, nodes, "carol");
+      removeNodeDir(dir);
+      assert(logs.some((l) => /over TLS/.test(l)));
+      await assertRejects(
+        () =>
+          SocketBackend.connect(`socket:127.0.0.1:${server.port}`, {
+            policy: POLICY,
+            credential: credential("alice"),
+          }),
+      );
+      assert(!existsSync(nodes.backupDir("alice")));
+    },
+    {},
+    { tls: true },
+  );
+});
+
+Deno.test("a fingerprint mismatch, or no pin for a self-signed certificate, is refused in one line, with nothing sent or changed", async () => {
+  await withServer(
+    async ({ server, credential, logs, nodes, fingerprint: fp }) => {
+      const alice = await SocketBackend.connect(
+        `socket+tls:127.0.0.1:${server.port}?fp=${fp}`,
+        { policy: POLICY, credential: credential("alice") },
+      );
+      await alice.append(change(1));
+      alice.close();
+      const before = Deno.readDirSync(nodes.backupDir("alice")).toArray().length;
+      const sessions = logs.filter((l) => /: connected$/.test(l)).length;
+      const wrong = `sha256:${"ab".repeat(32)}`;
+      const error = await assertRejects(
+        () =>
+          SocketBackend.connect(`socket+tls:127.0.0.1:${server.port}?fp=${wrong}`, {
+            policy: POLICY,
+            credential: credential("alice"),
+          }),
+      );
+      const message = (error as Error).message;
+      assertEquals(message.split("\n").length, 1);
+      assertMatch(
+        message,
+        new RegExp(`fingerprint ${fp}, but the URL pins ${wrong}: .*backup\\.lock`),
+      );
+      // Without a pin, a self-signed certificate is not trusted.
+      await assertRejects(
+        () =>
+          SocketBackend.connect(`socket+tls:127.0.0.1:${server.port}`, {
+            policy: POLICY,
+            credential: credential("alice"),
+          }),
+        /is not trusted \(self-signed certificate\): pin it with \?fp=sha256:<hex>/,
+      );
+      // The server never saw a byte of wire protocol: no session began.
+      assertEquals(logs.filter((l) => /: connected$/.test(l)).length, sessions);
+      assertEquals(Deno.readDirSync(nodes.backupDir("alice")).toArray().length, before);
+      const reader = await SocketBackupReader.fetch(
+        `socket+tls:127.0.0.1:${server.port}?fp=${fp}`,
+        5_000,
+        credential("alice"),
+      );
+      try {
+        assertEquals(reader.describe().lastVersion, 1);
+      } finally {
+        reader.close();
+      }
+    },
+    {},
+    { tls: true },
+  );
+});
+
+Deno.test("TLS through a SOCKS5 proxy: the proxy resolves the name and carries only TLS", async () => {
+  const proxy = await Microsocks.start();
+  try {
+    await withServer(
+      async ({ server, credential, fingerprint: fp }) => {
+        const url =
+          `socket+tls:localhost:${server.port}?fp=${fp}&proxy=socks5:127.0.0.1:${proxy.port}`;
+        const bob = await SocketBackend.connect(url, {
+          policy: POLICY,
+          credential: credential("bob"),
+        });
+        await bob.append(change(1));
+        await bob.append(change(2));
+        bob.close();
+        const reader = await SocketBackupReader.fetch(url, 5_000, credential("bob"));
+        try {
+          assertEquals(reader.describe().lastVersion, 2);
+        } finally {
+          reader.close();
+        }
+        const wrong = url.replace(fp!, `sha256:${"0".repeat(64)}`);
+        await assertRejects(
+          () => SocketBackend.connect(wrong, { policy: POLICY, credential: credential("bob") }),
+          /but the URL pins/,
+        );
+      },
+      {},
+      { tls: true },
+    );
+  } finally {
+    await proxy.kill();
+  }
+});

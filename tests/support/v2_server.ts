@@ -1,0 +1,111 @@
+/**
+ * A wire v2 server on a fresh root with nodes alice and bob, in the clear or over TLS, and
+ * the real plugin backing up to it: shared by the v2 and TLS tests.
+ *
+ * @module
+ */
+import { assertEquals } from "./assert.ts";
+import { FakeLightningd } from "./fake_lightningd.ts";
+import { dumpDatabase } from "./dump.ts";
+import { BackupServer, type ServerLimits } from "../../lib/server/server.ts";
+import { NodeRegistry } from "../../lib/server/nodes.ts";
+import { initTlsIdentity, loadTlsIdentity } from "../../lib/server/tls_identity.ts";
+import { CREDENTIAL_ENV, CREDENTIAL_NAME } from "../../lib/backends/socket/credential.ts";
+import type { NodeCredential } from "../../lib/backends/socket/credential.ts";
+import { keyFromText } from "../../lib/wire/handshake.ts";
+import { BufferedOutput, makeNodeDir } from "../../lib/cli/testing.ts";
+import { init } from "../../lib/cli/init.ts";
+import { restore } from "../../lib/cli/restore.ts";
+import { launchArgs, launchPlan } from "../../lib/cli/launcher.ts";
+
+export interface Setup {
+  root: string;
+  server: BackupServer;
+  logs: string[];
+  /** `socket:` or, over TLS, `socket+tls:…?fp=…` to the server. */
+  url: string;
+  nodes: NodeRegistry;
+  credential(name: string): NodeCredential;
+  /** The certificate's `sha256:<hex>`, over TLS. */
+  fingerprint?: string;
+}
+
+export async function withServer(
+  body: (s: Setup) => Promise<void>,
+  limits: Partial<ServerLimits> = {},
+  { tls = false }: { tls?: boolean } = {},
+): Promise<void> {
+  const root = Deno.makeTempDirSync({ prefix: "socket-v2-" });
+  const nodes = new NodeRegistry(`${root}/server`);
+  const keys = new Map(["alice", "bob"].map((n) => [n, nodes.add(n)]));
+  const fingerprint = tls ? await initTlsIdentity(nodes.root) : undefined;
+  const logs: string[] = [];
+  const server = new BackupServer({
+    hostname: "127.0.0.1",
+    port: 0,
+    log: (level, message) => logs.push(`${level}: ${message}`),
+    nodes,
+    limits,
+    tls: loadTlsIdentity(nodes.root),
+  });
+  const credential = (node: string) => ({
+    node,
+    key: keyFromText(keys.get(node) ?? keys.get("alice")!)!,
+    path: `${root}/${node}.credential`,
+  });
+  const url = fingerprint
+    ? `socket+tls:127.0.0.1:${server.port}?fp=${fingerprint}`
+    : `socket:127.0.0.1:${server.port}`;
+  try {
+    await body({ root, server, logs, url, nodes, credential, fingerprint });
+  } finally {
+    await server.close();
+    Deno.removeSync(root, { recursive: true });
+  }
+}
+
+/**
+ * Adds node `name`, backs up three transactions of the real plugin to `url`, started with
+ * the launcher's permissions, and checks a restore over `url` equals the node's database;
+ * returns the node's lightning dir.
+ */
+export async function backUpWithPlugin(
+  root: string,
+  url: string,
+  nodes: NodeRegistry,
+  name: string,
+): Promise<string> {
+  const dir = makeNodeDir("restart");
+  const line = JSON.stringify({ node: name, key: nodes.add(name) });
+  Deno.writeTextFileSync(`${dir}/${CREDENTIAL_NAME}`, line, { mode: 0o600 });
+  Deno.chmodSync(`${dir}/${CREDENTIAL_NAME}`, 0o600);
+  const made = new BufferedOutput();
+  assertEquals(await init([url, "--lightning-dir", dir], made), 0, made.stderr.join("\n"));
+  const plan = launchPlan({ lightningDir: dir, backendUrl: url });
+  const lightningd = FakeLightningd.spawn({
+    lightningDir: dir,
+    command: [plan.deno, ...launchArgs(plan)],
+  });
+  try {
+    await lightningd.getmanifest();
+    for (let i = 0; i < 3; i++) {
+      const outcome = await lightningd.transaction([`DELETE FROM vars WHERE name = 'n${i}'`]);
+      assertEquals(outcome, "committed", lightningd.aborted);
+    }
+    assertEquals((await lightningd.stop()).code, 0);
+  } finally {
+    await lightningd.kill().catch(() => {});
+  }
+  Deno.env.set(CREDENTIAL_ENV, `${dir}/${CREDENTIAL_NAME}`);
+  try {
+    const output = new BufferedOutput();
+    assertEquals(await restore([url, `${root}/restored.sqlite3`], output), 0, output.text);
+  } finally {
+    Deno.env.delete(CREDENTIAL_ENV);
+  }
+  assertEquals(
+    dumpDatabase(`${root}/restored.sqlite3`),
+    dumpDatabase(`${dir}/lightningd.sqlite3`),
+  );
+  return dir;
+}
