@@ -11,6 +11,8 @@ import { BackupServer, type ServerLimits } from "../../lib/server/server.ts";
 import { NodeRegistry } from "../../lib/server/nodes.ts";
 import { initTlsIdentity, loadTlsIdentity } from "../../lib/server/tls_identity.ts";
 import { CREDENTIAL_ENV, CREDENTIAL_NAME } from "../../lib/backends/socket/credential.ts";
+
+const CLI = new URL("../../cli.ts", import.meta.url).pathname;
 import type { NodeCredential } from "../../lib/backends/socket/credential.ts";
 import { keyFromText } from "../../lib/wire/handshake.ts";
 import { BufferedOutput, makeNodeDir } from "../../lib/cli/testing.ts";
@@ -96,13 +98,15 @@ export async function backUpWithPlugin(
   } finally {
     await lightningd.kill().catch(() => {});
   }
-  Deno.env.set(CREDENTIAL_ENV, `${dir}/${CREDENTIAL_NAME}`);
-  try {
-    const output = new BufferedOutput();
-    assertEquals(await restore([url, `${root}/restored.sqlite3`], output), 0, output.text);
-  } finally {
-    Deno.env.delete(CREDENTIAL_ENV);
-  }
+  // In a process of its own: the environment is the whole test run's, and other test files
+  // run beside this one.
+  const restored = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", CLI, "restore", url, `${root}/restored.sqlite3`],
+    env: { [CREDENTIAL_ENV]: `${dir}/${CREDENTIAL_NAME}` },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assertEquals(restored.code, 0, new TextDecoder().decode(restored.stderr));
   assertEquals(
     dumpDatabase(`${root}/restored.sqlite3`),
     dumpDatabase(`${dir}/lightningd.sqlite3`),
