@@ -35,7 +35,7 @@ import {
   decodeSegmentHeader,
   formatBackupId,
   readAt,
-  scanBuffer,
+  ScanBuffer,
   type ScanOptions,
   scanSegment,
   SEGMENT_HEADER_SIZE,
@@ -78,8 +78,8 @@ export interface ChainScanOptions {
   decode: boolean;
   /** The cipher of a segment of an encrypted backup; absent: sealed payloads stay closed. */
   cipherFor?: (segment: SegmentHeader) => RecordCipher;
-  /** Where to read into (from {@linkcode scanBuffer}), for a caller that scans many segments. */
-  buffer?: Uint8Array;
+  /** A read buffer shared by the scans of many segments. */
+  buffer?: ScanBuffer;
 }
 
 /** The options {@linkcode scanSegment} reads `segment` with. */
@@ -217,7 +217,7 @@ export function* scanLogs(
 ): Generator<LogRecord, ChainEnd, void> {
   const logs = chain.logs.filter((l) => l.number >= from);
   // One read buffer for every log: the logs are read one after another.
-  const scan = { ...options, buffer: scanBuffer() };
+  const scan = { ...options, buffer: new ScanBuffer() };
   for (const [i, log] of logs.entries()) {
     if (log.number !== from + i) {
       const missing = `${chain.dir}/${logName(from + i)}`;

@@ -213,15 +213,18 @@ class ReadWindow {
   #bytes: Uint8Array = new Uint8Array(0);
   #start = 0;
 
-  constructor(readonly file: Deno.FsFile, readonly size: number, buffer?: Uint8Array) {
-    this.#buffer = buffer;
-  }
+  constructor(
+    readonly file: Deno.FsFile,
+    readonly size: number,
+    readonly shared?: ScanBuffer,
+  ) {}
 
   /** The bytes at `offset`; a view valid until the next call. */
   at(offset: number, length: number): Uint8Array {
     const end = offset + length;
     if (offset < this.#start || end > this.#start + this.#bytes.length) {
-      this.#buffer ??= new Uint8Array(Math.min(WINDOW_BYTES, this.size));
+      this.#buffer ??= this.shared?.for(this.size) ??
+        new Uint8Array(Math.min(WINDOW_BYTES, this.size));
       if (length > this.#buffer.length) return readAt(this.file, offset, length);
       this.#start = offset;
       this.#bytes = readInto(
@@ -234,9 +237,19 @@ class ReadWindow {
   }
 }
 
-/** A buffer for {@linkcode scanSegment}'s reads, for a caller that scans many segments. */
-export function scanBuffer(): Uint8Array {
-  return new Uint8Array(WINDOW_BYTES);
+/**
+ * A read buffer that the scans of many segments share (they run one after another), grown
+ * to the largest one's window: a scan of many small logs allocates no more than they hold.
+ */
+export class ScanBuffer {
+  #bytes = new Uint8Array(0);
+
+  /** The buffer, at least `size` bytes long up to the window's size. */
+  for(size: number): Uint8Array {
+    const wanted = Math.min(WINDOW_BYTES, size);
+    if (this.#bytes.length < wanted) this.#bytes = new Uint8Array(wanted);
+    return this.#bytes;
+  }
 }
 
 /** How {@linkcode scanSegment} reads a segment. */
@@ -247,8 +260,8 @@ export interface ScanOptions {
   sealed?: boolean;
   /** Opens sealed records; without it, a sealed payload is not decoded (status, keyless). */
   cipher?: RecordCipher;
-  /** Where to read into (from {@linkcode scanBuffer}); one of the scan's own by default. */
-  buffer?: Uint8Array;
+  /** Where to read into, shared with other scans; one of the scan's own by default. */
+  buffer?: ScanBuffer;
 }
 
 /**
