@@ -17,7 +17,6 @@ import type { NodeCredential } from "../../lib/backends/socket/credential.ts";
 import { keyFromText } from "../../lib/wire/handshake.ts";
 import { BufferedOutput, makeNodeDir } from "../../lib/cli/testing.ts";
 import { init } from "../../lib/cli/init.ts";
-import { restore } from "../../lib/cli/restore.ts";
 import { launchArgs, launchPlan } from "../../lib/cli/launcher.ts";
 
 export interface Setup {
