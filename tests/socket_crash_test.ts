@@ -21,8 +21,8 @@ import {
   killNow,
   loadRuns,
   type RecordedWrite,
+  replayProcess,
   resumedStream,
-  resumeWrite,
   type Runs,
   storedTransactions,
 } from "./support/crash_point.ts";
@@ -133,26 +133,12 @@ async function runTrial(
       node = FakeLightningd.spawn({ lightningDir: dir });
       node.db.exec("PRAGMA synchronous = OFF");
       report.processes++;
-      let outcome: string;
-      try {
-        outcome = await node.replay(bytes);
-      } catch (error) {
-        outcome = `threw: ${(error as Error).message}`;
-      }
-      if (node.db.isTransaction) node.db.exec("ROLLBACK");
-      const version = node.dataVersion();
-      const status = await node.close();
       const context = `seed ${seed}, run ${run.name}, process ${report.processes}`;
-      assertEquals(node.garbage, [], context);
-      if (status.signal === "SIGKILL") {
-        next = resumeWrite(all, version);
+      const killed = await replayProcess(node, bytes, all, context);
+      if (killed) {
+        next = killed.resume;
         continue;
       }
-      assertEquals(
-        [status.code, outcome],
-        [0, "committed"],
-        `${context}: ${node.aborted} ${JSON.stringify(node.logs)}`,
-      );
       next = all.runs[next.run + 1]?.writes[0];
     }
     for (const timer of timers) clearTimeout(timer);

@@ -114,6 +114,41 @@ export function resumeWrite(all: Runs, dataVersion: number): RecordedWrite | und
   return all.writes[i];
 }
 
+/** How one plugin process of a trial ended: killed, and where its successor resumes. */
+export interface Killed {
+  resume: RecordedWrite | undefined;
+}
+
+/**
+ * Replays `bytes` into `node`, one plugin process of a crash trial, and closes it. A process
+ * killed with SIGKILL gives the write its restarted successor resumes at; any other must have
+ * exited 0 with every change committed (else the trial fails), and gives `undefined`.
+ */
+export async function replayProcess(
+  node: FakeLightningd,
+  bytes: Uint8Array,
+  all: Runs,
+  context: string,
+): Promise<Killed | undefined> {
+  let outcome: string;
+  try {
+    outcome = await node.replay(bytes);
+  } catch (error) {
+    outcome = `threw: ${(error as Error).message}`;
+  }
+  if (node.db.isTransaction) node.db.exec("ROLLBACK");
+  const version = node.dataVersion();
+  const status = await node.close();
+  assertEquals(node.garbage, [], context);
+  if (status.signal === "SIGKILL") return { resume: resumeWrite(all, version) };
+  assertEquals(
+    [status.code, outcome],
+    [0, "committed"],
+    `${context}: ${node.aborted} ${JSON.stringify(node.logs)}`,
+  );
+  return undefined;
+}
+
 /** A message of a stream the fake sends: its id, method, and where it ends. */
 export interface StreamMessage {
   id: unknown;
