@@ -16,18 +16,31 @@ usage() {
   exit 2
 }
 
+# Whether PID is still one of this cluster's daemons. The pids file also lists gateways that
+# tests killed long ago, and PIDs wrap (pid_max is 32768 here): a stale one may now be another
+# test's radosgw.
+ours() {
+  local pid=$1 conf=$2 cmdline
+  cmdline=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || return 1
+  [[ "$cmdline" == *"--conf $conf "* ]]
+}
+
 stop() {
-  local dir=$1 pid
+  local dir=$1 pid live=()
   [[ -f "$dir/pids" ]] || return 0
-  # The cluster lives in RAM for one test run: nothing to shut down gracefully.
+  dir=$(cd "$dir" && pwd)
   while read -r pid; do
-    kill -9 "$pid" 2>/dev/null || true
+    ours "$pid" "$dir/ceph.conf" && live+=("$pid")
   done <"$dir/pids"
-  while read -r pid; do
+  # The cluster lives in RAM for one test run: nothing to shut down gracefully.
+  for pid in "${live[@]}"; do
+    kill -9 "$pid" 2>/dev/null || true
+  done
+  for pid in "${live[@]}"; do
     while [[ -e /proc/$pid && ! $(cat "/proc/$pid/stat" 2>/dev/null) =~ ^[0-9]+\ \(.*\)\ Z ]]; do
       sleep 0.05
     done
-  done <"$dir/pids"
+  done
   rm -f "$dir/pids"
 }
 
