@@ -102,6 +102,7 @@ Deno.test("protocol: backup-status reports the backup and the hook's latency", a
       connection: null,
       destinations: null,
       alarm: null,
+      async_destinations: null,
       writes_since_start: 3,
       options: { "backup-destination": null, ...DEFAULT_COMPACTION_OPTIONS },
       compaction: {

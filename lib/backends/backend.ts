@@ -59,6 +59,28 @@ export interface BackupState {
   destinations?: DestinationStatus[];
   /** Set while a destination has failed and the others go on without it. */
   alarm?: string;
+  /** For asynchronous destinations (backup.lock's `async_urls`): how far behind each is. */
+  asyncDestinations?: AsyncDestinationStatus[];
+}
+
+/** An asynchronous destination, as `backup-status` shows it. */
+export interface AsyncDestinationStatus {
+  url: string;
+  /**
+   * `waiting`: not started yet (it starts after the node's first write of this run);
+   * `caught-up`: it holds every change the primary holds; `behind`: copying; `failing`: its
+   * last attempt failed (`error`), and it tries again.
+   */
+  state: "waiting" | "caught-up" | "behind" | "failing";
+  /** Its version; `null` until it has been opened. */
+  version: number | null;
+  /** Versions the primary holds that it does not (`null` until opened). */
+  lag_versions: number | null;
+  /** Seconds since it last held everything the primary held (since start, if never). */
+  lag_seconds: number;
+  /** The last error, while failing. */
+  error: string | null;
+  connection: ConnectionStatus | null;
 }
 
 /** One of several destinations, as `backup-status` shows it. */

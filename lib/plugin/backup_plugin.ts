@@ -372,6 +372,7 @@ export class BackupPlugin {
       connection: state?.connection ?? null,
       destinations: state?.destinations ?? null,
       alarm: state?.alarm ?? null,
+      async_destinations: state?.asyncDestinations ?? null,
       writes_since_start: this.#writes,
       last_hook_ms: ms(this.#latency.last),
       p99_hook_ms: ms(this.#latency.quantile(0.99)),

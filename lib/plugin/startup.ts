@@ -14,14 +14,17 @@
  */
 import type { Backend } from "../backends/backend.ts";
 import type { FileBackendOptions } from "../backends/file/writer.ts";
-import { openBackend } from "../backends/open.ts";
+import { connectReader, openBackend } from "../backends/open.ts";
 import { parseBackupUrl } from "../backends/url.ts";
 import { credentialIn } from "../backends/socket/credential.ts";
 import { SocketBackend, type SocketLogLevel } from "../backends/socket/backend.ts";
 import { retryPolicyFromLock } from "../backends/socket/options.ts";
 import { type LockFile, readLockFile } from "../backup/lock_file.ts";
 import { MultiBackend } from "../backends/multi/backend.ts";
-import { destinationUrls, mirrorFailure } from "../backends/multi/mirrors.ts";
+import { lockDestinations, mirrorFailure } from "../backends/multi/mirrors.ts";
+import { AsyncCopy } from "../backends/multi/async_copy.ts";
+import { WithAsyncCopies } from "../backends/multi/with_async_copies.ts";
+import { FileBackupReader } from "../backends/file/reader.ts";
 import { S3Backend } from "../backends/s3/backend.ts";
 import { loadCredentials } from "../backends/s3/credentials.ts";
 import { s3PolicyFromLock } from "../backends/s3/retry.ts";
@@ -71,15 +74,8 @@ export interface StartupOptions extends Pick<FileBackendOptions, "segmentBytes">
   packEvery?: number;
 }
 
-/** Opens one destination, logging how it stands (or that it connects in the background). */
-function openOne(
-  url: string,
-  lock: LockFile,
-  dir: string,
-  key: DataKey | undefined,
-  options: StartupOptions,
-  log: Startup["log"],
-): Backend {
+/** A remote destination takes plain backups only. */
+function refuseKey(url: string, dir: string, key: DataKey | undefined): void {
   const scheme = parseBackupUrl(url).scheme;
   if (key && scheme !== "file") {
     const where = scheme === "socket" ? `the server ${url}` : `the S3 destination ${url}`;
@@ -89,6 +85,19 @@ function openOne(
         `backup.lock at the encrypted file backup`,
     );
   }
+}
+
+/** Opens one destination, logging how it stands (or that it connects in the background). */
+function openOne(
+  url: string,
+  lock: LockFile,
+  dir: string,
+  key: DataKey | undefined,
+  options: StartupOptions,
+  log: Startup["log"],
+): Backend {
+  refuseKey(url, dir, key);
+  const scheme = parseBackupUrl(url).scheme;
   if (scheme === "socket") {
     const backend = SocketBackend.open(url, {
       policy: retryPolicyFromLock(lock),
@@ -139,6 +148,58 @@ function openOne(
   return backend;
 }
 
+/** `async_retry_s` of backup.lock: the longest pause of a failing async destination. */
+function asyncRetryMs(lock: LockFile): number | undefined {
+  const value = lock.async_retry_s;
+  if (value === undefined) return undefined;
+  if (typeof value !== "number" || !(value > 0)) {
+    throw new Error(
+      `Cannot start backup: "async_retry_s" in backup.lock must be a number of seconds above ` +
+        `0, not ${JSON.stringify(value)}: fix or remove it`,
+    );
+  }
+  return value * 1000;
+}
+
+/**
+ * The asynchronous destinations: each opened in the background when it starts (with the
+ * node's first write), and caught up from the primary, `backend_url`.
+ */
+function asyncCopies(
+  urls: string[],
+  primary: Backend,
+  lock: LockFile,
+  dir: string,
+  key: DataKey | undefined,
+  options: StartupOptions,
+): AsyncCopy[] {
+  const primaryUrl = parseBackupUrl(lock.backend_url);
+  const readPrimary = primaryUrl.scheme === "file"
+    ? () => Promise.resolve(new FileBackupReader(lock.backend_url, primaryUrl.path, { key }))
+    : () => connectReader(lock.backend_url, dir);
+  const maxRetryMs = asyncRetryMs(lock);
+  return urls.map((url) => {
+    refuseKey(url, dir, key);
+    return new AsyncCopy({
+      url,
+      open: async () => {
+        const backend = openOne(url, lock, dir, key, options, []);
+        try {
+          await backend.ready?.();
+        } catch (error) {
+          backend.close();
+          throw error;
+        }
+        return backend;
+      },
+      readPrimary,
+      primaryVersion: () => primary.state().version,
+      log: (level, message) => options.remoteLog?.(level, message),
+      maxRetryMs,
+    });
+  });
+}
+
 /**
  * Opens the backup `<dir>/backup.lock` names (all its destinations, when it names several)
  * and says in one line each how it stands.
@@ -149,20 +210,31 @@ export async function openAtStart(dir: string, options: StartupOptions = {}): Pr
   const opened: Backend[] = [];
   try {
     const lock = readLockFile(dir);
-    const urls = destinationUrls(lock);
+    const { sync, async } = lockDestinations(lock);
     const onFailure = mirrorFailure(lock);
     const key = await readKeyFile(dir);
-    for (url of urls) opened.push(openOne(url, lock, dir, key, options, log));
-    if (opened.length === 1) return { backend: opened[0], log };
+    for (url of sync) opened.push(openOne(url, lock, dir, key, options, log));
+    let backend: Backend = opened[0];
+    if (opened.length > 1) {
+      log.push({
+        level: "info",
+        message: `Each change goes to ${opened.length} destinations in parallel; when one ` +
+          `fails, ` +
+          (onFailure === "stop" ? "the node stops" : "the others go on (mirror_failure: degrade)"),
+      });
+      backend = new MultiBackend(opened, onFailure, (level, message) => {
+        options.remoteLog?.(level, message);
+      });
+    }
+    url = undefined;
+    if (async.length === 0) return { backend, log };
+    const copies = asyncCopies(async, backend, lock, dir, key, options);
     log.push({
       level: "info",
-      message: `Each change goes to ${opened.length} destinations in parallel; when one fails, ` +
-        (onFailure === "stop" ? "the node stops" : "the others go on (mirror_failure: degrade)"),
+      message: `Asynchronous copies, never waited for, follow ${lock.backend_url} from the ` +
+        `node's first write: ${async.join(", ")}`,
     });
-    const backend = new MultiBackend(opened, onFailure, (level, message) => {
-      options.remoteLog?.(level, message);
-    });
-    return { backend, log };
+    return { backend: new WithAsyncCopies(backend, copies), log };
   } catch (error) {
     for (const backend of opened) backend.close();
     const message = error instanceof CorruptBackupError && url !== undefined

@@ -1,8 +1,10 @@
 /**
  * Several destinations in `backup.lock`: `backend_url` stays the first (so the Python plugin's
  * single-URL form is unchanged, and the Python plugin reading a lock with more still finds
- * one), and `mirror_urls` lists the others; `mirror_failure` says what a failed one does:
- * `"stop"` the node (the default), or `"degrade"` to the others.
+ * one), and `mirror_urls` lists the other synchronous ones; `mirror_failure` says what a failed
+ * one does: `"stop"` the node (the default), or `"degrade"` to the others. `async_urls` lists
+ * the asynchronous destinations, which copy from `backend_url` off the hook's path
+ * (async_copy.ts).
  *
  * @module
  */
@@ -10,23 +12,34 @@ import type { LockFile } from "../../backup/lock_file.ts";
 import { parseBackupUrl } from "../url.ts";
 import type { MirrorFailure } from "./backend.ts";
 
-/** Every destination `lock` names, `backend_url` first. */
-export function destinationUrls(lock: LockFile): string[] {
-  const mirrors = lock.mirror_urls;
-  if (mirrors === undefined) return [lock.backend_url];
-  if (!Array.isArray(mirrors) || !mirrors.every((u) => typeof u === "string" && u !== "")) {
+function urlList(lock: LockFile, key: "mirror_urls" | "async_urls"): string[] {
+  const urls = lock[key];
+  if (urls === undefined) return [];
+  if (!Array.isArray(urls) || !urls.every((u) => typeof u === "string" && u !== "")) {
     throw new Error(
-      `Cannot start backup: "mirror_urls" in backup.lock must be a list of backup URLs, not ` +
-        `${JSON.stringify(mirrors)}: fix or remove it`,
+      `Cannot start backup: "${key}" in backup.lock must be a list of backup URLs, not ` +
+        `${JSON.stringify(urls)}: fix or remove it`,
     );
   }
-  const urls = [lock.backend_url, ...mirrors as string[]];
+  return urls as string[];
+}
+
+/** Every destination `lock` names: the synchronous ones (`backend_url` first), the async ones. */
+export function lockDestinations(lock: LockFile): { sync: string[]; async: string[] } {
+  const sync = [lock.backend_url, ...urlList(lock, "mirror_urls")];
+  const async = urlList(lock, "async_urls");
+  const urls = [...sync, ...async];
   for (const url of urls) parseBackupUrl(url);
   const twice = urls.find((url, i) => urls.indexOf(url) !== i);
   if (twice !== undefined) {
     throw new Error(`Cannot start backup: backup.lock names "${twice}" twice: remove one`);
   }
-  return urls;
+  return { sync, async };
+}
+
+/** Every synchronous destination `lock` names, `backend_url` first. */
+export function destinationUrls(lock: LockFile): string[] {
+  return lockDestinations(lock).sync;
 }
 
 export function mirrorFailure(lock: LockFile): MirrorFailure {

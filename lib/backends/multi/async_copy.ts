@@ -1,0 +1,335 @@
+/**
+ * One asynchronous destination (backup.lock's `async_urls`): a copy of the backup that is
+ * never on the hook's path. The node never waits for it and never stops for it; it may be
+ * behind, and says by how much.
+ *
+ * It copies only what the synchronous primary (`backend_url`) already made durable, from two
+ * sources:
+ *
+ * - **in memory**: each change the primary stored in this run is handed over after its
+ *   append returned ({@linkcode AsyncCopy.feed}) and queued, up to a bound (10,000 changes
+ *   or 64 MiB); the copy appends them in order;
+ * - **the primary itself**: at start (a restart, or a crash while the copy was behind), after
+ *   an outage of the copy whose changes are no longer all queued, or once the queue overflowed,
+ *   it reads the primary's backup (a reader, as restore does) and appends every change the
+ *   copy lacks.
+ *
+ * A copy starts after the node's first write of the run, once the primary's version check
+ * has decided (the primary may drop its last change there). Its own last change may be one
+ * the primary dropped before (a crash after the copy took a change the node never
+ * committed), so at its first open in a run it drops its last change and copies it again
+ * from the primary. A destination that fails is closed and opened again after a pause (0.5 s,
+ * doubling up to `async_retry_s`), which reads where it stands: a write whose answer was
+ * lost is found there and not copied twice.
+ *
+ * Positions are versions. A change that bumps the version is copied once; a hook without a
+ * bump (a migration's `PRAGMA foreign_keys`) repeats its version, so one at the copy's own
+ * version may be copied again where the copy resumes: such a hook changes no data, and a
+ * restore gives the same database.
+ *
+ * @module
+ */
+import type {
+  AsyncDestinationStatus,
+  Backend,
+  BackupReader,
+  Change,
+  ConnectionStatus,
+} from "../backend.ts";
+import { bumpedFrom } from "../../backup/bump.ts";
+
+export type AsyncLogLevel = "info" | "unusual";
+
+export interface AsyncCopyOptions {
+  url: string;
+  /** Opens the destination and resolves once its state is known. */
+  open(): Promise<Backend>;
+  /** The primary's backup as it stands now, to catch up from. */
+  readPrimary(): Promise<BackupReader>;
+  /** The primary's version now. */
+  primaryVersion(): number;
+  log(level: AsyncLogLevel, message: string): void;
+  /** Longest pause between attempts while failing, in milliseconds (default 30 s). */
+  maxRetryMs?: number;
+  /** Most changes queued in memory; beyond, the copy catches up from the primary. */
+  queueLimit?: number;
+  /** Wall clock in milliseconds (test seam). */
+  now?: () => number;
+}
+
+const FIRST_RETRY_MS = 500;
+const BEHIND_RETRY_MS = 5_000;
+const QUEUE_LIMIT = 10_000;
+const QUEUE_BYTES = 64 << 20;
+/** Entries read from the primary between two yields to the hooks' event loop. */
+const YIELD_EVERY = 64;
+
+const yieldToHooks = () => new Promise<void>((resolve) => setTimeout(resolve, 0));
+
+function changeBytes(change: Change): number {
+  return change.statements.reduce((sum, s) => sum + s.length, 0);
+}
+
+export class AsyncCopy {
+  readonly url: string;
+  #dest: Backend | undefined;
+  #started = false;
+  #closed = false;
+  #running: Promise<void> | undefined;
+  /** Changes the primary stored in this run that the copy may lack, oldest first. */
+  #queue: Change[] = [];
+  #queueBytes = 0;
+  /** The queue lost changes (it overflowed): catch up from the primary. */
+  #reread = false;
+  /** The copy's last change was dropped once in this run (see the module's doc). */
+  #settled = false;
+  #error: string | undefined;
+  /** Wall-clock ms since which the copy lacks something the primary holds. */
+  #behindSince: number | undefined;
+  #lastConnection: ConnectionStatus | null = null;
+  #wake: (() => void) | undefined;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  readonly #now: () => number;
+
+  constructor(readonly options: AsyncCopyOptions) {
+    this.url = options.url;
+    this.#now = options.now ?? Date.now;
+    this.#behindSince = this.#now();
+  }
+
+  /** Takes a change the primary made durable; never waits. The first one starts the copy. */
+  feed(change: Change): void {
+    if (this.#closed) return;
+    this.#behindSince ??= this.#now();
+    if (
+      !this.#reread &&
+      (this.#queue.length >= (this.options.queueLimit ?? QUEUE_LIMIT) ||
+        this.#queueBytes > QUEUE_BYTES)
+    ) {
+      this.#queue = [];
+      this.#queueBytes = 0;
+      this.#reread = true;
+    }
+    if (!this.#reread) {
+      this.#queue.push(change);
+      this.#queueBytes += changeBytes(change);
+    }
+    if (!this.#started) {
+      this.#started = true;
+      this.#running = this.#run();
+    }
+    this.#wakeUp();
+  }
+
+  status(): AsyncDestinationStatus {
+    const version = this.#dest?.state().version ?? null;
+    const caughtUp = this.#caughtUp();
+    return {
+      url: this.url,
+      state: !this.#started
+        ? "waiting"
+        : this.#error !== undefined
+        ? "failing"
+        : caughtUp
+        ? "caught-up"
+        : "behind",
+      version,
+      lag_versions: version === null ? null : Math.max(0, this.options.primaryVersion() - version),
+      lag_seconds: this.#behindSince === undefined
+        ? 0
+        : Math.round(this.#now() - this.#behindSince) / 1000,
+      error: this.#error ?? null,
+      connection: this.#dest?.state().connection ?? this.#lastConnection,
+    };
+  }
+
+  /** Stops copying (what is not copied yet is copied from the primary at the next start). */
+  async close(): Promise<void> {
+    this.#closed = true;
+    clearTimeout(this.#timer);
+    this.#wakeUp();
+    await this.#running;
+    this.#dest?.close();
+    this.#dest = undefined;
+  }
+
+  #caughtUp(): boolean {
+    return this.#dest !== undefined && this.#queue.length === 0 && !this.#reread &&
+      this.#dest.state().version === this.options.primaryVersion();
+  }
+
+  #wakeUp(): void {
+    const wake = this.#wake;
+    this.#wake = undefined;
+    wake?.();
+  }
+
+  /** Waits for a feed (or close), or `ms` when given. */
+  #pause(ms?: number): Promise<void> {
+    return new Promise((resolve) => {
+      this.#wake = resolve;
+      if (ms !== undefined) this.#timer = setTimeout(() => this.#wakeUp(), ms);
+    });
+  }
+
+  async #run(): Promise<void> {
+    let wait = FIRST_RETRY_MS;
+    while (!this.#closed) {
+      try {
+        await this.#step();
+        wait = FIRST_RETRY_MS;
+      } catch (error) {
+        if (this.#closed) return;
+        this.#fail((error as Error).message);
+        await this.#pause(wait);
+        clearTimeout(this.#timer);
+        wait = Math.min(wait * 2, this.options.maxRetryMs ?? 30_000);
+      }
+    }
+  }
+
+  #fail(message: string): void {
+    if (this.#error === undefined) {
+      this.options.log(
+        "unusual",
+        `Async destination ${this.url} failed, the node goes on without waiting for it and ` +
+          `it tries again: ${message}`,
+      );
+    }
+    this.#error = message;
+    this.#lastConnection = this.#dest?.state().connection ?? this.#lastConnection;
+    this.#dest?.close();
+    this.#dest = undefined;
+  }
+
+  #recovered(): void {
+    if (this.#error === undefined) return;
+    this.#error = undefined;
+    this.options.log("info", `Async destination ${this.url} works again, catching up`);
+  }
+
+  /** Opens the destination if needed, copies what it lacks, then waits for more. */
+  async #step(): Promise<void> {
+    const dest = this.#dest ?? await this.#open();
+    if (!this.#covered(dest)) await this.#catchUp(dest);
+    while (this.#queue.length > 0 && !this.#closed) {
+      const change = this.#queue[0];
+      if (!this.#holds(dest, change)) await this.#copy(dest, change);
+      this.#queue.shift();
+      this.#queueBytes -= changeBytes(change);
+    }
+    if (this.#caughtUp()) {
+      this.#behindSince = undefined;
+      this.#recovered();
+    }
+    // Idle: wait for the next change; still behind (the primary's newest change was not
+    // readable yet), look again soon.
+    if (!this.#closed && this.#queue.length === 0 && !this.#reread) {
+      await this.#pause(this.#caughtUp() ? undefined : BEHIND_RETRY_MS);
+      clearTimeout(this.#timer);
+    }
+  }
+
+  async #open(): Promise<Backend> {
+    const dest = await this.options.open();
+    try {
+      // A torn append of the copy's own: the primary holds that change.
+      if (dest.state().tail !== undefined) await dest.cutTail();
+      const { version, rewindVersion } = dest.state();
+      if (!this.#settled && rewindVersion !== undefined && rewindVersion < version) {
+        await dest.rewind();
+        this.options.log(
+          "info",
+          `Async destination ${this.url}: dropped its last change ${version}, which the ` +
+            `primary may have dropped since (the node did not commit it); copying it again`,
+        );
+      }
+      this.#settled = true;
+      if (dest.state().version > this.options.primaryVersion()) {
+        throw new Error(
+          `it is at version ${dest.state().version}, ahead of the primary at ` +
+            `${this.options.primaryVersion()}: it is not a copy of this backup: init it ` +
+            `anew, or remove it from async_urls`,
+        );
+      }
+    } catch (error) {
+      dest.close();
+      throw error;
+    }
+    this.#dest = dest;
+    this.#recovered();
+    return dest;
+  }
+
+  /** The queue holds every change the copy lacks. */
+  #covered(dest: Backend): boolean {
+    if (this.#reread) return false;
+    const version = dest.state().version;
+    const head = this.#queue[0];
+    if (head === undefined) return version === this.options.primaryVersion();
+    const before = bumpedFrom(head.statements) === undefined ? head.version : head.version - 1;
+    return version >= before;
+  }
+
+  /**
+   * The copy holds `change` already: a lower version, or the bump to its own version. A hook
+   * without a bump at its version is copied (again, perhaps: it changes no data).
+   */
+  #holds(dest: Backend, change: Change): boolean {
+    const version = dest.state().version;
+    return change.version < version ||
+      (change.version === version && bumpedFrom(change.statements) !== undefined);
+  }
+
+  async #copy(dest: Backend, change: Change): Promise<void> {
+    const version = dest.state().version;
+    if (change.version > version + 1) {
+      throw new Error(
+        `it is at version ${version} and the next change it has is ${change.version}: ` +
+          `catching up from the primary`,
+      );
+    }
+    await dest.append(change);
+    this.#recovered();
+  }
+
+  /** Appends every change of the primary's backup that the copy lacks. */
+  async #catchUp(dest: Backend): Promise<void> {
+    // Changes stored from here on are queued, and the reader may see them too.
+    this.#reread = false;
+    const reader = await this.options.readPrimary();
+    try {
+      const from = dest.state().version;
+      let read = 0;
+      for (const entry of reader.entries()) {
+        if (this.#closed) return;
+        if (++read % YIELD_EVERY === 0 || entry.kind === "snapshot-part") await yieldToHooks();
+        if (entry.kind === "tail") break;
+        if (entry.kind !== "change") {
+          if (entry.version > dest.state().version) {
+            throw new Error(
+              `the primary keeps no changes below its snapshot at version ${entry.version}, ` +
+                `above this copy's version ${dest.state().version} (it was compacted): init ` +
+                `this copy anew from the node's database`,
+            );
+          }
+          continue;
+        }
+        if (!this.#holds(dest, entry)) await this.#copy(dest, entry);
+      }
+      const to = dest.state().version;
+      if (to > from) {
+        this.options.log(
+          "info",
+          `Async destination ${this.url} caught up from the primary, versions ${from + 1} ` +
+            `to ${to}`,
+        );
+      }
+    } catch (error) {
+      this.#reread = true;
+      throw error;
+    } finally {
+      reader.close();
+    }
+  }
+}
