@@ -173,11 +173,12 @@ export class AsyncCopy {
   }
 
   async #run(): Promise<void> {
-    let wait = FIRST_RETRY_MS;
+    const first = Math.min(FIRST_RETRY_MS, this.options.maxRetryMs ?? FIRST_RETRY_MS);
+    let wait = first;
     while (!this.#closed) {
       try {
         await this.#step();
-        wait = FIRST_RETRY_MS;
+        wait = first;
       } catch (error) {
         if (this.#closed) return;
         this.#fail((error as Error).message);

@@ -1,0 +1,128 @@
+import { assertEquals, assertMatch } from "../../../tests/support/assert.ts";
+import { AsyncCopy, type AsyncCopyOptions } from "./async_copy.ts";
+import type { AsyncDestinationStatus, Backend, Change } from "../backend.ts";
+import { createFileBackup } from "../file/create.ts";
+import { FileBackupReader } from "../file/reader.ts";
+import { openBackend } from "../open.ts";
+
+const bump = (from: number) =>
+  `UPDATE vars SET intval = intval + 1 WHERE name = 'data_version' AND intval = ${from}`;
+const change = (version: number): Change => ({
+  version,
+  statements: [`INSERT INTO notes VALUES (${version})`, bump(version - 1)],
+});
+const pragma = (version: number, on: boolean): Change => ({
+  version,
+  statements: [`PRAGMA foreign_keys = ${on ? "ON" : "OFF"}`],
+});
+
+/** A primary file backup, an empty copy beside it, and an AsyncCopy between them. */
+function setUp(options: Partial<AsyncCopyOptions> = {}) {
+  const root = Deno.makeTempDirSync({ prefix: "async-copy-" });
+  createFileBackup(`${root}/primary`);
+  const primaryUrl = `file://${root}/primary`;
+  const copyUrl = `file://${root}/copy`;
+  const primary = openBackend(primaryUrl);
+  const logs: string[] = [];
+  const copy = new AsyncCopy({
+    url: copyUrl,
+    open: () => Promise.resolve(openBackend(copyUrl)),
+    readPrimary: () => Promise.resolve(new FileBackupReader(primaryUrl, `${root}/primary`)),
+    primaryVersion: () => primary.state().version,
+    log: (_, message) => logs.push(message),
+    maxRetryMs: 20,
+    ...options,
+  });
+  const store = async (c: Change) => {
+    await primary.append(c);
+    copy.feed(c);
+  };
+  const changes = (url: string) =>
+    [...new FileBackupReader(url, url.slice("file://".length)).entries()]
+      .filter((e) => e.kind === "change");
+  const until = async (wanted: (s: AsyncDestinationStatus) => boolean) => {
+    for (let i = 0; i < 400; i++) {
+      if (wanted(copy.status())) return copy.status();
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    throw new Error(`never got there: ${JSON.stringify(copy.status())}`);
+  };
+  const done = async () => {
+    await copy.close();
+    primary.close();
+    Deno.removeSync(root, { recursive: true });
+  };
+  return {
+    root,
+    primary: primary as Backend,
+    primaryUrl,
+    copyUrl,
+    copy,
+    store,
+    changes,
+    until,
+    logs,
+    done,
+  };
+}
+
+Deno.test("AsyncCopy waits for the first change, then copies each one in order", async () => {
+  const t = setUp();
+  try {
+    createFileBackup(`${t.root}/copy`);
+    assertEquals(t.copy.status().state, "waiting");
+    for (let v = 1; v <= 5; v++) await t.store(change(v));
+    await t.store(pragma(5, false));
+    await t.store(pragma(5, true));
+    await t.store(change(6));
+    const status = await t.until((s) => s.state === "caught-up");
+    assertEquals([status.version, status.lag_versions, status.lag_seconds], [6, 0, 0]);
+    assertEquals(t.changes(t.copyUrl), t.changes(t.primaryUrl));
+  } finally {
+    await t.done();
+  }
+});
+
+Deno.test("AsyncCopy catches up from the primary once its queue overflowed", async () => {
+  const t = setUp({ queueLimit: 3 });
+  try {
+    createFileBackup(`${t.root}/copy`);
+    for (let v = 1; v <= 40; v++) await t.store(change(v));
+    await t.until((s) => s.state === "caught-up" && s.version === 40);
+    assertEquals(t.changes(t.copyUrl), t.changes(t.primaryUrl));
+  } finally {
+    await t.done();
+  }
+});
+
+Deno.test("AsyncCopy: a missing destination fails without stopping anything, then catches up", async () => {
+  const t = setUp();
+  try {
+    for (let v = 1; v <= 3; v++) await t.store(change(v));
+    const failing = await t.until((s) => s.state === "failing");
+    assertMatch(failing.error ?? "", /nothing at ".*\/copy": run "deno task init"/);
+    assertEquals([failing.version, failing.lag_versions], [null, null]);
+    assertMatch(t.logs[0], /^Async destination file:.* failed, the node goes on/);
+    createFileBackup(`${t.root}/copy`);
+    await t.store(change(4));
+    await t.until((s) => s.state === "caught-up" && s.version === 4);
+    assertEquals(t.changes(t.copyUrl), t.changes(t.primaryUrl));
+  } finally {
+    await t.done();
+  }
+});
+
+Deno.test("AsyncCopy refuses a destination ahead of the primary, naming both versions", async () => {
+  const t = setUp();
+  try {
+    createFileBackup(`${t.root}/copy`);
+    const other = openBackend(t.copyUrl);
+    for (let v = 1; v <= 4; v++) await other.append(change(v));
+    other.close();
+    await t.store(change(1));
+    const status = await t.until((s) => s.state === "failing");
+    assertMatch(status.error ?? "", /at version 3, ahead of the primary at 1: .*init it anew/);
+  } finally {
+    await t.done();
+  }
+});
