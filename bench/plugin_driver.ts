@@ -26,7 +26,11 @@ export function clnBackupCommand(lightningDir: string, backupPath: string): Plug
       deno: Deno.execPath(),
       plugin: CLN_BACKUP_PLUGIN,
       lightningDir,
-      backupPath,
+      backupPaths: [backupPath],
+      netAddresses: [],
+      credentials: false,
+      nodeCredential: false,
+      compacts: true,
     }),
     lightningDir,
   };

@@ -71,8 +71,11 @@ function socketNode(dir: string, url: string, netAddress: string): PluginCommand
       deno: Deno.execPath(),
       plugin: CLN_BACKUP_PLUGIN,
       lightningDir: dir,
-      netAddress,
+      backupPaths: [],
+      netAddresses: [netAddress],
+      credentials: false,
       nodeCredential: true,
+      compacts: false,
     }),
     lightningDir: dir,
   };

@@ -9,6 +9,7 @@
  * program path swapped: same deno, same flags, same working directory.
  */
 import { assert, assertEquals } from "./support/assert.ts";
+import { PRELUDE, runProbe } from "./support/launch_probe.ts";
 import { FakeLightningd, splitMessages } from "./support/fake_lightningd.ts";
 import { loadFixture } from "./support/fixtures.ts";
 import { dumpDatabase } from "./support/dump.ts";
@@ -17,13 +18,7 @@ import { writeLockFile } from "../lib/backup/lock_file.ts";
 import { openReader } from "../lib/backends/open.ts";
 import { restoreBackup } from "../lib/backup/restore.ts";
 import { restoredWithKey, setUpEncryptedNode } from "./support/encrypted.ts";
-import {
-  LAUNCHER_NAME,
-  launcherScript,
-  type LaunchPlan,
-  launchPlan,
-  writeLauncher,
-} from "../lib/cli/launcher.ts";
+import { LAUNCHER_NAME, type LaunchPlan, launchPlan, writeLauncher } from "../lib/cli/launcher.ts";
 
 const FILE_BACKEND = new URL("../lib/backends/file/writer.ts", import.meta.url).href;
 const NO_PATH = { PATH: "/nonexistent" };
@@ -50,45 +45,6 @@ function prepareNode(): Node {
   const plan = launchPlan({ lightningDir, backendUrl: url });
   return { root, lightningDir, backupDir, url, plan, launcher: writeLauncher(plan) };
 }
-
-/** Runs `source` as the plugin would be run: the launcher's text, program path swapped. */
-async function runProbe(
-  node: Node,
-  plan: LaunchPlan,
-  source: string,
-): Promise<Record<string, string>> {
-  const probe = `${node.root}/probe.ts`;
-  Deno.writeTextFileSync(probe, source);
-  const script = `${node.root}/probe-launcher`;
-  const text = launcherScript({ ...plan, plugin: probe });
-  // The very launch the node gets, but for the program it runs.
-  assertEquals(text, launcherScript(plan).replace(`'${plan.plugin}'`, `'${probe}'`));
-  Deno.writeTextFileSync(script, text, { mode: 0o755 });
-  const output = await new Deno.Command(script, {
-    cwd: plan.lightningDir,
-    clearEnv: true,
-    env: NO_PATH,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const stderr = new TextDecoder().decode(output.stderr);
-  assertEquals(output.code, 0, `probe failed: ${stderr}`);
-  return JSON.parse(new TextDecoder().decode(output.stdout));
-}
-
-/** The probe's prelude: `attempt(name, fn)` records "ok", "NotCapable", or the error. */
-const PRELUDE = `
-const results: Record<string, string> = {};
-async function attempt(name: string, fn: () => unknown): Promise<void> {
-  try {
-    await fn();
-    results[name] = "ok";
-  } catch (error) {
-    const { name: kind, message } = error as Error;
-    results[name] = kind === "NotCapable" ? kind : \`\${kind}: \${message}\`;
-  }
-}
-`;
 
 Deno.test("the launcher script runs the plugin over a recorded start, PATH or not", async () => {
   const node = prepareNode();
@@ -158,7 +114,7 @@ Deno.test("the launch lets the file backend work and denies everything else", as
     const backup = JSON.stringify(node.backupDir);
     const ld = JSON.stringify(node.lightningDir);
     const results = await runProbe(
-      node,
+      node.root,
       node.plan,
       `import { FileBackend } from ${JSON.stringify(FILE_BACKEND)};
 import { deflateSync, inflateSync } from "node:zlib";
@@ -244,7 +200,7 @@ Deno.test("a socket backup's launch may connect to its server and nowhere else",
     const connect = (port: number) =>
       `async () => (await Deno.connect({ hostname: "127.0.0.1", port: ${port} })).close()`;
     const results = await runProbe(
-      node,
+      node.root,
       plan,
       `${PRELUDE}
 await attempt("read backup.lock", () => Deno.readTextFileSync("backup.lock"));
@@ -279,7 +235,7 @@ Deno.test("a lightning dir reached through a symlink still finds its backup.lock
     Deno.symlinkSync(node.lightningDir, link);
     const plan = launchPlan({ lightningDir: link, backendUrl: node.url });
     const results = await runProbe(
-      node,
+      node.root,
       plan,
       `${PRELUDE}
 await attempt("read backup.lock", () => Deno.readTextFileSync(Deno.cwd() + "/backup.lock"));
@@ -340,7 +296,7 @@ Deno.test("an encrypted backup's plugin runs and compacts under the launch, read
 
     // What the launch may read beyond a plain backup's: backup.key, and nothing else new.
     const results = await runProbe(
-      node,
+      node.root,
       node.plan,
       `${PRELUDE}
 await attempt("read backup.key", () => Deno.readTextFileSync("backup.key"));

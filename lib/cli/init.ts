@@ -29,7 +29,7 @@ import {
   readLockFile,
   writeLockFile,
 } from "../backup/lock_file.ts";
-import { LAUNCHER_NAME, launchPlan, writeLauncher } from "./launcher.ts";
+import { LAUNCHER_NAME, lockLaunchPlan, writeLauncher } from "./launcher.ts";
 import { parseBackupUrl } from "../backends/url.ts";
 import { credentialIn } from "../backends/socket/credential.ts";
 import { SocketBackend } from "../backends/socket/backend.ts";
@@ -240,7 +240,7 @@ export function installPlugin(
   const launcherPath = `${dir}/${LAUNCHER_NAME}`;
   const previous = existsSync(launcherPath) ? Deno.readFileSync(launcherPath) : undefined;
   try {
-    const written = writeLauncher(launchPlan({ lightningDir: dir, backendUrl: lock.backend_url }));
+    const written = writeLauncher(lockLaunchPlan(dir, lock));
     if (mode === "create") createLockFile(dir, lock);
     else writeLockFile(dir, lock);
     return written;

@@ -17,8 +17,11 @@
  *   backup.lock, where it reads its keys;
  * - `--allow-read` of `backup.key` beside backup.lock: an encrypted backup's data key (the
  *   plugin also reads it to refuse a key beside a destination that cannot use it);
- * - `--allow-sys=setPriority` for a file backup only: the compaction worker lowers its own
- *   thread's CPU priority, so that the hooks' thread runs first (lib/compact/worker.ts);
+ * - `--allow-sys=setPriority` for a lone file backup only: the compaction worker lowers its
+ *   own thread's CPU priority, so that the hooks' thread runs first (lib/compact/worker.ts);
+ * - several destinations (backup.lock's `mirror_urls` and `async_urls`): each one's grants
+ *   above, together: read and write on each file backup, the `host:port` of each remote
+ *   one, and the credential file of each kind named; the plugin does not compact then;
  * - nothing else: no run, no FFI, no environment, no other system information.
  *
  * Nothing more is strictly needed, which the permission test checks: `Deno.cwd()`,
@@ -38,7 +41,8 @@
  */
 import { CREDENTIAL_NAME } from "../backends/socket/credential.ts";
 import { writeFileDurably } from "../fs/durable.ts";
-import { LOCK_FILE } from "../backup/lock_file.ts";
+import { LOCK_FILE, type LockFile } from "../backup/lock_file.ts";
+import { lockDestinations } from "../backends/multi/mirrors.ts";
 import { KEY_FILE } from "../crypto/key_file.ts";
 import { formatHostPort, parseBackupUrl } from "../backends/url.ts";
 import { s3HostPort } from "../backends/s3/s3_url.ts";
@@ -55,23 +59,30 @@ export interface LaunchPlan {
   /** Absolute path of plugin.ts. */
   plugin: string;
   lightningDir: string;
-  /** The backup's path (a file backup's directory), for a `file:` backup. */
-  backupPath?: string;
+  /** Each `file:` destination's directory: read and written. */
+  backupPaths: string[];
   /**
-   * The one `host:port` the plugin may connect to, for a `socket:` backup: the server, or
-   * the SOCKS proxy when the URL names one.
+   * Each `host:port` the plugin may connect to: a `socket:` destination's server, or the
+   * SOCKS proxy when its URL names one; an `s3://` destination's endpoint.
    */
-  netAddress?: string;
-  /** For an `s3://` backup: the plugin reads its keys from backup-s3.credentials. */
-  credentials?: boolean;
-  /** For a `socket:` backup: the plugin reads its node key (wire v2) from backup.credential. */
-  nodeCredential?: boolean;
+  netAddresses: string[];
+  /** An `s3://` destination: the plugin reads its keys from backup-s3.credentials. */
+  credentials: boolean;
+  /** A `socket:` destination: the plugin reads its node key (wire v2) from backup.credential. */
+  nodeCredential: boolean;
+  /** A lone file backup, which the plugin compacts: its worker lowers its own priority. */
+  compacts: boolean;
 }
 
-/** The launch plan for a backup URL: what the plugin may read, write and connect to. */
+/**
+ * The launch plan for the destinations of a backup.lock, `backendUrl` first and then its
+ * `mirror_urls` and `async_urls` (`otherUrls`): what the plugin may read, write and connect
+ * to, for each.
+ */
 export function launchPlan(options: {
   lightningDir: string;
   backendUrl: string;
+  otherUrls?: readonly string[];
   deno?: string;
   plugin?: string;
 }): LaunchPlan {
@@ -85,12 +96,36 @@ export function launchPlan(options: {
         `"deno task compile:plugin"`,
     );
   }
+  const others = options.otherUrls ?? [];
+  const access = [options.backendUrl, ...others].map(backupAccess);
+  const unique = (
+    items: (string | undefined)[],
+  ) => [...new Set(items.filter((item): item is string => item !== undefined))];
   return {
     deno,
     plugin: options.plugin ?? PLUGIN_ENTRY,
     lightningDir: options.lightningDir,
-    ...backupAccess(options.backendUrl),
+    backupPaths: unique(access.map((a) => a.backupPath)),
+    netAddresses: unique(access.map((a) => a.netAddress)),
+    credentials: access.some((a) => a.credentials),
+    nodeCredential: access.some((a) => a.nodeCredential),
+    compacts: others.length === 0 && access[0].backupPath !== undefined,
   };
+}
+
+/** The launch plan for `<lightningDir>/backup.lock`'s `lock`: every destination it names. */
+export function lockLaunchPlan(
+  lightningDir: string,
+  lock: LockFile,
+  options: { deno?: string; plugin?: string } = {},
+): LaunchPlan {
+  const { sync, async } = lockDestinations(lock);
+  return launchPlan({
+    lightningDir,
+    backendUrl: lock.backend_url,
+    otherUrls: [...sync.slice(1), ...async],
+    ...options,
+  });
 }
 
 /**
@@ -146,23 +181,25 @@ export const WORKER_CODE = new URL("../", import.meta.url).pathname.replace(/\/$
 /** The permission flags of the least-privilege launch (shared by `deno run` and `deno compile`). */
 export function permissionFlags(plan: LaunchPlan): string[] {
   const dir = realPath(plan.lightningDir).replace(/\/+$/, "");
+  const files = plan.backupPaths.length > 0;
   const read = [
     `${dir}/${LOCK_FILE}`,
     `${dir}/${KEY_FILE}`,
     // A socket: backup's node credential (wire v2), when there is one: that file only.
     ...(plan.nodeCredential ? [`${dir}/${CREDENTIAL_NAME}`] : []),
-    ...(plan.backupPath ? [plan.backupPath, WORKER_CODE] : []),
+    ...plan.backupPaths,
+    ...(files ? [WORKER_CODE] : []),
     ...(plan.credentials ? [`${dir}/${CREDENTIALS_FILE}`] : []),
   ].map(listItem);
+  const list = (items: string[]) => items.map(listItem).join(",");
   return [
     "--no-prompt",
     "--no-config",
     "--no-lock",
     `--allow-read=${read.join(",")}`,
-    ...(plan.backupPath
-      ? [`--allow-write=${listItem(plan.backupPath)}`, "--allow-sys=setPriority"]
-      : []),
-    ...(plan.netAddress ? [`--allow-net=${listItem(plan.netAddress)}`] : []),
+    ...(files ? [`--allow-write=${list(plan.backupPaths)}`] : []),
+    ...(plan.compacts ? ["--allow-sys=setPriority"] : []),
+    ...(plan.netAddresses.length > 0 ? [`--allow-net=${list(plan.netAddresses)}`] : []),
   ];
 }
 
@@ -175,7 +212,7 @@ export function launchArgs(plan: LaunchPlan): string[] {
 export function compileArgs(plan: LaunchPlan, output: string): string[] {
   // The workers and the crypto primitives are loaded at run time, so the binary must carry
   // them: compaction's worker, the read-ahead worker its restore starts, the primitives.
-  const include = plan.backupPath
+  const include = plan.backupPaths.length > 0
     ? [
       "--include",
       `${WORKER_CODE}/compact/worker.ts`,
@@ -196,9 +233,13 @@ export function launcherScript(plan: LaunchPlan): string {
   return [
     "#!/bin/sh",
     "# Written by `cln-backup init`. lightningd runs this as the backup plugin: Deno lets the",
-    plan.netAddress
-      ? `# plugin read only backup.lock and backup.key and connect only to ${plan.netAddress}.`
-      : "# plugin read only backup.lock, backup.key and the backup, write only the backup.",
+    plan.netAddresses.length === 0
+      ? "# plugin read only backup.lock, backup.key and the backup, write only the backup."
+      : plan.backupPaths.length === 0
+      ? `# plugin read only backup.lock and backup.key and connect only to ` +
+        `${plan.netAddresses.join(", ")}.`
+      : `# plugin read only backup.lock, backup.key and the file backups, write only those,\n` +
+        `# and connect only to ${plan.netAddresses.join(", ")}.`,
     "export DENO_NO_UPDATE_CHECK=1",
     `exec ${[plan.deno, ...launchArgs(plan)].map(shellQuote).join(" ")}`,
     "",

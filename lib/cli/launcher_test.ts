@@ -1,5 +1,5 @@
 import { assert, assertEquals, assertRejects } from "../../tests/support/assert.ts";
-import { writeLockFile } from "../backup/lock_file.ts";
+import { type LockFile, writeLockFile } from "../backup/lock_file.ts";
 import {
   compileArgs,
   COMPILED_PLUGIN_NAME,
@@ -7,6 +7,7 @@ import {
   LAUNCHER_NAME,
   launcherScript,
   launchPlan,
+  lockLaunchPlan,
   parseLauncher,
   PLUGIN_ENTRY,
   writeLauncher,
@@ -27,7 +28,11 @@ Deno.test("a file backup's launch reads backup.lock and the backup, writes the b
     deno: DENO,
     plugin: PLUGIN_ENTRY,
     lightningDir: "/nonexistent/ln/bitcoin",
-    backupPath: "/var/backups/node",
+    backupPaths: ["/var/backups/node"],
+    netAddresses: [],
+    credentials: false,
+    nodeCredential: false,
+    compacts: true,
   });
   assertEquals(launchArgs(plan), [
     "run",
@@ -85,6 +90,44 @@ Deno.test("an s3 backup's launch reads its keys beside backup.lock, reaches the 
   assertEquals(
     args("s3://bucket/n?endpoint=https://s3.example.com:9000&path-style=1").at(-1),
     "--allow-net=s3.example.com:9000",
+  );
+});
+
+Deno.test("several destinations: each one's grants, together, and nothing else", () => {
+  const s3 = "s3://bucket/node?endpoint=http://127.0.0.1:7480&path-style=1";
+  const args = (lock: LockFile) =>
+    launchArgs(lockLaunchPlan("/nonexistent/ln", lock, { deno: DENO })).slice(4, -1);
+  // A file primary, an S3 mirror: the file backup, the keys' file, the endpoint; no compaction.
+  assertEquals(args({ backend_url: "file:///var/backups/node", mirror_urls: [s3] }), [
+    "--allow-read=/nonexistent/ln/backup.lock,/nonexistent/ln/backup.key," +
+    `/var/backups/node,${CODE},/nonexistent/ln/backup-s3.credentials`,
+    "--allow-write=/var/backups/node",
+    "--allow-net=127.0.0.1:7480",
+  ]);
+  // The same as an async destination.
+  assertEquals(
+    args({ backend_url: "file:///var/backups/node", async_urls: [s3] }),
+    args({ backend_url: "file:///var/backups/node", mirror_urls: [s3] }),
+  );
+  // An S3 primary, a file mirror, a socket server behind a proxy as async.
+  assertEquals(
+    args({
+      backend_url: s3,
+      mirror_urls: ["file:///mnt/disk/node"],
+      async_urls: ["socket:abcdef.onion:9000?proxy=socks5:127.0.0.1:9050"],
+    }),
+    [
+      "--allow-read=/nonexistent/ln/backup.lock,/nonexistent/ln/backup.key," +
+      `/nonexistent/ln/backup.credential,/mnt/disk/node,${CODE},` +
+      "/nonexistent/ln/backup-s3.credentials",
+      "--allow-write=/mnt/disk/node",
+      "--allow-net=127.0.0.1:7480,127.0.0.1:9050",
+    ],
+  );
+  // Two file backups: both read and written.
+  assertEquals(
+    args({ backend_url: "file:///a", async_urls: ["file:///b"] }).slice(1),
+    ["--allow-write=/a,/b"],
   );
 });
 

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { launchArgs, launchPlan } from "../launcher.ts";
+import { launchArgs, lockLaunchPlan } from "../launcher.ts";
 import type { CheckResult, Found, LauncherLine } from "./check.ts";
 
 /** The flag that lets the compaction worker lower its own thread's priority. */
@@ -14,12 +14,7 @@ export function permissionsCheck(found: Found, launcher: LauncherLine): CheckRes
   const plugin = launcher.args.at(-1)!;
   let expected: string[];
   try {
-    expected = launchArgs(launchPlan({
-      lightningDir: found.dir,
-      backendUrl: found.lock!.backend_url,
-      deno: launcher.deno,
-      plugin,
-    }));
+    expected = launchArgs(lockLaunchPlan(found.dir, found.lock!, { deno: launcher.deno, plugin }));
   } catch (error) {
     return ["FAIL", (error as Error).message];
   }
