@@ -88,6 +88,12 @@ Options:
                        from the node: without it the backup cannot be restored.
   --recipient AGE1...  wrap the data key for this age X25519 recipient (with --encrypt)
   --passphrase-file F  the passphrase, the first line of F (with --encrypt)
+  --mirror URL         another synchronous destination (backup.lock's mirror_urls), created
+                       from the same snapshot; repeatable
+  --async URL          an asynchronous destination (backup.lock's async_urls), created from
+                       the same snapshot; repeatable. The launcher grants each destination
+                       what it needs (a file backup's path, a remote one's host:port and
+                       keys' file) and nothing else
   -h, --help           show this help
 
 It refuses, changing nothing:
@@ -114,6 +120,8 @@ export const INIT_SPEC: CommandSpec = {
     encrypt: { type: "boolean" },
     recipient: { type: "string" },
     "passphrase-file": { type: "string" },
+    mirror: { type: "string", multiple: true },
+    async: { type: "string", multiple: true },
   },
   positionals: ["url"],
   otherForms: [["lightning-dir", "url"]],
@@ -456,6 +464,76 @@ async function checkLeftEncryption(path: string, dir: string, encrypt: boolean):
   }
 }
 
+/** The other destinations `--mirror` and `--async` name. */
+export function initCopies(
+  values: Record<string, unknown>,
+): { mirrors: string[]; asyncs: string[] } {
+  const list = (name: string) => (values[name] as string[] | undefined) ?? [];
+  return { mirrors: list("mirror"), asyncs: list("async") };
+}
+
+/** Creates one more destination from the same snapshot of `database`; returns its version. */
+async function createCopy(copy: string, database: string, dir: string): Promise<number> {
+  switch (parseBackupUrl(copy).scheme) {
+    case "s3":
+      return await createS3From(database, copy, dir);
+    case "socket":
+      return await sendSnapshotTo(database, copy, dir);
+    case "file": {
+      const path = fileBackupPath(copy, ACTION);
+      if (existsSync(path)) {
+        throw new Error(
+          `${ACTION}: "${path}" already exists: choose a new path, or remove it if it is not ` +
+            `a backup you need`,
+        );
+      }
+      return await createBackup(path, database, undefined);
+    }
+  }
+}
+
+/**
+ * Creates the other destinations, each from the same snapshot (lightningd is stopped, so the
+ * database does not change); on a failure removes the file ones made and says which remote
+ * ones stay. Returns what to remove should a later step fail.
+ */
+async function createCopies(
+  copies: string[],
+  database: string,
+  dir: string,
+  version: number,
+  output: Output,
+): Promise<() => void> {
+  const made: string[] = [];
+  const undo = () => {
+    for (const copy of made) {
+      const parsed = parseBackupUrl(copy);
+      if (parsed.scheme === "file") removeIfExists(parsed.path);
+    }
+  };
+  try {
+    for (const copy of copies) {
+      const copyVersion = await createCopy(copy, database, dir);
+      made.push(copy);
+      if (copyVersion !== version) {
+        throw new Error(
+          `${ACTION}: ${copy} was made at version ${copyVersion}, not ${version}: the ` +
+            `database changed (is lightningd running?)`,
+        );
+      }
+      output.out(`Created the copy ${copy} at version ${version}`);
+    }
+  } catch (error) {
+    undo();
+    const kept = made.filter((copy) => parseBackupUrl(copy).scheme !== "file");
+    const note = kept.length === 0
+      ? ""
+      : ` (made and left in place, move them aside before a retry: ${kept.join(", ")})`;
+    throw new Error(`${(error as Error).message}${note}`);
+  }
+  return undo;
+}
+
 export async function init(
   args: string[],
   output: Output = consoleOutput,
@@ -476,8 +554,27 @@ export async function init(
           `(a backup server's storage holds plain backups only, wire v1)`,
       );
     }
+    const { mirrors, asyncs } = initCopies(values);
+    const copies = [...mirrors, ...asyncs];
+    if (copies.length > 0 && target.dir === undefined) {
+      throw new UsageError("--mirror and --async go with the node's lightning dir");
+    }
+    const named = [target.url, ...copies];
+    const twice = named.find((u, i) => named.indexOf(u) !== i);
+    if (twice !== undefined) throw new UsageError(`"init" got "${twice}" twice`);
+    if (encrypt && copies.length > 0) {
+      throw new Error(
+        `${ACTION}: --encrypt takes one destination: an encrypted backup's copies would need ` +
+          `its key; init without --mirror and --async`,
+      );
+    }
     if (target.dir === undefined) return await initStorage(target.url, output);
     const { url } = target;
+    const lock: LockFile = {
+      backend_url: url,
+      ...(mirrors.length > 0 ? { mirror_urls: mirrors } : {}),
+      ...(asyncs.length > 0 ? { async_urls: asyncs } : {}),
+    };
     const scheme = parseBackupUrl(url).scheme;
     if (encrypt && scheme !== "file") {
       throw new Error(
@@ -516,8 +613,9 @@ export async function init(
       const version = scheme === "s3"
         ? await createS3From(database, url, dir)
         : await sendSnapshotTo(database, url, dir);
+      const undoCopies = await createCopies(copies, database, dir, version, output);
       // A snapshot on a server stays there: a retry of init is refused until it is moved aside.
-      const launcher = installPlugin(dir, { backend_url: url }, "create", () => {});
+      const launcher = installPlugin(dir, lock, "create", undoCopies);
       output.out(
         existsSync(database)
           ? `Created the backup ${url} from a snapshot of "${database}" at version ${version}`
@@ -546,18 +644,24 @@ export async function init(
     // The key file first: an init killed after the backup is made finds it beside it.
     if (encryption) writeKeyFile(dir, encryption.key);
     const version = left?.version ?? await createBackup(path, database, encryption);
+    // A backup an earlier init left is kept: it is that init's, and complete.
+    const undoBackup = () => {
+      if (left !== undefined) return;
+      removeIfExists(path);
+      if (encryption) removeIfExists(`${dir}/${KEY_FILE}`);
+    };
+    let undoCopies: () => void;
+    try {
+      undoCopies = await createCopies(copies, database, dir, version, output);
+    } catch (error) {
+      undoBackup();
+      throw error;
+    }
     atStep("init-before-lock");
-    const launcher = installPlugin(
-      dir,
-      { backend_url: url },
-      "create",
-      // A backup an earlier init left is kept: it is that init's, and complete.
-      () => {
-        if (left !== undefined) return;
-        removeIfExists(path);
-        if (encryption) removeIfExists(`${dir}/${KEY_FILE}`);
-      },
-    );
+    const launcher = installPlugin(dir, lock, "create", () => {
+      undoCopies();
+      undoBackup();
+    });
     if (left !== undefined) {
       output.out(
         `Found the backup "${path}" an interrupted init left, complete at the database's ` +

@@ -292,3 +292,39 @@ Deno.test("init with <url> alone creates an empty backup and touches no lightnin
   backend.close();
   removeNodeDir(dir);
 });
+
+Deno.test("init --mirror --async makes every copy from one snapshot, or none of them", async () => {
+  const dir = makeNodeDir("restart");
+  const base = Deno.realPathSync(`${dir}/..`);
+  try {
+    const urls = ["primary", "mirror", "copy"].map((name) => `file://${base}/${name}`);
+    const args = ["--lightning-dir", dir, urls[0], "--mirror", urls[1], "--async", urls[2]];
+    await refused(dir, [...args, "--encrypt"], /--encrypt takes one destination/);
+    for (
+      const [wrong, pattern] of [
+        [[...args, "--async", urls[1]], /got "file:.*\/mirror" twice/],
+        [[urls[0], "--mirror", urls[1]], /--mirror and --async go with the node's lightning dir/],
+      ] as const
+    ) {
+      const usage = new BufferedOutput();
+      assertEquals(await init([...wrong], usage), 2);
+      assertMatch(usage.stderr[0], pattern);
+    }
+    // A copy that cannot be made: the primary and the copies made before it are removed.
+    Deno.writeTextFileSync(`${base}/copy`, "in the way");
+    await refused(dir, args, /"[^"]*\/copy" already exists/);
+    assertEquals(exists(`${base}/primary`) || exists(`${base}/mirror`), false);
+    Deno.removeSync(`${base}/copy`);
+    const output = new BufferedOutput();
+    assertEquals(await init(args, output), 0, output.text);
+    const lock = JSON.parse(Deno.readTextFileSync(`${dir}/backup.lock`));
+    assertEquals(lock, { backend_url: urls[0], mirror_urls: [urls[1]], async_urls: [urls[2]] });
+    const versions = urls.map((url) => openReader(url).describe().lastVersion);
+    assertEquals(new Set(versions).size, 1);
+    assert(versions[0] > 0);
+    const launcher = Deno.readTextFileSync(`${dir}/cln-backup-plugin`);
+    assertMatch(launcher, new RegExp(`--allow-write=${base}/primary,${base}/mirror,${base}/copy'`));
+  } finally {
+    removeNodeDir(dir);
+  }
+});

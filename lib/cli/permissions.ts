@@ -7,7 +7,7 @@
  * then reports the usage error, which needs none.
  *
  * - init: read and write the backup's parent directory (the backup is built beside its
- *   path) and DIR; read DIR's base dir; connect to DIR's RPC socket; read /proc/PID.
+ *   path), each `--mirror` and `--async` one's too, and DIR; read DIR's base dir; connect to DIR's RPC socket; read /proc/PID.
  * - restore: read the backup; read and write the target and its parent.
  * - status: read the backup.
  * - verify: read the backup; read and write the temporary directory.
@@ -42,7 +42,7 @@ import {
   userPath,
 } from "./args.ts";
 import { BackupUrlError, formatHostPort } from "../backends/url.ts";
-import { INIT_SPEC, initTarget } from "./init.ts";
+import { INIT_SPEC, initCopies, initTarget } from "./init.ts";
 import { RESTORE_SPEC } from "./restore.ts";
 import { STATUS_SPEC } from "./status.ts";
 import { VERIFY_SPEC } from "./verify.ts";
@@ -167,7 +167,8 @@ const TABLE: Record<string, { spec?: CommandSpec; plan: Planner }> = {
     plan: ({ values, positionals }, tempDir) => {
       const dir = values["lightning-dir"];
       const target = initTarget(positionals, dir === undefined ? undefined : String(dir));
-      const parts = [newBackup(target.url, tempDir)];
+      const { mirrors, asyncs } = initCopies(values);
+      const parts = [target.url, ...mirrors, ...asyncs].map((url) => newBackup(url, tempDir));
       if (target.dir !== undefined) parts.push(nodeDir(userPath(target.dir)));
       if (values.encrypt) parts.push(secrets({ values, positionals }));
       return merge(...parts);

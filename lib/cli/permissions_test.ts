@@ -74,6 +74,17 @@ Deno.test("each command may touch only what its arguments name", () => {
     "--allow-net=unix:/n/regtest/lightning-rpc",
     "--allow-env=INIT_CWD",
   ]);
+  // Each copy init makes is built beside its path too; an S3 one needs its endpoint.
+  assertEquals(
+    flags("init", "/n/r", "file:///srv/b", "--mirror", "file:///m/b", "--async", "s3://bkt/n"),
+    [
+      ...BASE,
+      "--allow-read=/srv,/m,/tmp,/n/r,/n",
+      "--allow-write=/srv,/m,/tmp,/n/r",
+      "--allow-net=bkt.s3.us-east-1.amazonaws.com:443,unix:/n/r/lightning-rpc",
+      "--allow-env=INIT_CWD,AWS_ACCESS_KEY_ID,AWS_SECRET_ACCESS_KEY,AWS_SESSION_TOKEN",
+    ],
+  );
   assertEquals(flags("server", "file:///srv/b", "[::1]:8700", "--log-mode", "systemd"), [
     ...BASE,
     `--allow-read=/srv,${WORKER_CODE}`,

@@ -1,0 +1,154 @@
+/**
+ * The launch of a node with several destinations, against a real S3 server (Ceph RGW):
+ * `init --mirror --async` makes every copy from one snapshot and writes a launcher that grants
+ * each destination what it needs; the plugin it starts backs up to a file primary, an S3
+ * mirror and an S3 async copy, which all restore equal to the node; and a probe run by the
+ * same launcher text shows that nothing else can be reached.
+ */
+import { assertEquals } from "./support/assert.ts";
+import { FakeLightningd } from "./support/fake_lightningd.ts";
+import { dumpDatabase } from "./support/dump.ts";
+import { PRELUDE, runProbe } from "./support/launch_probe.ts";
+import { rgwMissing, sharedRgw, stopSharedRgwLast, writeCredentials } from "./support/rgw.ts";
+import { readLockFile } from "../lib/backup/lock_file.ts";
+import { BufferedOutput, makeNodeDir, removeNodeDir } from "../lib/cli/testing.ts";
+import { init } from "../lib/cli/init.ts";
+import { restore } from "../lib/cli/restore.ts";
+import { CREDENTIALS_FILE } from "../lib/backends/s3/credentials.ts";
+import type { AsyncDestinationStatus } from "../lib/backends/backend.ts";
+import { LAUNCHER_NAME, lockLaunchPlan, parseLauncher, WORKER_CODE } from "../lib/cli/launcher.ts";
+
+const test = (name: string, fn: () => Promise<void>) =>
+  Deno.test({ name, ignore: rgwMissing !== undefined, fn });
+
+/** A node with a database, its S3 keys beside backup.lock, set up by init with three copies. */
+async function initNode() {
+  const s = await sharedRgw({ exportKeys: true });
+  const dir = makeNodeDir("restart");
+  writeCredentials(dir, s.credentials);
+  const bucket = await s.bucket();
+  const primary = `${dir}/../primary`;
+  const urls = {
+    file: `file://${Deno.realPathSync(`${dir}/..`)}/primary`,
+    mirror: s.url(bucket, "mirror"),
+    async: s.url(bucket, "async"),
+  };
+  const output = new BufferedOutput();
+  const code = await init(
+    ["--lightning-dir", dir, urls.file, "--mirror", urls.mirror, "--async", urls.async],
+    output,
+  );
+  assertEquals(code, 0, output.text);
+  return { s, dir, primary, urls, output };
+}
+
+test("init --mirror --async: the launched plugin backs up to each; each restores equal", async () => {
+  const { s, dir, urls, output } = await initNode();
+  try {
+    assertEquals(output.stdout.filter((l) => l.startsWith("Created the copy")).length, 2);
+    assertEquals(readLockFile(dir), {
+      backend_url: urls.file,
+      mirror_urls: [urls.mirror],
+      async_urls: [urls.async],
+    });
+    const launcher = `${dir}/${LAUNCHER_NAME}`;
+    const { args } = parseLauncher(Deno.readTextFileSync(launcher))!;
+    const real = Deno.realPathSync(dir);
+    const primaryPath = new URL(urls.file).pathname;
+    assertEquals(args.filter((a) => a.startsWith("--allow")), [
+      `--allow-read=${real}/backup.lock,${real}/backup.key,${primaryPath},${WORKER_CODE},` +
+      `${real}/${CREDENTIALS_FILE}`,
+      `--allow-write=${primaryPath}`,
+      `--allow-net=127.0.0.1:${s.port}`,
+    ]);
+    const lightningd = FakeLightningd.spawn({
+      lightningDir: dir,
+      command: [launcher],
+      env: { PATH: "/nonexistent" },
+    });
+    try {
+      await lightningd.getmanifest();
+      for (let i = 0; i < 5; i++) {
+        const outcome = await lightningd.transaction([`DELETE FROM vars WHERE name = 'n${i}'`]);
+        assertEquals(outcome, "committed", lightningd.aborted);
+      }
+      const version = lightningd.dataVersion();
+      let copy: AsyncDestinationStatus | undefined;
+      for (let i = 0; i < 400 && copy?.state !== "caught-up"; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        const status = (await lightningd.request("backup-status", {})).result as {
+          async_destinations: AsyncDestinationStatus[];
+        };
+        copy = status.async_destinations[0];
+      }
+      assertEquals([copy?.state, copy?.version], ["caught-up", version], JSON.stringify(copy));
+      assertEquals((await lightningd.stop()).code, 0);
+      assertEquals(lightningd.garbage, []);
+    } finally {
+      await lightningd.kill().catch(() => {});
+    }
+    const node = dumpDatabase(`${dir}/lightningd.sqlite3`);
+    for (const [name, url] of Object.entries(urls)) {
+      const target = `${dir}/../restored-${name}.sqlite3`;
+      const restored = new BufferedOutput();
+      assertEquals(await restore([url, target], restored), 0, restored.text);
+      assertEquals(dumpDatabase(target), node, name);
+    }
+  } finally {
+    removeNodeDir(dir);
+  }
+});
+
+test("the launch of a file primary with S3 copies reaches the endpoint and nothing else", async () => {
+  const { s, dir, urls } = await initNode();
+  const other = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const accepting = (async () => {
+    for await (const conn of other) conn.close();
+  })();
+  try {
+    Deno.writeFileSync(`${dir}/hsm_secret`, new Uint8Array(32).fill(7), { mode: 0o400 });
+    Deno.mkdirSync(`${dir}/../elsewhere`);
+    const plan = lockLaunchPlan(dir, readLockFile(dir));
+    const primary = JSON.stringify(new URL(urls.file).pathname);
+    const connect = (port: number) =>
+      `async () => (await Deno.connect({ hostname: "127.0.0.1", port: ${port} })).close()`;
+    const results = await runProbe(
+      `${dir}/..`,
+      plan,
+      `${PRELUDE}
+await attempt("read backup.lock", () => Deno.readTextFileSync("backup.lock"));
+await attempt("read the S3 keys", () => Deno.readTextFileSync(${JSON.stringify(CREDENTIALS_FILE)}));
+await attempt("write the primary", () => Deno.writeTextFileSync(${primary} + "/probe", "x"));
+await attempt("connect to the S3 endpoint", ${connect(s.port)});
+await attempt("connect to another port", ${connect(other.addr.port)});
+await attempt("read hsm_secret", () => Deno.readFileSync("hsm_secret"));
+await attempt("read the database", () => Deno.readFileSync("lightningd.sqlite3"));
+await attempt("write beside the primary", () =>
+  Deno.writeTextFileSync(${primary} + "/../elsewhere/x", "x"));
+await attempt("write to /tmp", () => Deno.writeTextFileSync("/tmp/cln-backup-evil", "x"));
+await attempt("read the environment", () => Deno.env.get("HOME"));
+await attempt("run a program", () => new Deno.Command("/bin/sh", { args: ["-c", "true"] }).outputSync());
+console.log(JSON.stringify(results));
+`,
+    );
+    assertEquals(results, {
+      "read backup.lock": "ok",
+      "read the S3 keys": "ok",
+      "write the primary": "ok",
+      "connect to the S3 endpoint": "ok",
+      "connect to another port": "NotCapable",
+      "read hsm_secret": "NotCapable",
+      "read the database": "NotCapable",
+      "write beside the primary": "NotCapable",
+      "write to /tmp": "NotCapable",
+      "read the environment": "NotCapable",
+      "run a program": "NotCapable",
+    });
+  } finally {
+    other.close();
+    await accepting.catch(() => {});
+    removeNodeDir(dir);
+  }
+});
+
+stopSharedRgwLast();
