@@ -18,6 +18,7 @@ import { createS3Backup } from "../lib/backends/s3/create.ts";
 import { listBackup } from "../lib/backends/s3/layout.ts";
 import { CREDENTIALS_FILE } from "../lib/backends/s3/credentials.ts";
 import { LAUNCHER_NAME, parseLauncher } from "../lib/cli/launcher.ts";
+import { launchAndCommit } from "./support/launch_probe.ts";
 
 /** Starts the plugin on `dir`, commits one transaction, and gives `body` the node. */
 async function oneTransaction(
@@ -152,17 +153,8 @@ test("the launcher's plugin reads its keys' file and reaches the endpoint only",
       `--allow-read=${real}/backup.lock,${real}/backup.key,${real}/${CREDENTIALS_FILE}`,
       `--allow-net=127.0.0.1:${s.port}`,
     ]);
-    const lightningd = FakeLightningd.spawn({
-      lightningDir: dir,
-      command: [launcher],
-      env: { PATH: "/nonexistent" },
-    });
+    const lightningd = await launchAndCommit(dir, launcher, 3);
     try {
-      await lightningd.getmanifest();
-      for (let i = 0; i < 3; i++) {
-        const outcome = await lightningd.transaction([`DELETE FROM vars WHERE name = 'n${i}'`]);
-        assertEquals(outcome, "committed", lightningd.aborted);
-      }
       assertEquals((await lightningd.stop()).code, 0);
       assertEquals(lightningd.garbage, []);
     } finally {

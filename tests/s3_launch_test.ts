@@ -6,9 +6,8 @@
  * same launcher text shows that nothing else can be reached.
  */
 import { assertEquals } from "./support/assert.ts";
-import { FakeLightningd } from "./support/fake_lightningd.ts";
 import { dumpDatabase } from "./support/dump.ts";
-import { PRELUDE, runProbe } from "./support/launch_probe.ts";
+import { launchAndCommit, PRELUDE, runProbe } from "./support/launch_probe.ts";
 import { rgwMissing, sharedRgw, stopSharedRgwLast, writeCredentials } from "./support/rgw.ts";
 import { readLockFile } from "../lib/backup/lock_file.ts";
 import { BufferedOutput, makeNodeDir, removeNodeDir } from "../lib/cli/testing.ts";
@@ -61,17 +60,8 @@ test("init --mirror --async: the launched plugin backs up to each; each restores
       `--allow-write=${primaryPath}`,
       `--allow-net=127.0.0.1:${s.port}`,
     ]);
-    const lightningd = FakeLightningd.spawn({
-      lightningDir: dir,
-      command: [launcher],
-      env: { PATH: "/nonexistent" },
-    });
+    const lightningd = await launchAndCommit(dir, launcher, 5);
     try {
-      await lightningd.getmanifest();
-      for (let i = 0; i < 5; i++) {
-        const outcome = await lightningd.transaction([`DELETE FROM vars WHERE name = 'n${i}'`]);
-        assertEquals(outcome, "committed", lightningd.aborted);
-      }
       const version = lightningd.dataVersion();
       let copy: AsyncDestinationStatus | undefined;
       for (let i = 0; i < 400 && copy?.state !== "caught-up"; i++) {

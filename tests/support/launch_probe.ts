@@ -7,6 +7,7 @@
  */
 import { assertEquals } from "./assert.ts";
 import { launcherScript, type LaunchPlan } from "../../lib/cli/launcher.ts";
+import { FakeLightningd } from "./fake_lightningd.ts";
 
 /** Runs `source` as the plugin would be run: the launcher's text, program path swapped. */
 export async function runProbe(
@@ -46,3 +47,30 @@ async function attempt(name: string, fn: () => unknown): Promise<void> {
   }
 }
 `;
+
+/**
+ * Starts the plugin as lightningd does, through `launcher` with PATH pointing nowhere, and
+ * commits `count` transactions; the caller stops or kills it.
+ */
+export async function launchAndCommit(
+  dir: string,
+  launcher: string,
+  count: number,
+): Promise<FakeLightningd> {
+  const lightningd = FakeLightningd.spawn({
+    lightningDir: dir,
+    command: [launcher],
+    env: { PATH: "/nonexistent" },
+  });
+  try {
+    await lightningd.getmanifest();
+    for (let i = 0; i < count; i++) {
+      const outcome = await lightningd.transaction([`DELETE FROM vars WHERE name = 'n${i}'`]);
+      assertEquals(outcome, "committed", lightningd.aborted);
+    }
+  } catch (error) {
+    await lightningd.kill().catch(() => {});
+    throw error;
+  }
+  return lightningd;
+}
