@@ -59,6 +59,8 @@ export interface BackupState {
   destinations?: DestinationStatus[];
   /** Set while a destination has failed and the others go on without it. */
   alarm?: string;
+  /** Its records are sealed under a data key that never leaves the node (encrypted backups). */
+  encrypted?: boolean;
 }
 
 /** One of several destinations, as `backup-status` shows it. */
