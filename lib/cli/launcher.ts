@@ -17,7 +17,10 @@
  *   backup.lock, where it reads its keys;
  * - `--allow-read` of `backup.key` beside backup.lock: an encrypted backup's data key (the
  *   plugin also reads it to refuse a key beside a destination that cannot use it);
- * - `--allow-sys=setPriority` for a file backup only: the compaction worker lowers its own
+ * - for an `s3://` backup, read and write on `cln-backup-scratch` in the lightning dir, where
+ *   its compaction rebuilds the database and the new base, and read on this `lib/`, the code
+ *   of its worker;
+ * - `--allow-sys=setPriority` for a file or S3 backup: the compaction worker lowers its own
  *   thread's CPU priority, so that the hooks' thread runs first (lib/compact/worker.ts);
  * - nothing else: no run, no FFI, no environment, no other system information.
  *
@@ -43,6 +46,7 @@ import { KEY_FILE } from "../crypto/key_file.ts";
 import { formatHostPort, parseBackupUrl } from "../backends/url.ts";
 import { s3HostPort } from "../backends/s3/s3_url.ts";
 import { CREDENTIALS_FILE } from "../backends/s3/credentials.ts";
+import { SCRATCH_DIR } from "../backends/s3/compaction.ts";
 
 export const LAUNCHER_NAME = "cln-backup-plugin";
 /** What `deno task compile:plugin` builds in the lightning dir (see scripts/compile_plugin.ts). */
@@ -146,22 +150,23 @@ export const WORKER_CODE = new URL("../", import.meta.url).pathname.replace(/\/$
 /** The permission flags of the least-privilege launch (shared by `deno run` and `deno compile`). */
 export function permissionFlags(plan: LaunchPlan): string[] {
   const dir = realPath(plan.lightningDir).replace(/\/+$/, "");
+  // An s3:// backup's compaction rebuilds the database in a scratch directory of its own.
+  const scratch = plan.credentials ? [`${dir}/${SCRATCH_DIR}`] : [];
+  const write = [...(plan.backupPath ? [plan.backupPath] : []), ...scratch].map(listItem);
   const read = [
     `${dir}/${LOCK_FILE}`,
     `${dir}/${KEY_FILE}`,
     // A socket: backup's node credential (wire v2), when there is one: that file only.
     ...(plan.nodeCredential ? [`${dir}/${CREDENTIAL_NAME}`] : []),
     ...(plan.backupPath ? [plan.backupPath, WORKER_CODE] : []),
-    ...(plan.credentials ? [`${dir}/${CREDENTIALS_FILE}`] : []),
+    ...(plan.credentials ? [`${dir}/${CREDENTIALS_FILE}`, WORKER_CODE, ...scratch] : []),
   ].map(listItem);
   return [
     "--no-prompt",
     "--no-config",
     "--no-lock",
     `--allow-read=${read.join(",")}`,
-    ...(plan.backupPath
-      ? [`--allow-write=${listItem(plan.backupPath)}`, "--allow-sys=setPriority"]
-      : []),
+    ...(write.length > 0 ? [`--allow-write=${write.join(",")}`, "--allow-sys=setPriority"] : []),
     ...(plan.netAddress ? [`--allow-net=${listItem(plan.netAddress)}`] : []),
   ];
 }
@@ -181,6 +186,13 @@ export function compileArgs(plan: LaunchPlan, output: string): string[] {
       `${WORKER_CODE}/compact/worker.ts`,
       "--include",
       `${WORKER_CODE}/crypto/primitives.ts`,
+      "--include",
+      `${WORKER_CODE}/backends/file/read_ahead_worker.ts`,
+    ]
+    : plan.credentials
+    ? [
+      "--include",
+      `${WORKER_CODE}/backends/s3/compaction_worker.ts`,
       "--include",
       `${WORKER_CODE}/backends/file/read_ahead_worker.ts`,
     ]

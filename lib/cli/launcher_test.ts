@@ -9,6 +9,7 @@ import {
   launchPlan,
   parseLauncher,
   PLUGIN_ENTRY,
+  WORKER_CODE,
   writeLauncher,
 } from "./launcher.ts";
 
@@ -69,12 +70,15 @@ Deno.test("a socket backup's launch may connect to the server, or only to its pr
   );
 });
 
-Deno.test("an s3 backup's launch reads its keys beside backup.lock, reaches the endpoint only", () => {
+Deno.test("an s3 backup's launch reads its keys beside backup.lock, reaches the endpoint only, writes only its compaction's scratch directory", () => {
   const args = (url: string) =>
     launchArgs(launchPlan({ lightningDir: "/nonexistent/ln", backendUrl: url, deno: DENO }))
       .slice(4, -1);
   assertEquals(args("s3://bucket/node?endpoint=http://127.0.0.1:7480&path-style=1"), [
-    "--allow-read=/nonexistent/ln/backup.lock,/nonexistent/ln/backup.key,/nonexistent/ln/backup-s3.credentials",
+    "--allow-read=/nonexistent/ln/backup.lock,/nonexistent/ln/backup.key,/nonexistent/ln/backup-s3.credentials," +
+    `${WORKER_CODE},/nonexistent/ln/cln-backup-scratch`,
+    "--allow-write=/nonexistent/ln/cln-backup-scratch",
+    "--allow-sys=setPriority",
     "--allow-net=127.0.0.1:7480",
   ]);
   // Amazon S3, the bucket in the host name.
