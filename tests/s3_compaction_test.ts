@@ -23,6 +23,7 @@ import { LAUNCHER_NAME } from "../lib/cli/launcher.ts";
 import { bumpStatement } from "./support/statements.ts";
 import type { Change } from "../lib/backends/backend.ts";
 import { compactS3, SCRATCH_DIR } from "../lib/backends/s3/compaction.ts";
+import { S3Compaction } from "../lib/backends/s3/compaction_service.ts";
 import { createS3Backup } from "../lib/backends/s3/create.ts";
 import { S3Backend } from "../lib/backends/s3/backend.ts";
 import { listBackup } from "../lib/backends/s3/layout.ts";
@@ -208,6 +209,32 @@ test(
     const result = JSON.parse(done.stdout);
     assertEquals([result.base_version, result.versions_folded], [11, 10]);
     assertEquals(await restoredDump(s, url, dir), nodeDump(dir, range(2, 12)));
+  },
+);
+
+test(
+  "S3 compaction: by itself once the objects after the base outgrow it as the policy says",
+  async (s, dir) => {
+    const url = await newBackup(s, dir, range(2, 40));
+    const backend = await S3Backend.connect(url, { credentials: s.credentials, policy: FAST });
+    try {
+      const { baseBytes, sealedLogBytes } = backend.compactionSizes();
+      assert(baseBytes > 0 && sealedLogBytes > 0, JSON.stringify(backend.compactionSizes()));
+      // Due once the objects after the base reach the floor in bytes: not yet.
+      const policy = { auto: true, ratioPercent: 100, minBytes: sealedLogBytes + 1, retain: 1 };
+      const service = new S3Compaction(backend, () => policy, `${dir}/scratch`);
+      assertEquals(service.status().next_due_at_bytes, sealedLogBytes + 1);
+      assertEquals(service.maybeCompact(), undefined);
+      policy.minBytes = sealedLogBytes;
+      const result = await service.maybeCompact();
+      assertEquals(result?.base_version, 39);
+      assertEquals(service.status().last?.ok, true);
+      assert(backend.compactionSizes().sealedLogBytes < sealedLogBytes, "counted anew");
+      await backend.append(change(41));
+    } finally {
+      backend.close();
+    }
+    assertEquals(await restoredDump(s, url, dir), nodeDump(dir, range(2, 41)));
   },
 );
 
