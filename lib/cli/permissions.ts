@@ -25,7 +25,8 @@
  * CLN_BACKUP_NEW_PASSPHRASE too), the files --passphrase-file and --identity name, and the
  * crypto module they load when the backup is encrypted (lib/crypto/primitives.ts).
  *
- * A `socket:` backup adds network access to its server (or its proxy) instead of the paths;
+ * A `socket:` backup adds network access to its server (or its proxy) instead of the paths,
+ * and read on the CA file of a `socket+tls:…?ca=PATH` URL;
  * an `s3://` one its endpoint, the `AWS_*` key variables, and the temporary directory its
  * reader fetches it into (init with DIR reads the keys' file there).
  * `/proc/PID` is the `comm` file of the pid the base dir's pid file names, for the check
@@ -99,20 +100,25 @@ function s3Backup(netAddress: string, tempDir: string): Partial<Grants> {
   return { net: [netAddress], env: CREDENTIAL_ENV, read: [tempDir], write: [tempDir] };
 }
 
+/** A `socket:` server: its address, and the CA file a `socket+tls:…?ca=PATH` URL names. */
+function server(netAddress: string, caFile: string | undefined): Partial<Grants> {
+  return { net: [netAddress], read: caFile === undefined ? [] : [caFile] };
+}
+
 /** The backup itself: read, and written too when `write`. */
 function backup(url: string, write: boolean, tempDir: string): Partial<Grants> {
-  const { backupPath, netAddress, credentials } = backupAccess(url);
+  const { backupPath, netAddress, credentials, caFile } = backupAccess(url);
   if (credentials) return s3Backup(netAddress!, tempDir);
-  if (netAddress !== undefined) return { net: [netAddress] };
+  if (netAddress !== undefined) return server(netAddress, caFile);
   const path = backupPath!;
   return { read: [path], write: write ? [path] : [] };
 }
 
 /** A backup to be created: built beside its path, then renamed into place. */
 function newBackup(url: string, tempDir: string): Partial<Grants> {
-  const { backupPath, netAddress, credentials } = backupAccess(url);
+  const { backupPath, netAddress, credentials, caFile } = backupAccess(url);
   if (credentials) return s3Backup(netAddress!, tempDir);
-  if (netAddress !== undefined) return { net: [netAddress] };
+  if (netAddress !== undefined) return server(netAddress, caFile);
   const parent = dirname(backupPath!);
   return { read: [parent], write: [parent] };
 }

@@ -87,6 +87,14 @@ Deno.test("each command may touch only what its arguments name", () => {
     "--allow-net=127.0.0.1:9050",
     "--allow-env=INIT_CWD",
   ]);
+  // Over TLS trusting a CA: and read on that CA file.
+  assertEquals(flags("verify", "socket+tls:backup.example:8700?ca=/etc/ca.pem"), [
+    ...BASE,
+    `--allow-read=/etc/ca.pem,${CRYPTO},/tmp`,
+    "--allow-write=/tmp",
+    "--allow-net=backup.example:8700",
+    `--allow-env=INIT_CWD,${SECRET_ENV}`,
+  ]);
   // An s3 backup: its endpoint, the key variables, the temporary directory it is fetched into.
   assertEquals(flags("status", "s3://bucket/n?endpoint=http://127.0.0.1:7480&path-style=1"), [
     ...BASE,
