@@ -1,8 +1,9 @@
 /**
  * `status` and `verify` of a `socket+tls:` backup with a credential ask the v2 server
- * (STATUS, VERIFY) instead of fetching the backup: the CLI, in a process of its own, against
- * a real server, says what `status` and `verify` of the same backup directory say on the
- * server's machine; and a record damaged on the server makes `verify` fail in one line.
+ * (STATUS, VERIFY) instead of fetching the backup: backup-cli, with the command's permissions
+ * only, against a real server, says what `status` and `verify` of the same backup directory
+ * say on the server's machine; and a record damaged on the server makes `verify` fail in one
+ * line.
  */
 import { assert, assertEquals, assertMatch } from "./support/assert.ts";
 import { backUpWithPlugin, withServer } from "./support/v2_server.ts";
@@ -11,17 +12,27 @@ import { status } from "../lib/cli/status.ts";
 import { verify } from "../lib/cli/verify.ts";
 import { CREDENTIAL_ENV, CREDENTIAL_NAME } from "../lib/backends/socket/credential.ts";
 import { readLayout } from "../lib/format/layout.ts";
+import { dirname } from "node:path";
 
-const CLI = new URL("../cli.ts", import.meta.url).pathname;
+const BACKUP_CLI = new URL("../backup-cli", import.meta.url).pathname;
 
-/** Runs the CLI with `credential` in its environment: its exit code, stdout and stderr lines. */
+/**
+ * Runs the CLI through backup-cli, with the permissions its command needs only (a Deno on
+ * PATH), and `credential` in its environment: its exit code, stdout and stderr lines.
+ */
 async function cli(
   args: string[],
   credential: string,
 ): Promise<{ code: number; out: string[]; err: string[] }> {
-  const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", CLI, ...args],
-    env: { [CREDENTIAL_ENV]: credential },
+  const { code, stdout, stderr } = await new Deno.Command(BACKUP_CLI, {
+    args,
+    clearEnv: true,
+    env: {
+      PATH: `${dirname(Deno.execPath())}:/usr/bin:/bin`,
+      HOME: "/nonexistent",
+      NO_COLOR: "1",
+      [CREDENTIAL_ENV]: credential,
+    },
     stdout: "piped",
     stderr: "piped",
   }).output();
