@@ -1,7 +1,7 @@
 /**
  * `socket+tls:…?ca=PATH`: trusting the CA that issued the server's certificate instead of
  * pinning it. A certificate the CA issued for the URL's host is accepted, by the plugin
- * under its launcher's permissions too; one from another CA, one for another name, and the
+ * under its launcher's permissions and backup-cli under its own too; one from another CA, one for another name, and the
  * self-signed one `init-tls` makes are refused in one line before a byte of the protocol
  * is sent; also through a real SOCKS5 proxy.
  */
@@ -13,7 +13,13 @@ import { bumpStatement } from "./support/statements.ts";
 import { SocketBackend } from "../lib/backends/socket/backend.ts";
 import { SocketBackupReader } from "../lib/backends/socket/reader.ts";
 import { DEFAULT_RETRY_POLICY } from "../lib/backends/socket/options.ts";
-import type { NodeCredential } from "../lib/backends/socket/credential.ts";
+import {
+  CREDENTIAL_ENV,
+  CREDENTIAL_NAME,
+  type NodeCredential,
+  readCredential,
+} from "../lib/backends/socket/credential.ts";
+import { runBackupCli } from "./support/backup_cli.ts";
 import { removeNodeDir } from "../lib/cli/testing.ts";
 import { launchArgs, launchPlan } from "../lib/cli/launcher.ts";
 
@@ -59,7 +65,7 @@ async function refused(
   assertEquals(logs.filter((l) => /: connected$/.test(l)).length, sessions);
 }
 
-Deno.test("a certificate the CA issued for the host: init, the plugin under its launcher, and restore use ca=", async () => {
+Deno.test("a certificate the CA issued for the host: init, the plugin under its launcher, restore, status, verify and compaction use ca=", async () => {
   await withServer(
     async ({ root, server, nodes }) => {
       const url = `socket+tls:127.0.0.1:${server.port}?ca=${CA_FILE}`;
@@ -70,6 +76,23 @@ Deno.test("a certificate the CA issued for the host: init, the plugin under its 
         const read = launchArgs(plan).find((a) => a.startsWith("--allow-read="))!;
         assertEquals(read.split(",").at(-1), CA_FILE);
         assertEquals(read.split(",").length, 4);
+        // status and verify with backup-cli's permissions, which grant read on the CA file.
+        const env = { [CREDENTIAL_ENV]: `${node}/${CREDENTIAL_NAME}` };
+        const described = await runBackupCli(["status", url], env);
+        assertEquals(described.code, 0, described.err.join("\n"));
+        assertMatch(described.out.join("\n"), /versions: +\d+ to \d+/);
+        const verified = await runBackupCli(["verify", url], env);
+        assertEquals(verified.code, 0, verified.err.join("\n"));
+        assertMatch(verified.out[0], /^OK: .* passing SQLite's integrity check$/);
+        // A compaction on the server, asked for on a connection of its own.
+        const credential = readCredential(`${node}/${CREDENTIAL_NAME}`);
+        const backend = await SocketBackend.connect(url, { policy: POLICY, credential });
+        try {
+          const stats = await backend.compactOnServer();
+          assert(stats.after.version_count <= stats.before.version_count, JSON.stringify(stats));
+        } finally {
+          backend.close();
+        }
       } finally {
         removeNodeDir(node);
       }

@@ -12,33 +12,11 @@ import { status } from "../lib/cli/status.ts";
 import { verify } from "../lib/cli/verify.ts";
 import { CREDENTIAL_ENV, CREDENTIAL_NAME } from "../lib/backends/socket/credential.ts";
 import { readLayout } from "../lib/format/layout.ts";
-import { dirname } from "node:path";
+import { runBackupCli } from "./support/backup_cli.ts";
 
-const BACKUP_CLI = new URL("../backup-cli", import.meta.url).pathname;
-
-/**
- * Runs the CLI through backup-cli, with the permissions its command needs only (a Deno on
- * PATH), and `credential` in its environment: its exit code, stdout and stderr lines.
- */
-async function cli(
-  args: string[],
-  credential: string,
-): Promise<{ code: number; out: string[]; err: string[] }> {
-  const { code, stdout, stderr } = await new Deno.Command(BACKUP_CLI, {
-    args,
-    clearEnv: true,
-    env: {
-      PATH: `${dirname(Deno.execPath())}:/usr/bin:/bin`,
-      HOME: "/nonexistent",
-      NO_COLOR: "1",
-      [CREDENTIAL_ENV]: credential,
-    },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const lines = (bytes: Uint8Array) =>
-    new TextDecoder().decode(bytes).split("\n").filter((l) => l !== "");
-  return { code, out: lines(stdout), err: lines(stderr) };
+/** backup-cli `args` with the node's credential. */
+function cli(args: string[], credential: string) {
+  return runBackupCli(args, { [CREDENTIAL_ENV]: credential });
 }
 
 /** What the CLI prints for `args` on this machine (no credential in play). */
@@ -66,7 +44,7 @@ Deno.test("status and verify over v2 say what they say of the same backup on the
         const mine = await local(status, [here]);
         assertEquals(remote.out[0], `backup:     ${url}`);
         assertEquals(remote.out.slice(1), mine.out.slice(1));
-        assertMatch(mine.out.join("\n"), /snapshots:  at version \d+/);
+        assertMatch(mine.out.join("\n"), /snapshots: {2}at version \d+/);
         // status --json: every field but the URL.
         const json = await cli(["status", url, "--json"], credential);
         assertEquals(json.code, 0, json.err.join("\n"));
