@@ -18,7 +18,7 @@ import { Compactor } from "../compact/compactor.ts";
 import type { CompactionResult } from "../compact/compact.ts";
 import { DEFAULT_POLICY } from "../compact/policy.ts";
 import type { VerifyReport } from "../backup/verify.ts";
-import { verifyOnThread } from "./verify_thread.ts";
+import { removeStaleScratch, verifyOnThread } from "./verify_thread.ts";
 
 /** A request the backup refuses; the connection answers NACK and goes on. */
 export class RefusedError extends Error {
@@ -74,7 +74,9 @@ export class ServerStorage {
       case "other":
         throw new Error(`Cannot serve backup: "${dir}" is not a backup: check the URL`);
     }
-    return new ServerStorage(url, dir, FileBackend.open(url, dir, { log }), log);
+    const backend = FileBackend.open(url, dir, { log });
+    removeStaleScratch(dir);
+    return new ServerStorage(url, dir, backend, log);
   }
 
   state(): BackupState & { bytes: number } {

@@ -16,9 +16,23 @@ export interface VerifyRequest {
 
 export type VerifyMessage = { ok: true; report: VerifyReport } | { ok: false; message: string };
 
+const SCRATCH_PREFIX = ".verify-";
+
+/**
+ * Removes what a VERIFY that a crash or kill interrupted left beside the backup in `dir`;
+ * called once the server holds the backup's write lock, before any VERIFY of it runs.
+ */
+export function removeStaleScratch(dir: string): void {
+  for (const entry of Deno.readDirSync(dirname(dir))) {
+    if (entry.isDirectory && entry.name.startsWith(SCRATCH_PREFIX)) {
+      Deno.removeSync(`${dirname(dir)}/${entry.name}`, { recursive: true });
+    }
+  }
+}
+
 /** Verifies the backup in `dir`; rejects with the first check that failed. */
 export async function verifyOnThread(url: string, dir: string): Promise<VerifyReport> {
-  const scratch = Deno.makeTempDirSync({ dir: dirname(dir), prefix: ".verify-" });
+  const scratch = Deno.makeTempDirSync({ dir: dirname(dir), prefix: SCRATCH_PREFIX });
   const worker = new Worker(new URL("./verify_worker.ts", import.meta.url), { type: "module" });
   try {
     const message = await new Promise<VerifyMessage>((resolve) => {
