@@ -83,12 +83,20 @@ export async function serverVerify(
     timeoutMs,
     VERIFY_TIMEOUT_MS,
   );
+  // An older server's VERIFY only read the records: it proves no restore, so it is no verify.
+  const restored = report.restoredVersion ?? (report.records === 0 ? undefined : null);
+  if (typeof report.lastVersion !== "number" || restored === null) {
+    throw new RemoteBackupError(
+      `the server's VERIFY does not say it restored the backup (an older cln-backup server?): ` +
+        `upgrade the server, or restore the backup here to check it`,
+    );
+  }
   return {
     firstVersion: report.firstVersion,
     lastVersion: report.lastVersion,
     records: report.records,
     snapshots: report.snapshots,
-    restoredVersion: report.restoredVersion ?? undefined,
+    restoredVersion: restored,
     tail: report.tail ?? undefined,
   };
 }

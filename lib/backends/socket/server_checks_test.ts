@@ -6,6 +6,8 @@ import { SocketBackend } from "./backend.ts";
 import { DEFAULT_RETRY_POLICY } from "./options.ts";
 import { ServerRefusedError } from "./connection.ts";
 import { serverStatus, serverVerify } from "./server_checks.ts";
+import { ServerStorage } from "../../server/storage.ts";
+import type { VerifyReport } from "../../backup/verify.ts";
 
 const POLICY = { ...DEFAULT_RETRY_POLICY, retries: 0, timeoutMs: 5_000 };
 
@@ -32,4 +34,21 @@ Deno.test("serverStatus is the server's description of the node's own backup; a 
     assertEquals(error instanceof ServerRefusedError, true);
     assertMatch(error.message, /^the server refused VERIFY: VERIFY failed: .*data_version/);
   });
+});
+
+Deno.test("serverVerify refuses an older server's VERIFY, which read the records but restored nothing", async () => {
+  // Such a server answered { ok, records, version }: its storage's verify, as it was.
+  const verify = ServerStorage.prototype.verify;
+  ServerStorage.prototype.verify = () =>
+    Promise.resolve({ records: 3, version: 3 } as unknown as VerifyReport);
+  try {
+    await withServer(async ({ url, credential }) => {
+      await assertRejects(
+        () => serverVerify(url, credential("alice")),
+        /VERIFY does not say it restored the backup \(an older cln-backup server\?\): upgrade/,
+      );
+    });
+  } finally {
+    ServerStorage.prototype.verify = verify;
+  }
 });
