@@ -12,7 +12,8 @@
  *   files made when a segment rolls all live inside the backup's directory;
  * - `--allow-net=<host:port>` for a `socket:` backup only: the backup server, or the SOCKS
  *   proxy when the URL names one (the proxy reaches the server, the plugin does not), and
- *   read on `backup.credential` beside `backup.lock`, the node's key for wire v2; for an
+ *   read on `backup.credential` beside `backup.lock`, the node's key for wire v2, and on the
+ *   PEM file of CA certificates a `socket+tls:…?ca=PATH` URL names; for an
  *   `s3://` backup, the endpoint's, and `--allow-read` of `backup-s3.credentials` beside
  *   backup.lock, where it reads its keys;
  * - `--allow-read` of `backup.key` beside backup.lock: an encrypted backup's data key (the
@@ -70,6 +71,8 @@ export interface LaunchPlan {
   credentials?: boolean;
   /** For a `socket:` backup: the plugin reads its node key (wire v2) from backup.credential. */
   nodeCredential?: boolean;
+  /** For a `socket+tls:…?ca=PATH` backup: the CA certificates the server's must chain to. */
+  caFile?: string;
 }
 
 /** The launch plan for a backup URL: what the plugin may read, write and connect to. */
@@ -105,7 +108,7 @@ export function launchPlan(options: {
  */
 export function backupAccess(
   url: string,
-): { backupPath?: string; netAddress?: string; credentials?: boolean; nodeCredential?: boolean } {
+): Pick<LaunchPlan, "backupPath" | "netAddress" | "credentials" | "nodeCredential" | "caFile"> {
   const parsed = parseBackupUrl(url);
   if (parsed.scheme === "file") return { backupPath: parsed.path };
   if (parsed.scheme === "s3") {
@@ -113,7 +116,11 @@ export function backupAccess(
     return { netAddress: formatHostPort(host, port), credentials: true };
   }
   const target = parsed.proxy ?? parsed;
-  return { netAddress: formatHostPort(target.host, target.port), nodeCredential: true };
+  return {
+    netAddress: formatHostPort(target.host, target.port),
+    nodeCredential: true,
+    ...(parsed.tls?.ca === undefined ? {} : { caFile: parsed.tls.ca }),
+  };
 }
 
 /** The path with symlinks resolved, or as given when it does not exist (yet). */
@@ -158,6 +165,7 @@ export function permissionFlags(plan: LaunchPlan): string[] {
     `${dir}/${KEY_FILE}`,
     // A socket: backup's node credential (wire v2), when there is one: that file only.
     ...(plan.nodeCredential ? [`${dir}/${CREDENTIAL_NAME}`] : []),
+    ...(plan.caFile ? [plan.caFile] : []),
     ...(plan.backupPath ? [plan.backupPath, WORKER_CODE] : []),
     ...(plan.credentials ? [`${dir}/${CREDENTIALS_FILE}`, WORKER_CODE, ...scratch] : []),
   ].map(listItem);

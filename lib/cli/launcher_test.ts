@@ -43,7 +43,7 @@ Deno.test("a file backup's launch reads backup.lock and the backup, writes the b
   ]);
 });
 
-Deno.test("a socket backup's launch may connect to the server, or only to its proxy", () => {
+Deno.test("a socket backup's launch may connect to the server, or only to its proxy", async () => {
   const args = (url: string) =>
     launchArgs(launchPlan({ lightningDir: "/nonexistent/ln", backendUrl: url, deno: DENO }))
       .slice(1, -1);
@@ -67,6 +67,24 @@ Deno.test("a socket backup's launch may connect to the server, or only to its pr
   assertEquals(
     args(`socket+tls:abcdef.onion:9000?fp=${fp}&proxy=socks5:127.0.0.1:9050`).at(-1),
     "--allow-net=127.0.0.1:9050",
+  );
+  // Trusting a CA: read on its file too, and nothing else new.
+  assertEquals(args("socket+tls:backup.example.org:9000?ca=/etc/cln-backup/ca.pem").slice(3), [
+    "--allow-read=/nonexistent/ln/backup.lock,/nonexistent/ln/backup.key," +
+    "/nonexistent/ln/backup.credential,/etc/cln-backup/ca.pem",
+    "--allow-net=backup.example.org:9000",
+  ]);
+  assertEquals(
+    args("socket+tls:abcdef.onion:9000?ca=/etc/ca.pem&proxy=socks5:127.0.0.1:9050").slice(3),
+    [
+      "--allow-read=/nonexistent/ln/backup.lock,/nonexistent/ln/backup.key," +
+      "/nonexistent/ln/backup.credential,/etc/ca.pem",
+      "--allow-net=127.0.0.1:9050",
+    ],
+  );
+  await assertRejects(
+    () => Promise.resolve().then(() => args("socket+tls:backup.example.org:9000?ca=/etc/ca,s.pem")),
+    /cannot name a path with a comma/,
   );
 });
 

@@ -43,7 +43,8 @@ Commands:
                                         or age recipient (no data re-encrypted)
 
 <url> is file:///abs/path (a cln-backup directory, or a v1 .dbak file to read), or
-socket:<host>:<port>[?proxy=socks5:<host>:<port>] (a backup server).
+socket:<host>:<port>[?proxy=socks5:<host>:<port>] or
+socket+tls:<host>:<port>?fp=sha256:<hex> (or ?ca=/path/ca.pem)[&proxy=...] (a backup server).
 "cln-backup <command> --help" explains a command.
 
 Exit codes:

@@ -25,7 +25,9 @@
  * CLN_BACKUP_NEW_PASSPHRASE too), the files --passphrase-file and --identity name, and the
  * crypto module they load when the backup is encrypted (lib/crypto/primitives.ts).
  *
- * A `socket:` backup adds network access to its server (or its proxy) instead of the paths;
+ * A `socket:` backup adds network access to its server (or its proxy) instead of the paths,
+ * read on the CA file of a `socket+tls:…?ca=PATH` URL, `CLN_BACKUP_CREDENTIAL` and the file it
+ * names, and the temporary directory a reader fetches the backup into;
  * an `s3://` one its endpoint, the `AWS_*` key variables, and the temporary directory its
  * reader fetches it into (init with DIR reads the keys' file there).
  * `/proc/PID` is the `comm` file of the pid the base dir's pid file names, for the check
@@ -58,6 +60,7 @@ import { IDENTITY_ENV, NEW_PASSPHRASE_ENV, PASSPHRASE_ENV } from "./secrets.ts";
 import { REKEY_SPEC } from "./rekey.ts";
 import { PRIMITIVES_MODULE } from "../crypto/data_key.ts";
 import { CREDENTIAL_ENV } from "../backends/s3/credentials.ts";
+import { CREDENTIAL_ENV as NODE_CREDENTIAL_ENV } from "../backends/socket/credential.ts";
 
 /** What a command may do beyond computing: lists of paths, hosts and names. */
 export interface Grants {
@@ -99,20 +102,35 @@ function s3Backup(netAddress: string, tempDir: string): Partial<Grants> {
   return { net: [netAddress], env: CREDENTIAL_ENV, read: [tempDir], write: [tempDir] };
 }
 
+/**
+ * A `socket:` server: its address, the CA file a `socket+tls:…?ca=PATH` URL names, the node
+ * credential {@linkcode NODE_CREDENTIAL_ENV} names (wire v2), and the temporary directory a
+ * reader fetches the backup into.
+ */
+function server(netAddress: string, caFile: string | undefined, tempDir: string): Partial<Grants> {
+  const credential = Deno.env.get(NODE_CREDENTIAL_ENV);
+  return {
+    net: [netAddress],
+    read: [...(caFile ? [caFile] : []), ...(credential ? [userPath(credential)] : []), tempDir],
+    write: [tempDir],
+    env: [NODE_CREDENTIAL_ENV],
+  };
+}
+
 /** The backup itself: read, and written too when `write`. */
 function backup(url: string, write: boolean, tempDir: string): Partial<Grants> {
-  const { backupPath, netAddress, credentials } = backupAccess(url);
+  const { backupPath, netAddress, credentials, caFile } = backupAccess(url);
   if (credentials) return s3Backup(netAddress!, tempDir);
-  if (netAddress !== undefined) return { net: [netAddress] };
+  if (netAddress !== undefined) return server(netAddress, caFile, tempDir);
   const path = backupPath!;
   return { read: [path], write: write ? [path] : [] };
 }
 
 /** A backup to be created: built beside its path, then renamed into place. */
 function newBackup(url: string, tempDir: string): Partial<Grants> {
-  const { backupPath, netAddress, credentials } = backupAccess(url);
+  const { backupPath, netAddress, credentials, caFile } = backupAccess(url);
   if (credentials) return s3Backup(netAddress!, tempDir);
-  if (netAddress !== undefined) return { net: [netAddress] };
+  if (netAddress !== undefined) return server(netAddress, caFile, tempDir);
   const parent = dirname(backupPath!);
   return { read: [parent], write: [parent] };
 }

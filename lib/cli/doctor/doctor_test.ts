@@ -228,6 +228,32 @@ Deno.test("doctor: a remote backup is left to status, not failed", () =>
     }
   }));
 
+Deno.test("doctor: a socket+tls URL's CA file must be readable by lightningd's user and hold a certificate", () =>
+  withNode((node) => {
+    const ca = `${node.base}/ca.pem`;
+    const url = `socket+tls:backup.example.org:8700?ca=${ca}`;
+    writeLockFile(node.dir, { backend_url: url });
+    expect(
+      runChecks(node.dir, GOOD_SYSTEM),
+      "backend",
+      "FAIL",
+      /ca= names.*cannot read ".*ca\.pem"/,
+    );
+    Deno.writeTextFileSync(ca, "not a certificate\n");
+    expect(runChecks(node.dir, GOOD_SYSTEM), "backend", "FAIL", /holds no PEM certificate/);
+    Deno.writeTextFileSync(ca, "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n");
+    expect(runChecks(node.dir, GOOD_SYSTEM), "backend", "WARN", /reads local files only/);
+    // lightningd's user (the database's owner) is not the file's: as root, make it another.
+    if (Deno.uid() === 0) Deno.chownSync(`${node.dir}/lightningd.sqlite3`, 4321, 4321);
+    Deno.chmodSync(ca, Deno.uid() === 0 ? 0o600 : 0o200);
+    if (Deno.uid() === 0) {
+      // The temporary directory holding it is private to its owner too.
+      expect(runChecks(node.dir, GOOD_SYSTEM), "backend", "FAIL", /is not searchable by uid 4321/);
+      Deno.chmodSync(node.base, 0o755);
+    }
+    expect(runChecks(node.dir, GOOD_SYSTEM), "backend", "FAIL", /ca\.pem" is not readable by uid/);
+  }));
+
 Deno.test("doctor: the backup's version against the database's", async () => {
   // One ahead: a change stored but never committed; the plugin rewinds it.
   await withNode(async (node) => {
