@@ -11,6 +11,7 @@ import { upgrade } from "./upgrade.ts";
 import { verify } from "./verify.ts";
 import { doctor } from "./doctor/doctor.ts";
 import { compact } from "./compact.ts";
+import { mirror } from "./mirror.ts";
 import { server } from "./server.ts";
 import { rekey } from "./rekey.ts";
 
@@ -36,6 +37,8 @@ Commands:
   doctor [--lightning-dir DIR]          check a node's backup set-up, one line per check
   compact <url> [--retain K] [--json]   fold old changes into a new snapshot (node stopped;
                                         on a running node: lightning-cli backup-compact)
+  mirror <url> [--lightning-dir DIR]    add a destination: a copy of the node's database there,
+                                        named in backup.lock's mirror_urls (node stopped)
   server <root> <addr:port>             serve each node its backup over socket: URLs (wire v2;
                                         --allow-v1: one backup to the Python plugin's v1);
                                         server add-node|list-nodes|remove-node manage nodes
@@ -63,6 +66,7 @@ export const COMMANDS: Record<string, (args: string[], output: Output) => Promis
   upgrade,
   doctor,
   compact,
+  mirror,
   server,
   rekey,
 };

@@ -18,6 +18,8 @@
  *   compaction worker's code; listen on its addr:port. Its node commands: read and write
  *   the root (init-tls: and read the certificate maker, lib/server/x509.ts).
  * - compact: read and write the backup.
+ * - mirror: the node's lightning dir, the new destination as init's, and the file backup
+ *   backup.lock names (read: its version).
  * - rekey: read and write the backup (its key.json); with --key-file, write DIR/backup.key.
  *
  * The commands that may open an encrypted backup's key (init, restore, verify, compact, rekey,
@@ -53,6 +55,7 @@ import { DOCTOR_SPEC } from "./doctor/doctor.ts";
 import { X509_MODULE } from "../server/tls_identity.ts";
 import { nodeCommandArgs, SERVER_SPEC, serverArgs, serverRootUrl } from "./server_args.ts";
 import { COMPACT_SPEC } from "./compact.ts";
+import { MIRROR_SPEC } from "./mirror.ts";
 import { backupAccess, listItem, WORKER_CODE } from "./launcher.ts";
 import { pidFilePath, rpcSocketPath } from "./node_dir.ts";
 import { readLockFile } from "../backup/lock_file.ts";
@@ -261,6 +264,18 @@ const TABLE: Record<string, { spec?: CommandSpec; plan: Planner }> = {
   compact: {
     spec: COMPACT_SPEC,
     plan: (args, tempDir) => merge(backup(args.positionals[0], true, tempDir), secrets(args)),
+  },
+  mirror: {
+    spec: MIRROR_SPEC,
+    plan: (args, tempDir) => {
+      const dir = optionDir(args);
+      const existing = lockedBackup(dir).backupPath;
+      return merge(
+        nodeDir(dir),
+        newBackup(args.positionals[0], tempDir),
+        existing === undefined ? {} : { read: [existing] },
+      );
+    },
   },
   rekey: {
     spec: REKEY_SPEC,

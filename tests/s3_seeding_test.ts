@@ -1,7 +1,8 @@
 /**
- * `upgrade --to s3://...` against a real S3 server (Ceph's RGW): a Python plugin's v1 file,
- * or a plain cln-backup directory, copied into a new S3 backup that restores to the same
- * database, that the plugin continues through its launcher, and that compacts.
+ * New S3 backups seeded from what a node has, against a real S3 server (Ceph's RGW):
+ * `upgrade --to s3://...` copies a Python plugin's v1 file, or a plain cln-backup directory,
+ * into one that restores to the same database, that the plugin continues through its
+ * launcher, and that compacts; `mirror s3://...` adds one beside a file backup.
  *
  * @module
  */
@@ -23,6 +24,7 @@ import { listBackup } from "../lib/backends/s3/layout.ts";
 import { S3BackupReader } from "../lib/backends/s3/reader.ts";
 import { restoreBackup } from "../lib/backup/restore.ts";
 import { upgrade } from "../lib/cli/upgrade.ts";
+import { mirror } from "../lib/cli/mirror.ts";
 import {
   BufferedOutput,
   makeBackup,
@@ -133,6 +135,35 @@ test("upgrade --to s3:// moves a plain backup; refuses encryption and a used pre
     const sealed = await run("--lightning-dir", dir, "--to", s.url(await s.bucket()));
     assertEquals(sealed.code, 1);
     assertMatch(sealed.stderr[0], /sealed" is encrypted: keep an encrypted backup on a file/);
+  } finally {
+    removeNodeDir(dir);
+  }
+});
+
+test("mirror s3://: a node with a file backup gains an S3 copy, and the plugin writes both", async (s) => {
+  const url = s.url(await s.bucket());
+  const dir = makeNodeDir("restart");
+  writeCredentials(dir, s.credentials);
+  const base = Deno.realPathSync(`${dir}/..`);
+  try {
+    const first = await makeBackup(`${base}/first`, recordedChanges(["fresh-start", "restart"]));
+    Deno.writeTextFileSync(`${dir}/backup.lock`, JSON.stringify({ backend_url: first }));
+    const output = new BufferedOutput();
+    assertEquals(await mirror([url, "--lightning-dir", dir], output), 0, output.text);
+    const database = `${dir}/lightningd.sqlite3`;
+    assertEquals(await restoredDump(s, url, base), dumpDatabase(database));
+    const node = FakeLightningd.spawn({ lightningDir: dir, env: { AWS_ACCESS_KEY_ID: "" } });
+    for (let i = 0; i < 3; i++) {
+      const outcome = await node.transaction([
+        `INSERT INTO vars (name, intval) VALUES ('mirrored-${i}', ${i})`,
+      ]);
+      assertEquals(outcome, "committed", node.aborted);
+    }
+    assertEquals((await node.close()).code, 0, await node.stderr());
+    assertEquals(await restoredDump(s, url, base), dumpDatabase(database));
+    const path = `${base}/first-restored.sqlite3`;
+    restoreBackup(openReader(first), path);
+    assertEquals(dumpDatabase(path), dumpDatabase(database));
   } finally {
     removeNodeDir(dir);
   }
