@@ -10,6 +10,7 @@ import { assert, assertEquals, assertMatch, assertRejects } from "./support/asse
 import { dumpDatabase } from "./support/dump.ts";
 import { note, SCHEMA, status } from "./support/plugin_session.ts";
 import {
+  restoredFromS3,
   type Rgw,
   rgwMissing,
   sharedRgw,
@@ -27,8 +28,6 @@ import { S3Compaction } from "../lib/backends/s3/compaction_service.ts";
 import { createS3Backup } from "../lib/backends/s3/create.ts";
 import { S3Backend } from "../lib/backends/s3/backend.ts";
 import { listBackup } from "../lib/backends/s3/layout.ts";
-import { S3BackupReader } from "../lib/backends/s3/reader.ts";
-import { restoreBackup } from "../lib/backup/restore.ts";
 
 const FAST = { timeoutMs: 5_000, retries: 2, retryDelayMs: 50, backoff: 2 };
 const CLI = new URL("../cli.ts", import.meta.url).pathname;
@@ -75,17 +74,6 @@ async function append(s: Rgw, url: string, changes: Change[]): Promise<S3Backend
   return backend;
 }
 
-async function restoredDump(s: Rgw, url: string, dir: string): Promise<string> {
-  const reader = await S3BackupReader.fetch(url, s.credentials, FAST);
-  const target = `${dir}/restored-${crypto.randomUUID()}.sqlite3`;
-  try {
-    restoreBackup(reader, target);
-  } finally {
-    reader.close();
-  }
-  return dumpDatabase(target);
-}
-
 /** The names of the backup's objects, by kind: base and pack names, and change versions. */
 async function objects(s: Rgw, url: string): Promise<Record<string, number>> {
   const counts: Record<string, number> = {};
@@ -124,7 +112,7 @@ test(
     assert(result.bytes_freed > 0 && result.after.backupsize < result.before.backupsize);
     // The new base, the newest change on top of it, and the backup's id: nothing else.
     assertEquals(await objects(s, url), { base: 1, change: 1 });
-    assertEquals(await restoredDump(s, url, dir), nodeDump(dir, changes));
+    assertEquals(await restoredFromS3(s, url, dir), nodeDump(dir, changes));
 
     // The writer still sees the newest change on its own, so the node can drop it.
     const backend = await S3Backend.connect(url, { credentials: s.credentials, policy: FAST });
@@ -134,7 +122,7 @@ test(
     await backend.append(other);
     backend.close();
     const now = [...changes.slice(0, -1), other];
-    assertEquals(await restoredDump(s, url, dir), nodeDump(dir, now));
+    assertEquals(await restoredFromS3(s, url, dir), nodeDump(dir, now));
 
     // Only the newest change after the base: nothing to fold.
     // The rewound change's object is superseded: it goes.
@@ -144,7 +132,7 @@ test(
     assertEquals(await objects(s, url), { base: 1, change: 1 });
     await append(s, url, [change(31)]);
     assertEquals((await compactS3(url, s.credentials, { policy: FAST })).base_version, 30);
-    assertEquals(await restoredDump(s, url, dir), nodeDump(dir, [...now, change(31)]));
+    assertEquals(await restoredFromS3(s, url, dir), nodeDump(dir, [...now, change(31)]));
   },
 );
 
@@ -164,22 +152,22 @@ test(
       /crash at base-uploaded/,
     );
     assertEquals((await objects(s, url)).base, 2, "the new base beside the old one");
-    assertEquals(await restoredDump(s, url, dir), nodeDump(dir, changes));
+    assertEquals(await restoredFromS3(s, url, dir), nodeDump(dir, changes));
     // The writer opens, and goes on; a crash after the first delete.
     await append(s, url, range(21, 25));
     const all = range(2, 25);
-    assertEquals(await restoredDump(s, url, dir), nodeDump(dir, all));
+    assertEquals(await restoredFromS3(s, url, dir), nodeDump(dir, all));
     await assertRejects(
       () => compactS3(url, s.credentials, crash("deleted-one", 2)),
       /crash at deleted-one/,
     );
-    assertEquals(await restoredDump(s, url, dir), nodeDump(dir, all));
+    assertEquals(await restoredFromS3(s, url, dir), nodeDump(dir, all));
     // The base at 24 was uploaded: nothing is left to fold, but what it covers goes.
     const done = await compactS3(url, s.credentials, { policy: FAST });
     assertEquals(done.base_version, null);
     assert(done.bytes_freed > 0, "the leftovers were deleted");
     assertEquals(await objects(s, url), { base: 1, change: 1 });
-    assertEquals(await restoredDump(s, url, dir), nodeDump(dir, all));
+    assertEquals(await restoredFromS3(s, url, dir), nodeDump(dir, all));
   },
 );
 
@@ -208,7 +196,7 @@ test(
     assertEquals(done.code, 0, done.stderr);
     const result = JSON.parse(done.stdout);
     assertEquals([result.base_version, result.versions_folded], [11, 10]);
-    assertEquals(await restoredDump(s, url, dir), nodeDump(dir, range(2, 12)));
+    assertEquals(await restoredFromS3(s, url, dir), nodeDump(dir, range(2, 12)));
   },
 );
 
@@ -234,7 +222,7 @@ test(
     } finally {
       backend.close();
     }
-    assertEquals(await restoredDump(s, url, dir), nodeDump(dir, range(2, 41)));
+    assertEquals(await restoredFromS3(s, url, dir), nodeDump(dir, range(2, 41)));
   },
 );
 
@@ -284,7 +272,7 @@ test("S3 compaction: `backup-compact` in the launcher's plugin, while the node c
     } finally {
       await lightningd.kill().catch(() => {});
     }
-    assertEquals(await restoredDump(s, url, dir), dumpDatabase(`${dir}/lightningd.sqlite3`));
+    assertEquals(await restoredFromS3(s, url, dir), dumpDatabase(`${dir}/lightningd.sqlite3`));
   } finally {
     removeNodeDir(dir);
   }

@@ -12,6 +12,7 @@ import { FakeLightningd } from "./support/fake_lightningd.ts";
 import { PRE_4090_BACKUP } from "./support/fixtures.ts";
 import { makeEncryptedBackup } from "./support/encrypted.ts";
 import {
+  restoredFromS3,
   type Rgw,
   rgwMissing,
   sharedRgw,
@@ -21,7 +22,6 @@ import {
 import { openReader } from "../lib/backends/open.ts";
 import { compactS3 } from "../lib/backends/s3/compaction.ts";
 import { listBackup } from "../lib/backends/s3/layout.ts";
-import { S3BackupReader } from "../lib/backends/s3/reader.ts";
 import { restoreBackup } from "../lib/backup/restore.ts";
 import { upgrade } from "../lib/cli/upgrade.ts";
 import { mirror } from "../lib/cli/mirror.ts";
@@ -32,17 +32,6 @@ import {
   recordedChanges,
   removeNodeDir,
 } from "../lib/cli/testing.ts";
-
-async function restoredDump(s: Rgw, url: string, dir: string): Promise<string> {
-  const reader = await S3BackupReader.fetch(url, s.credentials);
-  const target = `${dir}/restored-${crypto.randomUUID()}.sqlite3`;
-  try {
-    restoreBackup(reader, target);
-  } finally {
-    reader.close();
-  }
-  return dumpDatabase(target);
-}
 
 /** A lightning dir whose backup.lock names `backendUrl`, with the S3 keys beside it. */
 function nodeFor(s: Rgw, backendUrl: string): { dir: string; base: string } {
@@ -80,7 +69,7 @@ test("upgrade --to s3://: the v1 file's last version, continued by the plugin, t
       backend_url: url,
       note: 1,
     });
-    assertEquals(await restoredDump(s, url, base), dumpDatabase(`${dir}/lightningd.sqlite3`));
+    assertEquals(await restoredFromS3(s, url, base), dumpDatabase(`${dir}/lightningd.sqlite3`));
     const kinds = (await listBackup(s.client(url))).map((e) => e.kind);
     assertEquals(kinds.filter((k) => k === "change").length, 1, "the newest change on its own");
 
@@ -98,9 +87,9 @@ test("upgrade --to s3://: the v1 file's last version, continued by the plugin, t
     }
     assertEquals((await node.close()).code, 0, await node.stderr());
     const dump = dumpDatabase(`${dir}/lightningd.sqlite3`);
-    assertEquals(await restoredDump(s, url, base), dump);
+    assertEquals(await restoredFromS3(s, url, base), dump);
     assertEquals((await compactS3(url, s.credentials)).base_version, 48);
-    assertEquals(await restoredDump(s, url, base), dump);
+    assertEquals(await restoredFromS3(s, url, base), dump);
   } finally {
     removeNodeDir(dir);
   }
@@ -120,7 +109,7 @@ test("upgrade --to s3:// moves a plain backup; refuses encryption and a used pre
 
     const done = await run("--lightning-dir", dir, "--to", url);
     assertEquals(done.code, 0, done.text);
-    assertEquals(await restoredDump(s, url, base), dumpDatabase(`${dir}/lightningd.sqlite3`));
+    assertEquals(await restoredFromS3(s, url, base), dumpDatabase(`${dir}/lightningd.sqlite3`));
 
     // The prefix holds a backup now; and an encrypted backup stays on files.
     Deno.writeTextFileSync(`${dir}/backup.lock`, JSON.stringify({ backend_url: plain }));
@@ -151,7 +140,7 @@ test("mirror s3://: a node with a file backup gains an S3 copy, and the plugin w
     const output = new BufferedOutput();
     assertEquals(await mirror([url, "--lightning-dir", dir], output), 0, output.text);
     const database = `${dir}/lightningd.sqlite3`;
-    assertEquals(await restoredDump(s, url, base), dumpDatabase(database));
+    assertEquals(await restoredFromS3(s, url, base), dumpDatabase(database));
     const node = FakeLightningd.spawn({ lightningDir: dir, env: { AWS_ACCESS_KEY_ID: "" } });
     for (let i = 0; i < 3; i++) {
       const outcome = await node.transaction([
@@ -160,7 +149,7 @@ test("mirror s3://: a node with a file backup gains an S3 copy, and the plugin w
       assertEquals(outcome, "committed", node.aborted);
     }
     assertEquals((await node.close()).code, 0, await node.stderr());
-    assertEquals(await restoredDump(s, url, base), dumpDatabase(database));
+    assertEquals(await restoredFromS3(s, url, base), dumpDatabase(database));
     const path = `${base}/first-restored.sqlite3`;
     restoreBackup(openReader(first), path);
     assertEquals(dumpDatabase(path), dumpDatabase(database));

@@ -11,8 +11,12 @@
  * @module
  */
 import type { CompactionPhase, CompactionResult } from "../../compact/compact.ts";
-import type { CompactionService, CompactionStatus } from "../../compact/compactor.ts";
-import { compactionDue, type CompactionPolicy, dueAt } from "../../compact/policy.ts";
+import {
+  type CompactionService,
+  type CompactionStatus,
+  compactionStatus,
+} from "../../compact/compactor.ts";
+import { compactionDue, type CompactionPolicy } from "../../compact/policy.ts";
 import type { S3Credentials } from "./client.ts";
 import type { S3RetryPolicy } from "./retry.ts";
 import type { S3Backend } from "./backend.ts";
@@ -119,14 +123,10 @@ export class S3Compaction implements CompactionService {
   }
 
   status(): CompactionStatus {
-    const policy = this.policy();
-    const sizes = this.backend.compactionSizes();
-    return {
+    return compactionStatus(this.policy(), this.backend.compactionSizes(), {
       running: this.#progress ?? null,
       last: this.#last,
-      next_due_at_bytes: policy.auto ? dueAt(policy, sizes) : null,
-      sealed_log_bytes: sizes.sealedLogBytes,
-    };
+    });
   }
 
   /** Stops a running compaction: what it left, the next one deletes. */
