@@ -49,15 +49,15 @@ export class S3Compaction implements CompactionService {
     readonly scratch: string,
   ) {}
 
-  /** Starts a compaction, or joins the one running; resolves with its result. */
+  /**
+   * Starts a compaction, or joins the one running; resolves with its result (`base_version`
+   * null when nothing but the newest change follows the newest base).
+   */
   compact(): Promise<CompactionResult> {
     if (this.#running) return this.#running;
-    const target = this.backend.state().rewindVersion;
-    if (target === undefined) {
-      return Promise.reject(
-        new Error("Cannot compact backup: it holds no change on top of its newest snapshot"),
-      );
-    }
+    // Shown while it starts: the compaction folds up to the object before the newest it lists.
+    const state = this.backend.state();
+    const target = state.rewindVersion ?? state.version;
     this.#progress = { target, phase: "starting", version: target };
     const running = new Promise<CompactionResult>((resolve, reject) => {
       this.#abandon = reject;
@@ -81,6 +81,12 @@ export class S3Compaction implements CompactionService {
     resolve: (result: CompactionResult) => void,
     reject: (error: Error) => void,
   ): Promise<void> {
+    try {
+      await this.backend.ready();
+    } catch (error) {
+      reject(new Error(`Cannot compact backup: ${(error as Error).message}`));
+      return;
+    }
     await this.backend.pausePacking();
     const worker = this.#worker = new Worker(
       new URL("./compaction_worker.ts", import.meta.url),
