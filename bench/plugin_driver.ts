@@ -30,7 +30,8 @@ export function clnBackupCommand(lightningDir: string, backupPath: string): Plug
       netAddresses: [],
       credentials: false,
       nodeCredential: false,
-      compacts: true,
+      caFiles: [],
+      compacts: "file",
     }),
     lightningDir,
   };

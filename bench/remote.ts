@@ -75,7 +75,7 @@ function socketNode(dir: string, url: string, netAddress: string): PluginCommand
       netAddresses: [netAddress],
       credentials: false,
       nodeCredential: true,
-      compacts: false,
+      caFiles: [],
     }),
     lightningDir: dir,
   };

@@ -176,7 +176,8 @@ async function restoreRow(context: BenchContext, rgw: Rgw, dir: string): Promise
 }
 
 async function costRows(context: BenchContext, rgw: Rgw): Promise<Row[]> {
-  const changes = context.quick ? 2_500 : 10_000;
+  // The issue asks what 100,000 changes leave: measured, not extrapolated.
+  const changes = context.quick ? 2_500 : 100_000;
   const work = hookWorkload(Math.min(changes, 2_000));
   const proxy = new SlowdownProxy(rgw.port, () => false);
   try {

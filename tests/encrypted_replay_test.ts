@@ -9,6 +9,7 @@ import { assert, assertEquals } from "./support/assert.ts";
 import { FakeLightningd, splitMessages } from "./support/fake_lightningd.ts";
 import { loadFixture, SCENARIOS } from "./support/fixtures.ts";
 import { dumpDatabase } from "./support/dump.ts";
+import { status } from "./support/plugin_session.ts";
 import { PASSPHRASE, restoredWithKey, setUpEncryptedNode } from "./support/encrypted.ts";
 import { compact } from "../lib/cli/compact.ts";
 import { BufferedOutput } from "../lib/cli/testing.ts";
@@ -46,6 +47,10 @@ Deno.test("encrypted file backup: the recorded runs restore, to every run's end,
       }
     }
     assert(readChain(backup).logs.length > 3, "the logs rolled");
+    const again = FakeLightningd.spawn({ lightningDir: dir });
+    await again.init();
+    assertEquals(status(await again.request("backup-status", {})).encrypted, true);
+    assertEquals((await again.close()).code, 0, await again.stderr());
     // Without the key, nothing restores; every segment is marked as encrypted.
     const chain = readChain(backup);
     assert([...chain.bases, ...chain.logs].every((s) => s.header.keyId !== undefined));

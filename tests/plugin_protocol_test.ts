@@ -99,6 +99,7 @@ Deno.test("protocol: backup-status reports the backup and the hook's latency", a
       previous_version: 2,
       records: 3,
       backup_bytes: bytes,
+      encrypted: false,
       connection: null,
       destinations: null,
       alarm: null,

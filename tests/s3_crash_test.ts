@@ -6,7 +6,8 @@
  * restarts as it would (it rolls back what it did not commit, starts a new plugin and resumes
  * at the first `db_write` its database lacks); a killed gateway comes back on the same port
  * after a random pause, while the plugin retries. The plugin packs every 20 changes, so packs
- * are cut short too. Every trial must end with the node at the last write sent, the backup
+ * are cut short too, and lightningd asks for `backup-compact` once or twice at random moments,
+ * so compactions on the plugin's worker are cut short by the kills as well. Every trial must end with the node at the last write sent, the backup
  * holding every committed transaction exactly once (and at most the one change after them
  * that the node did not commit), and a restore equal to the node's database.
  *
@@ -20,6 +21,7 @@ import { assert, assertEquals } from "./support/assert.ts";
 import { FakeLightningd } from "./support/fake_lightningd.ts";
 import { dumpDatabase } from "./support/dump.ts";
 import { killPlan } from "./support/kill_plan.ts";
+import { prng } from "./support/prng.ts";
 import {
   killNow,
   loadRuns,
@@ -116,6 +118,13 @@ function dataVersionOf(path: string): number {
   }
 }
 
+/** One or two moments, up to 1.5 s into a trial, at which lightningd asks for a compaction. */
+function compactPlan(seed: number): number[] {
+  const random = prng(seed * 7919 + 1);
+  const count = 1 + Math.floor(random() * 2);
+  return Array.from({ length: count }, () => 50 + Math.floor(random() * 1500));
+}
+
 /** Writes of the activity run each trial sends: enough for kills, packs and restarts. */
 const WRITES_PER_TRIAL = 120;
 
@@ -152,6 +161,23 @@ async function runTrial(
       if (victim !== "plugin") killGateway(rgw, pauseMs);
     }, atMs)
   );
+  const compactions: Promise<void>[] = [];
+  for (const atMs of compactPlan(seed)) {
+    timers.push(setTimeout(() => {
+      const at = Math.round(performance.now() - started);
+      compactions.push(
+        node!.request("backup-compact", {}).then(
+          (answer) =>
+            notes.push(
+              `compact@${at}ms ${
+                answer.error ? `refused (${JSON.stringify(answer.error)})` : "done"
+              }`,
+            ),
+          () => notes.push(`compact@${at}ms cut`),
+        ).then(() => {}),
+      );
+    }, atMs));
+  }
   try {
     let next: RecordedWrite | undefined = all.runs[2].writes[0];
     while (next !== undefined && next.index <= last.index) {
@@ -171,6 +197,7 @@ async function runTrial(
     }
     for (const timer of timers) clearTimeout(timer);
     await restarting;
+    await Promise.all(compactions);
     const nodeVersion = dataVersionOf(`${dir}/lightningd.sqlite3`);
     assertEquals(nodeVersion, last.dataVersion, `seed ${seed}: the node reached the last write`);
     const expected = dumpDatabase(`${dir}/lightningd.sqlite3`);
@@ -183,8 +210,12 @@ async function runTrial(
     try {
       const stored = storedTransactions(reader, `seed ${seed}`);
       // Nothing acknowledged is missing, nothing is stored twice; the backup may hold one
-      // change more than the node (stored, then the node stopped before committing it).
-      const committed = all.transactions.filter((t) => t.version <= nodeVersion);
+      // change more than the node (stored, then the node stopped before committing it). A
+      // compaction's base holds the transactions up to its version.
+      const base = reader.describe().snapshots.at(-1) ?? 0;
+      const committed = all.transactions.filter((t) =>
+        t.version > base && t.version <= nodeVersion
+      );
       assertEquals(stored.slice(0, committed.length), committed, `seed ${seed}: stored`);
       assert(stored.length <= committed.length + 1, `seed ${seed}: at most one ahead`);
       // A change one ahead is what a crash just after its commit would have left: the

@@ -17,7 +17,8 @@ import { verify } from "../lib/cli/verify.ts";
 import { createS3Backup } from "../lib/backends/s3/create.ts";
 import { listBackup } from "../lib/backends/s3/layout.ts";
 import { CREDENTIALS_FILE } from "../lib/backends/s3/credentials.ts";
-import { LAUNCHER_NAME, parseLauncher } from "../lib/cli/launcher.ts";
+import { LAUNCHER_NAME, parseLauncher, WORKER_CODE } from "../lib/cli/launcher.ts";
+import { SCRATCH_DIR } from "../lib/backends/s3/compaction.ts";
 import { launchAndCommit } from "./support/launch_probe.ts";
 
 /** Starts the plugin on `dir`, commits one transaction, and gives `body` the node. */
@@ -150,7 +151,10 @@ test("the launcher's plugin reads its keys' file and reaches the endpoint only",
     const { args } = parseLauncher(Deno.readTextFileSync(launcher))!;
     const real = Deno.realPathSync(dir);
     assertEquals(args.filter((a) => a.startsWith("--allow")), [
-      `--allow-read=${real}/backup.lock,${real}/backup.key,${real}/${CREDENTIALS_FILE}`,
+      `--allow-read=${real}/backup.lock,${real}/backup.key,${real}/${CREDENTIALS_FILE},` +
+      `${WORKER_CODE},${real}/${SCRATCH_DIR}`,
+      `--allow-write=${real}/${SCRATCH_DIR}`,
+      "--allow-sys=setPriority",
       `--allow-net=127.0.0.1:${s.port}`,
     ]);
     const lightningd = await launchAndCommit(dir, launcher, 3);

@@ -110,7 +110,7 @@ Deno.test("a node writes, rewinds and restores over v2, past 2^32, and sees only
   });
 });
 
-Deno.test("status and verify requests answer for the node's backup", async () => {
+Deno.test("status and verify requests answer for the node's backup; a VERIFY that fails is an ERROR", async () => {
   await withServer(async ({ url, credential, server }) => {
     const alice = await connect(url, credential("alice"));
     await alice.append({ version: 1, statements: ["CREATE TABLE t (a)"] });
@@ -125,12 +125,17 @@ Deno.test("status and verify requests answer for the node's backup", async () =>
       await conn.send(encodeFrame(V2Type.Status));
       const status = decodeJson<Record<string, unknown>>(await conn.receive(), V2Type.StatusRes);
       assertEquals([status.node, status.lastVersion, status.records], ["alice", 1, 1]);
+      // VERIFY restores it: one change and no snapshot holds no vars.data_version.
       await conn.send(encodeFrame(V2Type.Verify));
-      assertEquals(decodeJson(await conn.receive(), V2Type.VerifyRes), {
-        ok: true,
-        records: 1,
-        version: 1,
-      });
+      const failed = decodeError(await conn.receive());
+      assertEquals([failed.code, failed.version], [ErrorCode.Failed, 1]);
+      assertMatch(failed.message, /^VERIFY failed: .*data_version/);
+      // The connection goes on.
+      await conn.send(encodeFrame(V2Type.Status));
+      assertEquals(
+        decodeJson<{ records: number }>(await conn.receive(), V2Type.StatusRes).records,
+        1,
+      );
     } finally {
       conn.close();
     }

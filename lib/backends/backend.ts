@@ -59,6 +59,8 @@ export interface BackupState {
   destinations?: DestinationStatus[];
   /** Set while a destination has failed and the others go on without it. */
   alarm?: string;
+  /** Its records are sealed under a data key that never leaves the node (encrypted backups). */
+  encrypted?: boolean;
   /** For asynchronous destinations (backup.lock's `async_urls`): how far behind each is. */
   asyncDestinations?: AsyncDestinationStatus[];
 }

@@ -1,9 +1,10 @@
 /**
  * Backup URLs, as the Python plugin writes them in `backup.lock`:
  * `file:///abs/path` and `socket:host:port[?proxy=socks5:host:port]`; and ours,
- * `socket+tls:host:port[?fp=sha256:<hex>][&proxy=socks5:host:port]` (wire v2 over TLS, the
- * server's certificate pinned by its SHA-256 fingerprint, or without `fp` checked against
- * Deno's CA store), and `s3://bucket/prefix[?endpoint=…&region=…&path-style=1]`.
+ * `socket+tls:host:port?fp=sha256:<hex>|ca=/abs/ca.pem[&proxy=socks5:host:port]` (wire v2 over
+ * TLS: the server's certificate pinned by its SHA-256 fingerprint, or chained to a CA in the
+ * PEM file `ca` names and issued for `host`), and
+ * `s3://bucket/prefix[?endpoint=…&region=…&path-style=1]`.
  *
  * @module
  */
@@ -17,10 +18,20 @@ export type BackupUrl =
     host: string;
     port: number;
     proxy?: { host: string; port: number };
-    /** Over TLS; `fingerprint`: the server certificate's SHA-256, 64 lowercase hex digits. */
-    tls?: { fingerprint?: string };
+    /** Over TLS, trusting the server's certificate as {@linkcode TlsTrust} says. */
+    tls?: TlsTrust;
   }
   | S3Url;
+
+/**
+ * How a `socket+tls:` URL trusts the server's certificate: `fingerprint`, its SHA-256 (64
+ * lowercase hex digits), pinned; or `ca`, the absolute path of a PEM file of CA certificates
+ * it must chain to, issued for the URL's host.
+ */
+export type TlsTrust = { fingerprint: string; ca?: undefined } | {
+  ca: string;
+  fingerprint?: undefined;
+};
 
 /** A URL that names no backup this tool can use. */
 export class BackupUrlError extends Error {
@@ -71,26 +82,59 @@ function parseFileUrl(url: string, rest: string): BackupUrl {
   return { scheme: "file", path };
 }
 
+const TRUST_HOW =
+  'add "?fp=sha256:<hex>" (pins the certificate "server init-tls" made; it printed the ' +
+  'fingerprint) or "?ca=/path/ca.pem" (trusts the CAs in that PEM file, for a certificate ' +
+  "one of them issued to this host)";
+
+/** Exactly one of `fp` and `ca`. */
+function tlsTrust(url: string, fp: string | null, ca: string | null): TlsTrust {
+  if (fp !== null && ca !== null) {
+    throw new BackupUrlError(url, `it has both "fp" and "ca": keep one, ${TRUST_HOW}`);
+  }
+  if (ca !== null) {
+    if (!ca.startsWith("/") || ca.includes("\0")) {
+      throw new BackupUrlError(
+        url,
+        `ca must be the absolute path of a PEM file of CA certificates, as in ` +
+          `"ca=/etc/cln-backup/ca.pem", not ${JSON.stringify(ca)}`,
+      );
+    }
+    return { ca };
+  }
+  if (fp === null) {
+    throw new BackupUrlError(url, `a socket+tls: URL says how to trust the server: ${TRUST_HOW}`);
+  }
+  const hex = /^sha256:([0-9a-fA-F]{64})$/.exec(fp)?.[1];
+  if (!hex) {
+    throw new BackupUrlError(
+      url,
+      'fp must be "sha256:" and 64 hex digits, as "server init-tls" printed it',
+    );
+  }
+  return { fingerprint: hex.toLowerCase() };
+}
+
 function parseSocketUrl(url: string, rest: string, tls: boolean): BackupUrl {
   const [address, query, ...extra] = rest.split("?");
   if (extra.length > 0) throw new BackupUrlError(url, "more than one '?'");
   const parsed: BackupUrl = { scheme: "socket", ...hostPort(address, url) };
-  if (tls) parsed.tls = {};
   if (query === "") throw new BackupUrlError(url, "an empty '?': remove it");
   const params = new URLSearchParams(query ?? "");
-  const known = tls ? ["proxy", "fp"] : ["proxy"];
+  const known = tls ? ["proxy", "fp", "ca"] : ["proxy"];
   const unknown = [...params.keys()].filter((key) => !known.includes(key));
-  if (unknown[0] === "fp") {
+  if (unknown[0] === "fp" || unknown[0] === "ca") {
     throw new BackupUrlError(
       url,
-      '"fp" pins a TLS certificate: write "socket+tls:", not "socket:"',
+      `"${unknown[0]}" says how to trust a TLS certificate: write "socket+tls:", not "socket:"`,
     );
   }
   if (unknown.length > 0) {
     throw new BackupUrlError(
       url,
-      `unknown parameter "${unknown[0]}" (only ${known.map((k) => `"${k}"`).join(" and ")} ` +
-        `${known.length > 1 ? "are" : "is"} known)`,
+      `unknown parameter "${unknown[0]}" (only ${
+        known.map((k) => `"${k}"`).join(", ").replace(/, ([^,]*)$/, " and $1")
+      } ${known.length > 1 ? "are" : "is"} known)`,
     );
   }
   const proxy = params.get("proxy");
@@ -100,26 +144,16 @@ function parseSocketUrl(url: string, rest: string, tls: boolean): BackupUrl {
     }
     parsed.proxy = hostPort(proxy.slice("socks5:".length), url);
   }
-  const fp = params.get("fp");
-  if (fp !== null) {
-    const hex = /^sha256:([0-9a-fA-F]{64})$/.exec(fp)?.[1];
-    if (!hex) {
-      throw new BackupUrlError(
-        url,
-        'fp must be "sha256:" and 64 hex digits, as "server init-tls" printed it',
-      );
-    }
-    parsed.tls = { fingerprint: hex.toLowerCase() };
-  }
+  if (tls) parsed.tls = tlsTrust(url, params.get("fp"), params.get("ca"));
   return parsed;
 }
 
-/** Parses a backup URL; the scheme is case-insensitive (RFC 3986). */
 /** `host:port`, with an IPv6 host in brackets (as URLs and Deno's `--allow-net` write it). */
 export function formatHostPort(host: string, port: number): string {
   return `${host.includes(":") ? `[${host}]` : host}:${port}`;
 }
 
+/** Parses a backup URL; the scheme is case-insensitive (RFC 3986). */
 export function parseBackupUrl(url: string): BackupUrl {
   const scheme = /^([a-zA-Z][a-zA-Z0-9+.-]*):/.exec(url)?.[1];
   const rest = url.slice((scheme?.length ?? 0) + 1);

@@ -12,6 +12,7 @@ function rejects(url: string, why: RegExp): void {
   assertMatch(error.message, /^Cannot use backup URL "/);
   assert(error.message.includes(`"${url}"`), "the message names the URL");
   assertMatch(error.message, why);
+  assertEquals(error.message.split("\n").length, 1);
 }
 
 Deno.test("parseBackupUrl: file URLs with an absolute path", () => {
@@ -129,19 +130,59 @@ Deno.test("parseBackupUrl: socket+tls URLs pin a fingerprint, also through a pro
       tls: { fingerprint: hex },
     },
   );
-  assertEquals(parseBackupUrl("socket+tls:[::1]:9000"), {
-    scheme: "socket",
-    host: "::1",
-    port: 9000,
-    tls: {},
-  });
   rejects(`socket+tls:h:9000?fp=sha256:${hex.slice(1)}`, /fp must be "sha256:" and 64 hex/);
   rejects(`socket+tls:h:9000?fp=${hex}`, /fp must be "sha256:" and 64 hex/);
   rejects(
-    `socket+tls:h:9000?ca=/etc/ca.pem`,
-    /unknown parameter "ca" \(only "proxy" and "fp" are known\)/,
+    `socket:h:9000?fp=sha256:${hex}`,
+    /"fp" says how to trust a TLS certificate: write "socket\+tls:"/,
   );
-  rejects(`socket:h:9000?fp=sha256:${hex}`, /"fp" pins a TLS certificate: write "socket\+tls:"/);
+});
+
+Deno.test("parseBackupUrl: socket+tls URLs trust a CA file instead, also through a proxy", () => {
+  assertEquals(parseBackupUrl("socket+tls:[::1]:9000?ca=/etc/cln-backup/ca.pem"), {
+    scheme: "socket",
+    host: "::1",
+    port: 9000,
+    tls: { ca: "/etc/cln-backup/ca.pem" },
+  });
+  assertEquals(
+    parseBackupUrl("socket+tls:abc.onion:9000?proxy=socks5:127.0.0.1:9050&ca=/srv/my%20ca.pem"),
+    {
+      scheme: "socket",
+      host: "abc.onion",
+      port: 9000,
+      proxy: { host: "127.0.0.1", port: 9050 },
+      tls: { ca: "/srv/my ca.pem" },
+    },
+  );
+  rejects("socket+tls:h:9000?ca=ca.pem", /ca must be the absolute path of a PEM file .*"ca.pem"/);
+  rejects(
+    "socket:h:9000?ca=/etc/ca.pem",
+    /"ca" says how to trust a TLS certificate: write "socket\+tls:"/,
+  );
+  rejects(
+    "socket+tls:h:9000?x=1",
+    /unknown parameter "x" \(only "proxy", "fp" and "ca" are known\)/,
+  );
+});
+
+Deno.test("parseBackupUrl: a socket+tls URL has exactly one of fp and ca, in one line saying what to do", () => {
+  const hex = "0123456789abcdef".repeat(4);
+  for (
+    const [url, why] of [
+      [
+        "socket+tls:h:9000",
+        /a socket\+tls: URL says how to trust the server: add "\?fp=sha256:<hex>".* or "\?ca=\/path\/ca.pem"/,
+      ],
+      ["socket+tls:h:9000?proxy=socks5:127.0.0.1:9050", /says how to trust the server/],
+      [
+        `socket+tls:h:9000?fp=sha256:${hex}&ca=/etc/ca.pem`,
+        /it has both "fp" and "ca": keep one, add "\?fp=/,
+      ],
+    ] as const
+  ) {
+    rejects(url, why);
+  }
 });
 
 Deno.test("parseBackupUrl: socket URLs without a valid host:port", () => {

@@ -11,6 +11,9 @@ import {
   compactWithWriter,
 } from "../compact/compact.ts";
 import { readChain } from "../format/chain.ts";
+import { compactS3 } from "../backends/s3/compaction.ts";
+import { loadCredentials } from "../backends/s3/credentials.ts";
+import { parseBackupUrl } from "../backends/url.ts";
 import { DEFAULT_RETAIN_BASES } from "../compact/plan.ts";
 import {
   type CommandSpec,
@@ -29,7 +32,7 @@ const ACTION = "Cannot compact backup";
 
 export const COMPACT_HELP = `Usage: cln-backup compact <url> [--retain K] [--json]
 
-Compacts the backup at <url> (a cln-backup directory) while lightningd is stopped: the changes
+Compacts the backup at <url> (a cln-backup directory, or s3://) while lightningd is stopped: the changes
 up to the one before the newest are folded into a new snapshot (a base), and the bases beyond
 the newest K, with the changes only they need, are deleted. The newest change stays on top of
 the base, so the plugin can still drop it if the node never committed it. Every step is
@@ -46,6 +49,9 @@ Options:
   -h, --help  show this help
 
 It needs room for one more database and one more base beside the backup while it runs.
+An s3:// backup keeps one base; its keys come from AWS_ACCESS_KEY_ID and
+AWS_SECRET_ACCESS_KEY. Its objects are never changed, only added and then deleted, so a
+compaction interrupted at any point leaves a backup that restores.
 An encrypted backup is compacted here, where its key is opened, never on a server.
 
 ${SECRET_HELP}`;
@@ -119,10 +125,32 @@ function openWriter(url: string, path: string, key: DataKey | undefined): FileBa
   }
 }
 
+/** Compacts an S3 backup (which keeps one base: a restore reads only the newest). */
+async function compactOnS3(url: string, retain: number, output: Output): Promise<CompactionResult> {
+  if (retain !== 1) {
+    throw new UsageError(
+      `--retain ${retain}: an S3 backup keeps one base (a restore reads only the newest): ` +
+        `leave --retain out`,
+    );
+  }
+  const result = await compactS3(url, loadCredentials(undefined), {
+    onProgress: output.progress &&
+      ((phase, version) => output.progress!(`compacting: ${phase}, version ${version}`)),
+  });
+  output.progress?.("");
+  const { base_seq: _, ...fields } = result;
+  return fields;
+}
+
 export async function compact(args: string[], output: Output = consoleOutput): Promise<number> {
   return await runCommand(COMPACT_SPEC, args, output, async ({ values, positionals }) => {
     const url = positionals[0];
     const retain = retainArg(values.retain);
+    if (parseBackupUrl(url).scheme === "s3") {
+      const result = await compactOnS3(url, retain, output);
+      output.out(values.json ? JSON.stringify(result) : describeCompaction(result));
+      return Exit.Ok;
+    }
     const path = fileBackupPath(url, ACTION);
     const key = backupKind(path) === "directory" ? await unlockDir(path, values) : undefined;
     const writer = openWriter(url, path, key);

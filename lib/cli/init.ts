@@ -361,6 +361,26 @@ async function createS3From(
   }
 }
 
+/**
+ * Creates the plain backup at `url`, of any scheme, holding a snapshot of `database` (empty
+ * when there is none); returns its version. Keys and credentials come from beside
+ * backup.lock in `dir`, as the plugin reads them.
+ */
+export async function createBackupFrom(
+  database: string,
+  url: string,
+  dir: string,
+): Promise<number> {
+  switch (parseBackupUrl(url).scheme) {
+    case "s3":
+      return await createS3From(database, url, dir);
+    case "socket":
+      return await sendSnapshotTo(database, url, dir);
+    case "file":
+      return await createBackup(fileBackupPath(url, ACTION), database, undefined);
+  }
+}
+
 /** `init <url>` alone: an empty backup for a server to serve, and no node set up. */
 async function initStorage(url: string, output: Output): Promise<number> {
   if (parseBackupUrl(url).scheme === "s3") {
@@ -474,22 +494,16 @@ export function initCopies(
 
 /** Creates one more destination from the same snapshot of `database`; returns its version. */
 async function createCopy(copy: string, database: string, dir: string): Promise<number> {
-  switch (parseBackupUrl(copy).scheme) {
-    case "s3":
-      return await createS3From(database, copy, dir);
-    case "socket":
-      return await sendSnapshotTo(database, copy, dir);
-    case "file": {
-      const path = fileBackupPath(copy, ACTION);
-      if (existsSync(path)) {
-        throw new Error(
-          `${ACTION}: "${path}" already exists: choose a new path, or remove it if it is not ` +
-            `a backup you need`,
-        );
-      }
-      return await createBackup(path, database, undefined);
+  if (parseBackupUrl(copy).scheme === "file") {
+    const path = fileBackupPath(copy, ACTION);
+    if (existsSync(path)) {
+      throw new Error(
+        `${ACTION}: "${path}" already exists: choose a new path, or remove it if it is not ` +
+          `a backup you need`,
+      );
     }
   }
+  return await createBackupFrom(database, copy, dir);
 }
 
 /**
@@ -610,9 +624,7 @@ export async function init(
     }
     const database = `${dir}/${DATABASE_NAME}`;
     if (path === undefined) {
-      const version = scheme === "s3"
-        ? await createS3From(database, url, dir)
-        : await sendSnapshotTo(database, url, dir);
+      const version = await createBackupFrom(database, url, dir);
       const undoCopies = await createCopies(copies, database, dir, version, output);
       // A snapshot on a server stays there: a retry of init is refused until it is moved aside.
       const launcher = installPlugin(dir, lock, "create", undoCopies);

@@ -12,16 +12,22 @@
  *   files made when a segment rolls all live inside the backup's directory;
  * - `--allow-net=<host:port>` for a `socket:` backup only: the backup server, or the SOCKS
  *   proxy when the URL names one (the proxy reaches the server, the plugin does not), and
- *   read on `backup.credential` beside `backup.lock`, the node's key for wire v2; for an
+ *   read on `backup.credential` beside `backup.lock`, the node's key for wire v2, and on the
+ *   PEM file of CA certificates a `socket+tls:…?ca=PATH` URL names; for an
  *   `s3://` backup, the endpoint's, and `--allow-read` of `backup-s3.credentials` beside
  *   backup.lock, where it reads its keys;
  * - `--allow-read` of `backup.key` beside backup.lock: an encrypted backup's data key (the
  *   plugin also reads it to refuse a key beside a destination that cannot use it);
- * - `--allow-sys=setPriority` for a lone file backup only: the compaction worker lowers its
- *   own thread's CPU priority, so that the hooks' thread runs first (lib/compact/worker.ts);
+ * - for a lone `s3://` backup, read and write on `cln-backup-scratch` in the lightning dir,
+ *   where its compaction rebuilds the database and the new base, and read on this `lib/`,
+ *   the code of its worker;
+ * - `--allow-sys=setPriority` for a lone file or S3 backup, which the plugin compacts: the
+ *   compaction worker lowers its own thread's CPU priority, so that the hooks' thread runs
+ *   first (lib/compact/worker.ts);
  * - several destinations (backup.lock's `mirror_urls` and `async_urls`): each one's grants
  *   above, together: read and write on each file backup, the `host:port` of each remote
- *   one, and the credential file of each kind named; the plugin does not compact then;
+ *   one, each CA file, and the credential file of each kind named; the plugin does not
+ *   compact then, so no scratch directory and no setPriority;
  * - nothing else: no run, no FFI, no environment, no other system information.
  *
  * Nothing more is strictly needed, which the permission test checks: `Deno.cwd()`,
@@ -47,6 +53,7 @@ import { KEY_FILE } from "../crypto/key_file.ts";
 import { formatHostPort, parseBackupUrl } from "../backends/url.ts";
 import { s3HostPort } from "../backends/s3/s3_url.ts";
 import { CREDENTIALS_FILE } from "../backends/s3/credentials.ts";
+import { SCRATCH_DIR } from "../backends/s3/compaction.ts";
 
 export const LAUNCHER_NAME = "cln-backup-plugin";
 /** What `deno task compile:plugin` builds in the lightning dir (see scripts/compile_plugin.ts). */
@@ -70,8 +77,27 @@ export interface LaunchPlan {
   credentials: boolean;
   /** A `socket:` destination: the plugin reads its node key (wire v2) from backup.credential. */
   nodeCredential: boolean;
-  /** A lone file backup, which the plugin compacts: its worker lowers its own priority. */
-  compacts: boolean;
+  /** The CA certificates each `socket+tls:…?ca=PATH` destination's server must chain to. */
+  caFiles: string[];
+  /** A lone file or S3 backup, which the plugin compacts (none for several destinations). */
+  compacts?: "file" | "s3";
+}
+
+/** What reaching one destination takes. */
+export interface BackupAccess {
+  /** A `file:` backup's directory. */
+  backupPath?: string;
+  /**
+   * The `host:port` to connect to: a `socket:` backup's server, or the SOCKS proxy when the
+   * URL names one; an `s3://` backup's endpoint.
+   */
+  netAddress?: string;
+  /** An `s3://` backup: its keys in backup-s3.credentials. */
+  credentials?: boolean;
+  /** A `socket:` backup: its node key (wire v2) in backup.credential. */
+  nodeCredential?: boolean;
+  /** A `socket+tls:…?ca=PATH` backup: the CA certificates the server's must chain to. */
+  caFile?: string;
 }
 
 /**
@@ -101,6 +127,7 @@ export function launchPlan(options: {
   const unique = (
     items: (string | undefined)[],
   ) => [...new Set(items.filter((item): item is string => item !== undefined))];
+  const primary = access[0];
   return {
     deno,
     plugin: options.plugin ?? PLUGIN_ENTRY,
@@ -109,7 +136,14 @@ export function launchPlan(options: {
     netAddresses: unique(access.map((a) => a.netAddress)),
     credentials: access.some((a) => a.credentials),
     nodeCredential: access.some((a) => a.nodeCredential),
-    compacts: others.length === 0 && access[0].backupPath !== undefined,
+    caFiles: unique(access.map((a) => a.caFile)),
+    ...(others.length > 0
+      ? {}
+      : primary.backupPath !== undefined
+      ? { compacts: "file" as const }
+      : primary.credentials
+      ? { compacts: "s3" as const }
+      : {}),
   };
 }
 
@@ -134,9 +168,7 @@ export function lockLaunchPlan(
  * names one: the proxy reaches the server, the plugin does not); for an `s3://` backup, the
  * endpoint's `host:port` and its keys' file beside backup.lock.
  */
-export function backupAccess(
-  url: string,
-): { backupPath?: string; netAddress?: string; credentials?: boolean; nodeCredential?: boolean } {
+export function backupAccess(url: string): BackupAccess {
   const parsed = parseBackupUrl(url);
   if (parsed.scheme === "file") return { backupPath: parsed.path };
   if (parsed.scheme === "s3") {
@@ -144,7 +176,11 @@ export function backupAccess(
     return { netAddress: formatHostPort(host, port), credentials: true };
   }
   const target = parsed.proxy ?? parsed;
-  return { netAddress: formatHostPort(target.host, target.port), nodeCredential: true };
+  return {
+    netAddress: formatHostPort(target.host, target.port),
+    nodeCredential: true,
+    ...(parsed.tls?.ca === undefined ? {} : { caFile: parsed.tls.ca }),
+  };
 }
 
 /** The path with symlinks resolved, or as given when it does not exist (yet). */
@@ -181,15 +217,20 @@ export const WORKER_CODE = new URL("../", import.meta.url).pathname.replace(/\/$
 /** The permission flags of the least-privilege launch (shared by `deno run` and `deno compile`). */
 export function permissionFlags(plan: LaunchPlan): string[] {
   const dir = realPath(plan.lightningDir).replace(/\/+$/, "");
+  // A lone s3:// backup's compaction rebuilds the database in a scratch directory of its own.
+  const scratch = plan.compacts === "s3" ? [`${dir}/${SCRATCH_DIR}`] : [];
+  const write = [...plan.backupPaths, ...scratch].map(listItem);
   const files = plan.backupPaths.length > 0;
   const read = [
     `${dir}/${LOCK_FILE}`,
     `${dir}/${KEY_FILE}`,
     // A socket: backup's node credential (wire v2), when there is one: that file only.
     ...(plan.nodeCredential ? [`${dir}/${CREDENTIAL_NAME}`] : []),
+    ...plan.caFiles,
     ...plan.backupPaths,
     ...(files ? [WORKER_CODE] : []),
     ...(plan.credentials ? [`${dir}/${CREDENTIALS_FILE}`] : []),
+    ...(plan.compacts === "s3" ? [WORKER_CODE, ...scratch] : []),
   ].map(listItem);
   const list = (items: string[]) => items.map(listItem).join(",");
   return [
@@ -197,8 +238,8 @@ export function permissionFlags(plan: LaunchPlan): string[] {
     "--no-config",
     "--no-lock",
     `--allow-read=${read.join(",")}`,
-    ...(files ? [`--allow-write=${list(plan.backupPaths)}`] : []),
-    ...(plan.compacts ? ["--allow-sys=setPriority"] : []),
+    ...(write.length > 0 ? [`--allow-write=${write.join(",")}`] : []),
+    ...(plan.compacts !== undefined ? ["--allow-sys=setPriority"] : []),
     ...(plan.netAddresses.length > 0 ? [`--allow-net=${list(plan.netAddresses)}`] : []),
   ];
 }
@@ -218,6 +259,13 @@ export function compileArgs(plan: LaunchPlan, output: string): string[] {
       `${WORKER_CODE}/compact/worker.ts`,
       "--include",
       `${WORKER_CODE}/crypto/primitives.ts`,
+      "--include",
+      `${WORKER_CODE}/backends/file/read_ahead_worker.ts`,
+    ]
+    : plan.compacts === "s3"
+    ? [
+      "--include",
+      `${WORKER_CODE}/backends/s3/compaction_worker.ts`,
       "--include",
       `${WORKER_CODE}/backends/file/read_ahead_worker.ts`,
     ]

@@ -10,6 +10,7 @@ import {
   lockLaunchPlan,
   parseLauncher,
   PLUGIN_ENTRY,
+  WORKER_CODE,
   writeLauncher,
 } from "./launcher.ts";
 
@@ -32,7 +33,8 @@ Deno.test("a file backup's launch reads backup.lock and the backup, writes the b
     netAddresses: [],
     credentials: false,
     nodeCredential: false,
-    compacts: true,
+    caFiles: [],
+    compacts: "file",
   });
   assertEquals(launchArgs(plan), [
     "run",
@@ -47,7 +49,7 @@ Deno.test("a file backup's launch reads backup.lock and the backup, writes the b
   ]);
 });
 
-Deno.test("a socket backup's launch may connect to the server, or only to its proxy", () => {
+Deno.test("a socket backup's launch may connect to the server, or only to its proxy", async () => {
   const args = (url: string) =>
     launchArgs(launchPlan({ lightningDir: "/nonexistent/ln", backendUrl: url, deno: DENO }))
       .slice(1, -1);
@@ -72,14 +74,35 @@ Deno.test("a socket backup's launch may connect to the server, or only to its pr
     args(`socket+tls:abcdef.onion:9000?fp=${fp}&proxy=socks5:127.0.0.1:9050`).at(-1),
     "--allow-net=127.0.0.1:9050",
   );
+  // Trusting a CA: read on its file too, and nothing else new.
+  assertEquals(args("socket+tls:backup.example.org:9000?ca=/etc/cln-backup/ca.pem").slice(3), [
+    "--allow-read=/nonexistent/ln/backup.lock,/nonexistent/ln/backup.key," +
+    "/nonexistent/ln/backup.credential,/etc/cln-backup/ca.pem",
+    "--allow-net=backup.example.org:9000",
+  ]);
+  assertEquals(
+    args("socket+tls:abcdef.onion:9000?ca=/etc/ca.pem&proxy=socks5:127.0.0.1:9050").slice(3),
+    [
+      "--allow-read=/nonexistent/ln/backup.lock,/nonexistent/ln/backup.key," +
+      "/nonexistent/ln/backup.credential,/etc/ca.pem",
+      "--allow-net=127.0.0.1:9050",
+    ],
+  );
+  await assertRejects(
+    () => Promise.resolve().then(() => args("socket+tls:backup.example.org:9000?ca=/etc/ca,s.pem")),
+    /cannot name a path with a comma/,
+  );
 });
 
-Deno.test("an s3 backup's launch reads its keys beside backup.lock, reaches the endpoint only", () => {
+Deno.test("an s3 backup's launch reads its keys beside backup.lock, reaches the endpoint only, writes only its compaction's scratch directory", () => {
   const args = (url: string) =>
     launchArgs(launchPlan({ lightningDir: "/nonexistent/ln", backendUrl: url, deno: DENO }))
       .slice(4, -1);
   assertEquals(args("s3://bucket/node?endpoint=http://127.0.0.1:7480&path-style=1"), [
-    "--allow-read=/nonexistent/ln/backup.lock,/nonexistent/ln/backup.key,/nonexistent/ln/backup-s3.credentials",
+    "--allow-read=/nonexistent/ln/backup.lock,/nonexistent/ln/backup.key,/nonexistent/ln/backup-s3.credentials," +
+    `${WORKER_CODE},/nonexistent/ln/cln-backup-scratch`,
+    "--allow-write=/nonexistent/ln/cln-backup-scratch",
+    "--allow-sys=setPriority",
     "--allow-net=127.0.0.1:7480",
   ]);
   // Amazon S3, the bucket in the host name.

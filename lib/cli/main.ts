@@ -11,6 +11,7 @@ import { upgrade } from "./upgrade.ts";
 import { verify } from "./verify.ts";
 import { doctor } from "./doctor/doctor.ts";
 import { compact } from "./compact.ts";
+import { mirror } from "./mirror.ts";
 import { server } from "./server.ts";
 import { rekey } from "./rekey.ts";
 
@@ -36,6 +37,9 @@ Commands:
   doctor [--lightning-dir DIR]          check a node's backup set-up, one line per check
   compact <url> [--retain K] [--json]   fold old changes into a new snapshot (node stopped;
                                         on a running node: lightning-cli backup-compact)
+  mirror <url> [--lightning-dir DIR]    add a destination: a copy of the node's database there,
+                                        named in backup.lock's mirror_urls (node stopped;
+                                        --async: async_urls)
   server <root> <addr:port>             serve each node its backup over socket: URLs (wire v2;
                                         --allow-v1: one backup to the Python plugin's v1);
                                         server add-node|list-nodes|remove-node manage nodes
@@ -43,7 +47,8 @@ Commands:
                                         or age recipient (no data re-encrypted)
 
 <url> is file:///abs/path (a cln-backup directory, or a v1 .dbak file to read), or
-socket:<host>:<port>[?proxy=socks5:<host>:<port>] (a backup server).
+socket:<host>:<port>[?proxy=socks5:<host>:<port>] or
+socket+tls:<host>:<port>?fp=sha256:<hex> (or ?ca=/path/ca.pem)[&proxy=...] (a backup server).
 "cln-backup <command> --help" explains a command.
 
 Exit codes:
@@ -62,6 +67,7 @@ export const COMMANDS: Record<string, (args: string[], output: Output) => Promis
   upgrade,
   doctor,
   compact,
+  mirror,
   server,
   rekey,
 };

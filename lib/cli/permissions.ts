@@ -18,6 +18,8 @@
  *   compaction worker's code; listen on its addr:port. Its node commands: read and write
  *   the root (init-tls: and read the certificate maker, lib/server/x509.ts).
  * - compact: read and write the backup.
+ * - mirror: the node's lightning dir, the new destination as init's, and the file backup
+ *   backup.lock names (read: its version).
  * - rekey: read and write the backup (its key.json); with --key-file, write DIR/backup.key.
  *
  * The commands that may open an encrypted backup's key (init, restore, verify, compact, rekey,
@@ -25,7 +27,9 @@
  * CLN_BACKUP_NEW_PASSPHRASE too), the files --passphrase-file and --identity name, and the
  * crypto module they load when the backup is encrypted (lib/crypto/primitives.ts).
  *
- * A `socket:` backup adds network access to its server (or its proxy) instead of the paths;
+ * A `socket:` backup adds network access to its server (or its proxy) instead of the paths,
+ * read on the CA file of a `socket+tls:…?ca=PATH` URL, `CLN_BACKUP_CREDENTIAL` and the file it
+ * names, and the temporary directory a reader fetches the backup into;
  * an `s3://` one its endpoint, the `AWS_*` key variables, and the temporary directory its
  * reader fetches it into (init with DIR reads the keys' file there).
  * `/proc/PID` is the `comm` file of the pid the base dir's pid file names, for the check
@@ -51,6 +55,7 @@ import { DOCTOR_SPEC } from "./doctor/doctor.ts";
 import { X509_MODULE } from "../server/tls_identity.ts";
 import { nodeCommandArgs, SERVER_SPEC, serverArgs, serverRootUrl } from "./server_args.ts";
 import { COMPACT_SPEC } from "./compact.ts";
+import { MIRROR_SPEC } from "./mirror.ts";
 import { backupAccess, listItem, WORKER_CODE } from "./launcher.ts";
 import { pidFilePath, rpcSocketPath } from "./node_dir.ts";
 import { readLockFile } from "../backup/lock_file.ts";
@@ -58,6 +63,7 @@ import { IDENTITY_ENV, NEW_PASSPHRASE_ENV, PASSPHRASE_ENV } from "./secrets.ts";
 import { REKEY_SPEC } from "./rekey.ts";
 import { PRIMITIVES_MODULE } from "../crypto/data_key.ts";
 import { CREDENTIAL_ENV } from "../backends/s3/credentials.ts";
+import { CREDENTIAL_ENV as NODE_CREDENTIAL_ENV } from "../backends/socket/credential.ts";
 
 /** What a command may do beyond computing: lists of paths, hosts and names. */
 export interface Grants {
@@ -99,20 +105,35 @@ function s3Backup(netAddress: string, tempDir: string): Partial<Grants> {
   return { net: [netAddress], env: CREDENTIAL_ENV, read: [tempDir], write: [tempDir] };
 }
 
+/**
+ * A `socket:` server: its address, the CA file a `socket+tls:…?ca=PATH` URL names, the node
+ * credential {@linkcode NODE_CREDENTIAL_ENV} names (wire v2), and the temporary directory a
+ * reader fetches the backup into.
+ */
+function server(netAddress: string, caFile: string | undefined, tempDir: string): Partial<Grants> {
+  const credential = Deno.env.get(NODE_CREDENTIAL_ENV);
+  return {
+    net: [netAddress],
+    read: [...(caFile ? [caFile] : []), ...(credential ? [userPath(credential)] : []), tempDir],
+    write: [tempDir],
+    env: [NODE_CREDENTIAL_ENV],
+  };
+}
+
 /** The backup itself: read, and written too when `write`. */
 function backup(url: string, write: boolean, tempDir: string): Partial<Grants> {
-  const { backupPath, netAddress, credentials } = backupAccess(url);
+  const { backupPath, netAddress, credentials, caFile } = backupAccess(url);
   if (credentials) return s3Backup(netAddress!, tempDir);
-  if (netAddress !== undefined) return { net: [netAddress] };
+  if (netAddress !== undefined) return server(netAddress, caFile, tempDir);
   const path = backupPath!;
   return { read: [path], write: write ? [path] : [] };
 }
 
 /** A backup to be created: built beside its path, then renamed into place. */
 function newBackup(url: string, tempDir: string): Partial<Grants> {
-  const { backupPath, netAddress, credentials } = backupAccess(url);
+  const { backupPath, netAddress, credentials, caFile } = backupAccess(url);
   if (credentials) return s3Backup(netAddress!, tempDir);
-  if (netAddress !== undefined) return { net: [netAddress] };
+  if (netAddress !== undefined) return server(netAddress, caFile, tempDir);
   const parent = dirname(backupPath!);
   return { read: [parent], write: [parent] };
 }
@@ -244,6 +265,18 @@ const TABLE: Record<string, { spec?: CommandSpec; plan: Planner }> = {
   compact: {
     spec: COMPACT_SPEC,
     plan: (args, tempDir) => merge(backup(args.positionals[0], true, tempDir), secrets(args)),
+  },
+  mirror: {
+    spec: MIRROR_SPEC,
+    plan: (args, tempDir) => {
+      const dir = optionDir(args);
+      const existing = lockedBackup(dir).backupPath;
+      return merge(
+        nodeDir(dir),
+        newBackup(args.positionals[0], tempDir),
+        existing === undefined ? {} : { read: [existing] },
+      );
+    },
   },
   rekey: {
     spec: REKEY_SPEC,

@@ -92,11 +92,22 @@ Deno.test("each command may touch only what its arguments name", () => {
     "--allow-net=[::1]:8700",
     "--allow-env=INIT_CWD",
   ]);
-  // A socket backup: its server (or its proxy) and no path.
+  // A socket backup: its server (or its proxy), the node credential's variable, and the
+  // temporary directory it is fetched into (wire v1).
   assertEquals(flags("status", "socket:backup.example:8700?proxy=socks5:127.0.0.1:9050"), [
     ...BASE,
+    "--allow-read=/tmp",
+    "--allow-write=/tmp",
     "--allow-net=127.0.0.1:9050",
-    "--allow-env=INIT_CWD",
+    "--allow-env=INIT_CWD,CLN_BACKUP_CREDENTIAL",
+  ]);
+  // Over TLS trusting a CA: and read on that CA file.
+  assertEquals(flags("verify", "socket+tls:backup.example:8700?ca=/etc/ca.pem"), [
+    ...BASE,
+    `--allow-read=/etc/ca.pem,/tmp,${CRYPTO}`,
+    "--allow-write=/tmp",
+    "--allow-net=backup.example:8700",
+    `--allow-env=INIT_CWD,CLN_BACKUP_CREDENTIAL,${SECRET_ENV}`,
   ]);
   // An s3 backup: its endpoint, the key variables, the temporary directory it is fetched into.
   assertEquals(flags("status", "s3://bucket/n?endpoint=http://127.0.0.1:7480&path-style=1"), [

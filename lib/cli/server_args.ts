@@ -36,7 +36,8 @@ printed once by "add-node", without sending it, and reaches only its own backup.
 plugin finds its credential in backup.credential beside backup.lock.
 
 On a root with a TLS certificate (made by "init-tls", which prints its fingerprint), it
-serves wire v2 over TLS only: nodes use socket+tls:<addr>:<port>?fp=sha256:<hex>. A root
+serves wire v2 over TLS only: nodes use socket+tls:<addr>:<port>?fp=sha256:<hex> (or, with
+a certificate a CA issued put in tls.crt and tls.key, ?ca=/path/ca.pem). A root
 without one is served in the clear only with --allow-plain (for a Tor onion service, SSH
 or WireGuard, which encrypt already).
 

@@ -8,6 +8,8 @@ import { connectReader } from "../backends/open.ts";
 import { type CommandSpec, consoleOutput, Exit, type Output, runCommand } from "./args.ts";
 import { FileBackupReader } from "../backends/file/reader.ts";
 import { describeWraps, WRAPPED_KEY_NAME } from "../crypto/wrapped_key.ts";
+import { serverStatus } from "../backends/socket/server_checks.ts";
+import { v2Credential } from "../backends/socket/credential.ts";
 
 export const STATUS_HELP = `Usage: cln-backup status <url> [--json]
 
@@ -17,6 +19,8 @@ on disk, and whether it ends in bytes that fail their checks (a record torn by a
 the plugin cuts when the node's version shows it was never acknowledged, or a damaged last
 change, which stops the node). In a cln-backup directory it checks every
 record's checksum on the way, so damage shows here; "verify" also restores the backup.
+A socket: backup with a credential (CLN_BACKUP_CREDENTIAL) is described by its server (wire
+v2 STATUS), without fetching it.
 An encrypted backup is described without its key, from its headers and checksums: it says
 so, and whom its key is wrapped for; "verify" authenticates every record with the key.
 
@@ -62,23 +66,32 @@ export function describeText(d: BackupDescription, wrappedFor: string[] = []): s
   ];
 }
 
+/** The backup's description, and whom its key is wrapped for when it is encrypted. */
+async function describeAt(url: string): Promise<[BackupDescription, string[]]> {
+  // A v2 server describes the backup in place (STATUS), so none of it is fetched.
+  const credential = v2Credential(url);
+  if (credential) return [await serverStatus(url, credential), []];
+  const reader = await connectReader(url);
+  try {
+    const description = reader.describe();
+    const wrappedFor = description.encrypted && reader instanceof FileBackupReader
+      ? wrapsOf(reader.dir)
+      : [];
+    return [description, wrappedFor];
+  } finally {
+    reader.close();
+  }
+}
+
 export async function status(args: string[], output: Output = consoleOutput): Promise<number> {
   return await runCommand(STATUS_SPEC, args, output, async ({ values, positionals }) => {
-    const reader = await connectReader(positionals[0]);
-    try {
-      const description = reader.describe();
-      const wrappedFor = description.encrypted && reader instanceof FileBackupReader
-        ? wrapsOf(reader.dir)
-        : [];
-      if (values.json) {
-        const encryption = description.encrypted ? { wrappedFor } : {};
-        output.out(
-          JSON.stringify({ ...description, ...encryption, tail: description.tail ?? null }),
-        );
-      } else for (const line of describeText(description, wrappedFor)) output.out(line);
-    } finally {
-      reader.close();
-    }
+    const [description, wrappedFor] = await describeAt(positionals[0]);
+    if (values.json) {
+      const encryption = description.encrypted ? { wrappedFor } : {};
+      output.out(
+        JSON.stringify({ ...description, ...encryption, tail: description.tail ?? null }),
+      );
+    } else for (const line of describeText(description, wrappedFor)) output.out(line);
     return Exit.Ok;
   });
 }

@@ -13,7 +13,12 @@ import { existsSync, removeIfExists } from "../fs/exists.ts";
 import { createEmptyLog, FileBackend } from "../backends/file/writer.ts";
 import { newBackupId } from "../format/segment.ts";
 import { syncDir, writeAll, writeFileDurably } from "../fs/durable.ts";
-import { LOCK_FILE, readLockFile } from "../backup/lock_file.ts";
+import { LOCK_FILE, type LockFile, readLockFile } from "../backup/lock_file.ts";
+import type { BackupDescription } from "../backends/backend.ts";
+import { parseBackupUrl } from "../backends/url.ts";
+import { copyToS3 } from "../backends/s3/copy.ts";
+import { loadCredentials } from "../backends/s3/credentials.ts";
+import { S3BackupReader } from "../backends/s3/reader.ts";
 import { backupKind } from "../backends/open.ts";
 import { FileBackupReader } from "../backends/file/reader.ts";
 import { checkNetworkDir, checkNotRunning } from "./node_dir.ts";
@@ -61,7 +66,10 @@ Options:
                        ~/.lightning/bitcoin); default: the current directory
   --to <url>           where to create the new backup (file:///abs/path, must not exist);
                        default: the v1 path without ".dbak", plus ".clnb"; with --encrypt
-                       and a cln-backup backup, its path plus ".encrypted"
+                       and a cln-backup backup, its path plus ".encrypted". An
+                       s3://bucket/prefix (an empty prefix; the keys from AWS_* or
+                       DIR/backup-s3.credentials) takes a v1 file, or moves a plain
+                       cln-backup backup there: its newest snapshot and the changes after it
   --encrypt            make the new backup encrypted, as "init --encrypt" does (the key
                        wrapped for the passphrase and/or --recipient, DIR/backup.key for the
                        plugin). With a plain cln-backup backup in backup.lock it copies every
@@ -146,6 +154,70 @@ export function upgradeUrl(
   return pathToFileURL(`${path.replace(/\.dbak$/, "")}.clnb`).href;
 }
 
+function notV1(path: string): Error {
+  return new Error(
+    `${ACTION}: "${path}", which backup.lock names, is not a v1 backup of the Python ` +
+      `plugin: check backup.lock`,
+  );
+}
+
+/**
+ * Copies the backup backup.lock names (a v1 file, or a plain cln-backup directory: its newest
+ * snapshot and the changes after it) into a new S3 backup at `url`, checks that it reads
+ * back to the same last version, then points backup.lock at it.
+ */
+async function upgradeToS3(
+  dir: string,
+  lock: LockFile,
+  path: string,
+  kind: "v1" | "directory",
+  url: string,
+  encrypt: boolean,
+  output: Output,
+): Promise<number> {
+  if (encrypt || (kind === "directory" && readChain(path).keyId !== undefined)) {
+    throw new Error(
+      `${ACTION}: an S3 backup is stored plain for now, and ${
+        encrypt ? "--encrypt was given" : `"${path}" is encrypted`
+      }: keep an encrypted backup on a file:/// destination`,
+    );
+  }
+  await checkNotRunning(dir, ACTION);
+  const source = kind === "v1"
+    ? new V1BackupReader(lock.backend_url, path)
+    : new FileBackupReader(lock.backend_url, path);
+  const before = source.describe();
+  const credentials = loadCredentials(dir);
+  await copyToS3(url, credentials, source.entries());
+  const reader = await S3BackupReader.fetch(url, credentials);
+  let after: BackupDescription;
+  try {
+    after = reader.describe();
+  } finally {
+    reader.close();
+  }
+  if (after.lastVersion !== before.lastVersion) {
+    throw new Error(
+      `${ACTION}: the S3 backup ends at version ${after.lastVersion}, the old one at ` +
+        `${before.lastVersion}: backup.lock was not changed; please report this`,
+    );
+  }
+  const launcher = installPlugin(dir, { ...lock, backend_url: url }, "replace", () => {});
+  output.out(
+    `Copied "${path}" into ${url} (versions ${after.firstVersion} to ${after.lastVersion}, ` +
+      `${after.records} records); "${path}" is untouched`,
+  );
+  output.out(
+    `"${dir}/${LOCK_FILE}" now names ${url}; check it with "cln-backup verify ${url}", then ` +
+      `delete the old backup when you like`,
+  );
+  if (kind === "v1") {
+    output.out("Replace the Python plugin's plugin= or important-plugin= line in the config.");
+  }
+  printConfigLine(output, launcher);
+  return Exit.Ok;
+}
+
 export async function upgrade(
   args: string[],
   output: Output = consoleOutput,
@@ -170,6 +242,10 @@ export async function upgrade(
       );
     }
     const encrypt = values.encrypt === true;
+    if (typeof values.to === "string" && parseBackupUrl(values.to).scheme === "s3") {
+      if (kind !== "v1" && kind !== "directory") throw notV1(v1Path);
+      return await upgradeToS3(dir, lock, v1Path, kind, values.to, encrypt, output);
+    }
     if (kind === "directory" && (!encrypt || readChain(v1Path).keyId !== undefined)) {
       const what = encrypt ? `, encrypted: nothing to upgrade ("rekey" changes its secret)` : (
         ": nothing to upgrade"
@@ -179,12 +255,7 @@ export async function upgrade(
       );
       return Exit.Ok;
     }
-    if (kind !== "v1" && kind !== "directory") {
-      throw new Error(
-        `${ACTION}: "${v1Path}", which backup.lock names, is not a v1 backup of the Python ` +
-          `plugin: check backup.lock`,
-      );
-    }
+    if (kind !== "v1" && kind !== "directory") throw notV1(v1Path);
     await checkNotRunning(dir, ACTION);
     const url = upgradeUrl(v1Path, values.to, encrypt);
     const path = fileBackupPath(url, ACTION);

@@ -5,10 +5,13 @@
  */
 import { connectReader } from "../backends/open.ts";
 import type { BackupReader } from "../backends/backend.ts";
-import { describeTail, restoreBackup } from "../backup/restore.ts";
+import { describeTail } from "../backup/restore.ts";
+import { verifyBackup, type VerifyReport } from "../backup/verify.ts";
 import { type CommandSpec, consoleOutput, Exit, oneLine, type Output, runCommand } from "./args.ts";
 import { type Prompt, SECRET_HELP, SECRET_OPTIONS, terminalPrompt } from "./secrets.ts";
 import { unlockReader } from "./unlock.ts";
+import { serverVerify } from "../backends/socket/server_checks.ts";
+import { v2Credential } from "../backends/socket/credential.ts";
 
 export const VERIFY_HELP = `Usage: cln-backup verify <url>
 
@@ -20,6 +23,9 @@ the backup's last version), then deletes the restored copy. Prints "OK: ..." on 
 plugin appends to meanwhile is verified up to there. Bytes at the end that fail their checks
 are left out, with a note saying where it stopped and why. The backup is only read, but a
 restore needs room for one database in the temporary directory ($TMPDIR, else /tmp).
+A socket: backup with a credential (CLN_BACKUP_CREDENTIAL) is verified by its server (wire
+v2 VERIFY), with the same checks, in place: nothing is fetched, and the server restores it
+beside the backup.
 
 Options:
   --passphrase-file FILE, --identity FILE  an encrypted backup's secret (below)
@@ -35,28 +41,25 @@ export const VERIFY_SPEC: CommandSpec = {
   positionals: ["url"],
 };
 
-/** Checks the state `describe` reports: a live backup may have grown by the time it restores. */
-export function checkBackup(reader: BackupReader, temp: string): string[] {
-  const d = reader.describe();
-  if (d.records === 0) return [`OK: "${d.url}" is empty (version 0): nothing to restore yet`];
-  // A restore reads the newest snapshot and the changes after it; read the older ones too.
-  for (const snapshot of d.snapshots.slice(0, -1)) {
-    for (const _ of reader.entries(snapshot)) {
-      // Reading checks each record.
-    }
+/** What `verify` prints of `report` on the backup at `url`. */
+export function verifyLines(url: string, report: VerifyReport): string[] {
+  const { firstVersion, lastVersion, records, snapshots, restoredVersion, tail } = report;
+  if (restoredVersion === undefined) {
+    return [`OK: "${url}" is empty (version 0): nothing to restore yet`];
   }
-  // A restore to a version that it does not reach fails, so this one ends at lastVersion.
-  const result = restoreBackup(reader, temp, { toVersion: d.lastVersion });
-  const snapshots = d.snapshots.length === 0
-    ? "no snapshot"
-    : `snapshots at ${d.snapshots.join(", ")}`;
+  const held = snapshots.length === 0 ? "no snapshot" : `snapshots at ${snapshots.join(", ")}`;
   const lines = [
-    `OK: "${d.url}" holds versions ${d.firstVersion} to ${d.lastVersion} in ${d.records} ` +
-    `records (${snapshots}); every record reads, and it restores to version ` +
-    `${result.version} passing SQLite's integrity check`,
+    `OK: "${url}" holds versions ${firstVersion} to ${lastVersion} in ${records} records ` +
+    `(${held}); every record reads, and it restores to version ${restoredVersion} passing ` +
+    `SQLite's integrity check`,
   ];
-  if (d.tail) lines.push(describeTail(d.tail, d.lastVersion));
+  if (tail) lines.push(describeTail(tail, lastVersion));
   return lines;
+}
+
+/** Verifies the backup `reader` reads, restoring into `temp`; what `verify` prints. */
+export function checkBackup(reader: BackupReader, temp: string): string[] {
+  return verifyLines(reader.url, verifyBackup(reader, temp));
 }
 
 export async function verify(
@@ -65,10 +68,18 @@ export async function verify(
   prompt: Prompt = terminalPrompt,
 ): Promise<number> {
   return await runCommand(VERIFY_SPEC, args, output, async ({ values, positionals }) => {
-    const temp = Deno.makeTempDirSync({ prefix: "cln-backup-verify-" });
+    const url = positionals[0];
+    let temp: string | undefined;
     let reader: BackupReader | undefined;
     try {
-      reader = await connectReader(positionals[0]);
+      // A v2 server verifies the backup in place (VERIFY): none of it is fetched.
+      const credential = v2Credential(url);
+      if (credential) {
+        for (const line of verifyLines(url, await serverVerify(url, credential))) output.out(line);
+        return Exit.Ok;
+      }
+      temp = Deno.makeTempDirSync({ prefix: "cln-backup-verify-" });
+      reader = await connectReader(url);
       await unlockReader(reader, values, prompt);
       for (const line of checkBackup(reader, temp)) output.out(line);
       return Exit.Ok;
@@ -77,7 +88,7 @@ export async function verify(
       return Exit.Failed;
     } finally {
       reader?.close();
-      Deno.removeSync(temp, { recursive: true });
+      if (temp) Deno.removeSync(temp, { recursive: true });
     }
   });
 }

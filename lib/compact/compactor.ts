@@ -96,6 +96,19 @@ export interface CompactionStatus {
   sealed_log_bytes: number | null;
 }
 
+/** A status with the policy's view of when the next compaction is due. */
+export function compactionStatus(
+  policy: CompactionPolicy,
+  sizes: CompactionSizes,
+  now: Pick<CompactionStatus, "running" | "last">,
+): CompactionStatus {
+  return {
+    ...now,
+    next_due_at_bytes: policy.auto ? dueAt(policy, sizes) : null,
+    sealed_log_bytes: sizes.sealedLogBytes,
+  };
+}
+
 /** Compaction as the plugin sees it, wherever it runs. */
 export interface CompactionService {
   /** Starts a compaction or joins the running one; resolves with its result. */
@@ -210,14 +223,10 @@ export class Compactor implements CompactionService {
   }
 
   status(): CompactionStatus {
-    const policy = this.policy();
-    const sizes = this.backend.compactionSizes();
-    return {
+    return compactionStatus(this.policy(), this.backend.compactionSizes(), {
       running: this.#progress ?? null,
       last: this.#last,
-      next_due_at_bytes: policy.auto ? dueAt(policy, sizes) : null,
-      sealed_log_bytes: sizes.sealedLogBytes,
-    };
+    });
   }
 
   /** Stops a running compaction; what it left is finished or cleaned on the next open. */

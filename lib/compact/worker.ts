@@ -6,24 +6,12 @@
  * @module
  */
 /// <reference lib="deno.worker" />
-import { setPriority } from "node:os";
 import { compactBackup } from "./compact.ts";
 import type { CompactionRequest, WorkerMessage } from "./compactor.ts";
 import { DataKey } from "../crypto/data_key.ts";
+import { lowerWorkerPriority } from "./worker_priority.ts";
 
-/**
- * The worker thread's nice value, above the plugin's thread's 0: on a busy machine the
- * scheduler runs the thread that answers the hooks first. On Linux a nice value belongs to
- * a thread, and raising one's own needs no privilege, only Deno's `--allow-sys=setPriority`
- * (the launcher grants it); without it the worker keeps the plugin's priority.
- */
-const WORKER_NICE = 10;
-
-try {
-  setPriority(0, WORKER_NICE);
-} catch {
-  // Not granted: the compaction still runs, at the plugin's priority.
-}
+lowerWorkerPriority();
 
 function post(message: WorkerMessage): void {
   self.postMessage(message);

@@ -11,6 +11,7 @@
  *
  * @module
  */
+import { createHash } from "node:crypto";
 import { KEY_ID_SIZE } from "../format/segment.ts";
 
 type Primitives = typeof import("./primitives.ts");
@@ -29,6 +30,15 @@ export function primitives(): Promise<Primitives> {
 
 const ID_LABEL = new TextEncoder().encode("cln-backup data key id\0");
 
+/**
+ * The id of the key whose bytes are `bytes`. SHA-256 from `node:crypto` (built in, and
+ * synchronous), so doctor can match a key file to a backup without loading the libraries.
+ */
+export function keyIdOf(bytes: Uint8Array): Uint8Array {
+  const digest = createHash("sha256").update(ID_LABEL).update(bytes).digest();
+  return new Uint8Array(digest.subarray(0, KEY_ID_SIZE));
+}
+
 export class DataKey {
   private constructor(
     readonly bytes: Uint8Array,
@@ -41,11 +51,7 @@ export class DataKey {
     if (bytes.length !== 32) {
       throw new Error(`Cannot use encryption key: it holds ${bytes.length} bytes, not 32`);
     }
-    const p = await primitives();
-    const labelled = new Uint8Array(ID_LABEL.length + bytes.length);
-    labelled.set(ID_LABEL);
-    labelled.set(bytes, ID_LABEL.length);
-    return new DataKey(bytes, p.sha256Of(labelled).slice(0, KEY_ID_SIZE), p);
+    return new DataKey(bytes, keyIdOf(bytes), await primitives());
   }
 
   /** A new random key. */

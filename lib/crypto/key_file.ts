@@ -19,6 +19,17 @@ export function writeKeyFile(dir: string, key: DataKey): void {
   writeFileDurably(dir, KEY_FILE, new TextEncoder().encode(text), 0o600);
 }
 
+/** The data key a key file's `text` holds; `undefined` when it holds none. */
+export function keyFileBytes(text: string): Uint8Array | undefined {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  return fromHex((value as Record<string, unknown> | null)?.[FIELD], 32);
+}
+
 /**
  * Reads `<dir>/backup.key`: `undefined` when there is none (a plain backup); refuses one that
  * others may read, that is not a regular file, or that holds no key, each in one line.
@@ -45,13 +56,7 @@ export async function readKeyFile(dir: string): Promise<DataKey | undefined> {
         `${mode.toString(8).padStart(4, "0")}): run "chmod 600 ${path}", then start lightningd`,
     );
   }
-  let value: unknown;
-  try {
-    value = JSON.parse(Deno.readTextFileSync(path));
-  } catch {
-    value = undefined;
-  }
-  const bytes = fromHex((value as Record<string, unknown> | undefined)?.[FIELD], 32);
+  const bytes = keyFileBytes(Deno.readTextFileSync(path));
   if (!bytes) {
     throw new Error(
       `Cannot start backup: "${path}" holds no cln-backup data key: write it again with ` +

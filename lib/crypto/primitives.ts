@@ -11,7 +11,6 @@
  *   budget and a restore's. Its output is byte for byte `@noble/ciphers`'s
  *   `xchacha20poly1305`, which the tests check (primitives_test.ts).
  * - scrypt (`@noble/hashes`): turns a passphrase into a key, slowly on purpose.
- * - SHA-256 (`@noble/hashes`): a key's public id.
  * - age (`age-encryption`): wraps a key for an X25519 recipient, as the `age` tool does.
  *
  * @module
@@ -19,7 +18,6 @@
 import { createCipheriv, createDecipheriv } from "node:crypto";
 import { hchacha } from "npm:@noble/ciphers@2/chacha.js";
 import { scrypt } from "npm:@noble/hashes@2/scrypt.js";
-import { sha256 } from "npm:@noble/hashes@2/sha2.js";
 import * as age from "npm:age-encryption@0.3";
 
 export const KEY_BYTES = 32;
@@ -89,10 +87,6 @@ export function aeadOpen(
   } catch {
     return undefined;
   }
-}
-
-export function sha256Of(bytes: Uint8Array): Uint8Array {
-  return sha256(bytes);
 }
 
 /** scrypt with `N = 2^logN`, r and p as given: a 32-byte key. */

@@ -369,6 +369,7 @@ export class BackupPlugin {
       previous_version: state?.rewindVersion ?? null,
       records: state?.records ?? null,
       backup_bytes: state?.bytes ?? null,
+      encrypted: state ? state.encrypted === true : null,
       connection: state?.connection ?? null,
       destinations: state?.destinations ?? null,
       alarm: state?.alarm ?? null,

@@ -13,6 +13,9 @@ import { FileBackend } from "../backends/file/writer.ts";
 import { Compactor } from "../compact/compactor.ts";
 import { SocketBackend } from "../backends/socket/backend.ts";
 import { RemoteCompaction } from "../backends/socket/compaction.ts";
+import { S3Backend } from "../backends/s3/backend.ts";
+import { S3Compaction } from "../backends/s3/compaction_service.ts";
+import { SCRATCH_DIR } from "../backends/s3/compaction.ts";
 import type { CompactionPolicy } from "../compact/policy.ts";
 import type { LogLevel } from "./jsonrpc.ts";
 
@@ -61,6 +64,9 @@ export async function runPlugin(
     ? (policy: () => CompactionPolicy) => new Compactor(backend, policy)
     : backend instanceof SocketBackend
     ? () => new RemoteCompaction(backend)
+    : backend instanceof S3Backend
+    ? (policy: () => CompactionPolicy) =>
+      new S3Compaction(backend, policy, `${Deno.cwd()}/${SCRATCH_DIR}`)
     : undefined;
   const plugin = new BackupPlugin(
     configure({ backend, send: writeTo(streams), now, compaction }),

@@ -249,9 +249,9 @@ export class V2Session {
         }));
       case V2Type.Verify:
         packetOf(packet, V2Type.Verify).end();
-        return await this.#answer("VERIFY", V2Type.VerifyRes, () => ({
+        return await this.#answer("VERIFY", V2Type.VerifyRes, async () => ({
           ok: true,
-          ...storage.verify(),
+          ...(await storage.verify()),
         }));
     }
     throw new WireError(`unexpected ${v2Name(packet.type)} from a client`);

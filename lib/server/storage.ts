@@ -17,6 +17,8 @@ import { checkFirstWrite } from "../backup/version_check.ts";
 import { Compactor } from "../compact/compactor.ts";
 import type { CompactionResult } from "../compact/compact.ts";
 import { DEFAULT_POLICY } from "../compact/policy.ts";
+import type { VerifyReport } from "../backup/verify.ts";
+import { removeStaleScratch, verifyOnThread } from "./verify_thread.ts";
 
 /** A request the backup refuses; the connection answers NACK and goes on. */
 export class RefusedError extends Error {
@@ -72,7 +74,9 @@ export class ServerStorage {
       case "other":
         throw new Error(`Cannot serve backup: "${dir}" is not a backup: check the URL`);
     }
-    return new ServerStorage(url, dir, FileBackend.open(url, dir, { log }), log);
+    const backend = FileBackend.open(url, dir, { log });
+    removeStaleScratch(dir);
+    return new ServerStorage(url, dir, backend, log);
   }
 
   state(): BackupState & { bytes: number } {
@@ -107,17 +111,12 @@ export class ServerStorage {
     return new FileBackupReader(this.url, this.dir).describe();
   }
 
-  /** Reads and checks every record a restore would apply; throws at the first bad one. */
-  verify(): { records: number; version: number } {
-    let records = 0;
-    let version = 0;
-    for (const entry of this.entries(Infinity)) {
-      if (entry.kind === "tail") break;
-      if (entry.kind === "snapshot-part") continue;
-      records++;
-      version = entry.version;
-    }
-    return { records, version };
+  /**
+   * Proves the backup restores, as `verify` does on a node (lib/backup/verify.ts), on a
+   * worker thread; rejects with the first check that failed.
+   */
+  verify(): Promise<VerifyReport> {
+    return verifyOnThread(this.url, this.dir);
   }
 
   /** What METADATA reports: a v1 server counts the snapshot as a record too. */

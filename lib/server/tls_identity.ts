@@ -1,7 +1,8 @@
 /**
  * The server's TLS identity: `tls.crt` and `tls.key` (mode 0600) in its root, made once by
  * `server init-tls`. Nodes pin the certificate by its SHA-256 fingerprint
- * (`socket+tls:host:port?fp=sha256:<hex>`), so it needs no certificate authority.
+ * (`socket+tls:host:port?fp=sha256:<hex>`), so it needs no certificate authority; or, when
+ * the operator put one a CA issued there, trust that CA (`?ca=/path/ca.pem`).
  *
  * @module
  */

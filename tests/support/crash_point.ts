@@ -566,12 +566,15 @@ export async function runTrial(
 /**
  * The transactions a backup holds, checking on the way that versions go up by one, and that
  * only PRAGMA hooks (which repeat their version, and are sent again when a migration reruns)
- * repeat one: so every transaction is there once, in order.
+ * repeat one: so every transaction is there once, in order. After a base, the transactions
+ * after its version (the base holds the others).
  */
 export function storedTransactions(reader: BackupReader, context: string): Runs["transactions"] {
   const stored: Runs["transactions"] = [];
   let version = 0;
   for (const entry of reader.entries()) {
+    // A compaction's base holds every transaction up to its version: the changes follow it.
+    if (entry.kind === "snapshot-end") version = entry.version;
     if (entry.kind !== "change") continue;
     const pragma = isPragmaOnly(entry.statements);
     assertEquals(entry.version, pragma ? version : version + 1, `${context}: versions`);

@@ -12,6 +12,9 @@ import { parseBackupUrl } from "../../lib/backends/url.ts";
 import type { S3Url } from "../../lib/backends/s3/s3_url.ts";
 import { freePort, waitListening } from "./server_process.ts";
 import { CREDENTIALS_FILE } from "../../lib/backends/s3/credentials.ts";
+import { S3BackupReader } from "../../lib/backends/s3/reader.ts";
+import { restoreBackup } from "../../lib/backup/restore.ts";
+import { dumpDatabase } from "./dump.ts";
 
 const SCRIPT = new URL("../../scripts/rgw.sh", import.meta.url).pathname;
 
@@ -153,6 +156,18 @@ export class Rgw {
     await new Deno.Command(SCRIPT, { args: ["stop", this.dir] }).output();
     Deno.removeSync(this.dir, { recursive: true });
   }
+}
+
+/** The dump of the S3 backup at `url` restored (into a file in `scratch`). */
+export async function restoredFromS3(rgw: Rgw, url: string, scratch: string): Promise<string> {
+  const reader = await S3BackupReader.fetch(url, rgw.credentials);
+  const target = `${scratch}/restored-${crypto.randomUUID()}.sqlite3`;
+  try {
+    restoreBackup(reader, target);
+  } finally {
+    reader.close();
+  }
+  return dumpDatabase(target);
 }
 
 /** Writes keys where the plugin reads them: beside backup.lock, mode 0600 unless told. */

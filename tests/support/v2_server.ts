@@ -9,7 +9,14 @@ import { FakeLightningd } from "./fake_lightningd.ts";
 import { dumpDatabase } from "./dump.ts";
 import { BackupServer, type ServerLimits } from "../../lib/server/server.ts";
 import { NodeRegistry } from "../../lib/server/nodes.ts";
-import { initTlsIdentity, loadTlsIdentity } from "../../lib/server/tls_identity.ts";
+import {
+  fingerprint as fingerprintOf,
+  initTlsIdentity,
+  loadTlsIdentity,
+  TLS_CERT_NAME,
+  TLS_KEY_NAME,
+  type TlsIdentity,
+} from "../../lib/server/tls_identity.ts";
 import { CREDENTIAL_ENV, CREDENTIAL_NAME } from "../../lib/backends/socket/credential.ts";
 
 const CLI = new URL("../../cli.ts", import.meta.url).pathname;
@@ -31,15 +38,27 @@ export interface Setup {
   fingerprint?: string;
 }
 
+/**
+ * Runs `body` against a fresh server: over TLS with `tls`, its certificate made by `init-tls`
+ * or, given `identity`, that one (say, one a test CA issued).
+ */
 export async function withServer(
   body: (s: Setup) => Promise<void>,
   limits: Partial<ServerLimits> = {},
-  { tls = false }: { tls?: boolean } = {},
+  { tls = false, identity }: { tls?: boolean; identity?: TlsIdentity } = {},
 ): Promise<void> {
   const root = Deno.makeTempDirSync({ prefix: "socket-v2-" });
   const nodes = new NodeRegistry(`${root}/server`);
   const keys = new Map(["alice", "bob"].map((n) => [n, nodes.add(n)]));
-  const fingerprint = tls ? await initTlsIdentity(nodes.root) : undefined;
+  if (identity) {
+    Deno.writeTextFileSync(`${nodes.root}/${TLS_KEY_NAME}`, identity.key, { mode: 0o600 });
+    Deno.writeTextFileSync(`${nodes.root}/${TLS_CERT_NAME}`, identity.cert);
+  }
+  const fingerprint = identity
+    ? await fingerprintOf(identity.cert)
+    : tls
+    ? await initTlsIdentity(nodes.root)
+    : undefined;
   const logs: string[] = [];
   const server = new BackupServer({
     hostname: "127.0.0.1",

@@ -281,6 +281,7 @@ export class FileBackend implements Backend, CompactableBackend {
       records: this.#records,
       bytes: this.#basesBytes + this.#sealedLogBytes + this.#liveEnd + (this.#tail?.bytes ?? 0),
       tail: this.#tail,
+      ...(this.key ? { encrypted: true } : {}),
     };
   }
 

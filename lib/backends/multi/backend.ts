@@ -77,6 +77,7 @@ export class MultiBackend implements Backend {
       bytes: same ? top.bytes : undefined,
       tail: states.find((s) => s.tail !== undefined)?.tail,
       connection: top.connection,
+      ...(top.encrypted ? { encrypted: true } : {}),
       destinations: this.members.map((m) => {
         const state = m.state();
         return {

@@ -21,6 +21,7 @@ import { parseBackupUrl } from "../url.ts";
 import type { S3Url } from "./s3_url.ts";
 import { Packer, type PackerOptions } from "./packer.ts";
 import { BACKUP_ID_SIZE } from "../../format/segment.ts";
+import type { CompactionSizes } from "../../compact/policy.ts";
 
 export interface S3BackendOptions {
   credentials: S3Credentials;
@@ -104,6 +105,8 @@ export class S3Backend implements Backend {
   #rewindVersion: number | undefined;
   #records = 0;
   #bytes = 0;
+  /** Bytes of the newest base: what automatic compaction weighs the rest against. */
+  #baseBytes = 0;
   /** Where the next change goes: its sequence number and generation. */
   #next = { seq: 1, gen: 0 };
   /** Generation of the change object holding the last record (-1: none, it is packed). */
@@ -159,6 +162,7 @@ export class S3Backend implements Backend {
         this.#rewindVersion = layout.rewindVersion;
         this.#records = layout.records;
         this.#bytes = layout.bytes;
+        this.#baseBytes = layout.bases.at(-1)?.size ?? 0;
         this.#next = { seq: layout.lastSeq + 1, gen: 0 };
         const last = layout.sources.at(-1);
         this.#lastGen = last?.kind === "change" ? last.gen : -1;
@@ -250,6 +254,34 @@ export class S3Backend implements Backend {
   /** Never called: an object is stored whole or not at all, so there is no torn tail. */
   cutTail(): Promise<string> {
     return Promise.resolve("no torn tail to cut: S3 stores an object whole or not at all");
+  }
+
+  /** Bytes of the newest base and of everything after it, for the compaction policy. */
+  compactionSizes(): CompactionSizes {
+    return { baseBytes: this.#baseBytes, sealedLogBytes: this.#bytes - this.#baseBytes };
+  }
+
+  /** Holds the packer off while a compaction deletes what a pack would read. */
+  async pausePacking(): Promise<void> {
+    await this.#packer?.pause();
+  }
+
+  /**
+   * After a compaction whose base covers the records up to `baseSeq`: forgets the change
+   * objects it deleted, packs again, and counts the backup anew from a listing (the
+   * changes stored since the listing are added to it).
+   */
+  async compacted(baseSeq: number | null): Promise<void> {
+    if (baseSeq !== null) {
+      const covered = this.unpacked.findLastIndex((e) => e.seq <= baseSeq) + 1;
+      this.unpacked.splice(0, covered);
+    }
+    this.#packer?.resume();
+    const layout = resolveLayout(await listBackup(this.client));
+    const since = this.unpacked.filter((e) => e.seq > layout.lastSeq);
+    this.#bytes = layout.bytes + since.reduce((sum, e) => sum + e.size, 0);
+    this.#records = layout.records + since.length;
+    this.#baseBytes = layout.bases.at(-1)?.size ?? 0;
   }
 
   /** Waits for a pack under way (tests, and a clean exit). */

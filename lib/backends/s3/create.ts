@@ -67,6 +67,28 @@ export async function uploadFile(
   }
 }
 
+/** Refuses a prefix that holds a backup, or objects of one an interrupted init left. */
+export async function checkEmptyPrefix(
+  client: S3Client,
+  url: string,
+  policy: S3RetryPolicy,
+  action: string,
+): Promise<void> {
+  const prefix = client.url.prefix;
+  const present = await retrying("listing the prefix", policy, () => {}, async () => {
+    for await (const page of client.list(prefix)) {
+      if (page.some((o) => !o.key.slice(prefix.length).includes("/"))) return true;
+    }
+    return false;
+  });
+  if (present) {
+    throw new Error(
+      `${action}: "${url}" already holds objects (${client.where}): choose a new prefix, or ` +
+        `remove them if they are not a backup you need`,
+    );
+  }
+}
+
 /**
  * Creates the backup at `url`: empty at version 0, or holding `snapshot`. Refuses a prefix
  * that holds a backup, or objects of one an interrupted init left.
@@ -79,18 +101,7 @@ export async function createS3Backup(
 ): Promise<void> {
   const client = new S3Client(s3Url(url), credentials, policy.timeoutMs);
   const prefix = client.url.prefix;
-  const present = await retrying("listing the prefix", policy, () => {}, async () => {
-    for await (const page of client.list(prefix)) {
-      if (page.some((o) => !o.key.slice(prefix.length).includes("/"))) return true;
-    }
-    return false;
-  });
-  if (present) {
-    throw new Error(
-      `Cannot create backup: "${url}" already holds objects (${client.where}): choose a new ` +
-        `prefix, or remove them if they are not a backup you need`,
-    );
-  }
+  await checkEmptyPrefix(client, url, policy, "Cannot create backup");
   const backupId = newBackupId();
   let uploaded: string | undefined;
   try {

@@ -59,6 +59,8 @@ export class Packer {
   readonly #maxBytes: number;
   #running: Promise<void> | undefined;
   #stopped = false;
+  /** Set while a compaction may delete the change objects a pack would read. */
+  #paused = false;
   /** Packs stored since the writer opened the backup. */
   packs = 0;
 
@@ -80,7 +82,8 @@ export class Packer {
 
   /** Starts a pack when enough change objects wait and none is under way. */
   maybePack(_lastSeq: number): void {
-    if (this.#running || this.#stopped || this.backend.unpacked.length <= this.#every) return;
+    if (this.#running || this.#stopped || this.#paused) return;
+    if (this.backend.unpacked.length <= this.#every) return;
     this.#running = this.#pack().catch((error) => {
       this.backend.log(
         "unusual",
@@ -91,6 +94,16 @@ export class Packer {
 
   async settle(): Promise<void> {
     await this.#running;
+  }
+
+  /** Starts no pack until {@linkcode resume}; resolves once the one under way is done. */
+  async pause(): Promise<void> {
+    this.#paused = true;
+    await this.#running;
+  }
+
+  resume(): void {
+    this.#paused = false;
   }
 
   stop(): void {

@@ -52,14 +52,18 @@ export class S3BackupReader implements BackupReader {
     this.#file = new FileBackupReader(url, tmp);
   }
 
-  /** Fetches the backup at `url` into a temporary directory. */
+  /**
+   * Fetches the backup at `url` into a temporary directory (in `scratch` when given: the
+   * plugin may write only there).
+   */
   static async fetch(
     url: string,
     credentials: S3Credentials,
     policy: S3RetryPolicy = DEFAULT_S3_POLICY,
+    scratch?: string,
   ): Promise<S3BackupReader> {
     const client = new S3Client(s3Url(url), credentials, policy.timeoutMs);
-    const tmp = Deno.makeTempDirSync({ prefix: "cln-backup-s3-" });
+    const tmp = Deno.makeTempDirSync({ dir: scratch, prefix: "cln-backup-s3-" });
     try {
       for (let attempt = 0;; attempt++) {
         const { id, layout } = await retrying("listing the backup", policy, () => {}, async () => {

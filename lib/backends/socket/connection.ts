@@ -105,9 +105,7 @@ export class WireConnection {
     let conn: Deno.TcpConn | SocketConn | undefined;
     let timedOut = false;
     const dialling = url.tls
-      ? (url.proxy
-        ? dialTcp(first.host, first.port)
-        : startTls(url.host, url.port, url.tls.fingerprint))
+      ? (url.proxy ? dialTcp(first.host, first.port) : startTls(url.host, url.port, url.tls))
       : Deno.connect({ hostname: first.host, port: first.port });
     // A connect that completes after its timeout is closed at once.
     dialling.then((c) => timedOut && c.close(), () => {});
@@ -117,7 +115,7 @@ export class WireConnection {
           conn = await dialling;
           if (url.proxy) await socks5Connect(conn, url.host, url.port);
           if (url.proxy && url.tls) {
-            conn = await startTls(url.host, url.port, url.tls.fingerprint, conn as SocketConn);
+            conn = await startTls(url.host, url.port, url.tls, conn as SocketConn);
           }
         })(),
         timeoutMs,

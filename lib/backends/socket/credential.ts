@@ -7,6 +7,7 @@
  * @module
  */
 import { keyFromText } from "../../wire/handshake.ts";
+import { parseBackupUrl } from "../url.ts";
 
 export const CREDENTIAL_NAME = "backup.credential";
 /** For the CLI's restore, status and verify of a v2 backup: the credential file's path. */
@@ -60,4 +61,12 @@ export function credentialIn(dir: string): NodeCredential | undefined {
 export function credentialFromEnv(): NodeCredential | undefined {
   const path = Deno.env.get(CREDENTIAL_ENV);
   return path ? readCredential(path) : undefined;
+}
+
+/**
+ * The credential the CLI speaks wire v2 with to the server `url` names: the one
+ * {@linkcode CREDENTIAL_ENV} names, for a `socket:` URL; `undefined` otherwise (v1).
+ */
+export function v2Credential(url: string): NodeCredential | undefined {
+  return parseBackupUrl(url).scheme === "socket" ? credentialFromEnv() : undefined;
 }

@@ -1,16 +1,20 @@
 /**
  * TLS to a backup server, with node:tls: Deno's own TLS cannot pin a certificate by its
  * fingerprint. The server's certificate is checked before a byte of ours is sent: against
- * the URL's `fp` when it has one, else against the CA store. Through a SOCKS5 proxy, TLS
+ * the URL's `fp`, or against the CAs in its `ca` file with node:tls's own verification (the
+ * chain, and that it names the URL's host). Through a SOCKS5 proxy, TLS
  * starts on the proxied stream, so the proxy sees only ciphertext.
  *
  * @module
  */
 import * as net from "node:net";
 import * as tls from "node:tls";
-import { formatHostPort } from "../url.ts";
+import { formatHostPort, type TlsTrust } from "../url.ts";
 
-/** The server's certificate is not the one the URL pins, or not one the CA store trusts. */
+/**
+ * The server's certificate is not the one the URL pins, or not one its CAs issued for the
+ * host; or the CA file cannot be read.
+ */
 export class TlsIdentityError extends Error {
   constructor(message: string) {
     super(message);
@@ -110,44 +114,65 @@ export function dialTcp(host: string, port: number): Promise<SocketConn> {
   });
 }
 
+/** The CA certificates of `ca`, the PEM file a URL names. */
+function readCa(ca: string): string {
+  try {
+    return Deno.readTextFileSync(ca);
+  } catch (error) {
+    throw new TlsIdentityError(
+      `cannot read the CA certificates "${ca}" the URL names (${(error as Error).message}): ` +
+        `put the PEM file there, readable by this user, or fix ca= in the URL`,
+    );
+  }
+}
+
 /**
  * Starts TLS to `host:port`, directly or on `proxied` (a proxy's stream to it), and checks
- * the server's certificate: its SHA-256 must be `fingerprint` when given.
+ * the server's certificate as `trust` says.
  */
 export function startTls(
   host: string,
   port: number,
-  fingerprint: string | undefined,
+  trust: TlsTrust,
   proxied?: SocketConn,
 ): Promise<SocketConn> {
   const server = formatHostPort(host, port);
+  let ca: string | undefined;
+  try {
+    ca = trust.ca === undefined ? undefined : readCa(trust.ca);
+  } catch (error) {
+    proxied?.close();
+    return Promise.reject(error);
+  }
   return new Promise((resolve, reject) => {
     const socket = tls.connect({
-      ...(proxied ? { socket: proxied.detach() } : { host, port }),
+      // `host` names what the certificate must be issued for, also on a proxied stream.
+      ...(proxied ? { socket: proxied.detach(), host } : { host, port }),
       servername: net.isIP(host) ? undefined : host,
       // A pinned certificate is self-signed: the fingerprint is the whole check.
-      rejectUnauthorized: fingerprint === undefined,
+      ...(ca === undefined ? { rejectUnauthorized: false } : { ca, rejectUnauthorized: true }),
     });
     socket.setNoDelay(true);
     socket.once("error", (error) => {
       socket.destroy();
       reject(
-        fingerprint === undefined && /certificate|verify/i.test(error.message)
+        ca !== undefined && /certificate|verify|altnames|self.signed/i.test(error.message)
           ? new TlsIdentityError(
-            `the TLS certificate of ${server} is not trusted (${error.message}): pin it ` +
-              `with ?fp=sha256:<hex>, the fingerprint "server init-tls" printed`,
+            `the TLS certificate of ${server} is not trusted (${error.message}): it must be ` +
+              `issued for ${host} by a CA in "${trust.ca}"; check the file and the server's ` +
+              `certificate, or pin it with ?fp=sha256:<hex> instead`,
           )
           : error,
       );
     });
     socket.once("secureConnect", () => {
       const seen = socket.getPeerCertificate().fingerprint256?.replaceAll(":", "").toLowerCase();
-      if (fingerprint !== undefined && seen !== fingerprint) {
+      if (trust.fingerprint !== undefined && seen !== trust.fingerprint) {
         socket.destroy();
         reject(
           new TlsIdentityError(
             `the TLS certificate of ${server} has fingerprint sha256:${seen}, but the URL ` +
-              `pins sha256:${fingerprint}: if the server's certificate was replaced, put ` +
+              `pins sha256:${trust.fingerprint}: if the server's certificate was replaced, put ` +
               `its new fingerprint in backup.lock; otherwise someone is in between`,
           ),
         );

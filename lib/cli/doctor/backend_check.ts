@@ -1,17 +1,55 @@
 /**
  * The backend check: the backup opens and describes itself, is not a v1 file the plugin
  * will not append to, and a file backup is writable by lightningd's user. doctor reads local
- * files only: a backup on a server or in S3 is left to `status`, which fetches it.
+ * files only: a backup on a server or in S3 is left to `status`, which fetches it; but the CA
+ * file a `socket+tls:…?ca=PATH` URL names must be readable by lightningd's user and hold a
+ * certificate, or the plugin cannot connect.
  *
  * @module
  */
+import { dirname } from "node:path";
 import type { CheckResult, Found } from "./check.ts";
 import { describeBackup } from "./describe_backup.ts";
 import { formatBytes } from "./format_bytes.ts";
 import { allows, describeUser } from "./node_user.ts";
 
+/** Why lightningd's user cannot use the CA file `path`, or `undefined` when it can. */
+function caFileProblem(path: string, found: Found): string | undefined {
+  let text: string;
+  try {
+    const info = Deno.statSync(path);
+    if (!info.isFile) return `"${path}" is not a file`;
+    // Every directory above it must be searchable too.
+    for (let dir = dirname(path);; dir = dirname(dir)) {
+      if (!allows(Deno.statSync(dir), found.user, 1)) {
+        return `"${dir}" is not searchable by ${describeUser(found.user)}`;
+      }
+      if (dir === "/") break;
+    }
+    if (!allows(info, found.user, 4)) {
+      return `"${path}" is not readable by ${describeUser(found.user)}`;
+    }
+    text = Deno.readTextFileSync(path);
+  } catch (error) {
+    return `cannot read "${path}": ${(error as Error).message}`;
+  }
+  if (!text.includes("-----BEGIN CERTIFICATE-----")) {
+    return `"${path}" holds no PEM certificate ("-----BEGIN CERTIFICATE-----")`;
+  }
+  return undefined;
+}
+
 export function backendCheck(found: Found): CheckResult {
   const url = found.lock!.backend_url;
+  const ca = found.url?.scheme === "socket" ? found.url.tls?.ca : undefined;
+  const problem = ca === undefined ? undefined : caFileProblem(ca, found);
+  if (problem !== undefined) {
+    return [
+      "FAIL",
+      `the CA file the URL's ca= names, which the server's certificate must chain to, is ` +
+      `unusable: ${problem}: put the CA's PEM certificates there, readable by lightningd's user`,
+    ];
+  }
   if (found.url && found.url.scheme !== "file") {
     return [
       "WARN",

@@ -6,6 +6,7 @@
  * @module
  */
 import { LOCK_FILE } from "../../backup/lock_file.ts";
+import { KEY_FILE } from "../../crypto/key_file.ts";
 import {
   type CommandSpec,
   consoleOutput,
@@ -22,6 +23,7 @@ import { configCheck } from "./config_check.ts";
 import { filesystemCheck } from "./filesystem_check.ts";
 import { freeSpaceCheck } from "./free_space_check.ts";
 import { hsmSecretCheck } from "./hsm_secret_check.ts";
+import { keyFileCheck } from "./key_file_check.ts";
 import { launcherCheck } from "./launcher_check.ts";
 import { lockCheck } from "./lock_check.ts";
 import { nodeUser } from "./node_user.ts";
@@ -48,6 +50,8 @@ do. It only reads; run it as the user lightningd runs as, while lightningd runs 
   permissions   the launcher's Deno permissions match backup.lock
   hsm_secret    exists with mode 0400 (the database backup is useless without it: back it up
                 separately)
+  backup.key    an encrypted backup's key file: mode 0600, readable by lightningd's user,
+                holding that backup's key; none beside a plain or remote backup
   free space    at the backup's destination, against the database's size
   filesystem    the backup on another filesystem than the database (WARN when the same)
 
@@ -115,6 +119,7 @@ export function runChecks(dir: string, system: DoctorSystem = realSystem): Check
   run("permissions", permissionsNeed, () => permissionsCheck(found, found.launcher!));
   run("hsm_secret", undefined, () => hsmSecretCheck(found));
   const destinationNeed = lockOk ? undefined : "a readable backup.lock";
+  run(KEY_FILE, backendOk ? undefined : "a backup that opens", () => keyFileCheck(found));
   run("free space", destinationNeed, () => freeSpaceCheck(found, system));
   run("filesystem", destinationNeed, () => filesystemCheck(found, system));
   return checks;

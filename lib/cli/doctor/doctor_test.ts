@@ -3,6 +3,9 @@ import { assert, assertEquals, assertMatch } from "../../../tests/support/assert
 import { PRE_4090_BACKUP } from "../../../tests/support/fixtures.ts";
 import { writeLockFile } from "../../backup/lock_file.ts";
 import { FileBackend } from "../../backends/file/writer.ts";
+import { DataKey } from "../../crypto/data_key.ts";
+import { KEY_FILE, writeKeyFile } from "../../crypto/key_file.ts";
+import { makeEncryptedBackup } from "../../../tests/support/encrypted.ts";
 import {
   type Check,
   doctor,
@@ -86,6 +89,7 @@ const NAMES = [
   "launcher",
   "permissions",
   "hsm_secret",
+  "backup.key",
   "free space",
   "filesystem",
 ];
@@ -168,6 +172,50 @@ Deno.test("doctor: a backup that is missing, or a v1 file the plugin will not ap
     expect(checks, "backend", "FAIL", /v1 backup of the Python plugin.*deno task upgrade/);
   }));
 
+Deno.test("doctor: backup.key beside an encrypted backup, and none beside a plain one", () =>
+  withNode(async (node) => {
+    const keyFile = `${node.dir}/${KEY_FILE}`;
+    const check = () => runChecks(node.dir, GOOD_SYSTEM);
+    expect(check(), "backup.key", "OK", /none: .* is not encrypted.*upgrade --encrypt/);
+    const other = await DataKey.generate();
+    writeKeyFile(node.dir, other);
+    expect(check(), "backup.key", "FAIL", /is not encrypted, but .* holds a key.*remove the key/);
+    Deno.removeSync(keyFile);
+
+    Deno.removeSync(node.backupPath, { recursive: true });
+    const key = await makeEncryptedBackup(node.backupPath);
+    expect(
+      check(),
+      "backup.key",
+      "FAIL",
+      /is encrypted and .* is missing.*cln-backup rekey .* --key-file/,
+    );
+    writeKeyFile(node.dir, key);
+    expect(check(), "backup.key", "OK", /holds .*'s key, mode 0600/);
+    Deno.chmodSync(keyFile, 0o640);
+    expect(check(), "backup.key", "FAIL", /read by other users \(mode 0640\).*chmod 600/);
+    writeKeyFile(node.dir, other);
+    expect(check(), "backup.key", "FAIL", /another backup's key.*cln-backup rekey/);
+    Deno.writeTextFileSync(keyFile, "{}\n", { mode: 0o600 });
+    expect(check(), "backup.key", "FAIL", /holds no cln-backup data key/);
+    writeLockFile(node.dir, { backend_url: "socket:backup.example.org:8700" });
+    expect(check(), "backup.key", "FAIL", /takes plain backups only: .*remove the key file/);
+    writeLockFile(node.dir, { backend_url: node.url });
+    writeKeyFile(node.dir, key);
+    if (Deno.uid() === 0) { // Needs chown to play lightningd's user.
+      const backup = [...Deno.readDirSync(node.backupPath)].map((e) =>
+        `${node.backupPath}/${e.name}`
+      );
+      for (
+        const path of [node.dir, `${node.dir}/lightningd.sqlite3`, `${node.dir}/hsm_secret`]
+          .concat(node.backupPath, backup)
+      ) Deno.chownSync(path, 4242, 4242);
+      expect(check(), "backup.key", "FAIL", /not readable by uid 4242/);
+      Deno.chownSync(keyFile, 4242, 4242);
+      expect(check(), "backup.key", "OK");
+    }
+  }));
+
 Deno.test("doctor: a remote backup is left to status, not failed", () =>
   withNode((node) => {
     for (const url of ["socket:backup.example.org:8700", "s3://bucket/node?region=eu-1"]) {
@@ -178,6 +226,32 @@ Deno.test("doctor: a remote backup is left to status, not failed", () =>
       expect(checks, "version", "SKIP", /needs a local backup/);
       expect(checks, "free space", "OK", /remote backup/);
     }
+  }));
+
+Deno.test("doctor: a socket+tls URL's CA file must be readable by lightningd's user and hold a certificate", () =>
+  withNode((node) => {
+    const ca = `${node.base}/ca.pem`;
+    const url = `socket+tls:backup.example.org:8700?ca=${ca}`;
+    writeLockFile(node.dir, { backend_url: url });
+    expect(
+      runChecks(node.dir, GOOD_SYSTEM),
+      "backend",
+      "FAIL",
+      /ca= names.*cannot read ".*ca\.pem"/,
+    );
+    Deno.writeTextFileSync(ca, "not a certificate\n");
+    expect(runChecks(node.dir, GOOD_SYSTEM), "backend", "FAIL", /holds no PEM certificate/);
+    Deno.writeTextFileSync(ca, "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n");
+    expect(runChecks(node.dir, GOOD_SYSTEM), "backend", "WARN", /reads local files only/);
+    // lightningd's user (the database's owner) is not the file's: as root, make it another.
+    if (Deno.uid() === 0) Deno.chownSync(`${node.dir}/lightningd.sqlite3`, 4321, 4321);
+    Deno.chmodSync(ca, Deno.uid() === 0 ? 0o600 : 0o200);
+    if (Deno.uid() === 0) {
+      // The temporary directory holding it is private to its owner too.
+      expect(runChecks(node.dir, GOOD_SYSTEM), "backend", "FAIL", /is not searchable by uid 4321/);
+      Deno.chmodSync(node.base, 0o755);
+    }
+    expect(runChecks(node.dir, GOOD_SYSTEM), "backend", "FAIL", /ca\.pem" is not readable by uid/);
   }));
 
 Deno.test("doctor: the backup's version against the database's", async () => {

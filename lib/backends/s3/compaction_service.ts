@@ -1,0 +1,146 @@
+/**
+ * `backup-compact` and automatic compaction for an `s3://` backup: {@linkcode compactS3} on
+ * a worker thread, beside the plugin's writes.
+ *
+ * The hand-over: the writer holds its packer off (a pack would read the change objects the
+ * compaction deletes) and goes on storing changes, each a new object after the newest; the
+ * compaction folds the records up to the one before the newest it lists, so it never
+ * touches an object the writer may still supersede (a rewind). When it is done the writer
+ * forgets the change objects it deleted, packs again, and counts the backup anew.
+ *
+ * @module
+ */
+import type { CompactionPhase, CompactionResult } from "../../compact/compact.ts";
+import {
+  type CompactionService,
+  type CompactionStatus,
+  compactionStatus,
+} from "../../compact/compactor.ts";
+import { compactionDue, type CompactionPolicy } from "../../compact/policy.ts";
+import type { S3Credentials } from "./client.ts";
+import type { S3RetryPolicy } from "./retry.ts";
+import type { S3Backend } from "./backend.ts";
+
+/** What the worker is asked to compact. */
+export interface S3CompactionRequest {
+  url: string;
+  credentials: S3Credentials;
+  policy: S3RetryPolicy;
+  scratch: string;
+}
+
+/** What the worker reports. */
+export type S3CompactionMessage =
+  | { kind: "progress"; phase: CompactionPhase; version: number }
+  | { kind: "done"; result: CompactionResult & { base_seq: number | null } }
+  | { kind: "failed"; message: string };
+
+export class S3Compaction implements CompactionService {
+  #running: Promise<CompactionResult> | undefined;
+  #progress: NonNullable<CompactionStatus["running"]> | undefined;
+  #last: CompactionStatus["last"] = null;
+  #worker: Worker | undefined;
+  #abandon: ((error: Error) => void) | undefined;
+
+  constructor(
+    readonly backend: S3Backend,
+    readonly policy: () => CompactionPolicy,
+    /** Where the worker may write its temporary files: in the lightning dir. */
+    readonly scratch: string,
+  ) {}
+
+  /**
+   * Starts a compaction, or joins the one running; resolves with its result (`base_version`
+   * null when nothing but the newest change follows the newest base).
+   */
+  compact(): Promise<CompactionResult> {
+    if (this.#running) return this.#running;
+    // Shown while it starts: the compaction folds up to the object before the newest it lists.
+    const state = this.backend.state();
+    const target = state.rewindVersion ?? state.version;
+    this.#progress = { target, phase: "starting", version: target };
+    const running = new Promise<CompactionResult>((resolve, reject) => {
+      this.#abandon = reject;
+      this.#run(resolve, reject);
+    }).then((result) => {
+      this.#last = { ok: true, ...result };
+      return result;
+    }, (error: Error) => {
+      this.#last = { ok: false, error: error.message };
+      throw error;
+    }).finally(() => {
+      this.#running = undefined;
+      this.#progress = undefined;
+      this.#abandon = undefined;
+    });
+    this.#running = running;
+    return running;
+  }
+
+  async #run(
+    resolve: (result: CompactionResult) => void,
+    reject: (error: Error) => void,
+  ): Promise<void> {
+    try {
+      await this.backend.ready();
+    } catch (error) {
+      reject(new Error(`Cannot compact backup: ${(error as Error).message}`));
+      return;
+    }
+    await this.backend.pausePacking();
+    const worker = this.#worker = new Worker(
+      new URL("./compaction_worker.ts", import.meta.url),
+      { type: "module" },
+    );
+    const finish = async (baseSeq: number | null, settle: () => void) => {
+      worker.terminate();
+      this.#worker = undefined;
+      await this.backend.compacted(baseSeq).catch(() => {});
+      settle();
+    };
+    worker.onmessage = ({ data }: MessageEvent<S3CompactionMessage>) => {
+      if (data.kind === "progress") {
+        this.#progress = { ...this.#progress!, phase: data.phase, version: data.version };
+      } else if (data.kind === "done") {
+        const { base_seq, ...result } = data.result;
+        finish(base_seq, () => resolve(result));
+      } else {
+        finish(null, () => reject(new Error(data.message)));
+      }
+    };
+    worker.onerror = (event) => {
+      event.preventDefault();
+      finish(null, () => reject(new Error(`the compaction worker failed: ${event.message}`)));
+    };
+    worker.postMessage(
+      {
+        url: this.backend.url,
+        credentials: this.backend.options.credentials,
+        policy: this.backend.policy,
+        scratch: this.scratch,
+      } satisfies S3CompactionRequest,
+    );
+  }
+
+  /** Starts one when the bytes after the newest base outgrow it as the policy says. */
+  maybeCompact(): Promise<CompactionResult> | undefined {
+    if (this.#running || !compactionDue(this.policy(), this.backend.compactionSizes())) return;
+    return this.compact();
+  }
+
+  status(): CompactionStatus {
+    return compactionStatus(this.policy(), this.backend.compactionSizes(), {
+      running: this.#progress ?? null,
+      last: this.#last,
+    });
+  }
+
+  /** Stops a running compaction: what it left, the next one deletes. */
+  stop(): void {
+    this.#worker?.terminate();
+    this.#worker = undefined;
+    this.#abandon?.(
+      new Error("Cannot compact backup: the plugin is stopping; the next compaction cleans up"),
+    );
+  }
+}

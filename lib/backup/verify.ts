@@ -1,0 +1,46 @@
+/**
+ * Proving a backup restores: every record read and checked (older snapshots too), then a
+ * restore of the version it described into a scratch directory, with every check a restore
+ * makes. Shared by `verify` on this machine and the server's VERIFY.
+ *
+ * @module
+ */
+import type { BackupReader, Tail } from "../backends/backend.ts";
+import { restoreBackup } from "./restore.ts";
+
+/** What a verification found; `restoredVersion` is `undefined` for an empty backup. */
+export interface VerifyReport {
+  firstVersion: number;
+  lastVersion: number;
+  records: number;
+  snapshots: number[];
+  restoredVersion: number | undefined;
+  /** Bytes at the end that fail their checks, left out. */
+  tail: Tail | undefined;
+}
+
+/**
+ * Checks the state `describe` reports (a live backup may have grown by the time it
+ * restores), restoring into `temp`; throws at the first record or check that fails.
+ */
+export function verifyBackup(reader: BackupReader, temp: string): VerifyReport {
+  const d = reader.describe();
+  const report = {
+    firstVersion: d.firstVersion,
+    lastVersion: d.lastVersion,
+    records: d.records,
+    snapshots: d.snapshots,
+    restoredVersion: undefined,
+    tail: d.tail,
+  };
+  if (d.records === 0) return report;
+  // A restore reads the newest snapshot and the changes after it; read the older ones too.
+  for (const snapshot of d.snapshots.slice(0, -1)) {
+    for (const _ of reader.entries(snapshot)) {
+      // Reading checks each record.
+    }
+  }
+  // A restore to a version that it does not reach fails, so this one ends at lastVersion.
+  const result = restoreBackup(reader, temp, { toVersion: d.lastVersion });
+  return { ...report, restoredVersion: result.version };
+}

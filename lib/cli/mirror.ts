@@ -1,0 +1,130 @@
+/**
+ * `mirror <url> [--lightning-dir DIR] [--async]`: adds a destination to a node's backup.
+ * Copies must start equal, so with lightningd stopped it creates the new backup from a
+ * snapshot of the node's database, as `init` does, then adds it to `mirror_urls` (with
+ * `--async`, `async_urls`) in backup.lock and rewrites the launcher to grant it.
+ *
+ * @module
+ */
+import { DatabaseSync } from "node:sqlite";
+import { LOCK_FILE, readLockFile } from "../backup/lock_file.ts";
+import { DATABASE_NAME } from "../backup/restore.ts";
+import { lockDestinations } from "../backends/multi/mirrors.ts";
+import { openReader } from "../backends/open.ts";
+import { parseBackupUrl } from "../backends/url.ts";
+import { KEY_FILE } from "../crypto/key_file.ts";
+import { existsSync, removeIfExists } from "../fs/exists.ts";
+import { readDataVersion } from "../sqlite/data_version.ts";
+import {
+  type CommandSpec,
+  consoleOutput,
+  Exit,
+  fileBackupPath,
+  type Output,
+  runCommand,
+  userPath,
+} from "./args.ts";
+import { createBackupFrom, installPlugin, printConfigLine } from "./init.ts";
+import { checkNetworkDir, checkNotRunning } from "./node_dir.ts";
+import { lockForSetup } from "./setup_lock.ts";
+
+const ACTION = "Cannot add the destination";
+
+export const MIRROR_HELP = `Usage: cln-backup mirror <url> [--lightning-dir DIR] [--async]
+
+Adds <url> (file:///abs/path, s3://bucket/prefix or socket:host:port) as another destination
+of the node's backup, so that each change is stored there too before lightningd commits it.
+With lightningd stopped, it creates the backup at <url> from a snapshot of
+DIR/lightningd.sqlite3 (copies must start equal), adds <url> to "mirror_urls" in
+DIR/backup.lock, and rewrites the launcher DIR/cln-backup-plugin to grant it. S3 keys come
+from AWS_* or DIR/backup-s3.credentials, a server's credential from DIR/backup.credential.
+
+It refuses while lightningd runs, when <url> is a destination already or holds a backup, when
+the file backup in backup.lock is not at the database's version (run "cln-backup doctor"), and
+for an encrypted backup. A failure leaves backup.lock as it was.
+
+Options:
+  --lightning-dir DIR  the network directory holding backup.lock; default: the current
+                       directory
+  --async              add it to "async_urls" instead: a copy the node never waits for,
+                       which follows the first destination in the background
+  -h, --help           show this help`;
+
+export const MIRROR_SPEC: CommandSpec = {
+  name: "mirror",
+  help: MIRROR_HELP,
+  options: { "lightning-dir": { type: "string" }, async: { type: "boolean" } },
+  positionals: ["url"],
+};
+
+/** The version of the node's database; 0 when it has none yet. */
+function databaseVersion(path: string): number {
+  if (!existsSync(path)) return 0;
+  const db = new DatabaseSync(path, { readOnly: true });
+  try {
+    const version = readDataVersion(db);
+    if (version === undefined) {
+      throw new Error(`${ACTION}: "${path}" is not a lightningd database (no data_version)`);
+    }
+    return version;
+  } finally {
+    db.close();
+  }
+}
+
+export async function mirror(args: string[], output: Output = consoleOutput): Promise<number> {
+  return await runCommand(MIRROR_SPEC, args, output, async ({ values, positionals }) => {
+    const url = positionals[0];
+    parseBackupUrl(url);
+    const dir = userPath(String(values["lightning-dir"] ?? "."));
+    checkNetworkDir(dir, ACTION);
+    using _setup = lockForSetup(dir, ACTION);
+    const lock = readLockFile(dir);
+    const { sync, async } = lockDestinations(lock);
+    if ([...sync, ...async].includes(url)) {
+      throw new Error(`${ACTION}: "${dir}/${LOCK_FILE}" names ${url} already: nothing to do`);
+    }
+    if (existsSync(`${dir}/${KEY_FILE}`)) {
+      throw new Error(
+        `${ACTION}: the backup is encrypted, and a second copy of an encrypted backup is not ` +
+          `made yet: keep one destination, or copy the backup directory as a whole`,
+      );
+    }
+    await checkNotRunning(dir, ACTION);
+    const database = `${dir}/${DATABASE_NAME}`;
+    const version = databaseVersion(database);
+    // A remote first destination is compared by the plugin at its next start.
+    if (parseBackupUrl(lock.backend_url).scheme === "file") {
+      const held = openReader(lock.backend_url).describe().lastVersion;
+      if (held !== version && held !== version + 1) {
+        throw new Error(
+          `${ACTION}: ${lock.backend_url} holds version ${held} and the database ${version}: ` +
+            `the copies must start equal: run "cln-backup doctor --lightning-dir ${dir}" and ` +
+            `fix that first`,
+        );
+      }
+    }
+    const path = parseBackupUrl(url).scheme === "file" ? fileBackupPath(url, ACTION) : undefined;
+    if (path !== undefined && existsSync(path)) {
+      throw new Error(
+        `${ACTION}: "${path}" already exists: choose a new path, or remove it if it is not a ` +
+          `backup you need`,
+      );
+    }
+    const created = await createBackupFrom(database, url, dir);
+    const key = values.async ? "async_urls" : "mirror_urls";
+    const list = [...(values.async ? async : sync.slice(1)), url];
+    const launcher = installPlugin(
+      dir,
+      { ...lock, [key]: list },
+      "replace",
+      () => path !== undefined && removeIfExists(path),
+    );
+    output.out(
+      `Created the backup ${url} from "${database}" at version ${created}, and added it to ` +
+        `"${key}" in "${dir}/${LOCK_FILE}" (${sync.length + async.length + 1} destinations)`,
+    );
+    printConfigLine(output, launcher);
+    return Exit.Ok;
+  });
+}

@@ -1,0 +1,131 @@
+import { assertEquals, assertMatch } from "../../tests/support/assert.ts";
+import { dumpDatabase } from "../../tests/support/dump.ts";
+import { FakeLightningd } from "../../tests/support/fake_lightningd.ts";
+import { openReader } from "../backends/open.ts";
+import { FileBackend } from "../backends/file/writer.ts";
+import { readLockFile, writeLockFile } from "../backup/lock_file.ts";
+import { restoreBackup } from "../backup/restore.ts";
+import { DataKey } from "../crypto/data_key.ts";
+import { writeKeyFile } from "../crypto/key_file.ts";
+import { mirror } from "./mirror.ts";
+import {
+  BufferedOutput,
+  makeBackup,
+  makeNodeDir,
+  recordedChanges,
+  removeNodeDir,
+} from "./testing.ts";
+
+/** A node at the "restart" run's end (version 15), its file backup in step. */
+async function node(): Promise<{ dir: string; base: string; url: string }> {
+  const dir = makeNodeDir("restart");
+  const base = Deno.realPathSync(`${dir}/..`);
+  const url = await makeBackup(`${base}/first`, recordedChanges(["fresh-start", "restart"]));
+  writeLockFile(dir, { backend_url: url, note: 1 });
+  return { dir, base, url };
+}
+
+function restored(url: string, scratch: string): string {
+  const path = `${scratch}/restored-${crypto.randomUUID()}.sqlite3`;
+  restoreBackup(openReader(url), path);
+  return dumpDatabase(path);
+}
+
+async function run(...args: string[]): Promise<BufferedOutput & { code: number }> {
+  const output = new BufferedOutput();
+  const code = await mirror(args, output);
+  return Object.assign(output, { code });
+}
+
+Deno.test("mirror adds a copy of the node's database as a destination; the plugin writes both", async () => {
+  const { dir, base, url } = await node();
+  try {
+    const second = `file://${base}/second`;
+    const done = await run(second, "--lightning-dir", dir);
+    assertEquals(done.code, 0, done.text);
+    assertMatch(done.stdout[0], /^Created the backup .*second from .* at version 15, and added it/);
+    assertEquals(readLockFile(dir), { backend_url: url, note: 1, mirror_urls: [second] });
+    const database = `${dir}/lightningd.sqlite3`;
+    assertEquals(restored(second, base), dumpDatabase(database));
+
+    const lightningd = FakeLightningd.spawn({ lightningDir: dir });
+    for (let i = 0; i < 3; i++) {
+      const outcome = await lightningd.transaction([
+        `INSERT INTO vars (name, intval) VALUES ('mirrored-${i}', ${i})`,
+      ]);
+      assertEquals(outcome, "committed", lightningd.aborted);
+    }
+    assertEquals((await lightningd.close()).code, 0, await lightningd.stderr());
+    for (const copy of [url, second]) assertEquals(restored(copy, base), dumpDatabase(database));
+  } finally {
+    removeNodeDir(dir);
+  }
+});
+
+Deno.test("mirror refuses a destination named or present already, copies out of step, and encryption", async () => {
+  const { dir, base, url } = await node();
+  try {
+    const again = await run(url, "--lightning-dir", dir);
+    assertEquals(again.code, 1);
+    assertMatch(again.stderr[0], /names file:.*first already: nothing to do/);
+    Deno.mkdirSync(`${base}/taken`);
+    const taken = await run(`file://${base}/taken`, "--lightning-dir", dir);
+    assertMatch(taken.stderr[0], /taken" already exists: choose a new path/);
+
+    // The first backup two changes ahead of the database: the copies would not start equal.
+    const backend = FileBackend.open(url, `${base}/first`);
+    await backend.append({ version: 16, statements: ["SELECT 1"] });
+    await backend.append({ version: 17, statements: ["SELECT 1"] });
+    backend.close();
+    const ahead = await run(`file://${base}/second`, "--lightning-dir", dir);
+    assertMatch(ahead.stderr[0], /holds version 17 and the database 15: .*cln-backup doctor/);
+
+    writeKeyFile(dir, await DataKey.generate());
+    const sealed = await run(`file://${base}/second`, "--lightning-dir", dir);
+    assertMatch(sealed.stderr[0], /the backup is encrypted/);
+    assertEquals(readLockFile(dir), { backend_url: url, note: 1 }, "backup.lock unchanged");
+    assertEquals([...Deno.readDirSync(base)].some((e) => e.name === "second"), false);
+  } finally {
+    removeNodeDir(dir);
+  }
+});
+
+Deno.test("mirror --async adds an asynchronous copy; the plugin's copy catches up with the node", async () => {
+  const { dir, base, url } = await node();
+  try {
+    const copy = `file://${base}/copy`;
+    const done = await run(copy, "--async", "--lightning-dir", dir);
+    assertEquals(done.code, 0, done.text);
+    assertMatch(done.stdout[0], /added it to "async_urls" in .* \(2 destinations\)/);
+    assertEquals(readLockFile(dir), { backend_url: url, note: 1, async_urls: [copy] });
+    assertMatch(
+      Deno.readTextFileSync(`${dir}/cln-backup-plugin`),
+      new RegExp(`--allow-write=${base}/first,${base}/copy'`),
+    );
+    const again = await run(copy, "--lightning-dir", dir);
+    assertEquals(again.code, 1);
+    assertMatch(again.stderr[0], /names .*copy already: nothing to do/);
+
+    const lightningd = FakeLightningd.spawn({ lightningDir: dir });
+    for (let i = 0; i < 3; i++) {
+      const outcome = await lightningd.transaction([
+        `INSERT INTO vars (name, intval) VALUES ('copied-${i}', ${i})`,
+      ]);
+      assertEquals(outcome, "committed", lightningd.aborted);
+    }
+    let state: unknown;
+    for (let i = 0; i < 200 && state !== "caught-up"; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 25));
+      const status = (await lightningd.request("backup-status", {})).result as {
+        async_destinations: { state: string }[];
+      };
+      state = status.async_destinations[0].state;
+    }
+    assertEquals(state, "caught-up");
+    assertEquals((await lightningd.close()).code, 0, await lightningd.stderr());
+    const database = dumpDatabase(`${dir}/lightningd.sqlite3`);
+    for (const from of [url, copy]) assertEquals(restored(from, base), database);
+  } finally {
+    removeNodeDir(dir);
+  }
+});

@@ -1,0 +1,281 @@
+/**
+ * Compaction of an S3 backup against a real S3 server (Ceph's RGW): folded into a new base
+ * that restores equal to the node, the newest change kept on top for a rewind, and crashes
+ * between the steps leaving a backup that restores and a next compaction that finishes.
+ *
+ * @module
+ */
+import { DatabaseSync } from "node:sqlite";
+import { assert, assertEquals, assertMatch, assertRejects } from "./support/assert.ts";
+import { dumpDatabase } from "./support/dump.ts";
+import { note, SCHEMA, status } from "./support/plugin_session.ts";
+import {
+  restoredFromS3,
+  type Rgw,
+  rgwMissing,
+  sharedRgw,
+  stopSharedRgwLast,
+  writeCredentials,
+} from "./support/rgw.ts";
+import { FakeLightningd } from "./support/fake_lightningd.ts";
+import { BufferedOutput, makeNodeDir, removeNodeDir } from "../lib/cli/testing.ts";
+import { init } from "../lib/cli/init.ts";
+import { LAUNCHER_NAME } from "../lib/cli/launcher.ts";
+import { bumpStatement } from "./support/statements.ts";
+import type { Change } from "../lib/backends/backend.ts";
+import { compactS3, SCRATCH_DIR } from "../lib/backends/s3/compaction.ts";
+import { S3Compaction } from "../lib/backends/s3/compaction_service.ts";
+import { createS3Backup } from "../lib/backends/s3/create.ts";
+import { S3Backend } from "../lib/backends/s3/backend.ts";
+import { listBackup } from "../lib/backends/s3/layout.ts";
+
+const FAST = { timeoutMs: 5_000, retries: 2, retryDelayMs: 50, backoff: 2 };
+const CLI = new URL("../cli.ts", import.meta.url).pathname;
+
+const change = (version: number, text = `n${version}`): Change => ({
+  version,
+  statements: [note(text), bumpStatement(version - 1)],
+});
+
+/** A node's database at version 1, then with `changes` applied, as its dump. */
+function nodeDump(dir: string, changes: Change[]): string {
+  const path = `${dir}/node-${crypto.randomUUID()}.sqlite3`;
+  const db = new DatabaseSync(path);
+  db.exec(SCHEMA.join(";"));
+  db.exec("UPDATE vars SET intval = 1 WHERE name = 'data_version'");
+  for (const c of changes) for (const s of c.statements) db.exec(s);
+  db.close();
+  return dumpDatabase(path);
+}
+
+/** A backup of the node at version 1, then `changes` stored by the plugin's writer. */
+async function newBackup(s: Rgw, dir: string, changes: Change[]): Promise<string> {
+  const url = s.url(await s.bucket());
+  const snapshot = `${dir}/snapshot.sqlite3`;
+  const db = new DatabaseSync(snapshot);
+  db.exec(SCHEMA.join(";"));
+  db.exec("UPDATE vars SET intval = 1 WHERE name = 'data_version'");
+  db.close();
+  await createS3Backup(url, s.credentials, { version: 1, path: snapshot }, FAST);
+  Deno.removeSync(snapshot);
+  await append(s, url, changes);
+  return url;
+}
+
+async function append(s: Rgw, url: string, changes: Change[]): Promise<S3Backend> {
+  const backend = await S3Backend.connect(url, {
+    credentials: s.credentials,
+    policy: FAST,
+    packer: { every: 4 },
+  });
+  for (const c of changes) await backend.append(c);
+  await backend.settle();
+  backend.close();
+  return backend;
+}
+
+/** The names of the backup's objects, by kind: base and pack names, and change versions. */
+async function objects(s: Rgw, url: string): Promise<Record<string, number>> {
+  const counts: Record<string, number> = {};
+  for (const entry of await listBackup(s.client(url))) {
+    counts[entry.kind] = (counts[entry.kind] ?? 0) + 1;
+  }
+  return counts;
+}
+
+const range = (from: number, to: number) =>
+  Array.from({ length: to - from + 1 }, (_, i) => change(from + i));
+
+const test = (name: string, fn: (s: Rgw, dir: string) => Promise<void>) =>
+  Deno.test({
+    name,
+    ignore: rgwMissing !== undefined,
+    fn: async () => {
+      const dir = Deno.makeTempDirSync({ prefix: "cln-backup-s3-compact-" });
+      try {
+        await fn(await sharedRgw(), dir);
+      } finally {
+        Deno.removeSync(dir, { recursive: true });
+      }
+    },
+  });
+
+test(
+  "S3 compaction: all but the newest change folded into a base; restore equal; a rewind still works",
+  async (s, dir) => {
+    const changes = range(2, 30);
+    const url = await newBackup(s, dir, changes);
+    assert((await objects(s, url)).pack! > 0, "the packer made packs");
+    const result = await compactS3(url, s.credentials, { policy: FAST });
+    assertEquals(result.base_version, 29);
+    assertEquals(result.versions_folded, 28);
+    assert(result.bytes_freed > 0 && result.after.backupsize < result.before.backupsize);
+    // The new base, the newest change on top of it, and the backup's id: nothing else.
+    assertEquals(await objects(s, url), { base: 1, change: 1 });
+    assertEquals(await restoredFromS3(s, url, dir), nodeDump(dir, changes));
+
+    // The writer still sees the newest change on its own, so the node can drop it.
+    const backend = await S3Backend.connect(url, { credentials: s.credentials, policy: FAST });
+    assertEquals([backend.state().version, backend.state().rewindVersion], [30, 29]);
+    await backend.rewind();
+    const other = change(30, "other");
+    await backend.append(other);
+    backend.close();
+    const now = [...changes.slice(0, -1), other];
+    assertEquals(await restoredFromS3(s, url, dir), nodeDump(dir, now));
+
+    // Only the newest change after the base: nothing to fold.
+    // The rewound change's object is superseded: it goes.
+    const idle = await compactS3(url, s.credentials, { policy: FAST });
+    assertEquals([idle.base_version, idle.versions_folded], [null, 0]);
+    assert(idle.bytes_freed > 0, "the superseded change object was deleted");
+    assertEquals(await objects(s, url), { base: 1, change: 1 });
+    await append(s, url, [change(31)]);
+    assertEquals((await compactS3(url, s.credentials, { policy: FAST })).base_version, 30);
+    assertEquals(await restoredFromS3(s, url, dir), nodeDump(dir, [...now, change(31)]));
+  },
+);
+
+test(
+  "S3 compaction: a crash after the upload or mid-delete leaves a backup that restores; the next one finishes",
+  async (s, dir) => {
+    const changes = range(2, 20);
+    const url = await newBackup(s, dir, changes);
+    const crash = (at: string, after = 1) => ({
+      policy: FAST,
+      crashAt: (step: string) => {
+        if (step === at && --after === 0) throw new Error(`crash at ${step}`);
+      },
+    });
+    await assertRejects(
+      () => compactS3(url, s.credentials, crash("base-uploaded")),
+      /crash at base-uploaded/,
+    );
+    assertEquals((await objects(s, url)).base, 2, "the new base beside the old one");
+    assertEquals(await restoredFromS3(s, url, dir), nodeDump(dir, changes));
+    // The writer opens, and goes on; a crash after the first delete.
+    await append(s, url, range(21, 25));
+    const all = range(2, 25);
+    assertEquals(await restoredFromS3(s, url, dir), nodeDump(dir, all));
+    await assertRejects(
+      () => compactS3(url, s.credentials, crash("deleted-one", 2)),
+      /crash at deleted-one/,
+    );
+    assertEquals(await restoredFromS3(s, url, dir), nodeDump(dir, all));
+    // The base at 24 was uploaded: nothing is left to fold, but what it covers goes.
+    const done = await compactS3(url, s.credentials, { policy: FAST });
+    assertEquals(done.base_version, null);
+    assert(done.bytes_freed > 0, "the leftovers were deleted");
+    assertEquals(await objects(s, url), { base: 1, change: 1 });
+    assertEquals(await restoredFromS3(s, url, dir), nodeDump(dir, all));
+  },
+);
+
+test(
+  "S3 compaction: `compact s3://...` prints the result; --retain above 1 is refused",
+  async (s, dir) => {
+    const url = await newBackup(s, dir, range(2, 12));
+    const run = async (...args: string[]) => {
+      const output = await new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", CLI, "compact", ...args],
+        env: {
+          NO_COLOR: "1",
+          AWS_ACCESS_KEY_ID: s.credentials.accessKeyId,
+          AWS_SECRET_ACCESS_KEY: s.credentials.secretAccessKey,
+        },
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes).trim();
+      return { code: output.code, stdout: text(output.stdout), stderr: text(output.stderr) };
+    };
+    const refused = await run(url, "--retain", "2");
+    assertEquals(refused.code, 2);
+    assertMatch(refused.stderr, /an S3 backup keeps one base.*leave --retain out/);
+    const done = await run(url, "--json");
+    assertEquals(done.code, 0, done.stderr);
+    const result = JSON.parse(done.stdout);
+    assertEquals([result.base_version, result.versions_folded], [11, 10]);
+    assertEquals(await restoredFromS3(s, url, dir), nodeDump(dir, range(2, 12)));
+  },
+);
+
+test(
+  "S3 compaction: by itself once the objects after the base outgrow it as the policy says",
+  async (s, dir) => {
+    const url = await newBackup(s, dir, range(2, 40));
+    const backend = await S3Backend.connect(url, { credentials: s.credentials, policy: FAST });
+    try {
+      const { baseBytes, sealedLogBytes } = backend.compactionSizes();
+      assert(baseBytes > 0 && sealedLogBytes > 0, JSON.stringify(backend.compactionSizes()));
+      // Due once the objects after the base reach the floor in bytes: not yet.
+      const policy = { auto: true, ratioPercent: 100, minBytes: sealedLogBytes + 1, retain: 1 };
+      const service = new S3Compaction(backend, () => policy, `${dir}/scratch`);
+      assertEquals(service.status().next_due_at_bytes, sealedLogBytes + 1);
+      assertEquals(service.maybeCompact(), undefined);
+      policy.minBytes = sealedLogBytes;
+      const result = await service.maybeCompact();
+      assertEquals(result?.base_version, 39);
+      assertEquals(service.status().last?.ok, true);
+      assert(backend.compactionSizes().sealedLogBytes < sealedLogBytes, "counted anew");
+      await backend.append(change(41));
+    } finally {
+      backend.close();
+    }
+    assertEquals(await restoredFromS3(s, url, dir), nodeDump(dir, range(2, 41)));
+  },
+);
+
+test("S3 compaction: `backup-compact` in the launcher's plugin, while the node commits", async (s) => {
+  const dir = makeNodeDir("restart");
+  try {
+    writeCredentials(dir, s.credentials);
+    const url = s.url(await s.bucket());
+    const output = new BufferedOutput();
+    assertEquals(await init([url, "--lightning-dir", dir], output), 0, output.text);
+    const lightningd = FakeLightningd.spawn({
+      lightningDir: dir,
+      command: [`${dir}/${LAUNCHER_NAME}`],
+      env: { PATH: "/nonexistent" },
+    });
+    try {
+      await lightningd.getmanifest();
+      await lightningd.init();
+      const commit = async (i: number) =>
+        assertEquals(
+          await lightningd.transaction([`INSERT INTO vars (name, intval) VALUES ('n${i}', ${i})`]),
+          "committed",
+          lightningd.aborted,
+        );
+      for (let i = 0; i < 10; i++) await commit(i);
+      let answer: Record<string, unknown> | undefined;
+      const compacting = lightningd.request("backup-compact", {}).then((a) => answer = a);
+      let during = 0;
+      for (let i = 10; answer === undefined; i++) {
+        await commit(i);
+        const report = status(await lightningd.request("backup-status", {}));
+        if ((report.compaction as { running: unknown }).running !== null) during++;
+      }
+      await compacting;
+      assert(during > 0, "hooks were committed while the compaction ran");
+      const result = answer!.result as Record<string, unknown>;
+      assert(answer!.error === undefined, JSON.stringify(answer));
+      assertEquals(typeof result.base_version, "number");
+      assert((result.versions_folded as number) >= 10, JSON.stringify(result));
+      assertEquals([...Deno.readDirSync(`${dir}/${SCRATCH_DIR}`)], [], "scratch left empty");
+      await commit(1000);
+      assertEquals((await lightningd.stop()).code, 0);
+      assertEquals(
+        lightningd.logs.filter((l) => l.level === "broken" || l.level === "unusual"),
+        [],
+      );
+    } finally {
+      await lightningd.kill().catch(() => {});
+    }
+    assertEquals(await restoredFromS3(s, url, dir), dumpDatabase(`${dir}/lightningd.sqlite3`));
+  } finally {
+    removeNodeDir(dir);
+  }
+});
+
+stopSharedRgwLast();

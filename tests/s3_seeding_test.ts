@@ -1,0 +1,161 @@
+/**
+ * New S3 backups seeded from what a node has, against a real S3 server (Ceph's RGW):
+ * `upgrade --to s3://...` copies a Python plugin's v1 file, or a plain cln-backup directory,
+ * into one that restores to the same database, that the plugin continues through its
+ * launcher, and that compacts; `mirror s3://...` adds one beside a file backup.
+ *
+ * @module
+ */
+import { assertEquals, assertMatch } from "./support/assert.ts";
+import { dumpDatabase } from "./support/dump.ts";
+import { FakeLightningd } from "./support/fake_lightningd.ts";
+import { PRE_4090_BACKUP } from "./support/fixtures.ts";
+import { makeEncryptedBackup } from "./support/encrypted.ts";
+import {
+  restoredFromS3,
+  type Rgw,
+  rgwMissing,
+  sharedRgw,
+  stopSharedRgwLast,
+  writeCredentials,
+} from "./support/rgw.ts";
+import { openReader } from "../lib/backends/open.ts";
+import { compactS3 } from "../lib/backends/s3/compaction.ts";
+import { listBackup } from "../lib/backends/s3/layout.ts";
+import { restoreBackup } from "../lib/backup/restore.ts";
+import { upgrade } from "../lib/cli/upgrade.ts";
+import { mirror } from "../lib/cli/mirror.ts";
+import {
+  BufferedOutput,
+  makeBackup,
+  makeNodeDir,
+  recordedChanges,
+  removeNodeDir,
+} from "../lib/cli/testing.ts";
+
+/** A lightning dir whose backup.lock names `backendUrl`, with the S3 keys beside it. */
+function nodeFor(s: Rgw, backendUrl: string): { dir: string; base: string } {
+  const dir = makeNodeDir();
+  writeCredentials(dir, s.credentials);
+  Deno.writeTextFileSync(`${dir}/backup.lock`, JSON.stringify({ backend_url: backendUrl }));
+  return { dir, base: Deno.realPathSync(`${dir}/..`) };
+}
+
+async function run(...args: string[]): Promise<BufferedOutput & { code: number }> {
+  const output = new BufferedOutput();
+  const code = await upgrade(args, output);
+  return Object.assign(output, { code });
+}
+
+const test = (name: string, fn: (s: Rgw) => Promise<void>) =>
+  Deno.test({ name, ignore: rgwMissing !== undefined, fn: async () => fn(await sharedRgw()) });
+
+test("upgrade --to s3://: the v1 file's last version, continued by the plugin, then compacted", async (s) => {
+  const url = s.url(await s.bucket());
+  const { dir, base } = nodeFor(s, "file:///placeholder");
+  try {
+    const v1Url = `file://${base}/backup.dbak`;
+    Deno.copyFileSync(PRE_4090_BACKUP, `${base}/backup.dbak`);
+    Deno.writeTextFileSync(`${dir}/backup.lock`, JSON.stringify({ backend_url: v1Url, note: 1 }));
+    restoreBackup(openReader(v1Url), dir); // The node where the Python plugin left it.
+
+    const done = await run("--lightning-dir", dir, "--to", url);
+    assertEquals(done.code, 0, done.text);
+    assertMatch(
+      done.stdout[0],
+      /^Copied ".*backup.dbak" into s3:.* \(versions 1 to 46, 46 records\)/,
+    );
+    assertEquals(JSON.parse(Deno.readTextFileSync(`${dir}/backup.lock`)), {
+      backend_url: url,
+      note: 1,
+    });
+    assertEquals(await restoredFromS3(s, url, base), dumpDatabase(`${dir}/lightningd.sqlite3`));
+    const kinds = (await listBackup(s.client(url))).map((e) => e.kind);
+    assertEquals(kinds.filter((k) => k === "change").length, 1, "the newest change on its own");
+
+    // lightningd starts with the plugin through the new launcher, which reaches S3.
+    const node = FakeLightningd.spawn({
+      lightningDir: dir,
+      command: [`${dir}/cln-backup-plugin`],
+      env: { PATH: "/nonexistent" },
+    });
+    for (let i = 0; i < 3; i++) {
+      const outcome = await node.transaction([
+        `INSERT INTO vars (name, intval) VALUES ('after-upgrade-${i}', ${i})`,
+      ]);
+      assertEquals(outcome, "committed", node.aborted);
+    }
+    assertEquals((await node.close()).code, 0, await node.stderr());
+    const dump = dumpDatabase(`${dir}/lightningd.sqlite3`);
+    assertEquals(await restoredFromS3(s, url, base), dump);
+    assertEquals((await compactS3(url, s.credentials)).base_version, 48);
+    assertEquals(await restoredFromS3(s, url, base), dump);
+  } finally {
+    removeNodeDir(dir);
+  }
+});
+
+test("upgrade --to s3:// moves a plain backup; refuses encryption and a used prefix", async (s) => {
+  const url = s.url(await s.bucket());
+  const dir = makeNodeDir("restart");
+  writeCredentials(dir, s.credentials);
+  const base = Deno.realPathSync(`${dir}/..`);
+  try {
+    const plain = await makeBackup(`${base}/plain`, recordedChanges(["fresh-start", "restart"]));
+    Deno.writeTextFileSync(`${dir}/backup.lock`, JSON.stringify({ backend_url: plain }));
+    const refused = await run("--lightning-dir", dir, "--to", url, "--encrypt");
+    assertEquals(refused.code, 1);
+    assertMatch(refused.stderr[0], /stored plain for now, and --encrypt was given/);
+
+    const done = await run("--lightning-dir", dir, "--to", url);
+    assertEquals(done.code, 0, done.text);
+    assertEquals(await restoredFromS3(s, url, base), dumpDatabase(`${dir}/lightningd.sqlite3`));
+
+    // The prefix holds a backup now; and an encrypted backup stays on files.
+    Deno.writeTextFileSync(`${dir}/backup.lock`, JSON.stringify({ backend_url: plain }));
+    const used = await run("--lightning-dir", dir, "--to", url);
+    assertEquals(used.code, 1);
+    assertMatch(used.stderr[0], /already holds objects .*choose a new prefix/);
+    await makeEncryptedBackup(`${base}/sealed`);
+    Deno.writeTextFileSync(
+      `${dir}/backup.lock`,
+      JSON.stringify({ backend_url: `file://${base}/sealed` }),
+    );
+    const sealed = await run("--lightning-dir", dir, "--to", s.url(await s.bucket()));
+    assertEquals(sealed.code, 1);
+    assertMatch(sealed.stderr[0], /sealed" is encrypted: keep an encrypted backup on a file/);
+  } finally {
+    removeNodeDir(dir);
+  }
+});
+
+test("mirror s3://: a node with a file backup gains an S3 copy, and the plugin writes both", async (s) => {
+  const url = s.url(await s.bucket());
+  const dir = makeNodeDir("restart");
+  writeCredentials(dir, s.credentials);
+  const base = Deno.realPathSync(`${dir}/..`);
+  try {
+    const first = await makeBackup(`${base}/first`, recordedChanges(["fresh-start", "restart"]));
+    Deno.writeTextFileSync(`${dir}/backup.lock`, JSON.stringify({ backend_url: first }));
+    const output = new BufferedOutput();
+    assertEquals(await mirror([url, "--lightning-dir", dir], output), 0, output.text);
+    const database = `${dir}/lightningd.sqlite3`;
+    assertEquals(await restoredFromS3(s, url, base), dumpDatabase(database));
+    const node = FakeLightningd.spawn({ lightningDir: dir, env: { AWS_ACCESS_KEY_ID: "" } });
+    for (let i = 0; i < 3; i++) {
+      const outcome = await node.transaction([
+        `INSERT INTO vars (name, intval) VALUES ('mirrored-${i}', ${i})`,
+      ]);
+      assertEquals(outcome, "committed", node.aborted);
+    }
+    assertEquals((await node.close()).code, 0, await node.stderr());
+    assertEquals(await restoredFromS3(s, url, base), dumpDatabase(database));
+    const path = `${base}/first-restored.sqlite3`;
+    restoreBackup(openReader(first), path);
+    assertEquals(dumpDatabase(path), dumpDatabase(database));
+  } finally {
+    removeNodeDir(dir);
+  }
+});
+
+stopSharedRgwLast();
