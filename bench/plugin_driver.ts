@@ -32,6 +32,7 @@ export function clnBackupCommand(lightningDir: string, backupPath: string): Plug
       nodeCredential: false,
       caFiles: [],
       compacts: "file",
+      scratch: false,
     }),
     lightningDir,
   };

@@ -76,6 +76,7 @@ function socketNode(dir: string, url: string, netAddress: string): PluginCommand
       credentials: false,
       nodeCredential: true,
       caFiles: [],
+      scratch: false,
     }),
     lightningDir: dir,
   };

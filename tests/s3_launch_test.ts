@@ -5,11 +5,12 @@
  * mirror and an S3 async copy, which all restore equal to the node; and a probe run by the
  * same launcher text shows that nothing else can be reached.
  */
-import { assertEquals } from "./support/assert.ts";
+import { assert, assertEquals } from "./support/assert.ts";
+import type { FakeLightningd } from "./support/fake_lightningd.ts";
 import { dumpDatabase } from "./support/dump.ts";
 import { launchAndCommit, PRELUDE, runProbe } from "./support/launch_probe.ts";
 import { rgwMissing, sharedRgw, stopSharedRgwLast, writeCredentials } from "./support/rgw.ts";
-import { readLockFile } from "../lib/backup/lock_file.ts";
+import { readLockFile, writeLockFile } from "../lib/backup/lock_file.ts";
 import { BufferedOutput, makeNodeDir, removeNodeDir } from "../lib/cli/testing.ts";
 import { init } from "../lib/cli/init.ts";
 import { restore } from "../lib/cli/restore.ts";
@@ -19,6 +20,23 @@ import { LAUNCHER_NAME, lockLaunchPlan, parseLauncher, WORKER_CODE } from "../li
 
 const test = (name: string, fn: () => Promise<void>) =>
   Deno.test({ name, ignore: rgwMissing !== undefined, fn });
+
+/** Polls `backup-status` until the first async copy fits `wanted` (at most 20 s). */
+async function waitForCopy(
+  lightningd: FakeLightningd,
+  wanted: (status: AsyncDestinationStatus) => boolean,
+): Promise<AsyncDestinationStatus> {
+  let copy: AsyncDestinationStatus | undefined;
+  for (let i = 0; i < 400; i++) {
+    const status = (await lightningd.request("backup-status", {})).result as {
+      async_destinations: AsyncDestinationStatus[];
+    };
+    copy = status.async_destinations[0];
+    if (wanted(copy)) return copy;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new Error(`the async copy never got there: ${JSON.stringify(copy)}`);
+}
 
 /** A node with a database, its S3 keys beside backup.lock, set up by init with three copies. */
 async function initNode() {
@@ -63,15 +81,8 @@ test("init --mirror --async: the launched plugin backs up to each; each restores
     const lightningd = await launchAndCommit(dir, launcher, 5);
     try {
       const version = lightningd.dataVersion();
-      let copy: AsyncDestinationStatus | undefined;
-      for (let i = 0; i < 400 && copy?.state !== "caught-up"; i++) {
-        await new Promise((resolve) => setTimeout(resolve, 50));
-        const status = (await lightningd.request("backup-status", {})).result as {
-          async_destinations: AsyncDestinationStatus[];
-        };
-        copy = status.async_destinations[0];
-      }
-      assertEquals([copy?.state, copy?.version], ["caught-up", version], JSON.stringify(copy));
+      const copy = await waitForCopy(lightningd, (s) => s.state === "caught-up");
+      assertEquals(copy.version, version, JSON.stringify(copy));
       assertEquals((await lightningd.stop()).code, 0);
       assertEquals(lightningd.garbage, []);
     } finally {
@@ -137,6 +148,44 @@ console.log(JSON.stringify(results));
   } finally {
     other.close();
     await accepting.catch(() => {});
+    removeNodeDir(dir);
+  }
+});
+
+test("an S3 primary's async copy catches up through the launcher's scratch directory", async () => {
+  const s = await sharedRgw({ exportKeys: true });
+  const dir = makeNodeDir("restart");
+  try {
+    writeCredentials(dir, s.credentials);
+    const primary = s.url(await s.bucket());
+    const copy = `file://${Deno.realPathSync(`${dir}/..`)}/copy`;
+    const output = new BufferedOutput();
+    assertEquals(await init(["--lightning-dir", dir, primary, "--async", copy], output), 0);
+    const lock = readLockFile(dir);
+    const launcher = `${dir}/${LAUNCHER_NAME}`;
+    // The first run without the copy, which then lags by its changes.
+    writeLockFile(dir, { backend_url: primary });
+    const alone = await launchAndCommit(dir, launcher, 4);
+    assertEquals((await alone.stop()).code, 0);
+    writeLockFile(dir, lock);
+    const lightningd = await launchAndCommit(dir, launcher, 1);
+    try {
+      const version = lightningd.dataVersion();
+      const copied = await waitForCopy(lightningd, (s) => s.state === "caught-up");
+      assertEquals(copied.version, version, JSON.stringify(copied));
+      assert(
+        lightningd.logs.some((l) => /caught up from the primary/.test(l.message)),
+        JSON.stringify(lightningd.logs),
+      );
+      assertEquals((await lightningd.stop()).code, 0);
+    } finally {
+      await lightningd.kill().catch(() => {});
+    }
+    const target = `${dir}/../restored.sqlite3`;
+    const restored = new BufferedOutput();
+    assertEquals(await restore([copy, target], restored), 0, restored.text);
+    assertEquals(dumpDatabase(target), dumpDatabase(`${dir}/lightningd.sqlite3`));
+  } finally {
     removeNodeDir(dir);
   }
 });

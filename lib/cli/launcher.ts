@@ -20,7 +20,8 @@
  *   plugin also reads it to refuse a key beside a destination that cannot use it);
  * - for a lone `s3://` backup, read and write on `cln-backup-scratch` in the lightning dir,
  *   where its compaction rebuilds the database and the new base, and read on this `lib/`,
- *   the code of its worker;
+ *   the code of its worker; the same for an `s3://` backup with async copies, which catch up
+ *   by fetching it there;
  * - `--allow-sys=setPriority` for a lone file or S3 backup, which the plugin compacts: the
  *   compaction worker lowers its own thread's CPU priority, so that the hooks' thread runs
  *   first (lib/compact/worker.ts);
@@ -81,6 +82,11 @@ export interface LaunchPlan {
   caFiles: string[];
   /** A lone file or S3 backup, which the plugin compacts (none for several destinations). */
   compacts?: "file" | "s3";
+  /**
+   * The plugin works in `cln-backup-scratch` in the lightning dir: a lone S3 backup's
+   * compaction, or async copies catching up from an S3 primary, which is fetched there.
+   */
+  scratch: boolean;
 }
 
 /** What reaching one destination takes. */
@@ -101,14 +107,14 @@ export interface BackupAccess {
 }
 
 /**
- * The launch plan for the destinations of a backup.lock, `backendUrl` first and then its
- * `mirror_urls` and `async_urls` (`otherUrls`): what the plugin may read, write and connect
- * to, for each.
+ * The launch plan for the destinations of a backup.lock, `backendUrl` first, then its
+ * `mirror_urls` and `async_urls`: what the plugin may read, write and connect to, for each.
  */
 export function launchPlan(options: {
   lightningDir: string;
   backendUrl: string;
-  otherUrls?: readonly string[];
+  mirrorUrls?: readonly string[];
+  asyncUrls?: readonly string[];
   deno?: string;
   plugin?: string;
 }): LaunchPlan {
@@ -122,7 +128,8 @@ export function launchPlan(options: {
         `"deno task compile:plugin"`,
     );
   }
-  const others = options.otherUrls ?? [];
+  const asyncs = options.asyncUrls ?? [];
+  const others = [...options.mirrorUrls ?? [], ...asyncs];
   const access = [options.backendUrl, ...others].map(backupAccess);
   const unique = (
     items: (string | undefined)[],
@@ -137,6 +144,7 @@ export function launchPlan(options: {
     credentials: access.some((a) => a.credentials),
     nodeCredential: access.some((a) => a.nodeCredential),
     caFiles: unique(access.map((a) => a.caFile)),
+    scratch: primary.credentials === true && (others.length === 0 || asyncs.length > 0),
     ...(others.length > 0
       ? {}
       : primary.backupPath !== undefined
@@ -157,7 +165,8 @@ export function lockLaunchPlan(
   return launchPlan({
     lightningDir,
     backendUrl: lock.backend_url,
-    otherUrls: [...sync.slice(1), ...async],
+    mirrorUrls: sync.slice(1),
+    asyncUrls: async,
     ...options,
   });
 }
@@ -217,11 +226,12 @@ export const WORKER_CODE = new URL("../", import.meta.url).pathname.replace(/\/$
 /** The permission flags of the least-privilege launch (shared by `deno run` and `deno compile`). */
 export function permissionFlags(plan: LaunchPlan): string[] {
   const dir = realPath(plan.lightningDir).replace(/\/+$/, "");
-  // A lone s3:// backup's compaction rebuilds the database in a scratch directory of its own.
-  const scratch = plan.compacts === "s3" ? [`${dir}/${SCRATCH_DIR}`] : [];
+  // A lone s3:// backup's compaction rebuilds the database in a scratch directory of its own;
+  // async copies fetch an S3 primary there (its code: a read-ahead worker for large logs).
+  const scratch = plan.scratch ? [`${dir}/${SCRATCH_DIR}`] : [];
   const write = [...plan.backupPaths, ...scratch].map(listItem);
   const files = plan.backupPaths.length > 0;
-  const read = [
+  const read = new Set([
     `${dir}/${LOCK_FILE}`,
     `${dir}/${KEY_FILE}`,
     // A socket: backup's node credential (wire v2), when there is one: that file only.
@@ -230,14 +240,14 @@ export function permissionFlags(plan: LaunchPlan): string[] {
     ...plan.backupPaths,
     ...(files ? [WORKER_CODE] : []),
     ...(plan.credentials ? [`${dir}/${CREDENTIALS_FILE}`] : []),
-    ...(plan.compacts === "s3" ? [WORKER_CODE, ...scratch] : []),
-  ].map(listItem);
+    ...(plan.scratch ? [WORKER_CODE, ...scratch] : []),
+  ].map(listItem));
   const list = (items: string[]) => items.map(listItem).join(",");
   return [
     "--no-prompt",
     "--no-config",
     "--no-lock",
-    `--allow-read=${read.join(",")}`,
+    `--allow-read=${[...read].join(",")}`,
     ...(write.length > 0 ? [`--allow-write=${write.join(",")}`] : []),
     ...(plan.compacts !== undefined ? ["--allow-sys=setPriority"] : []),
     ...(plan.netAddresses.length > 0 ? [`--allow-net=${list(plan.netAddresses)}`] : []),

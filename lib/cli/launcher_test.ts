@@ -35,6 +35,7 @@ Deno.test("a file backup's launch reads backup.lock and the backup, writes the b
     nodeCredential: false,
     caFiles: [],
     compacts: "file",
+    scratch: false,
   });
   assertEquals(launchArgs(plan), [
     "run",
@@ -132,7 +133,8 @@ Deno.test("several destinations: each one's grants, together, and nothing else",
     args({ backend_url: "file:///var/backups/node", async_urls: [s3] }),
     args({ backend_url: "file:///var/backups/node", mirror_urls: [s3] }),
   );
-  // An S3 primary, a file mirror, a socket server behind a proxy as async.
+  // An S3 primary, a file mirror, a socket server behind a proxy as async: the async copy
+  // catches up by fetching the S3 primary into the scratch directory.
   assertEquals(
     args({
       backend_url: s3,
@@ -142,9 +144,19 @@ Deno.test("several destinations: each one's grants, together, and nothing else",
     [
       "--allow-read=/nonexistent/ln/backup.lock,/nonexistent/ln/backup.key," +
       `/nonexistent/ln/backup.credential,/mnt/disk/node,${CODE},` +
-      "/nonexistent/ln/backup-s3.credentials",
-      "--allow-write=/mnt/disk/node",
+      "/nonexistent/ln/backup-s3.credentials,/nonexistent/ln/cln-backup-scratch",
+      "--allow-write=/mnt/disk/node,/nonexistent/ln/cln-backup-scratch",
       "--allow-net=127.0.0.1:7480,127.0.0.1:9050",
+    ],
+  );
+  // An S3 primary with a mirror only: no scratch directory (it neither compacts nor is read).
+  assertEquals(
+    args({ backend_url: s3, mirror_urls: ["file:///m"] }),
+    [
+      "--allow-read=/nonexistent/ln/backup.lock,/nonexistent/ln/backup.key," +
+      `/m,${CODE},/nonexistent/ln/backup-s3.credentials`,
+      "--allow-write=/m",
+      "--allow-net=127.0.0.1:7480",
     ],
   );
   // Two file backups: both read and written.

@@ -25,6 +25,8 @@ import { lockDestinations, mirrorFailure } from "../backends/multi/mirrors.ts";
 import { AsyncCopy } from "../backends/multi/async_copy.ts";
 import { WithAsyncCopies } from "../backends/multi/with_async_copies.ts";
 import { FileBackupReader } from "../backends/file/reader.ts";
+import { S3BackupReader } from "../backends/s3/reader.ts";
+import { SCRATCH_DIR } from "../backends/s3/compaction.ts";
 import { S3Backend } from "../backends/s3/backend.ts";
 import { loadCredentials } from "../backends/s3/credentials.ts";
 import { s3PolicyFromLock } from "../backends/s3/retry.ts";
@@ -174,8 +176,20 @@ function asyncCopies(
   options: StartupOptions,
 ): AsyncCopy[] {
   const primaryUrl = parseBackupUrl(lock.backend_url);
+  // An S3 primary is fetched into the scratch directory the launcher grants for it.
+  const scratch = `${dir}/${SCRATCH_DIR}`;
   const readPrimary = primaryUrl.scheme === "file"
     ? () => Promise.resolve(new FileBackupReader(lock.backend_url, primaryUrl.path, { key }))
+    : primaryUrl.scheme === "s3"
+    ? () => {
+      Deno.mkdirSync(scratch, { recursive: true });
+      return S3BackupReader.fetch(
+        lock.backend_url,
+        loadCredentials(dir),
+        s3PolicyFromLock(lock),
+        scratch,
+      );
+    }
     : () => connectReader(lock.backend_url, dir);
   const maxRetryMs = asyncRetryMs(lock);
   return urls.map((url) => {
