@@ -8,7 +8,7 @@
  * @module
  */
 import { MessageFramer } from "../lib/plugin/framing.ts";
-import { launchArgs } from "../lib/cli/launcher.ts";
+import { launchArgs, launchPlan } from "../lib/cli/launcher.ts";
 
 export const NULL_PLUGIN = new URL("./null_plugin.ts", import.meta.url).pathname;
 export const CLN_BACKUP_PLUGIN = new URL("../plugin.ts", import.meta.url).pathname;
@@ -22,18 +22,9 @@ export interface PluginCommand {
 /** cln-backup as `init`'s launcher starts it: least privilege, no config, no lock file. */
 export function clnBackupCommand(lightningDir: string, backupPath: string): PluginCommand {
   return {
-    args: launchArgs({
-      deno: Deno.execPath(),
-      plugin: CLN_BACKUP_PLUGIN,
-      lightningDir,
-      backupPaths: [backupPath],
-      netAddresses: [],
-      credentials: false,
-      nodeCredential: false,
-      caFiles: [],
-      compacts: "file",
-      scratch: false,
-    }),
+    args: launchArgs(
+      launchPlan({ lightningDir, backendUrl: `file://${backupPath}`, plugin: CLN_BACKUP_PLUGIN }),
+    ),
     lightningDir,
   };
 }

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { launchArgs } from "../lib/cli/launcher.ts";
+import { launchArgs, launchPlan } from "../lib/cli/launcher.ts";
 import { writeLockFile } from "../lib/backup/lock_file.ts";
 import { restoreBackup } from "../lib/backup/restore.ts";
 import { FileBackupReader } from "../lib/backends/file/reader.ts";
@@ -63,21 +63,11 @@ async function startMicrosocks(port: number): Promise<Deno.ChildProcess | undefi
 }
 
 /** A lightning dir whose backup.lock names `url`, launched with the launcher's flags. */
-function socketNode(dir: string, url: string, netAddress: string): PluginCommand {
+function socketNode(dir: string, url: string): PluginCommand {
   Deno.mkdirSync(dir, { recursive: true });
   writeLockFile(dir, { backend_url: url });
   return {
-    args: launchArgs({
-      deno: Deno.execPath(),
-      plugin: CLN_BACKUP_PLUGIN,
-      lightningDir: dir,
-      backupPaths: [],
-      netAddresses: [netAddress],
-      credentials: false,
-      nodeCredential: true,
-      caFiles: [],
-      scratch: false,
-    }),
+    args: launchArgs(launchPlan({ lightningDir: dir, backendUrl: url, plugin: CLN_BACKUP_PLUGIN })),
     lightningDir: dir,
   };
 }
@@ -115,19 +105,17 @@ export const remote: Section = {
     const tlsPort = freePort();
     const tlsServer = await spawnRootServer(tlsRoot, tlsPort);
     const serverUrl = `socket:127.0.0.1:${serverPort}`;
-    const net = `127.0.0.1:${serverPort}`;
     const plugins: Partial<Record<Path, PluginProcess>> = {
       file: await startPlugin(clnBackupNode(`${dir}/file`)),
-      v1: await startPlugin(socketNode(`${dir}/v1-node`, serverUrl, net)),
-      v2: await startPlugin(socketNode(v2Dir, serverUrl, net)),
+      v1: await startPlugin(socketNode(`${dir}/v1-node`, serverUrl)),
+      v2: await startPlugin(socketNode(v2Dir, serverUrl)),
       tls: await startPlugin(
-        socketNode(tlsDir, `socket+tls:127.0.0.1:${tlsPort}?fp=${fp}`, `127.0.0.1:${tlsPort}`),
+        socketNode(tlsDir, `socket+tls:127.0.0.1:${tlsPort}?fp=${fp}`),
       ),
       proxy: proxy
         ? await startPlugin(socketNode(
           proxyDir,
           `socket:localhost:${serverPort}?proxy=socks5:127.0.0.1:${proxyPort}`,
-          `127.0.0.1:${proxyPort}`,
         ))
         : undefined,
     };
