@@ -163,8 +163,20 @@ test(
       /crash at deleted-one/,
     );
     assertEquals(await restoredFromS3(s, url, dir), nodeDump(dir, all));
+    // A compaction killed mid-upload left parts, which S3 keeps until they are aborted.
+    const client = s.client(url);
+    const left = `${client.url.prefix}base-00000000000000000099-00000000000000000099.clnb`;
+    const uploadId = await client.createMultipart(left);
+    await client.uploadPart(left, uploadId, 1, new Uint8Array(1024));
+    const unfinished = async () => {
+      const uploads = [];
+      for await (const page of client.listMultipart(client.url.prefix)) uploads.push(...page);
+      return uploads.map((u) => u.key);
+    };
+    assertEquals(await unfinished(), [left]);
     // The base at 24 was uploaded: nothing is left to fold, but what it covers goes.
     const done = await compactS3(url, s.credentials, { policy: FAST });
+    assertEquals(await unfinished(), [], "the unfinished upload aborted");
     assertEquals(done.base_version, null);
     assert(done.bytes_freed > 0, "the leftovers were deleted");
     assertEquals(await objects(s, url), { base: 1, change: 1 });

@@ -21,6 +21,7 @@ import { Pacer } from "../../compact/pacer.ts";
 import { baseName } from "../../format/layout.ts";
 import { restoreBackup } from "../../backup/restore.ts";
 import { S3Client, type S3Credentials } from "./client.ts";
+import type { Upload } from "./xml.ts";
 import { baseKey } from "./keys.ts";
 import { listBackup, resolveLayout, type S3Layout } from "./layout.ts";
 import { readBackupId, s3Url } from "./backend.ts";
@@ -76,6 +77,28 @@ function clearScratch(scratch: string): void {
   }
 }
 
+/**
+ * Aborts the unfinished uploads of bases under the prefix: a compaction killed mid-upload
+ * leaves its parts, which S3 keeps (and bills) until aborted. One running beside this one
+ * (the CLI's and the plugin's) then fails before it deletes anything.
+ */
+async function abortLeftUploads(client: S3Client, policy: S3RetryPolicy): Promise<void> {
+  const prefix = `${client.url.prefix}base-`;
+  const uploads: Upload[] = [];
+  await retrying("listing unfinished uploads", policy, () => {}, async () => {
+    uploads.length = 0;
+    for await (const page of client.listMultipart(prefix)) uploads.push(...page);
+  });
+  for (const { key, uploadId } of uploads) {
+    await retrying(
+      `aborting the upload of ${key}`,
+      policy,
+      () => {},
+      () => client.abortMultipart(key, uploadId),
+    );
+  }
+}
+
 /** Compacts the S3 backup at `url`; see the module's steps. */
 export async function compactS3(
   url: string,
@@ -100,6 +123,7 @@ export async function compactS3(
   );
   const before = await list();
   if (options.scratch) clearScratch(options.scratch);
+  await abortLeftUploads(client, policy);
   let fold: { seq: number; version: number } | undefined;
   const tmp = Deno.makeTempDirSync({ dir: options.scratch, prefix: "cln-backup-s3-compact-" });
   try {
