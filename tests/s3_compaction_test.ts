@@ -25,6 +25,7 @@ import { bumpStatement } from "./support/statements.ts";
 import type { Change } from "../lib/backends/backend.ts";
 import { compactS3, SCRATCH_DIR } from "../lib/backends/s3/compaction.ts";
 import { S3Compaction } from "../lib/backends/s3/compaction_service.ts";
+import { DEFAULT_POLICY } from "../lib/compact/policy.ts";
 import { createS3Backup } from "../lib/backends/s3/create.ts";
 import { S3Backend } from "../lib/backends/s3/backend.ts";
 import { listBackup } from "../lib/backends/s3/layout.ts";
@@ -162,8 +163,20 @@ test(
       /crash at deleted-one/,
     );
     assertEquals(await restoredFromS3(s, url, dir), nodeDump(dir, all));
+    // A compaction killed mid-upload left parts, which S3 keeps until they are aborted.
+    const client = s.client(url);
+    const left = `${client.url.prefix}base-00000000000000000099-00000000000000000099.clnb`;
+    const uploadId = await client.createMultipart(left);
+    await client.uploadPart(left, uploadId, 1, new Uint8Array(1024));
+    const unfinished = async () => {
+      const uploads = [];
+      for await (const page of client.listMultipart(client.url.prefix)) uploads.push(...page);
+      return uploads.map((u) => u.key);
+    };
+    assertEquals(await unfinished(), [left]);
     // The base at 24 was uploaded: nothing is left to fold, but what it covers goes.
     const done = await compactS3(url, s.credentials, { policy: FAST });
+    assertEquals(await unfinished(), [], "the unfinished upload aborted");
     assertEquals(done.base_version, null);
     assert(done.bytes_freed > 0, "the leftovers were deleted");
     assertEquals(await objects(s, url), { base: 1, change: 1 });
@@ -223,6 +236,88 @@ test(
       backend.close();
     }
     assertEquals(await restoredFromS3(s, url, dir), nodeDump(dir, range(2, 41)));
+  },
+);
+
+test(
+  "S3 compaction: a migration's PRAGMA hook repeating a version stays after the base, and restore replays it",
+  async (s, dir) => {
+    const changes: Change[] = [
+      {
+        version: 2,
+        statements: [
+          "CREATE TABLE parent (id INTEGER PRIMARY KEY)",
+          "CREATE TABLE child (id INTEGER PRIMARY KEY, " +
+          "parent INTEGER REFERENCES parent(id) ON DELETE CASCADE)",
+          "INSERT INTO parent VALUES (1)",
+          "INSERT INTO child VALUES (1, 1)",
+          bumpStatement(1),
+        ],
+      },
+      // lightningd's table rebuilds turn foreign keys off first: with them on, the DROP
+      // would delete the child rows.
+      { version: 2, statements: ["PRAGMA foreign_keys = OFF"] },
+      {
+        version: 3,
+        statements: [
+          "CREATE TABLE parent_new (id INTEGER PRIMARY KEY)",
+          "INSERT INTO parent_new SELECT id FROM parent",
+          "DROP TABLE parent",
+          "ALTER TABLE parent_new RENAME TO parent",
+          bumpStatement(2),
+        ],
+      },
+    ];
+    const url = await newBackup(s, dir, changes);
+    const node = nodeDump(dir, changes);
+    assert(node.includes("child"), "the node keeps its child rows");
+    const result = await compactS3(url, s.credentials, { policy: FAST });
+    assertEquals([result.base_version, result.versions_folded], [2, 1]);
+    assertEquals(await objects(s, url), { base: 1, change: 2 }, "the PRAGMA hook stays");
+    assertEquals(await restoredFromS3(s, url, dir), node);
+  },
+);
+
+test(
+  "S3 compaction: the packer goes on after it, the writer counts as a listing does, and the scratch is emptied",
+  async (s, dir) => {
+    const url = await newBackup(s, dir, range(2, 10));
+    const logs: string[] = [];
+    const backend = await S3Backend.connect(url, {
+      credentials: s.credentials,
+      policy: FAST,
+      packer: { every: 4 },
+      log: (level, message) => logs.push(`${level}: ${message}`),
+    });
+    const scratch = `${dir}/scratch`;
+    Deno.mkdirSync(`${scratch}/cln-backup-s3-compact-left`, { recursive: true });
+    Deno.writeTextFileSync(`${scratch}/cln-backup-s3-compact-left/database.sqlite3`, "left");
+    try {
+      const service = new S3Compaction(backend, () => DEFAULT_POLICY, scratch);
+      const compacting = service.compact();
+      // The writer goes on while the compaction runs; its packer waits.
+      for (const c of range(11, 20)) await backend.append(c);
+      const result = await compacting;
+      assert(result.base_version !== null && result.base_version >= 9, JSON.stringify(result));
+      assertEquals([...Deno.readDirSync(scratch)], [], "the scratch emptied");
+      for (const c of range(21, 30)) await backend.append(c);
+      await backend.settle();
+      const listed = await listBackup(s.client(url));
+      const base = listed.find((e) => e.kind === "base")!;
+      assert(base.kind === "base");
+      assert(
+        listed.some((e) => e.kind === "pack" && e.first > base.seq),
+        `packs again after the base: ${listed.map((e) => e.key).join(" ")}`,
+      );
+      assert(backend.unpacked.every((e) => e.seq > base.seq), "nothing the base covers to pack");
+      assertEquals(logs.filter((l) => l.startsWith("unusual")), []);
+      const fresh = await S3Backend.connect(url, { credentials: s.credentials, policy: FAST });
+      assertEquals(backend.state().records, fresh.state().records);
+      fresh.close();
+    } finally {
+      backend.close();
+    }
+    assertEquals(await restoredFromS3(s, url, dir), nodeDump(dir, range(2, 30)));
   },
 );
 

@@ -86,12 +86,20 @@ test("init to S3 uploads the snapshot; the plugin goes on from it; a second init
   const dir = makeNodeDir("restart");
   const restored = Deno.makeTempDirSync();
   try {
+    // Keys in the environment do for init, but the plugin reads only the file.
+    const refused = new BufferedOutput();
+    assertEquals(await init([url, "--lightning-dir", dir], refused), 1);
+    assertMatch(
+      refused.stderr[0],
+      /reads its S3 keys from ".*backup-s3.credentials" only, and there is none: write/,
+    );
+    assertEquals(await listBackup(s.client(url)), [], "nothing uploaded");
+    writeCredentials(dir, s.credentials);
     const output = new BufferedOutput();
     assertEquals(await init([url, "--lightning-dir", dir], output), 0, output.text);
     assertMatch(output.stdout[0], /^Created the backup s3:.* at version 15$/);
     const bases = (await listBackup(s.client(url))).filter((e) => e.kind === "base");
     assertEquals(bases.map((b) => [b.version, b.seq]), [[15, 0]]);
-    writeCredentials(dir, s.credentials);
     await oneTransaction(dir);
     assertEquals(await restore([url, restored], new BufferedOutput()), 0);
     assertEquals(
@@ -99,6 +107,7 @@ test("init to S3 uploads the snapshot; the plugin goes on from it; a second init
       dumpDatabase(`${dir}/lightningd.sqlite3`),
     );
     const other = makeNodeDir("restart");
+    writeCredentials(other, s.credentials);
     try {
       const again = new BufferedOutput();
       assertEquals(await init([url, "--lightning-dir", other], again), 1);

@@ -138,8 +138,7 @@ async function compactOnS3(url: string, retain: number, output: Output): Promise
       ((phase, version) => output.progress!(`compacting: ${phase}, version ${version}`)),
   });
   output.progress?.("");
-  const { base_seq: _, ...fields } = result;
-  return fields;
+  return result;
 }
 
 export async function compact(args: string[], output: Output = consoleOutput): Promise<number> {

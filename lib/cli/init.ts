@@ -34,7 +34,7 @@ import { parseBackupUrl } from "../backends/url.ts";
 import { credentialIn } from "../backends/socket/credential.ts";
 import { SocketBackend } from "../backends/socket/backend.ts";
 import { createS3Backup } from "../backends/s3/create.ts";
-import { loadCredentials } from "../backends/s3/credentials.ts";
+import { checkPluginCredentials, loadCredentials } from "../backends/s3/credentials.ts";
 import { DEFAULT_RETRY_POLICY } from "../backends/socket/options.ts";
 import { checkNetworkDir, checkNotRunning } from "./node_dir.ts";
 import { claimWorkPath, removeLeftovers, workPath } from "../fs/work_path.ts";
@@ -624,6 +624,7 @@ export async function init(
     }
     const database = `${dir}/${DATABASE_NAME}`;
     if (path === undefined) {
+      if (scheme === "s3") checkPluginCredentials(dir, ACTION);
       const version = await createBackupFrom(database, url, dir);
       const undoCopies = await createCopies(copies, database, dir, version, output);
       // A snapshot on a server stays there: a retry of init is refused until it is moved aside.

@@ -13,6 +13,7 @@ import { lockDestinations } from "../backends/multi/mirrors.ts";
 import { openReader } from "../backends/open.ts";
 import { parseBackupUrl } from "../backends/url.ts";
 import { KEY_FILE } from "../crypto/key_file.ts";
+import { checkPluginCredentials } from "../backends/s3/credentials.ts";
 import { existsSync, removeIfExists } from "../fs/exists.ts";
 import { readDataVersion } from "../sqlite/data_version.ts";
 import {
@@ -91,6 +92,7 @@ export async function mirror(args: string[], output: Output = consoleOutput): Pr
       );
     }
     await checkNotRunning(dir, ACTION);
+    if (parseBackupUrl(url).scheme === "s3") checkPluginCredentials(dir, ACTION);
     const database = `${dir}/${DATABASE_NAME}`;
     const version = databaseVersion(database);
     // A remote first destination is compared by the plugin at its next start.

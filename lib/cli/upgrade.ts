@@ -17,7 +17,7 @@ import { LOCK_FILE, type LockFile, readLockFile } from "../backup/lock_file.ts";
 import type { BackupDescription } from "../backends/backend.ts";
 import { parseBackupUrl } from "../backends/url.ts";
 import { copyToS3 } from "../backends/s3/copy.ts";
-import { loadCredentials } from "../backends/s3/credentials.ts";
+import { checkPluginCredentials, loadCredentials } from "../backends/s3/credentials.ts";
 import { S3BackupReader } from "../backends/s3/reader.ts";
 import { backupKind } from "../backends/open.ts";
 import { FileBackupReader } from "../backends/file/reader.ts";
@@ -183,6 +183,7 @@ async function upgradeToS3(
     );
   }
   await checkNotRunning(dir, ACTION);
+  checkPluginCredentials(dir, ACTION);
   const source = kind === "v1"
     ? new V1BackupReader(lock.backend_url, path)
     : new FileBackupReader(lock.backend_url, path);
@@ -199,7 +200,8 @@ async function upgradeToS3(
   if (after.lastVersion !== before.lastVersion) {
     throw new Error(
       `${ACTION}: the S3 backup ends at version ${after.lastVersion}, the old one at ` +
-        `${before.lastVersion}: backup.lock was not changed; please report this`,
+        `${before.lastVersion}: backup.lock was not changed; remove the objects under ${url} ` +
+        `before trying again, and please report this`,
     );
   }
   const launcher = installPlugin(dir, { ...lock, backend_url: url }, "replace", () => {});

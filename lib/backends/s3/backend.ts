@@ -107,6 +107,8 @@ export class S3Backend implements Backend {
   #bytes = 0;
   /** Bytes of the newest base: what automatic compaction weighs the rest against. */
   #baseBytes = 0;
+  /** Sequence of the last record the newest base covers. */
+  #baseSeq = 0;
   /** Where the next change goes: its sequence number and generation. */
   #next = { seq: 1, gen: 0 };
   /** Generation of the change object holding the last record (-1: none, it is packed). */
@@ -163,6 +165,7 @@ export class S3Backend implements Backend {
         this.#records = layout.records;
         this.#bytes = layout.bytes;
         this.#baseBytes = layout.bases.at(-1)?.size ?? 0;
+        this.#baseSeq = layout.bases.at(-1)?.seq ?? 0;
         this.#next = { seq: layout.lastSeq + 1, gen: 0 };
         const last = layout.sources.at(-1);
         this.#lastGen = last?.kind === "change" ? last.gen : -1;
@@ -266,22 +269,26 @@ export class S3Backend implements Backend {
     await this.#packer?.pause();
   }
 
-  /**
-   * After a compaction whose base covers the records up to `baseSeq`: forgets the change
-   * objects it deleted, packs again, and counts the backup anew from a listing (the
-   * changes stored since the listing are added to it).
-   */
-  async compacted(baseSeq: number | null): Promise<void> {
-    if (baseSeq !== null) {
-      const covered = this.unpacked.findLastIndex((e) => e.seq <= baseSeq) + 1;
-      this.unpacked.splice(0, covered);
-    }
+  /** After a compaction, done or not: catches up with the bucket, then packs again. */
+  async compacted(): Promise<void> {
+    await this.resync().catch(() => {});
     this.#packer?.resume();
+  }
+
+  /**
+   * Catches up with what a listing shows: a newer base (a compaction's) covers the change
+   * objects up to its sequence, which are no longer the packer's to pack (it may have
+   * deleted them); the counts start from it.
+   */
+  async resync(): Promise<void> {
     const layout = resolveLayout(await listBackup(this.client));
+    const base = layout.bases.at(-1);
+    this.#baseSeq = base?.seq ?? 0;
+    this.#baseBytes = base?.size ?? 0;
+    this.unpacked.splice(0, this.unpacked.findLastIndex((e) => e.seq <= this.#baseSeq) + 1);
     const since = this.unpacked.filter((e) => e.seq > layout.lastSeq);
     this.#bytes = layout.bytes + since.reduce((sum, e) => sum + e.size, 0);
-    this.#records = layout.records + since.length;
-    this.#baseBytes = layout.bases.at(-1)?.size ?? 0;
+    this.#records = this.#next.seq - 1 - this.#baseSeq;
   }
 
   /** Waits for a pack under way (tests, and a clean exit). */

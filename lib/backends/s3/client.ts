@@ -9,7 +9,7 @@
 import { createHash } from "node:crypto";
 import { EMPTY_SHA256, signRequest, uriEncode } from "./sigv4.ts";
 import type { S3Url } from "./s3_url.ts";
-import { parseListing, xmlText } from "./xml.ts";
+import { parseListing, parseUploads, type Upload, xmlText } from "./xml.ts";
 
 export type { SigningKeys as S3Credentials } from "./sigv4.ts";
 import type { SigningKeys as S3Credentials } from "./sigv4.ts";
@@ -252,6 +252,24 @@ export class S3Client {
     const text = await response.text();
     const code = xmlText(text, "Code");
     if (code !== undefined) throw new S3Error(`${what}: ${code}`, 200, code, code === "SlowDown");
+  }
+
+  /** The unfinished multipart uploads of keys under `prefix`, a page at a time. */
+  async *listMultipart(prefix: string): AsyncGenerator<Upload[]> {
+    let marker: Upload | undefined;
+    do {
+      const params: [string, string][] = [["prefix", prefix], ["uploads", ""]];
+      if (marker) params.push(["key-marker", marker.key], ["upload-id-marker", marker.uploadId]);
+      const query = params.map(([k, v]) => `${k}=${uriEncode(v)}`).join("&");
+      const response = await this.#request(
+        `Cannot list the uploads under "${prefix}"`,
+        "GET",
+        this.#resource("", query),
+      );
+      const page = parseUploads(await response.text());
+      yield page.uploads;
+      marker = page.next;
+    } while (marker !== undefined);
   }
 
   async abortMultipart(key: string, uploadId: string): Promise<void> {

@@ -5,10 +5,10 @@
  * crash-safe by the layout's rules (layout.ts): readers take the newest base, and what a
  * base covers is garbage, which the next compaction or packer deletes.
  *
- * 1. list: the newest base, the records after it; the newest change object stays on top,
- *    so the plugin can still drop it (a rewind);
- * 2. rebuild the database at the version of the record before it, from a spool of the
- *    backup (S3BackupReader), in a temporary directory;
+ * 1. spool the backup (S3BackupReader): the newest base, the records after it; the newest
+ *    record stays on top, so the plugin can still drop it (a rewind);
+ * 2. rebuild the database at the version of the record before it (see
+ *    {@linkcode foldPoint}), in a temporary directory, and move it into a base;
  * 3. upload it as `base-<version>-<seq>` (a multipart upload: S3 shows it whole or not at
  *    all);
  * 4. list again: it must be the newest base; then delete what it covers.
@@ -16,12 +16,14 @@
  * @module
  */
 import type { CompactionPhase, CompactionResult, CompactionStats } from "../../compact/compact.ts";
-import { writeBase } from "../file/create.ts";
+import { moveIntoBase } from "../../compact/move_into_base.ts";
+import { Pacer } from "../../compact/pacer.ts";
 import { baseName } from "../../format/layout.ts";
 import { restoreBackup } from "../../backup/restore.ts";
 import { S3Client, type S3Credentials } from "./client.ts";
+import type { Upload } from "./xml.ts";
 import { baseKey } from "./keys.ts";
-import { lastSeqOf, listBackup, resolveLayout, type S3Layout } from "./layout.ts";
+import { listBackup, resolveLayout, type S3Layout } from "./layout.ts";
 import { readBackupId, s3Url } from "./backend.ts";
 import { S3BackupReader } from "./reader.ts";
 import { uploadFile } from "./create.ts";
@@ -35,7 +37,10 @@ export const SCRATCH_DIR = "cln-backup-scratch";
 
 export interface S3CompactOptions {
   policy?: S3RetryPolicy;
-  /** Where the temporary files go (made if missing); the system's temporary directory else. */
+  /**
+   * A directory of the compaction's own for its temporary files, emptied first (of what a
+   * stopped compaction left); the system's temporary directory else.
+   */
   scratch?: string;
   onProgress?: (phase: CompactionPhase, version: number) => void;
   /** Test seam: a crash between the steps, named as the file compaction's are. */
@@ -47,10 +52,51 @@ function held(layout: S3Layout): CompactionStats {
   return { backupsize: layout.bytes, version_count: layout.records + layout.bases.length };
 }
 
-/** Where a compaction may fold up to: the end of the source before the newest. */
-export function foldPoint(layout: S3Layout): { seq: number; version: number } | undefined {
-  const source = layout.sources.at(-2);
-  return source && { seq: lastSeqOf(source), version: source.version };
+/**
+ * Where a compaction folds up to, from the spooled records after the newest base (their
+ * versions, in sequence order): the version of the record before the newest, which is never
+ * folded (a rewind may supersede it). The base ends at the first record of that version, so
+ * the PRAGMA-only hooks that repeat it (a migration's `PRAGMA foreign_keys = OFF`, say) stay
+ * after the base, where a restore replays them before what follows them.
+ */
+export function foldPoint(
+  versions: readonly number[],
+  base: { seq: number; version: number },
+): { seq: number; version: number } | undefined {
+  if (versions.length < 2) return undefined;
+  const version = versions[versions.length - 2];
+  if (version <= base.version) return undefined;
+  return { seq: base.seq + 1 + versions.indexOf(version), version };
+}
+
+/** Empties the plugin's scratch directory: what a stopped compaction left there. */
+function clearScratch(scratch: string): void {
+  Deno.mkdirSync(scratch, { recursive: true });
+  for (const entry of Deno.readDirSync(scratch)) {
+    Deno.removeSync(`${scratch}/${entry.name}`, { recursive: true });
+  }
+}
+
+/**
+ * Aborts the unfinished uploads of bases under the prefix: a compaction killed mid-upload
+ * leaves its parts, which S3 keeps (and bills) until aborted. One running beside this one
+ * (the CLI's and the plugin's) then fails before it deletes anything.
+ */
+async function abortLeftUploads(client: S3Client, policy: S3RetryPolicy): Promise<void> {
+  const prefix = `${client.url.prefix}base-`;
+  const uploads: Upload[] = [];
+  await retrying("listing unfinished uploads", policy, () => {}, async () => {
+    uploads.length = 0;
+    for await (const page of client.listMultipart(prefix)) uploads.push(...page);
+  });
+  for (const { key, uploadId } of uploads) {
+    await retrying(
+      `aborting the upload of ${key}`,
+      policy,
+      () => {},
+      () => client.abortMultipart(key, uploadId),
+    );
+  }
 }
 
 /** Compacts the S3 backup at `url`; see the module's steps. */
@@ -58,7 +104,7 @@ export async function compactS3(
   url: string,
   credentials: S3Credentials,
   options: S3CompactOptions = {},
-): Promise<CompactionResult & { base_seq: number | null }> {
+): Promise<CompactionResult> {
   const started = performance.now();
   const policy = options.policy ?? DEFAULT_S3_POLICY;
   const client = new S3Client(s3Url(url), credentials, policy.timeoutMs);
@@ -76,16 +122,20 @@ export async function compactS3(
     () => readBackupId(client, url),
   );
   const before = await list();
-  const seconds = () => Math.round(performance.now() - started) / 1000;
-  const fold = foldPoint(before);
-  const key = fold && baseKey(client.url.prefix, fold.version, fold.seq);
-  if (fold && key && !before.bases.some((b) => b.key === key)) {
-    if (options.scratch) Deno.mkdirSync(options.scratch, { recursive: true });
-    const tmp = Deno.makeTempDirSync({ dir: options.scratch, prefix: "cln-backup-s3-compact-" });
+  if (options.scratch) clearScratch(options.scratch);
+  await abortLeftUploads(client, policy);
+  let fold: { seq: number; version: number } | undefined;
+  const tmp = Deno.makeTempDirSync({ dir: options.scratch, prefix: "cln-backup-s3-compact-" });
+  try {
+    const database = `${tmp}/database.sqlite3`;
+    const reader = await S3BackupReader.fetch(url, credentials, policy, options.scratch);
     try {
-      const reader = await S3BackupReader.fetch(url, credentials, policy, options.scratch);
-      try {
-        const database = `${tmp}/database.sqlite3`;
+      const base = reader.layout.bases.at(-1);
+      fold = foldPoint(reader.recordVersions(), {
+        seq: base?.seq ?? 0,
+        version: base?.version ?? 0,
+      });
+      if (fold) {
         const restored = restoreBackup(reader, database, {
           toVersion: fold.version,
           durable: false,
@@ -97,44 +147,48 @@ export async function compactS3(
               `${fold.version}: the backup changed meanwhile; run the compaction again`,
           );
         }
-        options.onProgress?.("base", fold.version);
-        writeBase(tmp, { version: fold.version, path: database }, {
-          backupId,
-          firstLog: fold.seq + 1,
-        });
-        Deno.removeSync(database);
-        await uploadFile(client, key, `${tmp}/${baseName(fold.version)}`, policy);
-      } finally {
-        reader.close();
       }
     } finally {
-      Deno.removeSync(tmp, { recursive: true });
+      // The spool goes before the base is written: the disk holds one of them at a time.
+      reader.close();
     }
+    if (fold) {
+      options.onProgress?.("base", fold.version);
+      moveIntoBase(tmp, database, fold.version, { backupId, firstLog: fold.seq + 1 }, new Pacer());
+      const key = baseKey(client.url.prefix, fold.version, fold.seq);
+      await uploadFile(client, key, `${tmp}/${baseName(fold.version)}`, policy);
+    }
+  } finally {
+    Deno.removeSync(tmp, { recursive: true });
   }
   options.crashAt?.("base-uploaded");
   options.onProgress?.("cleanup", fold?.version ?? before.version);
   const now = await list();
+  const key = fold && baseKey(client.url.prefix, fold.version, fold.seq);
   if (key && now.bases.at(-1)?.key !== key) {
     throw new Error(
-      `Cannot compact backup: the new base "${key}" is not the newest S3 lists; nothing was ` +
-        `deleted: run the compaction again`,
+      `Cannot compact backup: the new base "${key}" is not the newest S3 lists (another ` +
+        `compaction ran meanwhile?); nothing was deleted: run the compaction again`,
     );
   }
-  // The new base covers every record up to its sequence and the older bases; without one,
-  // this deletes what an interrupted compaction left.
-  for (const entry of [...now.garbage, ...now.bases.slice(0, -1)]) {
+  // The newest base covers every record up to its sequence and the older bases; without a
+  // new one, this deletes what an interrupted compaction left.
+  const doomed = [...now.garbage, ...now.bases.slice(0, -1)];
+  for (const entry of doomed) {
     await retrying(`deleting ${entry.key}`, policy, () => {}, () => client.delete(entry.key));
     options.crashAt?.("deleted-one");
   }
-  const after = held(await list());
+  const after = {
+    backupsize: now.bytes - doomed.reduce((sum, e) => sum + e.size, 0),
+    version_count: now.records + Math.min(1, now.bases.length),
+  };
   const baseSeq = before.bases.at(-1)?.seq ?? 0;
   return {
     before: held(before),
     after,
     base_version: fold?.version ?? null,
-    base_seq: fold?.seq ?? null,
     versions_folded: fold ? fold.seq - baseSeq : 0,
     bytes_freed: before.bytes - after.backupsize,
-    seconds: seconds(),
+    seconds: Math.round(performance.now() - started) / 1000,
   };
 }

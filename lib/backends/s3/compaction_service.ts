@@ -32,7 +32,7 @@ export interface S3CompactionRequest {
 /** What the worker reports. */
 export type S3CompactionMessage =
   | { kind: "progress"; phase: CompactionPhase; version: number }
-  | { kind: "done"; result: CompactionResult & { base_seq: number | null } }
+  | { kind: "done"; result: CompactionResult }
   | { kind: "failed"; message: string };
 
 export class S3Compaction implements CompactionService {
@@ -92,25 +92,34 @@ export class S3Compaction implements CompactionService {
       new URL("./compaction_worker.ts", import.meta.url),
       { type: "module" },
     );
-    const finish = async (baseSeq: number | null, settle: () => void) => {
+    const finish = async (settle: () => void) => {
       worker.terminate();
       this.#worker = undefined;
-      await this.backend.compacted(baseSeq).catch(() => {});
+      await this.backend.compacted();
       settle();
     };
     worker.onmessage = ({ data }: MessageEvent<S3CompactionMessage>) => {
       if (data.kind === "progress") {
         this.#progress = { ...this.#progress!, phase: data.phase, version: data.version };
       } else if (data.kind === "done") {
-        const { base_seq, ...result } = data.result;
-        finish(base_seq, () => resolve(result));
+        finish(() => resolve(data.result));
       } else {
-        finish(null, () => reject(new Error(data.message)));
+        const message = data.message.startsWith("Cannot ")
+          ? data.message
+          : `Cannot compact backup: ${data.message}`;
+        finish(() => reject(new Error(message)));
       }
     };
     worker.onerror = (event) => {
       event.preventDefault();
-      finish(null, () => reject(new Error(`the compaction worker failed: ${event.message}`)));
+      finish(() =>
+        reject(
+          new Error(
+            `Cannot compact backup: its worker failed (${event.message}); nothing is lost: ` +
+              `the next compaction deletes what this one left`,
+          ),
+        )
+      );
     };
     worker.postMessage(
       {
@@ -135,7 +144,10 @@ export class S3Compaction implements CompactionService {
     });
   }
 
-  /** Stops a running compaction: what it left, the next one deletes. */
+  /**
+   * Stops a running compaction: what it left, the next one deletes (in S3, and in the
+   * scratch directory).
+   */
   stop(): void {
     this.#worker?.terminate();
     this.#worker = undefined;

@@ -14,9 +14,9 @@ import { encodeSegmentHeader, newBackupId, SegmentKind } from "../../format/segm
 import { writeAll } from "../../fs/durable.ts";
 import { S3Client, type S3Credentials } from "./client.ts";
 import { baseKey, changeKey, idKey, packKey } from "./keys.ts";
-import { s3Url } from "./backend.ts";
+import { putNew, s3Url } from "./backend.ts";
 import { checkEmptyPrefix, uploadFile } from "./create.ts";
-import { DEFAULT_S3_POLICY, retrying, type S3RetryPolicy } from "./retry.ts";
+import { DEFAULT_S3_POLICY, type S3RetryPolicy } from "./retry.ts";
 
 const PACK_BYTES = 16 * 1024 * 1024;
 
@@ -39,12 +39,8 @@ export async function copyToS3(
   const backupId = newBackupId();
   const stored: string[] = [];
   const put = async (key: string, bytes: Uint8Array) => {
-    await retrying(
-      `storing ${key}`,
-      policy,
-      () => {},
-      () => client.put(key, bytes, { create: true }),
-    );
+    // A retry that finds its own earlier write landed counts it as done.
+    await putNew(client, key, bytes, key, policy, () => {});
     stored.push(key);
   };
   const tmp = Deno.makeTempDirSync({ prefix: "cln-backup-s3-copy-" });

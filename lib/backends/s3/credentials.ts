@@ -1,14 +1,16 @@
 /**
- * Where an S3 backup's keys come from: the usual `AWS_ACCESS_KEY_ID`,
- * `AWS_SECRET_ACCESS_KEY` (and `AWS_SESSION_TOKEN`) environment variables, else the file
- * `backup-s3.credentials` beside `backup.lock` in the lightning dir, in the AWS shared
- * credentials format (`[default]`, `aws_access_key_id = …`). lightningd starts the plugin
+ * Where an S3 backup's keys come from: the file `backup-s3.credentials` beside `backup.lock`
+ * in the lightning dir, when a command knows that dir and the file is there, in the AWS
+ * shared credentials format (`[default]`, `aws_access_key_id = …`); else the usual
+ * `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` (and `AWS_SESSION_TOKEN`) environment
+ * variables. lightningd starts the plugin
  * with its own environment, so the file is how a node's plugin gets its keys; it must be
  * readable by its owner only (mode 0600), as a key readable by others is a key leaked.
  *
  * @module
  */
 import type { S3Credentials } from "./client.ts";
+import { existsSync } from "../../fs/exists.ts";
 
 export const CREDENTIALS_FILE = "backup-s3.credentials";
 export const CREDENTIAL_ENV = ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"];
@@ -19,11 +21,16 @@ function grantedEnv(name: string): string | undefined {
   return granted === "granted" ? Deno.env.get(name) : undefined;
 }
 
-/** Reads the keys from `env`, else from `<dir>/backup-s3.credentials` when `dir` is given. */
+/**
+ * Reads the keys from `<dir>/backup-s3.credentials` when `dir` is given and it is there (the
+ * keys the plugin uses), else from `env`.
+ */
 export function loadCredentials(
   dir: string | undefined,
   env: (name: string) => string | undefined = grantedEnv,
 ): S3Credentials {
+  const file = dir === undefined ? undefined : `${dir}/${CREDENTIALS_FILE}`;
+  if (file !== undefined && existsSync(file)) return readCredentialsFile(file);
   const accessKeyId = env("AWS_ACCESS_KEY_ID");
   const secretAccessKey = env("AWS_SECRET_ACCESS_KEY");
   if (accessKeyId && secretAccessKey) {
@@ -33,12 +40,35 @@ export function loadCredentials(
       secretAccessKey,
     };
   }
-  if (dir === undefined) {
+  if (file === undefined) {
     throw new Error(
       `Cannot reach the S3 backup: no keys: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY`,
     );
   }
-  return readCredentialsFile(`${dir}/${CREDENTIALS_FILE}`);
+  return readCredentialsFile(file);
+}
+
+/**
+ * Checks that the plugin will find its keys in `<dir>/backup-s3.credentials`, all it reads
+ * (its launcher grants no environment): for the commands that set a node up.
+ */
+export function checkPluginCredentials(dir: string, action: string): void {
+  const path = `${dir}/${CREDENTIALS_FILE}`;
+  try {
+    Deno.lstatSync(path);
+  } catch {
+    throw new Error(
+      `${action}: the plugin reads its S3 keys from "${path}" only, and there is none: ` +
+        `write aws_access_key_id = … and aws_secret_access_key = … there (mode 0600), then ` +
+        `run this again`,
+    );
+  }
+  try {
+    readCredentialsFile(path);
+  } catch (error) {
+    const why = (error as Error).message.replace(/^Cannot reach the S3 backup: /, "");
+    throw new Error(`${action}: the plugin reads its S3 keys from "${path}": ${why}`);
+  }
 }
 
 function readCredentialsFile(path: string): S3Credentials {

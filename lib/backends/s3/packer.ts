@@ -28,6 +28,7 @@ import { packKey } from "./keys.ts";
 import type { ChangeEntry } from "./layout.ts";
 import { putNew, type S3Backend, sameBytes } from "./backend.ts";
 import { retrying } from "./retry.ts";
+import { S3Error } from "./client.ts";
 
 export interface PackerOptions {
   /** Packs once more than this many change objects wait (the newest one is never packed). */
@@ -84,11 +85,15 @@ export class Packer {
   maybePack(_lastSeq: number): void {
     if (this.#running || this.#stopped || this.#paused) return;
     if (this.backend.unpacked.length <= this.#every) return;
-    this.#running = this.#pack().catch((error) => {
+    this.#running = this.#pack().catch(async (error) => {
       this.backend.log(
         "unusual",
         `packing change objects failed, to retry later: ${error.message}`,
       );
+      // A change object gone: a compaction deleted it (its base covers it).
+      if (error instanceof S3Error && error.code === "NoSuchKey") {
+        await this.backend.resync().catch(() => {});
+      }
     }).finally(() => this.#running = undefined);
   }
 

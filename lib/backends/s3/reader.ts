@@ -95,6 +95,22 @@ export class S3BackupReader implements BackupReader {
     };
   }
 
+  /** The version of each record after the base, in sequence order (from their headers). */
+  recordVersions(): number[] {
+    const path = `${this.tmp}/${logName(1)}`;
+    const file = Deno.openSync(path, { read: true });
+    try {
+      const versions: number[] = [];
+      const scan = scanSegment(file, path, { decode: false });
+      for (let step = scan.next(); !step.done; step = scan.next()) {
+        versions.push(step.value.header.version);
+      }
+      return versions;
+    } finally {
+      file.close();
+    }
+  }
+
   entries(toVersion?: number): Iterable<BackupEntry> {
     return this.#file.entries(toVersion);
   }

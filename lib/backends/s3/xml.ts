@@ -57,3 +57,31 @@ export function parseListing(xml: string): { objects: S3Object[]; nextToken?: st
   }
   return truncated ? { objects, nextToken } : { objects };
 }
+
+/** An unfinished multipart upload, as ListMultipartUploads shows it. */
+export interface Upload {
+  key: string;
+  uploadId: string;
+}
+
+/** One page of ListMultipartUploads: its uploads, and where the next page starts. */
+export function parseUploads(xml: string): { uploads: Upload[]; next?: Upload } {
+  if (!/<ListMultipartUploadsResult[\s>]/.test(xml)) {
+    throw new Error(`Cannot list uploads: the answer is not a ListMultipartUploadsResult`);
+  }
+  const uploads = elements(xml, "Upload").map((upload) => {
+    const key = xmlText(upload, "Key");
+    const uploadId = xmlText(upload, "UploadId");
+    if (key === undefined || uploadId === undefined) {
+      throw new Error(`Cannot list uploads: an entry has no key or upload id`);
+    }
+    return { key, uploadId };
+  });
+  if (xmlText(xml, "IsTruncated") !== "true") return { uploads };
+  const key = xmlText(xml, "NextKeyMarker");
+  const uploadId = xmlText(xml, "NextUploadIdMarker");
+  if (key === undefined || uploadId === undefined) {
+    throw new Error(`Cannot list uploads: a truncated page has no next markers`);
+  }
+  return { uploads, next: { key, uploadId } };
+}
