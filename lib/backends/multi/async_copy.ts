@@ -249,8 +249,8 @@ export class AsyncCopy {
       if (dest.state().version > this.options.primaryVersion()) {
         throw new Error(
           `it is at version ${dest.state().version}, ahead of the primary at ` +
-            `${this.options.primaryVersion()}: it is not a copy of this backup: init it ` +
-            `anew, or remove it from async_urls`,
+            `${this.options.primaryVersion()}: it is not a copy of this backup: remove it ` +
+            `from async_urls (then add a new one with "cln-backup mirror --async <url>")`,
         );
       }
     } catch (error) {
@@ -310,8 +310,9 @@ export class AsyncCopy {
           if (entry.version > dest.state().version) {
             throw new Error(
               `the primary keeps no changes below its snapshot at version ${entry.version}, ` +
-                `above this copy's version ${dest.state().version} (it was compacted): init ` +
-                `this copy anew from the node's database`,
+                `above this copy's version ${dest.state().version} (it was compacted): with ` +
+                `lightningd stopped, remove this copy from async_urls and add a new one with ` +
+                `"cln-backup mirror --async <url>"`,
             );
           }
           continue;

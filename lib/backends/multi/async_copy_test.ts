@@ -121,8 +121,49 @@ Deno.test("AsyncCopy refuses a destination ahead of the primary, naming both ver
     other.close();
     await t.store(change(1));
     const status = await t.until((s) => s.state === "failing");
-    assertMatch(status.error ?? "", /at version 3, ahead of the primary at 1: .*init it anew/);
+    assertMatch(
+      status.error ?? "",
+      /at version 3, ahead of the primary at 1: .*remove it from async_urls/,
+    );
   } finally {
     await t.done();
+  }
+});
+
+Deno.test("AsyncCopy says so when the primary no longer holds the changes it lacks", async () => {
+  const root = Deno.makeTempDirSync({ prefix: "async-copy-" });
+  try {
+    // The primary's base at version 5 (as after a compaction), the copy still at 0.
+    Deno.writeFileSync(`${root}/db`, new Uint8Array(4096).fill(1));
+    createFileBackup(`${root}/primary`, { version: 5, path: `${root}/db` });
+    createFileBackup(`${root}/copy`);
+    const primaryUrl = `file://${root}/primary`;
+    const primary = openBackend(primaryUrl);
+    const copy = new AsyncCopy({
+      url: `file://${root}/copy`,
+      open: () => Promise.resolve(openBackend(`file://${root}/copy`)),
+      readPrimary: () => Promise.resolve(new FileBackupReader(primaryUrl, `${root}/primary`)),
+      primaryVersion: () => primary.state().version,
+      log: () => {},
+      maxRetryMs: 20,
+    });
+    try {
+      await primary.append(change(6));
+      copy.feed(change(6));
+      let status = copy.status();
+      for (let i = 0; i < 400 && status.state !== "failing"; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 10));
+        status = copy.status();
+      }
+      assertMatch(
+        status.error ?? "",
+        /no changes below its snapshot at version 5, above this copy's version 0 .*mirror --async/,
+      );
+    } finally {
+      await copy.close();
+      primary.close();
+    }
+  } finally {
+    Deno.removeSync(root, { recursive: true });
   }
 });
