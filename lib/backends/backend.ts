@@ -122,6 +122,8 @@ export interface Backend {
   rewind(): Promise<void>;
   /** Cuts the tail (a record torn by a crash, never acknowledged); returns what it did. */
   cutTail(): Promise<string>;
+  /** For a backend opened to sync later (an async copy's file backup): syncs what it holds. */
+  flush?(): Promise<void>;
   close(): void;
 }
 

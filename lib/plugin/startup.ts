@@ -97,6 +97,7 @@ function openOne(
   key: DataKey | undefined,
   options: StartupOptions,
   log: Startup["log"],
+  file: Pick<FileBackendOptions, "syncOnClose"> = {},
 ): Backend {
   refuseKey(url, dir, key);
   const scheme = parseBackupUrl(url).scheme;
@@ -128,6 +129,7 @@ function openOne(
     return backend;
   }
   const backend = openBackend(url, {
+    ...file,
     key,
     segmentBytes: options.segmentBytes,
     log: (message) => log.push({ level: "unusual", message }),
@@ -197,7 +199,8 @@ function asyncCopies(
     return new AsyncCopy({
       url,
       open: async () => {
-        const backend = openOne(url, lock, dir, key, options, []);
+        // Synced by the copy with flush(), off the thread: never a sync on the hooks' thread.
+        const backend = openOne(url, lock, dir, key, options, [], { syncOnClose: true });
         try {
           await backend.ready?.();
         } catch (error) {

@@ -57,9 +57,11 @@ const TRIM_MAX_BYTES = 256 * 1024;
 export interface FileBackendOptions {
   segmentBytes?: number;
   /**
-   * Sync once, on close and when a segment is sealed, instead of after each append. Only for
-   * building a backup that is renamed into place after it is closed (upgrade): the plugin
-   * must never use it, as it acknowledges each change.
+   * Sync once, on close, when a segment is sealed and on {@linkcode FileBackend.flush},
+   * instead of after each append. Only for building a backup that is renamed into place
+   * after it is closed (upgrade), and for an async copy, which acknowledges nothing and is
+   * mended from the primary after a crash (lib/backends/multi/async_copy.ts): the plugin's
+   * own backup must never use it, as it acknowledges each change.
    */
   syncOnClose?: boolean;
   /** Told about repairs made on open (a roll a crash interrupted, undone). */
@@ -335,6 +337,19 @@ export class FileBackend implements Backend, CompactableBackend {
       this.#tail = undefined;
     });
     return Promise.resolve();
+  }
+
+  /**
+   * Makes the appends so far durable, without blocking the thread (a `syncOnClose` backup's:
+   * an async copy's, whose syncs must not hold up the hooks on the same thread).
+   */
+  async flush(): Promise<void> {
+    try {
+      await this.#live.syncData();
+    } catch (error) {
+      this.#failure = error as Error;
+      throw error;
+    }
   }
 
   cutTail(): Promise<string> {

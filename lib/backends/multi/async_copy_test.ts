@@ -1,4 +1,4 @@
-import { assertEquals, assertMatch } from "../../../tests/support/assert.ts";
+import { assert, assertEquals, assertMatch } from "../../../tests/support/assert.ts";
 import { AsyncCopy, type AsyncCopyOptions } from "./async_copy.ts";
 import type { AsyncDestinationStatus, Backend, Change } from "../backend.ts";
 import { createFileBackup } from "../file/create.ts";
@@ -24,9 +24,16 @@ function setUp(options: Partial<AsyncCopyOptions> = {}) {
   const copyUrl = `file://${root}/copy`;
   const primary = openBackend(primaryUrl);
   const logs: string[] = [];
+  /** Syncs of the copy, which writes without a sync per change, as the plugin opens it. */
+  const flushes = { count: 0 };
   const copy = new AsyncCopy({
     url: copyUrl,
-    open: () => Promise.resolve(openBackend(copyUrl)),
+    open: () => {
+      const backend = openBackend(copyUrl, { syncOnClose: true });
+      const flush = backend.flush!.bind(backend);
+      backend.flush = () => (flushes.count++, flush());
+      return Promise.resolve(backend);
+    },
     readPrimary: () => Promise.resolve(new FileBackupReader(primaryUrl, `${root}/primary`)),
     primaryVersion: () => primary.state().version,
     log: (_, message) => logs.push(message),
@@ -53,6 +60,7 @@ function setUp(options: Partial<AsyncCopyOptions> = {}) {
     Deno.removeSync(root, { recursive: true });
   };
   return {
+    flushes,
     root,
     primary: primary as Backend,
     primaryUrl,
@@ -77,6 +85,7 @@ Deno.test("AsyncCopy waits for the first change, then copies each one in order",
     await t.store(change(6));
     const status = await t.until((s) => s.state === "caught-up");
     assertEquals([status.version, status.lag_versions, status.lag_seconds], [6, 0, 0]);
+    assert(t.flushes.count > 0);
     assertEquals(t.changes(t.copyUrl), t.changes(t.primaryUrl));
   } finally {
     await t.done();
