@@ -98,6 +98,8 @@ export class AsyncCopy {
   #unflushed = 0;
   #wake: (() => void) | undefined;
   #timer: ReturnType<typeof setTimeout> | undefined;
+  /** A pending {@linkcode AsyncCopy.feed}'s start or wake-up. */
+  #soon: ReturnType<typeof setTimeout> | undefined;
   readonly #now: () => number;
 
   constructor(readonly options: AsyncCopyOptions) {
@@ -123,11 +125,22 @@ export class AsyncCopy {
       this.#queue.push(change);
       this.#queueBytes += changeBytes(change);
     }
-    if (!this.#started) {
+    this.#nudge();
+  }
+
+  /**
+   * Starts or wakes the copy in a later task: `feed` runs inside the hook, and the copy's
+   * work (encoding, signing, a write) must not run before the hook's answer has gone out.
+   */
+  #nudge(): void {
+    if (this.#soon !== undefined) return;
+    this.#soon = setTimeout(() => {
+      this.#soon = undefined;
+      if (this.#closed) return;
+      if (this.#started) return this.#wakeUp();
       this.#started = true;
       this.#running = this.#run();
-    }
-    this.#wakeUp();
+    }, 0);
   }
 
   status(): AsyncDestinationStatus {
@@ -156,6 +169,7 @@ export class AsyncCopy {
   async close(): Promise<void> {
     this.#closed = true;
     clearTimeout(this.#timer);
+    clearTimeout(this.#soon);
     this.#wakeUp();
     await this.#running;
     this.#dest?.close();
