@@ -99,9 +99,9 @@ export const remote: Section = {
     // One server process, as an operator runs it: nodes over v2, node v1 over v1.
     const server = await spawnRootServer(root, serverPort, "v1");
     // Plain v2 and TLS, compared with each other, each have a server process of their own: a
-    // process that also serves other paths stays warm and flatters its path (measured at load
-    // 20: TLS +0.6 ms over a plain v2 sharing its server with v1 and the proxy, +0.07 ms over
-    // one alone).
+    // process that also serves other paths stays warm and flatters its path (measured: TLS
+    // +0.4 to +0.56 ms over a plain v2 sharing its server with v1 and the proxy, +0.2 to +0.29
+    // ms over one alone).
     const v2Root = `${dir}/v2-server`;
     const v2Dir = `${dir}/v2-node`;
     addNode(v2Root, "v2", v2Dir);
