@@ -68,8 +68,9 @@ function v2Samples(): Uint8Array[] {
     v2.encodeWelcome(n, metadata),
     v2.encodeError({ code: v2.ErrorCode.Quota, version: 9, message: "full" }),
     v2.encodeChangeV2(6, ["UPDATE vars SET intval = 6", "DELETE FROM t"]),
-    v2.encodeChangeV2(7, [`INSERT INTO t VALUES ('${"q".repeat(2000)}')`]),
-    v2.encodeSnapshotV2(3, new Uint8Array(3000).fill(1)),
+    // Past RAW_BODY_BYTES, so compressed: the mutations reach the inflate path too.
+    v2.encodeChangeV2(7, [`INSERT INTO t VALUES ('${"q".repeat(v2.RAW_BODY_BYTES)}')`]),
+    v2.encodeSnapshotV2(3, new Uint8Array(v2.RAW_BODY_BYTES + 1000).fill(1)),
     v2.encodeVersionFrame(V2Type.Rewind, 4),
     v2.encodeVersionFrame(V2Type.Ack, 2 ** 33),
     v2.encodeVersionFrame(V2Type.Done, 1),

@@ -25,6 +25,7 @@ import {
   encodeVersionFrame,
   encodeWelcome,
   ErrorCode,
+  PROXIED_RAW_BODY_BYTES,
   RAW_BODY_BYTES,
   V2_FRAMING,
   V2Type,
@@ -93,8 +94,14 @@ Deno.test("v2 changes: small ones raw, large ones compressed, none as one empty 
       statements,
     });
   }
+  // Through a proxy, a body past PROXIED_RAW_BODY_BYTES is compressed.
+  const medium = [`INSERT INTO t VALUES ('${"y".repeat(PROXIED_RAW_BODY_BYTES * 2)}')`];
+  assertEquals(encodeChangeV2(5, medium)[5 + 8], 0);
+  const proxied = encodeChangeV2(5, medium, PROXIED_RAW_BODY_BYTES);
+  assertEquals(proxied[5 + 8], 1);
+  assertEquals(decodeChangeV2(await readOne(proxied), 1 << 20).statements, medium);
   assertEquals(decodeChangeV2(await readOne(encodeChangeV2(4, [])), 1 << 20).statements, [""]);
-  const database = new Uint8Array(10_000).fill(7);
+  const database = new Uint8Array(RAW_BODY_BYTES * 4).fill(7);
   assertEquals(decodeSnapshotV2(await readOne(encodeSnapshotV2(9, database)), 1 << 20), {
     version: 9,
     database,

@@ -38,6 +38,8 @@ import {
   encodeFrame,
   encodeSnapshotV2,
   encodeVersionFrame,
+  PROXIED_RAW_BODY_BYTES,
+  RAW_BODY_BYTES,
   V2Type,
 } from "../../wire/packets_v2.ts";
 import type { NodeCredential } from "./credential.ts";
@@ -163,7 +165,11 @@ export class SocketBackend implements Backend {
     await this.#write({
       what: `change ${change.version}`,
       packet: this.#credential
-        ? encodeChangeV2(change.version, change.statements)
+        ? encodeChangeV2(
+          change.version,
+          change.statements,
+          this.target.proxy ? PROXIED_RAW_BODY_BYTES : RAW_BODY_BYTES,
+        )
         : encodeChange(change.version, change.statements),
       before: this.#version,
       after: change.version,

@@ -24,6 +24,7 @@ import { filesystemCheck } from "./filesystem_check.ts";
 import { freeSpaceCheck } from "./free_space_check.ts";
 import { hsmSecretCheck } from "./hsm_secret_check.ts";
 import { keyFileCheck } from "./key_file_check.ts";
+import { credentialsCheck } from "./credentials_check.ts";
 import { launcherCheck } from "./launcher_check.ts";
 import { lockCheck } from "./lock_check.ts";
 import { nodeUser } from "./node_user.ts";
@@ -52,6 +53,8 @@ do. It only reads; run it as the user lightningd runs as, while lightningd runs 
                 separately)
   backup.key    an encrypted backup's key file: mode 0600, readable by lightningd's user,
                 holding that backup's key; none beside a plain or remote backup
+  credentials   an s3:// destination's keys in DIR/backup-s3.credentials, a server's
+                DIR/backup.credential (WARN without one: wire v1, unauthenticated)
   free space    at the backup's destination, against the database's size
   filesystem    the backup on another filesystem than the database (WARN when the same)
 
@@ -120,6 +123,7 @@ export function runChecks(dir: string, system: DoctorSystem = realSystem): Check
   run("hsm_secret", undefined, () => hsmSecretCheck(found));
   const destinationNeed = lockOk ? undefined : "a readable backup.lock";
   run(KEY_FILE, backendOk ? undefined : "a backup that opens", () => keyFileCheck(found));
+  run("credentials", destinationNeed, () => credentialsCheck(found));
   run("free space", destinationNeed, () => freeSpaceCheck(found, system));
   run("filesystem", destinationNeed, () => filesystemCheck(found, system));
   return checks;

@@ -90,6 +90,7 @@ const NAMES = [
   "permissions",
   "hsm_secret",
   "backup.key",
+  "credentials",
   "free space",
   "filesystem",
 ];
@@ -226,6 +227,32 @@ Deno.test("doctor: a remote backup is left to status, not failed", () =>
       expect(checks, "version", "SKIP", /needs a local backup/);
       expect(checks, "free space", "OK", /remote backup/);
     }
+  }));
+
+Deno.test("doctor: a remote destination's keys or credential beside backup.lock", () =>
+  withNode((node) => {
+    const check = () => runChecks(node.dir, GOOD_SYSTEM);
+    expect(check(), "credentials", "OK", /none needed: no remote destination/);
+    writeLockFile(node.dir, { backend_url: node.url, mirror_urls: ["s3://bucket/node"] });
+    const keys = `${node.dir}/backup-s3.credentials`;
+    expect(check(), "credentials", "FAIL", /reads its S3 keys from ".*" only, and there is none/);
+    Deno.writeTextFileSync(
+      keys,
+      "[default]\naws_access_key_id = AK\naws_secret_access_key = SK\n",
+      { mode: 0o600 },
+    );
+    expect(check(), "credentials", "OK", /backup-s3.credentials holds keys/);
+    Deno.chmodSync(keys, 0o644);
+    expect(check(), "credentials", "FAIL", /may be read by others .*chmod 600/);
+
+    writeLockFile(node.dir, { backend_url: "socket:backup.example.org:8700" });
+    expect(check(), "credentials", "WARN", /wire v1 .*no authentication.*server add-node/);
+    const credential = `${node.dir}/backup.credential`;
+    const line = JSON.stringify({ node: "n1", key: "ab".repeat(32) });
+    Deno.writeTextFileSync(credential, line, { mode: 0o600 });
+    expect(check(), "credentials", "OK", /backup.credential holds this node's key/);
+    Deno.chmodSync(credential, 0o640);
+    expect(check(), "credentials", "FAIL", /may be read by others .*chmod 600/);
   }));
 
 Deno.test("doctor: a socket+tls URL's CA file must be readable by lightningd's user and hold a certificate", () =>
