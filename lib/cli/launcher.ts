@@ -144,7 +144,9 @@ export function launchPlan(options: {
     credentials: access.some((a) => a.credentials),
     nodeCredential: access.some((a) => a.nodeCredential),
     caFiles: unique(access.map((a) => a.caFile)),
-    scratch: primary.credentials === true && (others.length === 0 || asyncs.length > 0),
+    // A remote primary's async copies catch up from a fetch of it into the scratch directory.
+    scratch: (primary.credentials === true && others.length === 0) ||
+      (primary.netAddress !== undefined && asyncs.length > 0),
     ...(others.length > 0
       ? {}
       : primary.backupPath !== undefined

@@ -14,7 +14,8 @@
  */
 import type { Backend } from "../backends/backend.ts";
 import type { FileBackendOptions } from "../backends/file/writer.ts";
-import { connectReader, openBackend } from "../backends/open.ts";
+import { openBackend } from "../backends/open.ts";
+import { SocketBackupReader } from "../backends/socket/reader.ts";
 import { parseBackupUrl } from "../backends/url.ts";
 import { credentialIn } from "../backends/socket/credential.ts";
 import { SocketBackend, type SocketLogLevel } from "../backends/socket/backend.ts";
@@ -178,7 +179,7 @@ function asyncCopies(
   options: StartupOptions,
 ): AsyncCopy[] {
   const primaryUrl = parseBackupUrl(lock.backend_url);
-  // An S3 primary is fetched into the scratch directory the launcher grants for it.
+  // A remote primary is fetched into the scratch directory the launcher grants for it.
   const scratch = `${dir}/${SCRATCH_DIR}`;
   const readPrimary = primaryUrl.scheme === "file"
     ? () => Promise.resolve(new FileBackupReader(lock.backend_url, primaryUrl.path, { key }))
@@ -192,7 +193,15 @@ function asyncCopies(
         scratch,
       );
     }
-    : () => connectReader(lock.backend_url, dir);
+    : () => {
+      Deno.mkdirSync(scratch, { recursive: true });
+      return SocketBackupReader.fetch(
+        lock.backend_url,
+        retryPolicyFromLock(lock).timeoutMs,
+        credentialIn(dir),
+        scratch,
+      );
+    };
   const maxRetryMs = asyncRetryMs(lock);
   return urls.map((url) => {
     refuseKey(url, dir, key);

@@ -29,8 +29,9 @@ export class CopiedBackupReader implements BackupReader {
     target: SocketUrl,
     timeoutMs: number,
     credential: NodeCredential,
+    scratch?: string,
   ): Promise<CopiedBackupReader> {
-    const tmp = Deno.makeTempDirSync({ prefix: "cln-backup-fetch-" });
+    const tmp = Deno.makeTempDirSync({ dir: scratch, prefix: "cln-backup-fetch-" });
     let conn: WireConnection | undefined;
     try {
       conn = await WireConnection.open(target, timeoutMs, credential);

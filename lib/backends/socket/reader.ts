@@ -45,18 +45,20 @@ export class SocketBackupReader implements BackupReader {
 
   /**
    * Fetches the backup at `url` from its server: with a credential (by default the one
-   * CLN_BACKUP_CREDENTIAL names) over wire v2 as a copy of its files, else over v1.
+   * CLN_BACKUP_CREDENTIAL names) over wire v2 as a copy of its files, else over v1; into a
+   * temporary directory in `scratch` when given (the plugin may write only there).
    */
   static async fetch(
     url: string,
     timeoutMs = DEFAULT_RETRY_POLICY.timeoutMs,
     credential: NodeCredential | undefined = credentialFromEnv(),
+    scratch?: string,
   ): Promise<BackupReader> {
     if (credential) {
-      return await CopiedBackupReader.fetch(url, socketUrl(url), timeoutMs, credential);
+      return await CopiedBackupReader.fetch(url, socketUrl(url), timeoutMs, credential, scratch);
     }
     const conn = await WireConnection.open(socketUrl(url), timeoutMs);
-    const tmp = Deno.makeTempDirSync({ prefix: "cln-backup-fetch-" });
+    const tmp = Deno.makeTempDirSync({ dir: scratch, prefix: "cln-backup-fetch-" });
     try {
       return new SocketBackupReader(url, tmp, await spool(conn, `${tmp}/restore.wire`));
     } catch (error) {

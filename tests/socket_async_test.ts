@@ -1,0 +1,83 @@
+/**
+ * An async copy of a backup on a wire v2 server, with the real plugin under the launcher
+ * `mirror --async` writes: a copy left behind (the node ran without it) catches up from a
+ * fetch of the server's backup into `cln-backup-scratch`, and restores equal to the node.
+ *
+ * @module
+ */
+import { assertEquals } from "./support/assert.ts";
+import { dumpDatabase } from "./support/dump.ts";
+import { FakeLightningd } from "./support/fake_lightningd.ts";
+import { launchAndCommit } from "./support/launch_probe.ts";
+import { status } from "./support/plugin_session.ts";
+import { withServer } from "./support/v2_server.ts";
+import { readLockFile, writeLockFile } from "../lib/backup/lock_file.ts";
+import { openReader } from "../lib/backends/open.ts";
+import { restoreBackup } from "../lib/backup/restore.ts";
+import { CREDENTIAL_NAME } from "../lib/backends/socket/credential.ts";
+import { SCRATCH_DIR } from "../lib/backends/s3/compaction.ts";
+import { init } from "../lib/cli/init.ts";
+import { LAUNCHER_NAME } from "../lib/cli/launcher.ts";
+import { mirror } from "../lib/cli/mirror.ts";
+import { BufferedOutput, makeNodeDir, removeNodeDir } from "../lib/cli/testing.ts";
+
+interface AsyncStatus {
+  url: string;
+  state: string;
+  version: number;
+  lag_versions: number;
+}
+
+Deno.test("an async file copy of a server's backup catches up from it under the launcher", async () => {
+  await withServer(async ({ root, url, nodes }) => {
+    const dir = makeNodeDir("restart");
+    try {
+      const credential = `${dir}/${CREDENTIAL_NAME}`;
+      Deno.writeTextFileSync(
+        credential,
+        JSON.stringify({ node: "carol", key: nodes.add("carol") }),
+        {
+          mode: 0o600,
+        },
+      );
+      Deno.chmodSync(credential, 0o600);
+      const output = new BufferedOutput();
+      assertEquals(await init([url, "--lightning-dir", dir], output), 0, output.text);
+      const copy = `file://${root}/copy`;
+      assertEquals(await mirror([copy, "--lightning-dir", dir, "--async"], output), 0, output.text);
+      const lock = readLockFile(dir);
+      assertEquals(lock.async_urls, [copy]);
+
+      // The node runs without the copy for a while: it falls three changes behind.
+      writeLockFile(dir, { backend_url: url });
+      const alone = FakeLightningd.spawn({ lightningDir: dir });
+      for (let i = 0; i < 3; i++) {
+        const outcome = await alone.transaction([`DELETE FROM vars WHERE name = 'a${i}'`]);
+        assertEquals(outcome, "committed", alone.aborted);
+      }
+      assertEquals((await alone.close()).code, 0, await alone.stderr());
+
+      writeLockFile(dir, lock);
+      const lightningd = await launchAndCommit(dir, `${dir}/${LAUNCHER_NAME}`, 2);
+      let copies: AsyncStatus[] = [];
+      for (let tries = 0; tries < 200; tries++) {
+        const report = status(await lightningd.request("backup-status", {}));
+        copies = report.async_destinations as AsyncStatus[];
+        if (copies[0]?.state === "caught-up" && copies[0].lag_versions === 0) break;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      assertEquals(
+        copies.map((c) => [c.url, c.state, c.lag_versions]),
+        [[copy, "caught-up", 0]],
+        JSON.stringify(copies),
+      );
+      assertEquals((await lightningd.stop()).code, 0);
+      const restored = `${root}/restored.sqlite3`;
+      restoreBackup(openReader(copy), restored);
+      assertEquals(dumpDatabase(restored), dumpDatabase(`${dir}/lightningd.sqlite3`));
+      assertEquals([...Deno.readDirSync(`${dir}/${SCRATCH_DIR}`)], [], "the fetch cleaned up");
+    } finally {
+      removeNodeDir(dir);
+    }
+  });
+});
