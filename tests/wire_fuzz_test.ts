@@ -224,7 +224,15 @@ Deno.test("a server fed hostile sessions keeps serving, and stores nothing that 
       policy: POLICY,
       credential: cred("mallory"),
     });
-    await mallory.append({ version: 1, statements: ["CREATE TABLE m (a)"] });
+    // A database as lightningd's holds its data_version: VERIFY restores and checks it.
+    await mallory.append({
+      version: 1,
+      statements: [
+        "CREATE TABLE vars (name TEXT PRIMARY KEY, intval INTEGER)",
+        "INSERT INTO vars VALUES ('data_version', 1)",
+        "CREATE TABLE m (a)",
+      ],
+    });
     mallory.close();
 
     const random = prng(7);

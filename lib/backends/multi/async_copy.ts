@@ -157,7 +157,8 @@ export class AsyncCopy {
         : "behind",
       version,
       lag_versions: version === null ? null : Math.max(0, this.options.primaryVersion() - version),
-      lag_seconds: this.#behindSince === undefined
+      // Caught up is no lag, though a change queued meanwhile may have started the clock.
+      lag_seconds: caughtUp || this.#behindSince === undefined
         ? 0
         : Math.round(this.#now() - this.#behindSince) / 1000,
       error: this.#error ?? null,
