@@ -50,7 +50,7 @@ import {
   UsageError,
   userPath,
 } from "./args.ts";
-import { readDataVersion } from "../sqlite/data_version.ts";
+import { dataVersionAt } from "../sqlite/data_version.ts";
 
 const ACTION = "Cannot init backup";
 
@@ -162,13 +162,7 @@ export function initTarget(positionals: string[], lightningDir: string | undefin
 
 /** The data_version the database at `path` holds; refuses one that is not lightningd's. */
 function dataVersionOf(path: string, database: string): number {
-  const db = new DatabaseSync(path, { readOnly: true });
-  let version: number | undefined;
-  try {
-    version = readDataVersion(db);
-  } finally {
-    db.close();
-  }
+  const version = dataVersionAt(path);
   if (version === undefined) {
     throw new Error(
       `${ACTION}: "${database}" holds no vars.data_version, so it is not a lightningd ` +

@@ -6,7 +6,6 @@
  *
  * @module
  */
-import { DatabaseSync } from "node:sqlite";
 import { LOCK_FILE, readLockFile } from "../backup/lock_file.ts";
 import { DATABASE_NAME } from "../backup/restore.ts";
 import { lockDestinations } from "../backends/multi/mirrors.ts";
@@ -15,7 +14,7 @@ import { parseBackupUrl } from "../backends/url.ts";
 import { KEY_FILE } from "../crypto/key_file.ts";
 import { checkPluginCredentials } from "../backends/s3/credentials.ts";
 import { existsSync, removeIfExists } from "../fs/exists.ts";
-import { readDataVersion } from "../sqlite/data_version.ts";
+import { dataVersionAt } from "../sqlite/data_version.ts";
 import {
   type CommandSpec,
   consoleOutput,
@@ -61,16 +60,11 @@ export const MIRROR_SPEC: CommandSpec = {
 /** The version of the node's database; 0 when it has none yet. */
 function databaseVersion(path: string): number {
   if (!existsSync(path)) return 0;
-  const db = new DatabaseSync(path, { readOnly: true });
-  try {
-    const version = readDataVersion(db);
-    if (version === undefined) {
-      throw new Error(`${ACTION}: "${path}" is not a lightningd database (no data_version)`);
-    }
-    return version;
-  } finally {
-    db.close();
+  const version = dataVersionAt(path);
+  if (version === undefined) {
+    throw new Error(`${ACTION}: "${path}" is not a lightningd database (no data_version)`);
   }
+  return version;
 }
 
 export async function mirror(args: string[], output: Output = consoleOutput): Promise<number> {

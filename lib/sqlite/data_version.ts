@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { DatabaseSync } from "node:sqlite";
+import { DatabaseSync } from "node:sqlite";
 
 /** The database's data_version, or undefined when it has none (not a lightningd database). */
 export function readDataVersion(db: DatabaseSync): number | undefined {
@@ -17,4 +17,14 @@ export function readDataVersion(db: DatabaseSync): number | undefined {
   }
   const version = row === undefined ? NaN : Number(row.intval);
   return Number.isSafeInteger(version) && version >= 0 ? version : undefined;
+}
+
+/** The data_version of the database file at `path`, opened read-only for it. */
+export function dataVersionAt(path: string): number | undefined {
+  const db = new DatabaseSync(path, { readOnly: true });
+  try {
+    return readDataVersion(db);
+  } finally {
+    db.close();
+  }
 }

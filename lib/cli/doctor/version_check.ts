@@ -5,22 +5,16 @@
  *
  * @module
  */
-import { DatabaseSync } from "node:sqlite";
 import { DATABASE_NAME } from "../../backup/restore.ts";
 import { statIfExists } from "../../fs/exists.ts";
-import { readDataVersion } from "../../sqlite/data_version.ts";
+import { dataVersionAt } from "../../sqlite/data_version.ts";
 import type { CheckResult, Found } from "./check.ts";
 import { describeBackup } from "./describe_backup.ts";
 
 function databaseVersion(path: string): number {
-  const db = new DatabaseSync(path, { readOnly: true });
-  try {
-    const version = readDataVersion(db);
-    if (version === undefined) throw new Error("it has no data_version in its vars table");
-    return version;
-  } finally {
-    db.close();
-  }
+  const version = dataVersionAt(path);
+  if (version === undefined) throw new Error("it has no data_version in its vars table");
+  return version;
 }
 
 export function versionCheck(found: Found): CheckResult {
