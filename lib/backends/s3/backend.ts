@@ -103,7 +103,6 @@ export class S3Backend implements Backend {
   #ready: Promise<void> = Promise.resolve();
   #version = 0;
   #rewindVersion: number | undefined;
-  #records = 0;
   #bytes = 0;
   /** Bytes of the newest base: what automatic compaction weighs the rest against. */
   #baseBytes = 0;
@@ -162,7 +161,6 @@ export class S3Backend implements Backend {
         const layout = resolveLayout(await listBackup(this.client));
         this.#version = layout.version;
         this.#rewindVersion = layout.rewindVersion;
-        this.#records = layout.records;
         this.#bytes = layout.bytes;
         this.#baseBytes = layout.bases.at(-1)?.size ?? 0;
         this.#baseSeq = layout.bases.at(-1)?.seq ?? 0;
@@ -195,7 +193,8 @@ export class S3Backend implements Backend {
     return {
       version: this.#version,
       rewindVersion: this.#rewindVersion,
-      records: this.#records,
+      // Every sequence number after the newest base holds one record.
+      records: this.#next.seq - 1 - this.#baseSeq,
       bytes: this.#bytes,
       tail: undefined,
       connection: { ...this.#status },
@@ -231,7 +230,6 @@ export class S3Backend implements Backend {
     this.unpacked.push({ kind: "change", key, size: record.length, seq, gen, version });
     this.#rewindVersion = this.#version;
     this.#version = change.version;
-    this.#records++;
     this.#bytes += record.length;
     this.#lastGen = gen;
     this.#next = { seq: seq + 1, gen: 0 };
@@ -249,7 +247,6 @@ export class S3Backend implements Backend {
     this.#next = { seq: this.#next.seq - 1, gen: this.#lastGen + 1 };
     this.#version = this.#rewindVersion;
     this.#rewindVersion = undefined;
-    this.#records--;
     this.#lastGen = -1;
     return Promise.resolve();
   }
@@ -288,7 +285,6 @@ export class S3Backend implements Backend {
     this.unpacked.splice(0, this.unpacked.findLastIndex((e) => e.seq <= this.#baseSeq) + 1);
     const since = this.unpacked.filter((e) => e.seq > layout.lastSeq);
     this.#bytes = layout.bytes + since.reduce((sum, e) => sum + e.size, 0);
-    this.#records = this.#next.seq - 1 - this.#baseSeq;
   }
 
   /** Waits for a pack under way (tests, and a clean exit). */

@@ -7,15 +7,13 @@
  * @module
  */
 import type { BackupEntry } from "../backend.ts";
-import { writeBase } from "../file/create.ts";
 import { encodeRecord, encodeStatements, RecordKind } from "../../format/record.ts";
-import { baseName } from "../../format/layout.ts";
 import { encodeSegmentHeader, newBackupId, SegmentKind } from "../../format/segment.ts";
 import { writeAll } from "../../fs/durable.ts";
 import { S3Client, type S3Credentials } from "./client.ts";
-import { baseKey, changeKey, idKey, packKey } from "./keys.ts";
+import { changeKey, idKey, packKey } from "./keys.ts";
 import { putNew, s3Url } from "./backend.ts";
-import { checkEmptyPrefix, uploadFile } from "./create.ts";
+import { checkEmptyPrefix, uploadBase } from "./create.ts";
 import { DEFAULT_S3_POLICY, type S3RetryPolicy } from "./retry.ts";
 
 const PACK_BYTES = 16 * 1024 * 1024;
@@ -81,14 +79,8 @@ export async function copyToS3(
         // The base covers every change so far: those not stored yet need not be.
         pending = [];
         pendingBytes = 0;
-        writeBase(tmp, { version: entry.version, path: snapshotPath }, {
-          backupId,
-          firstLog: seq + 1,
-        });
-        const key = baseKey(prefix, entry.version, seq);
-        await uploadFile(client, key, `${tmp}/${baseName(entry.version)}`, policy);
-        stored.push(key);
-        Deno.removeSync(`${tmp}/${baseName(entry.version)}`);
+        const source = { version: entry.version, path: snapshotPath };
+        stored.push(await uploadBase(client, source, { backupId, seq }, policy));
         Deno.removeSync(snapshotPath);
       } else if (entry.kind === "change") {
         const record = encodeRecord(

@@ -67,6 +67,27 @@ export async function uploadFile(
   }
 }
 
+/**
+ * Uploads `source` as the base covering the records up to `seq`, written first as a base
+ * segment in a temporary directory of its own; returns its key.
+ */
+export async function uploadBase(
+  client: S3Client,
+  source: SnapshotSource,
+  place: { backupId: Uint8Array; seq: number },
+  policy: S3RetryPolicy,
+): Promise<string> {
+  const tmp = Deno.makeTempDirSync({ prefix: "cln-backup-base-" });
+  try {
+    writeBase(tmp, source, { backupId: place.backupId, firstLog: place.seq + 1 });
+    const key = baseKey(client.url.prefix, source.version, place.seq);
+    await uploadFile(client, key, `${tmp}/${baseName(source.version)}`, policy);
+    return key;
+  } finally {
+    Deno.removeSync(tmp, { recursive: true });
+  }
+}
+
 /** Refuses a prefix that holds a backup, or objects of one an interrupted init left. */
 export async function checkEmptyPrefix(
   client: S3Client,
@@ -105,16 +126,7 @@ export async function createS3Backup(
   const backupId = newBackupId();
   let uploaded: string | undefined;
   try {
-    if (snapshot) {
-      const tmp = Deno.makeTempDirSync({ prefix: "cln-backup-base-" });
-      try {
-        writeBase(tmp, snapshot, { backupId, firstLog: 1 });
-        uploaded = baseKey(prefix, snapshot.version, 0);
-        await uploadFile(client, uploaded, `${tmp}/${baseName(snapshot.version)}`, policy);
-      } finally {
-        Deno.removeSync(tmp, { recursive: true });
-      }
-    }
+    if (snapshot) uploaded = await uploadBase(client, snapshot, { backupId, seq: 0 }, policy);
     await retrying(
       "storing the backup id",
       policy,
