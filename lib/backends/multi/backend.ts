@@ -27,6 +27,11 @@ export class MultiBackend implements Backend {
     this.url = members[0].url;
   }
 
+  /** Why `member` gets no more changes, once it failed (`mirror_failure: "degrade"`). */
+  brokenReason(member: Backend): string | undefined {
+    return this.#broken.get(member);
+  }
+
   #live(): Backend[] {
     return this.members.filter((m) => !this.#broken.has(m));
   }

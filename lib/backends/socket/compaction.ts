@@ -56,6 +56,10 @@ export class RemoteCompaction implements CompactionService {
     return undefined;
   }
 
+  due(): boolean {
+    return false;
+  }
+
   status(): CompactionStatus {
     return {
       running: this.#running
