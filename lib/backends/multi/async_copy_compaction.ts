@@ -65,10 +65,10 @@ export class AsyncCopyCompaction implements CompactionService {
     return this.#running;
   }
 
-  /** Only while the copy is caught up: a copy that is behind has catching up to do first. */
+  /** While the copy is open and copying (each hook feeds it, so it is rarely caught up then). */
   due(): boolean {
     const dest = this.copy.destination();
-    return !this.#running && dest !== undefined && this.copy.status().state === "caught-up" &&
+    return !this.#running && dest !== undefined && this.copy.status().state !== "failing" &&
       this.#serviceOf(dest)?.due() === true;
   }
 
