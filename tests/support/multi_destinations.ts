@@ -6,8 +6,9 @@
  * @module
  */
 import { assert, assertEquals } from "./assert.ts";
-import { FakeLightningd, splitMessages } from "./fake_lightningd.ts";
-import { loadFixture } from "./fixtures.ts";
+import { FakeLightningd } from "./fake_lightningd.ts";
+import { loadFixture, SCENARIOS } from "./fixtures.ts";
+import { recordedChanges } from "../../lib/cli/testing.ts";
 import { dumpDatabase } from "./dump.ts";
 import { restoredDump } from "./restored.ts";
 import { type Rgw, sharedRgw, writeCredentials } from "./rgw.ts";
@@ -26,14 +27,9 @@ const ENV = {
 };
 const PATIENCE = { s3_timeout_s: 5, s3_retries: 2, s3_retry_delay_s: 0.05, async_retry_s: 0.5 };
 
-/** The db_writes of a recorded run, as changes. */
-const changesOf = (name: "fresh-start" | "restart" | "activity"): Change[] =>
-  splitMessages(loadFixture(name).raw)
-    .filter((m) => m.json.method === "db_write")
-    .map((m) => ({ version: m.json.params.data_version, statements: m.json.params.writes }));
-export const ACTIVITY = changesOf("activity");
+export const ACTIVITY: Change[] = recordedChanges(["activity"]);
 /** Every change of the recorded runs, in order: the truth restores are held to. */
-export const RECORDED = [...changesOf("fresh-start"), ...changesOf("restart"), ...ACTIVITY];
+export const RECORDED: Change[] = recordedChanges(SCENARIOS);
 
 export interface Node {
   s: Rgw;
