@@ -22,6 +22,7 @@ export class AsyncCopyCompaction implements CompactionService {
   #service: CompactionService | undefined;
   #running: Promise<CompactionResult> | undefined;
   #last: CompactionStatus["last"] = null;
+  #stopped = false;
 
   constructor(
     readonly copy: AsyncCopy,
@@ -46,6 +47,7 @@ export class AsyncCopyCompaction implements CompactionService {
         throw new Error(`Cannot compact backup: the plugin does not compact ${dest.url}`);
       }
       await dest.flush?.();
+      if (this.#stopped) throw new Error("Cannot compact backup: the plugin is stopping");
       return await service.compact();
     });
     if (running === undefined) {
@@ -88,6 +90,7 @@ export class AsyncCopyCompaction implements CompactionService {
   }
 
   stop(): void {
+    this.#stopped = true;
     this.#service?.stop();
   }
 }
