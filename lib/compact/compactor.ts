@@ -107,6 +107,20 @@ export interface DestinationCompactionStatus extends CompactionStatus {
   held: string | null;
 }
 
+/** `running`, whose outcome `note` takes as the last one `backup-status` shows. */
+export function notingLast(
+  running: Promise<CompactionResult>,
+  note: (last: CompactionStatus["last"]) => void,
+): Promise<CompactionResult> {
+  return running.then((result) => {
+    note({ ok: true, ...result });
+    return result;
+  }, (error: Error) => {
+    note({ ok: false, error: error.message });
+    throw error;
+  });
+}
+
 /** A status with the policy's view of when the next compaction is due. */
 export function compactionStatus(
   policy: CompactionPolicy,

@@ -13,7 +13,11 @@
  * @module
  */
 import type { CompactionResult } from "../../compact/compact.ts";
-import type { CompactionService, CompactionStatus } from "../../compact/compactor.ts";
+import {
+  type CompactionService,
+  type CompactionStatus,
+  notingLast,
+} from "../../compact/compactor.ts";
 import type { Backend } from "../backend.ts";
 import type { AsyncCopy } from "./async_copy.ts";
 
@@ -57,13 +61,8 @@ export class AsyncCopyCompaction implements CompactionService {
         ),
       );
     }
-    this.#running = running.then((result) => {
-      this.#last = { ok: true, ...result };
-      return result;
-    }, (error: Error) => {
-      this.#last = { ok: false, error: error.message };
-      throw error;
-    }).finally(() => this.#running = undefined);
+    this.#running = notingLast(running, (last) => this.#last = last)
+      .finally(() => this.#running = undefined);
     return this.#running;
   }
 
