@@ -75,8 +75,8 @@ export async function withNode(
   }
 }
 
-export function spawn(node: Node): FakeLightningd {
-  const lightningd = FakeLightningd.spawn({ lightningDir: node.dir, env: ENV });
+export function spawn(node: Node, env: Record<string, string> = {}): FakeLightningd {
+  const lightningd = FakeLightningd.spawn({ lightningDir: node.dir, env: { ...ENV, ...env } });
   lightningd.db.exec("PRAGMA synchronous = OFF");
   node.spawned.push(lightningd);
   return lightningd;
