@@ -121,3 +121,72 @@ Deno.test("an async copy: the primary held until the copy is open, then both com
     Deno.removeSync(root, { recursive: true });
   }
 });
+
+Deno.test("an async copy catching up from the primary while the primary compacts: nothing it lacks is folded", async () => {
+  const root = Deno.makeTempDirSync({ prefix: "multi-compaction-" });
+  createFileBackup(`${root}/primary`);
+  createFileBackup(`${root}/copy`);
+  const primary = fileBackend(root, "primary");
+  const logs: string[] = [];
+  const copy = new AsyncCopy({
+    url: `file://${root}/copy`,
+    open: () => {
+      // A copy slower than the primary, as a remote one is: it falls behind in each burst.
+      const dest = fileBackend(root, "copy", true);
+      const append = dest.append.bind(dest);
+      dest.append = async (change) => {
+        await new Promise((resolve) => setTimeout(resolve, 2));
+        return append(change);
+      };
+      return Promise.resolve(dest);
+    },
+    readPrimary: () => Promise.resolve(new FileBackupReader(primary.url, `${root}/primary`)),
+    primaryVersion: () => primary.state().version,
+    log: (_, message) => logs.push(message),
+    // Its queue overflows at once: it catches up by reading the primary.
+    queueLimit: 2,
+  });
+  const backend = new WithAsyncCopies(primary, [copy]);
+  const states = new Set<string>();
+  try {
+    const service = compactionFor(backend, root, () => {})!(() => DEFAULT_POLICY);
+    for (const change of CHANGES.slice(0, 100)) await backend.append(change);
+    while (copy.status().state !== "caught-up") {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    let behind = 0;
+    let next = 100;
+    for (let round = 0; round < 3; round++) {
+      // A burst first: the copy is behind, reading the primary, when the compaction starts.
+      for (const change of CHANGES.slice(next, next += 60)) await backend.append(change);
+      const copyAt = copy.status().version!;
+      const target = primary.state().rewindVersion!;
+      if (copyAt < target) behind++;
+      let done = false;
+      const running = service.compact().finally(() => done = true);
+      while (!done) {
+        for (const change of CHANGES.slice(next, next += 4)) await backend.append(change);
+        states.add(copy.status().state);
+        await new Promise((resolve) => setTimeout(resolve, 0));
+      }
+      const result = await running as MultiCompactionResult;
+      assertEquals(result.destinations.map((d) => d.error), [null, null]);
+      const base = result.destinations[0].result!.base_version;
+      assert(base === null || base <= copyAt, `the primary folded to ${base}, past ${copyAt}`);
+    }
+    assert(behind > 0, "the copy was behind when the primary compacted");
+    for (const change of CHANGES.slice(next)) await backend.append(change);
+    for (let i = 0; i < 300 && copy.status().state !== "caught-up"; i++) {
+      states.add(copy.status().state);
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    assert(!states.has("failing"), `the copy failed: ${logs.join("\n")}`);
+    const truth = dumpAt(CHANGES, CHANGES.at(-1)!.version);
+    assertEquals(restoredDump(primary.url, root), truth);
+    assertEquals(restoredDump(copy.url, root), truth);
+  } finally {
+    backend.close();
+    await copy.close();
+    Deno.removeSync(root, { recursive: true });
+  }
+});
