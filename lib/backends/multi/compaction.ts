@@ -112,6 +112,11 @@ export class MultiCompaction implements CompactionService {
     if (held !== undefined) return { url, async, result: null, error: `not compacted: ${held}` };
     try {
       const result = await member.service.compact();
+      this.log(
+        "info",
+        `Destination ${url} compacted in ${result.seconds} s: ${result.versions_folded} ` +
+          `change(s) folded, ${result.bytes_freed} bytes freed`,
+      );
       return { url, async, result, error: null };
     } catch (error) {
       const message = (error as Error).message;
