@@ -7,7 +7,7 @@ import { createFileBackup } from "../backends/file/create.ts";
 import { FileBackend } from "../backends/file/writer.ts";
 import { FileBackupReader } from "../backends/file/reader.ts";
 import { MultiBackend } from "../backends/multi/backend.ts";
-import { AsyncCopy } from "../backends/multi/async_copy.ts";
+import { AsyncCopy, type AsyncCopyOptions } from "../backends/multi/async_copy.ts";
 import { WithAsyncCopies } from "../backends/multi/with_async_copies.ts";
 import type { MultiCompactionResult } from "../backends/multi/compaction.ts";
 import { readLayout } from "../format/layout.ts";
@@ -84,20 +84,69 @@ Deno.test("several file mirrors: each compacted in turn; a broken one held, a fa
   }
 });
 
-Deno.test("an async copy: the primary held until the copy is open, then both compacted", async () => {
-  const root = Deno.makeTempDirSync({ prefix: "multi-compaction-" });
-  createFileBackup(`${root}/primary`);
-  createFileBackup(`${root}/copy`);
-  const primary = fileBackend(root, "primary");
-  const copy = new AsyncCopy({
-    url: `file://${root}/copy`,
-    open: () => Promise.resolve(fileBackend(root, "copy", true)),
-    readPrimary: () => Promise.resolve(new FileBackupReader(primary.url, `${root}/primary`)),
-    primaryVersion: () => primary.state().version,
-    log: () => {},
-  });
-  const backend = new WithAsyncCopies(primary, [copy]);
-  try {
+interface WithCopy {
+  root: string;
+  primary: FileBackend;
+  copy: AsyncCopy;
+  backend: WithAsyncCopies;
+  /** What the copy logged. */
+  logs: string[];
+  /** Waits until the copy holds every change (at most 3 s), noting its states meanwhile. */
+  caughtUp(states?: Set<string>): Promise<void>;
+  /** Both restore equal to the recorded run. */
+  restoresEqual(): void;
+}
+
+/** A file primary with an async file copy (made with `options` in `root`), for `fn`. */
+function withCopy(
+  options: (root: string) => Partial<AsyncCopyOptions>,
+  fn: (t: WithCopy) => Promise<void>,
+): () => Promise<void> {
+  return async () => {
+    const root = Deno.makeTempDirSync({ prefix: "multi-compaction-" });
+    createFileBackup(`${root}/primary`);
+    createFileBackup(`${root}/copy`);
+    const primary = fileBackend(root, "primary");
+    const logs: string[] = [];
+    const copy = new AsyncCopy({
+      url: `file://${root}/copy`,
+      open: () => Promise.resolve(fileBackend(root, "copy", true)),
+      readPrimary: () => Promise.resolve(new FileBackupReader(primary.url, `${root}/primary`)),
+      primaryVersion: () => primary.state().version,
+      log: (_, message) => logs.push(message),
+      ...options(root),
+    });
+    const backend = new WithAsyncCopies(primary, [copy]);
+    try {
+      await fn({
+        root,
+        primary,
+        copy,
+        backend,
+        logs,
+        caughtUp: async (states = new Set()) => {
+          for (let i = 0; i < 300 && copy.status().state !== "caught-up"; i++) {
+            states.add(copy.status().state);
+            await new Promise((resolve) => setTimeout(resolve, 10));
+          }
+        },
+        restoresEqual: () => {
+          const truth = dumpAt(CHANGES, CHANGES.at(-1)!.version);
+          assertEquals(restoredDump(primary.url, root), truth);
+          assertEquals(restoredDump(copy.url, root), truth);
+        },
+      });
+    } finally {
+      backend.close();
+      await copy.close();
+      Deno.removeSync(root, { recursive: true });
+    }
+  };
+}
+
+Deno.test(
+  "an async copy: the primary held until the copy is open, then both compacted",
+  withCopy(() => ({}), async ({ root, primary, backend, caughtUp, restoresEqual }) => {
     const service = compactionFor(backend, root, () => {})!(() => DEFAULT_POLICY);
     // Before the node's first write, the copy is not open: what it will need stays.
     const held = (service.status().destinations as DestinationCompactionStatus[])[0].held;
@@ -105,35 +154,20 @@ Deno.test("an async copy: the primary held until the copy is open, then both com
     for (const change of CHANGES.slice(0, 200)) await primary.append(change);
     await assertRejects(() => service.compact(), /is waiting/);
     for (const change of CHANGES.slice(200, 300)) await backend.append(change);
-    while (copy.status().state !== "caught-up") {
-      await new Promise((resolve) => setTimeout(resolve, 10));
-    }
+    await caughtUp();
     const result = await service.compact() as MultiCompactionResult;
     assertEquals(result.destinations.map((d) => d.error), [null, null]);
     const base = CHANGES[298].version;
     assertEquals(result.destinations.map((d) => d.result?.base_version), [base, base]);
     for (const change of CHANGES.slice(300)) await backend.append(change);
-    while (copy.status().state !== "caught-up") {
-      await new Promise((resolve) => setTimeout(resolve, 10));
-    }
-    const truth = dumpAt(CHANGES, CHANGES.at(-1)!.version);
-    assertEquals(restoredDump(primary.url, root), truth);
-    assertEquals(restoredDump(copy.url, root), truth);
-  } finally {
-    backend.close();
-    await copy.close();
-    Deno.removeSync(root, { recursive: true });
-  }
-});
+    await caughtUp();
+    restoresEqual();
+  }),
+);
 
-Deno.test("an async copy catching up from the primary while the primary compacts: nothing it lacks is folded", async () => {
-  const root = Deno.makeTempDirSync({ prefix: "multi-compaction-" });
-  createFileBackup(`${root}/primary`);
-  createFileBackup(`${root}/copy`);
-  const primary = fileBackend(root, "primary");
-  const logs: string[] = [];
-  const copy = new AsyncCopy({
-    url: `file://${root}/copy`,
+Deno.test(
+  "an async copy catching up from the primary while the primary compacts: nothing it lacks is folded",
+  withCopy((root) => ({
     open: () => {
       // A copy slower than the primary, as a remote one is: it falls behind in each burst.
       const dest = fileBackend(root, "copy", true);
@@ -144,28 +178,20 @@ Deno.test("an async copy catching up from the primary while the primary compacts
       };
       return Promise.resolve(dest);
     },
-    readPrimary: () => Promise.resolve(new FileBackupReader(primary.url, `${root}/primary`)),
-    primaryVersion: () => primary.state().version,
-    log: (_, message) => logs.push(message),
     // Its queue overflows at once: it catches up by reading the primary.
     queueLimit: 2,
-  });
-  const backend = new WithAsyncCopies(primary, [copy]);
-  const states = new Set<string>();
-  try {
+  }), async ({ root, primary, copy, backend, logs, caughtUp, restoresEqual }) => {
     const service = compactionFor(backend, root, () => {})!(() => DEFAULT_POLICY);
     for (const change of CHANGES.slice(0, 100)) await backend.append(change);
-    while (copy.status().state !== "caught-up") {
-      await new Promise((resolve) => setTimeout(resolve, 10));
-    }
+    await caughtUp();
+    const states = new Set<string>();
     let behind = 0;
     let next = 100;
     for (let round = 0; round < 3; round++) {
       // A burst first: the copy is behind, reading the primary, when the compaction starts.
       for (const change of CHANGES.slice(next, next += 60)) await backend.append(change);
       const copyAt = copy.status().version!;
-      const target = primary.state().rewindVersion!;
-      if (copyAt < target) behind++;
+      if (copyAt < primary.state().rewindVersion!) behind++;
       let done = false;
       const running = service.compact().finally(() => done = true);
       while (!done) {
@@ -180,17 +206,8 @@ Deno.test("an async copy catching up from the primary while the primary compacts
     }
     assert(behind > 0, "the copy was behind when the primary compacted");
     for (const change of CHANGES.slice(next)) await backend.append(change);
-    for (let i = 0; i < 300 && copy.status().state !== "caught-up"; i++) {
-      states.add(copy.status().state);
-      await new Promise((resolve) => setTimeout(resolve, 10));
-    }
+    await caughtUp(states);
     assert(!states.has("failing"), `the copy failed: ${logs.join("\n")}`);
-    const truth = dumpAt(CHANGES, CHANGES.at(-1)!.version);
-    assertEquals(restoredDump(primary.url, root), truth);
-    assertEquals(restoredDump(copy.url, root), truth);
-  } finally {
-    backend.close();
-    await copy.close();
-    Deno.removeSync(root, { recursive: true });
-  }
-});
+    restoresEqual();
+  }),
+);
