@@ -3,16 +3,16 @@
  * compactor, an S3 backup's, a server's, and for several destinations (`mirror_urls`,
  * `async_urls`) each destination's own, one after the other (lib/backends/multi/compaction.ts).
  *
- * Async copies are compacted too, by the same policy on their own sizes, while caught up:
- * left alone they would grow without bound, as the backup did before compaction. The primary
- * (`backend_url`) is the one they catch up from after a restart or an outage, so its
- * compaction must keep every change a copy lacks: a file primary folds no further than the
- * copy furthest behind ({@linkcode limitTarget}); an S3 or server primary, which picks its fold
- * point itself, is compacted only when every copy holds its version before the newest. While
- * a copy is not open (before the node's first write, or failing), the primary is not
- * compacted at all: it holds what that copy will need, and `backup-status` says so under
- * `compaction.destinations[0].held`. A copy that fails for good thus keeps the primary from
- * being compacted: remove it from `async_urls`.
+ * Async copies are compacted too, by the same policy on their own sizes, while open and not
+ * failing: left alone they would grow without bound, as the backup did before compaction.
+ * The primary (`backend_url`) is the one they catch up from after a restart or an outage, so
+ * its compaction must keep every change a copy lacks: a file primary folds no further than
+ * the copy furthest behind ({@linkcode limitTarget}); an S3 or server primary, which picks
+ * its fold point itself, is compacted only when every copy holds its version before the
+ * newest. While a copy is not open (before the node's first write, or failing), the primary
+ * is not compacted at all: it holds what that copy will need, and `backup-status` says so
+ * under `compaction.destinations[0].held`. A copy that fails for good thus keeps the primary
+ * from being compacted: remove it from `async_urls`.
  *
  * @module
  */
