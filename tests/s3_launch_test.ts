@@ -15,6 +15,7 @@ import { BufferedOutput, makeNodeDir, removeNodeDir } from "../lib/cli/testing.t
 import { init } from "../lib/cli/init.ts";
 import { restore } from "../lib/cli/restore.ts";
 import { CREDENTIALS_FILE } from "../lib/backends/s3/credentials.ts";
+import { SCRATCH_DIR } from "../lib/backends/s3/compaction.ts";
 import type { AsyncDestinationStatus } from "../lib/backends/backend.ts";
 import { LAUNCHER_NAME, lockLaunchPlan, parseLauncher, WORKER_CODE } from "../lib/cli/launcher.ts";
 
@@ -74,8 +75,9 @@ test("init --mirror --async: the launched plugin backs up to each; each restores
     const primaryPath = new URL(urls.file).pathname;
     assertEquals(args.filter((a) => a.startsWith("--allow")), [
       `--allow-read=${real}/backup.lock,${real}/backup.key,${primaryPath},${WORKER_CODE},` +
-      `${real}/${CREDENTIALS_FILE}`,
-      `--allow-write=${primaryPath}`,
+      `${real}/${CREDENTIALS_FILE},${real}/${SCRATCH_DIR}`,
+      `--allow-write=${primaryPath},${real}/${SCRATCH_DIR}`,
+      "--allow-sys=setPriority",
       `--allow-net=127.0.0.1:${s.port}`,
     ]);
     const lightningd = await launchAndCommit(dir, launcher, 5);
@@ -83,6 +85,15 @@ test("init --mirror --async: the launched plugin backs up to each; each restores
       const version = lightningd.dataVersion();
       const copy = await waitForCopy(lightningd, (s) => s.state === "caught-up");
       assertEquals(copy.version, version, JSON.stringify(copy));
+      // Each destination compacts under the launch's grants.
+      const compacted = await lightningd.request("backup-compact", []);
+      const destinations = (compacted.result as { destinations: Record<string, unknown>[] })
+        ?.destinations;
+      assertEquals(
+        destinations?.map((d) => [d.url, d.error]),
+        [[urls.file, null], [urls.mirror, null], [urls.async, null]],
+        JSON.stringify(compacted),
+      );
       assertEquals((await lightningd.stop()).code, 0);
       assertEquals(lightningd.garbage, []);
     } finally {

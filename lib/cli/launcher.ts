@@ -18,17 +18,16 @@
  *   backup.lock, where it reads its keys;
  * - `--allow-read` of `backup.key` beside backup.lock: an encrypted backup's data key (the
  *   plugin also reads it to refuse a key beside a destination that cannot use it);
- * - for a lone `s3://` backup, read and write on `cln-backup-scratch` in the lightning dir,
+ * - when a destination is in S3, read and write on `cln-backup-scratch` in the lightning dir,
  *   where its compaction rebuilds the database and the new base, and read on this `lib/`,
- *   the code of its worker; the same for an `s3://` backup with async copies, which catch up
+ *   the code of its worker; the same for a remote primary with async copies, which catch up
  *   by fetching it there;
- * - `--allow-sys=setPriority` for a lone file or S3 backup, which the plugin compacts: the
- *   compaction worker lowers its own thread's CPU priority, so that the hooks' thread runs
- *   first (lib/compact/worker.ts);
+ * - `--allow-sys=setPriority` when a destination is a file or S3 backup, which the plugin
+ *   compacts: the compaction worker lowers its own thread's CPU priority, so that the hooks'
+ *   thread runs first (lib/compact/worker.ts);
  * - several destinations (backup.lock's `mirror_urls` and `async_urls`): each one's grants
  *   above, together: read and write on each file backup, the `host:port` of each remote
- *   one, each CA file, and the credential file of each kind named; the plugin does not
- *   compact then, so no scratch directory and no setPriority;
+ *   one, each CA file, and the credential file of each kind named;
  * - nothing else: no run, no FFI, no environment, no other system information.
  *
  * Nothing more is strictly needed, which the permission test checks: `Deno.cwd()`,
@@ -81,11 +80,11 @@ export interface LaunchPlan {
   nodeCredential: boolean;
   /** The CA certificates each `socket+tls:…?ca=PATH` destination's server must chain to. */
   caFiles: string[];
-  /** A lone file or S3 backup, which the plugin compacts (none for several destinations). */
-  compacts?: "file" | "s3";
+  /** The kinds of destination the plugin compacts itself (a server compacts its own). */
+  compacts: ("file" | "s3")[];
   /**
-   * The plugin works in `cln-backup-scratch` in the lightning dir: a lone S3 backup's
-   * compaction, or async copies catching up from an S3 primary, which is fetched there.
+   * The plugin works in `cln-backup-scratch` in the lightning dir: an S3 destination's
+   * compaction, or async copies catching up from a remote primary, which is fetched there.
    */
   scratch: boolean;
 }
@@ -146,15 +145,12 @@ export function launchPlan(options: {
     nodeCredential: access.some((a) => a.nodeCredential),
     caFiles: unique(access.map((a) => a.caFile)),
     // A remote primary's async copies catch up from a fetch of it into the scratch directory.
-    scratch: (primary.credentials === true && others.length === 0) ||
+    scratch: access.some((a) => a.credentials) ||
       (primary.netAddress !== undefined && asyncs.length > 0),
-    ...(others.length > 0
-      ? {}
-      : primary.backupPath !== undefined
-      ? { compacts: "file" as const }
-      : primary.credentials
-      ? { compacts: "s3" as const }
-      : {}),
+    compacts: [
+      ...(access.some((a) => a.backupPath !== undefined) ? ["file" as const] : []),
+      ...(access.some((a) => a.credentials) ? ["s3" as const] : []),
+    ],
   };
 }
 
@@ -229,8 +225,8 @@ export const WORKER_CODE = new URL("../", import.meta.url).pathname.replace(/\/$
 /** The permission flags of the least-privilege launch (shared by `deno run` and `deno compile`). */
 export function permissionFlags(plan: LaunchPlan): string[] {
   const dir = realPath(plan.lightningDir).replace(/\/+$/, "");
-  // A lone s3:// backup's compaction rebuilds the database in a scratch directory of its own;
-  // async copies fetch an S3 primary there (its code: a read-ahead worker for large logs).
+  // An s3:// backup's compaction rebuilds the database in a scratch directory of its own;
+  // async copies fetch a remote primary there (its code: a read-ahead worker for large logs).
   const scratch = plan.scratch ? [`${dir}/${SCRATCH_DIR}`] : [];
   const write = [...plan.backupPaths, ...scratch].map(listItem);
   const files = plan.backupPaths.length > 0;
@@ -253,7 +249,7 @@ export function permissionFlags(plan: LaunchPlan): string[] {
     "--no-lock",
     `--allow-read=${[...read].join(",")}`,
     ...(write.length > 0 ? [`--allow-write=${write.join(",")}`] : []),
-    ...(plan.compacts !== undefined ? ["--allow-sys=setPriority"] : []),
+    ...(plan.compacts.length > 0 ? ["--allow-sys=setPriority"] : []),
     ...(plan.netAddresses.length > 0 ? [`--allow-net=${list(plan.netAddresses)}`] : []),
   ];
 }
@@ -268,23 +264,12 @@ export function compileArgs(plan: LaunchPlan, output: string): string[] {
   // The workers and the crypto primitives are loaded at run time, so the binary must carry
   // them: compaction's worker, the read-ahead worker its restore starts, the primitives, and
   // an S3 destination's signer.
-  const include = plan.backupPaths.length > 0
-    ? [
-      "--include",
-      `${WORKER_CODE}/compact/worker.ts`,
-      "--include",
-      `${WORKER_CODE}/crypto/primitives.ts`,
-      "--include",
-      `${WORKER_CODE}/backends/file/read_ahead_worker.ts`,
-    ]
-    : plan.compacts === "s3"
-    ? [
-      "--include",
-      `${WORKER_CODE}/backends/s3/compaction_worker.ts`,
-      "--include",
-      `${WORKER_CODE}/backends/file/read_ahead_worker.ts`,
-    ]
-    : [];
+  const modules = new Set([
+    ...(plan.backupPaths.length > 0 ? ["compact/worker.ts", "crypto/primitives.ts"] : []),
+    ...(plan.compacts.includes("s3") ? ["backends/s3/compaction_worker.ts"] : []),
+    ...(plan.compacts.length > 0 ? ["backends/file/read_ahead_worker.ts"] : []),
+  ]);
+  const include = [...modules].flatMap((module) => ["--include", `${WORKER_CODE}/${module}`]);
   const signer = plan.credentials ? ["--include", SIGV4_MODULE.pathname] : [];
   return [
     "compile",

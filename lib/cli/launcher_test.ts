@@ -34,7 +34,7 @@ Deno.test("a file backup's launch reads backup.lock and the backup, writes the b
     credentials: false,
     nodeCredential: false,
     caFiles: [],
-    compacts: "file",
+    compacts: ["file"],
     scratch: false,
   });
   assertEquals(launchArgs(plan), [
@@ -121,11 +121,14 @@ Deno.test("several destinations: each one's grants, together, and nothing else",
   const s3 = "s3://bucket/node?endpoint=http://127.0.0.1:7480&path-style=1";
   const args = (lock: LockFile) =>
     launchArgs(lockLaunchPlan("/nonexistent/ln", lock, { deno: DENO })).slice(4, -1);
-  // A file primary, an S3 mirror: the file backup, the keys' file, the endpoint; no compaction.
+  // A file primary, an S3 mirror: the file backup, the keys' file, the endpoint; both are
+  // compacted (the S3 one in the scratch directory).
   assertEquals(args({ backend_url: "file:///var/backups/node", mirror_urls: [s3] }), [
     "--allow-read=/nonexistent/ln/backup.lock,/nonexistent/ln/backup.key," +
-    `/var/backups/node,${CODE},/nonexistent/ln/backup-s3.credentials`,
-    "--allow-write=/var/backups/node",
+    `/var/backups/node,${CODE},/nonexistent/ln/backup-s3.credentials,` +
+    "/nonexistent/ln/cln-backup-scratch",
+    "--allow-write=/var/backups/node,/nonexistent/ln/cln-backup-scratch",
+    "--allow-sys=setPriority",
     "--allow-net=127.0.0.1:7480",
   ]);
   // The same as an async destination.
@@ -146,23 +149,25 @@ Deno.test("several destinations: each one's grants, together, and nothing else",
       `/nonexistent/ln/backup.credential,/mnt/disk/node,${CODE},` +
       "/nonexistent/ln/backup-s3.credentials,/nonexistent/ln/cln-backup-scratch",
       "--allow-write=/mnt/disk/node,/nonexistent/ln/cln-backup-scratch",
+      "--allow-sys=setPriority",
       "--allow-net=127.0.0.1:7480,127.0.0.1:9050",
     ],
   );
-  // An S3 primary with a mirror only: no scratch directory (it neither compacts nor is read).
+  // A file primary and a server mirror: the server compacts its own; no scratch directory.
   assertEquals(
-    args({ backend_url: s3, mirror_urls: ["file:///m"] }),
+    args({ backend_url: "file:///m", mirror_urls: ["socket:127.0.0.1:9000"] }),
     [
       "--allow-read=/nonexistent/ln/backup.lock,/nonexistent/ln/backup.key," +
-      `/m,${CODE},/nonexistent/ln/backup-s3.credentials`,
+      `/nonexistent/ln/backup.credential,/m,${CODE}`,
       "--allow-write=/m",
-      "--allow-net=127.0.0.1:7480",
+      "--allow-sys=setPriority",
+      "--allow-net=127.0.0.1:9000",
     ],
   );
-  // Two file backups: both read and written.
+  // Two file backups: both read and written, and compacted.
   assertEquals(
     args({ backend_url: "file:///a", async_urls: ["file:///b"] }).slice(1),
-    ["--allow-write=/a,/b"],
+    ["--allow-write=/a,/b", "--allow-sys=setPriority"],
   );
 });
 

@@ -94,6 +94,31 @@ export interface CompactionStatus {
   next_due_at_bytes: number | null;
   /** `null` for a backup on a server, whose sizes the plugin does not see. */
   sealed_log_bytes: number | null;
+  /** Several destinations: each one's compaction (see lib/backends/multi/compaction.ts). */
+  destinations?: DestinationCompactionStatus[];
+}
+
+/** One of several destinations' compaction, as `backup-status` shows it. */
+export interface DestinationCompactionStatus extends CompactionStatus {
+  url: string;
+  /** An asynchronous copy (backup.lock's `async_urls`). */
+  async: boolean;
+  /** Why it is not compacted now (broken, not open, or an async copy still needs it). */
+  held: string | null;
+}
+
+/** `running`, whose outcome `note` takes as the last one `backup-status` shows. */
+export function notingLast(
+  running: Promise<CompactionResult>,
+  note: (last: CompactionStatus["last"]) => void,
+): Promise<CompactionResult> {
+  return running.then((result) => {
+    note({ ok: true, ...result });
+    return result;
+  }, (error: Error) => {
+    note({ ok: false, error: error.message });
+    throw error;
+  });
 }
 
 /** A status with the policy's view of when the next compaction is due. */
@@ -115,6 +140,8 @@ export interface CompactionService {
   compact(): Promise<CompactionResult>;
   /** Starts one when the policy says it is due, and returns it; never waits for it. */
   maybeCompact(): Promise<CompactionResult> | undefined;
+  /** None runs, and the policy says one is due. */
+  due(): boolean;
   status(): CompactionStatus;
   stop(): void;
 }
@@ -218,8 +245,11 @@ export class Compactor implements CompactionService {
 
   /** Starts a compaction when the policy says one is due, and returns it. */
   maybeCompact(): Promise<CompactionResult> | undefined {
-    if (this.#running || !compactionDue(this.policy(), this.backend.compactionSizes())) return;
-    return this.compact();
+    return this.due() ? this.compact() : undefined;
+  }
+
+  due(): boolean {
+    return !this.#running && compactionDue(this.policy(), this.backend.compactionSizes());
   }
 
   status(): CompactionStatus {

@@ -52,7 +52,7 @@ export interface PluginContext {
   options?: readonly OptionSpec[];
   /** Methods beside the plugin's own (tests stand in for ones not built yet). */
   methods?: readonly RpcMethod[];
-  /** Compaction for this backup, when it compacts where the plugin runs (a file backup). */
+  /** Compaction for this backup (see compaction_for.ts); absent when the plugin does not compact. */
   compaction?: (policy: () => CompactionPolicy) => CompactionService;
   /**
    * Test seam, never set in production: a method call waits for the promise this returns

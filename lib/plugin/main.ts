@@ -9,14 +9,7 @@
 import { BackupPlugin, type PluginContext } from "./backup_plugin.ts";
 import { serve, writeTo } from "./stdio.ts";
 import { openAtStart } from "./startup.ts";
-import { FileBackend } from "../backends/file/writer.ts";
-import { Compactor } from "../compact/compactor.ts";
-import { SocketBackend } from "../backends/socket/backend.ts";
-import { RemoteCompaction } from "../backends/socket/compaction.ts";
-import { S3Backend } from "../backends/s3/backend.ts";
-import { S3Compaction } from "../backends/s3/compaction_service.ts";
-import { SCRATCH_DIR } from "../backends/s3/compaction.ts";
-import type { CompactionPolicy } from "../compact/policy.ts";
+import { compactionFor } from "./compaction_for.ts";
 import type { LogLevel } from "./jsonrpc.ts";
 
 const streams = {
@@ -60,14 +53,9 @@ export async function runPlugin(
     remoteLog: (level, message) => remoteLog(level, message),
   });
   const backend = startup.backend;
-  const compaction = backend instanceof FileBackend
-    ? (policy: () => CompactionPolicy) => new Compactor(backend, policy)
-    : backend instanceof SocketBackend
-    ? () => new RemoteCompaction(backend)
-    : backend instanceof S3Backend
-    ? (policy: () => CompactionPolicy) =>
-      new S3Compaction(backend, policy, `${Deno.cwd()}/${SCRATCH_DIR}`)
-    : undefined;
+  const compaction = "error" in backend
+    ? undefined
+    : compactionFor(backend, Deno.cwd(), (level, message) => remoteLog(level, message));
   const plugin = new BackupPlugin(
     configure({ backend, send: writeTo(streams), now, compaction }),
   );

@@ -100,6 +100,8 @@ export class AsyncCopy {
   #timer: ReturnType<typeof setTimeout> | undefined;
   /** A pending {@linkcode AsyncCopy.feed}'s start or wake-up. */
   #soon: ReturnType<typeof setTimeout> | undefined;
+  /** A task on the open destination (its compaction): it stays open until the task ends. */
+  #lease: Promise<void> | undefined;
   readonly #now: () => number;
 
   constructor(readonly options: AsyncCopyOptions) {
@@ -166,6 +168,28 @@ export class AsyncCopy {
     };
   }
 
+  /** The destination while it is open. */
+  destination(): Backend | undefined {
+    return this.#closed ? undefined : this.#dest;
+  }
+
+  /**
+   * Runs `task` on the open destination, beside the copying (its compaction: the hand-over
+   * between the copy's appends and the compactor is the plugin's own, see compactor.ts). The
+   * destination stays open until the task ends: a failure closes and reopens it only then,
+   * so an open never cleans up after a compaction still running. `undefined` when the
+   * destination is not open.
+   */
+  withDestination<T>(task: (dest: Backend) => Promise<T>): Promise<T> | undefined {
+    if (this.#dest === undefined || this.#closed || this.#lease !== undefined) return;
+    const running = task(this.#dest);
+    const lease: Promise<void> = running.then(() => {}, () => {}).finally(() => {
+      if (this.#lease === lease) this.#lease = undefined;
+    });
+    this.#lease = lease;
+    return running;
+  }
+
   /** Stops copying (what is not copied yet is copied from the primary at the next start). */
   async close(): Promise<void> {
     this.#closed = true;
@@ -173,6 +197,7 @@ export class AsyncCopy {
     clearTimeout(this.#soon);
     this.#wakeUp();
     await this.#running;
+    await this.#lease;
     this.#dest?.close();
     this.#dest = undefined;
   }
@@ -205,6 +230,7 @@ export class AsyncCopy {
         wait = first;
       } catch (error) {
         if (this.#closed) return;
+        await this.#lease;
         this.#fail((error as Error).message);
         await this.#pause(wait);
         clearTimeout(this.#timer);

@@ -176,3 +176,29 @@ Deno.test("AsyncCopy says so when the primary no longer holds the changes it lac
     Deno.removeSync(root, { recursive: true });
   }
 });
+
+Deno.test("AsyncCopy keeps its destination open while a task runs on it: a failure reopens it only after", async () => {
+  const t = setUp();
+  try {
+    createFileBackup(`${t.root}/copy`);
+    assertEquals(t.copy.withDestination(() => Promise.resolve()), undefined, "not open yet");
+    for (let v = 1; v <= 3; v++) await t.store(change(v));
+    await t.until((s) => s.state === "caught-up");
+    const dest = t.copy.destination()!;
+    let release = () => {};
+    const task = t.copy.withDestination(() => new Promise<void>((r) => release = r))!;
+    assertEquals(t.copy.withDestination(() => Promise.resolve()), undefined, "one at a time");
+    // A change the copy cannot take (a gap) fails it; the task still has its destination.
+    t.copy.feed(change(9));
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    assert(t.copy.destination() === dest, "the destination was closed under the task");
+    assertEquals(t.copy.status().state, "behind");
+    release();
+    await task;
+    const failing = await t.until((s) => s.state === "failing");
+    assertMatch(failing.error!, /next change it has is 9/);
+    assert(t.copy.destination() !== dest, "closed once the task ended");
+  } finally {
+    await t.done();
+  }
+});

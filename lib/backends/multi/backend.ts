@@ -27,6 +27,11 @@ export class MultiBackend implements Backend {
     this.url = members[0].url;
   }
 
+  /** Why `member` gets no more changes, once it failed (`mirror_failure: "degrade"`). */
+  brokenReason(member: Backend): string | undefined {
+    return this.#broken.get(member);
+  }
+
   #live(): Backend[] {
     return this.members.filter((m) => !this.#broken.has(m));
   }
@@ -122,7 +127,8 @@ export class MultiBackend implements Backend {
 
   /** Runs `step` on every member in parallel; a failure stops, or degrades when allowed. */
   async #all(members: Backend[], step: (m: Backend) => Promise<void>, what: string) {
-    const results = await Promise.allSettled(members.map(step));
+    // A file backup's append throws before it returns a promise: caught here too.
+    const results = await Promise.allSettled(members.map(async (m) => await step(m)));
     const failed = members.flatMap((m, i) => {
       const result = results[i];
       return result.status === "rejected" ? [{ m, why: (result.reason as Error).message }] : [];

@@ -133,8 +133,11 @@ export class S3Compaction implements CompactionService {
 
   /** Starts one when the bytes after the newest base outgrow it as the policy says. */
   maybeCompact(): Promise<CompactionResult> | undefined {
-    if (this.#running || !compactionDue(this.policy(), this.backend.compactionSizes())) return;
-    return this.compact();
+    return this.due() ? this.compact() : undefined;
+  }
+
+  due(): boolean {
+    return !this.#running && compactionDue(this.policy(), this.backend.compactionSizes());
   }
 
   status(): CompactionStatus {

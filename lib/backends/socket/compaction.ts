@@ -5,7 +5,11 @@
  * @module
  */
 import type { CompactionResult } from "../../compact/compact.ts";
-import type { CompactionService, CompactionStatus } from "../../compact/compactor.ts";
+import {
+  type CompactionService,
+  type CompactionStatus,
+  notingLast,
+} from "../../compact/compactor.ts";
 import type { SocketBackend } from "./backend.ts";
 
 export class RemoteCompaction implements CompactionService {
@@ -30,7 +34,7 @@ export class RemoteCompaction implements CompactionService {
     const started = this.now();
     const state = this.backend.state();
     this.#target = state.rewindVersion ?? state.version;
-    const running = this.backend.compactOnServer(this.#stopping.signal).then((stats) => {
+    const asked = this.backend.compactOnServer(this.#stopping.signal).then((stats) => {
       const { before, after } = stats;
       const result: CompactionResult = {
         ...stats,
@@ -41,12 +45,10 @@ export class RemoteCompaction implements CompactionService {
           before.backupsize - after.backupsize,
         seconds: (stats.seconds as number | undefined) ?? Math.round(this.now() - started) / 1000,
       };
-      this.#last = { ok: true, ...result };
       return result;
-    }, (error: Error) => {
-      this.#last = { ok: false, error: error.message };
-      throw error;
-    }).finally(() => this.#running = undefined);
+    });
+    const running = notingLast(asked, (last) => this.#last = last)
+      .finally(() => this.#running = undefined);
     this.#running = running;
     return running;
   }
@@ -54,6 +56,10 @@ export class RemoteCompaction implements CompactionService {
   /** Never: the server's sizes are not known here. */
   maybeCompact(): undefined {
     return undefined;
+  }
+
+  due(): boolean {
+    return false;
   }
 
   status(): CompactionStatus {

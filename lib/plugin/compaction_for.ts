@@ -1,0 +1,130 @@
+/**
+ * Which compaction service the plugin runs for the backup it writes: a file backup's
+ * compactor, an S3 backup's, a server's, and for several destinations (`mirror_urls`,
+ * `async_urls`) each destination's own, one after the other (lib/backends/multi/compaction.ts).
+ *
+ * Async copies are compacted too, by the same policy on their own sizes, while open and not
+ * failing: left alone they would grow without bound, as the backup did before compaction.
+ * The primary (`backend_url`) is the one they catch up from after a restart or an outage, so
+ * its compaction must keep every change a copy lacks: a file primary folds no further than
+ * the copy furthest behind ({@linkcode limitTarget}); an S3 or server primary, which picks
+ * its fold point itself, is compacted only when every copy holds its version before the
+ * newest. While a copy is not open (before the node's first write, or failing), the primary
+ * is not compacted at all: it holds what that copy will need, and `backup-status` says so
+ * under `compaction.destinations[0].held`. A copy that fails for good thus keeps the primary
+ * from being compacted: remove it from `async_urls`.
+ *
+ * @module
+ */
+import type { Backend } from "../backends/backend.ts";
+import { FileBackend } from "../backends/file/writer.ts";
+import { SocketBackend } from "../backends/socket/backend.ts";
+import { RemoteCompaction } from "../backends/socket/compaction.ts";
+import { S3Backend } from "../backends/s3/backend.ts";
+import { S3Compaction } from "../backends/s3/compaction_service.ts";
+import { SCRATCH_DIR } from "../backends/s3/compaction.ts";
+import { MultiBackend } from "../backends/multi/backend.ts";
+import { WithAsyncCopies } from "../backends/multi/with_async_copies.ts";
+import type { AsyncCopy } from "../backends/multi/async_copy.ts";
+import { AsyncCopyCompaction } from "../backends/multi/async_copy_compaction.ts";
+import { type CompactionMember, MultiCompaction } from "../backends/multi/compaction.ts";
+import { type CompactionService, Compactor } from "../compact/compactor.ts";
+import type { CompactionPolicy } from "../compact/policy.ts";
+import { limitTarget } from "../compact/target_limit.ts";
+
+type Policy = () => CompactionPolicy;
+type Log = (level: "info" | "unusual", message: string) => void;
+
+const serviceKinds = [FileBackend, S3Backend, SocketBackend];
+
+/** One destination's own service; `limit` caps a file backup's fold point. */
+function serviceOf(
+  backend: Backend,
+  policy: Policy,
+  scratch: string,
+  limit?: () => number | undefined,
+): CompactionService | undefined {
+  if (backend instanceof FileBackend) {
+    return new Compactor(limit ? limitTarget(backend, limit) : backend, policy);
+  }
+  if (backend instanceof S3Backend) return new S3Compaction(backend, policy, scratch);
+  if (backend instanceof SocketBackend) return new RemoteCompaction(backend);
+  return undefined;
+}
+
+/** The lowest version of the async copies, or why one cannot say (not open). */
+function copiesVersion(copies: readonly AsyncCopy[]): number | string {
+  let lowest = Infinity;
+  for (const copy of copies) {
+    const { version, state } = copy.status();
+    if (version === null) {
+      return `async copy ${copy.url} is ${state}: it may need every change the primary holds`;
+    }
+    lowest = Math.min(lowest, version);
+  }
+  return lowest;
+}
+
+/**
+ * The compaction service for the plugin's `backend`, made with the policy in force;
+ * `undefined` when the plugin does not compact it. `dir` is the lightning dir.
+ */
+export function compactionFor(
+  backend: Backend,
+  dir: string,
+  log: Log,
+): ((policy: Policy) => CompactionService) | undefined {
+  if (backend instanceof MultiBackend || backend instanceof WithAsyncCopies) {
+    return (policy) => new MultiCompaction(members(backend, dir, policy), log);
+  }
+  if (serviceKinds.some((kind) => backend instanceof kind)) {
+    return (policy) => serviceOf(backend, policy, `${dir}/${SCRATCH_DIR}`)!;
+  }
+}
+
+function members(
+  backend: MultiBackend | WithAsyncCopies,
+  dir: string,
+  policy: Policy,
+): CompactionMember[] {
+  const copies = backend instanceof WithAsyncCopies ? backend.copies : [];
+  const sync = backend instanceof WithAsyncCopies ? backend.primary : backend;
+  const mirrors = sync instanceof MultiBackend ? sync.members : [sync];
+  // Each S3 destination's compaction empties a scratch directory of its own.
+  let n = 0;
+  const scratch = () => `${dir}/${SCRATCH_DIR}/compact-${n++}`;
+  const result: CompactionMember[] = [];
+  for (const [i, mirror] of mirrors.entries()) {
+    const broken = () => {
+      const why = sync instanceof MultiBackend ? sync.brokenReason(mirror) : undefined;
+      return why === undefined ? undefined : `it is broken (${why})`;
+    };
+    // The primary keeps what the async copies lack.
+    const gated = i === 0 && copies.length > 0;
+    const lowest = () => copiesVersion(copies);
+    const limit = gated
+      ? () => {
+        const version = lowest();
+        return typeof version === "number" ? version : undefined;
+      }
+      : undefined;
+    const service = serviceOf(mirror, policy, scratch(), limit);
+    if (service === undefined) continue;
+    const held = !gated ? broken : () => {
+      const version = lowest();
+      if (typeof version === "string") return version;
+      const { version: top, rewindVersion } = mirror.state();
+      if (mirror instanceof FileBackend || version >= (rewindVersion ?? top)) return broken();
+      return `an async copy is at version ${version}, behind the primary's ${
+        rewindVersion ?? top
+      }: the primary keeps what it lacks until it catches up`;
+    };
+    result.push({ url: mirror.url, async: false, service, held });
+  }
+  for (const copy of copies) {
+    const place = scratch();
+    const service = new AsyncCopyCompaction(copy, (dest) => serviceOf(dest, policy, place));
+    result.push({ url: copy.url, async: true, service });
+  }
+  return result;
+}
