@@ -13,7 +13,6 @@ import { status as pluginStatus } from "./support/plugin_session.ts";
 import { rgwMissing, sharedRgw, stopSharedRgwLast, writeCredentials } from "./support/rgw.ts";
 import { makeEncryptedS3Backup, objectsOf, restoredS3WithKey } from "./support/encrypted_s3.ts";
 import { PASSPHRASE } from "./support/encrypted.ts";
-import { launchAndCommit } from "./support/launch_probe.ts";
 import { writeLockFile } from "../lib/backup/lock_file.ts";
 import { writeKeyFile } from "../lib/crypto/key_file.ts";
 import { BufferedOutput, makeNodeDir, removeNodeDir } from "../lib/cli/testing.ts";
@@ -138,7 +137,7 @@ test("encrypted S3: the recorded runs restore, to every run's end, before and af
   }
 });
 
-test("encrypted S3: init --encrypt under the launcher, status without the key, rekey then restore with the new secret only", async () => {
+test("encrypted S3: init --encrypt, the launcher's plugin writes and compacts, status without the key, rekey then restore with the new secret only", async () => {
   const s = await sharedRgw({ exportKeys: true });
   const url = s.url(await s.bucket());
   const dir = makeNodeDir("restart");
@@ -165,13 +164,36 @@ test("encrypted S3: init --encrypt under the launcher, status without the key, r
         `--allow-net=127.0.0.1:${s.port}`,
       ],
     );
-    const lightningd = await launchAndCommit(dir, launcher, 3);
+    // The launcher's plugin writes, then compacts on its worker with the key it read.
+    const lightningd = FakeLightningd.spawn({
+      lightningDir: dir,
+      command: [launcher],
+      env: { PATH: "/nonexistent" },
+    });
     try {
+      await lightningd.getmanifest();
+      await lightningd.init();
+      const commit = async (i: number) =>
+        assertEquals(
+          await lightningd.transaction([`INSERT INTO vars (name, intval) VALUES ('n${i}', ${i})`]),
+          "committed",
+          lightningd.aborted,
+        );
+      for (let i = 0; i < 6; i++) await commit(i);
+      const answer = await lightningd.request("backup-compact", {});
+      assert(answer.error === undefined, JSON.stringify(answer));
+      assert((pluginStatus(answer).versions_folded as number) >= 5, JSON.stringify(answer));
+      await commit(6);
       assertEquals((await lightningd.stop()).code, 0);
       assertEquals(lightningd.garbage, []);
+      assertEquals(lightningd.logs.filter((l) => l.level === "broken"), []);
     } finally {
       await lightningd.kill().catch(() => {});
     }
+    const bases = (await listBackup(s.client(url))).filter((e) => e.kind === "base");
+    assertEquals(bases.length, 1);
+    const base = await s.client(url).get(bases[0].key);
+    assert(decodeSegmentHeader(base, bases[0].key).keyId, "the plugin's new base is sealed");
     const node = dumpDatabase(`${dir}/lightningd.sqlite3`);
 
     const described = new BufferedOutput();
