@@ -75,7 +75,9 @@ Options:
                        plugin). With a plain cln-backup backup in backup.lock it copies every
                        base, log and record into an encrypted backup, keeping every version,
                        and repoints backup.lock; the plain backup is left: delete it after
-                       "verify" says OK, as it holds the node's database in the clear
+                       "verify" says OK, as it holds the node's database in the clear. With
+                       --to s3://..., the S3 copy is encrypted (its newest snapshot and the
+                       changes after it, as without --encrypt)
   --recipient AGE1...  with --encrypt: wrap the key for this age X25519 recipient
   --passphrase-file F  with --encrypt: the passphrase, the first line of F
   -h, --help           show this help
@@ -163,8 +165,9 @@ function notV1(path: string): Error {
 
 /**
  * Copies the backup backup.lock names (a v1 file, or a plain cln-backup directory: its newest
- * snapshot and the changes after it) into a new S3 backup at `url`, checks that it reads
- * back to the same last version, then points backup.lock at it.
+ * snapshot and the changes after it) into a new S3 backup at `url`, encrypted when
+ * `encryption` is given, checks that it reads back to the same last version, then points
+ * backup.lock at it.
  */
 async function upgradeToS3(
   dir: string,
@@ -172,14 +175,13 @@ async function upgradeToS3(
   path: string,
   kind: "v1" | "directory",
   url: string,
-  encrypt: boolean,
+  newKey: () => Promise<NewEncryption | undefined>,
   output: Output,
 ): Promise<number> {
-  if (encrypt || (kind === "directory" && readChain(path).keyId !== undefined)) {
+  if (kind === "directory" && readChain(path).keyId !== undefined) {
     throw new Error(
-      `${ACTION}: an S3 backup is stored plain for now, and ${
-        encrypt ? "--encrypt was given" : `"${path}" is encrypted`
-      }: keep an encrypted backup on a file:/// destination`,
+      `${ACTION}: "${path}" is encrypted, and copying an encrypted backup to S3 is not done ` +
+        `yet: keep it on its file:/// destination, or "init --encrypt" a new S3 backup`,
     );
   }
   await checkNotRunning(dir, ACTION);
@@ -189,8 +191,12 @@ async function upgradeToS3(
     : new FileBackupReader(lock.backend_url, path);
   const before = source.describe();
   const credentials = loadCredentials(dir);
-  await copyToS3(url, credentials, source.entries());
-  const reader = await S3BackupReader.fetch(url, credentials);
+  const encryption = await newKey();
+  await copyToS3(url, credentials, source.entries(), undefined, encryption);
+  // Read back whole: with the new key, every record is opened on the way.
+  const key = encryption?.key;
+  const unlock = key && (() => Promise.resolve(key));
+  const reader = await S3BackupReader.fetch(url, credentials, undefined, undefined, unlock);
   let after: BackupDescription;
   try {
     after = reader.describe();
@@ -204,10 +210,13 @@ async function upgradeToS3(
         `before trying again, and please report this`,
     );
   }
-  const launcher = installPlugin(dir, { ...lock, backend_url: url }, "replace", () => {});
+  if (key) writeKeyFile(dir, key);
+  const launcher = installPlugin(dir, { ...lock, backend_url: url }, "replace", () => {
+    if (key) removeIfExists(`${dir}/${KEY_FILE}`);
+  });
   output.out(
     `Copied "${path}" into ${url} (versions ${after.firstVersion} to ${after.lastVersion}, ` +
-      `${after.records} records); "${path}" is untouched`,
+      `${after.records} records${key ? ", encrypted" : ""}); "${path}" is untouched`,
   );
   output.out(
     `"${dir}/${LOCK_FILE}" now names ${url}; check it with "cln-backup verify ${url}", then ` +
@@ -246,7 +255,8 @@ export async function upgrade(
     const encrypt = values.encrypt === true;
     if (typeof values.to === "string" && parseBackupUrl(values.to).scheme === "s3") {
       if (kind !== "v1" && kind !== "directory") throw notV1(v1Path);
-      return await upgradeToS3(dir, lock, v1Path, kind, values.to, encrypt, output);
+      const newKey = () => encrypt ? newEncryption(values, prompt) : Promise.resolve(undefined);
+      return await upgradeToS3(dir, lock, v1Path, kind, values.to, newKey, output);
     }
     if (kind === "directory" && (!encrypt || readChain(v1Path).keyId !== undefined)) {
       const what = encrypt ? `, encrypted: nothing to upgrade ("rekey" changes its secret)` : (
