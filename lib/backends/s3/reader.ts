@@ -6,6 +6,10 @@
  * backup would refuse, and memory holds at most about 16 MiB of objects at once (a pack, or
  * up to 16 change objects fetched together).
  *
+ * An encrypted backup's records are opened as they are fetched, each for the object it is in
+ * (object_cipher.ts), and spooled plain; without the key they stay sealed, which is enough
+ * to describe the backup.
+ *
  * @module
  */
 import type { BackupDescription, BackupEntry, BackupReader } from "../backend.ts";
