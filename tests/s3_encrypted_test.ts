@@ -13,6 +13,7 @@ import { status as pluginStatus } from "./support/plugin_session.ts";
 import { rgwMissing, sharedRgw, stopSharedRgwLast, writeCredentials } from "./support/rgw.ts";
 import { makeEncryptedS3Backup, objectsOf, restoredS3WithKey } from "./support/encrypted_s3.ts";
 import { PASSPHRASE } from "./support/encrypted.ts";
+import { launchAndCommit } from "./support/launch_probe.ts";
 import { writeLockFile } from "../lib/backup/lock_file.ts";
 import { writeKeyFile } from "../lib/crypto/key_file.ts";
 import { BufferedOutput, makeNodeDir, removeNodeDir } from "../lib/cli/testing.ts";
@@ -165,25 +166,14 @@ test("encrypted S3: init --encrypt, the launcher's plugin writes and compacts, s
       ],
     );
     // The launcher's plugin writes, then compacts on its worker with the key it read.
-    const lightningd = FakeLightningd.spawn({
-      lightningDir: dir,
-      command: [launcher],
-      env: { PATH: "/nonexistent" },
-    });
+    const lightningd = await launchAndCommit(dir, launcher, 6);
     try {
-      await lightningd.getmanifest();
       await lightningd.init();
-      const commit = async (i: number) =>
-        assertEquals(
-          await lightningd.transaction([`INSERT INTO vars (name, intval) VALUES ('n${i}', ${i})`]),
-          "committed",
-          lightningd.aborted,
-        );
-      for (let i = 0; i < 6; i++) await commit(i);
       const answer = await lightningd.request("backup-compact", {});
       assert(answer.error === undefined, JSON.stringify(answer));
       assert((pluginStatus(answer).versions_folded as number) >= 5, JSON.stringify(answer));
-      await commit(6);
+      const after = await lightningd.transaction(["DELETE FROM vars WHERE name = 'after'"]);
+      assertEquals(after, "committed", lightningd.aborted);
       assertEquals((await lightningd.stop()).code, 0);
       assertEquals(lightningd.garbage, []);
       assertEquals(lightningd.logs.filter((l) => l.level === "broken"), []);
