@@ -28,6 +28,7 @@ import { listBackup } from "../lib/backends/s3/layout.ts";
 import { restoreBackup } from "../lib/backup/restore.ts";
 import { upgrade } from "../lib/cli/upgrade.ts";
 import { mirror } from "../lib/cli/mirror.ts";
+import { init } from "../lib/cli/init.ts";
 import {
   BufferedOutput,
   makeBackup,
@@ -143,6 +144,43 @@ test("upgrade --to s3:// moves a plain backup, encrypted with --encrypt; refuses
     const sealed = await run("--lightning-dir", dir, "--to", s.url(await s.bucket()));
     assertEquals(sealed.code, 1);
     assertMatch(sealed.stderr[0], /sealed" is encrypted, and copying an encrypted backup to S3/);
+  } finally {
+    removeNodeDir(dir);
+  }
+});
+
+test("upgrade --encrypt --to s3://: a plain S3 backup's encrypted copy, which the plugin continues", async (s) => {
+  const plainUrl = s.url(await s.bucket());
+  const url = s.url(await s.bucket());
+  const dir = makeNodeDir("restart");
+  writeCredentials(dir, s.credentials);
+  const base = Deno.realPathSync(`${dir}/..`);
+  try {
+    const output = new BufferedOutput();
+    assertEquals(await init([plainUrl, "--lightning-dir", dir], output), 0, output.text);
+    const noTarget = await run("--lightning-dir", dir, "--encrypt");
+    assertEquals(noTarget.code, 1);
+    assertMatch(noTarget.stderr[0], /is an S3 backup: name the empty prefix .* with --to s3:/);
+    Deno.env.set("CLN_BACKUP_PASSPHRASE", PASSPHRASE);
+    let copied: BufferedOutput & { code: number };
+    try {
+      copied = await run("--lightning-dir", dir, "--encrypt", "--to", url);
+    } finally {
+      Deno.env.delete("CLN_BACKUP_PASSPHRASE");
+    }
+    assertEquals(copied.code, 0, copied.stderr.join("\n"));
+    assertMatch(copied.text, /records, encrypted\); "s3:.*" is untouched/);
+    assertEquals(JSON.parse(Deno.readTextFileSync(`${dir}/backup.lock`)).backend_url, url);
+    const key = (await readKeyFile(dir))!;
+    const node = FakeLightningd.spawn({ lightningDir: dir, env: { AWS_ACCESS_KEY_ID: "" } });
+    const outcome = await node.transaction(["INSERT INTO vars (name, intval) VALUES ('e', 1)"]);
+    assertEquals(outcome, "committed", node.aborted);
+    assertEquals((await node.close()).code, 0, await node.stderr());
+    const database = dumpDatabase(`${dir}/lightningd.sqlite3`);
+    assertEquals(await restoredS3WithKey(s, url, key, base), database);
+    const again = await run("--lightning-dir", dir, "--encrypt", "--to", s.url(await s.bucket()));
+    assertEquals(again.code, 0, again.stderr.join("\n"));
+    assertMatch(again.text, /encrypted: nothing to upgrade/);
   } finally {
     removeNodeDir(dir);
   }
