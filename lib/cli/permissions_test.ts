@@ -157,7 +157,7 @@ Deno.test("upgrade --encrypt beside an S3 backup may reach it and the copy's end
   const to = "s3://bucket/new?endpoint=http://127.0.0.1:7481&path-style=1";
   assertEquals(flags("upgrade", "--lightning-dir", dir, "--encrypt", "--to", to), [
     ...BASE,
-    `--allow-read=${dir},${base},/tmp,${CRYPTO}`,
+    `--allow-read=${dir},${base},/tmp,${SIGV4_MODULE.pathname},${CRYPTO}`,
     `--allow-write=${dir},/tmp`,
     `--allow-net=unix:${dir}/lightning-rpc,127.0.0.1:7480,127.0.0.1:7481`,
     "--allow-env=INIT_CWD,AWS_ACCESS_KEY_ID,AWS_SECRET_ACCESS_KEY,AWS_SESSION_TOKEN," +
