@@ -1,7 +1,7 @@
 /**
  * S3 rows, against a local Ceph RGW (scripts/rgw.sh; skipped where it is not installed): the
- * `db_write` round trip to S3 alone, to a file, to a file and S3 at once (mirror_urls), and to a
- * file with an asynchronous S3 copy (async_urls), interleaved message by message in one run; a restore from S3 against one from a file of
+ * `db_write` round trip to S3 alone, to an encrypted S3 backup, to a file, to a file and S3 at
+ * once (mirror_urls), and to a file with an asynchronous S3 copy (async_urls), interleaved message by message in one run; a restore from S3 against one from a file of
  * the same backup; and what the operator pays: PUT requests per change (counted at a
  * forwarding proxy) and objects left after packing.
  *
@@ -22,16 +22,24 @@ import { median, summarize } from "./stats.ts";
 import { buildRestoreData } from "./restore_data.ts";
 import { Rgw, rgwMissing, writeCredentials } from "../tests/support/rgw.ts";
 import { SlowdownProxy } from "../tests/support/slowdown_proxy.ts";
+import { makeEncryptedS3Backup } from "../tests/support/encrypted_s3.ts";
+import type { DataKey } from "../lib/crypto/data_key.ts";
+import { writeKeyFile } from "../lib/crypto/key_file.ts";
 
-/** A lightning dir whose backup.lock names `lock`; the plugin with all permissions. */
+/**
+ * A lightning dir whose backup.lock names `lock` (with an encrypted backup's `key` beside it);
+ * the plugin with all permissions.
+ */
 function node(
   dir: string,
   lock: { backend_url: string; mirror_urls?: string[]; async_urls?: string[] },
   rgw: Rgw,
+  key?: DataKey,
 ) {
   Deno.mkdirSync(dir, { recursive: true });
   writeLockFile(dir, lock);
   writeCredentials(dir, rgw.credentials);
+  if (key) writeKeyFile(dir, key);
   return { args: ["run", "-A", CLN_BACKUP_PLUGIN], lightningDir: dir } satisfies PluginCommand;
 }
 
@@ -45,9 +53,11 @@ async function hookRows(context: BenchContext, rgw: Rgw, dir: string): Promise<R
   const count = context.quick ? 300 : 2_000;
   const work = hookWorkload(count);
   const s3Url = rgw.url(await rgw.bucket());
+  const sealedS3 = rgw.url(await rgw.bucket());
   const bothS3 = rgw.url(await rgw.bucket());
   const asyncS3 = rgw.url(await rgw.bucket());
   await createS3Backup(s3Url, rgw.credentials);
+  const key = await makeEncryptedS3Backup(rgw, sealedS3);
   await createS3Backup(bothS3, rgw.credentials);
   await createS3Backup(asyncS3, rgw.credentials);
   createFileBackup(`${dir}/file-backup`);
@@ -56,6 +66,7 @@ async function hookRows(context: BenchContext, rgw: Rgw, dir: string): Promise<R
   const plugins = {
     file: await startPlugin(node(`${dir}/file`, { backend_url: `file://${dir}/file-backup` }, rgw)),
     s3: await startPlugin(node(`${dir}/s3`, { backend_url: s3Url }, rgw)),
+    sealed: await startPlugin(node(`${dir}/sealed`, { backend_url: sealedS3 }, rgw, key)),
     both: await startPlugin(node(`${dir}/both`, {
       backend_url: `file://${dir}/both-backup`,
       mirror_urls: [bothS3],
@@ -68,13 +79,17 @@ async function hookRows(context: BenchContext, rgw: Rgw, dir: string): Promise<R
   const samples = {
     file: [] as number[],
     s3: [] as number[],
+    sealed: [] as number[],
     both: [] as number[],
     async: [] as number[],
   };
-  context.log(`s3: ${count} round trips each (file, s3, file+s3, file+async s3), interleaved`);
+  context.log(
+    `s3: ${count} round trips each (file, s3, encrypted s3, file+s3, file+async s3), interleaved`,
+  );
   try {
     for (let i = 0; i < count; i++) {
-      const order = i % 2 === 0 ? ["file", "s3", "both", "async"] : ["async", "both", "s3", "file"];
+      const names = ["file", "s3", "sealed", "both", "async"];
+      const order = i % 2 === 0 ? names : names.toReversed();
       for (const name of order as (keyof typeof plugins)[]) {
         samples[name].push(await roundTrip(plugins[name], work.ids[i], work.messages[i]));
       }
@@ -82,9 +97,10 @@ async function hookRows(context: BenchContext, rgw: Rgw, dir: string): Promise<R
   } finally {
     for (const plugin of Object.values(plugins)) await plugin.stop();
   }
-  const [file, s3, both, async] = [
+  const [file, s3, sealed, both, async] = [
     summarize(samples.file),
     summarize(samples.s3),
+    summarize(samples.sealed),
     summarize(samples.both),
     summarize(samples.async),
   ];
@@ -98,6 +114,14 @@ async function hookRows(context: BenchContext, rgw: Rgw, dir: string): Promise<R
       unit: "ms",
       reference: { label: "file backend", value: file[q] },
       note: q === "p50" ? "one PUT with If-None-Match per change, over loopback" : undefined,
+    }));
+    rows.push(row({
+      section,
+      metric: `encrypted S3, ${q}`,
+      value: sealed[q],
+      unit: "ms",
+      reference: { label: "S3 alone", value: s3[q] },
+      note: q === "p50" ? "each change sealed for its object name (XChaCha20-Poly1305)" : undefined,
     }));
     rows.push(row({
       section,

@@ -313,7 +313,10 @@ Deno.test("encryption and socket: URLs are never mixed by mistake", async () => 
       "socket:127.0.0.1:9",
     ], () => Promise.resolve("p"));
     assertEquals(refused.code, 1);
-    assertMatch(refused.err[0], /^Cannot init backup: --encrypt takes a file:\/\/\/ backup/);
+    assertMatch(
+      refused.err[0],
+      /^Cannot init backup: --encrypt takes a file:\/\/\/ or s3:\/\/ backup/,
+    );
     const plainOnly = await run("init", ["--encrypt", "file:///tmp/x"]);
     assertEquals(plainOnly.code, 1);
     assertMatch(plainOnly.err[0], /--encrypt needs the node's lightning dir/);

@@ -12,7 +12,8 @@
  * that the node did not commit), and a restore equal to the node's database.
  *
  * Each trial starts from a copy of one template (fresh-start and restart replayed once), on
- * a prefix of its own. `S3_CRASH_TRIALS` (default 100) and `S3_CRASH_CONCURRENCY` (default
+ * a prefix of its own: a plain backup for odd seeds, an encrypted one for even seeds (its
+ * objects copied keep their names, which is what their records are bound to). `S3_CRASH_TRIALS` (default 100) and `S3_CRASH_CONCURRENCY` (default
  * 3) tune the run; `S3_CRASH_SEEDS=4,17` replays chosen trials.
  *
  * @module
@@ -38,6 +39,9 @@ import { S3BackupReader } from "../lib/backends/s3/reader.ts";
 import { createS3Backup } from "../lib/backends/s3/create.ts";
 import { retrying } from "../lib/backends/s3/retry.ts";
 import { DatabaseSync } from "node:sqlite";
+import { DataKey } from "../lib/crypto/data_key.ts";
+import { writeKeyFile } from "../lib/crypto/key_file.ts";
+import { makeEncryptedS3Backup } from "./support/encrypted_s3.ts";
 
 function envNumber(name: string, fallback: number): number {
   const value = Deno.env.get(name);
@@ -95,9 +99,28 @@ async function copyObjects(rgw: Rgw, bucket: string, from: string, to: string): 
   ));
 }
 
-async function buildTemplate(rgw: Rgw, bucket: string, dir: string, all: Runs): Promise<void> {
-  const url = rgw.url(bucket, "template");
-  await createS3Backup(url, rgw.credentials);
+/** What a trial starts from: a node's dir and the objects of its backup under `prefix`. */
+interface Template {
+  dir: string;
+  prefix: string;
+  /** An encrypted backup's key (the node's dir holds it in backup.key). */
+  key?: DataKey;
+}
+
+async function buildTemplate(
+  rgw: Rgw,
+  bucket: string,
+  template: Template,
+  all: Runs,
+): Promise<void> {
+  const { dir, prefix } = template;
+  const url = rgw.url(bucket, prefix);
+  if (template.key) {
+    await makeEncryptedS3Backup(rgw, url, { key: template.key });
+    writeKeyFile(dir, template.key);
+  } else {
+    await createS3Backup(url, rgw.credentials);
+  }
   writeLockFile(dir, { backend_url: url });
   writeCredentials(dir, rgw.credentials);
   for (const run of all.runs.slice(0, 2)) {
@@ -133,7 +156,7 @@ async function runTrial(
   bucket: string,
   seed: number,
   all: Runs,
-  template: string,
+  template: Template,
 ): Promise<TrialReport> {
   const activity = all.runs[2].writes;
   const last = activity[Math.min(WRITES_PER_TRIAL, activity.length) - 1];
@@ -141,9 +164,9 @@ async function runTrial(
   const root = Deno.makeTempDirSync({ prefix: "s3-crash-" });
   const prefix = `trial-${seed}`;
   const url = rgw.url(bucket, prefix);
-  await copyObjects(rgw, bucket, "template", prefix);
+  await copyObjects(rgw, bucket, template.prefix, prefix);
   const dir = `${root}/node`;
-  copyDir(template, dir);
+  copyDir(template.dir, dir);
   writeLockFile(dir, { backend_url: url, ...PATIENCE });
   const report: TrialReport = {
     seed,
@@ -201,12 +224,14 @@ async function runTrial(
     const nodeVersion = dataVersionOf(`${dir}/lightningd.sqlite3`);
     assertEquals(nodeVersion, last.dataVersion, `seed ${seed}: the node reached the last write`);
     const expected = dumpDatabase(`${dir}/lightningd.sqlite3`);
-    const reader = await S3BackupReader.fetch(url, rgw.credentials, {
-      timeoutMs: 5_000,
-      retries: 8,
-      retryDelayMs: 100,
-      backoff: 2,
-    });
+    const key = template.key;
+    const reader = await S3BackupReader.fetch(
+      url,
+      rgw.credentials,
+      { timeoutMs: 5_000, retries: 8, retryDelayMs: 100, backoff: 2 },
+      undefined,
+      key && (() => Promise.resolve(key)),
+    );
     try {
       const stored = storedTransactions(reader, `seed ${seed}`);
       // Nothing acknowledged is missing, nothing is stored twice; the backup may hold one
@@ -232,7 +257,8 @@ async function runTrial(
     await restarting.catch(() => {});
     Deno.removeSync(root, { recursive: true });
   }
-  report.line = `seed ${seed}: ${notes.join(", ") || "no kill landed"} -> ${report.processes} ` +
+  report.line = `seed ${seed}${template.key ? " (encrypted)" : ""}: ` +
+    `${notes.join(", ") || "no kill landed"} -> ${report.processes} ` +
     `plugin runs; ${Math.round(performance.now() - started)} ms`;
   return report;
 }
@@ -247,17 +273,26 @@ Deno.test({
       Array.from({ length: envNumber("S3_CRASH_TRIALS", 100) }, (_, i) => i + 1);
     const queue = [...seeds];
     const rgw = await Rgw.start();
-    const template = Deno.makeTempDirSync({ prefix: "s3-crash-template-" });
+    // Even seeds run on an encrypted backup: the packer and compaction seal what they write.
+    const templates: Template[] = [
+      { dir: Deno.makeTempDirSync({ prefix: "s3-crash-template-" }), prefix: "template" },
+      {
+        dir: Deno.makeTempDirSync({ prefix: "s3-crash-template-" }),
+        prefix: "template-encrypted",
+        key: await DataKey.generate(),
+      },
+    ];
     const reports: TrialReport[] = [];
     const failures: string[] = [];
     const started = performance.now();
     try {
       const bucket = await rgw.bucket();
-      await buildTemplate(rgw, bucket, template, all);
+      for (const template of templates) await buildTemplate(rgw, bucket, template, all);
       await Promise.all(
         Array.from({ length: envNumber("S3_CRASH_CONCURRENCY", 3) }, async () => {
           for (let seed = queue.shift(); seed !== undefined; seed = queue.shift()) {
             try {
+              const template = templates[seed % 2 === 0 ? 1 : 0];
               const report = await runTrial(rgw, bucket, seed, all, template);
               console.log(report.line);
               reports.push(report);
@@ -271,7 +306,7 @@ Deno.test({
     } finally {
       await restarting.catch(() => {});
       await rgw.stop();
-      Deno.removeSync(template, { recursive: true });
+      for (const { dir } of templates) Deno.removeSync(dir, { recursive: true });
     }
     const sum = (victim: Victim) => reports.reduce((n, r) => n + r.kills[victim], 0);
     console.log(

@@ -6,11 +6,14 @@
  *
  * @module
  */
-import { assertEquals, assertMatch } from "./support/assert.ts";
+import { assert, assertEquals, assertMatch } from "./support/assert.ts";
 import { dumpDatabase } from "./support/dump.ts";
 import { FakeLightningd } from "./support/fake_lightningd.ts";
 import { PRE_4090_BACKUP } from "./support/fixtures.ts";
-import { makeEncryptedBackup } from "./support/encrypted.ts";
+import { makeEncryptedBackup, PASSPHRASE } from "./support/encrypted.ts";
+import { objectsOf, restoredS3WithKey } from "./support/encrypted_s3.ts";
+import { readKeyFile } from "../lib/crypto/key_file.ts";
+import { decodeSegmentHeader } from "../lib/format/segment.ts";
 import {
   restoredFromS3,
   type Rgw,
@@ -25,6 +28,7 @@ import { listBackup } from "../lib/backends/s3/layout.ts";
 import { restoreBackup } from "../lib/backup/restore.ts";
 import { upgrade } from "../lib/cli/upgrade.ts";
 import { mirror } from "../lib/cli/mirror.ts";
+import { init } from "../lib/cli/init.ts";
 import {
   BufferedOutput,
   makeBackup,
@@ -95,7 +99,7 @@ test("upgrade --to s3://: the v1 file's last version, continued by the plugin, t
   }
 });
 
-test("upgrade --to s3:// moves a plain backup; refuses encryption and a used prefix", async (s) => {
+test("upgrade --to s3:// moves a plain backup, encrypted with --encrypt; refuses an encrypted one and a used prefix", async (s) => {
   const url = s.url(await s.bucket());
   const dir = makeNodeDir("restart");
   writeCredentials(dir, s.credentials);
@@ -103,9 +107,25 @@ test("upgrade --to s3:// moves a plain backup; refuses encryption and a used pre
   try {
     const plain = await makeBackup(`${base}/plain`, recordedChanges(["fresh-start", "restart"]));
     Deno.writeTextFileSync(`${dir}/backup.lock`, JSON.stringify({ backend_url: plain }));
-    const refused = await run("--lightning-dir", dir, "--to", url, "--encrypt");
-    assertEquals(refused.code, 1);
-    assertMatch(refused.stderr[0], /stored plain for now, and --encrypt was given/);
+    const encryptedUrl = s.url(await s.bucket());
+    Deno.env.set("CLN_BACKUP_PASSPHRASE", PASSPHRASE);
+    let encrypted: BufferedOutput & { code: number };
+    try {
+      encrypted = await run("--lightning-dir", dir, "--to", encryptedUrl, "--encrypt");
+    } finally {
+      Deno.env.delete("CLN_BACKUP_PASSPHRASE");
+    }
+    assertEquals(encrypted.code, 0, encrypted.stderr.join("\n"));
+    assertMatch(encrypted.text, /records, encrypted\); ".*plain" is untouched/);
+    const key = (await readKeyFile(dir))!;
+    const node = dumpDatabase(`${dir}/lightningd.sqlite3`);
+    assertEquals(await restoredS3WithKey(s, encryptedUrl, key, base), node);
+    for (const { key: name, bytes } of await objectsOf(s, encryptedUrl)) {
+      if (!/\.clnb$/.test(name)) continue;
+      assert(decodeSegmentHeader(bytes, name).keyId, `${name} is sealed`);
+    }
+    Deno.removeSync(`${dir}/backup.key`);
+    Deno.writeTextFileSync(`${dir}/backup.lock`, JSON.stringify({ backend_url: plain }));
 
     const done = await run("--lightning-dir", dir, "--to", url);
     assertEquals(done.code, 0, done.text);
@@ -123,7 +143,44 @@ test("upgrade --to s3:// moves a plain backup; refuses encryption and a used pre
     );
     const sealed = await run("--lightning-dir", dir, "--to", s.url(await s.bucket()));
     assertEquals(sealed.code, 1);
-    assertMatch(sealed.stderr[0], /sealed" is encrypted: keep an encrypted backup on a file/);
+    assertMatch(sealed.stderr[0], /sealed" is encrypted, and copying an encrypted backup to S3/);
+  } finally {
+    removeNodeDir(dir);
+  }
+});
+
+test("upgrade --encrypt --to s3://: a plain S3 backup's encrypted copy, which the plugin continues", async (s) => {
+  const plainUrl = s.url(await s.bucket());
+  const url = s.url(await s.bucket());
+  const dir = makeNodeDir("restart");
+  writeCredentials(dir, s.credentials);
+  const base = Deno.realPathSync(`${dir}/..`);
+  try {
+    const output = new BufferedOutput();
+    assertEquals(await init([plainUrl, "--lightning-dir", dir], output), 0, output.text);
+    const noTarget = await run("--lightning-dir", dir, "--encrypt");
+    assertEquals(noTarget.code, 1);
+    assertMatch(noTarget.stderr[0], /is an S3 backup: name the empty prefix .* with --to s3:/);
+    Deno.env.set("CLN_BACKUP_PASSPHRASE", PASSPHRASE);
+    let copied: BufferedOutput & { code: number };
+    try {
+      copied = await run("--lightning-dir", dir, "--encrypt", "--to", url);
+    } finally {
+      Deno.env.delete("CLN_BACKUP_PASSPHRASE");
+    }
+    assertEquals(copied.code, 0, copied.stderr.join("\n"));
+    assertMatch(copied.text, /records, encrypted\); "s3:.*" is untouched/);
+    assertEquals(JSON.parse(Deno.readTextFileSync(`${dir}/backup.lock`)).backend_url, url);
+    const key = (await readKeyFile(dir))!;
+    const node = FakeLightningd.spawn({ lightningDir: dir, env: { AWS_ACCESS_KEY_ID: "" } });
+    const outcome = await node.transaction(["INSERT INTO vars (name, intval) VALUES ('e', 1)"]);
+    assertEquals(outcome, "committed", node.aborted);
+    assertEquals((await node.close()).code, 0, await node.stderr());
+    const database = dumpDatabase(`${dir}/lightningd.sqlite3`);
+    assertEquals(await restoredS3WithKey(s, url, key, base), database);
+    const again = await run("--lightning-dir", dir, "--encrypt", "--to", s.url(await s.bucket()));
+    assertEquals(again.code, 0, again.stderr.join("\n"));
+    assertMatch(again.text, /encrypted: nothing to upgrade/);
   } finally {
     removeNodeDir(dir);
   }

@@ -12,7 +12,7 @@ import { isV1Header } from "../format/v1.ts";
 import { SocketBackend, type SocketBackendOptions } from "./socket/backend.ts";
 import { SocketBackupReader } from "./socket/reader.ts";
 import { S3Backend, type S3BackendOptions } from "./s3/backend.ts";
-import { S3BackupReader } from "./s3/reader.ts";
+import { S3BackupReader, type Unlock } from "./s3/reader.ts";
 import { loadCredentials } from "./s3/credentials.ts";
 
 /**
@@ -136,14 +136,25 @@ export async function connectBackend(
 
 /**
  * Opens a backup of any scheme for reading; a `socket:` one is fetched from its server, an
- * `s3://` one from S3 (keys as for {@linkcode connectBackend}).
+ * `s3://` one from S3 (keys as for {@linkcode connectBackend}), opened with the key `unlock`
+ * gives when it is encrypted (without, it can only be described).
  */
-export async function connectReader(url: string, lightningDir?: string): Promise<BackupReader> {
+export async function connectReader(
+  url: string,
+  lightningDir?: string,
+  unlock?: Unlock,
+): Promise<BackupReader> {
   switch (parseBackupUrl(url).scheme) {
     case "socket":
       return await SocketBackupReader.fetch(url);
     case "s3":
-      return await S3BackupReader.fetch(url, loadCredentials(lightningDir));
+      return await S3BackupReader.fetch(
+        url,
+        loadCredentials(lightningDir),
+        undefined,
+        undefined,
+        unlock,
+      );
     case "file":
       return openReader(url);
   }

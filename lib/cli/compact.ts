@@ -25,7 +25,7 @@ import {
   UsageError,
 } from "./args.ts";
 import { SECRET_HELP, SECRET_OPTIONS } from "./secrets.ts";
-import { unlockDir } from "./unlock.ts";
+import { unlockDir, unlockS3 } from "./unlock.ts";
 import type { DataKey } from "../crypto/data_key.ts";
 
 const ACTION = "Cannot compact backup";
@@ -126,7 +126,12 @@ function openWriter(url: string, path: string, key: DataKey | undefined): FileBa
 }
 
 /** Compacts an S3 backup (which keeps one base: a restore reads only the newest). */
-async function compactOnS3(url: string, retain: number, output: Output): Promise<CompactionResult> {
+async function compactOnS3(
+  url: string,
+  retain: number,
+  values: Record<string, string | boolean | undefined>,
+  output: Output,
+): Promise<CompactionResult> {
   if (retain !== 1) {
     throw new UsageError(
       `--retain ${retain}: an S3 backup keeps one base (a restore reads only the newest): ` +
@@ -134,6 +139,7 @@ async function compactOnS3(url: string, retain: number, output: Output): Promise
     );
   }
   const result = await compactS3(url, loadCredentials(undefined), {
+    key: await unlockS3(url, values),
     onProgress: output.progress &&
       ((phase, version) => output.progress!(`compacting: ${phase}, version ${version}`)),
   });
@@ -146,7 +152,7 @@ export async function compact(args: string[], output: Output = consoleOutput): P
     const url = positionals[0];
     const retain = retainArg(values.retain);
     if (parseBackupUrl(url).scheme === "s3") {
-      const result = await compactOnS3(url, retain, output);
+      const result = await compactOnS3(url, retain, values, output);
       output.out(values.json ? JSON.stringify(result) : describeCompaction(result));
       return Exit.Ok;
     }

@@ -80,8 +80,8 @@ directories, or DIR given twice are usage errors.
 Options:
   --lightning-dir DIR  the network directory lightningd runs plugins in, where hsm_secret and
                        lightningd.sqlite3 live (for example ~/.lightning/bitcoin)
-  --encrypt            encrypt the backup (a file:/// one): every record is sealed with a
-                       new random data key, wrapped in <url>/key.json for a passphrase
+  --encrypt            encrypt the backup (a file:/// or s3:// one): every record is sealed
+                       with a new random data key, wrapped in <url>/key.json for a passphrase
                        (CLN_BACKUP_PASSPHRASE, --passphrase-file FILE, or asked twice on a
                        terminal) and/or an age recipient; the plugin gets the data key in
                        DIR/backup.key (mode 0600). Keep the passphrase or identity apart
@@ -338,17 +338,18 @@ async function createS3From(
   database: string,
   url: string,
   dir: string | undefined,
+  encryption?: NewEncryption,
 ): Promise<number> {
   const credentials = loadCredentials(dir);
   if (!existsSync(database)) {
-    await createS3Backup(url, credentials);
+    await createS3Backup(url, credentials, undefined, undefined, encryption);
     return 0;
   }
   const tmp = Deno.makeTempDirSync({ prefix: "cln-backup-init-" });
   try {
     const copy = `${tmp}/snapshot.sqlite3`;
     const version = await snapshotDatabase(database, copy);
-    await createS3Backup(url, credentials, { version, path: copy });
+    await createS3Backup(url, credentials, { version, path: copy }, undefined, encryption);
     return version;
   } finally {
     Deno.removeSync(tmp, { recursive: true });
@@ -356,18 +357,19 @@ async function createS3From(
 }
 
 /**
- * Creates the plain backup at `url`, of any scheme, holding a snapshot of `database` (empty
- * when there is none); returns its version. Keys and credentials come from beside
- * backup.lock in `dir`, as the plugin reads them.
+ * Creates the backup at `url`, of any scheme, holding a snapshot of `database` (empty when
+ * there is none); returns its version. Keys and credentials come from beside backup.lock in
+ * `dir`, as the plugin reads them. Only an S3 one is encrypted, when `encryption` is given.
  */
 export async function createBackupFrom(
   database: string,
   url: string,
   dir: string,
+  encryption?: NewEncryption,
 ): Promise<number> {
   switch (parseBackupUrl(url).scheme) {
     case "s3":
-      return await createS3From(database, url, dir);
+      return await createS3From(database, url, dir, encryption);
     case "socket":
       return await sendSnapshotTo(database, url, dir);
     case "file":
@@ -542,6 +544,15 @@ async function createCopies(
   return undo;
 }
 
+/** Where an encrypted backup's key is, and what to keep apart from the node. */
+function encryptedNote(output: Output, dir: string): void {
+  output.out(
+    `The backup is encrypted; the plugin's key is in "${dir}/${KEY_FILE}" (mode 0600). ` +
+      `Keep the passphrase or age identity apart from the node (a password manager, ` +
+      `paper): restore and verify need it, and without it the backup cannot be read`,
+  );
+}
+
 export async function init(
   args: string[],
   output: Output = consoleOutput,
@@ -584,11 +595,10 @@ export async function init(
       ...(asyncs.length > 0 ? { async_urls: asyncs } : {}),
     };
     const scheme = parseBackupUrl(url).scheme;
-    if (encrypt && scheme !== "file") {
+    if (encrypt && scheme === "socket") {
       throw new Error(
-        `${ACTION}: --encrypt takes a file:/// backup: a server of wire v1 and an S3 ` +
-          `destination store what they are sent, so they would hold the node's database in ` +
-          `the clear`,
+        `${ACTION}: --encrypt takes a file:/// or s3:// backup: a server of wire v1 stores ` +
+          `what it is sent, so it would hold the node's database in the clear`,
       );
     }
     const path = scheme === "file" ? fileBackupPath(url, ACTION) : undefined;
@@ -619,7 +629,16 @@ export async function init(
     const database = `${dir}/${DATABASE_NAME}`;
     if (path === undefined) {
       if (scheme === "s3") checkPluginCredentials(dir, ACTION);
-      const version = await createBackupFrom(database, url, dir);
+      const encryption = encrypt ? await newEncryption(values, prompt) : undefined;
+      // The key file first, as for a file backup; an S3 backup that was made keeps it.
+      if (encryption) writeKeyFile(dir, encryption.key);
+      let version: number;
+      try {
+        version = await createBackupFrom(database, url, dir, encryption);
+      } catch (error) {
+        if (encryption) removeIfExists(`${dir}/${KEY_FILE}`);
+        throw error;
+      }
       const undoCopies = await createCopies(copies, database, dir, version, output);
       // A snapshot on a server stays there: a retry of init is refused until it is moved aside.
       const launcher = installPlugin(dir, lock, "create", undoCopies);
@@ -629,6 +648,7 @@ export async function init(
           : `Created the empty backup ${url} at version 0 ("${dir}" has no database yet)`,
       );
       output.out(`Wrote "${dir}/${LOCK_FILE}" and the launcher "${launcher}"`);
+      if (encrypt) encryptedNote(output, dir);
       printConfigLine(output, launcher);
       return Exit.Ok;
     }
@@ -682,13 +702,7 @@ export async function init(
       );
     }
     output.out(`Wrote "${dir}/${LOCK_FILE}" and the launcher "${launcher}"`);
-    if (encrypt) {
-      output.out(
-        `The backup is encrypted; the plugin's key is in "${dir}/${KEY_FILE}" (mode 0600). ` +
-          `Keep the passphrase or age identity apart from the node (a password manager, ` +
-          `paper): restore and verify need it, and without it the backup cannot be read`,
-      );
-    }
+    if (encrypt) encryptedNote(output, dir);
     printConfigLine(output, launcher);
     return Exit.Ok;
   });

@@ -231,13 +231,20 @@ const TABLE: Record<string, { spec?: CommandSpec; plan: Planner }> = {
     spec: UPGRADE_SPEC,
     plan: (args, tempDir) => {
       const dir = optionDir(args);
-      const { backupPath } = lockedBackup(dir);
+      const locked = lockedBackup(dir);
+      const keys = args.values.encrypt ? [secrets(args)] : [];
+      if (locked.credentials) {
+        // An S3 backup: read, and copied (encrypted) to the prefix --to names.
+        const to = args.values.to;
+        const copy = typeof to === "string" ? [newBackup(to, tempDir)] : [];
+        return merge(nodeDir(dir), s3Backup(locked.netAddress!, tempDir), ...copy, ...keys);
+      }
+      const { backupPath } = locked;
       if (backupPath === undefined) return nodeDir(dir);
       const converted = newBackup(
         upgradeUrl(backupPath, args.values.to, args.values.encrypt),
         tempDir,
       );
-      const keys = args.values.encrypt ? [secrets(args)] : [];
       return merge(nodeDir(dir), { read: [backupPath] }, converted, ...keys);
     },
   },

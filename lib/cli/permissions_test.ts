@@ -149,6 +149,23 @@ Deno.test("upgrade may read the v1 file backup.lock names and write beside it", 
   removeNodeDir(dir);
 });
 
+Deno.test("upgrade --encrypt beside an S3 backup may reach it and the copy's endpoint, and read the secret", () => {
+  const dir = makeNodeDir();
+  const base = Deno.realPathSync(`${dir}/..`);
+  const old = "s3://bucket/old?endpoint=http://127.0.0.1:7480&path-style=1";
+  Deno.writeTextFileSync(`${dir}/backup.lock`, JSON.stringify({ backend_url: old }));
+  const to = "s3://bucket/new?endpoint=http://127.0.0.1:7481&path-style=1";
+  assertEquals(flags("upgrade", "--lightning-dir", dir, "--encrypt", "--to", to), [
+    ...BASE,
+    `--allow-read=${dir},${base},/tmp,${SIGV4_MODULE.pathname},${CRYPTO}`,
+    `--allow-write=${dir},/tmp`,
+    `--allow-net=unix:${dir}/lightning-rpc,127.0.0.1:7480,127.0.0.1:7481`,
+    "--allow-env=INIT_CWD,AWS_ACCESS_KEY_ID,AWS_SECRET_ACCESS_KEY,AWS_SESSION_TOKEN," +
+    "CLN_BACKUP_PASSPHRASE,CLN_BACKUP_IDENTITY,CLN_BACKUP_NEW_PASSPHRASE",
+  ]);
+  removeNodeDir(dir);
+});
+
 Deno.test("a command line that does not parse gets no permission: the command explains", () => {
   for (
     const args of [

@@ -27,7 +27,11 @@ import {
   SECRET_OPTIONS,
   terminalPrompt,
 } from "./secrets.ts";
-import { unlockDir } from "./unlock.ts";
+import { s3Unlock, unlockDir } from "./unlock.ts";
+import { parseBackupUrl } from "../backends/url.ts";
+import { fetchWrappedKey, replaceWrappedKey } from "../backends/s3/key_object.ts";
+import { loadCredentials } from "../backends/s3/credentials.ts";
+import type { DataKey } from "../crypto/data_key.ts";
 
 const ACTION = "Cannot rekey backup";
 
@@ -35,10 +39,12 @@ export const REKEY_HELP =
   `Usage: cln-backup rekey <url> [--new-passphrase-file F] [--new-recipient AGE1...]
                         [--key-file DIR]
 
-Wraps the data key of the encrypted backup at <url> (file:///abs/path) for a new passphrase
-and/or age recipient, replacing every wrap it had: afterwards only the new secrets open it.
+Wraps the data key of the encrypted backup at <url> (file:///abs/path, s3://bucket/prefix)
+for a new passphrase and/or age recipient, replacing every wrap it had: afterwards only the
+new secrets open it.
 No record is re-encrypted (the data key stays; the plugin's key file stays valid), so it is
-quick and safe beside a running plugin. key.json is replaced atomically.
+quick and safe beside a running plugin. key.json is replaced atomically (a file renamed into
+place; in S3, the object stored whole).
 
 The current secret opens the key first (below). The new passphrase comes from
 CLN_BACKUP_NEW_PASSPHRASE, --new-passphrase-file F, or is asked twice on a terminal.
@@ -88,27 +94,22 @@ export async function rekey(
   prompt: Prompt = terminalPrompt,
 ): Promise<number> {
   return await runCommand(REKEY_SPEC, args, output, async ({ values, positionals }) => {
-    const path = fileBackupPath(positionals[0], ACTION);
-    const chain = readChain(path);
-    if (chain.keyId === undefined) {
-      throw new Error(
-        `${ACTION}: "${path}" is not encrypted: "cln-backup upgrade --encrypt" makes an ` +
-          `encrypted copy of it`,
-      );
-    }
-    const key = (await unlockDir(path, values, prompt))!;
+    const url = positionals[0];
+    const backup = parseBackupUrl(url).scheme === "s3"
+      ? await s3Backup(url, values, prompt)
+      : await fileBackup(fileBackupPath(url, ACTION), values, prompt);
+    const { key } = backup;
     const keyFileOnly = values["key-file"] !== undefined && values["new-recipient"] === undefined &&
       values["new-passphrase-file"] === undefined && Deno.env.get(NEW_PASSPHRASE_ENV) === undefined;
     if (!keyFileOnly) {
       const passphrase = await newPassphrase(values, prompt);
       const recipient = values["new-recipient"];
       const recipients = typeof recipient === "string" ? [recipient] : [];
-      const wrapped = await wrapKey(key, chain.backupId, { passphrase, recipients });
-      writeFileDurably(path, WRAPPED_KEY_NAME, wrapped);
+      await backup.store(await wrapKey(key, backup.backupId, { passphrase, recipients }));
       const what = [passphrase !== undefined ? "a new passphrase" : [], ...recipients].flat();
       output.out(
-        `Rewrapped the key of "${path}" for ${what.join(" and ")}; the old secrets no longer ` +
-          `open it. No record changed`,
+        `Rewrapped the key of "${backup.name}" for ${what.join(" and ")}; the old secrets no ` +
+          `longer open it. No record changed`,
       );
     }
     if (typeof values["key-file"] === "string") {
@@ -118,4 +119,51 @@ export async function rekey(
     }
     return Exit.Ok;
   });
+}
+
+/** An encrypted backup to rekey: its key, opened, and where its new wraps go. */
+interface Rekeyed {
+  name: string;
+  backupId: Uint8Array;
+  key: DataKey;
+  store(wrapped: Uint8Array): Promise<void>;
+}
+
+function notEncrypted(name: string): Error {
+  return new Error(
+    `${ACTION}: "${name}" is not encrypted: "cln-backup upgrade --encrypt" makes an ` +
+      `encrypted copy of it`,
+  );
+}
+
+async function fileBackup(
+  path: string,
+  values: Record<string, string | boolean | undefined>,
+  prompt: Prompt,
+): Promise<Rekeyed> {
+  const chain = readChain(path);
+  if (chain.keyId === undefined) throw notEncrypted(path);
+  return {
+    name: path,
+    backupId: chain.backupId,
+    key: (await unlockDir(path, values, prompt))!,
+    store: (wrapped) => Promise.resolve(writeFileDurably(path, WRAPPED_KEY_NAME, wrapped)),
+  };
+}
+
+/** An S3 backup: its key.json object is replaced whole (S3 swaps an object atomically). */
+async function s3Backup(
+  url: string,
+  values: Record<string, string | boolean | undefined>,
+  prompt: Prompt,
+): Promise<Rekeyed> {
+  const credentials = loadCredentials(undefined);
+  const { backupId, wrapped } = await fetchWrappedKey(url, credentials);
+  if (!wrapped) throw notEncrypted(url);
+  return {
+    name: url,
+    backupId,
+    key: await s3Unlock(url, values, prompt)(wrapped, backupId),
+    store: (bytes) => replaceWrappedKey(url, credentials, bytes),
+  };
 }

@@ -24,7 +24,7 @@ import {
   versionArg,
 } from "./args.ts";
 import { type Prompt, SECRET_HELP, SECRET_OPTIONS, terminalPrompt } from "./secrets.ts";
-import { unlockReader } from "./unlock.ts";
+import { s3Unlock, unlockReader } from "./unlock.ts";
 
 export const RESTORE_HELP =
   `Usage: cln-backup restore <url> <file-or-dir> [--to-version N] [--also URL]...
@@ -189,7 +189,7 @@ export async function restore(
         output,
       });
     }
-    const reader = await connectReader(url);
+    const reader = await connectReader(url, undefined, s3Unlock(url, values, prompt));
     try {
       await unlockReader(reader, values, prompt);
       const progress = output.progress &&

@@ -7,6 +7,7 @@ import type { BackupDescription } from "../backends/backend.ts";
 import { connectReader } from "../backends/open.ts";
 import { type CommandSpec, consoleOutput, Exit, type Output, runCommand } from "./args.ts";
 import { FileBackupReader } from "../backends/file/reader.ts";
+import { S3BackupReader } from "../backends/s3/reader.ts";
 import { describeWraps, WRAPPED_KEY_NAME } from "../crypto/wrapped_key.ts";
 import { serverStatus } from "../backends/socket/server_checks.ts";
 import { v2Credential } from "../backends/socket/credential.ts";
@@ -74,8 +75,12 @@ async function describeAt(url: string): Promise<[BackupDescription, string[]]> {
   const reader = await connectReader(url);
   try {
     const description = reader.describe();
-    const wrappedFor = description.encrypted && reader instanceof FileBackupReader
+    const wrappedFor = !description.encrypted
+      ? []
+      : reader instanceof FileBackupReader
       ? wrapsOf(reader.dir)
+      : reader instanceof S3BackupReader && reader.wrapped
+      ? describeWraps(reader.wrapped.bytes)
       : [];
     return [description, wrappedFor];
   } finally {

@@ -1,6 +1,6 @@
 /**
- * Opens an encrypted file backup's data key for a CLI command, from `key.json` in the backup
- * and the secrets the operator gives (see secrets.ts).
+ * Opens an encrypted backup's data key for a CLI command, from `key.json` in the backup (a
+ * file in a directory, an object in S3) and the secrets the operator gives (see secrets.ts).
  *
  * @module
  */
@@ -10,6 +10,9 @@ import { readChain } from "../format/chain.ts";
 import type { DataKey } from "../crypto/data_key.ts";
 import { UnlockError, unwrapKey, WRAPPED_KEY_NAME } from "../crypto/wrapped_key.ts";
 import { gatherSecrets, type Prompt, terminalPrompt } from "./secrets.ts";
+import type { Unlock } from "../backends/s3/reader.ts";
+import { fetchWrappedKey } from "../backends/s3/key_object.ts";
+import { loadCredentials } from "../backends/s3/credentials.ts";
 
 /** The bytes of an encrypted backup's `key.json`; one line when it is missing. */
 export function readWrappedKey(dir: string): Uint8Array {
@@ -37,20 +40,49 @@ export async function unlockDir(
   const chain = readChain(dir);
   if (chain.keyId === undefined) return undefined;
   const wrapped = readWrappedKey(dir);
+  const place = { where: `${dir}/${WRAPPED_KEY_NAME}`, backupId: chain.backupId };
+  return await unwrapWith(dir, { ...place, bytes: wrapped, keyId: chain.keyId }, values, prompt);
+}
+
+/** Opens a wrapped key with the secrets given, or asked for. */
+async function unwrapWith(
+  what: string,
+  wrapped: { bytes: Uint8Array; where: string; backupId: Uint8Array; keyId: Uint8Array },
+  values: Record<string, string | boolean | undefined>,
+  prompt: Prompt,
+): Promise<DataKey> {
   const secrets = await gatherSecrets(values, prompt);
   if (secrets.length === 0) {
     throw new UnlockError(
-      `"${dir}" is encrypted: give its passphrase (CLN_BACKUP_PASSPHRASE, --passphrase-file ` +
+      `"${what}" is encrypted: give its passphrase (CLN_BACKUP_PASSPHRASE, --passphrase-file ` +
         `FILE, or run on a terminal) or its age identity (--identity FILE, CLN_BACKUP_IDENTITY)`,
     );
   }
-  return await unwrapKey(
-    wrapped,
-    `${dir}/${WRAPPED_KEY_NAME}`,
-    chain.backupId,
-    chain.keyId,
-    secrets,
-  );
+  const { bytes, where, backupId, keyId } = wrapped;
+  return await unwrapKey(bytes, where, backupId, keyId, secrets);
+}
+
+/** How an S3 reader opens an encrypted backup's key: with the secrets given, or asked for. */
+export function s3Unlock(
+  url: string,
+  values: Record<string, string | boolean | undefined>,
+  prompt: Prompt = terminalPrompt,
+): Unlock {
+  return (wrapped, backupId) =>
+    unwrapWith(url, { ...wrapped, where: `${url}/${WRAPPED_KEY_NAME}`, backupId }, values, prompt);
+}
+
+/**
+ * The data key of the S3 backup at `url`: `undefined` for a plain backup; else opened with
+ * the secrets given, or one line saying why not.
+ */
+export async function unlockS3(
+  url: string,
+  values: Record<string, string | boolean | undefined>,
+  prompt: Prompt = terminalPrompt,
+): Promise<DataKey | undefined> {
+  const { backupId, wrapped } = await fetchWrappedKey(url, loadCredentials(undefined));
+  return wrapped && await s3Unlock(url, values, prompt)(wrapped, backupId);
 }
 
 /** Gives a file backup's reader its key, when the backup is encrypted. */

@@ -14,11 +14,12 @@ import { createEmptyLog, FileBackend } from "../backends/file/writer.ts";
 import { newBackupId } from "../format/segment.ts";
 import { syncDir, writeAll, writeFileDurably } from "../fs/durable.ts";
 import { LOCK_FILE, type LockFile, readLockFile } from "../backup/lock_file.ts";
-import type { BackupDescription } from "../backends/backend.ts";
+import type { BackupDescription, BackupReader } from "../backends/backend.ts";
 import { parseBackupUrl } from "../backends/url.ts";
 import { copyToS3 } from "../backends/s3/copy.ts";
 import { checkPluginCredentials, loadCredentials } from "../backends/s3/credentials.ts";
 import { S3BackupReader } from "../backends/s3/reader.ts";
+import { fetchWrappedKey } from "../backends/s3/key_object.ts";
 import { backupKind } from "../backends/open.ts";
 import { FileBackupReader } from "../backends/file/reader.ts";
 import { checkNetworkDir, checkNotRunning } from "./node_dir.ts";
@@ -75,7 +76,10 @@ Options:
                        plugin). With a plain cln-backup backup in backup.lock it copies every
                        base, log and record into an encrypted backup, keeping every version,
                        and repoints backup.lock; the plain backup is left: delete it after
-                       "verify" says OK, as it holds the node's database in the clear
+                       "verify" says OK, as it holds the node's database in the clear. With
+                       --to s3://..., the S3 copy is encrypted (its newest snapshot and the
+                       changes after it, as without --encrypt); beside a plain S3 backup,
+                       --encrypt --to s3://NEW makes its encrypted copy on an empty prefix
   --recipient AGE1...  with --encrypt: wrap the key for this age X25519 recipient
   --passphrase-file F  with --encrypt: the passphrase, the first line of F
   -h, --help           show this help
@@ -162,35 +166,41 @@ function notV1(path: string): Error {
 }
 
 /**
- * Copies the backup backup.lock names (a v1 file, or a plain cln-backup directory: its newest
- * snapshot and the changes after it) into a new S3 backup at `url`, checks that it reads
- * back to the same last version, then points backup.lock at it.
+ * Copies the backup backup.lock names (a v1 file, a plain cln-backup directory or a plain S3
+ * backup: its newest snapshot and the changes after it) into a new S3 backup at `url`,
+ * encrypted when `newKey` gives a key, checks that it reads back to the same last version,
+ * then points backup.lock at it.
  */
 async function upgradeToS3(
   dir: string,
   lock: LockFile,
-  path: string,
-  kind: "v1" | "directory",
+  from: { name: string; kind: "v1" | "directory" | "s3"; open: () => Promise<BackupReader> },
   url: string,
-  encrypt: boolean,
+  newKey: () => Promise<NewEncryption | undefined>,
   output: Output,
 ): Promise<number> {
-  if (encrypt || (kind === "directory" && readChain(path).keyId !== undefined)) {
-    throw new Error(
-      `${ACTION}: an S3 backup is stored plain for now, and ${
-        encrypt ? "--encrypt was given" : `"${path}" is encrypted`
-      }: keep an encrypted backup on a file:/// destination`,
-    );
-  }
+  const { name, kind } = from;
   await checkNotRunning(dir, ACTION);
   checkPluginCredentials(dir, ACTION);
-  const source = kind === "v1"
-    ? new V1BackupReader(lock.backend_url, path)
-    : new FileBackupReader(lock.backend_url, path);
-  const before = source.describe();
+  const encryption = await newKey();
+  const source = await from.open();
+  let before: BackupDescription;
+  try {
+    before = source.describe();
+  } catch (error) {
+    source.close();
+    throw error;
+  }
   const credentials = loadCredentials(dir);
-  await copyToS3(url, credentials, source.entries());
-  const reader = await S3BackupReader.fetch(url, credentials);
+  try {
+    await copyToS3(url, credentials, source.entries(), undefined, encryption);
+  } finally {
+    source.close();
+  }
+  // Read back whole: with the new key, every record is opened on the way.
+  const key = encryption?.key;
+  const unlock = key && (() => Promise.resolve(key));
+  const reader = await S3BackupReader.fetch(url, credentials, undefined, undefined, unlock);
   let after: BackupDescription;
   try {
     after = reader.describe();
@@ -204,20 +214,61 @@ async function upgradeToS3(
         `before trying again, and please report this`,
     );
   }
-  const launcher = installPlugin(dir, { ...lock, backend_url: url }, "replace", () => {});
+  if (key) writeKeyFile(dir, key);
+  const launcher = installPlugin(dir, { ...lock, backend_url: url }, "replace", () => {
+    if (key) removeIfExists(`${dir}/${KEY_FILE}`);
+  });
   output.out(
-    `Copied "${path}" into ${url} (versions ${after.firstVersion} to ${after.lastVersion}, ` +
-      `${after.records} records); "${path}" is untouched`,
+    `Copied "${name}" into ${url} (versions ${after.firstVersion} to ${after.lastVersion}, ` +
+      `${after.records} records${key ? ", encrypted" : ""}); "${name}" is untouched`,
   );
   output.out(
     `"${dir}/${LOCK_FILE}" now names ${url}; check it with "cln-backup verify ${url}", then ` +
-      `delete the old backup when you like`,
+      `delete the old backup when you like` +
+      (key ? ` (until then it holds the node's database in the clear)` : ""),
   );
   if (kind === "v1") {
     output.out("Replace the Python plugin's plugin= or important-plugin= line in the config.");
   }
   printConfigLine(output, launcher);
   return Exit.Ok;
+}
+
+/**
+ * `upgrade --encrypt --to s3://NEW` beside a plain S3 backup: an encrypted copy of it (its
+ * newest snapshot and the changes after it), which backup.lock then names.
+ */
+async function encryptS3(
+  dir: string,
+  lock: LockFile,
+  values: Record<string, string | boolean | undefined>,
+  prompt: Prompt,
+  output: Output,
+): Promise<number> {
+  const url = lock.backend_url;
+  const credentials = loadCredentials(dir);
+  const { wrapped } = await fetchWrappedKey(url, credentials);
+  if (values.encrypt !== true || wrapped) {
+    const what = wrapped ? `, encrypted: nothing to upgrade ("rekey" changes its secret)` : (
+      `: nothing to upgrade ("--encrypt --to s3://..." makes an encrypted copy)`
+    );
+    output.out(`"${dir}/${LOCK_FILE}" already names a cln-backup backup (${url})${what}`);
+    return Exit.Ok;
+  }
+  const to = values.to;
+  if (typeof to !== "string" || parseBackupUrl(to).scheme !== "s3") {
+    throw new Error(
+      `${ACTION}: "${url}" is an S3 backup: name the empty prefix its encrypted copy goes to ` +
+        `with --to s3://bucket/prefix`,
+    );
+  }
+  const from = {
+    name: url,
+    kind: "s3" as const,
+    open: () => S3BackupReader.fetch(url, credentials),
+  };
+  const newKey = () => newEncryption(values, prompt);
+  return await upgradeToS3(dir, lock, from, to, newKey, output);
 }
 
 export async function upgrade(
@@ -236,6 +287,9 @@ export async function upgrade(
       );
     }
     const lock = readLockFile(dir);
+    if (parseBackupUrl(lock.backend_url).scheme === "s3") {
+      return await encryptS3(dir, lock, values, prompt, output);
+    }
     const v1Path = fileBackupPath(lock.backend_url, ACTION);
     const kind = backupKind(v1Path);
     if (kind === "missing") {
@@ -246,7 +300,24 @@ export async function upgrade(
     const encrypt = values.encrypt === true;
     if (typeof values.to === "string" && parseBackupUrl(values.to).scheme === "s3") {
       if (kind !== "v1" && kind !== "directory") throw notV1(v1Path);
-      return await upgradeToS3(dir, lock, v1Path, kind, values.to, encrypt, output);
+      const newKey = () => encrypt ? newEncryption(values, prompt) : Promise.resolve(undefined);
+      if (kind === "directory" && readChain(v1Path).keyId !== undefined) {
+        throw new Error(
+          `${ACTION}: "${v1Path}" is encrypted, and copying an encrypted backup to S3 is not ` +
+            `done yet: keep it on its file:/// destination, or "init --encrypt" a new S3 backup`,
+        );
+      }
+      const from = {
+        name: v1Path,
+        kind,
+        open: () =>
+          Promise.resolve(
+            kind === "v1"
+              ? new V1BackupReader(lock.backend_url, v1Path)
+              : new FileBackupReader(lock.backend_url, v1Path),
+          ),
+      };
+      return await upgradeToS3(dir, lock, from, values.to, newKey, output);
     }
     if (kind === "directory" && (!encrypt || readChain(v1Path).keyId !== undefined)) {
       const what = encrypt ? `, encrypted: nothing to upgrade ("rekey" changes its secret)` : (

@@ -9,7 +9,7 @@ import { describeTail } from "../backup/restore.ts";
 import { verifyBackup, type VerifyReport } from "../backup/verify.ts";
 import { type CommandSpec, consoleOutput, Exit, oneLine, type Output, runCommand } from "./args.ts";
 import { type Prompt, SECRET_HELP, SECRET_OPTIONS, terminalPrompt } from "./secrets.ts";
-import { unlockReader } from "./unlock.ts";
+import { s3Unlock, unlockReader } from "./unlock.ts";
 import { serverVerify } from "../backends/socket/server_checks.ts";
 import { v2Credential } from "../backends/socket/credential.ts";
 
@@ -79,7 +79,7 @@ export async function verify(
         return Exit.Ok;
       }
       temp = Deno.makeTempDirSync({ prefix: "cln-backup-verify-" });
-      reader = await connectReader(url);
+      reader = await connectReader(url, undefined, s3Unlock(url, values, prompt));
       await unlockReader(reader, values, prompt);
       for (const line of checkBackup(reader, temp)) output.out(line);
       return Exit.Ok;

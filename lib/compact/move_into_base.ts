@@ -55,7 +55,7 @@ export function moveIntoBase(
     const size = input.statSync().size;
     const parts = Math.ceil(size / SNAPSHOT_PART_BYTES);
     const header = { kind: SegmentKind.Base, number: version, ...place };
-    const cipher = place.key && segmentCipher(place.key, header);
+    const cipher = place.cipher ?? (place.key && segmentCipher(place.key, header));
     const stored = (i: number) => {
       const at = i * SNAPSHOT_PART_BYTES;
       return storePayload(version, readAt(input, at, Math.min(SNAPSHOT_PART_BYTES, size - at)));

@@ -15,8 +15,7 @@ import type { SegmentHeader } from "../format/segment.ts";
 import type { DataKey } from "./data_key.ts";
 
 const LABEL = new TextEncoder().encode("clnb-rec");
-/** Label, backup id, segment kind, segment number, offset: then the header's fields. */
-const PLACE_BYTES = LABEL.length + 16 + 1 + 8 + 8;
+/** Bytes 4..24 of a record's header, bound after its place and offset. */
 const FIELDS_BYTES = 20;
 
 /** The cipher of the records of one segment. */
@@ -24,15 +23,28 @@ export function segmentCipher(
   key: DataKey,
   segment: Pick<SegmentHeader, "backupId" | "kind" | "number">,
 ): RecordCipher {
-  const aad = new Uint8Array(PLACE_BYTES + FIELDS_BYTES);
-  const view = new DataView(aad.buffer);
-  aad.set(LABEL);
-  aad.set(segment.backupId, LABEL.length);
+  const place = new Uint8Array(LABEL.length + 16 + 1 + 8);
+  const view = new DataView(place.buffer);
+  place.set(LABEL);
+  place.set(segment.backupId, LABEL.length);
   view.setUint8(LABEL.length + 16, segment.kind);
   view.setBigUint64(LABEL.length + 17, BigInt(segment.number));
+  return placeCipher(key, place);
+}
+
+/**
+ * The cipher of the records of one place that `place` names (a label, then what the place
+ * is: a segment's, or an S3 object's, lib/backends/s3/object_cipher.ts); the associated data
+ * is `place`, the record's offset (u64) and its header's fields.
+ */
+export function placeCipher(key: DataKey, place: Uint8Array): RecordCipher {
+  const placeBytes = place.length + 8;
+  const aad = new Uint8Array(placeBytes + FIELDS_BYTES);
+  const view = new DataView(aad.buffer);
+  aad.set(place);
   const bind = (fields: Uint8Array, offset: number) => {
-    view.setBigUint64(PLACE_BYTES - 8, BigInt(offset));
-    aad.set(fields, PLACE_BYTES);
+    view.setBigUint64(place.length, BigInt(offset));
+    aad.set(fields, placeBytes);
     return aad;
   };
   return {

@@ -15,6 +15,7 @@
  */
 import { Buffer } from "node:buffer";
 import { DataKey, fromHex, hex, primitives, sameBytes } from "./data_key.ts";
+import { KEY_ID_SIZE } from "../format/segment.ts";
 
 export const WRAPPED_KEY_NAME = "key.json";
 
@@ -142,6 +143,18 @@ function parse(bytes: Uint8Array, where: string, backupId: Uint8Array, keyId: Ui
     );
   }
   return file;
+}
+
+/**
+ * The key id a `key.json` names, unchecked (a backup with no segment header to name it, an
+ * empty S3 one, takes it from there; {@linkcode unwrapKey} checks it); `undefined` for none.
+ */
+export function wrappedKeyId(bytes: Uint8Array): Uint8Array | undefined {
+  try {
+    return fromHex(JSON.parse(new TextDecoder().decode(bytes))?.key_id, KEY_ID_SIZE);
+  } catch {
+    return undefined;
+  }
 }
 
 /** What a `key.json` is wrapped for, for `status` (no secret needed). */

@@ -77,15 +77,13 @@ export interface StartupOptions extends Pick<FileBackendOptions, "segmentBytes">
   packEvery?: number;
 }
 
-/** A remote destination takes plain backups only. */
+/** A server (wire v1) takes plain backups only. */
 function refuseKey(url: string, dir: string, key: DataKey | undefined): void {
-  const scheme = parseBackupUrl(url).scheme;
-  if (key && scheme !== "file") {
-    const where = scheme === "socket" ? `the server ${url}` : `the S3 destination ${url}`;
+  if (key && parseBackupUrl(url).scheme === "socket") {
     throw new Error(
       `Cannot start backup: "${dir}/${KEY_FILE}" holds an encryption key, but backup.lock ` +
-        `names ${where}, which takes plain backups only: remove the key file, or point ` +
-        `backup.lock at the encrypted file backup`,
+        `names the server ${url}, which takes plain backups only: remove the key file, or ` +
+        `point backup.lock at the encrypted file or S3 backup`,
     );
   }
 }
@@ -121,10 +119,12 @@ function openOne(
       policy: s3PolicyFromLock(lock),
       log: options.remoteLog,
       packer: { every: options.packEvery },
+      key,
     });
     log.push({
       level: "info",
-      message: `Backup "${url}" is in S3 (${backend.destination}): listing it; the first ` +
+      message: `Backup "${url}"${key ? " (encrypted)" : ""} is in S3 ` +
+        `(${backend.destination}): listing it; the first ` +
         `database write waits for its version and is checked against it`,
     });
     return backend;
@@ -191,6 +191,7 @@ function asyncCopies(
         loadCredentials(dir),
         s3PolicyFromLock(lock),
         scratch,
+        key && (() => Promise.resolve(key)),
       );
     }
     : () => {

@@ -9,7 +9,12 @@ import { WRAPPED_KEY_NAME } from "../../crypto/wrapped_key.ts";
 import { existsSync } from "../../fs/exists.ts";
 import { createEmptyLog } from "./writer.ts";
 import { baseName } from "../../format/layout.ts";
-import { encodeRecord, encodeSnapshotEnd, RecordKind } from "../../format/record.ts";
+import {
+  encodeRecord,
+  encodeSnapshotEnd,
+  type RecordCipher,
+  RecordKind,
+} from "../../format/record.ts";
 import {
   encodeSegmentHeader,
   newBackupId,
@@ -45,6 +50,11 @@ export interface BasePlace {
   firstLog: number;
   /** An encrypted backup's data key, which seals every record. */
   key?: DataKey;
+  /**
+   * The cipher of its records, when their place is not a file backup's segment (an S3
+   * backup's base binds its object name, lib/backends/s3/object_cipher.ts).
+   */
+  cipher?: RecordCipher;
 }
 
 /** Writes `base-<version>.clnb` into `dir`, streaming the database file in parts. */
@@ -55,7 +65,7 @@ export function writeBase(dir: string, source: SnapshotSource, place: BasePlace)
   const input = Deno.openSync(source.path, { read: true });
   const { backupId, firstLog, key } = place;
   const header = { kind: SegmentKind.Base, number: source.version, backupId, firstLog };
-  const cipher = key && segmentCipher(key, header);
+  const cipher = place.cipher ?? (key && segmentCipher(key, header));
   let offset = SEGMENT_HEADER_SIZE;
   /** Appends one record; sealed, in an encrypted backup, where it lands. */
   const append = (kind: RecordKind, payload: Uint8Array) => {

@@ -26,7 +26,11 @@ export class BackupKeyError extends Error {
  * Checks that `key` is the one `chain`'s segments name; `required` false lets an encrypted
  * backup be described without its key (status).
  */
-export function checkKey(chain: Chain, key: DataKey | undefined, required = true): void {
+export function checkKey(
+  chain: Pick<Chain, "dir" | "keyId">,
+  key: DataKey | undefined,
+  required = true,
+): void {
   const { dir, keyId } = chain;
   if (keyId === undefined && key !== undefined) {
     throw new BackupKeyError(

@@ -22,12 +22,17 @@ import type { S3Url } from "./s3_url.ts";
 import { Packer, type PackerOptions } from "./packer.ts";
 import { BACKUP_ID_SIZE } from "../../format/segment.ts";
 import type { CompactionSizes } from "../../compact/policy.ts";
+import type { DataKey } from "../../crypto/data_key.ts";
+import { checkObjectKey, readWrappedKey } from "./key_object.ts";
+import { objectCipher, ObjectKind } from "./object_cipher.ts";
 
 export interface S3BackendOptions {
   credentials: S3Credentials;
   policy?: S3RetryPolicy;
   log?: S3Log;
   packer?: PackerOptions;
+  /** An encrypted backup's data key (backup.key): it must be given for one, and only for one. */
+  key?: DataKey;
 }
 
 export function s3Url(url: string): S3Url {
@@ -158,6 +163,7 @@ export class S3Backend implements Backend {
     try {
       await retrying("opening the backup", this.#policy, this.#log, async () => {
         this.#backupId = await readBackupId(this.client, this.url);
+        checkObjectKey(this.url, await readWrappedKey(this.client), this.options.key);
         const layout = resolveLayout(await listBackup(this.client));
         this.#version = layout.version;
         this.#rewindVersion = layout.rewindVersion;
@@ -198,6 +204,7 @@ export class S3Backend implements Backend {
       bytes: this.#bytes,
       tail: undefined,
       connection: { ...this.#status },
+      ...(this.options.key ? { encrypted: true } : {}),
     };
   }
 
@@ -206,15 +213,18 @@ export class S3Backend implements Backend {
       throw new Error(`an earlier write failed: ${this.#failure}`);
     }
     const { seq, gen } = this.#next;
+    const key = this.options.key;
+    const place = { backupId: this.#backupId, kind: ObjectKind.Change, first: seq, second: gen };
     const record = encodeRecord(
       RecordKind.Change,
       change.version,
       encodeStatements(change.statements),
+      key && { cipher: objectCipher(key, place), offset: 0 },
     );
-    const key = changeKey(this.client.url.prefix, seq, gen, change.version);
+    const name = changeKey(this.client.url.prefix, seq, gen, change.version);
     const started = performance.now();
     try {
-      await putNew(this.client, key, record, `change ${change.version}`, this.#policy, (l, m) => {
+      await putNew(this.client, name, record, `change ${change.version}`, this.#policy, (l, m) => {
         if (l === "unusual") this.#status.reconnects++;
         this.#log(l, m);
       });
@@ -227,7 +237,7 @@ export class S3Backend implements Backend {
     // A rewound change's object is superseded by this one: the packer deletes it.
     if (gen > 0 && this.unpacked.at(-1)?.seq === seq) this.#packer?.discard(this.unpacked.pop()!);
     const version = change.version;
-    this.unpacked.push({ kind: "change", key, size: record.length, seq, gen, version });
+    this.unpacked.push({ kind: "change", key: name, size: record.length, seq, gen, version });
     this.#rewindVersion = this.#version;
     this.#version = change.version;
     this.#bytes += record.length;

@@ -149,9 +149,22 @@ export class S3Client {
     );
   }
 
+  /**
+   * The text of a 2xx answer to a request that changes nothing (a listing, a new upload's
+   * id): a connection cut while it is read is worth a retry.
+   */
+  async #text(what: string, response: Response): Promise<string> {
+    try {
+      return await response.text();
+    } catch (error) {
+      throw new S3Error(`${what}: ${(error as Error).message} (${this.where})`, 200, "", true);
+    }
+  }
+
   async #done(what: string, method: string, resource: string, body?: Uint8Array, headers = {}) {
     const response = await this.#request(what, method, resource, body, headers);
-    await response.body?.cancel();
+    // The status says it is done; a connection cut in the body after it changes nothing.
+    await response.body?.cancel().catch(() => {});
     return response;
   }
 
@@ -213,12 +226,9 @@ export class S3Client {
       ];
       if (token !== undefined) params.push(["continuation-token", token]);
       const query = params.map(([k, v]) => `${k}=${uriEncode(v)}`).join("&");
-      const response = await this.#request(
-        `Cannot list "${prefix}"`,
-        "GET",
-        this.#resource("", query),
-      );
-      const page = parseListing(await response.text());
+      const what = `Cannot list "${prefix}"`;
+      const response = await this.#request(what, "GET", this.#resource("", query));
+      const page = parseListing(await this.#text(what, response));
       yield page.objects;
       token = page.nextToken;
     } while (token !== undefined);
@@ -232,7 +242,7 @@ export class S3Client {
   async createMultipart(key: string): Promise<string> {
     const what = `Cannot start uploading "${key}"`;
     const response = await this.#request(what, "POST", this.#resource(key, "uploads="));
-    const id = xmlText(await response.text(), "UploadId");
+    const id = xmlText(await this.#text(what, response), "UploadId");
     if (id === undefined) throw new S3Error(`${what}: no UploadId in the answer`, 200, "", false);
     return id;
   }
@@ -280,12 +290,9 @@ export class S3Client {
       const params: [string, string][] = [["prefix", prefix], ["uploads", ""]];
       if (marker) params.push(["key-marker", marker.key], ["upload-id-marker", marker.uploadId]);
       const query = params.map(([k, v]) => `${k}=${uriEncode(v)}`).join("&");
-      const response = await this.#request(
-        `Cannot list the uploads under "${prefix}"`,
-        "GET",
-        this.#resource("", query),
-      );
-      const page = parseUploads(await response.text());
+      const what = `Cannot list the uploads under "${prefix}"`;
+      const response = await this.#request(what, "GET", this.#resource("", query));
+      const page = parseUploads(await this.#text(what, response));
       yield page.uploads;
       marker = page.next;
     } while (marker !== undefined);

@@ -26,7 +26,8 @@ import { baseKey } from "./keys.ts";
 import { listBackup, resolveLayout, type S3Layout } from "./layout.ts";
 import { readBackupId, s3Url } from "./backend.ts";
 import { S3BackupReader } from "./reader.ts";
-import { uploadFile } from "./create.ts";
+import { s3BasePlace, uploadFile } from "./create.ts";
+import type { DataKey } from "../../crypto/data_key.ts";
 import { DEFAULT_S3_POLICY, retrying, type S3RetryPolicy } from "./retry.ts";
 
 /**
@@ -43,6 +44,11 @@ export interface S3CompactOptions {
    */
   scratch?: string;
   onProgress?: (phase: CompactionPhase, version: number) => void;
+  /**
+   * An encrypted backup's data key: the compaction opens every record with it and seals the
+   * new base (it runs where the key is: the plugin, or the CLI).
+   */
+  key?: DataKey;
   /** Test seam: a crash between the steps, named as the file compaction's are. */
   crashAt?: (step: "base-uploaded" | "deleted-one") => void;
 }
@@ -128,7 +134,9 @@ export async function compactS3(
   const tmp = Deno.makeTempDirSync({ dir: options.scratch, prefix: "cln-backup-s3-compact-" });
   try {
     const database = `${tmp}/database.sqlite3`;
-    const reader = await S3BackupReader.fetch(url, credentials, policy, options.scratch);
+    const key = options.key;
+    const unlock = key && (() => Promise.resolve(key));
+    const reader = await S3BackupReader.fetch(url, credentials, policy, options.scratch, unlock);
     try {
       const base = reader.layout.bases.at(-1);
       fold = foldPoint(reader.recordVersions(), {
@@ -154,7 +162,8 @@ export async function compactS3(
     }
     if (fold) {
       options.onProgress?.("base", fold.version);
-      moveIntoBase(tmp, database, fold.version, { backupId, firstLog: fold.seq + 1 }, new Pacer());
+      const place = s3BasePlace(backupId, fold.version, fold.seq, options.key);
+      moveIntoBase(tmp, database, fold.version, place, new Pacer());
       const key = baseKey(client.url.prefix, fold.version, fold.seq);
       await uploadFile(client, key, `${tmp}/${baseName(fold.version)}`, policy);
     }

@@ -27,6 +27,8 @@ export interface S3CompactionRequest {
   credentials: S3Credentials;
   policy: S3RetryPolicy;
   scratch: string;
+  /** An encrypted backup's data key, as bytes: a worker cannot be handed the key object. */
+  keyBytes?: Uint8Array;
 }
 
 /** What the worker reports. */
@@ -127,6 +129,7 @@ export class S3Compaction implements CompactionService {
         credentials: this.backend.options.credentials,
         policy: this.backend.policy,
         scratch: this.scratch,
+        keyBytes: this.backend.options.key?.bytes,
       } satisfies S3CompactionRequest,
     );
   }

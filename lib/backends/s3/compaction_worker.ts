@@ -8,6 +8,7 @@
 import { compactS3 } from "./compaction.ts";
 import type { S3CompactionMessage, S3CompactionRequest } from "./compaction_service.ts";
 import { lowerWorkerPriority } from "../../compact/worker_priority.ts";
+import { DataKey } from "../../crypto/data_key.ts";
 
 lowerWorkerPriority();
 
@@ -16,11 +17,12 @@ function post(message: S3CompactionMessage): void {
 }
 
 self.onmessage = async (event: MessageEvent<S3CompactionRequest>) => {
-  const { url, credentials, policy, scratch } = event.data;
+  const { url, credentials, policy, scratch, keyBytes } = event.data;
   try {
     const result = await compactS3(url, credentials, {
       policy,
       scratch,
+      key: keyBytes && await DataKey.from(keyBytes),
       onProgress: (phase, version) => post({ kind: "progress", phase, version }),
     });
     post({ kind: "done", result });

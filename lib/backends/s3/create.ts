@@ -1,16 +1,23 @@
 /**
- * Creating an S3 backup (init): the base, written as a local base segment and uploaded in
- * parts (a multipart upload, so no step holds a database in memory), then `backup-id`,
- * stored only where none is: the object that says a backup is there. A failure before it
- * leaves no backup, and init removes the base it uploaded.
+ * Creating an S3 backup (init): an encrypted backup's wrapped key, then the base, written as
+ * a local base segment and uploaded in parts (a multipart upload, so no step holds a
+ * database in memory), then `backup-id`, stored only where none is: the object that says a
+ * backup is there. A failure before it leaves no backup, and init removes what it uploaded.
  *
  * @module
  */
-import { type SnapshotSource, writeBase } from "../file/create.ts";
+import {
+  type BasePlace,
+  type NewEncryption,
+  type SnapshotSource,
+  writeBase,
+} from "../file/create.ts";
+import type { DataKey } from "../../crypto/data_key.ts";
+import { objectCipher, ObjectKind } from "./object_cipher.ts";
 import { baseName } from "../../format/layout.ts";
 import { newBackupId } from "../../format/segment.ts";
 import { S3Client, type S3Credentials, S3Error } from "./client.ts";
-import { baseKey, idKey } from "./keys.ts";
+import { baseKey, idKey, wrappedKeyKey } from "./keys.ts";
 import { s3Url } from "./backend.ts";
 import { DEFAULT_S3_POLICY, retrying, type S3RetryPolicy } from "./retry.ts";
 
@@ -68,18 +75,32 @@ export async function uploadFile(
 }
 
 /**
+ * Where a base goes in an S3 backup: its id, the last record it covers, and an encrypted
+ * backup's key, which seals its records bound to its object name.
+ */
+export function s3BasePlace(
+  backupId: Uint8Array,
+  version: number,
+  seq: number,
+  key: DataKey | undefined,
+): BasePlace {
+  const place = { backupId, kind: ObjectKind.Base, first: version, second: seq };
+  return { backupId, firstLog: seq + 1, key, cipher: key && objectCipher(key, place) };
+}
+
+/**
  * Uploads `source` as the base covering the records up to `seq`, written first as a base
  * segment in a temporary directory of its own; returns its key.
  */
 export async function uploadBase(
   client: S3Client,
   source: SnapshotSource,
-  place: { backupId: Uint8Array; seq: number },
+  place: { backupId: Uint8Array; seq: number; key?: DataKey },
   policy: S3RetryPolicy,
 ): Promise<string> {
   const tmp = Deno.makeTempDirSync({ prefix: "cln-backup-base-" });
   try {
-    writeBase(tmp, source, { backupId: place.backupId, firstLog: place.seq + 1 });
+    writeBase(tmp, source, s3BasePlace(place.backupId, source.version, place.seq, place.key));
     const key = baseKey(client.url.prefix, source.version, place.seq);
     await uploadFile(client, key, `${tmp}/${baseName(source.version)}`, policy);
     return key;
@@ -111,22 +132,33 @@ export async function checkEmptyPrefix(
 }
 
 /**
- * Creates the backup at `url`: empty at version 0, or holding `snapshot`. Refuses a prefix
- * that holds a backup, or objects of one an interrupted init left.
+ * Creates the backup at `url`: empty at version 0, or holding `snapshot`; encrypted when
+ * `encryption` is given (its wrapped key stored first). Refuses a prefix that holds a
+ * backup, or objects of one an interrupted init left.
  */
 export async function createS3Backup(
   url: string,
   credentials: S3Credentials,
   snapshot?: SnapshotSource,
   policy: S3RetryPolicy = DEFAULT_S3_POLICY,
+  encryption?: NewEncryption,
 ): Promise<void> {
   const client = new S3Client(s3Url(url), credentials, policy.timeoutMs);
   const prefix = client.url.prefix;
   await checkEmptyPrefix(client, url, policy, "Cannot create backup");
-  const backupId = newBackupId();
-  let uploaded: string | undefined;
+  const backupId = encryption?.backupId ?? newBackupId();
+  const uploaded: string[] = [];
   try {
-    if (snapshot) uploaded = await uploadBase(client, snapshot, { backupId, seq: 0 }, policy);
+    if (encryption) {
+      await retrying("storing the wrapped key", policy, () => {}, async () => {
+        await client.put(wrappedKeyKey(prefix), encryption.wrappedKey, { create: true });
+      });
+      uploaded.push(wrappedKeyKey(prefix));
+    }
+    if (snapshot) {
+      const place = { backupId, seq: 0, key: encryption?.key };
+      uploaded.push(await uploadBase(client, snapshot, place, policy));
+    }
     await retrying(
       "storing the backup id",
       policy,
@@ -134,7 +166,7 @@ export async function createS3Backup(
       () => client.put(idKey(prefix), backupId, { create: true }),
     );
   } catch (error) {
-    if (uploaded) await client.delete(uploaded).catch(() => {});
+    for (const key of uploaded) await client.delete(key).catch(() => {});
     if (error instanceof S3Error && error.status === 412) {
       throw new Error(
         `Cannot create backup: another init created a backup at "${url}" meanwhile: check ` +

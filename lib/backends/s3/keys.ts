@@ -10,11 +10,14 @@
  * - `pack-<first>-<last>-<version>.clnb`: a log segment holding records `first`…`last`,
  *   the last at `version`, that the packer merged from change objects;
  * - `backup-id`: the backup's 16-byte id, written once by `init`: it says that a backup is
- *   there, and every base and pack carries it.
+ *   there, and every base and pack carries it;
+ * - `key.json`: an encrypted backup's wrapped data key (lib/crypto/wrapped_key.ts), written
+ *   by `init` before `backup-id`, replaced whole by `rekey`.
  *
  * @module
  */
 import { CorruptBackupError } from "../../format/segment.ts";
+import { WRAPPED_KEY_NAME } from "../../crypto/wrapped_key.ts";
 
 const PAD = 20;
 const GEN_PAD = 4;
@@ -25,6 +28,10 @@ function pad(n: number, width = PAD): string {
 
 export function idKey(prefix: string): string {
   return `${prefix}backup-id`;
+}
+
+export function wrappedKeyKey(prefix: string): string {
+  return `${prefix}${WRAPPED_KEY_NAME}`;
 }
 
 export function baseKey(prefix: string, version: number, seq: number): string {

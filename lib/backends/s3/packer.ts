@@ -10,6 +10,9 @@
  * 3. read it back and compare it byte for byte with what was sent;
  * 4. only then delete the change objects it holds, and the objects nothing reads any more.
  *
+ * In an encrypted backup step 1 also opens each record, which is sealed again where it lands
+ * in the pack (its associated data names its object, object_cipher.ts).
+ *
  * A crash before 2 leaves the change objects; between 2 and 4, a pack and its change
  * objects, which the next packer deletes. The node's writes never wait for it; its failures
  * are logged and retried at the next pack.
@@ -18,11 +21,14 @@
  */
 import {
   decodeRecordHeader,
+  frameRecord,
   payloadChecks,
   RECORD_HEADER_SIZE,
   RecordKind,
 } from "../../format/record.ts";
-import { encodeSegmentHeader, SegmentKind } from "../../format/segment.ts";
+import { encodeSegmentHeader, SEGMENT_HEADER_SIZE, SegmentKind } from "../../format/segment.ts";
+import type { DataKey } from "../../crypto/data_key.ts";
+import { objectCipher, ObjectKind, openSealed } from "./object_cipher.ts";
 import type { S3Entry } from "./keys.ts";
 import { packKey } from "./keys.ts";
 import type { ChangeEntry } from "./layout.ts";
@@ -120,15 +126,8 @@ export class Packer {
     // Never the newest change object: a rewind may still supersede it.
     const waiting = this.backend.unpacked.slice(0, -1);
     const batch: ChangeEntry[] = [];
-    const parts: Uint8Array[] = [
-      encodeSegmentHeader({
-        kind: SegmentKind.Log,
-        number: waiting[0].seq,
-        backupId: this.backupId,
-        firstLog: 0,
-      }),
-    ];
-    let bytes = parts[0].length;
+    const records: Uint8Array[] = [];
+    let bytes = SEGMENT_HEADER_SIZE;
     for (const entry of waiting) {
       if (this.#stopped) return;
       if (batch.length > 0 && bytes + entry.size > this.#maxBytes) break;
@@ -140,10 +139,22 @@ export class Packer {
       );
       checkChangeObject(entry, record);
       batch.push(entry);
-      parts.push(record);
+      records.push(record);
       bytes += record.length;
     }
-    const pack = new Uint8Array(bytes);
+    const dataKey = this.backend.options.key;
+    const place = { first: batch[0].seq, last: batch.at(-1)!.seq };
+    const parts = [
+      encodeSegmentHeader({
+        kind: SegmentKind.Log,
+        number: place.first,
+        backupId: this.backupId,
+        firstLog: 0,
+        keyId: dataKey?.id,
+      }),
+      ...(dataKey ? this.#reseal(dataKey, batch, records, place) : records),
+    ];
+    const pack = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0));
     let at = 0;
     for (const part of parts) {
       pack.set(part, at);
@@ -165,6 +176,41 @@ export class Packer {
     unpacked.splice(0, unpacked.findIndex((e) => e.seq === last.seq) + 1);
     this.garbage.push(...batch);
     await this.#collect();
+  }
+
+  /**
+   * An encrypted backup's records, opened from their change objects and sealed again where
+   * they land in the pack (the packer runs in the plugin, where the key is): a sealed
+   * record's associated data names its object (object_cipher.ts).
+   */
+  #reseal(
+    key: DataKey,
+    batch: ChangeEntry[],
+    records: Uint8Array[],
+    place: { first: number; last: number },
+  ): Uint8Array[] {
+    const { backupId } = this;
+    const cipher = objectCipher(key, {
+      backupId,
+      kind: ObjectKind.Pack,
+      first: place.first,
+      second: place.last,
+    });
+    let offset = SEGMENT_HEADER_SIZE;
+    return batch.map((entry, i) => {
+      const header = decodeRecordHeader(records[i])!;
+      const own = objectCipher(key, {
+        backupId,
+        kind: ObjectKind.Change,
+        first: entry.seq,
+        second: entry.gen,
+      });
+      const stored = records[i].subarray(RECORD_HEADER_SIZE);
+      const payload = openSealed(header, stored, own, 0, entry.key);
+      const sealed = frameRecord(header.kind, header.version, payload, { cipher, offset });
+      offset += sealed.length;
+      return sealed;
+    });
   }
 
   /** Deletes the objects nothing reads; the ones that fail stay for the next time. */

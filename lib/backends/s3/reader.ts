@@ -6,6 +6,10 @@
  * backup would refuse, and memory holds at most about 16 MiB of objects at once (a pack, or
  * up to 16 change objects fetched together).
  *
+ * An encrypted backup's records are opened as they are fetched, each for the object it is in
+ * (object_cipher.ts), and spooled plain; without the key they stay sealed, which is enough
+ * to describe the backup.
+ *
  * @module
  */
 import type { BackupDescription, BackupEntry, BackupReader } from "../backend.ts";
@@ -18,9 +22,13 @@ import {
   readAt,
   scanSegment,
   SEGMENT_HEADER_SIZE,
+  type SegmentHeader,
   SegmentKind,
 } from "../../format/segment.ts";
-import { RECORD_HEADER_SIZE } from "../../format/record.ts";
+import { decodeRecordHeader, RECORD_HEADER_SIZE, type RecordCipher } from "../../format/record.ts";
+import { type DataKey, sameBytes } from "../../crypto/data_key.ts";
+import { checkObjectKey, readWrappedKey, type WrappedKeyObject } from "./key_object.ts";
+import { objectCipher, ObjectKind, unsealRecord } from "./object_cipher.ts";
 import { writeAll } from "../../fs/durable.ts";
 import { S3Client, type S3Credentials, S3Error } from "./client.ts";
 import {
@@ -48,31 +56,45 @@ export class S3BackupReader implements BackupReader {
     readonly url: string,
     readonly tmp: string,
     readonly layout: S3Layout,
+    /** An encrypted backup's `key.json`; `undefined` for a plain one. */
+    readonly wrapped: WrappedKeyObject | undefined,
   ) {
     this.#file = new FileBackupReader(url, tmp);
   }
 
   /**
    * Fetches the backup at `url` into a temporary directory (in `scratch` when given: the
-   * plugin may write only there).
+   * plugin may write only there). An encrypted backup is opened with the key `unlock` gives
+   * (every record authenticated on the way, and spooled plain); without `unlock` its records
+   * stay sealed, which is enough to describe it (status).
    */
   static async fetch(
     url: string,
     credentials: S3Credentials,
     policy: S3RetryPolicy = DEFAULT_S3_POLICY,
     scratch?: string,
+    unlock?: Unlock,
   ): Promise<S3BackupReader> {
     const client = new S3Client(s3Url(url), credentials, policy.timeoutMs);
     const tmp = Deno.makeTempDirSync({ dir: scratch, prefix: "cln-backup-s3-" });
     try {
+      const opened = await retrying("reading the backup id", policy, () => {}, async () => {
+        const id = await readBackupId(client, url);
+        return { id, wrapped: await readWrappedKey(client) };
+      });
+      const key = opened.wrapped && await unlock?.(opened.wrapped, opened.id);
+      checkObjectKey(url, opened.wrapped, key, false);
+      const sealing = { key, keyId: opened.wrapped?.keyId };
       for (let attempt = 0;; attempt++) {
-        const { id, layout } = await retrying("listing the backup", policy, () => {}, async () => {
-          const id = await readBackupId(client, url);
-          return { id, layout: resolveLayout(await listBackup(client)) };
-        });
+        const layout = await retrying(
+          "listing the backup",
+          policy,
+          () => {},
+          async () => resolveLayout(await listBackup(client)),
+        );
         try {
-          await spool(client, layout, id, tmp, policy);
-          return new S3BackupReader(url, tmp, layout);
+          await spool(client, layout, opened.id, sealing, tmp, policy);
+          return new S3BackupReader(url, tmp, layout, opened.wrapped);
         } catch (error) {
           const gone = error instanceof S3Error && error.code === "NoSuchKey";
           if (!gone || attempt === RELISTS) throw error;
@@ -92,6 +114,7 @@ export class S3BackupReader implements BackupReader {
       format: "cln-backup 3 on S3",
       snapshots: this.layout.bases.map((b) => b.version),
       bytes: this.layout.bytes,
+      ...(this.wrapped ? { encrypted: true } : {}),
     };
   }
 
@@ -120,11 +143,28 @@ export class S3BackupReader implements BackupReader {
   }
 }
 
+/** Gives the data key of an encrypted backup, whose `key.json` is `wrapped`. */
+export type Unlock = (wrapped: WrappedKeyObject, backupId: Uint8Array) => Promise<DataKey>;
+
+/**
+ * How an encrypted backup's objects are spooled: `keyId` (from key.json) is the one every
+ * base and pack must name; with `key` every record is opened and spooled plain, without it
+ * records stay sealed in segments that name `keyId`. Both `undefined`: a plain backup.
+ */
+interface Sealing {
+  key: DataKey | undefined;
+  keyId: Uint8Array | undefined;
+}
+
+/** The spool's segments name the key only when their records stay sealed. */
+const spooledKeyId = (sealing: Sealing) => sealing.key ? undefined : sealing.keyId;
+
 /** The newest base and every record after it, as a cln-backup directory at `dir`. */
 async function spool(
   client: S3Client,
   layout: S3Layout,
   backupId: Uint8Array,
+  sealing: Sealing,
   dir: string,
   policy: S3RetryPolicy,
 ): Promise<void> {
@@ -135,14 +175,15 @@ async function spool(
       `reading ${base.key}`,
       policy,
       () => {},
-      () => spoolBase(client, base, backupId, path, policy),
+      () => spoolBase(client, base, backupId, sealing, path, policy),
     );
   }
   const log = Deno.openSync(`${dir}/${logName(1)}`, { write: true, create: true });
   try {
+    const keyId = spooledKeyId(sealing);
     writeAll(
       log,
-      encodeSegmentHeader({ kind: SegmentKind.Log, number: 1, backupId, firstLog: 0 }),
+      encodeSegmentHeader({ kind: SegmentKind.Log, number: 1, backupId, firstLog: 0, keyId }),
     );
     const after = base?.seq ?? 0;
     // Change objects are small: a few are fetched at once, and written in order.
@@ -150,7 +191,8 @@ async function spool(
     for (let at = 0; at < sources.length;) {
       const source = sources[at];
       if (source.kind === "pack") {
-        await spoolPack(client, source, backupId, after, log, `${dir}/pack.tmp`, policy);
+        const tmp = `${dir}/pack.tmp`;
+        await spoolPack(client, source, { backupId, sealing, after }, log, tmp, policy);
         at++;
         continue;
       }
@@ -170,7 +212,10 @@ async function spool(
       );
       batch.forEach((change, i) => {
         checkChangeObject(change, fetched[i]);
-        writeAll(log, fetched[i]);
+        writeAll(
+          log,
+          sealing.key ? unsealChange(change, fetched[i], backupId, sealing.key) : fetched[i],
+        );
       });
       at = end;
     }
@@ -179,11 +224,35 @@ async function spool(
   }
 }
 
-/** Streams a base into `path`, its header naming log 1 (the one log of the spool). */
+/**
+ * Streams a base into `path`, its header naming log 1 (the one log of the spool); with a
+ * key, into a file beside it first, whose records are then opened into `path`.
+ */
 async function spoolBase(
   client: S3Client,
   base: BaseEntry,
   backupId: Uint8Array,
+  sealing: Sealing,
+  path: string,
+  policy: S3RetryPolicy,
+): Promise<void> {
+  const streamed = sealing.key ? `${path}.sealed` : path;
+  await streamBase(client, base, backupId, sealing.keyId, streamed, policy);
+  if (!sealing.key) return;
+  try {
+    const place = { backupId, kind: ObjectKind.Base, first: base.version, second: base.seq };
+    unsealSegment(streamed, base.key, objectCipher(sealing.key, place), path, (header) => header);
+  } finally {
+    Deno.removeSync(streamed);
+  }
+}
+
+/** Streams a base into `path`, as it is but for its header's first log (1). */
+async function streamBase(
+  client: S3Client,
+  base: BaseEntry,
+  backupId: Uint8Array,
+  keyId: Uint8Array | undefined,
   path: string,
   policy: S3RetryPolicy,
 ): Promise<void> {
@@ -209,6 +278,10 @@ async function spoolBase(
         throw new CorruptBackupError(base.key, 0, "a base whose header names another version");
       }
       checkId(base.key, header.backupId, backupId);
+      checkSealing(base.key, header.keyId, keyId);
+      if (header.firstLog !== base.seq + 1) {
+        throw new CorruptBackupError(base.key, 40, "a base whose header names another record");
+      }
       writeAll(out, encodeSegmentHeader({ ...header, firstLog: 1 }));
       writeAll(out, head.subarray(SEGMENT_HEADER_SIZE));
       headerDone = true;
@@ -238,16 +311,80 @@ function checkId(key: string, found: Uint8Array, backupId: Uint8Array): void {
   }
 }
 
-/** Copies a pack's records after sequence `after` into `log`, checking every one. */
+/** A base's or pack's header names the key the backup's key.json names, or none in a plain one. */
+function checkSealing(key: string, found: Uint8Array | undefined, keyId: Uint8Array | undefined) {
+  if (found === undefined && keyId === undefined) return;
+  if (found === undefined || keyId === undefined) {
+    const what = found === undefined
+      ? "a plain object in an encrypted backup"
+      : "an encrypted object in a plain backup";
+    throw new CorruptBackupError(key, 48, what);
+  }
+  if (!sameBytes(found, keyId)) {
+    throw new CorruptBackupError(key, 52, "an object sealed with another key than key.json names,");
+  }
+}
+
+/** A change object's record, opened (it is sealed for its own name) and framed plain. */
+function unsealChange(
+  change: ChangeEntry,
+  bytes: Uint8Array,
+  backupId: Uint8Array,
+  key: DataKey,
+): Uint8Array {
+  const place = { backupId, kind: ObjectKind.Change, first: change.seq, second: change.gen };
+  const header = decodeRecordHeader(bytes)!;
+  const stored = bytes.subarray(RECORD_HEADER_SIZE);
+  return unsealRecord(header, stored, objectCipher(key, place), 0, change.key);
+}
+
+/**
+ * Writes into `path` the segment in the file `from` (the object `key`) with every record
+ * opened by `cipher` and framed plain, under the header `header` makes of its own.
+ */
+function unsealSegment(
+  from: string,
+  key: string,
+  cipher: RecordCipher,
+  path: string,
+  header: (own: SegmentHeader) => SegmentHeader,
+): void {
+  const input = Deno.openSync(from, { read: true });
+  const out = Deno.openSync(path, { write: true, create: true, truncate: true });
+  try {
+    const own = decodeSegmentHeader(readAt(input, 0, SEGMENT_HEADER_SIZE), key);
+    writeAll(out, encodeSegmentHeader({ ...header(own), keyId: undefined }));
+    const scan = scanSegment(input, key, { decode: false, sealed: true });
+    for (let step = scan.next();; step = scan.next()) {
+      if (step.done) {
+        if (step.value.tornBytes > 0) {
+          throw new CorruptBackupError(key, step.value.end, "an object that ends in a torn record");
+        }
+        return;
+      }
+      const { offset, header: record } = step.value;
+      const stored = readAt(input, offset + RECORD_HEADER_SIZE, record.storedLength);
+      writeAll(out, unsealRecord(record, stored, cipher, offset, key));
+    }
+  } finally {
+    input.close();
+    out.close();
+  }
+}
+
+/**
+ * Copies a pack's records after sequence `after` into `log`, checking every one (and, with
+ * a key, opening it).
+ */
 async function spoolPack(
   client: S3Client,
   pack: PackEntry,
-  backupId: Uint8Array,
-  after: number,
+  into: { backupId: Uint8Array; sealing: Sealing; after: number },
   log: Deno.FsFile,
   tmp: string,
   policy: S3RetryPolicy,
 ): Promise<void> {
+  const { backupId, sealing, after } = into;
   const bytes = await retrying(`reading ${pack.key}`, policy, () => {}, () => client.get(pack.key));
   Deno.writeFileSync(tmp, bytes);
   const file = Deno.openSync(tmp, { read: true });
@@ -257,9 +394,13 @@ async function spoolPack(
       throw new CorruptBackupError(pack.key, 0, "a pack whose header names another record");
     }
     checkId(pack.key, header.backupId, backupId);
+    checkSealing(pack.key, header.keyId, sealing.keyId);
+    const place = { backupId, kind: ObjectKind.Pack, first: pack.first, second: pack.last };
+    const cipher = sealing.key && objectCipher(sealing.key, place);
     let seq = pack.first;
     let version: number | undefined;
-    const scan = scanSegment(file, pack.key, { decode: false });
+    const sealed = sealing.keyId !== undefined;
+    const scan = scanSegment(file, pack.key, { decode: false, sealed });
     for (let step = scan.next();; step = scan.next()) {
       if (step.done) {
         if (step.value.tornBytes > 0) {
@@ -273,7 +414,13 @@ async function spoolPack(
       }
       const { offset, header: record } = step.value;
       if (seq > after) {
-        writeAll(log, readAt(file, offset, RECORD_HEADER_SIZE + record.storedLength));
+        const stored = readAt(file, offset, RECORD_HEADER_SIZE + record.storedLength);
+        writeAll(
+          log,
+          cipher
+            ? unsealRecord(record, stored.subarray(RECORD_HEADER_SIZE), cipher, offset, pack.key)
+            : stored,
+        );
       }
       version = record.version;
       seq++;

@@ -201,6 +201,15 @@ Deno.test("doctor: backup.key beside an encrypted backup, and none beside a plai
     expect(check(), "backup.key", "FAIL", /holds no cln-backup data key/);
     writeLockFile(node.dir, { backend_url: "socket:backup.example.org:8700" });
     expect(check(), "backup.key", "FAIL", /takes plain backups only: .*remove the key file/);
+    // An S3 backup's key id is in its key.json, which the plugin checks at start.
+    writeLockFile(node.dir, { backend_url: "s3://bucket/node?region=eu-1" });
+    expect(check(), "backup.key", "FAIL", /holds no cln-backup data key/);
+    writeKeyFile(node.dir, other);
+    expect(check(), "backup.key", "OK", /holds a key \(the plugin checks it against key\.json\)/);
+    Deno.chmodSync(keyFile, 0o640);
+    expect(check(), "backup.key", "FAIL", /read by other users \(mode 0640\)/);
+    Deno.removeSync(keyFile);
+    expect(check(), "backup.key", "OK", /none: the plugin refuses to start if .* key\.json/);
     writeLockFile(node.dir, { backend_url: node.url });
     writeKeyFile(node.dir, key);
     if (Deno.uid() === 0) { // Needs chown to play lightningd's user.

@@ -16,17 +16,25 @@ export function keyFileCheck(found: Found): CheckResult {
   const path = `${found.dir}/${KEY_FILE}`;
   const url = found.lock!.backend_url;
   const info = statIfExists(path);
-  if (found.url?.scheme !== "file") {
+  if (found.url?.scheme === "s3" && !info) {
+    return [
+      "OK",
+      "none: the plugin refuses to start if the S3 backup's key.json says it is encrypted",
+    ];
+  }
+  if (found.url?.scheme !== "file" && found.url?.scheme !== "s3") {
     return info
       ? [
         "FAIL",
         `"${path}" holds an encryption key, but ${url} takes plain backups only: the plugin ` +
-        `will not start: remove the key file, or point backup.lock at the encrypted file backup`,
+        `will not start: remove the key file, or point backup.lock at the encrypted file or ` +
+        `S3 backup`,
       ]
-      : ["OK", "none: a remote backup is stored as the server or bucket keeps it"];
+      : ["OK", "none: a remote backup is stored as the server keeps it"];
   }
-  const keyId = readChain(found.url.path).keyId;
-  if (keyId === undefined) {
+  // An S3 backup's key id is in its key.json, which the plugin checks at start (offline here).
+  const keyId = found.url.scheme === "file" ? readChain(found.url.path).keyId : undefined;
+  if (found.url.scheme === "file" && keyId === undefined) {
     return info
       ? [
         "FAIL",
@@ -68,12 +76,14 @@ export function keyFileCheck(found: Found): CheckResult {
   }
   const bytes = keyFileBytes(Deno.readTextFileSync(path));
   if (!bytes) return ["FAIL", `"${path}" holds no cln-backup data key: ${rewrite}`];
-  if (!sameBytes(keyIdOf(bytes), keyId)) {
+  if (keyId && !sameBytes(keyIdOf(bytes), keyId)) {
     return ["FAIL", `"${path}" holds another backup's key, not ${url}'s: ${rewrite}`];
   }
   return [
     "OK",
-    `holds ${url}'s key, mode 0600: whoever reads it reads the backup, as with the database ` +
+    `holds ${
+      keyId ? `${url}'s key` : "a key (the plugin checks it against key.json)"
+    }, mode 0600: whoever reads it reads the backup, as with the database ` +
     `itself; keep the passphrase or age identity off this machine`,
   ];
 }

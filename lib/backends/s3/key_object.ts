@@ -1,0 +1,84 @@
+/**
+ * An encrypted S3 backup's wrapped data key, the object `key.json` (as in a file backup's
+ * directory, lib/crypto/wrapped_key.ts): its presence is what makes the backup encrypted,
+ * and the key id it names is the one every sealed record needs. A key given for a backup
+ * without one, none for a backup with one, or another key, is refused before anything is
+ * read or written (the same rules and messages as a file backup's,
+ * lib/backends/file/encryption.ts).
+ *
+ * @module
+ */
+import { S3Client, type S3Credentials, S3Error } from "./client.ts";
+import { DEFAULT_S3_POLICY, retrying, type S3RetryPolicy } from "./retry.ts";
+import { readBackupId, s3Url } from "./backend.ts";
+import { wrappedKeyKey } from "./keys.ts";
+import { wrappedKeyId } from "../../crypto/wrapped_key.ts";
+import { checkKey } from "../file/encryption.ts";
+import type { DataKey } from "../../crypto/data_key.ts";
+import { CorruptBackupError } from "../../format/segment.ts";
+
+/** What `key.json` says of an encrypted backup, read without any secret. */
+export interface WrappedKeyObject {
+  /** The object's bytes, for unwrapping and for status (whom it is wrapped for). */
+  bytes: Uint8Array;
+  /** The id of the data key every record is sealed with. */
+  keyId: Uint8Array;
+}
+
+/** Reads `key.json`: `undefined` for a plain backup. */
+export async function readWrappedKey(client: S3Client): Promise<WrappedKeyObject | undefined> {
+  const key = wrappedKeyKey(client.url.prefix);
+  let bytes: Uint8Array;
+  try {
+    bytes = await client.get(key);
+  } catch (error) {
+    if (error instanceof S3Error && error.code === "NoSuchKey") return undefined;
+    throw error;
+  }
+  const keyId = wrappedKeyId(bytes);
+  if (!keyId) {
+    throw new CorruptBackupError(key, undefined, "a wrapped key that names no key id");
+  }
+  return { bytes, keyId };
+}
+
+/**
+ * Checks that `key` fits the backup at `url`, whose `key.json` is `wrapped`; `required`
+ * false lets an encrypted backup be described without its key (status).
+ */
+export function checkObjectKey(
+  url: string,
+  wrapped: WrappedKeyObject | undefined,
+  key: DataKey | undefined,
+  required = true,
+): void {
+  checkKey({ dir: url, keyId: wrapped?.keyId }, key, required);
+}
+
+/** The backup id and `key.json` of the S3 backup at `url` (CLI: unlock, rekey). */
+export async function fetchWrappedKey(
+  url: string,
+  credentials: S3Credentials,
+  policy: S3RetryPolicy = DEFAULT_S3_POLICY,
+): Promise<{ backupId: Uint8Array; wrapped: WrappedKeyObject | undefined }> {
+  const client = new S3Client(s3Url(url), credentials, policy.timeoutMs);
+  return await retrying("reading the wrapped key", policy, () => {}, async () => ({
+    backupId: await readBackupId(client, url),
+    wrapped: await readWrappedKey(client),
+  }));
+}
+
+/**
+ * Replaces the `key.json` of the S3 backup at `url` (rekey): S3 swaps an object whole, so a
+ * reader sees the old wraps or the new ones; no record changes.
+ */
+export async function replaceWrappedKey(
+  url: string,
+  credentials: S3Credentials,
+  bytes: Uint8Array,
+  policy: S3RetryPolicy = DEFAULT_S3_POLICY,
+): Promise<void> {
+  const client = new S3Client(s3Url(url), credentials, policy.timeoutMs);
+  const key = wrappedKeyKey(client.url.prefix);
+  await retrying("storing the wrapped key", policy, () => {}, () => client.put(key, bytes));
+}

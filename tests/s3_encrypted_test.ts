@@ -1,0 +1,229 @@
+/**
+ * Encrypted `s3://` backups end to end against a real S3 server (Ceph RGW): the recorded runs
+ * through the real plugin (packing as it goes) restore equal to the node, to every run's end,
+ * before and after compaction, and S3 holds ciphertext only; `init --encrypt` to S3 under the
+ * launcher, `status` without the key, `verify`, and `rekey` then a restore with the new secret
+ * only.
+ */
+import { assert, assertEquals, assertMatch } from "./support/assert.ts";
+import { FakeLightningd, splitMessages } from "./support/fake_lightningd.ts";
+import { loadFixture, SCENARIOS } from "./support/fixtures.ts";
+import { dumpDatabase } from "./support/dump.ts";
+import { status as pluginStatus } from "./support/plugin_session.ts";
+import { rgwMissing, sharedRgw, stopSharedRgwLast, writeCredentials } from "./support/rgw.ts";
+import { makeEncryptedS3Backup, objectsOf, restoredS3WithKey } from "./support/encrypted_s3.ts";
+import { PASSPHRASE } from "./support/encrypted.ts";
+import { launchAndCommit } from "./support/launch_probe.ts";
+import { writeLockFile } from "../lib/backup/lock_file.ts";
+import { writeKeyFile } from "../lib/crypto/key_file.ts";
+import { BufferedOutput, makeNodeDir, removeNodeDir } from "../lib/cli/testing.ts";
+import { compact } from "../lib/cli/compact.ts";
+import { init } from "../lib/cli/init.ts";
+import { rekey } from "../lib/cli/rekey.ts";
+import { restore } from "../lib/cli/restore.ts";
+import { status } from "../lib/cli/status.ts";
+import { verify } from "../lib/cli/verify.ts";
+import { LAUNCHER_NAME, parseLauncher, WORKER_CODE } from "../lib/cli/launcher.ts";
+import { CREDENTIALS_FILE } from "../lib/backends/s3/credentials.ts";
+import { SCRATCH_DIR } from "../lib/backends/s3/compaction.ts";
+import { listBackup } from "../lib/backends/s3/layout.ts";
+import { decodeSegmentHeader } from "../lib/format/segment.ts";
+import { decodeRecordHeader, isSealed } from "../lib/format/record.ts";
+
+const test = (name: string, fn: () => Promise<void>) =>
+  Deno.test({ name, ignore: rgwMissing !== undefined, fn });
+
+const fixtures = SCENARIOS.map(loadFixture);
+const lastVersion = (raw: Uint8Array) =>
+  splitMessages(raw).filter((m) => m.json.method === "db_write").at(-1)!.json.params
+    .data_version as number;
+
+/** Runs `body` with the passphrase in the environment, as an operator's script gives it. */
+async function withPassphrase<T>(passphrase: string, body: () => Promise<T>): Promise<T> {
+  Deno.env.set("CLN_BACKUP_PASSPHRASE", passphrase);
+  try {
+    return await body();
+  } finally {
+    Deno.env.delete("CLN_BACKUP_PASSPHRASE");
+  }
+}
+
+const encoder = new TextEncoder();
+/** Whether `needle` is somewhere in `bytes`. */
+function holds(bytes: Uint8Array, needle: string): boolean {
+  const n = encoder.encode(needle);
+  outer: for (let i = 0; i + n.length <= bytes.length; i++) {
+    for (let j = 0; j < n.length; j++) if (bytes[i + j] !== n[j]) continue outer;
+    return true;
+  }
+  return false;
+}
+
+test("encrypted S3: the recorded runs restore, to every run's end, before and after packing and compaction; S3 holds ciphertext only", async () => {
+  const s = await sharedRgw({ exportKeys: true });
+  const url = s.url(await s.bucket(), "nodes/enc");
+  const dir = Deno.makeTempDirSync({ prefix: "cln-backup-s3-enc-" });
+  try {
+    const key = await makeEncryptedS3Backup(s, url);
+    writeLockFile(dir, { backend_url: url });
+    writeCredentials(dir, s.credentials);
+    writeKeyFile(dir, key);
+    const ends: { version: number; dump: string }[] = [];
+    for (const fixture of fixtures) {
+      const node = FakeLightningd.spawn({
+        lightningDir: dir,
+        chunking: { kind: "sizes", sizes: fixture.chunks },
+        env: { AWS_ACCESS_KEY_ID: "", CLN_BACKUP_TEST_S3_PACK_EVERY: "40" },
+      });
+      node.db.exec("PRAGMA synchronous = OFF");
+      assertEquals(await node.replay(fixture.raw), "committed", node.aborted);
+      assertEquals((await node.close()).code, 0, await node.stderr());
+      assertEquals(node.logs.filter((l) => l.level === "broken"), []);
+      assert(node.logs.some((l) => /\(encrypted\) is in S3/.test(l.message)));
+      const dump = dumpDatabase(fixture.database);
+      ends.push({ version: lastVersion(fixture.raw), dump });
+      assertEquals(await restoredS3WithKey(s, url, key, dir), dump, `${fixture.name}: restore`);
+      for (const end of ends) {
+        const past = await restoredS3WithKey(s, url, key, dir, end.version);
+        assertEquals(past, end.dump, `to ${end.version}`);
+      }
+    }
+    const again = FakeLightningd.spawn({ lightningDir: dir, env: { AWS_ACCESS_KEY_ID: "" } });
+    await again.init();
+    assertEquals(pluginStatus(await again.request("backup-status", {})).encrypted, true);
+    assertEquals((await again.close()).code, 0, await again.stderr());
+
+    const entries = await listBackup(s.client(url));
+    assert(entries.some((e) => e.kind === "pack"), "the plugin packed change objects");
+    /** Every object is ciphertext: no statement, no SQLite page, in the clear. */
+    const checkCiphertext = async () => {
+      for (const { key: name, bytes } of await objectsOf(s, url)) {
+        if (name.endsWith("/backup-id") || name.endsWith("/key.json")) continue;
+        for (const clear of ["SQLite format 3", "UPDATE vars", "INSERT INTO", "CREATE TABLE"]) {
+          assert(!holds(bytes, clear), `"${clear}" in the clear in ${name}`);
+        }
+        const records = name.endsWith(".clnr") ? bytes : bytes.subarray(64);
+        if (!name.endsWith(".clnr")) assert(decodeSegmentHeader(bytes, name).keyId, name);
+        assert(isSealed(decodeRecordHeader(records)!.codec), `${name}: a sealed record`);
+      }
+    };
+    await checkCiphertext();
+
+    const described = new BufferedOutput();
+    assertEquals(await status([url], described), 0, described.stderr.join("\n"));
+    assertMatch(
+      described.text,
+      /encryption: encrypted \(XChaCha20-Poly1305\), key wrapped for passphrase/,
+    );
+    const verified = new BufferedOutput();
+    await withPassphrase(PASSPHRASE, async () => {
+      assertEquals(await verify([url], verified), 0, verified.stderr.join("\n"));
+      const compacted = new BufferedOutput();
+      assertEquals(await compact([url], compacted), 0, compacted.stderr.join("\n"));
+    });
+    assertMatch(verified.stdout[0], /^OK: "s3:\/\/.*" holds versions/);
+    const after = await listBackup(s.client(url));
+    assertEquals(after.filter((e) => e.kind === "base").length, 1);
+    assertEquals(after.filter((e) => e.kind === "pack").length, 0, "compaction folded the packs");
+    await checkCiphertext();
+    const last = ends.at(-1)!;
+    assertEquals(await restoredS3WithKey(s, url, key, dir), last.dump, "after compaction");
+    assertEquals(
+      await restoredS3WithKey(s, url, key, dir, last.version),
+      last.dump,
+      "after compaction, to the last run's end",
+    );
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+test("encrypted S3: init --encrypt, the launcher's plugin writes and compacts, status without the key, rekey then restore with the new secret only", async () => {
+  const s = await sharedRgw({ exportKeys: true });
+  const url = s.url(await s.bucket());
+  const dir = makeNodeDir("restart");
+  const root = Deno.makeTempDirSync({ prefix: "cln-backup-s3-rekey-" });
+  try {
+    writeCredentials(dir, s.credentials);
+    const passphraseFile = `${root}/passphrase`;
+    Deno.writeTextFileSync(passphraseFile, "first secret\n");
+    const output = new BufferedOutput();
+    const args = [url, "--lightning-dir", dir, "--encrypt", "--passphrase-file", passphraseFile];
+    assertEquals(await init(args, output), 0, output.stderr.join("\n"));
+    assertMatch(output.text, /The backup is encrypted; the plugin's key is in ".*backup\.key"/);
+    assertEquals(Deno.statSync(`${dir}/backup.key`).mode! & 0o777, 0o600);
+    // The launcher grants what it granted before: backup.key is among what it reads.
+    const launcher = `${dir}/${LAUNCHER_NAME}`;
+    const real = Deno.realPathSync(dir);
+    assertEquals(
+      parseLauncher(Deno.readTextFileSync(launcher))!.args.filter((a) => a.startsWith("--allow")),
+      [
+        `--allow-read=${real}/backup.lock,${real}/backup.key,${real}/${CREDENTIALS_FILE},` +
+        `${WORKER_CODE},${real}/${SCRATCH_DIR}`,
+        `--allow-write=${real}/${SCRATCH_DIR}`,
+        "--allow-sys=setPriority",
+        `--allow-net=127.0.0.1:${s.port}`,
+      ],
+    );
+    // The launcher's plugin writes, then compacts on its worker with the key it read.
+    const lightningd = await launchAndCommit(dir, launcher, 6);
+    try {
+      await lightningd.init();
+      const answer = await lightningd.request("backup-compact", {});
+      assert(answer.error === undefined, JSON.stringify(answer));
+      assert((pluginStatus(answer).versions_folded as number) >= 5, JSON.stringify(answer));
+      const after = await lightningd.transaction(["DELETE FROM vars WHERE name = 'after'"]);
+      assertEquals(after, "committed", lightningd.aborted);
+      assertEquals((await lightningd.stop()).code, 0);
+      assertEquals(lightningd.garbage, []);
+      assertEquals(lightningd.logs.filter((l) => l.level === "broken"), []);
+    } finally {
+      await lightningd.kill().catch(() => {});
+    }
+    const bases = (await listBackup(s.client(url))).filter((e) => e.kind === "base");
+    assertEquals(bases.length, 1);
+    const base = await s.client(url).get(bases[0].key);
+    assert(decodeSegmentHeader(base, bases[0].key).keyId, "the plugin's new base is sealed");
+    const node = dumpDatabase(`${dir}/lightningd.sqlite3`);
+
+    const described = new BufferedOutput();
+    assertEquals(await status([url, "--json"], described), 0, described.stderr.join("\n"));
+    const description = JSON.parse(described.stdout[0]);
+    assertEquals([description.encrypted, description.wrappedFor], [true, ["passphrase"]]);
+
+    const newFile = `${root}/new-passphrase`;
+    Deno.writeTextFileSync(newFile, "second secret\n");
+    const rekeyed = new BufferedOutput();
+    assertEquals(
+      await rekey(
+        [url, "--passphrase-file", passphraseFile, "--new-passphrase-file", newFile],
+        rekeyed,
+      ),
+      0,
+      rekeyed.stderr.join("\n"),
+    );
+    assertMatch(rekeyed.text, /^Rewrapped the key of "s3:\/\/.*" for a new passphrase/);
+    const old = new BufferedOutput();
+    const refusedAt = `${root}/old.sqlite3`;
+    assertEquals(await restore([url, refusedAt, "--passphrase-file", passphraseFile], old), 1);
+    assertEquals(old.stderr.length, 1, old.stderr.join("\n"));
+    assertMatch(old.stderr[0], /Cannot unlock backup: the passphrase given does not open/);
+    assertEquals([...Deno.readDirSync(root)].map((e) => e.name).sort(), [
+      "new-passphrase",
+      "passphrase",
+    ]);
+    const restored = `${root}/restored.sqlite3`;
+    const fresh = new BufferedOutput();
+    assertEquals(
+      await restore([url, restored, "--passphrase-file", newFile], fresh),
+      0,
+      fresh.stderr.join("\n"),
+    );
+    assertEquals(dumpDatabase(restored), node);
+  } finally {
+    removeNodeDir(dir);
+    Deno.removeSync(root, { recursive: true });
+  }
+});
+
+stopSharedRgwLast();
