@@ -51,6 +51,7 @@ import { writeFileDurably } from "../fs/durable.ts";
 import { LOCK_FILE, type LockFile } from "../backup/lock_file.ts";
 import { lockDestinations } from "../backends/multi/mirrors.ts";
 import { KEY_FILE } from "../crypto/key_file.ts";
+import { existsSync } from "../fs/exists.ts";
 import { formatHostPort, parseBackupUrl } from "../backends/url.ts";
 import { s3HostPort } from "../backends/s3/s3_url.ts";
 import { CREDENTIALS_FILE } from "../backends/s3/credentials.ts";
@@ -84,7 +85,8 @@ export interface LaunchPlan {
   compacts?: "file" | "s3";
   /**
    * The plugin works in `cln-backup-scratch` in the lightning dir: a lone S3 backup's
-   * compaction, or async copies catching up from an S3 primary, which is fetched there.
+   * compaction, async copies catching up from an S3 primary, which is fetched there, or a
+   * lone encrypted server backup's compaction, which only the node can make.
    */
   scratch: boolean;
 }
@@ -115,6 +117,8 @@ export function launchPlan(options: {
   backendUrl: string;
   mirrorUrls?: readonly string[];
   asyncUrls?: readonly string[];
+  /** An encrypted backup (backup.key beside backup.lock). */
+  encrypted?: boolean;
   deno?: string;
   plugin?: string;
 }): LaunchPlan {
@@ -146,7 +150,8 @@ export function launchPlan(options: {
     caFiles: unique(access.map((a) => a.caFile)),
     // A remote primary's async copies catch up from a fetch of it into the scratch directory.
     scratch: (primary.credentials === true && others.length === 0) ||
-      (primary.netAddress !== undefined && asyncs.length > 0),
+      (primary.netAddress !== undefined && asyncs.length > 0) ||
+      (options.encrypted === true && primary.nodeCredential === true && others.length === 0),
     ...(others.length > 0
       ? {}
       : primary.backupPath !== undefined
@@ -169,6 +174,7 @@ export function lockLaunchPlan(
     backendUrl: lock.backend_url,
     mirrorUrls: sync.slice(1),
     asyncUrls: async,
+    encrypted: existsSync(`${lightningDir}/${KEY_FILE}`),
     ...options,
   });
 }
@@ -278,6 +284,14 @@ export function compileArgs(plan: LaunchPlan, output: string): string[] {
     ? [
       "--include",
       `${WORKER_CODE}/backends/s3/compaction_worker.ts`,
+      "--include",
+      `${WORKER_CODE}/backends/file/read_ahead_worker.ts`,
+    ]
+    : plan.scratch && plan.nodeCredential
+    ? [
+      // An encrypted server backup: the primitives seal; a compaction restores a fetch.
+      "--include",
+      `${WORKER_CODE}/crypto/primitives.ts`,
       "--include",
       `${WORKER_CODE}/backends/file/read_ahead_worker.ts`,
     ]

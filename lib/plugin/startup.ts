@@ -80,12 +80,15 @@ export interface StartupOptions extends Pick<FileBackendOptions, "segmentBytes">
 /** A remote destination takes plain backups only. */
 function refuseKey(url: string, dir: string, key: DataKey | undefined): void {
   const scheme = parseBackupUrl(url).scheme;
-  if (key && scheme !== "file") {
-    const where = scheme === "socket" ? `the server ${url}` : `the S3 destination ${url}`;
+  // A server of wire v2 (the node has its credential) stores sealed changes it cannot read.
+  if (key && scheme !== "file" && !(scheme === "socket" && credentialIn(dir))) {
+    const where = scheme === "socket"
+      ? `the server ${url} over wire v1 (no backup.credential)`
+      : `the S3 destination ${url}`;
     throw new Error(
       `Cannot start backup: "${dir}/${KEY_FILE}" holds an encryption key, but backup.lock ` +
         `names ${where}, which takes plain backups only: remove the key file, or point ` +
-        `backup.lock at the encrypted file backup`,
+        `backup.lock at an encrypted backup`,
     );
   }
 }
@@ -107,6 +110,8 @@ function openOne(
       policy: retryPolicyFromLock(lock),
       log: options.remoteLog,
       credential: credentialIn(dir),
+      key,
+      segmentBytes: options.segmentBytes,
     });
     log.push({
       level: "info",

@@ -13,6 +13,8 @@ import {
   DATA_CHUNK_BYTES,
   decodeChangeV2,
   decodeHello,
+  decodeSealedChange,
+  decodeSealedInit,
   decodeSnapshotV2,
   decodeVersionFrame,
   encodeChallenge,
@@ -21,6 +23,7 @@ import {
   encodeFrame,
   encodeJson,
   encodeMetadataV2,
+  encodePlace,
   encodeVersionFrame,
   encodeWelcome,
   ErrorCode,
@@ -209,6 +212,25 @@ export class V2Session {
         await this.#write(change.version, bytes, () => storage.append(change));
         return;
       }
+      case V2Type.SealedChange: {
+        const change = decodeSealedChange(packet);
+        const bytes = change.record.length + (change.seal?.length ?? 0);
+        await this.#write(
+          undefined,
+          bytes,
+          () => storage.appendSealed(change),
+        );
+        return;
+      }
+      case V2Type.SealedInit: {
+        const { wrappedKey, base } = decodeSealedInit(packet);
+        this.host.log("info", `${this.name}: SEALED_INIT (a base of ${base.length} bytes)`);
+        await this.#write(undefined, base.length, () => storage.initSealed(wrappedKey, base));
+        return;
+      }
+      case V2Type.ReqPlace:
+        packetOf(packet, V2Type.ReqPlace).end();
+        return await this.#send(encodePlace(storage.place()));
       case V2Type.Snapshot: {
         const { version, database } = decodeSnapshotV2(packet, max);
         this.host.log("info", `${this.name}: SNAPSHOT ${version} (${database.length} bytes)`);
@@ -279,7 +301,11 @@ export class V2Session {
    * Runs a write as the backup's one writer, within the node's quota, and answers ACK with
    * the version after it, or ERROR with the version as it stands.
    */
-  async #write(version: number, bytes: number, write: () => unknown): Promise<void> {
+  async #write(
+    version: number | undefined,
+    bytes: number,
+    write: () => unknown,
+  ): Promise<void> {
     const storage = this.#storage!;
     const other = this.host.claimWriter(this, storage);
     let code = ErrorCode.Refused;
@@ -307,7 +333,8 @@ export class V2Session {
         }
       }
     }
-    this.host.log("error", `${this.name}: refused version ${version}: ${refusal}`);
+    const what = version === undefined ? "a sealed write" : `version ${version}`;
+    this.host.log("error", `${this.name}: refused ${what}: ${refusal}`);
     await this.#error(code, refusal);
   }
 

@@ -1,0 +1,278 @@
+/**
+ * An encrypted backup on a backup server (wire v2) that holds no key: `init --encrypt` with a
+ * `socket:` URL, the recorded runs through the real plugin, which seals each change for its
+ * place in the server's files; restores with the key equal the node's database, to each run's
+ * end too; the server's files hold no plaintext of a statement; the server's STATUS and
+ * VERIFY work without the key and say it is encrypted. A server process of its own, as an
+ * operator runs it.
+ */
+import { assert, assertEquals, assertMatch, assertRejects } from "./support/assert.ts";
+import { FakeLightningd, splitMessages } from "./support/fake_lightningd.ts";
+import { loadFixture, SCENARIOS } from "./support/fixtures.ts";
+import { dumpDatabase } from "./support/dump.ts";
+import { freePort, spawnServerProcess } from "./support/server_process.ts";
+import { PASSPHRASE } from "./support/encrypted.ts";
+import { NodeRegistry } from "../lib/server/nodes.ts";
+import { CREDENTIAL_ENV, CREDENTIAL_NAME } from "../lib/backends/socket/credential.ts";
+import type { NodeCredential } from "../lib/backends/socket/credential.ts";
+import { keyFromText } from "../lib/wire/handshake.ts";
+import { BufferedOutput, makeNodeDir, removeNodeDir } from "../lib/cli/testing.ts";
+import { init } from "../lib/cli/init.ts";
+import { launchArgs, lockLaunchPlan } from "../lib/cli/launcher.ts";
+import { readLockFile } from "../lib/backup/lock_file.ts";
+import { readKeyFile, writeKeyFile } from "../lib/crypto/key_file.ts";
+import { DataKey } from "../lib/crypto/data_key.ts";
+import { SocketBackupReader } from "../lib/backends/socket/reader.ts";
+import { CopiedBackupReader } from "../lib/backends/socket/copy_reader.ts";
+import { SocketBackend } from "../lib/backends/socket/backend.ts";
+import { serverStatus, serverVerify } from "../lib/backends/socket/server_checks.ts";
+import { restoreBackup } from "../lib/backup/restore.ts";
+import { readChain } from "../lib/format/chain.ts";
+import { DEFAULT_RETRY_POLICY } from "../lib/backends/socket/options.ts";
+
+import { DatabaseSync } from "node:sqlite";
+
+const CLI = new URL("../cli.ts", import.meta.url).pathname;
+const fixtures = SCENARIOS.map(loadFixture);
+const dbWrites = (raw: Uint8Array) =>
+  splitMessages(raw).filter((m) => m.json.method === "db_write").map((m) =>
+    m.json.params as { data_version: number; writes: string[] }
+  );
+
+/** A server process on a fresh root, node alice added, and her lightning dir (no database). */
+export interface EncryptedServer {
+  root: string;
+  url: string;
+  dir: string;
+  /** Alice's backup directory on the server. */
+  storage: string;
+  credential: NodeCredential;
+  stop(): Promise<void>;
+}
+
+export async function startEncryptedServer(
+  database?: Parameters<typeof makeNodeDir>[0],
+): Promise<EncryptedServer> {
+  const root = Deno.makeTempDirSync({ prefix: "socket-encrypted-" });
+  const nodes = new NodeRegistry(`${root}/server`);
+  const keyText = nodes.add("alice");
+  const port = freePort();
+  const server = await spawnServerProcess(`file://${root}/server`, port, ["--allow-plain"]);
+  const dir = makeNodeDir(database);
+  const credentialPath = `${dir}/${CREDENTIAL_NAME}`;
+  Deno.writeTextFileSync(credentialPath, JSON.stringify({ node: "alice", key: keyText }), {
+    mode: 0o600,
+  });
+  Deno.chmodSync(credentialPath, 0o600);
+  return {
+    root,
+    url: `socket:127.0.0.1:${port}`,
+    dir,
+    storage: `${root}/server/nodes/alice/backup`,
+    credential: { node: "alice", key: keyFromText(keyText)!, path: credentialPath },
+    stop: async () => {
+      server.kill("SIGTERM");
+      await server.status;
+      await server.stderr.cancel();
+      removeNodeDir(dir);
+      Deno.removeSync(root, { recursive: true });
+    },
+  };
+}
+
+/** `init --encrypt` of alice's (empty) node onto the server, with {@linkcode PASSPHRASE}. */
+export async function initEncrypted(s: EncryptedServer): Promise<DataKey> {
+  const passphrase = `${s.root}/passphrase`;
+  Deno.writeTextFileSync(passphrase, `${PASSPHRASE}\n`);
+  const output = new BufferedOutput();
+  const code = await init(
+    [s.url, "--lightning-dir", s.dir, "--encrypt", "--passphrase-file", passphrase],
+    output,
+  );
+  assertEquals(code, 0, output.text);
+  return (await readKeyFile(s.dir))!;
+}
+
+/** The dump of alice's backup fetched from the server and restored here with `key`. */
+export async function restoredWith(
+  s: EncryptedServer,
+  key: DataKey,
+  toVersion?: number,
+): Promise<string> {
+  const reader = await SocketBackupReader.fetch(s.url, 5_000, s.credential, s.root);
+  const target = `${s.root}/restored-${crypto.randomUUID()}.sqlite3`;
+  try {
+    (reader as CopiedBackupReader).local.key = key;
+    restoreBackup(reader, target, { toVersion });
+    return dumpDatabase(target);
+  } finally {
+    reader.close();
+    Deno.removeSync(target);
+  }
+}
+
+/** Runs the CLI in a process of its own (the environment is the whole test run's). */
+export async function cli(
+  args: string[],
+  env: Record<string, string>,
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", CLI, ...args],
+    env,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
+  return { code: out.code, stdout: text(out.stdout), stderr: text(out.stderr) };
+}
+
+/** Every byte of every file under `dir`. */
+function filesUnder(dir: string): Uint8Array[] {
+  const files: Uint8Array[] = [];
+  for (const entry of Deno.readDirSync(dir)) {
+    const path = `${dir}/${entry.name}`;
+    if (entry.isDirectory) files.push(...filesUnder(path));
+    else if (entry.isFile) files.push(Deno.readFileSync(path));
+  }
+  return files;
+}
+
+/** The data_version of the node's database in `dir`. */
+function dumpVersion(dir: string): number {
+  const db = new DatabaseSync(`${dir}/lightningd.sqlite3`, { readOnly: true });
+  try {
+    const row = db.prepare("SELECT intval FROM vars WHERE name = 'data_version'").get();
+    return Number(row!.intval);
+  } finally {
+    db.close();
+  }
+}
+
+function contains(haystack: Uint8Array, needle: Uint8Array): boolean {
+  outer: for (let i = 0; i + needle.length <= haystack.length; i++) {
+    for (let j = 0; j < needle.length; j++) if (haystack[i + j] !== needle[j]) continue outer;
+    return true;
+  }
+  return false;
+}
+
+Deno.test("encrypted server backup: the recorded runs restore equal, to each run's end; the server sees no plaintext", async () => {
+  const s = await startEncryptedServer();
+  try {
+    const key = await initEncrypted(s);
+    const ends: { version: number; dump: string }[] = [];
+    for (const fixture of fixtures) {
+      const node = FakeLightningd.spawn({
+        lightningDir: s.dir,
+        chunking: { kind: "sizes", sizes: fixture.chunks },
+        // Small logs, so that the node rolls them (seals sealed for the server's files).
+        env: { CLN_BACKUP_TEST_SEGMENT_BYTES: String(64 * 1024) },
+      });
+      node.db.exec("PRAGMA synchronous = OFF");
+      assertEquals(await node.replay(fixture.raw), "committed", node.aborted);
+      assertEquals((await node.close()).code, 0, await node.stderr());
+      assertEquals(node.logs.filter((l) => l.level === "broken"), []);
+      const dump = dumpDatabase(fixture.database);
+      ends.push({ version: dbWrites(fixture.raw).at(-1)!.data_version, dump });
+      assertEquals(await restoredWith(s, key), dump, `${fixture.name}: restore`);
+    }
+    for (const end of ends) {
+      assertEquals(await restoredWith(s, key, end.version), end.dump, `to ${end.version}`);
+    }
+    const chain = readChain(s.storage);
+    assert(chain.logs.length > 3, `the logs rolled: ${chain.logs.length}`);
+    assert([...chain.bases, ...chain.logs].every((g) => g.header.keyId !== undefined));
+
+    // No statement of a stored change appears in the server's files: a short one (stored
+    // raw, uncompressed, in a plain backup) of the activity run.
+    const statement = dbWrites(fixtures[2].raw).flatMap((w) => w.writes)
+      .find((w) => w.startsWith("INSERT INTO") && w.length > 60 && w.length < 1000)!;
+    const needle = new TextEncoder().encode(statement.slice(0, 48));
+    assert(filesUnder(s.root).every((bytes) => !contains(bytes, needle)), statement);
+
+    // The server describes and checks it without the key, and says it is encrypted.
+    const status = await serverStatus(s.url, s.credential);
+    assertEquals([status.encrypted, status.lastVersion], [true, ends.at(-1)!.version]);
+    assertEquals(status.wrappedFor, ["passphrase"]);
+    const verified = await serverVerify(s.url, s.credential);
+    assertEquals([verified.encrypted, verified.lastVersion], [true, ends.at(-1)!.version]);
+    const statusLine = await cli(["status", s.url], {
+      [CREDENTIAL_ENV]: s.credential.path,
+    });
+    assertEquals(statusLine.code, 0, statusLine.stderr);
+    assertMatch(statusLine.stdout, /encryption: encrypted .* key wrapped for passphrase/);
+
+    // The CLI restores and verifies it with the passphrase, on this machine.
+    const env = { [CREDENTIAL_ENV]: s.credential.path, CLN_BACKUP_PASSPHRASE: PASSPHRASE };
+    const restored = await cli(["restore", s.url, `${s.root}/cli.sqlite3`], env);
+    assertEquals(restored.code, 0, restored.stderr);
+    assertEquals(dumpDatabase(`${s.root}/cli.sqlite3`), ends.at(-1)!.dump);
+    const verify = await cli(["verify", s.url], env);
+    assertEquals(verify.code, 0, verify.stderr);
+    assertMatch(verify.stdout, /it is encrypted, so it is restored here/);
+    assertMatch(verify.stdout, /^OK: .* restores to version \d+/m);
+  } finally {
+    await s.stop();
+  }
+});
+
+Deno.test("encrypted server backup: the plugin under its launcher; a wrong passphrase, another key, a node without its key are refused", async () => {
+  const s = await startEncryptedServer();
+  try {
+    await initEncrypted(s);
+    // The launcher init wrote: the plugin reads its key and loads the crypto primitives.
+    const plan = lockLaunchPlan(s.dir, readLockFile(s.dir));
+    assert(plan.scratch, "an encrypted server backup is compacted in cln-backup-scratch");
+    const node = FakeLightningd.spawn({
+      lightningDir: s.dir,
+      command: [plan.deno, ...launchArgs(plan)],
+    });
+    assertEquals(await node.replay(fixtures[0].raw), "committed", node.aborted);
+    assertEquals((await node.close()).code, 0, await node.stderr());
+
+    const wrong = await cli(["restore", s.url, `${s.root}/wrong.sqlite3`], {
+      [CREDENTIAL_ENV]: s.credential.path,
+      CLN_BACKUP_PASSPHRASE: "not the passphrase",
+    });
+    assertEquals(wrong.code, 1);
+    assertEquals(wrong.stderr.trim().split("\n").length, 1, wrong.stderr);
+    assertMatch(wrong.stderr, /does not open the backup's key .*wrong passphrase/);
+    assert(!Deno.readDirSync(s.root).some((e) => e.name.startsWith("wrong")));
+
+    // Another key for this backup, and the plugin's key against a plain backup: refused.
+    const policy = { ...DEFAULT_RETRY_POLICY, retries: 0, timeoutMs: 5_000 };
+    const other = await DataKey.generate();
+    await assertRejects(
+      () => SocketBackend.connect(s.url, { policy, credential: s.credential, key: other }),
+      /the key in backup\.key .* is not the key of the backup/,
+    );
+    // Without its key the node's plain change is refused by the server, nothing stored.
+    const keyless = await SocketBackend.connect(s.url, { policy, credential: s.credential });
+    const version = keyless.state().version;
+    await assertRejects(
+      () => keyless.append({ version: version + 1, statements: ["DELETE FROM vars"] }),
+      /is plain, and the backup is encrypted/,
+    );
+    keyless.close();
+  } finally {
+    await s.stop();
+  }
+});
+
+Deno.test("a key file beside a plain server backup is refused at the node's first write", async () => {
+  const s = await startEncryptedServer("restart");
+  try {
+    const output = new BufferedOutput();
+    assertEquals(await init([s.url, "--lightning-dir", s.dir], output), 0, output.text);
+    writeKeyFile(s.dir, await DataKey.generate());
+    const node = FakeLightningd.spawn({ lightningDir: s.dir });
+    assertEquals(await node.transaction(["DELETE FROM vars WHERE name = 'x'"]), "aborted");
+    await node.kill().catch(() => {});
+    const said = node.logs.map((l) => l.message).join("\n");
+    assertMatch(said, /is not encrypted, but backup\.key beside backup\.lock holds a key/);
+    const { lastVersion, encrypted } = await serverStatus(s.url, s.credential);
+    assertEquals([lastVersion, encrypted], [dumpVersion(s.dir), undefined]);
+  } finally {
+    await s.stop();
+  }
+});
