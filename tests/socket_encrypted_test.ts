@@ -10,121 +10,32 @@ import { assert, assertEquals, assertMatch, assertRejects } from "./support/asse
 import { FakeLightningd, splitMessages } from "./support/fake_lightningd.ts";
 import { loadFixture, SCENARIOS } from "./support/fixtures.ts";
 import { dumpDatabase } from "./support/dump.ts";
-import { freePort, spawnServerProcess } from "./support/server_process.ts";
 import { PASSPHRASE } from "./support/encrypted.ts";
-import { NodeRegistry } from "../lib/server/nodes.ts";
-import { CREDENTIAL_ENV, CREDENTIAL_NAME } from "../lib/backends/socket/credential.ts";
-import type { NodeCredential } from "../lib/backends/socket/credential.ts";
-import { keyFromText } from "../lib/wire/handshake.ts";
-import { BufferedOutput, makeNodeDir, removeNodeDir } from "../lib/cli/testing.ts";
+import {
+  cli,
+  initEncrypted,
+  restoredWith,
+  startEncryptedServer,
+} from "./support/encrypted_server.ts";
+import { CREDENTIAL_ENV } from "../lib/backends/socket/credential.ts";
+import { BufferedOutput } from "../lib/cli/testing.ts";
 import { init } from "../lib/cli/init.ts";
 import { launchArgs, lockLaunchPlan } from "../lib/cli/launcher.ts";
 import { readLockFile } from "../lib/backup/lock_file.ts";
-import { readKeyFile, writeKeyFile } from "../lib/crypto/key_file.ts";
+import { writeKeyFile } from "../lib/crypto/key_file.ts";
 import { DataKey } from "../lib/crypto/data_key.ts";
-import { SocketBackupReader } from "../lib/backends/socket/reader.ts";
-import { CopiedBackupReader } from "../lib/backends/socket/copy_reader.ts";
 import { SocketBackend } from "../lib/backends/socket/backend.ts";
 import { serverStatus, serverVerify } from "../lib/backends/socket/server_checks.ts";
-import { restoreBackup } from "../lib/backup/restore.ts";
 import { readChain } from "../lib/format/chain.ts";
 import { DEFAULT_RETRY_POLICY } from "../lib/backends/socket/options.ts";
 
 import { DatabaseSync } from "node:sqlite";
 
-const CLI = new URL("../cli.ts", import.meta.url).pathname;
 const fixtures = SCENARIOS.map(loadFixture);
 const dbWrites = (raw: Uint8Array) =>
   splitMessages(raw).filter((m) => m.json.method === "db_write").map((m) =>
     m.json.params as { data_version: number; writes: string[] }
   );
-
-/** A server process on a fresh root, node alice added, and her lightning dir (no database). */
-export interface EncryptedServer {
-  root: string;
-  url: string;
-  dir: string;
-  /** Alice's backup directory on the server. */
-  storage: string;
-  credential: NodeCredential;
-  stop(): Promise<void>;
-}
-
-export async function startEncryptedServer(
-  database?: Parameters<typeof makeNodeDir>[0],
-): Promise<EncryptedServer> {
-  const root = Deno.makeTempDirSync({ prefix: "socket-encrypted-" });
-  const nodes = new NodeRegistry(`${root}/server`);
-  const keyText = nodes.add("alice");
-  const port = freePort();
-  const server = await spawnServerProcess(`file://${root}/server`, port, ["--allow-plain"]);
-  const dir = makeNodeDir(database);
-  const credentialPath = `${dir}/${CREDENTIAL_NAME}`;
-  Deno.writeTextFileSync(credentialPath, JSON.stringify({ node: "alice", key: keyText }), {
-    mode: 0o600,
-  });
-  Deno.chmodSync(credentialPath, 0o600);
-  return {
-    root,
-    url: `socket:127.0.0.1:${port}`,
-    dir,
-    storage: `${root}/server/nodes/alice/backup`,
-    credential: { node: "alice", key: keyFromText(keyText)!, path: credentialPath },
-    stop: async () => {
-      server.kill("SIGTERM");
-      await server.status;
-      await server.stderr.cancel();
-      removeNodeDir(dir);
-      Deno.removeSync(root, { recursive: true });
-    },
-  };
-}
-
-/** `init --encrypt` of alice's (empty) node onto the server, with {@linkcode PASSPHRASE}. */
-export async function initEncrypted(s: EncryptedServer): Promise<DataKey> {
-  const passphrase = `${s.root}/passphrase`;
-  Deno.writeTextFileSync(passphrase, `${PASSPHRASE}\n`);
-  const output = new BufferedOutput();
-  const code = await init(
-    [s.url, "--lightning-dir", s.dir, "--encrypt", "--passphrase-file", passphrase],
-    output,
-  );
-  assertEquals(code, 0, output.text);
-  return (await readKeyFile(s.dir))!;
-}
-
-/** The dump of alice's backup fetched from the server and restored here with `key`. */
-export async function restoredWith(
-  s: EncryptedServer,
-  key: DataKey,
-  toVersion?: number,
-): Promise<string> {
-  const reader = await SocketBackupReader.fetch(s.url, 5_000, s.credential, s.root);
-  const target = `${s.root}/restored-${crypto.randomUUID()}.sqlite3`;
-  try {
-    (reader as CopiedBackupReader).local.key = key;
-    restoreBackup(reader, target, { toVersion });
-    return dumpDatabase(target);
-  } finally {
-    reader.close();
-    Deno.removeSync(target);
-  }
-}
-
-/** Runs the CLI in a process of its own (the environment is the whole test run's). */
-export async function cli(
-  args: string[],
-  env: Record<string, string>,
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", CLI, ...args],
-    env,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
-  return { code: out.code, stdout: text(out.stdout), stderr: text(out.stderr) };
-}
 
 /** Every byte of every file under `dir`. */
 function filesUnder(dir: string): Uint8Array[] {

@@ -289,9 +289,12 @@ export function compileArgs(plan: LaunchPlan, output: string): string[] {
     ]
     : plan.scratch && plan.nodeCredential
     ? [
-      // An encrypted server backup: the primitives seal; a compaction restores a fetch.
+      // An encrypted server backup: the primitives seal; its compaction's worker restores a
+      // fetch and seals the new base.
       "--include",
       `${WORKER_CODE}/crypto/primitives.ts`,
+      "--include",
+      `${WORKER_CODE}/backends/socket/sealed_compaction_worker.ts`,
       "--include",
       `${WORKER_CODE}/backends/file/read_ahead_worker.ts`,
     ]

@@ -228,6 +228,11 @@ export class V2Session {
         await this.#write(undefined, base.length, () => storage.initSealed(wrappedKey, base));
         return;
       }
+      case V2Type.SealedBase: {
+        const base = packetOf(packet, V2Type.SealedBase).rest();
+        this.host.log("info", `${this.name}: SEALED_BASE (${base.length} bytes)`);
+        return await this.#answer("SEALED_BASE", V2Type.CompactRes, () => storage.swapBase(base));
+      }
       case V2Type.ReqPlace:
         packetOf(packet, V2Type.ReqPlace).end();
         return await this.#send(encodePlace(storage.place()));

@@ -18,6 +18,10 @@ import {
 import { RecordKind } from "../format/record.ts";
 import { syncDir, writeFileDurably } from "../fs/durable.ts";
 import { removeIfExists } from "../fs/exists.ts";
+import { atStep } from "../fs/step_seam.ts";
+import { readChain } from "../format/chain.ts";
+import { continuingLogByVersion, redundantSegments } from "../compact/plan.ts";
+import { deleteSegments } from "../compact/deletion.ts";
 import { fromHex } from "../crypto/data_key.ts";
 import { checkWrappedKey, describeWraps, WRAPPED_KEY_NAME } from "../crypto/wrapped_key.ts";
 import type { Place, SealedChange } from "../wire/packets_v2.ts";
@@ -310,6 +314,76 @@ export class ServerStorage {
     );
     this.#rewound = false;
     return version;
+  }
+
+  /**
+   * Swaps in a base the node built and sealed (an encrypted backup's compaction, which only
+   * the key holder can make): checked as for init, at a version the backup holds below its
+   * newest change (so the one rewind stays possible), and newer than its newest base. It is
+   * made durable under its own name first (temporary name, fsync, rename, directory fsync),
+   * naming as its first log the first whose seal is at or above its version (or the live
+   * log); only then are the older bases and the logs before that one deleted, the list
+   * written durably first (compact/deletion.ts). A crash before the rename leaves the backup
+   * as it was; after it, two bases and what the older needed, which readers and the next
+   * open take. The node's appends, between two of these synchronous steps, go on in the
+   * live log, which is never deleted nor rewritten.
+   */
+  swapBase(base: Uint8Array): CompactionResult {
+    const started = performance.now();
+    const keyId = this.#backend.keyId;
+    if (!keyId) throw new RefusedError("a sealed base goes into an encrypted backup only");
+    const before = this.#heldStats();
+    const tmp = `${this.dir}/${baseName(0)}.sealed.tmp`;
+    try {
+      Deno.writeFileSync(tmp, base);
+      const header = this.#checked(() =>
+        checkSealedBase(tmp, { backupId: this.#backend.backupId, keyId })
+      );
+      const version = header.number;
+      const state = this.#backend.state();
+      const newest = readLayout(this.dir).bases.at(-1)?.version ?? 0;
+      const highest = state.rewindVersion ?? state.version;
+      if (version <= newest || version > highest) {
+        throw new RefusedError(
+          `a base at version ${version}, where a new base must be above the newest one ` +
+            `(${newest}) and at most ${highest} (the version before the newest change)`,
+        );
+      }
+      const firstLog = continuingLogByVersion(readChain(this.dir), version);
+      // The node cannot know the server's logs: the server names the log the base continues
+      // in (a header field outside the records' associated data).
+      const file = Deno.openSync(tmp, { write: true });
+      try {
+        file.writeSync(encodeSegmentHeader({ ...header, firstLog }));
+        file.syncSync();
+      } finally {
+        file.close();
+      }
+      Deno.renameSync(tmp, `${this.dir}/${baseName(version)}`);
+      syncDir(this.dir);
+      atStep("compact-after-base");
+      const redundant = redundantSegments(readChain(this.dir), DEFAULT_POLICY.retain);
+      deleteSegments(this.dir, redundant.map((path) => basename(path)));
+      this.#backend.compacted();
+      const after = this.#heldStats();
+      this.#log(`swapped in the node's sealed base at version ${version}`);
+      return {
+        before,
+        after,
+        base_version: version,
+        versions_folded: Math.max(0, before.version_count - after.version_count),
+        bytes_freed: Math.max(0, before.backupsize - after.backupsize),
+        seconds: Math.round(performance.now() - started) / 1000,
+      };
+    } finally {
+      removeIfExists(tmp);
+    }
+  }
+
+  /** Bytes and records held, without opening a record (bases count as one each here). */
+  #heldStats(): { backupsize: number; version_count: number } {
+    const { bytes, records } = this.#backend.state();
+    return { backupsize: bytes, version_count: records + readLayout(this.dir).bases.length };
   }
 
   /** Runs a check of sealed input; its failure is a refusal. */

@@ -49,6 +49,7 @@ import {
 import type { NodeCredential } from "./credential.ts";
 import type { DataKey } from "../../crypto/data_key.ts";
 import { checkServerKey, type LaidOut, layOutChange } from "./sealed_layout.ts";
+import type { SealedCompactionRequest } from "./sealed_compaction.ts";
 import { DEFAULT_RETRY_POLICY, type RetryPolicy } from "./options.ts";
 
 export type SocketLogLevel = "info" | "unusual" | "broken";
@@ -249,6 +250,24 @@ export class SocketBackend implements Backend {
       after: version,
     });
     this.#place = undefined;
+  }
+
+  /**
+   * What a compaction of this backup made here needs, when it is encrypted (the server holds
+   * no key and cannot compact it): fold up to `version`, working in `scratch`.
+   */
+  sealedCompaction(version: number, scratch: string): SealedCompactionRequest | undefined {
+    if (!this.#key || !this.#credential) return undefined;
+    return {
+      url: this.url,
+      target: this.target,
+      credential: this.#credential,
+      key: this.#key.bytes,
+      version,
+      scratch,
+      timeoutMs: this.#policy.timeoutMs,
+      compactTimeoutMs: this.#policy.compactTimeoutMs,
+    };
   }
 
   /** Where the server puts the next record (PLACE), checked against the node's key. */
