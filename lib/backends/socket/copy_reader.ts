@@ -48,11 +48,27 @@ export class CopiedBackupReader implements BackupReader {
   }
 
   describe(): BackupDescription {
-    return { ...this.local.describe(), url: this.url };
+    try {
+      return { ...this.local.describe(), url: this.url };
+    } catch (error) {
+      throw this.#onServer(error);
+    }
   }
 
-  entries(toVersion?: number): Iterable<BackupEntry> {
-    return this.local.entries(toVersion);
+  *entries(toVersion?: number): Iterable<BackupEntry> {
+    try {
+      yield* this.local.entries(toVersion);
+    } catch (error) {
+      throw this.#onServer(error);
+    }
+  }
+
+  /** An error that names a file of the copy names it on the server (the copy is removed). */
+  #onServer(error: unknown): unknown {
+    if (error instanceof Error) {
+      error.message = error.message.replaceAll(`${this.local.dir}/`, `${this.url} `);
+    }
+    return error;
   }
 
   close(): void {
