@@ -135,10 +135,15 @@ Deno.test("encrypted server backup: a server killed at each step of the swap lea
       await s.restartServer({});
       assertEquals(await restoredWith(s, key), dump, `killed at ${step}`);
     }
-    // A compaction after the crashes goes through, and one base is left.
+    // A compaction after the crashes goes through, and one base is left; past versions it
+    // keeps restore as before it.
     await writeMore(s, env, 2);
     const dump = dumpDatabase(`${s.dir}/lightningd.sqlite3`);
+    const { lastVersion } = await serverStatus(s.url, s.credential);
+    const past = await restoredWith(s, key, lastVersion - 1);
     const result = await compactHere(s, key);
+    assertEquals(result.base_version, lastVersion - 1);
+    assertEquals(await restoredWith(s, key, lastVersion - 1), past, "to a past version");
     assertEquals(typeof result.base_version, "number");
     const chain = readChain(s.storage);
     assertEquals(chain.bases.length, 1);

@@ -10,7 +10,8 @@ import { assert, assertEquals, assertMatch, assertRejects } from "./support/asse
 import { FakeLightningd, splitMessages } from "./support/fake_lightningd.ts";
 import { loadFixture, SCENARIOS } from "./support/fixtures.ts";
 import { dumpDatabase } from "./support/dump.ts";
-import { PASSPHRASE } from "./support/encrypted.ts";
+import { makeEncryptedBackup, PASSPHRASE } from "./support/encrypted.ts";
+import { startServer } from "./support/wire_server.ts";
 import {
   cli,
   initEncrypted,
@@ -185,5 +186,23 @@ Deno.test("a key file beside a plain server backup is refused at the node's firs
     assertEquals([lastVersion, encrypted], [dumpVersion(s.dir), undefined]);
   } finally {
     await s.stop();
+  }
+});
+
+Deno.test("wire v1 to an encrypted backup is refused: NACK, nothing stored", async () => {
+  const root = Deno.makeTempDirSync({ prefix: "socket-encrypted-v1-" });
+  await makeEncryptedBackup(`${root}/served`);
+  const server = startServer(`${root}/served`);
+  try {
+    const policy = { ...DEFAULT_RETRY_POLICY, retries: 0, timeoutMs: 5_000 };
+    await assertRejects(
+      () => SocketBackend.connect(server.url, { policy }),
+      /refused wire v1 \(NACK\)/,
+    );
+    assert(server.logs.some((l) => /wire v1 to an encrypted backup, which is v2 only/.test(l)));
+    assertEquals(readChain(`${root}/served`).logs.length, 1);
+  } finally {
+    await server.server.close();
+    Deno.removeSync(root, { recursive: true });
   }
 });
