@@ -49,16 +49,27 @@ export function removeStaleWork(scratch: string): void {
   }
 }
 
-/** Builds the sealed base at `request.version` here and has the server swap it in. */
-export async function compactSealed(request: SealedCompactionRequest): Promise<CompactionResult> {
+/** Opens the data key of the backup copied into `dir` (its key.json), as the CLI does. */
+export type Unlock = (dir: string) => Promise<DataKey | undefined>;
+
+/**
+ * Builds the sealed base at `request.version` here and has the server swap it in. The key is
+ * the plugin's (its bytes), or opened by `request.key` from the copy's key.json (the CLI).
+ */
+export async function compactSealed(
+  request: Omit<SealedCompactionRequest, "key"> & { key: Uint8Array | Unlock },
+): Promise<CompactionResult> {
   const { url, target, credential, version, scratch } = request;
-  const key = await DataKey.from(request.key);
   Deno.mkdirSync(scratch, { recursive: true });
   const work = Deno.makeTempDirSync({ dir: scratch, prefix: WORK_PREFIX });
   try {
     const copy = await CopiedBackupReader.fetch(url, target, request.timeoutMs, credential, work);
     let base: Uint8Array;
     try {
+      const key = request.key instanceof Uint8Array
+        ? await DataKey.from(request.key)
+        : await request.key(copy.local.dir);
+      if (!key) throw new Error("the backup on the server is not encrypted");
       copy.local.key = key;
       const newest = readChain(copy.local.dir).bases.at(-1)?.number ?? 0;
       if (version <= newest) {
