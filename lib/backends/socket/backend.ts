@@ -186,6 +186,7 @@ export class SocketBackend implements Backend {
       // The server decides its own tail, at the first write after it opened the backup.
       tail: undefined,
       connection: { ...this.#status },
+      ...(this.#key ? { encrypted: true } : {}),
     };
   }
 

@@ -229,6 +229,23 @@ Deno.test("doctor: a remote backup is left to status, not failed", () =>
     }
   }));
 
+Deno.test("doctor: backup.key beside a server's backup: over wire v2 it may be encrypted, over v1 never", () =>
+  withNode(async (node) => {
+    writeLockFile(node.dir, { backend_url: "socket:backup.example.org:8700" });
+    const check = () => runChecks(node.dir, GOOD_SYSTEM);
+    writeKeyFile(node.dir, await DataKey.generate());
+    expect(check(), "backup.key", "FAIL", /takes plain backups only/);
+    const credential = `${node.dir}/backup.credential`;
+    Deno.writeTextFileSync(credential, JSON.stringify({ node: "n", key: "ab".repeat(32) }), {
+      mode: 0o600,
+    });
+    expect(check(), "backup.key", "OK", /over wire v2: the plugin checks it against the server/);
+    Deno.chmodSync(`${node.dir}/${KEY_FILE}`, 0o644);
+    expect(check(), "backup.key", "FAIL", /read by other users \(mode 0644\)/);
+    Deno.removeSync(`${node.dir}/${KEY_FILE}`);
+    expect(check(), "backup.key", "OK", /none: .* is plain/);
+  }));
+
 Deno.test("doctor: a remote destination's keys or credential beside backup.lock", () =>
   withNode((node) => {
     const check = () => runChecks(node.dir, GOOD_SYSTEM);

@@ -10,13 +10,21 @@ import { KEY_FILE, keyFileBytes } from "../../crypto/key_file.ts";
 import { readChain } from "../../format/chain.ts";
 import { statIfExists } from "../../fs/exists.ts";
 import type { CheckResult, Found } from "./check.ts";
+import { CREDENTIAL_NAME } from "../../backends/socket/credential.ts";
 import { allows, describeUser } from "./node_user.ts";
 
 export function keyFileCheck(found: Found): CheckResult {
   const path = `${found.dir}/${KEY_FILE}`;
   const url = found.lock!.backend_url;
   const info = statIfExists(path);
-  if (found.url?.scheme !== "file") {
+  // A server of wire v2 (the node has its credential) may hold an encrypted backup, whose key
+  // the plugin checks against the server's at each connect.
+  const onServer = found.url?.scheme === "socket" &&
+    statIfExists(`${found.dir}/${CREDENTIAL_NAME}`) !== undefined;
+  if (onServer && !info) {
+    return ["OK", `none: ${url} is plain (an encrypted one would need it: status says which)`];
+  }
+  if (found.url?.scheme !== "file" && !onServer) {
     return info
       ? [
         "FAIL",
@@ -25,8 +33,8 @@ export function keyFileCheck(found: Found): CheckResult {
       ]
       : ["OK", "none: a remote backup is stored as the server or bucket keeps it"];
   }
-  const keyId = readChain(found.url.path).keyId;
-  if (keyId === undefined) {
+  const keyId = found.url?.scheme === "file" ? readChain(found.url.path).keyId : undefined;
+  if (keyId === undefined && !onServer) {
     return info
       ? [
         "FAIL",
@@ -68,6 +76,14 @@ export function keyFileCheck(found: Found): CheckResult {
   }
   const bytes = keyFileBytes(Deno.readTextFileSync(path));
   if (!bytes) return ["FAIL", `"${path}" holds no cln-backup data key: ${rewrite}`];
+  if (keyId === undefined) {
+    return [
+      "OK",
+      `holds a key, mode 0600, for ${url} over wire v2: the plugin checks it against the ` +
+      `server's backup at each connect (a plain one is refused); keep the passphrase or age ` +
+      `identity off this machine`,
+    ];
+  }
   if (!sameBytes(keyIdOf(bytes), keyId)) {
     return ["FAIL", `"${path}" holds another backup's key, not ${url}'s: ${rewrite}`];
   }
