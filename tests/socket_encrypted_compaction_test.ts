@@ -57,16 +57,21 @@ async function writeMore(s: EncryptedServer, env: Record<string, string>, round:
   assertEquals((await node.close()).code, 0, await node.stderr());
 }
 
+/** The fresh-start and restart runs through the plugin into alice's backup. */
+async function replayFirstRuns(s: EncryptedServer, env: Record<string, string>) {
+  for (const name of ["fresh-start", "restart"] as const) {
+    const node = FakeLightningd.spawn({ lightningDir: s.dir, env });
+    assertEquals(await node.replay(loadFixture(name).raw), "committed", node.aborted);
+    assertEquals((await node.close()).code, 0, await node.stderr());
+  }
+}
+
 Deno.test("encrypted server backup: backup-compact builds the base on the node while hooks flow; restores equal", async () => {
   const s = await startEncryptedServer();
   try {
     const key = await initEncrypted(s);
     const env = { CLN_BACKUP_TEST_SEGMENT_BYTES: String(32 * 1024) };
-    for (const name of ["fresh-start", "restart"] as const) {
-      const node = FakeLightningd.spawn({ lightningDir: s.dir, env });
-      assertEquals(await node.replay(loadFixture(name).raw), "committed", node.aborted);
-      assertEquals((await node.close()).code, 0, await node.stderr());
-    }
+    await replayFirstRuns(s, env);
     const before = await restoredWith(s, key);
     const plan = lockLaunchPlan(s.dir, readLockFile(s.dir));
     const lightningd = FakeLightningd.spawn({
@@ -112,11 +117,7 @@ Deno.test("encrypted server backup: a server killed at each step of the swap lea
   try {
     const key = await initEncrypted(s);
     const env = { CLN_BACKUP_TEST_SEGMENT_BYTES: String(4 * 1024) };
-    for (const name of ["fresh-start", "restart"] as const) {
-      const node = FakeLightningd.spawn({ lightningDir: s.dir, env });
-      assertEquals(await node.replay(loadFixture(name).raw), "committed", node.aborted);
-      assertEquals((await node.close()).code, 0, await node.stderr());
-    }
+    await replayFirstRuns(s, env);
     for (const [round, step] of ["compact-after-base", "compact-mid-delete"].entries()) {
       await writeMore(s, env, round);
       const dump = dumpDatabase(`${s.dir}/lightningd.sqlite3`);

@@ -35,7 +35,7 @@ import { checkFirstWrite } from "../backup/version_check.ts";
 import { Compactor } from "../compact/compactor.ts";
 import type { CompactionResult } from "../compact/compact.ts";
 import { DEFAULT_POLICY } from "../compact/policy.ts";
-import type { VerifyReport } from "../backup/verify.ts";
+import { readReport, type VerifyReport } from "../backup/verify.ts";
 import { removeStaleScratch, verifyOnThread } from "./verify_thread.ts";
 
 /** A request the backup refuses; the connection answers NACK and goes on. */
@@ -155,16 +155,7 @@ export class ServerStorage {
    */
   async verify(): Promise<VerifyReport & { encrypted?: true }> {
     if (!this.#backend.keyId) return await verifyOnThread(this.url, this.dir);
-    const d = new FileBackupReader(this.url, this.dir).describe();
-    return {
-      firstVersion: d.firstVersion,
-      lastVersion: d.lastVersion,
-      records: d.records,
-      snapshots: d.snapshots,
-      restoredVersion: undefined,
-      tail: d.tail,
-      encrypted: true,
-    };
+    return { ...readReport(new FileBackupReader(this.url, this.dir).describe()), encrypted: true };
   }
 
   /** Where an encrypted backup's next record goes (PLACE), and the key its segments name. */
