@@ -27,6 +27,15 @@ import { writeKeyFile } from "../lib/crypto/key_file.ts";
 import { DataKey } from "../lib/crypto/data_key.ts";
 import { SocketBackend } from "../lib/backends/socket/backend.ts";
 import { serverStatus, serverVerify } from "../lib/backends/socket/server_checks.ts";
+import { WireConnection } from "../lib/backends/socket/connection.ts";
+import { socketUrl } from "../lib/backends/socket/backend.ts";
+import {
+  decodeError,
+  encodeFrame,
+  encodeSealedBase,
+  ErrorCode,
+  V2Type,
+} from "../lib/wire/packets_v2.ts";
 import { readChain } from "../lib/format/chain.ts";
 import { DEFAULT_RETRY_POLICY } from "../lib/backends/socket/options.ts";
 
@@ -204,5 +213,42 @@ Deno.test("wire v1 to an encrypted backup is refused: NACK, nothing stored", asy
   } finally {
     await server.server.close();
     Deno.removeSync(root, { recursive: true });
+  }
+});
+
+Deno.test("encrypted server backup: a base that is not this backup's, or cut short, is refused and leaves nothing", async () => {
+  const s = await startEncryptedServer();
+  try {
+    await initEncrypted(s);
+    const node = FakeLightningd.spawn({ lightningDir: s.dir });
+    assertEquals(await node.replay(fixtures[0].raw), "committed", node.aborted);
+    assertEquals((await node.close()).code, 0, await node.stderr());
+    const before = Deno.readDirSync(s.storage).toArray().map((e) => e.name).sort();
+    const open = () => WireConnection.open(socketUrl(s.url), 5_000, s.credential);
+    // Garbage where a base belongs: ERROR, the backup as it was.
+    const conn = await open();
+    try {
+      const junk = new Uint8Array(3000).fill(1);
+      await conn.send(encodeSealedBase(junk.length));
+      await conn.send(encodeFrame(V2Type.Data, junk));
+      const reply = decodeError(await conn.receive());
+      assertEquals(reply.code, ErrorCode.Failed);
+      assertMatch(reply.message, /^SEALED_BASE failed: the sealed base/);
+    } finally {
+      conn.close();
+    }
+    // A base cut short by a lost connection: its upload is removed.
+    const cut = await open();
+    await cut.send(encodeSealedBase(5000));
+    await cut.send(encodeFrame(V2Type.Data, new Uint8Array(100)));
+    cut.close();
+    const listing = () => Deno.readDirSync(s.storage).toArray().map((e) => e.name).sort();
+    for (let tries = 0; listing().some((n) => n.startsWith("upload-")) && tries < 500; tries++) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    assertEquals(listing(), before);
+    assertEquals((await serverStatus(s.url, s.credential)).encrypted, true);
+  } finally {
+    await s.stop();
   }
 });

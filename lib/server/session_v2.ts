@@ -6,6 +6,7 @@
  * @module
  */
 import { closeQuietly, writeFully } from "../wire/conn_io.ts";
+import { removeIfExists } from "../fs/exists.ts";
 import { formatHostPort } from "../backends/url.ts";
 import { WireError } from "../wire/packets.ts";
 import { type PacketReader, StreamEndedError } from "../wire/packet_reader.ts";
@@ -13,6 +14,7 @@ import {
   DATA_CHUNK_BYTES,
   decodeChangeV2,
   decodeHello,
+  decodeSealedBase,
   decodeSealedChange,
   decodeSealedInit,
   decodeSnapshotV2,
@@ -229,9 +231,19 @@ export class V2Session {
         return;
       }
       case V2Type.SealedBase: {
-        const base = packetOf(packet, V2Type.SealedBase).rest();
-        this.host.log("info", `${this.name}: SEALED_BASE (${base.length} bytes)`);
-        return await this.#answer("SEALED_BASE", V2Type.CompactRes, () => storage.swapBase(base));
+        const size = decodeSealedBase(packet);
+        this.host.log("info", `${this.name}: SEALED_BASE (${size} bytes)`);
+        const upload = storage.uploadPath(this.id);
+        try {
+          await this.#receiveFile(upload, size);
+          return await this.#answer(
+            "SEALED_BASE",
+            V2Type.CompactRes,
+            () => storage.swapBase(upload),
+          );
+        } finally {
+          removeIfExists(upload);
+        }
       }
       case V2Type.ReqPlace:
         packetOf(packet, V2Type.ReqPlace).end();
@@ -341,6 +353,38 @@ export class V2Session {
     const what = version === undefined ? "a sealed write" : `version ${version}`;
     this.host.log("error", `${this.name}: refused ${what}: ${refusal}`);
     await this.#error(code, refusal);
+  }
+
+  /**
+   * Writes the `size` bytes that follow in DATA packets to `path`, as they come (a base of
+   * any size, never whole in memory); anything else before they are all there ends the
+   * connection as a protocol error.
+   */
+  async #receiveFile(path: string, size: number): Promise<void> {
+    const quota = this.host.limits.quotaBytes;
+    if (quota !== undefined && this.#storage!.state().bytes + size > quota) {
+      await this.#refuse(
+        ErrorCode.Quota,
+        `node ${this.#node}'s backup would pass its quota of ${quota} bytes with a base of ` +
+          `${size} bytes: ask the server's operator for more`,
+      );
+    }
+    const file = await Deno.open(path, { write: true, create: true, truncate: true });
+    try {
+      for (let left = size; left > 0;) {
+        const packet = await this.reader.next();
+        if (!packet) throw new StreamEndedError(`the client left ${left} bytes of a base unsent`);
+        if (packet.type !== V2Type.Data || packet.payload.length > left) {
+          throw new WireError(`${v2Name(packet.type)} where ${left} bytes of a base belong`);
+        }
+        for (let at = 0; at < packet.payload.length;) {
+          at += await file.write(packet.payload.subarray(at));
+        }
+        left -= packet.payload.length;
+      }
+    } finally {
+      file.close();
+    }
   }
 
   /** Sends the backup's files as they stand, each as FILE then DATA chunks, then DONE. */

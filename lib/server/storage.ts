@@ -319,14 +319,12 @@ export class ServerStorage {
    * open take. The node's appends, between two of these synchronous steps, go on in the
    * live log, which is never deleted nor rewritten.
    */
-  swapBase(base: Uint8Array): CompactionResult {
+  swapBase(tmp: string): CompactionResult {
     const started = performance.now();
     const keyId = this.#backend.keyId;
     if (!keyId) throw new RefusedError("a sealed base goes into an encrypted backup only");
     const before = this.#heldStats();
-    const tmp = `${this.dir}/${baseName(0)}.sealed.tmp`;
     try {
-      Deno.writeFileSync(tmp, base);
       const header = this.#checked(() =>
         checkSealedBase(tmp, { backupId: this.#backend.backupId, keyId })
       );
@@ -369,6 +367,14 @@ export class ServerStorage {
     } finally {
       removeIfExists(tmp);
     }
+  }
+
+  /**
+   * Where an upload (a sealed base, arriving in DATA packets) is written: a temporary name in
+   * the backup, which the next open removes if the server dies before it is swapped in.
+   */
+  uploadPath(session: number): string {
+    return `${this.dir}/upload-${session}.tmp`;
   }
 
   /** Bytes and records held, without opening a record (bases count as one each here). */

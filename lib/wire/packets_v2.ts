@@ -104,6 +104,7 @@ const FIXED: Partial<Record<V2Type, number>> = {
   [V2Type.Metadata]: 24,
   [V2Type.Done]: 8,
   [V2Type.Place]: PLACE_BYTES,
+  [V2Type.SealedBase]: 8,
 };
 
 /** v2 frames: a CRC-32 over type, length and payload follows each payload. */
@@ -114,7 +115,6 @@ export const V2_FRAMING: Framing = {
       case V2Type.Snapshot:
       case V2Type.SealedChange:
       case V2Type.SealedInit:
-      case V2Type.SealedBase:
         return maxPayload;
       case V2Type.Hello:
         return MAGIC.length + 3 + 255 + NONCE_BYTES;
@@ -546,4 +546,16 @@ export function decodeSealedInit(packet: Packet): { wrappedKey: Uint8Array; base
   const r = packetOf(packet, V2Type.SealedInit);
   const wrappedKey = r.bytes(r.u32());
   return { wrappedKey, base: r.rest() };
+}
+
+/** SEALED_BASE: the size of the sealed base segment whose bytes follow in DATA packets. */
+export function encodeSealedBase(size: number): Uint8Array {
+  return encodeFrame(V2Type.SealedBase, new Writer().u64(size).done());
+}
+
+export function decodeSealedBase(packet: Packet): number {
+  const r = packetOf(packet, V2Type.SealedBase);
+  const size = r.u64();
+  r.end();
+  return size;
 }

@@ -14,7 +14,14 @@ import { writeBase } from "../file/create.ts";
 import { baseName } from "../../format/layout.ts";
 import { readChain } from "../../format/chain.ts";
 import { DataKey } from "../../crypto/data_key.ts";
-import { decodeError, decodeJson, encodeFrame, V2Type } from "../../wire/packets_v2.ts";
+import {
+  DATA_CHUNK_BYTES,
+  decodeError,
+  decodeJson,
+  encodeFrame,
+  encodeSealedBase,
+  V2Type,
+} from "../../wire/packets_v2.ts";
 import { type SocketUrl, WireConnection } from "./connection.ts";
 import { CopiedBackupReader } from "./copy_reader.ts";
 import type { NodeCredential } from "./credential.ts";
@@ -64,7 +71,7 @@ export async function compactSealed(
   const work = Deno.makeTempDirSync({ dir: scratch, prefix: WORK_PREFIX });
   try {
     const copy = await CopiedBackupReader.fetch(url, target, request.timeoutMs, credential, work);
-    let base: Uint8Array;
+    const base = `${work}/base/${baseName(version)}`;
     try {
       const key = request.key instanceof Uint8Array
         ? await DataKey.from(request.key)
@@ -85,13 +92,12 @@ export async function compactSealed(
       // a header field outside the records' associated data; 1 stands in for it.
       writeBase(`${work}/base`, { version, path: database }, { backupId, firstLog: 1, key });
       Deno.removeSync(database);
-      base = Deno.readFileSync(`${work}/base/${baseName(version)}`);
     } finally {
       copy.close();
     }
     const conn = await WireConnection.open(target, request.timeoutMs, credential);
     try {
-      await conn.send(encodeFrame(V2Type.SealedBase, base));
+      await sendFile(conn, base);
       const reply = await conn.receive(request.compactTimeoutMs);
       if (reply.type === V2Type.Error) throw new Error(decodeError(reply).message);
       return decodeJson<CompactionResult>(reply, V2Type.CompactRes);
@@ -107,5 +113,23 @@ export async function compactSealed(
     );
   } finally {
     Deno.removeSync(work, { recursive: true });
+  }
+}
+
+/** SEALED_BASE, then the base's bytes in DATA packets, read from its file a chunk at a time. */
+async function sendFile(conn: WireConnection, path: string): Promise<void> {
+  const file = Deno.openSync(path, { read: true });
+  try {
+    const size = file.statSync().size;
+    await conn.send(encodeSealedBase(size));
+    const buffer = new Uint8Array(DATA_CHUNK_BYTES);
+    for (let left = size; left > 0;) {
+      const n = file.readSync(buffer.subarray(0, Math.min(left, buffer.length)));
+      if (n === null) throw new Error(`"${path}" ended before its ${size} bytes`);
+      await conn.send(encodeFrame(V2Type.Data, buffer.subarray(0, n)));
+      left -= n;
+    }
+  } finally {
+    file.close();
   }
 }
