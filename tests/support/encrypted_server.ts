@@ -21,6 +21,8 @@ import { SocketBackupReader } from "../../lib/backends/socket/reader.ts";
 import type { CopiedBackupReader } from "../../lib/backends/socket/copy_reader.ts";
 import { restoreBackup } from "../../lib/backup/restore.ts";
 
+import { runBackupCli } from "./backup_cli.ts";
+
 const CLI = new URL("../../cli.ts", import.meta.url).pathname;
 
 /** A server process on a fresh root, node alice added, and her lightning dir (no database). */
@@ -122,17 +124,20 @@ export async function restoredWith(
   }
 }
 
-/** Runs the CLI in a process of its own (the environment is the whole test run's). */
+let denoDir: string | undefined;
+
+/**
+ * Runs `backup-cli` (the CLI with the permissions its command needs only) in a process of its
+ * own, from this run's Deno cache (which holds the crypto libraries).
+ */
 export async function cli(
   args: string[],
   env: Record<string, string>,
 ): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", CLI, ...args],
-    env,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
-  return { code: out.code, stdout: text(out.stdout), stderr: text(out.stderr) };
+  if (denoDir === undefined) {
+    const info = await new Deno.Command(Deno.execPath(), { args: ["info", "--json"] }).output();
+    denoDir = JSON.parse(new TextDecoder().decode(info.stdout)).denoDir as string;
+  }
+  const { code, out, err } = await runBackupCli(args, { DENO_DIR: denoDir, ...env });
+  return { code, stdout: out.join("\n"), stderr: err.join("\n") };
 }
