@@ -55,6 +55,7 @@ import { existsSync } from "../fs/exists.ts";
 import { formatHostPort, parseBackupUrl } from "../backends/url.ts";
 import { s3HostPort } from "../backends/s3/s3_url.ts";
 import { CREDENTIALS_FILE } from "../backends/s3/credentials.ts";
+import { SIGV4_MODULE } from "../backends/s3/client.ts";
 import { SCRATCH_DIR } from "../backends/s3/compaction.ts";
 
 export const LAUNCHER_NAME = "cln-backup-plugin";
@@ -247,7 +248,8 @@ export function permissionFlags(plan: LaunchPlan): string[] {
     ...plan.caFiles,
     ...plan.backupPaths,
     ...(files ? [WORKER_CODE] : []),
-    ...(plan.credentials ? [`${dir}/${CREDENTIALS_FILE}`] : []),
+    // An S3 destination's keys, and the code of its request signer, loaded on first use.
+    ...(plan.credentials ? [`${dir}/${CREDENTIALS_FILE}`, WORKER_CODE] : []),
     ...(plan.scratch ? [WORKER_CODE, ...scratch] : []),
   ].map(listItem));
   const list = (items: string[]) => items.map(listItem).join(",");
@@ -270,7 +272,8 @@ export function launchArgs(plan: LaunchPlan): string[] {
 /** The `deno compile` arguments that build the plugin for one node with the same permissions. */
 export function compileArgs(plan: LaunchPlan, output: string): string[] {
   // The workers and the crypto primitives are loaded at run time, so the binary must carry
-  // them: compaction's worker, the read-ahead worker its restore starts, the primitives.
+  // them: compaction's worker, the read-ahead worker its restore starts, the primitives, and
+  // an S3 destination's signer.
   const include = plan.backupPaths.length > 0
     ? [
       "--include",
@@ -299,7 +302,16 @@ export function compileArgs(plan: LaunchPlan, output: string): string[] {
       `${WORKER_CODE}/backends/file/read_ahead_worker.ts`,
     ]
     : [];
-  return ["compile", ...permissionFlags(plan), ...include, "--output", output, plan.plugin];
+  const signer = plan.credentials ? ["--include", SIGV4_MODULE.pathname] : [];
+  return [
+    "compile",
+    ...permissionFlags(plan),
+    ...include,
+    ...signer,
+    "--output",
+    output,
+    plan.plugin,
+  ];
 }
 
 function shellQuote(word: string): string {

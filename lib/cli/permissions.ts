@@ -64,6 +64,7 @@ import { IDENTITY_ENV, NEW_PASSPHRASE_ENV, PASSPHRASE_ENV } from "./secrets.ts";
 import { REKEY_SPEC } from "./rekey.ts";
 import { PRIMITIVES_MODULE } from "../crypto/data_key.ts";
 import { CREDENTIAL_ENV } from "../backends/s3/credentials.ts";
+import { SIGV4_MODULE } from "../backends/s3/client.ts";
 import { CREDENTIAL_ENV as NODE_CREDENTIAL_ENV } from "../backends/socket/credential.ts";
 
 /** What a command may do beyond computing: lists of paths, hosts and names. */
@@ -99,11 +100,16 @@ function merge(...parts: Partial<Grants>[]): Grants {
 }
 
 /**
- * An `s3://` backup: its endpoint, the keys in the environment, and the temporary directory
- * a reader fetches it into.
+ * An `s3://` backup: its endpoint, the keys in the environment, the temporary directory a
+ * reader fetches it into, and the request signer, loaded on first use.
  */
 function s3Backup(netAddress: string, tempDir: string): Partial<Grants> {
-  return { net: [netAddress], env: CREDENTIAL_ENV, read: [tempDir], write: [tempDir] };
+  return {
+    net: [netAddress],
+    env: CREDENTIAL_ENV,
+    read: [tempDir, SIGV4_MODULE.pathname],
+    write: [tempDir],
+  };
 }
 
 /**

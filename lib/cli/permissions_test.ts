@@ -3,6 +3,7 @@ import { commandGrants, denoFlags, PLANNED_COMMANDS } from "./permissions.ts";
 import { COMMANDS } from "./main.ts";
 import { WORKER_CODE } from "./launcher.ts";
 import { PRIMITIVES_MODULE } from "../crypto/data_key.ts";
+import { SIGV4_MODULE } from "../backends/s3/client.ts";
 
 const CRYPTO = PRIMITIVES_MODULE.pathname;
 const SECRET_ENV = "CLN_BACKUP_PASSPHRASE,CLN_BACKUP_IDENTITY,CLN_BACKUP_NEW_PASSPHRASE";
@@ -79,7 +80,7 @@ Deno.test("each command may touch only what its arguments name", () => {
     flags("init", "/n/r", "file:///srv/b", "--mirror", "file:///m/b", "--async", "s3://bkt/n"),
     [
       ...BASE,
-      "--allow-read=/srv,/m,/tmp,/n/r,/n",
+      `--allow-read=/srv,/m,/tmp,${SIGV4_MODULE.pathname},/n/r,/n`,
       "--allow-write=/srv,/m,/tmp,/n/r",
       "--allow-net=bkt.s3.us-east-1.amazonaws.com:443,unix:/n/r/lightning-rpc",
       "--allow-env=INIT_CWD,AWS_ACCESS_KEY_ID,AWS_SECRET_ACCESS_KEY,AWS_SESSION_TOKEN",
@@ -109,10 +110,11 @@ Deno.test("each command may touch only what its arguments name", () => {
     "--allow-net=backup.example:8700",
     `--allow-env=INIT_CWD,CLN_BACKUP_CREDENTIAL,${SECRET_ENV}`,
   ]);
-  // An s3 backup: its endpoint, the key variables, the temporary directory it is fetched into.
+  // An s3 backup: its endpoint, the key variables, the temporary directory it is fetched into,
+  // the request signer.
   assertEquals(flags("status", "s3://bucket/n?endpoint=http://127.0.0.1:7480&path-style=1"), [
     ...BASE,
-    "--allow-read=/tmp",
+    `--allow-read=/tmp,${SIGV4_MODULE.pathname}`,
     "--allow-write=/tmp",
     "--allow-net=127.0.0.1:7480",
     "--allow-env=INIT_CWD,AWS_ACCESS_KEY_ID,AWS_SECRET_ACCESS_KEY,AWS_SESSION_TOKEN",

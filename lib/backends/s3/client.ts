@@ -7,12 +7,21 @@
  * @module
  */
 import { createHash } from "node:crypto";
-import { EMPTY_SHA256, signRequest, uriEncode } from "./sigv4.ts";
+
 import type { S3Url } from "./s3_url.ts";
 import { parseListing, parseUploads, type Upload, xmlText } from "./xml.ts";
 
 export type { SigningKeys as S3Credentials } from "./sigv4.ts";
 import type { SigningKeys as S3Credentials } from "./sigv4.ts";
+
+export const EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
+/**
+ * The signer (sigv4.ts, which loads aws4fetch), named by a computed URL so that Deno fetches
+ * the package only when an S3 request is made: `deno compile` includes it by name.
+ */
+export const SIGV4_MODULE = new URL("./sigv4.ts", import.meta.url);
+let sigv4: Promise<typeof import("./sigv4.ts")> | undefined;
 
 /** A request that failed: `transient` when the same request may succeed later. */
 export class S3Error extends Error {
@@ -48,6 +57,9 @@ const HINTS: Record<string, string> = {
 };
 
 export class S3Client {
+  /** The day's signing key, derived once rather than on every request. */
+  readonly #signingKeys = new Map<string, ArrayBuffer>();
+
   constructor(
     readonly url: S3Url,
     readonly credentials: S3Credentials,
@@ -70,16 +82,23 @@ export class S3Client {
   }
 
   /** The signed headers of a request; `headers` may hold Content-MD5, If-None-Match. */
-  #sign(method: string, resource: string, headers: Record<string, string>, body?: Uint8Array) {
+  async #sign(
+    method: string,
+    resource: string,
+    headers: Record<string, string>,
+    body?: Uint8Array,
+  ): Promise<Headers> {
+    const { signRequest } = await (sigv4 ??= import(SIGV4_MODULE.href));
     return signRequest({
       method,
-      url: new URL(resource),
+      url: resource,
       headers,
       payloadSha256: body === undefined
         ? EMPTY_SHA256
         : createHash("sha256").update(body).digest("hex"),
       keys: this.credentials,
       region: this.url.region,
+      cache: this.#signingKeys,
     });
   }
 
@@ -97,7 +116,7 @@ export class S3Client {
     try {
       response = await fetch(resource, {
         method,
-        headers: this.#sign(method, resource, all, body),
+        headers: await this.#sign(method, resource, all, body),
         body: body as BodyInit | undefined,
         signal: AbortSignal.timeout(this.timeoutMs),
       });
@@ -165,7 +184,7 @@ export class S3Client {
     try {
       const resource = this.#resource(key);
       response = await fetch(resource, {
-        headers: this.#sign("GET", resource, {}),
+        headers: await this.#sign("GET", resource, {}),
         signal: AbortSignal.timeout(timeoutMs),
       });
     } catch (error) {
@@ -279,6 +298,14 @@ export class S3Client {
       this.#resource(key, `uploadId=${uriEncode(uploadId)}`),
     );
   }
+}
+
+/** RFC 3986 percent-encoding, as S3 keys and query values want it (all but `A-Za-z0-9-._~`). */
+function uriEncode(text: string): string {
+  return encodeURIComponent(text).replace(
+    /[!'()*]/g,
+    (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`,
+  );
 }
 
 function escapeXml(text: string): string {

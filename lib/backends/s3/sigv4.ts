@@ -1,12 +1,12 @@
 /**
- * AWS Signature Version 4 for S3 requests (the `Authorization` header), with the body's
- * SHA-256 signed in. Written here rather than taken from npm so that the plugin and the CLI
- * load no package at run time: a node's plugin starts offline, and `backup-cli` runs with
- * no Deno cache of its own.
+ * AWS Signature Version 4 for the backup's S3 requests, by aws4fetch (a kept, dependency-free
+ * signer on WebCrypto). The body's SHA-256 is signed in, not `UNSIGNED-PAYLOAD`, so a body
+ * changed on the way is refused. Loaded by client.ts on the first request only, so a node
+ * without an S3 destination never needs the package.
  *
  * @module
  */
-import { createHash, createHmac } from "node:crypto";
+import { AwsV4Signer } from "npm:aws4fetch@1";
 
 export interface SigningKeys {
   accessKeyId: string;
@@ -14,75 +14,37 @@ export interface SigningKeys {
   sessionToken?: string;
 }
 
-export const EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
-
-/** RFC 3986 percent-encoding, as SigV4 wants it (everything but `A-Za-z0-9-._~`). */
-export function uriEncode(text: string): string {
-  return encodeURIComponent(text).replace(
-    /[!'()*]/g,
-    (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`,
-  );
-}
-
-function hmac(key: string | Uint8Array, data: string): Uint8Array {
-  return createHmac("sha256", key).update(data).digest();
-}
-
-/**
- * The headers to send with a request to `url`: `host`, `x-amz-date`,
- * `x-amz-content-sha256`, the session token when there is one, and `authorization`, which
- * signs them and every header in `headers`.
- */
-export function signRequest(options: {
+/** What a request needs to be signed. */
+export interface UnsignedRequest {
   method: string;
-  url: URL;
+  url: string;
+  /** Headers to sign besides those SigV4 adds, e.g. Content-MD5, If-None-Match. */
   headers: Record<string, string>;
+  /** The body's SHA-256 in hex. */
   payloadSha256: string;
   keys: SigningKeys;
   region: string;
   now?: Date;
-}): Record<string, string> {
-  const { method, url, keys, region } = options;
-  const amzDate = (options.now ?? new Date()).toISOString().replace(/[-:]/g, "").replace(
-    /\.\d{3}/,
-    "",
-  );
-  const day = amzDate.slice(0, 8);
-  const headers: Record<string, string> = {};
-  for (const [name, value] of Object.entries(options.headers)) {
-    headers[name.toLowerCase()] = value.trim();
-  }
-  headers["host"] = url.host;
-  headers["x-amz-date"] = amzDate;
-  headers["x-amz-content-sha256"] = options.payloadSha256;
-  if (keys.sessionToken) headers["x-amz-security-token"] = keys.sessionToken;
-  const names = Object.keys(headers).sort();
-  const path = url.pathname.split("/").map((part) => uriEncode(decodeURIComponent(part)))
-    .join("/");
-  const query = [...url.searchParams].map(([k, v]) => [uriEncode(k), uriEncode(v)])
-    .sort(([a, x], [b, y]) => (a < b ? -1 : a > b ? 1 : x < y ? -1 : x > y ? 1 : 0))
-    .map(([k, v]) => `${k}=${v}`).join("&");
-  const canonical = [
-    method,
-    path,
-    query,
-    ...names.map((name) => `${name}:${headers[name]}`),
-    "",
-    names.join(";"),
-    options.payloadSha256,
-  ].join("\n");
-  const scope = `${day}/${region}/s3/aws4_request`;
-  const toSign = [
-    "AWS4-HMAC-SHA256",
-    amzDate,
-    scope,
-    createHash("sha256").update(canonical).digest("hex"),
-  ].join("\n");
-  let key = hmac(`AWS4${keys.secretAccessKey}`, day);
-  for (const part of [region, "s3", "aws4_request"]) key = hmac(key, part);
-  const signature = createHmac("sha256", key).update(toSign).digest("hex");
-  delete headers["host"];
-  headers["authorization"] = `AWS4-HMAC-SHA256 Credential=${keys.accessKeyId}/${scope}, ` +
-    `SignedHeaders=${names.join(";")}, Signature=${signature}`;
-  return headers;
+  /** Where the day's signing key is kept between requests (one per client). */
+  cache?: Map<string, ArrayBuffer>;
+}
+
+/**
+ * The request's headers: the given ones, `x-amz-date`, `x-amz-content-sha256`, the session
+ * token when there is one, and `authorization`, which signs them all.
+ */
+export async function signRequest(request: UnsignedRequest): Promise<Headers> {
+  const signer = new AwsV4Signer({
+    method: request.method,
+    url: request.url,
+    headers: { ...request.headers, "x-amz-content-sha256": request.payloadSha256 },
+    accessKeyId: request.keys.accessKeyId,
+    secretAccessKey: request.keys.secretAccessKey,
+    sessionToken: request.keys.sessionToken,
+    service: "s3",
+    region: request.region,
+    datetime: request.now?.toISOString().replace(/[:-]|\.\d{3}/g, ""),
+    cache: request.cache,
+  });
+  return (await signer.sign()).headers;
 }
