@@ -13,8 +13,10 @@ import {
   encodeSegmentHeader,
   formatBackupId,
   SEGMENT_HEADER_SIZE,
+  type SegmentHeader,
   SegmentKind,
 } from "../format/segment.ts";
+import { checkSealedBaseOnThread } from "./base_check_thread.ts";
 import { RecordKind } from "../format/record.ts";
 import { syncDir, writeFileDurably } from "../fs/durable.ts";
 import { removeIfExists } from "../fs/exists.ts";
@@ -25,7 +27,7 @@ import { deleteSegments } from "../compact/deletion.ts";
 import { fromHex } from "../crypto/data_key.ts";
 import { checkWrappedKey, describeWraps, WRAPPED_KEY_NAME } from "../crypto/wrapped_key.ts";
 import type { Place, SealedChange } from "../wire/packets_v2.ts";
-import { checkSealedBase, SealedInputError, sealedRecordHeader } from "./sealed_input.ts";
+import { type BaseOwner, SealedInputError, sealedRecordHeader } from "./sealed_input.ts";
 import { FileBackupReader } from "../backends/file/reader.ts";
 import { createFileBackup, writeBase } from "../backends/file/create.ts";
 import { backupKind } from "../backends/open.ts";
@@ -259,7 +261,7 @@ export class ServerStorage {
    * written again under the new backup's id and key first, then `key.json`, then the base:
    * a crash at any step leaves an empty backup, which a new init takes.
    */
-  initSealed(wrappedKey: Uint8Array, base: Uint8Array): number {
+  async initSealed(wrappedKey: Uint8Array, base: Uint8Array): Promise<number> {
     const state = this.#backend.state();
     const place = this.#backend.place();
     if (
@@ -277,10 +279,15 @@ export class ServerStorage {
     if (base.length > 0) {
       Deno.writeFileSync(tmp, base);
       try {
-        version = this.#checked(() => checkSealedBase(tmp, owner)).number;
+        version = (await this.#checkedBase(tmp, owner)).number;
       } catch (error) {
         removeIfExists(tmp);
         throw error;
+      }
+      // Still empty? Another connection may have written while the base was read.
+      if (this.#backend.state().records !== 0 || readLayout(this.dir).bases.length > 0) {
+        removeIfExists(tmp);
+        throw new RefusedError("the backup was written to while its encrypted base was checked");
       }
     }
     this.#backend.close();
@@ -316,18 +323,18 @@ export class ServerStorage {
    * log); only then are the older bases and the logs before that one deleted, the list
    * written durably first (compact/deletion.ts). A crash before the rename leaves the backup
    * as it was; after it, two bases and what the older needed, which readers and the next
-   * open take. The node's appends, between two of these synchronous steps, go on in the
-   * live log, which is never deleted nor rewritten.
+   * open take. The base is read through on a worker thread first; the steps after that run
+   * one after another, and the node's appends land before or after them, in the live log,
+   * which is never deleted nor rewritten.
    */
-  swapBase(tmp: string): CompactionResult {
+  async swapBase(tmp: string): Promise<CompactionResult> {
     const started = performance.now();
     const keyId = this.#backend.keyId;
     if (!keyId) throw new RefusedError("a sealed base goes into an encrypted backup only");
-    const before = this.#heldStats();
     try {
-      const header = this.#checked(() =>
-        checkSealedBase(tmp, { backupId: this.#backend.backupId, keyId })
-      );
+      // Read through on a thread of its own; from here on, every step is synchronous.
+      const header = await this.#checkedBase(tmp, { backupId: this.#backend.backupId, keyId });
+      const before = this.#heldStats();
       const version = header.number;
       const state = this.#backend.state();
       const newest = readLayout(this.dir).bases.at(-1)?.version ?? 0;
@@ -381,6 +388,16 @@ export class ServerStorage {
   #heldStats(): { backupsize: number; version_count: number } {
     const { bytes, records } = this.#backend.state();
     return { backupsize: bytes, version_count: records + readLayout(this.dir).bases.length };
+  }
+
+  /** The header of the sealed base at `tmp`, read through on a thread; a failure refuses it. */
+  async #checkedBase(tmp: string, owner: BaseOwner): Promise<SegmentHeader> {
+    try {
+      return await checkSealedBaseOnThread(tmp, owner);
+    } catch (error) {
+      if (error instanceof SealedInputError) throw new RefusedError(error.message);
+      throw error;
+    }
   }
 
   /** Runs a check of sealed input; its failure is a refusal. */
