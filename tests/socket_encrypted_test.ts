@@ -137,7 +137,7 @@ Deno.test("encrypted server backup: the recorded runs restore equal, to each run
   }
 });
 
-Deno.test("encrypted server backup: the plugin under its launcher; a wrong passphrase, another key, a node without its key are refused", async () => {
+Deno.test("encrypted server backup: the plugin under its launcher; a wrong passphrase, another key, a node without its key are refused; rekey", async () => {
   const s = await startEncryptedServer();
   try {
     await initEncrypted(s);
@@ -159,6 +159,31 @@ Deno.test("encrypted server backup: the plugin under its launcher; a wrong passp
     assertEquals(wrong.stderr.trim().split("\n").length, 1, wrong.stderr);
     assertMatch(wrong.stderr, /does not open the backup's key .*wrong passphrase/);
     assert(!Deno.readDirSync(s.root).some((e) => e.name.startsWith("wrong")));
+
+    // rekey: the server's key.json is replaced; only the new passphrase opens the backup.
+    const newPassphrase = `${s.root}/new-passphrase`;
+    Deno.writeTextFileSync(newPassphrase, "a new passphrase\n");
+    const credentialEnv = { [CREDENTIAL_ENV]: s.credential.path };
+    const rekeyed = await cli(["rekey", s.url, "--new-passphrase-file", newPassphrase], {
+      ...credentialEnv,
+      CLN_BACKUP_PASSPHRASE: PASSPHRASE,
+    });
+    assertEquals(rekeyed.code, 0, rekeyed.stderr);
+    assertMatch(rekeyed.stdout, /^Rewrapped the key of socket:.* for a new passphrase/);
+    const old = await cli(["restore", s.url, `${s.root}/old.sqlite3`], {
+      ...credentialEnv,
+      CLN_BACKUP_PASSPHRASE: PASSPHRASE,
+    });
+    assertMatch(old.stderr, /does not open the backup's key/);
+    const renewed = await cli(["restore", s.url, `${s.root}/new.sqlite3`], {
+      ...credentialEnv,
+      CLN_BACKUP_PASSPHRASE: "a new passphrase",
+    });
+    assertEquals(renewed.code, 0, renewed.stderr);
+    assertEquals(
+      dumpDatabase(`${s.root}/new.sqlite3`),
+      dumpDatabase(`${s.dir}/lightningd.sqlite3`),
+    );
 
     // Another key for this backup, and the plugin's key against a plain backup: refused.
     const policy = { ...DEFAULT_RETRY_POLICY, retries: 0, timeoutMs: 5_000 };
@@ -216,7 +241,7 @@ Deno.test("wire v1 to an encrypted backup is refused: NACK, nothing stored", asy
   }
 });
 
-Deno.test("encrypted server backup: a base that is not this backup's, or cut short, is refused and leaves nothing", async () => {
+Deno.test("encrypted server backup: a base or key.json that is not this backup's, or a base cut short, is refused and leaves nothing", async () => {
   const s = await startEncryptedServer();
   try {
     await initEncrypted(s);
@@ -236,6 +261,22 @@ Deno.test("encrypted server backup: a base that is not this backup's, or cut sho
       assertMatch(reply.message, /^SEALED_BASE failed: the sealed base/);
     } finally {
       conn.close();
+    }
+    // Nor is a key.json of another backup taken in place of its own (rekey).
+    const rekey = await open();
+    try {
+      const other = new TextEncoder().encode(JSON.stringify({
+        cln_backup_key: 1,
+        backup_id: "00".repeat(16),
+        key_id: "00".repeat(8),
+        wraps: [],
+      }));
+      await rekey.send(encodeFrame(V2Type.SealedKey, other));
+      const reply = decodeError(await rekey.receive());
+      assertEquals(reply.code, ErrorCode.Refused);
+      assertMatch(reply.message, /holds the key of another backup/);
+    } finally {
+      rekey.close();
     }
     // A base cut short by a lost connection: its upload is removed.
     const cut = await open();

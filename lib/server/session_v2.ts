@@ -245,6 +245,24 @@ export class V2Session {
           removeIfExists(upload);
         }
       }
+      case V2Type.SealedKey: {
+        const wrappedKey = packetOf(packet, V2Type.SealedKey).rest();
+        this.host.log("info", `${this.name}: SEALED_KEY (rekey)`);
+        // No record changes: taken beside the node's writer, as a file backup's rekey is.
+        let version: number;
+        try {
+          version = storage.replaceWrappedKey(wrappedKey);
+        } catch (error) {
+          const refused = error instanceof RefusedError;
+          const message = (error as Error).message;
+          this.host.log("error", `${this.name}: refused a rewrapped key: ${message}`);
+          return await this.#error(
+            refused ? ErrorCode.Refused : ErrorCode.Storage,
+            refused ? message : `the server cannot store it: ${message}`,
+          );
+        }
+        return await this.#send(encodeVersionFrame(V2Type.Ack, version));
+      }
       case V2Type.ReqPlace:
         packetOf(packet, V2Type.ReqPlace).end();
         return await this.#send(encodePlace(storage.place()));

@@ -315,6 +315,23 @@ export class ServerStorage {
   }
 
   /**
+   * Replaces an encrypted backup's `key.json` (rekey: the same data key wrapped for new
+   * secrets), atomically; one that does not name this backup and its key is refused.
+   */
+  replaceWrappedKey(wrappedKey: Uint8Array): number {
+    const keyId = this.#backend.keyId;
+    if (!keyId) throw new RefusedError("the backup is not encrypted: it has no key to rewrap");
+    try {
+      checkWrappedKey(wrappedKey, WRAPPED_KEY_NAME, this.#backend.backupId, keyId);
+    } catch (error) {
+      throw new RefusedError((error as Error).message);
+    }
+    writeFileDurably(this.dir, WRAPPED_KEY_NAME, wrappedKey);
+    this.#log(`replaced the wrapped key of "${this.dir}" (rekey: no record changed)`);
+    return this.#backend.state().version;
+  }
+
+  /**
    * Swaps in a base the node built and sealed (an encrypted backup's compaction, which only
    * the key holder can make): checked as for init, at a version the backup holds below its
    * newest change (so the one rewind stays possible), and newer than its newest base. It is

@@ -37,6 +37,7 @@ export enum V2Type {
   SealedChange = 0x27,
   SealedInit = 0x28,
   SealedBase = 0x29,
+  SealedKey = 0x2a,
 }
 
 export const PROTOCOL_VERSION = 2;
@@ -116,6 +117,8 @@ export const V2_FRAMING: Framing = {
       case V2Type.SealedChange:
       case V2Type.SealedInit:
         return maxPayload;
+      case V2Type.SealedKey:
+        return JSON_LIMIT;
       case V2Type.Hello:
         return MAGIC.length + 3 + 255 + NONCE_BYTES;
       case V2Type.Data:
