@@ -2,8 +2,9 @@
  * Tampering with an encrypted backup on its server, as its operator could: a bit flipped in a
  * stored record (its checksums recomputed, so only authentication can tell), a record moved
  * within its log, one replayed at the end of the live log, one copied into another log at the
- * same offset. Each is caught by the node's restore with one line, exit 1, and nothing left at
- * the target; the untouched backup then restores again.
+ * same offset, one of another encrypted backup at the same place. Each is caught by the node's
+ * restore with one line, exit 1, and nothing left at the target; the untouched backup then
+ * restores again.
  */
 import { assert, assertEquals, assertMatch } from "./support/assert.ts";
 import { FakeLightningd } from "./support/fake_lightningd.ts";
@@ -15,6 +16,9 @@ import { readChain } from "../lib/format/chain.ts";
 import { decodeRecordHeader, RECORD_HEADER_SIZE, RecordKind } from "../lib/format/record.ts";
 import { SEGMENT_HEADER_SIZE } from "../lib/format/segment.ts";
 import { crc32 } from "node:zlib";
+import { makeEncryptedBackup } from "./support/encrypted.ts";
+import { FileBackend } from "../lib/backends/file/writer.ts";
+import { logName } from "../lib/format/layout.ts";
 
 /** The records of a log file: offset and length, in order. */
 function records(bytes: Uint8Array): { offset: number; length: number; kind: number }[] {
@@ -114,6 +118,27 @@ Deno.test("encrypted server backup: a flipped, moved, replayed or copied record 
     // Whatever followed is cut so the copied record ends the log exactly where it ends now.
     Deno.writeFileSync(second, copied.subarray(0, into.offset + from.length));
     await refused("a record copied from another log", auth);
+
+    // A change of another encrypted backup, at the same offset of a log with the same number.
+    const other = `${s.root}/other-backup`;
+    const otherKey = await makeEncryptedBackup(other);
+    const writer = FileBackend.open(`file://${other}`, other, { key: otherKey });
+    await writer.append({ version: 1, statements: ["CREATE TABLE elsewhere (a)"] });
+    writer.close();
+    const foreign = records(Deno.readFileSync(`${other}/${logName(1)}`))[0];
+    const firstLog = readChain(s.storage).logs[0];
+    const own = records(original.get(firstLog.path)!)[0];
+    assertEquals([foreign.offset, own.offset], [SEGMENT_HEADER_SIZE, SEGMENT_HEADER_SIZE]);
+    const mixed = original.get(firstLog.path)!.slice(0, SEGMENT_HEADER_SIZE + foreign.length);
+    mixed.set(
+      Deno.readFileSync(`${other}/${logName(1)}`).subarray(
+        foreign.offset,
+        foreign.offset + foreign.length,
+      ),
+      SEGMENT_HEADER_SIZE,
+    );
+    Deno.writeFileSync(firstLog.path, mixed);
+    await refused("a record of another backup", auth);
 
     // Untouched again, it restores.
     const ok = await cli(["restore", s.url, `${s.root}/after.sqlite3`], env);
