@@ -22,7 +22,8 @@ import { CREDENTIAL_ENV } from "../lib/backends/socket/credential.ts";
 import { BufferedOutput } from "../lib/cli/testing.ts";
 import { init } from "../lib/cli/init.ts";
 import { launchArgs, lockLaunchPlan } from "../lib/cli/launcher.ts";
-import { readLockFile } from "../lib/backup/lock_file.ts";
+import { readLockFile, writeLockFile } from "../lib/backup/lock_file.ts";
+import { bumpStatement } from "./support/statements.ts";
 import { writeKeyFile } from "../lib/crypto/key_file.ts";
 import { DataKey } from "../lib/crypto/data_key.ts";
 import { SocketBackend } from "../lib/backends/socket/backend.ts";
@@ -289,6 +290,51 @@ Deno.test("encrypted server backup: a base or key.json that is not this backup's
     }
     assertEquals(listing(), before);
     assertEquals((await serverStatus(s.url, s.credential)).encrypted, true);
+  } finally {
+    await s.stop();
+  }
+});
+
+Deno.test("encrypted server backup: init seals the node's database; a change the node never committed is rewound, and a restarted server is reconnected to", async () => {
+  const s = await startEncryptedServer("restart");
+  try {
+    const key = await initEncrypted(s);
+    const node = `${s.dir}/lightningd.sqlite3`;
+    assertEquals(await restoredWith(s, key), dumpDatabase(node), "the sealed base of init");
+    // Quick reconnects: the server is restarted under the plugin below.
+    writeLockFile(s.dir, {
+      ...readLockFile(s.dir),
+      socket_retries: 50,
+      socket_retry_delay_s: 0.1,
+    });
+    const first = FakeLightningd.spawn({ lightningDir: s.dir });
+    for (let i = 0; i < 3; i++) {
+      assertEquals(await first.transaction([`DELETE FROM vars WHERE name = 'a${i}'`]), "committed");
+    }
+    // lightningd stops after the plugin stored a change, before committing it.
+    const version = first.dataVersion();
+    const stored = await first.request("db_write", {
+      data_version: version + 1,
+      writes: ["INSERT INTO vars (name, intval) VALUES ('never', 1)", bumpStatement(version)],
+    });
+    assertEquals((stored.result as Record<string, unknown>).result, "continue");
+    assertEquals((await first.close()).code, 0, await first.stderr());
+    assertEquals((await serverStatus(s.url, s.credential)).lastVersion, version + 1);
+    assert((await restoredWith(s, key)).includes("'never'"), "the backup holds it for now");
+
+    const second = FakeLightningd.spawn({ lightningDir: s.dir });
+    // The node is one behind: the plugin rewinds the change, then seals this one in its place.
+    assertEquals(await second.transaction(["DELETE FROM vars WHERE name = 'b'"]), "committed");
+    await s.restartServer({});
+    assertEquals(await second.transaction(["DELETE FROM vars WHERE name = 'c'"]), "committed");
+    assertEquals((await second.close()).code, 0, await second.stderr());
+    assert(
+      second.logs.some((l) => /reconnect/.test(l.message)),
+      JSON.stringify(second.logs.map((l) => l.message)),
+    );
+    const restored = await restoredWith(s, key);
+    assertEquals(restored, dumpDatabase(node));
+    assert(!restored.includes("'never'"), "the change the node never committed is gone");
   } finally {
     await s.stop();
   }
