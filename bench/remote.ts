@@ -6,8 +6,10 @@
  *
  * @module
  */
-import { launchArgs, launchPlan } from "../lib/cli/launcher.ts";
-import { writeLockFile } from "../lib/backup/lock_file.ts";
+import { launchArgs, launchPlan, lockLaunchPlan } from "../lib/cli/launcher.ts";
+import { readLockFile, writeLockFile } from "../lib/backup/lock_file.ts";
+import { init } from "../lib/cli/init.ts";
+import { BufferedOutput } from "../lib/cli/testing.ts";
 import { restoreBackup } from "../lib/backup/restore.ts";
 import { FileBackupReader } from "../lib/backends/file/reader.ts";
 import { SocketBackupReader } from "../lib/backends/socket/reader.ts";
@@ -72,7 +74,21 @@ function socketNode(dir: string, url: string): PluginCommand {
   };
 }
 
-type Path = "file" | "v1" | "v2" | "tls" | "proxy";
+type Path = "file" | "v1" | "v2" | "tls" | "proxy" | "enc";
+
+/**
+ * A node whose backup on the server `url` is encrypted (`init --encrypt`, the plugin sealing
+ * each change), launched as its launcher starts it.
+ */
+async function encryptedSocketNode(dir: string, url: string): Promise<PluginCommand> {
+  const passphrase = `${dir}.passphrase`;
+  Deno.writeTextFileSync(passphrase, "bench passphrase, not a secret\n");
+  const output = new BufferedOutput();
+  const args = [url, "--lightning-dir", dir, "--encrypt", "--passphrase-file", passphrase];
+  if (await init(args, output) !== 0) throw new Error(output.text);
+  const plan = lockLaunchPlan(dir, readLockFile(dir), { plugin: CLN_BACKUP_PLUGIN });
+  return { args: launchArgs(plan), lightningDir: dir };
+}
 
 function time(fn: () => void | Promise<void>): Promise<number> {
   const start = performance.now();
@@ -101,6 +117,12 @@ export const remote: Section = {
     addNode(v2Root, "v2", v2Dir);
     const v2Port = freePort();
     const v2Server = await spawnRootServer(v2Root, v2Port);
+    // An encrypted backup on a server of its own too, compared with plain v2.
+    const encRoot = `${dir}/enc-server`;
+    const encDir = `${dir}/enc-node`;
+    addNode(encRoot, "enc", encDir);
+    const encPort = freePort();
+    const encServer = await spawnRootServer(encRoot, encPort);
     const proxyPort = freePort();
     const proxy = await startMicrosocks(proxyPort);
     if (proxy) addNode(root, "proxied", proxyDir);
@@ -119,6 +141,9 @@ export const remote: Section = {
       tls: await startPlugin(
         socketNode(tlsDir, `socket+tls:127.0.0.1:${tlsPort}?fp=${fp}`),
       ),
+      enc: await startPlugin(
+        await encryptedSocketNode(encDir, `socket:127.0.0.1:${encPort}`),
+      ),
       proxy: proxy
         ? await startPlugin(socketNode(
           proxyDir,
@@ -126,7 +151,14 @@ export const remote: Section = {
         ))
         : undefined,
     };
-    const samples: Record<Path, number[]> = { file: [], v1: [], v2: [], tls: [], proxy: [] };
+    const samples: Record<Path, number[]> = {
+      file: [],
+      v1: [],
+      v2: [],
+      tls: [],
+      proxy: [],
+      enc: [],
+    };
     const paths = (Object.keys(samples) as Path[]).filter((p) => plugins[p]);
     context.log(`remote: ${count} round trips each (${paths.join(", ")}), interleaved`);
     try {
@@ -138,7 +170,7 @@ export const remote: Section = {
       }
     } finally {
       for (const plugin of Object.values(plugins)) await plugin?.stop();
-      for (const process of [server, v2Server, tlsServer]) {
+      for (const process of [server, v2Server, tlsServer, encServer]) {
         process.kill("SIGTERM");
         await process.status;
       }
@@ -155,6 +187,7 @@ export const remote: Section = {
       v2: "socket v2: loopback",
       tls: "socket v2 over TLS: loopback",
       proxy: "socket v2 via microsocks",
+      enc: "socket v2, encrypted (sealed by the node): loopback",
     };
     for (const path of paths) {
       if (path === "file") continue;
@@ -165,10 +198,12 @@ export const remote: Section = {
           metric: `${labels[path]}, ${q}`,
           value: summary[q],
           unit: "ms",
-          reference: path === "tls"
+          reference: path === "tls" || path === "enc"
             ? { label: "plain v2", value: summarize(samples.v2)[q] }
             : { label: "file backend", value: file[q] },
-          goal: q === "p50" && path !== "proxy" && path !== "tls" ? "<= 1.3x" : undefined,
+          goal: q === "p50" && path !== "proxy" && path !== "tls" && path !== "enc"
+            ? "<= 1.3x"
+            : undefined,
           note: q === "p50" && path === "v1"
             ? "our server in its own process, ACK after fdatasync"
             : q === "p99" && path === "proxy"

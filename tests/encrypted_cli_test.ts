@@ -8,7 +8,7 @@
  * of a socket: URL.
  */
 import { dirname } from "node:path";
-import { assert, assertEquals, assertMatch } from "./support/assert.ts";
+import { assert, assertEquals, assertMatch, assertRejects } from "./support/assert.ts";
 import { loadFixture } from "./support/fixtures.ts";
 import { dumpDatabase } from "./support/dump.ts";
 import {
@@ -323,20 +323,24 @@ Deno.test("encryption and socket: URLs are never mixed by mistake", async () => 
     // A key file beside a backup.lock naming a server: the plugin refuses to start.
     const node = await encryptedNode();
     try {
-      // A server asked to serve an encrypted backup refuses it at start.
-      let served = "";
+      // A server serves an encrypted backup without its key, and takes no plain change into
+      // it (wire v2 only: tests/socket_encrypted_test.ts).
+      const served = ServerStorage.open(node.url, node.backup, () => {});
       try {
-        ServerStorage.open(node.url, node.backup, () => {});
-      } catch (error) {
-        served = (error as Error).message;
+        assertEquals(served.state().encrypted, true);
+        await assertRejects(
+          () => served.append({ version: 1, statements: ["DELETE FROM vars"] }),
+          /is plain, and the backup is encrypted/,
+        );
+      } finally {
+        served.close();
       }
-      assertMatch(served, /is encrypted and no key was given .*a wire v1 server cannot hold/);
       writeLockFile(node.dir, { backend_url: "socket:127.0.0.1:9" });
       const startup = await openAtStart(node.dir);
       assert("error" in startup.backend);
       assertMatch(
         startup.backend.error,
-        /^Cannot start backup: ".*backup\.key" holds an encryption key, but backup\.lock names the server socket:127\.0\.0\.1:9, which takes plain backups only/,
+        /^Cannot start backup: ".*backup\.key" holds an encryption key, but backup\.lock names the server socket:127\.0\.0\.1:9 over wire v1 \(no backup\.credential\), which takes plain backups only/,
       );
     } finally {
       removeNodeDir(node.dir);

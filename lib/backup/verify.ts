@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { BackupReader, Tail } from "../backends/backend.ts";
+import type { BackupDescription, BackupReader, Tail } from "../backends/backend.ts";
 import { restoreBackup } from "./restore.ts";
 
 /** What a verification found; `restoredVersion` is `undefined` for an empty backup. */
@@ -19,13 +19,9 @@ export interface VerifyReport {
   tail: Tail | undefined;
 }
 
-/**
- * Checks the state `describe` reports (a live backup may have grown by the time it
- * restores), restoring into `temp`; throws at the first record or check that fails.
- */
-export function verifyBackup(reader: BackupReader, temp: string): VerifyReport {
-  const d = reader.describe();
-  const report = {
+/** What reading every record found, before any restore: a report with no restored version. */
+export function readReport(d: BackupDescription): VerifyReport {
+  return {
     firstVersion: d.firstVersion,
     lastVersion: d.lastVersion,
     records: d.records,
@@ -33,6 +29,15 @@ export function verifyBackup(reader: BackupReader, temp: string): VerifyReport {
     restoredVersion: undefined,
     tail: d.tail,
   };
+}
+
+/**
+ * Checks the state `describe` reports (a live backup may have grown by the time it
+ * restores), restoring into `temp`; throws at the first record or check that fails.
+ */
+export function verifyBackup(reader: BackupReader, temp: string): VerifyReport {
+  const d = reader.describe();
+  const report = readReport(d);
   if (d.records === 0) return report;
   // A restore reads the newest snapshot and the changes after it; read the older ones too.
   for (const snapshot of d.snapshots.slice(0, -1)) {

@@ -27,6 +27,11 @@ import {
 import { SECRET_HELP, SECRET_OPTIONS } from "./secrets.ts";
 import { unlockDir, unlockS3 } from "./unlock.ts";
 import type { DataKey } from "../crypto/data_key.ts";
+import { v2Credential } from "../backends/socket/credential.ts";
+import { SocketBackend, socketUrl } from "../backends/socket/backend.ts";
+import { serverStatus } from "../backends/socket/server_checks.ts";
+import { compactSealed } from "../backends/socket/sealed_compaction.ts";
+import { DEFAULT_RETRY_POLICY } from "../backends/socket/options.ts";
 
 const ACTION = "Cannot compact backup";
 
@@ -52,7 +57,9 @@ It needs room for one more database and one more base beside the backup while it
 An s3:// backup keeps one base; its keys come from AWS_ACCESS_KEY_ID and
 AWS_SECRET_ACCESS_KEY. Its objects are never changed, only added and then deleted, so a
 compaction interrupted at any point leaves a backup that restores.
-An encrypted backup is compacted here, where its key is opened, never on a server.
+An encrypted backup is compacted here, where its key is opened, never on a server: a socket:
+one (wire v2, with CLN_BACKUP_CREDENTIAL) is fetched, restored and sealed as a new base here,
+which the server swaps in; a plain one on a server is compacted by the server (COMPACT).
 
 ${SECRET_HELP}`;
 
@@ -147,10 +154,58 @@ async function compactOnS3(
   return result;
 }
 
+/**
+ * Compacts a server's backup: a plain one by the server (COMPACT), an encrypted one here, up
+ * to the version before its newest change (SEALED_BASE).
+ */
+async function compactOnServer(
+  url: string,
+  values: Record<string, string | boolean | undefined>,
+): Promise<CompactionResult> {
+  const credential = v2Credential(url);
+  if (!credential) {
+    throw new Error(
+      `${ACTION}: compacting a server's backup from here takes the node's credential (wire ` +
+        `v2): name it in CLN_BACKUP_CREDENTIAL, or run "lightning-cli backup-compact" on the node`,
+    );
+  }
+  const policy = { ...DEFAULT_RETRY_POLICY, retries: 0 };
+  const remote = await SocketBackend.connect(url, { policy, credential });
+  try {
+    if (!(await serverStatus(url, credential)).encrypted) {
+      const stats = await remote.compactOnServer();
+      return stats as unknown as CompactionResult;
+    }
+    const { rewindVersion, version } = remote.state();
+    const scratch = Deno.makeTempDirSync({ prefix: "cln-backup-compact-" });
+    try {
+      return await compactSealed({
+        url,
+        target: socketUrl(url),
+        credential,
+        key: (dir) => unlockDir(dir, values),
+        version: rewindVersion ?? version,
+        scratch,
+        timeoutMs: policy.timeoutMs,
+        compactTimeoutMs: policy.compactTimeoutMs,
+      });
+    } finally {
+      Deno.removeSync(scratch, { recursive: true });
+    }
+  } finally {
+    remote.close();
+  }
+}
+
 export async function compact(args: string[], output: Output = consoleOutput): Promise<number> {
   return await runCommand(COMPACT_SPEC, args, output, async ({ values, positionals }) => {
     const url = positionals[0];
     const retain = retainArg(values.retain);
+    if (parseBackupUrl(url).scheme === "socket") {
+      const result = await compactOnServer(url, values);
+      output.out(values.json ? JSON.stringify(result) : describeCompaction(result));
+      return Exit.Ok;
+    }
     if (parseBackupUrl(url).scheme === "s3") {
       const result = await compactOnS3(url, retain, values, output);
       output.out(values.json ? JSON.stringify(result) : describeCompaction(result));

@@ -12,13 +12,13 @@ import { createFileBackup, type NewEncryption } from "../backends/file/create.ts
 import { readChain } from "../format/chain.ts";
 import { newBackupId } from "../format/segment.ts";
 import { DataKey, sameBytes } from "../crypto/data_key.ts";
-import { wrapKey } from "../crypto/wrapped_key.ts";
+import { wrapKey, WRAPPED_KEY_NAME } from "../crypto/wrapped_key.ts";
 import { KEY_FILE, readKeyFile, writeKeyFile } from "../crypto/key_file.ts";
 import { askNewPassphrase, givenPassphrase, type Prompt, terminalPrompt } from "./secrets.ts";
 import { FileBackupReader } from "../backends/file/reader.ts";
 import { backupKind } from "../backends/open.ts";
 import type { BackupDescription } from "../backends/backend.ts";
-import { readLayout } from "../format/layout.ts";
+import { baseName, readLayout } from "../format/layout.ts";
 import { existsSync, removeIfExists } from "../fs/exists.ts";
 import { DATABASE_NAME } from "../backup/restore.ts";
 import {
@@ -80,7 +80,8 @@ directories, or DIR given twice are usage errors.
 Options:
   --lightning-dir DIR  the network directory lightningd runs plugins in, where hsm_secret and
                        lightningd.sqlite3 live (for example ~/.lightning/bitcoin)
-  --encrypt            encrypt the backup (a file:/// or s3:// one): every record is sealed
+  --encrypt            encrypt the backup (a file:/// or s3:// one, or a server's over wire
+                       v2, which stores only what it cannot read): every record is sealed
                        with a new random data key, wrapped in <url>/key.json for a passphrase
                        (CLN_BACKUP_PASSPHRASE, --passphrase-file FILE, or asked twice on a
                        terminal) and/or an age recipient; the plugin gets the data key in
@@ -359,7 +360,7 @@ async function createS3From(
 /**
  * Creates the backup at `url`, of any scheme, holding a snapshot of `database` (empty when
  * there is none); returns its version. Keys and credentials come from beside backup.lock in
- * `dir`, as the plugin reads them. Only an S3 one is encrypted, when `encryption` is given.
+ * `dir`, as the plugin reads them. An S3 or server one is encrypted when `encryption` is given.
  */
 export async function createBackupFrom(
   database: string,
@@ -371,7 +372,7 @@ export async function createBackupFrom(
     case "s3":
       return await createS3From(database, url, dir, encryption);
     case "socket":
-      return await sendSnapshotTo(database, url, dir);
+      return await sendSnapshotTo(database, url, dir, encryption);
     case "file":
       return await createBackup(fileBackupPath(url, ACTION), database, undefined);
   }
@@ -403,8 +404,14 @@ async function initStorage(url: string, output: Output): Promise<number> {
 /**
  * Sends a snapshot of `database` to the empty backup on the server `url` names, as the
  * Python `backup-cli init` does; returns the version it holds (0: no database, nothing sent).
+ * With `encryption`, the snapshot is sealed here, and sent with the wrapped key (wire v2).
  */
-async function sendSnapshotTo(database: string, url: string, dir: string): Promise<number> {
+async function sendSnapshotTo(
+  database: string,
+  url: string,
+  dir: string,
+  encryption?: NewEncryption,
+): Promise<number> {
   let remote: SocketBackend;
   try {
     // An operator at a terminal gets the failure at once, not after a node's patience.
@@ -424,6 +431,7 @@ async function sendSnapshotTo(database: string, url: string, dir: string): Promi
           `${version}: give this node a new storage directory on the server`,
       );
     }
+    if (encryption) return await sendSealed(remote, database, `${tmp}/sealed`, encryption);
     if (!existsSync(database)) return 0;
     const copy = `${tmp}/snapshot.sqlite3`;
     const snapshotVersion = await snapshotDatabase(database, copy);
@@ -433,6 +441,29 @@ async function sendSnapshotTo(database: string, url: string, dir: string): Promi
     remote.close();
     Deno.removeSync(tmp, { recursive: true });
   }
+}
+
+/**
+ * Seals a snapshot of `database` (none: an empty backup) as a file backup would, in `work`,
+ * and sends its base and wrapped key to the server, which cannot open them.
+ */
+async function sendSealed(
+  remote: SocketBackend,
+  database: string,
+  work: string,
+  encryption: NewEncryption,
+): Promise<number> {
+  let snapshot: { version: number; path: string } | undefined;
+  if (existsSync(database)) {
+    Deno.mkdirSync(`${work}-db`);
+    const path = `${work}-db/snapshot.sqlite3`;
+    snapshot = { version: await snapshotDatabase(database, path), path };
+  }
+  createFileBackup(work, snapshot, encryption);
+  const version = snapshot?.version ?? 0;
+  const base = snapshot ? Deno.readFileSync(`${work}/${baseName(version)}`) : new Uint8Array();
+  await remote.initSealed(Deno.readFileSync(`${work}/${WRAPPED_KEY_NAME}`), base, version);
+  return version;
 }
 
 /**
@@ -595,10 +626,11 @@ export async function init(
       ...(asyncs.length > 0 ? { async_urls: asyncs } : {}),
     };
     const scheme = parseBackupUrl(url).scheme;
-    if (encrypt && scheme === "socket") {
+    if (encrypt && scheme === "socket" && !credentialIn(target.dir)) {
       throw new Error(
-        `${ACTION}: --encrypt takes a file:/// or s3:// backup: a server of wire v1 stores ` +
-          `what it is sent, so it would hold the node's database in the clear`,
+        `${ACTION}: --encrypt takes a file:/// or s3:// backup, or a server's with the ` +
+          `node's backup.credential (wire v2): a server of wire v1 stores what it is sent, so ` +
+          `it would hold the node's database in the clear`,
       );
     }
     const path = scheme === "file" ? fileBackupPath(url, ACTION) : undefined;
@@ -630,7 +662,7 @@ export async function init(
     if (path === undefined) {
       if (scheme === "s3") checkPluginCredentials(dir, ACTION);
       const encryption = encrypt ? await newEncryption(values, prompt) : undefined;
-      // The key file first, as for a file backup; an S3 backup that was made keeps it.
+      // The key file first, as for a file backup; taken back when the backup is not made.
       if (encryption) writeKeyFile(dir, encryption.key);
       let version: number;
       try {

@@ -50,6 +50,7 @@ import { writeFileDurably } from "../fs/durable.ts";
 import { LOCK_FILE, type LockFile } from "../backup/lock_file.ts";
 import { lockDestinations } from "../backends/multi/mirrors.ts";
 import { KEY_FILE } from "../crypto/key_file.ts";
+import { existsSync } from "../fs/exists.ts";
 import { formatHostPort, parseBackupUrl } from "../backends/url.ts";
 import { s3HostPort } from "../backends/s3/s3_url.ts";
 import { CREDENTIALS_FILE } from "../backends/s3/credentials.ts";
@@ -84,7 +85,8 @@ export interface LaunchPlan {
   compacts: ("file" | "s3")[];
   /**
    * The plugin works in `cln-backup-scratch` in the lightning dir: an S3 destination's
-   * compaction, or async copies catching up from a remote primary, which is fetched there.
+   * compaction, async copies catching up from a remote primary, which is fetched there, or an
+   * encrypted server backup's compaction, which only the node can make.
    */
   scratch: boolean;
 }
@@ -115,6 +117,8 @@ export function launchPlan(options: {
   backendUrl: string;
   mirrorUrls?: readonly string[];
   asyncUrls?: readonly string[];
+  /** An encrypted backup (backup.key beside backup.lock). */
+  encrypted?: boolean;
   deno?: string;
   plugin?: string;
 }): LaunchPlan {
@@ -146,7 +150,8 @@ export function launchPlan(options: {
     caFiles: unique(access.map((a) => a.caFile)),
     // A remote primary's async copies catch up from a fetch of it into the scratch directory.
     scratch: access.some((a) => a.credentials) ||
-      (primary.netAddress !== undefined && asyncs.length > 0),
+      (primary.netAddress !== undefined && asyncs.length > 0) ||
+      (options.encrypted === true && primary.nodeCredential === true),
     compacts: [
       ...(access.some((a) => a.backupPath !== undefined) ? ["file" as const] : []),
       ...(access.some((a) => a.credentials) ? ["s3" as const] : []),
@@ -166,6 +171,7 @@ export function lockLaunchPlan(
     backendUrl: lock.backend_url,
     mirrorUrls: sync.slice(1),
     asyncUrls: async,
+    encrypted: existsSync(`${lightningDir}/${KEY_FILE}`),
     ...options,
   });
 }
@@ -264,10 +270,14 @@ export function compileArgs(plan: LaunchPlan, output: string): string[] {
   // The workers and the crypto primitives are loaded at run time, so the binary must carry
   // them: compaction's worker, the read-ahead worker its restore starts, the primitives, and
   // an S3 destination's signer.
+  // An encrypted server backup's compaction restores a fetch and seals the new base.
+  const sealedOnServer = plan.scratch && plan.nodeCredential;
   const modules = new Set([
     ...(plan.backupPaths.length > 0 ? ["compact/worker.ts", "crypto/primitives.ts"] : []),
     ...(plan.compacts.includes("s3") ? ["backends/s3/compaction_worker.ts"] : []),
-    ...(plan.compacts.length > 0 ? ["backends/file/read_ahead_worker.ts"] : []),
+    ...(plan.credentials || sealedOnServer ? ["crypto/primitives.ts"] : []),
+    ...(sealedOnServer ? ["backends/socket/sealed_compaction_worker.ts"] : []),
+    ...(plan.compacts.length > 0 || sealedOnServer ? ["backends/file/read_ahead_worker.ts"] : []),
   ]);
   const include = [...modules].flatMap((module) => ["--include", `${WORKER_CODE}/${module}`]);
   const signer = plan.credentials ? ["--include", SIGV4_MODULE.pathname] : [];

@@ -17,7 +17,8 @@
  * - server: read and write its storage (created beside its path when missing), read the
  *   compaction worker's code; listen on its addr:port. Its node commands: read and write
  *   the root (init-tls: and read the certificate maker, lib/server/x509.ts).
- * - compact: read and write the backup.
+ * - compact: read and write the backup (a server's: the temporary directory, where an
+ *   encrypted one is fetched, restored and sealed as a new base).
  * - mirror: the node's lightning dir, the new destination as init's, and the file backup
  *   backup.lock names (read: its version).
  * - rekey: read and write the backup (its key.json); with --key-file, write DIR/backup.key.

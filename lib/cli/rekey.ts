@@ -32,6 +32,11 @@ import { parseBackupUrl } from "../backends/url.ts";
 import { fetchWrappedKey, replaceWrappedKey } from "../backends/s3/key_object.ts";
 import { loadCredentials } from "../backends/s3/credentials.ts";
 import type { DataKey } from "../crypto/data_key.ts";
+import { v2Credential } from "../backends/socket/credential.ts";
+import { socketUrl } from "../backends/socket/backend.ts";
+import { CopiedBackupReader } from "../backends/socket/copy_reader.ts";
+import { sendWrappedKey } from "../backends/socket/rekey.ts";
+import { DEFAULT_RETRY_POLICY } from "../backends/socket/options.ts";
 
 const ACTION = "Cannot rekey backup";
 
@@ -39,9 +44,10 @@ export const REKEY_HELP =
   `Usage: cln-backup rekey <url> [--new-passphrase-file F] [--new-recipient AGE1...]
                         [--key-file DIR]
 
-Wraps the data key of the encrypted backup at <url> (file:///abs/path, s3://bucket/prefix)
-for a new passphrase and/or age recipient, replacing every wrap it had: afterwards only the
-new secrets open it.
+Wraps the data key of the encrypted backup at <url> (file:///abs/path, s3://bucket/prefix,
+or a server's over wire v2 with CLN_BACKUP_CREDENTIAL: its key.json is fetched and the new
+one sent back) for a new passphrase and/or age recipient, replacing every wrap it had:
+afterwards only the new secrets open it.
 No record is re-encrypted (the data key stays; the plugin's key file stays valid), so it is
 quick and safe beside a running plugin. key.json is replaced atomically (a file renamed into
 place; in S3, the object stored whole).
@@ -95,27 +101,16 @@ export async function rekey(
 ): Promise<number> {
   return await runCommand(REKEY_SPEC, args, output, async ({ values, positionals }) => {
     const url = positionals[0];
-    const backup = parseBackupUrl(url).scheme === "s3"
+    const scheme = parseBackupUrl(url).scheme;
+    const backup = scheme === "s3"
       ? await s3Backup(url, values, prompt)
+      : scheme === "socket"
+      ? await serverBackup(url, values, prompt)
       : await fileBackup(fileBackupPath(url, ACTION), values, prompt);
-    const { key } = backup;
-    const keyFileOnly = values["key-file"] !== undefined && values["new-recipient"] === undefined &&
-      values["new-passphrase-file"] === undefined && Deno.env.get(NEW_PASSPHRASE_ENV) === undefined;
-    if (!keyFileOnly) {
-      const passphrase = await newPassphrase(values, prompt);
-      const recipient = values["new-recipient"];
-      const recipients = typeof recipient === "string" ? [recipient] : [];
-      await backup.store(await wrapKey(key, backup.backupId, { passphrase, recipients }));
-      const what = [passphrase !== undefined ? "a new passphrase" : [], ...recipients].flat();
-      output.out(
-        `Rewrapped the key of "${backup.name}" for ${what.join(" and ")}; the old secrets no ` +
-          `longer open it. No record changed`,
-      );
-    }
-    if (typeof values["key-file"] === "string") {
-      const dir = userPath(values["key-file"]);
-      writeKeyFile(dir, key);
-      output.out(`Wrote the plugin's key file "${dir}/${KEY_FILE}" (mode 0600)`);
+    try {
+      await rewrap(backup, values, prompt, output);
+    } finally {
+      backup.close?.();
     }
     return Exit.Ok;
   });
@@ -127,6 +122,36 @@ interface Rekeyed {
   backupId: Uint8Array;
   key: DataKey;
   store(wrapped: Uint8Array): Promise<void>;
+  /** Removes what opening it fetched (a server's copy). */
+  close?(): void;
+}
+
+/** Stores the key wrapped for the new secrets, and writes the key file `--key-file` names. */
+async function rewrap(
+  backup: Rekeyed,
+  values: Record<string, string | boolean | undefined>,
+  prompt: Prompt,
+  output: Output,
+): Promise<void> {
+  const { key } = backup;
+  const keyFileOnly = values["key-file"] !== undefined && values["new-recipient"] === undefined &&
+    values["new-passphrase-file"] === undefined && Deno.env.get(NEW_PASSPHRASE_ENV) === undefined;
+  if (!keyFileOnly) {
+    const passphrase = await newPassphrase(values, prompt);
+    const recipient = values["new-recipient"];
+    const recipients = typeof recipient === "string" ? [recipient] : [];
+    await backup.store(await wrapKey(key, backup.backupId, { passphrase, recipients }));
+    const what = [passphrase !== undefined ? "a new passphrase" : [], ...recipients].flat();
+    output.out(
+      `Rewrapped the key of "${backup.name}" for ${what.join(" and ")}; the old secrets no ` +
+        `longer open it. No record changed`,
+    );
+  }
+  if (typeof values["key-file"] === "string") {
+    const dir = userPath(values["key-file"]);
+    writeKeyFile(dir, key);
+    output.out(`Wrote the plugin's key file "${dir}/${KEY_FILE}" (mode 0600)`);
+  }
 }
 
 function notEncrypted(name: string): Error {
@@ -166,4 +191,37 @@ async function s3Backup(
     key: await s3Unlock(url, values, prompt)(wrapped, backupId),
     store: (bytes) => replaceWrappedKey(url, credentials, bytes),
   };
+}
+
+/** A server's backup (wire v2): its key.json read from a fetched copy, the new one sent back. */
+async function serverBackup(
+  url: string,
+  values: Record<string, string | boolean | undefined>,
+  prompt: Prompt,
+): Promise<Rekeyed> {
+  const credential = v2Credential(url);
+  if (!credential) {
+    throw new Error(
+      `${ACTION}: a server's backup is rekeyed over wire v2: name the node's credential in ` +
+        `CLN_BACKUP_CREDENTIAL`,
+    );
+  }
+  const target = socketUrl(url);
+  const { timeoutMs } = DEFAULT_RETRY_POLICY;
+  const copy = await CopiedBackupReader.fetch(url, target, timeoutMs, credential);
+  try {
+    const dir = copy.local.dir;
+    const chain = readChain(dir);
+    if (chain.keyId === undefined) throw notEncrypted(url);
+    return {
+      name: url,
+      backupId: chain.backupId,
+      key: (await unlockDir(dir, values, prompt))!,
+      store: (wrapped) => sendWrappedKey(target, credential, wrapped, timeoutMs),
+      close: () => copy.close(),
+    };
+  } catch (error) {
+    copy.close();
+    throw error;
+  }
 }

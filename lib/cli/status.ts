@@ -71,7 +71,10 @@ export function describeText(d: BackupDescription, wrappedFor: string[] = []): s
 async function describeAt(url: string): Promise<[BackupDescription, string[]]> {
   // A v2 server describes the backup in place (STATUS), so none of it is fetched.
   const credential = v2Credential(url);
-  if (credential) return [await serverStatus(url, credential), []];
+  if (credential) {
+    const { wrappedFor, ...description } = await serverStatus(url, credential);
+    return [description, wrappedFor ?? []];
+  }
   const reader = await connectReader(url);
   try {
     const description = reader.describe();

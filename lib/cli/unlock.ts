@@ -6,6 +6,7 @@
  */
 import type { BackupReader } from "../backends/backend.ts";
 import { FileBackupReader } from "../backends/file/reader.ts";
+import { CopiedBackupReader } from "../backends/socket/copy_reader.ts";
 import { readChain } from "../format/chain.ts";
 import type { DataKey } from "../crypto/data_key.ts";
 import { UnlockError, unwrapKey, WRAPPED_KEY_NAME } from "../crypto/wrapped_key.ts";
@@ -85,11 +86,15 @@ export async function unlockS3(
   return wrapped && await s3Unlock(url, values, prompt)(wrapped, backupId);
 }
 
-/** Gives a file backup's reader its key, when the backup is encrypted. */
+/**
+ * Gives a file backup's reader its key, when the backup is encrypted; a server's backup is
+ * copied here first (wire v2), and its copy is opened the same way.
+ */
 export async function unlockReader(
   reader: BackupReader,
   values: Record<string, string | boolean | undefined>,
   prompt: Prompt = terminalPrompt,
 ): Promise<void> {
-  if (reader instanceof FileBackupReader) reader.key = await unlockDir(reader.dir, values, prompt);
+  const local = reader instanceof CopiedBackupReader ? reader.local : reader;
+  if (local instanceof FileBackupReader) local.key = await unlockDir(local.dir, values, prompt);
 }

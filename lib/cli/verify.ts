@@ -25,7 +25,8 @@ are left out, with a note saying where it stopped and why. The backup is only re
 restore needs room for one database in the temporary directory ($TMPDIR, else /tmp).
 A socket: backup with a credential (CLN_BACKUP_CREDENTIAL) is verified by its server (wire
 v2 VERIFY), with the same checks, in place: nothing is fetched, and the server restores it
-beside the backup.
+beside the backup. An encrypted one the server checks as far as it can without the key
+(checksums, chain, versions); it is then fetched and restored here with its secret.
 
 Options:
   --passphrase-file FILE, --identity FILE  an encrypted backup's secret (below)
@@ -75,8 +76,17 @@ export async function verify(
       // A v2 server verifies the backup in place (VERIFY): none of it is fetched.
       const credential = v2Credential(url);
       if (credential) {
-        for (const line of verifyLines(url, await serverVerify(url, credential))) output.out(line);
-        return Exit.Ok;
+        const report = await serverVerify(url, credential);
+        if (!report.encrypted) {
+          for (const line of verifyLines(url, report)) output.out(line);
+          return Exit.Ok;
+        }
+        // The server holds no key: it checked what it can; the restore is proved here.
+        output.out(
+          `the server read every record of "${url}" (checksums, chain, versions ` +
+            `${report.firstVersion} to ${report.lastVersion}): it is encrypted, so it is ` +
+            `restored here, with its key, to prove it`,
+        );
       }
       temp = Deno.makeTempDirSync({ prefix: "cln-backup-verify-" });
       reader = await connectReader(url, undefined, s3Unlock(url, values, prompt));

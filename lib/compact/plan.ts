@@ -28,6 +28,20 @@ export function continuingLog(chain: Chain, version: number): number {
   throw new Error(`Cannot compact backup: "${chain.dir}" has no log`);
 }
 
+/**
+ * The log a base at `version` may continue in, from the seals' headers alone (a backup whose
+ * records cannot be opened here: an encrypted one on its server): the first whose seal is at
+ * or above `version`. Readers skip what a base holds, so starting a log early is safe; it
+ * only keeps a log that {@linkcode continuingLog} may let go.
+ */
+export function continuingLogByVersion(chain: Chain, version: number): number {
+  for (const log of chain.logs) {
+    const last = sealedVersion(log);
+    if (last === undefined || last >= version) return log.number;
+  }
+  throw new Error(`Cannot compact backup: "${chain.dir}" has no log`);
+}
+
 /** Whether `log` holds a hook without a bump at `version` (read only when it ends there). */
 function holdsPragmaHookAt(chain: Chain, log: Segment, version: number): boolean {
   for (const record of scanLogs(chain, log.number, { decode: true })) {

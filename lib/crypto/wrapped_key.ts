@@ -157,6 +157,19 @@ export function wrappedKeyId(bytes: Uint8Array): Uint8Array | undefined {
   }
 }
 
+/**
+ * Checks, without any secret, that `bytes` are a `key.json` of the backup `backupId` and key
+ * `keyId` (a backup server takes one from its node, never able to open it).
+ */
+export function checkWrappedKey(
+  bytes: Uint8Array,
+  where: string,
+  backupId: Uint8Array,
+  keyId: Uint8Array,
+): void {
+  parse(bytes, where, backupId, keyId);
+}
+
 /** What a `key.json` is wrapped for, for `status` (no secret needed). */
 export function describeWraps(bytes: Uint8Array): string[] {
   try {

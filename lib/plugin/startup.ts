@@ -79,11 +79,12 @@ export interface StartupOptions extends Pick<FileBackendOptions, "segmentBytes">
 
 /** A server (wire v1) takes plain backups only. */
 function refuseKey(url: string, dir: string, key: DataKey | undefined): void {
-  if (key && parseBackupUrl(url).scheme === "socket") {
+  // A server of wire v2 (the node has its credential) stores sealed changes it cannot read.
+  if (key && parseBackupUrl(url).scheme === "socket" && !credentialIn(dir)) {
     throw new Error(
       `Cannot start backup: "${dir}/${KEY_FILE}" holds an encryption key, but backup.lock ` +
-        `names the server ${url}, which takes plain backups only: remove the key file, or ` +
-        `point backup.lock at the encrypted file or S3 backup`,
+        `names the server ${url} over wire v1 (no backup.credential), which takes plain ` +
+        `backups only: remove the key file, or point backup.lock at an encrypted backup`,
     );
   }
 }
@@ -105,6 +106,8 @@ function openOne(
       policy: retryPolicyFromLock(lock),
       log: options.remoteLog,
       credential: credentialIn(dir),
+      key,
+      segmentBytes: options.segmentBytes,
     });
     log.push({
       level: "info",

@@ -102,6 +102,12 @@ export class Session {
   async #handle(type: number, payload: Uint8Array): Promise<boolean> {
     const { host: { log }, storage } = this;
     const packet = { type, payload };
+    if (storage.state().encrypted) {
+      // Wire v1 carries plain changes and restores records: an encrypted backup is v2 only.
+      log("warning", `${this.name}: refused: wire v1 to an encrypted backup, which is v2 only`);
+      await this.#send(encodeVersionPacket(PacketType.Nack, storage.state().version));
+      return false;
+    }
     switch (type) {
       case PacketType.Change: {
         const change = decodeChange(packet, this.host.maxPayloadBytes);

@@ -6,6 +6,7 @@
  * @module
  */
 import { closeQuietly, writeFully } from "../wire/conn_io.ts";
+import { removeIfExists } from "../fs/exists.ts";
 import { formatHostPort } from "../backends/url.ts";
 import { WireError } from "../wire/packets.ts";
 import { type PacketReader, StreamEndedError } from "../wire/packet_reader.ts";
@@ -13,6 +14,9 @@ import {
   DATA_CHUNK_BYTES,
   decodeChangeV2,
   decodeHello,
+  decodeSealedBase,
+  decodeSealedChange,
+  decodeSealedInit,
   decodeSnapshotV2,
   decodeVersionFrame,
   encodeChallenge,
@@ -21,6 +25,7 @@ import {
   encodeFrame,
   encodeJson,
   encodeMetadataV2,
+  encodePlace,
   encodeVersionFrame,
   encodeWelcome,
   ErrorCode,
@@ -209,6 +214,58 @@ export class V2Session {
         await this.#write(change.version, bytes, () => storage.append(change));
         return;
       }
+      case V2Type.SealedChange: {
+        const change = decodeSealedChange(packet);
+        const bytes = change.record.length + (change.seal?.length ?? 0);
+        await this.#write(
+          undefined,
+          bytes,
+          () => storage.appendSealed(change),
+        );
+        return;
+      }
+      case V2Type.SealedInit: {
+        const { wrappedKey, base } = decodeSealedInit(packet);
+        this.host.log("info", `${this.name}: SEALED_INIT (a base of ${base.length} bytes)`);
+        await this.#write(undefined, base.length, () => storage.initSealed(wrappedKey, base));
+        return;
+      }
+      case V2Type.SealedBase: {
+        const size = decodeSealedBase(packet);
+        this.host.log("info", `${this.name}: SEALED_BASE (${size} bytes)`);
+        const upload = storage.uploadPath(this.id);
+        try {
+          await this.#receiveFile(upload, size);
+          return await this.#answer(
+            "SEALED_BASE",
+            V2Type.CompactRes,
+            () => storage.swapBase(upload),
+          );
+        } finally {
+          removeIfExists(upload);
+        }
+      }
+      case V2Type.SealedKey: {
+        const wrappedKey = packetOf(packet, V2Type.SealedKey).rest();
+        this.host.log("info", `${this.name}: SEALED_KEY (rekey)`);
+        // No record changes: taken beside the node's writer, as a file backup's rekey is.
+        let version: number;
+        try {
+          version = storage.replaceWrappedKey(wrappedKey);
+        } catch (error) {
+          const refused = error instanceof RefusedError;
+          const message = (error as Error).message;
+          this.host.log("error", `${this.name}: refused a rewrapped key: ${message}`);
+          return await this.#error(
+            refused ? ErrorCode.Refused : ErrorCode.Storage,
+            refused ? message : `the server cannot store it: ${message}`,
+          );
+        }
+        return await this.#send(encodeVersionFrame(V2Type.Ack, version));
+      }
+      case V2Type.ReqPlace:
+        packetOf(packet, V2Type.ReqPlace).end();
+        return await this.#send(encodePlace(storage.place()));
       case V2Type.Snapshot: {
         const { version, database } = decodeSnapshotV2(packet, max);
         this.host.log("info", `${this.name}: SNAPSHOT ${version} (${database.length} bytes)`);
@@ -279,7 +336,11 @@ export class V2Session {
    * Runs a write as the backup's one writer, within the node's quota, and answers ACK with
    * the version after it, or ERROR with the version as it stands.
    */
-  async #write(version: number, bytes: number, write: () => unknown): Promise<void> {
+  async #write(
+    version: number | undefined,
+    bytes: number,
+    write: () => unknown,
+  ): Promise<void> {
     const storage = this.#storage!;
     const other = this.host.claimWriter(this, storage);
     let code = ErrorCode.Refused;
@@ -307,8 +368,41 @@ export class V2Session {
         }
       }
     }
-    this.host.log("error", `${this.name}: refused version ${version}: ${refusal}`);
+    const what = version === undefined ? "a sealed write" : `version ${version}`;
+    this.host.log("error", `${this.name}: refused ${what}: ${refusal}`);
     await this.#error(code, refusal);
+  }
+
+  /**
+   * Writes the `size` bytes that follow in DATA packets to `path`, as they come (a base of
+   * any size, never whole in memory); anything else before they are all there ends the
+   * connection as a protocol error.
+   */
+  async #receiveFile(path: string, size: number): Promise<void> {
+    const quota = this.host.limits.quotaBytes;
+    if (quota !== undefined && this.#storage!.state().bytes + size > quota) {
+      await this.#refuse(
+        ErrorCode.Quota,
+        `node ${this.#node}'s backup would pass its quota of ${quota} bytes with a base of ` +
+          `${size} bytes: ask the server's operator for more`,
+      );
+    }
+    const file = await Deno.open(path, { write: true, create: true, truncate: true });
+    try {
+      for (let left = size; left > 0;) {
+        const packet = await this.reader.next();
+        if (!packet) throw new StreamEndedError(`the client left ${left} bytes of a base unsent`);
+        if (packet.type !== V2Type.Data || packet.payload.length > left) {
+          throw new WireError(`${v2Name(packet.type)} where ${left} bytes of a base belong`);
+        }
+        for (let at = 0; at < packet.payload.length;) {
+          at += await file.write(packet.payload.subarray(at));
+        }
+        left -= packet.payload.length;
+      }
+    } finally {
+      file.close();
+    }
   }
 
   /** Sends the backup's files as they stand, each as FILE then DATA chunks, then DONE. */

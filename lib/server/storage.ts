@@ -8,6 +8,26 @@
 import { basename } from "node:path";
 import type { BackupDescription, BackupEntry, BackupState, Change } from "../backends/backend.ts";
 import { FileBackend } from "../backends/file/writer.ts";
+import { baseName, logName } from "../format/layout.ts";
+import {
+  encodeSegmentHeader,
+  formatBackupId,
+  SEGMENT_HEADER_SIZE,
+  type SegmentHeader,
+  SegmentKind,
+} from "../format/segment.ts";
+import { checkSealedBaseOnThread } from "./base_check_thread.ts";
+import { RecordKind } from "../format/record.ts";
+import { syncDir, writeFileDurably } from "../fs/durable.ts";
+import { removeIfExists } from "../fs/exists.ts";
+import { atStep } from "../fs/step_seam.ts";
+import { readChain } from "../format/chain.ts";
+import { continuingLogByVersion, redundantSegments } from "../compact/plan.ts";
+import { deleteSegments } from "../compact/deletion.ts";
+import { fromHex } from "../crypto/data_key.ts";
+import { checkWrappedKey, describeWraps, WRAPPED_KEY_NAME } from "../crypto/wrapped_key.ts";
+import type { Place, SealedChange } from "../wire/packets_v2.ts";
+import { type BaseOwner, SealedInputError, sealedRecordHeader } from "./sealed_input.ts";
 import { FileBackupReader } from "../backends/file/reader.ts";
 import { createFileBackup, writeBase } from "../backends/file/create.ts";
 import { backupKind } from "../backends/open.ts";
@@ -17,7 +37,7 @@ import { checkFirstWrite } from "../backup/version_check.ts";
 import { Compactor } from "../compact/compactor.ts";
 import type { CompactionResult } from "../compact/compact.ts";
 import { DEFAULT_POLICY } from "../compact/policy.ts";
-import type { VerifyReport } from "../backup/verify.ts";
+import { readReport, type VerifyReport } from "../backup/verify.ts";
 import { removeStaleScratch, verifyOnThread } from "./verify_thread.ts";
 
 /** A request the backup refuses; the connection answers NACK and goes on. */
@@ -28,8 +48,13 @@ export class RefusedError extends Error {
   }
 }
 
+/** Why a server never compacts an encrypted backup itself. */
+const COMPACT_WHERE_THE_KEY_IS = "the backup is encrypted, and the server holds no key: it is " +
+  "compacted where the key is (lightning-cli backup-compact, or cln-backup compact), which " +
+  "uploads the new base";
+
 export class ServerStorage {
-  readonly #backend: FileBackend;
+  #backend: FileBackend;
   /** A v1 server rewinds once; a second REWIND before the next change is ACKed unchanged. */
   #rewound = false;
   /** Compacts on request (COMPACT) only: the writer's node cannot see the server's sizes. */
@@ -74,7 +99,7 @@ export class ServerStorage {
       case "other":
         throw new Error(`Cannot serve backup: "${dir}" is not a backup: check the URL`);
     }
-    const backend = FileBackend.open(url, dir, { log });
+    const backend = FileBackend.open(url, dir, { log, keyless: true });
     removeStaleScratch(dir);
     return new ServerStorage(url, dir, backend, log);
   }
@@ -94,7 +119,9 @@ export class ServerStorage {
       const layout = readLayout(this.dir);
       const opened: { name: string; file: Deno.FsFile; size: number }[] = [];
       try {
-        for (const { path } of [...layout.bases, ...layout.logs]) {
+        const wrapped = `${this.dir}/${WRAPPED_KEY_NAME}`;
+        const keyFile = this.#backend.keyId ? [{ path: wrapped }] : [];
+        for (const { path } of [...keyFile, ...layout.bases, ...layout.logs]) {
           const file = Deno.openSync(path, { read: true });
           opened.push({ name: basename(path), file, size: file.statSync().size });
         }
@@ -106,17 +133,40 @@ export class ServerStorage {
     }
   }
 
-  /** What `status` shows: the backup's records and sizes, read from its files. */
-  describe(): BackupDescription {
-    return new FileBackupReader(this.url, this.dir).describe();
+  /**
+   * What `status` shows: the backup's records and sizes, read from its files; for an
+   * encrypted one, whom its key is wrapped for.
+   */
+  describe(): BackupDescription & { wrappedFor?: string[] } {
+    const description = new FileBackupReader(this.url, this.dir).describe();
+    if (!description.encrypted) return description;
+    let wrappedFor: string[] = [];
+    try {
+      wrappedFor = describeWraps(Deno.readFileSync(`${this.dir}/${WRAPPED_KEY_NAME}`));
+    } catch {
+      // No key.json yet (an init cut short): none to name.
+    }
+    return { ...description, wrappedFor };
   }
 
   /**
    * Proves the backup restores, as `verify` does on a node (lib/backup/verify.ts), on a
-   * worker thread; rejects with the first check that failed.
+   * worker thread; rejects with the first check that failed. An encrypted backup cannot be
+   * restored without its key: it is read through (every checksum, the chain, the versions)
+   * and said to be encrypted, for the node to restore with its key.
    */
-  verify(): Promise<VerifyReport> {
-    return verifyOnThread(this.url, this.dir);
+  async verify(): Promise<VerifyReport & { encrypted?: true }> {
+    if (!this.#backend.keyId) return await verifyOnThread(this.url, this.dir);
+    return { ...readReport(new FileBackupReader(this.url, this.dir).describe()), encrypted: true };
+  }
+
+  /** Where an encrypted backup's next record goes (PLACE), and the key its segments name. */
+  place(): Place {
+    return {
+      backupId: this.#backend.backupId,
+      keyId: this.#backend.keyId,
+      ...this.#backend.place(),
+    };
   }
 
   /** What METADATA reports: a v1 server counts the snapshot as a record too. */
@@ -132,6 +182,7 @@ export class ServerStorage {
 
   /** Stores a change durably; one that does not follow the backup is refused. */
   async append(change: Change): Promise<void> {
+    this.#refuseIfEncrypted(`change ${change.version}`);
     await this.#decideTail(change.version);
     const { version } = this.#backend.state();
     if (change.version !== version && change.version !== version + 1) {
@@ -164,8 +215,231 @@ export class ServerStorage {
     }
   }
 
+  /**
+   * Stores a change its client sealed for the place it names (an encrypted backup): its
+   * headers and checksums are checked, its version must follow the backup, and a seal that
+   * rolls the log must carry the backup's version. Returns the version after it.
+   */
+  async appendSealed(change: SealedChange): Promise<number> {
+    if (!this.#backend.keyId) {
+      throw new RefusedError(
+        "the backup is not encrypted, and takes plain changes only: a plain and an encrypted " +
+          "backup are never mixed; remove the node's backup.key, or give it a new backup",
+      );
+    }
+    const record = this.#checked(() => sealedRecordHeader(change.record, RecordKind.Change));
+    const seal = change.seal &&
+      this.#checked(() => sealedRecordHeader(change.seal!, RecordKind.Seal));
+    await this.#decideTail(record.version);
+    const { version } = this.#backend.state();
+    if (record.version !== version && record.version !== version + 1) {
+      throw new RefusedError(
+        `change ${record.version} does not follow the backup's version ${version}`,
+      );
+    }
+    if (seal && seal.version !== version) {
+      throw new RefusedError(
+        `a seal at version ${seal.version}, where the backup is at ${version}`,
+      );
+    }
+    const place = this.#backend.place();
+    if (change.log !== place.log || change.offset !== place.offset) {
+      throw new RefusedError(
+        `change ${record.version} is sealed for offset ${change.offset} of log ${change.log}, ` +
+          `where the next record goes at offset ${place.offset} of log ${place.log}: the ` +
+          `client asks PLACE again after a reconnect or rewind`,
+      );
+    }
+    await this.#backend.appendSealed({ ...change, version: record.version });
+    this.#rewound = false;
+    return record.version;
+  }
+
+  /**
+   * Makes the empty backup an encrypted one (init --encrypt): its `key.json` (which the server
+   * cannot open) and, unless the node has no database yet, the sealed base. The empty log is
+   * written again under the new backup's id and key first, then `key.json`, then the base:
+   * a crash at any step leaves an empty backup, which a new init takes.
+   */
+  async initSealed(wrappedKey: Uint8Array, base: Uint8Array): Promise<number> {
+    const state = this.#backend.state();
+    const place = this.#backend.place();
+    if (
+      state.records !== 0 || readLayout(this.dir).bases.length > 0 || place.log !== 1 ||
+      place.offset !== SEGMENT_HEADER_SIZE
+    ) {
+      throw new RefusedError(
+        `an encrypted backup is made in an empty backup only, and this one is at version ` +
+          `${state.version}: give the node a new backup on the server`,
+      );
+    }
+    const owner = this.#checked(() => keyOwner(wrappedKey));
+    const tmp = `${this.dir}/${baseName(0)}.sealed.tmp`;
+    let version = 0;
+    if (base.length > 0) {
+      Deno.writeFileSync(tmp, base);
+      try {
+        version = (await this.#checkedBase(tmp, owner)).number;
+      } catch (error) {
+        removeIfExists(tmp);
+        throw error;
+      }
+      // Still empty? Another connection may have written while the base was read.
+      if (this.#backend.state().records !== 0 || readLayout(this.dir).bases.length > 0) {
+        removeIfExists(tmp);
+        throw new RefusedError("the backup was written to while its encrypted base was checked");
+      }
+    }
+    this.#backend.close();
+    try {
+      writeFileDurably(
+        this.dir,
+        logName(1),
+        encodeSegmentHeader({ kind: SegmentKind.Log, number: 1, firstLog: 0, ...owner }),
+      );
+      writeFileDurably(this.dir, WRAPPED_KEY_NAME, wrappedKey);
+      if (base.length > 0) {
+        Deno.renameSync(tmp, `${this.dir}/${baseName(version)}`);
+        syncDir(this.dir);
+      }
+    } finally {
+      removeIfExists(tmp);
+      this.#backend = FileBackend.open(this.url, this.dir, { log: this.#log, keyless: true });
+    }
+    this.#log(
+      `made the backup "${this.dir}" encrypted (backup ${formatBackupId(owner.backupId)}, ` +
+        `key ${formatBackupId(owner.keyId)}) at version ${version}`,
+    );
+    this.#rewound = false;
+    return version;
+  }
+
+  /**
+   * Replaces an encrypted backup's `key.json` (rekey: the same data key wrapped for new
+   * secrets), atomically; one that does not name this backup and its key is refused.
+   */
+  replaceWrappedKey(wrappedKey: Uint8Array): number {
+    const keyId = this.#backend.keyId;
+    if (!keyId) throw new RefusedError("the backup is not encrypted: it has no key to rewrap");
+    try {
+      checkWrappedKey(wrappedKey, WRAPPED_KEY_NAME, this.#backend.backupId, keyId);
+    } catch (error) {
+      throw new RefusedError((error as Error).message);
+    }
+    writeFileDurably(this.dir, WRAPPED_KEY_NAME, wrappedKey);
+    this.#log(`replaced the wrapped key of "${this.dir}" (rekey: no record changed)`);
+    return this.#backend.state().version;
+  }
+
+  /**
+   * Swaps in a base the node built and sealed (an encrypted backup's compaction, which only
+   * the key holder can make): checked as for init, at a version the backup holds below its
+   * newest change (so the one rewind stays possible), and newer than its newest base. It is
+   * made durable under its own name first (temporary name, fsync, rename, directory fsync),
+   * naming as its first log the first whose seal is at or above its version (or the live
+   * log); only then are the older bases and the logs before that one deleted, the list
+   * written durably first (compact/deletion.ts). A crash before the rename leaves the backup
+   * as it was; after it, two bases and what the older needed, which readers and the next
+   * open take. The base is read through on a worker thread first; the steps after that run
+   * one after another, and the node's appends land before or after them, in the live log,
+   * which is never deleted nor rewritten.
+   */
+  async swapBase(tmp: string): Promise<CompactionResult> {
+    const started = performance.now();
+    const keyId = this.#backend.keyId;
+    if (!keyId) throw new RefusedError("a sealed base goes into an encrypted backup only");
+    try {
+      // Read through on a thread of its own; from here on, every step is synchronous.
+      const header = await this.#checkedBase(tmp, { backupId: this.#backend.backupId, keyId });
+      const before = this.#heldStats();
+      const version = header.number;
+      const state = this.#backend.state();
+      const newest = readLayout(this.dir).bases.at(-1)?.version ?? 0;
+      const highest = state.rewindVersion ?? state.version;
+      if (version <= newest || version > highest) {
+        throw new RefusedError(
+          `a base at version ${version}, where a new base must be above the newest one ` +
+            `(${newest}) and at most ${highest} (the version before the newest change)`,
+        );
+      }
+      const firstLog = continuingLogByVersion(readChain(this.dir), version);
+      // The node cannot know the server's logs: the server names the log the base continues
+      // in (a header field outside the records' associated data).
+      const file = Deno.openSync(tmp, { write: true });
+      try {
+        file.writeSync(encodeSegmentHeader({ ...header, firstLog }));
+        file.syncSync();
+      } finally {
+        file.close();
+      }
+      Deno.renameSync(tmp, `${this.dir}/${baseName(version)}`);
+      syncDir(this.dir);
+      atStep("compact-after-base");
+      const redundant = redundantSegments(readChain(this.dir), DEFAULT_POLICY.retain);
+      deleteSegments(this.dir, redundant.map((path) => basename(path)));
+      this.#backend.compacted();
+      const after = this.#heldStats();
+      this.#log(`swapped in the node's sealed base at version ${version}`);
+      return {
+        before,
+        after,
+        base_version: version,
+        versions_folded: Math.max(0, before.version_count - after.version_count),
+        bytes_freed: Math.max(0, before.backupsize - after.backupsize),
+        seconds: Math.round(performance.now() - started) / 1000,
+      };
+    } finally {
+      removeIfExists(tmp);
+    }
+  }
+
+  /**
+   * Where an upload (a sealed base, arriving in DATA packets) is written: a temporary name in
+   * the backup, which the next open removes if the server dies before it is swapped in.
+   */
+  uploadPath(session: number): string {
+    return `${this.dir}/upload-${session}.tmp`;
+  }
+
+  /** Bytes and records held, without opening a record (bases count as one each here). */
+  #heldStats(): { backupsize: number; version_count: number } {
+    const { bytes, records } = this.#backend.state();
+    return { backupsize: bytes, version_count: records + readLayout(this.dir).bases.length };
+  }
+
+  /** The header of the sealed base at `tmp`, read through on a thread; a failure refuses it. */
+  async #checkedBase(tmp: string, owner: BaseOwner): Promise<SegmentHeader> {
+    try {
+      return await checkSealedBaseOnThread(tmp, owner);
+    } catch (error) {
+      if (error instanceof SealedInputError) throw new RefusedError(error.message);
+      throw error;
+    }
+  }
+
+  /** Runs a check of sealed input; its failure is a refusal. */
+  #checked<T>(check: () => T): T {
+    try {
+      return check();
+    } catch (error) {
+      if (error instanceof SealedInputError) throw new RefusedError(error.message);
+      throw error;
+    }
+  }
+
+  #refuseIfEncrypted(what: string): void {
+    if (this.#backend.keyId) {
+      throw new RefusedError(
+        `${what} is plain, and the backup is encrypted: the node seals its changes with its ` +
+          `backup.key, which is missing beside its backup.lock: put it back (cln-backup rekey ` +
+          `--key-file), never mix a plain backup into an encrypted one`,
+      );
+    }
+  }
+
   /** Stores a snapshot as the backup's base; only an empty backup takes one. */
   storeSnapshot(version: number, database: Uint8Array): void {
+    this.#refuseIfEncrypted(`snapshot ${version}`);
     const state = this.#backend.state();
     if (state.version !== 0 || state.records !== 0 || readLayout(this.dir).bases.length > 0) {
       throw new RefusedError(
@@ -211,6 +485,7 @@ export class ServerStorage {
    * second request joins the running one. Rejects when it fails, the backup untouched.
    */
   compact(): Promise<CompactionResult> {
+    if (this.#backend.keyId) return Promise.reject(new Error(COMPACT_WHERE_THE_KEY_IS));
     this.#compactor ??= new Compactor(this.#backend, () => ({ ...DEFAULT_POLICY, auto: false }));
     return this.#compactor.compact();
   }
@@ -229,4 +504,23 @@ export class ServerStorage {
     this.stopCompaction();
     this.#backend.close();
   }
+}
+
+/** The backup id and key id a `key.json` names, checked to be one (it cannot be opened here). */
+function keyOwner(wrappedKey: Uint8Array): { backupId: Uint8Array; keyId: Uint8Array } {
+  let json: Record<string, unknown> | undefined;
+  try {
+    json = JSON.parse(new TextDecoder().decode(wrappedKey));
+  } catch {
+    // Refused below.
+  }
+  const backupId = fromHex(json?.backup_id, 16);
+  const keyId = fromHex(json?.key_id, 8);
+  if (!backupId || !keyId) throw new SealedInputError("the key.json sent is not a wrapped key");
+  try {
+    checkWrappedKey(wrappedKey, WRAPPED_KEY_NAME, backupId, keyId);
+  } catch (error) {
+    throw new SealedInputError((error as Error).message);
+  }
+  return { backupId, keyId };
 }

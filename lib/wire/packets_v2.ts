@@ -32,6 +32,12 @@ export enum V2Type {
   StatusRes = 0x22,
   Verify = 0x23,
   VerifyRes = 0x24,
+  ReqPlace = 0x25,
+  Place = 0x26,
+  SealedChange = 0x27,
+  SealedInit = 0x28,
+  SealedBase = 0x29,
+  SealedKey = 0x2a,
 }
 
 export const PROTOCOL_VERSION = 2;
@@ -84,6 +90,9 @@ export function v2Name(type: number): string {
   return TYPE_NAMES.get(type) ?? `type 0x${type.toString(16).padStart(2, "0")}`;
 }
 
+/** PLACE: backup id (16), key id (8), u64 log, u64 offset. */
+const PLACE_BYTES = 16 + 8 + 8 + 8;
+
 /** The largest JSON answer (status, verify, compaction) and ERROR message. */
 const JSON_LIMIT = 64 * 1024;
 
@@ -95,6 +104,8 @@ const FIXED: Partial<Record<V2Type, number>> = {
   [V2Type.Ack]: 8,
   [V2Type.Metadata]: 24,
   [V2Type.Done]: 8,
+  [V2Type.Place]: PLACE_BYTES,
+  [V2Type.SealedBase]: 8,
 };
 
 /** v2 frames: a CRC-32 over type, length and payload follows each payload. */
@@ -103,7 +114,11 @@ export const V2_FRAMING: Framing = {
     switch (type) {
       case V2Type.Change:
       case V2Type.Snapshot:
+      case V2Type.SealedChange:
+      case V2Type.SealedInit:
         return maxPayload;
+      case V2Type.SealedKey:
+        return JSON_LIMIT;
       case V2Type.Hello:
         return MAGIC.length + 3 + 255 + NONCE_BYTES;
       case V2Type.Data:
@@ -162,6 +177,11 @@ class Writer {
     new DataView(b.buffer).setUint16(0, value);
     return this.bytes(b);
   }
+  u32(value: number): this {
+    const b = new Uint8Array(4);
+    new DataView(b.buffer).setUint32(0, value);
+    return this.bytes(b);
+  }
   u64(value: number): this {
     if (!Number.isSafeInteger(value) || value < 0) {
       throw new WireError(`${value} is not a whole number a v2 u64 carries`);
@@ -208,6 +228,9 @@ export class FieldReader {
   }
   u16(): number {
     return this.#view.getUint16(this.#take(2));
+  }
+  u32(): number {
+    return this.#view.getUint32(this.#take(4));
   }
   u64(): number {
     const value = this.#view.getBigUint64(this.#take(8));
@@ -454,4 +477,88 @@ export function decodeJson<T>(packet: Packet, type: V2Type): T {
     if (error instanceof WireError) throw error;
     throw new WireError(`${v2Name(type)} is not JSON`);
   }
+}
+
+/**
+ * Where an encrypted backup's next record goes (PLACE): the backup's id, its key id (all
+ * zero for a plain backup), the live log and the end of its valid records.
+ */
+export interface Place {
+  backupId: Uint8Array;
+  keyId: Uint8Array | undefined;
+  log: number;
+  offset: number;
+}
+
+export function encodePlace(place: Place): Uint8Array {
+  return encodeFrame(
+    V2Type.Place,
+    new Writer().bytes(place.backupId).bytes(place.keyId ?? new Uint8Array(8))
+      .u64(place.log).u64(place.offset).done(),
+  );
+}
+
+export function decodePlace(packet: Packet): Place {
+  const r = packetOf(packet, V2Type.Place);
+  const backupId = r.bytes(16).slice();
+  const keyId = r.bytes(8).slice();
+  const log = r.u64();
+  const offset = r.u64();
+  r.end();
+  return { backupId, keyId: keyId.some(Boolean) ? keyId : undefined, log, offset };
+}
+
+/**
+ * SEALED_CHANGE: a change record the client sealed for `offset` of log `log`; with `seal`,
+ * the seal record that ends that log there, the change then being laid out at the start of
+ * log `log + 1`.
+ */
+export interface SealedChange {
+  log: number;
+  offset: number;
+  seal: Uint8Array | undefined;
+  record: Uint8Array;
+}
+
+export function encodeSealedChange(change: SealedChange): Uint8Array {
+  const seal = change.seal ?? new Uint8Array(0);
+  return encodeFrame(
+    V2Type.SealedChange,
+    new Writer().u64(change.log).u64(change.offset).u32(seal.length).bytes(seal)
+      .bytes(change.record).done(),
+  );
+}
+
+export function decodeSealedChange(packet: Packet): SealedChange {
+  const r = packetOf(packet, V2Type.SealedChange);
+  const log = r.u64();
+  const offset = r.u64();
+  const seal = r.bytes(r.u32());
+  return { log, offset, seal: seal.length > 0 ? seal : undefined, record: r.rest() };
+}
+
+/** SEALED_INIT: `key.json`, then the sealed base segment (none: an empty backup). */
+export function encodeSealedInit(wrappedKey: Uint8Array, base: Uint8Array): Uint8Array {
+  return encodeFrame(
+    V2Type.SealedInit,
+    new Writer().u32(wrappedKey.length).bytes(wrappedKey).bytes(base).done(),
+  );
+}
+
+export function decodeSealedInit(packet: Packet): { wrappedKey: Uint8Array; base: Uint8Array } {
+  const r = packetOf(packet, V2Type.SealedInit);
+  const wrappedKey = r.bytes(r.u32());
+  return { wrappedKey, base: r.rest() };
+}
+
+/** SEALED_BASE: the size of the sealed base segment whose bytes follow in DATA packets. */
+export function encodeSealedBase(size: number): Uint8Array {
+  return encodeFrame(V2Type.SealedBase, new Writer().u64(size).done());
+}
+
+export function decodeSealedBase(packet: Packet): number {
+  const r = packetOf(packet, V2Type.SealedBase);
+  const size = r.u64();
+  r.end();
+  return size;
 }

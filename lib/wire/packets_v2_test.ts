@@ -10,6 +10,9 @@ import {
   decodeHello,
   decodeJson,
   decodeMetadataV2,
+  decodePlace,
+  decodeSealedChange,
+  decodeSealedInit,
   decodeSnapshotV2,
   decodeVersionFrame,
   decodeWelcome,
@@ -21,6 +24,9 @@ import {
   encodeHello,
   encodeJson,
   encodeMetadataV2,
+  encodePlace,
+  encodeSealedChange,
+  encodeSealedInit,
   encodeSnapshotV2,
   encodeVersionFrame,
   encodeWelcome,
@@ -145,4 +151,37 @@ Deno.test("v2 refuses a HELLO without its magic, and u64s past 2^53", async () =
     async () => decodeVersionFrame(await readOne(big), V2Type.Ack),
     /past 2\^53/,
   );
+});
+
+Deno.test("the packets of encrypted backups decode to what was encoded", async () => {
+  const place = {
+    backupId: new Uint8Array(16).fill(7),
+    keyId: new Uint8Array(8).fill(9),
+    log: PAST_U32,
+    offset: 64,
+  };
+  assertEquals(decodePlace(await readOne(encodePlace(place))), place);
+  // A plain backup's key id travels as zeros, and reads back as none.
+  const plain = { ...place, keyId: undefined };
+  assertEquals(decodePlace(await readOne(encodePlace(plain))), plain);
+  const record = Uint8Array.of(1, 2, 3);
+  const seal = Uint8Array.of(4, 5);
+  for (
+    const change of [{ log: 3, offset: 99, seal: undefined, record }, {
+      log: 3,
+      offset: 99,
+      seal,
+      record,
+    }]
+  ) {
+    assertEquals(decodeSealedChange(await readOne(encodeSealedChange(change))), change);
+  }
+  const wrappedKey = new TextEncoder().encode("{}");
+  assertEquals(decodeSealedInit(await readOne(encodeSealedInit(wrappedKey, record))), {
+    wrappedKey,
+    base: record,
+  });
+  // A seal length past the payload does not parse.
+  const cut = encodeFrame(V2Type.SealedChange, new Uint8Array(8 + 8 + 4).fill(0xff, 16));
+  await assertRejects(async () => decodeSealedChange(await readOne(cut)), /cut short/);
 });

@@ -68,6 +68,24 @@ export interface FileBackendOptions {
   log?: (message: string) => void;
   /** An encrypted backup's data key; it must be given for one, and only for one. */
   key?: DataKey;
+  /**
+   * Opens an encrypted backup without its key (a backup server's): records arrive sealed by
+   * the client, laid out for their place ({@linkcode FileBackend.appendSealed}).
+   */
+  keyless?: boolean;
+}
+
+/**
+ * A change sealed by the client for the place it names: the live log `log`, at `offset`.
+ * With `seal`, the client rolls: `seal` (for `log` at `offset`) ends that log, and `record`
+ * is laid out as the first record of log `log + 1`.
+ */
+export interface SealedAppend {
+  log: number;
+  offset: number;
+  version: number;
+  record: Uint8Array;
+  seal?: Uint8Array;
 }
 
 interface LiveRecord {
@@ -174,6 +192,8 @@ export class FileBackend implements Backend, CompactableBackend {
   #backupId: Uint8Array = new Uint8Array();
   /** Seals the live log's records, in an encrypted backup. */
   #cipher: RecordCipher | undefined;
+  /** The key id of an encrypted backup's segments (held with or without the key). */
+  #keyId: Uint8Array | undefined;
 
   private constructor(
     readonly url: string,
@@ -183,6 +203,7 @@ export class FileBackend implements Backend, CompactableBackend {
     readonly lock: Deno.FsFile,
     /** An encrypted backup's data key (a compaction needs it too). */
     readonly key: DataKey | undefined,
+    readonly keyless: boolean,
   ) {}
 
   /**
@@ -199,6 +220,7 @@ export class FileBackend implements Backend, CompactableBackend {
         options.syncOnClose ?? false,
         lock,
         options.key,
+        options.keyless ?? false,
       );
       backend.#load(options.log ?? (() => {}));
       return backend;
@@ -218,13 +240,24 @@ export class FileBackend implements Backend, CompactableBackend {
     return this.#liveSequence;
   }
 
+  /** The id of the key an encrypted backup's segments name; `undefined` for a plain one. */
+  get keyId(): Uint8Array | undefined {
+    return this.#keyId;
+  }
+
+  /** Where the next record goes: the live log and the end of its valid records. */
+  place(): { log: number; offset: number } {
+    return { log: this.#liveSequence, offset: this.#liveEnd };
+  }
+
   #load(log: (message: string) => void): void {
     for (const name of finishDeletion(this.dir)) {
       log(`deleted "${name}", which an interrupted compaction had planned to delete`);
     }
     const chain = readChain(this.dir);
-    checkKey(chain, this.key);
+    checkKey(chain, this.key, !this.keyless);
     this.#backupId = chain.backupId;
+    this.#keyId = chain.keyId;
     // A compaction builds its database in a `.tmp` directory.
     for (const tmp of chain.temporaries) Deno.removeSync(tmp, { recursive: true });
     this.#countBases(chain);
@@ -283,16 +316,15 @@ export class FileBackend implements Backend, CompactableBackend {
       records: this.#records,
       bytes: this.#basesBytes + this.#sealedLogBytes + this.#liveEnd + (this.#tail?.bytes ?? 0),
       tail: this.#tail,
-      ...(this.key ? { encrypted: true } : {}),
+      ...(this.#keyId ? { encrypted: true } : {}),
     };
   }
 
   append(change: Change): Promise<void> {
-    if (this.#tail) {
-      const { path, offset, bytes } = this.#tail;
+    this.#refuseTail();
+    if (this.#keyId && !this.key) {
       throw new Error(
-        `Cannot write backup: ${bytes} bytes at offset ${offset} of "${path}" fail their ` +
-          `checks: a torn record to cut, or a damaged change; the node's version decides first`,
+        `Cannot write backup: "${this.dir}" is encrypted, and only its key can seal a change`,
       );
     }
     this.#guard(() => {
@@ -301,24 +333,61 @@ export class FileBackend implements Backend, CompactableBackend {
       if (this.#liveRecords.length > 0 && full) this.#roll();
       // Framed after the roll: a sealed record is bound to its segment and offset.
       const record = frameRecord(RecordKind.Change, change.version, payload, this.#sealAt());
-      onFile(this.#livePath, () => {
-        // Test-only (see crash_point.ts): `undefined` unless a crash test armed it.
-        const crash = crashPoint?.next();
-        if (crash === "before-write") crashNow();
-        if (crash === "mid-write") {
-          writeAll(this.#live, record.subarray(0, record.length >> 1));
-          crashNow();
-        }
-        writeAll(this.#live, record);
-        if (crash === "after-write-before-sync") crashNow();
-        if (!this.syncOnClose) this.#live.syncDataSync();
-        this.#liveRecords.push({ offset: this.#liveEnd, version: change.version });
-        this.#liveEnd += record.length;
-        this.#records++;
-        if (crash === "after-sync-before-answer") crashNow();
-      });
+      this.#writeLive(record, change.version);
     });
     return Promise.resolve();
+  }
+
+  /**
+   * Appends a change its client sealed for the place it names (a backup server's encrypted
+   * backup, whose key it never holds): one that names another place is refused, as the
+   * client's associated data binds it there. The caller checks the records' headers.
+   */
+  appendSealed(append: SealedAppend): Promise<void> {
+    this.#refuseTail();
+    const { log, offset } = this.place();
+    if (!this.#keyId || append.log !== log || append.offset !== offset) {
+      throw new Error(
+        `Cannot write backup: a sealed change laid out for offset ${append.offset} of log ` +
+          `${append.log}, where the next record goes at offset ${offset} of log ${log}` +
+          (this.#keyId ? "" : " of a plain backup"),
+      );
+    }
+    this.#guard(() => {
+      if (append.seal) this.#roll(append.seal);
+      this.#writeLive(append.record, append.version);
+    });
+    return Promise.resolve();
+  }
+
+  #refuseTail(): void {
+    if (this.#tail) {
+      const { path, offset, bytes } = this.#tail;
+      throw new Error(
+        `Cannot write backup: ${bytes} bytes at offset ${offset} of "${path}" fail their ` +
+          `checks: a torn record to cut, or a damaged change; the node's version decides first`,
+      );
+    }
+  }
+
+  /** One write of a whole record to the live log, synced before it returns. */
+  #writeLive(record: Uint8Array, version: number): void {
+    onFile(this.#livePath, () => {
+      // Test-only (see crash_point.ts): `undefined` unless a crash test armed it.
+      const crash = crashPoint?.next();
+      if (crash === "before-write") crashNow();
+      if (crash === "mid-write") {
+        writeAll(this.#live, record.subarray(0, record.length >> 1));
+        crashNow();
+      }
+      writeAll(this.#live, record);
+      if (crash === "after-write-before-sync") crashNow();
+      if (!this.syncOnClose) this.#live.syncDataSync();
+      this.#liveRecords.push({ offset: this.#liveEnd, version });
+      this.#liveEnd += record.length;
+      this.#records++;
+      if (crash === "after-sync-before-answer") crashNow();
+    });
   }
 
   rewind(): Promise<void> {
@@ -372,7 +441,7 @@ export class FileBackend implements Backend, CompactableBackend {
    * Seals the live segment and starts the next one. The next log is made (durably) before
    * the seal is written: a sealed log always has its successor, so a missing one is damage.
    */
-  #roll(): void {
+  #roll(sealed?: Uint8Array): void {
     const sequence = this.#liveSequence + 1;
     const name = logName(sequence);
     onFile(
@@ -382,7 +451,8 @@ export class FileBackend implements Backend, CompactableBackend {
     onFile(this.#livePath, () => {
       writeAll(
         this.#live,
-        encodeRecord(RecordKind.Seal, this.state().version, encodeSeal(sequence), this.#sealAt()),
+        sealed ??
+          encodeRecord(RecordKind.Seal, this.state().version, encodeSeal(sequence), this.#sealAt()),
       );
       this.#live.syncDataSync();
     });
@@ -431,7 +501,7 @@ export class FileBackend implements Backend, CompactableBackend {
   #trimLive(chain: Chain): void {
     // An older base kept for point-in-time restores needs the changes between it and this.
     // Sealed records are bound to their offsets, so an encrypted log is not copied shifted.
-    if (chain.bases.length !== 1 || this.#tail || this.#failure || this.key) return;
+    if (chain.bases.length !== 1 || this.#tail || this.#failure || this.#keyId) return;
     const base = chain.bases[0];
     if (base.header.firstLog !== this.#liveSequence) return;
     const keep = this.#liveRecords.findIndex((r) => r.version >= base.number);
@@ -517,7 +587,7 @@ export class FileBackend implements Backend, CompactableBackend {
       number: sequence,
       backupId: this.#backupId,
       firstLog: 0,
-      keyId: this.key?.id,
+      keyId: this.#keyId,
     });
   }
 

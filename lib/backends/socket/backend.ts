@@ -33,16 +33,23 @@ import {
 import {
   decodeError,
   decodeJson,
+  decodePlace,
   decodeVersionFrame,
   encodeChangeV2,
   encodeFrame,
+  encodeSealedChange,
+  encodeSealedInit,
   encodeSnapshotV2,
   encodeVersionFrame,
+  type Place,
   PROXIED_RAW_BODY_BYTES,
   RAW_BODY_BYTES,
   V2Type,
 } from "../../wire/packets_v2.ts";
 import type { NodeCredential } from "./credential.ts";
+import type { DataKey } from "../../crypto/data_key.ts";
+import { checkServerKey, type LaidOut, layOutChange } from "./sealed_layout.ts";
+import type { SealedCompactionRequest } from "./sealed_compaction.ts";
 import { DEFAULT_RETRY_POLICY, type RetryPolicy } from "./options.ts";
 
 export type SocketLogLevel = "info" | "unusual" | "broken";
@@ -55,6 +62,13 @@ export interface SocketBackendOptions {
   sleep?: (ms: number) => Promise<void>;
   /** The node's credential: with it, wire v2 to a server of ours; without, wire v1. */
   credential?: NodeCredential;
+  /**
+   * An encrypted backup's data key (wire v2 only): each change is sealed here, for its place
+   * in the server's files (sealed_layout.ts), and the server stores what it cannot read.
+   */
+  key?: DataKey;
+  /** An encrypted backup's live log rolls past this many bytes (the file writer's rule). */
+  segmentBytes?: number;
 }
 
 /** The server gave an answer that means the backup cannot be trusted to go on. */
@@ -74,7 +88,10 @@ export function socketUrl(url: string): SocketUrl {
 /** What a write expects of the server: its version before, and after, the write. */
 interface WriteStep {
   what: string;
-  packet: Uint8Array;
+  /** The packet, or how to build it once connected (a sealed change needs the place). */
+  packet: Uint8Array | (() => Promise<Uint8Array>);
+  /** Called once the server acknowledged the write. */
+  acked?: () => void;
   before: number;
   after: number;
   /** For a change that repeats the version: the record count that tells before from after. */
@@ -99,10 +116,22 @@ export class SocketBackend implements Backend {
   #failure: string | undefined;
   #ready: Promise<void> = Promise.resolve();
   readonly #credential: NodeCredential | undefined;
+  readonly #key: DataKey | undefined;
+  /** Where the next sealed change goes; asked again after a reconnect or a rewind. */
+  #place: Place | undefined;
+  readonly #segmentBytes: number | undefined;
 
   private constructor(readonly url: string, options: SocketBackendOptions) {
     this.target = socketUrl(url);
     this.#credential = options.credential;
+    this.#key = options.key;
+    this.#segmentBytes = options.segmentBytes;
+    if (this.#key && !this.#credential) {
+      throw new RemoteBackupError(
+        `an encrypted backup needs wire v2 (a server of cln-backup and the node's ` +
+          `backup.credential): a wire v1 server stores what it is sent, in the clear`,
+      );
+    }
     this.destination = formatHostPort(this.target.host, this.target.port) +
       (this.target.proxy
         ? ` through SOCKS5 proxy ${formatHostPort(this.target.proxy.host, this.target.proxy.port)}`
@@ -157,11 +186,28 @@ export class SocketBackend implements Backend {
       // The server decides its own tail, at the first write after it opened the backup.
       tail: undefined,
       connection: { ...this.#status },
+      ...(this.#key ? { encrypted: true } : {}),
     };
   }
 
   async append(change: Change): Promise<void> {
     const repeat = change.version === this.#version;
+    const key = this.#key;
+    if (key) {
+      let laid: LaidOut | undefined;
+      return await this.#write({
+        what: `change ${change.version}`,
+        packet: async () => {
+          this.#place ??= await this.#askPlace();
+          laid = layOutChange(key, this.#place, change, this.#version, this.#segmentBytes);
+          return encodeSealedChange(laid.packet);
+        },
+        acked: () => this.#place = laid!.next,
+        before: this.#version,
+        after: change.version,
+        countBefore: repeat ? this.#count : undefined,
+      });
+    }
     await this.#write({
       what: `change ${change.version}`,
       packet: this.#credential
@@ -189,6 +235,55 @@ export class SocketBackend implements Backend {
     });
     // A v1 server still counts the dropped record, ours does not.
     this.#count = undefined;
+    this.#place = undefined;
+  }
+
+  /**
+   * Makes the empty backup on the server an encrypted one holding `base` (a sealed base
+   * segment of the snapshot at `version`; empty when the node has no database yet), with
+   * `wrappedKey` (key.json) beside it: `init --encrypt`.
+   */
+  async initSealed(wrappedKey: Uint8Array, base: Uint8Array, version: number): Promise<void> {
+    await this.#write({
+      what: `encrypted snapshot ${version}`,
+      packet: encodeSealedInit(wrappedKey, base),
+      before: this.#version,
+      after: version,
+    });
+    this.#place = undefined;
+  }
+
+  /**
+   * What a compaction of this backup made here needs, when it is encrypted (the server holds
+   * no key and cannot compact it): fold up to `version`, working in `scratch`.
+   */
+  sealedCompaction(version: number, scratch: string): SealedCompactionRequest | undefined {
+    if (!this.#key || !this.#credential) return undefined;
+    return {
+      url: this.url,
+      target: this.target,
+      credential: this.#credential,
+      key: this.#key.bytes,
+      version,
+      scratch,
+      timeoutMs: this.#policy.timeoutMs,
+      compactTimeoutMs: this.#policy.compactTimeoutMs,
+    };
+  }
+
+  /** Where the server puts the next record (PLACE), checked against the node's key. */
+  async #askPlace(): Promise<Place> {
+    const reply = await this.#conn!.request(encodeFrame(V2Type.ReqPlace));
+    if (reply.type === V2Type.Error) {
+      throw new RemoteBackupError(refusal(reply, "PLACE (an older server?)").message);
+    }
+    const place = decodePlace(reply);
+    try {
+      checkServerKey(place, this.#key, this.destination);
+    } catch (error) {
+      throw new RemoteBackupError((error as Error).message);
+    }
+    return place;
   }
 
   /**
@@ -262,9 +357,11 @@ export class SocketBackend implements Backend {
           count = this.#metadata.versionCount;
           if (this.#afterReconnect(step) === "done") return;
         }
+        const packet = typeof step.packet === "function" ? await step.packet() : step.packet;
         const sent = this.#now();
-        const reply = await this.#conn!.request(step.packet);
+        const reply = await this.#conn!.request(packet);
         this.#answer(step, reply);
+        step.acked?.();
         this.#status.last_ack_ms = Math.round((this.#now() - sent) * 1000) / 1000;
         if (count !== undefined) count++;
       });
@@ -333,6 +430,9 @@ export class SocketBackend implements Backend {
       const { version, prevVersion, records } = conn.welcome;
       this.#metadata = { protocol: 2, version, prevVersion, versionCount: records };
       this.#conn = conn;
+      this.#place = undefined;
+      // An encrypted backup's key is checked against the server's at each connect.
+      if (this.#key) this.#place = await this.#askPlace();
       this.#status.state = "connected";
       return;
     }

@@ -1,27 +1,36 @@
 /**
  * `backup-compact` for a `socket:` backup: the server compacts its backup (COMPACT, then
- * COMPACT_RES), on a connection of its own, while the plugin's writes go on over theirs.
+ * COMPACT_RES), on a connection of its own, while the plugin's writes go on over theirs. An
+ * encrypted backup is compacted here instead, where the key is, on a worker thread
+ * (sealed_compaction.ts), in `cln-backup-scratch` in the lightning dir.
  *
  * @module
  */
 import type { CompactionResult } from "../../compact/compact.ts";
+import type { CompactStats } from "../../wire/packets.ts";
 import {
   type CompactionService,
   type CompactionStatus,
   notingLast,
 } from "../../compact/compactor.ts";
 import type { SocketBackend } from "./backend.ts";
+import { SCRATCH_DIR } from "../s3/compaction.ts";
+import { removeStaleWork, type SealedCompactionRequest } from "./sealed_compaction.ts";
+import type { SealedCompactionMessage } from "./sealed_compaction_worker.ts";
 
 export class RemoteCompaction implements CompactionService {
   #running: Promise<CompactionResult> | undefined;
   #target = 0;
   #last: CompactionStatus["last"] = null;
   #stopping = new AbortController();
+  #worker: Worker | undefined;
 
   constructor(
     readonly backend: SocketBackend,
     /** Milliseconds, monotonic (a seam for tests). */
     readonly now: () => number = () => performance.now(),
+    /** Where an encrypted backup's compaction works: in the lightning dir (the plugin's cwd). */
+    readonly scratch: string = `${Deno.cwd()}/${SCRATCH_DIR}`,
   ) {}
 
   /**
@@ -34,7 +43,11 @@ export class RemoteCompaction implements CompactionService {
     const started = this.now();
     const state = this.backend.state();
     this.#target = state.rewindVersion ?? state.version;
-    const asked = this.backend.compactOnServer(this.#stopping.signal).then((stats) => {
+    const sealed = this.backend.sealedCompaction(this.#target, this.scratch);
+    const work: Promise<CompactStats> = sealed
+      ? this.#onWorker(sealed).then((result) => ({ ...result }))
+      : this.backend.compactOnServer(this.#stopping.signal);
+    const asked = work.then((stats) => {
       const { before, after } = stats;
       const result: CompactionResult = {
         ...stats,
@@ -51,6 +64,32 @@ export class RemoteCompaction implements CompactionService {
       .finally(() => this.#running = undefined);
     this.#running = running;
     return running;
+  }
+
+  /** Runs an encrypted backup's compaction on a worker of its own. */
+  #onWorker(request: SealedCompactionRequest): Promise<CompactionResult> {
+    removeStaleWork(request.scratch);
+    const worker = this.#worker = new Worker(
+      new URL("./sealed_compaction_worker.ts", import.meta.url),
+      { type: "module" },
+    );
+    return new Promise<CompactionResult>((resolve, reject) => {
+      const abort = () =>
+        reject(new Error("Cannot compact backup: the plugin is stopping; nothing changed"));
+      this.#stopping.signal.addEventListener("abort", abort);
+      worker.onmessage = ({ data }: MessageEvent<SealedCompactionMessage>) => {
+        if (data.kind === "done") resolve(data.result);
+        else reject(new Error(data.message));
+      };
+      worker.onerror = (event) => {
+        event.preventDefault();
+        reject(new Error(`Cannot compact backup: its worker failed (${event.message})`));
+      };
+      worker.postMessage(request);
+    }).finally(() => {
+      worker.terminate();
+      if (this.#worker === worker) this.#worker = undefined;
+    });
   }
 
   /** Never: the server's sizes are not known here. */
@@ -73,8 +112,12 @@ export class RemoteCompaction implements CompactionService {
     };
   }
 
-  /** Stops waiting: the server finishes or drops its compaction on its own. */
+  /**
+   * Stops waiting: the server finishes or drops its compaction on its own; a compaction made
+   * here stops (a base not yet uploaded is dropped, its scratch removed at the next one).
+   */
   stop(): void {
+    this.#worker?.terminate();
     this.#stopping.abort();
     this.#stopping = new AbortController();
   }

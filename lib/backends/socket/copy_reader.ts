@@ -10,6 +10,7 @@
 import type { BackupDescription, BackupEntry, BackupReader } from "../backend.ts";
 import { FileBackupReader } from "../file/reader.ts";
 import { isSegmentName } from "../../format/layout.ts";
+import { WRAPPED_KEY_NAME } from "../../crypto/wrapped_key.ts";
 import { writeAll } from "../../fs/durable.ts";
 import { decodeFile, decodeVersionFrame, v2Name, V2Type } from "../../wire/packets_v2.ts";
 import { encodeFrame } from "../../wire/packets_v2.ts";
@@ -17,10 +18,11 @@ import { refusal, type SocketUrl, WireConnection } from "./connection.ts";
 import type { NodeCredential } from "./credential.ts";
 
 export class CopiedBackupReader implements BackupReader {
-  #local: FileBackupReader;
+  /** The copy, read as a local backup; an encrypted one is given its key (cli/unlock.ts). */
+  readonly local: FileBackupReader;
 
   private constructor(readonly url: string, readonly tmp: string) {
-    this.#local = new FileBackupReader(url, `${tmp}/backup`);
+    this.local = new FileBackupReader(url, `${tmp}/backup`);
   }
 
   /** Copies the backup of `credential`'s node from the server `target` names. */
@@ -46,11 +48,27 @@ export class CopiedBackupReader implements BackupReader {
   }
 
   describe(): BackupDescription {
-    return { ...this.#local.describe(), url: this.url };
+    try {
+      return { ...this.local.describe(), url: this.url };
+    } catch (error) {
+      throw this.#onServer(error);
+    }
   }
 
-  entries(toVersion?: number): Iterable<BackupEntry> {
-    return this.#local.entries(toVersion);
+  *entries(toVersion?: number): Iterable<BackupEntry> {
+    try {
+      yield* this.local.entries(toVersion);
+    } catch (error) {
+      throw this.#onServer(error);
+    }
+  }
+
+  /** An error that names a file of the copy names it on the server (the copy is removed). */
+  #onServer(error: unknown): unknown {
+    if (error instanceof Error) {
+      error.message = error.message.replaceAll(`${this.local.dir}/`, `${this.url} `);
+    }
+    return error;
   }
 
   close(): void {
@@ -86,7 +104,8 @@ async function copyFiles(conn: WireConnection, dir: string): Promise<void> {
         return;
       }
       const { name, size } = decodeFile(packet);
-      if (!isSegmentName(name)) {
+      // An encrypted backup's wrapped key comes too: the node opens it with its secret.
+      if (!isSegmentName(name) && name !== WRAPPED_KEY_NAME) {
         throw new Error(`Cannot read backup: the server sent a file named ${JSON.stringify(name)}`);
       }
       file = Deno.openSync(`${dir}/${name}`, { write: true, createNew: true });

@@ -47,8 +47,8 @@ export async function serverStatus(
   url: string,
   credential: NodeCredential,
   timeoutMs = DEFAULT_RETRY_POLICY.timeoutMs,
-): Promise<BackupDescription> {
-  const status = await ask<BackupDescription>(
+): Promise<BackupDescription & { wrappedFor?: string[] }> {
+  const status = await ask<BackupDescription & { wrappedFor?: string[] }>(
     url,
     credential,
     V2Type.Status,
@@ -58,7 +58,7 @@ export async function serverStatus(
   return {
     url,
     format: status.format,
-    ...(status.encrypted ? { encrypted: true } : {}),
+    ...(status.encrypted ? { encrypted: true, wrappedFor: status.wrappedFor ?? [] } : {}),
     snapshots: status.snapshots,
     firstVersion: status.firstVersion,
     lastVersion: status.lastVersion,
@@ -69,13 +69,17 @@ export async function serverStatus(
   };
 }
 
-/** What the server's VERIFY found; rejects with the server's reason when it failed. */
+/**
+ * What the server's VERIFY found; rejects with the server's reason when it failed. An
+ * encrypted backup's server cannot restore it: it reads every record's checksum and the
+ * chain, and says `encrypted`, for the node to restore it with its key.
+ */
 export async function serverVerify(
   url: string,
   credential: NodeCredential,
   timeoutMs = DEFAULT_RETRY_POLICY.timeoutMs,
-): Promise<VerifyReport> {
-  const report = await ask<VerifyReport & { ok: boolean }>(
+): Promise<VerifyReport & { encrypted?: true }> {
+  const report = await ask<VerifyReport & { ok: boolean; encrypted?: true }>(
     url,
     credential,
     V2Type.Verify,
@@ -84,7 +88,8 @@ export async function serverVerify(
     VERIFY_TIMEOUT_MS,
   );
   // An older server's VERIFY only read the records: it proves no restore, so it is no verify.
-  const restored = report.restoredVersion ?? (report.records === 0 ? undefined : null);
+  const restored = report.restoredVersion ??
+    (report.records === 0 || report.encrypted ? undefined : null);
   if (typeof report.lastVersion !== "number" || restored === null) {
     throw new RemoteBackupError(
       `the server's VERIFY does not say it restored the backup (an older cln-backup server?): ` +
@@ -98,5 +103,6 @@ export async function serverVerify(
     snapshots: report.snapshots,
     restoredVersion: restored,
     tail: report.tail ?? undefined,
+    ...(report.encrypted ? { encrypted: true } : {}),
   };
 }

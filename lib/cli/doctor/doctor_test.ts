@@ -205,11 +205,16 @@ Deno.test("doctor: backup.key beside an encrypted backup, and none beside a plai
     writeLockFile(node.dir, { backend_url: "s3://bucket/node?region=eu-1" });
     expect(check(), "backup.key", "FAIL", /holds no cln-backup data key/);
     writeKeyFile(node.dir, other);
-    expect(check(), "backup.key", "OK", /holds a key \(the plugin checks it against key\.json\)/);
+    expect(
+      check(),
+      "backup.key",
+      "OK",
+      /holds a key, mode 0600, for s3:.*the plugin checks it against the backup/,
+    );
     Deno.chmodSync(keyFile, 0o640);
     expect(check(), "backup.key", "FAIL", /read by other users \(mode 0640\)/);
     Deno.removeSync(keyFile);
-    expect(check(), "backup.key", "OK", /none: the plugin refuses to start if .* key\.json/);
+    expect(check(), "backup.key", "OK", /none: s3:.* is plain/);
     writeLockFile(node.dir, { backend_url: node.url });
     writeKeyFile(node.dir, key);
     if (Deno.uid() === 0) { // Needs chown to play lightningd's user.
@@ -236,6 +241,28 @@ Deno.test("doctor: a remote backup is left to status, not failed", () =>
       expect(checks, "version", "SKIP", /needs a local backup/);
       expect(checks, "free space", "OK", /remote backup/);
     }
+  }));
+
+Deno.test("doctor: backup.key beside a server's backup: over wire v2 it may be encrypted, over v1 never", () =>
+  withNode(async (node) => {
+    writeLockFile(node.dir, { backend_url: "socket:backup.example.org:8700" });
+    const check = () => runChecks(node.dir, GOOD_SYSTEM);
+    writeKeyFile(node.dir, await DataKey.generate());
+    expect(check(), "backup.key", "FAIL", /takes plain backups only/);
+    const credential = `${node.dir}/backup.credential`;
+    Deno.writeTextFileSync(credential, JSON.stringify({ node: "n", key: "ab".repeat(32) }), {
+      mode: 0o600,
+    });
+    expect(
+      check(),
+      "backup.key",
+      "OK",
+      /holds a key, mode 0600, for socket:.*the plugin checks it against the backup/,
+    );
+    Deno.chmodSync(`${node.dir}/${KEY_FILE}`, 0o644);
+    expect(check(), "backup.key", "FAIL", /read by other users \(mode 0644\)/);
+    Deno.removeSync(`${node.dir}/${KEY_FILE}`);
+    expect(check(), "backup.key", "OK", /none: .* is plain/);
   }));
 
 Deno.test("doctor: a remote destination's keys or credential beside backup.lock", () =>

@@ -10,31 +10,33 @@ import { KEY_FILE, keyFileBytes } from "../../crypto/key_file.ts";
 import { readChain } from "../../format/chain.ts";
 import { statIfExists } from "../../fs/exists.ts";
 import type { CheckResult, Found } from "./check.ts";
+import { CREDENTIAL_NAME } from "../../backends/socket/credential.ts";
 import { allows, describeUser } from "./node_user.ts";
 
 export function keyFileCheck(found: Found): CheckResult {
   const path = `${found.dir}/${KEY_FILE}`;
   const url = found.lock!.backend_url;
   const info = statIfExists(path);
-  if (found.url?.scheme === "s3" && !info) {
-    return [
-      "OK",
-      "none: the plugin refuses to start if the S3 backup's key.json says it is encrypted",
-    ];
+  const scheme = found.url?.scheme;
+  // A server of wire v2 (the node has its credential) may hold an encrypted backup, whose key
+  // the plugin checks against the server's at each connect; S3's, against its key.json.
+  const onServer = scheme === "socket" &&
+    statIfExists(`${found.dir}/${CREDENTIAL_NAME}`) !== undefined;
+  const remote = scheme === "s3" || onServer;
+  if (remote && !info) {
+    return ["OK", `none: ${url} is plain (an encrypted one would need it: status says which)`];
   }
-  if (found.url?.scheme !== "file" && found.url?.scheme !== "s3") {
+  if (scheme !== "file" && !remote) {
     return info
       ? [
         "FAIL",
         `"${path}" holds an encryption key, but ${url} takes plain backups only: the plugin ` +
-        `will not start: remove the key file, or point backup.lock at the encrypted file or ` +
-        `S3 backup`,
+        `will not start: remove the key file, or point backup.lock at an encrypted backup`,
       ]
       : ["OK", "none: a remote backup is stored as the server keeps it"];
   }
-  // An S3 backup's key id is in its key.json, which the plugin checks at start (offline here).
-  const keyId = found.url.scheme === "file" ? readChain(found.url.path).keyId : undefined;
-  if (found.url.scheme === "file" && keyId === undefined) {
+  const keyId = found.url?.scheme === "file" ? readChain(found.url.path).keyId : undefined;
+  if (keyId === undefined && !remote) {
     return info
       ? [
         "FAIL",
@@ -76,14 +78,20 @@ export function keyFileCheck(found: Found): CheckResult {
   }
   const bytes = keyFileBytes(Deno.readTextFileSync(path));
   if (!bytes) return ["FAIL", `"${path}" holds no cln-backup data key: ${rewrite}`];
-  if (keyId && !sameBytes(keyIdOf(bytes), keyId)) {
+  if (keyId === undefined) {
+    // Remote: the key id is in the backup, which the plugin checks at start (offline here).
+    return [
+      "OK",
+      `holds a key, mode 0600, for ${url}: the plugin checks it against the backup's at ` +
+      `start (a plain one is refused); keep the passphrase or age identity off this machine`,
+    ];
+  }
+  if (!sameBytes(keyIdOf(bytes), keyId)) {
     return ["FAIL", `"${path}" holds another backup's key, not ${url}'s: ${rewrite}`];
   }
   return [
     "OK",
-    `holds ${
-      keyId ? `${url}'s key` : "a key (the plugin checks it against key.json)"
-    }, mode 0600: whoever reads it reads the backup, as with the database ` +
+    `holds ${url}'s key, mode 0600: whoever reads it reads the backup, as with the database ` +
     `itself; keep the passphrase or age identity off this machine`,
   ];
 }

@@ -1,0 +1,135 @@
+/**
+ * Compaction of an encrypted backup on a server, made where the key is (the plugin, or the
+ * CLI), never on the server, which cannot read it: the backup's files are fetched into a
+ * scratch directory (RESTORE), restored with the key up to the target version, that database
+ * sealed as a base the way a file backup's compaction seals one, and the base uploaded
+ * (SEALED_BASE); the server checks it and swaps it in for what it covers
+ * (lib/server/storage.ts), while the node's writes go on over their own connection.
+ *
+ * @module
+ */
+import type { CompactionResult } from "../../compact/compact.ts";
+import { restoreBackup } from "../../backup/restore.ts";
+import { writeBase } from "../file/create.ts";
+import { baseName } from "../../format/layout.ts";
+import { readChain } from "../../format/chain.ts";
+import { DataKey } from "../../crypto/data_key.ts";
+import {
+  DATA_CHUNK_BYTES,
+  decodeError,
+  decodeJson,
+  encodeFrame,
+  encodeSealedBase,
+  V2Type,
+} from "../../wire/packets_v2.ts";
+import { type SocketUrl, WireConnection } from "./connection.ts";
+import { CopiedBackupReader } from "./copy_reader.ts";
+import type { NodeCredential } from "./credential.ts";
+
+/** What a compaction of an encrypted server backup needs; plain data, for a worker. */
+export interface SealedCompactionRequest {
+  url: string;
+  target: SocketUrl;
+  credential: NodeCredential;
+  /** The data key's bytes. */
+  key: Uint8Array;
+  /** Fold every change up to this version (the one before the newest, so it may rewind). */
+  version: number;
+  /** Where to fetch and build: `cln-backup-scratch` in the plugin's case. */
+  scratch: string;
+  timeoutMs: number;
+  compactTimeoutMs: number;
+}
+
+const WORK_PREFIX = "sealed-compaction-";
+
+/** Removes what a compaction that was killed left in `scratch`. */
+export function removeStaleWork(scratch: string): void {
+  try {
+    for (const entry of Deno.readDirSync(scratch)) {
+      if (entry.name.startsWith(WORK_PREFIX) || entry.name.startsWith("cln-backup-fetch-")) {
+        Deno.removeSync(`${scratch}/${entry.name}`, { recursive: true });
+      }
+    }
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
+  }
+}
+
+/** Opens the data key of the backup copied into `dir` (its key.json), as the CLI does. */
+export type Unlock = (dir: string) => Promise<DataKey | undefined>;
+
+/**
+ * Builds the sealed base at `request.version` here and has the server swap it in. The key is
+ * the plugin's (its bytes), or opened by `request.key` from the copy's key.json (the CLI).
+ */
+export async function compactSealed(
+  request: Omit<SealedCompactionRequest, "key"> & { key: Uint8Array | Unlock },
+): Promise<CompactionResult> {
+  const { url, target, credential, version, scratch } = request;
+  Deno.mkdirSync(scratch, { recursive: true });
+  const work = Deno.makeTempDirSync({ dir: scratch, prefix: WORK_PREFIX });
+  try {
+    const copy = await CopiedBackupReader.fetch(url, target, request.timeoutMs, credential, work);
+    const base = `${work}/base/${baseName(version)}`;
+    try {
+      const key = request.key instanceof Uint8Array
+        ? await DataKey.from(request.key)
+        : await request.key(copy.local.dir);
+      if (!key) throw new Error("the backup on the server is not encrypted");
+      copy.local.key = key;
+      const newest = readChain(copy.local.dir).bases.at(-1)?.number ?? 0;
+      if (version <= newest) {
+        throw new Error(
+          `nothing to fold: the newest base is at version ${newest}, the target ${version}`,
+        );
+      }
+      const database = `${work}/lightningd.sqlite3`;
+      restoreBackup(copy, database, { toVersion: version, durable: false });
+      const { backupId } = readChain(copy.local.dir);
+      Deno.mkdirSync(`${work}/base`);
+      // The server names the log the base continues in (it alone knows its logs by then):
+      // a header field outside the records' associated data; 1 stands in for it.
+      writeBase(`${work}/base`, { version, path: database }, { backupId, firstLog: 1, key });
+      Deno.removeSync(database);
+    } finally {
+      copy.close();
+    }
+    const conn = await WireConnection.open(target, request.timeoutMs, credential);
+    try {
+      await sendFile(conn, base);
+      const reply = await conn.receive(request.compactTimeoutMs);
+      if (reply.type === V2Type.Error) throw new Error(decodeError(reply).message);
+      return decodeJson<CompactionResult>(reply, V2Type.CompactRes);
+    } finally {
+      conn.close();
+    }
+  } catch (error) {
+    const why = (error as Error).message.replace(/^Cannot \w+ \w+: /, "");
+    throw new Error(
+      `Cannot compact backup: ${why} (building the encrypted base at version ${version} ` +
+        `here); the backup on the server restores as before (the server swaps a base in ` +
+        `whole or not at all) and the node keeps running`,
+    );
+  } finally {
+    Deno.removeSync(work, { recursive: true });
+  }
+}
+
+/** SEALED_BASE, then the base's bytes in DATA packets, read from its file a chunk at a time. */
+async function sendFile(conn: WireConnection, path: string): Promise<void> {
+  const file = Deno.openSync(path, { read: true });
+  try {
+    const size = file.statSync().size;
+    await conn.send(encodeSealedBase(size));
+    const buffer = new Uint8Array(DATA_CHUNK_BYTES);
+    for (let left = size; left > 0;) {
+      const n = file.readSync(buffer.subarray(0, Math.min(left, buffer.length)));
+      if (n === null) throw new Error(`"${path}" ended before its ${size} bytes`);
+      await conn.send(encodeFrame(V2Type.Data, buffer.subarray(0, n)));
+      left -= n;
+    }
+  } finally {
+    file.close();
+  }
+}

@@ -1,0 +1,341 @@
+/**
+ * An encrypted backup on a backup server (wire v2) that holds no key: `init --encrypt` with a
+ * `socket:` URL, the recorded runs through the real plugin, which seals each change for its
+ * place in the server's files; restores with the key equal the node's database, to each run's
+ * end too; the server's files hold no plaintext of a statement; the server's STATUS and
+ * VERIFY work without the key and say it is encrypted. A server process of its own, as an
+ * operator runs it.
+ */
+import { assert, assertEquals, assertMatch, assertRejects } from "./support/assert.ts";
+import { FakeLightningd, splitMessages } from "./support/fake_lightningd.ts";
+import { loadFixture, SCENARIOS } from "./support/fixtures.ts";
+import { dumpDatabase } from "./support/dump.ts";
+import { makeEncryptedBackup, PASSPHRASE } from "./support/encrypted.ts";
+import { startServer } from "./support/wire_server.ts";
+import {
+  cli,
+  initEncrypted,
+  restoredWith,
+  startEncryptedServer,
+} from "./support/encrypted_server.ts";
+import { CREDENTIAL_ENV } from "../lib/backends/socket/credential.ts";
+import { BufferedOutput } from "../lib/cli/testing.ts";
+import { init } from "../lib/cli/init.ts";
+import { launchArgs, lockLaunchPlan } from "../lib/cli/launcher.ts";
+import { readLockFile, writeLockFile } from "../lib/backup/lock_file.ts";
+import { bumpStatement } from "./support/statements.ts";
+import { writeKeyFile } from "../lib/crypto/key_file.ts";
+import { DataKey } from "../lib/crypto/data_key.ts";
+import { SocketBackend } from "../lib/backends/socket/backend.ts";
+import { serverStatus, serverVerify } from "../lib/backends/socket/server_checks.ts";
+import { WireConnection } from "../lib/backends/socket/connection.ts";
+import { socketUrl } from "../lib/backends/socket/backend.ts";
+import {
+  decodeError,
+  encodeFrame,
+  encodeSealedBase,
+  ErrorCode,
+  V2Type,
+} from "../lib/wire/packets_v2.ts";
+import { readChain } from "../lib/format/chain.ts";
+import { DEFAULT_RETRY_POLICY } from "../lib/backends/socket/options.ts";
+
+import { DatabaseSync } from "node:sqlite";
+
+const fixtures = SCENARIOS.map(loadFixture);
+const dbWrites = (raw: Uint8Array) =>
+  splitMessages(raw).filter((m) => m.json.method === "db_write").map((m) =>
+    m.json.params as { data_version: number; writes: string[] }
+  );
+
+/** Every byte of every file under `dir`. */
+function filesUnder(dir: string): Uint8Array[] {
+  const files: Uint8Array[] = [];
+  for (const entry of Deno.readDirSync(dir)) {
+    const path = `${dir}/${entry.name}`;
+    if (entry.isDirectory) files.push(...filesUnder(path));
+    else if (entry.isFile) files.push(Deno.readFileSync(path));
+  }
+  return files;
+}
+
+/** The data_version of the node's database in `dir`. */
+function dumpVersion(dir: string): number {
+  const db = new DatabaseSync(`${dir}/lightningd.sqlite3`, { readOnly: true });
+  try {
+    const row = db.prepare("SELECT intval FROM vars WHERE name = 'data_version'").get();
+    return Number(row!.intval);
+  } finally {
+    db.close();
+  }
+}
+
+function contains(haystack: Uint8Array, needle: Uint8Array): boolean {
+  outer: for (let i = 0; i + needle.length <= haystack.length; i++) {
+    for (let j = 0; j < needle.length; j++) if (haystack[i + j] !== needle[j]) continue outer;
+    return true;
+  }
+  return false;
+}
+
+Deno.test("encrypted server backup: the recorded runs restore equal, to each run's end; the server sees no plaintext", async () => {
+  const s = await startEncryptedServer();
+  try {
+    const key = await initEncrypted(s);
+    const ends: { version: number; dump: string }[] = [];
+    for (const fixture of fixtures) {
+      const node = FakeLightningd.spawn({
+        lightningDir: s.dir,
+        chunking: { kind: "sizes", sizes: fixture.chunks },
+        // Small logs, so that the node rolls them (seals sealed for the server's files).
+        env: { CLN_BACKUP_TEST_SEGMENT_BYTES: String(64 * 1024) },
+      });
+      node.db.exec("PRAGMA synchronous = OFF");
+      assertEquals(await node.replay(fixture.raw), "committed", node.aborted);
+      assertEquals((await node.close()).code, 0, await node.stderr());
+      assertEquals(node.logs.filter((l) => l.level === "broken"), []);
+      const dump = dumpDatabase(fixture.database);
+      ends.push({ version: dbWrites(fixture.raw).at(-1)!.data_version, dump });
+      assertEquals(await restoredWith(s, key), dump, `${fixture.name}: restore`);
+    }
+    for (const end of ends) {
+      assertEquals(await restoredWith(s, key, end.version), end.dump, `to ${end.version}`);
+    }
+    const chain = readChain(s.storage);
+    assert(chain.logs.length > 3, `the logs rolled: ${chain.logs.length}`);
+    assert([...chain.bases, ...chain.logs].every((g) => g.header.keyId !== undefined));
+
+    // No statement of a stored change appears in the server's files: a short one (stored
+    // raw, uncompressed, in a plain backup) of the activity run.
+    const statement = dbWrites(fixtures[2].raw).flatMap((w) => w.writes)
+      .find((w) => w.startsWith("INSERT INTO") && w.length > 60 && w.length < 1000)!;
+    const needle = new TextEncoder().encode(statement.slice(0, 48));
+    assert(filesUnder(s.root).every((bytes) => !contains(bytes, needle)), statement);
+
+    // The server describes and checks it without the key, and says it is encrypted.
+    const status = await serverStatus(s.url, s.credential);
+    assertEquals([status.encrypted, status.lastVersion], [true, ends.at(-1)!.version]);
+    assertEquals(status.wrappedFor, ["passphrase"]);
+    const verified = await serverVerify(s.url, s.credential);
+    assertEquals([verified.encrypted, verified.lastVersion], [true, ends.at(-1)!.version]);
+    const statusLine = await cli(["status", s.url], {
+      [CREDENTIAL_ENV]: s.credential.path,
+    });
+    assertEquals(statusLine.code, 0, statusLine.stderr);
+    assertMatch(statusLine.stdout, /encryption: encrypted .* key wrapped for passphrase/);
+
+    // The CLI restores and verifies it with the passphrase, on this machine.
+    const env = { [CREDENTIAL_ENV]: s.credential.path, CLN_BACKUP_PASSPHRASE: PASSPHRASE };
+    const restored = await cli(["restore", s.url, `${s.root}/cli.sqlite3`], env);
+    assertEquals(restored.code, 0, restored.stderr);
+    assertEquals(dumpDatabase(`${s.root}/cli.sqlite3`), ends.at(-1)!.dump);
+    const verify = await cli(["verify", s.url], env);
+    assertEquals(verify.code, 0, verify.stderr);
+    assertMatch(verify.stdout, /it is encrypted, so it is restored here/);
+    assertMatch(verify.stdout, /^OK: .* restores to version \d+/m);
+  } finally {
+    await s.stop();
+  }
+});
+
+Deno.test("encrypted server backup: the plugin under its launcher; a wrong passphrase, another key, a node without its key are refused; rekey", async () => {
+  const s = await startEncryptedServer();
+  try {
+    await initEncrypted(s);
+    // The launcher init wrote: the plugin reads its key and loads the crypto primitives.
+    const plan = lockLaunchPlan(s.dir, readLockFile(s.dir));
+    assert(plan.scratch, "an encrypted server backup is compacted in cln-backup-scratch");
+    const node = FakeLightningd.spawn({
+      lightningDir: s.dir,
+      command: [plan.deno, ...launchArgs(plan)],
+    });
+    assertEquals(await node.replay(fixtures[0].raw), "committed", node.aborted);
+    assertEquals((await node.close()).code, 0, await node.stderr());
+
+    const wrong = await cli(["restore", s.url, `${s.root}/wrong.sqlite3`], {
+      [CREDENTIAL_ENV]: s.credential.path,
+      CLN_BACKUP_PASSPHRASE: "not the passphrase",
+    });
+    assertEquals(wrong.code, 1);
+    assertEquals(wrong.stderr.trim().split("\n").length, 1, wrong.stderr);
+    assertMatch(wrong.stderr, /does not open the backup's key .*wrong passphrase/);
+    assert(!Deno.readDirSync(s.root).some((e) => e.name.startsWith("wrong")));
+
+    // rekey: the server's key.json is replaced; only the new passphrase opens the backup.
+    const newPassphrase = `${s.root}/new-passphrase`;
+    Deno.writeTextFileSync(newPassphrase, "a new passphrase\n");
+    const credentialEnv = { [CREDENTIAL_ENV]: s.credential.path };
+    const rekeyed = await cli(["rekey", s.url, "--new-passphrase-file", newPassphrase], {
+      ...credentialEnv,
+      CLN_BACKUP_PASSPHRASE: PASSPHRASE,
+    });
+    assertEquals(rekeyed.code, 0, rekeyed.stderr);
+    assertMatch(rekeyed.stdout, /^Rewrapped the key of socket:.* for a new passphrase/);
+    const old = await cli(["restore", s.url, `${s.root}/old.sqlite3`], {
+      ...credentialEnv,
+      CLN_BACKUP_PASSPHRASE: PASSPHRASE,
+    });
+    assertMatch(old.stderr, /does not open the backup's key/);
+    const renewed = await cli(["restore", s.url, `${s.root}/new.sqlite3`], {
+      ...credentialEnv,
+      CLN_BACKUP_PASSPHRASE: "a new passphrase",
+    });
+    assertEquals(renewed.code, 0, renewed.stderr);
+    assertEquals(
+      dumpDatabase(`${s.root}/new.sqlite3`),
+      dumpDatabase(`${s.dir}/lightningd.sqlite3`),
+    );
+
+    // Another key for this backup, and the plugin's key against a plain backup: refused.
+    const policy = { ...DEFAULT_RETRY_POLICY, retries: 0, timeoutMs: 5_000 };
+    const other = await DataKey.generate();
+    await assertRejects(
+      () => SocketBackend.connect(s.url, { policy, credential: s.credential, key: other }),
+      /the key in backup\.key .* is not the key of the backup/,
+    );
+    // Without its key the node's plain change is refused by the server, nothing stored.
+    const keyless = await SocketBackend.connect(s.url, { policy, credential: s.credential });
+    const version = keyless.state().version;
+    await assertRejects(
+      () => keyless.append({ version: version + 1, statements: ["DELETE FROM vars"] }),
+      /is plain, and the backup is encrypted/,
+    );
+    keyless.close();
+  } finally {
+    await s.stop();
+  }
+});
+
+Deno.test("a key file beside a plain server backup is refused at the node's first write", async () => {
+  const s = await startEncryptedServer("restart");
+  try {
+    const output = new BufferedOutput();
+    assertEquals(await init([s.url, "--lightning-dir", s.dir], output), 0, output.text);
+    writeKeyFile(s.dir, await DataKey.generate());
+    const node = FakeLightningd.spawn({ lightningDir: s.dir });
+    assertEquals(await node.transaction(["DELETE FROM vars WHERE name = 'x'"]), "aborted");
+    await node.kill().catch(() => {});
+    const said = node.logs.map((l) => l.message).join("\n");
+    assertMatch(said, /is not encrypted, but backup\.key beside backup\.lock holds a key/);
+    const { lastVersion, encrypted } = await serverStatus(s.url, s.credential);
+    assertEquals([lastVersion, encrypted], [dumpVersion(s.dir), undefined]);
+  } finally {
+    await s.stop();
+  }
+});
+
+Deno.test("wire v1 to an encrypted backup is refused: NACK, nothing stored", async () => {
+  const root = Deno.makeTempDirSync({ prefix: "socket-encrypted-v1-" });
+  await makeEncryptedBackup(`${root}/served`);
+  const server = startServer(`${root}/served`);
+  try {
+    const policy = { ...DEFAULT_RETRY_POLICY, retries: 0, timeoutMs: 5_000 };
+    await assertRejects(
+      () => SocketBackend.connect(server.url, { policy }),
+      /refused wire v1 \(NACK\)/,
+    );
+    assert(server.logs.some((l) => /wire v1 to an encrypted backup, which is v2 only/.test(l)));
+    assertEquals(readChain(`${root}/served`).logs.length, 1);
+  } finally {
+    await server.server.close();
+    Deno.removeSync(root, { recursive: true });
+  }
+});
+
+Deno.test("encrypted server backup: a base or key.json that is not this backup's, or a base cut short, is refused and leaves nothing", async () => {
+  const s = await startEncryptedServer();
+  try {
+    await initEncrypted(s);
+    const node = FakeLightningd.spawn({ lightningDir: s.dir });
+    assertEquals(await node.replay(fixtures[0].raw), "committed", node.aborted);
+    assertEquals((await node.close()).code, 0, await node.stderr());
+    const before = Deno.readDirSync(s.storage).toArray().map((e) => e.name).sort();
+    const open = () => WireConnection.open(socketUrl(s.url), 5_000, s.credential);
+    // Garbage where a base belongs: ERROR, the backup as it was.
+    const conn = await open();
+    try {
+      const junk = new Uint8Array(3000).fill(1);
+      await conn.send(encodeSealedBase(junk.length));
+      await conn.send(encodeFrame(V2Type.Data, junk));
+      const reply = decodeError(await conn.receive());
+      assertEquals(reply.code, ErrorCode.Failed);
+      assertMatch(reply.message, /^SEALED_BASE failed: the sealed base/);
+    } finally {
+      conn.close();
+    }
+    // Nor is a key.json of another backup taken in place of its own (rekey).
+    const rekey = await open();
+    try {
+      const other = new TextEncoder().encode(JSON.stringify({
+        cln_backup_key: 1,
+        backup_id: "00".repeat(16),
+        key_id: "00".repeat(8),
+        wraps: [],
+      }));
+      await rekey.send(encodeFrame(V2Type.SealedKey, other));
+      const reply = decodeError(await rekey.receive());
+      assertEquals(reply.code, ErrorCode.Refused);
+      assertMatch(reply.message, /holds the key of another backup/);
+    } finally {
+      rekey.close();
+    }
+    // A base cut short by a lost connection: its upload is removed.
+    const cut = await open();
+    await cut.send(encodeSealedBase(5000));
+    await cut.send(encodeFrame(V2Type.Data, new Uint8Array(100)));
+    cut.close();
+    const listing = () => Deno.readDirSync(s.storage).toArray().map((e) => e.name).sort();
+    for (let tries = 0; listing().some((n) => n.startsWith("upload-")) && tries < 500; tries++) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    assertEquals(listing(), before);
+    assertEquals((await serverStatus(s.url, s.credential)).encrypted, true);
+  } finally {
+    await s.stop();
+  }
+});
+
+Deno.test("encrypted server backup: init seals the node's database; a change the node never committed is rewound, and a restarted server is reconnected to", async () => {
+  const s = await startEncryptedServer("restart");
+  try {
+    const key = await initEncrypted(s);
+    const node = `${s.dir}/lightningd.sqlite3`;
+    assertEquals(await restoredWith(s, key), dumpDatabase(node), "the sealed base of init");
+    // Quick reconnects: the server is restarted under the plugin below.
+    writeLockFile(s.dir, {
+      ...readLockFile(s.dir),
+      socket_retries: 50,
+      socket_retry_delay_s: 0.1,
+    });
+    const first = FakeLightningd.spawn({ lightningDir: s.dir });
+    for (let i = 0; i < 3; i++) {
+      assertEquals(await first.transaction([`DELETE FROM vars WHERE name = 'a${i}'`]), "committed");
+    }
+    // lightningd stops after the plugin stored a change, before committing it.
+    const version = first.dataVersion();
+    const stored = await first.request("db_write", {
+      data_version: version + 1,
+      writes: ["INSERT INTO vars (name, intval) VALUES ('never', 1)", bumpStatement(version)],
+    });
+    assertEquals((stored.result as Record<string, unknown>).result, "continue");
+    assertEquals((await first.close()).code, 0, await first.stderr());
+    assertEquals((await serverStatus(s.url, s.credential)).lastVersion, version + 1);
+    assert((await restoredWith(s, key)).includes("'never'"), "the backup holds it for now");
+
+    const second = FakeLightningd.spawn({ lightningDir: s.dir });
+    // The node is one behind: the plugin rewinds the change, then seals this one in its place.
+    assertEquals(await second.transaction(["DELETE FROM vars WHERE name = 'b'"]), "committed");
+    await s.restartServer({});
+    assertEquals(await second.transaction(["DELETE FROM vars WHERE name = 'c'"]), "committed");
+    assertEquals((await second.close()).code, 0, await second.stderr());
+    assert(
+      second.logs.some((l) => /reconnect/.test(l.message)),
+      JSON.stringify(second.logs.map((l) => l.message)),
+    );
+    const restored = await restoredWith(s, key);
+    assertEquals(restored, dumpDatabase(node));
+    assert(!restored.includes("'never'"), "the change the node never committed is gone");
+  } finally {
+    await s.stop();
+  }
+});
