@@ -170,7 +170,7 @@ Deno.test("encrypted server backup: the plugin under its launcher; a wrong passp
       CLN_BACKUP_PASSPHRASE: PASSPHRASE,
     });
     assertEquals(rekeyed.code, 0, rekeyed.stderr);
-    assertMatch(rekeyed.stdout, /^Rewrapped the key of socket:.* for a new passphrase/);
+    assertMatch(rekeyed.stdout, /^Rewrapped the key of "socket:.*" for a new passphrase/);
     const old = await cli(["restore", s.url, `${s.root}/old.sqlite3`], {
       ...credentialEnv,
       CLN_BACKUP_PASSPHRASE: PASSPHRASE,
