@@ -12,6 +12,7 @@
  * @module
  */
 import { FileBackupReader } from "../backends/file/reader.ts";
+import { scanWith } from "../backends/file/encryption.ts";
 import { baseName } from "../format/layout.ts";
 import { readChain } from "../format/chain.ts";
 import { existsSync, removeIfExists } from "../fs/exists.ts";
@@ -125,7 +126,7 @@ export function compactBackup(url: string, dir: string, options: CompactOptions)
       const chain = readChain(dir);
       moveIntoBase(dir, restored.path, options.target, {
         backupId: chain.backupId,
-        firstLog: continuingLog(chain, options.target),
+        firstLog: continuingLog(chain, options.target, scanWith(options.key, true)),
         key: options.key,
       }, pacer);
       atStep("compact-after-base");

@@ -11,6 +11,8 @@ import { FileBackupReader } from "../backends/file/reader.ts";
 import { readLayout } from "../format/layout.ts";
 import { restoreBackup } from "../backup/restore.ts";
 import { compactBackup, compactWithWriter } from "./compact.ts";
+import { DataKey } from "../crypto/data_key.ts";
+import { makeEncryptedBackup } from "../../tests/support/encrypted.ts";
 
 const CHANGES = recordedChanges(SCENARIOS);
 const LAST = CHANGES.at(-1)!.version;
@@ -147,36 +149,52 @@ Deno.test("compaction right after a roll deletes the log that ends at its target
   }
 });
 
-Deno.test("compaction keeps a log that ends in a migration's PRAGMA hook at its target", async () => {
-  const dir = Deno.makeTempDirSync({ prefix: "cln-backup-compact-" });
+/** A backup whose live log ends in a migration's PRAGMA hook at version 10, then rolls. */
+async function migrationBackup(dir: string, key?: DataKey): Promise<string> {
+  const source = `${dir}/source.sqlite3`;
+  parentChildDatabase(source, 9);
+  const path = `${dir}/backup`;
+  if (key) await makeEncryptedBackup(path, { version: 9, path: source }, [], key);
+  else createFileBackup(path, { version: 9, path: source });
+  const writer = FileBackend.open(`file://${path}`, path, { segmentBytes: 1024, key });
   try {
-    const source = `${dir}/source.sqlite3`;
-    parentChildDatabase(source, 9);
-    const path = `${dir}/backup`;
-    createFileBackup(path, { version: 9, path: source });
-    const writer = FileBackend.open(`file://${path}`, path, { segmentBytes: 1024 });
-    try {
-      await writer.append({ version: 10, statements: ["INSERT INTO parent VALUES (2)", bump(9)] });
-      // A migration that rebuilds `parent`, as lightningd runs it: foreign keys off first, in
-      // a hook of its own that repeats version 10; the rebuild is too large for this log.
-      await writer.append({ version: 10, statements: ["PRAGMA foreign_keys = OFF;"] });
-      const noise = Array.from(crypto.getRandomValues(new Uint8Array(2048)), (b) => b.toString(16))
-        .join("");
-      await writer.append({
-        version: 11,
-        statements: [`SELECT '${noise}'`, ...rebuildParent(10)],
-      });
-      assertEquals(writer.compactionTarget(), 10);
-      const result = compactBackup(`file://${path}`, path, { target: 10 });
-      writer.compacted();
-      assertEquals(result.base_version, 10);
-    } finally {
-      writer.close();
-    }
-    const restored = restoreBackup(new FileBackupReader(`file://${path}`, path), `${dir}/r.db`);
-    // Replayed with foreign keys on, the rebuild would have cascaded to the children.
-    assertEquals(childRows(restored.path), 3);
+    await writer.append({ version: 10, statements: ["INSERT INTO parent VALUES (2)", bump(9)] });
+    // A migration that rebuilds `parent`, as lightningd runs it: foreign keys off first, in
+    // a hook of its own that repeats version 10; the rebuild is too large for this log.
+    await writer.append({ version: 10, statements: ["PRAGMA foreign_keys = OFF;"] });
+    const noise = Array.from(crypto.getRandomValues(new Uint8Array(2048)), (b) => b.toString(16))
+      .join("");
+    await writer.append({
+      version: 11,
+      statements: [`SELECT '${noise}'`, ...rebuildParent(10)],
+    });
+    assertEquals(writer.compactionTarget(), 10);
+    const result = compactBackup(`file://${path}`, path, { target: 10, key });
+    writer.compacted();
+    assertEquals(result.base_version, 10);
   } finally {
-    Deno.removeSync(dir, { recursive: true });
+    writer.close();
   }
-});
+  return path;
+}
+
+for (const encrypted of [false, true]) {
+  Deno.test(
+    `compaction keeps a log that ends in a migration's PRAGMA hook at its target${
+      encrypted ? ", encrypted" : ""
+    }`,
+    async () => {
+      const dir = Deno.makeTempDirSync({ prefix: "cln-backup-compact-" });
+      try {
+        const key = encrypted ? await DataKey.generate() : undefined;
+        const path = await migrationBackup(dir, key);
+        const reader = new FileBackupReader(`file://${path}`, path, { key });
+        const restored = restoreBackup(reader, `${dir}/r.db`);
+        // Replayed with foreign keys on, the rebuild would have cascaded to the children.
+        assertEquals(childRows(restored.path), 3);
+      } finally {
+        Deno.removeSync(dir, { recursive: true });
+      }
+    },
+  );
+}

@@ -5,7 +5,13 @@
  *
  * @module
  */
-import { type Chain, scanLogs, sealedVersion, type Segment } from "../format/chain.ts";
+import {
+  type Chain,
+  type ChainScanOptions,
+  scanLogs,
+  sealedVersion,
+  type Segment,
+} from "../format/chain.ts";
 import { readLayout } from "../format/layout.ts";
 import { decodeStatements } from "../format/record.ts";
 import { isPragmaOnly } from "../sqlite/apply.ts";
@@ -17,13 +23,18 @@ export const DEFAULT_RETAIN_BASES = 1;
  * The log a base at `version` continues in: the first that holds a change above `version`,
  * or a hook without a bump at `version` (a migration's PRAGMA, which must still run after the
  * base, before the change that rebuilds a table). Logs before it hold only what the base
- * holds; the live log, unsealed, may hold anything.
+ * holds; the live log, unsealed, may hold anything. `scan` opens an encrypted backup's records
+ * (its key's), as that hook must be read.
  */
-export function continuingLog(chain: Chain, version: number): number {
+export function continuingLog(
+  chain: Chain,
+  version: number,
+  scan: ChainScanOptions = { decode: true },
+): number {
   for (const log of chain.logs) {
     const last = sealedVersion(log);
     if (last === undefined || last > version) return log.number;
-    if (last === version && holdsPragmaHookAt(chain, log, version)) return log.number;
+    if (last === version && holdsPragmaHookAt(chain, log, version, scan)) return log.number;
   }
   throw new Error(`Cannot compact backup: "${chain.dir}" has no log`);
 }
@@ -43,8 +54,13 @@ export function continuingLogByVersion(chain: Chain, version: number): number {
 }
 
 /** Whether `log` holds a hook without a bump at `version` (read only when it ends there). */
-function holdsPragmaHookAt(chain: Chain, log: Segment, version: number): boolean {
-  for (const record of scanLogs(chain, log.number, { decode: true })) {
+function holdsPragmaHookAt(
+  chain: Chain,
+  log: Segment,
+  version: number,
+  scan: ChainScanOptions,
+): boolean {
+  for (const record of scanLogs(chain, log.number, scan)) {
     if (record.log.number !== log.number) return false;
     if (
       record.header.version === version &&
