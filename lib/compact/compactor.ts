@@ -22,6 +22,7 @@ import {
   type CompactionStats,
   type CompactionWork,
 } from "./compact.ts";
+import { RetryGate } from "./retry_gate.ts";
 import { compactionDue, type CompactionPolicy, type CompactionSizes, dueAt } from "./policy.ts";
 
 /** What the worker is asked to do. */
@@ -158,6 +159,7 @@ export class Compactor implements CompactionService {
     readonly backend: CompactableBackend,
     readonly policy: () => CompactionPolicy,
     readonly newThread: () => CompactionThread = workerThread,
+    readonly gate: RetryGate = new RetryGate(),
   ) {}
 
   get running(): boolean {
@@ -232,6 +234,7 @@ export class Compactor implements CompactionService {
         } catch (error) {
           failure ??= `Cannot compact backup: ${(error as Error).message}`;
         }
+        this.gate.settled(result !== undefined && failure === undefined);
         if (result && failure === undefined) {
           this.#last = { ok: true, ...result };
           resolve(result);
@@ -249,7 +252,8 @@ export class Compactor implements CompactionService {
   }
 
   due(): boolean {
-    return !this.#running && compactionDue(this.policy(), this.backend.compactionSizes());
+    return !this.#running && this.gate.open &&
+      compactionDue(this.policy(), this.backend.compactionSizes());
   }
 
   status(): CompactionStatus {

@@ -10,6 +10,7 @@ import { FileBackupReader } from "../backends/file/reader.ts";
 import { readLayout } from "../format/layout.ts";
 import { type CompactionThread, Compactor } from "./compactor.ts";
 import { type CompactionPolicy, DEFAULT_POLICY } from "./policy.ts";
+import { RETRY_AFTER_FAILURE_MS, RetryGate } from "./retry_gate.ts";
 
 const CHANGES = recordedChanges(SCENARIOS);
 const tick = () => new Promise((resolve) => setTimeout(resolve, 0));
@@ -110,6 +111,32 @@ Deno.test(
     assertEquals(compactor.running, false);
     await writer.append(CHANGES[50]);
     assertEquals(writer.state().version, CHANGES[50].version);
+  }),
+);
+
+Deno.test(
+  "compactor: after a failure, automatic compaction waits; a request tries at once",
+  withBackup(async (writer) => {
+    for (const change of CHANGES.slice(0, 300)) await writer.append(change);
+    let runs = 0;
+    const failing: CompactionThread = {
+      run: (_request, onMessage) => {
+        runs++;
+        queueMicrotask(() => onMessage({ kind: "failed", message: "Cannot compact backup: disk" }));
+      },
+      stop: () => {},
+    };
+    let now = 0;
+    const policy = { ...DEFAULT_POLICY, minBytes: 0, ratioPercent: 0 };
+    const compactor = new Compactor(writer, () => policy, () => failing, new RetryGate(() => now));
+    assertEquals(compactor.due(), true);
+    await assertRejects(() => compactor.maybeCompact()!, /disk/);
+    now += RETRY_AFTER_FAILURE_MS - 1;
+    assertEquals([compactor.due(), compactor.maybeCompact(), runs], [false, undefined, 1]);
+    await assertRejects(() => compactor.compact(), /disk/);
+    assertEquals(runs, 2);
+    now += RETRY_AFTER_FAILURE_MS;
+    assertEquals(compactor.due(), true);
   }),
 );
 

@@ -47,27 +47,16 @@ export interface MultiCompactionResult extends CompactionResult {
   destinations: DestinationOutcome[];
 }
 
-/**
- * How long the automatic policy leaves a destination alone after its compaction failed: it
- * would fail again at the next hook (a full disk, a launcher without the scratch directory),
- * with a log line each time. `backup-compact` tries it at once.
- */
-export const RETRY_AFTER_FAILURE_MS = 10 * 60_000;
-
 export class MultiCompaction implements CompactionService {
   /** The destination compactions queued or running, one after the other. */
   #lane: Promise<unknown> = Promise.resolve();
   readonly #queued = new Map<CompactionMember, Promise<DestinationOutcome>>();
-  /** When each destination's last compaction failed. */
-  readonly #failedAt = new Map<CompactionMember, number>();
   #request: Promise<MultiCompactionResult> | undefined;
   #stopped = false;
 
   constructor(
     readonly members: readonly CompactionMember[],
     readonly log: (level: "info" | "unusual", message: string) => void = () => {},
-    /** Milliseconds, monotonic (a seam for tests). */
-    readonly now: () => number = () => performance.now(),
   ) {}
 
   /** Compacts every destination, or joins the compaction of all of them under way. */
@@ -86,9 +75,8 @@ export class MultiCompaction implements CompactionService {
     return this.#queued.size === 0 && this.members.some((m) => this.#dueNow(m));
   }
 
+  /** Each service holds its automatic compactions back after one failed. */
   #dueNow(member: CompactionMember): boolean {
-    const failed = this.#failedAt.get(member);
-    if (failed !== undefined && this.now() - failed < RETRY_AFTER_FAILURE_MS) return false;
     return member.held?.() === undefined && member.service.due();
   }
 
@@ -130,10 +118,8 @@ export class MultiCompaction implements CompactionService {
         `Destination ${url} compacted in ${result.seconds} s: ${result.versions_folded} ` +
           `change(s) folded, ${result.bytes_freed} bytes freed`,
       );
-      this.#failedAt.delete(member);
       return { url, async, result, error: null };
     } catch (error) {
-      this.#failedAt.set(member, this.now());
       const message = (error as Error).message;
       if (!this.#stopped) this.log("unusual", `Destination ${url}: ${message}`);
       return { url, async, result: null, error: message };

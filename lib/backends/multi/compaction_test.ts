@@ -6,7 +6,8 @@ import { FileBackend } from "../file/writer.ts";
 import { readLayout } from "../../format/layout.ts";
 import { Compactor } from "../../compact/compactor.ts";
 import { type CompactionPolicy, DEFAULT_POLICY } from "../../compact/policy.ts";
-import { MultiCompaction, RETRY_AFTER_FAILURE_MS } from "./compaction.ts";
+import { RETRY_AFTER_FAILURE_MS, RetryGate } from "../../compact/retry_gate.ts";
+import { MultiCompaction } from "./compaction.ts";
 
 const CHANGES = recordedChanges(SCENARIOS);
 
@@ -26,16 +27,17 @@ Deno.test("MultiCompaction leaves a destination whose compaction failed to itsel
     // b's compaction fails: a sealed log it needs is gone.
     Deno.removeSync(readLayout(`${root}/b`).logs[0].path);
     const due: CompactionPolicy = { ...DEFAULT_POLICY, minBytes: 0, ratioPercent: 1 };
+    let now = 0;
+    const compactor = (backend: FileBackend, policy: CompactionPolicy) =>
+      new Compactor(backend, () => policy, undefined, new RetryGate(() => now));
     const members = [
-      { url: a.url, async: false, service: new Compactor(a, () => DEFAULT_POLICY) },
-      { url: b.url, async: false, service: new Compactor(b, () => due) },
+      { url: a.url, async: false, service: compactor(a, DEFAULT_POLICY) },
+      { url: b.url, async: false, service: compactor(b, due) },
     ];
     const failures: string[] = [];
-    let now = 0;
     const multi = new MultiCompaction(
       members,
       (level, message) => level === "unusual" && failures.push(message),
-      () => now,
     );
     await assertRejects(() => multi.maybeCompact()!, /file:\/\/.*\/b: .*/);
     assertEquals(failures.length, 1);

@@ -17,6 +17,7 @@ import {
   compactionStatus,
 } from "../../compact/compactor.ts";
 import { compactionDue, type CompactionPolicy } from "../../compact/policy.ts";
+import { RetryGate } from "../../compact/retry_gate.ts";
 import type { S3Credentials } from "./client.ts";
 import type { S3RetryPolicy } from "./retry.ts";
 import type { S3Backend } from "./backend.ts";
@@ -49,6 +50,7 @@ export class S3Compaction implements CompactionService {
     readonly policy: () => CompactionPolicy,
     /** Where the worker may write its temporary files: in the lightning dir. */
     readonly scratch: string,
+    readonly gate: RetryGate = new RetryGate(),
   ) {}
 
   /**
@@ -66,9 +68,11 @@ export class S3Compaction implements CompactionService {
       this.#run(resolve, reject);
     }).then((result) => {
       this.#last = { ok: true, ...result };
+      this.gate.settled(true);
       return result;
     }, (error: Error) => {
       this.#last = { ok: false, error: error.message };
+      this.gate.settled(false);
       throw error;
     }).finally(() => {
       this.#running = undefined;
@@ -140,7 +144,8 @@ export class S3Compaction implements CompactionService {
   }
 
   due(): boolean {
-    return !this.#running && compactionDue(this.policy(), this.backend.compactionSizes());
+    return !this.#running && this.gate.open &&
+      compactionDue(this.policy(), this.backend.compactionSizes());
   }
 
   status(): CompactionStatus {
