@@ -11,6 +11,8 @@
  * - restore: read the backup; read and write the target and its parent.
  * - status: read the backup.
  * - verify: read the backup; read and write the temporary directory.
+ * - restore, verify, upgrade, compact and mirror, which read a backup's records: read the
+ *   read-ahead worker's code (lib/), loaded at run time for a large backup.
  * - upgrade: as init for DIR; read the v1 file backup.lock names; read and write the new
  *   backup's parent directory.
  * - doctor: read everything (it looks over a whole set-up); HOME; statfs (free space).
@@ -165,6 +167,13 @@ function nodeDir(dir: string): Partial<Grants> {
   return grants;
 }
 
+/**
+ * What reading a backup's records takes beyond the backup: the read-ahead worker's code
+ * (lib/), which a large backup's reader loads at run time (a file backup's, and the copy a
+ * remote one is fetched into).
+ */
+const READS_RECORDS: Partial<Grants> = { read: [WORKER_CODE] };
+
 /** What opening an encrypted backup's key takes: its secret, and the crypto module. */
 function secrets({ values }: ParsedArgs): Partial<Grants> {
   const files = [values["passphrase-file"], values.identity, values["new-passphrase-file"]]
@@ -210,7 +219,7 @@ const TABLE: Record<string, { spec?: CommandSpec; plan: Planner }> = {
       const path = userPath(target);
       const also = (args.values.also as unknown as string[] | undefined) ?? [];
       const sources = [url, ...also].map((u) => backup(u, false, tempDir));
-      return merge(...sources, secrets(args), {
+      return merge(...sources, secrets(args), READS_RECORDS, {
         read: [path, dirname(path)],
         write: [path, dirname(path)],
       });
@@ -223,7 +232,7 @@ const TABLE: Record<string, { spec?: CommandSpec; plan: Planner }> = {
   verify: {
     spec: VERIFY_SPEC,
     plan: (args, tempDir) =>
-      merge(backup(args.positionals[0], false, tempDir), secrets(args), {
+      merge(backup(args.positionals[0], false, tempDir), secrets(args), READS_RECORDS, {
         read: [tempDir],
         write: [tempDir],
       }),
@@ -238,7 +247,13 @@ const TABLE: Record<string, { spec?: CommandSpec; plan: Planner }> = {
         // An S3 backup: read, and copied (encrypted) to the prefix --to names.
         const to = args.values.to;
         const copy = typeof to === "string" ? [newBackup(to, tempDir)] : [];
-        return merge(nodeDir(dir), s3Backup(locked.netAddress!, tempDir), ...copy, ...keys);
+        return merge(
+          nodeDir(dir),
+          s3Backup(locked.netAddress!, tempDir),
+          ...copy,
+          ...keys,
+          READS_RECORDS,
+        );
       }
       const { backupPath } = locked;
       if (backupPath === undefined) return nodeDir(dir);
@@ -246,7 +261,7 @@ const TABLE: Record<string, { spec?: CommandSpec; plan: Planner }> = {
         upgradeUrl(backupPath, args.values.to, args.values.encrypt),
         tempDir,
       );
-      return merge(nodeDir(dir), { read: [backupPath] }, converted, ...keys);
+      return merge(nodeDir(dir), { read: [backupPath] }, converted, ...keys, READS_RECORDS);
     },
   },
   doctor: {
@@ -278,7 +293,8 @@ const TABLE: Record<string, { spec?: CommandSpec; plan: Planner }> = {
   },
   compact: {
     spec: COMPACT_SPEC,
-    plan: (args, tempDir) => merge(backup(args.positionals[0], true, tempDir), secrets(args)),
+    plan: (args, tempDir) =>
+      merge(backup(args.positionals[0], true, tempDir), secrets(args), READS_RECORDS),
   },
   mirror: {
     spec: MIRROR_SPEC,
@@ -289,6 +305,7 @@ const TABLE: Record<string, { spec?: CommandSpec; plan: Planner }> = {
         nodeDir(dir),
         newBackup(args.positionals[0], tempDir),
         existing === undefined ? {} : { read: [existing] },
+        READS_RECORDS,
       );
     },
   },

@@ -8,6 +8,10 @@ import { SIGV4_MODULE } from "../backends/s3/client.ts";
 const CRYPTO = PRIMITIVES_MODULE.pathname;
 const SECRET_ENV = "CLN_BACKUP_PASSPHRASE,CLN_BACKUP_IDENTITY,CLN_BACKUP_NEW_PASSPHRASE";
 import { makeNodeDir, removeNodeDir } from "./testing.ts";
+import { createFileBackup } from "../backends/file/create.ts";
+import { FileBackend } from "../backends/file/writer.ts";
+import { parentChildDatabase } from "../../tests/support/migration.ts";
+import { bumpStatement as bump } from "../../tests/support/statements.ts";
 
 const BASE = ["--no-prompt", "--no-config", "--no-lock"];
 
@@ -29,13 +33,13 @@ Deno.test("each command may touch only what its arguments name", () => {
   ]);
   assertEquals(flags("verify", "--", "file:///b/node"), [
     ...BASE,
-    `--allow-read=/b/node,${CRYPTO},/tmp`,
+    `--allow-read=/b/node,${CRYPTO},${WORKER_CODE},/tmp`,
     "--allow-write=/tmp",
     `--allow-env=INIT_CWD,${SECRET_ENV}`,
   ]);
   assertEquals(flags("restore", "file:///b/node.dbak", "/n/regtest"), [
     ...BASE,
-    `--allow-read=/b/node.dbak,${CRYPTO},/n/regtest,/n`,
+    `--allow-read=/b/node.dbak,${CRYPTO},${WORKER_CODE},/n/regtest,/n`,
     "--allow-write=/n/regtest,/n",
     `--allow-env=INIT_CWD,${SECRET_ENV}`,
   ]);
@@ -44,7 +48,7 @@ Deno.test("each command may touch only what its arguments name", () => {
     flags("restore", "file:///b/n", "/n/r", "--passphrase-file", "/k/p", "--identity", "/k/i"),
     [
       ...BASE,
-      `--allow-read=/b/n,${CRYPTO},/k/p,/k/i,/n/r,/n`,
+      `--allow-read=/b/n,${CRYPTO},/k/p,/k/i,${WORKER_CODE},/n/r,/n`,
       "--allow-write=/n/r,/n",
       `--allow-env=INIT_CWD,${SECRET_ENV}`,
     ],
@@ -105,7 +109,7 @@ Deno.test("each command may touch only what its arguments name", () => {
   // Over TLS trusting a CA: and read on that CA file.
   assertEquals(flags("verify", "socket+tls:backup.example:8700?ca=/etc/ca.pem"), [
     ...BASE,
-    `--allow-read=/etc/ca.pem,/tmp,${CRYPTO}`,
+    `--allow-read=/etc/ca.pem,/tmp,${CRYPTO},${WORKER_CODE}`,
     "--allow-write=/tmp",
     "--allow-net=backup.example:8700",
     `--allow-env=INIT_CWD,CLN_BACKUP_CREDENTIAL,${SECRET_ENV}`,
@@ -122,13 +126,13 @@ Deno.test("each command may touch only what its arguments name", () => {
   // Restore from several copies: each of them.
   assertEquals(flags("restore", "file:///b/one", "/n/regtest", "--also", "file:///c/two"), [
     ...BASE,
-    `--allow-read=/b/one,/c/two,${CRYPTO},/n/regtest,/n`,
+    `--allow-read=/b/one,/c/two,${CRYPTO},${WORKER_CODE},/n/regtest,/n`,
     "--allow-write=/n/regtest,/n",
     `--allow-env=INIT_CWD,${SECRET_ENV}`,
   ]);
   assertEquals(flags("compact", "file:///srv/b"), [
     ...BASE,
-    `--allow-read=/srv/b,${CRYPTO}`,
+    `--allow-read=/srv/b,${CRYPTO},${WORKER_CODE}`,
     "--allow-write=/srv/b",
     `--allow-env=INIT_CWD,${SECRET_ENV}`,
   ]);
@@ -141,7 +145,7 @@ Deno.test("upgrade may read the v1 file backup.lock names and write beside it", 
   Deno.writeTextFileSync(`${base}/lightningd-regtest.pid`, "4242\n");
   assertEquals(flags("upgrade", "--lightning-dir", dir), [
     ...BASE,
-    `--allow-read=${dir},${base},/proc/4242/comm,/old/b.dbak,/old`,
+    `--allow-read=${dir},${base},/proc/4242/comm,/old/b.dbak,/old,${WORKER_CODE}`,
     `--allow-write=${dir},/old`,
     `--allow-net=unix:${dir}/lightning-rpc`,
     "--allow-env=INIT_CWD",
@@ -157,7 +161,7 @@ Deno.test("upgrade --encrypt beside an S3 backup may reach it and the copy's end
   const to = "s3://bucket/new?endpoint=http://127.0.0.1:7481&path-style=1";
   assertEquals(flags("upgrade", "--lightning-dir", dir, "--encrypt", "--to", to), [
     ...BASE,
-    `--allow-read=${dir},${base},/tmp,${SIGV4_MODULE.pathname},${CRYPTO}`,
+    `--allow-read=${dir},${base},/tmp,${SIGV4_MODULE.pathname},${CRYPTO},${WORKER_CODE}`,
     `--allow-write=${dir},/tmp`,
     `--allow-net=unix:${dir}/lightning-rpc,127.0.0.1:7480,127.0.0.1:7481`,
     "--allow-env=INIT_CWD,AWS_ACCESS_KEY_ID,AWS_SECRET_ACCESS_KEY,AWS_SESSION_TOKEN," +
@@ -203,4 +207,39 @@ Deno.test("a permission the table forgot is reported as a bug in the table, exit
     new TextDecoder().decode(stderr),
     /^Internal error in "status" \(a bug in backup-cli's permission table, lib\/cli\/permissions\.ts: .*\): Requires read access to "\/nonexistent\/backup"/,
   );
+});
+
+Deno.test("a restore under its grants reads a large backup ahead in its worker", async () => {
+  const dir = Deno.makeTempDirSync({ prefix: "cln-backup-grants-" });
+  try {
+    const path = `${dir}/backup`;
+    parentChildDatabase(`${dir}/source.sqlite3`, 9);
+    createFileBackup(path, { version: 9, path: `${dir}/source.sqlite3` });
+    const writer = FileBackend.open(`file://${path}`, path);
+    try {
+      // Past the 8 MiB of logs from which a reader starts its read-ahead worker (random hex
+      // compresses to about half).
+      for (let version = 10; version < 180; version++) {
+        const blob = Array.from(
+          crypto.getRandomValues(new Uint8Array(64 * 1024)),
+          (b) => b.toString(16).padStart(2, "0"),
+        ).join("");
+        await writer.append({ version, statements: [`SELECT '${blob}'`, bump(version - 1)] });
+      }
+    } finally {
+      writer.close();
+    }
+    const args = ["restore", `file://${path}`, `${dir}/restored.sqlite3`];
+    const cli = new URL("../../cli.ts", import.meta.url).pathname;
+    const { code, stderr } = await new Deno.Command(Deno.execPath(), {
+      args: ["run", ...denoFlags(commandGrants(args, dir)), cli, ...args],
+      env: { NO_COLOR: "1" },
+    }).output();
+    const errors = new TextDecoder().decode(stderr);
+    assertEquals(code, 0, errors);
+    // A worker refused its code fails apart from the restore, which then reads on its own.
+    assert(!/Requires read access/.test(errors), errors);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
 });
