@@ -10,7 +10,7 @@ import { assert, assertEquals } from "./support/assert.ts";
 import { DATABASE_NAME } from "./support/fake_lightningd.ts";
 import { dumpDatabase } from "./support/dump.ts";
 import { dumpAt } from "./support/node_at.ts";
-import { rgwMissing, stopSharedRgwLast } from "./support/rgw.ts";
+import { rgwTest, stopSharedRgwLast } from "./support/rgw.ts";
 import {
   ACTIVITY,
   caughtUp,
@@ -104,8 +104,7 @@ async function compactingRun(node: Node): Promise<void> {
   }
 }
 
-const test = (name: string, fn: () => Promise<void>) =>
-  Deno.test({ name, ignore: rgwMissing !== undefined, fn });
+const test = rgwTest;
 
 test("file and S3 mirrors: compacted by themselves and on request while the node commits; restores equal", async () => {
   await withNode((_, s3) => ({ mirror_urls: [s3] }), compactingRun);

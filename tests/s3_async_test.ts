@@ -10,7 +10,7 @@ import { assert, assertEquals, assertMatch } from "./support/assert.ts";
 import { FakeLightningd } from "./support/fake_lightningd.ts";
 import { dumpDatabase } from "./support/dump.ts";
 import { SlowdownProxy } from "./support/slowdown_proxy.ts";
-import { rgwMissing, sharedRgw, stopSharedRgwLast, writeCredentials } from "./support/rgw.ts";
+import { rgwTest, sharedRgw, stopSharedRgwLast, writeCredentials } from "./support/rgw.ts";
 import { type LockFile, writeLockFile } from "../lib/backup/lock_file.ts";
 import { createFileBackup } from "../lib/backends/file/create.ts";
 import { createS3Backup } from "../lib/backends/s3/create.ts";
@@ -119,8 +119,7 @@ async function restored(root: string, name: string, url: string): Promise<string
   return dumpDatabase(`${root}/${name}`);
 }
 
-const test = (name: string, fn: () => Promise<void>) =>
-  Deno.test({ name, ignore: rgwMissing !== undefined, fn });
+const test = rgwTest;
 
 test("async file and S3 copies catch up with the primary and restore equal to the node", async () => {
   await withNode(async ({ root, dir, copy, s3, run }) => {

@@ -12,8 +12,7 @@ import { note, SCHEMA, status } from "./support/plugin_session.ts";
 import {
   restoredFromS3,
   type Rgw,
-  rgwMissing,
-  sharedRgw,
+  rgwTestInDir,
   stopSharedRgwLast,
   writeCredentials,
 } from "./support/rgw.ts";
@@ -87,19 +86,7 @@ async function objects(s: Rgw, url: string): Promise<Record<string, number>> {
 const range = (from: number, to: number) =>
   Array.from({ length: to - from + 1 }, (_, i) => change(from + i));
 
-const test = (name: string, fn: (s: Rgw, dir: string) => Promise<void>) =>
-  Deno.test({
-    name,
-    ignore: rgwMissing !== undefined,
-    fn: async () => {
-      const dir = Deno.makeTempDirSync({ prefix: "cln-backup-s3-compact-" });
-      try {
-        await fn(await sharedRgw(), dir);
-      } finally {
-        Deno.removeSync(dir, { recursive: true });
-      }
-    },
-  });
+const test = rgwTestInDir("cln-backup-s3-compact-");
 
 test(
   "S3 compaction: all but the newest change folded into a base; restore equal; a rewind still works",

@@ -7,7 +7,7 @@ import { replayRecordedRuns } from "./support/plugin_session.ts";
 import { assert, assertEquals, assertMatch } from "./support/assert.ts";
 import { FakeLightningd } from "./support/fake_lightningd.ts";
 import { dumpDatabase } from "./support/dump.ts";
-import { rgwMissing, sharedRgw, stopSharedRgwLast, writeCredentials } from "./support/rgw.ts";
+import { rgwTest, sharedRgw, stopSharedRgwLast, writeCredentials } from "./support/rgw.ts";
 import { writeLockFile } from "../lib/backup/lock_file.ts";
 import { BufferedOutput, makeNodeDir, removeNodeDir } from "../lib/cli/testing.ts";
 import { init } from "../lib/cli/init.ts";
@@ -41,8 +41,7 @@ async function oneTransaction(
   }
 }
 
-const test = (name: string, fn: () => Promise<void>) =>
-  Deno.test({ name, ignore: rgwMissing !== undefined, fn });
+const test = rgwTest;
 
 test("the recorded runs back up to S3, and restore, status and verify read it", async () => {
   const s = await sharedRgw({ exportKeys: true });

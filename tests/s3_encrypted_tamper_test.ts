@@ -11,13 +11,7 @@ import { DatabaseSync } from "node:sqlite";
 import { assert, assertEquals, assertMatch, assertRejects } from "./support/assert.ts";
 import { note, SCHEMA } from "./support/plugin_session.ts";
 import { bumpStatement } from "./support/statements.ts";
-import {
-  type Rgw,
-  rgwMissing,
-  sharedRgw,
-  stopSharedRgwLast,
-  writeCredentials,
-} from "./support/rgw.ts";
+import { type Rgw, rgwTestInDir, stopSharedRgwLast, writeCredentials } from "./support/rgw.ts";
 import { makeEncryptedS3Backup, restoredS3WithKey } from "./support/encrypted_s3.ts";
 import { PASSPHRASE } from "./support/encrypted.ts";
 import type { Change } from "../lib/backends/backend.ts";
@@ -122,19 +116,7 @@ async function refusal(s: Rgw, url: string, key: DataKey | undefined, dir: strin
   return message;
 }
 
-const test = (name: string, fn: (s: Rgw, dir: string) => Promise<void>) =>
-  Deno.test({
-    name,
-    ignore: rgwMissing !== undefined,
-    fn: async () => {
-      const dir = Deno.makeTempDirSync({ prefix: "cln-backup-s3-tamper-" });
-      try {
-        await fn(await sharedRgw({ exportKeys: true }), dir);
-      } finally {
-        Deno.removeSync(dir, { recursive: true });
-      }
-    },
-  });
+const test = rgwTestInDir("cln-backup-s3-tamper-", { exportKeys: true });
 
 test(
   "encrypted S3: a bit flipped in a change object, a pack or a base fails authentication; the CLI says so in one line",

@@ -10,7 +10,7 @@ import { FakeLightningd, splitMessages } from "./support/fake_lightningd.ts";
 import { loadFixture, SCENARIOS } from "./support/fixtures.ts";
 import { dumpDatabase } from "./support/dump.ts";
 import { status as pluginStatus } from "./support/plugin_session.ts";
-import { rgwMissing, sharedRgw, stopSharedRgwLast, writeCredentials } from "./support/rgw.ts";
+import { rgwTest, sharedRgw, stopSharedRgwLast, writeCredentials } from "./support/rgw.ts";
 import { makeEncryptedS3Backup, objectsOf, restoredS3WithKey } from "./support/encrypted_s3.ts";
 import { PASSPHRASE } from "./support/encrypted.ts";
 import { launchAndCommit } from "./support/launch_probe.ts";
@@ -30,8 +30,7 @@ import { listBackup } from "../lib/backends/s3/layout.ts";
 import { decodeSegmentHeader } from "../lib/format/segment.ts";
 import { decodeRecordHeader, isSealed } from "../lib/format/record.ts";
 
-const test = (name: string, fn: () => Promise<void>) =>
-  Deno.test({ name, ignore: rgwMissing !== undefined, fn });
+const test = rgwTest;
 
 const fixtures = SCENARIOS.map(loadFixture);
 const lastVersion = (raw: Uint8Array) =>

@@ -13,7 +13,7 @@ import { type Fault, FaultProxy } from "./support/fault_proxy.ts";
 import { SlowdownProxy } from "./support/slowdown_proxy.ts";
 import {
   type Rgw,
-  rgwMissing,
+  rgwTest,
   sharedRgw,
   stopSharedRgwLast,
   writeCredentials,
@@ -140,8 +140,7 @@ function checkTrial(trial: Trial, context: string): void {
   );
 }
 
-const test = (name: string, fn: () => Promise<void>) =>
-  Deno.test({ name, ignore: rgwMissing !== undefined, fn });
+const test = rgwTest;
 
 test("S3: a connection cut in the middle of a PUT or of its answer is retried", async () => {
   const s = await sharedRgw();

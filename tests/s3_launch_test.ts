@@ -9,7 +9,7 @@ import { assert, assertEquals } from "./support/assert.ts";
 import type { FakeLightningd } from "./support/fake_lightningd.ts";
 import { dumpDatabase } from "./support/dump.ts";
 import { launchAndCommit, PRELUDE, runProbe } from "./support/launch_probe.ts";
-import { rgwMissing, sharedRgw, stopSharedRgwLast, writeCredentials } from "./support/rgw.ts";
+import { rgwTest, sharedRgw, stopSharedRgwLast, writeCredentials } from "./support/rgw.ts";
 import { readLockFile, writeLockFile } from "../lib/backup/lock_file.ts";
 import { BufferedOutput, makeNodeDir, removeNodeDir } from "../lib/cli/testing.ts";
 import { init } from "../lib/cli/init.ts";
@@ -19,8 +19,7 @@ import { SCRATCH_DIR } from "../lib/backends/s3/compaction.ts";
 import type { AsyncDestinationStatus } from "../lib/backends/backend.ts";
 import { LAUNCHER_NAME, lockLaunchPlan, parseLauncher, WORKER_CODE } from "../lib/cli/launcher.ts";
 
-const test = (name: string, fn: () => Promise<void>) =>
-  Deno.test({ name, ignore: rgwMissing !== undefined, fn });
+const test = rgwTest;
 
 /** Polls `backup-status` until the first async copy fits `wanted` (at most 20 s). */
 async function waitForCopy(

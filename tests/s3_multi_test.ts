@@ -10,7 +10,7 @@ import { assert, assertEquals, assertMatch } from "./support/assert.ts";
 import { FakeLightningd } from "./support/fake_lightningd.ts";
 import { dumpDatabase } from "./support/dump.ts";
 import { SlowdownProxy } from "./support/slowdown_proxy.ts";
-import { rgwMissing, sharedRgw, stopSharedRgwLast, writeCredentials } from "./support/rgw.ts";
+import { rgwTest, sharedRgw, stopSharedRgwLast, writeCredentials } from "./support/rgw.ts";
 import { type LockFile, writeLockFile } from "../lib/backup/lock_file.ts";
 import { createFileBackup } from "../lib/backends/file/create.ts";
 import { createS3Backup } from "../lib/backends/s3/create.ts";
@@ -82,8 +82,7 @@ async function restored(root: string, name: string, args: string[]): Promise<Buf
   return output;
 }
 
-const test = (name: string, fn: () => Promise<void>) =>
-  Deno.test({ name, ignore: rgwMissing !== undefined, fn });
+const test = rgwTest;
 
 test("each change goes to the file and S3; restore --also picks the newest and says which", async () => {
   await withNode(async ({ root, dir, file, s3, run }) => {

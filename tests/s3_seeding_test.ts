@@ -17,7 +17,7 @@ import { decodeSegmentHeader } from "../lib/format/segment.ts";
 import {
   restoredFromS3,
   type Rgw,
-  rgwMissing,
+  rgwTest,
   sharedRgw,
   stopSharedRgwLast,
   writeCredentials,
@@ -52,7 +52,7 @@ async function run(...args: string[]): Promise<BufferedOutput & { code: number }
 }
 
 const test = (name: string, fn: (s: Rgw) => Promise<void>) =>
-  Deno.test({ name, ignore: rgwMissing !== undefined, fn: async () => fn(await sharedRgw()) });
+  rgwTest(name, async () => fn(await sharedRgw()));
 
 test("upgrade --to s3://: the v1 file's last version, continued by the plugin, then compacted", async (s) => {
   const url = s.url(await s.bucket());

@@ -198,6 +198,30 @@ export async function sharedRgw(options: { exportKeys?: boolean } = {}): Promise
   return rgw;
 }
 
+/** A test against RGW, skipped (saying why) where it is not installed. */
+export function rgwTest(name: string, fn: () => Promise<void>): void {
+  Deno.test({ name, ignore: rgwMissing !== undefined, fn });
+}
+
+/**
+ * The `test` of a file whose tests each take the shared RGW and a temporary directory
+ * (named `prefix`...), removed after the test.
+ */
+export function rgwTestInDir(
+  prefix: string,
+  options: { exportKeys?: boolean } = {},
+): (name: string, fn: (s: Rgw, dir: string) => Promise<void>) => void {
+  return (name, fn) =>
+    rgwTest(name, async () => {
+      const dir = Deno.makeTempDirSync({ prefix });
+      try {
+        await fn(await sharedRgw(options), dir);
+      } finally {
+        Deno.removeSync(dir, { recursive: true });
+      }
+    });
+}
+
 /** Registers the test file's last test, which stops its shared RGW. */
 export function stopSharedRgwLast(): void {
   Deno.test({
