@@ -28,7 +28,14 @@ interface Memory {
   afterKiB: number;
   peakKiB: number;
   /** After `longRun` writes, when asked for. */
-  long?: { writes: number; afterKiB: number; peakKiB: number; seconds: number };
+  long?: {
+    writes: number;
+    afterKiB: number;
+    peakKiB: number;
+    seconds: number;
+    /** VmRSS every 100,000 writes: whether it grows with writes or steps with compactions. */
+    samplesKiB: number[];
+  };
 }
 
 const encoder = new TextEncoder();
@@ -39,13 +46,17 @@ async function sendGenerated(
   from: number,
   to: number,
   log: (m: string) => void,
+  samplesKiB: number[],
 ) {
   const workload = new Workload({ seed: 5, bigEvery: 7, fromVersion: 0, firstKey: 1_000 });
   for (let i = 0; i < from; i++) workload.next();
   for (let i = from; i < to; i++) {
     const id = `cln:db_write#${i + 1}`;
     await roundTrip(plugin, id, encoder.encode(dbWriteMessage(id, workload.next())));
-    if ((i + 1) % 100_000 === 0) log(`footprint: ${i + 1} writes`);
+    if ((i + 1) % 100_000 === 0) {
+      samplesKiB.push(plugin.memoryKiB("VmRSS"));
+      log(`footprint: ${i + 1} writes, VmRSS ${Math.round(samplesKiB.at(-1)! / 1024)} MiB`);
+    }
   }
 }
 
@@ -67,8 +78,10 @@ async function memoryAfterWrites(
     };
     if (longRun) {
       const started = performance.now();
-      await sendGenerated(plugin, count, longRun.writes, longRun.log);
+      const samplesKiB: number[] = [];
+      await sendGenerated(plugin, count, longRun.writes, longRun.log, samplesKiB);
       memory.long = {
+        samplesKiB,
         writes: longRun.writes,
         afterKiB: plugin.memoryKiB("VmRSS"),
         peakKiB: plugin.memoryKiB("VmHWM"),

@@ -1,4 +1,5 @@
 import { assert, assertEquals, assertRejects } from "../../../tests/support/assert.ts";
+import { crc32 } from "node:zlib";
 import type { BackupEntry } from "../backend.ts";
 import { CorruptBackupError } from "../../format/segment.ts";
 import { logName } from "../../format/layout.ts";
@@ -91,4 +92,44 @@ Deno.test("read-ahead: a caller that stops early stops the worker", async () => 
   for (const entry of reader.entries()) if (entry.kind === "change") break;
   // The test's sanitizers fail it if the worker or a file were left open.
   Deno.removeSync(dir, { recursive: true });
+});
+
+Deno.test("read-ahead: a checksummed frame that does not decode is named as read alone", async () => {
+  const dir = Deno.makeTempDirSync();
+  try {
+    const path = `${dir}/backup`;
+    const url = `file://${path}`;
+    createFileBackup(path);
+    const backend = FileBackend.open(url, path);
+    // Compressed (2 KiB or more), then a raw one after it.
+    await backend.append({ version: 1, statements: [`SELECT '${"ab".repeat(4096)}'`] });
+    await backend.append({ version: 2, statements: ["SELECT 2"] });
+    backend.close();
+    // The first record's zstd magic broken, its checksums made to match.
+    const file = Deno.openSync(`${path}/${logName(1)}`, { read: true, write: true });
+    const header = new Uint8Array(32);
+    file.seekSync(64, Deno.SeekMode.Start);
+    file.readSync(header);
+    const view = new DataView(header.buffer);
+    assertEquals(header[5], 1, "the first record is zstd");
+    const stored = new Uint8Array(view.getUint32(16));
+    file.readSync(stored);
+    stored[0] ^= 0xff;
+    view.setUint32(24, crc32(stored));
+    view.setUint32(0, crc32(header.subarray(4)));
+    file.seekSync(64, Deno.SeekMode.Start);
+    file.writeSync(header);
+    file.writeSync(stored);
+    file.close();
+    const alone = await assertRejects(() =>
+      read(new FileBackupReader(url, path, { readAheadFrom: Infinity }))
+    );
+    const ahead = await assertRejects(() =>
+      read(new FileBackupReader(url, path, { readAheadFrom: 0 }))
+    );
+    assert(alone instanceof CorruptBackupError && ahead instanceof CorruptBackupError);
+    assertEquals([ahead.message, ahead.path, ahead.offset], [alone.message, alone.path, 64]);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
 });
