@@ -12,7 +12,7 @@
  * - status: read the backup.
  * - verify: read the backup; read and write the temporary directory.
  * - upgrade: as init for DIR; read the v1 file backup.lock names; read and write the new
- *   backup's parent directory.
+ *   backup's parent directory (a server's backup: its server, as below).
  * - doctor: read everything (it looks over a whole set-up); HOME; statfs (free space).
  * - server: read and write its storage (created beside its path when missing), read the
  *   compaction worker's code; listen on its addr:port. Its node commands: read and write
@@ -239,6 +239,10 @@ const TABLE: Record<string, { spec?: CommandSpec; plan: Planner }> = {
         const to = args.values.to;
         const copy = typeof to === "string" ? [newBackup(to, tempDir)] : [];
         return merge(nodeDir(dir), s3Backup(locked.netAddress!, tempDir), ...copy, ...keys);
+      }
+      if (locked.netAddress !== undefined) {
+        // A server's backup, encrypted in place: fetched and sealed in DIR/cln-backup-scratch.
+        return merge(nodeDir(dir), server(locked.netAddress, locked.caFile, tempDir), ...keys);
       }
       const { backupPath } = locked;
       if (backupPath === undefined) return nodeDir(dir);
