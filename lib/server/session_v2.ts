@@ -8,13 +8,13 @@
 import { closeQuietly, writeFully } from "../wire/conn_io.ts";
 import { removeIfExists } from "../fs/exists.ts";
 import { isSegmentName } from "../format/layout.ts";
+import { receiveFiles } from "../wire/receive_files.ts";
 import { formatHostPort } from "../backends/url.ts";
 import { WireError } from "../wire/packets.ts";
 import { type PacketReader, StreamEndedError } from "../wire/packet_reader.ts";
 import {
   DATA_CHUNK_BYTES,
   decodeChangeV2,
-  decodeFile,
   decodeHello,
   decodeSealedBase,
   decodeSealedChange,
@@ -435,31 +435,14 @@ export class V2Session {
    * most `bytes` in all, and only segment names, each once.
    */
   async #receiveStaged(staging: string, bytes: number): Promise<void> {
-    let file: Deno.FsFile | undefined;
-    let left = 0;
     let total = 0;
-    try {
-      for (;;) {
+    await receiveFiles({
+      next: async () => {
         const packet = await this.reader.next();
         if (!packet) throw new StreamEndedError("the client left its encrypted copy unfinished");
-        if (packet.type === V2Type.Data && file && packet.payload.length <= left) {
-          for (let at = 0; at < packet.payload.length;) {
-            at += await file.write(packet.payload.subarray(at));
-          }
-          left -= packet.payload.length;
-          continue;
-        }
-        if (left > 0 || packet.type === V2Type.Data) {
-          throw new WireError(`${v2Name(packet.type)} where ${left} bytes of a segment belong`);
-        }
-        file?.syncSync();
-        file?.close();
-        file = undefined;
-        if (packet.type === V2Type.Done) {
-          decodeVersionFrame(packet, V2Type.Done);
-          return;
-        }
-        const { name, size } = decodeFile(packet);
+        return packet;
+      },
+      accept: (name, size) => {
         total += size;
         if (!isSegmentName(name) || total > bytes) {
           throw new WireError(
@@ -467,17 +450,10 @@ export class V2Session {
               `${bytes} bytes SEALED_UPGRADE announced`,
           );
         }
-        try {
-          file = await Deno.open(`${staging}/${name}`, { write: true, createNew: true });
-        } catch (error) {
-          if (!(error instanceof Deno.errors.AlreadyExists)) throw error;
-          throw new WireError(`FILE ${JSON.stringify(name)} sent twice`);
-        }
-        left = size;
-      }
-    } finally {
-      file?.close();
-    }
+      },
+      misplaced: (what) => new WireError(`${what} in an encrypted copy`),
+      sync: true,
+    }, staging);
   }
 
   /**
