@@ -38,7 +38,14 @@ import { serverStatus } from "../lib/backends/socket/server_checks.ts";
 import { upgradeOnServer } from "../lib/backends/socket/sealed_upgrade.ts";
 import { CREDENTIAL_NAME } from "../lib/backends/socket/credential.ts";
 import { WireConnection } from "../lib/backends/socket/connection.ts";
-import { encodeFrame, V2Type } from "../lib/wire/packets_v2.ts";
+import {
+  decodeError,
+  encodeFile,
+  encodeFrame,
+  encodeSealedUpgrade,
+  ErrorCode,
+  V2Type,
+} from "../lib/wire/packets_v2.ts";
 import type { NewEncryption } from "../lib/backends/file/create.ts";
 
 const SEGMENTS = { CLN_BACKUP_TEST_SEGMENT_BYTES: String(16 * 1024) };
@@ -235,6 +242,27 @@ Deno.test("upgrade --encrypt of a server backup: refused past the quota, beside 
     assert(!existsSync(`${s.dir}/${KEY_FILE}`));
     await s.restartServer({});
 
+    // A hostile upload: a FILE named outside the staging directory ends the connection, and
+    // the staging directory goes with it.
+    const key = await DataKey.generate();
+    const backupId = newBackupId();
+    const wrapFor = { passphrase: PASSPHRASE, recipients: [] };
+    const wrappedKey = await wrapKey(key, backupId, wrapFor, CHEAP_SCRYPT);
+    const { lastVersion } = await serverStatus(s.url, s.credential);
+    const hostile = await WireConnection.open(socketUrl(s.url), 5_000, s.credential);
+    try {
+      const upgrade = { version: lastVersion, bytes: 10, wrappedKey };
+      assertEquals((await hostile.request(encodeSealedUpgrade(upgrade))).type, V2Type.Ack);
+      await hostile.send(encodeFile("../escape", 5));
+      const reply = decodeError(await hostile.receive());
+      assertEquals(reply.code, ErrorCode.BadPacket);
+      assertMatch(reply.message, /"\.\.\/escape" of 5 bytes is not a segment/);
+    } finally {
+      hostile.close();
+    }
+    assertEquals(besideStorage(s), []);
+    assert(!existsSync(`${s.root}/server/nodes/alice/escape`));
+
     const request = (encryption: NewEncryption) => ({
       url: s.url,
       target: socketUrl(s.url),
@@ -254,9 +282,6 @@ Deno.test("upgrade --encrypt of a server backup: refused past the quota, beside 
     const writer = await SocketBackend.connect(s.url, { policy: POLICY, credential: s.credential });
     const at = writer.state().version;
     await writer.append({ version: at + 1, statements: ["DELETE FROM vars WHERE name = 'w'"] });
-    const key = await DataKey.generate();
-    const backupId = newBackupId();
-    const wrappedKey = await wrapKey(key, backupId, { passphrase: PASSPHRASE }, CHEAP_SCRYPT);
     await assertRejects(
       () => upgradeOnServer(request({ key, backupId, wrappedKey })),
       /is writing to this backup: stop the node \(lightningd\) before upgrading/,
