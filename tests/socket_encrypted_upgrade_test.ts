@@ -5,8 +5,9 @@
  * the newest version and at an older one; the server's files then hold no statement; the
  * plugin goes on sealing. The CLI killed mid-upload, or the server killed once the copy is
  * staged or mid-swap, leaves the plain backup whole and usable, and a retry succeeds. A copy
- * past the quota, a writer connected, a copy whose key.json names another backup or key, and
- * a node without a credential are refused, each in one line. A server process of its own.
+ * past the quota, a writer connected, a copy whose key.json names another backup or key, a
+ * FILE named outside the staging directory, a torn tail on the server, and a node without a
+ * credential are refused, each in one line. A server process of its own.
  */
 import { assert, assertEquals, assertMatch, assertRejects } from "./support/assert.ts";
 import { FakeLightningd, splitMessages } from "./support/fake_lightningd.ts";
@@ -226,7 +227,7 @@ async function mismatched(): Promise<NewEncryption> {
   return { key, backupId: newBackupId(), wrappedKey };
 }
 
-Deno.test("upgrade --encrypt of a server backup: refused past the quota, beside a writer, for another key, without a credential; the plain backup stays", async () => {
+Deno.test("upgrade --encrypt of a server backup: refused past the quota, beside a writer, for another key, a hostile upload, without a credential, on a torn tail; the plain backup stays", async () => {
   const s = await startEncryptedServer();
   try {
     await plainBackup(s, ["fresh-start"]);
@@ -298,6 +299,18 @@ Deno.test("upgrade --encrypt of a server backup: refused past the quota, beside 
     assertEquals(keyless.text.trim().split("\n").length, 1, keyless.text);
     assertMatch(keyless.text, /has no backup\.credential, so .* is a wire v1 backup/);
     Deno.renameSync(`${s.root}/credential`, `${s.dir}/${CREDENTIAL_NAME}`);
+
+    // A torn tail on the server (a crash mid-append there): the plugin settles it first.
+    const live = readChain(s.storage).logs.at(-1)!.path;
+    Deno.writeFileSync(live, new Uint8Array(20).fill(0xee), { append: true });
+    await s.restartServer({});
+    const torn = await upgradeAlice(s);
+    assertEquals(torn.code, 1, torn.text);
+    assertEquals(torn.text.trim().split("\n").length, 1, torn.text);
+    assertMatch(
+      torn.text,
+      /ends in 20 bytes that fail their checks .*: start the node once so the plugin settles/,
+    );
   } finally {
     await s.stop();
   }

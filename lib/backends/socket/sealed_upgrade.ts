@@ -79,8 +79,21 @@ export async function upgradeOnServer(request: SealedUpgradeRequest): Promise<Ba
     let before: BackupDescription;
     try {
       before = copy.describe();
+      if (before.tornBytes > 0) {
+        throw new Error(
+          `the backup on the server ends in ${before.tornBytes} bytes that fail their checks ` +
+            `(an append cut short): start the node once so the plugin settles them, stop it, ` +
+            `then run this again`,
+        );
+      }
       Deno.mkdirSync(sealed);
       copyEncrypted(copy.local.dir, sealed, encryption);
+    } catch (error) {
+      // A file of the copy is named as the server's (the copy is removed).
+      if (error instanceof Error) {
+        error.message = error.message.replaceAll(`${copy.local.dir}/`, `${url} `);
+      }
+      throw error;
     } finally {
       copy.close();
     }
