@@ -6,8 +6,9 @@
  * plugin goes on sealing. The CLI killed mid-upload, or the server killed once the copy is
  * staged or mid-swap, leaves the plain backup whole and usable, and a retry succeeds. A copy
  * past the quota, a writer connected, a copy whose key.json names another backup or key, a
- * FILE named outside the staging directory, a torn tail on the server, and a node without a
- * credential are refused, each in one line. A server process of its own.
+ * FILE named outside the staging directory, a torn tail on the server, a server of wire v1
+ * only, and a node without a credential are refused, each in one line. A server process of
+ * its own.
  */
 import { assert, assertEquals, assertMatch, assertRejects } from "./support/assert.ts";
 import { FakeLightningd, splitMessages } from "./support/fake_lightningd.ts";
@@ -25,7 +26,8 @@ import { BufferedOutput } from "../lib/cli/testing.ts";
 import { init } from "../lib/cli/init.ts";
 import { upgrade } from "../lib/cli/upgrade.ts";
 import { launchArgs, lockLaunchPlan } from "../lib/cli/launcher.ts";
-import { readLockFile } from "../lib/backup/lock_file.ts";
+import { readLockFile, writeLockFile } from "../lib/backup/lock_file.ts";
+import { startServer } from "./support/wire_server.ts";
 import { KEY_FILE, readKeyFile } from "../lib/crypto/key_file.ts";
 import { DataKey } from "../lib/crypto/data_key.ts";
 import { wrapKey } from "../lib/crypto/wrapped_key.ts";
@@ -227,7 +229,7 @@ async function mismatched(): Promise<NewEncryption> {
   return { key, backupId: newBackupId(), wrappedKey };
 }
 
-Deno.test("upgrade --encrypt of a server backup: refused past the quota, beside a writer, for another key, a hostile upload, without a credential, on a torn tail; the plain backup stays", async () => {
+Deno.test("upgrade --encrypt of a server backup: refused past the quota, beside a writer, for another key, a hostile upload, without a credential, on a v1 server, on a torn tail; the plain backup stays", async () => {
   const s = await startEncryptedServer();
   try {
     await plainBackup(s, ["fresh-start"]);
@@ -299,6 +301,19 @@ Deno.test("upgrade --encrypt of a server backup: refused past the quota, beside 
     assertEquals(keyless.text.trim().split("\n").length, 1, keyless.text);
     assertMatch(keyless.text, /has no backup\.credential, so .* is a wire v1 backup/);
     Deno.renameSync(`${s.root}/credential`, `${s.dir}/${CREDENTIAL_NAME}`);
+
+    // A server of wire v1 only (one backup, no nodes): refused in one line.
+    const v1 = startServer(`${s.root}/v1-backup`);
+    try {
+      writeLockFile(s.dir, { backend_url: v1.url });
+      const onV1 = await upgradeAlice(s);
+      assertEquals(onV1.code, 1, onV1.text);
+      assertEquals(onV1.text.trim().split("\n").length, 1, onV1.text);
+      assertMatch(onV1.text, /^Cannot upgrade backup: .*serves one backup over wire v1 only/);
+    } finally {
+      await v1.server.close();
+      writeLockFile(s.dir, { backend_url: s.url });
+    }
 
     // A torn tail on the server (a crash mid-append there): the plugin settles it first.
     const live = readChain(s.storage).logs.at(-1)!.path;
