@@ -14,7 +14,7 @@
  * - restore, verify, upgrade, compact and mirror, which read a backup's records: read the
  *   read-ahead worker's code (lib/), loaded at run time for a large backup.
  * - upgrade: as init for DIR; read the v1 file backup.lock names; read and write the new
- *   backup's parent directory.
+ *   backup's parent directory (a server's backup: its server, as below).
  * - doctor: read everything (it looks over a whole set-up); HOME; statfs (free space).
  * - server: read and write its storage (created beside its path when missing), read the
  *   compaction worker's code; listen on its addr:port. Its node commands: read and write
@@ -254,6 +254,10 @@ const TABLE: Record<string, { spec?: CommandSpec; plan: Planner }> = {
           ...keys,
           READS_RECORDS,
         );
+      }
+      if (locked.netAddress !== undefined) {
+        // A server's backup, encrypted in place: fetched and sealed in DIR/cln-backup-scratch.
+        return merge(nodeDir(dir), server(locked.netAddress, locked.caFile, tempDir), ...keys);
       }
       const { backupPath } = locked;
       if (backupPath === undefined) return nodeDir(dir);

@@ -33,6 +33,7 @@ import { readChain } from "../format/chain.ts";
 import { WRAPPED_KEY_NAME } from "../crypto/wrapped_key.ts";
 import { KEY_FILE, writeKeyFile } from "../crypto/key_file.ts";
 import { newEncryption } from "./init.ts";
+import { encryptOnServer } from "./upgrade_server.ts";
 import { type Prompt, terminalPrompt } from "./secrets.ts";
 import {
   type CommandSpec,
@@ -79,7 +80,11 @@ Options:
                        "verify" says OK, as it holds the node's database in the clear. With
                        --to s3://..., the S3 copy is encrypted (its newest snapshot and the
                        changes after it, as without --encrypt); beside a plain S3 backup,
-                       --encrypt --to s3://NEW makes its encrypted copy on an empty prefix
+                       --encrypt --to s3://NEW makes its encrypted copy on an empty prefix.
+                       A plain backup on a wire v2 server (socket: with DIR/backup.credential)
+                       is encrypted in place, keeping every version: the node seals a copy in
+                       DIR/cln-backup-scratch and uploads it, the server swaps it in whole
+                       and deletes the plain files; backup.lock keeps its URL
   --recipient AGE1...  with --encrypt: wrap the key for this age X25519 recipient
   --passphrase-file F  with --encrypt: the passphrase, the first line of F
   -h, --help           show this help
@@ -287,9 +292,9 @@ export async function upgrade(
       );
     }
     const lock = readLockFile(dir);
-    if (parseBackupUrl(lock.backend_url).scheme === "s3") {
-      return await encryptS3(dir, lock, values, prompt, output);
-    }
+    const scheme = parseBackupUrl(lock.backend_url).scheme;
+    if (scheme === "s3") return await encryptS3(dir, lock, values, prompt, output);
+    if (scheme === "socket") return await encryptOnServer(dir, lock, values, prompt, output);
     const v1Path = fileBackupPath(lock.backend_url, ACTION);
     const kind = backupKind(v1Path);
     if (kind === "missing") {

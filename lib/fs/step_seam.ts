@@ -30,6 +30,12 @@ export const SEAM_STEPS = [
   "restore-building",
   /** upgrade: the converted backup (`*.upgrading-PID`) is complete, not yet renamed. */
   "upgrade-building",
+  /** upgrade --encrypt, on the server: the encrypted copy is staged and checked. */
+  "upgrade-staged",
+  /** upgrade --encrypt, on the server: the plain backup is moved aside, the copy not in yet. */
+  "upgrade-swap",
+  /** upgrade --encrypt, on the node: the first segment of the encrypted copy is sent. */
+  "upgrade-upload",
   /** A roll made the next log durable and sealed the live one; the change is not written. */
   "roll",
   /** A new base (a compaction's, or init's) holds its first part, unsynced. */

@@ -23,6 +23,10 @@ import {
   SegmentKind,
 } from "../format/segment.ts";
 import { sameBytes } from "../crypto/data_key.ts";
+import { readLayout } from "../format/layout.ts";
+import { FileBackupReader } from "../backends/file/reader.ts";
+import type { BackupDescription } from "../backends/backend.ts";
+import { basename } from "node:path";
 
 /** Sealed bytes that fail a check; the server refuses them, storing nothing. */
 export class SealedInputError extends Error {
@@ -55,62 +59,127 @@ export interface BaseOwner {
   keyId: Uint8Array;
 }
 
+/** The checked header of the sealed segment `file` (a `what`, of kind `kind`) of `owner`. */
+function sealedSegmentHeader(
+  file: Deno.FsFile,
+  path: string,
+  what: string,
+  kind: SegmentKind,
+  owner: BaseOwner,
+): SegmentHeader {
+  const head = new Uint8Array(SEGMENT_HEADER_SIZE);
+  if (file.readSync(head) !== SEGMENT_HEADER_SIZE) {
+    throw new SealedInputError(`${what} is shorter than a segment header`);
+  }
+  let header: SegmentHeader;
+  try {
+    header = decodeSegmentHeader(head, path);
+  } catch (error) {
+    throw new SealedInputError(`${what}'s header: ${(error as Error).message}`);
+  }
+  if (header.kind !== kind) {
+    throw new SealedInputError(
+      `${what}'s header is not a ${kind === SegmentKind.Base ? "base" : "log"}'s`,
+    );
+  }
+  if (!sameBytes(header.backupId, owner.backupId)) {
+    throw new SealedInputError(
+      `${what} is of backup ${formatBackupId(header.backupId)}, not of this one, ` +
+        formatBackupId(owner.backupId),
+    );
+  }
+  if (!header.keyId || !sameBytes(header.keyId, owner.keyId)) {
+    throw new SealedInputError(`${what} is not sealed with this backup's key`);
+  }
+  return header;
+}
+
+/** Every record of the sealed segment `file` after its header, checked, in order. */
+function* sealedRecords(file: Deno.FsFile, path: string, what: string): Generator<RecordHeader> {
+  try {
+    const records = scanSegment(file, path, { decode: false, sealed: true });
+    for (let step = records.next();; step = records.next()) {
+      if (step.done) {
+        if (step.value.tornBytes > 0) throw new SealedInputError(`${what} is cut short`);
+        return;
+      }
+      yield step.value.header;
+    }
+  } catch (error) {
+    if (error instanceof SealedInputError) throw error;
+    throw new SealedInputError(`${what}: ${(error as Error).message}`);
+  }
+}
+
 /**
  * Checks the sealed base segment in the file `path` (written there by the server, not yet
  * in the backup): a base of `owner`'s backup and key whose every record checks, snapshot
  * parts then one end, all at its version. Returns its header.
  */
-export function checkSealedBase(path: string, owner: BaseOwner): SegmentHeader {
+export function checkSealedBase(
+  path: string,
+  owner: BaseOwner,
+  what = "the sealed base",
+): SegmentHeader {
   const file = Deno.openSync(path, { read: true });
   try {
-    const head = new Uint8Array(SEGMENT_HEADER_SIZE);
-    if (file.readSync(head) !== SEGMENT_HEADER_SIZE) {
-      throw new SealedInputError("the sealed base is shorter than a segment header");
-    }
-    let header: SegmentHeader;
-    try {
-      header = decodeSegmentHeader(head, path);
-    } catch (error) {
-      throw new SealedInputError(`the sealed base's header: ${(error as Error).message}`);
-    }
-    if (header.kind !== SegmentKind.Base) {
-      throw new SealedInputError("the sealed base's header is not a base's");
-    }
-    if (!sameBytes(header.backupId, owner.backupId)) {
-      throw new SealedInputError(
-        `the sealed base is of backup ${formatBackupId(header.backupId)}, not of this one, ` +
-          formatBackupId(owner.backupId),
-      );
-    }
-    if (!header.keyId || !sameBytes(header.keyId, owner.keyId)) {
-      throw new SealedInputError("the sealed base is not sealed with this backup's key");
-    }
+    const header = sealedSegmentHeader(file, path, what, SegmentKind.Base, owner);
     let end = false;
-    try {
-      const records = scanSegment(file, path, { decode: false, sealed: true });
-      for (let step = records.next();; step = records.next()) {
-        if (step.done) {
-          if (step.value.tornBytes > 0) throw new SealedInputError("the sealed base is cut short");
-          break;
-        }
-        const { header: record } = step.value;
-        if (end || record.version !== header.number) {
-          throw new SealedInputError(
-            "the sealed base holds a record after its end, or of another version",
-          );
-        }
-        end = record.kind === RecordKind.SnapshotEnd;
-        if (!end && record.kind !== RecordKind.SnapshotPart) {
-          throw new SealedInputError(`the sealed base holds a record of kind ${record.kind}`);
-        }
+    for (const record of sealedRecords(file, path, what)) {
+      if (end || record.version !== header.number) {
+        throw new SealedInputError(`${what} holds a record after its end, or of another version`);
       }
-    } catch (error) {
-      if (error instanceof SealedInputError) throw error;
-      throw new SealedInputError(`the sealed base: ${(error as Error).message}`);
+      end = record.kind === RecordKind.SnapshotEnd;
+      if (!end && record.kind !== RecordKind.SnapshotPart) {
+        throw new SealedInputError(`${what} holds a record of kind ${record.kind}`);
+      }
     }
-    if (!end) throw new SealedInputError("the sealed base has no end record");
+    if (!end) throw new SealedInputError(`${what} has no end record`);
     return header;
   } finally {
     file.close();
+  }
+}
+
+/**
+ * Checks the sealed log segment in the file `path`: a log of `owner`'s backup and key whose
+ * every record is sealed and passes its checks, whole (no torn tail).
+ */
+function checkSealedLog(path: string, owner: BaseOwner, what: string): void {
+  const file = Deno.openSync(path, { read: true });
+  try {
+    sealedSegmentHeader(file, path, what, SegmentKind.Log, owner);
+    for (const record of sealedRecords(file, path, what)) {
+      if (record.kind !== RecordKind.Change && record.kind !== RecordKind.Seal) {
+        throw new SealedInputError(`${what} holds a record of kind ${record.kind}`);
+      }
+    }
+  } finally {
+    file.close();
+  }
+}
+
+/**
+ * Checks the encrypted backup a node staged in `dir` (upgrade --encrypt): every segment in
+ * it, listed or not, is `owner`'s and sealed with its key, every record passes its checks,
+ * and the segments make one chain, which it describes (without the key).
+ */
+export function checkSealedBackup(dir: string, owner: BaseOwner): BackupDescription {
+  const layout = readLayout(dir);
+  for (const { path } of layout.bases) {
+    checkSealedBase(path, owner, `the encrypted copy's "${basename(path)}"`);
+  }
+  for (const { path } of layout.logs) {
+    checkSealedLog(path, owner, `the encrypted copy's "${basename(path)}"`);
+  }
+  if (layout.temporaries.length > 0) {
+    throw new SealedInputError(`the encrypted copy holds files that are not segments`);
+  }
+  try {
+    const description = new FileBackupReader(`file://${dir}`, dir).describe();
+    if (description.tornBytes > 0) throw new Error("its live log has a torn tail");
+    return description;
+  } catch (error) {
+    throw new SealedInputError(`the encrypted copy: ${(error as Error).message}`);
   }
 }

@@ -1,11 +1,14 @@
 import { assertEquals, assertRejects } from "../../tests/support/assert.ts";
-import { checkSealedBase, sealedRecordHeader } from "./sealed_input.ts";
+import { checkSealedBackup, checkSealedBase, sealedRecordHeader } from "./sealed_input.ts";
 import { DataKey } from "../crypto/data_key.ts";
 import { segmentCipher } from "../crypto/record_cipher.ts";
 import { encodeRecord, RecordKind } from "../format/record.ts";
 import { SEGMENT_HEADER_SIZE, SegmentKind } from "../format/segment.ts";
-import { writeBase } from "../backends/file/create.ts";
-import { baseName } from "../format/layout.ts";
+import { createFileBackup, writeBase } from "../backends/file/create.ts";
+import { baseName, logName } from "../format/layout.ts";
+import { FileBackend } from "../backends/file/writer.ts";
+import { copyEncrypted } from "../backends/file/encrypted_copy.ts";
+import { newBackupId } from "../format/segment.ts";
 
 const backupId = new Uint8Array(16).fill(5);
 
@@ -58,6 +61,57 @@ Deno.test("checkSealedBase takes a whole base of this backup and key, and refuse
       () => checkSealedBase(path, { backupId, keyId: key.id }),
       /not sealed with this backup's key/,
     );
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("checkSealedBackup takes a whole encrypted copy of this backup and key, and no plain or foreign segment", async () => {
+  const dir = Deno.makeTempDirSync();
+  try {
+    // A plain backup with a base and changes over two logs, and two encrypted copies of it.
+    const database = `${dir}/db`;
+    Deno.writeFileSync(database, new Uint8Array(3000).fill(7));
+    createFileBackup(`${dir}/plain`, { version: 2, path: database });
+    const writer = FileBackend.open("file:///plain", `${dir}/plain`, { segmentBytes: 200 });
+    for (let version = 3; version <= 8; version++) {
+      await writer.append({ version, statements: [`UPDATE vars SET intval = ${version}`] });
+    }
+    writer.close();
+    const key = await DataKey.generate();
+    const copies = [newBackupId(), newBackupId()].map((id, i) => {
+      Deno.mkdirSync(`${dir}/copy${i}`);
+      copyEncrypted(`${dir}/plain`, `${dir}/copy${i}`, {
+        key,
+        backupId: id,
+        wrappedKey: new Uint8Array(),
+      });
+      return { path: `${dir}/copy${i}`, owner: { backupId: id, keyId: key.id } };
+    });
+    const [copy, other] = copies;
+    const description = checkSealedBackup(copy.path, copy.owner);
+    assertEquals([description.firstVersion, description.lastVersion], [2, 8]);
+    await assertRejects(
+      () => checkSealedBackup(copy.path, { ...copy.owner, keyId: new Uint8Array(8).fill(1) }),
+      /the encrypted copy's "base-.*" is not sealed with this backup's key/,
+    );
+    // Another backup's log, a plain log, and a stray file are each refused.
+    const log = logName(2);
+    const own = Deno.readFileSync(`${copy.path}/${log}`);
+    Deno.copyFileSync(`${other.path}/${log}`, `${copy.path}/${log}`);
+    await assertRejects(() => checkSealedBackup(copy.path, copy.owner), /"log-.*" is of backup/);
+    Deno.copyFileSync(`${dir}/plain/${log}`, `${copy.path}/${log}`);
+    await assertRejects(() => checkSealedBackup(copy.path, copy.owner), /"log-.*" is of backup/);
+    // The copy's own header over the plain log's records: a mix, refused.
+    const plain = Deno.readFileSync(`${dir}/plain/${log}`).subarray(SEGMENT_HEADER_SIZE);
+    Deno.writeFileSync(`${copy.path}/${log}`, own.subarray(0, SEGMENT_HEADER_SIZE));
+    Deno.writeFileSync(`${copy.path}/${log}`, plain, { append: true });
+    await assertRejects(
+      () => checkSealedBackup(copy.path, copy.owner),
+      /"log-.*": .*a plain record in an encrypted segment/,
+    );
+    Deno.writeFileSync(`${other.path}/x.tmp`, new Uint8Array(1));
+    await assertRejects(() => checkSealedBackup(other.path, other.owner), /not segments/);
   } finally {
     Deno.removeSync(dir, { recursive: true });
   }

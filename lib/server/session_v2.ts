@@ -7,6 +7,8 @@
  */
 import { closeQuietly, writeFully } from "../wire/conn_io.ts";
 import { removeIfExists } from "../fs/exists.ts";
+import { isSegmentName } from "../format/layout.ts";
+import { receiveFiles } from "../wire/receive_files.ts";
 import { formatHostPort } from "../backends/url.ts";
 import { WireError } from "../wire/packets.ts";
 import { type PacketReader, StreamEndedError } from "../wire/packet_reader.ts";
@@ -17,6 +19,7 @@ import {
   decodeSealedBase,
   decodeSealedChange,
   decodeSealedInit,
+  decodeSealedUpgrade,
   decodeSnapshotV2,
   decodeVersionFrame,
   encodeChallenge,
@@ -32,6 +35,7 @@ import {
   MAC_BYTES,
   packetOf,
   PROTOCOL_VERSION,
+  type SealedUpgrade,
   v2Name,
   V2Type,
 } from "../wire/packets_v2.ts";
@@ -263,6 +267,8 @@ export class V2Session {
         }
         return await this.#send(encodeVersionFrame(V2Type.Ack, version));
       }
+      case V2Type.SealedUpgrade:
+        return await this.#upgrade(decodeSealedUpgrade(packet));
       case V2Type.ReqPlace:
         packetOf(packet, V2Type.ReqPlace).end();
         return await this.#send(encodePlace(storage.place()));
@@ -371,6 +377,83 @@ export class V2Session {
     const what = version === undefined ? "a sealed write" : `version ${version}`;
     this.host.log("error", `${this.name}: refused ${what}: ${refusal}`);
     await this.#error(code, refusal);
+  }
+
+  /**
+   * SEALED_UPGRADE (upgrade --encrypt): with no other writer on the backup and the copy
+   * within the node's quota, ACK, then the copy's segments into the staging directory, each
+   * synced, until DONE; then the swap, and ACK with the version, or ERROR and the plain
+   * backup as it was. The staging directory goes whatever happens.
+   */
+  async #upgrade(upgrade: SealedUpgrade): Promise<void> {
+    const storage = this.#storage!;
+    const { version, bytes } = upgrade;
+    this.host.log(
+      "info",
+      `${this.name}: SEALED_UPGRADE (an encrypted copy of ${bytes} bytes at version ${version})`,
+    );
+    const other = this.host.claimWriter(this, storage);
+    const quota = this.host.limits.quotaBytes;
+    if (other) {
+      return await this.#error(
+        ErrorCode.Refused,
+        `${other.name} is writing to this backup: stop the node (lightningd) before upgrading ` +
+          `its backup`,
+      );
+    }
+    if (quota !== undefined && bytes > quota) {
+      this.host.log("error", `${this.name}: refused an encrypted copy past the quota`);
+      return await this.#error(
+        ErrorCode.Quota,
+        `node ${this.#node}'s encrypted backup would take ${bytes} bytes, past its quota of ` +
+          `${quota}: ask the server's operator for more, or compact the backup first`,
+      );
+    }
+    try {
+      const { staging, owner } = storage.beginUpgrade(version, upgrade.wrappedKey);
+      await this.#send(encodeVersionFrame(V2Type.Ack, version));
+      await this.#receiveStaged(staging, bytes);
+      const after = await storage.commitUpgrade(owner, version);
+      this.host.wrote(this.#node!);
+      await this.#send(encodeVersionFrame(V2Type.Ack, after));
+    } catch (error) {
+      if (error instanceof WireError || error instanceof Closing) throw error;
+      const refused = error instanceof RefusedError;
+      const message = (error as Error).message;
+      this.host.log("error", `${this.name}: refused an encrypted copy: ${message}`);
+      await this.#error(
+        refused ? ErrorCode.Refused : ErrorCode.Storage,
+        refused ? message : `the server cannot store it: ${message}; the plain backup is unchanged`,
+      );
+    } finally {
+      storage.abandonUpgrade();
+    }
+  }
+
+  /**
+   * Writes each FILE and its DATA that follow into `staging`, each synced, until DONE; at
+   * most `bytes` in all, and only segment names, each once.
+   */
+  async #receiveStaged(staging: string, bytes: number): Promise<void> {
+    let total = 0;
+    await receiveFiles({
+      next: async () => {
+        const packet = await this.reader.next();
+        if (!packet) throw new StreamEndedError("the client left its encrypted copy unfinished");
+        return packet;
+      },
+      accept: (name, size) => {
+        total += size;
+        if (!isSegmentName(name) || total > bytes) {
+          throw new WireError(
+            `FILE ${JSON.stringify(name)} of ${size} bytes is not a segment, or passes the ` +
+              `${bytes} bytes SEALED_UPGRADE announced`,
+          );
+        }
+      },
+      misplaced: (what) => new WireError(`${what} in an encrypted copy`),
+      sync: true,
+    }, staging);
   }
 
   /**

@@ -16,7 +16,8 @@ import {
   type SegmentHeader,
   SegmentKind,
 } from "../format/segment.ts";
-import { checkSealedBaseOnThread } from "./base_check_thread.ts";
+import { checkSealedBackupOnThread, checkSealedBaseOnThread } from "./base_check_thread.ts";
+import { settleUpgrade, stagingDir, swapInStaged } from "./staged_upgrade.ts";
 import { RecordKind } from "../format/record.ts";
 import { syncDir, writeFileDurably } from "../fs/durable.ts";
 import { removeIfExists } from "../fs/exists.ts";
@@ -85,6 +86,7 @@ export class ServerStorage {
    * takes its write lock for as long as the server runs.
    */
   static open(url: string, dir: string, log: (message: string) => void): ServerStorage {
+    for (const line of settleUpgrade(dir)) log(line);
     switch (backupKind(dir)) {
       case "missing":
         createFileBackup(dir);
@@ -329,6 +331,79 @@ export class ServerStorage {
     writeFileDurably(this.dir, WRAPPED_KEY_NAME, wrappedKey);
     this.#log(`replaced the wrapped key of "${this.dir}" (rekey: no record changed)`);
     return this.#backend.state().version;
+  }
+
+  /**
+   * Starts taking the node's encrypted copy of this plain backup at `version` (upgrade
+   * --encrypt): an empty staging directory beside the backup, holding its `key.json`, checked
+   * to name a backup id and key id, which every segment uploaded must carry. Returns where
+   * the segments go and the owner they are checked against.
+   */
+  beginUpgrade(version: number, wrappedKey: Uint8Array): { staging: string; owner: BaseOwner } {
+    if (this.#backend.keyId) {
+      throw new RefusedError(
+        "the backup is encrypted already: nothing to upgrade (rekey changes its secret)",
+      );
+    }
+    const at = this.#backend.state().version;
+    if (version !== at) {
+      throw new RefusedError(
+        `the encrypted copy is of version ${version}, and the backup is at ${at}: run the ` +
+          `upgrade again with the node stopped`,
+      );
+    }
+    const owner = this.#checked(() => keyOwner(wrappedKey));
+    const staging = stagingDir(this.dir);
+    removeIfExists(staging);
+    Deno.mkdirSync(staging, { mode: 0o700 });
+    writeFileDurably(staging, WRAPPED_KEY_NAME, wrappedKey);
+    return { staging, owner };
+  }
+
+  /**
+   * Puts the staged encrypted copy in this plain backup's place (lib/server/staged_upgrade.ts),
+   * once it is read through on a thread: every segment `owner`'s, sealed, passing its checks,
+   * one chain ending at the backup's `version`, which no write moved meanwhile. Returns the
+   * version; a failed check refuses it and the plain backup stays.
+   */
+  async commitUpgrade(owner: BaseOwner, version: number): Promise<number> {
+    const staging = stagingDir(this.dir);
+    syncDir(staging);
+    let copy: BackupDescription;
+    try {
+      copy = await checkSealedBackupOnThread(staging, owner);
+    } catch (error) {
+      if (error instanceof SealedInputError) throw new RefusedError(error.message);
+      throw error;
+    }
+    const at = this.#backend.state().version;
+    if (this.#backend.keyId || copy.lastVersion !== version || at !== version) {
+      throw new RefusedError(
+        `the encrypted copy ends at version ${copy.lastVersion}, and the backup is at ${at}` +
+          `${this.#backend.keyId ? ", encrypted" : ""}: nothing was changed; run the upgrade ` +
+          `again with the node stopped`,
+      );
+    }
+    atStep("upgrade-staged");
+    this.stopCompaction();
+    this.#compactor = undefined;
+    this.#backend.close();
+    try {
+      swapInStaged(this.dir);
+    } finally {
+      this.#backend = FileBackend.open(this.url, this.dir, { log: this.#log, keyless: true });
+    }
+    this.#rewound = false;
+    this.#log(
+      `made the backup "${this.dir}" encrypted (backup ${formatBackupId(owner.backupId)}, key ` +
+        `${formatBackupId(owner.keyId)}), keeping versions ${copy.firstVersion} to ${version}`,
+    );
+    return version;
+  }
+
+  /** Removes an upload of an encrypted copy that did not finish. */
+  abandonUpgrade(): void {
+    removeIfExists(stagingDir(this.dir));
   }
 
   /**

@@ -38,6 +38,7 @@ export enum V2Type {
   SealedInit = 0x28,
   SealedBase = 0x29,
   SealedKey = 0x2a,
+  SealedUpgrade = 0x2b,
 }
 
 export const PROTOCOL_VERSION = 2;
@@ -119,6 +120,8 @@ export const V2_FRAMING: Framing = {
         return maxPayload;
       case V2Type.SealedKey:
         return JSON_LIMIT;
+      case V2Type.SealedUpgrade:
+        return 16 + JSON_LIMIT;
       case V2Type.Hello:
         return MAGIC.length + 3 + 255 + NONCE_BYTES;
       case V2Type.Data:
@@ -561,4 +564,27 @@ export function decodeSealedBase(packet: Packet): number {
   const size = r.u64();
   r.end();
   return size;
+}
+
+/**
+ * SEALED_UPGRADE: the node's encrypted copy of its plain backup follows (FILE and DATA for
+ * each segment, then DONE), made from the backup at `version`, `bytes` in all; `wrappedKey`
+ * is its `key.json`, naming its backup id and key id.
+ */
+export interface SealedUpgrade {
+  version: number;
+  bytes: number;
+  wrappedKey: Uint8Array;
+}
+
+export function encodeSealedUpgrade(upgrade: SealedUpgrade): Uint8Array {
+  return encodeFrame(
+    V2Type.SealedUpgrade,
+    new Writer().u64(upgrade.version).u64(upgrade.bytes).bytes(upgrade.wrappedKey).done(),
+  );
+}
+
+export function decodeSealedUpgrade(packet: Packet): SealedUpgrade {
+  const r = packetOf(packet, V2Type.SealedUpgrade);
+  return { version: r.u64(), bytes: r.u64(), wrappedKey: r.rest() };
 }

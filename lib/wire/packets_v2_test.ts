@@ -13,6 +13,7 @@ import {
   decodePlace,
   decodeSealedChange,
   decodeSealedInit,
+  decodeSealedUpgrade,
   decodeSnapshotV2,
   decodeVersionFrame,
   decodeWelcome,
@@ -27,6 +28,7 @@ import {
   encodePlace,
   encodeSealedChange,
   encodeSealedInit,
+  encodeSealedUpgrade,
   encodeSnapshotV2,
   encodeVersionFrame,
   encodeWelcome,
@@ -181,6 +183,8 @@ Deno.test("the packets of encrypted backups decode to what was encoded", async (
     wrappedKey,
     base: record,
   });
+  const upgrade = { version: PAST_U32, bytes: 5 << 20, wrappedKey };
+  assertEquals(decodeSealedUpgrade(await readOne(encodeSealedUpgrade(upgrade))), upgrade);
   // A seal length past the payload does not parse.
   const cut = encodeFrame(V2Type.SealedChange, new Uint8Array(8 + 8 + 4).fill(0xff, 16));
   await assertRejects(async () => decodeSealedChange(await readOne(cut)), /cut short/);

@@ -28,8 +28,11 @@ const CLI = new URL("../../cli.ts", import.meta.url).pathname;
 /** A server process on a fresh root, node alice added, and her lightning dir (no database). */
 export interface EncryptedServer {
   root: string;
-  /** Stops the server and starts it again on the same root and port, with `env` added. */
-  restartServer(env: Record<string, string>): Promise<void>;
+  /**
+   * Stops the server and starts it again on the same root and port, with `env` added (and
+   * `args`, options of `server`).
+   */
+  restartServer(env: Record<string, string>, args?: string[]): Promise<void>;
   url: string;
   dir: string;
   /** Alice's backup directory on the server. */
@@ -45,7 +48,7 @@ export async function startEncryptedServer(
   const nodes = new NodeRegistry(`${root}/server`);
   const keyText = nodes.add("alice");
   const port = freePort();
-  const start = (env: Record<string, string>) =>
+  const start = (env: Record<string, string>, args: string[] = []) =>
     spawnListening("env", [
       ...Object.entries(env).map(([k, v]) => `${k}=${v}`),
       Deno.execPath(),
@@ -58,6 +61,7 @@ export async function startEncryptedServer(
       "--log-level",
       "error",
       "--allow-plain",
+      ...args,
     ], port);
   let server = await start({});
   const stopServer = async () => {
@@ -81,9 +85,9 @@ export async function startEncryptedServer(
     dir,
     storage: `${root}/server/nodes/alice/backup`,
     credential: { node: "alice", key: keyFromText(keyText)!, path: credentialPath },
-    restartServer: async (env) => {
+    restartServer: async (env, args) => {
       await stopServer();
-      server = await start(env);
+      server = await start(env, args);
     },
     stop: async () => {
       await stopServer();
@@ -106,10 +110,10 @@ export async function initEncrypted(s: EncryptedServer): Promise<DataKey> {
   return (await readKeyFile(s.dir))!;
 }
 
-/** The dump of alice's backup fetched from the server and restored here with `key`. */
+/** The dump of alice's backup fetched from the server and restored here with `key` (if any). */
 export async function restoredWith(
   s: EncryptedServer,
-  key: DataKey,
+  key: DataKey | undefined,
   toVersion?: number,
 ): Promise<string> {
   const reader = await SocketBackupReader.fetch(s.url, 5_000, s.credential, s.root);

@@ -11,9 +11,8 @@ import type { BackupDescription, BackupEntry, BackupReader } from "../backend.ts
 import { FileBackupReader } from "../file/reader.ts";
 import { isSegmentName } from "../../format/layout.ts";
 import { WRAPPED_KEY_NAME } from "../../crypto/wrapped_key.ts";
-import { writeAll } from "../../fs/durable.ts";
-import { decodeFile, decodeVersionFrame, v2Name, V2Type } from "../../wire/packets_v2.ts";
-import { encodeFrame } from "../../wire/packets_v2.ts";
+import { encodeFrame, V2Type } from "../../wire/packets_v2.ts";
+import { receiveFiles } from "../../wire/receive_files.ts";
 import { refusal, type SocketUrl, WireConnection } from "./connection.ts";
 import type { NodeCredential } from "./credential.ts";
 
@@ -80,38 +79,21 @@ export class CopiedBackupReader implements BackupReader {
 async function copyFiles(conn: WireConnection, dir: string): Promise<void> {
   Deno.mkdirSync(dir);
   await conn.send(encodeFrame(V2Type.Restore));
-  let file: Deno.FsFile | undefined;
-  let left = 0;
-  try {
-    for (;;) {
+  await receiveFiles({
+    next: async () => {
       const packet = await conn.receive();
       if (packet.type === V2Type.Error) throw refusal(packet, "the restore");
-      if (packet.type === V2Type.Data && file && packet.payload.length <= left) {
-        writeAll(file, packet.payload);
-        left -= packet.payload.length;
-        continue;
-      }
-      if (left > 0 || packet.type === V2Type.Data) {
-        throw new Error(
-          `Cannot read backup: the server sent ${v2Name(packet.type)} where a file's bytes ` +
-            `belong: try again, and check the server's log`,
-        );
-      }
-      file?.close();
-      file = undefined;
-      if (packet.type === V2Type.Done) {
-        decodeVersionFrame(packet, V2Type.Done);
-        return;
-      }
-      const { name, size } = decodeFile(packet);
+      return packet;
+    },
+    accept: (name) => {
       // An encrypted backup's wrapped key comes too: the node opens it with its secret.
       if (!isSegmentName(name) && name !== WRAPPED_KEY_NAME) {
         throw new Error(`Cannot read backup: the server sent a file named ${JSON.stringify(name)}`);
       }
-      file = Deno.openSync(`${dir}/${name}`, { write: true, createNew: true });
-      left = size;
-    }
-  } finally {
-    file?.close();
-  }
+    },
+    misplaced: (what) =>
+      new Error(
+        `Cannot read backup: the server sent ${what}: try again, and check the server's log`,
+      ),
+  }, dir);
 }

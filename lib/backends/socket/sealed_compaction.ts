@@ -14,14 +14,9 @@ import { writeBase } from "../file/create.ts";
 import { baseName } from "../../format/layout.ts";
 import { readChain } from "../../format/chain.ts";
 import { DataKey } from "../../crypto/data_key.ts";
-import {
-  DATA_CHUNK_BYTES,
-  decodeError,
-  decodeJson,
-  encodeFrame,
-  encodeSealedBase,
-  V2Type,
-} from "../../wire/packets_v2.ts";
+import { decodeError, decodeJson, encodeSealedBase, V2Type } from "../../wire/packets_v2.ts";
+import { sendFile } from "./send_file.ts";
+import { UPGRADE_PREFIX } from "./sealed_upgrade.ts";
 import { type SocketUrl, WireConnection } from "./connection.ts";
 import { CopiedBackupReader } from "./copy_reader.ts";
 import type { NodeCredential } from "./credential.ts";
@@ -43,11 +38,14 @@ export interface SealedCompactionRequest {
 
 const WORK_PREFIX = "sealed-compaction-";
 
-/** Removes what a compaction that was killed left in `scratch`. */
+/** What a killed compaction, fetch or upgrade --encrypt (a plain copy among it) leaves. */
+const STALE_PREFIXES = [WORK_PREFIX, "cln-backup-fetch-", UPGRADE_PREFIX];
+
+/** Removes what a compaction or upgrade that was killed left in `scratch`. */
 export function removeStaleWork(scratch: string): void {
   try {
     for (const entry of Deno.readDirSync(scratch)) {
-      if (entry.name.startsWith(WORK_PREFIX) || entry.name.startsWith("cln-backup-fetch-")) {
+      if (STALE_PREFIXES.some((prefix) => entry.name.startsWith(prefix))) {
         Deno.removeSync(`${scratch}/${entry.name}`, { recursive: true });
       }
     }
@@ -97,7 +95,7 @@ export async function compactSealed(
     }
     const conn = await WireConnection.open(target, request.timeoutMs, credential);
     try {
-      await sendFile(conn, base);
+      await sendFile(conn, base, encodeSealedBase);
       const reply = await conn.receive(request.compactTimeoutMs);
       if (reply.type === V2Type.Error) throw new Error(decodeError(reply).message);
       return decodeJson<CompactionResult>(reply, V2Type.CompactRes);
@@ -113,23 +111,5 @@ export async function compactSealed(
     );
   } finally {
     Deno.removeSync(work, { recursive: true });
-  }
-}
-
-/** SEALED_BASE, then the base's bytes in DATA packets, read from its file a chunk at a time. */
-async function sendFile(conn: WireConnection, path: string): Promise<void> {
-  const file = Deno.openSync(path, { read: true });
-  try {
-    const size = file.statSync().size;
-    await conn.send(encodeSealedBase(size));
-    const buffer = new Uint8Array(DATA_CHUNK_BYTES);
-    for (let left = size; left > 0;) {
-      const n = file.readSync(buffer.subarray(0, Math.min(left, buffer.length)));
-      if (n === null) throw new Error(`"${path}" ended before its ${size} bytes`);
-      await conn.send(encodeFrame(V2Type.Data, buffer.subarray(0, n)));
-      left -= n;
-    }
-  } finally {
-    file.close();
   }
 }

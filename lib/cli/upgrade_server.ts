@@ -1,0 +1,121 @@
+/**
+ * `upgrade --encrypt` on a node whose backup.lock names a plain backup on a wire v2 server:
+ * the backup is encrypted in place on its server, keeping every version it holds
+ * (lib/backends/socket/sealed_upgrade.ts), and the plugin's key file appears beside
+ * backup.lock. backup.lock keeps its URL.
+ *
+ * @module
+ */
+import { LOCK_FILE, type LockFile } from "../backup/lock_file.ts";
+import { socketUrl } from "../backends/socket/backend.ts";
+import { CREDENTIAL_NAME, credentialIn } from "../backends/socket/credential.ts";
+import { DEFAULT_RETRY_POLICY } from "../backends/socket/options.ts";
+import { serverKeyId, upgradeOnServer } from "../backends/socket/sealed_upgrade.ts";
+import { removeStaleWork } from "../backends/socket/sealed_compaction.ts";
+import { SCRATCH_DIR } from "../backends/s3/compaction.ts";
+import { sameBytes } from "../crypto/data_key.ts";
+import { KEY_FILE, writeKeyFile } from "../crypto/key_file.ts";
+import { removeIfExists } from "../fs/exists.ts";
+import { checkNotRunning } from "./node_dir.ts";
+import { installPlugin, newEncryption, printConfigLine } from "./init.ts";
+import type { Prompt } from "./secrets.ts";
+import { Exit, type Output } from "./args.ts";
+
+const ACTION = "Cannot upgrade backup";
+
+/** Encrypts the server backup `lock` names; see the module's comment. */
+export async function encryptOnServer(
+  dir: string,
+  lock: LockFile,
+  values: Record<string, string | boolean | undefined>,
+  prompt: Prompt,
+  output: Output,
+): Promise<number> {
+  const url = lock.backend_url;
+  const already = `"${dir}/${LOCK_FILE}" already names a cln-backup backup (${url})`;
+  if (values.encrypt !== true) {
+    output.out(`${already}: nothing to upgrade ("--encrypt" encrypts it on its server)`);
+    return Exit.Ok;
+  }
+  if (typeof values.to === "string") {
+    throw new Error(`${ACTION}: "${url}" is encrypted in place on its server: drop --to`);
+  }
+  if (lock.mirror_urls !== undefined || lock.async_urls !== undefined) {
+    throw new Error(
+      `${ACTION}: backup.lock names other destinations beside ${url}, and encrypting one of ` +
+        `several is not done yet: make a new encrypted set-up with "init --encrypt"`,
+    );
+  }
+  const credential = credentialIn(dir);
+  if (!credential) {
+    throw new Error(
+      `${ACTION}: "${dir}" has no ${CREDENTIAL_NAME}, so ${url} is a wire v1 backup, which ` +
+        `cannot be encrypted on its server: ask its operator for a node ("server add-node"), ` +
+        `put its line in ${CREDENTIAL_NAME} and run this again`,
+    );
+  }
+  await checkNotRunning(dir, ACTION);
+  const target = socketUrl(url);
+  const timeoutMs = DEFAULT_RETRY_POLICY.timeoutMs;
+  const onServer = async () => {
+    try {
+      return await serverKeyId(target, credential, timeoutMs);
+    } catch (error) {
+      throw new Error(`${ACTION}: ${(error as Error).message}`);
+    }
+  };
+  if (await onServer()) {
+    output.out(`${already}, encrypted: nothing to upgrade ("rekey" changes its secret)`);
+    return Exit.Ok;
+  }
+  const encryption = await newEncryption(values, prompt);
+  const scratch = `${dir}/${SCRATCH_DIR}`;
+  removeStaleWork(scratch);
+  let committing = false;
+  let before;
+  try {
+    before = await upgradeOnServer({
+      url,
+      target,
+      credential,
+      encryption,
+      scratch,
+      timeoutMs,
+      commitTimeoutMs: DEFAULT_RETRY_POLICY.compactTimeoutMs,
+      // Before the commit: the server never holds an encrypted backup the node has no key to.
+      beforeCommit: () => {
+        writeKeyFile(dir, encryption.key);
+        committing = true;
+      },
+    });
+  } catch (error) {
+    const why = (error as Error).message.replace(/^Cannot \w+ \w+: /, "");
+    if (!committing) throw new Error(`${ACTION}: ${why}; the backup on the server is unchanged`);
+    let keyId: Uint8Array | undefined;
+    try {
+      keyId = await onServer();
+    } catch {
+      throw new Error(
+        `${ACTION}: ${why}, after the copy was sent; whether the server swapped it in is ` +
+          `unknown: run this again once the server is reachable (it says which it holds)`,
+      );
+    }
+    if (!keyId || !sameBytes(keyId, encryption.key.id)) {
+      removeIfExists(`${dir}/${KEY_FILE}`);
+      throw new Error(`${ACTION}: ${why}; the backup on the server is unchanged`);
+    }
+  }
+  // The launcher grants the key file and the scratch directory an encrypted server backup needs.
+  const launcher = installPlugin(dir, lock, "replace", () => {});
+  const held = before ? `versions ${before.firstVersion} to ${before.lastVersion}` : "";
+  output.out(
+    `Encrypted the backup on ${url} in place${held ? ` (${held}, every version kept)` : ""}: ` +
+      `the server holds ciphertext only, and "${dir}/${KEY_FILE}" the key the plugin seals with`,
+  );
+  output.out(
+    `Check it with "cln-backup verify ${url}" (CLN_BACKUP_CREDENTIAL=${credential.path}), with ` +
+      `the passphrase or identity`,
+  );
+  printConfigLine(output, launcher);
+  return Exit.Ok;
+}
