@@ -67,12 +67,11 @@ Deno.test("read-ahead: the worker opens an encrypted backup with the reader's ke
   Deno.removeSync(dir, { recursive: true });
 });
 
-Deno.test("read-ahead: damage is the same CorruptBackupError as read alone", async () => {
-  const { dir, url, path } = await backupWithTail();
-  const file = Deno.openSync(`${path}/${logName(1)}`, { read: true, write: true });
-  file.seekSync(200, Deno.SeekMode.Start);
-  file.writeSync(new Uint8Array([0xff, 0xee]));
-  file.close();
+/** The errors of reading the damaged backup alone and ahead: both must be corruption. */
+async function damageSeen(
+  url: string,
+  path: string,
+): Promise<{ alone: CorruptBackupError; ahead: CorruptBackupError }> {
   const alone = await assertRejects(() =>
     read(new FileBackupReader(url, path, { readAheadFrom: Infinity }))
   );
@@ -80,6 +79,16 @@ Deno.test("read-ahead: damage is the same CorruptBackupError as read alone", asy
     read(new FileBackupReader(url, path, { readAheadFrom: 0 }))
   );
   assert(alone instanceof CorruptBackupError && ahead instanceof CorruptBackupError);
+  return { alone, ahead };
+}
+
+Deno.test("read-ahead: damage is the same CorruptBackupError as read alone", async () => {
+  const { dir, url, path } = await backupWithTail();
+  const file = Deno.openSync(`${path}/${logName(1)}`, { read: true, write: true });
+  file.seekSync(200, Deno.SeekMode.Start);
+  file.writeSync(new Uint8Array([0xff, 0xee]));
+  file.close();
+  const { alone, ahead } = await damageSeen(url, path);
   assertEquals(ahead.message, alone.message);
   assertEquals([ahead.path, ahead.offset], [alone.path, alone.offset]);
   assertEquals(ahead.offset! < 300, true, "the damaged record, near the log's start");
@@ -121,13 +130,7 @@ Deno.test("read-ahead: a checksummed frame that does not decode is named as read
     file.writeSync(header);
     file.writeSync(stored);
     file.close();
-    const alone = await assertRejects(() =>
-      read(new FileBackupReader(url, path, { readAheadFrom: Infinity }))
-    );
-    const ahead = await assertRejects(() =>
-      read(new FileBackupReader(url, path, { readAheadFrom: 0 }))
-    );
-    assert(alone instanceof CorruptBackupError && ahead instanceof CorruptBackupError);
+    const { alone, ahead } = await damageSeen(url, path);
     assertEquals([ahead.message, ahead.path, ahead.offset], [alone.message, alone.path, 64]);
   } finally {
     Deno.removeSync(dir, { recursive: true });
