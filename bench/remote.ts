@@ -246,17 +246,21 @@ export const remote: Section = {
     const restoreServer = await spawnRootServer(restoreRoot, restorePort, "r");
     const rounds = context.quick ? 2 : 3;
     const times: Record<"v2" | "v1" | "local", number[]> = { v2: [], v1: [], local: [] };
+    /** Of each wire restore, the part spent fetching the backup before restoring it. */
+    const fetchMs: Record<"v2" | "v1", number[]> = { v2: [], v1: [] };
     const target = `${dir}/restored.sqlite3`;
     const url = `socket:127.0.0.1:${restorePort}`;
     context.log(
       `remote: restore of a snapshot + ${changes} changes, v2, v1 and local, ${rounds} rounds`,
     );
     const overWire = async (withCredential: boolean) => {
+      const started = performance.now();
       const reader = await SocketBackupReader.fetch(
         url,
         undefined,
         withCredential ? credential : undefined,
       );
+      fetchMs[withCredential ? "v2" : "v1"].push(performance.now() - started);
       try {
         restoreBackup(reader, target);
       } finally {
@@ -301,6 +305,8 @@ export const remote: Section = {
         socket_v2_ms: summarize(samples.v2),
         socks5_v2_ms: proxy ? summarize(samples.proxy) : null,
         restore_v2_ms: times.v2,
+        fetch_v2_ms: fetchMs.v2,
+        fetch_v1_ms: fetchMs.v1,
         restore_v1_ms: times.v1,
         restore_local_ms: times.local,
       },
