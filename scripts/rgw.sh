@@ -21,7 +21,7 @@ usage() {
 # test's radosgw.
 ours() {
   local pid=$1 conf=$2 cmdline
-  cmdline=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || return 1
+  cmdline=$(tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline") || return 1
   [[ "$cmdline" == *"--conf $conf "* ]]
 }
 
@@ -44,10 +44,17 @@ stop() {
   rm -f "$dir/pids"
 }
 
-# Waits up to 120 s for a command to succeed (a loaded machine starts Ceph slowly).
+# Waits up to 120 s for a command to succeed (a loaded machine starts Ceph slowly), and no
+# longer once the daemon it waits for (NAME, PID, logging to LOG) has exited: a port in use, say.
 wait_for() {
+  local name=$1 pid=$2 log=$3
+  shift 3
   for _ in $(seq 1200); do
     "$@" >/dev/null 2>&1 && return 0
+    if ! kill -0 "$pid" 2>/dev/null; then
+      echo "rgw.sh: $name exited: $(grep -m 1 -iE 'error|fail' "$log" || tail -n 1 "$log")" >&2
+      return 1
+    fi
     sleep 0.1
   done
   echo "rgw.sh: timed out waiting for: $*" >&2
@@ -115,7 +122,7 @@ EOF
   ceph-mon "${c[@]}" --mkfs -i a --monmap "$dir/monmap" --keyring "$dir/keyring"
   ceph-mon "${c[@]}" -f -i a >"$dir/log/mon.out" 2>&1 &
   echo $! >>"$dir/pids"
-  wait_for ceph "${c[@]}" --connect-timeout 2 mon stat
+  wait_for ceph-mon $! "$dir/log/mon.out" ceph "${c[@]}" --connect-timeout 2 mon stat
 
   local osd_uuid
   osd_uuid=$(cat /proc/sys/kernel/random/uuid)
@@ -147,7 +154,7 @@ EOF
 
   radosgw "${c[@]}" -f -n client.rgw.0 >"$dir/log/rgw.out" 2>&1 &
   echo $! >>"$dir/pids"
-  wait_for curl -sf -o /dev/null "http://127.0.0.1:$rgw_port/"
+  wait_for radosgw $! "$dir/log/rgw.out" curl -sf -m 2 -o /dev/null "http://127.0.0.1:$rgw_port/"
 
   local access secret
   access=$(head -c 10 /dev/urandom | od -An -tx1 | tr -d ' \n')
