@@ -1,7 +1,7 @@
 /**
  * Tests against RGW skip, saying why, where its gateway cannot start: a real S3 test file run
  * with the gateway's port already taken (the start's real failure path: radosgw exits on
- * the bind) ignores every test and prints the gateway's own error.
+ * the bind) ignores every test and prints why.
  */
 import { assert, assertMatch } from "./support/assert.ts";
 import { rgwMissing } from "./support/rgw.ts";
@@ -13,7 +13,11 @@ Deno.test("an S3 test file whose RGW cannot start skips every test and says why"
   try {
     const output = await new Deno.Command(Deno.execPath(), {
       args: ["test", "-A", "--no-check", E2E],
-      env: { CLN_BACKUP_TEST_RGW_PORT: String(taken.addr.port), NO_COLOR: "1" },
+      env: {
+        CLN_BACKUP_TEST_RGW_PORT: String(taken.addr.port),
+        CLN_BACKUP_REQUIRE_RGW: "",
+        NO_COLOR: "1",
+      },
       stdout: "piped",
       stderr: "piped",
     }).output();
@@ -24,10 +28,8 @@ Deno.test("an S3 test file whose RGW cannot start skips every test and says why"
     assertMatch(
       text,
       rgwMissing === undefined
-        ? new RegExp(
-          `Cannot start Ceph RGW here: .*rgw\\.sh: radosgw exited: .*127\\.0\\.0\\.1:` +
-            `${taken.addr.port}: Address already in use\nSkipping the tests against a real S3 server`,
-        )
+        // Ceph's own reason ("Address already in use") when radosgw wrote it before exiting.
+        ? /Cannot start Ceph RGW here: .*rgw\.sh: radosgw exited: .+\nSkipping the tests against a real S3 server/
         : /Ceph RGW is not installed .*: skipping the tests against a real S3 server/,
     );
   } finally {

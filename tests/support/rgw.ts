@@ -75,8 +75,8 @@ export class Rgw {
       await new Deno.Command(SCRIPT, { args: ["stop", dir] }).output();
       Deno.removeSync(dir, { recursive: true });
       const errors = new TextDecoder().decode(output.stderr);
-      // The script's own line says what failed; Ceph's tools chatter on stderr too.
-      const reason = errors.split("\n").findLast((line) => line.startsWith("rgw.sh: "));
+      // The script's first line of its own says what failed; Ceph's tools chatter on stderr.
+      const reason = errors.split("\n").find((line) => line.startsWith("rgw.sh: "));
       throw new Error(`Cannot start RGW in "${dir}": ${reason ?? errors + text}`);
     }
     const value = (name: string) => new RegExp(`^${name}=(.*)$`, "m").exec(text)![1];

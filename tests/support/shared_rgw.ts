@@ -1,7 +1,9 @@
 /**
  * The one RGW of a test file against a real S3 server (rgw.ts), started when the file is
  * loaded, before its tests register: where Ceph is not installed, or its gateway cannot
- * start, every test of the file is skipped and the reason printed once. Import this only
+ * start, every test of the file is skipped and the reason printed once; with
+ * `CLN_BACKUP_REQUIRE_RGW=1` (`.ci/run`) the file fails instead, so CI never passes without
+ * them. Import this only
  * from files whose tests need RGW (each import starts one), and end the file with
  * {@linkcode stopSharedRgwLast}.
  *
@@ -28,6 +30,9 @@ async function startShared(): Promise<string | undefined> {
 
 /** Why this file's tests against RGW skip, or `undefined` when its gateway runs. */
 export const rgwUnavailable: string | undefined = rgwMissing ?? await startShared();
+if (rgwUnavailable && Deno.env.get("CLN_BACKUP_REQUIRE_RGW") === "1") {
+  throw new Error(`${rgwUnavailable.split("\n")[0]} (CLN_BACKUP_REQUIRE_RGW=1)`);
+}
 if (rgwUnavailable) console.warn(rgwUnavailable);
 
 /**
