@@ -9,7 +9,8 @@
 # keep start-up near 2.5 s and requests fast are in ../shared/notes/s3-test-server.md: paxos
 # propose interval 0.05, the seven RGW pools made in one batch before radosgw starts, and
 # tcp_nodelay=1. Needs Debian's radosgw ceph-mon ceph-osd ceph-common.
-set -euo pipefail
+set -Eeuo pipefail
+trap 'echo "rgw.sh: line $LINENO failed (exit $?): $BASH_COMMAND" >&2' ERR
 
 usage() {
   echo "usage: $0 start DIR MON_PORT RGW_PORT | stop DIR" >&2
@@ -21,7 +22,7 @@ usage() {
 # test's radosgw.
 ours() {
   local pid=$1 conf=$2 cmdline
-  cmdline=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || return 1
+  cmdline=$(tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline") || return 1
   [[ "$cmdline" == *"--conf $conf "* ]]
 }
 
@@ -44,14 +45,23 @@ stop() {
   rm -f "$dir/pids"
 }
 
-# Waits up to 120 s for a command to succeed (a loaded machine starts Ceph slowly).
+# Waits up to 120 s for a command to succeed (a loaded machine starts Ceph slowly), and no
+# longer once the daemon it waits for (NAME, PID, its output in OUT, its log in LOG) has exited:
+# a port in use, say. A daemon that aborts may exit before its log thread wrote why.
 wait_for() {
+  local name=$1 pid=$2 out=$3 log=$4 why
+  shift 4
   for _ in $(seq 1200); do
     "$@" >/dev/null 2>&1 && return 0
+    if ! kill -0 "$pid" 2>/dev/null; then
+      why=$(grep -h -m 1 -iE 'error|fail' "$out" "$log" 2>/dev/null | head -n 1 || true)
+      echo "rgw.sh: $name exited: ${why:-its log gives no reason (see $log)}" >&2
+      exit 1
+    fi
     sleep 0.1
   done
   echo "rgw.sh: timed out waiting for: $*" >&2
-  return 1
+  exit 1
 }
 
 start() {
@@ -115,7 +125,7 @@ EOF
   ceph-mon "${c[@]}" --mkfs -i a --monmap "$dir/monmap" --keyring "$dir/keyring"
   ceph-mon "${c[@]}" -f -i a >"$dir/log/mon.out" 2>&1 &
   echo $! >>"$dir/pids"
-  wait_for ceph "${c[@]}" --connect-timeout 2 mon stat
+  wait_for ceph-mon $! "$dir/log/mon.out" "$dir/log/mon.a.log" ceph "${c[@]}" --connect-timeout 2 mon stat
 
   local osd_uuid
   osd_uuid=$(cat /proc/sys/kernel/random/uuid)
@@ -147,7 +157,7 @@ EOF
 
   radosgw "${c[@]}" -f -n client.rgw.0 >"$dir/log/rgw.out" 2>&1 &
   echo $! >>"$dir/pids"
-  wait_for curl -sf -o /dev/null "http://127.0.0.1:$rgw_port/"
+  wait_for radosgw $! "$dir/log/rgw.out" "$dir/log/client.rgw.0.log" curl -sf -m 2 -o /dev/null "http://127.0.0.1:$rgw_port/"
 
   local access secret
   access=$(head -c 10 /dev/urandom | od -An -tx1 | tr -d ' \n')

@@ -9,7 +9,7 @@ import { assert, assertEquals } from "./support/assert.ts";
 import { DATABASE_NAME, type FakeLightningd } from "./support/fake_lightningd.ts";
 import { dumpDatabase } from "./support/dump.ts";
 import { dumpAt } from "./support/node_at.ts";
-import { rgwMissing, stopSharedRgwLast } from "./support/rgw.ts";
+import { rgwUnavailable, stopSharedRgwLast } from "./support/shared_rgw.ts";
 import { CRASH_ENV } from "../lib/fs/crash_point.ts";
 import {
   ACTIVITY,
@@ -44,7 +44,7 @@ async function killWhileCompacting(lightningd: FakeLightningd, url: string): Pro
 
 Deno.test({
   name: "a plugin killed during each destination's compaction loses nothing",
-  ignore: rgwMissing !== undefined,
+  ignore: rgwUnavailable !== undefined,
   fn: async () => {
     await withNode(
       (_, s3, root) => ({ mirror_urls: [s3], async_urls: [`file://${root}/copy`] }),
@@ -103,7 +103,7 @@ Deno.test({
 
 Deno.test({
   name: "a rewind at the first write while each destination compacts: restores equal",
-  ignore: rgwMissing !== undefined,
+  ignore: rgwUnavailable !== undefined,
   fn: async () => {
     await withNode((_, s3) => ({ mirror_urls: [s3] }), async (node) => {
       await firstRuns(node);

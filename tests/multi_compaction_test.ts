@@ -10,7 +10,7 @@ import { assert, assertEquals } from "./support/assert.ts";
 import { DATABASE_NAME } from "./support/fake_lightningd.ts";
 import { dumpDatabase } from "./support/dump.ts";
 import { dumpAt } from "./support/node_at.ts";
-import { rgwTest, stopSharedRgwLast } from "./support/rgw.ts";
+import { rgwTest, stopSharedRgwLast } from "./support/shared_rgw.ts";
 import {
   ACTIVITY,
   caughtUp,

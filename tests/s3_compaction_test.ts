@@ -9,13 +9,8 @@ import { DatabaseSync } from "node:sqlite";
 import { assert, assertEquals, assertMatch, assertRejects } from "./support/assert.ts";
 import { dumpDatabase } from "./support/dump.ts";
 import { note, SCHEMA, status } from "./support/plugin_session.ts";
-import {
-  restoredFromS3,
-  type Rgw,
-  rgwTestInDir,
-  stopSharedRgwLast,
-  writeCredentials,
-} from "./support/rgw.ts";
+import { restoredFromS3, type Rgw, writeCredentials } from "./support/rgw.ts";
+import { rgwTestInDir, stopSharedRgwLast } from "./support/shared_rgw.ts";
 import { FakeLightningd } from "./support/fake_lightningd.ts";
 import { BufferedOutput, makeNodeDir, removeNodeDir } from "../lib/cli/testing.ts";
 import { init } from "../lib/cli/init.ts";

@@ -32,7 +32,8 @@ import {
   type Runs,
   storedTransactions,
 } from "./support/crash_point.ts";
-import { Rgw, rgwMissing, writeCredentials } from "./support/rgw.ts";
+import { type Rgw, writeCredentials } from "./support/rgw.ts";
+import { rgwUnavailable, sharedRgw, stopSharedRgwLast } from "./support/shared_rgw.ts";
 import { writeLockFile } from "../lib/backup/lock_file.ts";
 import { restoreBackup } from "../lib/backup/restore.ts";
 import { S3BackupReader } from "../lib/backends/s3/reader.ts";
@@ -265,14 +266,14 @@ async function runTrial(
 
 Deno.test({
   name: "crash safety into S3: SIGKILL the plugin and the gateway at random moments",
-  ignore: rgwMissing !== undefined,
+  ignore: rgwUnavailable !== undefined,
   fn: async () => {
     const all = loadRuns();
     const chosen = Deno.env.get("S3_CRASH_SEEDS")?.split(",").map(Number);
     const seeds = chosen ??
       Array.from({ length: envNumber("S3_CRASH_TRIALS", 100) }, (_, i) => i + 1);
     const queue = [...seeds];
-    const rgw = await Rgw.start();
+    const rgw = await sharedRgw();
     // Even seeds run on an encrypted backup: the packer and compaction seal what they write.
     const templates: Template[] = [
       { dir: Deno.makeTempDirSync({ prefix: "s3-crash-template-" }), prefix: "template" },
@@ -305,7 +306,6 @@ Deno.test({
       );
     } finally {
       await restarting.catch(() => {});
-      await rgw.stop();
       for (const { dir } of templates) Deno.removeSync(dir, { recursive: true });
     }
     const sum = (victim: Victim) => reports.reduce((n, r) => n + r.kills[victim], 0);
@@ -323,3 +323,5 @@ Deno.test({
     }
   },
 });
+
+stopSharedRgwLast();

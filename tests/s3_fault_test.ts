@@ -11,13 +11,8 @@ import { FakeLightningd } from "./support/fake_lightningd.ts";
 import { dumpDatabase } from "./support/dump.ts";
 import { type Fault, FaultProxy } from "./support/fault_proxy.ts";
 import { SlowdownProxy } from "./support/slowdown_proxy.ts";
-import {
-  type Rgw,
-  rgwTest,
-  sharedRgw,
-  stopSharedRgwLast,
-  writeCredentials,
-} from "./support/rgw.ts";
+import { type Rgw, writeCredentials } from "./support/rgw.ts";
+import { rgwTest, sharedRgw, stopSharedRgwLast } from "./support/shared_rgw.ts";
 import { writeLockFile } from "../lib/backup/lock_file.ts";
 import { restoreBackup } from "../lib/backup/restore.ts";
 import { S3BackupReader } from "../lib/backends/s3/reader.ts";

@@ -14,14 +14,8 @@ import { makeEncryptedBackup, PASSPHRASE } from "./support/encrypted.ts";
 import { objectsOf, restoredS3WithKey } from "./support/encrypted_s3.ts";
 import { readKeyFile } from "../lib/crypto/key_file.ts";
 import { decodeSegmentHeader } from "../lib/format/segment.ts";
-import {
-  restoredFromS3,
-  type Rgw,
-  rgwTest,
-  sharedRgw,
-  stopSharedRgwLast,
-  writeCredentials,
-} from "./support/rgw.ts";
+import { restoredFromS3, type Rgw, writeCredentials } from "./support/rgw.ts";
+import { rgwTest, sharedRgw, stopSharedRgwLast } from "./support/shared_rgw.ts";
 import { openReader } from "../lib/backends/open.ts";
 import { compactS3 } from "../lib/backends/s3/compaction.ts";
 import { listBackup } from "../lib/backends/s3/layout.ts";

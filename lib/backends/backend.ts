@@ -74,9 +74,12 @@ export interface AsyncDestinationStatus {
    * last attempt failed (`error`), and it tries again.
    */
   state: "waiting" | "caught-up" | "behind" | "failing";
-  /** Its version; `null` until it has been opened. */
+  /**
+   * Its version: while it is down, the one it held when last open; `null` until it has been
+   * opened in this run (what it holds is not known yet).
+   */
   version: number | null;
-  /** Versions the primary holds that it does not (`null` until opened). */
+  /** Versions the primary holds that it does not; `null` while its version is. */
   lag_versions: number | null;
   /** Seconds since it last held everything the primary held (since start, if never). */
   lag_seconds: number;

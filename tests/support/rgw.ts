@@ -1,9 +1,10 @@
 /**
  * A real S3 server for tests: Ceph's RADOS Gateway on loopback, started by scripts/rgw.sh
  * in a temporary directory (about 2.5 s, about 140 MB) and stopped by its PIDs. Test files
- * start one each and share it across their tests, each test on a bucket of its own.
+ * share one each (shared_rgw.ts), each test on a bucket of its own.
  *
- * Where Ceph is not installed the tests skip, saying so once (`.ci/run` installs it).
+ * `CLN_BACKUP_TEST_RGW_PORT` fixes the gateway's port (else a free one): a port in use makes
+ * the start fail as it would where RGW cannot run (tests/rgw_skip_test.ts).
  *
  * @module
  */
@@ -32,7 +33,6 @@ export const rgwMissing: string | undefined = ["radosgw", "ceph-mon", "ceph-osd"
   ? undefined
   : "Ceph RGW is not installed (apt-get install radosgw ceph-mon ceph-osd ceph-common): " +
     "skipping the tests against a real S3 server";
-if (rgwMissing) console.warn(rgwMissing);
 
 let buckets = 0;
 
@@ -64,7 +64,7 @@ export class Rgw {
 
   static async start(): Promise<Rgw> {
     const dir = Deno.makeTempDirSync({ prefix: "cln-backup-rgw-" });
-    const port = freePort();
+    const port = Number(Deno.env.get("CLN_BACKUP_TEST_RGW_PORT")) || freePort();
     const output = await new Deno.Command(SCRIPT, {
       args: ["start", dir, String(freePort()), String(port)],
       stdout: "piped",
@@ -73,9 +73,11 @@ export class Rgw {
     const text = new TextDecoder().decode(output.stdout);
     if (!output.success) {
       await new Deno.Command(SCRIPT, { args: ["stop", dir] }).output();
-      throw new Error(
-        `Cannot start RGW in "${dir}": ${new TextDecoder().decode(output.stderr)}${text}`,
-      );
+      Deno.removeSync(dir, { recursive: true });
+      const errors = new TextDecoder().decode(output.stderr);
+      // The script's first line of its own says what failed; Ceph's tools chatter on stderr.
+      const reason = errors.split("\n").find((line) => line.startsWith("rgw.sh: "));
+      throw new Error(`Cannot start RGW in "${dir}": ${reason ?? errors + text}`);
     }
     const value = (name: string) => new RegExp(`^${name}=(.*)$`, "m").exec(text)![1];
     return new Rgw(dir, port, {
@@ -150,6 +152,12 @@ export class Rgw {
     await waitListening(this.port);
   }
 
+  /** {@linkcode stop} for an `unload` handler, which cannot wait: the script kills them all. */
+  stopSync(): void {
+    new Deno.Command(SCRIPT, { args: ["stop", this.dir] }).outputSync();
+    Deno.removeSync(this.dir, { recursive: true });
+  }
+
   async stop(): Promise<void> {
     this.#gateway?.kill("SIGKILL");
     await this.#gateway?.status;
@@ -180,57 +188,4 @@ export function writeCredentials(dir: string, credentials: S3Credentials, mode =
     { mode },
   );
   Deno.chmodSync(path, mode);
-}
-
-let shared: Promise<Rgw> | undefined;
-
-/**
- * One RGW for a test file, started by the first test that asks for it. With `exportKeys`,
- * the CLI commands the tests run in this process find its keys in the environment.
- */
-export async function sharedRgw(options: { exportKeys?: boolean } = {}): Promise<Rgw> {
-  shared ??= Rgw.start();
-  const rgw = await shared;
-  if (options.exportKeys) {
-    Deno.env.set("AWS_ACCESS_KEY_ID", rgw.credentials.accessKeyId);
-    Deno.env.set("AWS_SECRET_ACCESS_KEY", rgw.credentials.secretAccessKey);
-  }
-  return rgw;
-}
-
-/** A test against RGW, skipped (saying why) where it is not installed. */
-export function rgwTest(name: string, fn: () => Promise<void>): void {
-  Deno.test({ name, ignore: rgwMissing !== undefined, fn });
-}
-
-/**
- * The `test` of a file whose tests each take the shared RGW and a temporary directory
- * (named `prefix`...), removed after the test.
- */
-export function rgwTestInDir(
-  prefix: string,
-  options: { exportKeys?: boolean } = {},
-): (name: string, fn: (s: Rgw, dir: string) => Promise<void>) => void {
-  return (name, fn) =>
-    rgwTest(name, async () => {
-      const dir = Deno.makeTempDirSync({ prefix });
-      try {
-        await fn(await sharedRgw(options), dir);
-      } finally {
-        Deno.removeSync(dir, { recursive: true });
-      }
-    });
-}
-
-/** Registers the test file's last test, which stops its shared RGW. */
-export function stopSharedRgwLast(): void {
-  Deno.test({
-    name: "stop the test S3 server",
-    ignore: rgwMissing !== undefined,
-    fn: async () => {
-      const rgw = await shared;
-      shared = undefined;
-      await rgw?.stop();
-    },
-  });
 }

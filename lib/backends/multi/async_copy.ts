@@ -94,6 +94,8 @@ export class AsyncCopy {
   /** Wall-clock ms since which the copy lacks something the primary holds. */
   #behindSince: number | undefined;
   #lastConnection: ConnectionStatus | null = null;
+  /** The version the copy held when last open: a copy that is down still shows its lag. */
+  #lastVersion: number | null = null;
   /** Changes appended since the copy last synced. */
   #unflushed = 0;
   #wake: (() => void) | undefined;
@@ -146,7 +148,7 @@ export class AsyncCopy {
   }
 
   status(): AsyncDestinationStatus {
-    const version = this.#dest?.state().version ?? null;
+    const version = this.#dest?.state().version ?? this.#lastVersion;
     const caughtUp = this.#caughtUp();
     return {
       url: this.url,
@@ -249,6 +251,7 @@ export class AsyncCopy {
     }
     this.#error = message;
     this.#lastConnection = this.#dest?.state().connection ?? this.#lastConnection;
+    this.#lastVersion = this.#dest?.state().version ?? this.#lastVersion;
     this.#dest?.close();
     this.#dest = undefined;
     this.#unflushed = 0;
