@@ -68,6 +68,11 @@ Deno.test("the plugin backs up over TLS and a restore equals the node; a plain c
           }),
       );
       assert(!existsSync(nodes.backupDir("alice")));
+      // A plain URL for a TLS server is told to use socket+tls: and the fingerprint.
+      await assertRejects(
+        () => SocketBackupReader.fetch(`socket:127.0.0.1:${server.port}`, 5_000, undefined),
+        /the other end speaks TLS: .*socket\+tls: URL with its fingerprint/,
+      );
     },
     {},
     { tls: true },

@@ -150,6 +150,11 @@ Deno.test("refused: no credential, a wrong key, another node's key, a traversal 
     // No credential: a v1 client, which this server does not serve.
     await assertRejects(() => connect(url), /refused wire v1 \(NACK\).*backup\.credential/);
     assert(logs.some((l) => /speaks wire v1, which this server does not serve/.test(l)));
+    // The CLI's reader without one is told what to set.
+    await assertRejects(
+      () => SocketBackupReader.fetch(url, 5_000, undefined),
+      /without a node credential: set CLN_BACKUP_CREDENTIAL to the node's backup\.credential/,
+    );
     // A wrong key.
     const wrong = { ...credential("alice"), key: new Uint8Array(32).fill(9) };
     await assertRejects(

@@ -93,6 +93,13 @@ export class PacketReader {
     const { trailerBytes } = this.framing;
     const limit = this.framing.limit(type, this.maxPayload);
     if (length > limit) {
+      // A TLS record (an alert or a handshake, version 3.x) where a packet belongs.
+      if ((type === 0x15 || type === 0x16) && this.#buffer[this.#start + 1] === 0x03) {
+        throw new WireError(
+          "the other end speaks TLS: a server set up with `server init-tls` takes a " +
+            "socket+tls: URL with its fingerprint (?fp=sha256:..., as init-tls printed it)",
+        );
+      }
       throw new WireError(`${this.framing.name(type)} declares ${length} bytes, over its ${limit}`);
     }
     const frameBytes = HEADER_BYTES + length + trailerBytes;

@@ -135,6 +135,13 @@ function readExact(file: Deno.FsFile, into: Uint8Array): boolean {
 /** REQ_METADATA, RESTORE, and every record until DONE, into `path` as received. */
 async function spool(conn: WireConnection, path: string): Promise<Spooled> {
   const reply = await conn.request(encodePacket(PacketType.ReqMetadata));
+  if (reply.type === PacketType.Nack) {
+    // Our server refuses wire v1 unless it serves one backup with --allow-v1.
+    throw new RemoteBackupError(
+      "Cannot read backup: the server refused a client without a node credential: set " +
+        "CLN_BACKUP_CREDENTIAL to the node's backup.credential file (made by `server add-node`)",
+    );
+  }
   if (reply.type !== PacketType.Metadata) {
     throw new RemoteBackupError(
       `Cannot read backup: the server answered ${packetName(reply.type)}, not METADATA: is it ` +
