@@ -18,7 +18,7 @@ import { backupSize } from "./backup_size.ts";
 import { compaction } from "./compaction.ts";
 import { footprint } from "./footprint.ts";
 import { hookLatency } from "./hook_latency.ts";
-import { describeMachine, loadAverage } from "./machine.ts";
+import { describeMachine, loadAverage, settleDisk } from "./machine.ts";
 import { restoreSpeed } from "./restore_speed.ts";
 import { remote } from "./remote.ts";
 import { scale } from "./scale.ts";
@@ -89,6 +89,7 @@ async function main(): Promise<void> {
   try {
     for (const section of SECTIONS) {
       if (only && !only.includes(section.name)) continue;
+      await settleDisk();
       const result = await section.run(context);
       rows.push(...result.rows);
       if (result.details) details[section.name] = result.details;

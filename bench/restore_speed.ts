@@ -7,6 +7,7 @@
  * @module
  */
 import type { ChildResult } from "./restore_child.ts";
+import { settleDisk } from "./machine.ts";
 import { buildRestoreData } from "./restore_data.ts";
 import { type BenchContext, type Row, row, type Section, type SectionResult } from "./section.ts";
 import { MiB } from "./stats.ts";
@@ -71,14 +72,18 @@ export const restoreSpeed: Section = {
     const floors: ChildResult[] = [];
     const fulls: ChildResult[] = [];
     const sealed: ChildResult[] = [];
+    // Each measured after the previous one's 100 MB database is written back.
     for (let round = 1; round <= rounds; round++) {
       context.log(`restore: round ${round}/${rounds}: SQLite floor, ${large} changes`);
+      await settleDisk();
       floors.push(await child(["floor", data.snapshot, data.statements, target]));
       Deno.removeSync(target);
       context.log(`restore: round ${round}/${rounds}: restoreBackup, ${large} changes`);
+      await settleDisk();
       fulls.push(await child(["restore", url(large), target]));
       Deno.removeSync(target);
       context.log(`restore: round ${round}/${rounds}: restoreBackup, encrypted, ${large} changes`);
+      await settleDisk();
       sealed.push(await child(["restore", `file://${encrypted}`, target, keyHex]));
       Deno.removeSync(target);
     }
