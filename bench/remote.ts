@@ -15,6 +15,7 @@ import { FileBackupReader } from "../lib/backends/file/reader.ts";
 import { SocketBackupReader } from "../lib/backends/socket/reader.ts";
 import { CLN_BACKUP_PLUGIN, type PluginCommand, type PluginProcess } from "./plugin_driver.ts";
 import { clnBackupNode, hookWorkload, roundTrip, startPlugin } from "./hook_latency.ts";
+import { settleDisk } from "./machine.ts";
 import { type BenchContext, type Row, row, type Section, type SectionResult } from "./section.ts";
 import { median, summarize } from "./stats.ts";
 import { buildRestoreData } from "./restore_data.ts";
@@ -269,6 +270,7 @@ export const remote: Section = {
     };
     try {
       for (let round = 0; round < rounds; round++) {
+        await settleDisk();
         times.v2.push(await time(() => overWire(true)));
         Deno.removeSync(target);
         times.v1.push(await time(() => overWire(false)));
