@@ -257,7 +257,12 @@ const TABLE: Record<string, { spec?: CommandSpec; plan: Planner }> = {
       }
       if (locked.netAddress !== undefined) {
         // A server's backup, encrypted in place: fetched and sealed in DIR/cln-backup-scratch.
-        return merge(nodeDir(dir), server(locked.netAddress, locked.caFile, tempDir), ...keys);
+        return merge(
+          nodeDir(dir),
+          server(locked.netAddress, locked.caFile, tempDir),
+          ...keys,
+          READS_RECORDS,
+        );
       }
       const { backupPath } = locked;
       if (backupPath === undefined) return nodeDir(dir);

@@ -170,6 +170,21 @@ Deno.test("upgrade --encrypt beside an S3 backup may reach it and the copy's end
   removeNodeDir(dir);
 });
 
+Deno.test("upgrade --encrypt of a server backup may reach its server and read what a fetched copy takes", () => {
+  const dir = makeNodeDir();
+  const base = Deno.realPathSync(`${dir}/..`);
+  const url = `socket+tls:127.0.0.1:8700?fp=sha256:${"ab".repeat(32)}`;
+  Deno.writeTextFileSync(`${dir}/backup.lock`, JSON.stringify({ backend_url: url }));
+  assertEquals(flags("upgrade", "--lightning-dir", dir, "--encrypt"), [
+    ...BASE,
+    `--allow-read=${dir},${base},/tmp,${CRYPTO},${WORKER_CODE}`,
+    `--allow-write=${dir},/tmp`,
+    `--allow-net=unix:${dir}/lightning-rpc,127.0.0.1:8700`,
+    `--allow-env=INIT_CWD,CLN_BACKUP_CREDENTIAL,${SECRET_ENV}`,
+  ]);
+  removeNodeDir(dir);
+});
+
 Deno.test("a command line that does not parse gets no permission: the command explains", () => {
   for (
     const args of [
