@@ -9,11 +9,11 @@ import { closeQuietly, writeFully } from "../wire/conn_io.ts";
 import { removeIfExists } from "../fs/exists.ts";
 import { isSegmentName } from "../format/layout.ts";
 import { receiveFiles } from "../wire/receive_files.ts";
+import { sendData } from "../wire/send_data.ts";
 import { formatHostPort } from "../backends/url.ts";
 import { WireError } from "../wire/packets.ts";
 import { type PacketReader, StreamEndedError } from "../wire/packet_reader.ts";
 import {
-  DATA_CHUNK_BYTES,
   decodeChangeV2,
   decodeHello,
   decodeSealedBase,
@@ -25,7 +25,6 @@ import {
   encodeChallenge,
   encodeError,
   encodeFile,
-  encodeFrame,
   encodeJson,
   encodeMetadataV2,
   encodePlace,
@@ -478,9 +477,7 @@ export class V2Session {
         if (packet.type !== V2Type.Data || packet.payload.length > left) {
           throw new WireError(`${v2Name(packet.type)} where ${left} bytes of a base belong`);
         }
-        for (let at = 0; at < packet.payload.length;) {
-          at += await file.write(packet.payload.subarray(at));
-        }
+        await writeFully(file, packet.payload);
         left -= packet.payload.length;
       }
     } finally {
@@ -493,15 +490,9 @@ export class V2Session {
     const version = storage.state().version;
     const files = storage.openFiles();
     try {
-      const buffer = new Uint8Array(DATA_CHUNK_BYTES);
       for (const { name, file, size } of files) {
         await this.#send(encodeFile(name, size));
-        for (let left = size; left > 0;) {
-          const n = file.readSync(buffer.subarray(0, Math.min(left, buffer.length)));
-          if (n === null) throw new Error(`"${name}" ended before its ${size} bytes`);
-          await this.#send(encodeFrame(V2Type.Data, buffer.subarray(0, n)));
-          left -= n;
-        }
+        await sendData((frame) => this.#send(frame), file, size, name);
       }
     } finally {
       for (const { file } of files) file.close();

@@ -1,11 +1,12 @@
 /**
  * The two things every end of a connection does the same way: write a whole buffer (a
- * `write` may take part of it), and close a connection the peer may have closed already.
+ * `write` may take part of it; also into the file a received file goes to), and close a
+ * connection the peer may have closed already.
  *
  * @module
  */
 
-/** Anything with Deno's `write` (a `Deno.Conn`). */
+/** Anything with Deno's `write` (a `Deno.Conn`, a `Deno.FsFile`). */
 export interface ByteSink {
   write(bytes: Uint8Array): Promise<number>;
 }

@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { writeFully } from "./conn_io.ts";
 import type { Packet } from "./packets.ts";
 import { decodeFile, decodeVersionFrame, v2Name, V2Type } from "./packets_v2.ts";
 
@@ -29,9 +30,7 @@ export async function receiveFiles(stream: FileStream, dir: string): Promise<num
     for (;;) {
       const packet = await stream.next();
       if (packet.type === V2Type.Data && file && packet.payload.length <= left) {
-        for (let at = 0; at < packet.payload.length;) {
-          at += await file.write(packet.payload.subarray(at));
-        }
+        await writeFully(file, packet.payload);
         left -= packet.payload.length;
         continue;
       }

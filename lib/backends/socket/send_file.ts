@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { DATA_CHUNK_BYTES, encodeFrame, V2Type } from "../../wire/packets_v2.ts";
+import { sendData } from "../../wire/send_data.ts";
 import type { WireConnection } from "./connection.ts";
 
 /** Sends `announce(size)`, then the file at `path` in DATA packets. */
@@ -18,13 +18,7 @@ export async function sendFile(
   try {
     const size = file.statSync().size;
     await conn.send(announce(size));
-    const buffer = new Uint8Array(DATA_CHUNK_BYTES);
-    for (let left = size; left > 0;) {
-      const n = file.readSync(buffer.subarray(0, Math.min(left, buffer.length)));
-      if (n === null) throw new Error(`"${path}" ended before its ${size} bytes`);
-      await conn.send(encodeFrame(V2Type.Data, buffer.subarray(0, n)));
-      left -= n;
-    }
+    await sendData((frame) => conn.send(frame), file, size, path);
   } finally {
     file.close();
   }
