@@ -283,9 +283,15 @@ Deno.test("encrypted server backup: a base or key.json that is not this backup's
     const cut = await open();
     await cut.send(encodeSealedBase(5000));
     await cut.send(encodeFrame(V2Type.Data, new Uint8Array(100)));
-    cut.close();
     const listing = () => Deno.readDirSync(s.storage).toArray().map((e) => e.name).sort();
-    for (let tries = 0; listing().some((n) => n.startsWith("upload-")) && tries < 500; tries++) {
+    const uploading = () => listing().some((n) => n.startsWith("upload-"));
+    // Cut once the server has begun the upload (else it may begin it after the check below).
+    for (let tries = 0; !uploading() && tries < 500; tries++) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    assert(uploading(), "the server took the base's first bytes");
+    cut.close();
+    for (let tries = 0; uploading() && tries < 500; tries++) {
       await new Promise((r) => setTimeout(r, 10));
     }
     assertEquals(listing(), before);
