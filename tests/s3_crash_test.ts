@@ -33,7 +33,7 @@ import {
   storedTransactions,
 } from "./support/crash_point.ts";
 import { type Rgw, writeCredentials } from "./support/rgw.ts";
-import { rgwUnavailable, sharedRgw, stopSharedRgwLast } from "./support/shared_rgw.ts";
+import { rgwTest, sharedRgw, stopSharedRgwLast } from "./support/shared_rgw.ts";
 import { writeLockFile } from "../lib/backup/lock_file.ts";
 import { restoreBackup } from "../lib/backup/restore.ts";
 import { S3BackupReader } from "../lib/backends/s3/reader.ts";
@@ -264,64 +264,60 @@ async function runTrial(
   return report;
 }
 
-Deno.test({
-  name: "crash safety into S3: SIGKILL the plugin and the gateway at random moments",
-  ignore: rgwUnavailable !== undefined,
-  fn: async () => {
-    const all = loadRuns();
-    const chosen = Deno.env.get("S3_CRASH_SEEDS")?.split(",").map(Number);
-    const seeds = chosen ??
-      Array.from({ length: envNumber("S3_CRASH_TRIALS", 100) }, (_, i) => i + 1);
-    const queue = [...seeds];
-    const rgw = await sharedRgw();
-    // Even seeds run on an encrypted backup: the packer and compaction seal what they write.
-    const templates: Template[] = [
-      { dir: Deno.makeTempDirSync({ prefix: "s3-crash-template-" }), prefix: "template" },
-      {
-        dir: Deno.makeTempDirSync({ prefix: "s3-crash-template-" }),
-        prefix: "template-encrypted",
-        key: await DataKey.generate(),
-      },
-    ];
-    const reports: TrialReport[] = [];
-    const failures: string[] = [];
-    const started = performance.now();
-    try {
-      const bucket = await rgw.bucket();
-      for (const template of templates) await buildTemplate(rgw, bucket, template, all);
-      await Promise.all(
-        Array.from({ length: envNumber("S3_CRASH_CONCURRENCY", 3) }, async () => {
-          for (let seed = queue.shift(); seed !== undefined; seed = queue.shift()) {
-            try {
-              const template = templates[seed % 2 === 0 ? 1 : 0];
-              const report = await runTrial(rgw, bucket, seed, all, template);
-              console.log(report.line);
-              reports.push(report);
-            } catch (error) {
-              console.log(`seed ${seed}: FAILED ${(error as Error).message.slice(0, 2000)}`);
-              failures.push(`seed ${seed}`);
-            }
+rgwTest("crash safety into S3: SIGKILL the plugin and the gateway at random moments", async () => {
+  const all = loadRuns();
+  const chosen = Deno.env.get("S3_CRASH_SEEDS")?.split(",").map(Number);
+  const seeds = chosen ??
+    Array.from({ length: envNumber("S3_CRASH_TRIALS", 100) }, (_, i) => i + 1);
+  const queue = [...seeds];
+  const rgw = await sharedRgw();
+  // Even seeds run on an encrypted backup: the packer and compaction seal what they write.
+  const templates: Template[] = [
+    { dir: Deno.makeTempDirSync({ prefix: "s3-crash-template-" }), prefix: "template" },
+    {
+      dir: Deno.makeTempDirSync({ prefix: "s3-crash-template-" }),
+      prefix: "template-encrypted",
+      key: await DataKey.generate(),
+    },
+  ];
+  const reports: TrialReport[] = [];
+  const failures: string[] = [];
+  const started = performance.now();
+  try {
+    const bucket = await rgw.bucket();
+    for (const template of templates) await buildTemplate(rgw, bucket, template, all);
+    await Promise.all(
+      Array.from({ length: envNumber("S3_CRASH_CONCURRENCY", 3) }, async () => {
+        for (let seed = queue.shift(); seed !== undefined; seed = queue.shift()) {
+          try {
+            const template = templates[seed % 2 === 0 ? 1 : 0];
+            const report = await runTrial(rgw, bucket, seed, all, template);
+            console.log(report.line);
+            reports.push(report);
+          } catch (error) {
+            console.log(`seed ${seed}: FAILED ${(error as Error).message.slice(0, 2000)}`);
+            failures.push(`seed ${seed}`);
           }
-        }),
-      );
-    } finally {
-      await restarting.catch(() => {});
-      for (const { dir } of templates) Deno.removeSync(dir, { recursive: true });
-    }
-    const sum = (victim: Victim) => reports.reduce((n, r) => n + r.kills[victim], 0);
-    console.log(
-      `${seeds.length} trials in ${Math.round(performance.now() - started)} ms, ` +
-        `${failures.length} failed: kills of the plugin ${sum("plugin")}, the gateway ` +
-        `${sum("gateway")}, both ${sum("both")}; ` +
-        `${reports.reduce((n, r) => n + r.processes, 0)} plugin runs`,
+        }
+      }),
     );
-    assertEquals(failures, []);
-    if (chosen === undefined) {
-      for (const victim of VICTIMS) {
-        assert(sum(victim) >= seeds.length / 5, `${victim} killed ${sum(victim)} times`);
-      }
+  } finally {
+    await restarting.catch(() => {});
+    for (const { dir } of templates) Deno.removeSync(dir, { recursive: true });
+  }
+  const sum = (victim: Victim) => reports.reduce((n, r) => n + r.kills[victim], 0);
+  console.log(
+    `${seeds.length} trials in ${Math.round(performance.now() - started)} ms, ` +
+      `${failures.length} failed: kills of the plugin ${sum("plugin")}, the gateway ` +
+      `${sum("gateway")}, both ${sum("both")}; ` +
+      `${reports.reduce((n, r) => n + r.processes, 0)} plugin runs`,
+  );
+  assertEquals(failures, []);
+  if (chosen === undefined) {
+    for (const victim of VICTIMS) {
+      assert(sum(victim) >= seeds.length / 5, `${victim} killed ${sum(victim)} times`);
     }
-  },
+  }
 });
 
 stopSharedRgwLast();

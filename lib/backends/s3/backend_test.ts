@@ -1,6 +1,6 @@
 import { assert, assertEquals, assertMatch, assertRejects } from "../../../tests/support/assert.ts";
 import { type Rgw } from "../../../tests/support/rgw.ts";
-import { rgwUnavailable, sharedRgw, stopSharedRgwLast } from "../../../tests/support/shared_rgw.ts";
+import { rgwTest, sharedRgw, stopSharedRgwLast } from "../../../tests/support/shared_rgw.ts";
 import { S3Backend } from "./backend.ts";
 import { S3BackupReader } from "./reader.ts";
 import { createS3Backup } from "./create.ts";
@@ -25,8 +25,7 @@ async function restoredChanges(s: Rgw, url: string): Promise<[number, string[]][
   }
 }
 
-const test = (name: string, fn: () => Promise<void>) =>
-  Deno.test({ name, ignore: rgwUnavailable !== undefined, fn });
+const test = rgwTest;
 
 test("S3: changes go one object each; a reopened writer knows where the backup stands", async () => {
   const s = await sharedRgw();
