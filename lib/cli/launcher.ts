@@ -268,8 +268,9 @@ export function launchArgs(plan: LaunchPlan): string[] {
 /** The `deno compile` arguments that build the plugin for one node with the same permissions. */
 export function compileArgs(plan: LaunchPlan, output: string): string[] {
   // The workers and the crypto primitives are loaded at run time, so the binary must carry
-  // them: compaction's worker, the read-ahead worker its restore starts, the primitives, and
-  // an S3 destination's signer.
+  // them: compaction's worker, the read-ahead worker a reader of a large backup starts (an
+  // async copy catching up from the primary, an S3 or server compaction restoring its fetch;
+  // a file compaction reads on its own thread), the primitives, and an S3 destination's signer.
   // An encrypted server backup's compaction restores a fetch and seals the new base.
   const sealedOnServer = plan.scratch && plan.nodeCredential;
   const modules = new Set([
