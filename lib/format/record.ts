@@ -7,7 +7,8 @@
  *
  * @module
  */
-import { constants, crc32, zstdCompressSync, zstdDecompressSync } from "node:zlib";
+import { crc32 } from "node:zlib";
+import { zstdCompress, zstdDecompress } from "./zstd.ts";
 
 export const RECORD_HEADER_SIZE = 32;
 
@@ -67,8 +68,6 @@ export interface SealAt {
  * leaves room for eight times that. A larger change is refused by the writer.
  */
 export const MAX_PAYLOAD_BYTES = 256 * 1024 * 1024;
-/** zstd output is collected in chunks of at most this many bytes, so a lying raw length costs nothing. */
-const MAX_CHUNK_BYTES = 4 * 1024 * 1024;
 
 const KINDS = new Set<number>(Object.values(RecordKind));
 const CODECS = new Set<number>(Object.values(Codec));
@@ -82,12 +81,6 @@ const FIELDS_END = 24;
  * trades bytes (0.56x of v1 to 0.63x on the recorded activity run) for the node's latency.
  */
 const COMPRESS_FROM = 2048;
-/**
- * zstd at level 1: lightningd's values are hex, which it packs to about 4 bits a character
- * (measured on the recorded activity run: 0.56 of the raw size; deflate level 1 gave 0.89),
- * and it decodes about twice as fast as inflate, which is what a restore waits on.
- */
-const ZSTD = { params: { [constants.ZSTD_c_compressionLevel]: 1 } };
 
 export interface RecordHeader {
   kind: RecordKind;
@@ -114,7 +107,7 @@ export function storePayload(version: number, raw: Uint8Array): StoredPayload {
     );
   }
   if (raw.length >= COMPRESS_FROM) {
-    const compressed = zstdCompressSync(raw, ZSTD);
+    const compressed = zstdCompress(raw);
     if (compressed.length < raw.length) {
       return { codec: Codec.Zstd, bytes: compressed, rawLength: raw.length };
     }
@@ -220,21 +213,10 @@ export function payloadChecks(header: RecordHeader, stored: Uint8Array): boolean
  * when it does not decode.
  */
 export function rawPayload(header: RecordHeader, stored: Uint8Array): Uint8Array | undefined {
-  let raw: Uint8Array;
-  try {
-    raw = header.codec === Codec.Zstd || header.codec === Codec.SealedZstd
-      ? zstdDecompressSync(stored, {
-        // One output chunk of the known size: measured 1.6x faster than the default 16 KiB.
-        chunkSize: Math.min(MAX_CHUNK_BYTES, Math.max(64, header.rawLength)),
-        maxOutputLength: Math.max(1, header.rawLength),
-      })
-      : stored;
-  } catch {
-    return undefined;
+  if (header.codec !== Codec.Zstd && header.codec !== Codec.SealedZstd) {
+    return stored.length === header.rawLength ? stored : undefined;
   }
-  return raw.length === header.rawLength
-    ? new Uint8Array(raw.buffer, raw.byteOffset, raw.length)
-    : undefined;
+  return zstdDecompress(stored, header.rawLength);
 }
 
 const encoder = new TextEncoder();
