@@ -50,3 +50,35 @@ Deno.test("ByteChannel: once cancelled, the sender's next send throws", async ()
 Deno.test("ByteChannel: the capacity is a power of two", async () => {
   await assertRejects(() => ByteChannel.create(100), /power of two, not 100$/);
 });
+
+Deno.test("ByteChannel: a sender on a full ring, woken at a quarter free, loses nothing", () => {
+  // A worker sends messages of every size from 0 to 3x the ring through it; each one's
+  // bytes count up from its number, so a byte lost, doubled or reordered shows. A wake the
+  // sender misses leaves it asleep for the whole minute-long slice: the receive times out.
+  const channel = ByteChannel.create(64, 60_000);
+  const source = `
+    import { ByteChannel } from ${JSON.stringify(import.meta.resolve("./byte_channel.ts"))};
+    self.onmessage = (event) => {
+      const channel = new ByteChannel(event.data);
+      channel.send();
+      for (let i = 0; i < 2000; i++) {
+        channel.send(Uint8Array.from({ length: i % 193 }, (_, j) => (i + j) & 0xff));
+      }
+      channel.close();
+      self.close();
+    };`;
+  const url = URL.createObjectURL(new Blob([source], { type: "text/javascript" }));
+  const worker = new Worker(url, { type: "module" });
+  try {
+    worker.postMessage(channel.shared);
+    channel.receive(30_000); // the worker's start
+    for (let i = 0; i < 2000; i++) {
+      const message = channel.receive(5_000);
+      assertEquals(message, Uint8Array.from({ length: i % 193 }, (_, j) => (i + j) & 0xff));
+    }
+    assertEquals(channel.receive(5_000), undefined);
+  } finally {
+    worker.terminate();
+    URL.revokeObjectURL(url);
+  }
+});
