@@ -74,13 +74,12 @@ const CODECS = new Set<number>(Object.values(Codec));
 /** Bytes 4..24 of a header: what a {@linkcode RecordCipher} binds. */
 const FIELDS_END = 24;
 /**
- * Payloads smaller than this are stored raw. Each zstd call through node:zlib costs a fixed
- * 40 to 100 us (its context's setup), which the node waits for on every `db_write`: measured
- * on the hook bench, compressing from 128 bytes put the p50 overhead at 1.6x the disk floor,
- * from 2 KiB at 1.2 to 1.3x. Most of lightningd's transactions are under 1 KB, so this
- * trades bytes (0.56x of v1 to 0.63x on the recorded activity run) for the node's latency.
+ * Payloads smaller than this are stored raw: zstd saves them little. Measured on the hook
+ * bench (two runs each, with zstd on a kept context, zstd.ts): from 2 KiB the p50 overhead
+ * was 1.29 to 1.33x the disk floor and the recorded activity run 0.63x of v1's bytes; from
+ * 512 bytes 1.34 to 1.37x and 0.57x; from 128 bytes 1.37 to 1.39x and 0.56x.
  */
-const COMPRESS_FROM = 2048;
+const COMPRESS_FROM = 512;
 
 export interface RecordHeader {
   kind: RecordKind;

@@ -110,7 +110,7 @@ Deno.test("read-ahead: a checksummed frame that does not decode is named as read
     const url = `file://${path}`;
     createFileBackup(path);
     const backend = FileBackend.open(url, path);
-    // Compressed (2 KiB or more), then a raw one after it.
+    // Compressed (512 bytes or more), then a raw one after it.
     await backend.append({ version: 1, statements: [`SELECT '${"ab".repeat(4096)}'`] });
     await backend.append({ version: 2, statements: ["SELECT 2"] });
     backend.close();
