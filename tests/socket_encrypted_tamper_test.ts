@@ -20,11 +20,12 @@ import { makeEncryptedBackup } from "./support/encrypted.ts";
 import { FileBackend } from "../lib/backends/file/writer.ts";
 import { logName } from "../lib/format/layout.ts";
 
-/** The records of a log file: offset and length, in order. */
+/** The records of a log file: offset and length, in order, up to the zeros after them. */
 function records(bytes: Uint8Array): { offset: number; length: number; kind: number }[] {
   const out = [];
   for (let at = SEGMENT_HEADER_SIZE; at < bytes.length;) {
-    const header = decodeRecordHeader(bytes.subarray(at))!;
+    const header = decodeRecordHeader(bytes.subarray(at));
+    if (!header) break;
     const length = RECORD_HEADER_SIZE + header.storedLength;
     out.push({ offset: at, length, kind: header.kind });
     at += length;
@@ -99,12 +100,12 @@ Deno.test("encrypted server backup: a flipped, moved, replayed or copied record 
     Deno.writeFileSync(first, swapped);
     await refused("two records swapped", auth);
 
-    // An old change replayed at the end of the live log.
+    // An old change replayed after the live log's last record, into the zeros after it.
     const live = logs.at(-1)!;
-    const replayed = new Uint8Array([
-      ...original.get(live)!,
-      ...bytes.subarray(a.offset, a.offset + a.length),
-    ]);
+    const last = records(original.get(live)!).at(-1)!;
+    const replayed = new Uint8Array(last.offset + last.length + a.length);
+    replayed.set(original.get(live)!.subarray(0, last.offset + last.length));
+    replayed.set(bytes.subarray(a.offset, a.offset + a.length), last.offset + last.length);
     Deno.writeFileSync(live, replayed);
     await refused("a replayed record", auth);
 

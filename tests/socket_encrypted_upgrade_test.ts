@@ -31,7 +31,8 @@ import { startServer } from "./support/wire_server.ts";
 import { KEY_FILE, readKeyFile } from "../lib/crypto/key_file.ts";
 import { DataKey } from "../lib/crypto/data_key.ts";
 import { wrapKey } from "../lib/crypto/wrapped_key.ts";
-import { newBackupId } from "../lib/format/segment.ts";
+import { newBackupId, scanSegment } from "../lib/format/segment.ts";
+import { writeAll } from "../lib/fs/durable.ts";
 import { readChain } from "../lib/format/chain.ts";
 import { existsSync } from "../lib/fs/exists.ts";
 import { SEAM_ENV } from "../lib/fs/step_seam.ts";
@@ -315,9 +316,16 @@ Deno.test("upgrade --encrypt of a server backup: refused past the quota, beside 
       writeLockFile(s.dir, { backend_url: s.url });
     }
 
-    // A torn tail on the server (a crash mid-append there): the plugin settles it first.
+    // A torn tail on the server (a crash mid-append there, after the last record, where the
+    // server's writer appends into zeros): the plugin settles it first.
     const live = readChain(s.storage).logs.at(-1)!.path;
-    Deno.writeFileSync(live, new Uint8Array(20).fill(0xee), { append: true });
+    const file = Deno.openSync(live, { read: true, write: true });
+    const scan = scanSegment(file, live, { decode: false });
+    let step = scan.next();
+    while (!step.done) step = scan.next();
+    file.seekSync(step.value.end, Deno.SeekMode.Start);
+    writeAll(file, new Uint8Array(20).fill(0xee));
+    file.close();
     await s.restartServer({});
     const torn = await upgradeAlice(s);
     assertEquals(torn.code, 1, torn.text);

@@ -111,7 +111,7 @@ export function openSegment(path: string, write = false): Deno.FsFile {
   if (!Deno.lstatSync(path).isFile) {
     throw new CorruptBackupError(path, undefined, "not a regular file, where a segment must be,");
   }
-  const file = Deno.openSync(path, { read: true, write, append: write });
+  const file = Deno.openSync(path, { read: true, write });
   if (!file.statSync().isFile) {
     file.close();
     throw new CorruptBackupError(path, undefined, "not a regular file, where a segment must be,");

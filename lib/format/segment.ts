@@ -192,16 +192,36 @@ function readInto(file: Deno.FsFile, offset: number, out: Uint8Array): Uint8Arra
   return filled === length ? out : out.subarray(0, filled);
 }
 
-function allZero(file: Deno.FsFile, from: number, to: number): boolean {
-  const step = 1 << 20;
-  for (let at = from; at < to; at += step) {
-    if (readAt(file, at, Math.min(step, to - at)).some((b) => b !== 0)) return false;
+/**
+ * Where the bytes of `file` from `from` to `to` stop being followed by zeros only: just
+ * after the last one that is not zero, or `from` when they all are.
+ */
+export function dataEnd(file: Deno.FsFile, from: number, to: number): number {
+  const step = FIRST_WINDOW_BYTES;
+  for (let end = to; end > from; end -= step) {
+    const start = Math.max(from, end - step);
+    const bytes = readAt(file, start, end - start);
+    for (let i = bytes.length - 1; i >= 0; i--) if (bytes[i] !== 0) return start + i + 1;
   }
-  return true;
+  return from;
 }
+
+/**
+ * Times a scan reads a record again, fresh, before it calls it damage. A live log is written
+ * while others read it, into zeros written ahead (writer.ts): a read can see a record's
+ * start still zero and, a moment later, its end (or the next record) written. The writer
+ * writes front to back, so bytes seen written mean the bytes before them are final: a fresh
+ * read after that sees the record whole, unless the writer is still on it.
+ */
+const RECHECKS = 3;
 
 /** Bytes a scan reads at once: one read serves many small records. */
 const WINDOW_BYTES = 4 << 20;
+/**
+ * A scan's first read: a live log is mostly the zeros written ahead of its records, which a
+ * window of the file's size would read (and hold) whole, for every connection of a server.
+ */
+const FIRST_WINDOW_BYTES = 64 << 10;
 
 /**
  * Serves reads from a window of the file, so a scan makes one read per window. The window's
@@ -212,6 +232,8 @@ class ReadWindow {
   #buffer: Uint8Array | undefined;
   #bytes: Uint8Array = new Uint8Array(0);
   #start = 0;
+  /** The next window's size: it grows as a scan goes on, up to WINDOW_BYTES. */
+  #next = FIRST_WINDOW_BYTES;
 
   constructor(
     readonly file: Deno.FsFile,
@@ -219,12 +241,20 @@ class ReadWindow {
     readonly shared?: ScanBuffer,
   ) {}
 
+  /** Drops what was read: the next read is fresh. */
+  forget(): void {
+    this.#bytes = new Uint8Array(0);
+  }
+
   /** The bytes at `offset`; a view valid until the next call. */
   at(offset: number, length: number): Uint8Array {
     const end = offset + length;
     if (offset < this.#start || end > this.#start + this.#bytes.length) {
-      this.#buffer ??= this.shared?.for(this.size) ??
-        new Uint8Array(Math.min(WINDOW_BYTES, this.size));
+      const wanted = Math.min(this.#next, this.size);
+      if (!this.#buffer || this.#buffer.length < wanted) {
+        this.#buffer = this.shared?.for(wanted) ?? new Uint8Array(wanted);
+      }
+      this.#next = Math.min(WINDOW_BYTES, this.#next * 4);
       if (length > this.#buffer.length) return readAt(this.file, offset, length);
       this.#start = offset;
       this.#bytes = readInto(
@@ -269,9 +299,10 @@ export interface ScanOptions {
  *
  * A crash while appending can leave only the last record damaged (each append is synced
  * before the next starts): a record whose checked header runs past the end of the file,
- * whose payload fails its check while ending exactly at the end of the file, or a header
- * that is short or fails its check with only zero bytes after it. Such a tail is reported
- * in the returned {@linkcode SegmentTail}, never yielded. Anything else that fails a check
+ * whose payload fails its check with nothing but zeros after it, or a header that is short
+ * or fails its check with only zero bytes after it. Such a tail is reported in the returned
+ * {@linkcode SegmentTail}, never yielded. Zeros from a record's start to the end of the file
+ * are no record at all: the segment ends there. Anything else that fails a check
  * throws {@linkcode CorruptBackupError}. The checks come before any decryption, so a torn
  * tail of an encrypted log is told from damage as in a plain one.
  */
@@ -283,15 +314,22 @@ export function* scanSegment(
   const size = file.statSync().size;
   const window = new ReadWindow(file, size, options.buffer);
   let offset = SEGMENT_HEADER_SIZE;
+  let rechecks = 0;
   while (offset < size) {
     const remaining = size - offset;
     const headerBytes = window.at(offset, Math.min(RECORD_HEADER_SIZE, remaining));
     const header = decodeRecordHeader(headerBytes);
     if (!header) {
-      // Torn when nothing but this header's slot can hold data: short, or zeros after it (a
-      // file system may grow the file before the appended bytes land, leaving zeros).
-      if (remaining < RECORD_HEADER_SIZE || allZero(file, offset + RECORD_HEADER_SIZE, size)) {
-        return { end: offset, tornBytes: remaining };
+      // Zeros to the end are where no record was ever written: the space the writer zeroed
+      // ahead of its records (writer.ts), or that a file system grew before an append landed.
+      // Torn when nothing but this header's slot holds data. Torn bytes end at the last one
+      // that is not zero.
+      const data = dataEnd(file, offset, size);
+      if (data === offset) return { end: offset, tornBytes: 0 };
+      if (data <= offset + RECORD_HEADER_SIZE) return { end: offset, tornBytes: data - offset };
+      if (rechecks++ < RECHECKS) {
+        window.forget();
+        continue;
       }
       throw new CorruptBackupError(path, offset, "record header checksum mismatch");
     }
@@ -313,10 +351,15 @@ export function* scanSegment(
       );
     }
     const end = offset + RECORD_HEADER_SIZE + header.storedLength;
-    if (end > size) return { end: offset, tornBytes: remaining };
+    if (end > size) return { end: offset, tornBytes: dataEnd(file, offset, size) - offset };
     const stored = window.at(offset + RECORD_HEADER_SIZE, header.storedLength);
     if (!payloadChecks(header, stored)) {
-      if (end === size) return { end: offset, tornBytes: remaining };
+      const data = dataEnd(file, offset, size);
+      if (data <= end) return { end: offset, tornBytes: data - offset };
+      if (rechecks++ < RECHECKS) {
+        window.forget();
+        continue;
+      }
       throw new CorruptBackupError(path, offset, "record payload checksum mismatch");
     }
     let payload: Uint8Array | undefined;
@@ -332,6 +375,7 @@ export function* scanSegment(
     }
     yield { offset, header, payload };
     offset = end;
+    rechecks = 0;
   }
   return { end: offset, tornBytes: 0 };
 }

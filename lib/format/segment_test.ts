@@ -187,6 +187,9 @@ Deno.test("scanSegment: an empty segment and decode: false", () => {
   ]]);
 });
 
+/** Bytes up to the last one that is not zero. */
+const dataLength = (bytes: Uint8Array) => bytes.findLastIndex((b) => b !== 0) + 1;
+
 Deno.test("scanSegment: torn tails (what a crash mid-append leaves) are reported, not yielded", () => {
   const good = concat(HEADER, change(1), change(2));
   const last = change(3, 300);
@@ -195,8 +198,6 @@ Deno.test("scanSegment: torn tails (what a crash mid-append leaves) are reported
     ["a header of one byte", last.subarray(0, 1)],
     ["a checked header whose payload runs past the end", last.subarray(0, last.length - 1)],
     ["a checked header and no payload at all", last.subarray(0, RECORD_HEADER_SIZE)],
-    ["zero bytes (preallocated space)", new Uint8Array(4096)],
-    ["a header of zeros shorter than 32 bytes", new Uint8Array(10)],
   ];
   // A payload that fails its CRC ending exactly at the end of the file.
   const badPayload = last.slice();
@@ -209,7 +210,32 @@ Deno.test("scanSegment: torn tails (what a crash mid-append leaves) are reported
     const result = scan(concat(good, tail));
     assertEquals(result.error, undefined, what);
     assertEquals(result.records.map((r) => r.header.version), [1, 2], what);
-    assertEquals(result.tail, { end: good.length, tornBytes: tail.length }, what);
+    // The torn bytes end at the last one that is not zero.
+    assertEquals(result.tail, { end: good.length, tornBytes: dataLength(tail) }, what);
+    assert(dataLength(tail) > 0, what);
+  }
+});
+
+Deno.test("scanSegment: zeros to the end of the file are no record: the segment ends", () => {
+  const good = concat(HEADER, change(1), change(2));
+  const last = change(3, 300);
+  for (
+    const [what, after] of [
+      ["zeros written ahead of the records", new Uint8Array(4096)],
+      ["fewer zeros than a header", new Uint8Array(10)],
+    ] as const
+  ) {
+    const result = scan(concat(good, after));
+    assertEquals(result.error, undefined, what);
+    assertEquals(result.records.map((r) => r.header.version), [1, 2], what);
+    assertEquals(result.tail, { end: good.length, tornBytes: 0 }, what);
+  }
+  // Into such zeros a crash leaves a record cut short, with zeros where the rest did not land.
+  for (const cut of [1, 20, RECORD_HEADER_SIZE, RECORD_HEADER_SIZE + 5, last.length - 1]) {
+    const landed = last.subarray(0, cut);
+    const result = scan(concat(good, landed, new Uint8Array(4096 - cut)));
+    assertEquals(result.error, undefined, `cut at ${cut}`);
+    assertEquals(result.tail, { end: good.length, tornBytes: dataLength(landed) }, `cut at ${cut}`);
   }
 });
 

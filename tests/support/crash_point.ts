@@ -13,6 +13,7 @@ import { dumpDatabase } from "./dump.ts";
 import { loadFixture, SCENARIOS } from "./fixtures.ts";
 import { CRASH_ENV, CRASH_PHASES, type CrashPhase } from "../../lib/fs/crash_point.ts";
 import { createFileBackup } from "../../lib/backends/file/create.ts";
+import { writeAll } from "../../lib/fs/durable.ts";
 import { openReader } from "../../lib/backends/open.ts";
 import type { BackupReader } from "../../lib/backends/backend.ts";
 import { writeLockFile } from "../../lib/backup/lock_file.ts";
@@ -342,8 +343,15 @@ function powerCut(backupDir: string, phase: CrashPhase, random: () => number): s
     const from = phase === "mid-write" ? step.value.end : lastOffset;
     assert(from >= 0 && from <= size, `no unsynced record in ${live}`);
     const cut = from + Math.floor(random() * (size - from + 1));
-    file.truncateSync(cut);
-    return `power cut at ${cut} of ${from}..${size}`;
+    // The lost bytes are gone with the file's growth, or were written into zeros the writer
+    // had synced ahead of them, which they stay.
+    if (random() < 0.5) {
+      file.truncateSync(cut);
+      return `power cut at ${cut} of ${from}..${size}`;
+    }
+    file.seekSync(cut, Deno.SeekMode.Start);
+    writeAll(file, new Uint8Array(size - cut));
+    return `power cut at ${cut} of ${from}..${size}, zeros after it`;
   } finally {
     file.close();
   }

@@ -180,8 +180,12 @@ export class FileBackupReader implements BackupReader {
       firstVersion ??= step.value.header.version;
       lastVersion = Math.max(lastVersion, step.value.header.version);
     }
-    for (const log of chain.logs) bytes += Deno.statSync(log.path).size;
     const { tail, live } = step.value;
+    // The live log by its records (and torn tail), as the writer counts it: not the zeros
+    // a running writer keeps ahead of them.
+    for (const log of chain.logs) {
+      bytes += log === live ? tail.end + tail.tornBytes : Deno.statSync(log.path).size;
+    }
     return {
       url: this.url,
       format: "cln-backup 3",

@@ -20,6 +20,7 @@ import {
 } from "../../format/record.ts";
 import {
   CorruptBackupError,
+  dataEnd,
   encodeSegmentHeader,
   readAt,
   SEGMENT_HEADER_SIZE,
@@ -53,6 +54,14 @@ export const DEFAULT_SEGMENT_BYTES = 16 * 1024 * 1024;
 
 /** The most bytes a trim of the live log copies on the writer's thread (see compacted()). */
 const TRIM_MAX_BYTES = 256 * 1024;
+/**
+ * Zeros the writer keeps written ahead of the live log's records. An append inside them
+ * changes no file size, so its fdatasync writes no metadata: measured on this project's
+ * disk, 122 us at the median against 177 us for an append that grows the file. They are
+ * written, with the record that runs past them, once every this many bytes of records.
+ */
+const ZEROED_AHEAD_BYTES = 1 << 20;
+const ZEROS = new Uint8Array(ZEROED_AHEAD_BYTES);
 
 export interface FileBackendOptions {
   segmentBytes?: number;
@@ -176,6 +185,8 @@ export class FileBackend implements Backend, CompactableBackend {
   #livePath = "";
   #liveSequence = 0;
   #liveEnd = 0;
+  /** The live log's size: zeros from {@linkcode #liveEnd} on (see ZEROED_AHEAD_BYTES). */
+  #liveSize = 0;
   #liveRecords: LiveRecord[] = [];
   #tail: Tail | undefined;
   /** Version of the backup before the live segment's first record. */
@@ -302,6 +313,7 @@ export class FileBackend implements Backend, CompactableBackend {
     this.#liveSequence = live.number;
     this.#cipher = this.#cipherOf(live.number);
     this.#liveEnd = tail.end;
+    this.#liveSize = this.#live.statSync().size;
   }
 
   state(): BackupState & { bytes: number } {
@@ -376,11 +388,15 @@ export class FileBackend implements Backend, CompactableBackend {
       // Test-only (see crash_point.ts): `undefined` unless a crash test armed it.
       const crash = crashPoint?.next();
       if (crash === "before-write") crashNow();
+      const end = this.#liveEnd + record.length;
+      if (end > this.#liveSize) this.#zeroAhead(end);
+      this.#live.seekSync(this.#liveEnd, Deno.SeekMode.Start);
       if (crash === "mid-write") {
         writeAll(this.#live, record.subarray(0, record.length >> 1));
         crashNow();
       }
       writeAll(this.#live, record);
+      this.#liveSize = Math.max(this.#liveSize, end);
       if (crash === "after-write-before-sync") crashNow();
       if (!this.syncOnClose) this.#live.syncDataSync();
       this.#liveRecords.push({ offset: this.#liveEnd, version });
@@ -388,6 +404,27 @@ export class FileBackend implements Backend, CompactableBackend {
       this.#records++;
       if (crash === "after-sync-before-answer") crashNow();
     });
+  }
+
+  /**
+   * Grows the live log with zeros, before a record that ends at `end` is written into them:
+   * to 1 MiB past it, or to the roll. The append's one fdatasync makes both durable. A copy
+   * that syncs only on close has no fdatasync to save. Zeros that do not fit (a full disk)
+   * are taken back: the record is then appended as it would be without them, and only its
+   * own failure stops the node.
+   */
+  #zeroAhead(end: number): void {
+    if (this.syncOnClose) return;
+    const size = Math.max(end, Math.min(end + ZEROED_AHEAD_BYTES, this.segmentBytes));
+    try {
+      this.#live.seekSync(this.#liveSize, Deno.SeekMode.Start);
+      for (let at = this.#liveSize; at < size; at += ZEROS.length) {
+        writeAll(this.#live, ZEROS.subarray(0, Math.min(ZEROS.length, size - at)));
+      }
+      this.#liveSize = size;
+    } catch {
+      this.#live.truncateSync(this.#liveSize);
+    }
   }
 
   rewind(): Promise<void> {
@@ -400,6 +437,7 @@ export class FileBackend implements Backend, CompactableBackend {
         this.#live.truncateSync(last.offset);
         this.#live.syncDataSync();
       });
+      this.#liveSize = last.offset;
       this.#liveRecords.pop();
       this.#liveEnd = last.offset;
       this.#records--;
@@ -429,6 +467,7 @@ export class FileBackend implements Backend, CompactableBackend {
         this.#live.truncateSync(tail.offset);
         this.#live.syncSync();
       });
+      this.#liveSize = tail.offset;
       this.#tail = undefined;
     });
     return Promise.resolve(
@@ -449,6 +488,9 @@ export class FileBackend implements Backend, CompactableBackend {
       () => writeFileDurably(this.dir, name, this.#logHeader(sequence)),
     );
     onFile(this.#livePath, () => {
+      // A sealed log ends in its seal (chain.ts reads it from the last bytes): no zeros after.
+      if (this.#liveSize > this.#liveEnd) this.#live.truncateSync(this.#liveEnd);
+      this.#live.seekSync(this.#liveEnd, Deno.SeekMode.Start);
       writeAll(
         this.#live,
         sealed ??
@@ -462,10 +504,10 @@ export class FileBackend implements Backend, CompactableBackend {
     this.#sealedLogRecords.set(this.#liveSequence, this.#liveRecords.length);
     this.#versionBeforeLive = this.state().version;
     this.#livePath = `${this.dir}/${name}`;
-    this.#live = Deno.openSync(this.#livePath, { write: true, append: true });
+    this.#live = Deno.openSync(this.#livePath, { read: true, write: true });
     this.#liveSequence = sequence;
     this.#cipher = this.#cipherOf(sequence);
-    this.#liveEnd = SEGMENT_HEADER_SIZE;
+    this.#liveEnd = this.#liveSize = SEGMENT_HEADER_SIZE;
     this.#liveRecords = [];
   }
 
@@ -533,7 +575,7 @@ export class FileBackend implements Backend, CompactableBackend {
       onFile(this.#livePath, () => {
         Deno.renameSync(tmp, this.#livePath);
         this.#live.close();
-        this.#live = Deno.openSync(this.#livePath, { write: true, append: true });
+        this.#live = Deno.openSync(this.#livePath, { read: true, write: true });
         syncDir(this.dir);
       });
     });
@@ -542,6 +584,7 @@ export class FileBackend implements Backend, CompactableBackend {
     this.#liveRecords = this.#liveRecords.slice(keep)
       .map(({ offset, version }) => ({ offset: offset - shift, version }));
     this.#liveEnd -= shift;
+    this.#liveSize = this.#liveEnd;
     this.#versionBeforeLive = base.number;
   }
 
@@ -620,6 +663,16 @@ export class FileBackend implements Backend, CompactableBackend {
 
   close(): void {
     try {
+      // A backup at rest ends at its last record (or its torn tail): the zeros are a running
+      // writer's. Left unsynced: zeros that come back after a crash are read as nothing.
+      // Bytes anyone else wrote after the records stay, for the next open to show.
+      const size = this.#live?.statSync().size ?? 0;
+      if (
+        !this.#failure && !this.#tail && size > this.#liveEnd &&
+        dataEnd(this.#live, this.#liveEnd, size) === this.#liveEnd
+      ) {
+        this.#live.truncateSync(this.#liveEnd);
+      }
       if (this.syncOnClose && !this.#failure) this.#live?.syncDataSync();
     } finally {
       this.#live?.close();

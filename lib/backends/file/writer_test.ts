@@ -3,6 +3,8 @@ import { createFileBackup } from "./create.ts";
 import { FileBackend } from "./writer.ts";
 import { logName } from "../../format/layout.ts";
 import { existsSync } from "../../fs/exists.ts";
+import { scanSegment } from "../../format/segment.ts";
+import { FileBackupReader } from "./reader.ts";
 
 function newBackup(): { dir: string; url: string; path: string } {
   const dir = Deno.makeTempDirSync();
@@ -103,5 +105,124 @@ Deno.test("FileBackend: a tail is shown, not cut, on open; append waits; rewind 
   assert(Deno.statSync(log).size < whole, "the tail went with change 3");
   await backend.append(change(3));
   backend.close();
+  Deno.removeSync(dir, { recursive: true });
+});
+
+/** The end of the records of the segment at `path`, and its size. */
+function segmentEnd(path: string): { end: number; size: number } {
+  const file = Deno.openSync(path);
+  try {
+    const scan = scanSegment(file, path, { decode: false });
+    let step = scan.next();
+    while (!step.done) step = scan.next();
+    assertEquals(step.value.tornBytes, 0, `${path} ends cleanly`);
+    return { end: step.value.end, size: file.statSync().size };
+  } finally {
+    file.close();
+  }
+}
+
+Deno.test("FileBackend: appends go into zeros written ahead; a sealed log and a closed one have none", async () => {
+  const { dir, url, path } = newBackup();
+  const backend = FileBackend.open(url, path, { segmentBytes: 64 * 1024 });
+  const live = `${path}/${logName(1)}`;
+  await backend.append(change(1));
+  const first = segmentEnd(live);
+  // Zeros to the roll (64 KiB here; 1 MiB past the record at most).
+  assertEquals(first.size, 64 * 1024);
+  for (let version = 2; version <= 20; version++) await backend.append(change(version));
+  const twenty = segmentEnd(live);
+  assert(twenty.end > first.end, "the records went into the zeros");
+  assertEquals(twenty.size, first.size, "appends into zeros grow no file");
+  // A roll: the sealed log ends in its seal.
+  // Random text that zstd cannot shrink below the roll's 64 KiB.
+  const noise = Array.from({ length: 4000 }, () => crypto.randomUUID()).join("");
+  await backend.append({ version: 21, statements: [`SELECT '${noise}'`] });
+  // It fills log 2 alone, past the roll: the next change goes to log 3.
+  await backend.append(change(22));
+  for (const log of [live, `${path}/${logName(2)}`]) {
+    const sealed = segmentEnd(log);
+    assertEquals(sealed.size, sealed.end, `no zeros after the seal of ${log}`);
+  }
+  const next = `${path}/${logName(3)}`;
+  assert(segmentEnd(next).size > segmentEnd(next).end, "the next log has zeros ahead");
+  const reader = new FileBackupReader(url, path);
+  assertEquals(reader.describe().lastVersion, 22);
+  assertEquals(reader.describe().bytes, backend.state().bytes, "zeros are not backup bytes");
+  backend.close();
+  assertEquals(segmentEnd(next).size, segmentEnd(next).end, "close cuts the zeros");
+  Deno.removeSync(dir, { recursive: true });
+});
+
+Deno.test("FileBackend: zeros a crash leaves are read as nothing, and appended into", async () => {
+  const { dir, url, path } = newBackup();
+  // A process that appends and dies without closing the backup.
+  const script = `
+    import { FileBackend } from ${JSON.stringify(new URL("./writer.ts", import.meta.url).href)};
+    const backend = FileBackend.open("file://${path}", ${JSON.stringify(path)});
+    for (const v of [1, 2, 3]) await backend.append({ version: v, statements: ["SELECT " + v] });
+    Deno.exit(9);`;
+  const child = await new Deno.Command(Deno.execPath(), { args: ["eval", "--ext=js", script] })
+    .output();
+  assertEquals(child.code, 9, new TextDecoder().decode(child.stderr));
+  const live = `${path}/${logName(1)}`;
+  const left = segmentEnd(live);
+  assert(left.size > left.end, "the crash left zeros");
+  const backend = FileBackend.open(url, path);
+  assertEquals([backend.state().version, backend.state().tail], [3, undefined]);
+  await backend.append(change(4));
+  backend.close();
+  const changes = [...new FileBackupReader(url, path).entries()].map((e) => e.version);
+  assertEquals(changes, [1, 2, 3, 4]);
+  Deno.removeSync(dir, { recursive: true });
+});
+
+Deno.test("FileBackend: bytes another hand wrote after the records stay on close", async () => {
+  const { dir, url, path } = newBackup();
+  const backend = FileBackend.open(url, path);
+  await backend.append(change(1));
+  const live = `${path}/${logName(1)}`;
+  const { size } = segmentEnd(live);
+  Deno.writeFileSync(live, new Uint8Array(5).fill(0xee), { append: true });
+  backend.close();
+  assertEquals(Deno.statSync(live).size, size + 5);
+  Deno.removeSync(dir, { recursive: true });
+});
+
+Deno.test("FileBackend: readers of a live log that a worker appends to are never fooled", async () => {
+  const { dir, url, path } = newBackup();
+  const source = `
+    import { FileBackend } from ${JSON.stringify(new URL("./writer.ts", import.meta.url).href)};
+    self.onmessage = async () => {
+      const backend = FileBackend.open("file://${path}", ${JSON.stringify(path)});
+      for (let v = 1; v <= 3000; v++) {
+        // Sizes from a few bytes to several KiB, so reads often catch a record half written.
+        const text = "x".repeat((v * 7919) % 6000);
+        await backend.append({ version: v, statements: ["SELECT '" + text + "'"] });
+      }
+      backend.close();
+      self.postMessage("done");
+    };`;
+  const blob = URL.createObjectURL(new Blob([source], { type: "text/javascript" }));
+  const worker = new Worker(blob, { type: "module" });
+  URL.revokeObjectURL(blob);
+  let done = false;
+  worker.onmessage = () => done = true;
+  worker.postMessage("go");
+  let reads = 0;
+  let last = 0;
+  try {
+    while (!done) {
+      const described = new FileBackupReader(url, path).describe();
+      assert(described.lastVersion >= last, `version ${described.lastVersion} after ${last}`);
+      last = described.lastVersion;
+      reads++;
+      await new Promise((resolve) => setTimeout(resolve, 0));
+    }
+  } finally {
+    worker.terminate();
+  }
+  assert(reads > 10 && last > 0, `${reads} reads, the last at version ${last}`);
+  assertEquals(new FileBackupReader(url, path).describe().lastVersion, 3000);
   Deno.removeSync(dir, { recursive: true });
 });
