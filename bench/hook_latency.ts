@@ -1,10 +1,11 @@
 /**
  * Row 1, the `db_write` hook round trip: the same transactions sent to (a) the null plugin
  * (the protocol floor), (b) cln-backup on a file backup, (c) appended as the same
- * record bytes with one write and fdatasync in this process (the disk floor), and (d)
- * cln-backup on an encrypted file backup, interleaved message by message so that the four
- * see the same machine noise; and (e) the hook path's parts, each timed alone in this
- * process (hook_profile.ts).
+ * record bytes with one write and fdatasync in this process (the disk floor), (d)
+ * cln-backup on an encrypted file backup, and (f) the records written as (c) but into zeros
+ * synced ahead of them, as cln-backup writes its live log, interleaved message by message so
+ * that all see the same machine noise; and (e) the hook path's parts, each timed alone in
+ * this process (hook_profile.ts).
  *
  * @module
  */
@@ -99,7 +100,7 @@ export async function roundTrip(
   return answer.at - sentAt;
 }
 
-function summaryRows(a: Summary, b: Summary, c: Summary, d: Summary): Row[] {
+function summaryRows(a: Summary, b: Summary, c: Summary, d: Summary, f: Summary): Row[] {
   const section = "hook round trip";
   const rows: Row[] = [];
   for (const q of ["p50", "p99", "max"] as const) {
@@ -123,6 +124,20 @@ function summaryRows(a: Summary, b: Summary, c: Summary, d: Summary): Row[] {
       note: q === "p50"
         ? "overhead = cln-backup's quantile minus the null plugin's; disk floor = the same " +
           "record bytes appended with one write + fdatasync in the driver process"
+        : undefined,
+    }));
+  }
+  for (const q of ["p50", "p99"] as const) {
+    rows.push(row({
+      section,
+      metric: `overhead over null plugin, ${q}, against writes into zeros`,
+      value: b[q] - a[q],
+      unit: "ms",
+      reference: { label: "zeroed-ahead floor", value: f[q] },
+      note: q === "p50"
+        ? "zeroed-ahead floor = the same records written with one write + fdatasync each " +
+          "into zeros written and synced ahead of them, as cln-backup's live log is " +
+          "(docs/FORMAT.md, append): the floor of cln-backup's own way of writing"
         : undefined,
     }));
   }
@@ -171,7 +186,17 @@ function profileRows(profiler: HookProfiler, roundTrip: number): Row[] {
 }
 
 /** The interleaved steps: null plugin, cln-backup, disk floor, encrypted, profile. */
-const STEPS = ["a", "b", "c", "d", "e"] as const;
+const STEPS = ["a", "b", "c", "d", "e", "f"] as const;
+
+/** A file of `bytes` zeros, written and synced, to write into from its start. */
+function zeroedFile(path: string, bytes: number): Deno.FsFile {
+  const file = Deno.openSync(path, { write: true, create: true, truncate: true });
+  const zeros = new Uint8Array(1 << 20);
+  for (let at = 0; at < bytes; at += zeros.length) writeAll(file, zeros);
+  file.syncSync();
+  file.seekSync(0, Deno.SeekMode.Start);
+  return file;
+}
 type Step = typeof STEPS[number];
 
 export const hookLatency: Section = {
@@ -190,13 +215,15 @@ export const hookLatency: Section = {
       create: true,
       append: true,
     });
-    const profiler = new HookProfiler(
-      Deno.openSync(`${dir}/profile.log`, { write: true, create: true, append: true }),
-    );
+    const recordBytes = work.records.reduce((sum, r) => sum + r.length, 0);
+    const zeroedFloorFile = zeroedFile(`${dir}/zeroed-floor.log`, recordBytes);
+    // The plugin's path appends into zeros written ahead: so does its profile.
+    const profiler = new HookProfiler(zeroedFile(`${dir}/profile.log`, recordBytes));
     const a: number[] = [];
     const b: number[] = [];
     const c: number[] = [];
     const d: number[] = [];
+    const f: number[] = [];
     const steps: Record<Step, (i: number) => Promise<void>> = {
       a: async (i) => void a.push(await roundTrip(nul, work.ids[i], work.messages[i])),
       b: async (i) => void b.push(await roundTrip(cln, work.ids[i], work.messages[i])),
@@ -209,6 +236,13 @@ export const hookLatency: Section = {
       },
       d: async (i) => void d.push(await roundTrip(enc, work.ids[i], work.messages[i])),
       e: (i) => Promise.resolve(profiler.run(work.messages[i])),
+      f: (i) => {
+        const start = performance.now();
+        writeAll(zeroedFloorFile, work.records[i]);
+        zeroedFloorFile.syncDataSync();
+        f.push(performance.now() - start);
+        return Promise.resolve();
+      },
     };
     // The order rotates so that none of the five always follows the same one.
     const orders = STEPS.map((_, k) => [...STEPS.slice(k), ...STEPS.slice(0, k)]);
@@ -219,16 +253,17 @@ export const hookLatency: Section = {
       }
     } finally {
       floorFile.close();
+      zeroedFloorFile.close();
       profiler.log.close();
       profiler.close();
       await cln.stop();
       await enc.stop();
       await nul.stop();
     }
-    const [sa, sb, sc, sd] = [summarize(a), summarize(b), summarize(c), summarize(d)];
+    const [sa, sb, sc, sd, sf] = [a, b, c, d, f].map(summarize);
     const paired = b.map((v, i) => v - a[i]);
     return {
-      rows: [...summaryRows(sa, sb, sc, sd), ...profileRows(profiler, sb.p50)],
+      rows: [...summaryRows(sa, sb, sc, sd, sf), ...profileRows(profiler, sb.p50)],
       details: {
         writes: count,
         statement_bytes_p50: median(work.statementBytes),
@@ -237,6 +272,7 @@ export const hookLatency: Section = {
         null_plugin_ms: sa,
         cln_backup_ms: sb,
         disk_floor_ms: sc,
+        zeroed_ahead_floor_ms: sf,
         paired_overhead_ms_p50: median(paired),
         encrypted_ms: sd,
         paired_encrypted_minus_plain_ms_p50: median(d.map((v, i) => v - b[i])),
