@@ -1,9 +1,10 @@
 /**
  * Tampering with an encrypted backup on its server, as its operator could: a bit flipped in a
  * stored record (its checksums recomputed, so only authentication can tell), a record moved
- * within its log, one replayed at the end of the live log, one copied into another log at the
- * same offset, one of another encrypted backup at the same place. Each is caught by the node's
- * restore with one line, exit 1, and nothing left at the target; the untouched backup then
+ * within its log, one copied into another log at the same offset, one of another encrypted
+ * backup at the same place: each is caught by the node's restore with one line, exit 1, and
+ * nothing left at the target. One replayed at the end of the live log is refused by the
+ * server itself (its version goes back), with one line too. The untouched backup then
  * restores again.
  */
 import { assert, assertEquals, assertMatch } from "./support/assert.ts";
@@ -100,15 +101,6 @@ Deno.test("encrypted server backup: a flipped, moved, replayed or copied record 
     Deno.writeFileSync(first, swapped);
     await refused("two records swapped", auth);
 
-    // An old change replayed after the live log's last record, into the zeros after it.
-    const live = logs.at(-1)!;
-    const last = records(original.get(live)!).at(-1)!;
-    const replayed = new Uint8Array(last.offset + last.length + a.length);
-    replayed.set(original.get(live)!.subarray(0, last.offset + last.length));
-    replayed.set(bytes.subarray(a.offset, a.offset + a.length), last.offset + last.length);
-    Deno.writeFileSync(live, replayed);
-    await refused("a replayed record", auth);
-
     // A change copied from one log into another, at the same offset and of the same length.
     const from = changes(first)[0];
     const into = changes(second).find((r) => r.offset === from.offset);
@@ -140,6 +132,22 @@ Deno.test("encrypted server backup: a flipped, moved, replayed or copied record 
     );
     Deno.writeFileSync(firstLog.path, mixed);
     await refused("a record of another backup", auth);
+
+    // An old change replayed after the live log's last record. A running server sends the
+    // live log to where its own appends reached; one that opens the log again refuses it
+    // (its version goes back), before any client could be fooled. Last, as the server then
+    // opens the backup again.
+    const live = logs.at(-1)!;
+    const last = records(original.get(live)!).at(-1)!;
+    const replayed = new Uint8Array(last.offset + last.length + a.length);
+    replayed.set(original.get(live)!.subarray(0, last.offset + last.length));
+    replayed.set(bytes.subarray(a.offset, a.offset + a.length), last.offset + last.length);
+    Deno.writeFileSync(live, replayed);
+    await s.restartServer({});
+    await refused(
+      "a replayed record",
+      /^Cannot restore: the server refused node alice: the server cannot open node alice's backup/,
+    );
 
     // Untouched again, it restores.
     const ok = await cli(["restore", s.url, `${s.root}/after.sqlite3`], env);

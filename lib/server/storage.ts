@@ -112,11 +112,15 @@ export class ServerStorage {
 
   /**
    * The backup's files as they stand, opened, for a restore to copy: every base and log. The
-   * live log's size is taken with it, between two appends (each is one synchronous step), so
-   * it ends on a whole record; a file a compaction removes meanwhile stays readable while
-   * open, and one removed before it was opened makes the listing start over.
+   * live log is copied to the end of its records as they stand now, between two appends (each
+   * is one synchronous step): appends go on while the copy is sent, into the zeros after the
+   * records, which a copy of the whole file would catch half read. A torn tail stops appends,
+   * and goes with the copy. A file a compaction removes meanwhile stays readable while open,
+   * and one removed before it was opened makes the listing start over.
    */
   openFiles(): { name: string; file: Deno.FsFile; size: number }[] {
+    const { log, offset } = this.#backend.place();
+    const live = this.#backend.state().tail ? undefined : logName(log);
     for (let attempt = 0;; attempt++) {
       const layout = readLayout(this.dir);
       const opened: { name: string; file: Deno.FsFile; size: number }[] = [];
@@ -125,7 +129,9 @@ export class ServerStorage {
         const keyFile = this.#backend.keyId ? [{ path: wrapped }] : [];
         for (const { path } of [...keyFile, ...layout.bases, ...layout.logs]) {
           const file = Deno.openSync(path, { read: true });
-          opened.push({ name: basename(path), file, size: file.statSync().size });
+          const name = basename(path);
+          const size = file.statSync().size;
+          opened.push({ name, file, size: name === live ? Math.min(offset, size) : size });
         }
         return opened;
       } catch (error) {
