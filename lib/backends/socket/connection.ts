@@ -16,6 +16,7 @@ import {
   decodeWelcome,
   encodeFrame,
   encodeHello,
+  ErrorCode,
   PROTOCOL_VERSION,
   V2_FRAMING,
   type V2Metadata,
@@ -156,7 +157,11 @@ export class WireConnection {
     const input = { node, clientNonce, serverNonce: decodeChallenge(challenge).nonce };
     await this.send(encodeFrame(V2Type.Auth, await prove(key, "client", input)));
     const welcome = await this.receive();
-    if (welcome.type === V2Type.Error) throw refusal(welcome, `node ${node}'s credential`);
+    if (welcome.type === V2Type.Error) {
+      // After the proof, a refusal is of the credential, or of a node the server cannot serve.
+      const unauthorized = decodeError(welcome).code === ErrorCode.Unauthorized;
+      throw refusal(welcome, unauthorized ? `node ${node}'s credential` : `node ${node}`);
+    }
     const { proof, metadata } = decodeWelcome(welcome);
     if (!(await checkProof(key, "server", input, proof))) {
       throw new ServerRefusedError(
