@@ -32,6 +32,7 @@ import {
 } from "./record.ts";
 import {
   CorruptBackupError,
+  dataEnd,
   decodeSegmentHeader,
   formatBackupId,
   readAt,
@@ -301,7 +302,8 @@ export function checkFollows(
 /**
  * A segment's last record when it is of `kind` with a payload of `payloadBytes` (sealed, in
  * an encrypted backup's segment) and checks, read from the file's last bytes alone, no
- * scan; `undefined` otherwise.
+ * scan; `undefined` otherwise. Zeros after it are passed over, as a scan takes them: a log
+ * sealed just before a power cut may keep zeros that were written ahead of its records.
  */
 function lastRecord(
   segment: Segment,
@@ -311,15 +313,26 @@ function lastRecord(
   const sealed = segment.header.keyId !== undefined;
   const bytes = RECORD_HEADER_SIZE + payloadBytes + (sealed ? SEALED_OVERHEAD : 0);
   const file = openSegment(segment.path);
-  try {
-    const size = file.statSync().size;
-    if (size < SEGMENT_HEADER_SIZE + bytes) return undefined;
-    const tail = readAt(file, size - bytes, bytes);
+  const endingAt = (end: number) => {
+    if (end < SEGMENT_HEADER_SIZE + bytes) return undefined;
+    const tail = readAt(file, end - bytes, bytes);
     const header = decodeRecordHeader(tail);
     const payload = tail.subarray(RECORD_HEADER_SIZE);
     if (header?.kind !== kind || !payloadChecks(header, payload)) return undefined;
     if (isSealed(header.codec) !== sealed) return undefined;
-    return { header, payload, offset: size - bytes };
+    return { header, payload, offset: end - bytes };
+  };
+  try {
+    const size = file.statSync().size;
+    const found = endingAt(size);
+    if (found) return found;
+    // The record may itself end in zero bytes: it ends within `bytes` of the last other one.
+    const data = dataEnd(file, SEGMENT_HEADER_SIZE, size);
+    for (let end = data; end < size && end <= data + bytes; end++) {
+      const record = endingAt(end);
+      if (record) return record;
+    }
+    return undefined;
   } finally {
     file.close();
   }

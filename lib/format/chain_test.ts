@@ -5,7 +5,7 @@ import { createFileBackup } from "../backends/file/create.ts";
 import { FileBackend } from "../backends/file/writer.ts";
 import { FileBackupReader } from "../backends/file/reader.ts";
 import { recordedChanges } from "../cli/testing.ts";
-import { readChain, scanLogs } from "./chain.ts";
+import { readChain, scanLogs, sealedVersion } from "./chain.ts";
 import { baseName, logName } from "./layout.ts";
 import { CorruptBackupError, encodeSegmentHeader, SegmentKind } from "./segment.ts";
 
@@ -176,6 +176,23 @@ Deno.test("chain: a roll a crash interrupted (an empty next log, no seal yet) is
     `removed "${next}", an empty log a crash left while it was being started`,
   ]);
   assertEquals(readChain(a.path).logs.at(-1)!.path, live.path);
+  Deno.removeSync(dir, { recursive: true });
+});
+
+Deno.test("chain: a sealed log with zeros after its seal (a power cut in a roll) reads whole, sealed", async () => {
+  const dir = Deno.makeTempDirSync();
+  const a = await build(`${dir}/a`);
+  const sealed = readChain(a.path).logs.slice(0, -1);
+  const versions = sealed.map(sealedVersion);
+  assert(versions.every((v) => v !== undefined), `${versions}`);
+  // The zeros the writer wrote ahead, kept by a power cut that lost the cut made before the seal.
+  for (const log of sealed) {
+    const file = Deno.openSync(log.path, { append: true });
+    file.writeSync(new Uint8Array(64 << 10));
+    file.close();
+  }
+  assertEquals(readChain(a.path).logs.slice(0, -1).map(sealedVersion), versions);
+  assertEquals(changesRead(a.path), [12, 13, 14, 15]);
   Deno.removeSync(dir, { recursive: true });
 });
 

@@ -489,7 +489,12 @@ export class FileBackend implements Backend, CompactableBackend {
     );
     onFile(this.#livePath, () => {
       // A sealed log ends in its seal (chain.ts reads it from the last bytes): no zeros after.
-      if (this.#liveSize > this.#liveEnd) this.#live.truncateSync(this.#liveEnd);
+      // The cut is made durable first: synced with the seal, a power cut could keep the seal's
+      // bytes and lose the cut, leaving zeros after the seal.
+      if (this.#liveSize > this.#liveEnd) {
+        this.#live.truncateSync(this.#liveEnd);
+        this.#live.syncDataSync();
+      }
       this.#live.seekSync(this.#liveEnd, Deno.SeekMode.Start);
       writeAll(
         this.#live,
