@@ -300,7 +300,8 @@ export interface ScanOptions {
  * A crash while appending can leave only the last record damaged (each append is synced
  * before the next starts): a record whose checked header runs past the end of the file,
  * whose payload fails its check with nothing but zeros after it, or a header that is short
- * or fails its check with only zero bytes after it. Such a tail is reported in the returned
+ * or fails its check with no whole record after it, then zeros (an append into zeros can
+ * lose its first page and keep later ones). Such a tail is reported in the returned
  * {@linkcode SegmentTail}, never yielded. Zeros from a record's start to the end of the file
  * are no record at all: the segment ends there. Anything else that fails a check
  * throws {@linkcode CorruptBackupError}. The checks come before any decryption, so a torn
@@ -311,8 +312,8 @@ export function* scanSegment(
   path: string,
   options: ScanOptions = { decode: true },
 ): Generator<SegmentRecord, SegmentTail, void> {
-  const size = file.statSync().size;
-  const window = new ReadWindow(file, size, options.buffer);
+  let size = file.statSync().size;
+  let window = new ReadWindow(file, size, options.buffer);
   let offset = SEGMENT_HEADER_SIZE;
   let rechecks = 0;
   while (offset < size) {
@@ -330,6 +331,12 @@ export function* scanSegment(
       if (rechecks++ < RECHECKS) {
         window.forget();
         continue;
+      }
+      // An append into zeros lands page by page: a power cut can keep its later pages and
+      // lose the one with its header. Torn, unless a whole record follows: then this one
+      // was whole once, and is damaged.
+      if (!recordWithin(readAt(file, offset + 1, data - offset - 1))) {
+        return { end: offset, tornBytes: data - offset };
       }
       throw new CorruptBackupError(path, offset, "record header checksum mismatch");
     }
@@ -351,7 +358,17 @@ export function* scanSegment(
       );
     }
     const end = offset + RECORD_HEADER_SIZE + header.storedLength;
-    if (end > size) return { end: offset, tornBytes: dataEnd(file, offset, size) - offset };
+    if (end > size) {
+      // The writer grows a live log with zeros before it writes a record into them: one the
+      // scan finds past the size it began with is read in the file as it is now.
+      const now = file.statSync().size;
+      if (now > size && rechecks++ < RECHECKS) {
+        size = now;
+        window = new ReadWindow(file, size, options.buffer);
+        continue;
+      }
+      return { end: offset, tornBytes: dataEnd(file, offset, size) - offset };
+    }
     const stored = window.at(offset + RECORD_HEADER_SIZE, header.storedLength);
     if (!payloadChecks(header, stored)) {
       const data = dataEnd(file, offset, size);
@@ -378,6 +395,21 @@ export function* scanSegment(
     rechecks = 0;
   }
   return { end: offset, tornBytes: 0 };
+}
+
+/** Whether a record that passes its checks starts anywhere in `bytes` and ends within them. */
+function recordWithin(bytes: Uint8Array): boolean {
+  for (let at = 0; at + RECORD_HEADER_SIZE <= bytes.length; at++) {
+    const header = decodeRecordHeader(bytes.subarray(at, at + RECORD_HEADER_SIZE));
+    if (!header) continue;
+    const end = at + RECORD_HEADER_SIZE + header.storedLength;
+    if (
+      end <= bytes.length && payloadChecks(header, bytes.subarray(at + RECORD_HEADER_SIZE, end))
+    ) {
+      return true;
+    }
+  }
+  return false;
 }
 
 function decodePayload(

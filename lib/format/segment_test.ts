@@ -206,6 +206,27 @@ Deno.test("scanSegment: torn tails (what a crash mid-append leaves) are reported
   // A header that fails its check with only zeros after it (the file grew before the bytes
   // of the append landed).
   cases.push(["a damaged header, then zeros", concat(last.subarray(0, 20), new Uint8Array(300))]);
+  // A damaged header with the rest of its record after it: no record follows.
+  const lastHeader = last.slice();
+  lastHeader[2] ^= 1;
+  cases.push(["a damaged header, then its payload", lastHeader]);
+  // An append into zeros whose first page a power cut lost, its later pages kept.
+  let seed = 1;
+  const hex = Array.from(
+    { length: 16000 },
+    () => ((seed = seed * 48271 % 2147483647) % 16).toString(16),
+  );
+  const paged = encodeRecord(
+    RecordKind.Change,
+    3,
+    encodeStatements([`INSERT INTO t VALUES (x'${hex.join("")}')`]),
+  );
+  assert(paged.length > 6000, `${paged.length} bytes`);
+  paged.fill(0, 0, 4096);
+  cases.push([
+    "a record's first page lost, its last kept, then zeros",
+    concat(paged, new Uint8Array(4096)),
+  ]);
   for (const [what, tail] of cases) {
     const result = scan(concat(good, tail));
     assertEquals(result.error, undefined, what);
@@ -270,14 +291,14 @@ Deno.test("scanSegment: damage before the end is corruption, never skipped", () 
     /record header checksum mismatch/,
     "header",
   );
-  // A damaged header in the last record, with 32 or more non-zero bytes left.
-  const lastHeader = two.slice();
-  lastHeader[2] ^= 1;
+  // A damaged header with a whole record after it, and zeros after that.
+  const middleHeader = two.slice();
+  middleHeader[2] ^= 1;
   expectCorrupt(
-    concat(HEADER, one, lastHeader),
+    concat(HEADER, one, middleHeader, three, new Uint8Array(4096)),
     at2,
     /record header checksum mismatch/,
-    "last header",
+    "header, a record, zeros",
   );
   // A run of zeros in the middle, followed by data.
   expectCorrupt(

@@ -226,3 +226,39 @@ Deno.test("FileBackend: readers of a live log that a worker appends to are never
   assertEquals(new FileBackupReader(url, path).describe().lastVersion, 3000);
   Deno.removeSync(dir, { recursive: true });
 });
+
+Deno.test("FileBackend: a reader that began before the log grew reads the record that grew it", async () => {
+  const dir = Deno.makeTempDirSync();
+  const path = `${dir}/backup`;
+  const url = `file://${path}`;
+  createFileBackup(path);
+  const writer = FileBackend.open(url, path);
+  let version = 1;
+  const append = () =>
+    writer.append({
+      version: version++,
+      statements: [`SELECT '${Array.from({ length: 200 }, () => crypto.randomUUID()).join("")}'`],
+    });
+  try {
+    await append();
+    const entries = new FileBackupReader(url, path).storedEntries()[Symbol.iterator]();
+    assertEquals(entries.next().value?.version, 1);
+    // The reader has taken the live log's size; the writer grows it with zeros and writes a
+    // record that runs past that size.
+    const live = `${path}/${logName(1)}`;
+    const size = Deno.statSync(live).size;
+    while (Deno.statSync(live).size === size) await append();
+    const read: string[] = [];
+    for (let entry = entries.next(); !entry.done; entry = entries.next()) {
+      read.push(`${entry.value.kind} ${entry.value.version}`);
+    }
+    assert(
+      !read.some((r) => r.startsWith("tail")),
+      read.filter((r) => !r.startsWith("stored")).join(),
+    );
+    assertEquals(read.at(-1), `stored-change ${version - 1}`);
+  } finally {
+    writer.close();
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
