@@ -114,13 +114,16 @@ export class ServerStorage {
    * The backup's files as they stand, opened, for a restore to copy: every base and log. The
    * live log is copied to the end of its records as they stand now, between two appends (each
    * is one synchronous step): appends go on while the copy is sent, into the zeros after the
-   * records, which a copy of the whole file would catch half read. A torn tail stops appends,
-   * and goes with the copy. A file a compaction removes meanwhile stays readable while open,
-   * and one removed before it was opened makes the listing start over.
+   * records, which a copy of the whole file would catch half read. A torn tail goes with the
+   * copy, to its last byte that is not zero: the write that settles it may append meanwhile.
+   * A file a compaction removes meanwhile stays readable while open, and one removed before
+   * it was opened makes the listing start over.
    */
   openFiles(): { name: string; file: Deno.FsFile; size: number }[] {
     const { log, offset } = this.#backend.place();
-    const live = this.#backend.state().tail ? undefined : logName(log);
+    const { tail } = this.#backend.state();
+    const live = logName(log);
+    const end = tail ? tail.offset + tail.bytes : offset;
     for (let attempt = 0;; attempt++) {
       const layout = readLayout(this.dir);
       const opened: { name: string; file: Deno.FsFile; size: number }[] = [];
@@ -131,7 +134,7 @@ export class ServerStorage {
           const file = Deno.openSync(path, { read: true });
           const name = basename(path);
           const size = file.statSync().size;
-          opened.push({ name, file, size: name === live ? Math.min(offset, size) : size });
+          opened.push({ name, file, size: name === live ? Math.min(end, size) : size });
         }
         return opened;
       } catch (error) {

@@ -21,3 +21,31 @@ Deno.test("a restore's copy of the live log ends at its records, not in the zero
     Deno.removeSync(dir, { recursive: true });
   }
 });
+
+Deno.test("a restore's copy of a live log with a torn tail ends at the tail's last byte", async () => {
+  const dir = Deno.makeTempDirSync();
+  const path = `${dir}/node`;
+  const first = ServerStorage.open(`file://${path}`, path, () => {});
+  for (let version = 1; version <= 3; version++) {
+    await first.append({ version, statements: [`SELECT ${version}`] });
+  }
+  first.close();
+  // A torn append: the start of a record, then the zeros that were written ahead of it.
+  const live = `${path}/${logName(1)}`;
+  const bytes = Deno.readFileSync(live);
+  const file = Deno.openSync(live, { append: true });
+  file.writeSync(bytes.subarray(bytes.length - 40, bytes.length - 20));
+  file.writeSync(new Uint8Array(64 << 10));
+  file.close();
+  const storage = ServerStorage.open(`file://${path}`, path, () => {});
+  try {
+    const tail = storage.state().tail!;
+    assertEquals([tail.offset, tail.bytes], [bytes.length, 20]);
+    const files = storage.openFiles();
+    assertEquals(files.find((f) => f.name === logName(1))!.size, bytes.length + 20);
+    for (const { file } of files) file.close();
+  } finally {
+    storage.close();
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
