@@ -19,7 +19,7 @@ import type { BackupReader } from "../../lib/backends/backend.ts";
 import { writeLockFile } from "../../lib/backup/lock_file.ts";
 import { restoreBackup } from "../../lib/backup/restore.ts";
 import { readLayout } from "../../lib/format/layout.ts";
-import { scanSegment } from "../../lib/format/segment.ts";
+import { dataEnd, scanSegment } from "../../lib/format/segment.ts";
 import { readChain } from "../../lib/format/chain.ts";
 import { FileBackupReader } from "../../lib/backends/file/reader.ts";
 import { DataKey } from "../../lib/crypto/data_key.ts";
@@ -329,6 +329,9 @@ export interface TrialReport {
 }
 
 /** Cuts what a crash left unsynced in the live segment at a random length (a power cut). */
+/** The page a file system writes back whole. */
+const PAGE_BYTES = 4096;
+
 function powerCut(backupDir: string, phase: CrashPhase, random: () => number): string {
   const live = readLayout(backupDir).logs.at(-1)!.path;
   const file = Deno.openSync(live, { read: true, write: true });
@@ -342,6 +345,14 @@ function powerCut(backupDir: string, phase: CrashPhase, random: () => number): s
     // mid-write: the torn half; after-write-before-sync: the whole last record.
     const from = phase === "mid-write" ? step.value.end : lastOffset;
     assert(from >= 0 && from <= size, `no unsynced record in ${live}`);
+    // Written into zeros, a record's pages reach the disk in any order: the first can be lost
+    // with the header, and later ones kept.
+    const page = (Math.floor(from / PAGE_BYTES) + 1) * PAGE_BYTES;
+    if (page < dataEnd(file, from, size) && random() < 0.25) {
+      file.seekSync(from, Deno.SeekMode.Start);
+      writeAll(file, new Uint8Array(page - from));
+      return `power cut: ${from}..${page} lost, ${page}..${size} kept`;
+    }
     const cut = from + Math.floor(random() * (size - from + 1));
     // The lost bytes are gone with the file's growth, or were written into zeros the writer
     // had synced ahead of them, which they stay.
