@@ -11,6 +11,7 @@ import {
   decodeRecordHeader,
   headerFields,
   isSealed,
+  MAX_PAYLOAD_BYTES,
   oversized,
   payloadChecks,
   rawPayload,
@@ -316,6 +317,15 @@ export function* scanSegment(
   let window = new ReadWindow(file, size, options.buffer);
   let offset = SEGMENT_HEADER_SIZE;
   let rechecks = 0;
+  // The writer grows a live log with zeros before it writes a record into them: a record the
+  // scan finds cut by the size it began with is read again in the file as it is now.
+  const grew = (): boolean => {
+    const now = file.statSync().size;
+    if (now <= size || rechecks++ >= RECHECKS) return false;
+    size = now;
+    window = new ReadWindow(file, size, options.buffer);
+    return true;
+  };
   while (offset < size) {
     const remaining = size - offset;
     const headerBytes = window.at(offset, Math.min(RECORD_HEADER_SIZE, remaining));
@@ -327,15 +337,21 @@ export function* scanSegment(
       // that is not zero.
       const data = dataEnd(file, offset, size);
       if (data === offset) return { end: offset, tornBytes: 0 };
-      if (data <= offset + RECORD_HEADER_SIZE) return { end: offset, tornBytes: data - offset };
+      if (data <= offset + RECORD_HEADER_SIZE) {
+        if (remaining < RECORD_HEADER_SIZE && grew()) continue;
+        return { end: offset, tornBytes: data - offset };
+      }
       if (rechecks++ < RECHECKS) {
         window.forget();
         continue;
       }
       // An append into zeros lands page by page: a power cut can keep its later pages and
-      // lose the one with its header. Torn, unless a whole record follows: then this one
-      // was whole once, and is damaged.
-      if (!recordWithin(readAt(file, offset + 1, data - offset - 1))) {
+      // lose the one with its header. Torn, unless a whole record follows (then this one was
+      // whole once, and is damaged) or the bytes are more than one record could hold.
+      if (
+        data - offset <= RECORD_HEADER_SIZE + MAX_PAYLOAD_BYTES &&
+        !recordWithin(readAt(file, offset + 1, data - offset - 1))
+      ) {
         return { end: offset, tornBytes: data - offset };
       }
       throw new CorruptBackupError(path, offset, "record header checksum mismatch");
@@ -359,14 +375,7 @@ export function* scanSegment(
     }
     const end = offset + RECORD_HEADER_SIZE + header.storedLength;
     if (end > size) {
-      // The writer grows a live log with zeros before it writes a record into them: one the
-      // scan finds past the size it began with is read in the file as it is now.
-      const now = file.statSync().size;
-      if (now > size && rechecks++ < RECHECKS) {
-        size = now;
-        window = new ReadWindow(file, size, options.buffer);
-        continue;
-      }
+      if (grew()) continue;
       return { end: offset, tornBytes: dataEnd(file, offset, size) - offset };
     }
     const stored = window.at(offset + RECORD_HEADER_SIZE, header.storedLength);
@@ -400,6 +409,8 @@ export function* scanSegment(
 /** Whether a record that passes its checks starts anywhere in `bytes` and ends within them. */
 function recordWithin(bytes: Uint8Array): boolean {
   for (let at = 0; at + RECORD_HEADER_SIZE <= bytes.length; at++) {
+    // A header's bytes 6 and 7 are zero: most offsets are passed over without a CRC.
+    if (bytes[at + 6] !== 0 || bytes[at + 7] !== 0) continue;
     const header = decodeRecordHeader(bytes.subarray(at, at + RECORD_HEADER_SIZE));
     if (!header) continue;
     const end = at + RECORD_HEADER_SIZE + header.storedLength;

@@ -260,6 +260,34 @@ Deno.test("scanSegment: zeros to the end of the file are no record: the segment 
   }
 });
 
+Deno.test("scanSegment: a record the scan's first size cuts is read once the file has grown", () => {
+  const one = change(1);
+  const two = change(2, 300);
+  // Cut in the header, in the payload, and at the header's end.
+  for (const cut of [10, RECORD_HEADER_SIZE, RECORD_HEADER_SIZE + 40]) {
+    const dir = Deno.makeTempDirSync();
+    const path = `${dir}/log-1.clnb`;
+    Deno.writeFileSync(path, concat(HEADER, one, two.subarray(0, cut)));
+    const file = Deno.openSync(path, { read: true });
+    try {
+      const scanner = scanSegment(file, path);
+      const first = scanner.next();
+      assertEquals(first.done ? first.value : first.value.header.version, 1);
+      // The writer goes on: the rest of the record, and the zeros ahead of the next.
+      Deno.writeFileSync(path, concat(two.subarray(cut), new Uint8Array(4096)), { append: true });
+      const step = scanner.next();
+      assertEquals(step.done ? step.value : step.value.header.version, 2, `cut at ${cut}`);
+      assertEquals(scanner.next().value, {
+        end: HEADER.length + one.length + two.length,
+        tornBytes: 0,
+      });
+    } finally {
+      file.close();
+      Deno.removeSync(dir, { recursive: true });
+    }
+  }
+});
+
 Deno.test("scanSegment: damage before the end is corruption, never skipped", () => {
   const one = change(1);
   const two = change(2);
