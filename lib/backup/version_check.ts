@@ -77,11 +77,17 @@ export function checkFirstWrite(backup: BackupVersions, write: FirstWrite): Vers
         `it and restore its database from the backup with "deno task restore"`,
     };
   }
+  // With a tail, the changes after B may have been stored and damaged since (a lost sector
+  // that took every record after B): the same way out, but not the same cause.
+  const cause = tail
+    ? `the node ran without the plugin, or the ${tail.bytes} bytes at offset ${tail.offset} ` +
+      `of "${tail.path}" that fail their checks held changes after ${b}, damaged`
+    : "the node ran without the plugin";
   return {
     action: "stop",
     reason: "out-of-date",
     message: `Cannot continue: the backup holds version ${b} but the node's database is at ` +
-      `version ${m}; the node ran without the plugin: move the backup aside and run ` +
+      `version ${m}; ${cause}: move the backup aside and run ` +
       `"deno task init" to start a new backup from the current database`,
   };
 }

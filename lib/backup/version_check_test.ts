@@ -1,5 +1,5 @@
 import { checkFirstWrite } from "./version_check.ts";
-import { assertEquals, assertMatch } from "../../tests/support/assert.ts";
+import { assert, assertEquals, assertMatch } from "../../tests/support/assert.ts";
 
 /** A hook that ends with a bump from `m` (its `data_version` is `m + 1`). */
 const bump = (m: number) => ({ dataVersion: m + 1, bumpedFrom: m });
@@ -122,4 +122,19 @@ Deno.test("checkFirstWrite: a tail after B is a damaged change when the node is 
   // Without a tail, the same node is ahead of its backup: it ran without the plugin.
   const ahead = checkFirstWrite({ version: 15, rewindVersion: 14 }, bump(16));
   assertEquals(ahead.action === "stop" && ahead.reason, "out-of-date");
+});
+
+Deno.test("checkFirstWrite: a tail after B with the node further ahead names both causes", () => {
+  const tail = { path: "/b/log-1.clnb", offset: 4096, bytes: 9000 };
+  const verdict = checkFirstWrite({ version: 15, rewindVersion: 14, tail }, bump(19));
+  assertEquals(verdict.action === "stop" && verdict.reason, "out-of-date");
+  assertEquals(
+    verdict.message,
+    `Cannot continue: the backup holds version 15 but the node's database is at version 19; ` +
+      `the node ran without the plugin, or the 9000 bytes at offset 4096 of "/b/log-1.clnb" ` +
+      `that fail their checks held changes after 15, damaged: move the backup aside and run ` +
+      `"deno task init" to start a new backup from the current database`,
+  );
+  const alone = checkFirstWrite({ version: 15, rewindVersion: 14 }, bump(19));
+  assert(alone.action === "stop" && !alone.message.includes("fail their checks"));
 });
