@@ -26,6 +26,7 @@ import { SocketBackend } from "../lib/backends/socket/backend.ts";
 import { WireConnection } from "../lib/backends/socket/connection.ts";
 import { DEFAULT_RETRY_POLICY } from "../lib/backends/socket/options.ts";
 import { keyFromText } from "../lib/wire/handshake.ts";
+import { freePort, spawnListening } from "./support/server_process.ts";
 
 const MAX = 1 << 20;
 const CASES = 100_000;
@@ -206,73 +207,43 @@ function rssWatch(pid: number): { stop(): { before: number; peak: number; after:
   };
 }
 
-/** The server in a process of its own (support/server_child.ts), its memory its own. */
-class ServerChild {
-  readonly #child: Deno.ChildProcess;
-  readonly #lines: string[] = [];
-  readonly #done: Promise<void>;
-
-  private constructor(
-    child: Deno.ChildProcess,
-    readonly port: number,
-    lines: ReadableStreamDefaultReader<string>,
-    early: string[],
-  ) {
-    this.#child = child;
-    this.#lines.push(...early);
-    this.#done = (async () => {
-      for (let line; !(line = await lines.read()).done;) this.#lines.push(line.value);
-    })();
-  }
-
-  get pid(): number {
-    return this.#child.pid;
-  }
-
-  static async start(root: string, maxPayloadBytes: number, limits: object): Promise<ServerChild> {
-    const child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", SERVER_CHILD, root, String(maxPayloadBytes), JSON.stringify(limits)],
-      stdin: "piped",
-      stdout: "piped",
-    }).spawn();
-    const lines = child.stdout.pipeThrough(new TextDecoderStream()).pipeThrough(splitLines())
-      .getReader();
-    // Log lines come before the port's.
-    const early: string[] = [];
-    for (let line; !(line = await lines.read()).done;) {
-      const port = /^port (\d+)$/.exec(line.value);
-      if (port) return new ServerChild(child, Number(port[1]), lines, early);
-      early.push(line.value);
-    }
-    child.kill("SIGKILL");
-    throw new Error(`the server child ended before it listened: ${early.join("; ")}`);
-  }
-
-  /** Closes the server; its log lines. */
-  async stop(): Promise<string[]> {
-    await this.#child.stdin.close().catch(() => {});
-    await this.#child.status;
-    await this.#done;
-    return this.#lines.filter((l) => l.startsWith("log ")).map((l) => l.slice(4));
-  }
+/**
+ * The server in a process of its own (support/server_child.ts), its memory its own; `stop`
+ * ends it and gives its log lines.
+ */
+async function startServerChild(
+  root: string,
+  maxPayloadBytes: number,
+  limits: object,
+): Promise<{ port: number; pid: number; stop(): Promise<string[]> }> {
+  const port = freePort();
+  const child = await spawnListening(Deno.execPath(), [
+    "run",
+    "-A",
+    SERVER_CHILD,
+    root,
+    String(port),
+    String(maxPayloadBytes),
+    JSON.stringify(limits),
+  ], port);
+  // Drained as it comes: a full pipe would stop the server at its next log line.
+  const logs = new Response(child.stderr).text();
+  return {
+    port,
+    pid: child.pid,
+    async stop() {
+      try {
+        child.kill("SIGTERM");
+      } catch {
+        // Stopped already.
+      }
+      await child.status;
+      return (await logs).split("\n").filter(Boolean);
+    },
+  };
 }
 
 const SERVER_CHILD = new URL("./support/server_child.ts", import.meta.url).pathname;
-
-/** Splits text into lines. */
-function splitLines(): TransformStream<string, string> {
-  let rest = "";
-  return new TransformStream({
-    transform(chunk, controller) {
-      const parts = (rest + chunk).split("\n");
-      rest = parts.pop()!;
-      for (const part of parts) controller.enqueue(part);
-    },
-    flush(controller) {
-      if (rest) controller.enqueue(rest);
-    },
-  });
-}
 
 /** `mib` MiB of zeros deflated (about 64 KiB), made without holding them in memory. */
 async function zlibBomb(mib: number): Promise<Uint8Array> {
@@ -300,7 +271,7 @@ Deno.test("a server fed hostile sessions keeps serving, and stores nothing that 
   const root = Deno.makeTempDirSync({ prefix: "wire-fuzz-" });
   const nodes = new NodeRegistry(`${root}/server`);
   const keys = { alice: nodes.add("alice"), mallory: nodes.add("mallory") };
-  const server = await ServerChild.start(nodes.root, MAX, {
+  const server = await startServerChild(nodes.root, MAX, {
     handshakeTimeoutMs: 500,
     connectionsPerNode: 64,
     failedAuthsPerMinute: 1e9,

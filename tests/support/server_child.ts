@@ -2,27 +2,24 @@
  * A wire v2 server in a process of its own, for a test that measures the server's memory:
  * under `deno test --parallel` other test files share the test's process, and its RSS.
  *
- * Usage: `deno run -A server_child.ts <nodes-root> <max-payload-bytes> <limits-json>`. It
- * prints `port <n>` once it listens, then `log <level>: <message>` for each log line, and
- * closes the server when its stdin ends.
+ * Usage: `deno run -A server_child.ts <nodes-root> <port> <max-payload-bytes> <limits-json>`.
+ * It listens on the loopback `port`, writes `<level>: <message>` to stderr for each log line,
+ * and closes the server on SIGTERM.
  *
  * @module
  */
 import { BackupServer } from "../../lib/server/server.ts";
 import { NodeRegistry } from "../../lib/server/nodes.ts";
 
-const [root, maxPayloadBytes, limits] = Deno.args;
+const [root, port, maxPayloadBytes, limits] = Deno.args;
 const encoder = new TextEncoder();
-const say = (line: string) => Deno.stdout.writeSync(encoder.encode(`${line}\n`));
 
 const server = new BackupServer({
   hostname: "127.0.0.1",
-  port: 0,
-  log: (level, message) => say(`log ${level}: ${message}`),
+  port: Number(port),
+  log: (level, message) => Deno.stderr.writeSync(encoder.encode(`${level}: ${message}\n`)),
   nodes: new NodeRegistry(root),
   maxPayloadBytes: Number(maxPayloadBytes),
   limits: JSON.parse(limits),
 });
-say(`port ${server.port}`);
-for await (const _ of Deno.stdin.readable);
-await server.close();
+Deno.addSignalListener("SIGTERM", () => server.close().then(() => Deno.exit(0)));
