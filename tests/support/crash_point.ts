@@ -328,10 +328,13 @@ export interface TrialReport {
   processes: number;
 }
 
-/** Cuts what a crash left unsynced in the live segment at a random length (a power cut). */
 /** The page a file system writes back whole. */
 const PAGE_BYTES = 4096;
 
+/**
+ * Loses what a crash left unsynced in the live segment (a power cut): from a random length
+ * on, or a record's first page with its later pages kept.
+ */
 function powerCut(backupDir: string, phase: CrashPhase, random: () => number): string {
   const live = readLayout(backupDir).logs.at(-1)!.path;
   const file = Deno.openSync(live, { read: true, write: true });
