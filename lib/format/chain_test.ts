@@ -196,6 +196,31 @@ Deno.test("chain: a sealed log with zeros after its seal (a power cut in a roll)
   Deno.removeSync(dir, { recursive: true });
 });
 
+Deno.test("chain: a seal whose own last byte is zero, zeros after it, is found (log 255 names log 256)", async () => {
+  const tmp = Deno.makeTempDirSync();
+  const dir = `${tmp}/a`;
+  createFileBackup(dir);
+  const backend = FileBackend.open(`file://${dir}`, dir, { segmentBytes: 64 });
+  for (let version = 1; version <= 260; version++) {
+    await backend.append({ version, statements: [`UPDATE vars SET intval = ${version}`] });
+  }
+  backend.close();
+  const log = readChain(dir).logs.find((l) => l.number === 255)!;
+  const bytes = Deno.readFileSync(log.path);
+  // The seal's payload is the next log's sequence, u64 big-endian: 256 ends in a zero byte.
+  assertEquals([...bytes.subarray(-2)], [1, 0]);
+  const version = sealedVersion(log);
+  assert(version !== undefined);
+  const file = Deno.openSync(log.path, { append: true });
+  file.writeSync(new Uint8Array(4096));
+  file.close();
+  assertEquals(sealedVersion(log), version);
+  const read = changesRead(dir);
+  assertEquals(read.length, 260);
+  assertEquals(read.at(-1), 260);
+  Deno.removeSync(tmp, { recursive: true });
+});
+
 Deno.test("chain: a seal that names another log, or another version, is refused", async () => {
   const dir = Deno.makeTempDirSync();
   const a = await build(`${dir}/a`);
