@@ -221,6 +221,31 @@ Deno.test("chain: a seal whose own last byte is zero, zeros after it, is found (
   Deno.removeSync(tmp, { recursive: true });
 });
 
+Deno.test("chain: a base with a record after its end record is refused by describe and by restore", async () => {
+  const dir = Deno.makeTempDirSync();
+  const a = await build(`${dir}/a`);
+  const base = readChain(a.path).bases[0].path;
+  const bytes = Deno.readFileSync(base);
+  // The end record (a 32-byte header and 12 bytes of payload), stored again after itself:
+  // every record checks, but a base ends at its end record.
+  const end = bytes.length - 44;
+  Deno.writeFileSync(base, bytes.subarray(end), { append: true });
+  const reader = new FileBackupReader(a.url, a.path);
+  const why = new RegExp(`: a record after the snapshot end at offset ${bytes.length} of "`);
+  for (const attempt of [() => reader.describe(), () => [...reader.entries()]]) {
+    let error: unknown;
+    try {
+      attempt();
+    } catch (caught) {
+      error = caught;
+    }
+    assert(error instanceof CorruptBackupError, `${error}`);
+    assertEquals(error.path, base);
+    assertMatch(error.message, why);
+  }
+  Deno.removeSync(dir, { recursive: true });
+});
+
 Deno.test("chain: a seal that names another log, or another version, is refused", async () => {
   const dir = Deno.makeTempDirSync();
   const a = await build(`${dir}/a`);

@@ -23,11 +23,24 @@ import { readLayout } from "../../format/layout.ts";
 import { checkKey, scanWith } from "./encryption.ts";
 import { readAhead } from "./read_ahead.ts";
 
-/** Reads a base segment's records. */
+/** Reads a base segment's records, to its end record, which must be its last. */
 function* baseRecords(base: Segment, options: ChainScanOptions): Generator<SegmentRecord> {
   const file = openSegment(base.path);
   try {
-    const tail = yield* scanSegment(file, base.path, segmentScan(base, options));
+    const records = scanSegment(file, base.path, segmentScan(base, options));
+    let step = records.next();
+    for (let ended = false; !step.done; step = records.next()) {
+      if (ended) {
+        throw new CorruptBackupError(
+          base.path,
+          step.value.offset,
+          "a record after the snapshot end",
+        );
+      }
+      ended = step.value.header.kind === RecordKind.SnapshotEnd;
+      yield step.value;
+    }
+    const tail = step.value;
     if (tail.tornBytes > 0) {
       throw new CorruptBackupError(base.path, tail.end, "a base that ends in a torn record");
     }
@@ -136,6 +149,8 @@ export class FileBackupReader implements BackupReader {
     const { path, number: version } = base;
     let totalBytes = 0;
     let parts = 0;
+    let ended = false;
+    // Read to the base's end, past its end record: baseRecords refuses anything after it.
     for (const { offset, header, payload } of baseRecords(base, scanWith(this.key, true))) {
       if (header.version !== version) {
         throw new CorruptBackupError(path, offset, "snapshot record of another version");
@@ -151,9 +166,9 @@ export class FileBackupReader implements BackupReader {
         throw new CorruptBackupError(path, offset, "snapshot end does not match its parts");
       }
       yield { kind: "snapshot-end", version, totalBytes };
-      return;
+      ended = true;
     }
-    throw new CorruptBackupError(path, 0, "snapshot has no end record");
+    if (!ended) throw new CorruptBackupError(path, 0, "snapshot has no end record");
   }
 
   describe(): BackupDescription {
