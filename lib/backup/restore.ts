@@ -214,5 +214,5 @@ export function describeTail(tail: Tail, version: number): string {
   return `note: stopped at version ${version}: the ${tail.bytes} bytes after it, at offset ` +
     `${tail.offset} of "${tail.path}", fail their checks: a change torn by a crash (never ` +
     `acknowledged, then version ${version} is the node's) or a damaged change ${version + 1}; ` +
-    `if the node's database is at version ${version + 1}, the backup is damaged`;
+    `if the node's database is at version ${version + 1} or later, the backup is damaged`;
 }

@@ -62,7 +62,7 @@ export function describeText(d: BackupDescription, wrappedFor: string[] = []): s
         ? "none"
         : `${d.tail.bytes} bytes at offset ${d.tail.offset} of "${d.tail.path}" fail their ` +
           `checks: a record torn by a crash if the node is at version ${d.lastVersion} (the ` +
-          `plugin cuts it), a damaged change if it is at ${d.lastVersion + 1}`
+          `plugin cuts it), a damaged change if it is at ${d.lastVersion + 1} or later`
     }`,
   ];
 }
