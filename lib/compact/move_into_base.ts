@@ -22,6 +22,7 @@ import {
   encodeRecord,
   encodeSnapshotEnd,
   frameRecord,
+  RECORD_HEADER_SIZE,
   RecordKind,
   recordLength,
   storePayload,
@@ -29,10 +30,11 @@ import {
 import { segmentCipher } from "../crypto/record_cipher.ts";
 import {
   encodeSegmentHeader,
-  readAt,
+  readInto,
   SEGMENT_HEADER_SIZE,
   SegmentKind,
 } from "../format/segment.ts";
+import { zstdBound } from "../format/zstd.ts";
 import type { BasePlace } from "../backends/file/create.ts";
 import type { Pacer } from "./pacer.ts";
 
@@ -56,9 +58,16 @@ export function moveIntoBase(
     const parts = Math.ceil(size / SNAPSHOT_PART_BYTES);
     const header = { kind: SegmentKind.Base, number: version, ...place };
     const cipher = place.cipher ?? (place.key && segmentCipher(place.key, header));
+    // One buffer each for a part, its compression and its record, reused part after part:
+    // a new one a part (three MiB) waits for the garbage collector, and a compaction's
+    // memory then grew by hundreds of MiB while it wrote a large base.
+    const part = new Uint8Array(SNAPSHOT_PART_BYTES);
+    const compressed = new Uint8Array(zstdBound(SNAPSHOT_PART_BYTES));
+    const framed = new Uint8Array(RECORD_HEADER_SIZE + compressed.length);
     const stored = (i: number) => {
       const at = i * SNAPSHOT_PART_BYTES;
-      return storePayload(version, readAt(input, at, Math.min(SNAPSHOT_PART_BYTES, size - at)));
+      const bytes = part.subarray(0, Math.min(SNAPSHOT_PART_BYTES, size - at));
+      return storePayload(version, readInto(input, at, bytes), compressed);
     };
     // Where each part goes: after the header and the parts before it.
     const offsets = new Float64Array(parts + 1);
@@ -72,7 +81,13 @@ export function moveIntoBase(
     const end = encodeSnapshotEnd(size, parts);
     writeAll(out, encodeRecord(RecordKind.SnapshotEnd, version, end, sealAt(offsets[parts])));
     for (let i = parts - 1; i >= 0; i--) {
-      const record = frameRecord(RecordKind.SnapshotPart, version, stored(i), sealAt(offsets[i]));
+      const record = frameRecord(
+        RecordKind.SnapshotPart,
+        version,
+        stored(i),
+        sealAt(offsets[i]),
+        framed,
+      );
       if (record.length !== offsets[i + 1] - offsets[i]) {
         throw new Error(`part ${i} of the database encoded to another length the second time`);
       }

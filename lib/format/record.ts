@@ -97,8 +97,15 @@ export interface StoredPayload {
   rawLength: number;
 }
 
-/** Compresses a payload when that makes it smaller; refuses one over the length limit. */
-export function storePayload(version: number, raw: Uint8Array): StoredPayload {
+/**
+ * Compresses a payload when that makes it smaller; refuses one over the length limit. The
+ * compressed bytes go into `scratch` when it is large enough (see zstdCompress).
+ */
+export function storePayload(
+  version: number,
+  raw: Uint8Array,
+  scratch?: Uint8Array,
+): StoredPayload {
   if (raw.length > MAX_PAYLOAD_BYTES) {
     throw new Error(
       `Cannot store version ${version}: it holds ${raw.length} bytes, over the limit of ` +
@@ -106,7 +113,7 @@ export function storePayload(version: number, raw: Uint8Array): StoredPayload {
     );
   }
   if (raw.length >= COMPRESS_FROM) {
-    const compressed = zstdCompress(raw);
+    const compressed = zstdCompress(raw, scratch);
     if (compressed.length < raw.length) {
       return { codec: Codec.Zstd, bytes: compressed, rawLength: raw.length };
     }
@@ -119,16 +126,22 @@ export function recordLength(payload: StoredPayload, cipher?: RecordCipher): num
   return RECORD_HEADER_SIZE + payload.bytes.length + (cipher?.overhead ?? 0);
 }
 
-/** Frames a stored payload as a record (header and payload), sealed when `seal` is given. */
+/**
+ * Frames a stored payload as a record (header and payload), sealed when `seal` is given; in
+ * `into` when it is large enough, else in a new buffer.
+ */
 export function frameRecord(
   kind: RecordKind,
   version: number,
   payload: StoredPayload,
   seal?: SealAt,
+  into?: Uint8Array,
 ): Uint8Array {
   const length = recordLength(payload, seal?.cipher);
-  const out = new Uint8Array(length);
-  const view = new DataView(out.buffer);
+  const out = into && into.length >= length
+    ? into.subarray(0, length).fill(0, 0, RECORD_HEADER_SIZE)
+    : new Uint8Array(length);
+  const view = new DataView(out.buffer, out.byteOffset, length);
   view.setUint8(4, kind);
   view.setUint8(
     5,

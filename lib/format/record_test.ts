@@ -7,10 +7,12 @@ import {
   encodeRecord,
   encodeSnapshotEnd,
   encodeStatements,
+  frameRecord,
   payloadChecks,
   rawPayload,
   RECORD_HEADER_SIZE,
   RecordKind,
+  storePayload,
   unknownCodec,
 } from "./record.ts";
 import { assert, assertEquals, assertMatch } from "../../tests/support/assert.ts";
@@ -81,6 +83,25 @@ Deno.test("record: an empty payload round-trips", () => {
   const { header, raw } = roundTrip(RecordKind.Change, 0, new Uint8Array(0));
   assertEquals(header.storedLength, 0);
   assertEquals(raw, new Uint8Array(0));
+});
+
+Deno.test("record: framed into a reused buffer, a record is the bytes of a new one", () => {
+  const into = new Uint8Array(1 << 16);
+  const scratch = new Uint8Array(1 << 16);
+  for (const raw of [encoder.encode("x".repeat(40_000)), new Uint8Array(100).fill(7)]) {
+    // Whatever the buffers held before (the last record, or any bytes) does not show.
+    into.fill(0xff);
+    scratch.fill(0xff);
+    const record = frameRecord(
+      RecordKind.SnapshotPart,
+      9,
+      storePayload(9, raw, scratch),
+      undefined,
+      into,
+    );
+    assertEquals(record.buffer, into.buffer);
+    assertEquals(record, encodeRecord(RecordKind.SnapshotPart, 9, raw));
+  }
 });
 
 Deno.test("record: a header that does not check is refused", () => {

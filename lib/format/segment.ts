@@ -181,7 +181,7 @@ export function readAt(file: Deno.FsFile, offset: number, length: number): Uint8
 }
 
 /** Fills `out` from `offset` on; the part filled, shorter only at end of file. */
-function readInto(file: Deno.FsFile, offset: number, out: Uint8Array): Uint8Array {
+export function readInto(file: Deno.FsFile, offset: number, out: Uint8Array): Uint8Array {
   const length = out.length;
   file.seekSync(offset, Deno.SeekMode.Start);
   let filled = 0;

@@ -88,14 +88,23 @@ function runFrame(context: Context, input: Uint8Array, output: Uint8Array): numb
   }
 }
 
-/** `raw` as one zstd frame at level 1, its content size in the frame header. */
-export function zstdCompress(raw: Uint8Array): Uint8Array {
+/** The most bytes {@linkcode zstdCompress} makes of `rawLength` bytes. */
+export function zstdBound(rawLength: number): number {
   // zstd's bound for one frame (ZSTD_COMPRESSBOUND) with room to spare.
-  const bound = raw.length + (raw.length >> 7) + 512;
+  return rawLength + (rawLength >> 7) + 512;
+}
+
+/**
+ * `raw` as one zstd frame at level 1, its content size in the frame header: in `into` when
+ * it holds {@linkcode zstdBound} bytes (a caller that compresses part after part reuses one
+ * buffer instead of leaving one a part to the garbage collector), else in a new buffer.
+ */
+export function zstdCompress(raw: Uint8Array, into?: Uint8Array): Uint8Array {
+  const bound = zstdBound(raw.length);
   if (bound > CONTEXT_MAX_OUTPUT) return zstdCompressSync(raw, LEVEL);
   compressor ??= contextOf(createZstdCompress(LEVEL));
   if (!compressor) return zstdCompressSync(raw, LEVEL);
-  const output = new Uint8Array(bound);
+  const output = into && into.length >= bound ? into.subarray(0, bound) : new Uint8Array(bound);
   const left = runFrame(compressor, raw, output);
   if (left === undefined || left === 0) {
     compressor = undefined;

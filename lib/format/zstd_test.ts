@@ -1,6 +1,6 @@
 import { assert, assertEquals } from "../../tests/support/assert.ts";
 import { constants, zstdCompressSync, zstdDecompressSync } from "node:zlib";
-import { zstdCompress, zstdDecompress } from "./zstd.ts";
+import { zstdBound, zstdCompress, zstdDecompress } from "./zstd.ts";
 
 const encoder = new TextEncoder();
 const LEVEL_1 = { params: { [constants.ZSTD_c_compressionLevel]: 1 } };
@@ -34,6 +34,19 @@ Deno.test("zstd: frames are zstd level 1's own bytes, one after another on one c
     assertEquals(zstdDecompress(frame, raw.length), raw);
     assertEquals(oneShot(frame, raw.length), raw);
   }
+});
+
+Deno.test("zstd: frames compressed into one reused buffer are the same bytes, in that buffer", () => {
+  const into = new Uint8Array(zstdBound(70_000)).fill(0xff);
+  for (const [i, bytes] of [70_000, 5000, 100, 2048].entries()) {
+    const raw = statements(i, bytes);
+    const frame = zstdCompress(raw, into);
+    assertEquals(frame.buffer, into.buffer);
+    assertEquals(frame, new Uint8Array(zstdCompressSync(raw, LEVEL_1)));
+  }
+  // A buffer too small for the bound is left alone.
+  const small = new Uint8Array(16);
+  assert(zstdCompress(statements(0, 5000), small).buffer !== small.buffer);
 });
 
 Deno.test("zstd: a large payload written by the one-shot function still decodes", () => {
