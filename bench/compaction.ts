@@ -19,6 +19,7 @@ import { buildSnapshot } from "./restore_data.ts";
 import { type BenchContext, type Row, row, type Section, type SectionResult } from "./section.ts";
 import { MiB, summarize } from "./stats.ts";
 import { dbWriteMessage, Workload } from "./workload.ts";
+import { RUNTIME_FLAGS } from "../lib/cli/runtime_flags.ts";
 
 const CHILD = new URL("./restore_child.ts", import.meta.url).pathname;
 const encoder = new TextEncoder();
@@ -53,7 +54,7 @@ async function restoreMs(
   target: string,
 ): Promise<ChildResult & { databaseBytes: number }> {
   const output = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-all", "--no-lock", CHILD, "restore", url, target],
+    args: ["run", ...RUNTIME_FLAGS, "--allow-all", "--no-lock", CHILD, "restore", url, target],
     stdout: "piped",
     stderr: "piped",
   }).output();

@@ -9,6 +9,7 @@
  */
 import { MessageFramer } from "../lib/plugin/framing.ts";
 import { launchArgs, launchPlan } from "../lib/cli/launcher.ts";
+import { RUNTIME_FLAGS } from "../lib/cli/runtime_flags.ts";
 
 export const NULL_PLUGIN = new URL("./null_plugin.ts", import.meta.url).pathname;
 export const CLN_BACKUP_PLUGIN = new URL("../plugin.ts", import.meta.url).pathname;
@@ -31,7 +32,10 @@ export function clnBackupCommand(lightningDir: string, backupPath: string): Plug
 
 /** The protocol floor, started with the same flags (it needs no permission at all). */
 export function nullPluginCommand(lightningDir: string): PluginCommand {
-  return { args: ["run", "--no-prompt", "--no-config", "--no-lock", NULL_PLUGIN], lightningDir };
+  return {
+    args: ["run", ...RUNTIME_FLAGS, "--no-prompt", "--no-config", "--no-lock", NULL_PLUGIN],
+    lightningDir,
+  };
 }
 
 export interface Answer {

@@ -16,6 +16,7 @@ import { DataKey, hex } from "../lib/crypto/data_key.ts";
 import { wrapKey } from "../lib/crypto/wrapped_key.ts";
 import { newBackupId } from "../lib/format/segment.ts";
 import { backupBytes } from "./backup_size.ts";
+import { RUNTIME_FLAGS } from "../lib/cli/runtime_flags.ts";
 
 /** An encrypted copy of the backup `dir` at `into`; returns its key, as hex. */
 async function encryptedCopy(dir: string, into: string): Promise<string> {
@@ -36,7 +37,7 @@ const CHILD = new URL("./restore_child.ts", import.meta.url).pathname;
 /** Runs restore_child.ts in a process of its own. */
 export async function child(args: string[]): Promise<ChildResult> {
   const output = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-all", "--no-lock", CHILD, ...args],
+    args: ["run", ...RUNTIME_FLAGS, "--allow-all", "--no-lock", CHILD, ...args],
     stdout: "piped",
     stderr: "piped",
   }).output();

@@ -25,6 +25,7 @@ import { SlowdownProxy } from "../tests/support/slowdown_proxy.ts";
 import { makeEncryptedS3Backup } from "../tests/support/encrypted_s3.ts";
 import type { DataKey } from "../lib/crypto/data_key.ts";
 import { writeKeyFile } from "../lib/crypto/key_file.ts";
+import { RUNTIME_FLAGS } from "../lib/cli/runtime_flags.ts";
 
 /**
  * A lightning dir whose backup.lock names `lock` (with an encrypted backup's `key` beside it);
@@ -40,7 +41,10 @@ function node(
   writeLockFile(dir, lock);
   writeCredentials(dir, rgw.credentials);
   if (key) writeKeyFile(dir, key);
-  return { args: ["run", "-A", CLN_BACKUP_PLUGIN], lightningDir: dir } satisfies PluginCommand;
+  return {
+    args: ["run", ...RUNTIME_FLAGS, "-A", CLN_BACKUP_PLUGIN],
+    lightningDir: dir,
+  } satisfies PluginCommand;
 }
 
 async function time(fn: () => Promise<void>): Promise<number> {

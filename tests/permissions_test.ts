@@ -19,6 +19,7 @@ import { openReader } from "../lib/backends/open.ts";
 import { restoreBackup } from "../lib/backup/restore.ts";
 import { restoredWithKey, setUpEncryptedNode } from "./support/encrypted.ts";
 import { LAUNCHER_NAME, type LaunchPlan, launchPlan, writeLauncher } from "../lib/cli/launcher.ts";
+import { RUNTIME_FLAGS } from "../lib/cli/runtime_flags.ts";
 
 const FILE_BACKEND = new URL("../lib/backends/file/writer.ts", import.meta.url).href;
 const NO_PATH = { PATH: "/nonexistent" };
@@ -51,7 +52,8 @@ Deno.test("the launcher script runs the plugin over a recorded start, PATH or no
   try {
     const script = Deno.readTextFileSync(node.launcher);
     assert(script.startsWith("#!/bin/sh\n"));
-    assert(script.includes(`exec '${Deno.execPath()}' 'run' '--no-prompt'`), script);
+    const runtime = RUNTIME_FLAGS.map((f) => ` '${f}'`).join("");
+    assert(script.includes(`exec '${Deno.execPath()}' 'run'${runtime} '--no-prompt'`), script);
     const fixture = loadFixture("fresh-start");
     const lightningd = FakeLightningd.spawn({
       lightningDir: node.lightningDir,

@@ -41,7 +41,8 @@
  * `--no-config` and `--no-lock` keep a `deno.json` or lock file near the plugin from
  * changing what runs. Deno is named by absolute path, so the launch does not depend on a
  * service manager's PATH; `DENO_NO_UPDATE_CHECK=1` keeps Deno itself from looking for a
- * new release from the node's service.
+ * new release from the node's service. Before the permissions come the runtime flags of
+ * lib/cli/runtime_flags.ts, which keep the plugin's memory flat.
  *
  * @module
  */
@@ -56,6 +57,7 @@ import { s3HostPort } from "../backends/s3/s3_url.ts";
 import { CREDENTIALS_FILE } from "../backends/s3/credentials.ts";
 import { SIGV4_MODULE } from "../backends/s3/client.ts";
 import { SCRATCH_DIR } from "../backends/s3/compaction.ts";
+import { RUNTIME_FLAGS } from "./runtime_flags.ts";
 
 export const LAUNCHER_NAME = "cln-backup-plugin";
 /** What `deno task compile:plugin` builds in the lightning dir (see scripts/compile_plugin.ts). */
@@ -262,7 +264,7 @@ export function permissionFlags(plan: LaunchPlan): string[] {
 
 /** The `deno run` arguments of the least-privilege launch. */
 export function launchArgs(plan: LaunchPlan): string[] {
-  return ["run", ...permissionFlags(plan), plan.plugin];
+  return ["run", ...RUNTIME_FLAGS, ...permissionFlags(plan), plan.plugin];
 }
 
 /** The `deno compile` arguments that build the plugin for one node with the same permissions. */
@@ -284,6 +286,7 @@ export function compileArgs(plan: LaunchPlan, output: string): string[] {
   const signer = plan.credentials ? ["--include", SIGV4_MODULE.pathname] : [];
   return [
     "compile",
+    ...RUNTIME_FLAGS,
     ...permissionFlags(plan),
     ...include,
     ...signer,

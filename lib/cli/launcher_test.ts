@@ -13,8 +13,11 @@ import {
   WORKER_CODE,
   writeLauncher,
 } from "./launcher.ts";
+import { RUNTIME_FLAGS } from "./runtime_flags.ts";
 
 const DENO = "/opt/deno/bin/deno";
+/** Where the permission flags start in a launch's arguments: after `run` and the runtime flags. */
+const AFTER_RUN = 1 + RUNTIME_FLAGS.length;
 
 /** The plugin's code, which the compaction worker of a file backup loads at run time. */
 const CODE = new URL("../", import.meta.url).pathname.replace(/\/$/, "");
@@ -39,6 +42,7 @@ Deno.test("a file backup's launch reads backup.lock and the backup, writes the b
   });
   assertEquals(launchArgs(plan), [
     "run",
+    ...RUNTIME_FLAGS,
     "--no-prompt",
     "--no-config",
     "--no-lock",
@@ -53,7 +57,7 @@ Deno.test("a file backup's launch reads backup.lock and the backup, writes the b
 Deno.test("a socket backup's launch may connect to the server, or only to its proxy", async () => {
   const args = (url: string) =>
     launchArgs(launchPlan({ lightningDir: "/nonexistent/ln", backendUrl: url, deno: DENO }))
-      .slice(1, -1);
+      .slice(AFTER_RUN, -1);
   assertEquals(args("socket:backup.example.org:9000"), [
     "--no-prompt",
     "--no-config",
@@ -98,7 +102,7 @@ Deno.test("a socket backup's launch may connect to the server, or only to its pr
 Deno.test("an s3 backup's launch reads its keys beside backup.lock, reaches the endpoint only, writes only its compaction's scratch directory", () => {
   const args = (url: string) =>
     launchArgs(launchPlan({ lightningDir: "/nonexistent/ln", backendUrl: url, deno: DENO }))
-      .slice(4, -1);
+      .slice(AFTER_RUN + 3, -1);
   assertEquals(args("s3://bucket/node?endpoint=http://127.0.0.1:7480&path-style=1"), [
     "--allow-read=/nonexistent/ln/backup.lock,/nonexistent/ln/backup.key,/nonexistent/ln/backup-s3.credentials," +
     `${WORKER_CODE},/nonexistent/ln/cln-backup-scratch`,
@@ -120,7 +124,7 @@ Deno.test("an s3 backup's launch reads its keys beside backup.lock, reaches the 
 Deno.test("several destinations: each one's grants, together, and nothing else", () => {
   const s3 = "s3://bucket/node?endpoint=http://127.0.0.1:7480&path-style=1";
   const args = (lock: LockFile) =>
-    launchArgs(lockLaunchPlan("/nonexistent/ln", lock, { deno: DENO })).slice(4, -1);
+    launchArgs(lockLaunchPlan("/nonexistent/ln", lock, { deno: DENO })).slice(AFTER_RUN + 3, -1);
   // A file primary, an S3 mirror: the file backup, the keys' file, the endpoint; both are
   // compacted (the S3 one in the scratch directory).
   assertEquals(args({ backend_url: "file:///var/backups/node", mirror_urls: [s3] }), [
@@ -200,7 +204,7 @@ Deno.test("the lock file is granted under the lightning dir's real path", () => 
       deno: DENO,
     });
     assertEquals(
-      launchArgs(plan)[4],
+      launchArgs(plan)[AFTER_RUN + 3],
       `--allow-read=${root}/real/backup.lock,${root}/real/backup.key,${root}/backup,${CODE}`,
     );
   } finally {
@@ -239,7 +243,10 @@ Deno.test("the launcher names deno by absolute path, quoted, and reads back", ()
     const text = Deno.readTextFileSync(path);
     assertEquals(text, launcherScript(plan));
     assert(text.startsWith("#!/bin/sh\n"));
-    assert(text.includes(`exec '/home/o'\\''neil/deno' 'run' '--no-prompt'`), text);
+    assert(
+      text.includes(`exec '/home/o'\\''neil/deno' 'run' '${RUNTIME_FLAGS[0]}' '--no-prompt'`),
+      text,
+    );
     assertEquals(parseLauncher(text), { deno: "/home/o'neil/deno", args: launchArgs(plan) });
     assertEquals(parseLauncher("#!/bin/sh\nexec deno run plugin.ts\n"), undefined);
     assertEquals(parseLauncher("#!/bin/sh\n"), undefined);

@@ -68,6 +68,7 @@ import { PRIMITIVES_MODULE } from "../crypto/data_key.ts";
 import { CREDENTIAL_ENV } from "../backends/s3/credentials.ts";
 import { SIGV4_MODULE } from "../backends/s3/client.ts";
 import { CREDENTIAL_ENV as NODE_CREDENTIAL_ENV } from "../backends/socket/credential.ts";
+import { RUNTIME_FLAGS } from "./runtime_flags.ts";
 
 /** What a command may do beyond computing: lists of paths, hosts and names. */
 export interface Grants {
@@ -355,9 +356,9 @@ export function commandGrants(args: string[], tempDir: string): Grants | undefin
   }
 }
 
-/** Deno's flags for `grants`: no prompt, no config, each permission as a list. */
+/** Deno's flags for `grants`: runtime flags, no prompt, no config, each permission as a list. */
 export function denoFlags(grants: Grants | undefined): string[] {
-  const flags = ["--no-prompt", "--no-config", "--no-lock"];
+  const flags = [...RUNTIME_FLAGS, "--no-prompt", "--no-config", "--no-lock"];
   if (grants === undefined) return flags;
   const list = (name: string, items: string[]) => {
     const unique = [...new Set(items)].map(listItem);

@@ -4,6 +4,7 @@ import { COMMANDS } from "./main.ts";
 import { WORKER_CODE } from "./launcher.ts";
 import { PRIMITIVES_MODULE } from "../crypto/data_key.ts";
 import { SIGV4_MODULE } from "../backends/s3/client.ts";
+import { RUNTIME_FLAGS } from "./runtime_flags.ts";
 
 const CRYPTO = PRIMITIVES_MODULE.pathname;
 const SECRET_ENV = "CLN_BACKUP_PASSPHRASE,CLN_BACKUP_IDENTITY,CLN_BACKUP_NEW_PASSPHRASE";
@@ -13,7 +14,7 @@ import { FileBackend } from "../backends/file/writer.ts";
 import { parentChildDatabase } from "../../tests/support/migration.ts";
 import { bumpStatement as bump } from "../../tests/support/statements.ts";
 
-const BASE = ["--no-prompt", "--no-config", "--no-lock"];
+const BASE = [...RUNTIME_FLAGS, "--no-prompt", "--no-config", "--no-lock"];
 
 function flags(...args: string[]): string[] {
   return denoFlags(commandGrants(args, "/tmp"));

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { RUNTIME_FLAGS } from "../../lib/cli/runtime_flags.ts";
 
 const CLI = new URL("../../cli.ts", import.meta.url).pathname;
 
@@ -58,7 +59,18 @@ export function spawnServerProcess(
 ): Promise<Deno.ChildProcess> {
   return spawnListening(
     Deno.execPath(),
-    ["run", "-A", CLI, "server", url, `127.0.0.1:${port}`, "--log-level", "error", ...options],
+    [
+      "run",
+      ...RUNTIME_FLAGS,
+      "-A",
+      CLI,
+      "server",
+      url,
+      `127.0.0.1:${port}`,
+      "--log-level",
+      "error",
+      ...options,
+    ],
     port,
     stderr,
   );

@@ -15,6 +15,7 @@ import {
   runChecks,
 } from "./doctor.ts";
 import { COMPILED_PLUGIN_NAME, launchPlan, writeLauncher } from "../launcher.ts";
+import { RUNTIME_FLAGS } from "../runtime_flags.ts";
 import {
   BufferedOutput,
   makeBackup,
@@ -419,6 +420,23 @@ Deno.test("doctor: the launcher's permissions must match backup.lock", () =>
       "permissions",
       "WARN",
       /lacks --allow-sys=setPriority/,
+    );
+    // Nor the runtime flags that keep the plugin's memory flat.
+    const older = text.replace(` '${RUNTIME_FLAGS[0]}'`, "");
+    assert(older !== text);
+    Deno.writeTextFileSync(node.launcher, older);
+    expect(
+      runChecks(node.dir, GOOD_SYSTEM),
+      "permissions",
+      "WARN",
+      /lacks --v8-flags=--max-semi-space-size=1 \(written by an earlier init\?\), so the plugin keeps more memory after compactions: add it/,
+    );
+    Deno.writeTextFileSync(node.launcher, older.replace(" '--allow-sys=setPriority'", ""));
+    expect(
+      runChecks(node.dir, GOOD_SYSTEM),
+      "permissions",
+      "WARN",
+      /lacks --v8-flags=\S+ --allow-sys=setPriority .*more memory after compactions, and the compaction worker runs at the hooks' priority: add them/,
     );
   }));
 

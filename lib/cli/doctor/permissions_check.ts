@@ -5,10 +5,20 @@
  * @module
  */
 import { launchArgs, lockLaunchPlan } from "../launcher.ts";
+import { RUNTIME_FLAGS } from "../runtime_flags.ts";
 import type { CheckResult, Found, LauncherLine } from "./check.ts";
 
-/** The flag that lets the compaction worker lower its own thread's priority. */
-const LOWER_PRIORITY = "--allow-sys=setPriority";
+/**
+ * Flags a launcher of an earlier init lacks, and what its plugin does without each: it
+ * works, so their absence is a warning.
+ */
+const LATER_FLAGS = new Map<string, string>([
+  ["--allow-sys=setPriority", "the compaction worker runs at the hooks' priority"],
+  ...RUNTIME_FLAGS.map((flag): [string, string] => [
+    flag,
+    "the plugin keeps more memory after compactions",
+  ]),
+]);
 
 export function permissionsCheck(found: Found, launcher: LauncherLine): CheckResult {
   const plugin = launcher.args.at(-1)!;
@@ -22,12 +32,12 @@ export function permissionsCheck(found: Found, launcher: LauncherLine): CheckRes
   const have = flags(launcher.args);
   const missing = flags(expected).filter((f) => !have.includes(f));
   const extra = have.filter((f) => !expected.includes(f));
-  // A launcher of an earlier init lacks only this: its plugin works, at the hooks' priority.
-  if (missing.length > 0 && missing.every((f) => f === LOWER_PRIORITY)) {
+  if (missing.length > 0 && missing.every((f) => LATER_FLAGS.has(f))) {
     return [
       "WARN",
-      `the launcher lacks ${LOWER_PRIORITY} (written by an earlier init?), so the compaction ` +
-      `worker runs at the hooks' priority: add it to the launcher's flags`,
+      `the launcher lacks ${missing.join(" ")} (written by an earlier init?), so ` +
+      `${missing.map((f) => LATER_FLAGS.get(f)).join(", and ")}: add ` +
+      `${missing.length === 1 ? "it" : "them"} to the launcher's flags`,
     ];
   }
   if (missing.length > 0) {
