@@ -22,12 +22,13 @@ async function newSpaceBytes(flags: readonly string[]): Promise<number> {
   return Number(new TextDecoder().decode(output.stdout));
 }
 
-Deno.test("the runtime flags keep V8's young generation at its starting size", async () => {
+Deno.test("the runtime flags keep V8's young generation at 2 MiB a semi-space", async () => {
   const MiB = 1 << 20;
   const grown = await newSpaceBytes([]);
   const kept = await newSpaceBytes(RUNTIME_FLAGS);
   assert(grown > 8 * MiB, `without the flags: ${grown}`);
-  assert(kept <= 2 * MiB, `with the flags: ${kept}`);
+  // The new space is two semi-spaces.
+  assert(kept <= 4 * MiB, `with the flags: ${kept}`);
 });
 
 Deno.test("every deno task that runs the plugin or the CLI passes the runtime flags", () => {

@@ -429,7 +429,7 @@ Deno.test("doctor: the launcher's permissions must match backup.lock", () =>
       runChecks(node.dir, GOOD_SYSTEM),
       "permissions",
       "WARN",
-      /lacks --v8-flags=--max-semi-space-size=1 \(written by an earlier init\?\), so the plugin keeps more memory after compactions: add it/,
+      /lacks --v8-flags=--max-semi-space-size=2 \(written by an earlier init\?\), so the plugin keeps more memory after compactions: add it/,
     );
     Deno.writeTextFileSync(node.launcher, older.replace(" '--allow-sys=setPriority'", ""));
     expect(
