@@ -8,12 +8,32 @@ import { RUNTIME_FLAGS } from "../../lib/cli/runtime_flags.ts";
 
 const CLI = new URL("../../cli.ts", import.meta.url).pathname;
 
-/** A loopback port nothing listens on (just now). */
+/**
+ * Ports below Linux's ephemeral range (32768 and up by default), where neither a listener on
+ * port 0 nor a client connection's own port is ever placed.
+ */
+const PORTS = { from: 20_000, to: 32_767 };
+const handedOut = new Set<number>();
+
+/**
+ * A loopback port nothing listens on (just now), never handed out before by this process. A
+ * test that kills a server and starts it again on the same port leaves that port unbound
+ * meanwhile: a port the kernel picked for port 0 could then go to a server that another test
+ * running at the same time starts (a restarted plugin then met a stranger's empty backup).
+ */
 export function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const { port } = listener.addr;
-  listener.close();
-  return port;
+  for (;;) {
+    const port = PORTS.from + Math.floor(Math.random() * (PORTS.to - PORTS.from + 1));
+    if (handedOut.has(port)) continue;
+    try {
+      Deno.listen({ hostname: "127.0.0.1", port }).close();
+    } catch (error) {
+      if (error instanceof Deno.errors.AddrInUse) continue;
+      throw error;
+    }
+    handedOut.add(port);
+    return port;
+  }
 }
 
 /** Waits until something accepts connections on the loopback `port`. */
