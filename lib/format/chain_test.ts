@@ -28,15 +28,23 @@ async function build(
   return { path, url: `file://${path}`, logs: readChain(path).logs.map((l) => l.path) };
 }
 
-/** Every reader and the writer refuse the backup, naming `path`. */
-function assertRefused(dir: string, path: string, why: RegExp): void {
+type Attempt = "describe" | "entries" | "open";
+
+/** Every reader and the writer (or the `only` ones) refuse the backup, naming `path`. */
+function assertRefused(
+  dir: string,
+  path: string,
+  why: RegExp,
+  only: Attempt[] = ["describe", "entries", "open"],
+): void {
   const reader = new FileBackupReader(`file://${dir}`, dir);
-  const attempts: [string, () => unknown][] = [
-    ["describe", () => reader.describe()],
-    ["entries", () => [...reader.entries()]],
-    ["open", () => FileBackend.open(`file://${dir}`, dir).close()],
-  ];
-  for (const [what, attempt] of attempts) {
+  const attempts: Record<Attempt, () => unknown> = {
+    describe: () => reader.describe(),
+    entries: () => [...reader.entries()],
+    open: () => FileBackend.open(`file://${dir}`, dir).close(),
+  };
+  for (const what of only) {
+    const attempt = attempts[what];
     let error: unknown;
     try {
       attempt();
@@ -230,19 +238,13 @@ Deno.test("chain: a base with a record after its end record is refused by descri
   // every record checks, but a base ends at its end record.
   const end = bytes.length - 44;
   Deno.writeFileSync(base, bytes.subarray(end), { append: true });
-  const reader = new FileBackupReader(a.url, a.path);
-  const why = new RegExp(`: a record after the snapshot end at offset ${bytes.length} of "`);
-  for (const attempt of [() => reader.describe(), () => [...reader.entries()]]) {
-    let error: unknown;
-    try {
-      attempt();
-    } catch (caught) {
-      error = caught;
-    }
-    assert(error instanceof CorruptBackupError, `${error}`);
-    assertEquals(error.path, base);
-    assertMatch(error.message, why);
-  }
+  // The writer reads no base, so it opens the backup as before.
+  assertRefused(
+    a.path,
+    base,
+    new RegExp(`: a record after the snapshot end at offset ${bytes.length} of "`),
+    ["describe", "entries"],
+  );
   Deno.removeSync(dir, { recursive: true });
 });
 
