@@ -154,7 +154,9 @@ export interface BackupReader {
   describe(): BackupDescription;
   /**
    * Streams what a restore applies, up to and including `toVersion` when given: the newest
-   * snapshot at or below it, then the changes after that snapshot.
+   * snapshot at or below it, then the changes after that snapshot. A snapshot part's bytes
+   * hold until the next entry is read (a reader may reuse their buffer, so that a snapshot
+   * of any size passes through a few MiB): copy them to keep them longer.
    */
   entries(toVersion?: number): Iterable<BackupEntry>;
   close(): void;

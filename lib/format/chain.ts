@@ -81,6 +81,8 @@ export interface ChainScanOptions {
   cipherFor?: (segment: SegmentHeader) => RecordCipher;
   /** A read buffer shared by the scans of many segments. */
   buffer?: ScanBuffer;
+  /** Where to decode payloads, each holding until the next record (see ScanOptions). */
+  payloads?: ScanBuffer;
 }
 
 /** The options {@linkcode scanSegment} reads `segment` with. */
@@ -91,6 +93,7 @@ export function segmentScan(segment: Segment, options: ChainScanOptions): ScanOp
     sealed,
     cipher: sealed ? options.cipherFor?.(segment.header) : undefined,
     buffer: options.buffer,
+    payloads: options.payloads,
   };
 }
 

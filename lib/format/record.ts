@@ -8,7 +8,7 @@
  * @module
  */
 import { crc32 } from "node:zlib";
-import { zstdCompress, zstdDecompress } from "./zstd.ts";
+import { type ReusedBuffer, zstdCompress, zstdDecompress } from "./zstd.ts";
 
 export const RECORD_HEADER_SIZE = 32;
 
@@ -222,13 +222,17 @@ export function payloadChecks(header: RecordHeader, stored: Uint8Array): boolean
 
 /**
  * Turns a checked stored payload (opened first, when sealed) into its raw bytes; `undefined`
- * when it does not decode.
+ * when it does not decode. A compressed one is decoded into `into`'s buffer when given.
  */
-export function rawPayload(header: RecordHeader, stored: Uint8Array): Uint8Array | undefined {
+export function rawPayload(
+  header: RecordHeader,
+  stored: Uint8Array,
+  into?: ReusedBuffer,
+): Uint8Array | undefined {
   if (header.codec !== Codec.Zstd && header.codec !== Codec.SealedZstd) {
     return stored.length === header.rawLength ? stored : undefined;
   }
-  return zstdDecompress(stored, header.rawLength);
+  return zstdDecompress(stored, header.rawLength, into);
 }
 
 const encoder = new TextEncoder();

@@ -21,6 +21,7 @@ import {
   RecordKind,
   unknownCodec,
 } from "./record.ts";
+import type { ReusedBuffer } from "./zstd.ts";
 
 export const SEGMENT_HEADER_SIZE = 64;
 export const FORMAT_VERSION = 3;
@@ -269,15 +270,19 @@ class ReadWindow {
 }
 
 /**
- * A read buffer that the scans of many segments share (they run one after another), grown
- * to the largest one's window: a scan of many small logs allocates no more than they hold.
+ * A buffer that scans reuse, grown to the largest size asked, up to `most` bytes: a read
+ * buffer that the scans of many segments share (they run one after another), up to the
+ * window's size, so that a scan of many small logs allocates no more than they hold; or,
+ * with no limit, where payloads are decoded.
  */
 export class ScanBuffer {
   #bytes = new Uint8Array(0);
 
-  /** The buffer, at least `size` bytes long up to the window's size. */
+  constructor(readonly most: number = WINDOW_BYTES) {}
+
+  /** The buffer, at least `size` bytes long up to `most`. */
   for(size: number): Uint8Array {
-    const wanted = Math.min(WINDOW_BYTES, size);
+    const wanted = Math.min(this.most, size);
     if (this.#bytes.length < wanted) this.#bytes = new Uint8Array(wanted);
     return this.#bytes;
   }
@@ -293,6 +298,11 @@ export interface ScanOptions {
   cipher?: RecordCipher;
   /** Where to read into, shared with other scans; one of the scan's own by default. */
   buffer?: ScanBuffer;
+  /**
+   * Where to decode payloads (a buffer with no limit): each then holds until the next record
+   * is read. A new buffer each by default.
+   */
+  payloads?: ScanBuffer;
 }
 
 /**
@@ -392,9 +402,12 @@ export function* scanSegment(
     // A seal is always decoded when it can be: the chain of logs rests on what it names.
     const decode = options.decode || header.kind === RecordKind.Seal;
     if (decode && (options.cipher || !options.sealed)) {
-      payload = decodePayload(header, stored, offset, path, options.cipher);
+      const into = options.payloads && ((size: number) => options.payloads!.for(size));
+      payload = decodePayload(header, stored, offset, path, options.cipher, into);
       // A raw payload is a view of the window, which the next read reuses.
-      if (payload.buffer === stored.buffer) payload = payload.slice();
+      if (payload.buffer === stored.buffer) {
+        payload = into ? copyInto(into(payload.length), payload) : payload.slice();
+      }
     } else if (options.decode) {
       // Readers check the key against the chain first (lib/backends/file/encryption.ts).
       throw new Error(`Cannot read backup: "${path}" is encrypted and no key was given to open it`);
@@ -423,12 +436,18 @@ function recordWithin(bytes: Uint8Array): boolean {
   return false;
 }
 
+function copyInto(buffer: Uint8Array, bytes: Uint8Array): Uint8Array {
+  buffer.set(bytes);
+  return buffer.subarray(0, bytes.length);
+}
+
 function decodePayload(
   header: RecordHeader,
   stored: Uint8Array,
   offset: number,
   path: string,
   cipher: RecordCipher | undefined,
+  into: ReusedBuffer | undefined,
 ): Uint8Array {
   let plain: Uint8Array | undefined = stored;
   if (cipher) {
@@ -441,7 +460,7 @@ function decodePayload(
       );
     }
   }
-  const raw = rawPayload(header, plain);
+  const raw = rawPayload(header, plain, into);
   if (!raw) throw new CorruptBackupError(path, offset, "record payload does not decode");
   return raw;
 }

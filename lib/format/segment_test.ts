@@ -6,6 +6,7 @@ import {
   encodeSegmentHeader,
   FORMAT_VERSION,
   hasSegmentMagic,
+  ScanBuffer,
   scanSegment,
   SEGMENT_HEADER_SIZE,
   SegmentKind,
@@ -185,6 +186,34 @@ Deno.test("scanSegment: an empty segment and decode: false", () => {
     2,
     undefined,
   ]]);
+});
+
+Deno.test("scanSegment: payloads decoded into one reused buffer are the same bytes", () => {
+  // Raw and zstd records, large and small: each payload, as it is read, is the one a scan
+  // with a new buffer each gives, and a view of the one buffer.
+  const records = [change(1, 3000), change(2), change(3, 6000), change(4, 10), change(5, 900)];
+  const bytes = concat(HEADER, ...records);
+  const expected = scan(bytes).records.map((r) => r.payload);
+  assertEquals(expected.map((p) => p!.length > 1000), [true, false, true, false, true]);
+  const dir = Deno.makeTempDirSync();
+  const path = `${dir}/log-1.clnb`;
+  Deno.writeFileSync(path, bytes);
+  const file = Deno.openSync(path, { read: true });
+  try {
+    const payloads = new ScanBuffer(Infinity);
+    const buffers = new Set<ArrayBufferLike>();
+    let i = 0;
+    for (const { payload } of scanSegment(file, path, { decode: true, payloads })) {
+      assertEquals(payload, expected[i++]);
+      buffers.add(payload!.buffer);
+    }
+    assertEquals(i, records.length);
+    // Grown once for the first payload, once for the larger third one.
+    assertEquals(buffers.size, 2, "a new buffer for each payload");
+  } finally {
+    file.close();
+    Deno.removeSync(dir, { recursive: true });
+  }
 });
 
 /** Bytes up to the last one that is not zero. */

@@ -113,17 +113,27 @@ export function zstdCompress(raw: Uint8Array, into?: Uint8Array): Uint8Array {
   return output.subarray(0, bound - left);
 }
 
+/** A buffer of at least `size` bytes, reused from call to call by a reader. */
+export type ReusedBuffer = (size: number) => Uint8Array;
+
 /**
  * The `rawLength` bytes that one zstd frame decodes to; `undefined` when it does not decode,
- * or decodes to another length.
+ * or decodes to another length. In the buffer `into` gives, when given (a reader that passes
+ * each payload on before it decodes the next reuses one), else in a new one.
  */
-export function zstdDecompress(stored: Uint8Array, rawLength: number): Uint8Array | undefined {
+export function zstdDecompress(
+  stored: Uint8Array,
+  rawLength: number,
+  into?: ReusedBuffer,
+): Uint8Array | undefined {
   if (stored.length === 0) return undefined; // not a frame, whatever zstd makes of it
   if (rawLength >= CONTEXT_MAX_OUTPUT) return oneShot(stored, rawLength);
   decompressor ??= contextOf(createZstdDecompress());
   if (!decompressor) return oneShot(stored, rawLength);
   // One byte more than promised: a frame that decodes to more fills it, and is refused.
-  const output = new Uint8Array(rawLength + 1);
+  const output = into
+    ? into(rawLength + 1).subarray(0, rawLength + 1)
+    : new Uint8Array(rawLength + 1);
   const left = runFrame(decompressor, stored, output);
   if (left === 1) return output.subarray(0, rawLength);
   if (left === undefined) decompressor = undefined;

@@ -49,6 +49,16 @@ Deno.test("zstd: frames compressed into one reused buffer are the same bytes, in
   assert(zstdCompress(statements(0, 5000), small).buffer !== small.buffer);
 });
 
+Deno.test("zstd: frames decompressed into one reused buffer are the same bytes, in it", () => {
+  const into = new Uint8Array(70_001).fill(0xff);
+  for (const [i, bytes] of [70_000, 5000, 100, 2048].entries()) {
+    const raw = statements(i, bytes);
+    const back = zstdDecompress(zstdCompress(raw), raw.length, () => into);
+    assertEquals(back?.buffer, into.buffer);
+    assertEquals(back, raw);
+  }
+});
+
 Deno.test("zstd: a large payload written by the one-shot function still decodes", () => {
   const raw = statements(9, 1_000_000);
   // node:zlib's one-shot output over 16 KiB ends with an empty second frame.

@@ -44,6 +44,11 @@ export class ByteChannel {
   readonly #mask: number;
   readonly #wakeAt: number;
   readonly #slice: number;
+  /** A message's length field, sent or received. */
+  readonly #length = new Uint8Array(4);
+  readonly #lengthView = new DataView(this.#length.buffer);
+  /** What {@linkcode receive} reads into, grown to the largest message so far. */
+  #message = new Uint8Array(256);
 
   /** Wraps a buffer made by {@linkcode ByteChannel.create}, on either thread. */
   constructor(readonly shared: SharedArrayBuffer) {
@@ -69,9 +74,8 @@ export class ByteChannel {
 
   /** Sends one message, made of `parts` (not joined first); blocks while the ring is full. */
   send(...parts: Uint8Array[]): void {
-    const length = new Uint8Array(4);
-    new DataView(length.buffer).setUint32(0, parts.reduce((sum, part) => sum + part.length, 0));
-    this.#write(length);
+    this.#lengthView.setUint32(0, parts.reduce((sum, part) => sum + part.length, 0));
+    this.#write(this.#length);
     for (const part of parts) this.#write(part);
   }
 
@@ -84,11 +88,18 @@ export class ByteChannel {
   /**
    * The next message, or `undefined` once the sender closed the channel. Blocks while there
    * is none; throws when `timeoutMs` passes with no byte arriving.
+   *
+   * The message is a view of a buffer that the next `receive` reuses: a restore writes each
+   * 1 MiB snapshot part out before it reads the next, and a new buffer a message left tens
+   * of MiB to the collector at a time. Copy a message to keep it.
    */
   receive(timeoutMs = Infinity): Uint8Array | undefined {
-    const length = new Uint8Array(4);
-    if (!this.#read(length, timeoutMs, true)) return undefined;
-    const message = new Uint8Array(new DataView(length.buffer).getUint32(0));
+    if (!this.#read(this.#length, timeoutMs, true)) return undefined;
+    const length = this.#lengthView.getUint32(0);
+    if (this.#message.length < length) {
+      this.#message = new Uint8Array(Math.max(length, 2 * this.#message.length));
+    }
+    const message = this.#message.subarray(0, length);
     this.#read(message, timeoutMs, false);
     return message;
   }

@@ -17,6 +17,22 @@ Deno.test("ByteChannel: messages arrive whole and in order across the ring's wra
   assertEquals(receiver.receive(), undefined);
 });
 
+Deno.test("ByteChannel: a message is a view of one buffer, which the next receive reuses", () => {
+  const channel = ByteChannel.create(1024);
+  channel.send(bytes(1, 2, 3));
+  channel.send(bytes(4, 5));
+  channel.send(new Uint8Array(600).fill(7));
+  const first = channel.receive()!;
+  assertEquals(first, bytes(1, 2, 3));
+  const second = channel.receive()!;
+  assertEquals(second, bytes(4, 5));
+  assert(second.buffer === first.buffer, "each message in a new buffer");
+  // So a message kept past the next receive changes: a caller copies what it keeps.
+  assertEquals(first, bytes(4, 5, 3));
+  // A message larger than the buffer gets a larger one, whole.
+  assertEquals(channel.receive(), new Uint8Array(600).fill(7));
+});
+
 Deno.test("ByteChannel: a receive with nothing sent times out", async () => {
   const channel = ByteChannel.create(16);
   await assertRejects(() => channel.receive(30), /^no bytes arrived for 30 ms$/);

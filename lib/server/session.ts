@@ -227,7 +227,8 @@ export class Session {
     };
     for (const entry of storage.entries(to)) {
       if (entry.kind === "snapshot-part") {
-        parts.push(entry.bytes);
+        // Wire v1 sends the snapshot in one packet; a part's bytes hold until the next entry.
+        parts.push(entry.bytes.slice());
         continue;
       }
       // Bytes that fail their checks end the backup, after the version this connection was

@@ -10,8 +10,8 @@ import { DataKey } from "../../crypto/data_key.ts";
 import { makeEncryptedBackup } from "../../../tests/support/encrypted.ts";
 
 /**
- * A backup with a snapshot, changes (one larger than the 8 MiB ring) and a torn tail; sealed
- * with `key` when one is given.
+ * A backup with a snapshot of three parts, changes (one larger than the 8 MiB ring) and a
+ * torn tail; sealed with `key` when one is given.
  */
 async function backupWithTail(
   key?: DataKey,
@@ -19,7 +19,11 @@ async function backupWithTail(
   const dir = Deno.makeTempDirSync();
   const path = `${dir}/backup`;
   const db = `${dir}/db.sqlite3`;
-  Deno.writeFileSync(db, crypto.getRandomValues(new Uint8Array(60_000)));
+  const snapshot = new Uint8Array(2.5 * 2 ** 20);
+  for (let at = 0; at < snapshot.length; at += 65_536) {
+    crypto.getRandomValues(snapshot.subarray(at, at + 65_536));
+  }
+  Deno.writeFileSync(db, snapshot);
   if (key) await makeEncryptedBackup(path, { version: 7, path: db }, [], key);
   else createFileBackup(path, { version: 7, path: db });
   const url = `file://${path}`;
@@ -38,13 +42,18 @@ async function backupWithTail(
   return { dir, url, path };
 }
 
-const read = (reader: FileBackupReader, toVersion?: number) => [...reader.entries(toVersion)];
+/** Every entry; a snapshot part's bytes, which hold until the next entry, copied as read. */
+const read = (reader: FileBackupReader, toVersion?: number) =>
+  Array.from(
+    reader.entries(toVersion),
+    (e) => e.kind === "snapshot-part" ? { ...e, bytes: e.bytes.slice() } : e,
+  );
 
 Deno.test("read-ahead: a worker reads the same entries as the reader alone", async () => {
   const { dir, url, path } = await backupWithTail();
   const alone = read(new FileBackupReader(url, path, { readAheadFrom: Infinity }));
   const ahead = read(new FileBackupReader(url, path, { readAheadFrom: 0 }));
-  assertEquals(ahead.length, 1 + 1 + 32 + 1, "a part, the end, 32 changes, the tail");
+  assertEquals(ahead.length, 3 + 1 + 32 + 1, "3 parts, the end, 32 changes, the tail");
   assertEquals(ahead, alone);
   const big = ahead.find((e) => e.kind === "change" && e.version === 20) as BackupEntry & {
     kind: "change";
@@ -62,8 +71,19 @@ Deno.test("read-ahead: the worker opens an encrypted backup with the reader's ke
   const { dir, url, path } = await backupWithTail(key);
   const alone = read(new FileBackupReader(url, path, { key, readAheadFrom: Infinity }));
   const ahead = read(new FileBackupReader(url, path, { key, readAheadFrom: 0 }));
-  assertEquals(ahead.length, 1 + 1 + 32 + 1, "a part, the end, 32 changes, the tail");
+  assertEquals(ahead.length, 3 + 1 + 32 + 1, "3 parts, the end, 32 changes, the tail");
   assertEquals(ahead, alone);
+  Deno.removeSync(dir, { recursive: true });
+});
+
+Deno.test("read-ahead: the snapshot's parts pass through one buffer, not one each", async () => {
+  const { dir, url, path } = await backupWithTail();
+  const parts: Uint8Array[] = [];
+  for (const entry of new FileBackupReader(url, path, { readAheadFrom: 0 }).entries()) {
+    if (entry.kind === "snapshot-part") parts.push(entry.bytes);
+  }
+  assertEquals(parts.map((p) => p.length), [2 ** 20, 2 ** 20, 2 ** 19]);
+  assert(parts.every((p) => p.buffer === parts[0].buffer), "a new buffer for each part");
   Deno.removeSync(dir, { recursive: true });
 });
 

@@ -6,7 +6,12 @@
  */
 import type { BackupDescription, BackupEntry, BackupReader } from "../backend.ts";
 import { decodeSnapshotEnd, decodeStatements, RecordKind } from "../../format/record.ts";
-import { CorruptBackupError, scanSegment, type SegmentRecord } from "../../format/segment.ts";
+import {
+  CorruptBackupError,
+  ScanBuffer,
+  scanSegment,
+  type SegmentRecord,
+} from "../../format/segment.ts";
 import {
   type ChainEnd,
   type ChainScanOptions,
@@ -108,8 +113,13 @@ export class FileBackupReader implements BackupReader {
     return bytes;
   }
 
-  /** {@linkcode entries}, each change's payload checked but not split into statements. */
+  /**
+   * {@linkcode entries}, each change's payload checked but not split into statements. Every
+   * payload is decoded into one buffer, so a snapshot part's bytes and a change's payload
+   * hold until the next entry is read.
+   */
   *storedEntries(toVersion = Infinity): Generator<StoredEntry> {
+    const scan = { ...scanWith(this.key, true), payloads: new ScanBuffer(Infinity) };
     const chain = readChain(this.dir);
     checkKey(chain, this.key);
     const base = chain.bases.findLast((b) => b.number <= toVersion);
@@ -121,8 +131,8 @@ export class FileBackupReader implements BackupReader {
       );
     }
     const baseVersion = base?.number ?? 0;
-    if (base) yield* this.#snapshot(base);
-    const logs = scanLogs(chain, base?.header.firstLog ?? chain.start, scanWith(this.key, true));
+    if (base) yield* this.#snapshot(base, scan);
+    const logs = scanLogs(chain, base?.header.firstLog ?? chain.start, scan);
     let version = baseVersion;
     let previous: number | undefined;
     for (let step = logs.next();; step = logs.next()) {
@@ -145,13 +155,13 @@ export class FileBackupReader implements BackupReader {
     }
   }
 
-  *#snapshot(base: Segment): Iterable<StoredEntry> {
+  *#snapshot(base: Segment, scan: ChainScanOptions): Iterable<StoredEntry> {
     const { path, number: version } = base;
     let totalBytes = 0;
     let parts = 0;
     let ended = false;
     // Read to the base's end, past its end record: baseRecords refuses anything after it.
-    for (const { offset, header, payload } of baseRecords(base, scanWith(this.key, true))) {
+    for (const { offset, header, payload } of baseRecords(base, scan)) {
       if (header.version !== version) {
         throw new CorruptBackupError(path, offset, "snapshot record of another version");
       }
