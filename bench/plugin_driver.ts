@@ -143,7 +143,7 @@ export class PluginProcess {
   }
 
   /** A field of /proc/<pid>/status in KiB (`VmRSS`, `VmHWM`). */
-  memoryKiB(field: "VmRSS" | "VmHWM"): number {
+  memoryKiB(field: "VmRSS" | "VmHWM" | "RssAnon"): number {
     return procStatusKiB(`/proc/${this.pid}/status`, field);
   }
 
