@@ -16,6 +16,7 @@ export interface Change {
  * SQLite database file, streamed in parts), then changes.
  */
 export type BackupEntry =
+  /** `bytes` hold until the next entry is read (see {@linkcode BackupReader.entries}). */
   | { kind: "snapshot-part"; version: number; bytes: Uint8Array }
   | { kind: "snapshot-end"; version: number; totalBytes: number }
   | { kind: "change"; version: number; statements: string[] }

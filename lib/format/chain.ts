@@ -35,6 +35,7 @@ import {
   dataEnd,
   decodeSegmentHeader,
   formatBackupId,
+  type PayloadBuffer,
   readAt,
   ScanBuffer,
   type ScanOptions,
@@ -82,7 +83,7 @@ export interface ChainScanOptions {
   /** A read buffer shared by the scans of many segments. */
   buffer?: ScanBuffer;
   /** Where to decode payloads, each holding until the next record (see ScanOptions). */
-  payloads?: ScanBuffer;
+  payloads?: PayloadBuffer;
 }
 
 /** The options {@linkcode scanSegment} reads `segment` with. */

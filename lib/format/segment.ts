@@ -270,22 +270,37 @@ class ReadWindow {
 }
 
 /**
- * A buffer that scans reuse, grown to the largest size asked, up to `most` bytes: a read
- * buffer that the scans of many segments share (they run one after another), up to the
- * window's size, so that a scan of many small logs allocates no more than they hold; or,
- * with no limit, where payloads are decoded.
+ * A read buffer that the scans of many segments share (they run one after another), grown
+ * to the largest one's window: a scan of many small logs allocates no more than they hold.
  */
 export class ScanBuffer {
   #bytes = new Uint8Array(0);
 
-  constructor(readonly most: number = WINDOW_BYTES) {}
-
-  /** The buffer, at least `size` bytes long up to `most`. */
+  /** The buffer, at least `size` bytes long up to the window's size. */
   for(size: number): Uint8Array {
-    const wanted = Math.min(this.most, size);
+    const wanted = Math.min(WINDOW_BYTES, size);
     if (this.#bytes.length < wanted) this.#bytes = new Uint8Array(wanted);
     return this.#bytes;
   }
+}
+
+/** Payloads larger than this get a buffer of their own, not kept for the rest of a read. */
+const PAYLOAD_KEPT_BYTES = 4 << 20;
+
+/**
+ * Where scans decode payloads when each is passed on before the next record is read: one
+ * buffer, grown to the largest payload up to {@linkcode PAYLOAD_KEPT_BYTES}, instead of one
+ * a record (a base's 1 MiB parts otherwise wait for V8's collector, tens of MiB at a time).
+ */
+export class PayloadBuffer {
+  #bytes = new Uint8Array(0);
+
+  /** A buffer of at least `size` bytes. */
+  readonly for: ReusedBuffer = (size) => {
+    if (size > PAYLOAD_KEPT_BYTES) return new Uint8Array(size);
+    if (this.#bytes.length < size) this.#bytes = new Uint8Array(size);
+    return this.#bytes;
+  };
 }
 
 /** How {@linkcode scanSegment} reads a segment. */
@@ -298,11 +313,8 @@ export interface ScanOptions {
   cipher?: RecordCipher;
   /** Where to read into, shared with other scans; one of the scan's own by default. */
   buffer?: ScanBuffer;
-  /**
-   * Where to decode payloads (a buffer with no limit): each then holds until the next record
-   * is read. A new buffer each by default.
-   */
-  payloads?: ScanBuffer;
+  /** Where to decode payloads: each then holds until the next record is read. */
+  payloads?: PayloadBuffer;
 }
 
 /**
@@ -327,6 +339,7 @@ export function* scanSegment(
   let window = new ReadWindow(file, size, options.buffer);
   let offset = SEGMENT_HEADER_SIZE;
   let rechecks = 0;
+  const into = options.payloads?.for;
   // The writer grows a live log with zeros before it writes a record into them: a record the
   // scan finds cut by the size it began with is read again in the file as it is now.
   const grew = (): boolean => {
@@ -402,7 +415,6 @@ export function* scanSegment(
     // A seal is always decoded when it can be: the chain of logs rests on what it names.
     const decode = options.decode || header.kind === RecordKind.Seal;
     if (decode && (options.cipher || !options.sealed)) {
-      const into = options.payloads && ((size: number) => options.payloads!.for(size));
       payload = decodePayload(header, stored, offset, path, options.cipher, into);
       // A raw payload is a view of the window, which the next read reuses.
       if (payload.buffer === stored.buffer) {

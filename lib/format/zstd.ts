@@ -119,7 +119,8 @@ export type ReusedBuffer = (size: number) => Uint8Array;
 /**
  * The `rawLength` bytes that one zstd frame decodes to; `undefined` when it does not decode,
  * or decodes to another length. In the buffer `into` gives, when given (a reader that passes
- * each payload on before it decodes the next reuses one), else in a new one.
+ * each payload on before it decodes the next reuses one), else in a new one; a payload of 4
+ * MiB or more, or one that only the one-shot function decodes, is always in a new one.
  */
 export function zstdDecompress(
   stored: Uint8Array,

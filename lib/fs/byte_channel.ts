@@ -30,6 +30,9 @@ const WAIT_SLICE_MS = 20;
  */
 const WAKE_SHARE = 4;
 
+/** The largest message whose buffer {@linkcode ByteChannel.receive} keeps for the next. */
+const KEPT_BYTES = 4 << 20;
+
 /** Thrown on the sending side once the receiver has stopped reading. */
 export class ChannelCancelledError extends Error {
   constructor() {
@@ -90,18 +93,22 @@ export class ByteChannel {
    * is none; throws when `timeoutMs` passes with no byte arriving.
    *
    * The message is a view of a buffer that the next `receive` reuses: a restore writes each
-   * 1 MiB snapshot part out before it reads the next, and a new buffer a message left tens
-   * of MiB to the collector at a time. Copy a message to keep it.
+   * 1 MiB snapshot part out before it reads the next, and a new buffer per message left tens
+   * of MiB for the collector at a time. Copy a message to keep it. A message over 4 MiB gets
+   * a buffer of its own, so that one large change is not held for the rest of the read.
    */
   receive(timeoutMs = Infinity): Uint8Array | undefined {
     if (!this.#read(this.#length, timeoutMs, true)) return undefined;
-    const length = this.#lengthView.getUint32(0);
-    if (this.#message.length < length) {
-      this.#message = new Uint8Array(Math.max(length, 2 * this.#message.length));
-    }
-    const message = this.#message.subarray(0, length);
+    const message = this.#bufferFor(this.#lengthView.getUint32(0));
     this.#read(message, timeoutMs, false);
     return message;
+  }
+
+  /** Where a message of `length` bytes is received: the kept buffer, grown to fit. */
+  #bufferFor(length: number): Uint8Array {
+    if (length > KEPT_BYTES) return new Uint8Array(length);
+    if (this.#message.length < length) this.#message = new Uint8Array(length);
+    return this.#message.subarray(0, length);
   }
 
   /** Tells the sender to stop: its next send throws {@linkcode ChannelCancelledError}. */

@@ -33,6 +33,18 @@ Deno.test("ByteChannel: a message is a view of one buffer, which the next receiv
   assertEquals(channel.receive(), new Uint8Array(600).fill(7));
 });
 
+Deno.test("ByteChannel: a message over 4 MiB gets a buffer of its own, not kept", () => {
+  const channel = ByteChannel.create(8 << 20);
+  channel.send(bytes(1));
+  channel.send(new Uint8Array(5 << 20).fill(3));
+  channel.send(bytes(2));
+  const small = channel.receive()!;
+  const large = channel.receive()!;
+  assertEquals([large.length, large[0], large.at(-1)], [5 << 20, 3, 3]);
+  assert(large.buffer !== small.buffer);
+  assert(channel.receive()!.buffer === small.buffer, "the large message's buffer was kept");
+});
+
 Deno.test("ByteChannel: a receive with nothing sent times out", async () => {
   const channel = ByteChannel.create(16);
   await assertRejects(() => channel.receive(30), /^no bytes arrived for 30 ms$/);

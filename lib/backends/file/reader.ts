@@ -8,7 +8,7 @@ import type { BackupDescription, BackupEntry, BackupReader } from "../backend.ts
 import { decodeSnapshotEnd, decodeStatements, RecordKind } from "../../format/record.ts";
 import {
   CorruptBackupError,
-  ScanBuffer,
+  PayloadBuffer,
   scanSegment,
   type SegmentRecord,
 } from "../../format/segment.ts";
@@ -119,7 +119,7 @@ export class FileBackupReader implements BackupReader {
    * hold until the next entry is read.
    */
   *storedEntries(toVersion = Infinity): Generator<StoredEntry> {
-    const scan = { ...scanWith(this.key, true), payloads: new ScanBuffer(Infinity) };
+    const scan = { ...scanWith(this.key, true), payloads: new PayloadBuffer() };
     const chain = readChain(this.dir);
     checkKey(chain, this.key);
     const base = chain.bases.findLast((b) => b.number <= toVersion);
