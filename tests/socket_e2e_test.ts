@@ -13,6 +13,8 @@ import { init } from "../lib/cli/init.ts";
 import { restore } from "../lib/cli/restore.ts";
 import { status } from "../lib/cli/status.ts";
 import { verify } from "../lib/cli/verify.ts";
+import { createFileBackup } from "../lib/backends/file/create.ts";
+import { DatabaseSync } from "node:sqlite";
 
 /** Starts the plugin on `dir`, commits one transaction, and gives `body` the node. */
 async function oneTransaction(
@@ -98,4 +100,28 @@ Deno.test("init over socket: sends the snapshot; the plugin goes on from it", as
       removeNodeDir(dir);
     }
   });
+});
+
+Deno.test("restore over wire v1 of a base in several parts: one SNAPSHOT, the same database", async () => {
+  // The server reads the base part by part, each part's bytes holding until the next: the
+  // packet it builds from them must still hold every part.
+  const root = Deno.makeTempDirSync({ prefix: "socket-e2e-" });
+  const database = `${root}/node.sqlite3`;
+  const db = new DatabaseSync(database);
+  db.exec("CREATE TABLE vars (name TEXT, intval INTEGER); CREATE TABLE blobs (b BLOB)");
+  db.exec("INSERT INTO vars VALUES ('data_version', 9)");
+  for (let i = 0; i < 640; i++) db.exec("INSERT INTO blobs VALUES (randomblob(4000))");
+  db.close();
+  assert(Deno.statSync(database).size > 2.5 * 2 ** 20, "a base of three parts or more");
+  createFileBackup(`${root}/served`, { version: 9, path: database });
+  const server = startServer(`${root}/served`);
+  try {
+    const restored = `${root}/restored.sqlite3`;
+    const output = new BufferedOutput();
+    assertEquals(await restore([server.url, restored], output), 0, output.text);
+    assertEquals(dumpDatabase(restored), dumpDatabase(database));
+  } finally {
+    await server.server.close();
+    Deno.removeSync(root, { recursive: true });
+  }
 });

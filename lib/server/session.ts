@@ -15,7 +15,6 @@ import {
   encodeCompactResult,
   encodeMetadata,
   encodePacket,
-  encodeSnapshot,
   encodeVersionPacket,
   FAST_LEVEL,
   packetName,
@@ -23,6 +22,7 @@ import {
   WireError,
 } from "../wire/packets.ts";
 import { type PacketReader, StreamEndedError } from "../wire/packet_reader.ts";
+import { type SnapshotStream, snapshotStream } from "../wire/snapshot_stream.ts";
 import { RefusedError, type ServerStorage } from "./storage.ts";
 import type { CompactionResult } from "../compact/compact.ts";
 
@@ -213,31 +213,36 @@ export class Session {
     const { host: { log }, storage } = this;
     const to = this.#toldVersion ?? storage.state().version;
     log("info", `${this.name}: RESTORE up to version ${to}`);
-    let parts: Uint8Array[] = [];
+    let snapshot: SnapshotStream | undefined;
     let batch: Uint8Array[] = [];
     let batched = 0;
     let sent = 0;
     const queue = async (packet: Uint8Array, flush = false) => {
-      batch.push(packet);
-      batched += packet.length;
-      if (!flush && batched < RESTORE_BATCH_BYTES) return;
-      await this.#send(concat(batch, batched));
+      // A large piece (a snapshot's compressed chunk) goes out as it is, not copied into a batch.
+      const alone = packet.length >= RESTORE_BATCH_BYTES;
+      if (!alone) {
+        batch.push(packet);
+        batched += packet.length;
+        if (!flush && batched < RESTORE_BATCH_BYTES) return;
+      }
+      if (batched > 0) await this.#send(concat(batch, batched));
       batch = [];
       batched = 0;
+      if (alone) await this.#send(packet);
     };
     for (const entry of storage.entries(to)) {
       if (entry.kind === "snapshot-part") {
-        // Wire v1 sends the snapshot in one packet; a part's bytes hold until the next entry.
-        parts.push(entry.bytes.slice());
+        snapshot ??= snapshotStream(entry.version, FAST_LEVEL);
+        await snapshot.add(entry.bytes);
         continue;
       }
       // Bytes that fail their checks end the backup, after the version this connection was
       // told: nothing of them is sent.
       if (entry.kind === "tail") break;
       if (entry.kind === "snapshot-end") {
-        const database = concat(parts, entry.totalBytes);
-        parts = [];
-        await queue(encodeSnapshot(entry.version, database, FAST_LEVEL));
+        const packet = await (snapshot ?? snapshotStream(entry.version, FAST_LEVEL)).end();
+        snapshot = undefined;
+        for (const piece of packet) await queue(piece);
       } else {
         await queue(encodeChange(entry.version, entry.statements, FAST_LEVEL));
       }
