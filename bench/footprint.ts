@@ -27,8 +27,8 @@ interface Memory {
   startedKiB: number;
   afterKiB: number;
   /**
-   * The private part of `afterKiB` (RssAnon): the rest is pages of the deno binary and its
-   * libraries that the process has touched, clean and shared, which the kernel can drop.
+   * The private part of `afterKiB` (RssAnon); the rest is RssFile (pages of the deno binary
+   * and other mapped files that the process has touched, clean and shared) and RssShmem.
    */
   anonAfterKiB: number;
   peakKiB: number;
@@ -172,8 +172,8 @@ export const footprint: Section = {
       rows.push(
         longRow("resident memory (VmRSS)", long.afterKiB, clnMemory.afterKiB, { goal: "<= 1.1x" }),
         longRow("private memory (RssAnon)", long.anonAfterKiB, clnMemory.anonAfterKiB, {
-          note: "VmRSS less the pages of files mapped into the process (the deno binary's code " +
-            "and data, clean and shared): what the process itself holds",
+          note: "VmRSS less RssFile (pages of mapped files: the deno binary's code and data, " +
+            "clean and shared) and RssShmem: what the process itself holds",
         }),
       );
     }
