@@ -1,13 +1,13 @@
 /**
- * zstd for one record at a time, through a context kept for the thread's life.
+ * zstd for one record at a time, through a context kept for the thread's life
+ * (kept_context.ts).
  *
  * `zstdCompressSync` and `zstdDecompressSync` of node:zlib set up a new zstd context on every
  * call: measured in Deno 2.9 on a 5 KB payload, 38 us to compress and 26 us to decompress, of
  * which zstd's own work is 14 and 4. The hook pays the first on every `db_write` it
  * compresses, and a restore the second on every change. So each thread keeps one compressor
- * and one decompressor and drives their zstd contexts directly, as node:zlib's own streams do
- * (`_handle.writeSync`, then a reset between frames). That interface is node:zlib's internal
- * one: where a runtime lacks it, the one-shot functions do the same work, slower.
+ * and one decompressor; where the runtime does not expose their contexts, the one-shot
+ * functions do the same work, slower.
  *
  * @module
  */
@@ -18,26 +18,7 @@ import {
   zstdCompressSync,
   zstdDecompressSync,
 } from "node:zlib";
-
-/** node:zlib's internal handle of a stream's zstd context, the part used here. */
-interface ZstdHandle {
-  writeSync(
-    flush: number,
-    input: Uint8Array,
-    inOffset: number,
-    inLength: number,
-    output: Uint8Array,
-    outOffset: number,
-    outLength: number,
-  ): void;
-  reset(): void;
-}
-
-/** A zstd context, and where node:zlib reports the bytes each write left (output, input). */
-interface Context {
-  handle: ZstdHandle;
-  left: Uint32Array;
-}
+import { contextOf, type KeptContext, runFrame } from "./kept_context.ts";
 
 /**
  * zstd at level 1: lightningd's values are hex, which it packs to about 4 bits a character
@@ -49,44 +30,8 @@ const LEVEL = { params: { [constants.ZSTD_c_compressionLevel]: 1 } };
 const CONTEXT_MAX_OUTPUT = 4 * 1024 * 1024;
 
 /** This thread's contexts: `false` where the runtime does not expose them. */
-let compressor: Context | false | undefined;
-let decompressor: Context | false | undefined;
-
-/** The stream's context when this runtime exposes it; `false` when it does not. */
-function contextOf(stream: object): Context | false {
-  const { _handle: handle, _writeState: left } = stream as {
-    _handle?: Partial<ZstdHandle>;
-    _writeState?: unknown;
-  };
-  return typeof handle?.writeSync === "function" && typeof handle.reset === "function" &&
-      left instanceof Uint32Array && left.length === 2
-    ? { handle: handle as ZstdHandle, left }
-    : false;
-}
-
-/**
- * Runs one whole frame through `context` into `output`; the bytes of output left unused, or
- * `undefined` when zstd refused the input or left some of it (the caller then drops the
- * context).
- */
-function runFrame(context: Context, input: Uint8Array, output: Uint8Array): number | undefined {
-  try {
-    context.handle.writeSync(
-      constants.ZSTD_e_end,
-      input,
-      0,
-      input.length,
-      output,
-      0,
-      output.length,
-    );
-    const [outputLeft, inputLeft] = context.left;
-    context.handle.reset();
-    return inputLeft === 0 ? outputLeft : undefined;
-  } catch {
-    return undefined;
-  }
-}
+let compressor: KeptContext | false | undefined;
+let decompressor: KeptContext | false | undefined;
 
 /** The most bytes {@linkcode zstdCompress} makes of `rawLength` bytes. */
 export function zstdBound(rawLength: number): number {
@@ -105,7 +50,7 @@ export function zstdCompress(raw: Uint8Array, into?: Uint8Array): Uint8Array {
   compressor ??= contextOf(createZstdCompress(LEVEL));
   if (!compressor) return zstdCompressSync(raw, LEVEL);
   const output = into && into.length >= bound ? into.subarray(0, bound) : new Uint8Array(bound);
-  const left = runFrame(compressor, raw, output);
+  const left = runFrame(compressor, constants.ZSTD_e_end, raw, output);
   if (left === undefined || left === 0) {
     compressor = undefined;
     return zstdCompressSync(raw, LEVEL);
@@ -135,7 +80,7 @@ export function zstdDecompress(
   const output = into
     ? into(rawLength + 1).subarray(0, rawLength + 1)
     : new Uint8Array(rawLength + 1);
-  const left = runFrame(decompressor, stored, output);
+  const left = runFrame(decompressor, constants.ZSTD_e_end, stored, output);
   if (left === 1) return output.subarray(0, rawLength);
   if (left === undefined) decompressor = undefined;
   // Anything else gets the one-shot function's verdict, as every record did before this

@@ -5,7 +5,8 @@
  *
  * @module
  */
-import { deflateSync, inflateSync } from "node:zlib";
+import { inflateSync } from "node:zlib";
+import { deflate } from "./deflate.ts";
 
 export enum PacketType {
   Change = 0x01,
@@ -133,7 +134,7 @@ export const DEFAULT_LEVEL = 6;
 export const FAST_LEVEL = 1;
 
 function compressed(version: number, body: Uint8Array, level: number): Uint8Array {
-  const packed = deflateSync(body, { level });
+  const packed = deflate(body, level);
   const payload = new Uint8Array(4 + packed.length);
   payload.set(u32(version));
   payload.set(packed, 4);

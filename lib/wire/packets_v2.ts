@@ -6,7 +6,8 @@
  *
  * @module
  */
-import { crc32, deflateSync, inflateSync } from "node:zlib";
+import { crc32, inflateSync } from "node:zlib";
+import { deflate } from "./deflate.ts";
 import { HEADER_BYTES, type Packet, WireError } from "./packets.ts";
 import type { Framing } from "./packet_reader.ts";
 
@@ -397,7 +398,7 @@ function packBody(
   rawUpTo = RAW_BODY_BYTES,
 ): { encoding: number; bytes: Uint8Array } {
   if (body.length <= rawUpTo) return { encoding: 0, bytes: body };
-  return { encoding: 1, bytes: deflateSync(body, { level: 1 }) };
+  return { encoding: 1, bytes: deflate(body, 1) };
 }
 
 function unpackBody(r: FieldReader, maxBytes: number): Uint8Array {
