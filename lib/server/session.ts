@@ -230,23 +230,28 @@ export class Session {
       batched = 0;
       if (alone) await this.#send(packet);
     };
-    for (const entry of storage.entries(to)) {
-      if (entry.kind === "snapshot-part") {
-        snapshot ??= snapshotStream(entry.version, FAST_LEVEL);
-        await snapshot.add(entry.bytes);
-        continue;
+    try {
+      for (const entry of storage.entries(to)) {
+        if (entry.kind === "snapshot-part") {
+          snapshot ??= snapshotStream(entry.version, FAST_LEVEL);
+          await snapshot.add(entry.bytes);
+          continue;
+        }
+        // Bytes that fail their checks end the backup, after the version this connection was
+        // told: nothing of them is sent.
+        if (entry.kind === "tail") break;
+        if (entry.kind === "snapshot-end") {
+          const packet = await (snapshot ?? snapshotStream(entry.version, FAST_LEVEL)).end();
+          snapshot = undefined;
+          for (const piece of packet) await queue(piece);
+        } else {
+          await queue(encodeChange(entry.version, entry.statements, FAST_LEVEL));
+        }
+        sent++;
       }
-      // Bytes that fail their checks end the backup, after the version this connection was
-      // told: nothing of them is sent.
-      if (entry.kind === "tail") break;
-      if (entry.kind === "snapshot-end") {
-        const packet = await (snapshot ?? snapshotStream(entry.version, FAST_LEVEL)).end();
-        snapshot = undefined;
-        for (const piece of packet) await queue(piece);
-      } else {
-        await queue(encodeChange(entry.version, entry.statements, FAST_LEVEL));
-      }
-      sent++;
+    } finally {
+      // A base that fails its checks part way ends the restore; its compression goes too.
+      snapshot?.cancel();
     }
     await queue(encodePacket(PacketType.Done), true);
     log("info", `${this.name}: RESTORE sent ${sent} records`);

@@ -22,6 +22,8 @@ export interface SnapshotStream {
    * see the whole input at once.
    */
   end(): Promise<Uint8Array[]>;
+  /** Drops the compression, for a snapshot that will not be sent (its reading failed). */
+  cancel(): void;
 }
 
 /** A SNAPSHOT packet of the database at `version`, compressed at `level` as parts are added. */
@@ -58,6 +60,10 @@ export function snapshotStream(version: number, level: number): SnapshotStream {
       view.setUint32(1, length);
       view.setUint32(HEADER_BYTES, version);
       return [head, ...chunks];
+    },
+    cancel() {
+      ended.catch(() => {});
+      deflate.destroy();
     },
   };
 }
