@@ -15,6 +15,7 @@
  */
 import { logName, readLayout } from "./layout.ts";
 import { existsSync } from "../fs/exists.ts";
+import type { KeptBuffer } from "../fs/kept_buffer.ts";
 import {
   decodeRecordHeader,
   decodeSeal,
@@ -35,7 +36,6 @@ import {
   dataEnd,
   decodeSegmentHeader,
   formatBackupId,
-  type PayloadBuffer,
   readAt,
   ScanBuffer,
   type ScanOptions,
@@ -83,7 +83,7 @@ export interface ChainScanOptions {
   /** A read buffer shared by the scans of many segments. */
   buffer?: ScanBuffer;
   /** Where to decode payloads, each holding until the next record (see ScanOptions). */
-  payloads?: PayloadBuffer;
+  payloads?: KeptBuffer;
 }
 
 /** The options {@linkcode scanSegment} reads `segment` with. */

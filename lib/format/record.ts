@@ -8,7 +8,8 @@
  * @module
  */
 import { crc32 } from "node:zlib";
-import { type ReusedBuffer, zstdCompress, zstdDecompress } from "./zstd.ts";
+import { zstdCompress, zstdDecompress } from "./zstd.ts";
+import type { ReusedBuffer } from "../fs/kept_buffer.ts";
 
 export const RECORD_HEADER_SIZE = 32;
 

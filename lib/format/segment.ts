@@ -21,7 +21,7 @@ import {
   RecordKind,
   unknownCodec,
 } from "./record.ts";
-import type { ReusedBuffer } from "./zstd.ts";
+import type { KeptBuffer, ReusedBuffer } from "../fs/kept_buffer.ts";
 
 export const SEGMENT_HEADER_SIZE = 64;
 export const FORMAT_VERSION = 3;
@@ -284,25 +284,6 @@ export class ScanBuffer {
   }
 }
 
-/** Payloads larger than this get a buffer of their own, not kept for the rest of a read. */
-const PAYLOAD_KEPT_BYTES = 4 << 20;
-
-/**
- * Where scans decode payloads when each is passed on before the next record is read: one
- * buffer, grown to the largest payload up to {@linkcode PAYLOAD_KEPT_BYTES}, instead of one
- * a record (a base's 1 MiB parts otherwise wait for V8's collector, tens of MiB at a time).
- */
-export class PayloadBuffer {
-  #bytes = new Uint8Array(0);
-
-  /** A buffer of at least `size` bytes. */
-  readonly for: ReusedBuffer = (size) => {
-    if (size > PAYLOAD_KEPT_BYTES) return new Uint8Array(size);
-    if (this.#bytes.length < size) this.#bytes = new Uint8Array(size);
-    return this.#bytes;
-  };
-}
-
 /** How {@linkcode scanSegment} reads a segment. */
 export interface ScanOptions {
   /** Decode (open and decompress) every payload; seals are decoded when they can be anyway. */
@@ -313,8 +294,11 @@ export interface ScanOptions {
   cipher?: RecordCipher;
   /** Where to read into, shared with other scans; one of the scan's own by default. */
   buffer?: ScanBuffer;
-  /** Where to decode payloads: each then holds until the next record is read. */
-  payloads?: PayloadBuffer;
+  /**
+   * Where to decode payloads, when each is passed on before the next record is read: each
+   * then holds until then. A new buffer each by default.
+   */
+  payloads?: KeptBuffer;
 }
 
 /**

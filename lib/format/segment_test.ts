@@ -6,7 +6,6 @@ import {
   encodeSegmentHeader,
   FORMAT_VERSION,
   hasSegmentMagic,
-  PayloadBuffer,
   scanSegment,
   SEGMENT_HEADER_SIZE,
   SegmentKind,
@@ -22,6 +21,7 @@ import {
   RECORD_HEADER_SIZE,
   RecordKind,
 } from "./record.ts";
+import { KeptBuffer } from "../fs/kept_buffer.ts";
 import { assert, assertEquals, assertMatch } from "../../tests/support/assert.ts";
 import { craftRecord } from "../../tests/support/records.ts";
 
@@ -200,7 +200,7 @@ Deno.test("scanSegment: payloads decoded into one reused buffer are the same byt
   Deno.writeFileSync(path, bytes);
   const file = Deno.openSync(path, { read: true });
   try {
-    const payloads = new PayloadBuffer();
+    const payloads = new KeptBuffer();
     const buffers = new Set<ArrayBufferLike>();
     let i = 0;
     for (const { payload } of scanSegment(file, path, { decode: true, payloads })) {
@@ -214,15 +214,6 @@ Deno.test("scanSegment: payloads decoded into one reused buffer are the same byt
     file.close();
     Deno.removeSync(dir, { recursive: true });
   }
-});
-
-Deno.test("PayloadBuffer: one buffer, grown to fit, but none kept over 4 MiB", () => {
-  const payloads = new PayloadBuffer();
-  const small = payloads.for(100);
-  assert(payloads.for(50) === small);
-  assert(payloads.for(5 << 20) !== payloads.for(5 << 20), "a large payload's buffer kept");
-  assert(payloads.for(100) === small);
-  assert(payloads.for(200).length >= 200);
 });
 
 /** Bytes up to the last one that is not zero. */

@@ -19,6 +19,7 @@ import {
   zstdDecompressSync,
 } from "node:zlib";
 import { contextOf, type KeptContext, runFrame } from "./kept_context.ts";
+import type { ReusedBuffer } from "../fs/kept_buffer.ts";
 
 /**
  * zstd at level 1: lightningd's values are hex, which it packs to about 4 bits a character
@@ -57,9 +58,6 @@ export function zstdCompress(raw: Uint8Array, into?: Uint8Array): Uint8Array {
   }
   return output.subarray(0, bound - left);
 }
-
-/** A buffer of at least `size` bytes, reused from call to call by a reader. */
-export type ReusedBuffer = (size: number) => Uint8Array;
 
 /**
  * The `rawLength` bytes that one zstd frame decodes to; `undefined` when it does not decode,

@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { KeptBuffer } from "./kept_buffer.ts";
 
 /**
  * Control words: bytes written, bytes read, closed by the sender, cancelled by the receiver,
@@ -30,9 +31,6 @@ const WAIT_SLICE_MS = 20;
  */
 const WAKE_SHARE = 4;
 
-/** The largest message whose buffer {@linkcode ByteChannel.receive} keeps for the next. */
-const KEPT_BYTES = 4 << 20;
-
 /** Thrown on the sending side once the receiver has stopped reading. */
 export class ChannelCancelledError extends Error {
   constructor() {
@@ -50,8 +48,8 @@ export class ByteChannel {
   /** A message's length field, sent or received. */
   readonly #length = new Uint8Array(4);
   readonly #lengthView = new DataView(this.#length.buffer);
-  /** What {@linkcode receive} reads into, grown to the largest message so far. */
-  #message = new Uint8Array(256);
+  /** What {@linkcode receive} reads into. */
+  readonly #message = new KeptBuffer();
 
   /** Wraps a buffer made by {@linkcode ByteChannel.create}, on either thread. */
   constructor(readonly shared: SharedArrayBuffer) {
@@ -99,16 +97,10 @@ export class ByteChannel {
    */
   receive(timeoutMs = Infinity): Uint8Array | undefined {
     if (!this.#read(this.#length, timeoutMs, true)) return undefined;
-    const message = this.#bufferFor(this.#lengthView.getUint32(0));
+    const length = this.#lengthView.getUint32(0);
+    const message = this.#message.for(length).subarray(0, length);
     this.#read(message, timeoutMs, false);
     return message;
-  }
-
-  /** Where a message of `length` bytes is received: the kept buffer, grown to fit. */
-  #bufferFor(length: number): Uint8Array {
-    if (length > KEPT_BYTES) return new Uint8Array(length);
-    if (this.#message.length < length) this.#message = new Uint8Array(length);
-    return this.#message.subarray(0, length);
   }
 
   /** Tells the sender to stop: its next send throws {@linkcode ChannelCancelledError}. */

@@ -6,12 +6,8 @@
  */
 import type { BackupDescription, BackupEntry, BackupReader } from "../backend.ts";
 import { decodeSnapshotEnd, decodeStatements, RecordKind } from "../../format/record.ts";
-import {
-  CorruptBackupError,
-  PayloadBuffer,
-  scanSegment,
-  type SegmentRecord,
-} from "../../format/segment.ts";
+import { CorruptBackupError, scanSegment, type SegmentRecord } from "../../format/segment.ts";
+import { KeptBuffer } from "../../fs/kept_buffer.ts";
 import {
   type ChainEnd,
   type ChainScanOptions,
@@ -119,7 +115,7 @@ export class FileBackupReader implements BackupReader {
    * hold until the next entry is read.
    */
   *storedEntries(toVersion = Infinity): Generator<StoredEntry> {
-    const scan = { ...scanWith(this.key, true), payloads: new PayloadBuffer() };
+    const scan = { ...scanWith(this.key, true), payloads: new KeptBuffer() };
     const chain = readChain(this.dir);
     checkKey(chain, this.key);
     const base = chain.bases.findLast((b) => b.number <= toVersion);
