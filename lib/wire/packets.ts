@@ -43,19 +43,27 @@ export function packetName(type: number): string {
   return PacketType[type]?.toUpperCase() ?? `type 0x${type.toString(16).padStart(2, "0")}`;
 }
 
+/** A packet's header: its type, and the length of the payload after it. */
+export function encodeHeader(type: PacketType, payloadLength: number): Uint8Array {
+  const bytes = new Uint8Array(HEADER_BYTES);
+  const view = new DataView(bytes.buffer);
+  view.setUint8(0, type);
+  view.setUint32(1, payloadLength);
+  return bytes;
+}
+
 export function encodePacket(
   type: PacketType,
   payload: Uint8Array = new Uint8Array(0),
 ): Uint8Array {
   const bytes = new Uint8Array(HEADER_BYTES + payload.length);
-  const view = new DataView(bytes.buffer);
-  view.setUint8(0, type);
-  view.setUint32(1, payload.length);
+  bytes.set(encodeHeader(type, payload.length));
   bytes.set(payload, HEADER_BYTES);
   return bytes;
 }
 
-function u32(value: number): Uint8Array {
+/** A version as wire v1's `u32`; one that does not fit is a {@linkcode WireError}. */
+export function u32(value: number): Uint8Array {
   if (!Number.isInteger(value) || value < 0 || value > 0xffffffff) {
     throw new WireError(`version ${value} does not fit wire v1's u32`);
   }

@@ -8,7 +8,7 @@
  * @module
  */
 import { createDeflate } from "node:zlib";
-import { HEADER_BYTES, PacketType, WireError } from "./packets.ts";
+import { encodeHeader, PacketType, u32, WireError } from "./packets.ts";
 
 /** Output chunks of the compressor: a 1 GB database makes a few hundred, not tens of thousands. */
 const CHUNK_BYTES = 1 << 20;
@@ -47,19 +47,15 @@ export function snapshotStream(version: number, level: number): SnapshotStream {
     async end() {
       deflate.end();
       await ended;
-      const length = 4 + bytes;
-      if (length > 0xffffffff || version > 0xffffffff) {
+      const versionBytes = u32(version);
+      const length = versionBytes.length + bytes;
+      if (length > 0xffffffff) {
         throw new WireError(
-          `a snapshot of ${length} compressed bytes at version ${version} does not fit wire ` +
-            `v1's u32 fields: restore this backup over wire v2`,
+          `a snapshot of ${bytes} compressed bytes does not fit wire v1's u32 length: restore ` +
+            `this backup over wire v2`,
         );
       }
-      const head = new Uint8Array(HEADER_BYTES + 4);
-      const view = new DataView(head.buffer);
-      view.setUint8(0, PacketType.Snapshot);
-      view.setUint32(1, length);
-      view.setUint32(HEADER_BYTES, version);
-      return [head, ...chunks];
+      return [encodeHeader(PacketType.Snapshot, length), versionBytes, ...chunks];
     },
     cancel() {
       ended.catch(() => {});
