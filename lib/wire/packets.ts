@@ -5,8 +5,8 @@
  *
  * @module
  */
-import { inflateSync } from "node:zlib";
 import { deflate } from "./deflate.ts";
+import { inflate } from "./inflate.ts";
 
 export enum PacketType {
   Change = 0x01,
@@ -152,8 +152,7 @@ function compressed(version: number, body: Uint8Array, level: number): Uint8Arra
 function decompressed(packet: Packet, maxBytes: number): { version: number; body: Uint8Array } {
   const version = readU32(packet.payload, packetName(packet.type));
   try {
-    const body = inflateSync(packet.payload.subarray(4), { maxOutputLength: maxBytes });
-    return { version, body: new Uint8Array(body.buffer, body.byteOffset, body.length) };
+    return { version, body: inflate(packet.payload.subarray(4), maxBytes) };
   } catch (error) {
     throw new WireError(
       `${packetName(packet.type)} ${version} does not decompress within ${maxBytes} bytes: ` +

@@ -6,8 +6,9 @@
  *
  * @module
  */
-import { crc32, inflateSync } from "node:zlib";
+import { crc32 } from "node:zlib";
 import { deflate } from "./deflate.ts";
+import { inflate } from "./inflate.ts";
 import { HEADER_BYTES, type Packet, WireError } from "./packets.ts";
 import type { Framing } from "./packet_reader.ts";
 
@@ -407,8 +408,7 @@ function unpackBody(r: FieldReader, maxBytes: number): Uint8Array {
   if (encoding === 0) return bytes;
   if (encoding !== 1) throw new WireError(`${r.what} has unknown encoding ${encoding}`);
   try {
-    const body = inflateSync(bytes, { maxOutputLength: maxBytes });
-    return new Uint8Array(body.buffer, body.byteOffset, body.length);
+    return inflate(bytes, maxBytes);
   } catch (error) {
     throw new WireError(
       `${r.what} does not decompress within ${maxBytes} bytes: ${(error as Error).message}`,

@@ -34,3 +34,14 @@ export async function assertRejects(
   }
   throw new Error("expected an error, none was thrown");
 }
+
+/** Runs `fn` and returns the error it throws; fails when it does not throw. */
+export function assertThrows(fn: () => unknown, pattern?: RegExp): Error {
+  try {
+    fn();
+  } catch (error) {
+    if (pattern) match((error as Error).message, pattern);
+    return error as Error;
+  }
+  throw new Error("expected an error, none was thrown");
+}
