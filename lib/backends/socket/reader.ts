@@ -3,7 +3,8 @@
  * backup's files (copy_reader.ts). Over v1, RESTORE streams every record, whose
  * packets are spooled as they arrive, untouched, into a temporary file, so nothing holds the
  * whole backup in memory and a slow reader never stalls the server. The file is then read
- * packet by packet, each decompressed when it is reached, and removed on close.
+ * packet by packet, each decompressed when it is reached (a snapshot part by part), and
+ * removed on close.
  *
  * @module
  */
@@ -13,13 +14,13 @@ import { writeAll } from "../../fs/durable.ts";
 import {
   decodeChange,
   decodeMetadata,
-  decodeSnapshot,
   encodePacket,
   HEADER_BYTES,
-  type Packet,
   packetName,
   PacketType,
+  WireError,
 } from "../../wire/packets.ts";
+import { InflateError, inflateParts } from "../../wire/inflate.ts";
 import { DEFAULT_MAX_PAYLOAD_BYTES } from "../../wire/packet_reader.ts";
 import { WireConnection } from "./connection.ts";
 import { RemoteBackupError, socketUrl } from "./backend.ts";
@@ -85,19 +86,30 @@ export class SocketBackupReader implements BackupReader {
   }
 
   *entries(toVersion = Infinity): Iterable<BackupEntry> {
-    for (const packet of readSpool(`${this.tmp}/restore.wire`)) {
-      if (packet.type === PacketType.Snapshot) {
-        const { version, database } = decodeSnapshot(packet, DEFAULT_MAX_PAYLOAD_BYTES);
-        for (let at = 0; at < database.length; at += SNAPSHOT_PART_BYTES) {
-          const bytes = database.subarray(at, at + SNAPSHOT_PART_BYTES);
-          yield { kind: "snapshot-part", version, bytes };
+    const path = `${this.tmp}/restore.wire`;
+    const file = Deno.openSync(path, { read: true });
+    const read = (into: Uint8Array) => {
+      if (!readExact(file, into)) throw new Error(`Cannot read backup: "${path}" is cut short`);
+    };
+    try {
+      // Each spooled packet holds at least its version (spool checks it).
+      const head = new Uint8Array(HEADER_BYTES + 4);
+      const view = new DataView(head.buffer);
+      while (readExact(file, head)) {
+        const [type, length, version] = [head[0], view.getUint32(1), view.getUint32(5)];
+        if (type === PacketType.Snapshot) {
+          yield* snapshotEntries(read, length - 4, version);
+          continue;
         }
-        yield { kind: "snapshot-end", version, totalBytes: database.length };
-        continue;
+        const payload = new Uint8Array(length);
+        payload.set(head.subarray(HEADER_BYTES));
+        read(payload.subarray(4));
+        const { statements } = decodeChange({ type, payload }, DEFAULT_MAX_PAYLOAD_BYTES);
+        if (version > toVersion) return;
+        yield { kind: "change", version, statements };
       }
-      const { version, statements } = decodeChange(packet, DEFAULT_MAX_PAYLOAD_BYTES);
-      if (version > toVersion) return;
-      yield { kind: "change", version, statements };
+    } finally {
+      file.close();
     }
   }
 
@@ -106,21 +118,26 @@ export class SocketBackupReader implements BackupReader {
   }
 }
 
-/** The spooled packets, one at a time. */
-function* readSpool(path: string): Generator<Packet> {
-  const file = Deno.openSync(path, { read: true });
+/**
+ * A SNAPSHOT's database, inflated part by part as the restore takes it: a v1 snapshot is one
+ * packet, and inflated whole it would hold the node's database in memory.
+ */
+function* snapshotEntries(
+  read: (into: Uint8Array) => void,
+  packedBytes: number,
+  version: number,
+): Generator<BackupEntry> {
+  let totalBytes = 0;
   try {
-    const header = new Uint8Array(HEADER_BYTES);
-    for (;;) {
-      if (!readExact(file, header)) return;
-      const length = new DataView(header.buffer).getUint32(1);
-      const payload = new Uint8Array(length);
-      if (!readExact(file, payload)) throw new Error(`Cannot read backup: "${path}" is cut short`);
-      yield { type: header[0], payload };
+    for (const bytes of inflateParts(read, packedBytes, SNAPSHOT_PART_BYTES)) {
+      totalBytes += bytes.length;
+      yield { kind: "snapshot-part", version, bytes };
     }
-  } finally {
-    file.close();
+  } catch (error) {
+    if (!(error instanceof InflateError)) throw error;
+    throw new WireError(`SNAPSHOT ${version} does not decompress: ${error.message}`);
   }
+  yield { kind: "snapshot-end", version, totalBytes };
 }
 
 function readExact(file: Deno.FsFile, into: Uint8Array): boolean {

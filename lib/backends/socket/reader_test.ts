@@ -1,0 +1,105 @@
+import { assert, assertEquals, assertRejects } from "../../../tests/support/assert.ts";
+import { ScriptedServer } from "../../../tests/support/scripted_server.ts";
+import { prng } from "../../../tests/support/prng.ts";
+import {
+  encodeChange,
+  encodeMetadata,
+  encodePacket,
+  encodeSnapshot,
+  PacketType,
+} from "../../wire/packets.ts";
+import { SNAPSHOT_PART_BYTES } from "../file/create.ts";
+import type { BackupEntry } from "../backend.ts";
+import { SocketBackupReader } from "./reader.ts";
+
+/** Database bytes over three parts: random, so that they stay large once deflated. */
+function database(): Uint8Array {
+  const random = prng(11);
+  return new Uint8Array(2 * SNAPSHOT_PART_BYTES + 12_345).map(() => random() * 256);
+}
+
+/** A v1 server whose RESTORE answer is `snapshot` (a SNAPSHOT packet) and two changes. */
+function v1Server(snapshot: Uint8Array): ScriptedServer {
+  const changes = [encodeChange(6, ["INSERT INTO t VALUES (1)"]), encodeChange(7, ["DELETE"])];
+  return new ScriptedServer([[
+    {
+      request: encodePacket(PacketType.ReqMetadata),
+      replies: [encodeMetadata({ version: 7, prevVersion: 6, versionCount: 3 })],
+    },
+    {
+      request: encodePacket(PacketType.Restore),
+      replies: [snapshot, ...changes, encodePacket(PacketType.Done)],
+    },
+  ]]);
+}
+
+/**
+ * The entries of the backup `server` serves; `sizes` gets each snapshot part's length and
+ * `buffers` the size of the memory each part is a view of.
+ */
+async function readEntries(
+  server: ScriptedServer,
+  sizes: number[],
+  buffers: number[] = [],
+): Promise<BackupEntry[]> {
+  const reader = await SocketBackupReader.fetch(server.url, 5_000, undefined);
+  try {
+    const entries: BackupEntry[] = [];
+    for (const entry of reader.entries()) {
+      if (entry.kind !== "snapshot-part") {
+        entries.push(entry);
+        continue;
+      }
+      // A part's bytes hold until the next entry: keep a copy.
+      sizes.push(entry.bytes.length);
+      buffers.push(entry.bytes.buffer.byteLength);
+      entries.push({ ...entry, bytes: entry.bytes.slice() });
+    }
+    return entries;
+  } finally {
+    reader.close();
+  }
+}
+
+Deno.test("a v1 restore's snapshot comes inflated part by part, never whole", async () => {
+  const db = database();
+  const server = v1Server(encodeSnapshot(5, db));
+  try {
+    const [sizes, buffers]: number[][] = [[], []];
+    const entries = await readEntries(server, sizes, buffers);
+    assertEquals(sizes, [SNAPSHOT_PART_BYTES, SNAPSHOT_PART_BYTES, 12_345]);
+    assert(Math.max(...buffers) < db.length, `parts are views of ${buffers} bytes`);
+    const parts = entries.flatMap((e) => e.kind === "snapshot-part" ? [e.bytes] : []);
+    const joined = new Uint8Array(db.length);
+    parts.reduce((at, part) => (joined.set(part, at), at + part.length), 0);
+    assertEquals(joined, db);
+    assertEquals(
+      entries.filter((e) => e.kind !== "snapshot-part"),
+      [
+        { kind: "snapshot-end", version: 5, totalBytes: db.length },
+        { kind: "change", version: 6, statements: ["INSERT INTO t VALUES (1)"] },
+        { kind: "change", version: 7, statements: ["DELETE"] },
+      ],
+    );
+  } finally {
+    await server.close();
+  }
+});
+
+Deno.test("a v1 restore's damaged or cut snapshot is an error that names it", async () => {
+  const good = encodeSnapshot(5, database());
+  const damaged = good.slice();
+  damaged[good.length - 1000] ^= 0x40;
+  // Cut inside the deflated stream, the packet's length shortened to match.
+  const cut = good.slice(0, good.length - 2000);
+  new DataView(cut.buffer).setUint32(1, cut.length - 5);
+  for (const snapshot of [damaged, cut]) {
+    const server = v1Server(snapshot);
+    try {
+      const error = await assertRejects(() => readEntries(server, []), /SNAPSHOT 5 does not/);
+      assert(error.message.includes("decompress"));
+    } finally {
+      await server.close();
+    }
+  }
+});
