@@ -110,14 +110,16 @@ export class PacketReader {
     }
     this.framing.check(this.#buffer.subarray(this.#start, this.#start + frameBytes));
     const from = this.#start + HEADER_BYTES;
-    const payload = this.#buffer.slice(from, from + length);
     this.#start = from + length + trailerBytes;
-    // A large snapshot's buffer is not kept for the small packets after it.
+    // A large snapshot's buffer goes with it, not copied, and is not kept for the small
+    // packets after it.
     if (this.#start === this.#end && this.#buffer.length > 4 * CHUNK) {
+      const payload = this.#buffer.subarray(from, from + length);
       this.#buffer = new Uint8Array(CHUNK);
       this.#start = this.#end = 0;
+      return { type, payload };
     }
-    return { type, payload };
+    return { type, payload: this.#buffer.slice(from, from + length) };
   }
 
   /** Reads until `n` bytes are buffered; `false` when the stream ends first. */

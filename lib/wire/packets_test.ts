@@ -168,3 +168,18 @@ Deno.test("a change that inflates past the limit is refused", () => {
   }
   assert(error && /CHANGE 3 does not decompress within 1000 bytes/.test(error.message));
 });
+
+Deno.test("a large packet's payload stays whole while the packets after it are read", async () => {
+  const big = new Uint8Array(1_000_000).map((_, i) => i % 251);
+  const snapshot = encodePacket(PacketType.Snapshot, big);
+  const acks = [7, 8].map((v) => encodeVersionPacket(PacketType.Ack, v));
+  // Alone in the buffer once read, and followed by bytes of the next packet.
+  for (
+    const chunks of [[snapshot, ...acks], [new Uint8Array([...snapshot, ...acks[0]]), acks[1]]]
+  ) {
+    const packets = await readAll(chunkSource(chunks));
+    assertEquals(packets.map((p) => p.type), [PacketType.Snapshot, PacketType.Ack, PacketType.Ack]);
+    assertEquals(packets[0].payload, big);
+    assertEquals(packets.slice(1).map(decodeVersion), [7, 8]);
+  }
+});

@@ -14,6 +14,7 @@ import { writeAll } from "../../fs/durable.ts";
 import {
   decodeChange,
   decodeMetadata,
+  encodeHeader,
   encodePacket,
   HEADER_BYTES,
   packetName,
@@ -197,7 +198,9 @@ async function spool(conn: WireConnection, path: string): Promise<Spooled> {
       spooled.records++;
       spooled.bytes += HEADER_BYTES + packet.payload.length;
       last = version;
-      writeAll(file, encodePacket(packet.type, packet.payload));
+      // Header and payload apart: joined, a snapshot would be in memory twice.
+      writeAll(file, encodeHeader(packet.type, packet.payload.length));
+      writeAll(file, packet.payload);
     }
   } finally {
     file.close();
