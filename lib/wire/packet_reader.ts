@@ -55,6 +55,14 @@ export const V1_FRAMING: Framing = {
 
 const CHUNK = 64 * 1024;
 
+/** Where {@linkcode PacketReader.nextTo} puts a packet. */
+export interface PayloadSink {
+  /** The packet's type and payload length, before any of its payload. */
+  start(type: number, length: number): void;
+  /** The next piece of the payload: a view that holds only during the call. */
+  write(piece: Uint8Array): void;
+}
+
 /** The stream ended inside a packet: the connection broke, the peer did not misbehave. */
 export class StreamEndedError extends WireError {
   constructor(message: string) {
@@ -83,25 +91,10 @@ export class PacketReader {
 
   /** The next packet, or `null` at a clean end of stream (between packets). */
   async next(): Promise<Packet | null> {
-    if (!(await this.#fill(HEADER_BYTES))) {
-      if (this.#end === this.#start) return null;
-      throw new StreamEndedError(`stream ended inside a packet header`);
-    }
-    const view = new DataView(this.#buffer.buffer, this.#start, HEADER_BYTES);
-    const type = view.getUint8(0);
-    const length = view.getUint32(1);
+    const header = await this.#header();
+    if (!header) return null;
+    const { type, length } = header;
     const { trailerBytes } = this.framing;
-    const limit = this.framing.limit(type, this.maxPayload);
-    if (length > limit) {
-      // A TLS record (an alert or a handshake, version 3.x) where a packet belongs.
-      if ((type === 0x15 || type === 0x16) && this.#buffer[this.#start + 1] === 0x03) {
-        throw new WireError(
-          "the other end speaks TLS: a server set up with `server init-tls` takes a " +
-            "socket+tls: URL with its fingerprint (?fp=sha256:..., as init-tls printed it)",
-        );
-      }
-      throw new WireError(`${this.framing.name(type)} declares ${length} bytes, over its ${limit}`);
-    }
     const frameBytes = HEADER_BYTES + length + trailerBytes;
     if (!(await this.#fill(frameBytes))) {
       throw new StreamEndedError(
@@ -120,6 +113,62 @@ export class PacketReader {
       return { type, payload };
     }
     return { type, payload: this.#buffer.slice(from, from + length) };
+  }
+
+  /**
+   * The next packet with its payload handed to `sink` in pieces as they arrive, never held
+   * whole (a v1 SNAPSHOT is a whole database); `false` at a clean end of stream. Only for a
+   * framing without a trailer: a trailer's check needs the whole frame.
+   */
+  async nextTo(sink: PayloadSink): Promise<boolean> {
+    if (this.framing.trailerBytes > 0) throw new Error("nextTo reads frames without a trailer");
+    const header = await this.#header();
+    if (!header) return false;
+    this.#start += HEADER_BYTES;
+    sink.start(header.type, header.length);
+    for (let left = header.length; left > 0;) {
+      if (this.#start === this.#end) {
+        this.#start = this.#end = 0;
+        const read = await this.source.read(this.#buffer);
+        if (read === null) {
+          throw new StreamEndedError(
+            `stream ended inside a ${this.framing.name(header.type)} of ${header.length} bytes`,
+          );
+        }
+        this.#end = read;
+      }
+      const n = Math.min(left, this.#end - this.#start);
+      sink.write(this.#buffer.subarray(this.#start, this.#start + n));
+      this.#start += n;
+      left -= n;
+    }
+    return true;
+  }
+
+  /**
+   * The next header's type and payload length, checked against the framing's limits and
+   * left in the buffer; `null` at a clean end of stream.
+   */
+  async #header(): Promise<{ type: number; length: number } | null> {
+    if (!(await this.#fill(HEADER_BYTES))) {
+      if (this.#end === this.#start) return null;
+      throw new StreamEndedError(`stream ended inside a packet header`);
+    }
+    const view = new DataView(this.#buffer.buffer, this.#start, HEADER_BYTES);
+    const type = view.getUint8(0);
+    const length = view.getUint32(1);
+    const limit = this.framing.limit(type, this.maxPayload);
+    if (length > limit) {
+      // A TLS record (an alert or a handshake, version 3.x) where a packet belongs.
+      if ((type === 0x15 || type === 0x16) && this.#buffer[this.#start + 1] === 0x03) {
+        throw new WireError(
+          "the other end speaks TLS: a server set up with `server init-tls` takes a " +
+            "socket+tls: URL with its fingerprint (?fp=sha256:..., as init-tls printed it)",
+        );
+      }
+      throw new WireError(`${this.framing.name(type)} declares ${length} bytes, over its ${limit}`);
+    }
+    return { type, length };
   }
 
   /** Reads until `n` bytes are buffered; `false` when the stream ends first. */

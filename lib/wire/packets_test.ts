@@ -16,6 +16,7 @@ import {
   PacketType,
 } from "./packets.ts";
 import { type ByteSource, PacketReader } from "./packet_reader.ts";
+import { V2_FRAMING } from "./packets_v2.ts";
 
 const MAX = 1 << 30;
 
@@ -182,4 +183,59 @@ Deno.test("a large packet's payload stays whole while the packets after it are r
     assertEquals(packets[0].payload, big);
     assertEquals(packets.slice(1).map(decodeVersion), [7, 8]);
   }
+});
+
+/** What {@linkcode PacketReader.nextTo} gave: each packet's type, length and joined pieces. */
+async function readAllTo(source: ByteSource, maxPayload?: number): Promise<Packet[]> {
+  const reader = new PacketReader(source, maxPayload);
+  const packets: Packet[] = [];
+  for (;;) {
+    let pieces: Uint8Array[] = [];
+    let type = -1;
+    const got = await reader.nextTo({
+      start(t) {
+        type = t;
+        pieces = [];
+      },
+      write: (piece) => void pieces.push(piece.slice()),
+    });
+    if (!got) return packets;
+    const payload = new Uint8Array(pieces.reduce((n, p) => n + p.length, 0));
+    pieces.reduce((at, p) => (payload.set(p, at), at + p.length), 0);
+    packets.push({ type, payload });
+  }
+}
+
+Deno.test("nextTo hands a payload over in pieces, from any split of the stream", async () => {
+  // Past the reader's 64 KiB buffer in large reads; byte by byte on a smaller one.
+  for (const [bytes, sizes] of [[300_000, [4096, 100_000, 400_000]], [3_000, [1, 7]]]) {
+    const big = new Uint8Array(bytes as number).map((_, i) => i % 253);
+    const stream = new Uint8Array([
+      ...encodePacket(PacketType.Snapshot, big),
+      ...encodeVersionPacket(PacketType.Ack, 3),
+      ...encodePacket(PacketType.Done),
+    ]);
+    const expected = [
+      { type: PacketType.Snapshot, payload: big },
+      { type: PacketType.Ack, payload: encodeVersionPacket(PacketType.Ack, 3).subarray(5) },
+      { type: PacketType.Done, payload: new Uint8Array(0) },
+    ];
+    for (const size of sizes as number[]) {
+      const chunks: Uint8Array[] = [];
+      for (let at = 0; at < stream.length; at += size) chunks.push(stream.subarray(at, at + size));
+      assertEquals(await readAllTo(chunkSource(chunks)), expected);
+    }
+  }
+});
+
+Deno.test("nextTo refuses what next refuses, before taking the payload", async () => {
+  const snapshot = encodePacket(PacketType.Snapshot, new Uint8Array(5000));
+  await assertRejects(() => readAllTo(chunkSource([snapshot]), 4999), /SNAPSHOT declares 5000/);
+  await assertRejects(
+    () => readAllTo(chunkSource([snapshot.subarray(0, 3000)])),
+    /stream ended inside a SNAPSHOT of 5000 bytes/,
+  );
+  await assertRejects(() => readAllTo(chunkSource([snapshot.subarray(0, 3)])), /header/);
+  const v2 = new PacketReader(chunkSource([snapshot]), MAX, V2_FRAMING);
+  await assertRejects(() => v2.nextTo({ start() {}, write() {} }), /without a trailer/);
 });

@@ -8,7 +8,7 @@
 import { closeQuietly, writeFully } from "../../wire/conn_io.ts";
 import { type BackupUrl, formatHostPort } from "../url.ts";
 import { type Packet, WireError } from "../../wire/packets.ts";
-import { PacketReader, StreamEndedError } from "../../wire/packet_reader.ts";
+import { PacketReader, type PayloadSink, StreamEndedError } from "../../wire/packet_reader.ts";
 import { socks5Connect } from "./socks5.ts";
 import {
   decodeChallenge,
@@ -204,6 +204,52 @@ export class WireConnection {
     }
     if (!packet) throw new ConnectionLostError("the server closed the connection");
     return packet;
+  }
+
+  /**
+   * The next packet, its payload handed to `sink` in pieces as they arrive
+   * ({@linkcode PacketReader.nextTo}: wire v1 only); `timeoutMs` bounds the wait for each
+   * piece, not for the whole, so a large packet over a slow link is not cut off. What `sink`
+   * throws comes out as it is; the end of stream is a lost connection.
+   */
+  async receiveTo(sink: PayloadSink): Promise<void> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    let timedOut = false;
+    const arm = () => {
+      clearTimeout(timer);
+      timer = setTimeout(() => {
+        timedOut = true;
+        this.close();
+      }, this.timeoutMs);
+    };
+    let sinkError: unknown;
+    const guarded = (work: () => void) => {
+      arm();
+      try {
+        work();
+      } catch (error) {
+        sinkError = error;
+        throw error;
+      }
+    };
+    arm();
+    try {
+      const got = await this.#reader.nextTo({
+        start: (type, length) => guarded(() => sink.start(type, length)),
+        write: (piece) => guarded(() => sink.write(piece)),
+      });
+      if (!got) throw new ConnectionLostError("the server closed the connection");
+    } catch (error) {
+      if (error === sinkError) throw error;
+      if (timedOut) {
+        throw new ConnectionLostError(
+          `waiting for the server's answer timed out after ${this.timeoutMs / 1000} s`,
+        );
+      }
+      throw lost(error, "reading from the server");
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   async request(bytes: Uint8Array): Promise<Packet> {

@@ -22,7 +22,7 @@ import {
   WireError,
 } from "../../wire/packets.ts";
 import { InflateError, inflateParts } from "../../wire/inflate.ts";
-import { DEFAULT_MAX_PAYLOAD_BYTES } from "../../wire/packet_reader.ts";
+import { DEFAULT_MAX_PAYLOAD_BYTES, type PayloadSink } from "../../wire/packet_reader.ts";
 import { WireConnection } from "./connection.ts";
 import { RemoteBackupError, socketUrl } from "./backend.ts";
 import { DEFAULT_RETRY_POLICY } from "./options.ts";
@@ -177,30 +177,47 @@ async function spool(conn: WireConnection, path: string): Promise<Spooled> {
   };
   let last: number | undefined;
   const file = Deno.openSync(path, { write: true, create: true, truncate: true });
+  // Each record goes to the file as its bytes arrive: a SNAPSHOT is the whole database.
+  const versionBytes = new Uint8Array(4);
+  let type = 0;
+  let filled = 0;
+  const sink: PayloadSink = {
+    start(packetType, length) {
+      type = packetType;
+      filled = 0;
+      if (type === PacketType.Done) return;
+      if (type !== PacketType.Change && type !== PacketType.Snapshot) {
+        throw new RemoteBackupError(
+          `Cannot read backup: the server sent ${packetName(type)} during a restore`,
+        );
+      }
+      if (length < 4) {
+        throw new RemoteBackupError(
+          `Cannot read backup: the server sent a ${packetName(type)} with no version`,
+        );
+      }
+      spooled.records++;
+      spooled.bytes += HEADER_BYTES + length;
+      writeAll(file, encodeHeader(type, length));
+    },
+    write(piece) {
+      if (filled < 4) {
+        const head = piece.subarray(0, 4 - filled);
+        versionBytes.set(head, filled);
+        filled += head.length;
+      }
+      writeAll(file, piece);
+    },
+  };
   try {
     for (;;) {
-      const packet = await conn.receive();
-      if (packet.type === PacketType.Done) break;
-      if (packet.type !== PacketType.Change && packet.type !== PacketType.Snapshot) {
-        throw new RemoteBackupError(
-          `Cannot read backup: the server sent ${packetName(packet.type)} during a restore`,
-        );
-      }
-      if (packet.payload.length < 4) {
-        throw new RemoteBackupError(
-          `Cannot read backup: the server sent a ${packetName(packet.type)} with no version`,
-        );
-      }
-      const version = new DataView(packet.payload.buffer, packet.payload.byteOffset).getUint32(0);
-      if (packet.type === PacketType.Snapshot) spooled.snapshots.push(version);
+      await conn.receiveTo(sink);
+      if (type === PacketType.Done) break;
+      const version = new DataView(versionBytes.buffer).getUint32(0);
+      if (type === PacketType.Snapshot) spooled.snapshots.push(version);
       spooled.firstVersion ??= version;
       spooled.lastVersion = Math.max(spooled.lastVersion, version);
-      spooled.records++;
-      spooled.bytes += HEADER_BYTES + packet.payload.length;
       last = version;
-      // Header and payload apart: joined, a snapshot would be in memory twice.
-      writeAll(file, encodeHeader(packet.type, packet.payload.length));
-      writeAll(file, packet.payload);
     }
   } finally {
     file.close();

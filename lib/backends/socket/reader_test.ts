@@ -11,6 +11,8 @@ import {
 import { SNAPSHOT_PART_BYTES } from "../file/create.ts";
 import type { BackupEntry } from "../backend.ts";
 import { SocketBackupReader } from "./reader.ts";
+import { PacketReader } from "../../wire/packet_reader.ts";
+import { closeQuietly, writeFully } from "../../wire/conn_io.ts";
 
 /** Database bytes over three parts: random, so that they stay large once deflated. */
 function database(): Uint8Array {
@@ -101,5 +103,75 @@ Deno.test("a v1 restore's damaged or cut snapshot is an error that names it", as
     } finally {
       await server.close();
     }
+  }
+});
+
+/**
+ * A v1 server that sends its RESTORE answer slowly: `snapshot` in `pieces` writes `gapMs`
+ * apart, then DONE (its backup is the snapshot alone, at version 5).
+ */
+function slowServer(snapshot: Uint8Array, pieces: number, gapMs: number) {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const served = (async () => {
+    const conn = await listener.accept();
+    try {
+      const reader = new PacketReader(conn);
+      await reader.next();
+      await writeFully(conn, encodeMetadata({ version: 5, prevVersion: 0, versionCount: 1 }));
+      await reader.next();
+      const size = Math.ceil(snapshot.length / pieces);
+      for (let at = 0; at < snapshot.length; at += size) {
+        await writeFully(conn, snapshot.subarray(at, at + size));
+        await new Promise((resolve) => setTimeout(resolve, gapMs));
+      }
+      await writeFully(conn, encodePacket(PacketType.Done));
+      await reader.next();
+    } catch {
+      // The client gave up.
+    } finally {
+      closeQuietly(conn);
+    }
+  })();
+  return {
+    url: `socket:127.0.0.1:${listener.addr.port}`,
+    async close() {
+      listener.close();
+      await served;
+    },
+  };
+}
+
+Deno.test("a v1 snapshot slower than the timeout arrives, as long as its bytes keep coming", async () => {
+  const db = database();
+  const server = slowServer(encodeSnapshot(5, db), 8, 150);
+  try {
+    // 8 pieces 150 ms apart: 1.2 s in all, against a timeout of 0.5 s.
+    const reader = await SocketBackupReader.fetch(server.url, 500, undefined);
+    try {
+      assertEquals(reader.describe().lastVersion, 5);
+      let at = 0;
+      for (const entry of reader.entries()) {
+        if (entry.kind !== "snapshot-part") continue;
+        assertEquals(entry.bytes, db.subarray(at, at + entry.bytes.length));
+        at += entry.bytes.length;
+      }
+      assertEquals(at, db.length);
+    } finally {
+      reader.close();
+    }
+  } finally {
+    await server.close();
+  }
+});
+
+Deno.test("a v1 server that stops sending mid-snapshot times out", async () => {
+  const server = slowServer(encodeSnapshot(5, database()), 2, 2_000);
+  try {
+    await assertRejects(
+      () => SocketBackupReader.fetch(server.url, 500, undefined),
+      /timed out after 0.5 s/,
+    );
+  } finally {
+    await server.close();
   }
 });
