@@ -22,6 +22,7 @@ interface Handle {
     outLength: number,
   ): void;
   reset(): void;
+  close(): void;
 }
 
 /** A context, and where node:zlib reports the bytes each write left (output, input). */
@@ -37,9 +38,22 @@ export function contextOf(stream: object): KeptContext | false {
     _writeState?: unknown;
   };
   return typeof handle?.writeSync === "function" && typeof handle.reset === "function" &&
-      left instanceof Uint32Array && left.length === 2
+      typeof handle.close === "function" && left instanceof Uint32Array && left.length === 2
     ? { handle: handle as Handle, left }
     : false;
+}
+
+/**
+ * Frees a context that will not be used again: the runtime holds its native memory until
+ * closed, collected or not (measured in Deno 2.9: about 16 KB a zlib context).
+ */
+export function closeContext(context: KeptContext | false | undefined): void {
+  if (!context) return;
+  try {
+    context.handle.close();
+  } catch {
+    // Closed already.
+  }
 }
 
 /**

@@ -18,7 +18,7 @@ import {
   zstdCompressSync,
   zstdDecompressSync,
 } from "node:zlib";
-import { contextOf, type KeptContext, runFrame } from "./kept_context.ts";
+import { closeContext, contextOf, type KeptContext, runFrame } from "./kept_context.ts";
 import type { ReusedBuffer } from "../fs/kept_buffer.ts";
 
 /**
@@ -53,6 +53,7 @@ export function zstdCompress(raw: Uint8Array, into?: Uint8Array): Uint8Array {
   const output = into && into.length >= bound ? into.subarray(0, bound) : new Uint8Array(bound);
   const left = runFrame(compressor, constants.ZSTD_e_end, raw, output);
   if (left === undefined || left === 0) {
+    closeContext(compressor);
     compressor = undefined;
     return zstdCompressSync(raw, LEVEL);
   }
@@ -80,7 +81,10 @@ export function zstdDecompress(
     : new Uint8Array(rawLength + 1);
   const left = runFrame(decompressor, constants.ZSTD_e_end, stored, output);
   if (left === 1) return output.subarray(0, rawLength);
-  if (left === undefined) decompressor = undefined;
+  if (left === undefined) {
+    closeContext(decompressor);
+    decompressor = undefined;
+  }
   // Anything else gets the one-shot function's verdict, as every record did before this
   // context: it also reads the empty frame that it appended to outputs over 16 KiB.
   return oneShot(stored, rawLength);

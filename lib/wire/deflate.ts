@@ -7,7 +7,7 @@
  * @module
  */
 import { constants, createDeflate, deflateSync } from "node:zlib";
-import { contextOf, type KeptContext, runFrame } from "../format/kept_context.ts";
+import { closeContext, contextOf, type KeptContext, runFrame } from "../format/kept_context.ts";
 
 /** Larger inputs go through the one-shot function. */
 const CONTEXT_MAX_INPUT = 4 * 1024 * 1024;
@@ -37,7 +37,10 @@ export function deflate(raw: Uint8Array, level: number): Uint8Array {
   const output = new Uint8Array(deflateBound(raw.length));
   const left = runFrame(context, constants.Z_FINISH, raw, output);
   // Refused: a new context next time. Out of room (it never should be): the one-shot's bytes.
-  if (left === undefined) contexts.delete(level);
+  if (left === undefined) {
+    closeContext(context);
+    contexts.delete(level);
+  }
   if (!left) return oneShot(raw, level);
   return output.subarray(0, output.length - left);
 }

@@ -12,7 +12,7 @@
  * @module
  */
 import { constants, createInflate, deflateSync, inflateSync } from "node:zlib";
-import { contextOf, type KeptContext } from "../format/kept_context.ts";
+import { closeContext, contextOf, type KeptContext } from "../format/kept_context.ts";
 
 /** A zlib stream is damaged or cut short, or inflates past its limit. */
 export class InflateError extends Error {
@@ -30,8 +30,6 @@ interface Inflater {
 
 /** The output buffer of {@linkcode inflate}; a larger output goes through `inflateSync`. */
 const OUTPUT_BYTES = 1 << 20;
-/** How much of a stream {@linkcode inflateParts} reads at a time. */
-const INPUT_BYTES = 1 << 20;
 
 /** A stream cut short: its context must report it, or it cannot be trusted with input. */
 const CUT = deflateSync(new Uint8Array(64)).subarray(0, 4);
@@ -70,7 +68,10 @@ function newInflater(): Inflater | false {
     inflater.error ??= message;
   };
   run(inflater, constants.Z_FINISH, CUT, 0, new Uint8Array(128), 0);
-  if (inflater.error === undefined) return false;
+  if (inflater.error === undefined) {
+    closeContext(context);
+    return false;
+  }
   context.handle.reset();
   inflater.error = undefined;
   return inflater;
@@ -96,19 +97,20 @@ function oneShot(packed: Uint8Array, maxBytes?: number): Uint8Array {
  * output passes `maxBytes`; bytes after the stream's end are ignored.
  */
 export function inflate(packed: Uint8Array, maxBytes: number): Uint8Array {
-  // An input this large inflates past the buffer.
+  // Most such inputs inflate past the buffer, which would be work thrown away.
   if (packed.length >= OUTPUT_BYTES) return oneShot(packed, maxBytes);
   kept ??= newInflater();
   if (!kept) return oneShot(packed, maxBytes);
   const output = keptOutput ??= new Uint8Array(OUTPUT_BYTES);
   run(kept, constants.Z_FINISH, packed, 0, output, 0);
-  const error = kept.error;
+  const { error, context } = kept;
   if (error !== undefined) {
+    closeContext(context);
     kept = undefined;
     throw new InflateError(error);
   }
-  kept.context.handle.reset();
-  const outputLeft = kept.context.left[0];
+  const outputLeft = context.left[0];
+  context.handle.reset();
   // A full buffer may not be the whole output.
   if (outputLeft === 0) return oneShot(packed, maxBytes);
   const length = output.length - outputLeft;
@@ -116,31 +118,59 @@ export function inflate(packed: Uint8Array, maxBytes: number): Uint8Array {
   return output.slice(0, length);
 }
 
+/** How {@linkcode inflateParts} cuts its input and output. */
+export interface PartsOptions {
+  /** The size of each part of the output but the last. */
+  partBytes: number;
+  /** The most the stream may inflate to: a larger output is refused part way. */
+  maxBytes: number;
+  /** How much of the stream is read at a time (default 1 MiB). */
+  readBytes?: number;
+}
+
 /**
  * Inflates the `packedBytes` of a zlib stream that `read` hands over (it fills the buffer it
- * is given, or throws), yielding the output in parts of `partBytes` (the last may be
- * shorter): views of one buffer, each valid until the next part is asked for. Throws an
- * {@linkcode InflateError} when the stream is damaged or cut short (and what `read` throws);
- * bytes after its end are read and ignored, as `inflateSync` ignores them.
+ * is given, or throws), yielding the output in parts: views of one buffer, each valid until
+ * the next part is asked for. Throws an {@linkcode InflateError} when the stream is damaged
+ * or cut short, which is known only at its end, after its parts went out (zlib's checksum
+ * comes last), or inflates past `maxBytes`; bytes after its end are read and ignored, as
+ * `inflateSync` ignores them.
  */
 export function* inflateParts(
   read: (into: Uint8Array) => void,
   packedBytes: number,
-  partBytes: number,
+  { partBytes, maxBytes, readBytes = 1 << 20 }: PartsOptions,
 ): Generator<Uint8Array> {
+  if (!(partBytes > 0 && readBytes > 0)) throw new RangeError("parts and reads need a size");
   const inflater = newInflater();
   if (!inflater) {
     const packed = new Uint8Array(packedBytes);
     read(packed);
-    const raw = oneShot(packed);
+    const raw = oneShot(packed, maxBytes);
     for (let at = 0; at < raw.length; at += partBytes) yield raw.subarray(at, at + partBytes);
     return;
   }
+  try {
+    yield* inflateWith(inflater, read, packedBytes, partBytes, maxBytes, readBytes);
+  } finally {
+    closeContext(inflater.context);
+  }
+}
+
+function* inflateWith(
+  inflater: Inflater,
+  read: (into: Uint8Array) => void,
+  packedBytes: number,
+  partBytes: number,
+  maxBytes: number,
+  readBytes: number,
+): Generator<Uint8Array> {
   if (packedBytes === 0) throw new InflateError("unexpected end of file");
-  const { left } = inflater.context;
-  const input = new Uint8Array(Math.min(INPUT_BYTES, packedBytes));
+  const left = inflater.context.left;
+  const input = new Uint8Array(Math.min(readBytes, packedBytes));
   const output = new Uint8Array(partBytes);
   let filled = 0;
+  let total = 0;
   let ended = false;
   for (let taken = 0; taken < packedBytes;) {
     const chunk = input.subarray(0, Math.min(input.length, packedBytes - taken));
@@ -152,6 +182,8 @@ export function* inflateParts(
       run(inflater, flush, chunk, at, output, filled);
       if (inflater.error !== undefined) throw new InflateError(inflater.error);
       const [outputLeft, inputLeft] = left;
+      total += output.length - outputLeft - filled;
+      if (total > maxBytes) throw new InflateError(`it inflates past ${maxBytes} bytes`);
       filled = output.length - outputLeft;
       at = chunk.length - inputLeft;
       if (outputLeft === 0) {

@@ -81,33 +81,59 @@ Deno.test("inflate ignores bytes after the stream's end, as inflateSync does", (
   assertEquals(inflate(bytes, 1 << 20), raw);
 });
 
+const MiB = 1 << 20;
+
 Deno.test("inflateParts yields the output in parts of the size asked, from any read size", () => {
   const raw = sample(2_500_000, 5);
   const bytes = packed(raw);
   const sizes: number[] = [];
-  assertEquals(joined(inflateParts(reader(bytes), bytes.length, 1 << 20), sizes), raw);
-  assertEquals(sizes, [1 << 20, 1 << 20, 2_500_000 - (2 << 20)]);
-  // An output that ends exactly at a part's end, and a stream longer than one read.
-  const exact = sample(3 << 16, 6);
-  const exactBytes = packed(exact, 0);
-  const exactSizes: number[] = [];
-  assertEquals(
-    joined(inflateParts(reader(exactBytes), exactBytes.length, 1 << 16), exactSizes),
-    exact,
-  );
-  assertEquals(exactSizes, [1 << 16, 1 << 16, 1 << 16]);
+  const parts = inflateParts(reader(bytes), bytes.length, { partBytes: MiB, maxBytes: 4 * MiB });
+  assertEquals(joined(parts, sizes), raw);
+  assertEquals(sizes, [MiB, MiB, 2_500_000 - 2 * MiB]);
+  // Reads and parts of every size around the stream's own: the stream ending exactly at a
+  // read's end, the output at a part's end, and both.
+  const small = sample(3_000, 6);
+  const smallBytes = packed(small, 0);
+  for (const readBytes of [1, 2, 7, 100, smallBytes.length - 1, smallBytes.length]) {
+    for (const partBytes of [1, 999, 1000, 1500, 2999, 3000, 3001]) {
+      const options = { partBytes, maxBytes: 3_000, readBytes };
+      const sizes: number[] = [];
+      assertEquals(
+        joined(inflateParts(reader(smallBytes), smallBytes.length, options), sizes),
+        small,
+      );
+      assertEquals(sizes.every((n, i) => n === partBytes || i === sizes.length - 1), true);
+    }
+  }
 });
 
-Deno.test("inflateParts refuses a cut or damaged stream, and an empty one", () => {
+Deno.test("inflateParts refuses a cut, damaged, empty or oversized stream", () => {
   const raw = sample(1_500_000, 7);
   const bytes = packed(raw);
-  const cut = bytes.subarray(0, bytes.length - 4);
-  assertThrows(() => joined(inflateParts(reader(cut), cut.length, 1 << 20)), /end/);
+  const options = { partBytes: MiB, maxBytes: 2 * MiB };
+  for (const readBytes of [1000, MiB]) {
+    for (const cutAt of [2, bytes.length >> 1, bytes.length - 4, bytes.length - 1]) {
+      const cut = bytes.subarray(0, cutAt);
+      const error = assertThrows(() =>
+        joined(inflateParts(reader(cut), cut.length, { ...options, readBytes }))
+      );
+      assert(error instanceof InflateError, error.message);
+    }
+  }
   const damaged = bytes.slice();
   damaged[1000] ^= 0x80;
-  const error = assertThrows(() => joined(inflateParts(reader(damaged), damaged.length, 1 << 20)));
+  const error = assertThrows(() => joined(inflateParts(reader(damaged), damaged.length, options)));
   assert(error instanceof InflateError);
-  assertThrows(() => joined(inflateParts(reader(bytes), 0, 1 << 20)), /end/);
+  assertThrows(() => joined(inflateParts(reader(bytes), 0, options)), /end/);
+  assertThrows(
+    () => joined(inflateParts(reader(bytes), bytes.length, { ...options, maxBytes: MiB })),
+    new RegExp(`past ${MiB} bytes`),
+  );
+  // Exactly the limit is no more than it.
+  assertEquals(
+    joined(inflateParts(reader(bytes), bytes.length, { ...options, maxBytes: 1_500_000 })),
+    raw,
+  );
 });
 
 Deno.test("inflateParts reads the bytes after the stream's end and ignores them", () => {
@@ -122,10 +148,10 @@ Deno.test("inflateParts reads the bytes after the stream's end and ignores them"
       reads.push(into.length);
     },
     bytes.length,
-    1 << 20,
+    { partBytes: MiB, maxBytes: 2 * MiB },
   );
   assertEquals(joined(parts), raw);
   assertEquals(reads.reduce((a, b) => a + b), bytes.length);
   // Read a part at a time, never whole.
-  assertEquals(reads.length > 1 && Math.max(...reads) <= 1 << 20, true);
+  assertEquals(reads.length > 1 && Math.max(...reads) <= MiB, true);
 });

@@ -120,8 +120,17 @@ export class SocketBackupReader implements BackupReader {
 }
 
 /**
+ * The most a v1 snapshot may inflate to: more than any node's database. A stream that
+ * inflates past it is a zlib bomb (a broken or hostile server), not a backup: the restore
+ * stops there instead of filling the disk.
+ */
+const MAX_SNAPSHOT_BYTES = 64 * 2 ** 30;
+
+/**
  * A SNAPSHOT's database, inflated part by part as the restore takes it: a v1 snapshot is one
- * packet, and inflated whole it would hold the node's database in memory.
+ * packet, and inflated whole it would hold the node's database in memory. Damage shows only
+ * at the stream's end (zlib's checksum comes last), after its parts went out: a restore
+ * throws away what it built from them.
  */
 function* snapshotEntries(
   read: (into: Uint8Array) => void,
@@ -129,8 +138,9 @@ function* snapshotEntries(
   version: number,
 ): Generator<BackupEntry> {
   let totalBytes = 0;
+  const parts = { partBytes: SNAPSHOT_PART_BYTES, maxBytes: MAX_SNAPSHOT_BYTES };
   try {
-    for (const bytes of inflateParts(read, packedBytes, SNAPSHOT_PART_BYTES)) {
+    for (const bytes of inflateParts(read, packedBytes, parts)) {
       totalBytes += bytes.length;
       yield { kind: "snapshot-part", version, bytes };
     }
@@ -149,6 +159,9 @@ function readExact(file: Deno.FsFile, into: Uint8Array): boolean {
   }
   return true;
 }
+
+/** A record's first piece up to this size is written in one write with its header. */
+const JOINED_PIECE_BYTES = 64 * 1024;
 
 /** REQ_METADATA, RESTORE, and every record until DONE, into `path` as received. */
 async function spool(conn: WireConnection, path: string): Promise<Spooled> {
@@ -177,8 +190,12 @@ async function spool(conn: WireConnection, path: string): Promise<Spooled> {
   };
   let last: number | undefined;
   const file = Deno.openSync(path, { write: true, create: true, truncate: true });
-  // Each record goes to the file as its bytes arrive: a SNAPSHOT is the whole database.
+  // Each record goes to the file as its bytes arrive: a SNAPSHOT is the whole database. A
+  // record's header waits for its first piece, to go in one write with it when that is small
+  // (a change is most often whole in one piece).
   const versionBytes = new Uint8Array(4);
+  const joined = new Uint8Array(HEADER_BYTES + JOINED_PIECE_BYTES);
+  let header: Uint8Array | undefined;
   let type = 0;
   let filled = 0;
   const sink: PayloadSink = {
@@ -198,7 +215,7 @@ async function spool(conn: WireConnection, path: string): Promise<Spooled> {
       }
       spooled.records++;
       spooled.bytes += HEADER_BYTES + length;
-      writeAll(file, encodeHeader(type, length));
+      header = encodeHeader(type, length);
     },
     write(piece) {
       if (filled < 4) {
@@ -206,7 +223,15 @@ async function spool(conn: WireConnection, path: string): Promise<Spooled> {
         versionBytes.set(head, filled);
         filled += head.length;
       }
-      writeAll(file, piece);
+      if (header && piece.length <= JOINED_PIECE_BYTES) {
+        joined.set(header);
+        joined.set(piece, HEADER_BYTES);
+        writeAll(file, joined.subarray(0, HEADER_BYTES + piece.length));
+      } else {
+        if (header) writeAll(file, header);
+        writeAll(file, piece);
+      }
+      header = undefined;
     },
   };
   try {
