@@ -210,7 +210,8 @@ export class WireConnection {
    * The next packet, its payload handed to `sink` in pieces as they arrive
    * ({@linkcode PacketReader.nextTo}: wire v1 only); `timeoutMs` bounds the wait for each
    * piece, not for the whole, so a large packet over a slow link is not cut off. What `sink`
-   * throws comes out as it is; the end of stream is a lost connection.
+   * throws comes out as it is, the packet read part way: close the connection then. The end
+   * of stream is a lost connection.
    */
   async receiveTo(sink: PayloadSink): Promise<void> {
     let timer: ReturnType<typeof setTimeout> | undefined;
