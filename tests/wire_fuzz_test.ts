@@ -8,6 +8,7 @@
  * server's memory stays bounded through it all.
  */
 import { assert, assertEquals } from "./support/assert.ts";
+import { concatBytes } from "./support/bytes.ts";
 import { prng } from "./support/prng.ts";
 import { recordedSession, SESSIONS, splitPackets } from "./support/wire_fixtures.ts";
 import { crc32, createDeflate } from "node:zlib";
@@ -255,9 +256,7 @@ async function zlibBomb(mib: number): Promise<Uint8Array> {
   for (let i = 0; i < mib; i++) deflate.write(zeros);
   deflate.end();
   await ended;
-  const bomb = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
-  chunks.reduce((at, c) => (bomb.set(c, at), at + c.length), 0);
-  return bomb;
+  return concatBytes(chunks);
 }
 
 /** Runs `fn` `count` times, `batch` at once. */

@@ -1,5 +1,6 @@
 import { assert, assertEquals, assertThrows } from "../../tests/support/assert.ts";
 import { deflateSync, inflateSync } from "node:zlib";
+import { concatBytes } from "../../tests/support/bytes.ts";
 import { prng } from "../../tests/support/prng.ts";
 import { inflate, InflateError, inflateParts } from "./inflate.ts";
 
@@ -30,19 +31,14 @@ function reader(bytes: Uint8Array): (into: Uint8Array) => void {
   };
 }
 
+/** The parts joined (each copied when it comes: the next may reuse its buffer). */
 function joined(parts: Iterable<Uint8Array>, sizes: number[] = []): Uint8Array {
   const copies: Uint8Array[] = [];
   for (const part of parts) {
     copies.push(part.slice());
     sizes.push(part.length);
   }
-  const out = new Uint8Array(copies.reduce((n, c) => n + c.length, 0));
-  let at = 0;
-  for (const copy of copies) {
-    out.set(copy, at);
-    at += copy.length;
-  }
-  return out;
+  return concatBytes(copies);
 }
 
 Deno.test("inflate gives inflateSync's bytes, for a view into a larger buffer too", () => {

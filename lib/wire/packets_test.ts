@@ -1,4 +1,5 @@
 import { assert, assertEquals, assertRejects } from "../../tests/support/assert.ts";
+import { concatBytes } from "../../tests/support/bytes.ts";
 import { recordedSession, SESSIONS, splitPackets } from "../../tests/support/wire_fixtures.ts";
 import {
   decodeChange,
@@ -200,9 +201,7 @@ async function readAllTo(source: ByteSource, maxPayload?: number): Promise<Packe
       write: (piece) => void pieces.push(piece.slice()),
     });
     if (!got) return packets;
-    const payload = new Uint8Array(pieces.reduce((n, p) => n + p.length, 0));
-    pieces.reduce((at, p) => (payload.set(p, at), at + p.length), 0);
-    packets.push({ type, payload });
+    packets.push({ type, payload: concatBytes(pieces) });
   }
 }
 

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { concatBytes } from "./bytes.ts";
 import { FIXTURES } from "./fixtures.ts";
 
 export const WIRE_FIXTURES = `${FIXTURES}wire-v1/`;
@@ -22,16 +23,6 @@ function hexBytes(hex: string): Uint8Array {
   return bytes;
 }
 
-function join(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.length;
-  }
-  return out;
-}
-
 /** The connections of a recorded session, by `conn` number. */
 export function recordedSession(name: string): RecordedConnection[] {
   const lines = Deno.readTextFileSync(`${WIRE_FIXTURES}${name}/stream.jsonl`).split("\n")
@@ -45,8 +36,8 @@ export function recordedSession(name: string): RecordedConnection[] {
   return [...conns.entries()].sort(([a], [b]) => a - b).map(([conn, chunks]) => ({
     conn,
     chunks,
-    c2s: join(chunks.filter((c) => c.dir === "c2s").map((c) => c.bytes)),
-    s2c: join(chunks.filter((c) => c.dir === "s2c").map((c) => c.bytes)),
+    c2s: concatBytes(chunks.filter((c) => c.dir === "c2s").map((c) => c.bytes)),
+    s2c: concatBytes(chunks.filter((c) => c.dir === "s2c").map((c) => c.bytes)),
   }));
 }
 
