@@ -7,6 +7,7 @@
  */
 import { assert, assertEquals, assertMatch, assertRejects } from "./support/assert.ts";
 import { bumpStatement } from "./support/statements.ts";
+import { prng } from "./support/prng.ts";
 import { dumpDatabase } from "./support/dump.ts";
 import type { BackupServer } from "../lib/server/server.ts";
 import { restoreBackup } from "../lib/backup/restore.ts";
@@ -226,6 +227,30 @@ Deno.test("limits: a quota refuses a write and keeps what is stored; failed auth
     // Blocked now, even with the right key, from this address.
     await assertRejects(() => connect(url, credential("bob")), /too many failed authentications/);
   }, { quotaBytes: 4096, failedAuthsPerMinute: 3 });
+});
+
+Deno.test("a snapshot over the server's packet limit is refused in words, not a broken pipe", async () => {
+  const limit = 1 << 20;
+  await withServer(
+    async ({ url, credential }) => {
+      const alice = await connect(url, credential("alice"));
+      // Random bytes stay large once deflated: the server refuses the packet at its header and
+      // closes while most of it is still to be sent.
+      const random = prng(5);
+      const database = new Uint8Array(16 << 20).map(() => random() * 256);
+      const error = await assertRejects(() => alice.storeSnapshot(5, database));
+      assertMatch(
+        error.message,
+        new RegExp(`over its ${limit} \\(this server's --max-packet-bytes\\)`),
+      );
+      alice.close();
+      const again = await connect(url, credential("alice"));
+      assertEquals(again.state().version, 0);
+      again.close();
+    },
+    {},
+    { maxPayloadBytes: limit },
+  );
 });
 
 Deno.test("a node holds at most its connections; a silent client is dropped after the handshake time", async () => {

@@ -12,7 +12,11 @@ import { receiveFiles } from "../wire/receive_files.ts";
 import { sendData } from "../wire/send_data.ts";
 import { formatHostPort } from "../backends/url.ts";
 import { WireError } from "../wire/packets.ts";
-import { type PacketReader, StreamEndedError } from "../wire/packet_reader.ts";
+import {
+  OversizedPacketError,
+  type PacketReader,
+  StreamEndedError,
+} from "../wire/packet_reader.ts";
 import {
   decodeChangeV2,
   decodeHello,
@@ -107,7 +111,12 @@ export class V2Session {
       if (this.#closed || error instanceof Closing) return;
       if (error instanceof WireError && !(error instanceof StreamEndedError)) {
         this.host.log("warning", `${this.name}: protocol error: ${error.message}`);
-        await this.#error(ErrorCode.BadPacket, `${error.message}: closing the connection`)
+        // Over the operator's limit, not the protocol's: say which setting it is.
+        const setting = error instanceof OversizedPacketError &&
+            error.limit === this.host.maxPayloadBytes
+          ? " (this server's --max-packet-bytes)"
+          : "";
+        await this.#error(ErrorCode.BadPacket, `${error.message}${setting}: closing the connection`)
           .catch(() => {});
         return;
       }

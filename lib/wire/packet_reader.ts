@@ -55,6 +55,14 @@ export const V1_FRAMING: Framing = {
 
 const CHUNK = 64 * 1024;
 
+/** A packet declares more bytes than its type may hold here. */
+export class OversizedPacketError extends WireError {
+  constructor(name: string, length: number, readonly limit: number) {
+    super(`${name} declares ${length} bytes, over its ${limit}`);
+    this.name = "OversizedPacketError";
+  }
+}
+
 /** Where {@linkcode PacketReader.nextTo} puts a packet. */
 export interface PayloadSink {
   /** The packet's type and payload length, before any of its payload. */
@@ -166,7 +174,7 @@ export class PacketReader {
             "socket+tls: URL with its fingerprint (?fp=sha256:..., as init-tls printed it)",
         );
       }
-      throw new WireError(`${this.framing.name(type)} declares ${length} bytes, over its ${limit}`);
+      throw new OversizedPacketError(this.framing.name(type), length, limit);
     }
     return { type, length };
   }

@@ -45,7 +45,11 @@ export interface Setup {
 export async function withServer(
   body: (s: Setup) => Promise<void>,
   limits: Partial<ServerLimits> = {},
-  { tls = false, identity }: { tls?: boolean; identity?: TlsIdentity } = {},
+  { tls = false, identity, maxPayloadBytes }: {
+    tls?: boolean;
+    identity?: TlsIdentity;
+    maxPayloadBytes?: number;
+  } = {},
 ): Promise<void> {
   const root = Deno.makeTempDirSync({ prefix: "socket-v2-" });
   const nodes = new NodeRegistry(`${root}/server`);
@@ -66,6 +70,7 @@ export async function withServer(
     log: (level, message) => logs.push(`${level}: ${message}`),
     nodes,
     limits,
+    maxPayloadBytes,
     tls: loadTlsIdentity(nodes.root),
   });
   const credential = (node: string) => ({

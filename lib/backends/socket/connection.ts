@@ -36,6 +36,9 @@ export class ConnectionLostError extends Error {
   }
 }
 
+/** How long a failed write waits for the ERROR that may say why the server closed. */
+const REFUSAL_WAIT_MS = 1_000;
+
 /** Runs `work`, or after `ms` calls `onTimeout` and fails with `what` timed out. */
 async function bounded<T>(
   work: Promise<T>,
@@ -253,8 +256,22 @@ export class WireConnection {
     }
   }
 
+  /**
+   * Sends a packet and returns the answer. A v2 server that refuses a packet part way (one
+   * over its size limit) says why in an ERROR and closes while the packet is still going out:
+   * that ERROR, still there to read after the failed write, is the answer, not the broken pipe.
+   */
   async request(bytes: Uint8Array): Promise<Packet> {
-    await this.send(bytes);
+    try {
+      await this.send(bytes);
+    } catch (error) {
+      const said = this.welcome
+        ? await this.receive(REFUSAL_WAIT_MS).catch(() => undefined)
+        : undefined;
+      if (said?.type !== V2Type.Error) throw error;
+      this.close();
+      return said;
+    }
     return await this.receive();
   }
 
