@@ -19,6 +19,9 @@ import { DEFAULT_RETRY_POLICY } from "../lib/backends/socket/options.ts";
 import { openAtStart } from "../lib/plugin/startup.ts";
 import { keyFromText } from "../lib/wire/handshake.ts";
 import { PacketReader } from "../lib/wire/packet_reader.ts";
+import { WireConnection } from "../lib/backends/socket/connection.ts";
+import { socketUrl } from "../lib/backends/socket/backend.ts";
+import { deflateSync } from "node:zlib";
 import { decodeMetadata, encodePacket, PacketType } from "../lib/wire/packets.ts";
 import {
   decodeError,
@@ -26,6 +29,7 @@ import {
   encodeChangeV2,
   encodeFrame,
   encodeHello,
+  encodeSnapshotFile,
   ErrorCode,
   V2_FRAMING,
   V2Type,
@@ -251,6 +255,74 @@ Deno.test("a snapshot over the server's packet limit is refused in words, not a 
     {},
     { maxPayloadBytes: limit },
   );
+});
+
+/** A database of about `bytes`, in random blobs (they stay large once deflated). */
+async function randomDatabase(bytes: number): Promise<string> {
+  const path = Deno.makeTempFileSync({ suffix: ".sqlite3" });
+  const { DatabaseSync } = await import("node:sqlite");
+  const db = new DatabaseSync(path);
+  db.exec("CREATE TABLE vars (name TEXT, intval INTEGER); CREATE TABLE b (x BLOB);");
+  db.exec("INSERT INTO vars VALUES ('data_version', 7)");
+  const random = prng(9);
+  const insert = db.prepare("INSERT INTO b VALUES (?)");
+  for (let done = 0; done < bytes; done += 4000) {
+    insert.run(new Uint8Array(4000).map(() => random() * 256));
+  }
+  db.close();
+  return path;
+}
+
+Deno.test("init's snapshot goes as a file: past the packet limit, a chunk at a time; it restores equal", async () => {
+  const limit = 1 << 20;
+  const database = await randomDatabase(3 << 20);
+  const scratch = Deno.makeTempDirSync();
+  try {
+    await withServer(
+      async ({ url, credential, logs }) => {
+        const alice = await connect(url, credential("alice"));
+        await alice.storeSnapshotFile(7, database, scratch);
+        assertEquals(alice.state().version, 7);
+        // Into an empty backup only, refused before its bytes are taken.
+        await assertRejects(
+          () => alice.storeSnapshotFile(7, database, scratch),
+          /empty backup only/,
+        );
+        alice.close();
+        assert(logs.some((l) => /SNAPSHOT_FILE 7/.test(l)));
+        assertEquals([...Deno.readDirSync(scratch)], []);
+        const reader = await SocketBackupReader.fetch(url, 5_000, credential("alice"));
+        assertEquals(restoredDump(reader), dumpDatabase(database));
+      },
+      {},
+      { maxPayloadBytes: limit },
+    );
+  } finally {
+    Deno.removeSync(database);
+    Deno.removeSync(scratch, { recursive: true });
+  }
+});
+
+Deno.test("a SNAPSHOT_FILE whose bytes do not inflate is refused, and the backup stays empty", async () => {
+  await withServer(async ({ url, credential, nodes }) => {
+    const garbage = new Uint8Array(5000).fill(7);
+    const random = prng(3);
+    const cut = deflateSync(new Uint8Array(9000).map(() => random() * 256)).subarray(0, 4000);
+    for (const bytes of [garbage, cut]) {
+      const conn = await WireConnection.open(socketUrl(url), 5_000, credential("alice"));
+      await conn.send(encodeSnapshotFile(3, bytes.length));
+      await conn.send(encodeFrame(V2Type.Data, bytes));
+      const reply = await conn.receive();
+      conn.close();
+      assertEquals(reply.type, V2Type.Error);
+      assertMatch(decodeError(reply).message, /SNAPSHOT_FILE 3 does not decompress/);
+    }
+    const alice = await connect(url, credential("alice"));
+    assertEquals(alice.state().version, 0);
+    alice.close();
+    const dir = nodes.backupDir("alice");
+    assertEquals([...Deno.readDirSync(dir)].filter((e) => e.name.endsWith(".tmp")), []);
+  });
 });
 
 Deno.test("a node holds at most its connections; a silent client is dropped after the handshake time", async () => {

@@ -435,7 +435,7 @@ async function sendSnapshotTo(
     if (!existsSync(database)) return 0;
     const copy = `${tmp}/snapshot.sqlite3`;
     const snapshotVersion = await snapshotDatabase(database, copy);
-    await remote.storeSnapshot(snapshotVersion, Deno.readFileSync(copy));
+    await remote.storeSnapshotFile(snapshotVersion, copy, tmp);
     return snapshotVersion;
   } finally {
     remote.close();

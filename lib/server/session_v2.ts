@@ -24,6 +24,7 @@ import {
   decodeSealedChange,
   decodeSealedInit,
   decodeSealedUpgrade,
+  decodeSnapshotFile,
   decodeSnapshotV2,
   decodeVersionFrame,
   encodeChallenge,
@@ -46,6 +47,7 @@ import { checkProof, nonce, prove } from "../wire/handshake.ts";
 import type { Packet } from "../wire/packets.ts";
 import type { LogLevel } from "./session.ts";
 import { RefusedError, type ServerStorage } from "./storage.ts";
+import { inflateUpload } from "./snapshot_upload.ts";
 import type { NodeRegistry } from "./nodes.ts";
 import type { ServerLimits } from "./server.ts";
 
@@ -240,6 +242,27 @@ export class V2Session {
         const { wrappedKey, base } = decodeSealedInit(packet);
         this.host.log("info", `${this.name}: SEALED_INIT (a base of ${base.length} bytes)`);
         await this.#write(undefined, base.length, () => storage.initSealed(wrappedKey, base));
+        return;
+      }
+      case V2Type.SnapshotFile: {
+        const { version, size } = decodeSnapshotFile(packet);
+        this.host.log("info", `${this.name}: SNAPSHOT_FILE ${version} (${size} bytes deflated)`);
+        try {
+          storage.refuseSnapshot(version);
+        } catch (error) {
+          // Before its bytes come: the connection closes rather than take them.
+          return await this.#refuse(ErrorCode.Refused, (error as Error).message);
+        }
+        const [upload, database] = [storage.uploadPath(this.id), storage.uploadPath(this.id, "db")];
+        try {
+          await this.#receiveFile(upload, size);
+          const bytes = await inflateUpload(upload, size, database, `SNAPSHOT_FILE ${version}`);
+          removeIfExists(upload);
+          await this.#write(version, bytes, () => storage.storeSnapshotFile(version, database));
+        } finally {
+          removeIfExists(upload);
+          removeIfExists(database);
+        }
         return;
       }
       case V2Type.SealedBase: {
@@ -465,7 +488,7 @@ export class V2Session {
   }
 
   /**
-   * Writes the `size` bytes that follow in DATA packets to `path`, as they come (a base of
+   * Writes the `size` bytes that follow in DATA packets to `path`, as they come (an upload of
    * any size, never whole in memory); anything else before they are all there ends the
    * connection as a protocol error.
    */
@@ -482,9 +505,11 @@ export class V2Session {
     try {
       for (let left = size; left > 0;) {
         const packet = await this.reader.next();
-        if (!packet) throw new StreamEndedError(`the client left ${left} bytes of a base unsent`);
+        if (!packet) {
+          throw new StreamEndedError(`the client left ${left} bytes of an upload unsent`);
+        }
         if (packet.type !== V2Type.Data || packet.payload.length > left) {
-          throw new WireError(`${v2Name(packet.type)} where ${left} bytes of a base belong`);
+          throw new WireError(`${v2Name(packet.type)} where ${left} bytes of an upload belong`);
         }
         await writeFully(file, packet.payload);
         left -= packet.payload.length;

@@ -478,11 +478,12 @@ export class ServerStorage {
   }
 
   /**
-   * Where an upload (a sealed base, arriving in DATA packets) is written: a temporary name in
-   * the backup, which the next open removes if the server dies before it is swapped in.
+   * Where an upload (a sealed base or a snapshot, arriving in DATA packets), or what is made
+   * of it (`what`), is written: a temporary name in the backup, which the next open removes if
+   * the server dies before it is used.
    */
-  uploadPath(session: number): string {
-    return `${this.dir}/upload-${session}.tmp`;
+  uploadPath(session: number, what = "upload"): string {
+    return `${this.dir}/${what}-${session}.tmp`;
   }
 
   /** Bytes and records held, without opening a record (bases count as one each here). */
@@ -523,6 +524,18 @@ export class ServerStorage {
 
   /** Stores a snapshot as the backup's base; only an empty backup takes one. */
   storeSnapshot(version: number, database: Uint8Array): void {
+    this.refuseSnapshot(version);
+    const copy = `${this.dir}/snapshot-${Deno.pid}.tmp`;
+    try {
+      Deno.writeFileSync(copy, database);
+      this.storeSnapshotFile(version, copy);
+    } finally {
+      Deno.removeSync(copy);
+    }
+  }
+
+  /** Throws unless a snapshot may go into this backup: an empty, plain one. */
+  refuseSnapshot(version: number): void {
     this.#refuseIfEncrypted(`snapshot ${version}`);
     const state = this.#backend.state();
     if (state.version !== 0 || state.records !== 0 || readLayout(this.dir).bases.length > 0) {
@@ -530,16 +543,15 @@ export class ServerStorage {
         `a snapshot goes into an empty backup only, and this one is at version ${state.version}`,
       );
     }
-    const copy = `${this.dir}/snapshot-${Deno.pid}.tmp`;
-    try {
-      Deno.writeFileSync(copy, database);
-      writeBase(this.dir, { version, path: copy }, {
-        backupId: this.#backend.backupId,
-        firstLog: this.#backend.liveSequence,
-      });
-    } finally {
-      Deno.removeSync(copy);
-    }
+  }
+
+  /** {@linkcode storeSnapshot} of the database in the file `path` (left for the caller). */
+  storeSnapshotFile(version: number, path: string): void {
+    this.refuseSnapshot(version);
+    writeBase(this.dir, { version, path }, {
+      backupId: this.#backend.backupId,
+      firstLog: this.#backend.liveSequence,
+    });
     this.#backend.compacted();
     this.#rewound = false;
   }

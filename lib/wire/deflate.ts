@@ -7,6 +7,8 @@
  * @module
  */
 import { constants, createDeflate, deflateSync } from "node:zlib";
+import { createReadStream, createWriteStream } from "node:fs";
+import { pipeline } from "node:stream/promises";
 import { closeContext, contextOf, type KeptContext, runFrame } from "../format/kept_context.ts";
 
 /** Larger inputs go through the one-shot function. */
@@ -43,4 +45,16 @@ export function deflate(raw: Uint8Array, level: number): Uint8Array {
   }
   if (!left) return oneShot(raw, level);
   return output.subarray(0, output.length - left);
+}
+
+/**
+ * The file `from` deflated at `level` into a new file `to` (zlib's format, one stream), read
+ * and written a chunk at a time: a database of any size is never whole in memory.
+ */
+export async function deflateFile(from: string, to: string, level: number): Promise<void> {
+  await pipeline(
+    createReadStream(from),
+    createDeflate({ level, chunkSize: 1 << 20 }),
+    createWriteStream(to, { flags: "wx" }),
+  );
 }

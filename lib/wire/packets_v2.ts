@@ -41,6 +41,7 @@ export enum V2Type {
   SealedBase = 0x29,
   SealedKey = 0x2a,
   SealedUpgrade = 0x2b,
+  SnapshotFile = 0x2c,
 }
 
 export const PROTOCOL_VERSION = 2;
@@ -109,6 +110,7 @@ const FIXED: Partial<Record<V2Type, number>> = {
   [V2Type.Done]: 8,
   [V2Type.Place]: PLACE_BYTES,
   [V2Type.SealedBase]: 8,
+  [V2Type.SnapshotFile]: 16,
 };
 
 /** v2 frames: a CRC-32 over type, length and payload follows each payload. */
@@ -453,6 +455,28 @@ export function decodeSnapshotV2(
   const version = r.u64();
   return { version, database: unpackBody(r, maxBytes) };
 }
+
+/**
+ * SNAPSHOT_FILE: the database at `version`, deflated (zlib, as a SNAPSHOT's body), follows in
+ * `size` bytes of DATA packets: `init`'s snapshot, never whole in memory at either end.
+ */
+export function encodeSnapshotFile(version: number, size: number): Uint8Array {
+  return encodeFrame(V2Type.SnapshotFile, new Writer().u64(version).u64(size).done());
+}
+
+export function decodeSnapshotFile(packet: Packet): { version: number; size: number } {
+  const r = packetOf(packet, V2Type.SnapshotFile);
+  const version = r.u64();
+  const size = r.u64();
+  r.end();
+  return { version, size };
+}
+
+/**
+ * The most a snapshot's database may inflate to when it arrives in parts: more than any
+ * node's. Past it the stream is a zlib bomb, not a database, and is refused.
+ */
+export const MAX_DATABASE_BYTES = 64 * 2 ** 30;
 
 /** RESTORE's FILE: the name of a backup file and its size; DATA packets follow. */
 export function encodeFile(name: string, size: number): Uint8Array {

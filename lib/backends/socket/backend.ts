@@ -39,6 +39,7 @@ import {
   encodeFrame,
   encodeSealedChange,
   encodeSealedInit,
+  encodeSnapshotFile,
   encodeSnapshotV2,
   encodeVersionFrame,
   type Place,
@@ -46,6 +47,8 @@ import {
   RAW_BODY_BYTES,
   V2Type,
 } from "../../wire/packets_v2.ts";
+import { sendData } from "../../wire/send_data.ts";
+import { deflateFile } from "../../wire/deflate.ts";
 import type { NodeCredential } from "./credential.ts";
 import type { DataKey } from "../../crypto/data_key.ts";
 import { checkServerKey, type LaidOut, layOutChange } from "./sealed_layout.ts";
@@ -90,6 +93,8 @@ interface WriteStep {
   what: string;
   /** The packet, or how to build it once connected (a sealed change needs the place). */
   packet: Uint8Array | (() => Promise<Uint8Array>);
+  /** Sends what follows the packet (DATA), before the answer is read. */
+  follow?: (conn: WireConnection) => Promise<void>;
   /** Called once the server acknowledged the write. */
   acked?: () => void;
   before: number;
@@ -333,7 +338,45 @@ export class SocketBackend implements Backend {
     return Promise.resolve("no torn tail to cut: the server decides its own");
   }
 
-  /** Stores a snapshot as the first record of an empty backup (init). */
+  /**
+   * Stores the database at `path`, a snapshot at `version`, as the first record of an empty
+   * backup (init). Over v2 it is deflated into `scratch`, then sent a chunk at a time
+   * (SNAPSHOT_FILE): never whole in memory here or on the server. Over v1 it goes in one
+   * SNAPSHOT, as the Python plugin sends it.
+   */
+  async storeSnapshotFile(version: number, path: string, scratch: string): Promise<void> {
+    if (!this.#credential) return await this.storeSnapshot(version, Deno.readFileSync(path));
+    const packed = `${scratch}/snapshot-${version}.zlib`;
+    await deflateFile(path, packed, 1);
+    const size = Deno.statSync(packed).size;
+    try {
+      await this.#write({
+        what: `snapshot ${version}`,
+        packet: encodeSnapshotFile(version, size),
+        follow: async (conn) => {
+          const file = Deno.openSync(packed, { read: true });
+          try {
+            await sendData((frame) => conn.send(frame), file, size, packed);
+          } finally {
+            file.close();
+          }
+        },
+        before: this.#version,
+        after: version,
+      });
+    } catch (error) {
+      // A server from before SNAPSHOT_FILE refuses its type (0x2c) as a bad packet.
+      if (!(error instanceof RemoteBackupError) || !/type 0x2c/.test(error.message)) throw error;
+      throw new RemoteBackupError(
+        `the server at ${this.destination} is older than this cln-backup and takes a snapshot ` +
+          `in one packet only: update the server to this version, then try again`,
+      );
+    } finally {
+      Deno.removeSync(packed);
+    }
+  }
+
+  /** Stores a snapshot as the first record of an empty backup, in one packet. */
   async storeSnapshot(version: number, database: Uint8Array): Promise<void> {
     await this.#write({
       what: `snapshot ${version}`,
@@ -359,7 +402,9 @@ export class SocketBackend implements Backend {
         }
         const packet = typeof step.packet === "function" ? await step.packet() : step.packet;
         const sent = this.#now();
-        const reply = await this.#conn!.request(packet);
+        const conn = this.#conn!;
+        const follow = step.follow;
+        const reply = await conn.request(packet, follow && (() => follow(conn)));
         this.#answer(step, reply);
         step.acked?.();
         this.#status.last_ack_ms = Math.round((this.#now() - sent) * 1000) / 1000;

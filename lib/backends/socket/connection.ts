@@ -257,13 +257,15 @@ export class WireConnection {
   }
 
   /**
-   * Sends a packet and returns the answer. A v2 server that refuses a packet part way (one
-   * over its size limit) says why in an ERROR and closes while the packet is still going out:
-   * that ERROR, still there to read after the failed write, is the answer, not the broken pipe.
+   * Sends a packet, then what `more` sends after it (DATA), and returns the answer. A v2
+   * server that refuses a packet part way (one over its size limit) says why in an ERROR and
+   * closes while the packet is still going out: that ERROR, still there to read after the
+   * failed write, is the answer, not the broken pipe.
    */
-  async request(bytes: Uint8Array): Promise<Packet> {
+  async request(bytes: Uint8Array, more?: () => Promise<void>): Promise<Packet> {
     try {
       await this.send(bytes);
+      await more?.();
     } catch (error) {
       const said = this.welcome
         ? await this.receive(REFUSAL_WAIT_MS).catch(() => undefined)

@@ -22,6 +22,7 @@ import {
   WireError,
 } from "../../wire/packets.ts";
 import { InflateError, inflateParts } from "../../wire/inflate.ts";
+import { MAX_DATABASE_BYTES } from "../../wire/packets_v2.ts";
 import { DEFAULT_MAX_PAYLOAD_BYTES, type PayloadSink } from "../../wire/packet_reader.ts";
 import { WireConnection } from "./connection.ts";
 import { RemoteBackupError, socketUrl } from "./backend.ts";
@@ -120,13 +121,6 @@ export class SocketBackupReader implements BackupReader {
 }
 
 /**
- * The most a v1 snapshot may inflate to: more than any node's database. A stream that
- * inflates past it is a zlib bomb (a broken or hostile server), not a backup: the restore
- * stops there instead of filling the disk.
- */
-const MAX_SNAPSHOT_BYTES = 64 * 2 ** 30;
-
-/**
  * A SNAPSHOT's database, inflated part by part as the restore takes it: a v1 snapshot is one
  * packet, and inflated whole it would hold the node's database in memory. Damage shows only
  * at the stream's end (zlib's checksum comes last), after its parts went out: a restore
@@ -138,7 +132,7 @@ function* snapshotEntries(
   version: number,
 ): Generator<BackupEntry> {
   let totalBytes = 0;
-  const parts = { partBytes: SNAPSHOT_PART_BYTES, maxBytes: MAX_SNAPSHOT_BYTES };
+  const parts = { partBytes: SNAPSHOT_PART_BYTES, maxBytes: MAX_DATABASE_BYTES };
   try {
     for (const bytes of inflateParts(read, packedBytes, parts)) {
       totalBytes += bytes.length;
