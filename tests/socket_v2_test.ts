@@ -257,6 +257,8 @@ Deno.test("a snapshot over the server's packet limit is refused in words, not a 
   );
 });
 
+const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
 /** A database of about `bytes`, in random blobs (they stay large once deflated). */
 async function randomDatabase(bytes: number): Promise<string> {
   const path = Deno.makeTempFileSync({ suffix: ".sqlite3" });
@@ -323,6 +325,35 @@ Deno.test("a SNAPSHOT_FILE whose bytes do not inflate is refused, and the backup
     const dir = nodes.backupDir("alice");
     assertEquals([...Deno.readDirSync(dir)].filter((e) => e.name.endsWith(".tmp")), []);
   });
+});
+
+Deno.test("a SNAPSHOT_FILE inflates no further than the quota leaves; one cut short leaves nothing", async () => {
+  await withServer(async ({ url, credential, nodes, logs }) => {
+    const temporaries = () =>
+      [...Deno.readDirSync(nodes.backupDir("alice"))].filter((e) => e.name.endsWith(".tmp"));
+    // 8 MiB of zeros deflate to 8 KB: within the quota as sent, far past it inflated.
+    const bomb = deflateSync(new Uint8Array(8 << 20));
+    let conn = await WireConnection.open(socketUrl(url), 5_000, credential("alice"));
+    await conn.send(encodeSnapshotFile(3, bomb.length));
+    await conn.send(encodeFrame(V2Type.Data, bomb));
+    const reply = await conn.receive();
+    conn.close();
+    assertEquals(reply.type, V2Type.Error);
+    assertEquals(decodeError(reply).code, ErrorCode.Quota);
+    assertMatch(decodeError(reply).message, /quota of 200000 bytes/);
+    // A client that goes away part way.
+    conn = await WireConnection.open(socketUrl(url), 5_000, credential("alice"));
+    await conn.send(encodeSnapshotFile(3, 100_000));
+    await conn.send(encodeFrame(V2Type.Data, new Uint8Array(1_000)));
+    conn.close();
+    const left = /left 99000 bytes of an upload unsent/;
+    for (let i = 0; i < 100 && !logs.some((l) => left.test(l)); i++) await delay(20);
+    assert(logs.some((l) => left.test(l)), logs.join("\n"));
+    assertEquals(temporaries(), []);
+    const alice = await connect(url, credential("alice"));
+    assertEquals(alice.state().version, 0);
+    alice.close();
+  }, { quotaBytes: 200_000 });
 });
 
 Deno.test("a node holds at most its connections; a silent client is dropped after the handshake time", async () => {

@@ -48,6 +48,7 @@ import type { Packet } from "../wire/packets.ts";
 import type { LogLevel } from "./session.ts";
 import { RefusedError, type ServerStorage } from "./storage.ts";
 import { inflateUpload } from "./snapshot_upload.ts";
+import { InflateError, MAX_DATABASE_BYTES } from "../wire/inflate.ts";
 import type { NodeRegistry } from "./nodes.ts";
 import type { ServerLimits } from "./server.ts";
 
@@ -69,6 +70,13 @@ export interface V2Host {
 
 /** The connection ends after an ERROR of this kind has been sent. */
 class Closing extends Error {}
+
+/** The peer went away: nothing to tell it. */
+function lostConnection(error: unknown): boolean {
+  return error instanceof Deno.errors.ConnectionReset ||
+    error instanceof Deno.errors.ConnectionAborted || error instanceof Deno.errors.BrokenPipe ||
+    error instanceof Deno.errors.NotConnected || error instanceof Deno.errors.UnexpectedEof;
+}
 
 export class V2Session {
   #node: string | undefined;
@@ -247,23 +255,7 @@ export class V2Session {
       case V2Type.SnapshotFile: {
         const { version, size } = decodeSnapshotFile(packet);
         this.host.log("info", `${this.name}: SNAPSHOT_FILE ${version} (${size} bytes deflated)`);
-        try {
-          storage.refuseSnapshot(version);
-        } catch (error) {
-          // Before its bytes come: the connection closes rather than take them.
-          return await this.#refuse(ErrorCode.Refused, (error as Error).message);
-        }
-        const [upload, database] = [storage.uploadPath(this.id), storage.uploadPath(this.id, "db")];
-        try {
-          await this.#receiveFile(upload, size);
-          const bytes = await inflateUpload(upload, size, database, `SNAPSHOT_FILE ${version}`);
-          removeIfExists(upload);
-          await this.#write(version, bytes, () => storage.storeSnapshotFile(version, database));
-        } finally {
-          removeIfExists(upload);
-          removeIfExists(database);
-        }
-        return;
+        return await this.#snapshotFile(storage, version, size);
       }
       case V2Type.SealedBase: {
         const size = decodeSealedBase(packet);
@@ -379,17 +371,10 @@ export class V2Session {
     write: () => unknown,
   ): Promise<void> {
     const storage = this.#storage!;
-    const other = this.host.claimWriter(this, storage);
-    let code = ErrorCode.Refused;
-    let refusal: string;
-    const quota = this.host.limits.quotaBytes;
-    if (other) {
-      refusal = `${other.name} is writing to this backup, and a backup has one writer`;
-    } else if (quota !== undefined && storage.state().bytes + bytes > quota) {
-      code = ErrorCode.Quota;
-      refusal = `node ${this.#node}'s backup would pass its quota of ${quota} bytes: ask the ` +
-        `server's operator for more, or compact it (lightning-cli backup-compact)`;
-    } else {
+    const refused = this.#refusal(bytes);
+    let code = refused?.code ?? ErrorCode.Refused;
+    let refusal = refused?.message ?? "";
+    if (!refused) {
       try {
         const result = await write();
         const after = typeof result === "number" ? result : storage.state().version;
@@ -408,6 +393,87 @@ export class V2Session {
     const what = version === undefined ? "a sealed write" : `version ${version}`;
     this.host.log("error", `${this.name}: refused ${what}: ${refusal}`);
     await this.#error(code, refusal);
+  }
+
+  /**
+   * Why this connection may not write `bytes` more, if it may not: another writer of the
+   * backup (else this one becomes its writer), or the node's quota.
+   */
+  #refusal(bytes: number): { code: ErrorCode; message: string } | undefined {
+    const storage = this.#storage!;
+    const other = this.host.claimWriter(this, storage);
+    if (other) {
+      return {
+        code: ErrorCode.Refused,
+        message: `${other.name} is writing to this backup, and a backup has one writer`,
+      };
+    }
+    const quota = this.host.limits.quotaBytes;
+    if (quota !== undefined && storage.state().bytes + bytes > quota) {
+      return { code: ErrorCode.Quota, message: this.#overQuota(quota) };
+    }
+    return undefined;
+  }
+
+  #overQuota(quota: number): string {
+    return `node ${this.#node}'s backup would pass its quota of ${quota} bytes: ask the ` +
+      `server's operator for more, or compact it (lightning-cli backup-compact)`;
+  }
+
+  /**
+   * SNAPSHOT_FILE: refused before its bytes are taken (another writer, the quota, a backup
+   * that is not empty), the connection then closing; else its DATA into a temporary file,
+   * inflated into the database within what the quota leaves, the base made of that, and ACK.
+   */
+  async #snapshotFile(storage: ServerStorage, version: number, size: number): Promise<void> {
+    let refused = this.#refusal(size);
+    if (!refused) {
+      try {
+        storage.refuseSnapshot(version);
+      } catch (error) {
+        const storing = !(error instanceof RefusedError);
+        refused = {
+          code: storing ? ErrorCode.Storage : ErrorCode.Refused,
+          message: (storing ? "the server cannot store it: " : "") + (error as Error).message,
+        };
+      }
+    }
+    if (refused) {
+      this.host.log("error", `${this.name}: refused SNAPSHOT_FILE ${version}: ${refused.message}`);
+      return await this.#refuse(refused.code, refused.message);
+    }
+    const quota = this.host.limits.quotaBytes;
+    const room = quota === undefined ? MAX_DATABASE_BYTES : quota - storage.state().bytes;
+    const [upload, database] = [storage.uploadPath(this.id), storage.uploadPath(this.id, "db")];
+    try {
+      let bytes: number;
+      try {
+        await this.#receiveFile(upload, size);
+        bytes = await inflateUpload(upload, size, database, Math.min(room, MAX_DATABASE_BYTES));
+      } catch (error) {
+        if (error instanceof InflateError && error.overLimit && quota !== undefined) {
+          const message = this.#overQuota(quota);
+          this.host.log("error", `${this.name}: refused SNAPSHOT_FILE ${version}: ${message}`);
+          return await this.#refuse(ErrorCode.Quota, message);
+        }
+        if (error instanceof InflateError) {
+          throw new WireError(`SNAPSHOT_FILE ${version} does not decompress: ${error.message}`);
+        }
+        if (error instanceof WireError || error instanceof Closing || lostConnection(error)) {
+          throw error;
+        }
+        // The disk (full, failing), not the peer: say so rather than close unexplained.
+        const message = `the server cannot store it: ${(error as Error).message}`;
+        this.host.log("error", `${this.name}: refused SNAPSHOT_FILE ${version}: ${message}`);
+        return await this.#refuse(ErrorCode.Storage, message);
+      }
+      // The deflated copy goes before the base is made: the disk holds two copies at most.
+      removeIfExists(upload);
+      await this.#write(version, bytes, () => storage.storeSnapshotFile(version, database));
+    } finally {
+      removeIfExists(upload);
+      removeIfExists(database);
+    }
   }
 
   /**
@@ -497,7 +563,7 @@ export class V2Session {
     if (quota !== undefined && this.#storage!.state().bytes + size > quota) {
       await this.#refuse(
         ErrorCode.Quota,
-        `node ${this.#node}'s backup would pass its quota of ${quota} bytes with a base of ` +
+        `node ${this.#node}'s backup would pass its quota of ${quota} bytes with an upload of ` +
           `${size} bytes: ask the server's operator for more`,
       );
     }

@@ -7,48 +7,44 @@
  * @module
  */
 import { writeAll } from "../fs/durable.ts";
-import { InflateError, inflateParts } from "../wire/inflate.ts";
-import { WireError } from "../wire/packets.ts";
-import { MAX_DATABASE_BYTES } from "../wire/packets_v2.ts";
+import { nextTurn } from "../fs/next_turn.ts";
+import { inflateParts } from "../wire/inflate.ts";
 
 const PART_BYTES = 1 << 20;
 
-const turn = () => new Promise((resolve) => setTimeout(resolve, 0));
-
 /**
- * Inflates the `size` bytes in `from` into a new file `to` and returns the database's size;
- * a stream that is damaged, cut short or inflates past {@linkcode MAX_DATABASE_BYTES} is a
- * {@linkcode WireError} naming `what`.
+ * Inflates the `size` bytes in `from` into a new file `to`, at most `maxBytes`, and returns
+ * the database's size; throws an `InflateError` for a stream that is damaged, cut short or
+ * over `maxBytes`.
  */
 export async function inflateUpload(
   from: string,
   size: number,
   to: string,
-  what: string,
+  maxBytes: number,
 ): Promise<number> {
-  const input = Deno.openSync(from, { read: true });
-  const output = Deno.openSync(to, { write: true, createNew: true });
-  const read = (into: Uint8Array) => {
-    for (let at = 0; at < into.length;) {
-      const n = input.readSync(into.subarray(at));
-      if (n === null) throw new Error(`"${from}" ended before its ${size} bytes`);
-      at += n;
-    }
-  };
-  let bytes = 0;
+  let input: Deno.FsFile | undefined;
+  let output: Deno.FsFile | undefined;
   try {
-    const parts = { partBytes: PART_BYTES, maxBytes: MAX_DATABASE_BYTES };
-    for (const part of inflateParts(read, size, parts)) {
+    input = Deno.openSync(from, { read: true });
+    output = Deno.openSync(to, { write: true, createNew: true });
+    const file = input;
+    const read = (into: Uint8Array) => {
+      for (let at = 0; at < into.length;) {
+        const n = file.readSync(into.subarray(at));
+        if (n === null) throw new Error(`"${from}" ended before its ${size} bytes`);
+        at += n;
+      }
+    };
+    let bytes = 0;
+    for (const part of inflateParts(read, size, { partBytes: PART_BYTES, maxBytes })) {
       writeAll(output, part);
       bytes += part.length;
-      await turn();
+      await nextTurn();
     }
-  } catch (error) {
-    if (!(error instanceof InflateError)) throw error;
-    throw new WireError(`${what} does not decompress: ${error.message}`);
+    return bytes;
   } finally {
-    input.close();
-    output.close();
+    input?.close();
+    output?.close();
   }
-  return bytes;
 }

@@ -30,7 +30,7 @@ import { checkWrappedKey, describeWraps, WRAPPED_KEY_NAME } from "../crypto/wrap
 import type { Place, SealedChange } from "../wire/packets_v2.ts";
 import { type BaseOwner, SealedInputError, sealedRecordHeader } from "./sealed_input.ts";
 import { FileBackupReader } from "../backends/file/reader.ts";
-import { createFileBackup, writeBase } from "../backends/file/create.ts";
+import { createFileBackup, writeBaseYielding } from "../backends/file/create.ts";
 import { backupKind } from "../backends/open.ts";
 import { readLayout } from "../format/layout.ts";
 import type { Metadata } from "../wire/packets.ts";
@@ -523,12 +523,12 @@ export class ServerStorage {
   }
 
   /** Stores a snapshot as the backup's base; only an empty backup takes one. */
-  storeSnapshot(version: number, database: Uint8Array): void {
+  async storeSnapshot(version: number, database: Uint8Array): Promise<void> {
     this.refuseSnapshot(version);
     const copy = `${this.dir}/snapshot-${Deno.pid}.tmp`;
     try {
       Deno.writeFileSync(copy, database);
-      this.storeSnapshotFile(version, copy);
+      await this.storeSnapshotFile(version, copy);
     } finally {
       Deno.removeSync(copy);
     }
@@ -545,10 +545,13 @@ export class ServerStorage {
     }
   }
 
-  /** {@linkcode storeSnapshot} of the database in the file `path` (left for the caller). */
-  storeSnapshotFile(version: number, path: string): void {
+  /**
+   * {@linkcode storeSnapshot} of the database in the file `path` (left for the caller); the
+   * event loop runs between the base's parts, so the server's other connections go on.
+   */
+  async storeSnapshotFile(version: number, path: string): Promise<void> {
     this.refuseSnapshot(version);
-    writeBase(this.dir, { version, path }, {
+    await writeBaseYielding(this.dir, { version, path }, {
       backupId: this.#backend.backupId,
       firstLog: this.#backend.liveSequence,
     });

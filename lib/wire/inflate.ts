@@ -14,13 +14,19 @@
 import { constants, createInflate, deflateSync, inflateSync } from "node:zlib";
 import { closeContext, contextOf, type KeptContext } from "../format/kept_context.ts";
 
-/** A zlib stream is damaged or cut short, or inflates past its limit. */
+/** A zlib stream is damaged or cut short, or inflates past its limit (`overLimit`). */
 export class InflateError extends Error {
-  constructor(message: string) {
+  constructor(message: string, readonly overLimit = false) {
     super(message);
     this.name = "InflateError";
   }
 }
+
+/**
+ * The most a snapshot's database may inflate to when it arrives in parts: more than any
+ * node's. Past it the stream is a zlib bomb, not a database, and is refused.
+ */
+export const MAX_DATABASE_BYTES = 64 * 2 ** 30;
 
 /** A context, and the first error zlib reported on it since it was last cleared. */
 interface Inflater {
@@ -114,7 +120,7 @@ export function inflate(packed: Uint8Array, maxBytes: number): Uint8Array {
   // A full buffer may not be the whole output.
   if (outputLeft === 0) return oneShot(packed, maxBytes);
   const length = output.length - outputLeft;
-  if (length > maxBytes) throw new InflateError(`it inflates to ${length} bytes`);
+  if (length > maxBytes) throw new InflateError(`it inflates to ${length} bytes`, true);
   return output.slice(0, length);
 }
 
@@ -183,7 +189,7 @@ function* inflateWith(
       if (inflater.error !== undefined) throw new InflateError(inflater.error);
       const [outputLeft, inputLeft] = left;
       total += output.length - outputLeft - filled;
-      if (total > maxBytes) throw new InflateError(`it inflates past ${maxBytes} bytes`);
+      if (total > maxBytes) throw new InflateError(`it inflates past ${maxBytes} bytes`, true);
       filled = output.length - outputLeft;
       at = chunk.length - inputLeft;
       if (outputLeft === 0) {

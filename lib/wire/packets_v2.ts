@@ -472,12 +472,6 @@ export function decodeSnapshotFile(packet: Packet): { version: number; size: num
   return { version, size };
 }
 
-/**
- * The most a snapshot's database may inflate to when it arrives in parts: more than any
- * node's. Past it the stream is a zlib bomb, not a database, and is refused.
- */
-export const MAX_DATABASE_BYTES = 64 * 2 ** 30;
-
 /** RESTORE's FILE: the name of a backup file and its size; DATA packets follow. */
 export function encodeFile(name: string, size: number): Uint8Array {
   return encodeFrame(V2Type.File, new Writer().u64(size).bytes(encoder.encode(name)).done());

@@ -26,6 +26,7 @@ import { segmentCipher } from "../../crypto/record_cipher.ts";
 import { dirname } from "node:path";
 import { claimWorkPath, workPath } from "../../fs/work_path.ts";
 import { atStep } from "../../fs/step_seam.ts";
+import { nextTurn } from "../../fs/next_turn.ts";
 
 /** Snapshots are stored in parts of this many bytes, so no step holds a whole database. */
 export const SNAPSHOT_PART_BYTES = 1024 * 1024;
@@ -59,6 +60,23 @@ export interface BasePlace {
 
 /** Writes `base-<version>.clnb` into `dir`, streaming the database file in parts. */
 export function writeBase(dir: string, source: SnapshotSource, place: BasePlace): void {
+  for (const _ of baseSteps(dir, source, place));
+}
+
+/**
+ * {@linkcode writeBase}, letting the event loop run between parts: a server builds a node's
+ * base while it serves other nodes.
+ */
+export async function writeBaseYielding(
+  dir: string,
+  source: SnapshotSource,
+  place: BasePlace,
+): Promise<void> {
+  for (const _ of baseSteps(dir, source, place)) await nextTurn();
+}
+
+/** writeBase's work, a step a part. */
+function* baseSteps(dir: string, source: SnapshotSource, place: BasePlace): Generator<void> {
   const name = baseName(source.version);
   const tmp = `${dir}/${name}.tmp`;
   const out = Deno.openSync(tmp, { write: true, create: true, truncate: true });
@@ -91,6 +109,7 @@ export function writeBase(dir: string, source: SnapshotSource, place: BasePlace)
       if (parts++ === 0) atStep("compact-mid-base");
       if (parts % SYNC_EVERY_PARTS === 0) out.syncDataSync();
       if (filled < buffer.length) break;
+      yield;
     }
     append(RecordKind.SnapshotEnd, encodeSnapshotEnd(total, parts));
     out.syncSync();

@@ -49,6 +49,7 @@ import {
 } from "../../wire/packets_v2.ts";
 import { sendData } from "../../wire/send_data.ts";
 import { deflateFile } from "../../wire/deflate.ts";
+import { removeIfExists } from "../../fs/exists.ts";
 import type { NodeCredential } from "./credential.ts";
 import type { DataKey } from "../../crypto/data_key.ts";
 import { checkServerKey, type LaidOut, layOutChange } from "./sealed_layout.ts";
@@ -95,6 +96,8 @@ interface WriteStep {
   packet: Uint8Array | (() => Promise<Uint8Array>);
   /** Sends what follows the packet (DATA), before the answer is read. */
   follow?: (conn: WireConnection) => Promise<void>;
+  /** The wait for the answer, when it is longer than the policy's timeout. */
+  answerTimeoutMs?: number;
   /** Called once the server acknowledged the write. */
   acked?: () => void;
   before: number;
@@ -347,9 +350,9 @@ export class SocketBackend implements Backend {
   async storeSnapshotFile(version: number, path: string, scratch: string): Promise<void> {
     if (!this.#credential) return await this.storeSnapshot(version, Deno.readFileSync(path));
     const packed = `${scratch}/snapshot-${version}.zlib`;
-    await deflateFile(path, packed, 1);
-    const size = Deno.statSync(packed).size;
     try {
+      await deflateFile(path, packed, 1);
+      const size = Deno.statSync(packed).size;
       await this.#write({
         what: `snapshot ${version}`,
         packet: encodeSnapshotFile(version, size),
@@ -361,6 +364,8 @@ export class SocketBackend implements Backend {
             file.close();
           }
         },
+        // The server inflates it and makes the base before it answers: minutes for a large node.
+        answerTimeoutMs: this.#policy.compactTimeoutMs,
         before: this.#version,
         after: version,
       });
@@ -372,7 +377,7 @@ export class SocketBackend implements Backend {
           `in one packet only: update the server to this version, then try again`,
       );
     } finally {
-      Deno.removeSync(packed);
+      removeIfExists(packed);
     }
   }
 
@@ -404,7 +409,11 @@ export class SocketBackend implements Backend {
         const sent = this.#now();
         const conn = this.#conn!;
         const follow = step.follow;
-        const reply = await conn.request(packet, follow && (() => follow(conn)));
+        const reply = await conn.request(
+          packet,
+          follow && (() => follow(conn)),
+          step.answerTimeoutMs ?? conn.timeoutMs,
+        );
         this.#answer(step, reply);
         step.acked?.();
         this.#status.last_ack_ms = Math.round((this.#now() - sent) * 1000) / 1000;

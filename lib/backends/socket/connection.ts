@@ -257,12 +257,17 @@ export class WireConnection {
   }
 
   /**
-   * Sends a packet, then what `more` sends after it (DATA), and returns the answer. A v2
+   * Sends a packet, then what `more` sends after it (DATA), and returns the answer, waiting
+   * for it at most `timeoutMs` (the connection's timeout by default). A v2
    * server that refuses a packet part way (one over its size limit) says why in an ERROR and
    * closes while the packet is still going out: that ERROR, still there to read after the
    * failed write, is the answer, not the broken pipe.
    */
-  async request(bytes: Uint8Array, more?: () => Promise<void>): Promise<Packet> {
+  async request(
+    bytes: Uint8Array,
+    more?: () => Promise<void>,
+    timeoutMs = this.timeoutMs,
+  ): Promise<Packet> {
     try {
       await this.send(bytes);
       await more?.();
@@ -274,7 +279,7 @@ export class WireConnection {
       this.close();
       return said;
     }
-    return await this.receive();
+    return await this.receive(timeoutMs);
   }
 
   close(): void {

@@ -21,8 +21,7 @@ import {
   PacketType,
   WireError,
 } from "../../wire/packets.ts";
-import { InflateError, inflateParts } from "../../wire/inflate.ts";
-import { MAX_DATABASE_BYTES } from "../../wire/packets_v2.ts";
+import { InflateError, inflateParts, MAX_DATABASE_BYTES } from "../../wire/inflate.ts";
 import { DEFAULT_MAX_PAYLOAD_BYTES, type PayloadSink } from "../../wire/packet_reader.ts";
 import { WireConnection } from "./connection.ts";
 import { RemoteBackupError, socketUrl } from "./backend.ts";
