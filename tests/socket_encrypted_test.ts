@@ -206,6 +206,21 @@ Deno.test("encrypted server backup: the plugin under its launcher; a wrong passp
   }
 });
 
+Deno.test("init --encrypt of a node with a database sends its base a chunk at a time, past the packet limit", async () => {
+  const s = await startEncryptedServer("activity");
+  try {
+    // Far below the sealed base's size: in one packet (SEALED_INIT) it was refused.
+    await s.restartServer({}, ["--max-packet-bytes", "20000"]);
+    const key = await initEncrypted(s);
+    const bases = [...Deno.readDirSync(s.storage)].filter((e) => e.name.startsWith("base-"));
+    assertEquals(bases.length, 1);
+    assert(Deno.statSync(`${s.storage}/${bases[0].name}`).size > 20_000);
+    assertEquals(await restoredWith(s, key), dumpDatabase(`${s.dir}/lightningd.sqlite3`));
+  } finally {
+    await s.stop();
+  }
+});
+
 Deno.test("a key file beside a plain server backup is refused at the node's first write", async () => {
   const s = await startEncryptedServer("restart");
   try {

@@ -461,7 +461,7 @@ async function sendSealed(
   }
   createFileBackup(work, snapshot, encryption);
   const version = snapshot?.version ?? 0;
-  const base = snapshot ? Deno.readFileSync(`${work}/${baseName(version)}`) : new Uint8Array();
+  const base = snapshot ? `${work}/${baseName(version)}` : undefined;
   await remote.initSealed(Deno.readFileSync(`${work}/${WRAPPED_KEY_NAME}`), base, version);
   return version;
 }

@@ -23,6 +23,7 @@ import {
   decodeSealedBase,
   decodeSealedChange,
   decodeSealedInit,
+  decodeSealedInitFile,
   decodeSealedUpgrade,
   decodeSnapshotFile,
   decodeSnapshotV2,
@@ -257,6 +258,11 @@ export class V2Session {
         this.host.log("info", `${this.name}: SNAPSHOT_FILE ${version} (${size} bytes deflated)`);
         return await this.#snapshotFile(storage, version, size);
       }
+      case V2Type.SealedInitFile: {
+        const { wrappedKey, size } = decodeSealedInitFile(packet);
+        this.host.log("info", `${this.name}: SEALED_INIT_FILE (a base of ${size} bytes)`);
+        return await this.#sealedInitFile(storage, wrappedKey, size);
+      }
       case V2Type.SealedBase: {
         const size = decodeSealedBase(packet);
         this.host.log("info", `${this.name}: SEALED_BASE (${size} bytes)`);
@@ -426,22 +432,8 @@ export class V2Session {
    * inflated into the database within what the quota leaves, the base made of that, and ACK.
    */
   async #snapshotFile(storage: ServerStorage, version: number, size: number): Promise<void> {
-    let refused = this.#refusal(size);
-    if (!refused) {
-      try {
-        storage.refuseSnapshot(version);
-      } catch (error) {
-        const storing = !(error instanceof RefusedError);
-        refused = {
-          code: storing ? ErrorCode.Storage : ErrorCode.Refused,
-          message: (storing ? "the server cannot store it: " : "") + (error as Error).message,
-        };
-      }
-    }
-    if (refused) {
-      this.host.log("error", `${this.name}: refused SNAPSHOT_FILE ${version}: ${refused.message}`);
-      return await this.#refuse(refused.code, refused.message);
-    }
+    const what = `SNAPSHOT_FILE ${version}`;
+    await this.#refuseBefore(what, size, () => storage.refuseSnapshot(version));
     const quota = this.host.limits.quotaBytes;
     const room = quota === undefined ? MAX_DATABASE_BYTES : quota - storage.state().bytes;
     const [upload, database] = [storage.uploadPath(this.id), storage.uploadPath(this.id, "db")];
@@ -452,20 +444,12 @@ export class V2Session {
         bytes = await inflateUpload(upload, size, database, Math.min(room, MAX_DATABASE_BYTES));
       } catch (error) {
         if (error instanceof InflateError && error.overLimit && quota !== undefined) {
-          const message = this.#overQuota(quota);
-          this.host.log("error", `${this.name}: refused SNAPSHOT_FILE ${version}: ${message}`);
-          return await this.#refuse(ErrorCode.Quota, message);
+          return await this.#refuseLogged(what, ErrorCode.Quota, this.#overQuota(quota));
         }
         if (error instanceof InflateError) {
-          throw new WireError(`SNAPSHOT_FILE ${version} does not decompress: ${error.message}`);
+          throw new WireError(`${what} does not decompress: ${error.message}`);
         }
-        if (error instanceof WireError || error instanceof Closing || lostConnection(error)) {
-          throw error;
-        }
-        // The disk (full, failing), not the peer: say so rather than close unexplained.
-        const message = `the server cannot store it: ${(error as Error).message}`;
-        this.host.log("error", `${this.name}: refused SNAPSHOT_FILE ${version}: ${message}`);
-        return await this.#refuse(ErrorCode.Storage, message);
+        return await this.#uploadFailed(what, error);
       }
       // The deflated copy goes before the base is made: the disk holds two copies at most.
       removeIfExists(upload);
@@ -474,6 +458,73 @@ export class V2Session {
       removeIfExists(upload);
       removeIfExists(database);
     }
+  }
+
+  /**
+   * SEALED_INIT_FILE: SEALED_INIT with its base in DATA, refused before its bytes are taken as
+   * SNAPSHOT_FILE is; the base into a temporary file, then checked and moved into place.
+   */
+  async #sealedInitFile(
+    storage: ServerStorage,
+    wrappedKey: Uint8Array,
+    size: number,
+  ): Promise<void> {
+    const what = "SEALED_INIT_FILE";
+    await this.#refuseBefore(what, size, () => storage.refuseSealedInit());
+    const upload = storage.uploadPath(this.id);
+    try {
+      try {
+        if (size > 0) await this.#receiveFile(upload, size);
+      } catch (error) {
+        return await this.#uploadFailed(what, error);
+      }
+      await this.#write(
+        undefined,
+        size,
+        () => storage.initSealedFile(wrappedKey, size > 0 ? upload : undefined),
+      );
+    } finally {
+      removeIfExists(upload);
+    }
+  }
+
+  /**
+   * Refuses an upload (`what`, `bytes` of it) before its bytes are taken, when another
+   * connection writes the backup, the quota would pass, or `check` throws; the connection
+   * then closes, its bytes unread.
+   */
+  async #refuseBefore(what: string, bytes: number, check: () => void): Promise<void> {
+    let refused = this.#refusal(bytes);
+    if (!refused) {
+      try {
+        check();
+      } catch (error) {
+        const storing = !(error instanceof RefusedError);
+        refused = {
+          code: storing ? ErrorCode.Storage : ErrorCode.Refused,
+          message: (storing ? "the server cannot store it: " : "") + (error as Error).message,
+        };
+      }
+    }
+    if (refused) await this.#refuseLogged(what, refused.code, refused.message);
+  }
+
+  /** An upload that failed while it was taken: the peer gone, a bad packet, or the disk. */
+  async #uploadFailed(what: string, error: unknown): Promise<never> {
+    if (error instanceof WireError || error instanceof Closing || lostConnection(error)) {
+      throw error;
+    }
+    // The disk (full, failing), not the peer: say so rather than close unexplained.
+    return await this.#refuseLogged(
+      what,
+      ErrorCode.Storage,
+      `the server cannot store it: ${(error as Error).message}`,
+    );
+  }
+
+  async #refuseLogged(what: string, code: ErrorCode, message: string): Promise<never> {
+    this.host.log("error", `${this.name}: refused ${what}: ${message}`);
+    return await this.#refuse(code, message);
   }
 
   /**

@@ -273,6 +273,19 @@ export class ServerStorage {
    * a crash at any step leaves an empty backup, which a new init takes.
    */
   async initSealed(wrappedKey: Uint8Array, base: Uint8Array): Promise<number> {
+    if (base.length === 0) return await this.initSealedFile(wrappedKey, undefined);
+    this.refuseSealedInit();
+    const tmp = `${this.dir}/${baseName(0)}.sealed.tmp`;
+    try {
+      Deno.writeFileSync(tmp, base);
+      return await this.initSealedFile(wrappedKey, tmp);
+    } finally {
+      removeIfExists(tmp);
+    }
+  }
+
+  /** Throws unless this backup may become an encrypted one: it is empty. */
+  refuseSealedInit(): void {
     const state = this.#backend.state();
     const place = this.#backend.place();
     if (
@@ -284,20 +297,26 @@ export class ServerStorage {
           `${state.version}: give the node a new backup on the server`,
       );
     }
+  }
+
+  /**
+   * {@linkcode initSealed} with the sealed base in the file `base`, a temporary file in the
+   * backup that is moved into place or removed (none: the node has no database yet).
+   */
+  async initSealedFile(wrappedKey: Uint8Array, base: string | undefined): Promise<number> {
+    this.refuseSealedInit();
     const owner = this.#checked(() => keyOwner(wrappedKey));
-    const tmp = `${this.dir}/${baseName(0)}.sealed.tmp`;
     let version = 0;
-    if (base.length > 0) {
-      Deno.writeFileSync(tmp, base);
+    if (base) {
       try {
-        version = (await this.#checkedBase(tmp, owner)).number;
+        version = (await this.#checkedBase(base, owner)).number;
       } catch (error) {
-        removeIfExists(tmp);
+        removeIfExists(base);
         throw error;
       }
       // Still empty? Another connection may have written while the base was read.
       if (this.#backend.state().records !== 0 || readLayout(this.dir).bases.length > 0) {
-        removeIfExists(tmp);
+        removeIfExists(base);
         throw new RefusedError("the backup was written to while its encrypted base was checked");
       }
     }
@@ -309,12 +328,12 @@ export class ServerStorage {
         encodeSegmentHeader({ kind: SegmentKind.Log, number: 1, firstLog: 0, ...owner }),
       );
       writeFileDurably(this.dir, WRAPPED_KEY_NAME, wrappedKey);
-      if (base.length > 0) {
-        Deno.renameSync(tmp, `${this.dir}/${baseName(version)}`);
+      if (base) {
+        Deno.renameSync(base, `${this.dir}/${baseName(version)}`);
         syncDir(this.dir);
       }
     } finally {
-      removeIfExists(tmp);
+      if (base) removeIfExists(base);
       this.#backend = FileBackend.open(this.url, this.dir, { log: this.#log, keyless: true });
     }
     this.#log(

@@ -42,6 +42,7 @@ export enum V2Type {
   SealedKey = 0x2a,
   SealedUpgrade = 0x2b,
   SnapshotFile = 0x2c,
+  SealedInitFile = 0x2d,
 }
 
 export const PROTOCOL_VERSION = 2;
@@ -124,6 +125,8 @@ export const V2_FRAMING: Framing = {
         return maxPayload;
       case V2Type.SealedKey:
         return JSON_LIMIT;
+      case V2Type.SealedInitFile:
+        return 4 + JSON_LIMIT + 8;
       case V2Type.SealedUpgrade:
         return 16 + JSON_LIMIT;
       case V2Type.Hello:
@@ -571,6 +574,25 @@ export function decodeSealedInit(packet: Packet): { wrappedKey: Uint8Array; base
   const r = packetOf(packet, V2Type.SealedInit);
   const wrappedKey = r.bytes(r.u32());
   return { wrappedKey, base: r.rest() };
+}
+
+/**
+ * SEALED_INIT_FILE: SEALED_INIT with its base (`size` bytes; none when 0) in DATA packets that
+ * follow, not in the packet: `init --encrypt`'s base, never whole in memory at either end.
+ */
+export function encodeSealedInitFile(wrappedKey: Uint8Array, size: number): Uint8Array {
+  return encodeFrame(
+    V2Type.SealedInitFile,
+    new Writer().u32(wrappedKey.length).bytes(wrappedKey).u64(size).done(),
+  );
+}
+
+export function decodeSealedInitFile(packet: Packet): { wrappedKey: Uint8Array; size: number } {
+  const r = packetOf(packet, V2Type.SealedInitFile);
+  const wrappedKey = r.bytes(r.u32());
+  const size = r.u64();
+  r.end();
+  return { wrappedKey, size };
 }
 
 /** SEALED_BASE: the size of the sealed base segment whose bytes follow in DATA packets. */

@@ -13,7 +13,9 @@ import {
   decodePlace,
   decodeSealedChange,
   decodeSealedInit,
+  decodeSealedInitFile,
   decodeSealedUpgrade,
+  decodeSnapshotFile,
   decodeSnapshotV2,
   decodeVersionFrame,
   decodeWelcome,
@@ -28,7 +30,9 @@ import {
   encodePlace,
   encodeSealedChange,
   encodeSealedInit,
+  encodeSealedInitFile,
   encodeSealedUpgrade,
+  encodeSnapshotFile,
   encodeSnapshotV2,
   encodeVersionFrame,
   encodeWelcome,
@@ -183,6 +187,16 @@ Deno.test("the packets of encrypted backups decode to what was encoded", async (
     wrappedKey,
     base: record,
   });
+  const initFile = { wrappedKey, size: PAST_U32 };
+  assertEquals(
+    decodeSealedInitFile(await readOne(encodeSealedInitFile(wrappedKey, PAST_U32))),
+    initFile,
+  );
+  const snapshotFile = { version: PAST_U32, size: 5 * 2 ** 30 };
+  assertEquals(
+    decodeSnapshotFile(await readOne(encodeSnapshotFile(PAST_U32, 5 * 2 ** 30))),
+    snapshotFile,
+  );
   const upgrade = { version: PAST_U32, bytes: 5 << 20, wrappedKey };
   assertEquals(decodeSealedUpgrade(await readOne(encodeSealedUpgrade(upgrade))), upgrade);
   // A seal length past the payload does not parse.

@@ -38,7 +38,7 @@ import {
   encodeChangeV2,
   encodeFrame,
   encodeSealedChange,
-  encodeSealedInit,
+  encodeSealedInitFile,
   encodeSnapshotFile,
   encodeSnapshotV2,
   encodeVersionFrame,
@@ -104,6 +104,16 @@ interface WriteStep {
   after: number;
   /** For a change that repeats the version: the record count that tells before from after. */
   countBefore?: number;
+}
+
+/** The `size` bytes of the file at `path` as DATA packets on `conn`. */
+async function sendFile(conn: WireConnection, path: string, size: number): Promise<void> {
+  const file = Deno.openSync(path, { read: true });
+  try {
+    await sendData((frame) => conn.send(frame), file, size, path);
+  } finally {
+    file.close();
+  }
 }
 
 export class SocketBackend implements Backend {
@@ -247,17 +257,30 @@ export class SocketBackend implements Backend {
   }
 
   /**
-   * Makes the empty backup on the server an encrypted one holding `base` (a sealed base
-   * segment of the snapshot at `version`; empty when the node has no database yet), with
-   * `wrappedKey` (key.json) beside it: `init --encrypt`.
+   * Makes the empty backup on the server an encrypted one holding the file `base` (a sealed
+   * base segment of the snapshot at `version`; none when the node has no database yet), with
+   * `wrappedKey` (key.json) beside it: `init --encrypt`. The base goes a chunk at a time
+   * (SEALED_INIT_FILE), never whole in memory here or on the server.
    */
-  async initSealed(wrappedKey: Uint8Array, base: Uint8Array, version: number): Promise<void> {
-    await this.#write({
-      what: `encrypted snapshot ${version}`,
-      packet: encodeSealedInit(wrappedKey, base),
-      before: this.#version,
-      after: version,
-    });
+  async initSealed(
+    wrappedKey: Uint8Array,
+    base: string | undefined,
+    version: number,
+  ): Promise<void> {
+    const size = base ? Deno.statSync(base).size : 0;
+    try {
+      await this.#write({
+        what: `encrypted snapshot ${version}`,
+        packet: encodeSealedInitFile(wrappedKey, size),
+        follow: base ? (conn) => sendFile(conn, base, size) : undefined,
+        // The server reads the base through before it answers: minutes for a large node.
+        answerTimeoutMs: this.#policy.compactTimeoutMs,
+        before: this.#version,
+        after: version,
+      });
+    } catch (error) {
+      throw this.#olderServer(error, V2Type.SealedInitFile);
+    }
     this.#place = undefined;
   }
 
@@ -356,29 +379,27 @@ export class SocketBackend implements Backend {
       await this.#write({
         what: `snapshot ${version}`,
         packet: encodeSnapshotFile(version, size),
-        follow: async (conn) => {
-          const file = Deno.openSync(packed, { read: true });
-          try {
-            await sendData((frame) => conn.send(frame), file, size, packed);
-          } finally {
-            file.close();
-          }
-        },
+        follow: (conn) => sendFile(conn, packed, size),
         // The server inflates it and makes the base before it answers: minutes for a large node.
         answerTimeoutMs: this.#policy.compactTimeoutMs,
         before: this.#version,
         after: version,
       });
     } catch (error) {
-      // A server from before SNAPSHOT_FILE refuses its type (0x2c) as a bad packet.
-      if (!(error instanceof RemoteBackupError) || !/type 0x2c/.test(error.message)) throw error;
-      throw new RemoteBackupError(
-        `the server at ${this.destination} is older than this cln-backup and takes a snapshot ` +
-          `in one packet only: update the server to this version, then try again`,
-      );
+      throw this.#olderServer(error, V2Type.SnapshotFile);
     } finally {
       removeIfExists(packed);
     }
+  }
+
+  /** A server from before `type` refuses it as a bad packet naming it: say what to do. */
+  #olderServer(error: unknown, type: V2Type): unknown {
+    const named = `type 0x${type.toString(16)}`;
+    if (!(error instanceof RemoteBackupError) || !error.message.includes(named)) return error;
+    return new RemoteBackupError(
+      `the server at ${this.destination} is older than this cln-backup and takes a snapshot ` +
+        `in one packet only: update the server to this version, then try again`,
+    );
   }
 
   /** Stores a snapshot as the first record of an empty backup, in one packet. */
