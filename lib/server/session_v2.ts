@@ -72,11 +72,18 @@ export interface V2Host {
 /** The connection ends after an ERROR of this kind has been sent. */
 class Closing extends Error {}
 
-/** The peer went away: nothing to tell it. */
+/** The peer went away, or the server closed the connection: nothing to tell it. */
 function lostConnection(error: unknown): boolean {
-  return error instanceof Deno.errors.ConnectionReset ||
-    error instanceof Deno.errors.ConnectionAborted || error instanceof Deno.errors.BrokenPipe ||
-    error instanceof Deno.errors.NotConnected || error instanceof Deno.errors.UnexpectedEof;
+  return [
+    Deno.errors.ConnectionReset,
+    Deno.errors.ConnectionAborted,
+    Deno.errors.BrokenPipe,
+    Deno.errors.NotConnected,
+    Deno.errors.UnexpectedEof,
+    Deno.errors.BadResource,
+    Deno.errors.Interrupted,
+    Deno.errors.TimedOut,
+  ].some((kind) => error instanceof kind);
 }
 
 export class V2Session {
@@ -381,12 +388,10 @@ export class V2Session {
     let code = refused?.code ?? ErrorCode.Refused;
     let refusal = refused?.message ?? "";
     if (!refused) {
+      let after: number | undefined;
       try {
         const result = await write();
-        const after = typeof result === "number" ? result : storage.state().version;
-        this.host.wrote(this.#node!);
-        await this.#send(encodeVersionFrame(V2Type.Ack, after));
-        return;
+        after = typeof result === "number" ? result : storage.state().version;
       } catch (error) {
         if (error instanceof WireError) throw error;
         refusal = (error as Error).message;
@@ -394,6 +399,11 @@ export class V2Session {
           code = ErrorCode.Storage;
           refusal = `the server cannot store it: ${refusal}`;
         }
+      }
+      // Stored: a client gone meanwhile (a long init) is a lost connection, not a refusal.
+      if (after !== undefined) {
+        this.host.wrote(this.#node!);
+        return await this.#send(encodeVersionFrame(V2Type.Ack, after));
       }
     }
     const what = version === undefined ? "a sealed write" : `version ${version}`;
@@ -443,7 +453,10 @@ export class V2Session {
         await this.#receiveFile(upload, size);
         bytes = await inflateUpload(upload, size, database, Math.min(room, MAX_DATABASE_BYTES));
       } catch (error) {
-        if (error instanceof InflateError && error.overLimit && quota !== undefined) {
+        if (
+          error instanceof InflateError && error.overLimit && quota !== undefined &&
+          room < MAX_DATABASE_BYTES
+        ) {
           return await this.#refuseLogged(what, ErrorCode.Quota, this.#overQuota(quota));
         }
         if (error instanceof InflateError) {

@@ -93,7 +93,8 @@ function oneShot(packed: Uint8Array, maxBytes?: number): Uint8Array {
     const raw = inflateSync(packed, maxBytes === undefined ? {} : { maxOutputLength: maxBytes });
     return new Uint8Array(raw.buffer, raw.byteOffset, raw.length);
   } catch (error) {
-    throw new InflateError((error as Error).message);
+    // node:zlib's output limit is a RangeError (ERR_BUFFER_TOO_LARGE).
+    throw new InflateError((error as Error).message, error instanceof RangeError);
   }
 }
 

@@ -66,7 +66,13 @@ Deno.test("inflate refuses a cut, damaged or oversized stream, and then works ag
   damaged[damaged.length >> 1] ^= 0x55;
   assertThrows(() => inflate(damaged, 1 << 20));
   assertThrows(() => inflateSync(damaged));
-  assert(assertThrows(() => inflate(bytes, 19_999)) instanceof InflateError);
+  const over = assertThrows(() => inflate(bytes, 19_999));
+  assert(over instanceof InflateError && over.overLimit);
+  // Past the kept buffer, through inflateSync: over its limit too.
+  const large = packed(sample(3 << 20, 12));
+  const overLarge = assertThrows(() => inflate(large, 2 << 20));
+  assert(overLarge instanceof InflateError && overLarge.overLimit, overLarge.message);
+  assert(!(assertThrows(() => inflate(damaged, 1 << 20)) as InflateError).overLimit);
   assertEquals(inflate(bytes, 20_000), raw);
 });
 

@@ -6,7 +6,7 @@
  */
 import { syncDir, writeAll, writeFileDurably } from "../../fs/durable.ts";
 import { WRAPPED_KEY_NAME } from "../../crypto/wrapped_key.ts";
-import { existsSync } from "../../fs/exists.ts";
+import { existsSync, removeIfExists } from "../../fs/exists.ts";
 import { createEmptyLog } from "./writer.ts";
 import { baseName } from "../../format/layout.ts";
 import {
@@ -85,6 +85,7 @@ function* baseSteps(dir: string, source: SnapshotSource, place: BasePlace): Gene
   const header = { kind: SegmentKind.Base, number: source.version, backupId, firstLog };
   const cipher = place.cipher ?? (key && segmentCipher(key, header));
   let offset = SEGMENT_HEADER_SIZE;
+  let built = false;
   /** Appends one record; sealed, in an encrypted backup, where it lands. */
   const append = (kind: RecordKind, payload: Uint8Array) => {
     const record = encodeRecord(kind, source.version, payload, cipher && { cipher, offset });
@@ -113,9 +114,12 @@ function* baseSteps(dir: string, source: SnapshotSource, place: BasePlace): Gene
     }
     append(RecordKind.SnapshotEnd, encodeSnapshotEnd(total, parts));
     out.syncSync();
+    built = true;
   } finally {
     input.close();
     out.close();
+    // A large node's half-built base would hold its disk until the next open.
+    if (!built) removeIfExists(tmp);
   }
   Deno.renameSync(tmp, `${dir}/${name}`);
   syncDir(dir);

@@ -45,6 +45,7 @@ import {
   type Place,
   PROXIED_RAW_BODY_BYTES,
   RAW_BODY_BYTES,
+  v2Name,
   V2Type,
 } from "../../wire/packets_v2.ts";
 import { sendData } from "../../wire/send_data.ts";
@@ -397,8 +398,8 @@ export class SocketBackend implements Backend {
     const named = `type 0x${type.toString(16)}`;
     if (!(error instanceof RemoteBackupError) || !error.message.includes(named)) return error;
     return new RemoteBackupError(
-      `the server at ${this.destination} is older than this cln-backup and takes a snapshot ` +
-        `in one packet only: update the server to this version, then try again`,
+      `the server at ${this.destination} is older than this cln-backup and does not know ` +
+        `${v2Name(type)}: update the server to this version, then try again`,
     );
   }
 
