@@ -22,7 +22,7 @@ import { PacketReader } from "../lib/wire/packet_reader.ts";
 import { WireConnection } from "../lib/backends/socket/connection.ts";
 import { socketUrl } from "../lib/backends/socket/backend.ts";
 import { deflateSync } from "node:zlib";
-import { decodeMetadata, encodePacket, PacketType } from "../lib/wire/packets.ts";
+import { decodeMetadata, encodePacket, type Packet, PacketType } from "../lib/wire/packets.ts";
 import {
   decodeError,
   decodeJson,
@@ -305,17 +305,29 @@ Deno.test("init's snapshot goes as a file: past the packet limit, a chunk at a t
   }
 });
 
+/** Sends alice's SNAPSHOT_FILE of version 3 holding `bytes` as they are; returns the answer. */
+async function sendSnapshotFile(
+  url: string,
+  credential: NodeCredential,
+  bytes: Uint8Array,
+): Promise<Packet> {
+  const conn = await WireConnection.open(socketUrl(url), 5_000, credential);
+  try {
+    await conn.send(encodeSnapshotFile(3, bytes.length));
+    await conn.send(encodeFrame(V2Type.Data, bytes));
+    return await conn.receive();
+  } finally {
+    conn.close();
+  }
+}
+
 Deno.test("a SNAPSHOT_FILE whose bytes do not inflate is refused, and the backup stays empty", async () => {
   await withServer(async ({ url, credential, nodes }) => {
     const garbage = new Uint8Array(5000).fill(7);
     const random = prng(3);
     const cut = deflateSync(new Uint8Array(9000).map(() => random() * 256)).subarray(0, 4000);
     for (const bytes of [garbage, cut]) {
-      const conn = await WireConnection.open(socketUrl(url), 5_000, credential("alice"));
-      await conn.send(encodeSnapshotFile(3, bytes.length));
-      await conn.send(encodeFrame(V2Type.Data, bytes));
-      const reply = await conn.receive();
-      conn.close();
+      const reply = await sendSnapshotFile(url, credential("alice"), bytes);
       assertEquals(reply.type, V2Type.Error);
       assertMatch(decodeError(reply).message, /SNAPSHOT_FILE 3 does not decompress/);
     }
@@ -333,16 +345,12 @@ Deno.test("a SNAPSHOT_FILE inflates no further than the quota leaves; one cut sh
       [...Deno.readDirSync(nodes.backupDir("alice"))].filter((e) => e.name.endsWith(".tmp"));
     // 8 MiB of zeros deflate to 8 KB: within the quota as sent, far past it inflated.
     const bomb = deflateSync(new Uint8Array(8 << 20));
-    let conn = await WireConnection.open(socketUrl(url), 5_000, credential("alice"));
-    await conn.send(encodeSnapshotFile(3, bomb.length));
-    await conn.send(encodeFrame(V2Type.Data, bomb));
-    const reply = await conn.receive();
-    conn.close();
+    const reply = await sendSnapshotFile(url, credential("alice"), bomb);
     assertEquals(reply.type, V2Type.Error);
     assertEquals(decodeError(reply).code, ErrorCode.Quota);
     assertMatch(decodeError(reply).message, /quota of 200000 bytes/);
     // A client that goes away part way.
-    conn = await WireConnection.open(socketUrl(url), 5_000, credential("alice"));
+    const conn = await WireConnection.open(socketUrl(url), 5_000, credential("alice"));
     await conn.send(encodeSnapshotFile(3, 100_000));
     await conn.send(encodeFrame(V2Type.Data, new Uint8Array(1_000)));
     conn.close();
