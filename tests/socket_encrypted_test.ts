@@ -216,6 +216,19 @@ Deno.test("init --encrypt of a node with a database sends its base a chunk at a 
     assertEquals(bases.length, 1);
     assert(Deno.statSync(`${s.storage}/${bases[0].name}`).size > 20_000);
     assertEquals(await restoredWith(s, key), dumpDatabase(`${s.dir}/lightningd.sqlite3`));
+    // Into an empty backup only: a second one is refused before its base is taken.
+    const base = `${s.root}/base.clnb`;
+    Deno.writeFileSync(base, new Uint8Array(300_000));
+    const remote = await SocketBackend.connect(s.url, {
+      policy: { ...DEFAULT_RETRY_POLICY, retries: 0, timeoutMs: 5_000 },
+      credential: s.credential,
+    });
+    await assertRejects(
+      () => remote.initSealed(new TextEncoder().encode("{}"), base, 9),
+      /encrypted backup is made in an empty backup only/,
+    );
+    remote.close();
+    assertEquals(await restoredWith(s, key), dumpDatabase(`${s.dir}/lightningd.sqlite3`));
   } finally {
     await s.stop();
   }
