@@ -22,6 +22,7 @@ import {
   unknownCodec,
 } from "./record.ts";
 import type { KeptBuffer, ReusedBuffer } from "../fs/kept_buffer.ts";
+import { readFull } from "../fs/read_full.ts";
 
 export const SEGMENT_HEADER_SIZE = 64;
 export const FORMAT_VERSION = 3;
@@ -183,15 +184,9 @@ export function readAt(file: Deno.FsFile, offset: number, length: number): Uint8
 
 /** Fills `out` from `offset` on; the part filled, shorter only at end of file. */
 export function readInto(file: Deno.FsFile, offset: number, out: Uint8Array): Uint8Array {
-  const length = out.length;
   file.seekSync(offset, Deno.SeekMode.Start);
-  let filled = 0;
-  while (filled < length) {
-    const n = file.readSync(out.subarray(filled));
-    if (n === null) break;
-    filled += n;
-  }
-  return filled === length ? out : out.subarray(0, filled);
+  const filled = readFull(file, out);
+  return filled === out.length ? out : out.subarray(0, filled);
 }
 
 /**

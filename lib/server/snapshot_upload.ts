@@ -8,6 +8,7 @@
  */
 import { writeAll } from "../fs/durable.ts";
 import { nextTurn } from "../fs/next_turn.ts";
+import { readFull } from "../fs/read_full.ts";
 import { inflateParts } from "../wire/inflate.ts";
 
 const PART_BYTES = 1 << 20;
@@ -30,10 +31,8 @@ export async function inflateUpload(
     output = Deno.openSync(to, { write: true, createNew: true });
     const file = input;
     const read = (into: Uint8Array) => {
-      for (let at = 0; at < into.length;) {
-        const n = file.readSync(into.subarray(at));
-        if (n === null) throw new Error(`"${from}" ended before its ${size} bytes`);
-        at += n;
+      if (readFull(file, into) < into.length) {
+        throw new Error(`"${from}" ended before its ${size} bytes`);
       }
     };
     let bytes = 0;

@@ -27,6 +27,7 @@ import { dirname } from "node:path";
 import { claimWorkPath, workPath } from "../../fs/work_path.ts";
 import { atStep } from "../../fs/step_seam.ts";
 import { nextTurn } from "../../fs/next_turn.ts";
+import { readFull } from "../../fs/read_full.ts";
 
 /** Snapshots are stored in parts of this many bytes, so no step holds a whole database. */
 export const SNAPSHOT_PART_BYTES = 1024 * 1024;
@@ -98,12 +99,7 @@ function* baseSteps(dir: string, source: SnapshotSource, place: BasePlace): Gene
     let total = 0;
     let parts = 0;
     for (;;) {
-      let filled = 0;
-      while (filled < buffer.length) {
-        const n = input.readSync(buffer.subarray(filled));
-        if (n === null) break;
-        filled += n;
-      }
+      const filled = readFull(input, buffer);
       if (filled === 0) break;
       append(RecordKind.SnapshotPart, buffer.subarray(0, filled));
       total += filled;

@@ -20,6 +20,7 @@ import { S3Client, type S3Credentials, S3Error } from "./client.ts";
 import { baseKey, idKey, wrappedKeyKey } from "./keys.ts";
 import { s3Url } from "./backend.ts";
 import { DEFAULT_S3_POLICY, retrying, type S3RetryPolicy } from "./retry.ts";
+import { readFull } from "../../fs/read_full.ts";
 
 /** Parts of a multipart upload (S3 wants at least 5 MiB for all but the last). */
 export const PART_BYTES = 8 * 1024 * 1024;
@@ -42,12 +43,7 @@ export async function uploadFile(
     const etags: string[] = [];
     const buffer = new Uint8Array(PART_BYTES);
     for (;;) {
-      let filled = 0;
-      while (filled < buffer.length) {
-        const n = file.readSync(buffer.subarray(filled));
-        if (n === null) break;
-        filled += n;
-      }
+      const filled = readFull(file, buffer);
       if (filled === 0 && etags.length > 0) break;
       const part = buffer.subarray(0, filled);
       etags.push(

@@ -11,6 +11,7 @@
 import type { BackupDescription, BackupEntry, BackupReader } from "../backend.ts";
 import { SNAPSHOT_PART_BYTES } from "../file/create.ts";
 import { writeAll } from "../../fs/durable.ts";
+import { readFull } from "../../fs/read_full.ts";
 import {
   decodeChange,
   decodeMetadata,
@@ -90,13 +91,15 @@ export class SocketBackupReader implements BackupReader {
     const path = `${this.tmp}/restore.wire`;
     const file = Deno.openSync(path, { read: true });
     const read = (into: Uint8Array) => {
-      if (!readExact(file, into)) throw new Error(`Cannot read backup: "${path}" is cut short`);
+      if (readFull(file, into) < into.length) {
+        throw new Error(`Cannot read backup: "${path}" is cut short`);
+      }
     };
     try {
       // Each spooled packet holds at least its version (spool checks it).
       const head = new Uint8Array(HEADER_BYTES + 4);
       const view = new DataView(head.buffer);
-      while (readExact(file, head)) {
+      while (readFull(file, head) === head.length) {
         const [type, length, version] = [head[0], view.getUint32(1), view.getUint32(5)];
         if (type === PacketType.Snapshot) {
           yield* snapshotEntries(read, length - 4, version);
@@ -142,15 +145,6 @@ function* snapshotEntries(
     throw new WireError(`SNAPSHOT ${version} does not decompress: ${error.message}`);
   }
   yield { kind: "snapshot-end", version, totalBytes };
-}
-
-function readExact(file: Deno.FsFile, into: Uint8Array): boolean {
-  for (let at = 0; at < into.length;) {
-    const n = file.readSync(into.subarray(at));
-    if (n === null) return false;
-    at += n;
-  }
-  return true;
 }
 
 /** A record's first piece up to this size is written in one write with its header. */
