@@ -72,6 +72,20 @@ export interface V2Host {
 /** The connection ends after an ERROR of this kind has been sent. */
 class Closing extends Error {}
 
+/** Why a write was refused, as ERROR says it. */
+interface Refusal {
+  code: ErrorCode;
+  message: string;
+}
+
+/** What storage threw: a refusal of the write, or the storage failing (disk full, I/O). */
+function storingRefusal(error: unknown): Refusal {
+  const message = (error as Error).message;
+  return error instanceof RefusedError
+    ? { code: ErrorCode.Refused, message }
+    : { code: ErrorCode.Storage, message: `the server cannot store it: ${message}` };
+}
+
 /** The peer went away, or the server closed the connection: nothing to tell it. */
 function lostConnection(error: unknown): boolean {
   return [
@@ -293,13 +307,10 @@ export class V2Session {
         try {
           version = storage.replaceWrappedKey(wrappedKey);
         } catch (error) {
-          const refused = error instanceof RefusedError;
-          const message = (error as Error).message;
-          this.host.log("error", `${this.name}: refused a rewrapped key: ${message}`);
-          return await this.#error(
-            refused ? ErrorCode.Refused : ErrorCode.Storage,
-            refused ? message : `the server cannot store it: ${message}`,
-          );
+          const refused = storingRefusal(error);
+          const said = (error as Error).message;
+          this.host.log("error", `${this.name}: refused a rewrapped key: ${said}`);
+          return await this.#error(refused.code, refused.message);
         }
         return await this.#send(encodeVersionFrame(V2Type.Ack, version));
       }
@@ -384,38 +395,32 @@ export class V2Session {
     write: () => unknown,
   ): Promise<void> {
     const storage = this.#storage!;
-    const refused = this.#refusal(bytes);
-    let code = refused?.code ?? ErrorCode.Refused;
-    let refusal = refused?.message ?? "";
+    let refused = this.#refusal(bytes);
+    let after: number | undefined;
     if (!refused) {
-      let after: number | undefined;
       try {
         const result = await write();
         after = typeof result === "number" ? result : storage.state().version;
       } catch (error) {
         if (error instanceof WireError) throw error;
-        refusal = (error as Error).message;
-        if (!(error instanceof RefusedError)) {
-          code = ErrorCode.Storage;
-          refusal = `the server cannot store it: ${refusal}`;
-        }
-      }
-      // Stored: a client gone meanwhile (a long init) is a lost connection, not a refusal.
-      if (after !== undefined) {
-        this.host.wrote(this.#node!);
-        return await this.#send(encodeVersionFrame(V2Type.Ack, after));
+        refused = storingRefusal(error);
       }
     }
+    // Stored: a client gone meanwhile (a long init) is a lost connection, not a refusal.
+    if (after !== undefined) {
+      this.host.wrote(this.#node!);
+      return await this.#send(encodeVersionFrame(V2Type.Ack, after));
+    }
     const what = version === undefined ? "a sealed write" : `version ${version}`;
-    this.host.log("error", `${this.name}: refused ${what}: ${refusal}`);
-    await this.#error(code, refusal);
+    this.host.log("error", `${this.name}: refused ${what}: ${refused!.message}`);
+    await this.#error(refused!.code, refused!.message);
   }
 
   /**
    * Why this connection may not write `bytes` more, if it may not: another writer of the
    * backup (else this one becomes its writer), or the node's quota.
    */
-  #refusal(bytes: number): { code: ErrorCode; message: string } | undefined {
+  #refusal(bytes: number): Refusal | undefined {
     const storage = this.#storage!;
     const other = this.host.claimWriter(this, storage);
     if (other) {
@@ -512,11 +517,7 @@ export class V2Session {
       try {
         check();
       } catch (error) {
-        const storing = !(error instanceof RefusedError);
-        refused = {
-          code: storing ? ErrorCode.Storage : ErrorCode.Refused,
-          message: (storing ? "the server cannot store it: " : "") + (error as Error).message,
-        };
+        refused = storingRefusal(error);
       }
     }
     if (refused) await this.#refuseLogged(what, refused.code, refused.message);
@@ -579,12 +580,14 @@ export class V2Session {
       await this.#send(encodeVersionFrame(V2Type.Ack, after));
     } catch (error) {
       if (error instanceof WireError || error instanceof Closing) throw error;
-      const refused = error instanceof RefusedError;
-      const message = (error as Error).message;
-      this.host.log("error", `${this.name}: refused an encrypted copy: ${message}`);
+      const { code, message } = storingRefusal(error);
+      this.host.log(
+        "error",
+        `${this.name}: refused an encrypted copy: ${(error as Error).message}`,
+      );
       await this.#error(
-        refused ? ErrorCode.Refused : ErrorCode.Storage,
-        refused ? message : `the server cannot store it: ${message}; the plain backup is unchanged`,
+        code,
+        code === ErrorCode.Storage ? `${message}; the plain backup is unchanged` : message,
       );
     } finally {
       storage.abandonUpgrade();
