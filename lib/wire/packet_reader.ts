@@ -104,11 +104,7 @@ export class PacketReader {
     const { type, length } = header;
     const { trailerBytes } = this.framing;
     const frameBytes = HEADER_BYTES + length + trailerBytes;
-    if (!(await this.#fill(frameBytes))) {
-      throw new StreamEndedError(
-        `stream ended inside a ${this.framing.name(type)} of ${length} bytes`,
-      );
-    }
+    if (!(await this.#fill(frameBytes))) throw this.#endedInside(type, length);
     this.framing.check(this.#buffer.subarray(this.#start, this.#start + frameBytes));
     const from = this.#start + HEADER_BYTES;
     this.#start = from + length + trailerBytes;
@@ -138,11 +134,7 @@ export class PacketReader {
       if (this.#start === this.#end) {
         this.#start = this.#end = 0;
         const read = await this.source.read(this.#buffer);
-        if (read === null) {
-          throw new StreamEndedError(
-            `stream ended inside a ${this.framing.name(header.type)} of ${header.length} bytes`,
-          );
-        }
+        if (read === null) throw this.#endedInside(header.type, header.length);
         this.#end = read;
       }
       const n = Math.min(left, this.#end - this.#start);
@@ -151,6 +143,12 @@ export class PacketReader {
       left -= n;
     }
     return true;
+  }
+
+  #endedInside(type: number, length: number): StreamEndedError {
+    return new StreamEndedError(
+      `stream ended inside a ${this.framing.name(type)} of ${length} bytes`,
+    );
   }
 
   /**

@@ -434,7 +434,7 @@ export class SocketBackend implements Backend {
         const reply = await conn.request(
           packet,
           follow && (() => follow(conn)),
-          step.answerTimeoutMs ?? conn.timeoutMs,
+          step.answerTimeoutMs,
         );
         this.#answer(step, reply);
         step.acked?.();
