@@ -2,11 +2,15 @@ import { assert, assertEquals, assertMatch } from "../../tests/support/assert.ts
 import { RawClient, startServer } from "../../tests/support/wire_server.ts";
 import {
   decodeMetadata,
+  decodeSnapshot,
   decodeVersion,
   encodeChange,
+  encodePacket,
   encodeSnapshot,
   PacketType,
 } from "../wire/packets.ts";
+import { DatabaseSync } from "node:sqlite";
+import { concatBytes } from "../../tests/support/bytes.ts";
 import { ServerStorage } from "./storage.ts";
 import { FIXTURES } from "../../tests/support/fixtures.ts";
 import { bumpStatement } from "../../tests/support/statements.ts";
@@ -18,11 +22,14 @@ function change(version: number): Uint8Array {
   return encodeChange(version, [bumpStatement(version - 1)]);
 }
 
-async function withServer(body: (s: ReturnType<typeof startServer>) => Promise<void>) {
+async function withServer(
+  body: (s: ReturnType<typeof startServer>, dir: string) => Promise<void>,
+  maxPayloadBytes?: number,
+) {
   const tmp = Deno.makeTempDirSync({ prefix: "server-test-" });
-  const server = startServer(`${tmp}/backup`);
+  const server = startServer(`${tmp}/backup`, 0, maxPayloadBytes);
   try {
-    await body(server);
+    await body(server, `${tmp}/backup`);
   } finally {
     await server.server.close();
     Deno.removeSync(tmp, { recursive: true });
@@ -93,6 +100,80 @@ Deno.test("a snapshot into a backup that is not empty is refused", async () => {
     await client.send(encodeSnapshot(7, new Uint8Array(10)));
     const nack = (await client.next())!;
     assertEquals([nack.type, decodeVersion(nack)], [PacketType.Nack, 1]);
+    client.close();
+  });
+});
+
+/** The names of the temporary files in the backup at `dir`. */
+function leftovers(dir: string): string[] {
+  return [...Deno.readDirSync(dir)].map((e) => e.name).filter((name) => name.endsWith(".tmp"));
+}
+
+/** A SQLite database of about 400 kB that deflates to a few kB. */
+function compressibleDatabase(dir: string): Uint8Array {
+  const path = `${dir}/node.sqlite3`;
+  const db = new DatabaseSync(path);
+  db.exec("CREATE TABLE vars (name TEXT, blobval BLOB)");
+  const insert = db.prepare("INSERT INTO vars VALUES (?, ?)");
+  for (let i = 0; i < 100; i++) insert.run(`var${i}`, "lightning ".repeat(400));
+  db.close();
+  const bytes = Deno.readFileSync(path);
+  Deno.removeSync(path);
+  return bytes;
+}
+
+Deno.test("a v1 SNAPSHOT is inflated from disk: a database past the packet limit is stored", async () => {
+  await withServer(async ({ server }, dir) => {
+    const database = compressibleDatabase(dir);
+    const packet = encodeSnapshot(3, database);
+    assert(packet.length < 64 * 1024 && database.length > 64 * 1024, `${packet.length}`);
+    const client = await RawClient.connect(server.port);
+    // In pieces, as a slow link brings them.
+    for (let at = 0; at < packet.length; at += 1000) {
+      await client.send(packet.subarray(at, at + 1000));
+      await new Promise((r) => setTimeout(r, 1));
+    }
+    const ack = (await client.next())!;
+    assertEquals([ack.type, decodeVersion(ack)], [PacketType.Ack, 3]);
+    await client.send(REQ_METADATA);
+    assertEquals(decodeMetadata((await client.next())!).version, 3);
+    await client.send(Uint8Array.of(PacketType.Restore, 0, 0, 0, 0));
+    const restored = (await client.next())!;
+    assertEquals(decodeSnapshot(restored, 1 << 30), { version: 3, database });
+    assertEquals((await client.next())!.type, PacketType.Done);
+    client.close();
+    assertEquals(leftovers(dir), []);
+  }, 64 * 1024);
+});
+
+Deno.test("a v1 SNAPSHOT that does not inflate ends the connection; the backup stays empty", async () => {
+  await withServer(async ({ server, logs }, dir) => {
+    const client = await RawClient.connect(server.port);
+    const garbage = Uint8Array.from({ length: 5000 }, (_, i) => (i * 131) % 251);
+    await client.send(
+      encodePacket(PacketType.Snapshot, concatBytes([Uint8Array.of(0, 0, 0, 3), garbage])),
+    );
+    assertEquals(await client.next(), null);
+    assertMatch(logs.join("\n"), /protocol error: SNAPSHOT 3 does not decompress/);
+    const again = await RawClient.connect(server.port);
+    await again.send(REQ_METADATA);
+    assertEquals(decodeMetadata((await again.next())!).version, 0);
+    again.close();
+    assertEquals(leftovers(dir), []);
+  });
+});
+
+Deno.test("a v1 SNAPSHOT the server cannot write is read to its end, answered NACK, and the connection goes on", async () => {
+  await withServer(async ({ server, logs }, dir) => {
+    // The first connection's upload file cannot be created.
+    Deno.mkdirSync(`${dir}/upload-1.tmp`);
+    const client = await RawClient.connect(server.port);
+    await client.send(encodeSnapshot(3, compressibleDatabase(dir)));
+    const nack = (await client.next())!;
+    assertEquals([nack.type, decodeVersion(nack)], [PacketType.Nack, 0]);
+    assertMatch(logs.join("\n"), /refused version 3: cannot store it: .*exists/i);
+    await client.send(REQ_METADATA);
+    assertEquals(decodeMetadata((await client.next())!).version, 0);
     client.close();
   });
 });

@@ -9,7 +9,6 @@ import { closeQuietly, writeFully } from "../wire/conn_io.ts";
 import { formatHostPort } from "../backends/url.ts";
 import {
   decodeChange,
-  decodeSnapshot,
   decodeVersion,
   encodeChange,
   encodeCompactResult,
@@ -23,6 +22,9 @@ import {
 } from "../wire/packets.ts";
 import { type PacketReader, StreamEndedError } from "../wire/packet_reader.ts";
 import { type SnapshotStream, snapshotStream } from "../wire/snapshot_stream.ts";
+import { InflateError, MAX_DATABASE_BYTES } from "../wire/inflate.ts";
+import { removeIfExists } from "../fs/exists.ts";
+import { inflateUpload, receiveSnapshot } from "./snapshot_upload.ts";
 import { RefusedError, type ServerStorage } from "./storage.ts";
 import type { CompactionResult } from "../compact/compact.ts";
 
@@ -79,6 +81,11 @@ export class Session {
   async run(): Promise<void> {
     try {
       for (;;) {
+        const type = await this.#reader.peek();
+        if (type === PacketType.Snapshot) {
+          if (!(await this.#snapshot())) return;
+          continue;
+        }
         const packet = await this.#reader.next();
         if (!packet) {
           this.host.log("info", `${this.name}: closed by the client`);
@@ -102,23 +109,12 @@ export class Session {
   async #handle(type: number, payload: Uint8Array): Promise<boolean> {
     const { host: { log }, storage } = this;
     const packet = { type, payload };
-    if (storage.state().encrypted) {
-      // Wire v1 carries plain changes and restores records: an encrypted backup is v2 only.
-      log("warning", `${this.name}: refused: wire v1 to an encrypted backup, which is v2 only`);
-      await this.#send(encodeVersionPacket(PacketType.Nack, storage.state().version));
-      return false;
-    }
+    if (storage.state().encrypted) return await this.#refuseEncrypted();
     switch (type) {
       case PacketType.Change: {
         const change = decodeChange(packet, this.host.maxPayloadBytes);
         log("debug", `${this.name}: CHANGE ${change.version}`);
         await this.#write(change.version, () => storage.append(change));
-        return true;
-      }
-      case PacketType.Snapshot: {
-        const { version, database } = decodeSnapshot(packet, this.host.maxPayloadBytes);
-        log("info", `${this.name}: SNAPSHOT ${version} (${database.length} bytes)`);
-        await this.#write(version, () => storage.storeSnapshot(version, database));
         return true;
       }
       case PacketType.Rewind: {
@@ -147,6 +143,49 @@ export class Session {
     }
     log("warning", `${this.name}: closing: unknown packet ${packetName(type)}`);
     return false;
+  }
+
+  /** Wire v1 carries plain changes and restores records: an encrypted backup is v2 only. */
+  async #refuseEncrypted(): Promise<false> {
+    this.host.log(
+      "warning",
+      `${this.name}: refused: wire v1 to an encrypted backup, which is v2 only`,
+    );
+    await this.#send(encodeVersionPacket(PacketType.Nack, this.storage.state().version));
+    return false;
+  }
+
+  /**
+   * A SNAPSHOT (a whole database, deflated, in one packet): its payload into a temporary file
+   * as it arrives, inflated from there a part at a time, the base made of that, and ACK; never
+   * whole in memory. A disk that fails while it arrives is answered NACK once it is all read,
+   * as a failure to store it is.
+   */
+  async #snapshot(): Promise<boolean> {
+    const { host: { log }, storage } = this;
+    const [upload, database] = [storage.uploadPath(this.id), storage.uploadPath(this.id, "db")];
+    try {
+      const { version, size, failure } = await receiveSnapshot(this.#reader, upload);
+      if (storage.state().encrypted) return await this.#refuseEncrypted();
+      log("info", `${this.name}: SNAPSHOT ${version} (${size} bytes deflated)`);
+      await this.#write(version, async () => {
+        if (failure) throw failure;
+        storage.refuseSnapshot(version);
+        try {
+          await inflateUpload(upload, size, database, MAX_DATABASE_BYTES);
+        } catch (error) {
+          if (!(error instanceof InflateError)) throw error;
+          throw new WireError(`SNAPSHOT ${version} does not decompress: ${error.message}`);
+        }
+        // The deflated copy goes before the base is made: the disk holds two copies at most.
+        removeIfExists(upload);
+        await storage.storeSnapshotFile(version, database);
+      });
+      return true;
+    } finally {
+      removeIfExists(upload);
+      removeIfExists(database);
+    }
   }
 
   /**

@@ -1,8 +1,8 @@
 /**
- * A snapshot that arrived as a file (SNAPSHOT_FILE: the database deflated, in DATA packets)
- * inflated into the database file the backup's base is made from, a part at a time. The
- * server goes on serving other connections between parts: a large node's database takes
- * seconds to inflate.
+ * A snapshot that arrives as a file (SNAPSHOT_FILE's DATA packets, or a wire v1 SNAPSHOT's
+ * payload as it is read) inflated into the database file the backup's base is made from, a
+ * part at a time. The server goes on serving other connections between parts: a large node's
+ * database takes seconds to inflate.
  *
  * @module
  */
@@ -10,6 +10,8 @@ import { writeAll } from "../fs/durable.ts";
 import { nextTurn } from "../fs/next_turn.ts";
 import { readFull } from "../fs/read_full.ts";
 import { inflateParts } from "../wire/inflate.ts";
+import { WireError } from "../wire/packets.ts";
+import type { PacketReader } from "../wire/packet_reader.ts";
 
 const PART_BYTES = 1 << 20;
 
@@ -46,4 +48,55 @@ export async function inflateUpload(
     input?.close();
     output?.close();
   }
+}
+
+/** A wire v1 SNAPSHOT received into a file: its version, and its deflated bytes' count. */
+export interface ReceivedSnapshot {
+  version: number;
+  size: number;
+  /** Why the file is not whole (the disk failed); the packet was still read to its end. */
+  failure?: Error;
+}
+
+/**
+ * Reads the SNAPSHOT that `reader` is at (`u32 version`, then the database deflated) and
+ * writes its deflated bytes to a new file at `path` as they arrive. A write that fails leaves
+ * the rest of the packet read and dropped, so the connection can still be answered.
+ */
+export async function receiveSnapshot(
+  reader: PacketReader,
+  path: string,
+): Promise<ReceivedSnapshot> {
+  const head = new Uint8Array(4);
+  let [headBytes, size, length] = [0, 0, 0];
+  let failure: Error | undefined;
+  let file: Deno.FsFile | undefined;
+  try {
+    file = Deno.openSync(path, { write: true, createNew: true });
+  } catch (error) {
+    failure = error as Error;
+  }
+  try {
+    await reader.nextTo({
+      start: (_type, n) => length = n,
+      write(piece) {
+        const taken = Math.min(head.length - headBytes, piece.length);
+        head.set(piece.subarray(0, taken), headBytes);
+        headBytes += taken;
+        const body = piece.subarray(taken);
+        size += body.length;
+        if (failure || body.length === 0) return;
+        try {
+          writeAll(file!, body);
+        } catch (error) {
+          failure = error as Error;
+        }
+      },
+    });
+  } finally {
+    file?.close();
+  }
+  if (headBytes < head.length) throw new WireError(`SNAPSHOT is ${length} bytes, under 4`);
+  const version = new DataView(head.buffer).getUint32(0);
+  return failure ? { version, size, failure } : { version, size };
 }

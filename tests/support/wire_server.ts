@@ -27,11 +27,17 @@ export interface TestServer {
 }
 
 /** Starts our server on `dir` at 127.0.0.1 (`port` 0 picks one). */
-export function startServer(dir: string, port = 0): TestServer {
+export function startServer(dir: string, port = 0, maxPayloadBytes?: number): TestServer {
   const logs: string[] = [];
   const log = (level: string, message: string) => logs.push(`${level}: ${message}`);
   const storage = ServerStorage.open(`file://${dir}`, dir, (m) => log("info", m));
-  const server = new BackupServer({ hostname: "127.0.0.1", port, log, v1Storage: storage });
+  const server = new BackupServer({
+    hostname: "127.0.0.1",
+    port,
+    log,
+    v1Storage: storage,
+    maxPayloadBytes,
+  });
   return { server, logs, url: `socket:127.0.0.1:${server.port}` };
 }
 
