@@ -13,7 +13,7 @@ import { SocketBackupReader } from "../lib/backends/socket/reader.ts";
 import { DEFAULT_RETRY_POLICY } from "../lib/backends/socket/options.ts";
 import { BackupPlugin } from "../lib/plugin/backup_plugin.ts";
 import { restoreBackup } from "../lib/backup/restore.ts";
-import { decodeChange, PacketType } from "../lib/wire/packets.ts";
+import { decodeChange, decodeSnapshot, PacketType } from "../lib/wire/packets.ts";
 import type { Change } from "../lib/backends/backend.ts";
 
 const FAST = { ...DEFAULT_RETRY_POLICY, retryDelayMs: 10, timeoutMs: 5000 };
@@ -52,6 +52,29 @@ function recordedChanges(session: string, conn: number): Change[] {
     .filter((e) => e.request[0] === PacketType.Change)
     .map((e) => decodeChange({ type: 1, payload: e.request.subarray(5) }, 1 << 30));
 }
+
+Deno.test("01: init of a node with a database: REQ_METADATA, then one SNAPSHOT sent from a file", async () => {
+  const tmp = Deno.makeTempDirSync({ prefix: "wire-client-" });
+  try {
+    const sent = exchanges(recordedSession("01-init-snapshot")[0])
+      .find((e) => e.request[0] === PacketType.Snapshot)!.request;
+    const { version, database } = decodeSnapshot(
+      { type: PacketType.Snapshot, payload: sent.subarray(5) },
+      1 << 30,
+    );
+    Deno.writeFileSync(`${tmp}/lightningd.sqlite3`, database);
+    await withScript("01-init-snapshot", {}, [1], async (server) => {
+      const backend = await SocketBackend.connect(server.url, { policy: FAST });
+      await backend.storeSnapshotFile(version, `${tmp}/lightningd.sqlite3`, tmp);
+      assertEquals(backend.state().version, 36);
+      backend.close();
+    });
+    // Its deflated copy went with it.
+    assertEquals([...Deno.readDirSync(tmp)].map((e) => e.name), ["lightningd.sqlite3"]);
+  } finally {
+    Deno.removeSync(tmp, { recursive: true });
+  }
+});
 
 Deno.test("02: the plugin's connection: REQ_METADATA, then 473 changes, each after its ACK", async () => {
   await withScript("02-activity", {}, [2], async (server) => {

@@ -193,6 +193,25 @@ export function encodeSnapshot(
   return encodePacket(PacketType.Snapshot, compressed(version, database, level));
 }
 
+/**
+ * The start of a SNAPSHOT whose database, deflated, is `packedBytes` long and follows as it is:
+ * the header and the version. Wire v1's length is a u32: a database that deflates past it goes
+ * over wire v2.
+ */
+export function encodeSnapshotHead(version: number, packedBytes: number): Uint8Array {
+  const length = 4 + packedBytes;
+  if (length > 0xffffffff) {
+    throw new WireError(
+      `a snapshot of ${packedBytes} compressed bytes does not fit wire v1's u32 length: ` +
+        `use wire v2 (a server root and a node's key)`,
+    );
+  }
+  const head = new Uint8Array(HEADER_BYTES + 4);
+  head.set(encodeHeader(PacketType.Snapshot, length));
+  head.set(u32(version), HEADER_BYTES);
+  return head;
+}
+
 export function decodeSnapshot(
   packet: Packet,
   maxBytes: number,

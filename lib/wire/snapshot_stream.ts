@@ -8,7 +8,7 @@
  * @module
  */
 import { createDeflate } from "node:zlib";
-import { encodeHeader, PacketType, u32, WireError } from "./packets.ts";
+import { encodeSnapshotHead } from "./packets.ts";
 
 /** Output chunks of the compressor: a 1 GB database makes a few hundred, not tens of thousands. */
 const CHUNK_BYTES = 1 << 20;
@@ -47,15 +47,7 @@ export function snapshotStream(version: number, level: number): SnapshotStream {
     async end() {
       deflate.end();
       await ended;
-      const versionBytes = u32(version);
-      const length = versionBytes.length + bytes;
-      if (length > 0xffffffff) {
-        throw new WireError(
-          `a snapshot of ${bytes} compressed bytes does not fit wire v1's u32 length: restore ` +
-            `this backup over wire v2`,
-        );
-      }
-      return [encodeHeader(PacketType.Snapshot, length), versionBytes, ...chunks];
+      return [encodeSnapshotHead(version, bytes), ...chunks];
     },
     cancel() {
       ended.catch(() => {});

@@ -17,6 +17,7 @@ import {
   encodeChange,
   encodePacket,
   encodeSnapshot,
+  encodeSnapshotHead,
   encodeVersionPacket,
   type Metadata,
   type Packet,
@@ -107,11 +108,19 @@ interface WriteStep {
   countBefore?: number;
 }
 
-/** The `size` bytes of the file at `path` as DATA packets on `conn`. */
-async function sendFile(conn: WireConnection, path: string, size: number): Promise<void> {
+/**
+ * The `size` bytes of the file at `path` on `conn`: as DATA packets, or as they are with
+ * `frame` the identity (the rest of a v1 packet).
+ */
+async function sendFile(
+  conn: WireConnection,
+  path: string,
+  size: number,
+  frame?: (chunk: Uint8Array) => Uint8Array,
+): Promise<void> {
   const file = Deno.openSync(path, { read: true });
   try {
-    await sendData((frame) => conn.send(frame), file, size, path);
+    await sendData((bytes) => conn.send(bytes), file, size, path, frame);
   } finally {
     file.close();
   }
@@ -367,27 +376,27 @@ export class SocketBackend implements Backend {
 
   /**
    * Stores the database at `path`, a snapshot at `version`, as the first record of an empty
-   * backup (init). Over v2 it is deflated into `scratch`, then sent a chunk at a time
-   * (SNAPSHOT_FILE): never whole in memory here or on the server. Over v1 it goes in one
-   * SNAPSHOT, as the Python plugin sends it.
+   * backup (init). It is deflated into `scratch`, then sent a chunk at a time: never whole in
+   * memory here, nor on our server. Over v2 in DATA packets after SNAPSHOT_FILE; over v1 as
+   * one SNAPSHOT, the Python plugin's packet, its header first.
    */
   async storeSnapshotFile(version: number, path: string, scratch: string): Promise<void> {
-    if (!this.#credential) return await this.storeSnapshot(version, Deno.readFileSync(path));
+    const v2 = this.#credential !== undefined;
     const packed = `${scratch}/snapshot-${version}.zlib`;
     try {
       await deflateFile(path, packed, 1);
       const size = Deno.statSync(packed).size;
       await this.#write({
         what: `snapshot ${version}`,
-        packet: encodeSnapshotFile(version, size),
-        follow: (conn) => sendFile(conn, packed, size),
+        packet: v2 ? encodeSnapshotFile(version, size) : encodeSnapshotHead(version, size),
+        follow: (conn) => sendFile(conn, packed, size, v2 ? undefined : (chunk) => chunk),
         // The server inflates it and makes the base before it answers: minutes for a large node.
         answerTimeoutMs: this.#policy.compactTimeoutMs,
         before: this.#version,
         after: version,
       });
     } catch (error) {
-      throw this.#olderServer(error, V2Type.SnapshotFile);
+      throw v2 ? this.#olderServer(error, V2Type.SnapshotFile) : error;
     } finally {
       removeIfExists(packed);
     }
