@@ -178,6 +178,30 @@ Deno.test("a v1 SNAPSHOT the server cannot write is read to its end, answered NA
   });
 });
 
+Deno.test("a v1 RESTORE whose snapshot cannot be spooled closes the connection, saying why", async () => {
+  await withServer(async ({ server, logs }, dir) => {
+    const client = await RawClient.connect(server.port);
+    await client.send(encodeSnapshot(3, compressibleDatabase(dir)));
+    assertEquals((await client.next())!.type, PacketType.Ack);
+    // The first connection's restore spool cannot be created.
+    Deno.mkdirSync(`${dir}/restore-1.tmp`);
+    await client.send(Uint8Array.of(PacketType.Restore, 0, 0, 0, 0));
+    assertEquals(await client.next(), null);
+    assertMatch(
+      logs.join("\n"),
+      /connection 1 .*: RESTORE failed: .*exists.*; closing the connection/i,
+    );
+    Deno.removeSync(`${dir}/restore-1.tmp`);
+    // Another connection restores it.
+    const again = await RawClient.connect(server.port);
+    await again.send(Uint8Array.of(PacketType.Restore, 0, 0, 0, 0));
+    assertEquals(decodeSnapshot((await again.next())!, 1 << 30).version, 3);
+    assertEquals((await again.next())!.type, PacketType.Done);
+    again.close();
+    assertEquals(leftovers(dir), []);
+  });
+});
+
 Deno.test("a v1 .dbak is refused as storage, naming upgrade", () => {
   const path = `${FIXTURES}upstream/pre-4090-backup.dbak`;
   let error: Error | undefined;

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { closeQuietly, writeFully } from "../wire/conn_io.ts";
+import { closeQuietly, lostConnection, writeFully } from "../wire/conn_io.ts";
 import { formatHostPort } from "../backends/url.ts";
 import {
   decodeChange,
@@ -130,7 +130,17 @@ export class Session {
         return true;
       }
       case PacketType.Restore:
-        await this.#restore();
+        try {
+          await this.#restore();
+        } catch (error) {
+          if (error instanceof WireError || lostConnection(error)) throw error;
+          // The backup's disk, not the peer; wire v1 has no packet to say so.
+          log(
+            "error",
+            `${this.name}: RESTORE failed: ${(error as Error).message}; closing the connection`,
+          );
+          return false;
+        }
         return true;
       case PacketType.Compact:
         return await this.#compact();
@@ -256,23 +266,23 @@ export class Session {
     let batch: Uint8Array[] = [];
     let batched = 0;
     let sent = 0;
-    const queue = async (packet: Uint8Array, flush = false) => {
-      // A large piece (a snapshot's compressed chunk) goes out as it is, not copied into a batch.
-      const alone = packet.length >= RESTORE_BATCH_BYTES;
-      if (!alone) {
-        batch.push(packet);
-        batched += packet.length;
-        if (!flush && batched < RESTORE_BATCH_BYTES) return;
-      }
+    const flush = async () => {
       if (batched > 0) await this.#send(concat(batch, batched));
       batch = [];
       batched = 0;
-      if (alone) await this.#send(packet);
     };
+    const queue = async (packet: Uint8Array) => {
+      batch.push(packet);
+      batched += packet.length;
+      if (batched >= RESTORE_BATCH_BYTES) await flush();
+    };
+    // The snapshot's compression is spooled beside the backup: a whole database's worth.
+    const spool = (version: number) =>
+      snapshotStream(version, FAST_LEVEL, storage.uploadPath(this.id, "restore"));
     try {
       for (const entry of storage.entries(to)) {
         if (entry.kind === "snapshot-part") {
-          snapshot ??= snapshotStream(entry.version, FAST_LEVEL);
+          snapshot ??= spool(entry.version);
           await snapshot.add(entry.bytes);
           continue;
         }
@@ -280,9 +290,11 @@ export class Session {
         // told: nothing of them is sent.
         if (entry.kind === "tail") break;
         if (entry.kind === "snapshot-end") {
-          const packet = await (snapshot ?? snapshotStream(entry.version, FAST_LEVEL)).end();
+          snapshot ??= spool(entry.version);
+          await flush();
+          await snapshot.send((bytes) => this.#send(bytes));
+          snapshot.close();
           snapshot = undefined;
-          for (const piece of packet) await queue(piece);
         } else {
           await queue(encodeChange(entry.version, entry.statements, FAST_LEVEL));
         }
@@ -290,9 +302,10 @@ export class Session {
       }
     } finally {
       // A base that fails its checks part way ends the restore; its compression goes too.
-      snapshot?.cancel();
+      snapshot?.close();
     }
-    await queue(encodePacket(PacketType.Done), true);
+    await queue(encodePacket(PacketType.Done));
+    await flush();
     log("info", `${this.name}: RESTORE sent ${sent} records`);
   }
 

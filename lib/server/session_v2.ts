@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { closeQuietly, writeFully } from "../wire/conn_io.ts";
+import { closeQuietly, lostConnection, writeFully } from "../wire/conn_io.ts";
 import { removeIfExists } from "../fs/exists.ts";
 import { isSegmentName } from "../format/layout.ts";
 import { receiveFiles } from "../wire/receive_files.ts";
@@ -84,20 +84,6 @@ function storingRefusal(error: unknown): Refusal {
   return error instanceof RefusedError
     ? { code: ErrorCode.Refused, message }
     : { code: ErrorCode.Storage, message: `the server cannot store it: ${message}` };
-}
-
-/** The peer went away, or the server closed the connection: nothing to tell it. */
-function lostConnection(error: unknown): boolean {
-  return [
-    Deno.errors.ConnectionReset,
-    Deno.errors.ConnectionAborted,
-    Deno.errors.BrokenPipe,
-    Deno.errors.NotConnected,
-    Deno.errors.UnexpectedEof,
-    Deno.errors.BadResource,
-    Deno.errors.Interrupted,
-    Deno.errors.TimedOut,
-  ].some((kind) => error instanceof kind);
 }
 
 export class V2Session {

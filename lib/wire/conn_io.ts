@@ -1,7 +1,7 @@
 /**
- * The two things every end of a connection does the same way: write a whole buffer (a
- * `write` may take part of it; also into the file a received file goes to), and close a
- * connection the peer may have closed already.
+ * What every end of a connection does the same way: write a whole buffer (a `write` may
+ * take part of it; also into the file a received file goes to), close a connection the peer
+ * may have closed already, and tell a lost connection from other errors.
  *
  * @module
  */
@@ -23,4 +23,18 @@ export function closeQuietly(conn: { close(): void }): void {
   } catch {
     // Already closed.
   }
+}
+
+/** The peer went away, or the server closed the connection: nothing to tell it. */
+export function lostConnection(error: unknown): boolean {
+  return [
+    Deno.errors.ConnectionReset,
+    Deno.errors.ConnectionAborted,
+    Deno.errors.BrokenPipe,
+    Deno.errors.NotConnected,
+    Deno.errors.UnexpectedEof,
+    Deno.errors.BadResource,
+    Deno.errors.Interrupted,
+    Deno.errors.TimedOut,
+  ].some((kind) => error instanceof kind);
 }

@@ -1,6 +1,6 @@
-import { assertEquals } from "../../tests/support/assert.ts";
+import { assertEquals, assertRejects } from "../../tests/support/assert.ts";
 import { decodeSnapshot, FAST_LEVEL, HEADER_BYTES, PacketType } from "./packets.ts";
-import { snapshotStream } from "./snapshot_stream.ts";
+import { type SnapshotStream, snapshotStream } from "./snapshot_stream.ts";
 
 /** A database's bytes of SQLite's shape: pages of rows, some random, some repeated. */
 function database(bytes: number): Uint8Array {
@@ -11,6 +11,28 @@ function database(bytes: number): Uint8Array {
     page.fill(at / 4096 & 0xff, 512);
   }
   return out;
+}
+
+/** Runs `body` with a spool path in a new directory, checking that the spool is gone after. */
+async function withSpool(body: (spool: string) => Promise<void>): Promise<void> {
+  const dir = Deno.makeTempDirSync({ prefix: "snapshot-stream-" });
+  try {
+    await body(`${dir}/restore-1.tmp`);
+    assertEquals([...Deno.readDirSync(dir)], []);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+}
+
+/** What `stream` sends, each buffer copied as it comes (the stream reuses its buffers). */
+async function sent(stream: SnapshotStream): Promise<Uint8Array[]> {
+  const buffers: Uint8Array[] = [];
+  await stream.send((bytes) => {
+    buffers.push(bytes.slice());
+    return Promise.resolve();
+  });
+  stream.close();
+  return buffers;
 }
 
 /** The packet's buffers joined, checked as a reader frames and decodes a SNAPSHOT. */
@@ -39,9 +61,11 @@ Deno.test("snapshotStream: parts compressed as they come make one SNAPSHOT packe
       db.subarray(2 ** 21),
     ]]
   ) {
-    const stream = snapshotStream(479, FAST_LEVEL);
-    for (const part of parts) await stream.add(part);
-    assertEquals(unpack(await stream.end()), { version: 479, database: db });
+    await withSpool(async (spool) => {
+      const stream = snapshotStream(479, FAST_LEVEL, spool);
+      for (const part of parts) await stream.add(part);
+      assertEquals(unpack(await sent(stream)), { version: 479, database: db });
+    });
   }
 });
 
@@ -49,24 +73,47 @@ Deno.test("snapshotStream: a part's buffer may be reused once its add resolves",
   // As a backup reader hands out its parts: one buffer, overwritten by the next part.
   const db = database(3 * 2 ** 20);
   const buffer = new Uint8Array(2 ** 20);
-  const stream = snapshotStream(7, FAST_LEVEL);
-  for (let at = 0; at < db.length; at += buffer.length) {
-    buffer.set(db.subarray(at, at + buffer.length));
-    await stream.add(buffer);
-    buffer.fill(0xee);
-  }
-  assertEquals(unpack(await stream.end()), { version: 7, database: db });
+  await withSpool(async (spool) => {
+    const stream = snapshotStream(7, FAST_LEVEL, spool);
+    for (let at = 0; at < db.length; at += buffer.length) {
+      buffer.set(db.subarray(at, at + buffer.length));
+      await stream.add(buffer);
+      buffer.fill(0xee);
+    }
+    assertEquals(unpack(await sent(stream)), { version: 7, database: db });
+  });
 });
 
 Deno.test("snapshotStream: an empty database is a packet too", async () => {
-  const stream = snapshotStream(0, FAST_LEVEL);
-  assertEquals(unpack(await stream.end()), { version: 0, database: new Uint8Array() });
+  await withSpool(async (spool) => {
+    const stream = snapshotStream(0, FAST_LEVEL, spool);
+    assertEquals(unpack(await sent(stream)), { version: 0, database: new Uint8Array() });
+  });
 });
 
-Deno.test("snapshotStream: a stream cancelled part way raises no error, now or later", async () => {
-  const stream = snapshotStream(3, FAST_LEVEL);
-  await stream.add(database(2 ** 20));
-  stream.cancel();
-  // The test's sanitizers fail it if the compression were left running or rejected unseen.
-  await new Promise((resolve) => setTimeout(resolve, 50));
+Deno.test("snapshotStream: a stream closed part way raises no error, now or later", async () => {
+  await withSpool(async (spool) => {
+    const stream = snapshotStream(3, FAST_LEVEL, spool);
+    await stream.add(database(2 ** 20));
+    stream.close();
+    // The test's sanitizers fail it if the compression were left running or rejected unseen.
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  });
+});
+
+Deno.test("snapshotStream: a send that fails part way leaves the spool for close to remove", async () => {
+  await withSpool(async (spool) => {
+    const stream = snapshotStream(3, FAST_LEVEL, spool);
+    await stream.add(database(3 * 2 ** 20));
+    let sends = 0;
+    await assertRejects(
+      () =>
+        stream.send(() => {
+          if (++sends === 2) throw new Deno.errors.BrokenPipe("the client left");
+          return Promise.resolve();
+        }),
+      /the client left/,
+    );
+    stream.close();
+  });
 });
