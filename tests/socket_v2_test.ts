@@ -17,7 +17,8 @@ import { CREDENTIAL_NAME, credentialIn } from "../lib/backends/socket/credential
 import type { NodeCredential } from "../lib/backends/socket/credential.ts";
 import { DEFAULT_RETRY_POLICY } from "../lib/backends/socket/options.ts";
 import { openAtStart } from "../lib/plugin/startup.ts";
-import { keyFromText } from "../lib/wire/handshake.ts";
+import { KEY_BYTES, keyFromText, randomBytes } from "../lib/wire/handshake.ts";
+import { startOlderServer } from "./support/older_server.ts";
 import { PacketReader } from "../lib/wire/packet_reader.ts";
 import { WireConnection } from "../lib/backends/socket/connection.ts";
 import { socketUrl } from "../lib/backends/socket/backend.ts";
@@ -300,6 +301,34 @@ Deno.test("init's snapshot goes as a file: past the packet limit, a chunk at a t
       { maxPayloadBytes: limit },
     );
   } finally {
+    Deno.removeSync(database);
+    Deno.removeSync(scratch, { recursive: true });
+  }
+});
+
+Deno.test("init against a server older than SNAPSHOT_FILE and SEALED_INIT_FILE says to update it", async () => {
+  const key = randomBytes(KEY_BYTES);
+  const older = startOlderServer(key);
+  const database = await randomDatabase(100_000);
+  const scratch = Deno.makeTempDirSync();
+  try {
+    const credential = { node: "alice", key, path: `${scratch}/alice.credential` };
+    const inits: [string, (b: SocketBackend) => Promise<void>][] = [
+      ["SNAPSHOT_FILE", (b) => b.storeSnapshotFile(3, database, scratch)],
+      ["SEALED_INIT_FILE", (b) => b.initSealed(new TextEncoder().encode("{}"), database, 3)],
+    ];
+    for (const [packet, init] of inits) {
+      const backend = await connect(older.url, credential);
+      await assertRejects(
+        () => init(backend),
+        new RegExp(`older than this cln-backup and does not know ${packet}: update the server`),
+      );
+      backend.close();
+    }
+    // The deflated copy of the snapshot went too.
+    assertEquals([...Deno.readDirSync(scratch)], []);
+  } finally {
+    await older.close();
     Deno.removeSync(database);
     Deno.removeSync(scratch, { recursive: true });
   }

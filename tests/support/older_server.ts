@@ -1,0 +1,70 @@
+/**
+ * A wire v2 server from before SNAPSHOT_FILE (0x2C) and SEALED_INIT_FILE (0x2D), as far as a
+ * client sees it: the handshake as any server does it, then, for a packet of a type it does
+ * not know, what such a server sent: its reader holds an unknown type to no payload, so ERROR
+ * BAD_PACKET naming the type by its number, and the connection closes.
+ *
+ * @module
+ */
+import { writeFully } from "../../lib/wire/conn_io.ts";
+import { nonce, prove } from "../../lib/wire/handshake.ts";
+import { type Framing, PacketReader } from "../../lib/wire/packet_reader.ts";
+import {
+  decodeHello,
+  encodeChallenge,
+  encodeError,
+  encodeWelcome,
+  ErrorCode,
+  V2_FRAMING,
+  V2Type,
+} from "../../lib/wire/packets_v2.ts";
+
+const NEWER = new Set<number>([V2Type.SnapshotFile, V2Type.SealedInitFile]);
+
+/** v2's framing without the newer types. */
+const OLDER_FRAMING: Framing = {
+  ...V2_FRAMING,
+  limit: (type, max) => NEWER.has(type) ? 0 : V2_FRAMING.limit(type, max),
+  name: (type) => NEWER.has(type) ? `type 0x${type.toString(16)}` : V2_FRAMING.name(type),
+};
+
+export interface OlderServer {
+  url: string;
+  close(): Promise<void>;
+}
+
+/** Serves any node whose key is `key`, answering the first packet after the handshake. */
+export function startOlderServer(key: Uint8Array): OlderServer {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const serve = async (conn: Deno.Conn) => {
+    const reader = new PacketReader(conn, 1 << 20, OLDER_FRAMING);
+    try {
+      const hello = decodeHello((await reader.next())!);
+      const serverNonce = nonce();
+      await writeFully(conn, encodeChallenge(serverNonce));
+      await reader.next(); // AUTH: taken as it comes, the test's key being the node's
+      const input = { node: hello.node, clientNonce: hello.nonce, serverNonce };
+      const metadata = { version: 0, prevVersion: 0, records: 0 };
+      await writeFully(conn, encodeWelcome(await prove(key, "server", input), metadata));
+      await reader.next();
+    } catch (error) {
+      const message = `${(error as Error).message}: closing the connection`;
+      await writeFully(conn, encodeError({ code: ErrorCode.BadPacket, version: 0, message }))
+        .catch(() => {});
+    } finally {
+      conn.close();
+    }
+  };
+  const accepting = (async () => {
+    const served: Promise<void>[] = [];
+    for await (const conn of listener) served.push(serve(conn));
+    await Promise.all(served);
+  })();
+  return {
+    url: `socket:127.0.0.1:${listener.addr.port}`,
+    async close() {
+      listener.close();
+      await accepting;
+    },
+  };
+}
