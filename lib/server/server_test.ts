@@ -146,6 +146,42 @@ Deno.test("a v1 SNAPSHOT is inflated from disk: a database past the packet limit
   }, 64 * 1024);
 });
 
+Deno.test("while a large SNAPSHOT is inflated and made a base, other connections are answered", async () => {
+  await withServer(async ({ server, logs }, dir) => {
+    const path = `${dir}/node.sqlite3`;
+    const db = new DatabaseSync(path);
+    db.exec("CREATE TABLE pad (b BLOB)");
+    const insert = db.prepare("INSERT INTO pad VALUES (?)");
+    // 24 MB that deflates to about a quarter: parts of work for the server, not of sending.
+    const row = new Uint8Array(4000);
+    db.exec("BEGIN");
+    for (let i = 0; i < 6000; i++) insert.run(crypto.getRandomValues(row.subarray(0, 1000)) && row);
+    db.exec("COMMIT");
+    db.close();
+    const writer = await RawClient.connect(server.port);
+    const reader = await RawClient.connect(server.port);
+    await writer.send(encodeSnapshot(3, Deno.readFileSync(path), 1));
+    Deno.removeSync(path);
+    let acked = false;
+    const ack = writer.next().then((packet) => (acked = true, packet));
+    // Once the server holds the whole packet, it inflates it and makes the base in parts.
+    while (!logs.some((l) => /SNAPSHOT 3 \(\d+ bytes deflated\)/.test(l))) {
+      await new Promise((r) => setTimeout(r, 1));
+    }
+    let answered = 0;
+    while (!acked) {
+      await reader.send(REQ_METADATA);
+      const metadata = decodeMetadata((await reader.next())!);
+      if (!acked) answered++;
+      assert([0, 3].includes(metadata.version), `${metadata.version}`);
+    }
+    assertEquals(decodeVersion((await ack)!), 3);
+    assert(answered >= 2, `${answered} answers while the base was made`);
+    writer.close();
+    reader.close();
+  });
+});
+
 Deno.test("a v1 SNAPSHOT that does not inflate ends the connection; the backup stays empty", async () => {
   await withServer(async ({ server, logs }, dir) => {
     const client = await RawClient.connect(server.port);

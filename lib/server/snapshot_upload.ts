@@ -41,7 +41,7 @@ export async function inflateUpload(
     for (const part of inflateParts(read, size, { partBytes: PART_BYTES, maxBytes })) {
       writeAll(output, part);
       bytes += part.length;
-      await nextTurn();
+      await nextTurn(output);
     }
     return bytes;
   } finally {

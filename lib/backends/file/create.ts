@@ -73,11 +73,15 @@ export async function writeBaseYielding(
   source: SnapshotSource,
   place: BasePlace,
 ): Promise<void> {
-  for (const _ of baseSteps(dir, source, place)) await nextTurn();
+  for (const out of baseSteps(dir, source, place)) await nextTurn(out);
 }
 
-/** writeBase's work, a step a part. */
-function* baseSteps(dir: string, source: SnapshotSource, place: BasePlace): Generator<void> {
+/** writeBase's work, a step a part; each step yields the file it writes. */
+function* baseSteps(
+  dir: string,
+  source: SnapshotSource,
+  place: BasePlace,
+): Generator<Deno.FsFile> {
   const name = baseName(source.version);
   const tmp = `${dir}/${name}.tmp`;
   const out = Deno.openSync(tmp, { write: true, create: true, truncate: true });
@@ -106,7 +110,7 @@ function* baseSteps(dir: string, source: SnapshotSource, place: BasePlace): Gene
       if (parts++ === 0) atStep("compact-mid-base");
       if (parts % SYNC_EVERY_PARTS === 0) out.syncDataSync();
       if (filled < buffer.length) break;
-      yield;
+      yield out;
     }
     append(RecordKind.SnapshotEnd, encodeSnapshotEnd(total, parts));
     out.syncSync();
