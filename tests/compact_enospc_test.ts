@@ -19,23 +19,10 @@ import { Compactor } from "../lib/compact/compactor.ts";
 import { DEFAULT_POLICY } from "../lib/compact/policy.ts";
 import { bumpStatement } from "./support/statements.ts";
 import { DatabaseSync } from "node:sqlite";
+import { mountTmpfs, run, usedBytes } from "./support/tmpfs.ts";
 
 const CHANGES = recordedChanges(SCENARIOS);
 const HELD_BACK = 20;
-
-function run(command: string, args: string[]): boolean {
-  try {
-    return new Deno.Command(command, { args, stdout: "null", stderr: "null" }).outputSync().success;
-  } catch {
-    return false;
-  }
-}
-
-/** Bytes in use on the file system mounted at `mount`. */
-function usedBytes(mount: string): number {
-  const output = new Deno.Command("df", { args: ["-B1", "--output=used", mount] }).outputSync();
-  return Number(new TextDecoder().decode(output.stdout).trim().split("\n").at(-1));
-}
 
 function directorySize(dir: string): number {
   let total = 0;
@@ -58,10 +45,7 @@ Deno.test("compaction out of disk fails cleanly; the writer keeps appending", as
     builder.close();
     // Room for the backup and the last changes, not for a compaction's scratch database.
     const size = Math.ceil((directorySize(staging) + 160 * 1024) / 4096) * 4096;
-    if (!run("mount", ["-t", "tmpfs", "-o", `size=${size}`, "tmpfs", mount])) {
-      console.log("skipped: cannot mount a tmpfs here (needs root and mount)");
-      return;
-    }
+    if (!mountTmpfs(mount, size)) return;
     const path = `${mount}/backup`;
     assert(run("cp", ["-a", staging, path]), "copy the backup onto the tmpfs");
     const url = `file://${path}`;
@@ -130,10 +114,7 @@ Deno.test("compaction needs room for one database beside the backup, not a datab
     );
     const databaseBytes = Deno.statSync(database.path).size;
 
-    if (!run("mount", ["-t", "tmpfs", "-o", "size=64m", "tmpfs", mount])) {
-      console.log("skipped: cannot mount a tmpfs here (needs root and mount)");
-      return;
-    }
+    if (!mountTmpfs(mount, "64m")) return;
     const path = `${mount}/backup`;
     assert(run("cp", ["-a", staging, path]), "copy the backup onto the tmpfs");
     // Room for the backup, one more change and one copy of the database, a page or two more.

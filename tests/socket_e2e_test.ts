@@ -15,6 +15,7 @@ import { status } from "../lib/cli/status.ts";
 import { verify } from "../lib/cli/verify.ts";
 import { createFileBackup } from "../lib/backends/file/create.ts";
 import { DatabaseSync } from "node:sqlite";
+import { SocketBackend } from "../lib/backends/socket/backend.ts";
 
 /** Starts the plugin on `dir`, commits one transaction, and gives `body` the node. */
 async function oneTransaction(
@@ -120,6 +121,31 @@ Deno.test("restore over wire v1 of a base in several parts: one SNAPSHOT, the sa
     const output = new BufferedOutput();
     assertEquals(await restore([server.url, restored], output), 0, output.text);
     assertEquals(dumpDatabase(restored), dumpDatabase(database));
+  } finally {
+    await server.server.close();
+    Deno.removeSync(root, { recursive: true });
+  }
+});
+
+Deno.test("init over wire v1 of a database of several MiB: sent from a file in chunks, restored equal", async () => {
+  const root = Deno.makeTempDirSync({ prefix: "socket-e2e-" });
+  const database = `${root}/node.sqlite3`;
+  const db = new DatabaseSync(database);
+  db.exec("CREATE TABLE vars (name TEXT, intval INTEGER); CREATE TABLE blobs (b BLOB)");
+  db.exec("INSERT INTO vars VALUES ('data_version', 9)");
+  for (let i = 0; i < 1000; i++) db.exec("INSERT INTO blobs VALUES (randomblob(4000))");
+  db.close();
+  const server = startServer(`${root}/served`);
+  try {
+    const backend = await SocketBackend.connect(server.url);
+    await backend.storeSnapshotFile(9, database, root);
+    backend.close();
+    const sent = server.logs.join("\n").match(/SNAPSHOT 9 \((\d+) bytes deflated\)/);
+    assert(sent && Number(sent[1]) > 3 * 2 ** 20, "more than three chunks of 1 MiB");
+    const restored = `${root}/restored.sqlite3`;
+    const output = new BufferedOutput();
+    assertEquals(await restore([server.url, restored], output), 0, output.text);
+    assertEquals(Deno.readFileSync(restored), Deno.readFileSync(database));
   } finally {
     await server.server.close();
     Deno.removeSync(root, { recursive: true });

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { closeQuietly, lostConnection, writeFully } from "../wire/conn_io.ts";
+import { closeQuietly, writeFully } from "../wire/conn_io.ts";
 import { formatHostPort } from "../backends/url.ts";
 import {
   decodeChange,
@@ -43,6 +43,13 @@ function concat(parts: Uint8Array[], total: number): Uint8Array {
 }
 
 export type LogLevel = "debug" | "info" | "warning" | "error";
+
+/** A restore's send failed: the client is gone (`cause`), the backup is not at fault. */
+class ClientGone extends Error {
+  constructor(override readonly cause: unknown) {
+    super("the client is gone");
+  }
+}
 
 /** What a session needs from the server it belongs to. */
 export interface SessionHost {
@@ -133,8 +140,9 @@ export class Session {
         try {
           await this.#restore();
         } catch (error) {
-          if (error instanceof WireError || lostConnection(error)) throw error;
-          // The backup's disk, not the peer; wire v1 has no packet to say so.
+          if (error instanceof ClientGone) throw error.cause;
+          // The backup could not be read or sent (damaged, a failing disk): wire v1 has no
+          // packet to say so.
           log(
             "error",
             `${this.name}: RESTORE failed: ${(error as Error).message}; closing the connection`,
@@ -174,9 +182,12 @@ export class Session {
   async #snapshot(): Promise<boolean> {
     const { host: { log }, storage } = this;
     const [upload, database] = [storage.uploadPath(this.id), storage.uploadPath(this.id, "db")];
+    // An encrypted backup's directory never holds a plain database, not even for a moment.
+    const encrypted = storage.state().encrypted;
     try {
-      const { version, size, failure } = await receiveSnapshot(this.#reader, upload);
-      if (storage.state().encrypted) return await this.#refuseEncrypted();
+      const received = await receiveSnapshot(this.#reader, encrypted ? undefined : upload);
+      if (encrypted) return await this.#refuseEncrypted();
+      const { version, size, failure } = received;
       log("info", `${this.name}: SNAPSHOT ${version} (${size} bytes deflated)`);
       await this.#write(version, async () => {
         if (failure) throw failure;
@@ -209,16 +220,17 @@ export class Session {
     if (other) {
       refusal = `${other.name} is writing to this backup, and a backup has one writer`;
     } else {
+      let after: number | undefined;
       try {
         const result = await write();
-        const after = typeof result === "number" ? result : storage.state().version;
-        await this.#send(encodeVersionPacket(PacketType.Ack, after));
-        return;
+        after = typeof result === "number" ? result : storage.state().version;
       } catch (error) {
         if (error instanceof WireError) throw error;
         refusal = (error as Error).message;
         if (!(error instanceof RefusedError)) refusal = `cannot store it: ${refusal}`;
       }
+      // Stored: a client gone meanwhile is a lost connection, not a refusal.
+      if (after !== undefined) return await this.#send(encodeVersionPacket(PacketType.Ack, after));
     }
     log("error", `${this.name}: refused version ${version}: ${refusal}; answering NACK`);
     await this.#send(encodeVersionPacket(PacketType.Nack, storage.state().version));
@@ -266,8 +278,15 @@ export class Session {
     let batch: Uint8Array[] = [];
     let batched = 0;
     let sent = 0;
+    const send = async (bytes: Uint8Array) => {
+      try {
+        await this.#send(bytes);
+      } catch (error) {
+        throw new ClientGone(error);
+      }
+    };
     const flush = async () => {
-      if (batched > 0) await this.#send(concat(batch, batched));
+      if (batched > 0) await send(concat(batch, batched));
       batch = [];
       batched = 0;
     };
@@ -276,7 +295,7 @@ export class Session {
       batched += packet.length;
       if (batched >= RESTORE_BATCH_BYTES) await flush();
     };
-    // The snapshot's compression is spooled beside the backup: a whole database's worth.
+    // The snapshot's compression is spooled beside the backup, not held: a database's worth.
     const spool = (version: number) =>
       snapshotStream(version, FAST_LEVEL, storage.uploadPath(this.id, "restore"));
     try {
@@ -292,7 +311,7 @@ export class Session {
         if (entry.kind === "snapshot-end") {
           snapshot ??= spool(entry.version);
           await flush();
-          await snapshot.send((bytes) => this.#send(bytes));
+          await snapshot.send(send);
           snapshot.close();
           snapshot = undefined;
         } else {

@@ -60,19 +60,20 @@ export interface ReceivedSnapshot {
 
 /**
  * Reads the SNAPSHOT that `reader` is at (`u32 version`, then the database deflated) and
- * writes its deflated bytes to a new file at `path` as they arrive. A write that fails leaves
- * the rest of the packet read and dropped, so the connection can still be answered.
+ * writes its deflated bytes to a new file at `path` as they arrive; without a `path`, reads
+ * and drops them. A write that fails leaves the rest of the packet read and dropped, so the
+ * connection can still be answered.
  */
 export async function receiveSnapshot(
   reader: PacketReader,
-  path: string,
+  path?: string,
 ): Promise<ReceivedSnapshot> {
   const head = new Uint8Array(4);
   let [headBytes, size, length] = [0, 0, 0];
   let failure: Error | undefined;
   let file: Deno.FsFile | undefined;
   try {
-    file = Deno.openSync(path, { write: true, createNew: true });
+    if (path !== undefined) file = Deno.openSync(path, { write: true, createNew: true });
   } catch (error) {
     failure = error as Error;
   }
@@ -85,9 +86,9 @@ export async function receiveSnapshot(
         headBytes += taken;
         const body = piece.subarray(taken);
         size += body.length;
-        if (failure || body.length === 0) return;
+        if (!file || failure || body.length === 0) return;
         try {
-          writeAll(file!, body);
+          writeAll(file, body);
         } catch (error) {
           failure = error as Error;
         }

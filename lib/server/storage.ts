@@ -497,9 +497,10 @@ export class ServerStorage {
   }
 
   /**
-   * Where an upload (a sealed base or a snapshot, arriving in DATA packets), or what is made
-   * of it (`what`), is written: a temporary name in the backup, which the next open removes if
-   * the server dies before it is used.
+   * Where a connection's temporary file of kind `what` goes: an upload (a sealed base or a
+   * snapshot, in DATA packets or one v1 SNAPSHOT), what is made of it, or a v1 restore's
+   * spool. A temporary name in the backup, which the next open removes if the server dies
+   * before it is done with it.
    */
   uploadPath(session: number, what = "upload"): string {
     return `${this.dir}/${what}-${session}.tmp`;

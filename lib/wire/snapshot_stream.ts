@@ -3,17 +3,19 @@
  * part by part). Wire v1 sends the whole database in one packet, its length first, so the
  * packet cannot go out before the last part is compressed. The parts are compressed as they
  * come into a spool file, and the packet is sent from there: neither the database nor its
- * compression is ever whole in memory.
+ * compression is held in memory. Where the spool cannot be written (a full disk), the
+ * compression is held in memory instead: a restore is never refused for want of disk.
  *
  * @module
  */
 import { createDeflate } from "node:zlib";
 import { writeAll } from "../fs/durable.ts";
 import { removeIfExists } from "../fs/exists.ts";
+import { readFull } from "../fs/read_full.ts";
 import { encodeSnapshotHead } from "./packets.ts";
 import { sendData } from "./send_data.ts";
 
-/** Output chunks of the compressor, and the reads of the spool when sending. */
+/** Output chunks of the compressor: a 1 GB database makes a few hundred, not tens of thousands. */
 const CHUNK_BYTES = 1 << 20;
 
 export interface SnapshotStream {
@@ -31,31 +33,59 @@ export interface SnapshotStream {
 }
 
 /**
- * A SNAPSHOT packet of the database at `version`, compressed at `level` as parts are added
- * into a new file at `spool`. A spool that cannot be written fails {@linkcode SnapshotStream.send}.
+ * A SNAPSHOT packet of the database at `version`, compressed at `level` as parts are added,
+ * into a new file at `spool` while that file can be written, and in memory from then on.
  */
 export function snapshotStream(version: number, level: number, spool: string): SnapshotStream {
-  const file = Deno.openSync(spool, { read: true, write: true, createNew: true });
+  let file: Deno.FsFile | undefined;
+  /** The compression in memory, once the spool failed. */
+  let held: Uint8Array[] | undefined;
+  try {
+    file = Deno.openSync(spool, { read: true, write: true, createNew: true });
+  } catch {
+    held = [];
+  }
+  /** Closes and removes the spool this stream made; a path it could not create is not its. */
+  const dropSpool = () => {
+    if (!file) return;
+    file.close();
+    file = undefined;
+    removeIfExists(spool);
+  };
   const deflate = createDeflate({ level, chunkSize: CHUNK_BYTES });
   let bytes = 0;
   let failure: Error | undefined;
   deflate.on("data", (chunk: Uint8Array) => {
     if (failure) return;
     try {
-      writeAll(file, chunk);
+      if (!held) {
+        try {
+          writeAll(file!, chunk);
+        } catch {
+          // The chunks written so far back into memory; the spool, and what it took, go.
+          const written = new Uint8Array(bytes);
+          file!.seekSync(0, Deno.SeekMode.Start);
+          if (readFull(file!, written) < bytes) throw new Error(`"${spool}" lost its bytes`);
+          held = [written];
+          dropSpool();
+        }
+      }
+      held?.push(chunk);
       bytes += chunk.length;
     } catch (error) {
       failure = error as Error;
     }
   });
+  let finished = false;
   const ended = new Promise<void>((resolve, reject) => {
-    deflate.on("end", resolve);
+    deflate.on("end", () => (finished = true, resolve()));
     deflate.on("error", reject);
   });
   let closed = false;
   return {
     add: (part) =>
       new Promise((resolve, reject) => {
+        if (failure) return reject(failure);
         deflate.write(part, (error) => error ? reject(error) : resolve());
       }),
     async send(send) {
@@ -63,16 +93,21 @@ export function snapshotStream(version: number, level: number, spool: string): S
       await ended;
       if (failure) throw failure;
       await send(encodeSnapshotHead(version, bytes));
-      file.seekSync(0, Deno.SeekMode.Start);
-      await sendData(send, file, bytes, spool, (chunk) => chunk);
+      if (held) {
+        for (const chunk of held) await send(chunk);
+        return;
+      }
+      file!.seekSync(0, Deno.SeekMode.Start);
+      await sendData(send, file!, bytes, spool, (chunk) => chunk);
     },
     close() {
       if (closed) return;
       closed = true;
       ended.catch(() => {});
-      deflate.destroy();
-      file.close();
-      removeIfExists(spool);
+      // A compression that ended has freed its context already.
+      if (!finished) deflate.destroy();
+      held = undefined;
+      dropSpool();
     },
   };
 }
