@@ -15,6 +15,8 @@ import { upgrade } from "../lib/cli/upgrade.ts";
 import { removeLeftovers } from "../lib/fs/work_path.ts";
 import type { SeamStep } from "../lib/fs/step_seam.ts";
 import { BufferedOutput, makeNodeDir, removeNodeDir } from "../lib/cli/testing.ts";
+import { startServer } from "./support/wire_server.ts";
+import { DatabaseSync } from "node:sqlite";
 
 function names(dir: string): string[] {
   return [...Deno.readDirSync(dir)].map((e) => e.name).sort();
@@ -195,4 +197,61 @@ Deno.test("init finishes an empty node's interrupted set-up, not a backup the no
   ]);
   assertEquals(names(dir), ["hsm_secret", "lightningd.sqlite3"]);
   removeNodeDir(dir);
+});
+
+Deno.test("init over socket killed before backup.lock: the rerun finds its snapshot on the server", async () => {
+  const root = Deno.makeTempDirSync({ prefix: "socket-left-" });
+  const server = startServer(`${root}/served`);
+  const dir = makeNodeDir("fresh-start");
+  try {
+    await killedAt(["init", server.url, "--lightning-dir", dir], "init-before-lock");
+    assertEquals(names(dir), ["hsm_secret", "lightningd.sqlite3"]);
+
+    const output = new BufferedOutput();
+    assertEquals(await init([server.url, "--lightning-dir", dir], output), 0, output.text);
+    assertEquals(output.stdout.slice(0, 2), [
+      `Found the backup ${server.url} an interrupted init left, a snapshot of ` +
+      `"${dir}/lightningd.sqlite3" at version 11 and no change: finished its set-up`,
+      `Wrote "${dir}/backup.lock" and the launcher "${dir}/cln-backup-plugin"`,
+    ]);
+    assertEquals(JSON.parse(Deno.readTextFileSync(`${dir}/backup.lock`)), {
+      backend_url: server.url,
+    });
+    const restored = new BufferedOutput();
+    assertEquals(await restore([server.url, `${root}/restored.sqlite3`], restored), 0);
+    assertEquals(
+      dumpDatabase(`${root}/restored.sqlite3`),
+      dumpDatabase(loadFixture("fresh-start").database),
+    );
+  } finally {
+    removeNodeDir(dir);
+    await server.server.close();
+    Deno.removeSync(root, { recursive: true });
+  }
+});
+
+Deno.test("init over socket does not take another node's snapshot at the same version", async () => {
+  const root = Deno.makeTempDirSync({ prefix: "socket-left-" });
+  const server = startServer(`${root}/served`);
+  const first = makeNodeDir("fresh-start");
+  const other = makeNodeDir("fresh-start");
+  try {
+    await killedAt(["init", server.url, "--lightning-dir", first], "init-before-lock");
+    // Another node at the same data_version, its database otherwise not the same.
+    const db = new DatabaseSync(`${other}/lightningd.sqlite3`);
+    db.exec("CREATE TABLE other_node (x INTEGER)");
+    db.close();
+    const refused = new BufferedOutput();
+    assertEquals(await init([server.url, "--lightning-dir", other], refused), 1);
+    assertMatch(
+      refused.stderr[0],
+      /already holds a backup at version 11, not what an interrupted init of this node leaves/,
+    );
+    assertEquals(names(other), ["hsm_secret", "lightningd.sqlite3"]);
+  } finally {
+    removeNodeDir(first);
+    removeNodeDir(other);
+    await server.server.close();
+    Deno.removeSync(root, { recursive: true });
+  }
 });

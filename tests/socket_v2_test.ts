@@ -37,7 +37,9 @@ import {
 } from "../lib/wire/packets_v2.ts";
 import { startServer } from "./support/wire_server.ts";
 import { backUpWithPlugin, withServer } from "./support/v2_server.ts";
-import { BufferedOutput, removeNodeDir } from "../lib/cli/testing.ts";
+import { BufferedOutput, makeNodeDir, removeNodeDir } from "../lib/cli/testing.ts";
+import { init } from "../lib/cli/init.ts";
+import { CliProcess } from "./support/cli_process.ts";
 import { server as serverCommand } from "../lib/cli/server.ts";
 
 const POLICY = { ...DEFAULT_RETRY_POLICY, retries: 0, timeoutMs: 5_000 };
@@ -332,6 +334,28 @@ Deno.test("init against a server older than SNAPSHOT_FILE and SEALED_INIT_FILE s
     Deno.removeSync(database);
     Deno.removeSync(scratch, { recursive: true });
   }
+});
+
+Deno.test("init over v2 killed before backup.lock: the rerun finds its snapshot on the server", async () => {
+  await withServer(async ({ url, nodes, root }) => {
+    const dir = makeNodeDir("restart");
+    try {
+      const line = JSON.stringify({ node: "carol", key: nodes.add("carol") });
+      Deno.writeTextFileSync(`${dir}/${CREDENTIAL_NAME}`, line, { mode: 0o600 });
+      const killed = new CliProcess(["init", url, "--lightning-dir", dir], {
+        action: "crash",
+        step: "init-before-lock",
+      });
+      assertEquals((await killed.result()).signal, "SIGKILL");
+      const output = new BufferedOutput();
+      assertEquals(await init([url, "--lightning-dir", dir], output), 0, output.text);
+      assertMatch(output.stdout[0], /^Found the backup .* an interrupted init left, .* version 15/);
+      const reader = await SocketBackupReader.fetch(url, 5_000, credentialIn(dir), root);
+      assertEquals(restoredDump(reader), dumpDatabase(`${dir}/lightningd.sqlite3`));
+    } finally {
+      removeNodeDir(dir);
+    }
+  });
 });
 
 /** Sends alice's SNAPSHOT_FILE of version 3 holding `bytes` as they are; returns the answer. */

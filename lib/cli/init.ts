@@ -51,6 +51,7 @@ import {
   userPath,
 } from "./args.ts";
 import { dataVersionAt } from "../sqlite/data_version.ts";
+import { leftOnServer } from "./left_on_server.ts";
 
 const ACTION = "Cannot init backup";
 
@@ -357,24 +358,33 @@ async function createS3From(
   }
 }
 
+/** A backup `init` made, or `found`: what an interrupted init of the node left on a server. */
+export interface MadeBackup {
+  version: number;
+  found: boolean;
+}
+
 /**
  * Creates the backup at `url`, of any scheme, holding a snapshot of `database` (empty when
- * there is none); returns its version. Keys and credentials come from beside backup.lock in
- * `dir`, as the plugin reads them. An S3 or server one is encrypted when `encryption` is given.
+ * there is none), or finds it on a server as an interrupted init left it. Keys and
+ * credentials come from beside backup.lock in `dir`, as the plugin reads them. An S3 or server
+ * one is encrypted when `encryption` is given.
  */
 export async function createBackupFrom(
   database: string,
   url: string,
   dir: string,
   encryption?: NewEncryption,
-): Promise<number> {
+): Promise<MadeBackup> {
   switch (parseBackupUrl(url).scheme) {
     case "s3":
-      return await createS3From(database, url, dir, encryption);
+      return { version: await createS3From(database, url, dir, encryption), found: false };
     case "socket":
       return await sendSnapshotTo(database, url, dir, encryption);
-    case "file":
-      return await createBackup(fileBackupPath(url, ACTION), database, undefined);
+    case "file": {
+      const version = await createBackup(fileBackupPath(url, ACTION), database, undefined);
+      return { version, found: false };
+    }
   }
 }
 
@@ -403,7 +413,8 @@ async function initStorage(url: string, output: Output): Promise<number> {
 
 /**
  * Sends a snapshot of `database` to the empty backup on the server `url` names, as the
- * Python `backup-cli init` does; returns the version it holds (0: no database, nothing sent).
+ * Python `backup-cli init` does, and returns the version it holds (0: no database, nothing
+ * sent); or finds there what an interrupted init of this node left (lib/cli/left_on_server.ts).
  * With `encryption`, the snapshot is sealed here, and sent with the wrapped key (wire v2).
  */
 async function sendSnapshotTo(
@@ -411,7 +422,7 @@ async function sendSnapshotTo(
   url: string,
   dir: string,
   encryption?: NewEncryption,
-): Promise<number> {
+): Promise<MadeBackup> {
   let remote: SocketBackend;
   try {
     // An operator at a terminal gets the failure at once, not after a node's patience.
@@ -424,19 +435,33 @@ async function sendSnapshotTo(
   }
   const tmp = Deno.makeTempDirSync({ prefix: "cln-backup-init-" });
   try {
-    const { version } = remote.state();
-    if (version !== 0 || remote.state().records !== 0) {
+    const { version, records } = remote.state();
+    const copy = `${tmp}/snapshot.sqlite3`;
+    if (version !== 0 || records !== 0) {
+      // Only a plain snapshot can be compared: a sealed one's key went with the init.
+      if (!encryption && records === 1 && existsSync(database)) {
+        const snapshotVersion = await snapshotDatabase(database, copy);
+        if (snapshotVersion === version && await leftOnServer(url, dir, copy, version, tmp)) {
+          return { version, found: true };
+        }
+      }
       throw new Error(
         `${ACTION}: the server at ${remote.destination} already holds a backup at version ` +
-          `${version}: give this node a new storage directory on the server`,
+          `${version}, not what an interrupted init of this node leaves (a snapshot equal to ` +
+          `the database's now, and no change): give this node a new storage directory on the ` +
+          `server`,
       );
     }
-    if (encryption) return await sendSealed(remote, database, `${tmp}/sealed`, encryption);
-    if (!existsSync(database)) return 0;
-    const copy = `${tmp}/snapshot.sqlite3`;
+    if (encryption) {
+      return {
+        version: await sendSealed(remote, database, `${tmp}/sealed`, encryption),
+        found: false,
+      };
+    }
+    if (!existsSync(database)) return { version: 0, found: false };
     const snapshotVersion = await snapshotDatabase(database, copy);
     await remote.storeSnapshotFile(snapshotVersion, copy, tmp);
-    return snapshotVersion;
+    return { version: snapshotVersion, found: false };
   } finally {
     remote.close();
     Deno.removeSync(tmp, { recursive: true });
@@ -519,8 +544,8 @@ export function initCopies(
   return { mirrors: list("mirror"), asyncs: list("async") };
 }
 
-/** Creates one more destination from the same snapshot of `database`; returns its version. */
-async function createCopy(copy: string, database: string, dir: string): Promise<number> {
+/** Creates one more destination from the same snapshot of `database`, or finds it. */
+async function createCopy(copy: string, database: string, dir: string): Promise<MadeBackup> {
   if (parseBackupUrl(copy).scheme === "file") {
     const path = fileBackupPath(copy, ACTION);
     if (existsSync(path)) {
@@ -554,15 +579,19 @@ async function createCopies(
   };
   try {
     for (const copy of copies) {
-      const copyVersion = await createCopy(copy, database, dir);
+      const copyMade = await createCopy(copy, database, dir);
       made.push(copy);
-      if (copyVersion !== version) {
+      if (copyMade.version !== version) {
         throw new Error(
-          `${ACTION}: ${copy} was made at version ${copyVersion}, not ${version}: the ` +
+          `${ACTION}: ${copy} was made at version ${copyMade.version}, not ${version}: the ` +
             `database changed (is lightningd running?)`,
         );
       }
-      output.out(`Created the copy ${copy} at version ${version}`);
+      output.out(
+        copyMade.found
+          ? `Found the copy ${copy} an interrupted init left, at version ${version}`
+          : `Created the copy ${copy} at version ${version}`,
+      );
     }
   } catch (error) {
     undo();
@@ -664,18 +693,24 @@ export async function init(
       const encryption = encrypt ? await newEncryption(values, prompt) : undefined;
       // The key file first, as for a file backup; taken back when the backup is not made.
       if (encryption) writeKeyFile(dir, encryption.key);
-      let version: number;
+      let made: MadeBackup;
       try {
-        version = await createBackupFrom(database, url, dir, encryption);
+        made = await createBackupFrom(database, url, dir, encryption);
       } catch (error) {
         if (encryption) removeIfExists(`${dir}/${KEY_FILE}`);
         throw error;
       }
+      const { version } = made;
       const undoCopies = await createCopies(copies, database, dir, version, output);
-      // A snapshot on a server stays there: a retry of init is refused until it is moved aside.
+      atStep("init-before-lock");
+      // A snapshot on a server stays there; a retry of init finds it while the database is
+      // unchanged (lib/cli/left_on_server.ts).
       const launcher = installPlugin(dir, lock, "create", undoCopies);
       output.out(
-        existsSync(database)
+        made.found
+          ? `Found the backup ${url} an interrupted init left, a snapshot of "${database}" at ` +
+            `version ${version} and no change: finished its set-up`
+          : existsSync(database)
           ? `Created the backup ${url} from a snapshot of "${database}" at version ${version}`
           : `Created the empty backup ${url} at version 0 ("${dir}" has no database yet)`,
       );

@@ -116,9 +116,12 @@ export async function mirror(args: string[], output: Output = consoleOutput): Pr
       "replace",
       () => path !== undefined && removeIfExists(path),
     );
+    const what = created.found
+      ? `Found the backup ${url} an interrupted set-up left, at version ${created.version}`
+      : `Created the backup ${url} from "${database}" at version ${created.version}`;
     output.out(
-      `Created the backup ${url} from "${database}" at version ${created}, and added it to ` +
-        `"${key}" in "${dir}/${LOCK_FILE}" (${sync.length + async.length + 1} destinations)`,
+      `${what}, and added it to "${key}" in "${dir}/${LOCK_FILE}" ` +
+        `(${sync.length + async.length + 1} destinations)`,
     );
     printConfigLine(output, launcher);
     return Exit.Ok;

@@ -1,0 +1,71 @@
+/**
+ * What an `init` to a backup server leaves when it is cut off after the server stored its
+ * snapshot: the connection lost while the server made the base, or `init` killed before it
+ * wrote backup.lock. The server then holds a backup that the next `init` of the node would
+ * refuse as not empty, though it is that node's. It is recognised by its bytes: the snapshot
+ * alone, at the database's version, equal byte for byte to a snapshot of the database now.
+ * lightningd changes `data_version` with every write it commits, so a database still at that
+ * version is the one the snapshot was taken of; the bytes tell it from another node's backup
+ * that happens to be at the same version.
+ *
+ * @module
+ */
+import type { BackupReader } from "../backends/backend.ts";
+import { credentialIn } from "../backends/socket/credential.ts";
+import { DEFAULT_RETRY_POLICY } from "../backends/socket/options.ts";
+import { SocketBackupReader } from "../backends/socket/reader.ts";
+import { sameBytes } from "../crypto/data_key.ts";
+import { readFull } from "../fs/read_full.ts";
+
+/**
+ * Whether the server at `url` (reached with the credential in the lightning dir `dir`) holds
+ * what an interrupted init leaves: the database in the file `snapshot`, at `version`, alone.
+ * Fetches it through `scratch`.
+ */
+export async function leftOnServer(
+  url: string,
+  dir: string,
+  snapshot: string,
+  version: number,
+  scratch: string,
+): Promise<boolean> {
+  const reader = await SocketBackupReader.fetch(
+    url,
+    DEFAULT_RETRY_POLICY.timeoutMs,
+    credentialIn(dir),
+    scratch,
+  );
+  try {
+    return holdsOnly(reader, snapshot, version);
+  } finally {
+    reader.close();
+  }
+}
+
+/**
+ * Whether `reader` holds exactly the database in the file `snapshot`, at `version`, and
+ * nothing after it.
+ */
+export function holdsOnly(reader: BackupReader, snapshot: string, version: number): boolean {
+  const found = reader.describe();
+  if (
+    found.encrypted || found.tornBytes !== 0 || found.lastVersion !== version ||
+    found.snapshots.join() !== String(version)
+  ) {
+    return false;
+  }
+  const file = Deno.openSync(snapshot, { read: true });
+  try {
+    let buffer = new Uint8Array(0);
+    for (const entry of reader.entries()) {
+      if (entry.kind === "snapshot-end") return readFull(file, new Uint8Array(1)) === 0;
+      if (entry.kind !== "snapshot-part") return false;
+      if (buffer.length < entry.bytes.length) buffer = new Uint8Array(entry.bytes.length);
+      const ours = buffer.subarray(0, entry.bytes.length);
+      if (readFull(file, ours) < ours.length || !sameBytes(ours, entry.bytes)) return false;
+    }
+    return false;
+  } finally {
+    file.close();
+  }
+}
