@@ -24,10 +24,10 @@ function change(version: number): Uint8Array {
 
 async function withServer(
   body: (s: ReturnType<typeof startServer>, dir: string) => Promise<void>,
-  maxPayloadBytes?: number,
+  options: Parameters<typeof startServer>[2] = {},
 ) {
   const tmp = Deno.makeTempDirSync({ prefix: "server-test-" });
-  const server = startServer(`${tmp}/backup`, 0, maxPayloadBytes);
+  const server = startServer(`${tmp}/backup`, 0, options);
   try {
     await body(server, `${tmp}/backup`);
   } finally {
@@ -143,7 +143,7 @@ Deno.test("a v1 SNAPSHOT is inflated from disk: a database past the packet limit
     assertEquals((await client.next())!.type, PacketType.Done);
     client.close();
     assertEquals(leftovers(dir), []);
-  }, 64 * 1024);
+  }, { maxPayloadBytes: 64 * 1024 });
 });
 
 Deno.test("while a large SNAPSHOT is inflated and made a base, other connections are answered", async () => {
@@ -197,6 +197,35 @@ Deno.test("a client that leaves part way through a v1 SNAPSHOT leaves nothing be
     assertEquals(decodeMetadata((await again.next())!).version, 0);
     again.close();
   });
+});
+
+Deno.test("v1 writes keep to --quota-bytes: a change or a snapshot past it is answered NACK", async () => {
+  await withServer(async ({ server, logs }, dir) => {
+    // 400 kB of database in a few kB of packet: the quota is checked as it inflates.
+    const client = await RawClient.connect(server.port);
+    await client.send(encodeSnapshot(3, compressibleDatabase(dir)));
+    const refused = (await client.next())!;
+    assertEquals([refused.type, decodeVersion(refused)], [PacketType.Nack, 0]);
+    assertMatch(logs.join("\n"), /refused version 3: the backup would pass its quota of 100000/);
+    assertEquals(leftovers(dir), []);
+    // Changes go in until the next would pass it.
+    let version = 0;
+    for (;;) {
+      await client.send(
+        encodeChange(version + 1, [`${bumpStatement(version)} -- ${"x".repeat(4000)}`]),
+      );
+      const reply = (await client.next())!;
+      if (reply.type === PacketType.Nack) {
+        assertEquals(decodeVersion(reply), version);
+        break;
+      }
+      version = decodeVersion(reply);
+    }
+    assert(version > 10, `${version} changes stored`);
+    await client.send(REQ_METADATA);
+    assertEquals(decodeMetadata((await client.next())!).version, version);
+    client.close();
+  }, { quotaBytes: 100_000 });
 });
 
 Deno.test("a v1 SNAPSHOT that does not inflate ends the connection; the backup stays empty", async () => {

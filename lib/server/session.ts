@@ -57,6 +57,8 @@ export interface SessionHost {
   /** Makes `session` the one writer of `storage`; returns who else is, if someone is. */
   claimWriter(session: { name: string }, storage: ServerStorage): { name: string } | undefined;
   maxPayloadBytes: number;
+  /** The bytes a backup may hold (`--quota-bytes`), v1's as a node's. */
+  limits: { quotaBytes: number | undefined };
 }
 
 export class Session {
@@ -121,7 +123,8 @@ export class Session {
       case PacketType.Change: {
         const change = decodeChange(packet, this.host.maxPayloadBytes);
         log("debug", `${this.name}: CHANGE ${change.version}`);
-        await this.#write(change.version, () => storage.append(change));
+        const bytes = change.statements.reduce((sum, s) => sum + s.length, 0);
+        await this.#write(change.version, () => storage.append(change), bytes);
         return true;
       }
       case PacketType.Rewind: {
@@ -189,19 +192,22 @@ export class Session {
       if (encrypted) return await this.#refuseEncrypted();
       const { version, size, failure } = received;
       log("info", `${this.name}: SNAPSHOT ${version} (${size} bytes deflated)`);
+      const quota = this.host.limits.quotaBytes;
+      const room = quota === undefined ? MAX_DATABASE_BYTES : quota - storage.state().bytes;
       await this.#write(version, async () => {
         if (failure) throw failure;
         storage.refuseSnapshot(version);
         try {
-          await inflateUpload(upload, size, database, MAX_DATABASE_BYTES);
+          await inflateUpload(upload, size, database, Math.min(room, MAX_DATABASE_BYTES));
         } catch (error) {
           if (!(error instanceof InflateError)) throw error;
+          if (error.overLimit && room < MAX_DATABASE_BYTES) throw this.#overQuota(quota!);
           throw new WireError(`SNAPSHOT ${version} does not decompress: ${error.message}`);
         }
         // The deflated copy goes before the base is made: the disk holds two copies at most.
         removeIfExists(upload);
         await storage.storeSnapshotFile(version, database);
-      });
+      }, size);
       return true;
     } finally {
       removeIfExists(upload);
@@ -209,16 +215,26 @@ export class Session {
     }
   }
 
+  #overQuota(quota: number): RefusedError {
+    return new RefusedError(
+      `the backup would pass its quota of ${quota} bytes: ask the server's operator for more, ` +
+        `or compact it (lightning-cli backup-compact)`,
+    );
+  }
+
   /**
-   * Runs a write for this connection as the backup's writer and answers it: ACK with the
-   * version after it, or NACK with the version as it stands when it is refused or fails.
+   * Runs a write of about `bytes` for this connection as the backup's writer, within the
+   * quota, and answers it: ACK with the version after it, or NACK with the version as it
+   * stands when it is refused or fails.
    */
-  async #write(version: number, write: () => unknown): Promise<void> {
-    const { host: { log }, storage } = this;
+  async #write(version: number, write: () => unknown, bytes = 0): Promise<void> {
+    const { host: { log, limits: { quotaBytes } }, storage } = this;
     const other = this.host.claimWriter(this, storage);
     let refusal: string | undefined;
     if (other) {
       refusal = `${other.name} is writing to this backup, and a backup has one writer`;
+    } else if (quotaBytes !== undefined && storage.state().bytes + bytes > quotaBytes) {
+      refusal = this.#overQuota(quotaBytes).message;
     } else {
       let after: number | undefined;
       try {

@@ -27,7 +27,11 @@ export interface TestServer {
 }
 
 /** Starts our server on `dir` at 127.0.0.1 (`port` 0 picks one). */
-export function startServer(dir: string, port = 0, maxPayloadBytes?: number): TestServer {
+export function startServer(
+  dir: string,
+  port = 0,
+  { maxPayloadBytes, quotaBytes }: { maxPayloadBytes?: number; quotaBytes?: number } = {},
+): TestServer {
   const logs: string[] = [];
   const log = (level: string, message: string) => logs.push(`${level}: ${message}`);
   const storage = ServerStorage.open(`file://${dir}`, dir, (m) => log("info", m));
@@ -37,6 +41,7 @@ export function startServer(dir: string, port = 0, maxPayloadBytes?: number): Te
     log,
     v1Storage: storage,
     maxPayloadBytes,
+    limits: { quotaBytes },
   });
   return { server, logs, url: `socket:127.0.0.1:${server.port}` };
 }
