@@ -116,12 +116,9 @@ export async function mirror(args: string[], output: Output = consoleOutput): Pr
       "replace",
       () => path !== undefined && removeIfExists(path),
     );
-    const what = created.found
-      ? `Found the backup ${url} an interrupted set-up left, at version ${created.version}`
-      : `Created the backup ${url} from "${database}" at version ${created.version}`;
     output.out(
-      `${what}, and added it to "${key}" in "${dir}/${LOCK_FILE}" ` +
-        `(${sync.length + async.length + 1} destinations)`,
+      `Created the backup ${url} from "${database}" at version ${created}, and added it to ` +
+        `"${key}" in "${dir}/${LOCK_FILE}" (${sync.length + async.length + 1} destinations)`,
     );
     printConfigLine(output, launcher);
     return Exit.Ok;

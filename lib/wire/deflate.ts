@@ -1,6 +1,6 @@
 /**
  * zlib's deflate for one packet at a time, through a context kept per level for the thread's
- * life (lib/format/kept_context.ts), with `deflateSync`'s bytes. A restore over wire v1
+ * life (lib/format/kept_context.ts). A restore over wire v1
  * deflates every change, one call each as the protocol has it: 75 us a call with
  * `deflateSync`, 21 with a kept context (3 KB at level 1, measured in Deno 2.9).
  *
@@ -30,7 +30,13 @@ function oneShot(raw: Uint8Array, level: number): Uint8Array {
   return new Uint8Array(packed.buffer, packed.byteOffset, packed.length);
 }
 
-/** `raw` deflated at `level` in zlib's format: the same bytes as `deflateSync(raw, { level })`. */
+/**
+ * `raw` deflated at `level` in zlib's format, which inflates back to `raw`. At levels 1 and 2
+ * the bytes are `deflateSync(raw, { level })`'s; from level 3 they may differ in a match or
+ * two. Deno's zlib (zlib-ng) chooses among matches that run to the input's end by the bytes
+ * that lie past it in the window (measured in Deno 2.9.6): a new context has zeros there, a
+ * reset one whatever an earlier, longer input left, which a reset does not clear.
+ */
 export function deflate(raw: Uint8Array, level: number): Uint8Array {
   if (raw.length > CONTEXT_MAX_INPUT) return oneShot(raw, level);
   let context = contexts.get(level);
