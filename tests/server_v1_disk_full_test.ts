@@ -1,6 +1,7 @@
 /**
  * Wire v1 on a server whose disk is full, on small tmpfs mounts. A SNAPSHOT that does not fit
- * is read to its end, answered NACK and leaves nothing; the connection goes on. A RESTORE
+ * is read to its end, answered NACK and leaves nothing; the connection goes on; one that will be
+ * refused is not written at all. A RESTORE
  * whose spool runs out of room part way sends the snapshot from memory instead, whole and
  * equal. Needs root to mount a tmpfs; elsewhere it says so and skips.
  */
@@ -11,6 +12,7 @@ import {
   decodeMetadata,
   decodeSnapshot,
   decodeVersion,
+  encodeChange,
   encodeSnapshot,
   PacketType,
 } from "../lib/wire/packets.ts";
@@ -98,6 +100,22 @@ Deno.test("a v1 RESTORE whose spool fills the disk part way sends the snapshot f
     await client.send(RESTORE);
     assertEquals(decodeSnapshot((await client.next())!, 1 << 30), { version: 3, database });
     assertEquals((await client.next())!.type, PacketType.Done);
+    client.close();
+    assertEquals(temporaries(backup), []);
+  });
+});
+
+Deno.test("a v1 SNAPSHOT that will be refused is not written: the refusal says why, not the disk", async () => {
+  const database = randomDatabase(`${Deno.makeTempDirSync()}/node.sqlite3`, 3 * MiB);
+  await onSmallDisk(MiB, async ({ server, logs }, backup) => {
+    const client = await RawClient.connect(server.port);
+    await client.send(encodeChange(1, ["UPDATE vars SET intval = 1"]));
+    assertEquals((await client.next())!.type, PacketType.Ack);
+    // Larger than the disk: written, it would have failed for want of room.
+    await client.send(encodeSnapshot(3, database, 1));
+    const nack = (await client.next())!;
+    assertEquals([nack.type, decodeVersion(nack)], [PacketType.Nack, 1]);
+    assertMatch(logs.join("\n"), /refused version 3: a snapshot goes into an empty backup only/);
     client.close();
     assertEquals(temporaries(backup), []);
   });

@@ -358,34 +358,48 @@ async function createS3From(
   }
 }
 
-/** A backup `init` made, or `found`: what an interrupted init of the node left on a server. */
-export interface MadeBackup {
-  version: number;
-  found: boolean;
-}
-
 /**
  * Creates the backup at `url`, of any scheme, holding a snapshot of `database` (empty when
- * there is none), or finds it on a server as an interrupted init left it. Keys and
- * credentials come from beside backup.lock in `dir`, as the plugin reads them. An S3 or server
- * one is encrypted when `encryption` is given.
+ * there is none); returns its version. Keys and credentials come from beside backup.lock in
+ * `dir`, as the plugin reads them. An S3 or server one is encrypted when `encryption` is given.
  */
 export async function createBackupFrom(
   database: string,
   url: string,
   dir: string,
   encryption?: NewEncryption,
-): Promise<MadeBackup> {
+): Promise<number> {
   switch (parseBackupUrl(url).scheme) {
     case "s3":
-      return { version: await createS3From(database, url, dir, encryption), found: false };
+      return await createS3From(database, url, dir, encryption);
     case "socket":
-      return await sendSnapshotTo(database, url, dir, encryption);
-    case "file": {
-      const version = await createBackup(fileBackupPath(url, ACTION), database, undefined);
-      return { version, found: false };
-    }
+      return (await sendSnapshotTo(database, url, dir, encryption, false)).version;
+    case "file":
+      return await createBackup(fileBackupPath(url, ACTION), database, undefined);
   }
+}
+
+/** A backup init made, or `found`: what an interrupted init of the node left on a server. */
+interface MadeBackup {
+  version: number;
+  found: boolean;
+}
+
+/**
+ * {@linkcode createBackupFrom} for the node's own destination, which on a server may also be
+ * found as an interrupted init of the node left it (lib/cli/left_on_server.ts). Only there: a
+ * copy found so could be the same backup under another name.
+ */
+async function createOrFind(
+  database: string,
+  url: string,
+  dir: string,
+  encryption?: NewEncryption,
+): Promise<MadeBackup> {
+  if (parseBackupUrl(url).scheme === "socket") {
+    return await sendSnapshotTo(database, url, dir, encryption, true);
+  }
+  return { version: await createBackupFrom(database, url, dir, encryption), found: false };
 }
 
 /** `init <url>` alone: an empty backup for a server to serve, and no node set up. */
@@ -414,14 +428,15 @@ async function initStorage(url: string, output: Output): Promise<number> {
 /**
  * Sends a snapshot of `database` to the empty backup on the server `url` names, as the
  * Python `backup-cli init` does, and returns the version it holds (0: no database, nothing
- * sent); or finds there what an interrupted init of this node left (lib/cli/left_on_server.ts).
- * With `encryption`, the snapshot is sealed here, and sent with the wrapped key (wire v2).
+ * sent); or, when `mayFind`, finds there what an interrupted init of this node left. With
+ * `encryption`, the snapshot is sealed here, and sent with the wrapped key (wire v2).
  */
 async function sendSnapshotTo(
   database: string,
   url: string,
   dir: string,
-  encryption?: NewEncryption,
+  encryption: NewEncryption | undefined,
+  mayFind: boolean,
 ): Promise<MadeBackup> {
   let remote: SocketBackend;
   try {
@@ -438,18 +453,15 @@ async function sendSnapshotTo(
     const { version, records } = remote.state();
     const copy = `${tmp}/snapshot.sqlite3`;
     if (version !== 0 || records !== 0) {
-      // Only a plain snapshot can be compared: a sealed one's key went with the init.
-      if (!encryption && records === 1 && existsSync(database)) {
-        const snapshotVersion = await snapshotDatabase(database, copy);
-        if (snapshotVersion === version && await leftOnServer(url, dir, copy, version, tmp)) {
-          return { version, found: true };
-        }
-      }
+      // The Python server serves one connection at a time: the look needs its own.
+      remote.close();
+      const why = mayFind
+        ? await whyNotLeft(url, dir, database, { version, records }, encryption, tmp)
+        : "";
+      if (why === undefined) return { version, found: true };
       throw new Error(
         `${ACTION}: the server at ${remote.destination} already holds a backup at version ` +
-          `${version}, not what an interrupted init of this node leaves (a snapshot equal to ` +
-          `the database's now, and no change): give this node a new storage directory on the ` +
-          `server`,
+          `${version}${why}: give this node a new storage directory on the server`,
       );
     }
     if (encryption) {
@@ -466,6 +478,37 @@ async function sendSnapshotTo(
     remote.close();
     Deno.removeSync(tmp, { recursive: true });
   }
+}
+
+/**
+ * Why the backup the server holds (`held`) is not what an interrupted init of the node at
+ * `dir` left, as a clause for the refusal; `undefined` when it is. Works in `scratch`.
+ */
+async function whyNotLeft(
+  url: string,
+  dir: string,
+  database: string,
+  held: { version: number; records: number },
+  encryption: NewEncryption | undefined,
+  scratch: string,
+): Promise<string | undefined> {
+  const not = ", not what an interrupted init of this node leaves";
+  if (encryption) return `${not} that can be taken over (init --encrypt makes a new key)`;
+  if (!existsSync(database)) return `${not} (this node has no database yet)`;
+  if (held.records !== 1) {
+    return `${not} (it holds ${held.records} records; an interrupted init leaves one, its snapshot)`;
+  }
+  const copy = `${scratch}/snapshot.sqlite3`;
+  const version = await snapshotDatabase(database, copy);
+  if (version !== held.version) {
+    return `${not} (the database is at version ${version}: did lightningd run since?)`;
+  }
+  try {
+    if (await leftOnServer(url, dir, copy, version, scratch)) return undefined;
+  } catch (error) {
+    return `${not} (it could not be compared with the database: ${(error as Error).message})`;
+  }
+  return `${not} (its snapshot differs from the database's)`;
 }
 
 /**
@@ -544,8 +587,8 @@ export function initCopies(
   return { mirrors: list("mirror"), asyncs: list("async") };
 }
 
-/** Creates one more destination from the same snapshot of `database`, or finds it. */
-async function createCopy(copy: string, database: string, dir: string): Promise<MadeBackup> {
+/** Creates one more destination from the same snapshot of `database`; returns its version. */
+async function createCopy(copy: string, database: string, dir: string): Promise<number> {
   if (parseBackupUrl(copy).scheme === "file") {
     const path = fileBackupPath(copy, ACTION);
     if (existsSync(path)) {
@@ -579,19 +622,15 @@ async function createCopies(
   };
   try {
     for (const copy of copies) {
-      const copyMade = await createCopy(copy, database, dir);
+      const copyVersion = await createCopy(copy, database, dir);
       made.push(copy);
-      if (copyMade.version !== version) {
+      if (copyVersion !== version) {
         throw new Error(
-          `${ACTION}: ${copy} was made at version ${copyMade.version}, not ${version}: the ` +
+          `${ACTION}: ${copy} was made at version ${copyVersion}, not ${version}: the ` +
             `database changed (is lightningd running?)`,
         );
       }
-      output.out(
-        copyMade.found
-          ? `Found the copy ${copy} an interrupted init left, at version ${version}`
-          : `Created the copy ${copy} at version ${version}`,
-      );
+      output.out(`Created the copy ${copy} at version ${version}`);
     }
   } catch (error) {
     undo();
@@ -695,7 +734,7 @@ export async function init(
       if (encryption) writeKeyFile(dir, encryption.key);
       let made: MadeBackup;
       try {
-        made = await createBackupFrom(database, url, dir, encryption);
+        made = await createOrFind(database, url, dir, encryption);
       } catch (error) {
         if (encryption) removeIfExists(`${dir}/${KEY_FILE}`);
         throw error;

@@ -57,14 +57,20 @@ export function holdsOnly(reader: BackupReader, snapshot: string, version: numbe
   const file = Deno.openSync(snapshot, { read: true });
   try {
     let buffer = new Uint8Array(0);
+    let ended = false;
     for (const entry of reader.entries()) {
-      if (entry.kind === "snapshot-end") return readFull(file, new Uint8Array(1)) === 0;
-      if (entry.kind !== "snapshot-part") return false;
+      // Anything after the snapshot (even a change of no consequence) is not an init's.
+      if (ended || entry.kind !== "snapshot-part") {
+        if (ended || entry.kind !== "snapshot-end") return false;
+        if (readFull(file, new Uint8Array(1)) !== 0) return false;
+        ended = true;
+        continue;
+      }
       if (buffer.length < entry.bytes.length) buffer = new Uint8Array(entry.bytes.length);
       const ours = buffer.subarray(0, entry.bytes.length);
       if (readFull(file, ours) < ours.length || !sameBytes(ours, entry.bytes)) return false;
     }
-    return false;
+    return ended;
   } finally {
     file.close();
   }

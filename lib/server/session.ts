@@ -187,15 +187,33 @@ export class Session {
     const [upload, database] = [storage.uploadPath(this.id), storage.uploadPath(this.id, "db")];
     // An encrypted backup's directory never holds a plain database, not even for a moment.
     const encrypted = storage.state().encrypted;
+    const quota = this.host.limits.quotaBytes;
+    // Nothing is written of a snapshot that will be refused (another writer, the quota, a
+    // backup that is not empty): it is read and dropped, then answered.
+    let dropped: Error | undefined;
+    const keep = (deflated: number) => {
+      if (encrypted) return undefined;
+      const other = this.host.claimWriter(this, storage);
+      try {
+        if (other) throw new RefusedError(`${other.name} is writing to this backup`);
+        if (quota !== undefined && storage.state().bytes + deflated > quota) {
+          throw this.#overQuota(quota);
+        }
+        storage.refuseSnapshot();
+      } catch (error) {
+        dropped = error as Error;
+        return undefined;
+      }
+      return upload;
+    };
     try {
-      const received = await receiveSnapshot(this.#reader, encrypted ? undefined : upload);
+      const received = await receiveSnapshot(this.#reader, keep);
       if (encrypted) return await this.#refuseEncrypted();
       const { version, size, failure } = received;
       log("info", `${this.name}: SNAPSHOT ${version} (${size} bytes deflated)`);
-      const quota = this.host.limits.quotaBytes;
       const room = quota === undefined ? MAX_DATABASE_BYTES : quota - storage.state().bytes;
       await this.#write(version, async () => {
-        if (failure) throw failure;
+        if (dropped ?? failure) throw dropped ?? failure;
         storage.refuseSnapshot(version);
         try {
           await inflateUpload(upload, size, database, Math.min(room, MAX_DATABASE_BYTES));
@@ -233,7 +251,9 @@ export class Session {
     let refusal: string | undefined;
     if (other) {
       refusal = `${other.name} is writing to this backup, and a backup has one writer`;
-    } else if (quotaBytes !== undefined && storage.state().bytes + bytes > quotaBytes) {
+    } else if (
+      quotaBytes !== undefined && bytes > 0 && storage.state().bytes + bytes > quotaBytes
+    ) {
       refusal = this.#overQuota(quotaBytes).message;
     } else {
       let after: number | undefined;

@@ -416,7 +416,8 @@ export class V2Session {
       };
     }
     const quota = this.host.limits.quotaBytes;
-    if (quota !== undefined && storage.state().bytes + bytes > quota) {
+    // A write that adds nothing (a rewind) goes in over the quota too: it may free room.
+    if (quota !== undefined && bytes > 0 && storage.state().bytes + bytes > quota) {
       return { code: ErrorCode.Quota, message: this.#overQuota(quota) };
     }
     return undefined;

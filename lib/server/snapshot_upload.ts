@@ -60,26 +60,29 @@ export interface ReceivedSnapshot {
 
 /**
  * Reads the SNAPSHOT that `reader` is at (`u32 version`, then the database deflated) and
- * writes its deflated bytes to a new file at `path` as they arrive; without a `path`, reads
- * and drops them. A write that fails leaves the rest of the packet read and dropped, so the
- * connection can still be answered.
+ * writes its deflated bytes, as they arrive, to a new file at the path `keep` gives for their
+ * count; where it gives none, reads and drops them. A write that fails leaves the rest of the
+ * packet read and dropped, so the connection can still be answered.
  */
 export async function receiveSnapshot(
   reader: PacketReader,
-  path?: string,
+  keep: (deflatedBytes: number) => string | undefined,
 ): Promise<ReceivedSnapshot> {
   const head = new Uint8Array(4);
   let [headBytes, size, length] = [0, 0, 0];
   let failure: Error | undefined;
   let file: Deno.FsFile | undefined;
   try {
-    if (path !== undefined) file = Deno.openSync(path, { write: true, createNew: true });
-  } catch (error) {
-    failure = error as Error;
-  }
-  try {
     await reader.nextTo({
-      start: (_type, n) => length = n,
+      start(_type, n) {
+        length = n;
+        const path = keep(Math.max(0, n - head.length));
+        try {
+          if (path !== undefined) file = Deno.openSync(path, { write: true, createNew: true });
+        } catch (error) {
+          failure = error as Error;
+        }
+      },
       write(piece) {
         const taken = Math.min(head.length - headBytes, piece.length);
         head.set(piece.subarray(0, taken), headBytes);

@@ -554,9 +554,9 @@ export class ServerStorage {
     }
   }
 
-  /** Throws unless a snapshot may go into this backup: an empty, plain one. */
-  refuseSnapshot(version: number): void {
-    this.#refuseIfEncrypted(`snapshot ${version}`);
+  /** Throws unless a snapshot (at `version`, when known) may go into this backup: an empty, plain one. */
+  refuseSnapshot(version?: number): void {
+    this.#refuseIfEncrypted(version === undefined ? "a snapshot" : `snapshot ${version}`);
     const state = this.#backend.state();
     if (state.version !== 0 || state.records !== 0 || readLayout(this.dir).bases.length > 0) {
       throw new RefusedError(

@@ -497,7 +497,7 @@ export class SocketBackend implements Backend {
       throw new RemoteBackupError(
         `the server refused ${step.what} (NACK; its backup is at version ` +
           `${decodeVersion(reply)}): another client may be writing to it, or it cannot store ` +
-          `the change (disk full?): see the server's log`,
+          `the change (disk full, or its --quota-bytes reached?): see the server's log`,
       );
     }
     throw new RemoteBackupError(
