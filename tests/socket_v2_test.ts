@@ -236,6 +236,25 @@ Deno.test("limits: a quota refuses a write and keeps what is stored; failed auth
   }, { quotaBytes: 4096, failedAuthsPerMinute: 3 });
 });
 
+Deno.test("limits: a rewind goes in over the quota, which it cannot pass", async () => {
+  await withServer(async ({ url, credential, server }) => {
+    const alice = await connect(url, credential("alice"));
+    await alice.append({ version: 1, statements: ["CREATE TABLE t (a)"] });
+    await alice.append({ version: 2, statements: ["INSERT INTO t VALUES (1)"] });
+    // The operator lowers the quota below what the backup holds.
+    server.limits.quotaBytes = 1;
+    await assertRejects(
+      () => alice.append({ version: 3, statements: ["INSERT INTO t VALUES (2)"] }),
+      /quota/,
+    );
+    alice.close();
+    const again = await connect(url, credential("alice"));
+    await again.rewind();
+    assertEquals(again.state().version, 1);
+    again.close();
+  }, { quotaBytes: 1 << 20 });
+});
+
 Deno.test("a snapshot over the server's packet limit is refused in words, not a broken pipe", async () => {
   const limit = 1 << 20;
   await withServer(
