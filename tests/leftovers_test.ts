@@ -16,6 +16,8 @@ import { removeLeftovers } from "../lib/fs/work_path.ts";
 import type { SeamStep } from "../lib/fs/step_seam.ts";
 import { BufferedOutput, makeNodeDir, removeNodeDir } from "../lib/cli/testing.ts";
 import { startServer } from "./support/wire_server.ts";
+import { FaultProxy } from "./support/fault_proxy.ts";
+import { HEADER_BYTES, METADATA_BYTES } from "../lib/wire/packets.ts";
 import { DatabaseSync } from "node:sqlite";
 
 function names(dir: string): string[] {
@@ -225,6 +227,31 @@ Deno.test("init over socket killed before backup.lock: the rerun finds its snaps
     );
   } finally {
     removeNodeDir(dir);
+    await server.server.close();
+    Deno.removeSync(root, { recursive: true });
+  }
+});
+
+Deno.test("init over socket that loses its connection before the ACK says to run it again, which finds it", async () => {
+  const root = Deno.makeTempDirSync({ prefix: "socket-left-" });
+  const server = startServer(`${root}/served`);
+  // The server's answers pass up to METADATA; its ACK, sent once the snapshot is stored, not.
+  const cut = HEADER_BYTES + METADATA_BYTES;
+  const proxy = new FaultProxy(server.server.port, { kind: "cut", direction: "s2c", at: cut });
+  const dir = makeNodeDir("fresh-start");
+  try {
+    const lost = new BufferedOutput();
+    const url = `socket:127.0.0.1:${proxy.port}`;
+    assertEquals(await init([url, "--lightning-dir", dir], lost), 1);
+    assertMatch(lost.stderr[0], /may have stored the snapshot all the same: run this init again/);
+    assert(proxy.struck);
+    assertEquals(names(dir), ["hsm_secret", "lightningd.sqlite3"]);
+    const again = new BufferedOutput();
+    assertEquals(await init([url, "--lightning-dir", dir], again), 0, again.text);
+    assertMatch(again.stdout[0], /^Found the backup .* an interrupted init left/);
+  } finally {
+    removeNodeDir(dir);
+    await proxy.close();
     await server.server.close();
     Deno.removeSync(root, { recursive: true });
   }

@@ -32,7 +32,7 @@ import {
 import { LAUNCHER_NAME, lockLaunchPlan, writeLauncher } from "./launcher.ts";
 import { parseBackupUrl } from "../backends/url.ts";
 import { credentialIn } from "../backends/socket/credential.ts";
-import { SocketBackend } from "../backends/socket/backend.ts";
+import { GaveUpError, SocketBackend } from "../backends/socket/backend.ts";
 import { createS3Backup } from "../backends/s3/create.ts";
 import { checkPluginCredentials, loadCredentials } from "../backends/s3/credentials.ts";
 import { DEFAULT_RETRY_POLICY } from "../backends/socket/options.ts";
@@ -472,7 +472,16 @@ async function sendSnapshotTo(
     }
     if (!existsSync(database)) return { version: 0, found: false };
     const snapshotVersion = await snapshotDatabase(database, copy);
-    await remote.storeSnapshotFile(snapshotVersion, copy, tmp);
+    try {
+      await remote.storeSnapshotFile(snapshotVersion, copy, tmp);
+    } catch (error) {
+      if (!(error instanceof GaveUpError)) throw error;
+      // Lost while the server made the base, perhaps: it may hold the snapshot all the same.
+      throw new Error(
+        `${ACTION}: ${error.message}; the server may have stored the snapshot all the same: ` +
+          `run this init again, which finds it there or sends it anew`,
+      );
+    }
     return { version: snapshotVersion, found: false };
   } finally {
     remote.close();

@@ -85,6 +85,17 @@ export class RemoteBackupError extends Error {
   }
 }
 
+/**
+ * The connection was lost, and reconnecting as the policy allows did not help: what was sent
+ * last may be stored on the server or not.
+ */
+export class GaveUpError extends RemoteBackupError {
+  constructor(message: string) {
+    super(message);
+    this.name = "GaveUpError";
+  }
+}
+
 export function socketUrl(url: string): SocketUrl {
   const parsed = parseBackupUrl(url);
   if (parsed.scheme !== "socket") throw new Error(`"${url}" is not a socket: URL`);
@@ -580,7 +591,7 @@ export class SocketBackend implements Backend {
               `${seconds} s did not help (${error.message}): check the server and the ` +
               `network, then start the node again`;
           this.#log("broken", `giving up: ${message}`);
-          throw new RemoteBackupError(message);
+          throw new GaveUpError(message);
         }
         this.#status.reconnects++;
         this.#log(
