@@ -5,20 +5,19 @@
  *
  * @module
  */
-import { backup, DatabaseSync } from "node:sqlite";
 import { dirname } from "node:path";
 import { pathToFileURL } from "node:url";
 import { createFileBackup, type NewEncryption } from "../backends/file/create.ts";
 import { readChain } from "../format/chain.ts";
 import { newBackupId } from "../format/segment.ts";
 import { DataKey, sameBytes } from "../crypto/data_key.ts";
-import { wrapKey, WRAPPED_KEY_NAME } from "../crypto/wrapped_key.ts";
+import { wrapKey } from "../crypto/wrapped_key.ts";
 import { KEY_FILE, readKeyFile, writeKeyFile } from "../crypto/key_file.ts";
 import { askNewPassphrase, givenPassphrase, type Prompt, terminalPrompt } from "./secrets.ts";
 import { FileBackupReader } from "../backends/file/reader.ts";
 import { backupKind } from "../backends/open.ts";
 import type { BackupDescription } from "../backends/backend.ts";
-import { baseName, readLayout } from "../format/layout.ts";
+import { readLayout } from "../format/layout.ts";
 import { existsSync, removeIfExists } from "../fs/exists.ts";
 import { DATABASE_NAME } from "../backup/restore.ts";
 import {
@@ -32,12 +31,10 @@ import {
 import { LAUNCHER_NAME, lockLaunchPlan, writeLauncher } from "./launcher.ts";
 import { parseBackupUrl } from "../backends/url.ts";
 import { credentialIn } from "../backends/socket/credential.ts";
-import { GaveUpError, SocketBackend } from "../backends/socket/backend.ts";
 import { createS3Backup } from "../backends/s3/create.ts";
 import { checkPluginCredentials, loadCredentials } from "../backends/s3/credentials.ts";
-import { DEFAULT_RETRY_POLICY } from "../backends/socket/options.ts";
 import { checkNetworkDir, checkNotRunning } from "./node_dir.ts";
-import { claimWorkPath, removeLeftovers, workPath } from "../fs/work_path.ts";
+import { removeLeftovers } from "../fs/work_path.ts";
 import { atStep } from "../fs/step_seam.ts";
 import { lockForSetup } from "./setup_lock.ts";
 import {
@@ -50,10 +47,16 @@ import {
   UsageError,
   userPath,
 } from "./args.ts";
-import { dataVersionAt } from "../sqlite/data_version.ts";
-import { leftOnServer } from "./left_on_server.ts";
+import {
+  createBackup,
+  createBackupFrom,
+  createOrFind,
+  dataVersionOf,
+  INIT_ACTION,
+  type MadeBackup,
+} from "./new_backup.ts";
 
-const ACTION = "Cannot init backup";
+const ACTION = INIT_ACTION;
 
 export const INIT_HELP = `Usage: cln-backup init --lightning-dir DIR <url>
        cln-backup init DIR <url>
@@ -160,39 +163,6 @@ export function initTarget(positionals: string[], lightningDir: string | undefin
   }
   if (wrong !== undefined) throw new UsageError(`"init" got ${wrong}: use ${FORMS}`);
   return { url: urls[0], dir: dirs[0] ?? lightningDir };
-}
-
-/** The data_version the database at `path` holds; refuses one that is not lightningd's. */
-function dataVersionOf(path: string, database: string): number {
-  const version = dataVersionAt(path);
-  if (version === undefined) {
-    throw new Error(
-      `${ACTION}: "${database}" holds no vars.data_version, so it is not a lightningd ` +
-        `database: check --lightning-dir`,
-    );
-  }
-  return version;
-}
-
-/** Copies the database consistently into `copy`; returns the version it holds. */
-async function snapshotDatabase(database: string, copy: string): Promise<number> {
-  let source: DatabaseSync;
-  try {
-    source = new DatabaseSync(database, { readOnly: true });
-  } catch (error) {
-    throw new Error(
-      // SQLite's message ends with the path, which this one names already.
-      `${ACTION}: cannot open "${database}" (${
-        (error as Error).message.replace(/: \/.*$/, "")
-      }): check that you may read it, or run this as the user lightningd runs as`,
-    );
-  }
-  try {
-    await backup(source, copy);
-  } finally {
-    source.close();
-  }
-  return dataVersionOf(copy, database);
 }
 
 /**
@@ -304,104 +274,6 @@ export function printConfigLine(
   output.out(`important-plugin=${launcher}`);
 }
 
-/** Creates the backup at `path` from `database`, or empty; returns its version. */
-async function createBackup(
-  path: string,
-  database: string,
-  encryption: NewEncryption | undefined,
-): Promise<number> {
-  if (!existsSync(database)) {
-    createFileBackup(path, undefined, encryption);
-    return 0;
-  }
-  // The copy sits beside the backup: that filesystem must have room for it anyway.
-  Deno.mkdirSync(dirname(path), { recursive: true });
-  const copy = workPath(path, "snapshot");
-  const claim = claimWorkPath(copy, "file");
-  try {
-    const version = await snapshotDatabase(database, copy);
-    atStep("init-snapshot");
-    createFileBackup(path, { version, path: copy }, encryption);
-    return version;
-  } finally {
-    for (const leftover of [copy, `${copy}-journal`, `${copy}-wal`, `${copy}-shm`]) {
-      removeIfExists(leftover);
-    }
-    claim.close();
-  }
-}
-
-/**
- * Creates the S3 backup `url` holding a snapshot of `database` (empty when there is none);
- * returns its version. The keys come from the environment, else from beside backup.lock in
- * `dir` (where the plugin reads them).
- */
-async function createS3From(
-  database: string,
-  url: string,
-  dir: string | undefined,
-  encryption?: NewEncryption,
-): Promise<number> {
-  const credentials = loadCredentials(dir);
-  if (!existsSync(database)) {
-    await createS3Backup(url, credentials, undefined, undefined, encryption);
-    return 0;
-  }
-  const tmp = Deno.makeTempDirSync({ prefix: "cln-backup-init-" });
-  try {
-    const copy = `${tmp}/snapshot.sqlite3`;
-    const version = await snapshotDatabase(database, copy);
-    await createS3Backup(url, credentials, { version, path: copy }, undefined, encryption);
-    return version;
-  } finally {
-    Deno.removeSync(tmp, { recursive: true });
-  }
-}
-
-/**
- * Creates the backup at `url`, of any scheme, holding a snapshot of `database` (empty when
- * there is none); returns its version. Keys and credentials come from beside backup.lock in
- * `dir`, as the plugin reads them. An S3 or server one is encrypted when `encryption` is given.
- */
-export async function createBackupFrom(
-  database: string,
-  url: string,
-  dir: string,
-  encryption?: NewEncryption,
-): Promise<number> {
-  switch (parseBackupUrl(url).scheme) {
-    case "s3":
-      return await createS3From(database, url, dir, encryption);
-    case "socket":
-      return (await sendSnapshotTo(database, url, dir, encryption, false)).version;
-    case "file":
-      return await createBackup(fileBackupPath(url, ACTION), database, undefined);
-  }
-}
-
-/** A backup init made, or `found`: what an interrupted init of the node left on a server. */
-interface MadeBackup {
-  version: number;
-  found: boolean;
-}
-
-/**
- * {@linkcode createBackupFrom} for the node's own destination, which on a server may also be
- * found as an interrupted init of the node left it (lib/cli/left_on_server.ts). Only there: a
- * copy found so could be the same backup under another name.
- */
-async function createOrFind(
-  database: string,
-  url: string,
-  dir: string,
-  encryption?: NewEncryption,
-): Promise<MadeBackup> {
-  if (parseBackupUrl(url).scheme === "socket") {
-    return await sendSnapshotTo(database, url, dir, encryption, true);
-  }
-  return { version: await createBackupFrom(database, url, dir, encryption), found: false };
-}
-
 /** `init <url>` alone: an empty backup for a server to serve, and no node set up. */
 async function initStorage(url: string, output: Output): Promise<number> {
   if (parseBackupUrl(url).scheme === "s3") {
@@ -423,124 +295,6 @@ async function initStorage(url: string, output: Output): Promise<number> {
       `<url>)`,
   );
   return Exit.Ok;
-}
-
-/**
- * Sends a snapshot of `database` to the empty backup on the server `url` names, as the
- * Python `backup-cli init` does, and returns the version it holds (0: no database, nothing
- * sent); or, when `mayFind`, finds there what an interrupted init of this node left. With
- * `encryption`, the snapshot is sealed here, and sent with the wrapped key (wire v2).
- */
-async function sendSnapshotTo(
-  database: string,
-  url: string,
-  dir: string,
-  encryption: NewEncryption | undefined,
-  mayFind: boolean,
-): Promise<MadeBackup> {
-  let remote: SocketBackend;
-  try {
-    // An operator at a terminal gets the failure at once, not after a node's patience.
-    remote = await SocketBackend.connect(url, {
-      policy: { ...DEFAULT_RETRY_POLICY, retries: 0 },
-      credential: credentialIn(dir),
-    });
-  } catch (error) {
-    throw new Error(`${ACTION}: ${(error as Error).message}`);
-  }
-  const tmp = Deno.makeTempDirSync({ prefix: "cln-backup-init-" });
-  try {
-    const { version, records } = remote.state();
-    const copy = `${tmp}/snapshot.sqlite3`;
-    if (version !== 0 || records !== 0) {
-      // The Python server serves one connection at a time: the look needs its own.
-      remote.close();
-      const why = mayFind
-        ? await whyNotLeft(url, dir, database, { version, records }, encryption, tmp)
-        : "";
-      if (why === undefined) return { version, found: true };
-      throw new Error(
-        `${ACTION}: the server at ${remote.destination} already holds a backup at version ` +
-          `${version}${why}: give this node a new storage directory on the server`,
-      );
-    }
-    if (encryption) {
-      return {
-        version: await sendSealed(remote, database, `${tmp}/sealed`, encryption),
-        found: false,
-      };
-    }
-    if (!existsSync(database)) return { version: 0, found: false };
-    const snapshotVersion = await snapshotDatabase(database, copy);
-    try {
-      await remote.storeSnapshotFile(snapshotVersion, copy, tmp);
-    } catch (error) {
-      if (!(error instanceof GaveUpError)) throw error;
-      // Lost while the server made the base, perhaps: it may hold the snapshot all the same.
-      throw new Error(
-        `${ACTION}: ${error.message}; the server may have stored the snapshot all the same: ` +
-          `run this init again, which finds it there or sends it anew`,
-      );
-    }
-    return { version: snapshotVersion, found: false };
-  } finally {
-    remote.close();
-    Deno.removeSync(tmp, { recursive: true });
-  }
-}
-
-/**
- * Why the backup the server holds (`held`) is not what an interrupted init of the node at
- * `dir` left, as a clause for the refusal; `undefined` when it is. Works in `scratch`.
- */
-async function whyNotLeft(
-  url: string,
-  dir: string,
-  database: string,
-  held: { version: number; records: number },
-  encryption: NewEncryption | undefined,
-  scratch: string,
-): Promise<string | undefined> {
-  const not = ", not what an interrupted init of this node leaves";
-  if (encryption) return `${not} that can be taken over (init --encrypt makes a new key)`;
-  if (!existsSync(database)) return `${not} (this node has no database yet)`;
-  if (held.records !== 1) {
-    return `${not} (it holds ${held.records} records; an interrupted init leaves one, its snapshot)`;
-  }
-  const copy = `${scratch}/snapshot.sqlite3`;
-  const version = await snapshotDatabase(database, copy);
-  if (version !== held.version) {
-    return `${not} (the database is at version ${version}: did lightningd run since?)`;
-  }
-  try {
-    if (await leftOnServer(url, dir, copy, version, scratch)) return undefined;
-  } catch (error) {
-    return `${not} (it could not be compared with the database: ${(error as Error).message})`;
-  }
-  return `${not} (its snapshot differs from the database's)`;
-}
-
-/**
- * Seals a snapshot of `database` (none: an empty backup) as a file backup would, in `work`,
- * and sends its base and wrapped key to the server, which cannot open them.
- */
-async function sendSealed(
-  remote: SocketBackend,
-  database: string,
-  work: string,
-  encryption: NewEncryption,
-): Promise<number> {
-  let snapshot: { version: number; path: string } | undefined;
-  if (existsSync(database)) {
-    Deno.mkdirSync(`${work}-db`);
-    const path = `${work}-db/snapshot.sqlite3`;
-    snapshot = { version: await snapshotDatabase(database, path), path };
-  }
-  createFileBackup(work, snapshot, encryption);
-  const version = snapshot?.version ?? 0;
-  const base = snapshot ? `${work}/${baseName(version)}` : undefined;
-  await remote.initSealed(Deno.readFileSync(`${work}/${WRAPPED_KEY_NAME}`), base, version);
-  return version;
 }
 
 /**

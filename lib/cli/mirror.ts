@@ -24,7 +24,8 @@ import {
   runCommand,
   userPath,
 } from "./args.ts";
-import { createBackupFrom, installPlugin, printConfigLine } from "./init.ts";
+import { installPlugin, printConfigLine } from "./init.ts";
+import { createBackupFrom } from "./new_backup.ts";
 import { checkNetworkDir, checkNotRunning } from "./node_dir.ts";
 import { lockForSetup } from "./setup_lock.ts";
 
