@@ -3,7 +3,8 @@
  * the backup it leaves holds every change it acknowledged, nothing torn, nothing after a gap.
  */
 import { assert, assertEquals } from "./support/assert.ts";
-import { freePort, spawnServer } from "./support/server_process.ts";
+import { freePort, spawnServer, waitListening } from "./support/server_process.ts";
+import { CliProcess } from "./support/cli_process.ts";
 import { RawClient } from "./support/wire_server.ts";
 import { bumpStatement } from "./support/statements.ts";
 import { decodeVersion, encodeChange, PacketType } from "../lib/wire/packets.ts";
@@ -45,6 +46,28 @@ Deno.test("SIGTERM mid-stream: exit 0, every acknowledged change kept, nothing t
     } catch {
       // exited
     }
+    Deno.removeSync(root, { recursive: true });
+  }
+});
+
+Deno.test("SIGTERM the moment the port answers stops the server cleanly", async () => {
+  const root = Deno.makeTempDirSync({ prefix: "server-signal-" });
+  const port = freePort();
+  // Stopped right after it listens: the SIGTERM waits until it runs on, as it would have
+  // arrived in the instant between the two.
+  const server = new CliProcess(
+    ["server", `file://${root}/served`, `127.0.0.1:${port}`, "--allow-v1"],
+    { action: "pause", step: "server-listening" },
+  );
+  try {
+    assertEquals(await server.paused(), "paused");
+    await waitListening(port);
+    Deno.kill(server.pid, "SIGTERM");
+    server.resume();
+    const run = await server.result();
+    assertEquals([run.code, run.signal], [0, null], run.stderr.join("\n"));
+    assert(run.stdout.some((line) => /SIGTERM: stopping/.test(line)), run.stdout.join("\n"));
+  } finally {
     Deno.removeSync(root, { recursive: true });
   }
 });

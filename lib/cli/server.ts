@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { atStep } from "../fs/step_seam.ts";
 import { BackupServer } from "../server/server.ts";
 import { ServerStorage } from "../server/storage.ts";
 import { checkNodeName, NodeRegistry } from "../server/nodes.ts";
@@ -151,56 +152,54 @@ async function serve(
     const storage = v1Dir === undefined
       ? undefined
       : ServerStorage.open(`file://${v1Dir}`, v1Dir, (m) => log("info", m));
-    let backupServer: BackupServer;
-    try {
-      backupServer = new BackupServer({
-        ...listen,
-        log,
-        v1Storage: storage,
-        v1Node: options.v1Node,
-        nodes,
-        tls,
-        maxPayloadBytes: options.maxPacketBytes,
-        limits: {
-          quotaBytes: options.quotaBytes,
-          ...(options.maxConnections ? { connectionsPerNode: options.maxConnections } : {}),
-        },
-      });
-    } catch (error) {
-      storage?.close();
-      throw new Error(
-        `${ACTION}: cannot listen on ${parsed.positionals[1]}: ${(error as Error).message}`,
-      );
-    }
-    let metrics: Deno.HttpServer | undefined;
-    if (options.metrics) {
-      try {
-        metrics = serveMetrics(
-          options.metrics.hostname,
-          options.metrics.port,
-          () => backupServer.nodeStats(),
-        );
-      } catch (error) {
-        await backupServer.close();
-        throw new Error(`${ACTION}: ${(error as Error).message}`);
-      }
-      log("info", `metrics at http://${parsed.values.metrics}/metrics`);
-    }
-    const stopped = Promise.withResolvers<void>();
-    const stop = (signal: Deno.Signal) => {
-      log("info", `${signal}: stopping`);
-      Promise.all([backupServer.close(), metrics?.shutdown()]).then(
-        () => stopped.resolve(),
-        stopped.reject,
-      );
-    };
-    const onTerm = () => stop("SIGTERM");
-    const onInt = () => stop("SIGINT");
+    // SIGTERM is handled before the port answers: one sent as soon as it does (systemd, a
+    // test) stops the server rather than kill it.
+    const signalled = Promise.withResolvers<Deno.Signal>();
+    const onTerm = () => signalled.resolve("SIGTERM");
+    const onInt = () => signalled.resolve("SIGINT");
     Deno.addSignalListener("SIGTERM", onTerm);
     Deno.addSignalListener("SIGINT", onInt);
-    started?.(backupServer);
     try {
-      await stopped.promise;
+      let backupServer: BackupServer;
+      try {
+        backupServer = new BackupServer({
+          ...listen,
+          log,
+          v1Storage: storage,
+          v1Node: options.v1Node,
+          nodes,
+          tls,
+          maxPayloadBytes: options.maxPacketBytes,
+          limits: {
+            quotaBytes: options.quotaBytes,
+            ...(options.maxConnections ? { connectionsPerNode: options.maxConnections } : {}),
+          },
+        });
+      } catch (error) {
+        storage?.close();
+        throw new Error(
+          `${ACTION}: cannot listen on ${parsed.positionals[1]}: ${(error as Error).message}`,
+        );
+      }
+      let metrics: Deno.HttpServer | undefined;
+      if (options.metrics) {
+        try {
+          metrics = serveMetrics(
+            options.metrics.hostname,
+            options.metrics.port,
+            () => backupServer.nodeStats(),
+          );
+        } catch (error) {
+          await backupServer.close();
+          throw new Error(`${ACTION}: ${(error as Error).message}`);
+        }
+        log("info", `metrics at http://${parsed.values.metrics}/metrics`);
+      }
+      atStep("server-listening");
+      started?.(backupServer);
+      const signal = await signalled.promise;
+      log("info", `${signal}: stopping`);
+      await Promise.all([backupServer.close(), metrics?.shutdown()]);
     } finally {
       Deno.removeSignalListener("SIGTERM", onTerm);
       Deno.removeSignalListener("SIGINT", onInt);

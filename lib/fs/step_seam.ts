@@ -46,6 +46,8 @@ export const SEAM_STEPS = [
   "compact-mid-delete",
   /** The writer's trimmed copy of its live log is durable, not yet renamed over it. */
   "compact-trim",
+  /** server: it listens (its port answers); nothing served yet. */
+  "server-listening",
 ] as const;
 export type SeamStep = typeof SEAM_STEPS[number];
 
