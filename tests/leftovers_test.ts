@@ -14,7 +14,15 @@ import { restore } from "../lib/cli/restore.ts";
 import { upgrade } from "../lib/cli/upgrade.ts";
 import { removeLeftovers } from "../lib/fs/work_path.ts";
 import type { SeamStep } from "../lib/fs/step_seam.ts";
-import { BufferedOutput, makeNodeDir, removeNodeDir } from "../lib/cli/testing.ts";
+import {
+  BufferedOutput,
+  makeBackup,
+  makeNodeDir,
+  recordedChanges,
+  removeNodeDir,
+} from "../lib/cli/testing.ts";
+import { mirror } from "../lib/cli/mirror.ts";
+import { readLockFile, writeLockFile } from "../lib/backup/lock_file.ts";
 import { startServer } from "./support/wire_server.ts";
 import { FaultProxy } from "./support/fault_proxy.ts";
 import { HEADER_BYTES, METADATA_BYTES } from "../lib/wire/packets.ts";
@@ -243,12 +251,41 @@ Deno.test("init over socket that loses its connection before the ACK says to run
     const lost = new BufferedOutput();
     const url = `socket:127.0.0.1:${proxy.port}`;
     assertEquals(await init([url, "--lightning-dir", dir], lost), 1);
-    assertMatch(lost.stderr[0], /may have stored the snapshot all the same: run this init again/);
+    assertMatch(
+      lost.stderr[0],
+      /may have stored the snapshot all the same: run this init again: while the database is/,
+    );
     assert(proxy.struck);
     assertEquals(names(dir), ["hsm_secret", "lightningd.sqlite3"]);
     const again = new BufferedOutput();
     assertEquals(await init([url, "--lightning-dir", dir], again), 0, again.text);
     assertMatch(again.stdout[0], /^Found the backup .* an interrupted init left/);
+  } finally {
+    removeNodeDir(dir);
+    await proxy.close();
+    await server.server.close();
+    Deno.removeSync(root, { recursive: true });
+  }
+});
+
+Deno.test("mirror to a socket that loses its connection before the ACK does not say to rerun init", async () => {
+  const root = Deno.makeTempDirSync({ prefix: "socket-left-" });
+  const server = startServer(`${root}/served`);
+  const cut = HEADER_BYTES + METADATA_BYTES;
+  const proxy = new FaultProxy(server.server.port, { kind: "cut", direction: "s2c", at: cut });
+  const dir = makeNodeDir("restart");
+  try {
+    const base = Deno.realPathSync(`${dir}/..`);
+    const url = await makeBackup(`${base}/first`, recordedChanges(["fresh-start", "restart"]));
+    writeLockFile(dir, { backend_url: url });
+    const lost = new BufferedOutput();
+    const copy = `socket:127.0.0.1:${proxy.port}`;
+    assertEquals(await mirror([copy, "--lightning-dir", dir], lost), 1);
+    assertMatch(
+      lost.stderr[0],
+      /may have stored the snapshot all the same: if a second try finds that backup not empty, give this destination a new storage directory/,
+    );
+    assertEquals(readLockFile(dir), { backend_url: url });
   } finally {
     removeNodeDir(dir);
     await proxy.close();

@@ -211,9 +211,15 @@ async function sendSnapshotTo(
     } catch (error) {
       if (!(error instanceof GaveUpError)) throw error;
       // Lost while the server made the base, perhaps: it may hold the snapshot all the same.
+      // Only init looks for it on a rerun (a copy found so could be another destination).
+      const todo = mayFind
+        ? "run this init again: while the database is unchanged it finds it there, else it " +
+          "sends it anew"
+        : "if a second try finds that backup not empty, give this destination a new storage " +
+          "directory on the server";
       throw new Error(
         `${ACTION}: ${error.message}; the server may have stored the snapshot all the same: ` +
-          `run this init again, which finds it there or sends it anew`,
+          todo,
       );
     }
     return { version: snapshotVersion, found: false };
