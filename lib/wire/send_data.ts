@@ -13,6 +13,11 @@ export function dataFrame(chunk: Uint8Array): Uint8Array {
   return encodeFrame(V2Type.Data, chunk);
 }
 
+/** A chunk as wire v1 sends it: as it is, the rest of a packet whose header went first. */
+export function unframed(chunk: Uint8Array): Uint8Array {
+  return chunk;
+}
+
 /**
  * Sends the `size` bytes of `file` (named `name` in errors) through `send`, each chunk as
  * `frame` makes it: DATA packets by default. A chunk's buffer is reused once `send` resolves.

@@ -13,7 +13,7 @@ import { writeAll } from "../fs/durable.ts";
 import { removeIfExists } from "../fs/exists.ts";
 import { readFull } from "../fs/read_full.ts";
 import { encodeSnapshotHead } from "./packets.ts";
-import { sendData } from "./send_data.ts";
+import { sendData, unframed } from "./send_data.ts";
 
 /** Output chunks of the compressor: a 1 GB database makes a few hundred, not tens of thousands. */
 const CHUNK_BYTES = 1 << 20;
@@ -98,7 +98,7 @@ export function snapshotStream(version: number, level: number, spool: string): S
         return;
       }
       file!.seekSync(0, Deno.SeekMode.Start);
-      await sendData(send, file!, bytes, spool, (chunk) => chunk);
+      await sendData(send, file!, bytes, spool, unframed);
     },
     close() {
       if (closed) return;

@@ -49,7 +49,8 @@ import {
   v2Name,
   V2Type,
 } from "../../wire/packets_v2.ts";
-import { sendData } from "../../wire/send_data.ts";
+import { unframed } from "../../wire/send_data.ts";
+import { sendFileBytes } from "./send_file.ts";
 import { deflateFile } from "../../wire/deflate.ts";
 import { removeIfExists } from "../../fs/exists.ts";
 import type { NodeCredential } from "./credential.ts";
@@ -117,24 +118,6 @@ interface WriteStep {
   after: number;
   /** For a change that repeats the version: the record count that tells before from after. */
   countBefore?: number;
-}
-
-/**
- * The `size` bytes of the file at `path` on `conn`: as DATA packets, or as they are with
- * `frame` the identity (the rest of a v1 packet).
- */
-async function sendFile(
-  conn: WireConnection,
-  path: string,
-  size: number,
-  frame?: (chunk: Uint8Array) => Uint8Array,
-): Promise<void> {
-  const file = Deno.openSync(path, { read: true });
-  try {
-    await sendData((bytes) => conn.send(bytes), file, size, path, frame);
-  } finally {
-    file.close();
-  }
 }
 
 export class SocketBackend implements Backend {
@@ -293,7 +276,7 @@ export class SocketBackend implements Backend {
       await this.#write({
         what: `encrypted snapshot ${version}`,
         packet: encodeSealedInitFile(wrappedKey, size),
-        follow: base ? (conn) => sendFile(conn, base, size) : undefined,
+        follow: base ? (conn) => sendFileBytes(conn, base, size) : undefined,
         // The server reads the base through before it answers: minutes for a large node.
         answerTimeoutMs: this.#policy.compactTimeoutMs,
         before: this.#version,
@@ -400,7 +383,7 @@ export class SocketBackend implements Backend {
       await this.#write({
         what: `snapshot ${version}`,
         packet: v2 ? encodeSnapshotFile(version, size) : encodeSnapshotHead(version, size),
-        follow: (conn) => sendFile(conn, packed, size, v2 ? undefined : (chunk) => chunk),
+        follow: (conn) => sendFileBytes(conn, packed, size, v2 ? undefined : unframed),
         // The server inflates it and makes the base before it answers: minutes for a large node.
         answerTimeoutMs: this.#policy.compactTimeoutMs,
         before: this.#version,
