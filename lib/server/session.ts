@@ -193,12 +193,9 @@ export class Session {
     let dropped: Error | undefined;
     const keep = (deflated: number) => {
       if (encrypted) return undefined;
-      const other = this.host.claimWriter(this, storage);
       try {
-        if (other) throw new RefusedError(`${other.name} is writing to this backup`);
-        if (quota !== undefined && storage.state().bytes + deflated > quota) {
-          throw this.#overQuota(quota);
-        }
+        const refusal = this.#refusal(deflated);
+        if (refusal) throw new RefusedError(refusal);
         storage.refuseSnapshot();
       } catch (error) {
         dropped = error as Error;
@@ -233,6 +230,21 @@ export class Session {
     }
   }
 
+  /**
+   * Why this connection may not write `bytes` more, if it may not: another writer of the
+   * backup (else this one becomes its writer), or the quota, which a write that adds nothing
+   * (a rewind) may pass: it may free room.
+   */
+  #refusal(bytes: number): string | undefined {
+    const other = this.host.claimWriter(this, this.storage);
+    if (other) return `${other.name} is writing to this backup, and a backup has one writer`;
+    const quota = this.host.limits.quotaBytes;
+    if (quota !== undefined && bytes > 0 && this.storage.state().bytes + bytes > quota) {
+      return this.#overQuota(quota).message;
+    }
+    return undefined;
+  }
+
   #overQuota(quota: number): RefusedError {
     return new RefusedError(
       `the backup would pass its quota of ${quota} bytes: ask the server's operator for more, ` +
@@ -246,16 +258,9 @@ export class Session {
    * stands when it is refused or fails.
    */
   async #write(version: number, write: () => unknown, bytes = 0): Promise<void> {
-    const { host: { log, limits: { quotaBytes } }, storage } = this;
-    const other = this.host.claimWriter(this, storage);
-    let refusal: string | undefined;
-    if (other) {
-      refusal = `${other.name} is writing to this backup, and a backup has one writer`;
-    } else if (
-      quotaBytes !== undefined && bytes > 0 && storage.state().bytes + bytes > quotaBytes
-    ) {
-      refusal = this.#overQuota(quotaBytes).message;
-    } else {
+    const { host: { log }, storage } = this;
+    let refusal = this.#refusal(bytes);
+    if (!refusal) {
       let after: number | undefined;
       try {
         const result = await write();
