@@ -23,7 +23,7 @@ import {
 } from "../lib/cli/testing.ts";
 import { mirror } from "../lib/cli/mirror.ts";
 import { readLockFile, writeLockFile } from "../lib/backup/lock_file.ts";
-import { startServer } from "./support/wire_server.ts";
+import { withTestServer } from "./support/wire_server.ts";
 import { FaultProxy } from "./support/fault_proxy.ts";
 import { HEADER_BYTES, METADATA_BYTES } from "../lib/wire/packets.ts";
 import { DatabaseSync } from "node:sqlite";
@@ -209,113 +209,112 @@ Deno.test("init finishes an empty node's interrupted set-up, not a backup the no
   removeNodeDir(dir);
 });
 
-Deno.test("init over socket killed before backup.lock: the rerun finds its snapshot on the server", async () => {
-  const root = Deno.makeTempDirSync({ prefix: "socket-left-" });
-  const server = startServer(`${root}/served`);
-  const dir = makeNodeDir("fresh-start");
-  try {
-    await killedAt(["init", server.url, "--lightning-dir", dir], "init-before-lock");
-    assertEquals(names(dir), ["hsm_secret", "lightningd.sqlite3"]);
+/**
+ * Runs `body` with the server behind a proxy (its `url`) that passes the server's answers up
+ * to METADATA and cuts the connection at its ACK, which it sends once the snapshot is stored.
+ */
+async function withAckCut(body: (url: string, proxy: FaultProxy) => Promise<void>) {
+  await withTestServer(async (server) => {
+    const cut = HEADER_BYTES + METADATA_BYTES;
+    const proxy = new FaultProxy(server.server.port, { kind: "cut", direction: "s2c", at: cut });
+    try {
+      await body(`socket:127.0.0.1:${proxy.port}`, proxy);
+    } finally {
+      await proxy.close();
+    }
+  });
+}
 
-    const output = new BufferedOutput();
-    assertEquals(await init([server.url, "--lightning-dir", dir], output), 0, output.text);
-    assertEquals(output.stdout.slice(0, 2), [
-      `Found the backup ${server.url} an interrupted init left, a snapshot of ` +
-      `"${dir}/lightningd.sqlite3" at version 11 and no change: finished its set-up`,
-      `Wrote "${dir}/backup.lock" and the launcher "${dir}/cln-backup-plugin"`,
-    ]);
-    assertEquals(JSON.parse(Deno.readTextFileSync(`${dir}/backup.lock`)), {
-      backend_url: server.url,
-    });
-    const restored = new BufferedOutput();
-    assertEquals(await restore([server.url, `${root}/restored.sqlite3`], restored), 0);
-    assertEquals(
-      dumpDatabase(`${root}/restored.sqlite3`),
-      dumpDatabase(loadFixture("fresh-start").database),
-    );
-  } finally {
-    removeNodeDir(dir);
-    await server.server.close();
-    Deno.removeSync(root, { recursive: true });
-  }
+Deno.test("init over socket killed before backup.lock: the rerun finds its snapshot on the server", async () => {
+  await withTestServer(async (server, root) => {
+    const dir = makeNodeDir("fresh-start");
+    try {
+      await killedAt(["init", server.url, "--lightning-dir", dir], "init-before-lock");
+      assertEquals(names(dir), ["hsm_secret", "lightningd.sqlite3"]);
+
+      const output = new BufferedOutput();
+      assertEquals(await init([server.url, "--lightning-dir", dir], output), 0, output.text);
+      assertEquals(output.stdout.slice(0, 2), [
+        `Found the backup ${server.url} an interrupted init left, a snapshot of ` +
+        `"${dir}/lightningd.sqlite3" at version 11 and no change: finished its set-up`,
+        `Wrote "${dir}/backup.lock" and the launcher "${dir}/cln-backup-plugin"`,
+      ]);
+      assertEquals(JSON.parse(Deno.readTextFileSync(`${dir}/backup.lock`)), {
+        backend_url: server.url,
+      });
+      const restored = new BufferedOutput();
+      assertEquals(await restore([server.url, `${root}/restored.sqlite3`], restored), 0);
+      assertEquals(
+        dumpDatabase(`${root}/restored.sqlite3`),
+        dumpDatabase(loadFixture("fresh-start").database),
+      );
+    } finally {
+      removeNodeDir(dir);
+    }
+  });
 });
 
 Deno.test("init over socket that loses its connection before the ACK says to run it again, which finds it", async () => {
-  const root = Deno.makeTempDirSync({ prefix: "socket-left-" });
-  const server = startServer(`${root}/served`);
-  // The server's answers pass up to METADATA; its ACK, sent once the snapshot is stored, not.
-  const cut = HEADER_BYTES + METADATA_BYTES;
-  const proxy = new FaultProxy(server.server.port, { kind: "cut", direction: "s2c", at: cut });
-  const dir = makeNodeDir("fresh-start");
-  try {
-    const lost = new BufferedOutput();
-    const url = `socket:127.0.0.1:${proxy.port}`;
-    assertEquals(await init([url, "--lightning-dir", dir], lost), 1);
-    assertMatch(
-      lost.stderr[0],
-      /may have stored the snapshot all the same: run this init again: while the database is/,
-    );
-    assert(proxy.struck);
-    assertEquals(names(dir), ["hsm_secret", "lightningd.sqlite3"]);
-    const again = new BufferedOutput();
-    assertEquals(await init([url, "--lightning-dir", dir], again), 0, again.text);
-    assertMatch(again.stdout[0], /^Found the backup .* an interrupted init left/);
-  } finally {
-    removeNodeDir(dir);
-    await proxy.close();
-    await server.server.close();
-    Deno.removeSync(root, { recursive: true });
-  }
+  await withAckCut(async (url, proxy) => {
+    const dir = makeNodeDir("fresh-start");
+    try {
+      const lost = new BufferedOutput();
+      assertEquals(await init([url, "--lightning-dir", dir], lost), 1);
+      assertMatch(
+        lost.stderr[0],
+        /may have stored the snapshot all the same: run this init again: while the database is/,
+      );
+      assert(proxy.struck);
+      assertEquals(names(dir), ["hsm_secret", "lightningd.sqlite3"]);
+      const again = new BufferedOutput();
+      assertEquals(await init([url, "--lightning-dir", dir], again), 0, again.text);
+      assertMatch(again.stdout[0], /^Found the backup .* an interrupted init left/);
+    } finally {
+      removeNodeDir(dir);
+    }
+  });
 });
 
 Deno.test("mirror to a socket that loses its connection before the ACK does not say to rerun init", async () => {
-  const root = Deno.makeTempDirSync({ prefix: "socket-left-" });
-  const server = startServer(`${root}/served`);
-  const cut = HEADER_BYTES + METADATA_BYTES;
-  const proxy = new FaultProxy(server.server.port, { kind: "cut", direction: "s2c", at: cut });
-  const dir = makeNodeDir("restart");
-  try {
-    const base = Deno.realPathSync(`${dir}/..`);
-    const url = await makeBackup(`${base}/first`, recordedChanges(["fresh-start", "restart"]));
-    writeLockFile(dir, { backend_url: url });
-    const lost = new BufferedOutput();
-    const copy = `socket:127.0.0.1:${proxy.port}`;
-    assertEquals(await mirror([copy, "--lightning-dir", dir], lost), 1);
-    assertMatch(
-      lost.stderr[0],
-      /may have stored the snapshot all the same: if a second try finds that backup not empty, give this destination a new storage directory/,
-    );
-    assertEquals(readLockFile(dir), { backend_url: url });
-  } finally {
-    removeNodeDir(dir);
-    await proxy.close();
-    await server.server.close();
-    Deno.removeSync(root, { recursive: true });
-  }
+  await withAckCut(async (copy) => {
+    const dir = makeNodeDir("restart");
+    try {
+      const base = Deno.realPathSync(`${dir}/..`);
+      const url = await makeBackup(`${base}/first`, recordedChanges(["fresh-start", "restart"]));
+      writeLockFile(dir, { backend_url: url });
+      const lost = new BufferedOutput();
+      assertEquals(await mirror([copy, "--lightning-dir", dir], lost), 1);
+      assertMatch(
+        lost.stderr[0],
+        /may have stored the snapshot all the same: if a second try finds that backup not empty, give this destination a new storage directory/,
+      );
+      assertEquals(readLockFile(dir), { backend_url: url });
+    } finally {
+      removeNodeDir(dir);
+    }
+  });
 });
 
 Deno.test("init over socket does not take another node's snapshot at the same version", async () => {
-  const root = Deno.makeTempDirSync({ prefix: "socket-left-" });
-  const server = startServer(`${root}/served`);
-  const first = makeNodeDir("fresh-start");
-  const other = makeNodeDir("fresh-start");
-  try {
-    await killedAt(["init", server.url, "--lightning-dir", first], "init-before-lock");
-    // Another node at the same data_version, its database otherwise not the same.
-    const db = new DatabaseSync(`${other}/lightningd.sqlite3`);
-    db.exec("CREATE TABLE other_node (x INTEGER)");
-    db.close();
-    const refused = new BufferedOutput();
-    assertEquals(await init([server.url, "--lightning-dir", other], refused), 1);
-    assertMatch(
-      refused.stderr[0],
-      /already holds a backup at version 11, not what an interrupted init of this node leaves/,
-    );
-    assertEquals(names(other), ["hsm_secret", "lightningd.sqlite3"]);
-  } finally {
-    removeNodeDir(first);
-    removeNodeDir(other);
-    await server.server.close();
-    Deno.removeSync(root, { recursive: true });
-  }
+  await withTestServer(async (server) => {
+    const first = makeNodeDir("fresh-start");
+    const other = makeNodeDir("fresh-start");
+    try {
+      await killedAt(["init", server.url, "--lightning-dir", first], "init-before-lock");
+      // Another node at the same data_version, its database otherwise not the same.
+      const db = new DatabaseSync(`${other}/lightningd.sqlite3`);
+      db.exec("CREATE TABLE other_node (x INTEGER)");
+      db.close();
+      const refused = new BufferedOutput();
+      assertEquals(await init([server.url, "--lightning-dir", other], refused), 1);
+      assertMatch(
+        refused.stderr[0],
+        /already holds a backup at version 11, not what an interrupted init of this node leaves/,
+      );
+      assertEquals(names(other), ["hsm_secret", "lightningd.sqlite3"]);
+    } finally {
+      removeNodeDir(first);
+      removeNodeDir(other);
+    }
+  });
 });

@@ -6,7 +6,7 @@ import { replayRecordedRuns } from "./support/plugin_session.ts";
 import { assert, assertEquals, assertMatch } from "./support/assert.ts";
 import { FakeLightningd } from "./support/fake_lightningd.ts";
 import { dumpDatabase } from "./support/dump.ts";
-import { startServer, type TestServer } from "./support/wire_server.ts";
+import { startServer, withTestServer } from "./support/wire_server.ts";
 import { writeLockFile } from "../lib/backup/lock_file.ts";
 import { BufferedOutput, makeNodeDir, removeNodeDir } from "../lib/cli/testing.ts";
 import { init } from "../lib/cli/init.ts";
@@ -36,19 +36,8 @@ async function oneTransaction(
   }
 }
 
-async function withServer(body: (server: TestServer, root: string) => Promise<void>) {
-  const root = Deno.makeTempDirSync({ prefix: "socket-e2e-" });
-  const server = startServer(`${root}/served`);
-  try {
-    await body(server, root);
-  } finally {
-    await server.server.close();
-    Deno.removeSync(root, { recursive: true });
-  }
-}
-
 Deno.test("the recorded runs back up through socket: and restore over the wire", async () => {
-  await withServer(async (server, root) => {
+  await withTestServer(async (server, root) => {
     const dir = `${root}/node`;
     Deno.mkdirSync(dir);
     writeLockFile(dir, { backend_url: server.url });
@@ -78,7 +67,7 @@ Deno.test("the recorded runs back up through socket: and restore over the wire",
 });
 
 Deno.test("init over socket: sends the snapshot; the plugin goes on from it", async () => {
-  await withServer(async (server, root) => {
+  await withTestServer(async (server, root) => {
     const dir = makeNodeDir("restart");
     try {
       const output = new BufferedOutput();

@@ -46,6 +46,23 @@ export function startServer(
   return { server, logs, url: `socket:127.0.0.1:${server.port}` };
 }
 
+/**
+ * Runs `body` with our server (wire v1) on a new backup in a temporary directory, `root`;
+ * then stops the server and removes the directory.
+ */
+export async function withTestServer(
+  body: (server: TestServer, root: string) => Promise<void>,
+): Promise<void> {
+  const root = Deno.makeTempDirSync({ prefix: "wire-server-" });
+  const server = startServer(`${root}/served`);
+  try {
+    await body(server, root);
+  } finally {
+    await server.server.close();
+    Deno.removeSync(root, { recursive: true });
+  }
+}
+
 /** A client that sends raw packets. */
 export class RawClient {
   #reader: PacketReader;
