@@ -36,6 +36,16 @@ async function oneTransaction(
   }
 }
 
+/** A database at `path` with a data_version of 9 and `blobs` rows of 4,000 random bytes. */
+function blobDatabase(path: string, blobs: number): string {
+  const db = new DatabaseSync(path);
+  db.exec("CREATE TABLE vars (name TEXT, intval INTEGER); CREATE TABLE blobs (b BLOB)");
+  db.exec("INSERT INTO vars VALUES ('data_version', 9)");
+  for (let i = 0; i < blobs; i++) db.exec("INSERT INTO blobs VALUES (randomblob(4000))");
+  db.close();
+  return path;
+}
+
 Deno.test("the recorded runs back up through socket: and restore over the wire", async () => {
   await withTestServer(async (server, root) => {
     const dir = `${root}/node`;
@@ -99,12 +109,7 @@ Deno.test("restore over wire v1 of a base in several parts: one SNAPSHOT, the sa
   // The server reads the base part by part, each part's bytes holding until the next: the
   // packet it builds from them must still hold every part.
   const root = Deno.makeTempDirSync({ prefix: "socket-e2e-" });
-  const database = `${root}/node.sqlite3`;
-  const db = new DatabaseSync(database);
-  db.exec("CREATE TABLE vars (name TEXT, intval INTEGER); CREATE TABLE blobs (b BLOB)");
-  db.exec("INSERT INTO vars VALUES ('data_version', 9)");
-  for (let i = 0; i < 640; i++) db.exec("INSERT INTO blobs VALUES (randomblob(4000))");
-  db.close();
+  const database = blobDatabase(`${root}/node.sqlite3`, 640);
   assert(Deno.statSync(database).size > 2.5 * 2 ** 20, "a base of three parts or more");
   createFileBackup(`${root}/served`, { version: 9, path: database });
   const server = startServer(`${root}/served`);
@@ -120,15 +125,8 @@ Deno.test("restore over wire v1 of a base in several parts: one SNAPSHOT, the sa
 });
 
 Deno.test("init over wire v1 of a database of several MiB: sent from a file in chunks, restored equal", async () => {
-  const root = Deno.makeTempDirSync({ prefix: "socket-e2e-" });
-  const database = `${root}/node.sqlite3`;
-  const db = new DatabaseSync(database);
-  db.exec("CREATE TABLE vars (name TEXT, intval INTEGER); CREATE TABLE blobs (b BLOB)");
-  db.exec("INSERT INTO vars VALUES ('data_version', 9)");
-  for (let i = 0; i < 1000; i++) db.exec("INSERT INTO blobs VALUES (randomblob(4000))");
-  db.close();
-  const server = startServer(`${root}/served`);
-  try {
+  await withTestServer(async (server, root) => {
+    const database = blobDatabase(`${root}/node.sqlite3`, 1000);
     const backend = await SocketBackend.connect(server.url);
     await backend.storeSnapshotFile(9, database, root);
     backend.close();
@@ -138,8 +136,5 @@ Deno.test("init over wire v1 of a database of several MiB: sent from a file in c
     const output = new BufferedOutput();
     assertEquals(await restore([server.url, restored], output), 0, output.text);
     assertEquals(Deno.readFileSync(restored), Deno.readFileSync(database));
-  } finally {
-    await server.server.close();
-    Deno.removeSync(root, { recursive: true });
-  }
+  });
 });
