@@ -6,7 +6,7 @@
  * quotas and limits. Each asserts that nothing leaked and nothing changed.
  */
 import { assert, assertEquals, assertMatch, assertRejects } from "./support/assert.ts";
-import { bumpStatement } from "./support/statements.ts";
+import { bumpStatement, cjkText } from "./support/statements.ts";
 import { prng } from "./support/prng.ts";
 import { dumpDatabase } from "./support/dump.ts";
 import type { BackupServer } from "../lib/server/server.ts";
@@ -234,6 +234,30 @@ Deno.test("limits: a quota refuses a write and keeps what is stored; failed auth
     // Blocked now, even with the right key, from this address.
     await assertRejects(() => connect(url, credential("bob")), /too many failed authentications/);
   }, { quotaBytes: 4096, failedAuthsPerMinute: 3 });
+});
+
+Deno.test("limits: the quota counts a change's stored bytes, not its characters", async () => {
+  // Changes under 512 bytes are stored raw, with a record header each; each of these
+  // characters is one UTF-16 unit and three bytes in UTF-8.
+  const quota = 8192;
+  await withServer(async ({ url, credential, server }) => {
+    const alice = await connect(url, credential("alice"));
+    await alice.append({ version: 1, statements: ["CREATE TABLE t (a)"] });
+    let version = 1;
+    for (;; version++) {
+      const statement = `INSERT INTO t VALUES ('${cjkText(version)}')`;
+      try {
+        await alice.append({ version: version + 1, statements: [statement] });
+      } catch (error) {
+        assertMatch((error as Error).message, /quota/);
+        break;
+      }
+    }
+    assert(version > 10, `refused after ${version} changes`);
+    const held = server.storageFor("alice").state().bytes;
+    assert(held <= quota, `${held} bytes held under a quota of ${quota}`);
+    alice.close();
+  }, { quotaBytes: quota });
 });
 
 Deno.test("limits: a rewind goes in over the quota, which it cannot pass", async () => {

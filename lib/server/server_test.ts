@@ -14,7 +14,7 @@ import { DatabaseSync } from "node:sqlite";
 import { concatBytes } from "../../tests/support/bytes.ts";
 import { ServerStorage } from "./storage.ts";
 import { FIXTURES } from "../../tests/support/fixtures.ts";
-import { bumpStatement } from "../../tests/support/statements.ts";
+import { bumpStatement, cjkText } from "../../tests/support/statements.ts";
 import { readLayout } from "../format/layout.ts";
 
 const REQ_METADATA = Uint8Array.of(4, 0, 0, 0, 0);
@@ -235,6 +235,27 @@ Deno.test("v1 writes keep to --quota-bytes: a change or a snapshot past it is an
     assertEquals(decodeMetadata((await client.next())!).version, version);
     client.close();
   }, { quotaBytes: 100_000 });
+});
+
+Deno.test("v1: the quota counts a change's stored bytes, not its characters", async () => {
+  const quota = 8192;
+  await withServer(async ({ server }) => {
+    const client = await RawClient.connect(server.port);
+    // Changes under 512 bytes are stored raw, with a record header each.
+    let version = 0;
+    for (;;) {
+      await client.send(
+        encodeChange(version + 1, [`${bumpStatement(version)} -- ${cjkText(version)}`]),
+      );
+      const reply = (await client.next())!;
+      if (reply.type === PacketType.Nack) break;
+      version = decodeVersion(reply);
+    }
+    assert(version > 10, `refused after ${version} changes`);
+    const held = server.v1Storage!.state().bytes;
+    assert(held <= quota, `${held} bytes held under a quota of ${quota}`);
+    client.close();
+  }, { quotaBytes: quota });
 });
 
 Deno.test("a rewind goes in over the quota: it adds nothing", async () => {

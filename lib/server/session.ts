@@ -25,7 +25,7 @@ import { type SnapshotStream, snapshotStream } from "../wire/snapshot_stream.ts"
 import { InflateError, MAX_DATABASE_BYTES } from "../wire/inflate.ts";
 import { removeIfExists } from "../fs/exists.ts";
 import { inflateUpload, receiveSnapshot } from "./snapshot_upload.ts";
-import { RefusedError, type ServerStorage } from "./storage.ts";
+import { mostChangeBytes, RefusedError, type ServerStorage } from "./storage.ts";
 import type { CompactionResult } from "../compact/compact.ts";
 
 /** A restore's packets are written in batches of about this many bytes. */
@@ -123,7 +123,7 @@ export class Session {
       case PacketType.Change: {
         const change = decodeChange(packet, this.host.maxPayloadBytes);
         log("debug", `${this.name}: CHANGE ${change.version}`);
-        const bytes = change.statements.reduce((sum, s) => sum + s.length, 0);
+        const bytes = mostChangeBytes(change.bytes);
         await this.#write(change.version, () => storage.append(change), bytes);
         return true;
       }

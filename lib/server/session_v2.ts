@@ -47,7 +47,7 @@ import {
 import { checkProof, nonce, prove } from "../wire/handshake.ts";
 import type { Packet } from "../wire/packets.ts";
 import type { LogLevel } from "./session.ts";
-import { RefusedError, type ServerStorage } from "./storage.ts";
+import { mostChangeBytes, RefusedError, type ServerStorage } from "./storage.ts";
 import { inflateUpload } from "./snapshot_upload.ts";
 import { InflateError, MAX_DATABASE_BYTES } from "../wire/inflate.ts";
 import type { NodeRegistry } from "./nodes.ts";
@@ -240,7 +240,7 @@ export class V2Session {
     switch (packet.type) {
       case V2Type.Change: {
         const change = decodeChangeV2(packet, max);
-        const bytes = change.statements.reduce((sum, s) => sum + s.length, 0);
+        const bytes = mostChangeBytes(change.bytes);
         await this.#write(change.version, bytes, () => storage.append(change));
         return;
       }

@@ -18,7 +18,7 @@ import {
 } from "../format/segment.ts";
 import { checkSealedBackupOnThread, checkSealedBaseOnThread } from "./base_check_thread.ts";
 import { settleUpgrade, stagingDir, swapInStaged } from "./staged_upgrade.ts";
-import { RecordKind } from "../format/record.ts";
+import { RECORD_HEADER_SIZE, RecordKind } from "../format/record.ts";
 import { syncDir, writeFileDurably } from "../fs/durable.ts";
 import { removeIfExists } from "../fs/exists.ts";
 import { atStep } from "../fs/step_seam.ts";
@@ -40,6 +40,15 @@ import type { CompactionResult } from "../compact/compact.ts";
 import { DEFAULT_POLICY } from "../compact/policy.ts";
 import { readReport, type VerifyReport } from "../backup/verify.ts";
 import { removeStaleScratch, verifyOnThread } from "./verify_thread.ts";
+
+/**
+ * The most bytes a change of `statementBytes` (its statements' UTF-8 length, joined) adds to
+ * a backup, for the quota: its record, which holds the statements raw or compressed smaller
+ * (a roll's seal and the next log's header aside).
+ */
+export function mostChangeBytes(statementBytes: number): number {
+  return RECORD_HEADER_SIZE + statementBytes;
+}
 
 /** A request the backup refuses; the connection answers NACK and goes on. */
 export class RefusedError extends Error {

@@ -173,13 +173,14 @@ export function encodeChange(
  * A CHANGE's version and statements. Split on NUL as the Python server does, so a change
  * with no statements arrives as one empty statement.
  */
+/** A CHANGE's version and statements, and `bytes`, the statements' UTF-8 length, joined. */
 export function decodeChange(
   packet: Packet,
   maxBytes: number,
-): { version: number; statements: string[] } {
+): { version: number; statements: string[]; bytes: number } {
   const { version, body } = decompressed(packet, maxBytes);
   try {
-    return { version, statements: decoder.decode(body).split("\0") };
+    return { version, statements: decoder.decode(body).split("\0"), bytes: body.length };
   } catch {
     throw new WireError(`CHANGE ${version} holds statements that are not UTF-8`);
   }

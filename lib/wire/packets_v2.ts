@@ -431,15 +431,19 @@ export function encodeChangeV2(
   return encodeFrame(V2Type.Change, new Writer().u64(version).u8(encoding).bytes(bytes).done());
 }
 
-/** A CHANGE's version and statements; no statements travel as one empty one, as in v1. */
+/**
+ * A CHANGE's version and statements (no statements travel as one empty one, as in v1), and
+ * `bytes`, the statements' UTF-8 length, joined.
+ */
 export function decodeChangeV2(
   packet: Packet,
   maxBytes: number,
-): { version: number; statements: string[] } {
+): { version: number; statements: string[]; bytes: number } {
   const r = packetOf(packet, V2Type.Change);
   const version = r.u64();
   const body = unpackBody(r, maxBytes);
-  return { version, statements: utf8(body, `CHANGE ${version}'s statements`).split("\0") };
+  const statements = utf8(body, `CHANGE ${version}'s statements`).split("\0");
+  return { version, statements, bytes: body.length };
 }
 
 export function encodeSnapshotV2(version: number, database: Uint8Array): Uint8Array {

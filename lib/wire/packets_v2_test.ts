@@ -104,6 +104,7 @@ Deno.test("v2 changes: small ones raw, large ones compressed, none as one empty 
     assertEquals(decodeChangeV2(await readOne(frame), 1 << 20), {
       version: PAST_U32,
       statements,
+      bytes: new TextEncoder().encode(statements.join("\0")).length,
     });
   }
   // Through a proxy, a body past PROXIED_RAW_BODY_BYTES is compressed.
