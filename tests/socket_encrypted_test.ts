@@ -24,7 +24,10 @@ import { init } from "../lib/cli/init.ts";
 import { launchArgs, lockLaunchPlan } from "../lib/cli/launcher.ts";
 import { readLockFile, writeLockFile } from "../lib/backup/lock_file.ts";
 import { bumpStatement } from "./support/statements.ts";
-import { writeKeyFile } from "../lib/crypto/key_file.ts";
+import { KEY_FILE, readKeyFile, writeKeyFile } from "../lib/crypto/key_file.ts";
+import { CliProcess } from "./support/cli_process.ts";
+import { FaultProxy } from "./support/fault_proxy.ts";
+import { existsSync } from "../lib/fs/exists.ts";
 import { DataKey } from "../lib/crypto/data_key.ts";
 import { SocketBackend } from "../lib/backends/socket/backend.ts";
 import { serverStatus, serverVerify } from "../lib/backends/socket/server_checks.ts";
@@ -369,6 +372,129 @@ Deno.test("encrypted server backup: init seals the node's database; a change the
     const restored = await restoredWith(s, key);
     assertEquals(restored, dumpDatabase(node));
     assert(!restored.includes("'never'"), "the change the node never committed is gone");
+  } finally {
+    await s.stop();
+  }
+});
+
+/** `init --encrypt` of `s`'s node with the passphrase file `passphrase`, as an operator runs it. */
+function encryptedInitArgs(s: { url: string; dir: string }, passphrase: string, url = s.url) {
+  return [url, "--lightning-dir", s.dir, "--encrypt", "--passphrase-file", passphrase];
+}
+
+Deno.test("init --encrypt to a server killed before backup.lock: the rerun opens what it left with the key it left, and nothing else", async () => {
+  const s = await startEncryptedServer("fresh-start");
+  try {
+    const passphrase = `${s.root}/passphrase`;
+    Deno.writeTextFileSync(passphrase, `${PASSPHRASE}\n`);
+    const killed = new CliProcess(["init", ...encryptedInitArgs(s, passphrase)], {
+      action: "crash",
+      step: "init-before-lock",
+    });
+    assertEquals((await killed.result()).signal, "SIGKILL");
+    const leftKey = Deno.readTextFileSync(`${s.dir}/${KEY_FILE}`);
+
+    // A plain init, or one whose key file holds another key, does not take it.
+    const plain = new BufferedOutput();
+    assertEquals(await init([s.url, "--lightning-dir", s.dir], plain), 1);
+    assertMatch(
+      plain.stderr[0],
+      /not what an interrupted init .*it is encrypted, and this init does not encrypt/,
+    );
+    writeKeyFile(s.dir, await DataKey.generate());
+    const other = new BufferedOutput();
+    assertEquals(await init(encryptedInitArgs(s, passphrase), other), 1);
+    assertMatch(other.stderr[0], /it is sealed with another key than the one in ".*backup\.key"/);
+    assertEquals(existsSync(`${s.dir}/backup.lock`), false);
+
+    Deno.writeTextFileSync(`${s.dir}/${KEY_FILE}`, leftKey);
+    const output = new BufferedOutput();
+    assertEquals(await init(encryptedInitArgs(s, passphrase), output), 0, output.text);
+    assertMatch(
+      output.stdout[0],
+      /^Found the backup .* an interrupted init left, a snapshot of .* version 11/,
+    );
+    assertEquals(Deno.readTextFileSync(`${s.dir}/${KEY_FILE}`), leftKey);
+    const key = await readKeyFile(s.dir);
+    assertEquals(await restoredWith(s, key), dumpDatabase(loadFixture("fresh-start").database));
+    // The server's key.json opens with the passphrase that interrupted init was given.
+    const restored = `${s.root}/restored.sqlite3`;
+    const run = await cli(["restore", s.url, restored], {
+      [CREDENTIAL_ENV]: s.credential.path!,
+      CLN_BACKUP_PASSPHRASE: PASSPHRASE,
+    });
+    assertEquals(run.code, 0, run.stderr);
+    assertEquals(dumpDatabase(restored), dumpDatabase(loadFixture("fresh-start").database));
+  } finally {
+    await s.stop();
+  }
+});
+
+Deno.test("init --encrypt that loses its connection before the server's answer keeps its key; the rerun finds the backup", async () => {
+  const s = await startEncryptedServer("fresh-start");
+  const upstream = Number(s.url.split(":").at(-1));
+  // The server's bytes of a handshake: the connection is cut where the ACK of the base starts.
+  const probe = new FaultProxy(upstream);
+  (await WireConnection.open(socketUrl(`socket:127.0.0.1:${probe.port}`), 5_000, s.credential))
+    .close();
+  await probe.close();
+  const proxy = new FaultProxy(upstream, {
+    kind: "cut",
+    direction: "s2c",
+    at: probe.forwarded.s2c,
+  });
+  try {
+    const url = `socket:127.0.0.1:${proxy.port}`;
+    const passphrase = `${s.root}/passphrase`;
+    Deno.writeTextFileSync(passphrase, `${PASSPHRASE}\n`);
+    const lost = new BufferedOutput();
+    assertEquals(await init(encryptedInitArgs(s, passphrase, url), lost), 1);
+    assert(proxy.struck);
+    assertMatch(lost.stderr[0], /may have stored the snapshot all the same: run this init again/);
+    const leftKey = Deno.readTextFileSync(`${s.dir}/${KEY_FILE}`);
+    const again = new BufferedOutput();
+    assertEquals(await init(encryptedInitArgs(s, passphrase, url), again), 0, again.text);
+    assertMatch(again.stdout[0], /^Found the backup .* an interrupted init left/);
+    assertEquals(Deno.readTextFileSync(`${s.dir}/${KEY_FILE}`), leftKey);
+    assertEquals(
+      await restoredWith(s, await readKeyFile(s.dir)),
+      dumpDatabase(loadFixture("fresh-start").database),
+    );
+  } finally {
+    await proxy.close();
+    await s.stop();
+  }
+});
+
+Deno.test("init --encrypt refused by its server takes its new key file back, and leaves one an interrupted init left", async () => {
+  const s = await startEncryptedServer("fresh-start");
+  try {
+    const passphrase = `${s.root}/passphrase`;
+    Deno.writeTextFileSync(passphrase, `${PASSPHRASE}\n`);
+    // An empty backup, under a quota the base does not fit: the key made for it goes again.
+    await s.restartServer({}, ["--quota-bytes", "2000"]);
+    const quota = new BufferedOutput();
+    assertEquals(await init(encryptedInitArgs(s, passphrase), quota), 1);
+    assertMatch(quota.stderr[0], /quota/);
+    assertEquals(existsSync(`${s.dir}/${KEY_FILE}`), false);
+    // The server holds a plain backup of this node, with a change after its snapshot.
+    await s.restartServer({});
+    const first = new BufferedOutput();
+    assertEquals(await init([s.url, "--lightning-dir", s.dir], first), 0, first.text);
+    const backend = await SocketBackend.connect(s.url, { credential: s.credential });
+    await backend.append({ version: 12, statements: [bumpStatement(11)] });
+    backend.close();
+    Deno.removeSync(`${s.dir}/backup.lock`);
+    const none = new BufferedOutput();
+    assertEquals(await init(encryptedInitArgs(s, passphrase), none), 1);
+    assertMatch(none.stderr[0], /leaves in ".*backup\.key", and there is none\)/);
+    // A key file an interrupted init left stays.
+    const left = await DataKey.generate();
+    writeKeyFile(s.dir, left);
+    const again = new BufferedOutput();
+    assertEquals(await init(encryptedInitArgs(s, passphrase), again), 1);
+    assertMatch(again.stderr[0], /it holds 2 records/);
+    assertEquals((await readKeyFile(s.dir))!.bytes, left.bytes);
   } finally {
     await s.stop();
   }

@@ -12,7 +12,7 @@ import { readChain } from "../format/chain.ts";
 import { newBackupId } from "../format/segment.ts";
 import { DataKey, sameBytes } from "../crypto/data_key.ts";
 import { wrapKey } from "../crypto/wrapped_key.ts";
-import { KEY_FILE, readKeyFile, writeKeyFile } from "../crypto/key_file.ts";
+import { KEY_FILE, readKeyFile, removeKeyFileOf, writeKeyFile } from "../crypto/key_file.ts";
 import { askNewPassphrase, givenPassphrase, type Prompt, terminalPrompt } from "./secrets.ts";
 import { FileBackupReader } from "../backends/file/reader.ts";
 import { backupKind } from "../backends/open.ts";
@@ -54,6 +54,7 @@ import {
   dataVersionOf,
   INIT_ACTION,
   type MadeBackup,
+  MayHaveStoredError,
 } from "./new_backup.ts";
 
 const ACTION = INIT_ACTION;
@@ -492,14 +493,20 @@ export async function init(
     const database = `${dir}/${DATABASE_NAME}`;
     if (path === undefined) {
       if (scheme === "s3") checkPluginCredentials(dir, ACTION);
-      const encryption = encrypt ? await newEncryption(values, prompt) : undefined;
-      // The key file first, as for a file backup; taken back when the backup is not made.
-      if (encryption) writeKeyFile(dir, encryption.key);
+      // Made when the backup is to be made (on a server: not when an interrupted init's is
+      // found there, opened by the key file it left).
+      let encryption: NewEncryption | undefined;
+      const newKey = encrypt
+        ? async () => encryption = await newEncryption(values, prompt)
+        : undefined;
       let made: MadeBackup;
       try {
-        made = await createOrFind(database, url, dir, encryption);
+        made = await createOrFind(database, url, dir, newKey);
       } catch (error) {
-        if (encryption) removeIfExists(`${dir}/${KEY_FILE}`);
+        // The key file goes with the backup not made, unless the server may hold it.
+        if (encryption && !(error instanceof MayHaveStoredError)) {
+          removeKeyFileOf(dir, encryption.key);
+        }
         throw error;
       }
       const { version } = made;

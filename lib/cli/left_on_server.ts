@@ -6,7 +6,8 @@
  * alone, at the database's version, equal byte for byte to a snapshot of the database now.
  * lightningd changes `data_version` with every write it commits, so a database still at that
  * version is the one the snapshot was taken of; the bytes tell it from another node's backup
- * that happens to be at the same version.
+ * that happens to be at the same version. An encrypted one is read with the key that init left
+ * beside backup.lock (written before it sent the base), so its snapshot is compared decrypted.
  *
  * @module
  */
@@ -14,21 +15,26 @@ import type { BackupReader } from "../backends/backend.ts";
 import { credentialIn } from "../backends/socket/credential.ts";
 import { DEFAULT_RETRY_POLICY } from "../backends/socket/options.ts";
 import { SocketBackupReader } from "../backends/socket/reader.ts";
-import { sameBytes } from "../crypto/data_key.ts";
+import { CopiedBackupReader } from "../backends/socket/copy_reader.ts";
+import { type DataKey, sameBytes } from "../crypto/data_key.ts";
+import { KEY_FILE } from "../crypto/key_file.ts";
 import { readFull } from "../fs/read_full.ts";
 
 /**
- * Whether the server at `url` (reached with the credential in the lightning dir `dir`) holds
- * what an interrupted init leaves: the database in the file `snapshot`, at `version`, alone.
+ * Why the server at `url` (reached with the credential in the lightning dir `dir`) does not
+ * hold what an interrupted init leaves: the database in the file `snapshot`, at `version`,
+ * alone; `undefined` when it does. An encrypted init's must open with `key`, the one that
+ * init left in `dir`'s key file; without `key`, an encrypted backup is not this init's.
  * Fetches it through `scratch`.
  */
-export async function leftOnServer(
+export async function whyNotLeftOnServer(
   url: string,
   dir: string,
   snapshot: string,
   version: number,
   scratch: string,
-): Promise<boolean> {
+  key?: DataKey,
+): Promise<string | undefined> {
   const reader = await SocketBackupReader.fetch(
     url,
     DEFAULT_RETRY_POLICY.timeoutMs,
@@ -36,7 +42,21 @@ export async function leftOnServer(
     scratch,
   );
   try {
-    return holdsOnly(reader, snapshot, version);
+    const keyId = reader instanceof CopiedBackupReader ? reader.local.keyId() : undefined;
+    if ((keyId !== undefined) !== (key !== undefined)) {
+      return keyId
+        ? "it is encrypted, and this init does not encrypt"
+        : "it is plain, and this init encrypts";
+    }
+    if (keyId && key) {
+      if (!sameBytes(keyId, key.id)) {
+        return `it is sealed with another key than the one in "${dir}/${KEY_FILE}"`;
+      }
+      (reader as CopiedBackupReader).local.key = key;
+    }
+    return holdsOnly(reader, snapshot, version, key !== undefined)
+      ? undefined
+      : "its snapshot differs from the database's";
   } finally {
     reader.close();
   }
@@ -44,12 +64,17 @@ export async function leftOnServer(
 
 /**
  * Whether `reader` holds exactly the database in the file `snapshot`, at `version`, and
- * nothing after it.
+ * nothing after it; an encrypted backup only when `unlocked` (its reader has its key).
  */
-export function holdsOnly(reader: BackupReader, snapshot: string, version: number): boolean {
+export function holdsOnly(
+  reader: BackupReader,
+  snapshot: string,
+  version: number,
+  unlocked = false,
+): boolean {
   const found = reader.describe();
   if (
-    found.encrypted || found.tornBytes !== 0 || found.lastVersion !== version ||
+    (found.encrypted && !unlocked) || found.tornBytes !== 0 || found.lastVersion !== version ||
     found.snapshots.join() !== String(version)
   ) {
     return false;

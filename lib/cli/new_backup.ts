@@ -22,7 +22,9 @@ import { claimWorkPath, workPath } from "../fs/work_path.ts";
 import { atStep } from "../fs/step_seam.ts";
 import { fileBackupPath } from "./args.ts";
 import { dataVersionAt } from "../sqlite/data_version.ts";
-import { leftOnServer } from "./left_on_server.ts";
+import { whyNotLeftOnServer } from "./left_on_server.ts";
+import { KEY_FILE, readKeyFile, writeKeyFile } from "../crypto/key_file.ts";
+import type { DataKey } from "../crypto/data_key.ts";
 
 /** How init's refusals start; `mirror` makes its backups here too, with the same words. */
 export const INIT_ACTION = "Cannot init backup";
@@ -118,19 +120,19 @@ async function createS3From(
 /**
  * Creates the backup at `url`, of any scheme, holding a snapshot of `database` (empty when
  * there is none); returns its version. Keys and credentials come from beside backup.lock in
- * `dir`, as the plugin reads them. An S3 or server one is encrypted when `encryption` is given.
+ * `dir`, as the plugin reads them. Plain: the node's copies (`--mirror`, `--async`); the
+ * node's own backup is made by {@linkcode createOrFind}.
  */
 export async function createBackupFrom(
   database: string,
   url: string,
   dir: string,
-  encryption?: NewEncryption,
 ): Promise<number> {
   switch (parseBackupUrl(url).scheme) {
     case "s3":
-      return await createS3From(database, url, dir, encryption);
+      return await createS3From(database, url, dir);
     case "socket":
-      return (await sendSnapshotTo(database, url, dir, encryption, false)).version;
+      return (await sendSnapshotTo(database, url, dir, undefined, false)).version;
     case "file":
       return await createBackup(fileBackupPath(url, ACTION), database, undefined);
   }
@@ -143,33 +145,55 @@ export interface MadeBackup {
 }
 
 /**
+ * The server may have stored what init sent, though its answer never came: a rerun of init
+ * finds it there (an encrypted one with the key file this init leaves).
+ */
+export class MayHaveStoredError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "MayHaveStoredError";
+  }
+}
+
+/** Makes a new backup's data key and its wrapping, asking for the passphrase if need be. */
+export type NewKey = () => Promise<NewEncryption>;
+
+/**
  * {@linkcode createBackupFrom} for the node's own destination, which on a server may also be
  * found as an interrupted init of the node left it (lib/cli/left_on_server.ts). Only there: a
- * copy found so could be the same backup under another name.
+ * copy found so could be the same backup under another name. Encrypted with a key `newKey`
+ * makes, written to `dir`'s key file before the backup it opens exists; on a server, only once
+ * its backup is known to be empty: a key an interrupted init left there opens what it left.
  */
 export async function createOrFind(
   database: string,
   url: string,
   dir: string,
-  encryption?: NewEncryption,
+  newKey?: NewKey,
 ): Promise<MadeBackup> {
-  if (parseBackupUrl(url).scheme === "socket") {
-    return await sendSnapshotTo(database, url, dir, encryption, true);
-  }
-  return { version: await createBackupFrom(database, url, dir, encryption), found: false };
+  const scheme = parseBackupUrl(url).scheme;
+  if (scheme === "socket") return await sendSnapshotTo(database, url, dir, newKey, true);
+  const encryption = await newKey?.();
+  // The key file first: an init killed after the backup is made finds it beside it.
+  if (encryption) writeKeyFile(dir, encryption.key);
+  const version = scheme === "s3"
+    ? await createS3From(database, url, dir, encryption)
+    : await createBackup(fileBackupPath(url, ACTION), database, encryption);
+  return { version, found: false };
 }
 
 /**
  * Sends a snapshot of `database` to the empty backup on the server `url` names, as the
  * Python `backup-cli init` does, and returns the version it holds (0: no database, nothing
  * sent); or, when `mayFind`, finds there what an interrupted init of this node left. With
- * `encryption`, the snapshot is sealed here, and sent with the wrapped key (wire v2).
+ * `newKey`, the snapshot is sealed here with the key it makes, which goes to `dir`'s key file
+ * first, and sent with the wrapped key (wire v2).
  */
 async function sendSnapshotTo(
   database: string,
   url: string,
   dir: string,
-  encryption: NewEncryption | undefined,
+  newKey: NewKey | undefined,
   mayFind: boolean,
 ): Promise<MadeBackup> {
   let remote: SocketBackend;
@@ -190,7 +214,7 @@ async function sendSnapshotTo(
       // The Python server serves one connection at a time: the look needs its own.
       remote.close();
       const why = mayFind
-        ? await whyNotLeft(url, dir, database, { version, records }, encryption, tmp)
+        ? await whyNotLeft(url, dir, database, { version, records }, newKey !== undefined, tmp)
         : "";
       if (why === undefined) return { version, found: true };
       throw new Error(
@@ -198,30 +222,15 @@ async function sendSnapshotTo(
           `${version}${why}: give this node a new storage directory on the server`,
       );
     }
+    const encryption = await newKey?.();
     if (encryption) {
-      return {
-        version: await sendSealed(remote, database, `${tmp}/sealed`, encryption),
-        found: false,
-      };
+      writeKeyFile(dir, encryption.key);
+      const sent = sendSealed(remote, database, `${tmp}/sealed`, encryption);
+      return { version: await mayHaveStored(sent, mayFind), found: false };
     }
     if (!existsSync(database)) return { version: 0, found: false };
     const snapshotVersion = await snapshotDatabase(database, copy);
-    try {
-      await remote.storeSnapshotFile(snapshotVersion, copy, tmp);
-    } catch (error) {
-      if (!(error instanceof GaveUpError)) throw error;
-      // Lost while the server made the base, perhaps: it may hold the snapshot all the same.
-      // Only init looks for it on a rerun (a copy found so could be another destination).
-      const todo = mayFind
-        ? "run this init again: while the database is unchanged it finds it there, else it " +
-          "sends it anew"
-        : "if a second try finds that backup not empty, give this destination a new storage " +
-          "directory on the server";
-      throw new Error(
-        `${ACTION}: ${error.message}; the server may have stored the snapshot all the same: ` +
-          todo,
-      );
-    }
+    await mayHaveStored(remote.storeSnapshotFile(snapshotVersion, copy, tmp), mayFind);
     return { version: snapshotVersion, found: false };
   } finally {
     remote.close();
@@ -230,19 +239,47 @@ async function sendSnapshotTo(
 }
 
 /**
+ * `sending`, whose failure to hear back (the connection lost while the server made the base,
+ * perhaps) is a {@linkcode MayHaveStoredError}: the server may hold the snapshot all the same.
+ */
+async function mayHaveStored<T>(sending: Promise<T>, mayFind: boolean): Promise<T> {
+  try {
+    return await sending;
+  } catch (error) {
+    if (!(error instanceof GaveUpError)) throw error;
+    // Only init looks for it on a rerun (a copy found so could be another destination).
+    const todo = mayFind
+      ? "run this init again: while the database is unchanged it finds it there, else it " +
+        "sends it anew"
+      : "if a second try finds that backup not empty, give this destination a new storage " +
+        "directory on the server";
+    throw new MayHaveStoredError(
+      `${ACTION}: ${error.message}; the server may have stored the snapshot all the same: ` +
+        todo,
+    );
+  }
+}
+
+/**
  * Why the backup the server holds (`held`) is not what an interrupted init of the node at
- * `dir` left, as a clause for the refusal; `undefined` when it is. Works in `scratch`.
+ * `dir` left, as a clause for the refusal; `undefined` when it is. An init that `encrypts`
+ * takes over only a backup that opens with the key an interrupted init left in `dir`. Works in
+ * `scratch`.
  */
 async function whyNotLeft(
   url: string,
   dir: string,
   database: string,
   held: { version: number; records: number },
-  encryption: NewEncryption | undefined,
+  encrypts: boolean,
   scratch: string,
 ): Promise<string | undefined> {
   const not = ", not what an interrupted init of this node leaves";
-  if (encryption) return `${not} that can be taken over (init --encrypt makes a new key)`;
+  const key = encrypts ? await keyLeftIn(dir) : undefined;
+  if (encrypts && !key) {
+    return `${not} that this init can take over (an encrypted one opens with the key an ` +
+      `interrupted init leaves in "${dir}/${KEY_FILE}", and there is none)`;
+  }
   if (!existsSync(database)) return `${not} (this node has no database yet)`;
   if (held.records !== 1) {
     return `${not} (it holds ${held.records} records; an interrupted init leaves one, its snapshot)`;
@@ -252,12 +289,23 @@ async function whyNotLeft(
   if (version !== held.version) {
     return `${not} (the database is at version ${version}: did lightningd run since?)`;
   }
+  let why: string | undefined;
   try {
-    if (await leftOnServer(url, dir, copy, version, scratch)) return undefined;
+    why = await whyNotLeftOnServer(url, dir, copy, version, scratch, key);
   } catch (error) {
     return `${not} (it could not be compared with the database: ${(error as Error).message})`;
   }
-  return `${not} (its snapshot differs from the database's)`;
+  return why === undefined ? undefined : `${not} (${why})`;
+}
+
+/** The key in `dir`'s key file, where an interrupted encrypted init leaves it; else none. */
+async function keyLeftIn(dir: string): Promise<DataKey | undefined> {
+  try {
+    return await readKeyFile(dir);
+  } catch {
+    // Unreadable or no key: none an init left that can open anything.
+    return undefined;
+  }
 }
 
 /**

@@ -7,7 +7,7 @@
  * @module
  */
 import { writeFileDurably } from "../fs/durable.ts";
-import { DataKey, fromHex, hex } from "./data_key.ts";
+import { DataKey, fromHex, hex, sameBytes } from "./data_key.ts";
 
 export const KEY_FILE = "backup.key";
 
@@ -17,6 +17,22 @@ const FIELD = "cln_backup_data_key";
 export function writeKeyFile(dir: string, key: DataKey): void {
   const text = JSON.stringify({ [FIELD]: hex(key.bytes) }) + "\n";
   writeFileDurably(dir, KEY_FILE, new TextEncoder().encode(text), 0o600);
+}
+
+/**
+ * Removes `<dir>/backup.key` if it holds `key`: one that holds another (an interrupted init's,
+ * which opens what that init left) stays.
+ */
+export function removeKeyFileOf(dir: string, key: DataKey): void {
+  let text: string;
+  try {
+    text = Deno.readTextFileSync(`${dir}/${KEY_FILE}`);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return;
+    throw error;
+  }
+  const held = keyFileBytes(text);
+  if (held && sameBytes(held, key.bytes)) Deno.removeSync(`${dir}/${KEY_FILE}`);
 }
 
 /** The data key a key file's `text` holds; `undefined` when it holds none. */
