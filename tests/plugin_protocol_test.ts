@@ -442,7 +442,7 @@ const UNUSABLE: [string, (dir: string) => void, (dir: string) => RegExp][] = [
       Deno.mkdirSync(`${dir}/empty`);
       lock(dir, `file://${dir}/empty`);
     },
-    () => /no log segment/,
+    () => /^Cannot open backup: ".*\/empty" holds no backup segment .*: check the URL/,
   ],
   [
     "a backend_url naming a file that is not a backup",

@@ -9,6 +9,7 @@ import { FileBackupReader } from "./file/reader.ts";
 import { V1BackupReader } from "./v1/reader.ts";
 import { type BackupUrl, BackupUrlError, parseBackupUrl } from "./url.ts";
 import { isV1Header } from "../format/v1.ts";
+import { readLayout } from "../format/layout.ts";
 import { SocketBackend, type SocketBackendOptions } from "./socket/backend.ts";
 import { SocketBackupReader } from "./socket/reader.ts";
 import { S3Backend, type S3BackendOptions } from "./s3/backend.ts";
@@ -62,6 +63,33 @@ function special(path: string): Error {
   );
 }
 
+/**
+ * Refuses a directory that holds no segment at all, which reading would call a damaged
+ * backup: most often a mistyped URL, or a backup server's root named instead of a backup.
+ */
+function checkHoldsSegments(path: string): void {
+  const layout = readLayout(path);
+  if (layout.bases.length > 0 || layout.logs.length > 0) return;
+  let serverRoot = false;
+  try {
+    serverRoot = Deno.statSync(`${path}/nodes`).isDirectory;
+  } catch {
+    // Not a server root, or not one this user may look into: the general advice holds.
+  }
+  if (serverRoot) {
+    throw new Error(
+      `Cannot open backup: "${path}" is a backup server's root, not a backup: name a node's ` +
+        `backup, file://${path}/nodes/NAME/backup ("server list-nodes" shows them), or ` +
+        `reach it through its server with a socket+tls: URL`,
+    );
+  }
+  throw new Error(
+    `Cannot open backup: "${path}" holds no backup segment (no base-*.clnb or log-*.clnb ` +
+      `file): check the URL; if it held a backup, its files were deleted: restore from ` +
+      `another copy`,
+  );
+}
+
 function missing(path: string): Error {
   return new Error(
     `Cannot open backup: nothing at "${path}": run "deno task init" to create it, or fix ` +
@@ -74,6 +102,7 @@ export function openBackend(url: string, options: FileBackendOptions = {}): Back
   const { path } = fileUrl(url);
   switch (backupKind(path)) {
     case "directory":
+      checkHoldsSegments(path);
       return FileBackend.open(url, path, options);
     case "v1":
       throw new Error(
@@ -94,6 +123,7 @@ export function openReader(url: string): BackupReader {
   const { path } = fileUrl(url);
   switch (backupKind(path)) {
     case "directory":
+      checkHoldsSegments(path);
       return new FileBackupReader(url, path);
     case "v1":
       return new V1BackupReader(url, path);

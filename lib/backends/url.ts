@@ -64,6 +64,10 @@ function parseFileUrl(url: string, rest: string): BackupUrl {
     );
   }
   const pathPart = authority === undefined ? "" : rest.slice(2 + authority.length);
+  if (authority === undefined && rest.startsWith("/")) {
+    // file:/abs/path: a URL parser takes it, but it is the "file:///" form mistyped.
+    throw new BackupUrlError(url, `a file URL starts with three slashes: write "file://${rest}"`);
+  }
   if (!pathPart.startsWith("/")) {
     throw new BackupUrlError(url, 'write an absolute path, as in "file:///var/backups/node"');
   }

@@ -38,7 +38,8 @@ Deno.test("parseBackupUrl: file URLs with a relative path or a host are refused"
   rejects("file:backup.dbak", /write an absolute path/);
   rejects("file://backup.dbak", /names the host "backup.dbak", .*: write "file:\/\/\/abs\/path"$/);
   rejects("file://host/var/backup", /names the host "host", but a file URL names a path on this/);
-  rejects("file:/var/backup", /write an absolute path/);
+  // The three slashes mistyped as one: the error shows the URL meant.
+  rejects("file:/var/backup", /three slashes: write "file:\/\/\/var\/backup"$/);
 });
 
 Deno.test("parseBackupUrl: localhost and an upper-case scheme are accepted (RFC 8089, 3986)", () => {

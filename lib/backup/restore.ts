@@ -137,7 +137,8 @@ export function restoreBackup(
     if (options.toVersion !== undefined && version !== options.toVersion) {
       throw new Error(
         `Cannot restore backup to version ${options.toVersion}: it holds versions up to ` +
-          `${version} only from its ${snapshotVersion ?? "first"} snapshot on`,
+          `${version} only from its ${snapshotVersion ?? "first"} snapshot on: choose a ` +
+          `version up to ${version}, or leave out --to-version to restore the newest`,
       );
     }
     open ??= openForRestore(tmp);

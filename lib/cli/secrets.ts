@@ -8,6 +8,8 @@
  * @module
  */
 import type { Secret } from "../crypto/wrapped_key.ts";
+import { explainOsError } from "../fs/os_error.ts";
+import { userPath } from "./args.ts";
 
 export const PASSPHRASE_ENV = "CLN_BACKUP_PASSPHRASE";
 export const IDENTITY_ENV = "CLN_BACKUP_IDENTITY";
@@ -54,13 +56,19 @@ export const terminalPrompt: Prompt = async (question) => {
   return new TextDecoder().decode(new Uint8Array(bytes));
 };
 
+/**
+ * Reads a secret file the operator named; a relative path resolves against their directory
+ * (under `deno task` too, which runs in the checkout), as backup-cli's grant for it does.
+ */
 function readSecretFile(path: string, what: string): string {
+  const full = userPath(path);
   try {
-    return Deno.readTextFileSync(path);
+    return Deno.readTextFileSync(full);
   } catch (error) {
-    throw new Error(
-      `Cannot read the ${what} file "${path}": ${(error as Error).message}: check the path`,
-    );
+    const why = error instanceof Deno.errors.NotFound
+      ? `there is no file "${full}": check the path`
+      : explainOsError(error) ?? `${(error as Error).message}: check the path`;
+    throw new Error(`Cannot read the ${what} file "${path}": ${why}`);
   }
 }
 

@@ -55,6 +55,28 @@ export async function server(
   });
 }
 
+/** Why listening failed, and what to do; `what` names the argument to change. */
+function listenProblem(error: unknown, what: string): string {
+  const message = (error as Error).message.replace(/ \(os error \d+\)$/, "");
+  if (error instanceof Deno.errors.AddrInUse) {
+    return `${message}: another program (another server?) listens there: stop it, or ` +
+      `choose another port in ${what}`;
+  }
+  if (error instanceof Deno.errors.AddrNotAvailable) {
+    return `${message}: that is not an address of this machine: use one it has (see ` +
+      `"ip address"), 127.0.0.1, or 0.0.0.0 for all of them, in ${what}`;
+  }
+  if (error instanceof Deno.errors.PermissionDenied) {
+    return `${message}: ports below 1024 need root or CAP_NET_BIND_SERVICE: choose a port ` +
+      `from 1024 up in ${what}`;
+  }
+  if (/lookup address/.test(message)) {
+    return `${message}: the host name does not resolve: check it, or give an IP address in ` +
+      what;
+  }
+  return `${message}: check ${what}`;
+}
+
 /** The directory a server's `<url>` or `<root>` names. */
 function storagePath(url: string): string {
   const target = parseBackupUrl(url);
@@ -96,6 +118,13 @@ function manageNodes(
       return Exit.Ok;
     }
     case "list-nodes":
+      // A mistyped root would list nothing, as a root without nodes does: say which it is.
+      if (!NodeRegistry.isRoot(nodes.root)) {
+        throw new Error(
+          `Cannot list nodes: "${nodes.root}" is not a server root (it has no "nodes" ` +
+            `directory): check the path; "server add-node ${nodes.root} NAME" makes one`,
+        );
+      }
       for (const node of nodes.list()) output.out(`${node}\t${nodes.backupDir(node)}`);
       return Exit.Ok;
     case "remove-node": {
@@ -160,7 +189,24 @@ async function serve(
     Deno.addSignalListener("SIGTERM", onTerm);
     Deno.addSignalListener("SIGINT", onInt);
     try {
-      let backupServer: BackupServer;
+      // Metrics first: a port of theirs in use stops the server before it serves anyone.
+      let backupServer: BackupServer | undefined;
+      let metrics: Deno.HttpServer | undefined;
+      if (options.metrics) {
+        try {
+          metrics = serveMetrics(
+            options.metrics.hostname,
+            options.metrics.port,
+            () => backupServer?.nodeStats() ?? [],
+          );
+        } catch (error) {
+          storage?.close();
+          throw new Error(
+            `${ACTION}: cannot serve metrics on ${parsed.values.metrics}: ` +
+              listenProblem(error, "--metrics"),
+          );
+        }
+      }
       try {
         backupServer = new BackupServer({
           ...listen,
@@ -177,24 +223,13 @@ async function serve(
         });
       } catch (error) {
         storage?.close();
+        await metrics?.shutdown();
         throw new Error(
-          `${ACTION}: cannot listen on ${parsed.positionals[1]}: ${(error as Error).message}`,
+          `${ACTION}: cannot listen on ${parsed.positionals[1]}: ` +
+            listenProblem(error, "<addr:port>"),
         );
       }
-      let metrics: Deno.HttpServer | undefined;
-      if (options.metrics) {
-        try {
-          metrics = serveMetrics(
-            options.metrics.hostname,
-            options.metrics.port,
-            () => backupServer.nodeStats(),
-          );
-        } catch (error) {
-          await backupServer.close();
-          throw new Error(`${ACTION}: ${(error as Error).message}`);
-        }
-        log("info", `metrics at http://${parsed.values.metrics}/metrics`);
-      }
+      if (metrics) log("info", `metrics at http://${parsed.values.metrics}/metrics`);
       atStep("server-listening");
       started?.(backupServer);
       const signal = await signalled.promise;

@@ -6,10 +6,10 @@
  *
  * @module
  */
-import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import type { CommandSpec, ParsedArgs } from "./args.ts";
-import { UsageError } from "./args.ts";
+import { UsageError, userPath } from "./args.ts";
+import { metricsHostProblem } from "../server/metrics.ts";
 
 /** `plain` lines, or `systemd`: each line prefixed with its syslog priority, `<6>` for info. */
 export const LOG_MODES = ["plain", "systemd"] as const;
@@ -125,9 +125,12 @@ function count(value: string | boolean | undefined, name: string): number | unde
   return n;
 }
 
-/** A node command's `<root>`, a file: URL or a path, as a URL. */
+/**
+ * A node command's `<root>`, a file: URL or a path, as a URL; a relative path resolves
+ * against the operator's directory (under `deno task` too), as every path they type does.
+ */
 export function serverRootUrl(root: string): string {
-  return root.includes(":") ? root : pathToFileURL(resolve(root)).href;
+  return root.includes(":") ? root : pathToFileURL(userPath(root)).href;
 }
 
 /** A node command's arguments, or `undefined` when `positionals` are not one. */
@@ -171,6 +174,14 @@ export function listenAddress(text: string): { hostname: string; port: number } 
   return { hostname: match[1].replace(/^\[(.*)\]$/, "$1"), port };
 }
 
+/** `--metrics`' `host:port`: on loopback only, checked before anything listens. */
+function metricsAddress(text: string): { hostname: string; port: number } {
+  const address = listenAddress(text);
+  const problem = metricsHostProblem(address.hostname);
+  if (problem) throw new UsageError(`--metrics: ${problem}`);
+  return address;
+}
+
 /** Checks what `server` was given; a wrong argument is a {@linkcode UsageError}. */
 export function serverArgs({ values, positionals }: ParsedArgs): ServerArgs {
   const [url, address] = positionals;
@@ -194,6 +205,6 @@ export function serverArgs({ values, positionals }: ParsedArgs): ServerArgs {
     quotaBytes: count(values["quota-bytes"], "quota-bytes"),
     maxConnections: count(values["max-connections"], "max-connections"),
     maxPacketBytes: count(values["max-packet-bytes"], "max-packet-bytes"),
-    metrics: values.metrics === undefined ? undefined : listenAddress(String(values.metrics)),
+    metrics: values.metrics === undefined ? undefined : metricsAddress(String(values.metrics)),
   };
 }

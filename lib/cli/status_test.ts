@@ -106,3 +106,27 @@ Deno.test("status of an empty backup, and of damage in the middle of a backup", 
   );
   Deno.removeSync(dir, { recursive: true });
 });
+
+Deno.test("status of a directory with no segment: not called damaged, and a server root named", async () => {
+  const dir = Deno.makeTempDirSync();
+  Deno.mkdirSync(`${dir}/empty`);
+  Deno.mkdirSync(`${dir}/root/nodes/n1`, { recursive: true });
+  for (
+    const [path, why] of [
+      [
+        `${dir}/empty`,
+        /^Cannot open backup: ".*\/empty" holds no backup segment \(no base-\*\.clnb or log-\*\.clnb file\): check the URL; /,
+      ],
+      [
+        `${dir}/root`,
+        /^Cannot open backup: ".*\/root" is a backup server's root, not a backup: name a node's backup, file:\/\/.*\/root\/nodes\/NAME\/backup/,
+      ],
+    ] as const
+  ) {
+    const output = new BufferedOutput();
+    assertEquals(await status([`file://${path}`], output), 1);
+    assertEquals(output.stderr.length, 1);
+    assertMatch(output.stderr[0], why);
+  }
+  Deno.removeSync(dir, { recursive: true });
+});

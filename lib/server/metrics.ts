@@ -52,18 +52,20 @@ export function renderMetrics(stats: NodeStats[], now: number): string {
 
 const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/;
 
+/** Why metrics may not listen on `hostname`, or `undefined` when it is loopback. */
+export function metricsHostProblem(hostname: string): string | undefined {
+  return LOOPBACK.test(hostname) ? undefined : `metrics listen on loopback only, not ` +
+    `"${hostname}": use 127.0.0.1 or [::1], and reach them through SSH`;
+}
+
 /** Serves `GET /metrics` on the loopback `hostname:port`; anything else is 404. */
 export function serveMetrics(
   hostname: string,
   port: number,
   stats: () => NodeStats[],
 ): Deno.HttpServer<Deno.NetAddr> {
-  if (!LOOPBACK.test(hostname)) {
-    throw new Error(
-      `metrics listen on loopback only, not "${hostname}": use 127.0.0.1 or [::1], and ` +
-        `reach them through SSH`,
-    );
-  }
+  const problem = metricsHostProblem(hostname);
+  if (problem) throw new Error(problem);
   return Deno.serve({ hostname, port, onListen: () => {} }, (request) => {
     const { pathname } = new URL(request.url);
     if (request.method !== "GET" || pathname !== "/metrics") {

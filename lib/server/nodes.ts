@@ -24,12 +24,18 @@ export function checkNodeName(name: string): string {
 export class NodeRegistry {
   constructor(readonly root: string) {}
 
-  /** Whether `dir` is a server root (it has a `nodes` directory). */
+  /**
+   * Whether `dir` is a server root (it has a `nodes` directory). A root this user may not
+   * look into throws (permission denied), rather than pass for a single backup.
+   */
   static isRoot(dir: string): boolean {
     try {
       return Deno.statSync(`${dir}/nodes`).isDirectory;
-    } catch {
-      return false;
+    } catch (error) {
+      if (error instanceof Deno.errors.NotFound || error instanceof Deno.errors.NotADirectory) {
+        return false;
+      }
+      throw error;
     }
   }
 

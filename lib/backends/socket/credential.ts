@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { isAbsolute, resolve } from "node:path";
 import { keyFromText } from "../../wire/handshake.ts";
 import { parseBackupUrl } from "../url.ts";
 
@@ -57,10 +58,26 @@ export function credentialIn(dir: string): NodeCredential | undefined {
   return readCredential(path);
 }
 
-/** The credential {@linkcode CREDENTIAL_ENV} names, for the CLI; `undefined` when unset. */
+/**
+ * The credential {@linkcode CREDENTIAL_ENV} names, for the CLI; `undefined` when unset. A
+ * relative path resolves against the operator's directory (`deno task` passes it in
+ * INIT_CWD), as backup-cli's grant for it does.
+ */
 export function credentialFromEnv(): NodeCredential | undefined {
-  const path = Deno.env.get(CREDENTIAL_ENV);
-  return path ? readCredential(path) : undefined;
+  const named = Deno.env.get(CREDENTIAL_ENV);
+  if (!named) return undefined;
+  const path = isAbsolute(named) ? named : resolve(Deno.env.get("INIT_CWD") ?? Deno.cwd(), named);
+  try {
+    Deno.statSync(path);
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
+    throw new Error(
+      `Cannot read the node's credential: ${CREDENTIAL_ENV} names "${path}", and there is no ` +
+        `such file: set it to the node's ${CREDENTIAL_NAME} (the line "server add-node" ` +
+        `printed)`,
+    );
+  }
+  return readCredential(path);
 }
 
 /**

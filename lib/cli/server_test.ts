@@ -1,0 +1,79 @@
+import { assertEquals, assertMatch } from "../../tests/support/assert.ts";
+import { server } from "./server.ts";
+import { BufferedOutput } from "./testing.ts";
+
+/** Runs `body` with INIT_CWD set to `dir`, as `deno task` sets it, and restores it after. */
+async function inOperatorDir<T>(dir: string, body: () => Promise<T>): Promise<T> {
+  const before = Deno.env.get("INIT_CWD");
+  Deno.env.set("INIT_CWD", dir);
+  try {
+    return await body();
+  } finally {
+    if (before === undefined) Deno.env.delete("INIT_CWD");
+    else Deno.env.set("INIT_CWD", before);
+  }
+}
+
+Deno.test("server node commands: a relative root is the operator's, a missing one is named", async () => {
+  const dir = Deno.makeTempDirSync({ prefix: "server-cli-" });
+  try {
+    // deno task runs in the checkout: the root must still land where the operator is.
+    const added = new BufferedOutput();
+    await inOperatorDir(dir, async () => {
+      assertEquals(await server(["add-node", "root", "alice"], added), 0, added.stderr.join());
+    });
+    assertEquals(Deno.statSync(`${dir}/root/nodes/alice/key`).isFile, true);
+    const listed = new BufferedOutput();
+    await inOperatorDir(dir, async () => {
+      assertEquals(await server(["list-nodes", "root"], listed), 0, listed.stderr.join());
+    });
+    assertMatch(listed.text, /^alice\t.*\/root\/nodes\/alice\/backup$/);
+
+    // A mistyped root lists nothing, as an empty root would: it is refused instead.
+    const missing = new BufferedOutput();
+    assertEquals(await server(["list-nodes", `${dir}/rooot`], missing), 1);
+    assertEquals(missing.stdout, []);
+    assertEquals(missing.stderr.length, 1);
+    assertMatch(
+      missing.stderr[0],
+      /^Cannot list nodes: ".*\/rooot" is not a server root \(it has no "nodes" directory\): check the path; "server add-node .*\/rooot NAME" makes one$/,
+    );
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("server says what to do when its port or its metrics' port is taken", async () => {
+  const dir = Deno.makeTempDirSync({ prefix: "server-cli-" });
+  const taken = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (taken.addr as Deno.NetAddr).port;
+  try {
+    assertEquals(await server(["add-node", dir, "alice"], new BufferedOutput()), 0);
+    const busy = new BufferedOutput();
+    assertEquals(await server([`file://${dir}`, `127.0.0.1:${port}`, "--allow-plain"], busy), 1);
+    assertEquals(busy.stdout, []);
+    assertEquals(busy.stderr, [
+      `Cannot serve backup: cannot listen on 127.0.0.1:${port}: Address already in use: ` +
+      `another program (another server?) listens there: stop it, or choose another port in ` +
+      `<addr:port>`,
+    ]);
+    // The metrics' port is tried first: nothing is served, and nothing logged, before.
+    const metrics = new BufferedOutput();
+    const args = [`file://${dir}`, "127.0.0.1:0", "--allow-plain", "--metrics"];
+    assertEquals(await server([...args, `127.0.0.1:${port}`], metrics), 1);
+    assertEquals(metrics.stdout, []);
+    assertEquals(metrics.stderr.length, 1);
+    assertMatch(
+      metrics.stderr[0],
+      /^Cannot serve backup: cannot serve metrics on 127\.0\.0\.1:\d+: Address already in use: .*choose another port in --metrics$/,
+    );
+    // Off loopback is a usage error, found before anything listens.
+    const open = new BufferedOutput();
+    assertEquals(await server([...args, "0.0.0.0:9464"], open), 2);
+    assertEquals(open.stdout, []);
+    assertMatch(open.stderr[0], /^Usage error: --metrics: metrics listen on loopback only/);
+  } finally {
+    taken.close();
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
