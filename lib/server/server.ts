@@ -12,7 +12,7 @@ import { closeQuietly, writeFully } from "../wire/conn_io.ts";
 import { encodeVersionPacket, PacketType } from "../wire/packets.ts";
 import { formatHostPort } from "../backends/url.ts";
 import { DEFAULT_MAX_PAYLOAD_BYTES, PacketReader } from "../wire/packet_reader.ts";
-import { encodeError, ErrorCode, V2_FRAMING, V2Type } from "../wire/packets_v2.ts";
+import { encodeError, ErrorCode, V2_HANDSHAKE_FRAMING, V2Type } from "../wire/packets_v2.ts";
 import { type LogLevel, Session } from "./session.ts";
 import { V2Session } from "./session_v2.ts";
 import { ServerStorage } from "./storage.ts";
@@ -62,6 +62,9 @@ export interface ServerOptions {
 
 type AnySession = Session | V2Session;
 
+/** How long the server waits after a failed accept (no file descriptor left) to try again. */
+const ACCEPT_RETRY_MS = 100;
+
 export class BackupServer {
   readonly maxPayloadBytes: number;
   readonly limits: ServerLimits;
@@ -79,6 +82,7 @@ export class BackupServer {
   #nextId = 1;
   #accepting: Promise<void>;
   #turningAway = false;
+  #acceptFailing = false;
   #closing = false;
 
   constructor(options: ServerOptions) {
@@ -130,8 +134,26 @@ export class BackupServer {
         conn = await this.#listener.accept();
       } catch (error) {
         if (this.#closing) return;
-        throw error;
+        // Thrown on, any of these would end the server and every node's connection. A peer
+        // that reset its connection before it was accepted: the next one.
+        if (
+          error instanceof Deno.errors.NotConnected ||
+          error instanceof Deno.errors.ConnectionReset ||
+          error instanceof Deno.errors.ConnectionAborted
+        ) {
+          continue;
+        }
+        // Out of file descriptors (EMFILE) or memory: the listener stays; accepting resumes
+        // once some are gone.
+        if (!this.#acceptFailing) {
+          this.log("error", `cannot accept connections: ${(error as Error).message}`);
+        }
+        this.#acceptFailing = true;
+        await new Promise((resolve) => setTimeout(resolve, ACCEPT_RETRY_MS));
+        continue;
       }
+      if (this.#acceptFailing) this.log("info", "accepting connections again");
+      this.#acceptFailing = false;
       // A flood of connections that never finish a handshake is turned away at the door,
       // so what they hold (a socket, a read buffer) stays bounded.
       if (this.#pending() >= this.limits.pendingConnections) {
@@ -186,7 +208,7 @@ export class BackupServer {
     }
     let session: AnySession | undefined;
     if (first === V2Type.Hello && this.nodes) {
-      reader.framing = V2_FRAMING;
+      reader.framing = V2_HANDSHAKE_FRAMING;
       session = new V2Session(id, conn, this, reader);
     } else if (first !== null && first < V2Type.Hello && this.v1Storage) {
       session = new Session(id, conn, this, this.v1Storage, reader);

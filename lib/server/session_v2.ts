@@ -41,6 +41,7 @@ import {
   packetOf,
   PROTOCOL_VERSION,
   type SealedUpgrade,
+  V2_FRAMING,
   v2Name,
   V2Type,
 } from "../wire/packets_v2.ts";
@@ -117,6 +118,9 @@ export class V2Session {
   async run(): Promise<void> {
     try {
       await this.#handshake();
+      // Proved: the node may now send what its requests carry (the server read HELLO and
+      // AUTH only until now).
+      this.reader.framing = V2_FRAMING;
       for (;;) {
         const packet = await this.reader.next();
         if (!packet) {

@@ -155,6 +155,38 @@ export const V2_FRAMING: Framing = {
   },
 };
 
+/** v2 framing that takes only `types`: any other type may carry nothing. */
+function framingOf(types: V2Type[]): Framing {
+  const taken = new Set<number>(types);
+  return { ...V2_FRAMING, limit: (type, max) => taken.has(type) ? V2_FRAMING.limit(type, max) : 0 };
+}
+
+/**
+ * What a server reads before a client has proved its key: HELLO and AUTH only, so an
+ * unauthenticated peer cannot make it buffer a CHANGE or SNAPSHOT of `--max-packet-bytes`.
+ */
+export const V2_HANDSHAKE_FRAMING: Framing = framingOf([V2Type.Hello, V2Type.Auth]);
+
+/**
+ * What a client reads: the packets a server sends, none of which carries more than 1 MiB, so
+ * a server (or whoever answers before it proves the node's key) cannot make the node buffer
+ * a CHANGE or SNAPSHOT of 1 GiB.
+ */
+export const V2_CLIENT_FRAMING: Framing = framingOf([
+  V2Type.Challenge,
+  V2Type.Welcome,
+  V2Type.Error,
+  V2Type.Ack,
+  V2Type.Metadata,
+  V2Type.File,
+  V2Type.Data,
+  V2Type.Done,
+  V2Type.CompactRes,
+  V2Type.StatusRes,
+  V2Type.VerifyRes,
+  V2Type.Place,
+]);
+
 /** A frame whose bytes do not match its checksum: damaged in transit, or forged. */
 export class ChecksumError extends WireError {
   constructor(what: string) {

@@ -18,7 +18,7 @@ import {
   encodeHello,
   ErrorCode,
   PROTOCOL_VERSION,
-  V2_FRAMING,
+  V2_CLIENT_FRAMING,
   type V2Metadata,
   V2Type,
 } from "../../wire/packets_v2.ts";
@@ -151,7 +151,7 @@ export class WireConnection {
 
   /** HELLO, CHALLENGE, AUTH, WELCOME (docs/PROTOCOL.md). */
   async #handshake(credential: NodeCredential, server: string): Promise<void> {
-    this.#reader.framing = V2_FRAMING;
+    this.#reader.framing = V2_CLIENT_FRAMING;
     const clientNonce = nonce();
     const { node, key } = credential;
     await this.send(encodeHello({ protocol: PROTOCOL_VERSION, node, nonce: clientNonce }));

@@ -1,0 +1,135 @@
+/**
+ * Hostile peers on the wire: an unauthenticated client or a flood of reset connections
+ * against the server, and a server (or whoever answers before it proves the node's key)
+ * against the node's client.
+ */
+import { assert, assertEquals, assertMatch } from "./support/assert.ts";
+import { withServer } from "./support/v2_server.ts";
+import { freePort, spawnListening } from "./support/server_process.ts";
+import { WireConnection } from "../lib/backends/socket/connection.ts";
+import { socketUrl } from "../lib/backends/socket/backend.ts";
+import { PacketReader } from "../lib/wire/packet_reader.ts";
+import { WireError } from "../lib/wire/packets.ts";
+import { decodeError, encodeHello, ErrorCode, V2_FRAMING, V2Type } from "../lib/wire/packets_v2.ts";
+import { NodeRegistry } from "../lib/server/nodes.ts";
+import net from "node:net";
+
+const CLI = new URL("../cli.ts", import.meta.url).pathname;
+
+/** A header declaring `length` bytes of a packet of `type`, and none of them. */
+function header(type: number, length: number): Uint8Array {
+  const bytes = new Uint8Array(5);
+  bytes[0] = type;
+  new DataView(bytes.buffer).setUint32(1, length);
+  return bytes;
+}
+
+async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
+  for (let at = 0; at < bytes.length;) at += await conn.write(bytes.subarray(at));
+}
+
+Deno.test("before a client proves its key, the server refuses a packet other than HELLO and AUTH at its header, before buffering it", async () => {
+  await withServer(async ({ server }) => {
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.port });
+    try {
+      const reader = new PacketReader(conn, 1 << 20, V2_FRAMING);
+      await writeAll(conn, encodeHello({ protocol: 2, node: "alice", nonce: new Uint8Array(32) }));
+      assertEquals((await reader.next())?.type, V2Type.Challenge);
+      // A SNAPSHOT of 512 MiB where AUTH belongs: taken, it would be buffered whole before its
+      // type were looked at (1 GiB by default, on each of 256 unauthenticated connections).
+      const started = performance.now();
+      await writeAll(conn, header(V2Type.Snapshot, 512 << 20));
+      const answer = await reader.next();
+      assert(answer, "the server closed without an ERROR");
+      const error = decodeError(answer);
+      assertEquals(error.code, ErrorCode.BadPacket);
+      assertMatch(error.message, /SNAPSHOT declares 536870912 bytes, over its 0/);
+      // At once, not at the handshake's timeout.
+      assert(performance.now() - started < 5_000);
+    } finally {
+      conn.close();
+    }
+  }, { handshakeTimeoutMs: 8_000 });
+});
+
+Deno.test("a client refuses a server's CHANGE at its header, before the server proves the node's key", async () => {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const serving = (async () => {
+    const conn = await listener.accept();
+    await conn.read(new Uint8Array(1024)); // HELLO
+    // 900 MiB the client would buffer before it looked at the type.
+    await writeAll(conn, header(V2Type.Change, 900 << 20)).catch(() => {});
+    return conn;
+  })();
+  const started = performance.now();
+  const credential = { node: "alice", key: new Uint8Array(32), path: "unused" };
+  let thrown: unknown;
+  try {
+    await WireConnection.open(
+      socketUrl(`socket:127.0.0.1:${listener.addr.port}`),
+      10_000,
+      credential,
+    );
+  } catch (error) {
+    thrown = error;
+  } finally {
+    (await serving).close();
+    listener.close();
+  }
+  assert(thrown instanceof WireError, `${thrown}`);
+  assertMatch(thrown.message, /CHANGE declares 943718400 bytes, over its 0/);
+  assert(performance.now() - started < 5_000);
+});
+
+Deno.test("the server survives peers that reset their connections before it accepts them", async () => {
+  const root = Deno.makeTempDirSync({ prefix: "socket-hostile-" });
+  new NodeRegistry(`${root}/server`).add("alice");
+  const port = freePort();
+  const server = await spawnListening(Deno.execPath(), [
+    "run",
+    "-A",
+    CLI,
+    "server",
+    `file://${root}/server`,
+    `127.0.0.1:${port}`,
+    "--allow-plain",
+  ], port);
+  try {
+    // Connect, then reset (RST) at once: accept(2) takes the connection from the queue and
+    // asking its peer's address then fails (ENOTCONN).
+    for (let round = 0; round < 20; round++) {
+      await Promise.all(Array.from({ length: 50 }, async () => {
+        const socket = net.connect(port, "127.0.0.1");
+        await new Promise<void>((resolve) => {
+          socket.on("connect", () => {
+            socket.resetAndDestroy();
+            resolve();
+          });
+          socket.on("error", () => resolve());
+        });
+      }));
+    }
+    // Still serving.
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+    try {
+      const reader = new PacketReader(conn, 1 << 20, V2_FRAMING);
+      await writeAll(conn, encodeHello({ protocol: 2, node: "alice", nonce: new Uint8Array(32) }));
+      assertEquals((await reader.next())?.type, V2Type.Challenge);
+    } finally {
+      conn.close();
+    }
+  } finally {
+    try {
+      server.kill("SIGTERM");
+    } catch {
+      // It crashed.
+    }
+    const status = await server.status;
+    const stderr = new TextDecoder().decode(
+      (await new Response(server.stderr).arrayBuffer()) as ArrayBuffer,
+    );
+    Deno.removeSync(root, { recursive: true });
+    assert(!/Uncaught/.test(stderr), stderr);
+    assertEquals(status.signal ?? null, null, stderr);
+  }
+});
