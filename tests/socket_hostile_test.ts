@@ -6,9 +6,17 @@
 import { assert, assertEquals, assertMatch } from "./support/assert.ts";
 import { withServer } from "./support/v2_server.ts";
 import { freePort, spawnListening } from "./support/server_process.ts";
+import { cli } from "./support/encrypted_server.ts";
+import { makeEncryptedBackup, PASSPHRASE } from "./support/encrypted.ts";
+import { dumpDatabase } from "./support/dump.ts";
+import { loadFixture } from "./support/fixtures.ts";
+import { createFileBackup } from "../lib/backends/file/create.ts";
+import { CREDENTIAL_ENV } from "../lib/backends/socket/credential.ts";
+import { PASSPHRASE_ENV } from "../lib/cli/secrets.ts";
 import { WireConnection } from "../lib/backends/socket/connection.ts";
 import { socketUrl } from "../lib/backends/socket/backend.ts";
 import { PacketReader } from "../lib/wire/packet_reader.ts";
+import { keyToText } from "../lib/wire/handshake.ts";
 import { WireError } from "../lib/wire/packets.ts";
 import { decodeError, encodeHello, ErrorCode, V2_FRAMING, V2Type } from "../lib/wire/packets_v2.ts";
 import { NodeRegistry } from "../lib/server/nodes.ts";
@@ -133,3 +141,47 @@ Deno.test("the server survives peers that reset their connections before it acce
     assertEquals(status.signal ?? null, null, stderr);
   }
 });
+
+Deno.test("restore and verify given a passphrase refuse a plain backup where a server should hold an encrypted one", async () => {
+  await withServer(async ({ root, url, nodes, credential }) => {
+    const fixture = loadFixture("fresh-start").database;
+    const envOf = (node: string) => {
+      const { path, key } = credential(node);
+      Deno.writeTextFileSync(path, JSON.stringify({ node, key: keyToText(key) }), { mode: 0o600 });
+      return { [CREDENTIAL_ENV]: path, [PASSPHRASE_ENV]: PASSPHRASE };
+    };
+    // Bob's encrypted backup restores with his passphrase.
+    await makeEncryptedBackup(nodes.backupDir("bob"), { version: 11, path: fixture });
+    const good = await cli(["restore", url, `${root}/good.sqlite3`], envOf("bob"));
+    assertEquals(good.code, 0, good.stderr);
+    assertEquals(dumpDatabase(`${root}/good.sqlite3`), dumpDatabase(fixture));
+
+    // Alice's was encrypted too, but the server's operator (or whoever took the server) put a
+    // plain backup of a database of their making in its place: no key opens it, so none
+    // checks it.
+    const forged = `${root}/forged.sqlite3`;
+    Deno.copyFileSync(fixture, forged);
+    const { DatabaseSync } = await import("node:sqlite");
+    const db = new DatabaseSync(forged);
+    db.exec("INSERT INTO vars (name, val) VALUES ('forged', 'by the server')");
+    db.close();
+    createFileBackup(nodes.backupDir("alice"), { version: 11, path: forged });
+    const swapped = await cli(["restore", url, `${root}/swapped.sqlite3`], envOf("alice"));
+    assertEquals(swapped.code, 1, swapped.stdout);
+    assertMatch(swapped.stderr, /is not encrypted, but a passphrase or age identity was given/);
+    assert(!existsFile(`${root}/swapped.sqlite3`));
+    // verify given the passphrase does not take the server's word for a plain backup either.
+    const checked = await cli(["verify", url], envOf("alice"));
+    assertEquals(checked.code, 1, checked.stdout);
+    assertMatch(checked.stderr, /is not encrypted, but a passphrase or age identity was given/);
+  });
+});
+
+function existsFile(path: string): boolean {
+  try {
+    Deno.statSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}

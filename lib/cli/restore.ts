@@ -61,8 +61,9 @@ and why one change ahead is safe. Work files of a killed restore (*.restoring-PI
 target's directory are removed first, one line each.
 
 ${SECRET_HELP}
-A wrong passphrase or identity, a missing key.json or a record that fails authentication
-each stop the restore with one line, and nothing is left at the target.`;
+A wrong passphrase or identity, a missing key.json, a record that fails authentication or,
+with a passphrase or identity given, a backup that is not encrypted each stop the restore
+with one line, and nothing is left at the target.`;
 
 export const RESTORE_SPEC: CommandSpec = {
   name: "restore",

@@ -89,6 +89,15 @@ export function givenPassphrase(
 }
 
 /**
+ * Whether the operator gave a secret (an option or the environment, not a prompt): the
+ * backup is then meant to be encrypted.
+ */
+export function secretGiven(values: Record<string, string | boolean | undefined>): boolean {
+  return typeof values["passphrase-file"] === "string" || typeof values.identity === "string" ||
+    Deno.env.get(PASSPHRASE_ENV) !== undefined || Deno.env.get(IDENTITY_ENV) !== undefined;
+}
+
+/**
  * The secrets given to open a backup's key; asks for a passphrase on a terminal when none is
  * given. Empty when there is nothing to try.
  */

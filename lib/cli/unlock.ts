@@ -10,8 +10,8 @@ import { CopiedBackupReader } from "../backends/socket/copy_reader.ts";
 import { readChain } from "../format/chain.ts";
 import type { DataKey } from "../crypto/data_key.ts";
 import { UnlockError, unwrapKey, WRAPPED_KEY_NAME } from "../crypto/wrapped_key.ts";
-import { gatherSecrets, type Prompt, terminalPrompt } from "./secrets.ts";
-import type { Unlock } from "../backends/s3/reader.ts";
+import { gatherSecrets, type Prompt, secretGiven, terminalPrompt } from "./secrets.ts";
+import { S3BackupReader, type Unlock } from "../backends/s3/reader.ts";
 import { fetchWrappedKey } from "../backends/s3/key_object.ts";
 import { loadCredentials } from "../backends/s3/credentials.ts";
 
@@ -97,4 +97,20 @@ export async function unlockReader(
 ): Promise<void> {
   const local = reader instanceof CopiedBackupReader ? reader.local : reader;
   if (local instanceof FileBackupReader) local.key = await unlockDir(local.dir, values, prompt);
+  const encrypted = local instanceof FileBackupReader
+    ? local.key !== undefined
+    : local instanceof S3BackupReader && local.wrapped !== undefined;
+  // Whoever can write the storage (a server's operator) could put a plain backup in place of
+  // an encrypted one: nothing authenticates its records, so it is not taken for one.
+  if (!encrypted && secretGiven(values)) throw plainWithSecret(reader.url);
+}
+
+/** A plain backup where the secret given says an encrypted one belongs. */
+function plainWithSecret(url: string): UnlockError {
+  return new UnlockError(
+    `"${url}" is not encrypted, but a passphrase or age identity was given for it: nothing ` +
+      `shows that a plain backup's records are the node's (whoever can write its storage can ` +
+      `replace it); if it is meant to be plain, run without CLN_BACKUP_PASSPHRASE, ` +
+      `CLN_BACKUP_IDENTITY, --passphrase-file and --identity`,
+  );
 }

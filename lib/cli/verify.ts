@@ -8,7 +8,13 @@ import type { BackupReader } from "../backends/backend.ts";
 import { describeTail } from "../backup/restore.ts";
 import { verifyBackup, type VerifyReport } from "../backup/verify.ts";
 import { type CommandSpec, consoleOutput, Exit, oneLine, type Output, runCommand } from "./args.ts";
-import { type Prompt, SECRET_HELP, SECRET_OPTIONS, terminalPrompt } from "./secrets.ts";
+import {
+  type Prompt,
+  SECRET_HELP,
+  SECRET_OPTIONS,
+  secretGiven,
+  terminalPrompt,
+} from "./secrets.ts";
 import { s3Unlock, unlockReader } from "./unlock.ts";
 import { serverVerify } from "../backends/socket/server_checks.ts";
 import { v2Credential } from "../backends/socket/credential.ts";
@@ -77,7 +83,8 @@ export async function verify(
       const credential = v2Credential(url);
       if (credential) {
         const report = await serverVerify(url, credential);
-        if (!report.encrypted) {
+        // Given a secret, a plain backup is fetched and refused here (unlockReader).
+        if (!report.encrypted && !secretGiven(values)) {
           for (const line of verifyLines(url, report)) output.out(line);
           return Exit.Ok;
         }
