@@ -18,7 +18,15 @@ import { socketUrl } from "../lib/backends/socket/backend.ts";
 import { PacketReader } from "../lib/wire/packet_reader.ts";
 import { keyToText } from "../lib/wire/handshake.ts";
 import { WireError } from "../lib/wire/packets.ts";
-import { decodeError, encodeHello, ErrorCode, V2_FRAMING, V2Type } from "../lib/wire/packets_v2.ts";
+import {
+  decodeError,
+  encodeFrame,
+  encodeHello,
+  encodeSealedBase,
+  ErrorCode,
+  V2_FRAMING,
+  V2Type,
+} from "../lib/wire/packets_v2.ts";
 import { NodeRegistry } from "../lib/server/nodes.ts";
 import net from "node:net";
 
@@ -185,3 +193,35 @@ function existsFile(path: string): boolean {
     return false;
   }
 }
+
+Deno.test("a node's uploads on several connections at once stay within its quota together", async () => {
+  const quota = 4 << 20;
+  await withServer(async ({ url, nodes, credential }) => {
+    const conns = await Promise.all(
+      [0, 1, 2, 3].map(() => WireConnection.open(socketUrl(url), 5_000, credential("alice"))),
+    );
+    const chunk = encodeFrame(V2Type.Data, new Uint8Array(1 << 20));
+    const refused: string[] = [];
+    try {
+      // Each a base of just under the quota, all sent but its last MiB, and held there: the
+      // server has no timeout for an upload once a node is authenticated.
+      for (const conn of conns) {
+        await conn.send(encodeSealedBase(quota - 1024));
+        for (let n = 0; n < 3; n++) await conn.send(chunk).catch(() => {});
+      }
+      await new Promise((r) => setTimeout(r, 500));
+      const dir = nodes.backupDir("alice");
+      const held = [...Deno.readDirSync(dir)].filter((e) => e.name.startsWith("upload-"))
+        .reduce((sum, e) => sum + Deno.statSync(`${dir}/${e.name}`).size, 0);
+      assert(held <= quota, `${held} bytes of uploads held against a quota of ${quota}`);
+      // One is taken; the others were answered ERROR QUOTA (a wait for the one taken closes it).
+      for (const conn of conns) {
+        const answer = await conn.receive(300).catch(() => undefined);
+        if (answer?.type === V2Type.Error) refused.push(decodeError(answer).message);
+      }
+      assertEquals(refused.length, 3, refused.join("\n"));
+    } finally {
+      for (const conn of conns) conn.close();
+    }
+  }, { quotaBytes: quota });
+});

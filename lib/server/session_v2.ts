@@ -421,7 +421,7 @@ export class V2Session {
     }
     const quota = this.host.limits.quotaBytes;
     // A write that adds nothing (a rewind) goes in over the quota too: it may free room.
-    if (quota !== undefined && bytes > 0 && storage.state().bytes + bytes > quota) {
+    if (quota !== undefined && bytes > 0 && storage.usedBytes() + bytes > quota) {
       return { code: ErrorCode.Quota, message: this.#overQuota(quota) };
     }
     return undefined;
@@ -441,7 +441,7 @@ export class V2Session {
     const what = `SNAPSHOT_FILE ${version}`;
     await this.#refuseBefore(what, size, () => storage.refuseSnapshot(version));
     const quota = this.host.limits.quotaBytes;
-    const room = quota === undefined ? MAX_DATABASE_BYTES : quota - storage.state().bytes;
+    const room = quota === undefined ? MAX_DATABASE_BYTES : quota - storage.usedBytes();
     const [upload, database] = [storage.uploadPath(this.id), storage.uploadPath(this.id, "db")];
     try {
       let bytes: number;
@@ -565,7 +565,7 @@ export class V2Session {
     try {
       const { staging, owner } = storage.beginUpgrade(version, upgrade.wrappedKey);
       await this.#send(encodeVersionFrame(V2Type.Ack, version));
-      await this.#receiveStaged(staging, bytes);
+      await storage.receiving(bytes, () => this.#receiveStaged(staging, bytes));
       const after = await storage.commitUpgrade(owner, version);
       this.host.wrote(this.#node!);
       await this.#send(encodeVersionFrame(V2Type.Ack, after));
@@ -618,13 +618,20 @@ export class V2Session {
    */
   async #receiveFile(path: string, size: number): Promise<void> {
     const quota = this.host.limits.quotaBytes;
-    if (quota !== undefined && this.#storage!.state().bytes + size > quota) {
+    const storage = this.#storage!;
+    // Its other connections' uploads count too: else each could take the quota at once.
+    if (quota !== undefined && storage.usedBytes() + size > quota) {
       await this.#refuse(
         ErrorCode.Quota,
         `node ${this.#node}'s backup would pass its quota of ${quota} bytes with an upload of ` +
           `${size} bytes: ask the server's operator for more`,
       );
     }
+    await storage.receiving(size, () => this.#receiveInto(path, size));
+  }
+
+  /** The DATA of an upload of `size` bytes into `path`. */
+  async #receiveInto(path: string, size: number): Promise<void> {
     const file = await Deno.open(path, { write: true, create: true, truncate: true });
     try {
       for (let left = size; left > 0;) {

@@ -119,6 +119,24 @@ export class ServerStorage {
     return this.#backend.state();
   }
 
+  /** Bytes of the uploads being received into temporary files here, on any connection. */
+  #receiving = 0;
+
+  /** What the node's quota counts: the backup's bytes and its uploads being received. */
+  usedBytes(): number {
+    return this.#backend.state().bytes + this.#receiving;
+  }
+
+  /** Runs `work`, the receiving of an upload of `bytes`, counted in {@linkcode usedBytes}. */
+  async receiving<T>(bytes: number, work: () => Promise<T>): Promise<T> {
+    this.#receiving += bytes;
+    try {
+      return await work();
+    } finally {
+      this.#receiving -= bytes;
+    }
+  }
+
   /**
    * The backup's files as they stand, opened, for a restore to copy: every base and log. The
    * live log is copied to the end of its records as they stand now, between two appends (each
