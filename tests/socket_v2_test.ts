@@ -17,7 +17,7 @@ import { CREDENTIAL_NAME, credentialIn } from "../lib/backends/socket/credential
 import type { NodeCredential } from "../lib/backends/socket/credential.ts";
 import { DEFAULT_RETRY_POLICY } from "../lib/backends/socket/options.ts";
 import { openAtStart } from "../lib/plugin/startup.ts";
-import { KEY_BYTES, keyFromText, randomBytes } from "../lib/wire/handshake.ts";
+import { KEY_BYTES, keyFromText, nonce, randomBytes } from "../lib/wire/handshake.ts";
 import { startOlderServer } from "./support/older_server.ts";
 import { PacketReader } from "../lib/wire/packet_reader.ts";
 import { WireConnection } from "../lib/backends/socket/connection.ts";
@@ -32,6 +32,7 @@ import {
   encodeHello,
   encodeSnapshotFile,
   ErrorCode,
+  PROTOCOL_VERSION,
   V2_FRAMING,
   V2Type,
 } from "../lib/wire/packets_v2.ts";
@@ -217,8 +218,8 @@ Deno.test("a replayed handshake is refused: the server's nonce is new each time"
   });
 });
 
-Deno.test("limits: a quota refuses a write and keeps what is stored; failed authentications are rate-limited", async () => {
-  await withServer(async ({ url, credential }) => {
+Deno.test("limits: a quota refuses a write and keeps what is stored; failed authentications turn an address away, never loopback", async () => {
+  await withServer(async ({ url, credential, server }) => {
     const alice = await connect(url, credential("alice"));
     await alice.append({ version: 1, statements: ["CREATE TABLE t (a)"] });
     const big = `INSERT INTO t VALUES ('${"z".repeat(8000)}')`;
@@ -231,14 +232,66 @@ Deno.test("limits: a quota refuses a write and keeps what is stored; failed auth
     for (let i = 0; i < 3; i++) {
       await assertRejects(() => connect(url, wrong), /does not accept/);
     }
-    // Blocked now, even with the right key, from this address.
-    await assertRejects(() => connect(url, credential("bob")), /too many failed authentications/);
+    // From loopback, where every peer of a Tor onion service or a local proxy comes from, the
+    // right key still goes in: anyone could otherwise keep every node out.
+    (await connect(url, credential("bob"))).close();
+    // Another address is turned away for the rest of the minute.
+    const now = performance.now();
+    for (let i = 0; i < 3; i++) server.authFailed("203.0.113.7", now);
+    assert(server.authBlocked("203.0.113.7", now + 59_000));
+    assertEquals(server.authBlocked("203.0.113.7", now + 61_000), false);
+    for (let i = 0; i < 3; i++) server.authFailed("::1", now);
+    assertEquals(server.authBlocked("::1", now), false);
   }, { quotaBytes: 4096, failedAuthsPerMinute: 3 });
 });
 
+Deno.test("limits: past the pending connections, the oldest is closed, so idle peers cannot keep a node out", async () => {
+  await withServer(async ({ url, credential, server, logs }) => {
+    const idle = await Promise.all(
+      Array.from({ length: 8 }, () => Deno.connect({ hostname: "127.0.0.1", port: server.port })),
+    );
+    try {
+      // Accepted and counted before the node comes.
+      await new Promise((r) => setTimeout(r, 200));
+      const alice = await connect(url, credential("alice"));
+      await alice.append({ version: 1, statements: ["CREATE TABLE t (a)"] });
+      alice.close();
+      // The oldest idle one went for her.
+      assertEquals(await idle[0].read(new Uint8Array(8)).catch(() => null), null);
+      assert(
+        logs.some((l) => /8 connections are awaiting a handshake: closing the oldest/.test(l)),
+      );
+    } finally {
+      for (const conn of idle) conn.close();
+    }
+  }, { pendingConnections: 8 });
+});
+
+Deno.test("limits: the handshake's time counts from the connection's accept, not from each packet", async () => {
+  await withServer(async ({ server, logs }) => {
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.port });
+    try {
+      const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+      await sleep(300);
+      const hello = encodeHello({ protocol: PROTOCOL_VERSION, node: "alice", nonce: nonce() });
+      await conn.write(hello);
+      const reader = new PacketReader(conn);
+      reader.framing = V2_FRAMING;
+      assertEquals((await reader.next())?.type, V2Type.Challenge);
+      // 600 ms after the accept: past the handshake's 500, though each packet came within it.
+      await sleep(300);
+      await conn.write(encodeFrame(V2Type.Auth, new Uint8Array(32))).catch(() => 0);
+      assertEquals(await reader.next().catch(() => null), null);
+      assert(logs.some((l) => /no handshake in time/.test(l)));
+    } finally {
+      conn.close();
+    }
+  }, { handshakeTimeoutMs: 500 });
+});
+
 Deno.test("limits: the quota counts a change's stored bytes, not its characters", async () => {
-  // Changes under 512 bytes are stored raw, with a record header each; each of these
-  // characters is one UTF-16 unit and three bytes in UTF-8.
+  // Changes under 512 bytes are stored raw, with a record header each (cjkText: 450 bytes of
+  // 150 characters).
   const quota = 8192;
   await withServer(async ({ url, credential, server }) => {
     const alice = await connect(url, credential("alice"));

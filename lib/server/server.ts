@@ -26,13 +26,19 @@ import { FileBackupReader } from "../backends/file/reader.ts";
 export interface ServerLimits {
   /** Connections one node may hold open at once. */
   connectionsPerNode: number;
-  /** Failed authentications a peer address may make in a minute before it is turned away. */
+  /**
+   * Failed authentications a peer address may make in a minute before it is turned away; a
+   * loopback address never is (every peer of a Tor onion service or a local proxy has it).
+   */
   failedAuthsPerMinute: number;
   /** Bytes a node's backup may hold; `undefined`: no quota. */
   quotaBytes: number | undefined;
-  /** Time a connection has to finish its handshake. */
+  /** Time a connection has, from its accept, to finish its handshake. */
   handshakeTimeoutMs: number;
-  /** Connections that have not finished a handshake yet, all peers together. */
+  /**
+   * Connections that have not finished a handshake yet, all peers together; past it, the
+   * oldest of them is closed for the new one.
+   */
   pendingConnections: number;
 }
 
@@ -62,6 +68,8 @@ export interface ServerOptions {
 
 type AnySession = Session | V2Session;
 
+const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|::ffff:127\.\d+\.\d+\.\d+)$/;
+
 /** How long the server waits after a failed accept (no file descriptor left) to try again. */
 const ACCEPT_RETRY_MS = 100;
 
@@ -82,6 +90,7 @@ export class BackupServer {
   #nextId = 1;
   #accepting: Promise<void>;
   #turningAway = false;
+  #closedPending = new WeakSet<Deno.Conn>();
   #acceptFailing = false;
   #closing = false;
 
@@ -154,21 +163,24 @@ export class BackupServer {
       }
       if (this.#acceptFailing) this.log("info", "accepting connections again");
       this.#acceptFailing = false;
-      // A flood of connections that never finish a handshake is turned away at the door,
-      // so what they hold (a socket, a read buffer) stays bounded.
-      if (this.#pending() >= this.limits.pendingConnections) {
-        closeQuietly(conn);
+      // What connections that never finish a handshake hold (a socket, a read buffer) stays
+      // bounded: past the limit the oldest goes. Turning the new one away instead would let
+      // one peer that holds the limit's worth idle keep every node out.
+      const pending = this.#pendingConns();
+      if (pending.length >= this.limits.pendingConnections) {
+        this.#closedPending.add(pending[0]);
+        closeQuietly(pending[0]);
         if (!this.#turningAway) {
           this.log(
             "warning",
-            `turning connections away: ${this.limits.pendingConnections} are awaiting a ` +
-              `handshake`,
+            `${this.limits.pendingConnections} connections are awaiting a handshake: closing ` +
+              `the oldest for each new one`,
           );
         }
         this.#turningAway = true;
-        continue;
+      } else {
+        this.#turningAway = false;
       }
-      this.#turningAway = false;
       // A TLS connection has no such knobs in Deno.
       if ("setNoDelay" in conn) (conn as Deno.TcpConn).setNoDelay(true);
       if ("setKeepAlive" in conn) (conn as Deno.TcpConn).setKeepAlive(true);
@@ -191,6 +203,7 @@ export class BackupServer {
       (conn.remoteAddr as Deno.NetAddr).port,
     );
     const name = `connection ${id} from ${peer}`;
+    const handshakeBy = performance.now() + this.limits.handshakeTimeoutMs;
     const reader = new PacketReader(conn, this.maxPayloadBytes);
     let first: number | null;
     let timer: ReturnType<typeof setTimeout> | undefined;
@@ -209,7 +222,7 @@ export class BackupServer {
     let session: AnySession | undefined;
     if (first === V2Type.Hello && this.nodes) {
       reader.framing = V2_HANDSHAKE_FRAMING;
-      session = new V2Session(id, conn, this, reader);
+      session = new V2Session(id, conn, this, reader, handshakeBy);
     } else if (first !== null && first < V2Type.Hello && this.v1Storage) {
       session = new Session(id, conn, this, this.v1Storage, reader);
     } else if (first !== null) {
@@ -249,11 +262,18 @@ export class BackupServer {
     }
   }
 
-  /** Connections with no session yet, or a v2 session that has not authenticated. */
-  #pending(): number {
-    let pending = 0;
-    for (const { session } of this.#serving.values()) {
-      if (!session || (session instanceof V2Session && !session.authenticated)) pending++;
+  /**
+   * Connections with no session yet, or a v2 session that has not authenticated, oldest first
+   * (a Map keeps its insertion order).
+   */
+  #pendingConns(): Deno.Conn[] {
+    const pending: Deno.Conn[] = [];
+    for (const [conn, { session }] of this.#serving) {
+      // One closed for a newer one counts no more, though its serving has yet to end.
+      if (this.#closedPending.has(conn)) continue;
+      if (!session || (session instanceof V2Session && !session.authenticated)) {
+        pending.push(conn);
+      }
     }
     return pending;
   }
@@ -322,8 +342,13 @@ export class BackupServer {
     });
   }
 
-  /** Whether `host` failed to authenticate too often in the last minute. */
+  /**
+   * Whether `host` failed to authenticate too often in the last minute. Never a loopback
+   * address: behind a Tor onion service or a local proxy every peer has it, so ten failures
+   * from anyone who knows the address would keep every node out.
+   */
   authBlocked(host: string, now = performance.now()): boolean {
+    if (LOOPBACK.test(host)) return false;
     const recent = (this.#failedAuths.get(host) ?? []).filter((t) => now - t < 60_000);
     if (recent.length === 0) this.#failedAuths.delete(host);
     else this.#failedAuths.set(host, recent);

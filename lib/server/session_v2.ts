@@ -98,6 +98,8 @@ export class V2Session {
     readonly conn: Deno.Conn<Deno.NetAddr>,
     readonly host: V2Host,
     readonly reader: PacketReader,
+    /** When the handshake must be over (`performance.now()`): its time counts from accept. */
+    readonly handshakeBy: number,
   ) {}
 
   /** Whether the node has proved its key. */
@@ -149,7 +151,10 @@ export class V2Session {
     }
   }
 
-  /** The next packet within the handshake's time; the connection closes when it runs out. */
+  /**
+   * The next packet within what is left of the handshake's time; the connection closes when
+   * it runs out.
+   */
   async #handshakePacket(): Promise<Packet> {
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timeout = new Promise<never>((_, reject) => {
@@ -157,7 +162,7 @@ export class V2Session {
         reject(new Closing());
         this.host.log("warning", `${this.name}: refused: no handshake in time`);
         this.close();
-      }, this.host.limits.handshakeTimeoutMs);
+      }, Math.max(0, this.handshakeBy - performance.now()));
     });
     try {
       const packet = await Promise.race([this.reader.next(), timeout]);
