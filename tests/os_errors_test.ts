@@ -26,7 +26,7 @@ Deno.test("restore into a directory the user may not write: which, and what to d
   assertMatch(
     run.stderr[0],
     new RegExp(
-      `^Cannot restore: permission denied when opening "${dir}/target/lightningd\\.sqlite3\\.` +
+      `^Cannot restore backup: permission denied when opening "${dir}/target/lightningd\\.sqlite3\\.` +
         `restoring-\\d+": check the permissions of "${dir}/target", or run this as the user who ` +
         `owns it$`,
     ),
@@ -48,7 +48,7 @@ Deno.test("init of a backup where the user may not create it: which, and what to
   );
   assertEquals(run.code, 1, run.stderr.join("\n"));
   assertEquals(run.stderr, [
-    `Cannot init: permission denied when creating the directory "${base}/backups": check the ` +
+    `Cannot init backup: permission denied when creating the directory "${base}/backups": check the ` +
     `permissions of "${base}", or run this as the user who owns it`,
   ]);
   assertEquals([...Deno.readDirSync(base)].map((e) => e.name), ["regtest"]);

@@ -146,7 +146,7 @@ Deno.test("encrypted server backup: a flipped, moved, replayed or copied record 
     await s.restartServer({});
     await refused(
       "a replayed record",
-      /^Cannot restore: the server refused node alice: the server cannot open node alice's backup/,
+      /^Cannot restore backup: the server refused node alice: the server cannot open node alice's backup/,
     );
 
     // Untouched again, it restores.

@@ -340,7 +340,7 @@ Deno.test("no server at start: getmanifest is answered first, the first write gi
     const logs = lightningd.logs.map((l) => `${l.level}: ${l.message}`).join("\n");
     assertMatch(
       logs,
-      /broken: giving up: connecting to 127\.0\.0\.1:\d+ failed, and 3 reconnects over [\d.]+ s did not help \(connecting to 127\.0\.0\.1:\d+: .*refused/,
+      /broken: giving up: connecting to 127\.0\.0\.1:\d+ failed, and 3 reconnects over [\d.]+ s did not help \(connecting to 127\.0\.0\.1:\d+: .*refused.*: nothing accepts connections there: check that the server runs/,
     );
     assertMatch(logs, /broken: Cannot store change 1: connecting to/);
   } finally {

@@ -43,6 +43,8 @@ export class UsageError extends Error {
 
 export interface CommandSpec {
   name: string;
+  /** How its errors start, as "Cannot restore backup"; "Cannot <name>" when not given. */
+  action?: string;
   help: string;
   options: Record<string, { type: "string" | "boolean"; multiple?: boolean }>;
   /** The positional arguments, as the usage line names them. */
@@ -71,8 +73,18 @@ export function parseCommandArgs(spec: CommandSpec, args: string[]): ParsedArgs 
       strict: true,
     });
   } catch (error) {
+    const message = (error as Error).message;
+    // "--to-version -1": node cannot tell a negative value from an option.
+    const ambiguous = /^Option '(-[\w-]+)[^']*' argument is ambiguous/.exec(message);
+    if (ambiguous) {
+      const option = ambiguous[1];
+      throw new UsageError(
+        `${option} takes a value, and what follows it starts with a dash: write ` +
+          `${option}=VALUE if that is its value`,
+      );
+    }
     // node's messages run on with advice about "--"; the first sentence says what is wrong.
-    throw new UsageError((error as Error).message.split(/\.\s/)[0]);
+    throw new UsageError(message.split(/\.\s/)[0]);
   }
   if (parsed.values.help) return "help";
   const forms = [spec.positionals, ...spec.otherForms ?? []];
@@ -91,10 +103,10 @@ function isBug(error: unknown): boolean {
     error instanceof ReferenceError || error instanceof SyntaxError || !(error instanceof Error);
 }
 
-/** One line, phrased like every other error: "Cannot <command>: ...". */
-export function oneLine(name: string, message: string): string {
+/** One line, phrased like every other error: "<action>: ...", as "Cannot restore backup: ...". */
+export function oneLine(action: string, message: string): string {
   const line = message.replace(/\s*\n\s*/g, " ").trim();
-  return line.startsWith("Cannot ") ? line : `Cannot ${name}: ${line}`;
+  return line.startsWith("Cannot ") ? line : `${action}: ${line}`;
 }
 
 /**
@@ -135,7 +147,8 @@ export async function runCommand(
       );
       return Exit.Bug;
     }
-    output.err(oneLine(spec.name, explainOsError(error) ?? (error as Error).message));
+    const action = spec.action ?? `Cannot ${spec.name}`;
+    output.err(oneLine(action, explainOsError(error) ?? (error as Error).message));
     return Exit.Failed;
   }
 }

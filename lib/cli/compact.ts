@@ -65,6 +65,7 @@ ${SECRET_HELP}`;
 
 export const COMPACT_SPEC: CommandSpec = {
   name: "compact",
+  action: ACTION,
   help: COMPACT_HELP,
   options: { retain: { type: "string" }, json: { type: "boolean" }, ...SECRET_OPTIONS },
   positionals: ["url"],

@@ -120,6 +120,7 @@ first, one line each.`;
 
 export const INIT_SPEC: CommandSpec = {
   name: "init",
+  action: ACTION,
   help: INIT_HELP,
   options: {
     "lightning-dir": { type: "string" },

@@ -53,6 +53,7 @@ Options:
 
 export const MIRROR_SPEC: CommandSpec = {
   name: "mirror",
+  action: ACTION,
   help: MIRROR_HELP,
   options: { "lightning-dir": { type: "string" }, async: { type: "boolean" } },
   positionals: ["url"],

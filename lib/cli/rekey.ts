@@ -67,6 +67,7 @@ ${SECRET_HELP}`;
 
 export const REKEY_SPEC: CommandSpec = {
   name: "rekey",
+  action: ACTION,
   help: REKEY_HELP,
   options: {
     ...SECRET_OPTIONS,

@@ -67,6 +67,7 @@ with one line, and nothing is left at the target.`;
 
 export const RESTORE_SPEC: CommandSpec = {
   name: "restore",
+  action: "Cannot restore backup",
   help: RESTORE_HELP,
   options: {
     "to-version": { type: "string" },

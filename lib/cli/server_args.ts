@@ -73,6 +73,7 @@ them through SSH, WireGuard or a Tor onion service.`;
 
 export const SERVER_SPEC: CommandSpec = {
   name: "server",
+  action: "Cannot serve backup",
   help: SERVER_HELP,
   options: {
     "log-mode": { type: "string" },

@@ -34,6 +34,7 @@ Options:
 
 export const STATUS_SPEC: CommandSpec = {
   name: "status",
+  action: "Cannot show the backup's status",
   help: STATUS_HELP,
   options: { json: { type: "boolean" } },
   positionals: ["url"],

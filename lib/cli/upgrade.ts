@@ -95,6 +95,7 @@ already upgraded, it says so and exits with 0). A failure leaves backup.lock as 
 
 export const UPGRADE_SPEC: CommandSpec = {
   name: "upgrade",
+  action: ACTION,
   help: UPGRADE_HELP,
   options: {
     "lightning-dir": { type: "string" },

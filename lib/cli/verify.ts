@@ -43,6 +43,7 @@ Verifying an encrypted backup also authenticates every record it reads.`;
 
 export const VERIFY_SPEC: CommandSpec = {
   name: "verify",
+  action: "Cannot verify backup",
   help: VERIFY_HELP,
   options: { ...SECRET_OPTIONS },
   positionals: ["url"],
@@ -101,7 +102,7 @@ export async function verify(
       for (const line of checkBackup(reader, temp)) output.out(line);
       return Exit.Ok;
     } catch (error) {
-      output.err(`FAIL: ${oneLine("verify backup", (error as Error).message)}`);
+      output.err(`FAIL: ${oneLine("Cannot verify backup", (error as Error).message)}`);
       return Exit.Failed;
     } finally {
       reader?.close();

@@ -70,3 +70,22 @@ Deno.test("a change repeating the version: the record count tells whether the se
     await server.close();
   }
 });
+
+Deno.test("a connect refused says to check that the server, or the proxy, runs", async () => {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = listener.addr.port;
+  listener.close();
+  const policy = { ...DEFAULT_RETRY_POLICY, retries: 0 };
+  await assertRejects(
+    () => SocketBackend.connect(`socket:127.0.0.1:${port}`, { policy }),
+    new RegExp(
+      `connecting to 127\\.0\\.0\\.1:${port}: .*refused.*: nothing accepts connections ` +
+        `there: check that the server runs, and the URL's host and port`,
+    ),
+  );
+  await assertRejects(
+    () =>
+      SocketBackend.connect(`socket:example.org:9735?proxy=socks5:127.0.0.1:${port}`, { policy }),
+    /through the proxy 127\.0\.0\.1:\d+: .*refused.*: check that the proxy the URL names runs/,
+  );
+});

@@ -28,6 +28,34 @@ import { dialTcp, SocketConn, startTls, TlsIdentityError } from "./tls_dial.ts";
 
 export type SocketUrl = BackupUrl & { scheme: "socket" };
 
+/**
+ * What to do about a connect the network refused, after the OS's words; `undefined` when
+ * they say it already. The proxy's refusals of the target come from socks5.ts.
+ */
+function connectAdvice(error: unknown, proxied: boolean): string | undefined {
+  const code = (error as { code?: string }).code;
+  const message = (error as Error).message ?? "";
+  const there = proxied ? "the proxy the URL names" : "the server";
+  if (error instanceof Deno.errors.ConnectionRefused || code === "ECONNREFUSED") {
+    return `nothing accepts connections there: check that ${there} runs, and the URL's host ` +
+      `and port`;
+  }
+  if (code === "ENOTFOUND" || /failed to lookup address|getaddrinfo/i.test(message)) {
+    return "the host name does not resolve: check it, or give an IP address";
+  }
+  if (
+    code === "EHOSTUNREACH" || code === "ENETUNREACH" ||
+    /No route to host|Network is unreachable/i.test(message)
+  ) {
+    return "no route to that host: check the address and this machine's network";
+  }
+  if (error instanceof ConnectionLostError && /timed out/.test(message)) {
+    return `check the URL's host and port, that ${there} runs, and that no firewall drops ` +
+      `the connection`;
+  }
+  return undefined;
+}
+
 /** The connection failed, closed or timed out: reconnecting may help. */
 export class ConnectionLostError extends Error {
   constructor(message: string) {
@@ -134,7 +162,10 @@ export class WireConnection {
       if (error instanceof TlsIdentityError) {
         throw new ServerRefusedError(error.message);
       }
-      throw lost(error, what);
+      const failed = lost(error, what);
+      const advice = connectAdvice(error, url.proxy !== undefined);
+      if (advice) failed.message += `: ${advice}`;
+      throw failed;
     }
     if (!(conn instanceof SocketConn)) conn!.setNoDelay(true);
     const connection = new WireConnection(conn!, timeoutMs);

@@ -67,6 +67,7 @@ Exit status: 0 when no check failed (warnings allowed), 1 when one did.`;
 
 export const DOCTOR_SPEC: CommandSpec = {
   name: "doctor",
+  action: "Cannot check the node",
   help: DOCTOR_HELP,
   options: { "lightning-dir": { type: "string" } },
   positionals: [],
