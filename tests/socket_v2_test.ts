@@ -30,6 +30,7 @@ import {
   encodeChangeV2,
   encodeFrame,
   encodeHello,
+  encodeSealedBase,
   encodeSnapshotFile,
   ErrorCode,
   PROTOCOL_VERSION,
@@ -310,6 +311,35 @@ Deno.test("limits: the quota counts a change's stored bytes, not its characters"
     const held = server.storageFor("alice").state().bytes;
     assert(held <= quota, `${held} bytes held under a quota of ${quota}`);
     alice.close();
+  }, { quotaBytes: quota });
+});
+
+Deno.test("limits: a compaction's upload in flight does not make the node's writes pass the quota", async () => {
+  // An encrypted backup's compaction uploads its base (SEALED_BASE) on a connection of its
+  // own while the node writes on another (lib/backends/socket/sealed_compaction.ts); a write
+  // refused for the quota stops the node.
+  const quota = 64 << 10;
+  await withServer(async ({ url, credential, server }) => {
+    const alice = await connect(url, credential("alice"));
+    const compaction = await WireConnection.open(socketUrl(url), 5_000, credential("alice"));
+    try {
+      await alice.append({ version: 1, statements: ["CREATE TABLE t (a)"] });
+      const held = server.storageFor("alice").state().bytes;
+      // A base that leaves 1 KiB of the quota, its first half sent and the rest to come.
+      const size = quota - held - 1024;
+      await compaction.send(encodeSealedBase(size));
+      await compaction.send(encodeFrame(V2Type.Data, new Uint8Array(size >> 1)));
+      await new Promise((r) => setTimeout(r, 200));
+      // 2 KiB more: within the quota as the backup stands.
+      const statement = `INSERT INTO t VALUES ('${cjkText(1)}${cjkText(2)}${cjkText(3)}${
+        cjkText(4)
+      }')`;
+      await alice.append({ version: 2, statements: [statement] });
+      assert(server.storageFor("alice").state().bytes <= quota);
+    } finally {
+      compaction.close();
+      alice.close();
+    }
   }, { quotaBytes: quota });
 });
 

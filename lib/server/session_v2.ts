@@ -426,7 +426,9 @@ export class V2Session {
     }
     const quota = this.host.limits.quotaBytes;
     // A write that adds nothing (a rewind) goes in over the quota too: it may free room.
-    if (quota !== undefined && bytes > 0 && storage.usedBytes() + bytes > quota) {
+    // Uploads in flight do not count here (#receiveFile counts them against each other): a
+    // compaction's base on another connection would otherwise stop the node it is to relieve.
+    if (quota !== undefined && bytes > 0 && storage.state().bytes + bytes > quota) {
       return { code: ErrorCode.Quota, message: this.#overQuota(quota) };
     }
     return undefined;

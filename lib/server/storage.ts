@@ -122,7 +122,10 @@ export class ServerStorage {
   /** Bytes of the uploads being received into temporary files here, on any connection. */
   #receiving = 0;
 
-  /** What the node's quota counts: the backup's bytes and its uploads being received. */
+  /**
+   * What the node's quota counts against a new upload: the backup's bytes and its uploads
+   * being received (a write to the backup counts its bytes alone).
+   */
   usedBytes(): number {
     return this.#backend.state().bytes + this.#receiving;
   }
