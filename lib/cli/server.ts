@@ -26,6 +26,14 @@ import {
 
 const ACTION = "Cannot serve backup";
 
+/** How a node command's errors start. */
+const NODE_ACTIONS: Record<NodeCommand, string> = {
+  "add-node": "Cannot add node",
+  "list-nodes": "Cannot list nodes",
+  "remove-node": "Cannot remove node",
+  "init-tls": "Cannot make the TLS certificate",
+};
+
 /** syslog priorities, which journald reads from a line's `<N>` prefix. */
 const SYSLOG: Record<LogLevel, number> = {
   debug: 7,
@@ -42,7 +50,10 @@ export async function server(
   output: Output = consoleOutput,
   started?: (server: BackupServer) => void,
 ): Promise<number> {
-  return await runCommand(SERVER_SPEC, args, output, async (parsed) => {
+  // A node command comes first, as its usage line shows; it serves nothing.
+  const action = NODE_ACTIONS[args[0] as NodeCommand];
+  const spec = action ? { ...SERVER_SPEC, action } : SERVER_SPEC;
+  return await runCommand(spec, args, output, async (parsed) => {
     const nodeCommand = nodeCommandArgs(parsed);
     if (nodeCommand?.command === "init-tls") return await initTls(nodeCommand.root, output);
     if (nodeCommand) {
@@ -82,7 +93,7 @@ function storagePath(url: string): string {
   const target = parseBackupUrl(url);
   if (target.scheme !== "file") {
     throw new Error(
-      `${ACTION}: the storage "${url}" must be a directory on this machine: use a ` +
+      `the storage "${url}" must be a directory on this machine: use a ` +
         `file:///abs/path URL`,
     );
   }
@@ -121,7 +132,7 @@ function manageNodes(
       // A mistyped root would list nothing, as a root without nodes does: say which it is.
       if (!NodeRegistry.isRoot(nodes.root)) {
         throw new Error(
-          `Cannot list nodes: "${nodes.root}" is not a server root (it has no "nodes" ` +
+          `"${nodes.root}" is not a server root (it has no "nodes" ` +
             `directory): check the path; "server add-node ${nodes.root} NAME" makes one`,
         );
       }

@@ -43,6 +43,23 @@ Deno.test("server node commands: a relative root is the operator's, a missing on
   }
 });
 
+Deno.test("server node commands' errors start with what they could not do, not serving", async () => {
+  const dir = Deno.makeTempDirSync({ prefix: "server-cli-" });
+  try {
+    const run = async (args: string[]) => {
+      const output = new BufferedOutput();
+      assertEquals(await server(args, output), 1);
+      return output.stderr.join("\n");
+    };
+    assertEquals(await server(["add-node", dir, "alice"], new BufferedOutput()), 0);
+    assertMatch(await run(["add-node", dir, "alice"]), /^Cannot add node: node "alice" exists/);
+    assertMatch(await run(["remove-node", dir, "bob"]), /^Cannot remove node: there is no node/);
+    assertMatch(await run(["add-node", dir, "bad name"]), /^Cannot add node: "bad name" is not/);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
 Deno.test("server says what to do when its port or its metrics' port is taken", async () => {
   const dir = Deno.makeTempDirSync({ prefix: "server-cli-" });
   const taken = Deno.listen({ hostname: "127.0.0.1", port: 0 });
