@@ -170,10 +170,9 @@ export function encodeChange(
 }
 
 /**
- * A CHANGE's version and statements. Split on NUL as the Python server does, so a change
- * with no statements arrives as one empty statement.
+ * A CHANGE's version and statements, and `bytes`, the statements' UTF-8 length, joined. Split
+ * on NUL as the Python server does, so a change with no statements arrives as one empty one.
  */
-/** A CHANGE's version and statements, and `bytes`, the statements' UTF-8 length, joined. */
 export function decodeChange(
   packet: Packet,
   maxBytes: number,
