@@ -27,6 +27,7 @@ import { withTestServer } from "./support/wire_server.ts";
 import { FaultProxy } from "./support/fault_proxy.ts";
 import { HEADER_BYTES, METADATA_BYTES } from "../lib/wire/packets.ts";
 import { DatabaseSync } from "node:sqlite";
+import { PASSPHRASE } from "./support/encrypted.ts";
 
 function names(dir: string): string[] {
   return [...Deno.readDirSync(dir)].map((e) => e.name).sort();
@@ -207,6 +208,40 @@ Deno.test("init finishes an empty node's interrupted set-up, not a backup the no
   ]);
   assertEquals(names(dir), ["hsm_secret", "lightningd.sqlite3"]);
   removeNodeDir(dir);
+});
+
+Deno.test("an encrypted init killed before backup.lock is finished by a rerun given the same passphrase, not another", async () => {
+  const dir = makeNodeDir("fresh-start");
+  try {
+    const base = Deno.realPathSync(`${dir}/..`);
+    const url = `file://${base}/backup`;
+    const [right, wrong] = [`${base}/right`, `${base}/wrong`];
+    Deno.writeTextFileSync(right, `${PASSPHRASE}\n`);
+    Deno.writeTextFileSync(wrong, "another passphrase\n");
+    const args = (passphrase: string) => [
+      url,
+      "--lightning-dir",
+      dir,
+      "--encrypt",
+      "--passphrase-file",
+      passphrase,
+    ];
+    await killedAt(["init", ...args(right)], "init-before-lock");
+    const key = Deno.readTextFileSync(`${dir}/backup.key`);
+    const refused = new BufferedOutput();
+    assertEquals(await init(args(wrong), refused), 1);
+    assertMatch(
+      refused.stderr[0],
+      /which an interrupted init left, is not this init's: its key does not open: .*; give the one the interrupted init was given/,
+    );
+    assertEquals(Deno.readTextFileSync(`${dir}/backup.key`), key);
+    const output = new BufferedOutput();
+    assertEquals(await init(args(right), output), 0, output.text);
+    assertMatch(output.stdout[0], /^Found the backup .* an interrupted init left, complete/);
+    assertEquals(Deno.readTextFileSync(`${dir}/backup.key`), key);
+  } finally {
+    removeNodeDir(dir);
+  }
 });
 
 /**

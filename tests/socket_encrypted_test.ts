@@ -408,6 +408,16 @@ Deno.test("init --encrypt to a server killed before backup.lock: the rerun opens
     assertEquals(existsSync(`${s.dir}/backup.lock`), false);
 
     Deno.writeTextFileSync(`${s.dir}/${KEY_FILE}`, leftKey);
+    // Another passphrase than the interrupted init's would be kept for a key it does not open.
+    const wrong = `${s.root}/wrong-passphrase`;
+    Deno.writeTextFileSync(wrong, "another passphrase\n");
+    const otherSecret = new BufferedOutput();
+    assertEquals(await init(encryptedInitArgs(s, wrong), otherSecret), 1);
+    assertMatch(
+      otherSecret.stderr[0],
+      /its key does not open: .*; give the one the interrupted init was given/,
+    );
+    assertEquals(Deno.readTextFileSync(`${s.dir}/${KEY_FILE}`), leftKey);
     const output = new BufferedOutput();
     assertEquals(await init(encryptedInitArgs(s, passphrase), output), 0, output.text);
     assertMatch(

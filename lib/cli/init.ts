@@ -11,7 +11,8 @@ import { createFileBackup, type NewEncryption } from "../backends/file/create.ts
 import { readChain } from "../format/chain.ts";
 import { newBackupId } from "../format/segment.ts";
 import { DataKey, sameBytes } from "../crypto/data_key.ts";
-import { wrapKey } from "../crypto/wrapped_key.ts";
+import { describeWraps, UnlockError, wrapKey } from "../crypto/wrapped_key.ts";
+import { readWrappedKey, unlockDir } from "./unlock.ts";
 import { KEY_FILE, readKeyFile, removeKeyFileOf, writeKeyFile } from "../crypto/key_file.ts";
 import { askNewPassphrase, givenPassphrase, type Prompt, terminalPrompt } from "./secrets.ts";
 import { FileBackupReader } from "../backends/file/reader.ts";
@@ -324,6 +325,34 @@ export async function newEncryption(
   return { key, backupId, wrappedKey };
 }
 
+/**
+ * Why the encrypted backup an interrupted init left in `dir` (or its copy) does not open with
+ * the secret this init was given, if it does not: the operator keeps that secret, so it must
+ * be the one its key.json is wrapped for. A recipient is checked by its wrap (the init holds
+ * no identity); a passphrase, given or asked for, by opening the key.
+ */
+async function whyNotOpened(
+  dir: string,
+  values: Record<string, string | boolean | undefined>,
+  prompt: Prompt,
+): Promise<string | undefined> {
+  const redo = "give the one the interrupted init was given, or remove it and run init again";
+  const recipient = typeof values.recipient === "string" ? values.recipient : undefined;
+  if (recipient !== undefined) {
+    if (!describeWraps(readWrappedKey(dir)).includes(`age recipient ${recipient}`)) {
+      return `its key is not wrapped for the recipient given, ${recipient}: ${redo}`;
+    }
+    if (givenPassphrase(values["passphrase-file"]) === undefined) return undefined;
+  }
+  try {
+    await unlockDir(dir, values, prompt);
+  } catch (error) {
+    if (!(error instanceof UnlockError)) throw error;
+    return `its key does not open: ${error.message}; ${redo}`;
+  }
+  return undefined;
+}
+
 /** Checks that an interrupted init's backup fits this one: encrypted alike, its key at hand. */
 async function checkLeftEncryption(path: string, dir: string, encrypt: boolean): Promise<void> {
   const keyId = readChain(path).keyId;
@@ -495,14 +524,17 @@ export async function init(
     if (path === undefined) {
       if (scheme === "s3") checkPluginCredentials(dir, ACTION);
       // Made when the backup is to be made (on a server: not when an interrupted init's is
-      // found there, opened by the key file it left).
+      // found there, opened by the key file it left and the secret given now).
       let encryption: NewEncryption | undefined;
-      const newKey = encrypt
-        ? async () => encryption = await newEncryption(values, prompt)
+      const initKey = encrypt
+        ? {
+          make: async () => encryption = await newEncryption(values, prompt),
+          whyNotOpened: (copy: string) => whyNotOpened(copy, values, prompt),
+        }
         : undefined;
       let made: MadeBackup;
       try {
-        made = await createOrFind(database, url, dir, newKey);
+        made = await createOrFind(database, url, dir, initKey);
       } catch (error) {
         // The key file goes with the backup not made, unless the server may hold it.
         if (encryption && !(error instanceof MayHaveStoredError)) {
@@ -539,6 +571,13 @@ export async function init(
         );
       }
       await checkLeftEncryption(path, dir, encrypt);
+      const unopened = encrypt ? await whyNotOpened(path, values, prompt) : undefined;
+      if (unopened) {
+        throw new Error(
+          `${ACTION}: "${path}", which an interrupted init left, is not this init's: ` +
+            `${unopened}`,
+        );
+      }
       left = found;
     }
     const encryption = encrypt && left === undefined

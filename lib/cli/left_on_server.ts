@@ -23,9 +23,10 @@ import { readFull } from "../fs/read_full.ts";
 /**
  * Why the server at `url` (reached with the credential in the lightning dir `dir`) does not
  * hold what an interrupted init leaves: the database in the file `snapshot`, at `version`,
- * alone; `undefined` when it does. An encrypted init's must open with `key`, the one that
- * init left in `dir`'s key file; without `key`, an encrypted backup is not this init's.
- * Fetches it through `scratch`.
+ * alone; `undefined` when it does. An encrypted init's must open with `sealed.key`, the one
+ * that init left in `dir`'s key file, and with the secret given this time
+ * (`sealed.whyNotOpened`); without `sealed`, an encrypted backup is not this init's. Fetches
+ * it through `scratch`.
  */
 export async function whyNotLeftOnServer(
   url: string,
@@ -33,8 +34,9 @@ export async function whyNotLeftOnServer(
   snapshot: string,
   version: number,
   scratch: string,
-  key?: DataKey,
+  sealed?: { key: DataKey; whyNotOpened(dir: string): Promise<string | undefined> },
 ): Promise<string | undefined> {
+  const key = sealed?.key;
   const reader = await SocketBackupReader.fetch(
     url,
     DEFAULT_RETRY_POLICY.timeoutMs,
@@ -52,7 +54,10 @@ export async function whyNotLeftOnServer(
       if (!sameBytes(keyId, key.id)) {
         return `it is sealed with another key than the one in "${dir}/${KEY_FILE}"`;
       }
-      (reader as CopiedBackupReader).local.key = key;
+      const local = (reader as CopiedBackupReader).local;
+      const unopened = await sealed!.whyNotOpened(local.dir);
+      if (unopened) return unopened;
+      local.key = key;
     }
     return holdsOnly(reader, snapshot, version, key !== undefined)
       ? undefined

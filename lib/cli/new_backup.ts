@@ -155,13 +155,21 @@ export class MayHaveStoredError extends Error {
   }
 }
 
-/** Makes a new backup's data key and its wrapping, asking for the passphrase if need be. */
-export type NewKey = () => Promise<NewEncryption>;
+/** An encrypted init's key: made anew, or, for what an interrupted init left, checked. */
+export interface InitKey {
+  /** Makes a new data key and its wrapping, asking for the passphrase if need be. */
+  make(): Promise<NewEncryption>;
+  /**
+   * Why the backup an interrupted init left, copied to `dir`, does not open with the secret
+   * this init was given (its key.json), if it does not.
+   */
+  whyNotOpened(dir: string): Promise<string | undefined>;
+}
 
 /**
  * {@linkcode createBackupFrom} for the node's own destination, which on a server may also be
  * found as an interrupted init of the node left it (lib/cli/left_on_server.ts). Only there: a
- * copy found so could be the same backup under another name. Encrypted with a key `newKey`
+ * copy found so could be the same backup under another name. Encrypted with a key `initKey`
  * makes, written to `dir`'s key file before the backup it opens exists; on a server, only once
  * its backup is known to be empty: a key an interrupted init left there opens what it left.
  */
@@ -169,11 +177,11 @@ export async function createOrFind(
   database: string,
   url: string,
   dir: string,
-  newKey?: NewKey,
+  initKey?: InitKey,
 ): Promise<MadeBackup> {
   const scheme = parseBackupUrl(url).scheme;
-  if (scheme === "socket") return await sendSnapshotTo(database, url, dir, newKey, true);
-  const encryption = await newKey?.();
+  if (scheme === "socket") return await sendSnapshotTo(database, url, dir, initKey, true);
+  const encryption = await initKey?.make();
   // The key file first: an init killed after the backup is made finds it beside it.
   if (encryption) writeKeyFile(dir, encryption.key);
   const version = scheme === "s3"
@@ -186,14 +194,14 @@ export async function createOrFind(
  * Sends a snapshot of `database` to the empty backup on the server `url` names, as the
  * Python `backup-cli init` does, and returns the version it holds (0: no database, nothing
  * sent); or, when `mayFind`, finds there what an interrupted init of this node left. With
- * `newKey`, the snapshot is sealed here with the key it makes, which goes to `dir`'s key file
+ * `initKey`, the snapshot is sealed here with the key it makes, which goes to `dir`'s key file
  * first, and sent with the wrapped key (wire v2).
  */
 async function sendSnapshotTo(
   database: string,
   url: string,
   dir: string,
-  newKey: NewKey | undefined,
+  initKey: InitKey | undefined,
   mayFind: boolean,
 ): Promise<MadeBackup> {
   let remote: SocketBackend;
@@ -214,7 +222,7 @@ async function sendSnapshotTo(
       // The Python server serves one connection at a time: the look needs its own.
       remote.close();
       const why = mayFind
-        ? await whyNotLeft(url, dir, database, { version, records }, newKey !== undefined, tmp)
+        ? await whyNotLeft(url, dir, database, { version, records }, initKey, tmp)
         : "";
       if (why === undefined) return { version, found: true };
       throw new Error(
@@ -222,7 +230,7 @@ async function sendSnapshotTo(
           `${version}${why}: give this node a new storage directory on the server`,
       );
     }
-    const encryption = await newKey?.();
+    const encryption = await initKey?.make();
     if (encryption) {
       writeKeyFile(dir, encryption.key);
       const sent = sendSealed(remote, database, `${tmp}/sealed`, encryption);
@@ -262,21 +270,21 @@ async function mayHaveStored<T>(sending: Promise<T>, mayFind: boolean): Promise<
 
 /**
  * Why the backup the server holds (`held`) is not what an interrupted init of the node at
- * `dir` left, as a clause for the refusal; `undefined` when it is. An init that `encrypts`
- * takes over only a backup that opens with the key an interrupted init left in `dir`. Works in
- * `scratch`.
+ * `dir` left, as a clause for the refusal; `undefined` when it is. An encrypted init (with
+ * `initKey`) takes over only a backup that opens with the key an interrupted init left in
+ * `dir`, whose key.json opens with the secret this init was given. Works in `scratch`.
  */
 async function whyNotLeft(
   url: string,
   dir: string,
   database: string,
   held: { version: number; records: number },
-  encrypts: boolean,
+  initKey: InitKey | undefined,
   scratch: string,
 ): Promise<string | undefined> {
   const not = ", not what an interrupted init of this node leaves";
-  const key = encrypts ? await keyLeftIn(dir) : undefined;
-  if (encrypts && !key) {
+  const key = initKey ? await keyLeftIn(dir) : undefined;
+  if (initKey && !key) {
     return `${not} that this init can take over (an encrypted one opens with the key an ` +
       `interrupted init leaves in "${dir}/${KEY_FILE}", and there is none)`;
   }
@@ -291,7 +299,17 @@ async function whyNotLeft(
   }
   let why: string | undefined;
   try {
-    why = await whyNotLeftOnServer(url, dir, copy, version, scratch, key);
+    why = await whyNotLeftOnServer(
+      url,
+      dir,
+      copy,
+      version,
+      scratch,
+      key && {
+        key,
+        whyNotOpened: initKey!.whyNotOpened,
+      },
+    );
   } catch (error) {
     return `${not} (it could not be compared with the database: ${(error as Error).message})`;
   }
