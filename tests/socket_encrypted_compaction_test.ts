@@ -163,3 +163,25 @@ Deno.test("encrypted server backup: a server killed at each step of the swap lea
     await s.stop();
   }
 });
+
+Deno.test("encrypted server backup near its quota is compacted: its base takes the place of what it covers", async () => {
+  const s = await startEncryptedServer();
+  try {
+    const key = await initEncrypted(s);
+    const env = { CLN_BACKUP_TEST_SEGMENT_BYTES: String(4 * 1024) };
+    await replayFirstRuns(s, env);
+    await writeMore(s, env, 0);
+    const dump = dumpDatabase(`${s.dir}/lightningd.sqlite3`);
+    // A quota the backup plus its new base would pass, which the base alone does not.
+    const { bytes } = await serverStatus(s.url, s.credential);
+    await s.restartServer({}, ["--quota-bytes", String(bytes + 1024)]);
+    const result = await compactHere(s, key);
+    assert(
+      result.after.backupsize < bytes,
+      `${result.after.backupsize} bytes after, ${bytes} before`,
+    );
+    assertEquals(await restoredWith(s, key), dump);
+  } finally {
+    await s.stop();
+  }
+});

@@ -177,16 +177,18 @@ Deno.test("while a large SNAPSHOT is inflated and made a base, other connections
     // connections, and may take the ACK before an answer the server sent ahead of it.
     const building = () => logs.some((l) => /SNAPSHOT 3 \(\d+ bytes deflated\)/.test(l));
     let answered = 0;
+    const seen: string[] = [];
     while (!acked) {
       const sentDuring = building();
       await reader.send(REQ_METADATA);
       const metadata = decodeMetadata((await reader.next())!);
       if (sentDuring && metadata.version === 0) answered++;
+      seen.push(`${sentDuring ? "b" : "-"}${metadata.version}`);
       assert([0, 3].includes(metadata.version), `${metadata.version}`);
     }
     assertEquals(decodeVersion((await ack)!), 3);
     // Without a pause between the parts, or with one that does not poll for I/O: none.
-    assert(answered >= 1, `${answered} answers while the base was made`);
+    assert(answered >= 1, `${answered} answers while the base was made (${seen.join(" ")})`);
     writer.close();
     reader.close();
   });

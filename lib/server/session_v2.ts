@@ -284,7 +284,7 @@ export class V2Session {
         this.host.log("info", `${this.name}: SEALED_BASE (${size} bytes)`);
         const upload = storage.uploadPath(this.id);
         try {
-          await this.#receiveFile(upload, size);
+          await this.#receiveFile(upload, size, true);
           return await this.#answer(
             "SEALED_BASE",
             V2Type.CompactRes,
@@ -623,11 +623,15 @@ export class V2Session {
    * any size, never whole in memory); anything else before they are all there ends the
    * connection as a protocol error.
    */
-  async #receiveFile(path: string, size: number): Promise<void> {
+  async #receiveFile(path: string, size: number, replacing = false): Promise<void> {
     const quota = this.host.limits.quotaBytes;
     const storage = this.#storage!;
-    // Its other connections' uploads count too: else each could take the quota at once.
-    if (quota !== undefined && storage.usedBytes() + size > quota) {
+    // Its other connections' uploads count too: else each could take the quota at once. A
+    // compaction's base (`replacing`) takes the place of what it covers, deleted once it is
+    // in: counted with the uploads alone, so a backup near its quota can still be compacted
+    // (the disk holds the base beside it meanwhile, the quota more at most).
+    const held = replacing ? storage.uploadingBytes() : storage.usedBytes();
+    if (quota !== undefined && held + size > quota) {
       await this.#refuse(
         ErrorCode.Quota,
         `node ${this.#node}'s backup would pass its quota of ${quota} bytes with an upload of ` +

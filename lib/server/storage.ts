@@ -130,6 +130,11 @@ export class ServerStorage {
     return this.#backend.state().bytes + this.#receiving;
   }
 
+  /** Bytes of the uploads being received here, on any connection. */
+  uploadingBytes(): number {
+    return this.#receiving;
+  }
+
   /** Runs `work`, the receiving of an upload of `bytes`, counted in {@linkcode usedBytes}. */
   async receiving<T>(bytes: number, work: () => Promise<T>): Promise<T> {
     this.#receiving += bytes;
