@@ -13,6 +13,7 @@ import { encodeVersionPacket, PacketType } from "../wire/packets.ts";
 import { formatHostPort } from "../backends/url.ts";
 import { DEFAULT_MAX_PAYLOAD_BYTES, PacketReader } from "../wire/packet_reader.ts";
 import { encodeError, ErrorCode, V2_HANDSHAKE_FRAMING, V2Type } from "../wire/packets_v2.ts";
+import { admit, isLoopback, type Pending } from "./admission.ts";
 import { type LogLevel, Session } from "./session.ts";
 import { V2Session } from "./session_v2.ts";
 import { ServerStorage } from "./storage.ts";
@@ -37,9 +38,11 @@ export interface ServerLimits {
   handshakeTimeoutMs: number;
   /**
    * Connections that have not finished a handshake yet, all peers together; past it, the
-   * oldest of them is closed for the new one.
+   * oldest of them is closed for the new one (admission.ts).
    */
   pendingConnections: number;
+  /** Of those, from one address that is not loopback; past it, its new one is turned away. */
+  pendingPerAddress: number;
 }
 
 export const DEFAULT_LIMITS: ServerLimits = {
@@ -48,6 +51,7 @@ export const DEFAULT_LIMITS: ServerLimits = {
   quotaBytes: undefined,
   handshakeTimeoutMs: 10_000,
   pendingConnections: 256,
+  pendingPerAddress: 16,
 };
 
 export interface ServerOptions {
@@ -67,8 +71,6 @@ export interface ServerOptions {
 }
 
 type AnySession = Session | V2Session;
-
-const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|::ffff:127\.\d+\.\d+\.\d+)$/;
 
 /** How long the server waits after a failed accept (no file descriptor left) to try again. */
 const ACCEPT_RETRY_MS = 100;
@@ -91,6 +93,8 @@ export class BackupServer {
   #accepting: Promise<void>;
   #turningAway = false;
   #closedPending = new WeakSet<Deno.Conn>();
+  /** The address whose connections were last turned away, said once in a row. */
+  #refusedHost: string | undefined;
   #acceptFailing = false;
   #closing = false;
 
@@ -163,13 +167,24 @@ export class BackupServer {
       }
       if (this.#acceptFailing) this.log("info", "accepting connections again");
       this.#acceptFailing = false;
-      // What connections that never finish a handshake hold (a socket, a read buffer) stays
-      // bounded: past the limit the oldest goes. Turning the new one away instead would let
-      // one peer that holds the limit's worth idle keep every node out.
-      const pending = this.#pendingConns();
-      if (pending.length >= this.limits.pendingConnections) {
-        this.#closedPending.add(pending[0]);
-        closeQuietly(pending[0]);
+      const host = conn.remoteAddr.hostname;
+      const admission = admit(this.#pendingConns(), host, this.limits);
+      if (admission.refuse) {
+        closeQuietly(conn);
+        if (this.#refusedHost !== host) {
+          this.log(
+            "warning",
+            `turning connections from ${host} away: it has ${this.limits.pendingPerAddress} ` +
+              `awaiting a handshake`,
+          );
+        }
+        this.#refusedHost = host;
+        continue;
+      }
+      this.#refusedHost = undefined;
+      if (admission.evict) {
+        this.#closedPending.add(admission.evict);
+        closeQuietly(admission.evict);
         if (!this.#turningAway) {
           this.log(
             "warning",
@@ -266,13 +281,13 @@ export class BackupServer {
    * Connections with no session yet, or a v2 session that has not authenticated, oldest first
    * (a Map keeps its insertion order).
    */
-  #pendingConns(): Deno.Conn[] {
-    const pending: Deno.Conn[] = [];
+  #pendingConns(): Pending<Deno.Conn>[] {
+    const pending: Pending<Deno.Conn>[] = [];
     for (const [conn, { session }] of this.#serving) {
       // One closed for a newer one counts no more, though its serving has yet to end.
       if (this.#closedPending.has(conn)) continue;
       if (!session || (session instanceof V2Session && !session.authenticated)) {
-        pending.push(conn);
+        pending.push({ conn, host: (conn.remoteAddr as Deno.NetAddr).hostname });
       }
     }
     return pending;
@@ -348,7 +363,7 @@ export class BackupServer {
    * from anyone who knows the address would keep every node out.
    */
   authBlocked(host: string, now = performance.now()): boolean {
-    if (LOOPBACK.test(host)) return false;
+    if (isLoopback(host)) return false;
     const recent = (this.#failedAuths.get(host) ?? []).filter((t) => now - t < 60_000);
     if (recent.length === 0) this.#failedAuths.delete(host);
     else this.#failedAuths.set(host, recent);

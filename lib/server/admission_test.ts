@@ -1,0 +1,38 @@
+import { assertEquals } from "../../tests/support/assert.ts";
+import { admit, isLoopback, type Pending } from "./admission.ts";
+
+const LIMITS = { pendingConnections: 4, pendingPerAddress: 2 };
+const from = (...hosts: string[]): Pending<number>[] => hosts.map((host, conn) => ({ conn, host }));
+
+Deno.test("admit: under the limits a connection is taken", () => {
+  assertEquals(admit(from("203.0.113.1"), "203.0.113.2", LIMITS), { refuse: false });
+});
+
+Deno.test("admit: past the limit in all, the oldest pending connection makes way", () => {
+  const pending = from("203.0.113.1", "203.0.113.2", "203.0.113.3", "127.0.0.1");
+  assertEquals(admit(pending, "203.0.113.4", LIMITS), { refuse: false, evict: 0 });
+});
+
+Deno.test("admit: one address past its share is turned away, and pushes no one out", () => {
+  const pending = from("203.0.113.1", "203.0.113.9", "203.0.113.9", "203.0.113.2");
+  assertEquals(admit(pending, "203.0.113.9", LIMITS), { refuse: true });
+  assertEquals(admit(pending, "2001:db8::1", LIMITS), { refuse: false, evict: 0 });
+});
+
+Deno.test("admit: loopback, where a Tor onion service's peers all come from, has no share", () => {
+  const pending = from("127.0.0.1", "127.0.0.1", "::1");
+  assertEquals(admit(pending, "127.0.0.1", LIMITS), { refuse: false });
+  assertEquals(admit([...pending, ...from("127.0.0.1")], "::1", LIMITS), {
+    refuse: false,
+    evict: 0,
+  });
+});
+
+Deno.test("isLoopback: IPv4, IPv6 and IPv4-mapped loopback; nothing else", () => {
+  for (const host of ["127.0.0.1", "127.1.2.3", "::1", "::ffff:127.0.0.1"]) {
+    assertEquals(isLoopback(host), true, host);
+  }
+  for (const host of ["10.0.0.1", "128.0.0.1", "::2", "::ffff:10.0.0.1", "localhost", ""]) {
+    assertEquals(isLoopback(host), false, host);
+  }
+});
