@@ -5,7 +5,7 @@
  */
 import { assert, assertEquals, assertMatch } from "./support/assert.ts";
 import { withServer } from "./support/v2_server.ts";
-import { freePort, spawnListening } from "./support/server_process.ts";
+import { freePort, spawnServerProcess } from "./support/server_process.ts";
 import { cli } from "./support/encrypted_server.ts";
 import { makeEncryptedBackup, PASSPHRASE } from "./support/encrypted.ts";
 import { dumpDatabase } from "./support/dump.ts";
@@ -28,9 +28,8 @@ import {
   V2Type,
 } from "../lib/wire/packets_v2.ts";
 import { NodeRegistry } from "../lib/server/nodes.ts";
+import { existsSync } from "../lib/fs/exists.ts";
 import net from "node:net";
-
-const CLI = new URL("../cli.ts", import.meta.url).pathname;
 
 /** A header declaring `length` bytes of a packet of `type`, and none of them. */
 function header(type: number, length: number): Uint8Array {
@@ -101,15 +100,7 @@ Deno.test("the server survives peers that reset their connections before it acce
   const root = Deno.makeTempDirSync({ prefix: "socket-hostile-" });
   new NodeRegistry(`${root}/server`).add("alice");
   const port = freePort();
-  const server = await spawnListening(Deno.execPath(), [
-    "run",
-    "-A",
-    CLI,
-    "server",
-    `file://${root}/server`,
-    `127.0.0.1:${port}`,
-    "--allow-plain",
-  ], port);
+  const server = await spawnServerProcess(`file://${root}/server`, port, ["--allow-plain"]);
   try {
     // Connect, then reset (RST) at once: accept(2) takes the connection from the queue and
     // asking its peer's address then fails (ENOTCONN).
@@ -177,22 +168,13 @@ Deno.test("restore and verify given a passphrase refuse a plain backup where a s
     const swapped = await cli(["restore", url, `${root}/swapped.sqlite3`], envOf("alice"));
     assertEquals(swapped.code, 1, swapped.stdout);
     assertMatch(swapped.stderr, /is not encrypted, but a passphrase or age identity was given/);
-    assert(!existsFile(`${root}/swapped.sqlite3`));
+    assert(!existsSync(`${root}/swapped.sqlite3`));
     // verify given the passphrase does not take the server's word for a plain backup either.
     const checked = await cli(["verify", url], envOf("alice"));
     assertEquals(checked.code, 1, checked.stdout);
     assertMatch(checked.stderr, /is not encrypted, but a passphrase or age identity was given/);
   });
 });
-
-function existsFile(path: string): boolean {
-  try {
-    Deno.statSync(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 Deno.test("a node's uploads on several connections at once stay within its quota together", async () => {
   const quota = 4 << 20;

@@ -371,6 +371,8 @@ export class BackupServer {
   }
 
   authFailed(host: string, now = performance.now()): void {
+    // Never turned away (authBlocked), so not counted.
+    if (isLoopback(host)) return;
     // Bounded: a flood from many addresses keeps at most this many entries.
     if (this.#failedAuths.size > 10_000) this.#failedAuths.clear();
     this.#failedAuths.set(host, [...(this.#failedAuths.get(host) ?? []), now].slice(-100));
