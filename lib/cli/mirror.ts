@@ -76,6 +76,12 @@ export async function mirror(args: string[], output: Output = consoleOutput): Pr
     const dir = userPath(String(values["lightning-dir"] ?? "."));
     checkNetworkDir(dir, ACTION);
     using _setup = lockForSetup(dir, ACTION);
+    if (!existsSync(`${dir}/${LOCK_FILE}`)) {
+      throw new Error(
+        `${ACTION}: no ${LOCK_FILE} in "${dir}": give the node's network directory with ` +
+          `--lightning-dir, or make its backup with init first`,
+      );
+    }
     const lock = readLockFile(dir);
     const { sync, async } = lockDestinations(lock);
     if ([...sync, ...async].includes(url)) {

@@ -65,6 +65,13 @@ Deno.test("mirror adds a copy of the node's database as a destination; the plugi
 Deno.test("mirror refuses a destination named or present already, copies out of step, and encryption", async () => {
   const { dir, base, url } = await node();
   try {
+    Deno.renameSync(`${dir}/backup.lock`, `${dir}/backup.lock.away`);
+    const noLock = await run(`file://${base}/second`, "--lightning-dir", dir);
+    assertEquals(noLock.stderr, [
+      `Cannot add the destination: no backup.lock in "${dir}": give the node's network ` +
+      `directory with --lightning-dir, or make its backup with init first`,
+    ]);
+    Deno.renameSync(`${dir}/backup.lock.away`, `${dir}/backup.lock`);
     const again = await run(url, "--lightning-dir", dir);
     assertEquals(again.code, 1);
     assertMatch(again.stderr[0], /names file:.*first already: nothing to do/);

@@ -87,7 +87,7 @@ export const SERVER_SPEC: CommandSpec = {
     metrics: { type: "string" },
   },
   positionals: ["url", "addr:port"],
-  otherForms: [["add-node|remove-node", "root", "name"]],
+  otherForms: [["add-node|remove-node", "root", "name"], ["list-nodes|init-tls", "root"]],
 };
 
 /** The commands that manage a server root's nodes. */
@@ -188,7 +188,8 @@ export function serverArgs({ values, positionals }: ParsedArgs): ServerArgs {
   const [url, address] = positionals;
   if (positionals.length !== 2) {
     throw new UsageError(
-      `"server" takes <url> <addr:port>, or add-node, list-nodes or remove-node: see --help`,
+      `"server" takes <url> <addr:port>, or add-node, list-nodes, remove-node or init-tls: ` +
+        `see --help`,
     );
   }
   const v1Node = values["v1-node"] as string | undefined;

@@ -65,7 +65,8 @@ Deno.test("server refuses a wrong address, log mode or log level", async () => {
   const missing = await assertRejects(() => parse(["file:///b"]));
   assertEquals(
     missing.message,
-    '"server" takes <url> <addr:port> or <add-node|remove-node> <root> <name>, got 1 argument(s)',
+    '"server" takes <url> <addr:port> or <add-node|remove-node> <root> <name> or ' +
+      "<list-nodes|init-tls> <root>, got 1 argument(s)",
   );
 });
 
