@@ -3,6 +3,8 @@
 #
 #   scripts/rgw.sh start DIR MON_PORT RGW_PORT   start it with every file in DIR; prints
 #                                                 endpoint=, access_key=, secret_key= lines
+#                                                 (RGW_ACCESS_KEY, RGW_SECRET_KEY: those keys,
+#                                                 else random ones)
 #   scripts/rgw.sh stop DIR                       stop the daemons it started, by their PIDs
 #
 # One mon (msgr v2, cephx), one OSD on memstore (in RAM), radosgw on beast. The settings that
@@ -160,8 +162,8 @@ EOF
   wait_for radosgw $! "$dir/log/rgw.out" "$dir/log/client.rgw.0.log" curl -sf -m 2 -o /dev/null "http://127.0.0.1:$rgw_port/"
 
   local access secret
-  access=$(head -c 10 /dev/urandom | od -An -tx1 | tr -d ' \n')
-  secret=$(head -c 20 /dev/urandom | od -An -tx1 | tr -d ' \n')
+  access=${RGW_ACCESS_KEY:-$(head -c 10 /dev/urandom | od -An -tx1 | tr -d ' \n')}
+  secret=${RGW_SECRET_KEY:-$(head -c 20 /dev/urandom | od -An -tx1 | tr -d ' \n')}
   radosgw-admin "${c[@]}" user create --uid=test --display-name=test \
     --access-key="$access" --secret-key="$secret" >/dev/null
   echo "endpoint=http://127.0.0.1:$rgw_port"

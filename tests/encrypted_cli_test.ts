@@ -7,6 +7,7 @@
  * file written again, upgrade --encrypt of a plain backup keeping every version, and refusals
  * of a socket: URL.
  */
+import { cli } from "./support/encrypted_server.ts";
 import { dirname } from "node:path";
 import { assert, assertEquals, assertMatch, assertRejects } from "./support/assert.ts";
 import { loadFixture } from "./support/fixtures.ts";
@@ -102,14 +103,10 @@ Deno.test("init --encrypt: restore and verify need the secret; status does not",
       () => Promise.resolve("first passphrase"),
     );
     assertEquals(asked.code, 0, asked.err.join());
-    Deno.env.set("CLN_BACKUP_PASSPHRASE", "first passphrase");
-    try {
-      const verify = await run("verify", [node.url]);
-      assertEquals(verify.code, 0, verify.err.join());
-      assertMatch(verify.out, /^OK: /);
-    } finally {
-      Deno.env.delete("CLN_BACKUP_PASSPHRASE");
-    }
+    // From the environment, in a process of its own: this one's is every test file's.
+    const verify = await cli(["verify", node.url], { CLN_BACKUP_PASSPHRASE: "first passphrase" });
+    assertEquals(verify.code, 0, verify.stderr);
+    assertMatch(verify.stdout, /^OK: /);
 
     // Each failure: one line, exit 1, nothing at the target.
     const wrong = `${node.base}/wrong`;

@@ -63,12 +63,10 @@ Deno.test("encrypted file backup: the recorded runs restore, to every run's end,
     assert(/is encrypted and no key was given/.test(refused), refused);
 
     const output = new BufferedOutput();
-    Deno.env.set("CLN_BACKUP_PASSPHRASE", PASSPHRASE);
-    try {
-      assertEquals(await compact([url, "--retain", "2"], output), 0, output.stderr.join("\n"));
-    } finally {
-      Deno.env.delete("CLN_BACKUP_PASSPHRASE");
-    }
+    const passphrase = `${dir}/passphrase`;
+    Deno.writeTextFileSync(passphrase, `${PASSPHRASE}\n`);
+    const args = [url, "--retain", "2", "--passphrase-file", passphrase];
+    assertEquals(await compact(args, output), 0, output.stderr.join("\n"));
     const bases = readChain(backup).bases;
     assertEquals(bases.length, 1);
     assert(bases[0].header.keyId !== undefined, "the new base is encrypted");

@@ -101,7 +101,8 @@ test("init to S3 uploads the snapshot; the plugin goes on from it; a second init
     const bases = (await listBackup(s.client(url))).filter((e) => e.kind === "base");
     assertEquals(bases.map((b) => [b.version, b.seq]), [[15, 0]]);
     await oneTransaction(dir);
-    assertEquals(await restore([url, restored], new BufferedOutput()), 0);
+    const restoring = new BufferedOutput();
+    assertEquals(await restore([url, restored], restoring), 0, restoring.stderr.join("\n"));
     assertEquals(
       dumpDatabase(`${restored}/lightningd.sqlite3`),
       dumpDatabase(`${dir}/lightningd.sqlite3`),

@@ -147,13 +147,11 @@ test(
       assertMatch(refused, /a record that fails authentication at offset \d+ of ".*"/, entry.key);
       assert(refused.includes(entry.key), refused);
       if (entry === last) {
-        Deno.env.set("CLN_BACKUP_PASSPHRASE", PASSPHRASE);
+        const passphrase = `${dir}/passphrase`;
+        Deno.writeTextFileSync(passphrase, `${PASSPHRASE}\n`);
         const output = new BufferedOutput();
-        try {
-          assertEquals(await restore([url, `${dir}/cli-refused.sqlite3`], output), 1);
-        } finally {
-          Deno.env.delete("CLN_BACKUP_PASSPHRASE");
-        }
+        const args = [url, `${dir}/cli-refused.sqlite3`, "--passphrase-file", passphrase];
+        assertEquals(await restore(args, output), 1);
         assertEquals(output.stderr.length, 1, output.stderr.join("\n"));
         assertMatch(output.stderr[0], /a record that fails authentication/);
         assert(![...Deno.readDirSync(dir)].some((e) => e.name.startsWith("cli-refused")));
@@ -310,13 +308,13 @@ test(
     backend.close();
 
     // A wrong passphrase: one line, nothing restored.
-    Deno.env.set("CLN_BACKUP_PASSPHRASE", "not the passphrase");
+    const wrong = `${dir}/bad-passphrase`;
+    Deno.writeTextFileSync(wrong, "not the passphrase\n");
     const output = new BufferedOutput();
-    try {
-      assertEquals(await restore([url, `${dir}/wrong.sqlite3`], output), 1);
-    } finally {
-      Deno.env.delete("CLN_BACKUP_PASSPHRASE");
-    }
+    assertEquals(
+      await restore([url, `${dir}/wrong.sqlite3`, "--passphrase-file", wrong], output),
+      1,
+    );
     assertEquals(output.stderr.length, 1, output.stderr.join("\n"));
     assertMatch(
       output.stderr[0],

@@ -38,16 +38,6 @@ const lastVersion = (raw: Uint8Array) =>
   splitMessages(raw).filter((m) => m.json.method === "db_write").at(-1)!.json.params
     .data_version as number;
 
-/** Runs `body` with the passphrase in the environment, as an operator's script gives it. */
-async function withPassphrase<T>(passphrase: string, body: () => Promise<T>): Promise<T> {
-  Deno.env.set("CLN_BACKUP_PASSPHRASE", passphrase);
-  try {
-    return await body();
-  } finally {
-    Deno.env.delete("CLN_BACKUP_PASSPHRASE");
-  }
-}
-
 const encoder = new TextEncoder();
 /** Whether `needle` is somewhere in `bytes`. */
 function holds(bytes: Uint8Array, needle: string): boolean {
@@ -116,11 +106,12 @@ test("encrypted S3: the recorded runs restore, to every run's end, before and af
       /encryption: encrypted \(XChaCha20-Poly1305\), key wrapped for passphrase/,
     );
     const verified = new BufferedOutput();
-    await withPassphrase(PASSPHRASE, async () => {
-      assertEquals(await verify([url], verified), 0, verified.stderr.join("\n"));
-      const compacted = new BufferedOutput();
-      assertEquals(await compact([url], compacted), 0, compacted.stderr.join("\n"));
-    });
+    const passphrase = `${dir}/passphrase`;
+    Deno.writeTextFileSync(passphrase, `${PASSPHRASE}\n`);
+    const secret = ["--passphrase-file", passphrase];
+    assertEquals(await verify([url, ...secret], verified), 0, verified.stderr.join("\n"));
+    const compacted = new BufferedOutput();
+    assertEquals(await compact([url, ...secret], compacted), 0, compacted.stderr.join("\n"));
     assertMatch(verified.stdout[0], /^OK: "s3:\/\/.*" holds versions/);
     const after = await listBackup(s.client(url));
     assertEquals(after.filter((e) => e.kind === "base").length, 1);

@@ -102,13 +102,17 @@ test("upgrade --to s3:// moves a plain backup, encrypted with --encrypt; refuses
     const plain = await makeBackup(`${base}/plain`, recordedChanges(["fresh-start", "restart"]));
     Deno.writeTextFileSync(`${dir}/backup.lock`, JSON.stringify({ backend_url: plain }));
     const encryptedUrl = s.url(await s.bucket());
-    Deno.env.set("CLN_BACKUP_PASSPHRASE", PASSPHRASE);
-    let encrypted: BufferedOutput & { code: number };
-    try {
-      encrypted = await run("--lightning-dir", dir, "--to", encryptedUrl, "--encrypt");
-    } finally {
-      Deno.env.delete("CLN_BACKUP_PASSPHRASE");
-    }
+    const passphrase = `${base}/passphrase`;
+    Deno.writeTextFileSync(passphrase, `${PASSPHRASE}\n`);
+    const encrypted = await run(
+      "--lightning-dir",
+      dir,
+      "--to",
+      encryptedUrl,
+      "--encrypt",
+      "--passphrase-file",
+      passphrase,
+    );
     assertEquals(encrypted.code, 0, encrypted.stderr.join("\n"));
     assertMatch(encrypted.text, /records, encrypted\); ".*plain" is untouched/);
     const key = (await readKeyFile(dir))!;
@@ -155,13 +159,17 @@ test("upgrade --encrypt --to s3://: a plain S3 backup's encrypted copy, which th
     const noTarget = await run("--lightning-dir", dir, "--encrypt");
     assertEquals(noTarget.code, 1);
     assertMatch(noTarget.stderr[0], /is an S3 backup: name the empty prefix .* with --to s3:/);
-    Deno.env.set("CLN_BACKUP_PASSPHRASE", PASSPHRASE);
-    let copied: BufferedOutput & { code: number };
-    try {
-      copied = await run("--lightning-dir", dir, "--encrypt", "--to", url);
-    } finally {
-      Deno.env.delete("CLN_BACKUP_PASSPHRASE");
-    }
+    const passphrase = `${Deno.realPathSync(`${dir}/..`)}/passphrase`;
+    Deno.writeTextFileSync(passphrase, `${PASSPHRASE}\n`);
+    const copied = await run(
+      "--lightning-dir",
+      dir,
+      "--encrypt",
+      "--to",
+      url,
+      "--passphrase-file",
+      passphrase,
+    );
     assertEquals(copied.code, 0, copied.stderr.join("\n"));
     assertMatch(copied.text, /records, encrypted\); "s3:.*" is untouched/);
     assertEquals(JSON.parse(Deno.readTextFileSync(`${dir}/backup.lock`)).backend_url, url);

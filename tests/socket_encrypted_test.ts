@@ -419,7 +419,7 @@ Deno.test("init --encrypt to a server killed before backup.lock: the rerun opens
     );
     assertEquals(Deno.readTextFileSync(`${s.dir}/${KEY_FILE}`), leftKey);
     const output = new BufferedOutput();
-    assertEquals(await init(encryptedInitArgs(s, passphrase), output), 0, output.text);
+    assertEquals(await init(encryptedInitArgs(s, passphrase), output), 0, output.stderr.join("\n"));
     assertMatch(
       output.stdout[0],
       /^Found the backup .* an interrupted init left, a snapshot of .* version 11/,
@@ -463,7 +463,11 @@ Deno.test("init --encrypt that loses its connection before the server's answer k
     assertMatch(lost.stderr[0], /may have stored the snapshot all the same: run this init again/);
     const leftKey = Deno.readTextFileSync(`${s.dir}/${KEY_FILE}`);
     const again = new BufferedOutput();
-    assertEquals(await init(encryptedInitArgs(s, passphrase, url), again), 0, again.text);
+    assertEquals(
+      await init(encryptedInitArgs(s, passphrase, url), again),
+      0,
+      again.stderr.join("\n"),
+    );
     assertMatch(again.stdout[0], /^Found the backup .* an interrupted init left/);
     assertEquals(Deno.readTextFileSync(`${s.dir}/${KEY_FILE}`), leftKey);
     assertEquals(

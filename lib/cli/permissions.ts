@@ -178,7 +178,7 @@ const READS_RECORDS: Partial<Grants> = { read: [WORKER_CODE] };
 /** What opening an encrypted backup's key takes: its secret, and the crypto module. */
 function secrets({ values }: ParsedArgs): Partial<Grants> {
   const files = [values["passphrase-file"], values.identity, values["new-passphrase-file"]]
-    .filter((file): file is string => typeof file === "string").map(userPath);
+    .filter((file): file is string => typeof file === "string").map((file) => userPath(file));
   return {
     read: [PRIMITIVES_MODULE.pathname, ...files],
     env: [PASSPHRASE_ENV, IDENTITY_ENV, NEW_PASSPHRASE_ENV],

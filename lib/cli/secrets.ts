@@ -9,7 +9,7 @@
  */
 import type { Secret } from "../crypto/wrapped_key.ts";
 import { explainOsError } from "../fs/os_error.ts";
-import { userPath } from "./args.ts";
+import { type EnvReader, userPath } from "./args.ts";
 
 export const PASSPHRASE_ENV = "CLN_BACKUP_PASSPHRASE";
 export const IDENTITY_ENV = "CLN_BACKUP_IDENTITY";
@@ -60,8 +60,8 @@ export const terminalPrompt: Prompt = async (question) => {
  * Reads a secret file the operator named; a relative path resolves against their directory
  * (under `deno task` too, which runs in the checkout), as backup-cli's grant for it does.
  */
-function readSecretFile(path: string, what: string): string {
-  const full = userPath(path);
+function readSecretFile(path: string, what: string, env: EnvReader = Deno.env): string {
+  const full = userPath(path, env);
   try {
     return Deno.readTextFileSync(full);
   } catch (error) {
@@ -82,10 +82,11 @@ export function identitiesIn(text: string): string[] {
 /** The passphrase the environment or a file gives; `undefined` when neither does. */
 export function givenPassphrase(
   file: string | boolean | undefined,
-  env = PASSPHRASE_ENV,
+  variable = PASSPHRASE_ENV,
+  env: EnvReader = Deno.env,
 ): string | undefined {
-  if (typeof file === "string") return readSecretFile(file, "passphrase").split("\n")[0];
-  return Deno.env.get(env);
+  if (typeof file === "string") return readSecretFile(file, "passphrase", env).split("\n")[0];
+  return env.get(variable);
 }
 
 /**

@@ -8,7 +8,7 @@
  */
 import { pathToFileURL } from "node:url";
 import type { CommandSpec, ParsedArgs } from "./args.ts";
-import { UsageError, userPath } from "./args.ts";
+import { type EnvReader, UsageError, userPath } from "./args.ts";
 import { metricsHostProblem } from "../server/metrics.ts";
 
 /** `plain` lines, or `systemd`: each line prefixed with its syslog priority, `<6>` for info. */
@@ -130,8 +130,8 @@ function count(value: string | boolean | undefined, name: string): number | unde
  * A node command's `<root>`, a file: URL or a path, as a URL; a relative path resolves
  * against the operator's directory (under `deno task` too), as every path they type does.
  */
-export function serverRootUrl(root: string): string {
-  return root.includes(":") ? root : pathToFileURL(userPath(root)).href;
+export function serverRootUrl(root: string, env: EnvReader = Deno.env): string {
+  return root.includes(":") ? root : pathToFileURL(userPath(root, env)).href;
 }
 
 /** A node command's arguments, or `undefined` when `positionals` are not one. */

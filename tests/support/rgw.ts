@@ -19,6 +19,16 @@ import { dumpDatabase } from "./dump.ts";
 
 const SCRIPT = new URL("../../scripts/rgw.sh", import.meta.url).pathname;
 
+/**
+ * Every test gateway's user has these keys: test files run in parallel in one process, whose
+ * environment some of them set to their gateway's keys for the CLI commands they run (the
+ * operator's way); keys of their own would change under each other's feet.
+ */
+const TEST_KEYS = {
+  RGW_ACCESS_KEY: "clnbackuptestaccess0",
+  RGW_SECRET_KEY: "clnbackuptestsecret0000000000000000000000",
+};
+
 function installed(tool: string): boolean {
   const { success } = new Deno.Command("sh", {
     args: ["-c", `command -v ${tool}`],
@@ -67,6 +77,7 @@ export class Rgw {
     const port = Number(Deno.env.get("CLN_BACKUP_TEST_RGW_PORT")) || freePort();
     const output = await new Deno.Command(SCRIPT, {
       args: ["start", dir, String(freePort()), String(port)],
+      env: TEST_KEYS,
       stdout: "piped",
       stderr: "piped",
     }).output();

@@ -63,10 +63,12 @@ export function credentialIn(dir: string): NodeCredential | undefined {
  * relative path resolves against the operator's directory (`deno task` passes it in
  * INIT_CWD), as backup-cli's grant for it does.
  */
-export function credentialFromEnv(): NodeCredential | undefined {
-  const named = Deno.env.get(CREDENTIAL_ENV);
+export function credentialFromEnv(
+  env: Pick<Deno.Env, "get"> = Deno.env,
+): NodeCredential | undefined {
+  const named = env.get(CREDENTIAL_ENV);
   if (!named) return undefined;
-  const path = isAbsolute(named) ? named : resolve(Deno.env.get("INIT_CWD") ?? Deno.cwd(), named);
+  const path = isAbsolute(named) ? named : resolve(env.get("INIT_CWD") ?? Deno.cwd(), named);
   try {
     Deno.statSync(path);
   } catch (error) {
