@@ -55,6 +55,12 @@ wait_for() {
   shift 4
   for _ in $(seq 1200); do
     "$@" >/dev/null 2>&1 && return 0
+    # radosgw that cannot bind logs this and should exit, but may crash on its way out and
+    # hang (seen: "corrupted size vs. prev_size", then a segfault in another thread).
+    if grep -q "ERROR: failed initializing frontend" "$out" 2>/dev/null; then
+      kill -9 "$pid" 2>/dev/null || true
+      wait "$pid" 2>/dev/null || true
+    fi
     if ! kill -0 "$pid" 2>/dev/null; then
       why=$(grep -h -m 1 -iE 'error|fail' "$out" "$log" 2>/dev/null | head -n 1 || true)
       echo "rgw.sh: $name exited: ${why:-its log gives no reason (see $log)}" >&2
