@@ -524,11 +524,15 @@ export async function init(
     if (path === undefined) {
       if (scheme === "s3") checkPluginCredentials(dir, ACTION);
       // Made when the backup is to be made (on a server: not when an interrupted init's is
-      // found there, opened by the key file it left and the secret given now).
-      let encryption: NewEncryption | undefined;
+      // found there, opened by the key file it left and the secret given now). Its passphrase
+      // is asked before connecting, unless such a key file is here: the connection would
+      // wait while the operator types.
+      let encryption = encrypt && !existsSync(`${dir}/${KEY_FILE}`)
+        ? await newEncryption(values, prompt)
+        : undefined;
       const initKey = encrypt
         ? {
-          make: async () => encryption = await newEncryption(values, prompt),
+          make: async () => encryption ??= await newEncryption(values, prompt),
           whyNotOpened: (copy: string) => whyNotOpened(copy, values, prompt),
         }
         : undefined;
