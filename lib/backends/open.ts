@@ -15,6 +15,7 @@ import { SocketBackupReader } from "./socket/reader.ts";
 import { S3Backend, type S3BackendOptions } from "./s3/backend.ts";
 import { S3BackupReader, type Unlock } from "./s3/reader.ts";
 import { loadCredentials } from "./s3/credentials.ts";
+import { credentialFromEnv } from "./socket/credential.ts";
 
 /**
  * What a file URL's path holds: a cln-backup directory, a v1 `.dbak`, nothing, something
@@ -165,8 +166,8 @@ export async function connectBackend(
 }
 
 /**
- * Opens a backup of any scheme for reading; a `socket:` one is fetched from its server, an
- * `s3://` one from S3 (keys as for {@linkcode connectBackend}), opened with the key `unlock`
+ * Opens a backup of any scheme for reading, for the CLI; a `socket:` one is fetched from its
+ * server (over v2 with the credential CLN_BACKUP_CREDENTIAL names), an `s3://` one from S3 (keys as for {@linkcode connectBackend}), opened with the key `unlock`
  * gives when it is encrypted (without, it can only be described).
  */
 export async function connectReader(
@@ -176,7 +177,7 @@ export async function connectReader(
 ): Promise<BackupReader> {
   switch (parseBackupUrl(url).scheme) {
     case "socket":
-      return await SocketBackupReader.fetch(url);
+      return await SocketBackupReader.fetch(url, undefined, credentialFromEnv());
     case "s3":
       return await S3BackupReader.fetch(
         url,

@@ -28,7 +28,7 @@ import { WireConnection } from "./connection.ts";
 import { RemoteBackupError, socketUrl } from "./backend.ts";
 import { DEFAULT_RETRY_POLICY } from "./options.ts";
 import { CopiedBackupReader } from "./copy_reader.ts";
-import { credentialFromEnv, type NodeCredential } from "./credential.ts";
+import type { NodeCredential } from "./credential.ts";
 
 /** What the spooled stream holds, noted as it arrives. */
 interface Spooled {
@@ -47,14 +47,15 @@ export class SocketBackupReader implements BackupReader {
   ) {}
 
   /**
-   * Fetches the backup at `url` from its server: with a credential (by default the one
-   * CLN_BACKUP_CREDENTIAL names) over wire v2 as a copy of its files, else over v1; into a
-   * temporary directory in `scratch` when given (the plugin may write only there).
+   * Fetches the backup at `url` from its server: with `credential` over wire v2 as a copy of
+   * its files, else over v1; into a temporary directory in `scratch` when given (the plugin
+   * may write only there). The CLI passes the one CLN_BACKUP_CREDENTIAL names; nothing here
+   * reads the environment, which the plugin may not.
    */
   static async fetch(
     url: string,
     timeoutMs = DEFAULT_RETRY_POLICY.timeoutMs,
-    credential: NodeCredential | undefined = credentialFromEnv(),
+    credential?: NodeCredential,
     scratch?: string,
   ): Promise<BackupReader> {
     if (credential) {
