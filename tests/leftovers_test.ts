@@ -236,7 +236,7 @@ Deno.test("an encrypted init killed before backup.lock is finished by a rerun gi
     );
     assertEquals(Deno.readTextFileSync(`${dir}/backup.key`), key);
     const output = new BufferedOutput();
-    assertEquals(await init(args(right), output), 0, output.text);
+    assertEquals(await init(args(right), output), 0, output.transcript);
     assertMatch(output.stdout[0], /^Found the backup .* an interrupted init left, complete/);
     assertEquals(Deno.readTextFileSync(`${dir}/backup.key`), key);
   } finally {
@@ -268,7 +268,7 @@ Deno.test("init over socket killed before backup.lock: the rerun finds its snaps
       assertEquals(names(dir), ["hsm_secret", "lightningd.sqlite3"]);
 
       const output = new BufferedOutput();
-      assertEquals(await init([server.url, "--lightning-dir", dir], output), 0, output.text);
+      assertEquals(await init([server.url, "--lightning-dir", dir], output), 0, output.transcript);
       assertEquals(output.stdout.slice(0, 2), [
         `Found the backup ${server.url} an interrupted init left, a snapshot of ` +
         `"${dir}/lightningd.sqlite3" at version 11 and no change: finished its set-up`,
@@ -302,7 +302,7 @@ Deno.test("init over socket that loses its connection before the ACK says to run
       assert(proxy.struck);
       assertEquals(names(dir), ["hsm_secret", "lightningd.sqlite3"]);
       const again = new BufferedOutput();
-      assertEquals(await init([url, "--lightning-dir", dir], again), 0, again.text);
+      assertEquals(await init([url, "--lightning-dir", dir], again), 0, again.transcript);
       assertMatch(again.stdout[0], /^Found the backup .* an interrupted init left/);
     } finally {
       removeNodeDir(dir);

@@ -116,7 +116,7 @@ const caughtUp = (version: number) => (s: AsyncDestinationStatus) =>
 /** Restores `url` alone into `<root>/<name>` and returns its dump. */
 async function restored(root: string, name: string, url: string): Promise<string> {
   const output = new BufferedOutput();
-  assertEquals(await restore([url, `${root}/${name}`], output), 0, output.text);
+  assertEquals(await restore([url, `${root}/${name}`], output), 0, output.transcript);
   return dumpDatabase(`${root}/${name}`);
 }
 

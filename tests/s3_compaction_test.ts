@@ -309,7 +309,7 @@ test("S3 compaction: `backup-compact` in the launcher's plugin, while the node c
     writeCredentials(dir, s.credentials);
     const url = s.url(await s.bucket());
     const output = new BufferedOutput();
-    assertEquals(await init([url, "--lightning-dir", dir], output), 0, output.text);
+    assertEquals(await init([url, "--lightning-dir", dir], output), 0, output.transcript);
     const lightningd = FakeLightningd.spawn({
       lightningDir: dir,
       command: [`${dir}/${LAUNCHER_NAME}`],

@@ -66,14 +66,14 @@ test("the recorded runs back up to S3, and restore, status and verify read it", 
     });
     const node = dumpDatabase(`${dir}/lightningd.sqlite3`);
     const output = new BufferedOutput();
-    assertEquals(await restore([url, `${root}/restored.sqlite3`], output), 0, output.text);
+    assertEquals(await restore([url, `${root}/restored.sqlite3`], output), 0, output.transcript);
     assertEquals(dumpDatabase(`${root}/restored.sqlite3`), node);
     const described = new BufferedOutput();
-    assertEquals(await status([url, "--json"], described), 0, described.text);
+    assertEquals(await status([url, "--json"], described), 0, described.transcript);
     const description = JSON.parse(described.stdout[0]);
     assertEquals([description.url, description.lastVersion], [url, 480]);
     const verified = new BufferedOutput();
-    assertEquals(await verify([url], verified), 0, verified.text);
+    assertEquals(await verify([url], verified), 0, verified.transcript);
     assertMatch(verified.stdout[0], /^OK: "s3:\/\/.*" holds versions/);
   } finally {
     Deno.removeSync(root, { recursive: true });
@@ -96,7 +96,7 @@ test("init to S3 uploads the snapshot; the plugin goes on from it; a second init
     assertEquals(await listBackup(s.client(url)), [], "nothing uploaded");
     writeCredentials(dir, s.credentials);
     const output = new BufferedOutput();
-    assertEquals(await init([url, "--lightning-dir", dir], output), 0, output.text);
+    assertEquals(await init([url, "--lightning-dir", dir], output), 0, output.transcript);
     assertMatch(output.stdout[0], /^Created the backup s3:.* at version 15$/);
     const bases = (await listBackup(s.client(url))).filter((e) => e.kind === "base");
     assertEquals(bases.map((b) => [b.version, b.seq]), [[15, 0]]);
@@ -156,7 +156,7 @@ test("the launcher's plugin reads its keys' file and reaches the endpoint only",
   try {
     writeCredentials(dir, s.credentials);
     const output = new BufferedOutput();
-    assertEquals(await init([url, "--lightning-dir", dir], output), 0, output.text);
+    assertEquals(await init([url, "--lightning-dir", dir], output), 0, output.transcript);
     const launcher = `${dir}/${LAUNCHER_NAME}`;
     const { args } = parseLauncher(Deno.readTextFileSync(launcher))!;
     const real = Deno.realPathSync(dir);

@@ -56,7 +56,7 @@ async function initNode() {
     ["--lightning-dir", dir, urls.file, "--mirror", urls.mirror, "--async", urls.async],
     output,
   );
-  assertEquals(code, 0, output.text);
+  assertEquals(code, 0, output.transcript);
   return { s, dir, primary, urls, output };
 }
 
@@ -103,7 +103,7 @@ test("init --mirror --async: the launched plugin backs up to each; each restores
     for (const [name, url] of Object.entries(urls)) {
       const target = `${dir}/../restored-${name}.sqlite3`;
       const restored = new BufferedOutput();
-      assertEquals(await restore([url, target], restored), 0, restored.text);
+      assertEquals(await restore([url, target], restored), 0, restored.transcript);
       assertEquals(dumpDatabase(target), node, name);
     }
   } finally {
@@ -194,7 +194,7 @@ test("an S3 primary's async copy catches up through the launcher's scratch direc
     }
     const target = `${dir}/../restored.sqlite3`;
     const restored = new BufferedOutput();
-    assertEquals(await restore([copy, target], restored), 0, restored.text);
+    assertEquals(await restore([copy, target], restored), 0, restored.transcript);
     assertEquals(dumpDatabase(target), dumpDatabase(`${dir}/lightningd.sqlite3`));
   } finally {
     removeNodeDir(dir);

@@ -58,7 +58,7 @@ test("upgrade --to s3://: the v1 file's last version, continued by the plugin, t
     restoreBackup(openReader(v1Url), dir); // The node where the Python plugin left it.
 
     const done = await run("--lightning-dir", dir, "--to", url);
-    assertEquals(done.code, 0, done.text);
+    assertEquals(done.code, 0, done.transcript);
     assertMatch(
       done.stdout[0],
       /^Copied ".*backup.dbak" into s3:.* \(versions 1 to 46, 46 records\)/,
@@ -126,7 +126,7 @@ test("upgrade --to s3:// moves a plain backup, encrypted with --encrypt; refuses
     Deno.writeTextFileSync(`${dir}/backup.lock`, JSON.stringify({ backend_url: plain }));
 
     const done = await run("--lightning-dir", dir, "--to", url);
-    assertEquals(done.code, 0, done.text);
+    assertEquals(done.code, 0, done.transcript);
     assertEquals(await restoredFromS3(s, url, base), dumpDatabase(`${dir}/lightningd.sqlite3`));
 
     // The prefix holds a backup now; and an encrypted backup stays on files.
@@ -155,7 +155,7 @@ test("upgrade --encrypt --to s3://: a plain S3 backup's encrypted copy, which th
   const base = Deno.realPathSync(`${dir}/..`);
   try {
     const output = new BufferedOutput();
-    assertEquals(await init([plainUrl, "--lightning-dir", dir], output), 0, output.text);
+    assertEquals(await init([plainUrl, "--lightning-dir", dir], output), 0, output.transcript);
     const noTarget = await run("--lightning-dir", dir, "--encrypt");
     assertEquals(noTarget.code, 1);
     assertMatch(noTarget.stderr[0], /is an S3 backup: name the empty prefix .* with --to s3:/);
@@ -197,7 +197,7 @@ test("mirror s3://: a node with a file backup gains an S3 copy, and the plugin w
     const first = await makeBackup(`${base}/first`, recordedChanges(["fresh-start", "restart"]));
     Deno.writeTextFileSync(`${dir}/backup.lock`, JSON.stringify({ backend_url: first }));
     const output = new BufferedOutput();
-    assertEquals(await mirror([url, "--lightning-dir", dir], output), 0, output.text);
+    assertEquals(await mirror([url, "--lightning-dir", dir], output), 0, output.transcript);
     const database = `${dir}/lightningd.sqlite3`;
     assertEquals(await restoredFromS3(s, url, base), dumpDatabase(database));
     const node = FakeLightningd.spawn({ lightningDir: dir, env: { AWS_ACCESS_KEY_ID: "" } });

@@ -52,7 +52,11 @@ Deno.test("remote compaction: backup-compact while hooks flow; every hook answer
       dumpDatabase(loadFixture("activity").database),
     );
     const output = new BufferedOutput();
-    assertEquals(await restore([server.url, `${root}/restored.sqlite3`], output), 0, output.text);
+    assertEquals(
+      await restore([server.url, `${root}/restored.sqlite3`], output),
+      0,
+      output.transcript,
+    );
     assertEquals(
       dumpDatabase(`${root}/restored.sqlite3`),
       dumpDatabase(`${dir}/lightningd.sqlite3`),

@@ -63,14 +63,18 @@ Deno.test("the recorded runs back up through socket: and restore over the wire",
     });
     const node = dumpDatabase(`${dir}/lightningd.sqlite3`);
     const output = new BufferedOutput();
-    assertEquals(await restore([server.url, `${root}/restored.sqlite3`], output), 0, output.text);
+    assertEquals(
+      await restore([server.url, `${root}/restored.sqlite3`], output),
+      0,
+      output.transcript,
+    );
     assertEquals(dumpDatabase(`${root}/restored.sqlite3`), node);
     const described = new BufferedOutput();
-    assertEquals(await status([server.url, "--json"], described), 0, described.text);
+    assertEquals(await status([server.url, "--json"], described), 0, described.transcript);
     const description = JSON.parse(described.stdout[0]);
     assertEquals([description.url, description.lastVersion], [server.url, 480]);
     const verified = new BufferedOutput();
-    assertEquals(await verify([server.url], verified), 0, verified.text);
+    assertEquals(await verify([server.url], verified), 0, verified.transcript);
     assertMatch(verified.stdout[0], /^OK: "socket:127\.0\.0\.1:\d+" holds versions/);
     assert(server.logs.some((l) => /is now the writer of/.test(l)));
   });
@@ -81,7 +85,7 @@ Deno.test("init over socket: sends the snapshot; the plugin goes on from it", as
     const dir = makeNodeDir("restart");
     try {
       const output = new BufferedOutput();
-      assertEquals(await init([server.url, "--lightning-dir", dir], output), 0, output.text);
+      assertEquals(await init([server.url, "--lightning-dir", dir], output), 0, output.transcript);
       assertMatch(output.stdout[0], /^Created the backup socket:.* at version 15$/);
       await oneTransaction(dir);
       const restored = `${root}/restored.sqlite3`;
@@ -116,7 +120,7 @@ Deno.test("restore over wire v1 of a base in several parts: one SNAPSHOT, the sa
   try {
     const restored = `${root}/restored.sqlite3`;
     const output = new BufferedOutput();
-    assertEquals(await restore([server.url, restored], output), 0, output.text);
+    assertEquals(await restore([server.url, restored], output), 0, output.transcript);
     assertEquals(dumpDatabase(restored), dumpDatabase(database));
   } finally {
     await server.server.close();
@@ -134,7 +138,7 @@ Deno.test("init over wire v1 of a database of several MiB: sent from a file in c
     assert(sent && Number(sent[1]) > 3 * 2 ** 20, "more than three chunks of 1 MiB");
     const restored = `${root}/restored.sqlite3`;
     const output = new BufferedOutput();
-    assertEquals(await restore([server.url, restored], output), 0, output.text);
+    assertEquals(await restore([server.url, restored], output), 0, output.transcript);
     assertEquals(Deno.readFileSync(restored), Deno.readFileSync(database));
   });
 });

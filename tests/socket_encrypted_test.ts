@@ -241,7 +241,7 @@ Deno.test("a key file beside a plain server backup is refused at the node's firs
   const s = await startEncryptedServer("restart");
   try {
     const output = new BufferedOutput();
-    assertEquals(await init([s.url, "--lightning-dir", s.dir], output), 0, output.text);
+    assertEquals(await init([s.url, "--lightning-dir", s.dir], output), 0, output.transcript);
     writeKeyFile(s.dir, await DataKey.generate());
     const node = FakeLightningd.spawn({ lightningDir: s.dir });
     assertEquals(await node.transaction(["DELETE FROM vars WHERE name = 'x'"]), "aborted");
@@ -497,7 +497,7 @@ Deno.test("init --encrypt refused by its server takes its new key file back, and
     // The server holds a plain backup of this node, with a change after its snapshot.
     await s.restartServer({});
     const first = new BufferedOutput();
-    assertEquals(await init([s.url, "--lightning-dir", s.dir], first), 0, first.text);
+    assertEquals(await init([s.url, "--lightning-dir", s.dir], first), 0, first.transcript);
     const backend = await SocketBackend.connect(s.url, { credential: s.credential });
     await backend.append({ version: 12, statements: [bumpStatement(11)] });
     backend.close();

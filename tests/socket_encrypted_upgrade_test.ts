@@ -58,7 +58,7 @@ const POLICY = { ...DEFAULT_RETRY_POLICY, retries: 0, timeoutMs: 5_000 };
 /** A plain backup of alice on the server, by `init`, then `runs` through the plugin. */
 async function plainBackup(s: EncryptedServer, runs: Scenario[]): Promise<number[]> {
   const output = new BufferedOutput();
-  assertEquals(await init([s.url, "--lightning-dir", s.dir], output), 0, output.text);
+  assertEquals(await init([s.url, "--lightning-dir", s.dir], output), 0, output.transcript);
   const ends: number[] = [];
   for (const name of runs) {
     const node = FakeLightningd.spawn({ lightningDir: s.dir, env: SEGMENTS });

@@ -18,7 +18,7 @@ async function runThroughLauncher(url: string, allowNet: string): Promise<void> 
   const dir = makeNodeDir("restart");
   try {
     const output = new BufferedOutput();
-    assertEquals(await init([url, "--lightning-dir", dir], output), 0, output.text);
+    assertEquals(await init([url, "--lightning-dir", dir], output), 0, output.transcript);
     const launcher = `${dir}/${LAUNCHER_NAME}`;
     const { args } = parseLauncher(Deno.readTextFileSync(launcher))!;
     assertEquals(args.filter((a) => a.startsWith("--allow")), [

@@ -22,7 +22,7 @@ Deno.test("server init-tls prints the certificate's fingerprint, keeps its key 0
   const root = Deno.makeTempDirSync({ prefix: "init-tls-" });
   try {
     const out = new BufferedOutput();
-    assertEquals(await serverCommand(["init-tls", root], out), 0, out.text);
+    assertEquals(await serverCommand(["init-tls", root], out), 0, out.transcript);
     const cert = Deno.readTextFileSync(`${root}/${TLS_CERT_NAME}`);
     const fp = await fingerprint(cert);
     assertMatch(fp, /^sha256:[0-9a-f]{64}$/);

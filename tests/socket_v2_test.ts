@@ -474,7 +474,7 @@ Deno.test("init over v2 killed before backup.lock: the rerun finds its snapshot 
       });
       assertEquals((await killed.result()).signal, "SIGKILL");
       const output = new BufferedOutput();
-      assertEquals(await init([url, "--lightning-dir", dir], output), 0, output.text);
+      assertEquals(await init([url, "--lightning-dir", dir], output), 0, output.transcript);
       assertMatch(output.stdout[0], /^Found the backup .* an interrupted init left, .* version 15/);
       const reader = await SocketBackupReader.fetch(url, 5_000, credentialIn(dir), root);
       assertEquals(restoredDump(reader), dumpDatabase(`${dir}/lightningd.sqlite3`));

@@ -316,7 +316,7 @@ Deno.test("init --mirror --async makes every copy from one snapshot, or none of 
     assertEquals(exists(`${base}/primary`) || exists(`${base}/mirror`), false);
     Deno.removeSync(`${base}/copy`);
     const output = new BufferedOutput();
-    assertEquals(await init(args, output), 0, output.text);
+    assertEquals(await init(args, output), 0, output.transcript);
     const lock = JSON.parse(Deno.readTextFileSync(`${dir}/backup.lock`));
     assertEquals(lock, { backend_url: urls[0], mirror_urls: [urls[1]], async_urls: [urls[2]] });
     const versions = urls.map((url) => openReader(url).describe().lastVersion);

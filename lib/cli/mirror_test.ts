@@ -42,7 +42,7 @@ Deno.test("mirror adds a copy of the node's database as a destination; the plugi
   try {
     const second = `file://${base}/second`;
     const done = await run(second, "--lightning-dir", dir);
-    assertEquals(done.code, 0, done.text);
+    assertEquals(done.code, 0, done.transcript);
     assertMatch(done.stdout[0], /^Created the backup .*second from .* at version 15, and added it/);
     assertEquals(readLockFile(dir), { backend_url: url, note: 1, mirror_urls: [second] });
     const database = `${dir}/lightningd.sqlite3`;
@@ -102,7 +102,7 @@ Deno.test("mirror --async adds an asynchronous copy; the plugin's copy catches u
   try {
     const copy = `file://${base}/copy`;
     const done = await run(copy, "--async", "--lightning-dir", dir);
-    assertEquals(done.code, 0, done.text);
+    assertEquals(done.code, 0, done.transcript);
     assertMatch(done.stdout[0], /added it to "async_urls" in .* \(2 destinations\)/);
     assertEquals(readLockFile(dir), { backend_url: url, note: 1, async_urls: [copy] });
     assertMatch(

@@ -28,6 +28,11 @@ export class BufferedOutput implements Output {
   get text(): string {
     return this.stdout.join("\n");
   }
+
+  /** Every line, stdout's then stderr's: what a failed assertion shows. */
+  get transcript(): string {
+    return [...this.stdout, ...this.stderr].join("\n");
+  }
 }
 
 /** The `db_write`s of recorded runs, in order, as changes. */
