@@ -15,7 +15,7 @@
 import { parseArgs } from "node:util";
 import { readLockFile } from "../lib/backup/lock_file.ts";
 import { compileArgs, COMPILED_PLUGIN_NAME, launchPlan } from "../lib/cli/launcher.ts";
-import { userPath } from "../lib/cli/args.ts";
+import { userPath } from "../lib/fs/user_path.ts";
 
 async function main(args: string[]): Promise<number> {
   const { values } = parseArgs({

@@ -167,8 +167,9 @@ export async function connectBackend(
 
 /**
  * Opens a backup of any scheme for reading, for the CLI; a `socket:` one is fetched from its
- * server (over v2 with the credential CLN_BACKUP_CREDENTIAL names), an `s3://` one from S3 (keys as for {@linkcode connectBackend}), opened with the key `unlock`
- * gives when it is encrypted (without, it can only be described).
+ * server (over v2 with the credential CLN_BACKUP_CREDENTIAL names), an `s3://` one from S3
+ * (keys as for {@linkcode connectBackend}), opened with the key `unlock` gives when it is
+ * encrypted (without, it can only be described).
  */
 export async function connectReader(
   url: string,

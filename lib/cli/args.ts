@@ -5,7 +5,6 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { resolve } from "node:path";
 import { parseBackupUrl } from "../backends/url.ts";
 import { explainOsError } from "../fs/os_error.ts";
 
@@ -152,20 +151,6 @@ export async function runCommand(
     return Exit.Failed;
   }
 }
-
-/**
- * Resolves a path the operator typed. `deno task` runs commands in the project directory
- * and passes the operator's directory in INIT_CWD, so relative paths resolve against that.
- */
-export function userPath(path: string, env: EnvReader = Deno.env): string {
-  return resolve(env.get("INIT_CWD") ?? Deno.cwd(), path);
-}
-
-/**
- * Where the CLI reads its environment: the process's, or in a test a stand-in, as tests run
- * in parallel in one process and must not set each other's.
- */
-export type EnvReader = Pick<Deno.Env, "get">;
 
 /** The path of the file backup `url` names; other schemes are not supported here yet. */
 export function fileBackupPath(url: string, action: string): string {

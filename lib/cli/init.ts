@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { userPath } from "../fs/user_path.ts";
 import { dirname } from "node:path";
 import { pathToFileURL } from "node:url";
 import { createFileBackup, type NewEncryption } from "../backends/file/create.ts";
@@ -46,7 +47,6 @@ import {
   type Output,
   runCommand,
   UsageError,
-  userPath,
 } from "./args.ts";
 import {
   createBackup,

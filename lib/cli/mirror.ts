@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { userPath } from "../fs/user_path.ts";
 import { LOCK_FILE, readLockFile } from "../backup/lock_file.ts";
 import { DATABASE_NAME } from "../backup/restore.ts";
 import { lockDestinations } from "../backends/multi/mirrors.ts";
@@ -22,7 +23,6 @@ import {
   fileBackupPath,
   type Output,
   runCommand,
-  userPath,
 } from "./args.ts";
 import { installPlugin, printConfigLine } from "./init.ts";
 import { createBackupFrom } from "./new_backup.ts";

@@ -40,14 +40,9 @@
  *
  * @module
  */
+import { userPath } from "../fs/user_path.ts";
 import { dirname } from "node:path";
-import {
-  type CommandSpec,
-  parseCommandArgs,
-  type ParsedArgs,
-  UsageError,
-  userPath,
-} from "./args.ts";
+import { type CommandSpec, parseCommandArgs, type ParsedArgs, UsageError } from "./args.ts";
 import { BackupUrlError, formatHostPort } from "../backends/url.ts";
 import { INIT_SPEC, initCopies, initTarget } from "./init.ts";
 import { RESTORE_SPEC } from "./restore.ts";

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { userPath } from "../fs/user_path.ts";
 import { readChain } from "../format/chain.ts";
 import { writeFileDurably } from "../fs/durable.ts";
 import { wrapKey, WRAPPED_KEY_NAME } from "../crypto/wrapped_key.ts";
@@ -16,7 +17,6 @@ import {
   fileBackupPath,
   type Output,
   runCommand,
-  userPath,
 } from "./args.ts";
 import {
   askNewPassphrase,

@@ -3,6 +3,7 @@
  *
  * @module
  */
+import { userPath } from "../fs/user_path.ts";
 import type { BackupReader } from "../backends/backend.ts";
 import { connectReader } from "../backends/open.ts";
 import {
@@ -20,7 +21,6 @@ import {
   Exit,
   type Output,
   runCommand,
-  userPath,
   versionArg,
 } from "./args.ts";
 import { type Prompt, SECRET_HELP, SECRET_OPTIONS, terminalPrompt } from "./secrets.ts";

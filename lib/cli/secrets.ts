@@ -7,9 +7,9 @@
  *
  * @module
  */
+import { type EnvReader, userPath } from "../fs/user_path.ts";
 import type { Secret } from "../crypto/wrapped_key.ts";
 import { explainOsError } from "../fs/os_error.ts";
-import { type EnvReader, userPath } from "./args.ts";
 
 export const PASSPHRASE_ENV = "CLN_BACKUP_PASSPHRASE";
 export const IDENTITY_ENV = "CLN_BACKUP_IDENTITY";

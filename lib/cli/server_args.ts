@@ -6,9 +6,10 @@
  *
  * @module
  */
+import { type EnvReader, userPath } from "../fs/user_path.ts";
 import { pathToFileURL } from "node:url";
 import type { CommandSpec, ParsedArgs } from "./args.ts";
-import { type EnvReader, UsageError, userPath } from "./args.ts";
+import { UsageError } from "./args.ts";
 import { metricsHostProblem } from "../server/metrics.ts";
 
 /** `plain` lines, or `systemd`: each line prefixed with its syslog priority, `<6>` for info. */

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { userPath } from "../fs/user_path.ts";
 import { dirname } from "node:path";
 import { pathToFileURL } from "node:url";
 import { V1BackupReader } from "../backends/v1/reader.ts";
@@ -42,7 +43,6 @@ import {
   fileBackupPath,
   type Output,
   runCommand,
-  userPath,
 } from "./args.ts";
 
 const ACTION = "Cannot upgrade backup";

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { isAbsolute, resolve } from "node:path";
+import { type EnvReader, userPath } from "../../fs/user_path.ts";
 import { keyFromText } from "../../wire/handshake.ts";
 import { parseBackupUrl } from "../url.ts";
 
@@ -63,12 +63,10 @@ export function credentialIn(dir: string): NodeCredential | undefined {
  * relative path resolves against the operator's directory (`deno task` passes it in
  * INIT_CWD), as backup-cli's grant for it does.
  */
-export function credentialFromEnv(
-  env: Pick<Deno.Env, "get"> = Deno.env,
-): NodeCredential | undefined {
+export function credentialFromEnv(env: EnvReader = Deno.env): NodeCredential | undefined {
   const named = env.get(CREDENTIAL_ENV);
   if (!named) return undefined;
-  const path = isAbsolute(named) ? named : resolve(env.get("INIT_CWD") ?? Deno.cwd(), named);
+  const path = userPath(named, env);
   try {
     Deno.statSync(path);
   } catch (error) {

@@ -5,16 +5,10 @@
  *
  * @module
  */
+import { userPath } from "../../fs/user_path.ts";
 import { LOCK_FILE } from "../../backup/lock_file.ts";
 import { KEY_FILE } from "../../crypto/key_file.ts";
-import {
-  type CommandSpec,
-  consoleOutput,
-  Exit,
-  type Output,
-  runCommand,
-  userPath,
-} from "../args.ts";
+import { type CommandSpec, consoleOutput, Exit, type Output, runCommand } from "../args.ts";
 import { COMPILED_PLUGIN_NAME } from "../launcher.ts";
 import { checkNetworkDir } from "../node_dir.ts";
 import { backendCheck } from "./backend_check.ts";
