@@ -14,25 +14,18 @@ import { initTlsIdentity, loadTlsIdentity } from "../server/tls_identity.ts";
 import { parseBackupUrl } from "../backends/url.ts";
 import { consoleOutput, Exit, type Output, type ParsedArgs, runCommand } from "./args.ts";
 import {
+  isNodeCommand,
   LOG_LEVELS,
   type LogLevel,
   type NodeCommand,
   type NodeCommandArgs,
-  nodeCommandArgs,
+  nodeCommandSpec,
   SERVER_SPEC,
   serverArgs,
   serverRootUrl,
 } from "./server_args.ts";
 
 const ACTION = "Cannot serve backup";
-
-/** How a node command's errors start. */
-const NODE_ACTIONS: Record<NodeCommand, string> = {
-  "add-node": "Cannot add node",
-  "list-nodes": "Cannot list nodes",
-  "remove-node": "Cannot remove node",
-  "init-tls": "Cannot make the TLS certificate",
-};
 
 /** syslog priorities, which journald reads from a line's `<N>` prefix. */
 const SYSLOG: Record<LogLevel, number> = {
@@ -51,19 +44,15 @@ export async function server(
   started?: (server: BackupServer) => void,
 ): Promise<number> {
   // A node command comes first, as its usage line shows; it serves nothing.
-  const action = NODE_ACTIONS[args[0] as NodeCommand];
-  const spec = action ? { ...SERVER_SPEC, action } : SERVER_SPEC;
-  return await runCommand(spec, args, output, async (parsed) => {
-    const nodeCommand = nodeCommandArgs(parsed);
-    if (nodeCommand?.command === "init-tls") return await initTls(nodeCommand.root, output);
-    if (nodeCommand) {
-      return manageNodes({
-        ...nodeCommand,
-        command: nodeCommand.command as Exclude<NodeCommand, "init-tls">,
-      }, output);
-    }
-    return await serve(parsed, output, started);
-  });
+  const [command, ...rest] = args;
+  if (isNodeCommand(command)) {
+    return await runCommand(nodeCommandSpec(command), rest, output, async (parsed) => {
+      const [root, name] = parsed.positionals;
+      if (command === "init-tls") return await initTls(root, output);
+      return manageNodes({ command, root, name }, output);
+    });
+  }
+  return await runCommand(SERVER_SPEC, args, output, (parsed) => serve(parsed, output, started));
 }
 
 /** Why listening failed, and what to do; `what` names the argument to change. */

@@ -95,6 +95,60 @@ export const SERVER_SPEC: CommandSpec = {
 export const NODE_COMMANDS = ["add-node", "list-nodes", "remove-node", "init-tls"] as const;
 export type NodeCommand = typeof NODE_COMMANDS[number];
 
+const ROOT_ARG = `<root> is the server root: a file: URL or a path.`;
+
+/** Each node command's own usage, how its errors start, and its help. */
+const NODE_SPECS: Record<NodeCommand, { action: string; positionals: string[]; help: string }> = {
+  "add-node": {
+    action: "Cannot add node",
+    positionals: ["root", "name"],
+    help: `Usage: cln-backup server add-node <root> <name>
+
+Adds node <name> to the server root (made when missing) and prints its credential once: put
+that line, and nothing else, in backup.credential beside the node's backup.lock (mode 0600).
+The node's backup will be <root>/nodes/<name>/backup. A name is 1 to 64 letters, digits, "_"
+or "-". To give a node a new key, remove it first (its backup stays).
+${ROOT_ARG}`,
+  },
+  "list-nodes": {
+    action: "Cannot list nodes",
+    positionals: ["root"],
+    help: `Usage: cln-backup server list-nodes <root>
+
+Prints each node of the server root, and where its backup is, one a line.
+${ROOT_ARG}`,
+  },
+  "remove-node": {
+    action: "Cannot remove node",
+    positionals: ["root", "name"],
+    help: `Usage: cln-backup server remove-node <root> <name>
+
+Revokes node <name>'s key: it no longer connects. Its backup stays where it is; "add-node"
+with the same name gives the node a new key and that backup again.
+${ROOT_ARG}`,
+  },
+  "init-tls": {
+    action: "Cannot make the TLS certificate",
+    positionals: ["root"],
+    help: `Usage: cln-backup server init-tls <root>
+
+Makes the server root's TLS certificate (tls.crt, and tls.key mode 0600) and prints its
+SHA-256 fingerprint, which nodes pin: socket+tls:<host>:<port>?fp=sha256:<hex>. The server
+then serves that root over TLS only. An existing certificate is kept: nodes pin it.
+${ROOT_ARG}`,
+  },
+};
+
+/** The spec of node command `command`, whose arguments follow its name. */
+export function nodeCommandSpec(command: NodeCommand): CommandSpec {
+  return { name: `server ${command}`, options: {}, ...NODE_SPECS[command] };
+}
+
+/** Whether `word`, a command line's first, names a node command. */
+export function isNodeCommand(word: string | undefined): word is NodeCommand {
+  return NODE_COMMANDS.includes(word as NodeCommand);
+}
+
 export interface NodeCommandArgs {
   command: NodeCommand;
   /** The server root, a file: URL or a path. */

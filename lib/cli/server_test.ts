@@ -1,4 +1,4 @@
-import { assertEquals, assertMatch } from "../../tests/support/assert.ts";
+import { assert, assertEquals, assertMatch } from "../../tests/support/assert.ts";
 import { server } from "./server.ts";
 import { serverRootUrl } from "./server_args.ts";
 import { pathToFileURL } from "node:url";
@@ -39,6 +39,44 @@ Deno.test("server node commands' errors start with what they could not do, not s
     assertMatch(await run(["add-node", dir, "alice"]), /^Cannot add node: node "alice" exists/);
     assertMatch(await run(["remove-node", dir, "bob"]), /^Cannot remove node: there is no node/);
     assertMatch(await run(["add-node", dir, "bad name"]), /^Cannot add node: "bad name" is not/);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("server node commands have their own help and usage", async () => {
+  const help = new BufferedOutput();
+  assertEquals(await server(["add-node", "--help"], help), 0);
+  assertMatch(help.stdout[0], /^Usage: cln-backup server add-node <root> <name>\n/);
+  assert(!help.text.includes("--allow-v1"), help.text);
+
+  const usage = async (args: string[]) => {
+    const output = new BufferedOutput();
+    assertEquals(await server(args, output), 2, output.transcript);
+    return output.stderr.join("\n");
+  };
+  assertEquals(
+    await usage(["list-nodes", "/srv", "x"]),
+    `Usage error: "server list-nodes" takes <root>, got 2 argument(s): see ` +
+      `"cln-backup server list-nodes --help"`,
+  );
+  // Serving's options mean nothing to a node command.
+  assertMatch(await usage(["add-node", "/srv", "n1", "--quota-bytes", "5"]), /'--quota-bytes'/);
+});
+
+Deno.test("server remove-node keeps the backup, and add-node gives it back under a new key", async () => {
+  const dir = Deno.makeTempDirSync({ prefix: "server-cli-" });
+  try {
+    const added = new BufferedOutput();
+    assertEquals(await server(["add-node", dir, "alice"], added), 0, added.transcript);
+    // The server makes the backup at the node's first write.
+    Deno.mkdirSync(`${dir}/nodes/alice/backup`);
+    Deno.writeTextFileSync(`${dir}/nodes/alice/backup/kept`, "x");
+    assertEquals(await server(["remove-node", dir, "alice"], new BufferedOutput()), 0);
+    const again = new BufferedOutput();
+    assertEquals(await server(["add-node", dir, "alice"], again), 0, again.transcript);
+    assertEquals(Deno.readTextFileSync(`${dir}/nodes/alice/backup/kept`), "x");
+    assert(added.stdout[2] !== again.stdout[2], "the same key twice");
   } finally {
     Deno.removeSync(dir, { recursive: true });
   }
