@@ -10,6 +10,7 @@
 import { type EnvReader, userPath } from "../fs/user_path.ts";
 import type { Secret } from "../crypto/wrapped_key.ts";
 import { explainOsError } from "../fs/os_error.ts";
+import { ageRecipientOf } from "../crypto/primitives.ts";
 
 export const PASSPHRASE_ENV = "CLN_BACKUP_PASSPHRASE";
 export const IDENTITY_ENV = "CLN_BACKUP_IDENTITY";
@@ -73,10 +74,44 @@ function readSecretFile(path: string, what: string, env: EnvReader = Deno.env): 
 }
 
 /** The age identities of an identity file's text (comments and blank lines skipped). */
-export function identitiesIn(text: string): string[] {
+function identitiesIn(text: string): string[] {
   return text.split("\n").map((line) => line.trim()).filter((line) =>
     line.startsWith("AGE-SECRET-KEY-")
   );
+}
+
+/**
+ * The age identities the operator gave: an identity file's, else the environment's. One that
+ * holds none, or a damaged one, is refused: passed over, it would end in a passphrase prompt
+ * or "does not open the backup's key", which point elsewhere.
+ */
+export async function givenIdentities(
+  file: string | boolean | undefined,
+  env: EnvReader = Deno.env,
+): Promise<string[]> {
+  const text = typeof file === "string"
+    ? readSecretFile(file, "identity", env)
+    : env.get(IDENTITY_ENV);
+  if (text === undefined) return [];
+  const source = typeof file === "string" ? `"${file}"` : IDENTITY_ENV;
+  const identities = identitiesIn(text);
+  if (identities.length === 0) {
+    throw new Error(
+      `Cannot unlock backup: ${source} holds no age identity (AGE-SECRET-KEY-1...): give ` +
+        `the identity age-keygen wrote, not its public key (age1...)`,
+    );
+  }
+  for (const identity of identities) {
+    try {
+      await ageRecipientOf(identity);
+    } catch {
+      throw new Error(
+        `Cannot unlock backup: ${source} holds an AGE-SECRET-KEY-1... line that is not a ` +
+          `whole age identity: copy it again from the file age-keygen wrote`,
+      );
+    }
+  }
+  return identities;
 }
 
 /** The passphrase the environment or a file gives; `undefined` when neither does. */
@@ -105,20 +140,12 @@ export function secretGiven(values: Record<string, string | boolean | undefined>
 export async function gatherSecrets(
   values: Record<string, string | boolean | undefined>,
   prompt: Prompt,
+  env: EnvReader = Deno.env,
 ): Promise<Secret[]> {
   const secrets: Secret[] = [];
-  const identityFile = values.identity;
-  const identities = typeof identityFile === "string"
-    ? identitiesIn(readSecretFile(identityFile, "identity"))
-    : identitiesIn(Deno.env.get(IDENTITY_ENV) ?? "");
-  if (typeof identityFile === "string" && identities.length === 0) {
-    throw new Error(
-      `Cannot unlock backup: "${identityFile}" holds no age identity (AGE-SECRET-KEY-1...): ` +
-        `give the file age-keygen wrote`,
-    );
-  }
+  const identities = await givenIdentities(values.identity, env);
   secrets.push(...identities.map((identity) => ({ identity })));
-  const passphrase = givenPassphrase(values["passphrase-file"]);
+  const passphrase = givenPassphrase(values["passphrase-file"], PASSPHRASE_ENV, env);
   if (passphrase !== undefined) secrets.push({ passphrase });
   if (secrets.length === 0) {
     const typed = await prompt("Passphrase of the backup: ");

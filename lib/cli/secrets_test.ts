@@ -1,5 +1,18 @@
-import { assertEquals, assertThrows } from "../../tests/support/assert.ts";
-import { givenPassphrase, PASSPHRASE_ENV } from "./secrets.ts";
+import {
+  assert,
+  assertEquals,
+  assertMatch,
+  assertRejects,
+  assertThrows,
+} from "../../tests/support/assert.ts";
+import { ageRecipientOf, newAgeIdentity } from "../crypto/primitives.ts";
+import {
+  gatherSecrets,
+  givenPassphrase,
+  IDENTITY_ENV,
+  PASSPHRASE_ENV,
+  type Prompt,
+} from "./secrets.ts";
 
 Deno.test("a relative --passphrase-file is the operator's (deno task's INIT_CWD), a missing one named", () => {
   const dir = Deno.makeTempDirSync({ prefix: "secrets-" });
@@ -13,6 +26,46 @@ Deno.test("a relative --passphrase-file is the operator's (deno task's INIT_CWD)
       missing.message,
       `Cannot read the passphrase file "nopass": there is no file "${dir}/nopass": check the path`,
     );
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("an identity file or CLN_BACKUP_IDENTITY that holds no whole identity is refused, not passed over", async () => {
+  const dir = Deno.makeTempDirSync({ prefix: "secrets-" });
+  const env = (identity?: string) => ({
+    get: (name: string) => name === IDENTITY_ENV ? identity : name === "INIT_CWD" ? dir : undefined,
+  });
+  const noPrompt: Prompt = () => Promise.reject(new Error("prompted"));
+  try {
+    const identity = await newAgeIdentity();
+    const recipient = await ageRecipientOf(identity);
+    Deno.writeTextFileSync(`${dir}/good`, `# public key: ${recipient}\n${identity}\n`);
+    Deno.writeTextFileSync(`${dir}/public`, `${recipient}\n`);
+    Deno.writeTextFileSync(`${dir}/cut`, `${identity.slice(0, -3)}\n`);
+
+    assertEquals(await gatherSecrets({ identity: "good" }, noPrompt, env()), [{ identity }]);
+    assertEquals(await gatherSecrets({}, noPrompt, env(identity)), [{ identity }]);
+
+    const refused = async (values: Record<string, string>, identityEnv?: string) =>
+      (await assertRejects(() => gatherSecrets(values, noPrompt, env(identityEnv)))).message;
+    assertEquals(
+      await refused({ identity: "public" }),
+      `Cannot unlock backup: "public" holds no age identity (AGE-SECRET-KEY-1...): give the ` +
+        `identity age-keygen wrote, not its public key (age1...)`,
+    );
+    // Set to a public key, the variable was skipped and the passphrase asked for.
+    assertMatch(
+      await refused({}, recipient),
+      /^Cannot unlock backup: CLN_BACKUP_IDENTITY holds no/,
+    );
+    const cut = await refused({ identity: "cut" });
+    assertEquals(
+      cut,
+      `Cannot unlock backup: "cut" holds an AGE-SECRET-KEY-1... line that is not a whole age ` +
+        `identity: copy it again from the file age-keygen wrote`,
+    );
+    assert(!cut.includes(identity.slice(0, 20)), "the error shows the secret");
   } finally {
     Deno.removeSync(dir, { recursive: true });
   }
