@@ -19,6 +19,8 @@ export const PLUGIN_PATH = new URL("../../plugin.ts", import.meta.url).pathname;
 /** The plugin with test seams (tests/support/test_plugin.ts); see {@linkcode TestPluginConfig}. */
 export const TEST_PLUGIN_PATH = new URL("./test_plugin.ts", import.meta.url).pathname;
 export const DATABASE_NAME = "lightningd.sqlite3";
+/** How long lightningd waits for plugins to exit after `shutdown` before it closes their pipes. */
+export const SHUTDOWN_GRACE_MS = 30_000;
 
 /** What tests/support/test_plugin.ts reads from `CLN_BACKUP_TEST_PLUGIN`. */
 export interface TestPluginConfig {
@@ -361,9 +363,26 @@ export class FakeLightningd {
     return "committed";
   }
 
-  /** Sends `shutdown` as `lightning-cli stop` does, then waits for the plugin to exit. */
+  /**
+   * Sends `shutdown` as `lightning-cli stop` does and waits for the plugin to exit with its
+   * stdin still open: lightningd closes a plugin's pipes only once it has exited, or after
+   * {@linkcode SHUTDOWN_GRACE_MS} ("failed to self-terminate in time, killing"). A plugin
+   * that only exits at end of input would pass if the pipe closed at once; here it throws.
+   */
   async stop(): Promise<Deno.CommandStatus> {
-    if (!this.#exited) await this.notify("shutdown");
+    if (!this.#exited) {
+      await this.notify("shutdown");
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const grace = new Promise<"late">((resolve) => {
+        timer = setTimeout(() => resolve("late"), SHUTDOWN_GRACE_MS);
+      });
+      const gone = this.#child.status.then(() => "gone" as const);
+      const outcome = await Promise.race([gone, grace]).finally(() => clearTimeout(timer));
+      if (outcome === "late") {
+        await this.close();
+        throw new Error(`the plugin was still running ${SHUTDOWN_GRACE_MS} ms after shutdown`);
+      }
+    }
     return await this.close();
   }
 
