@@ -8,7 +8,13 @@
  *   `true`; a `flag` that is not set, and a `string` without default that is not set, are
  *   absent.
  * - `setconfig` (for `dynamic` options only) sends `{"config": name, "val": text}`: `val` is
- *   a string even for an `int` ("20"). lightningd then saves it in `config.setconfig`.
+ *   a string even for an `int` ("20"). lightningd does not check it first (lightningd/
+ *   configs.c): it is the caller's text, and once the plugin accepts it, lightningd saves it
+ *   in `config.setconfig` as it is. At the next start lightningd reads that line as it reads
+ *   its config: a `bool` as ccan's `opt_set_bool_arg` (yes/no/true/false, any case, sent in
+ *   `init` as a JSON bool), an `int` with `strtol(..., 0)` and then sends the text in `init`
+ *   as a raw JSON literal. So an `int` is taken only in plain decimal: "010" would be octal
+ *   8 to lightningd and no JSON in `init`, "08" would stop lightningd from starting.
  *
  * @module
  */
@@ -30,7 +36,11 @@ export interface OptionSpec {
   min?: number;
 }
 
-const INTEGER = /^-?[0-9]+$/;
+/** A whole number as lightningd reads it back the same and JSON takes it: no leading zero. */
+const INTEGER = /^-?(0|[1-9][0-9]*)$/;
+const LEADING_ZERO = /^-?0[0-9]/;
+/** What ccan's opt_set_bool_arg takes (compared ignoring case). */
+const BOOL_TEXT = new Map([["true", true], ["yes", true], ["false", false], ["no", false]]);
 
 /** The value `raw` stands for, or why it is not one; `text` accepts setconfig's strings. */
 function convert(spec: OptionSpec, raw: unknown, text: boolean): OptionValue | { error: string } {
@@ -39,6 +49,9 @@ function convert(spec: OptionSpec, raw: unknown, text: boolean): OptionValue | {
       if (typeof raw === "string") return raw;
       return { error: `${JSON.stringify(raw)} is not a string` };
     case "int": {
+      if (text && typeof raw === "string" && LEADING_ZERO.test(raw)) {
+        return { error: `${JSON.stringify(raw)} has a leading zero` };
+      }
       const value = text && typeof raw === "string" && INTEGER.test(raw) ? Number(raw) : raw;
       if (typeof value !== "number" || !Number.isSafeInteger(value)) {
         return { error: `${JSON.stringify(raw)} is not a whole number` };
@@ -51,7 +64,9 @@ function convert(spec: OptionSpec, raw: unknown, text: boolean): OptionValue | {
     case "bool":
     case "flag":
       if (typeof raw === "boolean") return raw;
-      if (text && (raw === "true" || raw === "false")) return raw === "true";
+      if (text && typeof raw === "string" && BOOL_TEXT.has(raw.toLowerCase())) {
+        return BOOL_TEXT.get(raw.toLowerCase())!;
+      }
       return { error: `${JSON.stringify(raw)} is not true or false` };
   }
 }

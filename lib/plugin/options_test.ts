@@ -54,6 +54,12 @@ const GOOD: [OptionSpec["type"], unknown, OptionValue][] = [
   ["bool", "true", true],
   ["bool", "false", false],
   ["bool", true, true],
+  // lightningd reads a bool option as ccan's opt_set_bool_arg does: yes/no/true/false in
+  // any case; setconfig hands the plugin the caller's text as it is.
+  ["bool", "yes", true],
+  ["bool", "no", false],
+  ["bool", "True", true],
+  ["bool", "FALSE", false],
   ["flag", undefined, true],
   ["flag", "false", false],
   ["string", "s3://bucket/a b", "s3://bucket/a b"],
@@ -97,8 +103,26 @@ const BAD: [OptionSpec["type"], unknown, string][] = [
     undefined,
     'Cannot set option "x": undefined is not a whole number; give a whole number such as 42',
   ],
-  ["bool", "yes", 'Cannot set option "x": "yes" is not true or false; give true or false'],
+  // lightningd saves an accepted val to config.setconfig as it is and parses it at the next
+  // start with strtol(base 0), then sends it in init as a raw JSON literal: "08" would stop
+  // lightningd from starting, "010" would be 8 and make init's JSON invalid.
+  [
+    "int",
+    "010",
+    'Cannot set option "x": "010" has a leading zero; give a whole number such as 42',
+  ],
+  [
+    "int",
+    "08",
+    'Cannot set option "x": "08" has a leading zero; give a whole number such as 42',
+  ],
+  [
+    "int",
+    "-007",
+    'Cannot set option "x": "-007" has a leading zero; give a whole number such as 42',
+  ],
   ["bool", "1", 'Cannot set option "x": "1" is not true or false; give true or false'],
+  ["bool", "on", 'Cannot set option "x": "on" is not true or false; give true or false'],
   ["string", 5, 'Cannot set option "x": 5 is not a string; give a string'],
 ];
 
