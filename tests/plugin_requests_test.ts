@@ -145,13 +145,13 @@ Deno.test("requests: the plugin's own option shows in backup-status; setconfig r
     });
     assertEquals(refused.error, {
       code: -32602,
-      message: 'Cannot set option "backup-destination" while the node runs: set it in ' +
+      message: "Cannot set option 'backup-destination' while the node runs: set it in " +
         "lightningd's config and restart",
     });
     const unknown = await lightningd.request("setconfig", { config: "nope", val: "1" });
     assertEquals(unknown.error, {
       code: -32602,
-      message: 'Cannot set option "nope": this plugin has no such option',
+      message: "Cannot set option 'nope': this plugin has no such option",
     });
     await assertStillServes(lightningd);
     await stop(lightningd);
@@ -163,13 +163,17 @@ Deno.test("requests: recorded init options and setconfig; a bad value is one err
     async ({ lightningd }) => {
       assertEquals(await lightningd.transaction(SCHEMA), "committed");
       await lightningd.init({ ...RECORDED_INIT_OPTIONS });
-      const answer = await lightningd.request("setconfig", { config: "rec-dyn", val: "20" });
-      assertEquals(answer.result, {});
-      const bad = await lightningd.request("setconfig", { config: "rec-dyn", val: "twenty" });
-      assertEquals(bad.error, {
-        code: -32602,
-        message: 'Cannot set option "rec-dyn": "twenty" is not a whole number; give a whole ' +
-          "number such as 42",
+      const answer = await lightningd.setconfig("rec-dyn", "20");
+      assertEquals(answer, { result: {} });
+      // lightning-cli shows the plugin's message with lightningd's escapes undone once only:
+      // a double quote in it would show as \".
+      const bad = await lightningd.setconfig("rec-dyn", "twenty");
+      assertEquals(bad, {
+        error: {
+          code: -32602,
+          message: "Cannot set option 'rec-dyn': 'twenty' is not a whole number; give a whole " +
+            "number such as 42",
+        },
       });
       assertEquals(
         status(await lightningd.request("backup-status", [])).options,
@@ -178,7 +182,9 @@ Deno.test("requests: recorded init options and setconfig; a bad value is one err
       assertEquals(lightningd.logs.filter((l) => l.message.startsWith("option")), [
         { level: "info", message: 'option "rec-dyn" is now 20' },
       ]);
-      assertEquals(unusual(lightningd), [(bad.error as { message: string }).message]);
+      assertEquals(unusual(lightningd), [
+        'Cannot set option "rec-dyn": "twenty" is not a whole number; give a whole number such as 42',
+      ]);
       await stop(lightningd);
     },
     undefined,

@@ -88,6 +88,17 @@ function unstorable(writes: string[]): string | undefined {
   return undefined;
 }
 
+/**
+ * `message` with nothing JSON escapes: lightningd passes a `setconfig` refusal on by copying
+ * the message token's text, escapes included, and escaping it again (plugin_setconfig_done),
+ * so a `"` would reach the caller as `\"`. Double quotes become single ones; other
+ * characters JSON escapes (backslash, control characters) become `?`.
+ */
+function asEscapeFree(message: string): string {
+  // deno-lint-ignore no-control-regex
+  return message.replaceAll('"', "'").replace(/[\\\x00-\x1f\x7f]/g, "?");
+}
+
 export class BackupPlugin {
   #checked = false;
   /** Set once the backup cannot be trusted: every later `db_write` is refused with it. */
@@ -235,7 +246,7 @@ export class BackupPlugin {
     } catch (error) {
       if (!(error instanceof RpcError)) throw error;
       this.log("unusual", error.message);
-      this.error(id, error.toJSON());
+      this.error(id, { code: error.code, message: asEscapeFree(error.message) });
     }
   }
 

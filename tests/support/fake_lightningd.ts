@@ -251,6 +251,28 @@ export class FakeLightningd {
     return result;
   }
 
+  /**
+   * `lightning-cli setconfig CONFIG VAL` for a plugin option, as lightningd runs it
+   * (plugin_set_dynamic_opt and plugin_setconfig_done in lightningd/plugin.c): `val` goes to
+   * the plugin as the caller's text; a refusal reaches the caller as `{code, message}` where
+   * `message` is the plugin's message token as it stands in the plugin's JSON, escapes and
+   * all (lightningd copies the token's text and escapes it again), and `data` is dropped.
+   */
+  async setconfig(
+    config: string,
+    val?: string,
+  ): Promise<{ result: unknown } | { error: { code: number; message: string } }> {
+    const id = `cli:setconfig#1/cln:setconfig#${this.#nextId++}`;
+    const answer = await this.request(
+      "setconfig",
+      val === undefined ? { config } : { config, val },
+      id,
+    );
+    if (answer.error === undefined) return { result: answer.result };
+    const { code, message } = answer.error as { code: number; message: string };
+    return { error: { code, message: JSON.stringify(message).slice(1, -1) } };
+  }
+
   async notify(method: string, params: Record<string, unknown> = {}): Promise<void> {
     await this.write(
       encoder.encode(
