@@ -80,6 +80,37 @@ Deno.test("protocol: init with backup-destination logs a deprecation warning", a
   });
 });
 
+Deno.test("protocol: init with int options as written in lightningd's config (010, 0x20) reads them as lightningd does", async () => {
+  await withPlugin(async ({ lightningd, dir }) => {
+    assertEquals(await lightningd.transaction(SCHEMA), "committed");
+    // lightningd checks an int option with strtol(base 0) and puts the config line's text in
+    // init as it is (json_add_plugin_val): `backup-compact-ratio=010` makes init no JSON.
+    const id = "cln:init#47";
+    const init = `{"jsonrpc":"2.0","id":"${id}","method":"init","params":{"options":` +
+      `{"backup-compact-auto":true,"backup-compact-ratio":010,"backup-compact-min-mib":0x20,` +
+      `"backup-retain-snapshots":+2},"configuration":{"lightning-dir":"${dir}",` +
+      `"rpc-file":"lightning-rpc","startup":true,"network":"regtest"}}}\n\n`;
+    const answer = await within(
+      5_000,
+      "init answered",
+      lightningd.forward(id, encoder.encode(init)),
+    );
+    assertEquals(answer.result, {});
+    assertEquals(status(await lightningd.request("backup-status", [])).options, {
+      ...DEFAULT_COMPACTION_OPTIONS,
+      "backup-destination": null,
+      "backup-compact-ratio": 8,
+      "backup-compact-min-mib": 32,
+      "backup-retain-snapshots": 2,
+    });
+    assertEquals(unusual(lightningd), [
+      "init's options hold numbers that are not JSON (010, 0x20, +2): read as lightningd reads " +
+      "them (8, 32, 2); write them in plain decimal in lightningd's config",
+    ]);
+    await stop(lightningd);
+  });
+});
+
 Deno.test("protocol: backup-status reports the backup and the hook's latency", async () => {
   await withPlugin(async ({ lightningd, restart, dir, url }) => {
     assertEquals(await lightningd.transaction(SCHEMA), "committed");

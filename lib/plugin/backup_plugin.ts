@@ -180,6 +180,17 @@ export class BackupPlugin {
     return false;
   }
 
+  /** A message that held numbers that are not JSON, read as lightningd reads them: one log line. */
+  readLiterals(method: string, literals: readonly { written: string; read: number }[]): void {
+    const written = literals.map((l) => l.written).join(", ");
+    const read = literals.map((l) => l.read).join(", ");
+    this.log(
+      "unusual",
+      `${method}'s options hold numbers that are not JSON (${written}): read as lightningd ` +
+        `reads them (${read}); write them in plain decimal in lightningd's config`,
+    );
+  }
+
   /** A message that is not a request: one log line, and an answer when it has an id. */
   malformed(parsed: Extract<Parsed, { ok: false }>, bytes: number): void {
     const { id, method, error } = parsed;

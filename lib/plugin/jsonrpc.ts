@@ -52,9 +52,13 @@ export type LogLevel = "debug" | "info" | "unusual" | "broken";
 const strict = new TextDecoder("utf-8", { fatal: true });
 const lenient = new TextDecoder();
 
-/** A request, or what is wrong with a message, with its id and method where they can be read. */
+/**
+ * A request, or what is wrong with a message, with its id and method where they can be read.
+ * `literals`: an `init` that held numbers that are not JSON, read as lightningd reads them
+ * (see {@linkcode readIntLiterals}): each as written and as read.
+ */
 export type Parsed =
-  | { ok: true; request: JsonRpcRequest }
+  | { ok: true; request: JsonRpcRequest; literals?: { written: string; read: number }[] }
   | { ok: false; id: JsonRpcId | undefined; method?: string; error: string };
 
 function isId(value: unknown): value is JsonRpcId {
@@ -74,6 +78,8 @@ export function parseMessage(bytes: Uint8Array): Parsed {
   try {
     value = JSON.parse(text);
   } catch (error) {
+    const init = salvageInit(text);
+    if (init !== undefined) return init;
     return { ok: false, id: undefined, error: `not JSON (${(error as Error).message})` };
   }
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
@@ -110,4 +116,76 @@ function notUtf8(text: string): Parsed {
   } catch {
     return { ok: false, id: undefined, error };
   }
+}
+
+/** What a C `strtol(text, &end, 0)` reads when it reads all of `text`, if that is a safe integer. */
+function strtol0(text: string): number | undefined {
+  const match = /^([+-]?)(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)$/.exec(text);
+  if (match === null) return undefined;
+  const [, sign, digits] = match;
+  const magnitude = /^0[xX]/.test(digits)
+    ? parseInt(digits.slice(2), 16)
+    : digits.length > 1 && digits[0] === "0"
+    ? parseInt(digits.slice(1), 8)
+    : Number(digits);
+  const value = sign === "-" ? -magnitude : magnitude;
+  return Number.isSafeInteger(value) ? value : undefined;
+}
+
+const JSON_NUMBER = /^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?$/;
+const LITERAL_CHAR = /[0-9A-Za-z+\-.]/;
+
+/**
+ * `text` with each bare literal that is not JSON but that `strtol(..., 0)` reads whole (`010`,
+ * `0x20`, `+2`) replaced by its decimal value, strings left alone; `undefined` when there is
+ * none. lightningd checks an `int` plugin option with `strtol(..., 0)` and then writes the
+ * config's text into `init` as it is (`json_add_plugin_val` in lightningd/plugin.c), so
+ * `backup-compact-ratio=010` in its config makes `init` no JSON.
+ */
+export function readIntLiterals(
+  text: string,
+): { text: string; literals: { written: string; read: number }[] } | undefined {
+  const literals: { written: string; read: number }[] = [];
+  let out = "";
+  let from = 0;
+  let i = 0;
+  while (i < text.length) {
+    const c = text[i];
+    if (c === '"') {
+      for (i++; i < text.length && text[i] !== '"'; i++) if (text[i] === "\\") i++;
+      i++;
+    } else if (LITERAL_CHAR.test(c)) {
+      const start = i;
+      while (i < text.length && LITERAL_CHAR.test(text[i])) i++;
+      const written = text.slice(start, i);
+      const read = JSON_NUMBER.test(written) ? undefined : strtol0(written);
+      if (read !== undefined) {
+        out += text.slice(from, start) + String(read);
+        from = i;
+        literals.push({ written, read });
+      }
+    } else {
+      i++;
+    }
+  }
+  return literals.length === 0 ? undefined : { text: out + text.slice(from), literals };
+}
+
+/** An `init` whose only fault is numbers lightningd copied from its config as written. */
+function salvageInit(text: string): Parsed | undefined {
+  // The scan is only worth it for an init (cheap guard: a malformed db_write may be 30 MB).
+  if (!text.includes('"init"')) return undefined;
+  const read = readIntLiterals(text);
+  if (read === undefined) return undefined;
+  let value: Record<string, unknown>;
+  try {
+    value = JSON.parse(read.text);
+  } catch {
+    return undefined;
+  }
+  if (
+    value?.jsonrpc !== "2.0" || value.method !== "init" || !isId(value.id) ||
+    typeof value.params !== "object"
+  ) return undefined;
+  return { ok: true, request: value as unknown as JsonRpcRequest, literals: read.literals };
 }

@@ -1,4 +1,4 @@
-import { parseMessage } from "./jsonrpc.ts";
+import { parseMessage, readIntLiterals } from "./jsonrpc.ts";
 import { assertEquals, assertMatch } from "../../tests/support/assert.ts";
 
 const parse = (text: string) => parseMessage(new TextEncoder().encode(text));
@@ -100,4 +100,31 @@ Deno.test("parseMessage: an id that is neither string nor number", () => {
       error: "id is neither string nor number",
     });
   }
+});
+
+Deno.test("readIntLiterals: what strtol(base 0) reads whole, outside strings, as decimal", () => {
+  const text = '{"a":010,"b":0x1F,"c":+2,"d":-0X10,"e":"x:010,","f":[true,null,1.5e3,-0,7],"g":08}';
+  assertEquals(readIntLiterals(text), {
+    text: '{"a":8,"b":31,"c":2,"d":-16,"e":"x:010,","f":[true,null,1.5e3,-0,7],"g":08}',
+    literals: [
+      { written: "010", read: 8 },
+      { written: "0x1F", read: 31 },
+      { written: "+2", read: 2 },
+      { written: "-0X10", read: -16 },
+    ],
+  });
+  assertEquals(readIntLiterals('{"a":"\\"010","b":[1,2]}'), undefined);
+});
+
+Deno.test("parseMessage: an init with numbers lightningd copied from its config is read; nothing else is", () => {
+  const init =
+    '{"jsonrpc":"2.0","id":"cln:init#47","method":"init","params":{"options":{"r":010}}}';
+  assertEquals(parse(init), {
+    ok: true,
+    request: { jsonrpc: "2.0", id: "cln:init#47", method: "init", params: { options: { r: 8 } } },
+    literals: [{ written: "010", read: 8 }],
+  });
+  const other = parse(init.replace('"method":"init"', '"method":"db_write"'));
+  assertEquals(other.ok, false);
+  if (!other.ok) assertMatch(other.error, /^not JSON \(/);
 });

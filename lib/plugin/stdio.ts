@@ -53,7 +53,10 @@ export async function serve(
     for (const bytes of framer.push(buffer.subarray(0, n))) {
       const parsed = parseMessage(bytes);
       if (!parsed.ok) plugin.malformed(parsed, bytes.length);
-      else if (await plugin.handle(parsed.request, receivedAt)) return;
+      else {
+        if (parsed.literals) plugin.readLiterals(parsed.request.method, parsed.literals);
+        if (await plugin.handle(parsed.request, receivedAt)) return;
+      }
     }
   }
 }
