@@ -53,7 +53,8 @@ Options:
               after: {...}, base_version, versions_folded, bytes_freed, seconds}
   -h, --help  show this help
 
-It needs room for one more database and one more base beside the backup while it runs.
+It needs room for one more copy of the database beside the backup while it runs: the
+database it rebuilds becomes the base part by part.
 An s3:// backup keeps one base; its keys come from AWS_ACCESS_KEY_ID and
 AWS_SECRET_ACCESS_KEY. Its objects are never changed, only added and then deleted, so a
 compaction interrupted at any point leaves a backup that restores.
