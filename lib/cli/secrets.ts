@@ -10,7 +10,7 @@
 import { type EnvReader, userPath } from "../fs/user_path.ts";
 import type { Secret } from "../crypto/wrapped_key.ts";
 import { explainOsError } from "../fs/os_error.ts";
-import { ageRecipientOf } from "../crypto/primitives.ts";
+import { primitives } from "../crypto/data_key.ts";
 
 export const PASSPHRASE_ENV = "CLN_BACKUP_PASSPHRASE";
 export const IDENTITY_ENV = "CLN_BACKUP_IDENTITY";
@@ -103,7 +103,7 @@ export async function givenIdentities(
   }
   for (const identity of identities) {
     try {
-      await ageRecipientOf(identity);
+      await (await primitives()).ageRecipientOf(identity);
     } catch {
       throw new Error(
         `Cannot unlock backup: ${source} holds an AGE-SECRET-KEY-1... line that is not a ` +
