@@ -14,10 +14,11 @@ import { newBackupId } from "../format/segment.ts";
 import { DataKey, sameBytes } from "../crypto/data_key.ts";
 import { describeWraps, UnlockError, wrapKey } from "../crypto/wrapped_key.ts";
 import { readWrappedKey, unlockDir } from "./unlock.ts";
+import { checkExisting, existingHint } from "./existing.ts";
 import { KEY_FILE, readKeyFile, removeKeyFileOf, writeKeyFile } from "../crypto/key_file.ts";
 import { askNewPassphrase, givenPassphrase, type Prompt, terminalPrompt } from "./secrets.ts";
 import { FileBackupReader } from "../backends/file/reader.ts";
-import { backupKind } from "../backends/open.ts";
+import { backupKind, openReader } from "../backends/open.ts";
 import type { BackupDescription } from "../backends/backend.ts";
 import { readLayout } from "../format/layout.ts";
 import { existsSync, removeIfExists } from "../fs/exists.ts";
@@ -63,6 +64,7 @@ const ACTION = INIT_ACTION;
 export const INIT_HELP = `Usage: cln-backup init --lightning-dir DIR <url>
        cln-backup init DIR <url>
        cln-backup init --lightning-dir DIR <url> --encrypt [--recipient AGE1...]
+       cln-backup init --lightning-dir DIR <url> --existing
        cln-backup init <url>
 
 With a lightning dir DIR (as an option, or before <url> as the Python plugin's first README
@@ -101,6 +103,14 @@ Options:
                        the same snapshot; repeatable. The launcher grants each destination
                        what it needs (a file backup's path, a remote one's host:port and
                        keys' file) and nothing else
+  --existing           set the node up again on the backup at <url> it was restored from
+                       (after "restore <url> DIR" on a new machine): nothing is created;
+                       the backup must end at the database's version and restore, here,
+                       to a database equal to it row for row. It is read with what the
+                       plugin will use (a server's with DIR/backup.credential, put back
+                       first); an encrypted one with its passphrase or identity
+                       (CLN_BACKUP_PASSPHRASE, --passphrase-file F, CLN_BACKUP_IDENTITY),
+                       whose key goes to DIR/backup.key
   -h, --help           show this help
 
 It refuses, changing nothing:
@@ -130,6 +140,7 @@ export const INIT_SPEC: CommandSpec = {
     "passphrase-file": { type: "string" },
     mirror: { type: "string", multiple: true },
     async: { type: "string", multiple: true },
+    existing: { type: "boolean" },
   },
   positionals: ["url"],
   otherForms: [["lightning-dir", "url"]],
@@ -457,8 +468,11 @@ export async function init(
       values["lightning-dir"] === undefined ? undefined : String(values["lightning-dir"]),
     );
     const encrypt = values.encrypt === true;
-    if (!encrypt && (values.recipient !== undefined || values["passphrase-file"] !== undefined)) {
-      throw new UsageError("--recipient and --passphrase-file go with --encrypt");
+    if (values.recipient !== undefined && !encrypt) {
+      throw new UsageError("--recipient goes with --encrypt");
+    }
+    if (values["passphrase-file"] !== undefined && !encrypt && values.existing !== true) {
+      throw new UsageError("--passphrase-file goes with --encrypt or --existing");
     }
     if (encrypt && target.dir === undefined) {
       throw new Error(
@@ -468,6 +482,12 @@ export async function init(
     }
     const { mirrors, asyncs } = initCopies(values);
     const copies = [...mirrors, ...asyncs];
+    if (values.existing === true && (target.dir === undefined || encrypt || copies.length > 0)) {
+      throw new UsageError(
+        "--existing takes a lightning dir and one URL, without --encrypt (an encrypted " +
+          "backup's key comes from it), --mirror or --async",
+      );
+    }
     if (copies.length > 0 && target.dir === undefined) {
       throw new UsageError("--mirror and --async go with the node's lightning dir");
     }
@@ -521,6 +541,21 @@ export async function init(
       );
     }
     const database = `${dir}/${DATABASE_NAME}`;
+    if (values.existing === true) {
+      const found = await checkExisting(url, dir, database, values, prompt);
+      if (found.key) writeKeyFile(dir, found.key);
+      const launcher = installPlugin(dir, lock, "create", () => {
+        if (found.key) removeKeyFileOf(dir, found.key);
+      });
+      output.out(
+        `Took the backup ${url} as this node's: it restores to "${database}", at version ` +
+          `${found.version}; the plugin goes on from there`,
+      );
+      output.out(`Wrote "${dir}/${LOCK_FILE}" and the launcher "${launcher}"`);
+      if (found.key) encryptedNote(output, dir);
+      printConfigLine(output, launcher);
+      return Exit.Ok;
+    }
     if (path === undefined) {
       if (scheme === "s3") checkPluginCredentials(dir, ACTION);
       // Made when the backup is to be made (on a server: not when an interrupted init's is
@@ -569,9 +604,17 @@ export async function init(
     if (existsSync(path)) {
       const found = leftByKilledInit(path, database);
       if ("why" in found) {
+        let last: number | undefined;
+        try {
+          const reader = openReader(url);
+          last = reader.describe().lastVersion;
+          reader.close();
+        } catch {
+          // Not a backup that reads: the path alone says enough.
+        }
         throw new Error(
           `${ACTION}: "${path}" already exists${found.why}: choose a new path, or remove it ` +
-            `if it is not a backup you need`,
+            `if it is not a backup you need${existingHint(last, database)}`,
         );
       }
       await checkLeftEncryption(path, dir, encrypt);

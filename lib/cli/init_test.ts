@@ -328,3 +328,83 @@ Deno.test("init --mirror --async makes every copy from one snapshot, or none of 
     removeNodeDir(dir);
   }
 });
+
+/** Commits one transaction on the node in `dir` through the launcher init wrote. */
+async function oneTransaction(dir: string): Promise<void> {
+  const node = FakeLightningd.spawn({ lightningDir: dir, command: [`${dir}/cln-backup-plugin`] });
+  try {
+    await node.getmanifest();
+    assertEquals(await node.transaction(["DELETE FROM vars WHERE name = 'x'"]), "committed");
+    assertEquals((await node.stop()).code, 0);
+  } finally {
+    await node.kill().catch(() => {});
+  }
+}
+
+Deno.test("init --existing sets a restored node up again on the backup it was restored from", async () => {
+  const dir = makeNodeDir("fresh-start");
+  const base = Deno.realPathSync(`${dir}/..`);
+  const url = `file://${base}/backups/node`;
+  const again = `${base}/new-machine/regtest`;
+  try {
+    assertEquals(await init([url, "--lightning-dir", dir], new BufferedOutput()), 0);
+    await oneTransaction(dir);
+    // The node's machine is lost; a new one gets its database back from the backup.
+    Deno.mkdirSync(again, { recursive: true });
+    restoreBackup(openReader(url), again);
+    await refused(
+      again,
+      [url, "--lightning-dir", again],
+      /already exists, a backup of versions 11 to 12, .*; if ".*" was restored from it, run init again with --existing/,
+    );
+    const output = new BufferedOutput();
+    assertEquals(
+      await init([url, "--lightning-dir", again, "--existing"], output),
+      0,
+      output.transcript,
+    );
+    assertMatch(output.stdout[0], /^Took the backup file:.* as this node's: .* at version 12;/);
+    assertEquals(JSON.parse(Deno.readTextFileSync(`${again}/backup.lock`)), { backend_url: url });
+    assertEquals(output.stdout.at(-1), `important-plugin=${again}/cln-backup-plugin`);
+    // The plugin goes on from there, through the launcher.
+    await oneTransaction(again);
+    const restored = `${base}/restored.sqlite3`;
+    restoreBackup(openReader(url), restored);
+    assertEquals(dumpDatabase(restored), dumpDatabase(`${again}/lightningd.sqlite3`));
+  } finally {
+    removeNodeDir(dir);
+  }
+});
+
+Deno.test("init --existing refuses a backup that does not restore to the node's database", async () => {
+  const dir = makeNodeDir("fresh-start");
+  const base = Deno.realPathSync(`${dir}/..`);
+  const url = `file://${base}/backups/node`;
+  const other = `${base}/other/regtest`;
+  try {
+    assertEquals(await init([url, "--lightning-dir", dir], new BufferedOutput()), 0);
+    Deno.mkdirSync(other, { recursive: true });
+    restoreBackup(openReader(url), other);
+    const db = new DatabaseSync(`${other}/lightningd.sqlite3`);
+    // A change the backup never saw, at the same version.
+    db.exec("INSERT INTO vars (name, intval) VALUES ('not-backed-up', 1)");
+    await refused(
+      other,
+      [url, "--lightning-dir", other, "--existing"],
+      /is at the database's version 11 but does not restore to .*\(table vars holds more rows/,
+    );
+    db.exec("UPDATE vars SET intval = intval + 1 WHERE name = 'data_version'");
+    db.close();
+    await refused(
+      other,
+      [url, "--lightning-dir", other, "--existing"],
+      /the backup file:.* is at version 11, but .* is at 12: it misses changes/,
+    );
+    const usage = new BufferedOutput();
+    const withMirror = [url, "--lightning-dir", other, "--existing", "--mirror", `file:///m`];
+    assertEquals(await init(withMirror, usage), 2);
+    assertMatch(usage.stderr[0], /--existing takes a lightning dir and one URL/);
+  } finally {
+    removeNodeDir(dir);
+  }
+});

@@ -25,6 +25,7 @@ import { dataVersionAt } from "../sqlite/data_version.ts";
 import { whyNotLeftOnServer } from "./left_on_server.ts";
 import { KEY_FILE, readKeyFile, writeKeyFile } from "../crypto/key_file.ts";
 import type { DataKey } from "../crypto/data_key.ts";
+import { existingHint } from "./existing.ts";
 
 /** How init's refusals start; `mirror` makes its backups here too, with the same words. */
 export const INIT_ACTION = "Cannot init backup";
@@ -227,7 +228,8 @@ async function sendSnapshotTo(
       if (why === undefined) return { version, found: true };
       throw new Error(
         `${ACTION}: the server at ${remote.destination} already holds a backup at version ` +
-          `${version}${why}: give this node a new storage directory on the server`,
+          `${version}${why}: give this node a new storage directory on the server` +
+          existingHint(version, database),
       );
     }
     const encryption = await initKey?.make();

@@ -8,6 +8,7 @@
  *
  * - init: read and write the backup's parent directory (the backup is built beside its
  *   path), each `--mirror` and `--async` one's too, and DIR; read DIR's base dir; connect to DIR's RPC socket; read /proc/PID.
+ *   With --existing: read and write the temporary directory, where the backup is restored.
  * - restore: read the backup; read and write the target and its parent.
  * - status: read the backup.
  * - verify: read the backup; read and write the temporary directory.
@@ -203,7 +204,9 @@ const TABLE: Record<string, { spec?: CommandSpec; plan: Planner }> = {
       const { mirrors, asyncs } = initCopies(values);
       const parts = [target.url, ...mirrors, ...asyncs].map((url) => newBackup(url, tempDir));
       if (target.dir !== undefined) parts.push(nodeDir(userPath(target.dir)));
-      if (values.encrypt) parts.push(secrets({ values, positionals }));
+      if (values.encrypt || values.existing) parts.push(secrets({ values, positionals }));
+      // --existing restores the backup into the temporary directory to compare it.
+      if (values.existing) parts.push(READS_RECORDS, { read: [tempDir], write: [tempDir] });
       return merge(...parts);
     },
   },

@@ -19,7 +19,8 @@ export function launcherCheck(found: Found): CheckResult {
     return [
       "FAIL",
       `"${program}" is missing, so lightningd cannot start the plugin: init writes it; ` +
-      `to write it again, move backup.lock aside and run init with a new backup path`,
+      `to write it again for the backup backup.lock names, move backup.lock aside and run ` +
+      `init --existing with its URL (the node's database must be at the backup's version)`,
     ];
   }
   if (!isExecutableFile(info)) {

@@ -1,0 +1,161 @@
+/**
+ * `init --existing`: sets a node up again on the backup it was restored from. After a
+ * restore on a new machine the database equals what the backup restores to, at its last
+ * version, so the plugin can go on appending to that backup; a new backup is not needed, and
+ * on a server, where the node's storage is not empty, could not be made without its
+ * operator. The backup is taken only when it restores, here, to a database equal row for row
+ * to the node's: any other database (another node's, an older or newer state of this one)
+ * is refused with what it is.
+ *
+ * @module
+ */
+import { DatabaseSync, type SQLOutputValue } from "node:sqlite";
+import type { BackupReader } from "../backends/backend.ts";
+import { connectReader } from "../backends/open.ts";
+import { parseBackupUrl } from "../backends/url.ts";
+import { credentialIn } from "../backends/socket/credential.ts";
+import { SocketBackupReader } from "../backends/socket/reader.ts";
+import { CopiedBackupReader } from "../backends/socket/copy_reader.ts";
+import { FileBackupReader } from "../backends/file/reader.ts";
+import { restoreBackup } from "../backup/restore.ts";
+import type { DataKey } from "../crypto/data_key.ts";
+import { existsSync } from "../fs/exists.ts";
+import { dataVersionOf } from "./new_backup.ts";
+import { dataVersionAt } from "../sqlite/data_version.ts";
+import type { Prompt } from "./secrets.ts";
+import { s3Unlock, unlockReader } from "./unlock.ts";
+
+const ACTION = "Cannot init backup";
+
+/** The backup at `url`, checked to restore to the node's database in `dir`. */
+export interface ExistingBackup {
+  version: number;
+  /** An encrypted backup's data key, for the plugin's key file. */
+  key?: DataKey;
+}
+
+/**
+ * Checks that the backup at `url` ends at the version of `database` and restores to a
+ * database equal to it; refuses with one line saying what differs. The backup is read with
+ * what the plugin will use: a server's with `dir`'s backup.credential, an S3 one's with its
+ * keys' file there or the environment's.
+ */
+export async function checkExisting(
+  url: string,
+  dir: string,
+  database: string,
+  values: Record<string, string | boolean | undefined>,
+  prompt: Prompt,
+): Promise<ExistingBackup> {
+  if (!existsSync(database)) {
+    throw new Error(
+      `${ACTION}: --existing takes the backup a database was restored from, and "${database}" ` +
+        `does not exist: restore it first ("restore ${url} ${dir}")`,
+    );
+  }
+  const version = dataVersionOf(database, database);
+  const scratch = Deno.makeTempDirSync({ prefix: "cln-backup-existing-" });
+  let reader: BackupReader;
+  // An S3 reader keeps its key to itself: it is taken as it is opened.
+  let s3Key: DataKey | undefined;
+  const unlock = s3Unlock(url, values, prompt);
+  try {
+    reader = parseBackupUrl(url).scheme === "socket"
+      ? await SocketBackupReader.fetch(url, undefined, credentialIn(dir), scratch)
+      : await connectReader(url, dir, async (wrapped, id) => s3Key = await unlock(wrapped, id));
+  } catch (error) {
+    Deno.removeSync(scratch, { recursive: true });
+    throw new Error(`${ACTION}: ${(error as Error).message}`);
+  }
+  try {
+    await unlockReader(reader, values, prompt);
+    const last = reader.describe().lastVersion;
+    if (last !== version) {
+      throw new Error(
+        `${ACTION}: the backup ${url} is at version ${last}, but "${database}" is at ` +
+          `${version}: ${
+            last > version
+              ? `restore the newest state from it (move this database aside, then "restore ${url} ${dir}")`
+              : "it misses changes the node made; init a new backup instead"
+          }`,
+      );
+    }
+    const restored = `${scratch}/restored.sqlite3`;
+    restoreBackup(reader, restored);
+    const why = howTheyDiffer(restored, database);
+    if (why !== undefined) {
+      throw new Error(
+        `${ACTION}: the backup ${url} is at the database's version ${version} but does not ` +
+          `restore to "${database}" (${why}): it is not this node's backup, or the database ` +
+          `was changed without the plugin; init a new backup instead`,
+      );
+    }
+    return { version, key: keyOf(reader) ?? s3Key };
+  } finally {
+    reader.close();
+    Deno.removeSync(scratch, { recursive: true });
+  }
+}
+
+/**
+ * What a refusal of a backup that exists adds when it ends at the database's version
+ * `version`: the database may have been restored from it.
+ */
+export function existingHint(lastVersion: number | undefined, database: string): string {
+  if (lastVersion === undefined || lastVersion !== dataVersionAt(database)) return "";
+  return `; if "${database}" was restored from it, run init again with --existing to go on ` +
+    `with that backup`;
+}
+
+function keyOf(reader: BackupReader): DataKey | undefined {
+  const local = reader instanceof CopiedBackupReader ? reader.local : reader;
+  return local instanceof FileBackupReader ? local.key : undefined;
+}
+
+function sameValue(a: SQLOutputValue, b: SQLOutputValue): boolean {
+  if (a instanceof Uint8Array && b instanceof Uint8Array) {
+    return a.length === b.length && a.every((byte, i) => byte === b[i]);
+  }
+  return a === b;
+}
+
+/** Where the databases in `a` and `b` differ (schema, or a table's rows); `undefined`: nowhere. */
+export function howTheyDiffer(a: string, b: string): string | undefined {
+  const one = new DatabaseSync(a, { readOnly: true });
+  const two = new DatabaseSync(b, { readOnly: true });
+  try {
+    const schemaOf = (db: DatabaseSync) =>
+      db.prepare(
+        "SELECT type, name, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' " +
+          "ORDER BY type, name",
+      ).all().map((r) => `${r.type} ${r.name}: ${r.sql}`);
+    const schema = schemaOf(one);
+    if (schema.join("\n") !== schemaOf(two).join("\n")) return "their schemas differ";
+    const tables = one.prepare(
+      "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' " +
+        "ORDER BY name",
+    ).all().map((r) => String(r.name));
+    for (const table of tables) {
+      const query = `SELECT * FROM "${table.replaceAll('"', '""')}" ORDER BY rowid`;
+      const rowsOne = one.prepare(query).iterate();
+      const rowsTwo = two.prepare(query).iterate();
+      for (;;) {
+        const x = rowsOne.next();
+        const y = rowsTwo.next();
+        if (x.done || y.done) {
+          if (x.done !== y.done) return `table ${table} holds more rows in one`;
+          break;
+        }
+        const left = Object.values(x.value as Record<string, SQLOutputValue>);
+        const right = Object.values(y.value as Record<string, SQLOutputValue>);
+        if (left.length !== right.length || left.some((v, i) => !sameValue(v, right[i]))) {
+          return `a row of table ${table} differs`;
+        }
+      }
+    }
+    return undefined;
+  } finally {
+    one.close();
+    two.close();
+  }
+}
