@@ -16,7 +16,7 @@ import {
   type Packet,
   PacketType,
 } from "./packets.ts";
-import { type ByteSource, PacketReader } from "./packet_reader.ts";
+import { type ByteSource, PacketReader, StreamEndedError } from "./packet_reader.ts";
 import { V2_FRAMING } from "./packets_v2.ts";
 
 const MAX = 1 << 30;
@@ -237,4 +237,23 @@ Deno.test("nextTo refuses what next refuses, before taking the payload", async (
   await assertRejects(() => readAllTo(chunkSource([snapshot.subarray(0, 3)])), /header/);
   const v2 = new PacketReader(chunkSource([snapshot]), MAX, V2_FRAMING);
   await assertRejects(() => v2.nextTo({ start() {}, write() {} }), /without a trailer/);
+});
+
+Deno.test("a TLS close without close_notify ends the stream: cleanly between packets, not inside one", async () => {
+  const ack = encodeVersionPacket(PacketType.Ack, 7);
+  /** The chunks, then the error Deno's TLS read throws for a peer gone without close_notify. */
+  const cutTls = (chunks: Uint8Array[]): ByteSource => {
+    const source = chunkSource(chunks);
+    return {
+      async read(buffer) {
+        const n = await source.read(buffer);
+        if (n === null) throw new Deno.errors.UnexpectedEof("peer closed connection without ...");
+        return n;
+      },
+    };
+  };
+  assertEquals((await readAll(cutTls([ack]))).length, 1);
+  const inside = await assertRejects(() => readAll(cutTls([ack, ack.subarray(0, 6)])));
+  assert(inside instanceof StreamEndedError, String(inside));
+  assertEquals(inside.message, "stream ended inside a ACK of 4 bytes");
 });
