@@ -163,6 +163,15 @@ Deno.test("encrypted server backup: the plugin under its launcher; a wrong passp
     assertEquals(wrong.stderr.trim().split("\n").length, 1, wrong.stderr);
     assertMatch(wrong.stderr, /does not open the backup's key .*wrong passphrase/);
     assert(!Deno.readDirSync(s.root).some((e) => e.name.startsWith("wrong")));
+    // Without its passphrase the backup is named as the operator named it, not as its copy.
+    const none = await cli(["restore", s.url, `${s.root}/none.sqlite3`], {
+      [CREDENTIAL_ENV]: s.credential.path,
+    });
+    assertEquals(none.code, 1);
+    assert(
+      none.stderr.startsWith(`Cannot unlock backup: "${s.url}" is encrypted: give its passphrase`),
+      none.stderr,
+    );
 
     // rekey: the server's key.json is replaced; only the new passphrase opens the backup.
     const newPassphrase = `${s.root}/new-passphrase`;

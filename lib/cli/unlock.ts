@@ -15,15 +15,20 @@ import { S3BackupReader, type Unlock } from "../backends/s3/reader.ts";
 import { fetchWrappedKey } from "../backends/s3/key_object.ts";
 import { loadCredentials } from "../backends/s3/credentials.ts";
 
-/** The bytes of an encrypted backup's `key.json`; one line when it is missing. */
-export function readWrappedKey(dir: string): Uint8Array {
-  const path = `${dir}/${WRAPPED_KEY_NAME}`;
+/**
+ * The bytes of an encrypted backup's `key.json`; one line when it is missing, naming it as
+ * `shownAs` (a server's copy here is named by its URL).
+ */
+export function readWrappedKey(
+  dir: string,
+  shownAs = `"${dir}/${WRAPPED_KEY_NAME}"`,
+): Uint8Array {
   try {
-    return Deno.readFileSync(path);
+    return Deno.readFileSync(`${dir}/${WRAPPED_KEY_NAME}`);
   } catch (error) {
     if (!(error instanceof Deno.errors.NotFound)) throw error;
     throw new UnlockError(
-      `the backup is encrypted but its wrapped key "${path}" is missing: put key.json back ` +
+      `the backup is encrypted but its wrapped key ${shownAs} is missing: put key.json back ` +
         `from a copy of the backup; without it the backup cannot be read`,
     );
   }
@@ -31,18 +36,21 @@ export function readWrappedKey(dir: string): Uint8Array {
 
 /**
  * The data key of the file backup in `dir`: `undefined` for a plain backup; else opened with
- * the secrets given, or one line saying why not.
+ * the secrets given, or one line saying why not. `url`: what the operator named, when `dir`
+ * is a copy of it (a server's backup, fetched).
  */
 export async function unlockDir(
   dir: string,
   values: Record<string, string | boolean | undefined>,
   prompt: Prompt = terminalPrompt,
+  url?: string,
 ): Promise<DataKey | undefined> {
   const chain = readChain(dir);
   if (chain.keyId === undefined) return undefined;
-  const wrapped = readWrappedKey(dir);
-  const place = { where: `${dir}/${WRAPPED_KEY_NAME}`, backupId: chain.backupId };
-  return await unwrapWith(dir, { ...place, bytes: wrapped, keyId: chain.keyId }, values, prompt);
+  const where = url === undefined ? `${dir}/${WRAPPED_KEY_NAME}` : `${url} ${WRAPPED_KEY_NAME}`;
+  const wrapped = readWrappedKey(dir, `"${where}"`);
+  const place = { where, backupId: chain.backupId, bytes: wrapped, keyId: chain.keyId };
+  return await unwrapWith(url ?? dir, place, values, prompt);
 }
 
 /** Opens a wrapped key with the secrets given, or asked for. */
@@ -95,8 +103,11 @@ export async function unlockReader(
   values: Record<string, string | boolean | undefined>,
   prompt: Prompt = terminalPrompt,
 ): Promise<void> {
-  const local = reader instanceof CopiedBackupReader ? reader.local : reader;
-  if (local instanceof FileBackupReader) local.key = await unlockDir(local.dir, values, prompt);
+  const copied = reader instanceof CopiedBackupReader;
+  const local = copied ? reader.local : reader;
+  if (local instanceof FileBackupReader) {
+    local.key = await unlockDir(local.dir, values, prompt, copied ? reader.url : undefined);
+  }
   const encrypted = local instanceof FileBackupReader
     ? local.key !== undefined
     : local instanceof S3BackupReader && local.wrapped !== undefined;
