@@ -300,17 +300,41 @@ function shellQuote(word: string): string {
   return `'${word.replaceAll("'", `'\\''`)}'`;
 }
 
+/** "a", "a and b", "a, b and c". */
+function listed(items: string[]): string {
+  return items.length < 2 ? items.join("") : `${items.slice(0, -1).join(", ")} and ${items.at(-1)}`;
+}
+
+/** What the launcher lets the plugin do, in words, as permissionFlags grants it. */
+function grantedInWords(plan: LaunchPlan): string[] {
+  const writes = [
+    ...(plan.backupPaths.length > 0 ? ["the file backups"] : []),
+    ...(plan.scratch ? [SCRATCH_DIR] : []),
+  ];
+  const reads = [
+    LOCK_FILE,
+    KEY_FILE,
+    ...(plan.nodeCredential ? [CREDENTIAL_NAME] : []),
+    ...(plan.credentials ? [CREDENTIALS_FILE] : []),
+    ...(plan.caFiles.length > 0 ? ["the CA file" + (plan.caFiles.length > 1 ? "s" : "")] : []),
+    ...writes,
+    // Its workers' code, loaded at run time.
+    ...(plan.backupPaths.length > 0 || plan.credentials || plan.scratch ? ["its own code"] : []),
+  ];
+  return [
+    `# plugin read only ${listed(reads)},`,
+    writes.length > 0 ? `# write only ${listed(writes)},` : "# write nothing,",
+    plan.netAddresses.length > 0
+      ? `# and connect only to ${listed(plan.netAddresses)}.`
+      : "# and connect nowhere.",
+  ];
+}
+
 export function launcherScript(plan: LaunchPlan): string {
   return [
     "#!/bin/sh",
     "# Written by `cln-backup init`. lightningd runs this as the backup plugin: Deno lets the",
-    plan.netAddresses.length === 0
-      ? "# plugin read only backup.lock, backup.key and the backup, write only the backup."
-      : plan.backupPaths.length === 0
-      ? `# plugin read only backup.lock and backup.key and connect only to ` +
-        `${plan.netAddresses.join(", ")}.`
-      : `# plugin read only backup.lock, backup.key and the file backups, write only those,\n` +
-        `# and connect only to ${plan.netAddresses.join(", ")}.`,
+    ...grantedInWords(plan),
     "export DENO_NO_UPDATE_CHECK=1",
     `exec ${[plan.deno, ...launchArgs(plan)].map(shellQuote).join(" ")}`,
     "",

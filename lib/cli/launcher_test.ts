@@ -280,3 +280,29 @@ Deno.test("compile:plugin's script builds its command from the node's backup.loc
     Deno.removeSync(dir, { recursive: true });
   }
 });
+
+Deno.test("the launcher's comment says what its flags grant, destination by destination", () => {
+  const comment = (options: { backendUrl: string; encrypted?: boolean }) =>
+    launcherScript(launchPlan({ lightningDir: "/ln", deno: "/bin/deno", ...options }))
+      .split("\n").filter((line) => line.startsWith("# ")).slice(1);
+  assertEquals(comment({ backendUrl: "file:///mnt/backup" }), [
+    "# plugin read only backup.lock, backup.key, the file backups and its own code,",
+    "# write only the file backups,",
+    "# and connect nowhere.",
+  ]);
+  assertEquals(comment({ backendUrl: "socket+tls:b.example:8700?ca=/etc/ca.pem" }), [
+    "# plugin read only backup.lock, backup.key, backup.credential and the CA file,",
+    "# write nothing,",
+    "# and connect only to b.example:8700.",
+  ]);
+  // Only the node can compact an encrypted server backup: it works in its scratch directory.
+  assertEquals(
+    comment({ backendUrl: "socket:127.0.0.1:8700?proxy=socks5:127.0.0.1:9050", encrypted: true }),
+    [
+      "# plugin read only backup.lock, backup.key, backup.credential, cln-backup-scratch and " +
+      "its own code,",
+      "# write only cln-backup-scratch,",
+      "# and connect only to 127.0.0.1:9050.",
+    ],
+  );
+});
