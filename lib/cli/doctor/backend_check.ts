@@ -8,6 +8,8 @@
  * @module
  */
 import { dirname } from "node:path";
+import { CREDENTIAL_NAME } from "../../backends/socket/credential.ts";
+import { existsSync } from "../../fs/exists.ts";
 import type { CheckResult, Found } from "./check.ts";
 import { describeBackup } from "./describe_backup.ts";
 import { formatBytes } from "./format_bytes.ts";
@@ -51,10 +53,16 @@ export function backendCheck(found: Found): CheckResult {
     ];
   }
   if (found.url && found.url.scheme !== "file") {
+    // The command as the operator types it: a server's credential (wire v2) goes by the
+    // environment.
+    const credential = `${found.dir}/${CREDENTIAL_NAME}`;
+    const status = found.url.scheme === "socket" && existsSync(credential)
+      ? `CLN_BACKUP_CREDENTIAL=${credential} cln-backup status '${url}'`
+      : `cln-backup status '${url}'`;
     return [
       "WARN",
       `${url} is remote, and doctor reads local files only: check that it answers and how ` +
-      `it stands with "cln-backup status ${url}" (it fetches the backup)`,
+      `it stands with "${status}"`,
     ];
   }
   try {

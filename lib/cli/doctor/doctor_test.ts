@@ -238,10 +238,19 @@ Deno.test("doctor: a remote backup is left to status, not failed", () =>
       writeLockFile(node.dir, { backend_url: url });
       const checks = runChecks(node.dir, GOOD_SYSTEM);
       expect(checks, "backend", "WARN", /reads local files only/);
-      assert(find(checks, "backend").message.includes(`"cln-backup status ${url}"`));
+      assert(find(checks, "backend").message.includes(`"cln-backup status '${url}'"`));
       expect(checks, "version", "SKIP", /needs a local backup/);
       expect(checks, "free space", "OK", /remote backup/);
     }
+    // A server that takes the node's credential (wire v2) takes it from status too.
+    writeLockFile(node.dir, { backend_url: "socket:backup.example.org:8700" });
+    Deno.writeTextFileSync(`${node.dir}/backup.credential`, "{}", { mode: 0o600 });
+    assert(
+      find(runChecks(node.dir, GOOD_SYSTEM), "backend").message.includes(
+        `"CLN_BACKUP_CREDENTIAL=${node.dir}/backup.credential cln-backup status ` +
+          `'socket:backup.example.org:8700'"`,
+      ),
+    );
   }));
 
 Deno.test("doctor: backup.key beside a server's backup: over wire v2 it may be encrypted, over v1 never", () =>
