@@ -142,3 +142,30 @@ Deno.test("init over wire v1 of a database of several MiB: sent from a file in c
     assertEquals(Deno.readFileSync(restored), Deno.readFileSync(database));
   });
 });
+
+Deno.test("the plugin names the server's version once it knows it, not before", async () => {
+  const root = Deno.makeTempDirSync({ prefix: "socket-start-" });
+  const first = startServer(`${root}/served`);
+  const dir = makeNodeDir("restart");
+  let lightningd: FakeLightningd | undefined;
+  let second: ReturnType<typeof startServer> | undefined;
+  try {
+    assertEquals(await init([first.url, "--lightning-dir", dir], new BufferedOutput()), 0);
+    const port = first.server.port;
+    await first.server.close();
+    // lightningd's init comes while the server is down: the plugin is still connecting.
+    lightningd = FakeLightningd.spawn({ lightningDir: dir });
+    await lightningd.getmanifest();
+    assertEquals((await lightningd.init()).result, {});
+    second = startServer(`${root}/served`, port);
+    const started = () => lightningd!.logs.find((l) => l.message.startsWith("backing up to"));
+    while (started() === undefined) await new Promise((r) => setTimeout(r, 20));
+    assertEquals(started()!.message, `backing up to ${first.url} at version 15`);
+    assertEquals((await lightningd.stop()).code, 0);
+  } finally {
+    await lightningd?.kill().catch(() => {});
+    await second?.server.close();
+    removeNodeDir(dir);
+    Deno.removeSync(root, { recursive: true });
+  }
+});

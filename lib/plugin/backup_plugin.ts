@@ -374,7 +374,12 @@ export class BackupPlugin {
     }
     const backend = this.context.backend;
     if (!("error" in backend)) {
-      this.log("info", `backing up to ${backend.url} at version ${backend.state().version}`);
+      const started = () =>
+        this.log("info", `backing up to ${backend.url} at version ${backend.state().version}`);
+      // A remote backup's version is known once connected; a failure is logged where met.
+      const ready = backend.ready?.();
+      if (ready === undefined) started();
+      else ready.then(started, () => {});
     }
   }
 
