@@ -79,6 +79,16 @@ export class StreamEndedError extends WireError {
   }
 }
 
+/**
+ * `null` (the end of the stream) for a TLS peer gone without close_notify, as node:tls's
+ * `destroy` leaves; rethrows anything else. Packets carry their own lengths, so the framing
+ * tells a close between packets from one inside a packet, as for TCP.
+ */
+function endOfStream(error: unknown): null {
+  if (error instanceof Deno.errors.UnexpectedEof) return null;
+  throw error;
+}
+
 export class PacketReader {
   #buffer = new Uint8Array(CHUNK);
   #start = 0;
@@ -133,7 +143,12 @@ export class PacketReader {
     for (let left = header.length; left > 0;) {
       if (this.#start === this.#end) {
         this.#start = this.#end = 0;
-        const read = await this.#read(this.#buffer);
+        let read: number | null;
+        try {
+          read = await this.source.read(this.#buffer);
+        } catch (error) {
+          read = endOfStream(error);
+        }
         if (read === null) throw this.#endedInside(header.type, header.length);
         this.#end = read;
       }
@@ -177,27 +192,18 @@ export class PacketReader {
     return { type, length };
   }
 
-  /**
-   * A read; `null` at the end of the stream. A TLS peer that closes without close_notify (as
-   * node:tls's `destroy` does) ends it too: packets carry their own lengths, so the framing
-   * tells a close between packets from one inside a packet, as for TCP.
-   */
-  async #read(into: Uint8Array): Promise<number | null> {
-    try {
-      return await this.source.read(into);
-    } catch (error) {
-      if (error instanceof Deno.errors.UnexpectedEof) return null;
-      throw error;
-    }
-  }
-
   /** Reads until `n` bytes are buffered; `false` when the stream ends first. */
   async #fill(n: number): Promise<boolean> {
     while (this.#end - this.#start < n) {
       if (this.#buffer.length - this.#start < n || this.#end === this.#buffer.length) {
         this.#compact(n);
       }
-      const read = await this.#read(this.#buffer.subarray(this.#end));
+      let read: number | null;
+      try {
+        read = await this.source.read(this.#buffer.subarray(this.#end));
+      } catch (error) {
+        read = endOfStream(error);
+      }
       if (read === null) return false;
       this.#end += read;
     }
