@@ -21,6 +21,7 @@ import { CREDENTIALS_FILE } from "../lib/backends/s3/credentials.ts";
 import { LAUNCHER_NAME, parseLauncher, WORKER_CODE } from "../lib/cli/launcher.ts";
 import { SCRATCH_DIR } from "../lib/backends/s3/compaction.ts";
 import { launchAndCommit } from "./support/launch_probe.ts";
+import { existsSync } from "../lib/fs/exists.ts";
 
 /** Starts the plugin on `dir`, commits one transaction, and gives `body` the node. */
 async function oneTransaction(
@@ -119,6 +120,35 @@ test("init to S3 uploads the snapshot; the plugin goes on from it; a second init
   } finally {
     removeNodeDir(dir);
     Deno.removeSync(restored, { recursive: true });
+  }
+});
+
+test("init --existing on S3 wants the keys' file the plugin reads, not the environment's", async () => {
+  const s = await sharedRgw({ exportKeys: true });
+  const url = s.url(await s.bucket());
+  const dir = makeNodeDir("restart");
+  const other = makeNodeDir();
+  try {
+    writeCredentials(dir, s.credentials);
+    assertEquals(await init([url, "--lightning-dir", dir], new BufferedOutput()), 0);
+    await oneTransaction(dir);
+    // A new machine: the database restored with the keys in the environment.
+    assertEquals(await restore([url, other], new BufferedOutput()), 0);
+    const refused = new BufferedOutput();
+    assertEquals(await init([url, "--lightning-dir", other, "--existing"], refused), 1);
+    assertMatch(
+      refused.stderr[0],
+      /^Cannot init backup: the plugin reads its S3 keys from ".*backup-s3.credentials" only, and there is none: write/,
+    );
+    assertEquals(existsSync(`${other}/backup.lock`), false);
+    writeCredentials(other, s.credentials);
+    const output = new BufferedOutput();
+    assertEquals(await init([url, "--lightning-dir", other, "--existing"], output), 0);
+    assertMatch(output.stdout[0], /^Took the backup s3:.* as this node's: .* at version 16;/);
+    await oneTransaction(other);
+  } finally {
+    removeNodeDir(dir);
+    removeNodeDir(other);
   }
 });
 

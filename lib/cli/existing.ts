@@ -38,7 +38,7 @@ export interface ExistingBackup {
  * Checks that the backup at `url` ends at the version of `database` and restores to a
  * database equal to it; refuses with one line saying what differs. The backup is read with
  * what the plugin will use: a server's with `dir`'s backup.credential, an S3 one's with its
- * keys' file there or the environment's.
+ * keys' file there (init checks it is there first: the plugin reads no environment).
  */
 export async function checkExisting(
   url: string,

@@ -107,10 +107,11 @@ Options:
                        (after "restore <url> DIR" on a new machine): nothing is created;
                        the backup must end at the database's version and restore, here,
                        to a database equal to it row for row. It is read with what the
-                       plugin will use (a server's with DIR/backup.credential, put back
-                       first); an encrypted one with its passphrase or identity
-                       (CLN_BACKUP_PASSPHRASE, --passphrase-file F, CLN_BACKUP_IDENTITY),
-                       whose key goes to DIR/backup.key
+                       plugin will use (a server's with DIR/backup.credential, an S3
+                       one's with DIR/backup-s3.credentials, put back first); an
+                       encrypted one with its passphrase or identity (CLN_BACKUP_PASSPHRASE,
+                       --passphrase-file F, CLN_BACKUP_IDENTITY), whose key goes to
+                       DIR/backup.key
   -h, --help           show this help
 
 It refuses, changing nothing:
@@ -542,6 +543,8 @@ export async function init(
     }
     const database = `${dir}/${DATABASE_NAME}`;
     if (values.existing === true) {
+      // Read as the plugin will read it: with the keys' file, its only source of keys.
+      if (scheme === "s3") checkPluginCredentials(dir, ACTION);
       const found = await checkExisting(url, dir, database, values, prompt);
       if (found.key) writeKeyFile(dir, found.key);
       const launcher = installPlugin(dir, lock, "create", () => {
