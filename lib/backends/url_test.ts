@@ -261,6 +261,11 @@ Deno.test("parseBackupUrl: a bad s3 URL is refused with what to write", () => {
   rejects("s3://bucket/x?endpoint=ftp://h", /must be http\(s\):\/\/host\[:port\]/);
   rejects("s3://bucket/x?endpoint=http://h/path", /with no path or credentials/);
   rejects("s3://bucket/x?endpoint=nonsense", /is not a URL/);
+  rejects(
+    "s3://bucket/x?endpoint=http://127.0.0.1:7480",
+    /endpoint "http:\/\/127\.0\.0\.1:7480" is an IP address, .*: add "&path-style=1"$/,
+  );
+  rejects("s3://bucket/x?endpoint=http://[::1]:7480&path-style=0", /is an IP address/);
   rejects("s3://bucket/a/../b", /"\." or "\.\." segment/);
   rejects("s3://bucket/x?region=EU%20West", /is not a region name/);
 });

@@ -64,6 +64,13 @@ export function parseS3Url(rest: string, fail: (why: string) => never): S3Url {
   ) {
     fail(`endpoint "${endpoint}" must be http(s)://host[:port], with no path or credentials`);
   }
+  // Virtual-hosted style puts the bucket before the host name, which an address has not.
+  if (pathStyleText !== "1" && /^(\d+\.){3}\d+$|^\[/.test(parsed.hostname)) {
+    fail(
+      `endpoint "${endpoint}" is an IP address, so the bucket cannot go into its host name: ` +
+        `add "&path-style=1"`,
+    );
+  }
   return {
     scheme: "s3",
     bucket,
