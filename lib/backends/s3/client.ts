@@ -56,6 +56,16 @@ const HINTS: Record<string, string> = {
   SlowDown: ": S3 asks for fewer requests",
 };
 
+/**
+ * Why `fetch` failed: its own message is "fetch failed", and the reason (connection refused,
+ * a name that does not resolve, a TLS error) is in its cause, after the request's URL.
+ */
+export function fetchFailure(error: Error): string {
+  const cause = error.cause instanceof Error ? error.cause.message : undefined;
+  if (!cause) return error.message;
+  return `${error.message}: ${cause.replace(/^error sending request for url \([^)]*\): /, "")}`;
+}
+
 export class S3Client {
   /** The day's signing key, derived once rather than on every request. */
   readonly #signingKeys = new Map<string, ArrayBuffer>();
@@ -124,7 +134,7 @@ export class S3Client {
       const timedOut = (error as Error).name === "TimeoutError";
       throw new S3Error(
         `${what}: ${
-          timedOut ? `no answer within ${this.timeoutMs / 1000} s` : (error as Error).message
+          timedOut ? `no answer within ${this.timeoutMs / 1000} s` : fetchFailure(error as Error)
         } (${this.where})`,
         undefined,
         undefined,
