@@ -212,4 +212,33 @@ test("the launcher's plugin reads its keys' file and reaches the endpoint only",
   }
 });
 
+test("the launcher's plugin without its keys' file says to write it, not to set AWS_*", async () => {
+  const s = await sharedRgw({ exportKeys: true });
+  const url = s.url(await s.bucket());
+  const dir = makeNodeDir("restart");
+  try {
+    writeCredentials(dir, s.credentials);
+    assertEquals(await init([url, "--lightning-dir", dir], new BufferedOutput()), 0);
+    Deno.removeSync(`${dir}/${CREDENTIALS_FILE}`);
+    const lightningd = FakeLightningd.spawn({
+      lightningDir: dir,
+      command: [`${dir}/${LAUNCHER_NAME}`],
+      env: { PATH: "/nonexistent" },
+    });
+    try {
+      await lightningd.getmanifest();
+      assertEquals(await lightningd.transaction(["DELETE FROM vars WHERE name = 'x'"]), "aborted");
+      // Its launcher grants no environment: the variables would not reach it.
+      assertMatch(
+        lightningd.aborted ?? "",
+        /Cannot reach the S3 backup: no keys: write them to \\".*\/backup-s3.credentials\\" \(mode/,
+      );
+    } finally {
+      await lightningd.kill().catch(() => {});
+    }
+  } finally {
+    removeNodeDir(dir);
+  }
+});
+
 stopSharedRgwLast();

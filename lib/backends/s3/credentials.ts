@@ -85,10 +85,14 @@ function readCredentialsFile(path: string): S3Credentials {
     text = Deno.readTextFileSync(path);
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) {
+      // The plugin's launcher grants no environment: the file is its one way.
+      const granted = Deno.permissions.querySync({ name: "env", variable: "AWS_ACCESS_KEY_ID" });
+      const env = granted.state === "granted"
+        ? "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or "
+        : "";
       throw new Error(
-        `Cannot reach the S3 backup: no keys: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, ` +
-          `or write them to "${path}" (mode 0600) as aws_access_key_id = … and ` +
-          `aws_secret_access_key = …`,
+        `Cannot reach the S3 backup: no keys: ${env}write them to "${path}" (mode 0600) as ` +
+          `aws_access_key_id = … and aws_secret_access_key = …`,
       );
     }
     if ((error as Error).message.startsWith("Cannot reach")) throw error;
