@@ -54,7 +54,25 @@ const HINTS: Record<string, string> = {
   SignatureDoesNotMatch: KEYS_HINT,
   QuotaExceeded: ": the quota of the bucket or of its owner is full: raise it, or free space",
   SlowDown: ": S3 asks for fewer requests",
+  RequestTimeTooSkewed: ": this machine's clock is too far off S3's: set it right (NTP), then " +
+    "try again",
 };
+
+/** Amazon's answers to a request signed for, or sent to, another region than the bucket's. */
+const WRONG_REGION = [
+  "PermanentRedirect",
+  "AuthorizationHeaderMalformed",
+  "IllegalLocationConstraintException",
+];
+
+/** What to do about an answer whose code says the URL's region is not the bucket's. */
+function regionHint(response: Response): string {
+  const region = response.headers.get("x-amz-bucket-region");
+  return region
+    ? `: the bucket is in region ${region}: write region=${region} in the URL (and its endpoint ` +
+      `if the URL names one)`
+    : ": the bucket is in another region than the URL's: fix region= (or endpoint=) in the URL";
+}
 
 /**
  * Why `fetch` failed: its own message is "fetch failed", and the reason (connection refused,
@@ -129,6 +147,10 @@ export class S3Client {
         headers: await this.#sign(method, resource, all, body),
         body: body as BodyInit | undefined,
         signal: AbortSignal.timeout(this.timeoutMs),
+        // A signed request cannot follow a redirect (its host is signed, and the launcher
+        // allows the endpoint only); unfollowed, S3's answer keeps its code (a 301 followed
+        // has no body).
+        redirect: "manual",
       });
     } catch (error) {
       const timedOut = (error as Error).name === "TimeoutError";
@@ -150,7 +172,9 @@ export class S3Client {
     }
     const code = xmlText(text, "Code");
     const status = response.status;
-    const hint = HINTS[code ?? ""] ?? (status === 403 ? HINTS.AccessDenied : "");
+    const hint = WRONG_REGION.includes(code ?? "")
+      ? regionHint(response)
+      : HINTS[code ?? ""] ?? (status === 403 ? HINTS.AccessDenied : "");
     throw new S3Error(
       `${what}: ${status} ${code ?? response.statusText} (${this.where})${hint}`,
       status,
@@ -209,9 +233,10 @@ export class S3Client {
       response = await fetch(resource, {
         headers: await this.#sign("GET", resource, {}),
         signal: AbortSignal.timeout(timeoutMs),
+        redirect: "manual",
       });
     } catch (error) {
-      throw new S3Error(`${what}: ${(error as Error).message} (${this.where})`, 0, "", true);
+      throw new S3Error(`${what}: ${fetchFailure(error as Error)} (${this.where})`, 0, "", true);
     }
     if (!response.ok) {
       await response.body?.cancel();

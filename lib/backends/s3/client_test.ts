@@ -17,3 +17,48 @@ Deno.test("S3Client: a request that reaches no server says why, not only 'fetch 
     ),
   );
 });
+
+/** A stand-in for Amazon S3 answering every request with `status`, `code` and `headers`. */
+async function answering(
+  status: number,
+  code: string,
+  headers: Record<string, string>,
+  body: (client: S3Client) => Promise<void>,
+): Promise<void> {
+  const xml = `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>${code}</Code>` +
+    `<Message>the message</Message></Error>`;
+  await using server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+    () => new Response(xml, { status, headers }),
+  );
+  const url = parseBackupUrl(
+    `s3://b01/n?endpoint=http://127.0.0.1:${server.addr.port}&path-style=1&region=us-east-1`,
+  );
+  await body(new S3Client(url as S3Url, { accessKeyId: "a", secretAccessKey: "s" }));
+}
+
+Deno.test("S3Client: a bucket in another region than the URL's is named as such", async () => {
+  await answering(
+    301,
+    "PermanentRedirect",
+    { "x-amz-bucket-region": "eu-central-1" },
+    async (c) => {
+      const error = await assertRejects(() => c.get("n/backup-id"));
+      assertMatch(
+        error.message,
+        /: 301 PermanentRedirect \(bucket "b01" at .*\): the bucket is in region eu-central-1: write region=eu-central-1 in the URL/,
+      );
+    },
+  );
+  await answering(400, "AuthorizationHeaderMalformed", {}, async (c) => {
+    const error = await assertRejects(() => c.get("n/backup-id"));
+    assertMatch(error.message, /400 AuthorizationHeaderMalformed .*: fix region= \(or endpoint=\)/);
+  });
+  await answering(403, "RequestTimeTooSkewed", {}, async (c) => {
+    const error = await assertRejects(() => c.get("n/backup-id"));
+    assertMatch(
+      error.message,
+      /403 RequestTimeTooSkewed .*clock is too far off S3's: set it right/,
+    );
+  });
+});
