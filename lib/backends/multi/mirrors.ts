@@ -37,11 +37,6 @@ export function lockDestinations(lock: LockFile): { sync: string[]; async: strin
   return { sync, async };
 }
 
-/** Every synchronous destination `lock` names, `backend_url` first. */
-export function destinationUrls(lock: LockFile): string[] {
-  return lockDestinations(lock).sync;
-}
-
 export function mirrorFailure(lock: LockFile): MirrorFailure {
   const value = lock.mirror_failure ?? "stop";
   if (value !== "stop" && value !== "degrade") {

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { destinationUrls } from "../../backends/multi/mirrors.ts";
+import { lockDestinations } from "../../backends/multi/mirrors.ts";
 import { checkPluginCredentials, CREDENTIALS_FILE } from "../../backends/s3/credentials.ts";
 import { CREDENTIAL_NAME, credentialIn } from "../../backends/socket/credential.ts";
 import { parseBackupUrl } from "../../backends/url.ts";
@@ -54,7 +54,9 @@ function serverCredential(found: Found): CheckResult {
 }
 
 export function credentialsCheck(found: Found): CheckResult {
-  const schemes = new Set(destinationUrls(found.lock!).map((url) => parseBackupUrl(url).scheme));
+  // Asynchronous copies too: one without its keys fails on and on while the node runs.
+  const { sync, async } = lockDestinations(found.lock!);
+  const schemes = new Set([...sync, ...async].map((url) => parseBackupUrl(url).scheme));
   const results = [
     ...(schemes.has("s3") ? [s3Keys(found)] : []),
     ...(schemes.has("socket") ? [serverCredential(found)] : []),

@@ -290,6 +290,9 @@ Deno.test("doctor: a remote destination's keys or credential beside backup.lock"
     expect(check(), "credentials", "OK", /backup-s3.credentials holds keys/);
     Deno.chmodSync(keys, 0o644);
     expect(check(), "credentials", "FAIL", /may be read by others .*chmod 600/);
+    Deno.removeSync(keys);
+    writeLockFile(node.dir, { backend_url: node.url, async_urls: ["s3://bucket/node"] });
+    expect(check(), "credentials", "FAIL", /reads its S3 keys from ".*" only, and there is none/);
 
     writeLockFile(node.dir, { backend_url: "socket:backup.example.org:8700" });
     expect(check(), "credentials", "WARN", /wire v1 .*no authentication.*server add-node/);
