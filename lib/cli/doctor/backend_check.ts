@@ -9,6 +9,7 @@
  */
 import { dirname } from "node:path";
 import { CREDENTIAL_NAME } from "../../backends/socket/credential.ts";
+import { CREDENTIALS_FILE } from "../../backends/s3/credentials.ts";
 import { existsSync } from "../../fs/exists.ts";
 import type { CheckResult, Found } from "./check.ts";
 import { describeBackup } from "./describe_backup.ts";
@@ -53,16 +54,19 @@ export function backendCheck(found: Found): CheckResult {
     ];
   }
   if (found.url && found.url.scheme !== "file") {
-    // The command as the operator types it: a server's credential (wire v2) goes by the
-    // environment.
+    // The command as the operator types it: a server's credential (wire v2) and S3 keys go
+    // by the environment.
     const credential = `${found.dir}/${CREDENTIAL_NAME}`;
     const status = found.url.scheme === "socket" && existsSync(credential)
       ? `CLN_BACKUP_CREDENTIAL=${credential} cln-backup status '${url}'`
+      : found.url.scheme === "s3"
+      ? `AWS_ACCESS_KEY_ID=… AWS_SECRET_ACCESS_KEY=… cln-backup status '${url}'`
       : `cln-backup status '${url}'`;
+    const keys = found.url.scheme === "s3" ? ` (the keys in ${CREDENTIALS_FILE})` : "";
     return [
       "WARN",
       `${url} is remote, and doctor reads local files only: check that it answers and how ` +
-      `it stands with "${status}"`,
+      `it stands with "${status}"${keys}`,
     ];
   }
   try {

@@ -238,10 +238,18 @@ Deno.test("doctor: a remote backup is left to status, not failed", () =>
       writeLockFile(node.dir, { backend_url: url });
       const checks = runChecks(node.dir, GOOD_SYSTEM);
       expect(checks, "backend", "WARN", /reads local files only/);
-      assert(find(checks, "backend").message.includes(`"cln-backup status '${url}'"`));
+      assert(find(checks, "backend").message.includes(`cln-backup status '${url}'"`));
       expect(checks, "version", "SKIP", /needs a local backup/);
       expect(checks, "free space", "OK", /remote backup/);
     }
+    // S3 keys: status reads them from the environment only.
+    writeLockFile(node.dir, { backend_url: "s3://bucket/node?region=eu-1" });
+    assert(
+      find(runChecks(node.dir, GOOD_SYSTEM), "backend").message.endsWith(
+        `"AWS_ACCESS_KEY_ID=… AWS_SECRET_ACCESS_KEY=… cln-backup status ` +
+          `'s3://bucket/node?region=eu-1'" (the keys in backup-s3.credentials)`,
+      ),
+    );
     // A server that takes the node's credential (wire v2) takes it from status too.
     writeLockFile(node.dir, { backend_url: "socket:backup.example.org:8700" });
     Deno.writeTextFileSync(`${node.dir}/backup.credential`, "{}", { mode: 0o600 });
