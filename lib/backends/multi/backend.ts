@@ -57,10 +57,15 @@ export class MultiBackend implements Backend {
       behind.every((s) => s.state.version === under);
     if (!fits) {
       const list = states.map((s) => `${s.url} at ${s.state.version}`).join(", ");
+      // Most often a destination that failed under mirror_failure "degrade" and got no more
+      // changes: the node's database is at the newest, and the lagging one is made anew.
       throw new Error(
-        `Cannot start backup: its destinations disagree (${list}): they are not copies of ` +
-          `one backup; restore the node's database from the newest ("deno task restore"), ` +
-          `then init the destinations anew`,
+        `Cannot start backup: its destinations disagree (${list}): ` +
+          `${behind.map((s) => s.url).join(", ")} lack changes the newest holds (a ` +
+          `destination that failed under mirror_failure "degrade" gets no more): with ` +
+          `lightningd stopped, remove each from backup.lock (backend_url must be one at ` +
+          `${top}), then add a new copy with "cln-backup mirror NEW_URL --lightning-dir DIR"; ` +
+          `should the node's database not be at ${top}, restore it from the newest first`,
       );
     }
     return { top, behind: under };
