@@ -63,6 +63,13 @@ test("upgrade --to s3://: the v1 file's last version, continued by the plugin, t
       done.stdout[0],
       /^Copied ".*backup.dbak" into s3:.* \(versions 1 to 46, 46 records\)/,
     );
+    // The command as the operator pastes it: the URL's "&" quoted for the shell.
+    assert(
+      done.stdout[1].includes(
+        `check it with "AWS_ACCESS_KEY_ID=… AWS_SECRET_ACCESS_KEY=… cln-backup verify '${url}'"`,
+      ),
+      done.stdout[1],
+    );
     assertEquals(JSON.parse(Deno.readTextFileSync(`${dir}/backup.lock`)), {
       backend_url: url,
       note: 1,

@@ -24,6 +24,7 @@ import { dataVersionOf } from "./new_backup.ts";
 import { dataVersionAt } from "../sqlite/data_version.ts";
 import type { Prompt } from "./secrets.ts";
 import { s3Unlock, unlockReader } from "./unlock.ts";
+import { shellQuote } from "./launcher.ts";
 
 const ACTION = "Cannot init backup";
 
@@ -47,10 +48,11 @@ export async function checkExisting(
   values: Record<string, string | boolean | undefined>,
   prompt: Prompt,
 ): Promise<ExistingBackup> {
+  const restoreCommand = `cln-backup restore ${shellQuote(url)} ${shellQuote(dir)}`;
   if (!existsSync(database)) {
     throw new Error(
       `${ACTION}: --existing takes the backup a database was restored from, and "${database}" ` +
-        `does not exist: restore it first ("restore ${url} ${dir}")`,
+        `does not exist: restore it first ("${restoreCommand}")`,
     );
   }
   const version = dataVersionOf(database, database);
@@ -75,7 +77,7 @@ export async function checkExisting(
         `${ACTION}: the backup ${url} is at version ${last}, but "${database}" is at ` +
           `${version}: ${
             last > version
-              ? `restore the newest state from it (move this database aside, then "restore ${url} ${dir}")`
+              ? `restore the newest state from it (move this database aside, then "${restoreCommand}")`
               : "it misses changes the node made; init a new backup instead"
           }`,
       );

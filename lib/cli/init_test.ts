@@ -408,3 +408,25 @@ Deno.test("init --existing refuses a backup that does not restore to the node's 
     removeNodeDir(dir);
   }
 });
+
+Deno.test("init --existing without a restored database gives the restore command to paste", async () => {
+  const dir = makeNodeDir();
+  try {
+    Deno.writeFileSync(`${dir}/hsm_secret`, new Uint8Array(32), { mode: 0o400 });
+    Deno.writeTextFileSync(
+      `${dir}/backup-s3.credentials`,
+      "[default]\naws_access_key_id = AK\naws_secret_access_key = SK\n",
+      { mode: 0o600 },
+    );
+    const url = "s3://bucket/node1?endpoint=http://127.0.0.1:9&path-style=1";
+    const output = new BufferedOutput();
+    assertEquals(await init([url, "--lightning-dir", dir, "--existing"], output), 1);
+    // Quoted: unquoted, the shell would cut the URL at "&".
+    assertMatch(
+      output.stderr[0],
+      /does not exist: restore it first \("cln-backup restore 's3:\/\/bucket\/node1\?endpoint=http:\/\/127\.0\.0\.1:9&path-style=1' '.*\/regtest'"\)$/,
+    );
+  } finally {
+    removeNodeDir(dir);
+  }
+});

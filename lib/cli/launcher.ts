@@ -296,7 +296,8 @@ export function compileArgs(plan: LaunchPlan, output: string): string[] {
   ];
 }
 
-function shellQuote(word: string): string {
+/** `word` as one shell word, in single quotes: a URL's `&` and `?` stay in it. */
+export function shellQuote(word: string): string {
   return `'${word.replaceAll("'", `'\\''`)}'`;
 }
 

@@ -44,6 +44,7 @@ import {
   type Output,
   runCommand,
 } from "./args.ts";
+import { shellQuote } from "./launcher.ts";
 
 const ACTION = "Cannot upgrade backup";
 
@@ -171,6 +172,14 @@ function notV1(path: string): Error {
   );
 }
 
+/** `verify` of the backup at `url` as the operator types it: S3 keys go by the environment. */
+function verifyCommand(url: string): string {
+  const keys = parseBackupUrl(url).scheme === "s3"
+    ? "AWS_ACCESS_KEY_ID=… AWS_SECRET_ACCESS_KEY=… "
+    : "";
+  return `${keys}cln-backup verify ${shellQuote(url)}`;
+}
+
 /**
  * Copies the backup backup.lock names (a v1 file, a plain cln-backup directory or a plain S3
  * backup: its newest snapshot and the changes after it) into a new S3 backup at `url`,
@@ -229,7 +238,7 @@ async function upgradeToS3(
       `${after.records} records${key ? ", encrypted" : ""}); "${name}" is untouched`,
   );
   output.out(
-    `"${dir}/${LOCK_FILE}" now names ${url}; check it with "cln-backup verify ${url}", then ` +
+    `"${dir}/${LOCK_FILE}" now names ${url}; check it with "${verifyCommand(url)}", then ` +
       `delete the old backup when you like` +
       (key ? ` (until then it holds the node's database in the clear)` : ""),
   );
