@@ -24,7 +24,7 @@ import { dataVersionOf } from "./new_backup.ts";
 import { dataVersionAt } from "../sqlite/data_version.ts";
 import type { Prompt } from "./secrets.ts";
 import { s3Unlock, unlockReader } from "./unlock.ts";
-import { shellQuote } from "./launcher.ts";
+import { shellQuote } from "../fs/shell_quote.ts";
 
 const ACTION = "Cannot init backup";
 

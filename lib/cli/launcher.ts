@@ -47,6 +47,7 @@
  * @module
  */
 import { CREDENTIAL_NAME } from "../backends/socket/credential.ts";
+import { shellQuote } from "../fs/shell_quote.ts";
 import { writeFileDurably } from "../fs/durable.ts";
 import { LOCK_FILE, type LockFile } from "../backup/lock_file.ts";
 import { lockDestinations } from "../backends/multi/mirrors.ts";
@@ -294,11 +295,6 @@ export function compileArgs(plan: LaunchPlan, output: string): string[] {
     output,
     plan.plugin,
   ];
-}
-
-/** `word` as one shell word, in single quotes: a URL's `&` and `?` stay in it. */
-export function shellQuote(word: string): string {
-  return `'${word.replaceAll("'", `'\\''`)}'`;
 }
 
 /** "a", "a and b", "a, b and c". */

@@ -44,7 +44,7 @@ import {
   type Output,
   runCommand,
 } from "./args.ts";
-import { shellQuote } from "./launcher.ts";
+import { shellQuote } from "../fs/shell_quote.ts";
 
 const ACTION = "Cannot upgrade backup";
 

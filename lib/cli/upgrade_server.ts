@@ -16,6 +16,7 @@ import { SCRATCH_DIR } from "../backends/s3/compaction.ts";
 import { sameBytes } from "../crypto/data_key.ts";
 import { KEY_FILE, writeKeyFile } from "../crypto/key_file.ts";
 import { removeIfExists } from "../fs/exists.ts";
+import { shellQuote } from "../fs/shell_quote.ts";
 import { checkNotRunning } from "./node_dir.ts";
 import { installPlugin, newEncryption, printConfigLine } from "./init.ts";
 import type { Prompt } from "./secrets.ts";
@@ -113,7 +114,8 @@ export async function encryptOnServer(
       `the server holds ciphertext only, and "${dir}/${KEY_FILE}" the key the plugin seals with`,
   );
   output.out(
-    `Check it with "cln-backup verify ${url}" (CLN_BACKUP_CREDENTIAL=${credential.path}), with ` +
+    `Check it with "cln-backup verify ${shellQuote(url)}" (CLN_BACKUP_CREDENTIAL=` +
+      `${credential.path}), with ` +
       `the passphrase or identity`,
   );
   printConfigLine(output, launcher);

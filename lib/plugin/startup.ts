@@ -36,6 +36,7 @@ import { KEY_FILE, readKeyFile } from "../crypto/key_file.ts";
 import type { DataKey } from "../crypto/data_key.ts";
 import { BackupKeyError } from "../backends/file/encryption.ts";
 import type { LogLevel } from "./jsonrpc.ts";
+import { shellQuote } from "../fs/shell_quote.ts";
 
 export interface Startup {
   /** The open backup, or the one line saying why there is none. */
@@ -59,7 +60,9 @@ function keyMismatch(dir: string, url: string, error: BackupKeyError): string {
   switch (error.problem) {
     case "missing":
       return `Cannot start backup: "${url}" is encrypted and its key file "${keyFile}" is ` +
-        `missing: put it back, or write it with "cln-backup rekey ${url} --key-file ${dir}" ` +
+        `missing: put it back, or write it with "cln-backup rekey ${shellQuote(url)} --key-file ${
+          shellQuote(dir)
+        }" ` +
         `(it asks for the passphrase or identity)`;
     case "plain":
       return `Cannot start backup: "${url}" is not encrypted, but "${keyFile}" holds a key: ` +

@@ -190,7 +190,7 @@ Deno.test("doctor: backup.key beside an encrypted backup, and none beside a plai
       check(),
       "backup.key",
       "FAIL",
-      /is encrypted and .* is missing.*cln-backup rekey .* --key-file/,
+      /is encrypted and .* is missing.*"cln-backup rekey 'file:\/\/[^']*' --key-file '[^']*'"/,
     );
     writeKeyFile(node.dir, key);
     expect(check(), "backup.key", "OK", /holds .*'s key, mode 0600/);

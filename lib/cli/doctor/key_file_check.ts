@@ -12,6 +12,7 @@ import { statIfExists } from "../../fs/exists.ts";
 import type { CheckResult, Found } from "./check.ts";
 import { CREDENTIAL_NAME } from "../../backends/socket/credential.ts";
 import { allows, describeUser } from "./node_user.ts";
+import { shellQuote } from "../../fs/shell_quote.ts";
 
 export function keyFileCheck(found: Found): CheckResult {
   const path = `${found.dir}/${KEY_FILE}`;
@@ -50,7 +51,10 @@ export function keyFileCheck(found: Found): CheckResult {
         `("cln-backup upgrade --encrypt" encrypts it)`,
       ];
   }
-  const rewrite = `"cln-backup rekey ${url} --key-file ${found.dir}" writes it (it asks for ` +
+  const rewrite =
+    `"cln-backup rekey ${shellQuote(url)} --key-file ${
+      shellQuote(found.dir)
+    }" writes it (it asks for ` +
     `the passphrase or identity)`;
   if (!info) {
     return [
