@@ -302,8 +302,11 @@ function listed(items: string[]): string {
   return items.length < 2 ? items.join("") : `${items.slice(0, -1).join(", ")} and ${items.at(-1)}`;
 }
 
-/** What the launcher lets the plugin do, in words, as permissionFlags grants it. */
-function grantedInWords(plan: LaunchPlan): string[] {
+/**
+ * What the launcher lets the plugin do, in words, as permissionFlags grants it: what it may
+ * read, write and connect to, one phrase each.
+ */
+export function grantedInWords(plan: LaunchPlan): string[] {
   const writes = [
     ...(plan.backupPaths.length > 0 ? ["the file backups"] : []),
     ...(plan.scratch ? [SCRATCH_DIR] : []),
@@ -319,11 +322,11 @@ function grantedInWords(plan: LaunchPlan): string[] {
     ...(plan.backupPaths.length > 0 || plan.credentials || plan.scratch ? ["its own code"] : []),
   ];
   return [
-    `# plugin read only ${listed(reads)},`,
-    writes.length > 0 ? `# write only ${listed(writes)},` : "# write nothing,",
+    `read only ${listed(reads)},`,
+    writes.length > 0 ? `write only ${listed(writes)},` : "write nothing,",
     plan.netAddresses.length > 0
-      ? `# and connect only to ${listed(plan.netAddresses)}.`
-      : "# and connect nowhere.",
+      ? `and connect only to ${listed(plan.netAddresses)}`
+      : "and connect nowhere",
   ];
 }
 
@@ -331,7 +334,9 @@ export function launcherScript(plan: LaunchPlan): string {
   return [
     "#!/bin/sh",
     "# Written by `cln-backup init`. lightningd runs this as the backup plugin: Deno lets the",
-    ...grantedInWords(plan),
+    ...grantedInWords(plan).map((words, i, all) =>
+      `# ${i === 0 ? "plugin " : ""}${words}${i === all.length - 1 ? "." : ""}`
+    ),
     "export DENO_NO_UPDATE_CHECK=1",
     `exec ${[plan.deno, ...launchArgs(plan)].map(shellQuote).join(" ")}`,
     "",

@@ -400,7 +400,12 @@ Deno.test("doctor: the launcher must exist, run, and name a deno that lasts", ()
     writeLauncher(launchPlan({ lightningDir: node.dir, backendUrl: url, deno: npx }));
     let checks = runChecks(node.dir, GOOD_SYSTEM);
     expect(checks, "launcher", "WARN", /npx's cache.*npm install deno@2\.9\.6/);
-    expect(checks, "permissions", "OK");
+    expect(
+      checks,
+      "permissions",
+      "OK",
+      /^the plugin may read only backup\.lock, backup\.key, the file backups and its own code, write only the file backups, and connect nowhere$/,
+    );
     Deno.removeSync(node.launcher);
     checks = runChecks(node.dir, GOOD_SYSTEM);
     expect(checks, "launcher", "FAIL", /is missing, so lightningd cannot start the plugin/);

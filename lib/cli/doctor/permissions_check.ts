@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { launchArgs, lockLaunchPlan } from "../launcher.ts";
+import { grantedInWords, launchArgs, type LaunchPlan, lockLaunchPlan } from "../launcher.ts";
 import { RUNTIME_FLAGS } from "../runtime_flags.ts";
 import type { CheckResult, Found, LauncherLine } from "./check.ts";
 
@@ -22,12 +22,13 @@ const LATER_FLAGS = new Map<string, string>([
 
 export function permissionsCheck(found: Found, launcher: LauncherLine): CheckResult {
   const plugin = launcher.args.at(-1)!;
-  let expected: string[];
+  let plan: LaunchPlan;
   try {
-    expected = launchArgs(lockLaunchPlan(found.dir, found.lock!, { deno: launcher.deno, plugin }));
+    plan = lockLaunchPlan(found.dir, found.lock!, { deno: launcher.deno, plugin });
   } catch (error) {
     return ["FAIL", (error as Error).message];
   }
+  const expected = launchArgs(plan);
   const flags = (args: string[]) => args.filter((a) => a.startsWith("--"));
   const have = flags(launcher.args);
   const missing = flags(expected).filter((f) => !have.includes(f));
@@ -55,9 +56,5 @@ export function permissionsCheck(found: Found, launcher: LauncherLine): CheckRes
       `${flags(expected).join(" ")}`,
     ];
   }
-  const net = found.url?.scheme === "socket" ? ", connect to its server" : "";
-  return [
-    "OK",
-    `the plugin may read backup.lock and the backup, write the backup${net}, nothing else`,
-  ];
+  return ["OK", `the plugin may ${grantedInWords(plan).join(" ")}`];
 }
