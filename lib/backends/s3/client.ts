@@ -42,9 +42,9 @@ export interface S3Object {
   size: number;
 }
 
-const KEYS_HINT = ": check the keys (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or " +
-  "backup-s3.credentials beside backup.lock) and that their policy allows the backup's " +
-  "actions on this bucket and prefix (README, S3)";
+const KEYS_HINT = ": check the keys (the plugin's in backup-s3.credentials beside " +
+  "backup.lock, a command's in AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY) and that their " +
+  "policy allows the backup's actions on this bucket and prefix (README, S3)";
 
 /** What to do about the errors an operator can fix. */
 const HINTS: Record<string, string> = {
