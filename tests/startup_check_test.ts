@@ -5,7 +5,7 @@
  */
 import { assert, assertEquals, assertMatch } from "./support/assert.ts";
 import { FakeLightningd } from "./support/fake_lightningd.ts";
-import { loadFixture, type Scenario } from "./support/fixtures.ts";
+import { loadFixture, PRE_4090_BACKUP, type Scenario } from "./support/fixtures.ts";
 import { init } from "../lib/cli/init.ts";
 import { BufferedOutput, makeNodeDir, removeNodeDir } from "../lib/cli/testing.ts";
 
@@ -132,5 +132,33 @@ Deno.test("a flipped byte in the middle of the live log: the plugin refuses at s
     );
   } finally {
     removeNodeDir(node.dir);
+  }
+});
+
+Deno.test("on the Python plugin's backup.lock (a v1 .dbak) the plugin says which command converts it", async () => {
+  const dir = makeNodeDir("restart");
+  try {
+    const v1 = `${Deno.realPathSync(`${dir}/..`)}/backup.dbak`;
+    Deno.copyFileSync(PRE_4090_BACKUP, v1);
+    Deno.writeTextFileSync(`${dir}/backup.lock`, JSON.stringify({ backend_url: `file://${v1}` }));
+    const lightningd = FakeLightningd.spawn({ lightningDir: dir });
+    await lightningd.getmanifest();
+    await lightningd.init();
+    const before = lightningd.dataVersion();
+    assertEquals(await lightningd.transaction(["UPDATE vars SET intval = 1 WHERE 0"]), "aborted");
+    assertEquals(lightningd.dataVersion(), before, "the node committed nothing");
+    await lightningd.close();
+    const refusal = lightningd.logs.find((l) => l.level === "broken");
+    // The command as the operator runs it, with this node's directory, not a placeholder.
+    assertEquals(
+      refusal?.message,
+      `Cannot open backup: "${v1}" is a v1 backup of the Python plugin, which this plugin ` +
+        `does not append to: with lightningd stopped, convert it once, keeping every version, ` +
+        `with "./backup-cli upgrade --lightning-dir ${Deno.realPathSync(dir)}" in cln-backup's ` +
+        `checkout, then load the plugin with the important-plugin= line it prints and start ` +
+        `lightningd`,
+    );
+  } finally {
+    removeNodeDir(dir);
   }
 });

@@ -98,17 +98,28 @@ function missing(path: string): Error {
   );
 }
 
-/** Opens a backup for the plugin to append to. */
-export function openBackend(url: string, options: FileBackendOptions = {}): Backend {
+/**
+ * Opens a backup for the plugin to append to. `lightningDir`, the node's, names the
+ * directory in the advice for a v1 file.
+ */
+export function openBackend(
+  url: string,
+  { lightningDir, ...options }: FileBackendOptions & { lightningDir?: string } = {},
+): Backend {
   const { path } = fileUrl(url);
   switch (backupKind(path)) {
     case "directory":
       checkHoldsSegments(path);
       return FileBackend.open(url, path, options);
     case "v1":
+      // The plugin runs lightningd's way, far from a shell in the checkout: the command is
+      // backup-cli's, the one the Python plugin's users know, with the node's directory.
       throw new Error(
-        `Cannot open backup: "${path}" is a v1 backup of the Python plugin: run ` +
-          `"deno task upgrade -- --lightning-dir <dir>" once to convert it, keeping every version`,
+        `Cannot open backup: "${path}" is a v1 backup of the Python plugin, which this ` +
+          `plugin does not append to: with lightningd stopped, convert it once, keeping ` +
+          `every version, with "./backup-cli upgrade --lightning-dir ` +
+          `${lightningDir ?? "<the network directory>"}" in cln-backup's checkout, then ` +
+          `load the plugin with the important-plugin= line it prints and start lightningd`,
       );
     case "missing":
       throw missing(path);

@@ -137,6 +137,7 @@ function openOne(
   }
   const backend = openBackend(url, {
     ...file,
+    lightningDir: dir,
     key,
     segmentBytes: options.segmentBytes,
     log: (message) => log.push({ level: "unusual", message }),
