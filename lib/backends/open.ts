@@ -16,6 +16,7 @@ import { S3Backend, type S3BackendOptions } from "./s3/backend.ts";
 import { S3BackupReader, type Unlock } from "./s3/reader.ts";
 import { loadCredentials } from "./s3/credentials.ts";
 import { credentialFromEnv } from "./socket/credential.ts";
+import { pathToFileURL } from "node:url";
 
 /**
  * What a file URL's path holds: a cln-backup directory, a v1 `.dbak`, nothing, something
@@ -84,11 +85,44 @@ function checkHoldsSegments(path: string): void {
         `reach it through its server with a socket+tls: URL`,
     );
   }
+  // The Python plugin's README restores from the directory that holds its backup file.
+  const inside = backupsIn(path);
+  if (inside.length > 0) {
+    throw new Error(
+      `Cannot open backup: "${path}" is a directory, not a backup; it holds ` +
+        `${inside.map((b) => `"${b.name}" (${b.what})`).join(", ")}: name the backup ` +
+        `itself, ${pathToFileURL(`${path}/${inside[0].name}`).href}`,
+    );
+  }
   throw new Error(
     `Cannot open backup: "${path}" holds no backup segment (no base-*.clnb or log-*.clnb ` +
       `file): check the URL; if it held a backup, its files were deleted: restore from ` +
       `another copy`,
   );
+}
+
+/**
+ * The backups in `dir`: cln-backup directories first, then the Python plugin's v1 files
+ * (known by their header, whatever their name).
+ */
+function backupsIn(dir: string): { name: string; what: string }[] {
+  const found: { name: string; what: string }[] = [];
+  try {
+    for (const entry of Deno.readDirSync(dir)) {
+      const path = `${dir}/${entry.name}`;
+      if (entry.isFile && backupKind(path) === "v1") {
+        found.push({ name: entry.name, what: "the Python plugin's v1 backup" });
+      } else if (entry.isDirectory) {
+        const layout = readLayout(path);
+        if (layout.bases.length > 0 || layout.logs.length > 0) {
+          found.push({ name: entry.name, what: "a cln-backup backup" });
+        }
+      }
+    }
+  } catch {
+    // Not readable, or a damaged directory in it: the general advice holds.
+  }
+  return found.sort((a, b) => a.what.localeCompare(b.what) || a.name.localeCompare(b.name));
 }
 
 function missing(path: string): Error {

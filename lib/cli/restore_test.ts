@@ -126,6 +126,31 @@ Deno.test("restore of the Python plugin's pre-4090 backup repairs its statements
   Deno.removeSync(dir, { recursive: true });
 });
 
+Deno.test("restore from the directory that holds a v1 file (the Python README's form) names the file", async () => {
+  const dir = Deno.makeTempDirSync();
+  Deno.mkdirSync(`${dir}/location`);
+  Deno.copyFileSync(PRE_4090_BACKUP, `${dir}/location/file.bkp`);
+  Deno.writeTextFileSync(`${dir}/location/notes.txt`, "not a backup");
+  const { code, output } = await run([`file://${dir}/location`, `${dir}/lightningd.sqlite3`]);
+  assertEquals(code, 1);
+  assertEquals(output.stderr, [
+    `Cannot open backup: "${dir}/location" is a directory, not a backup; it holds ` +
+    `"file.bkp" (the Python plugin's v1 backup): name the backup itself, ` +
+    `file://${dir}/location/file.bkp`,
+  ]);
+  const named = await run([`file://${dir}/location/file.bkp`, `${dir}/lightningd.sqlite3`]);
+  assertEquals(named.code, 0, named.output.stderr.join("\n"));
+  // After "upgrade", the converted backup beside it comes first.
+  await makeBackup(`${dir}/location/file.clnb`, changes);
+  const both = await run([`file://${dir}/location`, `${dir}/other.sqlite3`]);
+  assertEquals(both.output.stderr, [
+    `Cannot open backup: "${dir}/location" is a directory, not a backup; it holds ` +
+    `"file.clnb" (a cln-backup backup), "file.bkp" (the Python plugin's v1 backup): name the ` +
+    `backup itself, file://${dir}/location/file.clnb`,
+  ]);
+  Deno.removeSync(dir, { recursive: true });
+});
+
 Deno.test("restore names a missing backup or target directory and what to do", async () => {
   const dir = Deno.makeTempDirSync();
   const missing = await run(["file:///nonexistent/backup", `${dir}/x.sqlite3`]);
