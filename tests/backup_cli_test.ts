@@ -362,6 +362,58 @@ Deno.test("backup-cli server, as a Python systemd unit runs it with --allow-v1 a
   }
 });
 
+Deno.test("backup-cli server on the Python server's .dbak names upgrade <url>, which converts it for the server", async () => {
+  const root = checkout();
+  const cli = `${root}/backup-cli`;
+  const storage = Deno.makeTempDirSync({ prefix: "cln-backup-served-" });
+  // The Python remote.md's storage: "backup-cli init file:///path/to/backup", a v1 file.
+  const v1Url = `file://${storage}/backup`;
+  Deno.copyFileSync(PRE_4090_BACKUP, `${storage}/backup`);
+  try {
+    // The Python unit's command line with only the path changed, then with --allow-v1.
+    for (const extra of [[], ["--allow-v1"]]) {
+      const refused = await backupCli(cli, [
+        "server",
+        v1Url,
+        "127.0.0.1:1",
+        "--log-mode",
+        "systemd",
+        ...extra,
+      ]);
+      assertEquals(refused.code, 1);
+      assertEquals(refused.stderr, [
+        `Cannot serve backup: "${storage}/backup" is a v1 .dbak of the Python plugin, which ` +
+        `this server does not write to: with the Python server stopped, convert it once ` +
+        `with "backup-cli upgrade ${v1Url}", then serve the directory it makes with ` +
+        `--allow-v1 (it prints the command line)`,
+      ]);
+    }
+    const upgraded = await backupCli(cli, ["upgrade", v1Url]);
+    assertEquals(upgraded.code, 0, upgraded.stderr.join("\n"));
+    const converted = `file://${storage}/backup.clnb`;
+    assertEquals(upgraded.stdout, [
+      `Converted "${storage}/backup" (versions 1 to 46, 46 records) into ` +
+      `"${storage}/backup.clnb"; the v1 file is untouched`,
+      `Serve it instead of the v1 file: in the Python server's command line (a systemd ` +
+      `unit's ExecStart=), put cln-backup's backup-cli for the Python one, ${converted} for ` +
+      `${v1Url}, and add --allow-v1; the address and --log-mode stay, and the nodes keep ` +
+      `their socket: URL. Check it with "backup-cli verify ${converted}", then delete the v1 ` +
+      `file when you like`,
+    ]);
+    assertEquals(openReader(converted).describe().lastVersion, 46);
+    assertEquals(listDir(storage), ["backup", "backup.clnb"]);
+    // Again: it says so, and changes nothing.
+    assertEquals((await backupCli(cli, ["upgrade", v1Url])).code, 1);
+    assertEquals((await backupCli(cli, ["upgrade", converted])).stdout, [
+      `"${storage}/backup.clnb" is a cln-backup backup already: nothing to upgrade`,
+    ]);
+    assertEquals((await backupCli(cli, ["upgrade", v1Url, "--lightning-dir", storage])).code, 2);
+  } finally {
+    Deno.removeSync(storage, { recursive: true });
+    Deno.removeSync(root, { recursive: true });
+  }
+});
+
 Deno.test("backup-cli without Deno anywhere says in one line how to get it", async () => {
   const root = checkout(false);
   // Nothing on PATH at all: not even the system's directories, which could hold a deno.

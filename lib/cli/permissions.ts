@@ -15,7 +15,8 @@
  * - restore, verify, upgrade, compact and mirror, which read a backup's records: read the
  *   read-ahead worker's code (lib/), loaded at run time for a large backup.
  * - upgrade: as init for DIR; read the v1 file backup.lock names; read and write the new
- *   backup's parent directory (a server's backup: its server, as below).
+ *   backup's parent directory (a server's backup: its server, as below). `upgrade <v1-url>`:
+ *   read that file; read and write the new backup's parent directory.
  * - doctor: read everything (it looks over a whole set-up); HOME; statfs (free space).
  * - server: read and write its storage (created beside its path when missing), read the
  *   compaction worker's code; listen on its addr:port. Its node commands: read and write
@@ -239,6 +240,17 @@ const TABLE: Record<string, { spec?: CommandSpec; plan: Planner }> = {
   upgrade: {
     spec: UPGRADE_SPEC,
     plan: (args, tempDir) => {
+      if (args.positionals.length === 1) {
+        // A v1 file alone (a backup server's): read it, build the new backup beside its path.
+        const [url] = args.positionals;
+        const { backupPath } = backupAccess(url);
+        if (backupPath === undefined) return none();
+        return merge(
+          { read: [backupPath] },
+          newBackup(upgradeUrl(backupPath, args.values.to), tempDir),
+          READS_RECORDS,
+        );
+      }
       const dir = optionDir(args);
       const locked = lockedBackup(dir);
       const keys = args.values.encrypt ? [secrets(args)] : [];

@@ -7,7 +7,8 @@
  */
 import { atStep } from "../fs/step_seam.ts";
 import { BackupServer } from "../server/server.ts";
-import { ServerStorage } from "../server/storage.ts";
+import { ServerStorage, v1StorageRefusal } from "../server/storage.ts";
+import { backupKind } from "../backends/open.ts";
 import { checkNodeName, NodeRegistry } from "../server/nodes.ts";
 import { serveMetrics } from "../server/metrics.ts";
 import { initTlsIdentity, loadTlsIdentity } from "../server/tls_identity.ts";
@@ -152,6 +153,8 @@ async function serve(
     const path = storagePath(url);
     const isRoot = NodeRegistry.isRoot(path);
     const nodes = isRoot ? new NodeRegistry(path) : undefined;
+    // The Python server's storage, before the advice for a cln-backup directory.
+    if (!isRoot && backupKind(path) === "v1") throw v1StorageRefusal(path);
     if (!isRoot && !options.allowV1) {
       throw new Error(
         `${ACTION}: "${path}" is not a server root, and one backup is served only over wire ` +

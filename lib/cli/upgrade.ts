@@ -43,6 +43,7 @@ import {
   fileBackupPath,
   type Output,
   runCommand,
+  UsageError,
 } from "./args.ts";
 import { shellQuote } from "../fs/shell_quote.ts";
 
@@ -50,6 +51,7 @@ const ACTION = "Cannot upgrade backup";
 
 export const UPGRADE_HELP = `Usage: cln-backup upgrade [--lightning-dir DIR] [--to <url>]
        cln-backup upgrade [--lightning-dir DIR] [--to <url>] --encrypt [--recipient AGE1...]
+       cln-backup upgrade <v1-url> [--to <url>]
 
 Converts the v1 .dbak backup of the Python backup plugin, the one DIR/backup.lock names, into
 a cln-backup backup holding every version the v1 file holds (its snapshot and each change
@@ -90,6 +92,11 @@ Options:
   --passphrase-file F  with --encrypt: the passphrase, the first line of F
   -h, --help           show this help
 
+"upgrade <v1-url>" converts a v1 file alone, on a machine with no lightning dir: the Python
+"backup-cli server"'s storage. With the Python server stopped, it builds the new backup (at
+--to, a file:/// URL, or the default above) as above and prints the server's command line for
+it; the nodes keep their socket: URLs. It refuses --lightning-dir and --encrypt.
+
 It refuses while lightningd runs on DIR (detected as "init --help" explains), when the new
 path exists, and when backup.lock names neither a v1 file nor a cln-backup backup (for one,
 already upgraded, it says so and exits with 0). A failure leaves backup.lock as it was.`;
@@ -106,6 +113,8 @@ export const UPGRADE_SPEC: CommandSpec = {
     "passphrase-file": { type: "string" },
   },
   positionals: [],
+  // The Python server's storage: a v1 file with no lightning dir.
+  otherForms: [["v1-url"]],
 };
 
 /**
@@ -286,12 +295,107 @@ async function encryptS3(
   return await upgradeToS3(dir, lock, from, to, newKey, output);
 }
 
+/**
+ * Builds the copy of `source` (a v1 file, or a plain backup to encrypt) at `path`: beside it
+ * first, renamed into place once it ends at the source's last version, so a failure never
+ * leaves a half-made backup. Returns the source's description.
+ */
+async function build(
+  source: V1BackupReader | FileBackupReader,
+  sourcePath: string,
+  url: string,
+  path: string,
+  encryption: NewEncryption | undefined,
+): Promise<BackupDescription> {
+  const before = source.describe();
+  const building = workPath(path, "upgrading");
+  Deno.mkdirSync(dirname(building), { recursive: true });
+  const claim = claimWorkPath(building, "directory");
+  try {
+    if (source instanceof V1BackupReader) await convert(source, building, encryption);
+    else copyEncrypted(sourcePath, building, encryption!);
+    const converted = new FileBackupReader(url, building, { key: encryption?.key });
+    const after = converted.describe();
+    if (after.lastVersion !== before.lastVersion) {
+      throw new Error(
+        `${ACTION}: the converted backup ends at version ${after.lastVersion}, the old one ` +
+          `at ${before.lastVersion}: nothing was changed; please report this`,
+      );
+    }
+    // Every record of the copy is read back, opened with the new key.
+    if (encryption) { for (const _ of converted.entries()) continue; }
+    atStep("upgrade-building");
+    renameIntoPlace(building, path);
+    syncDir(dirname(path));
+  } catch (error) {
+    removeIfExists(building);
+    throw error;
+  } finally {
+    claim.close();
+  }
+  return before;
+}
+
+/**
+ * `upgrade <v1-url>`: converts a v1 file that no lightning dir names (the Python server's
+ * storage) and says how to serve the result.
+ */
+async function upgradeFile(
+  v1Url: string,
+  values: Record<string, string | boolean | undefined>,
+  output: Output,
+): Promise<number> {
+  for (const option of ["lightning-dir", "encrypt", "recipient", "passphrase-file"]) {
+    if (values[option] !== undefined) {
+      throw new UsageError(
+        `"upgrade <v1-url>" converts a v1 file alone and takes no --${option}: to convert a ` +
+          `node's backup, give its directory (upgrade --lightning-dir DIR), not the URL`,
+      );
+    }
+  }
+  const v1Path = fileBackupPath(v1Url, ACTION);
+  const kind = backupKind(v1Path);
+  if (kind === "directory") {
+    output.out(`"${v1Path}" is a cln-backup backup already: nothing to upgrade`);
+    return Exit.Ok;
+  }
+  if (kind === "missing") throw new Error(`${ACTION}: nothing at "${v1Path}": check the URL`);
+  if (kind !== "v1") {
+    throw new Error(
+      `${ACTION}: "${v1Path}" is not a v1 backup of the Python plugin: check the URL`,
+    );
+  }
+  const url = upgradeUrl(v1Path, values.to);
+  const path = fileBackupPath(url, ACTION);
+  if (existsSync(path)) {
+    throw new Error(
+      `${ACTION}: "${path}" already exists: choose another path with --to, or move it ` +
+        `aside if it is not a backup you need`,
+    );
+  }
+  for (const line of removeLeftovers(dirname(path))) output.out(line);
+  const before = await build(new V1BackupReader(v1Url, v1Path), v1Path, url, path, undefined);
+  output.out(
+    `Converted "${v1Path}" (versions ${before.firstVersion} to ${before.lastVersion}, ` +
+      `${before.records} records) into "${path}"; the v1 file is untouched`,
+  );
+  output.out(
+    `Serve it instead of the v1 file: in the Python server's command line (a systemd ` +
+      `unit's ExecStart=), put cln-backup's backup-cli for the Python one, ${url} for ` +
+      `${v1Url}, and add --allow-v1; the address and --log-mode stay, and the nodes keep ` +
+      `their socket: URL. Check it with "backup-cli verify ${url}", then delete the v1 file ` +
+      `when you like`,
+  );
+  return Exit.Ok;
+}
+
 export async function upgrade(
   args: string[],
   output: Output = consoleOutput,
   prompt: Prompt = terminalPrompt,
 ): Promise<number> {
-  return await runCommand(UPGRADE_SPEC, args, output, async ({ values }) => {
+  return await runCommand(UPGRADE_SPEC, args, output, async ({ values, positionals }) => {
+    if (positionals.length === 1) return await upgradeFile(positionals[0], values, output);
     const dir = userPath(String(values["lightning-dir"] ?? "."));
     checkNetworkDir(dir, ACTION);
     using _setup = lockForSetup(dir, ACTION);
@@ -360,34 +464,8 @@ export async function upgrade(
     const source = kind === "v1"
       ? new V1BackupReader(lock.backend_url, v1Path)
       : new FileBackupReader(lock.backend_url, v1Path);
-    const before = source.describe();
     const encryption = encrypt ? await newEncryption(values, prompt) : undefined;
-    // Built beside its final path and renamed, so a failure never leaves a half-made backup.
-    const building = workPath(path, "upgrading");
-    Deno.mkdirSync(dirname(building), { recursive: true });
-    const claim = claimWorkPath(building, "directory");
-    try {
-      if (source instanceof V1BackupReader) await convert(source, building, encryption);
-      else copyEncrypted(v1Path, building, encryption!);
-      const converted = new FileBackupReader(url, building, { key: encryption?.key });
-      const after = converted.describe();
-      if (after.lastVersion !== before.lastVersion) {
-        throw new Error(
-          `${ACTION}: the converted backup ends at version ${after.lastVersion}, the old one ` +
-            `at ${before.lastVersion}: nothing was changed; please report this`,
-        );
-      }
-      // Every record of the copy is read back, opened with the new key.
-      if (encryption) { for (const _ of converted.entries()) continue; }
-      atStep("upgrade-building");
-      renameIntoPlace(building, path);
-      syncDir(dirname(path));
-    } catch (error) {
-      removeIfExists(building);
-      throw error;
-    } finally {
-      claim.close();
-    }
+    const before = await build(source, v1Path, url, path, encryption);
     if (encryption) writeKeyFile(dir, encryption.key);
     const launcher = installPlugin(
       dir,

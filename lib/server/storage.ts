@@ -6,6 +6,7 @@
  * @module
  */
 import { basename } from "node:path";
+import { pathToFileURL } from "node:url";
 import type { BackupDescription, BackupEntry, BackupState, Change } from "../backends/backend.ts";
 import { FileBackend } from "../backends/file/writer.ts";
 import { baseName, logName } from "../format/layout.ts";
@@ -58,6 +59,19 @@ export class RefusedError extends Error {
   }
 }
 
+/**
+ * The refusal of the Python server's storage, a v1 `.dbak`: the command that converts it,
+ * which prints the server's new command line.
+ */
+export function v1StorageRefusal(path: string): Error {
+  return new Error(
+    `Cannot serve backup: "${path}" is a v1 .dbak of the Python plugin, which this server ` +
+      `does not write to: with the Python server stopped, convert it once with ` +
+      `"backup-cli upgrade ${pathToFileURL(path).href}", then serve the directory it makes ` +
+      `with --allow-v1 (it prints the command line)`,
+  );
+}
+
 /** Why a server never compacts an encrypted backup itself. */
 const COMPACT_WHERE_THE_KEY_IS = "the backup is encrypted, and the server holds no key: it is " +
   "compacted where the key is (lightning-cli backup-compact, or cln-backup compact), which " +
@@ -102,11 +116,7 @@ export class ServerStorage {
         log(`created the empty backup "${dir}" at version 0`);
         break;
       case "v1":
-        throw new Error(
-          `Cannot serve backup: "${dir}" is a v1 .dbak of the Python plugin: convert it once ` +
-            `with "deno task upgrade -- --lightning-dir DIR" (DIR/backup.lock naming it), then ` +
-            `serve the converted directory`,
-        );
+        throw v1StorageRefusal(dir);
       case "other":
         throw new Error(`Cannot serve backup: "${dir}" is not a backup: check the URL`);
     }
