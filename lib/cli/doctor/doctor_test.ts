@@ -172,6 +172,15 @@ Deno.test("doctor: a backup that is missing, or a v1 file the plugin will not ap
     writeLockFile(node.dir, { backend_url: `file://${v1}` });
     checks = runChecks(node.dir, GOOD_SYSTEM);
     expect(checks, "backend", "FAIL", /v1 backup of the Python plugin.*deno task upgrade/);
+    // The Python plugin's node has no launcher: upgrade writes it, not init --existing.
+    Deno.removeSync(`${node.dir}/cln-backup-plugin`);
+    checks = runChecks(node.dir, GOOD_SYSTEM);
+    expect(
+      checks,
+      "launcher",
+      "FAIL",
+      /is missing, so lightningd cannot start the plugin: upgrade writes it when it converts the Python plugin's v1 backup that backup.lock names \(see backend\)$/,
+    );
   }));
 
 Deno.test("doctor: backup.key beside an encrypted backup, and none beside a plain one", () =>

@@ -7,6 +7,7 @@
 import { statIfExists } from "../../fs/exists.ts";
 import { COMPILED_PLUGIN_NAME, LAUNCHER_NAME, parseLauncher } from "../launcher.ts";
 import type { CheckResult, Found } from "./check.ts";
+import { backupKind } from "../../backends/open.ts";
 
 function isExecutableFile(info: Deno.FileInfo | undefined): boolean {
   return info !== undefined && info.isFile && info.mode !== null && (info.mode & 0o111) !== 0;
@@ -16,6 +17,14 @@ export function launcherCheck(found: Found): CheckResult {
   const program = found.program ?? `${found.dir}/${LAUNCHER_NAME}`;
   const info = statIfExists(program);
   if (!info) {
+    // The Python plugin's set-up: upgrade converts its .dbak and writes the launcher.
+    if (found.url?.scheme === "file" && backupKind(found.url.path) === "v1") {
+      return [
+        "FAIL",
+        `"${program}" is missing, so lightningd cannot start the plugin: upgrade writes it ` +
+        `when it converts the Python plugin's v1 backup that backup.lock names (see backend)`,
+      ];
+    }
     return [
       "FAIL",
       `"${program}" is missing, so lightningd cannot start the plugin: init writes it; ` +
