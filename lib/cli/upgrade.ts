@@ -49,6 +49,12 @@ import { shellQuote } from "../fs/shell_quote.ts";
 
 const ACTION = "Cannot upgrade backup";
 
+/** What goes of the Python plugin's set-up. */
+const PYTHON_CONFIG = "Replace the Python plugin's plugin= or important-plugin= line in the " +
+  "config (or remove its backup.py from lightningd's plugins directory), and remove any " +
+  'backup-destination= line; "backup-cli doctor" then checks that only ' +
+  "cln-backup's plugin loads.";
+
 export const UPGRADE_HELP = `Usage: cln-backup upgrade [--lightning-dir DIR] [--to <url>]
        cln-backup upgrade [--lightning-dir DIR] [--to <url>] --encrypt [--recipient AGE1...]
        cln-backup upgrade <v1-url> [--to <url>]
@@ -252,7 +258,7 @@ async function upgradeToS3(
       (key ? ` (until then it holds the node's database in the clear)` : ""),
   );
   if (kind === "v1") {
-    output.out("Replace the Python plugin's plugin= or important-plugin= line in the config.");
+    output.out(PYTHON_CONFIG);
   }
   printConfigLine(output, launcher);
   return Exit.Ok;
@@ -488,7 +494,7 @@ export async function upgrade(
         (encryption ? ` (until then it holds the node's database in the clear)` : ""),
     );
     if (kind === "v1") {
-      output.out("Replace the Python plugin's plugin= or important-plugin= line in the config.");
+      output.out(PYTHON_CONFIG);
     }
     printConfigLine(output, launcher);
     return Exit.Ok;

@@ -51,6 +51,40 @@ function samePath(a: string, b: string): boolean {
   return real(a) === real(b);
 }
 
+/**
+ * The Python plugin in the base dir's `plugins`, which lightningd loads with no config
+ * line (its README's other way): `backup.py`, a symlink to one, or the plugin's own
+ * directory, `backup/backup.py`.
+ */
+function pythonInPluginDir(base: string): string | undefined {
+  const pluginDir = `${base}/plugins`;
+  let entries: Deno.DirEntry[];
+  try {
+    entries = [...Deno.readDirSync(pluginDir)];
+  } catch {
+    return undefined;
+  }
+  for (const entry of entries) {
+    const path = `${pluginDir}/${entry.name}`;
+    let target = path;
+    try {
+      target = Deno.realPathSync(path);
+    } catch {
+      // A dangling symlink loads nothing.
+      continue;
+    }
+    if (/(^|\/)backup\.py$/.test(target)) return path;
+    if (entry.name === "backup") {
+      try {
+        if (Deno.statSync(`${target}/backup.py`).isFile) return `${path}/backup.py`;
+      } catch {
+        // Not the Python plugin's directory.
+      }
+    }
+  }
+  return undefined;
+}
+
 export function configCheck(found: Found): CheckResult {
   const launcher = `${found.dir}/${LAUNCHER_NAME}`;
   const ours = [launcher, `${found.dir}/${COMPILED_PLUGIN_NAME}`];
@@ -69,6 +103,14 @@ export function configCheck(found: Found): CheckResult {
       "FAIL",
       `${python.file} still loads the Python backup plugin (${python.key}=${python.value}): ` +
       `remove that line; it would also hook db_write and read backup.lock`,
+    ];
+  }
+  const autoloaded = pythonInPluginDir(dirname(found.dir));
+  if (autoloaded) {
+    return [
+      "FAIL",
+      `"${autoloaded}" loads the Python backup plugin from lightningd's plugin directory at ` +
+      `every start: remove it; it would also hook db_write and read backup.lock`,
     ];
   }
   if (important) return ["OK", `${important.file} has important-plugin=${important.value}`];

@@ -394,6 +394,27 @@ Deno.test("doctor: the config must load the plugin as important-plugin", () =>
       `important-plugin=${node.launcher}\nimportant-plugin=/opt/plugins/backup/backup.py\n`,
     );
     expect(runChecks(node.dir, GOOD_SYSTEM), "config", "FAIL", /Python backup plugin.*remove/);
+    // The Python README's other way: in the plugin directory, which lightningd loads unasked.
+    Deno.writeTextFileSync(`${node.base}/config`, `important-plugin=${node.launcher}\n`);
+    const python = `${node.base}/src/plugins/backup/backup.py`;
+    Deno.mkdirSync(dirname(python), { recursive: true });
+    Deno.writeTextFileSync(python, "#!/usr/bin/env python3\n", { mode: 0o755 });
+    Deno.mkdirSync(`${node.base}/plugins`);
+    for (const name of ["backup.py", "backup"]) {
+      const link = `${node.base}/plugins/${name}`;
+      Deno.symlinkSync(name === "backup" ? dirname(python) : python, link);
+      expect(
+        runChecks(node.dir, GOOD_SYSTEM),
+        "config",
+        "FAIL",
+        new RegExp(
+          `^"${link}${name === "backup" ? "/backup.py" : ""}" loads the Python backup plugin ` +
+            `from lightningd's plugin directory at every start: remove it`,
+        ),
+      );
+      Deno.removeSync(link);
+    }
+    expect(runChecks(node.dir, GOOD_SYSTEM), "config", "OK");
   }));
 
 Deno.test("doctor: the launcher must exist, run, and name a deno that lasts", () =>
