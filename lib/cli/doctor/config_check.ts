@@ -53,8 +53,8 @@ function samePath(a: string, b: string): boolean {
 
 /**
  * The Python plugin in the base dir's `plugins`, which lightningd loads with no config
- * line (its README's other way): `backup.py`, a symlink to one, or the plugin's own
- * directory, `backup/backup.py`.
+ * line (its README's other way): `backup.py`, a symlink to one, or a directory holding one
+ * (lightningd loads each subdirectory's executables too, plugins_add_default_dir).
  */
 function pythonInPluginDir(base: string): string | undefined {
   const pluginDir = `${base}/plugins`;
@@ -66,7 +66,7 @@ function pythonInPluginDir(base: string): string | undefined {
   }
   for (const entry of entries) {
     const path = `${pluginDir}/${entry.name}`;
-    let target = path;
+    let target: string;
     try {
       target = Deno.realPathSync(path);
     } catch {
@@ -74,12 +74,11 @@ function pythonInPluginDir(base: string): string | undefined {
       continue;
     }
     if (/(^|\/)backup\.py$/.test(target)) return path;
-    if (entry.name === "backup") {
-      try {
-        if (Deno.statSync(`${target}/backup.py`).isFile) return `${path}/backup.py`;
-      } catch {
-        // Not the Python plugin's directory.
-      }
+    // lightningd loads the executables of each directory in it too, one level down.
+    try {
+      if (Deno.statSync(`${target}/backup.py`).isFile) return `${path}/backup.py`;
+    } catch {
+      // Not the Python plugin's directory.
     }
   }
   return undefined;

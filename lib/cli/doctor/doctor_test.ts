@@ -400,15 +400,15 @@ Deno.test("doctor: the config must load the plugin as important-plugin", () =>
     Deno.mkdirSync(dirname(python), { recursive: true });
     Deno.writeTextFileSync(python, "#!/usr/bin/env python3\n", { mode: 0o755 });
     Deno.mkdirSync(`${node.base}/plugins`);
-    for (const name of ["backup.py", "backup"]) {
+    for (const name of ["backup.py", "plugins-repo-backup"]) {
       const link = `${node.base}/plugins/${name}`;
-      Deno.symlinkSync(name === "backup" ? dirname(python) : python, link);
+      Deno.symlinkSync(name === "backup.py" ? python : dirname(python), link);
       expect(
         runChecks(node.dir, GOOD_SYSTEM),
         "config",
         "FAIL",
         new RegExp(
-          `^"${link}${name === "backup" ? "/backup.py" : ""}" loads the Python backup plugin ` +
+          `^"${link}${name === "backup.py" ? "" : "/backup.py"}" loads the Python backup plugin ` +
             `from lightningd's plugin directory at every start: remove it`,
         ),
       );
