@@ -198,6 +198,21 @@ Deno.test("backup-cli: status, verify, upgrade and doctor run under their permis
     Deno.writeTextFileSync(`${dir}/backup.lock`, JSON.stringify({ backend_url: v1Url }));
     restoreBackup(openReader(v1Url), dir);
 
+    // init over it, the Python README's way (its file named file.bkp), names upgrade instead.
+    const bkpUrl = `file://${base}/location/file.bkp`;
+    Deno.mkdirSync(`${base}/location`);
+    Deno.copyFileSync(PRE_4090_BACKUP, `${base}/location/file.bkp`);
+    Deno.writeTextFileSync(`${dir}/backup.lock`, JSON.stringify({ backend_url: bkpUrl }));
+    const init = await backupCli(cli, ["init", "--lightning-dir", dir, `file://${base}/new`]);
+    assertEquals(init.code, 1);
+    assertEquals(init.stderr, [
+      `Cannot init backup: "${dir}/backup.lock" already exists (it points to ${bkpUrl}): this ` +
+      `node has a backup already: it is the Python plugin's v1 backup: convert it with ` +
+      `"backup-cli upgrade --lightning-dir ${dir}" instead (it writes the launcher too); to ` +
+      `start over, move backup.lock aside first`,
+    ]);
+    Deno.writeTextFileSync(`${dir}/backup.lock`, JSON.stringify({ backend_url: v1Url }));
+
     const upgrade = await backupCli(cli, ["upgrade", "--lightning-dir", dir]);
     assertEquals(upgrade.code, 0, upgrade.stderr.join("\n"));
     assertEquals(upgrade.stdout.at(-1), `important-plugin=${dir}/cln-backup-plugin`);

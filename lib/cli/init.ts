@@ -530,8 +530,11 @@ export async function init(
       try {
         const { backend_url } = readLockFile(dir);
         current = ` (it points to ${backend_url})`;
-        if (backend_url.endsWith(".dbak")) {
-          todo = `a v1 .dbak of the Python plugin converts with "cln-backup upgrade"; ${todo}`;
+        // The Python plugin's file is named as its operator chose (its README: file.bkp).
+        const parsed = parseBackupUrl(backend_url);
+        if (parsed.scheme === "file" && backupKind(parsed.path) === "v1") {
+          todo = `it is the Python plugin's v1 backup: convert it with "backup-cli upgrade ` +
+            `--lightning-dir ${dir}" instead (it writes the launcher too); ${todo}`;
         }
       } catch {
         // Unreadable: the path alone says enough.

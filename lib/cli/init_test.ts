@@ -1,7 +1,7 @@
 import { assert, assertEquals, assertMatch, assertRejects } from "../../tests/support/assert.ts";
 import { dumpDatabase } from "../../tests/support/dump.ts";
 import { FakeLightningd } from "../../tests/support/fake_lightningd.ts";
-import { loadFixture } from "../../tests/support/fixtures.ts";
+import { loadFixture, PRE_4090_BACKUP } from "../../tests/support/fixtures.ts";
 import { DatabaseSync } from "node:sqlite";
 import { openBackend, openReader } from "../backends/open.ts";
 import { restoreBackup } from "../backup/restore.ts";
@@ -190,7 +190,16 @@ Deno.test("init refuses an existing backup and an existing backup.lock", async (
   await refused(
     dir,
     [`file://${dir}/../new`, "--lightning-dir", dir],
-    /^Cannot init backup: ".*backup.lock" already exists \(it points to file:\/\/\/old\/backup.dbak\): this node has a backup already: a v1 .dbak .*"cln-backup upgrade"; to start over, move backup.lock aside first$/,
+    /^Cannot init backup: ".*backup.lock" already exists \(it points to file:\/\/\/old\/backup.dbak\): this node has a backup already: to start over, move backup.lock aside first$/,
+  );
+  // The Python plugin's v1 file, known by its header whatever its name.
+  const v1 = `${Deno.realPathSync(`${dir}/..`)}/file.bkp`;
+  Deno.copyFileSync(PRE_4090_BACKUP, v1);
+  Deno.writeTextFileSync(`${dir}/backup.lock`, JSON.stringify({ backend_url: `file://${v1}` }));
+  await refused(
+    dir,
+    [`file://${dir}/../new`, "--lightning-dir", dir],
+    /^Cannot init backup: ".*backup.lock" already exists \(it points to file:\/\/.*\/file.bkp\): this node has a backup already: it is the Python plugin's v1 backup: convert it with "backup-cli upgrade --lightning-dir .*\/regtest" instead \(it writes the launcher too\); to start over, move backup.lock aside first$/,
   );
   assert(!exists(`${dir}/../new`));
   removeNodeDir(dir);

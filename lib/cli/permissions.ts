@@ -7,7 +7,8 @@
  * then reports the usage error, which needs none.
  *
  * - init: read and write the backup's parent directory (the backup is built beside its
- *   path), each `--mirror` and `--async` one's too, and DIR; read DIR's base dir; connect to DIR's RPC socket; read /proc/PID.
+ *   path), each `--mirror` and `--async` one's too, and DIR; read DIR's base dir; connect to DIR's RPC socket; read /proc/PID;
+ *   read the file backup an existing DIR/backup.lock names (init refuses it, naming a v1 one).
  *   With --existing: read and write the temporary directory, where the backup is restored.
  * - restore: read the backup; read and write the target and its parent.
  * - status: read the backup.
@@ -204,7 +205,13 @@ const TABLE: Record<string, { spec?: CommandSpec; plan: Planner }> = {
       const target = initTarget(positionals, dir === undefined ? undefined : String(dir));
       const { mirrors, asyncs } = initCopies(values);
       const parts = [target.url, ...mirrors, ...asyncs].map((url) => newBackup(url, tempDir));
-      if (target.dir !== undefined) parts.push(nodeDir(userPath(target.dir)));
+      if (target.dir !== undefined) {
+        const dir = userPath(target.dir);
+        parts.push(nodeDir(dir));
+        // A backup.lock there already: init tells a Python plugin's v1 file by its header.
+        const { backupPath } = lockedBackup(dir);
+        if (backupPath !== undefined) parts.push({ read: [backupPath] });
+      }
       if (values.encrypt || values.existing) parts.push(secrets({ values, positionals }));
       // --existing restores the backup into the temporary directory to compare it.
       if (values.existing) parts.push(READS_RECORDS, { read: [tempDir], write: [tempDir] });
