@@ -341,6 +341,32 @@ export class SocketBackend implements Backend {
         }
         return decodeJson<CompactStats>(reply, V2Type.CompactRes);
       }
+      // The Python server serves one connection at a time and never reads a second while the
+      // node's is open: ask where the backup stands first, bounded as any answer, so such a
+      // server is told apart in seconds and no COMPACT is left queued on it.
+      await conn.send(encodePacket(PacketType.ReqMetadata));
+      let metadata;
+      try {
+        metadata = await conn.receive();
+      } catch (error) {
+        if (this.#status.state === "connected" && /timed out/.test((error as Error).message)) {
+          throw new RemoteBackupError(
+            `Cannot compact backup: the server at ${this.destination} does not answer a ` +
+              `second connection while the node's is open: it serves one connection at a ` +
+              `time, as the Python backup-cli server does, so it cannot compact while the node ` +
+              `runs. Nothing changed, and the node's writes go on. cln-backup's server ` +
+              `compacts beside the writes: convert the server's storage ("backup-cli upgrade ` +
+              `<its URL>") and serve it with "backup-cli server ... --allow-v1"`,
+          );
+        }
+        throw error;
+      }
+      if (metadata.type !== PacketType.Metadata) {
+        throw new RemoteBackupError(
+          `Cannot compact backup: the server at ${this.destination} answered REQ_METADATA ` +
+            `with ${packetName(metadata.type)}: it is not a backup server, or a broken one`,
+        );
+      }
       await conn.send(encodePacket(PacketType.Compact));
       const reply = await conn.receive(this.#policy.compactTimeoutMs);
       if (reply.type !== PacketType.CompactRes) {
