@@ -5,9 +5,13 @@
  *
  * @module
  */
+import { releaseLock } from "../fs/release_lock.ts";
 
-/** Takes the lightning dir's set-up lock, or refuses; close the handle to release it. */
-export function lockForSetup(dir: string, action: string): Deno.FsFile {
+/**
+ * Takes the lightning dir's set-up lock, or refuses; dispose of it (`using`) to release it,
+ * which unlocks before it closes (release_lock.ts).
+ */
+export function lockForSetup(dir: string, action: string): Disposable {
   const handle = Deno.openSync(dir, { read: true });
   if (!handle.tryLockSync(true)) {
     handle.close();
@@ -16,5 +20,5 @@ export function lockForSetup(dir: string, action: string): Deno.FsFile {
         `lock): wait for it to finish, then run this again`,
     );
   }
-  return handle;
+  return { [Symbol.dispose]: () => releaseLock(handle) };
 }
