@@ -40,6 +40,7 @@ import {
 } from "../../format/chain.ts";
 import { LOCK_NAME, logName } from "../../format/layout.ts";
 import { removeIfExists } from "../../fs/exists.ts";
+import { releaseLock } from "../../fs/release_lock.ts";
 import { finishDeletion } from "../../compact/deletion.ts";
 import type { CompactionStats } from "../../compact/compact.ts";
 import type { CompactableBackend } from "../../compact/compactor.ts";
@@ -102,22 +103,6 @@ interface LiveRecord {
   version: number;
 }
 
-/** How long to retry a held lock before calling it another writer's. */
-const LOCK_PATIENCE_MS = 200;
-
-/**
- * Tries the lock a few times: a child being forked by this process shares our last lock's
- * open file until it execs, so a lock just released can look held for a moment.
- */
-function tryLock(lock: Deno.FsFile): boolean {
-  const pause = new Int32Array(new SharedArrayBuffer(4));
-  for (let waited = 0; waited < LOCK_PATIENCE_MS; waited += 10) {
-    if (lock.tryLockSync(true)) return true;
-    Atomics.wait(pause, 0, 0, 10);
-  }
-  return lock.tryLockSync(true);
-}
-
 function notALockFile(path: string): Error {
   return new Error(
     `Cannot open backup: "${path}" is not a regular file (a symlink?): remove it, the ` +
@@ -159,7 +144,8 @@ export class BackupLockedError extends Error {
 /** Takes the backup's write lock, or says who holds it. */
 function lockDir(dir: string): Deno.FsFile {
   const lock = openLockFile(`${dir}/${LOCK_NAME}`);
-  if (!tryLock(lock)) {
+  // Released with an unlock (release_lock.ts), a lock never looks held after its release.
+  if (!lock.tryLockSync(true)) {
     lock.close();
     throw new BackupLockedError(dir);
   }
@@ -236,7 +222,7 @@ export class FileBackend implements Backend, CompactableBackend {
       backend.#load(options.log ?? (() => {}));
       return backend;
     } catch (error) {
-      lock.close();
+      releaseLock(lock);
       throw error;
     }
   }
@@ -688,7 +674,7 @@ export class FileBackend implements Backend, CompactableBackend {
       if (this.syncOnClose && !this.#failure) this.#live?.syncDataSync();
     } finally {
       this.#live?.close();
-      this.lock.close();
+      releaseLock(this.lock);
     }
   }
 }

@@ -5,6 +5,7 @@ import { logName } from "../../format/layout.ts";
 import { existsSync } from "../../fs/exists.ts";
 import { scanSegment } from "../../format/segment.ts";
 import { FileBackupReader } from "./reader.ts";
+import { whileForking } from "../../../tests/support/forking.ts";
 
 function newBackup(): { dir: string; url: string; path: string } {
   const dir = Deno.makeTempDirSync();
@@ -261,4 +262,27 @@ Deno.test("FileBackend: a reader that began before the log grew reads the record
     writer.close();
     Deno.removeSync(dir, { recursive: true });
   }
+});
+
+Deno.test("FileBackend: a closed backup opens again at once, though this process forks meanwhile", async () => {
+  const { dir, url, path } = newBackup();
+  const refused: string[] = [];
+  try {
+    await whileForking(async () => {
+      for (let i = 0; i < 300; i++) {
+        try {
+          const backend = FileBackend.open(url, path);
+          await new Promise((resolve) => setTimeout(resolve, 0));
+          backend.close();
+        } catch (error) {
+          refused.push((error as Error).message);
+        }
+      }
+    });
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+  // Released by its close alone, the lock stayed held while a child forked meanwhile lived:
+  // the next open saw "another writer".
+  assertEquals(refused, []);
 });
