@@ -394,9 +394,6 @@ function encryptedInitArgs(s: { url: string; dir: string }, passphrase: string, 
 Deno.test("init --encrypt to a server killed before backup.lock: the rerun opens what it left with the key it left, and nothing else", async () => {
   const s = await startEncryptedServer("fresh-start");
   try {
-    // Six inits back to back, each with two connections: on a loaded machine the server may
-    // not have seen the last ones close when the next comes (4 a node by default).
-    await s.restartServer({}, ["--max-connections", "16"]);
     const passphrase = `${s.root}/passphrase`;
     Deno.writeTextFileSync(passphrase, `${PASSPHRASE}\n`);
     const killed = new CliProcess(["init", ...encryptedInitArgs(s, passphrase)], {
