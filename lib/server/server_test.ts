@@ -365,7 +365,10 @@ Deno.test("a v1 .dbak is refused as storage, naming upgrade", () => {
     error = e as Error;
   }
   assert(error);
-  assertMatch(error.message, /is a v1 \.dbak of the Python plugin: convert it .*upgrade/);
+  assertMatch(
+    error.message,
+    /is a v1 \.dbak of the Python plugin, .*: with the Python server stopped, convert it once with "backup-cli upgrade file:\/\/.*\.dbak", then serve the directory it makes/,
+  );
 });
 
 Deno.test("a restore while the writer writes: exactly the versions it was told, then DONE", async () => {
