@@ -55,7 +55,7 @@ export function describeText(d: BackupDescription, wrappedFor: string[] = []): s
     `versions:   ${
       d.records === 0 ? "none yet (version 0)" : `${d.firstVersion} to ${d.lastVersion}`
     }`,
-    `records:    ${d.records}`,
+    `records:    ${d.records} (changes, and snapshot parts)`,
     `snapshots:  ${d.snapshots.length === 0 ? "none" : `at version ${d.snapshots.join(", ")}`}`,
     `bytes:      ${d.bytes}`,
     `torn tail:  ${

@@ -22,7 +22,7 @@ Deno.test("status describes a backup, in text and JSON, and shows a torn tail", 
     `backup:     ${url}`,
     "format:     cln-backup 3",
     "versions:   11 to 15",
-    "records:    6",
+    "records:    6 (changes, and snapshot parts)",
     "snapshots:  at version 11",
   ]);
   assertMatch(text[5], /^bytes: {6}\d+$/);
@@ -68,7 +68,7 @@ Deno.test("status describes the Python plugin's v1 file", async () => {
     `backup:     ${url}`,
     "format:     v1 (Python backup plugin)",
     "versions:   1 to 46",
-    "records:    46",
+    "records:    46 (changes, and snapshot parts)",
     "snapshots:  none",
     "bytes:      79811",
     "torn tail:  none",
