@@ -114,11 +114,54 @@ function keyOf(reader: BackupReader): DataKey | undefined {
   return local instanceof FileBackupReader ? local.key : undefined;
 }
 
+/** One value as read below: its SQLite type, and a text as its bytes. */
 function sameValue(a: SQLOutputValue, b: SQLOutputValue): boolean {
   if (a instanceof Uint8Array && b instanceof Uint8Array) {
     return a.length === b.length && a.every((byte, i) => byte === b[i]);
   }
-  return a === b;
+  // An integer is a bigint (exact past 2^53), a real a number: 1 is not 1.0.
+  return Object.is(a, b);
+}
+
+/** `name` quoted as an SQL identifier. */
+function ident(name: string): string {
+  return `"${name.replaceAll('"', '""')}"`;
+}
+
+/**
+ * The tables whose rows make a database: every table but SQLite's own, except
+ * sqlite_sequence (the next AUTOINCREMENT ids, which the next inserts take). A name is
+ * SQLite's when it starts with "sqlite_" (LIKE would take its "_" for any character).
+ */
+const TABLES = "SELECT name FROM sqlite_master WHERE type = 'table' AND " +
+  "(lower(substr(name, 1, 7)) <> 'sqlite_' OR name = 'sqlite_sequence') ORDER BY name";
+
+/**
+ * Reads every row of `table` in `db`, in the order of its rowid (of its primary key, for a
+ * table WITHOUT ROWID), each value with its type and a text as its bytes: a text that is not
+ * UTF-8 would read as U+FFFD in either.
+ */
+function rowsOf(db: DatabaseSync, table: string): Iterator<Record<string, SQLOutputValue>> {
+  const columns = db.prepare("SELECT name, pk FROM pragma_table_info(?)").all(table);
+  const withoutRowid = db.prepare(
+    "SELECT wr FROM pragma_table_list WHERE schema = 'main' AND name = ?",
+  ).get(table)?.wr === 1;
+  const order = withoutRowid
+    ? columns.filter((c) => Number(c.pk) > 0).sort((x, y) => Number(x.pk) - Number(y.pk))
+      .map((c) => ident(String(c.name))).join(", ")
+    : "rowid";
+  const values = columns.map((c, i) => {
+    const name = ident(String(c.name));
+    return `typeof(${name}) AS t${i}, CASE typeof(${name}) WHEN 'text' THEN ` +
+      `CAST(${name} AS BLOB) ELSE ${name} END AS v${i}`;
+  });
+  const statement = db.prepare(
+    `SELECT ${values.join(", ")} FROM ${ident(table)} ORDER BY ${order}`,
+  );
+  // Integers as bigints: node:sqlite's iterator ends, as if the table did, at an integer
+  // past 2^53 read as a number (a mainnet short_channel_id).
+  statement.setReadBigInts(true);
+  return statement.iterate();
 }
 
 /** Where the databases in `a` and `b` differ (schema, or a table's rows); `undefined`: nowhere. */
@@ -128,19 +171,17 @@ export function howTheyDiffer(a: string, b: string): string | undefined {
   try {
     const schemaOf = (db: DatabaseSync) =>
       db.prepare(
-        "SELECT type, name, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' " +
+        "SELECT type, name, sql FROM sqlite_master WHERE lower(substr(name, 1, 7)) <> 'sqlite_' " +
           "ORDER BY type, name",
       ).all().map((r) => `${r.type} ${r.name}: ${r.sql}`);
     const schema = schemaOf(one);
     if (schema.join("\n") !== schemaOf(two).join("\n")) return "their schemas differ";
-    const tables = one.prepare(
-      "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' " +
-        "ORDER BY name",
-    ).all().map((r) => String(r.name));
+    const tablesOf = (db: DatabaseSync) => db.prepare(TABLES).all().map((r) => String(r.name));
+    const tables = tablesOf(one);
+    if (tables.join("\n") !== tablesOf(two).join("\n")) return "their schemas differ";
     for (const table of tables) {
-      const query = `SELECT * FROM "${table.replaceAll('"', '""')}" ORDER BY rowid`;
-      const rowsOne = one.prepare(query).iterate();
-      const rowsTwo = two.prepare(query).iterate();
+      const rowsOne = rowsOf(one, table);
+      const rowsTwo = rowsOf(two, table);
       for (;;) {
         const x = rowsOne.next();
         const y = rowsTwo.next();
@@ -148,8 +189,8 @@ export function howTheyDiffer(a: string, b: string): string | undefined {
           if (x.done !== y.done) return `table ${table} holds more rows in one`;
           break;
         }
-        const left = Object.values(x.value as Record<string, SQLOutputValue>);
-        const right = Object.values(y.value as Record<string, SQLOutputValue>);
+        const left = Object.values(x.value);
+        const right = Object.values(y.value);
         if (left.length !== right.length || left.some((v, i) => !sameValue(v, right[i]))) {
           return `a row of table ${table} differs`;
         }

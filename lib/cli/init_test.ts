@@ -439,3 +439,35 @@ Deno.test("init --existing without a restored database gives the restore command
     removeNodeDir(dir);
   }
 });
+
+Deno.test("init --existing refuses a database that differs after an integer past 2^53", async () => {
+  const dir = makeNodeDir("fresh-start");
+  const base = Deno.realPathSync(`${dir}/..`);
+  const url = `file://${base}/backups/node`;
+  const again = `${base}/new-machine/regtest`;
+  try {
+    const db = new DatabaseSync(`${dir}/lightningd.sqlite3`);
+    // A mainnet short_channel_id (900000x1x1), then a row the backup never saw changed.
+    db.exec(
+      "CREATE TABLE zchannels (id INTEGER PRIMARY KEY, scid INTEGER, msat INTEGER);" +
+        "INSERT INTO zchannels VALUES (1, 989560084277002241, 5), (2, 2, 1000000)",
+    );
+    db.close();
+    assertEquals(await init([url, "--lightning-dir", dir], new BufferedOutput()), 0);
+    Deno.mkdirSync(again, { recursive: true });
+    restoreBackup(openReader(url), again);
+    const output = new BufferedOutput();
+    assertEquals(await init([url, "--lightning-dir", again, "--existing"], output), 0);
+    Deno.removeSync(`${again}/backup.lock`);
+    const restored = new DatabaseSync(`${again}/lightningd.sqlite3`);
+    restored.exec("UPDATE zchannels SET msat = 1 WHERE id = 2");
+    restored.close();
+    await refused(
+      again,
+      [url, "--lightning-dir", again, "--existing"],
+      /does not restore to .*\(a row of table zchannels differs\)/,
+    );
+  } finally {
+    removeNodeDir(dir);
+  }
+});
