@@ -449,6 +449,15 @@ async function createCopies(
   return undo;
 }
 
+/** The key `dir`'s key file holds, if there is one; refuses one the plugin would refuse. */
+async function keyFileIn(dir: string): Promise<DataKey | undefined> {
+  try {
+    return await readKeyFile(dir);
+  } catch (error) {
+    throw new Error(`${ACTION}: ${(error as Error).message.replace(/^Cannot start backup: /, "")}`);
+  }
+}
+
 /** Where an encrypted backup's key is, and what to keep apart from the node. */
 function encryptedNote(output: Output, dir: string): void {
   output.out(
@@ -549,9 +558,20 @@ export async function init(
       // Read as the plugin will read it: with the keys' file, its only source of keys.
       if (scheme === "s3") checkPluginCredentials(dir, ACTION);
       const found = await checkExisting(url, dir, database, values, prompt);
-      if (found.key) writeKeyFile(dir, found.key);
+      // A key file put back with the rest is kept when it holds the backup's key; any other
+      // would stop the plugin at start (a plain backup with a key, or another backup's key).
+      const held = await keyFileIn(dir);
+      if (held !== undefined && !(found.key && sameBytes(held.bytes, found.key.bytes))) {
+        throw new Error(
+          `${ACTION}: "${dir}/${KEY_FILE}" holds ${
+            found.key ? "another backup's key" : `a key, but the backup ${url} is not encrypted`
+          }: the plugin would refuse to start with it; move it aside, then run this again`,
+        );
+      }
+      const writeKey = held === undefined ? found.key : undefined;
+      if (writeKey) writeKeyFile(dir, writeKey);
       const launcher = installPlugin(dir, lock, "create", () => {
-        if (found.key) removeKeyFileOf(dir, found.key);
+        if (writeKey) removeKeyFileOf(dir, writeKey);
       });
       output.out(
         `Took the backup ${url} as this node's: it restores to "${database}", at version ` +

@@ -7,6 +7,7 @@ import { openBackend, openReader } from "../backends/open.ts";
 import { restoreBackup } from "../backup/restore.ts";
 import { init, initTarget, printConfigLine } from "./init.ts";
 import { UsageError } from "./args.ts";
+import { unlockReader } from "./unlock.ts";
 import { BufferedOutput, makeNodeDir, removeNodeDir } from "./testing.ts";
 
 function exists(path: string): boolean {
@@ -467,6 +468,57 @@ Deno.test("init --existing refuses a database that differs after an integer past
       [url, "--lightning-dir", again, "--existing"],
       /does not restore to .*\(a row of table zchannels differs\)/,
     );
+  } finally {
+    removeNodeDir(dir);
+  }
+});
+
+Deno.test("init --existing refuses a key file beside a plain backup (the plugin would not start)", async () => {
+  const dir = makeNodeDir("fresh-start");
+  const base = Deno.realPathSync(`${dir}/..`);
+  const url = `file://${base}/backups/node`;
+  const again = `${base}/new-machine/regtest`;
+  try {
+    assertEquals(await init([url, "--lightning-dir", dir], new BufferedOutput()), 0);
+    Deno.mkdirSync(again, { recursive: true });
+    restoreBackup(openReader(url), again);
+    // An old encrypted backup's key file, copied with the rest of the old lightning dir.
+    const stale = JSON.stringify({ cln_backup_data_key: "11".repeat(32) }) + "\n";
+    Deno.writeTextFileSync(`${again}/backup.key`, stale, { mode: 0o600 });
+    await refused(
+      again,
+      [url, "--lightning-dir", again, "--existing"],
+      /backup\.key" holds a key, but the backup file:.* is not encrypted: .*move it aside/,
+    );
+    assertEquals(Deno.readTextFileSync(`${again}/backup.key`), stale);
+  } finally {
+    removeNodeDir(dir);
+  }
+});
+
+Deno.test("init --existing on an encrypted backup keeps its own key file put back, refuses another's", async () => {
+  const dir = makeNodeDir("fresh-start");
+  const base = Deno.realPathSync(`${dir}/..`);
+  const url = `file://${base}/backups/node`;
+  const again = `${base}/new-machine/regtest`;
+  const passphrase = `${base}/passphrase`;
+  Deno.writeTextFileSync(passphrase, "correct horse battery staple\n");
+  const existing = [url, "--lightning-dir", again, "--existing", "--passphrase-file", passphrase];
+  try {
+    const args = [url, "--lightning-dir", dir, "--encrypt", "--passphrase-file", passphrase];
+    assertEquals(await init(args, new BufferedOutput()), 0);
+    Deno.mkdirSync(again, { recursive: true });
+    const reader = openReader(url);
+    await unlockReader(reader, { "passphrase-file": passphrase });
+    restoreBackup(reader, again);
+    const other = JSON.stringify({ cln_backup_data_key: "11".repeat(32) }) + "\n";
+    Deno.writeTextFileSync(`${again}/backup.key`, other, { mode: 0o600 });
+    await refused(again, existing, /backup\.key" holds another backup's key: .*move it aside/);
+    const own = Deno.readTextFileSync(`${dir}/backup.key`);
+    Deno.writeTextFileSync(`${again}/backup.key`, own, { mode: 0o600 });
+    const output = new BufferedOutput();
+    assertEquals(await init(existing, output), 0, output.transcript);
+    assertEquals(Deno.readTextFileSync(`${again}/backup.key`), own);
   } finally {
     removeNodeDir(dir);
   }
