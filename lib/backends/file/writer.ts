@@ -668,13 +668,26 @@ export class FileBackend implements Backend, CompactableBackend {
     }
   }
 
+  /** Closes the live log, unless a roll or a trim failed after closing it, before the next. */
+  #closeLive(): void {
+    try {
+      this.#live?.close();
+    } catch (error) {
+      if (!(error instanceof Deno.errors.BadResource)) throw error;
+    }
+  }
+
   close(): void {
     try {
       if (!this.#failure && !this.#tail) this.#cutZeros();
       if (this.syncOnClose && !this.#failure) this.#live?.syncDataSync();
     } finally {
-      this.#live?.close();
-      releaseLock(this.lock);
+      try {
+        this.#closeLive();
+      } finally {
+        // Whatever the live log did: the lock outlives no backend.
+        releaseLock(this.lock);
+      }
     }
   }
 }

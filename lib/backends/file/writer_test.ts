@@ -286,3 +286,53 @@ Deno.test("FileBackend: a closed backup opens again at once, though this process
   // the next open saw "another writer".
   assertEquals(refused, []);
 });
+
+Deno.test("FileBackend.close releases the write lock after a roll that failed past closing the live log", async () => {
+  const { dir, url, path } = newBackup();
+  const writer = JSON.stringify(new URL("./writer.ts", import.meta.url).href);
+  const script = `
+    import { FileBackend } from ${writer};
+    const [url, path] = Deno.args;
+    const backend = FileBackend.open(url, path, { segmentBytes: 100 });
+    await backend.append({ version: 1, statements: ["SELECT 1"] });
+    // Rolls to log 2, which is taken away while the roll is stopped: its open fails.
+    try {
+      await backend.append({ version: 2, statements: ["SELECT 2"] });
+    } catch {
+      // The roll's failure, as expected.
+    }
+    try {
+      backend.close();
+    } catch {
+      // What closing a failed backend says is not the point.
+    }
+    const lock = Deno.openSync(path + "/LOCK", { read: true, write: true });
+    console.log(lock.tryLockSync(true) ? "released" : "still held");
+  `;
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["eval", script, url, path],
+    env: { NO_COLOR: "1", CLN_BACKUP_SEAM: "pause@roll" },
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const output = child.output();
+  try {
+    for (;;) {
+      const stat = Deno.readTextFileSync(`/proc/${child.pid}/stat`).replace(/^.*\) /s, "")[0];
+      if (stat === "T") break;
+      assert(stat !== "Z", "the child ended before its roll");
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    Deno.removeSync(`${path}/${logName(2)}`);
+    Deno.mkdirSync(`${path}/${logName(2)}`);
+    child.kill("SIGCONT");
+    const { stdout, stderr } = await output;
+    assertEquals(
+      new TextDecoder().decode(stdout).trim(),
+      "released",
+      new TextDecoder().decode(stderr),
+    );
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
