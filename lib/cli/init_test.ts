@@ -1,3 +1,4 @@
+import type { BackupReader } from "../backends/backend.ts";
 import { assert, assertEquals, assertMatch, assertRejects } from "../../tests/support/assert.ts";
 import { dumpDatabase } from "../../tests/support/dump.ts";
 import { FakeLightningd } from "../../tests/support/fake_lightningd.ts";
@@ -351,17 +352,26 @@ async function oneTransaction(dir: string): Promise<void> {
   }
 }
 
+/** Where a node's backup goes, and the lightning dir of the new machine it is restored on. */
+function newMachine(dir: string): { base: string; url: string; again: string } {
+  const base = Deno.realPathSync(`${dir}/..`);
+  return { base, url: `file://${base}/backups/node`, again: `${base}/new-machine/regtest` };
+}
+
+/** The node's database, restored from `reader` on the new machine `again`. */
+function restoreOn(reader: BackupReader, again: string): void {
+  Deno.mkdirSync(again, { recursive: true });
+  restoreBackup(reader, again);
+}
+
 Deno.test("init --existing sets a restored node up again on the backup it was restored from", async () => {
   const dir = makeNodeDir("fresh-start");
-  const base = Deno.realPathSync(`${dir}/..`);
-  const url = `file://${base}/backups/node`;
-  const again = `${base}/new-machine/regtest`;
+  const { base, url, again } = newMachine(dir);
   try {
     assertEquals(await init([url, "--lightning-dir", dir], new BufferedOutput()), 0);
     await oneTransaction(dir);
     // The node's machine is lost; a new one gets its database back from the backup.
-    Deno.mkdirSync(again, { recursive: true });
-    restoreBackup(openReader(url), again);
+    restoreOn(openReader(url), again);
     await refused(
       again,
       [url, "--lightning-dir", again],
@@ -443,9 +453,7 @@ Deno.test("init --existing without a restored database gives the restore command
 
 Deno.test("init --existing refuses a database that differs after an integer past 2^53", async () => {
   const dir = makeNodeDir("fresh-start");
-  const base = Deno.realPathSync(`${dir}/..`);
-  const url = `file://${base}/backups/node`;
-  const again = `${base}/new-machine/regtest`;
+  const { url, again } = newMachine(dir);
   try {
     const db = new DatabaseSync(`${dir}/lightningd.sqlite3`);
     // A mainnet short_channel_id (900000x1x1), then a row the backup never saw changed.
@@ -455,8 +463,7 @@ Deno.test("init --existing refuses a database that differs after an integer past
     );
     db.close();
     assertEquals(await init([url, "--lightning-dir", dir], new BufferedOutput()), 0);
-    Deno.mkdirSync(again, { recursive: true });
-    restoreBackup(openReader(url), again);
+    restoreOn(openReader(url), again);
     const output = new BufferedOutput();
     assertEquals(await init([url, "--lightning-dir", again, "--existing"], output), 0);
     Deno.removeSync(`${again}/backup.lock`);
@@ -475,13 +482,10 @@ Deno.test("init --existing refuses a database that differs after an integer past
 
 Deno.test("init --existing refuses a key file beside a plain backup (the plugin would not start)", async () => {
   const dir = makeNodeDir("fresh-start");
-  const base = Deno.realPathSync(`${dir}/..`);
-  const url = `file://${base}/backups/node`;
-  const again = `${base}/new-machine/regtest`;
+  const { url, again } = newMachine(dir);
   try {
     assertEquals(await init([url, "--lightning-dir", dir], new BufferedOutput()), 0);
-    Deno.mkdirSync(again, { recursive: true });
-    restoreBackup(openReader(url), again);
+    restoreOn(openReader(url), again);
     // An old encrypted backup's key file, copied with the rest of the old lightning dir.
     const stale = JSON.stringify({ cln_backup_data_key: "11".repeat(32) }) + "\n";
     Deno.writeTextFileSync(`${again}/backup.key`, stale, { mode: 0o600 });
@@ -498,19 +502,16 @@ Deno.test("init --existing refuses a key file beside a plain backup (the plugin 
 
 Deno.test("init --existing on an encrypted backup keeps its own key file put back, refuses another's", async () => {
   const dir = makeNodeDir("fresh-start");
-  const base = Deno.realPathSync(`${dir}/..`);
-  const url = `file://${base}/backups/node`;
-  const again = `${base}/new-machine/regtest`;
+  const { base, url, again } = newMachine(dir);
   const passphrase = `${base}/passphrase`;
   Deno.writeTextFileSync(passphrase, "correct horse battery staple\n");
   const existing = [url, "--lightning-dir", again, "--existing", "--passphrase-file", passphrase];
   try {
     const args = [url, "--lightning-dir", dir, "--encrypt", "--passphrase-file", passphrase];
     assertEquals(await init(args, new BufferedOutput()), 0);
-    Deno.mkdirSync(again, { recursive: true });
     const reader = openReader(url);
     await unlockReader(reader, { "passphrase-file": passphrase });
-    restoreBackup(reader, again);
+    restoreOn(reader, again);
     const other = JSON.stringify({ cln_backup_data_key: "11".repeat(32) }) + "\n";
     Deno.writeTextFileSync(`${again}/backup.key`, other, { mode: 0o600 });
     await refused(again, existing, /backup\.key" holds another backup's key: .*move it aside/);
