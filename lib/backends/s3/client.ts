@@ -165,10 +165,13 @@ export class S3Client {
     }
     if (response.ok) return response;
     let text = "";
+    // An answer cut inside its body (the server killed, the connection lost) lost its code:
+    // a 404 so cut may not be NoSuchKey, so it is asked again rather than taken as final.
+    let cut = false;
     try {
       text = await response.text();
     } catch {
-      // The code is a courtesy; the status says enough.
+      cut = true;
     }
     const code = xmlText(text, "Code");
     const status = response.status;
@@ -179,7 +182,7 @@ export class S3Client {
       `${what}: ${status} ${code ?? response.statusText} (${this.where})${hint}`,
       status,
       code,
-      status >= 500 || status === 429 || code === "SlowDown" || code === "RequestTimeout",
+      cut || status >= 500 || status === 429 || code === "SlowDown" || code === "RequestTimeout",
     );
   }
 

@@ -1,5 +1,5 @@
-import { assertMatch, assertRejects } from "../../../tests/support/assert.ts";
-import { S3Client } from "./client.ts";
+import { assert, assertEquals, assertMatch, assertRejects } from "../../../tests/support/assert.ts";
+import { S3Client, S3Error } from "./client.ts";
 import { parseBackupUrl } from "../url.ts";
 import type { S3Url } from "./s3_url.ts";
 
@@ -61,4 +61,31 @@ Deno.test("S3Client: a bucket in another region than the URL's is named as such"
       /403 RequestTimeTooSkewed .*clock is too far off S3's: set it right/,
     );
   });
+});
+
+Deno.test("S3Client: an answer cut inside its body is asked again, not taken as its status", async () => {
+  // A gateway killed while it answered: a 404's head, then part of its body, then nothing.
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const serving = (async () => {
+    const conn = await listener.accept();
+    await conn.read(new Uint8Array(64 * 1024));
+    await conn.write(
+      new TextEncoder().encode(
+        "HTTP/1.1 404 Not Found\r\nContent-Type: application/xml\r\nContent-Length: 200\r\n\r\n<Err",
+      ),
+    );
+    conn.close();
+  })();
+  try {
+    const { port } = listener.addr as Deno.NetAddr;
+    const url = parseBackupUrl(`s3://b01/n?endpoint=http://127.0.0.1:${port}&path-style=1`);
+    const client = new S3Client(url as S3Url, { accessKeyId: "a", secretAccessKey: "s" });
+    const error = await assertRejects(() => client.get("n/key.json"));
+    assert(error instanceof S3Error, String(error));
+    assertEquals(error.code, undefined);
+    assert(error.transient, "a cut 404 was taken as final (NoSuchKey or not)");
+  } finally {
+    await serving;
+    listener.close();
+  }
 });
