@@ -15,10 +15,8 @@ import { connectReader } from "../backends/open.ts";
 import { parseBackupUrl } from "../backends/url.ts";
 import { credentialIn } from "../backends/socket/credential.ts";
 import { SocketBackupReader } from "../backends/socket/reader.ts";
-import { CopiedBackupReader } from "../backends/socket/copy_reader.ts";
-import { FileBackupReader } from "../backends/file/reader.ts";
 import { restoreBackup } from "../backup/restore.ts";
-import type { DataKey } from "../crypto/data_key.ts";
+import { type DataKey, sameBytes } from "../crypto/data_key.ts";
 import { existsSync } from "../fs/exists.ts";
 import { dataVersionOf } from "./new_backup.ts";
 import { dataVersionAt } from "../sqlite/data_version.ts";
@@ -70,7 +68,7 @@ export async function checkExisting(
     throw new Error(`${ACTION}: ${(error as Error).message}`);
   }
   try {
-    await unlockReader(reader, values, prompt);
+    const fileKey = await unlockReader(reader, values, prompt);
     const last = reader.describe().lastVersion;
     if (last !== version) {
       throw new Error(
@@ -92,7 +90,7 @@ export async function checkExisting(
           `was changed without the plugin; init a new backup instead`,
       );
     }
-    return { version, key: keyOf(reader) ?? s3Key };
+    return { version, key: fileKey ?? s3Key };
   } finally {
     reader.close();
     Deno.removeSync(scratch, { recursive: true });
@@ -109,16 +107,9 @@ export function existingHint(lastVersion: number | undefined, database: string):
     `with that backup`;
 }
 
-function keyOf(reader: BackupReader): DataKey | undefined {
-  const local = reader instanceof CopiedBackupReader ? reader.local : reader;
-  return local instanceof FileBackupReader ? local.key : undefined;
-}
-
 /** One value as read below: its SQLite type, and a text as its bytes. */
 function sameValue(a: SQLOutputValue, b: SQLOutputValue): boolean {
-  if (a instanceof Uint8Array && b instanceof Uint8Array) {
-    return a.length === b.length && a.every((byte, i) => byte === b[i]);
-  }
+  if (a instanceof Uint8Array && b instanceof Uint8Array) return sameBytes(a, b);
   // An integer is a bigint (exact past 2^53), a real a number: 1 is not 1.0.
   return Object.is(a, b);
 }

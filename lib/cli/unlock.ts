@@ -96,13 +96,14 @@ export async function unlockS3(
 
 /**
  * Gives a file backup's reader its key, when the backup is encrypted; a server's backup is
- * copied here first (wire v2), and its copy is opened the same way.
+ * copied here first (wire v2), and its copy is opened the same way. Returns that key (an S3
+ * reader opens its own as it is fetched).
  */
 export async function unlockReader(
   reader: BackupReader,
   values: Record<string, string | boolean | undefined>,
   prompt: Prompt = terminalPrompt,
-): Promise<void> {
+): Promise<DataKey | undefined> {
   const copied = reader instanceof CopiedBackupReader;
   const local = copied ? reader.local : reader;
   if (local instanceof FileBackupReader) {
@@ -114,6 +115,7 @@ export async function unlockReader(
   // Whoever can write the storage (a server's operator) could put a plain backup in place of
   // an encrypted one: nothing authenticates its records, so it is not taken for one.
   if (!encrypted && secretGiven(values)) throw plainWithSecret(reader.url);
+  return local instanceof FileBackupReader ? local.key : undefined;
 }
 
 /** A plain backup where the secret given says an encrypted one belongs. */

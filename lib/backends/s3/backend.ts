@@ -22,7 +22,7 @@ import type { S3Url } from "./s3_url.ts";
 import { Packer, type PackerOptions } from "./packer.ts";
 import { BACKUP_ID_SIZE } from "../../format/segment.ts";
 import type { CompactionSizes } from "../../compact/policy.ts";
-import type { DataKey } from "../../crypto/data_key.ts";
+import { type DataKey, sameBytes } from "../../crypto/data_key.ts";
 import { checkObjectKey, readWrappedKey } from "./key_object.ts";
 import { objectCipher, ObjectKind } from "./object_cipher.ts";
 
@@ -59,11 +59,6 @@ export async function readBackupId(client: S3Client, url: string): Promise<Uint8
     throw new Error(`Cannot open backup: "${idKey(client.url.prefix)}" is not a backup id`);
   }
   return id;
-}
-
-/** Same bytes? */
-export function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && a.every((byte, i) => byte === b[i]);
 }
 
 /**

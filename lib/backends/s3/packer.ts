@@ -27,12 +27,12 @@ import {
   RecordKind,
 } from "../../format/record.ts";
 import { encodeSegmentHeader, SEGMENT_HEADER_SIZE, SegmentKind } from "../../format/segment.ts";
-import type { DataKey } from "../../crypto/data_key.ts";
+import { type DataKey, sameBytes } from "../../crypto/data_key.ts";
 import { objectCipher, ObjectKind, openSealed } from "./object_cipher.ts";
 import type { S3Entry } from "./keys.ts";
 import { packKey } from "./keys.ts";
 import type { ChangeEntry } from "./layout.ts";
-import { putNew, type S3Backend, sameBytes } from "./backend.ts";
+import { putNew, type S3Backend } from "./backend.ts";
 import { retrying } from "./retry.ts";
 import { S3Error } from "./client.ts";
 
