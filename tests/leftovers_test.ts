@@ -13,7 +13,7 @@ import { init } from "../lib/cli/init.ts";
 import { restore } from "../lib/cli/restore.ts";
 import { upgrade } from "../lib/cli/upgrade.ts";
 import { removeLeftovers } from "../lib/fs/work_path.ts";
-import { releaseLock } from "../lib/fs/release_lock.ts";
+import { releaseLock } from "../lib/fs/flock.ts";
 import type { SeamStep } from "../lib/fs/step_seam.ts";
 import {
   BufferedOutput,
@@ -151,7 +151,7 @@ Deno.test("leftovers of a live process, held files, symlinks and other names are
       before.filter((n) => n !== `b.upgrading-${dead}` && n !== `gone.snapshot-${dead}-wal`),
     );
     // Unlocked, not just closed: a child another test file forks meanwhile holds a copy of
-    // the open file, and with it the lock, until it execs (lib/fs/release_lock.ts).
+    // the open file, and with it the lock, until it execs (lib/fs/flock.ts).
     releaseLock(held);
     assertEquals(removeLeftovers(dir).sort(), [
       removedLine(`${dir}/held.restoring-${dead}`, dead, "restore"),

@@ -5,16 +5,15 @@
  *
  * @module
  */
-import { releaseLock } from "../fs/release_lock.ts";
+import { releaseLock, tryLock } from "../fs/flock.ts";
 
 /**
  * Takes the lightning dir's set-up lock, or refuses; dispose of it (`using`) to release it,
- * which unlocks before it closes (release_lock.ts).
+ * which unlocks before it closes (flock.ts).
  */
 export function lockForSetup(dir: string, action: string): Disposable {
   const handle = Deno.openSync(dir, { read: true });
-  if (!handle.tryLockSync(true)) {
-    handle.close();
+  if (!tryLock(handle)) {
     throw new Error(
       `${action}: another init or upgrade is running on "${dir}" (it holds the directory's ` +
         `lock): wait for it to finish, then run this again`,

@@ -28,6 +28,7 @@
  */
 import { existsSync, removeIfExists } from "./exists.ts";
 import { explainOsError } from "./os_error.ts";
+import { releaseLock, tryLock } from "./flock.ts";
 
 /** The kinds of work paths, and the command that makes each. */
 const KINDS = {
@@ -57,7 +58,12 @@ export function claimWorkPath(work: string, type: "file" | "directory"): Deno.Fs
     work,
     type === "file" ? { write: true, createNew: true } : { read: true },
   );
-  handle.lockSync(true);
+  try {
+    handle.lockSync(true);
+  } catch (error) {
+    handle.close();
+    throw error;
+  }
   return handle;
 }
 
@@ -74,12 +80,12 @@ function isRunning(pid: number): boolean {
 /** Removes `path` if it is unlocked; whether it did. */
 function removeUnlocked(path: string, isDirectory: boolean): boolean {
   const handle = Deno.openSync(path, { read: true });
+  if (!tryLock(handle)) return false;
   try {
-    if (!handle.tryLockSync(true)) return false;
     Deno.removeSync(path, { recursive: isDirectory });
     return true;
   } finally {
-    handle.close();
+    releaseLock(handle);
   }
 }
 

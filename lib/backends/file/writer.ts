@@ -40,7 +40,7 @@ import {
 } from "../../format/chain.ts";
 import { LOCK_NAME, logName } from "../../format/layout.ts";
 import { removeIfExists } from "../../fs/exists.ts";
-import { releaseLock } from "../../fs/release_lock.ts";
+import { releaseLock, tryLock } from "../../fs/flock.ts";
 import { finishDeletion } from "../../compact/deletion.ts";
 import type { CompactionStats } from "../../compact/compact.ts";
 import type { CompactableBackend } from "../../compact/compactor.ts";
@@ -144,11 +144,8 @@ export class BackupLockedError extends Error {
 /** Takes the backup's write lock, or says who holds it. */
 function lockDir(dir: string): Deno.FsFile {
   const lock = openLockFile(`${dir}/${LOCK_NAME}`);
-  // Released with an unlock (release_lock.ts), a lock never looks held after its release.
-  if (!lock.tryLockSync(true)) {
-    lock.close();
-    throw new BackupLockedError(dir);
-  }
+  // Released with an unlock (flock.ts), a lock never looks held after its release.
+  if (!tryLock(lock)) throw new BackupLockedError(dir);
   return lock;
 }
 
