@@ -32,6 +32,7 @@ import { SocketBackend, socketUrl } from "../backends/socket/backend.ts";
 import { serverStatus } from "../backends/socket/server_checks.ts";
 import { compactSealed } from "../backends/socket/sealed_compaction.ts";
 import { DEFAULT_RETRY_POLICY } from "../backends/socket/options.ts";
+import { makeScratchDir, removeScratchDir } from "../fs/scratch_dir.ts";
 
 const ACTION = "Cannot compact backup";
 
@@ -179,7 +180,7 @@ async function compactOnServer(
       return stats as unknown as CompactionResult;
     }
     const { rewindVersion, version } = remote.state();
-    const scratch = Deno.makeTempDirSync({ prefix: "cln-backup-compact-" });
+    const scratch = makeScratchDir("cln-backup-compact-");
     try {
       return await compactSealed({
         url,
@@ -192,7 +193,7 @@ async function compactOnServer(
         compactTimeoutMs: policy.compactTimeoutMs,
       });
     } finally {
-      Deno.removeSync(scratch, { recursive: true });
+      removeScratchDir(scratch);
     }
   } finally {
     remote.close();

@@ -23,6 +23,7 @@ import { dataVersionAt } from "../sqlite/data_version.ts";
 import type { Prompt } from "./secrets.ts";
 import { s3Unlock, unlockReader } from "./unlock.ts";
 import { shellQuote } from "../fs/shell_quote.ts";
+import { makeScratchDir, removeScratchDir } from "../fs/scratch_dir.ts";
 
 const ACTION = "Cannot init backup";
 
@@ -54,7 +55,7 @@ export async function checkExisting(
     );
   }
   const version = dataVersionOf(database, database);
-  const scratch = Deno.makeTempDirSync({ prefix: "cln-backup-existing-" });
+  const scratch = makeScratchDir("cln-backup-existing-");
   let reader: BackupReader;
   // An S3 reader keeps its key to itself: it is taken as it is opened.
   let s3Key: DataKey | undefined;
@@ -64,7 +65,7 @@ export async function checkExisting(
       ? await SocketBackupReader.fetch(url, undefined, credentialIn(dir), scratch)
       : await connectReader(url, dir, async (wrapped, id) => s3Key = await unlock(wrapped, id));
   } catch (error) {
-    Deno.removeSync(scratch, { recursive: true });
+    removeScratchDir(scratch);
     throw new Error(`${ACTION}: ${(error as Error).message}`);
   }
   try {
@@ -93,7 +94,7 @@ export async function checkExisting(
     return { version, key: fileKey ?? s3Key };
   } finally {
     reader.close();
-    Deno.removeSync(scratch, { recursive: true });
+    removeScratchDir(scratch);
   }
 }
 

@@ -26,6 +26,7 @@ import { whyNotLeftOnServer } from "./left_on_server.ts";
 import { KEY_FILE, readKeyFile, writeKeyFile } from "../crypto/key_file.ts";
 import type { DataKey } from "../crypto/data_key.ts";
 import { existingHint } from "./existing.ts";
+import { makeScratchDir, removeScratchDir } from "../fs/scratch_dir.ts";
 
 /** How init's refusals start; `mirror` makes its backups here too, with the same words. */
 export const INIT_ACTION = "Cannot init backup";
@@ -107,14 +108,14 @@ async function createS3From(
     await createS3Backup(url, credentials, undefined, undefined, encryption);
     return 0;
   }
-  const tmp = Deno.makeTempDirSync({ prefix: "cln-backup-init-" });
+  const tmp = makeScratchDir("cln-backup-init-");
   try {
     const copy = `${tmp}/snapshot.sqlite3`;
     const version = await snapshotDatabase(database, copy);
     await createS3Backup(url, credentials, { version, path: copy }, undefined, encryption);
     return version;
   } finally {
-    Deno.removeSync(tmp, { recursive: true });
+    removeScratchDir(tmp);
   }
 }
 
@@ -215,7 +216,7 @@ async function sendSnapshotTo(
   } catch (error) {
     throw new Error(`${ACTION}: ${(error as Error).message}`);
   }
-  const tmp = Deno.makeTempDirSync({ prefix: "cln-backup-init-" });
+  const tmp = makeScratchDir("cln-backup-init-");
   try {
     const { version, records } = remote.state();
     const copy = `${tmp}/snapshot.sqlite3`;
@@ -244,7 +245,7 @@ async function sendSnapshotTo(
     return { version: snapshotVersion, found: false };
   } finally {
     remote.close();
-    Deno.removeSync(tmp, { recursive: true });
+    removeScratchDir(tmp);
   }
 }
 

@@ -18,6 +18,7 @@ import {
 import { s3Unlock, unlockReader } from "./unlock.ts";
 import { serverVerify } from "../backends/socket/server_checks.ts";
 import { v2Credential } from "../backends/socket/credential.ts";
+import { makeScratchDir, removeScratchDir } from "../fs/scratch_dir.ts";
 
 export const VERIFY_HELP = `Usage: cln-backup verify <url>
 
@@ -96,7 +97,7 @@ export async function verify(
             `restored here, with its key, to prove it`,
         );
       }
-      temp = Deno.makeTempDirSync({ prefix: "cln-backup-verify-" });
+      temp = makeScratchDir("cln-backup-verify-");
       reader = await connectReader(url, undefined, s3Unlock(url, values, prompt));
       await unlockReader(reader, values, prompt);
       for (const line of checkBackup(reader, temp)) output.out(line);
@@ -106,7 +107,7 @@ export async function verify(
       return Exit.Failed;
     } finally {
       reader?.close();
-      if (temp) Deno.removeSync(temp, { recursive: true });
+      if (temp) removeScratchDir(temp);
     }
   });
 }

@@ -77,8 +77,12 @@ function isRunning(pid: number): boolean {
   }
 }
 
-/** Removes `path` if it is unlocked; whether it did. */
-function removeUnlocked(path: string, isDirectory: boolean): boolean {
+/**
+ * Removes `path`, made by process `pid`, when that process is gone (rules 2 and 3 above):
+ * whether it did. Rule 1, the name's form, is the caller's.
+ */
+export function removeAbandoned(path: string, pid: number, isDirectory: boolean): boolean {
+  if (pid === Deno.pid || isRunning(pid)) return false;
   const handle = Deno.openSync(path, { read: true });
   if (!tryLock(handle)) return false;
   try {
@@ -109,12 +113,11 @@ export function removeLeftovers(dir: string): string[] {
     return [{ entry, kind: match[2] as WorkKind, pid: Number(match[3]), companion: match[4] }];
   }).sort((a, b) => Number(a.companion !== undefined) - Number(b.companion !== undefined));
   for (const { entry, kind, pid, companion } of found) {
-    if (pid === Deno.pid || isRunning(pid)) continue;
     const path = `${dir}/${entry.name}`;
     if (companion !== undefined && existsSync(path.slice(0, -companion.length))) continue;
     const left = `left by process ${pid}, a killed ${KINDS[kind]}`;
     try {
-      if (removeUnlocked(path, entry.isDirectory)) lines.push(`Removed "${path}", ${left}`);
+      if (removeAbandoned(path, pid, entry.isDirectory)) lines.push(`Removed "${path}", ${left}`);
     } catch (error) {
       const why = explainOsError(error) ?? `${(error as Error).message}: remove it by hand`;
       lines.push(`Could not remove "${path}", ${left}: ${why}`);

@@ -29,6 +29,7 @@ import { S3BackupReader } from "./reader.ts";
 import { s3BasePlace, uploadFile } from "./create.ts";
 import type { DataKey } from "../../crypto/data_key.ts";
 import { DEFAULT_S3_POLICY, retrying, type S3RetryPolicy } from "./retry.ts";
+import { makeScratchDir, removeScratchDir } from "../../fs/scratch_dir.ts";
 
 /**
  * The plugin's scratch directory for an S3 compaction, in the lightning dir: the one place
@@ -131,7 +132,7 @@ export async function compactS3(
   if (options.scratch) clearScratch(options.scratch);
   await abortLeftUploads(client, policy);
   let fold: { seq: number; version: number } | undefined;
-  const tmp = Deno.makeTempDirSync({ dir: options.scratch, prefix: "cln-backup-s3-compact-" });
+  const tmp = makeScratchDir("cln-backup-s3-compact-", options.scratch);
   try {
     const database = `${tmp}/database.sqlite3`;
     const key = options.key;
@@ -168,7 +169,7 @@ export async function compactS3(
       await uploadFile(client, key, `${tmp}/${baseName(fold.version)}`, policy);
     }
   } finally {
-    Deno.removeSync(tmp, { recursive: true });
+    removeScratchDir(tmp);
   }
   options.crashAt?.("base-uploaded");
   options.onProgress?.("cleanup", fold?.version ?? before.version);

@@ -26,6 +26,7 @@ import { changeKey, idKey, packKey, wrappedKeyKey } from "./keys.ts";
 import { putNew, s3Url } from "./backend.ts";
 import { checkEmptyPrefix, uploadBase } from "./create.ts";
 import { DEFAULT_S3_POLICY, type S3RetryPolicy } from "./retry.ts";
+import { makeScratchDir, removeScratchDir } from "../../fs/scratch_dir.ts";
 
 const PACK_BYTES = 16 * 1024 * 1024;
 
@@ -67,7 +68,7 @@ export async function copyToS3(
     await putNew(client, key, bytes, key, policy, () => {});
     stored.push(key);
   };
-  const tmp = Deno.makeTempDirSync({ prefix: "cln-backup-s3-copy-" });
+  const tmp = makeScratchDir("cln-backup-s3-copy-");
   const snapshotPath = `${tmp}/snapshot.sqlite3`;
   let snapshot: Deno.FsFile | undefined;
   let pending: Pending[] = [];
@@ -131,6 +132,6 @@ export async function copyToS3(
     throw error;
   } finally {
     snapshot?.close();
-    Deno.removeSync(tmp, { recursive: true });
+    removeScratchDir(tmp);
   }
 }

@@ -21,6 +21,7 @@ import { baseKey, idKey, wrappedKeyKey } from "./keys.ts";
 import { s3Url } from "./backend.ts";
 import { DEFAULT_S3_POLICY, retrying, type S3RetryPolicy } from "./retry.ts";
 import { readFull } from "../../fs/read_full.ts";
+import { makeScratchDir, removeScratchDir } from "../../fs/scratch_dir.ts";
 
 /** Parts of a multipart upload (S3 wants at least 5 MiB for all but the last). */
 export const PART_BYTES = 8 * 1024 * 1024;
@@ -94,14 +95,14 @@ export async function uploadBase(
   place: { backupId: Uint8Array; seq: number; key?: DataKey },
   policy: S3RetryPolicy,
 ): Promise<string> {
-  const tmp = Deno.makeTempDirSync({ prefix: "cln-backup-base-" });
+  const tmp = makeScratchDir("cln-backup-base-");
   try {
     writeBase(tmp, source, s3BasePlace(place.backupId, source.version, place.seq, place.key));
     const key = baseKey(client.url.prefix, source.version, place.seq);
     await uploadFile(client, key, `${tmp}/${baseName(source.version)}`, policy);
     return key;
   } finally {
-    Deno.removeSync(tmp, { recursive: true });
+    removeScratchDir(tmp);
   }
 }
 

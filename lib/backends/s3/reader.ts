@@ -42,6 +42,7 @@ import {
 import { readBackupId, s3Url } from "./backend.ts";
 import { checkChangeObject } from "./packer.ts";
 import { DEFAULT_S3_POLICY, retrying, type S3RetryPolicy } from "./retry.ts";
+import { makeScratchDir, removeScratchDir } from "../../fs/scratch_dir.ts";
 
 /** Change objects fetched at once while spooling, and the bytes they may hold together. */
 const FETCH_AHEAD = 16;
@@ -76,7 +77,7 @@ export class S3BackupReader implements BackupReader {
     unlock?: Unlock,
   ): Promise<S3BackupReader> {
     const client = new S3Client(s3Url(url), credentials, policy.timeoutMs);
-    const tmp = Deno.makeTempDirSync({ dir: scratch, prefix: "cln-backup-s3-" });
+    const tmp = makeScratchDir("cln-backup-s3-", scratch);
     try {
       const opened = await retrying("reading the backup id", policy, () => {}, async () => {
         const id = await readBackupId(client, url);
@@ -102,7 +103,7 @@ export class S3BackupReader implements BackupReader {
         }
       }
     } catch (error) {
-      Deno.removeSync(tmp, { recursive: true });
+      removeScratchDir(tmp);
       throw error;
     }
   }
@@ -139,7 +140,7 @@ export class S3BackupReader implements BackupReader {
   }
 
   close(): void {
-    Deno.removeSync(this.tmp, { recursive: true });
+    removeScratchDir(this.tmp);
   }
 }
 

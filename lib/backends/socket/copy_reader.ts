@@ -15,6 +15,7 @@ import { encodeFrame, V2Type } from "../../wire/packets_v2.ts";
 import { receiveFiles } from "../../wire/receive_files.ts";
 import { refusal, type SocketUrl, WireConnection } from "./connection.ts";
 import type { NodeCredential } from "./credential.ts";
+import { makeScratchDir, removeScratchDir } from "../../fs/scratch_dir.ts";
 
 export class CopiedBackupReader implements BackupReader {
   /** The copy, read as a local backup; an encrypted one is given its key (cli/unlock.ts). */
@@ -32,14 +33,14 @@ export class CopiedBackupReader implements BackupReader {
     credential: NodeCredential,
     scratch?: string,
   ): Promise<CopiedBackupReader> {
-    const tmp = Deno.makeTempDirSync({ dir: scratch, prefix: "cln-backup-fetch-" });
+    const tmp = makeScratchDir("cln-backup-fetch-", scratch);
     let conn: WireConnection | undefined;
     try {
       conn = await WireConnection.open(target, timeoutMs, credential);
       await copyFiles(conn, `${tmp}/backup`);
       return new CopiedBackupReader(url, tmp);
     } catch (error) {
-      Deno.removeSync(tmp, { recursive: true });
+      removeScratchDir(tmp);
       throw error;
     } finally {
       conn?.close();
@@ -71,7 +72,7 @@ export class CopiedBackupReader implements BackupReader {
   }
 
   close(): void {
-    Deno.removeSync(this.tmp, { recursive: true });
+    removeScratchDir(this.tmp);
   }
 }
 

@@ -29,6 +29,7 @@ import { RemoteBackupError, socketUrl } from "./backend.ts";
 import { DEFAULT_RETRY_POLICY } from "./options.ts";
 import { CopiedBackupReader } from "./copy_reader.ts";
 import type { NodeCredential } from "./credential.ts";
+import { makeScratchDir, removeScratchDir } from "../../fs/scratch_dir.ts";
 
 /** What the spooled stream holds, noted as it arrives. */
 interface Spooled {
@@ -62,11 +63,11 @@ export class SocketBackupReader implements BackupReader {
       return await CopiedBackupReader.fetch(url, socketUrl(url), timeoutMs, credential, scratch);
     }
     const conn = await WireConnection.open(socketUrl(url), timeoutMs);
-    const tmp = Deno.makeTempDirSync({ dir: scratch, prefix: "cln-backup-fetch-" });
+    const tmp = makeScratchDir("cln-backup-fetch-", scratch);
     try {
       return new SocketBackupReader(url, tmp, await spool(conn, `${tmp}/restore.wire`));
     } catch (error) {
-      Deno.removeSync(tmp, { recursive: true });
+      removeScratchDir(tmp);
       throw error;
     } finally {
       conn.close();
@@ -119,7 +120,7 @@ export class SocketBackupReader implements BackupReader {
   }
 
   close(): void {
-    Deno.removeSync(this.tmp, { recursive: true });
+    removeScratchDir(this.tmp);
   }
 }
 
