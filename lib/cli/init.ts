@@ -504,6 +504,8 @@ export async function init(
     const named = [target.url, ...copies];
     const twice = named.find((u, i) => named.indexOf(u) !== i);
     if (twice !== undefined) throw new UsageError(`"init" got "${twice}" twice`);
+    // A mistyped URL is said first: backup-cli grants a command line with one no access.
+    for (const each of named) parseBackupUrl(each);
     if (encrypt && copies.length > 0) {
       throw new Error(
         `${ACTION}: --encrypt takes one destination: an encrypted backup's copies would need ` +

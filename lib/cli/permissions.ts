@@ -3,8 +3,8 @@
  * instead of `--allow-all` (scripts/cli_permissions.ts prints {@linkcode denoFlags}).
  *
  * The grants come from the command line as the command itself parses it, so both read the
- * same paths. A command line that does not parse gets no permission at all: the command
- * then reports the usage error, which needs none.
+ * same paths. A command line that does not parse gets no permission but `INIT_CWD`: the
+ * command then reports the usage error, which needs no more.
  *
  * - init: read and write the backup's parent directory (the backup is built beside its
  *   path), each `--mirror` and `--async` one's too, and DIR; read DIR's base dir; connect to DIR's RPC socket; read /proc/PID;
@@ -373,10 +373,14 @@ export function commandGrants(args: string[], tempDir: string): Grants | undefin
   }
 }
 
-/** Deno's flags for `grants`: runtime flags, no prompt, no config, each permission as a list. */
+/**
+ * Deno's flags for `grants`: runtime flags, no prompt, no config, each permission as a list.
+ * A command line that does not parse (`undefined`) gets only what every command may do
+ * (read `INIT_CWD`): the command resolves its paths before it finds what is wrong.
+ */
 export function denoFlags(grants: Grants | undefined): string[] {
   const flags = [...RUNTIME_FLAGS, "--no-prompt", "--no-config", "--no-lock"];
-  if (grants === undefined) return flags;
+  grants ??= none();
   const list = (name: string, items: string[]) => {
     const unique = [...new Set(items)].map(listItem);
     if (unique.length > 0) flags.push(`--allow-${name}=${unique.join(",")}`);

@@ -198,7 +198,46 @@ Deno.test("a command line that does not parse gets no permission: the command ex
       ["server", "file:///b", "8700"],
     ]
   ) {
-    assertEquals(flags(...args), BASE, args.join(" "));
+    assertEquals(flags(...args), [...BASE, "--allow-env=INIT_CWD"], args.join(" "));
+  }
+});
+
+Deno.test("a URL without file:// beside a relative path gets its one line, not an internal error", async () => {
+  const cli = new URL("../../cli.ts", import.meta.url).pathname;
+  const dir = Deno.makeTempDirSync();
+  try {
+    for (
+      const [args, expected] of [
+        [
+          ["restore", "/b/node", "x.sqlite3"],
+          /^Cannot use backup URL "\/b\/node": it has no scheme/,
+        ],
+        [
+          ["restore", "file:///b/node", "x.sqlite3", "--also", "/c"],
+          /^Cannot use backup URL "\/c": it has no scheme/,
+        ],
+        [
+          ["upgrade", "--lightning-dir", dir, "--to", "/b/new"],
+          /^Cannot use backup URL "\/b\/new": it has no scheme/,
+        ],
+        [
+          ["init", "--lightning-dir", dir, "file:///b/node", "--mirror", "/c"],
+          /^Cannot use backup URL "\/c": it has no scheme/,
+        ],
+      ] as const
+    ) {
+      const { code, stderr } = await new Deno.Command(Deno.execPath(), {
+        args: ["run", ...flags(...args), cli, ...args],
+        cwd: dir,
+        env: { NO_COLOR: "1" },
+      }).output();
+      const lines = new TextDecoder().decode(stderr).trimEnd().split("\n");
+      assertEquals(lines.length, 1, lines.join("\n"));
+      assertMatch(lines[0], expected);
+      assertEquals(code, 1, args.join(" "));
+    }
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
   }
 });
 

@@ -4,6 +4,7 @@
  * @module
  */
 import { userPath } from "../fs/user_path.ts";
+import { parseBackupUrl } from "../backends/url.ts";
 import type { BackupReader } from "../backends/backend.ts";
 import { connectReader } from "../backends/open.ts";
 import {
@@ -173,6 +174,9 @@ export async function restore(
   return await runCommand(RESTORE_SPEC, args, output, async ({ values, positionals }) => {
     const [url, target] = positionals;
     const toVersion = versionArg(values["to-version"], "to-version");
+    // A mistyped URL is said first: backup-cli grants a command line with one no access.
+    const also = (values.also as unknown as string[] | undefined) ?? []; // `multiple`: an array.
+    for (const each of [url, ...also]) parseBackupUrl(each);
     const path = restoreTarget(userPath(target));
     refuseDanglingLink(path);
     if (!existsSync(dirname(path))) {
@@ -182,8 +186,6 @@ export async function restore(
       );
     }
     for (const line of removeLeftovers(dirname(path))) output.out(line);
-    // A `multiple` option: an array.
-    const also = (values.also as unknown as string[] | undefined) ?? [];
     if (also.length > 0) {
       return await restoreNewest([url, ...also], path, {
         toVersion,

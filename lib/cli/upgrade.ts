@@ -401,6 +401,8 @@ export async function upgrade(
   prompt: Prompt = terminalPrompt,
 ): Promise<number> {
   return await runCommand(UPGRADE_SPEC, args, output, async ({ values, positionals }) => {
+    // A mistyped URL is said first: backup-cli grants a command line with one no access.
+    if (typeof values.to === "string") parseBackupUrl(values.to);
     if (positionals.length === 1) return await upgradeFile(positionals[0], values, output);
     const dir = userPath(String(values["lightning-dir"] ?? "."));
     checkNetworkDir(dir, ACTION);
