@@ -232,7 +232,14 @@ export async function connectReader(
         undefined,
         unlock,
       );
-    case "file":
+    case "file": {
+      // The URL is the operator's, typed for this command: a missing backup is a wrong URL
+      // (backup.lock's, and init to create one, are the advice where the plugin opens it).
+      const { path } = fileUrl(url);
+      if (backupKind(path) === "missing") {
+        throw new Error(`Cannot open backup: nothing at "${path}": check the URL`);
+      }
       return openReader(url);
+    }
   }
 }
