@@ -69,7 +69,7 @@ function special(path: string): Error {
  * Refuses a directory that holds no segment at all, which reading would call a damaged
  * backup: most often a mistyped URL, or a backup server's root named instead of a backup.
  */
-function checkHoldsSegments(path: string): void {
+export function checkHoldsSegments(path: string): void {
   const layout = readLayout(path);
   if (layout.bases.length > 0 || layout.logs.length > 0) return;
   let serverRoot = false;

@@ -4,7 +4,7 @@
  * @module
  */
 import { BackupLockedError, FileBackend } from "../backends/file/writer.ts";
-import { backupKind } from "../backends/open.ts";
+import { backupKind, checkHoldsSegments } from "../backends/open.ts";
 import {
   type CompactionPhase,
   type CompactionResult,
@@ -215,7 +215,11 @@ export async function compact(args: string[], output: Output = consoleOutput): P
       return Exit.Ok;
     }
     const path = fileBackupPath(url, ACTION);
-    const key = backupKind(path) === "directory" ? await unlockDir(path, values) : undefined;
+    const directory = backupKind(path) === "directory";
+    // A directory that is no backup (a lightning dir, the one a .dbak is in) is a wrong URL,
+    // not a damaged backup.
+    if (directory) checkHoldsSegments(path);
+    const key = directory ? await unlockDir(path, values) : undefined;
     const writer = openWriter(url, path, key);
     try {
       const target = writer.state().rewindVersion ?? writer.state().version;

@@ -77,6 +77,20 @@ Deno.test("compact: refuses while a plugin writes, a v1 file, and a bad --retain
     assertEquals(v1.code, 1);
     assertMatch(v1.output.stderr[0], /v1 backup of the Python plugin: run "deno task upgrade"/);
     assertEquals((await run([url, "--retain", "0"])).code, 2);
+    // A directory that is no backup: the one the .dbak is in, a lightning dir.
+    const parent = await run([`file://${dir}`]);
+    assertEquals(parent.code, 1);
+    assertEquals(parent.output.stderr, [
+      `Cannot open backup: "${dir}" is a directory, not a backup; it holds "backup" (a ` +
+      `cln-backup backup), "old.dbak" (the Python plugin's v1 backup): name the backup ` +
+      `itself, file://${dir}/backup`,
+    ]);
+    Deno.mkdirSync(`${dir}/node`);
+    Deno.writeTextFileSync(`${dir}/node/backup.lock`, "{}");
+    const node = await run([`file://${dir}/node`]);
+    assertEquals(node.code, 1);
+    assertMatch(node.output.stderr[0], /^Cannot open backup: ".*\/node" holds no backup segment/);
+    assertEquals(Array.from(Deno.readDirSync(`${dir}/node`), (e) => e.name), ["backup.lock"]);
     assertEquals(readLayout(`${dir}/backup`).bases.length, 0);
   } finally {
     Deno.removeSync(dir, { recursive: true });
