@@ -135,10 +135,14 @@ export function restoreBackup(
     }
     if (version === undefined) throw nothingUpTo(reader, options.toVersion);
     if (options.toVersion !== undefined && version !== options.toVersion) {
+      // A backup without a snapshot (a Python plugin's .dbak) starts at its first change.
+      const from = snapshotVersion === undefined
+        ? "from its first change"
+        : `from its snapshot at version ${snapshotVersion}`;
       throw new Error(
         `Cannot restore backup to version ${options.toVersion}: it holds versions up to ` +
-          `${version} only from its ${snapshotVersion ?? "first"} snapshot on: choose a ` +
-          `version up to ${version}, or leave out --to-version to restore the newest`,
+          `${version} (${from}): choose a version up to ${version}, or leave out ` +
+          `--to-version to restore the newest`,
       );
     }
     open ??= openForRestore(tmp);
