@@ -66,6 +66,23 @@ function dataVersion(db: DatabaseSync): number | undefined {
   }
 }
 
+/**
+ * Refuses a journal or WAL file left at `path` by the database moved aside: SQLite takes
+ * either for the restored database's own on its first open and rolls it in, so lightningd
+ * would start on pages of the old database (a rollback journal turns the restored file back
+ * into the old one) although the restore checked out.
+ */
+function refuseOldJournal(path: string): void {
+  for (const suffix of ["-journal", "-wal"]) {
+    if (!existsSync(`${path}${suffix}`)) continue;
+    throw new Error(
+      `Cannot restore backup: "${path}${suffix}" is left from the database that was at ` +
+        `"${path}", and SQLite would apply it to the restored one: move it aside with that ` +
+        `database, then restore again`,
+    );
+  }
+}
+
 /** Restores the backup `reader` reads into `target`. */
 export function restoreBackup(
   reader: BackupReader,
@@ -79,6 +96,7 @@ export function restoreBackup(
         `another target`,
     );
   }
+  refuseOldJournal(path);
   const tmp = workPath(path, "restoring");
   const leftovers = [tmp, `${tmp}-journal`, `${tmp}-wal`, `${tmp}-shm`];
   removeAll(leftovers);
@@ -155,6 +173,7 @@ export function restoreBackup(
     // The claim is an open handle on the same file: its fsync flushes what SQLite wrote.
     if (durable) claim.syncSync();
     atStep("restore-building");
+    refuseOldJournal(path);
     // A hard link fails when the target exists, where a rename would replace it.
     try {
       Deno.linkSync(tmp, path);

@@ -61,6 +61,53 @@ Deno.test("restore to a file and to a directory gives the node's database", asyn
   Deno.removeSync(dir, { recursive: true });
 });
 
+Deno.test("restore refuses a journal or WAL the moved-aside database left at the target", async () => {
+  const dir = Deno.makeTempDirSync();
+  try {
+    const url = await makeBackup(`${dir}/backup`, changes);
+    // The node's database, killed mid-transaction: its rollback journal is hot.
+    const node = `${dir}/node`;
+    Deno.mkdirSync(node);
+    Deno.copyFileSync(loadFixture("fresh-start").database, `${node}/lightningd.sqlite3`);
+    const child = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "eval",
+        `import { DatabaseSync } from "node:sqlite";
+        const db = new DatabaseSync(${JSON.stringify(`${node}/lightningd.sqlite3`)});
+        db.exec("PRAGMA cache_size = 2; BEGIN; CREATE TABLE junk (x)");
+        for (let i = 0; i < 500; i++) db.exec("INSERT INTO junk VALUES (randomblob(1000))");
+        Deno.exit(0);`,
+      ],
+    }).output();
+    assertEquals(child.code, 0, new TextDecoder().decode(child.stderr));
+    assert(Deno.statSync(`${node}/lightningd.sqlite3-journal`).size > 0);
+    // The operator moves the database aside, as the README says, but not its journal.
+    Deno.renameSync(`${node}/lightningd.sqlite3`, `${node}/lightningd.sqlite3.damaged`);
+    const refused = await run([url, node]);
+    assertEquals(refused.code, 1);
+    assertEquals(refused.output.stderr, [
+      `Cannot restore backup: "${node}/lightningd.sqlite3-journal" is left from the database ` +
+      `that was at "${node}/lightningd.sqlite3", and SQLite would apply it to the restored ` +
+      `one: move it aside with that database, then restore again`,
+    ]);
+    assertEquals([...Deno.readDirSync(node)].map((e) => e.name).sort(), [
+      "lightningd.sqlite3-journal",
+      "lightningd.sqlite3.damaged",
+    ]);
+    Deno.renameSync(`${node}/lightningd.sqlite3-journal`, `${node}/old-journal`);
+    Deno.writeFileSync(`${node}/lightningd.sqlite3-wal`, new Uint8Array(32));
+    const wal = await run([url, node]);
+    assertEquals(wal.code, 1);
+    assertMatch(wal.output.stderr[0], /"[^"]*lightningd\.sqlite3-wal" is left from the database/);
+    Deno.removeSync(`${node}/lightningd.sqlite3-wal`);
+    const restored = await run([url, node]);
+    assertEquals(restored.code, 0, restored.output.stderr.join("\n"));
+    assertEquals(dataVersion(`${node}/lightningd.sqlite3`), 15);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
 Deno.test("restore --to-version N gives the database at data_version N", async () => {
   const dir = Deno.makeTempDirSync();
   const url = await makeBackup(`${dir}/backup`, changes);
