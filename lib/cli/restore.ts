@@ -166,6 +166,27 @@ function refuseDanglingLink(path: string): void {
   }
 }
 
+/**
+ * A database restored into a file backup's directory (its URL's path given as the target)
+ * would sit among the backup's segments, where the operator does not look for it: refused.
+ */
+function refuseInside(path: string, backup: string): void {
+  let inside: boolean;
+  try {
+    const dir = Deno.realPathSync(backup);
+    const parent = Deno.realPathSync(dirname(path));
+    inside = parent === dir || parent.startsWith(`${dir}/`);
+  } catch {
+    return; // A backup that is not there: opening it says so.
+  }
+  if (inside) {
+    throw new Error(
+      `Cannot restore backup: "${path}" is inside the backup "${backup}": restore into the ` +
+        `node's lightning dir or another directory`,
+    );
+  }
+}
+
 export async function restore(
   args: string[],
   output: Output = consoleOutput,
@@ -176,7 +197,7 @@ export async function restore(
     const toVersion = versionArg(values["to-version"], "to-version");
     // A mistyped URL is said first: backup-cli grants a command line with one no access.
     const also = (values.also as unknown as string[] | undefined) ?? []; // `multiple`: an array.
-    for (const each of [url, ...also]) parseBackupUrl(each);
+    const urls = [url, ...also].map((each) => parseBackupUrl(each));
     const path = restoreTarget(userPath(target));
     refuseDanglingLink(path);
     if (!existsSync(dirname(path))) {
@@ -185,6 +206,7 @@ export async function restore(
           `or choose another target`,
       );
     }
+    for (const backup of urls) if (backup.scheme === "file") refuseInside(path, backup.path);
     for (const line of removeLeftovers(dirname(path))) output.out(line);
     if (also.length > 0) {
       return await restoreNewest([url, ...also], path, {

@@ -221,6 +221,29 @@ Deno.test("restore names a missing backup or target directory and what to do", a
   Deno.removeSync(dir, { recursive: true });
 });
 
+Deno.test("restore refuses a target inside the file backup it reads", async () => {
+  const dir = Deno.makeTempDirSync();
+  try {
+    const url = await makeBackup(`${dir}/backup`, changes);
+    const before = [...Deno.readDirSync(`${dir}/backup`)].map(({ name }) => name).sort();
+    Deno.mkdirSync(`${dir}/backup/sub`);
+    for (const target of [`${dir}/backup`, `${dir}/backup/x.sqlite3`, `${dir}/backup/sub`]) {
+      const refused = await run([url, target]);
+      assertEquals(refused.code, 1);
+      assertEquals(refused.output.stderr.length, 1);
+      assertMatch(
+        refused.output.stderr[0],
+        /^Cannot restore backup: ".*" is inside the backup ".*\/backup": restore into the node's /,
+      );
+    }
+    Deno.removeSync(`${dir}/backup/sub`);
+    assertEquals([...Deno.readDirSync(`${dir}/backup`)].map(({ name }) => name).sort(), before);
+    assertEquals((await run([url, `${dir}/restored.sqlite3`])).code, 0);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
 Deno.test("restore progress: a bar by version once the restore runs long", async () => {
   const dir = Deno.makeTempDirSync();
   const url = await makeBackup(`${dir}/backup`, changes);
