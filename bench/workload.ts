@@ -61,11 +61,6 @@ export function statementBytes(writes: readonly string[]): number {
   return bytes;
 }
 
-/** Bytes a v1 `.dbak` record of these statements takes: 9-byte header + NUL-joined statements. */
-export function v1RecordBytes(writes: readonly string[]): number {
-  return 9 + statementBytes(writes);
-}
-
 /** Generates transactions one at a time; deterministic for given options. */
 export class Workload {
   #random: () => number;

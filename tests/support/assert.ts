@@ -3,14 +3,10 @@
  *
  * @module
  */
-import { deepStrictEqual, match, ok, strictEqual } from "node:assert";
+import { deepStrictEqual, match, ok } from "node:assert";
 
 export function assertEquals<T>(actual: T, expected: T, message?: string): void {
   deepStrictEqual(actual, expected, message);
-}
-
-export function assertStrictEquals<T>(actual: T, expected: T, message?: string): void {
-  strictEqual(actual, expected, message);
 }
 
 export function assert(condition: unknown, message?: string): asserts condition {
