@@ -36,7 +36,7 @@ import { makeScratchDir, removeScratchDir } from "../fs/scratch_dir.ts";
 
 const ACTION = "Cannot compact backup";
 
-export const COMPACT_HELP = `Usage: cln-backup compact <url> [--retain K] [--json]
+const COMPACT_HELP = `Usage: cln-backup compact <url> [--retain K] [--json]
 
 Compacts the backup at <url> (a cln-backup directory, or s3://) while lightningd is stopped: the changes
 up to the one before the newest are folded into a new snapshot (a base), and the bases beyond
@@ -105,7 +105,7 @@ export function progressBar(
     `${Math.floor(fraction * 100)}% ${what}`;
 }
 
-export function describeCompaction(result: CompactionResult): string {
+function describeCompaction(result: CompactionResult): string {
   const { before, after } = result;
   const what = result.base_version === null
     ? "nothing new to fold"

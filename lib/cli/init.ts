@@ -61,7 +61,7 @@ import {
 
 const ACTION = INIT_ACTION;
 
-export const INIT_HELP = `Usage: cln-backup init --lightning-dir DIR <url>
+const INIT_HELP = `Usage: cln-backup init --lightning-dir DIR <url>
        cln-backup init DIR <url>
        cln-backup init --lightning-dir DIR <url> --encrypt [--recipient AGE1...]
        cln-backup init --lightning-dir DIR <url> --existing
@@ -155,7 +155,7 @@ export interface InitTarget {
 }
 
 /** An argument naming a backup has a scheme (`file:`, `socket:`); any other is a path. */
-export function isUrlArgument(arg: string): boolean {
+function isUrlArgument(arg: string): boolean {
   return /^[a-zA-Z][a-zA-Z0-9+.-]*:/.test(arg);
 }
 

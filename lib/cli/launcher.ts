@@ -232,7 +232,7 @@ export function listItem(path: string): string {
 export const WORKER_CODE = new URL("../", import.meta.url).pathname.replace(/\/$/, "");
 
 /** The permission flags of the least-privilege launch (shared by `deno run` and `deno compile`). */
-export function permissionFlags(plan: LaunchPlan): string[] {
+function permissionFlags(plan: LaunchPlan): string[] {
   const dir = realPath(plan.lightningDir).replace(/\/+$/, "");
   // An s3:// backup's compaction rebuilds the database in a scratch directory of its own;
   // async copies fetch a remote primary there (its code: a read-ahead worker for large logs).

@@ -31,7 +31,7 @@ import { lockForSetup } from "./setup_lock.ts";
 
 const ACTION = "Cannot add the destination";
 
-export const MIRROR_HELP = `Usage: cln-backup mirror <url> [--lightning-dir DIR] [--async]
+const MIRROR_HELP = `Usage: cln-backup mirror <url> [--lightning-dir DIR] [--async]
 
 Adds <url> (file:///abs/path, s3://bucket/prefix or socket:host:port) as another destination
 of the node's backup, so that each change is stored there too before lightningd commits it.

@@ -9,7 +9,7 @@ import { existsSync } from "../fs/exists.ts";
 import { DATABASE_NAME } from "../backup/restore.ts";
 
 /** The network directories lightningd creates inside its base dir. */
-export const NETWORKS = [
+const NETWORKS = [
   "bitcoin",
   "testnet",
   "testnet4",

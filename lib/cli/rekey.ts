@@ -40,7 +40,7 @@ import { DEFAULT_RETRY_POLICY } from "../backends/socket/options.ts";
 
 const ACTION = "Cannot rekey backup";
 
-export const REKEY_HELP =
+const REKEY_HELP =
   `Usage: cln-backup rekey <url> [--new-passphrase-file F] [--new-recipient AGE1...]
                         [--key-file DIR]
 

@@ -27,8 +27,7 @@ import {
 import { type Prompt, SECRET_HELP, SECRET_OPTIONS, terminalPrompt } from "./secrets.ts";
 import { s3Unlock, unlockReader } from "./unlock.ts";
 
-export const RESTORE_HELP =
-  `Usage: cln-backup restore <url> <file-or-dir> [--to-version N] [--also URL]...
+const RESTORE_HELP = `Usage: cln-backup restore <url> <file-or-dir> [--to-version N] [--also URL]...
 
 Rebuilds a node's database from the backup at <url> (a cln-backup directory, or a v1 .dbak
 file of the Python plugin). <file-or-dir> is the database file to create, or a directory to
@@ -123,7 +122,7 @@ export class RestoreProgress {
   }
 }
 
-export function describeRestore(result: RestoreResult): string {
+function describeRestore(result: RestoreResult): string {
   const from = result.snapshotVersion === undefined
     ? "from the first change"
     : `on top of the snapshot at version ${result.snapshotVersion}`;

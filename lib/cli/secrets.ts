@@ -85,7 +85,7 @@ function identitiesIn(text: string): string[] {
  * holds none, or a damaged one, is refused: passed over, it would end in a passphrase prompt
  * or "does not open the backup's key", which point elsewhere.
  */
-export async function givenIdentities(
+async function givenIdentities(
   file: string | boolean | undefined,
   env: EnvReader = Deno.env,
 ): Promise<string[]> {

@@ -13,14 +13,14 @@ import { UsageError } from "./args.ts";
 import { metricsHostProblem } from "../server/metrics.ts";
 
 /** `plain` lines, or `systemd`: each line prefixed with its syslog priority, `<6>` for info. */
-export const LOG_MODES = ["plain", "systemd"] as const;
+const LOG_MODES = ["plain", "systemd"] as const;
 export type LogMode = typeof LOG_MODES[number];
 
 /** The Python server's levels, least severe first. */
 export const LOG_LEVELS = ["debug", "info", "notice", "warning", "error", "critical"] as const;
 export type LogLevel = typeof LOG_LEVELS[number];
 
-export const SERVER_HELP =
+const SERVER_HELP =
   `Usage: cln-backup server <url> <addr:port> [--allow-v1 [--v1-node NAME]] [options]
        cln-backup server init-tls <root>
        cln-backup server add-node <root> <name>
@@ -92,7 +92,7 @@ export const SERVER_SPEC: CommandSpec = {
 };
 
 /** The commands that manage a server root's nodes. */
-export const NODE_COMMANDS = ["add-node", "list-nodes", "remove-node", "init-tls"] as const;
+const NODE_COMMANDS = ["add-node", "list-nodes", "remove-node", "init-tls"] as const;
 export type NodeCommand = typeof NODE_COMMANDS[number];
 
 const ROOT_ARG = `<root> is the server root: a file: URL or a path.`;
@@ -219,7 +219,7 @@ function choice<T extends string>(
 }
 
 /** Reads `host:port` or `[v6]:port`. */
-export function listenAddress(text: string): { hostname: string; port: number } {
+function listenAddress(text: string): { hostname: string; port: number } {
   const match = /^(\[[0-9a-fA-F:.]+\]|[^:\[\]\s]+):(\d{1,5})$/.exec(text);
   const port = Number(match?.[2]);
   if (!match || port > 65535) {

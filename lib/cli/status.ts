@@ -12,7 +12,7 @@ import { describeWraps, WRAPPED_KEY_NAME } from "../crypto/wrapped_key.ts";
 import { serverStatus } from "../backends/socket/server_checks.ts";
 import { v2Credential } from "../backends/socket/credential.ts";
 
-export const STATUS_HELP = `Usage: cln-backup status <url> [--json]
+const STATUS_HELP = `Usage: cln-backup status <url> [--json]
 
 Describes the backup at <url> (a cln-backup directory, or a v1 .dbak file of the Python
 plugin) without changing it: its format, first and last version, records, snapshots, bytes
@@ -47,7 +47,7 @@ function encryptionLine(wrappedFor: string[]): string {
   }; read without the key: checksums checked, not authenticity ("verify" checks it)`;
 }
 
-export function describeText(d: BackupDescription, wrappedFor: string[] = []): string[] {
+function describeText(d: BackupDescription, wrappedFor: string[] = []): string[] {
   return [
     `backup:     ${d.url}`,
     `format:     ${d.format}`,

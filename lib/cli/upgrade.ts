@@ -55,7 +55,7 @@ const PYTHON_CONFIG = "Replace the Python plugin's plugin= or important-plugin= 
   'backup-destination= line; "backup-cli doctor" then checks that only ' +
   "cln-backup's plugin loads.";
 
-export const UPGRADE_HELP = `Usage: cln-backup upgrade [--lightning-dir DIR] [--to <url>]
+const UPGRADE_HELP = `Usage: cln-backup upgrade [--lightning-dir DIR] [--to <url>]
        cln-backup upgrade [--lightning-dir DIR] [--to <url>] --encrypt [--recipient AGE1...]
        cln-backup upgrade <v1-url> [--to <url>]
 

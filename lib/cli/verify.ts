@@ -20,7 +20,7 @@ import { serverVerify } from "../backends/socket/server_checks.ts";
 import { v2Credential } from "../backends/socket/credential.ts";
 import { makeScratchDir, removeScratchDir } from "../fs/scratch_dir.ts";
 
-export const VERIFY_HELP = `Usage: cln-backup verify <url>
+const VERIFY_HELP = `Usage: cln-backup verify <url>
 
 Checks the backup at <url> (a cln-backup directory, or a v1 .dbak file of the Python plugin)
 end to end: reads every record, checking its checksum (v1 files have none), restores it into
@@ -51,7 +51,7 @@ export const VERIFY_SPEC: CommandSpec = {
 };
 
 /** What `verify` prints of `report` on the backup at `url`. */
-export function verifyLines(url: string, report: VerifyReport): string[] {
+function verifyLines(url: string, report: VerifyReport): string[] {
   const { firstVersion, lastVersion, records, snapshots, restoredVersion, tail } = report;
   if (restoredVersion === undefined) {
     return [`OK: "${url}" is empty (version 0): nothing to restore yet`];

@@ -63,7 +63,7 @@ export interface CompactionThread {
 }
 
 /** The real thread: a Worker running worker.ts. */
-export function workerThread(): CompactionThread {
+function workerThread(): CompactionThread {
   let worker: Worker | undefined;
   return {
     run(request, onMessage) {

@@ -9,7 +9,7 @@
  */
 
 /** Bytes written between two syncs. */
-export const PACE_STEP_BYTES = 512 * 1024;
+const PACE_STEP_BYTES = 512 * 1024;
 
 /** A way to sleep (a seam: the compaction worker may block; tests need not wait). */
 export type Sleep = (ms: number) => void;
@@ -17,7 +17,7 @@ export type Sleep = (ms: number) => void;
 const pause = new Int32Array(new SharedArrayBuffer(4));
 
 /** Blocks the thread: the compaction runs on a worker of its own. */
-export const blockingSleep: Sleep = (ms) => {
+const blockingSleep: Sleep = (ms) => {
   if (ms > 0) Atomics.wait(pause, 0, 0, ms);
 };
 

@@ -22,7 +22,7 @@ import * as age from "npm:age-encryption@0.3";
 
 export const KEY_BYTES = 32;
 export const NONCE_BYTES = 24;
-export const TAG_BYTES = 16;
+const TAG_BYTES = 16;
 
 /** `count` random bytes from the system's CSPRNG. */
 export function randomBytes(count: number): Uint8Array {

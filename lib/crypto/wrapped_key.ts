@@ -20,7 +20,7 @@ import { KEY_ID_SIZE } from "../format/segment.ts";
 export const WRAPPED_KEY_NAME = "key.json";
 
 /** scrypt's cost for a new passphrase wrap: N = 2^17, r = 8 (about 128 MiB, half a second). */
-export const SCRYPT_COST = { logN: 17, r: 8, p: 1 };
+const SCRYPT_COST = { logN: 17, r: 8, p: 1 };
 /** The costs a reader accepts: a file cannot make it allocate without bound. */
 const MAX_LOG_N = 22;
 

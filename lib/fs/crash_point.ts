@@ -30,7 +30,7 @@ export type CrashPhase = typeof CRASH_PHASES[number];
 export const CRASH_ENV = "CLN_BACKUP_CRASH_AT";
 
 /** Parses `"<phase>:<n>"`; `undefined` for an empty value, an error for a malformed one. */
-export function parseCrashPoint(spec: string | undefined): CrashPoint | undefined {
+function parseCrashPoint(spec: string | undefined): CrashPoint | undefined {
   if (spec === undefined || spec === "") return undefined;
   const match = /^([a-z-]+):([1-9]\d*)$/.exec(spec);
   const phase = match?.[1] as CrashPhase | undefined;

@@ -45,7 +45,7 @@ export interface ServerLimits {
   pendingPerAddress: number;
 }
 
-export const DEFAULT_LIMITS: ServerLimits = {
+const DEFAULT_LIMITS: ServerLimits = {
   connectionsPerNode: 4,
   failedAuthsPerMinute: 10,
   quotaBytes: undefined,

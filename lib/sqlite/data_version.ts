@@ -7,7 +7,7 @@
 import { DatabaseSync } from "node:sqlite";
 
 /** The database's data_version, or undefined when it has none (not a lightningd database). */
-export function readDataVersion(db: DatabaseSync): number | undefined {
+function readDataVersion(db: DatabaseSync): number | undefined {
   let row: Record<string, unknown> | undefined;
   try {
     row = db.prepare("SELECT intval FROM vars WHERE name = 'data_version'").get();

@@ -137,7 +137,7 @@ function joinStatements(statements: readonly string[]): Uint8Array {
  * zlib's default level, as the Python plugin compresses; any level decompresses the same, so
  * a bulk sender may trade size for speed.
  */
-export const DEFAULT_LEVEL = 6;
+const DEFAULT_LEVEL = 6;
 /** The fastest level, for a restore's stream: its bytes cross the wire once and are gone. */
 export const FAST_LEVEL = 1;
 

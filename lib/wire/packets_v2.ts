@@ -49,7 +49,7 @@ export const PROTOCOL_VERSION = 2;
 export const MAGIC = new TextEncoder().encode("CLNB");
 export const NONCE_BYTES = 32;
 export const MAC_BYTES = 32;
-export const TRAILER_BYTES = 4;
+const TRAILER_BYTES = 4;
 /** A DATA packet carries at most this much of a file. */
 export const DATA_CHUNK_BYTES = 1 << 20;
 /**

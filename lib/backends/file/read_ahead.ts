@@ -67,7 +67,7 @@ export function encodeError(error: unknown): Uint8Array[] {
 export const STARTED = message(Code.Started, 0, new Uint8Array());
 
 /** The entry a message holds; throws the error it carries. */
-export function decodeEntry(bytes: Uint8Array): StoredEntry {
+function decodeEntry(bytes: Uint8Array): StoredEntry {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const version = view.getFloat64(1);
   const body = bytes.subarray(HEAD);

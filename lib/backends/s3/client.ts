@@ -78,7 +78,7 @@ function regionHint(response: Response): string {
  * Why `fetch` failed: its own message is "fetch failed", and the reason (connection refused,
  * a name that does not resolve, a TLS error) is in its cause, after the request's URL.
  */
-export function fetchFailure(error: Error): string {
+function fetchFailure(error: Error): string {
   const cause = error.cause instanceof Error ? error.cause.message : undefined;
   if (!cause) return error.message;
   return `${error.message}: ${cause.replace(/^error sending request for url \([^)]*\): /, "")}`;

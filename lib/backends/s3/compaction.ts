@@ -66,7 +66,7 @@ function held(layout: S3Layout): CompactionStats {
  * the PRAGMA-only hooks that repeat it (a migration's `PRAGMA foreign_keys = OFF`, say) stay
  * after the base, where a restore replays them before what follows them.
  */
-export function foldPoint(
+function foldPoint(
   versions: readonly number[],
   base: { seq: number; version: number },
 ): { seq: number; version: number } | undefined {

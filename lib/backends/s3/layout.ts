@@ -35,7 +35,7 @@ export interface S3Layout {
   garbage: S3Entry[];
 }
 
-export function lastSeqOf(source: RecordSource): number {
+function lastSeqOf(source: RecordSource): number {
   return source.kind === "change" ? source.seq : source.last;
 }
 

@@ -14,7 +14,7 @@ export interface Duplex {
 }
 
 /** The proxy refused or broke the handshake. */
-export class Socks5Error extends Error {
+class Socks5Error extends Error {
   constructor(message: string) {
     super(message);
     this.name = "Socks5Error";

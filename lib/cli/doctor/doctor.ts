@@ -29,7 +29,7 @@ import { versionCheck } from "./version_check.ts";
 export type { Check, Level } from "./check.ts";
 export { type DoctorSystem, realSystem } from "./system.ts";
 
-export const DOCTOR_HELP = `Usage: cln-backup doctor [--lightning-dir DIR]
+const DOCTOR_HELP = `Usage: cln-backup doctor [--lightning-dir DIR]
 
 Checks a node's backup set-up and prints one line per check: OK, WARN or FAIL, and what to
 do. It only reads; run it as the user lightningd runs as, while lightningd runs or not.
@@ -125,7 +125,7 @@ export function runChecks(dir: string, system: DoctorSystem = realSystem): Check
 }
 
 /** One line per check: `OK   name: what, and what to do`. */
-export function formatCheck(check: Check): string {
+function formatCheck(check: Check): string {
   return `${check.level.padEnd(4)} ${check.name}: ${check.message}`;
 }
 
