@@ -77,7 +77,7 @@ export async function startPlugin(
 }
 
 /** {@linkcode clnBackupNode} with an encrypted backup and the plugin's key file. */
-export async function encryptedClnBackupNode(dir: string): Promise<PluginCommand> {
+async function encryptedClnBackupNode(dir: string): Promise<PluginCommand> {
   const lightningDir = `${dir}/node`;
   const backup = `${dir}/backup`;
   Deno.mkdirSync(lightningDir, { recursive: true });

@@ -11,7 +11,7 @@ import { MessageFramer } from "../lib/plugin/framing.ts";
 import { launchArgs, launchPlan } from "../lib/cli/launcher.ts";
 import { RUNTIME_FLAGS } from "../lib/cli/runtime_flags.ts";
 
-export const NULL_PLUGIN = new URL("./null_plugin.ts", import.meta.url).pathname;
+const NULL_PLUGIN = new URL("./null_plugin.ts", import.meta.url).pathname;
 export const CLN_BACKUP_PLUGIN = new URL("../plugin.ts", import.meta.url).pathname;
 
 /** How to start a plugin: the `deno` arguments and the lightning dir it runs in. */

@@ -18,7 +18,7 @@ import { loadFixture } from "../tests/support/fixtures.ts";
 import { Workload } from "./workload.ts";
 
 /** Collects small writes into large ones. */
-export class BufferedFile {
+class BufferedFile {
   #file: Deno.FsFile;
   #chunks: Uint8Array[] = [];
   #held = 0;

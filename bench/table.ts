@@ -6,7 +6,7 @@
 import type { Row } from "./section.ts";
 
 /** Formats a number for reading: about three significant digits, no exponent. */
-export function formatNumber(value: number): string {
+function formatNumber(value: number): string {
   if (!Number.isFinite(value)) return String(value);
   const magnitude = Math.abs(value);
   if (magnitude >= 100) return Math.round(value).toLocaleString("en-US");

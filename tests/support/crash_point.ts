@@ -103,7 +103,7 @@ export function loadRuns(): Runs {
  * rebuild's `foreign_keys = OFF` is a setting of the connection, which died: lightningd runs
  * the migration again from its start). `undefined` once every write is committed.
  */
-export function resumeWrite(all: Runs, dataVersion: number): RecordedWrite | undefined {
+function resumeWrite(all: Runs, dataVersion: number): RecordedWrite | undefined {
   let i = all.writes.findIndex((w) => w.dataVersion > dataVersion);
   if (i === -1) return undefined;
   while (i > 0) {
@@ -219,7 +219,7 @@ function readerOf(url: string, key: DataKey | undefined): BackupReader {
 }
 
 /** Copies a lightning dir made by {@linkcode newLightningDir}, pointing its lock at the copy. */
-export function copyLightningDir(from: string, to: string): string {
+function copyLightningDir(from: string, to: string): string {
   Deno.mkdirSync(`${to}/backup`, { recursive: true });
   for (const entry of Deno.readDirSync(`${from}/backup`)) {
     Deno.copyFileSync(`${from}/backup/${entry.name}`, `${to}/backup/${entry.name}`);
@@ -235,7 +235,7 @@ export function copyLightningDir(from: string, to: string): string {
 }
 
 /** Calls `fn` with every message the plugin sends, as the fake receives it. */
-export function onReceive(node: FakeLightningd, fn: (message: Record<string, unknown>) => void) {
+function onReceive(node: FakeLightningd, fn: (message: Record<string, unknown>) => void) {
   const received = node.received;
   const push = received.push.bind(received);
   received.push = (...messages: Record<string, unknown>[]) => {

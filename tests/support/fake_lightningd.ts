@@ -15,12 +15,12 @@ import type { OptionSpec } from "../../lib/plugin/options.ts";
 import { prng } from "./prng.ts";
 import { bumpStatement } from "./statements.ts";
 
-export const PLUGIN_PATH = new URL("../../plugin.ts", import.meta.url).pathname;
+const PLUGIN_PATH = new URL("../../plugin.ts", import.meta.url).pathname;
 /** The plugin with test seams (tests/support/test_plugin.ts); see {@linkcode TestPluginConfig}. */
-export const TEST_PLUGIN_PATH = new URL("./test_plugin.ts", import.meta.url).pathname;
+const TEST_PLUGIN_PATH = new URL("./test_plugin.ts", import.meta.url).pathname;
 export const DATABASE_NAME = "lightningd.sqlite3";
 /** How long lightningd waits for plugins to exit after `shutdown` before it closes their pipes. */
-export const SHUTDOWN_GRACE_MS = 30_000;
+const SHUTDOWN_GRACE_MS = 30_000;
 
 /** What tests/support/test_plugin.ts reads from `CLN_BACKUP_TEST_PLUGIN`. */
 export interface TestPluginConfig {

@@ -29,7 +29,7 @@ async function startShared(): Promise<string | undefined> {
 }
 
 /** Why this file's tests against RGW skip, or `undefined` when its gateway runs. */
-export const rgwUnavailable: string | undefined = rgwMissing ?? await startShared();
+const rgwUnavailable: string | undefined = rgwMissing ?? await startShared();
 if (rgwUnavailable && Deno.env.get("CLN_BACKUP_REQUIRE_RGW") === "1") {
   throw new Error(`${rgwUnavailable.split("\n")[0]} (CLN_BACKUP_REQUIRE_RGW=1)`);
 }
