@@ -88,10 +88,9 @@ export function s3Unlock(
 export async function unlockS3(
   url: string,
   values: Record<string, string | boolean | undefined>,
-  prompt: Prompt = terminalPrompt,
 ): Promise<DataKey | undefined> {
   const { backupId, wrapped } = await fetchWrappedKey(url, loadCredentials(undefined));
-  return wrapped && await s3Unlock(url, values, prompt)(wrapped, backupId);
+  return wrapped && await s3Unlock(url, values)(wrapped, backupId);
 }
 
 /**

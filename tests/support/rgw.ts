@@ -106,8 +106,8 @@ export class Rgw {
     return `s3://${bucket}/${prefix}?endpoint=http://127.0.0.1:${port}&path-style=1`;
   }
 
-  client(url: string, credentials = this.credentials): S3Client {
-    return new S3Client(parseBackupUrl(url) as S3Url, credentials, 10_000);
+  client(url: string): S3Client {
+    return new S3Client(parseBackupUrl(url) as S3Url, this.credentials, 10_000);
   }
 
   /** Creates a new bucket and returns its name. */

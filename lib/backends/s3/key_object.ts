@@ -9,7 +9,7 @@
  * @module
  */
 import { S3Client, type S3Credentials, S3Error } from "./client.ts";
-import { DEFAULT_S3_POLICY, retrying, type S3RetryPolicy } from "./retry.ts";
+import { DEFAULT_S3_POLICY, retrying } from "./retry.ts";
 import { readBackupId, s3Url } from "./backend.ts";
 import { wrappedKeyKey } from "./keys.ts";
 import { wrappedKeyId } from "../../crypto/wrapped_key.ts";
@@ -59,8 +59,8 @@ export function checkObjectKey(
 export async function fetchWrappedKey(
   url: string,
   credentials: S3Credentials,
-  policy: S3RetryPolicy = DEFAULT_S3_POLICY,
 ): Promise<{ backupId: Uint8Array; wrapped: WrappedKeyObject | undefined }> {
+  const policy = DEFAULT_S3_POLICY;
   const client = new S3Client(s3Url(url), credentials, policy.timeoutMs);
   return await retrying("reading the wrapped key", policy, () => {}, async () => ({
     backupId: await readBackupId(client, url),
@@ -76,8 +76,8 @@ export async function replaceWrappedKey(
   url: string,
   credentials: S3Credentials,
   bytes: Uint8Array,
-  policy: S3RetryPolicy = DEFAULT_S3_POLICY,
 ): Promise<void> {
+  const policy = DEFAULT_S3_POLICY;
   const client = new S3Client(s3Url(url), credentials, policy.timeoutMs);
   const key = wrappedKeyKey(client.url.prefix);
   await retrying("storing the wrapped key", policy, () => {}, () => client.put(key, bytes));
