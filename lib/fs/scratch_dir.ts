@@ -25,15 +25,14 @@ const swept = new Set<string>();
  * killed processes left there. Remove it with {@linkcode removeScratchDir}.
  */
 export function makeScratchDir(prefix: `${typeof SCRATCH_PREFIX}${string}-`, dir?: string): string {
-  const path = Deno.makeTempDirSync({ dir, prefix: `${prefix}${Deno.pid}-` });
-  const handle = Deno.openSync(path, { read: true });
-  try {
-    handle.lockSync(true);
-  } catch (error) {
-    handle.close();
-    Deno.removeSync(path, { recursive: true });
-    throw error;
+  let made: { path: string; handle: Deno.FsFile } | undefined;
+  // Until it is locked, a sweep by another process that cannot read /proc (backup-cli) may
+  // take a new one for a killed run's and remove it: then another is made.
+  for (let attempt = 1; made === undefined; attempt++) {
+    const path = Deno.makeTempDirSync({ dir, prefix: `${prefix}${Deno.pid}-` });
+    made = lockNew(path, attempt < 5);
   }
+  const { path, handle } = made;
   held.set(path, handle);
   const parent = dirname(path);
   if (!swept.has(parent)) {
@@ -41,6 +40,52 @@ export function makeScratchDir(prefix: `${typeof SCRATCH_PREFIX}${string}-`, dir
     removeAbandonedScratch(parent);
   }
   return path;
+}
+
+/**
+ * Locks the scratch directory just made at `path`; `undefined` when a sweep removed it before
+ * it was locked and `retry` is allowed (an error else).
+ */
+function lockNew(path: string, retry: boolean): { path: string; handle: Deno.FsFile } | undefined {
+  let handle: Deno.FsFile;
+  try {
+    handle = Deno.openSync(path, { read: true });
+  } catch (error) {
+    if (retry && error instanceof Deno.errors.NotFound) return undefined;
+    throw error;
+  }
+  try {
+    handle.lockSync(true);
+  } catch (error) {
+    handle.close();
+    Deno.removeSync(path, { recursive: true });
+    throw error;
+  }
+  let same: boolean;
+  try {
+    // A sweep that took the lock first removed it, then let go: the lock is on a removed one.
+    same = sameDirectory(path, handle);
+  } catch (error) {
+    releaseLock(handle);
+    throw error;
+  }
+  if (same) return { path, handle };
+  releaseLock(handle);
+  if (retry) return undefined;
+  throw new Error(`"${path}" was removed as it was made, again: another process removes it`);
+}
+
+/** Whether `path` is still the directory `handle` has open. */
+function sameDirectory(path: string, handle: Deno.FsFile): boolean {
+  let now: Deno.FileInfo;
+  try {
+    now = Deno.statSync(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return false;
+    throw error;
+  }
+  const open = handle.statSync();
+  return now.dev === open.dev && now.ino === open.ino;
 }
 
 /** Removes a scratch directory this process made, and releases its lock. */

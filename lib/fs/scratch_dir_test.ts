@@ -65,3 +65,98 @@ Deno.test("a scratch dir's maker removes what killed processes left, and only th
     Deno.removeSync(parent, { recursive: true });
   }
 });
+
+Deno.test("a scratch dir another process sweeps before its maker locks it is not used", () => {
+  // The sweeper cannot read /proc (backup-cli's permissions): the lock alone tells it that the
+  // maker lives, and a sweep between the maker's mkdir and its lock finds none.
+  const parent = Deno.makeTempDirSync();
+  const scripts = Deno.makeTempDirSync();
+  const sweeper = `${scripts}/sweep.ts`;
+  Deno.writeTextFileSync(
+    sweeper,
+    `import { makeScratchDir, removeScratchDir } from ${
+      JSON.stringify(new URL("./scratch_dir.ts", import.meta.url).href)
+    };\nremoveScratchDir(makeScratchDir("cln-backup-fetch-", Deno.args[0]));\n`,
+  );
+  const original = Deno.makeTempDirSync;
+  let sweeps = 0;
+  Deno.makeTempDirSync = (options) => {
+    const made = original(options);
+    if (options?.dir === parent && sweeps++ === 0) {
+      const swept = new Deno.Command(Deno.execPath(), {
+        args: [
+          "run",
+          "--no-prompt",
+          `--allow-read=${parent}`,
+          `--allow-write=${parent}`,
+          sweeper,
+          parent,
+        ],
+      }).outputSync();
+      assertEquals(swept.code, 0, new TextDecoder().decode(swept.stderr));
+    }
+    return made;
+  };
+  try {
+    const path = makeScratchDir("cln-backup-verify-", parent);
+    Deno.makeTempDirSync = original;
+    Deno.writeTextFileSync(`${path}/restored.sqlite3`, "a database");
+    const other = Deno.openSync(path, { read: true });
+    try {
+      assertEquals(other.tryLockSync(true), false, "its maker holds its lock");
+    } finally {
+      other.close();
+    }
+    removeScratchDir(path);
+    assertEquals(names(parent), []);
+  } finally {
+    Deno.makeTempDirSync = original;
+    Deno.removeSync(parent, { recursive: true });
+    Deno.removeSync(scripts, { recursive: true });
+  }
+});
+
+Deno.test("a scratch dir a sweep holds as its maker opens it is not used once removed", () => {
+  const parent = Deno.makeTempDirSync();
+  const scripts = Deno.makeTempDirSync();
+  const holder = `${scripts}/hold.ts`;
+  // Another process's sweep: it took the lock before the maker, removes the dir, lets go.
+  Deno.writeTextFileSync(
+    holder,
+    `const [path, marker] = Deno.args;
+    const handle = Deno.openSync(path, { read: true });
+    if (!handle.tryLockSync(true)) Deno.exit(1);
+    Deno.writeTextFileSync(marker, "");
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    Deno.removeSync(path, { recursive: true });
+    handle.unlockSync();
+    handle.close();`,
+  );
+  const original = Deno.makeTempDirSync;
+  let child: Deno.ChildProcess | undefined;
+  Deno.makeTempDirSync = (options) => {
+    const made = original(options);
+    if (options?.dir === parent && child === undefined) {
+      const marker = `${scripts}/locked`;
+      child = new Deno.Command(Deno.execPath(), { args: ["run", "-A", holder, made, marker] })
+        .spawn();
+      while (!names(scripts).includes("locked")) {
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
+      }
+    }
+    return made;
+  };
+  try {
+    const path = makeScratchDir("cln-backup-verify-", parent);
+    Deno.makeTempDirSync = original;
+    Deno.writeTextFileSync(`${path}/restored.sqlite3`, "a database");
+    removeScratchDir(path);
+    assertEquals(names(parent), []);
+  } finally {
+    Deno.makeTempDirSync = original;
+    Deno.removeSync(parent, { recursive: true });
+    Deno.removeSync(scripts, { recursive: true });
+  }
+  assert(child !== undefined);
+  return child.status.then((status) => assertEquals(status.code, 0));
+});
