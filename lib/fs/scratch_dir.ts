@@ -10,6 +10,7 @@
 import { dirname } from "node:path";
 import { removeAbandoned } from "./work_path.ts";
 import { releaseLock } from "./flock.ts";
+import { removeIfExists } from "./exists.ts";
 
 /** Every scratch directory's name starts so; the plugin's own scratch holds them too. */
 const SCRATCH_PREFIX = "cln-backup-";
@@ -25,28 +26,31 @@ const swept = new Set<string>();
  * killed processes left there. Remove it with {@linkcode removeScratchDir}.
  */
 export function makeScratchDir(prefix: `${typeof SCRATCH_PREFIX}${string}-`, dir?: string): string {
-  let made: { path: string; handle: Deno.FsFile } | undefined;
   // Until it is locked, a sweep by another process that cannot read /proc (backup-cli) may
   // take a new one for a killed run's and remove it: then another is made.
-  for (let attempt = 1; made === undefined; attempt++) {
+  for (let attempt = 1;; attempt++) {
     const path = Deno.makeTempDirSync({ dir, prefix: `${prefix}${Deno.pid}-` });
-    made = lockNew(path, attempt < 5);
+    const handle = lockNew(path, attempt < 5);
+    if (handle === undefined) continue;
+    // A file system without flock (some NFS mounts): a name no sweep takes, as before.
+    if (handle === "no locks") return Deno.makeTempDirSync({ dir, prefix });
+    held.set(path, handle);
+    const parent = dirname(path);
+    if (!swept.has(parent)) {
+      swept.add(parent);
+      removeAbandonedScratch(parent);
+    }
+    return path;
   }
-  const { path, handle } = made;
-  held.set(path, handle);
-  const parent = dirname(path);
-  if (!swept.has(parent)) {
-    swept.add(parent);
-    removeAbandonedScratch(parent);
-  }
-  return path;
 }
 
 /**
- * Locks the scratch directory just made at `path`; `undefined` when a sweep removed it before
- * it was locked and `retry` is allowed (an error else).
+ * Locks the scratch directory just made at `path`, returning its handle; `undefined` when a
+ * sweep removed it before it was locked and `retry` is allowed (an error else); `"no locks"`,
+ * and `path` removed, when its file system refuses an flock (ENOLCK, or EBADF on NFS for a
+ * directory opened to read).
  */
-function lockNew(path: string, retry: boolean): { path: string; handle: Deno.FsFile } | undefined {
+function lockNew(path: string, retry: boolean): Deno.FsFile | "no locks" | undefined {
   let handle: Deno.FsFile;
   try {
     handle = Deno.openSync(path, { read: true });
@@ -56,10 +60,10 @@ function lockNew(path: string, retry: boolean): { path: string; handle: Deno.FsF
   }
   try {
     handle.lockSync(true);
-  } catch (error) {
+  } catch {
     handle.close();
-    Deno.removeSync(path, { recursive: true });
-    throw error;
+    removeIfExists(path);
+    return "no locks";
   }
   let same: boolean;
   try {
@@ -69,7 +73,7 @@ function lockNew(path: string, retry: boolean): { path: string; handle: Deno.FsF
     releaseLock(handle);
     throw error;
   }
-  if (same) return { path, handle };
+  if (same) return handle;
   releaseLock(handle);
   if (retry) return undefined;
   throw new Error(`"${path}" was removed as it was made, again: another process removes it`);

@@ -160,3 +160,25 @@ Deno.test("a scratch dir a sweep holds as its maker opens it is not used once re
   assert(child !== undefined);
   return child.status.then((status) => assertEquals(status.code, 0));
 });
+
+Deno.test("where the file system has no flock, a scratch dir is made unlocked, under a name no sweep takes", () => {
+  const parent = Deno.makeTempDirSync();
+  const lockSync = Deno.FsFile.prototype.lockSync;
+  try {
+    Deno.FsFile.prototype.lockSync = () => {
+      throw new Error("No locks available (os error 37)");
+    };
+    let path: string;
+    try {
+      path = makeScratchDir("cln-backup-fetch-", parent);
+    } finally {
+      Deno.FsFile.prototype.lockSync = lockSync;
+    }
+    assertMatch(path, new RegExp(`^${parent}/cln-backup-fetch-[0-9a-f]+$`));
+    assertEquals(names(parent), [path.slice(parent.length + 1)]);
+    removeScratchDir(path);
+    assertEquals(names(parent), []);
+  } finally {
+    Deno.removeSync(parent, { recursive: true });
+  }
+});
