@@ -8,7 +8,7 @@
  * @module
  */
 import { dirname } from "node:path";
-import { removeAbandoned } from "./work_path.ts";
+import { removeAbandoned, stillAt } from "./work_path.ts";
 import { releaseLock } from "./flock.ts";
 import { removeIfExists } from "./exists.ts";
 
@@ -68,7 +68,7 @@ function lockNew(path: string, retry: boolean): Deno.FsFile | "no locks" | undef
   let same: boolean;
   try {
     // A sweep that took the lock first removed it, then let go: the lock is on a removed one.
-    same = sameDirectory(path, handle);
+    same = stillAt(path, handle);
   } catch (error) {
     releaseLock(handle);
     throw error;
@@ -77,19 +77,6 @@ function lockNew(path: string, retry: boolean): Deno.FsFile | "no locks" | undef
   releaseLock(handle);
   if (retry) return undefined;
   throw new Error(`"${path}" was removed as it was made, again: another process removes it`);
-}
-
-/** Whether `path` is still the directory `handle` has open. */
-function sameDirectory(path: string, handle: Deno.FsFile): boolean {
-  let now: Deno.FileInfo;
-  try {
-    now = Deno.statSync(path);
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return false;
-    throw error;
-  }
-  const open = handle.statSync();
-  return now.dev === open.dev && now.ino === open.ino;
 }
 
 /** Removes a scratch directory this process made, and releases its lock. */

@@ -52,19 +52,40 @@ export function workPath(path: string, kind: WorkKind): string {
  * a killed process that had our pid left it: it is replaced.
  */
 export function claimWorkPath(work: string, type: "file" | "directory"): Deno.FsFile {
-  removeIfExists(work);
-  if (type === "directory") Deno.mkdirSync(work);
-  const handle = Deno.openSync(
-    work,
-    type === "file" ? { write: true, createNew: true } : { read: true },
-  );
+  // Until it is locked, another command's removeLeftovers that cannot read /proc (backup-cli)
+  // may take it for a killed run's and remove it: then it is made again.
+  for (let attempt = 1;; attempt++) {
+    removeIfExists(work);
+    if (type === "directory") Deno.mkdirSync(work);
+    const handle = Deno.openSync(
+      work,
+      type === "file" ? { write: true, createNew: true } : { read: true },
+    );
+    try {
+      handle.lockSync(true);
+      if (stillAt(work, handle)) return handle;
+    } catch (error) {
+      releaseLock(handle);
+      throw error;
+    }
+    releaseLock(handle);
+    if (attempt === 5) {
+      throw new Error(`"${work}" was removed as it was made, again: another process removes it`);
+    }
+  }
+}
+
+/** Whether `path` is still the file or directory `handle` has open. */
+export function stillAt(path: string, handle: Deno.FsFile): boolean {
+  let now: Deno.FileInfo;
   try {
-    handle.lockSync(true);
+    now = Deno.lstatSync(path);
   } catch (error) {
-    handle.close();
+    if (error instanceof Deno.errors.NotFound) return false;
     throw error;
   }
-  return handle;
+  const open = handle.statSync();
+  return now.dev === open.dev && now.ino === open.ino;
 }
 
 /** Whether `pid` runs here; `false` where `/proc` cannot be read (rule 3 then decides). */
