@@ -346,3 +346,23 @@ Deno.test("encryption and socket: URLs are never mixed by mistake", async () => 
     removeNodeDir(dir);
   }
 });
+
+Deno.test("upgrade --encrypt: a refusal of its secret says upgrade, not init", async () => {
+  const dir = makeNodeDir("fresh-start");
+  const base = dirname(dir);
+  try {
+    const plain = await makeBackup(`${base}/plain`, [], {
+      version: 11,
+      path: loadFixture("fresh-start").database,
+    });
+    writeLockFile(dir, { backend_url: plain });
+    const refused = await run("upgrade", ["--lightning-dir", dir, "--encrypt"]);
+    assertEquals(refused.code, 1);
+    assertEquals(refused.err.length, 1, refused.err.join("\n"));
+    assertMatch(refused.err[0], /^Cannot upgrade backup: --encrypt needs a passphrase/);
+    assertEquals(JSON.parse(Deno.readTextFileSync(`${dir}/backup.lock`)).backend_url, plain);
+    assert(!existsSync(`${base}/plain.encrypted`));
+  } finally {
+    removeNodeDir(dir);
+  }
+});

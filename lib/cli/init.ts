@@ -319,15 +319,16 @@ async function initStorage(url: string, output: Output): Promise<number> {
 export async function newEncryption(
   values: Record<string, string | boolean | undefined>,
   prompt: Prompt,
+  action = ACTION,
 ): Promise<NewEncryption> {
   const recipients = typeof values.recipient === "string" ? [values.recipient] : [];
   let passphrase = givenPassphrase(values["passphrase-file"]);
   if (passphrase === undefined && recipients.length === 0) {
-    passphrase = await askNewPassphrase(prompt, "Passphrase for the backup's key", ACTION);
+    passphrase = await askNewPassphrase(prompt, "Passphrase for the backup's key", action);
   }
   if (passphrase === undefined && recipients.length === 0) {
     throw new Error(
-      `${ACTION}: --encrypt needs a passphrase (CLN_BACKUP_PASSPHRASE, --passphrase-file FILE, ` +
+      `${action}: --encrypt needs a passphrase (CLN_BACKUP_PASSPHRASE, --passphrase-file FILE, ` +
         `or a terminal to ask on) or --recipient age1...: nothing was changed`,
     );
   }

@@ -297,7 +297,7 @@ async function encryptS3(
     kind: "s3" as const,
     open: () => S3BackupReader.fetch(url, credentials),
   };
-  const newKey = () => newEncryption(values, prompt);
+  const newKey = () => newEncryption(values, prompt, ACTION);
   return await upgradeToS3(dir, lock, from, to, newKey, output);
 }
 
@@ -427,7 +427,8 @@ export async function upgrade(
     const encrypt = values.encrypt === true;
     if (typeof values.to === "string" && parseBackupUrl(values.to).scheme === "s3") {
       if (kind !== "v1" && kind !== "directory") throw notV1(v1Path);
-      const newKey = () => encrypt ? newEncryption(values, prompt) : Promise.resolve(undefined);
+      const newKey = () =>
+        encrypt ? newEncryption(values, prompt, ACTION) : Promise.resolve(undefined);
       if (kind === "directory" && readChain(v1Path).keyId !== undefined) {
         throw new Error(
           `${ACTION}: "${v1Path}" is encrypted, and copying an encrypted backup to S3 is not ` +
@@ -472,7 +473,7 @@ export async function upgrade(
     const source = kind === "v1"
       ? new V1BackupReader(lock.backend_url, v1Path)
       : new FileBackupReader(lock.backend_url, v1Path);
-    const encryption = encrypt ? await newEncryption(values, prompt) : undefined;
+    const encryption = encrypt ? await newEncryption(values, prompt, ACTION) : undefined;
     const before = await build(source, v1Path, url, path, encryption);
     if (encryption) writeKeyFile(dir, encryption.key);
     const launcher = installPlugin(

@@ -69,7 +69,7 @@ export async function encryptOnServer(
     output.out(`${already}, encrypted: nothing to upgrade ("rekey" changes its secret)`);
     return Exit.Ok;
   }
-  const encryption = await newEncryption(values, prompt);
+  const encryption = await newEncryption(values, prompt, ACTION);
   const scratch = `${dir}/${SCRATCH_DIR}`;
   removeStaleWork(scratch);
   let committing = false;
