@@ -366,3 +366,67 @@ Deno.test("upgrade --encrypt: a refusal of its secret says upgrade, not init", a
     removeNodeDir(dir);
   }
 });
+
+Deno.test("an identity given as a recipient, or an empty passphrase: one line, no secret shown, nothing changed", async () => {
+  const node = await encryptedNode();
+  try {
+    const identity = Deno.readTextFileSync(node.identityFile).split("\n")[1];
+    const empty = `${node.base}/empty-passphrase`;
+    Deno.writeTextFileSync(empty, "\n");
+    const other = makeNodeDir("fresh-start");
+    try {
+      const otherUrl = `file://${dirname(other)}/backup`;
+      const keyJson = Deno.readFileSync(`${node.backup}/key.json`);
+      for (
+        const [name, args, action, why] of [
+          [
+            "init",
+            ["--encrypt", "--recipient", identity, "--lightning-dir", other, otherUrl],
+            "init",
+            /is an age identity .*give its public key/,
+          ],
+          [
+            "init",
+            ["--encrypt", "--passphrase-file", empty, "--lightning-dir", other, otherUrl],
+            "init",
+            /the passphrase is empty: give a long random one/,
+          ],
+          [
+            "rekey",
+            [node.url, "--identity", node.identityFile, "--new-recipient", identity],
+            "rekey",
+            /is an age identity .*give its public key/,
+          ],
+          [
+            "rekey",
+            [node.url, "--identity", node.identityFile, "--new-passphrase-file", empty],
+            "rekey",
+            /the passphrase is empty/,
+          ],
+          [
+            "rekey",
+            [node.url, "--identity", node.identityFile, "--new-recipient", "age1typo"],
+            "rekey",
+            /"age1typo" is not an age X25519 recipient/,
+          ],
+        ] as const
+      ) {
+        const refused = await run(name, [...args]);
+        const line = refused.err.join("\n");
+        assertEquals(refused.code, 1, line);
+        assertEquals(refused.err.length, 1, line);
+        assertMatch(line, new RegExp(`^Cannot ${action} backup: `));
+        assertMatch(line, why);
+        assertMatch(line, /nothing was changed$/);
+        assert(!line.includes(identity.slice(15)), `the secret shown: ${line}`);
+      }
+      assert(!existsSync(`${dirname(other)}/backup`));
+      assert(!existsSync(`${other}/backup.lock`));
+      assertEquals(Deno.readFileSync(`${node.backup}/key.json`), keyJson);
+    } finally {
+      removeNodeDir(other);
+    }
+  } finally {
+    removeNodeDir(node.dir);
+  }
+});

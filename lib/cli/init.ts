@@ -16,7 +16,14 @@ import { describeWraps, UnlockError, wrapKey } from "../crypto/wrapped_key.ts";
 import { readWrappedKey, unlockDir } from "./unlock.ts";
 import { checkExisting, existingHint } from "./existing.ts";
 import { KEY_FILE, readKeyFile, removeKeyFileOf, writeKeyFile } from "../crypto/key_file.ts";
-import { askNewPassphrase, givenPassphrase, type Prompt, terminalPrompt } from "./secrets.ts";
+import {
+  askNewPassphrase,
+  checkNewPassphrase,
+  checkNewRecipients,
+  givenPassphrase,
+  type Prompt,
+  terminalPrompt,
+} from "./secrets.ts";
 import { FileBackupReader } from "../backends/file/reader.ts";
 import { backupKind, openReader } from "../backends/open.ts";
 import type { BackupDescription } from "../backends/backend.ts";
@@ -322,10 +329,12 @@ export async function newEncryption(
   action = ACTION,
 ): Promise<NewEncryption> {
   const recipients = typeof values.recipient === "string" ? [values.recipient] : [];
+  await checkNewRecipients(action, recipients);
   let passphrase = givenPassphrase(values["passphrase-file"]);
   if (passphrase === undefined && recipients.length === 0) {
     passphrase = await askNewPassphrase(prompt, "Passphrase for the backup's key", action);
   }
+  checkNewPassphrase(action, passphrase);
   if (passphrase === undefined && recipients.length === 0) {
     throw new Error(
       `${action}: --encrypt needs a passphrase (CLN_BACKUP_PASSPHRASE, --passphrase-file FILE, ` +

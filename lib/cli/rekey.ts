@@ -20,6 +20,8 @@ import {
 } from "./args.ts";
 import {
   askNewPassphrase,
+  checkNewPassphrase,
+  checkNewRecipients,
   givenPassphrase,
   NEW_PASSPHRASE_ENV,
   type Prompt,
@@ -103,6 +105,8 @@ export async function rekey(
   return await runCommand(REKEY_SPEC, args, output, async ({ values, positionals }) => {
     const url = positionals[0];
     const scheme = parseBackupUrl(url).scheme;
+    const recipient = values["new-recipient"];
+    await checkNewRecipients(ACTION, typeof recipient === "string" ? [recipient] : []);
     const backup = scheme === "s3"
       ? await s3Backup(url, values, prompt)
       : scheme === "socket"
@@ -139,6 +143,7 @@ async function rewrap(
     values["new-passphrase-file"] === undefined && Deno.env.get(NEW_PASSPHRASE_ENV) === undefined;
   if (!keyFileOnly) {
     const passphrase = await newPassphrase(values, prompt);
+    checkNewPassphrase(ACTION, passphrase);
     const recipient = values["new-recipient"];
     const recipients = typeof recipient === "string" ? [recipient] : [];
     await backup.store(await wrapKey(key, backup.backupId, { passphrase, recipients }));

@@ -154,6 +154,49 @@ export async function gatherSecrets(
   return secrets;
 }
 
+/** Whether `text` is an age identity (`AGE-SECRET-KEY-1…`): a secret, never to be echoed. */
+export function isAgeIdentity(text: string): boolean {
+  return text.trim().toUpperCase().startsWith("AGE-SECRET-KEY-");
+}
+
+/**
+ * Checks the age recipients a data key is to be wrapped for, before anything is asked or
+ * written: one that is not one is refused in one line starting with `action`. An identity
+ * given in a recipient's place is a secret: the line says so and does not repeat it.
+ */
+export async function checkNewRecipients(action: string, recipients: string[]): Promise<void> {
+  const p = await primitives();
+  for (const recipient of recipients) {
+    if (isAgeIdentity(recipient)) {
+      throw new Error(
+        `${action}: the recipient given is an age identity (AGE-SECRET-KEY-1...), the secret ` +
+          `half: give its public key instead (age1..., the "public key:" line of the ` +
+          `identity file); nothing was changed`,
+      );
+    }
+    try {
+      await p.ageEncrypt(new Uint8Array(0), recipient);
+    } catch (error) {
+      if (!(error instanceof p.AgeFormatError)) throw error;
+      const shown = /^age1/i.test(recipient) ? `"${recipient}"` : "the recipient given";
+      throw new Error(
+        `${action}: ${shown} is not an age X25519 recipient: give the public key (age1...) ` +
+          `age-keygen printed for the identity; nothing was changed`,
+      );
+    }
+  }
+}
+
+/** Refuses an empty new passphrase in one line starting with `action`. */
+export function checkNewPassphrase(action: string, passphrase: string | undefined): void {
+  if (passphrase === "") {
+    throw new Error(
+      `${action}: the passphrase is empty: give a long random one (a password manager's, or ` +
+        `six or more diceware words); nothing was changed`,
+    );
+  }
+}
+
 /**
  * A new passphrase, typed twice on the terminal; `undefined` without a terminal. Two that
  * differ are refused (`action` starts the line): nothing is changed then.

@@ -122,7 +122,9 @@ export async function ageEncrypt(plain: Uint8Array, recipient: string): Promise<
   try {
     encrypter.addRecipient(recipient);
   } catch {
-    throw new AgeFormatError(`"${recipient}" is not an age X25519 recipient (age1…)`);
+    // An identity given in a recipient's place is a secret: never repeated.
+    const shown = /^age-secret-key-/i.test(recipient.trim()) ? "an age identity" : `"${recipient}"`;
+    throw new AgeFormatError(`${shown} is not an age X25519 recipient (age1…)`);
   }
   return await encrypter.encrypt(plain);
 }

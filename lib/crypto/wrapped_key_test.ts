@@ -1,4 +1,4 @@
-import { assertEquals, assertMatch, assertRejects } from "../../tests/support/assert.ts";
+import { assert, assertEquals, assertMatch, assertRejects } from "../../tests/support/assert.ts";
 import { DataKey } from "./data_key.ts";
 import { describeWraps, unwrapKey, wrapKey } from "./wrapped_key.ts";
 import { ageRecipientOf, newAgeIdentity } from "./primitives.ts";
@@ -76,5 +76,12 @@ Deno.test("wrapped key: it belongs to one backup and one key; damage is named", 
     () => wrapKey(key, backupId, { recipients: ["age1nope"] }),
     /not an age X25519 recipient/,
   );
+  // An identity in a recipient's place is a secret: the refusal does not repeat it.
+  const secret = await newAgeIdentity();
+  const error = await assertRejects(
+    () => wrapKey(key, backupId, { recipients: [secret] }),
+    /an age identity is not an age X25519 recipient/,
+  );
+  assert(!error.message.includes(secret.slice(15)), error.message);
   assertMatch(new TextDecoder().decode(file), /"key_id": "[0-9a-f]{16}"/);
 });
