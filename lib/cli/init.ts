@@ -117,8 +117,9 @@ Options:
                        plugin will use (a server's with DIR/backup.credential, an S3
                        one's with DIR/backup-s3.credentials, put back first); an
                        encrypted one with its passphrase or identity (CLN_BACKUP_PASSPHRASE,
-                       --passphrase-file F, CLN_BACKUP_IDENTITY), whose key goes to
-                       DIR/backup.key
+                       --passphrase-file F, CLN_BACKUP_IDENTITY, --identity F), whose key
+                       goes to DIR/backup.key
+  --identity F         an age identity file (as age-keygen writes), with --existing
   -h, --help           show this help
 
 It refuses, changing nothing:
@@ -146,6 +147,7 @@ export const INIT_SPEC: CommandSpec = {
     encrypt: { type: "boolean" },
     recipient: { type: "string" },
     "passphrase-file": { type: "string" },
+    identity: { type: "string" },
     mirror: { type: "string", multiple: true },
     async: { type: "string", multiple: true },
     existing: { type: "boolean" },
@@ -493,6 +495,11 @@ export async function init(
     }
     if (values["passphrase-file"] !== undefined && !encrypt && values.existing !== true) {
       throw new UsageError("--passphrase-file goes with --encrypt or --existing");
+    }
+    if (values.identity !== undefined && values.existing !== true) {
+      throw new UsageError(
+        "--identity goes with --existing (a new encrypted backup takes --recipient age1...)",
+      );
     }
     if (encrypt && target.dir === undefined) {
       throw new Error(

@@ -9,6 +9,7 @@ import { restoreBackup } from "../backup/restore.ts";
 import { init, initTarget, printConfigLine } from "./init.ts";
 import { UsageError } from "./args.ts";
 import { unlockReader } from "./unlock.ts";
+import { ageRecipientOf, newAgeIdentity } from "../crypto/primitives.ts";
 import { BufferedOutput, makeNodeDir, removeNodeDir } from "./testing.ts";
 
 function exists(path: string): boolean {
@@ -520,6 +521,35 @@ Deno.test("init --existing on an encrypted backup keeps its own key file put bac
     const output = new BufferedOutput();
     assertEquals(await init(existing, output), 0, output.transcript);
     assertEquals(Deno.readTextFileSync(`${again}/backup.key`), own);
+  } finally {
+    removeNodeDir(dir);
+  }
+});
+
+Deno.test("init --existing takes an age identity file, as restore does", async () => {
+  const dir = makeNodeDir("fresh-start");
+  const { base, url, again } = newMachine(dir);
+  try {
+    const identity = await newAgeIdentity();
+    const identityFile = `${base}/identity`;
+    Deno.writeTextFileSync(identityFile, `# created: now\n${identity}\n`, { mode: 0o600 });
+    const args = [url, "--lightning-dir", dir, "--encrypt", "--recipient"];
+    assertEquals(await init([...args, await ageRecipientOf(identity)], new BufferedOutput()), 0);
+    const reader = openReader(url);
+    await unlockReader(reader, { identity: identityFile });
+    restoreOn(reader, again);
+    const output = new BufferedOutput();
+    const existing = [url, "--lightning-dir", again, "--existing", "--identity", identityFile];
+    assertEquals(await init(existing, output), 0, output.transcript);
+    assertEquals(
+      Deno.readTextFileSync(`${again}/backup.key`),
+      Deno.readTextFileSync(`${dir}/backup.key`),
+    );
+    // Without --existing it has no use: a usage error, not a silent no-op.
+    const usage = new BufferedOutput();
+    const plain = [`file://${base}/other`, "--lightning-dir", dir, "--identity", identityFile];
+    assertEquals(await init(plain, usage), 2);
+    assertMatch(usage.stderr[0], /--identity goes with --existing/);
   } finally {
     removeNodeDir(dir);
   }
