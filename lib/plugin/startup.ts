@@ -57,19 +57,23 @@ function damaged(url: string, error: CorruptBackupError): string {
 /** A key file that does not fit the backup, said from where the plugin stands. */
 function keyMismatch(dir: string, url: string, error: BackupKeyError): string {
   const keyFile = `${dir}/${KEY_FILE}`;
+  const rewrite = `"cln-backup rekey ${shellQuote(url)} --key-file ${shellQuote(dir)}" ` +
+    `(it asks for the passphrase or identity)`;
   switch (error.problem) {
     case "missing":
       return `Cannot start backup: "${url}" is encrypted and its key file "${keyFile}" is ` +
-        `missing: put it back, or write it with "cln-backup rekey ${shellQuote(url)} --key-file ${
-          shellQuote(dir)
-        }" ` +
-        `(it asks for the passphrase or identity)`;
+        `missing: put it back, or write it with ${rewrite}`;
     case "plain":
       return `Cannot start backup: "${url}" is not encrypted, but "${keyFile}" holds a key: ` +
         `a plain and an encrypted backup are never mixed: remove the key file if this ` +
         `backup is meant to be plain, or point backup.lock at the encrypted one`;
-    case "other":
-      return `Cannot start backup: "${keyFile}" holds another backup's key: ${error.message}`;
+    case "other": {
+      const ids = error.ids
+        ? ` (key id ${error.ids.given}; "${url}" needs ${error.ids.backup})`
+        : "";
+      return `Cannot start backup: "${keyFile}" holds another backup's key${ids}: put this ` +
+        `backup's own key file back, or write it with ${rewrite}`;
+    }
   }
 }
 

@@ -1,4 +1,7 @@
-import { assert, assertMatch } from "../../tests/support/assert.ts";
+import { assert, assertEquals, assertMatch } from "../../tests/support/assert.ts";
+import { setUpEncryptedNode } from "../../tests/support/encrypted.ts";
+import { DataKey } from "../crypto/data_key.ts";
+import { writeKeyFile } from "../crypto/key_file.ts";
 import { createFileBackup } from "../backends/file/create.ts";
 import { FileBackend } from "../backends/file/writer.ts";
 import { writeLockFile } from "../backup/lock_file.ts";
@@ -25,6 +28,26 @@ Deno.test("start-up: a missing log is named in the refusal, with no offset to in
       startup.backend.error,
       /is damaged: a log segment is missing at ".*log-0+2\.clnb", which no crash explains/,
     );
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("start-up: another backup's key file is refused in one line naming the command that writes the right one", async () => {
+  const dir = Deno.makeTempDirSync();
+  try {
+    const { url } = await setUpEncryptedNode(dir);
+    writeKeyFile(dir, await DataKey.generate());
+    const startup = await openAtStart(dir);
+    assert("error" in startup.backend);
+    const error = startup.backend.error;
+    assertEquals(error.split("\n").length, 1);
+    assertEquals(error.match(/Cannot /g)?.length, 1, error);
+    assertMatch(
+      error,
+      /^Cannot start backup: ".*\/backup\.key" holds another backup's key \(key id [0-9a-f]+; ".*" needs [0-9a-f]+\): put this backup's own key file back, or write it with "cln-backup rekey '.*' --key-file '.*'"/,
+    );
+    assert(error.includes(url));
   } finally {
     Deno.removeSync(dir, { recursive: true });
   }

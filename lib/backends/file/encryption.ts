@@ -16,6 +16,8 @@ export class BackupKeyError extends Error {
     readonly dir: string,
     readonly problem: "missing" | "plain" | "other",
     message: string,
+    /** For "other": the ids of the key given and of the key the backup is sealed with. */
+    readonly ids?: { given: string; backup: string },
   ) {
     super(message);
     this.name = "BackupKeyError";
@@ -51,11 +53,13 @@ export function checkKey(
     );
   }
   if (keyId !== undefined && key !== undefined && !sameBytes(keyId, key.id)) {
+    const ids = { given: formatBackupId(key.id), backup: formatBackupId(keyId) };
     throw new BackupKeyError(
       dir,
       "other",
-      `Cannot open backup: the key given (id ${formatBackupId(key.id)}) is not the key of ` +
-        `"${dir}" (id ${formatBackupId(keyId)}): use this backup's key file or secret`,
+      `Cannot open backup: the key given (id ${ids.given}) is not the key of ` +
+        `"${dir}" (id ${ids.backup}): use this backup's key file or secret`,
+      ids,
     );
   }
 }
