@@ -430,3 +430,81 @@ Deno.test("an identity given as a recipient, or an empty passphrase: one line, n
     removeNodeDir(node.dir);
   }
 });
+
+Deno.test("a secret of a kind the key is not wrapped for: one line naming the kind that opens it, no prompt", async () => {
+  const dir = makeNodeDir("fresh-start");
+  const base = dirname(dir);
+  try {
+    const identity = await newAgeIdentity();
+    const recipient = await ageRecipientOf(identity);
+    const identityFile = `${base}/identity`;
+    Deno.writeTextFileSync(identityFile, `${identity}\n`);
+    const passphraseFile = `${base}/passphrase`;
+    Deno.writeTextFileSync(passphraseFile, "a passphrase\n");
+    const ageUrl = `file://${base}/age-only`;
+    const passUrl = `file://${base}/passphrase-only`;
+    const other = makeNodeDir("fresh-start");
+    try {
+      assertEquals(
+        (await run("init", ["--encrypt", "--recipient", recipient, "--lightning-dir", dir, ageUrl]))
+          .code,
+        0,
+      );
+      assertEquals(
+        (await run("init", [
+          "--encrypt",
+          "--passphrase-file",
+          passphraseFile,
+          "--lightning-dir",
+          other,
+          passUrl,
+        ])).code,
+        0,
+      );
+      let asked = 0;
+      const terminal: Prompt = () => {
+        asked++;
+        return Promise.resolve("a passphrase");
+      };
+      for (
+        const [url, secret, why] of [
+          [
+            ageUrl,
+            ["--passphrase-file", passphraseFile],
+            /wrapped for an age recipient only, which no passphrase opens: give the identity of age1\w+ \(--identity FILE/,
+          ],
+          [
+            ageUrl,
+            [],
+            /is encrypted for an age recipient, not a passphrase: give the identity of age1\w+/,
+          ],
+          [
+            passUrl,
+            ["--identity", identityFile],
+            /wrapped for a passphrase only, which no identity opens: give the passphrase/,
+          ],
+        ] as const
+      ) {
+        const target = `${base}/x.sqlite3`;
+        const failed = await run("restore", [url, target, ...secret], terminal);
+        assertEquals(failed.code, 1);
+        assertEquals(failed.err.length, 1, failed.err.join("\n"));
+        assertMatch(failed.err[0], /^Cannot unlock backup: /);
+        assertMatch(failed.err[0], why);
+        assert(!existsSync(target));
+      }
+      assertEquals(asked, 0, "asked for a passphrase that cannot open an age-only key");
+      const right = await run("restore", [
+        ageUrl,
+        `${base}/ok.sqlite3`,
+        "--identity",
+        identityFile,
+      ]);
+      assertEquals(right.code, 0, right.err.join("\n"));
+    } finally {
+      removeNodeDir(other);
+    }
+  } finally {
+    removeNodeDir(dir);
+  }
+});

@@ -9,7 +9,7 @@ import { FileBackupReader } from "../backends/file/reader.ts";
 import { CopiedBackupReader } from "../backends/socket/copy_reader.ts";
 import { readChain } from "../format/chain.ts";
 import type { DataKey } from "../crypto/data_key.ts";
-import { UnlockError, unwrapKey, WRAPPED_KEY_NAME } from "../crypto/wrapped_key.ts";
+import { describeWraps, UnlockError, unwrapKey, WRAPPED_KEY_NAME } from "../crypto/wrapped_key.ts";
 import { gatherSecrets, type Prompt, secretGiven, terminalPrompt } from "./secrets.ts";
 import { S3BackupReader, type Unlock } from "../backends/s3/reader.ts";
 import { fetchWrappedKey } from "../backends/s3/key_object.ts";
@@ -60,11 +60,36 @@ async function unwrapWith(
   values: Record<string, string | boolean | undefined>,
   prompt: Prompt,
 ): Promise<DataKey> {
-  const secrets = await gatherSecrets(values, prompt);
+  const wraps = describeWraps(wrapped.bytes);
+  const forPassphrase = wraps.includes("passphrase");
+  const recipients = wraps.filter((w) => w !== "passphrase").map((w) => w.split(" ").at(-1));
+  const ageOnly = !forPassphrase && recipients.length > 0;
+  const giveIdentity = `give the identity of ${
+    recipients.join(" or ")
+  } (--identity FILE, CLN_BACKUP_IDENTITY)`;
+  // A key wrapped for age recipients only: a passphrase asked for could only fail.
+  const secrets = await gatherSecrets(values, ageOnly ? () => Promise.resolve(undefined) : prompt);
   if (secrets.length === 0) {
     throw new UnlockError(
-      `"${what}" is encrypted: give its passphrase (CLN_BACKUP_PASSPHRASE, --passphrase-file ` +
-        `FILE, or run on a terminal) or its age identity (--identity FILE, CLN_BACKUP_IDENTITY)`,
+      ageOnly
+        ? `"${what}" is encrypted for an age recipient, not a passphrase: ${giveIdentity}`
+        : `"${what}" is encrypted: give its passphrase (CLN_BACKUP_PASSPHRASE, ` +
+          `--passphrase-file FILE, or run on a terminal) or its age identity (--identity FILE, ` +
+          `CLN_BACKUP_IDENTITY)`,
+    );
+  }
+  // Only secrets of a kind its key is not wrapped for: say which kind opens it.
+  if (
+    wraps.length > 0 &&
+    !secrets.some((s) => "passphrase" in s ? forPassphrase : recipients.length > 0)
+  ) {
+    throw new UnlockError(
+      ageOnly
+        ? `the key of "${what}" is wrapped for an age recipient only, which no passphrase ` +
+          `opens: ${giveIdentity}`
+        : `the key of "${what}" is wrapped for a passphrase only, which no identity opens: ` +
+          `give the passphrase (CLN_BACKUP_PASSPHRASE, --passphrase-file FILE, or run on a ` +
+          `terminal)`,
     );
   }
   const { bytes, where, backupId, keyId } = wrapped;
