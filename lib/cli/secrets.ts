@@ -114,13 +114,25 @@ async function givenIdentities(
   return identities;
 }
 
+/**
+ * The first line of a passphrase file, as written: its line end is `\n`, or `\r\n` when the
+ * file was saved on Windows or by an editor set so (the `\r` is not part of the passphrase).
+ */
+function passphraseLine(
+  file: string,
+  env: EnvReader,
+): { passphrase: string; asWritten: string } {
+  const asWritten = readSecretFile(file, "passphrase", env).split("\n")[0];
+  return { passphrase: asWritten.replace(/\r$/, ""), asWritten };
+}
+
 /** The passphrase the environment or a file gives; `undefined` when neither does. */
 export function givenPassphrase(
   file: string | boolean | undefined,
   variable = PASSPHRASE_ENV,
   env: EnvReader = Deno.env,
 ): string | undefined {
-  if (typeof file === "string") return readSecretFile(file, "passphrase", env).split("\n")[0];
+  if (typeof file === "string") return passphraseLine(file, env).passphrase;
   return env.get(variable);
 }
 
@@ -145,8 +157,16 @@ export async function gatherSecrets(
   const secrets: Secret[] = [];
   const identities = await givenIdentities(values.identity, env);
   secrets.push(...identities.map((identity) => ({ identity })));
-  const passphrase = givenPassphrase(values["passphrase-file"], PASSPHRASE_ENV, env);
-  if (passphrase !== undefined) secrets.push({ passphrase });
+  const file = values["passphrase-file"];
+  if (typeof file === "string") {
+    const { passphrase, asWritten } = passphraseLine(file, env);
+    secrets.push({ passphrase });
+    // A key wrapped by an earlier cln-backup, which kept a CRLF file's "\r", opens too.
+    if (asWritten !== passphrase) secrets.push({ passphrase: asWritten });
+  } else {
+    const passphrase = env.get(PASSPHRASE_ENV);
+    if (passphrase !== undefined) secrets.push({ passphrase });
+  }
   if (secrets.length === 0) {
     const typed = await prompt("Passphrase of the backup: ");
     if (typed !== undefined) secrets.push({ passphrase: typed });

@@ -70,3 +70,25 @@ Deno.test("an identity file or CLN_BACKUP_IDENTITY that holds no whole identity 
     Deno.removeSync(dir, { recursive: true });
   }
 });
+
+Deno.test("a --passphrase-file saved with CRLF line ends: the passphrase is the line without its \\r", async () => {
+  const dir = Deno.makeTempDirSync({ prefix: "secrets-" });
+  const env = { get: (name: string) => name === "INIT_CWD" ? dir : undefined };
+  const noPrompt: Prompt = () => Promise.reject(new Error("prompted"));
+  try {
+    Deno.writeTextFileSync(`${dir}/pass`, "correct horse\r\nsecond line\r\n");
+    // What init and rekey wrap a new key for: what the operator would type.
+    assertEquals(givenPassphrase("pass", PASSPHRASE_ENV, env), "correct horse");
+    // Unlocking tries it, then the line as written (a key an earlier version wrapped).
+    assertEquals(await gatherSecrets({ "passphrase-file": "pass" }, noPrompt, env), [
+      { passphrase: "correct horse" },
+      { passphrase: "correct horse\r" },
+    ]);
+    Deno.writeTextFileSync(`${dir}/unix`, "correct horse\n");
+    assertEquals(await gatherSecrets({ "passphrase-file": "unix" }, noPrompt, env), [
+      { passphrase: "correct horse" },
+    ]);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
