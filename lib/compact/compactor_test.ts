@@ -8,6 +8,8 @@ import { createFileBackup } from "../backends/file/create.ts";
 import { FileBackend } from "../backends/file/writer.ts";
 import { FileBackupReader } from "../backends/file/reader.ts";
 import { readLayout } from "../format/layout.ts";
+import { restoreBackup } from "../backup/restore.ts";
+import { makeEncryptedBackup } from "../../tests/support/encrypted.ts";
 import { type CompactionThread, Compactor } from "./compactor.ts";
 import { type CompactionPolicy, DEFAULT_POLICY } from "./policy.ts";
 import { RETRY_AFTER_FAILURE_MS, RetryGate } from "./retry_gate.ts";
@@ -249,6 +251,31 @@ Deno.test("compactor: an idle node's live log holding every change is trimmed to
     assertEquals(restoredDump(url, dir), dumpAt(CHANGES, target));
     for (const change of CHANGES.slice(299)) await writer.append(change);
     assertEquals(restoredDump(url, dir), dumpAt(CHANGES, CHANGES.at(-1)!.version));
+  } finally {
+    writer.close();
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("compactor: an encrypted live log is kept whole (records are sealed for their offsets), as the README says", async () => {
+  const dir = Deno.makeTempDirSync({ prefix: "cln-backup-compactor-" });
+  const url = `file://${dir}/backup`;
+  const path = `${dir}/backup`;
+  const key = await makeEncryptedBackup(path);
+  const writer = FileBackend.open(url, path, { key });
+  try {
+    for (const change of CHANGES.slice(0, 300)) await writer.append(change);
+    const log = readLayout(path).logs[0].path;
+    const before = Deno.readFileSync(log);
+    const result = await new Compactor(writer, () => DEFAULT_POLICY).compact();
+    assertEquals(result.base_version, CHANGES[298].version);
+    assertEquals(result.bytes_freed, 0);
+    assert(result.after.backupsize > result.before.backupsize);
+    assertEquals(Deno.readFileSync(log), before);
+    const reader = new FileBackupReader(url, path, { key });
+    const target = `${dir}/restored.sqlite3`;
+    restoreBackup(reader, target);
+    assertEquals(dumpDatabase(target), dumpAt(CHANGES, CHANGES[299].version));
   } finally {
     writer.close();
     Deno.removeSync(dir, { recursive: true });
