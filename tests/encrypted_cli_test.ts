@@ -508,3 +508,40 @@ Deno.test("a secret of a kind the key is not wrapped for: one line naming the ki
     removeNodeDir(dir);
   }
 });
+
+Deno.test("rekey --key-file into another node's lightning dir is refused, its own key kept", async () => {
+  const node = await encryptedNode();
+  const other = await encryptedNode();
+  try {
+    const own = Deno.readFileSync(`${other.dir}/${KEY_FILE}`);
+    const refused = await run("rekey", [
+      node.url,
+      "--passphrase-file",
+      node.passphraseFile,
+      "--key-file",
+      other.dir,
+    ]);
+    assertEquals(refused.code, 1);
+    assertEquals(refused.err.length, 1, refused.err.join("\n"));
+    assertMatch(
+      refused.err[0],
+      /^Cannot rekey backup: ".*backup\.lock" names file:.*, not file:.*: its key written there would replace that node's own.*nothing was changed$/,
+    );
+    assertEquals(Deno.readFileSync(`${other.dir}/${KEY_FILE}`), own);
+    // Its own node's dir, the URL spelled with a trailing slash: written.
+    const key = (await readKeyFile(node.dir))!;
+    Deno.removeSync(`${node.dir}/${KEY_FILE}`);
+    const again = await run("rekey", [
+      `${node.url}/`,
+      "--passphrase-file",
+      node.passphraseFile,
+      "--key-file",
+      node.dir,
+    ]);
+    assertEquals(again.code, 0, again.err.join("\n"));
+    assertEquals((await readKeyFile(node.dir))!.bytes, key.bytes);
+  } finally {
+    removeNodeDir(node.dir);
+    removeNodeDir(other.dir);
+  }
+});

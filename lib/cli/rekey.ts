@@ -6,6 +6,8 @@
  * @module
  */
 import { userPath } from "../fs/user_path.ts";
+import { existsSync } from "../fs/exists.ts";
+import { LOCK_FILE, type LockFile, readLockFile } from "../backup/lock_file.ts";
 import { readChain } from "../format/chain.ts";
 import { writeFileDurably } from "../fs/durable.ts";
 import { wrapKey, WRAPPED_KEY_NAME } from "../crypto/wrapped_key.ts";
@@ -61,7 +63,8 @@ Options:
   --new-passphrase-file F  the new passphrase, the first line of F
   --new-recipient AGE1...  wrap the key for this age X25519 recipient
   --key-file DIR           also write the plugin's key file DIR/backup.key (mode 0600), for
-                           a lightning dir that lost it; alone, it rewraps nothing
+                           a lightning dir that lost it; alone, it rewraps nothing.
+                           Refused when DIR/backup.lock names another backup
   --passphrase-file F, --identity F  the current secret
   -h, --help               show this help
 
@@ -107,6 +110,8 @@ export async function rekey(
     const scheme = parseBackupUrl(url).scheme;
     const recipient = values["new-recipient"];
     await checkNewRecipients(ACTION, typeof recipient === "string" ? [recipient] : []);
+    const keyFileDir = values["key-file"];
+    if (typeof keyFileDir === "string") checkKeyFileFor(url, userPath(keyFileDir));
     const backup = scheme === "s3"
       ? await s3Backup(url, values, prompt)
       : scheme === "socket"
@@ -158,6 +163,49 @@ async function rewrap(
     writeKeyFile(dir, key);
     output.out(`Wrote the plugin's key file "${dir}/${KEY_FILE}" (mode 0600)`);
   }
+}
+
+/** The file path a `file:` URL names, resolved through symlinks when it exists. */
+function filePathOf(url: string): string | undefined {
+  try {
+    const parsed = parseBackupUrl(url);
+    if (parsed.scheme !== "file") return undefined;
+    const path = parsed.path.replace(/(.)\/+$/, "$1");
+    return existsSync(path) ? Deno.realPathSync(path) : path;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Whether two URLs name the same backup (a file one however its path is spelled). */
+function sameBackup(a: string, b: string): boolean {
+  if (a === b) return true;
+  const [pathA, pathB] = [filePathOf(a), filePathOf(b)];
+  return pathA !== undefined && pathA === pathB;
+}
+
+/**
+ * Refuses `--key-file DIR` when DIR's backup.lock names other backups than `url`: the key
+ * written there would replace that node's own, and its plugin would not start.
+ */
+function checkKeyFileFor(url: string, dir: string): void {
+  if (!existsSync(`${dir}/${LOCK_FILE}`)) return;
+  let lock: LockFile;
+  try {
+    lock = readLockFile(dir);
+  } catch {
+    return; // Not one this can read: the plugin and doctor say what is wrong with it.
+  }
+  const listed = (value: unknown) =>
+    Array.isArray(value) ? value.filter((u): u is string => typeof u === "string") : [];
+  const urls = [lock.backend_url, ...listed(lock.mirror_urls), ...listed(lock.async_urls)];
+  if (urls.some((held) => sameBackup(held, url))) return;
+  throw new Error(
+    `${ACTION}: "${dir}/${LOCK_FILE}" names ${lock.backend_url}, not ${url}: its key ` +
+      `written there would replace that node's own, and its plugin would not start: give the ` +
+      `URL backup.lock names, or the lightning dir of the node ${url} belongs to; nothing ` +
+      `was changed`,
+  );
 }
 
 function notEncrypted(name: string): Error {
