@@ -14,7 +14,7 @@
 import { createHash } from "node:crypto";
 import { KEY_ID_SIZE } from "../format/segment.ts";
 
-type Primitives = typeof import("./primitives.ts");
+export type Primitives = typeof import("./primitives.ts");
 let loaded: Promise<Primitives> | undefined;
 
 /**

@@ -84,7 +84,7 @@ export class BackupServer {
   #listener: Deno.Listener<Deno.Conn<Deno.NetAddr>, Deno.NetAddr>;
   /** Every connection being served, from accept to close. */
   #serving = new Map<Deno.Conn<Deno.NetAddr>, { done: Promise<void>; session?: AnySession }>();
-  #writers = new Map<ServerStorage, AnySession>();
+  #writers = new Map<ServerStorage, { name: string }>();
   #storages = new Map<string, ServerStorage>();
   #connected = new Map<string, number>();
   #failedAuths = new Map<string, number[]>();
@@ -294,7 +294,7 @@ export class BackupServer {
   }
 
   /** Makes `session` the one writer of `storage`; returns who else is, if someone is. */
-  claimWriter(session: AnySession, storage: ServerStorage): AnySession | undefined {
+  claimWriter(session: { name: string }, storage: ServerStorage): { name: string } | undefined {
     const writer = this.#writers.get(storage);
     if (writer && writer !== session) return writer;
     if (!writer) this.log("info", `${session.name}: is now the writer of ${storage.url}`);

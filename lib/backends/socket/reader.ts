@@ -32,7 +32,7 @@ import type { NodeCredential } from "./credential.ts";
 import { makeScratchDir, removeScratchDir } from "../../fs/scratch_dir.ts";
 
 /** What the spooled stream holds, noted as it arrives. */
-interface Spooled {
+export interface Spooled {
   snapshots: number[];
   firstVersion: number | undefined;
   lastVersion: number;
