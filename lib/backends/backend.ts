@@ -8,6 +8,7 @@
 export interface Change {
   /** The `data_version` the database holds once this transaction commits. */
   version: number;
+  /** The transaction's SQL statements, in the order lightningd sent them. */
   statements: readonly string[];
 }
 
@@ -29,8 +30,11 @@ export type BackupEntry =
 
 /** Bytes at the end of a backup that fail their checks. */
 export interface Tail {
+  /** The file that holds them. */
   path: string;
+  /** Where they start in that file. */
   offset: number;
+  /** How many bytes they are. */
   bytes: number;
 }
 
@@ -68,6 +72,7 @@ export interface BackupState {
 
 /** An asynchronous destination, as `backup-status` shows it. */
 export interface AsyncDestinationStatus {
+  /** The destination's URL. */
   url: string;
   /**
    * `waiting`: not started yet (it starts after the node's first write of this run);
@@ -86,16 +91,21 @@ export interface AsyncDestinationStatus {
   lag_seconds: number;
   /** The last error, while failing. */
   error: string | null;
+  /** How its connection fares, for a backup on a server (as last seen while down); else `null`. */
   connection: ConnectionStatus | null;
 }
 
 /** One of several destinations, as `backup-status` shows it. */
 export interface DestinationStatus {
+  /** The destination's URL. */
   url: string;
+  /** The version it holds. */
   version: number;
   /** `broken`: it failed, and gets no more changes. */
   state: "ok" | "broken";
+  /** Why it broke; `null` while it is `ok`. */
   error: string | null;
+  /** How its connection fares, for a backup on a server; else `null`. */
   connection: ConnectionStatus | null;
 }
 
@@ -103,6 +113,11 @@ export interface DestinationStatus {
 export interface ConnectionStatus {
   /** `host:port`, and the proxy's when there is one. */
   destination: string;
+  /**
+   * `connecting` while a connection is being opened, `connected` once it is up, `reconnecting`
+   * after one was lost, `failed` once the backup gave up, `disconnected` before the first connect
+   * and after close.
+   */
   state: "connecting" | "connected" | "reconnecting" | "disconnected" | "failed";
   /** Reconnects since the plugin started. */
   reconnects: number;
@@ -114,6 +129,7 @@ export interface ConnectionStatus {
 export interface Backend {
   /** The URL it was opened from. */
   readonly url: string;
+  /** Where the backup stands now. */
   state(): BackupState;
   /**
    * For a backend that opens in the background (a server's): resolves once
@@ -128,20 +144,27 @@ export interface Backend {
   cutTail(): Promise<string>;
   /** For a backend opened to sync later (an async copy's file backup): syncs what it holds. */
   flush?(): Promise<void>;
+  /** Closes the backup, releasing its files or connection. */
   close(): void;
 }
 
 /** Facts about a backup, for `status` and `verify`. */
 export interface BackupDescription {
+  /** The URL it was opened from. */
   url: string;
+  /** Its format in words, e.g. `cln-backup 3` or `v1 (Python backup plugin)`. */
   format: string;
   /** Set for an encrypted backup (its records are sealed; see lib/crypto/). */
   encrypted?: boolean;
   /** Versions of the snapshots held, oldest first. */
   snapshots: number[];
+  /** Version of its oldest record (0 when it holds none). */
   firstVersion: number;
+  /** Version of its newest record (0 when it holds none). */
   lastVersion: number;
+  /** Records it holds, snapshots' included. */
   records: number;
+  /** Bytes it holds. */
   bytes: number;
   /** Bytes a crash left after the last valid record (cut on the next write). */
   tornBytes: number;
@@ -151,7 +174,9 @@ export interface BackupDescription {
 
 /** A backup being read, by restore or status. */
 export interface BackupReader {
+  /** The URL it was opened from. */
   readonly url: string;
+  /** Describes the backup as it is now. */
   describe(): BackupDescription;
   /**
    * Streams what a restore applies, up to and including `toVersion` when given: the newest
@@ -160,5 +185,6 @@ export interface BackupReader {
    * of any size passes through a few MiB): copy them to keep them longer.
    */
   entries(toVersion?: number): Iterable<BackupEntry>;
+  /** Releases what the reader holds (a fetched backup's temporary copy). */
   close(): void;
 }

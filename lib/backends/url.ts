@@ -11,6 +11,10 @@
 
 import { parseS3Url, type S3Url } from "./s3/s3_url.ts";
 
+/**
+ * A parsed backup URL: a file backup's path, a server's host and port (with its proxy and TLS trust
+ * when given), or an S3 bucket and prefix.
+ */
 export type BackupUrl =
   | { scheme: "file"; path: string }
   | {
@@ -35,6 +39,7 @@ export type TlsTrust = { fingerprint: string; ca?: undefined } | {
 
 /** A URL that names no backup this tool can use. */
 export class BackupUrlError extends Error {
+  /** An error that says `url` cannot be used, and `why`. */
   constructor(url: string, why: string) {
     super(`Cannot use backup URL "${url}": ${why}`);
     this.name = "BackupUrlError";

@@ -40,6 +40,7 @@ const SYNC_EVERY_PARTS = 8;
 
 /** A database file to store as the backup's first snapshot. */
 export interface SnapshotSource {
+  /** The `data_version` the database holds. */
   version: number;
   /** Path of a consistent copy of the database (not the live file). */
   path: string;
@@ -127,7 +128,9 @@ function* baseSteps(
 
 /** What makes a new backup encrypted: its data key, the id it binds, and its wrapped key. */
 export interface NewEncryption {
+  /** The new backup's data key. */
   key: DataKey;
+  /** The new backup's id, which the wrapped key and every segment header name. */
   backupId: Uint8Array;
   /** The bytes of `key.json` (lib/crypto/wrapped_key.ts), bound to `backupId`. */
   wrappedKey: Uint8Array;

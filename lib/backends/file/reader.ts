@@ -55,6 +55,7 @@ export type StoredEntry =
   | Exclude<BackupEntry, { kind: "change" }>
   | { kind: "stored-change"; version: number; payload: Uint8Array };
 
+/** How a {@linkcode FileBackupReader} reads: with an encrypted backup's key, when to read ahead. */
 export interface FileBackupReaderOptions {
   /** An encrypted backup's data key. */
   key?: DataKey;
@@ -67,6 +68,7 @@ export interface FileBackupReaderOptions {
 
 const READ_AHEAD_FROM = 8 << 20;
 
+/** Reads a file backup directory for restore, `status` and `verify`, without the writer's lock. */
 export class FileBackupReader implements BackupReader {
   readonly #readAheadFrom: number;
   /**
@@ -75,6 +77,7 @@ export class FileBackupReader implements BackupReader {
    */
   key: DataKey | undefined;
 
+  /** Reads the directory `dir`, opened as `url`; nothing is read until it is used. */
   constructor(readonly url: string, readonly dir: string, options: FileBackupReaderOptions = {}) {
     this.key = options.key;
     this.#readAheadFrom = options.readAheadFrom ?? READ_AHEAD_FROM;
@@ -177,6 +180,7 @@ export class FileBackupReader implements BackupReader {
     if (!ended) throw new CorruptBackupError(path, 0, "snapshot has no end record");
   }
 
+  /** Facts about the backup, read anew from its files (every record is scanned). */
   describe(): BackupDescription {
     const chain = readChain(this.dir);
     checkKey(chain, this.key, false);
@@ -223,6 +227,7 @@ export class FileBackupReader implements BackupReader {
     };
   }
 
+  /** Nothing to release: each read opens and closes its own files. */
   close(): void {}
 }
 

@@ -64,7 +64,9 @@ const TRIM_MAX_BYTES = 256 * 1024;
 const ZEROED_AHEAD_BYTES = 1 << 20;
 const ZEROS = new Uint8Array(ZEROED_AHEAD_BYTES);
 
+/** How {@linkcode FileBackend.open} opens a backup directory. */
 export interface FileBackendOptions {
+  /** Bytes past which the live log is sealed and a new one started (16 MiB by default). */
   segmentBytes?: number;
   /**
    * Sync once, on close, when a segment is sealed and on {@linkcode FileBackend.flush},
@@ -91,10 +93,15 @@ export interface FileBackendOptions {
  * is laid out as the first record of log `log + 1`.
  */
 export interface SealedAppend {
+  /** The sequence number of the live log it is laid out for. */
   log: number;
+  /** Where in that log it goes: the end of its valid records. */
   offset: number;
+  /** The change's version. */
   version: number;
+  /** The sealed change record. */
   record: Uint8Array;
+  /** The seal record that ends log `log` at `offset`, when the client rolls. */
   seal?: Uint8Array;
 }
 
@@ -162,6 +169,10 @@ function onFile<T>(path: string, step: () => T): T {
   }
 }
 
+/**
+ * A backup directory opened for writing, locked against other writers: each change is appended to
+ * its live log and synced before {@linkcode FileBackend.append} returns.
+ */
 export class FileBackend implements Backend, CompactableBackend {
   #failure: Error | undefined;
   #live!: Deno.FsFile;
@@ -299,6 +310,10 @@ export class FileBackend implements Backend, CompactableBackend {
     this.#liveSize = this.#live.statSync().size;
   }
 
+  /**
+   * Where the backup stands, with the bytes its files hold (the live log up to its last record, and
+   * any torn tail).
+   */
   state(): BackupState & { bytes: number } {
     const last = this.#liveRecords.at(-1);
     const beforeLast = this.#liveRecords.at(-2)?.version ?? this.#versionBeforeLive;
@@ -605,6 +620,7 @@ export class FileBackend implements Backend, CompactableBackend {
     return { backupsize: this.state().bytes, version_count: this.#records + baseRecords };
   }
 
+  /** The newest base's bytes and the sealed logs', which the compaction policy weighs. */
   compactionSizes(): CompactionSizes {
     return {
       baseBytes: this.#newestBaseBytes,
@@ -674,6 +690,10 @@ export class FileBackend implements Backend, CompactableBackend {
     }
   }
 
+  /**
+   * Closes the live log, synced first with `syncOnClose`, and releases the directory's lock; the
+   * zeros kept ahead of its records are cut when the log ends cleanly.
+   */
   close(): void {
     try {
       if (!this.#failure && !this.#tail) this.#cutZeros();

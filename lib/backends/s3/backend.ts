@@ -26,10 +26,15 @@ import { type DataKey, sameBytes } from "../../crypto/data_key.ts";
 import { checkObjectKey, readWrappedKey } from "./key_object.ts";
 import { objectCipher, ObjectKind } from "./object_cipher.ts";
 
+/** How an `s3://` backup is opened: its signing keys, patience, log and packing. */
 export interface S3BackendOptions {
+  /** The access keys its requests are signed with. */
   credentials: S3Credentials;
+  /** How patient its requests are; the defaults unless given. */
   policy?: S3RetryPolicy;
+  /** Where it says a request is tried again; nowhere unless given. */
   log?: S3Log;
+  /** When its change objects are packed; the defaults unless given. */
   packer?: PackerOptions;
   /** An encrypted backup's data key (backup.key): it must be given for one, and only for one. */
   key?: DataKey;

@@ -36,6 +36,7 @@ import { putNew, type S3Backend } from "./backend.ts";
 import { retrying } from "./retry.ts";
 import { S3Error } from "./client.ts";
 
+/** When an S3 backup packs its change objects together, and how large a pack grows. */
 export interface PackerOptions {
   /** Packs once more than this many change objects wait (the newest one is never packed). */
   every?: number;

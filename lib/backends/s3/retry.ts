@@ -10,10 +10,15 @@
 import { S3Error } from "./client.ts";
 import type { LockFile } from "../../backup/lock_file.ts";
 
+/** How patient an S3 backup's requests are (see the module's doc). */
 export interface S3RetryPolicy {
+  /** Bound on each request, in milliseconds. */
   timeoutMs: number;
+  /** Tries after the first, for a failure that can pass, before the request gives up. */
   retries: number;
+  /** Pause before the first retry; each next one is `backoff` times longer. */
   retryDelayMs: number;
+  /** Factor by which each pause grows on the one before. */
   backoff: number;
 }
 
@@ -51,6 +56,7 @@ export function s3PolicyFromLock(lock: LockFile): S3RetryPolicy {
   };
 }
 
+/** Where an S3 backup's log lines go, at lightningd's log levels. */
 export type S3Log = (level: "info" | "unusual" | "broken", message: string) => void;
 
 /**

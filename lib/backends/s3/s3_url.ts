@@ -6,12 +6,15 @@
  */
 
 export interface S3Url {
+  /** Always `s3`. */
   scheme: "s3";
+  /** The bucket's name. */
   bucket: string;
   /** Key prefix of every object of the backup: `""`, or ends with `/`. */
   prefix: string;
   /** `http(s)://host[:port]` of the S3 API, without a path. */
   endpoint: string;
+  /** The region requests are signed for (`us-east-1` unless the URL names one). */
   region: string;
   /** Bucket in the path (`endpoint/bucket/key`) rather than the host name. */
   pathStyle: boolean;

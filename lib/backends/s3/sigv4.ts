@@ -8,9 +8,13 @@
  */
 import { AwsV4Signer } from "npm:aws4fetch@1";
 
+/** The AWS access keys a request is signed with. */
 export interface SigningKeys {
+  /** The access key's id (`AWS_ACCESS_KEY_ID`). */
   accessKeyId: string;
+  /** Its secret (`AWS_SECRET_ACCESS_KEY`). */
   secretAccessKey: string;
+  /** A temporary key's session token (`AWS_SESSION_TOKEN`), when it has one. */
   sessionToken?: string;
 }
 

@@ -59,13 +59,18 @@ import { checkServerKey, type LaidOut, layOutChange } from "./sealed_layout.ts";
 import type { SealedCompactionRequest } from "./sealed_compaction.ts";
 import { DEFAULT_RETRY_POLICY, type RetryPolicy } from "./options.ts";
 
+/** The lightningd log levels a `socket:` backup logs at. */
 export type SocketLogLevel = "info" | "unusual" | "broken";
 
+/** How a `socket:` backup connects, retries and logs, and with which credential and key. */
 export interface SocketBackendOptions {
+  /** How patient it is; {@linkcode DEFAULT_RETRY_POLICY} unless given. */
   policy?: RetryPolicy;
+  /** Where it says what a reconnect found, and that it gave up; nowhere unless given. */
   log?: (level: SocketLogLevel, message: string) => void;
   /** Milliseconds, monotonic; tests and the plugin pass `performance.now`. */
   now?: () => number;
+  /** Waits `ms` milliseconds before a reconnect (a timer unless given; tests need not wait). */
   sleep?: (ms: number) => Promise<void>;
   /** The node's credential: with it, wire v2 to a server of ours; without, wire v1. */
   credential?: NodeCredential;
@@ -120,8 +125,11 @@ interface WriteStep {
   countBefore?: number;
 }
 
+/** A backup on a backup server, reached at a `socket:` URL (see the module's doc). */
 export class SocketBackend implements Backend {
+  /** The parsed URL: the server's host and port, and its proxy and TLS trust when given. */
   readonly target: SocketUrl;
+  /** The server as logs and `backup-status` name it (with its proxy, and the node for wire v2). */
   readonly destination: string;
   #policy: RetryPolicy;
   #log: (level: SocketLogLevel, message: string) => void;
@@ -200,6 +208,7 @@ export class SocketBackend implements Backend {
     return this.#ready;
   }
 
+  /** Where the server's backup stands: as the server last said, moved by the writes since. */
   state(): BackupState {
     return {
       version: this.#version,
@@ -614,6 +623,7 @@ export class SocketBackend implements Backend {
     }
   }
 
+  /** Closes the connection; the status says `disconnected`, unless it had `failed`. */
   close(): void {
     this.#conn?.close();
     this.#conn = undefined;

@@ -26,6 +26,7 @@ import { checkProof, nonce, prove } from "../../wire/handshake.ts";
 import type { NodeCredential } from "./credential.ts";
 import { dialTcp, SocketConn, startTls, TlsIdentityError } from "./tls_dial.ts";
 
+/** A parsed `socket:` or `socket+tls:` URL. */
 export type SocketUrl = BackupUrl & { scheme: "socket" };
 
 /**

@@ -14,9 +14,13 @@ export const CREDENTIAL_NAME = "backup.credential";
 /** For the CLI's restore, status and verify of a v2 backup: the credential file's path. */
 export const CREDENTIAL_ENV = "CLN_BACKUP_CREDENTIAL";
 
+/** A node's credential for a v2 backup server, as read from its file. */
 export interface NodeCredential {
+  /** The node's name on the server. */
   node: string;
+  /** The node's key, which it proves it holds at each connect. */
   key: Uint8Array;
+  /** The file it was read from. */
   path: string;
 }
 

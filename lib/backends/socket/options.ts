@@ -10,6 +10,7 @@
  */
 import type { LockFile } from "../../backup/lock_file.ts";
 
+/** How patient a `socket:` backup is (see the module's doc). */
 export interface RetryPolicy {
   /** Bound on connecting, and on each wait for an answer or a send. */
   timeoutMs: number;
@@ -17,11 +18,16 @@ export interface RetryPolicy {
   retries: number;
   /** Pause before the first reconnect; each next one is `backoff` times longer. */
   retryDelayMs: number;
+  /** Factor by which each pause grows on the one before. */
   backoff: number;
   /** Bound on the wait for a server's compaction (`backup-compact`), which may take minutes. */
   compactTimeoutMs: number;
 }
 
+/**
+ * The Python plugin's reconnects (5, 5 s apart, growing by 1.5), with a 30 s bound on each wait and
+ * 10 minutes for a server's compaction.
+ */
 export const DEFAULT_RETRY_POLICY: RetryPolicy = {
   timeoutMs: 30_000,
   retries: 5,

@@ -33,13 +33,22 @@ import { makeScratchDir, removeScratchDir } from "../../fs/scratch_dir.ts";
 
 /** What the spooled stream holds, noted as it arrives. */
 export interface Spooled {
+  /** Versions of the snapshots received, in the order they came. */
   snapshots: number[];
+  /** Version of the first record received; `undefined` before one. */
   firstVersion: number | undefined;
+  /** The highest version received (0 before any). */
   lastVersion: number;
+  /** Records received, changes and snapshots. */
   records: number;
+  /** Bytes spooled, packet headers included. */
   bytes: number;
 }
 
+/**
+ * A `socket:` backup fetched over wire v1: its records spooled into a temporary file as they
+ * arrived, read from there, removed on close.
+ */
 export class SocketBackupReader implements BackupReader {
   private constructor(
     readonly url: string,
@@ -74,6 +83,7 @@ export class SocketBackupReader implements BackupReader {
     }
   }
 
+  /** Facts about the backup, as counted while its records were spooled. */
   describe(): BackupDescription {
     const { snapshots, firstVersion, lastVersion, records, bytes } = this.spooled;
     return {
@@ -119,6 +129,7 @@ export class SocketBackupReader implements BackupReader {
     }
   }
 
+  /** Removes the temporary directory the records were spooled into. */
   close(): void {
     removeScratchDir(this.tmp);
   }

@@ -23,8 +23,11 @@ import type { NodeCredential } from "./credential.ts";
 
 /** What a compaction of an encrypted server backup needs; plain data, for a worker. */
 export interface SealedCompactionRequest {
+  /** The backup's URL. */
   url: string;
+  /** The server's address, parsed from `url`. */
   target: SocketUrl;
+  /** The node's credential, for wire v2. */
   credential: NodeCredential;
   /** The data key's bytes. */
   key: Uint8Array;
@@ -32,7 +35,9 @@ export interface SealedCompactionRequest {
   version: number;
   /** Where to fetch and build: `cln-backup-scratch` in the plugin's case. */
   scratch: string;
+  /** Bound on connecting, and on each wait of the fetch. */
   timeoutMs: number;
+  /** Bound on the wait for the server to check the base and swap it in. */
   compactTimeoutMs: number;
 }
 

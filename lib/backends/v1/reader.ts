@@ -43,7 +43,9 @@ function* flush(
   if (pending) yield { kind: "change", ...pending };
 }
 
+/** Reads a `.dbak` file of the Python backup plugin, trusting its header's version. */
 export class V1BackupReader implements BackupReader {
+  /** Reads the `.dbak` at `path`, opened as `url`; nothing is read until it is used. */
   constructor(readonly url: string, readonly path: string) {}
 
   #open(): { file: Deno.FsFile; header: V1Header; size: number } {
@@ -142,6 +144,7 @@ export class V1BackupReader implements BackupReader {
     }
   }
 
+  /** Facts about the file, read anew; the bytes past the header's version count as torn. */
   describe(): BackupDescription {
     const { file, header, size } = this.#open();
     try {
@@ -173,5 +176,6 @@ export class V1BackupReader implements BackupReader {
     }
   }
 
+  /** Nothing to release: each read opens and closes the file itself. */
   close(): void {}
 }
