@@ -10,8 +10,11 @@ import { explainOsError } from "../fs/os_error.ts";
 
 export const LOCK_FILE = "backup.lock";
 
+/** What `backup.lock` holds: the backup's URL, and any other keys as they were written. */
 export interface LockFile {
+  /** The backup's URL (see lib/backends/url.ts). */
   backend_url: string;
+  /** Keys besides it, such as `async_urls` or a backend's retry settings. */
   [key: string]: unknown;
 }
 

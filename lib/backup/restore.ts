@@ -17,6 +17,7 @@ import { atStep } from "../fs/step_seam.ts";
 
 export const DATABASE_NAME = "lightningd.sqlite3";
 
+/** How {@linkcode restoreBackup} restores: up to which version, with what progress, how durably. */
 export interface RestoreOptions {
   /** Restore the state as of this change (point in time) instead of the latest. */
   toVersion?: number;
@@ -30,10 +31,15 @@ export interface RestoreOptions {
   durable?: boolean;
 }
 
+/** What a restore made, and from what. */
 export interface RestoreResult {
+  /** The database file it wrote. */
   path: string;
+  /** The version the database holds. */
   version: number;
+  /** Changes applied, after the snapshot when there was one. */
   changes: number;
+  /** Version of the snapshot it started from; `undefined` when it started from none. */
   snapshotVersion: number | undefined;
   /** Bytes at the backup's end that failed their checks and were left out. */
   tail: Tail | undefined;

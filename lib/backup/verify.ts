@@ -10,10 +10,15 @@ import { restoreBackup } from "./restore.ts";
 
 /** What a verification found; `restoredVersion` is `undefined` for an empty backup. */
 export interface VerifyReport {
+  /** Version of the backup's oldest record. */
   firstVersion: number;
+  /** Version of its newest record. */
   lastVersion: number;
+  /** Records read and checked. */
   records: number;
+  /** Versions of the snapshots it holds, oldest first. */
   snapshots: number[];
+  /** The version the restore reached. */
   restoredVersion: number | undefined;
   /** Bytes at the end that fail their checks, left out. */
   tail: Tail | undefined;

@@ -26,6 +26,10 @@ export interface FirstWrite {
   bumpedFrom: number | undefined;
 }
 
+/**
+ * What the version check decides: append (cutting a torn tail first when `cutTail`), rewind the
+ * backup's last change, or stop the node, saying why in `message`.
+ */
 export type VersionVerdict =
   | { action: "append"; message: string; cutTail?: boolean }
   | { action: "rewind"; message: string }

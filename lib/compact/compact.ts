@@ -29,19 +29,25 @@ import type { CompactableBackend } from "./compactor.ts";
 
 /** Size and versions held, as the Python plugin's `backup-compact` reports them. */
 export interface CompactionStats {
+  /** Bytes the backup holds. */
   backupsize: number;
+  /** Records it holds (the Python plugin's name), snapshots' included. */
   version_count: number;
 }
 
 /** What a compaction did: the Python plugin's fields, then ours. */
 export interface CompactionResult {
+  /** The backup's size and records before the compaction. */
   before: CompactionStats;
+  /** Its size and records after. */
   after: CompactionStats;
   /** The version of the new base (`null` when there was nothing to fold). */
   base_version: number | null;
   /** Changes folded into the new base. */
   versions_folded: number;
+  /** Bytes the backup shrank by (0 when it grew meanwhile). */
   bytes_freed: number;
+  /** How long the compaction took, in seconds. */
   seconds: number;
 }
 
@@ -68,13 +74,19 @@ export function compactionResult(
   };
 }
 
+/**
+ * A compaction's step: restoring the database up to the target, writing it as the new base, or
+ * deleting what the bases kept no longer need.
+ */
 export type CompactionPhase = "restore" | "base" | "cleanup";
 
+/** What {@linkcode compactBackup} folds and keeps, and its seams. */
 export interface CompactOptions {
   /** Fold every change up to this version; the changes above it stay in the log. */
   target: number;
   /** Bases to keep, each with the logs after it (point-in-time restores). */
   retain?: number;
+  /** Told each phase as it starts, and now and then during the restore the version it reached. */
   onProgress?: (phase: CompactionPhase, version: number) => void;
   /** Milliseconds, monotonic (a seam for tests). */
   now?: () => number;

@@ -27,9 +27,13 @@ import { compactionDue, type CompactionPolicy, type CompactionSizes, dueAt } fro
 
 /** What the worker is asked to do. */
 export interface CompactionRequest {
+  /** The backup's URL. */
   url: string;
+  /** The backup directory to compact. */
   dir: string;
+  /** Fold every change up to this version. */
   target: number;
+  /** Bases to keep, each with the logs after it. */
   retain: number;
   /** An encrypted backup's data key: the compaction reads and seals records with it. */
   key?: Uint8Array;
@@ -43,12 +47,15 @@ export type WorkerMessage =
 
 /** The writer's side of the hand-over. */
 export interface CompactableBackend {
+  /** The URL the backup was opened from. */
   readonly url: string;
+  /** The backup directory a compaction works in. */
   readonly dir: string;
   /** An encrypted backup's data key. */
   readonly key?: { bytes: Uint8Array };
   /** The version before the newest change, `undefined` when nothing is on top of a base. */
   compactionTarget(): number | undefined;
+  /** The newest base's bytes and the sealed logs', which the policy weighs. */
   compactionSizes(): CompactionSizes;
   /** Bytes and records held, without reading the backup. */
   heldStats(): CompactionStats;
@@ -58,7 +65,9 @@ export interface CompactableBackend {
 
 /** A thread that runs one compaction request; a seam so tests can run it in-process. */
 export interface CompactionThread {
+  /** Starts the compaction `request` asks for; what it reports goes to `onMessage`. */
   run(request: CompactionRequest, onMessage: (message: WorkerMessage) => void): void;
+  /** Ends the thread, cutting short a compaction still running. */
   stop(): void;
 }
 
@@ -90,6 +99,7 @@ export interface CompactionStatus {
     phase: CompactionPhase | "starting" | "on the server";
     version: number;
   } | null;
+  /** The last compaction's result, or why it failed; `null` before the first. */
   last: (CompactionResult & { ok: true }) | { ok: false; error: string } | null;
   /** Sealed-log bytes at which the plugin compacts by itself (`null` when it does not). */
   next_due_at_bytes: number | null;
@@ -101,6 +111,7 @@ export interface CompactionStatus {
 
 /** One of several destinations' compaction, as `backup-status` shows it. */
 export interface DestinationCompactionStatus extends CompactionStatus {
+  /** The destination's URL. */
   url: string;
   /** An asynchronous copy (backup.lock's `async_urls`). */
   async: boolean;
@@ -143,10 +154,16 @@ export interface CompactionService {
   maybeCompact(): Promise<CompactionResult> | undefined;
   /** None runs, and the policy says one is due. */
   due(): boolean;
+  /** What `backup-status` shows of compaction now. */
   status(): CompactionStatus;
+  /** Stops a running compaction, for the plugin's close. */
   stop(): void;
 }
 
+/**
+ * Runs compactions of a {@linkcode CompactableBackend} on a worker thread, one at a time, when the
+ * policy or a caller asks.
+ */
 export class Compactor implements CompactionService {
   #running: Promise<CompactionResult> | undefined;
   #progress: NonNullable<CompactionStatus["running"]> | undefined;
@@ -155,6 +172,10 @@ export class Compactor implements CompactionService {
   /** Settles the running compaction's promise when it is stopped from outside. */
   #abandon: ((error: Error) => void) | undefined;
 
+  /**
+   * Compacts `backend` as `policy` says; `newThread` runs each compaction (a worker unless a test
+   * gives one), and `gate` holds automatic ones back after a failure.
+   */
   constructor(
     readonly backend: CompactableBackend,
     readonly policy: () => CompactionPolicy,
@@ -162,6 +183,7 @@ export class Compactor implements CompactionService {
     readonly gate: RetryGate = new RetryGate(),
   ) {}
 
+  /** Whether a compaction runs now. */
   get running(): boolean {
     return this.#running !== undefined;
   }
@@ -256,6 +278,7 @@ export class Compactor implements CompactionService {
       compactionDue(this.policy(), this.backend.compactionSizes());
   }
 
+  /** The running compaction's progress, the last one's outcome, and when the next is due. */
   status(): CompactionStatus {
     return compactionStatus(this.policy(), this.backend.compactionSizes(), {
       running: this.#progress ?? null,

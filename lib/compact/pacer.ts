@@ -21,9 +21,14 @@ const blockingSleep: Sleep = (ms) => {
   if (ms > 0) Atomics.wait(pause, 0, 0, ms);
 };
 
+/** Syncs a compaction's writes every `stepBytes` and rests as long as each sync took. */
 export class Pacer {
   #unsynced = 0;
 
+  /**
+   * Syncs every `stepBytes` (512 KiB unless given), rests with `sleep` and times with `now`,
+   * milliseconds (seams for tests).
+   */
   constructor(
     readonly stepBytes: number = PACE_STEP_BYTES,
     readonly sleep: Sleep = blockingSleep,

@@ -16,6 +16,7 @@ export interface CompactionPolicy {
   retain: number;
 }
 
+/** Compact by itself once the sealed logs reach the newest base's size and 64 MiB; keep 1 base. */
 export const DEFAULT_POLICY: CompactionPolicy = {
   auto: true,
   ratioPercent: 100,
@@ -25,7 +26,9 @@ export const DEFAULT_POLICY: CompactionPolicy = {
 
 /** What a policy looks at: bytes in the newest base and in the sealed logs. */
 export interface CompactionSizes {
+  /** Bytes of the newest base. */
   baseBytes: number;
+  /** Bytes of the sealed logs. */
   sealedLogBytes: number;
 }
 

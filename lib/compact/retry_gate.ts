@@ -9,9 +9,11 @@
 /** How long the automatic policy leaves a backup alone after its compaction failed. */
 export const RETRY_AFTER_FAILURE_MS = 10 * 60_000;
 
+/** Holds automatic compaction back for ten minutes after a failure; `backup-compact` is not. */
 export class RetryGate {
   #failedAt: number | undefined;
 
+  /** Times failures with `now`, milliseconds, monotonic (a seam for tests). */
   constructor(readonly now: () => number = () => performance.now()) {}
 
   /** Whether the automatic policy may start a compaction now. */

@@ -14,6 +14,7 @@
 import { createHash } from "node:crypto";
 import { KEY_ID_SIZE } from "../format/segment.ts";
 
+/** The exports of lib/crypto/primitives.ts, the one module that imports the crypto libraries. */
 export type Primitives = typeof import("./primitives.ts");
 let loaded: Promise<Primitives> | undefined;
 
@@ -39,6 +40,7 @@ export function keyIdOf(bytes: Uint8Array): Uint8Array {
   return new Uint8Array(digest.subarray(0, KEY_ID_SIZE));
 }
 
+/** An encrypted backup's data key and its id; it seals and opens records (see the module's doc). */
 export class DataKey {
   private constructor(
     readonly bytes: Uint8Array,

@@ -45,6 +45,7 @@ import type { CompactionPolicy } from "../compact/policy.ts";
 export interface PluginContext {
   /** The backup, or why there is none (then every `db_write` is refused). */
   backend: Backend | { error: string };
+  /** Sends one message to lightningd. */
   send(message: JsonRpcOutgoing): void;
   /** Milliseconds, monotonic. */
   now(): number;
@@ -99,6 +100,7 @@ function asEscapeFree(message: string): string {
   return message.replaceAll('"', "'").replace(/[\\\x00-\x1f\x7f]/g, "?");
 }
 
+/** Answers lightningd's hooks, notifications and RPC calls for one backup. */
 export class BackupPlugin {
   #checked = false;
   /** Set once the backup cannot be trusted: every later `db_write` is refused with it. */
@@ -115,6 +117,10 @@ export class BackupPlugin {
   /** The compaction policy the options in force make; remade when they change, not per hook. */
   #policy: CompactionPolicy;
 
+  /**
+   * Takes the backup, the transport and the options from `context`; when the backend is an error,
+   * every `db_write` is refused with it.
+   */
   constructor(readonly context: PluginContext) {
     if ("error" in context.backend) this.#stop(context.backend.error);
     this.#options = new Options(context.options ?? PLUGIN_OPTIONS);
@@ -138,6 +144,7 @@ export class BackupPlugin {
     this.#methods = new Map([...own, ...context.methods ?? []].map((m) => [m.name, m]));
   }
 
+  /** Sends lightningd a `log` notification. */
   log(level: LogLevel, message: string): void {
     this.context.send({ jsonrpc: "2.0", method: "log", params: { level, message } });
   }
@@ -409,6 +416,7 @@ export class BackupPlugin {
     };
   }
 
+  /** Answers the request `id` with `error` (`null` when its id could not be read). */
   error(id: JsonRpcId | null, error: JsonRpcError): void {
     this.context.send({ jsonrpc: "2.0", id, error });
   }

@@ -4,16 +4,22 @@
  * @module
  */
 
+/** The id that pairs an answer with its request. */
 export type JsonRpcId = string | number;
 
 /** A request (with an id) or a notification (without one). */
 export interface JsonRpcRequest {
+  /** Always `"2.0"`. */
   jsonrpc: "2.0";
+  /** Set on a request, which is answered; absent on a notification. */
   id?: JsonRpcId;
+  /** The method called, e.g. `db_write`. */
   method: string;
+  /** Its parameters, as sent: a list or an object. */
   params?: unknown;
 }
 
+/** What the plugin sends lightningd: a result, an error answer, or a notification such as `log`. */
 export type JsonRpcOutgoing =
   | { jsonrpc: "2.0"; id: JsonRpcId; result: unknown }
   | { jsonrpc: "2.0"; id: JsonRpcId | null; error: JsonRpcError }
@@ -21,8 +27,11 @@ export type JsonRpcOutgoing =
 
 /** An error answer's body, as lightning-cli prints it. */
 export interface JsonRpcError {
+  /** JSON-RPC's code for the error, or one the method chose. */
   code: number;
+  /** What went wrong, in words. */
   message: string;
+  /** Anything more the method attached. */
   data?: unknown;
 }
 

@@ -9,9 +9,11 @@ import { ErrorCode, RpcError } from "./jsonrpc.ts";
 
 /** One RPC method; `run` may be long and async (the plugin never waits on it to go on). */
 export interface RpcMethod {
+  /** Its name, as `lightning-cli` calls it. */
   name: string;
   /** lightningd's usage string: the parameters, `[optional]` in brackets. */
   usage: string;
+  /** What it does, as lightningd's `help` shows it. */
   description: string;
   /** The parameters it takes, in positional order. */
   params: readonly string[];

@@ -20,13 +20,18 @@
  */
 import { ErrorCode, RpcError } from "./jsonrpc.ts";
 
+/** The option types lightningd knows, as `getmanifest` declares them. */
 export type OptionType = "string" | "int" | "bool" | "flag";
+/** An option's value: a string, a whole number (`int`) or a bool (`bool`, `flag`). */
 export type OptionValue = string | number | boolean;
 
 /** One option as the plugin declares it. */
 export interface OptionSpec {
+  /** Its name, as lightningd's config and command line take it. */
   name: string;
+  /** How lightningd reads its value and sends it in `init`. */
   type: OptionType;
+  /** What it sets, as lightningd's help shows it. */
   description: string;
   /** Not for a `flag`, which is false unless set. */
   default?: OptionValue;

@@ -8,11 +8,15 @@
 
 /** What the metrics show of one node. */
 export interface NodeStats {
+  /** The node's name. */
   node: string;
+  /** Its backup's version (0 while it has none). */
   version: number;
+  /** Bytes its backup holds. */
   bytes: number;
   /** Unix time in seconds of its last acknowledged write; `undefined`: none since start. */
   lastWrite: number | undefined;
+  /** Connections it holds open. */
   connections: number;
 }
 

@@ -21,7 +21,9 @@ export function checkNodeName(name: string): string {
   return name;
 }
 
+/** The nodes under a server's root directory: each one's key and backup (see the module's doc). */
 export class NodeRegistry {
+  /** The nodes under `root`; nothing is read or made until it is used. */
   constructor(readonly root: string) {}
 
   /**

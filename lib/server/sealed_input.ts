@@ -55,7 +55,9 @@ export function sealedRecordHeader(bytes: Uint8Array, kind: RecordKind): RecordH
 
 /** What a sealed base must belong to. */
 export interface BaseOwner {
+  /** The backup id its segments must name. */
   backupId: Uint8Array;
+  /** The id of the data key its segments must name. */
   keyId: Uint8Array;
 }
 

@@ -54,10 +54,15 @@ const DEFAULT_LIMITS: ServerLimits = {
   pendingPerAddress: 16,
 };
 
+/** Where a {@linkcode BackupServer} listens, what it serves, and how. */
 export interface ServerOptions {
+  /** The address to listen on. */
   hostname: string;
+  /** The TCP port to listen on. */
   port: number;
+  /** Where the server's log lines go. */
   log(level: LogLevel, message: string): void;
+  /** The largest CHANGE or SNAPSHOT payload a client may send, in bytes (1 GiB unless given). */
   maxPayloadBytes?: number;
   /** The one backup wire v1 reaches; without it, v1 clients are turned away. */
   v1Storage?: ServerStorage;
@@ -65,6 +70,7 @@ export interface ServerOptions {
   v1Node?: string;
   /** The nodes wire v2 serves; without it, v2 clients are turned away. */
   nodes?: NodeRegistry;
+  /** Limits to set other than their defaults. */
   limits?: Partial<ServerLimits>;
   /** Serve over TLS with this certificate; without it, in the clear. */
   tls?: TlsIdentity;
@@ -75,11 +81,20 @@ type AnySession = Session | V2Session;
 /** How long the server waits after a failed accept (no file descriptor left) to try again. */
 const ACCEPT_RETRY_MS = 100;
 
+/**
+ * A backup server: it accepts and serves connections from its construction until
+ * {@linkcode BackupServer.close}.
+ */
 export class BackupServer {
+  /** The largest CHANGE or SNAPSHOT payload a client may send, in bytes. */
   readonly maxPayloadBytes: number;
+  /** The limits in force: `options.limits` over the defaults. */
   readonly limits: ServerLimits;
+  /** Where the server's log lines go. */
   readonly log: (level: LogLevel, message: string) => void;
+  /** The one backup wire v1 reaches; `undefined` when v1 clients are turned away. */
   readonly v1Storage: ServerStorage | undefined;
+  /** The nodes wire v2 serves; `undefined` when v2 clients are turned away. */
   readonly nodes: NodeRegistry | undefined;
   #listener: Deno.Listener<Deno.Conn<Deno.NetAddr>, Deno.NetAddr>;
   /** Every connection being served, from accept to close. */
@@ -98,6 +113,7 @@ export class BackupServer {
   #acceptFailing = false;
   #closing = false;
 
+  /** Starts listening (over TLS with `options.tls`) and accepting connections at once. */
   constructor(options: ServerOptions) {
     this.log = options.log;
     this.maxPayloadBytes = options.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES;
@@ -136,6 +152,7 @@ export class BackupServer {
     return formatHostPort(hostname, port);
   }
 
+  /** The port it listens on. */
   get port(): number {
     return this.#listener.addr.port;
   }
@@ -325,10 +342,12 @@ export class BackupServer {
     return true;
   }
 
+  /** Counts a connection of `node` as closed, one {@linkcode BackupServer.enter} counted. */
   leave(node: string): void {
     this.#connected.set(node, (this.#connected.get(node) ?? 1) - 1);
   }
 
+  /** Notes that `node`'s backup stored a write now, for `GET /metrics`. */
   wrote(node: string): void {
     this.#lastWrite.set(node, Date.now() / 1000);
   }
@@ -370,6 +389,10 @@ export class BackupServer {
     return recent.length >= this.limits.failedAuthsPerMinute;
   }
 
+  /**
+   * Counts a failed authentication from `host` for {@linkcode BackupServer.authBlocked}; a loopback
+   * address is never counted.
+   */
   authFailed(host: string, now = performance.now()): void {
     // Never turned away (authBlocked), so not counted.
     if (isLoopback(host)) return;

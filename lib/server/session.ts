@@ -42,6 +42,7 @@ function concat(parts: Uint8Array[], total: number): Uint8Array {
   return out;
 }
 
+/** The levels of the server's log lines, least urgent first. */
 export type LogLevel = "debug" | "info" | "warning" | "error";
 
 /** A restore's send failed: the client is gone (`cause`), the backup is not at fault. */

@@ -77,6 +77,7 @@ const COMPACT_WHERE_THE_KEY_IS = "the backup is encrypted, and the server holds 
   "compacted where the key is (lightning-cli backup-compact, or cln-backup compact), which " +
   "uploads the new base";
 
+/** A backup a server keeps for its clients, held open and locked for writing while it serves. */
 export class ServerStorage {
   #backend: FileBackend;
   /** A v1 server rewinds once; a second REWIND before the next change is ACKed unchanged. */
@@ -125,6 +126,7 @@ export class ServerStorage {
     return new ServerStorage(url, dir, backend, log);
   }
 
+  /** Where the backup stands, as its writer sees it, with the bytes its files hold. */
   state(): BackupState & { bytes: number } {
     return this.#backend.state();
   }
@@ -664,6 +666,7 @@ export class ServerStorage {
     this.#compactor?.stop();
   }
 
+  /** Stops a running compaction, then closes the backup and releases its lock. */
   close(): void {
     this.stopCompaction();
     this.#backend.close();

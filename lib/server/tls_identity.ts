@@ -16,8 +16,11 @@ export const TLS_KEY_NAME = "tls.key";
 /** Named by a computed URL so that Deno fetches its npm packages only when it is used. */
 export const X509_MODULE = new URL("./x509.ts", import.meta.url);
 
+/** The server's certificate and private key, as read from `tls.crt` and `tls.key`. */
 export interface TlsIdentity {
+  /** The certificate, PEM text. */
   cert: string;
+  /** Its private key, PEM text. */
   key: string;
 }
 

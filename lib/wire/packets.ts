@@ -94,9 +94,13 @@ export function decodeVersion(packet: Packet): number {
 
 /** METADATA's payload; `protocol` is 1 in every v1 server. */
 export interface Metadata {
+  /** The backup protocol the server speaks. */
   protocol: number;
+  /** The version of the backup's last record. */
   version: number;
+  /** The version before its last change; 0 when it cannot be rewound. */
   prevVersion: number;
+  /** How many records the server says the backup holds. */
   versionCount: number;
 }
 
@@ -222,8 +226,11 @@ export function decodeSnapshot(
 
 /** What a compaction reports: sizes before and after, and any fields a server adds. */
 export interface CompactStats {
+  /** The backup's size and records before the compaction. */
   before: { backupsize: number; version_count: number };
+  /** Its size and records after. */
   after: { version_count: number; backupsize: number };
+  /** Any other field the server sends. */
   [field: string]: unknown;
 }
 

@@ -545,9 +545,13 @@ export function decodeJson<T>(packet: Packet, type: V2Type): T {
  * zero for a plain backup), the live log and the end of its valid records.
  */
 export interface Place {
+  /** The backup's id. */
   backupId: Uint8Array;
+  /** The id of the key its segments name; `undefined` for a plain backup. */
   keyId: Uint8Array | undefined;
+  /** The sequence number of the live log. */
   log: number;
+  /** The end of the live log's valid records, where the next one goes. */
   offset: number;
 }
 
@@ -575,9 +579,13 @@ export function decodePlace(packet: Packet): Place {
  * log `log + 1`.
  */
 export interface SealedChange {
+  /** The sequence number of the live log the record is laid out for. */
   log: number;
+  /** Where in that log it goes. */
   offset: number;
+  /** The seal record that ends log `log` at `offset`, when the client rolls. */
   seal: Uint8Array | undefined;
+  /** The sealed change record. */
   record: Uint8Array;
 }
 
