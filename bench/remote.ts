@@ -9,7 +9,7 @@
 import { launchArgs, launchPlan, lockLaunchPlan } from "../lib/cli/launcher.ts";
 import { readLockFile, writeLockFile } from "../lib/backup/lock_file.ts";
 import { init } from "../lib/cli/init.ts";
-import { BufferedOutput } from "../lib/cli/testing.ts";
+import { BufferedOutput } from "../tests/support/cli_testing.ts";
 import { restoreBackup } from "../lib/backup/restore.ts";
 import { FileBackupReader } from "../lib/backends/file/reader.ts";
 import { SocketBackupReader } from "../lib/backends/socket/reader.ts";

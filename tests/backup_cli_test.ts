@@ -9,7 +9,7 @@ import { dumpDatabase } from "./support/dump.ts";
 import { loadFixture, PRE_4090_BACKUP } from "./support/fixtures.ts";
 import { connectReader, openBackend, openReader } from "../lib/backends/open.ts";
 import { restoreBackup } from "../lib/backup/restore.ts";
-import { makeBackup, makeNodeDir, recordedChanges, removeNodeDir } from "../lib/cli/testing.ts";
+import { makeBackup, makeNodeDir, recordedChanges, removeNodeDir } from "./support/cli_testing.ts";
 import { COMMANDS } from "../lib/cli/main.ts";
 import { RawClient } from "./support/wire_server.ts";
 import { bumpStatement } from "./support/statements.ts";

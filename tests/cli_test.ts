@@ -7,7 +7,7 @@ import { assert, assertEquals, assertMatch } from "./support/assert.ts";
 import { dumpDatabase } from "./support/dump.ts";
 import { loadFixture } from "./support/fixtures.ts";
 import { runCli } from "../lib/cli/main.ts";
-import { BufferedOutput, makeNodeDir, removeNodeDir } from "../lib/cli/testing.ts";
+import { BufferedOutput, makeNodeDir, removeNodeDir } from "./support/cli_testing.ts";
 
 const CLI = new URL("../cli.ts", import.meta.url).pathname;
 const PROJECT = new URL("..", import.meta.url).pathname;

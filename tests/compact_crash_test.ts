@@ -14,7 +14,7 @@ import { assert, assertEquals } from "./support/assert.ts";
 import { dumpAt } from "./support/node_at.ts";
 import { SCENARIOS } from "./support/fixtures.ts";
 import { prng } from "./support/prng.ts";
-import { recordedChanges } from "../lib/cli/testing.ts";
+import { recordedChanges } from "./support/cli_testing.ts";
 import { createFileBackup } from "../lib/backends/file/create.ts";
 import { FileBackend } from "../lib/backends/file/writer.ts";
 import { readLayout } from "../lib/format/layout.ts";

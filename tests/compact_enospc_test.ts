@@ -9,7 +9,7 @@ import { assert, assertEquals, assertMatch, assertRejects } from "./support/asse
 import { dumpDatabase } from "./support/dump.ts";
 import { dumpAt } from "./support/node_at.ts";
 import { SCENARIOS } from "./support/fixtures.ts";
-import { recordedChanges } from "../lib/cli/testing.ts";
+import { recordedChanges } from "./support/cli_testing.ts";
 import { createFileBackup } from "../lib/backends/file/create.ts";
 import { FileBackend } from "../lib/backends/file/writer.ts";
 import { FileBackupReader } from "../lib/backends/file/reader.ts";

@@ -18,7 +18,7 @@ import {
   makeNodeDir,
   recordedChanges,
   removeNodeDir,
-} from "../lib/cli/testing.ts";
+} from "./support/cli_testing.ts";
 import { COMMANDS } from "../lib/cli/main.ts";
 import { init } from "../lib/cli/init.ts";
 import { upgrade } from "../lib/cli/upgrade.ts";

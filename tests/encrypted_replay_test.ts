@@ -12,7 +12,7 @@ import { dumpDatabase } from "./support/dump.ts";
 import { status } from "./support/plugin_session.ts";
 import { PASSPHRASE, restoredWithKey, setUpEncryptedNode } from "./support/encrypted.ts";
 import { compact } from "../lib/cli/compact.ts";
-import { BufferedOutput } from "../lib/cli/testing.ts";
+import { BufferedOutput } from "./support/cli_testing.ts";
 import { readChain } from "../lib/format/chain.ts";
 import { restoreBackup } from "../lib/backup/restore.ts";
 import { FileBackupReader } from "../lib/backends/file/reader.ts";

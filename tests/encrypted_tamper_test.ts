@@ -13,7 +13,7 @@ import { assert, assertEquals, assertMatch } from "./support/assert.ts";
 import { loadFixture } from "./support/fixtures.ts";
 import { makeEncryptedBackup, restoredWithKey } from "./support/encrypted.ts";
 import { dumpDatabase } from "./support/dump.ts";
-import { recordedChanges } from "../lib/cli/testing.ts";
+import { recordedChanges } from "./support/cli_testing.ts";
 import { FileBackend } from "../lib/backends/file/writer.ts";
 import { FileBackupReader } from "../lib/backends/file/reader.ts";
 import type { DataKey } from "../lib/crypto/data_key.ts";

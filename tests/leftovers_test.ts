@@ -21,7 +21,7 @@ import {
   makeNodeDir,
   recordedChanges,
   removeNodeDir,
-} from "../lib/cli/testing.ts";
+} from "./support/cli_testing.ts";
 import { mirror } from "../lib/cli/mirror.ts";
 import { readLockFile, writeLockFile } from "../lib/backup/lock_file.ts";
 import { withTestServer } from "./support/wire_server.ts";

@@ -13,7 +13,7 @@ import { newLightningDir } from "./support/crash_point.ts";
 import { DatabaseSync } from "node:sqlite";
 import { CRASH_ENV } from "../lib/fs/crash_point.ts";
 import { oneAheadNote, restore } from "../lib/cli/restore.ts";
-import { BufferedOutput } from "../lib/cli/testing.ts";
+import { BufferedOutput } from "./support/cli_testing.ts";
 
 function dataVersion(path: string): number {
   const db = new DatabaseSync(path, { readOnly: true });

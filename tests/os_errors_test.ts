@@ -5,7 +5,7 @@
  */
 import { assertEquals, assertMatch } from "./support/assert.ts";
 import { runCliProcess, unprivilegedUser } from "./support/cli_process.ts";
-import { makeBackup, makeNodeDir, recordedChanges, removeNodeDir } from "../lib/cli/testing.ts";
+import { makeBackup, makeNodeDir, recordedChanges, removeNodeDir } from "./support/cli_testing.ts";
 
 /** A directory others may read and enter but not write to. */
 function readOnlyDir(): string {

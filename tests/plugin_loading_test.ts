@@ -13,7 +13,7 @@ import { pluginsToLoad } from "./support/plugin_loading.ts";
 import { openReader } from "../lib/backends/open.ts";
 import { restoreBackup } from "../lib/backup/restore.ts";
 import { init } from "../lib/cli/init.ts";
-import { BufferedOutput, makeNodeDir, removeNodeDir } from "../lib/cli/testing.ts";
+import { BufferedOutput, makeNodeDir, removeNodeDir } from "./support/cli_testing.ts";
 
 /** Sets up a node with `init`; `configure` tells lightningd about the plugin. */
 async function loadedNode(

@@ -21,7 +21,7 @@ import { assert, assertEquals } from "./support/assert.ts";
 import { prng } from "./support/prng.ts";
 import { loadFixture, PRE_4090_BACKUP } from "./support/fixtures.ts";
 import { dumpDatabase } from "./support/dump.ts";
-import { recordedChanges } from "../lib/cli/testing.ts";
+import { recordedChanges } from "./support/cli_testing.ts";
 import { createFileBackup } from "../lib/backends/file/create.ts";
 import { FileBackend } from "../lib/backends/file/writer.ts";
 import { FileBackupReader } from "../lib/backends/file/reader.ts";

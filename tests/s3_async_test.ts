@@ -16,7 +16,7 @@ import { type LockFile, writeLockFile } from "../lib/backup/lock_file.ts";
 import { createFileBackup } from "../lib/backends/file/create.ts";
 import { createS3Backup } from "../lib/backends/s3/create.ts";
 import type { AsyncDestinationStatus } from "../lib/backends/backend.ts";
-import { BufferedOutput } from "../lib/cli/testing.ts";
+import { BufferedOutput } from "./support/cli_testing.ts";
 import { restore } from "../lib/cli/restore.ts";
 import { bumpStatement } from "./support/statements.ts";
 

@@ -12,7 +12,7 @@ import { note, SCHEMA, status } from "./support/plugin_session.ts";
 import { restoredFromS3, type Rgw, writeCredentials } from "./support/rgw.ts";
 import { rgwTestInDir, stopSharedRgwLast } from "./support/shared_rgw.ts";
 import { FakeLightningd } from "./support/fake_lightningd.ts";
-import { BufferedOutput, makeNodeDir, removeNodeDir } from "../lib/cli/testing.ts";
+import { BufferedOutput, makeNodeDir, removeNodeDir } from "./support/cli_testing.ts";
 import { init } from "../lib/cli/init.ts";
 import { LAUNCHER_NAME } from "../lib/cli/launcher.ts";
 import { bumpStatement } from "./support/statements.ts";

@@ -10,7 +10,7 @@ import { dumpDatabase } from "./support/dump.ts";
 import { writeCredentials } from "./support/rgw.ts";
 import { rgwTest, sharedRgw, stopSharedRgwLast } from "./support/shared_rgw.ts";
 import { writeLockFile } from "../lib/backup/lock_file.ts";
-import { BufferedOutput, makeNodeDir, removeNodeDir } from "../lib/cli/testing.ts";
+import { BufferedOutput, makeNodeDir, removeNodeDir } from "./support/cli_testing.ts";
 import { init } from "../lib/cli/init.ts";
 import { restore } from "../lib/cli/restore.ts";
 import { status } from "../lib/cli/status.ts";

@@ -34,7 +34,7 @@ import {
 } from "../lib/format/record.ts";
 import { SEGMENT_HEADER_SIZE } from "../lib/format/segment.ts";
 import { restore } from "../lib/cli/restore.ts";
-import { BufferedOutput } from "../lib/cli/testing.ts";
+import { BufferedOutput } from "./support/cli_testing.ts";
 
 const FAST = { timeoutMs: 5_000, retries: 2, retryDelayMs: 50, backoff: 2 };
 const LAST = 20;

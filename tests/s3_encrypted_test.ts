@@ -17,7 +17,7 @@ import { PASSPHRASE } from "./support/encrypted.ts";
 import { launchAndCommit } from "./support/launch_probe.ts";
 import { writeLockFile } from "../lib/backup/lock_file.ts";
 import { writeKeyFile } from "../lib/crypto/key_file.ts";
-import { BufferedOutput, makeNodeDir, removeNodeDir } from "../lib/cli/testing.ts";
+import { BufferedOutput, makeNodeDir, removeNodeDir } from "./support/cli_testing.ts";
 import { compact } from "../lib/cli/compact.ts";
 import { init } from "../lib/cli/init.ts";
 import { rekey } from "../lib/cli/rekey.ts";

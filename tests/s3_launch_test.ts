@@ -12,7 +12,7 @@ import { launchAndCommit, PRELUDE, runProbe } from "./support/launch_probe.ts";
 import { writeCredentials } from "./support/rgw.ts";
 import { rgwTest, sharedRgw, stopSharedRgwLast } from "./support/shared_rgw.ts";
 import { readLockFile, writeLockFile } from "../lib/backup/lock_file.ts";
-import { BufferedOutput, makeNodeDir, removeNodeDir } from "../lib/cli/testing.ts";
+import { BufferedOutput, makeNodeDir, removeNodeDir } from "./support/cli_testing.ts";
 import { init } from "../lib/cli/init.ts";
 import { restore } from "../lib/cli/restore.ts";
 import { CREDENTIALS_FILE } from "../lib/backends/s3/credentials.ts";

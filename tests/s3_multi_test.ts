@@ -15,7 +15,7 @@ import { rgwTest, sharedRgw, stopSharedRgwLast } from "./support/shared_rgw.ts";
 import { type LockFile, writeLockFile } from "../lib/backup/lock_file.ts";
 import { createFileBackup } from "../lib/backends/file/create.ts";
 import { createS3Backup } from "../lib/backends/s3/create.ts";
-import { BufferedOutput } from "../lib/cli/testing.ts";
+import { BufferedOutput } from "./support/cli_testing.ts";
 import { restore } from "../lib/cli/restore.ts";
 
 const SCHEMA = [

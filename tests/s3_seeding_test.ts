@@ -29,7 +29,7 @@ import {
   makeNodeDir,
   recordedChanges,
   removeNodeDir,
-} from "../lib/cli/testing.ts";
+} from "./support/cli_testing.ts";
 
 /** A lightning dir whose backup.lock names `backendUrl`, with the S3 keys beside it. */
 function nodeFor(s: Rgw, backendUrl: string): { dir: string; base: string } {

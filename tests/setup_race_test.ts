@@ -8,7 +8,7 @@ import { assert, assertEquals, assertMatch } from "./support/assert.ts";
 import { PRE_4090_BACKUP } from "./support/fixtures.ts";
 import { CliProcess, type CliRun } from "./support/cli_process.ts";
 import type { SeamStep } from "../lib/fs/step_seam.ts";
-import { makeNodeDir, removeNodeDir } from "../lib/cli/testing.ts";
+import { makeNodeDir, removeNodeDir } from "./support/cli_testing.ts";
 import { existsSync } from "../lib/fs/exists.ts";
 
 /**

@@ -20,7 +20,7 @@ import { SCRATCH_DIR } from "../lib/backends/s3/compaction.ts";
 import { init } from "../lib/cli/init.ts";
 import { LAUNCHER_NAME } from "../lib/cli/launcher.ts";
 import { mirror } from "../lib/cli/mirror.ts";
-import { BufferedOutput, makeNodeDir, removeNodeDir } from "../lib/cli/testing.ts";
+import { BufferedOutput, makeNodeDir, removeNodeDir } from "./support/cli_testing.ts";
 
 interface AsyncStatus {
   url: string;

@@ -10,7 +10,7 @@ import { loadFixture } from "./support/fixtures.ts";
 import { dumpDatabase } from "./support/dump.ts";
 import { startServer } from "./support/wire_server.ts";
 import { writeLockFile } from "../lib/backup/lock_file.ts";
-import { BufferedOutput } from "../lib/cli/testing.ts";
+import { BufferedOutput } from "./support/cli_testing.ts";
 import { restore } from "../lib/cli/restore.ts";
 
 Deno.test("remote compaction: backup-compact while hooks flow; every hook answered; restore equals the node", async () => {

@@ -8,7 +8,7 @@ import { FakeLightningd } from "./support/fake_lightningd.ts";
 import { dumpDatabase } from "./support/dump.ts";
 import { startServer, withTestServer } from "./support/wire_server.ts";
 import { writeLockFile } from "../lib/backup/lock_file.ts";
-import { BufferedOutput, makeNodeDir, removeNodeDir } from "../lib/cli/testing.ts";
+import { BufferedOutput, makeNodeDir, removeNodeDir } from "./support/cli_testing.ts";
 import { init } from "../lib/cli/init.ts";
 import { restore } from "../lib/cli/restore.ts";
 import { status } from "../lib/cli/status.ts";

@@ -19,7 +19,7 @@ import {
   startEncryptedServer,
 } from "./support/encrypted_server.ts";
 import { CREDENTIAL_ENV } from "../lib/backends/socket/credential.ts";
-import { BufferedOutput } from "../lib/cli/testing.ts";
+import { BufferedOutput } from "./support/cli_testing.ts";
 import { init } from "../lib/cli/init.ts";
 import { launchArgs, lockLaunchPlan } from "../lib/cli/launcher.ts";
 import { readLockFile, writeLockFile } from "../lib/backup/lock_file.ts";

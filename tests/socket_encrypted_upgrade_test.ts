@@ -22,7 +22,7 @@ import {
   restoredWith,
   startEncryptedServer,
 } from "./support/encrypted_server.ts";
-import { BufferedOutput } from "../lib/cli/testing.ts";
+import { BufferedOutput } from "./support/cli_testing.ts";
 import { init } from "../lib/cli/init.ts";
 import { upgrade } from "../lib/cli/upgrade.ts";
 import { launchArgs, lockLaunchPlan } from "../lib/cli/launcher.ts";

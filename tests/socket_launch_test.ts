@@ -9,7 +9,7 @@ import { FakeLightningd } from "./support/fake_lightningd.ts";
 import { dumpDatabase } from "./support/dump.ts";
 import { Microsocks } from "./support/microsocks.ts";
 import { startServer } from "./support/wire_server.ts";
-import { BufferedOutput, makeNodeDir, removeNodeDir } from "../lib/cli/testing.ts";
+import { BufferedOutput, makeNodeDir, removeNodeDir } from "./support/cli_testing.ts";
 import { init } from "../lib/cli/init.ts";
 import { restore } from "../lib/cli/restore.ts";
 import { LAUNCHER_NAME, parseLauncher } from "../lib/cli/launcher.ts";

@@ -20,7 +20,7 @@ import {
   readCredential,
 } from "../lib/backends/socket/credential.ts";
 import { runBackupCli } from "./support/backup_cli.ts";
-import { removeNodeDir } from "../lib/cli/testing.ts";
+import { removeNodeDir } from "./support/cli_testing.ts";
 import { launchArgs, launchPlan } from "../lib/cli/launcher.ts";
 
 const POLICY = { ...DEFAULT_RETRY_POLICY, retries: 0, timeoutMs: 5_000 };

@@ -11,7 +11,7 @@ import { SocketBackend } from "../lib/backends/socket/backend.ts";
 import { SocketBackupReader } from "../lib/backends/socket/reader.ts";
 import { DEFAULT_RETRY_POLICY } from "../lib/backends/socket/options.ts";
 import { fingerprint, TLS_CERT_NAME, TLS_KEY_NAME } from "../lib/server/tls_identity.ts";
-import { BufferedOutput, removeNodeDir } from "../lib/cli/testing.ts";
+import { BufferedOutput, removeNodeDir } from "./support/cli_testing.ts";
 import { server as serverCommand } from "../lib/cli/server.ts";
 import { existsSync } from "../lib/fs/exists.ts";
 

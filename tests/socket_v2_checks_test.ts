@@ -7,7 +7,7 @@
  */
 import { assert, assertEquals, assertMatch } from "./support/assert.ts";
 import { backUpWithPlugin, withServer } from "./support/v2_server.ts";
-import { BufferedOutput, removeNodeDir } from "../lib/cli/testing.ts";
+import { BufferedOutput, removeNodeDir } from "./support/cli_testing.ts";
 import { status } from "../lib/cli/status.ts";
 import { verify } from "../lib/cli/verify.ts";
 import { CREDENTIAL_ENV, CREDENTIAL_NAME } from "../lib/backends/socket/credential.ts";

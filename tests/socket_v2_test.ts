@@ -39,7 +39,7 @@ import {
 } from "../lib/wire/packets_v2.ts";
 import { startServer } from "./support/wire_server.ts";
 import { backUpWithPlugin, withServer } from "./support/v2_server.ts";
-import { BufferedOutput, makeNodeDir, removeNodeDir } from "../lib/cli/testing.ts";
+import { BufferedOutput, makeNodeDir, removeNodeDir } from "./support/cli_testing.ts";
 import { init } from "../lib/cli/init.ts";
 import { CliProcess } from "./support/cli_process.ts";
 import { server as serverCommand } from "../lib/cli/server.ts";

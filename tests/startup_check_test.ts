@@ -7,7 +7,7 @@ import { assert, assertEquals, assertMatch } from "./support/assert.ts";
 import { FakeLightningd } from "./support/fake_lightningd.ts";
 import { loadFixture, PRE_4090_BACKUP, type Scenario } from "./support/fixtures.ts";
 import { init } from "../lib/cli/init.ts";
-import { BufferedOutput, makeNodeDir, removeNodeDir } from "../lib/cli/testing.ts";
+import { BufferedOutput, makeNodeDir, removeNodeDir } from "./support/cli_testing.ts";
 
 interface Node {
   dir: string;

@@ -15,7 +15,7 @@ import {
   makeNodeDir,
   recordedChanges,
   removeNodeDir,
-} from "./testing.ts";
+} from "../../tests/support/cli_testing.ts";
 
 const CHANGES = recordedChanges(SCENARIOS);
 

@@ -10,7 +10,7 @@ import { init, initTarget, printConfigLine } from "./init.ts";
 import { UsageError } from "./args.ts";
 import { unlockReader } from "./unlock.ts";
 import { ageRecipientOf, newAgeIdentity } from "../crypto/primitives.ts";
-import { BufferedOutput, makeNodeDir, removeNodeDir } from "./testing.ts";
+import { BufferedOutput, makeNodeDir, removeNodeDir } from "../../tests/support/cli_testing.ts";
 
 function exists(path: string): boolean {
   try {

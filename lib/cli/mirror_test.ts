@@ -14,7 +14,7 @@ import {
   makeNodeDir,
   recordedChanges,
   removeNodeDir,
-} from "./testing.ts";
+} from "../../tests/support/cli_testing.ts";
 
 /** A node at the "restart" run's end (version 15), its file backup in step. */
 async function node(): Promise<{ dir: string; base: string; url: string }> {

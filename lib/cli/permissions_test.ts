@@ -8,7 +8,7 @@ import { RUNTIME_FLAGS } from "./runtime_flags.ts";
 
 const CRYPTO = PRIMITIVES_MODULE.pathname;
 const SECRET_ENV = "CLN_BACKUP_PASSPHRASE,CLN_BACKUP_IDENTITY,CLN_BACKUP_NEW_PASSPHRASE";
-import { makeNodeDir, removeNodeDir } from "./testing.ts";
+import { makeNodeDir, removeNodeDir } from "../../tests/support/cli_testing.ts";
 import { createFileBackup } from "../backends/file/create.ts";
 import { FileBackend } from "../backends/file/writer.ts";
 import { parentChildDatabase } from "../../tests/support/migration.ts";

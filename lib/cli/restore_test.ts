@@ -4,7 +4,7 @@ import { loadFixture, PRE_4090_BACKUP } from "../../tests/support/fixtures.ts";
 import { DatabaseSync } from "node:sqlite";
 import { openReader } from "../backends/open.ts";
 import { oneAheadNote, restore, RestoreProgress } from "./restore.ts";
-import { BufferedOutput, makeBackup, recordedChanges } from "./testing.ts";
+import { BufferedOutput, makeBackup, recordedChanges } from "../../tests/support/cli_testing.ts";
 
 const changes = recordedChanges(["fresh-start", "restart"]);
 

@@ -2,7 +2,7 @@ import { assert, assertEquals, assertMatch } from "../../tests/support/assert.ts
 import { server } from "./server.ts";
 import { serverRootUrl } from "./server_args.ts";
 import { pathToFileURL } from "node:url";
-import { BufferedOutput } from "./testing.ts";
+import { BufferedOutput } from "../../tests/support/cli_testing.ts";
 
 Deno.test("server node commands: a relative root is the operator's, a missing one is named", async () => {
   const dir = Deno.makeTempDirSync({ prefix: "server-cli-" });

@@ -1,7 +1,7 @@
 import { assertEquals, assertMatch } from "../../tests/support/assert.ts";
 import { loadFixture, PRE_4090_BACKUP } from "../../tests/support/fixtures.ts";
 import { status } from "./status.ts";
-import { BufferedOutput, makeBackup, recordedChanges } from "./testing.ts";
+import { BufferedOutput, makeBackup, recordedChanges } from "../../tests/support/cli_testing.ts";
 
 async function run(args: string[]): Promise<BufferedOutput> {
   const output = new BufferedOutput();

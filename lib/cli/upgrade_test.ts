@@ -7,7 +7,12 @@ import { restoreBackup } from "../backup/restore.ts";
 import { encodeStatements } from "../format/record.ts";
 import { encodeV1Header, encodeV1Record, V1_HEADER_SIZE, V1Type } from "../format/v1.ts";
 import { upgrade } from "./upgrade.ts";
-import { BufferedOutput, makeNodeDir, recordedChanges, removeNodeDir } from "./testing.ts";
+import {
+  BufferedOutput,
+  makeNodeDir,
+  recordedChanges,
+  removeNodeDir,
+} from "../../tests/support/cli_testing.ts";
 
 interface V1Record {
   type: number;

@@ -9,7 +9,7 @@ import type { BackupReader } from "../backends/backend.ts";
 import { FileBackend } from "../backends/file/writer.ts";
 import { FileBackupReader } from "../backends/file/reader.ts";
 import { Codec, MAX_PAYLOAD_BYTES, RecordKind } from "../format/record.ts";
-import { BufferedOutput, makeBackup, recordedChanges } from "./testing.ts";
+import { BufferedOutput, makeBackup, recordedChanges } from "../../tests/support/cli_testing.ts";
 
 async function run(url: string): Promise<{ code: number; output: BufferedOutput }> {
   const output = new BufferedOutput();

@@ -3,7 +3,7 @@ import { restoredDump } from "../../tests/support/restored.ts";
 import { dumpDatabase } from "../../tests/support/dump.ts";
 import { dumpAt } from "../../tests/support/node_at.ts";
 import { loadFixture, SCENARIOS } from "../../tests/support/fixtures.ts";
-import { recordedChanges } from "../cli/testing.ts";
+import { recordedChanges } from "../../tests/support/cli_testing.ts";
 import { createFileBackup } from "../backends/file/create.ts";
 import { FileBackend } from "../backends/file/writer.ts";
 import { FileBackupReader } from "../backends/file/reader.ts";

@@ -2,7 +2,7 @@ import { assertEquals } from "../../tests/support/assert.ts";
 import { restoredDump } from "../../tests/support/restored.ts";
 import { dumpAt } from "../../tests/support/node_at.ts";
 import { SCENARIOS } from "../../tests/support/fixtures.ts";
-import { recordedChanges } from "../cli/testing.ts";
+import { recordedChanges } from "../../tests/support/cli_testing.ts";
 import { createFileBackup } from "../backends/file/create.ts";
 import { FileBackend } from "../backends/file/writer.ts";
 import { readLayout } from "../format/layout.ts";

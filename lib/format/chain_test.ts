@@ -4,7 +4,7 @@ import { loadFixture, type Scenario } from "../../tests/support/fixtures.ts";
 import { createFileBackup } from "../backends/file/create.ts";
 import { FileBackend } from "../backends/file/writer.ts";
 import { FileBackupReader } from "../backends/file/reader.ts";
-import { recordedChanges } from "../cli/testing.ts";
+import { recordedChanges } from "../../tests/support/cli_testing.ts";
 import { readChain, scanLogs, sealedVersion } from "./chain.ts";
 import { baseName, logName } from "./layout.ts";
 import { CorruptBackupError, encodeSegmentHeader, SegmentKind } from "./segment.ts";

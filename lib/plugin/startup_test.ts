@@ -5,7 +5,7 @@ import { writeKeyFile } from "../crypto/key_file.ts";
 import { createFileBackup } from "../backends/file/create.ts";
 import { FileBackend } from "../backends/file/writer.ts";
 import { writeLockFile } from "../backup/lock_file.ts";
-import { recordedChanges } from "../cli/testing.ts";
+import { recordedChanges } from "../../tests/support/cli_testing.ts";
 import { readChain } from "../format/chain.ts";
 import { openAtStart } from "./startup.ts";
 

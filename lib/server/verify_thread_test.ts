@@ -1,5 +1,5 @@
 import { assert, assertEquals, assertRejects } from "../../tests/support/assert.ts";
-import { makeBackup, recordedChanges } from "../cli/testing.ts";
+import { makeBackup, recordedChanges } from "../../tests/support/cli_testing.ts";
 import { loadFixture } from "../../tests/support/fixtures.ts";
 import { FileBackupReader } from "../backends/file/reader.ts";
 import { verifyBackup } from "../backup/verify.ts";

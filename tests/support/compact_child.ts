@@ -14,7 +14,7 @@
 import { FileBackend } from "../../lib/backends/file/writer.ts";
 import { Compactor } from "../../lib/compact/compactor.ts";
 import { DEFAULT_POLICY } from "../../lib/compact/policy.ts";
-import { recordedChanges } from "../../lib/cli/testing.ts";
+import { recordedChanges } from "./cli_testing.ts";
 import { SCENARIOS } from "./fixtures.ts";
 
 const [dir, from, to, compactAt, segmentBytes, idle] = Deno.args;

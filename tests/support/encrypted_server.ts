@@ -13,7 +13,7 @@ import { NodeRegistry } from "../../lib/server/nodes.ts";
 import { CREDENTIAL_NAME } from "../../lib/backends/socket/credential.ts";
 import type { NodeCredential } from "../../lib/backends/socket/credential.ts";
 import { keyFromText } from "../../lib/wire/handshake.ts";
-import { BufferedOutput, makeNodeDir, removeNodeDir } from "../../lib/cli/testing.ts";
+import { BufferedOutput, makeNodeDir, removeNodeDir } from "./cli_testing.ts";
 import { init } from "../../lib/cli/init.ts";
 import { readKeyFile } from "../../lib/crypto/key_file.ts";
 import type { DataKey } from "../../lib/crypto/data_key.ts";

@@ -8,7 +8,7 @@
 import { assert, assertEquals } from "./assert.ts";
 import { FakeLightningd } from "./fake_lightningd.ts";
 import { loadFixture, SCENARIOS } from "./fixtures.ts";
-import { recordedChanges } from "../../lib/cli/testing.ts";
+import { recordedChanges } from "./cli_testing.ts";
 import { dumpDatabase } from "./dump.ts";
 import { restoredDump } from "./restored.ts";
 import { type Rgw, writeCredentials } from "./rgw.ts";

@@ -22,7 +22,7 @@ import { CREDENTIAL_ENV, CREDENTIAL_NAME } from "../../lib/backends/socket/crede
 const CLI = new URL("../../cli.ts", import.meta.url).pathname;
 import type { NodeCredential } from "../../lib/backends/socket/credential.ts";
 import { keyFromText } from "../../lib/wire/handshake.ts";
-import { BufferedOutput, makeNodeDir } from "../../lib/cli/testing.ts";
+import { BufferedOutput, makeNodeDir } from "./cli_testing.ts";
 import { init } from "../../lib/cli/init.ts";
 import { launchArgs, launchPlan } from "../../lib/cli/launcher.ts";
 

@@ -1,6 +1,6 @@
 import { assertEquals, assertRejects } from "../../../tests/support/assert.ts";
 import { SCENARIOS } from "../../../tests/support/fixtures.ts";
-import { recordedChanges } from "../../cli/testing.ts";
+import { recordedChanges } from "../../../tests/support/cli_testing.ts";
 import { createFileBackup } from "../file/create.ts";
 import { FileBackend } from "../file/writer.ts";
 import { readLayout } from "../../format/layout.ts";

@@ -22,7 +22,7 @@ import {
   makeNodeDir,
   recordedChanges,
   removeNodeDir,
-} from "../testing.ts";
+} from "../../../tests/support/cli_testing.ts";
 
 /** A node set up as the README says: backup in step, config line, launcher, hsm_secret. */
 interface Setup {

@@ -5,12 +5,12 @@
  * @module
  */
 import { dirname } from "node:path";
-import type { Change } from "../backends/backend.ts";
-import { createFileBackup } from "../backends/file/create.ts";
-import { FileBackend } from "../backends/file/writer.ts";
-import type { Output } from "./args.ts";
-import { splitMessages } from "../../tests/support/fake_lightningd.ts";
-import { loadFixture, type Scenario } from "../../tests/support/fixtures.ts";
+import type { Change } from "../../lib/backends/backend.ts";
+import { createFileBackup } from "../../lib/backends/file/create.ts";
+import { FileBackend } from "../../lib/backends/file/writer.ts";
+import type { Output } from "../../lib/cli/args.ts";
+import { splitMessages } from "./fake_lightningd.ts";
+import { loadFixture, type Scenario } from "./fixtures.ts";
 
 /** Keeps what a command printed, for tests to look at. */
 export class BufferedOutput implements Output {
