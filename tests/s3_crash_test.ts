@@ -34,6 +34,7 @@ import {
 } from "./support/crash_point.ts";
 import { type Rgw, writeCredentials } from "./support/rgw.ts";
 import { rgwTest, sharedRgw, stopSharedRgwLast } from "./support/shared_rgw.ts";
+import { type KillReport, runKillTrials } from "./support/seeded_trials.ts";
 import { writeLockFile } from "../lib/backup/lock_file.ts";
 import { restoreBackup } from "../lib/backup/restore.ts";
 import { S3BackupReader } from "../lib/backends/s3/reader.ts";
@@ -44,11 +45,6 @@ import { DataKey } from "../lib/crypto/data_key.ts";
 import { writeKeyFile } from "../lib/crypto/key_file.ts";
 import { makeEncryptedS3Backup } from "./support/encrypted_s3.ts";
 
-function envNumber(name: string, fallback: number): number {
-  const value = Deno.env.get(name);
-  return value === undefined ? fallback : Number(value);
-}
-
 /** Enough patience to outlast gateway restarts on a loaded machine; every wait bounded. */
 const PATIENCE = { s3_timeout_s: 5, s3_retries: 8, s3_retry_delay_s: 0.1 };
 
@@ -58,12 +54,7 @@ const PLUGIN_ENV = { AWS_ACCESS_KEY_ID: "", CLN_BACKUP_TEST_S3_PACK_EVERY: "20" 
 const VICTIMS = ["plugin", "gateway", "both"] as const;
 type Victim = typeof VICTIMS[number];
 
-interface TrialReport {
-  seed: number;
-  kills: Record<Victim, number>;
-  processes: number;
-  line: string;
-}
+type TrialReport = KillReport<Victim>;
 
 function copyDir(from: string, to: string): void {
   Deno.mkdirSync(to, { recursive: true });
@@ -266,10 +257,6 @@ async function runTrial(
 
 rgwTest("crash safety into S3: SIGKILL the plugin and the gateway at random moments", async () => {
   const all = loadRuns();
-  const chosen = Deno.env.get("S3_CRASH_SEEDS")?.split(",").map(Number);
-  const seeds = chosen ??
-    Array.from({ length: envNumber("S3_CRASH_TRIALS", 100) }, (_, i) => i + 1);
-  const queue = [...seeds];
   const rgw = await sharedRgw();
   // Even seeds run on an encrypted backup: the packer and compaction seal what they write.
   const templates: Template[] = [
@@ -280,43 +267,19 @@ rgwTest("crash safety into S3: SIGKILL the plugin and the gateway at random mome
       key: await DataKey.generate(),
     },
   ];
-  const reports: TrialReport[] = [];
-  const failures: string[] = [];
-  const started = performance.now();
   try {
     const bucket = await rgw.bucket();
     for (const template of templates) await buildTemplate(rgw, bucket, template, all);
-    await Promise.all(
-      Array.from({ length: envNumber("S3_CRASH_CONCURRENCY", 3) }, async () => {
-        for (let seed = queue.shift(); seed !== undefined; seed = queue.shift()) {
-          try {
-            const template = templates[seed % 2 === 0 ? 1 : 0];
-            const report = await runTrial(rgw, bucket, seed, all, template);
-            console.log(report.line);
-            reports.push(report);
-          } catch (error) {
-            console.log(`seed ${seed}: FAILED ${(error as Error).message.slice(0, 2000)}`);
-            failures.push(`seed ${seed}`);
-          }
-        }
-      }),
-    );
+    await runKillTrials<Victim>({
+      env: "S3_CRASH",
+      trials: 100,
+      concurrency: 3,
+      victims: { plugin: "the plugin", gateway: "the gateway", both: "both" },
+      run: (seed) => runTrial(rgw, bucket, seed, all, templates[seed % 2 === 0 ? 1 : 0]),
+    });
   } finally {
     await restarting.catch(() => {});
     for (const { dir } of templates) Deno.removeSync(dir, { recursive: true });
-  }
-  const sum = (victim: Victim) => reports.reduce((n, r) => n + r.kills[victim], 0);
-  console.log(
-    `${seeds.length} trials in ${Math.round(performance.now() - started)} ms, ` +
-      `${failures.length} failed: kills of the plugin ${sum("plugin")}, the gateway ` +
-      `${sum("gateway")}, both ${sum("both")}; ` +
-      `${reports.reduce((n, r) => n + r.processes, 0)} plugin runs`,
-  );
-  assertEquals(failures, []);
-  if (chosen === undefined) {
-    for (const victim of VICTIMS) {
-      assert(sum(victim) >= seeds.length / 5, `${victim} killed ${sum(victim)} times`);
-    }
   }
 });
 

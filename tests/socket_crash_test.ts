@@ -13,7 +13,7 @@
  *
  * @module
  */
-import { assert, assertEquals } from "./support/assert.ts";
+import { assertEquals } from "./support/assert.ts";
 import { FakeLightningd } from "./support/fake_lightningd.ts";
 import { dumpDatabase } from "./support/dump.ts";
 import { killPlan } from "./support/kill_plan.ts";
@@ -27,6 +27,7 @@ import {
   storedTransactions,
 } from "./support/crash_point.ts";
 import { freePort, spawnServer } from "./support/server_process.ts";
+import { type KillReport, runKillTrials } from "./support/seeded_trials.ts";
 import { writeLockFile } from "../lib/backup/lock_file.ts";
 import { FileBackupReader } from "../lib/backends/file/reader.ts";
 import { restoreBackup } from "../lib/backup/restore.ts";
@@ -37,20 +38,10 @@ import { restoreBackup } from "../lib/backup/restore.ts";
  */
 const PATIENCE = { socket_timeout_s: 5, socket_retries: 16, socket_retry_delay_s: 0.02 };
 
-function envNumber(name: string, fallback: number): number {
-  const value = Deno.env.get(name);
-  return value === undefined ? fallback : Number(value);
-}
-
 const VICTIMS = ["plugin", "server", "both"] as const;
 type Victim = typeof VICTIMS[number];
 
-interface TrialReport {
-  seed: number;
-  kills: Record<Victim, number>;
-  processes: number;
-  line: string;
-}
+type TrialReport = KillReport<Victim>;
 
 const PARENT = Deno.statSync("/dev/shm").isDirectory ? "/dev/shm" : undefined;
 
@@ -174,41 +165,17 @@ async function runTrial(
 Deno.test("crash safety over the wire: SIGKILL plugin and server at random moments", async () => {
   const all = loadRuns();
   const expected = dumpDatabase(all.runs.at(-1)!.database);
-  const chosen = Deno.env.get("SOCKET_CRASH_SEEDS")?.split(",").map(Number);
-  const seeds = chosen ??
-    Array.from({ length: envNumber("SOCKET_CRASH_TRIALS", 100) }, (_, i) => i + 1);
-  const queue = [...seeds];
   const template = Deno.makeTempDirSync({ prefix: "socket-crash-template-", dir: PARENT });
   await buildTemplate(template, all);
-  const reports: TrialReport[] = [];
-  const failures: string[] = [];
-  const started = performance.now();
-  await Promise.all(
-    Array.from({ length: envNumber("SOCKET_CRASH_CONCURRENCY", 3) }, async () => {
-      for (let seed = queue.shift(); seed !== undefined; seed = queue.shift()) {
-        try {
-          const report = await runTrial(seed, all, expected, template);
-          console.log(report.line);
-          reports.push(report);
-        } catch (error) {
-          console.log(`seed ${seed}: FAILED ${(error as Error).message.slice(0, 2000)}`);
-          failures.push(`seed ${seed}`);
-        }
-      }
-    }),
-  );
-  Deno.removeSync(template, { recursive: true });
-  const sum = (victim: Victim) => reports.reduce((n, r) => n + r.kills[victim], 0);
-  console.log(
-    `${seeds.length} trials in ${Math.round(performance.now() - started)} ms, ` +
-      `${failures.length} failed: kills of the plugin ${sum("plugin")}, the server ` +
-      `${sum("server")}, both ${sum("both")}; ` +
-      `${reports.reduce((n, r) => n + r.processes, 0)} plugin runs`,
-  );
-  assertEquals(failures, []);
-  if (chosen === undefined) {
-    for (const victim of VICTIMS) {
-      assert(sum(victim) >= seeds.length / 5, `${victim} killed ${sum(victim)} times`);
-    }
+  try {
+    await runKillTrials<Victim>({
+      env: "SOCKET_CRASH",
+      trials: 100,
+      concurrency: 3,
+      victims: { plugin: "the plugin", server: "the server", both: "both" },
+      run: (seed) => runTrial(seed, all, expected, template),
+    });
+  } finally {
+    Deno.removeSync(template, { recursive: true });
   }
 });
