@@ -35,12 +35,8 @@ import {
   type WorkerReply,
   type WorkerRequest,
 } from "./support/crash_point.ts";
+import { envNumber, trialSeeds } from "./support/seeded_trials.ts";
 import { DataKey } from "../lib/crypto/data_key.ts";
-
-function envNumber(name: string, fallback: number): number {
-  const value = Deno.env.get(name);
-  return value === undefined ? fallback : Number(value);
-}
 
 /** Runs the trials of `seeds` on `workers` workers, `concurrency` at a time on each. */
 async function runTrials(
@@ -103,8 +99,7 @@ async function runTrials(
  */
 async function crashSafety(trials: number, encrypted: boolean): Promise<void> {
   const all = loadRuns();
-  const chosen = Deno.env.get("CRASH_SEEDS")?.split(",").map(Number);
-  const seeds = chosen ?? Array.from({ length: trials }, (_, i) => i + 1);
+  const { seeds, chosen } = trialSeeds("CRASH_SEEDS", trials);
   const template = Deno.makeTempDirSync({ prefix: "cln-backup-crash-template-" });
   const key = encrypted ? await DataKey.generate() : undefined;
   const started = performance.now();
@@ -140,7 +135,7 @@ async function crashSafety(trials: number, encrypted: boolean): Promise<void> {
   );
   assertEquals(failures, []);
   assertEquals(reports.length, seeds.length);
-  if (chosen === undefined) {
+  if (!chosen) {
     // The trials did exercise what they are for (plans come from the seeds, so this is stable).
     for (const [kind, n] of landed) assert(n >= seeds.length / 10, `${kind} landed ${n} times`);
     assert(sum((r) => r.rewinds) >= seeds.length / 5, "too few rewinds were exercised");
