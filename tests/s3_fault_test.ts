@@ -83,16 +83,12 @@ async function runNode(s: Rgw, url: string, direct: string, lock = PATIENCE): Pr
     let committed = 0;
     try {
       await lightningd.getmanifest();
-      const work = [
+      committed = await lightningd.commitEach([
         SCHEMA,
         ...Array.from({ length: NOTES }, (_, i) => [
           `INSERT INTO notes (note) VALUES ('note ${i} ${"x".repeat(i * 300)}')`,
         ]),
-      ];
-      for (const statements of work) {
-        if (await lightningd.transaction(statements) !== "committed") break;
-        committed++;
-      }
+      ]);
       if (!lightningd.aborted) await lightningd.stop();
     } finally {
       await lightningd.kill().catch(() => {});

@@ -57,9 +57,7 @@ async function withNode(fn: (node: Node) => Promise<void>): Promise<void> {
     });
     spawned.push(lightningd);
     await lightningd.getmanifest();
-    for (const statements of transactions) {
-      if (await lightningd.transaction(statements) !== "committed") break;
-    }
+    await lightningd.commitEach(transactions);
     return lightningd;
   };
   try {

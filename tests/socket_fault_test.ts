@@ -51,16 +51,10 @@ async function runWorkload(
   let committed = 0;
   try {
     await lightningd.getmanifest();
-    const work = [
+    committed = await lightningd.commitEach([
       SCHEMA,
-      ...Array.from({ length: NOTES }, (_, i) => [
-        `INSERT INTO notes (note) VALUES ('note ${i}')`,
-      ]),
-    ];
-    for (const statements of work) {
-      if (await lightningd.transaction(statements) !== "committed") break;
-      committed++;
-    }
+      ...Array.from({ length: NOTES }, (_, i) => [`INSERT INTO notes (note) VALUES ('note ${i}')`]),
+    ]);
     if (!lightningd.aborted) await lightningd.stop();
   } finally {
     await lightningd.kill().catch(() => {});

@@ -320,6 +320,15 @@ export class FakeLightningd {
     return await this.dbWrite(from + 1, writes);
   }
 
+  /** Runs the transactions of `work` in turn until one is not committed; returns how many were. */
+  async commitEach(work: string[][]): Promise<number> {
+    let committed = 0;
+    while (committed < work.length && await this.transaction(work[committed]) === "committed") {
+      committed++;
+    }
+    return committed;
+  }
+
   /** Runs recorded writes (already ending in their bump) and reports them in `db_write`. */
   async dbWrite(dataVersion: number, writes: string[], id?: unknown): Promise<Outcome> {
     const outside = isPragmaOnly(writes);
