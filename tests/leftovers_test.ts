@@ -29,6 +29,7 @@ import { FaultProxy } from "./support/fault_proxy.ts";
 import { HEADER_BYTES, METADATA_BYTES } from "../lib/wire/packets.ts";
 import { DatabaseSync } from "node:sqlite";
 import { PASSPHRASE } from "./support/encrypted.ts";
+import { ageRecipientOf, newAgeIdentity } from "../lib/crypto/primitives.ts";
 
 function names(dir: string): string[] {
   return [...Deno.readDirSync(dir)].map((e) => e.name).sort();
@@ -355,4 +356,23 @@ Deno.test("init over socket does not take another node's snapshot at the same ve
       removeNodeDir(other);
     }
   });
+});
+
+Deno.test("an encrypted init killed before backup.lock, rerun with an identity as --recipient: refused without printing it", async () => {
+  const dir = makeNodeDir("fresh-start");
+  try {
+    const base = Deno.realPathSync(`${dir}/..`);
+    const url = `file://${base}/backup`;
+    const identity = await newAgeIdentity();
+    const args = (
+      recipient: string,
+    ) => [url, "--lightning-dir", dir, "--encrypt", "--recipient", recipient];
+    await killedAt(["init", ...args(await ageRecipientOf(identity))], "init-before-lock");
+    const refused = new BufferedOutput();
+    assertEquals(await init(args(identity), refused), 1);
+    assert(!refused.transcript.includes(identity.slice(15)), refused.transcript);
+    assertMatch(refused.stderr[0], /the recipient given is an age identity/);
+  } finally {
+    removeNodeDir(dir);
+  }
 });

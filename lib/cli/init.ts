@@ -507,6 +507,8 @@ export async function init(
           `(a backup server's storage holds plain backups only, wire v1)`,
       );
     }
+    // Before anything could name it: an interrupted init's backup is checked against it.
+    if (typeof values.recipient === "string") await checkNewRecipients(ACTION, [values.recipient]);
     const { mirrors, asyncs } = initCopies(values);
     const copies = [...mirrors, ...asyncs];
     if (values.existing === true && (target.dir === undefined || encrypt || copies.length > 0)) {
