@@ -89,6 +89,14 @@ async function givenIdentities(
   file: string | boolean | undefined,
   env: EnvReader = Deno.env,
 ): Promise<string[]> {
+  if (typeof file === "string" && isAgeIdentity(file)) {
+    // The identity itself in the file name's place: a secret, not repeated in the refusal.
+    throw new Error(
+      `Cannot unlock backup: --identity takes the path of an identity file, and was given an ` +
+        `age identity (AGE-SECRET-KEY-1...): put it in a file (mode 0600), or in ` +
+        `${IDENTITY_ENV}`,
+    );
+  }
   const text = typeof file === "string"
     ? readSecretFile(file, "identity", env)
     : env.get(IDENTITY_ENV);

@@ -92,3 +92,17 @@ Deno.test("a --passphrase-file saved with CRLF line ends: the passphrase is the 
     Deno.removeSync(dir, { recursive: true });
   }
 });
+
+Deno.test("an identity given as --identity's file name: refused without printing it", async () => {
+  const dir = Deno.makeTempDirSync({ prefix: "secrets-" });
+  const env = { get: (name: string) => name === "INIT_CWD" ? dir : undefined };
+  const noPrompt: Prompt = () => Promise.reject(new Error("prompted"));
+  try {
+    const identity = await newAgeIdentity();
+    const error = await assertRejects(() => gatherSecrets({ identity }, noPrompt, env));
+    assert(!error.message.includes(identity.slice(15)), error.message);
+    assertMatch(error.message, /--identity takes the path of an identity file/);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
