@@ -7,39 +7,20 @@
  */
 import { userPath } from "../fs/user_path.ts";
 import { dirname } from "node:path";
-import { pathToFileURL } from "node:url";
-import { createFileBackup, type NewEncryption } from "../backends/file/create.ts";
-import { readChain } from "../format/chain.ts";
-import { newBackupId } from "../format/segment.ts";
+import { createFileBackup } from "../backends/file/create.ts";
 import { DataKey, sameBytes } from "../crypto/data_key.ts";
-import { describeWraps, UnlockError, wrapKey } from "../crypto/wrapped_key.ts";
-import { readWrappedKey, unlockDir } from "./unlock.ts";
 import { checkExisting, existingHint } from "./existing.ts";
+import { installPlugin, printConfigLine } from "./install_plugin.ts";
+import { newEncryption } from "./new_encryption.ts";
+import { checkLeftEncryption, leftByKilledInit, whyNotOpened } from "./init_rerun.ts";
+import { createCopies, initCopies } from "./init_copies.ts";
 import { KEY_FILE, readKeyFile, removeKeyFileOf, writeKeyFile } from "../crypto/key_file.ts";
-import {
-  askNewPassphrase,
-  checkNewPassphrase,
-  checkNewRecipients,
-  givenPassphrase,
-  type Prompt,
-  terminalPrompt,
-} from "./secrets.ts";
-import { FileBackupReader } from "../backends/file/reader.ts";
+import { checkNewRecipients, type Prompt, terminalPrompt } from "./secrets.ts";
 import { backupKind, openReader } from "../backends/open.ts";
-import type { BackupDescription } from "../backends/backend.ts";
-import { readLayout } from "../format/layout.ts";
 import { existsSync, removeIfExists } from "../fs/exists.ts";
 import { DATABASE_NAME } from "../backup/restore.ts";
-import {
-  createLockFile,
-  LOCK_FILE,
-  type LockFile,
-  LockFileExists,
-  readLockFile,
-  writeLockFile,
-} from "../backup/lock_file.ts";
-import { LAUNCHER_NAME, lockLaunchPlan, writeLauncher } from "./launcher.ts";
-import { parseBackupUrl } from "../backends/url.ts";
+import { LOCK_FILE, type LockFile, readLockFile } from "../backup/lock_file.ts";
+import { type BackupUrl, parseBackupUrl } from "../backends/url.ts";
 import { credentialIn } from "../backends/socket/credential.ts";
 import { createS3Backup } from "../backends/s3/create.ts";
 import { checkPluginCredentials, loadCredentials } from "../backends/s3/credentials.ts";
@@ -58,9 +39,7 @@ import {
 } from "./args.ts";
 import {
   createBackup,
-  createBackupFrom,
   createOrFind,
-  dataVersionOf,
   INIT_ACTION,
   type MadeBackup,
   MayHaveStoredError,
@@ -189,115 +168,6 @@ export function initTarget(positionals: string[], lightningDir: string | undefin
   return { url: urls[0], dir: dirs[0] ?? lightningDir };
 }
 
-/**
- * Whether the backup at `path` is what an init killed after creating it and before writing
- * backup.lock leaves: a cln-backup directory holding a snapshot at the database's version and
- * no change (for a node with no database: nothing, at version 0). Then init finishes the
- * set-up on it; otherwise this says why not.
- */
-function leftByKilledInit(path: string, database: string): { version: number } | { why: string } {
-  const notBackup = { why: " and is not a cln-backup backup" };
-  if (backupKind(path) !== "directory" || readLayout(path).logs.length === 0) return notBackup;
-  const version = existsSync(database) ? dataVersionOf(database, database) : 0;
-  let found: BackupDescription;
-  const reader = new FileBackupReader(pathToFileURL(path).href, path);
-  try {
-    found = reader.describe();
-  } catch {
-    return notBackup;
-  } finally {
-    reader.close();
-  }
-  const snapshots = existsSync(database) ? [version] : [];
-  if (
-    found.lastVersion === version && found.tornBytes === 0 &&
-    found.snapshots.join() === snapshots.join()
-  ) {
-    return { version };
-  }
-  return {
-    why: `, a backup of versions ${found.firstVersion} to ${found.lastVersion}, not what an ` +
-      `interrupted init of this node leaves (a snapshot at the database's version ${version} ` +
-      `and no change)`,
-  };
-}
-
-/**
- * Writes the launcher, then `backup.lock` (last: its presence marks a finished set-up) for
- * the backup `lock` names, which exists already. `backup.lock` is created only if there is
- * none ("create", init) or replaced ("replace", upgrade). On failure it puts back the launcher
- * it replaced, removes the one it wrote and calls `undo`, so nothing half-made is left.
- * Returns the launcher's path.
- */
-export function installPlugin(
-  dir: string,
-  lock: LockFile,
-  mode: "create" | "replace",
-  undo: () => void,
-): string {
-  const launcherPath = `${dir}/${LAUNCHER_NAME}`;
-  const previous = existsSync(launcherPath) ? Deno.readFileSync(launcherPath) : undefined;
-  try {
-    const written = writeLauncher(lockLaunchPlan(dir, lock));
-    if (mode === "create") createLockFile(dir, lock);
-    else writeLockFile(dir, lock);
-    return written;
-  } catch (error) {
-    // Once backup.lock names the new backup (its rename is the commit point: only the
-    // directory sync after it failed), undoing would leave it naming nothing.
-    if (lockNames(dir, lock.backend_url)) throw error;
-    if (previous) {
-      Deno.writeFileSync(launcherPath, previous);
-      Deno.chmodSync(launcherPath, 0o755);
-    } else {
-      removeIfExists(launcherPath);
-    }
-    undo();
-    if (error instanceof LockFileExists) {
-      let holder = "";
-      try {
-        holder = ` (it points to ${readLockFile(dir).backend_url})`;
-      } catch {
-        // Unreadable: the path alone says enough.
-      }
-      throw new Error(
-        `${ACTION}: "${error.path}" appeared while the backup was being made${holder}, ` +
-          `written by another process: the new backup was removed and nothing changed; check ` +
-          `which backup this node should use, then run this again if needed`,
-      );
-    }
-    throw error;
-  }
-}
-
-function lockNames(dir: string, url: string): boolean {
-  try {
-    return readLockFile(dir).backend_url === url;
-  } catch {
-    return false;
-  }
-}
-
-/** The closing lines of init and upgrade: the config line, last, and why it matters. */
-export function printConfigLine(
-  output: Output,
-  launcher: string,
-  deno: string = Deno.execPath(),
-): void {
-  if (deno.includes("/_npx/")) {
-    output.err(
-      `Warning: the launcher runs Deno from npx's cache ("${deno}"), which npm may clean ` +
-        `at any time, and then lightningd cannot start the plugin: run "npm install ` +
-        `deno@2.9.6" in the project and run this again with node_modules/.bin/deno`,
-    );
-  }
-  output.out(
-    "Add this line to the lightningd config, then start lightningd. important-plugin makes " +
-      "lightningd stop if the plugin dies, instead of running on without a backup:",
-  );
-  output.out(`important-plugin=${launcher}`);
-}
-
 /** `init <url>` alone: an empty backup for a server to serve, and no node set up. */
 async function initStorage(url: string, output: Output): Promise<number> {
   if (parseBackupUrl(url).scheme === "s3") {
@@ -319,146 +189,6 @@ async function initStorage(url: string, output: Output): Promise<number> {
       `<url>)`,
   );
   return Exit.Ok;
-}
-
-/**
- * A new data key and backup id, the key wrapped for the passphrase and recipient given (the
- * passphrase asked twice on a terminal when neither is given).
- */
-export async function newEncryption(
-  values: Record<string, string | boolean | undefined>,
-  prompt: Prompt,
-  action = ACTION,
-): Promise<NewEncryption> {
-  const recipients = typeof values.recipient === "string" ? [values.recipient] : [];
-  await checkNewRecipients(action, recipients);
-  let passphrase = givenPassphrase(values["passphrase-file"]);
-  if (passphrase === undefined && recipients.length === 0) {
-    passphrase = await askNewPassphrase(prompt, "Passphrase for the backup's key", action);
-  }
-  checkNewPassphrase(action, passphrase);
-  if (passphrase === undefined && recipients.length === 0) {
-    throw new Error(
-      `${action}: --encrypt needs a passphrase (CLN_BACKUP_PASSPHRASE, --passphrase-file FILE, ` +
-        `or a terminal to ask on) or --recipient age1...: nothing was changed`,
-    );
-  }
-  const key = await DataKey.generate();
-  const backupId = newBackupId();
-  const wrappedKey = await wrapKey(key, backupId, { passphrase, recipients });
-  return { key, backupId, wrappedKey };
-}
-
-/**
- * Why the encrypted backup an interrupted init left in `dir` (or its copy) does not open with
- * the secret this init was given, if it does not: the operator keeps that secret, so it must
- * be the one its key.json is wrapped for. A recipient is checked by its wrap (the init holds
- * no identity); a passphrase, given or asked for, by opening the key.
- */
-async function whyNotOpened(
-  dir: string,
-  values: Record<string, string | boolean | undefined>,
-  prompt: Prompt,
-): Promise<string | undefined> {
-  const redo = "give the one the interrupted init was given, or remove it and run init again";
-  const recipient = typeof values.recipient === "string" ? values.recipient : undefined;
-  if (recipient !== undefined) {
-    if (!describeWraps(readWrappedKey(dir)).includes(`age recipient ${recipient}`)) {
-      return `its key is not wrapped for the recipient given, ${recipient}: ${redo}`;
-    }
-    if (givenPassphrase(values["passphrase-file"]) === undefined) return undefined;
-  }
-  try {
-    await unlockDir(dir, values, prompt);
-  } catch (error) {
-    if (!(error instanceof UnlockError)) throw error;
-    return `its key does not open: ${error.message}; ${redo}`;
-  }
-  return undefined;
-}
-
-/** Checks that an interrupted init's backup fits this one: encrypted alike, its key at hand. */
-async function checkLeftEncryption(path: string, dir: string, encrypt: boolean): Promise<void> {
-  const keyId = readChain(path).keyId;
-  const redo = `remove "${path}" and run init again`;
-  if ((keyId !== undefined) !== encrypt) {
-    throw new Error(
-      `${ACTION}: "${path}", which an interrupted init left, is ${
-        keyId ? "encrypted" : "plain"
-      }, and this init ${encrypt ? "encrypts" : "does not encrypt"}: ${redo}`,
-    );
-  }
-  const key = keyId && await readKeyFile(dir);
-  if (keyId && !(key && sameBytes(key.id, keyId))) {
-    throw new Error(
-      `${ACTION}: "${path}", which an interrupted init left, is encrypted with a key that ` +
-        `"${dir}/${KEY_FILE}" does not hold: ${redo}`,
-    );
-  }
-}
-
-/** The other destinations `--mirror` and `--async` name. */
-export function initCopies(
-  values: Record<string, unknown>,
-): { mirrors: string[]; asyncs: string[] } {
-  const list = (name: string) => (values[name] as string[] | undefined) ?? [];
-  return { mirrors: list("mirror"), asyncs: list("async") };
-}
-
-/** Creates one more destination from the same snapshot of `database`; returns its version. */
-async function createCopy(copy: string, database: string, dir: string): Promise<number> {
-  if (parseBackupUrl(copy).scheme === "file") {
-    const path = fileBackupPath(copy, ACTION);
-    if (existsSync(path)) {
-      throw new Error(
-        `${ACTION}: "${path}" already exists: choose a new path, or remove it if it is not ` +
-          `a backup you need`,
-      );
-    }
-  }
-  return await createBackupFrom(database, copy, dir);
-}
-
-/**
- * Creates the other destinations, each from the same snapshot (lightningd is stopped, so the
- * database does not change); on a failure removes the file ones made and says which remote
- * ones stay. Returns what to remove should a later step fail.
- */
-async function createCopies(
-  copies: string[],
-  database: string,
-  dir: string,
-  version: number,
-  output: Output,
-): Promise<() => void> {
-  const made: string[] = [];
-  const undo = () => {
-    for (const copy of made) {
-      const parsed = parseBackupUrl(copy);
-      if (parsed.scheme === "file") removeIfExists(parsed.path);
-    }
-  };
-  try {
-    for (const copy of copies) {
-      const copyVersion = await createCopy(copy, database, dir);
-      made.push(copy);
-      if (copyVersion !== version) {
-        throw new Error(
-          `${ACTION}: ${copy} was made at version ${copyVersion}, not ${version}: the ` +
-            `database changed (is lightningd running?)`,
-        );
-      }
-      output.out(`Created the copy ${copy} at version ${version}`);
-    }
-  } catch (error) {
-    undo();
-    const kept = made.filter((copy) => parseBackupUrl(copy).scheme !== "file");
-    const note = kept.length === 0
-      ? ""
-      : ` (made and left in place, move them aside before a retry: ${kept.join(", ")})`;
-    throw new Error(`${(error as Error).message}${note}`);
-  }
-  return undo;
 }
 
 /** The key `dir`'s key file holds, if there is one; refuses one the plugin would refuse. */
@@ -574,146 +304,191 @@ export async function init(
           `already: ${todo}`,
       );
     }
-    const database = `${dir}/${DATABASE_NAME}`;
-    if (values.existing === true) {
-      // Read as the plugin will read it: with the keys' file, its only source of keys.
-      if (scheme === "s3") checkPluginCredentials(dir, ACTION);
-      const found = await checkExisting(url, dir, database, values, prompt);
-      // A key file put back with the rest is kept when it holds the backup's key; any other
-      // would stop the plugin at start (a plain backup with a key, or another backup's key).
-      const held = await keyFileIn(dir);
-      if (held !== undefined && !(found.key && sameBytes(held.bytes, found.key.bytes))) {
-        throw new Error(
-          `${ACTION}: "${dir}/${KEY_FILE}" holds ${
-            found.key ? "another backup's key" : `a key, but the backup ${url} is not encrypted`
-          }: the plugin would refuse to start with it; move it aside, then run this again`,
-        );
-      }
-      const writeKey = held === undefined ? found.key : undefined;
-      if (writeKey) writeKeyFile(dir, writeKey);
-      const launcher = installPlugin(dir, lock, "create", () => {
-        if (writeKey) removeKeyFileOf(dir, writeKey);
-      });
-      output.out(
-        `Took the backup ${url} as this node's: it restores to "${database}", at version ` +
-          `${found.version}; the plugin goes on from there`,
-      );
-      output.out(`Wrote "${dir}/${LOCK_FILE}" and the launcher "${launcher}"`);
-      if (found.key) encryptedNote(output, dir);
-      printConfigLine(output, launcher);
-      return Exit.Ok;
-    }
-    if (path === undefined) {
-      if (scheme === "s3") checkPluginCredentials(dir, ACTION);
-      // Made when the backup is to be made (on a server: not when an interrupted init's is
-      // found there, opened by the key file it left and the secret given now). Its passphrase
-      // is asked before connecting, unless such a key file is here: the connection would
-      // wait while the operator types.
-      let encryption = encrypt && !existsSync(`${dir}/${KEY_FILE}`)
-        ? await newEncryption(values, prompt)
-        : undefined;
-      const initKey = encrypt
-        ? {
-          make: async () => encryption ??= await newEncryption(values, prompt),
-          whyNotOpened: (copy: string) => whyNotOpened(copy, values, prompt),
-        }
-        : undefined;
-      let made: MadeBackup;
-      try {
-        made = await createOrFind(database, url, dir, initKey);
-      } catch (error) {
-        // The key file goes with the backup not made, unless the server may hold it.
-        if (encryption && !(error instanceof MayHaveStoredError)) {
-          removeKeyFileOf(dir, encryption.key);
-        }
-        throw error;
-      }
-      const { version } = made;
-      const undoCopies = await createCopies(copies, database, dir, version, output);
-      atStep("init-before-lock");
-      // A snapshot on a server stays there; a retry of init finds it while the database is
-      // unchanged (lib/cli/left_on_server.ts).
-      const launcher = installPlugin(dir, lock, "create", undoCopies);
-      output.out(
-        made.found
-          ? `Found the backup ${url} an interrupted init left, a snapshot of "${database}" at ` +
-            `version ${version} and no change: finished its set-up`
-          : existsSync(database)
-          ? `Created the backup ${url} from a snapshot of "${database}" at version ${version}`
-          : `Created the empty backup ${url} at version 0 ("${dir}" has no database yet)`,
-      );
-      output.out(`Wrote "${dir}/${LOCK_FILE}" and the launcher "${launcher}"`);
-      if (encrypt) encryptedNote(output, dir);
-      printConfigLine(output, launcher);
-      return Exit.Ok;
-    }
-    let left: { version: number } | undefined;
-    if (existsSync(path)) {
-      const found = leftByKilledInit(path, database);
-      if ("why" in found) {
-        let last: number | undefined;
-        try {
-          const reader = openReader(url);
-          last = reader.describe().lastVersion;
-          reader.close();
-        } catch {
-          // Not a backup that reads: the path alone says enough.
-        }
-        throw new Error(
-          `${ACTION}: "${path}" already exists${found.why}: choose a new path, or remove it ` +
-            `if it is not a backup you need${existingHint(last, database)}`,
-        );
-      }
-      await checkLeftEncryption(path, dir, encrypt);
-      const unopened = encrypt ? await whyNotOpened(path, values, prompt) : undefined;
-      if (unopened) {
-        throw new Error(
-          `${ACTION}: "${path}", which an interrupted init left, is not this init's: ` +
-            `${unopened}`,
-        );
-      }
-      left = found;
-    }
-    const encryption = encrypt && left === undefined
-      ? await newEncryption(values, prompt)
-      : undefined;
-    atStep("init-checked");
-    // The key file first: an init killed after the backup is made finds it beside it.
-    if (encryption) writeKeyFile(dir, encryption.key);
-    const version = left?.version ?? await createBackup(path, database, encryption);
-    // A backup an earlier init left is kept: it is that init's, and complete.
-    const undoBackup = () => {
-      if (left !== undefined) return;
-      removeIfExists(path);
-      if (encryption) removeIfExists(`${dir}/${KEY_FILE}`);
+    const setup: NodeSetup = {
+      url,
+      dir,
+      lock,
+      database: `${dir}/${DATABASE_NAME}`,
+      copies,
+      encrypt,
+      values,
+      prompt,
+      output,
     };
-    let undoCopies: () => void;
-    try {
-      undoCopies = await createCopies(copies, database, dir, version, output);
-    } catch (error) {
-      undoBackup();
-      throw error;
-    }
-    atStep("init-before-lock");
-    const launcher = installPlugin(dir, lock, "create", () => {
-      undoCopies();
-      undoBackup();
-    });
-    if (left !== undefined) {
-      output.out(
-        `Found the backup "${path}" an interrupted init left, complete at the database's ` +
-          `version ${version} with no change: finished its set-up`,
-      );
-    } else {
-      output.out(
-        existsSync(database)
-          ? `Created the backup "${path}" from a snapshot of "${database}" at version ${version}`
-          : `Created the empty backup "${path}" at version 0 ("${dir}" has no database yet)`,
-      );
-    }
-    output.out(`Wrote "${dir}/${LOCK_FILE}" and the launcher "${launcher}"`);
-    if (encrypt) encryptedNote(output, dir);
-    printConfigLine(output, launcher);
-    return Exit.Ok;
+    if (values.existing === true) return await takeExisting(setup, scheme);
+    if (path === undefined) return await initRemote(setup, scheme);
+    return await initFile(setup, path);
   });
+}
+
+/** What init sets a node up with, as its checks leave it. */
+interface NodeSetup {
+  url: string;
+  dir: string;
+  lock: LockFile;
+  /** The node's database, `lightningd.sqlite3` in `dir` (perhaps none yet). */
+  database: string;
+  /** The `--mirror` and `--async` destinations. */
+  copies: string[];
+  encrypt: boolean;
+  values: Record<string, string | boolean | undefined>;
+  prompt: Prompt;
+  output: Output;
+}
+
+/** `init --existing`: takes a backup the node's database was restored from as its own. */
+async function takeExisting(
+  { url, dir, lock, database, values, prompt, output }: NodeSetup,
+  scheme: BackupUrl["scheme"],
+): Promise<number> {
+  // Read as the plugin will read it: with the keys' file, its only source of keys.
+  if (scheme === "s3") checkPluginCredentials(dir, ACTION);
+  const found = await checkExisting(url, dir, database, values, prompt);
+  // A key file put back with the rest is kept when it holds the backup's key; any other
+  // would stop the plugin at start (a plain backup with a key, or another backup's key).
+  const held = await keyFileIn(dir);
+  if (held !== undefined && !(found.key && sameBytes(held.bytes, found.key.bytes))) {
+    throw new Error(
+      `${ACTION}: "${dir}/${KEY_FILE}" holds ${
+        found.key ? "another backup's key" : `a key, but the backup ${url} is not encrypted`
+      }: the plugin would refuse to start with it; move it aside, then run this again`,
+    );
+  }
+  const writeKey = held === undefined ? found.key : undefined;
+  if (writeKey) writeKeyFile(dir, writeKey);
+  const launcher = installPlugin(dir, lock, "create", () => {
+    if (writeKey) removeKeyFileOf(dir, writeKey);
+  });
+  output.out(
+    `Took the backup ${url} as this node's: it restores to "${database}", at version ` +
+      `${found.version}; the plugin goes on from there`,
+  );
+  output.out(`Wrote "${dir}/${LOCK_FILE}" and the launcher "${launcher}"`);
+  if (found.key) encryptedNote(output, dir);
+  printConfigLine(output, launcher);
+  return Exit.Ok;
+}
+
+/** init to a backup server (`socket:`) or object storage (`s3://`). */
+async function initRemote(
+  { url, dir, lock, database, copies, encrypt, values, prompt, output }: NodeSetup,
+  scheme: BackupUrl["scheme"],
+): Promise<number> {
+  if (scheme === "s3") checkPluginCredentials(dir, ACTION);
+  // Made when the backup is to be made (on a server: not when an interrupted init's is
+  // found there, opened by the key file it left and the secret given now). Its passphrase
+  // is asked before connecting, unless such a key file is here: the connection would
+  // wait while the operator types.
+  let encryption = encrypt && !existsSync(`${dir}/${KEY_FILE}`)
+    ? await newEncryption(values, prompt)
+    : undefined;
+  const initKey = encrypt
+    ? {
+      make: async () => encryption ??= await newEncryption(values, prompt),
+      whyNotOpened: (copy: string) => whyNotOpened(copy, values, prompt),
+    }
+    : undefined;
+  let made: MadeBackup;
+  try {
+    made = await createOrFind(database, url, dir, initKey);
+  } catch (error) {
+    // The key file goes with the backup not made, unless the server may hold it.
+    if (encryption && !(error instanceof MayHaveStoredError)) {
+      removeKeyFileOf(dir, encryption.key);
+    }
+    throw error;
+  }
+  const { version } = made;
+  const undoCopies = await createCopies(copies, database, dir, version, output);
+  atStep("init-before-lock");
+  // A snapshot on a server stays there; a retry of init finds it while the database is
+  // unchanged (lib/cli/left_on_server.ts).
+  const launcher = installPlugin(dir, lock, "create", undoCopies);
+  output.out(
+    made.found
+      ? `Found the backup ${url} an interrupted init left, a snapshot of "${database}" at ` +
+        `version ${version} and no change: finished its set-up`
+      : existsSync(database)
+      ? `Created the backup ${url} from a snapshot of "${database}" at version ${version}`
+      : `Created the empty backup ${url} at version 0 ("${dir}" has no database yet)`,
+  );
+  output.out(`Wrote "${dir}/${LOCK_FILE}" and the launcher "${launcher}"`);
+  if (encrypt) encryptedNote(output, dir);
+  printConfigLine(output, launcher);
+  return Exit.Ok;
+}
+
+/** init to a file backup at `path`, or finishing the one an interrupted init left there. */
+async function initFile(
+  { url, dir, lock, database, copies, encrypt, values, prompt, output }: NodeSetup,
+  path: string,
+): Promise<number> {
+  let left: { version: number } | undefined;
+  if (existsSync(path)) {
+    const found = leftByKilledInit(path, database);
+    if ("why" in found) {
+      let last: number | undefined;
+      try {
+        const reader = openReader(url);
+        last = reader.describe().lastVersion;
+        reader.close();
+      } catch {
+        // Not a backup that reads: the path alone says enough.
+      }
+      throw new Error(
+        `${ACTION}: "${path}" already exists${found.why}: choose a new path, or remove it ` +
+          `if it is not a backup you need${existingHint(last, database)}`,
+      );
+    }
+    await checkLeftEncryption(path, dir, encrypt);
+    const unopened = encrypt ? await whyNotOpened(path, values, prompt) : undefined;
+    if (unopened) {
+      throw new Error(
+        `${ACTION}: "${path}", which an interrupted init left, is not this init's: ` +
+          `${unopened}`,
+      );
+    }
+    left = found;
+  }
+  const encryption = encrypt && left === undefined
+    ? await newEncryption(values, prompt)
+    : undefined;
+  atStep("init-checked");
+  // The key file first: an init killed after the backup is made finds it beside it.
+  if (encryption) writeKeyFile(dir, encryption.key);
+  const version = left?.version ?? await createBackup(path, database, encryption);
+  // A backup an earlier init left is kept: it is that init's, and complete.
+  const undoBackup = () => {
+    if (left !== undefined) return;
+    removeIfExists(path);
+    if (encryption) removeIfExists(`${dir}/${KEY_FILE}`);
+  };
+  let undoCopies: () => void;
+  try {
+    undoCopies = await createCopies(copies, database, dir, version, output);
+  } catch (error) {
+    undoBackup();
+    throw error;
+  }
+  atStep("init-before-lock");
+  const launcher = installPlugin(dir, lock, "create", () => {
+    undoCopies();
+    undoBackup();
+  });
+  if (left !== undefined) {
+    output.out(
+      `Found the backup "${path}" an interrupted init left, complete at the database's ` +
+        `version ${version} with no change: finished its set-up`,
+    );
+  } else {
+    output.out(
+      existsSync(database)
+        ? `Created the backup "${path}" from a snapshot of "${database}" at version ${version}`
+        : `Created the empty backup "${path}" at version 0 ("${dir}" has no database yet)`,
+    );
+  }
+  output.out(`Wrote "${dir}/${LOCK_FILE}" and the launcher "${launcher}"`);
+  if (encrypt) encryptedNote(output, dir);
+  printConfigLine(output, launcher);
+  return Exit.Ok;
 }

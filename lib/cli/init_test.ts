@@ -6,7 +6,7 @@ import { loadFixture, PRE_4090_BACKUP } from "../../tests/support/fixtures.ts";
 import { DatabaseSync } from "node:sqlite";
 import { openBackend, openReader } from "../backends/open.ts";
 import { restoreBackup } from "../backup/restore.ts";
-import { init, initTarget, printConfigLine } from "./init.ts";
+import { init, initTarget } from "./init.ts";
 import { UsageError } from "./args.ts";
 import { unlockReader } from "./unlock.ts";
 import { ageRecipientOf, newAgeIdentity } from "../crypto/primitives.ts";
@@ -254,18 +254,6 @@ Deno.test("init rejects bad command lines, and a socket URL with no server at on
   assertEquals(await init(["--help"], output), 0);
   assertMatch(output.text, /^Usage: cln-backup init --lightning-dir DIR <url>\n/);
   removeNodeDir(dir);
-});
-
-Deno.test("init warns when Deno runs from npx's cache, which npm may clean", () => {
-  const output = new BufferedOutput();
-  printConfigLine(output, "/n/cln-backup-plugin", "/home/u/.npm/_npx/1a2b/node_modules/deno/deno");
-  assertEquals(output.stderr.length, 1);
-  assertMatch(output.stderr[0], /^Warning: .*_npx.*: run "npm install deno@2.9.6" in the project/);
-  assertEquals(output.stdout.at(-1), "important-plugin=/n/cln-backup-plugin");
-
-  const stable = new BufferedOutput();
-  printConfigLine(stable, "/n/cln-backup-plugin", "/usr/local/bin/deno");
-  assertEquals(stable.stderr, []);
 });
 
 Deno.test("initTarget tells the forms apart by which argument is a URL", async () => {

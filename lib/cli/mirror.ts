@@ -24,7 +24,7 @@ import {
   type Output,
   runCommand,
 } from "./args.ts";
-import { installPlugin, printConfigLine } from "./init.ts";
+import { installPlugin, printConfigLine } from "./install_plugin.ts";
 import { createBackupFrom } from "./new_backup.ts";
 import { checkNetworkDir, checkNotRunning } from "./node_dir.ts";
 import { lockForSetup } from "./setup_lock.ts";

@@ -24,7 +24,7 @@ import { fetchWrappedKey } from "../backends/s3/key_object.ts";
 import { backupKind } from "../backends/open.ts";
 import { FileBackupReader } from "../backends/file/reader.ts";
 import { checkNetworkDir, checkNotRunning } from "./node_dir.ts";
-import { installPlugin, printConfigLine } from "./init.ts";
+import { installPlugin, printConfigLine } from "./install_plugin.ts";
 import { claimWorkPath, removeLeftovers, workPath } from "../fs/work_path.ts";
 import { atStep } from "../fs/step_seam.ts";
 import { lockForSetup } from "./setup_lock.ts";
@@ -33,7 +33,7 @@ import { copyEncrypted } from "../backends/file/encrypted_copy.ts";
 import { readChain } from "../format/chain.ts";
 import { WRAPPED_KEY_NAME } from "../crypto/wrapped_key.ts";
 import { KEY_FILE, writeKeyFile } from "../crypto/key_file.ts";
-import { newEncryption } from "./init.ts";
+import { newEncryption } from "./new_encryption.ts";
 import { encryptOnServer } from "./upgrade_server.ts";
 import { type Prompt, terminalPrompt } from "./secrets.ts";
 import {

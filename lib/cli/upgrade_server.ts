@@ -18,7 +18,8 @@ import { KEY_FILE, writeKeyFile } from "../crypto/key_file.ts";
 import { removeIfExists } from "../fs/exists.ts";
 import { shellQuote } from "../fs/shell_quote.ts";
 import { checkNotRunning } from "./node_dir.ts";
-import { installPlugin, newEncryption, printConfigLine } from "./init.ts";
+import { installPlugin, printConfigLine } from "./install_plugin.ts";
+import { newEncryption } from "./new_encryption.ts";
 import type { Prompt } from "./secrets.ts";
 import { Exit, type Output } from "./args.ts";
 

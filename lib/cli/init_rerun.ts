@@ -1,0 +1,107 @@
+/**
+ * What an interrupted init left, and whether this init may finish it: a file backup holding just
+ * a snapshot at the database's version, encrypted alike and opened by the secret given now.
+ *
+ * @module
+ */
+import { pathToFileURL } from "node:url";
+import { readChain } from "../format/chain.ts";
+import { sameBytes } from "../crypto/data_key.ts";
+import { describeWraps, UnlockError } from "../crypto/wrapped_key.ts";
+import { KEY_FILE, readKeyFile } from "../crypto/key_file.ts";
+import { FileBackupReader } from "../backends/file/reader.ts";
+import { backupKind } from "../backends/open.ts";
+import type { BackupDescription } from "../backends/backend.ts";
+import { readLayout } from "../format/layout.ts";
+import { existsSync } from "../fs/exists.ts";
+import { readWrappedKey, unlockDir } from "./unlock.ts";
+import { givenPassphrase, type Prompt } from "./secrets.ts";
+import { dataVersionOf, INIT_ACTION as ACTION } from "./new_backup.ts";
+
+/**
+ * Whether the backup at `path` is what an init killed after creating it and before writing
+ * backup.lock leaves: a cln-backup directory holding a snapshot at the database's version and
+ * no change (for a node with no database: nothing, at version 0). Then init finishes the
+ * set-up on it; otherwise this says why not.
+ */
+export function leftByKilledInit(
+  path: string,
+  database: string,
+): { version: number } | { why: string } {
+  const notBackup = { why: " and is not a cln-backup backup" };
+  if (backupKind(path) !== "directory" || readLayout(path).logs.length === 0) return notBackup;
+  const version = existsSync(database) ? dataVersionOf(database, database) : 0;
+  let found: BackupDescription;
+  const reader = new FileBackupReader(pathToFileURL(path).href, path);
+  try {
+    found = reader.describe();
+  } catch {
+    return notBackup;
+  } finally {
+    reader.close();
+  }
+  const snapshots = existsSync(database) ? [version] : [];
+  if (
+    found.lastVersion === version && found.tornBytes === 0 &&
+    found.snapshots.join() === snapshots.join()
+  ) {
+    return { version };
+  }
+  return {
+    why: `, a backup of versions ${found.firstVersion} to ${found.lastVersion}, not what an ` +
+      `interrupted init of this node leaves (a snapshot at the database's version ${version} ` +
+      `and no change)`,
+  };
+}
+
+/**
+ * Why the encrypted backup an interrupted init left in `dir` (or its copy) does not open with
+ * the secret this init was given, if it does not: the operator keeps that secret, so it must
+ * be the one its key.json is wrapped for. A recipient is checked by its wrap (the init holds
+ * no identity); a passphrase, given or asked for, by opening the key.
+ */
+export async function whyNotOpened(
+  dir: string,
+  values: Record<string, string | boolean | undefined>,
+  prompt: Prompt,
+): Promise<string | undefined> {
+  const redo = "give the one the interrupted init was given, or remove it and run init again";
+  const recipient = typeof values.recipient === "string" ? values.recipient : undefined;
+  if (recipient !== undefined) {
+    if (!describeWraps(readWrappedKey(dir)).includes(`age recipient ${recipient}`)) {
+      return `its key is not wrapped for the recipient given, ${recipient}: ${redo}`;
+    }
+    if (givenPassphrase(values["passphrase-file"]) === undefined) return undefined;
+  }
+  try {
+    await unlockDir(dir, values, prompt);
+  } catch (error) {
+    if (!(error instanceof UnlockError)) throw error;
+    return `its key does not open: ${error.message}; ${redo}`;
+  }
+  return undefined;
+}
+
+/** Checks that an interrupted init's backup fits this one: encrypted alike, its key at hand. */
+export async function checkLeftEncryption(
+  path: string,
+  dir: string,
+  encrypt: boolean,
+): Promise<void> {
+  const keyId = readChain(path).keyId;
+  const redo = `remove "${path}" and run init again`;
+  if ((keyId !== undefined) !== encrypt) {
+    throw new Error(
+      `${ACTION}: "${path}", which an interrupted init left, is ${
+        keyId ? "encrypted" : "plain"
+      }, and this init ${encrypt ? "encrypts" : "does not encrypt"}: ${redo}`,
+    );
+  }
+  const key = keyId && await readKeyFile(dir);
+  if (keyId && !(key && sameBytes(key.id, keyId))) {
+    throw new Error(
+      `${ACTION}: "${path}", which an interrupted init left, is encrypted with a key that ` +
+        `"${dir}/${KEY_FILE}" does not hold: ${redo}`,
+    );
+  }
+}
