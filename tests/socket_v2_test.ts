@@ -543,6 +543,37 @@ Deno.test("a SNAPSHOT_FILE inflates no further than the quota leaves; one cut sh
   }, { quotaBytes: 200_000 });
 });
 
+Deno.test("remove-node closes the node's open connections: a revoked key outlives none", async () => {
+  await withServer(async ({ url, credential, nodes, logs }) => {
+    const alice = await connect(url, credential("alice"));
+    const bob = await connect(url, credential("bob"));
+    await alice.append({ version: 1, statements: ["CREATE TABLE t (a)"] });
+    await bob.append({ version: 1, statements: ["CREATE TABLE t (a)"] });
+    nodes.remove("alice");
+    const by = Date.now() + 5_000;
+    while (!logs.some((l) => /node alice's key was removed/.test(l)) && Date.now() < by) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    assertMatch(
+      logs.join("\n"),
+      /warning: connection \d+ from .* \(node alice\): closing: node alice's key was removed \(server remove-node\); its backup stays/,
+    );
+    // Its writes stop there, and reconnecting (as the plugin does) finds the key refused.
+    await assertRejects(
+      () => alice.append({ version: 2, statements: ["INSERT INTO t VALUES (1)"] }),
+      /the server closed the connection/,
+    );
+    alice.close();
+    await assertRejects(
+      () => connect(url, credential("alice")),
+      /does not accept this credential for node "alice"/,
+    );
+    // Bob's connection goes on.
+    await bob.append({ version: 2, statements: ["INSERT INTO t VALUES (1)"] });
+    bob.close();
+  });
+});
+
 Deno.test("a node holds at most its connections; a silent client is dropped after the handshake time", async () => {
   await withServer(async ({ url, credential, server, logs }) => {
     const first = await connect(url, credential("alice"));

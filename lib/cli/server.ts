@@ -131,7 +131,8 @@ function manageNodes(
     case "remove-node": {
       const backup = nodes.remove(checkNodeName(name!));
       output.out(
-        `node ${name} removed: its key no longer connects; its backup stays at ${backup}`,
+        `node ${name} removed: its key no longer connects, and a running server closes the ` +
+          `connections it has open within a second; its backup stays at ${backup}`,
       );
       return Exit.Ok;
     }

@@ -123,8 +123,9 @@ ${ROOT_ARG}`,
     positionals: ["root", "name"],
     help: `Usage: cln-backup server remove-node <root> <name>
 
-Revokes node <name>'s key: it no longer connects. Its backup stays where it is; "add-node"
-with the same name gives the node a new key and that backup again.
+Revokes node <name>'s key: it no longer connects, and a running server closes the
+connections it has open within a second. Its backup stays where it is; "add-node" with the
+same name gives the node a new key and that backup again.
 ${ROOT_ARG}`,
   },
   "init-tls": {

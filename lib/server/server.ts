@@ -82,6 +82,13 @@ type AnySession = Session | V2Session;
 const ACCEPT_RETRY_MS = 100;
 
 /**
+ * How often the server looks for nodes removed (`server remove-node`) or given a new key
+ * while connected: their connections are closed, so a revoked key does not outlive its
+ * connection.
+ */
+const KEY_CHECK_MS = 1_000;
+
+/**
  * A backup server: it accepts and serves connections from its construction until
  * {@linkcode BackupServer.close}.
  */
@@ -112,6 +119,7 @@ export class BackupServer {
   #refusedHost: string | undefined;
   #acceptFailing = false;
   #closing = false;
+  #keyCheck: ReturnType<typeof setInterval> | undefined;
 
   /** Starts listening (over TLS with `options.tls`) and accepting connections at once. */
   constructor(options: ServerOptions) {
@@ -144,6 +152,35 @@ export class BackupServer {
       );
     }
     this.#accepting = this.#accept();
+    if (this.nodes) this.#keyCheck = setInterval(() => this.#closeRevoked(), KEY_CHECK_MS);
+  }
+
+  /**
+   * Closes the connections of nodes whose key is gone (`server remove-node`) or is no longer
+   * the one they proved; their next handshake is refused.
+   */
+  #closeRevoked(): void {
+    const keys = new Map<string, Uint8Array | undefined>();
+    for (const { session } of this.#serving.values()) {
+      const node = session instanceof V2Session ? session.node : undefined;
+      if (!node) continue;
+      if (!keys.has(node)) {
+        try {
+          keys.set(node, this.nodes!.key(node));
+        } catch {
+          // Unreadable for now (its file being replaced, say): looked at again next time.
+          continue;
+        }
+      }
+      const key = keys.get(node);
+      if (key && (session as V2Session).provedKey(key)) continue;
+      this.log(
+        "warning",
+        `${session!.name}: closing: node ${node}'s key was ${key ? "replaced" : "removed"} ` +
+          `(server ${key ? "add-node" : "remove-node"}); its backup stays`,
+      );
+      session!.close();
+    }
   }
 
   /** The address it listens on, `host:port` (IPv6 in brackets). */
@@ -409,6 +446,7 @@ export class BackupServer {
   async close(): Promise<void> {
     if (this.#closing) return;
     this.#closing = true;
+    clearInterval(this.#keyCheck);
     this.#listener.close();
     await this.#accepting;
     const storages = [...this.#storages.values(), ...(this.v1Storage ? [this.v1Storage] : [])];

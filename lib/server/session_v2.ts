@@ -89,6 +89,8 @@ function storingRefusal(error: unknown): Refusal {
 
 export class V2Session {
   #node: string | undefined;
+  /** The key the node proved, to tell when the operator removes or replaces it. */
+  #key: Uint8Array | undefined;
   #entered = false;
   #storage: ServerStorage | undefined;
   #closed = false;
@@ -105,6 +107,18 @@ export class V2Session {
   /** Whether the node has proved its key. */
   get authenticated(): boolean {
     return this.#storage !== undefined;
+  }
+
+  /** The node it authenticated as; `undefined` before. */
+  get node(): string | undefined {
+    return this.authenticated ? this.#node : undefined;
+  }
+
+  /** Whether `key` is the one this session's node proved it holds. */
+  provedKey(key: Uint8Array): boolean {
+    const proved = this.#key;
+    return proved !== undefined && proved.length === key.length &&
+      proved.every((byte, i) => byte === key[i]);
   }
 
   get peerHost(): string {
@@ -210,6 +224,7 @@ export class V2Session {
       );
     }
     this.#node = hello.node;
+    this.#key = key;
     if (!host.enter(hello.node)) {
       this.#node = undefined;
       await this.#refuse(
