@@ -574,6 +574,23 @@ Deno.test("remove-node closes the node's open connections: a revoked key outlive
   });
 });
 
+Deno.test("a key the server cannot read refuses that node in words, on both sides", async () => {
+  await withServer(async ({ url, credential, nodes, logs }) => {
+    // As a key another user made would be (a directory here, as tests run as root).
+    Deno.removeSync(`${nodes.root}/nodes/bob/key`);
+    Deno.mkdirSync(`${nodes.root}/nodes/bob/key`);
+    await assertRejects(
+      () => connect(url, credential("bob")),
+      /the server cannot read node "bob"'s key: its operator must fix that \(see the server's log\)/,
+    );
+    assertMatch(
+      logs.join("\n"),
+      /error: connection \d+ from .*: refused: cannot read node bob's key ".*\/nodes\/bob\/key": is a directory: .*run chown -R \d+:\d+ ".*\/nodes\/bob"/,
+    );
+    (await connect(url, credential("alice"))).close();
+  });
+});
+
 Deno.test("a node holds at most its connections; a silent client is dropped after the handshake time", async () => {
   await withServer(async ({ url, credential, server, logs }) => {
     const first = await connect(url, credential("alice"));

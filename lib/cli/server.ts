@@ -171,6 +171,15 @@ async function serve(
           `--allow-plain behind a Tor onion service, SSH or WireGuard`,
       );
     }
+    // A root this user cannot list would refuse every node: say so now. A node whose key it
+    // cannot read (added by another user) is named now, and the others are served.
+    for (const node of nodes?.list() ?? []) {
+      try {
+        nodes!.key(node);
+      } catch (error) {
+        log("error", `node ${node}: ${(error as Error).message}; it is refused until then`);
+      }
+    }
     if (isRoot && options.allowV1 && options.v1Node === undefined) {
       throw new Error(
         `${ACTION}: on a server root, --allow-v1 needs --v1-node NAME: the one node whose ` +

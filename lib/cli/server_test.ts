@@ -116,3 +116,46 @@ Deno.test("server says what to do when its port or its metrics' port is taken", 
     Deno.removeSync(dir, { recursive: true });
   }
 });
+
+Deno.test("server add-node refuses a root of another user, whose server could not read the key", async () => {
+  if (Deno.uid() !== 0) return; // Needs chown to play the server's user.
+  const dir = Deno.makeTempDirSync({ prefix: "server-cli-" });
+  try {
+    Deno.chownSync(dir, 4321, 4321);
+    const output = new BufferedOutput();
+    assertEquals(await server(["add-node", dir, "alice"], output), 1);
+    assertEquals(output.stdout, [], "no credential printed");
+    assertEquals(output.stderr, [
+      `Cannot add node: "${dir}" belongs to user 4321, and this runs as user 0: the server, ` +
+      `running as the root's owner, could not read a key made here, so none was: run ` +
+      `"server add-node" as that user (sudo -u "#4321" ...)`,
+    ]);
+    // Nothing is left of it: the same add-node as the right user goes in.
+    assertEquals([...Deno.readDirSync(`${dir}/nodes`)], []);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("server names a node whose key it cannot read at start, and serves the others", async () => {
+  const dir = Deno.makeTempDirSync({ prefix: "server-cli-" });
+  try {
+    assertEquals(await server(["add-node", dir, "alice"], new BufferedOutput()), 0);
+    assertEquals(await server(["add-node", dir, "bob"], new BufferedOutput()), 0);
+    // A key it cannot read (one another user made, say; a directory here, as tests run as root).
+    Deno.removeSync(`${dir}/nodes/bob/key`);
+    Deno.mkdirSync(`${dir}/nodes/bob/key`);
+    const output = new BufferedOutput();
+    const served = server([`file://${dir}`, "127.0.0.1:0", "--allow-plain"], output, () => {
+      Deno.kill(Deno.pid, "SIGTERM");
+    });
+    assertEquals(await served, 0);
+    assertMatch(
+      output.stdout[0],
+      /^error: node bob: cannot read node bob's key ".*\/nodes\/bob\/key": is a directory: it must belong to the user the server runs as, who owns the root \(was "server add-node" run as another\?\): run chown -R \d+:\d+ ".*\/nodes\/bob"; it is refused until then$/,
+    );
+    assertMatch(output.stdout[1], /^info: serving nodes of /);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});

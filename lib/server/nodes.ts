@@ -50,12 +50,18 @@ export class NodeRegistry {
     return `${this.#dir(name)}/backup`;
   }
 
-  /** Makes node `name` and returns its key, hex; refuses a name already taken. */
+  /**
+   * Makes node `name` and returns its key, hex; refuses a name already taken, and a root
+   * that belongs to another user than this one (the server, running as its owner, could not
+   * read the key), leaving nothing made.
+   */
   add(name: string): string {
     const dir = this.#dir(name);
     Deno.mkdirSync(`${this.root}/nodes`, { recursive: true, mode: 0o700 });
+    let madeDir = false;
     try {
       Deno.mkdirSync(dir, { mode: 0o700 });
+      madeDir = true;
     } catch (error) {
       if (!(error instanceof Deno.errors.AlreadyExists)) throw error;
       try {
@@ -70,6 +76,16 @@ export class NodeRegistry {
     }
     const key = keyToText(randomBytes(KEY_BYTES));
     Deno.writeTextFileSync(`${dir}/key`, `${key}\n`, { mode: 0o600, createNew: true });
+    const owner = Deno.statSync(this.root).uid;
+    const made = Deno.statSync(`${dir}/key`).uid;
+    if (owner !== null && made !== null && owner !== made) {
+      Deno.removeSync(madeDir ? dir : `${dir}/key`, { recursive: true });
+      throw new Error(
+        `"${this.root}" belongs to user ${owner}, and this runs as user ${made}: the server, ` +
+          `running as the root's owner, could not read a key made here, so none was: run ` +
+          `"server add-node" as that user (sudo -u "#${owner}" ...)`,
+      );
+    }
     return key;
   }
 
@@ -78,7 +94,7 @@ export class NodeRegistry {
     const names: string[] = [];
     try {
       for (const entry of Deno.readDirSync(`${this.root}/nodes`)) {
-        if (entry.isDirectory && NAME.test(entry.name) && this.key(entry.name)) {
+        if (entry.isDirectory && NAME.test(entry.name) && this.#hasKey(entry.name)) {
           names.push(entry.name);
         }
       }
@@ -88,13 +104,41 @@ export class NodeRegistry {
     return names.sort();
   }
 
-  /** Node `name`'s key, or `undefined` when there is no such node (or its name is bad). */
+  /**
+   * Node `name`'s key, or `undefined` when there is no such node (or its name is bad). A key
+   * this user cannot read throws, naming the file and what to do.
+   */
   key(name: string): Uint8Array | undefined {
     if (!NAME.test(name)) return undefined;
+    const path = `${this.#dir(name)}/key`;
     try {
-      return keyFromText(Deno.readTextFileSync(`${this.#dir(name)}/key`).trim());
+      return keyFromText(Deno.readTextFileSync(path).trim());
     } catch (error) {
       if (error instanceof Deno.errors.NotFound) return undefined;
+      const why = (error as Error).message.replace(/ \(os error \d+\).*$/, "").toLowerCase();
+      let owner = "the server's user";
+      try {
+        const { uid, gid } = Deno.statSync(this.root);
+        if (uid !== null) owner = `${uid}:${gid}`;
+      } catch {
+        // The root's owner unknown: named in words.
+      }
+      throw new Error(
+        `cannot read node ${name}'s key "${path}": ${why}: it must belong to the user the ` +
+          `server runs as, who owns the root (was "server add-node" run as another?): run ` +
+          `chown -R ${owner} "${this.#dir(name)}"`,
+      );
+    }
+  }
+
+  /** Whether node `name` has a key file, readable or not. */
+  #hasKey(name: string): boolean {
+    try {
+      Deno.statSync(`${this.#dir(name)}/key`);
+      return true;
+    } catch (error) {
+      if (error instanceof Deno.errors.NotFound) return false;
+      if (error instanceof Deno.errors.PermissionDenied) return true;
       throw error;
     }
   }

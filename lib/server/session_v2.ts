@@ -210,7 +210,17 @@ export class V2Session {
     const proof = auth.bytes(MAC_BYTES);
     auth.end();
     const input = { node: hello.node, clientNonce: hello.nonce, serverNonce };
-    const key = host.nodes?.key(hello.node);
+    let key: Uint8Array | undefined;
+    try {
+      key = host.nodes?.key(hello.node);
+    } catch (error) {
+      host.log("error", `${this.name}: refused: ${(error as Error).message}`);
+      await this.#refuse(
+        ErrorCode.Storage,
+        `the server cannot read node ${JSON.stringify(hello.node)}'s key: its operator must ` +
+          `fix that (see the server's log)`,
+      );
+    }
     if (!key || !(await checkProof(key, "client", input, proof))) {
       host.authFailed(this.peerHost);
       host.log(
