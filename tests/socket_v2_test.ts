@@ -591,6 +591,37 @@ Deno.test("a key the server cannot read refuses that node in words, on both side
   });
 });
 
+Deno.test("COMPACT over v2 is logged: who asked, and what it folded and freed", async () => {
+  await withServer(async ({ url, credential, logs }) => {
+    const alice = await connect(url, credential("alice"));
+    await alice.append({
+      version: 1,
+      statements: [
+        "CREATE TABLE vars (name TEXT, intval INTEGER)",
+        "INSERT INTO vars VALUES ('data_version', 1)",
+      ],
+    });
+    for (let v = 2; v <= 5; v++) {
+      await alice.append({ version: v, statements: [bumpStatement(v - 1)] });
+    }
+    const stats = await alice.compactOnServer();
+    alice.close();
+    const text = logs.join("\n");
+    assertMatch(
+      text,
+      /info: connection \d+ from .* \(node alice\): COMPACT: compacting the backup beside the writes/,
+    );
+    assertMatch(
+      text,
+      new RegExp(
+        `info: connection \\d+ from .* \\(node alice\\): compacted in [\\d.]+ s: ` +
+          `${stats.versions_folded} change\\(s\\) folded into base ${stats.base_version}, ` +
+          `${stats.bytes_freed} bytes freed`,
+      ),
+    );
+  });
+});
+
 Deno.test("a node holds at most its connections; a silent client is dropped after the handshake time", async () => {
   await withServer(async ({ url, credential, server, logs }) => {
     const first = await connect(url, credential("alice"));

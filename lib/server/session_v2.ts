@@ -368,7 +368,17 @@ export class V2Session {
         return await this.#restore(storage);
       case V2Type.Compact:
         packetOf(packet, V2Type.Compact).end();
-        return await this.#answer("COMPACT", V2Type.CompactRes, () => storage.compact());
+        this.host.log("info", `${this.name}: COMPACT: compacting the backup beside the writes`);
+        return await this.#answer("COMPACT", V2Type.CompactRes, async () => {
+          const result = await storage.compact();
+          this.host.log(
+            "info",
+            `${this.name}: compacted in ${result.seconds} s: ${result.versions_folded} ` +
+              `change(s) folded into base ${result.base_version ?? "(none new)"}, ` +
+              `${result.bytes_freed} bytes freed`,
+          );
+          return result;
+        });
       case V2Type.Status:
         packetOf(packet, V2Type.Status).end();
         return await this.#answer("STATUS", V2Type.StatusRes, () => ({
