@@ -622,6 +622,20 @@ Deno.test("COMPACT over v2 is logged: who asked, and what it folded and freed", 
   });
 });
 
+Deno.test("a node's connect and disconnect lines both name the node", async () => {
+  await withServer(async ({ url, credential, logs }) => {
+    const bob = await connect(url, credential("bob"));
+    await bob.append({ version: 1, statements: ["CREATE TABLE t (a)"] });
+    bob.close();
+    const by = Date.now() + 5_000;
+    while (!logs.some((l) => /: disconnected$/.test(l)) && Date.now() < by) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    assertMatch(logs.join("\n"), /info: connection (\d+) from .* \(node bob\): authenticated/);
+    assertMatch(logs.join("\n"), /info: connection \d+ from .* \(node bob\): disconnected$/m);
+  });
+});
+
 Deno.test("a node holds at most its connections; a silent client is dropped after the handshake time", async () => {
   await withServer(async ({ url, credential, server, logs }) => {
     const first = await connect(url, credential("alice"));

@@ -327,7 +327,8 @@ export class BackupServer {
       for (const [storage, writer] of this.#writers) {
         if (writer === session) this.#writers.delete(storage);
       }
-      this.log("info", `${name}: disconnected`);
+      // By the session's name: a node's says which node left.
+      this.log("info", `${session.name}: disconnected`);
     }
   }
 
