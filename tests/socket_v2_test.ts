@@ -636,6 +636,30 @@ Deno.test("a node's connect and disconnect lines both name the node", async () =
   });
 });
 
+Deno.test("a second writer of a node is refused with what to do, on both sides", async () => {
+  await withServer(async ({ url, credential, logs }) => {
+    const first = await connect(url, credential("alice"));
+    await first.append({ version: 1, statements: ["CREATE TABLE t (a)"] });
+    const second = await connect(url, credential("alice"));
+    const advice = `stop the other node that uses node alice's credential \\(each node needs ` +
+      `its own: "server add-node"\\); if it is this node's own connection, left open when its ` +
+      `network dropped, restart the server \\(SIGTERM is clean\\), then the node`;
+    await assertRejects(
+      () => second.append({ version: 2, statements: ["INSERT INTO t VALUES (1)"] }),
+      new RegExp(`is writing to this backup, and a backup has one writer: ${advice}`),
+    );
+    second.close();
+    assertMatch(
+      logs.join("\n"),
+      new RegExp(
+        `error: connection \\d+ .*\\(node alice\\): refused version 2: connection \\d+ ` +
+          `.*\\(node alice\\) is writing to this backup, and a backup has one writer: ${advice}`,
+      ),
+    );
+    first.close();
+  });
+});
+
 Deno.test("a node holds at most its connections; a silent client is dropped after the handshake time", async () => {
   await withServer(async ({ url, credential, server, logs }) => {
     const first = await connect(url, credential("alice"));

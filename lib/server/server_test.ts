@@ -62,7 +62,10 @@ Deno.test("a second writer is refused with NACK and a log line; readers are serv
     await other.send(change(2));
     const refused = (await other.next())!;
     assertEquals([refused.type, decodeVersion(refused)], [PacketType.Nack, 1]);
-    assertMatch(logs.join("\n"), /connection 2 .*refused version 2: connection 1 .* is writing/);
+    assertMatch(
+      logs.join("\n"),
+      /connection 2 .*refused version 2: connection 1 .* is writing to this backup, and a backup has one writer: stop the other node writing to it; if it is this node's own connection, left open when its network dropped, restart the server \(SIGTERM is clean\), then the node/,
+    );
     // The reader sees the writer's change, and the writer goes on.
     await other.send(REQ_METADATA);
     assertEquals(decodeMetadata((await other.next())!).version, 1);

@@ -238,7 +238,11 @@ export class Session {
    */
   #refusal(bytes: number): string | undefined {
     const other = this.host.claimWriter(this, this.storage);
-    if (other) return `${other.name} is writing to this backup, and a backup has one writer`;
+    if (other) {
+      return `${other.name} is writing to this backup, and a backup has one writer: stop the ` +
+        `other node writing to it; if it is this node's own connection, left open when its ` +
+        `network dropped, restart the server (SIGTERM is clean), then the node`;
+    }
     const quota = this.host.limits.quotaBytes;
     if (quota !== undefined && bytes > 0 && this.storage.state().bytes + bytes > quota) {
       return this.#overQuota(quota).message;

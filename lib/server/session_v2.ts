@@ -456,7 +456,10 @@ export class V2Session {
     if (other) {
       return {
         code: ErrorCode.Refused,
-        message: `${other.name} is writing to this backup, and a backup has one writer`,
+        message: `${other.name} is writing to this backup, and a backup has one writer: ` +
+          `stop the other node that uses node ${this.#node}'s credential (each node needs ` +
+          `its own: "server add-node"); if it is this node's own connection, left open when ` +
+          `its network dropped, restart the server (SIGTERM is clean), then the node`,
       };
     }
     const quota = this.host.limits.quotaBytes;
