@@ -244,8 +244,8 @@ export function serverArgs({ values, positionals }: ParsedArgs): ServerArgs {
   const [url, address] = positionals;
   if (positionals.length !== 2) {
     throw new UsageError(
-      `"server" takes <url> <addr:port>, or add-node, list-nodes, remove-node or init-tls: ` +
-        `see --help`,
+      `"server" takes <url> <addr:port> or <add-node|remove-node> <root> <name> or ` +
+        `<list-nodes|init-tls> <root>, got ${positionals.length} argument(s)`,
     );
   }
   const v1Node = values["v1-node"] as string | undefined;

@@ -159,3 +159,16 @@ Deno.test("server names a node whose key it cannot read at start, and serves the
     Deno.removeSync(dir, { recursive: true });
   }
 });
+
+Deno.test("server with a wrong number of arguments says so once, pointing to its help once", async () => {
+  for (const args of [["file:///srv/cln"], ["file:///srv/cln", "127.0.0.1:8700", "extra"]]) {
+    const output = new BufferedOutput();
+    assertEquals(await server(args, output), 2);
+    assertEquals(output.stdout, []);
+    assertEquals(output.stderr, [
+      `Usage error: "server" takes <url> <addr:port> or <add-node|remove-node> <root> <name> ` +
+      `or <list-nodes|init-tls> <root>, got ${args.length} argument(s): see ` +
+      `"cln-backup server --help"`,
+    ]);
+  }
+});
