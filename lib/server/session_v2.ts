@@ -7,6 +7,7 @@
  */
 import { closeQuietly, lostConnection, writeFully } from "../wire/conn_io.ts";
 import { removeIfExists } from "../fs/exists.ts";
+import { sameBytes } from "../crypto/data_key.ts";
 import { isSegmentName } from "../format/layout.ts";
 import { receiveFiles } from "../wire/receive_files.ts";
 import { sendData } from "../wire/send_data.ts";
@@ -116,9 +117,7 @@ export class V2Session {
 
   /** Whether `key` is the one this session's node proved it holds. */
   provedKey(key: Uint8Array): boolean {
-    const proved = this.#key;
-    return proved !== undefined && proved.length === key.length &&
-      proved.every((byte, i) => byte === key[i]);
+    return this.#key !== undefined && sameBytes(this.#key, key);
   }
 
   get peerHost(): string {
