@@ -47,7 +47,7 @@ export function workPath(path: string, kind: WorkKind): string {
 }
 
 /**
- * Creates `work` (a file, or a directory) and locks it; the caller closes the handle once the
+ * Creates `work` (a file, or a directory of mode 0700) and locks it; the caller closes the handle once the
  * work is renamed into place or removed. Anything already there carries this process's pid, so
  * a killed process that had our pid left it: it is replaced.
  */
@@ -56,7 +56,9 @@ export function claimWorkPath(work: string, type: "file" | "directory"): Deno.Fs
   // may take it for a killed run's and remove it: then it is made again.
   for (let attempt = 1;; attempt++) {
     removeIfExists(work);
-    if (type === "directory") Deno.mkdirSync(work);
+    // A backup being built holds the node's database: its owner's alone, as lightningd's
+    // own directory is (whatever the umask).
+    if (type === "directory") Deno.mkdirSync(work, { mode: 0o700 });
     const handle = Deno.openSync(
       work,
       type === "file" ? { write: true, createNew: true } : { read: true },
