@@ -23,6 +23,7 @@ import { launcherCheck } from "./launcher_check.ts";
 import { lockCheck } from "./lock_check.ts";
 import { nodeUser } from "./node_user.ts";
 import { permissionsCheck } from "./permissions_check.ts";
+import { privacyCheck } from "./privacy_check.ts";
 import { type DoctorSystem, realSystem } from "./system.ts";
 import { versionCheck } from "./version_check.ts";
 
@@ -49,6 +50,8 @@ do. It only reads; run it as the user lightningd runs as, while lightningd runs 
                 holding that backup's key; none beside a plain or remote backup
   credentials   an s3:// destination's keys in DIR/backup-s3.credentials, a server's
                 DIR/backup.credential (WARN without one: wire v1, unauthenticated)
+  privacy       a plain file backup readable by its owner only (WARN when others may read
+                it: it holds the node's database in the clear)
   free space    at the backup's destination, against the database's size
   filesystem    the backup on another filesystem than the database (WARN when the same)
 
@@ -119,6 +122,7 @@ export function runChecks(dir: string, system: DoctorSystem = realSystem): Check
   const destinationNeed = lockOk ? undefined : "a readable backup.lock";
   run(KEY_FILE, backendOk ? undefined : "a backup that opens", () => keyFileCheck(found));
   run("credentials", destinationNeed, () => credentialsCheck(found));
+  run("privacy", backendOk ? undefined : "a backup that opens", () => privacyCheck(found));
   run("free space", destinationNeed, () => freeSpaceCheck(found, system));
   run("filesystem", destinationNeed, () => filesystemCheck(found, system));
   return checks;

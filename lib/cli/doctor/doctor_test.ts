@@ -92,6 +92,7 @@ const NAMES = [
   "hsm_secret",
   "backup.key",
   "credentials",
+  "privacy",
   "free space",
   "filesystem",
 ];
@@ -530,4 +531,21 @@ Deno.test("doctor: the backup on the database's filesystem is a warning", () =>
     // Here both really are in the same temporary directory.
     expect(runChecks(node.dir, realSystem), "filesystem", "WARN", /same filesystem.*another disk/);
     expect(runChecks(node.dir, GOOD_SYSTEM), "filesystem", "OK");
+  }));
+
+Deno.test("doctor: a plain backup others may read is a warning; an encrypted one is not", () =>
+  withNode(async (node) => {
+    expect(runChecks(node.dir, GOOD_SYSTEM), "privacy", "OK", /owner only/);
+    Deno.chmodSync(node.backupPath, 0o755);
+    expect(
+      runChecks(node.dir, GOOD_SYSTEM),
+      "privacy",
+      "WARN",
+      new RegExp(`mode 0755\\): run "chmod 700 '${node.backupPath}'", or encrypt it`),
+    );
+    const encrypted = `${node.base}/encrypted`;
+    await makeEncryptedBackup(encrypted);
+    Deno.chmodSync(encrypted, 0o755);
+    writeLockFile(node.dir, { backend_url: `file://${encrypted}` });
+    expect(runChecks(node.dir, GOOD_SYSTEM), "privacy", "OK", /encrypted/);
   }));
