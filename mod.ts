@@ -41,7 +41,7 @@ export type { SealedCompactionRequest } from "./lib/backends/socket/sealed_compa
 export { SocketBackupReader, type Spooled } from "./lib/backends/socket/reader.ts";
 export { DEFAULT_RETRY_POLICY, type RetryPolicy } from "./lib/backends/socket/options.ts";
 export { BackupServer, type ServerLimits, type ServerOptions } from "./lib/server/server.ts";
-export type { LogLevel as ServerLogLevel } from "./lib/server/session.ts";
+export type { LogLevel as ServerLogLevel, Writer as ServerWriter } from "./lib/server/session.ts";
 export type { NodeRegistry } from "./lib/server/nodes.ts";
 export type { NodeStats } from "./lib/server/metrics.ts";
 export type { TlsIdentity } from "./lib/server/tls_identity.ts";

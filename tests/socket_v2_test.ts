@@ -643,7 +643,8 @@ Deno.test("a second writer of a node is refused with what to do, on both sides",
     const second = await connect(url, credential("alice"));
     const advice = `stop the other node that uses node alice's credential \\(each node needs ` +
       `its own: "server add-node"\\); if it is this node's own connection, left open when its ` +
-      `network dropped, restart the server \\(SIGTERM is clean\\), then the node`;
+      `host or network went down, it is taken over once silent for 90 s: start the node again ` +
+      `then`;
     await assertRejects(
       () => second.append({ version: 2, statements: ["INSERT INTO t VALUES (1)"] }),
       new RegExp(`is writing to this backup, and a backup has one writer: ${advice}`),
@@ -657,6 +658,59 @@ Deno.test("a second writer of a node is refused with what to do, on both sides",
       ),
     );
     first.close();
+  });
+});
+
+Deno.test("a writer silent past the limit is taken over by its node's next connection; one with heartbeats is not", async () => {
+  const open = (url: string, credential: NodeCredential, heartbeatMs: number) =>
+    SocketBackend.connect(url, { policy: { ...POLICY, heartbeatMs }, credential });
+  await withServer(async ({ url, credential, logs }) => {
+    // A live plugin: its heartbeats keep it the writer however long it has nothing to write.
+    const live = await open(url, credential("alice"), 50);
+    await live.append({ version: 1, statements: ["CREATE TABLE t (a)"] });
+    await delay(700);
+    const other = await open(url, credential("alice"), 0);
+    await assertRejects(
+      () => other.append({ version: 2, statements: ["INSERT INTO t VALUES (2)"] }),
+      /is writing to this backup, and a backup has one writer/,
+    );
+    other.close();
+    live.close();
+
+    // A connection its node left when its host went down: open here, silent.
+    const left = await open(url, credential("alice"), 0);
+    await left.append({ version: 2, statements: ["INSERT INTO t VALUES (2)"] });
+    await delay(400);
+    const back = await open(url, credential("alice"), 0);
+    await back.append({ version: 3, statements: ["INSERT INTO t VALUES (3)"] });
+    assertEquals(back.state().version, 3);
+    back.close();
+    left.close();
+    assertMatch(
+      logs.join("\n"),
+      /warning: connection \d+ .*\(node alice\): takes over .* from connection \d+ .*\(node alice\), silent for 0 s \(left open when its node's host or network went down\); closing that one/,
+    );
+    assertEquals(logs.filter((l) => / takes over /.test(l)).length, 1);
+  }, { writerSilenceMs: 300 });
+});
+
+Deno.test("a heartbeat finds a connection the server closed while the node had nothing to write", async () => {
+  await withServer(async ({ url, credential, server }) => {
+    const logs: string[] = [];
+    const alice = await SocketBackend.connect(url, {
+      policy: { ...POLICY, heartbeatMs: 50 },
+      credential: credential("alice"),
+      log: (level, message) => logs.push(`${level}: ${message}`),
+    });
+    await alice.append({ version: 1, statements: ["CREATE TABLE t (a)"] });
+    await server.close();
+    const by = Date.now() + 5_000;
+    while (logs.length === 0 && Date.now() < by) await delay(20);
+    alice.close();
+    assertMatch(
+      logs.join("\n"),
+      /^unusual: heartbeat to 127\.0\.0\.1:\d+ .*: .*; the next change reconnects$/,
+    );
   });
 });
 

@@ -14,7 +14,7 @@ import { formatHostPort } from "../backends/url.ts";
 import { DEFAULT_MAX_PAYLOAD_BYTES, PacketReader } from "../wire/packet_reader.ts";
 import { encodeError, ErrorCode, V2_HANDSHAKE_FRAMING, V2Type } from "../wire/packets_v2.ts";
 import { admit, isLoopback, type Pending } from "./admission.ts";
-import { type LogLevel, Session } from "./session.ts";
+import { type LogLevel, Session, type Writer } from "./session.ts";
 import { V2Session } from "./session_v2.ts";
 import { ServerStorage } from "./storage.ts";
 import type { NodeRegistry } from "./nodes.ts";
@@ -43,6 +43,13 @@ export interface ServerLimits {
   pendingConnections: number;
   /** Of those, from one address that is not loopback; past it, its new one is turned away. */
   pendingPerAddress: number;
+  /**
+   * A wire v2 writer silent this long gives its backup up to another connection of its node
+   * that writes: the node's own, back after its host or network went down while the old
+   * connection still looks open here (TCP can take hours to tell). A live plugin's heartbeats
+   * (`RetryPolicy.heartbeatMs`) keep it from ever being so silent.
+   */
+  writerSilenceMs: number;
 }
 
 const DEFAULT_LIMITS: ServerLimits = {
@@ -52,6 +59,7 @@ const DEFAULT_LIMITS: ServerLimits = {
   handshakeTimeoutMs: 10_000,
   pendingConnections: 256,
   pendingPerAddress: 16,
+  writerSilenceMs: 90_000,
 };
 
 /** Where a {@linkcode BackupServer} listens, what it serves, and how. */
@@ -106,7 +114,7 @@ export class BackupServer {
   #listener: Deno.Listener<Deno.Conn<Deno.NetAddr>, Deno.NetAddr>;
   /** Every connection being served, from accept to close. */
   #serving = new Map<Deno.Conn<Deno.NetAddr>, { done: Promise<void>; session?: AnySession }>();
-  #writers = new Map<ServerStorage, { name: string }>();
+  #writers = new Map<ServerStorage, Writer>();
   #storages = new Map<string, ServerStorage>();
   #connected = new Map<string, number>();
   #failedAuths = new Map<string, number[]>();
@@ -348,11 +356,30 @@ export class BackupServer {
     return pending;
   }
 
-  /** Makes `session` the one writer of `storage`; returns who else is, if someone is. */
-  claimWriter(session: { name: string }, storage: ServerStorage): { name: string } | undefined {
+  /**
+   * Makes `session` the one writer of `storage`; returns who else is, if someone is. A wire v2
+   * writer silent past `writerSilenceMs` is closed for another v2 session instead.
+   */
+  claimWriter(session: Writer, storage: ServerStorage): Writer | undefined {
     const writer = this.#writers.get(storage);
-    if (writer && writer !== session) return writer;
-    if (!writer) this.log("info", `${session.name}: is now the writer of ${storage.url}`);
+    if (writer === session) return undefined;
+    if (writer) {
+      const silent = writer.silentMs?.();
+      if (
+        silent === undefined || session.silentMs === undefined ||
+        silent < this.limits.writerSilenceMs
+      ) {
+        return writer;
+      }
+      this.log(
+        "warning",
+        `${session.name}: takes over ${storage.url} from ${writer.name}, silent for ` +
+          `${Math.round(silent / 1000)} s (left open when its node's host or network went ` +
+          `down); closing that one`,
+      );
+      writer.close();
+    }
+    this.log("info", `${session.name}: is now the writer of ${storage.url}`);
     this.#writers.set(storage, session);
     return undefined;
   }

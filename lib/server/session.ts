@@ -52,11 +52,24 @@ class ClientGone extends Error {
   }
 }
 
+/** A connection as the one writer of a backup knows it. */
+export interface Writer {
+  /** The connection as the log names it. */
+  readonly name: string;
+  /**
+   * How long a wire v2 session has been silent, outside a request (its plugin's heartbeats
+   * keep it short); a v1 session has none and is never taken over.
+   */
+  silentMs?(): number;
+  /** Closes the connection (a writer taken over). */
+  close(): void;
+}
+
 /** What a session needs from the server it belongs to. */
 export interface SessionHost {
   log(level: LogLevel, message: string): void;
   /** Makes `session` the one writer of `storage`; returns who else is, if someone is. */
-  claimWriter(session: { name: string }, storage: ServerStorage): { name: string } | undefined;
+  claimWriter(session: Writer, storage: ServerStorage): Writer | undefined;
   maxPayloadBytes: number;
   /** The bytes a backup may hold (`--quota-bytes`), v1's as a node's. */
   limits: { quotaBytes: number | undefined };

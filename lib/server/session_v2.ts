@@ -48,7 +48,7 @@ import {
 } from "../wire/packets_v2.ts";
 import { checkProof, nonce, prove } from "../wire/handshake.ts";
 import type { Packet } from "../wire/packets.ts";
-import type { LogLevel } from "./session.ts";
+import type { LogLevel, Writer } from "./session.ts";
 import { mostChangeBytes, RefusedError, type ServerStorage } from "./storage.ts";
 import { inflateUpload } from "./snapshot_upload.ts";
 import { InflateError, MAX_DATABASE_BYTES } from "../wire/inflate.ts";
@@ -58,7 +58,7 @@ import type { ServerLimits } from "./server.ts";
 /** What a v2 session needs from its server. */
 export interface V2Host {
   log(level: LogLevel, message: string): void;
-  claimWriter(session: { name: string }, storage: ServerStorage): { name: string } | undefined;
+  claimWriter(session: Writer, storage: ServerStorage): Writer | undefined;
   storageFor(node: string): ServerStorage;
   enter(node: string): boolean;
   leave(node: string): void;
@@ -93,6 +93,8 @@ export class V2Session {
   /** The key the node proved, to tell when the operator removes or replaces it. */
   #key: Uint8Array | undefined;
   #entered = false;
+  #handling = false;
+  #heard = performance.now();
   #storage: ServerStorage | undefined;
   #closed = false;
 
@@ -108,6 +110,11 @@ export class V2Session {
   /** Whether the node has proved its key. */
   get authenticated(): boolean {
     return this.#storage !== undefined;
+  }
+
+  /** Since the last request was answered; 0 while one is (an upload may take long). */
+  silentMs(): number {
+    return this.#handling ? 0 : performance.now() - this.#heard;
   }
 
   /** The node it authenticated as; `undefined` before. */
@@ -142,7 +149,13 @@ export class V2Session {
           this.host.log("info", `${this.name}: closed by the client`);
           return;
         }
-        await this.#handle(packet);
+        this.#handling = true;
+        try {
+          await this.#handle(packet);
+        } finally {
+          this.#handling = false;
+          this.#heard = performance.now();
+        }
       }
     } catch (error) {
       if (this.#closed || error instanceof Closing) return;
@@ -458,7 +471,8 @@ export class V2Session {
         message: `${other.name} is writing to this backup, and a backup has one writer: ` +
           `stop the other node that uses node ${this.#node}'s credential (each node needs ` +
           `its own: "server add-node"); if it is this node's own connection, left open when ` +
-          `its network dropped, restart the server (SIGTERM is clean), then the node`,
+          `its host or network went down, it is taken over once silent for ` +
+          `${Math.round(this.host.limits.writerSilenceMs / 1000)} s: start the node again then`,
       };
     }
     const quota = this.host.limits.quotaBytes;

@@ -34,6 +34,7 @@ import {
 import {
   decodeError,
   decodeJson,
+  decodeMetadataV2,
   decodePlace,
   decodeVersionFrame,
   encodeChangeV2,
@@ -150,6 +151,11 @@ export class SocketBackend implements Backend {
   /** Where the next sealed change goes; asked again after a reconnect or a rewind. */
   #place: Place | undefined;
   readonly #segmentBytes: number | undefined;
+  #writing = false;
+  #lastExchange = 0;
+  #beatTimer: ReturnType<typeof setTimeout> | undefined;
+  /** A heartbeat on the wire; a write waits for it. */
+  #beat: Promise<void> | undefined;
 
   private constructor(readonly url: string, options: SocketBackendOptions) {
     this.target = socketUrl(url);
@@ -458,6 +464,8 @@ export class SocketBackend implements Backend {
     if (this.#failure) {
       throw new RemoteBackupError(`an earlier write failed: ${this.#failure}`);
     }
+    if (this.#beat) await this.#beat;
+    this.#writing = true;
     let count = this.#count;
     try {
       await this.#retrying(`sending ${step.what}`, async (reconnected) => {
@@ -486,7 +494,55 @@ export class SocketBackend implements Backend {
       this.#failure = (error as Error).message;
       this.#status.state = "failed";
       throw error;
+    } finally {
+      this.#writing = false;
+      this.#lastExchange = performance.now();
     }
+    this.#scheduleBeat();
+  }
+
+  /**
+   * Arms the heartbeat on a wire v2 connection, unless it is armed: one timer, which when it
+   * fires waits again while a write came since (no timer is set up per write).
+   */
+  #scheduleBeat(delay = this.#policy.heartbeatMs): void {
+    if (this.#beatTimer !== undefined) return;
+    if (!this.#credential || !this.#conn || !(this.#policy.heartbeatMs > 0)) return;
+    this.#beatTimer = setTimeout(() => {
+      this.#beatTimer = undefined;
+      const idle = performance.now() - this.#lastExchange;
+      if (idle < this.#policy.heartbeatMs) {
+        return this.#scheduleBeat(this.#policy.heartbeatMs - idle);
+      }
+      this.#beat = this.#heartbeat().finally(() => this.#beat = undefined);
+    }, delay);
+  }
+
+  /**
+   * Asks where the backup stands (REQ_METADATA) on an idle connection. A connection found dead
+   * is dropped; the next write reconnects and resends, as after any lost connection.
+   */
+  async #heartbeat(): Promise<void> {
+    const conn = this.#conn;
+    if (!conn || this.#writing) return;
+    try {
+      const reply = await conn.request(encodeFrame(V2Type.ReqMetadata));
+      if (reply.type === V2Type.Error) throw refusal(reply, "the heartbeat");
+      decodeMetadataV2(reply);
+    } catch (error) {
+      if (this.#conn !== conn) return;
+      conn.close();
+      this.#conn = undefined;
+      this.#status.state = "reconnecting";
+      this.#log(
+        "unusual",
+        `heartbeat to ${this.destination}: ${(error as Error).message}; the next change ` +
+          `reconnects`,
+      );
+      return;
+    }
+    this.#lastExchange = performance.now();
+    this.#scheduleBeat();
   }
 
   /** After a reconnect: has the server got the write already, or does it lack it? */
@@ -548,6 +604,8 @@ export class SocketBackend implements Backend {
       // An encrypted backup's key is checked against the server's at each connect.
       if (this.#key) this.#place = await this.#askPlace();
       this.#status.state = "connected";
+      this.#lastExchange = performance.now();
+      this.#scheduleBeat();
       return;
     }
     try {
@@ -625,6 +683,8 @@ export class SocketBackend implements Backend {
 
   /** Closes the connection; the status says `disconnected`, unless it had `failed`. */
   close(): void {
+    clearTimeout(this.#beatTimer);
+    this.#beatTimer = undefined;
     this.#conn?.close();
     this.#conn = undefined;
     if (this.#status.state !== "failed") this.#status.state = "disconnected";

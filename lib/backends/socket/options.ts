@@ -22,11 +22,18 @@ export interface RetryPolicy {
   backoff: number;
   /** Bound on the wait for a server's compaction (`backup-compact`), which may take minutes. */
   compactTimeoutMs: number;
+  /**
+   * After this long without a write, a wire v2 connection asks where the backup stands
+   * (REQ_METADATA): the server sees the node alive (one silent for long may be taken over by
+   * the node's next connection), and a connection that died is found before a change needs
+   * it. 0: never.
+   */
+  heartbeatMs: number;
 }
 
 /**
- * The Python plugin's reconnects (5, 5 s apart, growing by 1.5), with a 30 s bound on each wait and
- * 10 minutes for a server's compaction.
+ * The Python plugin's reconnects (5, 5 s apart, growing by 1.5), with a 30 s bound on each wait,
+ * 10 minutes for a server's compaction, and a heartbeat after 30 s without a write.
  */
 export const DEFAULT_RETRY_POLICY: RetryPolicy = {
   timeoutMs: 30_000,
@@ -34,6 +41,7 @@ export const DEFAULT_RETRY_POLICY: RetryPolicy = {
   retryDelayMs: 5_000,
   backoff: 1.5,
   compactTimeoutMs: 600_000,
+  heartbeatMs: 30_000,
 };
 
 function seconds(lock: LockFile, key: string, fallback: number): number {
@@ -67,5 +75,6 @@ export function retryPolicyFromLock(lock: LockFile): RetryPolicy {
       "socket_compact_timeout_s",
       DEFAULT_RETRY_POLICY.compactTimeoutMs,
     ),
+    heartbeatMs: DEFAULT_RETRY_POLICY.heartbeatMs,
   };
 }

@@ -12,7 +12,14 @@ Deno.test("backup.lock's socket keys set the patience; the defaults are the Pyth
       socket_retry_delay_s: 0.1,
       socket_compact_timeout_s: 90,
     }),
-    { timeoutMs: 2500, retries: 0, retryDelayMs: 100, backoff: 1.5, compactTimeoutMs: 90_000 },
+    {
+      timeoutMs: 2500,
+      retries: 0,
+      retryDelayMs: 100,
+      backoff: 1.5,
+      compactTimeoutMs: 90_000,
+      heartbeatMs: 30_000,
+    },
   );
   await assertRejects(
     () => retryPolicyFromLock({ backend_url: "socket:h:1", socket_timeout_s: "10" }),
