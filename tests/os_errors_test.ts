@@ -14,10 +14,17 @@ function readOnlyDir(): string {
   return dir;
 }
 
+/** A backup at `path` the CLI's user may read: made 0700 as any backup, then opened to it. */
+async function readableBackup(path: string): Promise<string> {
+  const url = await makeBackup(path, recordedChanges(["fresh-start"]));
+  Deno.chmodSync(path, 0o755);
+  return url;
+}
+
 Deno.test("restore into a directory the user may not write: which, and what to do", async () => {
   const user = unprivilegedUser();
   const dir = readOnlyDir();
-  const url = await makeBackup(`${dir}/backup`, recordedChanges(["fresh-start"]));
+  const url = await readableBackup(`${dir}/backup`);
   Deno.mkdirSync(`${dir}/target`, { mode: 0o555 });
   Deno.chmodSync(`${dir}/target`, 0o555);
   const run = await runCliProcess(["restore", url, `${dir}/target`], user);
@@ -80,7 +87,7 @@ Deno.test("init of a node whose database the user may not read: which, and what 
 Deno.test("a killed run's work file the user may not remove: which, and what to do", async () => {
   const user = unprivilegedUser();
   const dir = readOnlyDir();
-  const url = await makeBackup(`${dir}/backup`, recordedChanges(["fresh-start"]));
+  const url = await readableBackup(`${dir}/backup`);
   // A sticky directory, as /tmp: anyone may create files, only a file's owner remove them.
   Deno.mkdirSync(`${dir}/target`);
   Deno.chmodSync(`${dir}/target`, 0o1777);
