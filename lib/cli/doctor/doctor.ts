@@ -50,8 +50,8 @@ do. It only reads; run it as the user lightningd runs as, while lightningd runs 
                 holding that backup's key; none beside a plain or remote backup
   credentials   an s3:// destination's keys in DIR/backup-s3.credentials, a server's
                 DIR/backup.credential (WARN without one: wire v1, unauthenticated)
-  privacy       a plain file backup readable by its owner only (WARN when others may read
-                it: it holds the node's database in the clear)
+  privacy       a plain file backup, and each file copy, readable by its owner only (WARN
+                when others may read one: it holds the node's database in the clear)
   free space    at the backup's destination, against the database's size
   filesystem    the backup on another filesystem than the database (WARN when the same)
 

@@ -549,3 +549,22 @@ Deno.test("doctor: a plain backup others may read is a warning; an encrypted one
     writeLockFile(node.dir, { backend_url: `file://${encrypted}` });
     expect(runChecks(node.dir, GOOD_SYSTEM), "privacy", "OK", /encrypted/);
   }));
+
+Deno.test("doctor: a plain file copy (--mirror, --async) others may read is a warning too", () =>
+  withNode(async (node) => {
+    const copy = `${node.base}/backup-copy`;
+    const url = await makeBackup(copy, FRESH_START);
+    Deno.chmodSync(copy, 0o700);
+    for (const list of ["mirror_urls", "async_urls"]) {
+      writeLockFile(node.dir, { backend_url: node.url, [list]: [url] });
+      expect(runChecks(node.dir, GOOD_SYSTEM), "privacy", "OK", /owner only/);
+      Deno.chmodSync(copy, 0o755);
+      expect(
+        runChecks(node.dir, GOOD_SYSTEM),
+        "privacy",
+        "WARN",
+        new RegExp(`"${copy}" .*mode 0755\\): run "chmod 700 '${copy}'"`),
+      );
+      Deno.chmodSync(copy, 0o700);
+    }
+  }));
