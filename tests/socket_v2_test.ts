@@ -591,6 +591,38 @@ Deno.test("a key the server cannot read refuses that node in words, on both side
   });
 });
 
+Deno.test("a key read that fails for a passing reason (no file descriptor left) is retried, not refused", async () => {
+  await withServer(async ({ url, credential, nodes, logs }) => {
+    const read = Deno.readTextFileSync;
+    let failures = 1;
+    Deno.readTextFileSync = (path) => {
+      if (String(path).endsWith("/nodes/alice/key") && failures-- > 0) {
+        throw Object.assign(new Error(`Too many open files (os error 24): readfile '${path}'`), {
+          code: "EMFILE",
+        });
+      }
+      return read(path);
+    };
+    try {
+      // The plugin's own policy: it reconnects, and the server takes it once the key reads.
+      const alice = await SocketBackend.connect(url, {
+        policy: { ...DEFAULT_RETRY_POLICY, retries: 2, retryDelayMs: 10, timeoutMs: 5_000 },
+        credential: credential("alice"),
+      });
+      await alice.append({ version: 1, statements: ["CREATE TABLE t (a)"] });
+      alice.close();
+    } finally {
+      Deno.readTextFileSync = read;
+    }
+    assertMatch(
+      logs.join("\n"),
+      new RegExp(
+        `error: connection \\d+ from .*: cannot read node alice's key "${nodes.root}/nodes/alice/key": too many open files`,
+      ),
+    );
+  });
+});
+
 Deno.test("COMPACT over v2 is logged: who asked, and what it folded and freed", async () => {
   await withServer(async ({ url, credential, logs }) => {
     const alice = await connect(url, credential("alice"));

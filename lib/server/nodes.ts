@@ -127,6 +127,7 @@ export class NodeRegistry {
         `cannot read node ${name}'s key "${path}": ${why}: it must belong to the user the ` +
           `server runs as, who owns the root (was "server add-node" run as another?): run ` +
           `chown -R ${owner} "${this.#dir(name)}"`,
+        { cause: error },
       );
     }
   }
@@ -153,4 +154,15 @@ export class NodeRegistry {
     }
     return this.backupDir(name);
   }
+}
+
+/**
+ * Whether `error`, thrown by {@linkcode NodeRegistry.key}, is of a kind that passes (no file
+ * descriptor or memory left for now), not the key file's own: the node may try again.
+ */
+export function passingKeyError(error: unknown): boolean {
+  const cause = (error as Error | undefined)?.cause;
+  const code = (cause as { code?: unknown } | undefined)?.code;
+  return cause instanceof Deno.errors.Interrupted || cause instanceof Deno.errors.WouldBlock ||
+    ["EMFILE", "ENFILE", "ENOMEM", "EAGAIN", "EINTR"].includes(String(code));
 }

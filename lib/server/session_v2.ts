@@ -52,7 +52,7 @@ import type { LogLevel, Writer } from "./session.ts";
 import { mostChangeBytes, RefusedError, type ServerStorage } from "./storage.ts";
 import { inflateUpload } from "./snapshot_upload.ts";
 import { InflateError, MAX_DATABASE_BYTES } from "../wire/inflate.ts";
-import type { NodeRegistry } from "./nodes.ts";
+import { type NodeRegistry, passingKeyError } from "./nodes.ts";
 import type { ServerLimits } from "./server.ts";
 
 /** What a v2 session needs from its server. */
@@ -226,6 +226,12 @@ export class V2Session {
     try {
       key = host.nodes?.key(hello.node);
     } catch (error) {
+      if (passingKeyError(error)) {
+        // Not the key file's fault: closed unanswered, the node reconnects and tries again.
+        host.log("error", `${this.name}: ${(error as Error).message.replace(/: it must .*/, "")}`);
+        this.close();
+        throw new Closing("the key did not read for now");
+      }
       host.log("error", `${this.name}: refused: ${(error as Error).message}`);
       await this.#refuse(
         ErrorCode.Storage,
