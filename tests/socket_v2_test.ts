@@ -709,9 +709,13 @@ Deno.test("a writer silent past the limit is taken over by its node's next conne
     other.close();
     live.close();
 
-    // A connection its node left when its host went down: open here, silent.
-    const left = await open(url, credential("alice"), 0);
-    await left.append({ version: 2, statements: ["INSERT INTO t VALUES (2)"] });
+    // A connection its node left when its host went down, after a heartbeat: open here, silent.
+    const left = await WireConnection.open(socketUrl(url), 5_000, credential("alice"));
+    assertEquals(
+      (await left.request(encodeChangeV2(2, ["INSERT INTO t VALUES (2)"]))).type,
+      V2Type.Ack,
+    );
+    assertEquals((await left.request(encodeFrame(V2Type.ReqMetadata))).type, V2Type.Metadata);
     await delay(400);
     const back = await open(url, credential("alice"), 0);
     await back.append({ version: 3, statements: ["INSERT INTO t VALUES (3)"] });
@@ -723,6 +727,27 @@ Deno.test("a writer silent past the limit is taken over by its node's next conne
       /warning: connection \d+ .*\(node alice\): takes over .* from connection \d+ .*\(node alice\), silent for 0 s \(left open when its node's host or network went down\); closing that one/,
     );
     assertEquals(logs.filter((l) => / takes over /.test(l)).length, 1);
+  }, { writerSilenceMs: 300 });
+});
+
+Deno.test("a plugin from before heartbeats, alive and idle past the limit, is not taken over: its next change is its own", async () => {
+  const policy = { ...POLICY, retries: 1, retryDelayMs: 10, heartbeatMs: 0 };
+  await withServer(async ({ url, credential }) => {
+    // Never asks REQ_METADATA, as an older plugin; a second node with its credential (a copy).
+    const older = await SocketBackend.connect(url, { policy, credential: credential("alice") });
+    await older.append({ version: 1, statements: ["CREATE TABLE t (a)"] });
+    await delay(400);
+    const copy = await SocketBackend.connect(url, { policy, credential: credential("alice") });
+    await assertRejects(
+      () => copy.append({ version: 2, statements: ["INSERT INTO t VALUES ('copy')"] }),
+      /is writing to this backup, and a backup has one writer/,
+    );
+    copy.close();
+    // Taken over, its connection closed, it would reconnect, find version 2 (the copy's), and
+    // count its own change 2 as stored.
+    await older.append({ version: 2, statements: ["INSERT INTO t VALUES ('older')"] });
+    assertEquals(older.state().connection?.reconnects, 0);
+    older.close();
   }, { writerSilenceMs: 300 });
 });
 

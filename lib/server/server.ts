@@ -47,7 +47,8 @@ export interface ServerLimits {
    * A wire v2 writer silent this long gives its backup up to another connection of its node
    * that writes: the node's own, back after its host or network went down while the old
    * connection still looks open here (TCP can take hours to tell). A live plugin's heartbeats
-   * (`RetryPolicy.heartbeatMs`) keep it from ever being so silent.
+   * (`RetryPolicy.heartbeatMs`) keep it from ever being so silent; one that never sent one (a
+   * plugin from before heartbeats) is never taken over.
    */
   writerSilenceMs: number;
 }

@@ -58,7 +58,8 @@ export interface Writer {
   readonly name: string;
   /**
    * How long a wire v2 session has been silent, outside a request (its plugin's heartbeats
-   * keep it short); a v1 session has none and is never taken over.
+   * keep it short; 0 for one that never heartbeat); a v1 session has none and is never taken
+   * over.
    */
   silentMs?(): number;
   /** Closes the connection (a writer taken over). */

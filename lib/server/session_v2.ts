@@ -95,6 +95,8 @@ export class V2Session {
   #entered = false;
   #handling = false;
   #heard = performance.now();
+  /** Whether it asked REQ_METADATA: a plugin that heartbeats; an older one never asks. */
+  #beats = false;
   #storage: ServerStorage | undefined;
   #closed = false;
 
@@ -112,9 +114,12 @@ export class V2Session {
     return this.#storage !== undefined;
   }
 
-  /** Since the last request was answered; 0 while one is (an upload may take long). */
+  /**
+   * Since the last request was answered; 0 while one is (an upload may take long), and always
+   * for a client that never heartbeat (a plugin from before heartbeats, idle yet alive).
+   */
   silentMs(): number {
-    return this.#handling ? 0 : performance.now() - this.#heard;
+    return this.#handling || !this.#beats ? 0 : performance.now() - this.#heard;
   }
 
   /** The node it authenticated as; `undefined` before. */
@@ -371,6 +376,7 @@ export class V2Session {
       }
       case V2Type.ReqMetadata: {
         packetOf(packet, V2Type.ReqMetadata).end();
+        this.#beats = true;
         const m = storage.metadata();
         await this.#send(
           encodeMetadataV2({
