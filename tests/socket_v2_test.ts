@@ -751,6 +751,19 @@ Deno.test("a plugin from before heartbeats, alive and idle past the limit, is no
   }, { writerSilenceMs: 300 });
 });
 
+Deno.test("a backup closed while it connects keeps no connection, and no heartbeat", async () => {
+  await withServer(async ({ url, credential }) => {
+    const alice = SocketBackend.open(url, {
+      policy: { ...POLICY, heartbeatMs: 50 },
+      credential: credential("alice"),
+    });
+    alice.close();
+    await alice.ready().catch(() => {});
+    await delay(200);
+    assertEquals(alice.state().connection?.state, "disconnected");
+  });
+});
+
 Deno.test("a heartbeat finds a connection the server closed while the node had nothing to write", async () => {
   await withServer(async ({ url, credential, server }) => {
     const logs: string[] = [];

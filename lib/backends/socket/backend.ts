@@ -156,6 +156,8 @@ export class SocketBackend implements Backend {
   #beatTimer: ReturnType<typeof setTimeout> | undefined;
   /** A heartbeat on the wire; a write waits for it. */
   #beat: Promise<void> | undefined;
+  /** Closed: a connect still under way is dropped, and no heartbeat is armed. */
+  #closed = false;
 
   private constructor(readonly url: string, options: SocketBackendOptions) {
     this.target = socketUrl(url);
@@ -465,6 +467,7 @@ export class SocketBackend implements Backend {
       throw new RemoteBackupError(`an earlier write failed: ${this.#failure}`);
     }
     if (this.#beat) await this.#beat;
+    this.#closed = false;
     this.#writing = true;
     let count = this.#count;
     try {
@@ -506,7 +509,7 @@ export class SocketBackend implements Backend {
    * fires waits again while a write came since (no timer is set up per write).
    */
   #scheduleBeat(delay = this.#policy.heartbeatMs): void {
-    if (this.#beatTimer !== undefined) return;
+    if (this.#beatTimer !== undefined || this.#closed) return;
     if (!this.#credential || !this.#conn || !(this.#policy.heartbeatMs > 0)) return;
     this.#beatTimer = setTimeout(() => {
       this.#beatTimer = undefined;
@@ -596,6 +599,10 @@ export class SocketBackend implements Backend {
     this.#conn = undefined;
     this.#status.state = "connecting";
     const conn = await WireConnection.open(this.target, this.#policy.timeoutMs, this.#credential);
+    if (this.#closed) {
+      conn.close();
+      throw new RemoteBackupError(`closed while connecting to ${this.destination}`);
+    }
     if (conn.welcome) {
       const { version, prevVersion, records } = conn.welcome;
       this.#metadata = { protocol: 2, version, prevVersion, versionCount: records };
@@ -683,6 +690,7 @@ export class SocketBackend implements Backend {
 
   /** Closes the connection; the status says `disconnected`, unless it had `failed`. */
   close(): void {
+    this.#closed = true;
     clearTimeout(this.#beatTimer);
     this.#beatTimer = undefined;
     this.#conn?.close();
