@@ -452,10 +452,16 @@ Deno.test("init --encrypt to a server killed before backup.lock: the rerun opens
 Deno.test("init --encrypt that loses its connection before the server's answer keeps its key; the rerun finds the backup", async () => {
   const s = await startEncryptedServer("fresh-start");
   const upstream = Number(s.url.split(":").at(-1));
-  // The server's bytes of a handshake: the connection is cut where the ACK of the base starts.
+  // The server's bytes of a handshake and of the plugin's heartbeat at connect: the connection
+  // is cut where the ACK of the base starts.
   const probe = new FaultProxy(upstream);
-  (await WireConnection.open(socketUrl(`socket:127.0.0.1:${probe.port}`), 5_000, s.credential))
-    .close();
+  const probing = await WireConnection.open(
+    socketUrl(`socket:127.0.0.1:${probe.port}`),
+    5_000,
+    s.credential,
+  );
+  await probing.request(encodeFrame(V2Type.ReqMetadata));
+  probing.close();
   await probe.close();
   const proxy = new FaultProxy(upstream, {
     kind: "cut",

@@ -730,6 +730,31 @@ Deno.test("a writer silent past the limit is taken over by its node's next conne
   }, { writerSilenceMs: 300 });
 });
 
+Deno.test("a writer busy until its host went down, never idle long enough for a heartbeat, is taken over too", async () => {
+  await withServer(async ({ url, credential, logs }) => {
+    // It heartbeats once at connect: the server knows it is a plugin that heartbeats.
+    const busy = await SocketBackend.connect(url, {
+      policy: { ...POLICY, heartbeatMs: 60_000 },
+      credential: credential("alice"),
+    });
+    for (let v = 1; v <= 5; v++) {
+      await busy.append({
+        version: v,
+        statements: [v === 1 ? "CREATE TABLE t (a)" : `SELECT ${v}`],
+      });
+    }
+    await delay(400); // its host is gone; the connection still looks open here
+    const back = await SocketBackend.connect(url, {
+      policy: { ...POLICY, heartbeatMs: 0 },
+      credential: credential("alice"),
+    });
+    await back.append({ version: 6, statements: ["INSERT INTO t VALUES (6)"] });
+    back.close();
+    busy.close();
+    assertEquals(logs.filter((l) => / takes over /.test(l)).length, 1);
+  }, { writerSilenceMs: 300 });
+});
+
 Deno.test("a plugin from before heartbeats, alive and idle past the limit, is not taken over: its next change is its own", async () => {
   const policy = { ...POLICY, retries: 1, retryDelayMs: 10, heartbeatMs: 0 };
   await withServer(async ({ url, credential }) => {

@@ -1,7 +1,7 @@
 /**
  * A wire v2 server from before SNAPSHOT_FILE (0x2C) and SEALED_INIT_FILE (0x2D), as far as a
- * client sees it: the handshake as any server does it, then, for a packet of a type it does
- * not know, what such a server sent: its reader holds an unknown type to no payload, so ERROR
+ * client sees it: the handshake as any server does it, REQ_METADATA answered, then, for a
+ * packet of a type it does not know, what such a server sent: its reader holds an unknown type to no payload, so ERROR
  * BAD_PACKET naming the type by its number, and the connection closes.
  *
  * @module
@@ -13,6 +13,7 @@ import {
   decodeHello,
   encodeChallenge,
   encodeError,
+  encodeMetadataV2,
   encodeWelcome,
   ErrorCode,
   V2_FRAMING,
@@ -46,7 +47,10 @@ export function startOlderServer(key: Uint8Array): OlderServer {
       const input = { node: hello.node, clientNonce: hello.nonce, serverNonce };
       const metadata = { version: 0, prevVersion: 0, records: 0 };
       await writeFully(conn, encodeWelcome(await prove(key, "server", input), metadata));
-      await reader.next();
+      // REQ_METADATA is answered, as by every v2 server (the client's heartbeat at connect).
+      while ((await reader.next())?.type === V2Type.ReqMetadata) {
+        await writeFully(conn, encodeMetadataV2(metadata));
+      }
     } catch (error) {
       const message = `${(error as Error).message}: closing the connection`;
       await writeFully(conn, encodeError({ code: ErrorCode.BadPacket, version: 0, message }))

@@ -529,9 +529,7 @@ export class SocketBackend implements Backend {
     const conn = this.#conn;
     if (!conn || this.#writing) return;
     try {
-      const reply = await conn.request(encodeFrame(V2Type.ReqMetadata));
-      if (reply.type === V2Type.Error) throw refusal(reply, "the heartbeat");
-      decodeMetadataV2(reply);
+      await this.#askMetadata(conn);
     } catch (error) {
       if (this.#conn !== conn) return;
       conn.close();
@@ -546,6 +544,13 @@ export class SocketBackend implements Backend {
     }
     this.#lastExchange = performance.now();
     this.#scheduleBeat();
+  }
+
+  /** REQ_METADATA → METADATA on `conn`: a heartbeat. */
+  async #askMetadata(conn: WireConnection): Promise<void> {
+    const reply = await conn.request(encodeFrame(V2Type.ReqMetadata));
+    if (reply.type === V2Type.Error) throw refusal(reply, "the heartbeat");
+    decodeMetadataV2(reply);
   }
 
   /** After a reconnect: has the server got the write already, or does it lack it? */
@@ -610,6 +615,10 @@ export class SocketBackend implements Backend {
       this.#place = undefined;
       // An encrypted backup's key is checked against the server's at each connect.
       if (this.#key) this.#place = await this.#askPlace();
+      // A first heartbeat at once: the server then knows this connection heartbeats, and may
+      // give its writer's place to the node's next connection should it fall silent (its host
+      // gone), however busy it was until then.
+      if (this.#policy.heartbeatMs > 0) await this.#askMetadata(conn);
       this.#status.state = "connected";
       this.#lastExchange = performance.now();
       this.#scheduleBeat();
