@@ -66,6 +66,40 @@ Deno.test("a scratch dir's maker removes what killed processes left, and only th
   }
 });
 
+/**
+ * Runs `make` while `Deno.makeTempDirSync` calls `between` on the first directory it makes in
+ * `parent`: another process acting between a scratch dir's mkdir and its lock. Then uses what
+ * `make` returned as a maker would, removes it, and checks nothing is left.
+ */
+function makeWithRace(parent: string, between: (made: string) => void, make: () => string): void {
+  const original = Deno.makeTempDirSync;
+  let raced = false;
+  Deno.makeTempDirSync = (options) => {
+    const made = original(options);
+    if (options?.dir === parent && !raced) {
+      raced = true;
+      between(made);
+    }
+    return made;
+  };
+  let path: string;
+  try {
+    path = make();
+  } finally {
+    Deno.makeTempDirSync = original;
+  }
+  assert(raced);
+  Deno.writeTextFileSync(`${path}/restored.sqlite3`, "a database");
+  const other = Deno.openSync(path, { read: true });
+  try {
+    assertEquals(other.tryLockSync(true), false, "its maker holds its lock");
+  } finally {
+    other.close();
+  }
+  removeScratchDir(path);
+  assertEquals(names(parent), []);
+}
+
 Deno.test("a scratch dir another process sweeps before its maker locks it is not used", () => {
   // The sweeper cannot read /proc (backup-cli's permissions): the lock alone tells it that the
   // maker lives, and a sweep between the maker's mkdir and its lock finds none.
@@ -78,11 +112,8 @@ Deno.test("a scratch dir another process sweeps before its maker locks it is not
       JSON.stringify(new URL("./scratch_dir.ts", import.meta.url).href)
     };\nremoveScratchDir(makeScratchDir("cln-backup-fetch-", Deno.args[0]));\n`,
   );
-  const original = Deno.makeTempDirSync;
-  let sweeps = 0;
-  Deno.makeTempDirSync = (options) => {
-    const made = original(options);
-    if (options?.dir === parent && sweeps++ === 0) {
+  try {
+    makeWithRace(parent, () => {
       const swept = new Deno.Command(Deno.execPath(), {
         args: [
           "run",
@@ -94,29 +125,14 @@ Deno.test("a scratch dir another process sweeps before its maker locks it is not
         ],
       }).outputSync();
       assertEquals(swept.code, 0, new TextDecoder().decode(swept.stderr));
-    }
-    return made;
-  };
-  try {
-    const path = makeScratchDir("cln-backup-verify-", parent);
-    Deno.makeTempDirSync = original;
-    Deno.writeTextFileSync(`${path}/restored.sqlite3`, "a database");
-    const other = Deno.openSync(path, { read: true });
-    try {
-      assertEquals(other.tryLockSync(true), false, "its maker holds its lock");
-    } finally {
-      other.close();
-    }
-    removeScratchDir(path);
-    assertEquals(names(parent), []);
+    }, () => makeScratchDir("cln-backup-verify-", parent));
   } finally {
-    Deno.makeTempDirSync = original;
     Deno.removeSync(parent, { recursive: true });
     Deno.removeSync(scripts, { recursive: true });
   }
 });
 
-Deno.test("a scratch dir a sweep holds as its maker opens it is not used once removed", () => {
+Deno.test("a scratch dir a sweep holds as its maker opens it is not used once removed", async () => {
   const parent = Deno.makeTempDirSync();
   const scripts = Deno.makeTempDirSync();
   const holder = `${scripts}/hold.ts`;
@@ -132,33 +148,21 @@ Deno.test("a scratch dir a sweep holds as its maker opens it is not used once re
     handle.unlockSync();
     handle.close();`,
   );
-  const original = Deno.makeTempDirSync;
   let child: Deno.ChildProcess | undefined;
-  Deno.makeTempDirSync = (options) => {
-    const made = original(options);
-    if (options?.dir === parent && child === undefined) {
-      const marker = `${scripts}/locked`;
-      child = new Deno.Command(Deno.execPath(), { args: ["run", "-A", holder, made, marker] })
-        .spawn();
+  try {
+    makeWithRace(parent, (made) => {
+      child = new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", holder, made, `${scripts}/locked`],
+      }).spawn();
       while (!names(scripts).includes("locked")) {
         Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
       }
-    }
-    return made;
-  };
-  try {
-    const path = makeScratchDir("cln-backup-verify-", parent);
-    Deno.makeTempDirSync = original;
-    Deno.writeTextFileSync(`${path}/restored.sqlite3`, "a database");
-    removeScratchDir(path);
-    assertEquals(names(parent), []);
+    }, () => makeScratchDir("cln-backup-verify-", parent));
   } finally {
-    Deno.makeTempDirSync = original;
+    await child?.status;
     Deno.removeSync(parent, { recursive: true });
     Deno.removeSync(scripts, { recursive: true });
   }
-  assert(child !== undefined);
-  return child.status.then((status) => assertEquals(status.code, 0));
 });
 
 Deno.test("where the file system has no flock, a scratch dir is made unlocked, under a name no sweep takes", () => {
