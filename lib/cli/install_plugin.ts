@@ -4,7 +4,13 @@
  *
  * @module
  */
-import { existsSync, removeIfExists } from "../fs/exists.ts";
+import { dirname } from "node:path";
+import { existsSync, removeIfExists, statIfExists } from "../fs/exists.ts";
+import { shellQuote } from "../fs/shell_quote.ts";
+import { parseBackupUrl } from "../backends/url.ts";
+import { lockDestinations } from "../backends/multi/mirrors.ts";
+import { KEY_FILE } from "../crypto/key_file.ts";
+import { describeUser, nodeUser } from "./doctor/node_user.ts";
 import {
   createLockFile,
   type LockFile,
@@ -72,12 +78,49 @@ function lockNames(dir: string, url: string): boolean {
   }
 }
 
+/**
+ * Why the plugin, run as lightningd's user, could not open what this process wrote, if it
+ * could not: a file backup (made 0700) or backup.key (0600) owned by another user, as when
+ * init runs as root for a node that runs as its own user.
+ */
+function ownershipWarning(launcher: string): string | undefined {
+  const dir = dirname(launcher);
+  let paths: string[];
+  let uid: number | null | undefined;
+  const node = nodeUser(dir);
+  if (node === undefined) return undefined;
+  try {
+    // This process's user, as the launcher it wrote says (Deno.uid() needs a permission more).
+    uid = statIfExists(launcher)?.uid;
+    if (uid == null || node.uid === uid) return undefined;
+    const { sync, async } = lockDestinations(readLockFile(dir));
+    paths = [
+      ...[...sync, ...async].flatMap((url) => {
+        const parsed = parseBackupUrl(url);
+        return parsed.scheme === "file" ? [parsed.path] : [];
+      }),
+      `${dir}/${KEY_FILE}`,
+    ].filter((path) => statIfExists(path)?.uid === uid);
+  } catch {
+    return undefined; // What cannot be looked at is not this warning's to explain.
+  }
+  if (paths.length === 0) return undefined;
+  return `Warning: this ran as uid ${uid}, but lightningd runs as ${describeUser(node)}, and the ` +
+    `plugin could not open what is this user's alone (${
+      paths.map((p) => `"${p}"`).join(", ")
+    }): give it to that user ("chown -R ${node.uid}:${node.gid} ${
+      paths.map(shellQuote).join(" ")
+    }"), or run this as that user next time`;
+}
+
 /** The closing lines of init and upgrade: the config line, last, and why it matters. */
 export function printConfigLine(
   output: Output,
   launcher: string,
   deno: string = Deno.execPath(),
 ): void {
+  const owner = ownershipWarning(launcher);
+  if (owner) output.err(owner);
   if (deno.includes("/_npx/")) {
     output.err(
       `Warning: the launcher runs Deno from npx's cache ("${deno}"), which npm may clean ` +

@@ -1,6 +1,13 @@
 import { assertEquals, assertMatch } from "../../tests/support/assert.ts";
 import { printConfigLine } from "./install_plugin.ts";
-import { BufferedOutput } from "../../tests/support/cli_testing.ts";
+import {
+  BufferedOutput,
+  makeBackup,
+  makeNodeDir,
+  recordedChanges,
+  removeNodeDir,
+} from "../../tests/support/cli_testing.ts";
+import { writeLockFile } from "../backup/lock_file.ts";
 
 Deno.test("the config line warns when Deno runs from npx's cache, which npm may clean", () => {
   const output = new BufferedOutput();
@@ -12,4 +19,35 @@ Deno.test("the config line warns when Deno runs from npx's cache, which npm may 
   const stable = new BufferedOutput();
   printConfigLine(stable, "/n/cln-backup-plugin", "/usr/local/bin/deno");
   assertEquals(stable.stderr, []);
+});
+
+Deno.test({
+  name: "the config line warns when the backup it made is closed to lightningd's user",
+  ignore: Deno.uid() !== 0, // It makes a node of another user: only root may.
+  fn: async () => {
+    const dir = makeNodeDir("fresh-start");
+    const base = Deno.realPathSync(`${dir}/..`);
+    try {
+      const url = await makeBackup(`${base}/backup`, recordedChanges(["fresh-start"]));
+      writeLockFile(dir, { backend_url: url });
+      const launcher = `${dir}/cln-backup-plugin`;
+      Deno.writeTextFileSync(launcher, "#!/bin/sh\n", { mode: 0o755 });
+      const same = new BufferedOutput();
+      printConfigLine(same, launcher, "/usr/local/bin/deno");
+      assertEquals(same.stderr, [], "lightningd runs as this user: nothing to say");
+
+      Deno.chownSync(`${dir}/lightningd.sqlite3`, 65534, 65534);
+      const other = new BufferedOutput();
+      printConfigLine(other, launcher, "/usr/local/bin/deno");
+      assertEquals(other.stderr, [
+        `Warning: this ran as uid 0, but lightningd runs as uid 65534 (lightningd's user, the ` +
+        `owner of "${dir}/lightningd.sqlite3"), and the plugin could not open what is this ` +
+        `user's alone ("${base}/backup"): give it to that user ("chown -R 65534:65534 ` +
+        `'${base}/backup'"), or run this as that user next time`,
+      ]);
+      assertEquals(other.stdout.at(-1), `important-plugin=${launcher}`);
+    } finally {
+      removeNodeDir(dir);
+    }
+  },
 });
