@@ -22,8 +22,9 @@ const swept = new Set<string>();
 
 /**
  * Makes and locks a scratch directory named `<prefix><pid>-<random>` in `dir` (default: the
- * system's temporary directory), first removing, once per process and directory, those that
- * killed processes left there. Remove it with {@linkcode removeScratchDir}.
+ * system's temporary directory); then, once per process and directory, removes those that
+ * killed processes left there (after the lock, so the sweep never takes the new one). Remove
+ * it with {@linkcode removeScratchDir}.
  */
 export function makeScratchDir(prefix: `${typeof SCRATCH_PREFIX}${string}-`, dir?: string): string {
   // Until it is locked, a sweep by another process that cannot read /proc (backup-cli) may
