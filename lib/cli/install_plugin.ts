@@ -7,8 +7,7 @@
 import { dirname } from "node:path";
 import { existsSync, removeIfExists, statIfExists } from "../fs/exists.ts";
 import { shellQuote } from "../fs/shell_quote.ts";
-import { parseBackupUrl } from "../backends/url.ts";
-import { lockDestinations } from "../backends/multi/mirrors.ts";
+import { fileDestinations } from "../backends/multi/mirrors.ts";
 import { KEY_FILE } from "../crypto/key_file.ts";
 import { describeUser, nodeUser } from "./doctor/node_user.ts";
 import {
@@ -93,14 +92,8 @@ function ownershipWarning(launcher: string): string | undefined {
     // This process's user, as the launcher it wrote says (Deno.uid() needs a permission more).
     uid = statIfExists(launcher)?.uid;
     if (uid == null || node.uid === uid) return undefined;
-    const { sync, async } = lockDestinations(readLockFile(dir));
-    paths = [
-      ...[...sync, ...async].flatMap((url) => {
-        const parsed = parseBackupUrl(url);
-        return parsed.scheme === "file" ? [parsed.path] : [];
-      }),
-      `${dir}/${KEY_FILE}`,
-    ].filter((path) => statIfExists(path)?.uid === uid);
+    paths = [...fileDestinations(readLockFile(dir)), `${dir}/${KEY_FILE}`]
+      .filter((path) => statIfExists(path)?.uid === uid);
   } catch {
     return undefined; // What cannot be looked at is not this warning's to explain.
   }

@@ -37,6 +37,15 @@ export function lockDestinations(lock: LockFile): { sync: string[]; async: strin
   return { sync, async };
 }
 
+/** The paths of the file backups `lock` names, `backend_url`'s first when it is one. */
+export function fileDestinations(lock: LockFile): string[] {
+  const { sync, async } = lockDestinations(lock);
+  return [...sync, ...async].flatMap((url) => {
+    const parsed = parseBackupUrl(url);
+    return parsed.scheme === "file" ? [parsed.path] : [];
+  });
+}
+
 export function mirrorFailure(lock: LockFile): MirrorFailure {
   const value = lock.mirror_failure ?? "stop";
   if (value !== "stop" && value !== "degrade") {

@@ -6,8 +6,7 @@
  *
  * @module
  */
-import { lockDestinations } from "../../backends/multi/mirrors.ts";
-import { parseBackupUrl } from "../../backends/url.ts";
+import { fileDestinations } from "../../backends/multi/mirrors.ts";
 import { readChain } from "../../format/chain.ts";
 import { statIfExists } from "../../fs/exists.ts";
 import { shellQuote } from "../../fs/shell_quote.ts";
@@ -31,14 +30,10 @@ function openTo(path: string, encrypted: boolean | undefined): string | undefine
 }
 
 export function privacyCheck(found: Found): CheckResult {
-  const primary = found.url?.scheme === "file"
-    ? openTo(found.url.path, found.description?.encrypted ?? false)
-    : undefined;
-  if (primary) return ["WARN", primary];
-  const { sync, async } = lockDestinations(found.lock!);
-  for (const url of [...sync.slice(1), ...async]) {
-    const parsed = parseBackupUrl(url);
-    const open = parsed.scheme === "file" ? openTo(parsed.path, undefined) : undefined;
+  const primary = found.url?.scheme === "file" ? found.url.path : undefined;
+  for (const path of fileDestinations(found.lock!)) {
+    // The primary's description says whether it is encrypted; a copy's chain is read.
+    const open = openTo(path, path === primary ? found.description?.encrypted ?? false : undefined);
     if (open) return ["WARN", open];
   }
   if (found.url?.scheme !== "file") {
