@@ -171,7 +171,8 @@ export class BackupServer {
   #closeRevoked(): void {
     const keys = new Map<string, Uint8Array | undefined>();
     for (const { session } of this.#serving.values()) {
-      const node = session instanceof V2Session ? session.node : undefined;
+      if (!(session instanceof V2Session)) continue;
+      const node = session.node;
       if (!node) continue;
       if (!keys.has(node)) {
         try {
@@ -182,13 +183,13 @@ export class BackupServer {
         }
       }
       const key = keys.get(node);
-      if (key && (session as V2Session).provedKey(key)) continue;
+      if (key && session.provedKey(key)) continue;
       this.log(
         "warning",
-        `${session!.name}: closing: node ${node}'s key was ${key ? "replaced" : "removed"} ` +
+        `${session.name}: closing: node ${node}'s key was ${key ? "replaced" : "removed"} ` +
           `(server ${key ? "add-node" : "remove-node"}); its backup stays`,
       );
-      session!.close();
+      session.close();
     }
   }
 

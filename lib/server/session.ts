@@ -52,6 +52,25 @@ class ClientGone extends Error {
   }
 }
 
+/**
+ * Compacts `storage` at the request of connection `name` (COMPACT, v1 or v2), logging that it
+ * starts and what it did.
+ */
+export async function compactLogged(
+  storage: ServerStorage,
+  name: string,
+  log: (level: LogLevel, message: string) => void,
+): Promise<CompactionResult> {
+  log("info", `${name}: COMPACT: compacting the backup beside the writes`);
+  const result = await storage.compact();
+  log(
+    "info",
+    `${name}: compacted in ${result.seconds} s: ${result.versions_folded} change(s) folded ` +
+      `into base ${result.base_version ?? "(none new)"}, ${result.bytes_freed} bytes freed`,
+  );
+  return result;
+}
+
 /** A connection as the one writer of a backup knows it. */
 export interface Writer {
   /** The connection as the log names it. */
@@ -303,10 +322,9 @@ export class Session {
    */
   async #compact(): Promise<boolean> {
     const { host: { log }, storage } = this;
-    log("info", `${this.name}: COMPACT: compacting the backup beside the writes`);
     let result: CompactionResult;
     try {
-      result = await storage.compact();
+      result = await compactLogged(storage, this.name, log);
     } catch (error) {
       log(
         "warning",
@@ -315,12 +333,6 @@ export class Session {
       );
       return false;
     }
-    log(
-      "info",
-      `${this.name}: compacted in ${result.seconds} s: ${result.versions_folded} change(s) ` +
-        `folded into base ${result.base_version ?? "(none new)"}, ${result.bytes_freed} ` +
-        `bytes freed`,
-    );
     await this.#send(encodeCompactResult({ ...result }));
     return true;
   }

@@ -48,7 +48,7 @@ import {
 } from "../wire/packets_v2.ts";
 import { checkProof, nonce, prove } from "../wire/handshake.ts";
 import type { Packet } from "../wire/packets.ts";
-import type { LogLevel, Writer } from "./session.ts";
+import { compactLogged, type LogLevel, type Writer } from "./session.ts";
 import { mostChangeBytes, RefusedError, type ServerStorage } from "./storage.ts";
 import { inflateUpload } from "./snapshot_upload.ts";
 import { InflateError, MAX_DATABASE_BYTES } from "../wire/inflate.ts";
@@ -392,17 +392,11 @@ export class V2Session {
         return await this.#restore(storage);
       case V2Type.Compact:
         packetOf(packet, V2Type.Compact).end();
-        this.host.log("info", `${this.name}: COMPACT: compacting the backup beside the writes`);
-        return await this.#answer("COMPACT", V2Type.CompactRes, async () => {
-          const result = await storage.compact();
-          this.host.log(
-            "info",
-            `${this.name}: compacted in ${result.seconds} s: ${result.versions_folded} ` +
-              `change(s) folded into base ${result.base_version ?? "(none new)"}, ` +
-              `${result.bytes_freed} bytes freed`,
-          );
-          return result;
-        });
+        return await this.#answer(
+          "COMPACT",
+          V2Type.CompactRes,
+          () => compactLogged(storage, this.name, (level, m) => this.host.log(level, m)),
+        );
       case V2Type.Status:
         packetOf(packet, V2Type.Status).end();
         return await this.#answer("STATUS", V2Type.StatusRes, () => ({
