@@ -7,7 +7,7 @@
 import { pathToFileURL } from "node:url";
 import { readChain } from "../format/chain.ts";
 import { sameBytes } from "../crypto/data_key.ts";
-import { describeWraps, UnlockError } from "../crypto/wrapped_key.ts";
+import { UnlockError, wrapsOf } from "../crypto/wrapped_key.ts";
 import { KEY_FILE, readKeyFile } from "../crypto/key_file.ts";
 import { FileBackupReader } from "../backends/file/reader.ts";
 import { backupKind } from "../backends/open.ts";
@@ -68,7 +68,7 @@ export async function whyNotOpened(
   const redo = "give the one the interrupted init was given, or remove it and run init again";
   const recipient = typeof values.recipient === "string" ? values.recipient : undefined;
   if (recipient !== undefined) {
-    if (!describeWraps(readWrappedKey(dir)).includes(`age recipient ${recipient}`)) {
+    if (!wrapsOf(readWrappedKey(dir)).recipients.includes(recipient)) {
       return `its key is not wrapped for the recipient given, ${recipient}: ${redo}`;
     }
     if (givenPassphrase(values["passphrase-file"]) === undefined) return undefined;

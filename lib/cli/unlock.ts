@@ -9,7 +9,7 @@ import { FileBackupReader } from "../backends/file/reader.ts";
 import { CopiedBackupReader } from "../backends/socket/copy_reader.ts";
 import { readChain } from "../format/chain.ts";
 import type { DataKey } from "../crypto/data_key.ts";
-import { describeWraps, UnlockError, unwrapKey, WRAPPED_KEY_NAME } from "../crypto/wrapped_key.ts";
+import { UnlockError, unwrapKey, WRAPPED_KEY_NAME, wrapsOf } from "../crypto/wrapped_key.ts";
 import { gatherSecrets, type Prompt, secretGiven, terminalPrompt } from "./secrets.ts";
 import { S3BackupReader, type Unlock } from "../backends/s3/reader.ts";
 import { fetchWrappedKey } from "../backends/s3/key_object.ts";
@@ -60,9 +60,7 @@ async function unwrapWith(
   values: Record<string, string | boolean | undefined>,
   prompt: Prompt,
 ): Promise<DataKey> {
-  const wraps = describeWraps(wrapped.bytes);
-  const forPassphrase = wraps.includes("passphrase");
-  const recipients = wraps.filter((w) => w !== "passphrase").map((w) => w.split(" ").at(-1));
+  const { passphrase: forPassphrase, recipients } = wrapsOf(wrapped.bytes);
   const ageOnly = !forPassphrase && recipients.length > 0;
   const giveIdentity = `give the identity of ${
     recipients.join(" or ")
@@ -80,7 +78,7 @@ async function unwrapWith(
   }
   // Only secrets of a kind its key is not wrapped for: say which kind opens it.
   if (
-    wraps.length > 0 &&
+    (forPassphrase || recipients.length > 0) &&
     !secrets.some((s) => "passphrase" in s ? forPassphrase : recipients.length > 0)
   ) {
     throw new UnlockError(

@@ -170,14 +170,32 @@ export function checkWrappedKey(
   parse(bytes, where, backupId, keyId);
 }
 
-/** What a `key.json` is wrapped for, for `status` (no secret needed). */
-export function describeWraps(bytes: Uint8Array): string[] {
+/** A `key.json`'s wraps, read without a secret; none when it does not parse. */
+function wrapList(bytes: Uint8Array): Wrap[] {
   try {
-    const file = JSON.parse(new TextDecoder().decode(bytes)) as WrappedKeyFile;
-    return file.wraps.map((w) => w.type === "age" ? `age recipient ${w.recipient}` : "passphrase");
+    const { wraps } = JSON.parse(new TextDecoder().decode(bytes)) as WrappedKeyFile;
+    return Array.isArray(wraps) && wraps.every((w) => typeof w === "object" && w !== null)
+      ? wraps
+      : [];
   } catch {
     return [];
   }
+}
+
+/** What a `key.json` is wrapped for (no secret needed): a passphrase, and which age recipients. */
+export function wrapsOf(bytes: Uint8Array): { passphrase: boolean; recipients: string[] } {
+  const wraps = wrapList(bytes);
+  return {
+    passphrase: wraps.some((w) => w.type !== "age"),
+    recipients: wraps.flatMap((w) => w.type === "age" ? [w.recipient] : []),
+  };
+}
+
+/** What a `key.json` is wrapped for, in words, for `status` (no secret needed). */
+export function describeWraps(bytes: Uint8Array): string[] {
+  return wrapList(bytes).map((w) =>
+    w.type === "age" ? `age recipient ${w.recipient}` : "passphrase"
+  );
 }
 
 async function tryWrap(
