@@ -11,10 +11,9 @@ import { dumpDatabase } from "./support/dump.ts";
 import { note, SCHEMA, status } from "./support/plugin_session.ts";
 import { restoredFromS3, type Rgw, writeCredentials } from "./support/rgw.ts";
 import { rgwTestInDir, stopSharedRgwLast } from "./support/shared_rgw.ts";
-import { FakeLightningd } from "./support/fake_lightningd.ts";
+import { FakeLightningd, throughLauncher } from "./support/fake_lightningd.ts";
 import { BufferedOutput, makeNodeDir, removeNodeDir } from "./support/cli_testing.ts";
 import { init } from "../lib/cli/init.ts";
-import { LAUNCHER_NAME } from "../lib/cli/launcher.ts";
 import { bumpStatement } from "./support/statements.ts";
 import type { Change } from "../lib/backends/backend.ts";
 import { compactS3, SCRATCH_DIR } from "../lib/backends/s3/compaction.ts";
@@ -312,8 +311,7 @@ test("S3 compaction: `backup-compact` in the launcher's plugin, while the node c
     assertEquals(await init([url, "--lightning-dir", dir], output), 0, output.transcript);
     const lightningd = FakeLightningd.spawn({
       lightningDir: dir,
-      command: [`${dir}/${LAUNCHER_NAME}`],
-      env: { PATH: "/nonexistent" },
+      ...throughLauncher(dir),
     });
     try {
       await lightningd.getmanifest();

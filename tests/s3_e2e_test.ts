@@ -5,7 +5,7 @@
  */
 import { replayRecordedRuns } from "./support/plugin_session.ts";
 import { assert, assertEquals, assertMatch } from "./support/assert.ts";
-import { FakeLightningd } from "./support/fake_lightningd.ts";
+import { FakeLightningd, throughLauncher } from "./support/fake_lightningd.ts";
 import { dumpDatabase } from "./support/dump.ts";
 import { writeCredentials } from "./support/rgw.ts";
 import { rgwTest, sharedRgw, stopSharedRgwLast } from "./support/shared_rgw.ts";
@@ -222,8 +222,7 @@ test("the launcher's plugin without its keys' file says to write it, not to set 
     Deno.removeSync(`${dir}/${CREDENTIALS_FILE}`);
     const lightningd = FakeLightningd.spawn({
       lightningDir: dir,
-      command: [`${dir}/${LAUNCHER_NAME}`],
-      env: { PATH: "/nonexistent" },
+      ...throughLauncher(dir),
     });
     try {
       await lightningd.getmanifest();

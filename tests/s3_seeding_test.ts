@@ -8,7 +8,7 @@
  */
 import { assert, assertEquals, assertMatch } from "./support/assert.ts";
 import { dumpDatabase } from "./support/dump.ts";
-import { FakeLightningd } from "./support/fake_lightningd.ts";
+import { FakeLightningd, throughLauncher } from "./support/fake_lightningd.ts";
 import { PRE_4090_BACKUP } from "./support/fixtures.ts";
 import { makeEncryptedBackup, PASSPHRASE } from "./support/encrypted.ts";
 import { objectsOf, restoredS3WithKey } from "./support/encrypted_s3.ts";
@@ -81,8 +81,7 @@ test("upgrade --to s3://: the v1 file's last version, continued by the plugin, t
     // lightningd starts with the plugin through the new launcher, which reaches S3.
     const node = FakeLightningd.spawn({
       lightningDir: dir,
-      command: [`${dir}/cln-backup-plugin`],
-      env: { PATH: "/nonexistent" },
+      ...throughLauncher(dir),
     });
     for (let i = 0; i < 3; i++) {
       const outcome = await node.transaction([

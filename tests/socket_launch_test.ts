@@ -5,7 +5,7 @@
  * (That the flags deny other ports and files is shown by tests/permissions_test.ts.)
  */
 import { assert, assertEquals } from "./support/assert.ts";
-import { FakeLightningd } from "./support/fake_lightningd.ts";
+import { FakeLightningd, throughLauncher } from "./support/fake_lightningd.ts";
 import { dumpDatabase } from "./support/dump.ts";
 import { Microsocks } from "./support/microsocks.ts";
 import { startServer } from "./support/wire_server.ts";
@@ -30,8 +30,7 @@ async function runThroughLauncher(url: string, allowNet: string): Promise<void> 
     ]);
     const lightningd = FakeLightningd.spawn({
       lightningDir: dir,
-      command: [launcher],
-      env: { PATH: "/nonexistent" },
+      ...throughLauncher(dir),
     });
     try {
       await lightningd.getmanifest();

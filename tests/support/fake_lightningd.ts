@@ -12,6 +12,7 @@ import { DatabaseSync } from "node:sqlite";
 import { MessageFramer } from "../../lib/plugin/framing.ts";
 import { isPragmaOnly } from "../../lib/sqlite/apply.ts";
 import type { OptionSpec } from "../../lib/plugin/options.ts";
+import { LAUNCHER_NAME } from "../../lib/cli/launcher.ts";
 import { prng } from "./prng.ts";
 import { bumpStatement } from "./statements.ts";
 
@@ -40,6 +41,14 @@ export function testPlugin(
     command: [Deno.execPath(), "run", "-A", TEST_PLUGIN_PATH],
     env: { CLN_BACKUP_TEST_PLUGIN: JSON.stringify(config) },
   };
+}
+
+/**
+ * The plugin as lightningd runs it for the node in `dir` once init set it up: its launcher,
+ * with no PATH (the launcher names its deno; lightningd's PATH may have none).
+ */
+export function throughLauncher(dir: string): Pick<FakeLightningdOptions, "command" | "env"> {
+  return { command: [`${dir}/${LAUNCHER_NAME}`], env: { PATH: "/nonexistent" } };
 }
 
 /** How the fake cuts what it writes into `write()`s. */
