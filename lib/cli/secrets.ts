@@ -123,14 +123,19 @@ async function givenIdentities(
 }
 
 /**
- * The first line of a passphrase file, as written: its line end is `\n`, or `\r\n` when the
- * file was saved on Windows or by an editor set so (the `\r` is not part of the passphrase).
+ * The passphrase a file (its first line) or the environment gives, as written and as meant: a
+ * file saved with `\r\n` line ends (Windows, or an editor set so) ends its line with `\r`, and
+ * so does a variable set from one (`$(cat file)` keeps it); the `\r` is not the passphrase's.
  */
-function passphraseLine(
-  file: string,
+function passphraseGiven(
+  file: string | boolean | undefined,
+  variable: string,
   env: EnvReader,
-): { passphrase: string; asWritten: string } {
-  const asWritten = readSecretFile(file, "passphrase", env).split("\n")[0];
+): { passphrase: string; asWritten: string } | undefined {
+  const asWritten = typeof file === "string"
+    ? readSecretFile(file, "passphrase", env).split("\n")[0]
+    : env.get(variable);
+  if (asWritten === undefined) return undefined;
   return { passphrase: asWritten.replace(/\r$/, ""), asWritten };
 }
 
@@ -140,8 +145,7 @@ export function givenPassphrase(
   variable = PASSPHRASE_ENV,
   env: EnvReader = Deno.env,
 ): string | undefined {
-  if (typeof file === "string") return passphraseLine(file, env).passphrase;
-  return env.get(variable);
+  return passphraseGiven(file, variable, env)?.passphrase;
 }
 
 /**
@@ -165,15 +169,11 @@ export async function gatherSecrets(
   const secrets: Secret[] = [];
   const identities = await givenIdentities(values.identity, env);
   secrets.push(...identities.map((identity) => ({ identity })));
-  const file = values["passphrase-file"];
-  if (typeof file === "string") {
-    const { passphrase, asWritten } = passphraseLine(file, env);
-    secrets.push({ passphrase });
-    // A key wrapped by an earlier cln-backup, which kept a CRLF file's "\r", opens too.
-    if (asWritten !== passphrase) secrets.push({ passphrase: asWritten });
-  } else {
-    const passphrase = env.get(PASSPHRASE_ENV);
-    if (passphrase !== undefined) secrets.push({ passphrase });
+  const given = passphraseGiven(values["passphrase-file"], PASSPHRASE_ENV, env);
+  if (given !== undefined) {
+    secrets.push({ passphrase: given.passphrase });
+    // A key wrapped by an earlier cln-backup, which kept the "\r", opens too.
+    if (given.asWritten !== given.passphrase) secrets.push({ passphrase: given.asWritten });
   }
   if (secrets.length === 0) {
     const typed = await prompt("Passphrase of the backup: ");

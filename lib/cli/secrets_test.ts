@@ -93,6 +93,16 @@ Deno.test("a --passphrase-file saved with CRLF line ends: the passphrase is the 
   }
 });
 
+Deno.test("CLN_BACKUP_PASSPHRASE set from a CRLF file: the passphrase is the value without its \\r", async () => {
+  const env = { get: (name: string) => name === PASSPHRASE_ENV ? "correct horse\r" : undefined };
+  const noPrompt: Prompt = () => Promise.reject(new Error("prompted"));
+  assertEquals(givenPassphrase(undefined, PASSPHRASE_ENV, env), "correct horse");
+  assertEquals(await gatherSecrets({}, noPrompt, env), [
+    { passphrase: "correct horse" },
+    { passphrase: "correct horse\r" },
+  ]);
+});
+
 Deno.test("an identity given as --identity's file name: refused without printing it", async () => {
   const dir = Deno.makeTempDirSync({ prefix: "secrets-" });
   const env = { get: (name: string) => name === "INIT_CWD" ? dir : undefined };
