@@ -44,7 +44,14 @@ import { init } from "../lib/cli/init.ts";
 import { CliProcess } from "./support/cli_process.ts";
 import { server as serverCommand } from "../lib/cli/server.ts";
 
-const POLICY = { ...DEFAULT_RETRY_POLICY, retries: 0, timeoutMs: 5_000 };
+// A second writer waits for a takeover 300 ms here, not minutes.
+const POLICY = {
+  ...DEFAULT_RETRY_POLICY,
+  retries: 0,
+  timeoutMs: 5_000,
+  retryDelayMs: 50,
+  takeoverWaitMs: 300,
+};
 
 async function connect(url: string, credential?: NodeCredential): Promise<SocketBackend> {
   return await SocketBackend.connect(url, { policy: POLICY, credential });
@@ -730,6 +737,34 @@ Deno.test("a writer silent past the limit is taken over by its node's next conne
   }, { writerSilenceMs: 300 });
 });
 
+Deno.test("a node restarted before its old connection is taken over waits for it, then writes", async () => {
+  await withServer(async ({ url, credential, logs }) => {
+    // The connection of a node whose host lost power: it heartbeat, then fell silent, open here.
+    const left = await WireConnection.open(socketUrl(url), 5_000, credential("alice"));
+    assertEquals(
+      (await left.request(encodeChangeV2(1, ["CREATE TABLE t (a)"]))).type,
+      V2Type.Ack,
+    );
+    assertEquals((await left.request(encodeFrame(V2Type.ReqMetadata))).type, V2Type.Metadata);
+    // The node is back at once, well before the server would hand its backup over.
+    const pluginLog: string[] = [];
+    const back = await SocketBackend.connect(url, {
+      policy: { ...POLICY, heartbeatMs: 0, takeoverWaitMs: 10_000 },
+      credential: credential("alice"),
+      log: (level, message) => pluginLog.push(`${level}: ${message}`),
+    });
+    await back.append({ version: 2, statements: ["INSERT INTO t VALUES (2)"] });
+    assertEquals(back.state().version, 2);
+    back.close();
+    left.close();
+    assertMatch(
+      pluginLog.join("\n"),
+      /^unusual: change 2: connection \d+ .*\(node alice\) is writing to this backup, and a backup has one writer: waiting up to 10 s for the server to hand it over/m,
+    );
+    assertEquals(logs.filter((l) => / takes over /.test(l)).length, 1);
+  }, { writerSilenceMs: 600 });
+});
+
 Deno.test("a writer busy until its host went down, never idle long enough for a heartbeat, is taken over too", async () => {
   await withServer(async ({ url, credential, logs }) => {
     // It heartbeats once at connect: the server knows it is a plugin that heartbeats.
@@ -762,12 +797,19 @@ Deno.test("a plugin from before heartbeats, alive and idle past the limit, is no
     const older = await SocketBackend.connect(url, { policy, credential: credential("alice") });
     await older.append({ version: 1, statements: ["CREATE TABLE t (a)"] });
     await delay(400);
-    const copy = await SocketBackend.connect(url, { policy, credential: credential("alice") });
+    // Such a writer is never taken over: the copy is refused at once, not made to wait.
+    const copyLog: string[] = [];
+    const copy = await SocketBackend.connect(url, {
+      policy: { ...policy, takeoverWaitMs: 60_000 },
+      credential: credential("alice"),
+      log: (_, message) => copyLog.push(message),
+    });
     await assertRejects(
       () => copy.append({ version: 2, statements: ["INSERT INTO t VALUES ('copy')"] }),
       /is writing to this backup, and a backup has one writer/,
     );
     copy.close();
+    assertEquals(copyLog.filter((m) => /waiting up to/.test(m)), []);
     // Taken over, its connection closed, it would reconnect, find version 2 (the copy's), and
     // count its own change 2 as stored.
     await older.append({ version: 2, statements: ["INSERT INTO t VALUES ('older')"] });

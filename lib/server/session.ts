@@ -81,6 +81,8 @@ export interface Writer {
    * over.
    */
   silentMs?(): number;
+  /** Whether it heartbeats (REQ_METADATA): only such a writer is ever taken over. */
+  readonly heartbeats?: boolean;
   /** Closes the connection (a writer taken over). */
   close(): void;
 }

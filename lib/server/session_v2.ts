@@ -122,6 +122,10 @@ export class V2Session {
     return this.#handling || !this.#beats ? 0 : performance.now() - this.#heard;
   }
 
+  get heartbeats(): boolean {
+    return this.#beats;
+  }
+
   /** The node it authenticated as; `undefined` before. */
   get node(): string | undefined {
     return this.authenticated ? this.#node : undefined;
@@ -473,7 +477,8 @@ export class V2Session {
     const other = this.host.claimWriter(this, storage);
     if (other) {
       return {
-        code: ErrorCode.Refused,
+        // A writer that heartbeats is taken over once silent: the client may wait for that.
+        code: other.heartbeats ? ErrorCode.Busy : ErrorCode.Refused,
         message: `${other.name} is writing to this backup, and a backup has one writer: ` +
           `stop the other node that uses node ${this.#node}'s credential (each node needs ` +
           `its own: "server add-node"); if it is this node's own connection, left open when ` +

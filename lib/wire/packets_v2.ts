@@ -83,6 +83,11 @@ export enum ErrorCode {
   Version = 7,
   /** A compaction or verification failed. */
   Failed = 8,
+  /**
+   * A second writer, while the backup's writer is a connection of the node that heartbeats:
+   * should it fall silent (its host gone), it is taken over, so the client may send again.
+   */
+  Busy = 9,
 }
 
 const TYPE_NAMES = new Map<number, string>(

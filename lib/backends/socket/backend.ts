@@ -44,6 +44,7 @@ import {
   encodeSnapshotFile,
   encodeSnapshotV2,
   encodeVersionFrame,
+  ErrorCode,
   type Place,
   PROXIED_RAW_BODY_BYTES,
   RAW_BODY_BYTES,
@@ -476,15 +477,18 @@ export class SocketBackend implements Backend {
           count = this.#metadata.versionCount;
           if (this.#afterReconnect(step) === "done") return;
         }
-        const packet = typeof step.packet === "function" ? await step.packet() : step.packet;
-        const sent = this.#now();
         const conn = this.#conn!;
         const follow = step.follow;
-        const reply = await conn.request(
-          packet,
-          follow && (() => follow(conn)),
-          step.answerTimeoutMs,
-        );
+        let sent: number;
+        let reply: Packet;
+        const since = this.#now();
+        for (let tries = 0;; tries++) {
+          const packet = typeof step.packet === "function" ? await step.packet() : step.packet;
+          sent = this.#now();
+          reply = await conn.request(packet, follow && (() => follow(conn)), step.answerTimeoutMs);
+          if (follow || !this.#heldByAnother(step, reply, since, tries === 0)) break;
+          await this.#sleep(this.#policy.retryDelayMs);
+        }
         this.#answer(step, reply);
         step.acked?.();
         this.#status.last_ack_ms = Math.round((this.#now() - sent) * 1000) / 1000;
@@ -551,6 +555,28 @@ export class SocketBackend implements Backend {
     const reply = await conn.request(encodeFrame(V2Type.ReqMetadata));
     if (reply.type === V2Type.Error) throw refusal(reply, "the heartbeat");
     decodeMetadataV2(reply);
+  }
+
+  /**
+   * Whether the server refused the write as held by another connection of the node that
+   * heartbeats (ERROR `BUSY`: the node's own, left by a host that went down, which the server
+   * hands over once silent), and the policy's wait for that since `since` is not over.
+   */
+  #heldByAnother(step: WriteStep, reply: Packet, since: number, first: boolean): boolean {
+    if (!this.#credential || reply.type !== V2Type.Error) return false;
+    const { code, message } = decodeError(reply);
+    if (code !== ErrorCode.Busy || this.#now() - since >= this.#policy.takeoverWaitMs) {
+      return false;
+    }
+    if (first) {
+      this.#log(
+        "unusual",
+        `${step.what}: ${message.replace(/: stop the other node.*/, "")}: waiting up to ` +
+          `${this.#policy.takeoverWaitMs / 1000} s for the server to hand it over (a ` +
+          `connection of this node left open when its host or network went down)`,
+      );
+    }
+    return true;
   }
 
   /** After a reconnect: has the server got the write already, or does it lack it? */

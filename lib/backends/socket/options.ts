@@ -29,11 +29,18 @@ export interface RetryPolicy {
    * it. 0: never.
    */
   heartbeatMs: number;
+  /**
+   * How long a write waits while the server says another connection of the node, one that
+   * heartbeats, holds the backup (ERROR `BUSY`): the node's own, left open by a host that went
+   * down, which the server hands over once silent (90 s by default). Past it the write fails.
+   */
+  takeoverWaitMs: number;
 }
 
 /**
  * The Python plugin's reconnects (5, 5 s apart, growing by 1.5), with a 30 s bound on each wait,
- * 10 minutes for a server's compaction, and a heartbeat after 30 s without a write.
+ * 10 minutes for a server's compaction, a heartbeat after 30 s without a write, and 2 minutes'
+ * wait for a server to hand over a backup held by the node's previous connection.
  */
 export const DEFAULT_RETRY_POLICY: RetryPolicy = {
   timeoutMs: 30_000,
@@ -42,6 +49,7 @@ export const DEFAULT_RETRY_POLICY: RetryPolicy = {
   backoff: 1.5,
   compactTimeoutMs: 600_000,
   heartbeatMs: 30_000,
+  takeoverWaitMs: 120_000,
 };
 
 function seconds(lock: LockFile, key: string, fallback: number): number {
@@ -76,5 +84,6 @@ export function retryPolicyFromLock(lock: LockFile): RetryPolicy {
       DEFAULT_RETRY_POLICY.compactTimeoutMs,
     ),
     heartbeatMs: DEFAULT_RETRY_POLICY.heartbeatMs,
+    takeoverWaitMs: seconds(lock, "socket_takeover_wait_s", DEFAULT_RETRY_POLICY.takeoverWaitMs),
   };
 }

@@ -11,6 +11,7 @@ Deno.test("backup.lock's socket keys set the patience; the defaults are the Pyth
       socket_retries: 0,
       socket_retry_delay_s: 0.1,
       socket_compact_timeout_s: 90,
+      socket_takeover_wait_s: 200,
     }),
     {
       timeoutMs: 2500,
@@ -19,6 +20,7 @@ Deno.test("backup.lock's socket keys set the patience; the defaults are the Pyth
       backoff: 1.5,
       compactTimeoutMs: 90_000,
       heartbeatMs: 30_000,
+      takeoverWaitMs: 200_000,
     },
   );
   await assertRejects(
