@@ -14,6 +14,9 @@ import {
   restoreTarget,
 } from "../backup/restore.ts";
 import { existsSync } from "../fs/exists.ts";
+import { shellQuote } from "../fs/shell_quote.ts";
+import { LOCK_FILE, readLockFile } from "../backup/lock_file.ts";
+import { lockDestinations } from "../backends/multi/mirrors.ts";
 import { removeLeftovers } from "../fs/work_path.ts";
 import { dirname } from "node:path";
 import {
@@ -44,9 +47,11 @@ Options:
                   N must be at or after the backup's oldest snapshot
   --passphrase-file FILE, --identity FILE
                   an encrypted backup's secret (below)
-  --also URL      another copy of the backup (a destination of mirror_urls); repeatable.
-                  restore reads every copy, restores the newest one that restores, and says
-                  which; it refuses when a readable copy is newer than the one restored
+  --also URL      another copy of the backup (a destination of mirror_urls or async_urls);
+                  repeatable. restore reads every copy, restores the newest one that
+                  restores, and says which; it refuses when a readable copy is newer than the
+                  one restored, and a restore into a lightning dir whose backup.lock names
+                  copies not given
   --accept-older  restore an older copy all the same (a node on an old database can lose
                   its funds: broadcast revoked state)
   -h, --help      show this help
@@ -186,6 +191,30 @@ function refuseInside(path: string, backup: string): void {
   }
 }
 
+/**
+ * A restore into a node's lightning dir whose backup.lock names the backup together with
+ * other copies (mirror_urls, async_urls) that were not given: one of them may be newer (a
+ * destination that failed under mirror_failure "degrade" gets no more changes, and the node
+ * went on with the others), and a node restarted on the older state can lose its funds.
+ */
+function refuseUnnamedCopies(dir: string, urls: string[]): void {
+  if (!existsSync(`${dir}/${LOCK_FILE}`)) return;
+  let named: string[];
+  try {
+    const { sync, async } = lockDestinations(readLockFile(dir));
+    named = [...sync, ...async];
+  } catch {
+    return; // A backup.lock the plugin could not use either: it names no copy to compare.
+  }
+  const missing = named.filter((url) => !urls.includes(url));
+  if (missing.length === 0 || !urls.some((url) => named.includes(url))) return;
+  throw new Error(
+    `Cannot restore backup: "${dir}/${LOCK_FILE}" names other copies of this backup, which ` +
+      `may be newer: ${missing.join(", ")}: name each with --also, so that restore takes the ` +
+      `newest (${missing.map((url) => `--also ${shellQuote(url)}`).join(" ")})`,
+  );
+}
+
 export async function restore(
   args: string[],
   output: Output = consoleOutput,
@@ -206,6 +235,7 @@ export async function restore(
       );
     }
     for (const backup of urls) if (backup.scheme === "file") refuseInside(path, backup.path);
+    refuseUnnamedCopies(dirname(path), [url, ...also]);
     for (const line of removeLeftovers(dirname(path))) output.out(line);
     if (also.length > 0) {
       return await restoreNewest([url, ...also], path, {

@@ -3,6 +3,7 @@ import { dumpDatabase } from "../../tests/support/dump.ts";
 import { loadFixture, PRE_4090_BACKUP } from "../../tests/support/fixtures.ts";
 import { DatabaseSync } from "node:sqlite";
 import { openReader } from "../backends/open.ts";
+import { writeLockFile } from "../backup/lock_file.ts";
 import { oneAheadNote, restore, RestoreProgress } from "./restore.ts";
 import { BufferedOutput, makeBackup, recordedChanges } from "../../tests/support/cli_testing.ts";
 
@@ -219,6 +220,32 @@ Deno.test("restore names a missing backup or target directory and what to do", a
     `another target`,
   ]);
   Deno.removeSync(dir, { recursive: true });
+});
+
+Deno.test("restore into a node's dir refuses when its backup.lock names copies not given", async () => {
+  const dir = Deno.makeTempDirSync();
+  try {
+    // The primary failed under mirror_failure "degrade" at 11; the mirror went on to 15.
+    const primary = await makeBackup(`${dir}/primary`, recordedChanges(["fresh-start"]));
+    const mirror = await makeBackup(`${dir}/mirror`, changes);
+    const copy = await makeBackup(`${dir}/copy`, changes);
+    const node = `${dir}/regtest`;
+    Deno.mkdirSync(node);
+    writeLockFile(node, { backend_url: primary, mirror_urls: [mirror], async_urls: [copy] });
+    const alone = await run([primary, node]);
+    assertEquals(alone.code, 1);
+    assertEquals(alone.output.stderr, [
+      `Cannot restore backup: "${node}/backup.lock" names other copies of this backup, ` +
+      `which may be newer: ${mirror}, ${copy}: name each with --also, so that restore ` +
+      `takes the newest (--also '${mirror}' --also '${copy}')`,
+    ]);
+    assertEquals([...Deno.readDirSync(node)].map((e) => e.name), ["backup.lock"]);
+    const all = await run([primary, node, "--also", mirror, "--also", copy]);
+    assertEquals(all.code, 0, all.output.stderr.join("\n"));
+    assertEquals(dataVersion(`${node}/lightningd.sqlite3`), 15);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
 });
 
 Deno.test("restore refuses a target inside the file backup it reads", async () => {
