@@ -7,6 +7,7 @@
  */
 import { userPath } from "../../fs/user_path.ts";
 import { LOCK_FILE } from "../../backup/lock_file.ts";
+import { lockDestinations } from "../../backends/multi/mirrors.ts";
 import { KEY_FILE } from "../../crypto/key_file.ts";
 import { type CommandSpec, consoleOutput, Exit, type Output, runCommand } from "../args.ts";
 import { COMPILED_PLUGIN_NAME } from "../launcher.ts";
@@ -14,6 +15,7 @@ import { checkNetworkDir } from "../node_dir.ts";
 import { backendCheck } from "./backend_check.ts";
 import type { Check, CheckResult, Found, Level } from "./check.ts";
 import { configCheck } from "./config_check.ts";
+import { copiesCheck } from "./copies_check.ts";
 import { filesystemCheck } from "./filesystem_check.ts";
 import { freeSpaceCheck } from "./free_space_check.ts";
 import { hsmSecretCheck } from "./hsm_secret_check.ts";
@@ -40,6 +42,9 @@ do. It only reads; run it as the user lightningd runs as, while lightningd runs 
   version       the backup's last version against DIR/lightningd.sqlite3's data_version
                 (opened read-only): equal, or the backup one ahead (the plugin drops that
                 uncommitted change at the next start)
+  copies        with mirror_urls or async_urls: each file mirror opens, at the backup's
+                version (the plugin stops the node otherwise); each file async copy opens,
+                not ahead of it
   config        DIR/config or DIR/../config loads the plugin as important-plugin=
   launcher      DIR/cln-backup-plugin exists, is executable, names an existing deno (WARN
                 when that deno is in npx's cache, which npm may clean)
@@ -69,6 +74,16 @@ export const DOCTOR_SPEC: CommandSpec = {
   options: { "lightning-dir": { type: "string" } },
   positionals: [],
 };
+
+/** backup.lock names more than `backend_url` (or a malformed list, which the check says). */
+function namesCopies(found: Found): boolean {
+  try {
+    const { sync, async } = lockDestinations(found.lock!);
+    return sync.length + async.length > 1;
+  } catch {
+    return true;
+  }
+}
 
 /** Runs every check on the network directory `dir`. */
 export function runChecks(dir: string, system: DoctorSystem = realSystem): Check[] {
@@ -107,6 +122,7 @@ export function runChecks(dir: string, system: DoctorSystem = realSystem): Check
     ? "a local backup (for a remote one, compare status's version with the database's)"
     : undefined;
   run("version", versionNeed, () => versionCheck(found));
+  if (lockOk && namesCopies(found)) run("copies", versionNeed, () => copiesCheck(found));
   run("config", undefined, () => configCheck(found));
   run("launcher", undefined, () => launcherCheck(found));
   const permissionsNeed = !lockOk

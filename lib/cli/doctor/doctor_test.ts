@@ -568,3 +568,37 @@ Deno.test("doctor: a plain file copy (--mirror, --async) others may read is a wa
       Deno.chmodSync(copy, 0o700);
     }
   }));
+
+Deno.test("doctor: a file mirror missing or lagging fails, as the plugin will; an async copy behind is fine", () =>
+  withNode(async (node) => {
+    const copy = `${node.base}/backup-copy`;
+    const url = `file://${copy}`;
+    writeLockFile(node.dir, { backend_url: node.url, mirror_urls: [url] });
+    expect(
+      runChecks(node.dir, GOOD_SYSTEM),
+      "copies",
+      "FAIL",
+      new RegExp(
+        `^${url}: nothing at "${copy}": the plugin stops the node at ` +
+          `its start: mount it or fix the URL; or, with lightningd stopped, remove it from ` +
+          `backup\\.lock and add a new copy with "cln-backup mirror NEW_URL --lightning-dir `,
+      ),
+    );
+    // A mirror that failed under mirror_failure "degrade", and got no more changes.
+    await makeBackup(copy, FRESH_START.slice(0, 5));
+    expect(
+      runChecks(node.dir, GOOD_SYSTEM),
+      "copies",
+      "FAIL",
+      new RegExp(`^${url} at \\d+ lacks changes ${node.url} holds at 11: the plugin stops `),
+    );
+    // One change ahead: stored, then the node stopped; the plugin drops it at its start.
+    Deno.removeSync(copy, { recursive: true });
+    await makeBackup(copy, [...FRESH_START, RESTART[0]]);
+    expect(runChecks(node.dir, GOOD_SYSTEM), "copies", "OK", new RegExp(`${url} at 12`));
+    // An async copy behind catches up from the primary.
+    Deno.removeSync(copy, { recursive: true });
+    await makeBackup(copy, FRESH_START.slice(0, 5));
+    writeLockFile(node.dir, { backend_url: node.url, async_urls: [url] });
+    expect(runChecks(node.dir, GOOD_SYSTEM), "copies", "OK", /async, \d+ behind: it catches up/);
+  }));

@@ -1,0 +1,90 @@
+/**
+ * The copies check, for a backup.lock that names more destinations than `backend_url`: each
+ * local file mirror must open and stand where the first backup stands, as the plugin demands
+ * at its start (else it stops the node); an async copy may be behind (it catches up), but one
+ * missing or ahead of the first backup gets no changes. Remote copies are left to `status`.
+ *
+ * @module
+ */
+import type { BackupDescription } from "../../backends/backend.ts";
+import { lockDestinations } from "../../backends/multi/mirrors.ts";
+import { backupKind } from "../../backends/open.ts";
+import { parseBackupUrl } from "../../backends/url.ts";
+import type { CheckResult, Found } from "./check.ts";
+import { describeBackup } from "./describe_backup.ts";
+
+/** `a` and `b` agree: the same version, or one a change ahead (the plugin drops it). */
+function agree(a: BackupDescription, b: BackupDescription): boolean {
+  const [low, high] = a.lastVersion <= b.lastVersion ? [a, b] : [b, a];
+  return high.lastVersion === low.lastVersion ||
+    (high.lastVersion === low.lastVersion + 1 && high.snapshots.at(-1) !== high.lastVersion);
+}
+
+export function copiesCheck(found: Found): CheckResult {
+  const { sync, async } = lockDestinations(found.lock!);
+  const first = found.description!;
+  const top = first.lastVersion;
+  const remake = (flag: string) =>
+    `with lightningd stopped, remove it from backup.lock and add a new copy with ` +
+    `"cln-backup mirror NEW_URL --lightning-dir ${found.dir}${flag}"`;
+  const fails: string[] = [];
+  const warns: string[] = [];
+  const fine: string[] = [];
+  for (const url of [...sync.slice(1), ...async]) {
+    const isAsync = async.includes(url);
+    const parsed = parseBackupUrl(url);
+    if (parsed.scheme !== "file") {
+      fine.push(`${url} is remote (check it with "cln-backup status")`);
+      continue;
+    }
+    let copy: BackupDescription;
+    try {
+      copy = describeBackup(url);
+    } catch (error) {
+      // openReader's advice for a missing backup is init's, which a node with one refuses.
+      const message = backupKind(parsed.path) === "missing"
+        ? `nothing at "${parsed.path}"`
+        : (error as Error).message;
+      (isAsync ? warns : fails).push(
+        isAsync
+          ? `${url}: ${message}: the node goes on without this async copy, which gets no ` +
+            `changes: mount it or fix the URL; or ${remake(" --async")}`
+          : `${url}: ${message}: the plugin stops the node at its start: mount it or fix the ` +
+            `URL; or, ${remake("")}`,
+      );
+      continue;
+    }
+    const at = copy.lastVersion;
+    if (isAsync) {
+      if (at > top) {
+        warns.push(
+          `${url} at ${at} is ahead of ${first.url} at ${top}: it is not a copy of this ` +
+            `backup, and gets no changes: ${remake(" --async")}`,
+        );
+      } else {
+        fine.push(
+          at === top ? `${url} at ${at}` : `${url} async, ${top - at} behind: it ` +
+            `catches up from ${first.url} after the node's first write`,
+        );
+      }
+    } else if (agree(first, copy)) {
+      fine.push(`${url} at ${at}`);
+    } else if (at < top) {
+      fails.push(
+        `${url} at ${at} lacks changes ${first.url} holds at ${top}: the plugin stops the node ` +
+          `at its start: ${remake("")}`,
+      );
+    } else {
+      fails.push(
+        `${url} at ${at} holds changes ${first.url} at ${top} lacks (it failed under ` +
+          `mirror_failure "degrade"?): the plugin stops the node at its start: with ` +
+          `lightningd stopped, make backend_url the newest copy and remove ${first.url} ` +
+          `from backup.lock, then add a new copy with "cln-backup mirror NEW_URL ` +
+          `--lightning-dir ${found.dir}"`,
+      );
+    }
+  }
+  if (fails.length > 0) return ["FAIL", fails.join("; ")];
+  if (warns.length > 0) return ["WARN", warns.join("; ")];
+  return ["OK", `${first.url} at ${top}; ${fine.join(", ")}`];
+}
