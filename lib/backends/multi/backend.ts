@@ -15,6 +15,10 @@ import type { Backend, BackupState, Change, DestinationStatus } from "../backend
 
 export type MirrorFailure = "stop" | "degrade";
 
+/** How a destination that lacks changes is replaced: init refuses a node with a backup. */
+const REMAKE = `with lightningd stopped, remove it from backup.lock, then add a new copy with ` +
+  `"cln-backup mirror NEW_URL --lightning-dir DIR"`;
+
 export class MultiBackend implements Backend {
   readonly url: string;
   readonly #broken = new Map<Backend, string>();
@@ -111,8 +115,7 @@ export class MultiBackend implements Backend {
     if (behind) {
       throw new Error(
         `${behind.url} is at version ${behind.state().version}, behind the other ` +
-          `destinations: it lacks a change the node committed: init it anew from the node's ` +
-          `database, or remove it from mirror_urls`,
+          `destinations: it lacks a change the node committed: ${REMAKE}`,
       );
     }
     await this.#all(live, (m) => m.append(change), `change ${change.version}`);
@@ -152,7 +155,9 @@ export class MultiBackend implements Backend {
         "broken",
         `BROKEN: destination ${m.url} failed on ${what} and gets no more changes: ${why}; ` +
           `the node goes on with ${members.length - failed.length} destination(s) ` +
-          `("mirror_failure": "degrade"): repair it, then init it anew`,
+          `("mirror_failure": "degrade"), and this one lags behind it from now on: with ` +
+          `lightningd stopped, remove it from backup.lock (backend_url must be a destination ` +
+          `that went on), then add a new copy with "cln-backup mirror NEW_URL --lightning-dir DIR"`,
       );
     }
   }

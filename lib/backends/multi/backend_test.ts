@@ -1,0 +1,56 @@
+import { assertEquals, assertRejects } from "../../../tests/support/assert.ts";
+import { recordedChanges } from "../../../tests/support/cli_testing.ts";
+import type { Backend } from "../backend.ts";
+import { createFileBackup } from "../file/create.ts";
+import { FileBackend } from "../file/writer.ts";
+import { MultiBackend } from "./backend.ts";
+
+const CHANGES = recordedChanges(["fresh-start"]);
+
+function fileBackends(root: string, names: string[]): FileBackend[] {
+  return names.map((name) => {
+    createFileBackup(`${root}/${name}`);
+    return FileBackend.open(`file://${root}/${name}`, `${root}/${name}`);
+  });
+}
+
+/** `backend`, whose appends fail as on a disk that is gone. */
+function failing(backend: Backend): Backend {
+  return {
+    url: backend.url,
+    state: () => backend.state(),
+    append: () => Promise.reject(new Error("No space left on device")),
+    rewind: () => backend.rewind(),
+    cutTail: () => backend.cutTail(),
+    close: () => backend.close(),
+  };
+}
+
+Deno.test("MultiBackend: a destination dropped under degrade, or lagging, is said to be added anew with mirror", async () => {
+  const root = Deno.makeTempDirSync({ prefix: "multi-backend-" });
+  const [a, b, c] = fileBackends(root, ["a", "b", "c"]);
+  try {
+    const logs: string[] = [];
+    const degraded = new MultiBackend([a, failing(b)], "degrade", (_, m) => logs.push(m));
+    await degraded.append(CHANGES[0]);
+    assertEquals(logs, [
+      `BROKEN: destination ${b.url} failed on change ${CHANGES[0].version} and gets no more ` +
+      `changes: No space left on device; the node goes on with 1 destination(s) ` +
+      `("mirror_failure": "degrade"), and this one lags behind it from now on: with ` +
+      `lightningd stopped, remove it from backup.lock (backend_url must be a destination ` +
+      `that went on), then add a new copy with "cln-backup mirror NEW_URL --lightning-dir DIR"`,
+    ]);
+    // c lacks the change a holds: the node committed it, so c is no copy of the node's.
+    const lagging = new MultiBackend([a, c], "stop");
+    const error = await assertRejects(() => lagging.append(CHANGES[1]));
+    assertEquals(
+      error.message,
+      `${c.url} is at version 0, behind the other destinations: it lacks a change the node ` +
+        `committed: with lightningd stopped, remove it from backup.lock, then add a new copy ` +
+        `with "cln-backup mirror NEW_URL --lightning-dir DIR"`,
+    );
+  } finally {
+    for (const backend of [a, b, c]) backend.close();
+    Deno.removeSync(root, { recursive: true });
+  }
+});
