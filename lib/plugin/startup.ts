@@ -14,7 +14,7 @@
  */
 import type { Backend } from "../backends/backend.ts";
 import type { FileBackendOptions } from "../backends/file/writer.ts";
-import { openBackend } from "../backends/open.ts";
+import { backupKind, openBackend } from "../backends/open.ts";
 import { SocketBackupReader } from "../backends/socket/reader.ts";
 import { parseBackupUrl } from "../backends/url.ts";
 import { credentialIn } from "../backends/socket/credential.ts";
@@ -96,6 +96,20 @@ function refuseKey(url: string, dir: string, key: DataKey | undefined): void {
   }
 }
 
+/**
+ * A copy (a mirror or an async copy) that is not there: openBackend's advice, init, refuses
+ * a node that has a backup.
+ */
+function refuseMissingCopy(path: string, url: string, lock: LockFile, dir: string): void {
+  if (url === lock.backend_url || backupKind(path) !== "missing") return;
+  const flag = lockDestinations(lock).async.includes(url) ? " --async" : "";
+  throw new Error(
+    `Cannot open backup: nothing at "${path}", a copy backup.lock names: mount its disk or ` +
+      `fix the URL; or, with lightningd stopped, remove it from backup.lock, then add a new ` +
+      `copy with "cln-backup mirror NEW_URL --lightning-dir ${dir}${flag}"`,
+  );
+}
+
 /** Opens one destination, logging how it stands (or that it connects in the background). */
 function openOne(
   url: string,
@@ -107,7 +121,8 @@ function openOne(
   file: Pick<FileBackendOptions, "syncOnClose"> = {},
 ): Backend {
   refuseKey(url, dir, key);
-  const scheme = parseBackupUrl(url).scheme;
+  const parsed = parseBackupUrl(url);
+  const scheme = parsed.scheme;
   if (scheme === "socket") {
     const backend = SocketBackend.open(url, {
       policy: retryPolicyFromLock(lock),
@@ -139,6 +154,7 @@ function openOne(
     });
     return backend;
   }
+  refuseMissingCopy(parsed.path, url, lock, dir);
   const backend = openBackend(url, {
     ...file,
     lightningDir: dir,

@@ -52,3 +52,22 @@ Deno.test("start-up: another backup's key file is refused in one line naming the
     Deno.removeSync(dir, { recursive: true });
   }
 });
+
+Deno.test("start-up: a mirror that is not there is said to be mounted, or replaced with mirror, not made with init", async () => {
+  const dir = Deno.makeTempDirSync();
+  try {
+    const url = `file://${dir}/backup`;
+    createFileBackup(`${dir}/backup`);
+    writeLockFile(dir, { backend_url: url, mirror_urls: [`file://${dir}/gone`] });
+    const startup = await openAtStart(dir);
+    assert("error" in startup.backend);
+    assertEquals(
+      startup.backend.error,
+      `Cannot open backup: nothing at "${dir}/gone", a copy backup.lock names: mount its disk ` +
+        `or fix the URL; or, with lightningd stopped, remove it from backup.lock, then add a ` +
+        `new copy with "cln-backup mirror NEW_URL --lightning-dir ${dir}"`,
+    );
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});

@@ -48,7 +48,7 @@ export function copiesCheck(found: Found): CheckResult {
       (isAsync ? warns : fails).push(
         isAsync
           ? `${url}: ${message}: the node goes on without this async copy, which gets no ` +
-            `changes: mount it or fix the URL; or ${remake(" --async")}`
+            `changes: mount it or fix the URL; or, ${remake(" --async")}`
           : `${url}: ${message}: the plugin stops the node at its start: mount it or fix the ` +
             `URL; or, ${remake("")}`,
       );
