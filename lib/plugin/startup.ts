@@ -37,6 +37,7 @@ import type { DataKey } from "../crypto/data_key.ts";
 import { BackupKeyError } from "../backends/file/encryption.ts";
 import type { LogLevel } from "./jsonrpc.ts";
 import { shellQuote } from "../fs/shell_quote.ts";
+import { explainOsError } from "../fs/os_error.ts";
 
 export interface Startup {
   /** The open backup, or the one line saying why there is none. */
@@ -291,10 +292,14 @@ export async function openAtStart(dir: string, options: StartupOptions = {}): Pr
     return { backend: new WithAsyncCopies(backend, copies), log };
   } catch (error) {
     for (const backend of opened) backend.close();
+    // A destination's disk mounted read-only, or closed to lightningd's user: which, and why.
+    const osError = explainOsError(error);
     const message = error instanceof CorruptBackupError && url !== undefined
       ? damaged(url, error)
       : error instanceof BackupKeyError && url !== undefined
       ? keyMismatch(dir, url, error)
+      : osError !== undefined
+      ? `Cannot start backup: ${osError}`
       : (error as Error).message;
     return { backend: { error: message }, log };
   }

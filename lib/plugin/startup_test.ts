@@ -8,6 +8,7 @@ import { writeLockFile } from "../backup/lock_file.ts";
 import { recordedChanges } from "../../tests/support/cli_testing.ts";
 import { readChain } from "../format/chain.ts";
 import { openAtStart } from "./startup.ts";
+import { mountTmpfs, run } from "../../tests/support/tmpfs.ts";
 
 Deno.test("start-up: a missing log is named in the refusal, with no offset to invent", async () => {
   const dir = Deno.makeTempDirSync();
@@ -68,6 +69,32 @@ Deno.test("start-up: a mirror that is not there is said to be mounted, or replac
         `new copy with "cln-backup mirror NEW_URL --lightning-dir ${dir}"`,
     );
   } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("start-up: a mirror on a file system mounted read-only is one line saying what to do", async () => {
+  const dir = Deno.makeTempDirSync();
+  const mount = `${dir}/disk`;
+  Deno.mkdirSync(mount);
+  if (!mountTmpfs(mount, "1m")) return Deno.removeSync(dir, { recursive: true });
+  try {
+    createFileBackup(`${dir}/backup`);
+    createFileBackup(`${mount}/copy`);
+    assert(run("mount", ["-o", "remount,ro", mount]), "remount read-only");
+    writeLockFile(dir, {
+      backend_url: `file://${dir}/backup`,
+      mirror_urls: [`file://${mount}/copy`],
+    });
+    const startup = await openAtStart(dir);
+    assert("error" in startup.backend);
+    assertEquals(
+      startup.backend.error,
+      `Cannot start backup: read-only file system when opening "${mount}/copy/LOCK": that ` +
+        `file system is mounted read-only: choose a path on another one`,
+    );
+  } finally {
+    run("umount", [mount]);
     Deno.removeSync(dir, { recursive: true });
   }
 });
