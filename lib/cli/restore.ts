@@ -151,6 +151,16 @@ export function oneAheadNote(version: number): string {
     `database at ${version - 1} instead has the plugin drop change ${version} from the backup.`;
 }
 
+/** The notes after a restore: where a torn or damaged end stopped it, and one change ahead. */
+function restoreNotes(result: RestoreResult, toVersion: number | undefined): string[] {
+  return [
+    ...(result.tail ? [describeTail(result.tail, result.version)] : []),
+    ...(toVersion === undefined && result.version !== result.snapshotVersion
+      ? [oneAheadNote(result.version)]
+      : []),
+  ];
+}
+
 /** A symlink to nothing at `path` would read as "database already exists": say what it is. */
 function refuseDanglingLink(path: string): void {
   let link: string;
@@ -255,10 +265,7 @@ export async function restore(
           onProgress: progress && ((version) => progress.update(version)),
         });
         output.out(describeRestore(result));
-        if (result.tail) output.out(describeTail(result.tail, result.version));
-        if (toVersion === undefined && result.version !== result.snapshotVersion) {
-          output.out(oneAheadNote(result.version));
-        }
+        for (const note of restoreNotes(result, toVersion)) output.out(note);
       } finally {
         progress?.done();
       }
@@ -330,6 +337,7 @@ async function restoreNewest(
       if (others.length > 0) {
         output.out(`The other copies: ${others.map((c) => `${c.url} at ${c.version}`).join(", ")}`);
       }
+      for (const note of restoreNotes(result, options.toVersion)) output.out(note);
       return Exit.Ok;
     }
     throw new Error(`Cannot restore backup: no copy of ${urls.join(", ")} restores (see above)`);

@@ -337,3 +337,19 @@ Deno.test("restore says where it stopped when the backup ends in bytes that fail
   );
   Deno.removeSync(dir, { recursive: true });
 });
+
+Deno.test("restore --also prints the notes a restore of one copy prints", async () => {
+  const dir = Deno.makeTempDirSync();
+  try {
+    const mirror = await makeBackup(`${dir}/mirror`, changes);
+    const copy = await makeBackup(`${dir}/copy`, changes.slice(0, -1));
+    const both = await run([mirror, `${dir}/node.sqlite3`, "--also", copy]);
+    assertEquals(both.code, 0, both.output.stderr.join("\n"));
+    assertEquals(both.output.stdout.slice(1), [
+      `The other copies: ${copy} at 14`,
+      oneAheadNote(15),
+    ]);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
