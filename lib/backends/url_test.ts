@@ -251,6 +251,18 @@ Deno.test("parseBackupUrl: s3 URLs name a bucket, a prefix and where S3 is", () 
     region: "eu-central-1",
     pathStyle: false,
   });
+  assertEquals(
+    parseBackupUrl("s3://b01/n?endpoint=https://minio.home:9000&ca=/etc/cln-backup/home-ca.pem"),
+    {
+      scheme: "s3",
+      bucket: "b01",
+      prefix: "n/",
+      endpoint: "https://minio.home:9000",
+      region: "us-east-1",
+      pathStyle: false,
+      ca: "/etc/cln-backup/home-ca.pem",
+    },
+  );
 });
 
 Deno.test("parseBackupUrl: a bad s3 URL is refused with what to write", () => {
@@ -268,4 +280,12 @@ Deno.test("parseBackupUrl: a bad s3 URL is refused with what to write", () => {
   rejects("s3://bucket/x?endpoint=http://[::1]:7480&path-style=0", /is an IP address/);
   rejects("s3://bucket/a/../b", /"\." or "\.\." segment/);
   rejects("s3://bucket/x?region=EU%20West", /is not a region name/);
+  rejects(
+    "s3://bucket/x?endpoint=https://minio.home&ca=ca.pem",
+    /ca= must be the absolute path of a PEM file of CA certificates, not "ca\.pem"/,
+  );
+  rejects(
+    "s3://bucket/x?endpoint=http://minio.home&ca=/etc/ca.pem",
+    /ca= names the CA of an https:\/\/ endpoint, and "http:\/\/minio\.home" is plain http/,
+  );
 });

@@ -190,7 +190,11 @@ export function backupAccess(url: string): BackupAccess {
   if (parsed.scheme === "file") return { backupPath: parsed.path };
   if (parsed.scheme === "s3") {
     const { host, port } = s3HostPort(parsed);
-    return { netAddress: formatHostPort(host, port), credentials: true };
+    return {
+      netAddress: formatHostPort(host, port),
+      credentials: true,
+      ...(parsed.ca === undefined ? {} : { caFile: parsed.ca }),
+    };
   }
   const target = parsed.proxy ?? parsed;
   return {

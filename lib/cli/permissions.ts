@@ -102,14 +102,19 @@ function merge(...parts: Partial<Grants>[]): Grants {
 }
 
 /**
- * An `s3://` backup: its endpoint, the keys in the environment, the temporary directory a
- * reader fetches it into, and the request signer, loaded on first use.
+ * An `s3://` backup: its endpoint, the CA file a URL's `ca=` names, the keys in the
+ * environment, the temporary directory a reader fetches it into, and the request signer,
+ * loaded on first use.
  */
-function s3Backup(netAddress: string, tempDir: string): Partial<Grants> {
+function s3Backup(
+  netAddress: string,
+  caFile: string | undefined,
+  tempDir: string,
+): Partial<Grants> {
   return {
     net: [netAddress],
     env: CREDENTIAL_ENV,
-    read: [tempDir, SIGV4_MODULE.pathname],
+    read: [...(caFile ? [caFile] : []), tempDir, SIGV4_MODULE.pathname],
     write: [tempDir],
   };
 }
@@ -132,7 +137,7 @@ function server(netAddress: string, caFile: string | undefined, tempDir: string)
 /** The backup itself: read, and written too when `write`. */
 function backup(url: string, write: boolean, tempDir: string): Partial<Grants> {
   const { backupPath, netAddress, credentials, caFile } = backupAccess(url);
-  if (credentials) return s3Backup(netAddress!, tempDir);
+  if (credentials) return s3Backup(netAddress!, caFile, tempDir);
   if (netAddress !== undefined) return server(netAddress, caFile, tempDir);
   const path = backupPath!;
   return { read: [path], write: write ? [path] : [] };
@@ -141,7 +146,7 @@ function backup(url: string, write: boolean, tempDir: string): Partial<Grants> {
 /** A backup to be created: built beside its path, then renamed into place. */
 function newBackup(url: string, tempDir: string): Partial<Grants> {
   const { backupPath, netAddress, credentials, caFile } = backupAccess(url);
-  if (credentials) return s3Backup(netAddress!, tempDir);
+  if (credentials) return s3Backup(netAddress!, caFile, tempDir);
   if (netAddress !== undefined) return server(netAddress, caFile, tempDir);
   const parent = dirname(backupPath!);
   return { read: [parent], write: [parent] };
@@ -268,7 +273,7 @@ const TABLE: Record<string, { spec?: CommandSpec; plan: Planner }> = {
         const copy = typeof to === "string" ? [newBackup(to, tempDir)] : [];
         return merge(
           nodeDir(dir),
-          s3Backup(locked.netAddress!, tempDir),
+          s3Backup(locked.netAddress!, locked.caFile, tempDir),
           ...copy,
           ...keys,
           READS_RECORDS,

@@ -124,6 +124,14 @@ Deno.test("each command may touch only what its arguments name", () => {
     "--allow-net=127.0.0.1:7480",
     "--allow-env=INIT_CWD,AWS_ACCESS_KEY_ID,AWS_SECRET_ACCESS_KEY,AWS_SESSION_TOKEN",
   ]);
+  // With the CA file its ca= names.
+  assertEquals(flags("status", "s3://bucket/n?endpoint=https://minio.home&ca=/etc/home-ca.pem"), [
+    ...BASE,
+    `--allow-read=/etc/home-ca.pem,/tmp,${SIGV4_MODULE.pathname}`,
+    "--allow-write=/tmp",
+    "--allow-net=bucket.minio.home:443",
+    "--allow-env=INIT_CWD,AWS_ACCESS_KEY_ID,AWS_SECRET_ACCESS_KEY,AWS_SESSION_TOKEN",
+  ]);
   // Restore from several copies: each of them.
   assertEquals(flags("restore", "file:///b/one", "/n/regtest", "--also", "file:///c/two"), [
     ...BASE,

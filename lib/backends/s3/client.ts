@@ -9,6 +9,7 @@
 import { createHash } from "node:crypto";
 
 import type { S3Url } from "./s3_url.ts";
+import { httpClientFor } from "./http_client.ts";
 import { parseListing, parseUploads, type Upload, xmlText } from "./xml.ts";
 
 export type { SigningKeys as S3Credentials } from "./sigv4.ts";
@@ -74,19 +75,33 @@ function regionHint(response: Response): string {
     : ": the bucket is in another region than the URL's: fix region= (or endpoint=) in the URL";
 }
 
+/** Whether `fetch` failed on the endpoint's certificate: no retry makes it trusted. */
+function untrusted(error: Error): boolean {
+  return error.cause instanceof Error && /invalid peer certificate/.test(error.cause.message);
+}
+
 /**
  * Why `fetch` failed: its own message is "fetch failed", and the reason (connection refused,
  * a name that does not resolve, a TLS error) is in its cause, after the request's URL.
  */
-function fetchFailure(error: Error): string {
+function fetchFailure(error: Error, url: S3Url): string {
   const cause = error.cause instanceof Error ? error.cause.message : undefined;
   if (!cause) return error.message;
-  return `${error.message}: ${cause.replace(/^error sending request for url \([^)]*\): /, "")}`;
+  const why = `${error.message}: ${
+    cause.replace(/^error sending request for url \([^)]*\): /, "")
+  }`;
+  if (!untrusted(error)) return why;
+  return url.ca === undefined
+    ? `${why}: the endpoint's certificate chains to no CA this machine trusts: if a CA of your ` +
+      `own issued it, name its PEM file with ca=/path in the URL`
+    : `${why}: the endpoint's certificate must chain to a CA in "${url.ca}" (the URL's ca=) or ` +
+      `a public one, and name the endpoint's host`;
 }
 
 export class S3Client {
   /** The day's signing key, derived once rather than on every request. */
   readonly #signingKeys = new Map<string, ArrayBuffer>();
+  #http: Deno.HttpClient | undefined;
 
   constructor(
     readonly url: S3Url,
@@ -98,6 +113,15 @@ export class S3Client {
   /** Where S3 is, for messages: `bucket "b" at http://host:port`. */
   get where(): string {
     return `bucket "${this.url.bucket}" at ${this.url.endpoint}`;
+  }
+
+  /** The HTTP client of the URL's CA file, if it names one; a CA file that does not read throws. */
+  #client(what: string): Deno.HttpClient | undefined {
+    try {
+      return this.#http ??= httpClientFor(this.url);
+    } catch (error) {
+      throw new S3Error(`${what}: ${(error as Error).message}`, undefined, undefined, false);
+    }
   }
 
   #resource(key: string, query = ""): string {
@@ -140,9 +164,11 @@ export class S3Client {
   ): Promise<Response> {
     const all: Record<string, string> = { ...headers };
     if (body !== undefined) all["content-md5"] = createHash("md5").update(body).digest("base64");
+    const client = this.#client(what);
     let response: Response;
     try {
       response = await fetch(resource, {
+        client,
         method,
         headers: await this.#sign(method, resource, all, body),
         body: body as BodyInit | undefined,
@@ -156,11 +182,13 @@ export class S3Client {
       const timedOut = (error as Error).name === "TimeoutError";
       throw new S3Error(
         `${what}: ${
-          timedOut ? `no answer within ${this.timeoutMs / 1000} s` : fetchFailure(error as Error)
+          timedOut
+            ? `no answer within ${this.timeoutMs / 1000} s`
+            : fetchFailure(error as Error, this.url)
         } (${this.where})`,
         undefined,
         undefined,
-        true,
+        !untrusted(error as Error),
       );
     }
     if (response.ok) return response;
@@ -230,16 +258,23 @@ export class S3Client {
   /** An object's bytes as they arrive (a base is larger than memory should hold). */
   async getStream(key: string, timeoutMs: number): Promise<ReadableStream<Uint8Array>> {
     const what = `Cannot read "${key}"`;
+    const client = this.#client(what);
     let response: Response;
     try {
       const resource = this.#resource(key);
       response = await fetch(resource, {
+        client,
         headers: await this.#sign("GET", resource, {}),
         signal: AbortSignal.timeout(timeoutMs),
         redirect: "manual",
       });
     } catch (error) {
-      throw new S3Error(`${what}: ${fetchFailure(error as Error)} (${this.where})`, 0, "", true);
+      throw new S3Error(
+        `${what}: ${fetchFailure(error as Error, this.url)} (${this.where})`,
+        0,
+        "",
+        !untrusted(error as Error),
+      );
     }
     if (!response.ok) {
       await response.body?.cancel();

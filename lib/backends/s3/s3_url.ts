@@ -1,6 +1,7 @@
 /**
- * `s3://bucket/prefix?endpoint=…&region=…&path-style=1`: a backup in an S3 bucket (Amazon S3
- * by default, or any S3-compatible store given its endpoint).
+ * `s3://bucket/prefix?endpoint=…&region=…&path-style=1&ca=…`: a backup in an S3 bucket (Amazon
+ * S3 by default, or any S3-compatible store given its endpoint, whose certificate may chain to
+ * a CA of the operator's own, named by `ca`).
  *
  * @module
  */
@@ -18,9 +19,11 @@ export interface S3Url {
   region: string;
   /** Bucket in the path (`endpoint/bucket/key`) rather than the host name. */
   pathStyle: boolean;
+  /** A PEM file of CA certificates the https endpoint's chains to, besides the public ones. */
+  ca?: string;
 }
 
-const PARAMS = ["endpoint", "region", "path-style"];
+const PARAMS = ["endpoint", "region", "path-style", "ca"];
 /** S3's bucket naming rules (3-63 characters, lowercase, digits, dots and hyphens). */
 const BUCKET = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
 const REGION = /^[a-z0-9-]{1,40}$/;
@@ -74,6 +77,15 @@ export function parseS3Url(rest: string, fail: (why: string) => never): S3Url {
         `add "&path-style=1"`,
     );
   }
+  const ca = params.get("ca") ?? undefined;
+  if (ca !== undefined) {
+    if (!ca.startsWith("/")) {
+      fail(`ca= must be the absolute path of a PEM file of CA certificates, not "${ca}"`);
+    }
+    if (parsed.protocol !== "https:") {
+      fail(`ca= names the CA of an https:// endpoint, and "${endpoint}" is plain http`);
+    }
+  }
   return {
     scheme: "s3",
     bucket,
@@ -81,6 +93,7 @@ export function parseS3Url(rest: string, fail: (why: string) => never): S3Url {
     endpoint: parsed.origin,
     region,
     pathStyle: pathStyleText === "1",
+    ...(ca === undefined ? {} : { ca }),
   };
 }
 

@@ -2,8 +2,8 @@
  * The backend check: the backup opens and describes itself, is not a v1 file the plugin
  * will not append to, and a file backup is writable by lightningd's user. doctor reads local
  * files only: a backup on a server or in S3 is left to `status`, which fetches it; but the CA
- * file a `socket+tls:…?ca=PATH` URL names must be readable by lightningd's user and hold a
- * certificate, or the plugin cannot connect.
+ * file a `socket+tls:…?ca=PATH` or `s3://…&ca=PATH` URL names must be readable by lightningd's
+ * user and hold a certificate, or the plugin cannot connect.
  *
  * @module
  */
@@ -44,7 +44,11 @@ function caFileProblem(path: string, found: Found): string | undefined {
 
 export function backendCheck(found: Found): CheckResult {
   const url = found.lock!.backend_url;
-  const ca = found.url?.scheme === "socket" ? found.url.tls?.ca : undefined;
+  const ca = found.url?.scheme === "socket"
+    ? found.url.tls?.ca
+    : found.url?.scheme === "s3"
+    ? found.url.ca
+    : undefined;
   const problem = ca === undefined ? undefined : caFileProblem(ca, found);
   if (problem !== undefined) {
     return [

@@ -348,6 +348,22 @@ Deno.test("doctor: a socket+tls URL's CA file must be readable by lightningd's u
     expect(runChecks(node.dir, GOOD_SYSTEM), "backend", "FAIL", /ca\.pem" is not readable by uid/);
   }));
 
+Deno.test("doctor: an s3 URL's CA file is checked as a socket+tls URL's is", () =>
+  withNode((node) => {
+    const ca = `${node.base}/home-ca.pem`;
+    writeLockFile(node.dir, {
+      backend_url: `s3://bucket/node?endpoint=https://minio.home:9000&ca=${ca}`,
+    });
+    expect(
+      runChecks(node.dir, GOOD_SYSTEM),
+      "backend",
+      "FAIL",
+      /ca= names.*cannot read ".*home-ca\.pem"/,
+    );
+    Deno.writeTextFileSync(ca, "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n");
+    expect(runChecks(node.dir, GOOD_SYSTEM), "backend", "WARN", /reads local files only/);
+  }));
+
 Deno.test("doctor: the backup's version against the database's", async () => {
   // One ahead: a change stored but never committed; the plugin rewinds it.
   await withNode(async (node) => {

@@ -1,0 +1,40 @@
+/**
+ * The HTTP client S3 requests go through: `fetch`'s own, which trusts the public CAs, unless
+ * the URL names a PEM file of CA certificates (`ca=`: a store whose certificate the operator's
+ * own CA issued), whose certificates it trusts besides. One client per CA file and process,
+ * so that its connections serve the next requests too.
+ *
+ * @module
+ */
+import type { S3Url } from "./s3_url.ts";
+
+const clients = new Map<string, Deno.HttpClient>();
+
+/** The client for `url`'s requests: `undefined` for `fetch`'s own. Throws when the CA file does not read. */
+export function httpClientFor(url: S3Url): Deno.HttpClient | undefined {
+  if (url.ca === undefined) return undefined;
+  let client = clients.get(url.ca);
+  if (client === undefined) {
+    let pem: string;
+    try {
+      pem = Deno.readTextFileSync(url.ca);
+    } catch (error) {
+      throw new Error(
+        `cannot read the CA certificates "${url.ca}" the URL names (${
+          (error as Error).message
+        }): ` +
+          `put the PEM file there, readable by this user, or fix ca= in the URL`,
+      );
+    }
+    try {
+      client = Deno.createHttpClient({ caCerts: [pem] });
+    } catch (error) {
+      throw new Error(
+        `"${url.ca}", which the URL's ca= names, holds no usable PEM certificate ` +
+          `(${(error as Error).message}): put the CA's certificates there`,
+      );
+    }
+    clients.set(url.ca, client);
+  }
+  return client;
+}
