@@ -896,6 +896,21 @@ Deno.test("server add-node refuses a traversal name; v1 only with --allow-v1, co
     const listed = new BufferedOutput();
     assertEquals(await serverCommand(["list-nodes", root], listed), 0);
     assertMatch(listed.text, /^dave\t/);
+    // A mistyped --v1-node is refused, not served as a new empty backup.
+    const typo = new BufferedOutput();
+    assertEquals(
+      await serverCommand(
+        [`file://${root}`, "127.0.0.1:0", "--allow-v1", "--v1-node", "dvae", "--allow-plain"],
+        typo,
+      ),
+      1,
+    );
+    assertEquals(typo.stderr, [
+      `Cannot serve backup: --v1-node dvae names no node of this server root: check the name ` +
+      `against "server list-nodes ${root}", or add the node first with ` +
+      `"server add-node ${root} dvae"`,
+    ]);
+    assertEquals(Deno.readDirSync(`${root}/nodes`).toArray().map((e) => e.name), ["dave"]);
     // v1 reaches node dave's backup only, and the server warns at start.
     const logs = new BufferedOutput();
     let running: BackupServer | undefined;

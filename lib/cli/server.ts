@@ -186,8 +186,16 @@ async function serve(
           `backup v1 clients reach`,
       );
     }
+    // A mistyped name would serve v1 clients a new, empty backup, which no node had.
+    if (options.v1Node !== undefined && !nodes!.list().includes(checkNodeName(options.v1Node))) {
+      throw new Error(
+        `${ACTION}: --v1-node ${options.v1Node} names no node of this server root: check the ` +
+          `name against "server list-nodes ${path}", or add the node first with ` +
+          `"server add-node ${path} ${options.v1Node}"`,
+      );
+    }
     const v1Dir = options.v1Node !== undefined
-      ? nodes!.backupDir(checkNodeName(options.v1Node))
+      ? nodes!.backupDir(options.v1Node)
       : options.allowV1
       ? path
       : undefined;

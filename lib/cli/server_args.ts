@@ -57,7 +57,7 @@ A v1 .dbak is refused: convert it with "upgrade" first. SIGTERM stops it cleanly
 Options:
   --allow-plain      serve wire v2 without TLS on a root that has no certificate
   --allow-v1         serve wire v1 (no authentication) to one backup
-  --v1-node NAME     on a server root: the node whose backup v1 reaches
+  --v1-node NAME     on a server root: the node (add-node made it) whose backup v1 reaches
   --quota-bytes N    the most bytes a node's backup may hold (a write past it is refused)
   --max-connections N  connections a node may hold at once (default 4)
   --max-packet-bytes N the largest change or snapshot accepted (default 1 GiB)
