@@ -9,6 +9,7 @@
  * @module
  */
 
+import { existsSync } from "../fs/exists.ts";
 import { parseS3Url, type S3Url } from "./s3/s3_url.ts";
 
 /**
@@ -184,4 +185,28 @@ export function parseBackupUrl(url: string): BackupUrl {
         `unknown scheme "${scheme}" (use file://, socket:, socket+tls: or s3://)`,
       );
   }
+}
+
+/** What `url` names, as one string: a file backup's path resolved through symlinks. */
+function backupIdentity(url: string): string | undefined {
+  try {
+    const parsed = parseBackupUrl(url);
+    if (parsed.scheme === "file" && existsSync(parsed.path)) {
+      parsed.path = Deno.realPathSync(parsed.path);
+    }
+    return JSON.stringify(parsed);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Whether two URLs name the same backup however each is spelled: a file path with a trailing
+ * slash, through a symlink or `file://localhost/`, an S3 prefix's slashes, the parameters in
+ * another order.
+ */
+export function sameBackup(a: string, b: string): boolean {
+  if (a === b) return true;
+  const identity = backupIdentity(a);
+  return identity !== undefined && identity === backupIdentity(b);
 }

@@ -1,4 +1,4 @@
-import { BackupUrlError, parseBackupUrl } from "./url.ts";
+import { BackupUrlError, parseBackupUrl, sameBackup } from "./url.ts";
 import { assert, assertEquals, assertMatch } from "../../tests/support/assert.ts";
 
 function rejects(url: string, why: RegExp): void {
@@ -288,4 +288,31 @@ Deno.test("parseBackupUrl: a bad s3 URL is refused with what to write", () => {
     "s3://bucket/x?endpoint=http://minio.home&ca=/etc/ca.pem",
     /ca= names the CA of an https:\/\/ endpoint, and "http:\/\/minio\.home" is plain http/,
   );
+});
+
+Deno.test("sameBackup: one backup however its URL is spelled; another is another", () => {
+  const dir = Deno.makeTempDirSync();
+  try {
+    Deno.mkdirSync(`${dir}/backup`);
+    Deno.symlinkSync(`${dir}/backup`, `${dir}/link`);
+    const file = `file://${dir}/backup`;
+    for (const same of [`${file}/`, `file://localhost${dir}/backup`, `file://${dir}/link`]) {
+      assert(sameBackup(file, same), same);
+    }
+    assert(!sameBackup(file, `file://${dir}/other`));
+    assert(sameBackup("s3://bucket/node1", "s3://bucket/node1/"));
+    assert(sameBackup("S3://bucket/node1?region=eu-west-1", "s3://bucket/node1?region=eu-west-1"));
+    assert(!sameBackup("s3://bucket/node1", "s3://bucket/node2"));
+    assert(
+      sameBackup(
+        "socket+tls:backup.example:9000?proxy=socks5:127.0.0.1:9050&fp=sha256:" + "AB".repeat(32),
+        "socket+tls:backup.example:9000?fp=sha256:" + "ab".repeat(32) +
+          "&proxy=socks5:127.0.0.1:9050",
+      ),
+    );
+    assert(!sameBackup("socket:backup.example:9000", "socket:backup.example:9001"));
+    assert(!sameBackup("not a url", "not a url either"));
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
 });

@@ -32,7 +32,7 @@ import {
   terminalPrompt,
 } from "./secrets.ts";
 import { s3Unlock, unlockDir } from "./unlock.ts";
-import { parseBackupUrl } from "../backends/url.ts";
+import { parseBackupUrl, sameBackup } from "../backends/url.ts";
 import { fetchWrappedKey, replaceWrappedKey } from "../backends/s3/key_object.ts";
 import { loadCredentials } from "../backends/s3/credentials.ts";
 import type { DataKey } from "../crypto/data_key.ts";
@@ -163,25 +163,6 @@ async function rewrap(
     writeKeyFile(dir, key);
     output.out(`Wrote the plugin's key file "${dir}/${KEY_FILE}" (mode 0600)`);
   }
-}
-
-/** The file path a `file:` URL names, resolved through symlinks when it exists. */
-function filePathOf(url: string): string | undefined {
-  try {
-    const parsed = parseBackupUrl(url);
-    if (parsed.scheme !== "file") return undefined;
-    const path = parsed.path.replace(/(.)\/+$/, "$1");
-    return existsSync(path) ? Deno.realPathSync(path) : path;
-  } catch {
-    return undefined;
-  }
-}
-
-/** Whether two URLs name the same backup (a file one however its path is spelled). */
-function sameBackup(a: string, b: string): boolean {
-  if (a === b) return true;
-  const [pathA, pathB] = [filePathOf(a), filePathOf(b)];
-  return pathA !== undefined && pathA === pathB;
 }
 
 /**

@@ -4,7 +4,7 @@
  * @module
  */
 import { userPath } from "../fs/user_path.ts";
-import { parseBackupUrl } from "../backends/url.ts";
+import { parseBackupUrl, sameBackup } from "../backends/url.ts";
 import type { BackupReader } from "../backends/backend.ts";
 import { connectReader } from "../backends/open.ts";
 import {
@@ -216,8 +216,8 @@ function refuseUnnamedCopies(dir: string, urls: string[]): void {
   } catch {
     return; // A backup.lock the plugin could not use either: it names no copy to compare.
   }
-  const missing = named.filter((url) => !urls.includes(url));
-  if (missing.length === 0 || !urls.some((url) => named.includes(url))) return;
+  const missing = named.filter((held) => !urls.some((url) => sameBackup(held, url)));
+  if (missing.length === 0 || missing.length === named.length) return;
   throw new Error(
     `Cannot restore backup: "${dir}/${LOCK_FILE}" names other copies of this backup, which ` +
       `may be newer: ${missing.join(", ")}: name each with --also, so that restore takes the ` +

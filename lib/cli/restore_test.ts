@@ -248,6 +248,29 @@ Deno.test("restore into a node's dir refuses when its backup.lock names copies n
   }
 });
 
+Deno.test("restore into a node's dir knows backup.lock's copies however their URLs are spelled", async () => {
+  const dir = Deno.makeTempDirSync();
+  try {
+    const primary = await makeBackup(`${dir}/primary`, recordedChanges(["fresh-start"]));
+    const mirror = await makeBackup(`${dir}/mirror`, changes);
+    const node = `${dir}/regtest`;
+    Deno.mkdirSync(node);
+    writeLockFile(node, { backend_url: primary, mirror_urls: [mirror] });
+    // The primary with a trailing slash is still the backup backup.lock names with others.
+    const alone = await run([`${primary}/`, node]);
+    assertEquals(alone.code, 1);
+    assertMatch(alone.output.stderr.join("\n"), /names other copies of this backup/);
+    assertEquals([...Deno.readDirSync(node)].map((e) => e.name), ["backup.lock"]);
+    // The mirror given as file://localhost/…/ is the one backup.lock names.
+    const also = `file://localhost${dir}/mirror/`;
+    const all = await run([primary, node, "--also", also]);
+    assertEquals(all.code, 0, all.output.stderr.join("\n"));
+    assertEquals(dataVersion(`${node}/lightningd.sqlite3`), 15);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
 Deno.test("restore refuses a target inside the file backup it reads", async () => {
   const dir = Deno.makeTempDirSync();
   try {
