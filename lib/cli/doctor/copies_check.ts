@@ -22,8 +22,7 @@ function agree(a: BackupDescription, b: BackupDescription): boolean {
 
 export function copiesCheck(found: Found): CheckResult {
   const { sync, async } = lockDestinations(found.lock!);
-  const first = found.description!;
-  const top = first.lastVersion;
+  let first = found.description!;
   const remake = (flag: string) =>
     `with lightningd stopped, remove it from backup.lock and add a new copy with ` +
     `"cln-backup mirror NEW_URL --lightning-dir ${found.dir}${flag}"`;
@@ -54,6 +53,15 @@ export function copiesCheck(found: Found): CheckResult {
       );
       continue;
     }
+    // A running node stores each change in both meanwhile: the first is read again after the
+    // copy, and both again when it moved, as the version check reads the database.
+    for (let attempt = 0; attempt < 4; attempt++) {
+      const before = first.lastVersion;
+      first = describeBackup(first.url);
+      if (first.lastVersion === before) break;
+      copy = describeBackup(url);
+    }
+    const top = first.lastVersion;
     const at = copy.lastVersion;
     if (isAsync) {
       if (at > top) {
@@ -86,5 +94,5 @@ export function copiesCheck(found: Found): CheckResult {
   }
   if (fails.length > 0) return ["FAIL", fails.join("; ")];
   if (warns.length > 0) return ["WARN", warns.join("; ")];
-  return ["OK", `${first.url} at ${top}; ${fine.join(", ")}`];
+  return ["OK", `${first.url} at ${first.lastVersion}; ${fine.join(", ")}`];
 }

@@ -6,6 +6,8 @@ import { FileBackend } from "../../backends/file/writer.ts";
 import { DataKey } from "../../crypto/data_key.ts";
 import { KEY_FILE, writeKeyFile } from "../../crypto/key_file.ts";
 import { makeEncryptedBackup } from "../../../tests/support/encrypted.ts";
+import { copiesCheck } from "./copies_check.ts";
+import { describeBackup } from "./describe_backup.ts";
 import {
   type Check,
   doctor,
@@ -617,4 +619,22 @@ Deno.test("doctor: a file mirror missing or lagging fails, as the plugin will; a
     await makeBackup(copy, FRESH_START.slice(0, 5));
     writeLockFile(node.dir, { backend_url: node.url, async_urls: [url] });
     expect(runChecks(node.dir, GOOD_SYSTEM), "copies", "OK", /async, \d+ behind: it catches up/);
+  }));
+
+Deno.test("doctor: changes a running node stores in the backup and its mirror while doctor reads are no disagreement", () =>
+  withNode(async (node) => {
+    const copy = `${node.base}/backup-copy`;
+    const url = await makeBackup(copy, FRESH_START);
+    // The backup as the backend check read it; then the node stored two changes in both.
+    const lock = { backend_url: node.url, mirror_urls: [url] };
+    const found = { dir: node.dir, user: undefined, lock, description: describeBackup(node.url) };
+    for (const path of [node.backupPath, copy]) {
+      const backend = FileBackend.open(`file://${path}`, path);
+      try {
+        for (const change of RESTART.slice(0, 2)) await backend.append(change);
+      } finally {
+        backend.close();
+      }
+    }
+    assertEquals(copiesCheck(found), ["OK", `${node.url} at 13; ${url} at 13`]);
   }));
