@@ -1,8 +1,9 @@
 /**
  * The copies check, for a backup.lock that names more destinations than `backend_url`: each
  * local file mirror must open and stand where the first backup stands, as the plugin demands
- * at its start (else it stops the node); an async copy may be behind (it catches up), but one
- * missing or ahead of the first backup gets no changes. Remote copies are left to `status`.
+ * at its start (else it stops the node); an async copy may be behind (it catches up), or a
+ * change ahead (it drops that one), but one missing or further ahead gets no changes. Remote
+ * copies are left to `status`.
  *
  * @module
  */
@@ -64,14 +65,15 @@ export function copiesCheck(found: Found): CheckResult {
     const top = first.lastVersion;
     const at = copy.lastVersion;
     if (isAsync) {
-      if (at > top) {
+      // One change ahead, the last the node did not commit: the copy drops it when it opens.
+      if (at > top && !agree(first, copy)) {
         warns.push(
           `${url} at ${at} is ahead of ${first.url} at ${top}: it is not a copy of this ` +
             `backup, and gets no changes: ${remake(" --async")}`,
         );
       } else {
         fine.push(
-          at === top ? `${url} at ${at}` : `${url} async, ${top - at} behind: it ` +
+          at >= top ? `${url} at ${at}` : `${url} async, ${top - at} behind: it ` +
             `catches up from ${first.url} after the node's first write`,
         );
       }

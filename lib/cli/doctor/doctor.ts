@@ -44,7 +44,7 @@ do. It only reads; run it as the user lightningd runs as, while lightningd runs 
                 uncommitted change at the next start)
   copies        with mirror_urls or async_urls: each file mirror opens, at the backup's
                 version (the plugin stops the node otherwise); each file async copy opens,
-                not ahead of it
+                not more than a change ahead of it (the copy drops that one)
   config        DIR/config or DIR/../config loads the plugin as important-plugin=
   launcher      DIR/cln-backup-plugin exists, is executable, names an existing deno (WARN
                 when that deno is in npx's cache, which npm may clean)

@@ -638,3 +638,14 @@ Deno.test("doctor: changes a running node stores in the backup and its mirror wh
     }
     assertEquals(copiesCheck(found), ["OK", `${node.url} at 13; ${url} at 13`]);
   }));
+
+Deno.test("doctor: an async copy one change ahead is fine, as the plugin drops that change; two are not", () =>
+  withNode(async (node) => {
+    const copy = `${node.base}/backup-copy`;
+    const url = await makeBackup(copy, [...FRESH_START, RESTART[0]]);
+    writeLockFile(node.dir, { backend_url: node.url, async_urls: [url] });
+    expect(runChecks(node.dir, GOOD_SYSTEM), "copies", "OK", new RegExp(`${url} at 12$`));
+    Deno.removeSync(copy, { recursive: true });
+    await makeBackup(copy, [...FRESH_START, ...RESTART.slice(0, 2)]);
+    expect(runChecks(node.dir, GOOD_SYSTEM), "copies", "WARN", /at 13 is ahead of .* at 11/);
+  }));
