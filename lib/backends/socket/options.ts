@@ -4,7 +4,8 @@
  * apart growing by 1.5 (about 66 s in all); it had no timeout, ours is 30 s a wait.
  *
  * backup.lock may set them (extra keys, which the Python plugin ignores):
- * `socket_timeout_s`, `socket_retries`, `socket_retry_delay_s`, `socket_compact_timeout_s`.
+ * `socket_timeout_s`, `socket_retries`, `socket_retry_delay_s`, `socket_compact_timeout_s`,
+ * `socket_takeover_wait_s`.
  *
  * @module
  */
