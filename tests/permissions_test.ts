@@ -345,3 +345,33 @@ Deno.test("a key file that others may read is refused at start: the node stops u
     Deno.removeSync(node.root, { recursive: true });
   }
 });
+
+Deno.test("backup.lock pointed at another backup after init: refused at start, told to run doctor", async () => {
+  const node = prepareNode();
+  try {
+    const moved = `${node.root}/moved`;
+    createFileBackup(moved);
+    writeLockFile(node.lightningDir, { backend_url: `file://${moved}` });
+    const lightningd = FakeLightningd.spawn({
+      lightningDir: node.lightningDir,
+      command: [node.launcher],
+      env: NO_PATH,
+    });
+    await lightningd.getmanifest();
+    const first = splitMessages(loadFixture("fresh-start").raw)
+      .find((m) => m.json.method === "db_write")!.json;
+    assertEquals(
+      await lightningd.dbWrite(first.params.data_version, first.params.writes),
+      "aborted",
+    );
+    assertEquals(lightningd.logs.filter((l) => l.level === "broken").map((l) => l.message), [
+      `Cannot start backup: the plugin's launcher does not allow it (requires read access to ` +
+      `"${moved}"): backup.lock names a backup the launcher was not written for (changed ` +
+      `after init?): run "backup-cli doctor --lightning-dir ${node.lightningDir}", which names ` +
+      `the flags the launcher needs`,
+    ]);
+    await lightningd.kill().catch(() => {});
+  } finally {
+    Deno.removeSync(node.root, { recursive: true });
+  }
+});

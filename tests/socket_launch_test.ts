@@ -4,7 +4,7 @@
  * flags the plugin backs the node up to a real server, directly and through microsocks.
  * (That the flags deny other ports and files is shown by tests/permissions_test.ts.)
  */
-import { assert, assertEquals } from "./support/assert.ts";
+import { assert, assertEquals, assertMatch } from "./support/assert.ts";
 import { FakeLightningd, throughLauncher } from "./support/fake_lightningd.ts";
 import { dumpDatabase } from "./support/dump.ts";
 import { Microsocks } from "./support/microsocks.ts";
@@ -13,6 +13,8 @@ import { BufferedOutput, makeNodeDir, removeNodeDir } from "./support/cli_testin
 import { init } from "../lib/cli/init.ts";
 import { restore } from "../lib/cli/restore.ts";
 import { LAUNCHER_NAME, parseLauncher } from "../lib/cli/launcher.ts";
+import { writeLockFile } from "../lib/backup/lock_file.ts";
+import { within } from "./support/plugin_session.ts";
 
 async function runThroughLauncher(url: string, allowNet: string): Promise<void> {
   const dir = makeNodeDir("restart");
@@ -72,6 +74,42 @@ Deno.test("through a SOCKS5 proxy, the launcher allows the proxy's host:port onl
     await runThroughLauncher(url, `127.0.0.1:${proxy.port}`);
   } finally {
     await proxy.kill();
+    await server.server.close();
+    Deno.removeSync(root, { recursive: true });
+  }
+});
+
+Deno.test("backup.lock sent through a proxy after init: the node stops at once, told to run doctor", async () => {
+  const root = Deno.makeTempDirSync({ prefix: "socket-launch-denied-" });
+  const server = startServer(`${root}/served`);
+  const dir = makeNodeDir("restart");
+  try {
+    const output = new BufferedOutput();
+    assertEquals(await init([server.url, "--lightning-dir", dir], output), 0, output.transcript);
+    // The operator moves to Tor by hand: the launcher still allows the server only.
+    writeLockFile(dir, { backend_url: `${server.url}?proxy=socks5:127.0.0.1:9050` });
+    const lightningd = FakeLightningd.spawn({ lightningDir: dir, ...throughLauncher(dir) });
+    try {
+      await lightningd.getmanifest();
+      const write = lightningd.transaction(["DELETE FROM vars WHERE name = 'n0'"]);
+      assertEquals(await within(15_000, "the first db_write", write), "aborted");
+      assertMatch(
+        lightningd.logs.filter((l) => l.level === "broken").map((l) => l.message).join("\n"),
+        new RegExp(
+          `Cannot store change \\d+: the plugin's launcher does not allow it \\(requires net ` +
+            `access to "127\\.0\\.0\\.1:9050"\\): backup\\.lock names a backup the launcher was not ` +
+            `written for \\(changed after init\\?\\): run "backup-cli doctor --lightning-dir ` +
+            `${
+              Deno.realPathSync(dir).replaceAll(".", "\\.")
+            }", which names the flags the launcher needs`,
+        ),
+      );
+      assertEquals(lightningd.logs.filter((l) => /reconnect/.test(l.message)), []);
+    } finally {
+      await lightningd.kill().catch(() => {});
+    }
+  } finally {
+    removeNodeDir(dir);
     await server.server.close();
     Deno.removeSync(root, { recursive: true });
   }

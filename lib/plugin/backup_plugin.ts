@@ -33,6 +33,7 @@ import {
   RpcError,
 } from "./jsonrpc.ts";
 import { LatencyWindow } from "./latency.ts";
+import { launcherDenied } from "./launcher_denied.ts";
 import { manifest, PLUGIN_OPTIONS } from "./manifest.ts";
 import { bindParams, type RpcMethod } from "./methods.ts";
 import { Options, type OptionSpec } from "./options.ts";
@@ -356,7 +357,9 @@ export class BackupPlugin {
       }
       await backend.append({ version, statements: writes });
     } catch (error) {
-      return this.#stop(`Cannot store change ${version}: ${(error as Error).message}`);
+      // lightningd runs the plugin in the lightning dir.
+      const why = launcherDenied(error, Deno.cwd()) ?? (error as Error).message;
+      return this.#stop(`Cannot store change ${version}: ${why}`);
     }
     return undefined;
   }

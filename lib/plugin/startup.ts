@@ -38,6 +38,7 @@ import { BackupKeyError } from "../backends/file/encryption.ts";
 import type { LogLevel } from "./jsonrpc.ts";
 import { shellQuote } from "../fs/shell_quote.ts";
 import { explainOsError } from "../fs/os_error.ts";
+import { launcherDenied } from "./launcher_denied.ts";
 
 export interface Startup {
   /** The open backup, or the one line saying why there is none. */
@@ -298,6 +299,8 @@ export async function openAtStart(dir: string, options: StartupOptions = {}): Pr
       ? damaged(url, error)
       : error instanceof BackupKeyError && url !== undefined
       ? keyMismatch(dir, url, error)
+      : error instanceof Deno.errors.NotCapable
+      ? `Cannot start backup: ${launcherDenied(error, dir)}`
       : osError !== undefined
       ? `Cannot start backup: ${osError}`
       : (error as Error).message;

@@ -93,7 +93,11 @@ function lost(error: unknown, what: string): Error {
   if (error instanceof StreamEndedError) {
     return new ConnectionLostError(`${what}: ${error.message}`);
   }
-  if (error instanceof ConnectionLostError || error instanceof WireError) return error;
+  // A permission this process lacks is no lost connection: reconnecting cannot help.
+  if (
+    error instanceof ConnectionLostError || error instanceof WireError ||
+    error instanceof Deno.errors.NotCapable
+  ) return error;
   return new ConnectionLostError(`${what}: ${(error as Error).message}`);
 }
 

@@ -1,0 +1,17 @@
+/**
+ * A permission the plugin's launcher does not grant. `init` writes the launcher's flags for the
+ * backup `backup.lock` names; a backup.lock edited since (another path, server or proxy) names
+ * what the plugin may not touch, and Deno's own words ("run again with the --allow-net flag")
+ * would send the operator where lightningd gives them no say.
+ *
+ * @module
+ */
+
+/** Why the plugin failed, when its launcher denied it: what to do, from `dir`, the lightning dir. */
+export function launcherDenied(error: unknown, dir: string): string | undefined {
+  if (!(error instanceof Deno.errors.NotCapable)) return undefined;
+  const denied = error.message.replace(/, run again with the --allow-\w+ flag$/, "");
+  return `the plugin's launcher does not allow it (${denied.replace(/^R/, "r")}): backup.lock ` +
+    `names a backup the launcher was not written for (changed after init?): run ` +
+    `"backup-cli doctor --lightning-dir ${dir}", which names the flags the launcher needs`;
+}
