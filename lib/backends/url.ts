@@ -48,7 +48,13 @@ export class BackupUrlError extends Error {
 }
 
 function hostPort(text: string, url: string): { host: string; port: number } {
-  const match = /^(\[[0-9a-fA-F:.]+\]|[^:\[\]\s]+):(\d{1,5})$/.exec(text);
+  if (text.startsWith("//")) {
+    throw new BackupUrlError(
+      url,
+      `"${text}" is not host:port: leave out the "//" (socket:host:port, proxy=socks5:host:port)`,
+    );
+  }
+  const match = /^(\[[0-9a-fA-F:.]+\]|[^:\[\]\s/]+):(\d{1,5})$/.exec(text);
   const port = Number(match?.[2]);
   if (!match || port < 1 || port > 65535) {
     throw new BackupUrlError(url, `"${text}" is not host:port (for example 127.0.0.1:9000)`);

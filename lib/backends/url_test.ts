@@ -195,6 +195,13 @@ Deno.test("parseBackupUrl: socket URLs without a valid host:port", () => {
   rejects("socket:::1:9000", /is not host:port/);
   rejects("socket:[::1]", /is not host:port/);
   rejects("socket:host:port", /is not host:port/);
+  // "//" as file:// and socks5:// write it would name a host "//host".
+  rejects(
+    "socket://backup.example.org:8700",
+    /"\/\/backup\.example\.org:8700" is not host:port: leave out the "\/\/" \(socket:host:port, proxy=socks5:host:port\)/,
+  );
+  rejects("socket:h:9000?proxy=socks5://127.0.0.1:9050", /leave out the "\/\/"/);
+  rejects("socket:ho/st:9000", /is not host:port/);
 });
 
 Deno.test("parseBackupUrl: socket URLs with unknown or bad parameters", () => {
