@@ -454,7 +454,8 @@ const UNUSABLE: [string, (dir: string) => void, (dir: string) => RegExp][] = [
       new RegExp(
         `^Cannot open backup: nothing at "${
           literally(dir)
-        }/nowhere": run "deno task init" to create it`,
+        }/nowhere": mount the disk it is on, or fix the URL in backup\\.lock; "deno task ` +
+          `init" is for a node without a backup`,
       ),
   ],
   [

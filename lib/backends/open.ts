@@ -127,8 +127,8 @@ function backupsIn(dir: string): { name: string; what: string }[] {
 
 function missing(path: string): Error {
   return new Error(
-    `Cannot open backup: nothing at "${path}": run "deno task init" to create it, or fix ` +
-      `the URL in backup.lock`,
+    `Cannot open backup: nothing at "${path}": mount the disk it is on, or fix the URL in ` +
+      `backup.lock; "deno task init" is for a node without a backup`,
   );
 }
 

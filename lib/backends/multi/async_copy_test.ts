@@ -109,7 +109,10 @@ Deno.test("AsyncCopy: a missing destination fails without stopping anything, the
   try {
     for (let v = 1; v <= 3; v++) await t.store(change(v));
     const failing = await t.until((s) => s.state === "failing");
-    assertMatch(failing.error ?? "", /nothing at ".*\/copy": run "deno task init"/);
+    assertMatch(
+      failing.error ?? "",
+      /nothing at ".*\/copy": mount the disk it is on, or fix the URL/,
+    );
     assertEquals([failing.version, failing.lag_versions], [null, null]);
     assertMatch(t.logs[0], /^Async destination file:.* failed, the node goes on/);
     createFileBackup(`${t.root}/copy`);

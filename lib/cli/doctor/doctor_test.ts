@@ -168,7 +168,12 @@ Deno.test("doctor: a backup that is missing, or a v1 file the plugin will not ap
   withNode((node) => {
     Deno.renameSync(node.backupPath, `${node.backupPath}.aside`);
     let checks = runChecks(node.dir, GOOD_SYSTEM);
-    expect(checks, "backend", "FAIL", /nothing at .*deno task init/);
+    expect(
+      checks,
+      "backend",
+      "FAIL",
+      /nothing at .*: mount the disk it is on, or fix the URL in backup\.lock/,
+    );
     expect(checks, "version", "SKIP");
     const v1 = `${node.base}/backup.dbak`;
     Deno.copyFileSync(PRE_4090_BACKUP, v1);
