@@ -12,6 +12,7 @@ import { startServer } from "./support/wire_server.ts";
 import { writeLockFile } from "../lib/backup/lock_file.ts";
 import { BufferedOutput } from "./support/cli_testing.ts";
 import { restore } from "../lib/cli/restore.ts";
+import { SCHEMA, unusual } from "./support/plugin_session.ts";
 
 Deno.test("remote compaction: backup-compact while hooks flow; every hook answered; restore equals the node", async () => {
   const root = Deno.makeTempDirSync({ prefix: "socket-compaction-" });
@@ -62,6 +63,43 @@ Deno.test("remote compaction: backup-compact while hooks flow; every hook answer
       dumpDatabase(`${dir}/lightningd.sqlite3`),
     );
   } finally {
+    await server.server.close();
+    Deno.removeSync(root, { recursive: true });
+  }
+});
+
+Deno.test("remote compaction: the compaction options, which a server's backup ignores, are logged at init and refused by setconfig", async () => {
+  const root = Deno.makeTempDirSync({ prefix: "socket-compaction-options-" });
+  const server = startServer(`${root}/served`);
+  const dir = `${root}/node`;
+  Deno.mkdirSync(dir);
+  writeLockFile(dir, { backend_url: server.url });
+  const lightningd = FakeLightningd.spawn({ lightningDir: dir });
+  try {
+    await lightningd.getmanifest();
+    assertEquals(await lightningd.transaction(SCHEMA), "committed");
+    // As lightningd sends them: every option with a default, set or not.
+    await lightningd.init({
+      "backup-compact-auto": true,
+      "backup-compact-ratio": 100,
+      "backup-compact-min-mib": 64,
+      "backup-retain-snapshots": 3,
+    });
+    const ignored = 'the backup is on a server, which compacts it only when "lightning-cli ' +
+      'backup-compact" asks, keeping one base';
+    assertEquals(unusual(lightningd), [
+      `Ignoring option "backup-retain-snapshots" (3): ${ignored}; remove it from lightningd's config`,
+    ]);
+    assertEquals(await lightningd.setconfig("backup-compact-auto", "false"), {
+      // lightningd passes a refusal on with its double quotes made single (asEscapeFree).
+      error: {
+        code: -32602,
+        message: `Cannot set option 'backup-compact-auto': ${ignored.replaceAll('"', "'")}`,
+      },
+    });
+    assertEquals((await lightningd.stop()).code, 0);
+  } finally {
+    await lightningd.kill().catch(() => {});
     await server.server.close();
     Deno.removeSync(root, { recursive: true });
   }

@@ -37,7 +37,7 @@ import { launcherDenied } from "./launcher_denied.ts";
 import { manifest, PLUGIN_OPTIONS } from "./manifest.ts";
 import { bindParams, type RpcMethod } from "./methods.ts";
 import { Options, type OptionSpec } from "./options.ts";
-import { compactionPolicy } from "./compaction_options.ts";
+import { COMPACTION_OPTIONS, compactionPolicy } from "./compaction_options.ts";
 import type { CompactionService } from "../compact/compactor.ts";
 import type { CompactionResult } from "../compact/compact.ts";
 import type { CompactionPolicy } from "../compact/policy.ts";
@@ -257,9 +257,13 @@ export class BackupPlugin {
 
   #setconfig(id: JsonRpcId, params: unknown): void {
     try {
+      const name = (params as { config?: unknown } | null)?.config;
+      const ignored = this.#compaction?.ignoresOptions;
+      if (ignored !== undefined && COMPACTION_OPTIONS.some((spec) => spec.name === name)) {
+        throw new RpcError(ErrorCode.InvalidParams, `Cannot set option "${name}": ${ignored}`);
+      }
       const value = this.#options.set(params);
       this.#policy = this.#policyFromOptions();
-      const name = (params as { config: string }).config;
       this.log("info", `option "${name}" is now ${JSON.stringify(value)}`);
       this.#result(id, {});
     } catch (error) {
@@ -374,6 +378,17 @@ export class BackupPlugin {
     const given = (params as { options?: unknown } | null)?.options;
     for (const problem of this.#options.init(given)) this.log("unusual", problem);
     this.#policy = this.#policyFromOptions();
+    const ignored = this.#compaction?.ignoresOptions;
+    // init sends every option's default, set or not: only other values were set.
+    for (const spec of ignored === undefined ? [] : COMPACTION_OPTIONS) {
+      const value = this.#options.get(spec.name);
+      if (value === spec.default) continue;
+      this.log(
+        "unusual",
+        `Ignoring option "${spec.name}" (${JSON.stringify(value)}): ${ignored}; remove it ` +
+          "from lightningd's config",
+      );
+    }
     if (this.#options.get("backup-destination") !== undefined) {
       this.log(
         "unusual",
