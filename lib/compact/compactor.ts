@@ -55,7 +55,7 @@ export interface CompactableBackend {
   readonly key?: { bytes: Uint8Array };
   /** The version before the newest change, `undefined` when nothing is on top of a base. */
   compactionTarget(): number | undefined;
-  /** The newest base's bytes and the sealed logs', which the policy weighs. */
+  /** The newest base's bytes and the sealed logs' after it, which the policy weighs. */
   compactionSizes(): CompactionSizes;
   /** Bytes and records held, without reading the backup. */
   heldStats(): CompactionStats;

@@ -99,6 +99,29 @@ Deno.test(
 );
 
 Deno.test(
+  "compactor: the logs kept for older bases (point in time) do not make the policy due again",
+  withBackup(async (writer) => {
+    // Any sealed log after the newest base makes a compaction due.
+    const policy: CompactionPolicy = { ...DEFAULT_POLICY, minBytes: 0, ratioPercent: 1, retain: 3 };
+    const compactor = new Compactor(writer, () => policy);
+    for (const change of CHANGES.slice(0, 200)) await writer.append(change);
+    await compactor.compact();
+    for (const change of CHANGES.slice(200, 400)) await writer.append(change);
+    assertEquals(compactor.due(), true);
+    await compactor.compact();
+    assertEquals(readLayout(writer.dir).bases.length, 2);
+    // The sealed logs left are the older base's: compacting again would only make a base a
+    // change or two above this one, and drop the older base's history sooner.
+    assert(readLayout(writer.dir).logs.length > 2, "the older base keeps its logs");
+    assertEquals(compactor.due(), false);
+    assertEquals(compactor.status().sealed_log_bytes, 0);
+    let next = 400;
+    while (!compactor.due()) await writer.append(CHANGES[next++]);
+    assert(readLayout(writer.dir).bases.length === 2, "due only once a log after it is sealed");
+  }),
+);
+
+Deno.test(
   "compactor: a failed compaction rejects, is shown, and leaves the writer appending",
   withBackup(async (writer) => {
     for (const change of CHANGES.slice(0, 50)) await writer.append(change);

@@ -28,7 +28,7 @@ export const DEFAULT_POLICY: CompactionPolicy = {
 export interface CompactionSizes {
   /** Bytes of the newest base. */
   baseBytes: number;
-  /** Bytes of the sealed logs. */
+  /** Bytes of the sealed logs after the newest base (not those kept for older ones). */
   sealedLogBytes: number;
 }
 

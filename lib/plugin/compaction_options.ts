@@ -22,7 +22,8 @@ export const COMPACTION_OPTIONS: readonly OptionSpec[] = [{
   default: DEFAULT_POLICY.ratioPercent,
   min: 1,
   dynamic: true,
-  description: "Compact once the sealed logs reach this percentage of the newest snapshot's size",
+  description: "Compact once the sealed logs after the newest snapshot reach this percentage " +
+    "of its size",
 }, {
   name: "backup-compact-min-mib",
   type: "int",

@@ -187,11 +187,16 @@ export class FileBackend implements Backend, CompactableBackend {
   #versionBeforeLive = 0;
   #baseVersion = 0;
   #records = 0;
-  /** Bytes of the bases, of the newest base, and of the sealed logs. */
+  /**
+   * Bytes of the bases, of the newest base, of the sealed logs, and of the sealed logs from
+   * the one the newest base continues in (what the next compaction folds; the policy weighs
+   * these, not the logs kept for older bases).
+   */
   #basesBytes = 0;
   #bases: Segment[] = [];
   #newestBaseBytes = 0;
   #sealedLogBytes = 0;
+  #foldableLogBytes = 0;
   /** Records of each sealed log, by sequence, so a compaction's deletes can be counted. */
   #sealedLogRecords = new Map<number, number>();
   #backupId: Uint8Array = new Uint8Array();
@@ -291,9 +296,7 @@ export class FileBackend implements Backend, CompactableBackend {
       this.#versionBeforeLive = version;
       this.#liveRecords = [];
     }
-    for (const sealed of chain.logs.filter((l) => l.number < live.number)) {
-      this.#sealedLogBytes += Deno.statSync(sealed.path).size;
-    }
+    this.#countSealedLogs(chain.logs, live.number);
     if (abandoned) {
       Deno.removeSync(abandoned.path);
       syncDir(this.dir);
@@ -503,7 +506,9 @@ export class FileBackend implements Backend, CompactableBackend {
     });
     atStep("roll");
     this.#live.close();
-    this.#sealedLogBytes += Deno.statSync(this.#livePath).size;
+    const bytes = Deno.statSync(this.#livePath).size;
+    this.#sealedLogBytes += bytes;
+    this.#foldableLogBytes += bytes;
     this.#sealedLogRecords.set(this.#liveSequence, this.#liveRecords.length);
     this.#versionBeforeLive = this.state().version;
     this.#livePath = `${this.dir}/${name}`;
@@ -529,9 +534,19 @@ export class FileBackend implements Backend, CompactableBackend {
       this.#records -= records;
       this.#sealedLogRecords.delete(sequence);
     }
-    this.#sealedLogBytes = chain.logs
-      .filter((l) => l.number < this.#liveSequence)
-      .reduce((sum, { path }) => sum + Deno.statSync(path).size, 0);
+    this.#countSealedLogs(chain.logs, this.#liveSequence);
+  }
+
+  /** Counts the bytes of the sealed `logs` (those below the live one, `liveSequence`). */
+  #countSealedLogs(logs: Segment[], liveSequence: number): void {
+    const from = this.#bases.at(-1)?.header.firstLog ?? 0;
+    this.#sealedLogBytes = this.#foldableLogBytes = 0;
+    for (const log of logs) {
+      if (log.number >= liveSequence) continue;
+      const size = Deno.statSync(log.path).size;
+      this.#sealedLogBytes += size;
+      if (log.number >= from) this.#foldableLogBytes += size;
+    }
   }
 
   /**
@@ -620,11 +635,11 @@ export class FileBackend implements Backend, CompactableBackend {
     return { backupsize: this.state().bytes, version_count: this.#records + baseRecords };
   }
 
-  /** The newest base's bytes and the sealed logs', which the compaction policy weighs. */
+  /** The newest base's bytes and the sealed logs' after it, which the compaction policy weighs. */
   compactionSizes(): CompactionSizes {
     return {
       baseBytes: this.#newestBaseBytes,
-      sealedLogBytes: this.#sealedLogBytes,
+      sealedLogBytes: this.#foldableLogBytes,
     };
   }
 
