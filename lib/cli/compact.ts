@@ -62,6 +62,7 @@ compaction interrupted at any point leaves a backup that restores.
 An encrypted backup is compacted here, where its key is opened, never on a server: a socket:
 one (wire v2, with CLN_BACKUP_CREDENTIAL) is fetched, restored and sealed as a new base here,
 which the server swaps in; a plain one on a server is compacted by the server (COMPACT).
+A backup on a server keeps one base, as an s3:// one does.
 
 ${SECRET_HELP}`;
 
@@ -205,6 +206,12 @@ export async function compact(args: string[], output: Output = consoleOutput): P
     const url = positionals[0];
     const retain = retainArg(values.retain);
     if (parseBackupUrl(url).scheme === "socket") {
+      if (retain !== 1) {
+        throw new UsageError(
+          `--retain ${retain}: a backup on a server keeps one base (its server deletes the ` +
+            `older ones when it compacts): leave --retain out`,
+        );
+      }
       const result = await compactOnServer(url, values);
       output.out(values.json ? JSON.stringify(result) : describeCompaction(result));
       return Exit.Ok;

@@ -97,6 +97,14 @@ Deno.test("compact: refuses while a plugin writes, a v1 file, and a bad --retain
   }
 });
 
+Deno.test("compact: a server's backup keeps one base: --retain above 1 is refused, not ignored", async () => {
+  // Refused before any connection: no server listens there.
+  const refused = await run(["socket:127.0.0.1:9", "--retain", "3"]);
+  assertEquals(refused.code, 2);
+  assertMatch(refused.output.stderr[0], /^Usage error: --retain 3: a backup on a server keeps one/);
+  assertMatch(refused.output.stderr[0], /leave --retain out/);
+});
+
 Deno.test("compact: a Python plugin's backup compacts once upgraded", async () => {
   const dir = makeNodeDir();
   try {
