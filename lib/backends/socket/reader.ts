@@ -113,6 +113,8 @@ export class SocketBackupReader implements BackupReader {
       const view = new DataView(head.buffer);
       while (readFull(file, head) === head.length) {
         const [type, length, version] = [head[0], view.getUint32(1), view.getUint32(5)];
+        // A snapshot above it too: a restore to an older version must not start from it.
+        if (version > toVersion) return;
         if (type === PacketType.Snapshot) {
           yield* snapshotEntries(read, length - 4, version);
           continue;
@@ -121,7 +123,6 @@ export class SocketBackupReader implements BackupReader {
         payload.set(head.subarray(HEADER_BYTES));
         read(payload.subarray(4));
         const { statements } = decodeChange({ type, payload }, DEFAULT_MAX_PAYLOAD_BYTES);
-        if (version > toVersion) return;
         yield { kind: "change", version, statements };
       }
     } finally {

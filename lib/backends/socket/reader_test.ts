@@ -12,6 +12,7 @@ import {
 import { SNAPSHOT_PART_BYTES } from "../file/create.ts";
 import type { BackupEntry } from "../backend.ts";
 import { SocketBackupReader } from "./reader.ts";
+import { restoreBackup } from "../../backup/restore.ts";
 import { PacketReader } from "../../wire/packet_reader.ts";
 import { closeQuietly, writeFully } from "../../wire/conn_io.ts";
 
@@ -83,6 +84,27 @@ Deno.test("a v1 restore's snapshot comes inflated part by part, never whole", as
       ],
     );
   } finally {
+    await server.close();
+  }
+});
+
+Deno.test("a v1 restore to a version below the snapshot names the versions held", async () => {
+  const server = v1Server(encodeSnapshot(5, database()));
+  const dir = Deno.makeTempDirSync();
+  const reader = await SocketBackupReader.fetch(server.url, 5_000, undefined);
+  try {
+    // Not "up to 5", which 4 is: nothing older than the snapshot is held.
+    const error = await assertRejects(() =>
+      restoreBackup(reader, `${dir}/restored.sqlite3`, { toVersion: 4 })
+    );
+    assertEquals(
+      error.message,
+      "Cannot restore backup to version 4: it holds versions 5 to 7: choose --to-version " +
+        "from 5 to 7",
+    );
+  } finally {
+    reader.close();
+    Deno.removeSync(dir, { recursive: true });
     await server.close();
   }
 });
