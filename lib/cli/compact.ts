@@ -49,7 +49,8 @@ its writes without stalling the node, and compacts by itself as its options say.
 
 Options:
   --retain K  bases to keep, each with the changes after it, so "restore --to-version N"
-              works from the oldest one on (default ${DEFAULT_RETAIN_BASES})
+              works from the oldest one on (default ${DEFAULT_RETAIN_BASES}, whatever the node's
+              backup-retain-snapshots: give that K to keep the older bases)
   --json      print the result as one JSON object: {before: {backupsize, version_count},
               after: {...}, base_version, versions_folded, bytes_freed, seconds}
   -h, --help  show this help
