@@ -50,8 +50,8 @@ Options:
   --also URL      another copy of the backup (a destination of mirror_urls or async_urls);
                   repeatable. restore reads every copy, restores the newest one that
                   restores, and says which; it refuses when a readable copy is newer than the
-                  one restored, and a restore into a lightning dir whose backup.lock names
-                  copies not given
+                  one restored (with --to-version N: the first, newest first, that holds N),
+                  and a restore into a lightning dir whose backup.lock names copies not given
   --accept-older  restore an older copy all the same (a node on an old database can lose
                   its funds: broadcast revoked state)
   -h, --help      show this help
@@ -281,6 +281,7 @@ export async function restore(
  * read, or fails its checks, is skipped with a line saying why. Then, or when a readable copy
  * is newer than the one at hand, that copy may be lagging: it is refused unless
  * `acceptOlder`, since presented as current it can make the node broadcast revoked state.
+ * A restore to a version (`toVersion`) takes the first copy that holds it.
  */
 async function restoreNewest(
   urls: string[],
@@ -306,7 +307,10 @@ async function restoreNewest(
     copies.sort((a, b) => b.version - a.version);
     const newest = copies[0]?.version;
     for (const copy of copies) {
-      const why = copy.version < newest!
+      // A point in time is the same state in every copy that holds it: none is lagging.
+      const why = options.toVersion !== undefined
+        ? undefined
+        : copy.version < newest!
         ? `another copy is at version ${newest}`
         : skipped.length > 0
         ? `${skipped.join(", ")} could not be read or restored, and may be newer`

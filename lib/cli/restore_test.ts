@@ -168,6 +168,26 @@ Deno.test("restore of a backup with a snapshot, before and after it", async () =
   Deno.removeSync(dir, { recursive: true });
 });
 
+Deno.test("restore --to-version with --also takes the copy that holds the version, newest or not", async () => {
+  const dir = Deno.makeTempDirSync();
+  // A compacted copy (from its snapshot at 11 on), a whole one, and a whole one behind.
+  const compacted = await makeBackup(
+    `${dir}/compacted`,
+    recordedChanges(["restart"]),
+    { version: 11, path: loadFixture("fresh-start").database },
+  );
+  const whole = await makeBackup(`${dir}/whole`, changes);
+  const behind = await makeBackup(`${dir}/behind`, changes.slice(0, -2));
+  for (const other of [whole, behind]) {
+    const target = `${dir}/at-5-${other === whole ? "whole" : "behind"}.sqlite3`;
+    const { code, output } = await run([compacted, target, "--to-version", "5", "--also", other]);
+    assertEquals(code, 0, output.stderr.join("\n"));
+    assertMatch(output.stdout[1], new RegExp(`^Restored ".*" at version 5: .*, from ${other}$`));
+    assertEquals(dataVersion(target), 5);
+  }
+  Deno.removeSync(dir, { recursive: true });
+});
+
 Deno.test("restore of the Python plugin's pre-4090 backup repairs its statements", async () => {
   const dir = Deno.makeTempDirSync();
   const { code, output } = await run([`file://${PRE_4090_BACKUP}`, dir]);
