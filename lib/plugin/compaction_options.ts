@@ -37,8 +37,8 @@ export const COMPACTION_OPTIONS: readonly OptionSpec[] = [{
   default: DEFAULT_POLICY.retain,
   min: 1,
   dynamic: true,
-  description: "Snapshots a compaction keeps, each with the changes after it: restore " +
-    "--to-version works from the oldest one on",
+  description: "Snapshots a compaction of a file backup keeps, each with the changes after " +
+    "it: restore --to-version works from the oldest one on (S3 and server backups keep one)",
 }];
 
 /** The policy the options in force make. */
