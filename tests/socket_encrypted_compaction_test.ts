@@ -185,3 +185,20 @@ Deno.test("encrypted server backup near its quota is compacted: its base takes t
     await s.stop();
   }
 });
+
+Deno.test("encrypted server backup compacted twice: the second has nothing to fold, and says so without failing", async () => {
+  const s = await startEncryptedServer();
+  try {
+    const key = await initEncrypted(s);
+    await replayFirstRuns(s, { CLN_BACKUP_TEST_SEGMENT_BYTES: String(4 * 1024) });
+    const first = await compactHere(s, key);
+    assertEquals(typeof first.base_version, "number");
+    // As a file backup's, a server's plain one's or an S3 one's: a result, not an error.
+    const second = await compactHere(s, key);
+    assertEquals([second.base_version, second.versions_folded, second.bytes_freed], [null, 0, 0]);
+    assertEquals(second.after, second.before);
+    assertEquals(second.after.backupsize, (await serverStatus(s.url, s.credential)).bytes);
+  } finally {
+    await s.stop();
+  }
+});

@@ -70,6 +70,7 @@ export async function compactSealed(
   request: Omit<SealedCompactionRequest, "key"> & { key: Uint8Array | Unlock },
 ): Promise<CompactionResult> {
   const { url, target, credential, version, scratch } = request;
+  const started = performance.now();
   Deno.mkdirSync(scratch, { recursive: true });
   const work = Deno.makeTempDirSync({ dir: scratch, prefix: WORK_PREFIX });
   try {
@@ -82,10 +83,19 @@ export async function compactSealed(
       if (!key) throw new Error("the backup on the server is not encrypted");
       copy.local.key = key;
       const newest = readChain(copy.local.dir).bases.at(-1)?.number ?? 0;
+      // Compacted already (a second call): nothing changes, as with any other backup.
       if (version <= newest) {
-        throw new Error(
-          `nothing to fold: the newest base is at version ${newest}, the target ${version}`,
-        );
+        const { bytes, records } = copy.local.describe();
+        const held = { backupsize: bytes, version_count: records };
+        const seconds = Math.round(performance.now() - started) / 1000;
+        return {
+          before: held,
+          after: held,
+          base_version: null,
+          versions_folded: 0,
+          bytes_freed: 0,
+          seconds,
+        };
       }
       const database = `${work}/lightningd.sqlite3`;
       restoreBackup(copy, database, { toVersion: version, durable: false });
