@@ -746,10 +746,11 @@ Deno.test("a node restarted before its old connection is taken over waits for it
       V2Type.Ack,
     );
     assertEquals((await left.request(encodeFrame(V2Type.ReqMetadata))).type, V2Type.Metadata);
-    // The node is back at once, well before the server would hand its backup over.
+    // The node is back at once, well before the server would hand its backup over; its
+    // reconnects' pause of 0 does not make it send again without a pause.
     const pluginLog: string[] = [];
     const back = await SocketBackend.connect(url, {
-      policy: { ...POLICY, heartbeatMs: 0, takeoverWaitMs: 10_000 },
+      policy: { ...POLICY, heartbeatMs: 0, retryDelayMs: 0, takeoverWaitMs: 10_000 },
       credential: credential("alice"),
       log: (level, message) => pluginLog.push(`${level}: ${message}`),
     });
@@ -762,6 +763,7 @@ Deno.test("a node restarted before its old connection is taken over waits for it
       /^unusual: change 2: connection \d+ .*\(node alice\) is writing to this backup, and a backup has one writer: waiting up to 10 s for the server to hand it over/m,
     );
     assertEquals(logs.filter((l) => / takes over /.test(l)).length, 1);
+    assertEquals(logs.filter((l) => /refused version 2/.test(l)).length, 1);
   }, { writerSilenceMs: 600 });
 });
 

@@ -127,6 +127,9 @@ interface WriteStep {
   countBefore?: number;
 }
 
+/** The least pause before a write refused as BUSY goes again. */
+const BUSY_PAUSE_MS = 1_000;
+
 /** A backup on a backup server, reached at a `socket:` URL (see the module's doc). */
 export class SocketBackend implements Backend {
   /** The parsed URL: the server's host and port, and its proxy and TLS trust when given. */
@@ -487,7 +490,8 @@ export class SocketBackend implements Backend {
           sent = this.#now();
           reply = await conn.request(packet, follow && (() => follow(conn)), step.answerTimeoutMs);
           if (follow || !this.#heldByAnother(step, reply, since, tries === 0)) break;
-          await this.#sleep(this.#policy.retryDelayMs);
+          // At most one a second, whatever the reconnects' pause: each is a line in the server's log.
+          await this.#sleep(Math.max(this.#policy.retryDelayMs, BUSY_PAUSE_MS));
         }
         this.#answer(step, reply);
         step.acked?.();
