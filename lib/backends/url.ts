@@ -153,6 +153,10 @@ function parseSocketUrl(url: string, rest: string, tls: boolean): BackupUrl {
       } ${known.length > 1 ? "are" : "is"} known)`,
     );
   }
+  const twice = known.find((key) => params.getAll(key).length > 1);
+  if (twice !== undefined) {
+    throw new BackupUrlError(url, `"${twice}" is given more than once: keep the one you mean`);
+  }
   const proxy = params.get("proxy");
   if (proxy !== null) {
     if (!proxy.startsWith("socks5:")) {

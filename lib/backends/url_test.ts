@@ -207,6 +207,10 @@ Deno.test("parseBackupUrl: socket URLs without a valid host:port", () => {
 Deno.test("parseBackupUrl: socket URLs with unknown or bad parameters", () => {
   rejects("socket:host:9000?timeout=5", /unknown parameter "timeout" \(only "proxy" is known\)/);
   rejects("socket:host:9000?proxy=socks5:127.0.0.1:9050&x=1", /unknown parameter "x"/);
+  rejects(
+    "socket:host:9000?proxy=socks5:127.0.0.1:9050&proxy=socks5:127.0.0.1:9150",
+    /"proxy" is given more than once: keep the one you mean/,
+  );
   rejects("socket:host:9000?proxy=http:127.0.0.1:8080", /proxy must be "socks5:host:port"/);
   rejects("socket:host:9000?", /an empty '\?': remove it/);
   rejects("socket:host:9000?proxy=socks5:127.0.0.1", /is not host:port/);
@@ -277,6 +281,7 @@ Deno.test("parseBackupUrl: a bad s3 URL is refused with what to write", () => {
   rejects("s3:bucket/x", /write "s3:\/\/bucket\/prefix"/);
   rejects("s3://bucket/x?acl=public", /unknown parameter "acl"/);
   rejects("s3://bucket/x?path-style=yes", /path-style must be "0" or "1"/);
+  rejects("s3://bucket/x?region=eu-west-1&region=us-east-1", /"region" is given more than once/);
   rejects("s3://bucket/x?endpoint=ftp://h", /must be http\(s\):\/\/host\[:port\]/);
   rejects("s3://bucket/x?endpoint=http://h/path", /with no path or credentials/);
   rejects("s3://bucket/x?endpoint=nonsense", /is not a URL/);

@@ -53,6 +53,8 @@ export function parseS3Url(rest: string, fail: (why: string) => never): S3Url {
   if (unknown !== undefined) {
     fail(`unknown parameter "${unknown}" (known: ${PARAMS.join(", ")})`);
   }
+  const twice = PARAMS.find((key) => params.getAll(key).length > 1);
+  if (twice !== undefined) fail(`"${twice}" is given more than once: keep the one you mean`);
   const region = params.get("region") ?? "us-east-1";
   if (!REGION.test(region)) fail(`"${region}" is not a region name (e.g. us-east-1)`);
   const pathStyleText = params.get("path-style") ?? "0";
