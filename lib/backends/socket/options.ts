@@ -53,13 +53,20 @@ export const DEFAULT_RETRY_POLICY: RetryPolicy = {
   takeoverWaitMs: 120_000,
 };
 
-function seconds(lock: LockFile, key: string, fallback: number): number {
+/**
+ * `key`'s seconds in backup.lock, as milliseconds; a bound on a wait (`bound`) must be above 0,
+ * which would not be "no bound" but a wait that fails at once.
+ */
+function seconds(lock: LockFile, key: string, fallback: number, bound = false): number {
   const value = lock[key];
   if (value === undefined) return fallback;
-  if (typeof value !== "number" || !(value >= 0) || !Number.isFinite(value)) {
+  if (
+    typeof value !== "number" || !(bound ? value > 0 : value >= 0) || !Number.isFinite(value)
+  ) {
     throw new Error(
-      `Cannot start backup: "${key}" in backup.lock must be a number of seconds, not ` +
-        `${JSON.stringify(value)}: fix or remove it`,
+      `Cannot start backup: "${key}" in backup.lock must be a number of seconds` +
+        `${bound ? " above 0 (every wait is bounded)" : ""}, not ${JSON.stringify(value)}: fix ` +
+        `or remove it`,
     );
   }
   return value * 1000;
@@ -75,7 +82,7 @@ export function retryPolicyFromLock(lock: LockFile): RetryPolicy {
     );
   }
   return {
-    timeoutMs: seconds(lock, "socket_timeout_s", DEFAULT_RETRY_POLICY.timeoutMs),
+    timeoutMs: seconds(lock, "socket_timeout_s", DEFAULT_RETRY_POLICY.timeoutMs, true),
     retries: (retries as number | undefined) ?? DEFAULT_RETRY_POLICY.retries,
     retryDelayMs: seconds(lock, "socket_retry_delay_s", DEFAULT_RETRY_POLICY.retryDelayMs),
     backoff: DEFAULT_RETRY_POLICY.backoff,
@@ -83,6 +90,7 @@ export function retryPolicyFromLock(lock: LockFile): RetryPolicy {
       lock,
       "socket_compact_timeout_s",
       DEFAULT_RETRY_POLICY.compactTimeoutMs,
+      true,
     ),
     heartbeatMs: DEFAULT_RETRY_POLICY.heartbeatMs,
     takeoverWaitMs: seconds(lock, "socket_takeover_wait_s", DEFAULT_RETRY_POLICY.takeoverWaitMs),

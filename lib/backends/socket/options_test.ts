@@ -25,7 +25,20 @@ Deno.test("backup.lock's socket keys set the patience; the defaults are the Pyth
   );
   await assertRejects(
     () => retryPolicyFromLock({ backend_url: "socket:h:1", socket_timeout_s: "10" }),
-    /"socket_timeout_s" in backup.lock must be a number of seconds, not "10": fix or remove it/,
+    /"socket_timeout_s" in backup.lock must be a number of seconds above 0 \(every wait is bounded\), not "10": fix or remove it/,
+  );
+  // 0 would not mean "no bound" but a wait that fails at once.
+  await assertRejects(
+    () => retryPolicyFromLock({ backend_url: "socket:h:1", socket_timeout_s: 0 }),
+    /"socket_timeout_s" in backup.lock must be a number of seconds above 0/,
+  );
+  await assertRejects(
+    () => retryPolicyFromLock({ backend_url: "socket:h:1", socket_compact_timeout_s: 0 }),
+    /"socket_compact_timeout_s" in backup.lock must be a number of seconds above 0/,
+  );
+  assertEquals(
+    retryPolicyFromLock({ backend_url: "socket:h:1", socket_retry_delay_s: 0 }).retryDelayMs,
+    0,
   );
   await assertRejects(
     () => retryPolicyFromLock({ backend_url: "socket:h:1", socket_retries: 1.5 }),
