@@ -20,6 +20,7 @@ import { restoreBackup } from "../lib/backup/restore.ts";
 import { restoredWithKey, setUpEncryptedNode } from "./support/encrypted.ts";
 import { LAUNCHER_NAME, type LaunchPlan, launchPlan, writeLauncher } from "../lib/cli/launcher.ts";
 import { RUNTIME_FLAGS } from "../lib/cli/runtime_flags.ts";
+import { writeCredentials } from "./support/rgw.ts";
 
 const FILE_BACKEND = new URL("../lib/backends/file/writer.ts", import.meta.url).href;
 const NO_PATH = { PATH: "/nonexistent" };
@@ -373,5 +374,31 @@ Deno.test("backup.lock pointed at another backup after init: refused at start, t
     await lightningd.kill().catch(() => {});
   } finally {
     Deno.removeSync(node.root, { recursive: true });
+  }
+});
+
+Deno.test("an s3:// backup.lock pointed at another endpoint after init: refused at once, told to run doctor", async () => {
+  const root = Deno.makeTempDirSync({ prefix: "cln-backup-perm-" });
+  try {
+    const lightningDir = `${root}/node`;
+    Deno.mkdirSync(lightningDir);
+    writeCredentials(lightningDir, { accessKeyId: "AKID", secretAccessKey: "secret" });
+    const endpoint = (port: number) =>
+      `s3://bucket/node?endpoint=http://127.0.0.1:${port}&path-style=1`;
+    const launcher = writeLauncher(launchPlan({ lightningDir, backendUrl: endpoint(7480) }));
+    // Moved to another store by hand: the launcher still grants the first endpoint only.
+    writeLockFile(lightningDir, { backend_url: endpoint(7481) });
+    const lightningd = FakeLightningd.spawn({ lightningDir, command: [launcher], env: NO_PATH });
+    await lightningd.getmanifest();
+    assertEquals(await lightningd.dbWrite(1, ["CREATE TABLE t (a)"]), "aborted");
+    assertEquals(lightningd.logs.filter((l) => l.level === "broken").map((l) => l.message), [
+      `Cannot store change 1: the plugin's launcher does not allow it (requires net access to ` +
+      `"127.0.0.1:7481"): backup.lock names a backup the launcher was not written for (changed ` +
+      `after init?): run "backup-cli doctor --lightning-dir ${lightningDir}", which names the ` +
+      `flags the launcher needs`,
+    ]);
+    await lightningd.kill().catch(() => {});
+  } finally {
+    Deno.removeSync(root, { recursive: true });
   }
 });

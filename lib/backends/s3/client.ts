@@ -179,6 +179,8 @@ export class S3Client {
         redirect: "manual",
       });
     } catch (error) {
+      // A permission this process lacks: no retry grants it (the plugin names the launcher).
+      if (error instanceof Deno.errors.NotCapable) throw error;
       const timedOut = (error as Error).name === "TimeoutError";
       throw new S3Error(
         `${what}: ${
@@ -269,6 +271,7 @@ export class S3Client {
         redirect: "manual",
       });
     } catch (error) {
+      if (error instanceof Deno.errors.NotCapable) throw error;
       throw new S3Error(
         `${what}: ${fetchFailure(error as Error, this.url)} (${this.where})`,
         0,
