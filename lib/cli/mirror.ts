@@ -11,7 +11,7 @@ import { LOCK_FILE, readLockFile } from "../backup/lock_file.ts";
 import { DATABASE_NAME } from "../backup/restore.ts";
 import { lockDestinations } from "../backends/multi/mirrors.ts";
 import { openReader } from "../backends/open.ts";
-import { parseBackupUrl } from "../backends/url.ts";
+import { parseBackupUrl, sameBackup } from "../backends/url.ts";
 import { KEY_FILE } from "../crypto/key_file.ts";
 import { checkPluginCredentials } from "../backends/s3/credentials.ts";
 import { existsSync, removeIfExists } from "../fs/exists.ts";
@@ -84,8 +84,14 @@ export async function mirror(args: string[], output: Output = consoleOutput): Pr
     }
     const lock = readLockFile(dir);
     const { sync, async } = lockDestinations(lock);
-    if ([...sync, ...async].includes(url)) {
-      throw new Error(`${ACTION}: "${dir}/${LOCK_FILE}" names ${url} already: nothing to do`);
+    // However it is spelled (a trailing "/", a path through a symlink): the same backup.
+    const named = [...sync, ...async].find((destination) => sameBackup(destination, url));
+    if (named !== undefined) {
+      throw new Error(
+        `${ACTION}: "${dir}/${LOCK_FILE}" names ${url} already${
+          named === url ? "" : ` (as ${named})`
+        }: nothing to do`,
+      );
     }
     if (existsSync(`${dir}/${KEY_FILE}`)) {
       throw new Error(

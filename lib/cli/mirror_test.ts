@@ -75,6 +75,12 @@ Deno.test("mirror refuses a destination named or present already, copies out of 
     const again = await run(url, "--lightning-dir", dir);
     assertEquals(again.code, 1);
     assertMatch(again.stderr[0], /names file:.*first already: nothing to do/);
+    // The same backup spelled otherwise is the backup itself, not a new path that exists.
+    const slash = await run(`${url}/`, "--lightning-dir", dir);
+    assertEquals(slash.stderr, [
+      `Cannot add the destination: "${dir}/backup.lock" names ${url}/ already (as ${url}): ` +
+      `nothing to do`,
+    ]);
     Deno.mkdirSync(`${base}/taken`);
     const taken = await run(`file://${base}/taken`, "--lightning-dir", dir);
     assertMatch(taken.stderr[0], /taken" already exists: choose a new path/);
