@@ -1,6 +1,6 @@
 /**
  * The permissions check: the launcher's Deno flags are the ones init would write for the
- * backup backup.lock names: missing ones deny the plugin, extra ones grant too much.
+ * backup backup.lock names: what they lack denies the plugin, what they add grants too much.
  *
  * @module
  */
@@ -20,6 +20,28 @@ const LATER_FLAGS = new Map<string, string>([
   ]),
 ]);
 
+/**
+ * The flags of `args` beyond what `of` grants: an `--allow-NAME=` list is compared item by
+ * item (a launcher that grants one path more or less differs in that path only, and a bare
+ * `--allow-NAME` grants every item); any other flag whole.
+ */
+function beyond(args: string[], of: string[]): string[] {
+  const lists = new Map<string, string[] | "all">();
+  for (const flag of of) {
+    const [, name, items] = /^(--allow-[a-z]+)(?:=(.*))?$/.exec(flag) ?? [];
+    if (name !== undefined) lists.set(name, items === undefined ? "all" : items.split(","));
+  }
+  return args.flatMap((flag) => {
+    const [, name, items] = /^(--allow-[a-z]+)(?:=(.*))?$/.exec(flag) ?? [];
+    if (name === undefined) return of.includes(flag) ? [] : [flag];
+    const granted = lists.get(name);
+    if (granted === "all") return [];
+    if (granted === undefined || items === undefined) return [flag];
+    const more = items.split(",").filter((item) => !granted.includes(item));
+    return more.length === 0 ? [] : [`${name}=${more.join(",")}`];
+  });
+}
+
 export function permissionsCheck(found: Found, launcher: LauncherLine): CheckResult {
   const plugin = launcher.args.at(-1)!;
   let plan: LaunchPlan;
@@ -31,8 +53,8 @@ export function permissionsCheck(found: Found, launcher: LauncherLine): CheckRes
   const expected = launchArgs(plan);
   const flags = (args: string[]) => args.filter((a) => a.startsWith("--"));
   const have = flags(launcher.args);
-  const missing = flags(expected).filter((f) => !have.includes(f));
-  const extra = have.filter((f) => !expected.includes(f));
+  const missing = beyond(flags(expected), have);
+  const extra = beyond(have, flags(expected));
   if (missing.length > 0 && missing.every((f) => LATER_FLAGS.has(f))) {
     return [
       "WARN",
