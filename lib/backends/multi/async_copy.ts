@@ -42,6 +42,7 @@ import type {
   ConnectionStatus,
 } from "../backend.ts";
 import { bumpedFrom } from "../../backup/bump.ts";
+import { launcherDenied } from "../../plugin/launcher_denied.ts";
 
 export type AsyncLogLevel = "info" | "unusual";
 
@@ -233,7 +234,8 @@ export class AsyncCopy {
       } catch (error) {
         if (this.#closed) return;
         await this.#lease;
-        this.#fail((error as Error).message);
+        // lightningd runs the plugin in the lightning dir.
+        this.#fail(launcherDenied(error, Deno.cwd()) ?? (error as Error).message);
         await this.#pause(wait);
         clearTimeout(this.#timer);
         wait = Math.min(wait * 2, this.options.maxRetryMs ?? 30_000);

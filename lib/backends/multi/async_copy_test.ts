@@ -124,6 +124,32 @@ Deno.test("AsyncCopy: a missing destination fails without stopping anything, the
   }
 });
 
+Deno.test("AsyncCopy: a destination the launcher does not allow says to run doctor, not Deno's flag", async () => {
+  const t = setUp({
+    // As Deno denies a socket: or s3:// copy that backup.lock gained after init.
+    open: () =>
+      Promise.reject(
+        new Deno.errors.NotCapable(
+          'Requires net access to "backup.example.org:8700", run again with the --allow-net flag',
+        ),
+      ),
+  });
+  try {
+    await t.store(change(1));
+    const failing = await t.until((s) => s.state === "failing");
+    assertEquals(
+      failing.error,
+      `the plugin's launcher does not allow it (requires net access to ` +
+        `"backup.example.org:8700"): backup.lock names a backup the launcher was not written ` +
+        `for (changed after init?): run "backup-cli doctor --lightning-dir ${Deno.cwd()}", ` +
+        `which names the flags the launcher needs`,
+    );
+    assertMatch(t.logs[0], /failed, the node goes on .*: the plugin's launcher does not allow/);
+  } finally {
+    await t.done();
+  }
+});
+
 Deno.test("AsyncCopy refuses a destination ahead of the primary, naming both versions", async () => {
   const t = setUp();
   try {
