@@ -33,7 +33,7 @@ import {
   RpcError,
 } from "./jsonrpc.ts";
 import { LatencyWindow } from "./latency.ts";
-import { launcherDenied } from "./launcher_denied.ts";
+import { launcherDenied } from "../fs/launcher_denied.ts";
 import { manifest, PLUGIN_OPTIONS } from "./manifest.ts";
 import { bindParams, type RpcMethod } from "./methods.ts";
 import { Options, type OptionSpec } from "./options.ts";

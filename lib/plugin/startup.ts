@@ -38,7 +38,7 @@ import { BackupKeyError } from "../backends/file/encryption.ts";
 import type { LogLevel } from "./jsonrpc.ts";
 import { shellQuote } from "../fs/shell_quote.ts";
 import { explainOsError } from "../fs/os_error.ts";
-import { launcherDenied } from "./launcher_denied.ts";
+import { launcherDenied } from "../fs/launcher_denied.ts";
 
 export interface Startup {
   /** The open backup, or the one line saying why there is none. */

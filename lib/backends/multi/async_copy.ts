@@ -42,7 +42,7 @@ import type {
   ConnectionStatus,
 } from "../backend.ts";
 import { bumpedFrom } from "../../backup/bump.ts";
-import { launcherDenied } from "../../plugin/launcher_denied.ts";
+import { launcherDenied } from "../../fs/launcher_denied.ts";
 
 export type AsyncLogLevel = "info" | "unusual";
 
