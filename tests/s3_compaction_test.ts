@@ -8,7 +8,7 @@
 import { DatabaseSync } from "node:sqlite";
 import { assert, assertEquals, assertMatch, assertRejects } from "./support/assert.ts";
 import { dumpDatabase } from "./support/dump.ts";
-import { note, SCHEMA, status } from "./support/plugin_session.ts";
+import { note, SCHEMA, status, unusual } from "./support/plugin_session.ts";
 import { restoredFromS3, type Rgw, writeCredentials } from "./support/rgw.ts";
 import { rgwTestInDir, stopSharedRgwLast } from "./support/shared_rgw.ts";
 import { FakeLightningd, throughLauncher } from "./support/fake_lightningd.ts";
@@ -348,6 +348,43 @@ test("S3 compaction: `backup-compact` in the launcher's plugin, while the node c
       await lightningd.kill().catch(() => {});
     }
     assertEquals(await restoredFromS3(s, url, dir), dumpDatabase(`${dir}/lightningd.sqlite3`));
+  } finally {
+    removeNodeDir(dir);
+  }
+});
+
+test("S3 compaction: retention, which an S3 backup does not keep, is logged at init and refused by setconfig", async (s) => {
+  const dir = makeNodeDir("restart");
+  try {
+    writeCredentials(dir, s.credentials);
+    const url = s.url(await s.bucket());
+    const output = new BufferedOutput();
+    assertEquals(await init([url, "--lightning-dir", dir], output), 0, output.transcript);
+    const lightningd = FakeLightningd.spawn({ lightningDir: dir, ...throughLauncher(dir) });
+    try {
+      await lightningd.getmanifest();
+      // As lightningd sends them: every option with a default, set or not.
+      await lightningd.init({
+        "backup-compact-auto": true,
+        "backup-compact-ratio": 100,
+        "backup-compact-min-mib": 64,
+        "backup-retain-snapshots": 3,
+      });
+      const ignored = "an S3 backup keeps one base, the newest compaction's (retention is for a " +
+        "file backup)";
+      assertEquals(unusual(lightningd), [
+        `Ignoring option "backup-retain-snapshots" (3): ${ignored}; remove it from lightningd's ` +
+        `config`,
+      ]);
+      assertEquals(await lightningd.setconfig("backup-retain-snapshots", "2"), {
+        error: { code: -32602, message: `Cannot set option 'backup-retain-snapshots': ${ignored}` },
+      });
+      // The rest of the policy applies to an S3 backup.
+      assertEquals(await lightningd.setconfig("backup-compact-ratio", "50"), { result: {} });
+      assertEquals((await lightningd.stop()).code, 0);
+    } finally {
+      await lightningd.kill().catch(() => {});
+    }
   } finally {
     removeNodeDir(dir);
   }

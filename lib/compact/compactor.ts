@@ -158,8 +158,8 @@ export interface CompactionService {
   status(): CompactionStatus;
   /** Stops a running compaction, for the plugin's close. */
   stop(): void;
-  /** Why the compaction options have no effect on it, when they have none. */
-  readonly ignoresOptions?: string;
+  /** Why the policy's `setting` has no effect on it, when it has none. */
+  ignores?(setting: keyof CompactionPolicy): string | undefined;
 }
 
 /**

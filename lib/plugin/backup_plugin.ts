@@ -37,7 +37,7 @@ import { launcherDenied } from "../fs/launcher_denied.ts";
 import { manifest, PLUGIN_OPTIONS } from "./manifest.ts";
 import { bindParams, type RpcMethod } from "./methods.ts";
 import { Options, type OptionSpec } from "./options.ts";
-import { COMPACTION_OPTIONS, compactionPolicy } from "./compaction_options.ts";
+import { COMPACTION_OPTIONS, compactionPolicy, POLICY_SETTING } from "./compaction_options.ts";
 import type { CompactionService } from "../compact/compactor.ts";
 import type { CompactionResult } from "../compact/compact.ts";
 import type { CompactionPolicy } from "../compact/policy.ts";
@@ -251,6 +251,12 @@ export class BackupPlugin {
     this.error(id, { code: ErrorCode.InternalError, message });
   }
 
+  /** Why compaction option `name` has no effect on this backup, when it has none. */
+  #ignored(name: string): string | undefined {
+    const setting = POLICY_SETTING.get(name);
+    return setting === undefined ? undefined : this.#compaction?.ignores?.(setting);
+  }
+
   #policyFromOptions(): CompactionPolicy {
     return compactionPolicy((name) => this.#options.get(name));
   }
@@ -258,8 +264,8 @@ export class BackupPlugin {
   #setconfig(id: JsonRpcId, params: unknown): void {
     try {
       const name = (params as { config?: unknown } | null)?.config;
-      const ignored = this.#compaction?.ignoresOptions;
-      if (ignored !== undefined && COMPACTION_OPTIONS.some((spec) => spec.name === name)) {
+      const ignored = typeof name === "string" ? this.#ignored(name) : undefined;
+      if (ignored !== undefined) {
         throw new RpcError(ErrorCode.InvalidParams, `Cannot set option "${name}": ${ignored}`);
       }
       const value = this.#options.set(params);
@@ -378,11 +384,11 @@ export class BackupPlugin {
     const given = (params as { options?: unknown } | null)?.options;
     for (const problem of this.#options.init(given)) this.log("unusual", problem);
     this.#policy = this.#policyFromOptions();
-    const ignored = this.#compaction?.ignoresOptions;
     // init sends every option's default, set or not: only other values were set.
-    for (const spec of ignored === undefined ? [] : COMPACTION_OPTIONS) {
+    for (const spec of COMPACTION_OPTIONS) {
+      const ignored = this.#ignored(spec.name);
       const value = this.#options.get(spec.name);
-      if (value === spec.default) continue;
+      if (ignored === undefined || value === spec.default) continue;
       this.log(
         "unusual",
         `Ignoring option "${spec.name}" (${JSON.stringify(value)}): ${ignored}; remove it ` +

@@ -41,6 +41,14 @@ export const COMPACTION_OPTIONS: readonly OptionSpec[] = [{
     "it: restore --to-version works from the oldest one on (S3 and server backups keep one)",
 }];
 
+/** The policy setting each option sets. */
+export const POLICY_SETTING: ReadonlyMap<string, keyof CompactionPolicy> = new Map([
+  ["backup-compact-auto", "auto"],
+  ["backup-compact-ratio", "ratioPercent"],
+  ["backup-compact-min-mib", "minBytes"],
+  ["backup-retain-snapshots", "retain"],
+]);
+
 /** The policy the options in force make. */
 export function compactionPolicy(get: (name: string) => OptionValue | undefined): CompactionPolicy {
   const number = (name: string, fallback: number) => {

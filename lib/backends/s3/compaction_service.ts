@@ -53,6 +53,13 @@ export class S3Compaction implements CompactionService {
     readonly gate: RetryGate = new RetryGate(),
   ) {}
 
+  /** An S3 backup keeps one base: its policy but for retention applies. */
+  ignores(setting: keyof CompactionPolicy): string | undefined {
+    return setting === "retain"
+      ? "an S3 backup keeps one base, the newest compaction's (retention is for a file backup)"
+      : undefined;
+  }
+
   /**
    * Starts a compaction, or joins the one running; resolves with its result (`base_version`
    * null when nothing but the newest change follows the newest base).

@@ -19,8 +19,12 @@ import { removeStaleWork, type SealedCompactionRequest } from "./sealed_compacti
 import type { SealedCompactionMessage } from "./sealed_compaction_worker.ts";
 
 export class RemoteCompaction implements CompactionService {
-  readonly ignoresOptions = "the backup is on a server, which compacts it only when " +
-    '"lightning-cli backup-compact" asks, keeping one base';
+  /** No setting has an effect: the server compacts on request only. */
+  ignores(): string {
+    return 'the backup is on a server, which compacts it only when "lightning-cli ' +
+      'backup-compact" asks, keeping one base';
+  }
+
   #running: Promise<CompactionResult> | undefined;
   #target = 0;
   #last: CompactionStatus["last"] = null;
