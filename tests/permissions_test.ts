@@ -402,3 +402,30 @@ Deno.test("an s3:// backup.lock pointed at another endpoint after init: refused 
     Deno.removeSync(root, { recursive: true });
   }
 });
+
+Deno.test("an s3:// backup.lock given a CA file after init: refused at once, told to run doctor", async () => {
+  const root = Deno.makeTempDirSync({ prefix: "cln-backup-perm-" });
+  try {
+    const lightningDir = `${root}/node`;
+    Deno.mkdirSync(lightningDir);
+    writeCredentials(lightningDir, { accessKeyId: "AKID", secretAccessKey: "secret" });
+    const url = "s3://bucket/node?endpoint=https://127.0.0.1:7480&path-style=1";
+    const launcher = writeLauncher(launchPlan({ lightningDir, backendUrl: url }));
+    // ca= added by hand: the launcher does not let the plugin read that file.
+    const ca = `${root}/home-ca.pem`;
+    Deno.writeTextFileSync(ca, "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n");
+    writeLockFile(lightningDir, { backend_url: `${url}&ca=${ca}` });
+    const lightningd = FakeLightningd.spawn({ lightningDir, command: [launcher], env: NO_PATH });
+    await lightningd.getmanifest();
+    assertEquals(await lightningd.dbWrite(1, ["CREATE TABLE t (a)"]), "aborted");
+    assertEquals(lightningd.logs.filter((l) => l.level === "broken").map((l) => l.message), [
+      `Cannot store change 1: the plugin's launcher does not allow it (requires read access ` +
+      `to "${ca}"): backup.lock names a backup the launcher was not written for (changed ` +
+      `after init?): run "backup-cli doctor --lightning-dir ${lightningDir}", which names the ` +
+      `flags the launcher needs`,
+    ]);
+    await lightningd.kill().catch(() => {});
+  } finally {
+    Deno.removeSync(root, { recursive: true });
+  }
+});

@@ -120,6 +120,8 @@ export class S3Client {
     try {
       return this.#http ??= httpClientFor(this.url);
     } catch (error) {
+      // A CA file the launcher does not let it read: as a request it does not allow.
+      if (error instanceof Deno.errors.NotCapable) throw error;
       throw new S3Error(`${what}: ${(error as Error).message}`, undefined, undefined, false);
     }
   }

@@ -10,7 +10,10 @@ import type { S3Url } from "./s3_url.ts";
 
 const clients = new Map<string, Deno.HttpClient>();
 
-/** The client for `url`'s requests: `undefined` for `fetch`'s own. Throws when the CA file does not read. */
+/**
+ * The client for `url`'s requests: `undefined` for `fetch`'s own. Throws when the CA file does
+ * not read: a read the launcher does not allow as Deno's NotCapable (the plugin names doctor).
+ */
 export function httpClientFor(url: S3Url): Deno.HttpClient | undefined {
   if (url.ca === undefined) return undefined;
   let client = clients.get(url.ca);
@@ -19,6 +22,7 @@ export function httpClientFor(url: S3Url): Deno.HttpClient | undefined {
     try {
       pem = Deno.readTextFileSync(url.ca);
     } catch (error) {
+      if (error instanceof Deno.errors.NotCapable) throw error;
       throw new Error(
         `cannot read the CA certificates "${url.ca}" the URL names (${
           (error as Error).message
