@@ -91,11 +91,16 @@ function fetchFailure(error: Error, url: S3Url): string {
     cause.replace(/^error sending request for url \([^)]*\): /, "")
   }`;
   if (!untrusted(error)) return why;
-  return url.ca === undefined
-    ? `${why}: the endpoint's certificate chains to no CA this machine trusts: if a CA of your ` +
-      `own issued it, name its PEM file with ca=/path in the URL`
-    : `${why}: the endpoint's certificate must chain to a CA in "${url.ca}" (the URL's ca=) or ` +
-      `a public one, and name the endpoint's host`;
+  // Another fault of a certificate that chains to a public CA (a name it lacks, a date past)
+  // is not fixed by ca=: its own words say what it is.
+  if (url.ca === undefined) {
+    return /UnknownIssuer/.test(cause)
+      ? `${why}: the endpoint's certificate chains to no CA this machine trusts: if a CA of ` +
+        `your own issued it, name its PEM file with ca=/path in the URL`
+      : why;
+  }
+  return `${why}: the endpoint's certificate must chain to a CA in "${url.ca}" (the URL's ca=) ` +
+    `or a public one, and name the endpoint's host`;
 }
 
 export class S3Client {

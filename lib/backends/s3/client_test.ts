@@ -2,6 +2,7 @@ import { assert, assertEquals, assertMatch, assertRejects } from "../../../tests
 import { S3Client, S3Error } from "./client.ts";
 import { parseBackupUrl } from "../url.ts";
 import type { S3Url } from "./s3_url.ts";
+import { makeCa } from "../../../tests/support/test_ca.ts";
 
 Deno.test("S3Client: a request that reaches no server says why, not only 'fetch failed'", async () => {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
@@ -87,5 +88,40 @@ Deno.test("S3Client: an answer cut inside its body is asked again, not taken as 
   } finally {
     await serving;
     listener.close();
+  }
+});
+
+Deno.test("S3Client: a trusted certificate for another host is not blamed on its CA", async () => {
+  // The CA is trusted as a public one is (DENO_CERT), as Let's Encrypt's is for a store whose
+  // certificate names its host but not the bucket's (virtual-hosted).
+  const ca = await makeCa("a public CA");
+  const dir = Deno.makeTempDirSync();
+  await using server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen: () => {}, ...await ca.issue(["other.host"]) },
+    () => new Response("never"),
+  );
+  try {
+    Deno.writeTextFileSync(`${dir}/ca.pem`, ca.cert);
+    const client = new URL("./client.ts", import.meta.url).href;
+    const url = `s3://b01/n?endpoint=https://localhost:${server.addr.port}&path-style=1`;
+    const { stdout } = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "eval",
+        `import { S3Client } from "${client}";
+        import { parseBackupUrl } from "${new URL("../url.ts", import.meta.url).href}";
+        const client = new S3Client(parseBackupUrl("${url}"), { accessKeyId: "a", secretAccessKey: "s" });
+        await client.get("n/backup-id").catch((error) => console.log(error.message, error.transient));`,
+      ],
+      env: { DENO_CERT: `${dir}/ca.pem`, DENO_NO_UPDATE_CHECK: "1" },
+      stderr: "inherit",
+    }).output();
+    assertEquals(
+      new TextDecoder().decode(stdout),
+      `Cannot read "n/backup-id": fetch failed: client error (Connect): invalid peer ` +
+        `certificate: certificate not valid for name "localhost"; certificate is only valid for ` +
+        `DnsName("other.host") (bucket "b01" at https://localhost:${server.addr.port}) false\n`,
+    );
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
   }
 });
