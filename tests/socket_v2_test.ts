@@ -43,6 +43,7 @@ import { BufferedOutput, makeNodeDir, removeNodeDir } from "./support/cli_testin
 import { init } from "../lib/cli/init.ts";
 import { CliProcess } from "./support/cli_process.ts";
 import { server as serverCommand } from "../lib/cli/server.ts";
+import { createFileBackup } from "../lib/backends/file/create.ts";
 
 // A second writer waits for a takeover 300 ms here, not minutes.
 const POLICY = {
@@ -949,6 +950,46 @@ Deno.test("server add-node refuses a traversal name; v1 only with --allow-v1, co
     const after = new BufferedOutput();
     await serverCommand(["list-nodes", root], after);
     assertEquals(after.text, "");
+  } finally {
+    Deno.removeSync(root, { recursive: true });
+  }
+});
+
+Deno.test("server --v1-node: a node's backup an older server made without add-node is served", async () => {
+  const root = Deno.makeTempDirSync({ prefix: "socket-v2-cli-" });
+  try {
+    assertEquals(await serverCommand(["add-node", root, "dave"], new BufferedOutput()), 0);
+    // An older server made node bob's backup on its first --v1-node bob, and the Python
+    // plugin wrote to it; bob never had a key.
+    createFileBackup(`${root}/nodes/bob/backup`);
+    const logs = new BufferedOutput();
+    let running: BackupServer | undefined;
+    const serving = serverCommand(
+      [`file://${root}`, "127.0.0.1:0", "--allow-v1", "--v1-node", "bob", "--allow-plain"],
+      logs,
+      (s) => running = s,
+    );
+    while (!running && logs.stderr.length === 0) await new Promise((r) => setTimeout(r, 10));
+    assertEquals(logs.stderr, []);
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port: running!.port });
+    await conn.write(encodePacket(PacketType.ReqMetadata));
+    assertEquals((await new PacketReader(conn).next())?.type, PacketType.Metadata);
+    conn.close();
+    Deno.kill(Deno.pid, "SIGTERM");
+    assertEquals(await serving, 0);
+    // One backup, not a root of nodes: --v1-node is refused in words.
+    const single = new BufferedOutput();
+    assertEquals(
+      await serverCommand(
+        [`file://${root}/nodes/bob/backup`, "127.0.0.1:0", "--allow-v1", "--v1-node", "bob"],
+        single,
+      ),
+      1,
+    );
+    assertEquals(single.stderr, [
+      `Cannot serve backup: --v1-node bob names a node of a server root, and ` +
+      `"${root}/nodes/bob/backup" is one backup: serve it with --allow-v1 alone`,
+    ]);
   } finally {
     Deno.removeSync(root, { recursive: true });
   }

@@ -9,6 +9,7 @@ import { atStep } from "../fs/step_seam.ts";
 import { BackupServer } from "../server/server.ts";
 import { ServerStorage, v1StorageRefusal } from "../server/storage.ts";
 import { backupKind } from "../backends/open.ts";
+import { existsSync } from "../fs/exists.ts";
 import { checkNodeName, NodeRegistry } from "../server/nodes.ts";
 import { serveMetrics } from "../server/metrics.ts";
 import { initTlsIdentity, loadTlsIdentity } from "../server/tls_identity.ts";
@@ -186,8 +187,18 @@ async function serve(
           `backup v1 clients reach`,
       );
     }
-    // A mistyped name would serve v1 clients a new, empty backup, which no node had.
-    if (options.v1Node !== undefined && !nodes!.list().includes(checkNodeName(options.v1Node))) {
+    if (options.v1Node !== undefined && !nodes) {
+      throw new Error(
+        `${ACTION}: --v1-node ${options.v1Node} names a node of a server root, and "${path}" is ` +
+          `one backup: serve it with --allow-v1 alone`,
+      );
+    }
+    // A mistyped name would serve v1 clients a new, empty backup, which no node had. A node an
+    // older server served without add-node has its backup and no key.
+    if (
+      options.v1Node !== undefined && !nodes!.list().includes(checkNodeName(options.v1Node)) &&
+      !existsSync(nodes!.backupDir(options.v1Node))
+    ) {
       throw new Error(
         `${ACTION}: --v1-node ${options.v1Node} names no node of this server root: check the ` +
           `name against "server list-nodes ${path}", or add the node first with ` +
