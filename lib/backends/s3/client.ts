@@ -9,7 +9,7 @@
 import { createHash } from "node:crypto";
 
 import type { S3Url } from "./s3_url.ts";
-import { httpClientFor } from "./http_client.ts";
+import { caFileChanged, httpClientFor } from "./http_client.ts";
 import { parseListing, parseUploads, type Upload, xmlText } from "./xml.ts";
 
 export type { SigningKeys as S3Credentials } from "./sigv4.ts";
@@ -106,7 +106,6 @@ function fetchFailure(error: Error, url: S3Url): string {
 export class S3Client {
   /** The day's signing key, derived once rather than on every request. */
   readonly #signingKeys = new Map<string, ArrayBuffer>();
-  #http: Deno.HttpClient | undefined;
 
   constructor(
     readonly url: S3Url,
@@ -123,12 +122,20 @@ export class S3Client {
   /** The HTTP client of the URL's CA file, if it names one; a CA file that does not read throws. */
   #client(what: string): Deno.HttpClient | undefined {
     try {
-      return this.#http ??= httpClientFor(this.url);
+      return httpClientFor(this.url);
     } catch (error) {
       // A CA file the launcher does not let it read: as a request it does not allow.
       if (error instanceof Deno.errors.NotCapable) throw error;
       throw new S3Error(`${what}: ${(error as Error).message}`, undefined, undefined, false);
     }
+  }
+
+  /**
+   * Whether a request that `fetch` failed may succeed if tried again: not on a certificate
+   * that is not trusted, unless the CA file changed since its client was made.
+   */
+  #passing(error: Error): boolean {
+    return !untrusted(error) || caFileChanged(this.url);
   }
 
   #resource(key: string, query = ""): string {
@@ -197,7 +204,7 @@ export class S3Client {
         } (${this.where})`,
         undefined,
         undefined,
-        !untrusted(error as Error),
+        this.#passing(error as Error),
       );
     }
     if (response.ok) return response;
@@ -283,7 +290,7 @@ export class S3Client {
         `${what}: ${fetchFailure(error as Error, this.url)} (${this.where})`,
         0,
         "",
-        !untrusted(error as Error),
+        this.#passing(error as Error),
       );
     }
     if (!response.ok) {

@@ -3,6 +3,7 @@ import { S3Client, S3Error } from "./client.ts";
 import { parseBackupUrl } from "../url.ts";
 import type { S3Url } from "./s3_url.ts";
 import { makeCa } from "../../../tests/support/test_ca.ts";
+import { retrying } from "./retry.ts";
 
 Deno.test("S3Client: a request that reaches no server says why, not only 'fetch failed'", async () => {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
@@ -121,6 +122,34 @@ Deno.test("S3Client: a trusted certificate for another host is not blamed on its
         `certificate: certificate not valid for name "localhost"; certificate is only valid for ` +
         `DnsName("other.host") (bucket "b01" at https://localhost:${server.addr.port}) false\n`,
     );
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("S3Client: a ca= file replaced while the process runs is trusted at the next try", async () => {
+  const [before, after] = [await makeCa("the CA before"), await makeCa("the CA after")];
+  const dir = Deno.makeTempDirSync();
+  await using server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen: () => {}, ...await after.issue(["localhost"]) },
+    () => new Response("stored"),
+  );
+  try {
+    const ca = `${dir}/ca.pem`;
+    Deno.writeTextFileSync(ca, before.cert);
+    const url = parseBackupUrl(
+      `s3://b01/n?endpoint=https://localhost:${server.addr.port}&path-style=1&ca=${ca}`,
+    );
+    const client = new S3Client(url as S3Url, { accessKeyId: "a", secretAccessKey: "s" });
+    const untrusted = await assertRejects(() => client.get("x"), /must chain to a CA in/);
+    assertEquals((untrusted as S3Error).transient, false);
+    // The store's certificate now comes from another CA, and so does the file (as a
+    // socket+tls URL's CA file is read at each connection).
+    Deno.writeTextFileSync(ca, after.cert);
+    const log: string[] = [];
+    const policy = { timeoutMs: 5_000, retries: 1, retryDelayMs: 0, backoff: 1 };
+    const bytes = await retrying("a read", policy, (_, m) => log.push(m), () => client.get("x"));
+    assertEquals(new TextDecoder().decode(bytes), "stored");
   } finally {
     Deno.removeSync(dir, { recursive: true });
   }
