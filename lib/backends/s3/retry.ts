@@ -29,17 +29,28 @@ export const DEFAULT_S3_POLICY: S3RetryPolicy = {
   backoff: 2,
 };
 
-function lockNumber(lock: LockFile, key: string, fallback: number, whole = false): number {
+/**
+ * `key` in backup.lock: a number of seconds, a bound on a wait (above 0: 0 would not be "no
+ * bound" but a request that fails at once), or a whole number.
+ */
+function lockNumber(
+  lock: LockFile,
+  key: string,
+  fallback: number,
+  kind: "seconds" | "bound" | "whole" = "seconds",
+): number {
   const value = lock[key];
   if (value === undefined) return fallback;
   if (
-    typeof value !== "number" || !(value >= 0) || !Number.isFinite(value) ||
-    (whole && !Number.isInteger(value))
+    typeof value !== "number" || !(kind === "bound" ? value > 0 : value >= 0) ||
+    !Number.isFinite(value) || (kind === "whole" && !Number.isInteger(value))
   ) {
     throw new Error(
       `Cannot start backup: "${key}" in backup.lock must be a ${
-        whole ? "whole number" : "number of seconds"
-      }, not ${JSON.stringify(value)}: fix or remove it`,
+        kind === "whole" ? "whole number" : "number of seconds"
+      }${kind === "bound" ? " above 0 (every request is bounded)" : ""}, not ${
+        JSON.stringify(value)
+      }: fix or remove it`,
     );
   }
   return value;
@@ -49,8 +60,8 @@ function lockNumber(lock: LockFile, key: string, fallback: number, whole = false
 export function s3PolicyFromLock(lock: LockFile): S3RetryPolicy {
   const d = DEFAULT_S3_POLICY;
   return {
-    timeoutMs: lockNumber(lock, "s3_timeout_s", d.timeoutMs / 1000) * 1000,
-    retries: lockNumber(lock, "s3_retries", d.retries, true),
+    timeoutMs: lockNumber(lock, "s3_timeout_s", d.timeoutMs / 1000, "bound") * 1000,
+    retries: lockNumber(lock, "s3_retries", d.retries, "whole"),
     retryDelayMs: lockNumber(lock, "s3_retry_delay_s", d.retryDelayMs / 1000) * 1000,
     backoff: d.backoff,
   };

@@ -61,4 +61,13 @@ Deno.test("backup.lock may set the S3 timeouts and retries", async () => {
     () => Promise.resolve(s3PolicyFromLock({ backend_url: "s3://b/x", s3_retries: 1.5 })),
     /"s3_retries" in backup.lock must be a whole number, not 1.5: fix or remove it/,
   );
+  // 0 would not mean "no bound" but a request that fails at once.
+  await assertRejects(
+    () => Promise.resolve(s3PolicyFromLock({ backend_url: "s3://b/x", s3_timeout_s: 0 })),
+    /"s3_timeout_s" in backup.lock must be a number of seconds above 0 \(every request is bounded\), not 0: fix or remove it/,
+  );
+  assertEquals(
+    s3PolicyFromLock({ backend_url: "s3://b/x", s3_retry_delay_s: 0 }).retryDelayMs,
+    0,
+  );
 });
