@@ -8,7 +8,7 @@
  * the denials are shown by a probe script run by the very same launcher text with only the
  * program path swapped: same deno, same flags, same working directory.
  */
-import { assert, assertEquals } from "./support/assert.ts";
+import { assert, assertEquals, assertMatch } from "./support/assert.ts";
 import { PRELUDE, runProbe } from "./support/launch_probe.ts";
 import { FakeLightningd, splitMessages } from "./support/fake_lightningd.ts";
 import { loadFixture } from "./support/fixtures.ts";
@@ -21,6 +21,7 @@ import { restoredWithKey, setUpEncryptedNode } from "./support/encrypted.ts";
 import { LAUNCHER_NAME, type LaunchPlan, launchPlan, writeLauncher } from "../lib/cli/launcher.ts";
 import { RUNTIME_FLAGS } from "../lib/cli/runtime_flags.ts";
 import { writeCredentials } from "./support/rgw.ts";
+import { CREDENTIAL_NAME } from "../lib/backends/socket/credential.ts";
 
 const FILE_BACKEND = new URL("../lib/backends/file/writer.ts", import.meta.url).href;
 const NO_PATH = { PATH: "/nonexistent" };
@@ -424,6 +425,43 @@ Deno.test("an s3:// backup.lock given a CA file after init: refused at once, tol
       `after init?): run "backup-cli doctor --lightning-dir ${lightningDir}", which names the ` +
       `flags the launcher needs`,
     ]);
+    await lightningd.kill().catch(() => {});
+  } finally {
+    Deno.removeSync(root, { recursive: true });
+  }
+});
+
+Deno.test("a socket+tls: backup.lock given a CA file after init: refused at once, told to run doctor", async () => {
+  const root = Deno.makeTempDirSync({ prefix: "cln-backup-perm-" });
+  try {
+    const lightningDir = `${root}/node`;
+    Deno.mkdirSync(lightningDir);
+    Deno.writeTextFileSync(
+      `${lightningDir}/${CREDENTIAL_NAME}`,
+      JSON.stringify({ node: "alice", key: "ab".repeat(32) }),
+      { mode: 0o600 },
+    );
+    const address = "socket+tls:127.0.0.1:8700";
+    const launcher = writeLauncher(
+      launchPlan({ lightningDir, backendUrl: `${address}?fp=sha256:${"0".repeat(64)}` }),
+    );
+    // Moved from a pinned certificate to a CA by hand: the launcher does not let the plugin
+    // read that file.
+    const ca = `${root}/ca.pem`;
+    Deno.writeTextFileSync(ca, "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n");
+    writeLockFile(lightningDir, { backend_url: `${address}?ca=${ca}` });
+    const lightningd = FakeLightningd.spawn({ lightningDir, command: [launcher], env: NO_PATH });
+    await lightningd.getmanifest();
+    assertEquals(await lightningd.dbWrite(1, ["CREATE TABLE t (a)"]), "aborted");
+    const broken = lightningd.logs.filter((l) => l.level === "broken").map((l) => l.message);
+    assertEquals(broken.length, 1, JSON.stringify(broken));
+    assertMatch(
+      broken[0],
+      new RegExp(
+        `the plugin's launcher does not allow it \\(requires read access to "${ca}"\\): ` +
+          `backup.lock names a backup the launcher was not written for`,
+      ),
+    );
     await lightningd.kill().catch(() => {});
   } finally {
     Deno.removeSync(root, { recursive: true });

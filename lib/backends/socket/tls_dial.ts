@@ -119,6 +119,8 @@ function readCa(ca: string): string {
   try {
     return Deno.readTextFileSync(ca);
   } catch (error) {
+    // A CA file the launcher does not let it read: as a connection it does not allow.
+    if (error instanceof Deno.errors.NotCapable) throw error;
     throw new TlsIdentityError(
       `cannot read the CA certificates "${ca}" the URL names (${(error as Error).message}): ` +
         `put the PEM file there, readable by this user, or fix ca= in the URL`,
