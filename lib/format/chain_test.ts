@@ -248,6 +248,20 @@ Deno.test("chain: a base with a record after its end record is refused by descri
   Deno.removeSync(dir, { recursive: true });
 });
 
+Deno.test("chain: a base cut before its end record is refused by describe and by restore", async () => {
+  const dir = Deno.makeTempDirSync();
+  const a = await build(`${dir}/a`);
+  const base = readChain(a.path).bases[0].path;
+  // Cut at a record boundary, its end record gone: every record left checks.
+  Deno.truncateSync(base, Deno.statSync(base).size - 44);
+  // status would show the base as sound, where a restore from it fails.
+  assertRefused(a.path, base, /: snapshot has no end record at offset 0 of "/, [
+    "describe",
+    "entries",
+  ]);
+  Deno.removeSync(dir, { recursive: true });
+});
+
 Deno.test("chain: a seal that names another log, or another version, is refused", async () => {
   const dir = Deno.makeTempDirSync();
   const a = await build(`${dir}/a`);

@@ -30,7 +30,8 @@ function* baseRecords(base: Segment, options: ChainScanOptions): Generator<Segme
   try {
     const records = scanSegment(file, base.path, segmentScan(base, options));
     let step = records.next();
-    for (let ended = false; !step.done; step = records.next()) {
+    let ended = false;
+    for (; !step.done; step = records.next()) {
       if (ended) {
         throw new CorruptBackupError(
           base.path,
@@ -45,6 +46,8 @@ function* baseRecords(base: Segment, options: ChainScanOptions): Generator<Segme
     if (tail.tornBytes > 0) {
       throw new CorruptBackupError(base.path, tail.end, "a base that ends in a torn record");
     }
+    // Cut at a record boundary, every record left checks: only the missing end shows it.
+    if (!ended) throw new CorruptBackupError(base.path, 0, "snapshot has no end record");
   } finally {
     file.close();
   }
@@ -158,8 +161,8 @@ export class FileBackupReader implements BackupReader {
     const { path, number: version } = base;
     let totalBytes = 0;
     let parts = 0;
-    let ended = false;
-    // Read to the base's end, past its end record: baseRecords refuses anything after it.
+    // Read to the base's end, past its end record: baseRecords refuses anything after it,
+    // and a base without one.
     for (const { offset, header, payload } of baseRecords(base, scan)) {
       if (header.version !== version) {
         throw new CorruptBackupError(path, offset, "snapshot record of another version");
@@ -175,9 +178,7 @@ export class FileBackupReader implements BackupReader {
         throw new CorruptBackupError(path, offset, "snapshot end does not match its parts");
       }
       yield { kind: "snapshot-end", version, totalBytes };
-      ended = true;
     }
-    if (!ended) throw new CorruptBackupError(path, 0, "snapshot has no end record");
   }
 
   /** Facts about the backup, read anew from its files (every record is scanned). */
