@@ -1,7 +1,7 @@
 /**
- * File-system errors in init and restore reach the operator as one line that names the path and
- * says what to do, not as the OS's words. The CLI runs as a user that file permissions bind
- * (`nobody` when the tests run as root, who may write anywhere).
+ * File-system errors in init, restore and verify reach the operator as one line that names the
+ * path and says what to do, not as the OS's words. The CLI runs as a user that file permissions
+ * bind (`nobody` when the tests run as root, who may write anywhere).
  */
 import { assertEquals, assertMatch } from "./support/assert.ts";
 import { runCliProcess, unprivilegedUser } from "./support/cli_process.ts";
@@ -122,5 +122,21 @@ Deno.test("upgrade with a backup.lock the user may not read: which, and what to 
     `permissions of "${dir}/backup.lock", or run this as the user who owns it`,
   ]);
   removeNodeDir(dir);
+  Deno.removeSync(user.denoDir, { recursive: true });
+});
+
+Deno.test("verify of a backup with a segment the user may not read: which, and what to do", async () => {
+  const user = unprivilegedUser();
+  const dir = readOnlyDir();
+  const url = await readableBackup(`${dir}/backup`);
+  const log = `${dir}/backup/log-${"1".padStart(20, "0")}.clnb`;
+  Deno.chmodSync(log, 0o600);
+  const run = await runCliProcess(["verify", url], user);
+  assertEquals(run.code, 1, run.stderr.join("\n"));
+  assertEquals(run.stderr, [
+    `FAIL: Cannot verify backup: permission denied when opening "${log}": check the ` +
+    `permissions of "${dir}/backup", or run this as the user who owns it`,
+  ]);
+  Deno.removeSync(dir, { recursive: true });
   Deno.removeSync(user.denoDir, { recursive: true });
 });

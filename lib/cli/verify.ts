@@ -19,6 +19,7 @@ import { s3Unlock, unlockReader } from "./unlock.ts";
 import { serverVerify } from "../backends/socket/server_checks.ts";
 import { v2Credential } from "../backends/socket/credential.ts";
 import { makeScratchDir, removeScratchDir } from "../fs/scratch_dir.ts";
+import { explainOsError } from "../fs/os_error.ts";
 
 const VERIFY_HELP = `Usage: cln-backup verify <url>
 
@@ -103,7 +104,8 @@ export async function verify(
       for (const line of checkBackup(reader, temp)) output.out(line);
       return Exit.Ok;
     } catch (error) {
-      output.err(`FAIL: ${oneLine("Cannot verify backup", (error as Error).message)}`);
+      const why = explainOsError(error) ?? (error as Error).message;
+      output.err(`FAIL: ${oneLine("Cannot verify backup", why)}`);
       return Exit.Failed;
     } finally {
       reader?.close();
