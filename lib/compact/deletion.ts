@@ -11,7 +11,8 @@
 import { syncDir, writeFileDurably } from "../fs/durable.ts";
 import { existsSync } from "../fs/exists.ts";
 import { atStep } from "../fs/step_seam.ts";
-import { isSegmentName } from "../format/layout.ts";
+import { baseName, isSegmentName, logName, readLayout } from "../format/layout.ts";
+import { readChain } from "../format/chain.ts";
 
 export const DELETION_PLAN = "compaction.plan";
 
@@ -28,7 +29,9 @@ export function deleteSegments(dir: string, names: readonly string[]): void {
 
 /**
  * Finishes the deletes of an interrupted compaction, if any; returns the names deleted. Only
- * segment names are honoured, so a damaged or planted plan cannot delete anything else.
+ * segment names are honoured, so a damaged or planted plan cannot delete anything else, and
+ * only when the backup does not need them: a plan copied in with another backup's files (or
+ * an old copy's) is refused, deleting nothing.
  */
 export function finishDeletion(dir: string): string[] {
   const plan = `${dir}/${DELETION_PLAN}`;
@@ -41,9 +44,19 @@ export function finishDeletion(dir: string): string[] {
   }
   const deleted: string[] = [];
   if (Array.isArray(names)) {
-    for (const name of names) {
-      if (typeof name !== "string" || !isSegmentName(name)) continue;
-      if (!existsSync(`${dir}/${name}`)) continue;
+    const planned = names.filter((name): name is string =>
+      typeof name === "string" && isSegmentName(name) && existsSync(`${dir}/${name}`)
+    );
+    const needed = planned.find(neededBy(dir, planned));
+    if (needed !== undefined) {
+      throw new Error(
+        `Cannot open backup: a compaction plan that would delete "${needed}", which the ` +
+          `backup still needs, at "${plan}": it was not written for these segments (copied ` +
+          `in with another backup's files, or an old copy's): remove it, then open the ` +
+          `backup again`,
+      );
+    }
+    for (const name of planned) {
       Deno.removeSync(`${dir}/${name}`);
       deleted.push(name);
       atStep("compact-mid-delete");
@@ -53,4 +66,18 @@ export function finishDeletion(dir: string): string[] {
   Deno.removeSync(plan);
   syncDir(dir);
   return deleted;
+}
+
+/**
+ * Which of `planned` the backup in `dir` still needs: a compaction plans only bases older than
+ * one that stays, and logs before the one the oldest base that stays continues in.
+ */
+function neededBy(dir: string, planned: readonly string[]): (name: string) => boolean {
+  const { bases } = readChain(dir);
+  const kept = bases.find((b) => !planned.includes(baseName(b.number)));
+  if (!kept) return () => true;
+  const { logs } = readLayout(dir);
+  return (name) =>
+    bases.some((b) => b.number > kept.number && baseName(b.number) === name) ||
+    logs.some((l) => l.sequence >= kept.header.firstLog && logName(l.sequence) === name);
 }
