@@ -8,6 +8,7 @@
  * of a socket: URL.
  */
 import { cli } from "./support/encrypted_server.ts";
+import { makeEncryptedBackup } from "./support/encrypted.ts";
 import { dirname } from "node:path";
 import { assert, assertEquals, assertMatch, assertRejects } from "./support/assert.ts";
 import { loadFixture } from "./support/fixtures.ts";
@@ -234,6 +235,23 @@ Deno.test("a missing key.json or a tampered record: one line, nothing restored",
     assertEquals(
       [...Deno.readDirSync(node.base)].some((e) => e.name.startsWith("r.sqlite3")),
       false,
+    );
+  } finally {
+    removeNodeDir(node.dir);
+  }
+});
+
+Deno.test("status of a backup holding another backup's key.json shows no wraps: none opens it", async () => {
+  const node = await encryptedNode();
+  try {
+    const other = `${node.base}/other`;
+    await makeEncryptedBackup(other);
+    Deno.copyFileSync(`${other}/key.json`, `${node.backup}/key.json`);
+    const status = await run("status", [node.url]);
+    assertEquals(status.code, 0);
+    assertMatch(
+      status.out,
+      /encryption: encrypted \(XChaCha20-Poly1305\), key wrapped for \(no key\.json of this backup\);/,
     );
   } finally {
     removeNodeDir(node.dir);

@@ -8,7 +8,8 @@ import { connectReader } from "../backends/open.ts";
 import { type CommandSpec, consoleOutput, Exit, type Output, runCommand } from "./args.ts";
 import { FileBackupReader } from "../backends/file/reader.ts";
 import { S3BackupReader } from "../backends/s3/reader.ts";
-import { describeWraps, WRAPPED_KEY_NAME } from "../crypto/wrapped_key.ts";
+import { checkWrappedKey, describeWraps, WRAPPED_KEY_NAME } from "../crypto/wrapped_key.ts";
+import { readChain } from "../format/chain.ts";
 import { serverStatus } from "../backends/socket/server_checks.ts";
 import { v2Credential } from "../backends/socket/credential.ts";
 
@@ -43,7 +44,7 @@ export const STATUS_SPEC: CommandSpec = {
 /** What status says of an encrypted backup, read without its key. */
 function encryptionLine(wrappedFor: string[]): string {
   return `encrypted (XChaCha20-Poly1305), key wrapped for ${
-    wrappedFor.length === 0 ? "(no readable key.json)" : wrappedFor.join(", ")
+    wrappedFor.length === 0 ? "(no key.json of this backup)" : wrappedFor.join(", ")
   }; read without the key: checksums checked, not authenticity ("verify" checks it)`;
 }
 
@@ -105,10 +106,17 @@ export async function status(args: string[], output: Output = consoleOutput): Pr
   });
 }
 
-/** Whom an encrypted backup's key is wrapped for; none when key.json cannot be read. */
+/**
+ * Whom an encrypted backup's key is wrapped for; none when key.json cannot be read or is
+ * another backup's (copied in: its wraps open no key of this one).
+ */
 function wrapsOf(dir: string): string[] {
   try {
-    return describeWraps(Deno.readFileSync(`${dir}/${WRAPPED_KEY_NAME}`));
+    const path = `${dir}/${WRAPPED_KEY_NAME}`;
+    const bytes = Deno.readFileSync(path);
+    const { backupId, keyId } = readChain(dir);
+    checkWrappedKey(bytes, path, backupId, keyId!);
+    return describeWraps(bytes);
   } catch {
     return [];
   }
