@@ -14,7 +14,7 @@
  */
 import { parseArgs } from "node:util";
 import { readLockFile } from "../lib/backup/lock_file.ts";
-import { compileArgs, COMPILED_PLUGIN_NAME, launchPlan } from "../lib/cli/launcher.ts";
+import { compileArgs, COMPILED_PLUGIN_NAME, lockLaunchPlan } from "../lib/cli/launcher.ts";
 import { userPath } from "../lib/fs/user_path.ts";
 
 async function main(args: string[]): Promise<number> {
@@ -26,10 +26,9 @@ async function main(args: string[]): Promise<number> {
   const dir = userPath(values["lightning-dir"] ?? ".");
   const lock = readLockFile(dir);
   const output = `${dir}/${COMPILED_PLUGIN_NAME}`;
-  const command = compileArgs(
-    launchPlan({ lightningDir: dir, backendUrl: lock.backend_url }),
-    output,
-  );
+  // Every destination backup.lock names (mirror_urls, async_urls) and its key file, as the
+  // launcher init writes grants them.
+  const command = compileArgs(lockLaunchPlan(dir, lock), output);
   console.log(`deno ${command.join(" ")}`);
   if (values["dry-run"]) return 0;
   const { code } = await new Deno.Command(Deno.execPath(), { args: command }).spawn().status;

@@ -281,6 +281,33 @@ Deno.test("compile:plugin's script builds its command from the node's backup.loc
   }
 });
 
+Deno.test("compile:plugin's binary gets every destination of backup.lock, as the launcher does", async () => {
+  const dir = Deno.realPathSync(Deno.makeTempDirSync());
+  try {
+    const lock: LockFile = {
+      backend_url: `file://${dir}/backup`,
+      mirror_urls: [`file://${dir}/mirror`],
+      async_urls: ["socket:127.0.0.1:8700"],
+    };
+    writeLockFile(dir, lock);
+    Deno.writeTextFileSync(`${dir}/backup.key`, "{}");
+    const script = new URL("../../scripts/compile_plugin.ts", import.meta.url).pathname;
+    const dry = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "--allow-read", "--allow-env", "--allow-run", script, "--dry-run"],
+      cwd: dir,
+      env: { NO_COLOR: "1" },
+    }).output();
+    assertEquals(dry.code, 0, new TextDecoder().decode(dry.stderr));
+    const printed = new TextDecoder().decode(dry.stdout).trimEnd();
+    const expected = compileArgs(lockLaunchPlan(dir, lock), `${dir}/${COMPILED_PLUGIN_NAME}`);
+    assertEquals(printed, `deno ${expected.join(" ")}`);
+    assert(printed.includes(`--allow-write=${dir}/backup,${dir}/mirror`), printed);
+    assert(printed.includes("--allow-net=127.0.0.1:8700"), printed);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
 Deno.test("the launcher's comment says what its flags grant, destination by destination", () => {
   const comment = (options: { backendUrl: string; encrypted?: boolean }) =>
     launcherScript(launchPlan({ lightningDir: "/ln", deno: "/bin/deno", ...options }))
