@@ -31,9 +31,10 @@ Commands:
                                         rebuild the node's database from a backup
   status <url> [--json]                 describe a backup: versions, records, snapshots, size
   verify <url>                          check every record and that the backup restores
-  upgrade [--lightning-dir DIR] [--to <url>]
+  upgrade [--lightning-dir DIR] [--to <url>] [--encrypt]
                                         convert the Python plugin's v1 .dbak into cln-backup's
-                                        format, keeping every version
+                                        format, keeping every version; --encrypt: encrypt a
+                                        plain backup, keeping every version
   doctor [--lightning-dir DIR]          check a node's backup set-up, one line per check
   compact <url> [--retain K] [--json]   fold old changes into a new snapshot (node stopped;
                                         on a running node: lightning-cli backup-compact)
@@ -48,7 +49,8 @@ Commands:
 
 <url> is file:///abs/path (a cln-backup directory, or a v1 .dbak file to read), or
 socket:<host>:<port>[?proxy=socks5:<host>:<port>] or
-socket+tls:<host>:<port>?fp=sha256:<hex> (or ?ca=/path/ca.pem)[&proxy=...] (a backup server).
+socket+tls:<host>:<port>?fp=sha256:<hex> (or ?ca=/path/ca.pem)[&proxy=...] (a backup server),
+or s3://<bucket>/<prefix>[?endpoint=...&region=...&path-style=1] (objects in S3).
 "cln-backup <command> --help" explains a command.
 
 Exit codes:
