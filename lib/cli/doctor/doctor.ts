@@ -52,7 +52,7 @@ do. It only reads; run it as the user lightningd runs as, while lightningd runs 
   hsm_secret    exists with mode 0400 (the database backup is useless without it: back it up
                 separately)
   backup.key    an encrypted backup's key file: mode 0600, readable by lightningd's user,
-                holding that backup's key; none beside a plain or remote backup
+                holding that backup's key; none beside a plain backup or a wire v1 server
   credentials   an s3:// destination's keys in DIR/backup-s3.credentials, a server's
                 DIR/backup.credential (WARN without one: wire v1, unauthenticated)
   privacy       a plain file backup, and each file copy, readable by its owner only (WARN
