@@ -118,7 +118,7 @@ export function printConfigLine(
     output.err(
       `Warning: the launcher runs Deno from npx's cache ("${deno}"), which npm may clean ` +
         `at any time, and then lightningd cannot start the plugin: run "npm install ` +
-        `deno@2.9.6" in the project and run this again with node_modules/.bin/deno`,
+        `--no-save deno@2.9.6" in the checkout and run this again with node_modules/.bin/deno`,
     );
   }
   output.out(

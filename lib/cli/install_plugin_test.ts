@@ -13,7 +13,10 @@ Deno.test("the config line warns when Deno runs from npx's cache, which npm may 
   const output = new BufferedOutput();
   printConfigLine(output, "/n/cln-backup-plugin", "/home/u/.npm/_npx/1a2b/node_modules/deno/deno");
   assertEquals(output.stderr.length, 1);
-  assertMatch(output.stderr[0], /^Warning: .*_npx.*: run "npm install deno@2.9.6" in the project/);
+  assertMatch(
+    output.stderr[0],
+    /^Warning: .*_npx.*: run "npm install --no-save deno@2.9.6" in the checkout/,
+  );
   assertEquals(output.stdout.at(-1), "important-plugin=/n/cln-backup-plugin");
 
   const stable = new BufferedOutput();

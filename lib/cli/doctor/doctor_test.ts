@@ -453,7 +453,7 @@ Deno.test("doctor: the launcher must exist, run, and name a deno that lasts", ()
     Deno.writeTextFileSync(npx, "#!/bin/sh\n", { mode: 0o755 });
     writeLauncher(launchPlan({ lightningDir: node.dir, backendUrl: url, deno: npx }));
     let checks = runChecks(node.dir, GOOD_SYSTEM);
-    expect(checks, "launcher", "WARN", /npx's cache.*npm install deno@2\.9\.6/);
+    expect(checks, "launcher", "WARN", /npx's cache.*npm install --no-save deno@2\.9\.6/);
     expect(
       checks,
       "permissions",

@@ -67,7 +67,7 @@ export function launcherCheck(found: Found): CheckResult {
       "WARN",
       `"${program}" runs Deno from npx's cache ("${parsed.deno}"), which npm may clean at ` +
       `any time, and then lightningd cannot start the plugin: run "npm install ` +
-      `deno@2.9.6" in the project and put node_modules/deno/deno's absolute path in the launcher`,
+      `--no-save deno@2.9.6" in the checkout and put node_modules/deno/deno's absolute path in the launcher`,
     ];
   }
   return ["OK", `"${program}" runs ${parsed.deno} ${plugin}`];
