@@ -248,7 +248,7 @@ Deno.test("chain: a base with a record after its end record is refused by descri
   Deno.removeSync(dir, { recursive: true });
 });
 
-Deno.test("chain: a base cut before its end record is refused by describe and by restore", async () => {
+Deno.test("chain: a base cut before its end record is refused by describe, restore and the writer", async () => {
   const dir = Deno.makeTempDirSync();
   const a = await build(`${dir}/a`);
   const base = readChain(a.path).bases[0].path;
@@ -259,6 +259,13 @@ Deno.test("chain: a base cut before its end record is refused by describe and by
     "describe",
     "entries",
   ]);
+  // Nor does the writer put changes on top of it (it reads the base's last bytes only).
+  assertRefused(
+    a.path,
+    base,
+    /a base that does not end with its snapshot's end record \(cut short\?\) at offset \d+ of "/,
+    ["open"],
+  );
   Deno.removeSync(dir, { recursive: true });
 });
 

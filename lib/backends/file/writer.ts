@@ -38,6 +38,7 @@ import {
   scanLogs,
   type Segment,
 } from "../../format/chain.ts";
+import { checkBaseEnd } from "../../format/base_end.ts";
 import { LOCK_NAME, logName } from "../../format/layout.ts";
 import { removeIfExists } from "../../fs/exists.ts";
 import { releaseLock, tryLock } from "../../fs/flock.ts";
@@ -266,6 +267,9 @@ export class FileBackend implements Backend, CompactableBackend {
     }
     const chain = readChain(this.dir);
     checkKey(chain, this.key, !this.keyless);
+    // Changes go on top of the newest base: one cut short would restore nothing.
+    const newest = chain.bases.at(-1);
+    if (newest) checkBaseEnd(newest);
     this.#backupId = chain.backupId;
     this.#keyId = chain.keyId;
     // A compaction builds its database in a `.tmp` directory.
