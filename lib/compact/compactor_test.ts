@@ -83,7 +83,11 @@ Deno.test(
       }
       await tick();
     }
-    while (compactor.running) await tick();
+    // On a loaded machine the changes may outrun the last compaction: one is due again then.
+    for (let more; (more = compactor.maybeCompact()) !== undefined || compactor.running;) {
+      more?.catch((error) => errors.push(error));
+      await tick();
+    }
     assertEquals(errors, []);
     assert(started >= 1, "an automatic compaction started");
     const status = compactor.status();
