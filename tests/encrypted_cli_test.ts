@@ -365,6 +365,36 @@ Deno.test("encryption and socket: URLs are never mixed by mistake", async () => 
   }
 });
 
+Deno.test("upgrade --encrypt beside copies: refused, as the plain copies would stay plain", async () => {
+  const dir = makeNodeDir("fresh-start");
+  const base = dirname(dir);
+  try {
+    const snapshot = { version: 11, path: loadFixture("fresh-start").database };
+    const plain = await makeBackup(`${base}/plain`, [], snapshot);
+    const copy = await makeBackup(`${base}/copy`, [], snapshot);
+    for (const lock of [{ mirror_urls: [copy] }, { async_urls: [copy] }]) {
+      writeLockFile(dir, { backend_url: plain, ...lock });
+      const passphraseFile = `${base}/passphrase`;
+      Deno.writeTextFileSync(passphraseFile, "upgrade passphrase\n");
+      const refused = await run("upgrade", [
+        "--lightning-dir",
+        dir,
+        "--encrypt",
+        "--passphrase-file",
+        passphraseFile,
+      ]);
+      assertEquals(refused.code, 1, refused.out);
+      assertEquals(refused.err.length, 1, refused.err.join("\n"));
+      assertMatch(refused.err[0], /^Cannot upgrade backup: backup.lock names other destinations/);
+      assertEquals(JSON.parse(Deno.readTextFileSync(`${dir}/backup.lock`)).backend_url, plain);
+      assert(!existsSync(`${base}/plain.encrypted`));
+      assert(!existsSync(`${dir}/${KEY_FILE}`));
+    }
+  } finally {
+    removeNodeDir(dir);
+  }
+});
+
 Deno.test("upgrade --encrypt: a refusal of its secret says upgrade, not init", async () => {
   const dir = makeNodeDir("fresh-start");
   const base = dirname(dir);

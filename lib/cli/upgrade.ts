@@ -395,6 +395,18 @@ async function upgradeFile(
   return Exit.Ok;
 }
 
+/**
+ * `--encrypt` makes a new encrypted backup of the first destination alone: copies beside it
+ * would stay plain, which the plugin, given the key, refuses (and a plain copy is in the clear).
+ */
+function refuseCopies(lock: LockFile): void {
+  if (lock.mirror_urls === undefined && lock.async_urls === undefined) return;
+  throw new Error(
+    `${ACTION}: backup.lock names other destinations beside ${lock.backend_url}, and ` +
+      `encrypting one of several is not done yet: make a new encrypted set-up with "init --encrypt"`,
+  );
+}
+
 export async function upgrade(
   args: string[],
   output: Output = consoleOutput,
@@ -414,6 +426,7 @@ export async function upgrade(
       );
     }
     const lock = readLockFile(dir);
+    if (values.encrypt === true) refuseCopies(lock);
     const scheme = parseBackupUrl(lock.backend_url).scheme;
     if (scheme === "s3") return await encryptS3(dir, lock, values, prompt, output);
     if (scheme === "socket") return await encryptOnServer(dir, lock, values, prompt, output);

@@ -42,12 +42,6 @@ export async function encryptOnServer(
   if (typeof values.to === "string") {
     throw new Error(`${ACTION}: "${url}" is encrypted in place on its server: drop --to`);
   }
-  if (lock.mirror_urls !== undefined || lock.async_urls !== undefined) {
-    throw new Error(
-      `${ACTION}: backup.lock names other destinations beside ${url}, and encrypting one of ` +
-        `several is not done yet: make a new encrypted set-up with "init --encrypt"`,
-    );
-  }
   const credential = credentialIn(dir);
   if (!credential) {
     throw new Error(
