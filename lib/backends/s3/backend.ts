@@ -55,7 +55,8 @@ export async function readBackupId(client: S3Client, url: string): Promise<Uint8
     if (error instanceof S3Error && error.code === "NoSuchKey") {
       throw new Error(
         `Cannot open backup: no backup at "${url}" (no ${idKey(client.url.prefix)} in ` +
-          `${client.where}): run "deno task init" to create it, or fix the URL in backup.lock`,
+          `${client.where}): check the URL's bucket, prefix and endpoint; "deno task init" is ` +
+          `for a node without a backup`,
       );
     }
     throw error;
