@@ -257,7 +257,6 @@ Deno.test("doctor: a remote backup is left to status, not failed", () =>
       expect(checks, "backend", "WARN", /reads local files only/);
       assert(find(checks, "backend").message.includes(`cln-backup status '${url}'"`));
       expect(checks, "version", "SKIP", /needs a local backup/);
-      expect(checks, "free space", "OK", /remote backup/);
     }
     // S3 keys: status reads them from the environment only.
     writeLockFile(node.dir, { backend_url: "s3://bucket/node?region=eu-1" });
@@ -562,6 +561,28 @@ Deno.test("doctor: free space at the backup against the database's size", () =>
     assertEquals(asked, [node.backupPath, node.backupPath, node.backupPath]);
     assertEquals(await doctor(["--lightning-dir", node.dir], new BufferedOutput(), room(0)), 1);
     assert(realSystem.freeBytes(node.backupPath) > 0);
+  }));
+
+Deno.test("doctor: free space for an S3 backup's compaction in the lightning dir", () =>
+  withNode((node) => {
+    const size = Deno.statSync(`${node.dir}/lightningd.sqlite3`).size;
+    const asked: string[] = [];
+    const room = (free: number): DoctorSystem => ({
+      ...GOOD_SYSTEM,
+      freeBytes: (path) => {
+        asked.push(path);
+        return free;
+      },
+    });
+    writeLockFile(node.dir, { backend_url: "socket:backup.example.org:8700" });
+    expect(runChecks(node.dir, room(0)), "free space", "OK", /remote backup/);
+    assertEquals(asked, []);
+    writeLockFile(node.dir, { backend_url: "s3://bucket/node?region=eu-1" });
+    const scratch = /S3 compaction rebuilds the database in cln-backup-scratch there/;
+    expect(runChecks(node.dir, room(size - 1)), "free space", "FAIL", scratch);
+    expect(runChecks(node.dir, room(size + 1)), "free space", "WARN", scratch);
+    expect(runChecks(node.dir, room(3 * size)), "free space", "OK", /free at .*regtest"/);
+    assertEquals(asked, [node.dir, node.dir, node.dir]);
   }));
 
 Deno.test("doctor: the backup on the database's filesystem is a warning", () =>

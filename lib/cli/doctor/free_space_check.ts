@@ -1,19 +1,38 @@
 /**
  * The free space check: the backup's filesystem can hold a snapshot of the database, and
- * better twice that, since the backup grows until it is compacted.
+ * better twice that, since the backup grows until it is compacted. An S3 backup's compaction
+ * rebuilds the database in the lightning dir instead (cln-backup-scratch), on the node's own
+ * filesystem.
  *
  * @module
  */
 import { DATABASE_NAME } from "../../backup/restore.ts";
+import { SCRATCH_DIR } from "../../backends/s3/compaction.ts";
 import { statIfExists } from "../../fs/exists.ts";
 import type { CheckResult, Found } from "./check.ts";
 import { backupDestination } from "./destination.ts";
 import { formatBytes } from "./format_bytes.ts";
 import type { DoctorSystem } from "./system.ts";
 
+/** Why too little room is a failure, then a warning, and what to do. */
+const AT_BACKUP = {
+  fail: "the backup cannot hold a snapshot of it, and a full disk stops the node: free space " +
+    "there or move the backup to a larger disk",
+  warn: "less than twice the database, and the backup grows with every change until it is " +
+    "compacted: free space there",
+};
+const FOR_S3 = {
+  fail: `an S3 compaction rebuilds the database in ${SCRATCH_DIR} there, and a full disk stops ` +
+    `the node: free space there`,
+  warn: `less than twice the database, and an S3 compaction rebuilds the database in ` +
+    `${SCRATCH_DIR} there, beside the node's own: free space there`,
+};
+
 export function freeSpaceCheck(found: Found, system: DoctorSystem): CheckResult {
-  const destination = backupDestination(found);
+  const s3 = found.url?.scheme === "s3";
+  const destination = s3 ? found.dir : backupDestination(found);
   if (!destination) return ["OK", "a remote backup: check free space on the backup server"];
+  const why = s3 ? FOR_S3 : AT_BACKUP;
   const database = statIfExists(`${found.dir}/${DATABASE_NAME}`);
   const size = database?.size ?? 0;
   let free: number;
@@ -24,19 +43,7 @@ export function freeSpaceCheck(found: Found, system: DoctorSystem): CheckResult 
   }
   const facts = `${formatBytes(free)} free at "${destination}", the database is ` +
     `${database ? formatBytes(size) : "not created yet"}`;
-  if (free < size) {
-    return [
-      "FAIL",
-      `${facts}: the backup cannot hold a snapshot of it, and a full disk stops the node: ` +
-      `free space there or move the backup to a larger disk`,
-    ];
-  }
-  if (free < 2 * size) {
-    return [
-      "WARN",
-      `${facts}: less than twice the database, and the backup grows with every change ` +
-      `until it is compacted: free space there`,
-    ];
-  }
+  if (free < size) return ["FAIL", `${facts}: ${why.fail}`];
+  if (free < 2 * size) return ["WARN", `${facts}: ${why.warn}`];
   return ["OK", facts];
 }
