@@ -369,7 +369,9 @@ export class BackupPlugin {
     } catch (error) {
       // lightningd runs the plugin in the lightning dir.
       const why = launcherDenied(error, Deno.cwd()) ?? (error as Error).message;
-      return this.#stop(`Cannot store change ${version}: ${why}`);
+      // A backend's own "Cannot store change N: ..." is said once.
+      const said = `Cannot store change ${version}: `;
+      return this.#stop(`${said}${why.startsWith(said) ? why.slice(said.length) : why}`);
     }
     return undefined;
   }

@@ -7,6 +7,8 @@ import { BackupPlugin } from "./backup_plugin.ts";
 import { type JsonRpcOutgoing, RpcError } from "./jsonrpc.ts";
 import type { RpcMethod } from "./methods.ts";
 import { assertEquals } from "../../tests/support/assert.ts";
+import type { Backend, Change } from "../backends/backend.ts";
+import { bumpStatement } from "../../tests/support/statements.ts";
 
 function plugin(methods: RpcMethod[]): { plugin: BackupPlugin; sent: JsonRpcOutgoing[] } {
   const sent: JsonRpcOutgoing[] = [];
@@ -90,4 +92,32 @@ Deno.test("dispatch: close aborts running calls, waits for them, and answers non
   await p.close();
   assertEquals(aborted, true);
   assertEquals(answers(sent), []);
+});
+
+Deno.test('db_write: a backend\'s own "Cannot store change N" is said once in the refusal', async () => {
+  const sent: JsonRpcOutgoing[] = [];
+  let version = 1;
+  const backend = {
+    state: () => ({ version, records: version, tail: undefined }),
+    append: (change: Change) => {
+      if (change.version === 3) {
+        return Promise.reject(new Error(`Cannot store change 3: "3" exists with other contents`));
+      }
+      version = change.version;
+      return Promise.resolve();
+    },
+    rewind: () => Promise.resolve(),
+    cutTail: () => Promise.resolve(""),
+    close: () => {},
+  } as unknown as Backend;
+  const p = new BackupPlugin({ backend, send: (m) => sent.push(m), now: () => 0, methods: [] });
+  for (const data_version of [2, 3]) {
+    const params = { data_version, writes: [bumpStatement(data_version - 1)] };
+    await p.handle({ jsonrpc: "2.0", id: data_version, method: "db_write", params }, 0);
+  }
+  const broken = sent.filter((m) => "method" in m && m.method === "log")
+    .map((m) => (m as { params: { level: string; message: string } }).params)
+    .filter((l) => l.level === "broken").map((l) => l.message);
+  assertEquals(broken, [`Cannot store change 3: "3" exists with other contents`]);
+  await p.close();
 });
