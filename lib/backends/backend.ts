@@ -101,9 +101,12 @@ export interface DestinationStatus {
   url: string;
   /** The version it holds. */
   version: number;
-  /** `broken`: it failed, and gets no more changes. */
-  state: "ok" | "broken";
-  /** Why it broke; `null` while it is `ok`. */
+  /**
+   * `broken`: it failed, and gets no more changes (`mirror_failure: "degrade"`); `failed`: a
+   * write to it failed, which stopped the node (`"stop"`).
+   */
+  state: "ok" | "broken" | "failed";
+  /** Why it broke or failed; `null` while it is `ok`. */
   error: string | null;
   /** How its connection fares, for a backup on a server; else `null`. */
   connection: ConnectionStatus | null;

@@ -22,6 +22,8 @@ const REMAKE = `with lightningd stopped, remove it from backup.lock, then add a 
 export class MultiBackend implements Backend {
   readonly url: string;
   readonly #broken = new Map<Backend, string>();
+  /** Why a write to `member` failed under `mirror_failure: "stop"` (shown; it stays live). */
+  readonly #failed = new Map<Backend, string>();
 
   constructor(
     readonly members: Backend[],
@@ -97,8 +99,8 @@ export class MultiBackend implements Backend {
         return {
           url: m.url,
           version: state.version,
-          state: this.#broken.has(m) ? "broken" : "ok",
-          error: this.#broken.get(m) ?? null,
+          state: this.#broken.has(m) ? "broken" : this.#failed.has(m) ? "failed" : "ok",
+          error: this.#broken.get(m) ?? this.#failed.get(m) ?? null,
           connection: state.connection ?? null,
         } satisfies DestinationStatus;
       }),
@@ -144,6 +146,8 @@ export class MultiBackend implements Backend {
     if (failed.length === 0) return;
     const ok = failed.length < members.length;
     if (this.onFailure !== "degrade" || !ok) {
+      // The node stops on it: backup-status names the destinations that failed, and why.
+      for (const { m, why } of failed) this.#failed.set(m, why);
       throw new Error(
         failed.map(({ m, why }) => `${m.url}: ${why}`).join("; ") +
           (ok ? ` (set "mirror_failure": "degrade" in backup.lock to go on without it)` : ""),

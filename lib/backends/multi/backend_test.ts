@@ -54,3 +54,21 @@ Deno.test("MultiBackend: a destination dropped under degrade, or lagging, is sai
     Deno.removeSync(root, { recursive: true });
   }
 });
+
+Deno.test("MultiBackend: a destination that stops the node shows as failed, with why", async () => {
+  const root = Deno.makeTempDirSync({ prefix: "multi-backend-" });
+  const [a, b] = fileBackends(root, ["a", "b"]);
+  try {
+    const stopping = new MultiBackend([a, failing(b)], "stop");
+    await assertRejects(() => stopping.append(CHANGES[0]), /No space left on device/);
+    assertEquals(
+      stopping.state().destinations?.map((d) => [d.url, d.state, d.error]),
+      [[a.url, "ok", null], [b.url, "failed", "No space left on device"]],
+    );
+    // Still no change goes to the others alone.
+    await assertRejects(() => stopping.append(CHANGES[1]), /b is at version 0, behind the other/);
+  } finally {
+    for (const backend of [a, b]) backend.close();
+    Deno.removeSync(root, { recursive: true });
+  }
+});
