@@ -103,6 +103,13 @@ function fetchFailure(error: Error, url: S3Url): string {
     `or a public one, and name the endpoint's host`;
 }
 
+/**
+ * The slowest upload a request's wait allows for, beside its timeout: 128 KiB a second (about
+ * 1 Mbit/s, a slow home uplink). A change of 33.5 MB, the largest seen, then has four and a
+ * half minutes; a fixed wait would fail it on every try, and stop the node.
+ */
+const SLOWEST_UPLOAD_BYTES_PER_S = 128 * 1024;
+
 export class S3Client {
   /** The day's signing key, derived once rather than on every request. */
   readonly #signingKeys = new Map<string, ArrayBuffer>();
@@ -110,7 +117,10 @@ export class S3Client {
   constructor(
     readonly url: S3Url,
     readonly credentials: S3Credentials,
-    /** Milliseconds each request (and the reading of its answer) may take. */
+    /**
+     * Milliseconds each request (and the reading of its answer) may take, and one more second
+     * for every 128 KiB it uploads.
+     */
     readonly timeoutMs = 10_000,
   ) {}
 
@@ -179,6 +189,8 @@ export class S3Client {
     const all: Record<string, string> = { ...headers };
     if (body !== undefined) all["content-md5"] = createHash("md5").update(body).digest("base64");
     const client = this.#client(what);
+    const waitMs = this.timeoutMs +
+      Math.ceil((body?.length ?? 0) / SLOWEST_UPLOAD_BYTES_PER_S * 1000);
     let response: Response;
     try {
       response = await fetch(resource, {
@@ -186,7 +198,7 @@ export class S3Client {
         method,
         headers: await this.#sign(method, resource, all, body),
         body: body as BodyInit | undefined,
-        signal: AbortSignal.timeout(this.timeoutMs),
+        signal: AbortSignal.timeout(waitMs),
         // A signed request cannot follow a redirect (its host is signed, and the launcher
         // allows the endpoint only); unfollowed, S3's answer keeps its code (a 301 followed
         // has no body).
@@ -198,9 +210,7 @@ export class S3Client {
       const timedOut = (error as Error).name === "TimeoutError";
       throw new S3Error(
         `${what}: ${
-          timedOut
-            ? `no answer within ${this.timeoutMs / 1000} s`
-            : fetchFailure(error as Error, this.url)
+          timedOut ? `no answer within ${waitMs / 1000} s` : fetchFailure(error as Error, this.url)
         } (${this.where})`,
         undefined,
         undefined,

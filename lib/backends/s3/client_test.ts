@@ -154,3 +154,24 @@ Deno.test("S3Client: a ca= file replaced while the process runs is trusted at th
     Deno.removeSync(dir, { recursive: true });
   }
 });
+
+Deno.test("S3Client: a large upload over a slow link gets time for its bytes, beside the timeout", async () => {
+  // A link that takes in 512 KiB a second: 256 KiB take half a second, past a 200 ms timeout.
+  const body = new Uint8Array(256 * 1024);
+  await using server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+    async (request) => {
+      let got = 0;
+      for await (const chunk of request.body!) {
+        got += chunk.length;
+        await new Promise((resolve) => setTimeout(resolve, chunk.length / 512));
+      }
+      return new Response(null, { status: got === body.length ? 200 : 400 });
+    },
+  );
+  const url = parseBackupUrl(
+    `s3://b01/n?endpoint=http://127.0.0.1:${server.addr.port}&path-style=1`,
+  );
+  const client = new S3Client(url as S3Url, { accessKeyId: "a", secretAccessKey: "s" }, 200);
+  await client.put("n/large", body);
+});
