@@ -17,6 +17,9 @@ import { FileBackupReader } from "../lib/backends/file/reader.ts";
 import { restoreBackup } from "../lib/backup/restore.ts";
 import { encodeMetadata, encodeVersionPacket, PacketType } from "../lib/wire/packets.ts";
 import { PacketReader } from "../lib/wire/packet_reader.ts";
+import { SocketBackend } from "../lib/backends/socket/backend.ts";
+import { prng } from "./support/prng.ts";
+import { DEFAULT_RETRY_POLICY } from "../lib/backends/socket/options.ts";
 
 const SCHEMA = [
   "CREATE TABLE vars (name TEXT, val TEXT, intval INTEGER, blobval BLOB, PRIMARY KEY (name))",
@@ -339,6 +342,30 @@ Deno.test("no server at start: getmanifest is answered first, the first write gi
     assertMatch(logs, /broken: Cannot store change 1: connecting to/);
   } finally {
     await lightningd.kill().catch(() => {});
+    Deno.removeSync(root, { recursive: true });
+  }
+});
+
+Deno.test("a large change over a slow uplink gets time for its bytes, not cut off on every try", async () => {
+  const root = Deno.makeTempDirSync({ prefix: "socket-slow-uplink-" });
+  const server = startServer(`${root}/served`);
+  // 512 KiB a second: the change's bytes take about a second, past the 300 ms timeout.
+  const proxy = new FaultProxy(server.server.port, undefined, false, 512 * 1024);
+  const backend = await SocketBackend.connect(`socket:127.0.0.1:${proxy.port}`, {
+    policy: { ...DEFAULT_RETRY_POLICY, timeoutMs: 300, retries: 0 },
+  });
+  try {
+    const random = prng(7);
+    const hex = Array.from(
+      { length: 512 * 1024 },
+      () => Math.floor(random() * 256).toString(16).padStart(2, "0"),
+    ).join("");
+    await backend.append({ version: 1, statements: [`INSERT INTO t VALUES (x'${hex}')`] });
+    assertEquals(backend.state().version, 1);
+  } finally {
+    backend.close();
+    await proxy.close();
+    await server.server.close();
     Deno.removeSync(root, { recursive: true });
   }
 });

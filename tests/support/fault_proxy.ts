@@ -2,7 +2,8 @@
  * A TCP proxy that breaks connections on purpose, for the socket backend's fault tests: it
  * forwards between a client and the backup server, and at a chosen byte of a chosen
  * direction it cuts the connection (both sides closed) or hangs (stops forwarding, keeps the
- * sockets open, and so do the connections after it).
+ * sockets open, and so do the connections after it). It can also forward the client's bytes
+ * no faster than a slow uplink would.
  *
  * @module
  */
@@ -35,6 +36,8 @@ export class FaultProxy {
     readonly upstreamPort: number,
     readonly fault?: Fault,
     readonly record = false,
+    /** The client's bytes go on at this rate at most (a slow uplink, Tor); unset: at once. */
+    readonly uplinkBytesPerSecond?: number,
   ) {
     this.#listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
     this.#accepting = this.#accept();
@@ -89,6 +92,8 @@ export class FaultProxy {
         }
         for (let at = 0; at < chunk.length;) at += await to.write(chunk.subarray(at));
         this.forwarded[direction] += chunk.length;
+        const rate = direction === "c2s" ? this.uplinkBytesPerSecond : undefined;
+        if (rate) await new Promise((resolve) => setTimeout(resolve, chunk.length / rate * 1000));
         if (this.record) this.recorded[direction].push(...chunk);
         if (strike) {
           this.struck = true;

@@ -10,6 +10,7 @@ import { createHash } from "node:crypto";
 
 import type { S3Url } from "./s3_url.ts";
 import { caFileChanged, httpClientFor } from "./http_client.ts";
+import { uploadAllowanceMs } from "../upload_allowance.ts";
 import { parseListing, parseUploads, type Upload, xmlText } from "./xml.ts";
 
 export type { SigningKeys as S3Credentials } from "./sigv4.ts";
@@ -103,13 +104,6 @@ function fetchFailure(error: Error, url: S3Url): string {
     `or a public one, and name the endpoint's host`;
 }
 
-/**
- * The slowest upload a request's wait allows for, beside its timeout: 128 KiB a second (about
- * 1 Mbit/s, a slow home uplink). A change of 33.5 MB, the largest seen, then has four and a
- * half minutes; a fixed wait would fail it on every try, and stop the node.
- */
-const SLOWEST_UPLOAD_BYTES_PER_S = 128 * 1024;
-
 export class S3Client {
   /** The day's signing key, derived once rather than on every request. */
   readonly #signingKeys = new Map<string, ArrayBuffer>();
@@ -189,8 +183,7 @@ export class S3Client {
     const all: Record<string, string> = { ...headers };
     if (body !== undefined) all["content-md5"] = createHash("md5").update(body).digest("base64");
     const client = this.#client(what);
-    const waitMs = this.timeoutMs +
-      Math.ceil((body?.length ?? 0) / SLOWEST_UPLOAD_BYTES_PER_S * 1000);
+    const waitMs = this.timeoutMs + uploadAllowanceMs(body?.length ?? 0);
     let response: Response;
     try {
       response = await fetch(resource, {

@@ -25,6 +25,7 @@ import {
 import { checkProof, nonce, prove } from "../../wire/handshake.ts";
 import type { NodeCredential } from "./credential.ts";
 import { dialTcp, SocketConn, startTls, TlsIdentityError } from "./tls_dial.ts";
+import { uploadAllowanceMs } from "../upload_allowance.ts";
 
 /** A parsed `socket:` or `socket+tls:` URL. */
 export type SocketUrl = BackupUrl & { scheme: "socket" };
@@ -212,12 +213,12 @@ export class WireConnection {
     this.welcome = metadata;
   }
 
-  /** Sends one packet (already framed) in one write. */
+  /** Sends one packet (already framed) in one write, with time for its bytes beside the timeout. */
   async send(bytes: Uint8Array): Promise<void> {
     const conn = this.conn;
     await bounded(
       writeFully(conn, bytes),
-      this.timeoutMs,
+      this.timeoutMs + uploadAllowanceMs(bytes.length),
       "sending to the server",
       () => this.close(),
     ).catch((error) => {
@@ -294,7 +295,8 @@ export class WireConnection {
 
   /**
    * Sends a packet, then what `more` sends after it (DATA), and returns the answer, waiting
-   * for it at most `timeoutMs` (the connection's timeout by default). A v2
+   * for it at most `timeoutMs` (the connection's timeout by default) and the time the
+   * packet's bytes take at the slowest upload allowed for. A v2
    * server that refuses a packet part way (one over its size limit) says why in an ERROR and
    * closes while the packet is still going out: that ERROR, still there to read after the
    * failed write, is the answer, not the broken pipe.
@@ -315,7 +317,8 @@ export class WireConnection {
       this.close();
       return said;
     }
-    return await this.receive(timeoutMs);
+    // Bytes the write left in the socket's buffers are still on their way to the server.
+    return await this.receive(timeoutMs + uploadAllowanceMs(bytes.length));
   }
 
   close(): void {
