@@ -369,6 +369,25 @@ export function baseRecordCount(base: Segment, cipher?: RecordCipher): number | 
   return parts === undefined ? undefined : parts + 1;
 }
 
+/**
+ * Throws {@linkcode CorruptBackupError} when `base` does not end with a whole snapshot-end
+ * record, read from its last bytes alone (zeros after it are passed over, as a restore takes
+ * them). The writer's open reads no base whole (a restore does), yet a base cut short at a
+ * record boundary (its end record lost to a copy that stopped, or a damaged sector at the
+ * end) would otherwise take changes on top of a snapshot nothing can restore.
+ */
+export function checkBaseEnd(base: Segment): void {
+  const payloadBytes = encodeSnapshotEnd(0, 0).length;
+  if (lastRecord(base, RecordKind.SnapshotEnd, payloadBytes)) return;
+  const bytes = RECORD_HEADER_SIZE + payloadBytes +
+    (base.header.keyId !== undefined ? SEALED_OVERHEAD : 0);
+  throw new CorruptBackupError(
+    base.path,
+    Math.max(Deno.statSync(base.path).size - bytes, SEGMENT_HEADER_SIZE),
+    "a base that does not end with its snapshot's end record (cut short?)",
+  );
+}
+
 function isEmpty(log: Segment): boolean {
   return Deno.lstatSync(log.path).size === SEGMENT_HEADER_SIZE;
 }

@@ -238,7 +238,7 @@ Deno.test("chain: a base with a record after its end record is refused by descri
   // every record checks, but a base ends at its end record.
   const end = bytes.length - 44;
   Deno.writeFileSync(base, bytes.subarray(end), { append: true });
-  // The writer reads no base, so it opens the backup as before.
+  // The writer reads only the base's last record, an end record: it opens the backup as before.
   assertRefused(
     a.path,
     base,
@@ -266,6 +266,22 @@ Deno.test("chain: a base cut before its end record is refused by describe, resto
     /a base that does not end with its snapshot's end record \(cut short\?\) at offset \d+ of "/,
     ["open"],
   );
+  Deno.removeSync(dir, { recursive: true });
+});
+
+Deno.test("chain: a base with zeros after its end record is read whole and opened by the writer", async () => {
+  const dir = Deno.makeTempDirSync();
+  const a = await build(`${dir}/a`);
+  const base = readChain(a.path).bases[0].path;
+  // Zeros after the last record are no record, as in a log: a restore reads the base whole.
+  const file = Deno.openSync(base, { append: true });
+  file.writeSync(new Uint8Array(4096));
+  file.close();
+  assertEquals(changesRead(a.path), [12, 13, 14, 15]);
+  const backend = FileBackend.open(a.url, a.path);
+  await backend.append({ version: 16, statements: ["UPDATE vars SET intval = 16"] });
+  backend.close();
+  assertEquals(changesRead(a.path), [12, 13, 14, 15, 16]);
   Deno.removeSync(dir, { recursive: true });
 });
 

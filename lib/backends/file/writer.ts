@@ -32,13 +32,13 @@ import { checkKey, scanWith } from "./encryption.ts";
 import {
   baseRecordCount,
   type Chain,
+  checkBaseEnd,
   checkFollows,
   openSegment,
   readChain,
   scanLogs,
   type Segment,
 } from "../../format/chain.ts";
-import { checkBaseEnd } from "../../format/base_end.ts";
 import { LOCK_NAME, logName } from "../../format/layout.ts";
 import { removeIfExists } from "../../fs/exists.ts";
 import { releaseLock, tryLock } from "../../fs/flock.ts";
