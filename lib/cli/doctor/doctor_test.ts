@@ -5,6 +5,7 @@ import { writeLockFile } from "../../backup/lock_file.ts";
 import { FileBackend } from "../../backends/file/writer.ts";
 import { DataKey } from "../../crypto/data_key.ts";
 import { KEY_FILE, writeKeyFile } from "../../crypto/key_file.ts";
+import { CREDENTIAL_NAME } from "../../backends/socket/credential.ts";
 import { makeEncryptedBackup } from "../../../tests/support/encrypted.ts";
 import { copiesCheck } from "./copies_check.ts";
 import { describeBackup } from "./describe_backup.ts";
@@ -563,7 +564,7 @@ Deno.test("doctor: free space at the backup against the database's size", () =>
     assert(realSystem.freeBytes(node.backupPath) > 0);
   }));
 
-Deno.test("doctor: free space for an S3 backup's compaction in the lightning dir", () =>
+Deno.test("doctor: free space for an S3 or encrypted server backup's compaction in the lightning dir", () =>
   withNode((node) => {
     const size = Deno.statSync(`${node.dir}/lightningd.sqlite3`).size;
     const asked: string[] = [];
@@ -577,12 +578,20 @@ Deno.test("doctor: free space for an S3 backup's compaction in the lightning dir
     writeLockFile(node.dir, { backend_url: "socket:backup.example.org:8700" });
     expect(runChecks(node.dir, room(0)), "free space", "OK", /remote backup/);
     assertEquals(asked, []);
-    writeLockFile(node.dir, { backend_url: "s3://bucket/node?region=eu-1" });
-    const scratch = /S3 compaction rebuilds the database in cln-backup-scratch there/;
-    expect(runChecks(node.dir, room(size - 1)), "free space", "FAIL", scratch);
-    expect(runChecks(node.dir, room(size + 1)), "free space", "WARN", scratch);
-    expect(runChecks(node.dir, room(3 * size)), "free space", "OK", /free at .*regtest"/);
-    assertEquals(asked, [node.dir, node.dir, node.dir]);
+    const scratch = /the plugin's compaction rebuilds the database in cln-backup-scratch there/;
+    for (const url of ["s3://bucket/node?region=eu-1", "socket:backup.example.org:8700"]) {
+      if (url.startsWith("socket:")) {
+        // An encrypted backup on a wire v2 server: only the node can compact it, in its scratch.
+        Deno.writeTextFileSync(`${node.dir}/${CREDENTIAL_NAME}`, "credential");
+        Deno.writeTextFileSync(`${node.dir}/${KEY_FILE}`, "key");
+      }
+      writeLockFile(node.dir, { backend_url: url });
+      asked.length = 0;
+      expect(runChecks(node.dir, room(size - 1)), "free space", "FAIL", scratch);
+      expect(runChecks(node.dir, room(size + 1)), "free space", "WARN", scratch);
+      expect(runChecks(node.dir, room(3 * size)), "free space", "OK", /free at .*regtest"/);
+      assertEquals(asked, [node.dir, node.dir, node.dir]);
+    }
   }));
 
 Deno.test("doctor: the backup on the database's filesystem is a warning", () =>

@@ -1,13 +1,15 @@
 /**
  * The free space check: the backup's filesystem can hold a snapshot of the database, and
- * better twice that, since the backup grows until it is compacted. An S3 backup's compaction
- * rebuilds the database in the lightning dir instead (cln-backup-scratch), on the node's own
- * filesystem.
+ * better twice that, since the backup grows until it is compacted. The compaction of an S3
+ * backup, or of an encrypted one on a server (which only the node can make), rebuilds the
+ * database in the lightning dir instead (cln-backup-scratch), on the node's own filesystem.
  *
  * @module
  */
 import { DATABASE_NAME } from "../../backup/restore.ts";
 import { SCRATCH_DIR } from "../../backends/s3/compaction.ts";
+import { CREDENTIAL_NAME } from "../../backends/socket/credential.ts";
+import { KEY_FILE } from "../../crypto/key_file.ts";
 import { statIfExists } from "../../fs/exists.ts";
 import type { CheckResult, Found } from "./check.ts";
 import { backupDestination } from "./destination.ts";
@@ -21,18 +23,26 @@ const AT_BACKUP = {
   warn: "less than twice the database, and the backup grows with every change until it is " +
     "compacted: free space there",
 };
-const FOR_S3 = {
-  fail: `an S3 compaction rebuilds the database in ${SCRATCH_DIR} there, and a full disk stops ` +
-    `the node: free space there`,
-  warn: `less than twice the database, and an S3 compaction rebuilds the database in ` +
+const IN_SCRATCH = {
+  fail: `the plugin's compaction rebuilds the database in ${SCRATCH_DIR} there, and a full ` +
+    `disk stops the node: free space there`,
+  warn: `less than twice the database, and the plugin's compaction rebuilds the database in ` +
     `${SCRATCH_DIR} there, beside the node's own: free space there`,
 };
 
+/** Whether the plugin compacts the backup in the lightning dir, as the launcher grants it. */
+function compactsInScratch(found: Found): boolean {
+  const scheme = found.url?.scheme;
+  return scheme === "s3" ||
+    (scheme === "socket" && statIfExists(`${found.dir}/${CREDENTIAL_NAME}`) !== undefined &&
+      statIfExists(`${found.dir}/${KEY_FILE}`) !== undefined);
+}
+
 export function freeSpaceCheck(found: Found, system: DoctorSystem): CheckResult {
-  const s3 = found.url?.scheme === "s3";
-  const destination = s3 ? found.dir : backupDestination(found);
+  const scratch = compactsInScratch(found);
+  const destination = scratch ? found.dir : backupDestination(found);
   if (!destination) return ["OK", "a remote backup: check free space on the backup server"];
-  const why = s3 ? FOR_S3 : AT_BACKUP;
+  const why = scratch ? IN_SCRATCH : AT_BACKUP;
   const database = statIfExists(`${found.dir}/${DATABASE_NAME}`);
   const size = database?.size ?? 0;
   let free: number;
