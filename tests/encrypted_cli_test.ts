@@ -390,6 +390,17 @@ Deno.test("upgrade --encrypt beside copies: refused, as the plain copies would s
       assert(!existsSync(`${base}/plain.encrypted`));
       assert(!existsSync(`${dir}/${KEY_FILE}`));
     }
+    // An empty list, left by a hand edit, names no copy.
+    writeLockFile(dir, { backend_url: plain, mirror_urls: [] });
+    const upgraded = await run("upgrade", [
+      "--lightning-dir",
+      dir,
+      "--encrypt",
+      "--passphrase-file",
+      `${base}/passphrase`,
+    ]);
+    assertEquals(upgraded.code, 0, upgraded.err.join("\n"));
+    assert(existsSync(`${dir}/${KEY_FILE}`));
   } finally {
     removeNodeDir(dir);
   }

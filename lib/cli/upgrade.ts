@@ -46,6 +46,7 @@ import {
   UsageError,
 } from "./args.ts";
 import { shellQuote } from "../fs/shell_quote.ts";
+import { lockDestinations } from "../backends/multi/mirrors.ts";
 
 const ACTION = "Cannot upgrade backup";
 
@@ -400,7 +401,9 @@ async function upgradeFile(
  * would stay plain, which the plugin, given the key, refuses (and a plain copy is in the clear).
  */
 function refuseCopies(lock: LockFile): void {
-  if (lock.mirror_urls === undefined && lock.async_urls === undefined) return;
+  // An empty list (a hand edit) names no copy.
+  const { sync, async } = lockDestinations(lock);
+  if (sync.length === 1 && async.length === 0) return;
   throw new Error(
     `${ACTION}: backup.lock names other destinations beside ${lock.backend_url}, and ` +
       `encrypting one of several is not done yet: make a new encrypted set-up with "init --encrypt"`,
