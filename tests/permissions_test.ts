@@ -378,27 +378,59 @@ Deno.test("backup.lock pointed at another backup after init: refused at start, t
   }
 });
 
+/**
+ * The broken lines of a node whose launcher init wrote for `written`, once backup.lock names
+ * `edited` by hand; `prepare` puts the keys the backup needs beside it. Its first change is
+ * refused.
+ */
+async function deniedAfterEdit(
+  root: string,
+  written: string,
+  edited: string,
+  prepare: (lightningDir: string) => void,
+): Promise<{ lightningDir: string; broken: string[] }> {
+  const lightningDir = `${root}/node`;
+  Deno.mkdirSync(lightningDir);
+  prepare(lightningDir);
+  const launcher = writeLauncher(launchPlan({ lightningDir, backendUrl: written }));
+  writeLockFile(lightningDir, { backend_url: edited });
+  const lightningd = FakeLightningd.spawn({ lightningDir, command: [launcher], env: NO_PATH });
+  try {
+    await lightningd.getmanifest();
+    assertEquals(await lightningd.dbWrite(1, ["CREATE TABLE t (a)"]), "aborted");
+    const broken = lightningd.logs.filter((l) => l.level === "broken").map((l) => l.message);
+    return { lightningDir, broken };
+  } finally {
+    await lightningd.kill().catch(() => {});
+  }
+}
+
+/** The plugin's line for a first change its launcher denies (`denied`: Deno's words). */
+function launcherDeniedLine(lightningDir: string, denied: string): string {
+  return `Cannot store change 1: the plugin's launcher does not allow it (${denied}): ` +
+    `backup.lock names a backup the launcher was not written for (changed after init?): run ` +
+    `"backup-cli doctor --lightning-dir ${lightningDir}", which names the flags the launcher needs`;
+}
+
+const S3_KEYS = (dir: string) =>
+  writeCredentials(dir, { accessKeyId: "AKID", secretAccessKey: "secret" });
+const PEM = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+
 Deno.test("an s3:// backup.lock pointed at another endpoint after init: refused at once, told to run doctor", async () => {
   const root = Deno.makeTempDirSync({ prefix: "cln-backup-perm-" });
   try {
-    const lightningDir = `${root}/node`;
-    Deno.mkdirSync(lightningDir);
-    writeCredentials(lightningDir, { accessKeyId: "AKID", secretAccessKey: "secret" });
     const endpoint = (port: number) =>
       `s3://bucket/node?endpoint=http://127.0.0.1:${port}&path-style=1`;
-    const launcher = writeLauncher(launchPlan({ lightningDir, backendUrl: endpoint(7480) }));
     // Moved to another store by hand: the launcher still grants the first endpoint only.
-    writeLockFile(lightningDir, { backend_url: endpoint(7481) });
-    const lightningd = FakeLightningd.spawn({ lightningDir, command: [launcher], env: NO_PATH });
-    await lightningd.getmanifest();
-    assertEquals(await lightningd.dbWrite(1, ["CREATE TABLE t (a)"]), "aborted");
-    assertEquals(lightningd.logs.filter((l) => l.level === "broken").map((l) => l.message), [
-      `Cannot store change 1: the plugin's launcher does not allow it (requires net access to ` +
-      `"127.0.0.1:7481"): backup.lock names a backup the launcher was not written for (changed ` +
-      `after init?): run "backup-cli doctor --lightning-dir ${lightningDir}", which names the ` +
-      `flags the launcher needs`,
+    const { lightningDir, broken } = await deniedAfterEdit(
+      root,
+      endpoint(7480),
+      endpoint(7481),
+      S3_KEYS,
+    );
+    assertEquals(broken, [
+      launcherDeniedLine(lightningDir, `requires net access to "127.0.0.1:7481"`),
     ]);
-    await lightningd.kill().catch(() => {});
   } finally {
     Deno.removeSync(root, { recursive: true });
   }
@@ -407,25 +439,12 @@ Deno.test("an s3:// backup.lock pointed at another endpoint after init: refused 
 Deno.test("an s3:// backup.lock given a CA file after init: refused at once, told to run doctor", async () => {
   const root = Deno.makeTempDirSync({ prefix: "cln-backup-perm-" });
   try {
-    const lightningDir = `${root}/node`;
-    Deno.mkdirSync(lightningDir);
-    writeCredentials(lightningDir, { accessKeyId: "AKID", secretAccessKey: "secret" });
     const url = "s3://bucket/node?endpoint=https://127.0.0.1:7480&path-style=1";
-    const launcher = writeLauncher(launchPlan({ lightningDir, backendUrl: url }));
     // ca= added by hand: the launcher does not let the plugin read that file.
     const ca = `${root}/home-ca.pem`;
-    Deno.writeTextFileSync(ca, "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n");
-    writeLockFile(lightningDir, { backend_url: `${url}&ca=${ca}` });
-    const lightningd = FakeLightningd.spawn({ lightningDir, command: [launcher], env: NO_PATH });
-    await lightningd.getmanifest();
-    assertEquals(await lightningd.dbWrite(1, ["CREATE TABLE t (a)"]), "aborted");
-    assertEquals(lightningd.logs.filter((l) => l.level === "broken").map((l) => l.message), [
-      `Cannot store change 1: the plugin's launcher does not allow it (requires read access ` +
-      `to "${ca}"): backup.lock names a backup the launcher was not written for (changed ` +
-      `after init?): run "backup-cli doctor --lightning-dir ${lightningDir}", which names the ` +
-      `flags the launcher needs`,
-    ]);
-    await lightningd.kill().catch(() => {});
+    Deno.writeTextFileSync(ca, PEM);
+    const { lightningDir, broken } = await deniedAfterEdit(root, url, `${url}&ca=${ca}`, S3_KEYS);
+    assertEquals(broken, [launcherDeniedLine(lightningDir, `requires read access to "${ca}"`)]);
   } finally {
     Deno.removeSync(root, { recursive: true });
   }
@@ -434,35 +453,23 @@ Deno.test("an s3:// backup.lock given a CA file after init: refused at once, tol
 Deno.test("a socket+tls: backup.lock given a CA file after init: refused at once, told to run doctor", async () => {
   const root = Deno.makeTempDirSync({ prefix: "cln-backup-perm-" });
   try {
-    const lightningDir = `${root}/node`;
-    Deno.mkdirSync(lightningDir);
-    Deno.writeTextFileSync(
-      `${lightningDir}/${CREDENTIAL_NAME}`,
-      JSON.stringify({ node: "alice", key: "ab".repeat(32) }),
-      { mode: 0o600 },
-    );
     const address = "socket+tls:127.0.0.1:8700";
-    const launcher = writeLauncher(
-      launchPlan({ lightningDir, backendUrl: `${address}?fp=sha256:${"0".repeat(64)}` }),
-    );
     // Moved from a pinned certificate to a CA by hand: the launcher does not let the plugin
     // read that file.
     const ca = `${root}/ca.pem`;
-    Deno.writeTextFileSync(ca, "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n");
-    writeLockFile(lightningDir, { backend_url: `${address}?ca=${ca}` });
-    const lightningd = FakeLightningd.spawn({ lightningDir, command: [launcher], env: NO_PATH });
-    await lightningd.getmanifest();
-    assertEquals(await lightningd.dbWrite(1, ["CREATE TABLE t (a)"]), "aborted");
-    const broken = lightningd.logs.filter((l) => l.level === "broken").map((l) => l.message);
-    assertEquals(broken.length, 1, JSON.stringify(broken));
-    assertMatch(
-      broken[0],
-      new RegExp(
-        `the plugin's launcher does not allow it \\(requires read access to "${ca}"\\): ` +
-          `backup.lock names a backup the launcher was not written for`,
-      ),
+    Deno.writeTextFileSync(ca, PEM);
+    const { lightningDir, broken } = await deniedAfterEdit(
+      root,
+      `${address}?fp=sha256:${"0".repeat(64)}`,
+      `${address}?ca=${ca}`,
+      (dir) =>
+        Deno.writeTextFileSync(
+          `${dir}/${CREDENTIAL_NAME}`,
+          JSON.stringify({ node: "alice", key: "ab".repeat(32) }),
+          { mode: 0o600 },
+        ),
     );
-    await lightningd.kill().catch(() => {});
+    assertEquals(broken, [launcherDeniedLine(lightningDir, `requires read access to "${ca}"`)]);
   } finally {
     Deno.removeSync(root, { recursive: true });
   }
