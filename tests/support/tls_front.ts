@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { closeQuietly } from "../../lib/wire/conn_io.ts";
 
 export class TlsFront {
   readonly #listener: Deno.TlsListener;
@@ -40,24 +41,14 @@ export class TlsFront {
       for (const conn of [front, back]) {
         if (!conn) continue;
         this.#conns.delete(conn);
-        try {
-          conn.close();
-        } catch {
-          // Closed by the pipe already.
-        }
+        closeQuietly(conn);
       }
     }
   }
 
   async close(): Promise<void> {
     this.#listener.close();
-    for (const conn of this.#conns) {
-      try {
-        conn.close();
-      } catch {
-        // Closed already.
-      }
-    }
+    for (const conn of this.#conns) closeQuietly(conn);
     await this.#serving.catch(() => {});
   }
 }
