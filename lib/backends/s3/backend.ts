@@ -85,7 +85,8 @@ export async function putNew(
       await client.put(key, bytes, { create: true });
     } catch (error) {
       if (!(error instanceof S3Error) || error.status !== 412) throw error;
-      if (sameBytes(await client.get(key), bytes)) {
+      // A large change came slowly, and it goes back no faster.
+      if (sameBytes(await client.get(key, bytes.length), bytes)) {
         log("info", `${what} was stored by an earlier try, whose answer was lost`);
         return;
       }

@@ -172,18 +172,22 @@ export class S3Client {
     });
   }
 
-  /** One signed request; a non-2xx answer throws {@linkcode S3Error} after reading its code. */
+  /**
+   * One signed request; a non-2xx answer throws {@linkcode S3Error} after reading its code.
+   * Its wait allows for `carried` bytes at a slow link's pace: those it uploads by default.
+   */
   async #request(
     what: string,
     method: string,
     resource: string,
     body?: Uint8Array,
     headers: Record<string, string> = {},
+    carried = body?.length ?? 0,
   ): Promise<Response> {
     const all: Record<string, string> = { ...headers };
     if (body !== undefined) all["content-md5"] = createHash("md5").update(body).digest("base64");
     const client = this.#client(what);
-    const waitMs = this.timeoutMs + uploadAllowanceMs(body?.length ?? 0);
+    const waitMs = this.timeoutMs + uploadAllowanceMs(carried);
     let response: Response;
     try {
       response = await fetch(resource, {
@@ -263,10 +267,14 @@ export class S3Client {
     );
   }
 
-  /** An object's bytes, read whole within the timeout. */
-  async get(key: string): Promise<Uint8Array> {
+  /**
+   * An object's bytes, read whole within the timeout; one expected to hold `expectedBytes`
+   * (a large change read back) gets the time a slow link takes for them too.
+   */
+  async get(key: string, expectedBytes = 0): Promise<Uint8Array> {
     const what = `Cannot read "${key}"`;
-    const response = await this.#request(what, "GET", this.#resource(key));
+    const resource = this.#resource(key);
+    const response = await this.#request(what, "GET", resource, undefined, {}, expectedBytes);
     try {
       return new Uint8Array(await response.arrayBuffer());
     } catch (error) {

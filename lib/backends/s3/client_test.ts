@@ -4,6 +4,7 @@ import { parseBackupUrl } from "../url.ts";
 import type { S3Url } from "./s3_url.ts";
 import { makeCa } from "../../../tests/support/test_ca.ts";
 import { retrying } from "./retry.ts";
+import { putNew } from "./backend.ts";
 
 Deno.test("S3Client: a request that reaches no server says why, not only 'fetch failed'", async () => {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
@@ -174,4 +175,45 @@ Deno.test("S3Client: a large upload over a slow link gets time for its bytes, be
   );
   const client = new S3Client(url as S3Url, { accessKeyId: "a", secretAccessKey: "s" }, 200);
   await client.put("n/large", body);
+});
+
+Deno.test("putNew: a large change stored by a try whose answer was lost is read back with time for its bytes", async () => {
+  // A link of 512 KiB a second: 256 KiB take half a second, past a 200 ms timeout.
+  const body = new Uint8Array(256 * 1024).fill(7);
+  let stored: Uint8Array | undefined;
+  await using server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+    async (request) => {
+      if (request.method === "PUT") {
+        const got = new Uint8Array(await request.arrayBuffer());
+        if (stored) {
+          const xml = "<Error><Code>PreconditionFailed</Code></Error>";
+          return new Response(xml, { status: 412 });
+        }
+        // Stored, but the answer is lost: the client tries again.
+        stored = got;
+        return new Response("<Error><Code>InternalError</Code></Error>", { status: 500 });
+      }
+      // The object goes back as slowly as it came.
+      let sent = 0;
+      const slow = new ReadableStream<Uint8Array>({
+        async pull(controller) {
+          const piece = stored!.subarray(sent, sent + 16 * 1024);
+          await new Promise((resolve) => setTimeout(resolve, piece.length / 512));
+          controller.enqueue(piece);
+          sent += piece.length;
+          if (sent === stored!.length) controller.close();
+        },
+      });
+      return new Response(slow);
+    },
+  );
+  const url = parseBackupUrl(
+    `s3://b01/n?endpoint=http://127.0.0.1:${server.addr.port}&path-style=1`,
+  );
+  const client = new S3Client(url as S3Url, { accessKeyId: "a", secretAccessKey: "s" }, 200);
+  const logs: string[] = [];
+  const policy = { timeoutMs: 200, retries: 2, retryDelayMs: 10, backoff: 1 };
+  await putNew(client, "n/large", body, "change 5", policy, (_, message) => logs.push(message));
+  assertEquals(logs.at(-1), "change 5 was stored by an earlier try, whose answer was lost");
 });
