@@ -8,7 +8,7 @@
  * the denials are shown by a probe script run by the very same launcher text with only the
  * program path swapped: same deno, same flags, same working directory.
  */
-import { assert, assertEquals, assertMatch } from "./support/assert.ts";
+import { assert, assertEquals } from "./support/assert.ts";
 import { PRELUDE, runProbe } from "./support/launch_probe.ts";
 import { FakeLightningd, splitMessages } from "./support/fake_lightningd.ts";
 import { loadFixture } from "./support/fixtures.ts";
