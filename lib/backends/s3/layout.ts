@@ -63,8 +63,10 @@ export function resolveLayout(entries: readonly S3Entry[]): S3Layout {
   const base = bases.at(-1);
   const baseSeq = base?.seq ?? 0;
   const garbage: S3Entry[] = [];
+  // Of packs from the same record (a packer's try that failed after its pack landed, then
+  // a longer one), the longest holds them; the others are garbage.
   const packs = entries.filter((e): e is PackEntry => e.kind === "pack")
-    .sort((a, b) => a.first - b.first);
+    .sort((a, b) => a.first - b.first || b.last - a.last);
   // The newest generation of each sequence number.
   const changes = new Map<number, ChangeEntry>();
   for (const entry of entries) {
