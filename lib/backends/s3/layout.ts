@@ -7,7 +7,7 @@
  * @module
  */
 import { CorruptBackupError } from "../../format/segment.ts";
-import type { S3Client } from "./client.ts";
+import { type S3Client, S3Error } from "./client.ts";
 import { parseKey, type S3Entry } from "./keys.ts";
 
 export type BaseEntry = Extract<S3Entry, { kind: "base" }>;
@@ -43,12 +43,26 @@ function firstSeqOf(source: RecordSource): number {
   return source.kind === "change" ? source.seq : source.first;
 }
 
-/** Lists every backup object under the URL's prefix. */
+/**
+ * Lists every backup object under the URL's prefix. A listing that names an object twice is
+ * refused (and tried again): taken as it is, the copy would be garbage, the object deleted.
+ */
 export async function listBackup(client: S3Client): Promise<S3Entry[]> {
   const prefix = client.url.prefix;
   const entries: S3Entry[] = [];
+  const seen = new Set<string>();
   for await (const page of client.list(prefix)) {
     for (const { key, size } of page) {
+      if (seen.has(key)) {
+        throw new S3Error(
+          `Cannot list "${prefix}": the listing names "${key}" twice (${client.where}); a ` +
+            `listing that repeats an object may also leave one out: check the S3 service`,
+          200,
+          "",
+          true,
+        );
+      }
+      seen.add(key);
       const entry = parseKey(prefix, key, size);
       if (entry) entries.push(entry);
     }

@@ -1,5 +1,6 @@
-import { assertEquals } from "../../../tests/support/assert.ts";
-import { resolveLayout } from "./layout.ts";
+import { assert, assertEquals, assertRejects } from "../../../tests/support/assert.ts";
+import { listBackup, resolveLayout } from "./layout.ts";
+import { type S3Client, S3Error } from "./client.ts";
 import { changeKey, packKey, type S3Entry } from "./keys.ts";
 
 const change = (seq: number, version = seq): S3Entry => ({
@@ -29,4 +30,29 @@ Deno.test("S3 layout: of two packs from the same record, the longer holds them; 
   assertEquals(layout.sources.map((s) => s.key), [longer.key, change(6).key]);
   assertEquals(layout.garbage.map((e) => e.key), [shorter.key]);
   assertEquals([layout.lastSeq, layout.version, layout.records], [6, 6, 6]);
+});
+
+Deno.test("S3 layout: a listing that names an object twice is refused, so nothing deletes it as garbage", async () => {
+  const base = { key: "node/base-00000000000000000001-00000000000000000000.clnb", size: 500 };
+  const change = {
+    key: "node/change-00000000000000000001-0000-00000000000000000002.clnr",
+    size: 40,
+  };
+  // A store that repeats a page (a continuation token that did not move on), as some do.
+  const client = {
+    url: { prefix: "node/" },
+    where: "bucket b at http://s3.test",
+    async *list() {
+      yield [base, change];
+      yield [base, change];
+    },
+  } as unknown as S3Client;
+  const error = await assertRejects(() => listBackup(client));
+  assert(error instanceof S3Error && error.transient, "listed again, as a failed listing is");
+  assertEquals(
+    error.message,
+    `Cannot list "node/": the listing names "${base.key}" twice (bucket b at ` +
+      `http://s3.test); a listing that repeats an object may also leave one out: check the S3 ` +
+      `service`,
+  );
 });
