@@ -44,8 +44,18 @@ export class MultiBackend implements Backend {
 
   /** Every destination ready, and they agree on where the backup stands (or differ by one). */
   async ready(): Promise<void> {
-    await Promise.all(this.members.map((m) => m.ready?.()));
+    await Promise.all(this.members.map((m) => this.#noting(m, async () => await m.ready?.())));
     this.#agreement();
+  }
+
+  /** Runs `work` of `member`; a failure, which stops the node, is kept for backup-status. */
+  async #noting<T>(member: Backend, work: () => Promise<T>): Promise<T> {
+    try {
+      return await work();
+    } catch (error) {
+      this.#failed.set(member, (error as Error).message);
+      throw error;
+    }
   }
 
   /**
@@ -131,7 +141,7 @@ export class MultiBackend implements Backend {
 
   async cutTail(): Promise<string> {
     const cut = this.#live().filter((m) => m.state().tail !== undefined);
-    const lines = await Promise.all(cut.map((m) => m.cutTail()));
+    const lines = await Promise.all(cut.map((m) => this.#noting(m, () => m.cutTail())));
     return lines.join("; ");
   }
 

@@ -72,3 +72,23 @@ Deno.test("MultiBackend: a destination that stops the node shows as failed, with
     Deno.removeSync(root, { recursive: true });
   }
 });
+
+Deno.test("MultiBackend: a destination that fails to get ready shows as failed too", async () => {
+  const root = Deno.makeTempDirSync({ prefix: "multi-backend-" });
+  const [a, b] = fileBackends(root, ["a", "b"]);
+  try {
+    const unreachable = {
+      ...failing(b),
+      ready: () => Promise.reject(new Error("no route to host")),
+    };
+    const multi = new MultiBackend([a, unreachable], "stop");
+    await assertRejects(() => multi.ready(), /no route to host/);
+    assertEquals(
+      multi.state().destinations?.map((d) => [d.url, d.state, d.error]),
+      [[a.url, "ok", null], [b.url, "failed", "no route to host"]],
+    );
+  } finally {
+    for (const backend of [a, b]) backend.close();
+    Deno.removeSync(root, { recursive: true });
+  }
+});
