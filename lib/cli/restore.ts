@@ -16,6 +16,7 @@ import {
 import { existsSync } from "../fs/exists.ts";
 import { shellQuote } from "../fs/shell_quote.ts";
 import { LOCK_FILE, readLockFile } from "../backup/lock_file.ts";
+import { KEY_FILE } from "../crypto/key_file.ts";
 import { lockDestinations } from "../backends/multi/mirrors.ts";
 import { removeLeftovers } from "../fs/work_path.ts";
 import { dirname } from "node:path";
@@ -256,7 +257,8 @@ export async function restore(
     }
     const reader = await connectReader(url, undefined, s3Unlock(url, values, prompt));
     try {
-      await unlockReader(reader, values, prompt);
+      const nodeKey = `${dirname(path)}/${KEY_FILE}`;
+      await unlockReader(reader, values, prompt, existsSync(nodeKey) ? nodeKey : undefined);
       const progress = output.progress &&
         new RestoreProgress(reader, toVersion, output.progress);
       try {

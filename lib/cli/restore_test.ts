@@ -314,6 +314,30 @@ Deno.test("restore refuses a target inside the file backup it reads", async () =
   }
 });
 
+Deno.test("restore refuses a plain backup for a node whose backup is encrypted (its backup.key)", async () => {
+  const dir = Deno.makeTempDirSync();
+  try {
+    // A copy from before upgrade --encrypt, kept by the storage's host: an old state.
+    const url = await makeBackup(`${dir}/backup`, changes);
+    const node = `${dir}/regtest`;
+    Deno.mkdirSync(node);
+    Deno.writeTextFileSync(`${node}/backup.key`, "{}");
+    const refused = await run([url, node]);
+    assertEquals(refused.code, 1);
+    assertEquals(refused.output.stderr, [
+      `Cannot unlock backup: "${url}" is not encrypted, but the node restored into has an ` +
+      `encrypted backup ("${node}/backup.key" holds its key): whoever can write the storage ` +
+      `could have put a plain one there (a copy from before "upgrade --encrypt" holds an old ` +
+      `state); restore from the node's encrypted backup, or, if this plain one is meant, into ` +
+      `another directory`,
+    ]);
+    assertEquals([...Deno.readDirSync(node)].map((e) => e.name), ["backup.key"]);
+    assertEquals((await run([url, `${dir}/elsewhere.sqlite3`])).code, 0);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
 Deno.test("restore progress: a bar by version once the restore runs long", async () => {
   const dir = Deno.makeTempDirSync();
   const url = await makeBackup(`${dir}/backup`, changes);

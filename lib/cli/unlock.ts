@@ -119,12 +119,14 @@ export async function unlockS3(
 /**
  * Gives a file backup's reader its key, when the backup is encrypted; a server's backup is
  * copied here first (wire v2), and its copy is opened the same way. Returns that key (an S3
- * reader opens its own as it is fetched).
+ * reader opens its own as it is fetched). `nodeKey`, the backup.key of the node restored
+ * into, says its backup is encrypted: a plain one is refused then.
  */
 export async function unlockReader(
   reader: BackupReader,
   values: Record<string, string | boolean | undefined>,
   prompt: Prompt = terminalPrompt,
+  nodeKey?: string,
 ): Promise<DataKey | undefined> {
   const copied = reader instanceof CopiedBackupReader;
   const local = copied ? reader.local : reader;
@@ -137,7 +139,21 @@ export async function unlockReader(
   // Whoever can write the storage (a server's operator) could put a plain backup in place of
   // an encrypted one: nothing authenticates its records, so it is not taken for one.
   if (!encrypted && secretGiven(values)) throw plainWithSecret(reader.url);
+  if (!encrypted && nodeKey !== undefined) throw plainForEncryptedNode(reader.url, nodeKey);
   return local instanceof FileBackupReader ? local.key : undefined;
+}
+
+/**
+ * A plain backup for a node whose backup is encrypted: one from before `upgrade --encrypt`,
+ * kept by whoever can write the storage, would restore an old state without a prompt.
+ */
+function plainForEncryptedNode(url: string, nodeKey: string): UnlockError {
+  return new UnlockError(
+    `"${url}" is not encrypted, but the node restored into has an encrypted backup ` +
+      `("${nodeKey}" holds its key): whoever can write the storage could have put a plain ` +
+      `one there (a copy from before "upgrade --encrypt" holds an old state); restore from ` +
+      `the node's encrypted backup, or, if this plain one is meant, into another directory`,
+  );
 }
 
 /** A plain backup where the secret given says an encrypted one belongs. */
