@@ -293,8 +293,17 @@ Deno.test("compile:plugin's binary gets every destination of backup.lock, as the
     Deno.writeTextFileSync(`${dir}/backup.key`, "{}");
     const script = new URL("../../scripts/compile_plugin.ts", import.meta.url).pathname;
     const dry = await new Deno.Command(Deno.execPath(), {
-      args: ["run", "--allow-read", "--allow-env", "--allow-run", script, "--dry-run"],
-      cwd: dir,
+      // The directory given: under `deno task test`, INIT_CWD names the checkout.
+      args: [
+        "run",
+        "--allow-read",
+        "--allow-env",
+        "--allow-run",
+        script,
+        "--lightning-dir",
+        dir,
+        "--dry-run",
+      ],
       env: { NO_COLOR: "1" },
     }).output();
     assertEquals(dry.code, 0, new TextDecoder().decode(dry.stderr));
