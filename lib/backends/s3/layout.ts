@@ -77,10 +77,8 @@ export function resolveLayout(entries: readonly S3Entry[]): S3Layout {
   const base = bases.at(-1);
   const baseSeq = base?.seq ?? 0;
   const garbage: S3Entry[] = [];
-  // Of packs from the same record (a packer's try that failed after its pack landed, then
-  // a longer one), the longest holds them; the others are garbage.
   const packs = entries.filter((e): e is PackEntry => e.kind === "pack")
-    .sort((a, b) => a.first - b.first || b.last - a.last);
+    .sort((a, b) => a.first - b.first);
   // The newest generation of each sequence number.
   const changes = new Map<number, ChangeEntry>();
   for (const entry of entries) {
@@ -105,12 +103,19 @@ export function resolveLayout(entries: readonly S3Entry[]): S3Layout {
     while (changeAt < ordered.length && ordered[changeAt].seq < next) {
       garbage.push(ordered[changeAt++]);
     }
+    // Of the packs holding record `next` (a packer's try that failed after its pack landed,
+    // then a longer one; one that straddles a newer base, then one the packer stored after
+    // it), the one reaching furthest is read; the others are garbage.
+    let holding: PackEntry | undefined;
+    let held = packAt;
+    for (; held < packs.length && packs[held].first <= next; held++) {
+      if (holding === undefined || packs[held].last > holding.last) holding = packs[held];
+    }
     // A pack wins over the change objects it holds (they are deleted after it is verified).
     const pack = packs[packAt];
     const change = ordered[changeAt];
-    let source: RecordSource | undefined;
-    if (pack !== undefined && pack.first <= next) source = pack;
-    else if (change !== undefined && change.seq === next) source = change;
+    const source: RecordSource | undefined = holding ??
+      (change !== undefined && change.seq === next ? change : undefined);
     if (source === undefined) {
       const after = pack !== undefined || change !== undefined;
       if (after) {
@@ -123,8 +128,12 @@ export function resolveLayout(entries: readonly S3Entry[]): S3Layout {
       }
       break;
     }
-    if (source.kind === "pack") packAt++;
-    else changeAt++;
+    if (source.kind === "pack") {
+      garbage.push(...packs.slice(packAt, held).filter((p) => p !== source));
+      packAt = held;
+    } else {
+      changeAt++;
+    }
     sources.push(source);
     next = lastSeqOf(source) + 1;
   }

@@ -1,7 +1,7 @@
 import { assert, assertEquals, assertRejects } from "../../../tests/support/assert.ts";
 import { listBackup, resolveLayout } from "./layout.ts";
 import { type S3Client, S3Error } from "./client.ts";
-import { changeKey, packKey, type S3Entry } from "./keys.ts";
+import { baseKey, changeKey, packKey, type S3Entry } from "./keys.ts";
 
 const change = (seq: number, version = seq): S3Entry => ({
   kind: "change",
@@ -30,6 +30,19 @@ Deno.test("S3 layout: of two packs from the same record, the longer holds them; 
   assertEquals(layout.sources.map((s) => s.key), [longer.key, change(6).key]);
   assertEquals(layout.garbage.map((e) => e.key), [shorter.key]);
   assertEquals([layout.lastSeq, layout.version, layout.records], [6, 6, 6]);
+});
+
+Deno.test("S3 layout: a pack that straddles a newer base gives way to the longer one stored after it", () => {
+  // A packer's try stored records 1-5 but failed at its read-back, so it kept them to pack;
+  // a compaction then folded records up to 3 into a base, and the packer, from record 4,
+  // stored records 4-8. Read both, the spool would hold records 4 and 5 twice.
+  const base: S3Entry = { kind: "base", key: baseKey("", 3, 3), size: 500, version: 3, seq: 3 };
+  const straddling = pack(1, 5);
+  const after = pack(4, 8);
+  const layout = resolveLayout([base, change(9), straddling, after]);
+  assertEquals(layout.sources.map((s) => s.key), [after.key, change(9).key]);
+  assertEquals(layout.garbage.map((e) => e.key), [straddling.key]);
+  assertEquals([layout.lastSeq, layout.version, layout.records], [9, 9, 6]);
 });
 
 Deno.test("S3 layout: a listing that names an object twice is refused, so nothing deletes it as garbage", async () => {
