@@ -316,9 +316,14 @@ export class S3Client {
     await this.#done(`Cannot delete "${key}"`, "DELETE", this.#resource(key));
   }
 
-  /** Every object under `prefix`, in key order, a page (up to 1000) at a time. */
+  /**
+   * Every object under `prefix`, in key order, a page (up to 1000) at a time. A continuation
+   * token given before is refused (and the listing tried again): the pages from it, empty
+   * ones even, would come round for ever.
+   */
   async *list(prefix: string): AsyncGenerator<S3Object[]> {
     let token: string | undefined;
+    const tokens = new Set<string>();
     do {
       const params: [string, string][] = [
         ["encoding-type", "url"],
@@ -332,6 +337,16 @@ export class S3Client {
       const page = parseListing(await this.#text(what, response));
       yield page.objects;
       token = page.nextToken;
+      if (token !== undefined && tokens.has(token)) {
+        throw new S3Error(
+          `${what}: the listing gives a continuation token it gave before (${this.where}), so ` +
+            `its pages would come round for ever: check the S3 service`,
+          200,
+          "",
+          true,
+        );
+      }
+      if (token !== undefined) tokens.add(token);
     } while (token !== undefined);
   }
 

@@ -217,3 +217,31 @@ Deno.test("putNew: a large change stored by a try whose answer was lost is read 
   await putNew(client, "n/large", body, "change 5", policy, (_, message) => logs.push(message));
   assertEquals(logs.at(-1), "change 5 was stored by an earlier try, whose answer was lost");
 });
+
+Deno.test("S3Client: a listing whose continuation token comes round is refused, not followed for ever", async () => {
+  // A store that answers every page empty and truncated, with a token that does not move on.
+  let pages = 0;
+  await using server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, () => {
+    pages++;
+    return new Response(
+      "<ListBucketResult><IsTruncated>true</IsTruncated>" +
+        "<NextContinuationToken>again</NextContinuationToken></ListBucketResult>",
+    );
+  });
+  const url = parseBackupUrl(
+    `s3://b01/n?endpoint=http://127.0.0.1:${server.addr.port}&path-style=1`,
+  );
+  const client = new S3Client(url as S3Url, { accessKeyId: "a", secretAccessKey: "s" }, 5_000);
+  const listing = async () => {
+    for await (const page of client.list("n/")) assertEquals(page, []);
+  };
+  const policy = { timeoutMs: 5_000, retries: 2, retryDelayMs: 0, backoff: 1 };
+  const error = await assertRejects(() => retrying("listing", policy, () => {}, listing));
+  assertEquals(
+    error.message,
+    `Cannot list "n/": the listing gives a continuation token it gave before (bucket "b01" at ` +
+      `http://127.0.0.1:${server.addr.port}), so its pages would come round for ever: check ` +
+      `the S3 service; listing gave up after 3 tries: check that S3 is reachable and answers`,
+  );
+  assertEquals(pages, 6);
+});
