@@ -136,7 +136,7 @@ export class Packer {
         `reading ${entry.key}`,
         policy,
         log,
-        () => client.get(entry.key),
+        () => client.get(entry.key, entry.size),
       );
       checkChangeObject(entry, record);
       batch.push(entry);
@@ -165,7 +165,13 @@ export class Packer {
     const last = batch.at(-1)!;
     const key = packKey(client.url.prefix, first, last.seq, last.version);
     await putNew(client, key, pack, `pack of records ${first}-${last.seq}`, policy, log);
-    const stored = await retrying(`reading ${key} back`, policy, log, () => client.get(key));
+    // A large pack went out slowly, and it comes back no faster.
+    const stored = await retrying(
+      `reading ${key} back`,
+      policy,
+      log,
+      () => client.get(key, pack.length),
+    );
     if (!sameBytes(stored, pack)) {
       throw new Error(
         `the pack "${key}" reads back other bytes than were sent; keeping the changes`,
