@@ -269,7 +269,7 @@ export class S3Client {
 
   /**
    * An object's bytes, read whole within the timeout; one expected to hold `expectedBytes`
-   * (a large change read back) gets the time a slow link takes for them too.
+   * (a large change or pack, its size known) gets the time a slow link takes for them too.
    */
   async get(key: string, expectedBytes = 0): Promise<Uint8Array> {
     const what = `Cannot read "${key}"`;

@@ -208,7 +208,12 @@ async function spool(
       const batch = sources.slice(at, end) as ChangeEntry[];
       const fetched = await Promise.all(
         batch.map((change) =>
-          retrying(`reading ${change.key}`, policy, () => {}, () => client.get(change.key))
+          retrying(
+            `reading ${change.key}`,
+            policy,
+            () => {},
+            () => client.get(change.key, change.size),
+          )
         ),
       );
       batch.forEach((change, i) => {
@@ -386,7 +391,12 @@ async function spoolPack(
   policy: S3RetryPolicy,
 ): Promise<void> {
   const { backupId, sealing, after } = into;
-  const bytes = await retrying(`reading ${pack.key}`, policy, () => {}, () => client.get(pack.key));
+  const bytes = await retrying(
+    `reading ${pack.key}`,
+    policy,
+    () => {},
+    () => client.get(pack.key, pack.size),
+  );
   Deno.writeFileSync(tmp, bytes);
   const file = Deno.openSync(tmp, { read: true });
   try {
