@@ -29,7 +29,7 @@ import {
   versionArg,
 } from "./args.ts";
 import { type Prompt, SECRET_HELP, SECRET_OPTIONS, terminalPrompt } from "./secrets.ts";
-import { s3Unlock, unlockReader } from "./unlock.ts";
+import { plainForEncryptedNode, s3Unlock, unlockReader } from "./unlock.ts";
 
 const RESTORE_HELP = `Usage: cln-backup restore <url> <file-or-dir> [--to-version N] [--also URL]...
 
@@ -248,7 +248,12 @@ export async function restore(
     for (const backup of urls) if (backup.scheme === "file") refuseInside(path, backup.path);
     refuseUnnamedCopies(dirname(path), [url, ...also]);
     for (const line of removeLeftovers(dirname(path))) output.out(line);
+    const nodeKey = existsSync(`${dirname(path)}/${KEY_FILE}`)
+      ? `${dirname(path)}/${KEY_FILE}`
+      : undefined;
     if (also.length > 0) {
+      // Copies are plain (an encrypted backup has none): a node with backup.key takes none.
+      if (nodeKey !== undefined) throw plainForEncryptedNode(url, nodeKey);
       return await restoreNewest([url, ...also], path, {
         toVersion,
         acceptOlder: values["accept-older"] === true,
@@ -257,8 +262,7 @@ export async function restore(
     }
     const reader = await connectReader(url, undefined, s3Unlock(url, values, prompt));
     try {
-      const nodeKey = `${dirname(path)}/${KEY_FILE}`;
-      await unlockReader(reader, values, prompt, existsSync(nodeKey) ? nodeKey : undefined);
+      await unlockReader(reader, values, prompt, nodeKey);
       const progress = output.progress &&
         new RestoreProgress(reader, toVersion, output.progress);
       try {

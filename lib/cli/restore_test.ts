@@ -332,6 +332,11 @@ Deno.test("restore refuses a plain backup for a node whose backup is encrypted (
       `another directory`,
     ]);
     assertEquals([...Deno.readDirSync(node)].map((e) => e.name), ["backup.key"]);
+    // Nor as one of several copies (an encrypted backup has none).
+    const copy = await makeBackup(`${dir}/copy`, changes);
+    const also = await run([url, node, "--also", copy]);
+    assertEquals([also.code, also.output.stderr], [1, refused.output.stderr]);
+    assertEquals([...Deno.readDirSync(node)].map((e) => e.name), ["backup.key"]);
     assertEquals((await run([url, `${dir}/elsewhere.sqlite3`])).code, 0);
   } finally {
     Deno.removeSync(dir, { recursive: true });

@@ -147,7 +147,7 @@ export async function unlockReader(
  * A plain backup for a node whose backup is encrypted: one from before `upgrade --encrypt`,
  * kept by whoever can write the storage, would restore an old state without a prompt.
  */
-function plainForEncryptedNode(url: string, nodeKey: string): UnlockError {
+export function plainForEncryptedNode(url: string, nodeKey: string): UnlockError {
   return new UnlockError(
     `"${url}" is not encrypted, but the node restored into has an encrypted backup ` +
       `("${nodeKey}" holds its key): whoever can write the storage could have put a plain ` +
