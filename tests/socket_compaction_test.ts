@@ -97,6 +97,8 @@ Deno.test("remote compaction: the compaction options, which a server's backup ig
         message: `Cannot set option 'backup-compact-auto': ${ignored.replaceAll('"', "'")}`,
       },
     });
+    // Back to its default it is as if unset: taken, so the config need not be edited first.
+    assertEquals(await lightningd.setconfig("backup-retain-snapshots", "1"), { result: {} });
     assertEquals((await lightningd.stop()).code, 0);
   } finally {
     await lightningd.kill().catch(() => {});

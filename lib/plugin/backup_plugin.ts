@@ -263,9 +263,10 @@ export class BackupPlugin {
 
   #setconfig(id: JsonRpcId, params: unknown): void {
     try {
-      const name = (params as { config?: unknown } | null)?.config;
-      const ignored = typeof name === "string" ? this.#ignored(name) : undefined;
-      if (ignored !== undefined) {
+      const { config: name, spec, value: given } = this.#options.parse(params);
+      const ignored = this.#ignored(name);
+      // Back to its default, an option this backup ignores is as if unset: taken.
+      if (ignored !== undefined && given !== spec.default) {
         throw new RpcError(ErrorCode.InvalidParams, `Cannot set option "${name}": ${ignored}`);
       }
       const value = this.#options.set(params);

@@ -149,6 +149,16 @@ export class Options {
 
   /** Applies a `setconfig` call's params; throws an {@linkcode RpcError} saying what to fix. */
   set(params: unknown): OptionValue {
+    const { config, value } = this.parse(params);
+    this.#values.set(config, value);
+    return value;
+  }
+
+  /**
+   * The option a `setconfig` call's params name, its spec and the value they give, checked as
+   * {@linkcode set} does, without setting it.
+   */
+  parse(params: unknown): { config: string; spec: OptionSpec; value: OptionValue } {
     const { config, val } = (typeof params === "object" && params !== null ? params : {}) as {
       config?: unknown;
       val?: unknown;
@@ -176,8 +186,7 @@ export class Options {
         `Cannot set option "${config}": ${value.error}; give ${expected(spec)}`,
       );
     }
-    this.#values.set(config, value);
-    return value;
+    return { config, spec, value };
   }
 
   get(name: string): OptionValue | undefined {
