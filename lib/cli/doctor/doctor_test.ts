@@ -594,6 +594,29 @@ Deno.test("doctor: free space for an S3 or encrypted server backup's compaction 
     }
   }));
 
+Deno.test("doctor: free space for an S3 copy's compaction too, beside a file backup's", () =>
+  withNode((node) => {
+    const size = Deno.statSync(`${node.dir}/lightningd.sqlite3`).size;
+    // Room at the backup, too little in the lightning dir, where the S3 copy is compacted.
+    const room = (atNode: number): DoctorSystem => ({
+      ...GOOD_SYSTEM,
+      freeBytes: (path) => path === node.dir ? atNode : 3 * size,
+    });
+    writeLockFile(node.dir, {
+      backend_url: node.url,
+      async_urls: ["s3://bucket/node?region=eu-1"],
+    });
+    const scratch = /the plugin's compaction rebuilds the database in cln-backup-scratch there/;
+    expect(runChecks(node.dir, room(size - 1)), "free space", "FAIL", scratch);
+    expect(runChecks(node.dir, room(size + 1)), "free space", "WARN", scratch);
+    expect(
+      runChecks(node.dir, room(3 * size)),
+      "free space",
+      "OK",
+      /free at .*backup", the database is .*; .* free at .*regtest"/,
+    );
+  }));
+
 Deno.test("doctor: the backup on the database's filesystem is a warning", () =>
   withNode((node) => {
     // Here both really are in the same temporary directory.

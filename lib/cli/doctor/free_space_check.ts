@@ -1,8 +1,9 @@
 /**
  * The free space check: the backup's filesystem can hold a snapshot of the database, and
  * better twice that, since the backup grows until it is compacted. The compaction of an S3
- * backup, or of an encrypted one on a server (which only the node can make), rebuilds the
- * database in the lightning dir instead (cln-backup-scratch), on the node's own filesystem.
+ * backup or copy, or of an encrypted one on a server (which only the node can make), rebuilds
+ * the database in the lightning dir instead (cln-backup-scratch), on the node's own filesystem:
+ * each place that matters is checked, and the worst is said.
  *
  * @module
  */
@@ -13,6 +14,8 @@ import { KEY_FILE } from "../../crypto/key_file.ts";
 import { statIfExists } from "../../fs/exists.ts";
 import type { CheckResult, Found } from "./check.ts";
 import { backupDestination } from "./destination.ts";
+import { lockDestinations } from "../../backends/multi/mirrors.ts";
+import { parseBackupUrl } from "../../backends/url.ts";
 import { formatBytes } from "./format_bytes.ts";
 import type { DoctorSystem } from "./system.ts";
 
@@ -30,19 +33,31 @@ const IN_SCRATCH = {
     `${SCRATCH_DIR} there, beside the node's own: free space there`,
 };
 
-/** Whether the plugin compacts the backup in the lightning dir, as the launcher grants it. */
+/** The URLs of backup.lock's destinations; none when it does not read (the lock check says why). */
+function copyUrls(found: Found): string[] {
+  try {
+    const { sync, async } = lockDestinations(found.lock!);
+    return [...sync, ...async];
+  } catch {
+    return [];
+  }
+}
+
+/** Whether the plugin compacts a destination in the lightning dir, as the launcher grants it. */
 function compactsInScratch(found: Found): boolean {
   const scheme = found.url?.scheme;
-  return scheme === "s3" ||
+  return scheme === "s3" || copyUrls(found).some((url) => parseBackupUrl(url).scheme === "s3") ||
     (scheme === "socket" && statIfExists(`${found.dir}/${CREDENTIAL_NAME}`) !== undefined &&
       statIfExists(`${found.dir}/${KEY_FILE}`) !== undefined);
 }
 
-export function freeSpaceCheck(found: Found, system: DoctorSystem): CheckResult {
-  const scratch = compactsInScratch(found);
-  const destination = scratch ? found.dir : backupDestination(found);
-  if (!destination) return ["OK", "a remote backup: check free space on the backup server"];
-  const why = scratch ? IN_SCRATCH : AT_BACKUP;
+/** One place's free space against the database's size. */
+function roomAt(
+  destination: string,
+  why: typeof AT_BACKUP,
+  found: Found,
+  system: DoctorSystem,
+): CheckResult {
   const database = statIfExists(`${found.dir}/${DATABASE_NAME}`);
   const size = database?.size ?? 0;
   let free: number;
@@ -56,4 +71,19 @@ export function freeSpaceCheck(found: Found, system: DoctorSystem): CheckResult 
   if (free < size) return ["FAIL", `${facts}: ${why.fail}`];
   if (free < 2 * size) return ["WARN", `${facts}: ${why.warn}`];
   return ["OK", facts];
+}
+
+const WORST = ["OK", "WARN", "FAIL"];
+
+export function freeSpaceCheck(found: Found, system: DoctorSystem): CheckResult {
+  const backup = backupDestination(found);
+  const results = [
+    ...(backup === undefined ? [] : [roomAt(backup, AT_BACKUP, found, system)]),
+    ...(compactsInScratch(found) ? [roomAt(found.dir, IN_SCRATCH, found, system)] : []),
+  ];
+  if (results.length === 0) {
+    return ["OK", "a remote backup: check free space on the backup server"];
+  }
+  const worst = results.reduce((a, b) => WORST.indexOf(b[0]) > WORST.indexOf(a[0]) ? b : a);
+  return worst[0] === "OK" ? ["OK", results.map((r) => r[1]).join("; ")] : worst;
 }
