@@ -12,9 +12,25 @@ import type { S3Url } from "./s3_url.ts";
 import { caFileChanged, httpClientFor } from "./http_client.ts";
 import { uploadAllowanceMs } from "../upload_allowance.ts";
 import { parseListing, parseUploads, type Upload, xmlText } from "./xml.ts";
+import { MAX_PAYLOAD_BYTES, RECORD_HEADER_SIZE } from "../../format/record.ts";
+import { SEGMENT_HEADER_SIZE } from "../../format/segment.ts";
 
 export type { SigningKeys as S3Credentials } from "./sigv4.ts";
 import type { SigningKeys as S3Credentials } from "./sigv4.ts";
+
+/**
+ * The most bytes an object read whole can hold: a pack is at most 16 MiB unless it holds one
+ * change alone, and a change's payload is at most MAX_PAYLOAD_BYTES.
+ */
+export const MOST_OBJECT_BYTES = SEGMENT_HEADER_SIZE + RECORD_HEADER_SIZE + MAX_PAYLOAD_BYTES;
+
+/**
+ * The bytes a read is given time for: those it expects, but never more than an object can
+ * hold, so a wrong size in a listing (terabytes, say) cannot make it wait for days.
+ */
+export function readAllowanceBytes(expectedBytes: number): number {
+  return Math.min(Math.max(0, expectedBytes), MOST_OBJECT_BYTES);
+}
 
 export const EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
@@ -274,7 +290,8 @@ export class S3Client {
   async get(key: string, expectedBytes = 0): Promise<Uint8Array> {
     const what = `Cannot read "${key}"`;
     const resource = this.#resource(key);
-    const response = await this.#request(what, "GET", resource, undefined, {}, expectedBytes);
+    const carried = readAllowanceBytes(expectedBytes);
+    const response = await this.#request(what, "GET", resource, undefined, {}, carried);
     try {
       return new Uint8Array(await response.arrayBuffer());
     } catch (error) {
@@ -399,9 +416,13 @@ export class S3Client {
     if (code !== undefined) throw new S3Error(`${what}: ${code}`, 200, code, code === "SlowDown");
   }
 
-  /** The unfinished multipart uploads of keys under `prefix`, a page at a time. */
+  /**
+   * The unfinished multipart uploads of keys under `prefix`, a page at a time. Markers given before are refused
+   * (and the listing tried again), as list()'s tokens are: they would come round for ever.
+   */
   async *listMultipart(prefix: string): AsyncGenerator<Upload[]> {
     let marker: Upload | undefined;
+    const markers = new Set<string>();
     do {
       const params: [string, string][] = [["prefix", prefix], ["uploads", ""]];
       if (marker) params.push(["key-marker", marker.key], ["upload-id-marker", marker.uploadId]);
@@ -411,6 +432,17 @@ export class S3Client {
       const page = parseUploads(await this.#text(what, response));
       yield page.uploads;
       marker = page.next;
+      const given = marker && JSON.stringify([marker.key, marker.uploadId]);
+      if (given !== undefined && markers.has(given)) {
+        throw new S3Error(
+          `${what}: the listing gives markers it gave before (${this.where}), so its pages ` +
+            `would come round for ever: check the S3 service`,
+          200,
+          "",
+          true,
+        );
+      }
+      if (given !== undefined) markers.add(given);
     } while (marker !== undefined);
   }
 

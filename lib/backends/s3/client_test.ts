@@ -1,5 +1,6 @@
 import { assert, assertEquals, assertMatch, assertRejects } from "../../../tests/support/assert.ts";
-import { S3Client, S3Error } from "./client.ts";
+import { MOST_OBJECT_BYTES, readAllowanceBytes, S3Client, S3Error } from "./client.ts";
+import { uploadAllowanceMs } from "../upload_allowance.ts";
 import { parseBackupUrl } from "../url.ts";
 import type { S3Url } from "./s3_url.ts";
 import { makeCa } from "../../../tests/support/test_ca.ts";
@@ -244,4 +245,47 @@ Deno.test("S3Client: a listing whose continuation token comes round is refused, 
       `the S3 service; listing gave up after 3 tries: check that S3 is reachable and answers`,
   );
   assertEquals(pages, 6);
+});
+
+Deno.test("S3Client: a listing of uploads whose markers come round is refused, not followed for ever", async () => {
+  // A store that answers every page of uploads empty and truncated, with markers that do
+  // not move on: a compaction, which aborts what an earlier one left, never ended.
+  let pages = 0;
+  await using server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, () => {
+    pages++;
+    return new Response(
+      "<ListMultipartUploadsResult><IsTruncated>true</IsTruncated>" +
+        "<NextKeyMarker>n/base-1</NextKeyMarker><NextUploadIdMarker>u</NextUploadIdMarker>" +
+        "</ListMultipartUploadsResult>",
+    );
+  });
+  const url = parseBackupUrl(
+    `s3://b01/n?endpoint=http://127.0.0.1:${server.addr.port}&path-style=1`,
+  );
+  const client = new S3Client(url as S3Url, { accessKeyId: "a", secretAccessKey: "s" }, 5_000);
+  const listing = async () => {
+    for await (const page of client.listMultipart("n/base-")) assertEquals(page, []);
+  };
+  const policy = { timeoutMs: 5_000, retries: 2, retryDelayMs: 0, backoff: 1 };
+  const error = await assertRejects(() => retrying("listing", policy, () => {}, listing));
+  assertEquals(
+    error.message,
+    `Cannot list the uploads under "n/base-": the listing gives markers it gave before ` +
+      `(bucket "b01" at http://127.0.0.1:${server.addr.port}), so its pages would come round ` +
+      `for ever: check the S3 service; listing gave up after 3 tries: check that S3 is ` +
+      `reachable and answers`,
+  );
+  assertEquals(pages, 6);
+});
+
+Deno.test("S3Client: a read is given time for the bytes an object can hold, not for a wrong size in a listing", () => {
+  // A listing that names a pack of 10 GB gave a read 22 hours a try; of 300 GB, more than a
+  // timer holds, so it was cut off at once.
+  assertEquals(readAllowanceBytes(10e9), MOST_OBJECT_BYTES);
+  assertEquals(readAllowanceBytes(300e9), MOST_OBJECT_BYTES);
+  assert(uploadAllowanceMs(MOST_OBJECT_BYTES) < 40 * 60_000);
+  // The largest change there can be keeps its time, and a small read none.
+  assertEquals(readAllowanceBytes(MOST_OBJECT_BYTES), MOST_OBJECT_BYTES);
+  assertEquals(readAllowanceBytes(16 * 1024 * 1024), 16 * 1024 * 1024);
+  assertEquals(readAllowanceBytes(0), 0);
 });
