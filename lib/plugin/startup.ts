@@ -21,6 +21,7 @@ import { credentialIn } from "../backends/socket/credential.ts";
 import { SocketBackend, type SocketLogLevel } from "../backends/socket/backend.ts";
 import { retryPolicyFromLock } from "../backends/socket/options.ts";
 import { type LockFile, readLockFile } from "../backup/lock_file.ts";
+import { lockNumber } from "../backup/lock_number.ts";
 import { MultiBackend } from "../backends/multi/backend.ts";
 import { lockDestinations, mirrorFailure } from "../backends/multi/mirrors.ts";
 import { AsyncCopy } from "../backends/multi/async_copy.ts";
@@ -184,15 +185,8 @@ function openOne(
 
 /** `async_retry_s` of backup.lock: the longest pause of a failing async destination. */
 function asyncRetryMs(lock: LockFile): number | undefined {
-  const value = lock.async_retry_s;
-  if (value === undefined) return undefined;
-  if (typeof value !== "number" || !(value > 0)) {
-    throw new Error(
-      `Cannot start backup: "async_retry_s" in backup.lock must be a number of seconds above ` +
-        `0, not ${JSON.stringify(value)}: fix or remove it`,
-    );
-  }
-  return value * 1000;
+  const seconds = lockNumber(lock, "async_retry_s", { above0: "" });
+  return seconds === undefined ? undefined : seconds * 1000;
 }
 
 /**

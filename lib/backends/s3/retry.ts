@@ -9,6 +9,7 @@
  */
 import { S3Error } from "./client.ts";
 import type { LockFile } from "../../backup/lock_file.ts";
+import { lockNumber } from "../../backup/lock_number.ts";
 
 /** How patient an S3 backup's requests are (see the module's doc). */
 export interface S3RetryPolicy {
@@ -29,40 +30,16 @@ export const DEFAULT_S3_POLICY: S3RetryPolicy = {
   backoff: 2,
 };
 
-/**
- * `key` in backup.lock: a number of seconds, a bound on a wait (above 0: 0 would not be "no
- * bound" but a request that fails at once), or a whole number.
- */
-function lockNumber(
-  lock: LockFile,
-  key: string,
-  fallback: number,
-  kind: "seconds" | "bound" | "whole" = "seconds",
-): number {
-  const value = lock[key];
-  if (value === undefined) return fallback;
-  if (
-    typeof value !== "number" || !(kind === "bound" ? value > 0 : value >= 0) ||
-    !Number.isFinite(value) || (kind === "whole" && !Number.isInteger(value))
-  ) {
-    throw new Error(
-      `Cannot start backup: "${key}" in backup.lock must be a ${
-        kind === "whole" ? "whole number" : "number of seconds"
-      }${kind === "bound" ? " above 0 (every request is bounded)" : ""}, not ${
-        JSON.stringify(value)
-      }: fix or remove it`,
-    );
-  }
-  return value;
-}
+/** Every request is bounded: 0 would be a request that fails at once. */
+const BOUND = { above0: "every request is bounded" };
 
 /** The policy backup.lock asks for, defaults for what it does not name. */
 export function s3PolicyFromLock(lock: LockFile): S3RetryPolicy {
   const d = DEFAULT_S3_POLICY;
   return {
-    timeoutMs: lockNumber(lock, "s3_timeout_s", d.timeoutMs / 1000, "bound") * 1000,
-    retries: lockNumber(lock, "s3_retries", d.retries, "whole"),
-    retryDelayMs: lockNumber(lock, "s3_retry_delay_s", d.retryDelayMs / 1000) * 1000,
+    timeoutMs: (lockNumber(lock, "s3_timeout_s", BOUND) ?? d.timeoutMs / 1000) * 1000,
+    retries: lockNumber(lock, "s3_retries", "whole") ?? d.retries,
+    retryDelayMs: (lockNumber(lock, "s3_retry_delay_s", "seconds") ?? d.retryDelayMs / 1000) * 1000,
     backoff: d.backoff,
   };
 }

@@ -10,6 +10,7 @@
  * @module
  */
 import type { LockFile } from "../../backup/lock_file.ts";
+import { lockNumber, type LockNumberRule } from "../../backup/lock_number.ts";
 
 /** How patient a `socket:` backup is (see the module's doc). */
 export interface RetryPolicy {
@@ -53,46 +54,34 @@ export const DEFAULT_RETRY_POLICY: RetryPolicy = {
   takeoverWaitMs: 120_000,
 };
 
-/**
- * `key`'s seconds in backup.lock, as milliseconds; a bound on a wait (`bound`) must be above 0,
- * which would not be "no bound" but a wait that fails at once.
- */
-function seconds(lock: LockFile, key: string, fallback: number, bound = false): number {
-  const value = lock[key];
-  if (value === undefined) return fallback;
-  if (
-    typeof value !== "number" || !(bound ? value > 0 : value >= 0) || !Number.isFinite(value)
-  ) {
-    throw new Error(
-      `Cannot start backup: "${key}" in backup.lock must be a number of seconds` +
-        `${bound ? " above 0 (every wait is bounded)" : ""}, not ${JSON.stringify(value)}: fix ` +
-        `or remove it`,
-    );
-  }
-  return value * 1000;
+/** Every wait is bounded: 0 would be a wait that fails at once. */
+const BOUND = { above0: "every wait is bounded" };
+
+/** `key`'s seconds in backup.lock as milliseconds, `fallback` when it names none. */
+function ms(
+  lock: LockFile,
+  key: string,
+  fallback: number,
+  rule: LockNumberRule = "seconds",
+): number {
+  const seconds = lockNumber(lock, key, rule);
+  return seconds === undefined ? fallback : seconds * 1000;
 }
 
 /** The policy backup.lock asks for, defaults for what it does not name. */
 export function retryPolicyFromLock(lock: LockFile): RetryPolicy {
-  const retries = lock.socket_retries;
-  if (retries !== undefined && !(Number.isInteger(retries) && (retries as number) >= 0)) {
-    throw new Error(
-      `Cannot start backup: "socket_retries" in backup.lock must be a whole number, not ` +
-        `${JSON.stringify(retries)}: fix or remove it`,
-    );
-  }
   return {
-    timeoutMs: seconds(lock, "socket_timeout_s", DEFAULT_RETRY_POLICY.timeoutMs, true),
-    retries: (retries as number | undefined) ?? DEFAULT_RETRY_POLICY.retries,
-    retryDelayMs: seconds(lock, "socket_retry_delay_s", DEFAULT_RETRY_POLICY.retryDelayMs),
+    timeoutMs: ms(lock, "socket_timeout_s", DEFAULT_RETRY_POLICY.timeoutMs, BOUND),
+    retries: lockNumber(lock, "socket_retries", "whole") ?? DEFAULT_RETRY_POLICY.retries,
+    retryDelayMs: ms(lock, "socket_retry_delay_s", DEFAULT_RETRY_POLICY.retryDelayMs),
     backoff: DEFAULT_RETRY_POLICY.backoff,
-    compactTimeoutMs: seconds(
+    compactTimeoutMs: ms(
       lock,
       "socket_compact_timeout_s",
       DEFAULT_RETRY_POLICY.compactTimeoutMs,
-      true,
+      BOUND,
     ),
     heartbeatMs: DEFAULT_RETRY_POLICY.heartbeatMs,
-    takeoverWaitMs: seconds(lock, "socket_takeover_wait_s", DEFAULT_RETRY_POLICY.takeoverWaitMs),
+    takeoverWaitMs: ms(lock, "socket_takeover_wait_s", DEFAULT_RETRY_POLICY.takeoverWaitMs),
   };
 }
