@@ -289,3 +289,17 @@ Deno.test("S3Client: a read is given time for the bytes an object can hold, not 
   assertEquals(readAllowanceBytes(16 * 1024 * 1024), 16 * 1024 * 1024);
   assertEquals(readAllowanceBytes(0), 0);
 });
+
+Deno.test("S3Client: a ca= file that does not read is said once, and not tried again", async () => {
+  const url = parseBackupUrl(
+    "s3://b01/n?endpoint=https://localhost:1&path-style=1&ca=/nonexistent/home-ca.pem",
+  );
+  const client = new S3Client(url as S3Url, { accessKeyId: "a", secretAccessKey: "s" });
+  const error = await assertRejects(() => client.get("n/backup-id"));
+  assert(error instanceof S3Error, String(error));
+  assertEquals(error.transient, false);
+  assertMatch(
+    error.message,
+    /^Cannot read "n\/backup-id": cannot read the CA certificates "\/nonexistent\/home-ca\.pem" the URL names \(.*\): put the PEM file there, readable by this user, or fix ca= in the URL$/,
+  );
+});

@@ -8,6 +8,7 @@
  * @module
  */
 import type { S3Url } from "./s3_url.ts";
+import { readCaFile } from "../ca_file.ts";
 
 /** Each CA file's client, and the certificates it was made from. */
 const clients = new Map<string, { pem: string; client: Deno.HttpClient }>();
@@ -20,18 +21,7 @@ export function httpClientFor(url: S3Url): Deno.HttpClient | undefined {
   if (url.ca === undefined) return undefined;
   let held = clients.get(url.ca);
   if (held === undefined) {
-    let pem: string;
-    try {
-      pem = Deno.readTextFileSync(url.ca);
-    } catch (error) {
-      if (error instanceof Deno.errors.NotCapable) throw error;
-      throw new Error(
-        `cannot read the CA certificates "${url.ca}" the URL names (${
-          (error as Error).message
-        }): ` +
-          `put the PEM file there, readable by this user, or fix ca= in the URL`,
-      );
-    }
+    const pem = readCaFile(url.ca);
     try {
       held = { pem, client: Deno.createHttpClient({ caCerts: [pem] }) };
     } catch (error) {

@@ -10,6 +10,7 @@
 import * as net from "node:net";
 import * as tls from "node:tls";
 import { formatHostPort, type TlsTrust } from "../url.ts";
+import { readCaFile } from "../ca_file.ts";
 
 /**
  * The server's certificate is not the one the URL pins, or not one its CAs issued for the
@@ -114,17 +115,14 @@ export function dialTcp(host: string, port: number): Promise<SocketConn> {
   });
 }
 
-/** The CA certificates of `ca`, the PEM file a URL names. */
+/** The CA certificates of `ca`, the PEM file a URL names; one that does not read refuses TLS. */
 function readCa(ca: string): string {
   try {
-    return Deno.readTextFileSync(ca);
+    return readCaFile(ca);
   } catch (error) {
     // A CA file the launcher does not let it read: as a connection it does not allow.
     if (error instanceof Deno.errors.NotCapable) throw error;
-    throw new TlsIdentityError(
-      `cannot read the CA certificates "${ca}" the URL names (${(error as Error).message}): ` +
-        `put the PEM file there, readable by this user, or fix ca= in the URL`,
-    );
+    throw new TlsIdentityError((error as Error).message);
   }
 }
 
