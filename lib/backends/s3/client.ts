@@ -354,16 +354,7 @@ export class S3Client {
       const page = parseListing(await this.#text(what, response));
       yield page.objects;
       token = page.nextToken;
-      if (token !== undefined && tokens.has(token)) {
-        throw new S3Error(
-          `${what}: the listing gives a continuation token it gave before (${this.where}), so ` +
-            `its pages would come round for ever: check the S3 service`,
-          200,
-          "",
-          true,
-        );
-      }
-      if (token !== undefined) tokens.add(token);
+      this.#onward(tokens, token, what, "a continuation token");
     } while (token !== undefined);
   }
 
@@ -433,17 +424,26 @@ export class S3Client {
       yield page.uploads;
       marker = page.next;
       const given = marker && JSON.stringify([marker.key, marker.uploadId]);
-      if (given !== undefined && markers.has(given)) {
-        throw new S3Error(
-          `${what}: the listing gives markers it gave before (${this.where}), so its pages ` +
-            `would come round for ever: check the S3 service`,
-          200,
-          "",
-          true,
-        );
-      }
-      if (given !== undefined) markers.add(given);
+      this.#onward(markers, given, what, "markers");
     } while (marker !== undefined);
+  }
+
+  /**
+   * Takes note of where a listing's next page starts (`next`, absent at its end); one given
+   * before (`seen`) is refused, to be listed again: its pages would come round for ever.
+   */
+  #onward(seen: Set<string>, next: string | undefined, what: string, named: string): void {
+    if (next === undefined) return;
+    if (seen.has(next)) {
+      throw new S3Error(
+        `${what}: the listing gives ${named} it gave before (${this.where}), so its pages ` +
+          `would come round for ever: check the S3 service`,
+        200,
+        "",
+        true,
+      );
+    }
+    seen.add(next);
   }
 
   async abortMultipart(key: string, uploadId: string): Promise<void> {
