@@ -8,7 +8,7 @@
  *
  * @module
  */
-import type { CompactionResult } from "../../compact/compact.ts";
+import { type CompactionResult, compactionResult } from "../../compact/compact.ts";
 import { restoreBackup } from "../../backup/restore.ts";
 import { writeBase } from "../file/create.ts";
 import { baseName } from "../../format/layout.ts";
@@ -88,14 +88,7 @@ export async function compactSealed(
         const { bytes, records } = copy.local.describe();
         const held = { backupsize: bytes, version_count: records };
         const seconds = Math.round(performance.now() - started) / 1000;
-        return {
-          before: held,
-          after: held,
-          base_version: null,
-          versions_folded: 0,
-          bytes_freed: 0,
-          seconds,
-        };
+        return compactionResult(held, held, { base_version: null, versions_folded: 0, seconds });
       }
       const database = `${work}/lightningd.sqlite3`;
       restoreBackup(copy, database, { toVersion: version, durable: false });
