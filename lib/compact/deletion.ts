@@ -11,7 +11,7 @@
 import { syncDir, writeFileDurably } from "../fs/durable.ts";
 import { existsSync } from "../fs/exists.ts";
 import { atStep } from "../fs/step_seam.ts";
-import { baseName, isSegmentName, logName, readLayout } from "../format/layout.ts";
+import { baseName, isSegmentName, logName } from "../format/layout.ts";
 import { readChain } from "../format/chain.ts";
 
 export const DELETION_PLAN = "compaction.plan";
@@ -73,11 +73,11 @@ export function finishDeletion(dir: string): string[] {
  * one that stays, and logs before the one the oldest base that stays continues in.
  */
 function neededBy(dir: string, planned: readonly string[]): (name: string) => boolean {
-  const { bases } = readChain(dir);
+  // The chain's logs are those from the oldest base's first on, which holds the kept one's.
+  const { bases, logs } = readChain(dir);
   const kept = bases.find((b) => !planned.includes(baseName(b.number)));
   if (!kept) return () => true;
-  const { logs } = readLayout(dir);
   return (name) =>
     bases.some((b) => b.number > kept.number && baseName(b.number) === name) ||
-    logs.some((l) => l.sequence >= kept.header.firstLog && logName(l.sequence) === name);
+    logs.some((l) => l.number >= kept.header.firstLog && logName(l.number) === name);
 }
