@@ -23,7 +23,7 @@ import { retryPolicyFromLock } from "../backends/socket/options.ts";
 import { type LockFile, readLockFile } from "../backup/lock_file.ts";
 import { lockNumber } from "../backup/lock_number.ts";
 import { MultiBackend } from "../backends/multi/backend.ts";
-import { lockDestinations, mirrorFailure } from "../backends/multi/mirrors.ts";
+import { lockDestinations, mirrorFailure, newCopyCommand } from "../backends/multi/mirrors.ts";
 import { AsyncCopy } from "../backends/multi/async_copy.ts";
 import { WithAsyncCopies } from "../backends/multi/with_async_copies.ts";
 import { FileBackupReader } from "../backends/file/reader.ts";
@@ -105,11 +105,11 @@ function refuseKey(url: string, dir: string, key: DataKey | undefined): void {
  */
 function refuseMissingCopy(path: string, url: string, lock: LockFile, dir: string): void {
   if (url === lock.backend_url || backupKind(path) !== "missing") return;
-  const flag = lockDestinations(lock).async.includes(url) ? " --async" : "";
+  const isAsync = lockDestinations(lock).async.includes(url);
   throw new Error(
     `Cannot open backup: nothing at "${path}", a copy backup.lock names: mount its disk or ` +
       `fix the URL; or, with lightningd stopped, remove it from backup.lock, then add a new ` +
-      `copy with "cln-backup mirror NEW_URL --lightning-dir ${dir}${flag}"`,
+      `copy with ${newCopyCommand(dir, isAsync)}`,
   );
 }
 

@@ -12,12 +12,13 @@
  * @module
  */
 import type { Backend, BackupState, Change, DestinationStatus } from "../backend.ts";
+import { newCopyCommand } from "./mirrors.ts";
 
 export type MirrorFailure = "stop" | "degrade";
 
 /** How a destination that lacks changes is replaced: init refuses a node with a backup. */
 const REMAKE = `with lightningd stopped, remove it from backup.lock, then add a new copy with ` +
-  `"cln-backup mirror NEW_URL --lightning-dir DIR"`;
+  newCopyCommand();
 
 export class MultiBackend implements Backend {
   readonly url: string;
@@ -80,7 +81,7 @@ export class MultiBackend implements Backend {
           `${behind.map((s) => s.url).join(", ")} lack changes the newest holds (a ` +
           `destination that failed under mirror_failure "degrade" gets no more): with ` +
           `lightningd stopped, remove each from backup.lock (backend_url must be one at ` +
-          `${top}), then add a new copy with "cln-backup mirror NEW_URL --lightning-dir DIR"; ` +
+          `${top}), then add a new copy with ${newCopyCommand()}; ` +
           `should the node's database not be at ${top}, restore it from the newest first`,
       );
     }
@@ -171,7 +172,7 @@ export class MultiBackend implements Backend {
           `the node goes on with ${members.length - failed.length} destination(s) ` +
           `("mirror_failure": "degrade"), and this one lags behind it from now on: with ` +
           `lightningd stopped, remove it from backup.lock (backend_url must be a destination ` +
-          `that went on), then add a new copy with "cln-backup mirror NEW_URL --lightning-dir DIR"`,
+          `that went on), then add a new copy with ${newCopyCommand()}`,
       );
     }
   }

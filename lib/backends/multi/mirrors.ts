@@ -37,6 +37,15 @@ export function lockDestinations(lock: LockFile): { sync: string[]; async: strin
   return { sync, async };
 }
 
+/**
+ * The command that adds a new copy in place of one that lacks changes or is gone (init refuses
+ * a node that has a backup), as advice quotes it: for the lightning dir `dir` (`DIR` where it is
+ * not known), an async copy's with `--async`.
+ */
+export function newCopyCommand(dir = "DIR", isAsync = false): string {
+  return `"cln-backup mirror NEW_URL --lightning-dir ${dir}${isAsync ? " --async" : ""}"`;
+}
+
 /** The paths of the file backups `lock` names, `backend_url`'s first when it is one. */
 export function fileDestinations(lock: LockFile): string[] {
   const { sync, async } = lockDestinations(lock);

@@ -8,7 +8,7 @@
  * @module
  */
 import type { BackupDescription } from "../../backends/backend.ts";
-import { lockDestinations } from "../../backends/multi/mirrors.ts";
+import { lockDestinations, newCopyCommand } from "../../backends/multi/mirrors.ts";
 import { backupKind } from "../../backends/open.ts";
 import { parseBackupUrl } from "../../backends/url.ts";
 import type { CheckResult, Found } from "./check.ts";
@@ -24,9 +24,9 @@ function agree(a: BackupDescription, b: BackupDescription): boolean {
 export function copiesCheck(found: Found): CheckResult {
   const { sync, async } = lockDestinations(found.lock!);
   let first = found.description!;
-  const remake = (flag: string) =>
+  const remake = (isAsync: boolean) =>
     `with lightningd stopped, remove it from backup.lock and add a new copy with ` +
-    `"cln-backup mirror NEW_URL --lightning-dir ${found.dir}${flag}"`;
+    newCopyCommand(found.dir, isAsync);
   const fails: string[] = [];
   const warns: string[] = [];
   const fine: string[] = [];
@@ -48,9 +48,9 @@ export function copiesCheck(found: Found): CheckResult {
       (isAsync ? warns : fails).push(
         isAsync
           ? `${url}: ${message}: the node goes on without this async copy, which gets no ` +
-            `changes: mount it or fix the URL; or, ${remake(" --async")}`
+            `changes: mount it or fix the URL; or, ${remake(true)}`
           : `${url}: ${message}: the plugin stops the node at its start: mount it or fix the ` +
-            `URL; or, ${remake("")}`,
+            `URL; or, ${remake(false)}`,
       );
       continue;
     }
@@ -69,7 +69,7 @@ export function copiesCheck(found: Found): CheckResult {
       if (at > top && !agree(first, copy)) {
         warns.push(
           `${url} at ${at} is ahead of ${first.url} at ${top}: it is not a copy of this ` +
-            `backup, and gets no changes: ${remake(" --async")}`,
+            `backup, and gets no changes: ${remake(true)}`,
         );
       } else {
         fine.push(
@@ -82,15 +82,14 @@ export function copiesCheck(found: Found): CheckResult {
     } else if (at < top) {
       fails.push(
         `${url} at ${at} lacks changes ${first.url} holds at ${top}: the plugin stops the node ` +
-          `at its start: ${remake("")}`,
+          `at its start: ${remake(false)}`,
       );
     } else {
       fails.push(
         `${url} at ${at} holds changes ${first.url} at ${top} lacks (it failed under ` +
           `mirror_failure "degrade"?): the plugin stops the node at its start: with ` +
           `lightningd stopped, make backend_url the newest copy and remove ${first.url} ` +
-          `from backup.lock, then add a new copy with "cln-backup mirror NEW_URL ` +
-          `--lightning-dir ${found.dir}"`,
+          `from backup.lock, then add a new copy with ${newCopyCommand(found.dir)}`,
       );
     }
   }
