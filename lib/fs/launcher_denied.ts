@@ -7,8 +7,11 @@
  * @module
  */
 
-/** Why the plugin failed, when its launcher denied it: what to do, from `dir`, the lightning dir. */
-export function launcherDenied(error: unknown, dir: string): string | undefined {
+/**
+ * Why the plugin failed, when its launcher denied it: what to do, from `dir`, the lightning
+ * dir (where lightningd runs the plugin, its working directory unless given).
+ */
+export function launcherDenied(error: unknown, dir = Deno.cwd()): string | undefined {
   if (!(error instanceof Deno.errors.NotCapable)) return undefined;
   const denied = error.message.replace(/, run again with the --allow-\w+ flag$/, "");
   return `the plugin's launcher does not allow it (${denied.replace(/^R/, "r")}): backup.lock ` +

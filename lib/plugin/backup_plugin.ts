@@ -368,8 +368,7 @@ export class BackupPlugin {
       }
       await backend.append({ version, statements: writes });
     } catch (error) {
-      // lightningd runs the plugin in the lightning dir.
-      const why = launcherDenied(error, Deno.cwd()) ?? (error as Error).message;
+      const why = launcherDenied(error) ?? (error as Error).message;
       // A backend's own "Cannot store change N: ..." is said once.
       const said = `Cannot store change ${version}: `;
       return this.#stop(`${said}${why.startsWith(said) ? why.slice(said.length) : why}`);

@@ -234,8 +234,7 @@ export class AsyncCopy {
       } catch (error) {
         if (this.#closed) return;
         await this.#lease;
-        // lightningd runs the plugin in the lightning dir.
-        this.#fail(launcherDenied(error, Deno.cwd()) ?? (error as Error).message);
+        this.#fail(launcherDenied(error) ?? (error as Error).message);
         await this.#pause(wait);
         clearTimeout(this.#timer);
         wait = Math.min(wait * 2, this.options.maxRetryMs ?? 30_000);
