@@ -360,7 +360,8 @@ export class BackupServer {
 
   /**
    * Makes `session` the one writer of `storage`; returns who else is, if someone is. A wire v2
-   * writer silent past `writerSilenceMs` is closed for another v2 session instead.
+   * writer that heartbeat and is silent past `writerSilenceMs` is closed for another v2
+   * session instead.
    */
   claimWriter(session: Writer, storage: ServerStorage): Writer | undefined {
     const writer = this.#writers.get(storage);

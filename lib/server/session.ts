@@ -77,12 +77,10 @@ export interface Writer {
   readonly name: string;
   /**
    * How long a wire v2 session has been silent, outside a request (its plugin's heartbeats
-   * keep it short; 0 for one that never heartbeat); a v1 session has none and is never taken
-   * over.
+   * keep it short); `undefined` for one that never heartbeat (REQ_METADATA). A v1 session has
+   * no such method. Only a writer that heartbeats is ever taken over.
    */
-  silentMs?(): number;
-  /** Whether it heartbeats (REQ_METADATA): only such a writer is ever taken over. */
-  readonly heartbeats?: boolean;
+  silentMs?(): number | undefined;
   /** Closes the connection (a writer taken over). */
   close(): void;
 }

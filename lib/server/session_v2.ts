@@ -115,15 +115,13 @@ export class V2Session {
   }
 
   /**
-   * Since the last request was answered; 0 while one is (an upload may take long), and always
-   * for a client that never heartbeat (a plugin from before heartbeats, idle yet alive).
+   * Since the last request was answered; 0 while one is (an upload may take long), and
+   * `undefined` for a client that never heartbeat (a plugin from before heartbeats, idle yet
+   * alive).
    */
-  silentMs(): number {
-    return this.#handling || !this.#beats ? 0 : performance.now() - this.#heard;
-  }
-
-  get heartbeats(): boolean {
-    return this.#beats;
+  silentMs(): number | undefined {
+    if (!this.#beats) return undefined;
+    return this.#handling ? 0 : performance.now() - this.#heard;
   }
 
   /** The node it authenticated as; `undefined` before. */
@@ -478,7 +476,7 @@ export class V2Session {
     if (other) {
       return {
         // A writer that heartbeats is taken over once silent: the client may wait for that.
-        code: other.heartbeats ? ErrorCode.Busy : ErrorCode.Refused,
+        code: other.silentMs?.() !== undefined ? ErrorCode.Busy : ErrorCode.Refused,
         message: `${other.name} is writing to this backup, and a backup has one writer: ` +
           `stop the other node that uses node ${this.#node}'s credential (each node needs ` +
           `its own: "server add-node"); if it is this node's own connection, left open when ` +
