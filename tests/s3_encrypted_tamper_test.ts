@@ -27,8 +27,10 @@ import { writeKeyFile } from "../lib/crypto/key_file.ts";
 import { writeLockFile } from "../lib/backup/lock_file.ts";
 import { openAtStart } from "../lib/plugin/startup.ts";
 import {
+  decodeRecordHeader,
   encodeRecord,
   encodeStatements,
+  linkRecord,
   RECORD_HEADER_SIZE,
   RecordKind,
 } from "../lib/format/record.ts";
@@ -195,6 +197,15 @@ test(
     await client.put(replayed, await client.get(last.key));
     assertMatch(await refusal(s, url, key, dir), /fails authentication at offset 0 of ".*0001-/);
     await client.delete(replayed);
+
+    // The newest change object's link rewritten (its header's CRC made to match): it would
+    // make a reader take another generation of the record before it.
+    const linked = await client.get(last.key);
+    const link = decodeRecordHeader(linked)!.link;
+    assert(link > 0, "a change object says which generation it was stored on");
+    await client.put(last.key, linkRecord(linked.slice(), link + 1));
+    assertMatch(await refusal(s, url, key, dir), /fails authentication at offset 0 of ".*change-/);
+    await client.put(last.key, linked);
 
     // The base under the name of another sequence, its header rewritten to match.
     const base = all.find((e) => e.kind === "base")!;

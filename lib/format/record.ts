@@ -89,6 +89,8 @@ export interface RecordHeader {
   storedLength: number;
   rawLength: number;
   payloadCrc: number;
+  /** Bytes 28..32: `0`, but in an S3 change object what it follows (see {@linkcode linkRecord}). */
+  link: number;
 }
 
 /** A payload as it is stored before any sealing: compressed when that pays. */
@@ -205,7 +207,20 @@ export function decodeRecordHeader(bytes: Uint8Array): RecordHeader | undefined 
     storedLength: view.getUint32(16),
     rawLength: view.getUint32(20),
     payloadCrc: view.getUint32(24),
+    link: view.getUint32(28),
   };
+}
+
+/**
+ * Sets the last four bytes of a framed record's header, reserved elsewhere (`0`): an S3
+ * change object keeps there what it was stored on (lib/backends/s3/layout.ts). Outside the
+ * bytes a {@linkcode RecordCipher} binds, so it is set after sealing; the header's CRC covers it.
+ */
+export function linkRecord(record: Uint8Array, link: number): Uint8Array {
+  const view = new DataView(record.buffer, record.byteOffset, RECORD_HEADER_SIZE);
+  view.setUint32(28, link);
+  view.setUint32(0, crc32(record.subarray(4, RECORD_HEADER_SIZE)));
+  return record;
 }
 
 /** Why a checked header cannot be a record the writer wrote, or `undefined` when it can be. */

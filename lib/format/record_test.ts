@@ -8,6 +8,7 @@ import {
   encodeSnapshotEnd,
   encodeStatements,
   frameRecord,
+  linkRecord,
   payloadChecks,
   rawPayload,
   RECORD_HEADER_SIZE,
@@ -46,9 +47,18 @@ Deno.test("record: a small change is stored raw and round-trips", () => {
     storedLength: raw.length,
     rawLength: raw.length,
     payloadCrc: crc32(raw),
+    link: 0,
   });
   assertEquals(record.length, RECORD_HEADER_SIZE + raw.length);
   assertEquals(back, raw);
+});
+
+Deno.test("record: a link set after framing is read back, and the record still checks", () => {
+  const raw = encodeStatements(["INSERT INTO t VALUES (1)"]);
+  const record = linkRecord(encodeRecord(RecordKind.Change, 5, raw), 3);
+  const header = decodeRecordHeader(record)!;
+  assertEquals([header.link, header.version], [3, 5]);
+  assert(payloadChecks(header, record.subarray(RECORD_HEADER_SIZE)), "the payload checks");
 });
 
 Deno.test("record: a large compressible payload is compressed and round-trips", () => {

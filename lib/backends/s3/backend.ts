@@ -12,10 +12,10 @@
  * @module
  */
 import type { Backend, BackupState, Change, ConnectionStatus } from "../backend.ts";
-import { encodeRecord, encodeStatements, RecordKind } from "../../format/record.ts";
+import { encodeRecord, encodeStatements, linkRecord, RecordKind } from "../../format/record.ts";
 import { S3Client, type S3Credentials, S3Error } from "./client.ts";
 import { changeKey, idKey } from "./keys.ts";
-import { type ChangeEntry, listBackup, resolveLayout } from "./layout.ts";
+import { type ChangeEntry, readLayout, type RecordSource } from "./layout.ts";
 import { DEFAULT_S3_POLICY, retrying, type S3Log, type S3RetryPolicy } from "./retry.ts";
 import { parseBackupUrl } from "../url.ts";
 import type { S3Url } from "./s3_url.ts";
@@ -24,7 +24,7 @@ import { BACKUP_ID_SIZE } from "../../format/segment.ts";
 import type { CompactionSizes } from "../../compact/policy.ts";
 import { type DataKey, sameBytes } from "../../crypto/data_key.ts";
 import { checkObjectKey, readWrappedKey } from "./key_object.ts";
-import { objectCipher, ObjectKind } from "./object_cipher.ts";
+import { changePlace, objectCipher } from "./object_cipher.ts";
 
 /** How an `s3://` backup is opened: its signing keys, patience, log and packing. */
 export interface S3BackendOptions {
@@ -102,6 +102,11 @@ export async function putNew(
   });
 }
 
+/** The generation a change stored on `source` follows: a change object's own, else 0. */
+function generationOf(source: RecordSource | undefined): number {
+  return source?.kind === "change" ? source.gen : 0;
+}
+
 export class S3Backend implements Backend {
   readonly client: S3Client;
   readonly destination: string;
@@ -115,10 +120,15 @@ export class S3Backend implements Backend {
   #baseBytes = 0;
   /** Sequence of the last record the newest base covers. */
   #baseSeq = 0;
-  /** Where the next change goes: its sequence number and generation. */
-  #next = { seq: 1, gen: 0 };
-  /** Generation of the change object holding the last record (-1: none, it is packed). */
-  #lastGen = -1;
+  /**
+   * Where the next change goes: its sequence number, generation, and the generation of the
+   * change object holding the record before it (0: that record is in a base or a pack).
+   */
+  #next = { seq: 1, gen: 0, follows: 0 };
+  /** The change object holding the last record (none: it is in a base or a pack). */
+  #last: ChangeEntry | undefined;
+  /** What the last change object follows, for a rewind that stores another in its place. */
+  #lastFollows = 0;
   /** Change objects after the last pack, in order: what the packer merges. */
   readonly unpacked: ChangeEntry[] = [];
   #failure: string | undefined;
@@ -166,15 +176,17 @@ export class S3Backend implements Backend {
       await retrying("opening the backup", this.#policy, this.#log, async () => {
         this.#backupId = await readBackupId(this.client, this.url);
         checkObjectKey(this.url, await readWrappedKey(this.client), this.options.key);
-        const layout = resolveLayout(await listBackup(this.client));
+        const layout = await readLayout(this.client);
         this.#version = layout.version;
         this.#rewindVersion = layout.rewindVersion;
         this.#bytes = layout.bytes;
         this.#baseBytes = layout.bases.at(-1)?.size ?? 0;
         this.#baseSeq = layout.bases.at(-1)?.seq ?? 0;
-        this.#next = { seq: layout.lastSeq + 1, gen: 0 };
-        const last = layout.sources.at(-1);
-        this.#lastGen = last?.kind === "change" ? last.gen : -1;
+        const [last, below] = layout.sources.slice(-2).reverse();
+        this.#last = last?.kind === "change" ? last : undefined;
+        this.#next = { seq: layout.lastSeq + 1, gen: 0, follows: this.#last?.gen ?? 0 };
+        // What the last change was stored on: the record below it, as the layout chose it.
+        this.#lastFollows = generationOf(below);
         const trailing = layout.sources.slice(
           layout.sources.findLastIndex((s) => s.kind === "pack") + 1,
         ) as ChangeEntry[];
@@ -214,15 +226,16 @@ export class S3Backend implements Backend {
     if (this.#failure !== undefined) {
       throw new Error(`an earlier write failed: ${this.#failure}`);
     }
-    const { seq, gen } = this.#next;
+    const { seq, gen, follows } = this.#next;
     const key = this.options.key;
-    const place = { backupId: this.#backupId, kind: ObjectKind.Change, first: seq, second: gen };
+    const place = changePlace(this.#backupId, this.#next, follows + 1);
     const record = encodeRecord(
       RecordKind.Change,
       change.version,
       encodeStatements(change.statements),
       key && { cipher: objectCipher(key, place), offset: 0 },
     );
+    linkRecord(record, follows + 1);
     const name = changeKey(this.client.url.prefix, seq, gen, change.version);
     const started = performance.now();
     try {
@@ -239,12 +252,21 @@ export class S3Backend implements Backend {
     // A rewound change's object is superseded by this one: the packer deletes it.
     if (gen > 0 && this.unpacked.at(-1)?.seq === seq) this.#packer?.discard(this.unpacked.pop()!);
     const version = change.version;
-    this.unpacked.push({ kind: "change", key: name, size: record.length, seq, gen, version });
+    const entry: ChangeEntry = {
+      kind: "change",
+      key: name,
+      size: record.length,
+      seq,
+      gen,
+      version,
+    };
+    this.unpacked.push(entry);
     this.#rewindVersion = this.#version;
     this.#version = change.version;
     this.#bytes += record.length;
-    this.#lastGen = gen;
-    this.#next = { seq: seq + 1, gen: 0 };
+    this.#last = entry;
+    this.#lastFollows = follows;
+    this.#next = { seq: seq + 1, gen: 0, follows: gen };
     this.#packer?.maybePack(seq);
   }
 
@@ -253,13 +275,14 @@ export class S3Backend implements Backend {
    * number with the next generation, which supersedes it.
    */
   rewind(): Promise<void> {
-    if (this.#rewindVersion === undefined || this.#lastGen < 0) {
+    const last = this.#last;
+    if (this.#rewindVersion === undefined || last === undefined) {
       return Promise.reject(new Error("Cannot rewind: the last change is not on its own"));
     }
-    this.#next = { seq: this.#next.seq - 1, gen: this.#lastGen + 1 };
+    this.#next = { seq: last.seq, gen: last.gen + 1, follows: this.#lastFollows };
     this.#version = this.#rewindVersion;
     this.#rewindVersion = undefined;
-    this.#lastGen = -1;
+    this.#last = undefined;
     return Promise.resolve();
   }
 
@@ -290,7 +313,7 @@ export class S3Backend implements Backend {
    * deleted them); the counts start from it.
    */
   async resync(): Promise<void> {
-    const layout = resolveLayout(await listBackup(this.client));
+    const layout = await readLayout(this.client);
     const base = layout.bases.at(-1);
     this.#baseSeq = base?.seq ?? 0;
     this.#baseBytes = base?.size ?? 0;

@@ -120,6 +120,44 @@ test("S3: a second writer on the same prefix is refused by the conditional PUT",
   assertEquals(await restoredChanges(s, url), [[1, ["first"]]]);
 });
 
+for (const goesOn of ["the node", "its copy"] as const) {
+  test(`S3: a copy of a node one change behind on its prefix: a restore follows ${goesOn}, never a mix`, async () => {
+    const s = await sharedRgw();
+    const url = s.url(await s.bucket());
+    await createS3Backup(url, s.credentials, undefined, FAST);
+    // No packing while both write: a pack would settle which generation is read.
+    const options = { credentials: s.credentials, policy: FAST, packer: { every: 1000 } };
+    const node = await S3Backend.connect(url, options);
+    for (let v = 1; v <= 3; v++) await node.append({ version: v, statements: [`S${v}`] });
+    // The copy's database is at version 2: the newest change looks like one its node never
+    // committed, so it drops it and stores its own version 3, as after a crash.
+    const copy = await S3Backend.connect(url, options);
+    await copy.rewind();
+    await copy.append({ version: 3, statements: ["copy 3"] });
+    const [first, second] = goesOn === "the node" ? [node, copy] : [copy, node];
+    const history = goesOn === "the node" ? "S" : "copy ";
+    await first.append({ version: 4, statements: [`${history}4`] });
+    const refused = await assertRejects(() => second.append({ version: 4, statements: ["x"] }));
+    assertMatch(refused.message, /another writer uses this backup/);
+    for (let v = 5; v <= 8; v++) await first.append({ version: v, statements: [`${history}${v}`] });
+    node.close();
+    copy.close();
+    const expected: [number, string[]][] = [[1, ["S1"]], [2, ["S2"]]];
+    for (let v = 3; v <= 8; v++) expected.push([v, [`${history}${v}`]]);
+    assertEquals(await restoredChanges(s, url), expected);
+    // The next start's packer packs the history and deletes the generation it does not follow.
+    const reopened = await S3Backend.connect(url, { ...options, packer: { every: 2 } });
+    await reopened.append({ version: 9, statements: [`${history}9`] });
+    await reopened.settle();
+    reopened.close();
+    assertEquals(await restoredChanges(s, url), [...expected, [9, [`${history}9`]]]);
+    const left = await listBackup(s.client(url));
+    assert(left.some((e) => e.kind === "pack"), "packed");
+    const changes = left.filter((e) => e.kind === "change");
+    assertEquals(new Set(changes.map((e) => e.seq)).size, changes.length, "one generation each");
+  });
+}
+
 test("S3: no backup at the URL, a missing bucket, wrong keys: one line each", async () => {
   const s = await sharedRgw();
   const bucket = await s.bucket();

@@ -23,7 +23,7 @@ import { restoreBackup } from "../../backup/restore.ts";
 import { S3Client, type S3Credentials } from "./client.ts";
 import type { Upload } from "./xml.ts";
 import { baseKey } from "./keys.ts";
-import { listBackup, resolveLayout, type S3Layout } from "./layout.ts";
+import { readLayout, type S3Layout } from "./layout.ts";
 import { readBackupId, s3Url } from "./backend.ts";
 import { S3BackupReader } from "./reader.ts";
 import { s3BasePlace, uploadFile } from "./create.ts";
@@ -120,7 +120,7 @@ export async function compactS3(
       "listing the backup",
       policy,
       () => {},
-      async () => resolveLayout(await listBackup(client)),
+      () => readLayout(client),
     );
   const backupId = await retrying(
     "reading the backup id",

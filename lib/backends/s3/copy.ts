@@ -11,6 +11,7 @@ import type { BackupEntry } from "../backend.ts";
 import {
   encodeStatements,
   frameRecord,
+  linkRecord,
   RECORD_HEADER_SIZE,
   RecordKind,
   SEALED_OVERHEAD,
@@ -18,7 +19,7 @@ import {
   storePayload,
 } from "../../format/record.ts";
 import type { NewEncryption } from "../file/create.ts";
-import { objectCipher, ObjectKind, type ObjectPlace } from "./object_cipher.ts";
+import { changePlace, objectCipher, ObjectKind, type ObjectPlace } from "./object_cipher.ts";
 import { encodeSegmentHeader, newBackupId, SegmentKind } from "../../format/segment.ts";
 import { writeAll } from "../../fs/durable.ts";
 import { S3Client, type S3Credentials } from "./client.ts";
@@ -123,8 +124,13 @@ export async function copyToS3(
     await flush(pending.length - 1);
     const newest = pending.at(-1);
     if (newest) {
-      const place = { kind: ObjectKind.Change, first: newest.seq, second: 0 };
-      await put(changeKey(prefix, newest.seq, 0, newest.version), frame(newest, place, 0));
+      // On top of a pack or the base, which hold one generation of each record: 0.
+      const link = 1;
+      const place = changePlace(backupId, { seq: newest.seq, gen: 0 }, link);
+      await put(
+        changeKey(prefix, newest.seq, 0, newest.version),
+        linkRecord(frame(newest, place, 0), link),
+      );
     }
     await put(idKey(prefix), backupId);
   } catch (error) {

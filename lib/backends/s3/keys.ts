@@ -5,8 +5,10 @@
  *
  * - `base-<version>-<seq>.clnb`: a base segment, the snapshot at `version`, covering the
  *   records up to `seq`;
- * - `change-<seq>-<gen>-<version>.clnr`: one change record; a higher `gen` of the same
- *   `seq` supersedes a lower one (a rewind: objects cannot be truncated or overwritten);
+ * - `change-<seq>-<gen>-<version>.clnr`: one change record; a rewind stores the next change
+ *   at the same `seq` with the next `gen` (objects cannot be truncated or overwritten), and
+ *   the record's link says which `gen` of the record before it a change was stored on
+ *   (layout.ts);
  * - `pack-<first>-<last>-<version>.clnb`: a log segment holding records `first`…`last`,
  *   the last at `version`, that the packer merged from change objects;
  * - `backup-id`: the backup's 16-byte id, written once by `init`: it says that a backup is

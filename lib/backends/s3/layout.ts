@@ -1,12 +1,18 @@
 /**
- * Where an S3 backup stands, from a listing alone (object names carry sequence numbers and
+ * Where an S3 backup stands, from a listing (object names carry sequence numbers and
  * versions, see keys.ts): the newest base, then the objects holding every record after it,
  * without a gap; and what is left over (superseded, packed or covered objects) for the
  * packer to delete. The writer, the reader and the packer all read a backup through it.
  *
+ * A record with several generations (a rewind's, or a second writer's) is read at the one
+ * the change after it was stored on: each change object says which, in its record header's
+ * link (`1 + generation`; `0` in older backups, whose highest generation is read). Only
+ * those links are read from the objects, and only where a record has several generations.
+ *
  * @module
  */
 import { CorruptBackupError } from "../../format/segment.ts";
+import { decodeRecordHeader, RECORD_HEADER_SIZE } from "../../format/record.ts";
 import { type S3Client, S3Error } from "./client.ts";
 import { parseKey, type S3Entry } from "./keys.ts";
 
@@ -70,8 +76,47 @@ export async function listBackup(client: S3Client): Promise<S3Entry[]> {
   return entries;
 }
 
+/**
+ * The generation each change object in `changes` was stored on, from its record's link; a
+ * change object that says none (an older backup's) is left out.
+ */
+export type Follows = ReadonlyMap<string, number>;
+
+/** The S3 backup's layout: a listing, and the links it needs read (see the module's note). */
+export async function readLayout(client: S3Client): Promise<S3Layout> {
+  const entries = await listBackup(client);
+  const follows = new Map<string, number>();
+  const gens = new Map<number, number>();
+  for (const e of entries) if (e.kind === "change") gens.set(e.seq, (gens.get(e.seq) ?? 0) + 1);
+  for (const entry of entries) {
+    if (entry.kind !== "change" || (gens.get(entry.seq - 1) ?? 0) < 2) continue;
+    const link = await readLink(client, entry);
+    if (link > 0) follows.set(entry.key, link - 1);
+  }
+  return resolveLayout(entries, follows);
+}
+
+/**
+ * The link in a change object's record header. One a packer deleted since the listing says
+ * none: its pack holds it and the record before it alike, so no generation is chosen.
+ */
+async function readLink(client: S3Client, entry: ChangeEntry): Promise<number> {
+  let bytes: Uint8Array;
+  try {
+    bytes = await client.get(entry.key, entry.size);
+  } catch (error) {
+    if (error instanceof S3Error && error.code === "NoSuchKey") return 0;
+    throw error;
+  }
+  const header = decodeRecordHeader(bytes.subarray(0, RECORD_HEADER_SIZE));
+  if (header === undefined) {
+    throw new CorruptBackupError(entry.key, 0, "a change object whose record header fails its CRC");
+  }
+  return header.link;
+}
+
 /** Works out the layout of a listing; a gap, an overlap or a version jump is damage. */
-export function resolveLayout(entries: readonly S3Entry[]): S3Layout {
+export function resolveLayout(entries: readonly S3Entry[], follows: Follows = new Map()): S3Layout {
   const bases = entries.filter((e): e is BaseEntry => e.kind === "base")
     .sort((a, b) => a.seq - b.seq || a.version - b.version);
   const base = bases.at(-1);
@@ -79,22 +124,11 @@ export function resolveLayout(entries: readonly S3Entry[]): S3Layout {
   const garbage: S3Entry[] = [];
   const packs = entries.filter((e): e is PackEntry => e.kind === "pack")
     .sort((a, b) => a.first - b.first);
-  // The newest generation of each sequence number.
-  const changes = new Map<number, ChangeEntry>();
-  for (const entry of entries) {
-    if (entry.kind !== "change") continue;
-    const other = changes.get(entry.seq);
-    if (other === undefined || other.gen < entry.gen) {
-      if (other) garbage.push(other);
-      changes.set(entry.seq, entry);
-    } else {
-      garbage.push(entry);
-    }
-  }
+  const { chosen, missing } = chainOfGenerations(entries, follows, garbage);
   const sources: RecordSource[] = [];
   let next = baseSeq + 1;
   let packAt = 0;
-  const ordered = [...changes.values()].sort((a, b) => a.seq - b.seq);
+  const ordered = [...chosen.values()].sort((a, b) => a.seq - b.seq);
   let changeAt = 0;
   for (;;) {
     while (packAt < packs.length && packs[packAt].last < next) {
@@ -117,6 +151,15 @@ export function resolveLayout(entries: readonly S3Entry[]): S3Layout {
     const source: RecordSource | undefined = holding ??
       (change !== undefined && change.seq === next ? change : undefined);
     if (source === undefined) {
+      const follower = missing.get(next);
+      if (follower !== undefined) {
+        throw new CorruptBackupError(
+          follower.key,
+          undefined,
+          `record ${next} lacks generation ${follows.get(follower.key)}, which the change ` +
+            `after it was stored on,`,
+        );
+      }
       const after = pack !== undefined || change !== undefined;
       if (after) {
         const key = (pack && (!change || pack.first < change.seq) ? pack : change)!.key;
@@ -159,6 +202,53 @@ export function resolveLayout(entries: readonly S3Entry[]): S3Layout {
     bytes: entries.reduce((sum, e) => sum + e.size, 0),
     garbage,
   };
+}
+
+/**
+ * The change object read for each sequence number: from the newest record down, the
+ * generation the chosen change after it follows. A second writer on the prefix (a copy of
+ * the node one change behind, which takes the newest change for its own rewound one) leaves
+ * a generation that the history going on does not follow, so a restore never mixes the two.
+ * The newest record, which nothing follows yet, and one under a change that says nothing,
+ * are read at their highest generation, as a rewind leaves them. The rest are garbage;
+ * `missing` has, by sequence number, the change whose predecessor's generation is not there.
+ */
+function chainOfGenerations(
+  entries: readonly S3Entry[],
+  follows: Follows,
+  garbage: S3Entry[],
+): { chosen: Map<number, ChangeEntry>; missing: Map<number, ChangeEntry> } {
+  const bySeq = new Map<number, ChangeEntry[]>();
+  for (const entry of entries) {
+    if (entry.kind !== "change") continue;
+    const generations = bySeq.get(entry.seq) ?? [];
+    const twin = generations.find((g) => g.gen === entry.gen);
+    if (twin !== undefined) {
+      // Names differ only in their versions: two writers, each storing its own change.
+      throw new CorruptBackupError(
+        entry.key,
+        undefined,
+        `record ${entry.seq} stored twice at generation ${entry.gen} ("${twin.key}" too): ` +
+          `two writers used this backup (a second node, or a copy of this one);`,
+      );
+    }
+    generations.push(entry);
+    bySeq.set(entry.seq, generations);
+  }
+  const chosen = new Map<number, ChangeEntry>();
+  const missing = new Map<number, ChangeEntry>();
+  for (const seq of [...bySeq.keys()].sort((a, b) => b - a)) {
+    const generations = bySeq.get(seq)!;
+    const successor = chosen.get(seq + 1);
+    const gen = successor && follows.get(successor.key);
+    const pick = gen === undefined
+      ? generations.reduce((a, b) => b.gen > a.gen ? b : a)
+      : generations.find((g) => g.gen === gen);
+    if (pick === undefined) missing.set(seq, successor!);
+    else chosen.set(seq, pick);
+    garbage.push(...generations.filter((g) => g !== pick));
+  }
+  return { chosen, missing };
 }
 
 /** Versions named by the keys never go down, and a change object goes up by at most one. */

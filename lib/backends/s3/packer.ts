@@ -28,7 +28,7 @@ import {
 } from "../../format/record.ts";
 import { encodeSegmentHeader, SEGMENT_HEADER_SIZE, SegmentKind } from "../../format/segment.ts";
 import { type DataKey, sameBytes } from "../../crypto/data_key.ts";
-import { objectCipher, ObjectKind, openSealed } from "./object_cipher.ts";
+import { changePlace, objectCipher, ObjectKind, openSealed } from "./object_cipher.ts";
 import type { S3Entry } from "./keys.ts";
 import { packKey } from "./keys.ts";
 import type { ChangeEntry } from "./layout.ts";
@@ -206,12 +206,7 @@ export class Packer {
     let offset = SEGMENT_HEADER_SIZE;
     return batch.map((entry, i) => {
       const header = decodeRecordHeader(records[i])!;
-      const own = objectCipher(key, {
-        backupId,
-        kind: ObjectKind.Change,
-        first: entry.seq,
-        second: entry.gen,
-      });
+      const own = objectCipher(key, changePlace(backupId, entry, header.link));
       const stored = records[i].subarray(RECORD_HEADER_SIZE);
       const payload = openSealed(header, stored, own, 0, entry.key);
       const sealed = frameRecord(header.kind, header.version, payload, { cipher, offset });

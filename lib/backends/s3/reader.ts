@@ -28,15 +28,14 @@ import {
 import { decodeRecordHeader, RECORD_HEADER_SIZE, type RecordCipher } from "../../format/record.ts";
 import { type DataKey, sameBytes } from "../../crypto/data_key.ts";
 import { checkObjectKey, readWrappedKey, type WrappedKeyObject } from "./key_object.ts";
-import { objectCipher, ObjectKind, unsealRecord } from "./object_cipher.ts";
+import { changePlace, objectCipher, ObjectKind, unsealRecord } from "./object_cipher.ts";
 import { writeAll } from "../../fs/durable.ts";
 import { S3Client, type S3Credentials, S3Error } from "./client.ts";
 import {
   type BaseEntry,
   type ChangeEntry,
-  listBackup,
   type PackEntry,
-  resolveLayout,
+  readLayout,
   type S3Layout,
 } from "./layout.ts";
 import { readBackupId, s3Url } from "./backend.ts";
@@ -91,7 +90,7 @@ export class S3BackupReader implements BackupReader {
           "listing the backup",
           policy,
           () => {},
-          async () => resolveLayout(await listBackup(client)),
+          () => readLayout(client),
         );
         try {
           await spool(client, layout, opened.id, sealing, tmp, policy);
@@ -338,8 +337,8 @@ function unsealChange(
   backupId: Uint8Array,
   key: DataKey,
 ): Uint8Array {
-  const place = { backupId, kind: ObjectKind.Change, first: change.seq, second: change.gen };
   const header = decodeRecordHeader(bytes)!;
+  const place = changePlace(backupId, change, header.link);
   const stored = bytes.subarray(RECORD_HEADER_SIZE);
   return unsealRecord(header, stored, objectCipher(key, place), 0, change.key);
 }
