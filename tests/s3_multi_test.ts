@@ -21,6 +21,8 @@ import { restore } from "../lib/cli/restore.ts";
 const SCHEMA = [
   "CREATE TABLE vars (name TEXT, val TEXT, intval INTEGER, blobval BLOB, PRIMARY KEY (name))",
   "INSERT INTO vars (name, intval) VALUES ('data_version', 0)",
+  // As lightningd at its first start: restore --also compares the copies' node ids.
+  `INSERT INTO vars (name, blobval) VALUES ('node_id', x'02${"ab".repeat(32)}')`,
   "CREATE TABLE notes (id INTEGER PRIMARY KEY, note TEXT)",
 ];
 const PATIENCE = { s3_timeout_s: 1, s3_retries: 1, s3_retry_delay_s: 0.02 };

@@ -18,7 +18,8 @@ import { shellQuote } from "../fs/shell_quote.ts";
 import { LOCK_FILE, readLockFile } from "../backup/lock_file.ts";
 import { KEY_FILE } from "../crypto/key_file.ts";
 import { lockDestinations } from "../backends/multi/mirrors.ts";
-import { removeLeftovers } from "../fs/work_path.ts";
+import { removeLeftovers, workPath } from "../fs/work_path.ts";
+import { backupNodeId, type CopyNode, refuseOtherNodes } from "../backup/node_id.ts";
 import { dirname } from "node:path";
 import {
   type CommandSpec,
@@ -52,6 +53,7 @@ Options:
                   repeatable. restore reads every copy, restores the newest one that
                   restores, and says which; it refuses when a readable copy is newer than the
                   one restored (with --to-version N: the first, newest first, that holds N),
+                  copies whose databases hold different node ids (vars.node_id) or none,
                   and a restore into a lightning dir whose backup.lock names copies not given
   --accept-older  restore an older copy all the same (a node on an old database can lose
                   its funds: broadcast revoked state)
@@ -283,7 +285,8 @@ export async function restore(
 }
 
 /**
- * Restores the newest of several copies that restores, and says which. A copy that cannot be
+ * Restores the newest of several copies that restores, and says which, once they are known
+ * to be copies of one node's backup (each holds the same node id). A copy that cannot be
  * read, or fails its checks, is skipped with a line saying why. Then, or when a readable copy
  * is newer than the one at hand, that copy may be lagging: it is refused unless
  * `acceptOlder`, since presented as current it can make the node broadcast revoked state.
@@ -295,21 +298,28 @@ async function restoreNewest(
   options: { toVersion?: number; acceptOlder: boolean; output: Output },
 ): Promise<number> {
   const { output } = options;
-  const copies: { url: string; reader: BackupReader; version: number }[] = [];
+  const copies: (CopyNode & { reader: BackupReader; version: number })[] = [];
   const skipped: string[] = [];
   const skip = (url: string, error: unknown) => {
     skipped.push(url);
     output.out(`Skipped ${url}: ${(error as Error).message}`);
   };
+  const work = workPath(path, "restoring");
   try {
     for (const url of urls) {
+      let reader: BackupReader | undefined;
       try {
-        const reader = await connectReader(url);
-        copies.push({ url, reader, version: reader.describe().lastVersion });
+        reader = await connectReader(url);
+        const version = reader.describe().lastVersion;
+        const nodeId = version === 0 ? undefined : backupNodeId(reader, work);
+        copies.push({ url, reader, version, nodeId });
       } catch (error) {
+        reader?.close();
         skip(url, error);
       }
     }
+    // Before the newest is chosen: another node's backup, given by mistake, may be it.
+    refuseOtherNodes(copies.filter((copy) => copy.version > 0));
     copies.sort((a, b) => b.version - a.version);
     const newest = copies[0]?.version;
     for (const copy of copies) {

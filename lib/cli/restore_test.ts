@@ -1,6 +1,11 @@
 import { assert, assertEquals, assertMatch } from "../../tests/support/assert.ts";
 import { dumpDatabase } from "../../tests/support/dump.ts";
-import { loadFixture, PRE_4090_BACKUP } from "../../tests/support/fixtures.ts";
+import {
+  type Fixture,
+  loadFixture,
+  PRE_4090_BACKUP,
+  RPC_OPTIONS,
+} from "../../tests/support/fixtures.ts";
 import { DatabaseSync } from "node:sqlite";
 import { openReader } from "../backends/open.ts";
 import { writeLockFile } from "../backup/lock_file.ts";
@@ -421,6 +426,133 @@ Deno.test("restore --also prints the notes a restore of one copy prints", async 
       `The other copies: ${copy} at 14`,
       oneAheadNote(15),
     ]);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("restore --also refuses a copy of another node's backup, newer or not, and writes nothing", async () => {
+  const dir = Deno.makeTempDirSync();
+  try {
+    // This node (fresh-start, restart: 1 to 15), and another node's backup (rpc-options: 1 to
+    // 222) passed by mistake: newer, so restore would take it.
+    const ours = await makeBackup(`${dir}/ours`, changes);
+    const theirs = await makeBackup(`${dir}/theirs`, recordedChanges([RPC_OPTIONS]));
+    const ids: Record<string, string> = {
+      [ours]: "02057cd3f369f4abc6c2a024af55a4d9143d9d0a3c883aae1b0a3649070f58f258",
+      [theirs]: "030a3db207f79cf051890bd20106de61c459fecb633a6a1013bb0443c471527e4f",
+    };
+    for (const args of [[ours, "--also", theirs], [theirs, "--also", ours]]) {
+      const target = `${dir}/node`;
+      Deno.mkdirSync(target);
+      const { code, output } = await run([args[0], target, ...args.slice(1)]);
+      assertEquals([code, output.stdout], [1, []]);
+      assertEquals(output.stderr, [
+        `Cannot restore backup: ${args[0]} and ${args[2]} are backups of different nodes ` +
+        `(node ids ${ids[args[0]]} and ${ids[args[2]]}): restore from this node's backup ` +
+        `alone, without --also`,
+      ]);
+      assertEquals([...Deno.readDirSync(target)], []);
+      Deno.removeSync(target);
+    }
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+/** A copy of a recorded run's database, in WAL mode when `wal`, as init would snapshot it. */
+function databaseCopy(dir: string, name: Fixture["name"], wal = false): string {
+  const path = `${dir}/${name}.sqlite3`;
+  Deno.copyFileSync(loadFixture(name).database, path);
+  if (wal) {
+    const db = new DatabaseSync(path);
+    db.exec("PRAGMA journal_mode = WAL");
+    db.close();
+  }
+  return path;
+}
+
+Deno.test("restore --also tells another node's backup by its snapshot, in WAL mode too", async () => {
+  const dir = Deno.makeTempDirSync();
+  try {
+    const ours = await makeBackup(`${dir}/ours`, changes);
+    // Another node's backup as init makes one: a snapshot of its database (in WAL mode).
+    const database = databaseCopy(dir, RPC_OPTIONS, true);
+    const theirs = await makeBackup(`${dir}/theirs`, [], { version: 222, path: database });
+    const target = `${dir}/node`;
+    Deno.mkdirSync(target);
+    const { code, output } = await run([ours, target, "--also", theirs]);
+    assertEquals([code, output.stdout], [1, []]);
+    assertMatch(
+      output.stderr.join("\n"),
+      /^Cannot restore backup: .* are backups of different nodes/,
+    );
+    // Nor is the snapshot it read the node id from left there, or SQLite's -wal or -shm.
+    assertEquals([...Deno.readDirSync(target)], []);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("restore --also refuses a copy that holds no node id", async () => {
+  const dir = Deno.makeTempDirSync();
+  try {
+    const ours = await makeBackup(`${dir}/ours`, changes);
+    const bare = `${dir}/bare.sqlite3`;
+    const db = new DatabaseSync(bare);
+    db.exec(
+      "CREATE TABLE vars (name TEXT, val TEXT, intval INTEGER, blobval BLOB, PRIMARY KEY (name));" +
+        "INSERT INTO vars (name, intval) VALUES ('data_version', 20)",
+    );
+    db.close();
+    const other = await makeBackup(`${dir}/other`, [], { version: 20, path: bare });
+    const target = `${dir}/node`;
+    Deno.mkdirSync(target);
+    const { code, output } = await run([ours, target, "--also", other]);
+    assertEquals([code, output.stdout], [1, []]);
+    assertEquals(output.stderr, [
+      `Cannot restore backup: ${other} holds no node id (lightningd's vars.node_id), so it ` +
+      `cannot be told a copy of the same node's backup as ${ours}: restore from this node's ` +
+      `backup alone, without --also`,
+    ]);
+    assertEquals([...Deno.readDirSync(target)], []);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("restore --also takes the newest copy of one node, by snapshot or by changes", async () => {
+  const dir = Deno.makeTempDirSync();
+  try {
+    // A copy made from the node's database at 11 that got no change since (a lagging async
+    // copy), one that holds every change, one never written to, and one compacted later on
+    // (its snapshot at 479, the newest).
+    const lagging = await makeBackup(`${dir}/lagging`, [], {
+      version: 11,
+      path: databaseCopy(dir, "fresh-start"),
+    });
+    const whole = await makeBackup(`${dir}/whole`, changes);
+    const empty = await makeBackup(`${dir}/empty`, []);
+    const { code, output } = await run([
+      lagging,
+      `${dir}/at-15.sqlite3`,
+      "--also",
+      whole,
+      "--also",
+      empty,
+    ]);
+    assertEquals(code, 0, output.transcript);
+    assertMatch(output.stdout[0], new RegExp(`^Restored ".*" at version 15: .*, from ${whole}$`));
+    assertEquals(output.stdout[1], `The other copies: ${lagging} at 11, ${empty} at 0`);
+    assertEquals(dataVersion(`${dir}/at-15.sqlite3`), 15);
+    const compacted = await makeBackup(`${dir}/compacted`, [], {
+      version: 479,
+      path: databaseCopy(dir, "activity", true),
+    });
+    const newest = await run([whole, `${dir}/at-479.sqlite3`, "--also", compacted]);
+    assertEquals(newest.code, 0, newest.output.transcript);
+    assertMatch(newest.output.stdout[0], new RegExp(`at version 479: .*, from ${compacted}$`));
+    assertEquals(dataVersion(`${dir}/at-479.sqlite3`), 479);
   } finally {
     Deno.removeSync(dir, { recursive: true });
   }

@@ -10,7 +10,7 @@ import { createFileBackup } from "../../lib/backends/file/create.ts";
 import { FileBackend } from "../../lib/backends/file/writer.ts";
 import type { Output } from "../../lib/cli/args.ts";
 import { splitMessages } from "./fake_lightningd.ts";
-import { loadFixture, type Scenario } from "./fixtures.ts";
+import { type Fixture, loadFixture, type Scenario } from "./fixtures.ts";
 
 /** Keeps what a command printed, for tests to look at. */
 export class BufferedOutput implements Output {
@@ -36,7 +36,7 @@ export class BufferedOutput implements Output {
 }
 
 /** The `db_write`s of recorded runs, in order, as changes. */
-export function recordedChanges(scenarios: readonly Scenario[]): Change[] {
+export function recordedChanges(scenarios: readonly Fixture["name"][]): Change[] {
   return scenarios.flatMap((name) =>
     splitMessages(loadFixture(name).raw)
       .filter((m) => m.json.method === "db_write")
