@@ -12,11 +12,9 @@ import { writeAll } from "../fs/durable.ts";
 import { removeIfExists } from "../fs/exists.ts";
 import { claimWorkPath } from "../fs/work_path.ts";
 
-/** The statements lightningd sets its node id with, as `db_write` reports them. */
-const NODE_ID_STATEMENTS = [
-  /^\s*INSERT\s+(?:OR\s+REPLACE\s+)?INTO\s+vars\s*\(\s*name\s*,\s*blobval\s*\)\s*VALUES\s*\(\s*'node_id'\s*,\s*x'([0-9a-f]+)'\s*\)/i,
-  /^\s*UPDATE\s+vars\s+SET\s+blobval\s*=\s*x'([0-9a-f]+)'\s+WHERE\s+name\s*=\s*'node_id'/i,
-];
+/** The statement lightningd sets its node id with at its first start, as `db_write` has it. */
+const NODE_ID_STATEMENT =
+  /^\s*INSERT\s+INTO\s+vars\s*\(\s*name\s*,\s*blobval\s*\)\s*VALUES\s*\(\s*'node_id'\s*,\s*x'([0-9a-f]+)'/i;
 
 /**
  * The node id of the node whose backup `reader` reads, in lowercase hex; `undefined` when
@@ -38,7 +36,7 @@ export function backupNodeId(reader: BackupReader, work: string): string | undef
         if (id !== undefined) return id;
       } else if (entry.kind === "change") {
         for (const statement of entry.statements) {
-          const id = NODE_ID_STATEMENTS.map((s) => s.exec(statement)?.[1]).find((m) => m);
+          const id = NODE_ID_STATEMENT.exec(statement)?.[1];
           if (id !== undefined) return id.toLowerCase();
         }
       }
@@ -46,13 +44,13 @@ export function backupNodeId(reader: BackupReader, work: string): string | undef
     return undefined;
   } finally {
     snapshot?.close();
-    // SQLite removes the -wal and -shm a snapshot in WAL mode gets, as it closes it.
     removeIfExists(work);
   }
 }
 
 function snapshotNodeId(path: string): string | undefined {
-  // Not read-only: SQLite opens a snapshot in WAL mode read-only only beside its -shm.
+  // Read-write: a read-only connection leaves the -wal and -shm a snapshot in WAL mode gets
+  // behind; this one removes them as it closes.
   const db = new DatabaseSync(path);
   try {
     const row = db.prepare("SELECT hex(blobval) AS id FROM vars WHERE name = 'node_id'").get();
