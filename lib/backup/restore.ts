@@ -14,6 +14,7 @@ import { execStatement, isPragmaOnly } from "../sqlite/apply.ts";
 import { bumpedFrom } from "./bump.ts";
 import { claimWorkPath, workPath } from "../fs/work_path.ts";
 import { atStep } from "../fs/step_seam.ts";
+import { checkInterrupted } from "../fs/interrupt.ts";
 
 export const DATABASE_NAME = "lightningd.sqlite3";
 
@@ -115,6 +116,7 @@ export function restoreBackup(
     let changes = 0;
     let tail: Tail | undefined;
     for (const entry of reader.entries(options.toVersion)) {
+      checkInterrupted();
       if (entry.kind === "tail") {
         tail = { path: entry.path, offset: entry.offset, bytes: entry.bytes };
         continue;
@@ -179,6 +181,8 @@ export function restoreBackup(
     // The claim is an open handle on the same file: its fsync flushes what SQLite wrote.
     if (durable) claim.syncSync();
     atStep("restore-building");
+    // The last moment to stop with nothing written: the link below puts the result in place.
+    checkInterrupted();
     refuseOldJournal(path);
     // A hard link fails when the target exists, where a rename would replace it.
     try {

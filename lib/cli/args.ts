@@ -7,8 +7,12 @@
 import { parseArgs } from "node:util";
 import { parseBackupUrl } from "../backends/url.ts";
 import { explainOsError } from "../fs/os_error.ts";
+import { type InterruptScope, NO_INTERRUPTS, runInterruptible } from "./interrupt_scope.ts";
 
-/** Exit codes (documented in the global help, lib/cli/main.ts). */
+/**
+ * Exit codes (documented in the global help, lib/cli/main.ts); an interrupted command exits
+ * 128 + the signal's number (interrupt_scope.ts).
+ */
 export const Exit = { Ok: 0, Failed: 1, Usage: 2, Bug: 3 } as const;
 
 /** Where a command writes: stdout lines, stderr lines, and a terminal status line. */
@@ -53,6 +57,11 @@ export interface CommandSpec {
    * <url>` of the Python CLI); the command tells the forms apart.
    */
   otherForms?: string[][];
+  /**
+   * What the command leaves when Ctrl-C or SIGTERM stops it, until it says otherwise
+   * (interrupt_scope.ts); absent for a command that the signal's default action may end.
+   */
+  interrupted?: string;
 }
 
 export interface ParsedArgs {
@@ -116,7 +125,7 @@ export async function runCommand(
   spec: CommandSpec,
   args: string[],
   output: Output,
-  body: (args: ParsedArgs) => number | Promise<number>,
+  body: (args: ParsedArgs, scope: InterruptScope) => number | Promise<number>,
 ): Promise<number> {
   try {
     const parsed = parseCommandArgs(spec, args);
@@ -124,7 +133,13 @@ export async function runCommand(
       output.out(spec.help);
       return Exit.Ok;
     }
-    return await body(parsed);
+    if (spec.interrupted === undefined) return await body(parsed, NO_INTERRUPTS);
+    return await runInterruptible(
+      spec.name,
+      spec.interrupted,
+      output,
+      async (scope) => await body(parsed, scope),
+    );
   } catch (error) {
     if (error instanceof UsageError) {
       output.err(`Usage error: ${error.message}: see "cln-backup ${spec.name} --help"`);

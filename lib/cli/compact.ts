@@ -73,6 +73,7 @@ export const COMPACT_SPEC: CommandSpec = {
   help: COMPACT_HELP,
   options: { retain: { type: "string" }, json: { type: "boolean" }, ...SECRET_OPTIONS },
   positionals: ["url"],
+  interrupted: "the backup is unchanged",
 };
 
 function retainArg(value: string | boolean | undefined): number {
@@ -203,9 +204,13 @@ async function compactOnServer(
 }
 
 export async function compact(args: string[], output: Output = consoleOutput): Promise<number> {
-  return await runCommand(COMPACT_SPEC, args, output, async ({ values, positionals }) => {
+  return await runCommand(COMPACT_SPEC, args, output, async ({ values, positionals }, scope) => {
     const url = positionals[0];
     const retain = retainArg(values.retain);
+    if (parseBackupUrl(url).scheme !== "file") {
+      // Its objects are only added, then deleted: it restores at every step (see the help).
+      scope.leaves("the backup restores as it did");
+    }
     if (parseBackupUrl(url).scheme === "socket") {
       if (retain !== 1) {
         throw new UsageError(

@@ -58,7 +58,9 @@ Exit codes:
   1  the operation failed or was refused (verify: FAIL; doctor: a check failed); stderr says
      why and what to do, in one line
   2  usage error: an unknown command or option, or a missing or extra argument
-  3  internal error: a bug; the stack trace is printed, please report it`;
+  3  internal error: a bug; the stack trace is printed, please report it
+  130, 143  stopped by Ctrl-C (SIGINT) or SIGTERM; restore and compact remove what they
+     were writing first and say so in one line`;
 
 /** The commands this version has; a name here is a command `backup-cli` and `deno task` run. */
 export const COMMANDS: Record<string, (args: string[], output: Output) => Promise<number>> = {

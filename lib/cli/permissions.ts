@@ -38,6 +38,8 @@
  * names, and the temporary directory a reader fetches the backup into;
  * an `s3://` one its endpoint, the `AWS_*` key variables, and the temporary directory its
  * reader fetches it into (init with DIR reads the keys' file there).
+ * restore and compact, which stop cleanly on Ctrl-C or SIGTERM, read their signal watcher's code
+ * (lib/, lib/cli/interrupt_scope.ts).
  * `/proc/PID` is the `comm` file of the pid the base dir's pid file names, for the check
  * that no lightningd runs. Every command may read `INIT_CWD`, which `deno task` sets.
  *
@@ -371,7 +373,10 @@ export function commandGrants(args: string[], tempDir: string): Grants | undefin
     const parsed = spec
       ? parseCommandArgs(spec, commandArgs)
       : { values: {}, positionals: commandArgs.filter((arg) => !arg.startsWith("-")) };
-    return parsed === "help" ? undefined : merge(plan(parsed, tempDir));
+    if (parsed === "help") return undefined;
+    // A command that stops cleanly on a signal loads its watcher's code at run time.
+    const watcher = spec?.interrupted === undefined ? {} : { read: [WORKER_CODE] };
+    return merge(plan(parsed, tempDir), watcher);
   } catch (error) {
     // The command says what is wrong with its command line, needing no permission for it.
     if (error instanceof UsageError || error instanceof BackupUrlError) return undefined;

@@ -20,6 +20,7 @@ import { KEY_FILE } from "../crypto/key_file.ts";
 import { lockDestinations } from "../backends/multi/mirrors.ts";
 import { removeLeftovers, workPath } from "../fs/work_path.ts";
 import { backupNodeId, type CopyNode, refuseOtherNodes } from "../backup/node_id.ts";
+import { Interrupted } from "../fs/interrupt.ts";
 import { dirname } from "node:path";
 import {
   type CommandSpec,
@@ -84,6 +85,7 @@ export const RESTORE_SPEC: CommandSpec = {
     ...SECRET_OPTIONS,
   },
   positionals: ["url", "file-or-dir"],
+  interrupted: "nothing was written",
 };
 
 const BAR_WIDTH = 30;
@@ -233,13 +235,14 @@ export async function restore(
   output: Output = consoleOutput,
   prompt: Prompt = terminalPrompt,
 ): Promise<number> {
-  return await runCommand(RESTORE_SPEC, args, output, async ({ values, positionals }) => {
+  return await runCommand(RESTORE_SPEC, args, output, async ({ values, positionals }, scope) => {
     const [url, target] = positionals;
     const toVersion = versionArg(values["to-version"], "to-version");
     // A mistyped URL is said first: backup-cli grants a command line with one no access.
     const also = (values.also as unknown as string[] | undefined) ?? []; // `multiple`: an array.
     const urls = [url, ...also].map((each) => parseBackupUrl(each));
     const path = restoreTarget(userPath(target));
+    scope.leaves(`nothing was written to "${dirname(path)}"`);
     refuseDanglingLink(path);
     if (!existsSync(dirname(path))) {
       throw new Error(
@@ -343,6 +346,7 @@ async function restoreNewest(
       try {
         result = restoreBackup(copy.reader, path, { toVersion: options.toVersion });
       } catch (error) {
+        if (error instanceof Interrupted) throw error;
         skip(copy.url, error);
         continue;
       }

@@ -18,6 +18,7 @@ import { readChain } from "../format/chain.ts";
 import { existsSync, removeIfExists } from "../fs/exists.ts";
 import { restoreBackup } from "../backup/restore.ts";
 import { atStep } from "../fs/step_seam.ts";
+import { Interrupted } from "../fs/interrupt.ts";
 import { workPath } from "../fs/work_path.ts";
 import { continuingLog, DEFAULT_RETAIN_BASES, redundantSegments } from "./plan.ts";
 import { deleteSegments } from "./deletion.ts";
@@ -151,6 +152,7 @@ export function compactBackup(url: string, dir: string, options: CompactOptions)
       // A partial base goes (only ours: the writer makes its own temporaries meanwhile).
       const partial = `${dir}/${baseName(options.target)}.tmp`;
       removeIfExists(partial);
+      if (error instanceof Interrupted) throw error;
       const why = (error as Error).message.replace(/^Cannot \w+ \w+: /, "");
       throw new Error(
         `Cannot compact backup: ${why} (building the base at version ${options.target} in ` +

@@ -17,6 +17,7 @@
 import { SNAPSHOT_PART_BYTES } from "../backends/file/create.ts";
 import { syncDir, writeAll } from "../fs/durable.ts";
 import { atStep } from "../fs/step_seam.ts";
+import { checkInterrupted } from "../fs/interrupt.ts";
 import { baseName } from "../format/layout.ts";
 import {
   encodeRecord,
@@ -72,7 +73,10 @@ export function moveIntoBase(
     // Where each part goes: after the header and the parts before it.
     const offsets = new Float64Array(parts + 1);
     offsets[0] = SEGMENT_HEADER_SIZE;
-    for (let i = 0; i < parts; i++) offsets[i + 1] = offsets[i] + recordLength(stored(i), cipher);
+    for (let i = 0; i < parts; i++) {
+      checkInterrupted();
+      offsets[i + 1] = offsets[i] + recordLength(stored(i), cipher);
+    }
     const sealAt = (offset: number) => cipher && { cipher, offset };
 
     out = Deno.openSync(tmp, { write: true, create: true, truncate: true });
@@ -81,6 +85,7 @@ export function moveIntoBase(
     const end = encodeSnapshotEnd(size, parts);
     writeAll(out, encodeRecord(RecordKind.SnapshotEnd, version, end, sealAt(offsets[parts])));
     for (let i = parts - 1; i >= 0; i--) {
+      checkInterrupted();
       const record = frameRecord(
         RecordKind.SnapshotPart,
         version,

@@ -84,6 +84,11 @@ export class CliProcess {
     this.#child.kill("SIGCONT");
   }
 
+  /** Sends `signal`, as Ctrl-C (SIGINT) or a service manager (SIGTERM) does. */
+  signal(signal: Deno.Signal): void {
+    this.#child.kill(signal);
+  }
+
   async result(): Promise<CliRun> {
     const { code, signal, stdout, stderr } = await this.#output;
     const lines = (bytes: Uint8Array) =>
