@@ -5,32 +5,26 @@
  * (SIGTERM).
  *
  * A worker (interrupt_worker.ts) hears the signal and sets a shared flag, which the
- * checkpoints of long synchronous work read (lib/fs/interrupt.ts), and the scope's
- * `signal` aborts what the command awaits. Either way the command stops by a thrown
- * error, so its own `catch` and `finally` blocks, the ones that make a failed run leave
+ * checkpoints of long synchronous work read (lib/fs/interrupt.ts). The command stops by a
+ * thrown error, so its own `catch` and `finally` blocks, the ones that make a failed run leave
  * nothing, do the cleaning. A second signal ends the process at once; a `kill -9` too: the
  * next run removes what they leave (work_path.ts, scratch_dir.ts).
  *
  * @module
  */
-import { armInterrupts, INTERRUPT_SIGNALS, Interrupted, interruptedBy } from "../fs/interrupt.ts";
+import { armInterrupts, INTERRUPT_SIGNALS, Interrupted } from "../fs/interrupt.ts";
 import type { Output } from "./args.ts";
 
 const WATCHER = new URL("./interrupt_worker.ts", import.meta.url);
 
 /** What a command tells the scope it runs in. */
 export interface InterruptScope {
-  /** Aborted when a signal arrives: for what the command awaits (a fetch, a connection). */
-  readonly signal: AbortSignal;
   /** What an interruption from now on leaves, for the line it prints. */
   leaves(state: string): void;
 }
 
 /** The scope of a command that does not stop cleanly: Ctrl-C ends it as the default does. */
-export const NO_INTERRUPTS: InterruptScope = {
-  signal: new AbortController().signal,
-  leaves: () => {},
-};
+export const NO_INTERRUPTS: InterruptScope = { leaves: () => {} };
 
 /**
  * Runs `body` with SIGINT and SIGTERM watched; an interruption is printed as
@@ -49,7 +43,6 @@ export async function runInterruptible(
     return await body(NO_INTERRUPTS);
   }
   const flag = new Int32Array(new SharedArrayBuffer(Int32Array.BYTES_PER_ELEMENT));
-  const aborter = new AbortController();
   const worker = new Worker(WATCHER, { type: "module" });
   try {
     await new Promise<void>((listening, failed) => {
@@ -60,14 +53,13 @@ export async function runInterruptible(
       worker.onmessage = () => listening();
       worker.postMessage(flag.buffer);
     });
-    worker.onmessage = () => aborter.abort(new Interrupted(interruptedBy() ?? "SIGINT"));
     armInterrupts(flag);
-    const scope: InterruptScope = { signal: aborter.signal, leaves: (now) => state = now };
+    const scope: InterruptScope = { leaves: (now) => state = now };
     try {
       return await body(scope);
     } catch (error) {
-      // A checkpoint threw it, or an await on `signal` rejected with it; any other error
-      // is the command's own failure, said as such even after a signal.
+      // A checkpoint threw it; any other error is the command's own failure, said as such
+      // even after a signal.
       if (!(error instanceof Interrupted)) throw error;
       output.err(`Interrupted: ${command} stopped; ${state}`);
       return 128 + INTERRUPT_SIGNALS[error.signal];

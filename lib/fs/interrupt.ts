@@ -32,7 +32,7 @@ export function armInterrupts(shared: Int32Array | undefined): void {
 }
 
 /** The signal that arrived, if any. */
-export function interruptedBy(): InterruptSignal | undefined {
+function interruptedBy(): InterruptSignal | undefined {
   const signo = flag === undefined ? 0 : Atomics.load(flag, 0);
   if (signo === 0) return undefined;
   return signo === INTERRUPT_SIGNALS.SIGINT ? "SIGINT" : "SIGTERM";
