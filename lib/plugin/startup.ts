@@ -85,6 +85,11 @@ export interface StartupOptions extends Pick<FileBackendOptions, "segmentBytes">
   remoteLog?: (level: SocketLogLevel, message: string) => void;
   /** Test seam: an `s3://` backup packs once more than this many change objects wait. */
   packEvery?: number;
+  /**
+   * The plugin's lifetime (lib/backends/stopping.ts): a remote backup's waits end once it
+   * aborts, so the plugin never outlives lightningd.
+   */
+  signal?: AbortSignal;
 }
 
 /** A server (wire v1) takes plain backups only. */
@@ -133,6 +138,7 @@ function openOne(
       credential: credentialIn(dir),
       key,
       segmentBytes: options.segmentBytes,
+      signal: options.signal,
     });
     log.push({
       level: "info",
@@ -148,6 +154,7 @@ function openOne(
       log: options.remoteLog,
       packer: { every: options.packEvery },
       key,
+      signal: options.signal,
     });
     log.push({
       level: "info",

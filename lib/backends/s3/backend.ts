@@ -38,6 +38,8 @@ export interface S3BackendOptions {
   packer?: PackerOptions;
   /** An encrypted backup's data key (backup.key): it must be given for one, and only for one. */
   key?: DataKey;
+  /** The plugin's lifetime (see stopping.ts): once it aborts, a change's retries end. */
+  signal?: AbortSignal;
 }
 
 export function s3Url(url: string): S3Url {
@@ -79,6 +81,7 @@ export async function putNew(
   what: string,
   policy: S3RetryPolicy,
   log: S3Log,
+  signal?: AbortSignal,
 ): Promise<void> {
   await retrying(`storing ${what}`, policy, log, async () => {
     try {
@@ -99,7 +102,7 @@ export async function putNew(
         false,
       );
     }
-  });
+  }, { signal });
 }
 
 /** The generation a change stored on `source` follows: a change object's own, else 0. */
@@ -192,7 +195,7 @@ export class S3Backend implements Backend {
         ) as ChangeEntry[];
         this.unpacked.splice(0, this.unpacked.length, ...trailing);
         this.#packer = new Packer(this, this.#backupId, layout.garbage, this.options.packer);
-      });
+      }, { signal: this.options.signal });
       this.#status.state = "connected";
     } catch (error) {
       this.#status.state = "failed";
@@ -239,10 +242,12 @@ export class S3Backend implements Backend {
     const name = changeKey(this.client.url.prefix, seq, gen, change.version);
     const started = performance.now();
     try {
-      await putNew(this.client, name, record, `change ${change.version}`, this.#policy, (l, m) => {
+      const log: S3Log = (l, m) => {
         if (l === "unusual") this.#status.reconnects++;
         this.#log(l, m);
-      });
+      };
+      const what = `change ${change.version}`;
+      await putNew(this.client, name, record, what, this.#policy, log, this.options.signal);
     } catch (error) {
       this.#failure = (error as Error).message;
       this.#status.state = "failed";

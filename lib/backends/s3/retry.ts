@@ -10,6 +10,7 @@
 import { S3Error } from "./client.ts";
 import type { LockFile } from "../../backup/lock_file.ts";
 import { lockNumber } from "../../backup/lock_number.ts";
+import { pause, unlessStopping } from "../stopping.ts";
 
 /** How patient an S3 backup's requests are (see the module's doc). */
 export interface S3RetryPolicy {
@@ -47,6 +48,14 @@ export function s3PolicyFromLock(lock: LockFile): S3RetryPolicy {
 /** Where an S3 backup's log lines go, at lightningd's log levels. */
 export type S3Log = (level: "info" | "unusual" | "broken", message: string) => void;
 
+/** How a retried request waits: its pauses, and the plugin's lifetime that ends them. */
+export interface RetryWaits {
+  /** Waits `ms` milliseconds between tries (a timer unless given; tests need not wait). */
+  sleep?: (ms: number) => Promise<void>;
+  /** The plugin's lifetime (see stopping.ts): once it aborts, the tries and pauses end. */
+  signal?: AbortSignal;
+}
+
 /**
  * Runs `attempt` (given its number, from 0) until it succeeds, a non-transient error, or
  * the retries are spent; each retry is logged.
@@ -56,12 +65,12 @@ export async function retrying<T>(
   policy: S3RetryPolicy,
   log: S3Log,
   attempt: (n: number) => Promise<T>,
-  sleep: (ms: number) => Promise<void> = (ms) => new Promise((r) => setTimeout(r, ms)),
+  { signal, sleep = (ms) => pause(ms, signal) }: RetryWaits = {},
 ): Promise<T> {
   let delay = policy.retryDelayMs;
   for (let n = 0;; n++) {
     try {
-      return await attempt(n);
+      return await unlessStopping(attempt(n), signal);
     } catch (error) {
       if (!(error instanceof S3Error) || !error.transient) throw error;
       if (n === policy.retries) {
@@ -74,7 +83,7 @@ export async function retrying<T>(
         );
       }
       log("unusual", `${error.message}; trying ${what} again (${n + 1} of ${policy.retries})`);
-      await sleep(delay);
+      await unlessStopping(sleep(delay), signal);
       delay *= policy.backoff;
     }
   }

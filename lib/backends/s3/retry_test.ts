@@ -12,9 +12,11 @@ Deno.test("retrying: a passing failure is tried again, with growing pauses, then
     retrying("storing change 7", POLICY, (_, m) => logged.push(m), () => {
       tries++;
       throw new S3Error("Cannot store: 503 SlowDown", 503, "SlowDown", true);
-    }, (ms) => {
-      pauses.push(ms);
-      return Promise.resolve();
+    }, {
+      sleep: (ms) => {
+        pauses.push(ms);
+        return Promise.resolve();
+      },
     })
   );
   assertEquals([tries, pauses], [4, [10, 20, 40]]);
@@ -41,7 +43,7 @@ Deno.test("retrying: a failure that cannot pass is not tried again", async () =>
     await retrying("x", POLICY, () => {}, () => {
       if (n++ === 0) throw new S3Error("no answer", undefined, undefined, true);
       return Promise.resolve("done");
-    }, () => Promise.resolve()),
+    }, { sleep: () => Promise.resolve() }),
     "done",
   );
 });

@@ -60,6 +60,7 @@ import type { DataKey } from "../../crypto/data_key.ts";
 import { checkServerKey, type LaidOut, layOutChange } from "./sealed_layout.ts";
 import type { SealedCompactionRequest } from "./sealed_compaction.ts";
 import { DEFAULT_RETRY_POLICY, type RetryPolicy } from "./options.ts";
+import { pause, StoppingError, unlessStopping } from "../stopping.ts";
 
 /** The lightningd log levels a `socket:` backup logs at. */
 export type SocketLogLevel = "info" | "unusual" | "broken";
@@ -74,6 +75,11 @@ export interface SocketBackendOptions {
   now?: () => number;
   /** Waits `ms` milliseconds before a reconnect (a timer unless given; tests need not wait). */
   sleep?: (ms: number) => Promise<void>;
+  /**
+   * The plugin's lifetime (see stopping.ts): once it aborts, every wait ends, the connection
+   * closes, and no write goes out again.
+   */
+  signal?: AbortSignal;
   /** The node's credential: with it, wire v2 to a server of ours; without, wire v1. */
   credential?: NodeCredential;
   /**
@@ -140,6 +146,7 @@ export class SocketBackend implements Backend {
   #log: (level: SocketLogLevel, message: string) => void;
   #now: () => number;
   #sleep: (ms: number) => Promise<void>;
+  readonly #signal: AbortSignal | undefined;
   #conn: WireConnection | undefined;
   #version = 0;
   #prevVersion = 0;
@@ -182,7 +189,10 @@ export class SocketBackend implements Backend {
     this.#policy = options.policy ?? DEFAULT_RETRY_POLICY;
     this.#log = options.log ?? (() => {});
     this.#now = options.now ?? (() => performance.now());
-    this.#sleep = options.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
+    this.#signal = options.signal;
+    this.#sleep = options.sleep ?? ((ms) => pause(ms, this.#signal));
+    // What is in flight on the connection ends with it.
+    this.#signal?.addEventListener("abort", () => this.close(), { once: true });
     this.#status = {
       destination: this.destination,
       state: "disconnected",
@@ -471,6 +481,7 @@ export class SocketBackend implements Backend {
       throw new RemoteBackupError(`an earlier write failed: ${this.#failure}`);
     }
     if (this.#beat) await this.#beat;
+    if (this.#signal?.aborted) throw new StoppingError();
     this.#closed = false;
     this.#writing = true;
     let count = this.#count;
@@ -687,7 +698,8 @@ export class SocketBackend implements Backend {
 
   /**
    * Runs `attempt`; when the connection is lost, reconnects after a pause growing by the
-   * backoff, up to the policy's retries, and runs it again with `reconnected` set.
+   * backoff, up to the policy's retries, and runs it again with `reconnected` set. Each wait
+   * ends once the plugin stops.
    */
   async #retrying(what: string, attempt: (reconnected: boolean) => Promise<void>): Promise<void> {
     const { retries, backoff } = this.#policy;
@@ -696,8 +708,8 @@ export class SocketBackend implements Backend {
     for (let retry = 0;; retry++) {
       try {
         const reconnected = retry > 0 || !this.#conn;
-        if (reconnected) await this.#reconnect();
-        await attempt(reconnected);
+        if (reconnected) await unlessStopping(this.#reconnect(), this.#signal);
+        await unlessStopping(attempt(reconnected), this.#signal);
         return;
       } catch (error) {
         if (error instanceof ServerRefusedError) throw new RemoteBackupError(error.message);
@@ -721,7 +733,7 @@ export class SocketBackend implements Backend {
           `${what} to ${this.destination}: ${error.message}; reconnect ${retry + 1} of ` +
             `${retries} in ${delay / 1000} s`,
         );
-        await this.#sleep(delay);
+        await unlessStopping(this.#sleep(delay), this.#signal);
         delay *= backoff;
       }
     }
