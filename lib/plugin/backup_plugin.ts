@@ -41,6 +41,7 @@ import { COMPACTION_OPTIONS, compactionPolicy, POLICY_SETTING } from "./compacti
 import type { CompactionService } from "../compact/compactor.ts";
 import type { CompactionResult } from "../compact/compact.ts";
 import type { CompactionPolicy } from "../compact/policy.ts";
+import { StoppingError } from "../backends/stopping.ts";
 
 /** What the plugin needs from its surroundings; tests give fakes. */
 export interface PluginContext {
@@ -61,6 +62,14 @@ export interface PluginContext {
    * before it runs, so a test can hold a call while it sends hooks.
    */
   hold?(method: string, signal: AbortSignal): Promise<void> | undefined;
+  /**
+   * The plugin's lifetime, aborted by {@linkcode BackupPlugin.close}; the backend was opened
+   * with its signal, so that a change's waits end then (lib/backends/stopping.ts). The
+   * plugin's own unless given.
+   */
+  lifetime?: AbortController;
+  /** Writes a line to stderr (lightningd's log), for when stdout may be gone. */
+  stderr?(line: string): void;
 }
 
 /** The error code of a failed `backup-compact` (JSON-RPC's range for a server's own errors). */
@@ -113,7 +122,9 @@ export class BackupPlugin {
   readonly #methods: Map<string, RpcMethod>;
   /** Method calls still running; aborted and awaited on close. */
   readonly #calls = new Set<Promise<void>>();
-  readonly #exiting = new AbortController();
+  readonly #exiting: AbortController;
+  /** The `db_write` being stored, until it is answered: close waits for it to end. */
+  #hook: { version: unknown; done: Promise<void> } | undefined;
   readonly #compaction: CompactionService | undefined;
   /** The compaction policy the options in force make; remade when they change, not per hook. */
   #policy: CompactionPolicy;
@@ -123,6 +134,7 @@ export class BackupPlugin {
    * every `db_write` is refused with it.
    */
   constructor(readonly context: PluginContext) {
+    this.#exiting = context.lifetime ?? new AbortController();
     if ("error" in context.backend) this.#stop(context.backend.error);
     this.#options = new Options(context.options ?? PLUGIN_OPTIONS);
     this.#policy = this.#policyFromOptions();
@@ -160,7 +172,9 @@ export class BackupPlugin {
       if (id === undefined) {
         this.log("unusual", "ignoring a db_write without an id: it cannot be answered");
       } else {
-        await this.#dbWrite(id, params, receivedAt);
+        const done = this.#dbWrite(id, params, receivedAt);
+        this.#hook = { version: (params as { data_version?: unknown })?.data_version, done };
+        await done.finally(() => this.#hook = undefined);
       }
       return false;
     }
@@ -295,6 +309,8 @@ export class BackupPlugin {
       return;
     }
     const verdict = this.#stopped ?? await this.#store(params.data_version, params.writes);
+    // lightningd is gone: no answer, and none is needed (it never committed this change).
+    if (this.#exiting.signal.aborted) return;
     if (verdict !== undefined) {
       this.#result(id, { result: ABORT, message: verdict });
       return;
@@ -368,6 +384,7 @@ export class BackupPlugin {
       }
       await backend.append({ version, statements: writes });
     } catch (error) {
+      if (error instanceof StoppingError) return error.message;
       const why = launcherDenied(error) ?? (error as Error).message;
       // A backend's own "Cannot store change N: ..." is said once.
       const said = `Cannot store change ${version}: `;
@@ -452,16 +469,24 @@ export class BackupPlugin {
   }
 
   /**
-   * Aborts the method calls still running (their callers get no answer: lightningd is
-   * going), waits for them to settle, and closes the backup. Everything acknowledged is
-   * already durable.
+   * Aborts the method calls still running and a `db_write` still waiting for the backup
+   * (their callers get no answer: lightningd is going), waits for them to settle, and closes
+   * the backup. Everything acknowledged is already durable; the change that waited was never
+   * answered `continue`, so lightningd never committed it.
    */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    const hook = this.#hook;
+    if (hook !== undefined) {
+      this.context.stderr?.(
+        `cln-backup: lightningd closed the plugin's input while change ${hook.version} waited ` +
+          `for the backup: stopping without answering it (lightningd never committed it)`,
+      );
+    }
     this.#exiting.abort();
     this.#compaction?.stop();
-    await Promise.allSettled(this.#calls);
+    await Promise.allSettled([...this.#calls, hook?.done]);
     if (!("error" in this.context.backend)) this.context.backend.close();
   }
 }

@@ -47,7 +47,10 @@ export async function runPlugin(
   let remoteLog: (level: LogLevel, message: string) => void = (level, message) => {
     early.push({ level, message });
   };
+  // Ends the backend's waits when the plugin closes: it never outlives lightningd.
+  const lifetime = new AbortController();
   const startup = await openAtStart(Deno.cwd(), {
+    signal: lifetime.signal,
     segmentBytes: testNumber("CLN_BACKUP_TEST_SEGMENT_BYTES"),
     packEvery: testNumber("CLN_BACKUP_TEST_S3_PACK_EVERY"),
     remoteLog: (level, message) => remoteLog(level, message),
@@ -57,7 +60,14 @@ export async function runPlugin(
     ? undefined
     : compactionFor(backend, Deno.cwd(), (level, message) => remoteLog(level, message));
   const plugin = new BackupPlugin(
-    configure({ backend, send: writeTo(streams), now, compaction }),
+    configure({
+      backend,
+      send: writeTo(streams),
+      now,
+      compaction,
+      lifetime,
+      stderr: (line) => console.error(line),
+    }),
   );
   for (const { level, message } of [...startup.log, ...early]) plugin.log(level, message);
   remoteLog = (level, message) => plugin.log(level, message);

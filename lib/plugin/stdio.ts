@@ -28,9 +28,56 @@ export function writeTo(streams: PluginStreams): (message: JsonRpcOutgoing) => v
 }
 
 /**
+ * The plugin's input, read ahead of the message being handled: a `db_write` holds the serve
+ * loop until it is answered, and the end of input (lightningd gone) must be seen meanwhile.
+ * Each chunk is a copy, so that reading on never overwrites one still being parsed.
+ */
+class Input {
+  readonly #chunks: Uint8Array[] = [];
+  #end: { error?: unknown } | undefined;
+  #wake: (() => void) | undefined;
+  /** Resolves once the input ended (or failed). */
+  readonly ended: Promise<void>;
+
+  constructor(streams: PluginStreams) {
+    this.ended = this.#pump(streams);
+  }
+
+  async #pump(streams: PluginStreams): Promise<void> {
+    const buffer = new Uint8Array(1 << 20);
+    try {
+      for (;;) {
+        const n = await streams.read(buffer);
+        if (n === null) break;
+        this.#chunks.push(buffer.slice(0, n));
+        this.#wake?.();
+      }
+      this.#end = {};
+    } catch (error) {
+      this.#end = { error };
+    }
+    this.#wake?.();
+  }
+
+  /** The next chunk, `null` at end of input; throws what the read threw. */
+  async next(): Promise<Uint8Array | null> {
+    while (this.#chunks.length === 0) {
+      if (this.#end?.error !== undefined) throw this.#end.error;
+      if (this.#end) return null;
+      await new Promise<void>((resolve) => this.#wake = resolve);
+    }
+    return this.#chunks.shift()!;
+  }
+}
+
+/** What the race between a message's handling and the end of input gives when input ended. */
+const ENDED = Symbol("ended");
+
+/**
  * Reads messages until `shutdown` or end of input and hands each to the plugin in order. A
- * `db_write` is answered before the next message is read (lightningd waits for it anyway);
- * a method call only starts, so hooks that come while it runs are answered at once.
+ * `db_write` is answered before the next message is handled (lightningd waits for it anyway),
+ * unless the input ends first: then serve returns at once, and the plugin's close ends the
+ * wait. A method call only starts, so hooks that come while it runs are answered at once.
  */
 export async function serve(
   plugin: BackupPlugin,
@@ -40,22 +87,23 @@ export async function serve(
   const framer = new MessageFramer((bytes) =>
     plugin.log("unusual", `ignoring ${bytes} bytes between messages: not a JSON-RPC message`)
   );
-  const buffer = new Uint8Array(1 << 20);
+  const input = new Input(streams);
+  const ended = input.ended.then(() => ENDED);
   for (;;) {
-    const n = await streams.read(buffer);
-    if (n === null) {
+    const chunk = await input.next();
+    if (chunk === null) {
       const partial = framer.end();
       if (partial > 0) plugin.log("unusual", `input ended inside a message (${partial} bytes)`);
       return;
     }
     const receivedAt = now();
-    // The messages may be views of `buffer`: each is parsed before the next read.
-    for (const bytes of framer.push(buffer.subarray(0, n))) {
+    for (const bytes of framer.push(chunk)) {
       const parsed = parseMessage(bytes);
       if (!parsed.ok) plugin.malformed(parsed, bytes.length);
       else {
         if (parsed.literals) plugin.readLiterals(parsed.request.method, parsed.literals);
-        if (await plugin.handle(parsed.request, receivedAt)) return;
+        const exit = await Promise.race([plugin.handle(parsed.request, receivedAt), ended]);
+        if (exit) return;
       }
     }
   }

@@ -113,6 +113,8 @@ export class FakeLightningd {
   #stderr: Promise<string>;
   #reading: Promise<void>;
   #exited = false;
+  /** db_writes awaiting their answer: each rolls back on the database before close closes it. */
+  #hooks = new Set<Promise<Outcome>>();
 
   private constructor(readonly options: FakeLightningdOptions) {
     this.db = new DatabaseSync(`${options.lightningDir}/${DATABASE_NAME}`);
@@ -339,7 +341,13 @@ export class FakeLightningd {
   }
 
   /** Runs recorded writes (already ending in their bump) and reports them in `db_write`. */
-  async dbWrite(dataVersion: number, writes: string[], id?: unknown): Promise<Outcome> {
+  dbWrite(dataVersion: number, writes: string[], id?: unknown): Promise<Outcome> {
+    const hook = this.#dbWrite(dataVersion, writes, id);
+    this.#hooks.add(hook);
+    return hook.finally(() => this.#hooks.delete(hook));
+  }
+
+  async #dbWrite(dataVersion: number, writes: string[], id?: unknown): Promise<Outcome> {
     const outside = isPragmaOnly(writes);
     if (!outside) this.db.exec("BEGIN");
     for (const statement of writes) this.db.exec(statement);
@@ -431,6 +439,7 @@ export class FakeLightningd {
     await this.#writer.close().catch(() => {});
     const status = await this.#child.status;
     await this.#reading;
+    await Promise.allSettled(this.#hooks);
     this.db.close();
     return status;
   }
