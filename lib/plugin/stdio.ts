@@ -36,11 +36,20 @@ class Input {
   readonly #chunks: Uint8Array[] = [];
   #end: { error?: unknown } | undefined;
   #wake: (() => void) | undefined;
-  /** Resolves once the input ended (or failed). */
-  readonly ended: Promise<void>;
+  /**
+   * Called once when the input ends (or fails). A callback, not a promise raced against each
+   * message's handling: every `Promise.race` with one long-lived promise leaves a reaction on
+   * it until it settles, about 300 bytes per `db_write` for the plugin's whole life.
+   */
+  onEnd: (() => void) | undefined;
 
   constructor(streams: PluginStreams) {
-    this.ended = this.#pump(streams);
+    this.#pump(streams);
+  }
+
+  /** Whether the input has ended (or failed). */
+  get ended(): boolean {
+    return this.#end !== undefined;
   }
 
   async #pump(streams: PluginStreams): Promise<void> {
@@ -57,6 +66,7 @@ class Input {
       this.#end = { error };
     }
     this.#wake?.();
+    this.onEnd?.();
   }
 
   /** The next chunk, `null` at end of input; throws what the read threw. */
@@ -88,7 +98,29 @@ export async function serve(
     plugin.log("unusual", `ignoring ${bytes} bytes between messages: not a JSON-RPC message`)
   );
   const input = new Input(streams);
-  const ended = input.ended.then(() => ENDED);
+  /** The message's handling, or ENDED should the input end first. */
+  const unlessEnded = (handled: Promise<boolean>): Promise<boolean | typeof ENDED> => {
+    if (input.ended) {
+      // Settled unobserved: the plugin's close awaits a db_write still being stored.
+      handled.catch(() => {});
+      return Promise.resolve(ENDED);
+    }
+    return new Promise((resolve, reject) => {
+      const end = () => resolve(ENDED);
+      input.onEnd = end;
+      // Only its own: the next message may have set its own before this runs.
+      const settle = () => {
+        if (input.onEnd === end) input.onEnd = undefined;
+      };
+      handled.then((exit) => {
+        settle();
+        resolve(exit);
+      }, (error) => {
+        settle();
+        reject(error);
+      });
+    });
+  };
   for (;;) {
     const chunk = await input.next();
     if (chunk === null) {
@@ -102,7 +134,7 @@ export async function serve(
       if (!parsed.ok) plugin.malformed(parsed, bytes.length);
       else {
         if (parsed.literals) plugin.readLiterals(parsed.request.method, parsed.literals);
-        const exit = await Promise.race([plugin.handle(parsed.request, receivedAt), ended]);
+        const exit = await unlessEnded(plugin.handle(parsed.request, receivedAt));
         if (exit) return;
       }
     }
