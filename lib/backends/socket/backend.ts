@@ -147,6 +147,7 @@ export class SocketBackend implements Backend {
   #now: () => number;
   #sleep: (ms: number) => Promise<void>;
   readonly #signal: AbortSignal | undefined;
+  readonly #onStop = () => this.close();
   #conn: WireConnection | undefined;
   #version = 0;
   #prevVersion = 0;
@@ -191,8 +192,10 @@ export class SocketBackend implements Backend {
     this.#now = options.now ?? (() => performance.now());
     this.#signal = options.signal;
     this.#sleep = options.sleep ?? ((ms) => pause(ms, this.#signal));
-    // What is in flight on the connection ends with it.
-    this.#signal?.addEventListener("abort", () => this.close(), { once: true });
+    // What is in flight on the connection ends with it. Removed again by close: an async
+    // copy reopens a failing destination all the node's life, and the listener would keep
+    // each closed one.
+    this.#signal?.addEventListener("abort", this.#onStop, { once: true });
     this.#status = {
       destination: this.destination,
       state: "disconnected",
@@ -482,6 +485,9 @@ export class SocketBackend implements Backend {
     }
     if (this.#beat) await this.#beat;
     if (this.#signal?.aborted) throw new StoppingError();
+    // Written to again after a close: the lifetime ends its connection again (adding the
+    // same listener twice adds it once).
+    if (this.#closed) this.#signal?.addEventListener("abort", this.#onStop, { once: true });
     this.#closed = false;
     this.#writing = true;
     let count = this.#count;
@@ -742,6 +748,7 @@ export class SocketBackend implements Backend {
   /** Closes the connection; the status says `disconnected`, unless it had `failed`. */
   close(): void {
     this.#closed = true;
+    this.#signal?.removeEventListener("abort", this.#onStop);
     clearTimeout(this.#beatTimer);
     this.#beatTimer = undefined;
     this.#conn?.close();
