@@ -53,6 +53,27 @@ Deno.test("server init-tls prints the certificate's fingerprint, keeps its key 0
   }
 });
 
+Deno.test("server init-tls writes its key 0600 into a new file, never a stale temp file another holds open", async () => {
+  const root = Deno.makeTempDirSync({ prefix: "init-tls-" });
+  try {
+    // A killed init-tls's leftover, 0644, that another user opened while they could.
+    const stale = `${root}/${TLS_KEY_NAME}.tmp`;
+    Deno.writeTextFileSync(stale, "");
+    Deno.chmodSync(stale, 0o644);
+    const held = Deno.openSync(stale, { read: true });
+    try {
+      const out = new BufferedOutput();
+      assertEquals(await serverCommand(["init-tls", root], out), 0, out.transcript);
+      assertEquals(held.readSync(new Uint8Array(16)), null, "the held temp file got the key");
+    } finally {
+      held.close();
+    }
+    assertEquals(Deno.statSync(`${root}/${TLS_KEY_NAME}`).mode! & 0o777, 0o600);
+  } finally {
+    Deno.removeSync(root, { recursive: true });
+  }
+});
+
 Deno.test("the plugin backs up over TLS and a restore equals the node; a plain client gets nothing", async () => {
   await withServer(
     async ({ root, url, nodes, server, credential, logs }) => {

@@ -21,8 +21,9 @@ export function syncDir(dir: string): void {
 }
 
 /**
- * Writes a new file durably under its final name: temp file, fsync, rename, dir fsync. `mode`
- * is set before any byte is written (a secret is never readable by others, even briefly).
+ * Writes a new file durably under its final name: temp file, fsync, rename, dir fsync. The temp
+ * file is always a new one, created with `mode`: a secret is never readable by others, even
+ * briefly, nor written into a crash's leftover that someone opened while it was 0644.
  */
 export function writeFileDurably(
   dir: string,
@@ -31,9 +32,13 @@ export function writeFileDurably(
   mode?: number,
 ): void {
   const tmp = `${dir}/${name}.tmp`;
-  const file = Deno.openSync(tmp, { write: true, create: true, truncate: true, mode });
   try {
-    if (mode !== undefined) Deno.chmodSync(tmp, mode);
+    Deno.removeSync(tmp);
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
+  }
+  const file = Deno.openSync(tmp, { write: true, createNew: true, mode });
+  try {
     writeAll(file, bytes);
     file.syncSync();
   } finally {

@@ -9,6 +9,7 @@
 import { join } from "node:path";
 import { existsSync } from "../fs/exists.ts";
 import { hex } from "../crypto/data_key.ts";
+import { writeFileDurably } from "../fs/durable.ts";
 
 export const TLS_CERT_NAME = "tls.crt";
 export const TLS_KEY_NAME = "tls.key";
@@ -61,12 +62,9 @@ export async function initTlsIdentity(root: string, names = ["localhost"]): Prom
   }
   const { selfSigned } = await import(X509_MODULE.href) as typeof import("./x509.ts");
   const { cert, key } = await selfSigned(names);
-  const keyPath = join(root, TLS_KEY_NAME);
-  Deno.writeTextFileSync(`${keyPath}.tmp`, key, { mode: 0o600 });
-  Deno.chmodSync(`${keyPath}.tmp`, 0o600);
-  Deno.renameSync(`${keyPath}.tmp`, keyPath);
+  const encoder = new TextEncoder();
+  writeFileDurably(root, TLS_KEY_NAME, encoder.encode(key), 0o600);
   // The certificate last: its presence is what says the identity is whole.
-  Deno.writeTextFileSync(`${certPath}.tmp`, cert);
-  Deno.renameSync(`${certPath}.tmp`, certPath);
+  writeFileDurably(root, TLS_CERT_NAME, encoder.encode(cert));
   return await fingerprint(cert);
 }
