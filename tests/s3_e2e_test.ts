@@ -170,7 +170,10 @@ test("the plugin refuses every change when its keys' file may be read by others"
         await lightningd.transaction(["DELETE FROM vars WHERE name = 'x'"]),
         "aborted",
       );
-      assertMatch(lightningd.aborted ?? "", /may be read by others \(mode 644\): run .*chmod 600/);
+      assertMatch(
+        lightningd.aborted ?? "",
+        /Cannot reach the S3 backup: the S3 keys' file .* may be read by other users \(mode 0644\): run chmod 600/,
+      );
     } finally {
       await lightningd.kill().catch(() => {});
     }

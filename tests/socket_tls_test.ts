@@ -47,7 +47,10 @@ Deno.test("server init-tls prints the certificate's fingerprint, keeps its key 0
     assertEquals(await serverCommand(["add-node", root, "bob"], new BufferedOutput()), 0);
     const exposed = new BufferedOutput();
     assertEquals(await serverCommand([`file://${root}`, "127.0.0.1:0"], exposed), 1);
-    assertMatch(exposed.stderr.join("\n"), /tls\.key" is readable by others: chmod 600 it/);
+    assertMatch(
+      exposed.stderr.join("\n"),
+      /Cannot serve backup: the TLS key ".*tls\.key" may be read by other users \(mode 0644\): run chmod 600 ".*tls\.key"/,
+    );
   } finally {
     Deno.removeSync(root, { recursive: true });
   }
@@ -184,5 +187,25 @@ Deno.test("TLS through a SOCKS5 proxy: the proxy resolves the name and carries o
     );
   } finally {
     await proxy.kill();
+  }
+});
+
+Deno.test("server start refuses a node key others may read, naming it and the chmod; add-node makes it 0600", async () => {
+  const root = Deno.makeTempDirSync({ prefix: "node-key-" });
+  try {
+    assertEquals(await serverCommand(["add-node", root, "alice"], new BufferedOutput()), 0);
+    const key = `${root}/nodes/alice/key`;
+    assertEquals(Deno.statSync(key).mode! & 0o777, 0o600);
+    Deno.chmodSync(key, 0o644);
+    const exposed = new BufferedOutput();
+    const args = [`file://${root}`, "127.0.0.1:0", "--allow-plain"];
+    assertEquals(await serverCommand(args, exposed), 1);
+    assertEquals(
+      exposed.stderr.join("\n").trim(),
+      `Cannot serve backup: node alice's key "${key}" may be read by other users (mode 0644): ` +
+        `run chmod 600 "${key}"`,
+    );
+  } finally {
+    Deno.removeSync(root, { recursive: true });
   }
 });

@@ -5,7 +5,13 @@
  * path-traversal name, v1 where it is not allowed, a credential file others may read,
  * quotas and limits. Each asserts that nothing leaked and nothing changed.
  */
-import { assert, assertEquals, assertMatch, assertRejects } from "./support/assert.ts";
+import {
+  assert,
+  assertEquals,
+  assertMatch,
+  assertRejects,
+  assertThrows,
+} from "./support/assert.ts";
 import { bumpStatement, cjkText } from "./support/statements.ts";
 import { prng } from "./support/prng.ts";
 import { dumpDatabase } from "./support/dump.ts";
@@ -872,11 +878,18 @@ Deno.test("a node holds at most its connections; a silent client is dropped afte
 Deno.test("the plugin backs up over v2 with its credential file, and refuses one others may read", async () => {
   await withServer(async ({ root, url, nodes }) => {
     const dir = await backUpWithPlugin(root, url, nodes, "carol");
-    Deno.chmodSync(`${dir}/${CREDENTIAL_NAME}`, 0o644);
-    assertRejects(() => credentialIn(dir), /may be read by others \(mode 644\).*chmod 600/);
+    const path = `${dir}/${CREDENTIAL_NAME}`;
+    Deno.chmodSync(path, 0o644);
+    const refusal = `Cannot start backup: the server credential "${path}" may be read by other ` +
+      `users (mode 0644): run chmod 600 "${path}"`;
+    assertEquals(assertThrows(() => credentialIn(dir)).message, refusal);
     const startup = await openAtStart(dir);
     assert("error" in startup.backend);
-    assertMatch(startup.backend.error, /may be read by others/);
+    assertEquals(startup.backend.error, refusal);
+    Deno.chmodSync(path, 0o600);
+    const reopened = await openAtStart(dir);
+    assert(!("error" in reopened.backend));
+    reopened.backend.close();
     removeNodeDir(dir);
   });
 });

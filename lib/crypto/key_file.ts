@@ -1,15 +1,18 @@
 /**
  * The plugin's key file, `backup.key` beside `backup.lock` in the lightning dir: the data key
  * of an encrypted backup, unwrapped, so the plugin can seal each change without asking anyone.
- * It is as secret as the node's database and `hsm_secret`: mode 0600, and the plugin refuses
- * to start when others may read it.
+ * It is as secret as the node's database and `hsm_secret`: mode 0600; one others may read is
+ * refused by the commands, and the plugin refuses to start.
  *
  * @module
  */
 import { writeFileDurably } from "../fs/durable.ts";
+import { checkSecretMode } from "../fs/secret_mode.ts";
 import { DataKey, fromHex, hex, sameBytes } from "./data_key.ts";
 
 export const KEY_FILE = "backup.key";
+/** How messages name it. */
+export const KEY_FILE_WHAT = "the key file";
 
 const FIELD = "cln_backup_data_key";
 
@@ -65,13 +68,7 @@ export async function readKeyFile(dir: string): Promise<DataKey | undefined> {
         `itself there`,
     );
   }
-  const mode = (info.mode ?? 0) & 0o777;
-  if ((mode & 0o077) !== 0) {
-    throw new Error(
-      `Cannot start backup: the key file "${path}" may be read by other users (mode ` +
-        `${mode.toString(8).padStart(4, "0")}): run "chmod 600 ${path}", then start lightningd`,
-    );
-  }
+  checkSecretMode(KEY_FILE_WHAT, path, "Cannot start backup", info);
   const bytes = keyFileBytes(Deno.readTextFileSync(path));
   if (!bytes) {
     throw new Error(

@@ -23,7 +23,7 @@ Deno.test("key file: readable by others, a symlink, or not a key: refused in one
     Deno.chmodSync(path, 0o640);
     await assertRejects(
       () => readKeyFile(dir),
-      /^Cannot start backup: the key file ".*backup\.key" may be read by other users \(mode 0640\): run "chmod 600 .*backup\.key", then start lightningd$/,
+      /^Cannot start backup: the key file ".*backup\.key" may be read by other users \(mode 0640\): run chmod 600 ".*backup\.key"$/,
     );
     Deno.chmodSync(path, 0o600);
     Deno.renameSync(path, `${dir}/real.key`);

@@ -110,7 +110,7 @@ export class NodeRegistry {
    */
   key(name: string): Uint8Array | undefined {
     if (!NAME.test(name)) return undefined;
-    const path = `${this.#dir(name)}/key`;
+    const path = this.keyPath(name);
     try {
       return keyFromText(Deno.readTextFileSync(path).trim());
     } catch (error) {
@@ -130,6 +130,11 @@ export class NodeRegistry {
         { cause: error },
       );
     }
+  }
+
+  /** Where node `name`'s key file is (whether there is one or not). */
+  keyPath(name: string): string {
+    return `${this.#dir(name)}/key`;
   }
 
   /** Whether node `name` has a key file, readable or not. */

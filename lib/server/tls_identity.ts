@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { existsSync } from "../fs/exists.ts";
 import { hex } from "../crypto/data_key.ts";
 import { writeFileDurably } from "../fs/durable.ts";
+import { checkSecretMode } from "../fs/secret_mode.ts";
 
 export const TLS_CERT_NAME = "tls.crt";
 export const TLS_KEY_NAME = "tls.key";
@@ -38,12 +39,7 @@ export function loadTlsIdentity(root: string): TlsIdentity | undefined {
   const certPath = join(root, TLS_CERT_NAME);
   if (!existsSync(certPath)) return undefined;
   const keyPath = join(root, TLS_KEY_NAME);
-  if ((Deno.statSync(keyPath).mode ?? 0) & 0o077) {
-    throw new Error(
-      `Cannot serve backup: "${keyPath}" is readable by others: chmod 600 it (and make a ` +
-        `new one with "server init-tls" if others may have read it)`,
-    );
-  }
+  checkSecretMode("the TLS key", keyPath, "Cannot serve backup");
   return { cert: Deno.readTextFileSync(certPath), key: Deno.readTextFileSync(keyPath) };
 }
 

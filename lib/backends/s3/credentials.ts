@@ -5,14 +5,19 @@
  * `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` (and `AWS_SESSION_TOKEN`) environment
  * variables. lightningd starts the plugin
  * with its own environment, so the file is how a node's plugin gets its keys; it must be
- * readable by its owner only (mode 0600), as a key readable by others is a key leaked.
+ * readable by its owner only (mode 0600), as a key readable by others is a key leaked: the
+ * commands and the plugin refuse one others may read.
  *
  * @module
  */
 import type { S3Credentials } from "./client.ts";
 import { existsSync } from "../../fs/exists.ts";
+import { checkSecretMode } from "../../fs/secret_mode.ts";
 
 export const CREDENTIALS_FILE = "backup-s3.credentials";
+/** How messages name it. */
+export const CREDENTIALS_WHAT = "the S3 keys' file";
+const ACTION = "Cannot reach the S3 backup";
 export const CREDENTIAL_ENV = ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"];
 
 /** An environment variable, where this process may read it (the launcher grants none). */
@@ -23,7 +28,7 @@ function grantedEnv(name: string): string | undefined {
 
 /**
  * Reads the keys from `<dir>/backup-s3.credentials` when `dir` is given and it is there (the
- * keys the plugin uses), else from `env`.
+ * keys the plugin uses), else from `env`. Refuses a file others may read.
  */
 export function loadCredentials(
   dir: string | undefined,
@@ -76,12 +81,7 @@ function readCredentialsFile(path: string): S3Credentials {
   try {
     const info = Deno.statSync(path);
     if (!info.isFile) throw new Deno.errors.InvalidData("not a regular file");
-    if (info.mode !== null && (info.mode & 0o077) !== 0) {
-      throw new Error(
-        `Cannot reach the S3 backup: "${path}" may be read by others (mode ` +
-          `${(info.mode & 0o777).toString(8)}): run "chmod 600 ${path}"`,
-      );
-    }
+    checkSecretMode(CREDENTIALS_WHAT, path, ACTION, info);
     text = Deno.readTextFileSync(path);
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) {
@@ -91,11 +91,11 @@ function readCredentialsFile(path: string): S3Credentials {
         ? "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or "
         : "";
       throw new Error(
-        `Cannot reach the S3 backup: no keys: ${env}write them to "${path}" (mode 0600) as ` +
+        `${ACTION}: no keys: ${env}write them to "${path}" (mode 0600) as ` +
           `aws_access_key_id = … and aws_secret_access_key = …`,
       );
     }
-    if ((error as Error).message.startsWith("Cannot reach")) throw error;
+    if ((error as Error).message.startsWith(ACTION)) throw error;
     throw new Error(`Cannot reach the S3 backup: cannot read "${path}": ${error}`);
   }
   const values = parseIni(text);

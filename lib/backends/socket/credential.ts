@@ -1,16 +1,20 @@
 /**
  * A node's credential for a v2 backup server: `backup.credential` beside `backup.lock`, the
  * one line `server add-node` prints, `{"node": NAME, "key": HEX}`, mode 0600. Its presence
- * makes the `socket:` backend speak wire v2; a file others may read is refused, since the
- * key lets anyone who holds it read and write the node's backup.
+ * makes the `socket:` backend speak wire v2; a file others may read is refused (by the
+ * commands, and by the plugin at start), since the key lets anyone who holds it read and write
+ * the node's backup.
  *
  * @module
  */
 import { type EnvReader, userPath } from "../../fs/user_path.ts";
 import { keyFromText } from "../../wire/handshake.ts";
 import { parseBackupUrl } from "../url.ts";
+import { checkSecretMode } from "../../fs/secret_mode.ts";
 
 export const CREDENTIAL_NAME = "backup.credential";
+/** How messages name it. */
+export const CREDENTIAL_WHAT = "the server credential";
 /** For the CLI's restore, status and verify of a v2 backup: the credential file's path. */
 export const CREDENTIAL_ENV = "CLN_BACKUP_CREDENTIAL";
 
@@ -24,16 +28,12 @@ export interface NodeCredential {
   path: string;
 }
 
-/** Reads the credential at `path`; throws a one-line error saying what to fix. */
-export function readCredential(path: string): NodeCredential {
-  const info = Deno.statSync(path);
-  if (info.mode !== null && (info.mode & 0o077) !== 0) {
-    throw new Error(
-      `Cannot start backup: the credential "${path}" may be read by others (mode ` +
-        `${(info.mode & 0o777).toString(8)}): it lets them read and write the node's backup; ` +
-        `run "chmod 600 ${path}"`,
-    );
-  }
+/**
+ * Reads the credential at `path`; throws a one-line error, starting with `action`, saying what
+ * to fix (one others may read is refused).
+ */
+export function readCredential(path: string, action = "Cannot start backup"): NodeCredential {
+  checkSecretMode(CREDENTIAL_WHAT, path, action);
   let parsed: { node?: unknown; key?: unknown };
   try {
     parsed = JSON.parse(Deno.readTextFileSync(path));
@@ -50,7 +50,10 @@ export function readCredential(path: string): NodeCredential {
   return { node: parsed.node, key, path };
 }
 
-/** The credential in `dir` (the lightning dir), or `undefined` when there is none. */
+/**
+ * The credential in `dir` (the lightning dir), or `undefined` when there is none; one others
+ * may read is refused, as in {@linkcode readCredential}.
+ */
 export function credentialIn(dir: string): NodeCredential | undefined {
   const path = `${dir}/${CREDENTIAL_NAME}`;
   try {
@@ -81,7 +84,7 @@ export function credentialFromEnv(env: EnvReader = Deno.env): NodeCredential | u
         `printed)`,
     );
   }
-  return readCredential(path);
+  return readCredential(path, "Cannot read the node's credential");
 }
 
 /**

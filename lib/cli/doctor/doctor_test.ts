@@ -314,7 +314,12 @@ Deno.test("doctor: a remote destination's keys or credential beside backup.lock"
     );
     expect(check(), "credentials", "OK", /backup-s3.credentials holds keys/);
     Deno.chmodSync(keys, 0o644);
-    expect(check(), "credentials", "FAIL", /may be read by others .*chmod 600/);
+    expect(
+      check(),
+      "credentials",
+      "FAIL",
+      /may be read by other users \(mode 0644\): run chmod 600 "/,
+    );
     Deno.removeSync(keys);
     writeLockFile(node.dir, { backend_url: node.url, async_urls: ["s3://bucket/node"] });
     expect(check(), "credentials", "FAIL", /reads its S3 keys from ".*" only, and there is none/);
@@ -326,7 +331,12 @@ Deno.test("doctor: a remote destination's keys or credential beside backup.lock"
     Deno.writeTextFileSync(credential, line, { mode: 0o600 });
     expect(check(), "credentials", "OK", /backup.credential holds this node's key/);
     Deno.chmodSync(credential, 0o640);
-    expect(check(), "credentials", "FAIL", /may be read by others .*chmod 600/);
+    expect(
+      check(),
+      "credentials",
+      "FAIL",
+      /may be read by other users \(mode 0640\): run chmod 600 "/,
+    );
   }));
 
 Deno.test("doctor: a socket+tls URL's CA file must be readable by lightningd's user and hold a certificate", () =>

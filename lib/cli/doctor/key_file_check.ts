@@ -6,7 +6,8 @@
  * @module
  */
 import { keyIdOf, sameBytes } from "../../crypto/data_key.ts";
-import { KEY_FILE, keyFileBytes } from "../../crypto/key_file.ts";
+import { KEY_FILE, KEY_FILE_WHAT, keyFileBytes } from "../../crypto/key_file.ts";
+import { exposedSecret } from "../../fs/secret_mode.ts";
 import { readChain } from "../../format/chain.ts";
 import { statIfExists } from "../../fs/exists.ts";
 import type { CheckResult, Found } from "./check.ts";
@@ -66,14 +67,8 @@ export function keyFileCheck(found: Found): CheckResult {
   if (!Deno.lstatSync(path).isFile) {
     return ["FAIL", `"${path}" is not a regular file (a symlink?): put the key file itself there`];
   }
-  const mode = (info.mode ?? 0) & 0o777;
-  if ((mode & 0o077) !== 0) {
-    return [
-      "FAIL",
-      `"${path}" may be read by other users (mode ${mode.toString(8).padStart(4, "0")}), and ` +
-      `it opens the whole backup: run "chmod 600 ${path}"`,
-    ];
-  }
+  const exposed = exposedSecret(KEY_FILE_WHAT, path, info.mode);
+  if (exposed !== undefined) return ["FAIL", exposed];
   if (!allows(info, found.user, 4)) {
     return [
       "FAIL",
