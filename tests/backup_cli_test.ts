@@ -268,8 +268,8 @@ Deno.test("backup-cli: an encrypted backup's init, restore, rekey, verify and st
   const info = await new Deno.Command(Deno.execPath(), { args: ["info", "--json"] }).output();
   const env = { DENO_DIR: JSON.parse(new TextDecoder().decode(info.stdout)).denoDir };
   try {
-    Deno.writeTextFileSync(`${base}/old`, "old passphrase\n");
-    Deno.writeTextFileSync(`${base}/new`, "new passphrase\n");
+    Deno.writeTextFileSync(`${base}/old`, "old passphrase\n", { mode: 0o600 });
+    Deno.writeTextFileSync(`${base}/new`, "new passphrase\n", { mode: 0o600 });
     const url = `file://${base}/backup`;
     const init = await backupCli(
       cli,

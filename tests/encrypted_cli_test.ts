@@ -54,10 +54,10 @@ async function encryptedNode() {
   const dir = makeNodeDir("fresh-start");
   const base = `${dir}/..`;
   const passphraseFile = `${base}/passphrase`;
-  Deno.writeTextFileSync(passphraseFile, "first passphrase\n");
+  Deno.writeTextFileSync(passphraseFile, "first passphrase\n", { mode: 0o600 });
   const identity = await newAgeIdentity();
   const identityFile = `${base}/identity`;
-  Deno.writeTextFileSync(identityFile, `# created: now\n${identity}\n`);
+  Deno.writeTextFileSync(identityFile, `# created: now\n${identity}\n`, { mode: 0o600 });
   const url = `file://${base}/backup`;
   const result = await run("init", [
     "--encrypt",
@@ -111,9 +111,9 @@ Deno.test("init --encrypt: restore and verify need the secret; status does not",
 
     // Each failure: one line, exit 1, nothing at the target.
     const wrong = `${node.base}/wrong`;
-    Deno.writeTextFileSync(wrong, "second passphrase\n");
+    Deno.writeTextFileSync(wrong, "second passphrase\n", { mode: 0o600 });
     const otherIdentity = `${node.base}/other-identity`;
-    Deno.writeTextFileSync(otherIdentity, await newAgeIdentity());
+    Deno.writeTextFileSync(otherIdentity, await newAgeIdentity(), { mode: 0o600 });
     for (
       const [secret, why] of [
         [["--passphrase-file", wrong], /the passphrase given does not open the backup's key/],
@@ -142,7 +142,7 @@ Deno.test("rekey: only the new secret opens the key; no record changes; the key 
     const segments = [...readChain(node.backup).bases, ...readChain(node.backup).logs]
       .map((s) => Deno.readFileSync(s.path));
     const newFile = `${node.base}/new-passphrase`;
-    Deno.writeTextFileSync(newFile, "second passphrase\n");
+    Deno.writeTextFileSync(newFile, "second passphrase\n", { mode: 0o600 });
     const rekeyed = await run("rekey", [
       node.url,
       "--identity",
@@ -269,7 +269,7 @@ Deno.test("upgrade --encrypt: a plain backup becomes encrypted, every version ke
     });
     writeLockFile(dir, { backend_url: plain });
     const passphraseFile = `${base}/passphrase`;
-    Deno.writeTextFileSync(passphraseFile, "upgrade passphrase\n");
+    Deno.writeTextFileSync(passphraseFile, "upgrade passphrase\n", { mode: 0o600 });
     const upgraded = await run("upgrade", [
       "--lightning-dir",
       dir,
@@ -375,7 +375,7 @@ Deno.test("upgrade --encrypt beside copies: refused, as the plain copies would s
     for (const lock of [{ mirror_urls: [copy] }, { async_urls: [copy] }]) {
       writeLockFile(dir, { backend_url: plain, ...lock });
       const passphraseFile = `${base}/passphrase`;
-      Deno.writeTextFileSync(passphraseFile, "upgrade passphrase\n");
+      Deno.writeTextFileSync(passphraseFile, "upgrade passphrase\n", { mode: 0o600 });
       const refused = await run("upgrade", [
         "--lightning-dir",
         dir,
@@ -431,7 +431,7 @@ Deno.test("an identity given as a recipient, or an empty passphrase: one line, n
   try {
     const identity = Deno.readTextFileSync(node.identityFile).split("\n")[1];
     const empty = `${node.base}/empty-passphrase`;
-    Deno.writeTextFileSync(empty, "\n");
+    Deno.writeTextFileSync(empty, "\n", { mode: 0o600 });
     const other = makeNodeDir("fresh-start");
     try {
       const otherUrl = `file://${dirname(other)}/backup`;
@@ -497,9 +497,9 @@ Deno.test("a secret of a kind the key is not wrapped for: one line naming the ki
     const identity = await newAgeIdentity();
     const recipient = await ageRecipientOf(identity);
     const identityFile = `${base}/identity`;
-    Deno.writeTextFileSync(identityFile, `${identity}\n`);
+    Deno.writeTextFileSync(identityFile, `${identity}\n`, { mode: 0o600 });
     const passphraseFile = `${base}/passphrase`;
-    Deno.writeTextFileSync(passphraseFile, "a passphrase\n");
+    Deno.writeTextFileSync(passphraseFile, "a passphrase\n", { mode: 0o600 });
     const ageUrl = `file://${base}/age-only`;
     const passUrl = `file://${base}/passphrase-only`;
     const other = makeNodeDir("fresh-start");

@@ -64,7 +64,7 @@ Deno.test("encrypted file backup: the recorded runs restore, to every run's end,
 
     const output = new BufferedOutput();
     const passphrase = `${dir}/passphrase`;
-    Deno.writeTextFileSync(passphrase, `${PASSPHRASE}\n`);
+    Deno.writeTextFileSync(passphrase, `${PASSPHRASE}\n`, { mode: 0o600 });
     const args = [url, "--retain", "2", "--passphrase-file", passphrase];
     assertEquals(await compact(args, output), 0, output.stderr.join("\n"));
     const bases = readChain(backup).bases;

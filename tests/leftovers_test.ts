@@ -220,8 +220,8 @@ Deno.test("an encrypted init killed before backup.lock is finished by a rerun gi
     const base = Deno.realPathSync(`${dir}/..`);
     const url = `file://${base}/backup`;
     const [right, wrong] = [`${base}/right`, `${base}/wrong`];
-    Deno.writeTextFileSync(right, `${PASSPHRASE}\n`);
-    Deno.writeTextFileSync(wrong, "another passphrase\n");
+    Deno.writeTextFileSync(right, `${PASSPHRASE}\n`, { mode: 0o600 });
+    Deno.writeTextFileSync(wrong, "another passphrase\n", { mode: 0o600 });
     const args = (passphrase: string) => [
       url,
       "--lightning-dir",

@@ -150,7 +150,7 @@ test(
       assert(refused.includes(entry.key), refused);
       if (entry === last) {
         const passphrase = `${dir}/passphrase`;
-        Deno.writeTextFileSync(passphrase, `${PASSPHRASE}\n`);
+        Deno.writeTextFileSync(passphrase, `${PASSPHRASE}\n`, { mode: 0o600 });
         const output = new BufferedOutput();
         const args = [url, `${dir}/cli-refused.sqlite3`, "--passphrase-file", passphrase];
         assertEquals(await restore(args, output), 1);
@@ -320,7 +320,7 @@ test(
 
     // A wrong passphrase: one line, nothing restored.
     const wrong = `${dir}/bad-passphrase`;
-    Deno.writeTextFileSync(wrong, "not the passphrase\n");
+    Deno.writeTextFileSync(wrong, "not the passphrase\n", { mode: 0o600 });
     const output = new BufferedOutput();
     assertEquals(
       await restore([url, `${dir}/wrong.sqlite3`, "--passphrase-file", wrong], output),

@@ -107,7 +107,7 @@ test("encrypted S3: the recorded runs restore, to every run's end, before and af
     );
     const verified = new BufferedOutput();
     const passphrase = `${dir}/passphrase`;
-    Deno.writeTextFileSync(passphrase, `${PASSPHRASE}\n`);
+    Deno.writeTextFileSync(passphrase, `${PASSPHRASE}\n`, { mode: 0o600 });
     const secret = ["--passphrase-file", passphrase];
     assertEquals(await verify([url, ...secret], verified), 0, verified.stderr.join("\n"));
     const compacted = new BufferedOutput();
@@ -137,7 +137,7 @@ test("encrypted S3: init --encrypt, the launcher's plugin writes and compacts, s
   try {
     writeCredentials(dir, s.credentials);
     const passphraseFile = `${root}/passphrase`;
-    Deno.writeTextFileSync(passphraseFile, "first secret\n");
+    Deno.writeTextFileSync(passphraseFile, "first secret\n", { mode: 0o600 });
     const output = new BufferedOutput();
     const args = [url, "--lightning-dir", dir, "--encrypt", "--passphrase-file", passphraseFile];
     assertEquals(await init(args, output), 0, output.stderr.join("\n"));
@@ -183,7 +183,7 @@ test("encrypted S3: init --encrypt, the launcher's plugin writes and compacts, s
     assertEquals([description.encrypted, description.wrappedFor], [true, ["passphrase"]]);
 
     const newFile = `${root}/new-passphrase`;
-    Deno.writeTextFileSync(newFile, "second secret\n");
+    Deno.writeTextFileSync(newFile, "second secret\n", { mode: 0o600 });
     const rekeyed = new BufferedOutput();
     assertEquals(
       await rekey(

@@ -109,7 +109,7 @@ test("upgrade --to s3:// moves a plain backup, encrypted with --encrypt; refuses
     Deno.writeTextFileSync(`${dir}/backup.lock`, JSON.stringify({ backend_url: plain }));
     const encryptedUrl = s.url(await s.bucket());
     const passphrase = `${base}/passphrase`;
-    Deno.writeTextFileSync(passphrase, `${PASSPHRASE}\n`);
+    Deno.writeTextFileSync(passphrase, `${PASSPHRASE}\n`, { mode: 0o600 });
     const encrypted = await run(
       "--lightning-dir",
       dir,
@@ -166,7 +166,7 @@ test("upgrade --encrypt --to s3://: a plain S3 backup's encrypted copy, which th
     assertEquals(noTarget.code, 1);
     assertMatch(noTarget.stderr[0], /is an S3 backup: name the empty prefix .* with --to s3:/);
     const passphrase = `${Deno.realPathSync(`${dir}/..`)}/passphrase`;
-    Deno.writeTextFileSync(passphrase, `${PASSPHRASE}\n`);
+    Deno.writeTextFileSync(passphrase, `${PASSPHRASE}\n`, { mode: 0o600 });
     const copied = await run(
       "--lightning-dir",
       dir,

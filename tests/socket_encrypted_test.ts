@@ -175,7 +175,7 @@ Deno.test("encrypted server backup: the plugin under its launcher; a wrong passp
 
     // rekey: the server's key.json is replaced; only the new passphrase opens the backup.
     const newPassphrase = `${s.root}/new-passphrase`;
-    Deno.writeTextFileSync(newPassphrase, "a new passphrase\n");
+    Deno.writeTextFileSync(newPassphrase, "a new passphrase\n", { mode: 0o600 });
     const credentialEnv = { [CREDENTIAL_ENV]: s.credential.path };
     const rekeyed = await cli(["rekey", s.url, "--new-passphrase-file", newPassphrase], {
       ...credentialEnv,
@@ -395,7 +395,7 @@ Deno.test("init --encrypt to a server killed before backup.lock: the rerun opens
   const s = await startEncryptedServer("fresh-start");
   try {
     const passphrase = `${s.root}/passphrase`;
-    Deno.writeTextFileSync(passphrase, `${PASSPHRASE}\n`);
+    Deno.writeTextFileSync(passphrase, `${PASSPHRASE}\n`, { mode: 0o600 });
     const killed = new CliProcess(["init", ...encryptedInitArgs(s, passphrase)], {
       action: "crash",
       step: "init-before-lock",
@@ -419,7 +419,7 @@ Deno.test("init --encrypt to a server killed before backup.lock: the rerun opens
     Deno.writeTextFileSync(`${s.dir}/${KEY_FILE}`, leftKey);
     // Another passphrase than the interrupted init's would be kept for a key it does not open.
     const wrong = `${s.root}/wrong-passphrase`;
-    Deno.writeTextFileSync(wrong, "another passphrase\n");
+    Deno.writeTextFileSync(wrong, "another passphrase\n", { mode: 0o600 });
     const otherSecret = new BufferedOutput();
     assertEquals(await init(encryptedInitArgs(s, wrong), otherSecret), 1);
     assertMatch(
@@ -471,7 +471,7 @@ Deno.test("init --encrypt that loses its connection before the server's answer k
   try {
     const url = `socket:127.0.0.1:${proxy.port}`;
     const passphrase = `${s.root}/passphrase`;
-    Deno.writeTextFileSync(passphrase, `${PASSPHRASE}\n`);
+    Deno.writeTextFileSync(passphrase, `${PASSPHRASE}\n`, { mode: 0o600 });
     const lost = new BufferedOutput();
     assertEquals(await init(encryptedInitArgs(s, passphrase, url), lost), 1);
     assert(proxy.struck);
@@ -499,7 +499,7 @@ Deno.test("init --encrypt refused by its server takes its new key file back, and
   const s = await startEncryptedServer("fresh-start");
   try {
     const passphrase = `${s.root}/passphrase`;
-    Deno.writeTextFileSync(passphrase, `${PASSPHRASE}\n`);
+    Deno.writeTextFileSync(passphrase, `${PASSPHRASE}\n`, { mode: 0o600 });
     // An empty backup, under a quota the base does not fit: the key made for it goes again.
     await s.restartServer({}, ["--quota-bytes", "2000"]);
     const quota = new BufferedOutput();

@@ -73,7 +73,7 @@ async function plainBackup(s: EncryptedServer, runs: Scenario[]): Promise<number
 /** `upgrade --encrypt` of alice's node with the passphrase file, in this process. */
 async function upgradeAlice(s: EncryptedServer): Promise<{ code: number; text: string }> {
   const passphrase = `${s.root}/passphrase`;
-  Deno.writeTextFileSync(passphrase, `${PASSPHRASE}\n`);
+  Deno.writeTextFileSync(passphrase, `${PASSPHRASE}\n`, { mode: 0o600 });
   const output = new BufferedOutput();
   const code = await upgrade(
     ["--lightning-dir", s.dir, "--encrypt", "--passphrase-file", passphrase],
@@ -126,7 +126,7 @@ Deno.test("upgrade --encrypt of a server backup keeps every version; the server 
 
     // backup-cli, with the permissions its upgrade is granted only.
     const passphrase = `${s.root}/passphrase`;
-    Deno.writeTextFileSync(passphrase, `${PASSPHRASE}\n`);
+    Deno.writeTextFileSync(passphrase, `${PASSPHRASE}\n`, { mode: 0o600 });
     const upgraded = await cli(
       ["upgrade", "--lightning-dir", s.dir, "--encrypt", "--passphrase-file", passphrase],
       {},
@@ -177,7 +177,7 @@ Deno.test("upgrade --encrypt of a server backup: killed mid-upload, or the serve
     await plainBackup(s, ["fresh-start"]);
     const dump = nodeDump(s);
     const passphrase = `${s.root}/passphrase`;
-    Deno.writeTextFileSync(passphrase, `${PASSPHRASE}\n`);
+    Deno.writeTextFileSync(passphrase, `${PASSPHRASE}\n`, { mode: 0o600 });
     const cliUpgrade = new CliProcess(
       ["upgrade", "--lightning-dir", s.dir, "--encrypt", "--passphrase-file", passphrase],
       { action: "crash", step: "upgrade-upload" },

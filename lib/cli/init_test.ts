@@ -493,7 +493,7 @@ Deno.test("init --existing on an encrypted backup keeps its own key file put bac
   const dir = makeNodeDir("fresh-start");
   const { base, url, again } = newMachine(dir);
   const passphrase = `${base}/passphrase`;
-  Deno.writeTextFileSync(passphrase, "correct horse battery staple\n");
+  Deno.writeTextFileSync(passphrase, "correct horse battery staple\n", { mode: 0o600 });
   const existing = [url, "--lightning-dir", again, "--existing", "--passphrase-file", passphrase];
   try {
     const args = [url, "--lightning-dir", dir, "--encrypt", "--passphrase-file", passphrase];

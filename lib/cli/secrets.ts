@@ -5,11 +5,14 @@
  * - `CLN_BACKUP_PASSPHRASE`, `--passphrase-file FILE` (its first line), or a prompt;
  * - `CLN_BACKUP_IDENTITY` (an `AGE-SECRET-KEY-1…`), `--identity FILE` (an age identity file).
  *
+ * A file others may read is refused, as every secret file cln-backup reads.
+ *
  * @module
  */
 import { type EnvReader, userPath } from "../fs/user_path.ts";
 import type { Secret } from "../crypto/wrapped_key.ts";
 import { explainOsError } from "../fs/os_error.ts";
+import { checkSecretMode } from "../fs/secret_mode.ts";
 import { primitives } from "../crypto/data_key.ts";
 
 export const PASSPHRASE_ENV = "CLN_BACKUP_PASSPHRASE";
@@ -29,7 +32,8 @@ export const SECRET_HELP =
   --passphrase-file FILE      the passphrase, the first line of FILE
   CLN_BACKUP_IDENTITY=...     an age identity (AGE-SECRET-KEY-1...), from the environment
   --identity FILE             an age identity file (as age-keygen writes)
-  otherwise, on a terminal, it asks for the passphrase.`;
+  otherwise, on a terminal, it asks for the passphrase. A FILE others may read is refused
+  (chmod 600 it); a pipe, such as <(pass show ...), is taken.`;
 
 /** Asks the operator for a line without echo; `undefined` when there is no terminal. */
 export type Prompt = (question: string) => Promise<string | undefined>;
@@ -59,18 +63,25 @@ export const terminalPrompt: Prompt = async (question) => {
 
 /**
  * Reads a secret file the operator named; a relative path resolves against their directory
- * (under `deno task` too, which runs in the checkout), as backup-cli's grant for it does.
+ * (under `deno task` too, which runs in the checkout), as backup-cli's grant for it does. One
+ * others may read is refused, as every secret file is (lib/fs/secret_mode.ts); a pipe or a
+ * terminal (`<(pass show …)`, /dev/stdin) is taken.
  */
 function readSecretFile(path: string, what: string, env: EnvReader = Deno.env): string {
   const full = userPath(path, env);
+  let info: Deno.FileInfo;
+  let text: string;
   try {
-    return Deno.readTextFileSync(full);
+    info = Deno.statSync(full);
+    text = Deno.readTextFileSync(full);
   } catch (error) {
     const why = error instanceof Deno.errors.NotFound
       ? `there is no file "${full}": check the path`
       : explainOsError(error) ?? `${(error as Error).message}: check the path`;
     throw new Error(`Cannot read the ${what} file "${path}": ${why}`);
   }
+  checkSecretMode(`the ${what} file`, full, `Cannot take the ${what}`, info);
+  return text;
 }
 
 /** The age identities of an identity file's text (comments and blank lines skipped). */

@@ -19,7 +19,7 @@ Deno.test("a relative --passphrase-file is the operator's (deno task's INIT_CWD)
   // A stand-in environment: tests run in parallel in one process.
   const env = { get: (name: string) => name === "INIT_CWD" ? dir : undefined };
   try {
-    Deno.writeTextFileSync(`${dir}/pass`, "correct horse\nsecond line\n");
+    Deno.writeTextFileSync(`${dir}/pass`, "correct horse\nsecond line\n", { mode: 0o600 });
     assertEquals(givenPassphrase("pass", PASSPHRASE_ENV, env), "correct horse");
     const missing = assertThrows(() => givenPassphrase("nopass", PASSPHRASE_ENV, env));
     assertEquals(
@@ -40,9 +40,11 @@ Deno.test("an identity file or CLN_BACKUP_IDENTITY that holds no whole identity 
   try {
     const identity = await newAgeIdentity();
     const recipient = await ageRecipientOf(identity);
-    Deno.writeTextFileSync(`${dir}/good`, `# public key: ${recipient}\n${identity}\n`);
-    Deno.writeTextFileSync(`${dir}/public`, `${recipient}\n`);
-    Deno.writeTextFileSync(`${dir}/cut`, `${identity.slice(0, -3)}\n`);
+    Deno.writeTextFileSync(`${dir}/good`, `# public key: ${recipient}\n${identity}\n`, {
+      mode: 0o600,
+    });
+    Deno.writeTextFileSync(`${dir}/public`, `${recipient}\n`, { mode: 0o600 });
+    Deno.writeTextFileSync(`${dir}/cut`, `${identity.slice(0, -3)}\n`, { mode: 0o600 });
 
     assertEquals(await gatherSecrets({ identity: "good" }, noPrompt, env()), [{ identity }]);
     assertEquals(await gatherSecrets({}, noPrompt, env(identity)), [{ identity }]);
@@ -76,7 +78,7 @@ Deno.test("a --passphrase-file saved with CRLF line ends: the passphrase is the 
   const env = { get: (name: string) => name === "INIT_CWD" ? dir : undefined };
   const noPrompt: Prompt = () => Promise.reject(new Error("prompted"));
   try {
-    Deno.writeTextFileSync(`${dir}/pass`, "correct horse\r\nsecond line\r\n");
+    Deno.writeTextFileSync(`${dir}/pass`, "correct horse\r\nsecond line\r\n", { mode: 0o600 });
     // What init and rekey wrap a new key for: what the operator would type.
     assertEquals(givenPassphrase("pass", PASSPHRASE_ENV, env), "correct horse");
     // Unlocking tries it, then the line as written (a key an earlier version wrapped).
@@ -84,7 +86,7 @@ Deno.test("a --passphrase-file saved with CRLF line ends: the passphrase is the 
       { passphrase: "correct horse" },
       { passphrase: "correct horse\r" },
     ]);
-    Deno.writeTextFileSync(`${dir}/unix`, "correct horse\n");
+    Deno.writeTextFileSync(`${dir}/unix`, "correct horse\n", { mode: 0o600 });
     assertEquals(await gatherSecrets({ "passphrase-file": "unix" }, noPrompt, env), [
       { passphrase: "correct horse" },
     ]);
@@ -112,6 +114,45 @@ Deno.test("an identity given as --identity's file name: refused without printing
     const error = await assertRejects(() => gatherSecrets({ identity }, noPrompt, env));
     assert(!error.message.includes(identity.slice(15)), error.message);
     assertMatch(error.message, /--identity takes the path of an identity file/);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("a passphrase or identity file others may read is refused, naming its mode and the chmod; a pipe is not", async () => {
+  const dir = Deno.makeTempDirSync({ prefix: "secrets-" });
+  const env = { get: (name: string) => name === "INIT_CWD" ? dir : undefined };
+  const noPrompt: Prompt = () => Promise.reject(new Error("prompted"));
+  try {
+    const pass = `${dir}/pass`;
+    Deno.writeTextFileSync(pass, "correct horse\n", { mode: 0o600 });
+    Deno.chmodSync(pass, 0o644);
+    assertEquals(
+      assertThrows(() => givenPassphrase("pass", PASSPHRASE_ENV, env)).message,
+      `Cannot take the passphrase: the passphrase file "${pass}" may be read by other users ` +
+        `(mode 0644): run chmod 600 "${pass}"`,
+    );
+    const identity = await newAgeIdentity();
+    const identityFile = `${dir}/identity`;
+    Deno.writeTextFileSync(identityFile, `${identity}\n`, { mode: 0o600 });
+    Deno.chmodSync(identityFile, 0o640);
+    const refused = await assertRejects(() =>
+      gatherSecrets({ identity: "identity" }, noPrompt, env)
+    );
+    assertEquals(
+      refused.message,
+      `Cannot take the identity: the identity file "${identityFile}" may be read by other ` +
+        `users (mode 0640): run chmod 600 "${identityFile}"`,
+    );
+    Deno.chmodSync(pass, 0o600);
+    assertEquals(givenPassphrase("pass", PASSPHRASE_ENV, env), "correct horse");
+    // A pipe (`<(pass show …)`) keeps nothing at rest: its mode does not matter.
+    const fifo = `${dir}/fifo`;
+    new Deno.Command("mkfifo", { args: ["-m", "0644", fifo] }).outputSync();
+    const writer = new Deno.Command("sh", { args: ["-c", `printf 'from a pipe\\n' > '${fifo}'`] })
+      .spawn();
+    assertEquals(givenPassphrase(fifo, PASSPHRASE_ENV, env), "from a pipe");
+    await writer.status;
   } finally {
     Deno.removeSync(dir, { recursive: true });
   }

@@ -100,7 +100,7 @@ export async function startEncryptedServer(
 /** `init --encrypt` of alice's (empty) node onto the server, with {@linkcode PASSPHRASE}. */
 export async function initEncrypted(s: EncryptedServer): Promise<DataKey> {
   const passphrase = `${s.root}/passphrase`;
-  Deno.writeTextFileSync(passphrase, `${PASSPHRASE}\n`);
+  Deno.writeTextFileSync(passphrase, `${PASSPHRASE}\n`, { mode: 0o600 });
   const output = new BufferedOutput();
   const code = await init(
     [s.url, "--lightning-dir", s.dir, "--encrypt", "--passphrase-file", passphrase],
