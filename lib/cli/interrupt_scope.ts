@@ -12,7 +12,12 @@
  *
  * @module
  */
-import { armInterrupts, INTERRUPT_SIGNALS, Interrupted } from "../fs/interrupt.ts";
+import {
+  armInterrupts,
+  INTERRUPT_SIGNALS,
+  Interrupted,
+  type InterruptSignal,
+} from "../fs/interrupt.ts";
 import type { Output } from "./args.ts";
 
 const WATCHER = new URL("./interrupt_worker.ts", import.meta.url);
@@ -55,12 +60,22 @@ export async function runInterruptible(
     });
     armInterrupts(flag);
     const scope: InterruptScope = { leaves: (now) => state = now };
+    // The worker's message gets through only while this thread awaits (a server's answer, a
+    // download, an upload), where no checkpoint runs: the command then stops there, as the
+    // signal's default would, its temporary files left for the next run (scratch_dir.ts).
+    const awaited = new Promise<never>((_, interrupted) => {
+      worker.onmessage = (event: MessageEvent<InterruptSignal>) => {
+        interrupted(new Interrupted(event.data));
+      };
+    });
+    const running = body(scope);
     try {
-      return await body(scope);
+      return await Promise.race([running, awaited]);
     } catch (error) {
-      // A checkpoint threw it; any other error is the command's own failure, said as such
-      // even after a signal.
+      // A checkpoint threw it, or the signal came while awaiting; any other error is the
+      // command's own failure, said as such even after a signal.
       if (!(error instanceof Interrupted)) throw error;
+      running.catch(() => {}); // Left behind when the signal came during an await.
       output.err(`Interrupted: ${command} stopped; ${state}`);
       return 128 + INTERRUPT_SIGNALS[error.signal];
     }

@@ -1,7 +1,7 @@
 /**
  * The CLI's signal watcher (see interrupt_scope.ts): a worker, so that it hears SIGINT and
- * SIGTERM while the main thread is busy. It stores the first one in the shared flag and
- * stops listening: a second signal then has its default
+ * SIGTERM while the main thread is busy. It stores the first one in the shared flag, tells
+ * the main thread (for when it awaits rather than works), and stops listening: a second signal then has its default
  * effect, ending the process at once (its work files are left for the next run to remove).
  *
  * @module
@@ -16,6 +16,8 @@ self.onmessage = (event: MessageEvent<SharedArrayBuffer>) => {
     const listener = () => {
       Atomics.store(flag, 0, INTERRUPT_SIGNALS[signal]);
       signals.forEach((each, i) => Deno.removeSignalListener(each, listeners[i]));
+      // For a main thread that awaits (a server's answer, a download): no checkpoint runs.
+      self.postMessage(signal);
     };
     Deno.addSignalListener(signal, listener);
     return listener;
