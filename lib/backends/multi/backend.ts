@@ -13,6 +13,7 @@
  */
 import type { Backend, BackupState, Change, DestinationStatus } from "../backend.ts";
 import { newCopyCommand } from "./mirrors.ts";
+import { StoppingError } from "../stopping.ts";
 
 export type MirrorFailure = "stop" | "degrade";
 
@@ -150,6 +151,11 @@ export class MultiBackend implements Backend {
   async #all(members: Backend[], step: (m: Backend) => Promise<void>, what: string) {
     // A file backup's append throws before it returns a promise: caught here too.
     const results = await Promise.allSettled(members.map(async (m) => await step(m)));
+    // The plugin is stopping (lightningd is gone): a wait cut short is no destination's failure.
+    const stopping = results.find((r) =>
+      r.status === "rejected" && r.reason instanceof StoppingError
+    );
+    if (stopping) throw (stopping as PromiseRejectedResult).reason;
     const failed = members.flatMap((m, i) => {
       const result = results[i];
       return result.status === "rejected" ? [{ m, why: (result.reason as Error).message }] : [];

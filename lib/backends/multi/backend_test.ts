@@ -4,6 +4,7 @@ import type { Backend } from "../backend.ts";
 import { createFileBackup } from "../file/create.ts";
 import { FileBackend } from "../file/writer.ts";
 import { MultiBackend } from "./backend.ts";
+import { StoppingError } from "../stopping.ts";
 
 const CHANGES = recordedChanges(["fresh-start"]);
 
@@ -89,6 +90,25 @@ Deno.test("MultiBackend: a destination that fails to get ready shows as failed t
     );
   } finally {
     for (const backend of [a, b]) backend.close();
+    Deno.removeSync(root, { recursive: true });
+  }
+});
+
+Deno.test("MultiBackend: a wait cut short because the plugin stops is no destination's failure", async () => {
+  const root = Deno.makeTempDirSync({ prefix: "multi-backend-" });
+  const [a, b] = fileBackends(root, ["a", "b"]);
+  try {
+    const logs: string[] = [];
+    // A socket: or s3:// destination whose retry the plugin's lifetime signal ended.
+    const stopped: Backend = { ...failing(b), append: () => Promise.reject(new StoppingError()) };
+    const multi = new MultiBackend([a, stopped], "degrade", (_, m) => logs.push(m));
+    const error = await assertRejects(() => multi.append(CHANGES[0]));
+    assertEquals(error instanceof StoppingError, true, error.message);
+    // Nothing says to replace it (its BROKEN line tells the operator to make a new copy).
+    assertEquals(logs, []);
+  } finally {
+    a.close();
+    b.close();
     Deno.removeSync(root, { recursive: true });
   }
 });
