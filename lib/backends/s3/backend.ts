@@ -132,6 +132,12 @@ export class S3Backend implements Backend {
   #last: ChangeEntry | undefined;
   /** What the last change object follows, for a rewind that stores another in its place. */
   #lastFollows = 0;
+  /**
+   * Other generations of the last record (a rewind's dropped one, or those the listing left
+   * unsettled): garbage only once this writer's next record is stored linked past them; a
+   * second writer whose change stored there first makes ours fail instead.
+   */
+  #superseded: ChangeEntry[] = [];
   /** Change objects after the last pack, in order: what the packer merges. */
   readonly unpacked: ChangeEntry[] = [];
   #failure: string | undefined;
@@ -194,6 +200,7 @@ export class S3Backend implements Backend {
           layout.sources.findLastIndex((s) => s.kind === "pack") + 1,
         ) as ChangeEntry[];
         this.unpacked.splice(0, this.unpacked.length, ...trailing);
+        this.#superseded = [...layout.unsettled];
         this.#packer = new Packer(this, this.#backupId, layout.garbage, this.options.packer);
       }, { signal: this.options.signal });
       this.#status.state = "connected";
@@ -254,8 +261,11 @@ export class S3Backend implements Backend {
       throw error;
     }
     this.#status.last_ack_ms = Math.round((performance.now() - started) * 1000) / 1000;
-    // A rewound change's object is superseded by this one: the packer deletes it.
-    if (gen > 0 && this.unpacked.at(-1)?.seq === seq) this.#packer?.discard(this.unpacked.pop()!);
+    // The record before this one is settled: its other generations are garbage. A rewound
+    // change's object is superseded by this one, once a change after it links to this one.
+    for (const e of this.#superseded.filter((e) => e.seq < seq)) this.#packer?.discard(e);
+    this.#superseded = this.#superseded.filter((e) => e.seq === seq);
+    if (gen > 0 && this.unpacked.at(-1)?.seq === seq) this.#superseded.push(this.unpacked.pop()!);
     const version = change.version;
     const entry: ChangeEntry = {
       kind: "change",

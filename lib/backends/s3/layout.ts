@@ -39,6 +39,12 @@ export interface S3Layout {
   bytes: number;
   /** Objects nothing reads any more: lower generations, change objects a pack holds. */
   garbage: S3Entry[];
+  /**
+   * The newest record's other generations: nothing links to any generation of it yet, so
+   * which one the history goes on from is not settled (a second writer's rewind may have
+   * stored the one read). Neither read nor garbage until a change after it says.
+   */
+  unsettled: ChangeEntry[];
 }
 
 function lastSeqOf(source: RecordSource): number {
@@ -124,7 +130,7 @@ export function resolveLayout(entries: readonly S3Entry[], follows: Follows = ne
   const garbage: S3Entry[] = [];
   const packs = entries.filter((e): e is PackEntry => e.kind === "pack")
     .sort((a, b) => a.first - b.first);
-  const { chosen, missing } = chainOfGenerations(entries, follows, garbage);
+  const { chosen, missing, unsettled } = chainOfGenerations(entries, follows, garbage);
   const sources: RecordSource[] = [];
   let next = baseSeq + 1;
   let packAt = 0;
@@ -201,6 +207,7 @@ export function resolveLayout(entries: readonly S3Entry[], follows: Follows = ne
     records: lastSeq - baseSeq,
     bytes: entries.reduce((sum, e) => sum + e.size, 0),
     garbage,
+    unsettled,
   };
 }
 
@@ -217,7 +224,11 @@ function chainOfGenerations(
   entries: readonly S3Entry[],
   follows: Follows,
   garbage: S3Entry[],
-): { chosen: Map<number, ChangeEntry>; missing: Map<number, ChangeEntry> } {
+): {
+  chosen: Map<number, ChangeEntry>;
+  missing: Map<number, ChangeEntry>;
+  unsettled: ChangeEntry[];
+} {
   const bySeq = new Map<number, ChangeEntry[]>();
   for (const entry of entries) {
     if (entry.kind !== "change") continue;
@@ -237,6 +248,8 @@ function chainOfGenerations(
   }
   const chosen = new Map<number, ChangeEntry>();
   const missing = new Map<number, ChangeEntry>();
+  let unsettled: ChangeEntry[] = [];
+  const newest = Math.max(...bySeq.keys());
   for (const seq of [...bySeq.keys()].sort((a, b) => b - a)) {
     const generations = bySeq.get(seq)!;
     const successor = chosen.get(seq + 1);
@@ -246,9 +259,14 @@ function chainOfGenerations(
       : generations.find((g) => g.gen === gen);
     if (pick === undefined) missing.set(seq, successor!);
     else chosen.set(seq, pick);
-    garbage.push(...generations.filter((g) => g !== pick));
+    const others = generations.filter((g) => g !== pick);
+    // The newest record's other generations wait for a change after it: a copy of the node
+    // one change behind may have stored the highest, which the node's next change does not
+    // follow; deleted now, the node's own would be gone when its next change links to it.
+    if (seq === newest) unsettled = others;
+    else garbage.push(...others);
   }
-  return { chosen, missing };
+  return { chosen, missing, unsettled };
 }
 
 /** Versions named by the keys never go down, and a change object goes up by at most one. */

@@ -1,0 +1,135 @@
+/**
+ * Review of 9d8c00b (change objects link to the generation they were stored on): sequences
+ * where the chain of generations is resolved wrong, or an object the history needs is
+ * deleted as garbage.
+ *
+ * @module
+ */
+import { DatabaseSync } from "node:sqlite";
+import { assertEquals, assertMatch, assertRejects } from "./support/assert.ts";
+import { note, SCHEMA } from "./support/plugin_session.ts";
+import type { Rgw } from "./support/rgw.ts";
+import { rgwTestInDir, stopSharedRgwLast } from "./support/shared_rgw.ts";
+import { bumpStatement } from "./support/statements.ts";
+import type { BackupEntry, Change } from "../lib/backends/backend.ts";
+import { compactS3 } from "../lib/backends/s3/compaction.ts";
+import { createS3Backup } from "../lib/backends/s3/create.ts";
+import { S3Backend } from "../lib/backends/s3/backend.ts";
+import { S3BackupReader } from "../lib/backends/s3/reader.ts";
+import { listBackup } from "../lib/backends/s3/layout.ts";
+
+const FAST = { timeoutMs: 5_000, retries: 2, retryDelayMs: 50, backoff: 2 };
+const test = rgwTestInDir("cln-backup-s3-link-");
+
+const change = (version: number, text = `n${version}`): Change => ({
+  version,
+  statements: [note(text), bumpStatement(version - 1)],
+});
+
+/** A backup of a node at version 1 (a base), nothing after it. */
+async function newBackup(s: Rgw, dir: string): Promise<string> {
+  const url = s.url(await s.bucket());
+  const snapshot = `${dir}/snapshot.sqlite3`;
+  const db = new DatabaseSync(snapshot);
+  db.exec(SCHEMA.join(";"));
+  db.exec("UPDATE vars SET intval = 1 WHERE name = 'data_version'");
+  db.close();
+  await createS3Backup(url, s.credentials, { version: 1, path: snapshot }, FAST);
+  Deno.removeSync(snapshot);
+  return url;
+}
+
+/** The notes of the changes a restore replays (after the newest base). */
+async function restoredNotes(s: Rgw, url: string): Promise<string[]> {
+  const reader = await S3BackupReader.fetch(url, s.credentials, FAST);
+  try {
+    return [...reader.entries()].filter((e): e is Extract<BackupEntry, { kind: "change" }> =>
+      e.kind === "change"
+    ).map((e) => e.statements[0].replace(/.*VALUES \('(.*)'\)/, "$1"));
+  } finally {
+    reader.close();
+  }
+}
+
+test(
+  "review: the copy's packer deletes the node's generation it discarded, and a restore mixes the histories",
+  async (s, dir) => {
+    const url = s.url(await s.bucket());
+    void dir;
+    await createS3Backup(url, s.credentials, undefined, FAST);
+    const node = await S3Backend.connect(url, {
+      credentials: s.credentials,
+      policy: FAST,
+      packer: { every: 1000 },
+    });
+    for (let v = 1; v <= 5; v++) await node.append({ version: v, statements: [note(`n${v}`)] });
+    // A copy one change behind, whose packer is due (more than `every` change objects wait).
+    const copy = await S3Backend.connect(url, {
+      credentials: s.credentials,
+      policy: FAST,
+      packer: { every: 3 },
+    });
+    await copy.rewind();
+    await copy.append({ version: 5, statements: [note("copy5")] });
+    await copy.settle();
+    // The node goes on: its change 6 is stored on its own generation 0 of record 5, and the
+    // copy's next write is refused (as the commit intends).
+    await node.append({ version: 6, statements: [note("n6")] });
+    await assertRejects(() => copy.append({ version: 6, statements: [note("x")] }));
+    node.close();
+    copy.close();
+    // The node's history, never the copy's change 5 under the node's change 6.
+    assertEquals(await restoredNotes(s, url), ["n1", "n2", "n3", "n4", "n5", "n6"]);
+  },
+);
+
+test(
+  "review: a compaction between the copy's rewind and the node's next change deletes the node's generation",
+  async (s, dir) => {
+    const url = await newBackup(s, dir);
+    const options = { credentials: s.credentials, policy: FAST, packer: { every: 1000 } };
+    const node = await S3Backend.connect(url, options);
+    for (let v = 2; v <= 5; v++) await node.append(change(v));
+    const copy = await S3Backend.connect(url, options);
+    await copy.rewind();
+    await copy.append(change(5, "copy5"));
+    // The plugin's automatic compaction, or `compact` from the CLI, at this moment.
+    await compactS3(url, s.credentials, { policy: FAST });
+    await node.append(change(6));
+    await assertRejects(() => copy.append(change(6, "x")));
+    node.close();
+    copy.close();
+    // The base holds n2..n4; the node's n5 and n6 follow it.
+    assertEquals(await restoredNotes(s, url), ["n5", "n6"]);
+  },
+);
+
+test(
+  "review: a rewind's generation deleted below the newest is damage (FORMAT.md), not read as the dropped change",
+  async (s, dir) => {
+    void dir;
+    const url = s.url(await s.bucket());
+    await createS3Backup(url, s.credentials, undefined, FAST);
+    const options = { credentials: s.credentials, policy: FAST, packer: { every: 1000 } };
+    const first = await S3Backend.connect(url, options);
+    for (let v = 1; v <= 3; v++) await first.append({ version: v, statements: [note(`n${v}`)] });
+    first.close();
+    const writer = await S3Backend.connect(url, options);
+    await writer.rewind();
+    await writer.append({ version: 3, statements: [note("other3")] });
+    await writer.append({ version: 4, statements: [note("n4")] });
+    writer.close();
+    assertEquals(await restoredNotes(s, url), ["n1", "n2", "other3", "n4"]);
+    // The rewind's generation 1 of record 3 deleted; the dropped generation 0 is still there.
+    const rewound = (await listBackup(s.client(url))).find((e) =>
+      e.kind === "change" && e.seq === 3 && e.gen === 1
+    )!;
+    await s.client(url).delete(rewound.key);
+    // docs/FORMAT.md: "Below the newest, the link of the change after it makes that damage,
+    // named." A restore of the dropped change under n4 is a mix of two histories.
+    const damage = await assertRejects(() => restoredNotes(s, url));
+    assertMatch(damage.message, /lacks generation 1/);
+  },
+);
+
+stopSharedRgwLast();
