@@ -132,4 +132,39 @@ test(
   },
 );
 
+test(
+  "review: the packer does not pack a change over a generation its link does not name",
+  async (s, dir) => {
+    void dir;
+    const url = s.url(await s.bucket());
+    await createS3Backup(url, s.credentials, undefined, FAST);
+    const options = { credentials: s.credentials, policy: FAST, packer: { every: 1000 } };
+    const first = await S3Backend.connect(url, options);
+    for (let v = 1; v <= 3; v++) await first.append({ version: v, statements: [note(`n${v}`)] });
+    first.close();
+    const writer = await S3Backend.connect(url, options);
+    await writer.rewind();
+    await writer.append({ version: 3, statements: [note("other3")] });
+    await writer.append({ version: 4, statements: [note("n4")] });
+    writer.close();
+    const rewound = (await listBackup(s.client(url))).find((e) =>
+      e.kind === "change" && e.seq === 3 && e.gen === 1
+    )!;
+    await s.client(url).delete(rewound.key);
+    // The next start's packer: packing the dropped change under n4 would hide the damage
+    // (a pack says nothing of generations) and the change objects that show it go.
+    const logged: string[] = [];
+    const next = await S3Backend.connect(url, {
+      ...options,
+      packer: { every: 2 },
+      log: (_level, message) => logged.push(message),
+    });
+    await next.append({ version: 5, statements: [note("n5")] });
+    await next.settle();
+    next.close();
+    const damage = await assertRejects(() => restoredNotes(s, url));
+    assertMatch(damage.message, /lacks generation 1/);
+  },
+);
+
 stopSharedRgwLast();

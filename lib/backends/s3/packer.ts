@@ -26,12 +26,17 @@ import {
   RECORD_HEADER_SIZE,
   RecordKind,
 } from "../../format/record.ts";
-import { encodeSegmentHeader, SEGMENT_HEADER_SIZE, SegmentKind } from "../../format/segment.ts";
+import {
+  CorruptBackupError,
+  encodeSegmentHeader,
+  SEGMENT_HEADER_SIZE,
+  SegmentKind,
+} from "../../format/segment.ts";
 import { type DataKey, sameBytes } from "../../crypto/data_key.ts";
 import { changePlace, objectCipher, ObjectKind, openSealed } from "./object_cipher.ts";
 import type { S3Entry } from "./keys.ts";
 import { packKey } from "./keys.ts";
-import type { ChangeEntry } from "./layout.ts";
+import type { ChangeEntry, RecordSource } from "./layout.ts";
 import { putNew, type S3Backend } from "./backend.ts";
 import { retrying } from "./retry.ts";
 import { S3Error } from "./client.ts";
@@ -60,6 +65,28 @@ export function checkChangeObject(entry: ChangeEntry, bytes: Uint8Array): void {
         `damaged: restore from another copy, or init a new backup from the node's database`,
     );
   }
+}
+
+/**
+ * A change object stored on a change object links to its generation (docs/FORMAT.md, "On
+ * S3"): one that links to another generation of the record read before it (deleted, or
+ * another writer's) would restore a mix of two histories. A link of `0` (an older backup's)
+ * says nothing; on a pack or base the link is not checked (the writer may have seen the
+ * record below as a change object, then a pack took it).
+ */
+export function checkLink(
+  change: ChangeEntry,
+  bytes: Uint8Array,
+  below: RecordSource | undefined,
+): void {
+  const link = decodeRecordHeader(bytes)!.link;
+  if (link === 0 || below?.kind !== "change" || below.gen === link - 1) return;
+  throw new CorruptBackupError(
+    change.key,
+    undefined,
+    `record ${below.seq} lacks generation ${link - 1} (only generation ${below.gen} is read), ` +
+      `which the change after it was stored on,`,
+  );
 }
 
 export class Packer {
@@ -139,6 +166,8 @@ export class Packer {
         () => client.get(entry.key, entry.size),
       );
       checkChangeObject(entry, record);
+      // Packed, a change over a generation its link does not name could no longer be told.
+      checkLink(entry, record, batch.at(-1));
       batch.push(entry);
       records.push(record);
       bytes += record.length;

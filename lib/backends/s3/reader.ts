@@ -36,11 +36,10 @@ import {
   type ChangeEntry,
   type PackEntry,
   readLayout,
-  type RecordSource,
   type S3Layout,
 } from "./layout.ts";
 import { readBackupId, s3Url } from "./backend.ts";
-import { checkChangeObject } from "./packer.ts";
+import { checkChangeObject, checkLink } from "./packer.ts";
 import { DEFAULT_S3_POLICY, retrying, type S3RetryPolicy } from "./retry.ts";
 import { makeScratchDir, removeScratchDir } from "../../fs/scratch_dir.ts";
 
@@ -331,24 +330,6 @@ function checkSealing(key: string, found: Uint8Array | undefined, keyId: Uint8Ar
   if (!sameBytes(found, keyId)) {
     throw new CorruptBackupError(key, 52, "an object sealed with another key than key.json names,");
   }
-}
-
-/**
- * A change object stored on a change object links to its generation (docs/FORMAT.md, "On
- * S3"): one that links to another generation of the record read before it (deleted, or
- * another writer's) would restore a mix of two histories. A link of `0` (an older backup's)
- * says nothing; on a pack or base the link is not checked (the writer may have seen the
- * record below as a change object, then a pack took it).
- */
-function checkLink(change: ChangeEntry, bytes: Uint8Array, below: RecordSource | undefined): void {
-  const link = decodeRecordHeader(bytes)!.link;
-  if (link === 0 || below?.kind !== "change" || below.gen === link - 1) return;
-  throw new CorruptBackupError(
-    change.key,
-    undefined,
-    `record ${below.seq} lacks generation ${link - 1} (only generation ${below.gen} is read), ` +
-      `which the change after it was stored on,`,
-  );
 }
 
 /** A change object's record, opened (it is sealed for its own name) and framed plain. */
