@@ -210,4 +210,32 @@ test("a copy that took a change the node never committed drops it at the next st
   });
 });
 
+test("an S3 copy that fails after dropping a change the node never committed drops it again when reopened", async () => {
+  await withNode(async ({ root, dir, copy, s3, proxy, run }) => {
+    const first = await run([copy, s3], [SCHEMA, ...notes(0, 5)]);
+    // Stored by the plugin (and copied), never committed by the node: lightningd stopped.
+    const stored = await first.request("db_write", {
+      data_version: 7,
+      writes: ["INSERT INTO notes (note) VALUES ('never')", bumpStatement(6)],
+    });
+    assertEquals((stored.result as Record<string, unknown>).result, "continue");
+    for (const url of [copy, s3]) await waitFor(first, url, caughtUp(7));
+    await first.kill();
+    // The S3 copy opens (a listing), drops change 7 (on S3 only in the writer's memory: a
+    // rewind stores nothing), then fails storing the node's change 7 in its place: it is
+    // closed and opened again, and the listing shows the dropped change as the newest.
+    proxy.refuse = (line) => line.startsWith("PUT");
+    const second = await run([copy, s3], notes(5, 3));
+    await waitFor(second, copy, caughtUp(9));
+    await waitFor(second, s3, (s) => s.state === "failing");
+    proxy.refuse = () => false;
+    await waitFor(second, s3, caughtUp(9));
+    assertEquals((await second.stop()).code, 0);
+    const node = dumpDatabase(`${dir}/lightningd.sqlite3`);
+    assert(!node.includes("never"));
+    assertEquals(await restored(root, "from-copy", copy), node);
+    assertEquals(await restored(root, "from-s3", s3), node);
+  });
+});
+
 stopSharedRgwLast();

@@ -18,7 +18,9 @@
  * has decided (the primary may drop its last change there). Its own last change may be one
  * the primary dropped before (a crash after the copy took a change the node never
  * committed), so at its first open in a run it drops its last change and copies it again
- * from the primary. A destination that fails is closed and opened again after a pause (0.5 s,
+ * from the primary. An S3 copy's drop stores nothing (the next change takes the dropped one's
+ * place), so one reopened before it stored a change shows the dropped change again, and drops it
+ * again. A destination that fails is closed and opened again after a pause (0.5 s,
  * doubling up to `async_retry_s`), which reads where it stands: a write whose answer was
  * lost is found there and not copied twice.
  *
@@ -91,6 +93,12 @@ export class AsyncCopy {
   #reread = false;
   /** The copy's last change was dropped once in this run (see the module's doc). */
   #settled = false;
+  /**
+   * The versions of that drop, until the copy stores a change after it: a destination whose
+   * rewind stores nothing (S3: the next change supersedes the dropped one) shows the dropped
+   * change again when it is reopened before then, and must drop it again.
+   */
+  #dropped: { version: number; rewindVersion: number } | undefined;
   #error: string | undefined;
   /** Wall-clock ms since which the copy lacks something the primary holds. */
   #behindSince: number | undefined;
@@ -293,12 +301,25 @@ export class AsyncCopy {
       // A torn append of the copy's own: the primary holds that change.
       if (dest.state().tail !== undefined) await dest.cutTail();
       const { version, rewindVersion } = dest.state();
+      const dropped = this.#dropped;
       if (!this.#settled && rewindVersion !== undefined && rewindVersion < version) {
         await dest.rewind();
+        this.#dropped = { version, rewindVersion };
         this.options.log(
           "info",
           `Async destination ${this.url}: dropped its last change ${version}, which the ` +
             `primary may have dropped since (the node did not commit it); copying it again`,
+        );
+      } else if (
+        dropped !== undefined && version === dropped.version &&
+        rewindVersion === dropped.rewindVersion
+      ) {
+        // Reopened before a change was stored after the drop, which did not last (S3).
+        await dest.rewind();
+        this.options.log(
+          "info",
+          `Async destination ${this.url}: holds again the change ${version} it dropped, as ` +
+            `its rewind stores nothing until the next change; dropped it again`,
         );
       }
       this.#settled = true;
@@ -347,6 +368,7 @@ export class AsyncCopy {
       );
     }
     await dest.append(change);
+    this.#dropped = undefined;
     if (++this.#unflushed >= FLUSH_EVERY) await this.#flush(dest);
     this.#recovered();
   }

@@ -231,3 +231,91 @@ Deno.test("AsyncCopy keeps its destination open while a task runs on it: a failu
     await t.done();
   }
 });
+
+/**
+ * A destination whose rewind stores nothing, as S3's: the next change takes the dropped one's
+ * place. `stored` is what lasts (what a reopen, or a restore, sees); `failAppends` refuses
+ * every append meanwhile.
+ */
+function memoryDestination(url: string) {
+  const stored: Change[] = [];
+  const control = { failAppends: false, opens: 0 };
+  const open = (): Backend => {
+    control.opens++;
+    let view = [...stored];
+    return {
+      url,
+      state: () => ({
+        version: view.at(-1)?.version ?? 0,
+        rewindVersion: view.length > 0 ? view.at(-2)?.version ?? 0 : undefined,
+        records: view.length,
+        tail: undefined,
+      }),
+      append: (c: Change) => {
+        if (control.failAppends) return Promise.reject(new Error("503 SlowDown"));
+        view.push(c);
+        stored.splice(0, stored.length, ...view);
+        return Promise.resolve();
+      },
+      rewind: () => {
+        view = view.slice(0, -1);
+        return Promise.resolve();
+      },
+      cutTail: () => Promise.resolve("nothing"),
+      close: () => {},
+    };
+  };
+  return { stored, control, open };
+}
+
+Deno.test("AsyncCopy: a rewind that stores nothing (S3), reopened before the next change, drops the change again", async () => {
+  const dest = memoryDestination("s3://bucket/copy");
+  const t = setUp({ open: () => Promise.resolve(dest.open()) });
+  try {
+    for (let v = 1; v <= 6; v++) await t.store(change(v));
+    // Stored by the primary and copied, never committed by the node.
+    const never: Change = {
+      version: 7,
+      statements: ["INSERT INTO notes VALUES ('never')", bump(6)],
+    };
+    await t.store(never);
+    await t.until((s) => s.state === "caught-up" && s.version === 7);
+    await t.copy.close();
+    t.primary.close();
+
+    // The next run: the primary drops change 7 and stores the node's change 7.
+    const primary = openBackend(t.primaryUrl);
+    await primary.rewind();
+    const copy = new AsyncCopy({
+      ...t.copy.options,
+      primaryVersion: () => primary.state().version,
+    });
+    try {
+      dest.control.failAppends = true;
+      for (const c of [change(7), change(8), change(9)]) {
+        await primary.append(c);
+        copy.feed(c);
+      }
+      for (let i = 0; i < 400 && copy.status().state !== "failing"; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      assertEquals(copy.status().state, "failing");
+      const opens = dest.control.opens;
+      dest.control.failAppends = false;
+      for (let i = 0; i < 400 && copy.status().state !== "caught-up"; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      assertEquals([copy.status().state, copy.status().version], ["caught-up", 9]);
+      assert(dest.control.opens > opens, "reopened after the failure");
+      assertEquals(
+        dest.stored.map((c) => ({ kind: "change", ...c })),
+        t.changes(t.primaryUrl),
+      );
+    } finally {
+      await copy.close();
+      primary.close();
+    }
+  } finally {
+    Deno.removeSync(t.root, { recursive: true });
+  }
+});
