@@ -238,4 +238,32 @@ test("an S3 copy that fails after dropping a change the node never committed dro
   });
 });
 
+test("the plugin stopped while an S3 copy's drop of a change the node never committed is not stored yet: the next start drops it", async () => {
+  await withNode(async ({ root, dir, copy, s3, proxy, run }) => {
+    const first = await run([copy, s3], [SCHEMA, ...notes(0, 5)]);
+    const stored = await first.request("db_write", {
+      data_version: 7,
+      writes: ["INSERT INTO notes (note) VALUES ('never')", bumpStatement(6)],
+    });
+    assertEquals((stored.result as Record<string, unknown>).result, "continue");
+    for (const url of [copy, s3]) await waitFor(first, url, caughtUp(7));
+    await first.kill();
+    // The S3 copy drops change 7 in its writer's memory, then stores nothing before the
+    // plugin stops: the bucket still shows the dropped change as the newest.
+    proxy.refuse = (line) => line.startsWith("PUT");
+    const second = await run([copy, s3], notes(5, 3));
+    await waitFor(second, copy, caughtUp(9));
+    await waitFor(second, s3, (s) => s.state === "failing");
+    assertEquals((await second.stop()).code, 0);
+    proxy.refuse = () => false;
+    const third = await run([copy, s3], notes(8, 2));
+    for (const url of [copy, s3]) await waitFor(third, url, caughtUp(11));
+    assertEquals((await third.stop()).code, 0);
+    const node = dumpDatabase(`${dir}/lightningd.sqlite3`);
+    assert(!node.includes("never"));
+    assertEquals(await restored(root, "from-copy", copy), node);
+    assertEquals(await restored(root, "from-s3", s3), node);
+  });
+});
+
 stopSharedRgwLast();
