@@ -32,7 +32,11 @@ import type { CompactableBackend } from "./compactor.ts";
 export interface CompactionStats {
   /** Bytes the backup holds. */
   backupsize: number;
-  /** Records it holds (the Python plugin's name), snapshots' included. */
+  /**
+   * Versions it holds, counted as the Python plugin counts the records of its `.dbak`: each
+   * change held, plus one per snapshot (base) held, however many parts it is stored in. A
+   * log's seal is no change and is not counted ({@linkcode versionCount}).
+   */
   version_count: number;
 }
 

@@ -9,6 +9,7 @@ import { createFileBackup } from "../backends/file/create.ts";
 import { FileBackend } from "../backends/file/writer.ts";
 import { FileBackupReader } from "../backends/file/reader.ts";
 import { readLayout } from "../format/layout.ts";
+import { baseRecordCount, readChain } from "../format/chain.ts";
 import { restoreBackup } from "../backup/restore.ts";
 import { compactBackup, compactWithWriter } from "./compact.ts";
 import { DataKey } from "../crypto/data_key.ts";
@@ -89,6 +90,42 @@ Deno.test("compaction twice in a row folds nothing the second time", async () =>
     assertEquals([second.base_version, second.versions_folded], [null, 0]);
     assertEquals(second.after, first.after);
     assertEquals(restoredDump(backup.url, backup.dir), dumpAt(CHANGES, CHANGES[199].version));
+  } finally {
+    dispose(backup);
+  }
+});
+
+Deno.test("version_count counts as the Python plugin: each change held, a snapshot of many parts once", async () => {
+  const backup = newBackup();
+  try {
+    const recorded = CHANGES.slice(0, 200);
+    for (const change of recorded) await backup.writer.append(change);
+    let version = recorded.at(-1)!.version;
+    const next = async (statements: string[] = []) => {
+      await backup.writer.append({
+        version: version + 1,
+        statements: [...statements, bump(version)],
+      });
+      version++;
+    };
+    // A database over 3 MiB: its snapshot is stored as 4 parts and an end record.
+    await next(["CREATE TABLE big (b BLOB)", `INSERT INTO big VALUES (zeroblob(${3 << 20}))`]);
+    for (let i = 0; i < 5; i++) await next();
+    // Sealed logs end in a seal record, which is no change.
+    assert(readLayout(backup.path).logs.length > 1, "the log rolled");
+    const first = compact(backup);
+    assertEquals(first.before.version_count, 200 + 1 + 5, "206 changes, no snapshot");
+    const [base] = readChain(backup.path).bases;
+    assert(baseRecordCount(base)! >= 5, `a base of ${baseRecordCount(base)} records`);
+    // The snapshot, and the changes the live log keeps: the base's own and the newest.
+    assertEquals(backup.writer.state().records, 2);
+    assertEquals(first.after.version_count, 1 + 2);
+    for (let i = 0; i < 7; i++) await next();
+    const second = compact(backup);
+    assertEquals(second.before.version_count, 1 + 2 + 7);
+    assertEquals(second.after.version_count, 1 + 2);
+    // The writer's counts equal a reader's scan of the files.
+    assertEquals(second.after, new FileBackupReader(backup.url, backup.path).heldStats());
   } finally {
     dispose(backup);
   }

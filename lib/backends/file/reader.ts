@@ -5,6 +5,8 @@
  * @module
  */
 import type { BackupDescription, BackupEntry, BackupReader } from "../backend.ts";
+import type { CompactionStats } from "../../compact/compact.ts";
+import { heldStats } from "../../compact/version_count.ts";
 import { decodeSnapshotEnd, decodeStatements, RecordKind } from "../../format/record.ts";
 import { CorruptBackupError, scanSegment, type SegmentRecord } from "../../format/segment.ts";
 import { KeptBuffer } from "../../fs/kept_buffer.ts";
@@ -183,15 +185,30 @@ export class FileBackupReader implements BackupReader {
 
   /** Facts about the backup, read anew from its files (every record is scanned). */
   describe(): BackupDescription {
+    return this.#scan().description;
+  }
+
+  /**
+   * Bytes and versions held, as a compaction reports them (`versionCount`: each change, and
+   * each base once, however many parts it holds), read anew from the files.
+   */
+  heldStats(): CompactionStats {
+    const { description, changes } = this.#scan();
+    return heldStats(description.bytes, { changes, snapshots: description.snapshots.length });
+  }
+
+  /** Scans every record: the description, and the changes among its records. */
+  #scan(): { description: BackupDescription; changes: number } {
     const chain = readChain(this.dir);
     checkKey(chain, this.key, false);
     const scan = scanWith(this.key, false);
-    let records = 0;
+    let snapshotRecords = 0;
+    let changes = 0;
     let bytes = 0;
     let firstVersion: number | undefined = chain.bases[0]?.number;
     let lastVersion = chain.bases.at(-1)?.number ?? 0;
     for (const base of chain.bases) {
-      for (const _ of baseRecords(base, scan)) records++;
+      for (const _ of baseRecords(base, scan)) snapshotRecords++;
       bytes += Deno.statSync(base.path).size;
     }
     const logs = scanLogs(chain, chain.start, scan);
@@ -202,7 +219,7 @@ export class FileBackupReader implements BackupReader {
       const { header, offset, log } = step.value;
       checkFollows(previous, baseVersion, { version: header.version, path: log.path, offset });
       previous = header.version;
-      records++;
+      changes++;
       firstVersion ??= step.value.header.version;
       lastVersion = Math.max(lastVersion, step.value.header.version);
     }
@@ -212,20 +229,21 @@ export class FileBackupReader implements BackupReader {
     for (const log of chain.logs) {
       bytes += log === live ? tail.end + tail.tornBytes : Deno.statSync(log.path).size;
     }
-    return {
+    const description: BackupDescription = {
       url: this.url,
       format: "cln-backup 3",
       ...(chain.keyId ? { encrypted: true } : {}),
       snapshots: chain.bases.map((b) => b.number),
       firstVersion: firstVersion ?? 0,
       lastVersion,
-      records,
+      records: snapshotRecords + changes,
       bytes,
       tornBytes: tail.tornBytes,
       tail: tail.tornBytes > 0
         ? { path: live.path, offset: tail.end, bytes: tail.tornBytes }
         : undefined,
     };
+    return { description, changes };
   }
 
   /** Nothing to release: each read opens and closes its own files. */

@@ -30,7 +30,6 @@ import type { DataKey } from "../../crypto/data_key.ts";
 import { segmentCipher } from "../../crypto/record_cipher.ts";
 import { checkKey, scanWith } from "./encryption.ts";
 import {
-  baseRecordCount,
   type Chain,
   checkBaseEnd,
   checkFollows,
@@ -44,6 +43,7 @@ import { removeIfExists } from "../../fs/exists.ts";
 import { releaseLock, tryLock } from "../../fs/flock.ts";
 import { finishDeletion } from "../../compact/deletion.ts";
 import type { CompactionStats } from "../../compact/compact.ts";
+import { heldStats } from "../../compact/version_count.ts";
 import type { CompactableBackend } from "../../compact/compactor.ts";
 import type { CompactionSizes } from "../../compact/policy.ts";
 
@@ -624,19 +624,15 @@ export class FileBackend implements Backend, CompactableBackend {
   }
 
   /**
-   * Bytes and records held, as a reader's describe() counts them, from the writer's counts
-   * and each base's end record: a compaction reports them before and after.
+   * Bytes and versions held (`versionCount`: each change, each base once), from the
+   * writer's counts, as a reader's `heldStats` counts them by scanning: a
+   * compaction reports them before and after.
    */
   heldStats(): CompactionStats {
-    let baseRecords = 0;
-    for (const base of this.#bases) {
-      const count = baseRecordCount(base, this.key && segmentCipher(this.key, base.header));
-      if (count === undefined) {
-        throw new CorruptBackupError(base.path, undefined, "a snapshot without its end record");
-      }
-      baseRecords += count;
-    }
-    return { backupsize: this.state().bytes, version_count: this.#records + baseRecords };
+    return heldStats(this.state().bytes, {
+      changes: this.#records,
+      snapshots: this.#bases.length,
+    });
   }
 
   /** The newest base's bytes and the sealed logs' after it, which the compaction policy weighs. */
