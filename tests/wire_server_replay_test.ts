@@ -136,6 +136,11 @@ Deno.test("04 compact: COMPACT on the writer's connection, answered with COMPACT
         assertEquals(Object.keys(ours).slice(0, 2), Object.keys(theirs));
         assertEquals(Object.keys(ours.before), Object.keys(theirs.before));
         assertEquals(Object.keys(ours.after), Object.keys(theirs.after));
+        // version_count is counted as Python counts its records (each change, a snapshot
+        // once): the same history holds as many before. After, ours holds one more: the
+        // change at the base's version stays beside the newest one (the live log keeps both).
+        assertEquals(ours.before.version_count, theirs.before.version_count);
+        assertEquals(ours.after.version_count, theirs.after.version_count + 1);
         // Folded up to the version before the newest change, which stays on top to rewind;
         // the live log holding the folded changes goes once it is sealed.
         assertEquals(ours.base_version, lastChange - 1, JSON.stringify(ours));
