@@ -501,7 +501,8 @@ export class ServerStorage {
     try {
       // Read through on a thread of its own; from here on, every step is synchronous.
       const header = await this.#checkedBase(tmp, { backupId: this.#backend.backupId, keyId });
-      const before = this.#heldStats();
+      // The writer's counts, as the plain compaction reports them (compact/version_count.ts).
+      const before = this.#backend.heldStats();
       const version = header.number;
       const state = this.#backend.state();
       const newest = readLayout(this.dir).bases.at(-1)?.version ?? 0;
@@ -528,7 +529,7 @@ export class ServerStorage {
       const redundant = redundantSegments(readChain(this.dir), DEFAULT_POLICY.retain);
       deleteSegments(this.dir, redundant.map((path) => basename(path)));
       this.#backend.compacted();
-      const after = this.#heldStats();
+      const after = this.#backend.heldStats();
       this.#log(`swapped in the node's sealed base at version ${version}`);
       return {
         before,
@@ -551,12 +552,6 @@ export class ServerStorage {
    */
   uploadPath(session: number, what = "upload"): string {
     return `${this.dir}/${what}-${session}.tmp`;
-  }
-
-  /** Bytes and records held, without opening a record (bases count as one each here). */
-  #heldStats(): { backupsize: number; version_count: number } {
-    const { bytes, records } = this.#backend.state();
-    return { backupsize: bytes, version_count: records + readLayout(this.dir).bases.length };
   }
 
   /** The header of the sealed base at `tmp`, read through on a thread; a failure refuses it. */

@@ -85,8 +85,8 @@ export async function compactSealed(
       const newest = readChain(copy.local.dir).bases.at(-1)?.number ?? 0;
       // Compacted already (a second call): nothing changes, as with any other backup.
       if (version <= newest) {
-        const { bytes, records } = copy.local.describe();
-        const held = { backupsize: bytes, version_count: records };
+        // Counted as the server counts it after a swap (a base once, whatever its parts).
+        const held = copy.local.heldStats();
         const seconds = Math.round(performance.now() - started) / 1000;
         return compactionResult(held, held, { base_version: null, versions_folded: 0, seconds });
       }
