@@ -92,6 +92,9 @@ test(
     assertEquals(result.base_version, 29);
     assertEquals(result.versions_folded, 28);
     assert(result.bytes_freed > 0 && result.after.backupsize < result.before.backupsize);
+    // As the Python plugin counts: the 29 changes and the first snapshot; then the new
+    // base and the newest change.
+    assertEquals([result.before.version_count, result.after.version_count], [29 + 1, 1 + 1]);
     // The new base, the newest change on top of it, and the backup's id: nothing else.
     assertEquals(await objects(s, url), { base: 1, change: 1 });
     assertEquals(await restoredFromS3(s, url, dir), nodeDump(dir, changes));

@@ -17,6 +17,7 @@
  */
 import type { CompactionPhase, CompactionResult, CompactionStats } from "../../compact/compact.ts";
 import { moveIntoBase } from "../../compact/move_into_base.ts";
+import { heldStats } from "../../compact/version_count.ts";
 import { Pacer } from "../../compact/pacer.ts";
 import { baseName } from "../../format/layout.ts";
 import { restoreBackup } from "../../backup/restore.ts";
@@ -54,9 +55,12 @@ export interface S3CompactOptions {
   crashAt?: (step: "base-uploaded" | "deleted-one") => void;
 }
 
-/** Size and records held, as `backup-compact` reports them: every object, every record. */
+/**
+ * Size and versions held, as `backup-compact` reports them: every object's bytes; each change
+ * after the newest base (`records`), and each base object once (`versionCount`).
+ */
 function held(layout: S3Layout): CompactionStats {
-  return { backupsize: layout.bytes, version_count: layout.records + layout.bases.length };
+  return heldStats(layout.bytes, { changes: layout.records, snapshots: layout.bases.length });
 }
 
 /**
@@ -188,10 +192,11 @@ export async function compactS3(
     await retrying(`deleting ${entry.key}`, policy, () => {}, () => client.delete(entry.key));
     options.crashAt?.("deleted-one");
   }
-  const after = {
-    backupsize: now.bytes - doomed.reduce((sum, e) => sum + e.size, 0),
-    version_count: now.records + Math.min(1, now.bases.length),
-  };
+  // Of the bases, only the newest is left.
+  const after = heldStats(now.bytes - doomed.reduce((sum, e) => sum + e.size, 0), {
+    changes: now.records,
+    snapshots: Math.min(1, now.bases.length),
+  });
   const baseSeq = before.bases.at(-1)?.seq ?? 0;
   return {
     before: held(before),
