@@ -115,7 +115,7 @@ function describeCompaction(result: CompactionResult): string {
     : `${result.versions_folded} change(s) folded into a base at version ${result.base_version}`;
   return `Compacted in ${result.seconds} s: ${what}; ${before.backupsize} -> ` +
     `${after.backupsize} bytes (${result.bytes_freed} freed), ${before.version_count} -> ` +
-    `${after.version_count} records`;
+    `${after.version_count} versions held (changes, and each snapshot once)`;
 }
 
 function openWriter(url: string, path: string, key: DataKey | undefined): FileBackend {
