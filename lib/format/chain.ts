@@ -19,10 +19,8 @@ import type { KeptBuffer } from "../fs/kept_buffer.ts";
 import {
   decodeRecordHeader,
   decodeSeal,
-  decodeSnapshotEnd,
   encodeSeal,
   encodeSnapshotEnd,
-  headerFields,
   isSealed,
   payloadChecks,
   RECORD_HEADER_SIZE,
@@ -352,21 +350,6 @@ export function sealedVersion(log: Segment): number | undefined {
   // A sealed seal is opened by the full scan; its header's version is checked already.
   if (isSealed(seal.header.codec)) return seal.header.version;
   return decodeSeal(seal.payload) === log.number + 1 ? seal.header.version : undefined;
-}
-
-/**
- * A base's records (its parts and its end), from its end record alone (its last bytes), so
- * counting needs no scan; `undefined` for a base that does not end in a valid one. An
- * encrypted backup's base needs its `cipher` to open the end record.
- */
-export function baseRecordCount(base: Segment, cipher?: RecordCipher): number | undefined {
-  const end = lastRecord(base, RecordKind.SnapshotEnd, encodeSnapshotEnd(0, 0).length);
-  if (!end) return undefined;
-  const payload = isSealed(end.header.codec)
-    ? cipher?.open(headerFields(end.header), end.offset, end.payload)
-    : end.payload;
-  const parts = payload && decodeSnapshotEnd(payload)?.parts;
-  return parts === undefined ? undefined : parts + 1;
 }
 
 /**
