@@ -407,7 +407,13 @@ export class FakeLightningd {
       }
       if (!outside) this.db.exec("COMMIT");
     }
+    // The calls after the last hook are answered before the replay ends: lightningd closes a
+    // plugin's pipes only once it exited (see shutdown), never with a call of its pending.
+    const calls = splitMessages(raw.subarray(start))
+      .filter((m) => m.json.id !== undefined && m.json.method !== undefined)
+      .map((m) => this.#expect(m.json.id));
     await this.write(raw.subarray(start));
+    await Promise.all(calls);
     return "committed";
   }
 
