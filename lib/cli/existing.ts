@@ -13,8 +13,8 @@ import { DatabaseSync, type SQLOutputValue } from "node:sqlite";
 import type { BackupReader } from "../backends/backend.ts";
 import { connectReader } from "../backends/open.ts";
 import { parseBackupUrl } from "../backends/url.ts";
-import { credentialIn } from "../backends/socket/credential.ts";
-import { SocketBackupReader } from "../backends/socket/reader.ts";
+import { CREDENTIAL_NAME, credentialIn } from "../backends/socket/credential.ts";
+import { NoCredentialError, SocketBackupReader } from "../backends/socket/reader.ts";
 import { restoreBackup } from "../backup/restore.ts";
 import { type DataKey, sameBytes } from "../crypto/data_key.ts";
 import { existsSync } from "../fs/exists.ts";
@@ -66,6 +66,16 @@ export async function checkExisting(
       : await connectReader(url, dir, async (wrapped, id) => s3Key = await unlock(wrapped, id));
   } catch (error) {
     removeScratchDir(scratch);
+    if (error instanceof NoCredentialError) {
+      // The plugin reads its credential from DIR only, and so does --existing, which reads
+      // the backup with what the plugin will use: CLN_BACKUP_CREDENTIAL would change nothing.
+      throw new Error(
+        `${ACTION}: the server refused a client without a node credential, and the plugin ` +
+          `reads its credential from "${dir}/${CREDENTIAL_NAME}" only, which is not there: ` +
+          `put the node's credential back there (the line "server add-node" printed, as kept ` +
+          `with hsm_secret; mode 0600), then run this again`,
+      );
+    }
     throw new Error(`${ACTION}: ${(error as Error).message}`);
   }
   try {

@@ -9,7 +9,7 @@ import { existsSync } from "../fs/exists.ts";
 import { DATABASE_NAME } from "../backup/restore.ts";
 
 /** The network directories lightningd creates inside its base dir. */
-const NETWORKS = [
+export const NETWORKS = [
   "bitcoin",
   "testnet",
   "testnet4",
@@ -36,7 +36,11 @@ function isDirectory(path: string): boolean {
  * subdirectories or a `config` file is the base dir. An empty directory is accepted (a node
  * that has not started yet).
  */
-export function checkNetworkDir(dir: string, action: string): void {
+export function checkNetworkDir(
+  dir: string,
+  action: string,
+  fix: (suggested: string) => string = (suggested) => `use --lightning-dir ${suggested}`,
+): void {
   if (!isDirectory(dir)) {
     throw new Error(
       `${action}: "${dir}" is not a directory: pass the lightning network directory with ` +
@@ -56,7 +60,7 @@ export function checkNetworkDir(dir: string, action: string): void {
     : `a "config" file but no hsm_secret`;
   throw new Error(
     `${action}: "${dir}" looks like the base lightning directory (it holds ${holds}), not ` +
-      `the network directory lightningd runs plugins in: use --lightning-dir ${suggested}`,
+      `the network directory lightningd runs plugins in: ${fix(suggested)}`,
   );
 }
 

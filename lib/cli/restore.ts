@@ -8,6 +8,7 @@ import { parseBackupUrl, sameBackup } from "../backends/url.ts";
 import type { BackupReader } from "../backends/backend.ts";
 import { connectReader } from "../backends/open.ts";
 import {
+  DATABASE_NAME,
   describeTail,
   restoreBackup,
   type RestoreResult,
@@ -21,7 +22,8 @@ import { lockDestinations } from "../backends/multi/mirrors.ts";
 import { removeLeftovers, workPath } from "../fs/work_path.ts";
 import { backupNodeId, type CopyNode, refuseOtherNodes } from "../backup/node_id.ts";
 import { Interrupted } from "../fs/interrupt.ts";
-import { dirname } from "node:path";
+import { basename, dirname } from "node:path";
+import { checkNetworkDir, NETWORKS } from "./node_dir.ts";
 import {
   type CommandSpec,
   consoleOutput,
@@ -186,6 +188,33 @@ function refuseDanglingLink(path: string): void {
 }
 
 /**
+ * A target that names a lightning network directory not made yet (`~/.lightning/bitcoin` on
+ * a new machine, as the README's restore line has it) would become a database file of that
+ * name, where lightningd and the operator expect a directory; the base lightning dir
+ * (`~/.lightning`) would get a database lightningd never opens. Both are refused, naming
+ * what to do.
+ */
+function refuseLightningDirMistakes(target: string): void {
+  const bare = target.replace(/\/+$/, "");
+  if (!existsSync(bare) && (NETWORKS as readonly string[]).includes(basename(bare))) {
+    throw new Error(
+      `Cannot restore backup: "${bare}" does not exist, and it is named as a lightning ` +
+        `network directory: create it first (mkdir -p ${shellQuote(bare)}) and restore again, ` +
+        `so that the database is "${bare}/${DATABASE_NAME}"; or name the database file itself`,
+    );
+  }
+  let isDirectory = false;
+  try {
+    isDirectory = Deno.statSync(bare).isDirectory;
+  } catch {
+    return; // Nothing there yet: a new file.
+  }
+  if (isDirectory) {
+    checkNetworkDir(bare, "Cannot restore backup", (suggested) => `restore into ${suggested}`);
+  }
+}
+
+/**
  * A database restored into a file backup's directory (its URL's path given as the target)
  * would sit among the backup's segments, where the operator does not look for it: refused.
  */
@@ -242,6 +271,7 @@ export async function restore(
     const also = (values.also as unknown as string[] | undefined) ?? []; // `multiple`: an array.
     const urls = [url, ...also].map((each) => parseBackupUrl(each));
     const path = restoreTarget(userPath(target));
+    refuseLightningDirMistakes(userPath(target));
     scope.leaves(`nothing was written to "${dirname(path)}"`);
     refuseDanglingLink(path);
     if (!existsSync(dirname(path))) {

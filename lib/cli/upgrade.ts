@@ -406,7 +406,8 @@ function refuseCopies(lock: LockFile): void {
   if (sync.length === 1 && async.length === 0) return;
   throw new Error(
     `${ACTION}: backup.lock names other destinations beside ${lock.backend_url}, and ` +
-      `encrypting one of several is not done yet: make a new encrypted set-up with "init --encrypt"`,
+      `encrypting one of several is not done yet: make a new encrypted set-up with "init --encrypt", ` +
+      `of one destination (copies of an encrypted backup are not made yet)`,
   );
 }
 

@@ -161,6 +161,17 @@ function* snapshotEntries(
   yield { kind: "snapshot-end", version, totalBytes };
 }
 
+/**
+ * The server refused a reader that came without a node credential (wire v1): the command
+ * that read it says where the credential goes.
+ */
+export class NoCredentialError extends RemoteBackupError {
+  constructor(message: string) {
+    super(message);
+    this.name = "NoCredentialError";
+  }
+}
+
 /** A record's first piece up to this size is written in one write with its header. */
 const JOINED_PIECE_BYTES = 64 * 1024;
 
@@ -169,7 +180,7 @@ async function spool(conn: WireConnection, path: string): Promise<Spooled> {
   const reply = await conn.request(encodePacket(PacketType.ReqMetadata));
   if (reply.type === PacketType.Nack) {
     // Our server refuses wire v1 unless it serves one backup with --allow-v1.
-    throw new RemoteBackupError(
+    throw new NoCredentialError(
       "Cannot read backup: the server refused a client without a node credential: set " +
         "CLN_BACKUP_CREDENTIAL to the node's backup.credential file (made by `server add-node`)",
     );
