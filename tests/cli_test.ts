@@ -7,6 +7,7 @@ import { assert, assertEquals, assertMatch } from "./support/assert.ts";
 import { dumpDatabase } from "./support/dump.ts";
 import { loadFixture } from "./support/fixtures.ts";
 import { runCli } from "../lib/cli/main.ts";
+import { aloneNote } from "../lib/cli/restore.ts";
 import { BufferedOutput, makeNodeDir, removeNodeDir } from "./support/cli_testing.ts";
 
 const CLI = new URL("../cli.ts", import.meta.url).pathname;
@@ -55,6 +56,7 @@ Deno.test("cli.ts: init, status, verify and restore as deno task runs them", asy
   assertEquals(restore.stdout, [
     `Restored "${base}/restored.sqlite3" at version 11: 0 change(s) applied on top of the ` +
     `snapshot at version 11; it passes SQLite's integrity check`,
+    aloneNote(url),
   ]);
   assertEquals(
     dumpDatabase(`${base}/restored.sqlite3`),

@@ -158,6 +158,18 @@ export function oneAheadNote(version: number): string {
     `database at ${version - 1} instead has the plugin drop change ${version} from the backup.`;
 }
 
+/**
+ * The note after a restore from one URL into a directory without backup.lock (a new machine's):
+ * restore cannot know of the backup's other copies there, and this one may lag behind them
+ * (an async copy, a mirror dropped under degrade), which the notes above cannot tell.
+ */
+export function aloneNote(url: string): string {
+  return `Note: restored from ${url} alone, and no ${LOCK_FILE} here names the node's other ` +
+    `copies: if it had any (mirror_urls, async_urls), restore naming each with --also, so ` +
+    `that restore takes the newest: a database older than the node's last state can make it ` +
+    `broadcast revoked state and lose its funds.`;
+}
+
 /** The notes after a restore: where a torn or damaged end stopped it, and one change ahead. */
 function restoreNotes(result: RestoreResult, toVersion: number | undefined): string[] {
   return [
@@ -307,6 +319,9 @@ export async function restore(
         });
         output.out(describeRestore(result));
         for (const note of restoreNotes(result, toVersion)) output.out(note);
+        if (toVersion === undefined && !existsSync(`${dirname(path)}/${LOCK_FILE}`)) {
+          output.out(aloneNote(url));
+        }
       } finally {
         progress?.done();
       }

@@ -9,7 +9,7 @@ import {
 import { DatabaseSync } from "node:sqlite";
 import { openReader } from "../backends/open.ts";
 import { writeLockFile } from "../backup/lock_file.ts";
-import { oneAheadNote, restore, RestoreProgress } from "./restore.ts";
+import { aloneNote, oneAheadNote, restore, RestoreProgress } from "./restore.ts";
 import { BufferedOutput, makeBackup, recordedChanges } from "../../tests/support/cli_testing.ts";
 
 const changes = recordedChanges(["fresh-start", "restart"]);
@@ -40,6 +40,7 @@ Deno.test("restore to a file and to a directory gives the node's database", asyn
     `Restored "${dir}/node.sqlite3" at version 15: ${changes.length} change(s) applied from ` +
     `the first change; it passes SQLite's integrity check`,
     oneAheadNote(15),
+    aloneNote(url),
   ]);
   assertEquals(dumpDatabase(`${dir}/node.sqlite3`), expected);
 
@@ -155,6 +156,7 @@ Deno.test("restore of a backup with a snapshot, before and after it", async () =
     `Restored "${dir}/latest.sqlite3" at version 15: 4 change(s) applied on top of the ` +
     `snapshot at version 11; it passes SQLite's integrity check`,
     oneAheadNote(15),
+    aloneNote(url),
   ]);
   assertEquals(
     dumpDatabase(`${dir}/latest.sqlite3`),
@@ -201,6 +203,7 @@ Deno.test("restore of the Python plugin's pre-4090 backup repairs its statements
     `Restored "${dir}/lightningd.sqlite3" at version 46: 46 change(s) applied from the first ` +
     `change; it passes SQLite's integrity check`,
     oneAheadNote(46),
+    aloneNote(`file://${PRE_4090_BACKUP}`),
   ]);
   assertEquals(dataVersion(`${dir}/lightningd.sqlite3`), 46);
   Deno.removeSync(dir, { recursive: true });
@@ -403,7 +406,7 @@ Deno.test("restore says where it stopped when the backup ends in bytes that fail
   const { code, output } = await run([url, `${dir}/restored.sqlite3`]);
   assertEquals(code, 0, output.stderr.join("\n"));
   assertEquals(dataVersion(`${dir}/restored.sqlite3`), 15);
-  assertEquals(output.stdout.length, 3);
+  assertEquals(output.stdout.length, 4);
   assertMatch(output.stdout[0], /^Restored ".*" at version 15: /);
   assertEquals(
     output.stdout[1],
