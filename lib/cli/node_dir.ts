@@ -49,7 +49,9 @@ export function checkNetworkDir(
   }
   if (existsSync(`${dir}/hsm_secret`) || existsSync(`${dir}/${DATABASE_NAME}`)) return;
   const networks = NETWORKS.filter((n) => isDirectory(`${dir}/${n}`));
-  if (networks.length === 0 && !existsSync(`${dir}/config`)) return;
+  // A network dir may hold its own config (lightningd reads <base>/<network>/config too).
+  const networkNamed = (NETWORKS as readonly string[]).includes(basename(dir));
+  if (networks.length === 0 && (!existsSync(`${dir}/config`) || networkNamed)) return;
   const used = networks.filter((n) =>
     existsSync(`${dir}/${n}/${DATABASE_NAME}`) || existsSync(`${dir}/${n}/hsm_secret`)
   );

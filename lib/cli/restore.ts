@@ -206,13 +206,20 @@ function refuseDanglingLink(path: string): void {
  * (`~/.lightning`) would get a database lightningd never opens. Both are refused, naming
  * what to do.
  */
-function refuseLightningDirMistakes(target: string): void {
+function refuseLightningDirMistakes(target: string, slashed = target.endsWith("/")): void {
   const bare = target.replace(/\/+$/, "");
   if (!existsSync(bare) && (NETWORKS as readonly string[]).includes(basename(bare))) {
     throw new Error(
       `Cannot restore backup: "${bare}" does not exist, and it is named as a lightning ` +
         `network directory: create it first (mkdir -p ${shellQuote(bare)}) and restore again, ` +
         `so that the database is "${bare}/${DATABASE_NAME}"; or name the database file itself`,
+    );
+  }
+  if (bare !== "" && slashed && !existsSync(bare)) {
+    // A trailing slash names a directory: it would otherwise become a database file.
+    throw new Error(
+      `Cannot restore backup: the directory "${bare}" does not exist: create it first ` +
+        `(mkdir -p ${shellQuote(bare)}) and restore again, or name the database file itself`,
     );
   }
   let isDirectory = false;
@@ -283,7 +290,7 @@ export async function restore(
     const also = (values.also as unknown as string[] | undefined) ?? []; // `multiple`: an array.
     const urls = [url, ...also].map((each) => parseBackupUrl(each));
     const path = restoreTarget(userPath(target));
-    refuseLightningDirMistakes(userPath(target));
+    refuseLightningDirMistakes(userPath(target), target.endsWith("/"));
     scope.leaves(`nothing was written to "${dirname(path)}"`);
     refuseDanglingLink(path);
     if (!existsSync(dirname(path))) {

@@ -33,6 +33,26 @@ export function checkSecretMode(
 ): void {
   // A pipe or a terminal (`<(pass show …)`, /dev/stdin) keeps nothing at rest for others.
   if (!info.isFile) return;
-  const problem = exposedSecret(what, path, info.mode);
+  // ssh's rule: only the reader's own files. One provisioned by another user for the
+  // reader's group (root:bitcoin 0640, a container's secret) is theirs to keep; a chmod
+  // 600 would lock the reader out. Where the uid may not be asked, every file is checked.
+  const own = ownUid();
+  if (own !== undefined && info.uid !== null && info.uid !== own) return;
+  const problem = exposedSecret(what, realPath(path), info.mode);
   if (problem !== undefined) throw new Error(`${action}: ${problem}`);
+}
+
+/** This process's uid, when its permissions let it ask (the launchers may not). */
+function ownUid(): number | undefined {
+  const granted = Deno.permissions.querySync({ name: "sys", kind: "uid" }).state === "granted";
+  return granted ? Deno.uid() ?? undefined : undefined;
+}
+
+/** The file `path` names (`/dev/stdin` redirected from a file: that file), for the chmod. */
+function realPath(path: string): string {
+  try {
+    return Deno.realPathSync(path);
+  } catch {
+    return path;
+  }
 }

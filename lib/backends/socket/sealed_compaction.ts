@@ -8,6 +8,7 @@
  *
  * @module
  */
+import { Interrupted } from "../../fs/interrupt.ts";
 import { type CompactionResult, compactionResult } from "../../compact/compact.ts";
 import { restoreBackup } from "../../backup/restore.ts";
 import { writeBase } from "../file/create.ts";
@@ -111,6 +112,8 @@ export async function compactSealed(
       conn.close();
     }
   } catch (error) {
+    // Ctrl-C at the restore's or the base's checkpoint: the CLI says "Interrupted", exit 130.
+    if (error instanceof Interrupted) throw error;
     const why = (error as Error).message.replace(/^Cannot \w+ \w+: /, "");
     throw new Error(
       `Cannot compact backup: ${why} (building the encrypted base at version ${version} ` +

@@ -1,0 +1,58 @@
+/**
+ * Review of the disaster-day restore target checks (f006f99): legitimate targets must still
+ * be taken.
+ */
+import { assertEquals } from "./support/assert.ts";
+import { BufferedOutput, makeBackup, recordedChanges } from "./support/cli_testing.ts";
+import { restore } from "../lib/cli/restore.ts";
+import { existsSync } from "../lib/fs/exists.ts";
+
+async function withBackup(body: (base: string, url: string) => Promise<void>): Promise<void> {
+  const base = Deno.makeTempDirSync({ prefix: "review-target-" });
+  try {
+    const url = await makeBackup(`${base}/backup`, recordedChanges(["fresh-start", "restart"]));
+    await body(base, url);
+  } finally {
+    Deno.removeSync(base, { recursive: true });
+  }
+}
+
+Deno.test("review: restore into a network dir holding only its network-specific config is taken", () =>
+  withBackup(async (base, url) => {
+    // lightningd reads <lightning-dir>/<network>/config too: on a new machine the operator
+    // may have put it back before restoring (hsm_secret comes after, per the README).
+    const net = `${base}/.lightning/bitcoin`;
+    Deno.mkdirSync(net, { recursive: true });
+    Deno.writeTextFileSync(`${net}/config`, "alias=mynode\n");
+    const output = new BufferedOutput();
+    const code = await restore([url, net], output);
+    assertEquals({ code, stderr: output.stderr }, { code: 0, stderr: [] });
+    assertEquals(existsSync(`${net}/lightningd.sqlite3`), true);
+  }));
+
+Deno.test("review: restore into an existing empty dir, a file path, relative and slashed targets", () =>
+  withBackup(async (base, url) => {
+    Deno.mkdirSync(`${base}/empty`);
+    assertEquals(await restore([url, `${base}/empty/`], new BufferedOutput()), 0);
+    assertEquals(await restore([url, `${base}/bitcoin.sqlite3`], new BufferedOutput()), 0);
+    Deno.mkdirSync(`${base}/mainnet`);
+    assertEquals(await restore([url, `${base}/mainnet`], new BufferedOutput()), 0);
+    Deno.mkdirSync(`${base}/.lightning/regtest`, { recursive: true });
+    Deno.writeTextFileSync(`${base}/.lightning/regtest/hsm_secret`, "x");
+    assertEquals(await restore([url, `${base}/.lightning/regtest//`], new BufferedOutput()), 0);
+    // A symlinked network dir (a node on another disk).
+    Deno.mkdirSync(`${base}/ssd`);
+    Deno.mkdirSync(`${base}/ln2`);
+    Deno.symlinkSync(`${base}/ssd`, `${base}/ln2/bitcoin`);
+    assertEquals(await restore([url, `${base}/ln2/bitcoin`], new BufferedOutput()), 0);
+    assertEquals(existsSync(`${base}/ssd/lightningd.sqlite3`), true);
+  }));
+
+Deno.test("review: a target dir that does not exist yet, given with a trailing slash, says to create it", () =>
+  withBackup(async (base, url) => {
+    const output = new BufferedOutput();
+    const code = await restore([url, `${base}/newdir/`], output);
+    assertEquals(code, 1, output.text);
+    assertEquals(output.stderr.length, 1, output.text);
+    assertEquals(/newdir/.test(output.stderr[0]) && /creat|mkdir/.test(output.stderr[0]), true, output.stderr[0]);
+  }));
