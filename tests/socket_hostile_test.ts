@@ -5,7 +5,8 @@
  */
 import { assert, assertEquals, assertMatch } from "./support/assert.ts";
 import { withServer } from "./support/v2_server.ts";
-import { freePort, spawnServerProcess } from "./support/server_process.ts";
+import { freePort, spawnServer, spawnServerProcess } from "./support/server_process.ts";
+import { deflate } from "../lib/wire/deflate.ts";
 import { cli } from "./support/encrypted_server.ts";
 import { makeEncryptedBackup, PASSPHRASE } from "./support/encrypted.ts";
 import { dumpDatabase } from "./support/dump.ts";
@@ -17,7 +18,7 @@ import { WireConnection } from "../lib/backends/socket/connection.ts";
 import { socketUrl } from "../lib/backends/socket/backend.ts";
 import { PacketReader } from "../lib/wire/packet_reader.ts";
 import { keyToText } from "../lib/wire/handshake.ts";
-import { WireError } from "../lib/wire/packets.ts";
+import { PacketType, WireError } from "../lib/wire/packets.ts";
 import {
   decodeError,
   encodeFrame,
@@ -206,4 +207,43 @@ Deno.test("a node's uploads on several connections at once stay within its quota
       for (const conn of conns) conn.close();
     }
   }, { quotaBytes: quota });
+});
+
+Deno.test("a v1 CHANGE that inflates to 150 MiB of NULs closes its connection, not the server", async () => {
+  // 157,286,401 statements: `split` past 2^27 elements aborts V8, the process and every node's
+  // backup with it, from one unauthenticated packet of 150 KB.
+  const storage = Deno.makeTempDirSync({ prefix: "hostile-split-" });
+  const port = freePort();
+  const server = await spawnServer(`${storage}/backup`, port);
+  try {
+    const deflated = deflate(new Uint8Array(150 << 20), 9);
+    const change = new Uint8Array(5 + 4 + deflated.length);
+    const view = new DataView(change.buffer);
+    view.setUint8(0, PacketType.Change);
+    view.setUint32(1, 4 + deflated.length);
+    view.setUint32(5, 1);
+    change.set(deflated, 9);
+    const bomb = await Deno.connect({ hostname: "127.0.0.1", port });
+    await writeAll(bomb, change);
+    // Closed unanswered, as any v1 protocol error.
+    assertEquals(await bomb.read(new Uint8Array(16)).catch(() => null), null);
+    bomb.close();
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+    try {
+      await writeAll(conn, Uint8Array.of(PacketType.ReqMetadata, 0, 0, 0, 0));
+      const answer = await new PacketReader(conn).next();
+      assertEquals(answer?.type, PacketType.Metadata);
+    } finally {
+      conn.close();
+    }
+  } finally {
+    try {
+      server.kill("SIGKILL");
+    } catch {
+      // Gone already: the abort this test is about.
+    }
+    await server.status;
+    await server.stderr?.cancel();
+    Deno.removeSync(storage, { recursive: true });
+  }
 });

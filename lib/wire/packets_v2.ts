@@ -9,7 +9,7 @@
 import { crc32 } from "node:zlib";
 import { deflate } from "./deflate.ts";
 import { inflate } from "./inflate.ts";
-import { HEADER_BYTES, type Packet, WireError } from "./packets.ts";
+import { HEADER_BYTES, type Packet, splitStatements, WireError } from "./packets.ts";
 import type { Framing } from "./packet_reader.ts";
 
 export enum V2Type {
@@ -479,7 +479,10 @@ export function decodeChangeV2(
   const r = packetOf(packet, V2Type.Change);
   const version = r.u64();
   const body = unpackBody(r, maxBytes);
-  const statements = utf8(body, `CHANGE ${version}'s statements`).split("\0");
+  const statements = splitStatements(
+    utf8(body, `CHANGE ${version}'s statements`),
+    `CHANGE ${version}`,
+  );
   return { version, statements, bytes: body.length };
 }
 

@@ -1,6 +1,7 @@
-import { assert, assertEquals, assertRejects } from "../../tests/support/assert.ts";
+import { assert, assertEquals, assertRejects, assertThrows } from "../../tests/support/assert.ts";
 import { type ByteSource, PacketReader } from "./packet_reader.ts";
-import type { Packet } from "./packets.ts";
+import { decodeChange, type Packet, PacketType } from "./packets.ts";
+import { deflate } from "./deflate.ts";
 import {
   ChecksumError,
   decodeChallenge,
@@ -147,6 +148,41 @@ Deno.test("v2 refuses a zlib bomb past the size it allows", async () => {
     /does not decompress within 1048576 bytes/,
   );
 });
+
+Deno.test("a CHANGE of more statements than the server splits is refused, not split (V8 aborts the process past 2^27)", async () => {
+  // 2^24 + 1 statements, all empty: a body of 2^24 NULs, 16 KiB deflated.
+  const body = new Uint8Array(1 << 24);
+  const payload = new Uint8Array(9 + 0);
+  new DataView(payload.buffer).setBigUint64(0, 1n);
+  payload[8] = 1;
+  const deflated = deflate(body, 9);
+  const frame = encodeFrame(V2Type.Change, concat(payload, deflated));
+  await assertRejects(
+    async () => decodeChangeV2(await readOne(frame, 1 << 30), 1 << 30),
+    /carries more than 16777216 statements/,
+  );
+  // v1's CHANGE the same.
+  const v1 = new Uint8Array(5 + 4 + deflated.length);
+  new DataView(v1.buffer).setUint8(0, PacketType.Change);
+  new DataView(v1.buffer).setUint32(1, 4 + deflated.length);
+  new DataView(v1.buffer).setUint32(5, 1);
+  v1.set(deflated, 9);
+  assertThrows(
+    () => decodeChange({ type: PacketType.Change, payload: v1.subarray(5) }, 1 << 30),
+    /carries more than 16777216 statements/,
+  );
+  // A change of many real statements still goes through.
+  const many = Array.from({ length: 100_000 }, (_, i) => `UPDATE vars SET intval=${i}`);
+  const decoded = decodeChangeV2(await readOne(encodeChangeV2(7, many), 1 << 30), 1 << 30);
+  assertEquals(decoded.statements, many);
+});
+
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a);
+  out.set(b, a.length);
+  return out;
+}
 
 Deno.test("v2 refuses a HELLO without its magic, and u64s past 2^53", async () => {
   const frame = encodeHello({ protocol: 2, node: "n", nonce: nonce(0) });
