@@ -1,6 +1,6 @@
 /**
- * Review of the disaster-day restore target checks (f006f99): legitimate targets must still
- * be taken.
+ * Restore's target checks (a network directory not made yet, the base directory): the
+ * legitimate targets of a new machine are still taken.
  */
 import { assertEquals } from "./support/assert.ts";
 import { BufferedOutput, makeBackup, recordedChanges } from "./support/cli_testing.ts";
@@ -8,7 +8,7 @@ import { restore } from "../lib/cli/restore.ts";
 import { existsSync } from "../lib/fs/exists.ts";
 
 async function withBackup(body: (base: string, url: string) => Promise<void>): Promise<void> {
-  const base = Deno.makeTempDirSync({ prefix: "review-target-" });
+  const base = Deno.makeTempDirSync({ prefix: "restore-target-" });
   try {
     const url = await makeBackup(`${base}/backup`, recordedChanges(["fresh-start", "restart"]));
     await body(base, url);
@@ -17,7 +17,7 @@ async function withBackup(body: (base: string, url: string) => Promise<void>): P
   }
 }
 
-Deno.test("review: restore into a network dir holding only its network-specific config is taken", () =>
+Deno.test("restore into a network dir holding only its network-specific config is taken", () =>
   withBackup(async (base, url) => {
     // lightningd reads <lightning-dir>/<network>/config too: on a new machine the operator
     // may have put it back before restoring (hsm_secret comes after, per the README).
@@ -30,7 +30,7 @@ Deno.test("review: restore into a network dir holding only its network-specific 
     assertEquals(existsSync(`${net}/lightningd.sqlite3`), true);
   }));
 
-Deno.test("review: restore into an existing empty dir, a file path, relative and slashed targets", () =>
+Deno.test("restore into an existing empty dir, a file path, relative and slashed targets", () =>
   withBackup(async (base, url) => {
     Deno.mkdirSync(`${base}/empty`);
     assertEquals(await restore([url, `${base}/empty/`], new BufferedOutput()), 0);
@@ -48,11 +48,15 @@ Deno.test("review: restore into an existing empty dir, a file path, relative and
     assertEquals(existsSync(`${base}/ssd/lightningd.sqlite3`), true);
   }));
 
-Deno.test("review: a target dir that does not exist yet, given with a trailing slash, says to create it", () =>
+Deno.test("a target dir that does not exist yet, given with a trailing slash, says to create it", () =>
   withBackup(async (base, url) => {
     const output = new BufferedOutput();
     const code = await restore([url, `${base}/newdir/`], output);
     assertEquals(code, 1, output.text);
     assertEquals(output.stderr.length, 1, output.text);
-    assertEquals(/newdir/.test(output.stderr[0]) && /creat|mkdir/.test(output.stderr[0]), true, output.stderr[0]);
+    assertEquals(
+      /newdir/.test(output.stderr[0]) && /creat|mkdir/.test(output.stderr[0]),
+      true,
+      output.stderr[0],
+    );
   }));

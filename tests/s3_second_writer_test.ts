@@ -1,7 +1,7 @@
 /**
- * Review of 9d8c00b (change objects link to the generation they were stored on): sequences
- * where the chain of generations is resolved wrong, or an object the history needs is
- * deleted as garbage.
+ * A second writer on an S3 prefix (a copy of the node one change behind) against the links
+ * of change objects (docs/FORMAT.md, "On S3"): no packer, compaction or reader resolves the
+ * chain of generations wrong, or deletes as garbage an object the history needs.
  *
  * @module
  */
@@ -52,7 +52,7 @@ async function restoredNotes(s: Rgw, url: string): Promise<string[]> {
 }
 
 test(
-  "review: the copy's packer deletes the node's generation it discarded, and a restore mixes the histories",
+  "S3 second writer: the copy's packer deletes the node's generation it discarded, and a restore mixes the histories",
   async (s, dir) => {
     const url = s.url(await s.bucket());
     void dir;
@@ -84,7 +84,7 @@ test(
 );
 
 test(
-  "review: a compaction between the copy's rewind and the node's next change deletes the node's generation",
+  "S3 second writer: a compaction between the copy's rewind and the node's next change deletes the node's generation",
   async (s, dir) => {
     const url = await newBackup(s, dir);
     const options = { credentials: s.credentials, policy: FAST, packer: { every: 1000 } };
@@ -105,7 +105,7 @@ test(
 );
 
 test(
-  "review: a rewind's generation deleted below the newest is damage (FORMAT.md), not read as the dropped change",
+  "S3 second writer: a rewind's generation deleted below the newest is damage (FORMAT.md), not read as the dropped change",
   async (s, dir) => {
     void dir;
     const url = s.url(await s.bucket());
@@ -133,7 +133,7 @@ test(
 );
 
 test(
-  "review: the packer does not pack a change over a generation its link does not name",
+  "S3 second writer: the packer does not pack a change over a generation its link does not name",
   async (s, dir) => {
     void dir;
     const url = s.url(await s.bucket());

@@ -1,12 +1,13 @@
 /**
- * Review of the secret-file rule (5b8f4e8, fff3842) for files the commands must read.
+ * The secret-file rule (lib/fs/secret_mode.ts) for files the commands must read: another
+ * user's file readable through the group is theirs to keep, and the chmod names the file.
  */
 import { assertEquals } from "./support/assert.ts";
 import { givenPassphrase, PASSPHRASE_ENV } from "../lib/cli/secrets.ts";
 
-Deno.test("review: a passphrase file owned by root, readable by the operator's group, is taken (ssh's rule: only the user's own files)", () => {
+Deno.test("a passphrase file owned by root, readable by the operator's group, is taken (ssh's rule: only the user's own files)", () => {
   if (Deno.uid() !== 0) return; // Needs chown.
-  const dir = Deno.makeTempDirSync({ prefix: "review-secret-" });
+  const dir = Deno.makeTempDirSync({ prefix: "secret-owner-" });
   try {
     // Provisioned by root for the service's group (root:bitcoin 0640, a docker secret with
     // gid set): the operator cannot chmod it, and a chmod 600 by root locks them out.
@@ -26,13 +27,16 @@ Deno.test("review: a passphrase file owned by root, readable by the operator's g
   }
 });
 
-Deno.test("review: --passphrase-file /dev/stdin fed from a 0644 file: the fix named is not chmod of /dev/stdin", () => {
-  const dir = Deno.makeTempDirSync({ prefix: "review-secret-" });
+Deno.test("--passphrase-file /dev/stdin fed from a 0644 file: the fix named is not chmod of /dev/stdin", () => {
+  const dir = Deno.makeTempDirSync({ prefix: "secret-owner-" });
   try {
     const path = `${dir}/pass`;
     Deno.writeTextFileSync(path, "correct horse\n");
     Deno.chmodSync(path, 0o644);
-    const code = `import { givenPassphrase } from "${new URL("../lib/cli/secrets.ts", import.meta.url)}";
+    const code = `import { givenPassphrase } from "${new URL(
+      "../lib/cli/secrets.ts",
+      import.meta.url,
+    )}";
 try { console.log(givenPassphrase("/dev/stdin", "CLN_BACKUP_PASSPHRASE")); } catch (e) { console.log(e.message); }`;
     const child = new Deno.Command("sh", {
       args: ["-c", `"${Deno.execPath()}" eval '${code}' < "${path}"`],

@@ -1,5 +1,5 @@
 /**
- * Review of interrupts in compact (4b38459): an encrypted server backup's compaction (built
+ * Interrupts in compact: an encrypted server backup's compaction (built
  * here, compactSealed) stopped by Ctrl-C at the restore's checkpoint must surface as
  * Interrupted (exit 130, "Interrupted: compact stopped; the backup restores as it did"), not
  * as a failed compaction (exit 1, "Cannot compact backup: interrupted by SIGINT ...").
@@ -14,7 +14,7 @@ import { initEncrypted, startEncryptedServer } from "./support/encrypted_server.
 import { serverStatus } from "../lib/backends/socket/server_checks.ts";
 import { armInterrupts, INTERRUPT_SIGNALS, Interrupted } from "../lib/fs/interrupt.ts";
 
-Deno.test("review: compactSealed lets a checkpoint's Interrupted through, unwrapped", async () => {
+Deno.test("compactSealed lets a checkpoint's Interrupted through, unwrapped", async () => {
   const s = await startEncryptedServer();
   try {
     const key = await initEncrypted(s);
