@@ -190,21 +190,24 @@ Deno.test("TLS through a SOCKS5 proxy: the proxy resolves the name and carries o
   }
 });
 
-Deno.test("server start refuses a node key others may read, naming it and the chmod; add-node makes it 0600", async () => {
+Deno.test("server start names a node key others may read and serves the others; add-node makes it 0600", async () => {
   const root = Deno.makeTempDirSync({ prefix: "node-key-" });
   try {
     assertEquals(await serverCommand(["add-node", root, "alice"], new BufferedOutput()), 0);
+    assertEquals(await serverCommand(["add-node", root, "bob"], new BufferedOutput()), 0);
     const key = `${root}/nodes/alice/key`;
     assertEquals(Deno.statSync(key).mode! & 0o777, 0o600);
     Deno.chmodSync(key, 0o644);
     const exposed = new BufferedOutput();
     const args = [`file://${root}`, "127.0.0.1:0", "--allow-plain"];
-    assertEquals(await serverCommand(args, exposed), 1);
+    const served = serverCommand(args, exposed, () => Deno.kill(Deno.pid, "SIGTERM"));
+    assertEquals(await served, 0);
     assertEquals(
-      exposed.stderr.join("\n").trim(),
-      `Cannot serve backup: node alice's key "${key}" may be read by other users (mode 0644): ` +
-        `run chmod 600 "${key}"`,
+      exposed.stdout[0],
+      `error: node alice: node alice's key "${key}" may be read by other users (mode 0644): ` +
+        `run chmod 600 "${key}"; it is refused until then`,
     );
+    assertMatch(exposed.stdout[1], /^info: serving nodes of /);
   } finally {
     Deno.removeSync(root, { recursive: true });
   }

@@ -595,13 +595,34 @@ Deno.test("a key the server cannot read refuses that node in words, on both side
     Deno.mkdirSync(`${nodes.root}/nodes/bob/key`);
     await assertRejects(
       () => connect(url, credential("bob")),
-      /the server cannot read node "bob"'s key: its operator must fix that \(see the server's log\)/,
+      /the server cannot use node "bob"'s key: its operator must fix that \(see the server's log\)/,
     );
     assertMatch(
       logs.join("\n"),
       /error: connection \d+ from .*: refused: cannot read node bob's key ".*\/nodes\/bob\/key": is a directory: .*run chown -R \d+:\d+ ".*\/nodes\/bob"/,
     );
     (await connect(url, credential("alice"))).close();
+  });
+});
+
+Deno.test("a node key others may read refuses that node alone, naming the chmod; the others are served", async () => {
+  await withServer(async ({ url, credential, nodes, logs }) => {
+    const key = `${nodes.root}/nodes/bob/key`;
+    Deno.chmodSync(key, 0o644);
+    await assertRejects(
+      () => connect(url, credential("bob")),
+      /the server cannot use node "bob"'s key: its operator must fix that/,
+    );
+    assertMatch(
+      logs.join("\n"),
+      new RegExp(
+        `error: connection \\d+ from .*: refused: node bob's key "${key}" may be read by ` +
+          `other users \\(mode 0644\\): run chmod 600 "${key}"`,
+      ),
+    );
+    (await connect(url, credential("alice"))).close();
+    Deno.chmodSync(key, 0o600);
+    (await connect(url, credential("bob"))).close();
   });
 });
 

@@ -10,7 +10,6 @@ import { BackupServer } from "../server/server.ts";
 import { ServerStorage, v1StorageRefusal } from "../server/storage.ts";
 import { backupKind } from "../backends/open.ts";
 import { existsSync } from "../fs/exists.ts";
-import { checkSecretMode } from "../fs/secret_mode.ts";
 import { checkNodeName, NodeRegistry } from "../server/nodes.ts";
 import { serveMetrics } from "../server/metrics.ts";
 import { initTlsIdentity, loadTlsIdentity } from "../server/tls_identity.ts";
@@ -173,18 +172,9 @@ async function serve(
           `--allow-plain behind a Tor onion service, SSH or WireGuard`,
       );
     }
-    // A node key others may read lets them pass for that node: refused, as ssh refuses.
-    for (const node of nodes?.list() ?? []) {
-      const keyPath = nodes!.keyPath(node);
-      try {
-        checkSecretMode(`node ${node}'s key`, keyPath, ACTION);
-      } catch (error) {
-        // One this user may not even stat is named below, as one it cannot read.
-        if (!(error instanceof Deno.errors.PermissionDenied)) throw error;
-      }
-    }
     // A root this user cannot list would refuse every node: say so now. A node whose key it
-    // cannot read (added by another user) is named now, and the others are served.
+    // cannot read (added by another user), or one others may read, is named now, and the
+    // others are served: one node's mistake stops no other node's backups.
     for (const node of nodes?.list() ?? []) {
       try {
         nodes!.key(node);

@@ -31,15 +31,27 @@ export function checkSecretMode(
   action: string,
   info: Deno.FileInfo = Deno.statSync(path),
 ): void {
+  const problem = exposedSecretFile(what, path, info);
+  if (problem !== undefined) throw new Error(`${action}: ${problem}`);
+}
+
+/**
+ * Why the secret file `what` at `path` (statted as `info`) breaks the rule, with the fix;
+ * `undefined` when it does not, or the rule does not apply to it.
+ */
+export function exposedSecretFile(
+  what: string,
+  path: string,
+  info: Deno.FileInfo = Deno.statSync(path),
+): string | undefined {
   // A pipe or a terminal (`<(pass show …)`, /dev/stdin) keeps nothing at rest for others.
-  if (!info.isFile) return;
+  if (!info.isFile) return undefined;
   // ssh's rule: only the reader's own files. One provisioned by another user for the
   // reader's group (root:bitcoin 0640, a container's secret) is theirs to keep; a chmod
   // 600 would lock the reader out. Where the uid may not be asked, every file is checked.
   const own = ownUid();
-  if (own !== undefined && info.uid !== null && info.uid !== own) return;
-  const problem = exposedSecret(what, realPath(path), info.mode);
-  if (problem !== undefined) throw new Error(`${action}: ${problem}`);
+  if (own !== undefined && info.uid !== null && info.uid !== own) return undefined;
+  return exposedSecret(what, realPath(path), info.mode);
 }
 
 /** This process's uid, when its permissions let it ask (the launchers may not). */

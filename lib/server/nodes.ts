@@ -7,6 +7,7 @@
  * @module
  */
 import { KEY_BYTES, keyFromText, keyToText, randomBytes } from "../wire/handshake.ts";
+import { exposedSecretFile } from "../fs/secret_mode.ts";
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
 
@@ -20,6 +21,9 @@ export function checkNodeName(name: string): string {
   }
   return name;
 }
+
+/** A node key others may read (see {@linkcode NodeRegistry.key}). */
+class ExposedKeyError extends Error {}
 
 /** The nodes under a server's root directory: each one's key and backup (see the module's doc). */
 export class NodeRegistry {
@@ -106,14 +110,20 @@ export class NodeRegistry {
 
   /**
    * Node `name`'s key, or `undefined` when there is no such node (or its name is bad). A key
-   * this user cannot read throws, naming the file and what to do.
+   * this user cannot read throws, naming the file and what to do; so does one others may
+   * read, which would let them pass for that node (as ssh refuses such a key): that node
+   * alone is refused until it is fixed, the others are served.
    */
   key(name: string): Uint8Array | undefined {
     if (!NAME.test(name)) return undefined;
     const path = this.keyPath(name);
     try {
-      return keyFromText(Deno.readTextFileSync(path).trim());
+      const key = keyFromText(Deno.readTextFileSync(path).trim());
+      const exposed = exposedSecretFile(`node ${name}'s key`, path);
+      if (exposed !== undefined) throw new ExposedKeyError(exposed);
+      return key;
     } catch (error) {
+      if (error instanceof ExposedKeyError) throw error;
       if (error instanceof Deno.errors.NotFound) return undefined;
       const why = (error as Error).message.replace(/ \(os error \d+\).*$/, "").toLowerCase();
       let owner = "the server's user";

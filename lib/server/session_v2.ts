@@ -242,7 +242,7 @@ export class V2Session {
       host.log("error", `${this.name}: refused: ${(error as Error).message}`);
       await this.#refuse(
         ErrorCode.Storage,
-        `the server cannot read node ${JSON.stringify(hello.node)}'s key: its operator must ` +
+        `the server cannot use node ${JSON.stringify(hello.node)}'s key: its operator must ` +
           `fix that (see the server's log)`,
       );
     }
