@@ -20,6 +20,7 @@ import { ServerStorage } from "./storage.ts";
 import type { NodeRegistry } from "./nodes.ts";
 import type { NodeStats } from "./metrics.ts";
 import type { TlsIdentity } from "./tls_identity.ts";
+import { listenTls, type ServerConn, type ServerListener } from "./tls_listener.ts";
 import { existsSync } from "../fs/exists.ts";
 import { FileBackupReader } from "../backends/file/reader.ts";
 
@@ -112,9 +113,9 @@ export class BackupServer {
   readonly v1Storage: ServerStorage | undefined;
   /** The nodes wire v2 serves; `undefined` when v2 clients are turned away. */
   readonly nodes: NodeRegistry | undefined;
-  #listener: Deno.Listener<Deno.Conn<Deno.NetAddr>, Deno.NetAddr>;
+  #listener: ServerListener;
   /** Every connection being served, from accept to close. */
-  #serving = new Map<Deno.Conn<Deno.NetAddr>, { done: Promise<void>; session?: AnySession }>();
+  #serving = new Map<ServerConn, { done: Promise<void>; session?: AnySession }>();
   #writers = new Map<ServerStorage, Writer>();
   #storages = new Map<string, ServerStorage>();
   #connected = new Map<string, number>();
@@ -123,7 +124,7 @@ export class BackupServer {
   #nextId = 1;
   #accepting: Promise<void>;
   #turningAway = false;
-  #closedPending = new WeakSet<Deno.Conn>();
+  #closedPending = new WeakSet<ServerConn>();
   /** The address whose connections were last turned away, said once in a row. */
   #refusedHost: string | undefined;
   #acceptFailing = false;
@@ -141,9 +142,8 @@ export class BackupServer {
       this.#storages.set(options.v1Node, options.v1Storage);
     }
     const address = { hostname: options.hostname, port: options.port };
-    this.#listener = options.tls
-      ? Deno.listenTls({ ...address, ...options.tls })
-      : Deno.listen(address);
+    // Not Deno.listenTls: its connections cannot be closed before their handshake ends.
+    this.#listener = options.tls ? listenTls({ ...address, ...options.tls }) : Deno.listen(address);
     const serves = [
       ...(this.nodes ? [`nodes of ${this.nodes.root} (wire v2)`] : []),
       ...(this.v1Storage ? [`${this.v1Storage.url} (wire v1)`] : []),
@@ -206,7 +206,7 @@ export class BackupServer {
 
   async #accept(): Promise<void> {
     for (;;) {
-      let conn: Deno.Conn<Deno.NetAddr>;
+      let conn: ServerConn;
       try {
         conn = await this.#listener.accept();
       } catch (error) {
@@ -260,9 +260,8 @@ export class BackupServer {
       } else {
         this.#turningAway = false;
       }
-      // A TLS connection has no such knobs in Deno.
-      if ("setNoDelay" in conn) (conn as Deno.TcpConn).setNoDelay(true);
-      if ("setKeepAlive" in conn) (conn as Deno.TcpConn).setKeepAlive(true);
+      conn.setNoDelay(true);
+      conn.setKeepAlive(true);
       const entry: { done: Promise<void>; session?: AnySession } = { done: Promise.resolve() };
       this.#serving.set(conn, entry);
       entry.done = this.#serve(this.#nextId++, conn, entry).finally(() => {
@@ -274,13 +273,10 @@ export class BackupServer {
   /** Tells the protocol from the first byte, then serves the connection until it ends. */
   async #serve(
     id: number,
-    conn: Deno.Conn<Deno.NetAddr>,
+    conn: ServerConn,
     entry: { session?: AnySession },
   ): Promise<void> {
-    const peer = formatHostPort(
-      (conn.remoteAddr as Deno.NetAddr).hostname,
-      (conn.remoteAddr as Deno.NetAddr).port,
-    );
+    const peer = formatHostPort(conn.remoteAddr.hostname, conn.remoteAddr.port);
     const name = `connection ${id} from ${peer}`;
     const handshakeBy = performance.now() + this.limits.handshakeTimeoutMs;
     const reader = new PacketReader(conn, this.maxPayloadBytes);
@@ -346,13 +342,13 @@ export class BackupServer {
    * Connections with no session yet, or a v2 session that has not authenticated, oldest first
    * (a Map keeps its insertion order).
    */
-  #pendingConns(): Pending<Deno.Conn>[] {
-    const pending: Pending<Deno.Conn>[] = [];
+  #pendingConns(): Pending<ServerConn>[] {
+    const pending: Pending<ServerConn>[] = [];
     for (const [conn, { session }] of this.#serving) {
       // One closed for a newer one counts no more, though its serving has yet to end.
       if (this.#closedPending.has(conn)) continue;
       if (!session || (session instanceof V2Session && !session.authenticated)) {
-        pending.push({ conn, host: (conn.remoteAddr as Deno.NetAddr).hostname });
+        pending.push({ conn, host: conn.remoteAddr.hostname });
       }
     }
     return pending;

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import type { ServerConn } from "./tls_listener.ts";
 import { closeQuietly, writeFully } from "../wire/conn_io.ts";
 import { formatHostPort } from "../backends/url.ts";
 import {
@@ -103,7 +104,7 @@ export class Session {
 
   constructor(
     readonly id: number,
-    readonly conn: Deno.Conn,
+    readonly conn: ServerConn,
     readonly host: SessionHost,
     readonly storage: ServerStorage,
     reader: PacketReader,
@@ -112,7 +113,7 @@ export class Session {
   }
 
   get peer(): string {
-    const addr = this.conn.remoteAddr as Deno.NetAddr;
+    const addr = this.conn.remoteAddr;
     return formatHostPort(addr.hostname, addr.port);
   }
 

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import type { ServerConn } from "./tls_listener.ts";
 import { closeQuietly, lostConnection, writeFully } from "../wire/conn_io.ts";
 import { removeIfExists } from "../fs/exists.ts";
 import { sameBytes } from "../crypto/data_key.ts";
@@ -102,7 +103,7 @@ export class V2Session {
 
   constructor(
     readonly id: number,
-    readonly conn: Deno.Conn<Deno.NetAddr>,
+    readonly conn: ServerConn,
     readonly host: V2Host,
     readonly reader: PacketReader,
     /** When the handshake must be over (`performance.now()`): its time counts from accept. */
@@ -135,11 +136,11 @@ export class V2Session {
   }
 
   get peerHost(): string {
-    return (this.conn.remoteAddr as Deno.NetAddr).hostname;
+    return this.conn.remoteAddr.hostname;
   }
 
   get name(): string {
-    const addr = this.conn.remoteAddr as Deno.NetAddr;
+    const addr = this.conn.remoteAddr;
     const who = `connection ${this.id} from ${formatHostPort(addr.hostname, addr.port)}`;
     return this.#node ? `${who} (node ${this.#node})` : who;
   }
