@@ -43,6 +43,7 @@ export { DEFAULT_RETRY_POLICY, type RetryPolicy } from "./lib/backends/socket/op
 export { BackupServer, type ServerLimits, type ServerOptions } from "./lib/server/server.ts";
 export type { LogLevel as ServerLogLevel, Writer as ServerWriter } from "./lib/server/session.ts";
 export type { NodeRegistry } from "./lib/server/nodes.ts";
+export type { Held, InflateBudget } from "./lib/server/inflate_budget.ts";
 export type { NodeStats } from "./lib/server/metrics.ts";
 export type { TlsIdentity } from "./lib/server/tls_identity.ts";
 export { ServerStorage } from "./lib/server/storage.ts";

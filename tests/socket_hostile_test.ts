@@ -30,6 +30,7 @@ import {
 } from "../lib/wire/packets_v2.ts";
 import { NodeRegistry } from "../lib/server/nodes.ts";
 import { existsSync } from "../lib/fs/exists.ts";
+import { MAX_PAYLOAD_BYTES } from "../lib/format/record.ts";
 import net from "node:net";
 
 /** A header declaring `length` bytes of a packet of `type`, and none of them. */
@@ -246,4 +247,81 @@ Deno.test("a v1 CHANGE that inflates to 150 MiB of NULs closes its connection, n
     await server.stderr?.cancel();
     Deno.removeSync(storage, { recursive: true });
   }
+});
+
+/** The peak resident memory of process `pid` so far (VmHWM), in bytes. */
+function peakRss(pid: number): number {
+  const status = Deno.readTextFileSync(`/proc/${pid}/status`);
+  return Number(/VmHWM:\s+(\d+) kB/.exec(status)![1]) * 1024;
+}
+
+/** A v1 CHANGE at `version` whose one statement is `bytes` of "a", deflated. */
+function v1ChangeOf(version: number, bytes: number): Uint8Array {
+  const deflated = deflate(new Uint8Array(bytes).fill(0x61), 9);
+  const change = new Uint8Array(5 + 4 + deflated.length);
+  const view = new DataView(change.buffer);
+  view.setUint8(0, PacketType.Change);
+  view.setUint32(1, 4 + deflated.length);
+  view.setUint32(5, version);
+  change.set(deflated, 9);
+  return change;
+}
+
+Deno.test("v1 CHANGEs from connections that are not the writer are refused before they are inflated", async () => {
+  const storage = Deno.makeTempDirSync({ prefix: "hostile-inflate-" });
+  const port = freePort();
+  const server = await spawnServer(`${storage}/backup`, port);
+  const conns: Deno.Conn[] = [];
+  try {
+    const baseline = peakRss(server.pid);
+    const writer = await Deno.connect({ hostname: "127.0.0.1", port });
+    conns.push(writer);
+    await writeAll(writer, v1ChangeOf(1, 10));
+    assertEquals((await new PacketReader(writer).next())?.type, PacketType.Ack);
+    // Each 200 KB on the wire, 200 MiB inflated: 4 connections, 3 each.
+    const bomb = v1ChangeOf(2, 200 << 20);
+    const answers = await Promise.all(Array.from({ length: 4 }, async () => {
+      const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+      conns.push(conn);
+      const reader = new PacketReader(conn);
+      const types = [];
+      for (let n = 0; n < 3; n++) {
+        await writeAll(conn, bomb);
+        types.push((await reader.next())?.type);
+      }
+      return types;
+    }));
+    assertEquals(answers.flat(), Array(12).fill(PacketType.Nack));
+    const grew = peakRss(server.pid) - baseline;
+    // Inflated, each would take 200 MiB and more (its string, its statements).
+    assert(grew < 150 << 20, `the server's peak memory grew by ${Math.round(grew / 2 ** 20)} MiB`);
+  } finally {
+    for (const conn of conns) conn.close();
+    server.kill("SIGTERM");
+    await server.status;
+    await server.stderr?.cancel();
+    Deno.removeSync(storage, { recursive: true });
+  }
+});
+
+Deno.test("a CHANGE is inflated no further than a record holds, whatever --max-packet-bytes allows", async () => {
+  await withServer(async ({ url, credential }) => {
+    const conn = await WireConnection.open(socketUrl(url), 30_000, credential("alice"));
+    try {
+      // 1 MiB past what a record holds, one statement; 260 KB deflated.
+      const deflated = deflate(new Uint8Array(MAX_PAYLOAD_BYTES + (1 << 20)).fill(0x61), 9);
+      const payload = new Uint8Array(8 + 1 + deflated.length);
+      new DataView(payload.buffer).setBigUint64(0, 1n);
+      payload[8] = 1;
+      payload.set(deflated, 9);
+      await conn.send(encodeFrame(V2Type.Change, payload));
+      const answer = await conn.receive();
+      assertEquals(answer.type, V2Type.Error);
+      const error = decodeError(answer);
+      assertEquals(error.code, ErrorCode.BadPacket, error.message);
+      assertMatch(error.message, new RegExp(`does not decompress within ${MAX_PAYLOAD_BYTES} `));
+    } finally {
+      conn.close();
+    }
+  });
 });

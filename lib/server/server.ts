@@ -22,6 +22,8 @@ import type { NodeStats } from "./metrics.ts";
 import type { TlsIdentity } from "./tls_identity.ts";
 import { listenTls, type ServerConn, type ServerListener } from "./tls_listener.ts";
 import { existsSync } from "../fs/exists.ts";
+import { MAX_PAYLOAD_BYTES } from "../format/record.ts";
+import { InflateBudget } from "./inflate_budget.ts";
 import { FileBackupReader } from "../backends/file/reader.ts";
 
 /** What the server tolerates, per node and per peer. */
@@ -52,6 +54,11 @@ export interface ServerLimits {
    * plugin from before heartbeats) is never taken over.
    */
   writerSilenceMs: number;
+  /**
+   * Bytes of CHANGE bodies held inflated at once, all connections together (inflate_budget.ts);
+   * a change past what is left waits for room. It also caps one change.
+   */
+  inflatingBytes: number;
 }
 
 const DEFAULT_LIMITS: ServerLimits = {
@@ -62,6 +69,7 @@ const DEFAULT_LIMITS: ServerLimits = {
   pendingConnections: 256,
   pendingPerAddress: 16,
   writerSilenceMs: 90_000,
+  inflatingBytes: MAX_PAYLOAD_BYTES,
 };
 
 /** Where a {@linkcode BackupServer} listens, what it serves, and how. */
@@ -105,6 +113,14 @@ const KEY_CHECK_MS = 1_000;
 export class BackupServer {
   /** The largest CHANGE or SNAPSHOT payload a client may send, in bytes. */
   readonly maxPayloadBytes: number;
+  /**
+   * The most a CHANGE's statements may inflate to: what a record holds (MAX_PAYLOAD_BYTES),
+   * whatever `--max-packet-bytes` allows a packet, so no client makes the server inflate more
+   * than it could store.
+   */
+  readonly maxChangeBytes: number;
+  /** CHANGE bodies held inflated, all connections together. */
+  readonly inflating: InflateBudget;
   /** The limits in force: `options.limits` over the defaults. */
   readonly limits: ServerLimits;
   /** Where the server's log lines go. */
@@ -136,6 +152,12 @@ export class BackupServer {
     this.log = options.log;
     this.maxPayloadBytes = options.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES;
     this.limits = { ...DEFAULT_LIMITS, ...options.limits };
+    this.maxChangeBytes = Math.min(
+      this.maxPayloadBytes,
+      MAX_PAYLOAD_BYTES,
+      this.limits.inflatingBytes,
+    );
+    this.inflating = new InflateBudget(this.limits.inflatingBytes);
     this.v1Storage = options.v1Storage;
     this.nodes = options.nodes;
     if (options.v1Node !== undefined && options.v1Storage) {

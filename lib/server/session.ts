@@ -9,6 +9,7 @@ import type { ServerConn } from "./tls_listener.ts";
 import { closeQuietly, writeFully } from "../wire/conn_io.ts";
 import { formatHostPort } from "../backends/url.ts";
 import {
+  changeVersion,
   decodeChange,
   decodeVersion,
   encodeChange,
@@ -17,6 +18,8 @@ import {
   encodePacket,
   encodeVersionPacket,
   FAST_LEVEL,
+  InflateLimitError,
+  type Packet,
   packetName,
   PacketType,
   WireError,
@@ -28,6 +31,7 @@ import { removeIfExists } from "../fs/exists.ts";
 import { inflateUpload, receiveSnapshot } from "./snapshot_upload.ts";
 import { mostChangeBytes, RefusedError, type ServerStorage } from "./storage.ts";
 import type { CompactionResult } from "../compact/compact.ts";
+import type { Held, InflateBudget } from "./inflate_budget.ts";
 
 /** A restore's packets are written in batches of about this many bytes. */
 const RESTORE_BATCH_BYTES = 256 * 1024;
@@ -92,6 +96,10 @@ export interface SessionHost {
   /** Makes `session` the one writer of `storage`; returns who else is, if someone is. */
   claimWriter(session: Writer, storage: ServerStorage): Writer | undefined;
   maxPayloadBytes: number;
+  /** The most a CHANGE's statements may inflate to. */
+  maxChangeBytes: number;
+  /** CHANGE bodies held inflated, all connections together. */
+  inflating: InflateBudget;
   /** The bytes a backup may hold (`--quota-bytes`), v1's as a node's. */
   limits: { quotaBytes: number | undefined };
 }
@@ -155,13 +163,9 @@ export class Session {
     const packet = { type, payload };
     if (storage.state().encrypted) return await this.#refuseEncrypted();
     switch (type) {
-      case PacketType.Change: {
-        const change = decodeChange(packet, this.host.maxPayloadBytes);
-        log("debug", `${this.name}: CHANGE ${change.version}`);
-        const bytes = mostChangeBytes(change.bytes);
-        await this.#write(change.version, () => storage.append(change), bytes);
+      case PacketType.Change:
+        await this.#change(packet);
         return true;
-      }
       case PacketType.Rewind: {
         const to = decodeVersion(packet);
         log("info", `${this.name}: REWIND to ${to}`);
@@ -199,6 +203,40 @@ export class Session {
     }
     log("warning", `${this.name}: closing: unknown packet ${packetName(type)}`);
     return false;
+  }
+
+  /**
+   * A CHANGE: refused before it is inflated when another connection writes the backup or it
+   * is at its quota; inflated within what a record holds, what the quota leaves, and the
+   * server's budget of bytes inflated at once (a connection past it waits); then stored.
+   */
+  async #change(packet: Packet): Promise<void> {
+    const { host, storage } = this;
+    const version = changeVersion(packet);
+    const refusal = this.#refusal(mostChangeBytes(0));
+    if (refusal) return await this.#nack(version, refusal);
+    const quota = host.limits.quotaBytes;
+    const room = quota === undefined
+      ? Infinity
+      : quota - storage.state().bytes - mostChangeBytes(0);
+    let held: Held<ReturnType<typeof decodeChange>>;
+    try {
+      held = await host.inflating.decode(
+        Math.min(host.maxChangeBytes, room),
+        (max) => decodeChange(packet, max),
+      );
+    } catch (error) {
+      if (!(error instanceof InflateLimitError) || room >= host.maxChangeBytes) throw error;
+      return await this.#nack(version, this.#overQuota(quota!).message);
+    }
+    try {
+      const change = held.value;
+      host.log("debug", `${this.name}: CHANGE ${change.version}`);
+      const bytes = mostChangeBytes(change.bytes);
+      await this.#write(change.version, () => storage.append(change), bytes);
+    } finally {
+      held.release();
+    }
   }
 
   /** Wire v1 carries plain changes and restores records: an encrypted backup is v2 only. */
@@ -297,7 +335,7 @@ export class Session {
    * stands when it is refused or fails.
    */
   async #write(version: number, write: () => unknown, bytes = 0): Promise<void> {
-    const { host: { log }, storage } = this;
+    const { storage } = this;
     let refusal = this.#refusal(bytes);
     if (!refusal) {
       let after: number | undefined;
@@ -312,8 +350,13 @@ export class Session {
       // Stored: a client gone meanwhile is a lost connection, not a refusal.
       if (after !== undefined) return await this.#send(encodeVersionPacket(PacketType.Ack, after));
     }
-    log("error", `${this.name}: refused version ${version}: ${refusal}; answering NACK`);
-    await this.#send(encodeVersionPacket(PacketType.Nack, storage.state().version));
+    await this.#nack(version, refusal!);
+  }
+
+  /** Refuses a write of `version`, saying why in the log: NACK, the version as it stands. */
+  async #nack(version: number, refusal: string): Promise<void> {
+    this.host.log("error", `${this.name}: refused version ${version}: ${refusal}; answering NACK`);
+    await this.#send(encodeVersionPacket(PacketType.Nack, this.storage.state().version));
   }
 
   /**

@@ -13,13 +13,14 @@ import { isSegmentName } from "../format/layout.ts";
 import { receiveFiles } from "../wire/receive_files.ts";
 import { sendData } from "../wire/send_data.ts";
 import { formatHostPort } from "../backends/url.ts";
-import { WireError } from "../wire/packets.ts";
+import { InflateLimitError, WireError } from "../wire/packets.ts";
 import {
   OversizedPacketError,
   type PacketReader,
   StreamEndedError,
 } from "../wire/packet_reader.ts";
 import {
+  changeVersionV2,
   decodeChangeV2,
   decodeHello,
   decodeSealedBase,
@@ -55,6 +56,7 @@ import { inflateUpload } from "./snapshot_upload.ts";
 import { InflateError, MAX_DATABASE_BYTES } from "../wire/inflate.ts";
 import { type NodeRegistry, passingKeyError } from "./nodes.ts";
 import type { ServerLimits } from "./server.ts";
+import type { Held, InflateBudget } from "./inflate_budget.ts";
 
 /** What a v2 session needs from its server. */
 export interface V2Host {
@@ -70,6 +72,10 @@ export interface V2Host {
   readonly nodes: NodeRegistry | undefined;
   readonly limits: ServerLimits;
   readonly maxPayloadBytes: number;
+  /** The most a CHANGE's statements may inflate to. */
+  readonly maxChangeBytes: number;
+  /** CHANGE bodies held inflated, all connections together. */
+  readonly inflating: InflateBudget;
 }
 
 /** The connection ends after an ERROR of this kind has been sent. */
@@ -298,12 +304,8 @@ export class V2Session {
     const storage = this.#storage!;
     const max = this.host.maxPayloadBytes;
     switch (packet.type) {
-      case V2Type.Change: {
-        const change = decodeChangeV2(packet, max);
-        const bytes = mostChangeBytes(change.bytes);
-        await this.#write(change.version, bytes, () => storage.append(change));
-        return;
-      }
+      case V2Type.Change:
+        return await this.#change(storage, packet);
       case V2Type.SealedChange: {
         const change = decodeSealedChange(packet);
         const bytes = change.record.length + (change.seal?.length ?? 0);
@@ -418,6 +420,40 @@ export class V2Session {
     throw new WireError(`unexpected ${v2Name(packet.type)} from a client`);
   }
 
+  /**
+   * A CHANGE: refused before it is inflated when another connection writes the backup or it
+   * is at its quota; inflated within what a record holds, what the quota leaves, and the
+   * server's budget of bytes inflated at once (a connection past it waits); then stored.
+   */
+  async #change(storage: ServerStorage, packet: Packet): Promise<void> {
+    const { host } = this;
+    const version = changeVersionV2(packet);
+    const early = this.#refusal(mostChangeBytes(0));
+    if (early) return await this.#refused(`version ${version}`, early);
+    const quota = host.limits.quotaBytes;
+    const room = quota === undefined
+      ? Infinity
+      : quota - storage.state().bytes - mostChangeBytes(0);
+    let held: Held<ReturnType<typeof decodeChangeV2>>;
+    try {
+      held = await host.inflating.decode(
+        Math.min(host.maxChangeBytes, room),
+        (max) => decodeChangeV2(packet, max),
+      );
+    } catch (error) {
+      if (!(error instanceof InflateLimitError) || room >= host.maxChangeBytes) throw error;
+      const refused = { code: ErrorCode.Quota, message: this.#overQuota(quota!) };
+      return await this.#refused(`version ${version}`, refused);
+    }
+    try {
+      const change = held.value;
+      const bytes = mostChangeBytes(change.bytes);
+      await this.#write(change.version, bytes, () => storage.append(change));
+    } finally {
+      held.release();
+    }
+  }
+
   /** Answers a request with JSON, or an ERROR saying why it failed. */
   async #answer(
     what: string,
@@ -462,9 +498,13 @@ export class V2Session {
       this.host.wrote(this.#node!);
       return await this.#send(encodeVersionFrame(V2Type.Ack, after));
     }
-    const what = version === undefined ? "a sealed write" : `version ${version}`;
-    this.host.log("error", `${this.name}: refused ${what}: ${refused!.message}`);
-    await this.#error(refused!.code, refused!.message);
+    await this.#refused(version === undefined ? "a sealed write" : `version ${version}`, refused!);
+  }
+
+  /** Refuses a write (`what`), saying why in the log and in ERROR; the connection goes on. */
+  async #refused(what: string, refused: Refusal): Promise<void> {
+    this.host.log("error", `${this.name}: refused ${what}: ${refused.message}`);
+    await this.#error(refused.code, refused.message);
   }
 
   /**

@@ -6,7 +6,7 @@
  * @module
  */
 import { deflate } from "./deflate.ts";
-import { inflate } from "./inflate.ts";
+import { inflate, InflateError } from "./inflate.ts";
 
 export enum PacketType {
   Change = 0x01,
@@ -70,6 +70,17 @@ export function u32(value: number): Uint8Array {
   const bytes = new Uint8Array(4);
   new DataView(bytes.buffer).setUint32(0, value);
   return bytes;
+}
+
+/**
+ * A CHANGE or SNAPSHOT body that inflates (or, raw, is) past the limit it was decoded within:
+ * nothing past the limit was inflated.
+ */
+export class InflateLimitError extends WireError {
+  constructor(message: string, readonly limit: number) {
+    super(message);
+    this.name = "InflateLimitError";
+  }
 }
 
 function readU32(payload: Uint8Array, what: string): number {
@@ -158,11 +169,18 @@ function decompressed(packet: Packet, maxBytes: number): { version: number; body
   try {
     return { version, body: inflate(packet.payload.subarray(4), maxBytes) };
   } catch (error) {
-    throw new WireError(
-      `${packetName(packet.type)} ${version} does not decompress within ${maxBytes} bytes: ` +
-        (error as Error).message,
-    );
+    const message = `${packetName(packet.type)} ${version} does not decompress within ` +
+      `${maxBytes} bytes: ${(error as Error).message}`;
+    if (error instanceof InflateError && error.overLimit) {
+      throw new InflateLimitError(message, maxBytes);
+    }
+    throw new WireError(message);
   }
+}
+
+/** A CHANGE's version, read before its body is inflated. */
+export function changeVersion(packet: Packet): number {
+  return readU32(packet.payload, packetName(packet.type));
 }
 
 export function encodeChange(

@@ -8,8 +8,14 @@
  */
 import { crc32 } from "node:zlib";
 import { deflate } from "./deflate.ts";
-import { inflate } from "./inflate.ts";
-import { HEADER_BYTES, type Packet, splitStatements, WireError } from "./packets.ts";
+import { inflate, InflateError } from "./inflate.ts";
+import {
+  HEADER_BYTES,
+  InflateLimitError,
+  type Packet,
+  splitStatements,
+  WireError,
+} from "./packets.ts";
 import type { Framing } from "./packet_reader.ts";
 
 export enum V2Type {
@@ -447,15 +453,29 @@ function packBody(
 function unpackBody(r: FieldReader, maxBytes: number): Uint8Array {
   const encoding = r.u8();
   const bytes = r.rest();
-  if (encoding === 0) return bytes;
+  if (encoding === 0) {
+    if (bytes.length <= maxBytes) return bytes;
+    throw new InflateLimitError(
+      `${r.what}'s body of ${bytes.length} bytes is over ${maxBytes}`,
+      maxBytes,
+    );
+  }
   if (encoding !== 1) throw new WireError(`${r.what} has unknown encoding ${encoding}`);
   try {
     return inflate(bytes, maxBytes);
   } catch (error) {
-    throw new WireError(
-      `${r.what} does not decompress within ${maxBytes} bytes: ${(error as Error).message}`,
-    );
+    const message = `${r.what} does not decompress within ${maxBytes} bytes: ` +
+      (error as Error).message;
+    if (error instanceof InflateError && error.overLimit) {
+      throw new InflateLimitError(message, maxBytes);
+    }
+    throw new WireError(message);
   }
+}
+
+/** A CHANGE's version, read before its body is inflated. */
+export function changeVersionV2(packet: Packet): number {
+  return packetOf(packet, V2Type.Change).u64();
 }
 
 /** A CHANGE, its body raw up to `rawUpTo` bytes ({@linkcode PROXIED_RAW_BODY_BYTES} via a proxy). */
