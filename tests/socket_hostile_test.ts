@@ -325,3 +325,41 @@ Deno.test("a CHANGE is inflated no further than a record holds, whatever --max-p
     }
   });
 });
+
+Deno.test("idle wire v1 connections are capped: each past the cap closes the one idle longest, never the writer", async () => {
+  const storage = Deno.makeTempDirSync({ prefix: "hostile-v1-idle-" });
+  const port = freePort();
+  const server = await spawnServer(`${storage}/backup`, port);
+  const conns: Deno.Conn[] = [];
+  const fds = () => [...Deno.readDirSync(`/proc/${server.pid}/fd`)].length;
+  try {
+    const before = fds();
+    const writer = await Deno.connect({ hostname: "127.0.0.1", port });
+    conns.push(writer);
+    const writing = new PacketReader(writer);
+    await writeAll(writer, v1ChangeOf(1, 10));
+    assertEquals((await writing.next())?.type, PacketType.Ack);
+    // One byte each: a v1 client, then nothing; there is no handshake to time out.
+    for (let n = 0; n < 60; n++) {
+      const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+      conns.push(conn);
+      await writeAll(conn, Uint8Array.of(PacketType.ReqMetadata));
+    }
+    await new Promise((r) => setTimeout(r, 500));
+    const held = fds() - before;
+    // The writer and 7 others (8 by default), and a few the runtime opens: not 61.
+    assert(held < 20, `the server holds ${held} more file descriptors`);
+    await writeAll(writer, v1ChangeOf(2, 10));
+    assertEquals((await writing.next())?.type, PacketType.Ack);
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+    conns.push(conn);
+    await writeAll(conn, Uint8Array.of(PacketType.ReqMetadata, 0, 0, 0, 0));
+    assertEquals((await new PacketReader(conn).next())?.type, PacketType.Metadata);
+  } finally {
+    for (const conn of conns) conn.close();
+    server.kill("SIGTERM");
+    await server.status;
+    await server.stderr?.cancel();
+    Deno.removeSync(storage, { recursive: true });
+  }
+});

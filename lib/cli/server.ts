@@ -252,6 +252,7 @@ async function serve(
           limits: {
             quotaBytes: options.quotaBytes,
             ...(options.maxConnections ? { connectionsPerNode: options.maxConnections } : {}),
+            ...(options.maxV1Connections ? { v1Connections: options.maxV1Connections } : {}),
           },
         });
       } catch (error) {

@@ -60,7 +60,10 @@ Options:
   --v1-node NAME     on a server root: the node (add-node made it) whose backup v1 reaches
   --quota-bytes N    the most bytes a node's backup may hold (a write past it is refused)
   --max-connections N  connections a node may hold at once (default 4)
-  --max-packet-bytes N the largest change or snapshot accepted (default 1 GiB)
+  --max-packet-bytes N the largest change or snapshot accepted (default 1 GiB); a change
+                     inflates to 256 MiB at most (what a record holds) whatever this is
+  --max-v1-connections N  wire v1 connections open at once (default 8): past it a new one
+                     closes the one idle longest that is not the writer
   --metrics ADDR:PORT  serve GET /metrics (Prometheus text: each node's version, bytes,
                      last write, lag, connections) on this loopback address
   --log-mode MODE    plain (default), or systemd: each line starts with its syslog
@@ -85,6 +88,7 @@ export const SERVER_SPEC: CommandSpec = {
     "quota-bytes": { type: "string" },
     "max-connections": { type: "string" },
     "max-packet-bytes": { type: "string" },
+    "max-v1-connections": { type: "string" },
     metrics: { type: "string" },
   },
   positionals: ["url", "addr:port"],
@@ -169,6 +173,7 @@ export interface ServerArgs {
   quotaBytes: number | undefined;
   maxConnections: number | undefined;
   maxPacketBytes: number | undefined;
+  maxV1Connections: number | undefined;
   /** Where `GET /metrics` listens (loopback), when asked. */
   metrics: { hostname: string; port: number } | undefined;
 }
@@ -263,6 +268,7 @@ export function serverArgs({ values, positionals }: ParsedArgs): ServerArgs {
     quotaBytes: count(values["quota-bytes"], "quota-bytes"),
     maxConnections: count(values["max-connections"], "max-connections"),
     maxPacketBytes: count(values["max-packet-bytes"], "max-packet-bytes"),
+    maxV1Connections: count(values["max-v1-connections"], "max-v1-connections"),
     metrics: values.metrics === undefined ? undefined : metricsAddress(String(values.metrics)),
   };
 }

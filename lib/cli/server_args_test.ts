@@ -15,6 +15,7 @@ const NO_OPTIONS = {
   quotaBytes: undefined,
   maxConnections: undefined,
   maxPacketBytes: undefined,
+  maxV1Connections: undefined,
   metrics: undefined,
 };
 
@@ -82,6 +83,8 @@ Deno.test("server takes --allow-v1, a v1 node, limits, and the node commands", a
     "--max-connections=2",
     "--max-packet-bytes",
     "4096",
+    "--max-v1-connections",
+    "3",
   ]);
   assertEquals(
     [
@@ -90,8 +93,9 @@ Deno.test("server takes --allow-v1, a v1 node, limits, and the node commands", a
       parsed.quotaBytes,
       parsed.maxConnections,
       parsed.maxPacketBytes,
+      parsed.maxV1Connections,
     ],
-    [true, "alice", 1000, 2, 4096],
+    [true, "alice", 1000, 2, 4096, 3],
   );
   await assertRejects(() => parse(["file:///b", "h:1", "--v1-node", "a"]), /goes with --allow-v1/);
   await assertRejects(() => parse(["file:///b", "h:1", "--quota-bytes", "0"]), /whole number/);

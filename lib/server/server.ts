@@ -59,6 +59,13 @@ export interface ServerLimits {
    * a change past what is left waits for room. It also caps one change.
    */
   inflatingBytes: number;
+  /**
+   * Wire v1 connections open at once (`--allow-v1`). v1 has no handshake to time out and a
+   * Python plugin keeps its connection open, idle, between changes, so idle ones are not
+   * closed on a timer; past this many, the new one takes the place of the one idle longest
+   * that is not the backup's writer, or is turned away when every one is the writer.
+   */
+  v1Connections: number;
 }
 
 const DEFAULT_LIMITS: ServerLimits = {
@@ -70,6 +77,7 @@ const DEFAULT_LIMITS: ServerLimits = {
   pendingPerAddress: 16,
   writerSilenceMs: 90_000,
   inflatingBytes: MAX_PAYLOAD_BYTES,
+  v1Connections: 8,
 };
 
 /** Where a {@linkcode BackupServer} listens, what it serves, and how. */
@@ -321,7 +329,7 @@ export class BackupServer {
       reader.framing = V2_HANDSHAKE_FRAMING;
       session = new V2Session(id, conn, this, reader, handshakeBy);
     } else if (first !== null && first < V2Type.Hello && this.v1Storage) {
-      session = new Session(id, conn, this, this.v1Storage, reader);
+      if (this.#makeRoomForV1(name)) session = new Session(id, conn, this, this.v1Storage, reader);
     } else if (first !== null) {
       const v2Client = first >= V2Type.Hello;
       this.log(
@@ -358,6 +366,37 @@ export class BackupServer {
       // By the session's name: a node's says which node left.
       this.log("info", `${session.name}: disconnected`);
     }
+  }
+
+  /**
+   * Whether a new wire v1 connection (`name`) may be served: under `v1Connections`, or once
+   * the v1 connection idle longest that is not the writer is closed for it.
+   */
+  #makeRoomForV1(name: string): boolean {
+    const v1: Session[] = [];
+    for (const { session } of this.#serving.values()) {
+      if (session instanceof Session && !session.closed) v1.push(session);
+    }
+    const cap = this.limits.v1Connections;
+    if (v1.length < cap) return true;
+    const writer = this.#writers.get(this.v1Storage!);
+    const idlest = v1.filter((s) => s !== writer)
+      .sort((a, b) => a.lastActive - b.lastActive)[0];
+    if (!idlest) {
+      this.log(
+        "warning",
+        `${name}: refused: ${cap} wire v1 connections are open already, the writer among them`,
+      );
+      return false;
+    }
+    const idle = Math.round((performance.now() - idlest.lastActive) / 1000);
+    this.log(
+      "warning",
+      `${name}: ${cap} wire v1 connections are open already: closing ${idlest.name}, ` +
+        `idle for ${idle} s, the longest of those that are not the writer`,
+    );
+    idlest.close();
+    return true;
   }
 
   /**

@@ -109,6 +109,8 @@ export class Session {
   /** The version this connection was last told, which bounds what a RESTORE sends. */
   #toldVersion: number | undefined;
   #closed = false;
+  /** When a packet last came in whole or an answer went out (`performance.now()`). */
+  #lastActive = performance.now();
 
   constructor(
     readonly id: number,
@@ -118,6 +120,16 @@ export class Session {
     reader: PacketReader,
   ) {
     this.#reader = reader;
+  }
+
+  /** When a packet last came in whole or an answer went out (`performance.now()`). */
+  get lastActive(): number {
+    return this.#lastActive;
+  }
+
+  /** Whether it was closed (by either end). */
+  get closed(): boolean {
+    return this.#closed;
   }
 
   get peer(): string {
@@ -143,6 +155,7 @@ export class Session {
           this.host.log("info", `${this.name}: closed by the client`);
           return;
         }
+        this.#lastActive = performance.now();
         if (!(await this.#handle(packet.type, packet.payload))) return;
       }
     } catch (error) {
@@ -446,6 +459,7 @@ export class Session {
 
   async #send(bytes: Uint8Array): Promise<void> {
     await writeFully(this.conn, bytes);
+    this.#lastActive = performance.now();
   }
 
   close(): void {

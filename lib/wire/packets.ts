@@ -7,6 +7,7 @@
  */
 import { deflate } from "./deflate.ts";
 import { inflate, InflateError } from "./inflate.ts";
+import { MAX_PAYLOAD_BYTES } from "../format/record.ts";
 
 export enum PacketType {
   Change = 0x01,
@@ -149,6 +150,21 @@ function joinStatements(statements: readonly string[]): Uint8Array {
 }
 
 /**
+ * A CHANGE's statements joined, refused when a record could not hold them: the server would
+ * not inflate them (lib/server/inflate_budget.ts), nor could it store them.
+ */
+export function changeBody(version: number, statements: readonly string[]): Uint8Array {
+  const body = joinStatements(statements);
+  if (body.length > MAX_PAYLOAD_BYTES) {
+    throw new Error(
+      `Cannot send version ${version}: its statements take ${body.length} bytes, over the ` +
+        `${MAX_PAYLOAD_BYTES} a record can hold; please report this`,
+    );
+  }
+  return body;
+}
+
+/**
  * zlib's default level, as the Python plugin compresses; any level decompresses the same, so
  * a bulk sender may trade size for speed.
  */
@@ -188,7 +204,10 @@ export function encodeChange(
   statements: readonly string[],
   level = DEFAULT_LEVEL,
 ): Uint8Array {
-  return encodePacket(PacketType.Change, compressed(version, joinStatements(statements), level));
+  return encodePacket(
+    PacketType.Change,
+    compressed(version, changeBody(version, statements), level),
+  );
 }
 
 /**

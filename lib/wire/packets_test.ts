@@ -1,4 +1,4 @@
-import { assert, assertEquals, assertRejects } from "../../tests/support/assert.ts";
+import { assert, assertEquals, assertRejects, assertThrows } from "../../tests/support/assert.ts";
 import { concatBytes } from "../../tests/support/bytes.ts";
 import { recordedSession, SESSIONS, splitPackets } from "../../tests/support/wire_fixtures.ts";
 import {
@@ -17,7 +17,8 @@ import {
   PacketType,
 } from "./packets.ts";
 import { type ByteSource, PacketReader, StreamEndedError } from "./packet_reader.ts";
-import { V2_FRAMING } from "./packets_v2.ts";
+import { encodeChangeV2, V2_FRAMING } from "./packets_v2.ts";
+import { MAX_PAYLOAD_BYTES } from "../format/record.ts";
 
 const MAX = 1 << 30;
 
@@ -256,4 +257,14 @@ Deno.test("a TLS close without close_notify ends the stream: cleanly between pac
   const inside = await assertRejects(() => readAll(cutTls([ack, ack.subarray(0, 6)])));
   assert(inside instanceof StreamEndedError, String(inside));
   assertEquals(inside.message, "stream ended inside a ACK of 4 bytes");
+});
+
+Deno.test("a change a record could not hold is refused before it is sent, over v1 and v2", () => {
+  const statements = ["a".repeat(MAX_PAYLOAD_BYTES - 1), "b"];
+  for (const encode of [encodeChange, encodeChangeV2]) {
+    assertThrows(
+      () => encode(7, statements),
+      /version 7: its statements take 268435457 bytes, over the 268435456 a record can hold/,
+    );
+  }
 });

@@ -10,6 +10,7 @@ import { crc32 } from "node:zlib";
 import { deflate } from "./deflate.ts";
 import { inflate, InflateError } from "./inflate.ts";
 import {
+  changeBody,
   HEADER_BYTES,
   InflateLimitError,
   type Packet,
@@ -484,7 +485,7 @@ export function encodeChangeV2(
   statements: readonly string[],
   rawUpTo = RAW_BODY_BYTES,
 ): Uint8Array {
-  const { encoding, bytes } = packBody(encoder.encode(statements.join("\0")), rawUpTo);
+  const { encoding, bytes } = packBody(changeBody(version, statements), rawUpTo);
   return encodeFrame(V2Type.Change, new Writer().u64(version).u8(encoding).bytes(bytes).done());
 }
 
