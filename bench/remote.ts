@@ -83,7 +83,7 @@ type Path = "file" | "v1" | "v2" | "tls" | "proxy" | "enc";
  */
 async function encryptedSocketNode(dir: string, url: string): Promise<PluginCommand> {
   const passphrase = `${dir}.passphrase`;
-  Deno.writeTextFileSync(passphrase, "bench passphrase, not a secret\n");
+  Deno.writeTextFileSync(passphrase, "bench passphrase, not a secret\n", { mode: 0o600 });
   const output = new BufferedOutput();
   const args = [url, "--lightning-dir", dir, "--encrypt", "--passphrase-file", passphrase];
   if (await init(args, output) !== 0) throw new Error(output.text);
