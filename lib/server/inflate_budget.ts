@@ -16,7 +16,11 @@ import { InflateLimitError } from "../wire/packets.ts";
 export interface Held<T> {
   /** The decoded body, until `release`. */
   value: T;
-  /** Gives its bytes back (once; a second call does nothing). */
+  /**
+   * Gives its bytes back (once; a second call does nothing), and drops `value`. Call it as
+   * soon as the body is stored or refused, before anything is sent to the peer: a peer that
+   * stops reading must not keep the bytes from every other connection.
+   */
   release(): void;
 }
 
@@ -77,14 +81,17 @@ export class InflateBudget {
 
   #holding<T>(value: T, bytes: number): Held<T> {
     let held = true;
-    return {
+    const holding: Held<T> = {
       value,
       release: () => {
         if (!held) return;
         held = false;
+        // Given back, it is no longer held here either: the bytes may go.
+        holding.value = undefined as T;
         this.#give(bytes);
       },
     };
+    return holding;
   }
 
   #give(bytes: number): void {

@@ -243,10 +243,15 @@ export class Session {
       return await this.#nack(version, this.#overQuota(quota!).message);
     }
     try {
-      const change = held.value;
-      host.log("debug", `${this.name}: CHANGE ${change.version}`);
-      const bytes = mostChangeBytes(change.bytes);
-      await this.#write(change.version, () => storage.append(change), bytes);
+      let change: ReturnType<typeof decodeChange> | undefined = held.value;
+      const { version: at, bytes } = change;
+      host.log("debug", `${this.name}: CHANGE ${at}`);
+      // Given back (and let go) once stored or refused, before the answer: a peer that does
+      // not read its ACK must not hold the budget every other connection inflates within.
+      await this.#write(at, () => storage.append(change!), mostChangeBytes(bytes), () => {
+        change = undefined;
+        held.release();
+      });
     } finally {
       held.release();
     }
@@ -345,9 +350,15 @@ export class Session {
   /**
    * Runs a write of about `bytes` for this connection as the backup's writer, within the
    * quota, and answers it: ACK with the version after it, or NACK with the version as it
-   * stands when it is refused or fails.
+   * stands when it is refused or fails; `settled` runs once it is done or refused, before the
+   * answer is sent.
    */
-  async #write(version: number, write: () => unknown, bytes = 0): Promise<void> {
+  async #write(
+    version: number,
+    write: () => unknown,
+    bytes = 0,
+    settled?: () => void,
+  ): Promise<void> {
     const { storage } = this;
     let refusal = this.#refusal(bytes);
     if (!refusal) {
@@ -360,9 +371,11 @@ export class Session {
         refusal = (error as Error).message;
         if (!(error instanceof RefusedError)) refusal = `cannot store it: ${refusal}`;
       }
+      settled?.();
       // Stored: a client gone meanwhile is a lost connection, not a refusal.
       if (after !== undefined) return await this.#send(encodeVersionPacket(PacketType.Ack, after));
     }
+    settled?.();
     await this.#nack(version, refusal!);
   }
 

@@ -446,9 +446,14 @@ export class V2Session {
       return await this.#refused(`version ${version}`, refused);
     }
     try {
-      const change = held.value;
-      const bytes = mostChangeBytes(change.bytes);
-      await this.#write(change.version, bytes, () => storage.append(change));
+      // Given back once stored or refused, before the answer: a peer that does not read its
+      // ACK must not hold the budget every other connection's changes inflate within.
+      let change: ReturnType<typeof decodeChangeV2> | undefined = held.value;
+      const { version: at, bytes } = change;
+      await this.#write(at, mostChangeBytes(bytes), () => storage.append(change!), () => {
+        change = undefined;
+        held.release();
+      });
     } finally {
       held.release();
     }
@@ -474,12 +479,14 @@ export class V2Session {
 
   /**
    * Runs a write as the backup's one writer, within the node's quota, and answers ACK with
-   * the version after it, or ERROR with the version as it stands.
+   * the version after it, or ERROR with the version as it stands; `settled` runs once it is
+   * done or refused, before the answer is sent.
    */
   async #write(
     version: number | undefined,
     bytes: number,
     write: () => unknown,
+    settled?: () => void,
   ): Promise<void> {
     const storage = this.#storage!;
     let refused = this.#refusal(bytes);
@@ -493,6 +500,7 @@ export class V2Session {
         refused = storingRefusal(error);
       }
     }
+    settled?.();
     // Stored: a client gone meanwhile (a long init) is a lost connection, not a refusal.
     if (after !== undefined) {
       this.host.wrote(this.#node!);
