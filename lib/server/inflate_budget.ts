@@ -27,7 +27,11 @@ export interface Held<T> {
 /** The budget itself: each connection's CHANGE body is decoded through `decode`. */
 export class InflateBudget {
   #held = 0;
-  #queue: { need: number; resolve: () => void }[] = [];
+  /**
+   * Bodies waiting for room, first come first: `tried` is the most one was decoded within
+   * and did not fit (-1: never tried, it queued behind others).
+   */
+  #queue: { need: number; tried: number; resolve: (max: number) => void }[] = [];
 
   /** `total`: the most bytes held at once. */
   constructor(readonly total: number) {}
@@ -45,38 +49,48 @@ export class InflateBudget {
   /**
    * `decode(max)`, its `bytes` held until released. `decode` throws an
    * {@linkcode InflateLimitError} for a body past `max`: past `limit` (capped at the budget's
-   * total) that is thrown on; else the body waits for room and is decoded again within
-   * `limit`. Any other error is thrown on, nothing held.
+   * total) that is thrown on; else the body waits for room and is decoded again, within what
+   * is left then (a body is never held back for more than it needs: one that waited its turn
+   * takes its room, and the small ones behind it theirs). Any other error is thrown on,
+   * nothing held.
    */
   async decode<T extends { bytes: number }>(
     limit: number,
     decode: (max: number) => T,
   ): Promise<Held<T>> {
     limit = Math.min(limit, this.total);
-    if (this.#queue.length === 0) {
-      const max = Math.min(limit, this.total - this.#held);
-      try {
-        const value = decode(max);
-        this.#held += value.bytes;
-        return this.#holding(value, value.bytes);
-      } catch (error) {
-        if (!(error instanceof InflateLimitError) || max >= limit) throw error;
+    let tried = -1;
+    let first = true;
+    for (;;) {
+      let max: number;
+      let reserved = 0;
+      if (first && this.#queue.length === 0) {
+        max = Math.min(limit, this.total - this.#held);
+      } else {
+        // Reserved for it once let through: what is left, up to its limit.
+        max = reserved = await new Promise<number>((resolve) => {
+          const waiter = { need: limit, tried, resolve };
+          // One that was tried keeps its place, first in line.
+          if (first) this.#queue.push(waiter);
+          else this.#queue.unshift(waiter);
+          this.#pump();
+        });
       }
-    }
-    // Reserved for it once let through: what it may inflate to at most.
-    await new Promise<void>((resolve) => {
-      this.#queue.push({ need: limit, resolve });
+      first = false;
+      let value: T;
+      try {
+        value = decode(max);
+      } catch (error) {
+        this.#give(reserved);
+        if (!(error instanceof InflateLimitError) || max >= limit) throw error;
+        tried = max;
+        continue;
+      }
+      this.#held += value.bytes - reserved;
+      // What it did not need goes to those behind it.
       this.#pump();
-    });
-    let value: T;
-    try {
-      value = decode(limit);
-    } catch (error) {
-      this.#give(limit);
-      throw error;
+      return this.#holding(value, value.bytes);
     }
-    this.#give(limit - value.bytes);
-    return this.#holding(value, value.bytes);
   }
 
   #holding<T>(value: T, bytes: number): Held<T> {
@@ -99,12 +113,21 @@ export class InflateBudget {
     this.#pump();
   }
 
-  /** Lets waiting bodies through, first come first, while the first one's need is free. */
+  /**
+   * Lets waiting bodies through, first come first, each with what is left reserved for it:
+   * the first in line when it all fits, or when what is left may fit it (never tried, or at
+   * least twice what it was tried within: a large one is inflated a few times at most).
+   */
   #pump(): void {
-    while (this.#queue.length > 0 && this.total - this.#held >= this.#queue[0].need) {
+    while (this.#queue.length > 0) {
+      const free = this.total - this.#held;
+      const { need, tried } = this.#queue[0];
+      const chance = tried < 0 ? free > 0 : free >= 2 * tried && free > tried;
+      if (free < need && !chance) return;
       const next = this.#queue.shift()!;
-      this.#held += next.need;
-      next.resolve();
+      const max = Math.min(need, free);
+      this.#held += max;
+      next.resolve(max);
     }
   }
 }

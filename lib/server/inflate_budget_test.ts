@@ -39,7 +39,8 @@ Deno.test("a body past what is left of the budget waits until it fits, then is d
   first.release();
   const held = await second;
   assertEquals(runs, [20, 100]);
-  assertEquals(budget.held, 50);
+  // The small one went in beside it.
+  assertEquals(budget.held, 51);
   held.release();
   (await third).release();
   assertEquals(budget.held, 0);
@@ -60,4 +61,44 @@ Deno.test("a body past its own limit, or broken, is thrown on and holds nothing"
   other.release();
   assert(await waited instanceof InflateLimitError);
   assertEquals([budget.held, budget.waiting], [0, 0]);
+});
+
+Deno.test("once a large body has waited its turn, a small one behind it goes in beside it, not after it is released", async () => {
+  const budget = new InflateBudget(100);
+  const first = await budget.decode(100, body(90));
+  const large = budget.decode(100, body(50));
+  // One byte: it would fit beside the large one once the first is released.
+  let small = false;
+  const behind = budget.decode(100, body(1)).then((held) => {
+    small = true;
+    return held;
+  });
+  first.release();
+  const held = await large;
+  await new Promise((r) => setTimeout(r, 20));
+  // 50 of 100 held: the small one must not wait until the large one is stored and synced
+  // (every change of every node would go one at a time, one fsync each, while any waits).
+  assertEquals([budget.held, small], [51, true]);
+  held.release();
+  (await behind).release();
+});
+
+Deno.test("a large body that waits is tried again only once what is left may fit it, and goes in", async () => {
+  const budget = new InflateBudget(100);
+  const holders = await Promise.all(
+    [10, 10, 10, 10, 10, 10, 10, 10, 10].map((n) => budget.decode(100, body(n))),
+  );
+  const runs: number[] = [];
+  const large = budget.decode(100, body(60, runs));
+  // Released one at a time, a turn apart: tried within 10, then 20 (twice that), then 40,
+  // then 80, not at each release.
+  for (const held of holders) {
+    held.release();
+    await new Promise((r) => setTimeout(r, 0));
+  }
+  const held = await large;
+  assertEquals(runs, [10, 20, 40, 80]);
+  assertEquals([budget.held, budget.waiting], [60, 0]);
+  held.release();
+  assertEquals(budget.held, 0);
 });
