@@ -22,8 +22,16 @@ export function checkNodeName(name: string): string {
   return name;
 }
 
-/** A node key others may read (see {@linkcode NodeRegistry.key}). */
-class ExposedKeyError extends Error {}
+/**
+ * A node key others may read (see {@linkcode NodeRegistry.key}): refused at a handshake, yet
+ * `key` (what the file holds) still tells whether a connected node's key was replaced.
+ */
+export class ExposedKeyError extends Error {
+  constructor(message: string, readonly key: Uint8Array | undefined) {
+    super(message);
+    this.name = "ExposedKeyError";
+  }
+}
 
 /** The nodes under a server's root directory: each one's key and backup (see the module's doc). */
 export class NodeRegistry {
@@ -120,7 +128,7 @@ export class NodeRegistry {
     try {
       const key = keyFromText(Deno.readTextFileSync(path).trim());
       const exposed = exposedSecretFile(`node ${name}'s key`, path);
-      if (exposed !== undefined) throw new ExposedKeyError(exposed);
+      if (exposed !== undefined) throw new ExposedKeyError(exposed, key);
       return key;
     } catch (error) {
       if (error instanceof ExposedKeyError) throw error;

@@ -17,7 +17,7 @@ import { admit, isLoopback, type Pending } from "./admission.ts";
 import { type LogLevel, Session, type Writer } from "./session.ts";
 import { V2Session } from "./session_v2.ts";
 import { ServerStorage } from "./storage.ts";
-import type { NodeRegistry } from "./nodes.ts";
+import { ExposedKeyError, type NodeRegistry } from "./nodes.ts";
 import type { NodeStats } from "./metrics.ts";
 import type { TlsIdentity } from "./tls_identity.ts";
 import { listenTls, type ServerConn, type ServerListener } from "./tls_listener.ts";
@@ -207,9 +207,16 @@ export class BackupServer {
       if (!keys.has(node)) {
         try {
           keys.set(node, this.nodes!.key(node));
-        } catch {
-          // Unreadable for now (its file being replaced, say): looked at again next time.
-          continue;
+        } catch (error) {
+          // One others may read is refused at the next handshake, but what it holds still
+          // says whether the key this node proved was replaced: a new key left 0644 must not
+          // keep the old one connected.
+          if (error instanceof ExposedKeyError) {
+            keys.set(node, error.key);
+          } else {
+            // Unreadable for now (its file being replaced, say): looked at again next time.
+            continue;
+          }
         }
       }
       const key = keys.get(node);
