@@ -18,7 +18,6 @@ import {
   encodePacket,
   encodeVersionPacket,
   FAST_LEVEL,
-  InflateLimitError,
   type Packet,
   packetName,
   PacketType,
@@ -31,7 +30,8 @@ import { removeIfExists } from "../fs/exists.ts";
 import { inflateUpload, receiveSnapshot } from "./snapshot_upload.ts";
 import { mostChangeBytes, RefusedError, type ServerStorage } from "./storage.ts";
 import type { CompactionResult } from "../compact/compact.ts";
-import type { Held, InflateBudget } from "./inflate_budget.ts";
+import type { InflateBudget } from "./inflate_budget.ts";
+import { inflateChangeBody, OVER_QUOTA } from "./change_body.ts";
 
 /** A restore's packets are written in batches of about this many bytes. */
 const RESTORE_BATCH_BYTES = 256 * 1024;
@@ -228,19 +228,13 @@ export class Session {
     const version = changeVersion(packet);
     const refusal = this.#refusal(mostChangeBytes(0));
     if (refusal) return await this.#nack(version, refusal);
-    const quota = host.limits.quotaBytes;
-    const room = quota === undefined
-      ? Infinity
-      : quota - storage.state().bytes - mostChangeBytes(0);
-    let held: Held<ReturnType<typeof decodeChange>>;
-    try {
-      held = await host.inflating.decode(
-        Math.min(host.maxChangeBytes, room),
-        (max) => decodeChange(packet, max),
-      );
-    } catch (error) {
-      if (!(error instanceof InflateLimitError) || room >= host.maxChangeBytes) throw error;
-      return await this.#nack(version, this.#overQuota(quota!).message);
+    const held = await inflateChangeBody(
+      host,
+      storage.state().bytes,
+      (max) => decodeChange(packet, max),
+    );
+    if (held === OVER_QUOTA) {
+      return await this.#nack(version, this.#overQuota(host.limits.quotaBytes!).message);
     }
     try {
       let change: ReturnType<typeof decodeChange> | undefined = held.value;

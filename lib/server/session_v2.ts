@@ -13,7 +13,7 @@ import { isSegmentName } from "../format/layout.ts";
 import { receiveFiles } from "../wire/receive_files.ts";
 import { sendData } from "../wire/send_data.ts";
 import { formatHostPort } from "../backends/url.ts";
-import { InflateLimitError, WireError } from "../wire/packets.ts";
+import { WireError } from "../wire/packets.ts";
 import {
   OversizedPacketError,
   type PacketReader,
@@ -56,7 +56,8 @@ import { inflateUpload } from "./snapshot_upload.ts";
 import { InflateError, MAX_DATABASE_BYTES } from "../wire/inflate.ts";
 import { type NodeRegistry, passingKeyError } from "./nodes.ts";
 import type { ServerLimits } from "./server.ts";
-import type { Held, InflateBudget } from "./inflate_budget.ts";
+import type { InflateBudget } from "./inflate_budget.ts";
+import { inflateChangeBody, OVER_QUOTA } from "./change_body.ts";
 
 /** What a v2 session needs from its server. */
 export interface V2Host {
@@ -430,20 +431,14 @@ export class V2Session {
     const version = changeVersionV2(packet);
     const early = this.#refusal(mostChangeBytes(0));
     if (early) return await this.#refused(`version ${version}`, early);
-    const quota = host.limits.quotaBytes;
-    const room = quota === undefined
-      ? Infinity
-      : quota - storage.state().bytes - mostChangeBytes(0);
-    let held: Held<ReturnType<typeof decodeChangeV2>>;
-    try {
-      held = await host.inflating.decode(
-        Math.min(host.maxChangeBytes, room),
-        (max) => decodeChangeV2(packet, max),
-      );
-    } catch (error) {
-      if (!(error instanceof InflateLimitError) || room >= host.maxChangeBytes) throw error;
-      const refused = { code: ErrorCode.Quota, message: this.#overQuota(quota!) };
-      return await this.#refused(`version ${version}`, refused);
+    const held = await inflateChangeBody(
+      host,
+      storage.state().bytes,
+      (max) => decodeChangeV2(packet, max),
+    );
+    if (held === OVER_QUOTA) {
+      const message = this.#overQuota(host.limits.quotaBytes!);
+      return await this.#refused(`version ${version}`, { code: ErrorCode.Quota, message });
     }
     try {
       // Given back once stored or refused, before the answer: a peer that does not read its
