@@ -52,6 +52,7 @@ import { BackupUrlError, formatHostPort } from "../backends/url.ts";
 import { INIT_SPEC, initTarget } from "./init.ts";
 import { initCopies } from "./init_copies.ts";
 import { RESTORE_SPEC } from "./restore.ts";
+import { convertedPath } from "../backends/v1/converted.ts";
 import { STATUS_SPEC } from "./status.ts";
 import { VERIFY_SPEC } from "./verify.ts";
 import { UPGRADE_SPEC, upgradeUrl } from "./upgrade.ts";
@@ -234,6 +235,11 @@ const TABLE: Record<string, { spec?: CommandSpec; plan: Planner }> = {
       const path = userPath(target);
       const also = (args.values.also as unknown as string[] | undefined) ?? [];
       const sources = [url, ...also].map((u) => backup(u, false, tempDir));
+      // A v1 file's converted backup beside it, which a restore of it alone compares it with.
+      const { backupPath } = backupAccess(url);
+      if (backupPath !== undefined && also.length === 0) {
+        sources.push({ read: [convertedPath(backupPath)] });
+      }
       return merge(...sources, secrets(args), READS_RECORDS, {
         read: [path, dirname(path)],
         write: [path, dirname(path)],

@@ -40,7 +40,7 @@ Deno.test("each command may touch only what its arguments name", () => {
   ]);
   assertEquals(flags("restore", "file:///b/node.dbak", "/n/regtest"), [
     ...BASE,
-    `--allow-read=/b/node.dbak,${CRYPTO},${WORKER_CODE},/n/regtest,/n`,
+    `--allow-read=/b/node.dbak,/b/node.clnb,${CRYPTO},${WORKER_CODE},/n/regtest,/n`,
     "--allow-write=/n/regtest,/n",
     `--allow-env=INIT_CWD,${SECRET_ENV}`,
   ]);
@@ -49,7 +49,7 @@ Deno.test("each command may touch only what its arguments name", () => {
     flags("restore", "file:///b/n", "/n/r", "--passphrase-file", "/k/p", "--identity", "/k/i"),
     [
       ...BASE,
-      `--allow-read=/b/n,${CRYPTO},/k/p,/k/i,${WORKER_CODE},/n/r,/n`,
+      `--allow-read=/b/n,/b/n.clnb,${CRYPTO},/k/p,/k/i,${WORKER_CODE},/n/r,/n`,
       "--allow-write=/n/r,/n",
       `--allow-env=INIT_CWD,${SECRET_ENV}`,
     ],

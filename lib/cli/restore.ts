@@ -6,7 +6,9 @@
 import { userPath } from "../fs/user_path.ts";
 import { parseBackupUrl, sameBackup } from "../backends/url.ts";
 import type { BackupReader } from "../backends/backend.ts";
-import { connectReader } from "../backends/open.ts";
+import { backupKind, connectReader, openReader } from "../backends/open.ts";
+import { convertedPath } from "../backends/v1/converted.ts";
+import { pathToFileURL } from "node:url";
 import {
   DATABASE_NAME,
   describeTail,
@@ -278,6 +280,45 @@ function refuseUnnamedCopies(dir: string, urls: string[]): void {
   );
 }
 
+/**
+ * A restore from a Python plugin v1 file that `upgrade` converted (into the default path
+ * beside it) and the plugin has written to since: the v1 file, left as it was, holds an older
+ * state, and its URL is the one an operator coming from the Python plugin wrote down.
+ */
+function refuseConvertedV1(url: string, acceptOlder: boolean, output: Output): void {
+  const parsed = parseBackupUrl(url);
+  if (parsed.scheme !== "file" || backupKind(parsed.path) !== "v1") return;
+  const converted = convertedPath(parsed.path);
+  if (backupKind(converted) !== "directory") return;
+  const lastVersion = (from: string) => {
+    const reader = openReader(from);
+    try {
+      return reader.describe().lastVersion;
+    } finally {
+      reader.close();
+    }
+  };
+  const convertedUrl = pathToFileURL(converted).href;
+  let newer: number;
+  try {
+    newer = lastVersion(convertedUrl);
+  } catch {
+    return; // Not a backup that opens: the v1 file is all there is to restore from.
+  }
+  const older = lastVersion(url);
+  if (newer <= older) return;
+  const why = `"${parsed.path}" is the Python plugin's v1 backup, which upgrade converted ` +
+    `into ${convertedUrl}, at version ${newer} against ${older} here`;
+  if (!acceptOlder) {
+    throw new Error(
+      `Cannot restore backup: ${why}: restore from that one (the plugin has written there ` +
+        `since; a node started on this older state can broadcast revoked state and lose its ` +
+        `funds), or add --accept-older to restore this one all the same`,
+    );
+  }
+  output.out(`Danger: restored as asked (--accept-older), though ${why}`);
+}
+
 export async function restore(
   args: string[],
   output: Output = consoleOutput,
@@ -301,6 +342,7 @@ export async function restore(
     }
     for (const backup of urls) if (backup.scheme === "file") refuseInside(path, backup.path);
     refuseUnnamedCopies(dirname(path), [url, ...also]);
+    if (also.length === 0) refuseConvertedV1(url, values["accept-older"] === true, output);
     for (const line of removeLeftovers(dirname(path))) output.out(line);
     const nodeKey = existsSync(`${dirname(path)}/${KEY_FILE}`)
       ? `${dirname(path)}/${KEY_FILE}`

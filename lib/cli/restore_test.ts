@@ -560,3 +560,53 @@ Deno.test("restore --also takes the newest copy of one node, by snapshot or by c
     Deno.removeSync(dir, { recursive: true });
   }
 });
+
+Deno.test("restore of a v1 file that upgrade converted, and the plugin went on from, is refused", async () => {
+  // The Python plugin's URL (its README's file.bkp) is what an operator wrote down for the day
+  // of a restore. Once upgrade converted it, the node writes to file.bkp.clnb and the v1 file
+  // stays as it was: restoring it gave the old state, "at version N" and no word of the newer
+  // backup; a node started on it broadcasts revoked state.
+  const base = Deno.makeTempDirSync({ prefix: "restore-superseded-" });
+  try {
+    const { PRE_4090_BACKUP } = await import("../../tests/support/fixtures.ts");
+    const { upgrade } = await import("./upgrade.ts");
+    const { openBackend } = await import("../backends/open.ts");
+    Deno.copyFileSync(PRE_4090_BACKUP, `${base}/file.bkp`);
+    assertEquals(await upgrade([`file://${base}/file.bkp`], new BufferedOutput()), 0);
+    const backend = openBackend(`file://${base}/file.bkp.clnb`);
+    await backend.append({
+      version: 47,
+      statements: [
+        "UPDATE vars SET intval = intval + 1 WHERE name = 'data_version' AND intval = 46",
+      ],
+    });
+    backend.close();
+
+    const refused = await run([`file://${base}/file.bkp`, `${base}/old.sqlite3`]);
+    assertEquals(refused.code, 1, refused.output.transcript);
+    assertMatch(
+      refused.output.stderr.join("\n"),
+      /^Cannot restore backup: ".*\/file\.bkp" is the Python plugin's v1 backup, which upgrade converted into file:\/\/.*\/file\.bkp\.clnb, at version 47 against 46 here: restore from that one/,
+    );
+    assert(!existsSync(`${base}/old.sqlite3`));
+
+    // Asked for, the old state is restored all the same.
+    const asked = await run([`file://${base}/file.bkp`, `${base}/old.sqlite3`, "--accept-older"]);
+    assertEquals(asked.code, 0, asked.output.transcript);
+    assertEquals(dataVersion(`${base}/old.sqlite3`), 46);
+    // The converted backup restores as always.
+    const current = await run([`file://${base}/file.bkp.clnb`, `${base}/new.sqlite3`]);
+    assertEquals(current.code, 0, current.output.transcript);
+  } finally {
+    Deno.removeSync(base, { recursive: true });
+  }
+});
+
+function existsSync(path: string): boolean {
+  try {
+    Deno.statSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -160,9 +160,17 @@ async function serve(
     if (!isRoot && !options.allowV1) {
       throw new Error(
         `${ACTION}: "${path}" is not a server root, and one backup is served only over wire ` +
-          `v1, which has no authentication: add --allow-v1 to serve it so, or make a root ` +
-          `with "server add-node ${path} NAME" and serve that`,
+          `v1, which has no authentication: add --allow-v1 to serve it so, or make a root in ` +
+          `another directory with "server add-node ROOT NAME", move this backup to ` +
+          `ROOT/nodes/NAME/backup with the server stopped, and serve ROOT`,
       );
+    }
+    if (isRoot) {
+      try {
+        NodeRegistry.checkNotOneBackup(path, "root");
+      } catch (error) {
+        throw new Error(`${ACTION}: ${(error as Error).message}`);
+      }
     }
     const tls = isRoot ? loadTlsIdentity(path) : undefined;
     if (isRoot && !tls && !options.allowPlain) {

@@ -172,3 +172,48 @@ Deno.test("server with a wrong number of arguments says so once, pointing to its
     ]);
   }
 });
+
+Deno.test("server add-node refuses one backup's directory: a root there would orphan that backup", async () => {
+  // The Python server's storage, converted by "upgrade <url>" and served with --allow-v1, is
+  // one backup: its segments at the top. add-node there made nodes/NAME/backup, an empty
+  // backup beside it; the server then took the directory for a root, its v1 clients (and a
+  // node given the credential) found version 0 and stopped, and a restore got nothing.
+  const dir = Deno.makeTempDirSync({ prefix: "server-cli-" });
+  try {
+    const backup = `${dir}/node1.clnb`;
+    Deno.mkdirSync(backup);
+    Deno.writeFileSync(`${backup}/log-${"1".padStart(20, "0")}.clnb`, new Uint8Array(64));
+    const output = new BufferedOutput();
+    assertEquals(await server(["add-node", backup, "node1"], output), 1, output.transcript);
+    assertMatch(
+      output.stderr.join("\n"),
+      /^Cannot add node: ".*\/node1\.clnb" is one backup, not a server root: .*nodes\/node1\/backup/,
+    );
+    assertEquals([...Deno.readDirSync(backup)].map((e) => e.name), [
+      `log-${"1".padStart(20, "0")}.clnb`,
+    ]);
+
+    // A directory that already holds both (made so before this check) is not served: its
+    // own backup would be served to no one.
+    Deno.mkdirSync(`${backup}/nodes`);
+    const serving = new BufferedOutput();
+    assertEquals(
+      await server([`file://${backup}`, "127.0.0.1:0", "--allow-plain"], serving),
+      1,
+      serving.transcript,
+    );
+    assertMatch(
+      serving.stderr.join("\n"),
+      /^Cannot serve backup: ".*\/node1\.clnb" holds a backup's own files beside its nodes/,
+    );
+
+    // The server's own advice for one backup served without --allow-v1 names another
+    // directory for the root, not the backup's own.
+    Deno.removeSync(`${backup}/nodes`);
+    const plain = new BufferedOutput();
+    assertEquals(await server([`file://${backup}`, "127.0.0.1:0"], plain), 1);
+    assert(!plain.stderr.join("\n").includes(`add-node ${backup} NAME`), plain.transcript);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});

@@ -9,6 +9,7 @@ import { userPath } from "../fs/user_path.ts";
 import { dirname } from "node:path";
 import { pathToFileURL } from "node:url";
 import { V1BackupReader } from "../backends/v1/reader.ts";
+import { convertedPath } from "../backends/v1/converted.ts";
 import { renameIntoPlace, writeBase } from "../backends/file/create.ts";
 import { existsSync, removeIfExists } from "../fs/exists.ts";
 import { createEmptyLog, FileBackend } from "../backends/file/writer.ts";
@@ -25,6 +26,7 @@ import { backupKind } from "../backends/open.ts";
 import { FileBackupReader } from "../backends/file/reader.ts";
 import { checkNetworkDir, checkNotRunning } from "./node_dir.ts";
 import { installPlugin, printConfigLine } from "./install_plugin.ts";
+import { LAUNCHER_NAME } from "./launcher.ts";
 import { claimWorkPath, removeLeftovers, workPath } from "../fs/work_path.ts";
 import { atStep } from "../fs/step_seam.ts";
 import { lockForSetup } from "./setup_lock.ts";
@@ -178,7 +180,7 @@ export function upgradeUrl(
 ): string {
   if (typeof to === "string") return to;
   if (encrypt && backupKind(path) === "directory") return pathToFileURL(`${path}.encrypted`).href;
-  return pathToFileURL(`${path.replace(/\.dbak$/, "")}.clnb`).href;
+  return pathToFileURL(convertedPath(path)).href;
 }
 
 function notV1(path: string): Error {
@@ -433,6 +435,20 @@ export async function upgrade(
     if (values.encrypt === true) refuseCopies(lock);
     const scheme = parseBackupUrl(lock.backend_url).scheme;
     if (scheme === "s3") return await encryptS3(dir, lock, values, prompt, output);
+    if (scheme === "socket" && values.encrypt !== true && !existsSync(`${dir}/${LAUNCHER_NAME}`)) {
+      // The Python plugin's remote set-up: the server's storage is converted on the server
+      // ("upgrade <v1-url>" there); the node keeps its URL and needs only the launcher.
+      await checkNotRunning(dir, ACTION);
+      const launcher = installPlugin(dir, lock, "replace", () => {});
+      output.out(
+        `"${dir}/${LOCK_FILE}" names the backup server ${lock.backend_url}: nothing to convert ` +
+          `on the node (a Python server's storage is converted on its machine, with ` +
+          `"backup-cli upgrade <its url>"); wrote the plugin's launcher "${launcher}"`,
+      );
+      output.out(PYTHON_CONFIG);
+      printConfigLine(output, launcher);
+      return Exit.Ok;
+    }
     if (scheme === "socket") return await encryptOnServer(dir, lock, values, prompt, output);
     const v1Path = fileBackupPath(lock.backend_url, ACTION);
     const kind = backupKind(v1Path);

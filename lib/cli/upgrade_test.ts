@@ -201,3 +201,28 @@ Deno.test("upgrade refuses what it cannot convert, changing nothing", async () =
   assertMatch(result.output.stdout[0], /already names a cln-backup backup .*: nothing to upgrade$/);
   removeNodeDir(dir);
 });
+
+Deno.test("upgrade of a Python plugin node backing up to a server writes the launcher it lacks", async () => {
+  // The Python plugin's remote set-up: backup.lock names a socket: URL (the Python init wrote
+  // it, with its spaces), and there is no launcher. Nothing is converted on the node, but
+  // lightningd needs the launcher to load cln-backup: upgrade said "nothing to upgrade" and
+  // left none, so the config line the README gives named a file that did not exist.
+  const dir = makeNodeDir("fresh-start");
+  try {
+    const url = "socket:127.0.0.1:8700?proxy=socks5:127.0.0.1:9050";
+    Deno.writeTextFileSync(`${dir}/backup.lock`, `{"backend_url": "${url}"}`);
+    const { code, output } = await run(["--lightning-dir", dir]);
+    assertEquals(code, 0, output.transcript);
+    const launcher = Deno.readTextFileSync(`${dir}/cln-backup-plugin`);
+    assert(launcher.includes("--allow-net=127.0.0.1:9050"), launcher);
+    assertEquals(JSON.parse(Deno.readTextFileSync(`${dir}/backup.lock`)).backend_url, url);
+    assertEquals(output.stdout.at(-1), `important-plugin=${dir}/cln-backup-plugin`);
+
+    // Run again, with the launcher there: nothing to do.
+    const again = await run(["--lightning-dir", dir]);
+    assertEquals(again.code, 0, again.output.transcript);
+    assertMatch(again.output.stdout.join("\n"), /nothing to upgrade/);
+  } finally {
+    removeNodeDir(dir);
+  }
+});

@@ -8,6 +8,7 @@
  */
 import { KEY_BYTES, keyFromText, keyToText, randomBytes } from "../wire/handshake.ts";
 import { exposedSecretFile } from "../fs/secret_mode.ts";
+import { readLayout } from "../format/layout.ts";
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
 
@@ -53,6 +54,36 @@ export class NodeRegistry {
     }
   }
 
+  /**
+   * Throws when `dir` holds a backup's own segments (the one backup `server --allow-v1`
+   * serves, such as the Python server's storage after `upgrade`): made a root, that backup
+   * would belong to no node, and the server would serve its nodes (and v1 clients, through
+   * `--v1-node`) backups that lack every change it holds.
+   */
+  static checkNotOneBackup(dir: string, what: "node" | "root", name = "NAME"): void {
+    let layout;
+    try {
+      layout = readLayout(dir);
+    } catch (error) {
+      if (error instanceof Deno.errors.NotFound || error instanceof Deno.errors.NotADirectory) {
+        return;
+      }
+      throw error;
+    }
+    if (layout.bases.length === 0 && layout.logs.length === 0) return;
+    const move = `with the server stopped, make the root in another directory ` +
+      `("server add-node /srv/cln-backup ${name}"), move this backup there as ` +
+      `/srv/cln-backup/nodes/${name}/backup, and serve that root (with ` +
+      `"--allow-v1 --v1-node ${name}" while the node speaks wire v1)`;
+    throw new Error(
+      what === "node"
+        ? `"${dir}" is one backup, not a server root: a node added here would get a new, ` +
+          `empty backup (nodes/${name}/backup) and this one would be served to no one: ${move}`
+        : `"${dir}" holds a backup's own files beside its nodes (a node was added to the ` +
+          `directory of one backup), and the server would serve that backup to no one: ${move}`,
+    );
+  }
+
   #dir(name: string): string {
     return `${this.root}/nodes/${checkNodeName(name)}`;
   }
@@ -69,6 +100,7 @@ export class NodeRegistry {
    */
   add(name: string): string {
     const dir = this.#dir(name);
+    NodeRegistry.checkNotOneBackup(this.root, "node", name);
     Deno.mkdirSync(`${this.root}/nodes`, { recursive: true, mode: 0o700 });
     let madeDir = false;
     try {
