@@ -173,7 +173,8 @@ export function startTls(
           new TlsIdentityError(
             `the TLS certificate of ${server} has fingerprint sha256:${seen}, but the URL ` +
               `pins sha256:${trust.fingerprint}: if the server's certificate was replaced, put ` +
-              `its new fingerprint in backup.lock; otherwise someone is in between`,
+              `its new fingerprint in the URL's ?fp= (on the command line, or in backup.lock ` +
+              `when the URL is the one there); otherwise someone is in between`,
           ),
         );
         return;
