@@ -407,8 +407,9 @@ Deno.test("backup-cli server on the Python server's .dbak names upgrade <url>, w
         ...extra,
       ]);
       assertEquals(refused.code, 1);
+      // Under --log-mode systemd, with the error priority journald reads, as its log lines.
       assertEquals(refused.stderr, [
-        `Cannot serve backup: "${storage}/backup" is a v1 .dbak of the Python plugin, which ` +
+        `<3>Cannot serve backup: "${storage}/backup" is a v1 .dbak of the Python plugin, which ` +
         `this server does not write to: with the Python server stopped, convert it once ` +
         `with "backup-cli upgrade ${v1Url}", then serve the directory it makes with ` +
         `--allow-v1 (it prints the command line)`,

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { parseArgs } from "node:util";
 import { atStep } from "../fs/step_seam.ts";
 import { BackupServer } from "../server/server.ts";
 import { ServerStorage, v1StorageRefusal } from "../server/storage.ts";
@@ -54,7 +55,37 @@ export async function server(
       return manageNodes({ command, root, name }, output);
     });
   }
-  return await runCommand(SERVER_SPEC, args, output, (parsed) => serve(parsed, output, started));
+  return await runCommand(
+    SERVER_SPEC,
+    args,
+    refusalsFor(args, output),
+    (parsed) => serve(parsed, output, started),
+  );
+}
+
+/**
+ * `output`, whose refusals carry the error priority under `--log-mode systemd`, as the
+ * server's log lines carry theirs: journald reads it from a line's prefix. The mode is read
+ * before the arguments are parsed, so a refusal of the arguments themselves carries it too.
+ */
+function refusalsFor(args: string[], output: Output): Output {
+  let mode;
+  try {
+    mode = parseArgs({
+      args,
+      options: SERVER_SPEC.options,
+      strict: false,
+      allowPositionals: true,
+    }).values["log-mode"];
+  } catch {
+    return output;
+  }
+  if (mode !== "systemd") return output;
+  const prefix = `<${SYSLOG.error}>`;
+  return {
+    ...output,
+    err: (line) => output.err(line.split("\n").map((part) => prefix + part).join("\n")),
+  };
 }
 
 /** Why listening failed, and what to do; `what` names the argument to change. */

@@ -217,3 +217,33 @@ Deno.test("server add-node refuses one backup's directory: a root there would or
     Deno.removeSync(dir, { recursive: true });
   }
 });
+
+Deno.test("server --log-mode systemd: a refusal at start carries the error priority its log lines do", async () => {
+  const dir = Deno.makeTempDirSync({ prefix: "server-cli-" });
+  try {
+    const start = async (args: string[], code: number) => {
+      const output = new BufferedOutput();
+      assertEquals(await server(args, output), code, output.transcript);
+      assertEquals(output.stdout, []);
+      assertEquals(output.stderr.length, 1, output.transcript);
+      return output.stderr[0];
+    };
+    // Refused after parsing: a root without a certificate, served neither with TLS nor plain.
+    assertEquals(await server(["add-node", dir, "alice"], new BufferedOutput()), 0);
+    for (const mode of [["--log-mode", "systemd"], ["--log-mode=systemd"]]) {
+      assertMatch(
+        await start([`file://${dir}`, "127.0.0.1:0", ...mode], 1),
+        /^<3>Cannot serve backup: ".*" has no TLS certificate/,
+      );
+    }
+    // Refused as it parses: a unit's mistyped option still reads as an error in the journal.
+    assertMatch(
+      await start([`file://${dir}`, "127.0.0.1:0", "--log-mode", "systemd", "--quota", "1"], 2),
+      /^<3>Usage error: /,
+    );
+    // Plain mode, the default, prints it as before.
+    assertMatch(await start([`file://${dir}`, "127.0.0.1:0"], 1), /^Cannot serve backup: /);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
