@@ -790,6 +790,12 @@ Deno.test("a node restarted before its old connection is taken over waits for it
       pluginLog.join("\n"),
       /^unusual: change 2: connection \d+ .*\(node alice\) is writing to this backup, and a backup has one writer: waiting up to 10 s for the server to hand it over/m,
     );
+    // The wait's end is said too: the operator's last line is not the one that it began.
+    assertMatch(
+      pluginLog.at(-1)!,
+      /^info: change 2: the server handed the backup over after \d+ s: writing again$/,
+    );
+    assertEquals(pluginLog.filter((l) => /handed the backup over/.test(l)).length, 1);
     assertEquals(logs.filter((l) => / takes over /.test(l)).length, 1);
     assertEquals(logs.filter((l) => /refused version 2/.test(l)).length, 1);
   }, { writerSilenceMs: 600 });

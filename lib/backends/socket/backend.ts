@@ -491,6 +491,8 @@ export class SocketBackend implements Backend {
     this.#closed = false;
     this.#writing = true;
     let count = this.#count;
+    // When the server first refused the write as held by another connection (BUSY).
+    let heldSince: number | undefined;
     try {
       await this.#retrying(`sending ${step.what}`, async (reconnected) => {
         if (reconnected) {
@@ -507,10 +509,20 @@ export class SocketBackend implements Backend {
           sent = this.#now();
           reply = await conn.request(packet, follow && (() => follow(conn)), step.answerTimeoutMs);
           if (follow || !this.#heldByAnother(step, reply, since, tries === 0)) break;
+          heldSince ??= since;
           // At most one a second, whatever the reconnects' pause: each is a line in the server's log.
           await this.#sleep(Math.max(this.#policy.retryDelayMs, BUSY_PAUSE_MS));
         }
         this.#answer(step, reply);
+        if (heldSince !== undefined) {
+          // The "waiting up to" line is not the operator's last word on it.
+          this.#log(
+            "info",
+            `${step.what}: the server handed the backup over after ` +
+              `${Math.round((this.#now() - heldSince) / 1000)} s: writing again`,
+          );
+          heldSince = undefined;
+        }
         step.acked?.();
         this.#status.last_ack_ms = Math.round((this.#now() - sent) * 1000) / 1000;
         if (count !== undefined) count++;
