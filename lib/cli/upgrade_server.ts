@@ -15,7 +15,7 @@ import { removeStaleWork } from "../backends/socket/sealed_compaction.ts";
 import { SCRATCH_DIR } from "../backends/s3/compaction.ts";
 import { sameBytes } from "../crypto/data_key.ts";
 import { KEY_FILE, writeKeyFile } from "../crypto/key_file.ts";
-import { removeIfExists } from "../fs/exists.ts";
+import { existsSync, removeIfExists } from "../fs/exists.ts";
 import { shellQuote } from "../fs/shell_quote.ts";
 import { checkNotRunning } from "./node_dir.ts";
 import { installPlugin, printConfigLine } from "./install_plugin.ts";
@@ -36,7 +36,16 @@ export async function encryptOnServer(
   const url = lock.backend_url;
   const already = `"${dir}/${LOCK_FILE}" already names a cln-backup backup (${url})`;
   if (values.encrypt !== true) {
-    output.out(`${already}: nothing to upgrade ("--encrypt" encrypts it on its server)`);
+    // The launcher is there (upgrade writes it otherwise). The server may still be the Python
+    // one: the node's set-up is known, not what its server holds.
+    const next = existsSync(`${dir}/${CREDENTIAL_NAME}`)
+      ? `("--encrypt" encrypts it on its server)`
+      : `(a Python server's storage is converted on its machine, with "backup-cli upgrade ` +
+        `<its url>")`;
+    output.out(
+      `"${dir}/${LOCK_FILE}" names the backup server ${url}, and the node is set up for ` +
+        `cln-backup already (its launcher is there): nothing to upgrade on the node ${next}`,
+    );
     return Exit.Ok;
   }
   if (typeof values.to === "string") {

@@ -218,10 +218,23 @@ Deno.test("upgrade of a Python plugin node backing up to a server writes the lau
     assertEquals(JSON.parse(Deno.readTextFileSync(`${dir}/backup.lock`)).backend_url, url);
     assertEquals(output.stdout.at(-1), `important-plugin=${dir}/cln-backup-plugin`);
 
-    // Run again, with the launcher there: nothing to do.
+    // Run again, with the launcher there: nothing to do. The server may be the Python one
+    // still: what is known is the node's set-up, not what its URL's server holds.
     const again = await run(["--lightning-dir", dir]);
     assertEquals(again.code, 0, again.output.transcript);
-    assertMatch(again.output.stdout.join("\n"), /nothing to upgrade/);
+    assertEquals(again.output.stdout, [
+      `"${dir}/backup.lock" names the backup server ${url}, and the node is set up for ` +
+      `cln-backup already (its launcher is there): nothing to upgrade on the node (a Python ` +
+      `server's storage is converted on its machine, with "backup-cli upgrade <its url>")`,
+    ]);
+    // A node of a wire v2 server (it has a credential) is told what --encrypt does instead.
+    Deno.writeTextFileSync(`${dir}/backup.credential`, "", { mode: 0o600 });
+    const v2 = await run(["--lightning-dir", dir]);
+    assertEquals(v2.code, 0, v2.output.transcript);
+    assertMatch(
+      v2.output.stdout.join("\n"),
+      /set up for cln-backup already .*: nothing to upgrade on the node \("--encrypt" encrypts it on its server\)$/,
+    );
   } finally {
     removeNodeDir(dir);
   }
