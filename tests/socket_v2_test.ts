@@ -260,6 +260,23 @@ Deno.test("limits: a quota refuses a write and keeps what is stored; failed auth
   }, { quotaBytes: 4096, failedAuthsPerMinute: 3 });
 });
 
+Deno.test("limits: failed authentications count by IPv6 /64, and an IPv4-mapped peer as its IPv4 address", async () => {
+  await withServer(({ server }) => {
+    const now = performance.now();
+    // Three addresses of one /64 (one subscriber's, one rented server's) are one peer.
+    for (const i of [1, 2, 3]) server.authFailed(`2001:db8:1:2::${i}`, now);
+    assert(server.authBlocked("2001:db8:1:2:ffff::9", now));
+    assertEquals(server.authBlocked("2001:db8:1:3::1", now), false);
+    server.authFailed("203.0.113.7", now);
+    server.authFailed("203.0.113.7", now);
+    server.authFailed("::ffff:203.0.113.7", now);
+    assert(server.authBlocked("203.0.113.7", now));
+    assert(server.authBlocked("::ffff:203.0.113.7", now));
+    assertEquals(server.authBlocked("203.0.113.8", now), false);
+    return Promise.resolve();
+  }, { failedAuthsPerMinute: 3 });
+});
+
 Deno.test("limits: past the pending connections, the oldest is closed, so idle peers cannot keep a node out", async () => {
   await withServer(async ({ url, credential, server, logs }) => {
     const idle = await Promise.all(

@@ -6,11 +6,14 @@
  *   turning the new one away would let one peer that holds the limit's worth, idle, keep every
  *   node out.
  * - One address may hold `pendingPerAddress` of them; past that, its new one is turned away,
- *   so it cannot push out others' handshakes either. Not a loopback address: every peer of a
- *   Tor onion service or a local proxy has it.
+ *   so it cannot push out others' handshakes either. An address here is a peer group
+ *   (peer_group.ts): an IPv6 peer's /64, not its address, of which it has 2^64. Not a loopback
+ *   address: every peer of a Tor onion service or a local proxy has it.
  *
  * @module
  */
+
+import { peerGroup } from "./peer_group.ts";
 
 const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|::ffff:127\.\d+\.\d+\.\d+)$/;
 
@@ -29,7 +32,8 @@ export interface PendingLimits {
 /** A connection awaiting its handshake, oldest first in the lists given to {@linkcode admit}. */
 export interface Pending<C> {
   conn: C;
-  host: string;
+  /** Its peer's {@linkcode peerGroup}. */
+  group: string;
 }
 
 /**
@@ -42,8 +46,9 @@ export function admit<C>(
   limits: PendingLimits,
 ): { refuse: true } | { refuse: false; evict?: C } {
   if (!isLoopback(host)) {
-    const fromHost = pending.filter((p) => p.host === host).length;
-    if (fromHost >= limits.pendingPerAddress) return { refuse: true };
+    const group = peerGroup(host);
+    const fromGroup = pending.filter((p) => p.group === group).length;
+    if (fromGroup >= limits.pendingPerAddress) return { refuse: true };
   }
   if (pending.length < limits.pendingConnections) return { refuse: false };
   return { refuse: false, evict: pending[0].conn };

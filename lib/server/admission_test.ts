@@ -1,8 +1,10 @@
 import { assertEquals } from "../../tests/support/assert.ts";
 import { admit, isLoopback, type Pending } from "./admission.ts";
+import { peerGroup } from "./peer_group.ts";
 
 const LIMITS = { pendingConnections: 4, pendingPerAddress: 2 };
-const from = (...hosts: string[]): Pending<number>[] => hosts.map((host, conn) => ({ conn, host }));
+const from = (...hosts: string[]): Pending<number>[] =>
+  hosts.map((host, conn) => ({ conn, group: peerGroup(host) }));
 
 Deno.test("admit: under the limits a connection is taken", () => {
   assertEquals(admit(from("203.0.113.1"), "203.0.113.2", LIMITS), { refuse: false });
@@ -17,6 +19,20 @@ Deno.test("admit: one address past its share is turned away, and pushes no one o
   const pending = from("203.0.113.1", "203.0.113.9", "203.0.113.9", "203.0.113.2");
   assertEquals(admit(pending, "203.0.113.9", LIMITS), { refuse: true });
   assertEquals(admit(pending, "2001:db8::1", LIMITS), { refuse: false, evict: 0 });
+});
+
+Deno.test("admit: IPv6 peers of one /64 share one address's share, another /64 has its own", () => {
+  const pending = from("2001:db8:1:2::1", "2001:db8:1:2:ffff::9");
+  assertEquals(admit(pending, "2001:db8:1:2::3", LIMITS), { refuse: true });
+  assertEquals(admit(pending, "2001:db8:1:3::1", LIMITS), { refuse: false });
+});
+
+Deno.test("admit: an IPv4-mapped IPv6 peer shares the IPv4 address's share", () => {
+  const pending = from("203.0.113.9", "::ffff:203.0.113.9");
+  assertEquals(admit(pending, "203.0.113.9", LIMITS), { refuse: true });
+  assertEquals(admit(from("203.0.113.9", "203.0.113.9"), "::ffff:203.0.113.9", LIMITS), {
+    refuse: true,
+  });
 });
 
 Deno.test("admit: loopback, where a Tor onion service's peers all come from, has no share", () => {

@@ -14,6 +14,7 @@ import { formatHostPort } from "../backends/url.ts";
 import { DEFAULT_MAX_PAYLOAD_BYTES, PacketReader } from "../wire/packet_reader.ts";
 import { encodeError, ErrorCode, V2_HANDSHAKE_FRAMING, V2Type } from "../wire/packets_v2.ts";
 import { admit, isLoopback, type Pending } from "./admission.ts";
+import { peerGroup } from "./peer_group.ts";
 import { type LogLevel, Session, type Writer } from "./session.ts";
 import { V2Session } from "./session_v2.ts";
 import { ServerStorage } from "./storage.ts";
@@ -31,8 +32,9 @@ export interface ServerLimits {
   /** Connections one node may hold open at once. */
   connectionsPerNode: number;
   /**
-   * Failed authentications a peer address may make in a minute before it is turned away; a
-   * loopback address never is (every peer of a Tor onion service or a local proxy has it).
+   * Failed authentications a peer address (an IPv6 peer's /64: peer_group.ts) may make in a
+   * minute before it is turned away; a loopback address never is (every peer of a Tor onion
+   * service or a local proxy has it).
    */
   failedAuthsPerMinute: number;
   /** Bytes a node's backup may hold; `undefined`: no quota. */
@@ -44,7 +46,10 @@ export interface ServerLimits {
    * oldest of them is closed for the new one (admission.ts).
    */
   pendingConnections: number;
-  /** Of those, from one address that is not loopback; past it, its new one is turned away. */
+  /**
+   * Of those, from one address that is not loopback (an IPv6 peer's /64: peer_group.ts); past
+   * it, its new one is turned away.
+   */
   pendingPerAddress: number;
   /**
    * A wire v2 writer silent this long gives its backup up to another connection of its node
@@ -104,6 +109,14 @@ export interface ServerOptions {
 
 type AnySession = Session | V2Session;
 
+/** A connection being served: its serving, its session once it has one, its peer's group. */
+interface Served {
+  done: Promise<void>;
+  session?: AnySession;
+  /** {@linkcode peerGroup} of its peer, worked out once at its accept. */
+  group: string;
+}
+
 /** How long the server waits after a failed accept (no file descriptor left) to try again. */
 const ACCEPT_RETRY_MS = 100;
 
@@ -139,7 +152,7 @@ export class BackupServer {
   readonly nodes: NodeRegistry | undefined;
   #listener: ServerListener;
   /** Every connection being served, from accept to close. */
-  #serving = new Map<ServerConn, { done: Promise<void>; session?: AnySession }>();
+  #serving = new Map<ServerConn, Served>();
   #writers = new Map<ServerStorage, Writer>();
   #storages = new Map<string, ServerStorage>();
   #connected = new Map<string, number>();
@@ -149,7 +162,7 @@ export class BackupServer {
   #accepting: Promise<void>;
   #turningAway = false;
   #closedPending = new WeakSet<ServerConn>();
-  /** The address whose connections were last turned away, said once in a row. */
+  /** The peer group whose connections were last turned away, said once in a row. */
   #refusedHost: string | undefined;
   #acceptFailing = false;
   #closing = false;
@@ -269,17 +282,18 @@ export class BackupServer {
       if (this.#acceptFailing) this.log("info", "accepting connections again");
       this.#acceptFailing = false;
       const host = conn.remoteAddr.hostname;
+      const group = peerGroup(host);
       const admission = admit(this.#pendingConns(), host, this.limits);
       if (admission.refuse) {
         closeQuietly(conn);
-        if (this.#refusedHost !== host) {
+        if (this.#refusedHost !== group) {
           this.log(
             "warning",
-            `turning connections from ${host} away: it has ${this.limits.pendingPerAddress} ` +
+            `turning connections from ${group} away: it has ${this.limits.pendingPerAddress} ` +
               `awaiting a handshake`,
           );
         }
-        this.#refusedHost = host;
+        this.#refusedHost = group;
         continue;
       }
       this.#refusedHost = undefined;
@@ -299,7 +313,7 @@ export class BackupServer {
       }
       conn.setNoDelay(true);
       conn.setKeepAlive(true);
-      const entry: { done: Promise<void>; session?: AnySession } = { done: Promise.resolve() };
+      const entry: Served = { done: Promise.resolve(), group };
       this.#serving.set(conn, entry);
       entry.done = this.#serve(this.#nextId++, conn, entry).finally(() => {
         this.#serving.delete(conn);
@@ -412,11 +426,11 @@ export class BackupServer {
    */
   #pendingConns(): Pending<ServerConn>[] {
     const pending: Pending<ServerConn>[] = [];
-    for (const [conn, { session }] of this.#serving) {
+    for (const [conn, { session, group }] of this.#serving) {
       // One closed for a newer one counts no more, though its serving has yet to end.
       if (this.#closedPending.has(conn)) continue;
       if (!session || (session instanceof V2Session && !session.authenticated)) {
-        pending.push({ conn, host: conn.remoteAddr.hostname });
+        pending.push({ conn, group });
       }
     }
     return pending;
@@ -509,28 +523,31 @@ export class BackupServer {
   }
 
   /**
-   * Whether `host` failed to authenticate too often in the last minute. Never a loopback
-   * address: behind a Tor onion service or a local proxy every peer has it, so ten failures
-   * from anyone who knows the address would keep every node out.
+   * Whether `host`'s group (an IPv6 peer's /64: peer_group.ts) failed to authenticate too
+   * often in the last minute. Never a loopback address: behind a Tor onion service or a local
+   * proxy every peer has it, so ten failures from anyone who knows the address would keep
+   * every node out.
    */
   authBlocked(host: string, now = performance.now()): boolean {
     if (isLoopback(host)) return false;
-    const recent = (this.#failedAuths.get(host) ?? []).filter((t) => now - t < 60_000);
-    if (recent.length === 0) this.#failedAuths.delete(host);
-    else this.#failedAuths.set(host, recent);
+    const group = peerGroup(host);
+    const recent = (this.#failedAuths.get(group) ?? []).filter((t) => now - t < 60_000);
+    if (recent.length === 0) this.#failedAuths.delete(group);
+    else this.#failedAuths.set(group, recent);
     return recent.length >= this.limits.failedAuthsPerMinute;
   }
 
   /**
-   * Counts a failed authentication from `host` for {@linkcode BackupServer.authBlocked}; a loopback
-   * address is never counted.
+   * Counts a failed authentication from `host`'s group for {@linkcode BackupServer.authBlocked};
+   * a loopback address is never counted.
    */
   authFailed(host: string, now = performance.now()): void {
     // Never turned away (authBlocked), so not counted.
     if (isLoopback(host)) return;
-    // Bounded: a flood from many addresses keeps at most this many entries.
+    const group = peerGroup(host);
+    // Bounded: a flood from many groups keeps at most this many entries.
     if (this.#failedAuths.size > 10_000) this.#failedAuths.clear();
-    this.#failedAuths.set(host, [...(this.#failedAuths.get(host) ?? []), now].slice(-100));
+    this.#failedAuths.set(group, [...(this.#failedAuths.get(group) ?? []), now].slice(-100));
   }
 
   /**

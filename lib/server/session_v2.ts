@@ -58,6 +58,7 @@ import { type NodeRegistry, passingKeyError } from "./nodes.ts";
 import type { ServerLimits } from "./server.ts";
 import type { InflateBudget } from "./inflate_budget.ts";
 import { inflateChangeBody, OVER_QUOTA } from "./change_body.ts";
+import { peerGroup } from "./peer_group.ts";
 
 /** What a v2 session needs from its server. */
 export interface V2Host {
@@ -220,7 +221,7 @@ export class V2Session {
     if (host.authBlocked(this.peerHost)) {
       await this.#refuse(
         ErrorCode.Limit,
-        `too many failed authentications from ${this.peerHost}: wait a minute`,
+        `too many failed authentications from ${peerGroup(this.peerHost)}: wait a minute`,
       );
     }
     const hello = decodeHello(await this.#handshakePacket());
