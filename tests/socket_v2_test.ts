@@ -23,7 +23,8 @@ import { CREDENTIAL_NAME, credentialIn } from "../lib/backends/socket/credential
 import type { NodeCredential } from "../lib/backends/socket/credential.ts";
 import { DEFAULT_RETRY_POLICY } from "../lib/backends/socket/options.ts";
 import { openAtStart } from "../lib/plugin/startup.ts";
-import { KEY_BYTES, keyFromText, nonce, randomBytes } from "../lib/wire/handshake.ts";
+import { KEY_BYTES, keyFromText, nonce, prove, randomBytes } from "../lib/wire/handshake.ts";
+import net from "node:net";
 import { startOlderServer } from "./support/older_server.ts";
 import { PacketReader } from "../lib/wire/packet_reader.ts";
 import { WireConnection } from "../lib/backends/socket/connection.ts";
@@ -31,6 +32,7 @@ import { socketUrl } from "../lib/backends/socket/backend.ts";
 import { deflateSync } from "node:zlib";
 import { decodeMetadata, encodePacket, type Packet, PacketType } from "../lib/wire/packets.ts";
 import {
+  decodeChallenge,
   decodeError,
   decodeJson,
   encodeChangeV2,
@@ -295,6 +297,56 @@ Deno.test("limits: past the pending connections, the oldest is closed, so idle p
       );
     } finally {
       for (const conn of idle) conn.close();
+    }
+  }, { pendingConnections: 8 });
+});
+
+/** A TCP connection to the server from `localAddress` (all of 127/8 is loopback's). */
+function connectFrom(localAddress: string, port: number): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ host: "127.0.0.1", port, localAddress }, () => {
+      socket.off("error", reject);
+      // Closed by the server: a reset, looked at through `closed`.
+      socket.on("error", () => {});
+      resolve(socket);
+    });
+    socket.once("error", reject);
+  });
+}
+
+Deno.test("limits: past the pending connections, the address holding the most makes way, not a node's handshake from another", async () => {
+  await withServer(async ({ server, credential, logs }) => {
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.port });
+    const flood: net.Socket[] = [];
+    const closed = new Set<net.Socket>();
+    try {
+      const { key } = credential("alice");
+      const clientNonce = nonce();
+      await conn.write(
+        encodeHello({ protocol: PROTOCOL_VERSION, node: "alice", nonce: clientNonce }),
+      );
+      const reader = new PacketReader(conn);
+      reader.framing = V2_FRAMING;
+      const challenge = decodeChallenge((await reader.next())!);
+      // Her handshake under way, the oldest pending one, 20 idle ones come from 127.0.0.2.
+      for (let i = 0; i < 20; i++) {
+        const socket = await connectFrom("127.0.0.2", server.port);
+        socket.once("close", () => closed.add(socket));
+        flood.push(socket);
+      }
+      await new Promise((r) => setTimeout(r, 300));
+      const input = { node: "alice", clientNonce, serverNonce: challenge.nonce };
+      await conn.write(encodeFrame(V2Type.Auth, await prove(key, "client", input)));
+      assertEquals((await reader.next().catch(() => null))?.type, V2Type.Welcome, logs.join("\n"));
+      // The flood paid: its 13 oldest (20 + 1 past 8) were closed, its newest 7 wait.
+      assertEquals(flood.map((s) => closed.has(s)), flood.map((_, i) => i < 13));
+      assert(
+        logs.some((l) => /8 connections are awaiting a handshake: closing the oldest/.test(l)),
+        logs.join("\n"),
+      );
+    } finally {
+      conn.close();
+      for (const socket of flood) socket.destroy();
     }
   }, { pendingConnections: 8 });
 });

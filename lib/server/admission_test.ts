@@ -15,10 +15,35 @@ Deno.test("admit: past the limit in all, the oldest pending connection makes way
   assertEquals(admit(pending, "203.0.113.4", LIMITS), { refuse: false, evict: 0 });
 });
 
+Deno.test("admit: past the limit in all, the group holding the most makes way, its oldest", () => {
+  const limits = { pendingConnections: 6, pendingPerAddress: 4 };
+  const pending = from(
+    "203.0.113.1",
+    "2001:db8:1:2::1",
+    "203.0.113.9",
+    "2001:db8:1:2::2",
+    "2001:db8:1:2::3",
+    "203.0.113.9",
+  );
+  assertEquals(admit(pending, "203.0.113.4", limits), { refuse: false, evict: 1 });
+  // A flood from loopback (a Tor onion service's peers) pushes out its own, not a node's.
+  const tor = from("203.0.113.1", "127.0.0.1", "127.0.0.1", "::1", "127.0.0.1", "127.0.0.1");
+  assertEquals(admit(tor, "127.0.0.1", limits), { refuse: false, evict: 1 });
+  assertEquals(admit(tor, "203.0.113.2", limits), { refuse: false, evict: 1 });
+});
+
+Deno.test("admit: groups tied for the most: the new connection's counts too, then the oldest goes", () => {
+  const pending = from("203.0.113.1", "203.0.113.2", "203.0.113.2", "203.0.113.1");
+  assertEquals(admit(pending, "203.0.113.3", LIMITS), { refuse: false, evict: 0 });
+  const three = from("203.0.113.1", "203.0.113.2", "203.0.113.3", "203.0.113.2");
+  assertEquals(admit(three, "203.0.113.3", LIMITS), { refuse: false, evict: 1 });
+});
+
 Deno.test("admit: one address past its share is turned away, and pushes no one out", () => {
   const pending = from("203.0.113.1", "203.0.113.9", "203.0.113.9", "203.0.113.2");
   assertEquals(admit(pending, "203.0.113.9", LIMITS), { refuse: true });
-  assertEquals(admit(pending, "2001:db8::1", LIMITS), { refuse: false, evict: 0 });
+  // It holds the most: its oldest makes way for another's.
+  assertEquals(admit(pending, "2001:db8::1", LIMITS), { refuse: false, evict: 1 });
 });
 
 Deno.test("admit: IPv6 peers of one /64 share one address's share, another /64 has its own", () => {

@@ -43,7 +43,8 @@ export interface ServerLimits {
   handshakeTimeoutMs: number;
   /**
    * Connections that have not finished a handshake yet, all peers together; past it, the
-   * oldest of them is closed for the new one (admission.ts).
+   * oldest of those from the address (an IPv6 peer's /64) holding the most is closed for the
+   * new one (admission.ts).
    */
   pendingConnections: number;
   /**
@@ -301,10 +302,11 @@ export class BackupServer {
         this.#closedPending.add(admission.evict);
         closeQuietly(admission.evict);
         if (!this.#turningAway) {
+          const from = this.#serving.get(admission.evict)?.group;
           this.log(
             "warning",
             `${this.limits.pendingConnections} connections are awaiting a handshake: closing ` +
-              `the oldest for each new one`,
+              `the oldest of the address holding the most for each new one (first from ${from})`,
           );
         }
         this.#turningAway = true;
