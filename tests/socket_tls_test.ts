@@ -14,6 +14,8 @@ import { fingerprint, TLS_CERT_NAME, TLS_KEY_NAME } from "../lib/server/tls_iden
 import { BufferedOutput, removeNodeDir } from "./support/cli_testing.ts";
 import { server as serverCommand } from "../lib/cli/server.ts";
 import { existsSync } from "../lib/fs/exists.ts";
+import { encodePacket, PacketType } from "../lib/wire/packets.ts";
+import net from "node:net";
 
 const POLICY = { ...DEFAULT_RETRY_POLICY, retries: 0, timeoutMs: 5_000 };
 const change = (version: number) => ({ version, statements: [bumpStatement(version - 1)] });
@@ -97,6 +99,76 @@ Deno.test("the plugin backs up over TLS and a restore equals the node; a plain c
         () => SocketBackupReader.fetch(`socket:127.0.0.1:${server.port}`, 5_000, undefined),
         /the other end speaks TLS: .*socket\+tls: URL with its fingerprint/,
       );
+    },
+    {},
+    { tls: true },
+  );
+});
+
+/** What the server sends on `conn` until it closes it. */
+async function readToEnd(conn: Deno.Conn): Promise<Uint8Array> {
+  const chunks: number[] = [];
+  const buffer = new Uint8Array(1024);
+  for (;;) {
+    const n = await conn.read(buffer).catch(() => null);
+    if (n === null) return Uint8Array.from(chunks);
+    chunks.push(...buffer.subarray(0, n));
+  }
+}
+
+/** Polls `logs` until one matches `pattern`, up to `ms`; returns whether one did. */
+async function logged(logs: string[], pattern: RegExp, ms: number): Promise<boolean> {
+  for (const by = performance.now() + ms; performance.now() < by;) {
+    if (logs.some((l) => pattern.test(l))) return true;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return logs.some((l) => pattern.test(l));
+}
+
+Deno.test("a wire v1 client (the Python plugin) at a TLS server gets an alert, and the server logs why in one line", async () => {
+  await withServer(
+    async ({ server, logs }) => {
+      const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.port });
+      try {
+        await conn.write(encodePacket(PacketType.ReqMetadata));
+        const answer = await readToEnd(conn);
+        assertEquals(answer[0], 0x15, "a TLS alert");
+      } finally {
+        conn.close();
+      }
+      const line = new RegExp(
+        `^warning: connection \\d+ from 127\\.0\\.0\\.1:\\d+: not TLS: this port speaks TLS only; ` +
+          `a wire v1 client \\(the Python plugin\\) speaks none: serve it from a root without ` +
+          `tls\\.crt, or move it to wire v2 first \\(README\\)$`,
+      );
+      assert(await logged(logs, line, 2_000), logs.join("\n"));
+      assertEquals(logs.filter((l) => /not TLS/.test(l)).length, 1, logs.join("\n"));
+    },
+    {},
+    { tls: true },
+  );
+});
+
+Deno.test("connections lost mid-TLS-handshake are not logged", async () => {
+  await withServer(
+    async ({ server, logs }) => {
+      const before = logs.length;
+      // Half a ClientHello, then gone; nothing at all, then gone.
+      for (const bytes of [Uint8Array.of(0x16, 3, 1, 2, 0, 1), new Uint8Array(0)]) {
+        const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.port });
+        if (bytes.length > 0) await conn.write(bytes);
+        await new Promise((r) => setTimeout(r, 100));
+        conn.close();
+      }
+      // Half a ClientHello, then reset (RST).
+      const reset = net.connect({ host: "127.0.0.1", port: server.port });
+      reset.on("error", () => {});
+      await new Promise((r) => reset.once("connect", r));
+      await new Promise((r) => reset.write(Uint8Array.of(0x16, 3, 1, 2, 0, 1), r));
+      await new Promise((r) => setTimeout(r, 100));
+      reset.resetAndDestroy();
+      await new Promise((r) => setTimeout(r, 300));
+      assertEquals(logs.slice(before), []);
     },
     {},
     { tls: true },

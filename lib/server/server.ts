@@ -20,8 +20,13 @@ import { V2Session } from "./session_v2.ts";
 import { ServerStorage } from "./storage.ts";
 import { ExposedKeyError, type NodeRegistry } from "./nodes.ts";
 import type { NodeStats } from "./metrics.ts";
-import type { TlsIdentity } from "./tls_identity.ts";
-import { listenTls, type ServerConn, type ServerListener } from "./tls_listener.ts";
+import { TLS_CERT_NAME, type TlsIdentity } from "./tls_identity.ts";
+import {
+  listenTls,
+  type ServerConn,
+  type ServerListener,
+  type TlsRefusal,
+} from "./tls_listener.ts";
 import { existsSync } from "../fs/exists.ts";
 import { MAX_PAYLOAD_BYTES } from "../format/record.ts";
 import { InflateBudget } from "./inflate_budget.ts";
@@ -117,6 +122,31 @@ interface Served {
   /** {@linkcode peerGroup} of its peer, worked out once at its accept. */
   group: string;
 }
+
+/**
+ * Why a connection's TLS handshake was refused, for the operator: a wire v1 client (the
+ * Python plugin, which speaks no TLS) or a wire v2 one given a plain `socket:` URL is told
+ * from its first byte; anything else that is not TLS by that byte, TLS that failed by its
+ * error.
+ */
+function notTls({ firstByte, message }: TlsRefusal): string {
+  if (firstByte === TLS_HANDSHAKE_RECORD) return `TLS handshake failed: ${message}`;
+  const notTls = "not TLS: this port speaks TLS only";
+  if (firstByte !== undefined && firstByte < V2Type.Hello) {
+    return `${notTls}; a wire v1 client (the Python plugin) speaks none: serve it from a root ` +
+      `without ${TLS_CERT_NAME}, or move it to wire v2 first (README)`;
+  }
+  if (firstByte === V2Type.Hello) {
+    return `${notTls}; a wire v2 client given a plain socket: URL: give it the socket+tls: URL ` +
+      `with the certificate's fingerprint (server init-tls prints it)`;
+  }
+  return `${notTls} (its first byte was ${
+    firstByte === undefined ? "none" : `0x${firstByte.toString(16).padStart(2, "0")}`
+  })`;
+}
+
+/** The first byte of a TLS handshake record, a ClientHello's. */
+const TLS_HANDSHAKE_RECORD = 0x16;
 
 /** How long the server waits after a failed accept (no file descriptor left) to try again. */
 const ACCEPT_RETRY_MS = 100;
@@ -373,6 +403,9 @@ export class BackupServer {
           })
           : encodeVersionPacket(PacketType.Nack, 0),
       ).catch(() => {});
+    }
+    if (first === null && conn.tlsRefused) {
+      this.log("warning", `${name}: ${notTls(conn.tlsRefused)}`);
     }
     if (!session || this.#closing) {
       closeQuietly(conn);

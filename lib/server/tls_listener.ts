@@ -17,12 +17,23 @@ import { SocketConn } from "../backends/socket/tls_dial.ts";
 /** What the server and its sessions use of a connection: a `Deno.TcpConn` has it all. */
 export interface ServerConn {
   readonly remoteAddr: Deno.NetAddr;
+  /**
+   * Set once the TLS layer refused what the peer sent (not TLS, or a handshake it cannot
+   * finish), the alert then on its way; not for a connection merely lost mid-handshake.
+   */
+  readonly tlsRefused?: TlsRefusal;
   read(buffer: Uint8Array): Promise<number | null>;
   write(bytes: Uint8Array): Promise<number>;
   /** Closes the connection's socket, whether or not its TLS handshake has finished. */
   close(): void;
   setNoDelay(noDelay?: boolean): void;
   setKeepAlive(keepAlive?: boolean): void;
+}
+
+/** Why the TLS layer refused a peer: the first byte it sent, and node:tls's error. */
+export interface TlsRefusal {
+  firstByte: number | undefined;
+  message: string;
 }
 
 /** What the server uses of a listener: a `Deno.TcpListener` has it all. */
@@ -40,7 +51,7 @@ const READ_BYTES = 17 * 1024;
  * each encrypted piece whole. Destroyed, it leaves `tcp` open: {@linkcode TlsServerConn.close},
  * which the server calls for every connection it accepted, closes it (after an alert).
  */
-function streamOf(tcp: Deno.TcpConn): Duplex {
+function streamOf(tcp: Deno.TcpConn, seen: { firstByte?: number }): Duplex {
   let reading = false;
   const stream: Duplex = new Duplex({
     read() {
@@ -61,6 +72,7 @@ function streamOf(tcp: Deno.TcpConn): Duplex {
             stream.push(null);
             return;
           }
+          if (n > 0) seen.firstByte ??= buffer[0];
           if (!stream.push(buffer.subarray(0, n))) break;
         }
         reading = false;
@@ -88,10 +100,12 @@ class TlsServerConn implements ServerConn {
   readonly #socket: SocketConn;
   /** The alert being sent after a failed handshake; the socket closes once it is. */
   #alerting: Promise<void> | undefined;
+  tlsRefused: TlsRefusal | undefined;
 
   constructor(readonly tcp: Deno.TcpConn, secureContext: tls.SecureContext) {
     this.remoteAddr = tcp.remoteAddr;
-    const stream = streamOf(tcp);
+    const seen: { firstByte?: number } = {};
+    const stream = streamOf(tcp, seen);
     // Its errors reach the TLS socket, which reports them to `read` and `write`.
     stream.on("error", () => {});
     const socket = new tls.TLSSocket(stream, { isServer: true, secureContext });
@@ -101,6 +115,7 @@ class TlsServerConn implements ServerConn {
       // The TLS layer refused what the peer sent (not TLS, or a broken handshake). Seven bytes
       // on a socket that carried at most a ServerHello: the write does not wait on the peer.
       if (secure || lostConnection(error)) return;
+      this.tlsRefused = { firstByte: seen.firstByte, message: (error as Error).message };
       this.#alerting = tcp.write(DECODE_ERROR_ALERT).then(() => {}, () => {})
         .finally(() => closeQuietly(tcp));
     });
