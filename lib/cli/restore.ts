@@ -285,7 +285,12 @@ function refuseUnnamedCopies(dir: string, urls: string[]): void {
  * beside it) and the plugin has written to since: the v1 file, left as it was, holds an older
  * state, and its URL is the one an operator coming from the Python plugin wrote down.
  */
-function refuseConvertedV1(url: string, acceptOlder: boolean, output: Output): void {
+function refuseConvertedV1(
+  url: string,
+  toVersion: number | undefined,
+  acceptOlder: boolean,
+  output: Output,
+): void {
   const parsed = parseBackupUrl(url);
   if (parsed.scheme !== "file" || backupKind(parsed.path) !== "v1") return;
   const converted = convertedPath(parsed.path);
@@ -299,13 +304,26 @@ function refuseConvertedV1(url: string, acceptOlder: boolean, output: Output): v
     }
   };
   const convertedUrl = pathToFileURL(converted).href;
+  const older = lastVersion(url);
+  // A point in time the v1 file holds is the same state in the backup converted from it.
+  if (toVersion !== undefined && toVersion <= older) return;
   let newer: number;
   try {
     newer = lastVersion(convertedUrl);
-  } catch {
-    return; // Not a backup that opens: the v1 file is all there is to restore from.
+  } catch (error) {
+    // It may hold changes the v1 file lacks: restoring the v1 file without a word could hand
+    // back a database older than the node's.
+    const why = `"${parsed.path}" is the Python plugin's v1 backup, which upgrade converted ` +
+      `into ${convertedUrl}, and that backup does not read (${(error as Error).message})`;
+    if (!acceptOlder) {
+      throw new Error(
+        `Cannot restore backup: ${why}: it may hold changes this file lacks; repair it or ` +
+          `restore from another copy, or add --accept-older to restore this one all the same`,
+      );
+    }
+    output.out(`Danger: restored as asked (--accept-older), though ${why}`);
+    return;
   }
-  const older = lastVersion(url);
   if (newer <= older) return;
   const why = `"${parsed.path}" is the Python plugin's v1 backup, which upgrade converted ` +
     `into ${convertedUrl}, at version ${newer} against ${older} here`;
@@ -342,7 +360,9 @@ export async function restore(
     }
     for (const backup of urls) if (backup.scheme === "file") refuseInside(path, backup.path);
     refuseUnnamedCopies(dirname(path), [url, ...also]);
-    if (also.length === 0) refuseConvertedV1(url, values["accept-older"] === true, output);
+    if (also.length === 0) {
+      refuseConvertedV1(url, toVersion, values["accept-older"] === true, output);
+    }
     for (const line of removeLeftovers(dirname(path))) output.out(line);
     const nodeKey = existsSync(`${dirname(path)}/${KEY_FILE}`)
       ? `${dirname(path)}/${KEY_FILE}`

@@ -610,3 +610,55 @@ function existsSync(path: string): boolean {
     return false;
   }
 }
+
+/** A v1 fixture upgraded beside itself, then written to once: the converted is at 47. */
+async function supersededV1(base: string): Promise<void> {
+  const { upgrade } = await import("./upgrade.ts");
+  const { openBackend } = await import("../backends/open.ts");
+  Deno.copyFileSync(PRE_4090_BACKUP, `${base}/file.bkp`);
+  assertEquals(await upgrade([`file://${base}/file.bkp`], new BufferedOutput()), 0);
+  const backend = openBackend(`file://${base}/file.bkp.clnb`);
+  await backend.append({
+    version: 47,
+    statements: ["UPDATE vars SET intval = intval + 1 WHERE name = 'data_version' AND intval = 46"],
+  });
+  backend.close();
+}
+
+Deno.test("restore --to-version of a converted v1 file: a point in time the converted backup holds alike is not refused", async () => {
+  // restoreNewest's rule: "A point in time is the same state in every copy that holds it:
+  // none is lagging." Version 40 of file.bkp is version 40 of file.bkp.clnb.
+  const base = Deno.makeTempDirSync({ prefix: "restore-superseded-to-" });
+  try {
+    await supersededV1(base);
+    const at40 = await run([
+      `file://${base}/file.bkp`,
+      `${base}/at40.sqlite3`,
+      "--to-version",
+      "40",
+    ]);
+    assertEquals(at40.code, 0, at40.output.transcript);
+    assertEquals(dataVersion(`${base}/at40.sqlite3`), 40);
+  } finally {
+    Deno.removeSync(base, { recursive: true });
+  }
+});
+
+Deno.test("restore of a converted v1 file whose converted backup is damaged says so, not the old state silently", async () => {
+  // The converted backup, written to since the conversion, fails its checks: the v1 file's
+  // state is older than the node's, and restoring it without a word hands back an old database.
+  const base = Deno.makeTempDirSync({ prefix: "restore-superseded-damaged-" });
+  try {
+    await supersededV1(base);
+    const log = `${base}/file.bkp.clnb/log-00000000000000000001.clnb`;
+    const bytes = Deno.readFileSync(log);
+    bytes.fill(0xff, 20_000, 20_004);
+    Deno.writeFileSync(log, bytes);
+    const refused = await run([`file://${base}/file.bkp`, `${base}/old.sqlite3`]);
+    assertEquals(refused.code, 1, refused.output.transcript);
+    assertMatch(refused.output.stderr.join("\n"), /file\.bkp\.clnb/);
+    assert(!existsSync(`${base}/old.sqlite3`));
+  } finally {
+    Deno.removeSync(base, { recursive: true });
+  }
+});
