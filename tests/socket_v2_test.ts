@@ -262,6 +262,19 @@ Deno.test("limits: a quota refuses a write and keeps what is stored; failed auth
   }, { quotaBytes: 4096, failedAuthsPerMinute: 3 });
 });
 
+Deno.test("a peer whose address failed too often is turned away only when it fails again: a node that proves its key goes in", async () => {
+  await withServer(async ({ server, url, credential, logs }) => {
+    // As for a node whose /64 (or IPv4 address) a failing neighbour shares; loopback, where
+    // tests run, is never blocked itself.
+    server.authBlocked = () => true;
+    (await connect(url, credential("alice"))).close();
+    const wrong = { ...credential("bob"), key: new Uint8Array(32) };
+    const warned = logs.filter((l) => /no valid proof/.test(l)).length;
+    await assertRejects(() => connect(url, wrong), /too many failed authentications from/);
+    assertEquals(logs.filter((l) => /no valid proof/.test(l)).length, warned, "not logged");
+  });
+});
+
 Deno.test("limits: failed authentications count by IPv6 /64, and an IPv4-mapped peer as its IPv4 address", async () => {
   await withServer(({ server }) => {
     const now = performance.now();

@@ -218,12 +218,6 @@ export class V2Session {
   /** HELLO, CHALLENGE, AUTH, WELCOME; throws {@linkcode Closing} after any refusal. */
   async #handshake(): Promise<void> {
     const { host } = this;
-    if (host.authBlocked(this.peerHost)) {
-      await this.#refuse(
-        ErrorCode.Limit,
-        `too many failed authentications from ${peerGroup(this.peerHost)}: wait a minute`,
-      );
-    }
     const hello = decodeHello(await this.#handshakePacket());
     if (hello.protocol !== PROTOCOL_VERSION) {
       await this.#refuse(
@@ -256,6 +250,15 @@ export class V2Session {
       );
     }
     if (!key || !(await checkProof(key, "client", input, proof))) {
+      // A peer whose group failed too often is turned away unlogged, but only once it failed
+      // again: one that proves its key always goes in, or a neighbour in a shared /64 (or
+      // behind one IPv4 address) that keeps failing would keep every node there out.
+      if (host.authBlocked(this.peerHost)) {
+        await this.#refuse(
+          ErrorCode.Limit,
+          `too many failed authentications from ${peerGroup(this.peerHost)}: wait a minute`,
+        );
+      }
       host.authFailed(this.peerHost);
       host.log(
         "warning",
