@@ -275,7 +275,7 @@ Deno.test("server start names a node key others may read and serves the others; 
     Deno.chmodSync(key, 0o644);
     const exposed = new BufferedOutput();
     const args = [`file://${root}`, "127.0.0.1:0", "--allow-plain"];
-    const served = serverCommand(args, exposed, () => Deno.kill(Deno.pid, "SIGTERM"));
+    const served = serverCommand(args, exposed, (_, stop) => stop());
     assertEquals(await served, 0);
     assertEquals(
       exposed.stdout[0],

@@ -1039,10 +1039,14 @@ Deno.test("server add-node refuses a traversal name; v1 only with --allow-v1, co
     // v1 reaches node dave's backup only, and the server warns at start.
     const logs = new BufferedOutput();
     let running: BackupServer | undefined;
+    let stop = () => {};
     const serving = serverCommand(
       [`file://${root}`, "127.0.0.1:0", "--allow-v1", "--v1-node", "dave", "--allow-plain"],
       logs,
-      (s) => running = s,
+      (s, stopping) => {
+        running = s;
+        stop = stopping;
+      },
     );
     while (!running) await new Promise((r) => setTimeout(r, 10));
     assertMatch(logs.text, /warning: wire v1 is allowed/);
@@ -1064,7 +1068,7 @@ Deno.test("server add-node refuses a traversal name; v1 only with --allow-v1, co
     const metadata = await new PacketReader(v1conn).next();
     assertEquals(decodeMetadata(metadata!).version, 1);
     v1conn.close();
-    Deno.kill(Deno.pid, "SIGTERM");
+    stop();
     assertEquals(await serving, 0);
     assert(Deno.statSync(`${root}/nodes/dave/backup`).isDirectory);
     const removed = new BufferedOutput();
@@ -1086,10 +1090,14 @@ Deno.test("server --v1-node: a node's backup an older server made without add-no
     createFileBackup(`${root}/nodes/bob/backup`);
     const logs = new BufferedOutput();
     let running: BackupServer | undefined;
+    let stop = () => {};
     const serving = serverCommand(
       [`file://${root}`, "127.0.0.1:0", "--allow-v1", "--v1-node", "bob", "--allow-plain"],
       logs,
-      (s) => running = s,
+      (s, stopping) => {
+        running = s;
+        stop = stopping;
+      },
     );
     while (!running && logs.stderr.length === 0) await new Promise((r) => setTimeout(r, 10));
     assertEquals(logs.stderr, []);
@@ -1097,7 +1105,7 @@ Deno.test("server --v1-node: a node's backup an older server made without add-no
     await conn.write(encodePacket(PacketType.ReqMetadata));
     assertEquals((await new PacketReader(conn).next())?.type, PacketType.Metadata);
     conn.close();
-    Deno.kill(Deno.pid, "SIGTERM");
+    stop();
     assertEquals(await serving, 0);
     // One backup, not a root of nodes: --v1-node is refused in words.
     const single = new BufferedOutput();

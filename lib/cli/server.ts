@@ -40,11 +40,15 @@ const SYSLOG: Record<LogLevel, number> = {
   critical: 2,
 };
 
-/** Runs until SIGTERM or SIGINT; `started` is told the server once it listens (for tests). */
+/**
+ * Runs until SIGTERM or SIGINT; `started` is told the server once it listens, and a `stop`
+ * that ends it as SIGTERM does (for tests: a SIGTERM to the test process would also reach the
+ * other commands running in it, whose interrupt watchers take it for theirs).
+ */
 export async function server(
   args: string[],
   output: Output = consoleOutput,
-  started?: (server: BackupServer) => void,
+  started?: (server: BackupServer, stop: () => void) => void,
 ): Promise<number> {
   // A node command comes first, as its usage line shows; it serves nothing.
   const [command, ...rest] = args;
@@ -174,7 +178,7 @@ function manageNodes(
 async function serve(
   parsed: ParsedArgs,
   output: Output,
-  started?: (server: BackupServer) => void,
+  started?: (server: BackupServer, stop: () => void) => void,
 ): Promise<number> {
   {
     const options = serverArgs(parsed);
@@ -304,7 +308,7 @@ async function serve(
       }
       if (metrics) log("info", `metrics at http://${parsed.values.metrics}/metrics`);
       atStep("server-listening");
-      started?.(backupServer);
+      started?.(backupServer, () => signalled.resolve("SIGTERM"));
       const signal = await signalled.promise;
       log("info", `${signal}: stopping`);
       await Promise.all([backupServer.close(), metrics?.shutdown()]);

@@ -146,9 +146,11 @@ Deno.test("server names a node whose key it cannot read at start, and serves the
     Deno.removeSync(`${dir}/nodes/bob/key`);
     Deno.mkdirSync(`${dir}/nodes/bob/key`);
     const output = new BufferedOutput();
-    const served = server([`file://${dir}`, "127.0.0.1:0", "--allow-plain"], output, () => {
-      Deno.kill(Deno.pid, "SIGTERM");
-    });
+    const served = server(
+      [`file://${dir}`, "127.0.0.1:0", "--allow-plain"],
+      output,
+      (_, stop) => stop(),
+    );
     assertEquals(await served, 0);
     assertMatch(
       output.stdout[0],
