@@ -7,6 +7,7 @@
 import { BackupPlugin } from "./backup_plugin.ts";
 import { MessageFramer } from "./framing.ts";
 import { type JsonRpcOutgoing, parseMessage } from "./jsonrpc.ts";
+import { StoppingError, unlessStopping } from "../backends/stopping.ts";
 
 /** The plugin's two pipes; tests and benchmarks hand in others. */
 export interface PluginStreams {
@@ -36,20 +37,16 @@ class Input {
   readonly #chunks: Uint8Array[] = [];
   #end: { error?: unknown } | undefined;
   #wake: (() => void) | undefined;
+  readonly #ended = new AbortController();
   /**
-   * Called once when the input ends (or fails). A callback, not a promise raced against each
-   * message's handling: every `Promise.race` with one long-lived promise leaves a reaction on
-   * it until it settles, about 300 bytes per `db_write` for the plugin's whole life.
+   * Aborts once the input ends (or fails): what a message's handling is raced against. A
+   * signal, whose listener each race removes when it settles, not one long-lived promise:
+   * every `Promise.race` with one leaves a reaction on it, ~300 bytes per `db_write`.
    */
-  onEnd: (() => void) | undefined;
+  readonly ended: AbortSignal = this.#ended.signal;
 
   constructor(streams: PluginStreams) {
     this.#pump(streams);
-  }
-
-  /** Whether the input has ended (or failed). */
-  get ended(): boolean {
-    return this.#end !== undefined;
   }
 
   async #pump(streams: PluginStreams): Promise<void> {
@@ -66,7 +63,7 @@ class Input {
       this.#end = { error };
     }
     this.#wake?.();
-    this.onEnd?.();
+    this.#ended.abort();
   }
 
   /** The next chunk, `null` at end of input; throws what the read threw. */
@@ -79,9 +76,6 @@ class Input {
     return this.#chunks.shift()!;
   }
 }
-
-/** What the race between a message's handling and the end of input gives when input ended. */
-const ENDED = Symbol("ended");
 
 /**
  * Reads messages until `shutdown` or end of input and hands each to the plugin in order. A
@@ -98,29 +92,6 @@ export async function serve(
     plugin.log("unusual", `ignoring ${bytes} bytes between messages: not a JSON-RPC message`)
   );
   const input = new Input(streams);
-  /** The message's handling, or ENDED should the input end first. */
-  const unlessEnded = (handled: Promise<boolean>): Promise<boolean | typeof ENDED> => {
-    if (input.ended) {
-      // Settled unobserved: the plugin's close awaits a db_write still being stored.
-      handled.catch(() => {});
-      return Promise.resolve(ENDED);
-    }
-    return new Promise((resolve, reject) => {
-      const end = () => resolve(ENDED);
-      input.onEnd = end;
-      // Only its own: the next message may have set its own before this runs.
-      const settle = () => {
-        if (input.onEnd === end) input.onEnd = undefined;
-      };
-      handled.then((exit) => {
-        settle();
-        resolve(exit);
-      }, (error) => {
-        settle();
-        reject(error);
-      });
-    });
-  };
   for (;;) {
     const chunk = await input.next();
     if (chunk === null) {
@@ -134,7 +105,14 @@ export async function serve(
       if (!parsed.ok) plugin.malformed(parsed, bytes.length);
       else {
         if (parsed.literals) plugin.readLiterals(parsed.request.method, parsed.literals);
-        const exit = await unlessEnded(plugin.handle(parsed.request, receivedAt));
+        let exit: boolean;
+        try {
+          exit = await unlessStopping(plugin.handle(parsed.request, receivedAt), input.ended);
+        } catch (error) {
+          // The input ended first: the plugin's close ends the wait for that change.
+          if (error instanceof StoppingError) return;
+          throw error;
+        }
         if (exit) return;
       }
     }
