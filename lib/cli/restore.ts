@@ -307,34 +307,36 @@ function refuseConvertedV1(
   const older = lastVersion(url);
   // A point in time the v1 file holds is the same state in the backup converted from it.
   if (toVersion !== undefined && toVersion <= older) return;
+  // Refused with `fix`, or restored with a Danger line when the operator accepts it.
+  const refuse = (state: string, fix: string) => {
+    const why = `"${parsed.path}" is the Python plugin's v1 backup, which upgrade converted ` +
+      `into ${convertedUrl}, ${state}`;
+    if (!acceptOlder) {
+      throw new Error(
+        `Cannot restore backup: ${why}: ${fix}, or add --accept-older to restore this one all ` +
+          `the same`,
+      );
+    }
+    output.out(`Danger: restored as asked (--accept-older), though ${why}`);
+  };
   let newer: number;
   try {
     newer = lastVersion(convertedUrl);
   } catch (error) {
     // It may hold changes the v1 file lacks: restoring the v1 file without a word could hand
     // back a database older than the node's.
-    const why = `"${parsed.path}" is the Python plugin's v1 backup, which upgrade converted ` +
-      `into ${convertedUrl}, and that backup does not read (${(error as Error).message})`;
-    if (!acceptOlder) {
-      throw new Error(
-        `Cannot restore backup: ${why}: it may hold changes this file lacks; repair it or ` +
-          `restore from another copy, or add --accept-older to restore this one all the same`,
-      );
-    }
-    output.out(`Danger: restored as asked (--accept-older), though ${why}`);
-    return;
-  }
-  if (newer <= older) return;
-  const why = `"${parsed.path}" is the Python plugin's v1 backup, which upgrade converted ` +
-    `into ${convertedUrl}, at version ${newer} against ${older} here`;
-  if (!acceptOlder) {
-    throw new Error(
-      `Cannot restore backup: ${why}: restore from that one (the plugin has written there ` +
-        `since; a node started on this older state can broadcast revoked state and lose its ` +
-        `funds), or add --accept-older to restore this one all the same`,
+    return refuse(
+      `and that backup does not read (${(error as Error).message})`,
+      "it may hold changes this file lacks; repair it or restore from another copy",
     );
   }
-  output.out(`Danger: restored as asked (--accept-older), though ${why}`);
+  if (newer > older) {
+    refuse(
+      `at version ${newer} against ${older} here`,
+      "restore from that one (the plugin has written there since; a node started on this " +
+        "older state can broadcast revoked state and lose its funds)",
+    );
+  }
 }
 
 export async function restore(
