@@ -83,8 +83,8 @@ export async function listBackup(client: S3Client): Promise<S3Entry[]> {
 }
 
 /**
- * The generation each change object in `changes` was stored on, from its record's link; a
- * change object that says none (an older backup's) is left out.
+ * By change object key, the generation of the record before it that it was stored on, from
+ * its record's link; a change object that says none (an older backup's) is left out.
  */
 export type Follows = ReadonlyMap<string, number>;
 
