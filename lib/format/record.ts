@@ -255,8 +255,36 @@ const encoder = new TextEncoder();
 const strict = new TextDecoder("utf-8", { fatal: true });
 const lenient = new TextDecoder();
 
-/** The payload of a change record: statements joined by NUL, as in the v1 format. */
+/**
+ * The most statements a change may hold: far more than any transaction of lightningd, and
+ * far below the 2^27 elements past which V8 aborts the whole process (no exception to catch)
+ * when `split` makes the array. 130 KB of NULs, deflated, or a crafted record of 128 MiB
+ * would reach that, so every reader counts before it splits.
+ */
+export const MAX_STATEMENTS = 1 << 24;
+
+/** Whether `joined` (statements joined by NUL) holds more than {@linkcode MAX_STATEMENTS}. */
+export function tooManyStatements(joined: Uint8Array): boolean {
+  // Each statement past the first takes a NUL: a shorter payload cannot hold too many.
+  if (joined.length < MAX_STATEMENTS) return false;
+  let count = 1;
+  for (let at = joined.indexOf(0); at !== -1; at = joined.indexOf(0, at + 1)) {
+    if (++count > MAX_STATEMENTS) return true;
+  }
+  return false;
+}
+
+/**
+ * The payload of a change record: statements joined by NUL, as in the v1 format. Refuses
+ * more than a reader would split ({@linkcode MAX_STATEMENTS}), so what is stored restores.
+ */
 export function encodeStatements(statements: readonly string[]): Uint8Array {
+  if (statements.length > MAX_STATEMENTS) {
+    throw new Error(
+      `Cannot store a change of ${statements.length} statements, over the limit of ` +
+        `${MAX_STATEMENTS} a record can hold; please report this`,
+    );
+  }
   return encoder.encode(statements.join("\0"));
 }
 
@@ -264,10 +292,14 @@ export function encodeStatements(statements: readonly string[]): Uint8Array {
  * Splits a change payload into its statements. Unchecked bytes (format 1 has no CRC) that
  * are not UTF-8 throw rather than turn into replacement characters; bytes that passed a CRC
  * came from TextEncoder, so they skip that check, which is several times slower on restore's
- * hot path.
+ * hot path. More than {@linkcode MAX_STATEMENTS} throw, before anything is split; readers
+ * check first ({@linkcode tooManyStatements}) to say where.
  */
 export function decodeStatements(payload: Uint8Array, checked = false): string[] {
   if (payload.length === 0) return [];
+  if (tooManyStatements(payload)) {
+    throw new Error(`Cannot read a change of more than ${MAX_STATEMENTS} statements`);
+  }
   return (checked ? lenient : strict).decode(payload).split("\0");
 }
 

@@ -9,14 +9,16 @@ import {
   encodeStatements,
   frameRecord,
   linkRecord,
+  MAX_STATEMENTS,
   payloadChecks,
   rawPayload,
   RECORD_HEADER_SIZE,
   RecordKind,
   storePayload,
+  tooManyStatements,
   unknownCodec,
 } from "./record.ts";
-import { assert, assertEquals, assertMatch } from "../../tests/support/assert.ts";
+import { assert, assertEquals, assertMatch, assertThrows } from "../../tests/support/assert.ts";
 
 const encoder = new TextEncoder();
 
@@ -179,6 +181,22 @@ Deno.test("record: statements join with NUL and split back, UTF-8 included", () 
   assertEquals(decodeStatements(payload), statements);
   assertEquals(encodeStatements([]), new Uint8Array(0));
   assertEquals(decodeStatements(new Uint8Array(0)), []);
+});
+
+Deno.test("record: more than MAX_STATEMENTS statements are refused before a split", () => {
+  const joined = new Uint8Array(MAX_STATEMENTS).fill(0x41);
+  assertEquals(tooManyStatements(joined), false, "no NUL: one statement");
+  joined[7] = 0;
+  joined[MAX_STATEMENTS - 1] = 0;
+  assertEquals(tooManyStatements(joined), false, "three statements");
+  const nuls = new Uint8Array(MAX_STATEMENTS);
+  assertEquals(tooManyStatements(nuls.subarray(1)), false, "exactly the limit");
+  assertEquals(tooManyStatements(nuls), true, "one more");
+  assertThrows(() => decodeStatements(nuls, true), /more than 16777216 statements/);
+  assertThrows(
+    () => encodeStatements(new Array(MAX_STATEMENTS + 1).fill("")),
+    /^Cannot store a change of 16777217 statements, over the limit/,
+  );
 });
 
 Deno.test("record: unchecked statements that are not UTF-8 are refused", () => {

@@ -12,6 +12,7 @@ import {
   headerFields,
   isSealed,
   MAX_PAYLOAD_BYTES,
+  MAX_STATEMENTS,
   oversized,
   payloadChecks,
   rawPayload,
@@ -19,6 +20,7 @@ import {
   type RecordCipher,
   type RecordHeader,
   RecordKind,
+  tooManyStatements,
   unknownCodec,
 } from "./record.ts";
 import type { KeptBuffer, ReusedBuffer } from "../fs/kept_buffer.ts";
@@ -453,5 +455,12 @@ function decodePayload(
   }
   const raw = rawPayload(header, plain, into);
   if (!raw) throw new CorruptBackupError(path, offset, "record payload does not decode");
+  if (header.kind === RecordKind.Change && tooManyStatements(raw)) {
+    throw new CorruptBackupError(
+      path,
+      offset,
+      `a change of more than ${MAX_STATEMENTS} statements`,
+    );
+  }
   return raw;
 }

@@ -18,6 +18,7 @@ import {
   encodeRecord,
   encodeStatements,
   MAX_PAYLOAD_BYTES,
+  MAX_STATEMENTS,
   RECORD_HEADER_SIZE,
   RecordKind,
 } from "./record.ts";
@@ -424,5 +425,28 @@ Deno.test("scanSegment: a length over the limit is refused before anything is al
       ),
       what,
     );
+  }
+});
+
+Deno.test("scanSegment: a change of more than MAX_STATEMENTS statements is damage, not a crash", () => {
+  // Splitting 2^27 NULs would abort the process: a crafted record is refused at 2^24 + 1.
+  for (const [nuls, refused] of [[MAX_STATEMENTS - 1, false], [MAX_STATEMENTS, true]] as const) {
+    const raw = new Uint8Array(nuls);
+    const record = craftRecord({
+      kind: RecordKind.Change,
+      codec: Codec.Zstd,
+      version: 2,
+      stored: zstdCompressSync(raw),
+      rawLength: raw.length,
+    });
+    const result = scan(concat(HEADER, change(1), record));
+    if (!refused) {
+      assertEquals(result.error, undefined);
+      assertEquals(decodeStatements(result.records[1].payload!, true).length, MAX_STATEMENTS);
+      continue;
+    }
+    assert(result.error, "should be refused");
+    assertEquals(result.error.offset, SEGMENT_HEADER_SIZE + change(1).length);
+    assertMatch(result.error.message, /a change of more than 16777216 statements at offset/);
   }
 });

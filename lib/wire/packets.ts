@@ -7,7 +7,7 @@
  */
 import { deflate } from "./deflate.ts";
 import { inflate, InflateError } from "./inflate.ts";
-import { MAX_PAYLOAD_BYTES } from "../format/record.ts";
+import { MAX_PAYLOAD_BYTES, MAX_STATEMENTS, tooManyStatements } from "../format/record.ts";
 
 export enum PacketType {
   Change = 0x01,
@@ -225,24 +225,21 @@ export function decodeChange(
   } catch {
     throw new WireError(`CHANGE ${version} holds statements that are not UTF-8`);
   }
-  return { version, statements: splitStatements(text, `CHANGE ${version}`), bytes: body.length };
+  return {
+    version,
+    statements: splitStatements(body, text, `CHANGE ${version}`),
+    bytes: body.length,
+  };
 }
 
 /**
- * The most statements a CHANGE may carry: far more than any transaction of lightningd, and
- * far below the 2^27 elements past which V8 aborts the whole process (no exception to catch)
- * when `split` makes the array. A deflated body of 130 KB of NULs inflates to that many, so
- * without this count one packet from any peer would stop the server and every node's backup.
+ * `text`, decoded from `body`, split on NUL; more than {@linkcode MAX_STATEMENTS} (counted in
+ * `body`) is a {@linkcode WireError}, before the split.
  */
-export const MAX_STATEMENTS = 1 << 24;
-
-/** `text` split on NUL, counted first: over {@linkcode MAX_STATEMENTS} is a {@linkcode WireError}. */
-export function splitStatements(text: string, what: string): string[] {
-  let count = 1;
-  for (let at = text.indexOf("\0"); at !== -1; at = text.indexOf("\0", at + 1)) {
-    if (++count > MAX_STATEMENTS) {
-      throw new WireError(`${what} carries more than ${MAX_STATEMENTS} statements`);
-    }
+export function splitStatements(body: Uint8Array, text: string, what: string): string[] {
+  // One packet of 130 KB deflated NULs would otherwise abort the server and every node's backup.
+  if (tooManyStatements(body)) {
+    throw new WireError(`${what} carries more than ${MAX_STATEMENTS} statements`);
   }
   return text.split("\0");
 }

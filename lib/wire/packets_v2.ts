@@ -501,6 +501,7 @@ export function decodeChangeV2(
   const version = r.u64();
   const body = unpackBody(r, maxBytes);
   const statements = splitStatements(
+    body,
     utf8(body, `CHANGE ${version}'s statements`),
     `CHANGE ${version}`,
   );

@@ -18,7 +18,12 @@ import {
   V1Type,
 } from "../../format/v1.ts";
 import { CorruptBackupError, readAt } from "../../format/segment.ts";
-import { decodeStatements, MAX_PAYLOAD_BYTES } from "../../format/record.ts";
+import {
+  decodeStatements,
+  MAX_PAYLOAD_BYTES,
+  MAX_STATEMENTS,
+  tooManyStatements,
+} from "../../format/record.ts";
 
 const PART_BYTES = 1024 * 1024;
 
@@ -121,9 +126,17 @@ export class V1BackupReader implements BackupReader {
           yield { kind: "snapshot-end", version: record.version, totalBytes: record.length };
           continue;
         }
+        const payload = readExactly(file, payloadAt, record.length);
+        if (tooManyStatements(payload)) {
+          throw new CorruptBackupError(
+            this.path,
+            record.offset,
+            `v1 change of more than ${MAX_STATEMENTS} statements`,
+          );
+        }
         let statements: string[];
         try {
-          statements = decodeStatements(readExactly(file, payloadAt, record.length));
+          statements = decodeStatements(payload);
         } catch {
           throw new CorruptBackupError(this.path, record.offset, "v1 change is not UTF-8 text");
         }
