@@ -200,8 +200,8 @@ test("S3: a full quota stops the node with what to do; nothing committed is lost
   const s = await sharedRgw();
   const { url, direct } = await newBackup(s);
   const bucket = /^s3:\/\/([^/]+)\//.exec(direct)![1];
-  // backup-id and three changes fit.
-  await s.admin("quota", "set", "--quota-scope=bucket", `--bucket=${bucket}`, "--max-objects=4");
+  // The claim, backup-id and three changes fit.
+  await s.admin("quota", "set", "--quota-scope=bucket", `--bucket=${bucket}`, "--max-objects=5");
   await s.admin("quota", "enable", "--quota-scope=bucket", `--bucket=${bucket}`);
   const trial = await runNode(s, url, direct);
   assertEquals(trial.committed, 3);

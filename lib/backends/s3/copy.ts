@@ -25,7 +25,7 @@ import { writeAll } from "../../fs/durable.ts";
 import { S3Client, type S3Credentials } from "./client.ts";
 import { changeKey, idKey, packKey, wrappedKeyKey } from "./keys.ts";
 import { putNew, s3Url } from "./backend.ts";
-import { checkEmptyPrefix, uploadBase } from "./create.ts";
+import { claimPrefix, uploadBase } from "./create.ts";
 import { DEFAULT_S3_POLICY, type S3RetryPolicy } from "./retry.ts";
 import { makeScratchDir, removeScratchDir } from "../../fs/scratch_dir.ts";
 
@@ -52,8 +52,8 @@ export async function copyToS3(
 ): Promise<void> {
   const client = new S3Client(s3Url(url), credentials, policy.timeoutMs);
   const prefix = client.url.prefix;
-  await checkEmptyPrefix(client, url, policy, "Cannot upgrade backup");
   const backupId = encryption?.backupId ?? newBackupId();
+  const release = await claimPrefix(client, url, backupId, policy, "Cannot upgrade backup");
   const key = encryption?.key;
   /** A record of `pending` framed, sealed for the object at `place` in an encrypted copy. */
   const frame = (p: Pending, place: Omit<ObjectPlace, "backupId">, offset: number) =>
@@ -135,6 +135,7 @@ export async function copyToS3(
     await put(idKey(prefix), backupId);
   } catch (error) {
     for (const key of stored) await client.delete(key).catch(() => {});
+    await release();
     throw error;
   } finally {
     snapshot?.close();

@@ -1,8 +1,9 @@
 /**
- * Creating an S3 backup (init): an encrypted backup's wrapped key, then the base, written as
- * a local base segment and uploaded in parts (a multipart upload, so no step holds a
- * database in memory), then `backup-id`, stored only where none is: the object that says a
- * backup is there. A failure before it leaves no backup, and init removes what it uploaded.
+ * Creating an S3 backup (init): the claim on the prefix, then an encrypted backup's wrapped
+ * key, then the base, written as a local base segment and uploaded in parts (a multipart
+ * upload, so no step holds a database in memory), then `backup-id`, stored only where none
+ * is: the object that says a backup is there. A failure before it leaves no backup, and init
+ * removes what it uploaded, the claim last.
  *
  * @module
  */
@@ -17,8 +18,8 @@ import { objectCipher, ObjectKind } from "./object_cipher.ts";
 import { baseName } from "../../format/layout.ts";
 import { newBackupId } from "../../format/segment.ts";
 import { S3Client, type S3Credentials, S3Error } from "./client.ts";
-import { baseKey, idKey, wrappedKeyKey } from "./keys.ts";
-import { s3Url } from "./backend.ts";
+import { baseKey, claimKey, idKey, wrappedKeyKey } from "./keys.ts";
+import { putNew, s3Url } from "./backend.ts";
 import { DEFAULT_S3_POLICY, retrying, type S3RetryPolicy } from "./retry.ts";
 import { readFull } from "../../fs/read_full.ts";
 import { makeScratchDir, removeScratchDir } from "../../fs/scratch_dir.ts";
@@ -107,7 +108,7 @@ export async function uploadBase(
 }
 
 /** Refuses a prefix that holds a backup, or objects of one an interrupted init left. */
-export async function checkEmptyPrefix(
+async function checkEmptyPrefix(
   client: S3Client,
   url: string,
   policy: S3RetryPolicy,
@@ -129,6 +130,34 @@ export async function checkEmptyPrefix(
 }
 
 /**
+ * Claims the prefix of `url` for one creation (init, upgrade): refuses a prefix that holds
+ * objects, then stores `claim` (this creation's backup id) where none is. Of two creations at
+ * once only one goes on: the other would store a base of the same snapshot under the same
+ * name, then remove it as its own. The claim stays with the backup; the returned release
+ * removes it once a creation that failed has removed what it stored.
+ */
+export async function claimPrefix(
+  client: S3Client,
+  url: string,
+  backupId: Uint8Array,
+  policy: S3RetryPolicy,
+  action: string,
+): Promise<() => Promise<void>> {
+  await checkEmptyPrefix(client, url, policy, action);
+  const key = claimKey(client.url.prefix);
+  try {
+    await putNew(client, key, backupId, "the claim on the prefix", policy, () => {});
+  } catch (error) {
+    if (!(error instanceof S3Error) || error.status !== 412) throw error;
+    throw new Error(
+      `${action}: another init or upgrade is creating a backup at "${url}" meanwhile: ` +
+        `nothing was stored; let it finish, then check its backup with status`,
+    );
+  }
+  return () => client.delete(key).catch(() => {});
+}
+
+/**
  * Creates the backup at `url`: empty at version 0, or holding `snapshot`; encrypted when
  * `encryption` is given (its wrapped key stored first). Refuses a prefix that holds a
  * backup, or objects of one an interrupted init left.
@@ -142,8 +171,8 @@ export async function createS3Backup(
 ): Promise<void> {
   const client = new S3Client(s3Url(url), credentials, policy.timeoutMs);
   const prefix = client.url.prefix;
-  await checkEmptyPrefix(client, url, policy, "Cannot create backup");
   const backupId = encryption?.backupId ?? newBackupId();
+  const release = await claimPrefix(client, url, backupId, policy, "Cannot create backup");
   const uploaded: string[] = [];
   try {
     if (encryption) {
@@ -164,7 +193,9 @@ export async function createS3Backup(
     );
   } catch (error) {
     for (const key of uploaded) await client.delete(key).catch(() => {});
+    await release();
     if (error instanceof S3Error && error.status === 412) {
+      // A creation that takes no claim (an older cln-backup) stored its objects meanwhile.
       throw new Error(
         `Cannot create backup: another init created a backup at "${url}" meanwhile: check ` +
           `which one to keep`,

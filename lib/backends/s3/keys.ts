@@ -14,7 +14,9 @@
  * - `backup-id`: the backup's 16-byte id, written once by `init`: it says that a backup is
  *   there, and every base and pack carries it;
  * - `key.json`: an encrypted backup's wrapped data key (lib/crypto/wrapped_key.ts), written
- *   by `init` before `backup-id`, replaced whole by `rekey`.
+ *   by `init` before `backup-id`, replaced whole by `rekey`;
+ * - `claim`: the backup's id, written first by `init` or `upgrade` where none is, so that of
+ *   two creations at once on one prefix only one goes on; no reader reads it.
  *
  * @module
  */
@@ -30,6 +32,10 @@ function pad(n: number, width = PAD): string {
 
 export function idKey(prefix: string): string {
   return `${prefix}backup-id`;
+}
+
+export function claimKey(prefix: string): string {
+  return `${prefix}claim`;
 }
 
 export function wrappedKeyKey(prefix: string): string {
