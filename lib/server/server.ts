@@ -193,8 +193,11 @@ export class BackupServer {
   #accepting: Promise<void>;
   #turningAway = false;
   #closedPending = new WeakSet<ServerConn>();
-  /** The peer group whose connections were last turned away, said once in a row. */
-  #refusedHost: string | undefined;
+  /**
+   * The peer group (an IPv4 address or an IPv6 /64: peer_group.ts) whose connections were last
+   * turned away: said once, not again until a connection is let in or another group is refused.
+   */
+  #refusedGroup: string | undefined;
   #acceptFailing = false;
   #closing = false;
   #keyCheck: ReturnType<typeof setInterval> | undefined;
@@ -317,17 +320,17 @@ export class BackupServer {
       const admission = admit(this.#pendingConns(), host, this.limits);
       if (admission.refuse) {
         closeQuietly(conn);
-        if (this.#refusedHost !== group) {
+        if (this.#refusedGroup !== group) {
           this.log(
             "warning",
             `turning connections from ${group} away: it has ${this.limits.pendingPerAddress} ` +
               `awaiting a handshake`,
           );
         }
-        this.#refusedHost = group;
+        this.#refusedGroup = group;
         continue;
       }
-      this.#refusedHost = undefined;
+      this.#refusedGroup = undefined;
       if (admission.evict) {
         this.#closedPending.add(admission.evict);
         closeQuietly(admission.evict);
