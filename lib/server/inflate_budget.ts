@@ -52,11 +52,14 @@ export class InflateBudget {
    * total) that is thrown on; else the body waits for room and is decoded again, within what
    * is left then (a body is never held back for more than it needs: one that waited its turn
    * takes its room, and the small ones behind it theirs). Any other error is thrown on,
-   * nothing held.
+   * nothing held. Once `signal` aborts (its connection closed), `signal.reason` is thrown and
+   * nothing held: a body waiting leaves the line at once, never decoded, so it holds up none
+   * behind it.
    */
   async decode<T extends { bytes: number }>(
     limit: number,
     decode: (max: number) => T,
+    signal?: AbortSignal,
   ): Promise<Held<T>> {
     limit = Math.min(limit, this.total);
     let tried = -1;
@@ -68,17 +71,13 @@ export class InflateBudget {
         max = Math.min(limit, this.total - this.#held);
       } else {
         // Reserved for it once let through: what is left, up to its limit.
-        max = reserved = await new Promise<number>((resolve) => {
-          const waiter = { need: limit, tried, resolve };
-          // One that was tried keeps its place, first in line.
-          if (first) this.#queue.push(waiter);
-          else this.#queue.unshift(waiter);
-          this.#pump();
-        });
+        max = reserved = await this.#wait(limit, tried, first, signal);
       }
       first = false;
       let value: T;
       try {
+        // Aborted since its turn came: what was reserved for it goes to the others.
+        signal?.throwIfAborted();
         value = decode(max);
       } catch (error) {
         this.#give(reserved);
@@ -91,6 +90,34 @@ export class InflateBudget {
       this.#pump();
       return this.#holding(value, value.bytes);
     }
+  }
+
+  /**
+   * Waits in line for room, at its end the `first` time, else (tried, it keeps its place)
+   * first in line; returns what was reserved for it. Leaves the line when `signal` aborts.
+   */
+  #wait(need: number, tried: number, first: boolean, signal?: AbortSignal): Promise<number> {
+    return new Promise<number>((resolve, reject) => {
+      if (signal?.aborted) return reject(signal.reason);
+      const leave = () => {
+        this.#queue.splice(this.#queue.indexOf(waiter), 1);
+        reject(signal!.reason);
+        // It may have been first in line, holding back those behind it.
+        this.#pump();
+      };
+      const waiter = {
+        need,
+        tried,
+        resolve: (max: number) => {
+          signal?.removeEventListener("abort", leave);
+          resolve(max);
+        },
+      };
+      signal?.addEventListener("abort", leave, { once: true });
+      if (first) this.#queue.push(waiter);
+      else this.#queue.unshift(waiter);
+      this.#pump();
+    });
   }
 
   #holding<T>(value: T, bytes: number): Held<T> {

@@ -102,3 +102,40 @@ Deno.test("a large body that waits is tried again only once what is left may fit
   held.release();
   assertEquals(budget.held, 0);
 });
+
+Deno.test("a body waiting for room whose signal aborts leaves the line at once: never decoded again, nothing held, and those behind it go ahead", async () => {
+  const budget = new InflateBudget(100);
+  const other = await budget.decode(100, body(95));
+  const closing = new AbortController();
+  const runs: number[] = [];
+  // Tried within the 5 left, it waits first in line for 10; the small one behind it for it.
+  const large = assertRejects(() => budget.decode(100, body(50, runs), closing.signal));
+  const small = budget.decode(100, body(1));
+  await new Promise((r) => setTimeout(r, 10));
+  assertEquals(budget.waiting, 2);
+  closing.abort();
+  assert(await large === closing.signal.reason);
+  (await small).release();
+  assertEquals([runs, budget.held, budget.waiting], [[5], 95, 0]);
+  // One aborted already does not wait at all.
+  assert(
+    await assertRejects(() => budget.decode(100, body(1), closing.signal)) ===
+      closing.signal.reason,
+  );
+  other.release();
+  assertEquals(budget.held, 0);
+});
+
+Deno.test("a body whose signal aborts once its turn came, before it is decoded, gives its room back", async () => {
+  const budget = new InflateBudget(100);
+  const other = await budget.decode(100, body(100));
+  const closing = new AbortController();
+  const runs: number[] = [];
+  const waiting = assertRejects(() => budget.decode(100, body(50, runs), closing.signal));
+  await new Promise((r) => setTimeout(r, 10));
+  // Let through with the whole budget reserved, then aborted before it runs again.
+  other.release();
+  closing.abort();
+  assert(await waiting === closing.signal.reason);
+  assertEquals([runs, budget.held, budget.waiting], [[0], 0, 0]);
+});
