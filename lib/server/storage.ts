@@ -238,8 +238,13 @@ export class ServerStorage {
     };
   }
 
-  /** Stores a change durably; one that does not follow the backup is refused. */
-  async append(change: Change): Promise<void> {
+  /**
+   * Stores a change durably; one that does not follow the backup is refused. Once `closed`
+   * aborts (the connection that sent it closed: taken over, say), its reason is thrown and
+   * nothing is written: the record is written and synced in one synchronous step after that
+   * check, so a close lands before the change or after all of it.
+   */
+  async append(change: Change, closed?: AbortSignal): Promise<void> {
     this.#refuseIfEncrypted(`change ${change.version}`);
     await this.#decideTail(change.version);
     const { version } = this.#backend.state();
@@ -248,6 +253,7 @@ export class ServerStorage {
         `change ${change.version} does not follow the backup's version ${version}`,
       );
     }
+    closed?.throwIfAborted();
     await this.#backend.append(change);
     this.#rewound = false;
   }

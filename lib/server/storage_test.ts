@@ -1,4 +1,4 @@
-import { assert, assertEquals } from "../../tests/support/assert.ts";
+import { assert, assertEquals, assertRejects } from "../../tests/support/assert.ts";
 import { ServerStorage } from "./storage.ts";
 import { logName } from "../format/layout.ts";
 
@@ -44,6 +44,25 @@ Deno.test("a restore's copy of a live log with a torn tail ends at the tail's la
     const files = storage.openFiles();
     assertEquals(files.find((f) => f.name === logName(1))!.size, bytes.length + 20);
     for (const { file } of files) file.close();
+  } finally {
+    storage.close();
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("a change whose connection closed before it is written is not stored, not a byte of it", async () => {
+  const dir = Deno.makeTempDirSync();
+  const storage = ServerStorage.open(`file://${dir}/node`, `${dir}/node`, () => {});
+  try {
+    const closing = new AbortController();
+    await storage.append({ version: 1, statements: ["SELECT 1"] }, closing.signal);
+    const before = storage.place();
+    closing.abort();
+    const dropped = await assertRejects(
+      () => storage.append({ version: 2, statements: ["SELECT 2"] }, closing.signal),
+    );
+    assert(dropped === closing.signal.reason);
+    assertEquals([storage.state().version, storage.place()], [1, before]);
   } finally {
     storage.close();
     Deno.removeSync(dir, { recursive: true });
