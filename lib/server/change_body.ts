@@ -25,17 +25,19 @@ export const OVER_QUOTA = Symbol("over quota");
 /**
  * The body `decode` inflates (within the `max` bytes it is given), held in the budget until
  * released; {@linkcode OVER_QUOTA} when it would not fit in what the quota leaves of a backup
- * holding `heldBytes`.
+ * holding `heldBytes`. Once `closed` aborts (its connection closed), its reason is thrown,
+ * nothing held: a change still waiting for room is never inflated.
  */
 export async function inflateChangeBody<T extends { bytes: number }>(
   host: ChangeBodyLimits,
   heldBytes: number,
   decode: (max: number) => T,
+  closed: AbortSignal,
 ): Promise<Held<T> | typeof OVER_QUOTA> {
   const quota = host.limits.quotaBytes;
   const room = quota === undefined ? Infinity : quota - heldBytes - mostChangeBytes(0);
   try {
-    return await host.inflating.decode(Math.min(host.maxChangeBytes, room), decode);
+    return await host.inflating.decode(Math.min(host.maxChangeBytes, room), decode, closed);
   } catch (error) {
     if (!(error instanceof InflateLimitError) || room >= host.maxChangeBytes) throw error;
     return OVER_QUOTA;

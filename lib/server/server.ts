@@ -590,8 +590,9 @@ export class BackupServer {
 
   /**
    * Stops accepting, closes every connection and the backups. A change is written and synced
-   * in one synchronous step, so no record is ever left half-written; one whose ACK had not
-   * gone out yet is found by the client's resend rule after it reconnects.
+   * in one synchronous step, so no record is ever left half-written; one still waiting for
+   * room to inflate is dropped. The client's resend rule, after it reconnects, finds what
+   * became of a change whose ACK had not gone out.
    */
   async close(): Promise<void> {
     if (this.#closing) return;

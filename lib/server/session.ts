@@ -108,7 +108,8 @@ export class Session {
   #reader: PacketReader;
   /** The version this connection was last told, which bounds what a RESTORE sends. */
   #toldVersion: number | undefined;
-  #closed = false;
+  /** Aborted as the connection closes: a change not stored by then never is. */
+  #closing = new AbortController();
   /** When a packet last came in whole or an answer went out (`performance.now()`). */
   #lastActive = performance.now();
 
@@ -129,7 +130,7 @@ export class Session {
 
   /** Whether it was closed (by either end). */
   get closed(): boolean {
-    return this.#closed;
+    return this.#closing.signal.aborted;
   }
 
   get peer(): string {
@@ -159,7 +160,7 @@ export class Session {
         if (!(await this.#handle(packet.type, packet.payload))) return;
       }
     } catch (error) {
-      if (this.#closed) return;
+      if (this.closed) return;
       const broken = error instanceof WireError && !(error instanceof StreamEndedError);
       const why = broken
         ? `protocol error: ${(error as Error).message}`
@@ -222,16 +223,20 @@ export class Session {
    * A CHANGE: refused before it is inflated when another connection writes the backup or it
    * is at its quota; inflated within what a record holds, what the quota leaves, and the
    * server's budget of bytes inflated at once (a connection past it waits); then stored.
+   * Dropped, never stored, if the connection closes first (taken over, its node removed, the
+   * server stopping): the backup may have another writer by then.
    */
   async #change(packet: Packet): Promise<void> {
     const { host, storage } = this;
     const version = changeVersion(packet);
     const refusal = this.#refusal(mostChangeBytes(0));
     if (refusal) return await this.#nack(version, refusal);
+    const closed = this.#closing.signal;
     const held = await inflateChangeBody(
       host,
       storage.state().bytes,
       (max) => decodeChange(packet, max),
+      closed,
     );
     if (held === OVER_QUOTA) {
       return await this.#nack(version, this.#overQuota(host.limits.quotaBytes!).message);
@@ -242,7 +247,7 @@ export class Session {
       host.log("debug", `${this.name}: CHANGE ${at}`);
       // Given back (and let go) once stored or refused, before the answer: a peer that does
       // not read its ACK must not hold the budget every other connection inflates within.
-      await this.#write(at, () => storage.append(change!), mostChangeBytes(bytes), () => {
+      await this.#write(at, () => storage.append(change!, closed), mostChangeBytes(bytes), () => {
         change = undefined;
         held.release();
       });
@@ -361,7 +366,8 @@ export class Session {
         const result = await write();
         after = typeof result === "number" ? result : storage.state().version;
       } catch (error) {
-        if (error instanceof WireError) throw error;
+        // Dropped as its connection closed: there is no one to answer.
+        if (error instanceof WireError || error === this.#closing.signal.reason) throw error;
         refusal = (error as Error).message;
         if (!(error instanceof RefusedError)) refusal = `cannot store it: ${refusal}`;
       }
@@ -470,8 +476,8 @@ export class Session {
   }
 
   close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
+    if (this.closed) return;
+    this.#closing.abort();
     closeQuietly(this.conn);
   }
 }

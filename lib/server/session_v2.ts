@@ -107,7 +107,8 @@ export class V2Session {
   /** Whether it asked REQ_METADATA: a plugin that heartbeats; an older one never asks. */
   #beats = false;
   #storage: ServerStorage | undefined;
-  #closed = false;
+  /** Aborted as the connection closes: a change not stored by then never is. */
+  #closing = new AbortController();
 
   constructor(
     readonly id: number,
@@ -174,7 +175,7 @@ export class V2Session {
         }
       }
     } catch (error) {
-      if (this.#closed || error instanceof Closing) return;
+      if (this.#closing.signal.aborted || error instanceof Closing) return;
       if (error instanceof WireError && !(error instanceof StreamEndedError)) {
         this.host.log("warning", `${this.name}: protocol error: ${error.message}`);
         // Over the operator's limit, not the protocol's: say which setting it is.
@@ -429,16 +430,20 @@ export class V2Session {
    * A CHANGE: refused before it is inflated when another connection writes the backup or it
    * is at its quota; inflated within what a record holds, what the quota leaves, and the
    * server's budget of bytes inflated at once (a connection past it waits); then stored.
+   * Dropped, never stored, if the connection closes first (taken over, its node removed, the
+   * server stopping): the backup may have another writer by then.
    */
   async #change(storage: ServerStorage, packet: Packet): Promise<void> {
     const { host } = this;
     const version = changeVersionV2(packet);
     const early = this.#refusal(mostChangeBytes(0));
     if (early) return await this.#refused(`version ${version}`, early);
+    const closed = this.#closing.signal;
     const held = await inflateChangeBody(
       host,
       storage.state().bytes,
       (max) => decodeChangeV2(packet, max),
+      closed,
     );
     if (held === OVER_QUOTA) {
       const message = this.#overQuota(host.limits.quotaBytes!);
@@ -449,7 +454,7 @@ export class V2Session {
       // ACK must not hold the budget every other connection's changes inflate within.
       let change: ReturnType<typeof decodeChangeV2> | undefined = held.value;
       const { version: at, bytes } = change;
-      await this.#write(at, mostChangeBytes(bytes), () => storage.append(change!), () => {
+      await this.#write(at, mostChangeBytes(bytes), () => storage.append(change!, closed), () => {
         change = undefined;
         held.release();
       });
@@ -495,7 +500,8 @@ export class V2Session {
         const result = await write();
         after = typeof result === "number" ? result : storage.state().version;
       } catch (error) {
-        if (error instanceof WireError) throw error;
+        // Dropped as its connection closed: there is no one to answer.
+        if (error instanceof WireError || error === this.#closing.signal.reason) throw error;
         refused = storingRefusal(error);
       }
     }
@@ -795,8 +801,8 @@ export class V2Session {
   }
 
   close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
+    if (this.#closing.signal.aborted) return;
+    this.#closing.abort();
     closeQuietly(this.conn);
   }
 }
