@@ -6,7 +6,8 @@
  * apply it: for every record kind, a bit flipped in its header, nonce, ciphertext and tag; a
  * record copied from another segment or to another offset; a segment of another backup, with
  * its header rewritten to pass for this one's; an old log replayed under a newer number; a
- * truncated ciphertext; an unknown codec. A torn tail in the live log still reads as torn.
+ * truncated ciphertext; an unknown codec; a change dropped by a rewind put back in place of
+ * the one that replaced it. A torn tail in the live log still reads as torn.
  */
 import { crc32 } from "node:zlib";
 import { assert, assertEquals, assertMatch } from "./support/assert.ts";
@@ -20,6 +21,7 @@ import type { DataKey } from "../lib/crypto/data_key.ts";
 import { readChain, type Segment } from "../lib/format/chain.ts";
 import { decodeRecordHeader, RECORD_HEADER_SIZE, RecordKind } from "../lib/format/record.ts";
 import { SEGMENT_HEADER_SIZE } from "../lib/format/segment.ts";
+import { bumpStatement } from "./support/statements.ts";
 
 const fixture = loadFixture("fresh-start");
 const changes = recordedChanges(["restart", "activity"]);
@@ -258,4 +260,61 @@ Deno.test("tamper: a truncated ciphertext and an unknown codec are refused; a to
     Deno.writeFileSync(sealed.path, sealedBytes.subarray(0, sealedBytes.length - 10));
     assertMatch(readAllError(dir, key)!, /the backup is damaged/);
   });
+});
+
+Deno.test("tamper: a change a rewind dropped, kept by the storage, does not open in its successor's place", async () => {
+  const root = Deno.makeTempDirSync({ prefix: "cln-backup-tamper-" });
+  try {
+    const dir = `${root}/backup`;
+    const key = await makeEncryptedBackup(dir);
+    const backend = FileBackend.open(`file://${dir}`, dir, { key });
+    const insert = (version: number, value: string) => ({
+      version,
+      statements: [`INSERT INTO t VALUES ('${value}')`, bumpStatement(version - 1)],
+    });
+    await backend.append({
+      version: 1,
+      statements: [
+        "CREATE TABLE vars (name TEXT, val TEXT, intval INTEGER, blobval BLOB, PRIMARY KEY (name))",
+        "INSERT INTO vars (name, intval) VALUES ('data_version', 0)",
+        "CREATE TABLE t (x TEXT)",
+        bumpStatement(0),
+      ],
+    });
+    await backend.append(insert(2, "two"));
+    // Change 3 as stored, then dropped by a rewind (the node never committed it): whoever
+    // holds the storage saw it, and keeps its bytes and the file they were in.
+    await backend.append(insert(3, "dropped"));
+    const logs = () => readChain(dir).logs.map((log) => log.path);
+    const dropped = new Map(logs().map((path) => [path, Deno.readFileSync(path)]));
+    await backend.rewind();
+    // The change the node did commit, as long as the dropped one, and one after it.
+    await backend.append(insert(3, "kept!!!"));
+    await backend.append(insert(4, "four"));
+    backend.close();
+    const good = restoredWithKey(dir, key, root);
+    // Every record the storage saw, put back over what replaced it at its place.
+    for (const [path, bytes] of dropped) {
+      const now = Deno.readFileSync(path);
+      const spliced = now.slice();
+      // Its records, not the zeros written ahead of them.
+      let end = SEGMENT_HEADER_SIZE;
+      for (let header; (header = decodeRecordHeader(bytes.subarray(end)));) {
+        end += RECORD_HEADER_SIZE + header.storedLength;
+      }
+      spliced.set(
+        bytes.subarray(SEGMENT_HEADER_SIZE, Math.min(end, now.length)),
+        SEGMENT_HEADER_SIZE,
+      );
+      Deno.writeFileSync(path, spliced);
+      assertMatch(
+        readAllError(dir, key) ?? "restored",
+        /^Cannot read backup: .* at offset \d+ of ".*log-0+1\.clnb"; the backup is damaged/,
+      );
+      Deno.writeFileSync(path, now);
+    }
+    assertEquals(restoredWithKey(dir, key, root), good);
+  } finally {
+    Deno.removeSync(root, { recursive: true });
+  }
 });

@@ -41,6 +41,10 @@ import {
   V2Type,
 } from "../lib/wire/packets_v2.ts";
 import { readChain } from "../lib/format/chain.ts";
+import { decodeRecordHeader, RECORD_HEADER_SIZE } from "../lib/format/record.ts";
+import { SEGMENT_HEADER_SIZE } from "../lib/format/segment.ts";
+import { FileBackupReader } from "../lib/backends/file/reader.ts";
+import { restoreBackup } from "../lib/backup/restore.ts";
 import { DEFAULT_RETRY_POLICY } from "../lib/backends/socket/options.ts";
 
 import { DatabaseSync } from "node:sqlite";
@@ -367,6 +371,11 @@ Deno.test("encrypted server backup: init seals the node's database; a change the
     assertEquals((await first.close()).code, 0, await first.stderr());
     assertEquals((await serverStatus(s.url, s.credential)).lastVersion, version + 1);
     assert((await restoredWith(s, key)).includes("'never'"), "the backup holds it for now");
+    // The server keeps the sealed bytes of the change the node never committed.
+    const kept = readChain(s.storage).logs.map((log) => ({
+      path: log.path,
+      bytes: Deno.readFileSync(log.path),
+    }));
 
     const second = FakeLightningd.spawn({ lightningDir: s.dir });
     // The node is one behind: the plugin rewinds the change, then seals this one in its place.
@@ -381,6 +390,30 @@ Deno.test("encrypted server backup: init seals the node's database; a change the
     const restored = await restoredWith(s, key);
     assertEquals(restored, dumpDatabase(node));
     assert(!restored.includes("'never'"), "the change the node never committed is gone");
+    // Put back over what replaced it, the kept change does not open: it was sealed for a
+    // place no later record is sealed for (the rewind's next change starts a new log).
+    for (const { path, bytes } of kept) {
+      const now = Deno.readFileSync(path);
+      let end = SEGMENT_HEADER_SIZE;
+      for (let header; (header = decodeRecordHeader(bytes.subarray(end)));) {
+        end += RECORD_HEADER_SIZE + header.storedLength;
+      }
+      const spliced = now.slice();
+      spliced.set(
+        bytes.subarray(SEGMENT_HEADER_SIZE, Math.min(end, now.length)),
+        SEGMENT_HEADER_SIZE,
+      );
+      Deno.writeFileSync(path, spliced);
+      let refused = "";
+      try {
+        const reader = new FileBackupReader(`file://${s.storage}`, s.storage, { key });
+        restoreBackup(reader, `${s.root}/spliced-${crypto.randomUUID()}.sqlite3`);
+      } catch (error) {
+        refused = (error as Error).message;
+      }
+      assertMatch(refused, /^Cannot read backup: .* of ".*log-0+1\.clnb"; the backup is damaged/);
+      Deno.writeFileSync(path, now);
+    }
   } finally {
     await s.stop();
   }

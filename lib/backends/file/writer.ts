@@ -447,6 +447,11 @@ export class FileBackend implements Backend, CompactableBackend {
       this.#liveEnd = last.offset;
       this.#records--;
       this.#tail = undefined;
+      // The dropped record stays validly sealed for its place in whatever copy of the log the
+      // storage kept; the change that replaces it, sealed for that same place, could be
+      // swapped for it without a trace. So the log is sealed there and the next change
+      // starts the next log: no place ever holds two records that open.
+      if (this.#cipher) this.#roll();
     });
     return Promise.resolve();
   }

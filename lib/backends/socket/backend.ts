@@ -162,6 +162,11 @@ export class SocketBackend implements Backend {
   readonly #key: DataKey | undefined;
   /** Where the next sealed change goes; asked again after a reconnect or a rewind. */
   #place: Place | undefined;
+  /**
+   * After a rewind of an encrypted backup: the next change starts a new log, so that it is
+   * not sealed for the place of the dropped one (which the server may have kept).
+   */
+  #rollNext = false;
   readonly #segmentBytes: number | undefined;
   #writing = false;
   #lastExchange = 0;
@@ -255,10 +260,20 @@ export class SocketBackend implements Backend {
         what: `change ${change.version}`,
         packet: async () => {
           this.#place ??= await this.#askPlace();
-          laid = layOutChange(key, this.#place, change, this.#version, this.#segmentBytes);
+          laid = layOutChange(
+            key,
+            this.#place,
+            change,
+            this.#version,
+            this.#segmentBytes,
+            this.#rollNext,
+          );
           return encodeSealedChange(laid.packet);
         },
-        acked: () => this.#place = laid!.next,
+        acked: () => {
+          this.#place = laid!.next;
+          this.#rollNext = false;
+        },
         before: this.#version,
         after: change.version,
         countBefore: repeat ? this.#count : undefined,
@@ -292,6 +307,7 @@ export class SocketBackend implements Backend {
     // A v1 server still counts the dropped record, ours does not.
     this.#count = undefined;
     this.#place = undefined;
+    if (this.#key) this.#rollNext = true;
   }
 
   /**

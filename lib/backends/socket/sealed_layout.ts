@@ -31,7 +31,9 @@ export interface LaidOut {
 
 /**
  * Seals `change` for `place`. `version` is the backup's version before it, which a seal
- * carries when the change starts a new log (the live log would grow past `segmentBytes`).
+ * carries when the change starts a new log (the live log would grow past `segmentBytes`, or
+ * `roll`: the change replaces one a rewind dropped, which was sealed for `place` and may
+ * have been kept by the server, so it must not be sealed for that same place).
  */
 export function layOutChange(
   key: DataKey,
@@ -39,12 +41,13 @@ export function layOutChange(
   change: Change,
   version: number,
   segmentBytes = DEFAULT_SEGMENT_BYTES,
+  roll = false,
 ): LaidOut {
   const cipherOf = (log: number) =>
     segmentCipher(key, { backupId: place.backupId, kind: SegmentKind.Log, number: log });
   const payload = storePayload(change.version, encodeStatements(change.statements));
   const length = recordLength(payload, cipherOf(place.log));
-  const roll = place.offset > SEGMENT_HEADER_SIZE && place.offset + length > segmentBytes;
+  roll ||= place.offset > SEGMENT_HEADER_SIZE && place.offset + length > segmentBytes;
   const log = roll ? place.log + 1 : place.log;
   const offset = roll ? SEGMENT_HEADER_SIZE : place.offset;
   const seal = roll
