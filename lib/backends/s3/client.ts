@@ -25,6 +25,48 @@ import type { SigningKeys as S3Credentials } from "./sigv4.ts";
 export const MOST_OBJECT_BYTES = SEGMENT_HEADER_SIZE + RECORD_HEADER_SIZE + MAX_PAYLOAD_BYTES;
 
 /**
+ * The most bytes of an answer's text a client reads (a listing page, an error): a page of
+ * 1000 keys of S3's longest (1 KiB each) is about 1.2 MB.
+ */
+const MOST_TEXT_BYTES = 16 * 1024 * 1024;
+
+/** An answer whose body holds more bytes than the request can take (see readBody). */
+class OverLimit extends Error {}
+
+/**
+ * An answer's body, refused once it holds more than `limit` bytes: by its Content-Length
+ * before anything is read, else as its bytes come. A server that sends more than the object
+ * it names can hold (broken, or hostile) cannot make a reader allocate without bound.
+ */
+async function readBody(response: Response, limit: number): Promise<Uint8Array> {
+  const declared = Number(response.headers.get("content-length") ?? "0");
+  const body = response.body;
+  if (declared > limit) {
+    await body?.cancel().catch(() => {});
+    throw new OverLimit();
+  }
+  if (!body) return new Uint8Array(0);
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for await (const chunk of body) {
+    total += chunk.length;
+    if (total > limit) {
+      // Leaving the loop cancels the stream: no more of it is read.
+      throw new OverLimit();
+    }
+    chunks.push(chunk);
+  }
+  if (chunks.length === 1) return chunks[0];
+  const out = new Uint8Array(total);
+  let at = 0;
+  for (const chunk of chunks) {
+    out.set(chunk, at);
+    at += chunk.length;
+  }
+  return out;
+}
+
+/**
  * The bytes a read is given time for: those it expects, but never more than an object can
  * hold, so a wrong size in a listing (terabytes, say) cannot make it wait for days.
  */
@@ -236,7 +278,7 @@ export class S3Client {
     // a 404 so cut may not be NoSuchKey, so it is asked again rather than taken as final.
     let cut = false;
     try {
-      text = await response.text();
+      text = new TextDecoder().decode(await readBody(response, MOST_TEXT_BYTES));
     } catch {
       cut = true;
     }
@@ -258,9 +300,24 @@ export class S3Client {
    * id): a connection cut while it is read is worth a retry.
    */
   async #text(what: string, response: Response): Promise<string> {
+    return new TextDecoder().decode(await this.#body(what, response, MOST_TEXT_BYTES));
+  }
+
+  /** A 2xx answer's body, of at most `limit` bytes; a connection cut on the way is transient. */
+  async #body(what: string, response: Response, limit: number): Promise<Uint8Array> {
     try {
-      return await response.text();
+      return await readBody(response, limit);
     } catch (error) {
+      if (error instanceof OverLimit) {
+        throw new S3Error(
+          `${what}: the answer holds more than the ${limit} bytes it can (${this.where}): ` +
+            `the server is not answering as S3 does, or the object is damaged: check the ` +
+            `endpoint, or restore from another copy`,
+          200,
+          "",
+          false,
+        );
+      }
       throw new S3Error(`${what}: ${(error as Error).message} (${this.where})`, 200, "", true);
     }
   }
@@ -286,17 +343,16 @@ export class S3Client {
   /**
    * An object's bytes, read whole within the timeout; one expected to hold `expectedBytes`
    * (a large change or pack, its size known) gets the time a slow link takes for them too.
+   * An answer of more than `maxBytes` (at most what an object read whole can hold) is
+   * refused as its bytes come: a reader that knows the object's size from a listing passes
+   * it, so that memory holds only what the listing promised.
    */
-  async get(key: string, expectedBytes = 0): Promise<Uint8Array> {
+  async get(key: string, expectedBytes = 0, maxBytes = MOST_OBJECT_BYTES): Promise<Uint8Array> {
     const what = `Cannot read "${key}"`;
     const resource = this.#resource(key);
     const carried = readAllowanceBytes(expectedBytes);
     const response = await this.#request(what, "GET", resource, undefined, {}, carried);
-    try {
-      return new Uint8Array(await response.arrayBuffer());
-    } catch (error) {
-      throw new S3Error(`${what}: ${(error as Error).message} (${this.where})`, 200, "", true);
-    }
+    return await this.#body(what, response, Math.min(maxBytes, MOST_OBJECT_BYTES));
   }
 
   /** An object's bytes as they arrive (a base is larger than memory should hold). */
@@ -402,7 +458,7 @@ export class S3Client {
       body,
     );
     // S3 may answer 200 and put the error in the body.
-    const text = await response.text();
+    const text = await this.#text(what, response);
     const code = xmlText(text, "Code");
     if (code !== undefined) throw new S3Error(`${what}: ${code}`, 200, code, code === "SlowDown");
   }

@@ -109,7 +109,7 @@ export async function readLayout(client: S3Client): Promise<S3Layout> {
 async function readLink(client: S3Client, entry: ChangeEntry): Promise<number> {
   let bytes: Uint8Array;
   try {
-    bytes = await client.get(entry.key, entry.size);
+    bytes = await client.get(entry.key, entry.size, entry.size);
   } catch (error) {
     if (error instanceof S3Error && error.code === "NoSuchKey") return 0;
     throw error;

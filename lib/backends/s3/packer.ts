@@ -163,7 +163,7 @@ export class Packer {
         `reading ${entry.key}`,
         policy,
         log,
-        () => client.get(entry.key, entry.size),
+        () => client.get(entry.key, entry.size, entry.size),
       );
       checkChangeObject(entry, record);
       // Packed, a change over a generation its link does not name could no longer be told.

@@ -211,7 +211,7 @@ async function spool(
             `reading ${change.key}`,
             policy,
             () => {},
-            () => client.get(change.key, change.size),
+            () => client.get(change.key, change.size, change.size),
           )
         ),
       );
@@ -396,7 +396,7 @@ async function spoolPack(
     `reading ${pack.key}`,
     policy,
     () => {},
-    () => client.get(pack.key, pack.size),
+    () => client.get(pack.key, pack.size, pack.size),
   );
   Deno.writeFileSync(tmp, bytes);
   const file = Deno.openSync(tmp, { read: true });
