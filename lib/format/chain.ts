@@ -329,7 +329,7 @@ function lastRecord(
     const found = endingAt(size);
     if (found) return found;
     // The record may itself end in zero bytes: it ends within `bytes` of the last other one.
-    const data = dataEnd(file, SEGMENT_HEADER_SIZE, size);
+    const data = dataEnd(file, SEGMENT_HEADER_SIZE, size, segment.path);
     for (let end = data; end < size && end <= data + bytes; end++) {
       const record = endingAt(end);
       if (record) return record;

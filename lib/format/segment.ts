@@ -192,12 +192,29 @@ export function readInto(file: Deno.FsFile, offset: number, out: Uint8Array): Ui
 }
 
 /**
- * Where the bytes of `file` from `from` to `to` stop being followed by zeros only: just
- * after the last one that is not zero, or `from` when they all are.
+ * The most zeros a segment can end in: a writer zeros up to 1 MiB past the record it
+ * appends (writer.ts), and a file system may grow a file by the append before its bytes
+ * land, so a crash leaves at most one record's bytes and 1 MiB; this leaves room to spare.
  */
-export function dataEnd(file: Deno.FsFile, from: number, to: number): number {
+export const MOST_ZERO_BYTES = MAX_PAYLOAD_BYTES + (16 << 20);
+
+/**
+ * Where the bytes of `file` (at `path`) from `from` to `to` stop being followed by zeros
+ * only: just after the last one that is not zero, or `from` when they all are. More than
+ * {@linkcode MOST_ZERO_BYTES} zeros at the end are no writer's (a file grown, or made
+ * sparse, to terabytes would take hours to read): {@linkcode CorruptBackupError}.
+ */
+export function dataEnd(file: Deno.FsFile, from: number, to: number, path: string): number {
   const step = FIRST_WINDOW_BYTES;
   for (let end = to; end > from; end -= step) {
+    if (to - end > MOST_ZERO_BYTES) {
+      throw new CorruptBackupError(
+        path,
+        end,
+        `more than ${MOST_ZERO_BYTES} zero bytes up to the end of the file (${to} bytes), ` +
+          `more than any write leaves (a file grown, or damaged),`,
+      );
+    }
     const start = Math.max(from, end - step);
     const bytes = readAt(file, start, end - start);
     for (let i = bytes.length - 1; i >= 0; i--) if (bytes[i] !== 0) return start + i + 1;
@@ -339,7 +356,7 @@ export function* scanSegment(
       // ahead of its records (writer.ts), or that a file system grew before an append landed.
       // Torn when nothing but this header's slot holds data. Torn bytes end at the last one
       // that is not zero.
-      const data = dataEnd(file, offset, size);
+      const data = dataEnd(file, offset, size, path);
       if (data === offset) return { end: offset, tornBytes: 0 };
       if (data <= offset + RECORD_HEADER_SIZE) {
         if (remaining < RECORD_HEADER_SIZE && grew()) continue;
@@ -380,11 +397,11 @@ export function* scanSegment(
     const end = offset + RECORD_HEADER_SIZE + header.storedLength;
     if (end > size) {
       if (grew()) continue;
-      return { end: offset, tornBytes: dataEnd(file, offset, size) - offset };
+      return { end: offset, tornBytes: dataEnd(file, offset, size, path) - offset };
     }
     const stored = window.at(offset + RECORD_HEADER_SIZE, header.storedLength);
     if (!payloadChecks(header, stored)) {
-      const data = dataEnd(file, offset, size);
+      const data = dataEnd(file, offset, size, path);
       if (data <= end) return { end: offset, tornBytes: data - offset };
       if (rechecks++ < RECHECKS) {
         window.forget();

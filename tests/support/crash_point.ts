@@ -351,7 +351,7 @@ function powerCut(backupDir: string, phase: CrashPhase, random: () => number): s
     // Written into zeros, a record's pages reach the disk in any order: the first can be lost
     // with the header, and later ones kept.
     const page = (Math.floor(from / PAGE_BYTES) + 1) * PAGE_BYTES;
-    if (page < dataEnd(file, from, size) && random() < 0.25) {
+    if (page < dataEnd(file, from, size, live) && random() < 0.25) {
       file.seekSync(from, Deno.SeekMode.Start);
       writeAll(file, new Uint8Array(page - from));
       return `power cut: ${from}..${page} lost, ${page}..${size} kept`;

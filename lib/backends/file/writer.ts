@@ -693,7 +693,10 @@ export class FileBackend implements Backend, CompactableBackend {
   #cutZeros(): void {
     try {
       const size = this.#live.statSync().size;
-      if (size > this.#liveEnd && dataEnd(this.#live, this.#liveEnd, size) === this.#liveEnd) {
+      if (
+        size > this.#liveEnd &&
+        dataEnd(this.#live, this.#liveEnd, size, this.#livePath) === this.#liveEnd
+      ) {
         this.#live.truncateSync(this.#liveEnd);
       }
     } catch {
