@@ -21,8 +21,13 @@ export const WRAPPED_KEY_NAME = "key.json";
 
 /** scrypt's cost for a new passphrase wrap: N = 2^17, r = 8 (about 128 MiB, half a second). */
 const SCRYPT_COST = { logN: 17, r: 8, p: 1 };
-/** The costs a reader accepts: a file cannot make it allocate without bound. */
-const MAX_LOG_N = 22;
+/**
+ * The costs a reader accepts: a file cannot make it allocate without bound. 2^20 is 1 GiB at
+ * r = 8, the most @noble/hashes's scrypt takes (its `maxmem`); past it, it throws.
+ */
+const MAX_LOG_N = 20;
+/** The most bytes a `key.json` may hold: one passphrase wrap and many age ones take a few KiB. */
+export const MOST_WRAPPED_KEY_BYTES = 1 << 20;
 
 /** What opens a wrapped key: a passphrase, or an age identity (`AGE-SECRET-KEY-1…`). */
 export type Secret = { passphrase: string } | { identity: string };
@@ -140,6 +145,25 @@ function parse(bytes: Uint8Array, where: string, backupId: Uint8Array, keyId: Ui
       `"${where}" holds the key of another backup (backup ${file.backup_id}, key ` +
         `${file.key_id}; this backup is ${hex(backupId)} with key ${hex(keyId)}): put this ` +
         `backup's own key.json back`,
+    );
+  }
+  // Each wrap is tried with each secret given: one a file could make fail other than as a
+  // wrong secret does (a field of another type), or make cost many scrypt runs, is refused.
+  const fields = (wrap: Wrap, names: string[]) =>
+    names.every((name) => typeof (wrap as Record<string, unknown>)[name] === "string");
+  const passphrases = file.wraps.filter((w) => w?.type === "passphrase").length;
+  const wellFormed = file.wraps.every((w) =>
+    typeof w === "object" && w !== null &&
+    (w.type === "passphrase"
+      ? fields(w, ["kdf", "salt", "sealed"])
+      : w.type !== "age" || fields(w, ["recipient", "sealed"]))
+  );
+  if (!wellFormed || passphrases > 1) {
+    throw new UnlockError(
+      `"${where}" holds ${
+        wellFormed ? "more than one passphrase wrap, which cln-backup never writes" : "a wrap " +
+          "whose fields are not a cln-backup wrap's"
+      }: restore it from a copy of the backup, or upgrade cln-backup`,
     );
   }
   return file;

@@ -85,3 +85,46 @@ Deno.test("wrapped key: it belongs to one backup and one key; damage is named", 
   assert(!error.message.includes(secret.slice(15)), error.message);
   assertMatch(new TextDecoder().decode(file), /"key_id": "[0-9a-f]{16}"/);
 });
+
+Deno.test("wrapped key: a key.json that would cost more than a wrong secret does is refused in one line", async () => {
+  const key = await DataKey.generate();
+  const file = JSON.parse(
+    new TextDecoder().decode(await wrapKey(key, backupId, { passphrase: "p" }, CHEAP)),
+  );
+  const opening = (wraps: unknown[]) => () =>
+    unwrapKey(
+      new TextEncoder().encode(JSON.stringify({ ...file, wraps })),
+      "k",
+      backupId,
+      key.id,
+      [{ passphrase: "p" }, { identity: "AGE-SECRET-KEY-1QQQQ" }],
+    );
+  const wrap = file.wraps[0];
+  // scrypt at 2^21 or 2^22 needs 2 or 4 GiB: more than @noble/hashes takes, whose own
+  // error ('"maxmem" limit was hit') named neither the file nor what to do.
+  for (const logN of [21, 22]) {
+    await assertRejects(
+      opening([{ ...wrap, log_n: logN }]),
+      /^Cannot unlock backup: its passphrase wrap has costs this cln-backup does not take$/,
+    );
+  }
+  // Fields of another type were a TypeError from Buffer, not a refusal naming the file.
+  for (
+    const bad of [
+      { ...wrap, salt: 5 },
+      { ...wrap, sealed: null },
+      { type: "age", recipient: "age1x", sealed: 7 },
+      null,
+    ]
+  ) {
+    await assertRejects(
+      opening([bad]),
+      /^Cannot unlock backup: "k" holds a wrap whose fields are not a cln-backup wrap's: restore it from a copy of the backup, or upgrade cln-backup$/,
+    );
+  }
+  // Each passphrase wrap costs a scrypt run: a thousand would take an hour to refuse.
+  await assertRejects(
+    opening(Array.from({ length: 1000 }, () => wrap)),
+    /^Cannot unlock backup: "k" holds more than one passphrase wrap, which cln-backup never writes: /,
+  );
+});

@@ -12,7 +12,7 @@ import { S3Client, type S3Credentials, S3Error } from "./client.ts";
 import { DEFAULT_S3_POLICY, retrying } from "./retry.ts";
 import { readBackupId, s3Url } from "./backend.ts";
 import { wrappedKeyKey } from "./keys.ts";
-import { wrappedKeyId } from "../../crypto/wrapped_key.ts";
+import { MOST_WRAPPED_KEY_BYTES, wrappedKeyId } from "../../crypto/wrapped_key.ts";
 import { checkKey } from "../file/encryption.ts";
 import type { DataKey } from "../../crypto/data_key.ts";
 import { CorruptBackupError } from "../../format/segment.ts";
@@ -30,7 +30,7 @@ export async function readWrappedKey(client: S3Client): Promise<WrappedKeyObject
   const key = wrappedKeyKey(client.url.prefix);
   let bytes: Uint8Array;
   try {
-    bytes = await client.get(key);
+    bytes = await client.get(key, 0, MOST_WRAPPED_KEY_BYTES);
   } catch (error) {
     if (error instanceof S3Error && error.code === "NoSuchKey") return undefined;
     throw error;
