@@ -58,6 +58,10 @@ export function restoreTarget(target: string): string {
 
 function openForRestore(path: string): { db: DatabaseSync; journal: string } {
   const db = new DatabaseSync(path);
+  // No other database file: a backup's statements (a plain one's are whatever its files say)
+  // could else ATTACH, or VACUUM INTO, a file at any path this process may write.
+  // (SQLITE_LIMIT_ATTACHED; node:sqlite's `limits`, which the bundled types do not name yet.)
+  (db as unknown as { limits: { attach: number } }).limits.attach = 0;
   const journal = String(db.prepare("PRAGMA journal_mode").get()?.journal_mode ?? "delete");
   // The temporary file is thrown away on any failure, so it needs no journal or syncs.
   db.exec("PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF; PRAGMA foreign_keys = ON;");

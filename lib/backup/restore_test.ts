@@ -1,4 +1,4 @@
-import { assertEquals, assertRejects } from "../../tests/support/assert.ts";
+import { assertEquals, assertRejects, assertThrows } from "../../tests/support/assert.ts";
 import { createFileBackup } from "../backends/file/create.ts";
 import { existsSync } from "../fs/exists.ts";
 import { FileBackend } from "../backends/file/writer.ts";
@@ -81,4 +81,34 @@ Deno.test("restore clears what a killed restore of the same pid left, and never 
     /^Cannot restore backup: database already exists at/,
   );
   Deno.removeSync(dir, { recursive: true });
+});
+
+Deno.test("restore: a change that attaches another file (a crafted backup) writes nothing outside the target", async () => {
+  // A plain backup's statements are whatever its files say; ATTACH and VACUUM INTO would
+  // create a database file at any path the operator may write (a web root, a dotfile). A
+  // change that starts with a PRAGMA runs outside the transaction, where VACUUM may run.
+  for (
+    const evil of [
+      (path: string) => ({
+        version: 2,
+        statements: [`ATTACH DATABASE '${path}' AS e; CREATE TABLE e.pwn (x)`, bump(1)],
+      }),
+      (path: string) => ({
+        version: 1,
+        statements: [`PRAGMA foreign_keys = ON; VACUUM INTO '${path}'`],
+      }),
+    ]
+  ) {
+    const outside = Deno.makeTempDirSync();
+    const path = `${outside}/planted`;
+    const dir = await backupOf([first, evil(path)]);
+    assertThrows(
+      () => restoreBackup(openReader(`file://${dir}/backup`), `${dir}/db.sqlite3`),
+      /^Cannot apply change [12]: too many attached databases - max 0 in: /,
+    );
+    assertEquals(existsSync(path), false);
+    assertEquals(existsSync(`${dir}/db.sqlite3`), false);
+    Deno.removeSync(dir, { recursive: true });
+    Deno.removeSync(outside, { recursive: true });
+  }
 });
