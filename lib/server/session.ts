@@ -311,7 +311,7 @@ export class Session {
         }
         // The deflated copy goes before the base is made: the disk holds two copies at most.
         removeIfExists(upload);
-        await storage.storeSnapshotFile(version, database);
+        await storage.storeSnapshotFile(version, database, this.#closing.signal);
       }, size);
       return true;
     } finally {

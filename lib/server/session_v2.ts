@@ -308,6 +308,8 @@ export class V2Session {
 
   async #handle(packet: Packet): Promise<void> {
     const storage = this.#storage!;
+    // A write from a connection closed meanwhile is dropped, never stored (see #change).
+    const closed = this.#closing.signal;
     const max = this.host.maxPayloadBytes;
     switch (packet.type) {
       case V2Type.Change:
@@ -315,17 +317,17 @@ export class V2Session {
       case V2Type.SealedChange: {
         const change = decodeSealedChange(packet);
         const bytes = change.record.length + (change.seal?.length ?? 0);
-        await this.#write(
-          undefined,
-          bytes,
-          () => storage.appendSealed(change),
-        );
+        await this.#write(undefined, bytes, () => storage.appendSealed(change, closed));
         return;
       }
       case V2Type.SealedInit: {
         const { wrappedKey, base } = decodeSealedInit(packet);
         this.host.log("info", `${this.name}: SEALED_INIT (a base of ${base.length} bytes)`);
-        await this.#write(undefined, base.length, () => storage.initSealed(wrappedKey, base));
+        await this.#write(
+          undefined,
+          base.length,
+          () => storage.initSealed(wrappedKey, base, closed),
+        );
         return;
       }
       case V2Type.SnapshotFile: {
@@ -347,7 +349,7 @@ export class V2Session {
           return await this.#answer(
             "SEALED_BASE",
             V2Type.CompactRes,
-            () => storage.swapBase(upload),
+            () => storage.swapBase(upload, closed),
           );
         } finally {
           removeIfExists(upload);
@@ -376,7 +378,11 @@ export class V2Session {
       case V2Type.Snapshot: {
         const { version, database } = decodeSnapshotV2(packet, max);
         this.host.log("info", `${this.name}: SNAPSHOT ${version} (${database.length} bytes)`);
-        await this.#write(version, database.length, () => storage.storeSnapshot(version, database));
+        await this.#write(
+          version,
+          database.length,
+          () => storage.storeSnapshot(version, database, closed),
+        );
         return;
       }
       case V2Type.Rewind: {
@@ -473,6 +479,7 @@ export class V2Session {
     try {
       result = await work();
     } catch (error) {
+      if (error === this.#closing.signal.reason) throw error;
       const message = `${what} failed: ${(error as Error).message}`;
       this.host.log("warning", `${this.name}: ${message}`);
       await this.#error(ErrorCode.Failed, message);
@@ -583,7 +590,11 @@ export class V2Session {
       }
       // The deflated copy goes before the base is made: the disk holds two copies at most.
       removeIfExists(upload);
-      await this.#write(version, bytes, () => storage.storeSnapshotFile(version, database));
+      await this.#write(
+        version,
+        bytes,
+        () => storage.storeSnapshotFile(version, database, this.#closing.signal),
+      );
     } finally {
       removeIfExists(upload);
       removeIfExists(database);
@@ -611,7 +622,8 @@ export class V2Session {
       await this.#write(
         undefined,
         size,
-        () => storage.initSealedFile(wrappedKey, size > 0 ? upload : undefined),
+        () =>
+          storage.initSealedFile(wrappedKey, size > 0 ? upload : undefined, this.#closing.signal),
       );
     } finally {
       removeIfExists(upload);
@@ -687,11 +699,12 @@ export class V2Session {
       const { staging, owner } = storage.beginUpgrade(version, upgrade.wrappedKey);
       await this.#send(encodeVersionFrame(V2Type.Ack, version));
       await storage.receiving(bytes, () => this.#receiveStaged(staging, bytes));
-      const after = await storage.commitUpgrade(owner, version);
+      const after = await storage.commitUpgrade(owner, version, this.#closing.signal);
       this.host.wrote(this.#node!);
       await this.#send(encodeVersionFrame(V2Type.Ack, after));
     } catch (error) {
-      if (error instanceof WireError || error instanceof Closing) throw error;
+      const closed = error === this.#closing.signal.reason;
+      if (error instanceof WireError || error instanceof Closing || closed) throw error;
       const { code, message } = storingRefusal(error);
       this.host.log(
         "error",

@@ -282,9 +282,11 @@ export class ServerStorage {
   /**
    * Stores a change its client sealed for the place it names (an encrypted backup): its
    * headers and checksums are checked, its version must follow the backup, and a seal that
-   * rolls the log must carry the backup's version. Returns the version after it.
+   * rolls the log must carry the backup's version. Returns the version after it. `closed`
+   * drops it as {@linkcode append}'s does: the seal (a roll) and the record are written in
+   * one synchronous step after that check.
    */
-  async appendSealed(change: SealedChange): Promise<number> {
+  async appendSealed(change: SealedChange, closed?: AbortSignal): Promise<number> {
     if (!this.#backend.keyId) {
       throw new RefusedError(
         "the backup is not encrypted, and takes plain changes only: a plain and an encrypted " +
@@ -314,6 +316,7 @@ export class ServerStorage {
           `client asks PLACE again after a reconnect or rewind`,
       );
     }
+    closed?.throwIfAborted();
     await this.#backend.appendSealed({ ...change, version: record.version });
     this.#rewound = false;
     return record.version;
@@ -323,15 +326,20 @@ export class ServerStorage {
    * Makes the empty backup an encrypted one (init --encrypt): its `key.json` (which the server
    * cannot open) and, unless the node has no database yet, the sealed base. The empty log is
    * written again under the new backup's id and key first, then `key.json`, then the base:
-   * a crash at any step leaves an empty backup, which a new init takes.
+   * a crash at any step leaves an empty backup, which a new init takes. Once `closed` aborts
+   * (the connection that sent it closed), its reason is thrown, the backup untouched.
    */
-  async initSealed(wrappedKey: Uint8Array, base: Uint8Array): Promise<number> {
-    if (base.length === 0) return await this.initSealedFile(wrappedKey, undefined);
+  async initSealed(
+    wrappedKey: Uint8Array,
+    base: Uint8Array,
+    closed?: AbortSignal,
+  ): Promise<number> {
+    if (base.length === 0) return await this.initSealedFile(wrappedKey, undefined, closed);
     this.refuseSealedInit();
     const tmp = `${this.dir}/${baseName(0)}.sealed.tmp`;
     try {
       Deno.writeFileSync(tmp, base);
-      return await this.initSealedFile(wrappedKey, tmp);
+      return await this.initSealedFile(wrappedKey, tmp, closed);
     } finally {
       removeIfExists(tmp);
     }
@@ -356,7 +364,11 @@ export class ServerStorage {
    * {@linkcode initSealed} with the sealed base in the file `base`, a temporary file in the
    * backup that is moved into place or removed (none: the node has no database yet).
    */
-  async initSealedFile(wrappedKey: Uint8Array, base: string | undefined): Promise<number> {
+  async initSealedFile(
+    wrappedKey: Uint8Array,
+    base: string | undefined,
+    closed?: AbortSignal,
+  ): Promise<number> {
     this.refuseSealedInit();
     const owner = this.#checked(() => keyOwner(wrappedKey));
     let version = 0;
@@ -367,9 +379,14 @@ export class ServerStorage {
         removeIfExists(base);
         throw error;
       }
-      // Still empty? Another connection may have written while the base was read.
-      if (this.#backend.state().records !== 0 || readLayout(this.dir).bases.length > 0) {
+      // Still its to make, and empty? Its connection may have closed (taken over, say), and
+      // another may have written, while the base was read.
+      if (
+        closed?.aborted || this.#backend.state().records !== 0 ||
+        readLayout(this.dir).bases.length > 0
+      ) {
         removeIfExists(base);
+        closed?.throwIfAborted();
         throw new RefusedError("the backup was written to while its encrypted base was checked");
       }
     }
@@ -445,9 +462,10 @@ export class ServerStorage {
    * Puts the staged encrypted copy in this plain backup's place (lib/server/staged_upgrade.ts),
    * once it is read through on a thread: every segment `owner`'s, sealed, passing its checks,
    * one chain ending at the backup's `version`, which no write moved meanwhile. Returns the
-   * version; a failed check refuses it and the plain backup stays.
+   * version; a failed check refuses it and the plain backup stays, as it does once `closed`
+   * aborts (the connection that sent the copy closed), its reason thrown.
    */
-  async commitUpgrade(owner: BaseOwner, version: number): Promise<number> {
+  async commitUpgrade(owner: BaseOwner, version: number, closed?: AbortSignal): Promise<number> {
     const staging = stagingDir(this.dir);
     syncDir(staging);
     let copy: BackupDescription;
@@ -457,6 +475,8 @@ export class ServerStorage {
       if (error instanceof SealedInputError) throw new RefusedError(error.message);
       throw error;
     }
+    // From here on, every step is synchronous: a close lands before the swap or after it.
+    closed?.throwIfAborted();
     const at = this.#backend.state().version;
     if (this.#backend.keyId || copy.lastVersion !== version || at !== version) {
       throw new RefusedError(
@@ -498,15 +518,17 @@ export class ServerStorage {
    * as it was; after it, two bases and what the older needed, which readers and the next
    * open take. The base is read through on a worker thread first; the steps after that run
    * one after another, and the node's appends land before or after them, in the live log,
-   * which is never deleted nor rewritten.
+   * which is never deleted nor rewritten. Once `closed` aborts (the connection that sent it
+   * closed) before those steps, its reason is thrown and the base is not swapped in.
    */
-  async swapBase(tmp: string): Promise<CompactionResult> {
+  async swapBase(tmp: string, closed?: AbortSignal): Promise<CompactionResult> {
     const started = performance.now();
     const keyId = this.#backend.keyId;
     if (!keyId) throw new RefusedError("a sealed base goes into an encrypted backup only");
     try {
       // Read through on a thread of its own; from here on, every step is synchronous.
       const header = await this.#checkedBase(tmp, { backupId: this.#backend.backupId, keyId });
+      closed?.throwIfAborted();
       // The writer's counts, as the plain compaction reports them (compact/version_count.ts).
       const before = this.#backend.heldStats();
       const version = header.number;
@@ -590,13 +612,16 @@ export class ServerStorage {
     }
   }
 
-  /** Stores a snapshot as the backup's base; only an empty backup takes one. */
-  async storeSnapshot(version: number, database: Uint8Array): Promise<void> {
+  /**
+   * Stores a snapshot as the backup's base; only an empty backup takes one. Once `closed`
+   * aborts (the connection that sent it closed), its reason is thrown and no base is left.
+   */
+  async storeSnapshot(version: number, database: Uint8Array, closed?: AbortSignal): Promise<void> {
     this.refuseSnapshot(version);
     const copy = `${this.dir}/snapshot-${Deno.pid}.tmp`;
     try {
       Deno.writeFileSync(copy, database);
-      await this.storeSnapshotFile(version, copy);
+      await this.storeSnapshotFile(version, copy, closed);
     } finally {
       Deno.removeSync(copy);
     }
@@ -615,14 +640,16 @@ export class ServerStorage {
 
   /**
    * {@linkcode storeSnapshot} of the database in the file `path` (left for the caller); the
-   * event loop runs between the base's parts, so the server's other connections go on.
+   * event loop runs between the base's parts, so the server's other connections go on, and
+   * one of them may take the backup over: once `closed` aborts, the base is given up.
    */
-  async storeSnapshotFile(version: number, path: string): Promise<void> {
+  async storeSnapshotFile(version: number, path: string, closed?: AbortSignal): Promise<void> {
     this.refuseSnapshot(version);
+    closed?.throwIfAborted();
     await writeBaseYielding(this.dir, { version, path }, {
       backupId: this.#backend.backupId,
       firstLog: this.#backend.liveSequence,
-    });
+    }, closed);
     this.#backend.compacted();
     this.#rewound = false;
   }

@@ -67,14 +67,20 @@ export function writeBase(dir: string, source: SnapshotSource, place: BasePlace)
 
 /**
  * {@linkcode writeBase}, letting the event loop run between parts: a server builds a node's
- * base while it serves other nodes.
+ * base while it serves other nodes. Once `closed` aborts, the half-built base is removed at
+ * the next part and the signal's reason thrown: the last part, the end and the rename are
+ * one synchronous step after the last check, so no base goes in after it aborts.
  */
 export async function writeBaseYielding(
   dir: string,
   source: SnapshotSource,
   place: BasePlace,
+  closed?: AbortSignal,
 ): Promise<void> {
-  for (const out of baseSteps(dir, source, place)) await nextTurn(out);
+  for (const out of baseSteps(dir, source, place)) {
+    await nextTurn(out);
+    closed?.throwIfAborted();
+  }
 }
 
 /** writeBase's work, a step a part; each step yields the file it writes. */
