@@ -477,9 +477,12 @@ export class BackupServer {
   /**
    * Makes `session` the one writer of `storage`; returns who else is, if someone is. A wire v2
    * writer that heartbeat and is silent past `writerSilenceMs` is closed for another v2
-   * session instead.
+   * session instead. A closed `session` gets its close reason thrown: a write it took in
+   * before it closed (taken over, its node removed) is dropped, never takes the backup back
+   * from the one that took it over (closing that one), nor goes on as its writer's.
    */
   claimWriter(session: Writer, storage: ServerStorage): Writer | undefined {
+    session.closing.throwIfAborted();
     const writer = this.#writers.get(storage);
     if (writer === session) return undefined;
     if (writer) {

@@ -80,6 +80,8 @@ export async function compactLogged(
 export interface Writer {
   /** The connection as the log names it. */
   readonly name: string;
+  /** Aborted as the connection closes: a closed connection never becomes the writer. */
+  readonly closing: AbortSignal;
   /**
    * How long a wire v2 session has been silent, outside a request (its plugin's heartbeats
    * keep it short); `undefined` for one that never heartbeat (REQ_METADATA). A v1 session has
@@ -93,7 +95,10 @@ export interface Writer {
 /** What a session needs from the server it belongs to. */
 export interface SessionHost {
   log(level: LogLevel, message: string): void;
-  /** Makes `session` the one writer of `storage`; returns who else is, if someone is. */
+  /**
+   * Makes `session` the one writer of `storage`; returns who else is, if someone is. Throws
+   * `session.closing`'s reason once it closed.
+   */
   claimWriter(session: Writer, storage: ServerStorage): Writer | undefined;
   maxPayloadBytes: number;
   /** The most a CHANGE's statements may inflate to. */
@@ -131,6 +136,10 @@ export class Session {
   /** Whether it was closed (by either end). */
   get closed(): boolean {
     return this.#closing.signal.aborted;
+  }
+
+  get closing(): AbortSignal {
+    return this.#closing.signal;
   }
 
   get peer(): string {

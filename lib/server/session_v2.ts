@@ -119,6 +119,10 @@ export class V2Session {
     readonly handshakeBy: number,
   ) {}
 
+  get closing(): AbortSignal {
+    return this.#closing.signal;
+  }
+
   /** Whether the node has proved its key. */
   get authenticated(): boolean {
     return this.#storage !== undefined;
