@@ -162,6 +162,82 @@ function fetchFailure(error: Error, url: S3Url): string {
     `or a public one, and name the endpoint's host`;
 }
 
+/** How far a listing may go before it is refused as one without end. */
+export interface ListingBound {
+  /** Keys (or uploads) listed. */
+  entries: number;
+  /** Pages asked for, empty ones too. */
+  pages: number;
+}
+
+/**
+ * A backup's own objects are few: its bases, at most about 1001 change objects, key.json,
+ * backup-id, claim, and one pack per 1000 changes (two million packs are two billion changes,
+ * decades of a change a second). A listing also shows what other tools keep in sub-folders
+ * of the prefix: two million keys leave room for far more of theirs than of the backup's,
+ * while what a reader holds of them stays bounded (keys of at most 1 KiB, xml.ts): about
+ * 250 MB for keys as long as a backup's. Pages of S3's 1000 keys would be 2000; the bound on
+ * pages leaves room for smaller or empty pages (S3 sends empty ones past the delete markers of
+ * a versioned bucket), and ends fresh tokens on empty pages for ever.
+ */
+export const LISTING_BOUND: ListingBound = { entries: 2_000_000, pages: 50_000 };
+
+/**
+ * Where a listing has got to: the pages and entries so far, and digests of where its pages
+ * started (a server could send tokens of megabytes each).
+ */
+class Walk {
+  readonly #starts = new Set<string>();
+  #pages = 0;
+  #entries = 0;
+
+  constructor(
+    readonly bound: ListingBound,
+    /** What could not be done, and where S3 is, for messages. */
+    readonly what: string,
+    readonly where: string,
+    /** What the listing's starts are called: "a continuation token", "markers". */
+    readonly named: string,
+  ) {}
+
+  /**
+   * Takes note of a page of `entries` and of where the next starts (`next`, absent at the
+   * end). A start given before is refused, to be listed again: its pages would come round for
+   * ever. A listing past the bound is refused for good: listed again, it would go as far.
+   */
+  onward(entries: number, next: string | undefined): void {
+    this.#pages++;
+    this.#entries += entries;
+    const past = this.#entries > this.bound.entries
+      ? `${this.bound.entries} entries`
+      : this.#pages > this.bound.pages
+      ? `${this.bound.pages} pages`
+      : undefined;
+    if (past !== undefined) {
+      throw new S3Error(
+        `${this.what}: the listing goes on past ${past} (${this.where}), more than a ` +
+          `backup's prefix holds: check the S3 service, and that no other tool keeps its ` +
+          `objects under the backup's prefix`,
+        200,
+        "",
+        false,
+      );
+    }
+    if (next === undefined) return;
+    const digest = createHash("sha256").update(next).digest("base64");
+    if (this.#starts.has(digest)) {
+      throw new S3Error(
+        `${this.what}: the listing gives ${this.named} it gave before (${this.where}), so ` +
+          `its pages would come round for ever: check the S3 service`,
+        200,
+        "",
+        true,
+      );
+    }
+    this.#starts.add(digest);
+  }
+}
+
 export class S3Client {
   /** The day's signing key, derived once rather than on every request. */
   readonly #signingKeys = new Map<string, ArrayBuffer>();
@@ -392,11 +468,13 @@ export class S3Client {
   /**
    * Every object under `prefix`, in key order, a page (up to 1000) at a time. A continuation
    * token given before is refused (and the listing tried again): the pages from it, empty
-   * ones even, would come round for ever.
+   * ones even, would come round for ever. A listing past `bound` is refused too: fresh
+   * tokens for ever would never end it either.
    */
-  async *list(prefix: string): AsyncGenerator<S3Object[]> {
+  async *list(prefix: string, bound: ListingBound = LISTING_BOUND): AsyncGenerator<S3Object[]> {
     let token: string | undefined;
-    const tokens = new Set<string>();
+    const what = `Cannot list "${prefix}"`;
+    const walk = new Walk(bound, what, this.where, "a continuation token");
     do {
       const params: [string, string][] = [
         ["encoding-type", "url"],
@@ -405,12 +483,11 @@ export class S3Client {
       ];
       if (token !== undefined) params.push(["continuation-token", token]);
       const query = params.map(([k, v]) => `${k}=${uriEncode(v)}`).join("&");
-      const what = `Cannot list "${prefix}"`;
       const response = await this.#request(what, "GET", this.#resource("", query));
       const page = parseListing(await this.#text(what, response));
-      yield page.objects;
       token = page.nextToken;
-      this.#onward(tokens, token, what, "a continuation token");
+      walk.onward(page.objects.length, token);
+      yield page.objects;
     } while (token !== undefined);
   }
 
@@ -464,42 +541,25 @@ export class S3Client {
   }
 
   /**
-   * The unfinished multipart uploads of keys under `prefix`, a page at a time. Markers given before are refused
-   * (and the listing tried again), as list()'s tokens are: they would come round for ever.
+   * The unfinished multipart uploads of keys under `prefix`, a page at a time. Markers given
+   * before are refused (and the listing tried again), and a listing past LISTING_BOUND, as
+   * list()'s are.
    */
   async *listMultipart(prefix: string): AsyncGenerator<Upload[]> {
     let marker: Upload | undefined;
-    const markers = new Set<string>();
+    const what = `Cannot list the uploads under "${prefix}"`;
+    const walk = new Walk(LISTING_BOUND, what, this.where, "markers");
     do {
       const params: [string, string][] = [["prefix", prefix], ["uploads", ""]];
       if (marker) params.push(["key-marker", marker.key], ["upload-id-marker", marker.uploadId]);
       const query = params.map(([k, v]) => `${k}=${uriEncode(v)}`).join("&");
-      const what = `Cannot list the uploads under "${prefix}"`;
       const response = await this.#request(what, "GET", this.#resource("", query));
       const page = parseUploads(await this.#text(what, response));
-      yield page.uploads;
       marker = page.next;
       const given = marker && JSON.stringify([marker.key, marker.uploadId]);
-      this.#onward(markers, given, what, "markers");
+      walk.onward(page.uploads.length, given);
+      yield page.uploads;
     } while (marker !== undefined);
-  }
-
-  /**
-   * Takes note of where a listing's next page starts (`next`, absent at its end); one given
-   * before (`seen`) is refused, to be listed again: its pages would come round for ever.
-   */
-  #onward(seen: Set<string>, next: string | undefined, what: string, named: string): void {
-    if (next === undefined) return;
-    if (seen.has(next)) {
-      throw new S3Error(
-        `${what}: the listing gives ${named} it gave before (${this.where}), so its pages ` +
-          `would come round for ever: check the S3 service`,
-        200,
-        "",
-        true,
-      );
-    }
-    seen.add(next);
   }
 
   async abortMultipart(key: string, uploadId: string): Promise<void> {

@@ -1,5 +1,12 @@
 import { assert, assertEquals, assertMatch, assertRejects } from "../../../tests/support/assert.ts";
-import { MOST_OBJECT_BYTES, readAllowanceBytes, S3Client, S3Error } from "./client.ts";
+import {
+  LISTING_BOUND,
+  type ListingBound,
+  MOST_OBJECT_BYTES,
+  readAllowanceBytes,
+  S3Client,
+  S3Error,
+} from "./client.ts";
 import { uploadAllowanceMs } from "../upload_allowance.ts";
 import { parseBackupUrl } from "../url.ts";
 import type { S3Url } from "./s3_url.ts";
@@ -301,5 +308,85 @@ Deno.test("S3Client: a ca= file that does not read is said once, and not tried a
   assertMatch(
     error.message,
     /^Cannot read "n\/backup-id": cannot read the CA certificates "\/nonexistent\/home-ca\.pem" the URL names \(.*\): put the PEM file there, readable by this user, or fix ca= in the URL$/,
+  );
+});
+
+/**
+ * A stand-in for a broken or hostile S3 whose listing pages each hold `keys` keys and are
+ * truncated with a fresh token, up to `pages` pages; `asked` counts the pages asked for.
+ */
+function endlessListing(keys: number, pages: number) {
+  const served = { asked: 0 };
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, () => {
+    const page = served.asked++;
+    const contents = Array.from(
+      { length: keys },
+      (_, i) => `<Contents><Key>n/other/${page}-${i}</Key><Size>1</Size></Contents>`,
+    ).join("");
+    const more = served.asked < pages;
+    return new Response(
+      `<ListBucketResult><IsTruncated>${more}</IsTruncated>${contents}` +
+        `<NextContinuationToken>t${page}</NextContinuationToken></ListBucketResult>`,
+    );
+  });
+  const url = parseBackupUrl(
+    `s3://b01/n?endpoint=http://127.0.0.1:${server.addr.port}&path-style=1`,
+  );
+  const client = new S3Client(url as S3Url, { accessKeyId: "a", secretAccessKey: "s" }, 5_000);
+  return { server, client, served };
+}
+
+/** How many keys `client`'s listing of "n/" under `bound` holds. */
+async function listAll(client: S3Client, bound: ListingBound): Promise<number> {
+  let keys = 0;
+  for await (const page of client.list("n/", bound)) keys += page.length;
+  return keys;
+}
+
+Deno.test("S3Client: a listing of empty pages with fresh tokens for ever is refused past its pages", async () => {
+  // Left unbounded, it would end only where the stand-in gives up: at 500 pages.
+  const { server, client, served } = endlessListing(0, 500);
+  await using _ = server;
+  const error = await assertRejects(() => listAll(client, { entries: 1000, pages: 20 }));
+  assert(error instanceof S3Error && !error.transient);
+  assertEquals(
+    error.message,
+    `Cannot list "n/": the listing goes on past 20 pages (bucket "b01" at ` +
+      `http://127.0.0.1:${server.addr.port}), more than a backup's prefix holds: check the S3 ` +
+      `service, and that no other tool keeps its objects under the backup's prefix`,
+  );
+  assertEquals(served.asked, 21);
+});
+
+Deno.test("S3Client: a listing past its keys is refused before its page is given, and asks no further", async () => {
+  const { server, client, served } = endlessListing(1000, 500);
+  await using _ = server;
+  const error = await assertRejects(() => listAll(client, { entries: 2500, pages: 1000 }));
+  assertMatch(error.message, /^Cannot list "n\/": the listing goes on past 2500 entries \(/);
+  assertEquals(served.asked, 3);
+  // Within its bound, the same listing is whole.
+  const { server: whole, client: wholeClient } = endlessListing(1000, 3);
+  await using __ = whole;
+  assertEquals(await listAll(wholeClient, { entries: 3000, pages: 3 }), 3000);
+});
+
+Deno.test("S3Client: a listing's key longer than S3 stores is refused", async () => {
+  await using server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+    () =>
+      new Response(
+        `<ListBucketResult><IsTruncated>false</IsTruncated><Contents><Key>n/${"k".repeat(1023)}` +
+          `</Key><Size>1</Size></Contents></ListBucketResult>`,
+      ),
+  );
+  const url = parseBackupUrl(
+    `s3://b01/n?endpoint=http://127.0.0.1:${server.addr.port}&path-style=1`,
+  );
+  const client = new S3Client(url as S3Url, { accessKeyId: "a", secretAccessKey: "s" }, 5_000);
+  const error = await assertRejects(() => listAll(client, LISTING_BOUND));
+  assertEquals(
+    error.message,
+    "Cannot list objects: an entry's key is longer than S3's 1024 bytes: the server is not " +
+      "answering as S3 does: check the endpoint",
   );
 });

@@ -36,6 +36,9 @@ function elements(xml: string, name: string): string[] {
   return [...xml.matchAll(new RegExp(`<${name}>([\\s\\S]*?)</${name}>`, "g"))].map((m) => m[1]);
 }
 
+/** The longest key S3 stores, in bytes. */
+const MOST_KEY_LENGTH = 1024;
+
 /** One page of ListObjectsV2: its objects, and the token for the next page when truncated. */
 export function parseListing(xml: string): { objects: S3Object[]; nextToken?: string } {
   if (!/<ListBucketResult[\s>]/.test(xml)) {
@@ -48,7 +51,16 @@ export function parseListing(xml: string): { objects: S3Object[]; nextToken?: st
     if (key === undefined || !Number.isSafeInteger(size) || size < 0) {
       throw new Error(`Cannot list objects: an entry has no key or size`);
     }
-    return { key: urlEncoded ? decodeURIComponent(key.replace(/\+/g, " ")) : key, size };
+    const name = urlEncoded ? decodeURIComponent(key.replace(/\+/g, " ")) : key;
+    // S3's keys are at most 1024 bytes, so never more UTF-16 units: what a listing's keys
+    // hold in memory is bounded by their count (client.ts, LISTING_BOUND).
+    if (name.length > MOST_KEY_LENGTH) {
+      throw new Error(
+        `Cannot list objects: an entry's key is longer than S3's ${MOST_KEY_LENGTH} bytes: ` +
+          `the server is not answering as S3 does: check the endpoint`,
+      );
+    }
+    return { key: name, size };
   });
   const truncated = xmlText(xml, "IsTruncated") === "true";
   const nextToken = xmlText(xml, "NextContinuationToken");
