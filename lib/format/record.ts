@@ -191,18 +191,24 @@ export function unknownCodec(header: RecordHeader): string | undefined {
     : `record stored with codec ${header.codec}, which this cln-backup does not know`;
 }
 
+/**
+ * Whether a header that checks can start at `at` of `bytes`, by what needs no CRC: bytes 6
+ * and 7 zero, and a known kind in byte 4. Any codec can: an unknown one is refused by name
+ * (unknownCodec), not taken for damage.
+ */
+export function mayStartRecordHeader(bytes: Uint8Array, at: number): boolean {
+  // Bytes 6 and 7 first: they pass most offsets over without a look-up.
+  return bytes[at + 6] === 0 && bytes[at + 7] === 0 && KINDS.has(bytes[at + 4]);
+}
+
 /** Parses a record header; `undefined` when its CRC or fields do not check. */
 export function decodeRecordHeader(bytes: Uint8Array): RecordHeader | undefined {
-  if (bytes.length < RECORD_HEADER_SIZE) return undefined;
+  if (bytes.length < RECORD_HEADER_SIZE || !mayStartRecordHeader(bytes, 0)) return undefined;
   const view = new DataView(bytes.buffer, bytes.byteOffset, RECORD_HEADER_SIZE);
   if (view.getUint32(0) !== crc32(bytes.subarray(4, RECORD_HEADER_SIZE))) return undefined;
-  const kind = view.getUint8(4);
-  const codec = view.getUint8(5);
-  // An unknown codec is refused by name (unknownCodec), not taken for damage.
-  if (!KINDS.has(kind) || view.getUint16(6) !== 0) return undefined;
   return {
-    kind: kind as RecordKind,
-    codec: codec as Codec,
+    kind: view.getUint8(4) as RecordKind,
+    codec: view.getUint8(5) as Codec,
     version: Number(view.getBigUint64(8)),
     storedLength: view.getUint32(16),
     rawLength: view.getUint32(20),

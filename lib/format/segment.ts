@@ -23,6 +23,7 @@ import {
   tooManyStatements,
   unknownCodec,
 } from "./record.ts";
+import { recordWithin } from "./record_search.ts";
 import type { KeptBuffer, ReusedBuffer } from "../fs/kept_buffer.ts";
 import { readFull } from "../fs/read_full.ts";
 
@@ -371,7 +372,7 @@ export function* scanSegment(
       // whole once, and is damaged) or the bytes are more than one record could hold.
       if (
         data - offset <= RECORD_HEADER_SIZE + MAX_PAYLOAD_BYTES &&
-        !recordWithin(readAt(file, offset + 1, data - offset - 1))
+        !recordWithin((at, out) => readInto(file, at, out), offset + 1, data)
       ) {
         return { end: offset, tornBytes: data - offset };
       }
@@ -427,23 +428,6 @@ export function* scanSegment(
     rechecks = 0;
   }
   return { end: offset, tornBytes: 0 };
-}
-
-/** Whether a record that passes its checks starts anywhere in `bytes` and ends within them. */
-function recordWithin(bytes: Uint8Array): boolean {
-  for (let at = 0; at + RECORD_HEADER_SIZE <= bytes.length; at++) {
-    // A header's bytes 6 and 7 are zero: most offsets are passed over without a CRC.
-    if (bytes[at + 6] !== 0 || bytes[at + 7] !== 0) continue;
-    const header = decodeRecordHeader(bytes.subarray(at, at + RECORD_HEADER_SIZE));
-    if (!header) continue;
-    const end = at + RECORD_HEADER_SIZE + header.storedLength;
-    if (
-      end <= bytes.length && payloadChecks(header, bytes.subarray(at + RECORD_HEADER_SIZE, end))
-    ) {
-      return true;
-    }
-  }
-  return false;
 }
 
 function copyInto(buffer: Uint8Array, bytes: Uint8Array): Uint8Array {

@@ -376,6 +376,36 @@ Deno.test("scanSegment: damage before the end is corruption, never skipped", () 
   );
 });
 
+Deno.test("scanSegment: a damaged header, then 64 MiB of zeros and a byte, is a torn tail", () => {
+  // Searched for a record header at every offset, this took 12 s (256 MiB: 46 s); passed
+  // over as zeros no header can start in, a fraction of a second.
+  const good = concat(HEADER, change(1), change(2));
+  const damaged = change(3).subarray(0, RECORD_HEADER_SIZE).slice();
+  damaged[2] ^= 1;
+  const tail = concat(damaged, new Uint8Array(64 << 20), new Uint8Array([1]));
+  const result = scan(concat(good, tail));
+  assertEquals(result.error, undefined);
+  assertEquals(result.records.map((r) => r.header.version), [1, 2]);
+  assertEquals(result.tail, { end: good.length, tornBytes: tail.length });
+});
+
+Deno.test("scanSegment: a whole record after a damaged header is found wherever it lies", () => {
+  const good = concat(HEADER, change(1), change(2));
+  const damaged = change(3, 300).slice();
+  damaged[2] ^= 1;
+  const four = change(4, 300);
+  // From just after the damaged header's first byte, the search reads 4 MiB at a time: a
+  // record right after it, one whose header or payload a window's end cuts, one past zeros.
+  const window = 4 << 20;
+  for (const at of [damaged.length, window - 15, window - 40, window + 4096 * 3 + 5]) {
+    const gap = new Uint8Array(at - damaged.length);
+    const result = scan(concat(good, damaged, gap, four, new Uint8Array(4096)));
+    assert(result.error, `a record at ${at}: should be refused`);
+    assertEquals(result.error.offset, good.length, `a record at ${at}`);
+    assertMatch(result.error.message, /record header checksum mismatch/, `a record at ${at}`);
+  }
+});
+
 Deno.test("scanSegment: a zstd payload that passes its CRC but does not decode", () => {
   const stored = new Uint8Array([0xff, 0xee, 0xdd, 0xcc, 0xbb]);
   const record = craftRecord({
