@@ -15,6 +15,7 @@ import { bumpedFrom } from "./bump.ts";
 import { claimWorkPath, workPath } from "../fs/work_path.ts";
 import { atStep } from "../fs/step_seam.ts";
 import { checkInterrupted } from "../fs/interrupt.ts";
+import { lastBlock } from "./last_block.ts";
 
 export const DATABASE_NAME = "lightningd.sqlite3";
 
@@ -44,6 +45,8 @@ export interface RestoreResult {
   snapshotVersion: number | undefined;
   /** Bytes at the backup's end that failed their checks and were left out. */
   tail: Tail | undefined;
+  /** The newest block the database had processed (see last_block.ts), when it holds any. */
+  lastBlock: number | undefined;
 }
 
 /** Where a restore to `target` (a file, or a directory to hold `lightningd.sqlite3`) writes. */
@@ -178,6 +181,7 @@ export function restoreBackup(
     open ??= openForRestore(tmp);
     if (open.db.isTransaction) open.db.exec("COMMIT");
     verify(open.db, version);
+    const block = lastBlock(open.db);
     open.db.exec(`PRAGMA journal_mode = ${open.journal === "wal" ? "WAL" : "DELETE"}`);
     open.db.close();
     open = undefined;
@@ -199,7 +203,7 @@ export function restoreBackup(
     }
     Deno.removeSync(tmp);
     if (durable) syncDir(dirname(path));
-    return { path, version, changes, snapshotVersion, tail };
+    return { path, version, changes, snapshotVersion, tail, lastBlock: block };
   } catch (error) {
     snapshotFile?.close();
     open?.db.close();

@@ -172,13 +172,29 @@ export function aloneNote(url: string): string {
     `broadcast revoked state and lose its funds.`;
 }
 
-/** The notes after a restore: where a torn or damaged end stopped it, and one change ahead. */
+/**
+ * The note after a restore of the newest state whose database has processed blocks: the one
+ * check of a backup taken back in time (by whoever holds it, or a copy that stopped being
+ * written) that a new machine has, since the block's time is on the chain, not in the backup.
+ */
+export function lastBlockNote(height: number): string {
+  return `Note: the restored database had processed blocks up to ${height}; lightningd stores ` +
+    `each block it processes, so a backup written until the node stopped ends near the block ` +
+    `the node had reached. If block ${height} was mined well before the node stopped (a block ` +
+    `explorer dates it), this backup is older than the node's last state: do not start the ` +
+    `node on it, as it can broadcast revoked state and lose its funds; restore a newer copy.`;
+}
+
+/**
+ * The notes after a restore: where a torn or damaged end stopped it, one change ahead, and
+ * the last block the database had processed.
+ */
 function restoreNotes(result: RestoreResult, toVersion: number | undefined): string[] {
+  const newest = toVersion === undefined;
   return [
     ...(result.tail ? [describeTail(result.tail, result.version)] : []),
-    ...(toVersion === undefined && result.version !== result.snapshotVersion
-      ? [oneAheadNote(result.version)]
-      : []),
+    ...(newest && result.version !== result.snapshotVersion ? [oneAheadNote(result.version)] : []),
+    ...(newest && result.lastBlock !== undefined ? [lastBlockNote(result.lastBlock)] : []),
   ];
 }
 

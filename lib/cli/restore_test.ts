@@ -9,7 +9,7 @@ import {
 import { DatabaseSync } from "node:sqlite";
 import { openReader } from "../backends/open.ts";
 import { writeLockFile } from "../backup/lock_file.ts";
-import { aloneNote, oneAheadNote, restore, RestoreProgress } from "./restore.ts";
+import { aloneNote, lastBlockNote, oneAheadNote, restore, RestoreProgress } from "./restore.ts";
 import { BufferedOutput, makeBackup, recordedChanges } from "../../tests/support/cli_testing.ts";
 
 const changes = recordedChanges(["fresh-start", "restart"]);
@@ -203,6 +203,8 @@ Deno.test("restore of the Python plugin's pre-4090 backup repairs its statements
     `Restored "${dir}/lightningd.sqlite3" at version 46: 46 change(s) applied from the first ` +
     `change; it passes SQLite's integrity check`,
     oneAheadNote(46),
+    // A real node's backup (regtest, recorded by the Python plugin's tests): blocks to 118.
+    lastBlockNote(118),
     aloneNote(`file://${PRE_4090_BACKUP}`),
   ]);
   assertEquals(dataVersion(`${dir}/lightningd.sqlite3`), 46);
@@ -416,6 +418,40 @@ Deno.test("restore says where it stopped when the backup ends in bytes that fail
       `backup is damaged`,
   );
   Deno.removeSync(dir, { recursive: true });
+});
+
+Deno.test("restore names the last block the database had processed, when it has any", async () => {
+  const dir = Deno.makeTempDirSync();
+  try {
+    const block = (height: number, version: number) => ({
+      version,
+      statements: [
+        `INSERT INTO blocks (height, hash, prev_hash) VALUES (${height}, x'01', x'02')`,
+        `UPDATE vars SET intval=${height} WHERE name='last_processed_block';`,
+        `UPDATE vars SET intval = intval + 1 WHERE name = 'data_version' AND intval = ${
+          version - 1
+        }`,
+      ],
+    });
+    const url = await makeBackup(`${dir}/backup`, [
+      ...changes,
+      block(871_202, 16),
+      block(871_203, 17),
+    ]);
+    const newest = await run([url, `${dir}/node.sqlite3`]);
+    assertEquals(newest.code, 0, newest.output.stderr.join("\n"));
+    assertEquals(newest.output.stdout.slice(1, 3), [oneAheadNote(17), lastBlockNote(871_203)]);
+    assertMatch(
+      lastBlockNote(871_203),
+      /^Note: the restored database had processed blocks up to 871203;/,
+    );
+    // A point in time is not the node's last state: no note to weigh it against.
+    const earlier = await run([url, `${dir}/earlier.sqlite3`, "--to-version", "16"]);
+    assertEquals(earlier.code, 0, earlier.output.stderr.join("\n"));
+    assert(!earlier.output.stdout.some((line) => line.includes("processed blocks")));
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
 });
 
 Deno.test("restore --also prints the notes a restore of one copy prints", async () => {
