@@ -10,6 +10,7 @@ import { FileBackupReader } from "../backends/file/reader.ts";
 import { S3BackupReader } from "../backends/s3/reader.ts";
 import { checkWrappedKey, describeWraps, WRAPPED_KEY_NAME } from "../crypto/wrapped_key.ts";
 import { readChain } from "../format/chain.ts";
+import { readWrappedKey } from "./unlock.ts";
 import { serverStatus } from "../backends/socket/server_checks.ts";
 import { v2Credential } from "../backends/socket/credential.ts";
 
@@ -113,7 +114,8 @@ export async function status(args: string[], output: Output = consoleOutput): Pr
 function wrapsOf(dir: string): string[] {
   try {
     const path = `${dir}/${WRAPPED_KEY_NAME}`;
-    const bytes = Deno.readFileSync(path);
+    // Checked before it is read (a FIFO would hang status, a huge file fill memory).
+    const bytes = readWrappedKey(dir);
     const { backupId, keyId } = readChain(dir);
     checkWrappedKey(bytes, path, backupId, keyId!);
     return describeWraps(bytes);

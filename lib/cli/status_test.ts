@@ -2,6 +2,7 @@ import { assertEquals, assertMatch } from "../../tests/support/assert.ts";
 import { loadFixture, PRE_4090_BACKUP } from "../../tests/support/fixtures.ts";
 import { status } from "./status.ts";
 import { BufferedOutput, makeBackup, recordedChanges } from "../../tests/support/cli_testing.ts";
+import { makeEncryptedBackup } from "../../tests/support/encrypted.ts";
 
 async function run(args: string[]): Promise<BufferedOutput> {
   const output = new BufferedOutput();
@@ -129,4 +130,37 @@ Deno.test("status of a directory with no segment: not called damaged, and a serv
     assertMatch(output.stderr[0], why);
   }
   Deno.removeSync(dir, { recursive: true });
+});
+
+Deno.test("status of an encrypted backup whose key.json is a FIFO, or huge, ends; the wraps are not named", async () => {
+  const dir = Deno.makeTempDirSync();
+  try {
+    const backup = `${dir}/backup`;
+    await makeEncryptedBackup(backup);
+    const path = `${backup}/key.json`;
+    for (const damage of ["fifo", "sparse"]) {
+      Deno.removeSync(path);
+      if (damage === "fifo") new Deno.Command("mkfifo", { args: [path] }).outputSync();
+      else Deno.openSync(path, { write: true, create: true }).truncateSync(2 ** 33);
+      // In a child: a read of a FIFO blocks the thread, which no timer in this one could end.
+      const child = new Deno.Command(Deno.execPath(), {
+        args: [
+          "run",
+          "-A",
+          new URL("../../cli.ts", import.meta.url).pathname,
+          "status",
+          `file://${backup}`,
+          "--json",
+        ],
+        stdout: "piped",
+        stderr: "piped",
+        signal: AbortSignal.timeout(30_000),
+      }).spawn();
+      const { code, stdout } = await child.output();
+      assertEquals(code, 0, `${damage}: status did not end (killed) or failed`);
+      assertEquals(JSON.parse(new TextDecoder().decode(stdout)).wrappedFor, [], damage);
+    }
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
 });
