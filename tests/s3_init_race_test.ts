@@ -106,4 +106,15 @@ rgwTest("a creation that fails gives its claim back: init can be run again", asy
   }
 });
 
+rgwTest("an init stopped after its claim is named as such when init runs again", async () => {
+  const s = await sharedRgw();
+  const url = s.url(await s.bucket(), "node");
+  // What a creation killed after its claim leaves (a kill cannot remove it).
+  await s.client(url).put("node/claim", new Uint8Array(16), { create: true });
+  await assertRejects(
+    () => createS3Backup(url, s.credentials, undefined, FAST),
+    /^Cannot create backup: ".*" holds the claim of an init or upgrade that did not finish, or is running now \(.*\): if none is running, remove the prefix's objects, then run this again$/,
+  );
+});
+
 stopSharedRgwLast();

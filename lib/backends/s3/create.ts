@@ -24,6 +24,9 @@ import { DEFAULT_S3_POLICY, retrying, type S3RetryPolicy } from "./retry.ts";
 import { readFull } from "../../fs/read_full.ts";
 import { makeScratchDir, removeScratchDir } from "../../fs/scratch_dir.ts";
 
+const claimName = claimKey("");
+const idName = idKey("");
+
 /** Parts of a multipart upload (S3 wants at least 5 MiB for all but the last). */
 export const PART_BYTES = 8 * 1024 * 1024;
 
@@ -107,7 +110,10 @@ export async function uploadBase(
   }
 }
 
-/** Refuses a prefix that holds a backup, or objects of one an interrupted init left. */
+/**
+ * Refuses a prefix that holds a backup, or objects of one an init stopped before its end
+ * left (its claim and no backup-id: said as such, since it may also be running now).
+ */
 async function checkEmptyPrefix(
   client: S3Client,
   url: string,
@@ -115,13 +121,24 @@ async function checkEmptyPrefix(
   action: string,
 ): Promise<void> {
   const prefix = client.url.prefix;
-  const present = await retrying("listing the prefix", policy, () => {}, async () => {
+  const names = await retrying("listing the prefix", policy, () => {}, async () => {
+    const names = new Set<string>();
     for await (const page of client.list(prefix)) {
-      if (page.some((o) => !o.key.slice(prefix.length).includes("/"))) return true;
+      for (const { key } of page) {
+        const name = key.slice(prefix.length);
+        if (!name.includes("/")) names.add(name);
+      }
     }
-    return false;
+    return names;
   });
-  if (present) {
+  if (names.has(claimName) && !names.has(idName)) {
+    throw new Error(
+      `${action}: "${url}" holds the claim of an init or upgrade that did not finish, or is ` +
+        `running now (${client.where}): if none is running, remove the prefix's objects, then ` +
+        `run this again`,
+    );
+  }
+  if (names.size > 0) {
     throw new Error(
       `${action}: "${url}" already holds objects (${client.where}): choose a new prefix, or ` +
         `remove them if they are not a backup you need`,
