@@ -52,7 +52,7 @@ export function s3Url(url: string): S3Url {
 export async function readBackupId(client: S3Client, url: string): Promise<Uint8Array> {
   let id: Uint8Array;
   try {
-    id = await client.get(idKey(client.url.prefix));
+    id = await client.get(idKey(client.url.prefix), BACKUP_ID_SIZE, BACKUP_ID_SIZE);
   } catch (error) {
     if (error instanceof S3Error && error.code === "NoSuchKey") {
       throw new Error(
