@@ -7,12 +7,15 @@
  * record copied from another segment or to another offset; a segment of another backup, with
  * its header rewritten to pass for this one's; an old log replayed under a newer number; a
  * truncated ciphertext; an unknown codec; a change dropped by a rewind put back in place of
- * the one that replaced it. A torn tail in the live log still reads as torn.
+ * the one that replaced it. A torn tail in the live log still reads as torn. Every field of
+ * a segment header and of key.json (none of them authenticated by itself) changed, through
+ * the CLI's restore and verify: refused in one line, or the same database.
  */
 import { crc32 } from "node:zlib";
+import { existsSync } from "../lib/fs/exists.ts";
 import { assert, assertEquals, assertMatch } from "./support/assert.ts";
 import { loadFixture } from "./support/fixtures.ts";
-import { makeEncryptedBackup, restoredWithKey } from "./support/encrypted.ts";
+import { makeEncryptedBackup, PASSPHRASE, restoredWithKey } from "./support/encrypted.ts";
 import { dumpDatabase } from "./support/dump.ts";
 import { recordedChanges } from "./support/cli_testing.ts";
 import { FileBackend } from "../lib/backends/file/writer.ts";
@@ -22,6 +25,10 @@ import { readChain, type Segment } from "../lib/format/chain.ts";
 import { decodeRecordHeader, RECORD_HEADER_SIZE, RecordKind } from "../lib/format/record.ts";
 import { SEGMENT_HEADER_SIZE } from "../lib/format/segment.ts";
 import { bumpStatement } from "./support/statements.ts";
+import { BufferedOutput } from "./support/cli_testing.ts";
+import { restore } from "../lib/cli/restore.ts";
+import { verify } from "../lib/cli/verify.ts";
+import type { Prompt } from "../lib/cli/secrets.ts";
 
 const fixture = loadFixture("fresh-start");
 const changes = recordedChanges(["restart", "activity"]);
@@ -317,4 +324,210 @@ Deno.test("tamper: a change a rewind dropped, kept by the storage, does not open
   } finally {
     Deno.removeSync(root, { recursive: true });
   }
+});
+
+/** A header field of a segment, written as an adversary without the key can: CRC fixed. */
+type HeaderEdit = (view: DataView, bytes: Uint8Array) => void;
+const u32 = (at: number, value: number): HeaderEdit => (view) => view.setUint32(at, value);
+const u64 = (at: number, value: number): HeaderEdit => (view) =>
+  view.setBigUint64(at, BigInt(value));
+const flip = (at: number): HeaderEdit => (_, bytes) => void (bytes[at] ^= 1);
+const unsealed: HeaderEdit = (view, bytes) => {
+  view.setUint32(48, 0);
+  bytes.fill(0, 52, 60);
+};
+
+function editHeader(path: string, edit: HeaderEdit, fixCrc = true): void {
+  const bytes = Deno.readFileSync(path);
+  const view = new DataView(bytes.buffer);
+  edit(view, bytes);
+  if (fixCrc) view.setUint32(60, crc32(bytes.subarray(0, 60)));
+  Deno.writeFileSync(path, bytes);
+}
+
+/** key.json as JSON, edited. */
+function editKeyFile(dir: string, edit: (file: Record<string, unknown>) => void): void {
+  const path = `${dir}/key.json`;
+  const file = JSON.parse(Deno.readTextFileSync(path));
+  edit(file);
+  Deno.writeTextFileSync(path, JSON.stringify(file));
+}
+/** Sets key.json's `field` to bytes `from..to` of the base's header, as rewritten. */
+const keyFileFromBase = (field: string, from: number, to: number): Tamper["edit"] => (dir, s) => {
+  const bytes = Deno.readFileSync(s.base).subarray(from, to);
+  editKeyFile(
+    dir,
+    (file) => file[field] = Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join(""),
+  );
+};
+type Wrap = Record<string, unknown>;
+const passphraseWrap = (file: Record<string, unknown>) => (file.wraps as Wrap[])[0];
+const otherHex = (hex: string) => (hex[0] === "0" ? "1" : "0") + hex.slice(1);
+
+interface Tamper {
+  what: string;
+  /** Changes the backup in `dir`; `segments`: its bases then its logs, as named now. */
+  edit: (dir: string, segments: { base: string; log: string; all: string[] }) => void;
+  /** The one line a restore and a verify refuse it with; none: it restores the same. */
+  refused?: RegExp;
+  /** Run without a passphrase (a backup that no longer looks encrypted). */
+  noSecret?: boolean;
+}
+
+const onBase = (what: string, edit: HeaderEdit, refused: RegExp, fixCrc = true): Tamper => ({
+  what: `base: ${what}`,
+  edit: (_, s) => editHeader(s.base, edit, fixCrc),
+  refused,
+});
+const onLog = (what: string, edit: HeaderEdit, refused: RegExp): Tamper => ({
+  what: `log 2: ${what}`,
+  edit: (_, s) => editHeader(s.log, edit),
+  refused,
+});
+const onAll = (what: string, edit: HeaderEdit, refused: RegExp, keyFile?: Tamper["edit"]) => ({
+  what: `every segment: ${what}`,
+  edit: (dir: string, s: { base: string; log: string; all: string[] }) => {
+    for (const path of s.all) editHeader(path, edit);
+    keyFile?.(dir, s);
+  },
+  refused,
+});
+const onKeyFile = (
+  what: string,
+  edit: (file: Record<string, unknown>) => void,
+  refused?: RegExp,
+) => ({
+  what: `key.json: ${what}`,
+  edit: (dir: string) => editKeyFile(dir, edit),
+  refused,
+});
+
+const DAMAGED = /the backup is damaged/;
+const ANOTHER_BACKUP = /holds the key of another backup/;
+const NOT_OPENED = /the passphrase given does not open the backup's key/;
+const OUT_OF_RANGE = /segment header fields out of range/;
+
+/** Every field of the segment header (docs/FORMAT.md) and of key.json. */
+const TAMPERS: Tamper[] = [
+  onBase("magic", flip(3), /missing segment header/),
+  onBase("format 2", u32(8, 2), /has format 2, written by a development version/),
+  onBase("format 4", u32(8, 4), /has format 4, this cln-backup reads format 3: upgrade/),
+  onBase("kind log", u32(12, 1), OUT_OF_RANGE),
+  onBase("kind 3", u32(12, 3), /unknown segment kind 3/),
+  onBase("number", u64(16, 12), /segment header does not match its name/),
+  onBase("backup id", flip(30), /a segment of another backup/),
+  onBase("first log 0", u64(40, 0), OUT_OF_RANGE),
+  onBase("first log 2", u64(40, 2), DAMAGED),
+  onBase("first log past the newest", u64(40, 1000), DAMAGED),
+  onBase("flags 0", u32(48, 0), OUT_OF_RANGE),
+  onBase("flags 0, no key id", unsealed, /a plain segment in an encrypted backup/),
+  onBase("flags 3", u32(48, 3), /segment flags 3, which this cln-backup does not know/),
+  onBase("key id", flip(55), /a segment encrypted with another key/),
+  onBase("CRC alone", flip(61), /segment header checksum mismatch/, false),
+  onLog("magic", flip(3), /missing segment header/),
+  onLog("format 4", u32(8, 4), /has format 4/),
+  onLog("kind base", u32(12, 2), OUT_OF_RANGE),
+  onLog("number", u64(16, 3), /segment header does not match its name/),
+  onLog("backup id", flip(30), /a segment of another backup/),
+  onLog("first log 1", u64(40, 1), OUT_OF_RANGE),
+  onLog("flags 0, no key id", unsealed, /a plain segment in an encrypted backup/),
+  onLog("flags 3", u32(48, 3), /segment flags 3/),
+  onLog("key id", flip(55), /a segment encrypted with another key/),
+  onAll("backup id", flip(30), ANOTHER_BACKUP),
+  onAll("backup id, and key.json's", flip(30), NOT_OPENED, keyFileFromBase("backup_id", 24, 40)),
+  onAll("key id", flip(55), ANOTHER_BACKUP),
+  onAll("key id, and key.json's", flip(55), NOT_OPENED, keyFileFromBase("key_id", 52, 60)),
+  onAll("flags 0, no key id (a plain backup)", unsealed, /is not encrypted, but a passphrase/),
+  {
+    ...onAll("flags 0, no key id, no secret given", unsealed, /an encrypted record in a plain/),
+    noSecret: true,
+  },
+  onKeyFile("version", (file) => file.cln_backup_key = 2, /not a cln-backup wrapped key/),
+  onKeyFile(
+    "backup id",
+    (file) => file.backup_id = otherHex(file.backup_id as string),
+    ANOTHER_BACKUP,
+  ),
+  onKeyFile("key id", (file) => file.key_id = otherHex(file.key_id as string), ANOTHER_BACKUP),
+  onKeyFile(
+    "no wraps",
+    (file) => file.wraps = [],
+    /no secret given does not open|passphrase given does not open/,
+  ),
+  onKeyFile("type", (file) => passphraseWrap(file).type = "age", /a wrap whose fields are not/),
+  onKeyFile(
+    "kdf",
+    (file) => passphraseWrap(file).kdf = "argon2",
+    /costs this cln-backup does not take/,
+  ),
+  onKeyFile("log_n", (file) => passphraseWrap(file).log_n = 11, NOT_OPENED),
+  onKeyFile("log_n past the limit", (file) => passphraseWrap(file).log_n = 21, /costs/),
+  onKeyFile("r", (file) => passphraseWrap(file).r = 16, /costs/),
+  onKeyFile("salt", (file) => passphraseWrap(file).salt = btoa("another salt 16b"), NOT_OPENED),
+  onKeyFile("sealed", (file) => {
+    const wrap = passphraseWrap(file);
+    wrap.sealed = `${(wrap.sealed as string)[0] === "A" ? "B" : "A"}${
+      (wrap.sealed as string).slice(1)
+    }`;
+  }, NOT_OPENED),
+  onKeyFile(
+    "a second passphrase wrap",
+    (file) => (file.wraps as Wrap[]).push({ ...passphraseWrap(file) }),
+    /more than one passphrase wrap/,
+  ),
+  onKeyFile(
+    "an age wrap added",
+    (file) => (file.wraps as Wrap[]).push({ type: "age", recipient: "age1x", sealed: "AAAA" }),
+  ),
+  onKeyFile("a field added", (file) => file.note = "x"),
+  {
+    what: "key.json: not JSON",
+    edit: (dir) => Deno.writeTextFileSync(`${dir}/key.json`, "{"),
+    refused: /is not JSON/,
+  },
+  {
+    what: "key.json: removed",
+    edit: (dir) => Deno.removeSync(`${dir}/key.json`),
+    refused: /wrapped key .* is missing/,
+  },
+];
+
+const noTerminal: Prompt = () => Promise.resolve(undefined);
+
+Deno.test("tamper: every field of a segment header and of key.json is refused in one line, or cannot matter", async () => {
+  await withBackup(async (dir) => {
+    const root = `${dir}/..`;
+    const passphraseFile = `${root}/passphrase`;
+    Deno.writeTextFileSync(passphraseFile, PASSPHRASE, { mode: 0o600 });
+    const chain = readChain(dir);
+    const all = [...chain.bases, ...chain.logs].map((s) => s.path);
+    const segments = { base: chain.bases[0].path, log: chain.logs[1].path, all };
+    const files = ["key.json", ...all.map((path) => path.slice(dir.length + 1))];
+    const original = new Map(files.map((name) => [name, Deno.readFileSync(`${dir}/${name}`)]));
+    const expected = dumpDatabase(loadFixture("activity").database);
+    for (const tamper of TAMPERS) {
+      tamper.edit(dir, segments);
+      const secret = tamper.noSecret ? [] : ["--passphrase-file", passphraseFile];
+      const target = `${root}/restored.sqlite3`;
+      const restored = new BufferedOutput();
+      const code = await restore([`file://${dir}`, target, ...secret], restored, noTerminal);
+      const checked = new BufferedOutput();
+      const verified = await verify([`file://${dir}`, ...secret], checked, noTerminal);
+      const what = `${tamper.what}: ${restored.transcript} / ${checked.transcript}`;
+      if (tamper.refused) {
+        assertEquals([code, verified], [1, 1], what);
+        assertEquals([restored.stdout, restored.stderr.length], [[], 1], what);
+        assertEquals(checked.stderr.length, 1, what);
+        assertMatch(restored.stderr[0], tamper.refused, what);
+        assertMatch(checked.stderr[0], tamper.refused, what);
+        assert(!restored.stderr[0].includes("\n"), what);
+        assert(!existsSync(target), what);
+      } else {
+        assertEquals([code, verified, restored.stderr, checked.stderr], [0, 0, [], []], what);
+        assertEquals(dumpDatabase(target), expected, what);
+        Deno.removeSync(target);
+      }
+      for (const [name, bytes] of original) Deno.writeFileSync(`${dir}/${name}`, bytes);
+    }
+  });
 });

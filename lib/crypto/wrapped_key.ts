@@ -211,7 +211,10 @@ export function wrapsOf(bytes: Uint8Array): { passphrase: boolean; recipients: s
   const wraps = wrapList(bytes);
   return {
     passphrase: wraps.some((w) => w.type !== "age"),
-    recipients: wraps.flatMap((w) => w.type === "age" ? [w.recipient] : []),
+    // A wrap without its recipient named is left to unwrapKey, which refuses it as such.
+    recipients: wraps.flatMap((w) =>
+      w.type === "age" && typeof w.recipient === "string" ? [w.recipient] : []
+    ),
   };
 }
 
