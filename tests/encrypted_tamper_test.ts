@@ -9,13 +9,19 @@
  * truncated ciphertext; an unknown codec; a change dropped by a rewind put back in place of
  * the one that replaced it. A torn tail in the live log still reads as torn. Every field of
  * a segment header and of key.json (none of them authenticated by itself) changed, through
- * the CLI's restore and verify: refused in one line, or the same database.
+ * the CLI's restore and verify: refused in one line, or the same database; and a base's first
+ * log moved past a migration's PRAGMA hook, which is bound to the base's records.
  */
 import { crc32 } from "node:zlib";
 import { existsSync } from "../lib/fs/exists.ts";
 import { assert, assertEquals, assertMatch } from "./support/assert.ts";
 import { loadFixture } from "./support/fixtures.ts";
-import { makeEncryptedBackup, PASSPHRASE, restoredWithKey } from "./support/encrypted.ts";
+import {
+  makeEncryptedBackup,
+  PASSPHRASE,
+  restoredWithKey,
+  sealBaseAsBefore,
+} from "./support/encrypted.ts";
 import { dumpDatabase } from "./support/dump.ts";
 import { recordedChanges } from "./support/cli_testing.ts";
 import { FileBackend } from "../lib/backends/file/writer.ts";
@@ -26,9 +32,12 @@ import { decodeRecordHeader, RECORD_HEADER_SIZE, RecordKind } from "../lib/forma
 import { SEGMENT_HEADER_SIZE } from "../lib/format/segment.ts";
 import { bumpStatement } from "./support/statements.ts";
 import { BufferedOutput } from "./support/cli_testing.ts";
+import { childRows, parentChildDatabase, rebuildParent } from "./support/migration.ts";
 import { restore } from "../lib/cli/restore.ts";
 import { verify } from "../lib/cli/verify.ts";
 import type { Prompt } from "../lib/cli/secrets.ts";
+import { compactBackup } from "../lib/compact/compact.ts";
+import { restoreBackup } from "../lib/backup/restore.ts";
 
 const fixture = loadFixture("fresh-start");
 const changes = recordedChanges(["restart", "activity"]);
@@ -421,7 +430,8 @@ const TAMPERS: Tamper[] = [
   onBase("first log past the newest", u64(40, 1000), DAMAGED),
   onBase("flags 0", u32(48, 0), OUT_OF_RANGE),
   onBase("flags 0, no key id", unsealed, /a plain segment in an encrypted backup/),
-  onBase("flags 3", u32(48, 3), /segment flags 3, which this cln-backup does not know/),
+  onBase("flags 1: first log not bound", u32(48, 1), DAMAGED),
+  onBase("flags 7", u32(48, 7), /segment flags 7, which this cln-backup does not know/),
   onBase("key id", flip(55), /a segment encrypted with another key/),
   onBase("CRC alone", flip(61), /segment header checksum mismatch/, false),
   onLog("magic", flip(3), /missing segment header/),
@@ -431,7 +441,8 @@ const TAMPERS: Tamper[] = [
   onLog("backup id", flip(30), /a segment of another backup/),
   onLog("first log 1", u64(40, 1), OUT_OF_RANGE),
   onLog("flags 0, no key id", unsealed, /a plain segment in an encrypted backup/),
-  onLog("flags 3", u32(48, 3), /segment flags 3/),
+  onLog("flags 3: a log's first log bound", u32(48, 3), OUT_OF_RANGE),
+  onLog("flags 7", u32(48, 7), /segment flags 7/),
   onLog("key id", flip(55), /a segment encrypted with another key/),
   onAll("backup id", flip(30), ANOTHER_BACKUP),
   onAll("backup id, and key.json's", flip(30), NOT_OPENED, keyFileFromBase("backup_id", 24, 40)),
@@ -530,4 +541,65 @@ Deno.test("tamper: every field of a segment header and of key.json is refused in
       for (const [name, bytes] of original) Deno.writeFileSync(`${dir}/${name}`, bytes);
     }
   });
+});
+
+Deno.test("an encrypted base sealed before bases bound their first log still restores", async () => {
+  const dir = Deno.makeTempDirSync({ prefix: "cln-backup-tamper-" });
+  try {
+    const source = `${dir}/source.sqlite3`;
+    parentChildDatabase(source, 9);
+    const path = `${dir}/backup`;
+    const key = await makeEncryptedBackup(path, { version: 9, path: source });
+    const base = readChain(path).bases[0];
+    assertEquals(base.header.firstLogBound, true);
+    sealBaseAsBefore(base.path, key);
+    assertEquals(readChain(path).bases[0].header.firstLogBound, undefined);
+    const reader = new FileBackupReader(`file://${path}`, path, { key });
+    const restored = restoreBackup(reader, `${dir}/restored.sqlite3`);
+    assertEquals(dumpDatabase(restored.path), dumpDatabase(source));
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("tamper: a base's first log moved past a migration's PRAGMA hook does not open", async () => {
+  const dir = Deno.makeTempDirSync({ prefix: "cln-backup-tamper-" });
+  try {
+    const source = `${dir}/source.sqlite3`;
+    parentChildDatabase(source, 9);
+    const path = `${dir}/backup`;
+    const key = await makeEncryptedBackup(path, { version: 9, path: source });
+    const writer = FileBackend.open(`file://${path}`, path, { segmentBytes: 1024, key });
+    await writer.append({
+      version: 10,
+      statements: ["INSERT INTO parent VALUES (2)", bumpStatement(9)],
+    });
+    // Foreign keys off in a hook of its own at version 10, then a rebuild too large for this
+    // log: a base at 10 continues in the log that holds the hook.
+    await writer.append({ version: 10, statements: ["PRAGMA foreign_keys = OFF;"] });
+    // Random, so that zstd cannot shrink it into the log.
+    const noise = Array.from(crypto.getRandomValues(new Uint8Array(2048)), (b) => b.toString(16))
+      .join("");
+    await writer.append({ version: 11, statements: [`SELECT '${noise}'`, ...rebuildParent(10)] });
+    compactBackup(`file://${path}`, path, { target: 10, key });
+    writer.compacted();
+    writer.close();
+    const base = readChain(path).bases[0];
+    assertEquals(base.header.firstLog, readChain(path).logs[0].number);
+    // The next log named instead: the hook is skipped, and no version rule can tell.
+    editHeader(base.path, u64(40, base.header.firstLog + 1));
+    let children: number | undefined;
+    const error = (() => {
+      try {
+        const reader = new FileBackupReader(`file://${path}`, path, { key });
+        children = childRows(restoreBackup(reader, `${dir}/restored.sqlite3`).path);
+      } catch (error) {
+        return (error as Error).message;
+      }
+    })();
+    assertEquals(children, undefined, "restored with the rebuild cascaded to the children");
+    assertMatch(error!, /fails authentication .* at offset 64 of ".*base-0+10\.clnb"/);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
 });

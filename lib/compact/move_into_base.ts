@@ -57,7 +57,12 @@ export function moveIntoBase(
   try {
     const size = input.statSync().size;
     const parts = Math.ceil(size / SNAPSHOT_PART_BYTES);
-    const header = { kind: SegmentKind.Base, number: version, ...place };
+    const header = {
+      kind: SegmentKind.Base,
+      number: version,
+      ...place,
+      firstLogBound: place.key !== undefined,
+    };
     const cipher = place.cipher ?? (place.key && segmentCipher(place.key, header));
     // One buffer each for a part, its compression and its record, reused part after part:
     // a new one a part (three MiB) waits for the garbage collector, and a compaction's

@@ -6,7 +6,7 @@ import { SegmentKind } from "../format/segment.ts";
 
 const key = await DataKey.generate();
 const backupId = new Uint8Array(16).fill(1);
-const place = { backupId, kind: SegmentKind.Log, number: 3 } as const;
+const place = { backupId, kind: SegmentKind.Log, number: 3, firstLog: 0 } as const;
 const fields = new Uint8Array(20).fill(9);
 const plain = new TextEncoder().encode("INSERT INTO vars VALUES ('x')");
 
@@ -30,6 +30,17 @@ Deno.test("record cipher: seals with a fresh nonce and opens only in the same pl
     segmentCipher(key, { ...place, kind: SegmentKind.Base }).open(fields, 64, sealed),
     undefined,
   );
+  // A base's records are bound to the log its changes continue in, when its header says so
+  // (every base sealed since); a base sealed before still opens, and neither as the other.
+  const base = { ...place, kind: SegmentKind.Base, firstLog: 7, firstLogBound: true };
+  const inBase = segmentCipher(key, base).seal(fields, 64, plain);
+  assertEquals(segmentCipher(key, base).open(fields, 64, inBase), plain);
+  assertEquals(segmentCipher(key, { ...base, firstLog: 8 }).open(fields, 64, inBase), undefined);
+  const older = { ...base, firstLogBound: false };
+  const inOlder = segmentCipher(key, older).seal(fields, 64, plain);
+  assertEquals(segmentCipher(key, { ...older, firstLog: 8 }).open(fields, 64, inOlder), plain);
+  assertEquals(segmentCipher(key, base).open(fields, 64, inOlder), undefined);
+  assertEquals(segmentCipher(key, older).open(fields, 64, inBase), undefined);
   const otherBackup = { ...place, backupId: new Uint8Array(16).fill(2) };
   assertEquals(segmentCipher(key, otherBackup).open(fields, 64, sealed), undefined);
   assertEquals(segmentCipher(await DataKey.generate(), place).open(fields, 64, sealed), undefined);

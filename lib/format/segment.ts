@@ -39,6 +39,12 @@ const FLAGS_AT = 48;
 const KEY_ID_AT = 52;
 /** Segment flag: its records are sealed (encrypted and authenticated) with the key `keyId` names. */
 const SEALED = 1;
+/**
+ * Segment flag of a sealed base: its records bind its `firstLog` too (lib/crypto/record_cipher.ts).
+ * A flag, not a new format, so that bases sealed before it still open; cleared or set by hand,
+ * the records no longer open.
+ */
+const FIRST_LOG_BOUND = 2;
 
 /** A log segment holds changes; a base segment holds one snapshot. */
 export const SegmentKind = { Log: 1, Base: 2 } as const;
@@ -57,6 +63,8 @@ export interface SegmentHeader {
    * lib/crypto/data_key.ts); `undefined` in a plain backup.
    */
   keyId?: Uint8Array;
+  /** A sealed base whose records bind `firstLog` (every one written since they do). */
+  firstLogBound?: boolean;
 }
 
 /** A backup file that is damaged where a crash cannot have damaged it, or missing. */
@@ -99,7 +107,7 @@ export function encodeSegmentHeader(header: SegmentHeader): Uint8Array {
   out.set(header.backupId, 24);
   view.setBigUint64(40, BigInt(header.firstLog));
   if (header.keyId) {
-    view.setUint32(FLAGS_AT, SEALED);
+    view.setUint32(FLAGS_AT, SEALED | (header.firstLogBound ? FIRST_LOG_BOUND : 0));
     out.set(header.keyId, KEY_ID_AT);
   }
   view.setUint32(CRC_AT, crc32(out.subarray(0, CRC_AT)));
@@ -141,7 +149,7 @@ export function decodeSegmentHeader(bytes: Uint8Array, path: string): SegmentHea
     throw new CorruptBackupError(path, 12, `unknown segment kind ${kind}`);
   }
   const flags = view.getUint32(FLAGS_AT);
-  if ((flags & ~SEALED) !== 0) {
+  if ((flags & ~(SEALED | FIRST_LOG_BOUND)) !== 0) {
     throw new Error(
       `Cannot read backup: "${path}" has segment flags ${flags}, which this cln-backup does ` +
         `not know: upgrade cln-backup`,
@@ -149,9 +157,11 @@ export function decodeSegmentHeader(bytes: Uint8Array, path: string): SegmentHea
   }
   const keyId = bytes.slice(KEY_ID_AT, KEY_ID_AT + KEY_ID_SIZE);
   const firstLog = Number(view.getBigUint64(40));
+  const bound = (flags & FIRST_LOG_BOUND) !== 0;
   if (
     (kind === SegmentKind.Log) !== (firstLog === 0) ||
-    ((flags & SEALED) === 0 && keyId.some(Boolean))
+    ((flags & SEALED) === 0 && keyId.some(Boolean)) ||
+    (bound && ((flags & SEALED) === 0 || kind !== SegmentKind.Base))
   ) {
     throw new CorruptBackupError(path, 40, "segment header fields out of range");
   }
@@ -161,6 +171,7 @@ export function decodeSegmentHeader(bytes: Uint8Array, path: string): SegmentHea
     backupId: bytes.slice(24, 24 + BACKUP_ID_SIZE),
     firstLog,
     ...(flags & SEALED ? { keyId } : {}),
+    ...(bound ? { firstLogBound: true } : {}),
   };
 }
 

@@ -125,12 +125,36 @@ Deno.test("segment header: an encrypted segment carries its key id; unknown flag
   assertEquals(decodeSegmentHeader(HEADER, "p").keyId, undefined);
   let error: unknown;
   try {
-    decodeSegmentHeader(withField(HEADER, (v) => v.setUint32(48, 2)), "p");
+    decodeSegmentHeader(withField(HEADER, (v) => v.setUint32(48, 4)), "p");
   } catch (caught) {
     error = caught;
   }
   assert(!(error instanceof CorruptBackupError), String(error));
-  assertMatch(String(error), /segment flags 2, which this cln-backup does not know: upgrade/);
+  assertMatch(String(error), /segment flags 4, which this cln-backup does not know: upgrade/);
+});
+
+Deno.test("segment header: only a sealed base says its first log is bound", () => {
+  const keyId = new Uint8Array(8).fill(7);
+  const base = { kind: SegmentKind.Base, number: 9, backupId: ID, firstLog: 2, keyId } as const;
+  const bound = encodeSegmentHeader({ ...base, firstLogBound: true });
+  assertEquals(decodeSegmentHeader(bound, "p").firstLogBound, true);
+  assertEquals(decodeSegmentHeader(encodeSegmentHeader(base), "p").firstLogBound, undefined);
+  // On a log, or without the seal flag, it is damage.
+  for (
+    const header of [
+      withField(HEADER, (v) => v.setUint32(48, 3)),
+      withField(bound, (v) => v.setUint32(48, 2)),
+    ]
+  ) {
+    let error: unknown;
+    try {
+      decodeSegmentHeader(header, "p");
+    } catch (caught) {
+      error = caught;
+    }
+    assert(error instanceof CorruptBackupError, String(error));
+    assertMatch(error.message, /segment header fields out of range/);
+  }
 });
 
 Deno.test("segment header: a newer format asks to upgrade, not 'damaged'", () => {

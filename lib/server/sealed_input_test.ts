@@ -14,7 +14,7 @@ const backupId = new Uint8Array(16).fill(5);
 
 Deno.test("sealedRecordHeader takes a whole sealed record of its kind, and nothing else", async () => {
   const key = await DataKey.generate();
-  const cipher = segmentCipher(key, { backupId, kind: SegmentKind.Log, number: 1 });
+  const cipher = segmentCipher(key, { backupId, kind: SegmentKind.Log, number: 1, firstLog: 0 });
   const sealed = encodeRecord(RecordKind.Change, 4, Uint8Array.of(1, 2, 3), {
     cipher,
     offset: SEGMENT_HEADER_SIZE,

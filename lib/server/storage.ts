@@ -512,9 +512,9 @@ export class ServerStorage {
    * the key holder can make): checked as for init, at a version the backup holds below its
    * newest change (so the one rewind stays possible), and newer than its newest base. It is
    * made durable under its own name first (temporary name, fsync, rename, directory fsync),
-   * naming as its first log the first whose seal is at or above its version (or the live
-   * log); only then are the older bases and the logs before that one deleted, the list
-   * written durably first (compact/deletion.ts). A crash before the rename leaves the backup
+   * once the first log it names (bound to its records) is the first whose seal is at or
+   * above its version (or the live log); only then are the older bases and the logs before
+   * that one deleted, the list written durably first (compact/deletion.ts). A crash before the rename leaves the backup
    * as it was; after it, two bases and what the older needed, which readers and the next
    * open take. The base is read through on a worker thread first; the steps after that run
    * one after another, and the node's appends land before or after them, in the live log,
@@ -542,11 +542,18 @@ export class ServerStorage {
         );
       }
       const firstLog = continuingLogByVersion(readChain(this.dir), version);
-      // The node cannot know the server's logs: the server names the log the base continues
-      // in (a header field outside the records' associated data).
+      // A node names the log the base continues in from its copy of these files, and binds it
+      // to the base's records: another one would not open at its restore. A node from before
+      // bases bound it leaves it to the server (a header field outside their records' data).
+      if (header.firstLogBound && header.firstLog !== firstLog) {
+        throw new RefusedError(
+          `a base at version ${version} that continues in log ${header.firstLog}, where this ` +
+            `backup continues from that version in log ${firstLog}`,
+        );
+      }
       const file = Deno.openSync(tmp, { write: true });
       try {
-        file.writeSync(encodeSegmentHeader({ ...header, firstLog }));
+        if (!header.firstLogBound) file.writeSync(encodeSegmentHeader({ ...header, firstLog }));
         file.syncSync();
       } finally {
         file.close();

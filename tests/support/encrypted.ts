@@ -11,7 +11,17 @@ import { restoreBackup } from "../../lib/backup/restore.ts";
 import { DataKey } from "../../lib/crypto/data_key.ts";
 import { writeKeyFile } from "../../lib/crypto/key_file.ts";
 import { wrapKey } from "../../lib/crypto/wrapped_key.ts";
-import { newBackupId } from "../../lib/format/segment.ts";
+import {
+  decodeSegmentHeader,
+  encodeSegmentHeader,
+  newBackupId,
+  readAt,
+  scanSegment,
+  SEGMENT_HEADER_SIZE,
+} from "../../lib/format/segment.ts";
+import { encodeRecord } from "../../lib/format/record.ts";
+import { segmentCipher } from "../../lib/crypto/record_cipher.ts";
+import { Buffer } from "node:buffer";
 import { dumpDatabase } from "./dump.ts";
 
 export const PASSPHRASE = "correct horse battery staple";
@@ -64,4 +74,30 @@ export function restoredWithKey(
   const dump = dumpDatabase(target);
   Deno.removeSync(target);
   return dump;
+}
+
+/**
+ * Seals the base at `path` again as cln-backup did before bases bound their first log: the
+ * same records, opened and sealed for their place without it, under a header without the flag
+ * (naming `firstLog` instead of its own, when given).
+ */
+export function sealBaseAsBefore(path: string, key: DataKey, firstLog?: number): void {
+  const file = Deno.openSync(path, { read: true });
+  const out: Uint8Array[] = [];
+  try {
+    const header = decodeSegmentHeader(readAt(file, 0, SEGMENT_HEADER_SIZE), path);
+    const before = { ...header, firstLog: firstLog ?? header.firstLog, firstLogBound: false };
+    const cipher = segmentCipher(key, before);
+    out.push(encodeSegmentHeader(before));
+    let offset = SEGMENT_HEADER_SIZE;
+    const scan = { decode: true, sealed: true, cipher: segmentCipher(key, header) };
+    for (const { header: record, payload } of scanSegment(file, path, scan)) {
+      const sealed = encodeRecord(record.kind, record.version, payload!, { cipher, offset });
+      out.push(sealed);
+      offset += sealed.length;
+    }
+  } finally {
+    file.close();
+  }
+  Deno.writeFileSync(path, Buffer.concat(out));
 }

@@ -94,7 +94,13 @@ function* baseSteps(
   const out = Deno.openSync(tmp, { write: true, create: true, truncate: true });
   const input = Deno.openSync(source.path, { read: true });
   const { backupId, firstLog, key } = place;
-  const header = { kind: SegmentKind.Base, number: source.version, backupId, firstLog };
+  const header = {
+    kind: SegmentKind.Base,
+    number: source.version,
+    backupId,
+    firstLog,
+    firstLogBound: key !== undefined,
+  };
   const cipher = place.cipher ?? (key && segmentCipher(key, header));
   let offset = SEGMENT_HEADER_SIZE;
   let built = false;

@@ -13,6 +13,7 @@ import {
   encodeSegmentHeader,
   scanSegment,
   SEGMENT_HEADER_SIZE,
+  SegmentKind,
 } from "../../format/segment.ts";
 import { segmentCipher } from "../../crypto/record_cipher.ts";
 import { WRAPPED_KEY_NAME } from "../../crypto/wrapped_key.ts";
@@ -21,7 +22,12 @@ import { basename } from "node:path";
 
 function copySegment(segment: Segment, into: string, encryption: NewEncryption): void {
   const { key, backupId } = encryption;
-  const header = { ...segment.header, backupId, keyId: key.id };
+  const header = {
+    ...segment.header,
+    backupId,
+    keyId: key.id,
+    firstLogBound: segment.header.kind === SegmentKind.Base,
+  };
   const cipher = segmentCipher(key, header);
   const input = openSegment(segment.path);
   const out = Deno.openSync(`${into}/${basename(segment.path)}`, { write: true, createNew: true });

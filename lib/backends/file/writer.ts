@@ -664,6 +664,7 @@ export class FileBackend implements Backend, CompactableBackend {
         backupId: this.#backupId,
         kind: SegmentKind.Log,
         number: sequence,
+        firstLog: 0,
       });
   }
 

@@ -68,7 +68,7 @@ Deno.test("object cipher: a plain record, or one sealed for a file segment, is r
   const plain = encodeRecord(RecordKind.Change, 5, encodeStatements(statements));
   assertMatch(refusal(() => unseal(plain, place)), /a plain record in an encrypted backup/);
   // The same numbers as a file backup's log segment: another label, so it does not open.
-  const segment = { backupId, kind: SegmentKind.Log, number: 12 };
+  const segment = { backupId, kind: SegmentKind.Log, number: 12, firstLog: 0 };
   const inSegment = encodeRecord(RecordKind.Change, 5, encodeStatements(statements), {
     cipher: segmentCipher(key, segment),
     offset: 0,

@@ -14,6 +14,7 @@ import { restoreBackup } from "../../backup/restore.ts";
 import { writeBase } from "../file/create.ts";
 import { baseName } from "../../format/layout.ts";
 import { readChain } from "../../format/chain.ts";
+import { continuingLogByVersion } from "../../compact/plan.ts";
 import { DataKey } from "../../crypto/data_key.ts";
 import { decodeError, decodeJson, encodeSealedBase, V2Type } from "../../wire/packets_v2.ts";
 import { sendFile } from "./send_file.ts";
@@ -93,11 +94,17 @@ export async function compactSealed(
       }
       const database = `${work}/lightningd.sqlite3`;
       restoreBackup(copy, database, { toVersion: version, durable: false });
-      const { backupId } = readChain(copy.local.dir);
+      const chain = readChain(copy.local.dir);
+      // The log the base continues in is bound to its records, so it is named here, from the
+      // copy, as the server names it from its own files (sealed logs never change; the live
+      // one holds version `version` already, so its seal, whenever it comes, is above it).
+      const firstLog = continuingLogByVersion(chain, version);
       Deno.mkdirSync(`${work}/base`);
-      // The server names the log the base continues in (it alone knows its logs by then):
-      // a header field outside the records' associated data; 1 stands in for it.
-      writeBase(`${work}/base`, { version, path: database }, { backupId, firstLog: 1, key });
+      writeBase(`${work}/base`, { version, path: database }, {
+        backupId: chain.backupId,
+        firstLog,
+        key,
+      });
       Deno.removeSync(database);
     } finally {
       copy.close();

@@ -44,7 +44,12 @@ export function layOutChange(
   roll = false,
 ): LaidOut {
   const cipherOf = (log: number) =>
-    segmentCipher(key, { backupId: place.backupId, kind: SegmentKind.Log, number: log });
+    segmentCipher(key, {
+      backupId: place.backupId,
+      kind: SegmentKind.Log,
+      number: log,
+      firstLog: 0,
+    });
   const payload = storePayload(change.version, encodeStatements(change.statements));
   const length = recordLength(payload, cipherOf(place.log));
   roll ||= place.offset > SEGMENT_HEADER_SIZE && place.offset + length > segmentBytes;

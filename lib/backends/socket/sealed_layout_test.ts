@@ -16,7 +16,7 @@ const backupId = new Uint8Array(16).fill(3);
 /** Opens `record` as the reader would at `offset` of log `log`; `undefined` if it does not. */
 function open(key: DataKey, record: Uint8Array, log: number, offset: number) {
   const header = decodeRecordHeader(record)!;
-  const cipher = segmentCipher(key, { backupId, kind: SegmentKind.Log, number: log });
+  const cipher = segmentCipher(key, { backupId, kind: SegmentKind.Log, number: log, firstLog: 0 });
   return cipher.open(headerFields(header), offset, record.subarray(RECORD_HEADER_SIZE));
 }
 
