@@ -64,6 +64,11 @@ export interface BackupState {
   destinations?: DestinationStatus[];
   /** Set while a destination has failed and the others go on without it. */
   alarm?: string;
+  /**
+   * Why the backup takes no more changes, once it knows before the next change comes (an S3
+   * backup whose objects were deleted behind it): that change is refused with it.
+   */
+  failure?: string;
   /** Its records are sealed under a data key that never leaves the node (encrypted backups). */
   encrypted?: boolean;
   /** For asynchronous destinations (backup.lock's `async_urls`): how far behind each is. */

@@ -440,8 +440,8 @@ export class BackupPlugin {
     const ms = (v: number | undefined) => v === undefined ? null : Math.round(v * 1000) / 1000;
     return {
       backend_url: "error" in backend ? null : backend.url,
-      ok: this.#stopped === undefined,
-      error: this.#stopped ?? null,
+      ok: this.#stopped === undefined && state?.failure === undefined,
+      error: this.#stopped ?? state?.failure ?? null,
       version: state?.version ?? null,
       previous_version: state?.rewindVersion ?? null,
       records: state?.records ?? null,

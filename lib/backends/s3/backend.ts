@@ -14,13 +14,13 @@
 import type { Backend, BackupState, Change, ConnectionStatus } from "../backend.ts";
 import { encodeRecord, encodeStatements, linkRecord, RecordKind } from "../../format/record.ts";
 import { S3Client, type S3Credentials, S3Error } from "./client.ts";
-import { changeKey, idKey } from "./keys.ts";
+import { changeKey, idKey, wrappedKeyKey } from "./keys.ts";
 import { type ChangeEntry, readLayout, type RecordSource } from "./layout.ts";
 import { DEFAULT_S3_POLICY, retrying, type S3Log, type S3RetryPolicy } from "./retry.ts";
 import { parseBackupUrl } from "../url.ts";
 import type { S3Url } from "./s3_url.ts";
 import { Packer, type PackerOptions } from "./packer.ts";
-import { BACKUP_ID_SIZE } from "../../format/segment.ts";
+import { BACKUP_ID_SIZE, CorruptBackupError } from "../../format/segment.ts";
 import type { CompactionSizes } from "../../compact/policy.ts";
 import { type DataKey, sameBytes } from "../../crypto/data_key.ts";
 import { checkObjectKey, readWrappedKey } from "./key_object.ts";
@@ -228,14 +228,13 @@ export class S3Backend implements Backend {
       bytes: this.#bytes,
       tail: undefined,
       connection: { ...this.#status },
+      ...(this.#failure !== undefined ? { failure: this.#failure } : {}),
       ...(this.options.key ? { encrypted: true } : {}),
     };
   }
 
   async append(change: Change): Promise<void> {
-    if (this.#failure !== undefined) {
-      throw new Error(`an earlier write failed: ${this.#failure}`);
-    }
+    if (this.#failure !== undefined) throw new Error(this.#failure);
     const { seq, gen, follows } = this.#next;
     const key = this.options.key;
     const place = changePlace(this.#backupId, this.#next, follows + 1);
@@ -256,7 +255,7 @@ export class S3Backend implements Backend {
       const what = `change ${change.version}`;
       await putNew(this.client, name, record, what, this.#policy, log, this.options.signal);
     } catch (error) {
-      this.#failure = (error as Error).message;
+      this.#failure = `an earlier write failed: ${(error as Error).message}`;
       this.#status.state = "failed";
       throw error;
     }
@@ -322,19 +321,66 @@ export class S3Backend implements Backend {
     this.#packer?.resume();
   }
 
+  /** Why the backup takes no more changes, once it knows; the next change is refused with it. */
+  get failure(): string | undefined {
+    return this.#failure;
+  }
+
   /**
    * Catches up with what a listing shows: a newer base (a compaction's) covers the change
    * objects up to its sequence, which are no longer the packer's to pack (it may have
-   * deleted them); the counts start from it.
+   * deleted them); the counts start from it. Run before each pack and after each
+   * compaction, it also checks that the backup still holds what this writer stored (see
+   * `#lose`).
    */
   async resync(): Promise<void> {
-    const layout = await readLayout(this.client);
+    // What the listing must reach: appends go on meanwhile, and a rewind's version is lower.
+    const stored = {
+      seq: this.#next.seq - 1,
+      version: Math.min(this.#version, this.#rewindVersion ?? this.#version),
+    };
+    const others: string[] = [];
+    let layout;
+    try {
+      layout = await readLayout(this.client, others);
+    } catch (error) {
+      if (!(error instanceof CorruptBackupError)) throw error;
+      this.#lose(error.where);
+      return;
+    }
+    const prefix = this.client.url.prefix;
+    const gone = [idKey(prefix), ...this.options.key ? [wrappedKeyKey(prefix)] : []]
+      .find((key) => !others.includes(key));
+    if (gone !== undefined) this.#lose(`"${gone}" is not listed`);
+    else if (layout.lastSeq < stored.seq || layout.version < stored.version) {
+      this.#lose(
+        `it ends at record ${layout.lastSeq} (version ${layout.version}), before record ` +
+          `${stored.seq} (version ${stored.version}), which this writer stored`,
+      );
+    }
     const base = layout.bases.at(-1);
     this.#baseSeq = base?.seq ?? 0;
     this.#baseBytes = base?.size ?? 0;
     this.unpacked.splice(0, this.unpacked.findLastIndex((e) => e.seq <= this.#baseSeq) + 1);
     const since = this.unpacked.filter((e) => e.seq > layout.lastSeq);
     this.#bytes = layout.bytes + since.reduce((sum, e) => sum + e.size, 0);
+  }
+
+  /**
+   * Objects this writer stored, or `init` did, are gone from S3: nothing of cln-backup
+   * deletes them (the packer and compaction delete only what a newer object holds), so
+   * something else does, most often a lifecycle rule expiring old objects under the prefix.
+   * The backup no longer restores the node, which is as bad as none: like a failed write,
+   * this refuses every later change, so the node stops at its next one.
+   */
+  #lose(what: string): void {
+    if (this.#failure !== undefined) return;
+    this.#failure = `the backup in ${this.destination} lost objects: ${what}: something ` +
+      `other than cln-backup deletes them (a lifecycle rule on the bucket? "cln-backup ` +
+      `doctor" names one); the backup no longer restores the node: remove what deletes ` +
+      `them, then init a new backup on a new prefix`;
+    this.#status.state = "failed";
+    this.#log("broken", this.#failure);
   }
 
   /** Waits for a pack under way (tests, and a clean exit). */

@@ -56,10 +56,11 @@ function firstSeqOf(source: RecordSource): number {
 }
 
 /**
- * Lists every backup object under the URL's prefix. A listing that names an object twice is
+ * Lists every backup object under the URL's prefix; the other keys there (`backup-id`,
+ * `key.json`, other tools' objects) go to `others`. A listing that names an object twice is
  * refused (and tried again): taken as it is, the copy would be garbage, the object deleted.
  */
-export async function listBackup(client: S3Client): Promise<S3Entry[]> {
+export async function listBackup(client: S3Client, others: string[] = []): Promise<S3Entry[]> {
   const prefix = client.url.prefix;
   const entries: S3Entry[] = [];
   const seen = new Set<string>();
@@ -77,6 +78,7 @@ export async function listBackup(client: S3Client): Promise<S3Entry[]> {
       seen.add(key);
       const entry = parseKey(prefix, key, size);
       if (entry) entries.push(entry);
+      else others.push(key);
     }
   }
   return entries;
@@ -88,9 +90,12 @@ export async function listBackup(client: S3Client): Promise<S3Entry[]> {
  */
 export type Follows = ReadonlyMap<string, number>;
 
-/** The S3 backup's layout: a listing, and the links it needs read (see the module's note). */
-export async function readLayout(client: S3Client): Promise<S3Layout> {
-  const entries = await listBackup(client);
+/**
+ * The S3 backup's layout: a listing, and the links it needs read (see the module's note);
+ * the listing's other keys go to `others`.
+ */
+export async function readLayout(client: S3Client, others?: string[]): Promise<S3Layout> {
+  const entries = await listBackup(client, others);
   const follows = new Map<string, number>();
   const gens = new Map<number, number>();
   for (const e of entries) if (e.kind === "change") gens.set(e.seq, (gens.get(e.seq) ?? 0) + 1);
@@ -269,16 +274,23 @@ function chainOfGenerations(
   return { chosen, missing, unsettled };
 }
 
-/** Versions named by the keys never go down, and a change object goes up by at most one. */
+/**
+ * Versions named by the keys never go down, and go up by at most one a record: a change
+ * object's by one, a pack's last by its record count. So records whose base is gone (a
+ * lifecycle rule expires the oldest objects first) are refused, not read as if they began
+ * an empty backup.
+ */
 function checkVersions(base: BaseEntry | undefined, sources: RecordSource[]): void {
   let version = base?.version ?? 0;
   for (const source of sources) {
-    const jump = source.kind === "change" && source.version > version + 1;
-    if (source.version < version || jump) {
+    const first = firstSeqOf(source);
+    const records = lastSeqOf(source) - first + 1;
+    if (source.version < version || source.version > version + records) {
+      const orphan = base === undefined && source === sources[0] ? ", and no base before it," : "";
       throw new CorruptBackupError(
         source.key,
         undefined,
-        `version ${source.version} after version ${version} (record ${firstSeqOf(source)})`,
+        `version ${source.version} after version ${version} (record ${first})${orphan}`,
       );
     }
     version = source.version;

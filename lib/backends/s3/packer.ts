@@ -4,6 +4,7 @@
  * of objects. Each step is crash-safe, because readers prefer a pack to the change objects
  * it holds and ignore superseded ones:
  *
+ * 0. list the backup, which must still hold every record the writer stored (backend.ts);
  * 1. read the oldest change objects (never the newest, which a rewind may supersede), and
  *    check each record;
  * 2. store the pack under a new name, `If-None-Match: *`;
@@ -117,7 +118,7 @@ export class Packer {
 
   /** Starts a pack when enough change objects wait and none is under way. */
   maybePack(_lastSeq: number): void {
-    if (this.#running || this.#stopped || this.#paused) return;
+    if (this.#running || this.#stopped || this.#paused || this.backend.failure) return;
     if (this.backend.unpacked.length <= this.#every) return;
     this.#running = this.#pack().catch(async (error) => {
       this.backend.log(
@@ -151,8 +152,13 @@ export class Packer {
 
   async #pack(): Promise<void> {
     const { client, policy, log } = this.backend;
-    // Never the newest change object: a rewind may still supersede it.
+    // Never the newest change object: a rewind may still supersede it. Taken before the
+    // listing, so a pack's records do not depend on how long the listing took.
     const waiting = this.backend.unpacked.slice(0, -1);
+    // A listing every pack: objects deleted behind the writer's back are found within one
+    // pack's changes (the backend then refuses the next change), not at a restore.
+    await retrying("listing the backup", policy, log, () => this.backend.resync());
+    if (this.backend.failure) return;
     const batch: ChangeEntry[] = [];
     const records: Uint8Array[] = [];
     let bytes = SEGMENT_HEADER_SIZE;

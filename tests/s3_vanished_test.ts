@@ -1,0 +1,104 @@
+/**
+ * Objects of a live S3 backup deleted behind the plugin's back, as a lifecycle rule expiring
+ * old objects under the prefix does (its base and `backup-id` first, then packs and change
+ * objects), against a real S3 server (Ceph RGW). The plugin finds it at its next listing (one
+ * each pack), says so in one line and in `backup-status`, and refuses the next change, since
+ * the backup no longer restores the node; `status` names what is missing.
+ *
+ * @module
+ */
+import { assert, assertEquals, assertMatch } from "./support/assert.ts";
+import { FakeLightningd } from "./support/fake_lightningd.ts";
+import { status as pluginStatus } from "./support/plugin_session.ts";
+import { writeCredentials } from "./support/rgw.ts";
+import { rgwTestInDir, stopSharedRgwLast } from "./support/shared_rgw.ts";
+import { BufferedOutput, makeNodeDir, removeNodeDir } from "./support/cli_testing.ts";
+import { init } from "../lib/cli/init.ts";
+import { status } from "../lib/cli/status.ts";
+import { listBackup } from "../lib/backends/s3/layout.ts";
+import { idKey } from "../lib/backends/s3/keys.ts";
+import type { S3Client } from "../lib/backends/s3/client.ts";
+
+const test = rgwTestInDir("cln-backup-s3-vanished-", { exportKeys: true });
+
+/** The key a lifecycle rule would have deleted, of each kind: the oldest. */
+const VICTIMS: Record<string, (client: S3Client) => Promise<string>> = {
+  "the base": async (client) => (await listBackup(client)).find((e) => e.kind === "base")!.key,
+  "the oldest pack": async (client) =>
+    (await listBackup(client)).find((e) => e.kind === "pack")!.key,
+  "the oldest change object": async (client) =>
+    (await listBackup(client)).find((e) => e.kind === "change")!.key,
+  "backup-id": (client) => Promise.resolve(idKey(client.url.prefix)),
+};
+
+/** What `status` says of the backup once each is gone. */
+const STATUS: Record<string, RegExp> = {
+  "the base": /version \d+ after version 0 \(record 1\), and no base before it, at ".*pack-/,
+  "the oldest pack": /no object holds record 1, which comes before at ".*pack-/,
+  "the oldest change object": /no object holds record \d+, which comes before at ".*change-/,
+  "backup-id": /no backup at ".*" \(no node\/backup-id in/,
+};
+
+for (const [victim, find] of Object.entries(VICTIMS)) {
+  test(`S3: ${victim} deleted while the node runs: the next pack finds it, the next change is refused`, async (s) => {
+    const dir = makeNodeDir("restart");
+    try {
+      writeCredentials(dir, s.credentials);
+      const url = s.url(await s.bucket());
+      const output = new BufferedOutput();
+      assertEquals(await init([url, "--lightning-dir", dir], output), 0, output.transcript);
+      const node = FakeLightningd.spawn({
+        lightningDir: dir,
+        env: { AWS_ACCESS_KEY_ID: "", CLN_BACKUP_TEST_S3_PACK_EVERY: "5" },
+      });
+      try {
+        await node.getmanifest();
+        await node.init();
+        let n = 0;
+        const commit = () =>
+          node.transaction([`INSERT INTO vars (name, intval) VALUES ('n${n}', ${n++})`]);
+        for (let i = 0; i < 20; i++) assertEquals(await commit(), "committed", node.aborted);
+        const client = s.client(url);
+        // A pack under way would take the oldest change object (then garbage): let it end.
+        const keys = async () => (await listBackup(client)).map((e) => e.key).join();
+        for (let before = ""; before !== (before = await keys());) {
+          await new Promise((r) => setTimeout(r, 200));
+        }
+        await client.delete(await find(client));
+        // Within a pack's changes (5 here, 1000 by default) a listing finds it.
+        const broken = () => node.logs.filter((l) => l.level === "broken");
+        for (let i = 0; i < 7 && broken().length === 0; i++) {
+          assertEquals(await commit(), "committed", node.aborted);
+          for (let wait = 0; wait < 20 && broken().length === 0; wait++) {
+            await new Promise((r) => setTimeout(r, 25));
+          }
+        }
+        const lost =
+          /^the backup in bucket ".*" at http:.* lost objects: .*: something other than cln-backup deletes them \(a lifecycle rule on the bucket\? "cln-backup doctor" names one\); the backup no longer restores the node: remove what deletes them, then init a new backup on a new prefix$/;
+        assertEquals(broken().length, 1, JSON.stringify(node.logs));
+        assertMatch(broken()[0].message, lost);
+        const report = pluginStatus(await node.request("backup-status", {}));
+        assertEquals([report.ok, report.error], [false, broken()[0].message]);
+        assertEquals((report.connection as { state: string }).state, "failed");
+        assertEquals(await commit(), "aborted");
+        assertEquals(broken().length, 2);
+        assert(broken()[1].message.endsWith(`: ${broken()[0].message}`), broken()[1].message);
+        assertEquals(
+          node.logs.filter((l) => l.level === "unusual"),
+          [],
+          "no packing failure to retry",
+        );
+        assertEquals((await node.stop()).code, 0);
+      } finally {
+        await node.kill().catch(() => {});
+      }
+      const described = new BufferedOutput();
+      assertEquals(await status([url], described), 1);
+      assertMatch(described.stderr.join("\n"), STATUS[victim]);
+    } finally {
+      removeNodeDir(dir);
+    }
+  });
+}
+
+stopSharedRgwLast();
