@@ -2,7 +2,8 @@
  * The README's IAM policy (Object storage, Set-up) allows every request the backup makes, on
  * a real S3 server: keys of a second user, allowed nothing but that policy (set as the
  * bucket's policy on RGW), create a backup, write and pack changes, compact it and restore
- * it. Without `s3:ListBucketMultipartUploads`, compaction is refused.
+ * it, and doctor reads the bucket's lifecycle rules. Without `s3:ListBucketMultipartUploads`,
+ * compaction is refused.
  */
 import { DatabaseSync } from "node:sqlite";
 import { createHash } from "node:crypto";
@@ -10,7 +11,6 @@ import { assert, assertEquals, assertRejects } from "./support/assert.ts";
 import { dumpDatabase } from "./support/dump.ts";
 import { note, SCHEMA } from "./support/plugin_session.ts";
 import { bumpStatement } from "./support/statements.ts";
-import type { Rgw } from "./support/rgw.ts";
 import { rgwTestInDir, stopSharedRgwLast } from "./support/shared_rgw.ts";
 import type { S3Credentials } from "../lib/backends/s3/client.ts";
 import { signRequest } from "../lib/backends/s3/sigv4.ts";
@@ -19,6 +19,9 @@ import { S3Backend } from "../lib/backends/s3/backend.ts";
 import { compactS3 } from "../lib/backends/s3/compaction.ts";
 import { S3BackupReader } from "../lib/backends/s3/reader.ts";
 import { restoreBackup } from "../lib/backup/restore.ts";
+import { type Rgw, writeCredentials } from "./support/rgw.ts";
+import { lifecycleCheck } from "../lib/cli/doctor/lifecycle_check.ts";
+import { realSystem } from "../lib/cli/doctor/system.ts";
 
 const FAST = { timeoutMs: 5_000, retries: 1, retryDelayMs: 50, backoff: 2 };
 const README = new URL("../README.md", import.meta.url);
@@ -146,5 +149,32 @@ test("without s3:ListBucketMultipartUploads, compaction is refused", async (s, d
     /Cannot list the uploads under "node1\/base-": 403 AccessDenied/,
   );
 });
+
+test(
+  "doctor reads the bucket's lifecycle rules with the README's policy; without s3:GetLifecycleConfiguration it says to grant it",
+  async (s, dir) => {
+    const bucket = await s.bucket();
+    const { uid, keys } = await newUser(s);
+    const url = s.url(bucket, "node1");
+    writeCredentials(dir, keys);
+    const check = () =>
+      lifecycleCheck({ dir, user: undefined, lock: { backend_url: url } }, realSystem);
+    const policy = readmePolicy(bucket, "node1", uid);
+    await putBucketPolicy(s, bucket, policy);
+    assertEquals(await check(), ["OK", `no lifecycle rule of bucket "${bucket}" expires ${url}`]);
+    for (const statement of policy.Statement as { Action: string | string[] }[]) {
+      statement.Action = [statement.Action].flat().filter((a) =>
+        a !== "s3:GetLifecycleConfiguration"
+      );
+    }
+    await putBucketPolicy(s, bucket, policy);
+    assertEquals(await check(), [
+      "WARN",
+      `cannot check the lifecycle rules of bucket "${bucket}": the keys in ` +
+      `backup-s3.credentials may not read them: grant them s3:GetLifecycleConfiguration on the ` +
+      `bucket (README, S3), or check that no rule expires objects under "node1/"`,
+    ]);
+  },
+);
 
 stopSharedRgwLast();

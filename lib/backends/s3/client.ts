@@ -491,6 +491,21 @@ export class S3Client {
     } while (token !== undefined);
   }
 
+  /**
+   * The bucket's lifecycle configuration (GetBucketLifecycleConfiguration), as XML;
+   * `undefined` when it has none.
+   */
+  async lifecycle(): Promise<string | undefined> {
+    const what = `Cannot read the lifecycle rules of ${this.where}`;
+    try {
+      const response = await this.#request(what, "GET", this.#resource("", "lifecycle="));
+      return await this.#text(what, response);
+    } catch (error) {
+      if (error instanceof S3Error && error.code === "NoSuchLifecycleConfiguration") return;
+      throw error;
+    }
+  }
+
   async createBucket(): Promise<void> {
     await this.#done(`Cannot create ${this.where}`, "PUT", this.#resource(""));
   }

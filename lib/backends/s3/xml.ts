@@ -97,3 +97,34 @@ export function parseUploads(xml: string): { uploads: Upload[]; next?: Upload } 
   }
   return { uploads, next: { key, uploadId } };
 }
+
+/** One rule of a bucket's lifecycle configuration, as far as the backup cares. */
+export interface LifecycleRule {
+  /** Its `<ID>`; empty when it has none. */
+  id: string;
+  /** `<Status>Enabled</Status>`. */
+  enabled: boolean;
+  /** The keys it applies to start with this (its Filter's, or the older top-level, Prefix). */
+  prefix: string;
+  /** It applies only to objects with a tag (in its Filter); the backup tags none. */
+  tagged: boolean;
+  /** It expires current objects: `<Expiration>` with `<Days>` or `<Date>`. */
+  expires: boolean;
+}
+
+/** The rules of a GetBucketLifecycleConfiguration answer. */
+export function parseLifecycle(xml: string): LifecycleRule[] {
+  if (!/<LifecycleConfiguration[\s>]/.test(xml)) {
+    throw new Error(`Cannot read lifecycle rules: the answer is not a LifecycleConfiguration`);
+  }
+  return elements(xml, "Rule").map((rule) => {
+    const expiration = elements(rule, "Expiration")[0] ?? "";
+    return {
+      id: xmlText(rule, "ID") ?? "",
+      enabled: xmlText(rule, "Status") === "Enabled",
+      prefix: xmlText(rule, "Prefix") ?? "",
+      tagged: /<Tag>/.test(rule),
+      expires: /<(Days|Date)>/.test(expiration),
+    };
+  });
+}

@@ -22,6 +22,7 @@ import { hsmSecretCheck } from "./hsm_secret_check.ts";
 import { keyFileCheck } from "./key_file_check.ts";
 import { credentialsCheck } from "./credentials_check.ts";
 import { launcherCheck } from "./launcher_check.ts";
+import { lifecycleCheck } from "./lifecycle_check.ts";
 import { lockCheck } from "./lock_check.ts";
 import { nodeUser } from "./node_user.ts";
 import { permissionsCheck } from "./permissions_check.ts";
@@ -61,6 +62,8 @@ do. It only reads; run it as the user lightningd runs as, while lightningd runs 
                 server backup's: the lightning dir too, where the plugin's compaction
                 rebuilds the database), against the database's size
   filesystem    the backup on another filesystem than the database (WARN when the same)
+  lifecycle     for an s3:// destination: no lifecycle rule of its bucket expires objects
+                under its prefix (WARN naming the rule: it would delete the backup)
 
 Options:
   --lightning-dir DIR  the network directory (for example ~/.lightning/bitcoin); default:
@@ -87,8 +90,21 @@ function namesCopies(found: Found): boolean {
   }
 }
 
+/** backup.lock names an s3:// destination (a malformed list: the copies check says). */
+function namesS3(found: Found): boolean {
+  try {
+    const { sync, async } = lockDestinations(found.lock!);
+    return [...sync, ...async].some((url) => url.startsWith("s3:"));
+  } catch {
+    return false;
+  }
+}
+
 /** Runs every check on the network directory `dir`. */
-export function runChecks(dir: string, system: DoctorSystem = realSystem): Check[] {
+export async function runChecks(
+  dir: string,
+  system: DoctorSystem = realSystem,
+): Promise<Check[]> {
   try {
     checkNetworkDir(dir, "Cannot check");
   } catch (error) {
@@ -97,7 +113,11 @@ export function runChecks(dir: string, system: DoctorSystem = realSystem): Check
   }
   const found: Found = { dir, user: nodeUser(dir) };
   const checks: Check[] = [];
-  const run = (name: string, needs: string | undefined, check: () => CheckResult): boolean => {
+  const run = async (
+    name: string,
+    needs: string | undefined,
+    check: () => CheckResult | Promise<CheckResult>,
+  ): Promise<boolean> => {
     if (needs !== undefined) {
       checks.push({ level: "SKIP", name, message: `needs ${needs}` });
       return false;
@@ -105,15 +125,15 @@ export function runChecks(dir: string, system: DoctorSystem = realSystem): Check
     let level: Level;
     let message: string;
     try {
-      [level, message] = check();
+      [level, message] = await check();
     } catch (error) {
       [level, message] = ["FAIL", `cannot check: ${(error as Error).message}`];
     }
     checks.push({ level, name, message });
     return level !== "FAIL";
   };
-  const lockOk = run(LOCK_FILE, undefined, () => lockCheck(found));
-  const backendOk = run(
+  const lockOk = await run(LOCK_FILE, undefined, () => lockCheck(found));
+  const backendOk = await run(
     "backend",
     lockOk ? undefined : "a readable backup.lock",
     () => backendCheck(found),
@@ -123,10 +143,10 @@ export function runChecks(dir: string, system: DoctorSystem = realSystem): Check
     : found.description === undefined
     ? "a local backup (for a remote one, compare status's version with the database's)"
     : undefined;
-  run("version", versionNeed, () => versionCheck(found));
-  if (lockOk && namesCopies(found)) run("copies", versionNeed, () => copiesCheck(found));
-  run("config", undefined, () => configCheck(found));
-  run("launcher", undefined, () => launcherCheck(found));
+  await run("version", versionNeed, () => versionCheck(found));
+  if (lockOk && namesCopies(found)) await run("copies", versionNeed, () => copiesCheck(found));
+  await run("config", undefined, () => configCheck(found));
+  await run("launcher", undefined, () => launcherCheck(found));
   const permissionsNeed = !lockOk
     ? "a readable backup.lock"
     : found.launcher === undefined
@@ -135,14 +155,18 @@ export function runChecks(dir: string, system: DoctorSystem = realSystem): Check
         "compile:plugin again after changing backup.lock)"
       : "a launcher that runs"
     : undefined;
-  run("permissions", permissionsNeed, () => permissionsCheck(found, found.launcher!));
-  run("hsm_secret", undefined, () => hsmSecretCheck(found));
+  await run("permissions", permissionsNeed, () => permissionsCheck(found, found.launcher!));
+  await run("hsm_secret", undefined, () => hsmSecretCheck(found));
   const destinationNeed = lockOk ? undefined : "a readable backup.lock";
-  run(KEY_FILE, backendOk ? undefined : "a backup that opens", () => keyFileCheck(found));
-  run("credentials", destinationNeed, () => credentialsCheck(found));
-  run("privacy", backendOk ? undefined : "a backup that opens", () => privacyCheck(found));
-  run("free space", destinationNeed, () => freeSpaceCheck(found, system));
-  run("filesystem", destinationNeed, () => filesystemCheck(found, system));
+  await run(KEY_FILE, backendOk ? undefined : "a backup that opens", () => keyFileCheck(found));
+  const keysOk = await run("credentials", destinationNeed, () => credentialsCheck(found));
+  await run("privacy", backendOk ? undefined : "a backup that opens", () => privacyCheck(found));
+  await run("free space", destinationNeed, () => freeSpaceCheck(found, system));
+  await run("filesystem", destinationNeed, () => filesystemCheck(found, system));
+  if (lockOk && namesS3(found)) {
+    const keys = keysOk ? undefined : "the S3 keys (credentials)";
+    await run("lifecycle", keys, () => lifecycleCheck(found, system));
+  }
   return checks;
 }
 
@@ -156,10 +180,10 @@ export async function doctor(
   output: Output = consoleOutput,
   system: DoctorSystem = realSystem,
 ): Promise<number> {
-  return await runCommand(DOCTOR_SPEC, args, output, ({ values }) => {
+  return await runCommand(DOCTOR_SPEC, args, output, async ({ values }) => {
     const dir = userPath(String(values["lightning-dir"] ?? "."));
     output.out(`cln-backup doctor: ${dir}`);
-    const checks = runChecks(dir, system);
+    const checks = await runChecks(dir, system);
     for (const check of checks) output.out(formatCheck(check));
     const failed = checks.filter((c) => c.level === "FAIL").length;
     const warned = checks.filter((c) => c.level === "WARN").length;

@@ -62,6 +62,7 @@ async function goodNode(): Promise<Setup> {
 const GOOD_SYSTEM: DoctorSystem = {
   freeBytes: () => 1e12,
   device: (path) => path.includes("/backup") ? 2 : 1,
+  lifecycle: () => Promise.resolve(undefined),
 };
 
 function find(checks: Check[], name: string): Check {
@@ -102,7 +103,7 @@ const NAMES = [
 
 Deno.test("doctor: a node set up as documented passes every check", () =>
   withNode(async (node) => {
-    const checks = runChecks(node.dir, GOOD_SYSTEM);
+    const checks = await runChecks(node.dir, GOOD_SYSTEM);
     assertEquals(checks.map((c) => c.name), NAMES);
     for (const check of checks) assertEquals(check.level, "OK", `${check.name}: ${check.message}`);
     expect(checks, "backup.lock", "OK", new RegExp(`names ${node.url}$`));
@@ -118,7 +119,7 @@ Deno.test("doctor: a node set up as documented passes every check", () =>
 
 Deno.test("doctor: the wrong directory is one FAIL naming the right one", () =>
   withNode(async (node) => {
-    const checks = runChecks(node.base, GOOD_SYSTEM);
+    const checks = await runChecks(node.base, GOOD_SYSTEM);
     assertEquals(checks.length, 1);
     expect(
       checks,
@@ -127,7 +128,7 @@ Deno.test("doctor: the wrong directory is one FAIL naming the right one", () =>
       /base lightning directory.*--lightning-dir ".*\/regtest"/,
     );
     expect(
-      runChecks(`${node.base}/nonexistent`, GOOD_SYSTEM),
+      await runChecks(`${node.base}/nonexistent`, GOOD_SYSTEM),
       "lightning dir",
       "FAIL",
       /not a directory/,
@@ -140,35 +141,35 @@ Deno.test("doctor: the wrong directory is one FAIL naming the right one", () =>
   }));
 
 Deno.test("doctor: backup.lock missing, not JSON, or unreadable by lightningd's user", () =>
-  withNode((node) => {
+  withNode(async (node) => {
     const lock = `${node.dir}/backup.lock`;
     Deno.renameSync(lock, `${lock}.aside`);
-    let checks = runChecks(node.dir, GOOD_SYSTEM);
+    let checks = await runChecks(node.dir, GOOD_SYSTEM);
     expect(checks, "backup.lock", "FAIL", /no backup\.lock in .*deno task init -- file:\/\/\//);
     for (const name of ["backend", "version", "permissions", "free space", "filesystem"]) {
       expect(checks, name, "SKIP", /needs /);
     }
     Deno.writeTextFileSync(lock, "backend_url=file:///x\n");
-    expect(runChecks(node.dir, GOOD_SYSTEM), "backup.lock", "FAIL", /is not JSON/);
+    expect(await runChecks(node.dir, GOOD_SYSTEM), "backup.lock", "FAIL", /is not JSON/);
     Deno.renameSync(`${lock}.aside`, lock);
     if (Deno.uid() !== 0) return; // Needs chown to play lightningd's user.
     for (const path of [node.dir, `${node.dir}/lightningd.sqlite3`, `${node.dir}/hsm_secret`]) {
       Deno.chownSync(path, 4242, 4242);
     }
     Deno.chmodSync(lock, 0o600);
-    checks = runChecks(node.dir, GOOD_SYSTEM);
+    checks = await runChecks(node.dir, GOOD_SYSTEM);
     expect(checks, "backup.lock", "FAIL", /not readable by uid 4242.*chown/);
     Deno.chownSync(lock, 4242, 4242);
-    checks = runChecks(node.dir, GOOD_SYSTEM);
+    checks = await runChecks(node.dir, GOOD_SYSTEM);
     expect(checks, "backup.lock", "OK");
     // The backup is still root's: the plugin could not append.
     expect(checks, "backend", "FAIL", /not writable by uid 4242.*chown -R 4242:4242/);
   }));
 
 Deno.test("doctor: a backup that is missing, or a v1 file the plugin will not append to", () =>
-  withNode((node) => {
+  withNode(async (node) => {
     Deno.renameSync(node.backupPath, `${node.backupPath}.aside`);
-    let checks = runChecks(node.dir, GOOD_SYSTEM);
+    let checks = await runChecks(node.dir, GOOD_SYSTEM);
     expect(
       checks,
       "backend",
@@ -179,11 +180,11 @@ Deno.test("doctor: a backup that is missing, or a v1 file the plugin will not ap
     const v1 = `${node.base}/backup.dbak`;
     Deno.copyFileSync(PRE_4090_BACKUP, v1);
     writeLockFile(node.dir, { backend_url: `file://${v1}` });
-    checks = runChecks(node.dir, GOOD_SYSTEM);
+    checks = await runChecks(node.dir, GOOD_SYSTEM);
     expect(checks, "backend", "FAIL", /v1 backup of the Python plugin.*deno task upgrade/);
     // The Python plugin's node has no launcher: upgrade writes it, not init --existing.
     Deno.removeSync(`${node.dir}/cln-backup-plugin`);
-    checks = runChecks(node.dir, GOOD_SYSTEM);
+    checks = await runChecks(node.dir, GOOD_SYSTEM);
     expect(
       checks,
       "launcher",
@@ -196,44 +197,49 @@ Deno.test("doctor: backup.key beside an encrypted backup, and none beside a plai
   withNode(async (node) => {
     const keyFile = `${node.dir}/${KEY_FILE}`;
     const check = () => runChecks(node.dir, GOOD_SYSTEM);
-    expect(check(), "backup.key", "OK", /none: .* is not encrypted.*upgrade --encrypt/);
+    expect(await check(), "backup.key", "OK", /none: .* is not encrypted.*upgrade --encrypt/);
     const other = await DataKey.generate();
     writeKeyFile(node.dir, other);
-    expect(check(), "backup.key", "FAIL", /is not encrypted, but .* holds a key.*remove the key/);
+    expect(
+      await check(),
+      "backup.key",
+      "FAIL",
+      /is not encrypted, but .* holds a key.*remove the key/,
+    );
     Deno.removeSync(keyFile);
 
     Deno.removeSync(node.backupPath, { recursive: true });
     const key = await makeEncryptedBackup(node.backupPath);
     expect(
-      check(),
+      await check(),
       "backup.key",
       "FAIL",
       /is encrypted and .* is missing.*"cln-backup rekey 'file:\/\/[^']*' --key-file '[^']*'"/,
     );
     writeKeyFile(node.dir, key);
-    expect(check(), "backup.key", "OK", /holds .*'s key, mode 0600/);
+    expect(await check(), "backup.key", "OK", /holds .*'s key, mode 0600/);
     Deno.chmodSync(keyFile, 0o640);
-    expect(check(), "backup.key", "FAIL", /read by other users \(mode 0640\).*chmod 600/);
+    expect(await check(), "backup.key", "FAIL", /read by other users \(mode 0640\).*chmod 600/);
     writeKeyFile(node.dir, other);
-    expect(check(), "backup.key", "FAIL", /another backup's key.*cln-backup rekey/);
+    expect(await check(), "backup.key", "FAIL", /another backup's key.*cln-backup rekey/);
     Deno.writeTextFileSync(keyFile, "{}\n", { mode: 0o600 });
-    expect(check(), "backup.key", "FAIL", /holds no cln-backup data key/);
+    expect(await check(), "backup.key", "FAIL", /holds no cln-backup data key/);
     writeLockFile(node.dir, { backend_url: "socket:backup.example.org:8700" });
-    expect(check(), "backup.key", "FAIL", /takes plain backups only: .*remove the key file/);
+    expect(await check(), "backup.key", "FAIL", /takes plain backups only: .*remove the key file/);
     // An S3 backup's key id is in its key.json, which the plugin checks at start.
     writeLockFile(node.dir, { backend_url: "s3://bucket/node?region=eu-1" });
-    expect(check(), "backup.key", "FAIL", /holds no cln-backup data key/);
+    expect(await check(), "backup.key", "FAIL", /holds no cln-backup data key/);
     writeKeyFile(node.dir, other);
     expect(
-      check(),
+      await check(),
       "backup.key",
       "OK",
       /holds a key, mode 0600, for s3:.*the plugin checks it against the backup/,
     );
     Deno.chmodSync(keyFile, 0o640);
-    expect(check(), "backup.key", "FAIL", /read by other users \(mode 0640\)/);
+    expect(await check(), "backup.key", "FAIL", /read by other users \(mode 0640\)/);
     Deno.removeSync(keyFile);
-    expect(check(), "backup.key", "OK", /none: s3:.* is plain/);
+    expect(await check(), "backup.key", "OK", /none: s3:.* is plain/);
     writeLockFile(node.dir, { backend_url: node.url });
     writeKeyFile(node.dir, key);
     if (Deno.uid() === 0) { // Needs chown to play lightningd's user.
@@ -244,17 +250,17 @@ Deno.test("doctor: backup.key beside an encrypted backup, and none beside a plai
         const path of [node.dir, `${node.dir}/lightningd.sqlite3`, `${node.dir}/hsm_secret`]
           .concat(node.backupPath, backup)
       ) Deno.chownSync(path, 4242, 4242);
-      expect(check(), "backup.key", "FAIL", /not readable by uid 4242/);
+      expect(await check(), "backup.key", "FAIL", /not readable by uid 4242/);
       Deno.chownSync(keyFile, 4242, 4242);
-      expect(check(), "backup.key", "OK");
+      expect(await check(), "backup.key", "OK");
     }
   }));
 
 Deno.test("doctor: a remote backup is left to status, not failed", () =>
-  withNode((node) => {
+  withNode(async (node) => {
     for (const url of ["socket:backup.example.org:8700", "s3://bucket/node?region=eu-1"]) {
       writeLockFile(node.dir, { backend_url: url });
-      const checks = runChecks(node.dir, GOOD_SYSTEM);
+      const checks = await runChecks(node.dir, GOOD_SYSTEM);
       expect(checks, "backend", "WARN", /reads local files only/);
       assert(find(checks, "backend").message.includes(`cln-backup status '${url}'"`));
       expect(checks, "version", "SKIP", /needs a local backup/);
@@ -262,7 +268,7 @@ Deno.test("doctor: a remote backup is left to status, not failed", () =>
     // S3 keys: status reads them from the environment only.
     writeLockFile(node.dir, { backend_url: "s3://bucket/node?region=eu-1" });
     assert(
-      find(runChecks(node.dir, GOOD_SYSTEM), "backend").message.endsWith(
+      find(await runChecks(node.dir, GOOD_SYSTEM), "backend").message.endsWith(
         `"AWS_ACCESS_KEY_ID=… AWS_SECRET_ACCESS_KEY=… cln-backup status ` +
           `'s3://bucket/node?region=eu-1'" (the keys in backup-s3.credentials)`,
       ),
@@ -271,7 +277,7 @@ Deno.test("doctor: a remote backup is left to status, not failed", () =>
     writeLockFile(node.dir, { backend_url: "socket:backup.example.org:8700" });
     Deno.writeTextFileSync(`${node.dir}/backup.credential`, "{}", { mode: 0o600 });
     assert(
-      find(runChecks(node.dir, GOOD_SYSTEM), "backend").message.includes(
+      find(await runChecks(node.dir, GOOD_SYSTEM), "backend").message.includes(
         `"CLN_BACKUP_CREDENTIAL=${node.dir}/backup.credential cln-backup status ` +
           `'socket:backup.example.org:8700'"`,
       ),
@@ -283,56 +289,66 @@ Deno.test("doctor: backup.key beside a server's backup: over wire v2 it may be e
     writeLockFile(node.dir, { backend_url: "socket:backup.example.org:8700" });
     const check = () => runChecks(node.dir, GOOD_SYSTEM);
     writeKeyFile(node.dir, await DataKey.generate());
-    expect(check(), "backup.key", "FAIL", /takes plain backups only/);
+    expect(await check(), "backup.key", "FAIL", /takes plain backups only/);
     const credential = `${node.dir}/backup.credential`;
     Deno.writeTextFileSync(credential, JSON.stringify({ node: "n", key: "ab".repeat(32) }), {
       mode: 0o600,
     });
     expect(
-      check(),
+      await check(),
       "backup.key",
       "OK",
       /holds a key, mode 0600, for socket:.*the plugin checks it against the backup/,
     );
     Deno.chmodSync(`${node.dir}/${KEY_FILE}`, 0o644);
-    expect(check(), "backup.key", "FAIL", /read by other users \(mode 0644\)/);
+    expect(await check(), "backup.key", "FAIL", /read by other users \(mode 0644\)/);
     Deno.removeSync(`${node.dir}/${KEY_FILE}`);
-    expect(check(), "backup.key", "OK", /none: .* is plain/);
+    expect(await check(), "backup.key", "OK", /none: .* is plain/);
   }));
 
 Deno.test("doctor: a remote destination's keys or credential beside backup.lock", () =>
-  withNode((node) => {
+  withNode(async (node) => {
     const check = () => runChecks(node.dir, GOOD_SYSTEM);
-    expect(check(), "credentials", "OK", /none needed: no remote destination/);
+    expect(await check(), "credentials", "OK", /none needed: no remote destination/);
     writeLockFile(node.dir, { backend_url: node.url, mirror_urls: ["s3://bucket/node"] });
     const keys = `${node.dir}/backup-s3.credentials`;
-    expect(check(), "credentials", "FAIL", /reads its S3 keys from ".*" only, and there is none/);
+    expect(
+      await check(),
+      "credentials",
+      "FAIL",
+      /reads its S3 keys from ".*" only, and there is none/,
+    );
     Deno.writeTextFileSync(
       keys,
       "[default]\naws_access_key_id = AK\naws_secret_access_key = SK\n",
       { mode: 0o600 },
     );
-    expect(check(), "credentials", "OK", /backup-s3.credentials holds keys/);
+    expect(await check(), "credentials", "OK", /backup-s3.credentials holds keys/);
     Deno.chmodSync(keys, 0o644);
     expect(
-      check(),
+      await check(),
       "credentials",
       "FAIL",
       /may be read by other users \(mode 0644\): run chmod 600 "/,
     );
     Deno.removeSync(keys);
     writeLockFile(node.dir, { backend_url: node.url, async_urls: ["s3://bucket/node"] });
-    expect(check(), "credentials", "FAIL", /reads its S3 keys from ".*" only, and there is none/);
+    expect(
+      await check(),
+      "credentials",
+      "FAIL",
+      /reads its S3 keys from ".*" only, and there is none/,
+    );
 
     writeLockFile(node.dir, { backend_url: "socket:backup.example.org:8700" });
-    expect(check(), "credentials", "WARN", /wire v1 .*no authentication.*server add-node/);
+    expect(await check(), "credentials", "WARN", /wire v1 .*no authentication.*server add-node/);
     const credential = `${node.dir}/backup.credential`;
     const line = JSON.stringify({ node: "n1", key: "ab".repeat(32) });
     Deno.writeTextFileSync(credential, line, { mode: 0o600 });
-    expect(check(), "credentials", "OK", /backup.credential holds this node's key/);
+    expect(await check(), "credentials", "OK", /backup.credential holds this node's key/);
     Deno.chmodSync(credential, 0o640);
     expect(
-      check(),
+      await check(),
       "credentials",
       "FAIL",
       /may be read by other users \(mode 0640\): run chmod 600 "/,
@@ -340,45 +356,55 @@ Deno.test("doctor: a remote destination's keys or credential beside backup.lock"
   }));
 
 Deno.test("doctor: a socket+tls URL's CA file must be readable by lightningd's user and hold a certificate", () =>
-  withNode((node) => {
+  withNode(async (node) => {
     const ca = `${node.base}/ca.pem`;
     const url = `socket+tls:backup.example.org:8700?ca=${ca}`;
     writeLockFile(node.dir, { backend_url: url });
     expect(
-      runChecks(node.dir, GOOD_SYSTEM),
+      await runChecks(node.dir, GOOD_SYSTEM),
       "backend",
       "FAIL",
       /ca= names.*cannot read ".*ca\.pem"/,
     );
     Deno.writeTextFileSync(ca, "not a certificate\n");
-    expect(runChecks(node.dir, GOOD_SYSTEM), "backend", "FAIL", /holds no PEM certificate/);
+    expect(await runChecks(node.dir, GOOD_SYSTEM), "backend", "FAIL", /holds no PEM certificate/);
     Deno.writeTextFileSync(ca, "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n");
-    expect(runChecks(node.dir, GOOD_SYSTEM), "backend", "WARN", /reads local files only/);
+    expect(await runChecks(node.dir, GOOD_SYSTEM), "backend", "WARN", /reads local files only/);
     // lightningd's user (the database's owner) is not the file's: as root, make it another.
     if (Deno.uid() === 0) Deno.chownSync(`${node.dir}/lightningd.sqlite3`, 4321, 4321);
     Deno.chmodSync(ca, Deno.uid() === 0 ? 0o600 : 0o200);
     if (Deno.uid() === 0) {
       // The temporary directory holding it is private to its owner too.
-      expect(runChecks(node.dir, GOOD_SYSTEM), "backend", "FAIL", /is not searchable by uid 4321/);
+      expect(
+        await runChecks(node.dir, GOOD_SYSTEM),
+        "backend",
+        "FAIL",
+        /is not searchable by uid 4321/,
+      );
       Deno.chmodSync(node.base, 0o755);
     }
-    expect(runChecks(node.dir, GOOD_SYSTEM), "backend", "FAIL", /ca\.pem" is not readable by uid/);
+    expect(
+      await runChecks(node.dir, GOOD_SYSTEM),
+      "backend",
+      "FAIL",
+      /ca\.pem" is not readable by uid/,
+    );
   }));
 
 Deno.test("doctor: an s3 URL's CA file is checked as a socket+tls URL's is", () =>
-  withNode((node) => {
+  withNode(async (node) => {
     const ca = `${node.base}/home-ca.pem`;
     writeLockFile(node.dir, {
       backend_url: `s3://bucket/node?endpoint=https://minio.home:9000&ca=${ca}`,
     });
     expect(
-      runChecks(node.dir, GOOD_SYSTEM),
+      await runChecks(node.dir, GOOD_SYSTEM),
       "backend",
       "FAIL",
       /ca= names.*cannot read ".*home-ca\.pem"/,
     );
     Deno.writeTextFileSync(ca, "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n");
-    expect(runChecks(node.dir, GOOD_SYSTEM), "backend", "WARN", /reads local files only/);
+    expect(await runChecks(node.dir, GOOD_SYSTEM), "backend", "WARN", /reads local files only/);
   }));
 
 Deno.test("doctor: the backup's version against the database's", async () => {
@@ -387,47 +413,67 @@ Deno.test("doctor: the backup's version against the database's", async () => {
     const backend = FileBackend.open(node.url, node.backupPath);
     await backend.append(RESTART[0]);
     backend.close();
-    expect(runChecks(node.dir, GOOD_SYSTEM), "version", "OK", /at 11, the backup at 12.*rewind/);
+    expect(
+      await runChecks(node.dir, GOOD_SYSTEM),
+      "version",
+      "OK",
+      /at 11, the backup at 12.*rewind/,
+    );
     const more = FileBackend.open(node.url, node.backupPath);
     await more.append(RESTART[1]);
     more.close();
-    expect(runChecks(node.dir, GOOD_SYSTEM), "version", "FAIL", /older than the backup.*restore/);
+    expect(
+      await runChecks(node.dir, GOOD_SYSTEM),
+      "version",
+      "FAIL",
+      /older than the backup.*restore/,
+    );
   });
   // Behind: the node ran without the plugin.
   await withNode(async (node) => {
     Deno.removeSync(node.backupPath, { recursive: true });
     await makeBackup(node.backupPath, FRESH_START.slice(0, 5));
     expect(
-      runChecks(node.dir, GOOD_SYSTEM),
+      await runChecks(node.dir, GOOD_SYSTEM),
       "version",
       "FAIL",
       /at version 11 but the backup only at \d+: the node ran without the plugin.*init/,
     );
     // No database: fine for an empty backup, a restore to do for any other.
     Deno.removeSync(`${node.dir}/lightningd.sqlite3`);
-    expect(runChecks(node.dir, GOOD_SYSTEM), "version", "FAIL", /no lightningd\.sqlite3.*restore/);
+    expect(
+      await runChecks(node.dir, GOOD_SYSTEM),
+      "version",
+      "FAIL",
+      /no lightningd\.sqlite3.*restore/,
+    );
     Deno.removeSync(node.backupPath, { recursive: true });
     await makeBackup(node.backupPath, []);
-    expect(runChecks(node.dir, GOOD_SYSTEM), "version", "OK", /no lightningd\.sqlite3 yet/);
+    expect(await runChecks(node.dir, GOOD_SYSTEM), "version", "OK", /no lightningd\.sqlite3 yet/);
   });
 });
 
 Deno.test("doctor: the config must load the plugin as important-plugin", () =>
-  withNode((node) => {
+  withNode(async (node) => {
     const config = `${node.dir}/config`;
     Deno.writeTextFileSync(config, `plugin=${node.launcher}\n`);
-    expect(runChecks(node.dir, GOOD_SYSTEM), "config", "FAIL", /plugin=.*important-plugin=/);
+    expect(await runChecks(node.dir, GOOD_SYSTEM), "config", "FAIL", /plugin=.*important-plugin=/);
     Deno.writeTextFileSync(config, "network=regtest\n");
-    expect(runChecks(node.dir, GOOD_SYSTEM), "config", "FAIL", /does not load the plugin/);
+    expect(await runChecks(node.dir, GOOD_SYSTEM), "config", "FAIL", /does not load the plugin/);
     Deno.removeSync(config);
-    expect(runChecks(node.dir, GOOD_SYSTEM), "config", "FAIL", /no config file/);
+    expect(await runChecks(node.dir, GOOD_SYSTEM), "config", "FAIL", /no config file/);
     Deno.writeTextFileSync(`${node.base}/config`, `important-plugin = ${node.launcher}\n`);
-    expect(runChecks(node.dir, GOOD_SYSTEM), "config", "OK");
+    expect(await runChecks(node.dir, GOOD_SYSTEM), "config", "OK");
     Deno.writeTextFileSync(
       `${node.base}/config`,
       `important-plugin=${node.launcher}\nimportant-plugin=/opt/plugins/backup/backup.py\n`,
     );
-    expect(runChecks(node.dir, GOOD_SYSTEM), "config", "FAIL", /Python backup plugin.*remove/);
+    expect(
+      await runChecks(node.dir, GOOD_SYSTEM),
+      "config",
+      "FAIL",
+      /Python backup plugin.*remove/,
+    );
     // The Python README's other way: in the plugin directory, which lightningd loads unasked.
     Deno.writeTextFileSync(`${node.base}/config`, `important-plugin=${node.launcher}\n`);
     const python = `${node.base}/src/plugins/backup/backup.py`;
@@ -438,7 +484,7 @@ Deno.test("doctor: the config must load the plugin as important-plugin", () =>
       const link = `${node.base}/plugins/${name}`;
       Deno.symlinkSync(name === "backup.py" ? python : dirname(python), link);
       expect(
-        runChecks(node.dir, GOOD_SYSTEM),
+        await runChecks(node.dir, GOOD_SYSTEM),
         "config",
         "FAIL",
         new RegExp(
@@ -448,21 +494,26 @@ Deno.test("doctor: the config must load the plugin as important-plugin", () =>
       );
       Deno.removeSync(link);
     }
-    expect(runChecks(node.dir, GOOD_SYSTEM), "config", "OK");
+    expect(await runChecks(node.dir, GOOD_SYSTEM), "config", "OK");
   }));
 
 Deno.test("doctor: the launcher must exist, run, and name a deno that lasts", () =>
-  withNode((node) => {
+  withNode(async (node) => {
     Deno.chmodSync(node.launcher, 0o644);
-    expect(runChecks(node.dir, GOOD_SYSTEM), "launcher", "FAIL", /not executable.*chmod 755/);
+    expect(await runChecks(node.dir, GOOD_SYSTEM), "launcher", "FAIL", /not executable.*chmod 755/);
     const url = node.url;
     writeLauncher(launchPlan({ lightningDir: node.dir, backendUrl: url, deno: "/gone/deno" }));
-    expect(runChecks(node.dir, GOOD_SYSTEM), "launcher", "FAIL", /"\/gone\/deno", which is not/);
+    expect(
+      await runChecks(node.dir, GOOD_SYSTEM),
+      "launcher",
+      "FAIL",
+      /"\/gone\/deno", which is not/,
+    );
     const npx = `${node.base}/.npm/_npx/0123abcd/node_modules/deno/deno`;
     Deno.mkdirSync(dirname(npx), { recursive: true });
     Deno.writeTextFileSync(npx, "#!/bin/sh\n", { mode: 0o755 });
     writeLauncher(launchPlan({ lightningDir: node.dir, backendUrl: url, deno: npx }));
-    let checks = runChecks(node.dir, GOOD_SYSTEM);
+    let checks = await runChecks(node.dir, GOOD_SYSTEM);
     expect(checks, "launcher", "WARN", /npx's cache.*npm install --no-save deno@2\.9\.6/);
     expect(
       checks,
@@ -471,14 +522,14 @@ Deno.test("doctor: the launcher must exist, run, and name a deno that lasts", ()
       /^the plugin may read only backup\.lock, backup\.key, the file backups and its own code, write only the file backups, and connect nowhere$/,
     );
     Deno.removeSync(node.launcher);
-    checks = runChecks(node.dir, GOOD_SYSTEM);
+    checks = await runChecks(node.dir, GOOD_SYSTEM);
     expect(checks, "launcher", "FAIL", /is missing, so lightningd cannot start the plugin/);
     expect(checks, "permissions", "SKIP");
     // The compiled plugin, when the config names it, has its permissions built in.
     const binary = `${node.dir}/${COMPILED_PLUGIN_NAME}`;
     Deno.writeTextFileSync(binary, "", { mode: 0o755 });
     Deno.writeTextFileSync(`${node.dir}/config`, `important-plugin=${binary}\n`);
-    checks = runChecks(node.dir, GOOD_SYSTEM);
+    checks = await runChecks(node.dir, GOOD_SYSTEM);
     expect(checks, "config", "OK");
     expect(checks, "launcher", "OK", /compiled plugin/);
     expect(checks, "permissions", "SKIP", /compile:plugin again/);
@@ -490,7 +541,7 @@ Deno.test("doctor: the launcher's permissions must match backup.lock", () =>
     await makeBackup(other, FRESH_START);
     writeLockFile(node.dir, { backend_url: `file://${other}` });
     expect(
-      runChecks(node.dir, GOOD_SYSTEM),
+      await runChecks(node.dir, GOOD_SYSTEM),
       "permissions",
       "FAIL",
       /lacks --allow-read=[^ ,]*backup2 --allow-write=[^ ,]*backup2 for .*backup\.lock changed after init/,
@@ -505,7 +556,7 @@ Deno.test("doctor: the launcher's permissions must match backup.lock", () =>
         .replaceAll(`${node.backupPath}'`, `${node.backupPath},${other}'`),
     );
     expect(
-      runChecks(node.dir, GOOD_SYSTEM),
+      await runChecks(node.dir, GOOD_SYSTEM),
       "permissions",
       "WARN",
       /^the launcher also passes --allow-read=[^ ,]*backup2 --allow-write=[^ ,]*backup2: the plugin needs only/,
@@ -516,11 +567,16 @@ Deno.test("doctor: the launcher's permissions must match backup.lock", () =>
       node.launcher,
       text.replace("'--no-prompt'", "'--no-prompt' '--allow-env'"),
     );
-    expect(runChecks(node.dir, GOOD_SYSTEM), "permissions", "WARN", /also passes --allow-env/);
+    expect(
+      await runChecks(node.dir, GOOD_SYSTEM),
+      "permissions",
+      "WARN",
+      /also passes --allow-env/,
+    );
     // An earlier init's launcher, without the compaction worker's lower priority: a warning.
     Deno.writeTextFileSync(node.launcher, text.replace(" '--allow-sys=setPriority'", ""));
     expect(
-      runChecks(node.dir, GOOD_SYSTEM),
+      await runChecks(node.dir, GOOD_SYSTEM),
       "permissions",
       "WARN",
       /lacks --allow-sys=setPriority/,
@@ -530,14 +586,14 @@ Deno.test("doctor: the launcher's permissions must match backup.lock", () =>
     assert(older !== text);
     Deno.writeTextFileSync(node.launcher, older);
     expect(
-      runChecks(node.dir, GOOD_SYSTEM),
+      await runChecks(node.dir, GOOD_SYSTEM),
       "permissions",
       "WARN",
       /lacks --v8-flags=--max-semi-space-size=2 \(written by an earlier init\?\), so the plugin keeps more memory after compactions: add it/,
     );
     Deno.writeTextFileSync(node.launcher, older.replace(" '--allow-sys=setPriority'", ""));
     expect(
-      runChecks(node.dir, GOOD_SYSTEM),
+      await runChecks(node.dir, GOOD_SYSTEM),
       "permissions",
       "WARN",
       /lacks --v8-flags=\S+ --allow-sys=setPriority .*more memory after compactions, and the compaction worker runs at the hooks' priority: add them/,
@@ -548,9 +604,19 @@ Deno.test("doctor: hsm_secret must exist with mode 0400", () =>
   withNode(async (node) => {
     const secret = `${node.dir}/hsm_secret`;
     Deno.chmodSync(secret, 0o644);
-    expect(runChecks(node.dir, GOOD_SYSTEM), "hsm_secret", "WARN", /mode 0644.*chmod 400.*useless/);
+    expect(
+      await runChecks(node.dir, GOOD_SYSTEM),
+      "hsm_secret",
+      "WARN",
+      /mode 0644.*chmod 400.*useless/,
+    );
     Deno.removeSync(secret);
-    expect(runChecks(node.dir, GOOD_SYSTEM), "hsm_secret", "WARN", /no hsm_secret.*back it up/);
+    expect(
+      await runChecks(node.dir, GOOD_SYSTEM),
+      "hsm_secret",
+      "WARN",
+      /no hsm_secret.*back it up/,
+    );
     // Warnings alone do not fail doctor.
     assertEquals(await doctor(["--lightning-dir", node.dir], new BufferedOutput(), GOOD_SYSTEM), 0);
   }));
@@ -566,16 +632,21 @@ Deno.test("doctor: free space at the backup against the database's size", () =>
         return free;
       },
     });
-    expect(runChecks(node.dir, room(size - 1)), "free space", "FAIL", /cannot hold a snapshot/);
-    expect(runChecks(node.dir, room(size + 1)), "free space", "WARN", /less than twice/);
-    expect(runChecks(node.dir, room(3 * size)), "free space", "OK", /free at .*backup/);
+    expect(
+      await runChecks(node.dir, room(size - 1)),
+      "free space",
+      "FAIL",
+      /cannot hold a snapshot/,
+    );
+    expect(await runChecks(node.dir, room(size + 1)), "free space", "WARN", /less than twice/);
+    expect(await runChecks(node.dir, room(3 * size)), "free space", "OK", /free at .*backup/);
     assertEquals(asked, [node.backupPath, node.backupPath, node.backupPath]);
     assertEquals(await doctor(["--lightning-dir", node.dir], new BufferedOutput(), room(0)), 1);
     assert(realSystem.freeBytes(node.backupPath) > 0);
   }));
 
 Deno.test("doctor: free space for an S3 or encrypted server backup's compaction in the lightning dir", () =>
-  withNode((node) => {
+  withNode(async (node) => {
     const size = Deno.statSync(`${node.dir}/lightningd.sqlite3`).size;
     const asked: string[] = [];
     const room = (free: number): DoctorSystem => ({
@@ -586,7 +657,7 @@ Deno.test("doctor: free space for an S3 or encrypted server backup's compaction 
       },
     });
     writeLockFile(node.dir, { backend_url: "socket:backup.example.org:8700" });
-    expect(runChecks(node.dir, room(0)), "free space", "OK", /remote backup/);
+    expect(await runChecks(node.dir, room(0)), "free space", "OK", /remote backup/);
     assertEquals(asked, []);
     const scratch = /the plugin's compaction rebuilds the database in cln-backup-scratch there/;
     for (const url of ["s3://bucket/node?region=eu-1", "socket:backup.example.org:8700"]) {
@@ -597,15 +668,15 @@ Deno.test("doctor: free space for an S3 or encrypted server backup's compaction 
       }
       writeLockFile(node.dir, { backend_url: url });
       asked.length = 0;
-      expect(runChecks(node.dir, room(size - 1)), "free space", "FAIL", scratch);
-      expect(runChecks(node.dir, room(size + 1)), "free space", "WARN", scratch);
-      expect(runChecks(node.dir, room(3 * size)), "free space", "OK", /free at .*regtest"/);
+      expect(await runChecks(node.dir, room(size - 1)), "free space", "FAIL", scratch);
+      expect(await runChecks(node.dir, room(size + 1)), "free space", "WARN", scratch);
+      expect(await runChecks(node.dir, room(3 * size)), "free space", "OK", /free at .*regtest"/);
       assertEquals(asked, [node.dir, node.dir, node.dir]);
     }
   }));
 
 Deno.test("doctor: free space for an S3 copy's compaction too, beside a file backup's", () =>
-  withNode((node) => {
+  withNode(async (node) => {
     const size = Deno.statSync(`${node.dir}/lightningd.sqlite3`).size;
     // Room at the backup, too little in the lightning dir, where the S3 copy is compacted.
     const room = (atNode: number): DoctorSystem => ({
@@ -617,10 +688,10 @@ Deno.test("doctor: free space for an S3 copy's compaction too, beside a file bac
       async_urls: ["s3://bucket/node?region=eu-1"],
     });
     const scratch = /the plugin's compaction rebuilds the database in cln-backup-scratch there/;
-    expect(runChecks(node.dir, room(size - 1)), "free space", "FAIL", scratch);
-    expect(runChecks(node.dir, room(size + 1)), "free space", "WARN", scratch);
+    expect(await runChecks(node.dir, room(size - 1)), "free space", "FAIL", scratch);
+    expect(await runChecks(node.dir, room(size + 1)), "free space", "WARN", scratch);
     expect(
-      runChecks(node.dir, room(3 * size)),
+      await runChecks(node.dir, room(3 * size)),
       "free space",
       "OK",
       /free at .*backup", the database is .*; .* free at .*regtest"/,
@@ -628,18 +699,23 @@ Deno.test("doctor: free space for an S3 copy's compaction too, beside a file bac
   }));
 
 Deno.test("doctor: the backup on the database's filesystem is a warning", () =>
-  withNode((node) => {
+  withNode(async (node) => {
     // Here both really are in the same temporary directory.
-    expect(runChecks(node.dir, realSystem), "filesystem", "WARN", /same filesystem.*another disk/);
-    expect(runChecks(node.dir, GOOD_SYSTEM), "filesystem", "OK");
+    expect(
+      await runChecks(node.dir, realSystem),
+      "filesystem",
+      "WARN",
+      /same filesystem.*another disk/,
+    );
+    expect(await runChecks(node.dir, GOOD_SYSTEM), "filesystem", "OK");
   }));
 
 Deno.test("doctor: a plain backup others may read is a warning; an encrypted one is not", () =>
   withNode(async (node) => {
-    expect(runChecks(node.dir, GOOD_SYSTEM), "privacy", "OK", /owner only/);
+    expect(await runChecks(node.dir, GOOD_SYSTEM), "privacy", "OK", /owner only/);
     Deno.chmodSync(node.backupPath, 0o755);
     expect(
-      runChecks(node.dir, GOOD_SYSTEM),
+      await runChecks(node.dir, GOOD_SYSTEM),
       "privacy",
       "WARN",
       new RegExp(`mode 0755\\): run "chmod 700 '${node.backupPath}'", or encrypt it`),
@@ -648,7 +724,7 @@ Deno.test("doctor: a plain backup others may read is a warning; an encrypted one
     await makeEncryptedBackup(encrypted);
     Deno.chmodSync(encrypted, 0o755);
     writeLockFile(node.dir, { backend_url: `file://${encrypted}` });
-    expect(runChecks(node.dir, GOOD_SYSTEM), "privacy", "OK", /encrypted/);
+    expect(await runChecks(node.dir, GOOD_SYSTEM), "privacy", "OK", /encrypted/);
   }));
 
 Deno.test("doctor: a plain file copy (--mirror, --async) others may read is a warning too", () =>
@@ -658,10 +734,10 @@ Deno.test("doctor: a plain file copy (--mirror, --async) others may read is a wa
     Deno.chmodSync(copy, 0o700);
     for (const list of ["mirror_urls", "async_urls"]) {
       writeLockFile(node.dir, { backend_url: node.url, [list]: [url] });
-      expect(runChecks(node.dir, GOOD_SYSTEM), "privacy", "OK", /owner only/);
+      expect(await runChecks(node.dir, GOOD_SYSTEM), "privacy", "OK", /owner only/);
       Deno.chmodSync(copy, 0o755);
       expect(
-        runChecks(node.dir, GOOD_SYSTEM),
+        await runChecks(node.dir, GOOD_SYSTEM),
         "privacy",
         "WARN",
         new RegExp(`"${copy}" .*mode 0755\\): run "chmod 700 '${copy}'"`),
@@ -676,7 +752,7 @@ Deno.test("doctor: a file mirror missing or lagging fails, as the plugin will; a
     const url = `file://${copy}`;
     writeLockFile(node.dir, { backend_url: node.url, mirror_urls: [url] });
     expect(
-      runChecks(node.dir, GOOD_SYSTEM),
+      await runChecks(node.dir, GOOD_SYSTEM),
       "copies",
       "FAIL",
       new RegExp(
@@ -688,7 +764,7 @@ Deno.test("doctor: a file mirror missing or lagging fails, as the plugin will; a
     // A mirror that failed under mirror_failure "degrade", and got no more changes.
     await makeBackup(copy, FRESH_START.slice(0, 5));
     expect(
-      runChecks(node.dir, GOOD_SYSTEM),
+      await runChecks(node.dir, GOOD_SYSTEM),
       "copies",
       "FAIL",
       new RegExp(`^${url} at \\d+ lacks changes ${node.url} holds at 11: the plugin stops `),
@@ -696,12 +772,17 @@ Deno.test("doctor: a file mirror missing or lagging fails, as the plugin will; a
     // One change ahead: stored, then the node stopped; the plugin drops it at its start.
     Deno.removeSync(copy, { recursive: true });
     await makeBackup(copy, [...FRESH_START, RESTART[0]]);
-    expect(runChecks(node.dir, GOOD_SYSTEM), "copies", "OK", new RegExp(`${url} at 12`));
+    expect(await runChecks(node.dir, GOOD_SYSTEM), "copies", "OK", new RegExp(`${url} at 12`));
     // An async copy behind catches up from the primary.
     Deno.removeSync(copy, { recursive: true });
     await makeBackup(copy, FRESH_START.slice(0, 5));
     writeLockFile(node.dir, { backend_url: node.url, async_urls: [url] });
-    expect(runChecks(node.dir, GOOD_SYSTEM), "copies", "OK", /async, \d+ behind: it catches up/);
+    expect(
+      await runChecks(node.dir, GOOD_SYSTEM),
+      "copies",
+      "OK",
+      /async, \d+ behind: it catches up/,
+    );
   }));
 
 Deno.test("doctor: changes a running node stores in the backup and its mirror while doctor reads are no disagreement", () =>
@@ -727,8 +808,8 @@ Deno.test("doctor: an async copy one change ahead is fine, as the plugin drops t
     const copy = `${node.base}/backup-copy`;
     const url = await makeBackup(copy, [...FRESH_START, RESTART[0]]);
     writeLockFile(node.dir, { backend_url: node.url, async_urls: [url] });
-    expect(runChecks(node.dir, GOOD_SYSTEM), "copies", "OK", new RegExp(`${url} at 12$`));
+    expect(await runChecks(node.dir, GOOD_SYSTEM), "copies", "OK", new RegExp(`${url} at 12$`));
     Deno.removeSync(copy, { recursive: true });
     await makeBackup(copy, [...FRESH_START, ...RESTART.slice(0, 2)]);
-    expect(runChecks(node.dir, GOOD_SYSTEM), "copies", "WARN", /at 13 is ahead of .* at 11/);
+    expect(await runChecks(node.dir, GOOD_SYSTEM), "copies", "WARN", /at 13 is ahead of .* at 11/);
   }));

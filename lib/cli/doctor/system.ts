@@ -4,12 +4,16 @@
  * @module
  */
 import { statfsSync } from "node:fs";
+import { S3Client, type S3Credentials } from "../../backends/s3/client.ts";
+import type { S3Url } from "../../backends/s3/s3_url.ts";
 
 export interface DoctorSystem {
   /** Bytes an unprivileged user may still write on the filesystem holding `path`. */
   freeBytes(path: string): number;
   /** The id of the filesystem (device) holding `path`. */
   device(path: string): number;
+  /** The lifecycle configuration of `url`'s bucket, as XML; `undefined` when it has none. */
+  lifecycle(url: S3Url, credentials: S3Credentials): Promise<string | undefined>;
 }
 
 export const realSystem: DoctorSystem = {
@@ -21,5 +25,8 @@ export const realSystem: DoctorSystem = {
     const dev = Deno.statSync(path).dev;
     if (dev === null) throw new Error(`cannot tell the filesystem of "${path}"`);
     return dev;
+  },
+  lifecycle(url, credentials) {
+    return new S3Client(url, credentials).lifecycle();
   },
 };
