@@ -6,6 +6,7 @@
 import { assertEquals, assertMatch, assertRejects } from "./support/assert.ts";
 import { rgwTest, sharedRgw, stopSharedRgwLast } from "./support/shared_rgw.ts";
 import { createS3Backup } from "../lib/backends/s3/create.ts";
+import { S3Client, S3Error } from "../lib/backends/s3/client.ts";
 import { copyToS3 } from "../lib/backends/s3/copy.ts";
 import { S3BackupReader } from "../lib/backends/s3/reader.ts";
 import { restoreBackup } from "../lib/backup/restore.ts";
@@ -116,5 +117,35 @@ rgwTest("an init stopped after its claim is named as such when init runs again",
     /^Cannot create backup: ".*" holds the claim of an init or upgrade that did not finish, or is running now \(.*\): if none is running, remove the prefix's objects, then run this again$/,
   );
 });
+
+rgwTest(
+  "an init whose backup-id PUT landed but whose answer was lost counts it as stored",
+  async () => {
+    const s = await sharedRgw();
+    const root = Deno.makeTempDirSync({ prefix: "s3-init-race-" });
+    const put = S3Client.prototype.put;
+    try {
+      database(`${root}/node.sqlite3`, 5);
+      const url = s.url(await s.bucket(), "node");
+      // The object is stored, then the answer is lost: the retry meets its own backup-id.
+      let lost = false;
+      S3Client.prototype.put = async function (key, body, options) {
+        await put.call(this, key, body, options);
+        if (key.endsWith("/backup-id") && !lost) {
+          lost = true;
+          throw new S3Error(`Cannot store "${key}": no answer within 5 s`, 0, "", true);
+        }
+      };
+      await createS3Backup(url, s.credentials, { version: 5, path: `${root}/node.sqlite3` }, FAST);
+      S3Client.prototype.put = put;
+      assertEquals(lost, true);
+      const { restored } = await race(url, [], root);
+      assertEquals(restored, dumpDatabase(`${root}/node.sqlite3`));
+    } finally {
+      S3Client.prototype.put = put;
+      Deno.removeSync(root, { recursive: true });
+    }
+  },
+);
 
 stopSharedRgwLast();

@@ -192,22 +192,19 @@ export async function createS3Backup(
   const release = await claimPrefix(client, url, backupId, policy, "Cannot create backup");
   const uploaded: string[] = [];
   try {
+    // Stored where none is; a retry that finds its own earlier try stored (its answer lost)
+    // counts it as done, where a 412 alone would read as another init's.
+    const log = () => {};
     if (encryption) {
-      await retrying("storing the wrapped key", policy, () => {}, async () => {
-        await client.put(wrappedKeyKey(prefix), encryption.wrappedKey, { create: true });
-      });
-      uploaded.push(wrappedKeyKey(prefix));
+      const key = wrappedKeyKey(prefix);
+      await putNew(client, key, encryption.wrappedKey, "the wrapped key", policy, log);
+      uploaded.push(key);
     }
     if (snapshot) {
       const place = { backupId, seq: 0, key: encryption?.key };
       uploaded.push(await uploadBase(client, snapshot, place, policy));
     }
-    await retrying(
-      "storing the backup id",
-      policy,
-      () => {},
-      () => client.put(idKey(prefix), backupId, { create: true }),
-    );
+    await putNew(client, idKey(prefix), backupId, "the backup id", policy, log);
   } catch (error) {
     for (const key of uploaded) await client.delete(key).catch(() => {});
     await release();
