@@ -173,16 +173,19 @@ export function aloneNote(url: string): string {
 }
 
 /**
- * The note after a restore of the newest state whose database has processed blocks: the one
- * check of a backup taken back in time (by whoever holds it, or a copy that stopped being
- * written) that a new machine has, since the block's time is on the chain, not in the backup.
+ * The note after a restore of the newest state whose database has processed blocks: a check
+ * a new machine has of a backup hours behind the node (a copy that stopped being written, or
+ * taken back in time), since the block's time is on the chain, not in the backup. Not one a
+ * few changes behind: channels change far more often than blocks come.
  */
 export function lastBlockNote(height: number): string {
   return `Note: the restored database had processed blocks up to ${height}; lightningd stores ` +
     `each block it processes, so a backup written until the node stopped ends near the block ` +
-    `the node had reached. If block ${height} was mined well before the node stopped (a block ` +
-    `explorer dates it), this backup is older than the node's last state: do not start the ` +
-    `node on it, as it can broadcast revoked state and lose its funds; restore a newer copy.`;
+    `the node had reached (up to about 15 blocks before it if the node stopped just after a ` +
+    `start, which processes the last blocks again; more if its bitcoind was behind). If block ` +
+    `${height} was mined hours before the node stopped (a block explorer dates it), this ` +
+    `backup may be older than the node's last state, and a node started on it can broadcast ` +
+    `revoked state and lose its funds: look for a newer copy first.`;
 }
 
 /**
