@@ -94,6 +94,10 @@ test("encrypted S3: the recorded runs restore, to every run's end, before and af
         }
         const records = name.endsWith(".clnr") ? bytes : bytes.subarray(64);
         if (!name.endsWith(".clnr")) assert(decodeSegmentHeader(bytes, name).keyId, name);
+        // A base binds its object's name, not its first log: no flag an older reader refuses.
+        if (name.includes("/base-")) {
+          assertEquals(decodeSegmentHeader(bytes, name).firstLogBound, undefined, name);
+        }
         assert(isSealed(decodeRecordHeader(records)!.codec), `${name}: a sealed record`);
       }
     };

@@ -61,7 +61,8 @@ export function moveIntoBase(
       kind: SegmentKind.Base,
       number: version,
       ...place,
-      firstLogBound: place.key !== undefined,
+      // An S3 base's own cipher binds its object's name, which fixes its first log.
+      firstLogBound: place.key !== undefined && place.cipher === undefined,
     };
     const cipher = place.cipher ?? (place.key && segmentCipher(place.key, header));
     // One buffer each for a part, its compression and its record, reused part after part:

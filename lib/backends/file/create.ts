@@ -99,7 +99,8 @@ function* baseSteps(
     number: source.version,
     backupId,
     firstLog,
-    firstLogBound: key !== undefined,
+    // An S3 base's own cipher binds its object's name, which fixes its first log.
+    firstLogBound: key !== undefined && place.cipher === undefined,
   };
   const cipher = place.cipher ?? (key && segmentCipher(key, header));
   let offset = SEGMENT_HEADER_SIZE;
