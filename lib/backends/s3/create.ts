@@ -128,6 +128,10 @@ async function checkEmptyPrefix(
         const name = key.slice(prefix.length);
         if (!name.includes("/")) names.add(name);
       }
+      // Keys come in order: past "claim", or with "backup-id" (which sorts first), the rest
+      // of a large backup's listing tells nothing more.
+      const last = page.at(-1)?.key.slice(prefix.length) ?? "";
+      if (names.has(idName) || last > claimName) break;
     }
     return names;
   });
