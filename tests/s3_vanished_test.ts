@@ -1,9 +1,10 @@
 /**
  * Objects of a live S3 backup deleted behind the plugin's back, as a lifecycle rule expiring
  * old objects under the prefix does (its base and `backup-id` first, then packs and change
- * objects), against a real S3 server (Ceph RGW). The plugin finds it at its next listing (one
- * each pack), says so in one line and in `backup-status`, and refuses the next change, since
- * the backup no longer restores the node; `status` names what is missing.
+ * objects), against a real S3 server (Ceph RGW). The plugin finds it at its next pack's listing,
+ * believes it once two more listings show it, says so in one line and in `backup-status`, and refuses the next change, since
+ * the backup no longer restores the node; `status` names what is missing. An object named like
+ * the backup's but not one is no loss: `status` reads the backup, and names it.
  *
  * @module
  */
@@ -17,6 +18,7 @@ import { init } from "../lib/cli/init.ts";
 import { status } from "../lib/cli/status.ts";
 import { listBackup } from "../lib/backends/s3/layout.ts";
 import { idKey } from "../lib/backends/s3/keys.ts";
+import { readLockFile, writeLockFile } from "../lib/backup/lock_file.ts";
 import type { S3Client } from "../lib/backends/s3/client.ts";
 
 const test = rgwTestInDir("cln-backup-s3-vanished-", { exportKeys: true });
@@ -47,6 +49,8 @@ for (const [victim, find] of Object.entries(VICTIMS)) {
       const url = s.url(await s.bucket());
       const output = new BufferedOutput();
       assertEquals(await init([url, "--lightning-dir", dir], output), 0, output.transcript);
+      // A loss is believed after three listings, a request's longest retry pause apart.
+      writeLockFile(dir, { ...readLockFile(dir), s3_retries: 2, s3_retry_delay_s: 0.05 });
       const node = FakeLightningd.spawn({
         lightningDir: dir,
         env: { AWS_ACCESS_KEY_ID: "", CLN_BACKUP_TEST_S3_PACK_EVERY: "5" },
@@ -100,5 +104,28 @@ for (const [victim, find] of Object.entries(VICTIMS)) {
     }
   });
 }
+
+test("S3: an object named like the backup's but not one: status reads the backup and names it", async (s) => {
+  const dir = makeNodeDir("restart");
+  try {
+    writeCredentials(dir, s.credentials);
+    const url = s.url(await s.bucket());
+    const output = new BufferedOutput();
+    assertEquals(await init([url, "--lightning-dir", dir], output), 0, output.transcript);
+    const client = s.client(url);
+    const stray = `${client.url.prefix}pack-notes.txt`;
+    await client.put(stray, new Uint8Array(1));
+    const described = new BufferedOutput();
+    assertEquals(await status([url], described), 0, described.transcript);
+    assert(
+      described.stdout.includes(
+        `stray:      "${stray}" is not the backup's, named like its objects: not read; remove it`,
+      ),
+      described.transcript,
+    );
+  } finally {
+    removeNodeDir(dir);
+  }
+});
 
 stopSharedRgwLast();

@@ -178,6 +178,8 @@ export interface BackupDescription {
   tornBytes: number;
   /** Where those bytes are. */
   tail: Tail | undefined;
+  /** Objects under an S3 backup's prefix named like its own but none of them: not read. */
+  strays?: string[];
 }
 
 /** A backup being read, by restore or status. */

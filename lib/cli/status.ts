@@ -31,7 +31,9 @@ Options:
   --json      print one JSON object instead, for scripts: {url, format, snapshots,
               firstVersion, lastVersion, records, bytes, tornBytes,
               tail: {path, offset, bytes} or null}, and for an encrypted backup
-              encrypted: true and wrappedFor: ["passphrase", "age recipient age1..."]
+              encrypted: true and wrappedFor: ["passphrase", "age recipient age1..."],
+              and strays: [keys] for objects on an S3 prefix named like the
+              backup's that are not (not read: remove them)
   -h, --help  show this help`;
 
 export const STATUS_SPEC: CommandSpec = {
@@ -60,6 +62,9 @@ function describeText(d: BackupDescription, wrappedFor: string[] = []): string[]
     `records:    ${d.records} (changes, and snapshot parts)`,
     `snapshots:  ${d.snapshots.length === 0 ? "none" : `at version ${d.snapshots.join(", ")}`}`,
     `bytes:      ${d.bytes}`,
+    ...(d.strays ?? []).map((key) =>
+      `stray:      "${key}" is not the backup's, named like its objects: not read; remove it`
+    ),
     `torn tail:  ${
       d.tail === undefined
         ? "none"

@@ -14,7 +14,7 @@
 import type { Backend, BackupState, Change, ConnectionStatus } from "../backend.ts";
 import { encodeRecord, encodeStatements, linkRecord, RecordKind } from "../../format/record.ts";
 import { S3Client, type S3Credentials, S3Error } from "./client.ts";
-import { changeKey, idKey, wrappedKeyKey } from "./keys.ts";
+import { changeKey, idKey, isStray, wrappedKeyKey } from "./keys.ts";
 import { type ChangeEntry, readLayout, type RecordSource } from "./layout.ts";
 import { DEFAULT_S3_POLICY, retrying, type S3Log, type S3RetryPolicy } from "./retry.ts";
 import { parseBackupUrl } from "../url.ts";
@@ -25,6 +25,10 @@ import type { CompactionSizes } from "../../compact/policy.ts";
 import { type DataKey, sameBytes } from "../../crypto/data_key.ts";
 import { checkObjectKey, readWrappedKey } from "./key_object.ts";
 import { changePlace, objectCipher } from "./object_cipher.ts";
+import { pause } from "../stopping.ts";
+
+/** Listings in a row that must lack an object before the backup is taken to have lost it. */
+const LISTINGS = 3;
 
 /** How an `s3://` backup is opened: its signing keys, patience, log and packing. */
 export interface S3BackendOptions {
@@ -331,9 +335,24 @@ export class S3Backend implements Backend {
    * objects up to its sequence, which are no longer the packer's to pack (it may have
    * deleted them); the counts start from it. Run before each pack and after each
    * compaction, it also checks that the backup still holds what this writer stored (see
-   * `#lose`).
+   * `#lose`). One listing may leave an object out (an eventually consistent store, or a
+   * compaction elsewhere between two of its pages), so a loss stops the backup only once
+   * three listings in a row show one, seconds apart; the node's changes go on meanwhile.
    */
   async resync(): Promise<void> {
+    for (let listing = 1;; listing++) {
+      const loss = await this.#check();
+      if (loss === undefined) return;
+      if (listing === LISTINGS) return this.#lose(loss);
+      this.#log("info", `the backup's listing lacks objects, to list again: ${loss}`);
+      // As long as a request's longest pause between tries: a few seconds by default.
+      const { retryDelayMs, backoff, retries } = this.#policy;
+      await pause(retryDelayMs * backoff ** retries, this.options.signal);
+    }
+  }
+
+  /** One listing: what it lacks of what this writer stored, or nothing once caught up. */
+  async #check(): Promise<string | undefined> {
     // What the listing must reach: appends go on meanwhile, and a rewind's version is lower.
     const stored = {
       seq: this.#next.seq - 1,
@@ -345,17 +364,22 @@ export class S3Backend implements Backend {
       layout = await readLayout(this.client, others);
     } catch (error) {
       if (!(error instanceof CorruptBackupError)) throw error;
-      this.#lose(error.where);
-      return;
+      return error.where;
     }
     const prefix = this.client.url.prefix;
     const gone = [idKey(prefix), ...this.options.key ? [wrappedKeyKey(prefix)] : []]
       .find((key) => !others.includes(key));
-    if (gone !== undefined) this.#lose(`"${gone}" is not listed`);
-    else if (layout.lastSeq < stored.seq || layout.version < stored.version) {
-      this.#lose(
-        `it ends at record ${layout.lastSeq} (version ${layout.version}), before record ` +
-          `${stored.seq} (version ${stored.version}), which this writer stored`,
+    if (gone !== undefined) return `"${gone}" is not listed`;
+    if (layout.lastSeq < stored.seq || layout.version < stored.version) {
+      return `it ends at record ${layout.lastSeq} (version ${layout.version}), before ` +
+        `record ${stored.seq} (version ${stored.version}), which this writer stored`;
+    }
+    // Not the backup's, so left alone (keys.ts): said at each listing until removed.
+    for (const key of others.filter((key) => isStray(prefix, key))) {
+      this.#log(
+        "unusual",
+        `the prefix holds an object that is not the backup's ("${key}" in ` +
+          `${this.destination}), left alone: remove it`,
       );
     }
     const base = layout.bases.at(-1);

@@ -67,8 +67,9 @@ const NAMES = [
 
 /**
  * What the object `key` (under `prefix`) is; `undefined` for a name of no backup object (an
- * upload's leftover, another tool's file). A name that starts like one of ours but does not
- * parse is damage: skipping it could hide a record.
+ * upload's leftover, another tool's file), even one that starts like ours but does not parse
+ * ({@linkcode isStray}): cln-backup never stores such a name, and a record it would hide
+ * leaves a gap that the layout refuses.
  */
 export function parseKey(prefix: string, key: string, size: number): S3Entry | undefined {
   const name = key.slice(prefix.length);
@@ -77,9 +78,7 @@ export function parseKey(prefix: string, key: string, size: number): S3Entry | u
     if (!name.startsWith(`${kind}-`)) continue;
     const match = pattern.exec(name);
     const numbers = match?.slice(1).map(Number) ?? [];
-    if (!match || !numbers.every(Number.isSafeInteger)) {
-      throw new CorruptBackupError(key, undefined, "an object name that does not parse,");
-    }
+    if (!match || !numbers.every(Number.isSafeInteger)) return undefined;
     switch (kind) {
       case "base":
         return { kind, key, size, version: numbers[0], seq: numbers[1] };
@@ -93,4 +92,11 @@ export function parseKey(prefix: string, key: string, size: number): S3Entry | u
     }
   }
   return undefined;
+}
+
+/** An object under the prefix named like a backup object but not one (`pack-notes.txt`). */
+export function isStray(prefix: string, key: string): boolean {
+  const name = key.slice(prefix.length);
+  return !name.includes("/") && NAMES.some(({ kind }) => name.startsWith(`${kind}-`)) &&
+    parseKey(prefix, key, 0) === undefined;
 }

@@ -39,6 +39,7 @@ import {
   type S3Layout,
 } from "./layout.ts";
 import { readBackupId, s3Url } from "./backend.ts";
+import { isStray } from "./keys.ts";
 import { checkChangeObject, checkLink } from "./packer.ts";
 import { DEFAULT_S3_POLICY, retrying, type S3RetryPolicy } from "./retry.ts";
 import { makeScratchDir, removeScratchDir } from "../../fs/scratch_dir.ts";
@@ -58,6 +59,8 @@ export class S3BackupReader implements BackupReader {
     readonly layout: S3Layout,
     /** An encrypted backup's `key.json`; `undefined` for a plain one. */
     readonly wrapped: WrappedKeyObject | undefined,
+    /** Objects named like the backup's that are not (keys.ts, `isStray`): left alone. */
+    readonly strays: string[],
   ) {
     this.#file = new FileBackupReader(url, tmp);
   }
@@ -86,15 +89,19 @@ export class S3BackupReader implements BackupReader {
       checkObjectKey(url, opened.wrapped, key, false);
       const sealing = { key, keyId: opened.wrapped?.keyId };
       for (let attempt = 0;; attempt++) {
-        const layout = await retrying(
+        const { layout, others } = await retrying(
           "listing the backup",
           policy,
           () => {},
-          () => readLayout(client),
+          async () => {
+            const others: string[] = [];
+            return { layout: await readLayout(client, others), others };
+          },
         );
         try {
           await spool(client, layout, opened.id, sealing, tmp, policy);
-          return new S3BackupReader(url, tmp, layout, opened.wrapped);
+          const strays = others.filter((key) => isStray(client.url.prefix, key));
+          return new S3BackupReader(url, tmp, layout, opened.wrapped, strays);
         } catch (error) {
           const gone = error instanceof S3Error && error.code === "NoSuchKey";
           if (!gone || attempt === RELISTS) throw error;
@@ -115,6 +122,7 @@ export class S3BackupReader implements BackupReader {
       snapshots: this.layout.bases.map((b) => b.version),
       bytes: this.layout.bytes,
       ...(this.wrapped ? { encrypted: true } : {}),
+      ...(this.strays.length > 0 ? { strays: this.strays } : {}),
     };
   }
 
