@@ -1,7 +1,8 @@
 /**
  * doctor's lifecycle check against a real S3 server (Ceph RGW): a bucket's lifecycle rules,
  * set as an operator sets them (PutBucketLifecycleConfiguration), read with the plugin's keys;
- * only an enabled current-object Expiration over the backup's prefix is warned of, by its id.
+ * only an enabled current-object Expiration over the backup's prefix is warned of, by its id,
+ * and a Transition of its objects to an archive class, by its id and the class.
  *
  * @module
  */
@@ -40,6 +41,10 @@ const rule = (id: string, filter: string, action: string, status = "Enabled") =>
 
 const EXPIRE = "<Expiration><Days>30</Days></Expiration>";
 
+/** An action moving current objects to `storageClass` after `days`. */
+const transition = (storageClass: string, days = 30) =>
+  `<Transition><Days>${days}</Days><StorageClass>${storageClass}</StorageClass></Transition>`;
+
 /** The check on a node whose backup.lock names `url`, with the gateway's keys beside it. */
 function check(s: Rgw, dir: string, url: string): Promise<CheckResult> {
   writeCredentials(dir, s.credentials);
@@ -49,13 +54,13 @@ function check(s: Rgw, dir: string, url: string): Promise<CheckResult> {
 const test = rgwTestInDir("cln-backup-s3-lifecycle-");
 
 test(
-  "doctor lifecycle: no configuration, or no rule that expires the backup's objects: OK",
+  "doctor lifecycle: no configuration, or no rule that expires or archives the backup's objects: OK",
   async (s, dir) => {
     const bucket = await s.bucket();
     const url = s.url(bucket, "nodes/node1");
     assertEquals(await check(s, dir, url), [
       "OK",
-      `no lifecycle rule of bucket "${bucket}" expires ${url}`,
+      `no lifecycle rule of bucket "${bucket}" expires or archives ${url}`,
     ]);
     await putLifecycle(
       s,
@@ -81,7 +86,16 @@ test(
           "<AbortIncompleteMultipartUpload><DaysAfterInitiation>1</DaysAfterInitiation>" +
             "</AbortIncompleteMultipartUpload>",
         ) +
-        rule("tagged", "<Tag><Key>tmp</Key><Value>1</Value></Tag>", EXPIRE),
+        rule("tagged", "<Tag><Key>tmp</Key><Value>1</Value></Tag>", EXPIRE) +
+        // Classes read at once; an archive class for noncurrent versions only.
+        rule("infrequent", "<Prefix>nodes/</Prefix>", transition("STANDARD_IA")) +
+        rule("instant", "<Prefix>nodes/</Prefix>", transition("GLACIER_IR", 90)) +
+        rule(
+          "noncurrent-archive",
+          "<Prefix>nodes/</Prefix>",
+          "<NoncurrentVersionTransition><NoncurrentDays>30</NoncurrentDays>" +
+            "<StorageClass>GLACIER</StorageClass></NoncurrentVersionTransition>",
+        ),
     );
     assertEquals((await check(s, dir, url))[0], "OK");
   },
@@ -118,6 +132,29 @@ test(
             `stops the node: exclude the backup's prefix from the rule, or disable it$`,
         ),
       );
+    }
+  },
+);
+
+test(
+  "doctor lifecycle: a Transition of the backup's objects to an archive class is a WARN naming the rule and the class",
+  async (s, dir) => {
+    for (const storageClass of ["GLACIER", "DEEP_ARCHIVE"]) {
+      const bucket = await s.bucket();
+      const url = s.url(bucket, "nodes/node1");
+      await putLifecycle(
+        s,
+        bucket,
+        rule("instant", "<Prefix></Prefix>", transition("GLACIER_IR")) +
+          rule("cold", "<Prefix>nodes/</Prefix>", transition(storageClass, 90)),
+      );
+      assertEquals(await check(s, dir, url), [
+        "WARN",
+        `the lifecycle rule "cold" of bucket "${bucket}" moves objects under "nodes/", which ` +
+        `holds ${url}, to ${storageClass}: a restore or compaction then needs an hours-long ` +
+        `retrieval of each first: exclude the backup's prefix from the rule, or move them to a ` +
+        `class read at once (GLACIER_IR, STANDARD_IA)`,
+      ]);
     }
   },
 );

@@ -110,6 +110,8 @@ export interface LifecycleRule {
   tagged: boolean;
   /** It expires current objects: `<Expiration>` with `<Days>` or `<Date>`. */
   expires: boolean;
+  /** The storage classes its `<Transition>`s move current objects to. */
+  transitions: string[];
 }
 
 /** The rules of a GetBucketLifecycleConfiguration answer. */
@@ -125,6 +127,7 @@ export function parseLifecycle(xml: string): LifecycleRule[] {
       prefix: xmlText(rule, "Prefix") ?? "",
       tagged: /<Tag>/.test(rule),
       expires: /<(Days|Date)>/.test(expiration),
+      transitions: elements(rule, "Transition").map((t) => xmlText(t, "StorageClass") ?? ""),
     };
   });
 }

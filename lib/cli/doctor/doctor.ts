@@ -63,7 +63,8 @@ do. It only reads; run it as the user lightningd runs as, while lightningd runs 
                 rebuilds the database), against the database's size
   filesystem    the backup on another filesystem than the database (WARN when the same)
   lifecycle     for an s3:// destination: no lifecycle rule of its bucket expires objects
-                under its prefix (WARN naming the rule: it would delete the backup)
+                under its prefix (WARN naming the rule: it would delete the backup), or
+                moves them to GLACIER or DEEP_ARCHIVE (WARN: a restore waits hours)
 
 Options:
   --lightning-dir DIR  the network directory (for example ~/.lightning/bitcoin); default:
