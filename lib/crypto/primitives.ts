@@ -69,6 +69,9 @@ export function aeadOpen(
   aad: Uint8Array,
 ): Uint8Array | undefined {
   if (sealed.length < NONCE_BYTES + TAG_BYTES) return undefined;
+  // A plain view of the same bytes: Deno's node:crypto misreads a Buffer's subarray (a
+  // Buffer at an offset failed to open what it sealed), and callers may hold a Buffer.
+  sealed = new Uint8Array(sealed.buffer, sealed.byteOffset, sealed.byteLength);
   const length = sealed.length - NONCE_BYTES - TAG_BYTES;
   const { subkey, iv } = xchacha(key, sealed.subarray(0, NONCE_BYTES));
   try {

@@ -1,4 +1,5 @@
 import { xchacha20poly1305 } from "npm:@noble/ciphers@2/chacha.js";
+import { Buffer } from "node:buffer";
 import { assertEquals } from "../../tests/support/assert.ts";
 import { aeadOpen, aeadSeal, NONCE_BYTES, randomBytes } from "./primitives.ts";
 
@@ -32,4 +33,17 @@ Deno.test("aeadOpen refuses a changed byte, tag, nonce, aad or key, and a cut", 
   assertEquals(aeadOpen(randomBytes(32), sealed, aad), undefined);
   assertEquals(aeadOpen(key, sealed.subarray(0, sealed.length - 1), aad), undefined);
   assertEquals(aeadOpen(key, sealed.subarray(0, 39), aad), undefined);
+});
+
+Deno.test("aeadOpen opens what it sealed from a Buffer at an offset, as from a Uint8Array", () => {
+  const key = randomBytes(32);
+  const aad = new Uint8Array(40).fill(3);
+  const plain = randomBytes(5000);
+  const sealed = aeadSeal(key, plain, aad);
+  const framed = new Uint8Array(32 + sealed.length);
+  framed.set(sealed, 32);
+  // A Buffer joined from parts (as an HTTP body's chunks are), viewed past a header.
+  const joined = Buffer.concat([framed.subarray(0, 100), framed.subarray(100)], framed.length);
+  assertEquals(aeadOpen(key, joined.subarray(32), aad), plain);
+  assertEquals(aeadOpen(key, framed.subarray(32), aad), plain);
 });
