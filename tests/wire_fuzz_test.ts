@@ -8,7 +8,7 @@
  * server's memory stays bounded through it all.
  */
 import { assert, assertEquals } from "./support/assert.ts";
-import { concatBytes } from "./support/bytes.ts";
+import { concat } from "../lib/bytes/concat.ts";
 import { prng } from "./support/prng.ts";
 import { recordedSession, SESSIONS, splitPackets } from "./support/wire_fixtures.ts";
 import { crc32, createDeflate } from "node:zlib";
@@ -256,7 +256,7 @@ async function zlibBomb(mib: number): Promise<Uint8Array> {
   for (let i = 0; i < mib; i++) deflate.write(zeros);
   deflate.end();
   await ended;
-  return concatBytes(chunks);
+  return concat(chunks);
 }
 
 /** Runs `fn` `count` times, `batch` at once. */

@@ -11,7 +11,7 @@ import {
   PacketType,
 } from "../wire/packets.ts";
 import { DatabaseSync } from "node:sqlite";
-import { concatBytes } from "../../tests/support/bytes.ts";
+import { concat } from "../bytes/concat.ts";
 import { ServerStorage } from "./storage.ts";
 import { FIXTURES } from "../../tests/support/fixtures.ts";
 import { bumpStatement, cjkText } from "../../tests/support/statements.ts";
@@ -299,7 +299,7 @@ Deno.test("a v1 SNAPSHOT that does not inflate ends the connection; the backup s
     const client = await RawClient.connect(server.port);
     const garbage = Uint8Array.from({ length: 5000 }, (_, i) => (i * 131) % 251);
     await client.send(
-      encodePacket(PacketType.Snapshot, concatBytes([Uint8Array.of(0, 0, 0, 3), garbage])),
+      encodePacket(PacketType.Snapshot, concat([Uint8Array.of(0, 0, 0, 3), garbage])),
     );
     assertEquals(await client.next(), null);
     assertMatch(logs.join("\n"), /protocol error: SNAPSHOT 3 does not decompress/);

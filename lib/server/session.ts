@@ -26,6 +26,7 @@ import {
 import { type PacketReader, StreamEndedError } from "../wire/packet_reader.ts";
 import { type SnapshotStream, snapshotStream } from "../wire/snapshot_stream.ts";
 import { InflateError, MAX_DATABASE_BYTES } from "../wire/inflate.ts";
+import { concat } from "../bytes/concat.ts";
 import { removeIfExists } from "../fs/exists.ts";
 import { inflateUpload, receiveSnapshot } from "./snapshot_upload.ts";
 import { mostChangeBytes, RefusedError, type ServerStorage } from "./storage.ts";
@@ -35,17 +36,6 @@ import { inflateChangeBody, OVER_QUOTA } from "./change_body.ts";
 
 /** A restore's packets are written in batches of about this many bytes. */
 const RESTORE_BATCH_BYTES = 256 * 1024;
-
-function concat(parts: Uint8Array[], total: number): Uint8Array {
-  if (parts.length === 1) return parts[0];
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.length;
-  }
-  return out;
-}
 
 /** The levels of the server's log lines, least urgent first. */
 export type LogLevel = "debug" | "info" | "warning" | "error";
@@ -437,7 +427,7 @@ export class Session {
       }
     };
     const flush = async () => {
-      if (batched > 0) await send(concat(batch, batched));
+      if (batched > 0) await send(concat(batch));
       batch = [];
       batched = 0;
     };

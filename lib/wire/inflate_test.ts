@@ -1,6 +1,6 @@
 import { assert, assertEquals, assertThrows } from "../../tests/support/assert.ts";
 import { deflateSync, inflateSync } from "node:zlib";
-import { concatBytes } from "../../tests/support/bytes.ts";
+import { concat } from "../bytes/concat.ts";
 import { prng } from "../../tests/support/prng.ts";
 import { inflate, InflateError, inflateParts } from "./inflate.ts";
 
@@ -38,7 +38,7 @@ function joined(parts: Iterable<Uint8Array>, sizes: number[] = []): Uint8Array {
     copies.push(part.slice());
     sizes.push(part.length);
   }
-  return concatBytes(copies);
+  return concat(copies);
 }
 
 Deno.test("inflate gives inflateSync's bytes, for a view into a larger buffer too", () => {

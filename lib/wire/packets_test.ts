@@ -1,5 +1,5 @@
 import { assert, assertEquals, assertRejects, assertThrows } from "../../tests/support/assert.ts";
-import { concatBytes } from "../../tests/support/bytes.ts";
+import { concat } from "../bytes/concat.ts";
 import { recordedSession, SESSIONS, splitPackets } from "../../tests/support/wire_fixtures.ts";
 import {
   decodeChange,
@@ -202,7 +202,7 @@ async function readAllTo(source: ByteSource, maxPayload?: number): Promise<Packe
       write: (piece) => void pieces.push(piece.slice()),
     });
     if (!got) return packets;
-    packets.push({ type, payload: concatBytes(pieces) });
+    packets.push({ type, payload: concat(pieces) });
   }
 }
 

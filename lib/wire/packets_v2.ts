@@ -7,6 +7,7 @@
  * @module
  */
 import { crc32 } from "node:zlib";
+import { concat } from "../bytes/concat.ts";
 import { deflate } from "./deflate.ts";
 import { inflate, InflateError } from "./inflate.ts";
 import {
@@ -221,7 +222,6 @@ export function encodeFrame(type: V2Type, payload: Uint8Array = new Uint8Array(0
 /** Builds a payload from fixed-size numbers and byte strings, in order. */
 class Writer {
   #parts: Uint8Array[] = [];
-  #length = 0;
 
   u8(value: number): this {
     return this.bytes(Uint8Array.of(value));
@@ -246,17 +246,10 @@ class Writer {
   }
   bytes(value: Uint8Array): this {
     this.#parts.push(value);
-    this.#length += value.length;
     return this;
   }
   done(): Uint8Array {
-    const out = new Uint8Array(this.#length);
-    let at = 0;
-    for (const part of this.#parts) {
-      out.set(part, at);
-      at += part.length;
-    }
-    return out;
+    return concat(this.#parts);
   }
 }
 

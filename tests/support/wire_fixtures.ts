@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { concatBytes } from "./bytes.ts";
+import { concat } from "../../lib/bytes/concat.ts";
 import { FIXTURES } from "./fixtures.ts";
 
 export const WIRE_FIXTURES = `${FIXTURES}wire-v1/`;
@@ -36,8 +36,8 @@ export function recordedSession(name: string): RecordedConnection[] {
   return [...conns.entries()].sort(([a], [b]) => a - b).map(([conn, chunks]) => ({
     conn,
     chunks,
-    c2s: concatBytes(chunks.filter((c) => c.dir === "c2s").map((c) => c.bytes)),
-    s2c: concatBytes(chunks.filter((c) => c.dir === "s2c").map((c) => c.bytes)),
+    c2s: concat(chunks.filter((c) => c.dir === "c2s").map((c) => c.bytes)),
+    s2c: concat(chunks.filter((c) => c.dir === "s2c").map((c) => c.bytes)),
   }));
 }
 

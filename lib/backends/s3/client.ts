@@ -14,6 +14,7 @@ import { uploadAllowanceMs } from "../upload_allowance.ts";
 import { parseListing, parseUploads, type Upload, xmlText } from "./xml.ts";
 import { MAX_PAYLOAD_BYTES, RECORD_HEADER_SIZE } from "../../format/record.ts";
 import { SEGMENT_HEADER_SIZE } from "../../format/segment.ts";
+import { concat } from "../../bytes/concat.ts";
 
 export type { SigningKeys as S3Credentials } from "./sigv4.ts";
 import type { SigningKeys as S3Credentials } from "./sigv4.ts";
@@ -56,14 +57,7 @@ async function readBody(response: Response, limit: number): Promise<Uint8Array> 
     }
     chunks.push(chunk);
   }
-  if (chunks.length === 1) return chunks[0];
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, at);
-    at += chunk.length;
-  }
-  return out;
+  return concat(chunks);
 }
 
 /**

@@ -40,6 +40,7 @@ import { packKey } from "./keys.ts";
 import type { ChangeEntry, RecordSource } from "./layout.ts";
 import { putNew, type S3Backend } from "./backend.ts";
 import { retrying } from "./retry.ts";
+import { concat } from "../../bytes/concat.ts";
 import { S3Error } from "./client.ts";
 
 /** When an S3 backup packs its change objects together, and how large a pack grows. */
@@ -190,12 +191,7 @@ export class Packer {
       }),
       ...(dataKey ? this.#reseal(dataKey, batch, records, place) : records),
     ];
-    const pack = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0));
-    let at = 0;
-    for (const part of parts) {
-      pack.set(part, at);
-      at += part.length;
-    }
+    const pack = concat(parts);
     const first = batch[0].seq;
     const last = batch.at(-1)!;
     const key = packKey(client.url.prefix, first, last.seq, last.version);

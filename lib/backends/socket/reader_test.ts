@@ -1,6 +1,6 @@
 import { assert, assertEquals, assertRejects } from "../../../tests/support/assert.ts";
 import { ScriptedServer } from "../../../tests/support/scripted_server.ts";
-import { concatBytes } from "../../../tests/support/bytes.ts";
+import { concat } from "../../bytes/concat.ts";
 import { prng } from "../../../tests/support/prng.ts";
 import {
   encodeChange,
@@ -74,7 +74,7 @@ Deno.test("a v1 restore's snapshot comes inflated part by part, never whole", as
     assertEquals(sizes, [SNAPSHOT_PART_BYTES, SNAPSHOT_PART_BYTES, 12_345]);
     assert(Math.max(...buffers) < db.length, `parts are views of ${buffers} bytes`);
     const parts = entries.flatMap((e) => e.kind === "snapshot-part" ? [e.bytes] : []);
-    assertEquals(concatBytes(parts), db);
+    assertEquals(concat(parts), db);
     assertEquals(
       entries.filter((e) => e.kind !== "snapshot-part"),
       [
