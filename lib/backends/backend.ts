@@ -111,7 +111,10 @@ export interface DestinationStatus {
    * write to it failed, which stopped the node (`"stop"`).
    */
   state: "ok" | "broken" | "failed";
-  /** Why it broke or failed; `null` while it is `ok`. */
+  /**
+   * Why it broke or failed, or why it will refuse the next change (an S3 backup that lost
+   * objects, still `ok` until then); else `null`.
+   */
   error: string | null;
   /** How its connection fares, for a backup on a server; else `null`. */
   connection: ConnectionStatus | null;

@@ -97,6 +97,12 @@ export class MultiBackend implements Backend {
     const rewinds = new Set(
       states.filter((s) => s.version === top.version).map((s) => s.rewindVersion),
     );
+    // A destination that knows it will refuse the next change (an S3 backup that lost
+    // objects): under "stop" that change stops the node, so the backup says so now.
+    const refusing = live.filter((m) => m.state().failure !== undefined);
+    const failure = this.onFailure === "stop" && refusing.length > 0
+      ? refusing.map((m) => `${m.url}: ${m.state().failure}`).join("; ")
+      : undefined;
     return {
       version: top.version,
       // With some destinations one behind, a rewind brings the others back to them.
@@ -106,13 +112,14 @@ export class MultiBackend implements Backend {
       tail: states.find((s) => s.tail !== undefined)?.tail,
       connection: top.connection,
       ...(top.encrypted ? { encrypted: true } : {}),
+      ...(failure !== undefined ? { failure } : {}),
       destinations: this.members.map((m) => {
         const state = m.state();
         return {
           url: m.url,
           version: state.version,
           state: this.#broken.has(m) ? "broken" : this.#failed.has(m) ? "failed" : "ok",
-          error: this.#broken.get(m) ?? this.#failed.get(m) ?? null,
+          error: this.#broken.get(m) ?? this.#failed.get(m) ?? state.failure ?? null,
           connection: state.connection ?? null,
         } satisfies DestinationStatus;
       }),

@@ -112,3 +112,32 @@ Deno.test("MultiBackend: a wait cut short because the plugin stops is no destina
     Deno.removeSync(root, { recursive: true });
   }
 });
+
+Deno.test("MultiBackend: a destination that will refuse the next change says so before it comes", async () => {
+  const root = Deno.makeTempDirSync({ prefix: "multi-backend-" });
+  const [a, b] = fileBackends(root, ["a", "b"]);
+  try {
+    const why = "the backup in s3://bucket/node lost objects: records 3-5";
+    // An S3 destination that found its objects deleted behind it refuses the next change.
+    const losing: Backend = {
+      ...failing(b),
+      state: () => ({ ...b.state(), failure: why }),
+      append: () => Promise.reject(new Error(why)),
+    };
+    const stopping = new MultiBackend([a, losing], "stop");
+    assertEquals(stopping.state().failure, `${b.url}: ${why}`);
+    assertEquals(
+      stopping.state().destinations?.map((d) => [d.url, d.state, d.error]),
+      [[a.url, "ok", null], [b.url, "ok", why]],
+    );
+    await assertRejects(() => stopping.append(CHANGES[0]), /lost objects/);
+    assertEquals(stopping.state().destinations?.[1].state, "failed");
+    // Under degrade the node goes on without it: the destination shows why, the backup is fine.
+    const degrading = new MultiBackend([a, losing], "degrade");
+    assertEquals(degrading.state().failure, undefined);
+    assertEquals(degrading.state().destinations?.[1].error, why);
+  } finally {
+    for (const backend of [a, b]) backend.close();
+    Deno.removeSync(root, { recursive: true });
+  }
+});
