@@ -14,7 +14,8 @@ import { backupKind } from "../backends/open.ts";
 import type { BackupDescription } from "../backends/backend.ts";
 import { readLayout } from "../format/layout.ts";
 import { existsSync } from "../fs/exists.ts";
-import { readWrappedKey, unlockDir } from "./unlock.ts";
+import { unlockDir } from "./unlock.ts";
+import { readWrappedKey } from "../crypto/wrapped_key_file.ts";
 import { givenPassphrase, type Prompt } from "./secrets.ts";
 import { dataVersionOf, INIT_ACTION as ACTION } from "./new_backup.ts";
 

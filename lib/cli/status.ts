@@ -10,7 +10,7 @@ import { FileBackupReader } from "../backends/file/reader.ts";
 import { S3BackupReader } from "../backends/s3/reader.ts";
 import { checkWrappedKey, describeWraps, WRAPPED_KEY_NAME } from "../crypto/wrapped_key.ts";
 import { readChain } from "../format/chain.ts";
-import { readWrappedKey } from "./unlock.ts";
+import { readWrappedKey } from "../crypto/wrapped_key_file.ts";
 import { serverStatus } from "../backends/socket/server_checks.ts";
 import { v2Credential } from "../backends/socket/credential.ts";
 

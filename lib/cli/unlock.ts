@@ -9,52 +9,12 @@ import { FileBackupReader } from "../backends/file/reader.ts";
 import { CopiedBackupReader } from "../backends/socket/copy_reader.ts";
 import { readChain } from "../format/chain.ts";
 import type { DataKey } from "../crypto/data_key.ts";
-import {
-  MOST_WRAPPED_KEY_BYTES,
-  UnlockError,
-  unwrapKey,
-  WRAPPED_KEY_NAME,
-  wrapsOf,
-} from "../crypto/wrapped_key.ts";
+import { UnlockError, unwrapKey, WRAPPED_KEY_NAME, wrapsOf } from "../crypto/wrapped_key.ts";
+import { readWrappedKey } from "../crypto/wrapped_key_file.ts";
 import { gatherSecrets, type Prompt, secretGiven, terminalPrompt } from "./secrets.ts";
 import { S3BackupReader, type Unlock } from "../backends/s3/reader.ts";
 import { fetchWrappedKey } from "../backends/s3/key_object.ts";
 import { loadCredentials } from "../backends/s3/credentials.ts";
-
-/**
- * The bytes of an encrypted backup's `key.json`; one line when it is missing, naming it as
- * `shownAs` (a server's copy here is named by its URL).
- */
-export function readWrappedKey(
-  dir: string,
-  shownAs = `"${dir}/${WRAPPED_KEY_NAME}"`,
-): Uint8Array {
-  const path = `${dir}/${WRAPPED_KEY_NAME}`;
-  let info: Deno.FileInfo;
-  try {
-    info = Deno.statSync(path);
-  } catch (error) {
-    if (!(error instanceof Deno.errors.NotFound)) throw error;
-    throw new UnlockError(
-      `the backup is encrypted but its wrapped key ${shownAs} is missing: put key.json back ` +
-        `from a copy of the backup; without it the backup cannot be read`,
-    );
-  }
-  // Checked before it is read: a FIFO would hang the read, and a file of gigabytes (a sparse
-  // one, say) would be read whole into memory before it failed to parse.
-  const problem = !info.isFile
-    ? "is not a regular file"
-    : info.size > MOST_WRAPPED_KEY_BYTES
-    ? `holds ${info.size} bytes, more than a wrapped key (at most ${MOST_WRAPPED_KEY_BYTES})`
-    : undefined;
-  if (problem) {
-    throw new UnlockError(
-      `the backup's wrapped key ${shownAs} ${problem}: put key.json back from a copy of the ` +
-        `backup`,
-    );
-  }
-  return Deno.readFileSync(path);
-}
 
 /**
  * The data key of the file backup in `dir`: `undefined` for a plain backup; else opened with

@@ -28,6 +28,7 @@ import { continuingLogByVersion, redundantSegments } from "../compact/plan.ts";
 import { deleteSegments } from "../compact/deletion.ts";
 import { fromHex } from "../crypto/data_key.ts";
 import { checkWrappedKey, describeWraps, WRAPPED_KEY_NAME } from "../crypto/wrapped_key.ts";
+import { readWrappedKey } from "../crypto/wrapped_key_file.ts";
 import type { Place, SealedChange } from "../wire/packets_v2.ts";
 import { type BaseOwner, SealedInputError, sealedRecordHeader } from "./sealed_input.ts";
 import { FileBackupReader } from "../backends/file/reader.ts";
@@ -200,9 +201,9 @@ export class ServerStorage {
     if (!description.encrypted) return description;
     let wrappedFor: string[] = [];
     try {
-      wrappedFor = describeWraps(Deno.readFileSync(`${this.dir}/${WRAPPED_KEY_NAME}`));
+      wrappedFor = describeWraps(readWrappedKey(this.dir));
     } catch {
-      // No key.json yet (an init cut short): none to name.
+      // No key.json yet (an init cut short), or not one: none to name.
     }
     return { ...description, wrappedFor };
   }

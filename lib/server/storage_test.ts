@@ -1,6 +1,7 @@
 import { assert, assertEquals, assertRejects } from "../../tests/support/assert.ts";
 import { ServerStorage } from "./storage.ts";
 import { logName } from "../format/layout.ts";
+import { makeEncryptedBackup } from "../../tests/support/encrypted.ts";
 
 Deno.test("a restore's copy of the live log ends at its records, not in the zeros appends go to", async () => {
   const dir = Deno.makeTempDirSync();
@@ -65,6 +66,27 @@ Deno.test("a change whose connection closed before it is written is not stored, 
     assertEquals([storage.state().version, storage.place()], [1, before]);
   } finally {
     storage.close();
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("describe names no wraps, and does not hang, when key.json is a FIFO", async () => {
+  const dir = Deno.makeTempDirSync({ prefix: "server-storage-" });
+  try {
+    const path = `${dir}/node`;
+    await makeEncryptedBackup(path);
+    const storage = ServerStorage.open(`file://${path}`, path, () => {});
+    try {
+      assertEquals(storage.describe().wrappedFor, ["passphrase"]);
+      // Read as a file, a FIFO would block the server's only thread, every node's writes with it.
+      Deno.removeSync(`${path}/key.json`);
+      new Deno.Command("mkfifo", { args: [`${path}/key.json`] }).outputSync();
+      const description = storage.describe();
+      assertEquals([description.encrypted, description.wrappedFor], [true, []]);
+    } finally {
+      storage.close();
+    }
+  } finally {
     Deno.removeSync(dir, { recursive: true });
   }
 });

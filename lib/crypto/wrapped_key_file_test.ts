@@ -1,6 +1,6 @@
 import { assertEquals, assertThrows } from "../../tests/support/assert.ts";
-import { readWrappedKey } from "./unlock.ts";
-import { MOST_WRAPPED_KEY_BYTES } from "../crypto/wrapped_key.ts";
+import { readWrappedKey } from "./wrapped_key_file.ts";
+import { MOST_WRAPPED_KEY_BYTES } from "./wrapped_key.ts";
 
 Deno.test("readWrappedKey: a key.json of gigabytes or a FIFO is refused before it is read", () => {
   const dir = Deno.makeTempDirSync();
