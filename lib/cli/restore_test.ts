@@ -7,9 +7,11 @@ import {
   RPC_OPTIONS,
 } from "../../tests/support/fixtures.ts";
 import { DatabaseSync } from "node:sqlite";
-import { openReader } from "../backends/open.ts";
+import { openBackend, openReader } from "../backends/open.ts";
+import { existsSync } from "../fs/exists.ts";
 import { writeLockFile } from "../backup/lock_file.ts";
 import { aloneNote, lastBlockNote, oneAheadNote, restore, RestoreProgress } from "./restore.ts";
+import { upgrade } from "./upgrade.ts";
 import { BufferedOutput, makeBackup, recordedChanges } from "../../tests/support/cli_testing.ts";
 
 const changes = recordedChanges(["fresh-start", "restart"]);
@@ -29,48 +31,63 @@ async function run(args: string[]): Promise<{ code: number; output: BufferedOutp
   return { code: await restore(args, output), output };
 }
 
-Deno.test("restore to a file and to a directory gives the node's database", async () => {
-  const dir = Deno.makeTempDirSync();
-  const url = await makeBackup(`${dir}/backup`, changes);
-  const expected = dumpDatabase(loadFixture("restart").database);
+/** A test that runs `body` in a fresh temporary directory, removed however the test ends. */
+function inTempDir(body: (dir: string) => Promise<void>, prefix?: string): () => Promise<void> {
+  return async () => {
+    const dir = Deno.makeTempDirSync({ prefix });
+    try {
+      await body(dir);
+    } finally {
+      Deno.removeSync(dir, { recursive: true });
+    }
+  };
+}
 
-  const file = await run([url, `${dir}/node.sqlite3`]);
-  assertEquals(file.code, 0, file.output.stderr.join("\n"));
-  assertEquals(file.output.stdout, [
-    `Restored "${dir}/node.sqlite3" at version 15: ${changes.length} change(s) applied from ` +
-    `the first change; it passes SQLite's integrity check`,
-    oneAheadNote(15),
-    aloneNote(url),
-  ]);
-  assertEquals(dumpDatabase(`${dir}/node.sqlite3`), expected);
+Deno.test(
+  "restore to a file and to a directory gives the node's database",
+  inTempDir(async (dir) => {
+    const url = await makeBackup(`${dir}/backup`, changes);
+    const expected = dumpDatabase(loadFixture("restart").database);
 
-  Deno.mkdirSync(`${dir}/regtest`);
-  const directory = await run([url, `${dir}/regtest`]);
-  assertEquals(directory.code, 0, directory.output.stderr.join("\n"));
-  assertMatch(
-    directory.output.stdout[0],
-    /^Restored ".*\/regtest\/lightningd.sqlite3" at version 15/,
-  );
-  assertEquals(dumpDatabase(`${dir}/regtest/lightningd.sqlite3`), expected);
-
-  // A second restore refuses to overwrite either, and leaves them as they are.
-  for (const target of [`${dir}/node.sqlite3`, `${dir}/regtest`]) {
-    const again = await run([url, target]);
-    assertEquals(again.code, 1);
-    const path = target.endsWith("regtest") ? `${target}/lightningd.sqlite3` : target;
-    assertEquals(again.output.stderr, [
-      `Cannot restore backup: database already exists at "${path}": move it aside or choose ` +
-      `another target`,
+    const file = await run([url, `${dir}/node.sqlite3`]);
+    assertEquals(file.code, 0, file.output.stderr.join("\n"));
+    assertEquals(file.output.stdout, [
+      `Restored "${dir}/node.sqlite3" at version 15: ${changes.length} change(s) applied from ` +
+      `the first change; it passes SQLite's integrity check`,
+      oneAheadNote(15),
+      aloneNote(url),
     ]);
-    assertEquals(dumpDatabase(path), expected);
-  }
-  assertEquals([...Deno.readDirSync(`${dir}/regtest`)].map((e) => e.name), ["lightningd.sqlite3"]);
-  Deno.removeSync(dir, { recursive: true });
-});
+    assertEquals(dumpDatabase(`${dir}/node.sqlite3`), expected);
 
-Deno.test("restore refuses a journal or WAL the moved-aside database left at the target", async () => {
-  const dir = Deno.makeTempDirSync();
-  try {
+    Deno.mkdirSync(`${dir}/regtest`);
+    const directory = await run([url, `${dir}/regtest`]);
+    assertEquals(directory.code, 0, directory.output.stderr.join("\n"));
+    assertMatch(
+      directory.output.stdout[0],
+      /^Restored ".*\/regtest\/lightningd.sqlite3" at version 15/,
+    );
+    assertEquals(dumpDatabase(`${dir}/regtest/lightningd.sqlite3`), expected);
+
+    // A second restore refuses to overwrite either, and leaves them as they are.
+    for (const target of [`${dir}/node.sqlite3`, `${dir}/regtest`]) {
+      const again = await run([url, target]);
+      assertEquals(again.code, 1);
+      const path = target.endsWith("regtest") ? `${target}/lightningd.sqlite3` : target;
+      assertEquals(again.output.stderr, [
+        `Cannot restore backup: database already exists at "${path}": move it aside or choose ` +
+        `another target`,
+      ]);
+      assertEquals(dumpDatabase(path), expected);
+    }
+    assertEquals([...Deno.readDirSync(`${dir}/regtest`)].map((e) => e.name), [
+      "lightningd.sqlite3",
+    ]);
+  }),
+);
+
+Deno.test(
+  "restore refuses a journal or WAL the moved-aside database left at the target",
+  inTempDir(async (dir) => {
     const url = await makeBackup(`${dir}/backup`, changes);
     // The node's database, killed mid-transaction: its rollback journal is hot.
     const node = `${dir}/node`;
@@ -110,151 +127,160 @@ Deno.test("restore refuses a journal or WAL the moved-aside database left at the
     const restored = await run([url, node]);
     assertEquals(restored.code, 0, restored.output.stderr.join("\n"));
     assertEquals(dataVersion(`${node}/lightningd.sqlite3`), 15);
-  } finally {
-    Deno.removeSync(dir, { recursive: true });
-  }
-});
+  }),
+);
 
-Deno.test("restore --to-version N gives the database at data_version N", async () => {
-  const dir = Deno.makeTempDirSync();
-  const url = await makeBackup(`${dir}/backup`, changes);
-  for (const n of [1, 5, 11, 13]) {
-    const { code, output } = await run([url, `${dir}/at-${n}.sqlite3`, "--to-version", String(n)]);
+Deno.test(
+  "restore --to-version N gives the database at data_version N",
+  inTempDir(async (dir) => {
+    const url = await makeBackup(`${dir}/backup`, changes);
+    for (const n of [1, 5, 11, 13]) {
+      const { code, output } = await run([
+        url,
+        `${dir}/at-${n}.sqlite3`,
+        "--to-version",
+        String(n),
+      ]);
+      assertEquals(code, 0, output.stderr.join("\n"));
+      assertEquals(output.stdout.length, 1, "no note for a chosen version");
+      assertMatch(output.stdout[0], new RegExp(`at version ${n}: `));
+      assertEquals(dataVersion(`${dir}/at-${n}.sqlite3`), n);
+    }
+    // Version 11 is where the fresh-start run ended.
+    assertEquals(
+      dumpDatabase(`${dir}/at-11.sqlite3`),
+      dumpDatabase(loadFixture("fresh-start").database),
+    );
+
+    const beyond = await run([url, `${dir}/beyond.sqlite3`, "--to-version", "16"]);
+    assertEquals(beyond.code, 1);
+    // This backup has no snapshot: it starts at its first change (as a Python plugin's .dbak).
+    assertEquals(beyond.output.stderr, [
+      `Cannot restore backup to version 16: it holds versions up to 15 (from its first ` +
+      `change): choose a version up to 15, or leave out --to-version to restore the newest`,
+    ]);
+    const bad = await run([url, `${dir}/bad.sqlite3`, "--to-version", "x1"]);
+    assertEquals(bad.code, 2);
+    assertMatch(bad.output.stderr[0], /^Usage error: --to-version takes a version number/);
+  }),
+);
+
+Deno.test(
+  "restore of a backup with a snapshot, before and after it",
+  inTempDir(async (dir) => {
+    const url = await makeBackup(
+      `${dir}/backup`,
+      recordedChanges(["restart"]),
+      { version: 11, path: loadFixture("fresh-start").database },
+    );
+    const latest = await run([url, `${dir}/latest.sqlite3`]);
+    assertEquals(latest.output.stdout, [
+      `Restored "${dir}/latest.sqlite3" at version 15: 4 change(s) applied on top of the ` +
+      `snapshot at version 11; it passes SQLite's integrity check`,
+      oneAheadNote(15),
+      aloneNote(url),
+    ]);
+    assertEquals(
+      dumpDatabase(`${dir}/latest.sqlite3`),
+      dumpDatabase(loadFixture("restart").database),
+    );
+    const before = await run([url, `${dir}/before.sqlite3`, "--to-version", "10"]);
+    assertEquals(before.code, 1);
+    assertMatch(before.output.stderr[0], /^Cannot restore backup/);
+    assert(![...Deno.readDirSync(dir)].some((e) => e.name.startsWith("before")));
+    const after = await run([url, `${dir}/after.sqlite3`, "--to-version", "16"]);
+    assertEquals(after.output.stderr, [
+      `Cannot restore backup to version 16: it holds versions up to 15 (from its snapshot at ` +
+      `version 11): choose a version up to 15, or leave out --to-version to restore the newest`,
+    ]);
+    assert(![...Deno.readDirSync(dir)].some((e) => e.name.startsWith("after")));
+  }),
+);
+
+Deno.test(
+  "restore --to-version with --also takes the copy that holds the version, newest or not",
+  inTempDir(async (dir) => {
+    // A compacted copy (from its snapshot at 11 on), a whole one, and a whole one behind.
+    const compacted = await makeBackup(
+      `${dir}/compacted`,
+      recordedChanges(["restart"]),
+      { version: 11, path: loadFixture("fresh-start").database },
+    );
+    const whole = await makeBackup(`${dir}/whole`, changes);
+    const behind = await makeBackup(`${dir}/behind`, changes.slice(0, -2));
+    for (const other of [whole, behind]) {
+      const target = `${dir}/at-5-${other === whole ? "whole" : "behind"}.sqlite3`;
+      const { code, output } = await run([compacted, target, "--to-version", "5", "--also", other]);
+      assertEquals(code, 0, output.stderr.join("\n"));
+      assertMatch(output.stdout[1], new RegExp(`^Restored ".*" at version 5: .*, from ${other}$`));
+      assertEquals(dataVersion(target), 5);
+    }
+  }),
+);
+
+Deno.test(
+  "restore of the Python plugin's pre-4090 backup repairs its statements",
+  inTempDir(async (dir) => {
+    const { code, output } = await run([`file://${PRE_4090_BACKUP}`, dir]);
     assertEquals(code, 0, output.stderr.join("\n"));
-    assertEquals(output.stdout.length, 1, "no note for a chosen version");
-    assertMatch(output.stdout[0], new RegExp(`at version ${n}: `));
-    assertEquals(dataVersion(`${dir}/at-${n}.sqlite3`), n);
-  }
-  // Version 11 is where the fresh-start run ended.
-  assertEquals(
-    dumpDatabase(`${dir}/at-11.sqlite3`),
-    dumpDatabase(loadFixture("fresh-start").database),
-  );
+    assertEquals(output.stdout, [
+      `Restored "${dir}/lightningd.sqlite3" at version 46: 46 change(s) applied from the first ` +
+      `change; it passes SQLite's integrity check`,
+      oneAheadNote(46),
+      // A real node's backup (regtest, recorded by the Python plugin's tests): blocks to 118.
+      lastBlockNote(118),
+      aloneNote(`file://${PRE_4090_BACKUP}`),
+    ]);
+    assertEquals(dataVersion(`${dir}/lightningd.sqlite3`), 46);
+  }),
+);
 
-  const beyond = await run([url, `${dir}/beyond.sqlite3`, "--to-version", "16"]);
-  assertEquals(beyond.code, 1);
-  // This backup has no snapshot: it starts at its first change (as a Python plugin's .dbak).
-  assertEquals(beyond.output.stderr, [
-    `Cannot restore backup to version 16: it holds versions up to 15 (from its first ` +
-    `change): choose a version up to 15, or leave out --to-version to restore the newest`,
-  ]);
-  const bad = await run([url, `${dir}/bad.sqlite3`, "--to-version", "x1"]);
-  assertEquals(bad.code, 2);
-  assertMatch(bad.output.stderr[0], /^Usage error: --to-version takes a version number/);
-  Deno.removeSync(dir, { recursive: true });
-});
+Deno.test(
+  "restore from the directory that holds a v1 file (the Python README's form) names the file",
+  inTempDir(async (dir) => {
+    Deno.mkdirSync(`${dir}/location`);
+    Deno.copyFileSync(PRE_4090_BACKUP, `${dir}/location/file.bkp`);
+    Deno.writeTextFileSync(`${dir}/location/notes.txt`, "not a backup");
+    const { code, output } = await run([`file://${dir}/location`, `${dir}/lightningd.sqlite3`]);
+    assertEquals(code, 1);
+    assertEquals(output.stderr, [
+      `Cannot open backup: "${dir}/location" is a directory, not a backup; it holds ` +
+      `"file.bkp" (the Python plugin's v1 backup): name the backup itself, ` +
+      `file://${dir}/location/file.bkp`,
+    ]);
+    const named = await run([`file://${dir}/location/file.bkp`, `${dir}/lightningd.sqlite3`]);
+    assertEquals(named.code, 0, named.output.stderr.join("\n"));
+    // After "upgrade", the converted backup beside it comes first.
+    await makeBackup(`${dir}/location/file.clnb`, changes);
+    const both = await run([`file://${dir}/location`, `${dir}/other.sqlite3`]);
+    assertEquals(both.output.stderr, [
+      `Cannot open backup: "${dir}/location" is a directory, not a backup; it holds ` +
+      `"file.clnb" (a cln-backup backup), "file.bkp" (the Python plugin's v1 backup): name the ` +
+      `backup itself, file://${dir}/location/file.clnb`,
+    ]);
+  }),
+);
 
-Deno.test("restore of a backup with a snapshot, before and after it", async () => {
-  const dir = Deno.makeTempDirSync();
-  const url = await makeBackup(
-    `${dir}/backup`,
-    recordedChanges(["restart"]),
-    { version: 11, path: loadFixture("fresh-start").database },
-  );
-  const latest = await run([url, `${dir}/latest.sqlite3`]);
-  assertEquals(latest.output.stdout, [
-    `Restored "${dir}/latest.sqlite3" at version 15: 4 change(s) applied on top of the ` +
-    `snapshot at version 11; it passes SQLite's integrity check`,
-    oneAheadNote(15),
-    aloneNote(url),
-  ]);
-  assertEquals(
-    dumpDatabase(`${dir}/latest.sqlite3`),
-    dumpDatabase(loadFixture("restart").database),
-  );
-  const before = await run([url, `${dir}/before.sqlite3`, "--to-version", "10"]);
-  assertEquals(before.code, 1);
-  assertMatch(before.output.stderr[0], /^Cannot restore backup/);
-  assert(![...Deno.readDirSync(dir)].some((e) => e.name.startsWith("before")));
-  const after = await run([url, `${dir}/after.sqlite3`, "--to-version", "16"]);
-  assertEquals(after.output.stderr, [
-    `Cannot restore backup to version 16: it holds versions up to 15 (from its snapshot at ` +
-    `version 11): choose a version up to 15, or leave out --to-version to restore the newest`,
-  ]);
-  assert(![...Deno.readDirSync(dir)].some((e) => e.name.startsWith("after")));
-  Deno.removeSync(dir, { recursive: true });
-});
+Deno.test(
+  "restore names a missing backup or target directory and what to do",
+  inTempDir(async (dir) => {
+    const missing = await run(["file:///nonexistent/backup", `${dir}/x.sqlite3`]);
+    assertEquals(missing.code, 1);
+    assertEquals(missing.output.stderr, [
+      `Cannot open backup: nothing at "/nonexistent/backup": check the URL`,
+    ]);
+    const noDir = await run([`file://${PRE_4090_BACKUP}`, `${dir}/no/x.sqlite3`]);
+    assertEquals(noDir.code, 1);
+    assertEquals(noDir.output.stderr, [
+      `Cannot restore backup: the directory "${dir}/no" does not exist: create it, or choose ` +
+      `another target`,
+    ]);
+  }),
+);
 
-Deno.test("restore --to-version with --also takes the copy that holds the version, newest or not", async () => {
-  const dir = Deno.makeTempDirSync();
-  // A compacted copy (from its snapshot at 11 on), a whole one, and a whole one behind.
-  const compacted = await makeBackup(
-    `${dir}/compacted`,
-    recordedChanges(["restart"]),
-    { version: 11, path: loadFixture("fresh-start").database },
-  );
-  const whole = await makeBackup(`${dir}/whole`, changes);
-  const behind = await makeBackup(`${dir}/behind`, changes.slice(0, -2));
-  for (const other of [whole, behind]) {
-    const target = `${dir}/at-5-${other === whole ? "whole" : "behind"}.sqlite3`;
-    const { code, output } = await run([compacted, target, "--to-version", "5", "--also", other]);
-    assertEquals(code, 0, output.stderr.join("\n"));
-    assertMatch(output.stdout[1], new RegExp(`^Restored ".*" at version 5: .*, from ${other}$`));
-    assertEquals(dataVersion(target), 5);
-  }
-  Deno.removeSync(dir, { recursive: true });
-});
-
-Deno.test("restore of the Python plugin's pre-4090 backup repairs its statements", async () => {
-  const dir = Deno.makeTempDirSync();
-  const { code, output } = await run([`file://${PRE_4090_BACKUP}`, dir]);
-  assertEquals(code, 0, output.stderr.join("\n"));
-  assertEquals(output.stdout, [
-    `Restored "${dir}/lightningd.sqlite3" at version 46: 46 change(s) applied from the first ` +
-    `change; it passes SQLite's integrity check`,
-    oneAheadNote(46),
-    // A real node's backup (regtest, recorded by the Python plugin's tests): blocks to 118.
-    lastBlockNote(118),
-    aloneNote(`file://${PRE_4090_BACKUP}`),
-  ]);
-  assertEquals(dataVersion(`${dir}/lightningd.sqlite3`), 46);
-  Deno.removeSync(dir, { recursive: true });
-});
-
-Deno.test("restore from the directory that holds a v1 file (the Python README's form) names the file", async () => {
-  const dir = Deno.makeTempDirSync();
-  Deno.mkdirSync(`${dir}/location`);
-  Deno.copyFileSync(PRE_4090_BACKUP, `${dir}/location/file.bkp`);
-  Deno.writeTextFileSync(`${dir}/location/notes.txt`, "not a backup");
-  const { code, output } = await run([`file://${dir}/location`, `${dir}/lightningd.sqlite3`]);
-  assertEquals(code, 1);
-  assertEquals(output.stderr, [
-    `Cannot open backup: "${dir}/location" is a directory, not a backup; it holds ` +
-    `"file.bkp" (the Python plugin's v1 backup): name the backup itself, ` +
-    `file://${dir}/location/file.bkp`,
-  ]);
-  const named = await run([`file://${dir}/location/file.bkp`, `${dir}/lightningd.sqlite3`]);
-  assertEquals(named.code, 0, named.output.stderr.join("\n"));
-  // After "upgrade", the converted backup beside it comes first.
-  await makeBackup(`${dir}/location/file.clnb`, changes);
-  const both = await run([`file://${dir}/location`, `${dir}/other.sqlite3`]);
-  assertEquals(both.output.stderr, [
-    `Cannot open backup: "${dir}/location" is a directory, not a backup; it holds ` +
-    `"file.clnb" (a cln-backup backup), "file.bkp" (the Python plugin's v1 backup): name the ` +
-    `backup itself, file://${dir}/location/file.clnb`,
-  ]);
-  Deno.removeSync(dir, { recursive: true });
-});
-
-Deno.test("restore names a missing backup or target directory and what to do", async () => {
-  const dir = Deno.makeTempDirSync();
-  const missing = await run(["file:///nonexistent/backup", `${dir}/x.sqlite3`]);
-  assertEquals(missing.code, 1);
-  assertEquals(missing.output.stderr, [
-    `Cannot open backup: nothing at "/nonexistent/backup": check the URL`,
-  ]);
-  const noDir = await run([`file://${PRE_4090_BACKUP}`, `${dir}/no/x.sqlite3`]);
-  assertEquals(noDir.code, 1);
-  assertEquals(noDir.output.stderr, [
-    `Cannot restore backup: the directory "${dir}/no" does not exist: create it, or choose ` +
-    `another target`,
-  ]);
-  Deno.removeSync(dir, { recursive: true });
-});
-
-Deno.test("restore into a node's dir refuses when its backup.lock names copies not given", async () => {
-  const dir = Deno.makeTempDirSync();
-  try {
+Deno.test(
+  "restore into a node's dir refuses when its backup.lock names copies not given",
+  inTempDir(async (dir) => {
     // The primary failed under mirror_failure "degrade" at 11; the mirror went on to 15.
     const primary = await makeBackup(`${dir}/primary`, recordedChanges(["fresh-start"]));
     const mirror = await makeBackup(`${dir}/mirror`, changes);
@@ -273,14 +299,12 @@ Deno.test("restore into a node's dir refuses when its backup.lock names copies n
     const all = await run([primary, node, "--also", mirror, "--also", copy]);
     assertEquals(all.code, 0, all.output.stderr.join("\n"));
     assertEquals(dataVersion(`${node}/lightningd.sqlite3`), 15);
-  } finally {
-    Deno.removeSync(dir, { recursive: true });
-  }
-});
+  }),
+);
 
-Deno.test("restore into a node's dir knows backup.lock's copies however their URLs are spelled", async () => {
-  const dir = Deno.makeTempDirSync();
-  try {
+Deno.test(
+  "restore into a node's dir knows backup.lock's copies however their URLs are spelled",
+  inTempDir(async (dir) => {
     const primary = await makeBackup(`${dir}/primary`, recordedChanges(["fresh-start"]));
     const mirror = await makeBackup(`${dir}/mirror`, changes);
     const node = `${dir}/regtest`;
@@ -296,14 +320,12 @@ Deno.test("restore into a node's dir knows backup.lock's copies however their UR
     const all = await run([primary, node, "--also", also]);
     assertEquals(all.code, 0, all.output.stderr.join("\n"));
     assertEquals(dataVersion(`${node}/lightningd.sqlite3`), 15);
-  } finally {
-    Deno.removeSync(dir, { recursive: true });
-  }
-});
+  }),
+);
 
-Deno.test("restore refuses a target inside the file backup it reads", async () => {
-  const dir = Deno.makeTempDirSync();
-  try {
+Deno.test(
+  "restore refuses a target inside the file backup it reads",
+  inTempDir(async (dir) => {
     const url = await makeBackup(`${dir}/backup`, changes);
     const before = [...Deno.readDirSync(`${dir}/backup`)].map(({ name }) => name).sort();
     Deno.mkdirSync(`${dir}/backup/sub`);
@@ -319,14 +341,12 @@ Deno.test("restore refuses a target inside the file backup it reads", async () =
     Deno.removeSync(`${dir}/backup/sub`);
     assertEquals([...Deno.readDirSync(`${dir}/backup`)].map(({ name }) => name).sort(), before);
     assertEquals((await run([url, `${dir}/restored.sqlite3`])).code, 0);
-  } finally {
-    Deno.removeSync(dir, { recursive: true });
-  }
-});
+  }),
+);
 
-Deno.test("restore refuses a plain backup for a node whose backup is encrypted (its backup.key)", async () => {
-  const dir = Deno.makeTempDirSync();
-  try {
+Deno.test(
+  "restore refuses a plain backup for a node whose backup is encrypted (its backup.key)",
+  inTempDir(async (dir) => {
     // A copy from before upgrade --encrypt, kept by the storage's host: an old state.
     const url = await makeBackup(`${dir}/backup`, changes);
     const node = `${dir}/regtest`;
@@ -348,81 +368,82 @@ Deno.test("restore refuses a plain backup for a node whose backup is encrypted (
     assertEquals([also.code, also.output.stderr], [1, refused.output.stderr]);
     assertEquals([...Deno.readDirSync(node)].map((e) => e.name), ["backup.key"]);
     assertEquals((await run([url, `${dir}/elsewhere.sqlite3`])).code, 0);
-  } finally {
-    Deno.removeSync(dir, { recursive: true });
-  }
-});
+  }),
+);
 
-Deno.test("restore progress: a bar by version once the restore runs long", async () => {
-  const dir = Deno.makeTempDirSync();
-  const url = await makeBackup(`${dir}/backup`, changes);
-  const lines: string[] = [];
-  const progress = new RestoreProgress(openReader(url), undefined, (t) => lines.push(t), 0);
-  progress.update(8);
-  progress.done();
-  assertEquals(lines, ["restoring [###############---------------] 50% version 8 of 15", ""]);
+Deno.test(
+  "restore progress: a bar by version once the restore runs long",
+  inTempDir(async (dir) => {
+    const url = await makeBackup(`${dir}/backup`, changes);
+    const lines: string[] = [];
+    const progress = new RestoreProgress(openReader(url), undefined, (t) => lines.push(t), 0);
+    progress.update(8);
+    progress.done();
+    assertEquals(lines, ["restoring [###############---------------] 50% version 8 of 15", ""]);
 
-  const quiet: string[] = [];
-  const slow = new RestoreProgress(openReader(url), 10, (t) => quiet.push(t));
-  slow.update(8);
-  slow.done();
-  assertEquals(quiet, []);
-  Deno.removeSync(dir, { recursive: true });
-});
+    const quiet: string[] = [];
+    const slow = new RestoreProgress(openReader(url), 10, (t) => quiet.push(t));
+    slow.update(8);
+    slow.done();
+    assertEquals(quiet, []);
+  }),
+);
 
-Deno.test("restore says what a dangling symlink target, a version before the backup and %00 are", async () => {
-  const dir = Deno.makeTempDirSync();
-  const url = await makeBackup(`${dir}/backup`, changes.slice(0, 6));
-  Deno.symlinkSync(`${dir}/gone/lightningd.sqlite3`, `${dir}/link.sqlite3`);
-  const dangling = await run([url, `${dir}/link.sqlite3`]);
-  assertEquals(dangling.code, 1);
-  assertEquals(dangling.output.stderr, [
-    `Cannot restore backup: "${dir}/link.sqlite3" is a symbolic link to ` +
-    `"${dir}/gone/lightningd.sqlite3", which does not exist: remove the link, or restore to ` +
-    `"${dir}/gone/lightningd.sqlite3" itself`,
-  ]);
+Deno.test(
+  "restore says what a dangling symlink target, a version before the backup and %00 are",
+  inTempDir(async (dir) => {
+    const url = await makeBackup(`${dir}/backup`, changes.slice(0, 6));
+    Deno.symlinkSync(`${dir}/gone/lightningd.sqlite3`, `${dir}/link.sqlite3`);
+    const dangling = await run([url, `${dir}/link.sqlite3`]);
+    assertEquals(dangling.code, 1);
+    assertEquals(dangling.output.stderr, [
+      `Cannot restore backup: "${dir}/link.sqlite3" is a symbolic link to ` +
+      `"${dir}/gone/lightningd.sqlite3", which does not exist: remove the link, or restore to ` +
+      `"${dir}/gone/lightningd.sqlite3" itself`,
+    ]);
 
-  const before = await run([url, `${dir}/zero.sqlite3`, "--to-version", "0"]);
-  assertEquals(before.code, 1);
-  assertEquals(before.output.stderr, [
-    "Cannot restore backup to version 0: it holds versions 1 to 4: choose --to-version from 1 " +
-    "to 4",
-  ]);
+    const before = await run([url, `${dir}/zero.sqlite3`, "--to-version", "0"]);
+    assertEquals(before.code, 1);
+    assertEquals(before.output.stderr, [
+      "Cannot restore backup to version 0: it holds versions 1 to 4: choose --to-version from 1 " +
+      "to 4",
+    ]);
 
-  const nul = await run([`${url}%00`, `${dir}/nul.sqlite3`]);
-  assertEquals(nul.code, 1);
-  assertEquals(nul.output.stderr, [
-    `Cannot use backup URL "${url}%00": its path holds a NUL byte (%00), which no file name ` +
-    `can hold`,
-  ]);
-  assertEquals([...Deno.readDirSync(dir)].map((e) => e.name).sort(), ["backup", "link.sqlite3"]);
-  Deno.removeSync(dir, { recursive: true });
-});
+    const nul = await run([`${url}%00`, `${dir}/nul.sqlite3`]);
+    assertEquals(nul.code, 1);
+    assertEquals(nul.output.stderr, [
+      `Cannot use backup URL "${url}%00": its path holds a NUL byte (%00), which no file name ` +
+      `can hold`,
+    ]);
+    assertEquals([...Deno.readDirSync(dir)].map((e) => e.name).sort(), ["backup", "link.sqlite3"]);
+  }),
+);
 
-Deno.test("restore says where it stopped when the backup ends in bytes that fail their checks", async () => {
-  const dir = Deno.makeTempDirSync();
-  const url = await makeBackup(`${dir}/backup`, changes);
-  const log = `${dir}/backup/log-${"1".padStart(20, "0")}.clnb`;
-  const end = Deno.statSync(log).size;
-  Deno.writeFileSync(log, new Uint8Array(10).fill(9), { append: true });
-  const { code, output } = await run([url, `${dir}/restored.sqlite3`]);
-  assertEquals(code, 0, output.stderr.join("\n"));
-  assertEquals(dataVersion(`${dir}/restored.sqlite3`), 15);
-  assertEquals(output.stdout.length, 4);
-  assertMatch(output.stdout[0], /^Restored ".*" at version 15: /);
-  assertEquals(
-    output.stdout[1],
-    `note: stopped at version 15: the 10 bytes after it, at offset ${end} of "${log}", fail ` +
-      `their checks: a change torn by a crash (never acknowledged, then version 15 is the ` +
-      `node's) or a damaged change 16; if the node's database is at version 16 or later, the ` +
-      `backup is damaged`,
-  );
-  Deno.removeSync(dir, { recursive: true });
-});
+Deno.test(
+  "restore says where it stopped when the backup ends in bytes that fail their checks",
+  inTempDir(async (dir) => {
+    const url = await makeBackup(`${dir}/backup`, changes);
+    const log = `${dir}/backup/log-${"1".padStart(20, "0")}.clnb`;
+    const end = Deno.statSync(log).size;
+    Deno.writeFileSync(log, new Uint8Array(10).fill(9), { append: true });
+    const { code, output } = await run([url, `${dir}/restored.sqlite3`]);
+    assertEquals(code, 0, output.stderr.join("\n"));
+    assertEquals(dataVersion(`${dir}/restored.sqlite3`), 15);
+    assertEquals(output.stdout.length, 4);
+    assertMatch(output.stdout[0], /^Restored ".*" at version 15: /);
+    assertEquals(
+      output.stdout[1],
+      `note: stopped at version 15: the 10 bytes after it, at offset ${end} of "${log}", fail ` +
+        `their checks: a change torn by a crash (never acknowledged, then version 15 is the ` +
+        `node's) or a damaged change 16; if the node's database is at version 16 or later, the ` +
+        `backup is damaged`,
+    );
+  }),
+);
 
-Deno.test("restore names the last block the database had processed, when it has any", async () => {
-  const dir = Deno.makeTempDirSync();
-  try {
+Deno.test(
+  "restore names the last block the database had processed, when it has any",
+  inTempDir(async (dir) => {
     const block = (height: number, version: number) => ({
       version,
       statements: [
@@ -449,14 +470,12 @@ Deno.test("restore names the last block the database had processed, when it has 
     const earlier = await run([url, `${dir}/earlier.sqlite3`, "--to-version", "16"]);
     assertEquals(earlier.code, 0, earlier.output.stderr.join("\n"));
     assert(!earlier.output.stdout.some((line) => line.includes("processed blocks")));
-  } finally {
-    Deno.removeSync(dir, { recursive: true });
-  }
-});
+  }),
+);
 
-Deno.test("restore --also prints the notes a restore of one copy prints", async () => {
-  const dir = Deno.makeTempDirSync();
-  try {
+Deno.test(
+  "restore --also prints the notes a restore of one copy prints",
+  inTempDir(async (dir) => {
     const mirror = await makeBackup(`${dir}/mirror`, changes);
     const copy = await makeBackup(`${dir}/copy`, changes.slice(0, -1));
     const both = await run([mirror, `${dir}/node.sqlite3`, "--also", copy]);
@@ -465,14 +484,12 @@ Deno.test("restore --also prints the notes a restore of one copy prints", async 
       `The other copies: ${copy} at 14`,
       oneAheadNote(15),
     ]);
-  } finally {
-    Deno.removeSync(dir, { recursive: true });
-  }
-});
+  }),
+);
 
-Deno.test("restore --also refuses a copy of another node's backup, newer or not, and writes nothing", async () => {
-  const dir = Deno.makeTempDirSync();
-  try {
+Deno.test(
+  "restore --also refuses a copy of another node's backup, newer or not, and writes nothing",
+  inTempDir(async (dir) => {
     // This node (fresh-start, restart: 1 to 15), and another node's backup (rpc-options: 1 to
     // 222) passed by mistake: newer, so restore would take it.
     const ours = await makeBackup(`${dir}/ours`, changes);
@@ -494,10 +511,8 @@ Deno.test("restore --also refuses a copy of another node's backup, newer or not,
       assertEquals([...Deno.readDirSync(target)], []);
       Deno.removeSync(target);
     }
-  } finally {
-    Deno.removeSync(dir, { recursive: true });
-  }
-});
+  }),
+);
 
 /** A copy of a recorded run's database, in WAL mode when `wal`, as init would snapshot it. */
 function databaseCopy(dir: string, name: Fixture["name"], wal = false): string {
@@ -511,9 +526,9 @@ function databaseCopy(dir: string, name: Fixture["name"], wal = false): string {
   return path;
 }
 
-Deno.test("restore --also tells another node's backup by its snapshot, in WAL mode too", async () => {
-  const dir = Deno.makeTempDirSync();
-  try {
+Deno.test(
+  "restore --also tells another node's backup by its snapshot, in WAL mode too",
+  inTempDir(async (dir) => {
     const ours = await makeBackup(`${dir}/ours`, changes);
     // Another node's backup as init makes one: a snapshot of its database (in WAL mode).
     const database = databaseCopy(dir, RPC_OPTIONS, true);
@@ -528,14 +543,12 @@ Deno.test("restore --also tells another node's backup by its snapshot, in WAL mo
     );
     // Nor is the snapshot it read the node id from left there, or SQLite's -wal or -shm.
     assertEquals([...Deno.readDirSync(target)], []);
-  } finally {
-    Deno.removeSync(dir, { recursive: true });
-  }
-});
+  }),
+);
 
-Deno.test("restore --also refuses a copy that holds no node id", async () => {
-  const dir = Deno.makeTempDirSync();
-  try {
+Deno.test(
+  "restore --also refuses a copy that holds no node id",
+  inTempDir(async (dir) => {
     const ours = await makeBackup(`${dir}/ours`, changes);
     const bare = `${dir}/bare.sqlite3`;
     const db = new DatabaseSync(bare);
@@ -555,14 +568,12 @@ Deno.test("restore --also refuses a copy that holds no node id", async () => {
       `backup alone, without --also`,
     ]);
     assertEquals([...Deno.readDirSync(target)], []);
-  } finally {
-    Deno.removeSync(dir, { recursive: true });
-  }
-});
+  }),
+);
 
-Deno.test("restore --also takes the newest copy of one node, by snapshot or by changes", async () => {
-  const dir = Deno.makeTempDirSync();
-  try {
+Deno.test(
+  "restore --also takes the newest copy of one node, by snapshot or by changes",
+  inTempDir(async (dir) => {
     // A copy made from the node's database at 11 that got no change since (a lagging async
     // copy), one that holds every change, one never written to, and one compacted later on
     // (its snapshot at 479, the newest).
@@ -592,31 +603,29 @@ Deno.test("restore --also takes the newest copy of one node, by snapshot or by c
     assertEquals(newest.code, 0, newest.output.transcript);
     assertMatch(newest.output.stdout[0], new RegExp(`at version 479: .*, from ${compacted}$`));
     assertEquals(dataVersion(`${dir}/at-479.sqlite3`), 479);
-  } finally {
-    Deno.removeSync(dir, { recursive: true });
-  }
-});
+  }),
+);
 
-Deno.test("restore of a v1 file that upgrade converted, and the plugin went on from, is refused", async () => {
-  // The Python plugin's URL (its README's file.bkp) is what an operator wrote down for the day
-  // of a restore. Once upgrade converted it, the node writes to file.bkp.clnb and the v1 file
-  // stays as it was: restoring it gave the old state, "at version N" and no word of the newer
-  // backup; a node started on it broadcasts revoked state.
-  const base = Deno.makeTempDirSync({ prefix: "restore-superseded-" });
-  try {
-    const { PRE_4090_BACKUP } = await import("../../tests/support/fixtures.ts");
-    const { upgrade } = await import("./upgrade.ts");
-    const { openBackend } = await import("../backends/open.ts");
-    Deno.copyFileSync(PRE_4090_BACKUP, `${base}/file.bkp`);
-    assertEquals(await upgrade([`file://${base}/file.bkp`], new BufferedOutput()), 0);
-    const backend = openBackend(`file://${base}/file.bkp.clnb`);
-    await backend.append({
-      version: 47,
-      statements: [
-        "UPDATE vars SET intval = intval + 1 WHERE name = 'data_version' AND intval = 46",
-      ],
-    });
-    backend.close();
+/** A v1 fixture upgraded beside itself, then written to once: the converted is at 47. */
+async function supersededV1(base: string): Promise<void> {
+  Deno.copyFileSync(PRE_4090_BACKUP, `${base}/file.bkp`);
+  assertEquals(await upgrade([`file://${base}/file.bkp`], new BufferedOutput()), 0);
+  const backend = openBackend(`file://${base}/file.bkp.clnb`);
+  await backend.append({
+    version: 47,
+    statements: ["UPDATE vars SET intval = intval + 1 WHERE name = 'data_version' AND intval = 46"],
+  });
+  backend.close();
+}
+
+Deno.test(
+  "restore of a v1 file that upgrade converted, and the plugin went on from, is refused",
+  inTempDir(async (base) => {
+    // The Python plugin's URL (its README's file.bkp) is what an operator wrote down for the day
+    // of a restore. Once upgrade converted it, the node writes to file.bkp.clnb and the v1 file
+    // stays as it was: restoring it gave the old state, "at version N" and no word of the newer
+    // backup; a node started on it broadcasts revoked state.
+    await supersededV1(base);
 
     const refused = await run([`file://${base}/file.bkp`, `${base}/old.sqlite3`]);
     assertEquals(refused.code, 1, refused.output.transcript);
@@ -633,39 +642,14 @@ Deno.test("restore of a v1 file that upgrade converted, and the plugin went on f
     // The converted backup restores as always.
     const current = await run([`file://${base}/file.bkp.clnb`, `${base}/new.sqlite3`]);
     assertEquals(current.code, 0, current.output.transcript);
-  } finally {
-    Deno.removeSync(base, { recursive: true });
-  }
-});
+  }, "restore-superseded-"),
+);
 
-function existsSync(path: string): boolean {
-  try {
-    Deno.statSync(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** A v1 fixture upgraded beside itself, then written to once: the converted is at 47. */
-async function supersededV1(base: string): Promise<void> {
-  const { upgrade } = await import("./upgrade.ts");
-  const { openBackend } = await import("../backends/open.ts");
-  Deno.copyFileSync(PRE_4090_BACKUP, `${base}/file.bkp`);
-  assertEquals(await upgrade([`file://${base}/file.bkp`], new BufferedOutput()), 0);
-  const backend = openBackend(`file://${base}/file.bkp.clnb`);
-  await backend.append({
-    version: 47,
-    statements: ["UPDATE vars SET intval = intval + 1 WHERE name = 'data_version' AND intval = 46"],
-  });
-  backend.close();
-}
-
-Deno.test("restore --to-version of a converted v1 file: a point in time the converted backup holds alike is not refused", async () => {
-  // restoreNewest's rule: "A point in time is the same state in every copy that holds it:
-  // none is lagging." Version 40 of file.bkp is version 40 of file.bkp.clnb.
-  const base = Deno.makeTempDirSync({ prefix: "restore-superseded-to-" });
-  try {
+Deno.test(
+  "restore --to-version of a converted v1 file: a point in time the converted backup holds alike is not refused",
+  inTempDir(async (base) => {
+    // restoreNewest's rule: "A point in time is the same state in every copy that holds it:
+    // none is lagging." Version 40 of file.bkp is version 40 of file.bkp.clnb.
     await supersededV1(base);
     const at40 = await run([
       `file://${base}/file.bkp`,
@@ -675,16 +659,14 @@ Deno.test("restore --to-version of a converted v1 file: a point in time the conv
     ]);
     assertEquals(at40.code, 0, at40.output.transcript);
     assertEquals(dataVersion(`${base}/at40.sqlite3`), 40);
-  } finally {
-    Deno.removeSync(base, { recursive: true });
-  }
-});
+  }, "restore-superseded-to-"),
+);
 
-Deno.test("restore of a converted v1 file whose converted backup is damaged says so, not the old state silently", async () => {
-  // The converted backup, written to since the conversion, fails its checks: the v1 file's
-  // state is older than the node's, and restoring it without a word hands back an old database.
-  const base = Deno.makeTempDirSync({ prefix: "restore-superseded-damaged-" });
-  try {
+Deno.test(
+  "restore of a converted v1 file whose converted backup is damaged says so, not the old state silently",
+  inTempDir(async (base) => {
+    // The converted backup, written to since the conversion, fails its checks: the v1 file's
+    // state is older than the node's, and restoring it without a word hands back an old database.
     await supersededV1(base);
     const log = `${base}/file.bkp.clnb/log-00000000000000000001.clnb`;
     const bytes = Deno.readFileSync(log);
@@ -694,7 +676,5 @@ Deno.test("restore of a converted v1 file whose converted backup is damaged says
     assertEquals(refused.code, 1, refused.output.transcript);
     assertMatch(refused.output.stderr.join("\n"), /file\.bkp\.clnb/);
     assert(!existsSync(`${base}/old.sqlite3`));
-  } finally {
-    Deno.removeSync(base, { recursive: true });
-  }
-});
+  }, "restore-superseded-damaged-"),
+);
