@@ -120,6 +120,57 @@ async function restored(root: string, name: string, url: string): Promise<string
   return dumpDatabase(`${root}/${name}`);
 }
 
+/**
+ * Restores each URL of `urls` alone into `<root>/<name>`, checks each equals the node's
+ * database, and returns the node's dump.
+ */
+async function restoresEqualNode(
+  { root, dir }: Pick<Node, "root" | "dir">,
+  urls: Record<string, string>,
+): Promise<string> {
+  const node = dumpDatabase(`${dir}/lightningd.sqlite3`);
+  for (const [name, url] of Object.entries(urls)) {
+    assertEquals(await restored(root, name, url), node);
+  }
+  return node;
+}
+
+/**
+ * Runs the node to version 6 with both copies, then has the plugin store (and copy) a change 7
+ * the node never commits, as when lightningd stops, and kills the plugin.
+ */
+async function storeUncommitted(
+  { copy, s3, run }: Pick<Node, "copy" | "s3" | "run">,
+): Promise<void> {
+  const first = await run([copy, s3], [SCHEMA, ...notes(0, 5)]);
+  const stored = await first.request("db_write", {
+    data_version: 7,
+    writes: ["INSERT INTO notes (note) VALUES ('never')", bumpStatement(6)],
+  });
+  assertEquals((stored.result as Record<string, unknown>).result, "continue");
+  for (const url of [copy, s3]) await waitFor(first, url, caughtUp(7));
+  await first.kill();
+}
+
+/** Starts the plugin again with S3 refusing every PUT, and runs the node on to 9. */
+async function restartS3Failing(
+  { copy, s3, proxy, run }: Pick<Node, "copy" | "s3" | "proxy" | "run">,
+): Promise<FakeLightningd> {
+  proxy.refuse = (line) => line.startsWith("PUT");
+  const second = await run([copy, s3], notes(5, 3));
+  await waitFor(second, copy, caughtUp(9));
+  await waitFor(second, s3, (s) => s.state === "failing");
+  return second;
+}
+
+/** Checks the node holds no uncommitted change and both copies restore equal to it. */
+async function droppedUncommitted(
+  { root, dir, copy, s3 }: Pick<Node, "root" | "dir" | "copy" | "s3">,
+): Promise<void> {
+  const node = await restoresEqualNode({ root, dir }, { "from-copy": copy, "from-s3": s3 });
+  assert(!node.includes("never"));
+}
+
 const test = rgwTest;
 
 test("async file and S3 copies catch up with the primary and restore equal to the node", async () => {
@@ -130,9 +181,7 @@ test("async file and S3 copies catch up with the primary and restore equal to th
       assertEquals([status.lag_seconds, status.error], [0, null]);
     }
     assertEquals((await lightningd.stop()).code, 0);
-    const node = dumpDatabase(`${dir}/lightningd.sqlite3`);
-    assertEquals(await restored(root, "from-copy", copy), node);
-    assertEquals(await restored(root, "from-s3", s3), node);
+    await restoresEqualNode({ root, dir }, { "from-copy": copy, "from-s3": s3 });
   });
 });
 
@@ -160,7 +209,7 @@ test("an S3 copy that is down never stops the node; its lag shows, and it catche
     proxy.refuse = () => false;
     await waitFor(lightningd, s3, caughtUp(24));
     assertEquals((await lightningd.stop()).code, 0);
-    assertEquals(await restored(root, "from-s3", s3), dumpDatabase(`${dir}/lightningd.sqlite3`));
+    await restoresEqualNode({ root, dir }, { "from-s3": s3 });
   });
 });
 
@@ -181,88 +230,51 @@ test("SIGKILL while the S3 copy is behind, mid catch-up: the next start catches 
     const second = await run([s3, copy], notes(60, 5));
     for (const url of [s3, copy]) await waitFor(second, url, caughtUp(66));
     assertEquals((await second.stop()).code, 0);
-    const node = dumpDatabase(`${dir}/lightningd.sqlite3`);
     // A restore refuses a gap or a change stored twice.
-    assertEquals(await restored(root, "from-s3", s3), node);
-    assertEquals(await restored(root, "from-copy", copy), node);
+    await restoresEqualNode({ root, dir }, { "from-s3": s3, "from-copy": copy });
   });
 });
 
 test("a copy that took a change the node never committed drops it at the next start", async () => {
-  await withNode(async ({ root, dir, copy, s3, run }) => {
-    const first = await run([copy, s3], [SCHEMA, ...notes(0, 5)]);
-    // Stored by the plugin (and copied), never committed by the node: lightningd stopped.
-    const stored = await first.request("db_write", {
-      data_version: 7,
-      writes: ["INSERT INTO notes (note) VALUES ('never')", bumpStatement(6)],
-    });
-    assertEquals((stored.result as Record<string, unknown>).result, "continue");
-    for (const url of [copy, s3]) await waitFor(first, url, caughtUp(7));
-    await first.kill();
+  await withNode(async (node) => {
+    const { copy, s3, run } = node;
+    await storeUncommitted(node);
     // The node is at 6: the primary drops change 7 and stores another change 7.
     const second = await run([copy, s3], notes(5, 3));
     for (const url of [copy, s3]) await waitFor(second, url, caughtUp(9));
     assertEquals((await second.stop()).code, 0);
-    const node = dumpDatabase(`${dir}/lightningd.sqlite3`);
-    assert(!node.includes("never"));
-    assertEquals(await restored(root, "from-copy", copy), node);
-    assertEquals(await restored(root, "from-s3", s3), node);
+    await droppedUncommitted(node);
   });
 });
 
 test("an S3 copy that fails after dropping a change the node never committed drops it again when reopened", async () => {
-  await withNode(async ({ root, dir, copy, s3, proxy, run }) => {
-    const first = await run([copy, s3], [SCHEMA, ...notes(0, 5)]);
-    // Stored by the plugin (and copied), never committed by the node: lightningd stopped.
-    const stored = await first.request("db_write", {
-      data_version: 7,
-      writes: ["INSERT INTO notes (note) VALUES ('never')", bumpStatement(6)],
-    });
-    assertEquals((stored.result as Record<string, unknown>).result, "continue");
-    for (const url of [copy, s3]) await waitFor(first, url, caughtUp(7));
-    await first.kill();
+  await withNode(async (node) => {
+    const { s3, proxy } = node;
+    await storeUncommitted(node);
     // The S3 copy opens (a listing), drops change 7 (on S3 only in the writer's memory: a
     // rewind stores nothing), then fails storing the node's change 7 in its place: it is
     // closed and opened again, and the listing shows the dropped change as the newest.
-    proxy.refuse = (line) => line.startsWith("PUT");
-    const second = await run([copy, s3], notes(5, 3));
-    await waitFor(second, copy, caughtUp(9));
-    await waitFor(second, s3, (s) => s.state === "failing");
+    const second = await restartS3Failing(node);
     proxy.refuse = () => false;
     await waitFor(second, s3, caughtUp(9));
     assertEquals((await second.stop()).code, 0);
-    const node = dumpDatabase(`${dir}/lightningd.sqlite3`);
-    assert(!node.includes("never"));
-    assertEquals(await restored(root, "from-copy", copy), node);
-    assertEquals(await restored(root, "from-s3", s3), node);
+    await droppedUncommitted(node);
   });
 });
 
 test("the plugin stopped while an S3 copy's drop of a change the node never committed is not stored yet: the next start drops it", async () => {
-  await withNode(async ({ root, dir, copy, s3, proxy, run }) => {
-    const first = await run([copy, s3], [SCHEMA, ...notes(0, 5)]);
-    const stored = await first.request("db_write", {
-      data_version: 7,
-      writes: ["INSERT INTO notes (note) VALUES ('never')", bumpStatement(6)],
-    });
-    assertEquals((stored.result as Record<string, unknown>).result, "continue");
-    for (const url of [copy, s3]) await waitFor(first, url, caughtUp(7));
-    await first.kill();
+  await withNode(async (node) => {
+    const { copy, s3, proxy, run } = node;
+    await storeUncommitted(node);
     // The S3 copy drops change 7 in its writer's memory, then stores nothing before the
     // plugin stops: the bucket still shows the dropped change as the newest.
-    proxy.refuse = (line) => line.startsWith("PUT");
-    const second = await run([copy, s3], notes(5, 3));
-    await waitFor(second, copy, caughtUp(9));
-    await waitFor(second, s3, (s) => s.state === "failing");
+    const second = await restartS3Failing(node);
     assertEquals((await second.stop()).code, 0);
     proxy.refuse = () => false;
     const third = await run([copy, s3], notes(8, 2));
     for (const url of [copy, s3]) await waitFor(third, url, caughtUp(11));
     assertEquals((await third.stop()).code, 0);
-    const node = dumpDatabase(`${dir}/lightningd.sqlite3`);
-    assert(!node.includes("never"));
-    assertEquals(await restored(root, "from-copy", copy), node);
-    assertEquals(await restored(root, "from-s3", s3), node);
+    await droppedUncommitted(node);
   });
 });
 
