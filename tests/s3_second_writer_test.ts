@@ -14,7 +14,7 @@ import { bumpStatement } from "./support/statements.ts";
 import type { BackupEntry, Change } from "../lib/backends/backend.ts";
 import { compactS3 } from "../lib/backends/s3/compaction.ts";
 import { createS3Backup } from "../lib/backends/s3/create.ts";
-import { S3Backend } from "../lib/backends/s3/backend.ts";
+import { S3Backend, type S3BackendOptions } from "../lib/backends/s3/backend.ts";
 import { S3BackupReader } from "../lib/backends/s3/reader.ts";
 import { listBackup } from "../lib/backends/s3/layout.ts";
 
@@ -39,6 +39,39 @@ async function newBackup(s: Rgw, dir: string): Promise<string> {
   return url;
 }
 
+/** A backup with no base and no change yet. */
+async function emptyBackup(s: Rgw): Promise<string> {
+  const url = s.url(await s.bucket());
+  await createS3Backup(url, s.credentials, undefined, FAST);
+  return url;
+}
+
+/**
+ * A backup of n1..n3 that a second writer rewound one change, storing "other3" on generation 1
+ * of record 3, then went on with n4; with the options both writers connected with.
+ */
+async function rewoundBackup(s: Rgw): Promise<{ url: string; options: S3BackendOptions }> {
+  const url = await emptyBackup(s);
+  const options = { credentials: s.credentials, policy: FAST, packer: { every: 1000 } };
+  const first = await S3Backend.connect(url, options);
+  for (let v = 1; v <= 3; v++) await first.append({ version: v, statements: [note(`n${v}`)] });
+  first.close();
+  const writer = await S3Backend.connect(url, options);
+  await writer.rewind();
+  await writer.append({ version: 3, statements: [note("other3")] });
+  await writer.append({ version: 4, statements: [note("n4")] });
+  writer.close();
+  return { url, options };
+}
+
+/** Deletes the rewind's generation 1 of record 3; the dropped generation 0 stays. */
+async function deleteRewound(s: Rgw, url: string): Promise<void> {
+  const rewound = (await listBackup(s.client(url))).find((e) =>
+    e.kind === "change" && e.seq === 3 && e.gen === 1
+  )!;
+  await s.client(url).delete(rewound.key);
+}
+
 /** The notes of the changes a restore replays (after the newest base). */
 async function restoredNotes(s: Rgw, url: string): Promise<string[]> {
   const reader = await S3BackupReader.fetch(url, s.credentials, FAST);
@@ -53,10 +86,8 @@ async function restoredNotes(s: Rgw, url: string): Promise<string[]> {
 
 test(
   "S3 second writer: the copy's packer deletes the node's generation it discarded, and a restore mixes the histories",
-  async (s, dir) => {
-    const url = s.url(await s.bucket());
-    void dir;
-    await createS3Backup(url, s.credentials, undefined, FAST);
+  async (s) => {
+    const url = await emptyBackup(s);
     const node = await S3Backend.connect(url, {
       credentials: s.credentials,
       policy: FAST,
@@ -106,25 +137,10 @@ test(
 
 test(
   "S3 second writer: a rewind's generation deleted below the newest is damage (FORMAT.md), not read as the dropped change",
-  async (s, dir) => {
-    void dir;
-    const url = s.url(await s.bucket());
-    await createS3Backup(url, s.credentials, undefined, FAST);
-    const options = { credentials: s.credentials, policy: FAST, packer: { every: 1000 } };
-    const first = await S3Backend.connect(url, options);
-    for (let v = 1; v <= 3; v++) await first.append({ version: v, statements: [note(`n${v}`)] });
-    first.close();
-    const writer = await S3Backend.connect(url, options);
-    await writer.rewind();
-    await writer.append({ version: 3, statements: [note("other3")] });
-    await writer.append({ version: 4, statements: [note("n4")] });
-    writer.close();
+  async (s) => {
+    const { url } = await rewoundBackup(s);
     assertEquals(await restoredNotes(s, url), ["n1", "n2", "other3", "n4"]);
-    // The rewind's generation 1 of record 3 deleted; the dropped generation 0 is still there.
-    const rewound = (await listBackup(s.client(url))).find((e) =>
-      e.kind === "change" && e.seq === 3 && e.gen === 1
-    )!;
-    await s.client(url).delete(rewound.key);
+    await deleteRewound(s, url);
     // docs/FORMAT.md: "Below the newest, the link of the change after it makes that damage,
     // named." A restore of the dropped change under n4 is a mix of two histories.
     const damage = await assertRejects(() => restoredNotes(s, url));
@@ -134,23 +150,9 @@ test(
 
 test(
   "S3 second writer: the packer does not pack a change over a generation its link does not name",
-  async (s, dir) => {
-    void dir;
-    const url = s.url(await s.bucket());
-    await createS3Backup(url, s.credentials, undefined, FAST);
-    const options = { credentials: s.credentials, policy: FAST, packer: { every: 1000 } };
-    const first = await S3Backend.connect(url, options);
-    for (let v = 1; v <= 3; v++) await first.append({ version: v, statements: [note(`n${v}`)] });
-    first.close();
-    const writer = await S3Backend.connect(url, options);
-    await writer.rewind();
-    await writer.append({ version: 3, statements: [note("other3")] });
-    await writer.append({ version: 4, statements: [note("n4")] });
-    writer.close();
-    const rewound = (await listBackup(s.client(url))).find((e) =>
-      e.kind === "change" && e.seq === 3 && e.gen === 1
-    )!;
-    await s.client(url).delete(rewound.key);
+  async (s) => {
+    const { url, options } = await rewoundBackup(s);
+    await deleteRewound(s, url);
     // The next start's packer: packing the dropped change under n4 would hide the damage
     // (a pack says nothing of generations) and the change objects that show it go.
     const logged: string[] = [];
