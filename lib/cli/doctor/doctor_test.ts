@@ -621,17 +621,25 @@ Deno.test("doctor: hsm_secret must exist with mode 0400", () =>
     assertEquals(await doctor(["--lightning-dir", node.dir], new BufferedOutput(), GOOD_SYSTEM), 0);
   }));
 
+/** The node's database size, and a system with `free` bytes that notes each path asked in `asked`. */
+function freeSpace(
+  node: Setup,
+): { size: number; asked: string[]; room: (free: number) => DoctorSystem } {
+  const size = Deno.statSync(`${node.dir}/lightningd.sqlite3`).size;
+  const asked: string[] = [];
+  const room = (free: number): DoctorSystem => ({
+    ...GOOD_SYSTEM,
+    freeBytes: (path) => {
+      asked.push(path);
+      return free;
+    },
+  });
+  return { size, asked, room };
+}
+
 Deno.test("doctor: free space at the backup against the database's size", () =>
   withNode(async (node) => {
-    const size = Deno.statSync(`${node.dir}/lightningd.sqlite3`).size;
-    const asked: string[] = [];
-    const room = (free: number): DoctorSystem => ({
-      ...GOOD_SYSTEM,
-      freeBytes: (path) => {
-        asked.push(path);
-        return free;
-      },
-    });
+    const { size, asked, room } = freeSpace(node);
     expect(
       await runChecks(node.dir, room(size - 1)),
       "free space",
@@ -647,15 +655,7 @@ Deno.test("doctor: free space at the backup against the database's size", () =>
 
 Deno.test("doctor: free space for an S3 or encrypted server backup's compaction in the lightning dir", () =>
   withNode(async (node) => {
-    const size = Deno.statSync(`${node.dir}/lightningd.sqlite3`).size;
-    const asked: string[] = [];
-    const room = (free: number): DoctorSystem => ({
-      ...GOOD_SYSTEM,
-      freeBytes: (path) => {
-        asked.push(path);
-        return free;
-      },
-    });
+    const { size, asked, room } = freeSpace(node);
     writeLockFile(node.dir, { backend_url: "socket:backup.example.org:8700" });
     expect(await runChecks(node.dir, room(0)), "free space", "OK", /remote backup/);
     assertEquals(asked, []);
