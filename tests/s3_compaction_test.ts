@@ -9,17 +9,15 @@ import { DatabaseSync } from "node:sqlite";
 import { assert, assertEquals, assertMatch, assertRejects } from "./support/assert.ts";
 import { dumpDatabase } from "./support/dump.ts";
 import { note, SCHEMA, status, unusual } from "./support/plugin_session.ts";
-import { restoredFromS3, type Rgw, writeCredentials } from "./support/rgw.ts";
+import { restoredFromS3, type Rgw } from "./support/rgw.ts";
+import { connectLogged, s3BackupAtVersion1, withInitS3Node } from "./support/s3_backup.ts";
 import { rgwTestInDir, stopSharedRgwLast } from "./support/shared_rgw.ts";
 import { FakeLightningd, throughLauncher } from "./support/fake_lightningd.ts";
-import { BufferedOutput, makeNodeDir, removeNodeDir } from "./support/cli_testing.ts";
-import { init } from "../lib/cli/init.ts";
 import { bumpStatement } from "./support/statements.ts";
 import type { Change } from "../lib/backends/backend.ts";
 import { compactS3, SCRATCH_DIR } from "../lib/backends/s3/compaction.ts";
 import { S3Compaction } from "../lib/backends/s3/compaction_service.ts";
 import { DEFAULT_POLICY } from "../lib/compact/policy.ts";
-import { createS3Backup } from "../lib/backends/s3/create.ts";
 import { S3Backend } from "../lib/backends/s3/backend.ts";
 import { listBackup } from "../lib/backends/s3/layout.ts";
 
@@ -44,14 +42,7 @@ function nodeDump(dir: string, changes: Change[]): string {
 
 /** A backup of the node at version 1, then `changes` stored by the plugin's writer. */
 async function newBackup(s: Rgw, dir: string, changes: Change[]): Promise<string> {
-  const url = s.url(await s.bucket());
-  const snapshot = `${dir}/snapshot.sqlite3`;
-  const db = new DatabaseSync(snapshot);
-  db.exec(SCHEMA.join(";"));
-  db.exec("UPDATE vars SET intval = 1 WHERE name = 'data_version'");
-  db.close();
-  await createS3Backup(url, s.credentials, { version: 1, path: snapshot }, FAST);
-  Deno.removeSync(snapshot);
+  const url = await s3BackupAtVersion1(s, dir, FAST);
   await append(s, url, changes);
   return url;
 }
@@ -268,12 +259,10 @@ test(
   "S3 compaction: the packer goes on after it, the writer counts as a listing does, and the scratch is emptied",
   async (s, dir) => {
     const url = await newBackup(s, dir, range(2, 10));
-    const logs: string[] = [];
-    const backend = await S3Backend.connect(url, {
+    const { backend, logs } = await connectLogged(url, {
       credentials: s.credentials,
       policy: FAST,
       packer: { every: 4 },
-      log: (level, message) => logs.push(`${level}: ${message}`),
     });
     const scratch = `${dir}/scratch`;
     Deno.mkdirSync(`${scratch}/cln-backup-s3-compact-left`, { recursive: true });
@@ -308,12 +297,7 @@ test(
 );
 
 test("S3 compaction: `backup-compact` in the launcher's plugin, while the node commits", async (s) => {
-  const dir = makeNodeDir("restart");
-  try {
-    writeCredentials(dir, s.credentials);
-    const url = s.url(await s.bucket());
-    const output = new BufferedOutput();
-    assertEquals(await init([url, "--lightning-dir", dir], output), 0, output.transcript);
+  await withInitS3Node(s, async (dir, url) => {
     const lightningd = FakeLightningd.spawn({
       lightningDir: dir,
       ...throughLauncher(dir),
@@ -353,18 +337,11 @@ test("S3 compaction: `backup-compact` in the launcher's plugin, while the node c
       await lightningd.kill().catch(() => {});
     }
     assertEquals(await restoredFromS3(s, url, dir), dumpDatabase(`${dir}/lightningd.sqlite3`));
-  } finally {
-    removeNodeDir(dir);
-  }
+  });
 });
 
 test("S3 compaction: retention, which an S3 backup does not keep, is logged at init and refused by setconfig", async (s) => {
-  const dir = makeNodeDir("restart");
-  try {
-    writeCredentials(dir, s.credentials);
-    const url = s.url(await s.bucket());
-    const output = new BufferedOutput();
-    assertEquals(await init([url, "--lightning-dir", dir], output), 0, output.transcript);
+  await withInitS3Node(s, async (dir) => {
     const lightningd = FakeLightningd.spawn({ lightningDir: dir, ...throughLauncher(dir) });
     try {
       await lightningd.getmanifest();
@@ -391,9 +368,7 @@ test("S3 compaction: retention, which an S3 backup does not keep, is logged at i
     } finally {
       await lightningd.kill().catch(() => {});
     }
-  } finally {
-    removeNodeDir(dir);
-  }
+  });
 });
 
 stopSharedRgwLast();

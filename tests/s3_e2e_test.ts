@@ -8,6 +8,7 @@ import { assert, assertEquals, assertMatch } from "./support/assert.ts";
 import { FakeLightningd, throughLauncher } from "./support/fake_lightningd.ts";
 import { dumpDatabase } from "./support/dump.ts";
 import { writeCredentials } from "./support/rgw.ts";
+import { withInitS3Node } from "./support/s3_backup.ts";
 import { rgwTest, sharedRgw, stopSharedRgwLast } from "./support/shared_rgw.ts";
 import { writeLockFile } from "../lib/backup/lock_file.ts";
 import { BufferedOutput, makeNodeDir, removeNodeDir } from "./support/cli_testing.ts";
@@ -184,12 +185,7 @@ test("the plugin refuses every change when its keys' file may be read by others"
 
 test("the launcher's plugin reads its keys' file and reaches the endpoint only", async () => {
   const s = await sharedRgw({ exportKeys: true });
-  const url = s.url(await s.bucket());
-  const dir = makeNodeDir("restart");
-  try {
-    writeCredentials(dir, s.credentials);
-    const output = new BufferedOutput();
-    assertEquals(await init([url, "--lightning-dir", dir], output), 0, output.transcript);
+  await withInitS3Node(s, async (dir, url) => {
     const launcher = `${dir}/${LAUNCHER_NAME}`;
     const { args } = parseLauncher(Deno.readTextFileSync(launcher))!;
     const real = Deno.realPathSync(dir);
@@ -210,18 +206,12 @@ test("the launcher's plugin reads its keys' file and reaches the endpoint only",
     const restored = `${dir}/../restored.sqlite3`;
     assertEquals(await restore([url, restored], new BufferedOutput()), 0);
     assertEquals(dumpDatabase(restored), dumpDatabase(`${dir}/lightningd.sqlite3`));
-  } finally {
-    removeNodeDir(dir);
-  }
+  });
 });
 
 test("the launcher's plugin without its keys' file says to write it, not to set AWS_*", async () => {
   const s = await sharedRgw({ exportKeys: true });
-  const url = s.url(await s.bucket());
-  const dir = makeNodeDir("restart");
-  try {
-    writeCredentials(dir, s.credentials);
-    assertEquals(await init([url, "--lightning-dir", dir], new BufferedOutput()), 0);
+  await withInitS3Node(s, async (dir) => {
     Deno.removeSync(`${dir}/${CREDENTIALS_FILE}`);
     const lightningd = FakeLightningd.spawn({
       lightningDir: dir,
@@ -238,9 +228,7 @@ test("the launcher's plugin without its keys' file says to write it, not to set 
     } finally {
       await lightningd.kill().catch(() => {});
     }
-  } finally {
-    removeNodeDir(dir);
-  }
+  });
 });
 
 stopSharedRgwLast();

@@ -5,10 +5,10 @@
  *
  * @module
  */
-import { DatabaseSync } from "node:sqlite";
 import { assertEquals, assertMatch, assertRejects } from "./support/assert.ts";
-import { note, SCHEMA } from "./support/plugin_session.ts";
+import { note } from "./support/plugin_session.ts";
 import type { Rgw } from "./support/rgw.ts";
+import { s3BackupAtVersion1 } from "./support/s3_backup.ts";
 import { rgwTestInDir, stopSharedRgwLast } from "./support/shared_rgw.ts";
 import { bumpStatement } from "./support/statements.ts";
 import type { BackupEntry, Change } from "../lib/backends/backend.ts";
@@ -25,19 +25,6 @@ const change = (version: number, text = `n${version}`): Change => ({
   version,
   statements: [note(text), bumpStatement(version - 1)],
 });
-
-/** A backup of a node at version 1 (a base), nothing after it. */
-async function newBackup(s: Rgw, dir: string): Promise<string> {
-  const url = s.url(await s.bucket());
-  const snapshot = `${dir}/snapshot.sqlite3`;
-  const db = new DatabaseSync(snapshot);
-  db.exec(SCHEMA.join(";"));
-  db.exec("UPDATE vars SET intval = 1 WHERE name = 'data_version'");
-  db.close();
-  await createS3Backup(url, s.credentials, { version: 1, path: snapshot }, FAST);
-  Deno.removeSync(snapshot);
-  return url;
-}
 
 /** A backup with no base and no change yet. */
 async function emptyBackup(s: Rgw): Promise<string> {
@@ -117,7 +104,7 @@ test(
 test(
   "S3 second writer: a compaction between the copy's rewind and the node's next change deletes the node's generation",
   async (s, dir) => {
-    const url = await newBackup(s, dir);
+    const url = await s3BackupAtVersion1(s, dir, FAST);
     const options = { credentials: s.credentials, policy: FAST, packer: { every: 1000 } };
     const node = await S3Backend.connect(url, options);
     for (let v = 2; v <= 5; v++) await node.append(change(v));

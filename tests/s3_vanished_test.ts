@@ -11,10 +11,9 @@
 import { assert, assertEquals, assertMatch } from "./support/assert.ts";
 import { FakeLightningd } from "./support/fake_lightningd.ts";
 import { status as pluginStatus } from "./support/plugin_session.ts";
-import { writeCredentials } from "./support/rgw.ts";
+import { withInitS3Node } from "./support/s3_backup.ts";
 import { rgwTestInDir, stopSharedRgwLast } from "./support/shared_rgw.ts";
-import { BufferedOutput, makeNodeDir, removeNodeDir } from "./support/cli_testing.ts";
-import { init } from "../lib/cli/init.ts";
+import { BufferedOutput } from "./support/cli_testing.ts";
 import { status } from "../lib/cli/status.ts";
 import { listBackup } from "../lib/backends/s3/layout.ts";
 import { idKey } from "../lib/backends/s3/keys.ts";
@@ -43,12 +42,7 @@ const STATUS: Record<string, RegExp> = {
 
 for (const [victim, find] of Object.entries(VICTIMS)) {
   test(`S3: ${victim} deleted while the node runs: the next pack finds it, the next change is refused`, async (s) => {
-    const dir = makeNodeDir("restart");
-    try {
-      writeCredentials(dir, s.credentials);
-      const url = s.url(await s.bucket());
-      const output = new BufferedOutput();
-      assertEquals(await init([url, "--lightning-dir", dir], output), 0, output.transcript);
+    await withInitS3Node(s, async (dir, url) => {
       // A loss is believed after three listings, a request's longest retry pause apart.
       writeLockFile(dir, { ...readLockFile(dir), s3_retries: 2, s3_retry_delay_s: 0.05 });
       const node = FakeLightningd.spawn({
@@ -99,19 +93,12 @@ for (const [victim, find] of Object.entries(VICTIMS)) {
       const described = new BufferedOutput();
       assertEquals(await status([url], described), 1);
       assertMatch(described.stderr.join("\n"), STATUS[victim]);
-    } finally {
-      removeNodeDir(dir);
-    }
+    });
   });
 }
 
 test("S3: an object named like the backup's but not one: status reads the backup and names it", async (s) => {
-  const dir = makeNodeDir("restart");
-  try {
-    writeCredentials(dir, s.credentials);
-    const url = s.url(await s.bucket());
-    const output = new BufferedOutput();
-    assertEquals(await init([url, "--lightning-dir", dir], output), 0, output.transcript);
+  await withInitS3Node(s, async (_dir, url) => {
     const client = s.client(url);
     const stray = `${client.url.prefix}pack-notes.txt`;
     await client.put(stray, new Uint8Array(1));
@@ -123,9 +110,7 @@ test("S3: an object named like the backup's but not one: status reads the backup
       ),
       described.transcript,
     );
-  } finally {
-    removeNodeDir(dir);
-  }
+  });
 });
 
 stopSharedRgwLast();

@@ -1,5 +1,6 @@
 import { assert, assertEquals, assertMatch, assertRejects } from "../../../tests/support/assert.ts";
 import { type Rgw } from "../../../tests/support/rgw.ts";
+import { connectLogged } from "../../../tests/support/s3_backup.ts";
 import { rgwTest, sharedRgw, stopSharedRgwLast } from "../../../tests/support/shared_rgw.ts";
 import { S3Backend } from "./backend.ts";
 import { S3BackupReader } from "./reader.ts";
@@ -184,12 +185,10 @@ test("S3: no backup at the URL, a missing bucket, wrong keys: one line each", as
 /** A backup of 30 changes, packed every 4, and the writer's log. */
 async function filled(s: Rgw, url: string) {
   await createS3Backup(url, s.credentials, undefined, FAST);
-  const logs: string[] = [];
-  const backend = await S3Backend.connect(url, {
+  const { backend, logs } = await connectLogged(url, {
     credentials: s.credentials,
     policy: FAST,
     packer: { every: 4 },
-    log: (level, message) => logs.push(`${level}: ${message}`),
   });
   for (let v = 1; v <= 30; v++) await append(backend, v);
   return { backend, logs };
