@@ -6,33 +6,21 @@
  *
  * @module
  */
-import { createHash } from "node:crypto";
 import { assertEquals, assertMatch } from "./support/assert.ts";
 import { type Rgw, writeCredentials } from "./support/rgw.ts";
 import { rgwTestInDir, stopSharedRgwLast } from "./support/shared_rgw.ts";
-import { signRequest } from "../lib/backends/s3/sigv4.ts";
 import { lifecycleCheck } from "../lib/cli/doctor/lifecycle_check.ts";
 import { realSystem } from "../lib/cli/doctor/system.ts";
 import type { CheckResult } from "../lib/cli/doctor/check.ts";
 
 /** Sets the bucket's lifecycle rules, as its owner. */
-export async function putLifecycle(s: Rgw, bucket: string, rules: string): Promise<void> {
-  const body = new TextEncoder().encode(
+export function putLifecycle(s: Rgw, bucket: string, rules: string): Promise<void> {
+  return s.putBucketConfig(
+    bucket,
+    "lifecycle",
     `<LifecycleConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/">${rules}` +
       `</LifecycleConfiguration>`,
   );
-  const url = `${s.endpoint}/${bucket}?lifecycle=`;
-  const headers = await signRequest({
-    method: "PUT",
-    url,
-    headers: { "content-md5": createHash("md5").update(body).digest("base64") },
-    payloadSha256: createHash("sha256").update(body).digest("hex"),
-    keys: s.credentials,
-    region: "us-east-1",
-  });
-  const response = await fetch(url, { method: "PUT", headers, body });
-  const answer = await response.text();
-  if (!response.ok) throw new Error(`PUT ?lifecycle: ${response.status} ${answer}`);
 }
 
 /** A rule: its id, filter, status and action. */

@@ -6,14 +6,12 @@
  * compaction is refused.
  */
 import { DatabaseSync } from "node:sqlite";
-import { createHash } from "node:crypto";
 import { assert, assertEquals, assertRejects } from "./support/assert.ts";
 import { dumpDatabase } from "./support/dump.ts";
 import { note, SCHEMA } from "./support/plugin_session.ts";
 import { bumpStatement } from "./support/statements.ts";
 import { rgwTestInDir, stopSharedRgwLast } from "./support/shared_rgw.ts";
 import type { S3Credentials } from "../lib/backends/s3/client.ts";
-import { signRequest } from "../lib/backends/s3/sigv4.ts";
 import { createS3Backup } from "../lib/backends/s3/create.ts";
 import { S3Backend } from "../lib/backends/s3/backend.ts";
 import { compactS3 } from "../lib/backends/s3/compaction.ts";
@@ -47,20 +45,8 @@ function readmePolicy(
 }
 
 /** Sets the bucket's policy, as its owner. */
-async function putBucketPolicy(s: Rgw, bucket: string, policy: unknown): Promise<void> {
-  const body = new TextEncoder().encode(JSON.stringify(policy));
-  const url = `${s.endpoint}/${bucket}?policy=`;
-  const headers = await signRequest({
-    method: "PUT",
-    url,
-    headers: { "content-md5": createHash("md5").update(body).digest("base64") },
-    payloadSha256: createHash("sha256").update(body).digest("hex"),
-    keys: s.credentials,
-    region: "us-east-1",
-  });
-  const response = await fetch(url, { method: "PUT", headers, body });
-  const answer = await response.text();
-  if (!response.ok) throw new Error(`PUT ?policy: ${response.status} ${answer}`);
+function putBucketPolicy(s: Rgw, bucket: string, policy: unknown): Promise<void> {
+  return s.putBucketConfig(bucket, "policy", JSON.stringify(policy));
 }
 
 /** A second user of the gateway, allowed nothing of its own. */

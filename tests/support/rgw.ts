@@ -8,7 +8,9 @@
  *
  * @module
  */
+import { createHash } from "node:crypto";
 import { S3Client, type S3Credentials } from "../../lib/backends/s3/client.ts";
+import { signRequest } from "../../lib/backends/s3/sigv4.ts";
 import { parseBackupUrl } from "../../lib/backends/url.ts";
 import type { S3Url } from "../../lib/backends/s3/s3_url.ts";
 import { freePort, waitListening } from "./server_process.ts";
@@ -115,6 +117,30 @@ export class Rgw {
     const name = `b${Deno.pid}-${++buckets}`;
     await this.client(this.url(name)).createBucket();
     return name;
+  }
+
+  /**
+   * Sets a bucket's `?lifecycle` or `?policy` to `body`, as its owner, as an operator would:
+   * S3Client has no request for them (the plugin only reads a bucket's configuration).
+   */
+  async putBucketConfig(
+    bucket: string,
+    subresource: "lifecycle" | "policy",
+    body: string,
+  ): Promise<void> {
+    const bytes = new TextEncoder().encode(body);
+    const url = `${this.endpoint}/${bucket}?${subresource}=`;
+    const headers = await signRequest({
+      method: "PUT",
+      url,
+      headers: { "content-md5": createHash("md5").update(bytes).digest("base64") },
+      payloadSha256: createHash("sha256").update(bytes).digest("hex"),
+      keys: this.credentials,
+      region: "us-east-1",
+    });
+    const response = await fetch(url, { method: "PUT", headers, body: bytes });
+    const answer = await response.text();
+    if (!response.ok) throw new Error(`PUT ?${subresource}: ${response.status} ${answer}`);
   }
 
   /** Runs `radosgw-admin` with this cluster's configuration. */
