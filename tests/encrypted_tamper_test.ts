@@ -543,13 +543,27 @@ Deno.test("tamper: every field of a segment header and of key.json is refused in
   });
 });
 
-Deno.test("an encrypted base sealed before bases bound their first log still restores", async () => {
+/**
+ * Runs `fn` on an encrypted backup at `<dir>/backup` of a parent/child database at version 9
+ * (`source`, its base); the temporary `dir` is removed after.
+ */
+async function withParentChildBackup(
+  fn: (backup: { dir: string; path: string; source: string; key: DataKey }) => void | Promise<void>,
+): Promise<void> {
   const dir = Deno.makeTempDirSync({ prefix: "cln-backup-tamper-" });
   try {
     const source = `${dir}/source.sqlite3`;
     parentChildDatabase(source, 9);
     const path = `${dir}/backup`;
     const key = await makeEncryptedBackup(path, { version: 9, path: source });
+    await fn({ dir, path, source, key });
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+}
+
+Deno.test("an encrypted base sealed before bases bound their first log still restores", async () => {
+  await withParentChildBackup(({ dir, path, source, key }) => {
     const base = readChain(path).bases[0];
     assertEquals(base.header.firstLogBound, true);
     sealBaseAsBefore(base.path, key);
@@ -557,18 +571,11 @@ Deno.test("an encrypted base sealed before bases bound their first log still res
     const reader = new FileBackupReader(`file://${path}`, path, { key });
     const restored = restoreBackup(reader, `${dir}/restored.sqlite3`);
     assertEquals(dumpDatabase(restored.path), dumpDatabase(source));
-  } finally {
-    Deno.removeSync(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("tamper: a base's first log moved past a migration's PRAGMA hook does not open", async () => {
-  const dir = Deno.makeTempDirSync({ prefix: "cln-backup-tamper-" });
-  try {
-    const source = `${dir}/source.sqlite3`;
-    parentChildDatabase(source, 9);
-    const path = `${dir}/backup`;
-    const key = await makeEncryptedBackup(path, { version: 9, path: source });
+  await withParentChildBackup(async ({ dir, path, key }) => {
     const writer = FileBackend.open(`file://${path}`, path, { segmentBytes: 1024, key });
     await writer.append({
       version: 10,
@@ -599,7 +606,5 @@ Deno.test("tamper: a base's first log moved past a migration's PRAGMA hook does 
     })();
     assertEquals(children, undefined, "restored with the rebuild cascaded to the children");
     assertMatch(error!, /fails authentication .* at offset 64 of ".*base-0+10\.clnb"/);
-  } finally {
-    Deno.removeSync(dir, { recursive: true });
-  }
+  });
 });
