@@ -134,20 +134,26 @@ async function givenIdentities(
 }
 
 /**
- * The passphrase a file (its first line) or the environment gives, as written and as meant: a
- * file saved with `\r\n` line ends (Windows, or an editor set so) ends its line with `\r`, and
- * so does a variable set from one (`$(cat file)` keeps it); the `\r` is not the passphrase's.
+ * The passphrase a file (its first line) or the environment gives, as meant, and as earlier
+ * versions took it: a file saved with `\r\n` line ends (Windows, or an editor set so) ends its
+ * line with `\r`, and one saved as "UTF-8" by Notepad or PowerShell 5 starts with a byte order
+ * mark (U+FEFF), and so does a variable set from one (`$(cat file)` keeps both); neither is
+ * the passphrase's, nor is either typed on a terminal.
  */
 function passphraseGiven(
   file: string | boolean | undefined,
   variable: string,
   env: EnvReader,
-): { passphrase: string; asWritten: string } | undefined {
+): { passphrase: string; earlier: string[] } | undefined {
   const asWritten = typeof file === "string"
     ? readSecretFile(file, "passphrase", env).split("\n")[0]
     : env.get(variable);
   if (asWritten === undefined) return undefined;
-  return { passphrase: asWritten.replace(/\r$/, ""), asWritten };
+  const marked = asWritten.replace(/\r$/, "");
+  const passphrase = marked.replace(/^\uFEFF/, "");
+  // What the versions that kept the mark, then the `\r` too, wrapped a key for.
+  const earlier = [...new Set([marked, asWritten])].filter((p) => p !== passphrase);
+  return { passphrase, earlier };
 }
 
 /** The passphrase the environment or a file gives; `undefined` when neither does. */
@@ -183,8 +189,8 @@ export async function gatherSecrets(
   const given = passphraseGiven(values["passphrase-file"], PASSPHRASE_ENV, env);
   if (given !== undefined) {
     secrets.push({ passphrase: given.passphrase });
-    // A key wrapped by an earlier cln-backup, which kept the "\r", opens too.
-    if (given.asWritten !== given.passphrase) secrets.push({ passphrase: given.asWritten });
+    // A key wrapped by an earlier cln-backup, which kept the mark or the "\r", opens too.
+    secrets.push(...given.earlier.map((passphrase) => ({ passphrase })));
   }
   if (secrets.length === 0) {
     const typed = await prompt("Passphrase of the backup: ");

@@ -105,6 +105,29 @@ Deno.test("CLN_BACKUP_PASSPHRASE set from a CRLF file: the passphrase is the val
   ]);
 });
 
+Deno.test("a --passphrase-file or CLN_BACKUP_PASSPHRASE with a byte order mark: the passphrase is the text after it", async () => {
+  const dir = Deno.makeTempDirSync({ prefix: "secrets-" });
+  const noPrompt: Prompt = () => Promise.reject(new Error("prompted"));
+  try {
+    // Notepad's and PowerShell 5's "UTF-8" starts the file with U+FEFF, which is not typed.
+    Deno.writeTextFileSync(`${dir}/pass`, "\uFEFFcorrect horse\r\n", { mode: 0o600 });
+    const fileEnv = { get: (name: string) => name === "INIT_CWD" ? dir : undefined };
+    assertEquals(givenPassphrase("pass", PASSPHRASE_ENV, fileEnv), "correct horse");
+    // Unlocking tries it, then what earlier versions wrapped: the mark kept, then the \r too.
+    assertEquals(await gatherSecrets({ "passphrase-file": "pass" }, noPrompt, fileEnv), [
+      { passphrase: "correct horse" },
+      { passphrase: "\uFEFFcorrect horse" },
+      { passphrase: "\uFEFFcorrect horse\r" },
+    ]);
+    const env = {
+      get: (name: string) => name === PASSPHRASE_ENV ? "\uFEFFcorrect horse" : undefined,
+    };
+    assertEquals(givenPassphrase(undefined, PASSPHRASE_ENV, env), "correct horse");
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
 Deno.test("an identity given as --identity's file name: refused without printing it", async () => {
   const dir = Deno.makeTempDirSync({ prefix: "secrets-" });
   const env = { get: (name: string) => name === "INIT_CWD" ? dir : undefined };
