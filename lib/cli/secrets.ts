@@ -232,12 +232,24 @@ export async function checkNewRecipients(action: string, recipients: string[]): 
   }
 }
 
-/** Refuses an empty new passphrase in one line starting with `action`. */
+/**
+ * Refuses an empty new passphrase, or one that is not UTF-8, in one line starting with
+ * `action`. Bytes that are not UTF-8 (a file saved as Latin-1, a terminal set so) read as
+ * U+FFFD, every one alike: the key would be wrapped for that, which the passphrase typed on a
+ * UTF-8 terminal never opens.
+ */
 export function checkNewPassphrase(action: string, passphrase: string | undefined): void {
   if (passphrase === "") {
     throw new Error(
       `${action}: the passphrase is empty: give a long random one (a password manager's, or ` +
         `six or more diceware words); nothing was changed`,
+    );
+  }
+  if (passphrase?.includes("\uFFFD")) {
+    throw new Error(
+      `${action}: the passphrase is not UTF-8 text (a file saved in another encoding, or a ` +
+        `terminal set to one?): what is typed on another terminal would not open the key; ` +
+        `save it as UTF-8, or type it on a UTF-8 terminal; nothing was changed`,
     );
   }
 }

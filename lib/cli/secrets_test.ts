@@ -7,6 +7,7 @@ import {
 } from "../../tests/support/assert.ts";
 import { ageRecipientOf, newAgeIdentity } from "../crypto/primitives.ts";
 import {
+  checkNewPassphrase,
   gatherSecrets,
   givenPassphrase,
   IDENTITY_ENV,
@@ -123,6 +124,26 @@ Deno.test("a --passphrase-file or CLN_BACKUP_PASSPHRASE with a byte order mark: 
       get: (name: string) => name === PASSPHRASE_ENV ? "\uFEFFcorrect horse" : undefined,
     };
     assertEquals(givenPassphrase(undefined, PASSPHRASE_ENV, env), "correct horse");
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("a new passphrase that is not UTF-8 (a Latin-1 file) is refused in one line, not shown", () => {
+  const dir = Deno.makeTempDirSync({ prefix: "secrets-" });
+  const env = { get: (name: string) => name === "INIT_CWD" ? dir : undefined };
+  try {
+    // "café au lait" in Latin-1: its é is no UTF-8, read as U+FFFD, as any such byte is.
+    const bytes = Uint8Array.from([..."caf\xe9 au lait\n"].map((c) => c.charCodeAt(0)));
+    Deno.writeFileSync(`${dir}/latin1`, bytes, { mode: 0o600 });
+    const passphrase = givenPassphrase("latin1", PASSPHRASE_ENV, env);
+    const error = assertThrows(() => checkNewPassphrase("Cannot rekey backup", passphrase));
+    assertMatch(
+      error.message,
+      /^Cannot rekey backup: the passphrase is not UTF-8 text .*; nothing was changed$/,
+    );
+    assert(!error.message.includes("lait"), error.message);
+    checkNewPassphrase("Cannot rekey backup", "café au lait");
   } finally {
     Deno.removeSync(dir, { recursive: true });
   }
