@@ -38,27 +38,41 @@ export const SECRET_HELP =
 /** Asks the operator for a line without echo; `undefined` when there is no terminal. */
 export type Prompt = (question: string) => Promise<string | undefined>;
 
+/**
+ * The line typed on a raw terminal, read a byte at a time from `read` (`Deno.stdin.read`):
+ * up to Enter or the end, Ctrl-C refused, each backspace (DEL, or ^H as some terminals send)
+ * taking back the character before it.
+ */
+export async function readTypedLine(
+  read: (buffer: Uint8Array) => Promise<number | null>,
+): Promise<string> {
+  const bytes: number[] = [];
+  const buffer = new Uint8Array(1);
+  for (;;) {
+    const n = await read(buffer);
+    if (n === null || buffer[0] === 13 || buffer[0] === 10) break;
+    if (buffer[0] === 3) throw new Error("Cannot read the passphrase: interrupted");
+    if (buffer[0] === 127 || buffer[0] === 8) {
+      // A character may be several UTF-8 bytes: its continuation bytes (10xxxxxx), then the
+      // one that starts it. One byte alone left the rest, read as U+FFFD, in the passphrase.
+      while (((bytes.pop() ?? 0) & 0xc0) === 0x80) continue;
+    } else bytes.push(buffer[0]);
+  }
+  return new TextDecoder().decode(new Uint8Array(bytes));
+}
+
 /** Reads a line from the terminal without echoing it. */
 export const terminalPrompt: Prompt = async (question) => {
   if (!Deno.stdin.isTerminal()) return undefined;
   const encoder = new TextEncoder();
   Deno.stderr.writeSync(encoder.encode(question));
   Deno.stdin.setRaw(true);
-  const bytes: number[] = [];
   try {
-    const buffer = new Uint8Array(1);
-    for (;;) {
-      const n = await Deno.stdin.read(buffer);
-      if (n === null || buffer[0] === 13 || buffer[0] === 10) break;
-      if (buffer[0] === 3) throw new Error("Cannot read the passphrase: interrupted");
-      if (buffer[0] === 127) bytes.pop();
-      else bytes.push(buffer[0]);
-    }
+    return await readTypedLine((buffer) => Deno.stdin.read(buffer));
   } finally {
     Deno.stdin.setRaw(false);
     Deno.stderr.writeSync(encoder.encode("\n"));
   }
-  return new TextDecoder().decode(new Uint8Array(bytes));
 };
 
 /**

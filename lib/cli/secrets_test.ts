@@ -13,6 +13,7 @@ import {
   IDENTITY_ENV,
   PASSPHRASE_ENV,
   type Prompt,
+  readTypedLine,
 } from "./secrets.ts";
 
 Deno.test("a relative --passphrase-file is the operator's (deno task's INIT_CWD), a missing one named", () => {
@@ -200,4 +201,24 @@ Deno.test("a passphrase or identity file others may read is refused, naming its 
   } finally {
     Deno.removeSync(dir, { recursive: true });
   }
+});
+
+Deno.test("a backspace on the terminal takes back a whole character, not one byte of it", async () => {
+  /** A terminal that sends `typed`, a byte at a time. */
+  const terminal = (typed: Uint8Array) => {
+    let at = 0;
+    return (buffer: Uint8Array) => {
+      if (at === typed.length) return Promise.resolve(null);
+      buffer[0] = typed[at++];
+      return Promise.resolve(1);
+    };
+  };
+  const utf8 = (text: string) => new TextEncoder().encode(text);
+  const typed = (...parts: (string | number)[]) =>
+    new Uint8Array(parts.flatMap((part) => typeof part === "number" ? [part] : [...utf8(part)]));
+  // "cafè", a backspace (DEL, as most terminals send it), "é", Enter.
+  assertEquals(await readTypedLine(terminal(typed("cafè", 127, "é", 13))), "café");
+  // A 4-byte character taken back whole; ^H, as some terminals send, is a backspace too.
+  assertEquals(await readTypedLine(terminal(typed("pw🔑", 127, "x", 8, "!", 10))), "pw!");
+  assertEquals(await readTypedLine(terminal(typed(127, "a", 13))), "a");
 });
