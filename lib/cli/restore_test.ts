@@ -12,6 +12,9 @@ import { existsSync } from "../fs/exists.ts";
 import { writeLockFile } from "../backup/lock_file.ts";
 import { aloneNote, lastBlockNote, oneAheadNote, restore, RestoreProgress } from "./restore.ts";
 import { upgrade } from "./upgrade.ts";
+import { makeEncryptedBackup, PASSPHRASE } from "../../tests/support/encrypted.ts";
+import { parentChildDatabase } from "../../tests/support/migration.ts";
+import { writeKeyFile } from "../crypto/key_file.ts";
 import { BufferedOutput, makeBackup, recordedChanges } from "../../tests/support/cli_testing.ts";
 
 const changes = recordedChanges(["fresh-start", "restart"]);
@@ -677,4 +680,45 @@ Deno.test(
     assertMatch(refused.output.stderr.join("\n"), /file\.bkp\.clnb/);
     assert(!existsSync(`${base}/old.sqlite3`));
   }, "restore-superseded-damaged-"),
+);
+
+Deno.test(
+  "restore refuses an encrypted backup sealed with another key than the node's backup.key",
+  inTempDir(async (dir) => {
+    const source = `${dir}/source.sqlite3`;
+    parentChildDatabase(source, 9);
+    // The node's own backup, and one a storage holder made for the same secret (an age
+    // recipient is public): both open, only one is the node's.
+    const own = await makeEncryptedBackup(`${dir}/own`, { version: 9, path: source });
+    await makeEncryptedBackup(`${dir}/forged`, { version: 9, path: source });
+    const node = `${dir}/regtest`;
+    Deno.mkdirSync(node);
+    writeKeyFile(node, own);
+    const secret = `${dir}/passphrase`;
+    Deno.writeTextFileSync(secret, PASSPHRASE, { mode: 0o600 });
+    const forged = `file://${dir}/forged`;
+    const refused = await run([forged, node, "--passphrase-file", secret]);
+    assertEquals(refused.code, 1);
+    assertEquals(refused.output.stderr, [
+      `Cannot unlock backup: "${forged}" is sealed with another key than the node restored ` +
+      `into ("${node}/backup.key" holds another): whoever can write the storage could have ` +
+      `put a backup of their own there (an age recipient is public); restore the node's own ` +
+      `backup, or, if this one is meant, into another directory`,
+    ]);
+    assertEquals([...Deno.readDirSync(node)].map((e) => e.name), ["backup.key"]);
+    const restored = await run([`file://${dir}/own`, node, "--passphrase-file", secret]);
+    assertEquals(restored.code, 0, restored.output.stderr.join("\n"));
+    assertEquals(dumpDatabase(`${node}/lightningd.sqlite3`), dumpDatabase(source));
+    // A backup.key that is not one cannot tell: refused, saying so.
+    Deno.removeSync(`${node}/lightningd.sqlite3`);
+    Deno.writeTextFileSync(`${node}/backup.key`, "{}");
+    const unreadable = await run([`file://${dir}/own`, node, "--passphrase-file", secret]);
+    assertEquals(unreadable.output.stderr, [
+      `Cannot unlock backup: "${node}/backup.key" in the node restored into cannot be read as ` +
+      `a key file (not a regular file, not readable by this user, or not cln-backup's): it ` +
+      `tells the node's own backup from another; fix it, or restore into another directory`,
+    ]);
+    // Elsewhere than a node's directory, the forged one restores: nothing there tells.
+    assertEquals((await run([forged, `${dir}/look.sqlite3`, "--passphrase-file", secret])).code, 0);
+  }),
 );

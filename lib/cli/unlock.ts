@@ -8,7 +8,8 @@ import type { BackupReader } from "../backends/backend.ts";
 import { FileBackupReader } from "../backends/file/reader.ts";
 import { CopiedBackupReader } from "../backends/socket/copy_reader.ts";
 import { readChain } from "../format/chain.ts";
-import type { DataKey } from "../crypto/data_key.ts";
+import { type DataKey, keyIdOf, sameBytes } from "../crypto/data_key.ts";
+import { keyFileBytes } from "../crypto/key_file.ts";
 import { UnlockError, unwrapKey, WRAPPED_KEY_NAME, wrapsOf } from "../crypto/wrapped_key.ts";
 import { readWrappedKey } from "../crypto/wrapped_key_file.ts";
 import { gatherSecrets, type Prompt, secretGiven, terminalPrompt } from "./secrets.ts";
@@ -115,14 +116,49 @@ export async function unlockReader(
   if (local instanceof FileBackupReader) {
     local.key = await unlockDir(local.dir, values, prompt, copied ? reader.url : undefined);
   }
-  const encrypted = local instanceof FileBackupReader
-    ? local.key !== undefined
-    : local instanceof S3BackupReader && local.wrapped !== undefined;
+  // The id of the key that opened it (an S3 reader opened its own): none for a plain backup.
+  const keyId = local instanceof FileBackupReader
+    ? local.key?.id
+    : local instanceof S3BackupReader
+    ? local.wrapped?.keyId
+    : undefined;
   // Whoever can write the storage (a server's operator) could put a plain backup in place of
   // an encrypted one: nothing authenticates its records, so it is not taken for one.
-  if (!encrypted && secretGiven(values)) throw plainWithSecret(reader.url);
-  if (!encrypted && nodeKey !== undefined) throw plainForEncryptedNode(reader.url, nodeKey);
+  if (keyId === undefined && secretGiven(values)) throw plainWithSecret(reader.url);
+  if (nodeKey !== undefined) {
+    if (keyId === undefined) throw plainForEncryptedNode(reader.url, nodeKey);
+    refuseOtherKey(reader.url, nodeKey, keyId);
+  }
   return local instanceof FileBackupReader ? local.key : undefined;
+}
+
+/**
+ * Refuses an encrypted backup sealed with another key than the node's `backup.key`: an age
+ * recipient is public, so whoever can write the storage can put a backup of their own there
+ * that the operator's identity opens; the node's key tells its own backup.
+ */
+function refuseOtherKey(url: string, nodeKey: string, keyId: Uint8Array): void {
+  let held: Uint8Array | undefined;
+  try {
+    // Checked before it is read, as the plugin does: a FIFO would hang the restore.
+    if (Deno.lstatSync(nodeKey).isFile) held = keyFileBytes(Deno.readTextFileSync(nodeKey));
+  } catch {
+    // Unreadable: no key to match.
+  }
+  if (held && sameBytes(keyIdOf(held), keyId)) return;
+  if (!held) {
+    throw new UnlockError(
+      `"${nodeKey}" in the node restored into cannot be read as a key file (not a regular ` +
+        `file, not readable by this user, or not cln-backup's): it tells the node's own ` +
+        `backup from another; fix it, or restore into another directory`,
+    );
+  }
+  throw new UnlockError(
+    `"${url}" is sealed with another key than the node restored into ("${nodeKey}" holds ` +
+      `another): whoever can write the storage could have put a backup of their own there ` +
+      `(an age recipient is public); restore the node's own backup, or, if this one is meant, ` +
+      `into another directory`,
+  );
 }
 
 /**
