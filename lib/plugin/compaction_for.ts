@@ -6,13 +6,15 @@
  * Async copies are compacted too, by the same policy on their own sizes, while open and not
  * failing: left alone they would grow without bound, as the backup did before compaction.
  * The primary (`backend_url`) is the one they catch up from after a restart or an outage, so
- * its compaction must keep every change a copy lacks: a file primary folds no further than
- * the copy furthest behind ({@linkcode limitTarget}); an S3 or server primary, which picks
- * its fold point itself, is compacted only when every copy holds its version before the
- * newest. While a copy is not open (before the node's first write, or failing), the primary
- * is not compacted at all: it holds what that copy will need, and `backup-status` says so
- * under `compaction.destinations[0].held`. A copy that fails for good thus keeps the primary
- * from being compacted: remove it from `async_urls`.
+ * its compaction must keep every change a copy lacks, and the last change a copy holds, which
+ * its next start drops and copies again ({@linkcode AsyncCopy.resumesFrom}): a file primary
+ * folds no further than where the copy furthest behind resumes ({@linkcode limitTarget}); an
+ * S3 or server primary, which picks its fold point itself, is compacted only when every copy
+ * resumes at or above its version before the newest. While a copy has not been reached in this
+ * run (before the node's first write, or failing since), the primary is not compacted at all:
+ * it holds what that copy will need, and `backup-status` says so under
+ * `compaction.destinations[0].held`. A copy that fails for good thus keeps the primary from
+ * being compacted past where it stopped: remove it from `async_urls`.
  *
  * @module
  */
@@ -52,13 +54,17 @@ function serviceOf(
   return undefined;
 }
 
-/** The lowest version of the async copies, or why one cannot say (not open). */
+/**
+ * The lowest version an async copy may resume from (its next start drops its last change), or
+ * why one cannot say (not reached yet).
+ */
 function copiesVersion(copies: readonly AsyncCopy[]): number | string {
   let lowest = Infinity;
   for (const copy of copies) {
-    const { version, state } = copy.status();
+    const version = copy.resumesFrom();
     if (version === null) {
-      return `async copy ${copy.url} is ${state}: it may need every change the primary holds`;
+      return `async copy ${copy.url} is ${copy.status().state}: it may need every change ` +
+        `the primary holds`;
     }
     lowest = Math.min(lowest, version);
   }
@@ -115,7 +121,7 @@ function members(
       if (typeof version === "string") return version;
       const { version: top, rewindVersion } = mirror.state();
       if (mirror instanceof FileBackend || version >= (rewindVersion ?? top)) return broken();
-      return `an async copy is at version ${version}, behind the primary's ${
+      return `an async copy may resume from version ${version}, behind the primary's ${
         rewindVersion ?? top
       }: the primary keeps what it lacks until it catches up`;
     };

@@ -211,3 +211,67 @@ Deno.test(
     restoresEqual();
   }),
 );
+
+Deno.test(
+  "an async copy that fails, then restarts: the primary keeps the change the copy drops at its next start",
+  async () => {
+    const root = Deno.makeTempDirSync({ prefix: "multi-compaction-" });
+    createFileBackup(`${root}/primary`);
+    createFileBackup(`${root}/copy`);
+    /** One run of the plugin: the primary, and the copy, whose writes fail while `down`. */
+    const run = () => {
+      const primary = fileBackend(root, "primary");
+      const logs: string[] = [];
+      const state = { down: false };
+      const copy = new AsyncCopy({
+        url: `file://${root}/copy`,
+        open: () => {
+          if (state.down) return Promise.reject(new Error("the copy's disk is gone"));
+          const dest = fileBackend(root, "copy", true);
+          const append = dest.append.bind(dest);
+          dest.append = (change) =>
+            state.down ? Promise.reject(new Error("the copy's disk is gone")) : append(change);
+          return Promise.resolve(dest);
+        },
+        readPrimary: () => Promise.resolve(new FileBackupReader(primary.url, `${root}/primary`)),
+        primaryVersion: () => primary.state().version,
+        log: (_, message) => logs.push(message),
+        maxRetryMs: 20,
+      });
+      const backend = new WithAsyncCopies(primary, [copy]);
+      const until = async (state: string) => {
+        for (let i = 0; i < 300 && copy.status().state !== state; i++) {
+          await new Promise((resolve) => setTimeout(resolve, 10));
+        }
+        assertEquals(copy.status().state, state, logs.join("\n"));
+      };
+      const close = async () => {
+        primary.close();
+        await copy.close();
+      };
+      return { primary, copy, backend, logs, state, until, close };
+    };
+    try {
+      const first = run();
+      for (const change of CHANGES.slice(0, 100)) await first.backend.append(change);
+      await first.until("caught-up");
+      // The copy fails at version 100; the node goes on, and the primary is compacted.
+      first.state.down = true;
+      for (const change of CHANGES.slice(100, 200)) await first.backend.append(change);
+      await first.until("failing");
+      const service = compactionFor(first.backend, root, () => {})!(() => DEFAULT_POLICY);
+      const result = await service.compact() as MultiCompactionResult;
+      assertEquals(result.destinations[0].error, null);
+      await first.close();
+      // The next start: the copy drops its last change, which the primary must still hold.
+      const second = run();
+      for (const change of CHANGES.slice(200)) await second.backend.append(change);
+      await second.until("caught-up");
+      await second.close();
+      const truth = dumpAt(CHANGES, CHANGES.at(-1)!.version);
+      assertEquals(restoredDump(`file://${root}/copy`, root), truth);
+    } finally {
+      Deno.removeSync(root, { recursive: true });
+    }
+  },
+);

@@ -105,6 +105,8 @@ export class AsyncCopy {
   #lastConnection: ConnectionStatus | null = null;
   /** The version the copy held when last open: a copy that is down still shows its lag. */
   #lastVersion: number | null = null;
+  /** See {@linkcode AsyncCopy.resumesFrom}. */
+  #resumesFrom: number | null = null;
   /** Changes appended since the copy last synced. */
   #unflushed = 0;
   #wake: (() => void) | undefined;
@@ -177,6 +179,20 @@ export class AsyncCopy {
       error: this.#error ?? null,
       connection: this.#dest?.state().connection ?? this.#lastConnection,
     };
+  }
+
+  /**
+   * The lowest version the copy may stand at when it is next opened, in this run or the next:
+   * its own, less its last change, which the next start drops (see the module's doc). The
+   * primary must keep every change above it. `null` before the copy is reached in this run.
+   */
+  resumesFrom(): number | null {
+    return this.#resumesFrom;
+  }
+
+  #noteResumesFrom(dest: Backend): void {
+    const { version, rewindVersion } = dest.state();
+    this.#resumesFrom = Math.min(version, rewindVersion ?? version);
   }
 
   /** The destination while it is open. */
@@ -330,6 +346,7 @@ export class AsyncCopy {
             `from async_urls (then add a new one with "cln-backup mirror --async <url>")`,
         );
       }
+      this.#noteResumesFrom(dest);
     } catch (error) {
       dest.close();
       throw error;
@@ -369,6 +386,7 @@ export class AsyncCopy {
     }
     await dest.append(change);
     this.#dropped = undefined;
+    this.#noteResumesFrom(dest);
     if (++this.#unflushed >= FLUSH_EVERY) await this.#flush(dest);
     this.#recovered();
   }
