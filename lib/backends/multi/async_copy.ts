@@ -27,7 +27,8 @@
  * A file copy is written without a sync per change (a sync on the plugin's one thread would
  * hold up the next hook): it syncs off the thread once the queue is drained, every 1,000
  * changes, and at the end of a catch-up, and says it is caught up only after that sync. A
- * power cut before it loses at most what the next start copies again.
+ * power cut before it loses at most what the next start copies again: the primary's
+ * compaction keeps every change above the copy's last sync ({@linkcode AsyncCopy.resumesFrom}).
  *
  * Positions are versions. A change that bumps the version is copied once; a hook without a
  * bump (a migration's `PRAGMA foreign_keys`) repeats its version, so one at the copy's own
@@ -183,8 +184,9 @@ export class AsyncCopy {
 
   /**
    * The lowest version the copy may stand at when it is next opened, in this run or the next:
-   * its own, less its last change, which the next start drops (see the module's doc). The
-   * primary must keep every change above it. `null` before the copy is reached in this run.
+   * what it last synced (a power cut takes what it appended since), less its last change,
+   * which the next start drops (see the module's doc). The primary must keep every change
+   * above it. `null` before the copy is reached in this run.
    */
   resumesFrom(): number | null {
     return this.#resumesFrom;
@@ -346,6 +348,8 @@ export class AsyncCopy {
             `from async_urls (then add a new one with "cln-backup mirror --async <url>")`,
         );
       }
+      // What it holds may not be synced yet (a plugin killed before its copy's sync).
+      await dest.flush?.();
       this.#noteResumesFrom(dest);
     } catch (error) {
       dest.close();
@@ -386,7 +390,6 @@ export class AsyncCopy {
     }
     await dest.append(change);
     this.#dropped = undefined;
-    this.#noteResumesFrom(dest);
     if (++this.#unflushed >= FLUSH_EVERY) await this.#flush(dest);
     this.#recovered();
   }
@@ -396,6 +399,7 @@ export class AsyncCopy {
     if (this.#unflushed === 0) return;
     await dest.flush?.();
     this.#unflushed = 0;
+    this.#noteResumesFrom(dest);
   }
 
   /** Appends every change of the primary's backup that the copy lacks. */
