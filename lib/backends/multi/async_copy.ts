@@ -231,9 +231,10 @@ export class AsyncCopy {
     this.#dest = undefined;
   }
 
+  /** Holds every change the primary holds, synced (a power cut takes what is not). */
   #caughtUp(): boolean {
     return this.#dest !== undefined && this.#queue.length === 0 && !this.#reread &&
-      this.#dest.state().version === this.options.primaryVersion();
+      this.#unflushed === 0 && this.#dest.state().version === this.options.primaryVersion();
   }
 
   #wakeUp(): void {

@@ -92,6 +92,43 @@ Deno.test("AsyncCopy waits for the first change, then copies each one in order",
   }
 });
 
+Deno.test("AsyncCopy shows caught-up only once what it copied is synced", async () => {
+  const sync = Promise.withResolvers<void>();
+  let syncing = false;
+  const t = setUp({
+    open: () => {
+      const backend = openBackend(t.copyUrl, { syncOnClose: true });
+      const flush = backend.flush!.bind(backend);
+      let syncs = 0;
+      // The first sync is the open's, of what the copy found.
+      backend.flush = async () => {
+        if (syncs++ > 0) {
+          syncing = true;
+          await sync.promise;
+        }
+        await flush();
+      };
+      return Promise.resolve(backend);
+    },
+  });
+  try {
+    createFileBackup(`${t.root}/copy`);
+    for (let v = 1; v <= 5; v++) await t.store(change(v));
+    for (let i = 0; i < 400 && !(syncing && t.copy.status().version === 5); i++) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    assertEquals(t.copy.status().version, 5);
+    // Every change appended, none synced: a power cut may take them yet.
+    assertEquals(t.copy.status().state, "behind");
+    sync.resolve();
+    const status = await t.until((s) => s.state === "caught-up");
+    assertEquals([status.version, status.lag_versions], [5, 0]);
+  } finally {
+    sync.resolve();
+    await t.done();
+  }
+});
+
 Deno.test("AsyncCopy catches up from the primary once its queue overflowed", async () => {
   const t = setUp({ queueLimit: 3 });
   try {
