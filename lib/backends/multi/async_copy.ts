@@ -295,6 +295,7 @@ export class AsyncCopy {
   async #step(): Promise<void> {
     const dest = this.#dest ?? await this.#open();
     if (!this.#covered(dest)) await this.#catchUp(dest);
+    this.#recovered();
     while (this.#queue.length > 0 && !this.#closed) {
       const change = this.#queue[0];
       if (!this.#holds(dest, change)) await this.#copy(dest, change);
@@ -357,7 +358,8 @@ export class AsyncCopy {
       throw error;
     }
     this.#dest = dest;
-    this.#recovered();
+    // Still failing until it copies or has nothing to copy: a copy that opens but cannot catch
+    // up (the primary was compacted past it) says so once, not once per try.
     return dest;
   }
 

@@ -243,6 +243,46 @@ Deno.test("AsyncCopy says so when the primary no longer holds the changes it lac
   }
 });
 
+Deno.test("AsyncCopy: a copy that opens but cannot catch up logs one line, not one pair per try", async () => {
+  const root = Deno.makeTempDirSync({ prefix: "async-copy-" });
+  try {
+    // The primary's base at version 5 (as after a compaction), the copy still at 0.
+    Deno.writeFileSync(`${root}/db`, new Uint8Array(4096).fill(1));
+    createFileBackup(`${root}/primary`, { version: 5, path: `${root}/db` });
+    createFileBackup(`${root}/copy`);
+    const primaryUrl = `file://${root}/primary`;
+    const primary = openBackend(primaryUrl);
+    const logs: string[] = [];
+    let opens = 0;
+    const copy = new AsyncCopy({
+      url: `file://${root}/copy`,
+      open: () => (opens++, Promise.resolve(openBackend(`file://${root}/copy`))),
+      readPrimary: () => Promise.resolve(new FileBackupReader(primaryUrl, `${root}/primary`)),
+      primaryVersion: () => primary.state().version,
+      log: (_, message) => logs.push(message),
+      maxRetryMs: 5,
+    });
+    try {
+      await primary.append(change(6));
+      copy.feed(change(6));
+      const states = new Set<string>();
+      for (let i = 0; i < 400 && opens < 5; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 1));
+        if (opens > 1) states.add(copy.status().state);
+      }
+      assert(opens >= 5, `it tried ${opens} times`);
+      assertEquals([...states], ["failing"]);
+      assertEquals(logs.length, 1, logs.join("\n"));
+      assertMatch(logs[0], /failed, the node goes on .*no changes below its snapshot/);
+    } finally {
+      await copy.close();
+      primary.close();
+    }
+  } finally {
+    Deno.removeSync(root, { recursive: true });
+  }
+});
+
 Deno.test("AsyncCopy keeps its destination open while a task runs on it: a failure reopens it only after", async () => {
   const t = setUp();
   try {
