@@ -42,9 +42,10 @@ export function installPlugin(
     else writeLockFile(dir, lock);
     return written;
   } catch (error) {
-    // Once backup.lock names the new backup (its rename is the commit point: only the
-    // directory sync after it failed), undoing would leave it naming nothing.
-    if (lockNames(dir, lock.backend_url)) throw error;
+    // Once backup.lock is the new one (its rename is the commit point: only the directory
+    // sync after it failed), undoing would leave it naming nothing. Its destinations tell:
+    // mirror keeps backend_url and adds a copy.
+    if (lockIs(dir, lock)) throw error;
     if (previous) {
       Deno.writeFileSync(launcherPath, previous);
       Deno.chmodSync(launcherPath, 0o755);
@@ -69,9 +70,10 @@ export function installPlugin(
   }
 }
 
-function lockNames(dir: string, url: string): boolean {
+function lockIs(dir: string, lock: LockFile): boolean {
+  const urls = (l: LockFile) => JSON.stringify([l.backend_url, l.mirror_urls, l.async_urls]);
   try {
-    return readLockFile(dir).backend_url === url;
+    return urls(readLockFile(dir)) === urls(lock);
   } catch {
     return false;
   }

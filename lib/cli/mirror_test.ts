@@ -142,3 +142,21 @@ Deno.test("mirror --async adds an asynchronous copy; the plugin's copy catches u
     removeNodeDir(dir);
   }
 });
+
+Deno.test("mirror that cannot write the launcher removes the copy it made and changes nothing", async () => {
+  const { dir, base, url } = await node();
+  try {
+    // Deno's permission flags cannot name a path with a comma: the launcher cannot grant it.
+    const comma = `file://${base}/sec,ond`;
+    const refused = await run(comma, "--lightning-dir", dir);
+    assertEquals(refused.code, 1);
+    assertMatch(refused.stderr[0], /^Cannot grant access to ".*sec,ond": .* choose a path without/);
+    assertEquals(readLockFile(dir), { backend_url: url, note: 1 }, "backup.lock unchanged");
+    assertEquals([...Deno.readDirSync(base)].some((e) => e.name === "sec,ond"), false);
+    // Nothing is left that a rerun at a good path would trip over.
+    const second = `file://${base}/second`;
+    assertEquals((await run(second, "--lightning-dir", dir)).code, 0);
+  } finally {
+    removeNodeDir(dir);
+  }
+});
