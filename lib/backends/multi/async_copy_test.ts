@@ -205,15 +205,22 @@ Deno.test("AsyncCopy refuses a destination ahead of the primary, naming both ver
   }
 });
 
+/**
+ * In `root`: a primary whose base is at version 5 (as after a compaction) and an empty copy at
+ * `copy`, still at 0; returns the primary, open.
+ */
+function compactedPastCopy(root: string): { primaryUrl: string; primary: Backend } {
+  Deno.writeFileSync(`${root}/db`, new Uint8Array(4096).fill(1));
+  createFileBackup(`${root}/primary`, { version: 5, path: `${root}/db` });
+  createFileBackup(`${root}/copy`);
+  const primaryUrl = `file://${root}/primary`;
+  return { primaryUrl, primary: openBackend(primaryUrl) };
+}
+
 Deno.test("AsyncCopy says so when the primary no longer holds the changes it lacks", async () => {
   const root = Deno.makeTempDirSync({ prefix: "async-copy-" });
   try {
-    // The primary's base at version 5 (as after a compaction), the copy still at 0.
-    Deno.writeFileSync(`${root}/db`, new Uint8Array(4096).fill(1));
-    createFileBackup(`${root}/primary`, { version: 5, path: `${root}/db` });
-    createFileBackup(`${root}/copy`);
-    const primaryUrl = `file://${root}/primary`;
-    const primary = openBackend(primaryUrl);
+    const { primaryUrl, primary } = compactedPastCopy(root);
     const copy = new AsyncCopy({
       url: `file://${root}/copy`,
       open: () => Promise.resolve(openBackend(`file://${root}/copy`)),
@@ -246,12 +253,7 @@ Deno.test("AsyncCopy says so when the primary no longer holds the changes it lac
 Deno.test("AsyncCopy: a copy that opens but cannot catch up logs one line, not one pair per try", async () => {
   const root = Deno.makeTempDirSync({ prefix: "async-copy-" });
   try {
-    // The primary's base at version 5 (as after a compaction), the copy still at 0.
-    Deno.writeFileSync(`${root}/db`, new Uint8Array(4096).fill(1));
-    createFileBackup(`${root}/primary`, { version: 5, path: `${root}/db` });
-    createFileBackup(`${root}/copy`);
-    const primaryUrl = `file://${root}/primary`;
-    const primary = openBackend(primaryUrl);
+    const { primaryUrl, primary } = compactedPastCopy(root);
     const logs: string[] = [];
     let opens = 0;
     const copy = new AsyncCopy({
