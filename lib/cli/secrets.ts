@@ -10,7 +10,7 @@
  * @module
  */
 import { type EnvReader, userPath } from "../fs/user_path.ts";
-import type { Secret } from "../crypto/wrapped_key.ts";
+import { type Secret, UnlockError } from "../crypto/wrapped_key.ts";
 import { explainOsError } from "../fs/os_error.ts";
 import { checkSecretMode } from "../fs/secret_mode.ts";
 import { primitives } from "../crypto/data_key.ts";
@@ -202,9 +202,18 @@ export async function gatherSecrets(
   secrets.push(...identities.map((identity) => ({ identity })));
   const given = passphraseGiven(values["passphrase-file"], PASSPHRASE_ENV, env);
   if (given !== undefined) {
-    secrets.push({ passphrase: given.passphrase });
+    // No key is wrapped for an empty passphrase (init and rekey refuse one).
+    if (given.passphrase !== "") secrets.push({ passphrase: given.passphrase });
     // A key wrapped by an earlier cln-backup, which kept the mark or the "\r", opens too.
     secrets.push(...given.earlier.map((passphrase) => ({ passphrase })));
+    if (secrets.length === 0) {
+      const where = typeof values["passphrase-file"] === "string"
+        ? `the first line of "${values["passphrase-file"]}"`
+        : PASSPHRASE_ENV;
+      throw new UnlockError(
+        `the passphrase given is empty (${where}): give the backup's passphrase`,
+      );
+    }
   }
   if (secrets.length === 0) {
     const typed = await prompt("Passphrase of the backup: ");

@@ -222,3 +222,31 @@ Deno.test("a backspace on the terminal takes back a whole character, not one byt
   assertEquals(await readTypedLine(terminal(typed("pw🔑", 127, "x", 8, "!", 10))), "pw!");
   assertEquals(await readTypedLine(terminal(typed(127, "a", 13))), "a");
 });
+
+Deno.test("an empty passphrase given is named as such, not tried as a wrong one", async () => {
+  const env = (value: string) => ({
+    get: (name: string) => name === PASSPHRASE_ENV ? value : undefined,
+  });
+  const noPrompt: Prompt = () => Promise.reject(new Error("prompted"));
+  await assertRejects(
+    () => gatherSecrets({}, noPrompt, env("")),
+    /^Cannot unlock backup: the passphrase given is empty \(CLN_BACKUP_PASSPHRASE\): give the backup's passphrase$/,
+  );
+  const dir = Deno.makeTempDirSync({ prefix: "secrets-" });
+  try {
+    Deno.writeTextFileSync(`${dir}/pass`, "\n", { mode: 0o600 });
+    await assertRejects(
+      () => gatherSecrets({ "passphrase-file": `${dir}/pass` }, noPrompt, env("x")),
+      /the passphrase given is empty \(the first line of ".*\/pass"\)/,
+    );
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+  // Beside an identity, the empty variable is passed over: the identity may open the key.
+  const identity = await newAgeIdentity();
+  const both = {
+    get: (name: string) =>
+      name === PASSPHRASE_ENV ? "" : name === IDENTITY_ENV ? identity : undefined,
+  };
+  assertEquals(await gatherSecrets({}, noPrompt, both), [{ identity }]);
+});
