@@ -98,9 +98,11 @@ export class MultiBackend implements Backend {
       states.filter((s) => s.version === top.version).map((s) => s.rewindVersion),
     );
     // A destination that knows it will refuse the next change (an S3 backup that lost
-    // objects): under "stop" that change stops the node, so the backup says so now.
+    // objects): under "stop" that change stops the node, and under "degrade" too when no
+    // destination left would take it, so the backup says so now.
     const refusing = live.filter((m) => m.state().failure !== undefined);
-    const failure = this.onFailure === "stop" && refusing.length > 0
+    const stops = this.onFailure === "stop" || refusing.length === live.length;
+    const failure = stops && refusing.length > 0
       ? refusing.map((m) => `${m.url}: ${m.state().failure}`).join("; ")
       : undefined;
     return {

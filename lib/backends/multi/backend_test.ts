@@ -141,3 +141,32 @@ Deno.test("MultiBackend: a destination that will refuse the next change says so 
     Deno.removeSync(root, { recursive: true });
   }
 });
+
+Deno.test("MultiBackend: under degrade, a destination that will refuse the next change, and is the last to go on, says so", async () => {
+  const root = Deno.makeTempDirSync({ prefix: "multi-backend-" });
+  const [a, b] = fileBackends(root, ["a", "b"]);
+  try {
+    const why = "the backup in s3://bucket/node lost objects: records 3-5";
+    /** `backend`, until `lost` is set: then it refuses every change, and says so beforehand. */
+    const losing = (backend: Backend, lost: { now: boolean }): Backend => ({
+      ...failing(backend),
+      state: () => ({ ...backend.state(), ...(lost.now ? { failure: why } : {}) }),
+      append: (change) => lost.now ? Promise.reject(new Error(why)) : backend.append(change),
+    });
+    // Both refuse the next change: under degrade too, it stops the node.
+    const both = new MultiBackend([losing(a, { now: true }), losing(b, { now: true })], "degrade");
+    assertEquals(both.state().failure, `${a.url}: ${why}; ${b.url}: ${why}`);
+    await assertRejects(() => both.append(CHANGES[0]), /lost objects/);
+    // The other one failed and gets no more changes: the one left refuses the next change.
+    const lost = { now: false };
+    const degraded = new MultiBackend([losing(a, lost), failing(b)], "degrade");
+    await degraded.append(CHANGES[0]);
+    assertEquals(degraded.state().failure, undefined);
+    lost.now = true;
+    assertEquals(degraded.state().failure, `${a.url}: ${why}`);
+    await assertRejects(() => degraded.append(CHANGES[1]), /lost objects/);
+  } finally {
+    for (const backend of [a, b]) backend.close();
+    Deno.removeSync(root, { recursive: true });
+  }
+});
