@@ -35,40 +35,52 @@ export const SECRET_HELP =
   otherwise, on a terminal, it asks for the passphrase. A FILE others may read is refused
   (chmod 600 it); a pipe, such as <(pass show ...), is taken.`;
 
-/** Asks the operator for a line without echo; `undefined` when there is no terminal. */
-export type Prompt = (question: string) => Promise<string | undefined>;
+/**
+ * Asks the operator for a line without echo; `undefined` when there is no terminal. The line
+ * as earlier versions read the same keys, when it differs, goes into `earlier`.
+ */
+export type Prompt = (question: string, earlier?: string[]) => Promise<string | undefined>;
 
 /**
  * The line typed on a raw terminal, read a byte at a time from `read` (`Deno.stdin.read`):
  * up to Enter or the end, Ctrl-C refused, each backspace (DEL, or ^H as some terminals send)
- * taking back the character before it.
+ * taking back the character before it. The line as earlier versions read it (DEL took back
+ * one byte, ^H was kept), which a key they wrapped is wrapped for, goes into `earlier` when
+ * it differs.
  */
 export async function readTypedLine(
   read: (buffer: Uint8Array) => Promise<number | null>,
+  earlier?: string[],
 ): Promise<string> {
   const bytes: number[] = [];
+  const asEarlier: number[] = [];
   const buffer = new Uint8Array(1);
   for (;;) {
     const n = await read(buffer);
     if (n === null || buffer[0] === 13 || buffer[0] === 10) break;
     if (buffer[0] === 3) throw new Error("Cannot read the passphrase: interrupted");
+    if (buffer[0] === 127) asEarlier.pop();
+    else asEarlier.push(buffer[0]);
     if (buffer[0] === 127 || buffer[0] === 8) {
       // A character may be several UTF-8 bytes: its continuation bytes (10xxxxxx), then the
       // one that starts it. One byte alone left the rest, read as U+FFFD, in the passphrase.
       while (((bytes.pop() ?? 0) & 0xc0) === 0x80) continue;
     } else bytes.push(buffer[0]);
   }
-  return new TextDecoder().decode(new Uint8Array(bytes));
+  const line = new TextDecoder().decode(new Uint8Array(bytes));
+  const earlierLine = new TextDecoder().decode(new Uint8Array(asEarlier));
+  if (earlierLine !== line) earlier?.push(earlierLine);
+  return line;
 }
 
 /** Reads a line from the terminal without echoing it. */
-export const terminalPrompt: Prompt = async (question) => {
+export const terminalPrompt: Prompt = async (question, earlier) => {
   if (!Deno.stdin.isTerminal()) return undefined;
   const encoder = new TextEncoder();
   Deno.stderr.writeSync(encoder.encode(question));
   Deno.stdin.setRaw(true);
   try {
-    return await readTypedLine((buffer) => Deno.stdin.read(buffer));
+    return await readTypedLine((buffer) => Deno.stdin.read(buffer), earlier);
   } finally {
     Deno.stdin.setRaw(false);
     Deno.stderr.writeSync(encoder.encode("\n"));
@@ -216,8 +228,11 @@ export async function gatherSecrets(
     }
   }
   if (secrets.length === 0) {
-    const typed = await prompt("Passphrase of the backup: ");
+    const earlier: string[] = [];
+    const typed = await prompt("Passphrase of the backup: ", earlier);
     if (typed !== undefined) secrets.push({ passphrase: typed });
+    // A key wrapped by an earlier cln-backup for what it read of the same keys opens too.
+    secrets.push(...earlier.map((passphrase) => ({ passphrase })));
   }
   return secrets;
 }

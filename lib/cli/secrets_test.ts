@@ -250,3 +250,41 @@ Deno.test("an empty passphrase given is named as such, not tried as a wrong one"
   };
   assertEquals(await gatherSecrets({}, noPrompt, both), [{ identity }]);
 });
+
+Deno.test("a passphrase typed with a backspace also opens a key earlier versions wrapped for it, read a byte at a time", async () => {
+  const typed = (...parts: (string | number)[]) =>
+    new Uint8Array(
+      parts.flatMap((part) =>
+        typeof part === "number" ? [part] : [...new TextEncoder().encode(part)]
+      ),
+    );
+  /** The prompt of a terminal on which `keys` are typed. */
+  const terminal = (keys: Uint8Array): Prompt => (_question, earlier) => {
+    let at = 0;
+    return readTypedLine((buffer) => {
+      if (at === keys.length) return Promise.resolve(null);
+      buffer[0] = keys[at++];
+      return Promise.resolve(1);
+    }, earlier);
+  };
+  // Earlier versions took back one byte of "è" (leaving U+FFFD) and kept ^H in the line: an
+  // init typed so wrapped the key for that, and the same keys must still open it.
+  assertEquals(
+    await gatherSecrets({}, terminal(typed("cafè", 127, "é", 13)), { get: () => undefined }),
+    [
+      { passphrase: "café" },
+      { passphrase: "caf\uFFFDé" },
+    ],
+  );
+  assertEquals(
+    await gatherSecrets({}, terminal(typed("pw", 8, "x", 13)), { get: () => undefined }),
+    [
+      { passphrase: "px" },
+      { passphrase: "pw\bx" },
+    ],
+  );
+  // Nothing taken back: one reading.
+  assertEquals(await gatherSecrets({}, terminal(typed("café", 13)), { get: () => undefined }), [
+    { passphrase: "café" },
+  ]);
+});
