@@ -238,6 +238,7 @@ Deno.test("an encrypted init killed before backup.lock is finished by a rerun gi
       refused.stderr[0],
       /which an interrupted init left, is not this init's: its key does not open: .*; give the one the interrupted init was given/,
     );
+    assertEquals(refused.stderr[0].match(/Cannot /g)?.length, 1, "one line, one prefix");
     assertEquals(Deno.readTextFileSync(`${dir}/backup.key`), key);
     const output = new BufferedOutput();
     assertEquals(await init(args(right), output), 0, output.transcript);

@@ -78,7 +78,9 @@ export async function whyNotOpened(
     await unlockDir(dir, values, prompt);
   } catch (error) {
     if (!(error instanceof UnlockError)) throw error;
-    return `its key does not open: ${error.message}; ${redo}`;
+    // The reason alone: this init's own line says what it could not do.
+    const why = error.message.replace(/^Cannot unlock backup: /, "");
+    return `its key does not open: ${why}; ${redo}`;
   }
   return undefined;
 }
