@@ -3,6 +3,7 @@ import { server } from "./server.ts";
 import { serverRootUrl } from "./server_args.ts";
 import { pathToFileURL } from "node:url";
 import { BufferedOutput } from "../../tests/support/cli_testing.ts";
+import { existsSync } from "../fs/exists.ts";
 
 Deno.test("server node commands: a relative root is the operator's, a missing one is named", async () => {
   const dir = Deno.makeTempDirSync({ prefix: "server-cli-" });
@@ -130,8 +131,16 @@ Deno.test("server add-node refuses a root of another user, whose server could no
       `running as the root's owner, could not read a key made here, so none was: run ` +
       `"server add-node" as that user (sudo -u "#4321" ...)`,
     ]);
-    // Nothing is left of it: the same add-node as the right user goes in.
+    // Nothing is left of it: the same add-node as the right user goes in. Not even `nodes`,
+    // which, this user's and 0700, would keep that user out of the root.
+    assertEquals(existsSync(`${dir}/nodes`), false, "nodes/ left behind");
+
+    // A root that has nodes already keeps its `nodes` and gets no node directory.
+    Deno.mkdirSync(`${dir}/nodes`, { mode: 0o700 });
+    Deno.chownSync(`${dir}/nodes`, 4321, 4321);
+    assertEquals(await server(["add-node", dir, "alice"], new BufferedOutput()), 1);
     assertEquals([...Deno.readDirSync(`${dir}/nodes`)], []);
+    assertEquals(Deno.statSync(`${dir}/nodes`).uid, 4321);
   } finally {
     Deno.removeSync(dir, { recursive: true });
   }

@@ -101,6 +101,9 @@ export class NodeRegistry {
   add(name: string): string {
     const dir = this.#dir(name);
     NodeRegistry.checkNotOneBackup(this.root, "node", name);
+    // Removed with the key when refused: left, this user's and 0700, it would keep the
+    // root's owner (the server, and add-node run as it) out of every node.
+    const madeNodes = !NodeRegistry.isRoot(this.root);
     Deno.mkdirSync(`${this.root}/nodes`, { recursive: true, mode: 0o700 });
     let madeDir = false;
     try {
@@ -123,7 +126,8 @@ export class NodeRegistry {
     const owner = Deno.statSync(this.root).uid;
     const made = Deno.statSync(`${dir}/key`).uid;
     if (owner !== null && made !== null && owner !== made) {
-      Deno.removeSync(madeDir ? dir : `${dir}/key`, { recursive: true });
+      const left = madeNodes ? `${this.root}/nodes` : madeDir ? dir : `${dir}/key`;
+      Deno.removeSync(left, { recursive: true });
       throw new Error(
         `"${this.root}" belongs to user ${owner}, and this runs as user ${made}: the server, ` +
           `running as the root's owner, could not read a key made here, so none was: run ` +
