@@ -258,3 +258,39 @@ Deno.test("server --log-mode systemd: a refusal at start carries the error prior
     Deno.removeSync(dir, { recursive: true });
   }
 });
+
+Deno.test("server names a TLS certificate and key that do not go together as such, not as the address", async () => {
+  const dir = Deno.makeTempDirSync({ prefix: "server-cli-" });
+  const other = Deno.makeTempDirSync({ prefix: "server-cli-" });
+  try {
+    assertEquals(await server(["add-node", dir, "alice"], new BufferedOutput()), 0);
+    assertEquals(await server(["init-tls", dir], new BufferedOutput()), 0);
+    assertEquals(await server(["init-tls", other], new BufferedOutput()), 0);
+    const serve = async () => {
+      const output = new BufferedOutput();
+      assertEquals(await server([`file://${dir}`, "127.0.0.1:0"], output), 1, output.transcript);
+      assertEquals(output.stdout, []);
+      assertEquals(output.stderr.length, 1);
+      return output.stderr[0];
+    };
+    // Another root's key, as a restore from the wrong copy leaves it.
+    Deno.copyFileSync(`${other}/tls.key`, `${dir}/tls.key`);
+    assertMatch(
+      await serve(),
+      /^Cannot serve backup: the TLS key ".*\/tls\.key" is not the certificate's \(".*\/tls\.crt"\): put back the key it was made with, or move both away and run "server init-tls .*" \(nodes then pin its new fingerprint\)$/,
+    );
+    Deno.writeTextFileSync(`${dir}/tls.crt`, "garbage");
+    assertMatch(
+      await serve(),
+      /^Cannot serve backup: the TLS certificate ".*\/tls\.crt" does not load: .*: tls\.crt must hold a PEM certificate and tls\.key its PEM private key \(server init-tls makes both\)$/,
+    );
+    Deno.removeSync(`${dir}/tls.key`);
+    assertMatch(
+      await serve(),
+      /^Cannot serve backup: the TLS certificate ".*\/tls\.crt" has no key beside it, ".*\/tls\.key": put back the key it was made with, or move it away and run "server init-tls .*" \(nodes then pin its new fingerprint\)$/,
+    );
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+    Deno.removeSync(other, { recursive: true });
+  }
+});

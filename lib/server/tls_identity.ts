@@ -11,6 +11,7 @@ import { existsSync } from "../fs/exists.ts";
 import { hex } from "../crypto/data_key.ts";
 import { writeFileDurably } from "../fs/durable.ts";
 import { checkSecretMode } from "../fs/secret_mode.ts";
+import { checkIdentity } from "./tls_listener.ts";
 
 export const TLS_CERT_NAME = "tls.crt";
 export const TLS_KEY_NAME = "tls.key";
@@ -34,13 +35,39 @@ export async function fingerprint(pem: string): Promise<string> {
   return `sha256:${hex(new Uint8Array(await crypto.subtle.digest("SHA-256", der)))}`;
 }
 
-/** The identity in `root`, or `undefined` when it has none. */
+/**
+ * The identity in `root`, or `undefined` when it has none. One that cannot serve (no key, a
+ * key others may read, a file that does not load, a key not the certificate's) throws, in
+ * words about those files: thrown from the listener, it read as a fault of the address.
+ */
 export function loadTlsIdentity(root: string): TlsIdentity | undefined {
+  const action = "Cannot serve backup";
   const certPath = join(root, TLS_CERT_NAME);
   if (!existsSync(certPath)) return undefined;
   const keyPath = join(root, TLS_KEY_NAME);
-  checkSecretMode("the TLS key", keyPath, "Cannot serve backup");
-  return { cert: Deno.readTextFileSync(certPath), key: Deno.readTextFileSync(keyPath) };
+  const replace = `or move ${existsSync(keyPath) ? "both" : "it"} away and run "server ` +
+    `init-tls ${root}" (nodes then pin its new fingerprint)`;
+  if (!existsSync(keyPath)) {
+    throw new Error(
+      `${action}: the TLS certificate "${certPath}" has no key beside it, "${keyPath}": put ` +
+        `back the key it was made with, ${replace}`,
+    );
+  }
+  checkSecretMode("the TLS key", keyPath, action);
+  const identity = { cert: Deno.readTextFileSync(certPath), key: Deno.readTextFileSync(keyPath) };
+  try {
+    checkIdentity(identity.cert, identity.key, { cert: certPath, key: keyPath });
+  } catch (error) {
+    const message = (error as Error).message;
+    throw new Error(
+      `${action}: ${message}: ` +
+        (/ is not the certificate's/.test(message)
+          ? `put back the key it was made with, ${replace}`
+          : `${TLS_CERT_NAME} must hold a PEM certificate and ${TLS_KEY_NAME} its PEM private ` +
+            `key (server init-tls makes both)`),
+    );
+  }
+  return identity;
 }
 
 /**

@@ -163,24 +163,34 @@ function lost(error: unknown): Error {
 }
 
 /**
- * Throws when `cert` or `key` does not load, or `key` is not `cert`'s: the server stops before
- * it listens (node:tls would only fail each handshake).
+ * Throws when `cert` or `key` does not load, or `key` is not `cert`'s, naming their files
+ * when `paths` are given: the server stops before it listens (node:tls would only fail each
+ * handshake).
  */
-function checkIdentity(cert: string, key: string): void {
+export function checkIdentity(
+  cert: string,
+  key: string,
+  paths?: { cert: string; key: string },
+): void {
+  const at = (path: string | undefined) => path === undefined ? "" : ` "${path}"`;
   let certificate: X509Certificate;
   let privateKey: ReturnType<typeof createPrivateKey>;
   try {
     certificate = new X509Certificate(cert);
   } catch (error) {
-    throw new Error(`the TLS certificate does not load: ${(error as Error).message}`);
+    throw new Error(
+      `the TLS certificate${at(paths?.cert)} does not load: ${(error as Error).message}`,
+    );
   }
   try {
     privateKey = createPrivateKey(key);
   } catch (error) {
-    throw new Error(`the TLS key does not load: ${(error as Error).message}`);
+    throw new Error(`the TLS key${at(paths?.key)} does not load: ${(error as Error).message}`);
   }
   if (!certificate.checkPrivateKey(privateKey)) {
-    throw new Error("the TLS key is not the certificate's");
+    throw new Error(
+      `the TLS key${at(paths?.key)} is not the certificate's${paths ? ` ("${paths.cert}")` : ""}`,
+    );
   }
 }
 
