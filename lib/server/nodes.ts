@@ -9,6 +9,7 @@
 import { KEY_BYTES, keyFromText, keyToText, randomBytes } from "../wire/handshake.ts";
 import { exposedSecretFile } from "../fs/secret_mode.ts";
 import { readLayout } from "../format/layout.ts";
+import { syncDir, writeAll } from "../fs/durable.ts";
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
 
@@ -122,7 +123,13 @@ export class NodeRegistry {
       }
     }
     const key = keyToText(randomBytes(KEY_BYTES));
-    Deno.writeTextFileSync(`${dir}/key`, `${key}\n`, { mode: 0o600, createNew: true });
+    const file = Deno.openSync(`${dir}/key`, { write: true, createNew: true, mode: 0o600 });
+    try {
+      writeAll(file, new TextEncoder().encode(`${key}\n`));
+      file.syncSync();
+    } finally {
+      file.close();
+    }
     const owner = Deno.statSync(this.root).uid;
     const made = Deno.statSync(`${dir}/key`).uid;
     if (owner !== null && made !== null && owner !== made) {
@@ -134,6 +141,9 @@ export class NodeRegistry {
           `"server add-node" as that user (sudo -u "#${owner}" ...)`,
       );
     }
+    // Durable before it is printed, once: lost to a crash, it would leave the node a
+    // credential that matches no key.
+    for (const made of [dir, `${this.root}/nodes`, this.root]) syncDir(made);
     return key;
   }
 
@@ -211,6 +221,8 @@ export class NodeRegistry {
       if (!(error instanceof Deno.errors.NotFound)) throw error;
       throw new Error(`there is no node "${name}": "server list-nodes" shows them`);
     }
+    // Durable before it is said done: a revoked key back after a crash lets its node in.
+    syncDir(this.#dir(name));
     return this.backupDir(name);
   }
 }

@@ -1,0 +1,50 @@
+import { assert, assertEquals } from "../../tests/support/assert.ts";
+import { NodeRegistry } from "./nodes.ts";
+
+/** The paths `run` fsyncs (files and directories alike), in order. */
+function syncedBy(run: () => void): string[] {
+  const synced: string[] = [];
+  const paths = new WeakMap<Deno.FsFile, string>();
+  const openSync = Deno.openSync;
+  const { syncSync, syncDataSync } = Deno.FsFile.prototype;
+  Deno.openSync = (path, options) => {
+    const file = openSync(path, options);
+    paths.set(file, String(path));
+    return file;
+  };
+  Deno.FsFile.prototype.syncSync = function () {
+    synced.push(paths.get(this) ?? "?");
+    return syncSync.call(this);
+  };
+  Deno.FsFile.prototype.syncDataSync = function () {
+    synced.push(paths.get(this) ?? "?");
+    return syncDataSync.call(this);
+  };
+  try {
+    run();
+  } finally {
+    Deno.openSync = openSync;
+    Object.assign(Deno.FsFile.prototype, { syncSync, syncDataSync });
+  }
+  return synced;
+}
+
+Deno.test("a node's key is durable before add-node prints it, and its removal before remove-node says so", () => {
+  const root = Deno.makeTempDirSync({ prefix: "nodes-" });
+  try {
+    const nodes = new NodeRegistry(root);
+    // Printed once: lost to a crash, the node's credential would match no key; the file
+    // comes back empty at worst (ext4's delayed allocation), and the node is refused.
+    const added = syncedBy(() => nodes.add("alice"));
+    for (const path of [`${root}/nodes/alice/key`, `${root}/nodes/alice`, `${root}/nodes`]) {
+      assert(added.includes(path), `${path} not synced: ${JSON.stringify(added)}`);
+    }
+    assertEquals(Deno.statSync(`${root}/nodes/alice/key`).mode! & 0o777, 0o600);
+    // A revoked key back after a crash would let the node it was taken from in again.
+    const removed = syncedBy(() => nodes.remove("alice"));
+    assert(removed.includes(`${root}/nodes/alice`), `not synced: ${JSON.stringify(removed)}`);
+    assertEquals(nodes.key("alice"), undefined);
+  } finally {
+    Deno.removeSync(root, { recursive: true });
+  }
+});
