@@ -43,7 +43,7 @@ export function readCredential(path: string, action = "Cannot start backup"): No
   const key = typeof parsed.key === "string" ? keyFromText(parsed.key) : undefined;
   if (typeof parsed.node !== "string" || !key) {
     throw new Error(
-      `Cannot start backup: "${path}" is not a credential: it must hold the line ` +
+      `${action}: "${path}" is not a credential: it must hold the line ` +
         `"server add-node" printed, {"node": NAME, "key": HEX}`,
     );
   }

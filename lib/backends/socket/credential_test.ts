@@ -22,6 +22,15 @@ Deno.test("CLN_BACKUP_CREDENTIAL: relative to the operator's directory, a missin
         `there is no such file: set it to the node's backup.credential (the line ` +
         `"server add-node" printed)`,
     );
+    // restore, status and verify start no backup: a file that is not a credential says what
+    // they could not do, as a missing one does.
+    Deno.writeTextFileSync(`${dir}/backup.credential`, "not json");
+    vars[CREDENTIAL_ENV] = "backup.credential";
+    assertEquals(
+      assertThrows(() => credentialFromEnv(env)).message,
+      `Cannot read the node's credential: "${dir}/backup.credential" is not a credential: it ` +
+        `must hold the line "server add-node" printed, {"node": NAME, "key": HEX}`,
+    );
   } finally {
     Deno.removeSync(dir, { recursive: true });
   }
