@@ -41,7 +41,7 @@ export type TlsTrust = { fingerprint: string; ca?: undefined } | {
 /** A URL that names no backup this tool can use. */
 export class BackupUrlError extends Error {
   /** An error that says `url` cannot be used, and `why`. */
-  constructor(url: string, why: string) {
+  constructor(url: string, readonly why: string) {
     super(`Cannot use backup URL "${url}": ${why}`);
     this.name = "BackupUrlError";
   }

@@ -6,7 +6,7 @@
  * @module
  */
 import { userPath } from "../fs/user_path.ts";
-import { dirname } from "node:path";
+import { dirname, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { V1BackupReader } from "../backends/v1/reader.ts";
 import { convertedPath } from "../backends/v1/converted.ts";
@@ -17,7 +17,7 @@ import { newBackupId } from "../format/segment.ts";
 import { syncDir, writeAll, writeFileDurably } from "../fs/durable.ts";
 import { LOCK_FILE, type LockFile, readLockFile } from "../backup/lock_file.ts";
 import type { BackupDescription, BackupReader } from "../backends/backend.ts";
-import { parseBackupUrl } from "../backends/url.ts";
+import { type BackupUrl, BackupUrlError, parseBackupUrl } from "../backends/url.ts";
 import { copyToS3 } from "../backends/s3/copy.ts";
 import { checkPluginCredentials, loadCredentials } from "../backends/s3/credentials.ts";
 import { S3BackupReader } from "../backends/s3/reader.ts";
@@ -181,6 +181,33 @@ export function upgradeUrl(
   if (typeof to === "string") return to;
   if (encrypt && backupKind(path) === "directory") return pathToFileURL(`${path}.encrypted`).href;
   return pathToFileURL(convertedPath(path)).href;
+}
+
+/**
+ * backup.lock's URL, parsed. The Python plugin opened `urlparse(url).path`, relative to
+ * lightningd's directory `dir`, so "file:/abs" or "file:name" worked for it: a URL that
+ * cln-backup refuses is named as backup.lock's, with the URL to write there.
+ */
+function lockUrl(dir: string, lock: LockFile): BackupUrl {
+  const url = lock.backend_url;
+  try {
+    return parseBackupUrl(url);
+  } catch (error) {
+    if (!(error instanceof BackupUrlError)) throw error;
+    const where = `"${dir}/${LOCK_FILE}" names "${url}"`;
+    const path = /^file:(?:\/\/[^/]*)?([^?#]+)/i.exec(url)?.[1];
+    if (path === undefined) {
+      throw new Error(
+        `${ACTION}: ${where}, which cln-backup cannot use (${error.why}): correct it there, ` +
+          `then run upgrade again`,
+      );
+    }
+    const read = resolve(dir, path);
+    throw new Error(
+      `${ACTION}: ${where}, which the Python plugin read as "${read}" but cln-backup does not ` +
+        `take (${error.why}): write "${pathToFileURL(read).href}" there, then run upgrade again`,
+    );
+  }
 }
 
 function notV1(path: string): Error {
@@ -432,8 +459,8 @@ export async function upgrade(
       );
     }
     const lock = readLockFile(dir);
+    const scheme = lockUrl(dir, lock).scheme;
     if (values.encrypt === true) refuseCopies(lock);
-    const scheme = parseBackupUrl(lock.backend_url).scheme;
     if (scheme === "s3") return await encryptS3(dir, lock, values, prompt, output);
     if (scheme === "socket" && values.encrypt !== true && !existsSync(`${dir}/${LAUNCHER_NAME}`)) {
       // The Python plugin's remote set-up: the server's storage is converted on the server

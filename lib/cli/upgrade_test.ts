@@ -239,3 +239,36 @@ Deno.test("upgrade of a Python plugin node backing up to a server writes the lau
     removeNodeDir(dir);
   }
 });
+
+Deno.test("upgrade of a backup.lock URL the Python plugin read but cln-backup does not says to fix backup.lock", async () => {
+  // The Python plugin took urlparse(url).path, relative to lightningd's directory:
+  // "file:/abs" and "file:name" worked for it, and upgrade is the command its users run.
+  const dir = makeNodeDir("fresh-start");
+  const base = Deno.realPathSync(`${dir}/..`);
+  try {
+    Deno.copyFileSync(PRE_4090_BACKUP, `${base}/backup.dbak`);
+    for (
+      const [url, fixed] of [
+        [`file:${base}/backup.dbak`, `file://${base}/backup.dbak`],
+        ["file:../backup.dbak", `file://${base}/backup.dbak`],
+      ]
+    ) {
+      const lock = JSON.stringify({ backend_url: url });
+      Deno.writeTextFileSync(`${dir}/backup.lock`, lock);
+      const { code, output } = await run(["--lightning-dir", dir]);
+      assertEquals(code, 1, output.transcript);
+      assertEquals(output.stderr.length, 1, output.transcript);
+      assertMatch(
+        output.stderr[0],
+        new RegExp(
+          `^Cannot upgrade backup: "${dir}/backup.lock" names "${url}", which the Python ` +
+            `plugin read as .* but cln-backup does not take .*: write "${fixed}" there, then ` +
+            `run upgrade again$`,
+        ),
+      );
+      assertEquals(Deno.readTextFileSync(`${dir}/backup.lock`), lock);
+    }
+  } finally {
+    removeNodeDir(dir);
+  }
+});
