@@ -118,6 +118,31 @@ Deno.test("a killed upgrade leaves its conversion; the next upgrade removes it a
   removeNodeDir(dir);
 });
 
+Deno.test("an upgrade killed once its conversion is in place is finished by the next", async () => {
+  // Before this, the next upgrade refused the path ("choose another path with --to"), and
+  // following that left a stale conversion at the default path, where restore of the v1
+  // file looks for the backup the node went on with.
+  const dir = makeNodeDir();
+  const base = Deno.realPathSync(`${dir}/..`);
+  Deno.copyFileSync(PRE_4090_BACKUP, `${base}/backup.dbak`);
+  const lock = JSON.stringify({ backend_url: `file://${base}/backup.dbak` });
+  Deno.writeTextFileSync(`${dir}/backup.lock`, lock);
+  await killedAt(["upgrade", "--lightning-dir", dir], "upgrade-before-lock");
+  assertEquals(names(base), ["backup.clnb", "backup.dbak", "regtest"]);
+  assertEquals(Deno.readTextFileSync(`${dir}/backup.lock`), lock);
+
+  const output = new BufferedOutput();
+  assertEquals(await upgrade(["--lightning-dir", dir], output), 0, output.transcript);
+  assertEquals(
+    output.stdout[0],
+    `Found "${base}/backup.clnb", the whole conversion of "${base}/backup.dbak" (versions 1 ` +
+      `to 46) that an interrupted upgrade left: finished its set-up; the v1 file is untouched`,
+  );
+  assertEquals(readLockFile(dir).backend_url, `file://${base}/backup.clnb`);
+  assertEquals(output.stdout.at(-1), `important-plugin=${dir}/cln-backup-plugin`);
+  removeNodeDir(dir);
+});
+
 Deno.test("leftovers of a live process, held files, symlinks and other names are kept", async () => {
   const dir = Deno.makeTempDirSync();
   const sleeper = new Deno.Command("sleep", { args: ["30"] }).spawn();

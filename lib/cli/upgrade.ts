@@ -33,6 +33,7 @@ import { lockForSetup } from "./setup_lock.ts";
 import { type NewEncryption } from "../backends/file/create.ts";
 import { copyEncrypted } from "../backends/file/encrypted_copy.ts";
 import { readChain } from "../format/chain.ts";
+import { readLayout } from "../format/layout.ts";
 import { WRAPPED_KEY_NAME } from "../crypto/wrapped_key.ts";
 import { KEY_FILE, writeKeyFile } from "../crypto/key_file.ts";
 import { newEncryption } from "./new_encryption.ts";
@@ -107,8 +108,10 @@ Options:
 it; the nodes keep their socket: URLs. It refuses --lightning-dir and --encrypt.
 
 It refuses while lightningd runs on DIR (detected as "init --help" explains), when the new
-path exists, and when backup.lock names neither a v1 file nor a cln-backup backup (for one,
-already upgraded, it says so and exits with 0). A failure leaves backup.lock as it was.`;
+path exists (but for the whole conversion an upgrade killed before it rewrote backup.lock
+left there, whose set-up it finishes), and when backup.lock names neither a v1 file nor a
+cln-backup backup (for one, already upgraded, it says so and exits with 0). A failure leaves
+backup.lock as it was.`;
 
 export const UPGRADE_SPEC: CommandSpec = {
   name: "upgrade",
@@ -373,6 +376,34 @@ async function build(
 }
 
 /**
+ * The v1 file's description when `path` holds what an upgrade of it killed before it rewrote
+ * backup.lock leaves: a plain cln-backup directory with the v1 file's snapshots and versions,
+ * and no torn end. backup.lock still names the v1 file, so no plugin has written there since
+ * (a server's storage has no backup.lock to tell: "upgrade <v1-url>" refuses it instead).
+ */
+function leftByKilledUpgrade(
+  v1: V1BackupReader,
+  url: string,
+  path: string,
+): BackupDescription | undefined {
+  if (backupKind(path) !== "directory" || readLayout(path).logs.length === 0) return undefined;
+  const before = v1.describe();
+  const reader = new FileBackupReader(url, path);
+  try {
+    if (readChain(path).keyId !== undefined) return undefined;
+    const after = reader.describe();
+    const same = after.tornBytes === 0 && after.firstVersion === before.firstVersion &&
+      after.lastVersion === before.lastVersion &&
+      after.snapshots.join() === before.snapshots.join();
+    return same ? before : undefined;
+  } catch {
+    return undefined; // Not a backup that reads whole: not one to finish.
+  } finally {
+    reader.close();
+  }
+}
+
+/**
  * `upgrade <v1-url>`: converts a v1 file that no lightning dir names (the Python server's
  * storage) and says how to serve the result.
  */
@@ -520,7 +551,15 @@ export async function upgrade(
     await checkNotRunning(dir, ACTION);
     const url = upgradeUrl(v1Path, values.to, encrypt);
     const path = fileBackupPath(url, ACTION);
-    if (existsSync(path)) {
+    const source = kind === "v1"
+      ? new V1BackupReader(lock.backend_url, v1Path)
+      : new FileBackupReader(lock.backend_url, v1Path);
+    // An upgrade killed once its conversion was in place is finished, not refused: moving
+    // to --to would leave that stale copy where restore of the v1 file looks.
+    const left = existsSync(path) && source instanceof V1BackupReader && !encrypt
+      ? leftByKilledUpgrade(source, url, path)
+      : undefined;
+    if (existsSync(path) && left === undefined) {
       throw new Error(
         `${ACTION}: "${path}" already exists: choose another path with --to, or move it ` +
           `aside if it is not a backup you need`,
@@ -530,26 +569,31 @@ export async function upgrade(
     for (const line of [...removeLeftovers(dir), ...removeLeftovers(dirname(path))]) {
       output.out(line);
     }
-    const source = kind === "v1"
-      ? new V1BackupReader(lock.backend_url, v1Path)
-      : new FileBackupReader(lock.backend_url, v1Path);
     const encryption = encrypt ? await newEncryption(values, prompt, ACTION) : undefined;
-    const before = await build(source, v1Path, url, path, encryption);
+    const before = left ?? await build(source, v1Path, url, path, encryption);
     if (encryption) writeKeyFile(dir, encryption.key);
+    atStep("upgrade-before-lock");
     const launcher = installPlugin(
       dir,
       { ...lock, backend_url: url },
       "replace",
       () => {
-        Deno.removeSync(path, { recursive: true });
+        // A conversion found stays, for the next run to finish as this one did.
+        if (!left) Deno.removeSync(path, { recursive: true });
         if (encryption) removeIfExists(`${dir}/${KEY_FILE}`);
       },
     );
     const old = kind === "v1" ? "the v1 file" : "the plain backup";
     output.out(
-      `Converted "${v1Path}" (versions ${before.firstVersion} to ${before.lastVersion}, ` +
-        `${before.records} records) into "${path}"${encryption ? ", encrypted" : ""}; ${old} ` +
-        `is untouched`,
+      left
+        ? `Found "${path}", the whole conversion of "${v1Path}" (versions ` +
+          `${before.firstVersion} to ${before.lastVersion}) that an interrupted upgrade left: ` +
+          `finished its set-up; the v1 file is untouched`
+        : (
+          `Converted "${v1Path}" (versions ${before.firstVersion} to ${before.lastVersion}, ` +
+          `${before.records} records) into "${path}"${encryption ? ", encrypted" : ""}; ${old} ` +
+          `is untouched`
+        ),
     );
     output.out(
       `"${dir}/${LOCK_FILE}" now names ${url}; check the new backup with "cln-backup verify ` +

@@ -30,6 +30,8 @@ export const SEAM_STEPS = [
   "restore-building",
   /** upgrade: the converted backup (`*.upgrading-PID`) is complete, not yet renamed. */
   "upgrade-building",
+  /** upgrade: the converted backup is in place, backup.lock not yet rewritten. */
+  "upgrade-before-lock",
   /** upgrade --encrypt, on the server: the encrypted copy is staged and checked. */
   "upgrade-staged",
   /** upgrade --encrypt, on the server: the plain backup is moved aside, the copy not in yet. */
