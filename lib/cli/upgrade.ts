@@ -6,6 +6,7 @@
  * @module
  */
 import { userPath } from "../fs/user_path.ts";
+import { createHash, type Hash } from "node:crypto";
 import { dirname, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { V1BackupReader } from "../backends/v1/reader.ts";
@@ -376,10 +377,38 @@ async function build(
 }
 
 /**
+ * A digest of what restore applies for each version up to each of `snapshots`' successors:
+ * per snapshot, its bytes and the changes after it, before the next.
+ */
+function restorable(reader: BackupReader, snapshots: number[]): string[] {
+  return (snapshots.length === 0 ? [undefined] : snapshots).map((_, i) => {
+    let hash: Hash = createHash("sha256");
+    let inSnapshot = false;
+    const next = snapshots[i + 1];
+    for (const entry of reader.entries(next === undefined ? undefined : next - 1)) {
+      if (entry.kind === "snapshot-part") {
+        // A v1 file yields its older snapshots too: restore starts over at each.
+        if (!inSnapshot) hash = createHash("sha256").update(`s${entry.version}\n`);
+        inSnapshot = true;
+        hash.update(entry.bytes);
+      } else if (entry.kind === "snapshot-end") {
+        inSnapshot = false;
+        hash.update(`e${entry.totalBytes}\n`);
+      } else if (entry.kind === "change") {
+        hash.update(`c${entry.version}\n${JSON.stringify(entry.statements)}\n`);
+      }
+    }
+    return hash.digest("hex");
+  });
+}
+
+/**
  * The v1 file's description when `path` holds what an upgrade of it killed before it rewrote
- * backup.lock leaves: a plain cln-backup directory with the v1 file's snapshots and versions,
- * and no torn end. backup.lock still names the v1 file, so no plugin has written there since
- * (a server's storage has no backup.lock to tell: "upgrade <v1-url>" refuses it instead).
+ * backup.lock leaves: a plain cln-backup directory with the v1 file's snapshots, versions and
+ * content, and no torn end. backup.lock still names the v1 file, so no plugin has written
+ * there since (a server's storage has no backup.lock to tell: "upgrade <v1-url>" refuses it
+ * instead); the Python plugin may have written to the v1 file, and its rewind stores another
+ * change at the same version, so versions alone do not tell a stale conversion.
  */
 function leftByKilledUpgrade(
   v1: V1BackupReader,
@@ -394,7 +423,8 @@ function leftByKilledUpgrade(
     const after = reader.describe();
     const same = after.tornBytes === 0 && after.firstVersion === before.firstVersion &&
       after.lastVersion === before.lastVersion &&
-      after.snapshots.join() === before.snapshots.join();
+      after.snapshots.join() === before.snapshots.join() &&
+      restorable(reader, after.snapshots).join() === restorable(v1, before.snapshots).join();
     return same ? before : undefined;
   } catch {
     return undefined; // Not a backup that reads whole: not one to finish.

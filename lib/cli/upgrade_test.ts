@@ -272,3 +272,45 @@ Deno.test("upgrade of a backup.lock URL the Python plugin read but cln-backup do
     removeNodeDir(dir);
   }
 });
+
+Deno.test("upgrade does not finish a conversion left beside a v1 file the Python plugin rewound since", async () => {
+  // An upgrade killed before backup.lock, then lightningd on the Python plugin: it rewound
+  // the change the node never committed and stored the one it did at the same version. The
+  // conversion has the v1 file's versions and snapshots, but the rewound change.
+  const dir = makeNodeDir("restart");
+  const base = Deno.realPathSync(`${dir}/..`);
+  const changes = recordedChanges(["restart"]); // versions 12 to 15
+  const change = (version: number, statements = changes[version - 12].statements) => ({
+    type: V1Type.Change,
+    version,
+    payload: encodeStatements(statements),
+  });
+  const records = [
+    {
+      type: V1Type.Snapshot,
+      version: 11,
+      payload: Deno.readFileSync(loadFixture("fresh-start").database),
+    },
+    change(12),
+    change(13),
+    change(14, [
+      "INSERT INTO vars (name, intval) VALUES ('never-committed', 1)",
+      ...changes[2].statements,
+    ]),
+  ];
+  const v1Url = `file://${base}/node.dbak`;
+  writeV1(`${base}/node.dbak`, records, 4);
+  let result = await run([v1Url]); // The conversion a killed upgrade leaves.
+  assertEquals(result.code, 0, result.output.transcript);
+  writeV1(`${base}/node.dbak`, [...records, change(14)], 5);
+  const lock = JSON.stringify({ backend_url: v1Url });
+  Deno.writeTextFileSync(`${dir}/backup.lock`, lock);
+
+  result = await run(["--lightning-dir", dir]);
+  assertEquals(result.output.stderr, [
+    `Cannot upgrade backup: "${base}/node.clnb" already exists: choose another path with ` +
+    `--to, or move it aside if it is not a backup you need`,
+  ]);
+  assertEquals(Deno.readTextFileSync(`${dir}/backup.lock`), lock);
+  removeNodeDir(dir);
+});
