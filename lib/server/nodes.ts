@@ -103,9 +103,16 @@ export class NodeRegistry {
     const dir = this.#dir(name);
     NodeRegistry.checkNotOneBackup(this.root, "node", name);
     // Removed with the key when refused: left, this user's and 0700, it would keep the
-    // root's owner (the server, and add-node run as it) out of every node.
-    const madeNodes = !NodeRegistry.isRoot(this.root);
-    Deno.mkdirSync(`${this.root}/nodes`, { recursive: true, mode: 0o700 });
+    // root's owner (the server, and add-node run as it) out of every node. Made here, not
+    // looked for: another add-node may make it meanwhile, and put its node in.
+    Deno.mkdirSync(this.root, { recursive: true, mode: 0o700 });
+    let madeNodes = false;
+    try {
+      Deno.mkdirSync(`${this.root}/nodes`, { mode: 0o700 });
+      madeNodes = true;
+    } catch (error) {
+      if (!(error instanceof Deno.errors.AlreadyExists)) throw error;
+    }
     let madeDir = false;
     try {
       Deno.mkdirSync(dir, { mode: 0o700 });
@@ -133,8 +140,14 @@ export class NodeRegistry {
     const owner = Deno.statSync(this.root).uid;
     const made = Deno.statSync(`${dir}/key`).uid;
     if (owner !== null && made !== null && owner !== made) {
-      const left = madeNodes ? `${this.root}/nodes` : madeDir ? dir : `${dir}/key`;
-      Deno.removeSync(left, { recursive: true });
+      Deno.removeSync(madeDir ? dir : `${dir}/key`, { recursive: true });
+      try {
+        // Not recursive: another add-node may have put its node in since.
+        if (madeNodes) Deno.removeSync(`${this.root}/nodes`);
+      } catch (error) {
+        const code = (error as { code?: unknown }).code;
+        if (!(error instanceof Deno.errors.NotFound) && code !== "ENOTEMPTY") throw error;
+      }
       throw new Error(
         `"${this.root}" belongs to user ${owner}, and this runs as user ${made}: the server, ` +
           `running as the root's owner, could not read a key made here, so none was: run ` +

@@ -1,4 +1,4 @@
-import { assert, assertEquals } from "../../tests/support/assert.ts";
+import { assert, assertEquals, assertThrows } from "../../tests/support/assert.ts";
 import { NodeRegistry } from "./nodes.ts";
 
 /** The paths `run` fsyncs (files and directories alike), in order. */
@@ -45,6 +45,32 @@ Deno.test("a node's key is durable before add-node prints it, and its removal be
     assert(removed.includes(`${root}/nodes/alice`), `not synced: ${JSON.stringify(removed)}`);
     assertEquals(nodes.key("alice"), undefined);
   } finally {
+    Deno.removeSync(root, { recursive: true });
+  }
+});
+
+Deno.test("add-node refused for another user's root keeps a node another add-node made meanwhile", () => {
+  if (Deno.uid() !== 0) return; // Needs chown to play the server's user.
+  const root = Deno.makeTempDirSync({ prefix: "nodes-" });
+  const mkdirSync = Deno.mkdirSync;
+  try {
+    Deno.chownSync(root, 4321, 4321);
+    // The root's owner adds bob between this add-node's look at the root and its mkdir.
+    let raced = false;
+    Deno.mkdirSync = (path, options) => {
+      if (!raced && String(path) === `${root}/nodes`) {
+        raced = true;
+        mkdirSync(`${root}/nodes/bob`, { recursive: true, mode: 0o700 });
+        Deno.writeTextFileSync(`${root}/nodes/bob/key`, "bob's\n", { mode: 0o600 });
+      }
+      return mkdirSync(path, options);
+    };
+    assertThrows(() => new NodeRegistry(root).add("alice"), /belongs to user 4321/);
+    assert(raced);
+    assertEquals(Deno.readTextFileSync(`${root}/nodes/bob/key`), "bob's\n");
+    assertEquals([...Deno.readDirSync(`${root}/nodes`)].map((e) => e.name), ["bob"]);
+  } finally {
+    Deno.mkdirSync = mkdirSync;
     Deno.removeSync(root, { recursive: true });
   }
 });
