@@ -36,7 +36,7 @@ export function readCredential(path: string, action = "Cannot start backup"): No
   checkSecretMode(CREDENTIAL_WHAT, path, action);
   let parsed: { node?: unknown; key?: unknown };
   try {
-    parsed = JSON.parse(Deno.readTextFileSync(path));
+    parsed = JSON.parse(Deno.readTextFileSync(path)) ?? {}; // "null" is JSON too.
   } catch {
     parsed = {};
   }

@@ -26,11 +26,12 @@ Deno.test("CLN_BACKUP_CREDENTIAL: relative to the operator's directory, a missin
     // they could not do, as a missing one does.
     Deno.writeTextFileSync(`${dir}/backup.credential`, "not json");
     vars[CREDENTIAL_ENV] = "backup.credential";
-    assertEquals(
-      assertThrows(() => credentialFromEnv(env)).message,
-      `Cannot read the node's credential: "${dir}/backup.credential" is not a credential: it ` +
-        `must hold the line "server add-node" printed, {"node": NAME, "key": HEX}`,
-    );
+    const notOne = `Cannot read the node's credential: "${dir}/backup.credential" is not a ` +
+      `credential: it must hold the line "server add-node" printed, {"node": NAME, "key": HEX}`;
+    assertEquals(assertThrows(() => credentialFromEnv(env)).message, notOne);
+    // JSON, but no object: said alike, not as a TypeError.
+    Deno.writeTextFileSync(`${dir}/backup.credential`, "null");
+    assertEquals(assertThrows(() => credentialFromEnv(env)).message, notOne);
   } finally {
     Deno.removeSync(dir, { recursive: true });
   }
