@@ -37,6 +37,35 @@ function writeV1(path: string, records: V1Record[], acknowledged: number): void 
   file.close();
 }
 
+/** The "restart" run's changes, versions 12 to 15. */
+const RESTART = recordedChanges(["restart"]);
+
+/** A v1 change record: the "restart" run's change at `version`, or `statements` there. */
+function v1Change(version: number, statements = RESTART[version - 12].statements): V1Record {
+  return { type: V1Type.Change, version, payload: encodeStatements(statements) };
+}
+
+/**
+ * A v1 file's first records: the "fresh-start" database as the snapshot at 11, changes 12 and
+ * 13, then a change 14 the node never committed, which the Python plugin stored before the
+ * node stopped (its next start stores the real 14 after it).
+ */
+function v1UpToUncommitted(): V1Record[] {
+  return [
+    {
+      type: V1Type.Snapshot,
+      version: 11,
+      payload: Deno.readFileSync(loadFixture("fresh-start").database),
+    },
+    v1Change(12),
+    v1Change(13),
+    v1Change(14, [
+      "INSERT INTO vars (name, intval) VALUES ('never-committed', 1)",
+      ...RESTART[2].statements,
+    ]),
+  ];
+}
+
 /** Restores `url` at `version` into a fresh file and dumps it. */
 function dumpAt(url: string, version: number | undefined, dir: string): string {
   const path = `${dir}/dump-${crypto.randomUUID()}.sqlite3`;
@@ -99,29 +128,12 @@ Deno.test("upgrade converts the pre-4090 v1 file keeping every version; the plug
 Deno.test("upgrade of a v1 file with a snapshot, a rewound change and a torn tail", async () => {
   const dir = makeNodeDir("restart");
   const base = Deno.realPathSync(`${dir}/..`);
-  const changes = recordedChanges(["restart"]); // versions 12 to 15
-  const change = (version: number, statements = changes[version - 12].statements) => ({
-    type: V1Type.Change,
-    version,
-    payload: encodeStatements(statements),
-  });
   writeV1(`${base}/node.dbak`, [
-    {
-      type: V1Type.Snapshot,
-      version: 11,
-      payload: Deno.readFileSync(loadFixture("fresh-start").database),
-    },
-    change(12),
-    change(13),
-    // Stored, then the node stopped before committing it; the Python plugin's rewind left
-    // it in the file, and the next start's change 14 follows it.
-    change(14, [
-      "INSERT INTO vars (name, intval) VALUES ('never-committed', 1)",
-      ...changes[2].statements,
-    ]),
-    change(14),
-    change(15),
-    change(16, ["INSERT INTO vars (name, intval) VALUES ('never-acknowledged', 1)"]),
+    // The Python plugin's rewind left the uncommitted 14 in the file; the real 14 follows it.
+    ...v1UpToUncommitted(),
+    v1Change(14),
+    v1Change(15),
+    v1Change(16, ["INSERT INTO vars (name, intval) VALUES ('never-acknowledged', 1)"]),
   ], 6);
   const v1Url = `file://${base}/node.dbak`;
   Deno.writeTextFileSync(`${dir}/backup.lock`, JSON.stringify({ backend_url: v1Url }));
@@ -279,30 +291,12 @@ Deno.test("upgrade does not finish a conversion left beside a v1 file the Python
   // conversion has the v1 file's versions and snapshots, but the rewound change.
   const dir = makeNodeDir("restart");
   const base = Deno.realPathSync(`${dir}/..`);
-  const changes = recordedChanges(["restart"]); // versions 12 to 15
-  const change = (version: number, statements = changes[version - 12].statements) => ({
-    type: V1Type.Change,
-    version,
-    payload: encodeStatements(statements),
-  });
-  const records = [
-    {
-      type: V1Type.Snapshot,
-      version: 11,
-      payload: Deno.readFileSync(loadFixture("fresh-start").database),
-    },
-    change(12),
-    change(13),
-    change(14, [
-      "INSERT INTO vars (name, intval) VALUES ('never-committed', 1)",
-      ...changes[2].statements,
-    ]),
-  ];
+  const records = v1UpToUncommitted();
   const v1Url = `file://${base}/node.dbak`;
   writeV1(`${base}/node.dbak`, records, 4);
   let result = await run([v1Url]); // The conversion a killed upgrade leaves.
   assertEquals(result.code, 0, result.output.transcript);
-  writeV1(`${base}/node.dbak`, [...records, change(14)], 5);
+  writeV1(`${base}/node.dbak`, [...records, v1Change(14)], 5);
   const lock = JSON.stringify({ backend_url: v1Url });
   Deno.writeTextFileSync(`${dir}/backup.lock`, lock);
 
