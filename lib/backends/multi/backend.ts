@@ -100,11 +100,12 @@ export class MultiBackend implements Backend {
     // A destination that knows it will refuse the next change (an S3 backup that lost
     // objects): under "stop" that change stops the node, and under "degrade" too when no
     // destination left would take it, so the backup says so now.
-    const refusing = live.filter((m) => m.state().failure !== undefined);
+    const refusing = live.flatMap((m, i) => {
+      const why = states[i].failure;
+      return why === undefined ? [] : [`${m.url}: ${why}`];
+    });
     const stops = this.onFailure === "stop" || refusing.length === live.length;
-    const failure = stops && refusing.length > 0
-      ? refusing.map((m) => `${m.url}: ${m.state().failure}`).join("; ")
-      : undefined;
+    const failure = stops && refusing.length > 0 ? refusing.join("; ") : undefined;
     return {
       version: top.version,
       // With some destinations one behind, a rewind brings the others back to them.
