@@ -14,7 +14,7 @@
  *
  * @module
  */
-import { SNAPSHOT_PART_BYTES } from "../backends/file/create.ts";
+import { baseHeader, SNAPSHOT_PART_BYTES } from "../backends/file/create.ts";
 import { syncDir, writeAll } from "../fs/durable.ts";
 import { atStep } from "../fs/step_seam.ts";
 import { checkInterrupted } from "../fs/interrupt.ts";
@@ -28,13 +28,7 @@ import {
   recordLength,
   storePayload,
 } from "../format/record.ts";
-import { segmentCipher } from "../crypto/record_cipher.ts";
-import {
-  encodeSegmentHeader,
-  readInto,
-  SEGMENT_HEADER_SIZE,
-  SegmentKind,
-} from "../format/segment.ts";
+import { encodeSegmentHeader, readInto, SEGMENT_HEADER_SIZE } from "../format/segment.ts";
 import { zstdBound } from "../format/zstd.ts";
 import type { BasePlace } from "../backends/file/create.ts";
 import type { Pacer } from "./pacer.ts";
@@ -57,14 +51,7 @@ export function moveIntoBase(
   try {
     const size = input.statSync().size;
     const parts = Math.ceil(size / SNAPSHOT_PART_BYTES);
-    const header = {
-      kind: SegmentKind.Base,
-      number: version,
-      ...place,
-      // An S3 base's own cipher binds its object's name, which fixes its first log.
-      firstLogBound: place.key !== undefined && place.cipher === undefined,
-    };
-    const cipher = place.cipher ?? (place.key && segmentCipher(place.key, header));
+    const { header, cipher } = baseHeader(version, place);
     // One buffer each for a part, its compression and its record, reused part after part:
     // a new one a part (three MiB) waits for the garbage collector, and a compaction's
     // memory then grew by hundreds of MiB while it wrote a large base.
@@ -86,7 +73,7 @@ export function moveIntoBase(
     const sealAt = (offset: number) => cipher && { cipher, offset };
 
     out = Deno.openSync(tmp, { write: true, create: true, truncate: true });
-    writeAll(out, encodeSegmentHeader({ ...header, keyId: place.key?.id }));
+    writeAll(out, encodeSegmentHeader(header));
     out.seekSync(offsets[parts], Deno.SeekMode.Start);
     const end = encodeSnapshotEnd(size, parts);
     writeAll(out, encodeRecord(RecordKind.SnapshotEnd, version, end, sealAt(offsets[parts])));

@@ -19,6 +19,7 @@ import {
   encodeSegmentHeader,
   newBackupId,
   SEGMENT_HEADER_SIZE,
+  type SegmentHeader,
   SegmentKind,
 } from "../../format/segment.ts";
 import type { DataKey } from "../../crypto/data_key.ts";
@@ -60,6 +61,27 @@ export interface BasePlace {
   cipher?: RecordCipher;
 }
 
+/**
+ * The segment header of the base of `version` at `place`, and the cipher of its records (none
+ * in a plain backup). A sealed base binds its first log; an S3 base's own cipher binds its
+ * object's name, which fixes that log.
+ */
+export function baseHeader(
+  version: number,
+  place: BasePlace,
+): { header: SegmentHeader; cipher: RecordCipher | undefined } {
+  const { backupId, firstLog, key } = place;
+  const header = {
+    kind: SegmentKind.Base,
+    number: version,
+    backupId,
+    firstLog,
+    keyId: key?.id,
+    firstLogBound: key !== undefined && place.cipher === undefined,
+  };
+  return { header, cipher: place.cipher ?? (key && segmentCipher(key, header)) };
+}
+
 /** Writes `base-<version>.clnb` into `dir`, streaming the database file in parts. */
 export function writeBase(dir: string, source: SnapshotSource, place: BasePlace): void {
   for (const _ of baseSteps(dir, source, place));
@@ -93,16 +115,7 @@ function* baseSteps(
   const tmp = `${dir}/${name}.tmp`;
   const out = Deno.openSync(tmp, { write: true, create: true, truncate: true });
   const input = Deno.openSync(source.path, { read: true });
-  const { backupId, firstLog, key } = place;
-  const header = {
-    kind: SegmentKind.Base,
-    number: source.version,
-    backupId,
-    firstLog,
-    // An S3 base's own cipher binds its object's name, which fixes its first log.
-    firstLogBound: key !== undefined && place.cipher === undefined,
-  };
-  const cipher = place.cipher ?? (key && segmentCipher(key, header));
+  const { header, cipher } = baseHeader(source.version, place);
   let offset = SEGMENT_HEADER_SIZE;
   let built = false;
   /** Appends one record; sealed, in an encrypted backup, where it lands. */
@@ -112,7 +125,7 @@ function* baseSteps(
     offset += record.length;
   };
   try {
-    writeAll(out, encodeSegmentHeader({ ...header, keyId: key?.id }));
+    writeAll(out, encodeSegmentHeader(header));
     const buffer = new Uint8Array(SNAPSHOT_PART_BYTES);
     let total = 0;
     let parts = 0;
