@@ -6,12 +6,12 @@
  *
  * @module
  */
+import { createPrivateKey, X509Certificate } from "node:crypto";
 import { join } from "node:path";
 import { existsSync } from "../fs/exists.ts";
 import { hex } from "../crypto/data_key.ts";
 import { writeFileDurably } from "../fs/durable.ts";
 import { checkSecretMode } from "../fs/secret_mode.ts";
-import { checkIdentity } from "./tls_listener.ts";
 
 export const TLS_CERT_NAME = "tls.crt";
 export const TLS_KEY_NAME = "tls.key";
@@ -33,6 +33,38 @@ export async function fingerprint(pem: string): Promise<string> {
   if (!base64) throw new Error("Cannot read TLS certificate: it holds no PEM certificate");
   const der = Uint8Array.from(atob(base64.replace(/\s+/g, "")), (c) => c.charCodeAt(0));
   return `sha256:${hex(new Uint8Array(await crypto.subtle.digest("SHA-256", der)))}`;
+}
+
+/**
+ * Throws when `cert` or `key` does not load, or `key` is not `cert`'s, naming their files
+ * when `paths` are given: the server stops before it listens (node:tls would only fail each
+ * handshake).
+ */
+export function checkIdentity(
+  cert: string,
+  key: string,
+  paths?: { cert: string; key: string },
+): void {
+  const at = (path: string | undefined) => path === undefined ? "" : ` "${path}"`;
+  let certificate: X509Certificate;
+  let privateKey: ReturnType<typeof createPrivateKey>;
+  try {
+    certificate = new X509Certificate(cert);
+  } catch (error) {
+    throw new Error(
+      `the TLS certificate${at(paths?.cert)} does not load: ${(error as Error).message}`,
+    );
+  }
+  try {
+    privateKey = createPrivateKey(key);
+  } catch (error) {
+    throw new Error(`the TLS key${at(paths?.key)} does not load: ${(error as Error).message}`);
+  }
+  if (!certificate.checkPrivateKey(privateKey)) {
+    throw new Error(
+      `the TLS key${at(paths?.key)} is not the certificate's${paths ? ` ("${paths.cert}")` : ""}`,
+    );
+  }
 }
 
 /**

@@ -8,11 +8,11 @@
  *
  * @module
  */
-import { createPrivateKey, X509Certificate } from "node:crypto";
 import { Duplex } from "node:stream";
 import * as tls from "node:tls";
 import { closeQuietly, lostConnection } from "../wire/conn_io.ts";
 import { SocketConn } from "../backends/socket/tls_dial.ts";
+import { checkIdentity } from "./tls_identity.ts";
 
 /** What the server and its sessions use of a connection: a `Deno.TcpConn` has it all. */
 export interface ServerConn {
@@ -160,38 +160,6 @@ class TlsServerConn implements ServerConn {
 function lost(error: unknown): Error {
   if (lostConnection(error)) return error as Error;
   return new Deno.errors.ConnectionAborted(`TLS: ${(error as Error).message}`);
-}
-
-/**
- * Throws when `cert` or `key` does not load, or `key` is not `cert`'s, naming their files
- * when `paths` are given: the server stops before it listens (node:tls would only fail each
- * handshake).
- */
-export function checkIdentity(
-  cert: string,
-  key: string,
-  paths?: { cert: string; key: string },
-): void {
-  const at = (path: string | undefined) => path === undefined ? "" : ` "${path}"`;
-  let certificate: X509Certificate;
-  let privateKey: ReturnType<typeof createPrivateKey>;
-  try {
-    certificate = new X509Certificate(cert);
-  } catch (error) {
-    throw new Error(
-      `the TLS certificate${at(paths?.cert)} does not load: ${(error as Error).message}`,
-    );
-  }
-  try {
-    privateKey = createPrivateKey(key);
-  } catch (error) {
-    throw new Error(`the TLS key${at(paths?.key)} does not load: ${(error as Error).message}`);
-  }
-  if (!certificate.checkPrivateKey(privateKey)) {
-    throw new Error(
-      `the TLS key${at(paths?.key)} is not the certificate's${paths ? ` ("${paths.cert}")` : ""}`,
-    );
-  }
 }
 
 /** Listens on `hostname:port` (at once, as `Deno.listen`) for TLS with `cert` and `key`. */
