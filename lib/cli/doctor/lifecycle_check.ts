@@ -1,10 +1,10 @@
 /**
  * The lifecycle check: no lifecycle rule of an `s3://` destination's bucket deletes the
- * backup's objects, or archives them. Of a rule's actions only `Expiration` with `Days` or `Date` removes live
- * objects (on a versioned bucket it hides them behind a delete marker: gone to a reader too),
- * the oldest first: the backup's base, `backup-id`, its oldest packs, so it no longer
- * restores, and the plugin stops the node once it lists the loss. The others leave the backup
- * whole: `NoncurrentVersionExpiration` removes only versions already overwritten or deleted
+ * backup's objects, or archives them. Of a rule's actions only `Expiration` with `Days` or
+ * `Date` removes live objects (on a versioned bucket it hides them behind a delete marker:
+ * gone to a reader too), the oldest first: the backup's base, `backup-id`, its oldest packs,
+ * so it no longer restores, and the plugin stops the node once it lists the loss. The others
+ * leave the backup whole: `NoncurrentVersionExpiration` removes only versions already overwritten or deleted
  * (the backup overwrites nothing, and deletes only what a newer object holds),
  * `ExpiredObjectDeleteMarker` only delete markers, `AbortIncompleteMultipartUpload` only
  * uploads days old (a compaction's base takes minutes). A rule that needs a tag never applies:
