@@ -10,8 +10,20 @@ import { KEY_BYTES, keyFromText, keyToText, randomBytes } from "../wire/handshak
 import { exposedSecretFile } from "../fs/secret_mode.ts";
 import { readLayout } from "../format/layout.ts";
 import { syncDir, writeAll } from "../fs/durable.ts";
+import { statIfExists } from "../fs/exists.ts";
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
+
+/** Makes the directory `path`, mode 0700; `false` when it was there already. */
+function makeDir(path: string): boolean {
+  try {
+    Deno.mkdirSync(path, { mode: 0o700 });
+    return true;
+  } catch (error) {
+    if (!(error instanceof Deno.errors.AlreadyExists)) throw error;
+    return false;
+  }
+}
 
 /** Throws unless `name` is a node name: letters, digits, `_` and `-`, at most 64. */
 export function checkNodeName(name: string): string {
@@ -106,28 +118,13 @@ export class NodeRegistry {
     // root's owner (the server, and add-node run as it) out of every node. Made here, not
     // looked for: another add-node may make it meanwhile, and put its node in.
     Deno.mkdirSync(this.root, { recursive: true, mode: 0o700 });
-    let madeNodes = false;
-    try {
-      Deno.mkdirSync(`${this.root}/nodes`, { mode: 0o700 });
-      madeNodes = true;
-    } catch (error) {
-      if (!(error instanceof Deno.errors.AlreadyExists)) throw error;
-    }
-    let madeDir = false;
-    try {
-      Deno.mkdirSync(dir, { mode: 0o700 });
-      madeDir = true;
-    } catch (error) {
-      if (!(error instanceof Deno.errors.AlreadyExists)) throw error;
-      try {
-        Deno.statSync(`${dir}/key`);
-        throw new Error(
-          `node "${name}" exists already: remove it first with "server remove-node" to give ` +
-            `it a new key`,
-        );
-      } catch (missing) {
-        if (!(missing instanceof Deno.errors.NotFound)) throw missing;
-      }
+    const madeNodes = makeDir(`${this.root}/nodes`);
+    const madeDir = makeDir(dir);
+    if (!madeDir && statIfExists(`${dir}/key`)) {
+      throw new Error(
+        `node "${name}" exists already: remove it first with "server remove-node" to give it ` +
+          `a new key`,
+      );
     }
     const key = keyToText(randomBytes(KEY_BYTES));
     const file = Deno.openSync(`${dir}/key`, { write: true, createNew: true, mode: 0o600 });
@@ -156,7 +153,7 @@ export class NodeRegistry {
     }
     // Durable before it is printed, once: lost to a crash, it would leave the node a
     // credential that matches no key.
-    for (const made of [dir, `${this.root}/nodes`, this.root]) syncDir(made);
+    for (const path of [dir, `${this.root}/nodes`, this.root]) syncDir(path);
     return key;
   }
 
