@@ -77,12 +77,13 @@ export function loadTlsIdentity(root: string): TlsIdentity | undefined {
   const certPath = join(root, TLS_CERT_NAME);
   if (!existsSync(certPath)) return undefined;
   const keyPath = join(root, TLS_KEY_NAME);
-  const replace = `or move ${existsSync(keyPath) ? "both" : "it"} away and run "server ` +
-    `init-tls ${root}" (nodes then pin its new fingerprint)`;
+  const replace = (what: "it" | "both") =>
+    `or move ${what} away and run "server init-tls ${root}" (nodes then pin its new ` +
+    `fingerprint)`;
   if (!existsSync(keyPath)) {
     throw new Error(
       `${action}: the TLS certificate "${certPath}" has no key beside it, "${keyPath}": put ` +
-        `back the key it was made with, ${replace}`,
+        `back the key it was made with, ${replace("it")}`,
     );
   }
   checkSecretMode("the TLS key", keyPath, action);
@@ -94,7 +95,7 @@ export function loadTlsIdentity(root: string): TlsIdentity | undefined {
     throw new Error(
       `${action}: ${message}: ` +
         (/ is not the certificate's/.test(message)
-          ? `put back the key it was made with, ${replace}`
+          ? `put back the key it was made with, ${replace("both")}`
           : `${TLS_CERT_NAME} must hold a PEM certificate and ${TLS_KEY_NAME} its PEM private ` +
             `key (server init-tls makes both)`),
     );
