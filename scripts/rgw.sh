@@ -5,6 +5,9 @@
 #                                                 endpoint=, access_key=, secret_key= lines
 #                                                 (RGW_ACCESS_KEY, RGW_SECRET_KEY: those keys,
 #                                                 else random ones)
+#   scripts/rgw.sh start DIR MON_PORT RGW_PORT OWNER
+#                                                 also stop them and remove DIR once process
+#                                                 OWNER (the test run) has ended, however
 #   scripts/rgw.sh stop DIR                       stop the daemons it started, by their PIDs
 #
 # One mon (msgr v2, cephx), one OSD on memstore (in RAM), radosgw on beast. The settings that
@@ -15,7 +18,7 @@ set -Eeuo pipefail
 trap 'echo "rgw.sh: line $LINENO failed (exit $?): $BASH_COMMAND" >&2' ERR
 
 usage() {
-  echo "usage: $0 start DIR MON_PORT RGW_PORT | stop DIR" >&2
+  echo "usage: $0 start DIR MON_PORT RGW_PORT [OWNER] | stop DIR" >&2
   exit 2
 }
 
@@ -45,6 +48,33 @@ stop() {
     done
   done
   rm -f "$dir/pids"
+}
+
+# Field 22 of /proc/PID/stat, when the process started: with the PID, it names one process
+# (PIDs wrap).
+started() {
+  local stat
+  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 0
+  stat=${stat##*) }
+  read -ra fields <<<"$stat"
+  echo "${fields[19]}"
+}
+
+# Stops the cluster in DIR and removes DIR once process PID, which started at START, is gone:
+# a test run killed with SIGKILL leaves no daemon behind.
+watch() {
+  local pid=$1 start=$2 dir=$3
+  while [[ $(started "$pid") == "$start" ]]; do
+    sleep 1
+  done
+  stop "$dir"
+  # Daemons the pids file does not list (removed with DIR by someone else): by their command
+  # line.
+  local proc
+  for proc in /proc/[0-9]*; do
+    if ours "${proc#/proc/}" "$dir/ceph.conf"; then kill -9 "${proc#/proc/}" 2>/dev/null || true; fi
+  done
+  rm -rf "$dir"
 }
 
 # Waits up to 120 s for a command to succeed (a loaded machine starts Ceph slowly), and no
@@ -179,8 +209,18 @@ EOF
 
 case "${1:-}" in
 start)
-  [[ $# == 4 ]] || usage
+  [[ $# == 4 || $# == 5 ]] || usage
   start "$2" "$3" "$4"
+  if [[ $# == 5 ]]; then
+    owner_start=$(started "$5")
+    [[ -n "$owner_start" ]] || { stop "$2"; echo "rgw.sh: process $5 is not running" >&2; exit 1; }
+    # Its own session, and no descriptor of ours: the caller waits for our output to end.
+    setsid "$0" watch "$5" "$owner_start" "$(cd "$2" && pwd)" </dev/null >/dev/null 2>&1 &
+  fi
+  ;;
+watch)
+  [[ $# == 4 ]] || usage
+  watch "$2" "$3" "$4"
   ;;
 stop)
   [[ $# == 2 ]] || usage

@@ -9,7 +9,7 @@ import { assert, assertEquals } from "./support/assert.ts";
 import { DATABASE_NAME, type FakeLightningd } from "./support/fake_lightningd.ts";
 import { dumpDatabase } from "./support/dump.ts";
 import { dumpAt } from "./support/node_at.ts";
-import { rgwTest, stopSharedRgwLast } from "./support/shared_rgw.ts";
+import { rgwTest } from "./support/shared_rgw.ts";
 import { CRASH_ENV } from "../lib/fs/crash_point.ts";
 import {
   ACTIVITY,
@@ -136,5 +136,3 @@ rgwTest("a rewind at the first write while each destination compacts: restores e
     for (const url of node.urls) assertEquals(await restored(node, url), now, url);
   });
 });
-
-stopSharedRgwLast();

@@ -10,7 +10,7 @@ import { assert, assertEquals } from "./support/assert.ts";
 import { DATABASE_NAME } from "./support/fake_lightningd.ts";
 import { dumpDatabase } from "./support/dump.ts";
 import { dumpAt } from "./support/node_at.ts";
-import { rgwTest, stopSharedRgwLast } from "./support/shared_rgw.ts";
+import { rgwTest } from "./support/shared_rgw.ts";
 import {
   ACTIVITY,
   caughtUp,
@@ -113,5 +113,3 @@ test("file and S3 mirrors: compacted by themselves and on request while the node
 test("file primary and async S3 copy: both compacted while the node commits; restores equal", async () => {
   await withNode((_, s3) => ({ async_urls: [s3] }), compactingRun);
 });
-
-stopSharedRgwLast();

@@ -11,7 +11,7 @@ import { FakeLightningd } from "./support/fake_lightningd.ts";
 import { dumpDatabase } from "./support/dump.ts";
 import { SlowdownProxy } from "./support/slowdown_proxy.ts";
 import { writeCredentials } from "./support/rgw.ts";
-import { rgwTest, sharedRgw, stopSharedRgwLast } from "./support/shared_rgw.ts";
+import { rgwTest, sharedRgw } from "./support/shared_rgw.ts";
 import { type LockFile, writeLockFile } from "../lib/backup/lock_file.ts";
 import { createFileBackup } from "../lib/backends/file/create.ts";
 import { createS3Backup } from "../lib/backends/s3/create.ts";
@@ -47,7 +47,7 @@ interface Node {
 }
 
 async function withNode(fn: (node: Node) => Promise<void>): Promise<void> {
-  const s = await sharedRgw({ exportKeys: true });
+  const s = sharedRgw({ exportKeys: true });
   const root = Deno.makeTempDirSync({ prefix: "s3-async-" });
   const dir = `${root}/node`;
   Deno.mkdirSync(dir);
@@ -277,5 +277,3 @@ test("the plugin stopped while an S3 copy's drop of a change the node never comm
     await droppedUncommitted(node);
   });
 });
-
-stopSharedRgwLast();

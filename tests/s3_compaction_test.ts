@@ -11,7 +11,7 @@ import { dumpDatabase } from "./support/dump.ts";
 import { note, SCHEMA, status, unusual } from "./support/plugin_session.ts";
 import { restoredFromS3, type Rgw } from "./support/rgw.ts";
 import { connectLogged, s3BackupAtVersion1, withInitS3Node } from "./support/s3_backup.ts";
-import { rgwTestInDir, stopSharedRgwLast } from "./support/shared_rgw.ts";
+import { rgwTestInDir } from "./support/shared_rgw.ts";
 import { FakeLightningd, throughLauncher } from "./support/fake_lightningd.ts";
 import { bumpStatement } from "./support/statements.ts";
 import type { Change } from "../lib/backends/backend.ts";
@@ -370,5 +370,3 @@ test("S3 compaction: retention, which an S3 backup does not keep, is logged at i
     }
   });
 });
-
-stopSharedRgwLast();

@@ -33,7 +33,7 @@ import {
   storedTransactions,
 } from "./support/crash_point.ts";
 import { type Rgw, writeCredentials } from "./support/rgw.ts";
-import { rgwTest, sharedRgw, stopSharedRgwLast } from "./support/shared_rgw.ts";
+import { rgwTest, withOwnRgw } from "./support/shared_rgw.ts";
 import { type KillReport, runKillTrials } from "./support/seeded_trials.ts";
 import { writeLockFile } from "../lib/backup/lock_file.ts";
 import { restoreBackup } from "../lib/backup/restore.ts";
@@ -63,7 +63,7 @@ function copyDir(from: string, to: string): void {
   }
 }
 
-/** The gateway is shared: one restart at a time, each after the one before it. */
+/** The trials share the gateway: one restart at a time, each after the one before it. */
 let restarting: Promise<void> = Promise.resolve();
 
 function killGateway(rgw: Rgw, pauseMs: number): void {
@@ -255,32 +255,34 @@ async function runTrial(
   return report;
 }
 
-rgwTest("crash safety into S3: SIGKILL the plugin and the gateway at random moments", async () => {
-  const all = loadRuns();
-  const rgw = await sharedRgw();
-  // Even seeds run on an encrypted backup: the packer and compaction seal what they write.
-  const templates: Template[] = [
-    { dir: Deno.makeTempDirSync({ prefix: "s3-crash-template-" }), prefix: "template" },
-    {
-      dir: Deno.makeTempDirSync({ prefix: "s3-crash-template-" }),
-      prefix: "template-encrypted",
-      key: await DataKey.generate(),
-    },
-  ];
-  try {
-    const bucket = await rgw.bucket();
-    for (const template of templates) await buildTemplate(rgw, bucket, template, all);
-    await runKillTrials<Victim>({
-      env: "S3_CRASH",
-      trials: 100,
-      concurrency: 3,
-      victims: { plugin: "the plugin", gateway: "the gateway", both: "both" },
-      run: (seed) => runTrial(rgw, bucket, seed, all, templates[seed % 2 === 0 ? 1 : 0]),
-    });
-  } finally {
-    await restarting.catch(() => {});
-    for (const { dir } of templates) Deno.removeSync(dir, { recursive: true });
-  }
-});
-
-stopSharedRgwLast();
+// A gateway of its own: the trials kill it.
+rgwTest(
+  "crash safety into S3: SIGKILL the plugin and the gateway at random moments",
+  () =>
+    withOwnRgw(async (rgw) => {
+      const all = loadRuns();
+      // Even seeds run on an encrypted backup: the packer and compaction seal what they write.
+      const templates: Template[] = [
+        { dir: Deno.makeTempDirSync({ prefix: "s3-crash-template-" }), prefix: "template" },
+        {
+          dir: Deno.makeTempDirSync({ prefix: "s3-crash-template-" }),
+          prefix: "template-encrypted",
+          key: await DataKey.generate(),
+        },
+      ];
+      try {
+        const bucket = await rgw.bucket();
+        for (const template of templates) await buildTemplate(rgw, bucket, template, all);
+        await runKillTrials<Victim>({
+          env: "S3_CRASH",
+          trials: 100,
+          concurrency: 3,
+          victims: { plugin: "the plugin", gateway: "the gateway", both: "both" },
+          run: (seed) => runTrial(rgw, bucket, seed, all, templates[seed % 2 === 0 ? 1 : 0]),
+        });
+      } finally {
+        await restarting.catch(() => {});
+        for (const { dir } of templates) Deno.removeSync(dir, { recursive: true });
+      }
+    }),
+);

@@ -12,7 +12,7 @@ import { assert, assertEquals, assertMatch, assertRejects } from "./support/asse
 import { note, SCHEMA } from "./support/plugin_session.ts";
 import { bumpStatement } from "./support/statements.ts";
 import { type Rgw, writeCredentials } from "./support/rgw.ts";
-import { rgwTestInDir, stopSharedRgwLast } from "./support/shared_rgw.ts";
+import { rgwTestInDir } from "./support/shared_rgw.ts";
 import { makeEncryptedS3Backup, restoredS3WithKey } from "./support/encrypted_s3.ts";
 import { PASSPHRASE } from "./support/encrypted.ts";
 import type { Change } from "../lib/backends/backend.ts";
@@ -334,5 +334,3 @@ test(
     assert(![...Deno.readDirSync(dir)].some((e) => e.name.startsWith("wrong")));
   },
 );
-
-stopSharedRgwLast();

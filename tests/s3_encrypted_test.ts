@@ -11,7 +11,7 @@ import { loadFixture, SCENARIOS } from "./support/fixtures.ts";
 import { dumpDatabase } from "./support/dump.ts";
 import { status as pluginStatus } from "./support/plugin_session.ts";
 import { writeCredentials } from "./support/rgw.ts";
-import { rgwTest, sharedRgw, stopSharedRgwLast } from "./support/shared_rgw.ts";
+import { rgwTest, sharedRgw } from "./support/shared_rgw.ts";
 import { makeEncryptedS3Backup, objectsOf, restoredS3WithKey } from "./support/encrypted_s3.ts";
 import { PASSPHRASE } from "./support/encrypted.ts";
 import { launchAndCommit } from "./support/launch_probe.ts";
@@ -50,7 +50,7 @@ function holds(bytes: Uint8Array, needle: string): boolean {
 }
 
 test("encrypted S3: the recorded runs restore, to every run's end, before and after packing and compaction; S3 holds ciphertext only", async () => {
-  const s = await sharedRgw({ exportKeys: true });
+  const s = sharedRgw({ exportKeys: true });
   const url = s.url(await s.bucket(), "nodes/enc");
   const dir = Deno.makeTempDirSync({ prefix: "cln-backup-s3-enc-" });
   try {
@@ -134,7 +134,7 @@ test("encrypted S3: the recorded runs restore, to every run's end, before and af
 });
 
 test("encrypted S3: init --encrypt, the launcher's plugin writes and compacts, status without the key, rekey then restore with the new secret only", async () => {
-  const s = await sharedRgw({ exportKeys: true });
+  const s = sharedRgw({ exportKeys: true });
   const url = s.url(await s.bucket());
   const dir = makeNodeDir("restart");
   const root = Deno.makeTempDirSync({ prefix: "cln-backup-s3-rekey-" });
@@ -220,5 +220,3 @@ test("encrypted S3: init --encrypt, the launcher's plugin writes and compacts, s
     Deno.removeSync(root, { recursive: true });
   }
 });
-
-stopSharedRgwLast();

@@ -12,7 +12,7 @@ import { dumpDatabase } from "./support/dump.ts";
 import { type Fault, FaultProxy } from "./support/fault_proxy.ts";
 import { SlowdownProxy } from "./support/slowdown_proxy.ts";
 import { type Rgw, writeCredentials } from "./support/rgw.ts";
-import { rgwTest, sharedRgw, stopSharedRgwLast } from "./support/shared_rgw.ts";
+import { rgwTest, sharedRgw, withOwnRgw } from "./support/shared_rgw.ts";
 import { writeLockFile } from "../lib/backup/lock_file.ts";
 import { restoreBackup } from "../lib/backup/restore.ts";
 import { S3BackupReader } from "../lib/backends/s3/reader.ts";
@@ -134,7 +134,7 @@ function checkTrial(trial: Trial, context: string): void {
 const test = rgwTest;
 
 test("S3: a connection cut in the middle of a PUT or of its answer is retried", async () => {
-  const s = await sharedRgw();
+  const s = sharedRgw();
   // Byte offsets inside the early and later changes' requests, and inside answers.
   const faults: Fault[] = [
     { kind: "cut", direction: "c2s", at: 2_500 },
@@ -159,7 +159,7 @@ test("S3: a connection cut in the middle of a PUT or of its answer is retried", 
 });
 
 test("S3: a server that stops answering stops the node after bounded retries", async () => {
-  const s = await sharedRgw();
+  const s = sharedRgw();
   const proxy = new FaultProxy(s.port, { kind: "hang", direction: "c2s", at: 6_000 });
   try {
     const { url, direct } = await newBackup(s, proxy.port);
@@ -173,7 +173,7 @@ test("S3: a server that stops answering stops the node after bounded retries", a
 });
 
 test("S3: 503 SlowDown is retried; SlowDown for good stops the node", async () => {
-  const s = await sharedRgw();
+  const s = sharedRgw();
   let refusals = 2;
   const proxy = new SlowdownProxy(s.port, (line) => line.startsWith("PUT") && refusals-- > 0);
   try {
@@ -197,7 +197,7 @@ test("S3: 503 SlowDown is retried; SlowDown for good stops the node", async () =
 });
 
 test("S3: a full quota stops the node with what to do; nothing committed is lost", async () => {
-  const s = await sharedRgw();
+  const s = sharedRgw();
   const { url, direct } = await newBackup(s);
   const bucket = /^s3:\/\/([^/]+)\//.exec(direct)![1];
   // The claim, backup-id and three changes fit.
@@ -209,46 +209,45 @@ test("S3: a full quota stops the node with what to do; nothing committed is lost
   checkTrial(trial, "quota");
 });
 
-test("S3: init's multipart upload survives the gateway killed in the middle of it", async () => {
-  const s = await sharedRgw();
-  const root = Deno.makeTempDirSync({ prefix: "s3-multipart-" });
-  const proxy = new FaultProxy(s.port);
-  try {
-    // A database of two parts, of random (incompressible) bytes.
-    const database = `${root}/node.sqlite3`;
-    const db = new DatabaseSync(database);
-    db.exec(SCHEMA.join(";"));
-    db.exec("CREATE TABLE blobs (data BLOB)");
-    const insert = db.prepare("INSERT INTO blobs (data) VALUES (?)");
-    for (let i = 0; i < 24; i++) insert.run(randomBytes(PART_BYTES / 16));
-    db.exec("UPDATE vars SET intval = 7 WHERE name = 'data_version'");
-    db.close();
-    const bucket = await s.bucket();
-    const url = s.url(bucket, "node", proxy.port);
-    const creating = createS3Backup(url, s.credentials, { version: 7, path: database }, {
-      timeoutMs: 2_000,
-      retries: 8,
-      retryDelayMs: 100,
-      backoff: 1.5,
-    });
-    // Once the first part is on its way, the gateway dies and comes back.
-    while (proxy.forwarded.c2s < PART_BYTES / 2) await new Promise((r) => setTimeout(r, 5));
-    await s.killGateway();
-    await new Promise((r) => setTimeout(r, 300));
-    await s.startGateway();
-    await creating;
-    const reader = await S3BackupReader.fetch(s.url(bucket), s.credentials);
+// A gateway of its own: the test kills it.
+test("S3: init's multipart upload survives the gateway killed in the middle of it", () =>
+  withOwnRgw(async (s) => {
+    const root = Deno.makeTempDirSync({ prefix: "s3-multipart-" });
+    const proxy = new FaultProxy(s.port);
     try {
-      assertEquals(reader.describe().snapshots, [7]);
-      restoreBackup(reader, `${root}/restored.sqlite3`);
+      // A database of two parts, of random (incompressible) bytes.
+      const database = `${root}/node.sqlite3`;
+      const db = new DatabaseSync(database);
+      db.exec(SCHEMA.join(";"));
+      db.exec("CREATE TABLE blobs (data BLOB)");
+      const insert = db.prepare("INSERT INTO blobs (data) VALUES (?)");
+      for (let i = 0; i < 24; i++) insert.run(randomBytes(PART_BYTES / 16));
+      db.exec("UPDATE vars SET intval = 7 WHERE name = 'data_version'");
+      db.close();
+      const bucket = await s.bucket();
+      const url = s.url(bucket, "node", proxy.port);
+      const creating = createS3Backup(url, s.credentials, { version: 7, path: database }, {
+        timeoutMs: 2_000,
+        retries: 8,
+        retryDelayMs: 100,
+        backoff: 1.5,
+      });
+      // Once the first part is on its way, the gateway dies and comes back.
+      while (proxy.forwarded.c2s < PART_BYTES / 2) await new Promise((r) => setTimeout(r, 5));
+      await s.killGateway();
+      await new Promise((r) => setTimeout(r, 300));
+      await s.startGateway();
+      await creating;
+      const reader = await S3BackupReader.fetch(s.url(bucket), s.credentials);
+      try {
+        assertEquals(reader.describe().snapshots, [7]);
+        restoreBackup(reader, `${root}/restored.sqlite3`);
+      } finally {
+        reader.close();
+      }
+      assertEquals(contentHash(`${root}/restored.sqlite3`), contentHash(database));
     } finally {
-      reader.close();
+      await proxy.close();
+      Deno.removeSync(root, { recursive: true });
     }
-    assertEquals(contentHash(`${root}/restored.sqlite3`), contentHash(database));
-  } finally {
-    await proxy.close();
-    Deno.removeSync(root, { recursive: true });
-  }
-});
-
-stopSharedRgwLast();
+  }));

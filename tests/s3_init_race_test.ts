@@ -4,7 +4,7 @@
  * stops with a clear error, and nothing of the one made is overwritten or removed.
  */
 import { assertEquals, assertMatch, assertRejects } from "./support/assert.ts";
-import { rgwTest, sharedRgw, stopSharedRgwLast } from "./support/shared_rgw.ts";
+import { rgwTest, sharedRgw } from "./support/shared_rgw.ts";
 import { createS3Backup } from "../lib/backends/s3/create.ts";
 import { S3Client, S3Error } from "../lib/backends/s3/client.ts";
 import { copyToS3 } from "../lib/backends/s3/copy.ts";
@@ -33,7 +33,7 @@ async function race(
   root: string,
 ): Promise<{ outcomes: PromiseSettledResult<void>[]; restored: string }> {
   const outcomes = await Promise.allSettled(creations.map((create) => create()));
-  const s = await sharedRgw();
+  const s = sharedRgw();
   const reader = await S3BackupReader.fetch(url, s.credentials);
   try {
     restoreBackup(reader, `${root}/restored.sqlite3`);
@@ -53,7 +53,7 @@ function oneRefused(outcomes: PromiseSettledResult<void>[]): void {
 }
 
 rgwTest("two inits at once on one prefix: one backup, whole; the other refused", async () => {
-  const s = await sharedRgw();
+  const s = sharedRgw();
   const root = Deno.makeTempDirSync({ prefix: "s3-init-race-" });
   try {
     database(`${root}/node.sqlite3`, 5);
@@ -70,7 +70,7 @@ rgwTest("two inits at once on one prefix: one backup, whole; the other refused",
 });
 
 rgwTest("an init and an upgrade at once on one prefix: one backup, whole", async () => {
-  const s = await sharedRgw();
+  const s = sharedRgw();
   const root = Deno.makeTempDirSync({ prefix: "s3-init-race-" });
   try {
     database(`${root}/node.sqlite3`, 5);
@@ -89,7 +89,7 @@ rgwTest("an init and an upgrade at once on one prefix: one backup, whole", async
 });
 
 rgwTest("a creation that fails gives its claim back: init can be run again", async () => {
-  const s = await sharedRgw();
+  const s = sharedRgw();
   const root = Deno.makeTempDirSync({ prefix: "s3-init-race-" });
   try {
     const url = s.url(await s.bucket(), "node");
@@ -108,7 +108,7 @@ rgwTest("a creation that fails gives its claim back: init can be run again", asy
 });
 
 rgwTest("an init stopped after its claim is named as such when init runs again", async () => {
-  const s = await sharedRgw();
+  const s = sharedRgw();
   const url = s.url(await s.bucket(), "node");
   // What a creation killed after its claim leaves (a kill cannot remove it).
   await s.client(url).put("node/claim", new Uint8Array(16), { create: true });
@@ -121,7 +121,7 @@ rgwTest("an init stopped after its claim is named as such when init runs again",
 rgwTest(
   "an init whose backup-id PUT landed but whose answer was lost counts it as stored",
   async () => {
-    const s = await sharedRgw();
+    const s = sharedRgw();
     const root = Deno.makeTempDirSync({ prefix: "s3-init-race-" });
     const put = S3Client.prototype.put;
     try {
@@ -147,5 +147,3 @@ rgwTest(
     }
   },
 );
-
-stopSharedRgwLast();

@@ -10,7 +10,7 @@ import type { FakeLightningd } from "./support/fake_lightningd.ts";
 import { dumpDatabase } from "./support/dump.ts";
 import { launchAndCommit, PRELUDE, runProbe } from "./support/launch_probe.ts";
 import { writeCredentials } from "./support/rgw.ts";
-import { rgwTest, sharedRgw, stopSharedRgwLast } from "./support/shared_rgw.ts";
+import { rgwTest, sharedRgw } from "./support/shared_rgw.ts";
 import { readLockFile, writeLockFile } from "../lib/backup/lock_file.ts";
 import { BufferedOutput, makeNodeDir, removeNodeDir } from "./support/cli_testing.ts";
 import { init } from "../lib/cli/init.ts";
@@ -41,7 +41,7 @@ async function waitForCopy(
 
 /** A node with a database, its S3 keys beside backup.lock, set up by init with three copies. */
 async function initNode() {
-  const s = await sharedRgw({ exportKeys: true });
+  const s = sharedRgw({ exportKeys: true });
   const dir = makeNodeDir("restart");
   writeCredentials(dir, s.credentials);
   const bucket = await s.bucket();
@@ -164,7 +164,7 @@ console.log(JSON.stringify(results));
 });
 
 test("an S3 primary's async copy catches up through the launcher's scratch directory", async () => {
-  const s = await sharedRgw({ exportKeys: true });
+  const s = sharedRgw({ exportKeys: true });
   const dir = makeNodeDir("restart");
   try {
     writeCredentials(dir, s.credentials);
@@ -200,5 +200,3 @@ test("an S3 primary's async copy catches up through the launcher's scratch direc
     removeNodeDir(dir);
   }
 });
-
-stopSharedRgwLast();

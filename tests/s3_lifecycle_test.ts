@@ -8,7 +8,7 @@
  */
 import { assertEquals, assertMatch } from "./support/assert.ts";
 import { type Rgw, writeCredentials } from "./support/rgw.ts";
-import { rgwTestInDir, stopSharedRgwLast } from "./support/shared_rgw.ts";
+import { rgwTestInDir } from "./support/shared_rgw.ts";
 import { lifecycleCheck } from "../lib/cli/doctor/lifecycle_check.ts";
 import { realSystem } from "../lib/cli/doctor/system.ts";
 import type { CheckResult } from "../lib/cli/doctor/check.ts";
@@ -146,5 +146,3 @@ test(
     }
   },
 );
-
-stopSharedRgwLast();

@@ -11,7 +11,7 @@ import { FakeLightningd } from "./support/fake_lightningd.ts";
 import { dumpDatabase } from "./support/dump.ts";
 import { SlowdownProxy } from "./support/slowdown_proxy.ts";
 import { writeCredentials } from "./support/rgw.ts";
-import { rgwTest, sharedRgw, stopSharedRgwLast } from "./support/shared_rgw.ts";
+import { rgwTest, sharedRgw } from "./support/shared_rgw.ts";
 import { type LockFile, writeLockFile } from "../lib/backup/lock_file.ts";
 import { createFileBackup } from "../lib/backends/file/create.ts";
 import { createS3Backup } from "../lib/backends/s3/create.ts";
@@ -40,7 +40,7 @@ interface Node {
 
 /** A lightning dir, an empty file backup and an empty S3 backup. */
 async function withNode(fn: (node: Node) => Promise<void>): Promise<void> {
-  const s = await sharedRgw({ exportKeys: true });
+  const s = sharedRgw({ exportKeys: true });
   const root = Deno.makeTempDirSync({ prefix: "s3-multi-" });
   const dir = `${root}/node`;
   Deno.mkdirSync(dir);
@@ -113,7 +113,7 @@ test("each change goes to the file and S3; restore --also picks the newest and s
 
 test("S3 refusing stops the node; the next start rewinds the file copy back to S3's", async () => {
   await withNode(async ({ root, dir, bucket, file, s3, run }) => {
-    const s = await sharedRgw({ exportKeys: true });
+    const s = sharedRgw({ exportKeys: true });
     let puts = 0;
     const proxy = new SlowdownProxy(s.port, (line) => line.startsWith("PUT") && ++puts > 3);
     try {
@@ -139,7 +139,7 @@ test("S3 refusing stops the node; the next start rewinds the file copy back to S
 
 test("degrade: a failed S3 is dropped with a BROKEN line and an alarm; restore refuses it", async () => {
   await withNode(async ({ root, dir, bucket, file, s3, run }) => {
-    const s = await sharedRgw({ exportKeys: true });
+    const s = sharedRgw({ exportKeys: true });
     let puts = 0;
     const proxy = new SlowdownProxy(s.port, (line) => line.startsWith("PUT") && ++puts > 3);
     let node: string;
@@ -207,5 +207,3 @@ test("destinations that disagree refuse the node at its first write", async () =
     );
   });
 });
-
-stopSharedRgwLast();

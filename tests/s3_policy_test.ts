@@ -10,7 +10,7 @@ import { assert, assertEquals, assertRejects } from "./support/assert.ts";
 import { dumpDatabase } from "./support/dump.ts";
 import { note, SCHEMA } from "./support/plugin_session.ts";
 import { bumpStatement } from "./support/statements.ts";
-import { rgwTestInDir, stopSharedRgwLast } from "./support/shared_rgw.ts";
+import { rgwTestInDir } from "./support/shared_rgw.ts";
 import type { S3Credentials } from "../lib/backends/s3/client.ts";
 import { createS3Backup } from "../lib/backends/s3/create.ts";
 import { S3Backend } from "../lib/backends/s3/backend.ts";
@@ -23,7 +23,6 @@ import { realSystem } from "../lib/cli/doctor/system.ts";
 
 const FAST = { timeoutMs: 5_000, retries: 1, retryDelayMs: 50, backoff: 2 };
 const README = new URL("../README.md", import.meta.url);
-let users = 0;
 
 /** The README's policy for `bucket` and `prefix`, as a bucket policy for `user`. */
 function readmePolicy(
@@ -51,7 +50,8 @@ function putBucketPolicy(s: Rgw, bucket: string, policy: unknown): Promise<void>
 
 /** A second user of the gateway, allowed nothing of its own. */
 async function newUser(s: Rgw): Promise<{ uid: string; keys: S3Credentials }> {
-  const uid = `limited${Deno.pid}-${++users}`;
+  // Test files share the gateway: a name no other test takes.
+  const uid = `limited${crypto.randomUUID()}`;
   const hex = (n: number) =>
     Array.from(crypto.getRandomValues(new Uint8Array(n)), (b) => b.toString(16).padStart(2, "0"))
       .join("");
@@ -165,5 +165,3 @@ test(
     ]);
   },
 );
-
-stopSharedRgwLast();

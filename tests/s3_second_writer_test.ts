@@ -9,7 +9,7 @@ import { assertEquals, assertMatch, assertRejects } from "./support/assert.ts";
 import { note } from "./support/plugin_session.ts";
 import type { Rgw } from "./support/rgw.ts";
 import { s3BackupAtVersion1 } from "./support/s3_backup.ts";
-import { rgwTestInDir, stopSharedRgwLast } from "./support/shared_rgw.ts";
+import { rgwTestInDir } from "./support/shared_rgw.ts";
 import { bumpStatement } from "./support/statements.ts";
 import type { BackupEntry, Change } from "../lib/backends/backend.ts";
 import { compactS3 } from "../lib/backends/s3/compaction.ts";
@@ -155,5 +155,3 @@ test(
     assertMatch(damage.message, /lacks generation 1/);
   },
 );
-
-stopSharedRgwLast();

@@ -15,7 +15,7 @@ import { objectsOf, restoredS3WithKey } from "./support/encrypted_s3.ts";
 import { readKeyFile } from "../lib/crypto/key_file.ts";
 import { decodeSegmentHeader } from "../lib/format/segment.ts";
 import { restoredFromS3, type Rgw, writeCredentials } from "./support/rgw.ts";
-import { rgwTest, sharedRgw, stopSharedRgwLast } from "./support/shared_rgw.ts";
+import { rgwTest, sharedRgw } from "./support/shared_rgw.ts";
 import { openReader } from "../lib/backends/open.ts";
 import { compactS3 } from "../lib/backends/s3/compaction.ts";
 import { listBackup } from "../lib/backends/s3/layout.ts";
@@ -45,8 +45,7 @@ async function run(...args: string[]): Promise<BufferedOutput & { code: number }
   return Object.assign(output, { code });
 }
 
-const test = (name: string, fn: (s: Rgw) => Promise<void>) =>
-  rgwTest(name, async () => fn(await sharedRgw()));
+const test = (name: string, fn: (s: Rgw) => Promise<void>) => rgwTest(name, () => fn(sharedRgw()));
 
 test("upgrade --to s3://: the v1 file's last version, continued by the plugin, then compacted", async (s) => {
   const url = s.url(await s.bucket());
@@ -222,5 +221,3 @@ test("mirror s3://: a node with a file backup gains an S3 copy, and the plugin w
     removeNodeDir(dir);
   }
 });
-
-stopSharedRgwLast();

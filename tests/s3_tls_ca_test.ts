@@ -8,7 +8,7 @@ import { assertEquals, assertMatch } from "./support/assert.ts";
 import { dumpDatabase } from "./support/dump.ts";
 import { launchAndCommit } from "./support/launch_probe.ts";
 import { writeCredentials } from "./support/rgw.ts";
-import { rgwTest, sharedRgw, stopSharedRgwLast } from "./support/shared_rgw.ts";
+import { rgwTest, sharedRgw } from "./support/shared_rgw.ts";
 import { makeCa } from "./support/test_ca.ts";
 import { TlsFront } from "./support/tls_front.ts";
 import { BufferedOutput, makeNodeDir, removeNodeDir } from "./support/cli_testing.ts";
@@ -23,7 +23,7 @@ const otherCa = await makeCa("another CA");
 rgwTest(
   "an https endpoint a private CA certified: reached with ca=, refused in words without",
   async () => {
-    const s = await sharedRgw({ exportKeys: true });
+    const s = sharedRgw({ exportKeys: true });
     const front = new TlsFront(s.port, await ca.issue(["localhost"]));
     const dir = makeNodeDir("restart");
     try {
@@ -77,5 +77,3 @@ rgwTest(
     }
   },
 );
-
-stopSharedRgwLast();

@@ -12,7 +12,7 @@ import { assert, assertEquals, assertMatch } from "./support/assert.ts";
 import { FakeLightningd } from "./support/fake_lightningd.ts";
 import { status as pluginStatus } from "./support/plugin_session.ts";
 import { withInitS3Node } from "./support/s3_backup.ts";
-import { rgwTestInDir, stopSharedRgwLast } from "./support/shared_rgw.ts";
+import { rgwTestInDir } from "./support/shared_rgw.ts";
 import { BufferedOutput } from "./support/cli_testing.ts";
 import { status } from "../lib/cli/status.ts";
 import { listBackup } from "../lib/backends/s3/layout.ts";
@@ -112,5 +112,3 @@ test("S3: an object named like the backup's but not one: status reads the backup
     );
   });
 });
-
-stopSharedRgwLast();

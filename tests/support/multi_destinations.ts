@@ -51,7 +51,7 @@ export async function withNode(
   ) => { mirror_urls?: string[]; async_urls?: string[] },
   fn: (node: Node) => Promise<void>,
 ): Promise<void> {
-  const s = await sharedRgw({ exportKeys: true });
+  const s = sharedRgw({ exportKeys: true });
   const root = Deno.makeTempDirSync({ prefix: "multi-compact-" });
   const dir = `${root}/node`;
   Deno.mkdirSync(dir);

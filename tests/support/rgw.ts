@@ -1,7 +1,7 @@
 /**
  * A real S3 server for tests: Ceph's RADOS Gateway on loopback, started by scripts/rgw.sh
- * in a temporary directory (about 2.5 s, about 140 MB) and stopped by its PIDs. Test files
- * share one each (shared_rgw.ts), each test on a bucket of its own.
+ * in a temporary directory (about 2.5 s, about 140 MB) and stopped by its PIDs. The test
+ * files of a run share one (shared_rgw.ts), each test on a bucket of its own.
  *
  * `CLN_BACKUP_TEST_RGW_PORT` fixes the gateway's port (else a free one): a port in use makes
  * the start fail as it would where RGW cannot run (tests/rgw_skip_test.ts).
@@ -46,8 +46,6 @@ export const rgwMissing: string | undefined = ["radosgw", "ceph-mon", "ceph-osd"
   : "Ceph RGW is not installed (apt-get install radosgw ceph-mon ceph-osd ceph-common): " +
     "skipping the tests against a real S3 server";
 
-let buckets = 0;
-
 function existsSync(path: string): boolean {
   try {
     Deno.statSync(path);
@@ -65,6 +63,24 @@ function readStat(pid: number): string {
   }
 }
 
+/**
+ * Removes what a failed start left in `dir`, moved aside first so that its name is free at
+ * once (another test file may wait for it to go): a Ceph client the script started in the
+ * background may still write there for a moment, and the error to report is the start's.
+ */
+async function removeLeft(dir: string): Promise<void> {
+  const aside = `${dir}.failed-${crypto.randomUUID()}`;
+  Deno.renameSync(dir, aside);
+  for (let attempt = 0; attempt < 50; attempt++) {
+    try {
+      Deno.removeSync(aside, { recursive: true });
+      return;
+    } catch {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+}
+
 export class Rgw {
   #gateway: Deno.ChildProcess | undefined;
 
@@ -74,11 +90,14 @@ export class Rgw {
     readonly credentials: S3Credentials,
   ) {}
 
-  static async start(): Promise<Rgw> {
-    const dir = Deno.makeTempDirSync({ prefix: "cln-backup-rgw-" });
+  /**
+   * Starts a gateway in `dir` (a new temporary directory unless given; removed if the start
+   * fails). It stops by itself when this process ends, even by SIGKILL.
+   */
+  static async start(dir = Deno.makeTempDirSync({ prefix: "cln-backup-rgw-" })): Promise<Rgw> {
     const port = Number(Deno.env.get("CLN_BACKUP_TEST_RGW_PORT")) || freePort();
     const output = await new Deno.Command(SCRIPT, {
-      args: ["start", dir, String(freePort()), String(port)],
+      args: ["start", dir, String(freePort()), String(port), String(Deno.pid)],
       env: TEST_KEYS,
       stdout: "piped",
       stderr: "piped",
@@ -86,7 +105,7 @@ export class Rgw {
     const text = new TextDecoder().decode(output.stdout);
     if (!output.success) {
       await new Deno.Command(SCRIPT, { args: ["stop", dir] }).output();
-      Deno.removeSync(dir, { recursive: true });
+      await removeLeft(dir);
       const errors = new TextDecoder().decode(output.stderr);
       // The script's first line of its own says what failed; Ceph's tools chatter on stderr.
       const reason = errors.split("\n").find((line) => line.startsWith("rgw.sh: "));
@@ -97,6 +116,16 @@ export class Rgw {
       accessKeyId: value("access_key"),
       secretAccessKey: value("secret_key"),
     });
+  }
+
+  /** The gateway another test file of this process started in `dir` (see {@linkcode toJSON}). */
+  static attach(dir: string, json: string): Rgw {
+    const { port, credentials } = JSON.parse(json);
+    return new Rgw(dir, port, credentials);
+  }
+
+  toJSON(): { port: number; credentials: S3Credentials } {
+    return { port: this.port, credentials: this.credentials };
   }
 
   get endpoint(): string {
@@ -112,9 +141,9 @@ export class Rgw {
     return new S3Client(parseBackupUrl(url) as S3Url, this.credentials, 10_000);
   }
 
-  /** Creates a new bucket and returns its name. */
+  /** Creates a new bucket and returns its name (test files share a gateway: a random one). */
   async bucket(): Promise<string> {
-    const name = `b${Deno.pid}-${++buckets}`;
+    const name = `b${crypto.randomUUID().replaceAll("-", "").slice(0, 24)}`;
     await this.client(this.url(name)).createBucket();
     return name;
   }
@@ -187,12 +216,6 @@ export class Rgw {
     }).spawn();
     Deno.writeTextFileSync(`${this.dir}/pids`, `${this.#gateway.pid}\n`, { append: true });
     await waitListening(this.port);
-  }
-
-  /** {@linkcode stop} for an `unload` handler, which cannot wait: the script kills them all. */
-  stopSync(): void {
-    new Deno.Command(SCRIPT, { args: ["stop", this.dir] }).outputSync();
-    Deno.removeSync(this.dir, { recursive: true });
   }
 
   async stop(): Promise<void> {

@@ -1,28 +1,78 @@
 /**
- * The one RGW of a test file against a real S3 server (rgw.ts), started when the file is
- * loaded, before its tests register: where Ceph is not installed, or its gateway cannot
- * start, every test of the file is skipped and the reason printed once; with
+ * The one RGW of a test run against a real S3 server (rgw.ts): test files run as workers of
+ * one process, and the first to load this module starts the gateway while the others wait
+ * for it, so a run starts one instead of one per file (each start costs about 6 s of CPU).
+ * It stops when the process ends (scripts/rgw.sh watches it). Where Ceph is not installed, or
+ * its gateway cannot start, every test of a file is skipped and the reason printed; with
  * `CLN_BACKUP_REQUIRE_RGW=1` (`.ci/run`) the file fails instead, so CI never passes without
- * them. Import this only
- * from files whose tests need RGW (each import starts one), and end the file with
- * {@linkcode stopSharedRgwLast}.
+ * them. A test that kills its gateway takes one of its own ({@linkcode withOwnRgw}).
  *
  * @module
  */
 import { Rgw, rgwMissing } from "./rgw.ts";
 
-let shared: Promise<Rgw> | undefined;
-/** The running gateway, stopped at unload when `stopSharedRgwLast` did not run (`--filter`). */
-let running: Rgw | undefined;
-globalThis.addEventListener("unload", () => running?.stopSync());
+/**
+ * Where the run's gateway lives: named by this process, its PID and when it started, with
+ * dots, which a scratch directory's name never holds: the CLI commands the tests run sweep
+ * the temporary directory for those of killed processes (lib/fs/scratch_dir.ts), and one
+ * that cannot read /proc would take this one for such.
+ */
+const RUN_DIR = (() => {
+  const stat = Deno.readTextFileSync("/proc/self/stat");
+  const started = stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19];
+  return `${Deno.env.get("TMPDIR") ?? "/tmp"}/cln-backup-rgw.${Deno.pid}.${started}`;
+})();
+const GATEWAY_FILE = `${RUN_DIR}/gateway.json`;
+/** How long a file waits for the gateway another file is starting (a loaded machine is slow). */
+const WAIT_MS = 300_000;
+
+/**
+ * The run's gateway: started here if no other file started it, else the one another file
+ * started (and if that start failed, which removes its directory, started here again).
+ */
+async function runGateway(): Promise<Rgw> {
+  for (const deadline = Date.now() + WAIT_MS; Date.now() < deadline;) {
+    try {
+      Deno.mkdirSync(RUN_DIR, { mode: 0o700 });
+    } catch (error) {
+      if (!(error instanceof Deno.errors.AlreadyExists)) throw error;
+      const found = await startedElsewhere(deadline);
+      if (found) return found;
+      continue;
+    }
+    const rgw = await Rgw.start(RUN_DIR);
+    Deno.writeTextFileSync(`${GATEWAY_FILE}.tmp`, JSON.stringify(rgw));
+    Deno.renameSync(`${GATEWAY_FILE}.tmp`, GATEWAY_FILE);
+    return rgw;
+  }
+  throw new Error(`the gateway another test file started in "${RUN_DIR}" never answered`);
+}
+
+/** The gateway in RUN_DIR once it is up, or `undefined` once its start failed. */
+async function startedElsewhere(deadline: number): Promise<Rgw | undefined> {
+  while (Date.now() < deadline) {
+    try {
+      return Rgw.attach(RUN_DIR, Deno.readTextFileSync(GATEWAY_FILE));
+    } catch (error) {
+      if (!(error instanceof Deno.errors.NotFound)) throw error;
+    }
+    try {
+      Deno.statSync(RUN_DIR);
+    } catch {
+      return undefined;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  return undefined;
+}
+
+let shared: Rgw | undefined;
 
 async function startShared(): Promise<string | undefined> {
-  shared = Rgw.start();
   try {
-    running = await shared;
+    shared = await runGateway();
     return undefined;
   } catch (error) {
-    shared = undefined;
     return `Cannot start Ceph RGW here: ${(error as Error).message.trim()}\n` +
       "Skipping the tests against a real S3 server";
   }
@@ -36,17 +86,29 @@ if (rgwUnavailable && Deno.env.get("CLN_BACKUP_REQUIRE_RGW") === "1") {
 if (rgwUnavailable) console.warn(rgwUnavailable);
 
 /**
- * The file's RGW (started again if a test stopped it). With `exportKeys`, the CLI commands
- * the tests run in this process find its keys in the environment.
+ * The run's RGW. With `exportKeys`, the CLI commands the tests run in this process find its
+ * keys in the environment (every test gateway has the same keys: see rgw.ts).
  */
-export async function sharedRgw(options: { exportKeys?: boolean } = {}): Promise<Rgw> {
-  shared ??= Rgw.start();
-  const rgw = running = await shared;
+export function sharedRgw(options: { exportKeys?: boolean } = {}): Rgw {
+  if (!shared) throw new Error("sharedRgw() outside rgwTest: no gateway runs");
   if (options.exportKeys) {
-    Deno.env.set("AWS_ACCESS_KEY_ID", rgw.credentials.accessKeyId);
-    Deno.env.set("AWS_SECRET_ACCESS_KEY", rgw.credentials.secretAccessKey);
+    Deno.env.set("AWS_ACCESS_KEY_ID", shared.credentials.accessKeyId);
+    Deno.env.set("AWS_SECRET_ACCESS_KEY", shared.credentials.secretAccessKey);
   }
-  return rgw;
+  return shared;
+}
+
+/**
+ * Runs `fn` on a gateway of its own, stopped after it: for a test that kills its gateway,
+ * which would fail the tests of other files using the run's.
+ */
+export async function withOwnRgw(fn: (rgw: Rgw) => Promise<void>): Promise<void> {
+  const rgw = await Rgw.start();
+  try {
+    await fn(rgw);
+  } finally {
+    await rgw.stop();
+  }
 }
 
 /** A test against RGW, skipped where it cannot run (see the module). */
@@ -66,22 +128,9 @@ export function rgwTestInDir(
     rgwTest(name, async () => {
       const dir = Deno.makeTempDirSync({ prefix });
       try {
-        await fn(await sharedRgw(options), dir);
+        await fn(sharedRgw(options), dir);
       } finally {
         Deno.removeSync(dir, { recursive: true });
       }
     });
-}
-
-/** Registers the test file's last test, which stops its shared RGW. */
-export function stopSharedRgwLast(): void {
-  Deno.test({
-    name: "stop the test S3 server",
-    ignore: rgwUnavailable !== undefined,
-    fn: async () => {
-      const rgw = await shared;
-      shared = running = undefined;
-      await rgw?.stop();
-    },
-  });
 }

@@ -1,7 +1,7 @@
 import { assert, assertEquals, assertMatch, assertRejects } from "../../../tests/support/assert.ts";
 import { type Rgw } from "../../../tests/support/rgw.ts";
 import { connectLogged } from "../../../tests/support/s3_backup.ts";
-import { rgwTest, sharedRgw, stopSharedRgwLast } from "../../../tests/support/shared_rgw.ts";
+import { rgwTest, sharedRgw } from "../../../tests/support/shared_rgw.ts";
 import { S3Backend } from "./backend.ts";
 import { S3BackupReader } from "./reader.ts";
 import { createS3Backup } from "./create.ts";
@@ -31,7 +31,7 @@ async function restoredChanges(s: Rgw, url: string): Promise<[number, string[]][
 const test = rgwTest;
 
 test("S3: changes go one object each; a reopened writer knows where the backup stands", async () => {
-  const s = await sharedRgw();
+  const s = sharedRgw();
   const url = s.url(await s.bucket());
   await createS3Backup(url, s.credentials, undefined, FAST);
   const backend = await S3Backend.connect(url, { credentials: s.credentials, policy: FAST });
@@ -56,7 +56,7 @@ test("S3: changes go one object each; a reopened writer knows where the backup s
 });
 
 test("S3: a rewind is superseded by the next change's next generation", async () => {
-  const s = await sharedRgw();
+  const s = sharedRgw();
   const url = s.url(await s.bucket());
   await createS3Backup(url, s.credentials, undefined, FAST);
   const backend = await S3Backend.connect(url, { credentials: s.credentials, policy: FAST });
@@ -81,7 +81,7 @@ test("S3: a rewind is superseded by the next change's next generation", async ()
 });
 
 test("S3: the packer merges old change objects into packs, and restore reads them", async () => {
-  const s = await sharedRgw();
+  const s = sharedRgw();
   const url = s.url(await s.bucket());
   await createS3Backup(url, s.credentials, undefined, FAST);
   const backend = await S3Backend.connect(url, {
@@ -108,7 +108,7 @@ test("S3: the packer merges old change objects into packs, and restore reads the
 });
 
 test("S3: a second writer on the same prefix is refused by the conditional PUT", async () => {
-  const s = await sharedRgw();
+  const s = sharedRgw();
   const url = s.url(await s.bucket());
   await createS3Backup(url, s.credentials, undefined, FAST);
   const first = await S3Backend.connect(url, { credentials: s.credentials, policy: FAST });
@@ -125,7 +125,7 @@ test("S3: a second writer on the same prefix is refused by the conditional PUT",
 
 for (const goesOn of ["the node", "its copy"] as const) {
   test(`S3: a copy of a node one change behind on its prefix: a restore follows ${goesOn}, never a mix`, async () => {
-    const s = await sharedRgw();
+    const s = sharedRgw();
     const url = s.url(await s.bucket());
     await createS3Backup(url, s.credentials, undefined, FAST);
     // No packing while both write: a pack would settle which generation is read.
@@ -162,7 +162,7 @@ for (const goesOn of ["the node", "its copy"] as const) {
 }
 
 test("S3: no backup at the URL, a missing bucket, wrong keys: one line each", async () => {
-  const s = await sharedRgw();
+  const s = sharedRgw();
   const bucket = await s.bucket();
   const none = await assertRejects(() =>
     S3Backend.connect(s.url(bucket, "nothing"), { credentials: s.credentials, policy: FAST })
@@ -224,7 +224,7 @@ function listing(backend: S3Backend, list: (all: S3Object[]) => S3Object[][]): (
 }
 
 test("S3: a listing that leaves objects out (a compaction between its pages) is listed again, not believed", async () => {
-  const s = await sharedRgw();
+  const s = sharedRgw();
   const url = s.url(await s.bucket());
   const { backend, logs } = await filled(s, url);
   const before: S3Object[] = [];
@@ -248,7 +248,7 @@ test("S3: a listing that leaves objects out (a compaction between its pages) is 
 });
 
 test("S3: objects missing from three listings in a row stop the backup; changes go on meanwhile", async () => {
-  const s = await sharedRgw();
+  const s = sharedRgw();
   const url = s.url(await s.bucket());
   const { backend, logs } = await filled(s, url);
   let listings = 0;
@@ -268,7 +268,7 @@ test("S3: objects missing from three listings in a row stop the backup; changes 
 });
 
 test("S3: an object named like the backup's but not one is named, and neither writer nor reader stops", async () => {
-  const s = await sharedRgw();
+  const s = sharedRgw();
   const url = s.url(await s.bucket());
   const { backend, logs } = await filled(s, url);
   const stray = `${backend.client.url.prefix}pack-notes.txt`;
@@ -288,5 +288,3 @@ test("S3: an object named like the backup's but not one is named, and neither wr
     reader.close();
   }
 });
-
-stopSharedRgwLast();
