@@ -18,7 +18,13 @@
 import { createCipheriv, createDecipheriv } from "node:crypto";
 import { hchacha } from "npm:@noble/ciphers@2/chacha.js";
 import { scrypt } from "npm:@noble/hashes@2/scrypt.js";
-import * as age from "npm:age-encryption@0.3";
+
+/**
+ * age-encryption, loaded on first use: evaluating it costs about 45 ms of CPU, which every
+ * process that never wraps a key (the plugin on a plain backup, most CLI runs) would pay at
+ * start.
+ */
+const ageLibrary = () => import("npm:age-encryption@0.3");
 
 export const KEY_BYTES = 32;
 export const NONCE_BYTES = 24;
@@ -107,13 +113,13 @@ export function scryptKey(
 }
 
 /** A new age X25519 identity (`AGE-SECRET-KEY-1…`). */
-export function newAgeIdentity(): Promise<string> {
-  return age.generateIdentity();
+export async function newAgeIdentity(): Promise<string> {
+  return (await ageLibrary()).generateIdentity();
 }
 
 /** The recipient (`age1…`) of an identity. */
-export function ageRecipientOf(identity: string): Promise<string> {
-  return age.identityToRecipient(identity);
+export async function ageRecipientOf(identity: string): Promise<string> {
+  return (await ageLibrary()).identityToRecipient(identity);
 }
 
 /** Thrown for a recipient or identity string that is not one. */
@@ -121,7 +127,7 @@ export class AgeFormatError extends Error {}
 
 /** Encrypts `plain` for the X25519 `recipient`, as an age file. */
 export async function ageEncrypt(plain: Uint8Array, recipient: string): Promise<Uint8Array> {
-  const encrypter = new age.Encrypter();
+  const encrypter = new (await ageLibrary()).Encrypter();
   try {
     encrypter.addRecipient(recipient);
   } catch {
@@ -137,7 +143,7 @@ export async function ageDecrypt(
   file: Uint8Array,
   identity: string,
 ): Promise<Uint8Array | undefined> {
-  const decrypter = new age.Decrypter();
+  const decrypter = new (await ageLibrary()).Decrypter();
   try {
     decrypter.addIdentity(identity);
   } catch {
