@@ -397,7 +397,7 @@ export async function restore(
         output,
       });
     }
-    const reader = await connectReader(url, undefined, s3Unlock(url, values, prompt));
+    const reader = await connectReader(url, undefined, s3Unlock(url, values, prompt, nodeKey));
     try {
       await unlockReader(reader, values, prompt, nodeKey);
       const progress = output.progress &&

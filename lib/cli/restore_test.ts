@@ -697,10 +697,18 @@ Deno.test(
     const secret = `${dir}/passphrase`;
     Deno.writeTextFileSync(secret, PASSPHRASE, { mode: 0o600 });
     const forged = `file://${dir}/forged`;
-    const refused = await run([forged, node, "--passphrase-file", secret]);
+    // Refused before the passphrase is asked for: no answer could make it the node's.
+    const asked: string[] = [];
+    const output = new BufferedOutput();
+    const code = await restore([forged, node], output, (question) => {
+      asked.push(question);
+      return Promise.resolve(PASSPHRASE);
+    });
+    const refused = { code, output };
+    assertEquals(asked, []);
     assertEquals(refused.code, 1);
     assertEquals(refused.output.stderr, [
-      `Cannot unlock backup: "${forged}" is sealed with another key than the node restored ` +
+      `Cannot unlock backup: "${dir}/forged" is sealed with another key than the node restored ` +
       `into ("${node}/backup.key" holds another): whoever can write the storage could have ` +
       `put a backup of their own there (an age recipient is public); restore the node's own ` +
       `backup, or, if this one is meant, into another directory`,

@@ -17,32 +17,45 @@ import { S3BackupReader, type Unlock } from "../backends/s3/reader.ts";
 import { fetchWrappedKey } from "../backends/s3/key_object.ts";
 import { loadCredentials } from "../backends/s3/credentials.ts";
 
+/** Where a backup's key is opened for: a copy's URL, the node restored into. */
+export interface UnlockFor {
+  /** What the operator named, when the directory is a copy of it (a server's backup, fetched). */
+  url?: string;
+  /** The backup.key of the node restored into: a backup sealed with another key is refused. */
+  nodeKey?: string;
+}
+
 /**
  * The data key of the file backup in `dir`: `undefined` for a plain backup; else opened with
- * the secrets given, or one line saying why not. `url`: what the operator named, when `dir`
- * is a copy of it (a server's backup, fetched).
+ * the secrets given, or one line saying why not.
  */
 export async function unlockDir(
   dir: string,
   values: Record<string, string | boolean | undefined>,
   prompt: Prompt = terminalPrompt,
-  url?: string,
+  { url, nodeKey }: UnlockFor = {},
 ): Promise<DataKey | undefined> {
   const chain = readChain(dir);
   if (chain.keyId === undefined) return undefined;
   const where = url === undefined ? `${dir}/${WRAPPED_KEY_NAME}` : `${url} ${WRAPPED_KEY_NAME}`;
   const wrapped = readWrappedKey(dir, `"${where}"`);
   const place = { where, backupId: chain.backupId, bytes: wrapped, keyId: chain.keyId };
-  return await unwrapWith(url ?? dir, place, values, prompt);
+  return await unwrapWith(url ?? dir, place, values, prompt, nodeKey);
 }
 
-/** Opens a wrapped key with the secrets given, or asked for. */
+/**
+ * Opens a wrapped key with the secrets given, or asked for; first refuses one of another key
+ * than `nodeKey`'s, so the operator is not asked for a secret to no end.
+ */
 async function unwrapWith(
   what: string,
   wrapped: { bytes: Uint8Array; where: string; backupId: Uint8Array; keyId: Uint8Array },
   values: Record<string, string | boolean | undefined>,
   prompt: Prompt,
+  nodeKey: string | undefined,
 ): Promise<DataKey> {
+  // The id a key opened must match (unwrapKey checks), so it can be compared before.
+  if (nodeKey !== undefined) refuseOtherKey(what, nodeKey, wrapped.keyId);
   const { passphrase: forPassphrase, recipients } = wrapsOf(wrapped.bytes);
   const ageOnly = !forPassphrase && recipients.length > 0;
   const giveIdentity = `give the identity of ${
@@ -82,9 +95,16 @@ export function s3Unlock(
   url: string,
   values: Record<string, string | boolean | undefined>,
   prompt: Prompt = terminalPrompt,
+  nodeKey?: string,
 ): Unlock {
   return (wrapped, backupId) =>
-    unwrapWith(url, { ...wrapped, where: `${url}/${WRAPPED_KEY_NAME}`, backupId }, values, prompt);
+    unwrapWith(
+      url,
+      { ...wrapped, where: `${url}/${WRAPPED_KEY_NAME}`, backupId },
+      values,
+      prompt,
+      nodeKey,
+    );
 }
 
 /**
@@ -114,7 +134,8 @@ export async function unlockReader(
   const copied = reader instanceof CopiedBackupReader;
   const local = copied ? reader.local : reader;
   if (local instanceof FileBackupReader) {
-    local.key = await unlockDir(local.dir, values, prompt, copied ? reader.url : undefined);
+    const url = copied ? reader.url : undefined;
+    local.key = await unlockDir(local.dir, values, prompt, { url, nodeKey });
   }
   // The id of the key that opened it (an S3 reader opened its own): none for a plain backup.
   const keyId = local instanceof FileBackupReader
@@ -127,6 +148,7 @@ export async function unlockReader(
   if (keyId === undefined && secretGiven(values)) throw plainWithSecret(reader.url);
   if (nodeKey !== undefined) {
     if (keyId === undefined) throw plainForEncryptedNode(reader.url, nodeKey);
+    // Refused before any prompt where the key was opened for `nodeKey`; this holds either way.
     refuseOtherKey(reader.url, nodeKey, keyId);
   }
   return local instanceof FileBackupReader ? local.key : undefined;
