@@ -16,14 +16,27 @@ import { claimWorkPath } from "../fs/work_path.ts";
 const NODE_ID_STATEMENT =
   /^\s*INSERT\s+INTO\s+vars\s*\(\s*name\s*,\s*blobval\s*\)\s*VALUES\s*\(\s*'node_id'\s*,\s*x'([0-9a-f]+)'/i;
 
+/** What restore compares between copies of a backup: whose node, and where each ends. */
+export interface CopyFacts {
+  /** The node id, in lowercase hex; `undefined` when the copy holds none. */
+  nodeId: string | undefined;
+  /**
+   * The last change, its version and statements as JSON; `undefined` when the copy ends with
+   * a snapshot (a copy made from the database and not written to since).
+   */
+  lastChange: string | undefined;
+}
+
 /**
- * The node id of the node whose backup `reader` reads, in lowercase hex; `undefined` when
- * it holds none. Read from its newest snapshot, written to `work` (a work path beside the
- * restore's target, removed before return) and opened there, else from the first change
- * after it that sets one: the changes are not applied, and are read only as far as that.
+ * The node id of the node whose backup `reader` reads, and its last change. The node id is
+ * read from its newest snapshot, written to `work` (a work path beside the restore's target,
+ * removed before return) and opened there, else from the first change after it that sets
+ * one. The changes are read to the end but not applied.
  */
-export function backupNodeId(reader: BackupReader, work: string): string | undefined {
+export function copyFacts(reader: BackupReader, work: string): CopyFacts {
   let snapshot: Deno.FsFile | undefined;
+  let nodeId: string | undefined;
+  let last: { version: number; statements: readonly string[] } | undefined;
   try {
     for (const entry of reader.entries()) {
       if (entry.kind === "snapshot-part") {
@@ -32,16 +45,18 @@ export function backupNodeId(reader: BackupReader, work: string): string | undef
       } else if (entry.kind === "snapshot-end") {
         snapshot?.close();
         snapshot = undefined;
-        const id = snapshotNodeId(work);
-        if (id !== undefined) return id;
+        nodeId = snapshotNodeId(work);
+        removeIfExists(work);
+        last = undefined;
       } else if (entry.kind === "change") {
-        for (const statement of entry.statements) {
+        last = entry;
+        for (const statement of nodeId === undefined ? entry.statements : []) {
           const id = NODE_ID_STATEMENT.exec(statement)?.[1];
-          if (id !== undefined) return id.toLowerCase();
+          if (id !== undefined) nodeId = id.toLowerCase();
         }
       }
     }
-    return undefined;
+    return { nodeId, lastChange: last && JSON.stringify([last.version, last.statements]) };
   } finally {
     snapshot?.close();
     removeIfExists(work);
@@ -66,6 +81,33 @@ function snapshotNodeId(path: string): string | undefined {
 export interface CopyNode {
   url: string;
   nodeId: string | undefined;
+}
+
+/**
+ * Refuses copies at the same newest version whose last changes differ, unless `accept`: one
+ * holds a change the node never committed (an async copy keeps its last change until it is
+ * reached again, while the node went on with another), or was altered, and a restore of the
+ * wrong one is not the node's state. Returns the first that differs from `copies[0]`, which
+ * restore then takes, so that the Danger line can name it.
+ */
+export function refuseDiverged(
+  copies: readonly (CopyFacts & { url: string; version: number })[],
+  accept: boolean,
+): string | undefined {
+  const [first] = copies;
+  const other = copies.find((c) =>
+    c.version === first.version && c.lastChange !== undefined &&
+    first.lastChange !== undefined && c.lastChange !== first.lastChange
+  );
+  if (other === undefined || accept) return other?.url;
+  throw new Error(
+    `Cannot restore backup: ${first.url} and ${other.url} are both at version ` +
+      `${first.version}, but their changes ${first.version} differ: one of them holds a change ` +
+      `the node never committed (an async copy keeps its last change until it is reached ` +
+      `again), or was altered, and restore cannot tell which the node has; give the ` +
+      `synchronous copy (backup.lock's backend_url or one of its mirror_urls) first and add ` +
+      `--accept-older to restore it`,
+  );
 }
 
 /**

@@ -22,7 +22,13 @@ import { LOCK_FILE, readLockFile } from "../backup/lock_file.ts";
 import { KEY_FILE } from "../crypto/key_file.ts";
 import { lockDestinations } from "../backends/multi/mirrors.ts";
 import { removeLeftovers, workPath } from "../fs/work_path.ts";
-import { backupNodeId, type CopyNode, refuseOtherNodes } from "../backup/node_id.ts";
+import {
+  type CopyFacts,
+  copyFacts,
+  type CopyNode,
+  refuseDiverged,
+  refuseOtherNodes,
+} from "../backup/node_id.ts";
 import { Interrupted } from "../fs/interrupt.ts";
 import { basename, dirname } from "node:path";
 import { checkNetworkDir, NETWORKS } from "./node_dir.ts";
@@ -59,7 +65,9 @@ Options:
                   restores, and says which; it refuses when a readable copy is newer than the
                   one restored (with --to-version N: the first, newest first, that holds N),
                   copies whose databases hold different node ids (vars.node_id) or none,
-                  and a restore into a lightning dir whose backup.lock names copies not given
+                  copies at the same version whose last changes differ (--accept-older takes
+                  the first given), and a restore into a lightning dir whose backup.lock
+                  names copies not given
   --accept-older  restore an older copy all the same (a node on an old database can lose
                   its funds: broadcast revoked state)
   -h, --help      show this help
@@ -436,7 +444,7 @@ async function restoreNewest(
   options: { toVersion?: number; acceptOlder: boolean; output: Output },
 ): Promise<number> {
   const { output } = options;
-  const copies: (CopyNode & { reader: BackupReader; version: number })[] = [];
+  const copies: (CopyNode & CopyFacts & { reader: BackupReader; version: number })[] = [];
   const skipped: string[] = [];
   const skip = (url: string, error: unknown) => {
     skipped.push(url);
@@ -449,8 +457,10 @@ async function restoreNewest(
       try {
         reader = await connectReader(url);
         const version = reader.describe().lastVersion;
-        const nodeId = version === 0 ? undefined : backupNodeId(reader, work);
-        copies.push({ url, reader, version, nodeId });
+        const facts = version === 0
+          ? { nodeId: undefined, lastChange: undefined }
+          : copyFacts(reader, work);
+        copies.push({ url, reader, version, ...facts });
       } catch (error) {
         reader?.close();
         skip(url, error);
@@ -460,6 +470,10 @@ async function restoreNewest(
     refuseOtherNodes(copies.filter((copy) => copy.version > 0));
     copies.sort((a, b) => b.version - a.version);
     const newest = copies[0]?.version;
+    // A point in time is the same state in every copy that holds it (below).
+    const diverged = options.toVersion === undefined && copies.length > 0
+      ? refuseDiverged(copies, options.acceptOlder)
+      : undefined;
     for (const copy of copies) {
       // A point in time is the same state in every copy that holds it: none is lagging.
       const why = options.toVersion !== undefined
@@ -490,6 +504,12 @@ async function restoreNewest(
         output.out(
           `Danger: restored as asked (--accept-older), though ${why}: this database may be ` +
             `older than the node's; a node on it can broadcast revoked state and lose its funds`,
+        );
+      }
+      if (diverged !== undefined && copy === copies[0]) {
+        output.out(
+          `Danger: restored as asked (--accept-older), though ${diverged} holds another change ` +
+            `${copy.version}: if the node committed that one, this database is not the node's`,
         );
       }
       const others = copies.filter((c) => c !== copy && !skipped.includes(c.url));

@@ -609,6 +609,54 @@ Deno.test(
   }),
 );
 
+Deno.test(
+  "restore --also refuses copies at the same version whose last changes differ",
+  inTempDir(async (dir) => {
+    // The primary went on from 14 with one change 15; an async copy, not reached since the
+    // node stopped, kept another change 15 that the node never committed (or a copy was
+    // altered). Both at 15: restore took whichever came first, and said nothing.
+    const primary = await makeBackup(`${dir}/primary`, changes);
+    const last = changes.at(-1)!;
+    const other = {
+      version: last.version,
+      statements: ["INSERT INTO vars (name, val) VALUES ('uncommitted', 'x')", ...last.statements],
+    };
+    const copy = await makeBackup(`${dir}/copy`, [...changes.slice(0, -1), other]);
+    for (const [first, second] of [[copy, primary], [primary, copy]]) {
+      const target = `${dir}/node`;
+      Deno.mkdirSync(target);
+      const { code, output } = await run([first, target, "--also", second]);
+      assertEquals([code, output.stdout], [1, []]);
+      assertEquals(output.stderr, [
+        `Cannot restore backup: ${first} and ${second} are both at version 15, but their ` +
+        `changes 15 differ: one of them holds a change the node never committed (an async ` +
+        `copy keeps its last change until it is reached again), or was altered, and restore ` +
+        `cannot tell which the node has; give the synchronous copy (backup.lock's ` +
+        `backend_url or one of its mirror_urls) first and add --accept-older to restore it`,
+      ]);
+      assertEquals([...Deno.readDirSync(target)], []);
+      Deno.removeSync(target);
+    }
+    // Asked for, the first given is restored, with the danger said.
+    const asked = await run([primary, `${dir}/asked.sqlite3`, "--also", copy, "--accept-older"]);
+    assertEquals(asked.code, 0, asked.output.transcript);
+    assertMatch(asked.output.stdout[0], new RegExp(`at version 15: .*, from ${primary}$`));
+    assertEquals(
+      asked.output.stdout[1],
+      `Danger: restored as asked (--accept-older), though ${copy} holds another change 15: ` +
+        `if the node committed that one, this database is not the node's`,
+    );
+    assertEquals(
+      dumpDatabase(`${dir}/asked.sqlite3`),
+      dumpDatabase(loadFixture("restart").database),
+    );
+    // Copies that agree restore as always.
+    const same = await makeBackup(`${dir}/same`, changes);
+    const agreed = await run([primary, `${dir}/agreed.sqlite3`, "--also", same]);
+    assertEquals(agreed.code, 0, agreed.output.transcript);
+  }),
+);
+
 /** A v1 fixture upgraded beside itself, then written to once: the converted is at 47. */
 async function supersededV1(base: string): Promise<void> {
   Deno.copyFileSync(PRE_4090_BACKUP, `${base}/file.bkp`);
