@@ -38,6 +38,7 @@ import {
   Exit,
   type Output,
   runCommand,
+  UsageError,
   versionArg,
 } from "./args.ts";
 import { type Prompt, SECRET_HELP, SECRET_OPTIONS, terminalPrompt } from "./secrets.ts";
@@ -377,6 +378,13 @@ export async function restore(
     // A mistyped URL is said first: backup-cli grants a command line with one no access.
     const also = (values.also as unknown as string[] | undefined) ?? []; // `multiple`: an array.
     const urls = [url, ...also].map((each) => parseBackupUrl(each));
+    if (also.length > 0 && (values["passphrase-file"] ?? values.identity) !== undefined) {
+      // restoreNewest reads plain copies only: the secret would be ignored.
+      throw new UsageError(
+        "--passphrase-file and --identity do not go with --also: an encrypted backup has no " +
+          "copies (init and mirror make none); restore it alone, with its secret",
+      );
+    }
     const path = restoreTarget(userPath(target));
     refuseLightningDirMistakes(userPath(target), target.endsWith("/"));
     scope.leaves(`nothing was written to "${dirname(path)}"`);
@@ -456,7 +464,13 @@ async function restoreNewest(
       let reader: BackupReader | undefined;
       try {
         reader = await connectReader(url);
-        const version = reader.describe().lastVersion;
+        const { encrypted, lastVersion: version } = reader.describe();
+        if (encrypted) {
+          throw new Error(
+            "it is encrypted, and an encrypted backup has no copies (init and mirror make " +
+              "none): restore it alone, without --also, with its secret",
+          );
+        }
         const facts = version === 0
           ? { nodeId: undefined, lastChange: undefined }
           : copyFacts(reader, work);

@@ -657,6 +657,47 @@ Deno.test(
   }),
 );
 
+Deno.test(
+  "restore --also says an encrypted backup has no copies, and refuses a secret it would ignore",
+  inTempDir(async (dir) => {
+    // An encrypted backup given with --also (init and mirror make no copy of one): the
+    // passphrase was ignored, and each copy was skipped saying restore asks for one.
+    const source = `${dir}/source.sqlite3`;
+    parentChildDatabase(source, 9);
+    await makeEncryptedBackup(`${dir}/sealed`, { version: 9, path: source });
+    const sealed = `file://${dir}/sealed`;
+    const plain = await makeBackup(`${dir}/plain`, changes);
+    const secret = `${dir}/passphrase`;
+    Deno.writeTextFileSync(secret, PASSPHRASE, { mode: 0o600 });
+    const given = await run([
+      sealed,
+      `${dir}/a.sqlite3`,
+      "--also",
+      plain,
+      "--passphrase-file",
+      secret,
+    ]);
+    assertEquals(given.code, 2);
+    assertEquals(given.output.stderr, [
+      "Usage error: --passphrase-file and --identity do not go with --also: an encrypted " +
+      "backup has no copies (init and mirror make none); restore it alone, with its secret: " +
+      'see "cln-backup restore --help"',
+    ]);
+    const skipped = await run([plain, `${dir}/b.sqlite3`, "--also", sealed]);
+    assertEquals(skipped.code, 1);
+    assertEquals(skipped.output.stdout, [
+      `Skipped ${sealed}: it is encrypted, and an encrypted backup has no copies (init and ` +
+      `mirror make none): restore it alone, without --also, with its secret`,
+    ]);
+    assertEquals([...Deno.readDirSync(dir)].map((e) => e.name).sort(), [
+      "passphrase",
+      "plain",
+      "sealed",
+      "source.sqlite3",
+    ]);
+  }),
+);
+
 /** A v1 fixture upgraded beside itself, then written to once: the converted is at 47. */
 async function supersededV1(base: string): Promise<void> {
   Deno.copyFileSync(PRE_4090_BACKUP, `${base}/file.bkp`);
