@@ -16,7 +16,7 @@ import {
   type RestoreResult,
   restoreTarget,
 } from "../backup/restore.ts";
-import { existsSync } from "../fs/exists.ts";
+import { existsSync, statIfExists } from "../fs/exists.ts";
 import { shellQuote } from "../fs/shell_quote.ts";
 import { LOCK_FILE, readLockFile } from "../backup/lock_file.ts";
 import { KEY_FILE } from "../crypto/key_file.ts";
@@ -230,6 +230,18 @@ function refuseDanglingLink(path: string): void {
 }
 
 /**
+ * A directory where the database goes (the target directory's lightningd.sqlite3): restoring
+ * into it would put the database one level deeper, where lightningd never opens it.
+ */
+function refuseDirectoryAt(path: string): void {
+  if (!statIfExists(path)?.isDirectory) return;
+  throw new Error(
+    `Cannot restore backup: "${path}" is a directory, where the database goes: move it ` +
+      `aside, or choose another target`,
+  );
+}
+
+/**
  * A target that names a lightning network directory not made yet (`~/.lightning/bitcoin` on
  * a new machine, as the README's restore line has it) would become a database file of that
  * name, where lightningd and the operator expect a directory; the base lightning dir
@@ -389,6 +401,7 @@ export async function restore(
     refuseLightningDirMistakes(userPath(target), target.endsWith("/"));
     scope.leaves(`nothing was written to "${dirname(path)}"`);
     refuseDanglingLink(path);
+    refuseDirectoryAt(path);
     if (!existsSync(dirname(path))) {
       throw new Error(
         `Cannot restore backup: the directory "${dirname(path)}" does not exist: create it, ` +

@@ -89,6 +89,22 @@ Deno.test(
 );
 
 Deno.test(
+  "restore into a directory whose lightningd.sqlite3 is a directory refuses, naming it",
+  inTempDir(async (dir) => {
+    // The database went one level deeper, where lightningd never opens it.
+    const url = await makeBackup(`${dir}/backup`, changes);
+    Deno.mkdirSync(`${dir}/regtest/lightningd.sqlite3`, { recursive: true });
+    const { code, output } = await run([url, `${dir}/regtest`]);
+    assertEquals([code, output.stdout], [1, []]);
+    assertEquals(output.stderr, [
+      `Cannot restore backup: "${dir}/regtest/lightningd.sqlite3" is a directory, where the ` +
+      `database goes: move it aside, or choose another target`,
+    ]);
+    assertEquals([...Deno.readDirSync(`${dir}/regtest/lightningd.sqlite3`)], []);
+  }),
+);
+
+Deno.test(
   "restore refuses a journal or WAL the moved-aside database left at the target",
   inTempDir(async (dir) => {
     const url = await makeBackup(`${dir}/backup`, changes);
