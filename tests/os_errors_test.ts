@@ -5,7 +5,16 @@
  */
 import { assertEquals, assertMatch } from "./support/assert.ts";
 import { runCliProcess, unprivilegedUser } from "./support/cli_process.ts";
-import { makeBackup, makeNodeDir, recordedChanges, removeNodeDir } from "./support/cli_testing.ts";
+import {
+  BufferedOutput,
+  makeBackup,
+  makeNodeDir,
+  recordedChanges,
+  removeNodeDir,
+} from "./support/cli_testing.ts";
+import { loadFixture } from "./support/fixtures.ts";
+import { mountTmpfs, run as runCommand } from "./support/tmpfs.ts";
+import { restore } from "../lib/cli/restore.ts";
 
 /** A directory others may read and enter but not write to. */
 function readOnlyDir(): string {
@@ -139,4 +148,39 @@ Deno.test("verify of a backup with a segment the user may not read: which, and w
   ]);
   Deno.removeSync(dir, { recursive: true });
   Deno.removeSync(user.denoDir, { recursive: true });
+});
+
+Deno.test("restore onto a full file system: which, and what to do, by snapshot or by changes", async () => {
+  // A snapshot is written by Deno (its error names no path), changes by SQLite ("database or
+  // disk is full"): either reached the operator without the place it filled up.
+  const dir = Deno.makeTempDirSync({ prefix: "cln-backup-full-" });
+  const target = `${dir}/small`;
+  Deno.mkdirSync(target);
+  try {
+    const snapshot = await makeBackup(`${dir}/snapshot`, [], {
+      version: 479,
+      path: loadFixture("activity").database,
+    });
+    const changes = await makeBackup(`${dir}/changes`, recordedChanges(["fresh-start"]));
+    if (!mountTmpfs(target, 64 * 1024)) return;
+    for (const url of [snapshot, changes]) {
+      for (const also of [[], ["--also", url]]) {
+        const output = new BufferedOutput();
+        assertEquals(await restore([url, target, ...also], output), 1);
+        const line =
+          `the file system of "${target}" is full \\(no space or quota left\\); nothing was ` +
+          `written there: free some space on it, or restore to another file system`;
+        assertMatch(
+          output.transcript,
+          also.length === 0
+            ? new RegExp(`^Cannot restore backup: ${line}$`)
+            : new RegExp(`^Skipped ${url}: Cannot restore backup: ${line}\n`),
+        );
+        assertEquals([...Deno.readDirSync(target)], []);
+      }
+    }
+  } finally {
+    runCommand("umount", [target]);
+    Deno.removeSync(dir, { recursive: true });
+  }
 });

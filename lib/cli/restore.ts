@@ -210,6 +210,21 @@ function restoreNotes(result: RestoreResult, toVersion: number | undefined): str
   ];
 }
 
+/**
+ * A restore that filled its file system, said with the place: Deno's write error names no
+ * path, and SQLite's ("database or disk is full") neither. `undefined` for another error.
+ */
+function diskFull(error: unknown, dir: string): Error | undefined {
+  const { code, message } = error as { code?: string; message?: string };
+  if (code !== "ENOSPC" && code !== "EDQUOT" && !/database or disk is full/.test(message ?? "")) {
+    return undefined;
+  }
+  return new Error(
+    `Cannot restore backup: the file system of "${dir}" is full (no space or quota left); ` +
+      `nothing was written there: free some space on it, or restore to another file system`,
+  );
+}
+
 /** A symlink to nothing at `path` would read as "database already exists": say what it is. */
 function refuseDanglingLink(path: string): void {
   let link: string;
@@ -432,10 +447,15 @@ export async function restore(
       const progress = output.progress &&
         new RestoreProgress(reader, toVersion, output.progress);
       try {
-        const result = restoreBackup(reader, path, {
-          toVersion,
-          onProgress: progress && ((version) => progress.update(version)),
-        });
+        let result: RestoreResult;
+        try {
+          result = restoreBackup(reader, path, {
+            toVersion,
+            onProgress: progress && ((version) => progress.update(version)),
+          });
+        } catch (error) {
+          throw diskFull(error, dirname(path)) ?? error;
+        }
         output.out(describeRestore(result));
         for (const note of restoreNotes(result, toVersion)) output.out(note);
         if (toVersion === undefined && !existsSync(`${dirname(path)}/${LOCK_FILE}`)) {
@@ -469,7 +489,8 @@ async function restoreNewest(
   const skipped: string[] = [];
   const skip = (url: string, error: unknown) => {
     skipped.push(url);
-    output.out(`Skipped ${url}: ${(error as Error).message}`);
+    // Its node id's snapshot, or its restore, filled the disk: said with the place.
+    output.out(`Skipped ${url}: ${(diskFull(error, dirname(path)) ?? error as Error).message}`);
   };
   const work = workPath(path, "restoring");
   try {
