@@ -7,14 +7,14 @@
  *
  * @module
  */
-import { dirname } from "node:path";
 import { CREDENTIAL_NAME } from "../../backends/socket/credential.ts";
 import { CREDENTIALS_FILE } from "../../backends/s3/credentials.ts";
 import { existsSync } from "../../fs/exists.ts";
 import type { CheckResult, Found } from "./check.ts";
 import { describeBackup } from "./describe_backup.ts";
 import { formatBytes } from "./format_bytes.ts";
-import { allows, describeUser } from "./node_user.ts";
+import { backupAccessProblem } from "./backup_access.ts";
+import { allows, describeUser, unsearchableAbove } from "./node_user.ts";
 
 /** Why lightningd's user cannot use the CA file `path`, or `undefined` when it can. */
 function caFileProblem(path: string, found: Found): string | undefined {
@@ -23,12 +23,8 @@ function caFileProblem(path: string, found: Found): string | undefined {
     const info = Deno.statSync(path);
     if (!info.isFile) return `"${path}" is not a file`;
     // Every directory above it must be searchable too.
-    for (let dir = dirname(path);; dir = dirname(dir)) {
-      if (!allows(Deno.statSync(dir), found.user, 1)) {
-        return `"${dir}" is not searchable by ${describeUser(found.user)}`;
-      }
-      if (dir === "/") break;
-    }
+    const blocked = unsearchableAbove(path, found.user);
+    if (blocked) return `"${blocked}" is not searchable by ${describeUser(found.user)}`;
     if (!allows(info, found.user, 4)) {
       return `"${path}" is not readable by ${describeUser(found.user)}`;
     }
@@ -86,21 +82,10 @@ export function backendCheck(found: Found): CheckResult {
       `convert it with "deno task upgrade -- --lightning-dir ${found.dir}"`,
     ];
   }
-  if (found.url?.scheme === "file") {
-    const path = found.url.path;
-    const unwritable = [path, ...[...Deno.readDirSync(path)].map((e) => `${path}/${e.name}`)]
-      .find((p) => {
-        const info = Deno.statSync(p);
-        return !allows(info, found.user, info.isDirectory ? 3 : 2);
-      });
-    if (unwritable) {
-      return [
-        "FAIL",
-        `"${unwritable}" is not writable by ${describeUser(found.user)}: run "chown -R ` +
-        `${found.user?.uid}:${found.user?.gid} ${path}" (was init run as another user?)`,
-      ];
-    }
-  }
+  const access = found.url?.scheme === "file"
+    ? backupAccessProblem(found.url.path, found)
+    : undefined;
+  if (access !== undefined) return ["FAIL", access];
   const versions = d.records === 0 ? "empty (version 0)" : `versions ${d.firstVersion} to ` +
     `${d.lastVersion}, ${d.records} records`;
   return ["OK", `${url} opens: ${d.format}, ${versions}, ${formatBytes(d.bytes)}`];

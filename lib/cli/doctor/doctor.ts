@@ -38,7 +38,8 @@ const DOCTOR_HELP = `Usage: cln-backup doctor [--lightning-dir DIR]
 Checks a node's backup set-up and prints one line per check: OK, WARN or FAIL, and what to
 do. It only reads; run it as the user lightningd runs as, while lightningd runs or not.
   backup.lock   present in DIR, a backend_url, readable by lightningd's user
-  backend       the backup opens and describes itself; lightningd's user can write to it
+  backend       the backup opens and describes itself; lightningd's user can reach and write
+                it
                 (a socket: or s3:// backup: WARN, doctor leaves it to status)
   version       the backup's last version against DIR/lightningd.sqlite3's data_version
                 (opened read-only): equal, or the backup one ahead (the plugin drops that

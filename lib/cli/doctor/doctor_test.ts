@@ -250,6 +250,8 @@ Deno.test("doctor: backup.key beside an encrypted backup, and none beside a plai
         const path of [node.dir, `${node.dir}/lightningd.sqlite3`, `${node.dir}/hsm_secret`]
           .concat(node.backupPath, backup)
       ) Deno.chownSync(path, 4242, 4242);
+      // The temporary directory above the backup is root's own: that user must reach it.
+      Deno.chmodSync(node.base, 0o755);
       expect(await check(), "backup.key", "FAIL", /not readable by uid 4242/);
       Deno.chownSync(keyFile, 4242, 4242);
       expect(await check(), "backup.key", "OK");
@@ -813,3 +815,44 @@ Deno.test("doctor: an async copy one change ahead is fine, as the plugin drops t
     await makeBackup(copy, [...FRESH_START, ...RESTART.slice(0, 2)]);
     expect(await runChecks(node.dir, GOOD_SYSTEM), "copies", "WARN", /at 13 is ahead of .* at 11/);
   }));
+
+/** As root, makes uid 4242 lightningd's user: the owner of the node's files, its dir reachable. */
+function playNodeUser(node: Setup): void {
+  for (const name of ["", "/lightningd.sqlite3", "/hsm_secret", "/backup.lock"]) {
+    Deno.chownSync(`${node.dir}${name}`, 4242, 4242);
+  }
+  Deno.chmodSync(node.base, 0o755);
+}
+
+/** Gives `path` and everything in it to uid 4242. */
+function chownTree(path: string): void {
+  Deno.chownSync(path, 4242, 4242);
+  for (const entry of Deno.readDirSync(path)) Deno.chownSync(`${path}/${entry.name}`, 4242, 4242);
+}
+
+Deno.test({
+  name: "doctor: a backup lightningd's user may write but not reach fails",
+  ignore: Deno.uid() !== 0, // Needs chown to play lightningd's user.
+  fn: () =>
+    withNode(async (node) => {
+      playNodeUser(node);
+      // The backup in a directory of root's, as under /root.
+      const hidden = `${node.base}/root-only`;
+      Deno.mkdirSync(hidden, { mode: 0o700 });
+      const url = await makeBackup(`${hidden}/backup`, FRESH_START);
+      chownTree(`${hidden}/backup`);
+      writeLockFile(node.dir, { backend_url: url });
+      Deno.chownSync(`${node.dir}/backup.lock`, 4242, 4242);
+      expect(
+        await runChecks(node.dir, GOOD_SYSTEM),
+        "backend",
+        "FAIL",
+        new RegExp(
+          `^"${hidden}" is not searchable by uid 4242 .*, so it cannot reach ` +
+            `"${hidden}/backup": run "chmod o\\+x '${hidden}'"`,
+        ),
+      );
+      Deno.chmodSync(hidden, 0o711);
+      expect(await runChecks(node.dir, GOOD_SYSTEM), "backend", "OK");
+    }),
+});

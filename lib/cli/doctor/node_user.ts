@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { dirname } from "node:path";
 import { DATABASE_NAME } from "../../backup/restore.ts";
 import { statIfExists } from "../../fs/exists.ts";
 
@@ -30,6 +31,28 @@ export function allows(info: Deno.FileInfo, user: NodeUser | undefined, what: nu
   if (info.uid === user.uid) return ((mode >> 6) & what) === what;
   if (info.gid === user.gid) return ((mode >> 3) & what) === what;
   return (mode & what) === what;
+}
+
+/**
+ * The first directory above `path` that `user` may not search, or `undefined`: the kernel
+ * needs search on each one to reach `path`, along the path as written and, when a symlink
+ * leads elsewhere, along the path it resolves to.
+ */
+export function unsearchableAbove(path: string, user: NodeUser | undefined): string | undefined {
+  let real = path;
+  try {
+    real = Deno.realPathSync(path);
+  } catch {
+    // Missing: whoever reads it says so; its directories are still walked as written.
+  }
+  for (const start of new Set([path, real])) {
+    for (let dir = dirname(start);; dir = dirname(dir)) {
+      const info = statIfExists(dir);
+      if (info && !allows(info, user, 1)) return dir;
+      if (dirname(dir) === dir) break;
+    }
+  }
+  return undefined;
 }
 
 /** "uid N (lightningd's user, the owner of "PATH")", for messages. */
