@@ -11,6 +11,7 @@ import type { BackupDescription } from "../../backends/backend.ts";
 import { lockDestinations, newCopyCommand } from "../../backends/multi/mirrors.ts";
 import { backupKind } from "../../backends/open.ts";
 import { parseBackupUrl } from "../../backends/url.ts";
+import { backupAccessProblem } from "./backup_access.ts";
 import type { CheckResult, Found } from "./check.ts";
 import { describeBackup } from "./describe_backup.ts";
 
@@ -51,6 +52,16 @@ export function copiesCheck(found: Found): CheckResult {
             `changes: mount it or fix the URL; or, ${remake(true)}`
           : `${url}: ${message}: the plugin stops the node at its start: mount it or fix the ` +
             `URL; or, ${remake(false)}`,
+      );
+      continue;
+    }
+    // It opens for doctor, who may be root: the plugin opens it as lightningd's user.
+    const access = backupAccessProblem(parsed.path, found);
+    if (access !== undefined) {
+      (isAsync ? warns : fails).push(
+        isAsync
+          ? `${url}: ${access}: until then the node goes on without this async copy`
+          : `${url}: ${access}: until then the plugin stops the node at its start`,
       );
       continue;
     }

@@ -44,9 +44,10 @@ do. It only reads; run it as the user lightningd runs as, while lightningd runs 
   version       the backup's last version against DIR/lightningd.sqlite3's data_version
                 (opened read-only): equal, or the backup one ahead (the plugin drops that
                 uncommitted change at the next start)
-  copies        with mirror_urls or async_urls: each file mirror opens, at the backup's
-                version (the plugin stops the node otherwise); each file async copy opens,
-                not more than a change ahead of it (the copy drops that one)
+  copies        with mirror_urls or async_urls: each file mirror opens, lightningd's user
+                can reach and write it, at the backup's version (the plugin stops the node
+                otherwise); each file async copy too, not more than a change ahead of it (the
+                copy drops that one)
   config        DIR/config or DIR/../config loads the plugin as important-plugin=
   launcher      DIR/cln-backup-plugin exists, is executable, names an existing deno (WARN
                 when that deno is in npx's cache, which npm may clean)

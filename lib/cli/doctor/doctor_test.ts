@@ -856,3 +856,34 @@ Deno.test({
       expect(await runChecks(node.dir, GOOD_SYSTEM), "backend", "OK");
     }),
 });
+
+Deno.test({
+  name: "doctor: a file copy lightningd's user may not write fails, or warns when async",
+  ignore: Deno.uid() !== 0, // Needs chown to play lightningd's user.
+  fn: () =>
+    withNode(async (node) => {
+      playNodeUser(node);
+      chownTree(node.backupPath);
+      const copy = `${node.base}/backup-copy`;
+      const url = await makeBackup(copy, FRESH_START); // root's, as a mirror made as root
+      writeLockFile(node.dir, { backend_url: node.url, mirror_urls: [url] });
+      expect(
+        await runChecks(node.dir, GOOD_SYSTEM),
+        "copies",
+        "FAIL",
+        new RegExp(
+          `^${url}: "${copy}" is not writable by uid 4242 .*chown -R 4242:4242 '${copy}'.*: ` +
+            `until then the plugin stops the node at its start$`,
+        ),
+      );
+      writeLockFile(node.dir, { backend_url: node.url, async_urls: [url] });
+      expect(
+        await runChecks(node.dir, GOOD_SYSTEM),
+        "copies",
+        "WARN",
+        /is not writable by uid 4242 .*: until then the node goes on without this async copy$/,
+      );
+      chownTree(copy);
+      expect(await runChecks(node.dir, GOOD_SYSTEM), "copies", "OK");
+    }),
+});
