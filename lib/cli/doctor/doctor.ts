@@ -50,7 +50,8 @@ do. It only reads; run it as the user lightningd runs as, while lightningd runs 
                 copy drops that one)
   config        DIR/config or DIR/../config loads the plugin as important-plugin=
   launcher      DIR/cln-backup-plugin exists, is executable, names an existing deno (WARN
-                when that deno is in npx's cache, which npm may clean)
+                when that deno is in npx's cache, which npm may clean); lightningd's user
+                may run it and that deno, and read the plugin
   permissions   the launcher's Deno permissions match backup.lock
   hsm_secret    exists with mode 0400 (the database backup is useless without it: back it up
                 separately)

@@ -887,3 +887,45 @@ Deno.test({
       expect(await runChecks(node.dir, GOOD_SYSTEM), "copies", "OK");
     }),
 });
+
+Deno.test({
+  name: "doctor: a launcher, Deno or plugin lightningd's user may not run or reach fails",
+  ignore: Deno.uid() !== 0, // Needs chown to play lightningd's user.
+  fn: () =>
+    withNode(async (node) => {
+      playNodeUser(node);
+      chownTree(node.backupPath);
+      // A Deno lightningd's user can reach, however this test's own was obtained (npx keeps
+      // it under root's home): the check looks at it, and does not run it.
+      const reachable = `${node.base}/node_modules/deno/deno`;
+      Deno.removeSync(reachable);
+      Deno.writeTextFileSync(reachable, "#!/bin/sh\n");
+      Deno.chmodSync(reachable, 0o755);
+      const check = () => runChecks(node.dir, GOOD_SYSTEM);
+      expect(await check(), "launcher", "OK");
+      // init run as root under a umask of 077.
+      Deno.chmodSync(node.launcher, 0o700);
+      expect(
+        await check(),
+        "launcher",
+        "FAIL",
+        new RegExp(
+          `^lightningd cannot start the plugin: uid 4242 .* may not read and run ` +
+            `"${node.launcher}": run "chmod 755 '${node.launcher}'"$`,
+        ),
+      );
+      Deno.chmodSync(node.launcher, 0o755);
+      // Deno installed in root's home.
+      const home = `${node.base}/root-home`;
+      Deno.mkdirSync(home, { mode: 0o700 });
+      const deno = `${home}/deno`;
+      Deno.symlinkSync(Deno.execPath(), deno);
+      writeLauncher(launchPlan({ lightningDir: node.dir, backendUrl: node.url, deno }));
+      expect(
+        await check(),
+        "launcher",
+        "FAIL",
+        new RegExp(`cannot start the plugin: "${home}" is not searchable by uid 4242 .*"${deno}"`),
+      );
+    }),
+});

@@ -1,16 +1,36 @@
 /**
  * The launcher check: the program the config loads exists, is executable, and, when it is
- * init's launcher script, runs a Deno and a plugin that exist and last.
+ * init's launcher script, runs a Deno and a plugin that exist and last; lightningd's user may
+ * run each, read the script and the plugin, and reach them all.
  *
  * @module
  */
+import { dirname } from "node:path";
 import { statIfExists } from "../../fs/exists.ts";
+import { shellQuote } from "../../fs/shell_quote.ts";
 import { COMPILED_PLUGIN_NAME, LAUNCHER_NAME, parseLauncher } from "../launcher.ts";
 import type { CheckResult, Found } from "./check.ts";
+import { allows, describeUser, unsearchableAbove } from "./node_user.ts";
 import { backupKind } from "../../backends/open.ts";
 
 function isExecutableFile(info: Deno.FileInfo | undefined): boolean {
   return info !== undefined && info.isFile && info.mode !== null && (info.mode & 0o111) !== 0;
+}
+
+/**
+ * Why lightningd's user may not read (4), run (1) or both (5) `path`, and what `fix` to run;
+ * `undefined` when it may. doctor often runs as root, who may whatever the bits say.
+ */
+function deniedToNode(found: Found, path: string, what: number, fix: string): string | undefined {
+  const who = describeUser(found.user);
+  const blocked = unsearchableAbove(path, found.user);
+  if (blocked) {
+    return `"${blocked}" is not searchable by ${who}, so it cannot reach "${path}": run ` +
+      `"chmod o+x ${shellQuote(blocked)}", or move it where that user can reach it`;
+  }
+  if (allows(Deno.statSync(path), found.user, what)) return undefined;
+  const verb = what === 4 ? "read" : what === 1 ? "run" : "read and run";
+  return `${who} may not ${verb} "${path}": run "${fix}"`;
 }
 
 export function launcherCheck(found: Found): CheckResult {
@@ -35,7 +55,11 @@ export function launcherCheck(found: Found): CheckResult {
   if (!isExecutableFile(info)) {
     return ["FAIL", `"${program}" is not executable: run "chmod 755 ${program}"`];
   }
-  if (program.endsWith(`/${COMPILED_PLUGIN_NAME}`)) {
+  const compiled = program.endsWith(`/${COMPILED_PLUGIN_NAME}`);
+  // A script is read by its shell as well as run.
+  const denied = deniedToNode(found, program, compiled ? 1 : 5, `chmod 755 ${shellQuote(program)}`);
+  if (denied) return ["FAIL", `lightningd cannot start the plugin: ${denied}`];
+  if (compiled) {
     return ["OK", `"${program}" is the compiled plugin (deno task compile:plugin)`];
   }
   const parsed = parseLauncher(Deno.readTextFileSync(program));
@@ -62,6 +86,11 @@ export function launcherCheck(found: Found): CheckResult {
       `in the launcher`,
     ];
   }
+  // Deno and the checkout, say in root's home, must be lightningd's user's to run and read.
+  const runtimeDenied =
+    deniedToNode(found, parsed.deno, 1, `chmod 755 ${shellQuote(parsed.deno)}`) ??
+      deniedToNode(found, plugin, 4, `chmod -R a+rX ${shellQuote(dirname(plugin))}`);
+  if (runtimeDenied) return ["FAIL", `"${program}" cannot start the plugin: ${runtimeDenied}`];
   if (parsed.deno.includes("/_npx/")) {
     return [
       "WARN",
