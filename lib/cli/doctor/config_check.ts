@@ -1,43 +1,71 @@
 /**
- * The config check: DIR/config or DIR/../config loads the plugin as `important-plugin=`, so
- * lightningd stops rather than run on without a backup, and no longer loads the Python one.
+ * The config check: DIR/config or DIR/../config (or a file they include) loads the plugin as
+ * `important-plugin=`, so lightningd stops rather than run on without a backup; no
+ * `disable-plugin=` or later `clear-plugins` undoes that; and it no longer loads the Python one.
  *
  * @module
  */
-import { dirname, isAbsolute, resolve } from "node:path";
+import { basename, dirname, isAbsolute, resolve } from "node:path";
 import { COMPILED_PLUGIN_NAME, LAUNCHER_NAME } from "../launcher.ts";
 import type { CheckResult, Found } from "./check.ts";
 
 interface ConfigLine {
   file: string;
-  key: "plugin" | "important-plugin";
+  key: "plugin" | "important-plugin" | "disable-plugin";
   value: string;
   path: string;
+  /** The file whose `clear-plugins` line, after this one, drops it. */
+  clearedIn?: string;
 }
 
-function configLines(dir: string): { files: string[]; lines: ConfigLine[] } {
-  const files: string[] = [];
-  const lines: ConfigLine[] = [];
-  for (const file of [`${dir}/config`, `${dirname(dir)}/config`]) {
-    let text: string;
-    try {
-      text = Deno.readTextFileSync(file);
-    } catch (error) {
-      if (error instanceof Deno.errors.NotFound) continue;
-      throw error;
-    }
-    files.push(file);
-    for (const raw of text.split("\n")) {
-      const match = /^\s*(important-plugin|plugin)\s*=\s*(.*?)\s*$/.exec(raw);
-      if (!match) continue;
-      const value = match[2];
-      const home = Deno.env.get("HOME");
-      const expanded = value.startsWith("~/") && home ? `${home}${value.slice(1)}` : value;
-      const path = isAbsolute(expanded) ? expanded : resolve(dirname(file), expanded);
-      lines.push({ file, key: match[1] as ConfigLine["key"], value, path });
-    }
+interface Config {
+  files: string[];
+  lines: ConfigLine[];
+}
+
+/** How deep lightningd follows `include` lines before it calls it a loop. */
+const MOST_INCLUDES = 100;
+
+/**
+ * The plugin lines of `file` and of the files it includes, in lightningd's order: an
+ * `include PATH` line (relative to its file's directory) reads that file in its place, and a
+ * `clear-plugins` line unloads the plugins loaded before it (not those disabled).
+ */
+function readConfig(file: string, mustExist: boolean, config: Config, depth = 0): void {
+  let text: string;
+  try {
+    text = Deno.readTextFileSync(file);
+  } catch (error) {
+    if (!mustExist && error instanceof Deno.errors.NotFound) return;
+    throw error;
   }
-  return { files, lines };
+  config.files.push(file);
+  for (const raw of text.split(/[\r\n]/)) {
+    if (raw.startsWith("include ")) {
+      if (depth >= MOST_INCLUDES) throw new Error(`"${file}" includes files in a loop`);
+      const included = raw.slice("include ".length);
+      readConfig(resolve(dirname(file), included), true, config, depth + 1);
+      continue;
+    }
+    if (/^\s*clear-plugins\s*$/.test(raw)) {
+      for (const line of config.lines) if (line.key !== "disable-plugin") line.clearedIn ??= file;
+      continue;
+    }
+    const match = /^\s*(important-plugin|plugin|disable-plugin)\s*=\s*(.*?)\s*$/.exec(raw);
+    if (!match) continue;
+    const value = match[2];
+    const home = Deno.env.get("HOME");
+    const expanded = value.startsWith("~/") && home ? `${home}${value.slice(1)}` : value;
+    const path = isAbsolute(expanded) ? expanded : resolve(dirname(file), expanded);
+    config.lines.push({ file, key: match[1] as ConfigLine["key"], value, path });
+  }
+}
+
+/** The base dir's config, then the network dir's, as lightningd reads them. */
+function configLines(dir: string): Config {
+  const config: Config = { files: [], lines: [] };
+  for (const file of [`${dirname(dir)}/config`, `${dir}/config`]) readConfig(file, false, config);
+  return config;
 }
 
 function samePath(a: string, b: string): boolean {
@@ -87,16 +115,23 @@ function pythonInPluginDir(base: string): string | undefined {
 export function configCheck(found: Found): CheckResult {
   const launcher = `${found.dir}/${LAUNCHER_NAME}`;
   const ours = [launcher, `${found.dir}/${COMPILED_PLUGIN_NAME}`];
-  let config: ReturnType<typeof configLines>;
+  let config: Config;
   try {
     config = configLines(found.dir);
   } catch (error) {
     return ["FAIL", `cannot read the lightningd config: ${(error as Error).message}`];
   }
-  const loading = config.lines.filter((l) => ours.some((p) => samePath(l.path, p)));
+  const disables = config.lines.filter((l) => l.key === "disable-plugin");
+  // lightningd's plugin_paths_match: a name with a "/" is a path, else a file name.
+  const disabledBy = (path: string) =>
+    disables.find((d) =>
+      d.value.includes("/") ? samePath(d.path, path) : basename(path) === d.value
+    );
+  const loads = config.lines.filter((l) => l.key !== "disable-plugin" && !l.clearedIn);
+  const loading = loads.filter((l) => ours.some((p) => samePath(l.path, p)));
   const important = loading.find((l) => l.key === "important-plugin");
   found.program = important?.path ?? loading[0]?.path ?? launcher;
-  const python = config.lines.find((l) => /(^|\/)backup\.py$/.test(l.value));
+  const python = loads.find((l) => /(^|\/)backup\.py$/.test(l.value) && !disabledBy(l.path));
   if (python) {
     return [
       "FAIL",
@@ -112,6 +147,16 @@ export function configCheck(found: Found): CheckResult {
       `every start: remove it; it would also hook db_write and read backup.lock`,
     ];
   }
+  // disable-plugin wins over important-plugin, wherever it stands: lightningd runs on
+  // without the plugin, and so without a backup.
+  const disabled = loading.length > 0 ? disabledBy(found.program) : undefined;
+  if (disabled) {
+    return [
+      "FAIL",
+      `${disabled.file} has disable-plugin=${disabled.value}, so lightningd does not load ` +
+      `the plugin at all, even as important-plugin, and runs without a backup: remove that line`,
+    ];
+  }
   if (important) return ["OK", `${important.file} has important-plugin=${important.value}`];
   if (loading.length > 0) {
     const line = loading[0];
@@ -119,6 +164,17 @@ export function configCheck(found: Found): CheckResult {
       "FAIL",
       `${line.file} loads the plugin with plugin=, so lightningd would run on without a ` +
       `backup if the plugin died: change the line to important-plugin=${line.value}`,
+    ];
+  }
+  const cleared = config.lines.find((l) =>
+    l.clearedIn && l.key !== "disable-plugin" && ours.some((p) => samePath(l.path, p))
+  );
+  if (cleared) {
+    return [
+      "FAIL",
+      `${cleared.file}'s ${cleared.key}=${cleared.value} comes before a clear-plugins line in ` +
+      `${cleared.clearedIn}, which unloads it, so lightningd runs without a backup: remove ` +
+      `clear-plugins, or put the plugin's line after it`,
     ];
   }
   const where = config.files.length === 0

@@ -48,7 +48,8 @@ do. It only reads; run it as the user lightningd runs as, while lightningd runs 
                 can reach and write it, at the backup's version (the plugin stops the node
                 otherwise); each file async copy too, not more than a change ahead of it (the
                 copy drops that one)
-  config        DIR/config or DIR/../config loads the plugin as important-plugin=
+  config        DIR/config or DIR/../config (or a file they include) loads the plugin as
+                important-plugin=, and no disable-plugin= or later clear-plugins unloads it
   launcher      DIR/cln-backup-plugin exists, is executable, names an existing deno (WARN
                 when that deno is in npx's cache, which npm may clean); lightningd's user
                 may run it and that deno, and read the plugin

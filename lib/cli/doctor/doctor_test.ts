@@ -929,3 +929,68 @@ Deno.test({
       );
     }),
 });
+
+Deno.test("doctor: disable-plugin or a later clear-plugins unloads the plugin, important or not", () =>
+  withNode(async (node) => {
+    const config = `${node.dir}/config`;
+    const good = Deno.readTextFileSync(config);
+    const check = () => runChecks(node.dir, GOOD_SYSTEM);
+    // By file name or by path, in either config file, before or after the plugin's line.
+    for (const value of ["cln-backup-plugin", node.launcher]) {
+      Deno.writeTextFileSync(`${node.base}/config`, `disable-plugin=${value}\n`);
+      expect(
+        await check(),
+        "config",
+        "FAIL",
+        new RegExp(
+          `^${node.base}/config has disable-plugin=${value}, so lightningd does not load the ` +
+            `plugin at all, even as important-plugin, and runs without a backup: remove that line$`,
+        ),
+      );
+    }
+    Deno.removeSync(`${node.base}/config`);
+    Deno.writeTextFileSync(config, `${good}disable-plugin=backup.py\n`);
+    expect(await check(), "config", "OK");
+    // clear-plugins unloads what was loaded before it, the base dir's config included.
+    Deno.writeTextFileSync(config, `${good}clear-plugins\n`);
+    expect(
+      await check(),
+      "config",
+      "FAIL",
+      /important-plugin=.* comes before a clear-plugins line in .*\/regtest\/config, which unloads it/,
+    );
+    Deno.writeTextFileSync(config, `clear-plugins\n${good}`);
+    expect(await check(), "config", "OK");
+    // A Python plugin disabled, or cleared, is not loaded.
+    Deno.writeTextFileSync(config, `plugin=/opt/backup.py\nclear-plugins\n${good}`);
+    expect(await check(), "config", "OK");
+    Deno.writeTextFileSync(config, `${good}plugin=/opt/backup.py\ndisable-plugin=backup.py\n`);
+    expect(await check(), "config", "OK");
+  }));
+
+Deno.test("doctor: the config's include lines are followed, as lightningd does", () =>
+  withNode(async (node) => {
+    const config = `${node.dir}/config`;
+    const good = Deno.readTextFileSync(config);
+    const check = () => runChecks(node.dir, GOOD_SYSTEM);
+    // Relative to the including file's directory.
+    Deno.mkdirSync(`${node.dir}/conf.d`);
+    Deno.writeTextFileSync(`${node.dir}/conf.d/plugins`, good);
+    Deno.writeTextFileSync(config, "network=regtest\ninclude conf.d/plugins\n");
+    expect(await check(), "config", "OK", /conf\.d\/plugins has important-plugin=/);
+    Deno.writeTextFileSync(`${node.dir}/conf.d/plugins`, `${good}plugin=/opt/backup.py\n`);
+    expect(
+      await check(),
+      "config",
+      "FAIL",
+      /conf\.d\/plugins still loads the Python backup plugin/,
+    );
+    Deno.writeTextFileSync(`${node.dir}/conf.d/plugins`, "disable-plugin=cln-backup-plugin\n");
+    Deno.writeTextFileSync(config, `${good}include conf.d/plugins\n`);
+    expect(await check(), "config", "FAIL", /disable-plugin=cln-backup-plugin/);
+    // lightningd refuses to start on a missing include, or a loop.
+    Deno.writeTextFileSync(config, `${good}include missing\n`);
+    expect(await check(), "config", "FAIL", /cannot read the lightningd config: .*missing/);
+    Deno.writeTextFileSync(config, `${good}include config\n`);
+    expect(await check(), "config", "FAIL", /includes files in a loop/);
+  }));
