@@ -7,7 +7,9 @@
  */
 import { assert, assertEquals, assertMatch } from "./support/assert.ts";
 import { FakeLightningd } from "./support/fake_lightningd.ts";
+import { dirname } from "node:path";
 import { writeLockFile } from "../lib/backup/lock_file.ts";
+import { makeNodeDir, removeNodeDir } from "./support/cli_testing.ts";
 
 const CLI = new URL("../cli.ts", import.meta.url).pathname;
 const DEADLINE_MS = 60_000;
@@ -96,4 +98,16 @@ Deno.test("the plugin answers, and refuses every change, when backup.lock is a F
     /^Cannot start backup: cannot read ".*backup\.lock": not a regular file/,
   );
   Deno.removeSync(dir, { recursive: true });
+});
+
+Deno.test("doctor fails a FIFO as lightningd's config, instead of hanging on it", async () => {
+  const dir = makeNodeDir("fresh-start");
+  try {
+    mkfifo(`${dirname(dir)}/config`);
+    const run = await cli(["doctor", "--lightning-dir", dir]);
+    assert(run, "doctor hung on a FIFO config");
+    assertEquals(run.code, 1);
+  } finally {
+    removeNodeDir(dir);
+  }
 });

@@ -6,6 +6,7 @@
  * @module
  */
 import { basename, dirname, isAbsolute, resolve } from "node:path";
+import { statIfExists } from "../../fs/exists.ts";
 import { COMPILED_PLUGIN_NAME, LAUNCHER_NAME } from "../launcher.ts";
 import type { CheckResult, Found } from "./check.ts";
 
@@ -32,13 +33,11 @@ const MOST_INCLUDES = 100;
  * `clear-plugins` line unloads the plugins loaded before it (not those disabled).
  */
 function readConfig(file: string, mustExist: boolean, config: Config, depth = 0): void {
-  let text: string;
-  try {
-    text = Deno.readTextFileSync(file);
-  } catch (error) {
-    if (!mustExist && error instanceof Deno.errors.NotFound) return;
-    throw error;
-  }
+  const info = statIfExists(file);
+  if (!info && !mustExist) return;
+  // A FIFO would hold the read until something wrote to it.
+  if (info && !info.isFile) throw new Error(`"${file}" is not a regular file`);
+  const text = Deno.readTextFileSync(file);
   config.files.push(file);
   for (const raw of text.split(/[\r\n]/)) {
     if (raw.startsWith("include ")) {
