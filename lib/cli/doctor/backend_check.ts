@@ -10,6 +10,7 @@
 import { CREDENTIAL_NAME } from "../../backends/socket/credential.ts";
 import { CREDENTIALS_FILE } from "../../backends/s3/credentials.ts";
 import { existsSync } from "../../fs/exists.ts";
+import { shellQuote } from "../../fs/shell_quote.ts";
 import type { CheckResult, Found } from "./check.ts";
 import { describeBackup } from "./describe_backup.ts";
 import { formatBytes } from "./format_bytes.ts";
@@ -79,7 +80,7 @@ export function backendCheck(found: Found): CheckResult {
     return [
       "FAIL",
       `${url} is a v1 backup of the Python plugin, which this plugin does not append to: ` +
-      `convert it with "deno task upgrade -- --lightning-dir ${found.dir}"`,
+      `convert it with "deno task upgrade -- --lightning-dir ${shellQuote(found.dir)}"`,
     ];
   }
   const access = found.url?.scheme === "file"

@@ -12,6 +12,7 @@ import { lockDestinations, newCopyCommand } from "../../backends/multi/mirrors.t
 import { backupKind } from "../../backends/open.ts";
 import { parseBackupUrl } from "../../backends/url.ts";
 import { backupAccessProblem } from "./backup_access.ts";
+import { shellQuote } from "../../fs/shell_quote.ts";
 import type { CheckResult, Found } from "./check.ts";
 import { describeBackup } from "./describe_backup.ts";
 
@@ -27,7 +28,7 @@ export function copiesCheck(found: Found): CheckResult {
   let first = found.description!;
   const remake = (isAsync: boolean) =>
     `with lightningd stopped, remove it from backup.lock and add a new copy with ` +
-    newCopyCommand(found.dir, isAsync);
+    newCopyCommand(shellQuote(found.dir), isAsync);
   const fails: string[] = [];
   const warns: string[] = [];
   const fine: string[] = [];
@@ -100,7 +101,7 @@ export function copiesCheck(found: Found): CheckResult {
         `${url} at ${at} holds changes ${first.url} at ${top} lacks (it failed under ` +
           `mirror_failure "degrade"?): the plugin stops the node at its start: with ` +
           `lightningd stopped, make backend_url the newest copy and remove ${first.url} ` +
-          `from backup.lock, then add a new copy with ${newCopyCommand(found.dir)}`,
+          `from backup.lock, then add a new copy with ${newCopyCommand(shellQuote(found.dir))}`,
       );
     }
   }

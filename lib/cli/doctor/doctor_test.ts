@@ -9,6 +9,8 @@ import { CREDENTIAL_NAME } from "../../backends/socket/credential.ts";
 import { makeEncryptedBackup } from "../../../tests/support/encrypted.ts";
 import { copiesCheck } from "./copies_check.ts";
 import { describeBackup } from "./describe_backup.ts";
+import { hsmSecretCheck } from "./hsm_secret_check.ts";
+import { lockCheck } from "./lock_check.ts";
 import {
   type Check,
   doctor,
@@ -994,3 +996,20 @@ Deno.test("doctor: the config's include lines are followed, as lightningd does",
     Deno.writeTextFileSync(config, `${good}include config\n`);
     expect(await check(), "config", "FAIL", /includes files in a loop/);
   }));
+
+Deno.test("doctor: the commands it advises quote a lightning dir with a space in its path", () => {
+  const base = Deno.makeTempDirSync();
+  const dir = `${base}/node's dir`;
+  try {
+    Deno.mkdirSync(dir);
+    const found = { dir, user: undefined };
+    const quoted = `'${base}/node'\\''s dir`;
+    const [, missing] = lockCheck(found);
+    assert(missing.includes(`--lightning-dir ${quoted}'" (DIR must`), missing);
+    Deno.writeFileSync(`${dir}/hsm_secret`, new Uint8Array(32), { mode: 0o644 });
+    const [, open] = hsmSecretCheck(found);
+    assert(open.includes(`"chmod 400 ${quoted}/hsm_secret'"`), open);
+  } finally {
+    Deno.removeSync(base, { recursive: true });
+  }
+});

@@ -5,6 +5,7 @@
  * @module
  */
 import { statIfExists } from "../../fs/exists.ts";
+import { shellQuote } from "../../fs/shell_quote.ts";
 import type { CheckResult, Found } from "./check.ts";
 
 export function hsmSecretCheck(found: Found): CheckResult {
@@ -24,7 +25,7 @@ export function hsmSecretCheck(found: Found): CheckResult {
     return [
       "WARN",
       `"${path}" has mode ${mode.toString(8).padStart(4, "0")}, not 0400: run "chmod 400 ` +
-      `${path}"; and ${why}`,
+      `${shellQuote(path)}"; and ${why}`,
     ];
   }
   return ["OK", `present, mode 0400; ${why}`];

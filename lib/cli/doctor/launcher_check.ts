@@ -53,7 +53,7 @@ export function launcherCheck(found: Found): CheckResult {
     ];
   }
   if (!isExecutableFile(info)) {
-    return ["FAIL", `"${program}" is not executable: run "chmod 755 ${program}"`];
+    return ["FAIL", `"${program}" is not executable: run "chmod 755 ${shellQuote(program)}"`];
   }
   const compiled = program.endsWith(`/${COMPILED_PLUGIN_NAME}`);
   // A script is read by its shell as well as run.

@@ -8,6 +8,7 @@
 import { DATABASE_NAME } from "../../backup/restore.ts";
 import { statIfExists } from "../../fs/exists.ts";
 import { dataVersionAt } from "../../sqlite/data_version.ts";
+import { shellQuote } from "../../fs/shell_quote.ts";
 import type { CheckResult, Found } from "./check.ts";
 import { describeBackup } from "./describe_backup.ts";
 
@@ -32,7 +33,9 @@ export function versionCheck(found: Found): CheckResult {
     return [
       "FAIL",
       `no ${DATABASE_NAME} in "${found.dir}" but the backup holds version ${b}: restore it ` +
-      `with "deno task restore -- ${url} ${found.dir}" before starting lightningd`,
+      `with "deno task restore -- ${shellQuote(url)} ${
+        shellQuote(found.dir)
+      }" before starting lightningd`,
     ];
   }
   let m: number;
@@ -68,6 +71,6 @@ export function versionCheck(found: Found): CheckResult {
     "FAIL",
     `${DATABASE_NAME} is at version ${m} but the backup at ${b}: the database is older ` +
     `than the backup (an old copy put back?), and the plugin will stop the node: restore ` +
-    `the database with "deno task restore -- ${url} <new file>" and put it in place`,
+    `the database with "deno task restore -- ${shellQuote(url)} <new file>" and put it in place`,
   ];
 }
