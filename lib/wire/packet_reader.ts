@@ -187,9 +187,28 @@ export class PacketReader {
             "socket+tls: URL with its fingerprint (?fp=sha256:..., as init-tls printed it)",
         );
       }
+      const text = this.#textLine();
+      if (text !== undefined) {
+        throw new WireError(
+          `the other end sent text ("${text}"), not cln-backup's protocol: it is not a ` +
+            `cln-backup server or client (an HTTP or SSH port?): check the address and port`,
+        );
+      }
       throw new OversizedPacketError(this.framing.name(type), length, limit);
     }
     return { type, length };
+  }
+
+  /**
+   * The buffered bytes' first line when they are printable ASCII (an HTTP answer, an SSH
+   * banner: whose first bytes read as a huge length), else `undefined`.
+   */
+  #textLine(): string | undefined {
+    const bytes = this.#buffer.subarray(this.#start, Math.min(this.#end, this.#start + 60));
+    const end = bytes.findIndex((b) => b === 0x0d || b === 0x0a);
+    const line = end === -1 ? bytes : bytes.subarray(0, end);
+    if (!line.every((b) => b >= 0x20 && b < 0x7f)) return undefined;
+    return new TextDecoder().decode(line);
   }
 
   /** Reads until `n` bytes are buffered; `false` when the stream ends first. */
