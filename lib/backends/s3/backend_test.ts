@@ -7,7 +7,7 @@ import { S3BackupReader } from "./reader.ts";
 import { createS3Backup } from "./create.ts";
 import { listBackup } from "./layout.ts";
 import type { BackupEntry } from "../backend.ts";
-import type { S3Object } from "./client.ts";
+import { S3Client, type S3Object } from "./client.ts";
 import { compactS3 } from "./compaction.ts";
 
 const FAST = { timeoutMs: 5_000, retries: 2, retryDelayMs: 50, backoff: 2 };
@@ -287,4 +287,33 @@ test("S3: an object named like the backup's but not one is named, and neither wr
   } finally {
     reader.close();
   }
+});
+
+test("S3: a reader whose listing leaves objects out (a compaction between its pages) lists again, not calls the backup damaged", async () => {
+  const s = sharedRgw();
+  const url = s.url(await s.bucket());
+  const { backend } = await filled(s, url);
+  backend.close();
+  const before: S3Object[] = [];
+  for await (const page of backend.client.list(backend.client.url.prefix)) before.push(...page);
+  // `status` or `restore` lists while a compaction runs: page 1 before it, page 2 after it.
+  await compactS3(url, s.credentials, { policy: FAST });
+  const original = S3Client.prototype.list;
+  let listings = 0;
+  S3Client.prototype.list = async function* (this: S3Client, prefix: string) {
+    const after: S3Object[] = [];
+    for await (const page of original.call(this, prefix)) after.push(...page);
+    if (listings++ > 0) {
+      yield after;
+      return;
+    }
+    const page1 = before.slice(0, 3);
+    yield* [page1, after.filter((o) => o.key > page1.at(-1)!.key)];
+  } as typeof original;
+  try {
+    assertEquals((await restoredChanges(s, url)).at(-1)?.[0], 30);
+  } finally {
+    S3Client.prototype.list = original;
+  }
+  assertEquals(listings, 2);
 });

@@ -43,11 +43,15 @@ import { isStray } from "./keys.ts";
 import { checkChangeObject, checkLink } from "./packer.ts";
 import { DEFAULT_S3_POLICY, retrying, type S3RetryPolicy } from "./retry.ts";
 import { makeScratchDir, removeScratchDir } from "../../fs/scratch_dir.ts";
+import { pause } from "../stopping.ts";
 
 /** Change objects fetched at once while spooling, and the bytes they may hold together. */
 const FETCH_AHEAD = 16;
 const FETCH_AHEAD_BYTES = 16 * 1024 * 1024;
-/** A spool that met an object the packer deleted after the listing: list again. */
+/**
+ * A listing with a gap (a compaction between its pages), or a spool that met an object the
+ * packer or a compaction deleted after the listing: list again, this many times.
+ */
 const RELISTS = 3;
 
 export class S3BackupReader implements BackupReader {
@@ -89,15 +93,20 @@ export class S3BackupReader implements BackupReader {
       checkObjectKey(url, opened.wrapped, key, false);
       const sealing = { key, keyId: opened.wrapped?.keyId };
       for (let attempt = 0;; attempt++) {
-        const { layout, others } = await retrying(
-          "listing the backup",
-          policy,
-          () => {},
-          async () => {
+        let listed;
+        try {
+          listed = await retrying("listing the backup", policy, () => {}, async () => {
             const others: string[] = [];
             return { layout: await readLayout(client, others), others };
-          },
-        );
+          });
+        } catch (error) {
+          // A compaction deleting between the listing's pages leaves a gap, as the writer
+          // knows (backend.ts, resync): damage only if the next listings show it too.
+          if (!(error instanceof CorruptBackupError) || attempt === RELISTS) throw error;
+          await pause(policy.retryDelayMs);
+          continue;
+        }
+        const { layout, others } = listed;
         try {
           await spool(client, layout, opened.id, sealing, tmp, policy);
           const strays = others.filter((key) => isStray(client.url.prefix, key));
