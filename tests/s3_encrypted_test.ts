@@ -28,6 +28,8 @@ import { LAUNCHER_NAME, parseLauncher, WORKER_CODE } from "../lib/cli/launcher.t
 import { CREDENTIALS_FILE } from "../lib/backends/s3/credentials.ts";
 import { SCRATCH_DIR } from "../lib/backends/s3/compaction.ts";
 import { listBackup } from "../lib/backends/s3/layout.ts";
+import { S3Backend } from "../lib/backends/s3/backend.ts";
+import { S3Error } from "../lib/backends/s3/client.ts";
 import { decodeSegmentHeader } from "../lib/format/segment.ts";
 import { decodeRecordHeader, isSealed } from "../lib/format/record.ts";
 
@@ -219,4 +221,50 @@ test("encrypted S3: init --encrypt, the launcher's plugin writes and compacts, s
     removeNodeDir(dir);
     Deno.removeSync(root, { recursive: true });
   }
+});
+
+test("encrypted S3: a pack whose read-back failed is taken at the packer's next try, whose own sealing differs", async () => {
+  const s = sharedRgw();
+  const url = s.url(await s.bucket());
+  const key = await makeEncryptedS3Backup(s, url);
+  const logs: string[] = [];
+  // Packs of at most three changes: the next try packs the same records under the same name.
+  const backend = await S3Backend.connect(url, {
+    credentials: s.credentials,
+    key,
+    policy: { timeoutMs: 5_000, retries: 0, retryDelayMs: 10, backoff: 1 },
+    packer: { every: 3, maxBytes: 600 },
+    log: (level, message) => logs.push(`${level}: ${message}`),
+  });
+  const { client } = backend;
+  const get = client.get.bind(client);
+  let cut = 0;
+  client.get = (name, ...rest) => {
+    // The first read-back of a pack fails: the pack is stored, its changes kept.
+    if (name.includes("/pack-") && cut++ === 0) {
+      return Promise.reject(new S3Error("Cannot read: connection lost", 0, "", false));
+    }
+    return get(name, ...rest);
+  };
+  const first = [
+    "CREATE TABLE vars (name TEXT, intval INTEGER)",
+    "INSERT INTO vars VALUES ('data_version', 0)",
+  ];
+  try {
+    for (let v = 1; v <= 8; v++) {
+      const statements = [
+        ...v === 1 ? first : [`INSERT INTO vars VALUES ('n${v}', ${v})`],
+        `UPDATE vars SET intval = intval + 1 WHERE name = 'data_version' AND intval = ${v - 1}`,
+      ];
+      await backend.append({ version: v, statements });
+      await backend.settle();
+    }
+  } finally {
+    backend.close();
+  }
+  assertEquals(cut > 1, true, "read back again");
+  assertEquals(logs.filter((l) => /another writer/.test(l)), []);
+  assert(backend.unpacked.length < 5, `packed on: ${backend.unpacked.map((e) => e.seq)}`);
+  const restored = await restoredS3WithKey(s, url, key, Deno.makeTempDirSync());
+  assert(restored.includes("n8"), restored);
 });

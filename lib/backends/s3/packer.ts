@@ -23,8 +23,10 @@
 import {
   decodeRecordHeader,
   frameRecord,
+  headerFields,
   payloadChecks,
   RECORD_HEADER_SIZE,
+  type RecordCipher,
   RecordKind,
 } from "../../format/record.ts";
 import {
@@ -89,6 +91,28 @@ export function checkLink(
     `record ${below.seq} lacks generation ${link - 1} (only generation ${below.gen} is read), ` +
       `which the change after it was stored on,`,
   );
+}
+
+/**
+ * Whether the encrypted pack `stored` holds the records of `sent`, the same pack sealed with
+ * other nonces: record by record at the same offsets, the same header and opened payload.
+ */
+function sameSealedRecords(stored: Uint8Array, sent: Uint8Array, cipher: RecordCipher): boolean {
+  const header = (bytes: Uint8Array) => bytes.subarray(0, SEGMENT_HEADER_SIZE);
+  if (stored.length !== sent.length || !sameBytes(header(stored), header(sent))) return false;
+  for (let offset = SEGMENT_HEADER_SIZE; offset < sent.length;) {
+    const ours = decodeRecordHeader(sent.subarray(offset))!;
+    const theirs = decodeRecordHeader(stored.subarray(offset));
+    const fields = headerFields(ours);
+    if (theirs === undefined || !sameBytes(headerFields(theirs), fields)) return false;
+    const end = offset + RECORD_HEADER_SIZE + ours.storedLength;
+    const open = (bytes: Uint8Array) =>
+      cipher.open(fields, offset, bytes.subarray(offset + RECORD_HEADER_SIZE, end));
+    const opened = open(stored);
+    if (opened === undefined || !sameBytes(opened, open(sent)!)) return false;
+    offset = end;
+  }
+  return true;
 }
 
 export class Packer {
@@ -180,22 +204,35 @@ export class Packer {
       bytes += record.length;
     }
     const dataKey = this.backend.options.key;
-    const place = { first: batch[0].seq, last: batch.at(-1)!.seq };
+    const first = batch[0].seq;
+    const last = batch.at(-1)!;
+    const cipher = dataKey && objectCipher(dataKey, {
+      backupId: this.backupId,
+      kind: ObjectKind.Pack,
+      first,
+      second: last.seq,
+    });
     const parts = [
       encodeSegmentHeader({
         kind: SegmentKind.Log,
-        number: place.first,
+        number: first,
         backupId: this.backupId,
         firstLog: 0,
         keyId: dataKey?.id,
       }),
-      ...(dataKey ? this.#reseal(dataKey, batch, records, place) : records),
+      ...(dataKey ? this.#reseal(dataKey, cipher!, batch, records) : records),
     ];
     const pack = concat(parts);
-    const first = batch[0].seq;
-    const last = batch.at(-1)!;
     const key = packKey(client.url.prefix, first, last.seq, last.version);
-    await putNew(client, key, pack, `pack of records ${first}-${last.seq}`, policy, log);
+    // An encrypted pack is sealed anew at each try: one an earlier try stored (its read-back
+    // failed) differs in its nonces, and is taken if it holds the same records.
+    let conflict: S3Error | undefined;
+    try {
+      await putNew(client, key, pack, `pack of records ${first}-${last.seq}`, policy, log);
+    } catch (error) {
+      if (!(cipher && error instanceof S3Error && error.status === 412)) throw error;
+      conflict = error;
+    }
     // A large pack went out slowly, and it comes back no faster.
     const stored = await retrying(
       `reading ${key} back`,
@@ -203,8 +240,8 @@ export class Packer {
       log,
       () => client.get(key, pack.length),
     );
-    if (!sameBytes(stored, pack)) {
-      throw new Error(
+    if (!sameBytes(stored, pack) && !(cipher && sameSealedRecords(stored, pack, cipher))) {
+      throw conflict ?? new Error(
         `the pack "${key}" reads back other bytes than were sent; keeping the changes`,
       );
     }
@@ -223,17 +260,11 @@ export class Packer {
    */
   #reseal(
     key: DataKey,
+    cipher: RecordCipher,
     batch: ChangeEntry[],
     records: Uint8Array[],
-    place: { first: number; last: number },
   ): Uint8Array[] {
     const { backupId } = this;
-    const cipher = objectCipher(key, {
-      backupId,
-      kind: ObjectKind.Pack,
-      first: place.first,
-      second: place.last,
-    });
     let offset = SEGMENT_HEADER_SIZE;
     return batch.map((entry, i) => {
       const header = decodeRecordHeader(records[i])!;
