@@ -407,6 +407,18 @@ export class S3Backend implements Backend {
     this.#log("broken", this.#failure);
   }
 
+  /**
+   * An object this writer stored whole fails its checks (the packer read it): S3 changed or
+   * lost its bytes, and no restore reads past it. As with a loss, every later change is refused.
+   */
+  damaged(what: string): void {
+    if (this.#failure !== undefined) return;
+    this.#failure = `the backup in ${this.destination} is damaged: ${what}: no restore reads ` +
+      `past it: init a new backup on a new prefix (the node's database is intact)`;
+    this.#status.state = "failed";
+    this.#log("broken", this.#failure);
+  }
+
   /** Waits for a pack under way (tests, and a clean exit). */
   async settle(): Promise<void> {
     await this.#packer?.settle();

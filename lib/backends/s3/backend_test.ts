@@ -317,3 +317,29 @@ test("S3: a reader whose listing leaves objects out (a compaction between its pa
   }
   assertEquals(listings, 2);
 });
+
+test("S3: a change object whose bytes S3 changed, met by the packer, stops the backup, not packing alone", async () => {
+  const s = sharedRgw();
+  const url = s.url(await s.bucket());
+  await createS3Backup(url, s.credentials, undefined, FAST);
+  const { backend, logs } = await connectLogged(url, {
+    credentials: s.credentials,
+    policy: FAST,
+    packer: { every: 4 },
+  });
+  for (let v = 1; v <= 3; v++) await append(backend, v);
+  // Bit rot, or another tool writing over it: the record no longer passes its checks.
+  const damaged = backend.unpacked[1];
+  const bytes = await backend.client.get(damaged.key);
+  bytes[bytes.length - 1] ^= 1;
+  await backend.client.put(damaged.key, bytes);
+  // The fifth change object makes a pack due.
+  for (let v = 4; v <= 5; v++) await append(backend, v);
+  assertMatch(
+    backend.failure ?? "",
+    /^the backup in .* is damaged: the change object ".*" fails its checks: no restore reads past it: init a new backup on a new prefix \(the node's database is intact\)$/,
+  );
+  assertEquals(logs.filter((l) => l.startsWith("broken: ")), [`broken: ${backend.failure}`]);
+  assertEquals((await assertRejects(() => append(backend, 6))).message, backend.failure);
+  backend.close();
+});

@@ -16,7 +16,8 @@
  *
  * A crash before 2 leaves the change objects; between 2 and 4, a pack and its change
  * objects, which the next packer deletes. The node's writes never wait for it; its failures
- * are logged and retried at the next pack.
+ * are logged and retried at the next pack, but for a change object that fails its checks:
+ * the backup no longer restores the node, so it takes no more changes.
  *
  * @module
  */
@@ -56,14 +57,18 @@ export interface PackerOptions {
 const DEFAULT_EVERY = 1000;
 const DEFAULT_MAX_BYTES = 16 * 1024 * 1024;
 
-/** One change object's bytes, checked: a whole change record of the version its key names. */
-export function checkChangeObject(entry: ChangeEntry, bytes: Uint8Array): void {
+/** Whether a change object's bytes are a whole change record of the version its key names. */
+function changeObjectChecks(entry: ChangeEntry, bytes: Uint8Array): boolean {
   const header = decodeRecordHeader(bytes);
-  const ok = header !== undefined && header.kind === RecordKind.Change &&
+  return header !== undefined && header.kind === RecordKind.Change &&
     header.version === entry.version &&
     bytes.length === RECORD_HEADER_SIZE + header.storedLength &&
     payloadChecks(header, bytes.subarray(RECORD_HEADER_SIZE));
-  if (!ok) {
+}
+
+/** One change object's bytes, checked (see {@linkcode changeObjectChecks}). */
+export function checkChangeObject(entry: ChangeEntry, bytes: Uint8Array): void {
+  if (!changeObjectChecks(entry, bytes)) {
     throw new Error(
       `Cannot read backup: the change object "${entry.key}" fails its checks; the backup is ` +
         `damaged: restore from another copy, or init a new backup from the node's database`,
@@ -196,7 +201,10 @@ export class Packer {
         log,
         () => client.get(entry.key, entry.size, entry.size),
       );
-      checkChangeObject(entry, record);
+      if (!changeObjectChecks(entry, record)) {
+        // Stored whole by this writer: a backup that no longer restores stops the node.
+        return this.backend.damaged(`the change object "${entry.key}" fails its checks`);
+      }
       // Packed, a change over a generation its link does not name could no longer be told.
       checkLink(entry, record, batch.at(-1));
       batch.push(entry);
