@@ -405,6 +405,12 @@ export async function restore(
     // A mistyped URL is said first: backup-cli grants a command line with one no access.
     const also = (values.also as unknown as string[] | undefined) ?? []; // `multiple`: an array.
     const urls = [url, ...also].map((each) => parseBackupUrl(each));
+    const named = [url, ...also];
+    const twice = named.find((each, i) => named.slice(0, i).some((b) => sameBackup(b, each)));
+    if (twice !== undefined) {
+      // Read twice, it would count as two copies that agree.
+      throw new UsageError(`${twice} is named twice: name each copy of the backup once`);
+    }
     if (also.length > 0 && (values["passphrase-file"] ?? values.identity) !== undefined) {
       // restoreNewest reads plain copies only: the secret would be ignored.
       throw new UsageError(

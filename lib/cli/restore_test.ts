@@ -674,6 +674,21 @@ Deno.test(
 );
 
 Deno.test(
+  "restore --also refuses a copy named twice, in whatever form",
+  inTempDir(async (dir) => {
+    const backup = await makeBackup(`${dir}/backup`, changes);
+    const again = `file://${dir}/backup/`;
+    const { code, output } = await run([backup, `${dir}/a.sqlite3`, "--also", again]);
+    assertEquals(code, 2);
+    assertEquals(output.stderr, [
+      `Usage error: ${again} is named twice: name each copy of the backup once: see ` +
+      '"cln-backup restore --help"',
+    ]);
+    assertEquals(existsSync(`${dir}/a.sqlite3`), false);
+  }),
+);
+
+Deno.test(
   "restore --also says an encrypted backup has no copies, and refuses a secret it would ignore",
   inTempDir(async (dir) => {
     // An encrypted backup given with --also (init and mirror make no copy of one): the
