@@ -48,6 +48,7 @@ import {
   type Place,
   PROXIED_RAW_BODY_BYTES,
   RAW_BODY_BYTES,
+  type V2Metadata,
   v2Name,
   V2Type,
 } from "../../wire/packets_v2.ts";
@@ -129,7 +130,9 @@ interface WriteStep {
   acked?: () => void;
   before: number;
   after: number;
-  /** For a change that repeats the version: the record count that tells before from after. */
+  /** A change that repeats the version: only the record count tells before from after. */
+  repeat?: boolean;
+  /** For a repeat: the server's record count before it; asked before it is sent if unknown. */
   countBefore?: number;
 }
 
@@ -276,6 +279,7 @@ export class SocketBackend implements Backend {
         },
         before: this.#version,
         after: change.version,
+        repeat,
         countBefore: repeat ? this.#count : undefined,
       });
     }
@@ -290,6 +294,7 @@ export class SocketBackend implements Backend {
         : encodeChange(change.version, change.statements),
       before: this.#version,
       after: change.version,
+      repeat,
       countBefore: repeat ? this.#count : undefined,
     });
   }
@@ -513,9 +518,17 @@ export class SocketBackend implements Backend {
       await this.#retrying(`sending ${step.what}`, async (reconnected) => {
         if (reconnected) {
           count = this.#metadata.versionCount;
+          // A repeat whose count was unknown was not sent (the count is asked first).
+          if (step.repeat) step.countBefore ??= count;
           if (this.#afterReconnect(step) === "done") return;
         }
         const conn = this.#conn!;
+        // The count is unknown after a rewind (a v1 server may still count the dropped record,
+        // the Python one does; ours does not). Without it, a repeat lost with its connection
+        // would be taken for stored.
+        if (step.repeat && step.countBefore === undefined) {
+          step.countBefore = count = await this.#askCount(conn);
+        }
         const follow = step.follow;
         let sent: number;
         let reply: Packet;
@@ -599,11 +612,24 @@ export class SocketBackend implements Backend {
     this.#scheduleBeat();
   }
 
-  /** REQ_METADATA → METADATA on `conn`: a heartbeat. */
-  async #askMetadata(conn: WireConnection): Promise<void> {
+  /** The server's record count, asked on `conn` (REQ_METADATA). */
+  async #askCount(conn: WireConnection): Promise<number> {
+    if (this.#credential) return (await this.#askMetadata(conn, "REQ_METADATA")).records;
+    const reply = await conn.request(encodePacket(PacketType.ReqMetadata));
+    if (reply.type !== PacketType.Metadata) {
+      throw new RemoteBackupError(
+        `the server answered METADATA's request with ${packetName(reply.type)}: it is not a ` +
+          `backup server, or a broken one`,
+      );
+    }
+    return decodeMetadata(reply).versionCount;
+  }
+
+  /** REQ_METADATA → METADATA on `conn`: a heartbeat, unless `what` says otherwise. */
+  async #askMetadata(conn: WireConnection, what = "the heartbeat"): Promise<V2Metadata> {
     const reply = await conn.request(encodeFrame(V2Type.ReqMetadata));
-    if (reply.type === V2Type.Error) throw refusal(reply, "the heartbeat");
-    decodeMetadataV2(reply);
+    if (reply.type === V2Type.Error) throw refusal(reply, what);
+    return decodeMetadataV2(reply);
   }
 
   /**

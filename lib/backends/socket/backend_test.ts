@@ -2,6 +2,7 @@ import { assertEquals, assertRejects } from "../../../tests/support/assert.ts";
 import { ScriptedServer } from "../../../tests/support/scripted_server.ts";
 import { bumpStatement } from "../../../tests/support/statements.ts";
 import {
+  changeVersion,
   encodeChange,
   encodeMetadata,
   encodePacket,
@@ -9,6 +10,7 @@ import {
   PacketType,
 } from "../../wire/packets.ts";
 import { SocketBackend } from "./backend.ts";
+import { PacketReader } from "../../wire/packet_reader.ts";
 import { DEFAULT_RETRY_POLICY } from "./options.ts";
 
 const FAST = { ...DEFAULT_RETRY_POLICY, retryDelayMs: 5, timeoutMs: 2000 };
@@ -88,4 +90,63 @@ Deno.test("a connect refused says to check that the server, or the proxy, runs",
       SocketBackend.connect(`socket:example.org:9735?proxy=socks5:127.0.0.1:${port}`, { policy }),
     /through the proxy 127\.0\.0\.1:\d+: .*refused.*: check that the proxy the URL names runs/,
   );
+});
+
+/**
+ * A v1 server as the Python one keeps its backup: version, prev_version and a record count
+ * that a rewind leaves as it was. It closes the connection, unanswered, on the first CHANGE
+ * that repeats its version.
+ */
+function pythonLikeServer(version: number, prevVersion: number, versionCount: number) {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const stored: number[] = [];
+  let cut = false;
+  const serve = async (conn: Deno.Conn) => {
+    const reader = new PacketReader(conn);
+    const reply = (bytes: Uint8Array) => conn.write(bytes);
+    try {
+      for (let packet; (packet = await reader.next());) {
+        if (packet.type === PacketType.ReqMetadata) {
+          await reply(metadata(version, prevVersion, versionCount));
+        } else if (packet.type === PacketType.Rewind) {
+          [version, prevVersion] = [prevVersion, 0];
+          await reply(encodeVersionPacket(PacketType.Ack, version));
+        } else if (packet.type === PacketType.Change) {
+          const changed = changeVersion(packet);
+          if (changed === version && !cut) return void (cut = true);
+          [version, prevVersion, versionCount] = [changed, version, versionCount + 1];
+          stored.push(changed);
+          await reply(encodeVersionPacket(PacketType.Ack, version));
+        }
+      }
+    } catch {
+      // The client went away.
+    } finally {
+      conn.close();
+    }
+  };
+  const accepting = (async () => {
+    for await (const conn of listener) serve(conn);
+  })();
+  return {
+    url: `socket:127.0.0.1:${listener.addr.port}`,
+    stored,
+    close: () => (listener.close(), accepting.catch(() => {})),
+  };
+}
+
+Deno.test("after a rewind, a change repeating the version lost with its connection is sent again", async () => {
+  // One ahead: the node stopped before committing change 5.
+  const server = pythonLikeServer(5, 4, 5);
+  try {
+    const backend = await SocketBackend.connect(server.url, { policy: FAST });
+    await backend.rewind();
+    // A PRAGMA hook repeats the version the node holds: 4; its connection is cut.
+    await backend.append(pragma(4));
+    await backend.append({ version: 5, statements: [bumpStatement(4)] });
+    assertEquals(server.stored, [4, 5], "the PRAGMA is stored, then the change after it");
+    backend.close();
+  } finally {
+    await server.close();
+  }
 });
