@@ -13,6 +13,12 @@ import type { LockFile } from "./lock_file.ts";
  */
 export type LockNumberRule = "seconds" | "whole" | { above0: string };
 
+/**
+ * The most a number of seconds may be: a timer set longer fires at once (setTimeout holds at
+ * most 2^31 - 1 ms), so a wait meant as "all but unbounded" would fail every time.
+ */
+export const MAX_LOCK_SECONDS = Math.floor((2 ** 31 - 1) / 1000);
+
 /** `key`'s number in `lock`, `undefined` when it is not there; one that breaks `rule` is refused. */
 export function lockNumber(lock: LockFile, key: string, rule: LockNumberRule): number | undefined {
   const value = lock[key];
@@ -30,6 +36,13 @@ export function lockNumber(lock: LockFile, key: string, rule: LockNumberRule): n
     throw new Error(
       `Cannot start backup: "${key}" in backup.lock must be ${what}, not ` +
         `${JSON.stringify(value)}: fix or remove it`,
+    );
+  }
+  if (rule !== "whole" && value > MAX_LOCK_SECONDS) {
+    throw new Error(
+      `Cannot start backup: "${key}" in backup.lock must be at most ${MAX_LOCK_SECONDS} ` +
+        `seconds (about 24 days: a timer set longer fires at once), not ${value}: fix or ` +
+        `remove it`,
     );
   }
   return value;

@@ -40,6 +40,15 @@ Deno.test("backup.lock's socket keys set the patience; the defaults are the Pyth
     retryPolicyFromLock({ backend_url: "socket:h:1", socket_retry_delay_s: 0 }).retryDelayMs,
     0,
   );
+  // Past a timer's 2^31 - 1 ms, every wait would time out at once.
+  await assertRejects(
+    () => retryPolicyFromLock({ backend_url: "socket:h:1", socket_timeout_s: 1e9 }),
+    /"socket_timeout_s" in backup.lock must be at most 2147483 seconds \(about 24 days: a timer set longer fires at once\), not 1000000000: fix or remove it/,
+  );
+  assertEquals(
+    retryPolicyFromLock({ backend_url: "socket:h:1", socket_timeout_s: 2147483 }).timeoutMs,
+    2147483000,
+  );
   await assertRejects(
     () => retryPolicyFromLock({ backend_url: "socket:h:1", socket_retries: 1.5 }),
     /"socket_retries" in backup.lock must be a whole number, not 1.5/,
