@@ -11,6 +11,7 @@ import type { BackupReader } from "../backends/backend.ts";
 import { writeAll } from "../fs/durable.ts";
 import { removeIfExists } from "../fs/exists.ts";
 import { claimWorkPath } from "../fs/work_path.ts";
+import { isPragmaOnly } from "../sqlite/apply.ts";
 
 /** The statement lightningd sets its node id with at its first start, as `db_write` has it. */
 const NODE_ID_STATEMENT =
@@ -21,8 +22,10 @@ export interface CopyFacts {
   /** The node id, in lowercase hex; `undefined` when the copy holds none. */
   nodeId: string | undefined;
   /**
-   * The last change, its version and statements as JSON; `undefined` when the copy ends with
-   * a snapshot (a copy made from the database and not written to since).
+   * The last change that is not only PRAGMAs, its version and statements as JSON; `undefined`
+   * when the copy ends with a snapshot (a copy made from the database and not written to
+   * since). A migration's PRAGMA hook repeats its version and changes no data: a copy that
+   * lacks one at its end holds the same state.
    */
   lastChange: string | undefined;
 }
@@ -49,7 +52,7 @@ export function copyFacts(reader: BackupReader, work: string): CopyFacts {
         removeIfExists(work);
         last = undefined;
       } else if (entry.kind === "change") {
-        last = entry;
+        if (!isPragmaOnly(entry.statements)) last = entry;
         for (const statement of nodeId === undefined ? entry.statements : []) {
           const id = NODE_ID_STATEMENT.exec(statement)?.[1];
           if (id !== undefined) nodeId = id.toLowerCase();

@@ -674,6 +674,25 @@ Deno.test(
 );
 
 Deno.test(
+  "restore --also takes copies at the same version that differ only in a PRAGMA hook after it",
+  inTempDir(async (dir) => {
+    // A migration's last hook (PRAGMA foreign_keys = ON) repeats version 15 and changes no
+    // data; an async copy not reached since holds the same state at 15 without it.
+    const primary = await makeBackup(`${dir}/primary`, [
+      ...changes,
+      { version: 15, statements: ["PRAGMA foreign_keys = ON"] },
+    ]);
+    const copy = await makeBackup(`${dir}/copy`, changes);
+    for (const [first, second] of [[primary, copy], [copy, primary]]) {
+      const target = `${dir}/node-${first === primary ? "a" : "b"}.sqlite3`;
+      const { code, output } = await run([first, target, "--also", second]);
+      assertEquals(code, 0, output.transcript);
+      assertEquals(dumpDatabase(target), dumpDatabase(loadFixture("restart").database));
+    }
+  }),
+);
+
+Deno.test(
   "restore --also refuses a copy named twice, in whatever form",
   inTempDir(async (dir) => {
     const backup = await makeBackup(`${dir}/backup`, changes);
