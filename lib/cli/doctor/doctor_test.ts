@@ -897,14 +897,30 @@ Deno.test({
     withNode(async (node) => {
       playNodeUser(node);
       chownTree(node.backupPath);
-      // A Deno lightningd's user can reach, however this test's own was obtained (npx keeps
-      // it under root's home): the check looks at it, and does not run it.
+      // A Deno and a plugin lightningd's user can reach, wherever this test's own were
+      // obtained (npx keeps Deno under root's home; a checkout may be there too): the check
+      // looks at them, and runs neither.
       const reachable = `${node.base}/node_modules/deno/deno`;
       Deno.removeSync(reachable);
       Deno.writeTextFileSync(reachable, "#!/bin/sh\n");
       Deno.chmodSync(reachable, 0o755);
+      const plugin = `${node.base}/checkout/plugin.ts`;
+      Deno.mkdirSync(dirname(plugin));
+      Deno.writeTextFileSync(plugin, "");
+      const launch = (deno: string) =>
+        writeLauncher(launchPlan({ lightningDir: node.dir, backendUrl: node.url, deno, plugin }));
+      launch(reachable);
       const check = () => runChecks(node.dir, GOOD_SYSTEM);
       expect(await check(), "launcher", "OK");
+      // A checkout in root's home.
+      Deno.chmodSync(dirname(plugin), 0o700);
+      expect(
+        await check(),
+        "launcher",
+        "FAIL",
+        new RegExp(`"${dirname(plugin)}" is not searchable by uid 4242 .*"${plugin}"`),
+      );
+      Deno.chmodSync(dirname(plugin), 0o755);
       // init run as root under a umask of 077.
       Deno.chmodSync(node.launcher, 0o700);
       expect(
@@ -922,7 +938,7 @@ Deno.test({
       Deno.mkdirSync(home, { mode: 0o700 });
       const deno = `${home}/deno`;
       Deno.symlinkSync(Deno.execPath(), deno);
-      writeLauncher(launchPlan({ lightningDir: node.dir, backendUrl: node.url, deno }));
+      launch(deno);
       expect(
         await check(),
         "launcher",
