@@ -245,13 +245,20 @@ function refuseDanglingLink(path: string): void {
 }
 
 /**
- * A directory where the database goes (the target directory's lightningd.sqlite3): restoring
- * into it would put the database one level deeper, where lightningd never opens it.
+ * A directory where the database goes (the target directory's lightningd.sqlite3, or the
+ * target itself so named; a Docker bind mount of a missing file makes one): restoring into
+ * it would put the database one level deeper, where lightningd never opens it.
  */
-function refuseDirectoryAt(path: string): void {
-  if (!statIfExists(path)?.isDirectory) return;
+function refuseDirectoryAt(path: string, target: string): void {
+  const given = dirname(path);
+  const at = statIfExists(path)?.isDirectory
+    ? path
+    : path !== target && basename(given) === DATABASE_NAME
+    ? given
+    : undefined;
+  if (at === undefined) return;
   throw new Error(
-    `Cannot restore backup: "${path}" is a directory, where the database goes: move it ` +
+    `Cannot restore backup: "${at}" is a directory, where the database goes: move it ` +
       `aside, or choose another target`,
   );
 }
@@ -422,7 +429,7 @@ export async function restore(
     refuseLightningDirMistakes(userPath(target), target.endsWith("/"));
     scope.leaves(`nothing was written to "${dirname(path)}"`);
     refuseDanglingLink(path);
-    refuseDirectoryAt(path);
+    refuseDirectoryAt(path, userPath(target));
     if (!existsSync(dirname(path))) {
       throw new Error(
         `Cannot restore backup: the directory "${dirname(path)}" does not exist: create it, ` +

@@ -101,6 +101,11 @@ Deno.test(
       `database goes: move it aside, or choose another target`,
     ]);
     assertEquals([...Deno.readDirSync(`${dir}/regtest/lightningd.sqlite3`)], []);
+    // Named itself (a Docker bind mount of a missing file makes such a directory).
+    const named = await run([url, `${dir}/regtest/lightningd.sqlite3/`]);
+    assertEquals([named.code, named.output.stdout], [1, []]);
+    assertEquals(named.output.stderr, output.stderr);
+    assertEquals([...Deno.readDirSync(`${dir}/regtest/lightningd.sqlite3`)], []);
   }),
 );
 
