@@ -21,6 +21,7 @@ import {
 } from "./doctor.ts";
 import { COMPILED_PLUGIN_NAME, launchPlan, writeLauncher } from "../launcher.ts";
 import { RUNTIME_FLAGS } from "../runtime_flags.ts";
+import { unsearchableAbove } from "./node_user.ts";
 import {
   BufferedOutput,
   makeBackup,
@@ -40,6 +41,16 @@ interface Setup {
 
 const FRESH_START = recordedChanges(["fresh-start"]);
 const RESTART = recordedChanges(["restart"]);
+
+/**
+ * Whether a test may play lightningd's user, uid 4242: as root, who may chown, and where that
+ * user can reach the temporary directories (not with TMPDIR under root's home).
+ */
+const PLAYS_NODE_USER = Deno.uid() === 0 && (() => {
+  const probe = Deno.makeTempDirSync();
+  Deno.removeSync(probe);
+  return unsearchableAbove(probe, { uid: 4242, gid: 4242, from: probe }) === undefined;
+})();
 
 async function goodNode(): Promise<Setup> {
   const dir = makeNodeDir("fresh-start"); // lightningd.sqlite3 at version 11, hsm_secret 0400
@@ -244,7 +255,7 @@ Deno.test("doctor: backup.key beside an encrypted backup, and none beside a plai
     expect(await check(), "backup.key", "OK", /none: s3:.* is plain/);
     writeLockFile(node.dir, { backend_url: node.url });
     writeKeyFile(node.dir, key);
-    if (Deno.uid() === 0) { // Needs chown to play lightningd's user.
+    if (PLAYS_NODE_USER) {
       const backup = [...Deno.readDirSync(node.backupPath)].map((e) =>
         `${node.backupPath}/${e.name}`
       );
@@ -834,7 +845,7 @@ function chownTree(path: string): void {
 
 Deno.test({
   name: "doctor: a backup lightningd's user may write but not reach fails",
-  ignore: Deno.uid() !== 0, // Needs chown to play lightningd's user.
+  ignore: !PLAYS_NODE_USER,
   fn: () =>
     withNode(async (node) => {
       playNodeUser(node);
@@ -861,7 +872,7 @@ Deno.test({
 
 Deno.test({
   name: "doctor: a file copy lightningd's user may not write fails, or warns when async",
-  ignore: Deno.uid() !== 0, // Needs chown to play lightningd's user.
+  ignore: !PLAYS_NODE_USER,
   fn: () =>
     withNode(async (node) => {
       playNodeUser(node);
@@ -892,7 +903,7 @@ Deno.test({
 
 Deno.test({
   name: "doctor: a launcher, Deno or plugin lightningd's user may not run or reach fails",
-  ignore: Deno.uid() !== 0, // Needs chown to play lightningd's user.
+  ignore: !PLAYS_NODE_USER,
   fn: () =>
     withNode(async (node) => {
       playNodeUser(node);
