@@ -157,14 +157,17 @@ Deno.test("restore onto a full file system: which, and what to do, by snapshot o
   const target = `${dir}/small`;
   Deno.mkdirSync(target);
   try {
-    const snapshot = await makeBackup(`${dir}/snapshot`, [], {
-      version: 479,
-      path: loadFixture("activity").database,
-    });
-    const changes = await makeBackup(`${dir}/changes`, recordedChanges(["fresh-start"]));
+    // Each backup twice: a copy is named once (restore refuses one named twice).
+    const snapshots = ["snapshot", "snapshot-copy"].map((name) =>
+      makeBackup(`${dir}/${name}`, [], { version: 479, path: loadFixture("activity").database })
+    );
+    const changes = ["changes", "changes-copy"].map((name) =>
+      makeBackup(`${dir}/${name}`, recordedChanges(["fresh-start"]))
+    );
+    const backups = await Promise.all([...snapshots, ...changes]);
     if (!mountTmpfs(target, 64 * 1024)) return;
-    for (const url of [snapshot, changes]) {
-      for (const also of [[], ["--also", url]]) {
+    for (const [url, copy] of [backups.slice(0, 2), backups.slice(2)]) {
+      for (const also of [[], ["--also", copy]]) {
         const output = new BufferedOutput();
         assertEquals(await restore([url, target, ...also], output), 1);
         const line =
