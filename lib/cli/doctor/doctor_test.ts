@@ -837,127 +837,128 @@ function playNodeUser(node: Setup): void {
   Deno.chmodSync(node.base, 0o755);
 }
 
+/** A test as lightningd's user (see playNodeUser), where it can play one (PLAYS_NODE_USER). */
+function nodeUserTest(name: string, body: (node: Setup) => Promise<void>): void {
+  Deno.test({
+    name,
+    ignore: !PLAYS_NODE_USER,
+    fn: () =>
+      withNode(async (node) => {
+        playNodeUser(node);
+        await body(node);
+      }),
+  });
+}
+
 /** Gives `path` and everything in it to uid 4242. */
 function chownTree(path: string): void {
   Deno.chownSync(path, 4242, 4242);
   for (const entry of Deno.readDirSync(path)) Deno.chownSync(`${path}/${entry.name}`, 4242, 4242);
 }
 
-Deno.test({
-  name: "doctor: a backup lightningd's user may write but not reach fails",
-  ignore: !PLAYS_NODE_USER,
-  fn: () =>
-    withNode(async (node) => {
-      playNodeUser(node);
-      // The backup in a directory of root's, as under /root.
-      const hidden = `${node.base}/root-only`;
-      Deno.mkdirSync(hidden, { mode: 0o700 });
-      const url = await makeBackup(`${hidden}/backup`, FRESH_START);
-      chownTree(`${hidden}/backup`);
-      writeLockFile(node.dir, { backend_url: url });
-      Deno.chownSync(`${node.dir}/backup.lock`, 4242, 4242);
-      expect(
-        await runChecks(node.dir, GOOD_SYSTEM),
-        "backend",
-        "FAIL",
-        new RegExp(
-          `^"${hidden}" is not searchable by uid 4242 .*, so it cannot reach ` +
-            `"${hidden}/backup": run "chmod o\\+x '${hidden}'"`,
-        ),
-      );
-      Deno.chmodSync(hidden, 0o711);
-      expect(await runChecks(node.dir, GOOD_SYSTEM), "backend", "OK");
-    }),
+nodeUserTest("doctor: a backup lightningd's user may write but not reach fails", async (node) => {
+  // The backup in a directory of root's, as under /root.
+  const hidden = `${node.base}/root-only`;
+  Deno.mkdirSync(hidden, { mode: 0o700 });
+  const url = await makeBackup(`${hidden}/backup`, FRESH_START);
+  chownTree(`${hidden}/backup`);
+  writeLockFile(node.dir, { backend_url: url });
+  Deno.chownSync(`${node.dir}/backup.lock`, 4242, 4242);
+  expect(
+    await runChecks(node.dir, GOOD_SYSTEM),
+    "backend",
+    "FAIL",
+    new RegExp(
+      `^"${hidden}" is not searchable by uid 4242 .*, so it cannot reach ` +
+        `"${hidden}/backup": run "chmod o\\+x '${hidden}'"`,
+    ),
+  );
+  Deno.chmodSync(hidden, 0o711);
+  expect(await runChecks(node.dir, GOOD_SYSTEM), "backend", "OK");
 });
 
-Deno.test({
-  name: "doctor: a file copy lightningd's user may not write fails, or warns when async",
-  ignore: !PLAYS_NODE_USER,
-  fn: () =>
-    withNode(async (node) => {
-      playNodeUser(node);
-      chownTree(node.backupPath);
-      const copy = `${node.base}/backup-copy`;
-      const url = await makeBackup(copy, FRESH_START); // root's, as a mirror made as root
-      writeLockFile(node.dir, { backend_url: node.url, mirror_urls: [url] });
-      expect(
-        await runChecks(node.dir, GOOD_SYSTEM),
-        "copies",
-        "FAIL",
-        new RegExp(
-          `^${url}: "${copy}" is not writable by uid 4242 .*chown -R 4242:4242 '${copy}'.*: ` +
-            `until then the plugin stops the node at its start$`,
-        ),
-      );
-      writeLockFile(node.dir, { backend_url: node.url, async_urls: [url] });
-      expect(
-        await runChecks(node.dir, GOOD_SYSTEM),
-        "copies",
-        "WARN",
-        /is not writable by uid 4242 .*: until then the node goes on without this async copy$/,
-      );
-      chownTree(copy);
-      expect(await runChecks(node.dir, GOOD_SYSTEM), "copies", "OK");
-    }),
-});
+nodeUserTest(
+  "doctor: a file copy lightningd's user may not write fails, or warns when async",
+  async (node) => {
+    chownTree(node.backupPath);
+    const copy = `${node.base}/backup-copy`;
+    const url = await makeBackup(copy, FRESH_START); // root's, as a mirror made as root
+    writeLockFile(node.dir, { backend_url: node.url, mirror_urls: [url] });
+    expect(
+      await runChecks(node.dir, GOOD_SYSTEM),
+      "copies",
+      "FAIL",
+      new RegExp(
+        `^${url}: "${copy}" is not writable by uid 4242 .*chown -R 4242:4242 '${copy}'.*: ` +
+          `until then the plugin stops the node at its start$`,
+      ),
+    );
+    writeLockFile(node.dir, { backend_url: node.url, async_urls: [url] });
+    expect(
+      await runChecks(node.dir, GOOD_SYSTEM),
+      "copies",
+      "WARN",
+      /is not writable by uid 4242 .*: until then the node goes on without this async copy$/,
+    );
+    chownTree(copy);
+    expect(await runChecks(node.dir, GOOD_SYSTEM), "copies", "OK");
+  },
+);
 
-Deno.test({
-  name: "doctor: a launcher, Deno or plugin lightningd's user may not run or reach fails",
-  ignore: !PLAYS_NODE_USER,
-  fn: () =>
-    withNode(async (node) => {
-      playNodeUser(node);
-      chownTree(node.backupPath);
-      // A Deno and a plugin lightningd's user can reach, wherever this test's own were
-      // obtained (npx keeps Deno under root's home; a checkout may be there too): the check
-      // looks at them, and runs neither.
-      const reachable = `${node.base}/node_modules/deno/deno`;
-      Deno.removeSync(reachable);
-      Deno.writeTextFileSync(reachable, "#!/bin/sh\n");
-      Deno.chmodSync(reachable, 0o755);
-      const plugin = `${node.base}/checkout/plugin.ts`;
-      Deno.mkdirSync(dirname(plugin));
-      Deno.writeTextFileSync(plugin, "");
-      const launch = (deno: string) =>
-        writeLauncher(launchPlan({ lightningDir: node.dir, backendUrl: node.url, deno, plugin }));
-      launch(reachable);
-      const check = () => runChecks(node.dir, GOOD_SYSTEM);
-      expect(await check(), "launcher", "OK");
-      // A checkout in root's home.
-      Deno.chmodSync(dirname(plugin), 0o700);
-      expect(
-        await check(),
-        "launcher",
-        "FAIL",
-        new RegExp(`"${dirname(plugin)}" is not searchable by uid 4242 .*"${plugin}"`),
-      );
-      Deno.chmodSync(dirname(plugin), 0o755);
-      // init run as root under a umask of 077.
-      Deno.chmodSync(node.launcher, 0o700);
-      expect(
-        await check(),
-        "launcher",
-        "FAIL",
-        new RegExp(
-          `^lightningd cannot start the plugin: uid 4242 .* may not read and run ` +
-            `"${node.launcher}": run "chmod 755 '${node.launcher}'"$`,
-        ),
-      );
-      Deno.chmodSync(node.launcher, 0o755);
-      // Deno installed in root's home.
-      const home = `${node.base}/root-home`;
-      Deno.mkdirSync(home, { mode: 0o700 });
-      const deno = `${home}/deno`;
-      Deno.symlinkSync(Deno.execPath(), deno);
-      launch(deno);
-      expect(
-        await check(),
-        "launcher",
-        "FAIL",
-        new RegExp(`cannot start the plugin: "${home}" is not searchable by uid 4242 .*"${deno}"`),
-      );
-    }),
-});
+nodeUserTest(
+  "doctor: a launcher, Deno or plugin lightningd's user may not run or reach fails",
+  async (node) => {
+    chownTree(node.backupPath);
+    // A Deno and a plugin lightningd's user can reach, wherever this test's own were
+    // obtained (npx keeps Deno under root's home; a checkout may be there too): the check
+    // looks at them, and runs neither.
+    const reachable = `${node.base}/node_modules/deno/deno`;
+    Deno.removeSync(reachable);
+    Deno.writeTextFileSync(reachable, "#!/bin/sh\n");
+    Deno.chmodSync(reachable, 0o755);
+    const plugin = `${node.base}/checkout/plugin.ts`;
+    Deno.mkdirSync(dirname(plugin));
+    Deno.writeTextFileSync(plugin, "");
+    const launch = (deno: string) =>
+      writeLauncher(launchPlan({ lightningDir: node.dir, backendUrl: node.url, deno, plugin }));
+    launch(reachable);
+    const check = () => runChecks(node.dir, GOOD_SYSTEM);
+    expect(await check(), "launcher", "OK");
+    // A checkout in root's home.
+    Deno.chmodSync(dirname(plugin), 0o700);
+    expect(
+      await check(),
+      "launcher",
+      "FAIL",
+      new RegExp(`"${dirname(plugin)}" is not searchable by uid 4242 .*"${plugin}"`),
+    );
+    Deno.chmodSync(dirname(plugin), 0o755);
+    // init run as root under a umask of 077.
+    Deno.chmodSync(node.launcher, 0o700);
+    expect(
+      await check(),
+      "launcher",
+      "FAIL",
+      new RegExp(
+        `^lightningd cannot start the plugin: uid 4242 .* may not read and run ` +
+          `"${node.launcher}": run "chmod 755 '${node.launcher}'"$`,
+      ),
+    );
+    Deno.chmodSync(node.launcher, 0o755);
+    // Deno installed in root's home.
+    const home = `${node.base}/root-home`;
+    Deno.mkdirSync(home, { mode: 0o700 });
+    const deno = `${home}/deno`;
+    Deno.symlinkSync(Deno.execPath(), deno);
+    launch(deno);
+    expect(
+      await check(),
+      "launcher",
+      "FAIL",
+      new RegExp(`cannot start the plugin: "${home}" is not searchable by uid 4242 .*"${deno}"`),
+    );
+  },
+);
 
 Deno.test("doctor: disable-plugin or a later clear-plugins unloads the plugin, important or not", () =>
   withNode(async (node) => {
