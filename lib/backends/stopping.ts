@@ -39,7 +39,14 @@ export function unlessStopping<T>(work: Promise<T>, signal: AbortSignal | undefi
   });
 }
 
-/** Waits `ms` milliseconds, or fails with {@linkcode StoppingError} once `signal` aborts. */
+/** The longest a timer waits: set longer, it fires at once. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/**
+ * Waits `ms` milliseconds, or fails with {@linkcode StoppingError} once `signal` aborts. A
+ * retry's pause grows by its backoff at each try, past a timer's reach after enough of them:
+ * it waits the longest a timer can, not no time at all.
+ */
 export function pause(ms: number, signal?: AbortSignal): Promise<void> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   // An aborted pause leaves no timer behind to keep the process alive.
@@ -48,7 +55,7 @@ export function pause(ms: number, signal?: AbortSignal): Promise<void> {
     timer = setTimeout(() => {
       signal?.removeEventListener("abort", clear);
       resolve();
-    }, ms);
+    }, Math.min(ms, MAX_TIMER_MS));
   });
   signal?.addEventListener("abort", clear, { once: true });
   return unlessStopping(slept, signal);

@@ -24,3 +24,14 @@ Deno.test("a wait already stopped fails at once; one that ends first keeps its o
     /lost/,
   );
 });
+
+Deno.test("a pause past a timer's reach waits, not fires at once", async () => {
+  // A retry's pause after many tries: setTimeout fires one this long after 1 ms.
+  const lifetime = new AbortController();
+  let ended = false;
+  const paused = pause(2 ** 32, lifetime.signal).finally(() => ended = true);
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  assertEquals(ended, false);
+  lifetime.abort();
+  assert((await assertRejects(() => paused)) instanceof StoppingError);
+});
