@@ -384,6 +384,29 @@ Deno.test("init over socket does not take another node's snapshot at the same ve
   });
 });
 
+Deno.test("init to a file path does not take another node's snapshot at the same version", async () => {
+  const first = makeNodeDir("fresh-start");
+  const other = makeNodeDir("fresh-start");
+  try {
+    const url = `file://${Deno.realPathSync(`${first}/..`)}/backup`;
+    await killedAt(["init", url, "--lightning-dir", first], "init-before-lock");
+    // Another node at the same data_version, its database otherwise not the same.
+    const db = new DatabaseSync(`${other}/lightningd.sqlite3`);
+    db.exec("CREATE TABLE other_node (x INTEGER)");
+    db.close();
+    const refused = new BufferedOutput();
+    assertEquals(await init([url, "--lightning-dir", other], refused), 1);
+    assertMatch(
+      refused.stderr[0],
+      /already exists, a snapshot at version 11 of another database than ".*" \(another node's backup, .*\): choose a new path/,
+    );
+    assertEquals(names(other), ["hsm_secret", "lightningd.sqlite3"]);
+  } finally {
+    removeNodeDir(first);
+    removeNodeDir(other);
+  }
+});
+
 Deno.test("an encrypted init killed before backup.lock, rerun with an identity as --recipient: refused without printing it", async () => {
   const dir = makeNodeDir("fresh-start");
   try {

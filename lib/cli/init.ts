@@ -12,7 +12,12 @@ import { DataKey, sameBytes } from "../crypto/data_key.ts";
 import { checkExisting, existingHint } from "./existing.ts";
 import { installPlugin, printConfigLine } from "./install_plugin.ts";
 import { newEncryption } from "./new_encryption.ts";
-import { checkLeftEncryption, leftByKilledInit, whyNotOpened } from "./init_rerun.ts";
+import {
+  checkLeftEncryption,
+  leftByKilledInit,
+  whyNotOpened,
+  whyNotSnapshotOf,
+} from "./init_rerun.ts";
 import { createCopies, initCopies } from "./init_copies.ts";
 import { KEY_FILE, readKeyFile, removeKeyFileOf, writeKeyFile } from "../crypto/key_file.ts";
 import { checkNewRecipients, type Prompt, terminalPrompt } from "./secrets.ts";
@@ -104,7 +109,8 @@ Options:
 It refuses, changing nothing:
   - a backup that already exists at <url>, or a backup.lock already in DIR. The one exception
     is what an init killed before writing backup.lock leaves: a complete backup at <url>
-    holding a snapshot at the database's version and no change; init finishes its set-up;
+    holding a snapshot at the database's version, equal to one of the database now, and no
+    change; init finishes its set-up;
   - another init or upgrade running on DIR (each holds a lock on DIR while it works);
   - a lightningd running on DIR: it connects to DIR/lightning-rpc (a running lightningd
     accepts; a socket left by a dead one refuses) and reads the pid file lightningd keeps in
@@ -446,6 +452,18 @@ async function initFile(
       throw new Error(
         `${ACTION}: "${path}", which an interrupted init left, is not this init's: ` +
           `${unopened}`,
+      );
+    }
+    const other = await whyNotSnapshotOf(
+      path,
+      database,
+      found.version,
+      encrypt ? await keyFileIn(dir) : undefined,
+    );
+    if (other) {
+      throw new Error(
+        `${ACTION}: "${path}" already exists${other}: choose a new path, or remove it if it ` +
+          `is not a backup you need`,
       );
     }
     left = found;

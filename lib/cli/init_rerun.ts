@@ -17,7 +17,10 @@ import { existsSync } from "../fs/exists.ts";
 import { unlockDir } from "./unlock.ts";
 import { readWrappedKey } from "../crypto/wrapped_key_file.ts";
 import { givenPassphrase, type Prompt } from "./secrets.ts";
-import { dataVersionOf, INIT_ACTION as ACTION } from "./new_backup.ts";
+import { dataVersionOf, INIT_ACTION as ACTION, snapshotDatabase } from "./new_backup.ts";
+import { holdsOnly } from "./left_on_server.ts";
+import type { DataKey } from "../crypto/data_key.ts";
+import { makeScratchDir, removeScratchDir } from "../fs/scratch_dir.ts";
 
 /**
  * Whether the backup at `path` is what an init killed after creating it and before writing
@@ -53,6 +56,35 @@ export function leftByKilledInit(
       `interrupted init of this node leaves (a snapshot at the database's version ${version} ` +
       `and no change)`,
   };
+}
+
+/**
+ * Why the snapshot an interrupted init left at `path` (at `version`, read with `key` when
+ * encrypted) is not one of `database` as it is now, as a clause for the refusal; `undefined`
+ * when it is. Another node's backup at the same version has the same shape, and the plugin's
+ * version check would let this node append its changes to that node's snapshot. lightningd
+ * changes data_version with every commit, so the database is still the one the snapshot was
+ * taken of, and a new snapshot of it holds the same bytes (as on a server, left_on_server.ts).
+ */
+export async function whyNotSnapshotOf(
+  path: string,
+  database: string,
+  version: number,
+  key: DataKey | undefined,
+): Promise<string | undefined> {
+  if (!existsSync(database)) return undefined; // An empty backup: nothing to compare.
+  const scratch = makeScratchDir("cln-backup-init-");
+  const reader = new FileBackupReader(pathToFileURL(path).href, path, { key });
+  try {
+    const copy = `${scratch}/snapshot.sqlite3`;
+    const now = await snapshotDatabase(database, copy);
+    if (now === version && holdsOnly(reader, copy, version, key !== undefined)) return undefined;
+  } finally {
+    reader.close();
+    removeScratchDir(scratch);
+  }
+  return `, a snapshot at version ${version} of another database than "${database}" (another ` +
+    `node's backup, or this node's database was replaced since)`;
 }
 
 /**

@@ -45,7 +45,7 @@ export function dataVersionOf(path: string, database: string): number {
 }
 
 /** Copies the database consistently into `copy`; returns the version it holds. */
-async function snapshotDatabase(database: string, copy: string): Promise<number> {
+export async function snapshotDatabase(database: string, copy: string): Promise<number> {
   let source: DatabaseSync;
   try {
     source = new DatabaseSync(database, { readOnly: true });
