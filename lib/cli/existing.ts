@@ -113,7 +113,13 @@ export async function checkExisting(
  * `version`: the database may have been restored from it.
  */
 export function existingHint(lastVersion: number | undefined, database: string): string {
-  if (lastVersion === undefined || lastVersion !== dataVersionAt(database)) return "";
+  let version: number | undefined;
+  try {
+    version = dataVersionAt(database);
+  } catch {
+    return ""; // A database that cannot be read now was not restored from it: no hint.
+  }
+  if (lastVersion === undefined || lastVersion !== version) return "";
   return `; if "${database}" was restored from it, run init again with --existing to go on ` +
     `with that backup`;
 }

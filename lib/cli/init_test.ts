@@ -10,7 +10,12 @@ import { init, initTarget } from "./init.ts";
 import { UsageError } from "./args.ts";
 import { unlockReader } from "./unlock.ts";
 import { ageRecipientOf, newAgeIdentity } from "../crypto/primitives.ts";
-import { BufferedOutput, makeNodeDir, removeNodeDir } from "../../tests/support/cli_testing.ts";
+import {
+  BufferedOutput,
+  leaveHotJournal,
+  makeNodeDir,
+  removeNodeDir,
+} from "../../tests/support/cli_testing.ts";
 
 function exists(path: string): boolean {
   try {
@@ -218,6 +223,22 @@ Deno.test("init refuses a database that is not lightningd's, leaving nothing beh
     [`file://${dir}/../backups/node`, "--lightning-dir", dir],
     /^Cannot init backup: ".*lightningd.sqlite3" holds no vars.data_version, so it is not a lightningd database/,
   );
+  assertEquals([...Deno.readDirSync(`${dir}/../backups`)], []);
+  removeNodeDir(dir);
+});
+
+Deno.test("init of a database lightningd left in the middle of a write says how to end that write", async () => {
+  const dir = makeNodeDir("fresh-start");
+  leaveHotJournal(dir);
+  await refused(
+    dir,
+    [`file://${dir}/../backups/node`, "--lightning-dir", dir],
+    /^Cannot init backup: ".*\/lightningd.sqlite3" has a hot journal \(".*\/lightningd.sqlite3-journal"\): lightningd stopped in the middle of a write, which only a writer may roll back: start lightningd and stop it \("lightning-cli stop"\), then run this again$/,
+  );
+  assertEquals([...Deno.readDirSync(`${dir}/..`)].map((e) => e.name).sort(), [
+    "backups",
+    "regtest",
+  ]);
   assertEquals([...Deno.readDirSync(`${dir}/../backups`)], []);
   removeNodeDir(dir);
 });

@@ -16,6 +16,7 @@ import { KEY_FILE } from "../crypto/key_file.ts";
 import { checkPluginCredentials } from "../backends/s3/credentials.ts";
 import { existsSync, removeIfExists } from "../fs/exists.ts";
 import { dataVersionAt } from "../sqlite/data_version.ts";
+import { whyUnreadable } from "../sqlite/why_unreadable.ts";
 import {
   type CommandSpec,
   consoleOutput,
@@ -62,7 +63,13 @@ export const MIRROR_SPEC: CommandSpec = {
 /** The version of the node's database; 0 when it has none yet. */
 function databaseVersion(path: string): number {
   if (!existsSync(path)) return 0;
-  const version = dataVersionAt(path);
+  let version: number | undefined;
+  try {
+    version = dataVersionAt(path);
+  } catch (error) {
+    const why = whyUnreadable(error, path);
+    throw why === undefined ? error : new Error(`${ACTION}: ${why}`);
+  }
   if (version === undefined) {
     throw new Error(`${ACTION}: "${path}" is not a lightningd database (no data_version)`);
   }

@@ -10,6 +10,7 @@ import { writeKeyFile } from "../crypto/key_file.ts";
 import { mirror } from "./mirror.ts";
 import {
   BufferedOutput,
+  leaveHotJournal,
   makeBackup,
   makeNodeDir,
   recordedChanges,
@@ -96,6 +97,24 @@ Deno.test("mirror refuses a destination named or present already, copies out of 
     writeKeyFile(dir, await DataKey.generate());
     const sealed = await run(`file://${base}/second`, "--lightning-dir", dir);
     assertMatch(sealed.stderr[0], /the backup is encrypted/);
+    assertEquals(readLockFile(dir), { backend_url: url, note: 1 }, "backup.lock unchanged");
+    assertEquals([...Deno.readDirSync(base)].some((e) => e.name === "second"), false);
+  } finally {
+    removeNodeDir(dir);
+  }
+});
+
+Deno.test("mirror of a database lightningd left in the middle of a write says how to end that write", async () => {
+  const { dir, base, url } = await node();
+  try {
+    leaveHotJournal(dir);
+    const hot = await run(`file://${base}/second`, "--lightning-dir", dir);
+    assertEquals(hot.stderr, [
+      `Cannot add the destination: "${dir}/lightningd.sqlite3" has a hot journal ` +
+      `("${dir}/lightningd.sqlite3-journal"): lightningd stopped in the middle of a write, ` +
+      `which only a writer may roll back: start lightningd and stop it ("lightning-cli ` +
+      `stop"), then run this again`,
+    ]);
     assertEquals(readLockFile(dir), { backend_url: url, note: 1 }, "backup.lock unchanged");
     assertEquals([...Deno.readDirSync(base)].some((e) => e.name === "second"), false);
   } finally {

@@ -22,6 +22,7 @@ import { claimWorkPath, workPath } from "../fs/work_path.ts";
 import { atStep } from "../fs/step_seam.ts";
 import { fileBackupPath } from "./args.ts";
 import { dataVersionAt } from "../sqlite/data_version.ts";
+import { whyUnreadable } from "../sqlite/why_unreadable.ts";
 import { whyNotLeftOnServer } from "./left_on_server.ts";
 import { KEY_FILE, readKeyFile, writeKeyFile } from "../crypto/key_file.ts";
 import type { DataKey } from "../crypto/data_key.ts";
@@ -34,7 +35,12 @@ const ACTION = INIT_ACTION;
 
 /** The data_version the database at `path` holds; refuses one that is not lightningd's. */
 export function dataVersionOf(path: string, database: string): number {
-  const version = dataVersionAt(path);
+  let version: number | undefined;
+  try {
+    version = dataVersionAt(path);
+  } catch (error) {
+    throw unreadable(error, database);
+  }
   if (version === undefined) {
     throw new Error(
       `${ACTION}: "${database}" holds no vars.data_version, so it is not a lightningd ` +
@@ -58,11 +64,21 @@ export async function snapshotDatabase(database: string, copy: string): Promise<
     );
   }
   try {
+    // A first read says what stops reading, with SQLite's code; backup() gives its words only.
+    source.prepare("SELECT count(*) FROM sqlite_master").get();
     await backup(source, copy);
+  } catch (error) {
+    throw unreadable(error, database);
   } finally {
     source.close();
   }
   return dataVersionOf(copy, database);
+}
+
+/** `error` from reading the node's `database`, said with what to do when SQLite's words do not. */
+function unreadable(error: unknown, database: string): unknown {
+  const why = whyUnreadable(error, database);
+  return why === undefined ? error : new Error(`${ACTION}: ${why}`);
 }
 
 /** Creates the backup at `path` from `database`, or empty; returns its version. */

@@ -11,9 +11,13 @@ function readDataVersion(db: DatabaseSync): number | undefined {
   let row: Record<string, unknown> | undefined;
   try {
     row = db.prepare("SELECT intval FROM vars WHERE name = 'data_version'").get();
-  } catch {
-    // No vars table.
-    return undefined;
+  } catch (error) {
+    // No vars table (or one without intval), or no SQLite file (SQLITE_NOTADB): not
+    // lightningd's. Any other failure (a hot journal, a lock) says nothing about what the
+    // database is, and is said as it is.
+    const notADatabase = (error as { errcode?: unknown }).errcode === 26;
+    if (notADatabase || /^no such (table|column)/.test((error as Error).message)) return undefined;
+    throw error;
   }
   const version = row === undefined ? NaN : Number(row.intval);
   return Number.isSafeInteger(version) && version >= 0 ? version : undefined;

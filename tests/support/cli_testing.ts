@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { DatabaseSync } from "node:sqlite";
 import { dirname } from "node:path";
 import type { Change } from "../../lib/backends/backend.ts";
 import { createFileBackup } from "../../lib/backends/file/create.ts";
@@ -77,4 +78,26 @@ export function makeNodeDir(database?: Scenario): string {
 export function removeNodeDir(dir: string): void {
   // Not `${dir}/..`: removing a path ending in ".." empties the base but leaves it behind.
   Deno.removeSync(dirname(dir), { recursive: true });
+}
+
+/**
+ * Leaves the node database in `dir` as a lightningd killed in the middle of a write does: with
+ * a hot journal (`-journal`) that SQLite must roll back before anyone reads the database.
+ */
+export function leaveHotJournal(dir: string): void {
+  const database = `${dir}/lightningd.sqlite3`;
+  const scratch = Deno.makeTempDirSync({ prefix: "cln-backup-test-hot-" });
+  Deno.copyFileSync(database, `${scratch}/db`);
+  const db = new DatabaseSync(`${scratch}/db`);
+  try {
+    // A cache of one page spills the transaction's pages to the file, behind its journal.
+    db.exec("PRAGMA cache_size = 1; BEGIN; UPDATE vars SET intval = intval + 1;");
+    db.exec("CREATE TABLE spill (x BLOB); INSERT INTO spill VALUES (randomblob(100000));");
+    Deno.copyFileSync(`${scratch}/db`, database);
+    Deno.copyFileSync(`${scratch}/db-journal`, `${database}-journal`);
+    db.exec("ROLLBACK");
+  } finally {
+    db.close();
+    Deno.removeSync(scratch, { recursive: true });
+  }
 }

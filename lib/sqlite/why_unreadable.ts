@@ -1,0 +1,35 @@
+/**
+ * Why lightningd's database cannot be read by a command that only reads it (init, mirror),
+ * said with what to do. SQLite's own words ("attempt to write a readonly database") name
+ * neither the file nor the cause.
+ *
+ * @module
+ */
+
+/** SQLITE_BUSY: another connection holds a lock the read needs (extended codes share it). */
+const BUSY = 5;
+/** SQLITE_READONLY_ROLLBACK: a hot journal that a read-only connection cannot roll back. */
+const READONLY_ROLLBACK = 776;
+/** SQLITE_READONLY_RECOVERY: a WAL that a read-only connection cannot recover. */
+const READONLY_RECOVERY = 264;
+
+/**
+ * What stops reading the database at `path` (the node's, opened read-only), as a clause with
+ * what to do; `undefined` for any other error, which says enough itself.
+ */
+export function whyUnreadable(error: unknown, path: string): string | undefined {
+  const code = (error as { errcode?: unknown } | null)?.errcode;
+  if (typeof code !== "number") return undefined;
+  if (code === READONLY_ROLLBACK || code === READONLY_RECOVERY) {
+    const left = code === READONLY_ROLLBACK ? "a hot journal" : "a write-ahead log to recover";
+    const file = `${path}-${code === READONLY_ROLLBACK ? "journal" : "wal"}`;
+    return `"${path}" has ${left} ("${file}"): lightningd stopped in the middle of a write, ` +
+      `which only a writer may roll back: start lightningd and stop it ("lightning-cli ` +
+      `stop"), then run this again`;
+  }
+  if ((code & 0xff) === BUSY) {
+    return `"${path}" is locked by another process, a lightningd running with its RPC socket ` +
+      `elsewhere (rpc-file) perhaps: stop it ("lightning-cli stop"), then run this again`;
+  }
+  return undefined;
+}
