@@ -8,6 +8,7 @@ import { assert, assertEquals, assertMatch } from "./support/assert.ts";
 import { FakeLightningd, throughLauncher } from "./support/fake_lightningd.ts";
 import { dumpDatabase } from "./support/dump.ts";
 import { writeCredentials } from "./support/rgw.ts";
+import { loadFixture } from "./support/fixtures.ts";
 import { withInitS3Node } from "./support/s3_backup.ts";
 import { rgwTest, sharedRgw } from "./support/shared_rgw.ts";
 import { writeLockFile } from "../lib/backup/lock_file.ts";
@@ -150,6 +151,29 @@ test("init --existing on S3 wants the keys' file the plugin reads, not the envir
   } finally {
     removeNodeDir(dir);
     removeNodeDir(other);
+  }
+});
+
+test("init into a lightning dir the launcher cannot name uploads nothing", async () => {
+  const s = sharedRgw();
+  const url = s.url(await s.bucket());
+  // Deno's permission lists are comma separated: no launcher can grant this dir's backup.lock.
+  const base = Deno.makeTempDirSync({ prefix: "cln-backup-test-a,b-" });
+  const dir = `${base}/regtest`;
+  try {
+    Deno.mkdirSync(dir);
+    Deno.copyFileSync(loadFixture("restart").database, `${dir}/lightningd.sqlite3`);
+    writeCredentials(dir, s.credentials);
+    const refused = new BufferedOutput();
+    assertEquals(await init([url, "--lightning-dir", dir], refused), 1);
+    assertEquals(refused.stderr.length, 1, refused.transcript);
+    assertMatch(
+      refused.stderr[0],
+      /^Cannot grant access to ".*a,b-.*\/regtest\/[^"]+": Deno's permission flags cannot name a path with a comma/,
+    );
+    assertEquals(await listBackup(s.client(url)), [], "nothing uploaded");
+  } finally {
+    Deno.removeSync(base, { recursive: true });
   }
 });
 

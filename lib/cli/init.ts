@@ -11,6 +11,7 @@ import { createFileBackup } from "../backends/file/create.ts";
 import { DataKey, sameBytes } from "../crypto/data_key.ts";
 import { checkExisting, existingHint } from "./existing.ts";
 import { installPlugin, printConfigLine } from "./install_plugin.ts";
+import { checkLaunchable } from "./launcher.ts";
 import { newEncryption } from "./new_encryption.ts";
 import {
   checkLeftEncryption,
@@ -285,6 +286,7 @@ export async function init(
     const path = scheme === "file" ? fileBackupPath(url, ACTION) : undefined;
     const dir = userPath(target.dir);
     checkNetworkDir(dir, ACTION);
+    checkLaunchable(dir, lock);
     using _setup = lockForSetup(dir, ACTION);
     await checkNotRunning(dir, ACTION);
     for (const line of [...removeLeftovers(dir), ...path ? removeLeftovers(dirname(path)) : []]) {

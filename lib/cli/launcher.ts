@@ -180,6 +180,15 @@ export function lockLaunchPlan(
 }
 
 /**
+ * Refuses, before anything is made, a set-up whose launcher cannot be written: a path Deno's
+ * flags cannot name, or a compiled cln-backup. Found only once the backup is made, an S3 or
+ * server backup would be left behind.
+ */
+export function checkLaunchable(lightningDir: string, lock: LockFile): void {
+  launchArgs(lockLaunchPlan(lightningDir, lock));
+}
+
+/**
  * What reaching the backup at `url` takes: its path for a `file:` backup; for a `socket:`
  * backup, the one `host:port` to connect to (the server, or the SOCKS proxy when the URL
  * names one: the proxy reaches the server, the plugin does not); for an `s3://` backup, the

@@ -26,6 +26,7 @@ import {
   runCommand,
 } from "./args.ts";
 import { installPlugin, printConfigLine } from "./install_plugin.ts";
+import { checkLaunchable } from "./launcher.ts";
 import { createBackupFrom } from "./new_backup.ts";
 import { checkNetworkDir, checkNotRunning } from "./node_dir.ts";
 import { lockForSetup } from "./setup_lock.ts";
@@ -128,12 +129,14 @@ export async function mirror(args: string[], output: Output = consoleOutput): Pr
           `backup you need`,
       );
     }
-    const created = await createBackupFrom(database, url, dir);
     const key = values.async ? "async_urls" : "mirror_urls";
     const list = [...(values.async ? async : sync.slice(1)), url];
+    const next = { ...lock, [key]: list };
+    checkLaunchable(dir, next);
+    const created = await createBackupFrom(database, url, dir);
     const launcher = installPlugin(
       dir,
-      { ...lock, [key]: list },
+      next,
       "replace",
       () => path !== undefined && removeIfExists(path),
     );
