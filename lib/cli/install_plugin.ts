@@ -9,9 +9,10 @@ import { existsSync, removeIfExists, statIfExists } from "../fs/exists.ts";
 import { shellQuote } from "../fs/shell_quote.ts";
 import { fileDestinations } from "../backends/multi/mirrors.ts";
 import { KEY_FILE } from "../crypto/key_file.ts";
-import { describeUser, nodeUser } from "./doctor/node_user.ts";
+import { allows, describeUser, nodeUser } from "./doctor/node_user.ts";
 import {
   createLockFile,
+  LOCK_FILE,
   type LockFile,
   LockFileExists,
   readLockFile,
@@ -81,8 +82,8 @@ function lockIs(dir: string, lock: LockFile): boolean {
 
 /**
  * Why the plugin, run as lightningd's user, could not open what this process wrote, if it
- * could not: a file backup (made 0700) or backup.key (0600) owned by another user, as when
- * init runs as root for a node that runs as its own user.
+ * could not: a file backup (made 0700), backup.key (0600) or a backup.lock the umask closed,
+ * owned by another user, as when init runs as root for a node that runs as its own user.
  */
 function ownershipWarning(launcher: string): string | undefined {
   const dir = dirname(launcher);
@@ -96,6 +97,9 @@ function ownershipWarning(launcher: string): string | undefined {
     if (uid == null || node.uid === uid) return undefined;
     paths = [...fileDestinations(readLockFile(dir)), `${dir}/${KEY_FILE}`]
       .filter((path) => statIfExists(path)?.uid === uid);
+    // backup.lock is made as the umask says: under 027 or 077, this user's alone too.
+    const lock = statIfExists(`${dir}/${LOCK_FILE}`);
+    if (lock?.uid === uid && !allows(lock, node, 4)) paths.unshift(`${dir}/${LOCK_FILE}`);
   } catch {
     return undefined; // What cannot be looked at is not this warning's to explain.
   }

@@ -49,6 +49,15 @@ Deno.test({
         `'${base}/backup'"), or run this as that user next time`,
       ]);
       assertEquals(other.stdout.at(-1), `important-plugin=${launcher}`);
+
+      // Run with a umask of 027 or 077, init makes backup.lock this user's alone too.
+      Deno.chmodSync(`${dir}/backup.lock`, 0o640);
+      const umask = new BufferedOutput();
+      printConfigLine(umask, launcher, "/usr/local/bin/deno");
+      assertMatch(
+        umask.stderr[0],
+        /could not open what is this user's alone \(".*\/regtest\/backup.lock", ".*\/backup"\): give it to that user \("chown -R 65534:65534 '.*\/regtest\/backup.lock' '.*\/backup'"\)/,
+      );
     } finally {
       removeNodeDir(dir);
     }
