@@ -10,7 +10,8 @@ import { userPath } from "../fs/user_path.ts";
 import { LOCK_FILE, readLockFile } from "../backup/lock_file.ts";
 import { DATABASE_NAME } from "../backup/restore.ts";
 import { lockDestinations } from "../backends/multi/mirrors.ts";
-import { openReader } from "../backends/open.ts";
+import { backupKind, openReader } from "../backends/open.ts";
+import { shellQuote } from "../fs/shell_quote.ts";
 import { parseBackupUrl, sameBackup } from "../backends/url.ts";
 import { KEY_FILE } from "../crypto/key_file.ts";
 import { checkPluginCredentials } from "../backends/s3/credentials.ts";
@@ -91,6 +92,15 @@ export async function mirror(args: string[], output: Output = consoleOutput): Pr
       );
     }
     const lock = readLockFile(dir);
+    const first = parseBackupUrl(lock.backend_url);
+    if (first.scheme === "file" && backupKind(first.path) === "v1") {
+      // The plugin would refuse it at its start, and a copy would not follow the Python one's.
+      throw new Error(
+        `${ACTION}: ${lock.backend_url} is the Python plugin's v1 backup, which this plugin ` +
+          `does not append to: convert it first with "backup-cli upgrade --lightning-dir ` +
+          `${shellQuote(dir)}", then add the copy`,
+      );
+    }
     const { sync, async } = lockDestinations(lock);
     // However it is spelled (a trailing "/", a path through a symlink): the same backup.
     const named = [...sync, ...async].find((destination) => sameBackup(destination, url));

@@ -1,6 +1,8 @@
 import { assertEquals, assertMatch } from "../../tests/support/assert.ts";
 import { dumpDatabase } from "../../tests/support/dump.ts";
 import { FakeLightningd } from "../../tests/support/fake_lightningd.ts";
+import { PRE_4090_BACKUP } from "../../tests/support/fixtures.ts";
+import { existsSync } from "../fs/exists.ts";
 import { openReader } from "../backends/open.ts";
 import { FileBackend } from "../backends/file/writer.ts";
 import { readLockFile, writeLockFile } from "../backup/lock_file.ts";
@@ -175,6 +177,27 @@ Deno.test("mirror that cannot write the launcher removes the copy it made and ch
     // Nothing is left that a rerun at a good path would trip over.
     const second = `file://${base}/second`;
     assertEquals((await run(second, "--lightning-dir", dir)).code, 0);
+  } finally {
+    removeNodeDir(dir);
+  }
+});
+
+Deno.test("mirror of a node whose backup.lock names the Python plugin's .dbak refuses, naming upgrade", async () => {
+  const dir = makeNodeDir("restart");
+  const base = Deno.realPathSync(`${dir}/..`);
+  try {
+    const dbak = `${base}/backup.dbak`;
+    Deno.copyFileSync(PRE_4090_BACKUP, dbak);
+    writeLockFile(dir, { backend_url: `file://${dbak}` });
+    const refused = await run(`file://${base}/second`, "--lightning-dir", dir);
+    assertEquals(refused.code, 1);
+    assertEquals(refused.stderr, [
+      `Cannot add the destination: file://${dbak} is the Python plugin's v1 backup, which ` +
+      `this plugin does not append to: convert it first with "backup-cli upgrade ` +
+      `--lightning-dir '${dir}'", then add the copy`,
+    ]);
+    assertEquals(readLockFile(dir), { backend_url: `file://${dbak}` });
+    assertEquals(existsSync(`${base}/second`), false);
   } finally {
     removeNodeDir(dir);
   }
