@@ -12,6 +12,7 @@ import { unlockReader } from "./unlock.ts";
 import { ageRecipientOf, newAgeIdentity } from "../crypto/primitives.ts";
 import {
   BufferedOutput,
+  damageDatabase,
   leaveHotJournal,
   makeNodeDir,
   removeNodeDir,
@@ -239,6 +240,18 @@ Deno.test("init of a database lightningd left in the middle of a write says how 
     "backups",
     "regtest",
   ]);
+  assertEquals([...Deno.readDirSync(`${dir}/../backups`)], []);
+  removeNodeDir(dir);
+});
+
+Deno.test("init of a damaged database names it and says what to do", async () => {
+  const dir = makeNodeDir("fresh-start");
+  damageDatabase(dir);
+  await refused(
+    dir,
+    [`file://${dir}/../backups/node`, "--lightning-dir", dir],
+    /^Cannot init backup: ".*\/regtest\/lightningd.sqlite3" is damaged \(database disk image is malformed\), and lightningd cannot run on it either: check the disk it is on, then restore the database from the node's backup \("cln-backup restore"\)$/,
+  );
   assertEquals([...Deno.readDirSync(`${dir}/../backups`)], []);
   removeNodeDir(dir);
 });

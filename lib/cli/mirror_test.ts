@@ -12,6 +12,7 @@ import { writeKeyFile } from "../crypto/key_file.ts";
 import { mirror } from "./mirror.ts";
 import {
   BufferedOutput,
+  damageDatabase,
   leaveHotJournal,
   makeBackup,
   makeNodeDir,
@@ -116,6 +117,24 @@ Deno.test("mirror of a database lightningd left in the middle of a write says ho
       `("${dir}/lightningd.sqlite3-journal"): lightningd stopped in the middle of a write, ` +
       `which only a writer may roll back: start lightningd and stop it ("lightning-cli ` +
       `stop"), then run this again`,
+    ]);
+    assertEquals(readLockFile(dir), { backend_url: url, note: 1 }, "backup.lock unchanged");
+    assertEquals([...Deno.readDirSync(base)].some((e) => e.name === "second"), false);
+  } finally {
+    removeNodeDir(dir);
+  }
+});
+
+Deno.test("mirror of a damaged database names it and says what to do", async () => {
+  const { dir, base, url } = await node();
+  try {
+    damageDatabase(dir);
+    const damaged = await run(`file://${base}/second`, "--lightning-dir", dir);
+    assertEquals(damaged.code, 1);
+    assertEquals(damaged.stderr, [
+      `Cannot add the destination: "${dir}/lightningd.sqlite3" is damaged (database disk ` +
+      `image is malformed), and lightningd cannot run on it either: check the disk it is on, ` +
+      `then restore the database from the node's backup ("cln-backup restore")`,
     ]);
     assertEquals(readLockFile(dir), { backend_url: url, note: 1 }, "backup.lock unchanged");
     assertEquals([...Deno.readDirSync(base)].some((e) => e.name === "second"), false);

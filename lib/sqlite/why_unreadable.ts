@@ -8,6 +8,10 @@
 
 /** SQLITE_BUSY: another connection holds a lock the read needs (extended codes share it). */
 const BUSY = 5;
+/** SQLITE_CORRUPT: the file is damaged (extended codes share it). */
+const CORRUPT = 11;
+/** SQLite's words for SQLITE_CORRUPT, all that node:sqlite's backup() gives (no code). */
+const MALFORMED = /^database disk image is malformed/;
 /** SQLITE_READONLY_ROLLBACK: a hot journal that a read-only connection cannot roll back. */
 const READONLY_ROLLBACK = 776;
 /** SQLITE_READONLY_RECOVERY: a WAL that a read-only connection cannot recover. */
@@ -19,6 +23,12 @@ const READONLY_RECOVERY = 264;
  */
 export function whyUnreadable(error: unknown, path: string): string | undefined {
   const code = (error as { errcode?: unknown } | null)?.errcode;
+  const message = error instanceof Error ? error.message : "";
+  if ((typeof code === "number" && (code & 0xff) === CORRUPT) || MALFORMED.test(message)) {
+    return `"${path}" is damaged (${message}), and lightningd cannot run on it either: check ` +
+      `the disk it is on, then restore the database from the node's backup ("cln-backup ` +
+      `restore")`;
+  }
   if (typeof code !== "number") return undefined;
   if (code === READONLY_ROLLBACK || code === READONLY_RECOVERY) {
     const left = code === READONLY_ROLLBACK ? "a hot journal" : "a write-ahead log to recover";

@@ -80,6 +80,17 @@ export function removeNodeDir(dir: string): void {
   Deno.removeSync(dirname(dir), { recursive: true });
 }
 
+/** Cuts `dir`'s lightningd.sqlite3 to half its size: the damage a failing disk leaves. */
+export function damageDatabase(dir: string): void {
+  const database = `${dir}/lightningd.sqlite3`;
+  const file = Deno.openSync(database, { write: true });
+  try {
+    file.truncateSync(Math.floor(file.statSync().size / 2));
+  } finally {
+    file.close();
+  }
+}
+
 /**
  * Leaves the node database in `dir` as a lightningd killed in the middle of a write does: with
  * a hot journal (`-journal`) that SQLite must roll back before anyone reads the database.

@@ -24,6 +24,8 @@ import { RUNTIME_FLAGS } from "../runtime_flags.ts";
 import { unsearchableAbove } from "./node_user.ts";
 import {
   BufferedOutput,
+  damageDatabase,
+  leaveHotJournal,
   makeBackup,
   makeNodeDir,
   recordedChanges,
@@ -465,6 +467,28 @@ Deno.test("doctor: the backup's version against the database's", async () => {
     Deno.removeSync(node.backupPath, { recursive: true });
     await makeBackup(node.backupPath, []);
     expect(await runChecks(node.dir, GOOD_SYSTEM), "version", "OK", /no lightningd\.sqlite3 yet/);
+  });
+});
+
+Deno.test("doctor: a database it cannot read says why, and what to do", async () => {
+  // lightningd killed in the middle of a write: a hot journal only a writer may roll back.
+  await withNode(async (node) => {
+    leaveHotJournal(node.dir);
+    expect(
+      await runChecks(node.dir, GOOD_SYSTEM),
+      "version",
+      "FAIL",
+      /^".*\/lightningd\.sqlite3" has a hot journal \(".*-journal"\): lightningd stopped in the middle of a write, .*: start lightningd and stop it/,
+    );
+  });
+  await withNode(async (node) => {
+    damageDatabase(node.dir);
+    expect(
+      await runChecks(node.dir, GOOD_SYSTEM),
+      "version",
+      "FAIL",
+      /^".*\/lightningd\.sqlite3" is damaged \(database disk image is malformed\), .*restore the database from the node's backup/,
+    );
   });
 });
 

@@ -8,6 +8,7 @@
 import { DATABASE_NAME } from "../../backup/restore.ts";
 import { statIfExists } from "../../fs/exists.ts";
 import { dataVersionAt } from "../../sqlite/data_version.ts";
+import { whyUnreadable } from "../../sqlite/why_unreadable.ts";
 import { shellQuote } from "../../fs/shell_quote.ts";
 import type { CheckResult, Found } from "./check.ts";
 import { describeBackup } from "./describe_backup.ts";
@@ -47,7 +48,9 @@ export function versionCheck(found: Found): CheckResult {
       if (databaseVersion(database) === m || attempt === 4) break;
     }
   } catch (error) {
-    return ["FAIL", `cannot read "${database}": ${(error as Error).message}`];
+    // A hot journal, a damaged file: SQLite's words alone name neither, nor what to do.
+    const why = whyUnreadable(error, database);
+    return ["FAIL", why ?? `cannot read "${database}": ${(error as Error).message}`];
   }
   if (m === b) return ["OK", `backup and ${DATABASE_NAME} in step at version ${b}`];
   const snapshotOnTop = found.description!.snapshots.at(-1) === b;
