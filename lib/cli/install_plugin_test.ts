@@ -33,6 +33,8 @@ Deno.test({
     try {
       const url = await makeBackup(`${base}/backup`, recordedChanges(["fresh-start"]));
       writeLockFile(dir, { backend_url: url });
+      // As a umask of 022 makes it, whatever this test runs under (027 closes it: below).
+      Deno.chmodSync(`${dir}/backup.lock`, 0o644);
       const launcher = `${dir}/cln-backup-plugin`;
       Deno.writeTextFileSync(launcher, "#!/bin/sh\n", { mode: 0o755 });
       const same = new BufferedOutput();
