@@ -93,7 +93,7 @@ export class S3BackupReader implements BackupReader {
       checkObjectKey(url, opened.wrapped, key, false);
       const sealing = { key, keyId: opened.wrapped?.keyId };
       for (let attempt = 0;; attempt++) {
-        let listed;
+        let listed: { layout: S3Layout; others: string[] };
         try {
           listed = await retrying("listing the backup", policy, () => {}, async () => {
             const others: string[] = [];
