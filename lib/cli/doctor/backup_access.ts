@@ -7,11 +7,10 @@
  */
 import { shellQuote } from "../../fs/shell_quote.ts";
 import type { Found } from "./check.ts";
-import { allows, describeUser, unsearchableAbove } from "./node_user.ts";
+import { allows, describeUser, unreachableProblem } from "./node_user.ts";
 
 /** Why lightningd's user cannot use the file backup at `path`, or `undefined` when it can. */
 export function backupAccessProblem(path: string, found: Found): string | undefined {
-  const who = describeUser(found.user);
   const top = Deno.statSync(path);
   const entries = top.isDirectory
     ? [...Deno.readDirSync(path)].map((e) => `${path}/${e.name}`)
@@ -21,13 +20,8 @@ export function backupAccessProblem(path: string, found: Found): string | undefi
     return !allows(info, found.user, info.isDirectory ? 3 : 2);
   });
   if (unwritable) {
-    return `"${unwritable}" is not writable by ${who}: run "chown -R ` +
+    return `"${unwritable}" is not writable by ${describeUser(found.user)}: run "chown -R ` +
       `${found.user?.uid}:${found.user?.gid} ${shellQuote(path)}" (was init run as another user?)`;
   }
-  const blocked = unsearchableAbove(path, found.user);
-  if (blocked) {
-    return `"${blocked}" is not searchable by ${who}, so it cannot reach "${path}": run ` +
-      `"chmod o+x ${shellQuote(blocked)}", or move the backup where that user can reach it`;
-  }
-  return undefined;
+  return unreachableProblem(path, found.user, "the backup");
 }

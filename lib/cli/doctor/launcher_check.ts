@@ -10,7 +10,7 @@ import { statIfExists } from "../../fs/exists.ts";
 import { shellQuote } from "../../fs/shell_quote.ts";
 import { COMPILED_PLUGIN_NAME, LAUNCHER_NAME, parseLauncher } from "../launcher.ts";
 import type { CheckResult, Found } from "./check.ts";
-import { allows, describeUser, unsearchableAbove } from "./node_user.ts";
+import { allows, describeUser, unreachableProblem } from "./node_user.ts";
 import { backupKind } from "../../backends/open.ts";
 
 function isExecutableFile(info: Deno.FileInfo | undefined): boolean {
@@ -22,15 +22,11 @@ function isExecutableFile(info: Deno.FileInfo | undefined): boolean {
  * `undefined` when it may. doctor often runs as root, who may whatever the bits say.
  */
 function deniedToNode(found: Found, path: string, what: number, fix: string): string | undefined {
-  const who = describeUser(found.user);
-  const blocked = unsearchableAbove(path, found.user);
-  if (blocked) {
-    return `"${blocked}" is not searchable by ${who}, so it cannot reach "${path}": run ` +
-      `"chmod o+x ${shellQuote(blocked)}", or move it where that user can reach it`;
-  }
+  const unreachable = unreachableProblem(path, found.user);
+  if (unreachable) return unreachable;
   if (allows(Deno.statSync(path), found.user, what)) return undefined;
   const verb = what === 4 ? "read" : what === 1 ? "run" : "read and run";
-  return `${who} may not ${verb} "${path}": run "${fix}"`;
+  return `${describeUser(found.user)} may not ${verb} "${path}": run "${fix}"`;
 }
 
 export function launcherCheck(found: Found): CheckResult {

@@ -7,6 +7,7 @@
 import { dirname } from "node:path";
 import { DATABASE_NAME } from "../../backup/restore.ts";
 import { statIfExists } from "../../fs/exists.ts";
+import { shellQuote } from "../../fs/shell_quote.ts";
 
 export interface NodeUser {
   uid: number;
@@ -53,6 +54,22 @@ export function unsearchableAbove(path: string, user: NodeUser | undefined): str
     }
   }
   return undefined;
+}
+
+/**
+ * Why `user` cannot reach `path` (see {@linkcode unsearchableAbove}), with what to run or,
+ * naming it `what`, where to move it; `undefined` when it can.
+ */
+export function unreachableProblem(
+  path: string,
+  user: NodeUser | undefined,
+  what = "it",
+): string | undefined {
+  const blocked = unsearchableAbove(path, user);
+  if (blocked === undefined) return undefined;
+  return `"${blocked}" is not searchable by ${describeUser(user)}, so it cannot reach ` +
+    `"${path}": run "chmod o+x ${shellQuote(blocked)}", or move ${what} where that user can ` +
+    `reach it`;
 }
 
 /** "uid N (lightningd's user, the owner of "PATH")", for messages. */
