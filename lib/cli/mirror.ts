@@ -17,7 +17,7 @@ import { KEY_FILE } from "../crypto/key_file.ts";
 import { checkPluginCredentials } from "../backends/s3/credentials.ts";
 import { existsSync, removeIfExists } from "../fs/exists.ts";
 import { dataVersionAt } from "../sqlite/data_version.ts";
-import { whyUnreadable } from "../sqlite/why_unreadable.ts";
+import { unreadableError } from "./why_unreadable.ts";
 import {
   type CommandSpec,
   consoleOutput,
@@ -69,8 +69,7 @@ function databaseVersion(path: string): number {
   try {
     version = dataVersionAt(path);
   } catch (error) {
-    const why = whyUnreadable(error, path);
-    throw why === undefined ? error : new Error(`${ACTION}: ${why}`);
+    throw unreadableError(error, path, ACTION);
   }
   if (version === undefined) {
     throw new Error(`${ACTION}: "${path}" is not a lightningd database (no data_version)`);

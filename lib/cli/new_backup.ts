@@ -22,7 +22,7 @@ import { claimWorkPath, workPath } from "../fs/work_path.ts";
 import { atStep } from "../fs/step_seam.ts";
 import { fileBackupPath } from "./args.ts";
 import { dataVersionAt } from "../sqlite/data_version.ts";
-import { whyUnreadable } from "../sqlite/why_unreadable.ts";
+import { unreadableError } from "./why_unreadable.ts";
 import { whyNotLeftOnServer } from "./left_on_server.ts";
 import { KEY_FILE, readKeyFile, writeKeyFile } from "../crypto/key_file.ts";
 import type { DataKey } from "../crypto/data_key.ts";
@@ -39,7 +39,7 @@ export function dataVersionOf(path: string, database: string): number {
   try {
     version = dataVersionAt(path);
   } catch (error) {
-    throw unreadable(error, database);
+    throw unreadableError(error, database, ACTION);
   }
   if (version === undefined) {
     throw new Error(
@@ -68,17 +68,11 @@ export async function snapshotDatabase(database: string, copy: string): Promise<
     source.prepare("SELECT count(*) FROM sqlite_master").get();
     await backup(source, copy);
   } catch (error) {
-    throw unreadable(error, database);
+    throw unreadableError(error, database, ACTION);
   } finally {
     source.close();
   }
   return dataVersionOf(copy, database);
-}
-
-/** `error` from reading the node's `database`, said with what to do when SQLite's words do not. */
-function unreadable(error: unknown, database: string): unknown {
-  const why = whyUnreadable(error, database);
-  return why === undefined ? error : new Error(`${ACTION}: ${why}`);
 }
 
 /** Creates the backup at `path` from `database`, or empty; returns its version. */

@@ -8,7 +8,7 @@
 import { DATABASE_NAME } from "../../backup/restore.ts";
 import { statIfExists } from "../../fs/exists.ts";
 import { dataVersionAt } from "../../sqlite/data_version.ts";
-import { whyUnreadable } from "../../sqlite/why_unreadable.ts";
+import { whyUnreadable } from "../why_unreadable.ts";
 import { shellQuote } from "../../fs/shell_quote.ts";
 import type { CheckResult, Found } from "./check.ts";
 import { describeBackup } from "./describe_backup.ts";

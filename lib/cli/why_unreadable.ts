@@ -1,7 +1,7 @@
 /**
- * Why lightningd's database cannot be read by a command that only reads it (init, mirror),
- * said with what to do. SQLite's own words ("attempt to write a readonly database") name
- * neither the file nor the cause.
+ * Why lightningd's database cannot be read by a command that only reads it (init, mirror,
+ * doctor), said with what to do. SQLite's own words ("attempt to write a readonly database")
+ * name neither the file nor the cause.
  *
  * @module
  */
@@ -42,4 +42,13 @@ export function whyUnreadable(error: unknown, path: string): string | undefined 
       `elsewhere (rpc-file) perhaps: stop it ("lightning-cli stop"), then run this again`;
   }
   return undefined;
+}
+
+/**
+ * `error` from reading the database at `path`, as `action`'s refusal when
+ * {@linkcode whyUnreadable} has more to say than SQLite's words.
+ */
+export function unreadableError(error: unknown, path: string, action: string): unknown {
+  const why = whyUnreadable(error, path);
+  return why === undefined ? error : new Error(`${action}: ${why}`);
 }
