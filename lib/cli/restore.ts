@@ -411,8 +411,8 @@ export async function restore(
     const toVersion = versionArg(values["to-version"], "to-version");
     // A mistyped URL is said first: backup-cli grants a command line with one no access.
     const also = (values.also as unknown as string[] | undefined) ?? []; // `multiple`: an array.
-    const urls = [url, ...also].map((each) => parseBackupUrl(each));
     const named = [url, ...also];
+    const parsed = named.map((each) => parseBackupUrl(each));
     const twice = named.find((each, i) => named.slice(0, i).some((b) => sameBackup(b, each)));
     if (twice !== undefined) {
       // Read twice, it would count as two copies that agree.
@@ -436,8 +436,8 @@ export async function restore(
           `or choose another target`,
       );
     }
-    for (const backup of urls) if (backup.scheme === "file") refuseInside(path, backup.path);
-    refuseUnnamedCopies(dirname(path), [url, ...also]);
+    for (const backup of parsed) if (backup.scheme === "file") refuseInside(path, backup.path);
+    refuseUnnamedCopies(dirname(path), named);
     if (also.length === 0) {
       refuseConvertedV1(url, toVersion, values["accept-older"] === true, output);
     }
@@ -448,7 +448,7 @@ export async function restore(
     if (also.length > 0) {
       // Copies are plain (an encrypted backup has none): a node with backup.key takes none.
       if (nodeKey !== undefined) throw plainForEncryptedNode(url, nodeKey);
-      return await restoreNewest([url, ...also], path, {
+      return await restoreNewest(named, path, {
         toVersion,
         acceptOlder: values["accept-older"] === true,
         output,
