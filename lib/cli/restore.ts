@@ -489,7 +489,8 @@ export async function restore(
  * to be copies of one node's backup (each holds the same node id). A copy that cannot be
  * read, or fails its checks, is skipped with a line saying why. Then, or when a readable copy
  * is newer than the one at hand, that copy may be lagging: it is refused unless
- * `acceptOlder`, since presented as current it can make the node broadcast revoked state.
+ * `acceptOlder`, since presented as current it can make the node broadcast revoked state;
+ * so are copies at the newest version whose last changes differ ({@linkcode refuseDiverged}).
  * A restore to a version (`toVersion`) takes the first copy that holds it.
  */
 async function restoreNewest(
@@ -531,7 +532,7 @@ async function restoreNewest(
     refuseOtherNodes(copies.filter((copy) => copy.version > 0));
     copies.sort((a, b) => b.version - a.version);
     const newest = copies[0]?.version;
-    // A point in time is the same state in every copy that holds it (below).
+    // Not for a point in time: it is the same state in every copy that holds it.
     const diverged = options.toVersion === undefined && copies.length > 0
       ? refuseDiverged(copies, options.acceptOlder)
       : undefined;
