@@ -2,7 +2,9 @@
  * Whose node a backup is. Copies of one node's backup (mirror_urls, async_urls) each carry a
  * backup id of their own, so the format cannot tell them from another node's backup; the
  * database can: lightningd keeps its node id (the public key of its hsm_secret) in
- * `vars.node_id`, and refuses to start on a database holding another.
+ * `vars.node_id`, and refuses to start on a database holding another. And where each copy
+ * ends: copies at one version may still hold different last changes (an async copy keeps one
+ * the node never committed), which restore compares too.
  *
  * @module
  */
