@@ -398,13 +398,12 @@ export class S3Backend implements Backend {
    * this refuses every later change, so the node stops at its next one.
    */
   #lose(what: string): void {
-    if (this.#failure !== undefined) return;
-    this.#failure = `the backup in ${this.destination} lost objects: ${what}: something ` +
-      `other than cln-backup deletes them (a lifecycle rule on the bucket? "cln-backup ` +
-      `doctor" names one); the backup no longer restores the node: remove what deletes ` +
-      `them, then init a new backup on a new prefix`;
-    this.#status.state = "failed";
-    this.#log("broken", this.#failure);
+    this.#broken(
+      `the backup in ${this.destination} lost objects: ${what}: something other than ` +
+        `cln-backup deletes them (a lifecycle rule on the bucket? "cln-backup doctor" names ` +
+        `one); the backup no longer restores the node: remove what deletes them, then init a ` +
+        `new backup on a new prefix`,
+    );
   }
 
   /**
@@ -412,11 +411,18 @@ export class S3Backend implements Backend {
    * lost its bytes, and no restore reads past it. As with a loss, every later change is refused.
    */
   damaged(what: string): void {
+    this.#broken(
+      `the backup in ${this.destination} is damaged: ${what}: no restore reads past it: ` +
+        `init a new backup on a new prefix (the node's database is intact)`,
+    );
+  }
+
+  /** Refuses every later change with `failure`; the first such failure is the one kept. */
+  #broken(failure: string): void {
     if (this.#failure !== undefined) return;
-    this.#failure = `the backup in ${this.destination} is damaged: ${what}: no restore reads ` +
-      `past it: init a new backup on a new prefix (the node's database is intact)`;
+    this.#failure = failure;
     this.#status.state = "failed";
-    this.#log("broken", this.#failure);
+    this.#log("broken", failure);
   }
 
   /** Waits for a pack under way (tests, and a clean exit). */
