@@ -18,8 +18,9 @@ function isExecutableFile(info: Deno.FileInfo | undefined): boolean {
 }
 
 /**
- * Why lightningd's user may not read (4), run (1) or both (5) `path`, and what `fix` to run;
- * `undefined` when it may. doctor often runs as root, who may whatever the bits say.
+ * Why lightningd's user cannot reach `path`, or may not read (4), run (1) or both (5) it, and
+ * what `fix` to run then; `undefined` when it may. doctor often runs as root, who may whatever
+ * the bits say.
  */
 function deniedToNode(found: Found, path: string, what: number, fix: string): string | undefined {
   const unreachable = unreachableProblem(path, found.user);
