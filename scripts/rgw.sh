@@ -53,7 +53,7 @@ stop() {
 # Field 22 of /proc/PID/stat, when the process started: with the PID, it names one process
 # (PIDs wrap).
 started() {
-  local stat
+  local stat fields
   stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 0
   stat=${stat##*) }
   read -ra fields <<<"$stat"

@@ -23,7 +23,10 @@ function readDataVersion(db: DatabaseSync): number | undefined {
   return Number.isSafeInteger(version) && version >= 0 ? version : undefined;
 }
 
-/** The data_version of the database file at `path`, opened read-only for it. */
+/**
+ * The data_version of the database file at `path`, opened read-only for it; `undefined` when
+ * it is not lightningd's. What stops the read (a hot journal, a lock, damage) is thrown.
+ */
 export function dataVersionAt(path: string): number | undefined {
   const db = new DatabaseSync(path, { readOnly: true });
   try {
