@@ -8,11 +8,9 @@
 import { assert, assertEquals } from "./support/assert.ts";
 import { dumpDatabase } from "./support/dump.ts";
 import { restoredFromS3 } from "./support/rgw.ts";
-import { withInitS3Node } from "./support/s3_backup.ts";
+import { runCompact, withInitS3Node } from "./support/s3_backup.ts";
 import { rgwTest, sharedRgw } from "./support/shared_rgw.ts";
 import { FakeLightningd, throughLauncher } from "./support/fake_lightningd.ts";
-
-const CLI = new URL("../cli.ts", import.meta.url).pathname;
 
 rgwTest("S3 compaction: the CLI's beside the plugin's writer and its own compaction", async () => {
   const s = sharedRgw();
@@ -22,21 +20,7 @@ rgwTest("S3 compaction: the CLI's beside the plugin's writer and its own compact
       ...throughLauncher(dir),
       env: { ...throughLauncher(dir).env, CLN_BACKUP_TEST_S3_PACK_EVERY: "20" },
     });
-    const cli = () =>
-      new Deno.Command(Deno.execPath(), {
-        args: ["run", "-A", CLI, "compact", url, "--json"],
-        env: {
-          NO_COLOR: "1",
-          AWS_ACCESS_KEY_ID: s.credentials.accessKeyId,
-          AWS_SECRET_ACCESS_KEY: s.credentials.secretAccessKey,
-        },
-        stdout: "piped",
-        stderr: "piped",
-      }).output().then((o) => ({
-        code: o.code,
-        out: new TextDecoder().decode(o.stdout).trim(),
-        err: new TextDecoder().decode(o.stderr).trim(),
-      }));
+    const cli = () => runCompact(s, url, "--json");
     try {
       await lightningd.getmanifest();
       await lightningd.init();
@@ -61,7 +45,7 @@ rgwTest("S3 compaction: the CLI's beside the plugin's writer and its own compact
       // (a) the CLI's alone, the plugin writing and packing (every 20 change objects).
       for (let round = 0; round < 2; round++) {
         const alone = await whileCommitting(cli());
-        assertEquals(alone.code, 0, alone.err);
+        assertEquals(alone.code, 0, alone.stderr);
         for (let n = 0; n < 60; n++) await commit();
       }
       // (b) the CLI's and the plugin's at once: one may fail (the other's base is newer, or

@@ -10,7 +10,12 @@ import { assert, assertEquals, assertMatch, assertRejects } from "./support/asse
 import { dumpDatabase } from "./support/dump.ts";
 import { note, SCHEMA, status, unusual } from "./support/plugin_session.ts";
 import { restoredFromS3, type Rgw } from "./support/rgw.ts";
-import { connectLogged, s3BackupAtVersion1, withInitS3Node } from "./support/s3_backup.ts";
+import {
+  connectLogged,
+  runCompact,
+  s3BackupAtVersion1,
+  withInitS3Node,
+} from "./support/s3_backup.ts";
 import { rgwTestInDir } from "./support/shared_rgw.ts";
 import { FakeLightningd, throughLauncher } from "./support/fake_lightningd.ts";
 import { bumpStatement } from "./support/statements.ts";
@@ -22,7 +27,6 @@ import { S3Backend } from "../lib/backends/s3/backend.ts";
 import { listBackup } from "../lib/backends/s3/layout.ts";
 
 const FAST = { timeoutMs: 5_000, retries: 2, retryDelayMs: 50, backoff: 2 };
-const CLI = new URL("../cli.ts", import.meta.url).pathname;
 
 const change = (version: number, text = `n${version}`): Change => ({
   version,
@@ -165,20 +169,7 @@ test(
   "S3 compaction: `compact s3://...` prints the result; --retain above 1 is refused",
   async (s, dir) => {
     const url = await newBackup(s, dir, range(2, 12));
-    const run = async (...args: string[]) => {
-      const output = await new Deno.Command(Deno.execPath(), {
-        args: ["run", "-A", CLI, "compact", ...args],
-        env: {
-          NO_COLOR: "1",
-          AWS_ACCESS_KEY_ID: s.credentials.accessKeyId,
-          AWS_SECRET_ACCESS_KEY: s.credentials.secretAccessKey,
-        },
-        stdout: "piped",
-        stderr: "piped",
-      }).output();
-      const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes).trim();
-      return { code: output.code, stdout: text(output.stdout), stderr: text(output.stderr) };
-    };
+    const run = (...args: string[]) => runCompact(s, ...args);
     const refused = await run(url, "--retain", "2");
     assertEquals(refused.code, 2);
     assertMatch(refused.stderr, /an S3 backup keeps one base.*leave --retain out/);

@@ -1,6 +1,7 @@
 /**
  * S3 backups set up for tests against a test gateway ({@linkcode Rgw}): a node whose backup
- * `init` made, a backup from a base at version 1, and a writer whose log lines are kept.
+ * `init` made, a backup from a base at version 1, a writer whose log lines are kept, and the
+ * CLI's `compact` run on one as an operator runs it.
  *
  * @module
  */
@@ -65,4 +66,25 @@ export async function connectLogged(
     log: (level, message) => logs.push(`${level}: ${message}`),
   });
   return { backend, logs };
+}
+
+const CLI = new URL("../../cli.ts", import.meta.url).pathname;
+
+/** `cln-backup compact ARGS` in a process of its own, with `s`'s keys in its environment. */
+export async function runCompact(
+  s: Rgw,
+  ...args: string[]
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", CLI, "compact", ...args],
+    env: {
+      NO_COLOR: "1",
+      AWS_ACCESS_KEY_ID: s.credentials.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: s.credentials.secretAccessKey,
+    },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes).trim();
+  return { code: output.code, stdout: text(output.stdout), stderr: text(output.stderr) };
 }
