@@ -16,8 +16,7 @@ import { parseBackupUrl, sameBackup } from "../backends/url.ts";
 import { KEY_FILE } from "../crypto/key_file.ts";
 import { checkPluginCredentials } from "../backends/s3/credentials.ts";
 import { existsSync, removeIfExists } from "../fs/exists.ts";
-import { dataVersionAt } from "../sqlite/data_version.ts";
-import { unreadableError } from "./why_unreadable.ts";
+import { nodeDataVersion } from "./why_unreadable.ts";
 import {
   type CommandSpec,
   consoleOutput,
@@ -65,12 +64,7 @@ export const MIRROR_SPEC: CommandSpec = {
 /** The version of the node's database; 0 when it has none yet. */
 function databaseVersion(path: string): number {
   if (!existsSync(path)) return 0;
-  let version: number | undefined;
-  try {
-    version = dataVersionAt(path);
-  } catch (error) {
-    throw unreadableError(error, path, ACTION);
-  }
+  const version = nodeDataVersion(path, ACTION);
   if (version === undefined) {
     throw new Error(`${ACTION}: "${path}" is not a lightningd database (no data_version)`);
   }

@@ -21,8 +21,7 @@ import { DEFAULT_RETRY_POLICY } from "../backends/socket/options.ts";
 import { claimWorkPath, workPath } from "../fs/work_path.ts";
 import { atStep } from "../fs/step_seam.ts";
 import { fileBackupPath } from "./args.ts";
-import { dataVersionAt } from "../sqlite/data_version.ts";
-import { unreadableError } from "./why_unreadable.ts";
+import { nodeDataVersion, unreadableError } from "./why_unreadable.ts";
 import { whyNotLeftOnServer } from "./left_on_server.ts";
 import { KEY_FILE, readKeyFile, writeKeyFile } from "../crypto/key_file.ts";
 import type { DataKey } from "../crypto/data_key.ts";
@@ -35,12 +34,7 @@ const ACTION = INIT_ACTION;
 
 /** The data_version the database at `path` holds; refuses one that is not lightningd's. */
 export function dataVersionOf(path: string, database: string): number {
-  let version: number | undefined;
-  try {
-    version = dataVersionAt(path);
-  } catch (error) {
-    throw unreadableError(error, database, ACTION);
-  }
+  const version = nodeDataVersion(path, ACTION, database);
   if (version === undefined) {
     throw new Error(
       `${ACTION}: "${database}" holds no vars.data_version, so it is not a lightningd ` +

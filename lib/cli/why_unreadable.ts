@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { dataVersionAt } from "../sqlite/data_version.ts";
 
 /** SQLITE_BUSY: another connection holds a lock the read needs (extended codes share it). */
 const BUSY = 5;
@@ -51,4 +52,21 @@ export function whyUnreadable(error: unknown, path: string): string | undefined 
 export function unreadableError(error: unknown, path: string, action: string): unknown {
   const why = whyUnreadable(error, path);
   return why === undefined ? error : new Error(`${action}: ${why}`);
+}
+
+/**
+ * The data_version of the node's database, read at `path` ({@linkcode dataVersionAt}); what
+ * stops the read is `action`'s refusal naming `database` (the node's file `path` may be a
+ * copy of).
+ */
+export function nodeDataVersion(
+  path: string,
+  action: string,
+  database = path,
+): number | undefined {
+  try {
+    return dataVersionAt(path);
+  } catch (error) {
+    throw unreadableError(error, database, action);
+  }
 }
