@@ -615,14 +615,26 @@ export class SocketBackend implements Backend {
   /** The server's record count, asked on `conn` (REQ_METADATA). */
   async #askCount(conn: WireConnection): Promise<number> {
     if (this.#credential) return (await this.#askMetadata(conn, "REQ_METADATA")).records;
+    return (await this.#askMetadataV1(conn)).versionCount;
+  }
+
+  /** REQ_METADATA → METADATA on `conn` in wire v1; a NACK or another answer refused. */
+  async #askMetadataV1(conn: WireConnection): Promise<Metadata> {
     const reply = await conn.request(encodePacket(PacketType.ReqMetadata));
+    if (reply.type === PacketType.Nack) {
+      throw new RemoteBackupError(
+        `the server at ${this.destination} refused wire v1 (NACK): it serves nodes that ` +
+          `prove their key: put the node's backup.credential (from "server add-node") ` +
+          `beside backup.lock, or start the server with --allow-v1`,
+      );
+    }
     if (reply.type !== PacketType.Metadata) {
       throw new RemoteBackupError(
         `the server answered METADATA's request with ${packetName(reply.type)}: it is not a ` +
-          `backup server, or a broken one`,
+          `backup server`,
       );
     }
-    return decodeMetadata(reply).versionCount;
+    return decodeMetadata(reply);
   }
 
   /** REQ_METADATA → METADATA on `conn`: a heartbeat, unless `what` says otherwise. */
@@ -726,21 +738,7 @@ export class SocketBackend implements Backend {
       return;
     }
     try {
-      const reply = await conn.request(encodePacket(PacketType.ReqMetadata));
-      if (reply.type === PacketType.Nack) {
-        throw new RemoteBackupError(
-          `the server at ${this.destination} refused wire v1 (NACK): it serves nodes that ` +
-            `prove their key: put the node's backup.credential (from "server add-node") ` +
-            `beside backup.lock, or start the server with --allow-v1`,
-        );
-      }
-      if (reply.type !== PacketType.Metadata) {
-        throw new RemoteBackupError(
-          `the server answered METADATA's request with ${packetName(reply.type)}: it is not a ` +
-            `backup server`,
-        );
-      }
-      const metadata = decodeMetadata(reply);
+      const metadata = await this.#askMetadataV1(conn);
       if (metadata.protocol !== 1) {
         throw new RemoteBackupError(
           `the server speaks backup protocol ${metadata.protocol}; this plugin speaks 1: ` +
