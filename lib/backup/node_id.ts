@@ -92,26 +92,26 @@ export interface CopyNode {
  * Refuses copies at the same newest version whose last changes differ, unless `accept`: one
  * holds a change the node never committed (an async copy keeps its last change until it is
  * reached again, while the node went on with another), or was altered, and a restore of the
- * wrong one is not the node's state. Returns the first that differs from `copies[0]`, which
- * restore then takes, so that the Danger line can name it.
+ * wrong one is not the node's state. Copies that end with a snapshot are not compared, but do
+ * not hide two others that differ. Returns the first that differs, which the Danger line of
+ * the restore (of `copies[0]`) names.
  */
 export function refuseDiverged(
   copies: readonly (CopyFacts & { url: string; version: number })[],
   accept: boolean,
 ): string | undefined {
-  const [first] = copies;
-  const other = copies.find((c) =>
-    c.version === first.version && c.lastChange !== undefined &&
-    first.lastChange !== undefined && c.lastChange !== first.lastChange
+  const ending = copies.filter((c) =>
+    c.version === copies[0].version && c.lastChange !== undefined
   );
+  const other = ending.find((c) => c.lastChange !== ending[0].lastChange);
   if (other === undefined || accept) return other?.url;
+  const { url, version } = ending[0];
   throw new Error(
-    `Cannot restore backup: ${first.url} and ${other.url} are both at version ` +
-      `${first.version}, but their changes ${first.version} differ: one of them holds a change ` +
-      `the node never committed (an async copy keeps its last change until it is reached ` +
-      `again), or was altered, and restore cannot tell which the node has; give the ` +
-      `synchronous copy (backup.lock's backend_url or one of its mirror_urls) first and add ` +
-      `--accept-older to restore it`,
+    `Cannot restore backup: ${url} and ${other.url} are both at version ${version}, but ` +
+      `their changes ${version} differ: one of them holds a change the node never committed ` +
+      `(an async copy keeps its last change until it is reached again), or was altered, and ` +
+      `restore cannot tell which the node has; give the synchronous copy (backup.lock's ` +
+      `backend_url or one of its mirror_urls) first and add --accept-older to restore it`,
   );
 }
 

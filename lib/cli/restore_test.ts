@@ -658,6 +658,25 @@ Deno.test(
       assertEquals([...Deno.readDirSync(target)], []);
       Deno.removeSync(target);
     }
+    // A copy that ends with a snapshot at 15, given first, does not hide the two that differ.
+    const snapshot = await makeBackup(`${dir}/snapshot`, [], {
+      version: 15,
+      path: databaseCopy(dir, "restart"),
+    });
+    const hidden = await run([
+      snapshot,
+      `${dir}/hidden.sqlite3`,
+      "--also",
+      primary,
+      "--also",
+      copy,
+    ]);
+    assertEquals([hidden.code, hidden.output.stdout], [1, []]);
+    assertMatch(
+      hidden.output.stderr[0],
+      new RegExp(`^Cannot restore backup: ${primary} and ${copy} are both at version 15, but`),
+    );
+    assertEquals(existsSync(`${dir}/hidden.sqlite3`), false);
     // Asked for, the first given is restored, with the danger said.
     const asked = await run([primary, `${dir}/asked.sqlite3`, "--also", copy, "--accept-older"]);
     assertEquals(asked.code, 0, asked.output.transcript);
