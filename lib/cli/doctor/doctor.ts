@@ -116,7 +116,7 @@ export async function runChecks(
     // Every other check would only repeat this.
     return [{ level: "FAIL", name: "lightning dir", message: (error as Error).message }];
   }
-  const found: Found = { dir, user: nodeUser(dir) };
+  const found: Found = { dir, user: nodeUser(dir, system.groupsOf) };
   const checks: Check[] = [];
   const run = async (
     name: string,

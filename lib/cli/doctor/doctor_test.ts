@@ -51,7 +51,8 @@ const RESTART = recordedChanges(["restart"]);
 const PLAYS_NODE_USER = Deno.uid() === 0 && (() => {
   const probe = Deno.makeTempDirSync();
   Deno.removeSync(probe);
-  return unsearchableAbove(probe, { uid: 4242, gid: 4242, from: probe }) === undefined;
+  return unsearchableAbove(probe, { uid: 4242, gid: 4242, groups: [4242], from: probe }) ===
+    undefined;
 })();
 
 async function goodNode(): Promise<Setup> {
@@ -78,6 +79,7 @@ const GOOD_SYSTEM: DoctorSystem = {
   freeBytes: () => 1e12,
   device: (path) => path.includes("/backup") ? 2 : 1,
   lifecycle: () => Promise.resolve(undefined),
+  groupsOf: () => [],
 };
 
 function find(checks: Check[], name: string): Check {
@@ -900,6 +902,29 @@ nodeUserTest("doctor: a backup lightningd's user may write but not reach fails",
   Deno.chmodSync(hidden, 0o711);
   expect(await runChecks(node.dir, GOOD_SYSTEM), "backend", "OK");
 });
+
+nodeUserTest(
+  "doctor: a backup lightningd's user reaches through a group it is in passes",
+  async (node) => {
+    // A directory of root's shared with a backup group lightningd's user is a member of.
+    const shared = `${node.base}/shared`;
+    Deno.mkdirSync(shared);
+    Deno.chownSync(shared, 0, 4500);
+    Deno.chmodSync(shared, 0o750);
+    const url = await makeBackup(`${shared}/backup`, FRESH_START);
+    chownTree(`${shared}/backup`);
+    writeLockFile(node.dir, { backend_url: url });
+    Deno.chownSync(`${node.dir}/backup.lock`, 4242, 4242);
+    const member = { ...GOOD_SYSTEM, groupsOf: (uid: number) => uid === 4242 ? [4500] : [] };
+    expect(await runChecks(node.dir, member), "backend", "OK");
+    expect(
+      await runChecks(node.dir, GOOD_SYSTEM),
+      "backend",
+      "FAIL",
+      new RegExp(`^"${shared}" is not searchable by uid 4242 `),
+    );
+  },
+);
 
 nodeUserTest(
   "doctor: a file copy lightningd's user may not write fails, or warns when async",

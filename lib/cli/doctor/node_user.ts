@@ -8,19 +8,31 @@ import { dirname } from "node:path";
 import { DATABASE_NAME } from "../../backup/restore.ts";
 import { statIfExists } from "../../fs/exists.ts";
 import { shellQuote } from "../../fs/shell_quote.ts";
+import { userGroups } from "./user_groups.ts";
 
 export interface NodeUser {
   uid: number;
+  /** The group of the file the uid was learned from, for `chown` advice. */
   gid: number;
+  /** Every group whose bits apply to lightningd: `gid` and those its user is in. */
+  groups: readonly number[];
   /** What the uid was learned from, for messages. */
   from: string;
 }
 
-/** The owner of the node's database, else of hsm_secret, else of `dir`. */
-export function nodeUser(dir: string): NodeUser | undefined {
+/**
+ * The owner of the node's database, else of hsm_secret, else of `dir`; its groups beyond the
+ * file's as `groupsOf` gives them.
+ */
+export function nodeUser(
+  dir: string,
+  groupsOf: (uid: number) => number[] = userGroups,
+): NodeUser | undefined {
   for (const path of [`${dir}/${DATABASE_NAME}`, `${dir}/hsm_secret`, dir]) {
     const info = statIfExists(path);
-    if (info?.uid != null && info.gid != null) return { uid: info.uid, gid: info.gid, from: path };
+    if (info?.uid == null || info.gid == null) continue;
+    const groups = [...new Set([info.gid, ...groupsOf(info.uid)])];
+    return { uid: info.uid, gid: info.gid, groups, from: path };
   }
   return undefined;
 }
@@ -30,7 +42,7 @@ export function allows(info: Deno.FileInfo, user: NodeUser | undefined, what: nu
   if (user === undefined || info.mode === null || user.uid === 0) return true;
   const mode = info.mode;
   if (info.uid === user.uid) return ((mode >> 6) & what) === what;
-  if (info.gid === user.gid) return ((mode >> 3) & what) === what;
+  if (info.gid !== null && user.groups.includes(info.gid)) return ((mode >> 3) & what) === what;
   return (mode & what) === what;
 }
 

@@ -6,6 +6,7 @@
 import { statfsSync } from "node:fs";
 import { S3Client, type S3Credentials } from "../../backends/s3/client.ts";
 import type { S3Url } from "../../backends/s3/s3_url.ts";
+import { userGroups } from "./user_groups.ts";
 
 export interface DoctorSystem {
   /** Bytes an unprivileged user may still write on the filesystem holding `path`. */
@@ -14,6 +15,8 @@ export interface DoctorSystem {
   device(path: string): number;
   /** The lifecycle configuration of `url`'s bucket, as XML; `undefined` when it has none. */
   lifecycle(url: S3Url, credentials: S3Credentials): Promise<string | undefined>;
+  /** The groups of user `uid` (see {@linkcode userGroups}). */
+  groupsOf(uid: number): number[];
 }
 
 export const realSystem: DoctorSystem = {
@@ -29,4 +32,5 @@ export const realSystem: DoctorSystem = {
   lifecycle(url, credentials) {
     return new S3Client(url, credentials).lifecycle();
   },
+  groupsOf: userGroups,
 };
