@@ -3,7 +3,7 @@
  * against the server, and a server (or whoever answers before it proves the node's key)
  * against the node's client.
  */
-import { assert, assertEquals, assertMatch } from "./support/assert.ts";
+import { assert, assertEquals, assertMatch, assertThrows } from "./support/assert.ts";
 import { withServer } from "./support/v2_server.ts";
 import { freePort, spawnServer, spawnServerProcess } from "./support/server_process.ts";
 import { deflate } from "../lib/wire/deflate.ts";
@@ -15,7 +15,6 @@ import { createFileBackup } from "../lib/backends/file/create.ts";
 import { CREDENTIAL_ENV } from "../lib/backends/socket/credential.ts";
 import { PASSPHRASE_ENV } from "../lib/cli/secrets.ts";
 import { WireConnection } from "../lib/backends/socket/connection.ts";
-import { socketUrl } from "../lib/backends/socket/backend.ts";
 import { PacketReader } from "../lib/wire/packet_reader.ts";
 import { keyToText } from "../lib/wire/handshake.ts";
 import { PacketType, WireError } from "../lib/wire/packets.ts";
@@ -32,6 +31,14 @@ import { NodeRegistry } from "../lib/server/nodes.ts";
 import { existsSync } from "../lib/fs/exists.ts";
 import { MAX_PAYLOAD_BYTES } from "../lib/format/record.ts";
 import net from "node:net";
+import { dirname } from "node:path";
+import { DatabaseSync } from "node:sqlite";
+import { SocketBackend, socketUrl } from "../lib/backends/socket/backend.ts";
+import { SocketBackupReader } from "../lib/backends/socket/reader.ts";
+import { DEFAULT_RETRY_POLICY } from "../lib/backends/socket/options.ts";
+import { ServerStorage } from "../lib/server/storage.ts";
+import { restoreBackup } from "../lib/backup/restore.ts";
+import { bumpStatement } from "./support/statements.ts";
 
 /** A header declaring `length` bytes of a packet of `type`, and none of them. */
 function header(type: number, length: number): Uint8Array {
@@ -162,7 +169,6 @@ Deno.test("restore and verify given a passphrase refuse a plain backup where a s
     // checks it.
     const forged = `${root}/forged.sqlite3`;
     Deno.copyFileSync(fixture, forged);
-    const { DatabaseSync } = await import("node:sqlite");
     const db = new DatabaseSync(forged);
     db.exec("INSERT INTO vars (name, val) VALUES ('forged', 'by the server')");
     db.close();
@@ -362,4 +368,55 @@ Deno.test("idle wire v1 connections are capped: each past the cap closes the one
     await server.stderr?.cancel();
     Deno.removeSync(storage, { recursive: true });
   }
+});
+
+Deno.test("a server whose RESTORE sends less than DONE says is refused by restore and status, not taken for the backup", async () => {
+  await withServer(async ({ url, credential }) => {
+    const alice = await SocketBackend.connect(url, {
+      policy: { ...DEFAULT_RETRY_POLICY, retries: 0, timeoutMs: 5_000 },
+      credential: credential("alice"),
+    });
+    const database = Deno.makeTempFileSync();
+    const db = new DatabaseSync(database);
+    db.exec(
+      "CREATE TABLE vars (name TEXT, intval INTEGER); " +
+        "INSERT INTO vars VALUES ('data_version', 4)",
+    );
+    db.close();
+    await alice.storeSnapshot(4, Deno.readFileSync(database));
+    Deno.removeSync(database);
+    await alice.append({ version: 5, statements: [bumpStatement(4)] });
+    // A broken server: its files as they stood at 5, whatever DONE says after.
+    const openFiles = ServerStorage.prototype.openFiles;
+    let sizes: number[] | undefined;
+    ServerStorage.prototype.openFiles = function () {
+      const files = openFiles.call(this);
+      sizes ??= files.map((f) => f.size);
+      files.forEach((f, i) => f.size = Math.min(f.size, sizes![i]));
+      return files;
+    };
+    try {
+      (await SocketBackupReader.fetch(url, 5_000, credential("alice"))).close();
+      await alice.append({ version: 6, statements: [bumpStatement(5)] });
+      const said = new RegExp(
+        "^Cannot read backup: socket:.* said it holds version 6, but the files it sent end " +
+          "at version 5: try again",
+      );
+      const reader = await SocketBackupReader.fetch(url, 5_000, credential("alice"));
+      const target = `${Deno.makeTempDirSync()}/lightningd.sqlite3`;
+      try {
+        assertThrows(() => reader.describe(), said);
+        assertThrows(() => restoreBackup(reader, target), said);
+        assert(!existsSync(target), "nothing restored");
+        // Up to a version the copy holds, it restores.
+        restoreBackup(reader, target, { toVersion: 5 });
+      } finally {
+        reader.close();
+        Deno.removeSync(dirname(target), { recursive: true });
+      }
+    } finally {
+      ServerStorage.prototype.openFiles = openFiles;
+      alice.close();
+    }
+  });
 });

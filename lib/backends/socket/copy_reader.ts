@@ -21,7 +21,12 @@ export class CopiedBackupReader implements BackupReader {
   /** The copy, read as a local backup; an encrypted one is given its key (cli/unlock.ts). */
   readonly local: FileBackupReader;
 
-  private constructor(readonly url: string, readonly tmp: string) {
+  private constructor(
+    readonly url: string,
+    readonly tmp: string,
+    /** The version DONE said the files hold. */
+    readonly sentVersion: number,
+  ) {
     this.local = new FileBackupReader(url, `${tmp}/backup`);
   }
 
@@ -37,8 +42,8 @@ export class CopiedBackupReader implements BackupReader {
     let conn: WireConnection | undefined;
     try {
       conn = await WireConnection.open(target, timeoutMs, credential);
-      await copyFiles(conn, `${tmp}/backup`);
-      return new CopiedBackupReader(url, tmp);
+      const sent = await copyFiles(conn, `${tmp}/backup`);
+      return new CopiedBackupReader(url, tmp, sent);
     } catch (error) {
       removeScratchDir(tmp);
       throw error;
@@ -48,19 +53,41 @@ export class CopiedBackupReader implements BackupReader {
   }
 
   describe(): BackupDescription {
+    let description: BackupDescription;
     try {
-      return { ...this.local.describe(), url: this.url };
+      description = { ...this.local.describe(), url: this.url };
     } catch (error) {
       throw this.#onServer(error);
     }
+    this.#checkEnd(description.lastVersion, Infinity);
+    return description;
   }
 
   *entries(toVersion?: number): Iterable<BackupEntry> {
+    let last = 0;
     try {
-      yield* this.local.entries(toVersion);
+      for (const entry of this.local.entries(toVersion)) {
+        last = entry.version;
+        yield entry;
+      }
     } catch (error) {
       throw this.#onServer(error);
     }
+    this.#checkEnd(last, toVersion ?? Infinity);
+  }
+
+  /**
+   * Refuses a copy that ends before the version DONE gave (up to `wanted`): a server that
+   * left out the last log hands back an older state, which restored can make the node
+   * broadcast revoked state.
+   */
+  #checkEnd(last: number, wanted: number): void {
+    if (last >= Math.min(this.sentVersion, wanted)) return;
+    throw new Error(
+      `Cannot read backup: ${this.url} said it holds version ${this.sentVersion}, but the ` +
+        `files it sent end at version ${last}: try again, and check the server's log and ` +
+        `its storage`,
+    );
   }
 
   /** An error that names a file of the copy names it on the server (the copy is removed). */
@@ -76,11 +103,11 @@ export class CopiedBackupReader implements BackupReader {
   }
 }
 
-/** RESTORE, then each FILE and its DATA into `dir`, until DONE. */
-async function copyFiles(conn: WireConnection, dir: string): Promise<void> {
+/** RESTORE, then each FILE and its DATA into `dir`, until DONE; returns DONE's version. */
+async function copyFiles(conn: WireConnection, dir: string): Promise<number> {
   Deno.mkdirSync(dir);
   await conn.send(encodeFrame(V2Type.Restore));
-  await receiveFiles({
+  return await receiveFiles({
     next: async () => {
       const packet = await conn.receive();
       if (packet.type === V2Type.Error) throw refusal(packet, "the restore");
