@@ -101,6 +101,29 @@ Deno.test("Ctrl-C stops a restore: exit 130, one line, nothing left at the targe
   }
 });
 
+Deno.test("Ctrl-C stops restore --also while it reads the copies, before it opens the next", async () => {
+  const dir = Deno.makeTempDirSync({ prefix: "interrupt-" });
+  try {
+    const url = await bigBackup(dir);
+    Deno.mkdirSync(`${dir}/node`);
+    // Read on, the missing copy would be skipped and the restore refused for it (exit 1).
+    const run = await interrupted(
+      ["restore", url, `${dir}/node`, "--also", `file://${dir}/missing`],
+      `${dir}/node`,
+      /\.restoring-\d+$/,
+      "SIGINT",
+    );
+    assertEquals(run.code, 130, [...run.stdout, ...run.stderr].join("\n"));
+    assertEquals(run.stdout, []);
+    assertEquals(run.stderr, [
+      `Interrupted: restore stopped; nothing was written to "${dir}/node"`,
+    ]);
+    assertEquals(names(`${dir}/node`), []);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
 for (const [signal, code] of [["SIGINT", 130], ["SIGTERM", 143]] as const) {
   Deno.test(`${signal} stops a compaction: exit ${code}, its work removed, the backup as it was`, async () => {
     const dir = Deno.makeTempDirSync({ prefix: "interrupt-" });

@@ -12,6 +12,7 @@ import { DatabaseSync } from "node:sqlite";
 import type { BackupReader } from "../backends/backend.ts";
 import { writeAll } from "../fs/durable.ts";
 import { removeIfExists } from "../fs/exists.ts";
+import { checkInterrupted } from "../fs/interrupt.ts";
 import { claimWorkPath } from "../fs/work_path.ts";
 import { isPragmaOnly } from "../sqlite/apply.ts";
 
@@ -36,7 +37,7 @@ export interface CopyFacts {
  * The node id of the node whose backup `reader` reads, and its last change. The node id is
  * read from its newest snapshot, written to `work` (a work path beside the restore's target,
  * removed before return) and opened there, else from the first change after it that sets
- * one. The changes are read to the end but not applied.
+ * one. The changes are read to the end but not applied; Ctrl-C stops the reading.
  */
 export function copyFacts(reader: BackupReader, work: string): CopyFacts {
   let snapshot: Deno.FsFile | undefined;
@@ -44,6 +45,7 @@ export function copyFacts(reader: BackupReader, work: string): CopyFacts {
   let last: { version: number; statements: readonly string[] } | undefined;
   try {
     for (const entry of reader.entries()) {
+      checkInterrupted();
       if (entry.kind === "snapshot-part") {
         snapshot ??= claimWorkPath(work, "file");
         writeAll(snapshot, entry.bytes);

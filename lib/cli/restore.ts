@@ -525,6 +525,7 @@ async function restoreNewest(
         copies.push({ url, reader, version, ...facts });
       } catch (error) {
         reader?.close();
+        if (error instanceof Interrupted) throw error;
         skip(url, error);
       }
     }
