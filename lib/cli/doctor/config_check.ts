@@ -6,7 +6,7 @@
  * @module
  */
 import { basename, dirname, isAbsolute, resolve } from "node:path";
-import { statIfExists } from "../../fs/exists.ts";
+import { readLightningdConfig } from "../lightningd_config.ts";
 import { COMPILED_PLUGIN_NAME, LAUNCHER_NAME } from "../launcher.ts";
 import type { CheckResult, Found } from "./check.ts";
 
@@ -24,47 +24,27 @@ interface Config {
   lines: ConfigLine[];
 }
 
-/** How deep lightningd follows `include` lines before it calls it a loop. */
-const MOST_INCLUDES = 100;
-
 /**
- * The plugin lines of `file` and of the files it includes, in lightningd's order: an
- * `include PATH` line (relative to its file's directory) reads that file in its place, and a
- * `clear-plugins` line unloads the plugins loaded before it (not those disabled).
+ * The plugin lines of the config, in lightningd's order: a `clear-plugins` line unloads the
+ * plugins loaded before it (not those disabled).
  */
-function readConfig(file: string, mustExist: boolean, config: Config, depth = 0): void {
-  const info = statIfExists(file);
-  if (!info && !mustExist) return;
-  // A FIFO would hold the read until something wrote to it.
-  if (info && !info.isFile) throw new Error(`"${file}" is not a regular file`);
-  const text = Deno.readTextFileSync(file);
-  config.files.push(file);
-  for (const raw of text.split(/[\r\n]/)) {
-    if (raw.startsWith("include ")) {
-      if (depth >= MOST_INCLUDES) throw new Error(`"${file}" includes files in a loop`);
-      const included = raw.slice("include ".length);
-      readConfig(resolve(dirname(file), included), true, config, depth + 1);
+function configLines(dir: string): Config {
+  const { files, entries } = readLightningdConfig(dir);
+  const lines: ConfigLine[] = [];
+  for (const { file, name, value } of entries) {
+    if (name === "clear-plugins" && value === undefined) {
+      for (const line of lines) if (line.key !== "disable-plugin") line.clearedIn ??= file;
       continue;
     }
-    if (/^\s*clear-plugins\s*$/.test(raw)) {
-      for (const line of config.lines) if (line.key !== "disable-plugin") line.clearedIn ??= file;
+    if (!["important-plugin", "plugin", "disable-plugin"].includes(name) || value === undefined) {
       continue;
     }
-    const match = /^\s*(important-plugin|plugin|disable-plugin)\s*=\s*(.*?)\s*$/.exec(raw);
-    if (!match) continue;
-    const value = match[2];
     const home = Deno.env.get("HOME");
     const expanded = value.startsWith("~/") && home ? `${home}${value.slice(1)}` : value;
     const path = isAbsolute(expanded) ? expanded : resolve(dirname(file), expanded);
-    config.lines.push({ file, key: match[1] as ConfigLine["key"], value, path });
+    lines.push({ file, key: name as ConfigLine["key"], value, path });
   }
-}
-
-/** The base dir's config, then the network dir's, as lightningd reads them. */
-function configLines(dir: string): Config {
-  const config: Config = { files: [], lines: [] };
-  for (const file of [`${dirname(dir)}/config`, `${dir}/config`]) readConfig(file, false, config);
-  return config;
+  return { files, lines };
 }
 
 function samePath(a: string, b: string): boolean {
