@@ -36,7 +36,10 @@ const transition = (storageClass: string, days = 30) =>
 /** The check on a node whose backup.lock names `url`, with the gateway's keys beside it. */
 function check(s: Rgw, dir: string, url: string): Promise<CheckResult> {
   writeCredentials(dir, s.credentials);
-  return lifecycleCheck({ dir, user: undefined, lock: { backend_url: url } }, realSystem);
+  return lifecycleCheck(
+    { dir, database: `${dir}/lightningd.sqlite3`, user: undefined, lock: { backend_url: url } },
+    realSystem,
+  );
 }
 
 const test = rgwTestInDir("cln-backup-s3-lifecycle-");

@@ -144,7 +144,10 @@ test(
     const url = s.url(bucket, "node1");
     writeCredentials(dir, keys);
     const check = () =>
-      lifecycleCheck({ dir, user: undefined, lock: { backend_url: url } }, realSystem);
+      lifecycleCheck(
+        { dir, database: `${dir}/lightningd.sqlite3`, user: undefined, lock: { backend_url: url } },
+        realSystem,
+      );
     const policy = readmePolicy(bucket, "node1", uid);
     await putBucketPolicy(s, bucket, policy);
     assertEquals(await check(), [

@@ -24,13 +24,13 @@ import { KEY_FILE, readKeyFile, removeKeyFileOf, writeKeyFile } from "../crypto/
 import { checkNewRecipients, type Prompt, terminalPrompt } from "./secrets.ts";
 import { backupKind, openReader } from "../backends/open.ts";
 import { existsSync, removeIfExists } from "../fs/exists.ts";
-import { DATABASE_NAME } from "../backup/restore.ts";
 import { LOCK_FILE, type LockFile, readLockFile } from "../backup/lock_file.ts";
 import { type BackupUrl, parseBackupUrl } from "../backends/url.ts";
 import { credentialIn } from "../backends/socket/credential.ts";
 import { createS3Backup } from "../backends/s3/create.ts";
 import { checkPluginCredentials, loadCredentials } from "../backends/s3/credentials.ts";
 import { checkNetworkDir, checkNotRunning } from "./node_dir.ts";
+import { nodeDatabase } from "./node_database.ts";
 import { removeLeftovers } from "../fs/work_path.ts";
 import { atStep } from "../fs/step_seam.ts";
 import { lockForSetup } from "./setup_lock.ts";
@@ -63,8 +63,8 @@ With a lightning dir DIR (as an option, or before <url> as the Python plugin's f
 had it), it creates a backup of that node and writes what lightningd needs to keep it:
   1. the backup at <url> (file:///abs/path: a new directory; s3://bucket/prefix: objects
      under an empty prefix, the keys from AWS_* or DIR/backup-s3.credentials), holding a
-     consistent snapshot of DIR/lightningd.sqlite3 at its data_version, taken with SQLite's
-     online backup API;
+     consistent snapshot of DIR/lightningd.sqlite3 (or the file a wallet=sqlite3://PATH line
+     of lightningd's config names) at its data_version, taken with SQLite's online backup API;
      empty at version 0 when DIR has no database yet (a node that has not started);
   2. DIR/cln-backup-plugin, the launch script lightningd runs: Deno named by absolute path,
      the plugin allowed to read only backup.lock and the backup and to write only the backup;
@@ -316,7 +316,7 @@ export async function init(
       url,
       dir,
       lock,
-      database: `${dir}/${DATABASE_NAME}`,
+      database: nodeDatabase(dir, ACTION),
       copies,
       encrypt,
       values,
@@ -334,7 +334,7 @@ interface NodeSetup {
   url: string;
   dir: string;
   lock: LockFile;
-  /** The node's database, `lightningd.sqlite3` in `dir` (perhaps none yet). */
+  /** The node's database (node_database.ts; perhaps none yet). */
   database: string;
   /** The `--mirror` and `--async` destinations. */
   copies: string[];
@@ -418,7 +418,7 @@ async function initRemote(
         `version ${version} and no change: finished its set-up`
       : existsSync(database)
       ? `Created the backup ${url} from a snapshot of "${database}" at version ${version}`
-      : `Created the empty backup ${url} at version 0 ("${dir}" has no database yet)`,
+      : `Created the empty backup ${url} at version 0 (no database at "${database}" yet)`,
   );
   output.out(`Wrote "${dir}/${LOCK_FILE}" and the launcher "${launcher}"`);
   if (encrypt) encryptedNote(output, dir);
@@ -504,7 +504,7 @@ async function initFile(
     output.out(
       existsSync(database)
         ? `Created the backup "${path}" from a snapshot of "${database}" at version ${version}`
-        : `Created the empty backup "${path}" at version 0 ("${dir}" has no database yet)`,
+        : `Created the empty backup "${path}" at version 0 (no database at "${database}" yet)`,
     );
   }
   output.out(`Wrote "${dir}/${LOCK_FILE}" and the launcher "${launcher}"`);

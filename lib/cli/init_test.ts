@@ -92,6 +92,42 @@ Deno.test("init on a node with no database yet creates an empty backup at versio
   removeNodeDir(dir);
 });
 
+Deno.test("init snapshots the database a wallet= line of lightningd's config names, and refuses a PostgreSQL one", async () => {
+  const dir = makeNodeDir("fresh-start");
+  const base = Deno.realPathSync(`${dir}/..`);
+  // The database on another disk, named by the base dir's config; its replica is not ours.
+  Deno.mkdirSync(`${base}/ssd`);
+  Deno.renameSync(`${dir}/lightningd.sqlite3`, `${base}/ssd/node.sqlite3`);
+  Deno.writeTextFileSync(
+    `${base}/config`,
+    `wallet=sqlite3://../ssd/node.sqlite3:${base}/replica.sqlite3\n`,
+  );
+  const url = `file://${base}/backups/node`;
+  const output = new BufferedOutput();
+  assertEquals(await init([url, "--lightning-dir", dir], output), 0, output.stderr.join("\n"));
+  assertEquals(
+    output.stdout[0],
+    `Created the backup "${base}/backups/node" from a snapshot of "${base}/ssd/node.sqlite3" ` +
+      "at version 11",
+  );
+  restoreBackup(openReader(url), `${base}/restored.sqlite3`);
+  assertEquals(
+    dumpDatabase(`${base}/restored.sqlite3`),
+    dumpDatabase(loadFixture("fresh-start").database),
+  );
+  removeNodeDir(dir);
+
+  const other = makeNodeDir("fresh-start");
+  Deno.writeTextFileSync(`${other}/config`, "wallet=postgres://cln:secret@localhost/cln\n");
+  await refused(
+    other,
+    [`file://${other}/../backup`, "--lightning-dir", other],
+    /^Cannot init backup: .*\/config sets wallet= to a postgres database: lightningd hands plugins the changes of a SQLite database only/,
+  );
+  assert(!exists(`${other}/../backup`));
+  removeNodeDir(other);
+});
+
 Deno.test("init refuses a running lightningd: its RPC socket answers", async () => {
   const dir = makeNodeDir("fresh-start");
   const listener = Deno.listen({ transport: "unix", path: `${dir}/lightning-rpc` });

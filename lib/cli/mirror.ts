@@ -8,7 +8,7 @@
  */
 import { userPath } from "../fs/user_path.ts";
 import { LOCK_FILE, readLockFile } from "../backup/lock_file.ts";
-import { DATABASE_NAME } from "../backup/restore.ts";
+import { nodeDatabase } from "./node_database.ts";
 import { lockDestinations } from "../backends/multi/mirrors.ts";
 import { backupKind, openReader } from "../backends/open.ts";
 import { shellQuote } from "../fs/shell_quote.ts";
@@ -112,7 +112,7 @@ export async function mirror(args: string[], output: Output = consoleOutput): Pr
     }
     await checkNotRunning(dir, ACTION);
     if (parseBackupUrl(url).scheme === "s3") checkPluginCredentials(dir, ACTION);
-    const database = `${dir}/${DATABASE_NAME}`;
+    const database = nodeDatabase(dir, ACTION);
     const version = databaseVersion(database);
     // A remote first destination is compared by the plugin at its next start.
     if (parseBackupUrl(lock.backend_url).scheme === "file") {

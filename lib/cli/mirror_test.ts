@@ -66,6 +66,26 @@ Deno.test("mirror adds a copy of the node's database as a destination; the plugi
   }
 });
 
+Deno.test("mirror copies the database a wallet= line of lightningd's config names", async () => {
+  const { dir, base, url } = await node();
+  try {
+    Deno.mkdirSync(`${base}/ssd`);
+    Deno.renameSync(`${dir}/lightningd.sqlite3`, `${base}/ssd/node.sqlite3`);
+    Deno.writeTextFileSync(`${dir}/config`, `wallet=sqlite3://${base}/ssd/node.sqlite3\n`);
+    const second = `file://${base}/second`;
+    const done = await run(second, "--lightning-dir", dir);
+    assertEquals(done.code, 0, done.transcript);
+    assertMatch(
+      done.stdout[0],
+      /^Created the backup .*second from ".*\/ssd\/node\.sqlite3" at version 15/,
+    );
+    assertEquals(restored(second, base), dumpDatabase(`${base}/ssd/node.sqlite3`));
+    assertEquals(readLockFile(dir), { backend_url: url, note: 1, mirror_urls: [second] });
+  } finally {
+    removeNodeDir(dir);
+  }
+});
+
 Deno.test("mirror refuses a destination named or present already, copies out of step, and encryption", async () => {
   const { dir, base, url } = await node();
   try {

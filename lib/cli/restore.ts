@@ -32,6 +32,7 @@ import {
 import { Interrupted } from "../fs/interrupt.ts";
 import { basename, dirname } from "node:path";
 import { checkNetworkDir, NETWORKS } from "./node_dir.ts";
+import { nodeDatabase } from "./node_database.ts";
 import {
   type CommandSpec,
   consoleOutput,
@@ -264,6 +265,25 @@ function refuseDirectoryAt(path: string, target: string): void {
 }
 
 /**
+ * A node's directory whose config keeps the database elsewhere (a `wallet=` line): restored
+ * into the directory, the database would lie where lightningd never opens it, and the node
+ * would start on whatever its wallet file holds.
+ */
+function refuseDatabaseElsewhere(path: string, target: string): void {
+  const dir = dirname(path);
+  if (!statIfExists(target)?.isDirectory) return;
+  const node = existsSync(`${dir}/hsm_secret`) ||
+    (NETWORKS as readonly string[]).includes(basename(dir));
+  if (!node) return;
+  const database = nodeDatabase(dir, "Cannot restore backup");
+  if (database === path) return;
+  throw new Error(
+    `Cannot restore backup: lightningd's config keeps this node's database at ` +
+      `"${database}" (its wallet= line), not in "${dir}": restore to "${database}" itself`,
+  );
+}
+
+/**
  * A target that names a lightning network directory not made yet (`~/.lightning/bitcoin` on
  * a new machine, as the README's restore line has it) would become a database file of that
  * name, where lightningd and the operator expect a directory; the base lightning dir
@@ -427,6 +447,7 @@ export async function restore(
     }
     const path = restoreTarget(userPath(target));
     refuseLightningDirMistakes(userPath(target), target.endsWith("/"));
+    refuseDatabaseElsewhere(path, userPath(target));
     scope.leaves(`nothing was written to "${dirname(path)}"`);
     refuseDanglingLink(path);
     refuseDirectoryAt(path, userPath(target));

@@ -717,6 +717,29 @@ Deno.test(
 );
 
 Deno.test(
+  "restore into a node's directory whose config keeps the database elsewhere says where it goes",
+  inTempDir(async (dir) => {
+    const url = await makeBackup(`${dir}/backup`, changes);
+    const node = `${dir}/regtest`;
+    Deno.mkdirSync(node);
+    Deno.writeFileSync(`${node}/hsm_secret`, new Uint8Array(32), { mode: 0o400 });
+    Deno.writeTextFileSync(`${dir}/config`, "wallet=sqlite3://../ssd/node.sqlite3\n");
+    Deno.mkdirSync(`${dir}/ssd`);
+    const { code, output } = await run([url, node]);
+    assertEquals([code, output.stdout], [1, []]);
+    assertEquals(output.stderr, [
+      `Cannot restore backup: lightningd's config keeps this node's database at ` +
+      `"${dir}/ssd/node.sqlite3" (its wallet= line), not in "${node}": restore to ` +
+      `"${dir}/ssd/node.sqlite3" itself`,
+    ]);
+    assertEquals([...Deno.readDirSync(node)].map((e) => e.name), ["hsm_secret"]);
+    const there = await run([url, `${dir}/ssd/node.sqlite3`]);
+    assertEquals(there.code, 0, there.output.transcript);
+    assertEquals(dataVersion(`${dir}/ssd/node.sqlite3`), 15);
+  }),
+);
+
+Deno.test(
   "restore --also refuses a copy named twice, in whatever form",
   inTempDir(async (dir) => {
     const backup = await makeBackup(`${dir}/backup`, changes);

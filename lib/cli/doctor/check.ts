@@ -30,6 +30,8 @@ export interface LauncherLine {
 /** What the checks learned so far about the node in `dir`. */
 export interface Found {
   dir: string;
+  /** The node's database (node_database.ts), perhaps not made yet. */
+  database: string;
   user: NodeUser | undefined;
   lock?: LockFile;
   url?: BackupUrl;

@@ -24,7 +24,9 @@ import { credentialsCheck } from "./credentials_check.ts";
 import { launcherCheck } from "./launcher_check.ts";
 import { lifecycleCheck } from "./lifecycle_check.ts";
 import { lockCheck } from "./lock_check.ts";
+import { DATABASE_NAME } from "../../backup/restore.ts";
 import { nodeUser } from "./node_user.ts";
+import { nodeDatabase, UnsupportedWalletError } from "../node_database.ts";
 import { permissionsCheck } from "./permissions_check.ts";
 import { privacyCheck } from "./privacy_check.ts";
 import { type DoctorSystem, realSystem } from "./system.ts";
@@ -116,7 +118,17 @@ export async function runChecks(
     // Every other check would only repeat this.
     return [{ level: "FAIL", name: "lightning dir", message: (error as Error).message }];
   }
-  const found: Found = { dir, user: nodeUser(dir, system.groupsOf) };
+  let database = `${dir}/${DATABASE_NAME}`;
+  try {
+    database = nodeDatabase(dir, "Cannot check");
+  } catch (error) {
+    // A wallet the plugin never sees (PostgreSQL): every other check would be beside it. A
+    // config that cannot be read is the config check's to say.
+    if (error instanceof UnsupportedWalletError) {
+      return [{ level: "FAIL", name: "database", message: error.message }];
+    }
+  }
+  const found: Found = { dir, database, user: nodeUser(dir, system.groupsOf, database) };
   const checks: Check[] = [];
   const run = async (
     name: string,

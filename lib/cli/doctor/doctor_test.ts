@@ -472,6 +472,40 @@ Deno.test("doctor: the backup's version against the database's", async () => {
   });
 });
 
+Deno.test("doctor: the database a wallet= line names is the one compared; a PostgreSQL wallet fails alone", async () => {
+  await withNode(async (node) => {
+    // The database on another disk, as the config says: the node's directory holds none.
+    Deno.mkdirSync(`${node.base}/ssd`);
+    Deno.renameSync(`${node.dir}/lightningd.sqlite3`, `${node.base}/ssd/node.sqlite3`);
+    Deno.writeTextFileSync(`${node.base}/config`, "wallet=sqlite3://../ssd/node.sqlite3\n");
+    expect(
+      await runChecks(node.dir, GOOD_SYSTEM),
+      "version",
+      "OK",
+      /^backup and node\.sqlite3 in step at version 11$/,
+    );
+    Deno.renameSync(`${node.base}/ssd/node.sqlite3`, `${node.base}/ssd/gone.sqlite3`);
+    expect(
+      await runChecks(node.dir, GOOD_SYSTEM),
+      "version",
+      "FAIL",
+      new RegExp(
+        `^no node\\.sqlite3 in "${node.base}/ssd" but the backup holds version 11: restore ` +
+          `it with "deno task restore -- '${node.url}' '${node.base}/ssd/node\\.sqlite3'"`,
+      ),
+    );
+    Deno.writeTextFileSync(`${node.base}/config`, "wallet=postgres://cln:pw@db/cln\n");
+    assertEquals(await runChecks(node.dir, GOOD_SYSTEM), [{
+      level: "FAIL",
+      name: "database",
+      message: `Cannot check: ${node.base}/config sets wallet= to a postgres database: ` +
+        "lightningd hands plugins the changes of a SQLite database only (sqlite3://), so " +
+        "cln-backup cannot back up this node's database: back it up with its own database's " +
+        "tools",
+    }]);
+  });
+});
+
 Deno.test("doctor: a database it cannot read says why, and what to do", async () => {
   // lightningd killed in the middle of a write: a hot journal only a writer may roll back.
   await withNode(async (node) => {
@@ -832,7 +866,13 @@ Deno.test("doctor: changes a running node stores in the backup and its mirror wh
     const url = await makeBackup(copy, FRESH_START);
     // The backup as the backend check read it; then the node stored two changes in both.
     const lock = { backend_url: node.url, mirror_urls: [url] };
-    const found = { dir: node.dir, user: undefined, lock, description: describeBackup(node.url) };
+    const found = {
+      dir: node.dir,
+      database: `${node.dir}/lightningd.sqlite3`,
+      user: undefined,
+      lock,
+      description: describeBackup(node.url),
+    };
     for (const path of [node.backupPath, copy]) {
       const backend = FileBackend.open(`file://${path}`, path);
       try {
@@ -1079,7 +1119,7 @@ Deno.test("doctor: the commands it advises quote a lightning dir with a space in
   const dir = `${base}/node's dir`;
   try {
     Deno.mkdirSync(dir);
-    const found = { dir, user: undefined };
+    const found = { dir, database: `${dir}/lightningd.sqlite3`, user: undefined };
     const quoted = `'${base}/node'\\''s dir`;
     const [, missing] = lockCheck(found);
     assert(missing.includes(`--lightning-dir ${quoted}'" (DIR must`), missing);

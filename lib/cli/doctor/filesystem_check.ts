@@ -3,7 +3,6 @@
  *
  * @module
  */
-import { DATABASE_NAME } from "../../backup/restore.ts";
 import { statIfExists } from "../../fs/exists.ts";
 import type { CheckResult, Found } from "./check.ts";
 import { backupDestination } from "./destination.ts";
@@ -12,7 +11,7 @@ import type { DoctorSystem } from "./system.ts";
 export function filesystemCheck(found: Found, system: DoctorSystem): CheckResult {
   const destination = backupDestination(found);
   if (!destination) return ["OK", "a remote backup, on another machine"];
-  const database = `${found.dir}/${DATABASE_NAME}`;
+  const { database } = found;
   const near = statIfExists(database) ? database : found.dir;
   let same: boolean;
   try {

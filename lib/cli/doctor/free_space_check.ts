@@ -7,7 +7,6 @@
  *
  * @module
  */
-import { DATABASE_NAME } from "../../backup/restore.ts";
 import { SCRATCH_DIR } from "../../backends/s3/compaction.ts";
 import { CREDENTIAL_NAME } from "../../backends/socket/credential.ts";
 import { KEY_FILE } from "../../crypto/key_file.ts";
@@ -58,7 +57,7 @@ function roomAt(
   found: Found,
   system: DoctorSystem,
 ): CheckResult {
-  const database = statIfExists(`${found.dir}/${DATABASE_NAME}`);
+  const database = statIfExists(found.database);
   const size = database?.size ?? 0;
   let free: number;
   try {

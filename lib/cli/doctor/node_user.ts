@@ -27,8 +27,9 @@ export interface NodeUser {
 export function nodeUser(
   dir: string,
   groupsOf: (uid: number) => number[] = userGroups,
+  database = `${dir}/${DATABASE_NAME}`,
 ): NodeUser | undefined {
-  for (const path of [`${dir}/${DATABASE_NAME}`, `${dir}/hsm_secret`, dir]) {
+  for (const path of [database, `${dir}/hsm_secret`, dir]) {
     const info = statIfExists(path);
     if (info?.uid == null || info.gid == null) continue;
     const groups = [...new Set([info.gid, ...groupsOf(info.uid)])];

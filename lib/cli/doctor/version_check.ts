@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { basename, dirname } from "node:path";
 import { DATABASE_NAME } from "../../backup/restore.ts";
 import { statIfExists } from "../../fs/exists.ts";
 import { dataVersionAt } from "../../sqlite/data_version.ts";
@@ -20,23 +21,25 @@ function databaseVersion(path: string): number {
 }
 
 export function versionCheck(found: Found): CheckResult {
-  const database = `${found.dir}/${DATABASE_NAME}`;
+  const { database } = found;
+  const name = basename(database);
+  // The database elsewhere (wallet=) is restored to its own path, not into the directory.
+  const target = database === `${found.dir}/${DATABASE_NAME}` ? found.dir : database;
   const url = found.lock!.backend_url;
   let b = found.description!.lastVersion;
   if (!statIfExists(database)) {
     if (b === 0) {
       return [
         "OK",
-        `no ${DATABASE_NAME} yet and the backup is empty: lightningd creates the database ` +
+        `no ${name} yet and the backup is empty: lightningd creates the database ` +
         `at its first start, through the plugin`,
       ];
     }
     return [
       "FAIL",
-      `no ${DATABASE_NAME} in "${found.dir}" but the backup holds version ${b}: restore it ` +
-      `with "deno task restore -- ${shellQuote(url)} ${
-        shellQuote(found.dir)
-      }" before starting lightningd`,
+      `no ${name} in "${dirname(database)}" but the backup holds version ${b}: restore it ` +
+      `with "deno task restore -- ${shellQuote(url)} ${shellQuote(target)}" before starting ` +
+      `lightningd`,
     ];
   }
   let m: number;
@@ -52,12 +55,12 @@ export function versionCheck(found: Found): CheckResult {
     const why = whyUnreadable(error, database);
     return ["FAIL", why ?? `cannot read "${database}": ${(error as Error).message}`];
   }
-  if (m === b) return ["OK", `backup and ${DATABASE_NAME} in step at version ${b}`];
+  if (m === b) return ["OK", `backup and ${name} in step at version ${b}`];
   const snapshotOnTop = found.description!.snapshots.at(-1) === b;
   if (m === b - 1 && !snapshotOnTop) {
     return [
       "OK",
-      `${DATABASE_NAME} at ${m}, the backup at ${b}: the node stopped after the backup ` +
+      `${name} at ${m}, the backup at ${b}: the node stopped after the backup ` +
       `stored change ${b} but before committing it; the plugin drops it (rewind) at the ` +
       `next start`,
     ];
@@ -65,14 +68,14 @@ export function versionCheck(found: Found): CheckResult {
   if (m > b) {
     return [
       "FAIL",
-      `${DATABASE_NAME} is at version ${m} but the backup only at ${b}: the node ran ` +
+      `${name} is at version ${m} but the backup only at ${b}: the node ran ` +
       `without the plugin, and the plugin will stop it: move the backup and backup.lock ` +
       `aside and run "deno task init" to start a new backup from the current database`,
     ];
   }
   return [
     "FAIL",
-    `${DATABASE_NAME} is at version ${m} but the backup at ${b}: the database is older ` +
+    `${name} is at version ${m} but the backup at ${b}: the database is older ` +
     `than the backup (an old copy put back?), and the plugin will stop the node: restore ` +
     `the database with "deno task restore -- ${shellQuote(url)} <new file>" and put it in place`,
   ];

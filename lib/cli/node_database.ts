@@ -1,0 +1,44 @@
+/**
+ * Where lightningd keeps a node's database: `lightningd.sqlite3` in its network directory,
+ * unless a `wallet=` line of its config names another SQLite file (`sqlite3://PATH`, with
+ * a replica after a `:`; a relative PATH is taken from the network directory, lightningd's
+ * working directory). lightningd calls the db_write hook for SQLite alone, so a wallet of
+ * another kind (PostgreSQL) cannot be backed up this way. A `--wallet` given on lightningd's
+ * command line is not seen.
+ *
+ * @module
+ */
+import { resolve } from "node:path";
+import { DATABASE_NAME } from "../backup/restore.ts";
+import { lastEntry, readLightningdConfig } from "./lightningd_config.ts";
+
+/** A `wallet=` the plugin cannot back up: its changes never reach the db_write hook. */
+export class UnsupportedWalletError extends Error {}
+
+/**
+ * The node's database file; throws, prefixed with `action`, for a config that cannot be read
+ * and (as {@linkcode UnsupportedWalletError}) for a wallet not in SQLite.
+ */
+export function nodeDatabase(dir: string, action: string): string {
+  let wallet;
+  try {
+    wallet = lastEntry(readLightningdConfig(dir), "wallet");
+  } catch (error) {
+    throw new Error(
+      `${action}: cannot read lightningd's config to find its database: ` +
+        `${(error as Error).message}: fix it, as lightningd would not start on it either`,
+    );
+  }
+  if (wallet?.value === undefined) return `${dir}/${DATABASE_NAME}`;
+  const sqlite = /^sqlite3:\/\/([^:]+)(:.*)?$/.exec(wallet.value);
+  if (sqlite === null) {
+    // Not the value itself: a PostgreSQL one holds its password.
+    const kind = /^([a-z0-9]+):/i.exec(wallet.value)?.[1] ?? "non-SQLite";
+    throw new UnsupportedWalletError(
+      `${action}: ${wallet.file} sets wallet= to a ${kind} database: lightningd hands ` +
+        `plugins the changes of a SQLite database only (sqlite3://), so cln-backup cannot ` +
+        `back up this node's database: back it up with its own database's tools`,
+    );
+  }
+  return resolve(dir, sqlite[1]);
+}

@@ -1,0 +1,51 @@
+import { assertEquals, assertThrows } from "../../tests/support/assert.ts";
+import { nodeDatabase } from "./node_database.ts";
+
+function withDirs(body: (dir: string) => void): void {
+  const base = Deno.makeTempDirSync({ prefix: "node-database-" });
+  try {
+    Deno.mkdirSync(`${base}/bitcoin`);
+    body(`${base}/bitcoin`);
+  } finally {
+    Deno.removeSync(base, { recursive: true });
+  }
+}
+
+Deno.test("nodeDatabase: lightningd.sqlite3 in the network directory without a wallet line", () => {
+  withDirs((dir) => {
+    assertEquals(nodeDatabase(dir, "Cannot init"), `${dir}/lightningd.sqlite3`);
+    Deno.writeTextFileSync(`${dir}/config`, "# wallet=sqlite3:///elsewhere.sqlite3\nalias=x\n");
+    assertEquals(nodeDatabase(dir, "Cannot init"), `${dir}/lightningd.sqlite3`);
+  });
+});
+
+Deno.test("nodeDatabase: the last wallet line's SQLite file, its replica left out, relative to the network directory", () => {
+  withDirs((dir) => {
+    Deno.writeTextFileSync(`${dir}/../config`, "wallet=sqlite3:///srv/base.sqlite3\n");
+    assertEquals(nodeDatabase(dir, "Cannot init"), "/srv/base.sqlite3");
+    Deno.writeTextFileSync(`${dir}/config`, "include more.conf\n");
+    Deno.writeTextFileSync(
+      `${dir}/more.conf`,
+      "wallet = sqlite3://db/main.sqlite3:/mnt/replica/main.sqlite3\n",
+    );
+    assertEquals(nodeDatabase(dir, "Cannot init"), `${dir}/db/main.sqlite3`);
+  });
+});
+
+Deno.test("nodeDatabase: a PostgreSQL wallet, or a config that cannot be read, is refused in one line", () => {
+  withDirs((dir) => {
+    Deno.writeTextFileSync(`${dir}/config`, "wallet=postgres://user:pw@localhost:5432/cln\n");
+    assertThrows(
+      () => nodeDatabase(dir, "Cannot init"),
+      new RegExp(
+        `^Cannot init: ${dir}/config sets wallet= to a postgres database: lightningd hands ` +
+          "plugins the changes of a SQLite database only",
+      ),
+    );
+    Deno.writeTextFileSync(`${dir}/config`, "include missing.conf\n");
+    assertThrows(
+      () => nodeDatabase(dir, "Cannot init"),
+      /^Cannot init: cannot read lightningd's config to find its database: .*missing\.conf/,
+    );
+  });
+});
