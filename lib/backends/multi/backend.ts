@@ -149,6 +149,9 @@ export class MultiBackend implements Backend {
     const { top } = this.#agreement();
     const ahead = this.#live().filter((m) => m.state().version === top);
     await this.#all(ahead, (m) => m.rewind(), "a rewind");
+    // One behind, a destination may end in its torn record of the change just dropped (a
+    // crash while the others stored it): it goes too, as a single destination's does.
+    await this.cutTail();
   }
 
   async cutTail(): Promise<string> {

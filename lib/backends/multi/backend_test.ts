@@ -5,6 +5,8 @@ import { createFileBackup } from "../file/create.ts";
 import { FileBackend } from "../file/writer.ts";
 import { MultiBackend } from "./backend.ts";
 import { StoppingError } from "../stopping.ts";
+import { logName } from "../../format/layout.ts";
+import { bumpStatement } from "../../../tests/support/statements.ts";
 
 const CHANGES = recordedChanges(["fresh-start"]);
 
@@ -170,3 +172,41 @@ Deno.test("MultiBackend: under degrade, a destination that will refuse the next 
     Deno.removeSync(root, { recursive: true });
   }
 });
+
+/** Backups at `root`/`names` holding changes 1 to `version`, each a bump as lightningd's. */
+async function atVersion(root: string, names: string[], version: number): Promise<FileBackend[]> {
+  const backends = fileBackends(root, names);
+  for (let v = 1; v <= version; v++) {
+    for (const b of backends) await b.append({ version: v, statements: [bumpStatement(v - 1)] });
+  }
+  return backends;
+}
+
+for (const mode of ["stop", "degrade"] as const) {
+  Deno.test(`MultiBackend: a rewind drops the torn record a crash left in a destination one behind (${mode})`, async () => {
+    const root = Deno.makeTempDirSync({ prefix: "multi-backend-" });
+    const names = ["a", "b"];
+    let [a, b] = await atVersion(root, names, 3);
+    try {
+      // A power cut while both stored change 4, which the node never committed: a holds it,
+      // b's record of it is torn.
+      await a.append({ version: 4, statements: ["SELECT 'never committed'", bumpStatement(3)] });
+      for (const backend of [a, b]) backend.close();
+      Deno.writeFileSync(`${root}/b/${logName(1)}`, new Uint8Array(7).fill(1), { append: true });
+      [a, b] = names.map((n) => FileBackend.open(`file://${root}/${n}`, `${root}/${n}`));
+      const multi = new MultiBackend([a, b], mode);
+      await multi.ready();
+      // The node is at 3: the version check drops change 4, then the node sends its own.
+      assertEquals([multi.state().version, multi.state().rewindVersion], [4, 3]);
+      await multi.rewind();
+      await multi.append({ version: 4, statements: [bumpStatement(3)] });
+      assertEquals(multi.state().destinations?.map((d) => [d.version, d.state]), [
+        [4, "ok"],
+        [4, "ok"],
+      ]);
+    } finally {
+      for (const backend of [a, b]) backend.close();
+      Deno.removeSync(root, { recursive: true });
+    }
+  });
+}
