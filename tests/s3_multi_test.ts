@@ -17,6 +17,7 @@ import { createFileBackup } from "../lib/backends/file/create.ts";
 import { createS3Backup } from "../lib/backends/s3/create.ts";
 import { BufferedOutput } from "./support/cli_testing.ts";
 import { restore } from "../lib/cli/restore.ts";
+import { bumpStatement } from "./support/statements.ts";
 
 const SCHEMA = [
   "CREATE TABLE vars (name TEXT, val TEXT, intval INTEGER, blobval BLOB, PRIMARY KEY (name))",
@@ -205,5 +206,38 @@ test("destinations that disagree refuse the node at its first write", async () =
       both.aborted ?? "",
       /destinations disagree \(file:\/\/.* at 4, s3:\/\/.* at 0\): s3:\/\/.* lack changes the newest holds .*remove each from backup.lock .*cln-backup mirror NEW_URL --lightning-dir DIR/,
     );
+  });
+});
+
+test("degrade: S3 failing the change after a rewind stops the node, not left holding the dropped change", async () => {
+  await withNode(async ({ root, dir, bucket, s3, run }) => {
+    const s = sharedRgw({ exportKeys: true });
+    let refuse = false;
+    const proxy = new SlowdownProxy(s.port, (line) => refuse && line.startsWith("PUT"));
+    try {
+      const lock = { mirror_urls: [s.url(bucket, "node", proxy.port)], mirror_failure: "degrade" };
+      // Both copies store change 4, then lightningd dies before it commits it.
+      const first = await run(lock, [SCHEMA, ...notes(0, 2)]);
+      const writes = [...notes(2, 1)[0], bumpStatement(3)];
+      first.db.exec("BEGIN");
+      for (const statement of writes) first.db.exec(statement);
+      const answer = await first.request("db_write", { data_version: 4, writes });
+      assertEquals(answer.result, { result: "continue" });
+      first.db.exec("ROLLBACK");
+      await first.close();
+      // The next start drops change 4, which an S3 rewind does by storing the next one.
+      refuse = true;
+      const second = await run(lock, notes(3, 1));
+      assertMatch(second.aborted ?? "", /503 SlowDown.*a rewind and the change after it need/);
+      await second.close();
+      refuse = false;
+      const third = await run(lock, notes(4, 1));
+      assertEquals(third.aborted, undefined);
+      assertEquals((await third.stop()).code, 0);
+    } finally {
+      await proxy.close();
+    }
+    await restored(root, "from-s3", [s3]);
+    assertEquals(dumpDatabase(`${root}/from-s3`), dumpDatabase(`${dir}/lightningd.sqlite3`));
   });
 });

@@ -7,7 +7,8 @@
  * destination. With `mirror_failure: "degrade"` the others go on: the failed one is dropped
  * for good with a BROKEN log line, and `backup-status` shows an alarm until the plugin is
  * restarted with the destination repaired (and caught up: a destination that lacks changes
- * stops the node at the next start, since it is no longer a copy of the node).
+ * stops the node at the next start, since it is no longer a copy of the node). The rewind
+ * at start and the change after it stop the node under "degrade" too (see {@linkcode #all}).
  *
  * @module
  */
@@ -26,6 +27,8 @@ export class MultiBackend implements Backend {
   readonly #broken = new Map<Backend, string>();
   /** Why a write to `member` failed under `mirror_failure: "stop"` (shown; it stays live). */
   readonly #failed = new Map<Backend, string>();
+  /** From a rewind until a change after it is stored everywhere: see {@linkcode #all}. */
+  #rewinding = false;
 
   constructor(
     readonly members: Backend[],
@@ -143,11 +146,13 @@ export class MultiBackend implements Backend {
       );
     }
     await this.#all(live, (m) => m.append(change), `change ${change.version}`);
+    this.#rewinding = false;
   }
 
   async rewind(): Promise<void> {
     const { top } = this.#agreement();
     const ahead = this.#live().filter((m) => m.state().version === top);
+    this.#rewinding = true;
     await this.#all(ahead, (m) => m.rewind(), "a rewind");
     // One behind, a destination may end in its torn record of the change just dropped (a
     // crash while the others stored it): it goes too, as a single destination's does.
@@ -175,13 +180,21 @@ export class MultiBackend implements Backend {
     });
     if (failed.length === 0) return;
     const ok = failed.length < members.length;
-    if (this.onFailure !== "degrade" || !ok) {
+    // A destination dropped at a rewind, or at the change after it, may still hold the dropped
+    // change (a failed rewind; an S3 one stores nothing until that change supersedes it), at
+    // the version the node then commits: the next start would take it for a copy.
+    if (this.onFailure !== "degrade" || !ok || this.#rewinding) {
       // The node stops on it: backup-status names the destinations that failed, and why.
       for (const { m, why } of failed) this.#failed.set(m, why);
-      throw new Error(
-        failed.map(({ m, why }) => `${m.url}: ${why}`).join("; ") +
-          (ok ? ` (set "mirror_failure": "degrade" in backup.lock to go on without it)` : ""),
-      );
+      const advice = !ok
+        ? ""
+        : this.#rewinding
+        ? ` (a rewind and the change after it need every destination, under "degrade" too: ` +
+          `one dropped there may still hold the change the node never committed, at the ` +
+          `version it commits next, and pass for a copy: restart lightningd when it is back, ` +
+          `or with lightningd stopped remove it from backup.lock)`
+        : ` (set "mirror_failure": "degrade" in backup.lock to go on without it)`;
+      throw new Error(failed.map(({ m, why }) => `${m.url}: ${why}`).join("; ") + advice);
     }
     for (const { m, why } of failed) {
       this.#broken.set(m, why);

@@ -210,3 +210,50 @@ for (const mode of ["stop", "degrade"] as const) {
     }
   });
 }
+
+/** How a destination keeps the change a rewind drops: the step that fails, and its error. */
+const KEEPS = [
+  { fails: "rewind", error: "Input/output error" },
+  // An S3 rewind stores nothing: the dropped change stays until the next change supersedes it.
+  { fails: "change after it", error: "503 SlowDown" },
+] as const;
+
+for (const { fails, error } of KEEPS) {
+  Deno.test(`MultiBackend: under degrade, a destination failing the rewind at start (${fails}) stops the node`, async () => {
+    const root = Deno.makeTempDirSync({ prefix: "multi-backend-" });
+    const [a, b] = await atVersion(root, ["a", "b"], 4);
+    try {
+      // Both hold change 4, which the node never committed; b keeps it.
+      let rewound = false;
+      const keeping: Backend = {
+        ...failing(b),
+        state: () => ({ ...b.state(), ...(rewound ? { version: 3, rewindVersion: 2 } : {}) }),
+        rewind: () => {
+          if (fails === "rewind") return Promise.reject(new Error(error));
+          rewound = true;
+          return Promise.resolve();
+        },
+        append: () => Promise.reject(new Error(error)),
+      };
+      const logs: string[] = [];
+      const multi = new MultiBackend([a, keeping], "degrade", (_, m) => logs.push(m));
+      const rejected = await assertRejects(async () => {
+        await multi.rewind();
+        await multi.append({ version: 4, statements: [bumpStatement(3)] });
+      });
+      assertEquals(
+        rejected.message,
+        `${b.url}: ${error} (a rewind and the change after it need every destination, under ` +
+          `"degrade" too: one dropped there may still hold the change the node never ` +
+          `committed, at the version it commits next, and pass for a copy: restart lightningd ` +
+          `when it is back, or with lightningd stopped remove it from backup.lock)`,
+      );
+      // Not dropped: left at 4 with the dropped change, b would pass for a's copy.
+      assertEquals(logs, []);
+      assertEquals(multi.state().destinations?.map((d) => d.state), ["ok", "failed"]);
+    } finally {
+      for (const backend of [a, b]) backend.close();
+      Deno.removeSync(root, { recursive: true });
+    }
+  });
+}
