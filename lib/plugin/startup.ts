@@ -48,13 +48,21 @@ export interface Startup {
   log: { level: LogLevel; message: string }[];
 }
 
-/** Why a damaged backup refuses the node, and what to do: the node's own database is fine. */
-function damaged(url: string, error: CorruptBackupError): string {
+/**
+ * Why a damaged backup refuses the node, and what to do: the node's own database is fine. A
+ * mirror is made anew with mirror (init refuses a node that has a backup), in the lightning
+ * dir `copyIn`.
+ */
+function damaged(url: string, error: CorruptBackupError, copyIn?: string): string {
+  const remake = copyIn === undefined
+    ? `move the backup aside, create a new one from the node's database ("backup-cli init ` +
+      `--lightning-dir <dir> <url>")`
+    : `move it aside and remove it from backup.lock, then add a new copy with ` +
+      newCopyCommand(copyIn);
   return `Cannot start backup: "${url}" is damaged: ${error.where}, which no crash explains; ` +
     `lightningd must not run without its ` +
-    `backup, so every database write is refused: with lightningd stopped, move the backup ` +
-    `aside, create a new one from the node's database ("backup-cli init --lightning-dir ` +
-    `<dir> <url>"), then start lightningd`;
+    `backup, so every database write is refused: with lightningd stopped, ${remake}, then ` +
+    `start lightningd`;
 }
 
 /** A key file that does not fit the backup, said from where the plugin stands. */
@@ -264,9 +272,11 @@ function asyncCopies(
 export async function openAtStart(dir: string, options: StartupOptions = {}): Promise<Startup> {
   const log: Startup["log"] = [];
   let url: string | undefined;
+  let backendUrl: string | undefined;
   const opened: Backend[] = [];
   try {
     const lock = readLockFile(dir);
+    backendUrl = lock.backend_url;
     const { sync, async } = lockDestinations(lock);
     const onFailure = mirrorFailure(lock);
     const key = await readKeyFile(dir);
@@ -297,7 +307,7 @@ export async function openAtStart(dir: string, options: StartupOptions = {}): Pr
     // A destination's disk mounted read-only, or closed to lightningd's user: which, and why.
     const osError = explainOsError(error);
     const message = error instanceof CorruptBackupError && url !== undefined
-      ? damaged(url, error)
+      ? damaged(url, error, url === backendUrl ? undefined : dir)
       : error instanceof BackupKeyError && url !== undefined
       ? keyMismatch(dir, url, error)
       : error instanceof Deno.errors.NotCapable

@@ -54,6 +54,34 @@ Deno.test("start-up: another backup's key file is refused in one line naming the
   }
 });
 
+Deno.test("start-up: a damaged mirror is said to be replaced with mirror, not made with init", async () => {
+  const dir = Deno.makeTempDirSync();
+  try {
+    const url = `file://${dir}/backup`;
+    const mirror = `file://${dir}/mirror`;
+    createFileBackup(`${dir}/backup`);
+    createFileBackup(`${dir}/mirror`);
+    // A log lost from the middle, as in the test above.
+    const writer = FileBackend.open(mirror, `${dir}/mirror`, { segmentBytes: 4096 });
+    for (const change of recordedChanges(["fresh-start"])) await writer.append(change);
+    writer.close();
+    Deno.removeSync(readChain(`${dir}/mirror`).logs[1].path);
+    writeLockFile(dir, { backend_url: url, mirror_urls: [mirror] });
+    const startup = await openAtStart(dir);
+    assert("error" in startup.backend);
+    assertMatch(
+      startup.backend.error,
+      new RegExp(
+        `^Cannot start backup: "${mirror}" is damaged: .*: with lightningd stopped, move it ` +
+          `aside and remove it from backup.lock, then add a new copy with "cln-backup mirror ` +
+          `NEW_URL --lightning-dir ${dir}", then start lightningd$`,
+      ),
+    );
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
 Deno.test("start-up: a mirror that is not there is said to be mounted, or replaced with mirror, not made with init", async () => {
   const dir = Deno.makeTempDirSync();
   try {
