@@ -18,9 +18,15 @@ import { StoppingError } from "../stopping.ts";
 
 export type MirrorFailure = "stop" | "degrade";
 
-/** How a destination that lacks changes is replaced: init refuses a node with a backup. */
-const REMAKE = `with lightningd stopped, remove it from backup.lock, then add a new copy with ` +
-  newCopyCommand();
+/**
+ * How a destination that lacks changes is replaced: init refuses a node with a backup, and
+ * backup.lock needs a `backend_url`, which the async copies follow.
+ */
+function remake(isPrimary: boolean): string {
+  return `with lightningd stopped, remove it from backup.lock` +
+    (isPrimary ? ` (make backend_url a destination that holds every change)` : "") +
+    `, then add a new copy with ${newCopyCommand()}`;
+}
 
 export class MultiBackend implements Backend {
   readonly url: string;
@@ -142,7 +148,8 @@ export class MultiBackend implements Backend {
     if (behind) {
       throw new Error(
         `${behind.url} is at version ${behind.state().version}, behind the other ` +
-          `destinations: it lacks a change the node committed: ${REMAKE}`,
+          `destinations: it lacks a change the node committed: ` +
+          remake(behind === this.members[0]),
       );
     }
     await this.#all(live, (m) => m.append(change), `change ${change.version}`);

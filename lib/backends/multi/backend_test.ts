@@ -52,6 +52,16 @@ Deno.test("MultiBackend: a destination dropped under degrade, or lagging, is sai
         `committed: with lightningd stopped, remove it from backup.lock, then add a new copy ` +
         `with "cln-backup mirror NEW_URL --lightning-dir DIR"`,
     );
+    // backend_url lagging: removed, backup.lock would name none.
+    const primaryLagging = new MultiBackend([c, a], "stop");
+    const primaryError = await assertRejects(() => primaryLagging.append(CHANGES[1]));
+    assertEquals(
+      primaryError.message,
+      `${c.url} is at version 0, behind the other destinations: it lacks a change the node ` +
+        `committed: with lightningd stopped, remove it from backup.lock (make backend_url a ` +
+        `destination that holds every change), then add a new copy with "cln-backup mirror ` +
+        `NEW_URL --lightning-dir DIR"`,
+    );
   } finally {
     for (const backend of [a, b, c]) backend.close();
     Deno.removeSync(root, { recursive: true });
