@@ -15,9 +15,10 @@
  * in the pack (its associated data names its object, object_cipher.ts).
  *
  * A crash before 2 leaves the change objects; between 2 and 4, a pack and its change
- * objects, which the next packer deletes. The node's writes never wait for it; its failures
- * are logged and retried at the next pack, but for a change object that fails its checks:
- * the backup no longer restores the node, so it takes no more changes.
+ * objects, which the next packer deletes. A pack that reads back other bytes at 3 is
+ * deleted. The node's writes never wait for it; its failures are logged and retried at the
+ * next pack, but for a change object that fails its checks: the backup no longer restores
+ * the node, so it takes no more changes.
  *
  * @module
  */
@@ -249,6 +250,10 @@ export class Packer {
       () => client.get(key, pack.length),
     );
     if (!sameBytes(stored, pack) && !(cipher && sameSealedRecords(stored, pack, cipher))) {
+      // Readers would take the pack this try stored over the change objects it should hold.
+      if (!conflict) {
+        await retrying(`deleting ${key}`, policy, log, () => client.delete(key)).catch(() => {});
+      }
       throw conflict ?? new Error(
         `the pack "${key}" reads back other bytes than were sent; keeping the changes`,
       );
