@@ -205,7 +205,8 @@ export class S3Backend implements Backend {
         ) as ChangeEntry[];
         this.unpacked.splice(0, this.unpacked.length, ...trailing);
         this.#superseded = [...layout.unsettled];
-        this.#packer = new Packer(this, this.#backupId, layout.garbage, this.options.packer);
+        const { garbage, covered } = layout;
+        this.#packer = new Packer(this, this.#backupId, garbage, covered, this.options.packer);
       }, { signal: this.options.signal });
       this.#status.state = "connected";
     } catch (error) {
@@ -408,13 +409,15 @@ export class S3Backend implements Backend {
 
   /**
    * An object this writer stored whole fails its checks (the packer read it): S3 changed or
-   * lost its bytes, and no restore reads past it. As with a loss, every later change is refused.
+   * lost its bytes, and no restore reads past it. As with a loss, every later change is
+   * refused; `remedy` says what to do, when there is more than a new backup.
    */
-  damaged(what: string): void {
-    this.#broken(
-      `the backup in ${this.destination} is damaged: ${what}: no restore reads past it: ` +
-        `init a new backup on a new prefix (the node's database is intact)`,
-    );
+  damaged(
+    what: string,
+    remedy = "no restore reads past it: init a new backup on a new prefix (the node's " +
+      "database is intact)",
+  ): void {
+    this.#broken(`the backup in ${this.destination} is damaged: ${what}: ${remedy}`);
   }
 
   /** Refuses every later change with `failure`; the first such failure is the one kept. */

@@ -186,7 +186,8 @@ export async function compactS3(
     );
   }
   // The newest base covers every record up to its sequence and the older bases; without a
-  // new one, this deletes what an interrupted compaction left.
+  // new one, this deletes what an interrupted compaction left. Change objects a pack past it
+  // holds are not garbage: a packer beside this one may not have read that pack back yet.
   const doomed = [...now.garbage, ...now.bases.slice(0, -1)];
   for (const entry of doomed) {
     await retrying(`deleting ${entry.key}`, policy, () => {}, () => client.delete(entry.key));

@@ -37,14 +37,26 @@ export interface S3Layout {
   records: number;
   /** Bytes of every object of the backup. */
   bytes: number;
-  /** Objects nothing reads any more: lower generations, change objects a pack holds. */
+  /** Objects nothing reads any more: lower generations, packs others hold, what the base covers. */
   garbage: S3Entry[];
+  /**
+   * The change objects still listed of the records a pack read here holds, by pack. Taken
+   * by its name alone, a pack may hold other bytes (S3 changed them, or something else
+   * stored it): they are garbage only once it is read and found to hold them (packer.ts).
+   */
+  covered: CoveredChanges[];
   /**
    * The newest record's other generations: nothing links to any generation of it yet, so
    * which one the history goes on from is not settled (a second writer's rewind may have
    * stored the one read). Neither read nor garbage until a change after it says.
    */
   unsettled: ChangeEntry[];
+}
+
+/** Change objects whose records a pack holds, by its name. */
+export interface CoveredChanges {
+  pack: PackEntry;
+  changes: ChangeEntry[];
 }
 
 function lastSeqOf(source: RecordSource): number {
@@ -133,6 +145,7 @@ export function resolveLayout(entries: readonly S3Entry[], follows: Follows = ne
   const base = bases.at(-1);
   const baseSeq = base?.seq ?? 0;
   const garbage: S3Entry[] = [];
+  const covered: CoveredChanges[] = [];
   const packs = entries.filter((e): e is PackEntry => e.kind === "pack")
     .sort((a, b) => a.first - b.first);
   const { chosen, missing, unsettled } = chainOfGenerations(entries, follows, garbage);
@@ -146,7 +159,11 @@ export function resolveLayout(entries: readonly S3Entry[], follows: Follows = ne
       garbage.push(packs[packAt++]);
     }
     while (changeAt < ordered.length && ordered[changeAt].seq < next) {
-      garbage.push(ordered[changeAt++]);
+      // Past the base, what comes before `next` is held by the pack read last.
+      const holder = sources.at(-1);
+      if (holder?.kind !== "pack") garbage.push(ordered[changeAt++]);
+      else if (covered.at(-1)?.pack === holder) covered.at(-1)!.changes.push(ordered[changeAt++]);
+      else covered.push({ pack: holder, changes: [ordered[changeAt++]] });
     }
     // Of the packs holding record `next` (a packer's try that failed after its pack landed,
     // then a longer one; one that straddles a newer base, then one the packer stored after
@@ -156,7 +173,7 @@ export function resolveLayout(entries: readonly S3Entry[], follows: Follows = ne
     for (; held < packs.length && packs[held].first <= next; held++) {
       if (holding === undefined || packs[held].last > holding.last) holding = packs[held];
     }
-    // A pack wins over the change objects it holds (they are deleted after it is verified).
+    // A pack wins over the change objects it holds (deleted once it is found to hold them).
     const pack = packs[packAt];
     const change = ordered[changeAt];
     const source: RecordSource | undefined = holding ??
@@ -212,6 +229,7 @@ export function resolveLayout(entries: readonly S3Entry[], follows: Follows = ne
     records: lastSeq - baseSeq,
     bytes: entries.reduce((sum, e) => sum + e.size, 0),
     garbage,
+    covered,
     unsettled,
   };
 }

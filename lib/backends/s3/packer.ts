@@ -15,10 +15,11 @@
  * in the pack (its associated data names its object, object_cipher.ts).
  *
  * A crash before 2 leaves the change objects; between 2 and 4, a pack and its change
- * objects, which the next packer deletes. A pack that reads back other bytes at 3 is
- * deleted. The node's writes never wait for it; its failures are logged and retried at the
- * next pack, but for a change object that fails its checks: the backup no longer restores
- * the node, so it takes no more changes.
+ * objects, which the next packer deletes once it read the pack and found it holds them (a
+ * pack's name says what it should hold, not what S3 kept of it). A pack that reads back
+ * other bytes at 3 is deleted. The node's writes never wait for it; its failures are logged
+ * and retried at the next pack, but for a change object that fails its checks: the backup
+ * no longer restores the node, so it takes no more changes.
  *
  * @module
  */
@@ -41,7 +42,7 @@ import { type DataKey, sameBytes } from "../../crypto/data_key.ts";
 import { changePlace, objectCipher, ObjectKind, openSealed } from "./object_cipher.ts";
 import type { S3Entry } from "./keys.ts";
 import { packKey } from "./keys.ts";
-import type { ChangeEntry, RecordSource } from "./layout.ts";
+import type { ChangeEntry, CoveredChanges, PackEntry, RecordSource } from "./layout.ts";
 import { putNew, type S3Backend } from "./backend.ts";
 import { retrying } from "./retry.ts";
 import { concat } from "../../bytes/concat.ts";
@@ -121,6 +122,50 @@ function sameSealedRecords(stored: Uint8Array, sent: Uint8Array, cipher: RecordC
   return true;
 }
 
+/**
+ * Whether `bytes`, the pack `pack`, holds `changes` (change objects of its records, by
+ * sequence number) as a packer stores them: its header as a packer writes it, then record
+ * by record each change object's bytes, or in an encrypted backup its header's fields and
+ * opened payload.
+ */
+function holdsChanges(
+  pack: PackEntry,
+  bytes: Uint8Array,
+  changes: ReadonlyMap<number, { entry: ChangeEntry; bytes: Uint8Array }>,
+  backupId: Uint8Array,
+  key: DataKey | undefined,
+): boolean {
+  const header = encodeSegmentHeader({
+    kind: SegmentKind.Log,
+    number: pack.first,
+    backupId,
+    firstLog: 0,
+    keyId: key?.id,
+  });
+  if (!sameBytes(bytes.subarray(0, SEGMENT_HEADER_SIZE), header)) return false;
+  const place = { backupId, kind: ObjectKind.Pack, first: pack.first, second: pack.last };
+  const cipher = key && objectCipher(key, place);
+  let seq = pack.first;
+  for (let offset = SEGMENT_HEADER_SIZE; offset < bytes.length; seq++) {
+    const record = decodeRecordHeader(bytes.subarray(offset));
+    const end = offset + RECORD_HEADER_SIZE + (record?.storedLength ?? 0);
+    if (record === undefined || end > bytes.length) return false;
+    const change = changes.get(seq);
+    if (change && !cipher && !sameBytes(bytes.subarray(offset, end), change.bytes)) return false;
+    if (change && cipher) {
+      const own = decodeRecordHeader(change.bytes);
+      const fields = headerFields(record);
+      if (own === undefined || !sameBytes(headerFields(own), fields)) return false;
+      const opened = cipher.open(fields, offset, bytes.subarray(offset + RECORD_HEADER_SIZE, end));
+      const ownCipher = objectCipher(key!, changePlace(backupId, change.entry, own.link));
+      const theirs = ownCipher.open(fields, 0, change.bytes.subarray(RECORD_HEADER_SIZE));
+      if (opened === undefined || theirs === undefined || !sameBytes(opened, theirs)) return false;
+    }
+    offset = end;
+  }
+  return seq === pack.last + 1;
+}
+
 export class Packer {
   readonly #every: number;
   readonly #maxBytes: number;
@@ -136,6 +181,8 @@ export class Packer {
     readonly backupId: Uint8Array,
     /** Objects nothing reads any more, to delete at the next pack. */
     readonly garbage: S3Entry[],
+    /** Change objects packs hold by their names: garbage once each pack is checked. */
+    readonly covered: CoveredChanges[],
     options: PackerOptions = {},
   ) {
     this.#every = options.every ?? DEFAULT_EVERY;
@@ -267,6 +314,37 @@ export class Packer {
   }
 
   /**
+   * Reads a pack stored before this writer started, and the change objects of its records
+   * still there: they become garbage only if it holds them. One that does not stops the
+   * backup, naming it: readers take it over them. A pack or change object gone meanwhile (a
+   * compaction's base covers it) needs no check.
+   */
+  async #checkCovered({ pack, changes }: CoveredChanges): Promise<void> {
+    const { client, policy, log } = this.backend;
+    const read = (key: string, size: number) =>
+      retrying(`reading ${key}`, policy, log, () => client.get(key, size, size)).catch((error) => {
+        if (error instanceof S3Error && error.code === "NoSuchKey") return undefined;
+        throw error;
+      });
+    const bytes = await read(pack.key, pack.size);
+    if (bytes === undefined) return;
+    const held = new Map<number, { entry: ChangeEntry; bytes: Uint8Array }>();
+    for (const entry of changes) {
+      const record = await read(entry.key, entry.size);
+      if (record !== undefined) held.set(entry.seq, { entry, bytes: record });
+    }
+    if (held.size === 0) return;
+    if (!holdsChanges(pack, bytes, held, this.backupId, this.backend.options.key)) {
+      return this.backend.damaged(
+        `the pack "${pack.key}" does not hold the change objects it names (S3 changed its ` +
+          `bytes, or something else stored it); they are kept`,
+        "delete that pack (they hold its records), then start the node again",
+      );
+    }
+    this.garbage.push(...held.values().map((c) => c.entry));
+  }
+
+  /**
    * An encrypted backup's records, opened from their change objects and sealed again where
    * they land in the pack (the packer runs in the plugin, where the key is): a sealed
    * record's associated data names its object (object_cipher.ts).
@@ -293,6 +371,13 @@ export class Packer {
   /** Deletes the objects nothing reads; the ones that fail stay for the next time. */
   async #collect(): Promise<void> {
     const { client, policy, log } = this.backend;
+    for (const held of this.covered.splice(0)) {
+      try {
+        await this.#checkCovered(held);
+      } catch {
+        this.covered.push(held);
+      }
+    }
     const doomed = this.garbage.splice(0);
     for (const entry of doomed) {
       if (this.#stopped) {

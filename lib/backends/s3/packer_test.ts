@@ -65,7 +65,7 @@ Deno.test("Packer: a large pack is read back with time for its bytes, beside the
     options: {},
     resync: () => Promise.resolve(),
   } as unknown as S3Backend;
-  const packer = new Packer(backend, new Uint8Array(16), [], { every: 1 });
+  const packer = new Packer(backend, new Uint8Array(16), [], [], { every: 1 });
   packer.maybePack(3);
   await packer.settle();
   assertEquals(logs, []);
