@@ -97,7 +97,7 @@ for (
   const what of ["a pack whose bytes S3 changed", "an object named like a pack, of other records"]
 ) {
   rgwTest(
-    `S3 packs: ${what}, met at the writer's start, is named and its change objects kept`,
+    `S3 packs: ${what}, met by a restore or the writer's start, is named and its change objects kept`,
     async () => {
       const s = sharedRgw();
       const url = s.url(await s.bucket());
@@ -125,6 +125,13 @@ for (
       if (what.startsWith("a pack")) pack[pack.length - 1] ^= 1;
       const key = packKey(client.url.prefix, 1, 4, 4);
       await client.put(key, pack);
+      const refused = await assertRejects(() => restoredVersions(s, url));
+      assertEquals(
+        refused.message,
+        `Cannot read backup: the pack "${key}" does not hold the change objects of its records ` +
+          `beside it (S3 changed its bytes, or something else stored it): delete that pack ` +
+          `(they hold its records), then read the backup again`,
+      );
       const { backend, logs } = await connectLogged(url, { ...options, packer: { every: 4 } });
       for (let v = 6; v <= 9; v++) await append(backend, v);
       assertEquals(

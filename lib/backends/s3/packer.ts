@@ -128,7 +128,7 @@ function sameSealedRecords(stored: Uint8Array, sent: Uint8Array, cipher: RecordC
  * by record each change object's bytes, or in an encrypted backup its header's fields and
  * opened payload.
  */
-function holdsChanges(
+export function holdsChanges(
   pack: PackEntry,
   bytes: Uint8Array,
   changes: ReadonlyMap<number, { entry: ChangeEntry; bytes: Uint8Array }>,

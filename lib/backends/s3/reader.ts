@@ -40,7 +40,7 @@ import {
 } from "./layout.ts";
 import { readBackupId, s3Url } from "./backend.ts";
 import { isStray } from "./keys.ts";
-import { checkChangeObject, checkLink } from "./packer.ts";
+import { checkChangeObject, checkLink, holdsChanges } from "./packer.ts";
 import { DEFAULT_S3_POLICY, retrying, type S3RetryPolicy } from "./retry.ts";
 import { makeScratchDir, removeScratchDir } from "../../fs/scratch_dir.ts";
 import { pause } from "../stopping.ts";
@@ -209,7 +209,8 @@ async function spool(
       const source = sources[at];
       if (source.kind === "pack") {
         const tmp = `${dir}/pack.tmp`;
-        await spoolPack(client, source, { backupId, sealing, after }, log, tmp, policy);
+        const covered = layout.covered.find((c) => c.pack === source)?.changes ?? [];
+        await spoolPack(client, source, { backupId, sealing, after, covered }, log, tmp, policy);
         at++;
         continue;
       }
@@ -398,23 +399,36 @@ function unsealSegment(
 
 /**
  * Copies a pack's records after sequence `after` into `log`, checking every one (and, with
- * a key, opening it).
+ * a key, opening it), and that it holds the change objects of its records still `covered`.
  */
 async function spoolPack(
   client: S3Client,
   pack: PackEntry,
-  into: { backupId: Uint8Array; sealing: Sealing; after: number },
+  into: { backupId: Uint8Array; sealing: Sealing; after: number; covered: ChangeEntry[] },
   log: Deno.FsFile,
   tmp: string,
   policy: S3RetryPolicy,
 ): Promise<void> {
-  const { backupId, sealing, after } = into;
-  const bytes = await retrying(
-    `reading ${pack.key}`,
-    policy,
-    () => {},
-    () => client.get(pack.key, pack.size, pack.size),
-  );
+  const { backupId, sealing, after, covered } = into;
+  const read = (key: string, size: number) =>
+    retrying(`reading ${key}`, policy, () => {}, () => client.get(key, size, size));
+  const bytes = await read(pack.key, pack.size);
+  // Beside its change objects (a packer stopped before it deleted them), a pack is taken
+  // only if it holds them: its name says what it should hold, not what S3 kept of it or who
+  // stored it. Sealed records are compared only with the key (`status` reads none).
+  if (covered.length > 0 && (sealing.key || !sealing.keyId)) {
+    const held = new Map<number, { entry: ChangeEntry; bytes: Uint8Array }>();
+    for (const entry of covered) {
+      held.set(entry.seq, { entry, bytes: await read(entry.key, entry.size) });
+    }
+    if (!holdsChanges(pack, bytes, held, backupId, sealing.key)) {
+      throw new Error(
+        `Cannot read backup: the pack "${pack.key}" does not hold the change objects of its ` +
+          `records beside it (S3 changed its bytes, or something else stored it): delete that ` +
+          `pack (they hold its records), then read the backup again`,
+      );
+    }
+  }
   Deno.writeFileSync(tmp, bytes);
   const file = Deno.openSync(tmp, { read: true });
   try {
