@@ -2,9 +2,9 @@
  * Where lightningd keeps a node's database: `lightningd.sqlite3` in its network directory,
  * unless a `wallet=` line of its config names another SQLite file (`sqlite3://PATH`, with
  * a replica after a `:`; a relative PATH is taken from the network directory, lightningd's
- * working directory). lightningd calls the db_write hook for SQLite alone, so a wallet of
- * another kind (PostgreSQL) cannot be backed up this way. A `--wallet` given on lightningd's
- * command line is not seen.
+ * working directory, as the kernel resolves it: from its real path). lightningd calls the
+ * db_write hook for SQLite alone, so a wallet of another kind (PostgreSQL) cannot be backed
+ * up this way. A `--wallet` given on lightningd's command line is not seen.
  *
  * @module
  */
@@ -40,5 +40,15 @@ export function nodeDatabase(dir: string, action: string): string {
         `back up this node's database: back it up with its own database's tools`,
     );
   }
-  return resolve(dir, sqlite[1]);
+  // lightningd opens it from its working directory, where `..` is the real directory's
+  // parent, not that of the symbolic link the network directory may be reached through.
+  return resolve(realDirectory(dir), sqlite[1]);
+}
+
+function realDirectory(dir: string): string {
+  try {
+    return Deno.realPathSync(dir);
+  } catch {
+    return dir; // Not made yet: nothing to follow.
+  }
 }

@@ -49,3 +49,15 @@ Deno.test("nodeDatabase: a PostgreSQL wallet, or a config that cannot be read, i
     );
   });
 });
+
+Deno.test("nodeDatabase: a relative path is taken from the real network directory, as lightningd's working directory", () => {
+  withDirs((dir) => {
+    // The network directory reached through a link, as a node moved to another disk is.
+    const base = Deno.realPathSync(`${dir}/..`);
+    Deno.mkdirSync(`${base}/disk/bitcoin`, { recursive: true });
+    Deno.removeSync(dir);
+    Deno.symlinkSync(`${base}/disk/bitcoin`, dir);
+    Deno.writeTextFileSync(`${dir}/config`, "wallet=sqlite3://../ssd/node.sqlite3\n");
+    assertEquals(nodeDatabase(dir, "Cannot init"), `${base}/disk/ssd/node.sqlite3`);
+  });
+});
