@@ -276,11 +276,21 @@ function refuseDatabaseElsewhere(path: string, target: string): void {
     (NETWORKS as readonly string[]).includes(basename(dir));
   if (!node) return;
   const database = nodeDatabase(dir, "Cannot restore backup");
-  if (database === path) return;
+  // The config may name the directory through a link (`~/.lightning` on another disk).
+  if (realLocation(database) === realLocation(path)) return;
   throw new Error(
     `Cannot restore backup: lightningd's config keeps this node's database at ` +
       `"${database}" (its wallet= line), not in "${dir}": restore to "${database}" itself`,
   );
+}
+
+/** `path` with its directory's links followed: the file itself may not be there yet. */
+function realLocation(path: string): string {
+  try {
+    return `${Deno.realPathSync(dirname(path))}/${basename(path)}`;
+  } catch {
+    return path; // No such directory: nothing to follow.
+  }
 }
 
 /**

@@ -740,6 +740,24 @@ Deno.test(
 );
 
 Deno.test(
+  "restore into a node's directory whose config names its database through a link restores there",
+  inTempDir(async (dir) => {
+    const url = await makeBackup(`${dir}/backup`, changes);
+    // ~/.lightning moved to another disk and linked back; the config names the old path.
+    Deno.mkdirSync(`${dir}/disk/regtest`, { recursive: true });
+    Deno.symlinkSync(`${dir}/disk`, `${dir}/home`);
+    Deno.writeFileSync(`${dir}/disk/regtest/hsm_secret`, new Uint8Array(32), { mode: 0o400 });
+    Deno.writeTextFileSync(
+      `${dir}/disk/config`,
+      `wallet=sqlite3://${dir}/home/regtest/lightningd.sqlite3:${dir}/replica.sqlite3\n`,
+    );
+    const { code, output } = await run([url, `${dir}/disk/regtest`]);
+    assertEquals(code, 0, output.transcript);
+    assertEquals(dataVersion(`${dir}/home/regtest/lightningd.sqlite3`), 15);
+  }),
+);
+
+Deno.test(
   "restore --also refuses a copy named twice, in whatever form",
   inTempDir(async (dir) => {
     const backup = await makeBackup(`${dir}/backup`, changes);
