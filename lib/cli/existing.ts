@@ -15,7 +15,7 @@ import { connectReader } from "../backends/open.ts";
 import { parseBackupUrl } from "../backends/url.ts";
 import { CREDENTIAL_NAME, credentialIn } from "../backends/socket/credential.ts";
 import { NoCredentialError, SocketBackupReader } from "../backends/socket/reader.ts";
-import { restoreBackup } from "../backup/restore.ts";
+import { DATABASE_NAME, restoreBackup } from "../backup/restore.ts";
 import { type DataKey, sameBytes } from "../crypto/data_key.ts";
 import { existsSync } from "../fs/exists.ts";
 import { dataVersionOf } from "./new_backup.ts";
@@ -47,7 +47,9 @@ export async function checkExisting(
   values: Record<string, string | boolean | undefined>,
   prompt: Prompt,
 ): Promise<ExistingBackup> {
-  const restoreCommand = `cln-backup restore ${shellQuote(url)} ${shellQuote(dir)}`;
+  // A database a wallet= line keeps elsewhere is restored to its own path (restore refuses dir).
+  const target = database === `${dir}/${DATABASE_NAME}` ? dir : database;
+  const restoreCommand = `cln-backup restore ${shellQuote(url)} ${shellQuote(target)}`;
   if (!existsSync(database)) {
     throw new Error(
       `${ACTION}: --existing takes the backup a database was restored from, and "${database}" ` +

@@ -510,6 +510,27 @@ Deno.test("init --existing without a restored database gives the restore command
   }
 });
 
+Deno.test("init --existing gives the restore command to a database a wallet= line keeps elsewhere", async () => {
+  const dir = makeNodeDir();
+  try {
+    Deno.writeFileSync(`${dir}/hsm_secret`, new Uint8Array(32), { mode: 0o400 });
+    const base = Deno.realPathSync(`${dir}/..`);
+    Deno.writeTextFileSync(`${dir}/config`, `wallet=sqlite3://${base}/ssd/node.sqlite3\n`);
+    const url = `file://${base}/backup`;
+    const output = new BufferedOutput();
+    assertEquals(await init([url, "--lightning-dir", dir, "--existing"], output), 1);
+    // Restore refuses the directory: the database goes where lightningd opens it.
+    assertMatch(
+      output.stderr[0],
+      new RegExp(
+        `does not exist: restore it first \\("cln-backup restore '${url}' '${base}/ssd/node\\.sqlite3'"\\)$`,
+      ),
+    );
+  } finally {
+    removeNodeDir(dir);
+  }
+});
+
 Deno.test("init --existing refuses a database that differs after an integer past 2^53", async () => {
   const dir = makeNodeDir("fresh-start");
   const { url, again } = newMachine(dir);
