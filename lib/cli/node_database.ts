@@ -4,7 +4,8 @@
  * a replica after a `:`; a relative PATH is taken from the network directory, lightningd's
  * working directory, as the kernel resolves it: from its real path). lightningd calls the
  * db_write hook for SQLite alone, so a wallet of another kind (PostgreSQL) cannot be backed
- * up this way. A `--wallet` given on lightningd's command line is not seen.
+ * up this way. A `--wallet` given on lightningd's command line is not seen, nor the file a
+ * `--conf` names (lightningd then reads that file alone).
  *
  * @module
  */
