@@ -32,7 +32,7 @@ import {
 import { Interrupted } from "../fs/interrupt.ts";
 import { basename, dirname } from "node:path";
 import { checkNetworkDir, NETWORKS } from "./node_dir.ts";
-import { nodeDatabase } from "./node_database.ts";
+import { nodeDatabase, UnsupportedWalletError } from "./node_database.ts";
 import {
   type CommandSpec,
   consoleOutput,
@@ -275,7 +275,21 @@ function refuseDatabaseElsewhere(path: string, target: string): void {
   const node = existsSync(`${dir}/hsm_secret`) ||
     (NETWORKS as readonly string[]).includes(basename(dir));
   if (!node) return;
-  const database = nodeDatabase(dir, "Cannot restore backup");
+  let database: string;
+  try {
+    database = nodeDatabase(dir, "Cannot restore backup");
+  } catch (error) {
+    // A restore after a loss must not wait on the config: a file named as the target is
+    // restored whatever the config says.
+    if (error instanceof UnsupportedWalletError) {
+      throw new Error(
+        `Cannot restore backup: lightningd's config keeps this node's database outside SQLite ` +
+          `(its wallet= line), so lightningd would not open one restored into "${dir}": name ` +
+          `a database file as the target`,
+      );
+    }
+    throw new Error(`${(error as Error).message}; or name the database file itself as the target`);
+  }
   // The config may name the directory through a link (`~/.lightning` on another disk).
   if (realLocation(database) === realLocation(path)) return;
   throw new Error(

@@ -740,6 +740,34 @@ Deno.test(
 );
 
 Deno.test(
+  "restore into a node's directory whose config cannot be read, or keeps no SQLite database, says to name the file",
+  inTempDir(async (dir) => {
+    const url = await makeBackup(`${dir}/backup`, changes);
+    const node = `${dir}/regtest`;
+    Deno.mkdirSync(node);
+    Deno.writeFileSync(`${node}/hsm_secret`, new Uint8Array(32), { mode: 0o400 });
+    // A new machine: the config is back, the file it includes not yet.
+    Deno.writeTextFileSync(`${dir}/config`, "include secrets.conf\n");
+    const unread = await run([url, node]);
+    assertEquals([unread.code, unread.output.stdout], [1, []]);
+    assertMatch(
+      unread.output.stderr[0],
+      /^Cannot restore backup: cannot read lightningd's config to find its database: .*secrets\.conf.*; or name the database file itself as the target$/,
+    );
+    Deno.writeTextFileSync(`${dir}/config`, "wallet=postgres://cln:pw@db/cln\n");
+    const postgres = await run([url, node]);
+    assertEquals(postgres.output.stderr, [
+      `Cannot restore backup: lightningd's config keeps this node's database outside SQLite ` +
+      `(its wallet= line), so lightningd would not open one restored into "${node}": name a ` +
+      `database file as the target`,
+    ]);
+    assertEquals([...Deno.readDirSync(node)].map((e) => e.name), ["hsm_secret"]);
+    const named = await run([url, `${node}/lightningd.sqlite3`]);
+    assertEquals(named.code, 0, named.output.transcript);
+  }),
+);
+
+Deno.test(
   "restore into a node's directory whose config names its database through a link restores there",
   inTempDir(async (dir) => {
     const url = await makeBackup(`${dir}/backup`, changes);
