@@ -25,9 +25,14 @@ export function nodeDatabase(dir: string, action: string): string {
   try {
     wallet = lastEntry(readLightningdConfig(dir), "wallet");
   } catch (error) {
+    // lightningd passes over a config it may not read; one it reads but cannot follow (a
+    // missing include, a loop) keeps it from starting.
+    const todo = error instanceof Deno.errors.PermissionDenied
+      ? "run this as the user lightningd runs as"
+      : "fix it, as lightningd would not start on it either";
     throw new Error(
       `${action}: cannot read lightningd's config to find its database: ` +
-        `${(error as Error).message}: fix it, as lightningd would not start on it either`,
+        `${(error as Error).message}: ${todo}`,
     );
   }
   if (wallet?.value === undefined) return `${dir}/${DATABASE_NAME}`;

@@ -45,7 +45,7 @@ Deno.test("nodeDatabase: a PostgreSQL wallet, or a config that cannot be read, i
     Deno.writeTextFileSync(`${dir}/config`, "include missing.conf\n");
     assertThrows(
       () => nodeDatabase(dir, "Cannot init"),
-      /^Cannot init: cannot read lightningd's config to find its database: .*missing\.conf/,
+      /^Cannot init: cannot read lightningd's config to find its database: .*missing\.conf.*: fix it, as lightningd would not start on it either$/,
     );
   });
 });
