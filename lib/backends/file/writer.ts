@@ -46,6 +46,7 @@ import type { CompactionStats } from "../../compact/compact.ts";
 import { heldStats } from "../../compact/version_count.ts";
 import type { CompactableBackend } from "../../compact/compactor.ts";
 import type { CompactionSizes } from "../../compact/policy.ts";
+import { newCopyCommand } from "../multi/mirrors.ts";
 
 /**
  * A live segment is sealed, and a new one started, once it would grow past this. A
@@ -157,12 +158,30 @@ function lockDir(dir: string): Deno.FsFile {
   return lock;
 }
 
+/**
+ * The live log was unlinked (an `rm -rf` of the backup, a cleanup job) while the writer held it
+ * open: every append would still "succeed" into a file no one can read once it is closed.
+ */
+class LiveLogRemovedError extends Error {
+  constructor(path: string, url: string) {
+    super(
+      `Cannot write backup: "${path}" was removed while it was being written to: the backup ` +
+        `is gone; with lightningd stopped, make a new one from the node's database: for the ` +
+        `node's only backup, move backup.lock aside, then run "cln-backup init --lightning-dir ` +
+        `DIR ${url}"; for one of several destinations, remove it from backup.lock ` +
+        `(backend_url must name one that holds every change), then add a new copy with ` +
+        newCopyCommand(),
+    );
+    this.name = "LiveLogRemovedError";
+  }
+}
+
 /** Runs one I/O step; its error names the file it failed on (ENOSPC, EIO). */
 function onFile<T>(path: string, step: () => T): T {
   try {
     return step();
   } catch (error) {
-    if (error instanceof CorruptBackupError) throw error;
+    if (error instanceof CorruptBackupError || error instanceof LiveLogRemovedError) throw error;
     throw new Error(
       `Cannot write backup file "${path}": ${(error as Error).message}: free space or fix ` +
         `the disk, then restart lightningd`,
@@ -404,11 +423,23 @@ export class FileBackend implements Backend, CompactableBackend {
       this.#liveSize = Math.max(this.#liveSize, end);
       if (crash === "after-write-before-sync") crashNow();
       if (!this.syncOnClose) this.#live.syncDataSync();
+      // Before the change counts as stored, and so before the hook is answered `continue`.
+      this.#refuseRemoved();
       this.#liveRecords.push({ offset: this.#liveEnd, version });
       this.#liveEnd += record.length;
       this.#records++;
       if (crash === "after-sync-before-answer") crashNow();
     });
+  }
+
+  /**
+   * Refuses to go on once the live log is no longer linked (st_nlink 0): removed, it took
+   * every write (zeros ahead included) and keeps nothing. One fstat, a few µs beside the
+   * append's fdatasync. On NFS a removed file still open lives on as `.nfsXXXX`, with a link:
+   * this check does not fire there (nor falsely).
+   */
+  #refuseRemoved(): void {
+    if (this.#live.statSync().nlink === 0) throw new LiveLogRemovedError(this.#livePath, this.url);
   }
 
   /**
@@ -491,6 +522,9 @@ export class FileBackend implements Backend, CompactableBackend {
    * the seal is written: a sealed log always has its successor, so a missing one is damage.
    */
   #roll(sealed?: Uint8Array): void {
+    // A removed live log would be sealed in the void: its successor would hold the only
+    // records left, in a directory whose first log is gone.
+    onFile(this.#livePath, () => this.#refuseRemoved());
     const sequence = this.#liveSequence + 1;
     const name = logName(sequence);
     onFile(

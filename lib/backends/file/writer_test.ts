@@ -109,6 +109,51 @@ Deno.test("FileBackend: a tail is shown, not cut, on open; append waits; rewind 
   Deno.removeSync(dir, { recursive: true });
 });
 
+/** What a FileBackend says when its live log at `path` was removed under it. */
+function removedLine(path: string, url: string): string {
+  return `Cannot write backup: "${path}" was removed while it was being written to: the ` +
+    `backup is gone; with lightningd stopped, make a new one from the node's database: for ` +
+    `the node's only backup, move backup.lock aside, then run "cln-backup init ` +
+    `--lightning-dir DIR ${url}"; for one of several destinations, remove it from backup.lock (backend_url must name ` +
+    `one that holds every change), then add a new copy with "cln-backup mirror NEW_URL ` +
+    `--lightning-dir DIR"`;
+}
+
+Deno.test("FileBackend: a backup directory removed under the writer refuses the next append, which stores nothing", async () => {
+  const { dir, url, path } = newBackup();
+  const backend = FileBackend.open(url, path);
+  try {
+    for (const version of [1, 2]) await backend.append(change(version));
+    Deno.removeSync(path, { recursive: true });
+    const before = backend.state();
+    const error = await assertRejects(() => backend.append(change(3)));
+    assertEquals((error as Error).message, removedLine(`${path}/${logName(1)}`, url));
+    assertEquals(backend.state(), before, "change 3 is not counted as stored");
+    // The failure is final, as any failed write's.
+    await assertRejects(() => backend.append(change(3)), /an earlier write failed: .* removed/);
+  } finally {
+    backend.close();
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("FileBackend: a live log removed under the writer is not sealed into a roll", async () => {
+  const { dir, url, path } = newBackup();
+  const backend = FileBackend.open(url, path, { segmentBytes: 100 });
+  try {
+    await backend.append(change(1));
+    const live = `${path}/${logName(1)}`;
+    Deno.removeSync(live);
+    // Change 2 rolls: no log 2 is started after a log 1 that is gone.
+    const error = await assertRejects(() => backend.append(change(2)));
+    assertEquals((error as Error).message, removedLine(live, url));
+    assertEquals(existsSync(`${path}/${logName(2)}`), false);
+  } finally {
+    backend.close();
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
 /** The end of the records of the segment at `path`, and its size. */
 function segmentEnd(path: string): { end: number; size: number } {
   const file = Deno.openSync(path);
