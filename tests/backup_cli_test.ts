@@ -136,6 +136,46 @@ Deno.test("backup-cli: each init form, on an empty network dir and on a recorded
   }
 });
 
+Deno.test("backup-cli: init and mirror reach a database a wallet= line keeps on another disk, in WAL mode, through a config included from there", async () => {
+  const root = checkout();
+  const dir = makeNodeDir("fresh-start");
+  const base = Deno.realPathSync(`${dir}/..`);
+  // Outside the lightning dirs, which init may read anyway.
+  const disk = Deno.makeTempDirSync({ prefix: "cln-backup-disk-" });
+  try {
+    const database = `${disk}/node.sqlite3`;
+    Deno.renameSync(`${dir}/lightningd.sqlite3`, database);
+    const db = new DatabaseSync(database);
+    db.exec("PRAGMA journal_mode = WAL");
+    db.close();
+    Deno.writeTextFileSync(`${disk}/wallet.conf`, `wallet=sqlite3://${database}\n`);
+    Deno.writeTextFileSync(`${dir}/config`, `include ${disk}/wallet.conf\n`);
+    const url = `file://${base}/backups/node`;
+    const init = await backupCli(`${root}/backup-cli`, ["init", "--lightning-dir", dir, url]);
+    assertEquals(init.code, 0, init.stderr.join("\n"));
+    assertMatch(init.stdout[0], new RegExp(`from a snapshot of "${database}" at version 11$`));
+    const second = `file://${base}/backups/second`;
+    const mirror = await backupCli(`${root}/backup-cli`, [
+      "mirror",
+      second,
+      "--lightning-dir",
+      dir,
+    ]);
+    assertEquals(mirror.code, 0, mirror.stderr.join("\n"));
+    for (const [n, copy] of [url, second].entries()) {
+      restoreBackup(openReader(copy), `${base}/restored-${n}.sqlite3`);
+      assertEquals(
+        dumpDatabase(`${base}/restored-${n}.sqlite3`),
+        dumpDatabase(loadFixture("fresh-start").database),
+      );
+    }
+  } finally {
+    removeNodeDir(dir);
+    Deno.removeSync(disk, { recursive: true });
+    Deno.removeSync(root, { recursive: true });
+  }
+});
+
 Deno.test("backup-cli: ambiguous init calls are usage errors that show both forms", async () => {
   const root = checkout();
   const dir = makeNodeDir();

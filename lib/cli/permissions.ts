@@ -7,7 +7,9 @@
  * command then reports the usage error, which needs no more.
  *
  * - init: read and write the backup's parent directory (the backup is built beside its
- *   path), each `--mirror` and `--async` one's too, and DIR; read DIR's base dir; connect to DIR's RPC socket; read /proc/PID;
+ *   path), each `--mirror` and `--async` one's too, and DIR; read DIR's base dir,
+ *   lightningd's config files and the database a `wallet=` line keeps elsewhere; connect to
+ *   DIR's RPC socket; read /proc/PID;
  *   read the file backup an existing DIR/backup.lock names (init refuses it, naming a v1 one).
  *   With --existing: read and write the temporary directory, where the backup is restored.
  * - restore: read the backup; read and write the target and its parent.
@@ -63,6 +65,8 @@ import { COMPACT_SPEC } from "./compact.ts";
 import { MIRROR_SPEC } from "./mirror.ts";
 import { backupAccess, listItem, WORKER_CODE } from "./launcher.ts";
 import { pidFilePath, rpcSocketPath } from "./node_dir.ts";
+import { nodeDatabase } from "./node_database.ts";
+import { readLightningdConfig } from "./lightningd_config.ts";
 import { readLockFile } from "../backup/lock_file.ts";
 import { IDENTITY_ENV, NEW_PASSPHRASE_ENV, PASSPHRASE_ENV } from "./secrets.ts";
 import { REKEY_SPEC } from "./rekey.ts";
@@ -172,7 +176,24 @@ function nodeDir(dir: string): Partial<Grants> {
     // No lightningd has left a pid file: nothing in /proc to look at.
   }
   if (pid !== undefined && /^\d+$/.test(pid)) (grants.read as string[]).push(`/proc/${pid}/comm`);
+  (grants.read as string[]).push(...nodeDatabaseFiles(dir));
   return grants;
+}
+
+/**
+ * The files lightningd's config is read from (an `include` may name one anywhere) and the
+ * database a `wallet=` line keeps elsewhere (SQLite opens its journal and WAL files beside it
+ * itself); none of what cannot be read (the command says what is wrong).
+ */
+function nodeDatabaseFiles(dir: string): string[] {
+  try {
+    const database = nodeDatabase(dir, "");
+    const files = readLightningdConfig(dir).files;
+    if (dirname(database) === dir) return files;
+    return [...files, database];
+  } catch {
+    return [];
+  }
 }
 
 /**
