@@ -233,3 +233,40 @@ rgwTest(
     assertEquals(await restoredVersions(s, url), upTo(15).filter((v) => v > 9));
   },
 );
+
+for (const encrypted of [false, true]) {
+  rgwTest(
+    `S3 packs: ${
+      encrypted ? "an encrypted" : "a"
+    } pack beside a generation it does not hold (a copy's rewound change) is taken, not damage`,
+    async () => {
+      const s = sharedRgw();
+      const url = s.url(await s.bucket());
+      const key = encrypted ? await makeEncryptedS3Backup(s, url, { policy: FAST }) : undefined;
+      if (!encrypted) await createS3Backup(url, s.credentials, undefined, FAST);
+      const options = { credentials: s.credentials, policy: FAST, key };
+      const node = await S3Backend.connect(url, { ...options, packer: { every: 1 } });
+      for (let v = 1; v <= 5; v++) await append(node, v);
+      // A copy of the node one change behind stores its own change 5 on generation 1, then
+      // the node's change 6, stored on its generation 0, refuses the copy's next one.
+      const copy = await S3Backend.connect(url, { ...options, packer: { every: 1000 } });
+      await copy.rewind();
+      await copy.append({ version: 5, statements: [`INSERT INTO vars VALUES ('copy5', 5)`] });
+      copy.close();
+      // The node packs record 5 and deletes its change object; the copy's stays.
+      await append(node, 6);
+      node.close();
+      const client = s.client(url);
+      const left = (await listBackup(client)).filter((e) => e.kind === "change" && e.seq === 5);
+      assertEquals(left.map((e) => e.kind === "change" && e.gen), [1]);
+      assertEquals(await restoredVersions(s, url, key), upTo(6));
+      const { backend } = await connectLogged(url, { ...options, packer: { every: 4 } });
+      for (let v = 7; v <= 10; v++) await append(backend, v);
+      assertEquals(backend.failure, undefined);
+      backend.close();
+      const copy5 = (await listBackup(client)).filter((e) => e.kind === "change" && e.seq === 5);
+      assertEquals(copy5, [], "the copy's change 5 is garbage");
+      assertEquals(await restoredVersions(s, url, key), upTo(10));
+    },
+  );
+}

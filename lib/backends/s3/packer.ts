@@ -126,7 +126,9 @@ function sameSealedRecords(stored: Uint8Array, sent: Uint8Array, cipher: RecordC
  * Whether `bytes`, the pack `pack`, holds `changes` (change objects of its records, by
  * sequence number) as a packer stores them: its header as a packer writes it, then record
  * by record each change object's bytes, or in an encrypted backup its header's fields and
- * opened payload.
+ * opened payload. A change object the pack's own sound record differs from is another
+ * generation of that record (a rewind's dropped one, a copy's), which the listing alone
+ * cannot tell, unless the change after it links to it (docs/FORMAT.md, "On S3").
  */
 export function holdsChanges(
   pack: PackEntry,
@@ -145,25 +147,39 @@ export function holdsChanges(
   if (!sameBytes(bytes.subarray(0, SEGMENT_HEADER_SIZE), header)) return false;
   const place = { backupId, kind: ObjectKind.Pack, first: pack.first, second: pack.last };
   const cipher = key && objectCipher(key, place);
+  /** Links of the pack's records, by sequence number (a plain pack keeps them). */
+  const links = new Map<number, number>();
+  const differing: ChangeEntry[] = [];
   let seq = pack.first;
   for (let offset = SEGMENT_HEADER_SIZE; offset < bytes.length; seq++) {
     const record = decodeRecordHeader(bytes.subarray(offset));
     const end = offset + RECORD_HEADER_SIZE + (record?.storedLength ?? 0);
     if (record === undefined || end > bytes.length) return false;
+    const stored = bytes.subarray(offset + RECORD_HEADER_SIZE, end);
+    const fields = headerFields(record);
+    const opened = cipher ? cipher.open(fields, offset, stored) : stored;
+    if (!payloadChecks(record, stored) || opened === undefined) return false;
+    links.set(seq, record.link);
     const change = changes.get(seq);
-    if (change && !cipher && !sameBytes(bytes.subarray(offset, end), change.bytes)) return false;
+    if (change && !cipher && !sameBytes(bytes.subarray(offset, end), change.bytes)) {
+      differing.push(change.entry);
+    }
     if (change && cipher) {
       const own = decodeRecordHeader(change.bytes);
-      const fields = headerFields(record);
-      if (own === undefined || !sameBytes(headerFields(own), fields)) return false;
-      const opened = cipher.open(fields, offset, bytes.subarray(offset + RECORD_HEADER_SIZE, end));
-      const ownCipher = objectCipher(key!, changePlace(backupId, change.entry, own.link));
-      const theirs = ownCipher.open(fields, 0, change.bytes.subarray(RECORD_HEADER_SIZE));
-      if (opened === undefined || theirs === undefined || !sameBytes(opened, theirs)) return false;
+      const ownCipher = own && objectCipher(key!, changePlace(backupId, change.entry, own.link));
+      const theirs = ownCipher?.open(fields, 0, change.bytes.subarray(RECORD_HEADER_SIZE));
+      const same = own !== undefined && sameBytes(headerFields(own), fields);
+      if (!same || theirs === undefined || !sameBytes(opened, theirs)) differing.push(change.entry);
     }
     offset = end;
   }
-  return seq === pack.last + 1;
+  // The generation of a record the history follows, as the change after it links to it.
+  const followed = (change: ChangeEntry) => {
+    const after = changes.get(change.seq + 1);
+    const link = (after && decodeRecordHeader(after.bytes)?.link) || links.get(change.seq + 1);
+    return link ? link - 1 : undefined;
+  };
+  return seq === pack.last + 1 && differing.every((c) => followed(c) !== c.gen);
 }
 
 export class Packer {
