@@ -404,6 +404,42 @@ Deno.test("a restore while the writer writes: exactly the versions it was told, 
   });
 });
 
+/** The files under `dir` this process holds open. */
+function openFilesUnder(dir: string): string[] {
+  return [...Deno.readDirSync("/proc/self/fd")].flatMap(({ name }) => {
+    try {
+      const target = Deno.readLinkSync(`/proc/self/fd/${name}`);
+      return target.startsWith(`${dir}/`) ? [target] : [];
+    } catch {
+      return []; // Closed since it was listed (the listing's own).
+    }
+  });
+}
+
+Deno.test("a v1 RESTORE told a version older than the newest leaves no backup file open", async () => {
+  await withServer(async ({ server }, dir) => {
+    const writer = await RawClient.connect(server.port);
+    await writer.send(change(1));
+    assertEquals((await writer.next())!.type, PacketType.Ack);
+    const held = openFilesUnder(dir);
+    const reader = await RawClient.connect(server.port);
+    await reader.send(REQ_METADATA);
+    assertEquals(decodeMetadata((await reader.next())!).version, 1);
+    await writer.send(change(2));
+    assertEquals((await writer.next())!.type, PacketType.Ack);
+    // Each restore stops at version 1, before the end of the log: a server that kept the log
+    // open for each would run out of file descriptors.
+    for (let i = 0; i < 3; i++) {
+      await reader.send(Uint8Array.of(PacketType.Restore, 0, 0, 0, 0));
+      assertEquals((await reader.next())!.type, PacketType.Change);
+      assertEquals((await reader.next())!.type, PacketType.Done);
+    }
+    assertEquals(openFilesUnder(dir), held);
+    reader.close();
+    writer.close();
+  });
+});
+
 /** Appends bytes that fail their checks (less than a record header) to the live log. */
 function tearLiveLog(dir: string): void {
   const live = readLayout(dir).logs.at(-1)!.path;

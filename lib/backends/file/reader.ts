@@ -139,23 +139,29 @@ export class FileBackupReader implements BackupReader {
     const logs = scanLogs(chain, base?.header.firstLog ?? chain.start, scan);
     let version = baseVersion;
     let previous: number | undefined;
-    for (let step = logs.next();; step = logs.next()) {
-      if (step.done) {
-        yield* tailEntry(step.value, version);
-        return;
+    try {
+      for (let step = logs.next();; step = logs.next()) {
+        if (step.done) {
+          yield* tailEntry(step.value, version);
+          return;
+        }
+        const { header, payload, offset, log } = step.value;
+        checkFollows(previous, baseVersion, { version: header.version, path: log.path, offset });
+        previous = header.version;
+        if (header.version < baseVersion) continue;
+        // The base holds every change up to its version; a hook without a bump at that
+        // version (a migration's PRAGMA) came after it and must still run.
+        if (
+          header.version === baseVersion && !isPragmaOnly(decodeStatements(payload!, true))
+        ) continue;
+        if (header.version > toVersion) return;
+        version = header.version;
+        yield { kind: "stored-change", version: header.version, payload: payload! };
       }
-      const { header, payload, offset, log } = step.value;
-      checkFollows(previous, baseVersion, { version: header.version, path: log.path, offset });
-      previous = header.version;
-      if (header.version < baseVersion) continue;
-      // The base holds every change up to its version; a hook without a bump at that
-      // version (a migration's PRAGMA) came after it and must still run.
-      if (
-        header.version === baseVersion && !isPragmaOnly(decodeStatements(payload!, true))
-      ) continue;
-      if (header.version > toVersion) return;
-      version = header.version;
-      yield { kind: "stored-change", version: header.version, payload: payload! };
+    } finally {
+      // Read by hand, the logs' scan is not closed by a return: it would keep its log open
+      // (a server's fd for each restore to an older version, or one its client left).
+      logs.return(undefined as never);
     }
   }
 
