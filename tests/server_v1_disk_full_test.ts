@@ -9,6 +9,7 @@ import { assertEquals, assertMatch } from "./support/assert.ts";
 import { RawClient, startServer } from "./support/wire_server.ts";
 import { mountTmpfs, run } from "./support/tmpfs.ts";
 import {
+  changeVersion,
   decodeMetadata,
   decodeSnapshot,
   decodeVersion,
@@ -118,5 +119,46 @@ Deno.test("a v1 SNAPSHOT that will be refused is not written: the refusal says w
     assertMatch(logs.join("\n"), /refused version 3: a snapshot goes into an empty backup only/);
     client.close();
     assertEquals(temporaries(backup), []);
+  });
+});
+
+Deno.test("a change refused on a full disk goes in once room is made, with no server restart", async () => {
+  await onSmallDisk(MiB, async ({ server, logs }, _backup, mount) => {
+    // Text that does not compress, so a change takes its size on the disk.
+    const note = () =>
+      `INSERT INTO notes VALUES ('${crypto.getRandomValues(new Uint8Array(3000)).join()}')`;
+    const node = await RawClient.connect(server.port);
+    await node.send(encodeChange(1, [note()]));
+    assertEquals((await node.next())!.type, PacketType.Ack);
+    const filler = Deno.openSync(`${mount}/filler`, { write: true, create: true });
+    try {
+      for (;;) filler.writeSync(new Uint8Array(4096));
+    } catch (error) {
+      if (!(error instanceof Error && /No space left/.test(error.message))) throw error;
+    }
+    filler.close();
+    await node.send(encodeChange(2, [note()]));
+    const nack = (await node.next())!;
+    assertEquals([nack.type, decodeVersion(nack)], [PacketType.Nack, 1]);
+    assertMatch(logs.join("\n"), /refused version 2: cannot store it: .*No space left on device/);
+    // The node stops on the NACK; room is made, and the node started again goes on.
+    node.close();
+    Deno.removeSync(`${mount}/filler`);
+    const restarted = await RawClient.connect(server.port);
+    await restarted.send(REQ_METADATA);
+    assertEquals(decodeMetadata((await restarted.next())!).version, 1);
+    await restarted.send(encodeChange(2, [note()]));
+    const ack = (await restarted.next())!;
+    assertEquals([ack.type, decodeVersion(ack)], [PacketType.Ack, 2]);
+    await restarted.send(REQ_METADATA);
+    assertEquals(decodeMetadata((await restarted.next())!).version, 2);
+    await restarted.send(RESTORE);
+    const restored: number[] = [];
+    for (let packet = (await restarted.next())!; packet.type !== PacketType.Done;) {
+      restored.push(changeVersion(packet));
+      packet = (await restarted.next())!;
+    }
+    assertEquals(restored, [1, 2]);
+    restarted.close();
   });
 });

@@ -246,6 +246,7 @@ export class ServerStorage {
    * check, so a close lands before the change or after all of it.
    */
   async append(change: Change, closed?: AbortSignal): Promise<void> {
+    this.#reopenIfFailed();
     this.#refuseIfEncrypted(`change ${change.version}`);
     await this.#decideTail(change.version);
     const { version } = this.#backend.state();
@@ -257,6 +258,27 @@ export class ServerStorage {
     closed?.throwIfAborted();
     await this.#backend.append(change);
     this.#rewound = false;
+  }
+
+  /**
+   * Opens the backup again once a write failed (a full disk, say), which makes the backend
+   * refuse every other write: a plugin's goes with its stopped lightningd, but the server's
+   * outlives the node, which would stay refused once the disk is fixed and it is restarted.
+   * Opened again, it reads what the failed write left, as a server restart does (a torn tail
+   * is decided by the next write). Not while a compaction runs on the backend: its end takes
+   * note of the files on it.
+   */
+  #reopenIfFailed(): void {
+    if (!this.#backend.failed || this.#compactor?.running) return;
+    this.#compactor = undefined;
+    try {
+      this.#backend.close();
+    } catch (error) {
+      // Closed by an earlier try whose open failed.
+      if (!(error instanceof Deno.errors.BadResource)) throw error;
+    }
+    this.#backend = FileBackend.open(this.url, this.dir, { log: this.#log, keyless: true });
+    this.#log("opened the backup again after a write failed: writes go on if the disk takes them");
   }
 
   /**
@@ -288,6 +310,7 @@ export class ServerStorage {
    * one synchronous step after that check.
    */
   async appendSealed(change: SealedChange, closed?: AbortSignal): Promise<number> {
+    this.#reopenIfFailed();
     if (!this.#backend.keyId) {
       throw new RefusedError(
         "the backup is not encrypted, and takes plain changes only: a plain and an encrypted " +
@@ -667,6 +690,7 @@ export class ServerStorage {
    * a second rewind in a row changes nothing, as in the v1 server.
    */
   async rewind(to: number): Promise<number> {
+    this.#reopenIfFailed();
     const state = this.#backend.state();
     if (this.#rewound) return state.version;
     if (state.rewindVersion === undefined || to !== state.rewindVersion) {

@@ -275,6 +275,11 @@ export class FileBackend implements Backend, CompactableBackend {
     return this.#keyId;
   }
 
+  /** Whether a write failed, after which it refuses every other ({@linkcode FileBackend.close} it). */
+  get failed(): boolean {
+    return this.#failure !== undefined;
+  }
+
   /** Where the next record goes: the live log and the end of its valid records. */
   place(): { log: number; offset: number } {
     return { log: this.#liveSequence, offset: this.#liveEnd };
