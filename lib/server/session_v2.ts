@@ -420,9 +420,9 @@ export class V2Session {
         );
       case V2Type.Status:
         packetOf(packet, V2Type.Status).end();
-        return await this.#answer("STATUS", V2Type.StatusRes, () => ({
+        return await this.#answer("STATUS", V2Type.StatusRes, async () => ({
           node: this.#node,
-          ...storage.describe(),
+          ...(await storage.describe()),
           url: undefined,
           quota_bytes: this.host.limits.quotaBytes ?? null,
         }));

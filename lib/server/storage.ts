@@ -42,6 +42,7 @@ import type { CompactionResult } from "../compact/compact.ts";
 import { DEFAULT_POLICY } from "../compact/policy.ts";
 import { readReport, type VerifyReport } from "../backup/verify.ts";
 import { removeStaleScratch, verifyOnThread } from "./verify_thread.ts";
+import { linkSegments, namingBackup, readOnView } from "./segment_view.ts";
 
 /**
  * The most bytes a change of `statementBytes` (its statements' UTF-8 length, joined) adds to
@@ -196,8 +197,8 @@ export class ServerStorage {
    * What `status` shows: the backup's records and sizes, read from its files; for an
    * encrypted one, whom its key is wrapped for.
    */
-  describe(): BackupDescription & { wrappedFor?: string[] } {
-    const description = new FileBackupReader(this.url, this.dir).describe();
+  async describe(): Promise<BackupDescription & { wrappedFor?: string[] }> {
+    const description = await this.#onView((dir) => new FileBackupReader(this.url, dir).describe());
     if (!description.encrypted) return description;
     let wrappedFor: string[] = [];
     try {
@@ -215,8 +216,23 @@ export class ServerStorage {
    * and said to be encrypted, for the node to restore with its key.
    */
   async verify(): Promise<VerifyReport & { encrypted?: true }> {
-    if (!this.#backend.keyId) return await verifyOnThread(this.url, this.dir);
-    return { ...readReport(new FileBackupReader(this.url, this.dir).describe()), encrypted: true };
+    if (!this.#backend.keyId) {
+      return await this.#onView((dir) => verifyOnThread(this.url, dir, this.dir));
+    }
+    const description = await this.#onView((dir) => new FileBackupReader(this.url, dir).describe());
+    return { ...readReport(description), encrypted: true };
+  }
+
+  /** Views of the backup made so far (segment_view.ts): each read's has a name of its own. */
+  #views = 0;
+
+  /** Runs `read` on a view of the backup's segments, which a compaction meanwhile leaves be. */
+  #onView<T>(read: (dir: string) => T | Promise<T>): Promise<T> {
+    return readOnView(this.dir, this.#viewPath(), read);
+  }
+
+  #viewPath(): string {
+    return `${this.dir}/view-${++this.#views}.tmp`;
   }
 
   /** Where an encrypted backup's next record goes (PLACE), and the key its segments name. */
@@ -716,9 +732,19 @@ export class ServerStorage {
     return this.#compactor.compact();
   }
 
-  /** What a restore sends, up to `toVersion`. */
-  entries(toVersion: number): Iterable<BackupEntry> {
-    return new FileBackupReader(this.url, this.dir).entries(toVersion);
+  /**
+   * What a restore sends, up to `toVersion`, read from a view of the backup's segments as
+   * they stand (segment_view.ts): a compaction meanwhile deletes and rewrites them.
+   */
+  *entries(toVersion: number): Iterable<BackupEntry> {
+    const view = linkSegments(this.dir, this.#viewPath());
+    try {
+      yield* new FileBackupReader(this.url, view).entries(toVersion);
+    } catch (error) {
+      throw namingBackup(error, view, this.dir);
+    } finally {
+      if (view !== this.dir) removeIfExists(view);
+    }
   }
 
   /** Stops a running compaction: what it left is finished or cleaned on the next open. */

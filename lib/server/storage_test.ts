@@ -77,11 +77,11 @@ Deno.test("describe names no wraps, and does not hang, when key.json is a FIFO",
     await makeEncryptedBackup(path);
     const storage = ServerStorage.open(`file://${path}`, path, () => {});
     try {
-      assertEquals(storage.describe().wrappedFor, ["passphrase"]);
+      assertEquals((await storage.describe()).wrappedFor, ["passphrase"]);
       // Read as a file, a FIFO would block the server's only thread, every node's writes with it.
       Deno.removeSync(`${path}/key.json`);
       new Deno.Command("mkfifo", { args: [`${path}/key.json`] }).outputSync();
-      const description = storage.describe();
+      const description = await storage.describe();
       assertEquals([description.encrypted, description.wrappedFor], [true, []]);
     } finally {
       storage.close();

@@ -30,9 +30,16 @@ export function removeStaleScratch(dir: string): void {
   }
 }
 
-/** Verifies the backup in `dir`; rejects with the first check that failed. */
-export async function verifyOnThread(url: string, dir: string): Promise<VerifyReport> {
-  const scratch = Deno.makeTempDirSync({ dir: dirname(dir), prefix: SCRATCH_PREFIX });
+/**
+ * Verifies the backup in `dir`, or a view of it there (segment_view.ts), whose scratch
+ * goes beside the backup `backup`; rejects with the first check that failed.
+ */
+export async function verifyOnThread(
+  url: string,
+  dir: string,
+  backup = dir,
+): Promise<VerifyReport> {
+  const scratch = Deno.makeTempDirSync({ dir: dirname(backup), prefix: SCRATCH_PREFIX });
   const worker = new Worker(new URL("./verify_worker.ts", import.meta.url), { type: "module" });
   try {
     const message = await new Promise<VerifyMessage>((resolve) => {
