@@ -454,27 +454,35 @@ async function readExactly(conn: Deno.Conn, n: number): Promise<Uint8Array> {
   return bytes;
 }
 
+/**
+ * A writer that sent a base of 24 MB that does not compress (far larger than a socket's
+ * buffers, and a compaction that takes a while), then changes 2 to 10.
+ */
+async function writerOfLargeBase(port: number, dir: string): Promise<RawClient> {
+  const path = `${dir}/node.sqlite3`;
+  const db = new DatabaseSync(path);
+  db.exec("CREATE TABLE vars (name TEXT, intval INTEGER)");
+  db.exec("INSERT INTO vars VALUES ('data_version', 1)");
+  db.exec("CREATE TABLE pad (b BLOB)");
+  const insert = db.prepare("INSERT INTO pad VALUES (?)");
+  for (let i = 0; i < 6000; i++) insert.run(crypto.getRandomValues(new Uint8Array(4000)));
+  db.close();
+  const database = Deno.readFileSync(path);
+  Deno.removeSync(path);
+  const writer = await RawClient.connect(port);
+  await writer.send(encodeSnapshot(1, database, 1));
+  assertEquals((await writer.next())!.type, PacketType.Ack);
+  for (let version = 2; version <= 10; version++) {
+    await writer.send(change(version));
+    assertEquals((await writer.next())!.type, PacketType.Ack);
+  }
+  return writer;
+}
+
 Deno.test("a v1 RESTORE that a COMPACT overtakes goes on with the files it started with", async () => {
   await withServer(async ({ server, logs }, dir) => {
-    // A base far larger than the socket's buffers, which do not compress: the restore waits
-    // in the middle of sending it while the reader does not read.
-    const path = `${dir}/node.sqlite3`;
-    const db = new DatabaseSync(path);
-    db.exec("CREATE TABLE vars (name TEXT, intval INTEGER)");
-    db.exec("INSERT INTO vars VALUES ('data_version', 1)");
-    db.exec("CREATE TABLE pad (b BLOB)");
-    const insert = db.prepare("INSERT INTO pad VALUES (?)");
-    for (let i = 0; i < 6000; i++) insert.run(crypto.getRandomValues(new Uint8Array(4000)));
-    db.close();
-    const database = Deno.readFileSync(path);
-    Deno.removeSync(path);
-    const writer = await RawClient.connect(server.port);
-    await writer.send(encodeSnapshot(1, database, 1));
-    assertEquals((await writer.next())!.type, PacketType.Ack);
-    for (let version = 2; version <= 10; version++) {
-      await writer.send(change(version));
-      assertEquals((await writer.next())!.type, PacketType.Ack);
-    }
+    // The restore waits in the middle of sending the base while the reader does not read.
+    const writer = await writerOfLargeBase(server.port, dir);
     const reader = await Deno.connect({ hostname: "127.0.0.1", port: server.port });
     await writeFully(reader, REQ_METADATA);
     assertEquals((await readExactly(reader, 25))[0], PacketType.Metadata);
@@ -496,6 +504,25 @@ Deno.test("a v1 RESTORE that a COMPACT overtakes goes on with the files it start
     assertEquals(versions, [2, 3, 4, 5, 6, 7, 8, 9, 10], logs.join("\n"));
     reader.close();
     writer.close();
+  });
+});
+
+Deno.test("a v1 writer that leaves while its COMPACT runs lets its restarted node write at once", async () => {
+  await withServer(async ({ server, logs }, dir) => {
+    // The Python plugin sends COMPACT on its writer connection; its node, whose hooks wait,
+    // is restarted meanwhile.
+    const writer = await writerOfLargeBase(server.port, dir);
+    await writer.send(encodePacket(PacketType.Compact));
+    writer.close();
+    const left = /connection 1 from .*: disconnected/;
+    while (!logs.some((line) => left.test(line))) await new Promise((r) => setTimeout(r, 10));
+    // Let go as it left, not once the compaction ended.
+    assert(!logs.some((line) => /compacted in/.test(line)), logs.join("\n"));
+    const restarted = await RawClient.connect(server.port);
+    await restarted.send(change(11));
+    const answer = (await restarted.next())!;
+    assertEquals([answer.type, decodeVersion(answer)], [PacketType.Ack, 11]);
+    restarted.close();
   });
 });
 

@@ -107,6 +107,8 @@ export class Session {
   #closing = new AbortController();
   /** When a packet last came in whole or an answer went out (`performance.now()`). */
   #lastActive = performance.now();
+  /** The read a COMPACT started to see the client close meanwhile: the next packet's. */
+  #peeking: Promise<number | null> | undefined;
 
   constructor(
     readonly id: number,
@@ -145,7 +147,8 @@ export class Session {
   async run(): Promise<void> {
     try {
       for (;;) {
-        const type = await this.#reader.peek();
+        const type = await (this.#peeking ?? this.#reader.peek());
+        this.#peeking = undefined;
         if (type === PacketType.Snapshot) {
           if (!(await this.#snapshot())) return;
           continue;
@@ -391,15 +394,29 @@ export class Session {
    */
   async #compact(): Promise<boolean> {
     const { host: { log }, storage } = this;
-    let result: CompactionResult;
-    try {
-      result = await compactLogged(storage, this.name, log);
-    } catch (error) {
+    const failed = (error: unknown, then = "closing the connection, as a v1 server does") =>
       log(
         "warning",
-        `${this.name}: COMPACT failed, the backup untouched: ${(error as Error).message}; ` +
-          `closing the connection, as a v1 server does`,
+        `${this.name}: COMPACT failed, the backup untouched: ${(error as Error).message}; ${then}`,
       );
+    // A client that closes meanwhile (a Python plugin's node restarted while its hooks waited)
+    // is let go at once: as the writer, this connection would refuse the restarted node's
+    // changes until the compaction ends. The compaction goes on.
+    const next = this.#peeking = this.#reader.peek();
+    const gone = new Promise<"gone">((resolve) => {
+      next.then((byte) => byte === null && resolve("gone"), () => resolve("gone"));
+    });
+    const compaction = compactLogged(storage, this.name, log);
+    let result: CompactionResult | "gone";
+    try {
+      result = await Promise.race([compaction, gone]);
+    } catch (error) {
+      failed(error);
+      return false;
+    }
+    if (result === "gone") {
+      log("info", `${this.name}: closed by the client during its COMPACT, which goes on`);
+      compaction.catch((error) => failed(error, "its client had left"));
       return false;
     }
     await this.#send(encodeCompactResult({ ...result }));
