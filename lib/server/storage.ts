@@ -281,8 +281,9 @@ export class ServerStorage {
    * refuse every other write: a plugin's goes with its stopped lightningd, but the server's
    * outlives the node, which would stay refused once the disk is fixed and it is restarted.
    * Opened again, it reads what the failed write left, as a server restart does (a torn tail
-   * is decided by the next write). Not while a compaction runs on the backend: its end takes
-   * note of the files on it.
+   * is decided by the next write), and removes its temporary files as an open does (an
+   * upload or a long read in flight then fails, and is asked again). Not while a compaction
+   * runs on the backend: its end takes note of the files on it.
    */
   #reopenIfFailed(): void {
     if (!this.#backend.failed || this.#compactor?.running) return;

@@ -31,8 +31,8 @@ export function removeStaleScratch(dir: string): void {
 }
 
 /**
- * Verifies the backup in `dir`, or a view of it there (segment_view.ts), whose scratch
- * goes beside the backup `backup`; rejects with the first check that failed.
+ * Verifies the backup in `dir` (the backup `backup`, or a view of it: segment_view.ts), with
+ * its scratch beside `backup`; rejects with the first check that failed.
  */
 export async function verifyOnThread(
   url: string,
