@@ -13,6 +13,12 @@ import { verify } from "../lib/cli/verify.ts";
 import { CREDENTIAL_ENV, CREDENTIAL_NAME } from "../lib/backends/socket/credential.ts";
 import { readLayout } from "../lib/format/layout.ts";
 import { runBackupCli } from "./support/backup_cli.ts";
+import { DatabaseSync } from "node:sqlite";
+import { dirname } from "node:path";
+import { ServerStorage } from "../lib/server/storage.ts";
+import { WireConnection } from "../lib/backends/socket/connection.ts";
+import { socketUrl } from "../lib/backends/socket/backend.ts";
+import { encodeFrame, V2Type } from "../lib/wire/packets_v2.ts";
 
 /** backup-cli `args` with the node's credential. */
 function cli(args: string[], credential: string) {
@@ -91,4 +97,32 @@ Deno.test("status and verify over v2 say what they say of the same backup on the
     {},
     { tls: true },
   );
+});
+
+Deno.test("a VERIFY whose client leaves is stopped, and lets go of the node's connection at once", async () => {
+  await withServer(async ({ root, url, nodes, logs, credential }) => {
+    // A base of 24 MB that does not compress: a VERIFY that takes a while to restore it.
+    const database = `${root}/node.sqlite3`;
+    const db = new DatabaseSync(database);
+    db.exec("CREATE TABLE pad (b BLOB)");
+    const insert = db.prepare("INSERT INTO pad VALUES (?)");
+    for (let i = 0; i < 6000; i++) insert.run(crypto.getRandomValues(new Uint8Array(4000)));
+    db.close();
+    const dir = nodes.backupDir("alice");
+    const storage = ServerStorage.open(`file://${dir}`, dir, () => {});
+    await storage.storeSnapshotFile(1, database);
+    storage.close();
+    const conn = await WireConnection.open(socketUrl(url), 30_000, credential("alice"));
+    await conn.send(encodeFrame(V2Type.Verify));
+    conn.close();
+    const left = /\(node alice\): disconnected/;
+    while (!logs.some((line) => left.test(line))) await new Promise((r) => setTimeout(r, 10));
+    assert(
+      logs.some((line) => /closed by the client during its VERIFY/.test(line)),
+      logs.join("\n"),
+    );
+    // Its worker stopped, the database it restored meanwhile is gone.
+    const beside = [...Deno.readDirSync(dirname(dir))].map((entry) => entry.name);
+    assertEquals(beside.filter((name) => name.startsWith(".verify-")), []);
+  });
 });

@@ -109,6 +109,8 @@ export class V2Session {
   #storage: ServerStorage | undefined;
   /** Aborted as the connection closes: a change not stored by then never is. */
   #closing = new AbortController();
+  /** The read a long request started to see the client close meanwhile (#answer). */
+  #peeking: Promise<unknown> | undefined;
 
   constructor(
     readonly id: number,
@@ -165,6 +167,9 @@ export class V2Session {
       // AUTH only until now).
       this.reader.framing = V2_FRAMING;
       for (;;) {
+        // A request's own watch for the client's close (#answer) reads on: waited for first.
+        await this.#peeking;
+        this.#peeking = undefined;
         const packet = await this.reader.next();
         if (!packet) {
           this.host.log("info", `${this.name}: closed by the client`);
@@ -430,7 +435,7 @@ export class V2Session {
         packetOf(packet, V2Type.Verify).end();
         return await this.#answer("VERIFY", V2Type.VerifyRes, async () => ({
           ok: true,
-          ...(await storage.verify()),
+          ...(await storage.verify(this.#closing.signal)),
         }));
     }
     throw new WireError(`unexpected ${v2Name(packet.type)} from a client`);
@@ -480,14 +485,36 @@ export class V2Session {
     work: () => unknown,
   ): Promise<void> {
     let result: unknown;
+    // A client that closes meanwhile (a verify or backup-compact given up) is let go at once:
+    // it would hold one of its node's connections, and a VERIFY its worker and scratch, until
+    // the work ended. Its VERIFY is stopped; a compaction goes on.
+    const { signal } = this.#closing;
+    const working = Promise.resolve().then(work);
+    working.catch((error) => {
+      if (!signal.aborted || error === signal.reason) return;
+      this.host.log("warning", `${this.name}: ${what} failed after its client left: ${error}`);
+    });
+    let answered = false;
+    const next = this.#peeking = this.reader.peek();
+    const gone = new Promise<never>((_, reject) => {
+      const left = () => {
+        if (answered) return;
+        this.host.log("info", `${this.name}: closed by the client during its ${what}`);
+        this.close();
+        reject(signal.reason);
+      };
+      next.then((byte) => byte === null && left(), left);
+    });
     try {
-      result = await work();
+      result = await Promise.race([working, gone]);
     } catch (error) {
       if (error === this.#closing.signal.reason) throw error;
       const message = `${what} failed: ${(error as Error).message}`;
       this.host.log("warning", `${this.name}: ${message}`);
       await this.#error(ErrorCode.Failed, message);
       return;
+    } finally {
+      answered = true;
     }
     await this.#send(encodeJson(type, result));
   }

@@ -211,13 +211,14 @@ export class ServerStorage {
 
   /**
    * Proves the backup restores, as `verify` does on a node (lib/backup/verify.ts), on a
-   * worker thread; rejects with the first check that failed. An encrypted backup cannot be
+   * worker thread; rejects with the first check that failed, or with `closed`'s reason once
+   * it aborts (the worker stopped). An encrypted backup cannot be
    * restored without its key: it is read through (every checksum, the chain, the versions)
    * and said to be encrypted, for the node to restore with its key.
    */
-  async verify(): Promise<VerifyReport & { encrypted?: true }> {
+  async verify(closed?: AbortSignal): Promise<VerifyReport & { encrypted?: true }> {
     if (!this.#backend.keyId) {
-      return await this.#onView((dir) => verifyOnThread(this.url, dir, this.dir));
+      return await this.#onView((dir) => verifyOnThread(this.url, dir, this.dir, closed));
     }
     const description = await this.#onView((dir) => new FileBackupReader(this.url, dir).describe());
     return { ...readReport(description), encrypted: true };

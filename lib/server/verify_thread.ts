@@ -32,28 +32,47 @@ export function removeStaleScratch(dir: string): void {
 
 /**
  * Verifies the backup in `dir` (the backup `backup`, or a view of it: segment_view.ts), with
- * its scratch beside `backup`; rejects with the first check that failed.
+ * its scratch beside `backup`; rejects with the first check that failed, or with `closed`'s
+ * reason once it aborts (its requester gone), the worker stopped.
  */
 export async function verifyOnThread(
   url: string,
   dir: string,
   backup = dir,
+  closed?: AbortSignal,
 ): Promise<VerifyReport> {
+  closed?.throwIfAborted();
   const scratch = Deno.makeTempDirSync({ dir: dirname(backup), prefix: SCRATCH_PREFIX });
   const worker = new Worker(new URL("./verify_worker.ts", import.meta.url), { type: "module" });
+  let stop: (() => void) | undefined;
   try {
-    const message = await new Promise<VerifyMessage>((resolve) => {
+    const message = await new Promise<VerifyMessage>((resolve, reject) => {
       worker.onmessage = (event: MessageEvent<VerifyMessage>) => resolve(event.data);
       worker.onerror = (event) => {
         event.preventDefault();
         resolve({ ok: false, message: `the verification worker failed: ${event.message}` });
       };
+      stop = () => reject(closed!.reason);
+      closed?.addEventListener("abort", stop);
       worker.postMessage({ url, dir, scratch } satisfies VerifyRequest);
     });
     if (!message.ok) throw new Error(message.message);
     return message.report;
   } finally {
+    if (stop) closed?.removeEventListener("abort", stop);
     worker.terminate();
+    removeScratch(scratch, closed?.aborted === true);
+  }
+}
+
+/**
+ * Removes a verification's scratch. A worker `stopped` mid-restore may write on for a moment:
+ * its scratch is then left to the next open (removeStaleScratch).
+ */
+function removeScratch(scratch: string, stopped: boolean): void {
+  try {
     Deno.removeSync(scratch, { recursive: true });
+  } catch (error) {
+    if (!stopped) throw error;
   }
 }
