@@ -415,7 +415,9 @@ export class Session {
       return false;
     }
     if (result === "gone") {
-      log("info", `${this.name}: closed by the client during its COMPACT, which goes on`);
+      if (!this.closed) {
+        log("info", `${this.name}: closed by the client during its COMPACT, which goes on`);
+      }
       compaction.catch((error) => failed(error, "its client had left"));
       return false;
     }

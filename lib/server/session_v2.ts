@@ -499,8 +499,10 @@ export class V2Session {
     const gone = new Promise<never>((_, reject) => {
       const left = () => {
         if (answered) return;
-        this.host.log("info", `${this.name}: closed by the client during its ${what}`);
-        this.close();
+        if (!signal.aborted) {
+          this.host.log("info", `${this.name}: closed by the client during its ${what}`);
+          this.close();
+        }
         reject(signal.reason);
       };
       next.then((byte) => byte === null && left(), left);
