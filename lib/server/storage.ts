@@ -278,7 +278,7 @@ export class ServerStorage {
   }
 
   /**
-   * Opens the backup again once a write failed (a full disk, say), which makes the backend
+   * Opens the backup again once a write failed on a full disk, which makes the backend
    * refuse every other write: a plugin's goes with its stopped lightningd, but the server's
    * outlives the node, which would stay refused once the disk is fixed and it is restarted.
    * Opened again, it reads what the failed write left, as a server restart does (a torn tail
@@ -287,7 +287,8 @@ export class ServerStorage {
    * runs on the backend: its end takes note of the files on it.
    */
   #reopenIfFailed(): void {
-    if (!this.#backend.failed || this.#compactor?.running) return;
+    // Any other failure (EIO) stays final, the node refused until the server restarts.
+    if (!this.#backend.outOfRoom || this.#compactor?.running) return;
     this.#compactor = undefined;
     try {
       this.#backend.close();

@@ -90,3 +90,29 @@ Deno.test("describe names no wraps, and does not hang, when key.json is a FIFO",
     Deno.removeSync(dir, { recursive: true });
   }
 });
+
+Deno.test("after a sync that failed (EIO) the backup takes no other write until the server restarts", async () => {
+  const dir = Deno.makeTempDirSync();
+  const storage = ServerStorage.open(`file://${dir}/node`, `${dir}/node`, () => {});
+  const sync = Deno.FsFile.prototype.syncDataSync;
+  try {
+    await storage.append({ version: 1, statements: ["SELECT 1"] });
+    // Written whole, then its fdatasync fails: the kernel may drop the record's pages while
+    // reads still show them, so it may never reach the disk.
+    Deno.FsFile.prototype.syncDataSync = () => {
+      throw Object.assign(new Error("Input/output error (os error 5)"), { code: "EIO" });
+    };
+    await assertRejects(() => storage.append({ version: 2, statements: ["SELECT 2"] }));
+    Deno.FsFile.prototype.syncDataSync = sync;
+    // The node, restarted, sends change 2 again. Opened again, the backup would read the
+    // first one from pages the disk may never hold, and go on writing on a disk that failed.
+    await assertRejects(
+      () => storage.append({ version: 2, statements: ["SELECT 2"] }),
+      /an earlier write failed: .*Input\/output error/,
+    );
+  } finally {
+    Deno.FsFile.prototype.syncDataSync = sync;
+    storage.close();
+    Deno.removeSync(dir, { recursive: true });
+  }
+});

@@ -185,6 +185,7 @@ function onFile<T>(path: string, step: () => T): T {
     throw new Error(
       `Cannot write backup file "${path}": ${(error as Error).message}: free space or fix ` +
         `the disk, then restart lightningd`,
+      { cause: error },
     );
   }
 }
@@ -275,9 +276,15 @@ export class FileBackend implements Backend, CompactableBackend {
     return this.#keyId;
   }
 
-  /** Whether a write failed, after which it refuses every other ({@linkcode FileBackend.close} it). */
-  get failed(): boolean {
-    return this.#failure !== undefined;
+  /**
+   * Whether a write failed for want of room (ENOSPC, EDQUOT), after which it refuses every
+   * other: opened again once room is made, the backup reads as that write left it. Any other
+   * failure is final: after a failed fsync (EIO) the kernel may drop pages that reads still
+   * show, so a change read back could be lost.
+   */
+  get outOfRoom(): boolean {
+    const code = (this.#failure?.cause ?? this.#failure) as { code?: unknown } | undefined;
+    return code?.code === "ENOSPC" || code?.code === "EDQUOT";
   }
 
   /** Where the next record goes: the live log and the end of its valid records. */
