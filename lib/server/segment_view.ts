@@ -5,14 +5,32 @@
  * the bases and logs it folded and rewrites the live log: read in place, the backup would
  * look damaged, or a segment gone. The links keep the segments the read started with;
  * appends to the live log show through them. On a file system without hard links (or with
- * no room for the directory) the read goes to the backup itself, as before. The next open of
- * the backup removes a view a crash left (a `.tmp` name).
+ * no room for the directory) the read goes to the backup itself, as before. A view is not
+ * named as a temporary file (`.tmp`): the server opens its backup again after a full disk,
+ * and that open removes temporaries, under a read still running. The server's next start
+ * removes a view a crash left ({@linkcode removeStaleViews}).
  *
  * @module
  */
 import { basename } from "node:path";
 import { readLayout } from "../format/layout.ts";
 import { removeIfExists } from "../fs/exists.ts";
+
+const VIEW = /^view-\d+$/;
+
+/** The path of the `n`-th view of the backup at `dir`. */
+export function viewPath(dir: string, n: number): string {
+  return `${dir}/view-${n}`;
+}
+
+/** Removes the views a crash left in the backup at `dir`; called before any read makes one. */
+export function removeStaleViews(dir: string): void {
+  for (const entry of Deno.readDirSync(dir)) {
+    if (entry.isDirectory && VIEW.test(entry.name)) {
+      Deno.removeSync(`${dir}/${entry.name}`, { recursive: true });
+    }
+  }
+}
 
 /** The segments of the backup at `dir` linked into `view`; the backup itself when it cannot be. */
 export function linkSegments(dir: string, view: string): string {

@@ -42,7 +42,13 @@ import type { CompactionResult } from "../compact/compact.ts";
 import { DEFAULT_POLICY } from "../compact/policy.ts";
 import { readReport, type VerifyReport } from "../backup/verify.ts";
 import { removeStaleScratch, verifyOnThread } from "./verify_thread.ts";
-import { linkSegments, namingBackup, readOnView } from "./segment_view.ts";
+import {
+  linkSegments,
+  namingBackup,
+  readOnView,
+  removeStaleViews,
+  viewPath,
+} from "./segment_view.ts";
 
 /**
  * The most bytes a change of `statementBytes` (its statements' UTF-8 length, joined) adds to
@@ -125,6 +131,7 @@ export class ServerStorage {
     }
     const backend = FileBackend.open(url, dir, { log, keyless: true });
     removeStaleScratch(dir);
+    removeStaleViews(dir);
     return new ServerStorage(url, dir, backend, log);
   }
 
@@ -233,7 +240,7 @@ export class ServerStorage {
   }
 
   #viewPath(): string {
-    return `${this.dir}/view-${++this.#views}.tmp`;
+    return viewPath(this.dir, ++this.#views);
   }
 
   /** Where an encrypted backup's next record goes (PLACE), and the key its segments name. */
@@ -283,8 +290,8 @@ export class ServerStorage {
    * outlives the node, which would stay refused once the disk is fixed and it is restarted.
    * Opened again, it reads what the failed write left, as a server restart does (a torn tail
    * is decided by the next write), and removes its temporary files as an open does (an
-   * upload or a long read in flight then fails, and is asked again). Not while a compaction
-   * runs on the backend: its end takes note of the files on it.
+   * upload in flight then fails, and is sent again; a read's view is no temporary file). Not
+   * while a compaction runs on the backend: its end takes note of the files on it.
    */
   #reopenIfFailed(): void {
     // Any other failure (EIO) stays final, the node refused until the server restarts.

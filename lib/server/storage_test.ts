@@ -2,6 +2,19 @@ import { assert, assertEquals, assertRejects } from "../../tests/support/assert.
 import { ServerStorage } from "./storage.ts";
 import { logName } from "../format/layout.ts";
 import { makeEncryptedBackup } from "../../tests/support/encrypted.ts";
+import { bumpStatement } from "../../tests/support/statements.ts";
+import { DatabaseSync } from "node:sqlite";
+
+/** A node's database at data_version 1, as a snapshot's bytes. */
+function nodeDatabase(dir: string): Uint8Array {
+  const db = new DatabaseSync(`${dir}/node.sqlite3`);
+  db.exec("CREATE TABLE vars (name TEXT, intval INTEGER)");
+  db.exec("INSERT INTO vars VALUES ('data_version', 1)");
+  db.close();
+  const bytes = Deno.readFileSync(`${dir}/node.sqlite3`);
+  Deno.removeSync(`${dir}/node.sqlite3`);
+  return bytes;
+}
 
 Deno.test("a restore's copy of the live log ends at its records, not in the zeros appends go to", async () => {
   const dir = Deno.makeTempDirSync();
@@ -112,6 +125,48 @@ Deno.test("after a sync that failed (EIO) the backup takes no other write until 
     );
   } finally {
     Deno.FsFile.prototype.syncDataSync = sync;
+    storage.close();
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("a VERIFY running while the backup is opened again after a full disk reads the files it started with", async () => {
+  const dir = Deno.makeTempDirSync();
+  const storage = ServerStorage.open(`file://${dir}/node`, `${dir}/node`, () => {});
+  const write = Deno.FsFile.prototype.writeSync;
+  try {
+    await storage.storeSnapshot(1, nodeDatabase(dir));
+    for (let version = 2; version <= 3; version++) {
+      await storage.append({ version, statements: [bumpStatement(version - 1)] });
+    }
+    Deno.FsFile.prototype.writeSync = () => {
+      throw Object.assign(new Error("No space left on device (os error 28)"), { code: "ENOSPC" });
+    };
+    await assertRejects(() => storage.append({ version: 4, statements: [bumpStatement(3)] }));
+    Deno.FsFile.prototype.writeSync = write;
+    // Room is made; the node's next change opens the backup again while a VERIFY reads it.
+    const verifying = storage.verify();
+    await storage.append({ version: 4, statements: [bumpStatement(3)] });
+    assertEquals((await verifying).lastVersion, 4);
+  } finally {
+    Deno.FsFile.prototype.writeSync = write;
+    storage.close();
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("a view a crash left in the backup is removed when the server opens it", async () => {
+  const dir = Deno.makeTempDirSync();
+  const path = `${dir}/node`;
+  const first = ServerStorage.open(`file://${path}`, path, () => {});
+  await first.append({ version: 1, statements: ["SELECT 1"] });
+  first.close();
+  Deno.mkdirSync(`${path}/view-7`);
+  Deno.linkSync(`${path}/${logName(1)}`, `${path}/view-7/${logName(1)}`);
+  const storage = ServerStorage.open(`file://${path}`, path, () => {});
+  try {
+    assertEquals([...Deno.readDirSync(path)].filter((e) => e.name.startsWith("view-")), []);
+  } finally {
     storage.close();
     Deno.removeSync(dir, { recursive: true });
   }
