@@ -36,6 +36,12 @@ export function nodeDatabase(dir: string, action: string): string {
     );
   }
   if (wallet?.value === undefined) return `${dir}/${DATABASE_NAME}`;
+  if (/^(sqlite3:\/\/)?(:.*)?$/.test(wallet.value)) {
+    throw new Error(
+      `${action}: ${wallet.file} sets wallet= without a database file: give it the ` +
+        `database's path (wallet=sqlite3://PATH), or remove the line`,
+    );
+  }
   const sqlite = /^sqlite3:\/\/([^:]+)(:.*)?$/.exec(wallet.value);
   if (sqlite === null) {
     // Not the value itself: a PostgreSQL one holds its password.

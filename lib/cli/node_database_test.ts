@@ -32,7 +32,7 @@ Deno.test("nodeDatabase: the last wallet line's SQLite file, its replica left ou
   });
 });
 
-Deno.test("nodeDatabase: a PostgreSQL wallet, or a config that cannot be read, is refused in one line", () => {
+Deno.test("nodeDatabase: a PostgreSQL wallet, one without a file, or a config that cannot be read, is refused in one line", () => {
   withDirs((dir) => {
     Deno.writeTextFileSync(`${dir}/config`, "wallet=postgres://user:pw@localhost:5432/cln\n");
     assertThrows(
@@ -42,6 +42,16 @@ Deno.test("nodeDatabase: a PostgreSQL wallet, or a config that cannot be read, i
           "plugins the changes of a SQLite database only",
       ),
     );
+    for (const value of ["", "sqlite3://", "sqlite3://:/mnt/replica.sqlite3"]) {
+      Deno.writeTextFileSync(`${dir}/config`, `wallet=${value}\n`);
+      assertThrows(
+        () => nodeDatabase(dir, "Cannot init"),
+        new RegExp(
+          `^Cannot init: ${dir}/config sets wallet= without a database file: give it the ` +
+            "database's path",
+        ),
+      );
+    }
     Deno.writeTextFileSync(`${dir}/config`, "include missing.conf\n");
     assertThrows(
       () => nodeDatabase(dir, "Cannot init"),
