@@ -15,7 +15,8 @@ import { connectReader } from "../backends/open.ts";
 import { parseBackupUrl } from "../backends/url.ts";
 import { CREDENTIAL_NAME, credentialIn } from "../backends/socket/credential.ts";
 import { NoCredentialError, SocketBackupReader } from "../backends/socket/reader.ts";
-import { DATABASE_NAME, restoreBackup } from "../backup/restore.ts";
+import { restoreBackup } from "../backup/restore.ts";
+import { restoreTargetOf } from "./node_database.ts";
 import { type DataKey, sameBytes } from "../crypto/data_key.ts";
 import { existsSync } from "../fs/exists.ts";
 import { dataVersionOf } from "./new_backup.ts";
@@ -47,8 +48,7 @@ export async function checkExisting(
   values: Record<string, string | boolean | undefined>,
   prompt: Prompt,
 ): Promise<ExistingBackup> {
-  // A database a wallet= line keeps elsewhere is restored to its own path (restore refuses dir).
-  const target = database === `${dir}/${DATABASE_NAME}` ? dir : database;
+  const target = restoreTargetOf(dir, database);
   const restoreCommand = `cln-backup restore ${shellQuote(url)} ${shellQuote(target)}`;
   if (!existsSync(database)) {
     throw new Error(

@@ -11,30 +11,31 @@
  */
 import { resolve } from "node:path";
 import { DATABASE_NAME } from "../backup/restore.ts";
-import { lastEntry, readLightningdConfig } from "./lightningd_config.ts";
+import { lastEntry, type LightningdConfig, readLightningdConfig } from "./lightningd_config.ts";
+
+/**
+ * What a restore of the node's `database` is told to write to: the network directory `dir`
+ * for its own `lightningd.sqlite3`, else the file itself (restore refuses the directory for a
+ * database a `wallet=` line keeps elsewhere).
+ */
+export function restoreTargetOf(dir: string, database: string): string {
+  return database === `${dir}/${DATABASE_NAME}` ? dir : database;
+}
 
 /** A `wallet=` the plugin cannot back up: its changes never reach the db_write hook. */
 export class UnsupportedWalletError extends Error {}
 
 /**
- * The node's database file; throws, prefixed with `action`, for a config that cannot be read
- * and (as {@linkcode UnsupportedWalletError}) for a wallet not in SQLite.
+ * The node's database file, from lightningd's `config` (read here unless given); throws,
+ * prefixed with `action`, for a config that cannot be read and (as
+ * {@linkcode UnsupportedWalletError}) for a wallet not in SQLite.
  */
-export function nodeDatabase(dir: string, action: string): string {
-  let wallet;
-  try {
-    wallet = lastEntry(readLightningdConfig(dir), "wallet");
-  } catch (error) {
-    // lightningd passes over a config it may not read; one it reads but cannot follow (a
-    // missing include, a loop) keeps it from starting.
-    const todo = error instanceof Deno.errors.PermissionDenied
-      ? "run this as the user lightningd runs as"
-      : "fix it, as lightningd would not start on it either";
-    throw new Error(
-      `${action}: cannot read lightningd's config to find its database: ` +
-        `${(error as Error).message}: ${todo}`,
-    );
-  }
+export function nodeDatabase(
+  dir: string,
+  action: string,
+  config: LightningdConfig = readConfig(dir, action),
+): string {
+  const wallet = lastEntry(config, "wallet");
   if (wallet?.value === undefined) return `${dir}/${DATABASE_NAME}`;
   if (/^(sqlite3:\/\/)?(:.*)?$/.test(wallet.value)) {
     throw new Error(
@@ -55,6 +56,23 @@ export function nodeDatabase(dir: string, action: string): string {
   // lightningd opens it from its working directory, where `..` is the real directory's
   // parent, not that of the symbolic link the network directory may be reached through.
   return resolve(realDirectory(dir), sqlite[1]);
+}
+
+/** lightningd's config for `dir`; throws, prefixed with `action`, when it cannot be read. */
+function readConfig(dir: string, action: string): LightningdConfig {
+  try {
+    return readLightningdConfig(dir);
+  } catch (error) {
+    // lightningd passes over a config it may not read; one it reads but cannot follow (a
+    // missing include, a loop) keeps it from starting.
+    const todo = error instanceof Deno.errors.PermissionDenied
+      ? "run this as the user lightningd runs as"
+      : "fix it, as lightningd would not start on it either";
+    throw new Error(
+      `${action}: cannot read lightningd's config to find its database: ` +
+        `${(error as Error).message}: ${todo}`,
+    );
+  }
 }
 
 function realDirectory(dir: string): string {

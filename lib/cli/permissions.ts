@@ -187,10 +187,9 @@ function nodeDir(dir: string): Partial<Grants> {
  */
 function nodeDatabaseFiles(dir: string): string[] {
   try {
-    const database = nodeDatabase(dir, "");
-    const files = readLightningdConfig(dir).files;
-    if (dirname(database) === dir) return files;
-    return [...files, database];
+    const config = readLightningdConfig(dir);
+    const database = nodeDatabase(dir, "", config);
+    return dirname(database) === dir ? config.files : [...config.files, database];
   } catch {
     return [];
   }

@@ -6,7 +6,7 @@
  * @module
  */
 import { basename, dirname } from "node:path";
-import { DATABASE_NAME } from "../../backup/restore.ts";
+import { restoreTargetOf } from "../node_database.ts";
 import { statIfExists } from "../../fs/exists.ts";
 import { dataVersionAt } from "../../sqlite/data_version.ts";
 import { whyUnreadable } from "../why_unreadable.ts";
@@ -23,8 +23,7 @@ function databaseVersion(path: string): number {
 export function versionCheck(found: Found): CheckResult {
   const { database } = found;
   const name = basename(database);
-  // The database elsewhere (wallet=) is restored to its own path, not into the directory.
-  const target = database === `${found.dir}/${DATABASE_NAME}` ? found.dir : database;
+  const target = restoreTargetOf(found.dir, database);
   const url = found.lock!.backend_url;
   let b = found.description!.lastVersion;
   if (!statIfExists(database)) {
