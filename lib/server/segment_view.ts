@@ -33,7 +33,7 @@ export function removeStaleViews(dir: string): void {
 }
 
 /** The segments of the backup at `dir` linked into `view`; the backup itself when it cannot be. */
-export function linkSegments(dir: string, view: string): string {
+function linkSegments(dir: string, view: string): string {
   for (let attempt = 0;; attempt++) {
     try {
       Deno.mkdirSync(view);
@@ -67,8 +67,28 @@ export async function readOnView<T>(
   }
 }
 
+/**
+ * What `read` yields from a view of the backup at `dir` (in `view`, made at the first item
+ * and removed after the last, or when the reading stops); an error names the backup's own
+ * files.
+ */
+export function* readingOnView<T>(
+  dir: string,
+  view: string,
+  read: (dir: string) => Iterable<T>,
+): Iterable<T> {
+  const viewed = linkSegments(dir, view);
+  try {
+    yield* read(viewed);
+  } catch (error) {
+    throw namingBackup(error, viewed, dir);
+  } finally {
+    if (viewed !== dir) removeIfExists(viewed);
+  }
+}
+
 /** `error`, its message naming the files of the backup at `dir` where it named `view`'s. */
-export function namingBackup(error: unknown, view: string, dir: string): unknown {
+function namingBackup(error: unknown, view: string, dir: string): unknown {
   if (error instanceof Error && view !== dir) error.message = error.message.replaceAll(view, dir);
   return error;
 }

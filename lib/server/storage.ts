@@ -42,13 +42,7 @@ import type { CompactionResult } from "../compact/compact.ts";
 import { DEFAULT_POLICY } from "../compact/policy.ts";
 import { readReport, type VerifyReport } from "../backup/verify.ts";
 import { removeStaleScratch, verifyOnThread } from "./verify_thread.ts";
-import {
-  linkSegments,
-  namingBackup,
-  readOnView,
-  removeStaleViews,
-  viewPath,
-} from "./segment_view.ts";
+import { readingOnView, readOnView, removeStaleViews, viewPath } from "./segment_view.ts";
 
 /**
  * The most bytes a change of `statementBytes` (its statements' UTF-8 length, joined) adds to
@@ -746,15 +740,12 @@ export class ServerStorage {
    * What a restore sends, up to `toVersion`, read from a view of the backup's segments as
    * they stand (segment_view.ts): a compaction meanwhile deletes and rewrites them.
    */
-  *entries(toVersion: number): Iterable<BackupEntry> {
-    const view = linkSegments(this.dir, this.#viewPath());
-    try {
-      yield* new FileBackupReader(this.url, view).entries(toVersion);
-    } catch (error) {
-      throw namingBackup(error, view, this.dir);
-    } finally {
-      if (view !== this.dir) removeIfExists(view);
-    }
+  entries(toVersion: number): Iterable<BackupEntry> {
+    return readingOnView(
+      this.dir,
+      this.#viewPath(),
+      (dir) => new FileBackupReader(this.url, dir).entries(toVersion),
+    );
   }
 
   /** Stops a running compaction: what it left is finished or cleaned on the next open. */
