@@ -113,6 +113,7 @@ It refuses, changing nothing:
     holding a snapshot at the database's version, equal to one of the database now, and no
     change; init finishes its set-up;
   - another init or upgrade running on DIR (each holds a lock on DIR while it works);
+  - without --encrypt, a key file DIR/backup.key (the plugin refuses one beside a plain backup);
   - a lightningd running on DIR: it connects to DIR/lightning-rpc (a running lightningd
     accepts; a socket left by a dead one refuses) and reads the pid file lightningd keeps in
     the base dir (DIR/../lightningd-<network>.pid), checking in /proc that the process is a
@@ -310,6 +311,15 @@ export async function init(
       throw new Error(
         `${ACTION}: "${dir}/${LOCK_FILE}" already exists${current}: this node has a backup ` +
           `already: ${todo}`,
+      );
+    }
+    // The plugin refuses a key file beside a plain backup: say so now, not at lightningd's
+    // start (an older encrypted set-up's, or an interrupted "init --encrypt"'s).
+    if (!encrypt && values.existing !== true && existsSync(`${dir}/${KEY_FILE}`)) {
+      throw new Error(
+        `${ACTION}: "${dir}/${KEY_FILE}" holds a key, but this init makes a plain backup: ` +
+          `the plugin would refuse to start with it; init with --encrypt, or move the key ` +
+          `file aside (it may be an older encrypted backup's), then run this again`,
       );
     }
     const setup: NodeSetup = {

@@ -633,3 +633,22 @@ Deno.test("init --existing takes an age identity file, as restore does", async (
     removeNodeDir(dir);
   }
 });
+
+Deno.test("init of a plain backup refuses a key file in the lightning dir (the plugin would not start)", async () => {
+  // An older encrypted set-up's key file, or an interrupted "init --encrypt"'s: init made the
+  // plain backup, and lightningd then stopped at start on the plugin's refusal.
+  const dir = makeNodeDir("fresh-start");
+  try {
+    const stale = JSON.stringify({ cln_backup_data_key: "11".repeat(32) }) + "\n";
+    Deno.writeTextFileSync(`${dir}/backup.key`, stale, { mode: 0o600 });
+    await refused(
+      dir,
+      [`file://${dir}/../backup`, "--lightning-dir", dir],
+      /^Cannot init backup: ".*\/backup\.key" holds a key, but this init makes a plain backup: the plugin would refuse to start with it; init with --encrypt, or move the key file aside .*, then run this again$/,
+    );
+    assert(!exists(`${dir}/../backup`));
+    assertEquals(Deno.readTextFileSync(`${dir}/backup.key`), stale);
+  } finally {
+    removeNodeDir(dir);
+  }
+});
