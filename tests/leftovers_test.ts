@@ -29,6 +29,7 @@ import { FaultProxy } from "./support/fault_proxy.ts";
 import { HEADER_BYTES, METADATA_BYTES } from "../lib/wire/packets.ts";
 import { DatabaseSync } from "node:sqlite";
 import { PASSPHRASE } from "./support/encrypted.ts";
+import { openAtStart } from "../lib/plugin/startup.ts";
 import { ageRecipientOf, newAgeIdentity } from "../lib/crypto/primitives.ts";
 
 function names(dir: string): string[] {
@@ -141,6 +142,58 @@ Deno.test("an upgrade killed once its conversion is in place is finished by the 
   assertEquals(readLockFile(dir).backend_url, `file://${base}/backup.clnb`);
   assertEquals(output.stdout.at(-1), `important-plugin=${dir}/cln-backup-plugin`);
   removeNodeDir(dir);
+});
+
+Deno.test("an upgrade --encrypt killed before backup.lock is finished by a rerun given its passphrase", async () => {
+  // Its key file beside backup.lock, which names the plain backup still, stops the plugin, and
+  // the rerun refused the encrypted copy's path ("choose another path with --to").
+  const dir = makeNodeDir("fresh-start");
+  try {
+    const base = Deno.realPathSync(`${dir}/..`);
+    const plain = await makeBackup(`${base}/plain`, recordedChanges(["restart"]), {
+      version: 11,
+      path: loadFixture("fresh-start").database,
+    });
+    writeLockFile(dir, { backend_url: plain });
+    const [right, wrong] = [`${base}/right`, `${base}/wrong`];
+    Deno.writeTextFileSync(right, `${PASSPHRASE}\n`, { mode: 0o600 });
+    Deno.writeTextFileSync(wrong, "another passphrase\n", { mode: 0o600 });
+    const args = (passphrase: string) => [
+      "--lightning-dir",
+      dir,
+      "--encrypt",
+      "--passphrase-file",
+      passphrase,
+    ];
+    await killedAt(["upgrade", ...args(right)], "upgrade-before-lock");
+    assertEquals(readLockFile(dir).backend_url, plain);
+    const key = Deno.readTextFileSync(`${dir}/backup.key`);
+
+    const refused = new BufferedOutput();
+    assertEquals(await upgrade(args(wrong), refused), 1);
+    assertMatch(
+      refused.stderr[0],
+      /^Cannot upgrade backup: ".*plain.encrypted", which an interrupted upgrade left, does not open with the secret given \(.*\): give the one the interrupted upgrade was given/,
+    );
+    assertEquals(readLockFile(dir).backend_url, plain);
+
+    const output = new BufferedOutput();
+    assertEquals(await upgrade(args(right), output), 0, output.transcript);
+    assertEquals(
+      output.stdout[0],
+      `Found "${base}/plain.encrypted", the whole encrypted copy of "${base}/plain" (versions ` +
+        `11 to 15, encrypted) that an interrupted upgrade left: finished its set-up; the ` +
+        `plain backup is untouched`,
+    );
+    assertEquals(readLockFile(dir).backend_url, `file://${base}/plain.encrypted`);
+    assertEquals(Deno.readTextFileSync(`${dir}/backup.key`), key);
+    const startup = await openAtStart(dir);
+    assert(!("error" in startup.backend), JSON.stringify(startup.backend));
+    assertEquals(startup.backend.state().version, 15);
+    startup.backend.close();
+  } finally {
+    removeNodeDir(dir);
+  }
 });
 
 Deno.test("leftovers of a live process, held files, symlinks and other names are kept", async () => {

@@ -35,11 +35,14 @@ import { type NewEncryption } from "../backends/file/create.ts";
 import { copyEncrypted } from "../backends/file/encrypted_copy.ts";
 import { readChain } from "../format/chain.ts";
 import { readLayout } from "../format/layout.ts";
-import { WRAPPED_KEY_NAME } from "../crypto/wrapped_key.ts";
-import { KEY_FILE, writeKeyFile } from "../crypto/key_file.ts";
+import { UnlockError, WRAPPED_KEY_NAME, wrapsOf } from "../crypto/wrapped_key.ts";
+import { readWrappedKey } from "../crypto/wrapped_key_file.ts";
+import { KEY_FILE, readKeyFile, writeKeyFile } from "../crypto/key_file.ts";
+import { type DataKey, sameBytes } from "../crypto/data_key.ts";
+import { unlockDir } from "./unlock.ts";
 import { newEncryption } from "./new_encryption.ts";
 import { encryptOnServer } from "./upgrade_server.ts";
-import { type Prompt, terminalPrompt } from "./secrets.ts";
+import { givenPassphrase, type Prompt, terminalPrompt } from "./secrets.ts";
 import {
   type CommandSpec,
   consoleOutput,
@@ -109,10 +112,10 @@ Options:
 it; the nodes keep their socket: URLs. It refuses --lightning-dir and --encrypt.
 
 It refuses while lightningd runs on DIR (detected as "init --help" explains), when the new
-path exists (but for the whole conversion an upgrade killed before it rewrote backup.lock
-left there, whose set-up it finishes), and when backup.lock names neither a v1 file nor a
-cln-backup backup (for one, already upgraded, it says so and exits with 0). A failure leaves
-backup.lock as it was.`;
+path exists (but for the whole copy an upgrade killed before it rewrote backup.lock left
+there, whose set-up it finishes; an encrypted one if the secret given now opens it), and
+when backup.lock names neither a v1 file nor a cln-backup backup (for one, already upgraded,
+it says so and exits with 0). A failure leaves backup.lock as it was.`;
 
 export const UPGRADE_SPEC: CommandSpec = {
   name: "upgrade",
@@ -403,33 +406,76 @@ function restorable(reader: BackupReader, snapshots: number[]): string[] {
 }
 
 /**
- * The v1 file's description when `path` holds what an upgrade of it killed before it rewrote
- * backup.lock leaves: a plain cln-backup directory with the v1 file's snapshots, versions and
- * content, and no torn end. backup.lock still names the v1 file, so no plugin has written
- * there since (a server's storage has no backup.lock to tell: "upgrade <v1-url>" refuses it
- * instead); the Python plugin may have written to the v1 file, and its rewind stores another
- * change at the same version, so versions alone do not tell a stale conversion.
+ * The source's description when `path` holds what an upgrade of it killed before it rewrote
+ * backup.lock leaves: a cln-backup directory (encrypted with `key`, or plain without) with the
+ * source's snapshots, versions and content, and no torn end. backup.lock still names the
+ * source, so no plugin has written there since (a server's storage has no backup.lock to
+ * tell: "upgrade <v1-url>" refuses it instead); the plugin may have written to the source,
+ * and a rewind stores another change at the same version, so versions alone do not tell a
+ * stale copy.
  */
 function leftByKilledUpgrade(
-  v1: V1BackupReader,
+  source: V1BackupReader | FileBackupReader,
   url: string,
   path: string,
+  key: DataKey | undefined,
 ): BackupDescription | undefined {
   if (backupKind(path) !== "directory" || readLayout(path).logs.length === 0) return undefined;
-  const before = v1.describe();
-  const reader = new FileBackupReader(url, path);
+  const before = source.describe();
+  const reader = new FileBackupReader(url, path, { key });
   try {
-    if (readChain(path).keyId !== undefined) return undefined;
+    const keyId = readChain(path).keyId;
+    if (keyId === undefined ? key !== undefined : !key || !sameBytes(keyId, key.id)) {
+      return undefined;
+    }
     const after = reader.describe();
     const same = after.tornBytes === 0 && after.firstVersion === before.firstVersion &&
       after.lastVersion === before.lastVersion &&
       after.snapshots.join() === before.snapshots.join() &&
-      restorable(reader, after.snapshots).join() === restorable(v1, before.snapshots).join();
+      restorable(reader, after.snapshots).join() === restorable(source, before.snapshots).join();
     return same ? before : undefined;
   } catch {
     return undefined; // Not a backup that reads whole: not one to finish.
   } finally {
     reader.close();
+  }
+}
+
+/**
+ * The key of the encrypted copy at `path` that an `upgrade --encrypt` killed before it rewrote
+ * backup.lock left (its key file beside backup.lock then stops the plugin on the plain
+ * backup): opened with the secret given now, which the operator keeps, or with a recipient
+ * alone, the key file when the copy is wrapped for it. `undefined` when there is none.
+ */
+async function leftKey(
+  path: string,
+  dir: string,
+  values: Record<string, string | boolean | undefined>,
+  prompt: Prompt,
+): Promise<DataKey | undefined> {
+  let keyId: Uint8Array | undefined;
+  try {
+    keyId = backupKind(path) === "directory" ? readChain(path).keyId : undefined;
+  } catch {
+    return undefined; // Not a backup that reads: refused as a path that exists.
+  }
+  if (keyId === undefined) return undefined;
+  const recipient = values.recipient;
+  if (typeof recipient === "string" && givenPassphrase(values["passphrase-file"]) === undefined) {
+    if (!wrapsOf(readWrappedKey(path)).recipients.includes(recipient)) return undefined;
+    // One the plugin would refuse is not this upgrade's to take.
+    const held = await readKeyFile(dir).catch(() => undefined);
+    return held && sameBytes(held.id, keyId) ? held : undefined;
+  }
+  try {
+    return await unlockDir(path, values, prompt);
+  } catch (error) {
+    if (!(error instanceof UnlockError)) throw error;
+    throw new Error(
+      `${ACTION}: "${path}", which an interrupted upgrade left, does not open with the ` +
+        `secret given (${error.message.replace(/^Cannot unlock backup: /, "")}): give the ` +
+        `one the interrupted upgrade was given, or move it aside and run upgrade again`,
+    );
   }
 }
 
@@ -584,10 +630,14 @@ export async function upgrade(
     const source = kind === "v1"
       ? new V1BackupReader(lock.backend_url, v1Path)
       : new FileBackupReader(lock.backend_url, v1Path);
-    // An upgrade killed once its conversion was in place is finished, not refused: moving
-    // to --to would leave that stale copy where restore of the v1 file looks.
-    const left = existsSync(path) && source instanceof V1BackupReader && !encrypt
-      ? leftByKilledUpgrade(source, url, path)
+    // An upgrade killed once its copy was in place is finished, not refused: moving to --to
+    // would leave that stale copy where restore of the v1 file looks, and a killed --encrypt
+    // left the key file that stops the plugin on the plain backup.
+    const leftWith = existsSync(path) && encrypt
+      ? await leftKey(path, dir, values, prompt)
+      : undefined;
+    const left = existsSync(path) && (!encrypt || leftWith)
+      ? leftByKilledUpgrade(source, url, path, leftWith)
       : undefined;
     if (existsSync(path) && left === undefined) {
       throw new Error(
@@ -599,9 +649,10 @@ export async function upgrade(
     for (const line of [...removeLeftovers(dir), ...removeLeftovers(dirname(path))]) {
       output.out(line);
     }
-    const encryption = encrypt ? await newEncryption(values, prompt, ACTION) : undefined;
+    const encryption = encrypt && !left ? await newEncryption(values, prompt, ACTION) : undefined;
     const before = left ?? await build(source, v1Path, url, path, encryption);
-    if (encryption) writeKeyFile(dir, encryption.key);
+    const key = encryption?.key ?? leftWith;
+    if (key) writeKeyFile(dir, key);
     atStep("upgrade-before-lock");
     const launcher = installPlugin(
       dir,
@@ -610,15 +661,17 @@ export async function upgrade(
       () => {
         // A conversion found stays, for the next run to finish as this one did.
         if (!left) Deno.removeSync(path, { recursive: true });
-        if (encryption) removeIfExists(`${dir}/${KEY_FILE}`);
+        // backup.lock names the plain backup still, which the plugin refuses beside a key.
+        if (key) removeIfExists(`${dir}/${KEY_FILE}`);
       },
     );
     const old = kind === "v1" ? "the v1 file" : "the plain backup";
+    const copy = kind === "v1" ? "conversion" : "encrypted copy";
     output.out(
       left
-        ? `Found "${path}", the whole conversion of "${v1Path}" (versions ` +
-          `${before.firstVersion} to ${before.lastVersion}) that an interrupted upgrade left: ` +
-          `finished its set-up; the v1 file is untouched`
+        ? `Found "${path}", the whole ${copy} of "${v1Path}" (versions ` +
+          `${before.firstVersion} to ${before.lastVersion}${key ? ", encrypted" : ""}) that an ` +
+          `interrupted upgrade left: finished its set-up; ${old} is untouched`
         : (
           `Converted "${v1Path}" (versions ${before.firstVersion} to ${before.lastVersion}, ` +
           `${before.records} records) into "${path}"${encryption ? ", encrypted" : ""}; ${old} ` +
@@ -628,7 +681,7 @@ export async function upgrade(
     output.out(
       `"${dir}/${LOCK_FILE}" now names ${url}; check the new backup with "cln-backup verify ` +
         `${url}", then delete ${old} when you like` +
-        (encryption ? ` (until then it holds the node's database in the clear)` : ""),
+        (key ? ` (until then it holds the node's database in the clear)` : ""),
     );
     if (kind === "v1") {
       output.out(PYTHON_CONFIG);
