@@ -87,6 +87,16 @@ export class V1BackupReader implements BackupReader {
       if (record.type !== V1Type.Change && record.type !== V1Type.Snapshot) {
         throw new CorruptBackupError(this.path, offset, `unknown v1 record type ${record.type}`);
       }
+      // A change repeats the version before it (a rewind's replacement, a hook without a bump)
+      // or goes one up: past a gap, acknowledged changes are missing.
+      const follows = record.version === last || record.version === last + 1;
+      if (record.type === V1Type.Change && offset > V1_HEADER_SIZE && !follows) {
+        throw new CorruptBackupError(
+          this.path,
+          offset,
+          `v1 change ${record.version} follows version ${last}`,
+        );
+      }
       yield record;
       last = record.version;
       offset += V1_RECORD_HEADER_SIZE + record.length;

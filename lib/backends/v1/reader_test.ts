@@ -50,3 +50,35 @@ Deno.test("v1: a change of more than MAX_STATEMENTS statements is damage, not a 
   assertEquals(error instanceof CorruptBackupError && error.offset, V1_HEADER_SIZE);
   Deno.removeSync(dir, { recursive: true });
 });
+
+Deno.test("v1: a change past a gap in the versions is damage, named at its offset in the v1 file", async () => {
+  // upgrade converted up to the gap, then refused its own half-made copy by a path it had
+  // removed ("...node.clnb.upgrading-PID/log-...clnb; the backup is damaged").
+  const dir = Deno.makeTempDirSync();
+  const path = `${dir}/backup.dbak`;
+  const change = (version: number) =>
+    encodeV1Record(
+      V1Type.Change,
+      version,
+      new TextEncoder().encode(`UPDATE vars SET v=${version}`),
+    );
+  const records = [change(1), change(2), change(4)];
+  const gapAt = V1_HEADER_SIZE + records[0].length + records[1].length;
+  const header = encodeV1Header({
+    version: 4,
+    nextOffset: gapAt + records[2].length,
+    prevVersion: 2,
+    lastOffset: gapAt,
+    count: 3,
+  });
+  Deno.writeFileSync(path, Buffer.concat([header, ...records]));
+  const reader = new V1BackupReader(`file://${path}`, path);
+  for (const read of [() => reader.describe(), () => [...reader.entries()]]) {
+    const error = await assertRejects(
+      read,
+      new RegExp(`v1 change 4 follows version 2 at offset ${gapAt} of "${path}"`),
+    );
+    assertEquals(error instanceof CorruptBackupError, true);
+  }
+  Deno.removeSync(dir, { recursive: true });
+});
