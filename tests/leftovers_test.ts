@@ -36,9 +36,9 @@ function names(dir: string): string[] {
   return [...Deno.readDirSync(dir)].map((e) => e.name).sort();
 }
 
-/** Runs `args`, killed at `step`; returns the dead process's pid. */
-async function killedAt(args: string[], step: SeamStep): Promise<number> {
-  const process = new CliProcess(args, { action: "crash", step });
+/** Runs `args`, killed at the `nth` time it reaches `step`; returns the dead process's pid. */
+async function killedAt(args: string[], step: SeamStep, nth = 1): Promise<number> {
+  const process = new CliProcess(args, { action: "crash", step, nth });
   const run = await process.result();
   assertEquals(run.signal, "SIGKILL", run.stderr.join("\n"));
   return process.pid;
@@ -57,7 +57,10 @@ Deno.test("a killed init leaves its snapshot copy; the next init removes it and 
 
   const output = new BufferedOutput();
   assertEquals(await init([url, "--lightning-dir", dir], output), 0, output.stderr.join("\n"));
-  assertEquals(output.stdout[0], removedLine(`${base}/backups/node.snapshot-${pid}`, pid, "init"));
+  assertEquals(
+    output.stdout[0],
+    removedLine(`${base}/backups/node.snapshot-${pid}`, pid, "init or mirror"),
+  );
   assertEquals(names(`${base}/backups`), ["node"]);
   removeNodeDir(dir);
 });
@@ -76,10 +79,56 @@ Deno.test("a killed init leaves its backup directory; an init to another path re
   const url = `file://${base}/backups/other`;
   assertEquals(await init([url, "--lightning-dir", dir], output), 0, output.stderr.join("\n"));
   assertEquals(output.stdout.slice(0, 2).sort(), [
-    removedLine(`${base}/backups/node.creating-${pid}`, pid, "init"),
-    removedLine(`${base}/backups/node.snapshot-${pid}`, pid, "init"),
+    removedLine(`${base}/backups/node.creating-${pid}`, pid, "init or mirror"),
+    removedLine(`${base}/backups/node.snapshot-${pid}`, pid, "init or mirror"),
   ]);
   assertEquals(names(`${base}/backups`), ["other"]);
+  removeNodeDir(dir);
+});
+
+Deno.test("an init killed making a copy elsewhere: the rerun removes what it left beside the copy", async () => {
+  // Its snapshot there is a whole copy of the node's database: only the lightning dir and the
+  // first destination's directory were cleared.
+  const dir = makeNodeDir("fresh-start");
+  const base = Deno.realPathSync(`${dir}/..`);
+  Deno.mkdirSync(`${base}/copies`);
+  const args = [
+    `file://${base}/node`,
+    "--mirror",
+    `file://${base}/copies/copy`,
+    "--lightning-dir",
+    dir,
+  ];
+  const pid = await killedAt(["init", ...args], "create-building", 2);
+  assertEquals(names(`${base}/copies`), [`copy.creating-${pid}`, `copy.snapshot-${pid}`]);
+
+  const output = new BufferedOutput();
+  assertEquals(await init(args, output), 0, output.transcript);
+  assertEquals(output.stdout.slice(0, 2).sort(), [
+    removedLine(`${base}/copies/copy.creating-${pid}`, pid, "init or mirror"),
+    removedLine(`${base}/copies/copy.snapshot-${pid}`, pid, "init or mirror"),
+  ]);
+  assertEquals(names(`${base}/copies`), ["copy"]);
+  removeNodeDir(dir);
+});
+
+Deno.test("a killed mirror leaves its copy's work paths; the next mirror removes them and says so", async () => {
+  const dir = makeNodeDir("fresh-start");
+  const base = Deno.realPathSync(`${dir}/..`);
+  const output = new BufferedOutput();
+  assertEquals(await init([`file://${base}/node`, "--lightning-dir", dir], output), 0);
+  Deno.mkdirSync(`${base}/copies`);
+  const args = [`file://${base}/copies/copy`, "--lightning-dir", dir];
+  const pid = await killedAt(["mirror", ...args], "create-building");
+  assertEquals(names(`${base}/copies`), [`copy.creating-${pid}`, `copy.snapshot-${pid}`]);
+
+  const again = new BufferedOutput();
+  assertEquals(await mirror(args, again), 0, again.transcript);
+  assertEquals(again.stdout.slice(0, 2).sort(), [
+    removedLine(`${base}/copies/copy.creating-${pid}`, pid, "init or mirror"),
+    removedLine(`${base}/copies/copy.snapshot-${pid}`, pid, "init or mirror"),
+  ]);
+  assertEquals(names(`${base}/copies`), ["copy"]);
   removeNodeDir(dir);
 });
 
@@ -223,7 +272,7 @@ Deno.test("leftovers of a live process, held files, symlinks and other names are
     const lines = removeLeftovers(dir);
     assertEquals(lines.sort(), [
       removedLine(`${dir}/b.upgrading-${dead}`, dead, "upgrade"),
-      removedLine(`${dir}/gone.snapshot-${dead}-wal`, dead, "init"),
+      removedLine(`${dir}/gone.snapshot-${dead}-wal`, dead, "init or mirror"),
     ]);
     assertEquals(
       names(dir),

@@ -290,9 +290,10 @@ export async function init(
     checkLaunchable(dir, lock);
     using _setup = lockForSetup(dir, ACTION);
     await checkNotRunning(dir, ACTION);
-    for (const line of [...removeLeftovers(dir), ...path ? removeLeftovers(dirname(path)) : []]) {
-      output.out(line);
-    }
+    // A killed init's work paths are beside each file destination it was making, copies too.
+    const files = [url, ...copies].filter((each) => parseBackupUrl(each).scheme === "file");
+    const beside = files.map((each) => dirname(fileBackupPath(each, ACTION)));
+    for (const line of [dir, ...new Set(beside)].flatMap(removeLeftovers)) output.out(line);
     if (existsSync(`${dir}/${LOCK_FILE}`)) {
       let current = "";
       let todo = "to start over, move backup.lock aside first";

@@ -30,6 +30,8 @@ import { checkLaunchable } from "./launcher.ts";
 import { createBackupFrom } from "./new_backup.ts";
 import { checkNetworkDir, checkNotRunning } from "./node_dir.ts";
 import { lockForSetup } from "./setup_lock.ts";
+import { removeLeftovers } from "../fs/work_path.ts";
+import { dirname } from "node:path";
 
 const ACTION = "Cannot add the destination";
 
@@ -126,6 +128,10 @@ export async function mirror(args: string[], output: Output = consoleOutput): Pr
       }
     }
     const path = parseBackupUrl(url).scheme === "file" ? fileBackupPath(url, ACTION) : undefined;
+    // A killed mirror's work paths, each a copy of the node's database, are beside the copy.
+    for (const line of [dir, ...path ? [dirname(path)] : []].flatMap(removeLeftovers)) {
+      output.out(line);
+    }
     if (path !== undefined && existsSync(path)) {
       throw new Error(
         `${ACTION}: "${path}" already exists: choose a new path, or remove it if it is not a ` +

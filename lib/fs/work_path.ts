@@ -1,10 +1,11 @@
 /**
- * Work paths: what init, restore and upgrade build beside their final path before renaming
- * (or linking) it into place, named after the process, `<final>.<kind>-<pid>`:
+ * Work paths: what init, mirror, restore and upgrade build beside their final path before
+ * renaming (or linking) it into place, named after the process, `<final>.<kind>-<pid>`:
  *
- * - `<backup>.snapshot-PID` (and SQLite's `-journal`): init's copy of the node's database;
- * - `<backup>.creating-PID`: init's backup directory before its rename; `backup.lock.creating-PID`
- *   the content of backup.lock before its link;
+ * - `<backup>.snapshot-PID` (and SQLite's `-journal`): init's or mirror's copy of the node's
+ *   database;
+ * - `<backup>.creating-PID`: init's or mirror's backup directory before its rename;
+ *   `backup.lock.creating-PID` the content of backup.lock before its link;
  * - `<database>.restoring-PID`: the database restore builds;
  * - `<backup>.upgrading-PID`: the backup upgrade converts into.
  *
@@ -32,8 +33,8 @@ import { releaseLock, tryLock } from "./flock.ts";
 
 /** The kinds of work paths, and the command that makes each. */
 const KINDS = {
-  snapshot: "init",
-  creating: "init",
+  snapshot: "init or mirror",
+  creating: "init or mirror",
   restoring: "restore",
   upgrading: "upgrade",
 } as const;

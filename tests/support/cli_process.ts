@@ -40,7 +40,11 @@ export class CliProcess {
   readonly #child: Deno.ChildProcess;
   readonly #output: Promise<Deno.CommandOutput>;
 
-  constructor(args: string[], seam?: { action: "crash" | "pause"; step: SeamStep }, user?: User) {
+  constructor(
+    args: string[],
+    seam?: { action: "crash" | "pause"; step: SeamStep; nth?: number },
+    user?: User,
+  ) {
     // Another user may reach neither this process's Deno (in root's npx cache, say) nor
     // this checkout (in a private directory): it runs copies.
     const shared = user ? sharedCli() : undefined;
@@ -49,7 +53,7 @@ export class CliProcess {
       cwd: shared ? sharedDir() : undefined,
       env: {
         NO_COLOR: "1",
-        ...(seam ? { [SEAM_ENV]: `${seam.action}@${seam.step}` } : {}),
+        ...(seam ? { [SEAM_ENV]: `${seam.action}@${seam.step}:${seam.nth ?? 1}` } : {}),
         ...(user ? { DENO_DIR: user.denoDir } : {}),
       },
       uid: user?.uid,
