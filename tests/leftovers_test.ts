@@ -222,7 +222,7 @@ Deno.test("an upgrade --encrypt killed before backup.lock is finished by a rerun
     assertEquals(await upgrade(args(wrong), refused), 1);
     assertMatch(
       refused.stderr[0],
-      /^Cannot upgrade backup: ".*plain.encrypted", which an interrupted upgrade left, does not open with the secret given \(.*\): give the one the interrupted upgrade was given/,
+      /^Cannot upgrade backup: ".*plain.encrypted", which an interrupted upgrade left, does not open with the secret given \(.*\): give the secret the interrupted upgrade was given/,
     );
     assertEquals(readLockFile(dir).backend_url, plain);
 
@@ -240,6 +240,37 @@ Deno.test("an upgrade --encrypt killed before backup.lock is finished by a rerun
     assert(!("error" in startup.backend), JSON.stringify(startup.backend));
     assertEquals(startup.backend.state().version, 15);
     startup.backend.close();
+  } finally {
+    removeNodeDir(dir);
+  }
+});
+
+Deno.test("an upgrade --encrypt to a recipient killed before backup.lock is finished by a rerun for it, with the key file", async () => {
+  const dir = makeNodeDir("fresh-start");
+  try {
+    const base = Deno.realPathSync(`${dir}/..`);
+    const plain = await makeBackup(`${base}/plain`, recordedChanges(["restart"]), {
+      version: 11,
+      path: loadFixture("fresh-start").database,
+    });
+    writeLockFile(dir, { backend_url: plain });
+    const [recipient, other] = await Promise.all(
+      [newAgeIdentity(), newAgeIdentity()].map(async (id) => ageRecipientOf(await id)),
+    );
+    const args = (to: string) => ["--lightning-dir", dir, "--encrypt", "--recipient", to];
+    await killedAt(["upgrade", ...args(recipient)], "upgrade-before-lock");
+
+    const refused = new BufferedOutput();
+    assertEquals(await upgrade(args(other), refused), 1);
+    assertEquals(refused.stderr, [
+      `Cannot upgrade backup: "${base}/plain.encrypted", which an interrupted upgrade left, is ` +
+      `not wrapped for the recipient given, ${other}: give the secret the interrupted upgrade ` +
+      `was given, or move it aside and run upgrade again`,
+    ]);
+    const output = new BufferedOutput();
+    assertEquals(await upgrade(args(recipient), output), 0, output.transcript);
+    assertMatch(output.stdout[0], /^Found ".*plain.encrypted", the whole encrypted copy of /);
+    assertEquals(readLockFile(dir).backend_url, `file://${base}/plain.encrypted`);
   } finally {
     removeNodeDir(dir);
   }

@@ -460,9 +460,16 @@ async function leftKey(
     return undefined; // Not a backup that reads: refused as a path that exists.
   }
   if (keyId === undefined) return undefined;
+  const notOpened = (why: string) =>
+    new Error(
+      `${ACTION}: "${path}", which an interrupted upgrade left, ${why}: give the secret the ` +
+        `interrupted upgrade was given, or move it aside and run upgrade again`,
+    );
   const recipient = values.recipient;
   if (typeof recipient === "string" && givenPassphrase(values["passphrase-file"]) === undefined) {
-    if (!wrapsOf(readWrappedKey(path)).recipients.includes(recipient)) return undefined;
+    if (!wrapsOf(readWrappedKey(path)).recipients.includes(recipient)) {
+      throw notOpened(`is not wrapped for the recipient given, ${recipient}`);
+    }
     // One the plugin would refuse is not this upgrade's to take.
     const held = await readKeyFile(dir).catch(() => undefined);
     return held && sameBytes(held.id, keyId) ? held : undefined;
@@ -471,11 +478,8 @@ async function leftKey(
     return await unlockDir(path, values, prompt);
   } catch (error) {
     if (!(error instanceof UnlockError)) throw error;
-    throw new Error(
-      `${ACTION}: "${path}", which an interrupted upgrade left, does not open with the ` +
-        `secret given (${error.message.replace(/^Cannot unlock backup: /, "")}): give the ` +
-        `one the interrupted upgrade was given, or move it aside and run upgrade again`,
-    );
+    const why = error.message.replace(/^Cannot unlock backup: /, "");
+    throw notOpened(`does not open with the secret given (${why})`);
   }
 }
 
