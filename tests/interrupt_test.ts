@@ -124,6 +124,30 @@ Deno.test("Ctrl-C stops restore --also while it reads the copies, before it open
   }
 });
 
+Deno.test("Ctrl-C stops a verify: exit 130, one line, its restored copy removed from TMPDIR", async () => {
+  const dir = Deno.makeTempDirSync({ prefix: "interrupt-" });
+  try {
+    const url = await bigBackup(dir);
+    Deno.mkdirSync(`${dir}/tmp`);
+    const process = new CliProcess(["verify", url], undefined, undefined, { TMPDIR: `${dir}/tmp` });
+    // Once the restore into its scratch directory has started.
+    const restoring = () =>
+      names(`${dir}/tmp`).some((scratch) =>
+        names(`${dir}/tmp/${scratch}`).some((name) => /\.restoring-\d+$/.test(name))
+      );
+    while (!restoring()) await new Promise((resolve) => setTimeout(resolve, 1));
+    process.signal("SIGINT");
+    const run = await process.result();
+    assertEquals(run.code, 130, [...run.stdout, ...run.stderr].join("\n"));
+    assertEquals(run.stdout, []);
+    assertEquals(run.stderr, ["Interrupted: verify stopped; the backup is unchanged"]);
+    // The node's whole database (in the clear, for an encrypted backup) is not left behind.
+    assertEquals(names(`${dir}/tmp`), []);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
 for (const [signal, code] of [["SIGINT", 130], ["SIGTERM", 143]] as const) {
   Deno.test(`${signal} stops a compaction: exit ${code}, its work removed, the backup as it was`, async () => {
     const dir = Deno.makeTempDirSync({ prefix: "interrupt-" });

@@ -20,6 +20,7 @@ import { serverVerify } from "../backends/socket/server_checks.ts";
 import { v2Credential } from "../backends/socket/credential.ts";
 import { makeScratchDir, removeScratchDir } from "../fs/scratch_dir.ts";
 import { explainOsError } from "../fs/os_error.ts";
+import { Interrupted } from "../fs/interrupt.ts";
 
 const VERIFY_HELP = `Usage: cln-backup verify <url>
 
@@ -49,6 +50,8 @@ export const VERIFY_SPEC: CommandSpec = {
   help: VERIFY_HELP,
   options: { ...SECRET_OPTIONS },
   positionals: ["url"],
+  // Its scratch holds the node's whole database, decrypted for an encrypted backup.
+  interrupted: "the backup is unchanged",
 };
 
 /** What `verify` prints of `report` on the backup at `url`. */
@@ -104,6 +107,7 @@ export async function verify(
       for (const line of checkBackup(reader, temp)) output.out(line);
       return Exit.Ok;
     } catch (error) {
+      if (error instanceof Interrupted) throw error;
       const why = explainOsError(error) ?? (error as Error).message;
       output.err(`FAIL: ${oneLine("Cannot verify backup", why)}`);
       return Exit.Failed;

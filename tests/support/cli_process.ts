@@ -44,6 +44,7 @@ export class CliProcess {
     args: string[],
     seam?: { action: "crash" | "pause"; step: SeamStep; nth?: number },
     user?: User,
+    env: Record<string, string> = {},
   ) {
     // Another user may reach neither this process's Deno (in root's npx cache, say) nor
     // this checkout (in a private directory): it runs copies.
@@ -53,6 +54,7 @@ export class CliProcess {
       cwd: shared ? sharedDir() : undefined,
       env: {
         NO_COLOR: "1",
+        ...env,
         ...(seam ? { [SEAM_ENV]: `${seam.action}@${seam.step}:${seam.nth ?? 1}` } : {}),
         ...(user ? { DENO_DIR: user.denoDir } : {}),
       },
