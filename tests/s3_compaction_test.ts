@@ -25,6 +25,8 @@ import { S3Compaction } from "../lib/backends/s3/compaction_service.ts";
 import { DEFAULT_POLICY } from "../lib/compact/policy.ts";
 import { S3Backend } from "../lib/backends/s3/backend.ts";
 import { listBackup } from "../lib/backends/s3/layout.ts";
+import { S3BackupReader } from "../lib/backends/s3/reader.ts";
+import { checkBackup } from "../lib/cli/verify.ts";
 
 const FAST = { timeoutMs: 5_000, retries: 2, retryDelayMs: 50, backoff: 2 };
 
@@ -162,6 +164,35 @@ test(
     assert(done.bytes_freed > 0, "the leftovers were deleted");
     assertEquals(await objects(s, url), { base: 1, change: 1 });
     assertEquals(await restoredFromS3(s, url, dir), nodeDump(dir, all));
+  },
+);
+
+test(
+  "S3 compaction: verify of the two bases a crash after the upload leaves says OK, as restore does",
+  async (s, dir) => {
+    const url = await newBackup(s, dir, range(2, 12));
+    await assertRejects(
+      () =>
+        compactS3(url, s.credentials, {
+          policy: FAST,
+          crashAt: (step) => {
+            if (step === "base-uploaded") throw new Error("crash");
+          },
+        }),
+      /crash/,
+    );
+    assertEquals((await objects(s, url)).base, 2, "the new base beside the old one");
+    const reader = await S3BackupReader.fetch(url, s.credentials);
+    try {
+      Deno.mkdirSync(`${dir}/verify`);
+      // The old base is garbage (the new one covers it): read, it would fail as not kept.
+      assertEquals(checkBackup(reader, `${dir}/verify`), [
+        `OK: "${url}" holds versions 11 to 12 in 3 records (snapshots at 11); every record ` +
+        `reads, and it restores to version 12 passing SQLite's integrity check`,
+      ]);
+    } finally {
+      reader.close();
+    }
   },
 );
 

@@ -123,12 +123,16 @@ export class S3BackupReader implements BackupReader {
     }
   }
 
+  /**
+   * Its snapshots are the newest base alone, the one spooled: an older one beside it (a
+   * compaction stopped before its deletes) is covered garbage that no restore reads, and
+   * verify, which reads every snapshot it is told of, would fail on it.
+   */
   describe(): BackupDescription {
     return {
       ...this.#file.describe(),
       url: this.url,
       format: "cln-backup 3 on S3",
-      snapshots: this.layout.bases.map((b) => b.version),
       bytes: this.layout.bytes,
       ...(this.wrapped ? { encrypted: true } : {}),
       ...(this.strays.length > 0 ? { strays: this.strays } : {}),
