@@ -276,6 +276,51 @@ Deno.test("an upgrade --encrypt to a recipient killed before backup.lock is fini
   }
 });
 
+Deno.test("an upgrade --encrypt rerun with the passphrase but other recipients does not take the killed run's copy", async () => {
+  // The passphrase opened the copy, which was adopted wrapped for the killed run's recipient:
+  // the one given now did not open the backup the rerun said it had set up.
+  const dir = makeNodeDir("fresh-start");
+  try {
+    const base = Deno.realPathSync(`${dir}/..`);
+    const plain = await makeBackup(`${base}/plain`, recordedChanges(["restart"]), {
+      version: 11,
+      path: loadFixture("fresh-start").database,
+    });
+    writeLockFile(dir, { backend_url: plain });
+    const passphrase = `${base}/passphrase`;
+    Deno.writeTextFileSync(passphrase, `${PASSPHRASE}\n`, { mode: 0o600 });
+    const [first, second] = await Promise.all(
+      [newAgeIdentity(), newAgeIdentity()].map(async (id) => ageRecipientOf(await id)),
+    );
+    const args = (extra: string[]) => [
+      "--lightning-dir",
+      dir,
+      "--encrypt",
+      "--passphrase-file",
+      passphrase,
+      ...extra,
+    ];
+    await killedAt(["upgrade", ...args(["--recipient", first])], "upgrade-before-lock");
+
+    for (const extra of [["--recipient", second], []]) {
+      const refused = new BufferedOutput();
+      assertEquals(await upgrade(args(extra), refused), 1, refused.transcript);
+      assertEquals(refused.stderr, [
+        `Cannot upgrade backup: "${base}/plain.encrypted", which an interrupted upgrade left, ` +
+        `is wrapped for passphrase and age recipient ${first}, not for the secrets given: ` +
+        `give the secret the interrupted upgrade was given, or move it aside and run upgrade ` +
+        `again`,
+      ]);
+      assertEquals(readLockFile(dir).backend_url, plain);
+    }
+    const output = new BufferedOutput();
+    assertEquals(await upgrade(args(["--recipient", first]), output), 0, output.transcript);
+    assertMatch(output.stdout[0], /^Found ".*plain.encrypted", the whole encrypted copy of /);
+  } finally {
+    removeNodeDir(dir);
+  }
+});
+
 Deno.test("leftovers of a live process, held files, symlinks and other names are kept", async () => {
   const dir = Deno.makeTempDirSync();
   const sleeper = new Deno.Command("sleep", { args: ["30"] }).spawn();

@@ -35,7 +35,7 @@ import { type NewEncryption } from "../backends/file/create.ts";
 import { copyEncrypted } from "../backends/file/encrypted_copy.ts";
 import { readChain } from "../format/chain.ts";
 import { readLayout } from "../format/layout.ts";
-import { UnlockError, WRAPPED_KEY_NAME, wrapsOf } from "../crypto/wrapped_key.ts";
+import { describeWraps, UnlockError, WRAPPED_KEY_NAME, wrapsOf } from "../crypto/wrapped_key.ts";
 import { readWrappedKey } from "../crypto/wrapped_key_file.ts";
 import { KEY_FILE, readKeyFile, writeKeyFile } from "../crypto/key_file.ts";
 import { type DataKey, sameBytes } from "../crypto/data_key.ts";
@@ -113,7 +113,8 @@ it; the nodes keep their socket: URLs. It refuses --lightning-dir and --encrypt.
 
 It refuses while lightningd runs on DIR (detected as "init --help" explains), when the new
 path exists (but for the whole copy an upgrade killed before it rewrote backup.lock left
-there, whose set-up it finishes; an encrypted one if the secret given now opens it), and
+there, whose set-up it finishes; an encrypted one if it is wrapped for the secrets given now,
+no other, and they open it), and
 when backup.lock names neither a v1 file nor a cln-backup backup (for one, already upgraded,
 it says so and exits with 0). A failure leaves backup.lock as it was.`;
 
@@ -466,10 +467,22 @@ async function leftKey(
         `interrupted upgrade was given, or move it aside and run upgrade again`,
     );
   const recipient = values.recipient;
-  if (typeof recipient === "string" && givenPassphrase(values["passphrase-file"]) === undefined) {
-    if (!wrapsOf(readWrappedKey(path)).recipients.includes(recipient)) {
-      throw notOpened(`is not wrapped for the recipient given, ${recipient}`);
-    }
+  const passphrase = givenPassphrase(values["passphrase-file"]) !== undefined;
+  const wrapped = readWrappedKey(path);
+  const wraps = wrapsOf(wrapped);
+  if (typeof recipient === "string" && !passphrase && !wraps.recipients.includes(recipient)) {
+    throw notOpened(`is not wrapped for the recipient given, ${recipient}`);
+  }
+  // Opened by one secret, it must be wrapped for those this run would wrap for, no other:
+  // the operator keeps those to restore with, and may have stopped the run over another.
+  const wanted = typeof recipient === "string" ? [recipient] : [];
+  const asked = passphrase || wanted.length === 0;
+  if (wraps.passphrase !== asked || wraps.recipients.join() !== wanted.join()) {
+    throw notOpened(
+      `is wrapped for ${describeWraps(wrapped).join(" and ")}, not for the secrets given`,
+    );
+  }
+  if (typeof recipient === "string" && !passphrase) {
     // One the plugin would refuse is not this upgrade's to take.
     const held = await readKeyFile(dir).catch(() => undefined);
     return held && sameBytes(held.id, keyId) ? held : undefined;
