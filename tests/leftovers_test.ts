@@ -337,6 +337,8 @@ Deno.test("leftovers of a live process, held files, symlinks and other names are
     Deno.symlinkSync("/etc/hostname", `${dir}/link.restoring-${dead}`);
     Deno.writeTextFileSync(`${dir}/db.restoring-${dead}.bak`, "");
     Deno.writeTextFileSync(`${dir}/db.restored-${dead}`, "");
+    // An operator's dated copy: above any pid Linux gives.
+    Deno.writeTextFileSync(`${dir}/lightningd.sqlite3.snapshot-20240601`, "");
     // A companion whose database is held stays with it; a dead process's files go.
     Deno.writeTextFileSync(`${dir}/held.restoring-${dead}-journal`, "");
     Deno.mkdirSync(`${dir}/b.upgrading-${dead}`);

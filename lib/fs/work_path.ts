@@ -13,8 +13,9 @@
  * exclusive `flock` on each for as long as it works on it (the kernel drops the lock when the
  * process dies), and a later command removes a leftover only when all of these hold:
  *
- * 1. its name has that form (a `-journal`, `-wal` or `-shm` suffix allowed) and it is a
- *    regular file or a directory, not a symlink;
+ * 1. its name has that form (a `-journal`, `-wal` or `-shm` suffix allowed), with a number
+ *    a pid can be (an operator's `db.snapshot-20240601` is kept), and it is a regular file or
+ *    a directory, not a symlink;
  * 2. the pid in its name is not this process, nor a running process here where `/proc` can
  *    be read (`/proc/<pid>` is present). A pid that is running is kept, even when it was
  *    reused by an unrelated program: keeping a stale file is safe, removing a live one is not;
@@ -41,6 +42,8 @@ const KINDS = {
 export type WorkKind = keyof typeof KINDS;
 
 const LEFTOVER = /^(.+)\.(snapshot|creating|restoring|upgrading)-([1-9]\d*)(-journal|-wal|-shm)?$/;
+/** Linux's PID_MAX_LIMIT: a larger number (a date, say) is the operator's name, not a pid. */
+const PID_MAX = 4 * 1024 * 1024;
 
 /** The work path of this process for `path`. */
 export function workPath(path: string, kind: WorkKind): string {
@@ -133,6 +136,7 @@ export function removeLeftovers(dir: string): string[] {
   const found = entries.flatMap((entry) => {
     const match = LEFTOVER.exec(entry.name);
     if (!match || entry.isSymlink || !(entry.isFile || entry.isDirectory)) return [];
+    if (Number(match[3]) > PID_MAX) return [];
     if (match[4] !== undefined && !entry.isFile) return [];
     return [{ entry, kind: match[2] as WorkKind, pid: Number(match[3]), companion: match[4] }];
   }).sort((a, b) => Number(a.companion !== undefined) - Number(b.companion !== undefined));
