@@ -111,12 +111,13 @@ Options:
 --to, a file:/// URL, or the default above) as above and prints the server's command line for
 it; the nodes keep their socket: URLs. It refuses --lightning-dir and --encrypt.
 
-It refuses while lightningd runs on DIR (detected as "init --help" explains), when the new
-path exists (but for the whole copy an upgrade killed before it rewrote backup.lock left
-there, whose set-up it finishes; an encrypted one if it is wrapped for the secrets given now,
-no other, and they open it), and
-when backup.lock names neither a v1 file nor a cln-backup backup (for one, already upgraded,
-it says so and exits with 0). A failure leaves backup.lock as it was.`;
+It refuses while lightningd runs on DIR (detected as "init --help" explains), without
+--encrypt when DIR/backup.key holds a key (the plugin refuses one beside a plain backup), when
+the new path exists (but for the whole copy an upgrade killed before it rewrote backup.lock
+left there, whose set-up it finishes; an encrypted one if it is wrapped for the secrets given
+now, no other, and they open it), and when backup.lock names neither a v1 file nor a
+cln-backup backup (for one, already upgraded, it says so and exits with 0). A failure leaves
+backup.lock as it was.`;
 
 export const UPGRADE_SPEC: CommandSpec = {
   name: "upgrade",
@@ -642,6 +643,14 @@ export async function upgrade(
     }
     if (kind !== "v1" && kind !== "directory") throw notV1(v1Path);
     await checkNotRunning(dir, ACTION);
+    // The plugin refuses a key file beside a plain backup: say so now, not at lightningd's start.
+    if (!encrypt && existsSync(`${dir}/${KEY_FILE}`)) {
+      throw new Error(
+        `${ACTION}: "${dir}/${KEY_FILE}" holds a key, but this upgrade makes a plain backup: ` +
+          `the plugin would refuse to start with it; upgrade with --encrypt, or move the key ` +
+          `file aside (it may be an interrupted "upgrade --encrypt"'s), then run this again`,
+      );
+    }
     const url = upgradeUrl(v1Path, values.to, encrypt);
     const path = fileBackupPath(url, ACTION);
     const source = kind === "v1"

@@ -308,3 +308,26 @@ Deno.test("upgrade does not finish a conversion left beside a v1 file the Python
   assertEquals(Deno.readTextFileSync(`${dir}/backup.lock`), lock);
   removeNodeDir(dir);
 });
+
+Deno.test("upgrade to a plain backup refuses a key file in the lightning dir (the plugin would not start)", async () => {
+  // A killed "upgrade --encrypt"'s, whose copy the operator moved aside as told: the plain
+  // conversion was set up beside it, and lightningd then stopped at start.
+  const dir = makeNodeDir();
+  const base = Deno.realPathSync(`${dir}/..`);
+  Deno.copyFileSync(PRE_4090_BACKUP, `${base}/backup.dbak`);
+  const lock = JSON.stringify({ backend_url: `file://${base}/backup.dbak` });
+  Deno.writeTextFileSync(`${dir}/backup.lock`, lock);
+  const stale = JSON.stringify({ cln_backup_data_key: "11".repeat(32) }) + "\n";
+  Deno.writeTextFileSync(`${dir}/backup.key`, stale, { mode: 0o600 });
+
+  const { code, output } = await run(["--lightning-dir", dir]);
+  assertEquals(code, 1, output.transcript);
+  assertEquals(output.stderr, [
+    `Cannot upgrade backup: "${dir}/backup.key" holds a key, but this upgrade makes a plain ` +
+    `backup: the plugin would refuse to start with it; upgrade with --encrypt, or move the ` +
+    `key file aside (it may be an interrupted "upgrade --encrypt"'s), then run this again`,
+  ]);
+  assertEquals(Deno.readTextFileSync(`${dir}/backup.lock`), lock);
+  assertEquals([...Deno.readDirSync(base)].map((e) => e.name).sort(), ["backup.dbak", "regtest"]);
+  removeNodeDir(dir);
+});
