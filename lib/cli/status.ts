@@ -7,6 +7,7 @@ import type { BackupDescription } from "../backends/backend.ts";
 import { connectReader } from "../backends/open.ts";
 import { type CommandSpec, consoleOutput, Exit, type Output, runCommand } from "./args.ts";
 import { FileBackupReader } from "../backends/file/reader.ts";
+import { readBesideCompaction } from "../backends/file/read_beside_compaction.ts";
 import { S3BackupReader } from "../backends/s3/reader.ts";
 import { checkWrappedKey, describeWraps, WRAPPED_KEY_NAME } from "../crypto/wrapped_key.ts";
 import { readChain } from "../format/chain.ts";
@@ -85,7 +86,10 @@ async function describeAt(url: string): Promise<[BackupDescription, string[]]> {
   }
   const reader = await connectReader(url);
   try {
-    const description = reader.describe();
+    // A file backup the plugin compacts meanwhile is read again, not called damaged.
+    const description = reader instanceof FileBackupReader
+      ? readBesideCompaction(reader.dir, () => reader.describe())
+      : reader.describe();
     const wrappedFor = !description.encrypted
       ? []
       : reader instanceof FileBackupReader

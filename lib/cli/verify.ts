@@ -4,6 +4,8 @@
  * @module
  */
 import { connectReader } from "../backends/open.ts";
+import { FileBackupReader } from "../backends/file/reader.ts";
+import { readBesideCompaction } from "../backends/file/read_beside_compaction.ts";
 import type { BackupReader } from "../backends/backend.ts";
 import { describeTail } from "../backup/restore.ts";
 import { verifyBackup, type VerifyReport } from "../backup/verify.ts";
@@ -29,7 +31,8 @@ end to end: reads every record, checking its checksum (v1 files have none), rest
 a temporary directory (statement repair, SQLite's integrity check, vars.data_version equal to
 the backup's last version), then deletes the restored copy. Prints "OK: ..." on stdout, or
 "FAIL: <why>" on stderr and exits with 1. It restores the version it described: a backup the
-plugin appends to meanwhile is verified up to there. Bytes at the end that fail their checks
+plugin appends to meanwhile is verified up to there (one it compacts meanwhile is read again,
+as the files it started from are gone). Bytes at the end that fail their checks
 are left out, with a note saying where it stopped and why. The backup is only read, but a
 restore needs room for one database in the temporary directory ($TMPDIR, else /tmp).
 A socket: backup with a credential (CLN_BACKUP_CREDENTIAL) is verified by its server (wire
@@ -72,7 +75,12 @@ function verifyLines(url: string, report: VerifyReport): string[] {
 
 /** Verifies the backup `reader` reads, restoring into `temp`; what `verify` prints. */
 export function checkBackup(reader: BackupReader, temp: string): string[] {
-  return verifyLines(reader.url, verifyBackup(reader, temp));
+  const verified = () => verifyBackup(reader, temp);
+  // A file backup the plugin compacts meanwhile is read again, not called damaged.
+  const report = reader instanceof FileBackupReader
+    ? readBesideCompaction(reader.dir, verified)
+    : verified();
+  return verifyLines(reader.url, report);
 }
 
 export async function verify(

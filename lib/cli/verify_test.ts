@@ -1,11 +1,12 @@
 import { assert, assertEquals, assertMatch } from "../../tests/support/assert.ts";
-import { loadFixture, PRE_4090_BACKUP } from "../../tests/support/fixtures.ts";
-import { writeBase } from "../backends/file/create.ts";
+import { loadFixture, PRE_4090_BACKUP, SCENARIOS } from "../../tests/support/fixtures.ts";
+import { createFileBackup, writeBase } from "../backends/file/create.ts";
 import { readChain } from "../format/chain.ts";
 import { checkBackup, verify } from "./verify.ts";
 import { constants, zstdCompressSync } from "node:zlib";
 import { craftRecord } from "../../tests/support/records.ts";
-import type { BackupReader } from "../backends/backend.ts";
+import type { BackupEntry, BackupReader } from "../backends/backend.ts";
+import { compactWithWriter } from "../compact/compact.ts";
 import { FileBackend } from "../backends/file/writer.ts";
 import { FileBackupReader } from "../backends/file/reader.ts";
 import { Codec, MAX_PAYLOAD_BYTES, RecordKind } from "../format/record.ts";
@@ -128,6 +129,47 @@ Deno.test("verify of a live backup checks the state it described, not a later on
   );
   assertEquals(new FileBackupReader(url, path).describe().lastVersion, 15);
   Deno.removeSync(dir, { recursive: true });
+});
+
+/** A reader on which the plugin's compaction lands once, just after the first entry is read. */
+class CompactedMidRead extends FileBackupReader {
+  compaction: (() => void) | undefined;
+
+  override *entries(toVersion?: number): Iterable<BackupEntry> {
+    for (const entry of super.entries(toVersion)) {
+      yield entry;
+      const compaction = this.compaction;
+      this.compaction = undefined;
+      compaction?.();
+    }
+  }
+}
+
+Deno.test("verify of a file backup the plugin compacts meanwhile reads it again, not FAIL", async () => {
+  const dir = Deno.makeTempDirSync();
+  const all = recordedChanges(SCENARIOS);
+  const path = `${dir}/backup`;
+  const url = `file://${path}`;
+  createFileBackup(path);
+  // The plugin: a base, then sealed logs after it that its next compaction deletes.
+  const backend = FileBackend.open(url, path, { segmentBytes: 16 * 1024 });
+  const compact = () =>
+    compactWithWriter(backend, { target: backend.compactionTarget()!, retain: 1 });
+  for (const change of all.slice(0, 200)) await backend.append(change);
+  compact();
+  for (const change of all.slice(200, 400)) await backend.append(change);
+  const reader = new CompactedMidRead(url, path);
+  reader.compaction = compact;
+  const temp = `${dir}/temp`;
+  Deno.mkdirSync(temp);
+  try {
+    const lines = checkBackup(reader, temp);
+    assertMatch(lines[0], new RegExp(`^OK: .* restores to version ${all[399].version} passing`));
+    assertEquals(reader.compaction, undefined, "the compaction landed mid-read");
+  } finally {
+    backend.close();
+    Deno.removeSync(dir, { recursive: true });
+  }
 });
 
 Deno.test("verify of a backup ending in bytes that fail their checks says where it stopped", async () => {

@@ -1,0 +1,77 @@
+import { assertEquals, assertThrows } from "../../../tests/support/assert.ts";
+import { SCENARIOS } from "../../../tests/support/fixtures.ts";
+import { recordedChanges } from "../../../tests/support/cli_testing.ts";
+import { compactWithWriter } from "../../compact/compact.ts";
+import { readChain } from "../../format/chain.ts";
+import { createFileBackup } from "./create.ts";
+import { FileBackend } from "./writer.ts";
+import { readBesideCompaction } from "./read_beside_compaction.ts";
+
+const CHANGES = recordedChanges(SCENARIOS);
+
+/** A plugin's backup with a base and sealed logs after it; `compact` compacts it. */
+async function pluginBackup(dir: string): Promise<{ backend: FileBackend; compact: () => void }> {
+  const path = `${dir}/backup`;
+  createFileBackup(path);
+  const backend = FileBackend.open(`file://${path}`, path, { segmentBytes: 16 * 1024 });
+  const compact = () => {
+    compactWithWriter(backend, { target: backend.compactionTarget()!, retain: 1 });
+  };
+  for (const change of CHANGES.slice(0, 150)) await backend.append(change);
+  compact();
+  for (const change of CHANGES.slice(150, 300)) await backend.append(change);
+  return { backend, compact };
+}
+
+/** A read as a reader makes it: the chain first, then its segments. */
+function readSegments(dir: string, between: () => void = () => {}): number {
+  const { bases, logs } = readChain(dir);
+  between();
+  return [...bases, ...logs].reduce((bytes, s) => bytes + Deno.readFileSync(s.path).length, 0);
+}
+
+Deno.test("a read that a compaction lands in is made again, and reads the backup after it", async () => {
+  const dir = Deno.makeTempDirSync();
+  const { backend, compact } = await pluginBackup(dir);
+  try {
+    let reads = 0;
+    const bytes = readBesideCompaction(backend.dir, () => {
+      reads++;
+      return readSegments(backend.dir, reads === 1 ? compact : undefined);
+    });
+    assertEquals(reads, 2);
+    assertEquals(bytes, readSegments(backend.dir));
+  } finally {
+    backend.close();
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("a read that fails on segments that stayed the same fails at once; one always changed, after three", async () => {
+  const dir = Deno.makeTempDirSync();
+  const { backend } = await pluginBackup(dir);
+  try {
+    let reads = 0;
+    assertThrows(() =>
+      readBesideCompaction(backend.dir, () => {
+        reads++;
+        throw new Error("damaged");
+      }), /damaged/);
+    assertEquals(reads, 1);
+    // A new log each time (a roll): the read is given up after its third try.
+    reads = 0;
+    assertThrows(() =>
+      readBesideCompaction(backend.dir, () => {
+        reads++;
+        Deno.writeFileSync(
+          `${backend.dir}/log-0000000000000000${9000 + reads}.clnb`,
+          new Uint8Array(),
+        );
+        throw new Error("damaged");
+      }), /damaged/);
+    assertEquals(reads, 3);
+  } finally {
+    backend.close();
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
