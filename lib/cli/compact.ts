@@ -78,7 +78,8 @@ export const COMPACT_SPEC: CommandSpec = {
 
 function retainArg(value: string | boolean | undefined): number {
   if (value === undefined) return DEFAULT_RETAIN_BASES;
-  if (typeof value !== "string" || !/^[1-9]\d{0,3}$/.test(value)) {
+  // Any K the plugin's backup-retain-snapshots takes, which the help says to give here.
+  if (typeof value !== "string" || !/^[1-9]\d*$/.test(value) || !Number.isSafeInteger(+value)) {
     throw new UsageError(`--retain takes a number of bases (1, 2, 3, ...), not "${value}"`);
   }
   return Number(value);

@@ -97,6 +97,19 @@ Deno.test("compact: refuses while a plugin writes, a v1 file, and a bad --retain
   }
 });
 
+Deno.test("compact: --retain takes any K the plugin's backup-retain-snapshots takes", async () => {
+  const dir = Deno.makeTempDirSync();
+  try {
+    const url = await makeBackup(`${dir}/backup`, CHANGES.slice(0, 20));
+    const many = await run([url, "--retain", "10000"]);
+    assertEquals(many.code, 0, many.output.stderr.join("\n"));
+    assertEquals(readLayout(`${dir}/backup`).bases.length, 1);
+    assertEquals((await run([url, "--retain", "9007199254740993"])).code, 2);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
 Deno.test("compact: a server's backup keeps one base: --retain above 1 is refused, not ignored", async () => {
   // Refused before any connection: no server listens there.
   const refused = await run(["socket:127.0.0.1:9", "--retain", "3"]);
