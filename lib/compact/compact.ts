@@ -106,6 +106,11 @@ function scratchDir(dir: string): string {
   return `${dir}/compacting-${Deno.pid}.tmp`;
 }
 
+/** A failure's own words, without the "Cannot <verb> <noun>: " a message may start with. */
+function reason(error: unknown): string {
+  return (error as Error).message.replace(/^Cannot \w+ \w+: /, "");
+}
+
 /**
  * Compacts the backup directory `dir` up to `options.target`. Besides the backup, it needs
  * room for the new base's database at most (see move_into_base.ts).
@@ -157,9 +162,10 @@ export function compactBackup(url: string, dir: string, options: CompactOptions)
       const partial = `${dir}/${baseName(options.target)}.tmp`;
       removeIfExists(partial);
       if (error instanceof Interrupted) throw error;
-      const why = (error as Error).message.replace(/^Cannot \w+ \w+: /, "");
       throw new Error(
-        `Cannot compact backup: ${why} (building the base at version ${options.target} in ` +
+        `Cannot compact backup: ${
+          reason(error)
+        } (building the base at version ${options.target} in ` +
           `"${dir}"); the backup is unchanged and the node keeps running`,
       );
     } finally {
@@ -169,7 +175,17 @@ export function compactBackup(url: string, dir: string, options: CompactOptions)
   }
   options.onProgress?.("cleanup", options.target);
   const redundant = redundantSegments(readChain(dir), options.retain ?? DEFAULT_RETAIN_BASES);
-  deleteSegments(dir, redundant.map((path) => basename(path)));
+  try {
+    deleteSegments(dir, redundant.map((path) => basename(path)));
+  } catch (error) {
+    if (error instanceof Interrupted) throw error;
+    // The base is durable and the deletes are planned first: nothing needed is gone.
+    throw new Error(
+      `Cannot compact backup: ${reason(error)} (deleting the segments its bases no longer ` +
+        `need, in "${dir}"); the backup restores as it stands, and the next compaction ` +
+        `deletes them: free space or fix the disk`,
+    );
+  }
   return {
     base_version: baseVersion,
     versions_folded: folded,

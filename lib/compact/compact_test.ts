@@ -1,4 +1,4 @@
-import { assert, assertEquals, assertRejects } from "../../tests/support/assert.ts";
+import { assert, assertEquals, assertRejects, assertThrows } from "../../tests/support/assert.ts";
 import { restoredDump } from "../../tests/support/restored.ts";
 import { bumpStatement as bump } from "../../tests/support/statements.ts";
 import { childRows, parentChildDatabase, rebuildParent } from "../../tests/support/migration.ts";
@@ -236,3 +236,30 @@ for (const encrypted of [false, true]) {
     },
   );
 }
+
+Deno.test("a compaction whose deletes fail says the backup restores, and the next one deletes them", async () => {
+  const backup = newBackup();
+  try {
+    for (const change of CHANGES.slice(0, 200)) await backup.writer.append(change);
+    // The plan cannot be written (a full disk, say): its temporary name is a directory.
+    Deno.mkdirSync(`${backup.path}/compaction.plan.tmp/in-the-way`, { recursive: true });
+    const logs = readLayout(backup.path).logs.length;
+    assertThrows(
+      () => compact(backup),
+      new RegExp(
+        `^Cannot compact backup: .*\\(deleting the segments its bases no longer need, in ` +
+          `"${backup.path}"\\); the backup restores as it stands, and the next compaction ` +
+          `deletes them: free space or fix the disk$`,
+      ),
+    );
+    assertEquals(readLayout(backup.path).logs.length, logs);
+    assertEquals(restoredDump(backup.url, backup.dir), dumpAt(CHANGES, CHANGES[199].version));
+    Deno.removeSync(`${backup.path}/compaction.plan.tmp`, { recursive: true });
+    const again = compact(backup);
+    assertEquals(again.base_version, null);
+    assertEquals(readLayout(backup.path).logs.length, 1);
+    assertEquals(restoredDump(backup.url, backup.dir), dumpAt(CHANGES, CHANGES[199].version));
+  } finally {
+    dispose(backup);
+  }
+});
