@@ -110,6 +110,43 @@ Deno.test("compact: --retain takes any K the plugin's backup-retain-snapshots ta
   }
 });
 
+Deno.test("compact run as root leaves its base and live log to the plugin's user, as its logs are", async () => {
+  if (Deno.uid() !== 0) return; // Only root gives files away.
+  const dir = Deno.makeTempDirSync();
+  try {
+    const path = `${dir}/backup`;
+    const url = await makeBackup(path, CHANGES.slice(0, 60));
+    // The node's user (nobody here) owns the backup; its logs are mode 0640.
+    for (const entry of Deno.readDirSync(path)) {
+      Deno.chownSync(`${path}/${entry.name}`, 65534, 65534);
+      if (entry.name.startsWith("log-")) Deno.chmodSync(`${path}/${entry.name}`, 0o640);
+    }
+    // The scratch directory too: a compaction killed as root left one the plugin could not
+    // remove, and its open failed.
+    const scratchOwners = new Set<number | null>();
+    const output = new class extends BufferedOutput {
+      progress = () => {
+        for (const entry of Deno.readDirSync(path)) {
+          if (entry.name.startsWith("compacting-")) {
+            scratchOwners.add(Deno.statSync(`${path}/${entry.name}`).uid);
+          }
+        }
+      };
+    }();
+    const code = await compact([url], output);
+    assertEquals(code, 0, output.stderr.join("\n"));
+    assertEquals([...scratchOwners], [65534]);
+    const layout = readLayout(path);
+    assertEquals(layout.bases.length, 1);
+    for (const { path: segment } of [...layout.bases, ...layout.logs]) {
+      const { uid, gid, mode } = Deno.statSync(segment);
+      assertEquals([uid, gid, mode! & 0o777], [65534, 65534, 0o640], segment);
+    }
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
 Deno.test("compact: a server's backup keeps one base: --retain above 1 is refused, not ignored", async () => {
   // Refused before any connection: no server listens there.
   const refused = await run(["socket:127.0.0.1:9", "--retain", "3"]);

@@ -20,6 +20,7 @@ import { restoreBackup } from "../backup/restore.ts";
 import { atStep } from "../fs/step_seam.ts";
 import { Interrupted } from "../fs/interrupt.ts";
 import { workPath } from "../fs/work_path.ts";
+import { ownerLike } from "../fs/owner_like.ts";
 import { continuingLog, DEFAULT_RETAIN_BASES, redundantSegments } from "./plan.ts";
 import { deleteSegments } from "./deletion.ts";
 import { moveIntoBase } from "./move_into_base.ts";
@@ -118,7 +119,11 @@ function reason(error: unknown): string {
 export function compactBackup(url: string, dir: string, options: CompactOptions): CompactionWork {
   const now = options.now ?? (() => performance.now());
   const started = now();
-  const newest = readChain(dir).bases.at(-1)?.number ?? 0;
+  const start = readChain(dir);
+  const newest = start.bases.at(-1)?.number ?? 0;
+  // What it adds is owned as the newest log: the plugin's user must open or remove it, even
+  // after a compaction run as root.
+  const like = start.logs.at(-1)?.path;
   let folded = 0;
   let baseVersion: number | null = null;
   if (options.target > newest && !existsSync(`${dir}/${baseName(options.target)}`)) {
@@ -130,6 +135,7 @@ export function compactBackup(url: string, dir: string, options: CompactOptions)
     removeIfExists(scratch);
     try {
       Deno.mkdirSync(scratch);
+      if (like !== undefined) ownerLike(scratch, like);
       const database = `${scratch}/lightningd.sqlite3`;
       // Read on this thread, not ahead in another: on a node's few cores a second busy thread
       // competes with the plugin's hooks (measured on 2 cores: peak RSS 208 and 213 MiB
@@ -149,11 +155,18 @@ export function compactBackup(url: string, dir: string, options: CompactOptions)
       options.onProgress?.("base", options.target);
       // Read after the restore: a roll meanwhile only adds logs after the one it continues in.
       const chain = readChain(dir);
-      moveIntoBase(dir, restored.path, options.target, {
-        backupId: chain.backupId,
-        firstLog: continuingLog(chain, options.target, scanWith(options.key, true)),
-        key: options.key,
-      }, pacer);
+      moveIntoBase(
+        dir,
+        restored.path,
+        options.target,
+        {
+          backupId: chain.backupId,
+          firstLog: continuingLog(chain, options.target, scanWith(options.key, true)),
+          key: options.key,
+        },
+        pacer,
+        like,
+      );
       atStep("compact-after-base");
       folded = restored.changes;
       baseVersion = options.target;

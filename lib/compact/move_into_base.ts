@@ -17,6 +17,7 @@
 import { baseHeader, SNAPSHOT_PART_BYTES } from "../backends/file/create.ts";
 import { syncDir, writeAll } from "../fs/durable.ts";
 import { atStep } from "../fs/step_seam.ts";
+import { ownLike } from "../fs/owner_like.ts";
 import { checkInterrupted } from "../fs/interrupt.ts";
 import { baseName } from "../format/layout.ts";
 import {
@@ -35,7 +36,8 @@ import type { Pacer } from "./pacer.ts";
 
 /**
  * Writes `base-<version>.clnb` into `dir` from the database file at `database`, which it
- * truncates to nothing on the way.
+ * truncates to nothing on the way; with `like`, a segment of the backup, owned and
+ * permitted as that one.
  */
 export function moveIntoBase(
   dir: string,
@@ -43,6 +45,7 @@ export function moveIntoBase(
   version: number,
   place: BasePlace,
   pacer: Pacer,
+  like?: string,
 ): void {
   const name = baseName(version);
   const tmp = `${dir}/${name}.tmp`;
@@ -101,6 +104,7 @@ export function moveIntoBase(
     input.close();
     out?.close();
   }
+  if (like !== undefined) ownLike(tmp, like);
   Deno.renameSync(tmp, `${dir}/${name}`);
   syncDir(dir);
 }

@@ -7,6 +7,7 @@
 import type { Backend, BackupState, Change, Tail } from "../backend.ts";
 import { crashNow, crashPoint } from "../../fs/crash_point.ts";
 import { atStep } from "../../fs/step_seam.ts";
+import { ownLike } from "../../fs/owner_like.ts";
 import { syncDir, writeAll, writeFileDurably } from "../../fs/durable.ts";
 import {
   encodeRecord,
@@ -637,6 +638,7 @@ export class FileBackend implements Backend, CompactableBackend {
       } finally {
         out.close();
       }
+      ownLike(tmp, this.#livePath);
       atStep("compact-trim");
     } catch {
       // Out of space, say: the live log is untouched, and stays as it was.
