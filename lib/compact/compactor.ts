@@ -55,8 +55,11 @@ export interface CompactableBackend {
   readonly key?: { bytes: Uint8Array };
   /** The version before the newest change, `undefined` when nothing is on top of a base. */
   compactionTarget(): number | undefined;
-  /** The newest base's bytes and the sealed logs' after it, which the policy weighs. */
-  compactionSizes(): CompactionSizes;
+  /**
+   * The newest base's bytes and the sealed logs' after it, which the policy weighs; with
+   * `upTo`, only the logs a compaction folding up to that version can fold.
+   */
+  compactionSizes(upTo?: number): CompactionSizes;
   /** Bytes and records held, without reading the backup. */
   heldStats(): CompactionStats;
   /** Takes note of the segments a compaction added and deleted; trims the live log. */

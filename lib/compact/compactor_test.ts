@@ -13,6 +13,7 @@ import { makeEncryptedBackup } from "../../tests/support/encrypted.ts";
 import { type CompactionThread, Compactor } from "./compactor.ts";
 import { type CompactionPolicy, DEFAULT_POLICY } from "./policy.ts";
 import { RETRY_AFTER_FAILURE_MS, RetryGate } from "./retry_gate.ts";
+import { limitTarget } from "./target_limit.ts";
 
 const CHANGES = recordedChanges(SCENARIOS);
 const tick = () => new Promise((resolve) => setTimeout(resolve, 0));
@@ -96,6 +97,27 @@ Deno.test(
     assert(status.last?.ok);
     policy.auto = false;
     assertEquals(compactor.status().next_due_at_bytes, null);
+  }),
+);
+
+Deno.test(
+  "compactor: the logs an async copy still lacks do not make the policy due again at once",
+  withBackup(async (writer) => {
+    // Any sealed log after the newest base makes a compaction due; a copy lags 150 changes.
+    const policy: CompactionPolicy = { ...DEFAULT_POLICY, minBytes: 0, ratioPercent: 1 };
+    const limited = limitTarget(writer, () => writer.state().version - 150);
+    const compactor = new Compactor(limited, () => policy);
+    for (const change of CHANGES.slice(0, 400)) await writer.append(change);
+    assertEquals(compactor.due(), true);
+    const result = await compactor.compact();
+    assertEquals(result.base_version, CHANGES[399].version - 150);
+    assert(writer.compactionSizes().sealedLogBytes > 0, "the logs the copy lacks stay");
+    // They made it due again after every change, each compaction folding little or nothing.
+    assertEquals(compactor.due(), false);
+    let next = 400;
+    while (!compactor.due()) await writer.append(CHANGES[next++]);
+    const again = await compactor.compact();
+    assert(again.base_version! > result.base_version!, "due once it can fold a sealed log");
   }),
 );
 

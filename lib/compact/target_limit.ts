@@ -21,7 +21,9 @@ export function limitTarget(
       const most = limit();
       return target === undefined || most === undefined ? target : Math.min(target, most);
     },
-    compactionSizes: () => backend.compactionSizes(),
+    // The policy weighs what it may fold: the logs a copy lacks made it due after each
+    // change, every compaction folding little or nothing more.
+    compactionSizes: () => backend.compactionSizes(limit()),
     heldStats: () => backend.heldStats(),
     compacted: () => backend.compacted(),
   };

@@ -37,6 +37,7 @@ import {
   openSegment,
   readChain,
   scanLogs,
+  sealedVersion,
   type Segment,
 } from "../../format/chain.ts";
 import { LOCK_NAME, logName } from "../../format/layout.ts";
@@ -218,7 +219,8 @@ export class FileBackend implements Backend, CompactableBackend {
   #bases: Segment[] = [];
   #newestBaseBytes = 0;
   #sealedLogBytes = 0;
-  #foldableLogBytes = 0;
+  /** The sealed logs from the one the newest base continues in: bytes, and version sealed at. */
+  #foldableLogs: { bytes: number; version: number }[] = [];
   /** Records of each sealed log, by sequence, so a compaction's deletes can be counted. */
   #sealedLogRecords = new Map<number, number>();
   #backupId: Uint8Array = new Uint8Array();
@@ -564,7 +566,7 @@ export class FileBackend implements Backend, CompactableBackend {
     this.#live.close();
     const bytes = Deno.statSync(this.#livePath).size;
     this.#sealedLogBytes += bytes;
-    this.#foldableLogBytes += bytes;
+    this.#foldableLogs.push({ bytes, version: this.state().version });
     this.#sealedLogRecords.set(this.#liveSequence, this.#liveRecords.length);
     this.#versionBeforeLive = this.state().version;
     this.#livePath = `${this.dir}/${name}`;
@@ -596,12 +598,15 @@ export class FileBackend implements Backend, CompactableBackend {
   /** Counts the bytes of the sealed `logs` (those below the live one, `liveSequence`). */
   #countSealedLogs(logs: Segment[], liveSequence: number): void {
     const from = this.#bases.at(-1)?.header.firstLog ?? 0;
-    this.#sealedLogBytes = this.#foldableLogBytes = 0;
+    this.#sealedLogBytes = 0;
+    this.#foldableLogs = [];
     for (const log of logs) {
       if (log.number >= liveSequence) continue;
       const size = Deno.statSync(log.path).size;
       this.#sealedLogBytes += size;
-      if (log.number >= from) this.#foldableLogBytes += size;
+      if (log.number < from) continue;
+      // Its seal's version, from the log's last bytes (no scan).
+      this.#foldableLogs.push({ bytes: size, version: sealedVersion(log) ?? Infinity });
     }
   }
 
@@ -688,12 +693,14 @@ export class FileBackend implements Backend, CompactableBackend {
     });
   }
 
-  /** The newest base's bytes and the sealed logs' after it, which the compaction policy weighs. */
-  compactionSizes(): CompactionSizes {
-    return {
-      baseBytes: this.#newestBaseBytes,
-      sealedLogBytes: this.#foldableLogBytes,
-    };
+  /**
+   * The newest base's bytes and the sealed logs' after it, which the compaction policy
+   * weighs; with `upTo`, the logs a compaction folding up to that version can fold.
+   */
+  compactionSizes(upTo = Infinity): CompactionSizes {
+    let sealedLogBytes = 0;
+    for (const log of this.#foldableLogs) if (log.version <= upTo) sealedLogBytes += log.bytes;
+    return { baseBytes: this.#newestBaseBytes, sealedLogBytes };
   }
 
   #logHeader(sequence: number): Uint8Array {
