@@ -5,6 +5,7 @@ import {
   loadFixture,
   PRE_4090_BACKUP,
   RPC_OPTIONS,
+  SCENARIOS,
 } from "../../tests/support/fixtures.ts";
 import { DatabaseSync } from "node:sqlite";
 import { openBackend, openReader } from "../backends/open.ts";
@@ -15,6 +16,10 @@ import { upgrade } from "./upgrade.ts";
 import { makeEncryptedBackup, PASSPHRASE } from "../../tests/support/encrypted.ts";
 import { parentChildDatabase } from "../../tests/support/migration.ts";
 import { writeKeyFile } from "../crypto/key_file.ts";
+import { createFileBackup } from "../backends/file/create.ts";
+import { FileBackend } from "../backends/file/writer.ts";
+import { FileBackupReader } from "../backends/file/reader.ts";
+import { compactWithWriter } from "../compact/compact.ts";
 import { BufferedOutput, makeBackup, recordedChanges } from "../../tests/support/cli_testing.ts";
 
 const changes = recordedChanges(["fresh-start", "restart"]);
@@ -962,3 +967,39 @@ Deno.test(
     assertEquals((await run([forged, `${dir}/look.sqlite3`, "--passphrase-file", secret])).code, 0);
   }),
 );
+
+Deno.test("restore from a file backup the plugin compacts meanwhile reads it again, not damaged", async () => {
+  const dir = Deno.makeTempDirSync();
+  const all = recordedChanges(SCENARIOS);
+  const path = `${dir}/backup`;
+  createFileBackup(path);
+  // The plugin: a base, then sealed logs after it that its next compaction deletes.
+  const backend = FileBackend.open(`file://${path}`, path, { segmentBytes: 16 * 1024 });
+  const compact = () =>
+    compactWithWriter(backend, { target: backend.compactionTarget()!, retain: 1 });
+  for (const change of all.slice(0, 200)) await backend.append(change);
+  compact();
+  for (const change of all.slice(200, 400)) await backend.append(change);
+  // The compaction lands once, just after the restore read its first entry.
+  const entries = FileBackupReader.prototype.entries;
+  let landed = false;
+  FileBackupReader.prototype.entries = function* (this: FileBackupReader, toVersion?: number) {
+    for (const entry of entries.call(this, toVersion)) {
+      yield entry;
+      if (!landed) {
+        landed = true;
+        compact();
+      }
+    }
+  };
+  try {
+    const { code, output } = await run([`file://${path}`, `${dir}/node.sqlite3`]);
+    assertEquals(code, 0, output.transcript);
+    assert(landed, "the compaction landed mid-read");
+    assertMatch(output.stdout[0], new RegExp(`^Restored ".*" at version ${all[399].version}:`));
+  } finally {
+    FileBackupReader.prototype.entries = entries;
+    backend.close();
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
