@@ -9,7 +9,7 @@ import { assert, assertEquals, assertMatch, assertRejects } from "./support/asse
 import { dumpDatabase } from "./support/dump.ts";
 import { dumpAt } from "./support/node_at.ts";
 import { SCENARIOS } from "./support/fixtures.ts";
-import { recordedChanges } from "./support/cli_testing.ts";
+import { BufferedOutput, recordedChanges } from "./support/cli_testing.ts";
 import { createFileBackup } from "../lib/backends/file/create.ts";
 import { FileBackend } from "../lib/backends/file/writer.ts";
 import { FileBackupReader } from "../lib/backends/file/reader.ts";
@@ -20,6 +20,7 @@ import { DEFAULT_POLICY } from "../lib/compact/policy.ts";
 import { bumpStatement } from "./support/statements.ts";
 import { DatabaseSync } from "node:sqlite";
 import { mountTmpfs, run, usedBytes } from "./support/tmpfs.ts";
+import { compact } from "../lib/cli/compact.ts";
 
 const CHANGES = recordedChanges(SCENARIOS);
 const HELD_BACK = 20;
@@ -145,6 +146,35 @@ Deno.test("compaction needs room for one database beside the backup, not a datab
       `${work}/expected.sqlite3`,
     );
     assertEquals(dumpDatabase(restored.path), dumpDatabase(expected.path));
+  } finally {
+    run("umount", [mount]);
+    Deno.removeSync(work, { recursive: true });
+  }
+});
+
+Deno.test("compact on the command line out of disk: the backup is unchanged, and no running node is named", async () => {
+  const work = Deno.makeTempDirSync({ prefix: "cln-backup-enospc-cli-" });
+  const mount = `${work}/small`;
+  Deno.mkdirSync(mount);
+  try {
+    const staging = `${work}/staging`;
+    createFileBackup(staging);
+    const builder = FileBackend.open(`file://${staging}`, staging, { segmentBytes: 64 * 1024 });
+    for (const change of CHANGES) await builder.append(change);
+    builder.close();
+    // Room for the backup, not for a compaction's scratch database.
+    const size = Math.ceil((directorySize(staging) + 100 * 1024) / 4096) * 4096;
+    if (!mountTmpfs(mount, size)) return;
+    const path = `${mount}/backup`;
+    assert(run("cp", ["-a", staging, path]), "copy the backup onto the tmpfs");
+    const output = new BufferedOutput();
+    assertEquals(await compact([`file://${path}`], output), 1);
+    assertMatch(
+      output.stderr.join("\n"),
+      /^Cannot compact backup: .*full .*; the backup is unchanged \(a compaction needs room for one more copy of the database beside it\)$/,
+    );
+    assertEquals(readLayout(path).temporaries, []);
+    assertEquals(readLayout(path).bases, []);
   } finally {
     run("umount", [mount]);
     Deno.removeSync(work, { recursive: true });

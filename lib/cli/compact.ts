@@ -242,6 +242,7 @@ export async function compact(args: string[], output: Output = consoleOutput): P
         target,
         retain,
         key,
+        nodeStopped: true,
         onProgress: output.progress &&
           ((phase, version) => output.progress!(progressBar(phase, version, from, target))),
       });

@@ -100,6 +100,8 @@ export interface CompactOptions {
   pacer?: Pacer;
   /** An encrypted backup's data key: it reads the records and seals the new base. */
   key?: DataKey;
+  /** The node is stopped (`compact` on the command line): a failure says so, not that it runs. */
+  nodeStopped?: boolean;
 }
 
 /** Where a compaction builds its database; a `.tmp` name, so an open after a crash removes it. */
@@ -175,11 +177,13 @@ export function compactBackup(url: string, dir: string, options: CompactOptions)
       const partial = `${dir}/${baseName(options.target)}.tmp`;
       removeIfExists(partial);
       if (error instanceof Interrupted) throw error;
+      const unchanged = options.nodeStopped
+        ? "the backup is unchanged (a compaction needs room for one more copy of the database " +
+          "beside it)"
+        : "the backup is unchanged and the node keeps running";
       throw new Error(
-        `Cannot compact backup: ${
-          reason(error)
-        } (building the base at version ${options.target} in ` +
-          `"${dir}"); the backup is unchanged and the node keeps running`,
+        `Cannot compact backup: ${reason(error)} (building the base at version ` +
+          `${options.target} in "${dir}"); ${unchanged}`,
       );
     } finally {
       building?.close();
