@@ -267,6 +267,15 @@ Deno.test("an upgrade --encrypt to a recipient killed before backup.lock is fini
       `not wrapped for the recipient given, ${other}: give the secret the interrupted upgrade ` +
       `was given, or move it aside and run upgrade again`,
     ]);
+    // An identity given in the recipient's place is a secret: refused as such, not repeated.
+    const identity = await newAgeIdentity();
+    const secret = new BufferedOutput();
+    assertEquals(await upgrade(args(identity), secret), 1);
+    assertEquals(secret.stderr, [
+      `Cannot upgrade backup: the recipient given is an age identity (AGE-SECRET-KEY-1...), ` +
+      `the secret half: give its public key instead (age1..., the "public key:" line of the ` +
+      `identity file); nothing was changed`,
+    ]);
     const output = new BufferedOutput();
     assertEquals(await upgrade(args(recipient), output), 0, output.transcript);
     assertMatch(output.stdout[0], /^Found ".*plain.encrypted", the whole encrypted copy of /);

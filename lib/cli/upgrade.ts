@@ -42,7 +42,7 @@ import { type DataKey, sameBytes } from "../crypto/data_key.ts";
 import { unlockDir } from "./unlock.ts";
 import { newEncryption } from "./new_encryption.ts";
 import { encryptOnServer } from "./upgrade_server.ts";
-import { givenPassphrase, type Prompt, terminalPrompt } from "./secrets.ts";
+import { checkNewRecipients, givenPassphrase, type Prompt, terminalPrompt } from "./secrets.ts";
 import {
   type CommandSpec,
   consoleOutput,
@@ -468,6 +468,8 @@ async function leftKey(
         `interrupted upgrade was given, or move it aside and run upgrade again`,
     );
   const recipient = values.recipient;
+  // Before it is named in a refusal: an identity in its place is a secret.
+  if (typeof recipient === "string") await checkNewRecipients(ACTION, [recipient]);
   const passphrase = givenPassphrase(values["passphrase-file"]) !== undefined;
   const wrapped = readWrappedKey(path);
   const wraps = wrapsOf(wrapped);
