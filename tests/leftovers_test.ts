@@ -65,7 +65,9 @@ Deno.test("a killed init leaves its snapshot copy; the next init removes it and 
   removeNodeDir(dir);
 });
 
-Deno.test("a killed init leaves its backup directory; an init to another path removes it", async () => {
+Deno.test("a killed init leaves its backup directory; an init to another path beside it leaves it", async () => {
+  // A directory a destination is in may be a NAS share other nodes write to: another host's
+  // init runs under a pid not running here, and its flock may not reach this host over NFS.
   const dir = makeNodeDir("fresh-start");
   const base = Deno.realPathSync(`${dir}/..`);
   const pid = await killedAt(
@@ -78,11 +80,12 @@ Deno.test("a killed init leaves its backup directory; an init to another path re
   const output = new BufferedOutput();
   const url = `file://${base}/backups/other`;
   assertEquals(await init([url, "--lightning-dir", dir], output), 0, output.stderr.join("\n"));
-  assertEquals(output.stdout.slice(0, 2).sort(), [
-    removedLine(`${base}/backups/node.creating-${pid}`, pid, "init or mirror"),
-    removedLine(`${base}/backups/node.snapshot-${pid}`, pid, "init or mirror"),
+  assertEquals(output.stdout.filter((line) => /^(Removed|Could not remove) /.test(line)), []);
+  assertEquals(names(`${base}/backups`), [
+    `node.creating-${pid}`,
+    `node.snapshot-${pid}`,
+    "other",
   ]);
-  assertEquals(names(`${base}/backups`), ["other"]);
   removeNodeDir(dir);
 });
 

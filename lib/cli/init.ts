@@ -6,7 +6,7 @@
  * @module
  */
 import { userPath } from "../fs/user_path.ts";
-import { dirname } from "node:path";
+import { basename, dirname } from "node:path";
 import { createFileBackup } from "../backends/file/create.ts";
 import { DataKey, sameBytes } from "../crypto/data_key.ts";
 import { checkExisting, existingHint } from "./existing.ts";
@@ -292,8 +292,12 @@ export async function init(
     await checkNotRunning(dir, ACTION);
     // A killed init's work paths are beside each file destination it was making, copies too.
     const files = [url, ...copies].filter((each) => parseBackupUrl(each).scheme === "file");
-    const beside = files.map((each) => dirname(fileBackupPath(each, ACTION)));
-    for (const line of [dir, ...new Set(beside)].flatMap(removeLeftovers)) output.out(line);
+    const beside = files.map((each) => fileBackupPath(each, ACTION));
+    const removed = [
+      ...removeLeftovers(dir),
+      ...beside.flatMap((each) => removeLeftovers(dirname(each), basename(each))),
+    ];
+    for (const line of removed) output.out(line);
     if (existsSync(`${dir}/${LOCK_FILE}`)) {
       let current = "";
       let todo = "to start over, move backup.lock aside first";

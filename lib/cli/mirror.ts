@@ -31,7 +31,7 @@ import { createBackupFrom } from "./new_backup.ts";
 import { checkNetworkDir, checkNotRunning } from "./node_dir.ts";
 import { lockForSetup } from "./setup_lock.ts";
 import { removeLeftovers } from "../fs/work_path.ts";
-import { dirname } from "node:path";
+import { basename, dirname } from "node:path";
 
 const ACTION = "Cannot add the destination";
 
@@ -129,9 +129,11 @@ export async function mirror(args: string[], output: Output = consoleOutput): Pr
     }
     const path = parseBackupUrl(url).scheme === "file" ? fileBackupPath(url, ACTION) : undefined;
     // A killed mirror's work paths, each a copy of the node's database, are beside the copy.
-    for (const line of [dir, ...path ? [dirname(path)] : []].flatMap(removeLeftovers)) {
-      output.out(line);
-    }
+    const removed = [
+      ...removeLeftovers(dir),
+      ...path ? removeLeftovers(dirname(path), basename(path)) : [],
+    ];
+    for (const line of removed) output.out(line);
     if (path !== undefined && existsSync(path)) {
       throw new Error(
         `${ACTION}: "${path}" already exists: choose a new path, or remove it if it is not a ` +

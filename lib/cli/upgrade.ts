@@ -7,7 +7,7 @@
  */
 import { userPath } from "../fs/user_path.ts";
 import { createHash, type Hash } from "node:crypto";
-import { dirname, resolve } from "node:path";
+import { basename, dirname, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { V1BackupReader } from "../backends/v1/reader.ts";
 import { convertedPath } from "../backends/v1/converted.ts";
@@ -536,7 +536,7 @@ async function upgradeFile(
         `aside if it is not a backup you need`,
     );
   }
-  for (const line of removeLeftovers(dirname(path))) output.out(line);
+  for (const line of removeLeftovers(dirname(path), basename(path))) output.out(line);
   const before = await build(new V1BackupReader(v1Url, v1Path), v1Path, url, path, undefined);
   output.out(
     `Converted "${v1Path}" (versions ${before.firstVersion} to ${before.lastVersion}, ` +
@@ -674,7 +674,9 @@ export async function upgrade(
       );
     }
 
-    for (const line of [...removeLeftovers(dir), ...removeLeftovers(dirname(path))]) {
+    for (
+      const line of [...removeLeftovers(dir), ...removeLeftovers(dirname(path), basename(path))]
+    ) {
       output.out(line);
     }
     const encryption = encrypt && !left ? await newEncryption(values, prompt, ACTION) : undefined;

@@ -122,9 +122,12 @@ export function removeAbandoned(path: string, pid: number, isDirectory: boolean)
 
 /**
  * Removes from `dir` the work paths of processes that are gone (the rules are above); returns one
- * line for each removed, or that could not be removed.
+ * line for each removed, or that could not be removed. Given `of`, only those for the final
+ * path `dir/of`: a destination's directory may be a NAS share that other hosts' commands write
+ * to, whose pids are not running here and whose flocks may not reach this host (NFS with
+ * `nolock` or `local_lock`), so another name's work path there may be in progress.
  */
-export function removeLeftovers(dir: string): string[] {
+export function removeLeftovers(dir: string, of?: string): string[] {
   let entries: Deno.DirEntry[];
   try {
     entries = [...Deno.readDirSync(dir)];
@@ -136,7 +139,7 @@ export function removeLeftovers(dir: string): string[] {
   const found = entries.flatMap((entry) => {
     const match = LEFTOVER.exec(entry.name);
     if (!match || entry.isSymlink || !(entry.isFile || entry.isDirectory)) return [];
-    if (Number(match[3]) > PID_MAX) return [];
+    if (Number(match[3]) > PID_MAX || (of !== undefined && match[1] !== of)) return [];
     if (match[4] !== undefined && !entry.isFile) return [];
     return [{ entry, kind: match[2] as WorkKind, pid: Number(match[3]), companion: match[4] }];
   }).sort((a, b) => Number(a.companion !== undefined) - Number(b.companion !== undefined));
