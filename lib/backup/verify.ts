@@ -7,6 +7,7 @@
  */
 import type { BackupDescription, BackupReader, Tail } from "../backends/backend.ts";
 import { restoreBackup } from "./restore.ts";
+import { checkInterrupted } from "../fs/interrupt.ts";
 
 /** What a verification found; `restoredVersion` is `undefined` for an empty backup. */
 export interface VerifyReport {
@@ -47,7 +48,8 @@ export function verifyBackup(reader: BackupReader, temp: string): VerifyReport {
   // A restore reads the newest snapshot and the changes after it; read the older ones too.
   for (const snapshot of d.snapshots.slice(0, -1)) {
     for (const _ of reader.entries(snapshot)) {
-      // Reading checks each record.
+      // Reading checks each record. A snapshot is as large as the database: Ctrl-C stops here.
+      checkInterrupted();
     }
   }
   // A restore to a version that it does not reach fails, so this one ends at lastVersion.
