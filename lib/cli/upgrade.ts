@@ -499,6 +499,16 @@ async function leftKey(
   }
 }
 
+/** The plugin refuses a key file beside a plain backup: said now, not at lightningd's start. */
+function refuseKeyFile(dir: string): void {
+  if (!existsSync(`${dir}/${KEY_FILE}`)) return;
+  throw new Error(
+    `${ACTION}: "${dir}/${KEY_FILE}" holds a key, but this upgrade makes a plain backup: ` +
+      `the plugin would refuse to start with it; upgrade with --encrypt, or move the key ` +
+      `file aside (it may be an interrupted "upgrade --encrypt"'s), then run this again`,
+  );
+}
+
 /**
  * `upgrade <v1-url>`: converts a v1 file that no lightning dir names (the Python server's
  * storage) and says how to serve the result.
@@ -614,6 +624,7 @@ export async function upgrade(
     const encrypt = values.encrypt === true;
     if (typeof values.to === "string" && parseBackupUrl(values.to).scheme === "s3") {
       if (kind !== "v1" && kind !== "directory") throw notV1(v1Path);
+      if (!encrypt) refuseKeyFile(dir);
       const newKey = () =>
         encrypt ? newEncryption(values, prompt, ACTION) : Promise.resolve(undefined);
       if (kind === "directory" && readChain(v1Path).keyId !== undefined) {
@@ -645,14 +656,7 @@ export async function upgrade(
     }
     if (kind !== "v1" && kind !== "directory") throw notV1(v1Path);
     await checkNotRunning(dir, ACTION);
-    // The plugin refuses a key file beside a plain backup: say so now, not at lightningd's start.
-    if (!encrypt && existsSync(`${dir}/${KEY_FILE}`)) {
-      throw new Error(
-        `${ACTION}: "${dir}/${KEY_FILE}" holds a key, but this upgrade makes a plain backup: ` +
-          `the plugin would refuse to start with it; upgrade with --encrypt, or move the key ` +
-          `file aside (it may be an interrupted "upgrade --encrypt"'s), then run this again`,
-      );
-    }
+    if (!encrypt) refuseKeyFile(dir);
     const url = upgradeUrl(v1Path, values.to, encrypt);
     const path = fileBackupPath(url, ACTION);
     const source = kind === "v1"

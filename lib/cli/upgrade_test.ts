@@ -320,14 +320,17 @@ Deno.test("upgrade to a plain backup refuses a key file in the lightning dir (th
   const stale = JSON.stringify({ cln_backup_data_key: "11".repeat(32) }) + "\n";
   Deno.writeTextFileSync(`${dir}/backup.key`, stale, { mode: 0o600 });
 
-  const { code, output } = await run(["--lightning-dir", dir]);
-  assertEquals(code, 1, output.transcript);
-  assertEquals(output.stderr, [
-    `Cannot upgrade backup: "${dir}/backup.key" holds a key, but this upgrade makes a plain ` +
-    `backup: the plugin would refuse to start with it; upgrade with --encrypt, or move the ` +
-    `key file aside (it may be an interrupted "upgrade --encrypt"'s), then run this again`,
-  ]);
-  assertEquals(Deno.readTextFileSync(`${dir}/backup.lock`), lock);
+  // A plain copy to S3 too: before its upload, not once backup.lock names it.
+  for (const to of [[], ["--to", "s3://bucket/node"]]) {
+    const { code, output } = await run(["--lightning-dir", dir, ...to]);
+    assertEquals(code, 1, output.transcript);
+    assertEquals(output.stderr, [
+      `Cannot upgrade backup: "${dir}/backup.key" holds a key, but this upgrade makes a plain ` +
+      `backup: the plugin would refuse to start with it; upgrade with --encrypt, or move the ` +
+      `key file aside (it may be an interrupted "upgrade --encrypt"'s), then run this again`,
+    ]);
+    assertEquals(Deno.readTextFileSync(`${dir}/backup.lock`), lock);
+  }
   assertEquals([...Deno.readDirSync(base)].map((e) => e.name).sort(), ["backup.dbak", "regtest"]);
   removeNodeDir(dir);
 });
