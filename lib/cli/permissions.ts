@@ -40,8 +40,8 @@
  * names, and the temporary directory a reader fetches the backup into;
  * an `s3://` one its endpoint, the `AWS_*` key variables, and the temporary directory its
  * reader fetches it into (init with DIR reads the keys' file there).
- * restore and compact, which stop cleanly on Ctrl-C or SIGTERM, read their signal watcher's code
- * (lib/, lib/cli/interrupt_scope.ts).
+ * restore, verify and compact, which stop cleanly on Ctrl-C or SIGTERM, read their signal
+ * watcher's code (lib/, lib/cli/interrupt_scope.ts).
  * `/proc/PID` is the `comm` file of the pid the base dir's pid file names, for the check
  * that no lightningd runs. Every command may read `INIT_CWD`, which `deno task` sets.
  *
