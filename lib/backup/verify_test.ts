@@ -8,8 +8,8 @@ import type { BackupEntry } from "../backends/backend.ts";
 import { armInterrupts, INTERRUPT_SIGNALS, Interrupted } from "../fs/interrupt.ts";
 import { verifyBackup } from "./verify.ts";
 
-Deno.test("verify stops on a signal while it reads an older snapshot, not at its end", async () => {
-  // An older base is as large as the database: Ctrl-C waited for all of it to be read.
+Deno.test("verify stops on a signal during its first pass, and while it reads an older snapshot", async () => {
+  // Each pass over a base is as long as the database is large: Ctrl-C waited for its end.
   const dir = Deno.makeTempDirSync();
   try {
     const url = await makeBackup(`${dir}/backup`, recordedChanges(["restart"]), {
@@ -22,30 +22,47 @@ Deno.test("verify stops on a signal while it reads an older snapshot, not at its
       { backupId: readChain(`${dir}/backup`).backupId, firstLog: 1 },
     );
     Deno.mkdirSync(`${dir}/temp`);
-    const reader = new FileBackupReader(url, `${dir}/backup`);
-    const read: BackupEntry["kind"][] = [];
-    const entries = reader.entries.bind(reader);
-    reader.entries = function* (toVersion?: number) {
-      for (const entry of entries(toVersion)) {
-        read.push(entry.kind);
-        yield entry;
-      }
-    };
-    const flag = new Int32Array(new SharedArrayBuffer(Int32Array.BYTES_PER_ELEMENT));
-    Atomics.store(flag, 0, INTERRUPT_SIGNALS.SIGINT);
-    armInterrupts(flag);
-    let thrown: unknown;
-    try {
-      verifyBackup(reader, `${dir}/temp`);
-    } catch (error) {
-      thrown = error;
-    } finally {
-      armInterrupts(undefined);
-      reader.close();
-    }
-    assertEquals(thrown instanceof Interrupted, true, String(thrown));
-    assertEquals(read, ["snapshot-part"]);
+    // SIGINT once the first pass (describe) is done, as the older snapshot is read.
+    assertEquals(interruptedVerify(url, `${dir}/backup`, `${dir}/temp`, "reading"), [
+      "snapshot-part",
+    ]);
+    // SIGINT during the first pass, which reads every record: nothing further is read.
+    assertEquals(interruptedVerify(url, `${dir}/backup`, `${dir}/temp`, "at start"), []);
   } finally {
     Deno.removeSync(dir, { recursive: true });
   }
 });
+
+/** Verifies with SIGINT heard `when`; the kinds of the entries read, once it stopped. */
+function interruptedVerify(
+  url: string,
+  path: string,
+  temp: string,
+  when: "at start" | "reading",
+): BackupEntry["kind"][] {
+  const reader = new FileBackupReader(url, path);
+  const flag = new Int32Array(new SharedArrayBuffer(Int32Array.BYTES_PER_ELEMENT));
+  const sigint = () => Atomics.store(flag, 0, INTERRUPT_SIGNALS.SIGINT);
+  const read: BackupEntry["kind"][] = [];
+  const entries = reader.entries.bind(reader);
+  reader.entries = function* (toVersion?: number) {
+    for (const entry of entries(toVersion)) {
+      read.push(entry.kind);
+      sigint();
+      yield entry;
+    }
+  };
+  if (when === "at start") sigint();
+  armInterrupts(flag);
+  let thrown: unknown;
+  try {
+    verifyBackup(reader, temp);
+  } catch (error) {
+    thrown = error;
+  } finally {
+    armInterrupts(undefined);
+    reader.close();
+  }
+  assertEquals(thrown instanceof Interrupted, true, String(thrown));
+  return read;
+}

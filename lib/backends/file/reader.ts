@@ -24,6 +24,7 @@ import { isPragmaOnly } from "../../sqlite/apply.ts";
 import type { DataKey } from "../../crypto/data_key.ts";
 import { readLayout } from "../../format/layout.ts";
 import { checkKey, scanWith } from "./encryption.ts";
+import { checkInterrupted } from "../../fs/interrupt.ts";
 import { readAhead } from "./read_ahead.ts";
 
 /** Reads a base segment's records, to its end record, which must be its last. */
@@ -213,8 +214,12 @@ export class FileBackupReader implements BackupReader {
     let bytes = 0;
     let firstVersion: number | undefined = chain.bases[0]?.number;
     let lastVersion = chain.bases.at(-1)?.number ?? 0;
+    // A pass over the whole backup, as long as a restore's reading: Ctrl-C stops it (verify).
     for (const base of chain.bases) {
-      for (const _ of baseRecords(base, scan)) snapshotRecords++;
+      for (const _ of baseRecords(base, scan)) {
+        checkInterrupted();
+        snapshotRecords++;
+      }
       bytes += Deno.statSync(base.path).size;
     }
     const logs = scanLogs(chain, chain.start, scan);
@@ -222,6 +227,7 @@ export class FileBackupReader implements BackupReader {
     let previous: number | undefined;
     let step = logs.next();
     for (; !step.done; step = logs.next()) {
+      checkInterrupted();
       const { header, offset, log } = step.value;
       checkFollows(previous, baseVersion, { version: header.version, path: log.path, offset });
       previous = header.version;
