@@ -4,31 +4,74 @@
  * at its next start, as did the scratch directory a killed compaction left, which the
  * plugin's open could not remove.
  *
+ * Nothing here follows a symlink: the backup directory is the plugin's user's, so a link put
+ * there would have root give that user the file it points to (/etc/shadow, say).
+ *
  * @module
  */
+import { closeSync, constants, fchmodSync, fchownSync, fstatSync, openSync } from "node:fs";
+
+/** `like`'s owner and mode, read from it and not from what it may link to. */
+function ownerOf(like: string): Deno.FileInfo {
+  const info = Deno.lstatSync(like);
+  if (info.isSymlink) {
+    throw new Error(
+      `Cannot copy the owner of "${like}": it is a symlink, not a file of the backup: ` +
+        `replace it with the file it stands for`,
+    );
+  }
+  return info;
+}
+
+/** Runs `change` on `path` opened without following a symlink there (nor waiting on a FIFO). */
+function onOwnHandle(
+  path: string,
+  change: (fd: number, has: { uid: number; gid: number; mode: number }) => void,
+): void {
+  let fd: number;
+  try {
+    fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  } catch (error) {
+    if ((error as { code?: string }).code !== "ELOOP") throw error;
+    throw new Error(
+      `Cannot give "${path}" the owner of the backup's files: it is a symlink, put there ` +
+        `while it was written: check who else writes to that directory`,
+    );
+  }
+  try {
+    change(fd, fstatSync(fd));
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Gives the open `fd` the owner of `want`; only root may give a file away. */
+function chownHandle(fd: number, has: { uid: number; gid: number }, want: Deno.FileInfo): void {
+  if (want.uid === null || want.gid === null) return;
+  if (want.uid === has.uid && want.gid === has.gid) return;
+  try {
+    fchownSync(fd, want.uid, want.gid);
+  } catch (error) {
+    if ((error as { code?: string }).code !== "EPERM") throw error;
+  }
+}
 
 /**
  * Gives `path` the owner of `like`. Only root may give a file away: for anyone else it stays
  * theirs (the plugin's own compaction, beside its own segments).
  */
 export function ownerLike(path: string, like: string): void {
-  const want = Deno.statSync(like);
-  const has = Deno.statSync(path);
-  if (want.uid === null || want.gid === null) return;
-  if (want.uid === has.uid && want.gid === has.gid) return;
-  try {
-    Deno.chownSync(path, want.uid, want.gid);
-  } catch (error) {
-    if (!(error instanceof Deno.errors.PermissionDenied)) throw error;
-  }
+  const want = ownerOf(like);
+  onOwnHandle(path, (fd, has) => chownHandle(fd, has, want));
 }
 
 /** Gives the file at `path` the owner and permission bits of the file at `like`. */
 export function ownLike(path: string, like: string): void {
-  ownerLike(path, like);
-  const want = Deno.statSync(like).mode;
-  const has = Deno.statSync(path).mode;
-  if (want !== null && has !== null && (want & 0o777) !== (has & 0o777)) {
-    Deno.chmodSync(path, want & 0o777);
-  }
+  const want = ownerOf(like);
+  onOwnHandle(path, (fd, has) => {
+    chownHandle(fd, has, want);
+    if (want.mode !== null && (want.mode & 0o777) !== (has.mode & 0o777)) {
+      fchmodSync(fd, want.mode & 0o777);
+    }
+  });
 }
