@@ -304,6 +304,26 @@ Deno.test("compactor: an idle node's live log holding every change is trimmed to
   }
 });
 
+Deno.test("compactor: a live log's trim writes nothing through a symlink left at its temporary name", async () => {
+  const dir = Deno.makeTempDirSync({ prefix: "cln-backup-compactor-" });
+  const path = `${dir}/backup`;
+  createFileBackup(path);
+  const writer = FileBackend.open(`file://${path}`, path);
+  try {
+    for (const change of CHANGES.slice(0, 300)) await writer.append(change);
+    // The backup directory is the plugin's user's; compact may run as root beside it.
+    Deno.writeTextFileSync(`${dir}/shadow`, "root:x:0:0");
+    Deno.symlinkSync(`${dir}/shadow`, `${readLayout(path).logs[0].path}.tmp`);
+    await new Compactor(writer, () => DEFAULT_POLICY).compact();
+    assertEquals(Deno.readTextFileSync(`${dir}/shadow`), "root:x:0:0");
+    assert(writer.state().records <= 3, "the live log is trimmed, as a file of its own");
+    assertEquals(restoredDump(writer.url, dir), dumpAt(CHANGES, CHANGES[299].version));
+  } finally {
+    writer.close();
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
 Deno.test("compactor: an encrypted live log is kept whole (records are sealed for their offsets), as the README says", async () => {
   const dir = Deno.makeTempDirSync({ prefix: "cln-backup-compactor-" });
   const url = `file://${dir}/backup`;

@@ -18,6 +18,7 @@ import { baseHeader, SNAPSHOT_PART_BYTES } from "../backends/file/create.ts";
 import { syncDir, writeAll } from "../fs/durable.ts";
 import { atStep } from "../fs/step_seam.ts";
 import { ownLike } from "../fs/owner_like.ts";
+import { removeIfExists } from "../fs/exists.ts";
 import { checkInterrupted } from "../fs/interrupt.ts";
 import { baseName } from "../format/layout.ts";
 import {
@@ -75,7 +76,10 @@ export function moveIntoBase(
     }
     const sealAt = (offset: number) => cipher && { cipher, offset };
 
-    out = Deno.openSync(tmp, { write: true, create: true, truncate: true });
+    // Made anew, not opened: a symlink put at that name (the directory is the plugin's
+    // user's, and compact may run as root) would take the base's bytes where it points.
+    removeIfExists(tmp);
+    out = Deno.openSync(tmp, { write: true, createNew: true });
     writeAll(out, encodeSegmentHeader(header));
     out.seekSync(offsets[parts], Deno.SeekMode.Start);
     const end = encodeSnapshotEnd(size, parts);

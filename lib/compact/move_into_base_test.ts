@@ -80,3 +80,20 @@ Deno.test("moveIntoBase seals each part where it lands in an encrypted backup", 
     Deno.removeSync(dir, { recursive: true });
   }
 });
+
+Deno.test("moveIntoBase writes nothing through a symlink left at its temporary name", () => {
+  const dir = Deno.makeTempDirSync({ prefix: "cln-backup-move-" });
+  try {
+    // The backup directory is the plugin's user's; compact may run as root beside it.
+    Deno.mkdirSync(`${dir}/backup`);
+    Deno.writeTextFileSync(`${dir}/shadow`, "root:x:0:0");
+    Deno.symlinkSync(`${dir}/shadow`, `${dir}/backup/${baseName(42)}.tmp`);
+    Deno.writeFileSync(`${dir}/scratch.sqlite3`, database());
+    const place = { backupId: newBackupId(), firstLog: 3 };
+    moveIntoBase(`${dir}/backup`, `${dir}/scratch.sqlite3`, 42, place, new Pacer(1, () => {}));
+    assertEquals(Deno.readTextFileSync(`${dir}/shadow`), "root:x:0:0");
+    assert(Deno.lstatSync(`${dir}/backup/${baseName(42)}`).isFile, "the base is a file of its own");
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});

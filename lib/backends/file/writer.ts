@@ -635,7 +635,9 @@ export class FileBackend implements Backend, CompactableBackend {
       const source = openSegment(this.#livePath);
       const kept = readAt(source, from, this.#liveEnd - from);
       source.close();
-      const out = Deno.openSync(tmp, { write: true, create: true, truncate: true });
+      // Made anew, not opened: a symlink at that name would take the log where it points.
+      removeIfExists(tmp);
+      const out = Deno.openSync(tmp, { write: true, createNew: true });
       try {
         writeAll(out, this.#logHeader(this.#liveSequence));
         writeAll(out, kept);
