@@ -147,6 +147,32 @@ Deno.test("compact run as root leaves its base and live log to the plugin's user
   }
 });
 
+Deno.test("compact: a damaged base is said to be damaged, not a want of room", async () => {
+  const dir = Deno.makeTempDirSync();
+  try {
+    const path = `${dir}/backup`;
+    const url = await makeBackup(path, CHANGES.slice(0, 100));
+    assertEquals((await run([url])).code, 0);
+    const writer = FileBackend.open(url, path);
+    for (const change of CHANGES.slice(100, 150)) await writer.append(change);
+    writer.close();
+    // A flipped byte in the base's first part: the writer's open reads only its end.
+    const base = readLayout(path).bases[0].path;
+    const bytes = Deno.readFileSync(base);
+    bytes[200] ^= 0xff;
+    Deno.writeFileSync(base, bytes);
+    const { code, output } = await run([url]);
+    assertEquals(code, 1);
+    const message = output.stderr.join("\n");
+    assertMatch(
+      message,
+      /^Cannot compact backup: .*\(building the base at version \d+ in ".*"\); the backup is unchanged$/,
+    );
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
 Deno.test("compact: a server's backup keeps one base: --retain above 1 is refused, not ignored", async () => {
   // Refused before any connection: no server listens there.
   const refused = await run(["socket:127.0.0.1:9", "--retain", "3"]);

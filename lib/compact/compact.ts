@@ -114,6 +114,14 @@ function reason(error: unknown): string {
   return (error as Error).message.replace(/^Cannot \w+ \w+: /, "");
 }
 
+/** Whether `error` is a want of room: the file system's (ENOSPC, EDQUOT) or SQLite's. */
+function outOfRoom(error: unknown): boolean {
+  const { code, cause, message } = error as { code?: string; cause?: unknown; message?: string };
+  if (code === "ENOSPC" || code === "EDQUOT") return true;
+  if (/database or disk is full/.test(message ?? "")) return true;
+  return cause !== undefined && outOfRoom(cause);
+}
+
 /**
  * Compacts the backup directory `dir` up to `options.target`. Besides the backup, it needs
  * room for the new base's database at most (see move_into_base.ts).
@@ -177,10 +185,13 @@ export function compactBackup(url: string, dir: string, options: CompactOptions)
       const partial = `${dir}/${baseName(options.target)}.tmp`;
       removeIfExists(partial);
       if (error instanceof Interrupted) throw error;
-      const unchanged = options.nodeStopped
+      // The room it needs is named only when room ran out: not after damage, say.
+      const unchanged = !options.nodeStopped
+        ? "the backup is unchanged and the node keeps running"
+        : outOfRoom(error)
         ? "the backup is unchanged (a compaction needs room for one more copy of the database " +
           "beside it)"
-        : "the backup is unchanged and the node keeps running";
+        : "the backup is unchanged";
       throw new Error(
         `Cannot compact backup: ${reason(error)} (building the base at version ` +
           `${options.target} in "${dir}"); ${unchanged}`,
