@@ -207,3 +207,22 @@ Deno.test("encrypted server backup compacted twice: the second has nothing to fo
     await s.stop();
   }
 });
+
+Deno.test("encrypted server backup compacted by the CLI, failing: no running node is named (it is stopped)", async () => {
+  const s = await startEncryptedServer();
+  try {
+    await initEncrypted(s);
+    await replayFirstRuns(s, { CLN_BACKUP_TEST_SEGMENT_BYTES: String(4 * 1024) });
+    const run = await cli(["compact", s.url], {
+      [CREDENTIAL_ENV]: s.credential.path,
+      CLN_BACKUP_PASSPHRASE: "not the passphrase",
+    });
+    assertEquals(run.code, 1, run.stderr);
+    assertMatch(
+      run.stderr,
+      /^Cannot compact backup: .* \(building the encrypted base at version \d+ here\); the backup on the server restores as before \(the server swaps a base in whole or not at all\)$/,
+    );
+  } finally {
+    await s.stop();
+  }
+});

@@ -195,6 +195,7 @@ async function compactOnServer(
         scratch,
         timeoutMs: policy.timeoutMs,
         compactTimeoutMs: policy.compactTimeoutMs,
+        nodeStopped: true,
       });
     } finally {
       removeScratchDir(scratch);

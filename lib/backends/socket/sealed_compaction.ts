@@ -41,6 +41,8 @@ export interface SealedCompactionRequest {
   timeoutMs: number;
   /** Bound on the wait for the server to check the base and swap it in. */
   compactTimeoutMs: number;
+  /** The node is stopped (`compact` on the command line): a failure says so, not that it runs. */
+  nodeStopped?: boolean;
 }
 
 const WORK_PREFIX = "sealed-compaction-";
@@ -125,7 +127,7 @@ export async function compactSealed(
     throw new Error(
       `Cannot compact backup: ${why} (building the encrypted base at version ${version} ` +
         `here); the backup on the server restores as before (the server swaps a base in ` +
-        `whole or not at all) and the node keeps running`,
+        `whole or not at all)${request.nodeStopped ? "" : " and the node keeps running"}`,
     );
   } finally {
     Deno.removeSync(work, { recursive: true });
