@@ -125,7 +125,20 @@ function members(
         rewindVersion ?? top
       }: the primary keeps what it lacks until it catches up`;
     };
-    result.push({ url: mirror.url, async: false, service, held });
+    // A file primary is compacted up to the copy, and its policy weighs only what it may
+    // fold: a copy that stays behind keeps the sealed logs after it, which status says.
+    const waiting = gated && mirror instanceof FileBackend
+      ? () => {
+        const version = lowest();
+        if (typeof version !== "number") return undefined;
+        const kept = mirror.compactionSizes().sealedLogBytes -
+          mirror.compactionSizes(version).sealedLogBytes;
+        if (kept === 0) return undefined;
+        return `an async copy may resume from version ${version}: the primary keeps the ` +
+          `${kept} bytes of sealed logs after it until it catches up`;
+      }
+      : undefined;
+    result.push({ url: mirror.url, async: false, service, held, waiting });
   }
   for (const copy of copies) {
     const place = scratch();

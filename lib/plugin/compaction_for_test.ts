@@ -323,3 +323,45 @@ Deno.test(
     restoresEqual();
   }),
 );
+
+/** The next test's copy: its syncs wait for `stuck` once set. */
+const stuck = { syncs: Promise.resolve() };
+
+Deno.test(
+  "an async copy that stays behind: the file primary's status says the copy holds its sealed logs",
+  withCopy((root) => ({
+    open: () => {
+      const dest = fileBackend(root, "copy", true);
+      const flush = dest.flush.bind(dest);
+      dest.flush = async () => {
+        await stuck.syncs;
+        await flush();
+      };
+      return Promise.resolve(dest);
+    },
+  }), async ({ root, primary, backend, caughtUp }) => {
+    const service = compactionFor(backend, root, () => {})!(
+      () => ({ ...DEFAULT_POLICY, minBytes: 0, ratioPercent: 1 }),
+    );
+    for (const change of CHANGES.slice(0, 100)) await backend.append(change);
+    await caughtUp();
+    // Its syncs hang from here: it resumes where it last synced, however far the node goes.
+    const released = Promise.withResolvers<void>();
+    stuck.syncs = released.promise;
+    try {
+      const logs = readLayout(`${root}/primary`).logs.length;
+      let next = 100;
+      while (readLayout(`${root}/primary`).logs.length < logs + 2) {
+        await backend.append(CHANGES[next++]);
+      }
+      // Not compacted for those logs, and the status says why.
+      assertEquals(service.due(), false);
+      const status = service.status().destinations as DestinationCompactionStatus[];
+      assertEquals(status[0].url, primary.url);
+      assertMatch(status[0].held ?? "null", /async copy may resume from version \d+/);
+    } finally {
+      released.resolve();
+      stuck.syncs = Promise.resolve();
+    }
+  }),
+);

@@ -28,6 +28,8 @@ export interface CompactionMember {
   service: CompactionService;
   /** Why it must not be compacted now, if so (a broken mirror; a copy still needing it). */
   held?: () => string | undefined;
+  /** Why its policy leaves part of it alone, if so: shown as `held` when none is due. */
+  waiting?: () => string | undefined;
 }
 
 /** What became of one destination in a compaction. */
@@ -132,7 +134,7 @@ export class MultiCompaction implements CompactionService {
       url: m.url,
       async: m.async,
       ...m.service.status(),
-      held: m.held?.() ?? null,
+      held: m.held?.() ?? (m.service.due() ? undefined : m.waiting?.()) ?? null,
     }));
     return { ...this.members[0].service.status(), destinations };
   }
