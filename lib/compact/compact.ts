@@ -144,7 +144,9 @@ export function compactBackup(url: string, dir: string, options: CompactOptions)
     let building: Deno.FsFile | undefined;
     removeIfExists(scratch);
     try {
-      Deno.mkdirSync(scratch);
+      // The node's database is restored in it (an encrypted backup's in plaintext): its
+      // owner's alone, as a restore's work directory is, whatever the umask.
+      Deno.mkdirSync(scratch, { mode: 0o700 });
       if (like !== undefined) ownerLike(scratch, like);
       const database = `${scratch}/lightningd.sqlite3`;
       // Read on this thread, not ahead in another: on a node's few cores a second busy thread

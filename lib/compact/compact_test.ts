@@ -263,3 +263,26 @@ Deno.test("a compaction whose deletes fail says the backup restores, and the nex
     dispose(backup);
   }
 });
+
+Deno.test("a compaction's scratch database is its owner's alone, whatever the umask", async () => {
+  const backup = newBackup();
+  try {
+    for (const change of CHANGES.slice(0, 200)) await backup.writer.append(change);
+    // The backup directory is others' to enter (created under umask 022): the node's database
+    // restored in it, an encrypted backup's in plaintext, must not be theirs to read.
+    Deno.chmodSync(backup.path, 0o755);
+    const modes = new Set<number>();
+    compactWithWriter(backup.writer, {
+      target: backup.writer.state().rewindVersion!,
+      onProgress: () => {
+        for (const entry of Deno.readDirSync(backup.path)) {
+          if (!entry.name.startsWith("compacting-")) continue;
+          modes.add(Deno.statSync(`${backup.path}/${entry.name}`).mode! & 0o777);
+        }
+      },
+    });
+    assertEquals([...modes], [0o700]);
+  } finally {
+    dispose(backup);
+  }
+});
