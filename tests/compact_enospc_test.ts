@@ -21,6 +21,7 @@ import { bumpStatement } from "./support/statements.ts";
 import { DatabaseSync } from "node:sqlite";
 import { mountTmpfs, run, usedBytes } from "./support/tmpfs.ts";
 import { compact } from "../lib/cli/compact.ts";
+import type { Change } from "../lib/backends/backend.ts";
 
 const CHANGES = recordedChanges(SCENARIOS);
 const HELD_BACK = 20;
@@ -33,17 +34,22 @@ function directorySize(dir: string): number {
   return total;
 }
 
+/** A new backup at `dir` holding `changes`, in 64 KiB segments: built where space is plenty. */
+async function staged(dir: string, changes: Change[]): Promise<string> {
+  createFileBackup(dir);
+  const builder = FileBackend.open(`file://${dir}`, dir, { segmentBytes: 64 * 1024 });
+  for (const change of changes) await builder.append(change);
+  builder.close();
+  return dir;
+}
+
 Deno.test("compaction out of disk fails cleanly; the writer keeps appending", async () => {
   const work = Deno.makeTempDirSync({ prefix: "cln-backup-enospc-" });
   const mount = `${work}/small`;
   Deno.mkdirSync(mount);
   try {
     // The backup of all but the last changes, built where space is plenty.
-    const staging = `${work}/staging`;
-    createFileBackup(staging);
-    const builder = FileBackend.open(`file://${staging}`, staging, { segmentBytes: 64 * 1024 });
-    for (const change of CHANGES.slice(0, -HELD_BACK)) await builder.append(change);
-    builder.close();
+    const staging = await staged(`${work}/staging`, CHANGES.slice(0, -HELD_BACK));
     // Room for the backup and the last changes, not for a compaction's scratch database.
     const size = Math.ceil((directorySize(staging) + 160 * 1024) / 4096) * 4096;
     if (!mountTmpfs(mount, size)) return;
@@ -157,11 +163,7 @@ Deno.test("compact on the command line out of disk: the backup is unchanged, and
   const mount = `${work}/small`;
   Deno.mkdirSync(mount);
   try {
-    const staging = `${work}/staging`;
-    createFileBackup(staging);
-    const builder = FileBackend.open(`file://${staging}`, staging, { segmentBytes: 64 * 1024 });
-    for (const change of CHANGES) await builder.append(change);
-    builder.close();
+    const staging = await staged(`${work}/staging`, CHANGES);
     // Room for the backup, not for a compaction's scratch database.
     const size = Math.ceil((directorySize(staging) + 100 * 1024) / 4096) * 4096;
     if (!mountTmpfs(mount, size)) return;
