@@ -195,7 +195,7 @@ export class Compactor implements CompactionService {
 
   /**
    * Starts a compaction, or joins the one running; resolves with its result. Rejects when
-   * there is nothing to compact or the compaction failed; the backup is untouched then.
+   * the compaction failed; the backup is untouched then.
    *
    * It starts at once, whether the node writes or not: when the live log holds every change
    * since the newest base, the writer trims it afterwards, so all but the newest change is
@@ -204,16 +204,22 @@ export class Compactor implements CompactionService {
   compact(): Promise<CompactionResult> {
     if (this.#running) return this.#running;
     const target = this.backend.compactionTarget();
-    if (target === undefined) {
-      return Promise.reject(
-        new Error("Cannot compact backup: it holds no change on top of its newest snapshot"),
-      );
-    }
     let before: CompactionStats;
     try {
       before = this.backend.heldStats();
     } catch (error) {
       return Promise.reject(new Error(`Cannot compact backup: ${(error as Error).message}`));
+    }
+    if (target === undefined) {
+      // A base and no change on top: nothing to fold, answered with the sizes as the CLI's
+      // compact answers it; an operator's `lightning-cli backup-compact` run is no failure.
+      const result = compactionResult(before, before, {
+        base_version: null,
+        versions_folded: 0,
+        seconds: 0,
+      });
+      this.#last = { ok: true, ...result };
+      return Promise.resolve(result);
     }
     const running = new Promise<CompactionResult>((resolve, reject) => {
       this.#abandon = reject;
