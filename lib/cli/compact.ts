@@ -11,6 +11,7 @@ import {
   compactWithWriter,
 } from "../compact/compact.ts";
 import { readChain } from "../format/chain.ts";
+import { sharedDirectory } from "../fs/root_only.ts";
 import { compactS3 } from "../backends/s3/compaction.ts";
 import { loadCredentials } from "../backends/s3/credentials.ts";
 import { parseBackupUrl } from "../backends/url.ts";
@@ -117,6 +118,20 @@ function describeCompaction(result: CompactionResult): string {
   return `Compacted in ${result.seconds} s: ${what}; ${before.backupsize} -> ` +
     `${after.backupsize} bytes (${result.bytes_freed} freed), ${before.version_count} -> ` +
     `${after.version_count} versions held (changes, and each snapshot once)`;
+}
+
+/**
+ * Refuses, as root, a backup another user can change names in: a symlink it put there would
+ * have root write, truncate or give it the file it points to (see root_only.ts).
+ */
+function refuseShared(path: string): void {
+  const shared = sharedDirectory(path);
+  if (shared === undefined) return;
+  throw new Error(
+    `${ACTION}: "${shared.path}" is writable by uid ${shared.uid} (or its group), and compact ` +
+      `runs as root, which would follow a symlink put there onto any file: run compact as ` +
+      `that user (sudo -u "#${shared.uid}" ...)`,
+  );
 }
 
 function openWriter(url: string, path: string, key: DataKey | undefined): FileBackend {
@@ -234,6 +249,7 @@ export async function compact(args: string[], output: Output = consoleOutput): P
     // A directory that is no backup (a lightning dir, the one a .dbak is in) is a wrong URL,
     // not a damaged backup.
     if (directory) checkHoldsSegments(path);
+    if (directory && Deno.uid() === 0) refuseShared(path);
     const key = directory ? await unlockDir(path, values) : undefined;
     const writer = openWriter(url, path, key);
     try {

@@ -7,6 +7,7 @@ import { createFileBackup } from "../backends/file/create.ts";
 import { openReader } from "../backends/open.ts";
 import { restoreBackup } from "../backup/restore.ts";
 import { readLayout } from "../format/layout.ts";
+import { existsSync } from "../fs/exists.ts";
 import { compact, progressBar } from "./compact.ts";
 import { upgrade } from "./upgrade.ts";
 import {
@@ -142,6 +143,41 @@ Deno.test("compact run as root leaves its base and live log to the plugin's user
       const { uid, gid, mode } = Deno.statSync(segment);
       assertEquals([uid, gid, mode! & 0o777], [65534, 65534, 0o640], segment);
     }
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("compact run as root refuses a backup directory another user can write to", async () => {
+  if (Deno.uid() !== 0) return; // Only root's compaction hands that user its powers.
+  const dir = Deno.makeTempDirSync();
+  try {
+    const path = `${dir}/backup`;
+    const url = await makeBackup(path, CHANGES.slice(0, 60));
+    // The node's user (nobody here) owns the backup directory, as the plugin needs.
+    Deno.chownSync(path, 65534, 65534);
+    for (const entry of Deno.readDirSync(path)) {
+      Deno.chownSync(`${path}/${entry.name}`, 65534, 65534);
+    }
+    Deno.writeTextFileSync(`${dir}/shadow`, "root:x:0:0", { mode: 0o600 });
+    const before = readLayout(path);
+    // That user owns the names in it: once the restored database is linked into the scratch
+    // directory, it puts a symlink there, and the base is read (and truncated) through it.
+    const output = new class extends BufferedOutput {
+      progress = () => {
+        for (const entry of Deno.readDirSync(path)) {
+          const database = `${path}/${entry.name}/lightningd.sqlite3`;
+          if (!entry.name.startsWith("compacting-") || !existsSync(database)) continue;
+          Deno.removeSync(database);
+          Deno.symlinkSync(`${dir}/shadow`, database);
+        }
+      };
+    }();
+    const code = await compact([url], output);
+    assertEquals(code, 1);
+    assertMatch(output.stderr.join("\n"), /writable by uid 65534.*run compact as that user/);
+    assertEquals(Deno.readTextFileSync(`${dir}/shadow`), "root:x:0:0");
+    assertEquals(readLayout(path), before, "nothing was compacted");
   } finally {
     Deno.removeSync(dir, { recursive: true });
   }
