@@ -20,7 +20,6 @@ import { restoreBackup } from "../backup/restore.ts";
 import { atStep } from "../fs/step_seam.ts";
 import { Interrupted } from "../fs/interrupt.ts";
 import { workPath } from "../fs/work_path.ts";
-import { ownerLike } from "../fs/owner_like.ts";
 import { continuingLog, DEFAULT_RETAIN_BASES, redundantSegments } from "./plan.ts";
 import { deleteSegments } from "./deletion.ts";
 import { moveIntoBase } from "./move_into_base.ts";
@@ -145,9 +144,9 @@ export function compactBackup(url: string, dir: string, options: CompactOptions)
     removeIfExists(scratch);
     try {
       // The node's database is restored in it (an encrypted backup's in plaintext): its
-      // owner's alone, as a restore's work directory is, whatever the umask.
+      // owner's alone, as a restore's work directory is, whatever the umask. Not given to the
+      // logs' owner: it would swap what root then opens by name there for a symlink.
       Deno.mkdirSync(scratch, { mode: 0o700 });
-      if (like !== undefined) ownerLike(scratch, like);
       const database = `${scratch}/lightningd.sqlite3`;
       // Read on this thread, not ahead in another: on a node's few cores a second busy thread
       // competes with the plugin's hooks (measured on 2 cores: peak RSS 208 and 213 MiB

@@ -1,11 +1,10 @@
 /**
  * What `compact`, run as root, adds to a backup that the plugin writes as lightningd's user
  * takes the owner of the segments beside it: a root-owned base or live log stopped the node
- * at its next start, as did the scratch directory a killed compaction left, which the
- * plugin's open could not remove.
+ * at its next start. (Its scratch directory stays root's: root works in it by name.)
  *
- * Nothing here follows a symlink: the backup directory is the plugin's user's, so a link put
- * there would have root give that user the file it points to (/etc/shadow, say).
+ * Nothing here follows a symlink: a log's owner could have made it one, and root would then
+ * give that user the file it points to (/etc/shadow, say).
  *
  * @module
  */
@@ -54,15 +53,6 @@ function chownHandle(fd: number, has: { uid: number; gid: number }, want: Deno.F
   } catch (error) {
     if ((error as { code?: string }).code !== "EPERM") throw error;
   }
-}
-
-/**
- * Gives `path` the owner of `like`. Only root may give a file away: for anyone else it stays
- * theirs (the plugin's own compaction, beside its own segments).
- */
-export function ownerLike(path: string, like: string): void {
-  const want = ownerOf(like);
-  onOwnHandle(path, (fd, has) => chownHandle(fd, has, want));
 }
 
 /** Gives the file at `path` the owner and permission bits of the file at `like`. */
