@@ -436,11 +436,16 @@ Deno.test("init --encrypt to a server killed before backup.lock: the rerun opens
     assertEquals((await killed.result()).signal, "SIGKILL");
     const leftKey = Deno.readTextFileSync(`${s.dir}/${KEY_FILE}`);
 
-    // A plain init, or one whose key file holds another key, does not take it.
+    // A plain init, or one whose key file holds another key, does not take it: beside the
+    // key file the plain one is refused at once; with it moved aside, by what the server holds.
     const plain = new BufferedOutput();
     assertEquals(await init([s.url, "--lightning-dir", s.dir], plain), 1);
+    assertMatch(plain.stderr[0], /backup\.key" holds a key, but this init makes a plain backup/);
+    Deno.removeSync(`${s.dir}/${KEY_FILE}`);
+    const plainAlone = new BufferedOutput();
+    assertEquals(await init([s.url, "--lightning-dir", s.dir], plainAlone), 1);
     assertMatch(
-      plain.stderr[0],
+      plainAlone.stderr[0],
       /not what an interrupted init .*it is encrypted, and this init does not encrypt/,
     );
     writeKeyFile(s.dir, await DataKey.generate());
