@@ -44,6 +44,20 @@ async function killedAt(args: string[], step: SeamStep, nth = 1): Promise<number
   return process.pid;
 }
 
+/**
+ * The node at `dir` (fresh-start's) with a plain backup through restart beside its lightning
+ * dir, named by backup.lock: what an upgrade --encrypt converts.
+ */
+async function plainBackupOf(dir: string): Promise<{ base: string; plain: string }> {
+  const base = Deno.realPathSync(`${dir}/..`);
+  const plain = await makeBackup(`${base}/plain`, recordedChanges(["restart"]), {
+    version: 11,
+    path: loadFixture("fresh-start").database,
+  });
+  writeLockFile(dir, { backend_url: plain });
+  return { base, plain };
+}
+
 function removedLine(path: string, pid: number, command: string): string {
   return `Removed "${path}", left by process ${pid}, a killed ${command}`;
 }
@@ -201,12 +215,7 @@ Deno.test("an upgrade --encrypt killed before backup.lock is finished by a rerun
   // the rerun refused the encrypted copy's path ("choose another path with --to").
   const dir = makeNodeDir("fresh-start");
   try {
-    const base = Deno.realPathSync(`${dir}/..`);
-    const plain = await makeBackup(`${base}/plain`, recordedChanges(["restart"]), {
-      version: 11,
-      path: loadFixture("fresh-start").database,
-    });
-    writeLockFile(dir, { backend_url: plain });
+    const { base, plain } = await plainBackupOf(dir);
     const [right, wrong] = [`${base}/right`, `${base}/wrong`];
     Deno.writeTextFileSync(right, `${PASSPHRASE}\n`, { mode: 0o600 });
     Deno.writeTextFileSync(wrong, "another passphrase\n", { mode: 0o600 });
@@ -251,12 +260,7 @@ Deno.test("an upgrade --encrypt killed before backup.lock is finished by a rerun
 Deno.test("an upgrade --encrypt to a recipient killed before backup.lock is finished by a rerun for it, with the key file", async () => {
   const dir = makeNodeDir("fresh-start");
   try {
-    const base = Deno.realPathSync(`${dir}/..`);
-    const plain = await makeBackup(`${base}/plain`, recordedChanges(["restart"]), {
-      version: 11,
-      path: loadFixture("fresh-start").database,
-    });
-    writeLockFile(dir, { backend_url: plain });
+    const { base, plain } = await plainBackupOf(dir);
     const [recipient, other] = await Promise.all(
       [newAgeIdentity(), newAgeIdentity()].map(async (id) => ageRecipientOf(await id)),
     );
@@ -293,12 +297,7 @@ Deno.test("an upgrade --encrypt rerun with the passphrase but other recipients d
   // the one given now did not open the backup the rerun said it had set up.
   const dir = makeNodeDir("fresh-start");
   try {
-    const base = Deno.realPathSync(`${dir}/..`);
-    const plain = await makeBackup(`${base}/plain`, recordedChanges(["restart"]), {
-      version: 11,
-      path: loadFixture("fresh-start").database,
-    });
-    writeLockFile(dir, { backend_url: plain });
+    const { base, plain } = await plainBackupOf(dir);
     const passphrase = `${base}/passphrase`;
     Deno.writeTextFileSync(passphrase, `${PASSPHRASE}\n`, { mode: 0o600 });
     const [first, second] = await Promise.all(
