@@ -260,7 +260,7 @@ Deno.test("an upgrade --encrypt killed before backup.lock is finished by a rerun
 Deno.test("an upgrade --encrypt to a recipient killed before backup.lock is finished by a rerun for it, with the key file", async () => {
   const dir = makeNodeDir("fresh-start");
   try {
-    const { base, plain } = await plainBackupOf(dir);
+    const { base } = await plainBackupOf(dir);
     const [recipient, other] = await Promise.all(
       [newAgeIdentity(), newAgeIdentity()].map(async (id) => ageRecipientOf(await id)),
     );
