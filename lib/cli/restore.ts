@@ -7,7 +7,6 @@ import { userPath } from "../fs/user_path.ts";
 import { parseBackupUrl, sameBackup } from "../backends/url.ts";
 import type { BackupReader } from "../backends/backend.ts";
 import { backupKind, connectReader, openReader } from "../backends/open.ts";
-import { FileBackupReader } from "../backends/file/reader.ts";
 import { readBesideCompaction } from "../backends/file/read_beside_compaction.ts";
 import { convertedPath } from "../backends/v1/converted.ts";
 import { pathToFileURL } from "node:url";
@@ -508,16 +507,13 @@ export async function restore(
         new RestoreProgress(reader, toVersion, output.progress);
       try {
         let result: RestoreResult;
-        const restored = () =>
-          restoreBackup(reader, path, {
-            toVersion,
-            onProgress: progress && ((version) => progress.update(version)),
-          });
         try {
           // A file backup the plugin compacts meanwhile is read again, not called damaged.
-          result = reader instanceof FileBackupReader
-            ? readBesideCompaction(reader.dir, restored)
-            : restored();
+          result = readBesideCompaction(reader, () =>
+            restoreBackup(reader, path, {
+              toVersion,
+              onProgress: progress && ((version) => progress.update(version)),
+            }));
         } catch (error) {
           throw diskFull(error, dirname(path)) ?? error;
         }

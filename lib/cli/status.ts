@@ -87,9 +87,7 @@ async function describeAt(url: string): Promise<[BackupDescription, string[]]> {
   const reader = await connectReader(url);
   try {
     // A file backup the plugin compacts meanwhile is read again, not called damaged.
-    const description = reader instanceof FileBackupReader
-      ? readBesideCompaction(reader.dir, () => reader.describe())
-      : reader.describe();
+    const description = readBesideCompaction(reader, () => reader.describe());
     const wrappedFor = !description.encrypted
       ? []
       : reader instanceof FileBackupReader

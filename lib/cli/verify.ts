@@ -4,7 +4,6 @@
  * @module
  */
 import { connectReader } from "../backends/open.ts";
-import { FileBackupReader } from "../backends/file/reader.ts";
 import { readBesideCompaction } from "../backends/file/read_beside_compaction.ts";
 import type { BackupReader } from "../backends/backend.ts";
 import { describeTail } from "../backup/restore.ts";
@@ -75,12 +74,8 @@ function verifyLines(url: string, report: VerifyReport): string[] {
 
 /** Verifies the backup `reader` reads, restoring into `temp`; what `verify` prints. */
 export function checkBackup(reader: BackupReader, temp: string): string[] {
-  const verified = () => verifyBackup(reader, temp);
   // A file backup the plugin compacts meanwhile is read again, not called damaged.
-  const report = reader instanceof FileBackupReader
-    ? readBesideCompaction(reader.dir, verified)
-    : verified();
-  return verifyLines(reader.url, report);
+  return verifyLines(reader.url, readBesideCompaction(reader, () => verifyBackup(reader, temp)));
 }
 
 export async function verify(

@@ -1,14 +1,16 @@
 /**
- * Reads of a file backup that a running plugin may compact meanwhile (`status`, `verify`): a
- * compaction deletes the segments a read started from and rewrites the live log, so the read
+ * Reads of a file backup that a running plugin may compact meanwhile (`status`, `verify`,
+ * `restore`): a compaction deletes the segments a read started from and rewrites the live log, so the read
  * fails (a missing file, a gap in the changes) although the backup is sound. Such a read is
  * made again while its segments keep changing under it; a failure on segments that stayed
  * the same is the backup's own.
  *
  * @module
  */
+import type { BackupReader } from "../backend.ts";
 import { readLayout } from "../../format/layout.ts";
 import { Interrupted } from "../../fs/interrupt.ts";
+import { FileBackupReader } from "./reader.ts";
 
 /** Reads at most this often: a compaction comes minutes apart at the least. */
 const ATTEMPTS = 3;
@@ -26,15 +28,19 @@ function segmentsOf(dir: string): string | undefined {
   }
 }
 
-/** `read()` of the backup in `dir`, made again when it failed while a compaction changed it. */
-export function readBesideCompaction<T>(dir: string, read: () => T): T {
+/**
+ * `read()` of the backup `reader` reads; for a file backup, made again when it failed while a
+ * compaction changed it. Other backups are read once: no plugin compacts under them so.
+ */
+export function readBesideCompaction<T>(reader: BackupReader, read: () => T): T {
+  if (!(reader instanceof FileBackupReader)) return read();
   for (let attempt = 1;; attempt++) {
-    const before = segmentsOf(dir);
+    const before = segmentsOf(reader.dir);
     try {
       return read();
     } catch (error) {
       if (error instanceof Interrupted || attempt === ATTEMPTS) throw error;
-      if (segmentsOf(dir) === before) throw error;
+      if (segmentsOf(reader.dir) === before) throw error;
     }
   }
 }

@@ -5,6 +5,7 @@ import { compactWithWriter } from "../../compact/compact.ts";
 import { readChain } from "../../format/chain.ts";
 import { createFileBackup } from "./create.ts";
 import { FileBackend } from "./writer.ts";
+import { FileBackupReader } from "./reader.ts";
 import { readBesideCompaction } from "./read_beside_compaction.ts";
 
 const CHANGES = recordedChanges(SCENARIOS);
@@ -35,7 +36,7 @@ Deno.test("a read that a compaction lands in is made again, and reads the backup
   const { backend, compact } = await pluginBackup(dir);
   try {
     let reads = 0;
-    const bytes = readBesideCompaction(backend.dir, () => {
+    const bytes = readBesideCompaction(new FileBackupReader(backend.url, backend.dir), () => {
       reads++;
       return readSegments(backend.dir, reads === 1 ? compact : undefined);
     });
@@ -53,7 +54,7 @@ Deno.test("a read that fails on segments that stayed the same fails at once; one
   try {
     let reads = 0;
     assertThrows(() =>
-      readBesideCompaction(backend.dir, () => {
+      readBesideCompaction(new FileBackupReader(backend.url, backend.dir), () => {
         reads++;
         throw new Error("damaged");
       }), /damaged/);
@@ -61,7 +62,7 @@ Deno.test("a read that fails on segments that stayed the same fails at once; one
     // A new log each time (a roll): the read is given up after its third try.
     reads = 0;
     assertThrows(() =>
-      readBesideCompaction(backend.dir, () => {
+      readBesideCompaction(new FileBackupReader(backend.url, backend.dir), () => {
         reads++;
         Deno.writeFileSync(
           `${backend.dir}/log-0000000000000000${9000 + reads}.clnb`,
