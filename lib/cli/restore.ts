@@ -19,6 +19,7 @@ import {
 } from "../backup/restore.ts";
 import { existsSync, statIfExists } from "../fs/exists.ts";
 import { shellQuote } from "../fs/shell_quote.ts";
+import { isOutOfRoom } from "../fs/os_error.ts";
 import { LOCK_FILE, readLockFile } from "../backup/lock_file.ts";
 import { KEY_FILE } from "../crypto/key_file.ts";
 import { lockDestinations } from "../backends/multi/mirrors.ts";
@@ -217,10 +218,7 @@ function restoreNotes(result: RestoreResult, toVersion: number | undefined): str
  * path, and SQLite's ("database or disk is full") neither. `undefined` for another error.
  */
 function diskFull(error: unknown, dir: string): Error | undefined {
-  const { code, message } = error as { code?: string; message?: string };
-  if (code !== "ENOSPC" && code !== "EDQUOT" && !/database or disk is full/.test(message ?? "")) {
-    return undefined;
-  }
+  if (!isOutOfRoom(error)) return undefined;
   return new Error(
     `Cannot restore backup: the file system of "${dir}" is full (no space or quota left); ` +
       `nothing was written there: free some space on it, or restore to another file system`,

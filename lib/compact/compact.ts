@@ -27,6 +27,7 @@ import { Pacer } from "./pacer.ts";
 import { basename } from "node:path";
 import type { DataKey } from "../crypto/data_key.ts";
 import type { CompactableBackend } from "./compactor.ts";
+import { isOutOfRoom } from "../fs/os_error.ts";
 
 /** Size and versions held, as the Python plugin's `backup-compact` reports them. */
 export interface CompactionStats {
@@ -113,14 +114,6 @@ function reason(error: unknown): string {
   return (error as Error).message.replace(/^Cannot \w+ \w+: /, "");
 }
 
-/** Whether `error` is a want of room: the file system's (ENOSPC, EDQUOT) or SQLite's. */
-function outOfRoom(error: unknown): boolean {
-  const { code, cause, message } = error as { code?: string; cause?: unknown; message?: string };
-  if (code === "ENOSPC" || code === "EDQUOT") return true;
-  if (/database or disk is full/.test(message ?? "")) return true;
-  return cause !== undefined && outOfRoom(cause);
-}
-
 /**
  * Compacts the backup directory `dir` up to `options.target`. Besides the backup, it needs
  * room for the new base's database at most (see move_into_base.ts).
@@ -189,7 +182,7 @@ export function compactBackup(url: string, dir: string, options: CompactOptions)
       // The room it needs is named only when room ran out: not after damage, say.
       const unchanged = !options.nodeStopped
         ? "the backup is unchanged and the node keeps running"
-        : outOfRoom(error)
+        : isOutOfRoom(error)
         ? "the backup is unchanged (a compaction needs room for one more copy of the database " +
           "beside it)"
         : "the backup is unchanged";

@@ -53,6 +53,21 @@ function advice(code: string | undefined, call: string, path: string): string {
 }
 
 /**
+ * Whether `error` (or an error it was caused by) is a want of room: the file system's (ENOSPC,
+ * EDQUOT), or SQLite's "database or disk is full", which names no code.
+ */
+export function isOutOfRoom(error: unknown): boolean {
+  const { code, cause, message } = (error ?? {}) as {
+    code?: string;
+    cause?: unknown;
+    message?: string;
+  };
+  if (code === "ENOSPC" || code === "EDQUOT") return true;
+  if (/database or disk is full/.test(message ?? "")) return true;
+  return cause !== undefined && isOutOfRoom(cause);
+}
+
+/**
  * The one-line explanation of an OS error from a file-system call, or `undefined` when `error`
  * is not one (it does not name its call and path).
  */

@@ -1,5 +1,5 @@
 import { assertEquals } from "../../tests/support/assert.ts";
-import { explainOsError } from "./os_error.ts";
+import { explainOsError, isOutOfRoom } from "./os_error.ts";
 
 function caught(f: () => unknown): unknown {
   try {
@@ -32,4 +32,15 @@ Deno.test("explainOsError: anything else is left as it is", () => {
     undefined,
   );
   assertEquals(explainOsError("a string"), undefined);
+});
+
+Deno.test("isOutOfRoom: ENOSPC, EDQUOT and SQLite's full database, also as a cause; nothing else", () => {
+  const coded = (code: string) => Object.assign(new Error(code), { code });
+  assertEquals(isOutOfRoom(coded("ENOSPC")), true);
+  assertEquals(isOutOfRoom(coded("EDQUOT")), true);
+  assertEquals(isOutOfRoom(new Error("database or disk is full")), true);
+  assertEquals(isOutOfRoom(new Error("wrapped", { cause: coded("ENOSPC") })), true);
+  assertEquals(isOutOfRoom(coded("EIO")), false);
+  assertEquals(isOutOfRoom(new Error("wrapped", { cause: coded("EIO") })), false);
+  assertEquals(isOutOfRoom(undefined), false);
 });

@@ -8,6 +8,7 @@ import type { Backend, BackupState, Change, Tail } from "../backend.ts";
 import { crashNow, crashPoint } from "../../fs/crash_point.ts";
 import { atStep } from "../../fs/step_seam.ts";
 import { ownLike } from "../../fs/owner_like.ts";
+import { isOutOfRoom } from "../../fs/os_error.ts";
 import { syncDir, writeAll, writeFileDurably } from "../../fs/durable.ts";
 import {
   encodeRecord,
@@ -286,8 +287,7 @@ export class FileBackend implements Backend, CompactableBackend {
    * show, so a change read back could be lost.
    */
   get outOfRoom(): boolean {
-    const code = (this.#failure?.cause ?? this.#failure) as { code?: unknown } | undefined;
-    return code?.code === "ENOSPC" || code?.code === "EDQUOT";
+    return this.#failure !== undefined && isOutOfRoom(this.#failure);
   }
 
   /** Where the next record goes: the live log and the end of its valid records. */
