@@ -111,15 +111,23 @@ Deno.test("compact: --retain takes any K the plugin's backup-retain-snapshots ta
   }
 });
 
+/** A backup of 60 changes at `dir/backup` whose segments the node's user (nobody here) owns. */
+async function nobodysBackup(dir: string): Promise<{ path: string; url: string }> {
+  const path = `${dir}/backup`;
+  const url = await makeBackup(path, CHANGES.slice(0, 60));
+  for (const entry of Deno.readDirSync(path)) {
+    Deno.chownSync(`${path}/${entry.name}`, 65534, 65534);
+  }
+  return { path, url };
+}
+
 Deno.test("compact run as root leaves its base and live log to the plugin's user, as its logs are", async () => {
   if (Deno.uid() !== 0) return; // Only root gives files away.
   const dir = Deno.makeTempDirSync();
   try {
-    const path = `${dir}/backup`;
-    const url = await makeBackup(path, CHANGES.slice(0, 60));
-    // The node's user (nobody here) owns the backup; its logs are mode 0640.
+    const { path, url } = await nobodysBackup(dir);
+    // Its logs are mode 0640.
     for (const entry of Deno.readDirSync(path)) {
-      Deno.chownSync(`${path}/${entry.name}`, 65534, 65534);
       if (entry.name.startsWith("log-")) Deno.chmodSync(`${path}/${entry.name}`, 0o640);
     }
     const output = new BufferedOutput();
@@ -140,13 +148,9 @@ Deno.test("compact run as root refuses a backup directory another user can write
   if (Deno.uid() !== 0) return; // Only root's compaction hands that user its powers.
   const dir = Deno.makeTempDirSync();
   try {
-    const path = `${dir}/backup`;
-    const url = await makeBackup(path, CHANGES.slice(0, 60));
-    // The node's user (nobody here) owns the backup directory, as the plugin needs.
+    const { path, url } = await nobodysBackup(dir);
+    // That user owns the backup directory too, as the plugin needs.
     Deno.chownSync(path, 65534, 65534);
-    for (const entry of Deno.readDirSync(path)) {
-      Deno.chownSync(`${path}/${entry.name}`, 65534, 65534);
-    }
     Deno.writeTextFileSync(`${dir}/shadow`, "root:x:0:0", { mode: 0o600 });
     const before = readLayout(path);
     // That user owns the names in it: once the restored database is linked into the scratch
@@ -177,12 +181,8 @@ Deno.test("compact run as root keeps its scratch directory its own, where the lo
   try {
     // A directory root alone changes, open to others' reads, holding logs of nobody's.
     Deno.chmodSync(dir, 0o755);
-    const path = `${dir}/backup`;
-    const url = await makeBackup(path, CHANGES.slice(0, 60));
+    const { path, url } = await nobodysBackup(dir);
     Deno.chmodSync(path, 0o755);
-    for (const entry of Deno.readDirSync(path)) {
-      Deno.chownSync(`${path}/${entry.name}`, 65534, 65534);
-    }
     Deno.writeTextFileSync(`${dir}/shadow`, "root:x:0:0", { mode: 0o600 });
     const before = readLayout(path);
     // Nobody swaps the restored database for a symlink, where it can: the base is read (and
