@@ -6,7 +6,6 @@
  * @module
  */
 import { userPath } from "../fs/user_path.ts";
-import { basename, dirname } from "node:path";
 import { createFileBackup } from "../backends/file/create.ts";
 import { DataKey, sameBytes } from "../crypto/data_key.ts";
 import { checkExisting, existingHint } from "./existing.ts";
@@ -31,7 +30,7 @@ import { createS3Backup } from "../backends/s3/create.ts";
 import { checkPluginCredentials, loadCredentials } from "../backends/s3/credentials.ts";
 import { checkNetworkDir, checkNotRunning } from "./node_dir.ts";
 import { nodeDatabase } from "./node_database.ts";
-import { removeLeftovers } from "../fs/work_path.ts";
+import { removeLeftovers, removeLeftoversOf } from "../fs/work_path.ts";
 import { atStep } from "../fs/step_seam.ts";
 import { lockForSetup } from "./setup_lock.ts";
 import {
@@ -295,7 +294,7 @@ export async function init(
     const beside = files.map((each) => fileBackupPath(each, ACTION));
     const removed = [
       ...removeLeftovers(dir),
-      ...beside.flatMap((each) => removeLeftovers(dirname(each), basename(each))),
+      ...beside.flatMap(removeLeftoversOf),
     ];
     for (const line of removed) output.out(line);
     if (existsSync(`${dir}/${LOCK_FILE}`)) {

@@ -30,8 +30,7 @@ import { checkLaunchable } from "./launcher.ts";
 import { createBackupFrom } from "./new_backup.ts";
 import { checkNetworkDir, checkNotRunning } from "./node_dir.ts";
 import { lockForSetup } from "./setup_lock.ts";
-import { removeLeftovers } from "../fs/work_path.ts";
-import { basename, dirname } from "node:path";
+import { removeLeftovers, removeLeftoversOf } from "../fs/work_path.ts";
 
 const ACTION = "Cannot add the destination";
 
@@ -131,7 +130,7 @@ export async function mirror(args: string[], output: Output = consoleOutput): Pr
     // A killed mirror's work paths, each a copy of the node's database, are beside the copy.
     const removed = [
       ...removeLeftovers(dir),
-      ...path ? removeLeftovers(dirname(path), basename(path)) : [],
+      ...path ? removeLeftoversOf(path) : [],
     ];
     for (const line of removed) output.out(line);
     if (path !== undefined && existsSync(path)) {

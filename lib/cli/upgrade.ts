@@ -7,7 +7,7 @@
  */
 import { userPath } from "../fs/user_path.ts";
 import { createHash, type Hash } from "node:crypto";
-import { basename, dirname, resolve } from "node:path";
+import { dirname, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { V1BackupReader } from "../backends/v1/reader.ts";
 import { convertedPath } from "../backends/v1/converted.ts";
@@ -28,7 +28,7 @@ import { FileBackupReader } from "../backends/file/reader.ts";
 import { checkNetworkDir, checkNotRunning } from "./node_dir.ts";
 import { installPlugin, printConfigLine } from "./install_plugin.ts";
 import { LAUNCHER_NAME } from "./launcher.ts";
-import { claimWorkPath, removeLeftovers, workPath } from "../fs/work_path.ts";
+import { claimWorkPath, removeLeftovers, removeLeftoversOf, workPath } from "../fs/work_path.ts";
 import { atStep } from "../fs/step_seam.ts";
 import { lockForSetup } from "./setup_lock.ts";
 import { type NewEncryption } from "../backends/file/create.ts";
@@ -546,7 +546,7 @@ async function upgradeFile(
         `aside if it is not a backup you need`,
     );
   }
-  for (const line of removeLeftovers(dirname(path), basename(path))) output.out(line);
+  for (const line of removeLeftoversOf(path)) output.out(line);
   const before = await build(new V1BackupReader(v1Url, v1Path), v1Path, url, path, undefined);
   output.out(
     `Converted "${v1Path}" (versions ${before.firstVersion} to ${before.lastVersion}, ` +
@@ -678,11 +678,7 @@ export async function upgrade(
       );
     }
 
-    for (
-      const line of [...removeLeftovers(dir), ...removeLeftovers(dirname(path), basename(path))]
-    ) {
-      output.out(line);
-    }
+    for (const line of [...removeLeftovers(dir), ...removeLeftoversOf(path)]) output.out(line);
     const encryption = encrypt && !left ? await newEncryption(values, prompt, ACTION) : undefined;
     const before = left ?? await build(source, v1Path, url, path, encryption);
     const key = encryption?.key ?? leftWith;

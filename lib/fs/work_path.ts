@@ -28,6 +28,7 @@
  *
  * @module
  */
+import { basename, dirname } from "node:path";
 import { existsSync, removeIfExists } from "./exists.ts";
 import { explainOsError } from "./os_error.ts";
 import { releaseLock, tryLock } from "./flock.ts";
@@ -122,12 +123,24 @@ export function removeAbandoned(path: string, pid: number, isDirectory: boolean)
 
 /**
  * Removes from `dir` the work paths of processes that are gone (the rules are above); returns one
- * line for each removed, or that could not be removed. Given `of`, only those for the final
- * path `dir/of`: a destination's directory may be a NAS share that other hosts' commands write
- * to, whose pids are not running here and whose flocks may not reach this host (NFS with
- * `nolock` or `local_lock`), so another name's work path there may be in progress.
+ * line for each removed, or that could not be removed.
  */
-export function removeLeftovers(dir: string, of?: string): string[] {
+export function removeLeftovers(dir: string): string[] {
+  return removeFound(dir, undefined);
+}
+
+/**
+ * Removes the work paths of gone processes for the final path `path` alone, beside it: a
+ * destination's directory may be a NAS share that other hosts' commands write to, whose pids
+ * are not running here and whose flocks may not reach this host (NFS with `nolock` or
+ * `local_lock`), so another name's work path there may be in progress.
+ */
+export function removeLeftoversOf(path: string): string[] {
+  return removeFound(dirname(path), basename(path));
+}
+
+/** {@linkcode removeLeftovers} in `dir`, of the final path `dir/of` alone when given. */
+function removeFound(dir: string, of: string | undefined): string[] {
   let entries: Deno.DirEntry[];
   try {
     entries = [...Deno.readDirSync(dir)];
