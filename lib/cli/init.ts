@@ -28,7 +28,7 @@ import { type BackupUrl, parseBackupUrl } from "../backends/url.ts";
 import { credentialIn } from "../backends/socket/credential.ts";
 import { createS3Backup } from "../backends/s3/create.ts";
 import { checkPluginCredentials, loadCredentials } from "../backends/s3/credentials.ts";
-import { checkNetworkDir, checkNotRunning } from "./node_dir.ts";
+import { checkNetworkDir, checkNotRunning, refuseKeyFile } from "./node_dir.ts";
 import { nodeDatabase } from "./node_database.ts";
 import { removeLeftovers, removeLeftoversOf } from "../fs/work_path.ts";
 import { atStep } from "../fs/step_seam.ts";
@@ -317,14 +317,10 @@ export async function init(
           `already: ${todo}`,
       );
     }
-    // The plugin refuses a key file beside a plain backup: say so now, not at lightningd's
-    // start (an older encrypted set-up's, or an interrupted "init --encrypt"'s).
-    if (!encrypt && values.existing !== true && existsSync(`${dir}/${KEY_FILE}`)) {
-      throw new Error(
-        `${ACTION}: "${dir}/${KEY_FILE}" holds a key, but this init makes a plain backup: ` +
-          `the plugin would refuse to start with it; init with --encrypt, or move the key ` +
-          `file aside (it may be an older encrypted backup's), then run this again`,
-      );
+    // Said now, not at lightningd's start (an older encrypted set-up's key, or an interrupted
+    // "init --encrypt"'s).
+    if (!encrypt && values.existing !== true) {
+      refuseKeyFile(dir, ACTION, "init", "an older encrypted backup's");
     }
     const setup: NodeSetup = {
       url,

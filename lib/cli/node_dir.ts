@@ -7,6 +7,7 @@
 import { basename, dirname } from "node:path";
 import { existsSync } from "../fs/exists.ts";
 import { DATABASE_NAME } from "../backup/restore.ts";
+import { KEY_FILE } from "../crypto/key_file.ts";
 
 /** The network directories lightningd creates inside its base dir. */
 export const NETWORKS = [
@@ -128,4 +129,17 @@ export async function checkNotRunning(dir: string, action: string): Promise<void
         `("lightning-cli stop"), then run this again`,
     );
   }
+}
+
+/**
+ * Refuses a key file in `dir` to a `command` that makes a plain backup: the plugin refuses one
+ * beside a plain backup, so lightningd would stop at its start. `whose` says whose it may be.
+ */
+export function refuseKeyFile(dir: string, action: string, command: string, whose: string): void {
+  if (!existsSync(`${dir}/${KEY_FILE}`)) return;
+  throw new Error(
+    `${action}: "${dir}/${KEY_FILE}" holds a key, but this ${command} makes a plain backup: ` +
+      `the plugin would refuse to start with it; ${command} with --encrypt, or move the key ` +
+      `file aside (it may be ${whose}), then run this again`,
+  );
 }

@@ -25,7 +25,7 @@ import { S3BackupReader } from "../backends/s3/reader.ts";
 import { fetchWrappedKey } from "../backends/s3/key_object.ts";
 import { backupKind } from "../backends/open.ts";
 import { FileBackupReader } from "../backends/file/reader.ts";
-import { checkNetworkDir, checkNotRunning } from "./node_dir.ts";
+import { checkNetworkDir, checkNotRunning, refuseKeyFile } from "./node_dir.ts";
 import { installPlugin, printConfigLine } from "./install_plugin.ts";
 import { LAUNCHER_NAME } from "./launcher.ts";
 import { claimWorkPath, removeLeftovers, removeLeftoversOf, workPath } from "../fs/work_path.ts";
@@ -56,6 +56,8 @@ import { shellQuote } from "../fs/shell_quote.ts";
 import { lockDestinations } from "../backends/multi/mirrors.ts";
 
 const ACTION = "Cannot upgrade backup";
+/** Whose a key file beside a plain backup being upgraded may be. */
+const KILLED_ENCRYPT = `an interrupted "upgrade --encrypt"'s`;
 
 /** What goes of the Python plugin's set-up. */
 const PYTHON_CONFIG = "Replace the Python plugin's plugin= or important-plugin= line in the " +
@@ -499,16 +501,6 @@ async function leftKey(
   }
 }
 
-/** The plugin refuses a key file beside a plain backup: said now, not at lightningd's start. */
-function refuseKeyFile(dir: string): void {
-  if (!existsSync(`${dir}/${KEY_FILE}`)) return;
-  throw new Error(
-    `${ACTION}: "${dir}/${KEY_FILE}" holds a key, but this upgrade makes a plain backup: ` +
-      `the plugin would refuse to start with it; upgrade with --encrypt, or move the key ` +
-      `file aside (it may be an interrupted "upgrade --encrypt"'s), then run this again`,
-  );
-}
-
 /**
  * `upgrade <v1-url>`: converts a v1 file that no lightning dir names (the Python server's
  * storage) and says how to serve the result.
@@ -624,7 +616,7 @@ export async function upgrade(
     const encrypt = values.encrypt === true;
     if (typeof values.to === "string" && parseBackupUrl(values.to).scheme === "s3") {
       if (kind !== "v1" && kind !== "directory") throw notV1(v1Path);
-      if (!encrypt) refuseKeyFile(dir);
+      if (!encrypt) refuseKeyFile(dir, ACTION, "upgrade", KILLED_ENCRYPT);
       const newKey = () =>
         encrypt ? newEncryption(values, prompt, ACTION) : Promise.resolve(undefined);
       if (kind === "directory" && readChain(v1Path).keyId !== undefined) {
@@ -656,7 +648,7 @@ export async function upgrade(
     }
     if (kind !== "v1" && kind !== "directory") throw notV1(v1Path);
     await checkNotRunning(dir, ACTION);
-    if (!encrypt) refuseKeyFile(dir);
+    if (!encrypt) refuseKeyFile(dir, ACTION, "upgrade", KILLED_ENCRYPT);
     const url = upgradeUrl(v1Path, values.to, encrypt);
     const path = fileBackupPath(url, ACTION);
     const source = kind === "v1"
