@@ -1,5 +1,5 @@
 /**
- * Reads of a file backup that a running plugin may compact meanwhile (`status`, `verify`,
+ * Reads of a file backup that a running plugin may compact meanwhile (`status`, `verify`, `doctor`,
  * `restore`): a compaction deletes the segments a read started from and rewrites the live log, so the read
  * fails (a missing file, a gap in the changes) although the backup is sound. Such a read is
  * made again while its segments keep changing under it; a failure on segments that stayed
