@@ -128,6 +128,12 @@ export class BackupPlugin {
   readonly #compaction: CompactionService | undefined;
   /** The compaction policy the options in force make; remade when they change, not per hook. */
   #policy: CompactionPolicy;
+  /**
+   * `init` brought the operator's options. The hooks before it (always some: lightningd opens
+   * and migrates its database first) see only the defaults, which must not start a
+   * compaction the operator turned off, nor one that keeps fewer snapshots than asked.
+   */
+  #optionsKnown = false;
 
   /**
    * Takes the backup, the transport and the options from `context`; when the backend is an error,
@@ -319,6 +325,7 @@ export class BackupPlugin {
     this.#writes++;
     this.#latency.add(this.context.now() - receivedAt);
     // After the answer: a compaction, if one is due, starts on its own thread.
+    if (!this.#optionsKnown) return;
     this.#compaction?.maybeCompact()?.then(
       (result) => this.#logCompaction(result, "by itself"),
       (error) => this.log("unusual", error.message),
@@ -403,6 +410,7 @@ export class BackupPlugin {
     const given = (params as { options?: unknown } | null)?.options;
     for (const problem of this.#options.init(given)) this.log("unusual", problem);
     this.#policy = this.#policyFromOptions();
+    this.#optionsKnown = true;
     // init sends every option's default, set or not: only other values were set.
     for (const spec of COMPACTION_OPTIONS) {
       const ignored = this.#ignored(spec.name);

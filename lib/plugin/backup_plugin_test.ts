@@ -9,6 +9,8 @@ import type { RpcMethod } from "./methods.ts";
 import { assertEquals } from "../../tests/support/assert.ts";
 import type { Backend, Change } from "../backends/backend.ts";
 import { bumpStatement } from "../../tests/support/statements.ts";
+import type { CompactionService } from "../compact/compactor.ts";
+import type { CompactionPolicy } from "../compact/policy.ts";
 
 function plugin(methods: RpcMethod[]): { plugin: BackupPlugin; sent: JsonRpcOutgoing[] } {
   const sent: JsonRpcOutgoing[] = [];
@@ -119,5 +121,62 @@ Deno.test('db_write: a backend\'s own "Cannot store change N" is said once in th
     .map((m) => (m as { params: { level: string; message: string } }).params)
     .filter((l) => l.level === "broken").map((l) => l.message);
   assertEquals(broken, [`Cannot store change 3: "3" exists with other contents`]);
+  await p.close();
+});
+
+/** A backup that stores every change, at `version` to start with. */
+function storingBackend(version: number): Backend {
+  return {
+    url: "file:///fake",
+    state: () => ({ version, records: version, tail: undefined }),
+    append: (change: Change) => {
+      version = change.version;
+      return Promise.resolve();
+    },
+    rewind: () => Promise.resolve(),
+    cutTail: () => Promise.resolve(""),
+    close: () => {},
+  } as unknown as Backend;
+}
+
+Deno.test("compaction: none starts by itself before init brings the operator's options", async () => {
+  // The policy in force each time a hook asked the service whether a compaction is due.
+  const asked: CompactionPolicy[] = [];
+  const service = (policy: () => CompactionPolicy): CompactionService => ({
+    compact: () => Promise.reject(new Error("not in this test")),
+    maybeCompact: () => {
+      asked.push(policy());
+      return undefined;
+    },
+    due: () => false,
+    status: () => ({ running: null, last: null, next_due_at_bytes: null, sealed_log_bytes: 0 }),
+    stop: () => {},
+  });
+  const sent: JsonRpcOutgoing[] = [];
+  const p = new BackupPlugin({
+    backend: storingBackend(1),
+    send: (m) => sent.push(m),
+    now: () => 0,
+    compaction: service,
+  });
+  const dbWrite = (data_version: number) =>
+    p.handle({
+      jsonrpc: "2.0",
+      id: `cln:db_write#${data_version}`,
+      method: "db_write",
+      params: { data_version, writes: [bumpStatement(data_version - 1)] },
+    }, 0);
+  // lightningd sends its first hooks before init (3 on a restart, many on a migration).
+  for (const version of [2, 3, 4]) await dbWrite(version);
+  assertEquals(asked, []);
+  await p.handle({
+    jsonrpc: "2.0",
+    id: "cln:init#5",
+    method: "init",
+    params: { options: { "backup-compact-auto": false, "backup-retain-snapshots": 3 } },
+  }, 0);
+  await dbWrite(5);
+  assertEquals(asked, [{ auto: false, ratioPercent: 100, minBytes: 64 * 1024 * 1024, retain: 3 }]);
+  assertEquals(answers(sent).filter((m) => "result" in m && m.id !== "cln:init#5").length, 4);
   await p.close();
 });
