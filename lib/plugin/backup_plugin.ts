@@ -341,14 +341,15 @@ export class BackupPlugin {
   }
 
   async #compact(): Promise<unknown> {
+    // First: a plugin without a backup has no compaction either, and its reason says what to do.
+    if (this.#stopped !== undefined) {
+      throw new RpcError(COMPACTION_FAILED, `Cannot compact backup: ${this.#stopped}`);
+    }
     if (this.#compaction === undefined) {
       throw new RpcError(
         COMPACTION_FAILED,
         "Cannot compact backup: this backup is not compacted by the plugin",
       );
-    }
-    if (this.#stopped !== undefined) {
-      throw new RpcError(COMPACTION_FAILED, `Cannot compact backup: ${this.#stopped}`);
     }
     try {
       const result = await this.#compaction.compact();
