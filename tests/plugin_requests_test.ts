@@ -74,6 +74,47 @@ for (
   });
 }
 
+// --- a caller's members given twice ---------------------------------------------------------------
+
+/**
+ * lightningd reads a caller's request by the first member of each name, as written (json_get_member
+ * in lightningd/jsonrpc.c, no check for one given twice), and forwards the caller's bytes with
+ * only that first id replaced; JSON.parse keeps the last. A caller allowed only backup-status
+ * must not get the plugin to run another method, least of all a hook.
+ */
+const TWICE: [string, string][] = [
+  ["shutdown", `"params": [], "method": "shutdown"`],
+  [
+    "a db_write",
+    `"params": [], "method": "db_write", "params": {"data_version": 2, "writes": ` +
+    JSON.stringify([note("injected"), bumpStatement(1)]) + `}`,
+  ],
+  [
+    "a db_write under an escaped name",
+    `"params": [], "m\\u0065thod": "db_write", "params": {"data_version": 2, "writes": ` +
+    JSON.stringify([note("injected"), bumpStatement(1)]) + `}`,
+  ],
+];
+
+for (const [what, rest] of TWICE) {
+  Deno.test(`requests: backup-status naming ${what} again is refused, nothing run`, async () => {
+    await withPlugin(async ({ lightningd, dir, url }) => {
+      assertEquals(await lightningd.transaction(SCHEMA), "committed");
+      const id = "cli:backup-status#1/cln:backup-status#2";
+      const text = `{"jsonrpc": "2.0", "method": "backup-status", "id": "${id}", ${rest}}\n\n`;
+      const answer = await within(5_000, what, lightningd.forward(id, encoder.encode(text)));
+      assertEquals(answer.error, {
+        code: -32600,
+        message: 'Invalid request: member "method" given twice',
+      });
+      await assertStillServes(lightningd);
+      assertEquals(status(await lightningd.request("backup-status", [])).version, 2);
+      await stop(lightningd);
+      assertEquals(restoredDump(dir, url), dumpDatabase(`${dir}/${DATABASE_NAME}`));
+    });
+  });
+}
+
 // --- params ---------------------------------------------------------------------------------------
 
 Deno.test("requests: backup-status refuses params it does not take, as a list or an object", async () => {

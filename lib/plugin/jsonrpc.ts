@@ -94,6 +94,11 @@ export function parseMessage(bytes: Uint8Array): Parsed {
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
     return { ok: false, id: undefined, error: "not a JSON object" };
   }
+  const twice = memberGivenTwice(text);
+  if (twice !== undefined) {
+    const { name, id, method } = twice;
+    return { ok: false, id, method, error: `member "${name}" given twice` };
+  }
   const message = value as Record<string, unknown>;
   const id = isId(message.id) ? message.id : undefined;
   if (typeof message.method !== "string") return { ok: false, id, error: "no method" };
@@ -103,6 +108,79 @@ export function parseMessage(bytes: Uint8Array): Parsed {
     return { ok: false, id: undefined, method, error: "id is neither string nor number" };
   }
   return { ok: true, request: message as unknown as JsonRpcRequest };
+}
+
+/** The index of the quote that closes the JSON string opening at `start` (`text.length`: none). */
+function stringEnd(text: string, start: number): number {
+  for (let quote = text.indexOf('"', start + 1);; quote = text.indexOf('"', quote + 1)) {
+    if (quote === -1) return text.length;
+    let run = 0;
+    while (text[quote - 1 - run] === "\\") run++;
+    if (run % 2 === 0) return quote;
+  }
+}
+
+const WHITESPACE = /[ \t\r\n]/;
+const NUMBER = /-?[0-9][0-9.eE+-]*/y;
+
+/**
+ * The first top-level member of the object `text` (valid JSON) whose name, decoded, comes
+ * again, with the first `id` and `method` as lightningd reads them. lightningd reads a
+ * caller's request by the first member written `"id"` or `"method"` (json_get_member, which
+ * compares the text as written and never checks for a name given twice) and forwards the
+ * caller's bytes with only that `id` replaced, while JSON.parse keeps the last member of each
+ * decoded name: a caller allowed only `backup-status` could add `"method": "db_write"` or
+ * `"m\u0065thod": "shutdown"` and have the plugin run that instead. lightningd's own
+ * messages never name a member twice. The scan follows the structure only and skips each
+ * string with `indexOf`, so a large `db_write` costs little. The first `id` is the one written
+ * `"id"`, which lightningd replaced: the refusal reaches the caller.
+ */
+function memberGivenTwice(
+  text: string,
+): { name: string; id?: JsonRpcId; method?: string } | undefined {
+  const names = new Set<string>();
+  let twice: string | undefined;
+  const first: { id?: JsonRpcId; method?: string } = {};
+  let depth = 0;
+  /** At the top, the name of the member whose value comes next, as written. */
+  let member: string | undefined;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (member !== undefined && c !== ":" && !WHITESPACE.test(c)) {
+      // The value of `member` starts here: keep the first id and method.
+      if (c === '"') {
+        const end = stringEnd(text, i);
+        const value = JSON.parse(text.slice(i, end + 1));
+        if (member === '"id"') first.id ??= value;
+        if (member === '"method"') first.method ??= value;
+        member = undefined;
+        i = end;
+        continue;
+      }
+      NUMBER.lastIndex = i;
+      const number = NUMBER.exec(text)?.[0];
+      if (member === '"id"' && number !== undefined) first.id ??= Number(number);
+      member = undefined;
+    }
+    if (c === '"') {
+      const end = stringEnd(text, i);
+      if (depth === 1) {
+        // At the top, a string that is no value is a member's name.
+        const written = text.slice(i, end + 1);
+        const name = JSON.parse(written);
+        // Read on: lightningd's id may come after.
+        if (names.has(name)) twice ??= name;
+        names.add(name);
+        member = written;
+      }
+      i = end;
+    } else if (c === "{" || c === "[") {
+      depth++;
+    } else if (c === "}" || c === "]") {
+      depth--;
+    }
+  }
+  return twice === undefined ? undefined : { name: twice, ...first };
 }
 
 function isUtf8(bytes: Uint8Array): boolean {

@@ -128,3 +128,34 @@ Deno.test("parseMessage: an init with numbers lightningd copied from its config 
   assertEquals(other.ok, false);
   if (!other.ok) assertMatch(other.error, /^not JSON \(/);
 });
+
+Deno.test("parseMessage: a top-level member given twice is refused with lightningd's id and method", () => {
+  const cases: [string, { id?: string | number; method?: string; name: string }][] = [
+    [
+      '{"jsonrpc":"2.0","method":"backup-status","id":"a/cln:b#1","params":[],"method":"db_write"}',
+      { id: "a/cln:b#1", method: "backup-status", name: "method" },
+    ],
+    // lightningd compares names as written; JSON.parse decodes them first.
+    [
+      '{"jsonrpc":"2.0","id":7,"method":"backup-status","params":{},"m\\u0065thod":"shutdown"}',
+      { id: 7, method: "backup-status", name: "method" },
+    ],
+    [
+      '{ "id" : "a" , "method" : "x" , "params" : [ "id" , { "id" : 1 } ] , "id" : "b" }',
+      { id: "a", method: "x", name: "id" },
+    ],
+    [
+      '{"\\u0069d":"evil","jsonrpc":"2.0","method":"backup-status","id":"a","params":[]}',
+      { id: "a", method: "backup-status", name: "id" },
+    ],
+  ];
+  for (const [text, { id, method, name }] of cases) {
+    assertEquals(parse(text), { ok: false, id, method, error: `member "${name}" given twice` });
+  }
+  // Nested objects may repeat names, and a string value may hold any of them.
+  const nested = '{"jsonrpc":"2.0","id":"i","method":"m","params":{"a":1,"a":2,"b":"\\"id\\":"}}';
+  assertEquals(parse(nested), {
+    ok: true,
+    request: { jsonrpc: "2.0", id: "i", method: "m", params: { a: 2, b: '"id":' } },
+  });
+});
