@@ -94,11 +94,8 @@ export function parseMessage(bytes: Uint8Array): Parsed {
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
     return { ok: false, id: undefined, error: "not a JSON object" };
   }
-  const twice = memberGivenTwice(text);
-  if (twice !== undefined) {
-    const { name, id, method } = twice;
-    return { ok: false, id, method, error: `member "${name}" given twice` };
-  }
+  const twice = refusedTwice(text);
+  if (twice !== undefined) return twice;
   const message = value as Record<string, unknown>;
   const id = isId(message.id) ? message.id : undefined;
   if (typeof message.method !== "string") return { ok: false, id, error: "no method" };
@@ -181,6 +178,14 @@ function memberGivenTwice(
     }
   }
   return twice === undefined ? undefined : { name: twice, ...first };
+}
+
+/** The refusal of the object `text` holds when it names a top-level member twice. */
+function refusedTwice(text: string): Parsed | undefined {
+  const twice = memberGivenTwice(text);
+  if (twice === undefined) return undefined;
+  const { name, id, method } = twice;
+  return { ok: false, id, method, error: `member "${name}" given twice` };
 }
 
 function isUtf8(bytes: Uint8Array): boolean {
@@ -270,6 +275,9 @@ function salvageInit(text: string): Parsed | undefined {
   } catch {
     return undefined;
   }
+  // lightningd passes such numbers in a caller's request too: read as parseMessage reads.
+  const twice = refusedTwice(read.text);
+  if (twice !== undefined) return twice;
   if (
     value?.jsonrpc !== "2.0" || value.method !== "init" || !isId(value.id) ||
     typeof value.params !== "object"

@@ -127,6 +127,16 @@ Deno.test("parseMessage: an init with numbers lightningd copied from its config 
   const other = parse(init.replace('"method":"init"', '"method":"db_write"'));
   assertEquals(other.ok, false);
   if (!other.ok) assertMatch(other.error, /^not JSON \(/);
+  // lightningd passes such a number in a caller's request too: a forwarded call naming
+  // "init" again is no init.
+  const forwarded = '{"jsonrpc":"2.0","method":"backup-status","id":"x/cln:b#3","params":[],' +
+    '"n":010,"method":"init","params":{"options":{"backup-retain-snapshots":1}}}';
+  assertEquals(parse(forwarded), {
+    ok: false,
+    id: "x/cln:b#3",
+    method: "backup-status",
+    error: 'member "method" given twice',
+  });
 });
 
 Deno.test("parseMessage: a top-level member given twice is refused with lightningd's id and method", () => {
