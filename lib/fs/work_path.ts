@@ -5,7 +5,8 @@
  * - `<backup>.snapshot-PID` (and SQLite's `-journal`): init's or mirror's copy of the node's
  *   database;
  * - `<backup>.creating-PID`: init's or mirror's backup directory before its rename;
- *   `backup.lock.creating-PID` the content of backup.lock before its link;
+ *   `backup.lock.creating-PID` the content of backup.lock before its link, and
+ *   `nodes/NAME/key.creating-PID` a node's key before its link (`server add-node`);
  * - `<database>.restoring-PID`: the database restore builds;
  * - `<backup>.upgrading-PID`: the backup upgrade converts into.
  *

@@ -10,7 +10,8 @@ import { KEY_BYTES, keyFromText, keyToText, randomBytes } from "../wire/handshak
 import { exposedSecretFile } from "../fs/secret_mode.ts";
 import { readLayout } from "../format/layout.ts";
 import { syncDir, writeAll } from "../fs/durable.ts";
-import { statIfExists } from "../fs/exists.ts";
+import { removeIfExists } from "../fs/exists.ts";
+import { claimWorkPath, workPath } from "../fs/work_path.ts";
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
 
@@ -120,18 +121,25 @@ export class NodeRegistry {
     Deno.mkdirSync(this.root, { recursive: true, mode: 0o700 });
     const madeNodes = makeDir(`${this.root}/nodes`);
     const madeDir = makeDir(dir);
-    if (!madeDir && statIfExists(`${dir}/key`)) {
+    const key = keyToText(randomBytes(KEY_BYTES));
+    // Written whole to a work file, then linked to its name, which fails when the name exists:
+    // a write cut short (a full disk, a kill) leaves no key file without its key, which would
+    // refuse the node as a wrong credential, and this add-node run again as a node that exists.
+    const work = workPath(`${dir}/key`, "creating");
+    const file = claimWorkPath(work, "file");
+    try {
+      Deno.chmodSync(work, 0o600);
+      writeAll(file, new TextEncoder().encode(`${key}\n`));
+      file.syncSync();
+      Deno.linkSync(work, `${dir}/key`);
+    } catch (error) {
+      if (!(error instanceof Deno.errors.AlreadyExists)) throw error;
       throw new Error(
         `node "${name}" exists already: remove it first with "server remove-node" to give it ` +
           `a new key`,
       );
-    }
-    const key = keyToText(randomBytes(KEY_BYTES));
-    const file = Deno.openSync(`${dir}/key`, { write: true, createNew: true, mode: 0o600 });
-    try {
-      writeAll(file, new TextEncoder().encode(`${key}\n`));
-      file.syncSync();
     } finally {
+      removeIfExists(work);
       file.close();
     }
     const owner = Deno.statSync(this.root).uid;

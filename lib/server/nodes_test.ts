@@ -1,5 +1,6 @@
 import { assert, assertEquals, assertThrows } from "../../tests/support/assert.ts";
 import { NodeRegistry } from "./nodes.ts";
+import { keyToText } from "../wire/handshake.ts";
 
 /** The paths `run` fsyncs (files and directories alike), in order. */
 function syncedBy(run: () => void): string[] {
@@ -36,7 +37,13 @@ Deno.test("a node's key is durable before add-node prints it, and its removal be
     // Printed once: lost to a crash, the node's credential would match no key; the file
     // comes back empty at worst (ext4's delayed allocation), and the node is refused.
     const added = syncedBy(() => nodes.add("alice"));
-    for (const path of [`${root}/nodes/alice/key`, `${root}/nodes/alice`, `${root}/nodes`]) {
+    for (
+      const path of [
+        `${root}/nodes/alice/key.creating-${Deno.pid}`,
+        `${root}/nodes/alice`,
+        `${root}/nodes`,
+      ]
+    ) {
       assert(added.includes(path), `${path} not synced: ${JSON.stringify(added)}`);
     }
     assertEquals(Deno.statSync(`${root}/nodes/alice/key`).mode! & 0o777, 0o600);
@@ -71,6 +78,31 @@ Deno.test("add-node refused for another user's root keeps a node another add-nod
     assertEquals([...Deno.readDirSync(`${root}/nodes`)].map((e) => e.name), ["bob"]);
   } finally {
     Deno.mkdirSync = mkdirSync;
+    Deno.removeSync(root, { recursive: true });
+  }
+});
+
+Deno.test("add-node cut short by a full disk leaves no key file: run again, it adds the node", () => {
+  const root = Deno.makeTempDirSync({ prefix: "nodes-" });
+  const { writeSync } = Deno.FsFile.prototype;
+  try {
+    const nodes = new NodeRegistry(root);
+    Deno.FsFile.prototype.writeSync = () => {
+      throw Object.assign(new Error("No space left on device (os error 28)"), { code: "ENOSPC" });
+    };
+    assertThrows(() => nodes.add("alice"), /No space left on device/);
+    Deno.FsFile.prototype.writeSync = writeSync;
+    // A key file left empty would refuse the node as a wrong credential, and this add-node
+    // as a node that exists already.
+    assertEquals(nodes.list(), []);
+    const key = nodes.add("alice");
+    assertEquals(keyToText(nodes.key("alice")!), key);
+    assertEquals(Deno.statSync(`${root}/nodes/alice/key`).mode! & 0o777, 0o600);
+    assertEquals([...Deno.readDirSync(`${root}/nodes/alice`)].map((e) => e.name), ["key"]);
+    assertThrows(() => nodes.add("alice"), /node "alice" exists already: remove it first/);
+    assertEquals(keyToText(nodes.key("alice")!), key);
+  } finally {
+    Deno.FsFile.prototype.writeSync = writeSync;
     Deno.removeSync(root, { recursive: true });
   }
 });
