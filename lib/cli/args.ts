@@ -96,10 +96,18 @@ export function parseCommandArgs(spec: CommandSpec, args: string[]): ParsedArgs 
   }
   if (parsed.values.help) return "help";
   const forms = [spec.positionals, ...spec.otherForms ?? []];
-  if (!forms.some((form) => form.length === parsed.positionals.length)) {
+  const form = forms.find((form) => form.length === parsed.positionals.length);
+  if (!form) {
     const want = forms.map((form) => form.map((p) => `<${p}>`).join(" ") || "no arguments");
     throw new UsageError(
       `"${spec.name}" takes ${want.join(" or ")}, got ${parsed.positionals.length} argument(s)`,
+    );
+  }
+  // "" resolves to the current directory: a root or backup made there, unseen.
+  const empty = parsed.positionals.indexOf("");
+  if (empty !== -1) {
+    throw new UsageError(
+      `"${spec.name}" got an empty <${form[empty]}> (an unset shell variable?): give it`,
     );
   }
   return { values: parsed.values, positionals: parsed.positionals };

@@ -61,6 +61,12 @@ Deno.test("server node commands have their own help and usage", async () => {
     `Usage error: "server list-nodes" takes <root>, got 2 argument(s): see ` +
       `"cln-backup server list-nodes --help"`,
   );
+  // An unset shell variable: "" would be the current directory, made a root unseen.
+  assertEquals(
+    await usage(["list-nodes", ""]),
+    `Usage error: "server list-nodes" got an empty <root> (an unset shell variable?): give ` +
+      `it: see "cln-backup server list-nodes --help"`,
+  );
   // Serving's options mean nothing to a node command.
   assertMatch(await usage(["add-node", "/srv", "n1", "--quota-bytes", "5"]), /'--quota-bytes'/);
 });
