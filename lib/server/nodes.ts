@@ -38,13 +38,14 @@ export function checkNodeName(name: string): string {
 }
 
 /**
- * A node key others may read (see {@linkcode NodeRegistry.key}): refused at a handshake, yet
- * `key` (what the file holds) still tells whether a connected node's key was replaced.
+ * A node's key file refused at a handshake (see {@linkcode NodeRegistry.key}): one others may
+ * read, whose `key` still tells whether a connected node's key was replaced, or one that holds
+ * no key (`key` undefined).
  */
-export class ExposedKeyError extends Error {
+export class KeyFileError extends Error {
   constructor(message: string, readonly key: Uint8Array | undefined) {
     super(message);
-    this.name = "ExposedKeyError";
+    this.name = "KeyFileError";
   }
 }
 
@@ -182,20 +183,29 @@ export class NodeRegistry {
 
   /**
    * Node `name`'s key, or `undefined` when there is no such node (or its name is bad). A key
-   * this user cannot read throws, naming the file and what to do; so does one others may
-   * read, which would let them pass for that node (as ssh refuses such a key): that node
-   * alone is refused until it is fixed, the others are served.
+   * this user cannot read throws, naming the file and what to do; so do one that holds no
+   * key, and one others may read, which would let them pass for that node (as ssh refuses
+   * such a key): that node alone is refused until it is fixed, the others are served.
    */
   key(name: string): Uint8Array | undefined {
     if (!NAME.test(name)) return undefined;
     const path = this.keyPath(name);
     try {
       const key = keyFromText(Deno.readTextFileSync(path).trim());
+      // Taken for no node, it would refuse the node's right credential as a wrong one.
+      if (key === undefined) {
+        throw new KeyFileError(
+          `node ${name}'s key "${path}" holds no key (64 hex digits): put back the "key" of ` +
+            `the node's backup.credential, or give the node a new one with "server ` +
+            `remove-node" and "server add-node"`,
+          undefined,
+        );
+      }
       const exposed = exposedSecretFile(`node ${name}'s key`, path);
-      if (exposed !== undefined) throw new ExposedKeyError(exposed, key);
+      if (exposed !== undefined) throw new KeyFileError(exposed, key);
       return key;
     } catch (error) {
-      if (error instanceof ExposedKeyError) throw error;
+      if (error instanceof KeyFileError) throw error;
       if (error instanceof Deno.errors.NotFound) return undefined;
       const why = (error as Error).message.replace(/ \(os error \d+\).*$/, "").toLowerCase();
       let owner = "the server's user";

@@ -18,7 +18,7 @@ import { peerGroup } from "./peer_group.ts";
 import { type LogLevel, Session, type Writer } from "./session.ts";
 import { V2Session } from "./session_v2.ts";
 import { ServerStorage } from "./storage.ts";
-import { ExposedKeyError, type NodeRegistry } from "./nodes.ts";
+import { KeyFileError, type NodeRegistry } from "./nodes.ts";
 import type { NodeStats } from "./metrics.ts";
 import { TLS_CERT_NAME, type TlsIdentity } from "./tls_identity.ts";
 import {
@@ -246,33 +246,32 @@ export class BackupServer {
    * the one they proved; their next handshake is refused.
    */
   #closeRevoked(): void {
-    const keys = new Map<string, Uint8Array | undefined>();
+    const keys = new Map<string, { key?: Uint8Array; refused?: string }>();
     for (const { session } of this.#serving.values()) {
       if (!(session instanceof V2Session)) continue;
       const node = session.node;
       if (!node) continue;
       if (!keys.has(node)) {
         try {
-          keys.set(node, this.nodes!.key(node));
+          keys.set(node, { key: this.nodes!.key(node) });
         } catch (error) {
           // One others may read is refused at the next handshake, but what it holds still
           // says whether the key this node proved was replaced: a new key left 0644 must not
-          // keep the old one connected.
-          if (error instanceof ExposedKeyError) {
-            keys.set(node, error.key);
+          // keep the old one connected. One that holds no key is that key gone.
+          if (error instanceof KeyFileError) {
+            keys.set(node, { key: error.key, refused: error.message });
           } else {
             // Unreadable for now (its file being replaced, say): looked at again next time.
             continue;
           }
         }
       }
-      const key = keys.get(node);
+      const { key, refused } = keys.get(node)!;
       if (key && session.provedKey(key)) continue;
-      this.log(
-        "warning",
-        `${session.name}: closing: node ${node}'s key was ${key ? "replaced" : "removed"} ` +
-          `(server ${key ? "add-node" : "remove-node"}); its backup stays`,
-      );
+      const why = key
+        ? `node ${node}'s key was replaced (server add-node)`
+        : refused ?? `node ${node}'s key was removed (server remove-node)`;
+      this.log("warning", `${session.name}: closing: ${why}; its backup stays`);
       session.close();
     }
   }
