@@ -52,6 +52,7 @@ import { init } from "../lib/cli/init.ts";
 import { CliProcess } from "./support/cli_process.ts";
 import { server as serverCommand } from "../lib/cli/server.ts";
 import { createFileBackup } from "../lib/backends/file/create.ts";
+import { FileBackupReader } from "../lib/backends/file/reader.ts";
 
 // A second writer waits for a takeover 300 ms here, not minutes.
 const POLICY = {
@@ -667,6 +668,25 @@ Deno.test("remove-node closes the node's open connections: a revoked key outlive
     // Bob's connection goes on.
     await bob.append({ version: 2, statements: ["INSERT INTO t VALUES (1)"] });
     bob.close();
+  });
+});
+
+Deno.test("remove-node, the backup moved away, add-node: a running server gives the name a new backup, and leaves the old one be", async () => {
+  await withServer(async ({ url, credential, nodes, root, logs }) => {
+    const alice = await connect(url, credential("alice"));
+    await alice.append({ version: 1, statements: ["CREATE TABLE t (a)"] });
+    await alice.append({ version: 2, statements: ["INSERT INTO t VALUES (1)"] });
+    alice.close();
+    nodes.remove("alice");
+    Deno.renameSync(nodes.backupDir("alice"), `${root}/alice-archived`);
+    const key = keyFromText(nodes.add("alice"))!;
+    const fresh = await connect(url, { node: "alice", key, path: `${root}/alice.credential` });
+    assertEquals(fresh.state().version, 0, logs.join("\n"));
+    await fresh.append({ version: 1, statements: ["CREATE TABLE u (b)"] });
+    fresh.close();
+    const last = (dir: string) => new FileBackupReader(`file://${dir}`, dir).describe().lastVersion;
+    assertEquals(last(nodes.backupDir("alice")), 1);
+    assertEquals(last(`${root}/alice-archived`), 2);
   });
 });
 

@@ -505,11 +505,29 @@ export class BackupServer {
     return undefined;
   }
 
-  /** Node `node`'s backup, opened (created empty when missing) on its first use. */
+  /**
+   * Node `node`'s backup, opened (created empty when missing) on its first use, and again
+   * once the operator moved or removed the one opened: held on, it would refuse the node (its
+   * directory gone) or serve the copy moved away.
+   */
   storageFor(node: string): ServerStorage {
+    const dir = this.nodes!.backupDir(node);
     let storage = this.#storages.get(node);
+    if (storage && storage !== this.v1Storage && storage.moved()) {
+      // This node's other connections (of a key just removed, closing) still use it.
+      if ((this.#connected.get(node) ?? 0) > 1) {
+        throw new Error(
+          `its backup "${dir}" was moved or removed while connections of the node are open: ` +
+            `it is opened again once they close`,
+        );
+      }
+      this.log("info", `node ${node}: "${dir}" was moved or removed: opening what is there now`);
+      storage.close();
+      this.#writers.delete(storage);
+      this.#storages.delete(node);
+      storage = undefined;
+    }
     if (!storage) {
-      const dir = this.nodes!.backupDir(node);
       storage = ServerStorage.open(
         `file://${dir}`,
         dir,

@@ -9,7 +9,7 @@ import { basename } from "node:path";
 import { pathToFileURL } from "node:url";
 import type { BackupDescription, BackupEntry, BackupState, Change } from "../backends/backend.ts";
 import { FileBackend } from "../backends/file/writer.ts";
-import { baseName, logName } from "../format/layout.ts";
+import { baseName, LOCK_NAME, logName } from "../format/layout.ts";
 import {
   encodeSegmentHeader,
   formatBackupId,
@@ -127,6 +127,32 @@ export class ServerStorage {
     removeStaleScratch(dir);
     removeStaleViews(dir);
     return new ServerStorage(url, dir, backend, log);
+  }
+
+  /**
+   * Whether the backup it holds open is no longer at its directory: the operator moved or
+   * removed it (after `server remove-node`, to give the name a new backup). Told by the lock
+   * file, which an upgrade's swap moves along with the backup it reopens.
+   */
+  moved(): boolean {
+    let held: Deno.FileInfo;
+    let there: Deno.FileInfo;
+    try {
+      held = this.#backend.lock.statSync();
+    } catch (error) {
+      // Closed by a reopen after a full disk that failed: the next write tries again.
+      if (error instanceof Deno.errors.BadResource) return false;
+      throw error;
+    }
+    try {
+      there = Deno.lstatSync(`${this.dir}/${LOCK_NAME}`);
+    } catch (error) {
+      if (error instanceof Deno.errors.NotFound || error instanceof Deno.errors.NotADirectory) {
+        return true;
+      }
+      throw error;
+    }
+    return held.ino !== there.ino || held.dev !== there.dev;
   }
 
   /** Where the backup stands, as its writer sees it, with the bytes its files hold. */
