@@ -146,7 +146,14 @@ function manageNodes(
   switch (command) {
     case "add-node": {
       const key = nodes.add(checkNodeName(name!));
-      output.out(`node ${name} added; its backup will be ${nodes.backupDir(name!)}`);
+      const backup = nodes.backupDir(name!);
+      // remove-node keeps a node's backup: the name gets it back.
+      output.out(
+        existsSync(backup)
+          ? `node ${name} added, with the backup kept at ${backup} since its removal: for ` +
+            `another node than the one removed, move that directory away before its init`
+          : `node ${name} added; its backup will be ${backup}`,
+      );
       output.out(
         `Put this line, and nothing else, in backup.credential beside the node's backup.lock ` +
           `(mode 0600); it is shown only now:`,

@@ -84,6 +84,13 @@ Deno.test("server remove-node keeps the backup, and add-node gives it back under
     assertEquals(await server(["add-node", dir, "alice"], again), 0, again.transcript);
     assertEquals(Deno.readTextFileSync(`${dir}/nodes/alice/backup/kept`), "x");
     assert(added.stdout[2] !== again.stdout[2], "the same key twice");
+    assertEquals(added.stdout[0], `node alice added; its backup will be ${dir}/nodes/alice/backup`);
+    // A new node given a former one's name would find that backup, and its init refused.
+    assertEquals(
+      again.stdout[0],
+      `node alice added, with the backup kept at ${dir}/nodes/alice/backup since its removal: ` +
+        `for another node than the one removed, move that directory away before its init`,
+    );
   } finally {
     Deno.removeSync(dir, { recursive: true });
   }
