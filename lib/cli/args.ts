@@ -103,12 +103,14 @@ export function parseCommandArgs(spec: CommandSpec, args: string[]): ParsedArgs 
       `"${spec.name}" takes ${want.join(" or ")}, got ${parsed.positionals.length} argument(s)`,
     );
   }
-  // "" resolves to the current directory: a root or backup made there, unseen.
+  // "" resolves to the current directory: a root, backup or backup.lock made there, unseen.
+  const unset = "(an unset shell variable?): give it";
   const empty = parsed.positionals.indexOf("");
-  if (empty !== -1) {
-    throw new UsageError(
-      `"${spec.name}" got an empty <${form[empty]}> (an unset shell variable?): give it`,
-    );
+  if (empty !== -1) throw new UsageError(`"${spec.name}" got an empty <${form[empty]}> ${unset}`);
+  for (const [name, value] of Object.entries(parsed.values as Record<string, unknown>)) {
+    if (value === "" || (Array.isArray(value) && value.includes(""))) {
+      throw new UsageError(`--${name} got an empty value ${unset}`);
+    }
   }
   return { values: parsed.values, positionals: parsed.positionals };
 }

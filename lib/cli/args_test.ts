@@ -28,3 +28,23 @@ Deno.test("oneLine: the command's action starts a line that does not start with 
   );
   assertEquals(oneLine("Cannot restore backup", "Cannot read backup: x"), "Cannot read backup: x");
 });
+
+Deno.test("parseCommandArgs: an empty argument or option value, as an unset shell variable gives, is refused", () => {
+  // "" would resolve to the current directory: init --lightning-dir "" wrote backup.lock there.
+  const spec: CommandSpec = {
+    ...SPEC,
+    options: { "lightning-dir": { type: "string" }, mirror: { type: "string", multiple: true } },
+  };
+  for (
+    const [args, message] of [
+      [["", "--lightning-dir", "/d"], `"restore" got an empty <url>`],
+      [["u", "--lightning-dir", ""], `--lightning-dir got an empty value`],
+      [["u", "--lightning-dir="], `--lightning-dir got an empty value`],
+      [["u", "--mirror", "file:///m", "--mirror", ""], `--mirror got an empty value`],
+    ]
+  ) {
+    const error = assertThrows(() => parseCommandArgs(spec, args as string[]));
+    assertEquals(error instanceof UsageError, true);
+    assertEquals(error.message, `${message} (an unset shell variable?): give it`);
+  }
+});
