@@ -192,7 +192,8 @@ function count(value: string | boolean | undefined, name: string): number | unde
  * against the operator's directory (under `deno task` too), as every path they type does.
  */
 export function serverRootUrl(root: string, env: EnvReader = Deno.env): string {
-  return root.includes(":") ? root : pathToFileURL(userPath(root, env)).href;
+  // A URL starts with its scheme; a colon further on is a path's ("/srv/backups:2026").
+  return /^[A-Za-z][A-Za-z0-9+.-]*:/.test(root) ? root : pathToFileURL(userPath(root, env)).href;
 }
 
 /** A node command's arguments, or `undefined` when `positionals` are not one. */

@@ -13,6 +13,9 @@ Deno.test("server node commands: a relative root is the operator's, a missing on
     const env = { get: (name: string) => name === "INIT_CWD" ? dir : undefined };
     assertEquals(serverRootUrl("root", env), pathToFileURL(`${dir}/root`).href);
     assertEquals(serverRootUrl("file:///elsewhere/root", env), "file:///elsewhere/root");
+    // A colon in a path (a date, a host:port) does not make it a URL.
+    assertEquals(serverRootUrl("/srv/b:2026", env), pathToFileURL("/srv/b:2026").href);
+    assertEquals(serverRootUrl("roots/b:2026", env), pathToFileURL(`${dir}/roots/b:2026`).href);
 
     // A mistyped root lists nothing, as an empty root would: it is refused instead.
     const missing = new BufferedOutput();
