@@ -185,7 +185,8 @@ function refusedTwice(text: string): Parsed | undefined {
   const twice = memberGivenTwice(text);
   if (twice === undefined) return undefined;
   const { name, id, method } = twice;
-  return { ok: false, id, method, error: `member "${name}" given twice` };
+  // The caller chose the name: written as JSON, it stays on one line of lightningd's log.
+  return { ok: false, id, method, error: `member ${JSON.stringify(name)} given twice` };
 }
 
 function isUtf8(bytes: Uint8Array): boolean {

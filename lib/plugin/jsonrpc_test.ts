@@ -169,3 +169,15 @@ Deno.test("parseMessage: a top-level member given twice is refused with lightnin
     request: { jsonrpc: "2.0", id: "i", method: "m", params: { a: 2, b: '"id":' } },
   });
 });
+
+Deno.test("parseMessage: a member given twice is named as JSON writes it, on one line", () => {
+  // A caller chooses the name; lightningd splits a plugin's log message at each line break.
+  const text = '{"jsonrpc":"2.0","id":"a","method":"m","params":[],' +
+    '"x\\nplugin-other: lies\\u0007":1,"x\\nplugin-other: lies\\u0007":2}';
+  assertEquals(parse(text), {
+    ok: false,
+    id: "a",
+    method: "m",
+    error: 'member "x\\nplugin-other: lies\\u0007" given twice',
+  });
+});
