@@ -221,7 +221,7 @@ Deno.test("protocol: garbage between messages is logged once per run and skipped
   });
 });
 
-Deno.test("protocol: invalid JSON whose brackets close is logged and ignored, nothing stored", async () => {
+Deno.test("protocol: invalid JSON whose brackets close is refused by its id, nothing stored", async () => {
   await withPlugin(async ({ lightningd, dir, url }) => {
     assertEquals(await lightningd.transaction(SCHEMA), "committed");
     await lightningd.write(
@@ -233,6 +233,12 @@ Deno.test("protocol: invalid JSON whose brackets close is logged and ignored, no
     await assertStillServes(lightningd);
     assertEquals(unusual(lightningd).length, 1);
     assertMatch(unusual(lightningd)[0], /^ignoring a malformed message of \d+ bytes: not JSON/);
+    // lightningd waits for every db_write it sends: an abort stops it with the reason.
+    const answer = lightningd.received.find((m) => m.id === "cln:db_write#9");
+    const message = (answer?.result as { message?: string } | undefined)?.message ?? "";
+    assertEquals(answer?.result, { result: "abort", message });
+    assertMatch(message, /^Refusing a malformed db_write \(not JSON \(/);
+    assertEquals(broken(lightningd), [message]);
     assertEquals(errorAnswers(lightningd), []);
     await stop(lightningd);
     assertEquals(restoredDump(dir, url), dumpDatabase(`${dir}/${DATABASE_NAME}`));

@@ -115,6 +115,22 @@ for (const [what, rest] of TWICE) {
   });
 }
 
+Deno.test("requests: a call lightningd let through but that is not JSON is answered, nothing run", async () => {
+  await withPlugin(async ({ lightningd }) => {
+    assertEquals(await lightningd.transaction(SCHEMA), "committed");
+    // lightningd's parser takes `tru` as a value; JSON.parse does not.
+    const id = "cli:backup-status#1/cln:backup-status#2";
+    const text = `{"jsonrpc": "2.0", "method": "backup-status", "id": "${id}", "params": [], ` +
+      `"x": tru}\n\n`;
+    const answer = await within(5_000, "tru", lightningd.forward(id, encoder.encode(text)));
+    const { code, message } = answer.error as { code: number; message: string };
+    assertEquals(code, -32600);
+    assert(message.startsWith("Invalid request: not JSON ("), message);
+    await assertStillServes(lightningd);
+    await stop(lightningd);
+  });
+});
+
 // --- params ---------------------------------------------------------------------------------------
 
 Deno.test("requests: backup-status refuses params it does not take, as a list or an object", async () => {

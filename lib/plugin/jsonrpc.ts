@@ -89,7 +89,11 @@ export function parseMessage(bytes: Uint8Array): Parsed {
   } catch (error) {
     const init = salvageInit(text);
     if (init !== undefined) return init;
-    return { ok: false, id: undefined, error: `not JSON (${(error as Error).message})` };
+    // lightningd's parser lets through calls JSON.parse refuses, with the id lightningd wrote
+    // (always a string): the caller gets the refusal rather than waiting forever.
+    const { id, method } = lightningdsMembers(text);
+    const why = `not JSON (${(error as Error).message})`;
+    return { ok: false, id: typeof id === "string" ? id : undefined, method, error: why };
   }
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
     return { ok: false, id: undefined, error: "not a JSON object" };
@@ -117,76 +121,85 @@ function stringEnd(text: string, start: number): number {
   }
 }
 
-const WHITESPACE = /[ \t\r\n]/;
-const NUMBER = /-?[0-9][0-9.eE+-]*/y;
+/** The index of the last character of the bare value (number, literal) starting at `start`. */
+function bareEnd(text: string, start: number): number {
+  let i = start + 1;
+  while (i < text.length && !" \t\r\n,]}".includes(text[i])) i++;
+  return i - 1;
+}
+
+/** A JSON string as written, quotes included, decoded; `undefined` when it is none. */
+function decoded(written: string): string | undefined {
+  try {
+    const value = JSON.parse(written);
+    return typeof value === "string" ? value : undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 /**
- * The first top-level member of the object `text` (valid JSON) whose name, decoded, comes
- * again, with the first `id` and `method` as lightningd reads them. lightningd reads a
- * caller's request by the first member written `"id"` or `"method"` (json_get_member, which
- * compares the text as written and never checks for a name given twice) and forwards the
- * caller's bytes with only that `id` replaced, while JSON.parse keeps the last member of each
- * decoded name: a caller allowed only `backup-status` could add `"method": "db_write"` or
- * `"m\u0065thod": "shutdown"` and have the plugin run that instead. lightningd's own
- * messages never name a member twice. The scan follows the structure only and skips each
- * string with `indexOf`, so a large `db_write` costs little. The first `id` is the one written
- * `"id"`, which lightningd replaced: the refusal reaches the caller.
+ * The top-level members of the object `text` as lightningd reads them: the first name that,
+ * decoded, comes again, and the values of the first members written `"id"` and `"method"`.
+ * lightningd reads a caller's request by the first member written `"id"` or `"method"`
+ * (json_get_member, which compares the text as written and never checks for a name given
+ * twice) and forwards the caller's bytes with only that `id` replaced, while JSON.parse keeps
+ * the last member of each decoded name: a caller allowed only `backup-status` could add
+ * `"method": "db_write"` or `"m\u0065thod": "shutdown"` and have the plugin run that instead.
+ * lightningd's own messages never name a member twice. The scan tokenizes as lightningd's
+ * parser (jsmn) does, so that it also finds lightningd's id in a call that parser let through
+ * but JSON.parse refuses: a bare value runs to the next whitespace, `,`, `]` or `}`, quotes
+ * included. It skips each string with `indexOf`, so a large `db_write` costs little.
  */
-function memberGivenTwice(
+function lightningdsMembers(
   text: string,
-): { name: string; id?: JsonRpcId; method?: string } | undefined {
+): { twice?: string; id?: JsonRpcId; method?: string } {
   const names = new Set<string>();
-  let twice: string | undefined;
-  const first: { id?: JsonRpcId; method?: string } = {};
+  const read: { twice?: string; id?: JsonRpcId; method?: string } = {};
+  let idRead = false;
+  let methodRead = false;
   let depth = 0;
   /** At the top, the name of the member whose value comes next, as written. */
   let member: string | undefined;
   for (let i = 0; i < text.length; i++) {
     const c = text[i];
-    if (member !== undefined && c !== ":" && !WHITESPACE.test(c)) {
-      // The value of `member` starts here: keep the first id and method.
-      if (c === '"') {
-        const end = stringEnd(text, i);
-        const value = JSON.parse(text.slice(i, end + 1));
-        if (member === '"id"') first.id ??= value;
-        if (member === '"method"') first.method ??= value;
-        member = undefined;
-        i = end;
-        continue;
+    if (c === " " || c === "\t" || c === "\r" || c === "\n" || c === ":" || c === ",") continue;
+    const start = i;
+    if (c === '"') i = stringEnd(text, i);
+    else if (c === "{" || c === "[") depth++;
+    else if (c === "}" || c === "]") depth--;
+    else i = bareEnd(text, i);
+    if (member !== undefined) {
+      // The value of `member` starts here (all of it, unless it is an object or a list).
+      const value = text.slice(start, i + 1);
+      if (member === '"id"' && !idRead) {
+        idRead = true;
+        read.id = c === '"' ? decoded(value) : JSON_NUMBER.test(value) ? Number(value) : undefined;
       }
-      NUMBER.lastIndex = i;
-      const number = NUMBER.exec(text)?.[0];
-      if (member === '"id"' && number !== undefined) first.id ??= Number(number);
+      if (member === '"method"' && !methodRead) {
+        methodRead = true;
+        read.method = decoded(value);
+      }
       member = undefined;
-    }
-    if (c === '"') {
-      const end = stringEnd(text, i);
-      if (depth === 1) {
-        // At the top, a string that is no value is a member's name.
-        const written = text.slice(i, end + 1);
-        const name = JSON.parse(written);
-        // Read on: lightningd's id may come after.
-        if (names.has(name)) twice ??= name;
-        names.add(name);
-        member = written;
-      }
-      i = end;
-    } else if (c === "{" || c === "[") {
-      depth++;
-    } else if (c === "}" || c === "]") {
-      depth--;
+    } else if (c === '"' && depth === 1) {
+      // At the top, a string that is no value is a member's name.
+      member = text.slice(start, i + 1);
+      const name = decoded(member);
+      if (name === undefined) continue;
+      // Read on: lightningd's id may come after.
+      if (names.has(name)) read.twice ??= name;
+      names.add(name);
     }
   }
-  return twice === undefined ? undefined : { name: twice, ...first };
+  return read;
 }
 
 /** The refusal of the object `text` holds when it names a top-level member twice. */
 function refusedTwice(text: string): Parsed | undefined {
-  const twice = memberGivenTwice(text);
+  const { twice, id, method } = lightningdsMembers(text);
   if (twice === undefined) return undefined;
-  const { name, id, method } = twice;
   // The caller chose the name: written as JSON, it stays on one line of lightningd's log.
-  return { ok: false, id, method, error: `member ${JSON.stringify(name)} given twice` };
+  return { ok: false, id, method, error: `member ${JSON.stringify(twice)} given twice` };
 }
 
 function isUtf8(bytes: Uint8Array): boolean {

@@ -181,3 +181,36 @@ Deno.test("parseMessage: a member given twice is named as JSON writes it, on one
     error: 'member "x\\nplugin-other: lies\\u0007" given twice',
   });
 });
+
+Deno.test("parseMessage: a forwarded call lightningd let through but that is not JSON keeps lightningd's id", () => {
+  // lightningd's parser (jsmn) takes any run of printable characters after a digit, t, f, n or
+  // - as a value, and raw control characters in strings, and forwards the call with its own
+  // id: the refusal must reach the caller, who otherwise waits forever.
+  const id = "cli:backup-status#1/cln:backup-status#2";
+  for (
+    const rest of [
+      `"x": tru`,
+      `"x": 0x10`,
+      `"x": 1.2.3`,
+      `"x": "a\tb"`,
+      `"x": [1,,2,]`,
+    ]
+  ) {
+    const text =
+      `{"jsonrpc": "2.0", "method": "backup-status", "id": "${id}", "params": [], ${rest}}`;
+    const parsed = parse(text);
+    assertEquals(parsed.ok, false, rest);
+    if (parsed.ok) continue;
+    assertEquals([parsed.id, parsed.method], [id, "backup-status"], rest);
+    assertMatch(parsed.error, /^not JSON \(/);
+  }
+  // A quote inside such a value opens no string for lightningd: the id after it is its own.
+  const quoted = parse(
+    `{"x": 0", "id": "${id}", "method": "backup-status", "jsonrpc": "2.0", "params": []}`,
+  );
+  assertEquals(quoted.ok ? undefined : [quoted.id, quoted.method], [id, "backup-status"]);
+  // Nested or in a string value, "id" is not lightningd's.
+  const nested = '{"jsonrpc": "2.0", "params": {"id": "n"}, "x": "\\"id\\": \\"s\\"", "y": tru}';
+  const parsed = parse(nested);
+  assertEquals(parsed.ok ? undefined : parsed.id, undefined);
+});
