@@ -158,6 +158,7 @@ function openOne(
   if (scheme === "s3") {
     const backend = S3Backend.open(url, {
       credentials: loadCredentials(dir),
+      renewCredentials: () => loadCredentials(dir),
       policy: s3PolicyFromLock(lock),
       log: options.remoteLog,
       packer: { every: options.packEvery },

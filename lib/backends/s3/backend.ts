@@ -34,6 +34,11 @@ const LISTINGS = 3;
 export interface S3BackendOptions {
   /** The access keys its requests are signed with. */
   credentials: S3Credentials;
+  /**
+   * Reads the keys again (the plugin's keys' file), once S3 refused them: temporary keys
+   * that expire, or keys rotated, are taken without a restart.
+   */
+  renewCredentials?: () => S3Credentials;
   /** How patient its requests are; the defaults unless given. */
   policy?: S3RetryPolicy;
   /** Where it says a request is tried again; nowhere unless given. */
@@ -153,7 +158,12 @@ export class S3Backend implements Backend {
     const parsed = s3Url(url);
     this.#policy = options.policy ?? DEFAULT_S3_POLICY;
     this.#log = options.log ?? (() => {});
-    this.client = new S3Client(parsed, options.credentials, this.#policy.timeoutMs);
+    this.client = new S3Client(
+      parsed,
+      options.credentials,
+      this.#policy.timeoutMs,
+      options.renewCredentials,
+    );
     this.destination = this.client.where;
     this.#status = {
       destination: this.destination,

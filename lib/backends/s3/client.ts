@@ -100,12 +100,18 @@ const KEYS_HINT = ": check the keys (the plugin's in backup-s3.credentials besid
   "backup.lock, a command's in AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY) and that their " +
   "policy allows the backup's actions on this bucket and prefix (README, S3)";
 
+const EXPIRED_HINT = ": the keys' session token expired: write fresh temporary keys (the " +
+  "plugin's to backup-s3.credentials beside backup.lock, which it reads again when S3 refuses " +
+  "its keys; a command's to AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN)";
+
 /** What to do about the errors an operator can fix. */
 const HINTS: Record<string, string> = {
   NoSuchBucket: ": the bucket does not exist: create it, or fix the bucket or endpoint in the URL",
   AccessDenied: KEYS_HINT,
   InvalidAccessKeyId: KEYS_HINT,
   SignatureDoesNotMatch: KEYS_HINT,
+  ExpiredToken: EXPIRED_HINT,
+  TokenRefreshRequired: EXPIRED_HINT,
   QuotaExceeded: ": the quota of the bucket or of its owner is full: raise it, or free space",
   SlowDown: ": S3 asks for fewer requests",
   RequestTimeTooSkewed: ": this machine's clock is too far off S3's: set it right (NTP), then " +
@@ -232,19 +238,62 @@ class Walk {
   }
 }
 
+/**
+ * Codes of a request refused for its keys (besides any 403): keys read again from where they
+ * came from (the plugin's keys' file, rewritten as temporary keys expire or keys rotate) may
+ * be accepted.
+ */
+const REFUSED_KEYS = ["ExpiredToken", "InvalidToken", "TokenRefreshRequired"];
+
 export class S3Client {
   /** The day's signing key, derived once rather than on every request. */
   readonly #signingKeys = new Map<string, ArrayBuffer>();
+  #credentials: S3Credentials;
 
   constructor(
     readonly url: S3Url,
-    readonly credentials: S3Credentials,
+    credentials: S3Credentials,
     /**
      * Milliseconds each request (and the reading of its answer) may take, and one more second
      * for every 128 KiB it uploads.
      */
     readonly timeoutMs = 10_000,
-  ) {}
+    /**
+     * Reads the keys again from where they came from, once S3 refused them: a request
+     * refused for keys that differ from those read now is tried again with them.
+     */
+    readonly renew?: () => S3Credentials,
+  ) {
+    this.#credentials = credentials;
+  }
+
+  /** The keys requests are signed with now. */
+  get credentials(): S3Credentials {
+    return this.#credentials;
+  }
+
+  /**
+   * Whether keys other than `refused` sign the next request: read again by `renew` (a file
+   * that does not read now keeps the keys held), or already by a request refused before.
+   */
+  #renewed(refused: S3Credentials): boolean {
+    if (this.#credentials === refused && this.renew !== undefined) {
+      let keys: S3Credentials | undefined;
+      try {
+        keys = this.renew();
+      } catch {
+        keys = undefined;
+      }
+      const same = keys === undefined || (keys.accessKeyId === refused.accessKeyId &&
+        keys.secretAccessKey === refused.secretAccessKey &&
+        keys.sessionToken === refused.sessionToken);
+      if (!same) {
+        this.#credentials = keys!;
+        this.#signingKeys.clear();
+      }
+    }
+    return this.#credentials !== refused;
+  }
 
   /** Where S3 is, for messages: `bucket "b" at http://host:port`. */
   get where(): string {
@@ -284,7 +333,8 @@ export class S3Client {
     method: string,
     resource: string,
     headers: Record<string, string>,
-    body?: Uint8Array,
+    body: Uint8Array | undefined,
+    keys: S3Credentials,
   ): Promise<Headers> {
     const { signRequest } = await (sigv4 ??= import(SIGV4_MODULE.href));
     return signRequest({
@@ -294,7 +344,7 @@ export class S3Client {
       payloadSha256: body === undefined
         ? EMPTY_SHA256
         : createHash("sha256").update(body).digest("hex"),
-      keys: this.credentials,
+      keys,
       region: this.url.region,
       cache: this.#signingKeys,
     });
@@ -316,12 +366,13 @@ export class S3Client {
     if (body !== undefined) all["content-md5"] = createHash("md5").update(body).digest("base64");
     const client = this.#client(what);
     const waitMs = this.timeoutMs + uploadAllowanceMs(carried);
+    const keys = this.#credentials;
     let response: Response;
     try {
       response = await fetch(resource, {
         client,
         method,
-        headers: await this.#sign(method, resource, all, body),
+        headers: await this.#sign(method, resource, all, body, keys),
         body: body as BodyInit | undefined,
         signal: AbortSignal.timeout(waitMs),
         // A signed request cannot follow a redirect (its host is signed, and the launcher
@@ -357,11 +408,15 @@ export class S3Client {
     const hint = WRONG_REGION.includes(code ?? "")
       ? regionHint(response)
       : HINTS[code ?? ""] ?? (status === 403 ? HINTS.AccessDenied : "");
+    const renewed = (status === 403 || REFUSED_KEYS.includes(code ?? "")) && this.#renewed(keys);
     throw new S3Error(
-      `${what}: ${status} ${code ?? response.statusText} (${this.where})${hint}`,
+      `${what}: ${status} ${code ?? response.statusText} (${this.where})${
+        renewed ? ": the keys were replaced meanwhile" : hint
+      }`,
       status,
       code,
-      cut || status >= 500 || status === 429 || code === "SlowDown" || code === "RequestTimeout",
+      cut || renewed || status >= 500 || status === 429 || code === "SlowDown" ||
+        code === "RequestTimeout",
     );
   }
 
@@ -434,7 +489,7 @@ export class S3Client {
       const resource = this.#resource(key);
       response = await fetch(resource, {
         client,
-        headers: await this.#sign("GET", resource, {}),
+        headers: await this.#sign("GET", resource, {}, undefined, this.#credentials),
         signal: AbortSignal.timeout(timeoutMs),
         redirect: "manual",
       });

@@ -390,3 +390,54 @@ Deno.test("S3Client: a listing's key longer than S3 stores is refused", async ()
       "answering as S3 does: check the endpoint",
   );
 });
+
+Deno.test("S3Client: keys S3 refuses are read again; requests refused at once all try the new ones", async () => {
+  // A store whose session token for "old" expired: it takes "new" only.
+  let refused = 0;
+  const arrived: (() => void)[] = [];
+  await using server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+    async (request) => {
+      await request.arrayBuffer();
+      if (request.headers.get("authorization")?.includes("Credential=new/")) {
+        return new Response(null, { status: 200 });
+      }
+      // Both first tries are signed with the old keys before either is answered.
+      refused++;
+      await new Promise<void>((resolve) => {
+        arrived.push(resolve);
+        if (arrived.length === 2) arrived.forEach((go) => go());
+      });
+      return new Response("<Error><Code>ExpiredToken</Code></Error>", { status: 400 });
+    },
+  );
+  const url = parseBackupUrl(
+    `s3://b01/n?endpoint=http://127.0.0.1:${server.addr.port}&path-style=1`,
+  ) as S3Url;
+  const old = { accessKeyId: "old", secretAccessKey: "s", sessionToken: "t" };
+  const policy = { timeoutMs: 5_000, retries: 1, retryDelayMs: 1, backoff: 1 };
+  const put = (client: S3Client, key: string) =>
+    retrying(`storing ${key}`, policy, () => {}, () => client.put(key, new Uint8Array(1)));
+
+  // Keys read again that are the same: refused for good, saying what to do.
+  const stale = new S3Client(url, old, 5_000, () => ({ ...old }));
+  const results = await Promise.allSettled([put(stale, "n/a"), put(stale, "n/b")]);
+  for (const result of results) {
+    assert(result.status === "rejected");
+    const error = result.reason as S3Error;
+    assert(!error.transient);
+    assertMatch(error.message, /400 ExpiredToken .*session token expired: write fresh temporary/);
+  }
+  assertEquals(refused, 2);
+
+  // Keys replaced in the file: both requests refused together go on with them.
+  arrived.length = 0;
+  let reads = 0;
+  const renewing = new S3Client(url, old, 5_000, () => {
+    reads++;
+    return { accessKeyId: "new", secretAccessKey: "s2" };
+  });
+  await Promise.all([put(renewing, "n/a"), put(renewing, "n/b")]);
+  assertEquals(renewing.credentials.accessKeyId, "new");
+  assertEquals(reads, 1);
+});

@@ -137,7 +137,7 @@ export class S3Compaction implements CompactionService {
     worker.postMessage(
       {
         url: this.backend.url,
-        credentials: this.backend.options.credentials,
+        credentials: this.backend.client.credentials,
         policy: this.backend.policy,
         scratch: this.scratch,
         keyBytes: this.backend.options.key?.bytes,

@@ -1,0 +1,88 @@
+/**
+ * The plugin's S3 keys replaced while it runs (temporary keys that expire, keys rotated): it
+ * reads backup-s3.credentials again when S3 refuses its keys, and the node goes on.
+ */
+import { assertEquals } from "./support/assert.ts";
+import { FakeLightningd } from "./support/fake_lightningd.ts";
+import { type Rgw, writeCredentials } from "./support/rgw.ts";
+import { rgwTest, sharedRgw } from "./support/shared_rgw.ts";
+import { BufferedOutput, makeNodeDir, removeNodeDir } from "./support/cli_testing.ts";
+import { init } from "../lib/cli/init.ts";
+import { S3Client, type S3Credentials } from "../lib/backends/s3/client.ts";
+import { parseBackupUrl } from "../lib/backends/url.ts";
+import type { S3Url } from "../lib/backends/s3/s3_url.ts";
+
+/** A user of its own on `s` (its keys are rotated here, not the shared ones), with its first keys. */
+async function newUser(s: Rgw): Promise<{ uid: string; keys: S3Credentials }> {
+  const uid = `u${crypto.randomUUID().replaceAll("-", "").slice(0, 12)}`;
+  const keys = userKeys(uid);
+  await s.admin(
+    "user",
+    "create",
+    `--uid=${uid}`,
+    `--display-name=${uid}`,
+    `--access-key=${keys.accessKeyId}`,
+    `--secret=${keys.secretAccessKey}`,
+  );
+  return { uid, keys };
+}
+
+/** New keys for user `uid`. */
+function userKeys(uid: string): S3Credentials {
+  const random = crypto.randomUUID().replaceAll("-", "");
+  return {
+    accessKeyId: `${uid}${random.slice(0, 8)}`.toUpperCase(),
+    secretAccessKey: `${random}${random}`.slice(0, 40),
+  };
+}
+
+rgwTest(
+  "the plugin takes the keys written to its keys' file after S3 refused its old ones",
+  async () => {
+    const s = sharedRgw();
+    const { uid, keys } = await newUser(s);
+    const bucket = `b${crypto.randomUUID().replaceAll("-", "").slice(0, 24)}`;
+    const url = s.url(bucket);
+    await new S3Client(parseBackupUrl(url) as S3Url, keys).createBucket();
+    const dir = makeNodeDir("restart");
+    try {
+      writeCredentials(dir, keys);
+      const output = new BufferedOutput();
+      assertEquals(await init([url, "--lightning-dir", dir], output), 0, output.transcript);
+      const lightningd = FakeLightningd.spawn({
+        lightningDir: dir,
+        env: { AWS_ACCESS_KEY_ID: "" },
+      });
+      try {
+        await lightningd.getmanifest();
+        const commit = (n: number) =>
+          lightningd.transaction([`DELETE FROM vars WHERE name = '${n}'`]);
+        assertEquals(await commit(1), "committed", lightningd.aborted);
+        // The keys are rotated: new ones written to the file, the old ones removed.
+        const fresh = userKeys(uid);
+        await s.admin(
+          "key",
+          "create",
+          `--uid=${uid}`,
+          "--key-type=s3",
+          `--access-key=${fresh.accessKeyId}`,
+          `--secret=${fresh.secretAccessKey}`,
+        );
+        writeCredentials(dir, fresh);
+        await s.admin(
+          "key",
+          "rm",
+          `--uid=${uid}`,
+          "--key-type=s3",
+          `--access-key=${keys.accessKeyId}`,
+        );
+        assertEquals(await commit(2), "committed", lightningd.aborted);
+        assertEquals((await lightningd.stop()).code, 0);
+      } finally {
+        await lightningd.kill().catch(() => {});
+      }
+    } finally {
+      removeNodeDir(dir);
+    }
+  },
+);
