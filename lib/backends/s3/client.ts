@@ -352,7 +352,8 @@ export class S3Client {
 
   /**
    * One signed request; a non-2xx answer throws {@linkcode S3Error} after reading its code.
-   * Its wait allows for `carried` bytes at a slow link's pace: those it uploads by default.
+   * It waits `waitMs` for its answer and the reading of its body: by default the timeout, and
+   * the time a slow link takes for the bytes it uploads.
    */
   async #request(
     what: string,
@@ -360,12 +361,11 @@ export class S3Client {
     resource: string,
     body?: Uint8Array,
     headers: Record<string, string> = {},
-    carried = body?.length ?? 0,
+    waitMs = this.timeoutMs + uploadAllowanceMs(body?.length ?? 0),
   ): Promise<Response> {
     const all: Record<string, string> = { ...headers };
     if (body !== undefined) all["content-md5"] = createHash("md5").update(body).digest("base64");
     const client = this.#client(what);
-    const waitMs = this.timeoutMs + uploadAllowanceMs(carried);
     const keys = this.#credentials;
     let response: Response;
     try {
@@ -475,39 +475,27 @@ export class S3Client {
   async get(key: string, expectedBytes = 0, maxBytes = MOST_OBJECT_BYTES): Promise<Uint8Array> {
     const what = `Cannot read "${key}"`;
     const resource = this.#resource(key);
-    const carried = readAllowanceBytes(expectedBytes);
-    const response = await this.#request(what, "GET", resource, undefined, {}, carried);
+    const waitMs = this.timeoutMs + uploadAllowanceMs(readAllowanceBytes(expectedBytes));
+    const response = await this.#request(what, "GET", resource, undefined, {}, waitMs);
     return await this.#body(what, response, Math.min(maxBytes, MOST_OBJECT_BYTES));
   }
 
-  /** An object's bytes as they arrive (a base is larger than memory should hold). */
+  /**
+   * An object's bytes as they arrive (a base is larger than memory should hold), all within
+   * `timeoutMs`. A failure says what S3 answered, as other requests' do: NoSuchKey for an
+   * object deleted since its listing, which a reader lists again for.
+   */
   async getStream(key: string, timeoutMs: number): Promise<ReadableStream<Uint8Array>> {
     const what = `Cannot read "${key}"`;
-    const client = this.#client(what);
-    let response: Response;
-    try {
-      const resource = this.#resource(key);
-      response = await fetch(resource, {
-        client,
-        headers: await this.#sign("GET", resource, {}, undefined, this.#credentials),
-        signal: AbortSignal.timeout(timeoutMs),
-        redirect: "manual",
-      });
-    } catch (error) {
-      if (error instanceof Deno.errors.NotCapable) throw error;
-      throw new S3Error(
-        `${what}: ${fetchFailure(error as Error, this.url)} (${this.where})`,
-        0,
-        "",
-        this.#passing(error as Error),
-      );
-    }
-    if (!response.ok) {
-      await response.body?.cancel();
-      const status = response.status;
-      throw new S3Error(`${what}: ${status} (${this.where})`, status, "", status >= 500);
-    }
-    return response.body!;
+    const response = await this.#request(
+      what,
+      "GET",
+      this.#resource(key),
+      undefined,
+      {},
+      timeoutMs,
+    );
+    return response.body ?? new ReadableStream({ start: (controller) => controller.close() });
   }
 
   async delete(key: string): Promise<void> {

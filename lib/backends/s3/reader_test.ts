@@ -1,5 +1,5 @@
 import { assert, assertEquals, assertMatch, assertRejects } from "../../../tests/support/assert.ts";
-import { changeKey } from "./keys.ts";
+import { baseKey, changeKey } from "./keys.ts";
 import { S3BackupReader } from "./reader.ts";
 import { encodeRecord, encodeStatements, RecordKind } from "../../format/record.ts";
 
@@ -96,4 +96,36 @@ Deno.test("S3BackupReader: a change object whose answer runs past its listed siz
   );
   // Refused as the bytes came: the server did not get to send the rest.
   assert(sent < 8 * 1024 * 1024, `the reader took ${sent} bytes of the answer`);
+});
+
+Deno.test("S3BackupReader: a base deleted after the listing (a compaction meanwhile) is listed again, not a failure", async () => {
+  const record = encodeRecord(RecordKind.Change, 1, encodeStatements(["INSERT INTO t VALUES (1)"]));
+  const change = changeKey("n/", 1, 0, 1);
+  const base = baseKey("n/", 1, 1);
+  let listings = 0;
+  await using server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+    (request) => {
+      const url = new URL(request.url);
+      if (url.searchParams.has("list-type")) {
+        // The first listing names a base, which is gone when read; the next names none.
+        const [key, size] = listings++ === 0 ? [base, 4096] : [change, record.length];
+        return new Response(
+          `<ListBucketResult><IsTruncated>false</IsTruncated><Contents><Key>${key}</Key>` +
+            `<Size>${size}</Size></Contents></ListBucketResult>`,
+        );
+      }
+      if (url.pathname === "/b01/n/backup-id") return new Response(new Uint8Array(16));
+      if (url.pathname === `/b01/${change}`) return new Response(record as BodyInit);
+      return new Response("<Error><Code>NoSuchKey</Code></Error>", { status: 404 });
+    },
+  );
+  const policy = { timeoutMs: 5_000, retries: 1, retryDelayMs: 10, backoff: 1 };
+  const reader = await S3BackupReader.fetch(backupUrl(server), CREDENTIALS, policy);
+  try {
+    assertEquals(reader.recordVersions(), [1]);
+    assertEquals(listings, 2);
+  } finally {
+    reader.close();
+  }
 });
