@@ -118,6 +118,13 @@ const HINTS: Record<string, string> = {
     "try again",
 };
 
+/**
+ * Codes of a request that passes when sent again: S3's own timeout, fewer requests asked
+ * for, and a write that met another to the same key under way (Amazon's 409 to a
+ * conditional PUT while an earlier try of it, which timed out here, is still being stored).
+ */
+const PASSING = ["RequestTimeout", "SlowDown", "ConditionalRequestConflict", "OperationAborted"];
+
 /** Amazon's answers to a request signed for, or sent to, another region than the bucket's. */
 const WRONG_REGION = [
   "PermanentRedirect",
@@ -415,8 +422,7 @@ export class S3Client {
       }`,
       status,
       code,
-      cut || renewed || status >= 500 || status === 429 || code === "SlowDown" ||
-        code === "RequestTimeout",
+      cut || renewed || status >= 500 || status === 429 || PASSING.includes(code ?? ""),
     );
   }
 

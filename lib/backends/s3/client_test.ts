@@ -441,3 +441,26 @@ Deno.test("S3Client: keys S3 refuses are read again; requests refused at once al
   assertEquals(renewing.credentials.accessKeyId, "new");
   assertEquals(reads, 1);
 });
+
+Deno.test("putNew: a conditional write in conflict with another under way (an earlier try's, slow) is tried again", async () => {
+  // Amazon's answer to a conditional PUT while another to the same key is under way.
+  let puts = 0;
+  await using server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+    async (request) => {
+      await request.arrayBuffer();
+      if (puts++ > 0) return new Response(null, { status: 200 });
+      const xml = "<Error><Code>ConditionalRequestConflict</Code></Error>";
+      return new Response(xml, { status: 409 });
+    },
+  );
+  const url = parseBackupUrl(
+    `s3://b01/n?endpoint=http://127.0.0.1:${server.addr.port}&path-style=1`,
+  );
+  const client = new S3Client(url as S3Url, { accessKeyId: "a", secretAccessKey: "s" });
+  const logs: string[] = [];
+  const policy = { timeoutMs: 5_000, retries: 2, retryDelayMs: 1, backoff: 1 };
+  await putNew(client, "n/c", new Uint8Array(1), "change 5", policy, (_, m) => logs.push(m));
+  assertEquals(puts, 2);
+  assertMatch(logs[0], /409 ConditionalRequestConflict .*; trying storing change 5 again/);
+});

@@ -1,8 +1,9 @@
 /**
  * How patient an S3 backup is: each request waits at most `timeoutMs`, and a request that
- * failed in a way that can pass (no answer, a 5xx, 503 SlowDown, 429) is tried again up to
- * `retries` times, after pauses growing by `backoff`. With the defaults a change gives up
- * after about 6 tries over at most about 70 s; then the node stops without committing it.
+ * failed in a way that can pass (no answer, a 5xx, 503 SlowDown, 429, a 409 for a write of
+ * the same object under way) is tried again up to `retries` times, after pauses growing by
+ * `backoff`. With the defaults a change gives up after about 6 tries over at most about
+ * 70 s; then the node stops without committing it.
  * backup.lock may set them: `s3_timeout_s`, `s3_retries`, `s3_retry_delay_s`.
  *
  * @module
