@@ -175,7 +175,43 @@ export async function claimPrefix(
         `nothing was stored; let it finish, then check its backup with status`,
     );
   }
-  return () => client.delete(key).catch(() => {});
+  const release = () => client.delete(key).catch(() => {});
+  await checkConditionalWrites(client, key, backupId, policy, action, release);
+  return release;
+}
+
+/**
+ * Stores the claim once more where it is: a store that honours `If-None-Match: *` refuses
+ * it (412). One that stores it has no way to keep a second writer, or an earlier try of a
+ * change, from overwriting a change object, so no backup is made there.
+ */
+async function checkConditionalWrites(
+  client: S3Client,
+  key: string,
+  claim: Uint8Array,
+  policy: S3RetryPolicy,
+  action: string,
+  release: () => Promise<void>,
+): Promise<void> {
+  try {
+    await retrying(
+      "checking conditional writes",
+      policy,
+      () => {},
+      () => client.put(key, claim, { create: true }),
+    );
+  } catch (error) {
+    if (error instanceof S3Error && error.status === 412) return;
+    await release();
+    throw error;
+  }
+  await release();
+  throw new Error(
+    `${action}: the S3 service at ${client.url.endpoint} stored an object over one already ` +
+      `there despite If-None-Match: *, which it does not honour: the backup needs it so that ` +
+      `no change object is ever overwritten (by a second node on the prefix, or a retry): use ` +
+      `a store that honours conditional writes (Amazon S3 and Ceph RGW do)`,
+  );
 }
 
 /**
