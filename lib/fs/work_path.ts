@@ -53,11 +53,15 @@ export function workPath(path: string, kind: WorkKind): string {
 }
 
 /**
- * Creates `work` (a file, or a directory of mode 0700) and locks it; the caller closes the handle once the
- * work is renamed into place or removed. Anything already there carries this process's pid, so
- * a killed process that had our pid left it: it is replaced.
+ * Creates `work` (a file, of `mode` when given, or a directory of mode 0700) and locks it; the
+ * caller closes the handle once the work is renamed into place or removed. Anything already
+ * there carries this process's pid, so a killed process that had our pid left it: it is replaced.
  */
-export function claimWorkPath(work: string, type: "file" | "directory"): Deno.FsFile {
+export function claimWorkPath(
+  work: string,
+  type: "file" | "directory",
+  mode?: number,
+): Deno.FsFile {
   // Until it is locked, another command's removeLeftovers that cannot read /proc (backup-cli)
   // may take it for a killed run's and remove it: then it is made again.
   for (let attempt = 1;; attempt++) {
@@ -67,7 +71,7 @@ export function claimWorkPath(work: string, type: "file" | "directory"): Deno.Fs
     if (type === "directory") Deno.mkdirSync(work, { mode: 0o700 });
     const handle = Deno.openSync(
       work,
-      type === "file" ? { write: true, createNew: true } : { read: true },
+      type === "file" ? { write: true, createNew: true, mode } : { read: true },
     );
     try {
       handle.lockSync(true);

@@ -127,7 +127,8 @@ export class NodeRegistry {
     // a write cut short (a full disk, a kill) leaves no key file without its key, which would
     // refuse the node as a wrong credential, and this add-node run again as a node that exists.
     const work = workPath(`${dir}/key`, "creating");
-    const file = claimWorkPath(work, "file");
+    // 0600 from its creation: one who opened it 0644, before a chmod, would read the key.
+    const file = claimWorkPath(work, "file", 0o600);
     try {
       Deno.chmodSync(work, 0o600);
       writeAll(file, new TextEncoder().encode(`${key}\n`));

@@ -106,3 +106,25 @@ Deno.test("add-node cut short by a full disk leaves no key file: run again, it a
     Deno.removeSync(root, { recursive: true });
   }
 });
+
+Deno.test("add-node's key work file is never readable by others, not even before its chmod", () => {
+  // In a node directory an operator made (mkdir -p, umask 022) others may reach it: one who
+  // opened it while it was 0644 would read the key written into it afterwards.
+  const root = Deno.makeTempDirSync({ prefix: "nodes-" });
+  const umask = Deno.umask(0o022);
+  const { lockSync } = Deno.FsFile.prototype;
+  const modes: number[] = [];
+  try {
+    Deno.mkdirSync(`${root}/nodes/alice`, { recursive: true, mode: 0o755 });
+    Deno.FsFile.prototype.lockSync = function (exclusive?: boolean) {
+      modes.push(this.statSync().mode! & 0o777);
+      return lockSync.call(this, exclusive);
+    };
+    new NodeRegistry(root).add("alice");
+    assertEquals(modes, [0o600]);
+  } finally {
+    Deno.FsFile.prototype.lockSync = lockSync;
+    Deno.umask(umask);
+    Deno.removeSync(root, { recursive: true });
+  }
+});
