@@ -294,7 +294,7 @@ export async function init(
     const beside = files.map((each) => fileBackupPath(each, ACTION));
     const removed = [
       ...removeLeftovers(dir),
-      ...beside.flatMap(removeLeftoversOf),
+      ...beside.flatMap((path) => removeLeftoversOf(path)),
     ];
     for (const line of removed) output.out(line);
     if (existsSync(`${dir}/${LOCK_FILE}`)) {

@@ -11,6 +11,7 @@ import { BackupServer } from "../server/server.ts";
 import { ServerStorage, v1StorageRefusal } from "../server/storage.ts";
 import { backupKind } from "../backends/open.ts";
 import { existsSync } from "../fs/exists.ts";
+import { removeLeftoversOf } from "../fs/work_path.ts";
 import { checkNodeName, NodeRegistry } from "../server/nodes.ts";
 import { serveMetrics } from "../server/metrics.ts";
 import { initTlsIdentity, loadTlsIdentity } from "../server/tls_identity.ts";
@@ -143,6 +144,13 @@ function manageNodes(
   output: Output,
 ): number {
   const nodes = new NodeRegistry(storagePath(serverRootUrl(root)));
+  if (command !== "list-nodes") {
+    // A killed add-node's key work file: after its link, a second name of the key, which
+    // remove-node would leave on disk.
+    for (const line of removeLeftoversOf(nodes.keyPath(checkNodeName(name!)), "server add-node")) {
+      output.out(line);
+    }
+  }
   switch (command) {
     case "add-node": {
       const key = nodes.add(checkNodeName(name!));

@@ -310,3 +310,30 @@ Deno.test("server names a TLS certificate and key that do not go together as suc
     Deno.removeSync(other, { recursive: true });
   }
 });
+
+Deno.test("server add-node and remove-node remove the key work file a killed add-node left", async () => {
+  const dir = Deno.makeTempDirSync({ prefix: "server-cli-" });
+  try {
+    const child = new Deno.Command("true").spawn();
+    await child.status;
+    // Killed after its link, its work file is a second name of the key: remove-node would
+    // leave the key it removes on disk, there for good.
+    assertEquals(await server(["add-node", dir, "alice"], new BufferedOutput()), 0);
+    const left = `${dir}/nodes/alice/key.creating-${child.pid}`;
+    Deno.linkSync(`${dir}/nodes/alice/key`, left);
+    const removed = new BufferedOutput();
+    assertEquals(await server(["remove-node", dir, "alice"], removed), 0, removed.transcript);
+    assertEquals(existsSync(left), false, removed.transcript);
+    assertEquals(
+      removed.stdout[0],
+      `Removed "${left}", left by process ${child.pid}, a killed server add-node`,
+    );
+    // Killed before it: the key a node never got.
+    Deno.writeTextFileSync(left, "0".repeat(64), { mode: 0o600 });
+    const added = new BufferedOutput();
+    assertEquals(await server(["add-node", dir, "alice"], added), 0, added.transcript);
+    assertEquals([...Deno.readDirSync(`${dir}/nodes/alice`)].map((e) => e.name), ["key"]);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});

@@ -140,12 +140,15 @@ export function removeLeftovers(dir: string): string[] {
  * are not running here and whose flocks may not reach this host (NFS with `nolock` or
  * `local_lock`), so another name's work path there may be in progress.
  */
-export function removeLeftoversOf(path: string): string[] {
-  return removeFound(dirname(path), basename(path));
+export function removeLeftoversOf(path: string, maker?: string): string[] {
+  return removeFound(dirname(path), basename(path), maker);
 }
 
-/** {@linkcode removeLeftovers} in `dir`, of the final path `dir/of` alone when given. */
-function removeFound(dir: string, of: string | undefined): string[] {
+/**
+ * {@linkcode removeLeftovers} in `dir`, of the final path `dir/of` alone when given, named the
+ * work of `maker` when given (of the command that makes its kind otherwise).
+ */
+function removeFound(dir: string, of: string | undefined, maker?: string): string[] {
   let entries: Deno.DirEntry[];
   try {
     entries = [...Deno.readDirSync(dir)];
@@ -164,7 +167,7 @@ function removeFound(dir: string, of: string | undefined): string[] {
   for (const { entry, kind, pid, companion } of found) {
     const path = `${dir}/${entry.name}`;
     if (companion !== undefined && existsSync(path.slice(0, -companion.length))) continue;
-    const left = `left by process ${pid}, a killed ${KINDS[kind]}`;
+    const left = `left by process ${pid}, a killed ${maker ?? KINDS[kind]}`;
     try {
       if (removeAbandoned(path, pid, entry.isDirectory)) lines.push(`Removed "${path}", ${left}`);
     } catch (error) {
