@@ -192,9 +192,12 @@ function count(value: string | boolean | undefined, name: string): number | unde
  * against the operator's directory (under `deno task` too), as every path they type does.
  */
 export function serverRootUrl(root: string, env: EnvReader = Deno.env): string {
-  // A URL starts with its scheme; a colon further on is a path's ("/srv/backups:2026").
-  return /^[A-Za-z][A-Za-z0-9+.-]*:/.test(root) ? root : pathToFileURL(userPath(root, env)).href;
+  // A URL starts with a scheme cln-backup knows, or one before "//" (a mistyped one, refused
+  // as such); any other colon is a path's ("/srv/backups:2026", "backups:2026").
+  return URL_START.test(root) ? root : pathToFileURL(userPath(root, env)).href;
 }
+
+const URL_START = /^(?:(?:file|socket|socket\+tls|s3):|[A-Za-z][A-Za-z0-9+.-]*:\/\/)/i;
 
 /** A node command's arguments, or `undefined` when `positionals` are not one. */
 export function nodeCommandArgs({ positionals }: ParsedArgs): NodeCommandArgs | undefined {

@@ -16,6 +16,11 @@ Deno.test("server node commands: a relative root is the operator's, a missing on
     // A colon in a path (a date, a host:port) does not make it a URL.
     assertEquals(serverRootUrl("/srv/b:2026", env), pathToFileURL("/srv/b:2026").href);
     assertEquals(serverRootUrl("roots/b:2026", env), pathToFileURL(`${dir}/roots/b:2026`).href);
+    assertEquals(serverRootUrl("b:2026", env), pathToFileURL(`${dir}/b:2026`).href);
+    // A URL still: refused as one, never a directory made under a mistyped scheme's name.
+    for (const url of ["fiel:///srv", "file:srv", "socket:host:8700", "s3://bucket"]) {
+      assertEquals(serverRootUrl(url, env), url);
+    }
 
     // A mistyped root lists nothing, as an empty root would: it is refused instead.
     const missing = new BufferedOutput();
