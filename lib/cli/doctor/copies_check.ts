@@ -23,6 +23,12 @@ function agree(a: BackupDescription, b: BackupDescription): boolean {
     (high.lastVersion === low.lastVersion + 1 && high.snapshots.at(-1) !== high.lastVersion);
 }
 
+/** Where an async copy stands once opened: it drops a last change on top of its snapshot. */
+function resumesFrom(copy: BackupDescription): number {
+  const { lastVersion, snapshots } = copy;
+  return lastVersion > 0 && snapshots.at(-1) !== lastVersion ? lastVersion - 1 : lastVersion;
+}
+
 export function copiesCheck(found: Found): CheckResult {
   const { sync, async } = lockDestinations(found.lock!);
   let first = found.description!;
@@ -82,6 +88,14 @@ export function copiesCheck(found: Found): CheckResult {
         warns.push(
           `${url} at ${at} is ahead of ${first.url} at ${top}: it is not a copy of this ` +
             `backup, and gets no changes: ${remake(true)}`,
+        );
+      } else if (resumesFrom(copy) < (first.snapshots.at(-1) ?? 0)) {
+        // It catches up from the primary's newest snapshot on (a compaction with lightningd
+        // stopped does not know the copies).
+        warns.push(
+          `${url} at ${at} lacks changes ${first.url} folded into its snapshot at ` +
+            `${first.snapshots.at(-1)}, which a copy catches up from: it cannot catch up, and ` +
+            `gets no changes: ${remake(true)}`,
         );
       } else {
         fine.push(

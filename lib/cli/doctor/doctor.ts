@@ -49,7 +49,8 @@ do. It only reads; run it as the user lightningd runs as, while lightningd runs 
   copies        with mirror_urls or async_urls: each file mirror opens, lightningd's user
                 can reach and write it, at the backup's version (the plugin stops the node
                 otherwise); each file async copy too, not more than a change ahead of it (the
-                copy drops that one)
+                copy drops that one), nor behind the backup's newest snapshot (it catches up
+                from there)
   config        DIR/config or DIR/../config (or a file they include) loads the plugin as
                 important-plugin=, and no disable-plugin= or later clear-plugins unloads it
   launcher      DIR/cln-backup-plugin exists, is executable, names an existing deno (WARN

@@ -7,6 +7,7 @@ import { DataKey } from "../../crypto/data_key.ts";
 import { KEY_FILE, writeKeyFile } from "../../crypto/key_file.ts";
 import { CREDENTIAL_NAME } from "../../backends/socket/credential.ts";
 import { makeEncryptedBackup } from "../../../tests/support/encrypted.ts";
+import { compact } from "../compact.ts";
 import { copiesCheck } from "./copies_check.ts";
 import { describeBackup } from "./describe_backup.ts";
 import { hsmSecretCheck } from "./hsm_secret_check.ts";
@@ -858,6 +859,37 @@ Deno.test("doctor: a file mirror missing or lagging fails, as the plugin will; a
       "OK",
       /async, \d+ behind: it catches up/,
     );
+  }));
+
+Deno.test("doctor: an async copy behind a compaction of the primary cannot catch up, and says so", () =>
+  withNode(async (node) => {
+    const copy = `${node.base}/backup-copy`;
+    const url = await makeBackup(copy, FRESH_START.slice(0, 5));
+    const at = describeBackup(url).lastVersion;
+    writeLockFile(node.dir, { backend_url: node.url, async_urls: [url] });
+    // `compact` with lightningd stopped does not know the copies: it folds what the copy lacks.
+    const output = new BufferedOutput();
+    assertEquals(await compact([node.url], output), 0, output.stderr.join("\n"));
+    const snapshot = describeBackup(node.url).snapshots.at(-1)!;
+    assert(snapshot > at);
+    expect(
+      await runChecks(node.dir, GOOD_SYSTEM),
+      "copies",
+      "WARN",
+      new RegExp(
+        `^${url} at ${at} lacks changes ${node.url} folded into its snapshot at ${snapshot}, ` +
+          `which a copy catches up from: it cannot catch up, and gets no changes: with ` +
+          `lightningd stopped, remove it from backup\\.lock and add a new copy with ` +
+          `"cln-backup mirror NEW_URL --lightning-dir .* --async"$`,
+      ),
+    );
+    // One at that snapshot, its last change on top of it, drops that change when it opens.
+    Deno.removeSync(copy, { recursive: true });
+    await makeBackup(copy, FRESH_START.filter((c) => c.version <= snapshot));
+    expect(await runChecks(node.dir, GOOD_SYSTEM), "copies", "WARN", /cannot catch up/);
+    Deno.removeSync(copy, { recursive: true });
+    await makeBackup(copy, FRESH_START.filter((c) => c.version <= snapshot + 1));
+    expect(await runChecks(node.dir, GOOD_SYSTEM), "copies", "OK");
   }));
 
 Deno.test("doctor: changes a running node stores in the backup and its mirror while doctor reads are no disagreement", () =>
