@@ -15,12 +15,45 @@ import { backupAccessProblem } from "./backup_access.ts";
 import { shellQuote } from "../../fs/shell_quote.ts";
 import type { CheckResult, Found } from "./check.ts";
 import { describeBackup } from "./describe_backup.ts";
+import { keyIdOf, sameBytes } from "../../crypto/data_key.ts";
+import { KEY_FILE, keyFileBytes } from "../../crypto/key_file.ts";
+import { readChain } from "../../format/chain.ts";
 
 /** `a` and `b` agree: the same version, or one a change ahead (the plugin drops it). */
 function agree(a: BackupDescription, b: BackupDescription): boolean {
   const [low, high] = a.lastVersion <= b.lastVersion ? [a, b] : [b, a];
   return high.lastVersion === low.lastVersion ||
     (high.lastVersion === low.lastVersion + 1 && high.snapshots.at(-1) !== high.lastVersion);
+}
+
+/**
+ * Why the plugin, which opens every destination with the key in `dir`'s backup.key (or none),
+ * refuses the file backup at `path`; `undefined` when that key is the backup's.
+ */
+function copyKeyProblem(path: string, dir: string): string | undefined {
+  const keyFile = `${dir}/${KEY_FILE}`;
+  const keyId = readChain(path).keyId;
+  let text: string | undefined;
+  try {
+    text = Deno.readTextFileSync(keyFile);
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) return; // The backup.key check says why.
+  }
+  if (text === undefined) {
+    return keyId === undefined
+      ? undefined
+      : `is encrypted, but no "${keyFile}" holds its key, and the plugin opens every ` +
+        `destination with that file's key`;
+  }
+  if (keyId === undefined) {
+    return `is not encrypted, but "${keyFile}" holds a key, which the plugin opens every ` +
+      `destination with`;
+  }
+  const bytes = keyFileBytes(text);
+  if (bytes !== undefined && !sameBytes(keyIdOf(bytes), keyId)) {
+    return `is encrypted under another key than "${keyFile}" holds, which the plugin opens ` +
+      `every destination with`;
+  }
 }
 
 /** Where an async copy stands once opened: it drops a last change on top of its snapshot. */
@@ -69,6 +102,18 @@ export function copiesCheck(found: Found): CheckResult {
         isAsync
           ? `${url}: ${access}: until then the node goes on without this async copy`
           : `${url}: ${access}: until then the plugin stops the node at its start`,
+      );
+      continue;
+    }
+    const keyProblem = copyKeyProblem(parsed.path, found.dir);
+    if (keyProblem !== undefined) {
+      (isAsync ? warns : fails).push(
+        isAsync
+          ? `${url} ${keyProblem}: it refuses this async copy, which gets no changes: with ` +
+            `lightningd stopped, remove it from backup.lock (an encrypted backup has no ` +
+            `copies yet)`
+          : `${url} ${keyProblem}: it stops the node at its start: with lightningd stopped, ` +
+            `remove it from backup.lock (an encrypted backup has no copies yet)`,
       );
       continue;
     }

@@ -46,8 +46,9 @@ do. It only reads; run it as the user lightningd runs as, while lightningd runs 
   version       the backup's last version against DIR/lightningd.sqlite3's data_version
                 (opened read-only): equal, or the backup one ahead (the plugin drops that
                 uncommitted change at the next start)
-  copies        with mirror_urls or async_urls: each file mirror opens, lightningd's user
-                can reach and write it, at the backup's version (the plugin stops the node
+  copies        with mirror_urls or async_urls: each file mirror opens (with backup.key's
+                key, or none), lightningd's user can reach and write it, at the backup's
+                version (the plugin stops the node
                 otherwise); each file async copy too, not more than a change ahead of it (the
                 copy drops that one), nor behind the backup's newest snapshot (it catches up
                 from there)

@@ -1,7 +1,7 @@
 import { dirname } from "node:path";
 import { assert, assertEquals, assertMatch } from "../../../tests/support/assert.ts";
 import { PRE_4090_BACKUP } from "../../../tests/support/fixtures.ts";
-import { writeLockFile } from "../../backup/lock_file.ts";
+import { type LockFile, writeLockFile } from "../../backup/lock_file.ts";
 import { FileBackend } from "../../backends/file/writer.ts";
 import { DataKey } from "../../crypto/data_key.ts";
 import { KEY_FILE, writeKeyFile } from "../../crypto/key_file.ts";
@@ -890,6 +890,43 @@ Deno.test("doctor: an async copy behind a compaction of the primary cannot catch
     Deno.removeSync(copy, { recursive: true });
     await makeBackup(copy, FRESH_START.filter((c) => c.version <= snapshot + 1));
     expect(await runChecks(node.dir, GOOD_SYSTEM), "copies", "OK");
+  }));
+
+Deno.test("doctor: a plain copy of an encrypted backup is refused by the plugin, which has its key", () =>
+  withNode(async (node) => {
+    Deno.removeSync(node.backupPath, { recursive: true });
+    writeKeyFile(node.dir, await makeEncryptedBackup(node.backupPath));
+    const url = await makeBackup(`${node.base}/backup-copy`, []);
+    const check = (lock: LockFile) =>
+      copiesCheck({
+        dir: node.dir,
+        database: `${node.dir}/lightningd.sqlite3`,
+        user: undefined,
+        lock,
+        description: describeBackup(node.url),
+      });
+    const [level, message] = check({ backend_url: node.url, async_urls: [url] });
+    assertEquals(level, "WARN", message);
+    assertMatch(
+      message,
+      new RegExp(
+        `^${url} is not encrypted, but "${node.dir}/backup\\.key" holds a key, which the ` +
+          `plugin opens every destination with: it refuses this async copy, which gets no ` +
+          `changes: with lightningd stopped, remove it from backup\\.lock \\(an encrypted ` +
+          `backup has no copies yet\\)$`,
+      ),
+    );
+    assertEquals(check({ backend_url: node.url, mirror_urls: [url] })[0], "FAIL");
+    // Without the key file, an encrypted copy is the one refused.
+    Deno.removeSync(`${node.dir}/${KEY_FILE}`);
+    Deno.removeSync(node.backupPath, { recursive: true });
+    await makeBackup(node.backupPath, []);
+    Deno.removeSync(`${node.base}/backup-copy`, { recursive: true });
+    await makeEncryptedBackup(`${node.base}/backup-copy`);
+    assertMatch(
+      check({ backend_url: node.url, async_urls: [url] })[1],
+      /is encrypted, but no .*backup\.key.* holds its key/,
+    );
   }));
 
 Deno.test("doctor: changes a running node stores in the backup and its mirror while doctor reads are no disagreement", () =>
