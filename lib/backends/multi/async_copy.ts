@@ -22,7 +22,8 @@
  * place), so one reopened before it stored a change shows the dropped change again, and drops it
  * again. A destination that fails is closed and opened again after a pause (0.5 s,
  * doubling up to `async_retry_s`), which reads where it stands: a write whose answer was
- * lost is found there and not copied twice.
+ * lost is found there and not copied twice. It logs the failure once, then once an hour while
+ * it lasts: the primary keeps what the copy lacks, and grows.
  *
  * A file copy is written without a sync per change (a sync on the plugin's one thread would
  * hold up the next hook): it syncs off the thread once the queue is drained, every 1,000
@@ -68,6 +69,8 @@ export interface AsyncCopyOptions {
 
 const FIRST_RETRY_MS = 500;
 const BEHIND_RETRY_MS = 5_000;
+/** How often a destination that still fails says so again. */
+const REMIND_MS = 3_600_000;
 const QUEUE_LIMIT = 10_000;
 /** Changes a busy copy appends between two syncs. */
 const FLUSH_EVERY = 1_000;
@@ -101,6 +104,9 @@ export class AsyncCopy {
    */
   #dropped: { version: number; rewindVersion: number } | undefined;
   #error: string | undefined;
+  /** Wall-clock ms of the failure that started the outage, and of its last log line. */
+  #failingSince = 0;
+  #remindedAt = 0;
   /** Wall-clock ms since which the copy lacks something the primary holds. */
   #behindSince: number | undefined;
   #lastConnection: ConnectionStatus | null = null;
@@ -270,11 +276,23 @@ export class AsyncCopy {
   }
 
   #fail(message: string): void {
+    const now = this.#now();
     if (this.#error === undefined) {
       this.options.log(
         "unusual",
         `Async destination ${this.url} failed, the node goes on without waiting for it and ` +
           `it tries again: ${message}`,
+      );
+      this.#failingSince = this.#remindedAt = now;
+    } else if (now - this.#remindedAt >= REMIND_MS) {
+      // One line at the start of an outage is easily missed, and the primary grows meanwhile.
+      this.#remindedAt = now;
+      this.options.log(
+        "unusual",
+        `Async destination ${this.url} still fails after ` +
+          `${Math.floor((now - this.#failingSince) / REMIND_MS)} h, the node goes on without ` +
+          `it; the primary keeps every change it lacks and is not compacted past them, so it ` +
+          `grows until the copy works again or is removed from async_urls: ${message}`,
       );
     }
     this.#error = message;

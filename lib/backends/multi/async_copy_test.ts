@@ -161,6 +161,34 @@ Deno.test("AsyncCopy: a missing destination fails without stopping anything, the
   }
 });
 
+Deno.test("AsyncCopy: a destination down for hours says so again each hour, not only once", async () => {
+  let clock = 0;
+  const t = setUp({ now: () => clock });
+  try {
+    for (let v = 1; v <= 3; v++) await t.store(change(v));
+    await t.until((s) => s.state === "failing");
+    assertEquals(t.logs.length, 1, t.logs.join("\n"));
+    // The primary keeps every change the copy lacks meanwhile: it grows, and the log says so.
+    clock = 3_600_000;
+    await t.until(() => t.logs.length === 2);
+    assertMatch(
+      t.logs[1],
+      /^Async destination file:.* still fails after 1 h, the node goes on without it; the primary keeps every change it lacks and is not compacted past them, so it grows until the copy works again or is removed from async_urls: Cannot open backup: nothing at /,
+    );
+    clock = 3_600_000 + 1_800_000;
+    await t.store(change(4));
+    clock = 7_200_000;
+    await t.until(() => t.logs.length === 3);
+    assertMatch(t.logs[2], /still fails after 2 h/);
+    createFileBackup(`${t.root}/copy`);
+    await t.store(change(5));
+    await t.until((s) => s.state === "caught-up");
+    assertMatch(t.logs.at(-1)!, /works again/);
+  } finally {
+    await t.done();
+  }
+});
+
 Deno.test("AsyncCopy: a destination the launcher does not allow says to run doctor, not Deno's flag", async () => {
   const t = setUp({
     // As Deno denies a socket: or s3:// copy that backup.lock gained after init.
