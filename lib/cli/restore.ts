@@ -362,20 +362,40 @@ function refuseInside(path: string, backup: string): void {
 }
 
 /**
+ * The copies `dir`'s backup.lock names; `undefined` without one, or with one the plugin could
+ * not use either (it names no copy to compare).
+ */
+function lockCopies(dir: string): string[] | undefined {
+  if (!existsSync(`${dir}/${LOCK_FILE}`)) return;
+  try {
+    const { sync, async } = lockDestinations(readLockFile(dir));
+    return [...sync, ...async];
+  } catch {
+    return;
+  }
+}
+
+/**
+ * The note after a restore into a lightning dir whose backup.lock does not name the backup
+ * restored from (a copy removed from async_urls, say, kept on its disk): those it names may be
+ * copies of the same node's backup, and newer.
+ */
+export function unnamedNote(url: string, lockPath: string, named: string[]): string {
+  return `Note: restored from ${url}, which "${lockPath}" does not name: it names ` +
+    `${named.join(", ")}, which may be a newer copy of this node's backup: restore naming ` +
+    `each with --also, so that restore takes the newest: a database older than the node's ` +
+    `last state can make it broadcast revoked state and lose its funds.`;
+}
+
+/**
  * A restore into a node's lightning dir whose backup.lock names the backup together with
  * other copies (mirror_urls, async_urls) that were not given: one of them may be newer (a
  * destination that failed under mirror_failure "degrade" gets no more changes, and the node
  * went on with the others), and a node restarted on the older state can lose its funds.
  */
 function refuseUnnamedCopies(dir: string, urls: string[]): void {
-  if (!existsSync(`${dir}/${LOCK_FILE}`)) return;
-  let named: string[];
-  try {
-    const { sync, async } = lockDestinations(readLockFile(dir));
-    named = [...sync, ...async];
-  } catch {
-    return; // A backup.lock the plugin could not use either: it names no copy to compare.
-  }
+  const named = lockCopies(dir);
+  if (named === undefined) return;
   const missing = named.filter((held) => !urls.some((url) => sameBackup(held, url)));
   if (missing.length === 0 || missing.length === named.length) return;
   throw new Error(
@@ -517,8 +537,13 @@ export async function restore(
         }
         output.out(describeRestore(result));
         for (const note of restoreNotes(result, toVersion)) output.out(note);
-        if (toVersion === undefined && !existsSync(`${dirname(path)}/${LOCK_FILE}`)) {
-          output.out(aloneNote(url));
+        if (toVersion === undefined) {
+          const lockPath = `${dirname(path)}/${LOCK_FILE}`;
+          const named = lockCopies(dirname(path));
+          if (!existsSync(lockPath)) output.out(aloneNote(url));
+          else if (named && !named.some((held) => sameBackup(held, url))) {
+            output.out(unnamedNote(url, lockPath, named));
+          }
         }
       } finally {
         progress?.done();

@@ -11,7 +11,14 @@ import { DatabaseSync } from "node:sqlite";
 import { openBackend, openReader } from "../backends/open.ts";
 import { existsSync } from "../fs/exists.ts";
 import { writeLockFile } from "../backup/lock_file.ts";
-import { aloneNote, lastBlockNote, oneAheadNote, restore, RestoreProgress } from "./restore.ts";
+import {
+  aloneNote,
+  lastBlockNote,
+  oneAheadNote,
+  restore,
+  RestoreProgress,
+  unnamedNote,
+} from "./restore.ts";
 import { upgrade } from "./upgrade.ts";
 import { makeEncryptedBackup, PASSPHRASE } from "../../tests/support/encrypted.ts";
 import { parentChildDatabase } from "../../tests/support/migration.ts";
@@ -328,6 +335,27 @@ Deno.test(
     const all = await run([primary, node, "--also", mirror, "--also", copy]);
     assertEquals(all.code, 0, all.output.stderr.join("\n"));
     assertEquals(dataVersion(`${node}/lightningd.sqlite3`), 15);
+  }),
+);
+
+Deno.test(
+  "restore into a node's dir from a backup its backup.lock does not name says the named ones may be newer",
+  inTempDir(async (dir) => {
+    // An async copy removed from async_urls when it failed (as the plugin says to), kept on
+    // its disk at 11, while the node's backup went on to 15.
+    const old = await makeBackup(`${dir}/old-copy`, recordedChanges(["fresh-start"]));
+    const primary = await makeBackup(`${dir}/primary`, changes);
+    const node = `${dir}/regtest`;
+    Deno.mkdirSync(node);
+    writeLockFile(node, { backend_url: primary });
+    const restored = await run([old, node]);
+    assertEquals(restored.code, 0, restored.output.stderr.join("\n"));
+    assertEquals(dataVersion(`${node}/lightningd.sqlite3`), 11);
+    assertEquals(restored.output.stdout.at(-1), unnamedNote(old, `${node}/backup.lock`, [primary]));
+    assertMatch(
+      restored.output.stdout.at(-1)!,
+      /^Note: restored from .*, which .*backup\.lock" does not name: it names .*primary, which may be a newer copy of this node's backup: restore naming each with --also/,
+    );
   }),
 );
 
