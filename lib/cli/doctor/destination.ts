@@ -10,7 +10,12 @@ import type { Found } from "./check.ts";
 
 export function backupDestination(found: Found): string | undefined {
   if (found.url?.scheme !== "file") return undefined;
-  let at = found.url.path;
+  return placeOf(found.url.path);
+}
+
+/** The nearest existing directory at or above the file backup path `path`. */
+export function placeOf(path: string): string {
+  let at = path;
   while (!statIfExists(at) && dirname(at) !== at) at = dirname(at);
   return at;
 }

@@ -66,9 +66,9 @@ do. It only reads; run it as the user lightningd runs as, while lightningd runs 
                 DIR/backup.credential (WARN without one: wire v1, unauthenticated)
   privacy       a plain file backup, and each file copy, readable by its owner only (WARN
                 when others may read one: it holds the node's database in the clear)
-  free space    at the backup's destination (an s3:// backup's or copy's, or an encrypted
-                server backup's: the lightning dir too, where the plugin's compaction
-                rebuilds the database), against the database's size
+  free space    at the backup's destination and each file copy's (an s3:// backup's or
+                copy's, or an encrypted server backup's: the lightning dir too, where the
+                plugin's compaction rebuilds the database), against the database's size
   filesystem    the backup on another filesystem than the database (WARN when the same)
   lifecycle     for an s3:// destination: no lifecycle rule of its bucket expires objects
                 under its prefix (WARN naming the rule: it would delete the backup), or

@@ -774,6 +774,43 @@ Deno.test("doctor: free space for an S3 copy's compaction too, beside a file bac
     );
   }));
 
+Deno.test("doctor: free space at each file copy too: a full mirror stops the node, a full async copy fails", () =>
+  withNode(async (node) => {
+    const size = Deno.statSync(`${node.dir}/lightningd.sqlite3`).size;
+    const copy = `${node.base}/copy-disk`;
+    const url = await makeBackup(copy, FRESH_START);
+    // Room at the backup, `atCopy` at the copy's disk.
+    const room = (atCopy: number): DoctorSystem => ({
+      ...GOOD_SYSTEM,
+      freeBytes: (path) => path === copy ? atCopy : 3 * size,
+    });
+    writeLockFile(node.dir, { backend_url: node.url, mirror_urls: [url] });
+    expect(
+      await runChecks(node.dir, room(size - 1)),
+      "free space",
+      "FAIL",
+      new RegExp(`free at "${copy}", .*cannot hold a snapshot of it, and a full disk stops`),
+    );
+    expect(await runChecks(node.dir, room(size + 1)), "free space", "WARN", /less than twice/);
+    writeLockFile(node.dir, { backend_url: node.url, async_urls: [url] });
+    expect(
+      await runChecks(node.dir, room(size - 1)),
+      "free space",
+      "WARN",
+      new RegExp(
+        `free at "${copy}", .*: the async copy there cannot hold a snapshot of it: full, it ` +
+          `fails, and the backup, which keeps what the copy lacks, grows meanwhile: free space ` +
+          `there or move the copy to a larger disk`,
+      ),
+    );
+    expect(
+      await runChecks(node.dir, room(3 * size)),
+      "free space",
+      "OK",
+      new RegExp(`free at .*backup", the database is .*; .* free at "${copy}"`),
+    );
+  }));
+
 Deno.test("doctor: the backup on the database's filesystem is a warning", () =>
   withNode(async (node) => {
     // Here both really are in the same temporary directory.

@@ -12,20 +12,39 @@ import { CREDENTIAL_NAME } from "../../backends/socket/credential.ts";
 import { KEY_FILE } from "../../crypto/key_file.ts";
 import { statIfExists } from "../../fs/exists.ts";
 import type { CheckResult, Found } from "./check.ts";
-import { backupDestination } from "./destination.ts";
+import { backupDestination, placeOf } from "./destination.ts";
 import { lockDestinations } from "../../backends/multi/mirrors.ts";
 import { parseBackupUrl } from "../../backends/url.ts";
 import { formatBytes } from "./format_bytes.ts";
 import type { DoctorSystem } from "./system.ts";
 
-/** Why too little room is a failure, then a warning, and what to do. */
-const AT_BACKUP = {
+/** Why too little room is a failure (`full`: a warning only), then a warning, and what to do. */
+interface Why {
+  fail: string;
+  warn: string;
+  full?: "WARN";
+}
+
+const AT_BACKUP: Why = {
   fail: "the backup cannot hold a snapshot of it, and a full disk stops the node: free space " +
     "there or move the backup to a larger disk",
   warn: "less than twice the database, and the backup grows with every change until it is " +
     "compacted: free space there",
 };
-const IN_SCRATCH = {
+const AT_MIRROR: Why = {
+  fail: "the mirror there cannot hold a snapshot of it, and a full disk stops the node: free " +
+    "space there or move the mirror to a larger disk",
+  warn: AT_BACKUP.warn,
+};
+/** An async copy that fills its disk fails; the node goes on (so a warning at worst). */
+const AT_ASYNC_COPY: Why = {
+  full: "WARN",
+  fail: "the async copy there cannot hold a snapshot of it: full, it fails, and the backup, " +
+    "which keeps what the copy lacks, grows meanwhile: free space there or move the copy to " +
+    "a larger disk",
+  warn: AT_BACKUP.warn,
+};
+const IN_SCRATCH: Why = {
   fail: `the plugin's compaction rebuilds the database in ${SCRATCH_DIR} there, and a full ` +
     `disk stops the node: free space there`,
   warn: `less than twice the database, and the plugin's compaction rebuilds the database in ` +
@@ -53,7 +72,7 @@ function compactsInScratch(found: Found): boolean {
 /** One place's free space against the database's size. */
 function roomAt(
   destination: string,
-  why: typeof AT_BACKUP,
+  why: Why,
   found: Found,
   system: DoctorSystem,
 ): CheckResult {
@@ -67,17 +86,34 @@ function roomAt(
   }
   const facts = `${formatBytes(free)} free at "${destination}", the database is ` +
     `${database ? formatBytes(size) : "not created yet"}`;
-  if (free < size) return ["FAIL", `${facts}: ${why.fail}`];
+  if (free < size) return [why.full ?? "FAIL", `${facts}: ${why.fail}`];
   if (free < 2 * size) return ["WARN", `${facts}: ${why.warn}`];
   return ["OK", facts];
 }
 
 const WORST = ["OK", "WARN", "FAIL"];
 
+/** Each file copy's place, and why too little room there matters. */
+function filePlaces(found: Found): [string, Why][] {
+  let sync: string[] = [];
+  let async: string[] = [];
+  try {
+    ({ sync, async } = lockDestinations(found.lock!));
+  } catch {
+    // The copies check says why.
+  }
+  return [...sync.slice(1), ...async].flatMap((url) => {
+    const parsed = parseBackupUrl(url);
+    if (parsed.scheme !== "file") return [];
+    return [[placeOf(parsed.path), async.includes(url) ? AT_ASYNC_COPY : AT_MIRROR]];
+  });
+}
+
 export function freeSpaceCheck(found: Found, system: DoctorSystem): CheckResult {
   const backup = backupDestination(found);
   const results = [
     ...(backup === undefined ? [] : [roomAt(backup, AT_BACKUP, found, system)]),
+    ...filePlaces(found).map(([place, why]) => roomAt(place, why, found, system)),
     ...(compactsInScratch(found) ? [roomAt(found.dir, IN_SCRATCH, found, system)] : []),
   ];
   if (results.length === 0) {
