@@ -792,6 +792,17 @@ Deno.test("doctor: free space at each file copy too: a full mirror stops the nod
       new RegExp(`free at "${copy}", .*cannot hold a snapshot of it, and a full disk stops`),
     );
     expect(await runChecks(node.dir, room(size + 1)), "free space", "WARN", /less than twice/);
+    writeLockFile(node.dir, {
+      backend_url: node.url,
+      mirror_urls: [url],
+      mirror_failure: "degrade",
+    });
+    expect(
+      await runChecks(node.dir, room(size - 1)),
+      "free space",
+      "WARN",
+      /full, it fails, and the node goes on without it \(mirror_failure "degrade"\)/,
+    );
     writeLockFile(node.dir, { backend_url: node.url, async_urls: [url] });
     expect(
       await runChecks(node.dir, room(size - 1)),

@@ -13,7 +13,7 @@ import { KEY_FILE } from "../../crypto/key_file.ts";
 import { statIfExists } from "../../fs/exists.ts";
 import type { CheckResult, Found } from "./check.ts";
 import { backupDestination, placeOf } from "./destination.ts";
-import { lockDestinations } from "../../backends/multi/mirrors.ts";
+import { lockDestinations, mirrorFailure } from "../../backends/multi/mirrors.ts";
 import { parseBackupUrl } from "../../backends/url.ts";
 import { formatBytes } from "./format_bytes.ts";
 import type { DoctorSystem } from "./system.ts";
@@ -34,6 +34,14 @@ const AT_BACKUP: Why = {
 const AT_MIRROR: Why = {
   fail: "the mirror there cannot hold a snapshot of it, and a full disk stops the node: free " +
     "space there or move the mirror to a larger disk",
+  warn: AT_BACKUP.warn,
+};
+/** Under mirror_failure "degrade", a mirror that fills its disk is dropped; the node goes on. */
+const AT_DEGRADING_MIRROR: Why = {
+  full: "WARN",
+  fail: "the mirror there cannot hold a snapshot of it: full, it fails, and the node goes on " +
+    'without it (mirror_failure "degrade"): free space there or move the mirror to a ' +
+    "larger disk",
   warn: AT_BACKUP.warn,
 };
 /** An async copy that fills its disk fails; the node goes on (so a warning at worst). */
@@ -97,15 +105,18 @@ const WORST = ["OK", "WARN", "FAIL"];
 function filePlaces(found: Found): [string, Why][] {
   let sync: string[] = [];
   let async: string[] = [];
+  let degrade = false;
   try {
     ({ sync, async } = lockDestinations(found.lock!));
+    degrade = mirrorFailure(found.lock!) === "degrade";
   } catch {
     // The copies check says why.
   }
   return [...sync.slice(1), ...async].flatMap((url) => {
     const parsed = parseBackupUrl(url);
     if (parsed.scheme !== "file") return [];
-    return [[placeOf(parsed.path), async.includes(url) ? AT_ASYNC_COPY : AT_MIRROR]];
+    const why = async.includes(url) ? AT_ASYNC_COPY : degrade ? AT_DEGRADING_MIRROR : AT_MIRROR;
+    return [[placeOf(parsed.path), why]];
   });
 }
 
