@@ -267,7 +267,8 @@ export class S3Client {
     readonly timeoutMs = 10_000,
     /**
      * Reads the keys again from where they came from, once S3 refused them: a request
-     * refused for keys that differ from those read now is tried again with them.
+     * refused for keys that differ from those read now is tried again with them, and one
+     * whose keys' file does not read now (being written) tried again to read it then.
      */
     readonly renew?: () => S3Credentials,
   ) {
@@ -280,22 +281,24 @@ export class S3Client {
   }
 
   /**
-   * Whether keys other than `refused` sign the next request: read again by `renew` (a file
-   * that does not read now keeps the keys held), or already by a request refused before.
+   * Whether keys other than `refused` sign the next request (`true`): read again by `renew`,
+   * or already by a request refused before; `false` when they are the keys refused. A file
+   * that does not read now (written in place meanwhile, or refused: its mode) keeps the keys
+   * held, and gives why, to be read again at the next try.
    */
-  #renewed(refused: S3Credentials): boolean {
+  #renewed(refused: S3Credentials): boolean | string {
     if (this.#credentials === refused && this.renew !== undefined) {
-      let keys: S3Credentials | undefined;
+      let keys: S3Credentials;
       try {
         keys = this.renew();
-      } catch {
-        keys = undefined;
+      } catch (error) {
+        return (error as Error).message.replace(/^Cannot reach the S3 backup: /, "");
       }
-      const same = keys === undefined || (keys.accessKeyId === refused.accessKeyId &&
+      const same = keys.accessKeyId === refused.accessKeyId &&
         keys.secretAccessKey === refused.secretAccessKey &&
-        keys.sessionToken === refused.sessionToken);
+        keys.sessionToken === refused.sessionToken;
       if (!same) {
-        this.#credentials = keys!;
+        this.#credentials = keys;
         this.#signingKeys.clear();
       }
     }
@@ -418,11 +421,16 @@ export class S3Client {
     const renewed = (status === 403 || REFUSED_KEYS.includes(code ?? "")) && this.#renewed(keys);
     throw new S3Error(
       `${what}: ${status} ${code ?? response.statusText} (${this.where})${
-        renewed ? ": the keys were replaced meanwhile" : hint
+        renewed === true
+          ? ": the keys were replaced meanwhile"
+          : renewed
+          ? `${hint}; reading them again failed: ${renewed}`
+          : hint
       }`,
       status,
       code,
-      cut || renewed || status >= 500 || status === 429 || PASSING.includes(code ?? ""),
+      cut || renewed !== false || status >= 500 || status === 429 ||
+        PASSING.includes(code ?? ""),
     );
   }
 

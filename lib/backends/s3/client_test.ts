@@ -13,6 +13,7 @@ import type { S3Url } from "./s3_url.ts";
 import { makeCa } from "../../../tests/support/test_ca.ts";
 import { retrying } from "./retry.ts";
 import { putNew } from "./backend.ts";
+import { CREDENTIALS_FILE, loadCredentials } from "./credentials.ts";
 
 Deno.test("S3Client: a request that reaches no server says why, not only 'fetch failed'", async () => {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
@@ -463,4 +464,78 @@ Deno.test("putNew: a conditional write in conflict with another under way (an ea
   await putNew(client, "n/c", new Uint8Array(1), "change 5", policy, (_, m) => logs.push(m));
   assertEquals(puts, 2);
   assertMatch(logs[0], /409 ConditionalRequestConflict .*; trying storing change 5 again/);
+});
+
+/** A store whose session token for keys "old" expired: it takes keys "new" only. */
+function expiredOld(seen: string[]) {
+  return Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (request) => {
+    await request.arrayBuffer();
+    const id = /Credential=([^/]*)\//.exec(request.headers.get("authorization") ?? "")?.[1];
+    seen.push(id ?? "");
+    if (id === "new") return new Response(null, { status: 200 });
+    return new Response("<Error><Code>ExpiredToken</Code></Error>", { status: 400 });
+  });
+}
+
+Deno.test("S3Client: a keys' file read again while it is rewritten in place is read again at the next try", async () => {
+  const seen: string[] = [];
+  await using server = expiredOld(seen);
+  const url = parseBackupUrl(
+    `s3://b01/n?endpoint=http://127.0.0.1:${server.addr.port}&path-style=1`,
+  ) as S3Url;
+  const dir = Deno.makeTempDirSync();
+  try {
+    const file = `${dir}/${CREDENTIALS_FILE}`;
+    // A rotation script writing the file in place, a line at a time: its key id so far.
+    Deno.writeTextFileSync(file, "[default]\naws_access_key_id = new\n", { mode: 0o600 });
+    const old = { accessKeyId: "old", secretAccessKey: "s", sessionToken: "t" };
+    const client = new S3Client(url, old, 5_000, () => loadCredentials(dir, () => undefined));
+    const policy = { timeoutMs: 5_000, retries: 2, retryDelayMs: 1, backoff: 1 };
+    await retrying(
+      "storing change 5",
+      policy,
+      () => {},
+      () => client.put("n/a", new Uint8Array(1)),
+      {
+        // The script is done by the next try.
+        sleep: () => {
+          Deno.writeTextFileSync(file, "aws_secret_access_key = s2\n", { append: true });
+          return Promise.resolve();
+        },
+      },
+    );
+    // Its next try was signed before the file was read again: the one after took the new keys.
+    assertEquals(seen, ["old", "old", "new"]);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("S3Client: keys written to a file others may read are not taken, and the refusal says why", async () => {
+  const seen: string[] = [];
+  await using server = expiredOld(seen);
+  const url = parseBackupUrl(
+    `s3://b01/n?endpoint=http://127.0.0.1:${server.addr.port}&path-style=1`,
+  ) as S3Url;
+  const dir = Deno.makeTempDirSync();
+  try {
+    const file = `${dir}/${CREDENTIALS_FILE}`;
+    Deno.writeTextFileSync(file, "aws_access_key_id = new\naws_secret_access_key = s2\n");
+    Deno.chmodSync(file, 0o644);
+    const old = { accessKeyId: "old", secretAccessKey: "s", sessionToken: "t" };
+    const client = new S3Client(url, old, 5_000, () => loadCredentials(dir, () => undefined));
+    const policy = { timeoutMs: 5_000, retries: 1, retryDelayMs: 1, backoff: 1 };
+    const error = await assertRejects(() =>
+      retrying("storing change 5", policy, () => {}, () => client.put("n/a", new Uint8Array(1)))
+    );
+    assertMatch(
+      error.message,
+      new RegExp(
+        `400 ExpiredToken .*"${file}" may be read by other users \\(mode 0644\\): run chmod 600`,
+      ),
+    );
+    assert(!seen.includes("new"));
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
 });
