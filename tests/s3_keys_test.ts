@@ -11,6 +11,15 @@ import { init } from "../lib/cli/init.ts";
 import { S3Client, type S3Credentials } from "../lib/backends/s3/client.ts";
 import { parseBackupUrl } from "../lib/backends/url.ts";
 import type { S3Url } from "../lib/backends/s3/s3_url.ts";
+import { DatabaseSync } from "node:sqlite";
+import { note, SCHEMA } from "./support/plugin_session.ts";
+import { bumpStatement } from "./support/statements.ts";
+import { createS3Backup } from "../lib/backends/s3/create.ts";
+import { S3Backend } from "../lib/backends/s3/backend.ts";
+import { S3Compaction } from "../lib/backends/s3/compaction_service.ts";
+import { DEFAULT_POLICY } from "../lib/compact/policy.ts";
+
+const FAST = { timeoutMs: 5_000, retries: 2, retryDelayMs: 50, backoff: 2 };
 
 /** A user of its own on `s` (its keys are rotated here, not the shared ones), with its first keys. */
 async function newUser(s: Rgw): Promise<{ uid: string; keys: S3Credentials }> {
@@ -36,6 +45,30 @@ function userKeys(uid: string): S3Credentials {
   };
 }
 
+/**
+ * New keys for user `uid`, handed to `write` (its keys' file) before its `old` ones are
+ * removed, as an operator rotates them.
+ */
+async function rotate(
+  s: Rgw,
+  uid: string,
+  old: S3Credentials,
+  write: (fresh: S3Credentials) => void = () => {},
+): Promise<S3Credentials> {
+  const fresh = userKeys(uid);
+  await s.admin(
+    "key",
+    "create",
+    `--uid=${uid}`,
+    "--key-type=s3",
+    `--access-key=${fresh.accessKeyId}`,
+    `--secret=${fresh.secretAccessKey}`,
+  );
+  write(fresh);
+  await s.admin("key", "rm", `--uid=${uid}`, "--key-type=s3", `--access-key=${old.accessKeyId}`);
+  return fresh;
+}
+
 rgwTest(
   "the plugin takes the keys written to its keys' file after S3 refused its old ones",
   async () => {
@@ -59,23 +92,7 @@ rgwTest(
           lightningd.transaction([`DELETE FROM vars WHERE name = '${n}'`]);
         assertEquals(await commit(1), "committed", lightningd.aborted);
         // The keys are rotated: new ones written to the file, the old ones removed.
-        const fresh = userKeys(uid);
-        await s.admin(
-          "key",
-          "create",
-          `--uid=${uid}`,
-          "--key-type=s3",
-          `--access-key=${fresh.accessKeyId}`,
-          `--secret=${fresh.secretAccessKey}`,
-        );
-        writeCredentials(dir, fresh);
-        await s.admin(
-          "key",
-          "rm",
-          `--uid=${uid}`,
-          "--key-type=s3",
-          `--access-key=${keys.accessKeyId}`,
-        );
+        await rotate(s, uid, keys, (fresh) => writeCredentials(dir, fresh));
         assertEquals(await commit(2), "committed", lightningd.aborted);
         assertEquals((await lightningd.stop()).code, 0);
       } finally {
@@ -83,6 +100,49 @@ rgwTest(
       }
     } finally {
       removeNodeDir(dir);
+    }
+  },
+);
+
+rgwTest(
+  "a compaction after the keys were rotated takes the new keys the writer would read again",
+  async () => {
+    const s = sharedRgw();
+    const { uid, keys } = await newUser(s);
+    const bucket = `b${crypto.randomUUID().replaceAll("-", "").slice(0, 24)}`;
+    const url = s.url(bucket);
+    await new S3Client(parseBackupUrl(url) as S3Url, keys).createBucket();
+    const dir = Deno.makeTempDirSync({ prefix: "cln-backup-s3-keys-" });
+    try {
+      const snapshot = `${dir}/snapshot.sqlite3`;
+      const db = new DatabaseSync(snapshot);
+      db.exec(SCHEMA.join(";"));
+      db.exec("UPDATE vars SET intval = 1 WHERE name = 'data_version'");
+      db.close();
+      await createS3Backup(url, keys, { version: 1, path: snapshot }, FAST);
+      let current = keys;
+      const backend = await S3Backend.connect(url, {
+        credentials: keys,
+        renewCredentials: () => current,
+        policy: FAST,
+      });
+      try {
+        for (let version = 2; version <= 4; version++) {
+          await backend.append({
+            version,
+            statements: [note(`n${version}`), bumpStatement(version - 1)],
+          });
+        }
+        await backend.settle();
+        // Rotated while the writer is idle: it holds the old keys until S3 refuses them.
+        current = await rotate(s, uid, keys);
+        const service = new S3Compaction(backend, () => DEFAULT_POLICY, `${dir}/scratch`);
+        assertEquals((await service.compact()).base_version, 3);
+      } finally {
+        backend.close();
+      }
+    } finally {
+      Deno.removeSync(dir, { recursive: true });
     }
   },
 );

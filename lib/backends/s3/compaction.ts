@@ -51,6 +51,11 @@ export interface S3CompactOptions {
    * new base (it runs where the key is: the plugin, or the CLI).
    */
   key?: DataKey;
+  /**
+   * The keys to take once S3 refuses `credentials`: the plugin's keys' file as it read when
+   * the compaction started (keys rotated while the writer, idle, holds the old ones).
+   */
+  renewCredentials?: () => S3Credentials;
   /** Test seam: a crash between the steps, named as the file compaction's are. */
   crashAt?: (step: "base-uploaded" | "deleted-one") => void;
 }
@@ -118,7 +123,12 @@ export async function compactS3(
 ): Promise<CompactionResult> {
   const started = performance.now();
   const policy = options.policy ?? DEFAULT_S3_POLICY;
-  const client = new S3Client(s3Url(url), credentials, policy.timeoutMs);
+  const client = new S3Client(
+    s3Url(url),
+    credentials,
+    policy.timeoutMs,
+    options.renewCredentials,
+  );
   const list = () =>
     retrying(
       "listing the backup",
@@ -141,7 +151,9 @@ export async function compactS3(
     const database = `${tmp}/database.sqlite3`;
     const key = options.key;
     const unlock = key && (() => Promise.resolve(key));
-    const reader = await S3BackupReader.fetch(url, credentials, policy, options.scratch, unlock);
+    // The keys S3 took so far: the ones read again, if it refused those given.
+    const keys = client.credentials;
+    const reader = await S3BackupReader.fetch(url, keys, policy, options.scratch, unlock);
     try {
       const base = reader.layout.bases.at(-1);
       fold = foldPoint(reader.recordVersions(), {

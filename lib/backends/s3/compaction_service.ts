@@ -26,6 +26,11 @@ import type { S3Backend } from "./backend.ts";
 export interface S3CompactionRequest {
   url: string;
   credentials: S3Credentials;
+  /**
+   * The keys' file's keys when the compaction starts, taken once S3 refuses `credentials`
+   * (a worker cannot be handed the writer's way of reading them again).
+   */
+  renewed?: S3Credentials;
   policy: S3RetryPolicy;
   scratch: string;
   /** An encrypted backup's data key, as bytes: a worker cannot be handed the key object. */
@@ -138,11 +143,22 @@ export class S3Compaction implements CompactionService {
       {
         url: this.backend.url,
         credentials: this.backend.client.credentials,
+        renewed: this.#fileKeys(),
         policy: this.backend.policy,
         scratch: this.scratch,
         keyBytes: this.backend.options.key?.bytes,
       } satisfies S3CompactionRequest,
     );
+  }
+
+  /** The keys the writer would read again now; none when it has no way, or they do not read. */
+  #fileKeys(): S3Credentials | undefined {
+    try {
+      return this.backend.client.renew?.();
+    } catch {
+      // The worker goes on with the keys held, which the writer uses too.
+      return undefined;
+    }
   }
 
   /** Starts one when the bytes after the newest base outgrow it as the policy says. */

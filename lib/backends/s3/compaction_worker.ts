@@ -17,10 +17,11 @@ function post(message: S3CompactionMessage): void {
 }
 
 self.onmessage = async (event: MessageEvent<S3CompactionRequest>) => {
-  const { url, credentials, policy, scratch, keyBytes } = event.data;
+  const { url, credentials, renewed, policy, scratch, keyBytes } = event.data;
   try {
     const result = await compactS3(url, credentials, {
       policy,
+      renewCredentials: renewed && (() => renewed),
       scratch,
       key: keyBytes && await DataKey.from(keyBytes),
       onProgress: (phase, version) => post({ kind: "progress", phase, version }),
