@@ -256,6 +256,11 @@ export class S3Client {
   /** The day's signing key, derived once rather than on every request. */
   readonly #signingKeys = new Map<string, ArrayBuffer>();
   #credentials: S3Credentials;
+  /**
+   * Whether S3 took the keys held: keys read again may be refused a while (Amazon's IAM
+   * takes seconds to know a key just made), so a refusal of them is tried again.
+   */
+  #taken = true;
 
   constructor(
     readonly url: S3Url,
@@ -282,9 +287,10 @@ export class S3Client {
 
   /**
    * Whether keys other than `refused` sign the next request (`true`): read again by `renew`,
-   * or already by a request refused before; `false` when they are the keys refused. A file
-   * that does not read now (written in place meanwhile, or refused: its mode) keeps the keys
-   * held, and gives why, to be read again at the next try.
+   * or already by a request refused before; `false` when they are the keys refused. Why the
+   * refused keys are worth another try: a file that does not read now (written in place
+   * meanwhile, or refused: its mode) keeps the keys held, to be read again at the next try,
+   * and keys read again that S3 has not taken yet may be taken soon.
    */
   #renewed(refused: S3Credentials): boolean | string {
     if (this.#credentials === refused && this.renew !== undefined) {
@@ -292,17 +298,21 @@ export class S3Client {
       try {
         keys = this.renew();
       } catch (error) {
-        return (error as Error).message.replace(/^Cannot reach the S3 backup: /, "");
+        const why = (error as Error).message.replace(/^Cannot reach the S3 backup: /, "");
+        return `reading them again failed: ${why}`;
       }
       const same = keys.accessKeyId === refused.accessKeyId &&
         keys.secretAccessKey === refused.secretAccessKey &&
         keys.sessionToken === refused.sessionToken;
       if (!same) {
         this.#credentials = keys;
+        this.#taken = false;
         this.#signingKeys.clear();
       }
     }
-    return this.#credentials !== refused;
+    return this.#credentials !== refused ||
+      (!this.#taken && "keys read again, which S3 has not taken yet (a key just made takes " +
+          "seconds to reach all of it): tried again");
   }
 
   /** Where S3 is, for messages: `bucket "b" at http://host:port`. */
@@ -403,7 +413,10 @@ export class S3Client {
         this.#passing(error as Error),
       );
     }
-    if (response.ok) return response;
+    if (response.ok) {
+      if (keys === this.#credentials) this.#taken = true;
+      return response;
+    }
     let text = "";
     // An answer cut inside its body (the server killed, the connection lost) lost its code:
     // a 404 so cut may not be NoSuchKey, so it is asked again rather than taken as final.
@@ -424,7 +437,7 @@ export class S3Client {
         renewed === true
           ? ": the keys were replaced meanwhile"
           : renewed
-          ? `${hint}; reading them again failed: ${renewed}`
+          ? `${hint}; ${renewed}`
           : hint
       }`,
       status,

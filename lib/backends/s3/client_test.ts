@@ -539,3 +539,46 @@ Deno.test("S3Client: keys written to a file others may read are not taken, and t
     Deno.removeSync(dir, { recursive: true });
   }
 });
+
+Deno.test("S3Client: keys read again that S3 does not take yet (new keys reach it in seconds) are tried again", async () => {
+  // Amazon's IAM: an access key just made is refused for a while, then taken.
+  const seen: string[] = [];
+  await using server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+    async (request) => {
+      await request.arrayBuffer();
+      const id = /Credential=([^/]*)\//.exec(request.headers.get("authorization") ?? "")?.[1];
+      seen.push(id ?? "");
+      if (id === "new" && seen.filter((k) => k === "new").length > 1) {
+        return new Response(null, { status: 200 });
+      }
+      const xml = "<Error><Code>InvalidAccessKeyId</Code></Error>";
+      return new Response(xml, { status: 403 });
+    },
+  );
+  const url = parseBackupUrl(
+    `s3://b01/n?endpoint=http://127.0.0.1:${server.addr.port}&path-style=1`,
+  ) as S3Url;
+  const old = { accessKeyId: "old", secretAccessKey: "s" };
+  const client = new S3Client(
+    url,
+    old,
+    5_000,
+    () => ({ accessKeyId: "new", secretAccessKey: "s2" }),
+  );
+  const policy = { timeoutMs: 5_000, retries: 3, retryDelayMs: 1, backoff: 1 };
+  await retrying("storing change 5", policy, () => {}, () => client.put("n/a", new Uint8Array(1)));
+  assertEquals(seen, ["old", "new", "new"]);
+  // New keys refused for good (a policy that lacks the bucket) give up once the tries are spent.
+  seen.length = 0;
+  const refusing = new S3Client(
+    url,
+    old,
+    5_000,
+    () => ({ accessKeyId: "new2", secretAccessKey: "s" }),
+  );
+  const error = await assertRejects(() =>
+    retrying("storing change 6", policy, () => {}, () => refusing.put("n/b", new Uint8Array(1)))
+  );
+  assertMatch(error.message, /gave up after 4 tries/);
+});
