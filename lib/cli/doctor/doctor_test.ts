@@ -822,6 +822,28 @@ Deno.test("doctor: free space at each file copy too: a full mirror stops the nod
     );
   }));
 
+Deno.test("doctor: free space says every place short of room, not only the first", () =>
+  withNode(async (node) => {
+    const size = Deno.statSync(`${node.dir}/lightningd.sqlite3`).size;
+    const copy = `${node.base}/copy-disk`;
+    const url = await makeBackup(copy, FRESH_START);
+    writeLockFile(node.dir, { backend_url: node.url, async_urls: [url] });
+    // The backup's disk a little short, the async copy's full: the second is the worse news.
+    const system: DoctorSystem = {
+      ...GOOD_SYSTEM,
+      freeBytes: (path) => path === copy ? size - 1 : size + 1,
+    };
+    expect(
+      await runChecks(node.dir, system),
+      "free space",
+      "WARN",
+      new RegExp(
+        `free at .*backup", .*: less than twice the database.*; .* free at "${copy}", .*: the ` +
+          `async copy there cannot hold a snapshot of it`,
+      ),
+    );
+  }));
+
 Deno.test("doctor: the backup on the database's filesystem is a warning", () =>
   withNode(async (node) => {
     // Here both really are in the same temporary directory.

@@ -130,6 +130,8 @@ export function freeSpaceCheck(found: Found, system: DoctorSystem): CheckResult 
   if (results.length === 0) {
     return ["OK", "a remote backup: check free space on the backup server"];
   }
-  const worst = results.reduce((a, b) => WORST.indexOf(b[0]) > WORST.indexOf(a[0]) ? b : a);
-  return worst[0] === "OK" ? ["OK", results.map((r) => r[1]).join("; ")] : worst;
+  const worst = results.reduce((a, b) => WORST.indexOf(b[0]) > WORST.indexOf(a[0]) ? b : a)[0];
+  // Every place short of room is said: a mild shortage at one hides no full disk at another.
+  const said = worst === "OK" ? results : results.filter(([level]) => level !== "OK");
+  return [worst, said.map((r) => r[1]).join("; ")];
 }
