@@ -800,8 +800,8 @@ Deno.test("doctor: free space at each file copy too: a full mirror stops the nod
     expect(
       await runChecks(node.dir, room(size - 1)),
       "free space",
-      "WARN",
-      /full, it fails, and the node goes on without it \(mirror_failure "degrade"\)/,
+      "FAIL",
+      /full, it fails and gets no more changes \(mirror_failure "degrade"\), and the node goes on without it until its next start, which it stops while backup\.lock names it: free space there/,
     );
     writeLockFile(node.dir, { backend_url: node.url, async_urls: [url] });
     expect(

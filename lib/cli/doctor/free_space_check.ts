@@ -36,12 +36,15 @@ const AT_MIRROR: Why = {
     "space there or move the mirror to a larger disk",
   warn: AT_BACKUP.warn,
 };
-/** Under mirror_failure "degrade", a mirror that fills its disk is dropped; the node goes on. */
+/**
+ * Under mirror_failure "degrade", a mirror that fills its disk is dropped and the node goes on,
+ * but the next start refuses the mirror, which lacks changes: a stop put off, not spared.
+ */
 const AT_DEGRADING_MIRROR: Why = {
-  full: "WARN",
-  fail: "the mirror there cannot hold a snapshot of it: full, it fails, and the node goes on " +
-    'without it (mirror_failure "degrade"): free space there or move the mirror to a ' +
-    "larger disk",
+  fail: "the mirror there cannot hold a snapshot of it: full, it fails and gets no more " +
+    'changes (mirror_failure "degrade"), and the node goes on without it until its next ' +
+    "start, which it stops while backup.lock names it: free space there or move the mirror " +
+    "to a larger disk",
   warn: AT_BACKUP.warn,
 };
 /** An async copy that fills its disk fails; the node goes on (so a warning at worst). */
