@@ -63,7 +63,11 @@ export interface AsyncCopyOptions {
   maxRetryMs?: number;
   /** Most changes queued in memory; beyond, the copy catches up from the primary. */
   queueLimit?: number;
-  /** Wall clock in milliseconds (test seam). */
+  /**
+   * Milliseconds on a clock that only goes forward (test seam; default `performance.now`):
+   * only spans are measured, and the wall clock may be stepped (NTP, a machine without a
+   * real-time clock booting at an old date).
+   */
   now?: () => number;
 }
 
@@ -104,10 +108,10 @@ export class AsyncCopy {
    */
   #dropped: { version: number; rewindVersion: number } | undefined;
   #error: string | undefined;
-  /** Wall-clock ms of the failure that started the outage, and of its last log line. */
+  /** When the failure that started the outage came, and the last log line of it. */
   #failingSince = 0;
   #remindedAt = 0;
-  /** Wall-clock ms since which the copy lacks something the primary holds. */
+  /** Since when the copy lacks something the primary holds. */
   #behindSince: number | undefined;
   #lastConnection: ConnectionStatus | null = null;
   /** The version the copy held when last open: a copy that is down still shows its lag. */
@@ -126,7 +130,7 @@ export class AsyncCopy {
 
   constructor(readonly options: AsyncCopyOptions) {
     this.url = options.url;
-    this.#now = options.now ?? Date.now;
+    this.#now = options.now ?? (() => performance.now());
     this.#behindSince = this.#now();
   }
 

@@ -189,6 +189,35 @@ Deno.test("AsyncCopy: a destination down for hours says so again each hour, not 
   }
 });
 
+Deno.test("AsyncCopy: the hourly line counts the time that passed, not the wall clock, which may be set back or on", async () => {
+  // The plugin passes no clock: the wall clock is stepped (NTP; a machine without a real-time
+  // clock boots at an old date), while the time that passed is an hour.
+  const { now: wall } = Date;
+  const { now: elapsed } = performance;
+  let stepped = 0;
+  let passed = 0;
+  Date.now = () => wall() + stepped;
+  performance.now = () => elapsed.call(performance) + passed;
+  let tries = 0;
+  const t = setUp({ open: () => (tries++, Promise.reject(new Error("down"))) });
+  try {
+    for (let v = 1; v <= 3; v++) await t.store(change(v));
+    await t.until((s) => s.state === "failing");
+    stepped = 400 * 3_600_000;
+    const after = tries + 2;
+    await t.until(() => tries >= after);
+    assertEquals(t.logs.length, 1, t.logs.join("\n"));
+    stepped = -24 * 3_600_000;
+    passed = 3_600_000;
+    await t.until(() => t.logs.length === 2);
+    assertMatch(t.logs[1], /still fails after 1 h,/);
+  } finally {
+    Date.now = wall;
+    performance.now = elapsed;
+    await t.done();
+  }
+});
+
 Deno.test("AsyncCopy: a destination the launcher does not allow says to run doctor, not Deno's flag", async () => {
   const t = setUp({
     // As Deno denies a socket: or s3:// copy that backup.lock gained after init.
