@@ -388,6 +388,18 @@ export function unnamedNote(url: string, lockPath: string, named: string[]): str
 }
 
 /**
+ * {@linkcode unnamedNote} after a restore from `from` into `dir`, when its backup.lock names
+ * copies and none of the URLs `given`.
+ */
+function unnamedNotes(dir: string, given: string[], from: string): string[] {
+  const named = lockCopies(dir);
+  if (named === undefined || named.some((held) => given.some((url) => sameBackup(held, url)))) {
+    return [];
+  }
+  return [unnamedNote(from, `${dir}/${LOCK_FILE}`, named)];
+}
+
+/**
  * A restore into a node's lightning dir whose backup.lock names the backup together with
  * other copies (mirror_urls, async_urls) that were not given: one of them may be newer (a
  * destination that failed under mirror_failure "degrade" gets no more changes, and the node
@@ -538,12 +550,8 @@ export async function restore(
         output.out(describeRestore(result));
         for (const note of restoreNotes(result, toVersion)) output.out(note);
         if (toVersion === undefined) {
-          const lockPath = `${dirname(path)}/${LOCK_FILE}`;
-          const named = lockCopies(dirname(path));
-          if (!existsSync(lockPath)) output.out(aloneNote(url));
-          else if (named && !named.some((held) => sameBackup(held, url))) {
-            output.out(unnamedNote(url, lockPath, named));
-          }
+          if (!existsSync(`${dirname(path)}/${LOCK_FILE}`)) output.out(aloneNote(url));
+          for (const note of unnamedNotes(dirname(path), [url], url)) output.out(note);
         }
       } finally {
         progress?.done();
@@ -651,6 +659,9 @@ async function restoreNewest(
         output.out(`The other copies: ${others.map((c) => `${c.url} at ${c.version}`).join(", ")}`);
       }
       for (const note of restoreNotes(result, options.toVersion)) output.out(note);
+      if (options.toVersion === undefined) {
+        for (const note of unnamedNotes(dirname(path), urls, copy.url)) output.out(note);
+      }
       return Exit.Ok;
     }
     throw new Error(`Cannot restore backup: no copy of ${urls.join(", ")} restores (see above)`);

@@ -360,6 +360,32 @@ Deno.test(
 );
 
 Deno.test(
+  "restore with --also of copies backup.lock does not name says the named ones may be newer",
+  inTempDir(async (dir) => {
+    // Two copies dropped from backup.lock, kept on their disks at 11; the node's backup at 15.
+    const old = await makeBackup(`${dir}/old-copy`, recordedChanges(["fresh-start"]));
+    const older = await makeBackup(`${dir}/older-copy`, recordedChanges(["fresh-start"]));
+    const primary = await makeBackup(`${dir}/primary`, changes);
+    const node = `${dir}/regtest`;
+    Deno.mkdirSync(node);
+    writeLockFile(node, { backend_url: primary });
+    const restored = await run([old, node, "--also", older]);
+    assertEquals(restored.code, 0, restored.output.stderr.join("\n"));
+    assertEquals(dataVersion(`${node}/lightningd.sqlite3`), 11);
+    assertEquals(restored.output.stdout.at(-1), unnamedNote(old, `${node}/backup.lock`, [primary]));
+    // Naming the one backup.lock names too restores the newest, with no such note.
+    Deno.removeSync(`${node}/lightningd.sqlite3`);
+    const all = await run([old, node, "--also", primary]);
+    assertEquals(all.code, 0, all.output.stderr.join("\n"));
+    assertEquals(dataVersion(`${node}/lightningd.sqlite3`), 15);
+    assert(
+      !all.output.stdout.some((line) => line.includes("does not name")),
+      all.output.stdout.join("\n"),
+    );
+  }),
+);
+
+Deno.test(
   "restore into a node's dir knows backup.lock's copies however their URLs are spelled",
   inTempDir(async (dir) => {
     const primary = await makeBackup(`${dir}/primary`, recordedChanges(["fresh-start"]));
