@@ -78,6 +78,17 @@ export function copiesCheck(found: Found): CheckResult {
       fine.push(`${url} is remote (check it with "cln-backup status")`);
       continue;
     }
+    if (backupKind(parsed.path) === "v1") {
+      // It describes itself, but the plugin refuses to append to it.
+      const what = `${url} is a v1 backup of the Python plugin, which the plugin does not ` +
+        `append to`;
+      (isAsync ? warns : fails).push(
+        isAsync
+          ? `${what}: it gets no changes: ${remake(true)}`
+          : `${what}: it stops the node at its start: ${remake(false)}`,
+      );
+      continue;
+    }
     let copy: BackupDescription;
     try {
       copy = describeBackup(url);

@@ -822,6 +822,31 @@ Deno.test("doctor: free space at each file copy too: a full mirror stops the nod
     );
   }));
 
+Deno.test("doctor: a copy that is a v1 file, which the plugin does not append to, says so", () =>
+  withNode(async (node) => {
+    const v1 = `${node.base}/copy.dbak`;
+    Deno.copyFileSync(PRE_4090_BACKUP, v1);
+    const url = `file://${v1}`;
+    writeLockFile(node.dir, { backend_url: node.url, mirror_urls: [url] });
+    expect(
+      await runChecks(node.dir, GOOD_SYSTEM),
+      "copies",
+      "FAIL",
+      new RegExp(
+        `^${url} is a v1 backup of the Python plugin, which the plugin does not append to: it ` +
+          `stops the node at its start: with lightningd stopped, remove it from backup\.lock ` +
+          `and add a new copy with "cln-backup mirror NEW_URL --lightning-dir .*"$`,
+      ),
+    );
+    writeLockFile(node.dir, { backend_url: node.url, async_urls: [url] });
+    expect(
+      await runChecks(node.dir, GOOD_SYSTEM),
+      "copies",
+      "WARN",
+      /is a v1 backup of the Python plugin, which the plugin does not append to: it gets no changes: .* --async"$/,
+    );
+  }));
+
 Deno.test("doctor: free space says every place short of room, not only the first", () =>
   withNode(async (node) => {
     const size = Deno.statSync(`${node.dir}/lightningd.sqlite3`).size;
