@@ -2,7 +2,7 @@
  * Restore's target checks (a network directory not made yet, the base directory): the
  * legitimate targets of a new machine are still taken.
  */
-import { assertEquals } from "./support/assert.ts";
+import { assertEquals, assertMatch } from "./support/assert.ts";
 import { BufferedOutput, makeBackup, recordedChanges } from "./support/cli_testing.ts";
 import { restore } from "../lib/cli/restore.ts";
 import { existsSync } from "../lib/fs/exists.ts";
@@ -59,4 +59,23 @@ Deno.test("a target dir that does not exist yet, given with a trailing slash, sa
       true,
       output.stderr[0],
     );
+  }));
+
+Deno.test("restore into ~/.lightning not made yet, or made but empty, refuses and names the network dir", () =>
+  withBackup(async (base, url) => {
+    // On a new machine `restore URL ~/.lightning` would make a database file named
+    // ".lightning", or a database in the base dir, where lightningd never opens one.
+    const missing = new BufferedOutput();
+    assertEquals(await restore([url, `${base}/.lightning`], missing), 1);
+    assertEquals(missing.stderr.length, 1, missing.text);
+    assertMatch(missing.stderr[0], /base lightning directory.*mkdir -p '.*\/\.lightning\/bitcoin'/);
+    assertEquals(existsSync(`${base}/.lightning`), false);
+    Deno.mkdirSync(`${base}/.lightning`);
+    const empty = new BufferedOutput();
+    assertEquals(await restore([url, `${base}/.lightning/`], empty), 1);
+    assertMatch(empty.stderr[0], /base lightning directory.*\.lightning\/bitcoin/);
+    assertEquals(Array.from(Deno.readDirSync(`${base}/.lightning`)), []);
+    // A node's files directly in .lightning (lightningd before 0.8.0): it is the network dir.
+    Deno.writeTextFileSync(`${base}/.lightning/hsm_secret`, "x");
+    assertEquals(await restore([url, `${base}/.lightning`], new BufferedOutput()), 0);
   }));

@@ -20,6 +20,14 @@ export const NETWORKS = [
   "liquid-regtest",
 ] as const;
 
+/** lightningd's default base dir (`~/.lightning`), which holds the network directories. */
+export const BASE_DIR_NAME = ".lightning";
+
+/** Whether `dir` holds a node's files (`hsm_secret`, `lightningd.sqlite3`): a network dir. */
+export function holdsNode(dir: string): boolean {
+  return existsSync(`${dir}/hsm_secret`) || existsSync(`${dir}/${DATABASE_NAME}`);
+}
+
 function isDirectory(path: string): boolean {
   try {
     return Deno.statSync(path).isDirectory;
@@ -48,7 +56,7 @@ export function checkNetworkDir(
         `--lightning-dir (for example ~/.lightning/bitcoin)`,
     );
   }
-  if (existsSync(`${dir}/hsm_secret`) || existsSync(`${dir}/${DATABASE_NAME}`)) return;
+  if (holdsNode(dir)) return;
   const networks = NETWORKS.filter((n) => isDirectory(`${dir}/${n}`));
   // A network dir may hold its own config (lightningd reads <base>/<network>/config too).
   const networkNamed = (NETWORKS as readonly string[]).includes(basename(dir));

@@ -33,7 +33,7 @@ import {
 } from "../backup/node_id.ts";
 import { Interrupted } from "../fs/interrupt.ts";
 import { basename, dirname } from "node:path";
-import { checkNetworkDir, NETWORKS } from "./node_dir.ts";
+import { BASE_DIR_NAME, checkNetworkDir, holdsNode, NETWORKS } from "./node_dir.ts";
 import { nodeDatabase, UnsupportedWalletError } from "./node_database.ts";
 import {
   type CommandSpec,
@@ -320,6 +320,16 @@ function refuseLightningDirMistakes(target: string, slashed = target.endsWith("/
       `Cannot restore backup: "${bare}" does not exist, and it is named as a lightning ` +
         `network directory: create it first (mkdir -p ${shellQuote(bare)}) and restore again, ` +
         `so that the database is "${bare}/${DATABASE_NAME}"; or name the database file itself`,
+    );
+  }
+  if (basename(bare) === BASE_DIR_NAME && !holdsNode(bare)) {
+    // lightningd's default base dir, not made yet or still empty (a new machine): the restore
+    // would become a file of that name, or a database there lightningd never opens.
+    const network = `${bare}/bitcoin`;
+    throw new Error(
+      `Cannot restore backup: "${bare}" is named as the base lightning directory, where ` +
+        `lightningd never opens a database: create the network directory ` +
+        `(mkdir -p ${shellQuote(network)}, or another network's) and restore into it`,
     );
   }
   if (bare !== "" && slashed && !existsSync(bare)) {
