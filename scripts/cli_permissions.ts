@@ -1,7 +1,7 @@
 /**
  * Prints, one a line, the Deno flags `backup-cli` runs a command with: the permissions that
  * command needs for the arguments given (lib/cli/permissions.ts), instead of `--allow-all`.
- * `backup-cli` runs this with `--allow-read` and no write, network or subprocess access.
+ * `backup-cli` runs this with `--allow-read`, its uid, and no write, network or subprocess access.
  *
  * @module
  */

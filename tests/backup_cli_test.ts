@@ -233,6 +233,22 @@ Deno.test("backup-cli: restore into a file and into a directory equals the node'
   }
 });
 
+Deno.test("backup-cli: compact folds a stopped node's backup under its permissions", async () => {
+  const root = checkout();
+  const base = Deno.makeTempDirSync();
+  try {
+    const url = await makeBackup(`${base}/backup`, recordedChanges(["fresh-start", "restart"]));
+    const run = await backupCli(`${root}/backup-cli`, ["compact", url, "--json"]);
+    assertEquals({ code: run.code, stderr: run.stderr }, { code: 0, stderr: [] });
+    assertEquals(JSON.parse(run.stdout.join("\n")).base_version, 14);
+    const verify = await backupCli(`${root}/backup-cli`, ["verify", url]);
+    assertEquals(verify.code, 0, verify.stderr.join("\n"));
+  } finally {
+    Deno.removeSync(base, { recursive: true });
+    Deno.removeSync(root, { recursive: true });
+  }
+});
+
 Deno.test("backup-cli: status, verify, upgrade and doctor run under their permissions", async () => {
   const root = checkout();
   const cli = `${root}/backup-cli`;

@@ -25,7 +25,8 @@
  *   compaction worker's code; listen on its addr:port. Its node commands: read and write
  *   the root (init-tls: and read the certificate maker, lib/server/x509.ts).
  * - compact: read and write the backup (a server's: the temporary directory, where an
- *   encrypted one is fetched, restored and sealed as a new base).
+ *   encrypted one is fetched, restored and sealed as a new base); its uid, and as root read
+ *   on the backup's ancestors, which it checks no other user may write to (root_only.ts).
  * - mirror: the node's lightning dir, the new destination as init's, and the file backup
  *   backup.lock names (read: its version).
  * - rekey: read and write the backup (its key.json); with --key-file, write DIR/backup.key.
@@ -202,6 +203,14 @@ function nodeDatabaseFiles(dir: string): string[] {
  */
 const READS_RECORDS: Partial<Grants> = { read: [WORKER_CODE] };
 
+/**
+ * compact as root stats each directory above the backup (lib/fs/root_only.ts); Deno grants
+ * a stat only with read on the path, and so on all below it: as root, read on everything.
+ */
+function asRoot(): Partial<Grants> {
+  return Deno.uid() === 0 ? { read: "all", sys: ["uid"] } : { sys: ["uid"] };
+}
+
 /** What opening an encrypted backup's key takes: its secret, and the crypto module. */
 function secrets({ values }: ParsedArgs): Partial<Grants> {
   const files = [values["passphrase-file"], values.identity, values["new-passphrase-file"]]
@@ -355,7 +364,7 @@ const TABLE: Record<string, { spec?: CommandSpec; plan: Planner }> = {
   compact: {
     spec: COMPACT_SPEC,
     plan: (args, tempDir) =>
-      merge(backup(args.positionals[0], true, tempDir), secrets(args), READS_RECORDS),
+      merge(backup(args.positionals[0], true, tempDir), secrets(args), READS_RECORDS, asRoot()),
   },
   mirror: {
     spec: MIRROR_SPEC,
