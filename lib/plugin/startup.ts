@@ -18,7 +18,7 @@ import { backupKind, openBackend } from "../backends/open.ts";
 import { SocketBackupReader } from "../backends/socket/reader.ts";
 import { parseBackupUrl } from "../backends/url.ts";
 import { credentialIn } from "../backends/socket/credential.ts";
-import { SocketBackend, type SocketLogLevel } from "../backends/socket/backend.ts";
+import { SocketBackend } from "../backends/socket/backend.ts";
 import { retryPolicyFromLock } from "../backends/socket/options.ts";
 import { type LockFile, readLockFile } from "../backup/lock_file.ts";
 import { lockNumber } from "../backup/lock_number.ts";
@@ -89,8 +89,8 @@ function keyMismatch(dir: string, url: string, error: BackupKeyError): string {
 }
 
 export interface StartupOptions extends Pick<FileBackendOptions, "segmentBytes"> {
-  /** Where a `socket:` backup logs what happens later (reconnects, giving up). */
-  remoteLog?: (level: SocketLogLevel, message: string) => void;
+  /** Where a remote backup logs what happens later (reconnects, giving up). */
+  remoteLog?: (level: LogLevel, message: string) => void;
   /** Test seam: an `s3://` backup packs once more than this many change objects wait. */
   packEvery?: number;
   /**
@@ -243,13 +243,19 @@ function asyncCopies(
       );
     };
   const maxRetryMs = asyncRetryMs(lock);
+  // A copy says itself that it fails, once and then hourly: its backend's retries and
+  // give-ups, again at each reopen, would flood lightningd's log while it is down.
+  const quiet: StartupOptions = {
+    ...options,
+    remoteLog: (level, message) => options.remoteLog?.(level === "info" ? level : "debug", message),
+  };
   return urls.map((url) => {
     refuseKey(url, dir, key);
     return new AsyncCopy({
       url,
       open: async () => {
         // Synced by the copy with flush(), off the thread: never a sync on the hooks' thread.
-        const backend = openOne(url, lock, dir, key, options, [], { syncOnClose: true });
+        const backend = openOne(url, lock, dir, key, quiet, [], { syncOnClose: true });
         try {
           await backend.ready?.();
         } catch (error) {

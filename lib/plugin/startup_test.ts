@@ -9,6 +9,8 @@ import { recordedChanges } from "../../tests/support/cli_testing.ts";
 import { readChain } from "../format/chain.ts";
 import { openAtStart } from "./startup.ts";
 import { mountTmpfs, run } from "../../tests/support/tmpfs.ts";
+import { freePort } from "../../tests/support/server_process.ts";
+import { CREDENTIALS_FILE } from "../backends/s3/credentials.ts";
 
 Deno.test("start-up: a missing log is named in the refusal, with no offset to invent", async () => {
   const dir = Deno.makeTempDirSync();
@@ -123,6 +125,50 @@ Deno.test("start-up: a mirror on a file system mounted read-only is one line say
     );
   } finally {
     run("umount", [mount]);
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("start-up: an async copy that stays down logs its failure in one line, its retries only at debug", async () => {
+  const dir = Deno.makeTempDirSync();
+  // Nothing listens there: every request of the copy is refused at once.
+  const url = `s3://bucket/node?endpoint=http://127.0.0.1:${freePort()}&path-style=1`;
+  const logs: { level: string; message: string }[] = [];
+  let backend;
+  try {
+    createFileBackup(`${dir}/backup`);
+    Deno.writeTextFileSync(
+      `${dir}/${CREDENTIALS_FILE}`,
+      "[default]\naws_access_key_id = AKIAEXAMPLE\naws_secret_access_key = secret\n",
+      { mode: 0o600 },
+    );
+    writeLockFile(dir, {
+      backend_url: `file://${dir}/backup`,
+      async_urls: [url],
+      s3_retries: 2,
+      s3_retry_delay_s: 0.01,
+      async_retry_s: 0.05,
+    });
+    const startup = await openAtStart(dir, {
+      remoteLog: (level, message) => logs.push({ level, message }),
+    });
+    assert(!("error" in startup.backend), JSON.stringify(startup.backend));
+    backend = startup.backend;
+    await backend.append(recordedChanges(["fresh-start"])[0]);
+    // Three opens, each with its two retries: an outage as the node would see it, shortened.
+    const retries = () => logs.filter((l) => / again \(\d of 2\)/.test(l.message)).length;
+    for (let waited = 0; retries() < 6 && waited < 600; waited++) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    assert(retries() >= 6, JSON.stringify(logs, null, 1));
+    const loud = logs.filter((l) => l.level !== "debug" && l.level !== "info");
+    assertEquals(loud.length, 1, JSON.stringify(loud, null, 1));
+    assertMatch(
+      loud[0].message,
+      /^Async destination s3:\/\/bucket\/node.* failed, the node goes on/,
+    );
+  } finally {
+    backend?.close();
     Deno.removeSync(dir, { recursive: true });
   }
 });
