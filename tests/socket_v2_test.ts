@@ -1160,3 +1160,15 @@ Deno.test("a node with a credential, on a server of one v1 backup, stops with wh
     Deno.removeSync(root, { recursive: true });
   }
 });
+
+Deno.test("a v2 server logs each change it stored at debug, as --log-level debug promises", async () => {
+  await withServer(async ({ url, credential, logs }) => {
+    const alice = await connect(url, credential("alice"));
+    for (const version of [1, 2]) {
+      await alice.append({ version, statements: [bumpStatement(version - 1)] });
+    }
+    alice.close();
+    const stored = logs.filter((l) => /^debug: .*\(node alice\): stored version \d+$/.test(l));
+    assertEquals(stored.map((l) => Number(l.split(" ").at(-1))), [1, 2], logs.join("\n"));
+  });
+});

@@ -549,6 +549,7 @@ export class V2Session {
     // Stored: a client gone meanwhile (a long init) is a lost connection, not a refusal.
     if (after !== undefined) {
       this.host.wrote(this.#node!);
+      this.host.log("debug", `${this.name}: stored version ${after}`);
       return await this.#send(encodeVersionFrame(V2Type.Ack, after));
     }
     await this.#refused(version === undefined ? "a sealed write" : `version ${version}`, refused!);
