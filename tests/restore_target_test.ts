@@ -79,3 +79,16 @@ Deno.test("restore into ~/.lightning not made yet, or made but empty, refuses an
     Deno.writeTextFileSync(`${base}/.lightning/hsm_secret`, "x");
     assertEquals(await restore([url, `${base}/.lightning`], new BufferedOutput()), 0);
   }));
+
+Deno.test("restore into a ~/.lightning holding a signet node names its network dir, not bitcoin", () =>
+  withBackup(async (base, url) => {
+    // The base dir of a node on another network than bitcoin: restoring into a new
+    // .lightning/bitcoin, which a signet lightningd never opens, would leave it without it.
+    Deno.mkdirSync(`${base}/.lightning/signet`, { recursive: true });
+    Deno.writeTextFileSync(`${base}/.lightning/signet/hsm_secret`, "x");
+    const output = new BufferedOutput();
+    assertEquals(await restore([url, `${base}/.lightning`], output), 1);
+    assertEquals(output.stderr.length, 1, output.text);
+    assertMatch(output.stderr[0], /restore into ".*\/\.lightning\/signet"$/);
+    assertEquals(existsSync(`${base}/.lightning/bitcoin`), false);
+  }));

@@ -28,6 +28,11 @@ export function holdsNode(dir: string): boolean {
   return existsSync(`${dir}/hsm_secret`) || existsSync(`${dir}/${DATABASE_NAME}`);
 }
 
+/** The network directories `dir` holds (a base dir's). */
+export function networkDirs(dir: string): string[] {
+  return NETWORKS.filter((n) => isDirectory(`${dir}/${n}`));
+}
+
 function isDirectory(path: string): boolean {
   try {
     return Deno.statSync(path).isDirectory;
@@ -57,7 +62,7 @@ export function checkNetworkDir(
     );
   }
   if (holdsNode(dir)) return;
-  const networks = NETWORKS.filter((n) => isDirectory(`${dir}/${n}`));
+  const networks = networkDirs(dir);
   // A network dir may hold its own config (lightningd reads <base>/<network>/config too).
   const networkNamed = (NETWORKS as readonly string[]).includes(basename(dir));
   if (networks.length === 0 && (!existsSync(`${dir}/config`) || networkNamed)) return;

@@ -33,7 +33,7 @@ import {
 } from "../backup/node_id.ts";
 import { Interrupted } from "../fs/interrupt.ts";
 import { basename, dirname } from "node:path";
-import { BASE_DIR_NAME, checkNetworkDir, holdsNode, NETWORKS } from "./node_dir.ts";
+import { BASE_DIR_NAME, checkNetworkDir, holdsNode, networkDirs, NETWORKS } from "./node_dir.ts";
 import { nodeDatabase, UnsupportedWalletError } from "./node_database.ts";
 import {
   type CommandSpec,
@@ -322,9 +322,10 @@ function refuseLightningDirMistakes(target: string, slashed = target.endsWith("/
         `so that the database is "${bare}/${DATABASE_NAME}"; or name the database file itself`,
     );
   }
-  if (basename(bare) === BASE_DIR_NAME && !holdsNode(bare)) {
+  if (basename(bare) === BASE_DIR_NAME && !holdsNode(bare) && networkDirs(bare).length === 0) {
     // lightningd's default base dir, not made yet or still empty (a new machine): the restore
-    // would become a file of that name, or a database there lightningd never opens.
+    // would become a file of that name, or a database there lightningd never opens. One
+    // holding network dirs is left to checkNetworkDir, which names the one in use.
     const network = `${bare}/bitcoin`;
     throw new Error(
       `Cannot restore backup: "${bare}" is named as the base lightning directory, where ` +
