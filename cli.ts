@@ -4,5 +4,8 @@
  * @module
  */
 import { runCli } from "./lib/cli/main.ts";
+import { nameCommandsAsInvoked } from "./lib/fs/shell_quote.ts";
 
+// The commands its messages advise are named as the operator ran this one.
+nameCommandsAsInvoked();
 Deno.exit(await runCli(Deno.args));

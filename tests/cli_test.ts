@@ -78,6 +78,17 @@ Deno.test("cli.ts: init, status, verify and restore as deno task runs them", asy
   assertEquals(refused.stderr.length, 1);
   assertMatch(refused.stderr[0], /^Cannot init backup: ".*backup.lock" already exists/);
   removeNodeDir(dir);
+
+  // The commands its advice names are run as this one was: by deno task.
+  const empty = makeNodeDir();
+  const doctor = await cli(["doctor", "--", "--lightning-dir", empty], env);
+  assert(
+    doctor.stdout.some((line) =>
+      line.includes(`"deno task init -- file:///path/to/backup --lightning-dir '${empty}'"`)
+    ),
+    doctor.stdout.join("\n"),
+  );
+  removeNodeDir(empty);
 });
 
 Deno.test("cli.ts: help and usage errors", async () => {

@@ -440,7 +440,9 @@ const UNUSABLE: [string, (dir: string) => void, (dir: string) => RegExp][] = [
     () => {},
     (dir) =>
       new RegExp(
-        `^Cannot start backup: no backup\\.lock in "${literally(dir)}": run "deno task init" first`,
+        `^Cannot start backup: no backup\\.lock in "${
+          literally(dir)
+        }": run "cln-backup init" first`,
       ),
   ],
   [
@@ -460,7 +462,7 @@ const UNUSABLE: [string, (dir: string) => void, (dir: string) => RegExp][] = [
       new RegExp(
         `^Cannot open backup: nothing at "${
           literally(dir)
-        }/nowhere": mount the disk it is on, or fix the URL in backup\\.lock; "deno task ` +
+        }/nowhere": mount the disk it is on, or fix the URL in backup\\.lock; "cln-backup ` +
           `init" is for a node without a backup`,
       ),
   ],

@@ -120,7 +120,7 @@ Deno.test("a flipped byte in the middle of the live log: the plugin refuses at s
         `^Cannot start backup: "${node.url}" is damaged: .* at offset \\d+ of "${live}", ` +
           `which no crash explains; lightningd must not run without its backup, so every ` +
           `database write is refused: with lightningd stopped, move the backup aside, create ` +
-          `a new one from the node's database \\("backup-cli init --lightning-dir <dir> ` +
+          `a new one from the node's database \\("cln-backup init --lightning-dir <dir> ` +
           `<url>"\\), then start lightningd$`,
       ),
     );
@@ -154,8 +154,9 @@ Deno.test("on the Python plugin's backup.lock (a v1 .dbak) the plugin says which
       refusal?.message,
       `Cannot open backup: "${v1}" is a v1 backup of the Python plugin, which this plugin ` +
         `does not append to: with lightningd stopped, convert it once, keeping every version, ` +
-        `with "./backup-cli upgrade --lightning-dir ${Deno.realPathSync(dir)}" in cln-backup's ` +
-        `checkout, then load the plugin with the important-plugin= line it prints and start ` +
+        `with "cln-backup upgrade --lightning-dir ${
+          Deno.realPathSync(dir)
+        }", then load the plugin with the important-plugin= line it prints and start ` +
         `lightningd`,
     );
   } finally {

@@ -196,7 +196,7 @@ Deno.test("version check e2e: a database two versions behind stops the node (los
       level: "broken",
       message: "Cannot continue: the node's database is at version 1 but the backup already " +
         "holds version 3; the node lost state (an old database put back?): stop it and " +
-        'restore its database from the backup with "deno task restore"',
+        'restore its database from the backup with "cln-backup restore"',
     }]);
     await stop(lightningd);
     assertEquals(dumpDatabase(node.db), before);
@@ -249,7 +249,7 @@ Deno.test("version check e2e: a node ahead of its backup stops (backup out of da
       level: "broken",
       message: "Cannot continue: the backup holds version 3 but the node's database is at " +
         "version 5; the node ran without the plugin: move the backup aside and run " +
-        '"deno task init" to start a new backup from the current database',
+        '"cln-backup init" to start a new backup from the current database',
     }]);
     await stop(lightningd);
     assertEquals(dumpDatabase(node.db), before);
@@ -310,7 +310,7 @@ Deno.test("version check e2e: after the first write, a write not on top of the b
     assertEquals(brokenLines(lightningd), [{
       level: "broken",
       message: "Cannot continue: the node wrote on top of version 6 but the backup is at 4; " +
-        'stop the node and check it with "deno task status"',
+        'stop the node and check it with "cln-backup status"',
     }]);
     // Once stopped, the plugin refuses every later write, without logging again.
     assertEquals(await lightningd.transaction([note("d")]), "aborted");

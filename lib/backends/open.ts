@@ -17,6 +17,7 @@ import { S3BackupReader, type Unlock } from "./s3/reader.ts";
 import { loadCredentials } from "./s3/credentials.ts";
 import { credentialFromEnv } from "./socket/credential.ts";
 import { pathToFileURL } from "node:url";
+import { cliCommand } from "../fs/shell_quote.ts";
 
 /**
  * What a file URL's path holds: a cln-backup directory, a v1 `.dbak`, nothing, something
@@ -52,7 +53,7 @@ function fileUrl(url: string): BackupUrl & { scheme: "file" } {
     throw new BackupUrlError(
       url,
       `a ${parsed.scheme}: backup is read through the network, which this step does not do: ` +
-        `check it with "deno task status -- ${url}"`,
+        `check it with "${cliCommand("status", url)}"`,
     );
   }
   return parsed;
@@ -128,7 +129,7 @@ function backupsIn(dir: string): { name: string; what: string }[] {
 function missing(path: string): Error {
   return new Error(
     `Cannot open backup: nothing at "${path}": mount the disk it is on, or fix the URL in ` +
-      `backup.lock; "deno task init" is for a node without a backup`,
+      `backup.lock; "${cliCommand("init")}" is for a node without a backup`,
   );
 }
 
@@ -151,8 +152,9 @@ export function openBackend(
       throw new Error(
         `Cannot open backup: "${path}" is a v1 backup of the Python plugin, which this ` +
           `plugin does not append to: with lightningd stopped, convert it once, keeping ` +
-          `every version, with "./backup-cli upgrade --lightning-dir ` +
-          `${lightningDir ?? "<the network directory>"}" in cln-backup's checkout, then ` +
+          `every version, with "${
+            cliCommand("upgrade", `--lightning-dir ${lightningDir ?? "<the network directory>"}`)
+          }", then ` +
           `load the plugin with the important-plugin= line it prints and start lightningd`,
       );
     case "missing":

@@ -7,6 +7,7 @@
 import { syncDir, writeAll, writeFileDurably } from "../fs/durable.ts";
 import { claimWorkPath, workPath } from "../fs/work_path.ts";
 import { explainOsError } from "../fs/os_error.ts";
+import { cliCommand } from "../fs/shell_quote.ts";
 
 export const LOCK_FILE = "backup.lock";
 
@@ -30,7 +31,7 @@ export function readLockFile(dir: string): LockFile {
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) {
       throw new Error(
-        `Cannot start backup: no ${LOCK_FILE} in "${dir}": run "deno task init" first ` +
+        `Cannot start backup: no ${LOCK_FILE} in "${dir}": run "${cliCommand("init")}" first ` +
           `(lightningd runs plugins in the network directory, e.g. ~/.lightning/bitcoin)`,
       );
     }

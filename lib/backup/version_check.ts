@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { cliCommand } from "../fs/shell_quote.ts";
 
 /** The backup's side of the comparison. */
 export interface BackupVersions {
@@ -63,7 +64,7 @@ export function checkFirstWrite(backup: BackupVersions, write: FirstWrite): Vers
       message: `Cannot continue: the node's database is at version ${m} but the backup's ` +
         `change ${m} is damaged (${tail.bytes} bytes at offset ${tail.offset} of ` +
         `"${tail.path}" fail their checks); the backup is damaged: move it aside and run ` +
-        `"deno task init" to start a new backup from the current database`,
+        `"${cliCommand("init")}" to start a new backup from the current database`,
     };
   }
   if (m === b - 1 && backup.rewindVersion === m) {
@@ -78,7 +79,7 @@ export function checkFirstWrite(backup: BackupVersions, write: FirstWrite): Vers
       reason: "lost-state",
       message: `Cannot continue: the node's database is at version ${m} but the backup ` +
         `already holds version ${b}; the node lost state (an old database put back?): stop ` +
-        `it and restore its database from the backup with "deno task restore"`,
+        `it and restore its database from the backup with "${cliCommand("restore")}"`,
     };
   }
   // With a tail, the changes after B may have been stored and damaged since (a lost sector
@@ -92,6 +93,6 @@ export function checkFirstWrite(backup: BackupVersions, write: FirstWrite): Vers
     reason: "out-of-date",
     message: `Cannot continue: the backup holds version ${b} but the node's database is at ` +
       `version ${m}; ${cause}: move the backup aside and run ` +
-      `"deno task init" to start a new backup from the current database`,
+      `"${cliCommand("init")}" to start a new backup from the current database`,
   };
 }

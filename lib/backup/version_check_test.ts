@@ -69,7 +69,7 @@ Deno.test("checkFirstWrite: M < B - 1 stops, the node lost state", () => {
       verdict.message,
       `Cannot continue: the node's database is at version ${m} but the backup already holds ` +
         `version 15; the node lost state (an old database put back?): stop it and restore its ` +
-        `database from the backup with "deno task restore"`,
+        `database from the backup with "cln-backup restore"`,
     );
   }
   // A PRAGMA hook two behind is lost state too.
@@ -85,7 +85,7 @@ Deno.test("checkFirstWrite: M > B stops, the backup is out of date", () => {
     assertEquals(verdict.reason, "out-of-date");
     assertMatch(
       verdict.message,
-      /^Cannot continue: the backup holds version 15 but the node's database is at version \d+; the node ran without the plugin: .*"deno task init"/,
+      /^Cannot continue: the backup holds version 15 but the node's database is at version \d+; the node ran without the plugin: .*"cln-backup init"/,
     );
   }
   // An empty backup for a node that already has a database.
@@ -116,7 +116,7 @@ Deno.test("checkFirstWrite: a tail after B is a damaged change when the node is 
     verdict.message,
     `Cannot continue: the node's database is at version 16 but the backup's change 16 is ` +
       `damaged (77 bytes at offset 4096 of "/b/log-1.clnb" fail their checks); the backup is ` +
-      `damaged: move it aside and run "deno task init" to start a new backup from the current ` +
+      `damaged: move it aside and run "cln-backup init" to start a new backup from the current ` +
       `database`,
   );
   // Without a tail, the same node is ahead of its backup: it ran without the plugin.
@@ -133,7 +133,7 @@ Deno.test("checkFirstWrite: a tail after B with the node further ahead names bot
     `Cannot continue: the backup holds version 15 but the node's database is at version 19; ` +
       `the node ran without the plugin, or the 9000 bytes at offset 4096 of "/b/log-1.clnb" ` +
       `that fail their checks held changes after 15, damaged: move the backup aside and run ` +
-      `"deno task init" to start a new backup from the current database`,
+      `"cln-backup init" to start a new backup from the current database`,
   );
   const alone = checkFirstWrite({ version: 15, rewindVersion: 14 }, bump(19));
   assert(alone.action === "stop" && !alone.message.includes("fail their checks"));

@@ -34,6 +34,7 @@ import { serverStatus } from "../backends/socket/server_checks.ts";
 import { compactSealed } from "../backends/socket/sealed_compaction.ts";
 import { DEFAULT_RETRY_POLICY } from "../backends/socket/options.ts";
 import { makeScratchDir, removeScratchDir } from "../fs/scratch_dir.ts";
+import { cliCommand } from "../fs/shell_quote.ts";
 
 const ACTION = "Cannot compact backup";
 
@@ -138,7 +139,7 @@ function openWriter(url: string, path: string, key: DataKey | undefined): FileBa
   const kind = backupKind(path);
   if (kind === "v1") {
     throw new Error(
-      `${ACTION}: "${path}" is a v1 backup of the Python plugin: run "deno task upgrade" ` +
+      `${ACTION}: "${path}" is a v1 backup of the Python plugin: run "${cliCommand("upgrade")}" ` +
         `first, then compact the new backup`,
     );
   }

@@ -76,7 +76,7 @@ Deno.test("compact: refuses while a plugin writes, a v1 file, and a bad --retain
     Deno.copyFileSync(PRE_4090_BACKUP, `${dir}/old.dbak`);
     const v1 = await run([`file://${dir}/old.dbak`]);
     assertEquals(v1.code, 1);
-    assertMatch(v1.output.stderr[0], /v1 backup of the Python plugin: run "deno task upgrade"/);
+    assertMatch(v1.output.stderr[0], /v1 backup of the Python plugin: run "cln-backup upgrade"/);
     assertEquals((await run([url, "--retain", "0"])).code, 2);
     // A directory that is no backup: the one the .dbak is in, a lightning dir.
     const parent = await run([`file://${dir}`]);

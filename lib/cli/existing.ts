@@ -23,7 +23,7 @@ import { dataVersionOf } from "./new_backup.ts";
 import { dataVersionAt } from "../sqlite/data_version.ts";
 import type { Prompt } from "./secrets.ts";
 import { s3Unlock, unlockReader } from "./unlock.ts";
-import { shellQuote } from "../fs/shell_quote.ts";
+import { cliCommand, shellQuote } from "../fs/shell_quote.ts";
 import { makeScratchDir, removeScratchDir } from "../fs/scratch_dir.ts";
 
 const ACTION = "Cannot init backup";
@@ -49,7 +49,7 @@ export async function checkExisting(
   prompt: Prompt,
 ): Promise<ExistingBackup> {
   const target = restoreTargetOf(dir, database);
-  const restoreCommand = `cln-backup restore ${shellQuote(url)} ${shellQuote(target)}`;
+  const restoreCommand = cliCommand("restore", `${shellQuote(url)} ${shellQuote(target)}`);
   if (!existsSync(database)) {
     throw new Error(
       `${ACTION}: --existing takes the backup a database was restored from, and "${database}" ` +

@@ -49,6 +49,7 @@ import {
   type MadeBackup,
   MayHaveStoredError,
 } from "./new_backup.ts";
+import { cliCommand } from "../fs/shell_quote.ts";
 
 const ACTION = INIT_ACTION;
 
@@ -306,8 +307,10 @@ export async function init(
         // The Python plugin's file is named as its operator chose (its README: file.bkp).
         const parsed = parseBackupUrl(backend_url);
         if (parsed.scheme === "file" && backupKind(parsed.path) === "v1") {
-          todo = `it is the Python plugin's v1 backup: convert it with "backup-cli upgrade ` +
-            `--lightning-dir ${dir}" instead (it writes the launcher too); ${todo}`;
+          todo = `it is the Python plugin's v1 backup: convert it with ` +
+            `"${
+              cliCommand("upgrade", `--lightning-dir ${dir}`)
+            }" instead (it writes the launcher too); ${todo}`;
         }
       } catch {
         // Unreadable: the path alone says enough.

@@ -11,7 +11,7 @@ import { LOCK_FILE, readLockFile } from "../backup/lock_file.ts";
 import { nodeDatabase } from "./node_database.ts";
 import { lockDestinations } from "../backends/multi/mirrors.ts";
 import { backupKind, openReader } from "../backends/open.ts";
-import { shellQuote } from "../fs/shell_quote.ts";
+import { cliCommand, shellQuote } from "../fs/shell_quote.ts";
 import { parseBackupUrl, sameBackup } from "../backends/url.ts";
 import { KEY_FILE } from "../crypto/key_file.ts";
 import { checkPluginCredentials } from "../backends/s3/credentials.ts";
@@ -91,8 +91,8 @@ export async function mirror(args: string[], output: Output = consoleOutput): Pr
       // The plugin would refuse it at its start, and a copy would not follow the Python one's.
       throw new Error(
         `${ACTION}: ${lock.backend_url} is the Python plugin's v1 backup, which this plugin ` +
-          `does not append to: convert it first with "backup-cli upgrade --lightning-dir ` +
-          `${shellQuote(dir)}", then add the copy`,
+          `does not append to: convert it first with ` +
+          `"${cliCommand("upgrade", `--lightning-dir ${shellQuote(dir)}`)}", then add the copy`,
       );
     }
     const { sync, async } = lockDestinations(lock);
@@ -121,7 +121,9 @@ export async function mirror(args: string[], output: Output = consoleOutput): Pr
       if (held !== version && held !== version + 1) {
         throw new Error(
           `${ACTION}: ${lock.backend_url} holds version ${held} and the database ${version}: ` +
-            `the copies must start equal: run "cln-backup doctor --lightning-dir ${dir}" and ` +
+            `the copies must start equal: run "${
+              cliCommand("doctor", `--lightning-dir ${dir}`)
+            }" and ` +
             `fix that first`,
         );
       }

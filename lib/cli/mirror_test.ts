@@ -232,7 +232,7 @@ Deno.test("mirror of a node whose backup.lock names the Python plugin's .dbak re
     assertEquals(refused.code, 1);
     assertEquals(refused.stderr, [
       `Cannot add the destination: file://${dbak} is the Python plugin's v1 backup, which ` +
-      `this plugin does not append to: convert it first with "backup-cli upgrade ` +
+      `this plugin does not append to: convert it first with "cln-backup upgrade ` +
       `--lightning-dir '${dir}'", then add the copy`,
     ]);
     assertEquals(readLockFile(dir), { backend_url: `file://${dbak}` });

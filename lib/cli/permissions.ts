@@ -44,11 +44,13 @@
  * restore, verify and compact, which stop cleanly on Ctrl-C or SIGTERM, read their signal
  * watcher's code (lib/, lib/cli/interrupt_scope.ts).
  * `/proc/PID` is the `comm` file of the pid the base dir's pid file names, for the check
- * that no lightningd runs. Every command may read `INIT_CWD`, which `deno task` sets.
+ * that no lightningd runs. Every command may read `INIT_CWD`, which `deno task` sets, and
+ * `CLN_BACKUP_CLI`, which `backup-cli` sets (its messages name commands as it was run).
  *
  * @module
  */
 import { userPath } from "../fs/user_path.ts";
+import { INVOKED_AS_ENV } from "../fs/shell_quote.ts";
 import { dirname } from "node:path";
 import { type CommandSpec, parseCommandArgs, type ParsedArgs, UsageError } from "./args.ts";
 import { BackupUrlError, formatHostPort } from "../backends/url.ts";
@@ -92,7 +94,7 @@ export interface Grants {
 type Planner = (args: ParsedArgs, tempDir: string) => Partial<Grants>;
 
 function none(): Grants {
-  return { read: [], write: [], net: [], env: ["INIT_CWD"], sys: [] };
+  return { read: [], write: [], net: [], env: ["INIT_CWD", INVOKED_AS_ENV], sys: [] };
 }
 
 function merge(...parts: Partial<Grants>[]): Grants {

@@ -30,19 +30,19 @@ Deno.test("each command may touch only what its arguments name", () => {
   assertEquals(flags("status", "file:///b/node", "--json"), [
     ...BASE,
     "--allow-read=/b/node",
-    "--allow-env=INIT_CWD",
+    "--allow-env=INIT_CWD,CLN_BACKUP_CLI",
   ]);
   assertEquals(flags("verify", "--", "file:///b/node"), [
     ...BASE,
     `--allow-read=/b/node,${CRYPTO},${WORKER_CODE},/tmp`,
     "--allow-write=/tmp",
-    `--allow-env=INIT_CWD,${SECRET_ENV}`,
+    `--allow-env=INIT_CWD,CLN_BACKUP_CLI,${SECRET_ENV}`,
   ]);
   assertEquals(flags("restore", "file:///b/node.dbak", "/n/regtest"), [
     ...BASE,
     `--allow-read=/b/node.dbak,/b/node.clnb,${CRYPTO},${WORKER_CODE},/n/regtest,/n`,
     "--allow-write=/n/regtest,/n",
-    `--allow-env=INIT_CWD,${SECRET_ENV}`,
+    `--allow-env=INIT_CWD,CLN_BACKUP_CLI,${SECRET_ENV}`,
   ]);
   // An encrypted backup's secret files, named on the command line, may be read.
   assertEquals(
@@ -51,7 +51,7 @@ Deno.test("each command may touch only what its arguments name", () => {
       ...BASE,
       `--allow-read=/b/n,/b/n.clnb,${CRYPTO},/k/p,/k/i,${WORKER_CODE},/n/r,/n`,
       "--allow-write=/n/r,/n",
-      `--allow-env=INIT_CWD,${SECRET_ENV}`,
+      `--allow-env=INIT_CWD,CLN_BACKUP_CLI,${SECRET_ENV}`,
     ],
   );
   assertEquals(flags("init", "--encrypt", "/n/regtest", "file:///srv/b"), [
@@ -59,26 +59,26 @@ Deno.test("each command may touch only what its arguments name", () => {
     `--allow-read=/srv,/n/regtest,/n,${CRYPTO}`,
     "--allow-write=/srv,/n/regtest",
     "--allow-net=unix:/n/regtest/lightning-rpc",
-    `--allow-env=INIT_CWD,${SECRET_ENV}`,
+    `--allow-env=INIT_CWD,CLN_BACKUP_CLI,${SECRET_ENV}`,
   ]);
   assertEquals(flags("rekey", "file:///srv/b", "--key-file", "/n/regtest"), [
     ...BASE,
     `--allow-read=/srv/b,${CRYPTO},/n/regtest`,
     "--allow-write=/srv/b,/n/regtest",
-    `--allow-env=INIT_CWD,${SECRET_ENV}`,
+    `--allow-env=INIT_CWD,CLN_BACKUP_CLI,${SECRET_ENV}`,
   ]);
   assertEquals(flags("init", "file:///srv/b"), [
     ...BASE,
     "--allow-read=/srv",
     "--allow-write=/srv",
-    "--allow-env=INIT_CWD",
+    "--allow-env=INIT_CWD,CLN_BACKUP_CLI",
   ]);
   assertEquals(flags("init", "/n/regtest", "file:///srv/b"), [
     ...BASE,
     "--allow-read=/srv,/n/regtest,/n",
     "--allow-write=/srv,/n/regtest",
     "--allow-net=unix:/n/regtest/lightning-rpc",
-    "--allow-env=INIT_CWD",
+    "--allow-env=INIT_CWD,CLN_BACKUP_CLI",
   ]);
   // Each copy init makes is built beside its path too; an S3 one needs its endpoint.
   assertEquals(
@@ -88,7 +88,7 @@ Deno.test("each command may touch only what its arguments name", () => {
       `--allow-read=/srv,/m,/tmp,${SIGV4_MODULE.pathname},/n/r,/n`,
       "--allow-write=/srv,/m,/tmp,/n/r",
       "--allow-net=bkt.s3.us-east-1.amazonaws.com:443,unix:/n/r/lightning-rpc",
-      "--allow-env=INIT_CWD,AWS_ACCESS_KEY_ID,AWS_SECRET_ACCESS_KEY,AWS_SESSION_TOKEN",
+      "--allow-env=INIT_CWD,CLN_BACKUP_CLI,AWS_ACCESS_KEY_ID,AWS_SECRET_ACCESS_KEY,AWS_SESSION_TOKEN",
     ],
   );
   assertEquals(flags("server", "file:///srv/b", "[::1]:8700", "--log-mode", "systemd"), [
@@ -96,7 +96,7 @@ Deno.test("each command may touch only what its arguments name", () => {
     `--allow-read=/srv,${WORKER_CODE}`,
     "--allow-write=/srv",
     "--allow-net=[::1]:8700",
-    "--allow-env=INIT_CWD",
+    "--allow-env=INIT_CWD,CLN_BACKUP_CLI",
   ]);
   // A socket backup: its server (or its proxy), the node credential's variable, and the
   // temporary directory it is fetched into (wire v1).
@@ -105,7 +105,7 @@ Deno.test("each command may touch only what its arguments name", () => {
     "--allow-read=/tmp",
     "--allow-write=/tmp",
     "--allow-net=127.0.0.1:9050",
-    "--allow-env=INIT_CWD,CLN_BACKUP_CREDENTIAL",
+    "--allow-env=INIT_CWD,CLN_BACKUP_CLI,CLN_BACKUP_CREDENTIAL",
   ]);
   // Over TLS trusting a CA: and read on that CA file.
   assertEquals(flags("verify", "socket+tls:backup.example:8700?ca=/etc/ca.pem"), [
@@ -113,7 +113,7 @@ Deno.test("each command may touch only what its arguments name", () => {
     `--allow-read=/etc/ca.pem,/tmp,${CRYPTO},${WORKER_CODE}`,
     "--allow-write=/tmp",
     "--allow-net=backup.example:8700",
-    `--allow-env=INIT_CWD,CLN_BACKUP_CREDENTIAL,${SECRET_ENV}`,
+    `--allow-env=INIT_CWD,CLN_BACKUP_CLI,CLN_BACKUP_CREDENTIAL,${SECRET_ENV}`,
   ]);
   // An s3 backup: its endpoint, the key variables, the temporary directory it is fetched into,
   // the request signer.
@@ -122,7 +122,7 @@ Deno.test("each command may touch only what its arguments name", () => {
     `--allow-read=/tmp,${SIGV4_MODULE.pathname}`,
     "--allow-write=/tmp",
     "--allow-net=127.0.0.1:7480",
-    "--allow-env=INIT_CWD,AWS_ACCESS_KEY_ID,AWS_SECRET_ACCESS_KEY,AWS_SESSION_TOKEN",
+    "--allow-env=INIT_CWD,CLN_BACKUP_CLI,AWS_ACCESS_KEY_ID,AWS_SECRET_ACCESS_KEY,AWS_SESSION_TOKEN",
   ]);
   // With the CA file its ca= names.
   assertEquals(flags("status", "s3://bucket/n?endpoint=https://minio.home&ca=/etc/home-ca.pem"), [
@@ -130,21 +130,21 @@ Deno.test("each command may touch only what its arguments name", () => {
     `--allow-read=/etc/home-ca.pem,/tmp,${SIGV4_MODULE.pathname}`,
     "--allow-write=/tmp",
     "--allow-net=bucket.minio.home:443",
-    "--allow-env=INIT_CWD,AWS_ACCESS_KEY_ID,AWS_SECRET_ACCESS_KEY,AWS_SESSION_TOKEN",
+    "--allow-env=INIT_CWD,CLN_BACKUP_CLI,AWS_ACCESS_KEY_ID,AWS_SECRET_ACCESS_KEY,AWS_SESSION_TOKEN",
   ]);
   // Restore from several copies: each of them.
   assertEquals(flags("restore", "file:///b/one", "/n/regtest", "--also", "file:///c/two"), [
     ...BASE,
     `--allow-read=/b/one,/c/two,${CRYPTO},${WORKER_CODE},/n/regtest,/n`,
     "--allow-write=/n/regtest,/n",
-    `--allow-env=INIT_CWD,${SECRET_ENV}`,
+    `--allow-env=INIT_CWD,CLN_BACKUP_CLI,${SECRET_ENV}`,
   ]);
   // As root, compact stats every directory above the backup: Deno's read is on all below.
   assertEquals(flags("compact", "file:///srv/b"), [
     ...BASE,
     Deno.uid() === 0 ? "--allow-read" : `--allow-read=/srv/b,${CRYPTO},${WORKER_CODE}`,
     "--allow-write=/srv/b",
-    `--allow-env=INIT_CWD,${SECRET_ENV}`,
+    `--allow-env=INIT_CWD,CLN_BACKUP_CLI,${SECRET_ENV}`,
     "--allow-sys=uid",
   ]);
 });
@@ -159,7 +159,7 @@ Deno.test("upgrade may read the v1 file backup.lock names and write beside it", 
     `--allow-read=${dir},${base},/proc/4242/comm,/old/b.dbak,/old,${WORKER_CODE}`,
     `--allow-write=${dir},/old`,
     `--allow-net=unix:${dir}/lightning-rpc`,
-    "--allow-env=INIT_CWD",
+    "--allow-env=INIT_CWD,CLN_BACKUP_CLI",
   ]);
   removeNodeDir(dir);
 });
@@ -175,7 +175,7 @@ Deno.test("upgrade --encrypt beside an S3 backup may reach it and the copy's end
     `--allow-read=${dir},${base},/tmp,${SIGV4_MODULE.pathname},${CRYPTO},${WORKER_CODE}`,
     `--allow-write=${dir},/tmp`,
     `--allow-net=unix:${dir}/lightning-rpc,127.0.0.1:7480,127.0.0.1:7481`,
-    "--allow-env=INIT_CWD,AWS_ACCESS_KEY_ID,AWS_SECRET_ACCESS_KEY,AWS_SESSION_TOKEN," +
+    "--allow-env=INIT_CWD,CLN_BACKUP_CLI,AWS_ACCESS_KEY_ID,AWS_SECRET_ACCESS_KEY,AWS_SESSION_TOKEN," +
     "CLN_BACKUP_PASSPHRASE,CLN_BACKUP_IDENTITY,CLN_BACKUP_NEW_PASSPHRASE",
   ]);
   removeNodeDir(dir);
@@ -191,7 +191,7 @@ Deno.test("upgrade --encrypt of a server backup may reach its server and read wh
     `--allow-read=${dir},${base},/tmp,${CRYPTO},${WORKER_CODE}`,
     `--allow-write=${dir},/tmp`,
     `--allow-net=unix:${dir}/lightning-rpc,127.0.0.1:8700`,
-    `--allow-env=INIT_CWD,CLN_BACKUP_CREDENTIAL,${SECRET_ENV}`,
+    `--allow-env=INIT_CWD,CLN_BACKUP_CLI,CLN_BACKUP_CREDENTIAL,${SECRET_ENV}`,
   ]);
   removeNodeDir(dir);
 });
@@ -208,7 +208,7 @@ Deno.test("a command line that does not parse gets no permission: the command ex
       ["server", "file:///b", "8700"],
     ]
   ) {
-    assertEquals(flags(...args), [...BASE, "--allow-env=INIT_CWD"], args.join(" "));
+    assertEquals(flags(...args), [...BASE, "--allow-env=INIT_CWD,CLN_BACKUP_CLI"], args.join(" "));
   }
 });
 

@@ -41,6 +41,7 @@ import { socketUrl } from "../backends/socket/backend.ts";
 import { CopiedBackupReader } from "../backends/socket/copy_reader.ts";
 import { sendWrappedKey } from "../backends/socket/rekey.ts";
 import { DEFAULT_RETRY_POLICY } from "../backends/socket/options.ts";
+import { cliCommand } from "../fs/shell_quote.ts";
 
 const ACTION = "Cannot rekey backup";
 
@@ -191,7 +192,7 @@ function checkKeyFileFor(url: string, dir: string): void {
 
 function notEncrypted(name: string): Error {
   return new Error(
-    `${ACTION}: "${name}" is not encrypted: "cln-backup upgrade --encrypt" makes an ` +
+    `${ACTION}: "${name}" is not encrypted: "${cliCommand("upgrade", "--encrypt")}" makes an ` +
       `encrypted copy of it`,
   );
 }

@@ -52,7 +52,7 @@ import {
   runCommand,
   UsageError,
 } from "./args.ts";
-import { shellQuote } from "../fs/shell_quote.ts";
+import { cliCommand, shellQuote } from "../fs/shell_quote.ts";
 import { lockDestinations } from "../backends/multi/mirrors.ts";
 
 const ACTION = "Cannot upgrade backup";
@@ -60,10 +60,12 @@ const ACTION = "Cannot upgrade backup";
 const KILLED_ENCRYPT = `an interrupted "upgrade --encrypt"'s`;
 
 /** What goes of the Python plugin's set-up. */
-const PYTHON_CONFIG = "Replace the Python plugin's plugin= or important-plugin= line in the " +
-  "config (or remove its backup.py from lightningd's plugins directory), and remove any " +
-  'backup-destination= line; "backup-cli doctor" then checks that only ' +
-  "cln-backup's plugin loads.";
+function pythonConfig(): string {
+  return "Replace the Python plugin's plugin= or important-plugin= line in the config (or " +
+    "remove its backup.py from lightningd's plugins directory), and remove any " +
+    `backup-destination= line; "${cliCommand("doctor")}" then checks that only ` +
+    "cln-backup's plugin loads.";
+}
 
 const UPGRADE_HELP = `Usage: cln-backup upgrade [--lightning-dir DIR] [--to <url>]
        cln-backup upgrade [--lightning-dir DIR] [--to <url>] --encrypt [--recipient AGE1...]
@@ -233,7 +235,7 @@ function verifyCommand(url: string): string {
   const keys = parseBackupUrl(url).scheme === "s3"
     ? "AWS_ACCESS_KEY_ID=… AWS_SECRET_ACCESS_KEY=… "
     : "";
-  return `${keys}cln-backup verify ${shellQuote(url)}`;
+  return `${keys}${cliCommand("verify", shellQuote(url))}`;
 }
 
 /**
@@ -299,7 +301,7 @@ async function upgradeToS3(
       (key ? ` (until then it holds the node's database in the clear)` : ""),
   );
   if (kind === "v1") {
-    output.out(PYTHON_CONFIG);
+    output.out(pythonConfig());
   }
   printConfigLine(output, launcher);
   return Exit.Ok;
@@ -548,7 +550,7 @@ async function upgradeFile(
     `Serve it instead of the v1 file: in the Python server's command line (a systemd ` +
       `unit's ExecStart=), put cln-backup's backup-cli for the Python one, ${url} for ` +
       `${v1Url}, and add --allow-v1; the address and --log-mode stay, and the nodes keep ` +
-      `their socket: URL. Check it with "backup-cli verify ${url}", then delete the v1 file ` +
+      `their socket: URL. Check it with "${cliCommand("verify", url)}", then delete the v1 file ` +
       `when you like`,
   );
   return Exit.Ok;
@@ -599,9 +601,9 @@ export async function upgrade(
       output.out(
         `"${dir}/${LOCK_FILE}" names the backup server ${lock.backend_url}: nothing to convert ` +
           `on the node (a Python server's storage is converted on its machine, with ` +
-          `"backup-cli upgrade <its url>"); wrote the plugin's launcher "${launcher}"`,
+          `"${cliCommand("upgrade", "<its url>")}"); wrote the plugin's launcher "${launcher}"`,
       );
-      output.out(PYTHON_CONFIG);
+      output.out(pythonConfig());
       printConfigLine(output, launcher);
       return Exit.Ok;
     }
@@ -701,12 +703,12 @@ export async function upgrade(
         ),
     );
     output.out(
-      `"${dir}/${LOCK_FILE}" now names ${url}; check the new backup with "cln-backup verify ` +
-        `${url}", then delete ${old} when you like` +
+      `"${dir}/${LOCK_FILE}" now names ${url}; check the new backup with ` +
+        `"${cliCommand("verify", url)}", then delete ${old} when you like` +
         (key ? ` (until then it holds the node's database in the clear)` : ""),
     );
     if (kind === "v1") {
-      output.out(PYTHON_CONFIG);
+      output.out(pythonConfig());
     }
     printConfigLine(output, launcher);
     return Exit.Ok;

@@ -16,7 +16,7 @@ import { SCRATCH_DIR } from "../backends/s3/compaction.ts";
 import { sameBytes } from "../crypto/data_key.ts";
 import { KEY_FILE, writeKeyFile } from "../crypto/key_file.ts";
 import { existsSync, removeIfExists } from "../fs/exists.ts";
-import { shellQuote } from "../fs/shell_quote.ts";
+import { cliCommand, shellQuote } from "../fs/shell_quote.ts";
 import { checkNotRunning } from "./node_dir.ts";
 import { installPlugin, printConfigLine } from "./install_plugin.ts";
 import { newEncryption } from "./new_encryption.ts";
@@ -40,8 +40,8 @@ export async function encryptOnServer(
     // one: the node's set-up is known, not what its server holds.
     const next = existsSync(`${dir}/${CREDENTIAL_NAME}`)
       ? `("--encrypt" encrypts it on its server)`
-      : `(a Python server's storage is converted on its machine, with "backup-cli upgrade ` +
-        `<its url>")`;
+      : `(a Python server's storage is converted on its machine, with ` +
+        `"${cliCommand("upgrade", "<its url>")}")`;
     output.out(
       `"${dir}/${LOCK_FILE}" names the backup server ${url}, and the node is set up for ` +
         `cln-backup already (its launcher is there): nothing to upgrade on the node ${next}`,
@@ -118,7 +118,7 @@ export async function encryptOnServer(
       `the server holds ciphertext only, and "${dir}/${KEY_FILE}" the key the plugin seals with`,
   );
   output.out(
-    `Check it with "cln-backup verify ${shellQuote(url)}" (CLN_BACKUP_CREDENTIAL=` +
+    `Check it with "${cliCommand("verify", shellQuote(url))}" (CLN_BACKUP_CREDENTIAL=` +
       `${credential.path}), with ` +
       `the passphrase or identity`,
   );

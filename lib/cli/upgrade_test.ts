@@ -237,7 +237,7 @@ Deno.test("upgrade of a Python plugin node backing up to a server writes the lau
     assertEquals(again.output.stdout, [
       `"${dir}/backup.lock" names the backup server ${url}, and the node is set up for ` +
       `cln-backup already (its launcher is there): nothing to upgrade on the node (a Python ` +
-      `server's storage is converted on its machine, with "backup-cli upgrade <its url>")`,
+      `server's storage is converted on its machine, with "cln-backup upgrade <its url>")`,
     ]);
     // A node of a wire v2 server (it has a credential) is told what --encrypt does instead.
     Deno.writeTextFileSync(`${dir}/backup.credential`, "", { mode: 0o600 });

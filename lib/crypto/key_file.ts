@@ -9,6 +9,7 @@
 import { writeFileDurably } from "../fs/durable.ts";
 import { checkSecretMode } from "../fs/secret_mode.ts";
 import { DataKey, fromHex, hex, sameBytes } from "./data_key.ts";
+import { cliCommand } from "../fs/shell_quote.ts";
 
 export const KEY_FILE = "backup.key";
 /** How messages name it. */
@@ -73,7 +74,7 @@ export async function readKeyFile(dir: string): Promise<DataKey | undefined> {
   if (!bytes) {
     throw new Error(
       `Cannot start backup: "${path}" holds no cln-backup data key: write it again with ` +
-        `"cln-backup rekey <url> --key-file <lightning-dir>"`,
+        `"${cliCommand("rekey", "<url> --key-file <lightning-dir>")}"`,
     );
   }
   return await DataKey.from(bytes);

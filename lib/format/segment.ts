@@ -26,6 +26,7 @@ import {
 import { recordWithin } from "./record_search.ts";
 import type { KeptBuffer, ReusedBuffer } from "../fs/kept_buffer.ts";
 import { readFull } from "../fs/read_full.ts";
+import { cliCommand } from "../fs/shell_quote.ts";
 
 export const SEGMENT_HEADER_SIZE = 64;
 export const FORMAT_VERSION = 3;
@@ -129,7 +130,9 @@ export function decodeSegmentHeader(bytes: Uint8Array, path: string): SegmentHea
     throw new Error(
       `Cannot read backup: "${path}" has format 2, written by a development version of ` +
         `cln-backup before backups had an identity; this one reads format ${FORMAT_VERSION}: ` +
-        `restore it with the version that wrote it, then run "deno task init" for a new backup`,
+        `restore it with the version that wrote it, then run "${
+          cliCommand("init")
+        }" for a new backup`,
     );
   }
   if (bytes.length < SEGMENT_HEADER_SIZE) {

@@ -182,7 +182,7 @@ Deno.test("segment header: format 2 (before backups had an id) says what to do",
   }
   assertMatch(
     String(error),
-    /"p" has format 2, written by a development version .* "deno task init"/,
+    /"p" has format 2, written by a development version .* "cln-backup init"/,
   );
 });
 

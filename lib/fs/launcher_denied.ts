@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { cliCommand } from "./shell_quote.ts";
 
 /**
  * Why the plugin failed, when its launcher denied it: what to do, from `dir`, the lightning
@@ -16,5 +17,5 @@ export function launcherDenied(error: unknown, dir = Deno.cwd()): string | undef
   const denied = error.message.replace(/, run again with the --allow-\w+ flag$/, "");
   return `the plugin's launcher does not allow it (${denied.replace(/^R/, "r")}): backup.lock ` +
     `names a backup the launcher was not written for (changed after init?): run ` +
-    `"backup-cli doctor --lightning-dir ${dir}", which names the flags the launcher needs`;
+    `"${cliCommand("doctor", `--lightning-dir ${dir}`)}", which names the flags the launcher needs`;
 }

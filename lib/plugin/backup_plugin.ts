@@ -42,6 +42,7 @@ import type { CompactionService } from "../compact/compactor.ts";
 import type { CompactionResult } from "../compact/compact.ts";
 import type { CompactionPolicy } from "../compact/policy.ts";
 import { StoppingError } from "../backends/stopping.ts";
+import { cliCommand } from "../fs/shell_quote.ts";
 
 /** What the plugin needs from its surroundings; tests give fakes. */
 export interface PluginContext {
@@ -387,7 +388,9 @@ export class BackupPlugin {
       } else if ((from ?? version) !== state.version) {
         return this.#stop(
           `Cannot continue: the node wrote on top of version ${from ?? version} but the ` +
-            `backup is at ${state.version}; stop the node and check it with "deno task status"`,
+            `backup is at ${state.version}; stop the node and check it with "${
+              cliCommand("status")
+            }"`,
         );
       }
       await backend.append({ version, statements: writes });

@@ -37,7 +37,7 @@ import { KEY_FILE, readKeyFile } from "../crypto/key_file.ts";
 import type { DataKey } from "../crypto/data_key.ts";
 import { BackupKeyError } from "../backends/file/encryption.ts";
 import type { LogLevel } from "./jsonrpc.ts";
-import { shellQuote } from "../fs/shell_quote.ts";
+import { cliCommand, shellQuote } from "../fs/shell_quote.ts";
 import { explainOsError } from "../fs/os_error.ts";
 import { launcherDenied } from "../fs/launcher_denied.ts";
 
@@ -55,8 +55,9 @@ export interface Startup {
  */
 function damaged(url: string, error: CorruptBackupError, copyIn?: string): string {
   const remake = copyIn === undefined
-    ? `move the backup aside, create a new one from the node's database ("backup-cli init ` +
-      `--lightning-dir <dir> <url>")`
+    ? `move the backup aside, create a new one from the node's database ("${
+      cliCommand("init", "--lightning-dir <dir> <url>")
+    }")`
     : `move it aside and remove it from backup.lock, then add a new copy with ` +
       newCopyCommand(copyIn);
   return `Cannot start backup: "${url}" is damaged: ${error.where}, which no crash explains; ` +
@@ -68,7 +69,7 @@ function damaged(url: string, error: CorruptBackupError, copyIn?: string): strin
 /** A key file that does not fit the backup, said from where the plugin stands. */
 function keyMismatch(dir: string, url: string, error: BackupKeyError): string {
   const keyFile = `${dir}/${KEY_FILE}`;
-  const rewrite = `"cln-backup rekey ${shellQuote(url)} --key-file ${shellQuote(dir)}" ` +
+  const rewrite = `"${cliCommand("rekey", `${shellQuote(url)} --key-file ${shellQuote(dir)}`)}" ` +
     `(it asks for the passphrase or identity)`;
   switch (error.problem) {
     case "missing":

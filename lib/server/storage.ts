@@ -43,6 +43,7 @@ import { DEFAULT_POLICY } from "../compact/policy.ts";
 import { readReport, type VerifyReport } from "../backup/verify.ts";
 import { removeStaleScratch, verifyOnThread } from "./verify_thread.ts";
 import { readingOnView, readOnView, removeStaleViews, viewPath } from "./segment_view.ts";
+import { cliCommand } from "../fs/shell_quote.ts";
 
 /**
  * The most bytes a change of `statementBytes` (its statements' UTF-8 length, joined) adds to
@@ -69,15 +70,17 @@ export function v1StorageRefusal(path: string): Error {
   return new Error(
     `Cannot serve backup: "${path}" is a v1 .dbak of the Python plugin, which this server ` +
       `does not write to: with the Python server stopped, convert it once with ` +
-      `"backup-cli upgrade ${pathToFileURL(path).href}", then serve the directory it makes ` +
+      `"${cliCommand("upgrade", pathToFileURL(path).href)}", then serve the directory it makes ` +
       `with --allow-v1 (it prints the command line)`,
   );
 }
 
 /** Why a server never compacts an encrypted backup itself. */
-const COMPACT_WHERE_THE_KEY_IS = "the backup is encrypted, and the server holds no key: it is " +
-  "compacted where the key is (lightning-cli backup-compact, or cln-backup compact), which " +
-  "uploads the new base";
+function compactWhereTheKeyIs(): string {
+  return "the backup is encrypted, and the server holds no key: it is compacted where the " +
+    `key is (lightning-cli backup-compact, or ${cliCommand("compact")}), which uploads the ` +
+    "new base";
+}
 
 /** A backup a server keeps for its clients, held open and locked for writing while it serves. */
 export class ServerStorage {
@@ -683,7 +686,9 @@ export class ServerStorage {
     if (this.#backend.keyId) {
       throw new RefusedError(
         `${what} is plain, and the backup is encrypted: the node seals its changes with its ` +
-          `backup.key, which is missing beside its backup.lock: put it back (cln-backup rekey ` +
+          `backup.key, which is missing beside its backup.lock: put it back (${
+            cliCommand("rekey")
+          } ` +
           `--key-file), never mix a plain backup into an encrypted one`,
       );
     }
@@ -757,7 +762,7 @@ export class ServerStorage {
    * second request joins the running one. Rejects when it fails, the backup untouched.
    */
   compact(): Promise<CompactionResult> {
-    if (this.#backend.keyId) return Promise.reject(new Error(COMPACT_WHERE_THE_KEY_IS));
+    if (this.#backend.keyId) return Promise.reject(new Error(compactWhereTheKeyIs()));
     this.#compactor ??= new Compactor(this.#backend, () => ({ ...DEFAULT_POLICY, auto: false }));
     return this.#compactor.compact();
   }

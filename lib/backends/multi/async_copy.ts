@@ -47,6 +47,7 @@ import type {
 } from "../backend.ts";
 import { bumpedFrom } from "../../backup/bump.ts";
 import { launcherDenied } from "../../fs/launcher_denied.ts";
+import { cliCommand } from "../../fs/shell_quote.ts";
 
 export type AsyncLogLevel = "info" | "unusual";
 
@@ -369,7 +370,7 @@ export class AsyncCopy {
         throw new Error(
           `it is at version ${dest.state().version}, ahead of the primary at ` +
             `${this.options.primaryVersion()}: it is not a copy of this backup: remove it ` +
-            `from async_urls (then add a new one with "cln-backup mirror --async <url>")`,
+            `from async_urls (then add a new one with "${cliCommand("mirror", "--async <url>")}")`,
         );
       }
       // What it holds may not be synced yet (a plugin killed before its copy's sync).
@@ -445,7 +446,7 @@ export class AsyncCopy {
               `the primary keeps no changes below its snapshot at version ${entry.version}, ` +
                 `above this copy's version ${dest.state().version} (it was compacted): with ` +
                 `lightningd stopped, remove this copy from async_urls and add a new one with ` +
-                `"cln-backup mirror --async <url>"`,
+                `"${cliCommand("mirror", "--async <url>")}"`,
             );
           }
           continue;

@@ -11,6 +11,7 @@
 import type { LockFile } from "../../backup/lock_file.ts";
 import { parseBackupUrl } from "../url.ts";
 import type { MirrorFailure } from "./backend.ts";
+import { cliCommand } from "../../fs/shell_quote.ts";
 
 function urlList(lock: LockFile, key: "mirror_urls" | "async_urls"): string[] {
   const urls = lock[key];
@@ -43,7 +44,7 @@ export function lockDestinations(lock: LockFile): { sync: string[]; async: strin
  * not known), an async copy's with `--async`.
  */
 export function newCopyCommand(dir = "DIR", isAsync = false): string {
-  return `"cln-backup mirror NEW_URL --lightning-dir ${dir}${isAsync ? " --async" : ""}"`;
+  return `"${cliCommand("mirror", `NEW_URL --lightning-dir ${dir}${isAsync ? " --async" : ""}`)}"`;
 }
 
 /** The paths of the file backups `lock` names, `backend_url`'s first when it is one. */

@@ -26,6 +26,7 @@ import { type DataKey, sameBytes } from "../../crypto/data_key.ts";
 import { checkObjectKey, readWrappedKey } from "./key_object.ts";
 import { changePlace, objectCipher } from "./object_cipher.ts";
 import { pause } from "../stopping.ts";
+import { cliCommand } from "../../fs/shell_quote.ts";
 
 /** Listings in a row that must lack an object before the backup is taken to have lost it. */
 const LISTINGS = 3;
@@ -66,7 +67,9 @@ export async function readBackupId(client: S3Client, url: string): Promise<Uint8
     if (error instanceof S3Error && error.code === "NoSuchKey") {
       throw new Error(
         `Cannot open backup: no backup at "${url}" (no ${idKey(client.url.prefix)} in ` +
-          `${client.where}): check the URL's bucket, prefix and endpoint; "deno task init" is ` +
+          `${client.where}): check the URL's bucket, prefix and endpoint; "${
+            cliCommand("init")
+          }" is ` +
           `for a node without a backup`,
       );
     }
@@ -411,7 +414,9 @@ export class S3Backend implements Backend {
   #lose(what: string): void {
     this.#broken(
       `the backup in ${this.destination} lost objects: ${what}: something other than ` +
-        `cln-backup deletes them (a lifecycle rule on the bucket? "cln-backup doctor" names ` +
+        `cln-backup deletes them (a lifecycle rule on the bucket? "${
+          cliCommand("doctor")
+        }" names ` +
         `one); the backup no longer restores the node: remove what deletes them, then init a ` +
         `new backup on a new prefix`,
     );

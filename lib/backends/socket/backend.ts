@@ -62,6 +62,7 @@ import { checkServerKey, type LaidOut, layOutChange } from "./sealed_layout.ts";
 import type { SealedCompactionRequest } from "./sealed_compaction.ts";
 import { DEFAULT_RETRY_POLICY, type RetryPolicy } from "./options.ts";
 import { pause, StoppingError, unlessStopping } from "../stopping.ts";
+import { cliCommand } from "../../fs/shell_quote.ts";
 
 /** The lightningd log levels a `socket:` backup logs at. */
 export type SocketLogLevel = "info" | "unusual" | "broken";
@@ -410,8 +411,9 @@ export class SocketBackend implements Backend {
               `second connection while the node's is open: it serves one connection at a ` +
               `time, as the Python backup-cli server does, so it cannot compact while the node ` +
               `runs. Nothing changed, and the node's writes go on. cln-backup's server ` +
-              `compacts beside the writes: convert the server's storage ("backup-cli upgrade ` +
-              `<its URL>") and serve it with "backup-cli server ... --allow-v1"`,
+              `compacts beside the writes: convert the server's storage ` +
+              `("${cliCommand("upgrade", "<its URL>")}") and serve it with ` +
+              `"${cliCommand("server", "... --allow-v1")}"`,
           );
         }
         throw error;
@@ -682,7 +684,7 @@ export class SocketBackend implements Backend {
       `after reconnecting, the server's backup is at version ${version}, neither ` +
         `${step.before} (without ${step.what}) nor ${step.after} (with it): another writer or ` +
         `another copy of the backup is behind ${this.destination}; stop the node and check ` +
-        `the server with "deno task status -- ${this.url}"`,
+        `the server with "${cliCommand("status", this.url)}"`,
     );
   }
 

@@ -22,6 +22,7 @@ import { type DataKey, hex, sameBytes } from "../../crypto/data_key.ts";
 import { segmentCipher } from "../../crypto/record_cipher.ts";
 import { DEFAULT_SEGMENT_BYTES } from "../file/writer.ts";
 import type { Place, SealedChange } from "../../wire/packets_v2.ts";
+import { cliCommand } from "../../fs/shell_quote.ts";
 
 /** A change laid out for the server, and the place after it once stored. */
 export interface LaidOut {
@@ -79,7 +80,7 @@ export function checkServerKey(place: Place, key: DataKey | undefined, where: st
   if (!key && place.keyId) {
     throw new Error(
       `the backup on ${where} is encrypted, and the node has no backup.key beside its ` +
-        `backup.lock: put it back (cln-backup rekey <url> --key-file <lightning-dir>)`,
+        `backup.lock: put it back (${cliCommand("rekey", "<url> --key-file <lightning-dir>")})`,
     );
   }
   if (key && !place.keyId) {

@@ -10,7 +10,7 @@
 import { CREDENTIAL_NAME } from "../../backends/socket/credential.ts";
 import { CREDENTIALS_FILE } from "../../backends/s3/credentials.ts";
 import { existsSync } from "../../fs/exists.ts";
-import { shellQuote } from "../../fs/shell_quote.ts";
+import { cliCommand, shellQuote } from "../../fs/shell_quote.ts";
 import type { CheckResult, Found } from "./check.ts";
 import { describeBackup } from "./describe_backup.ts";
 import { formatBytes } from "./format_bytes.ts";
@@ -59,10 +59,10 @@ export function backendCheck(found: Found): CheckResult {
     // by the environment.
     const credential = `${found.dir}/${CREDENTIAL_NAME}`;
     const status = found.url.scheme === "socket" && existsSync(credential)
-      ? `CLN_BACKUP_CREDENTIAL=${credential} cln-backup status '${url}'`
+      ? `CLN_BACKUP_CREDENTIAL=${credential} ${cliCommand("status", `'${url}'`)}`
       : found.url.scheme === "s3"
-      ? `AWS_ACCESS_KEY_ID=… AWS_SECRET_ACCESS_KEY=… cln-backup status '${url}'`
-      : `cln-backup status '${url}'`;
+      ? `AWS_ACCESS_KEY_ID=… AWS_SECRET_ACCESS_KEY=… ${cliCommand("status", `'${url}'`)}`
+      : cliCommand("status", `'${url}'`);
     const keys = found.url.scheme === "s3" ? ` (the keys in ${CREDENTIALS_FILE})` : "";
     return [
       "WARN",
@@ -80,7 +80,7 @@ export function backendCheck(found: Found): CheckResult {
     return [
       "FAIL",
       `${url} is a v1 backup of the Python plugin, which this plugin does not append to: ` +
-      `convert it with "deno task upgrade -- --lightning-dir ${shellQuote(found.dir)}"`,
+      `convert it with "${cliCommand("upgrade", `--lightning-dir ${shellQuote(found.dir)}`)}"`,
     ];
   }
   const access = found.url?.scheme === "file"

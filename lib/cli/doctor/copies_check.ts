@@ -12,7 +12,7 @@ import { lockDestinations, newCopyCommand } from "../../backends/multi/mirrors.t
 import { backupKind } from "../../backends/open.ts";
 import { parseBackupUrl } from "../../backends/url.ts";
 import { backupAccessProblem } from "./backup_access.ts";
-import { shellQuote } from "../../fs/shell_quote.ts";
+import { cliCommand, shellQuote } from "../../fs/shell_quote.ts";
 import type { CheckResult, Found } from "./check.ts";
 import { describeBackup } from "./describe_backup.ts";
 import { keyIdOf, sameBytes } from "../../crypto/data_key.ts";
@@ -75,7 +75,7 @@ export function copiesCheck(found: Found): CheckResult {
     const isAsync = async.includes(url);
     const parsed = parseBackupUrl(url);
     if (parsed.scheme !== "file") {
-      fine.push(`${url} is remote (check it with "cln-backup status")`);
+      fine.push(`${url} is remote (check it with "${cliCommand("status")}")`);
       continue;
     }
     if (backupKind(parsed.path) === "v1") {

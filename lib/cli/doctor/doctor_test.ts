@@ -163,7 +163,7 @@ Deno.test("doctor: backup.lock missing, not JSON, or unreadable by lightningd's 
     const lock = `${node.dir}/backup.lock`;
     Deno.renameSync(lock, `${lock}.aside`);
     let checks = await runChecks(node.dir, GOOD_SYSTEM);
-    expect(checks, "backup.lock", "FAIL", /no backup\.lock in .*deno task init -- file:\/\/\//);
+    expect(checks, "backup.lock", "FAIL", /no backup\.lock in .*cln-backup init file:\/\/\//);
     for (const name of ["backend", "version", "permissions", "free space", "filesystem"]) {
       expect(checks, name, "SKIP", /needs /);
     }
@@ -199,7 +199,7 @@ Deno.test("doctor: a backup that is missing, or a v1 file the plugin will not ap
     Deno.copyFileSync(PRE_4090_BACKUP, v1);
     writeLockFile(node.dir, { backend_url: `file://${v1}` });
     checks = await runChecks(node.dir, GOOD_SYSTEM);
-    expect(checks, "backend", "FAIL", /v1 backup of the Python plugin.*deno task upgrade/);
+    expect(checks, "backend", "FAIL", /v1 backup of the Python plugin.*cln-backup upgrade/);
     // The Python plugin's node has no launcher: upgrade writes it, not init --existing.
     Deno.removeSync(`${node.dir}/cln-backup-plugin`);
     checks = await runChecks(node.dir, GOOD_SYSTEM);
@@ -492,7 +492,7 @@ Deno.test("doctor: the database a wallet= line names is the one compared; a Post
       "FAIL",
       new RegExp(
         `^no node\\.sqlite3 in "${node.base}/ssd" but the backup holds version 11: restore ` +
-          `it with "deno task restore -- '${node.url}' '${node.base}/ssd/node\\.sqlite3'"`,
+          `it with "cln-backup restore '${node.url}' '${node.base}/ssd/node\\.sqlite3'"`,
       ),
     );
     Deno.writeTextFileSync(`${node.base}/config`, "wallet=postgres://cln:pw@db/cln\n");

@@ -13,7 +13,7 @@ import { statIfExists } from "../../fs/exists.ts";
 import type { CheckResult, Found } from "./check.ts";
 import { CREDENTIAL_NAME } from "../../backends/socket/credential.ts";
 import { allows, describeUser } from "./node_user.ts";
-import { shellQuote } from "../../fs/shell_quote.ts";
+import { cliCommand, shellQuote } from "../../fs/shell_quote.ts";
 
 export function keyFileCheck(found: Found): CheckResult {
   const path = `${found.dir}/${KEY_FILE}`;
@@ -49,12 +49,12 @@ export function keyFileCheck(found: Found): CheckResult {
       : [
         "OK",
         `none: ${url} is not encrypted, so whoever reads it reads the node's channels ` +
-        `("cln-backup upgrade --encrypt" encrypts it)`,
+        `("${cliCommand("upgrade", "--encrypt")}" encrypts it)`,
       ];
   }
   const rewrite =
-    `"cln-backup rekey ${shellQuote(url)} --key-file ${
-      shellQuote(found.dir)
+    `"${
+      cliCommand("rekey", `${shellQuote(url)} --key-file ${shellQuote(found.dir)}`)
     }" writes it (it asks for ` +
     `the passphrase or identity)`;
   if (!info) {

@@ -6,7 +6,7 @@
 import { parseBackupUrl } from "../../backends/url.ts";
 import { LOCK_FILE, readLockFile } from "../../backup/lock_file.ts";
 import { statIfExists } from "../../fs/exists.ts";
-import { shellQuote } from "../../fs/shell_quote.ts";
+import { cliCommand, shellQuote } from "../../fs/shell_quote.ts";
 import type { CheckResult, Found } from "./check.ts";
 import { allows, describeUser } from "./node_user.ts";
 
@@ -16,8 +16,9 @@ export function lockCheck(found: Found): CheckResult {
   if (!info) {
     return [
       "FAIL",
-      `no ${LOCK_FILE} in "${found.dir}": create the backup with "deno task init -- ` +
-      `file:///path/to/backup --lightning-dir ${shellQuote(found.dir)}" (DIR must be the network ` +
+      `no ${LOCK_FILE} in "${found.dir}": create the backup with "${
+        cliCommand("init", `file:///path/to/backup --lightning-dir ${shellQuote(found.dir)}`)
+      }" (DIR must be the network ` +
       `directory lightningd runs plugins in, for example ~/.lightning/bitcoin)`,
     ];
   }

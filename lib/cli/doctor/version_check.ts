@@ -10,7 +10,7 @@ import { restoreTargetOf } from "../node_database.ts";
 import { statIfExists } from "../../fs/exists.ts";
 import { dataVersionAt } from "../../sqlite/data_version.ts";
 import { whyUnreadable } from "../why_unreadable.ts";
-import { shellQuote } from "../../fs/shell_quote.ts";
+import { cliCommand, shellQuote } from "../../fs/shell_quote.ts";
 import type { CheckResult, Found } from "./check.ts";
 import { describeBackup } from "./describe_backup.ts";
 
@@ -37,7 +37,9 @@ export function versionCheck(found: Found): CheckResult {
     return [
       "FAIL",
       `no ${name} in "${dirname(database)}" but the backup holds version ${b}: restore it ` +
-      `with "deno task restore -- ${shellQuote(url)} ${shellQuote(target)}" before starting ` +
+      `with "${
+        cliCommand("restore", `${shellQuote(url)} ${shellQuote(target)}`)
+      }" before starting ` +
       `lightningd`,
     ];
   }
@@ -69,13 +71,15 @@ export function versionCheck(found: Found): CheckResult {
       "FAIL",
       `${name} is at version ${m} but the backup only at ${b}: the node ran ` +
       `without the plugin, and the plugin will stop it: move the backup and backup.lock ` +
-      `aside and run "deno task init" to start a new backup from the current database`,
+      `aside and run "${cliCommand("init")}" to start a new backup from the current database`,
     ];
   }
   return [
     "FAIL",
     `${name} is at version ${m} but the backup at ${b}: the database is older ` +
     `than the backup (an old copy put back?), and the plugin will stop the node: restore ` +
-    `the database with "deno task restore -- ${shellQuote(url)} <new file>" and put it in place`,
+    `the database with "${
+      cliCommand("restore", `${shellQuote(url)} <new file>`)
+    }" and put it in place`,
   ];
 }

@@ -1,0 +1,27 @@
+import { assertEquals } from "../../tests/support/assert.ts";
+import { cliCommand, INVOKED_AS_ENV, nameCommandsAsInvoked } from "./shell_quote.ts";
+
+const envOf = (vars: Record<string, string>) => ({ get: (name: string) => vars[name] });
+
+Deno.test("a command is named as the operator ran this program, or as cln-backup", () => {
+  try {
+    nameCommandsAsInvoked(envOf({ INIT_CWD: "/home/op" }));
+    assertEquals(
+      cliCommand("upgrade", "--lightning-dir d"),
+      "deno task upgrade -- --lightning-dir d",
+    );
+    assertEquals(cliCommand("init"), "deno task init");
+    // backup-cli unsets INIT_CWD; a deno task that runs it still names backup-cli.
+    nameCommandsAsInvoked(envOf({ [INVOKED_AS_ENV]: "./backup-cli", INIT_CWD: "/x" }));
+    assertEquals(
+      cliCommand("doctor", "--lightning-dir d"),
+      "./backup-cli doctor --lightning-dir d",
+    );
+    nameCommandsAsInvoked(envOf({ [INVOKED_AS_ENV]: "/opt/my tools/backup-cli" }));
+    assertEquals(cliCommand("verify"), "'/opt/my tools/backup-cli' verify");
+    nameCommandsAsInvoked(envOf({}));
+    assertEquals(cliCommand("status", "u"), "cln-backup status u");
+  } finally {
+    nameCommandsAsInvoked(envOf({}));
+  }
+});
