@@ -85,6 +85,14 @@ const YIELD_EVERY = 64;
 
 const yieldToHooks = () => new Promise<void>((resolve) => setTimeout(resolve, 0));
 
+/**
+ * A failure without its numbers (versions, seconds, tries), which change at each try of the
+ * same failure.
+ */
+function failureKind(message: string): string {
+  return message.replace(/\d+/g, "#");
+}
+
 function changeBytes(change: Change): number {
   return change.statements.reduce((sum, s) => sum + s.length, 0);
 }
@@ -112,6 +120,8 @@ export class AsyncCopy {
   /** When the failure that started the outage came, and the last log line of it. */
   #failingSince = 0;
   #remindedAt = 0;
+  /** The failures this outage logged, their numbers aside (see {@linkcode failureKind}). */
+  #logged = new Set<string>();
   /** Since when the copy lacks something the primary holds. */
   #behindSince: number | undefined;
   #lastConnection: ConnectionStatus | null = null;
@@ -289,6 +299,14 @@ export class AsyncCopy {
           `it tries again: ${message}`,
       );
       this.#failingSince = this.#remindedAt = now;
+    } else if (!this.#logged.has(failureKind(message))) {
+      // A copy that is back but refuses the copy (another backup, a key, compacted past)
+      // needs the operator now: not in an hour, nor as one of its backend's debug lines.
+      this.options.log(
+        "unusual",
+        `Async destination ${this.url} fails otherwise now, the node goes on without it: ` +
+          message,
+      );
     } else if (now - this.#remindedAt >= REMIND_MS) {
       // One line at the start of an outage is easily missed, and the primary grows meanwhile.
       this.#remindedAt = now;
@@ -301,6 +319,7 @@ export class AsyncCopy {
       );
     }
     this.#error = message;
+    this.#logged.add(failureKind(message));
     this.#lastConnection = this.#dest?.state().connection ?? this.#lastConnection;
     this.#lastVersion = this.#dest?.state().version ?? this.#lastVersion;
     this.#dest?.close();
@@ -311,6 +330,7 @@ export class AsyncCopy {
   #recovered(): void {
     if (this.#error === undefined) return;
     this.#error = undefined;
+    this.#logged.clear();
     this.options.log("info", `Async destination ${this.url} works again, catching up`);
   }
 

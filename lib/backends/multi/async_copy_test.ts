@@ -189,6 +189,34 @@ Deno.test("AsyncCopy: a destination down for hours says so again each hour, not 
   }
 });
 
+Deno.test("AsyncCopy: a failure of another kind in an outage is logged when it comes, not an hour later", async () => {
+  const t = setUp({ now: () => 0 });
+  const failures = () => t.logs.filter((line) => / fail/.test(line));
+  try {
+    await t.store(change(1));
+    await t.until((s) => s.state === "failing");
+    assertEquals(failures().length, 1, t.logs.join("\n"));
+    // The disk comes back with another backup on it: no retry may ever copy to it.
+    createFileBackup(`${t.root}/copy`);
+    const other = openBackend(t.copyUrl);
+    for (let v = 1; v <= 6; v++) await other.append(change(v));
+    other.close();
+    await t.store(change(2));
+    await t.until(() => failures().length === 2);
+    assertMatch(
+      failures()[1],
+      /^Async destination file:.* fails otherwise now, the node goes on without it: it is at version 5, ahead of the primary at 2: it is not a copy of this backup/,
+    );
+    // Each try after it fails the same way, the versions aside: no line more.
+    await t.store(change(3));
+    await t.until((s) => s.error?.includes("primary at 3") ?? false);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    assertEquals(failures().length, 2, t.logs.join("\n"));
+  } finally {
+    await t.done();
+  }
+});
+
 Deno.test("AsyncCopy: the hourly line counts the time that passed, not the wall clock, which may be set back or on", async () => {
   // The plugin passes no clock: the wall clock is stepped (NTP; a machine without a real-time
   // clock boots at an old date), while the time that passed is an hour.
