@@ -44,6 +44,15 @@ export function nameCommandsAsInvoked(env: Pick<Deno.Env, "get"> = readableEnv):
   else naming = { program: "cln-backup" };
 }
 
+/**
+ * The command line running `command` with `args` as the plugin's messages name it, for a
+ * message that reaches another machine's operator (a server's refusal, in a node's log): how
+ * this program was run says nothing of how they run it.
+ */
+export function nodeCommand(command: string, args = ""): string {
+  return `cln-backup ${command}${args ? ` ${args}` : ""}`;
+}
+
 /** The command line running `command` with `args` (shell words, quoted by the caller). */
 export function cliCommand(command: string, args = ""): string {
   if (naming === "deno task") return `deno task ${command}${args ? ` -- ${args}` : ""}`;

@@ -43,7 +43,7 @@ import { DEFAULT_POLICY } from "../compact/policy.ts";
 import { readReport, type VerifyReport } from "../backup/verify.ts";
 import { removeStaleScratch, verifyOnThread } from "./verify_thread.ts";
 import { readingOnView, readOnView, removeStaleViews, viewPath } from "./segment_view.ts";
-import { cliCommand } from "../fs/shell_quote.ts";
+import { cliCommand, nodeCommand } from "../fs/shell_quote.ts";
 
 /**
  * The most bytes a change of `statementBytes` (its statements' UTF-8 length, joined) adds to
@@ -75,10 +75,10 @@ export function v1StorageRefusal(path: string): Error {
   );
 }
 
-/** Why a server never compacts an encrypted backup itself. */
+/** Why a server never compacts an encrypted backup itself, as its node is told. */
 function compactWhereTheKeyIs(): string {
   return "the backup is encrypted, and the server holds no key: it is compacted where the " +
-    `key is (lightning-cli backup-compact, or ${cliCommand("compact")}), which uploads the ` +
+    `key is (lightning-cli backup-compact, or ${nodeCommand("compact")}), which uploads the ` +
     "new base";
 }
 
@@ -687,7 +687,7 @@ export class ServerStorage {
       throw new RefusedError(
         `${what} is plain, and the backup is encrypted: the node seals its changes with its ` +
           `backup.key, which is missing beside its backup.lock: put it back (${
-            cliCommand("rekey")
+            nodeCommand("rekey")
           } ` +
           `--key-file), never mix a plain backup into an encrypted one`,
       );

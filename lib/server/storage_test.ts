@@ -1,4 +1,5 @@
-import { assert, assertEquals, assertRejects } from "../../tests/support/assert.ts";
+import { assert, assertEquals, assertMatch, assertRejects } from "../../tests/support/assert.ts";
+import { INVOKED_AS_ENV, nameCommandsAsInvoked } from "../fs/shell_quote.ts";
 import { ServerStorage } from "./storage.ts";
 import { logName } from "../format/layout.ts";
 import { makeEncryptedBackup } from "../../tests/support/encrypted.ts";
@@ -167,6 +168,26 @@ Deno.test("a view a crash left in the backup is removed when the server opens it
   try {
     assertEquals([...Deno.readDirSync(path)].filter((e) => e.name.startsWith("view-")), []);
   } finally {
+    storage.close();
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("what a server tells a node names commands as the node's plugin does, not as the server was run", async () => {
+  const dir = Deno.makeTempDirSync();
+  await makeEncryptedBackup(`${dir}/node`);
+  const storage = ServerStorage.open(`file://${dir}/node`, `${dir}/node`, () => {});
+  // The server's operator ran it as "./backup-cli server ...": the node is elsewhere.
+  nameCommandsAsInvoked({ get: (name) => name === INVOKED_AS_ENV ? "./backup-cli" : undefined });
+  try {
+    const plain = await assertRejects(() =>
+      storage.append({ version: 1, statements: [bumpStatement(0)] })
+    );
+    assertMatch((plain as Error).message, /put it back \(cln-backup rekey --key-file\)/);
+    const compact = await assertRejects(() => storage.compact());
+    assertMatch((compact as Error).message, /or cln-backup compact\)/);
+  } finally {
+    nameCommandsAsInvoked({ get: () => undefined });
     storage.close();
     Deno.removeSync(dir, { recursive: true });
   }
