@@ -271,7 +271,7 @@ Deno.test("backup-cli: status, verify, upgrade and doctor run under their permis
     assertEquals(init.stderr, [
       `Cannot init backup: "${dir}/backup.lock" already exists (it points to ${bkpUrl}): this ` +
       `node has a backup already: it is the Python plugin's v1 backup: convert it with ` +
-      `"${cli} upgrade --lightning-dir ${dir}" instead (it writes the launcher too); to ` +
+      `"${cli} upgrade --lightning-dir '${dir}'" instead (it writes the launcher too); to ` +
       `start over, move backup.lock aside first`,
     ]);
     Deno.writeTextFileSync(`${dir}/backup.lock`, JSON.stringify({ backend_url: v1Url }));
@@ -480,7 +480,7 @@ Deno.test("backup-cli server on the Python server's .dbak names upgrade <url>, w
       `Serve it instead of the v1 file: in the Python server's command line (a systemd ` +
       `unit's ExecStart=), put cln-backup's backup-cli for the Python one, ${converted} for ` +
       `${v1Url}, and add --allow-v1; the address and --log-mode stay, and the nodes keep ` +
-      `their socket: URL. Check it with "${cli} verify ${converted}", then delete the v1 ` +
+      `their socket: URL. Check it with "${cli} verify '${converted}'", then delete the v1 ` +
       `file when you like`,
     ]);
     assertEquals(openReader(converted).describe().lastVersion, 46);

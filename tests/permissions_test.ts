@@ -371,7 +371,7 @@ Deno.test("backup.lock pointed at another backup after init: refused at start, t
     assertEquals(lightningd.logs.filter((l) => l.level === "broken").map((l) => l.message), [
       `Cannot start backup: the plugin's launcher does not allow it (requires read access to ` +
       `"${moved}"): backup.lock names a backup the launcher was not written for (changed ` +
-      `after init?): run "cln-backup doctor --lightning-dir ${node.lightningDir}", which names ` +
+      `after init?): run "cln-backup doctor --lightning-dir '${node.lightningDir}'", which names ` +
       `the flags the launcher needs`,
     ]);
     await lightningd.kill().catch(() => {});
@@ -411,7 +411,7 @@ async function deniedAfterEdit(
 function launcherDeniedLine(lightningDir: string, denied: string): string {
   return `Cannot store change 1: the plugin's launcher does not allow it (${denied}): ` +
     `backup.lock names a backup the launcher was not written for (changed after init?): run ` +
-    `"cln-backup doctor --lightning-dir ${lightningDir}", which names the flags the launcher needs`;
+    `"cln-backup doctor --lightning-dir '${lightningDir}'", which names the flags the launcher needs`;
 }
 
 const S3_KEYS = (dir: string) =>

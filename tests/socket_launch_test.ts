@@ -99,9 +99,9 @@ Deno.test("backup.lock sent through a proxy after init: the node stops at once, 
           `Cannot store change \\d+: the plugin's launcher does not allow it \\(requires net ` +
             `access to "127\\.0\\.0\\.1:9050"\\): backup\\.lock names a backup the launcher was not ` +
             `written for \\(changed after init\\?\\): run "cln-backup doctor --lightning-dir ` +
-            `${
+            `'${
               Deno.realPathSync(dir).replaceAll(".", "\\.")
-            }", which names the flags the launcher needs`,
+            }'", which names the flags the launcher needs`,
         ),
       );
       assertEquals(lightningd.logs.filter((l) => /reconnect/.test(l.message)), []);

@@ -154,9 +154,9 @@ Deno.test("on the Python plugin's backup.lock (a v1 .dbak) the plugin says which
       refusal?.message,
       `Cannot open backup: "${v1}" is a v1 backup of the Python plugin, which this plugin ` +
         `does not append to: with lightningd stopped, convert it once, keeping every version, ` +
-        `with "cln-backup upgrade --lightning-dir ${
+        `with "cln-backup upgrade --lightning-dir '${
           Deno.realPathSync(dir)
-        }", then load the plugin with the important-plugin= line it prints and start ` +
+        }'", then load the plugin with the important-plugin= line it prints and start ` +
         `lightningd`,
     );
   } finally {

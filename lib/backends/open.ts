@@ -17,7 +17,7 @@ import { S3BackupReader, type Unlock } from "./s3/reader.ts";
 import { loadCredentials } from "./s3/credentials.ts";
 import { credentialFromEnv } from "./socket/credential.ts";
 import { pathToFileURL } from "node:url";
-import { cliCommand } from "../fs/shell_quote.ts";
+import { cliCommand, shellQuote } from "../fs/shell_quote.ts";
 
 /**
  * What a file URL's path holds: a cln-backup directory, a v1 `.dbak`, nothing, something
@@ -53,7 +53,7 @@ function fileUrl(url: string): BackupUrl & { scheme: "file" } {
     throw new BackupUrlError(
       url,
       `a ${parsed.scheme}: backup is read through the network, which this step does not do: ` +
-        `check it with "${cliCommand("status", url)}"`,
+        `check it with "${cliCommand("status", shellQuote(url))}"`,
     );
   }
   return parsed;
@@ -153,7 +153,12 @@ export function openBackend(
         `Cannot open backup: "${path}" is a v1 backup of the Python plugin, which this ` +
           `plugin does not append to: with lightningd stopped, convert it once, keeping ` +
           `every version, with "${
-            cliCommand("upgrade", `--lightning-dir ${lightningDir ?? "<the network directory>"}`)
+            cliCommand(
+              "upgrade",
+              `--lightning-dir ${
+                lightningDir ? shellQuote(lightningDir) : "<the network directory>"
+              }`,
+            )
           }", then ` +
           `load the plugin with the important-plugin= line it prints and start lightningd`,
       );

@@ -49,7 +49,7 @@ import {
   type MadeBackup,
   MayHaveStoredError,
 } from "./new_backup.ts";
-import { cliCommand } from "../fs/shell_quote.ts";
+import { cliCommand, shellQuote } from "../fs/shell_quote.ts";
 
 const ACTION = INIT_ACTION;
 
@@ -309,7 +309,7 @@ export async function init(
         if (parsed.scheme === "file" && backupKind(parsed.path) === "v1") {
           todo = `it is the Python plugin's v1 backup: convert it with ` +
             `"${
-              cliCommand("upgrade", `--lightning-dir ${dir}`)
+              cliCommand("upgrade", `--lightning-dir ${shellQuote(dir)}`)
             }" instead (it writes the launcher too); ${todo}`;
         }
       } catch {

@@ -244,7 +244,7 @@ Deno.test("init refuses an existing backup and an existing backup.lock", async (
   await refused(
     dir,
     [`file://${dir}/../new`, "--lightning-dir", dir],
-    /^Cannot init backup: ".*backup.lock" already exists \(it points to file:\/\/.*\/file.bkp\): this node has a backup already: it is the Python plugin's v1 backup: convert it with "cln-backup upgrade --lightning-dir .*\/regtest" instead \(it writes the launcher too\); to start over, move backup.lock aside first$/,
+    /^Cannot init backup: ".*backup.lock" already exists \(it points to file:\/\/.*\/file.bkp\): this node has a backup already: it is the Python plugin's v1 backup: convert it with "cln-backup upgrade --lightning-dir '.*\/regtest'" instead \(it writes the launcher too\); to start over, move backup.lock aside first$/,
   );
   assert(!exists(`${dir}/../new`));
   removeNodeDir(dir);

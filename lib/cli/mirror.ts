@@ -122,7 +122,7 @@ export async function mirror(args: string[], output: Output = consoleOutput): Pr
         throw new Error(
           `${ACTION}: ${lock.backend_url} holds version ${held} and the database ${version}: ` +
             `the copies must start equal: run "${
-              cliCommand("doctor", `--lightning-dir ${dir}`)
+              cliCommand("doctor", `--lightning-dir ${shellQuote(dir)}`)
             }" and ` +
             `fix that first`,
         );

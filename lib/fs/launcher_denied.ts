@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { cliCommand } from "./shell_quote.ts";
+import { cliCommand, shellQuote } from "./shell_quote.ts";
 
 /**
  * Why the plugin failed, when its launcher denied it: what to do, from `dir`, the lightning
@@ -17,5 +17,7 @@ export function launcherDenied(error: unknown, dir = Deno.cwd()): string | undef
   const denied = error.message.replace(/, run again with the --allow-\w+ flag$/, "");
   return `the plugin's launcher does not allow it (${denied.replace(/^R/, "r")}): backup.lock ` +
     `names a backup the launcher was not written for (changed after init?): run ` +
-    `"${cliCommand("doctor", `--lightning-dir ${dir}`)}", which names the flags the launcher needs`;
+    `"${
+      cliCommand("doctor", `--lightning-dir ${shellQuote(dir)}`)
+    }", which names the flags the launcher needs`;
 }

@@ -50,7 +50,7 @@ import { heldStats } from "../../compact/version_count.ts";
 import type { CompactableBackend } from "../../compact/compactor.ts";
 import type { CompactionSizes } from "../../compact/policy.ts";
 import { newCopyCommand } from "../multi/mirrors.ts";
-import { cliCommand } from "../../fs/shell_quote.ts";
+import { cliCommand, shellQuote } from "../../fs/shell_quote.ts";
 
 /**
  * A live segment is sealed, and a new one started, once it would grow past this. A
@@ -173,7 +173,7 @@ class LiveLogRemovedError extends Error {
         `is gone; with lightningd stopped, make a new one from the node's database: for the ` +
         `node's only backup, move backup.lock aside, then run ` +
         `"${
-          cliCommand("init", `--lightning-dir DIR ${url}`)
+          cliCommand("init", `--lightning-dir DIR ${shellQuote(url)}`)
         }"; for one of several destinations, remove it from backup.lock ` +
         `(backend_url must name one that holds every change), then add a new copy with ` +
         newCopyCommand(),

@@ -114,7 +114,7 @@ function removedLine(path: string, url: string): string {
   return `Cannot write backup: "${path}" was removed while it was being written to: the ` +
     `backup is gone; with lightningd stopped, make a new one from the node's database: for ` +
     `the node's only backup, move backup.lock aside, then run "cln-backup init ` +
-    `--lightning-dir DIR ${url}"; for one of several destinations, remove it from backup.lock (backend_url must name ` +
+    `--lightning-dir DIR '${url}'"; for one of several destinations, remove it from backup.lock (backend_url must name ` +
     `one that holds every change), then add a new copy with "cln-backup mirror NEW_URL ` +
     `--lightning-dir DIR"`;
 }

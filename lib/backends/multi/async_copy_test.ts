@@ -263,7 +263,7 @@ Deno.test("AsyncCopy: a destination the launcher does not allow says to run doct
       failing.error,
       `the plugin's launcher does not allow it (requires net access to ` +
         `"backup.example.org:8700"): backup.lock names a backup the launcher was not written ` +
-        `for (changed after init?): run "cln-backup doctor --lightning-dir ${Deno.cwd()}", ` +
+        `for (changed after init?): run "cln-backup doctor --lightning-dir '${Deno.cwd()}'", ` +
         `which names the flags the launcher needs`,
     );
     assertMatch(t.logs[0], /failed, the node goes on .*: the plugin's launcher does not allow/);

@@ -62,7 +62,7 @@ import { checkServerKey, type LaidOut, layOutChange } from "./sealed_layout.ts";
 import type { SealedCompactionRequest } from "./sealed_compaction.ts";
 import { DEFAULT_RETRY_POLICY, type RetryPolicy } from "./options.ts";
 import { pause, StoppingError, unlessStopping } from "../stopping.ts";
-import { cliCommand } from "../../fs/shell_quote.ts";
+import { cliCommand, shellQuote } from "../../fs/shell_quote.ts";
 
 /** The lightningd log levels a `socket:` backup logs at. */
 export type SocketLogLevel = "info" | "unusual" | "broken";
@@ -684,7 +684,7 @@ export class SocketBackend implements Backend {
       `after reconnecting, the server's backup is at version ${version}, neither ` +
         `${step.before} (without ${step.what}) nor ${step.after} (with it): another writer or ` +
         `another copy of the backup is behind ${this.destination}; stop the node and check ` +
-        `the server with "${cliCommand("status", this.url)}"`,
+        `the server with "${cliCommand("status", shellQuote(this.url))}"`,
     );
   }
 
