@@ -532,3 +532,23 @@ Deno.test("backup-cli started through a symlink in another directory finds its c
     Deno.removeSync(root, { recursive: true });
   }
 });
+
+Deno.test('backup-cli: run as "sh backup-cli", the commands it advises are ./backup-cli\'s, which run', async () => {
+  const root = checkout();
+  const dir = Deno.makeTempDirSync();
+  try {
+    const doctor = await backupCli("sh", ["backup-cli", "doctor", "--lightning-dir", dir], {
+      cwd: root,
+    });
+    // "backup-cli init …" would not run: the checkout is not on PATH.
+    assert(
+      doctor.stdout.some((line) =>
+        line.includes(`"./backup-cli init file:///path/to/backup --lightning-dir '${dir}'"`)
+      ),
+      doctor.stdout.join("\n"),
+    );
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+    Deno.removeSync(root, { recursive: true });
+  }
+});
