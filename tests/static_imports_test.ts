@@ -8,7 +8,10 @@ import { assert, assertEquals } from "./support/assert.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 
-async function offline(args: string[]): Promise<{ code: number; stderr: string }> {
+async function offline(
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<{ code: number; stderr: string }> {
   const denoDir = Deno.makeTempDirSync({ prefix: "empty-deno-dir-" });
   try {
     const { code, stderr } = await new Deno.Command(Deno.execPath(), {
@@ -19,6 +22,7 @@ async function offline(args: string[]): Promise<{ code: number; stderr: string }
         NPM_CONFIG_REGISTRY: "http://127.0.0.1:9/",
         DENO_NO_UPDATE_CHECK: "1",
         NO_COLOR: "1",
+        ...env,
       },
       stdout: "null",
     }).output();
@@ -34,4 +38,36 @@ Deno.test("backup-cli's permission script and the CLI start with no npm package 
   const status = await offline(["cli.ts", "status", "file:///nonexistent/cln-backup"]);
   assert(!/npm|Failed loading/.test(status.stderr), status.stderr);
   assertEquals(status.code, 1, status.stderr);
+});
+
+Deno.test("a package fetched on first use that cannot be fetched is one line saying what to do", async () => {
+  const dir = Deno.makeTempDirSync({ prefix: "first-use-" });
+  try {
+    Deno.mkdirSync(`${dir}/node`);
+    const runs: [string, string[]][] = [
+      ["@peculiar/x509", ["cli.ts", "server", "init-tls", `${dir}/root`]],
+      ["@noble/ciphers", [
+        "cli.ts",
+        "init",
+        "--encrypt",
+        "--recipient",
+        "age1qqqq",
+        `${dir}/node`,
+        `file://${dir}/backup`,
+      ]],
+      ["aws4fetch", ["cli.ts", "status", "s3://bucket/p?endpoint=http://127.0.0.1:9&path-style=1"]],
+    ];
+    for (const [name, args] of runs) {
+      const keys = { AWS_ACCESS_KEY_ID: "id", AWS_SECRET_ACCESS_KEY: "secret" };
+      const { code, stderr } = await offline(args, keys);
+      const lines = stderr.split("\n").filter((line) => line && !line.startsWith("Download "));
+      assertEquals(lines.length, 1, stderr);
+      assert(lines[0].startsWith("Cannot "), stderr);
+      assert(lines[0].includes(`npm package ${name}`), stderr);
+      assert(lines[0].includes("set DENO_DIR to a Deno cache that holds it"), stderr);
+      assertEquals(code, 1, stderr);
+    }
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
 });

@@ -13,6 +13,7 @@
  */
 import { createHash } from "node:crypto";
 import { KEY_ID_SIZE } from "../format/segment.ts";
+import { npmFirstUse } from "../fs/npm_first_use.ts";
 
 /** The exports of lib/crypto/primitives.ts, the one module that imports the crypto libraries. */
 export type Primitives = typeof import("./primitives.ts");
@@ -26,7 +27,7 @@ export const PRIMITIVES_MODULE = new URL("./primitives.ts", import.meta.url);
 
 /** The cryptographic primitives (lib/crypto/primitives.ts), loaded on first use. */
 export function primitives(): Promise<Primitives> {
-  return loaded ??= import(PRIMITIVES_MODULE.href);
+  return loaded ??= npmFirstUse(import(PRIMITIVES_MODULE.href), "@noble/ciphers or @noble/hashes");
 }
 
 const ID_LABEL = new TextEncoder().encode("cln-backup data key id\0");

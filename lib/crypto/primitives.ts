@@ -18,13 +18,14 @@
 import { createCipheriv, createDecipheriv } from "node:crypto";
 import { hchacha } from "npm:@noble/ciphers@2/chacha.js";
 import { scrypt } from "npm:@noble/hashes@2/scrypt.js";
+import { npmFirstUse } from "../fs/npm_first_use.ts";
 
 /**
  * age-encryption, loaded on first use: evaluating it costs about 45 ms of CPU, which every
  * process that never wraps a key (the plugin on a plain backup, most CLI runs) would pay at
  * start.
  */
-const ageLibrary = () => import("npm:age-encryption@0.3");
+const ageLibrary = () => npmFirstUse(import("npm:age-encryption@0.3"), "age-encryption");
 
 export const KEY_BYTES = 32;
 export const NONCE_BYTES = 24;

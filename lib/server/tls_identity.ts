@@ -12,6 +12,7 @@ import { existsSync } from "../fs/exists.ts";
 import { hex } from "../crypto/data_key.ts";
 import { writeFileDurably } from "../fs/durable.ts";
 import { checkSecretMode } from "../fs/secret_mode.ts";
+import { npmFirstUse } from "../fs/npm_first_use.ts";
 
 export const TLS_CERT_NAME = "tls.crt";
 export const TLS_KEY_NAME = "tls.key";
@@ -116,7 +117,10 @@ export async function initTlsIdentity(root: string, names = ["localhost"]): Prom
         `${TLS_CERT_NAME} and ${TLS_KEY_NAME} first only if you mean to replace it`,
     );
   }
-  const { selfSigned } = await import(X509_MODULE.href) as typeof import("./x509.ts");
+  const { selfSigned } = await npmFirstUse<typeof import("./x509.ts")>(
+    import(X509_MODULE.href),
+    "@peculiar/x509",
+  );
   const { cert, key } = await selfSigned(names);
   const encoder = new TextEncoder();
   writeFileDurably(root, TLS_KEY_NAME, encoder.encode(key), 0o600);

@@ -15,6 +15,7 @@ import { parseListing, parseUploads, type Upload, xmlText } from "./xml.ts";
 import { MAX_PAYLOAD_BYTES, RECORD_HEADER_SIZE } from "../../format/record.ts";
 import { SEGMENT_HEADER_SIZE } from "../../format/segment.ts";
 import { concat } from "../../bytes/concat.ts";
+import { npmFirstUse } from "../../fs/npm_first_use.ts";
 
 export type { SigningKeys as S3Credentials } from "./sigv4.ts";
 import type { SigningKeys as S3Credentials } from "./sigv4.ts";
@@ -356,7 +357,7 @@ export class S3Client {
     body: Uint8Array | undefined,
     keys: S3Credentials,
   ): Promise<Headers> {
-    const { signRequest } = await (sigv4 ??= import(SIGV4_MODULE.href));
+    const { signRequest } = await (sigv4 ??= npmFirstUse(import(SIGV4_MODULE.href), "aws4fetch"));
     return signRequest({
       method,
       url: resource,
@@ -387,12 +388,14 @@ export class S3Client {
     if (body !== undefined) all["content-md5"] = createHash("md5").update(body).digest("base64");
     const client = this.#client(what);
     const keys = this.#credentials;
+    // Signed before the request: a signer that cannot be loaded is no failure to retry.
+    const signed = await this.#sign(method, resource, all, body, keys);
     let response: Response;
     try {
       response = await fetch(resource, {
         client,
         method,
-        headers: await this.#sign(method, resource, all, body, keys),
+        headers: signed,
         body: body as BodyInit | undefined,
         signal: AbortSignal.timeout(waitMs),
         // A signed request cannot follow a redirect (its host is signed, and the launcher
