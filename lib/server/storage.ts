@@ -82,6 +82,15 @@ function compactWhereTheKeyIs(): string {
     "new base";
 }
 
+/** A served backup's writer; its lock held elsewhere is most likely held by a second server. */
+function openServed(url: string, dir: string, log: (message: string) => void): FileBackend {
+  return FileBackend.open(url, dir, {
+    log,
+    keyless: true,
+    lockHolder: "another server serving it",
+  });
+}
+
 /** A backup a server keeps for its clients, held open and locked for writing while it serves. */
 export class ServerStorage {
   #backend: FileBackend;
@@ -126,7 +135,7 @@ export class ServerStorage {
       case "other":
         throw new Error(`Cannot serve backup: "${dir}" is not a backup: check the URL`);
     }
-    const backend = FileBackend.open(url, dir, { log, keyless: true });
+    const backend = openServed(url, dir, log);
     removeStaleScratch(dir);
     removeStaleViews(dir);
     return new ServerStorage(url, dir, backend, log);
@@ -326,7 +335,7 @@ export class ServerStorage {
       // Closed by an earlier try whose open failed.
       if (!(error instanceof Deno.errors.BadResource)) throw error;
     }
-    this.#backend = FileBackend.open(this.url, this.dir, { log: this.#log, keyless: true });
+    this.#backend = openServed(this.url, this.dir, this.#log);
     this.#log("opened the backup again after a write failed: writes go on if the disk takes them");
   }
 
@@ -477,7 +486,7 @@ export class ServerStorage {
       }
     } finally {
       if (base) removeIfExists(base);
-      this.#backend = FileBackend.open(this.url, this.dir, { log: this.#log, keyless: true });
+      this.#backend = openServed(this.url, this.dir, this.#log);
     }
     this.#log(
       `made the backup "${this.dir}" encrypted (backup ${formatBackupId(owner.backupId)}, ` +
@@ -565,7 +574,7 @@ export class ServerStorage {
     try {
       swapInStaged(this.dir);
     } finally {
-      this.#backend = FileBackend.open(this.url, this.dir, { log: this.#log, keyless: true });
+      this.#backend = openServed(this.url, this.dir, this.#log);
     }
     this.#rewound = false;
     this.#log(

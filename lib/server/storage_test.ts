@@ -1,4 +1,10 @@
-import { assert, assertEquals, assertMatch, assertRejects } from "../../tests/support/assert.ts";
+import {
+  assert,
+  assertEquals,
+  assertMatch,
+  assertRejects,
+  assertThrows,
+} from "../../tests/support/assert.ts";
 import { INVOKED_AS_ENV, nameCommandsAsInvoked } from "../fs/shell_quote.ts";
 import { ServerStorage } from "./storage.ts";
 import { logName } from "../format/layout.ts";
@@ -189,6 +195,23 @@ Deno.test("what a server tells a node names commands as the node's plugin does, 
   } finally {
     nameCommandsAsInvoked({ get: () => undefined });
     storage.close();
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("a backup another server serves is refused naming that server, not a plugin", () => {
+  const dir = Deno.makeTempDirSync();
+  const path = `${dir}/node`;
+  const first = ServerStorage.open(`file://${path}`, path, () => {});
+  try {
+    const error = assertThrows(() => ServerStorage.open(`file://${path}`, path, () => {}));
+    assertEquals(
+      error.message,
+      `Cannot open backup: another process is writing to "${path}" (another server serving ` +
+        `it?): stop it first`,
+    );
+  } finally {
+    first.close();
     Deno.removeSync(dir, { recursive: true });
   }
 });

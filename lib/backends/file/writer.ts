@@ -91,6 +91,8 @@ export interface FileBackendOptions {
    * the client, laid out for their place ({@linkcode FileBackend.appendSealed}).
    */
   keyless?: boolean;
+  /** Who likely holds the write lock when another process does, for the message. */
+  lockHolder?: string;
 }
 
 /**
@@ -145,20 +147,17 @@ function openLockFile(path: string): Deno.FsFile {
 
 /** Another process holds a backup's write lock. */
 export class BackupLockedError extends Error {
-  constructor(readonly dir: string) {
-    super(
-      `Cannot open backup: another process is writing to "${dir}" (a running lightningd's ` +
-        `plugin?): stop it first`,
-    );
+  constructor(readonly dir: string, holder = "a running lightningd's plugin") {
+    super(`Cannot open backup: another process is writing to "${dir}" (${holder}?): stop it first`);
     this.name = "BackupLockedError";
   }
 }
 
 /** Takes the backup's write lock, or says who holds it. */
-function lockDir(dir: string): Deno.FsFile {
+function lockDir(dir: string, holder?: string): Deno.FsFile {
   const lock = openLockFile(`${dir}/${LOCK_NAME}`);
   // Released with an unlock (flock.ts), a lock never looks held after its release.
-  if (!tryLock(lock)) throw new BackupLockedError(dir);
+  if (!tryLock(lock)) throw new BackupLockedError(dir, holder);
   return lock;
 }
 
@@ -249,7 +248,7 @@ export class FileBackend implements Backend, CompactableBackend {
    * {@linkcode state}: only the node's version can tell it from a damaged last change.
    */
   static open(url: string, dir: string, options: FileBackendOptions = {}): FileBackend {
-    const lock = lockDir(dir);
+    const lock = lockDir(dir, options.lockHolder);
     try {
       const backend = new FileBackend(
         url,
