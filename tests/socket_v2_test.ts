@@ -49,6 +49,7 @@ import { startServer } from "./support/wire_server.ts";
 import { backUpWithPlugin, withServer } from "./support/v2_server.ts";
 import { BufferedOutput, makeNodeDir, removeNodeDir } from "./support/cli_testing.ts";
 import { init } from "../lib/cli/init.ts";
+import { status } from "../lib/cli/status.ts";
 import { CliProcess } from "./support/cli_process.ts";
 import { server as serverCommand } from "../lib/cli/server.ts";
 import { createFileBackup } from "../lib/backends/file/create.ts";
@@ -181,6 +182,13 @@ Deno.test("refused: no credential, a wrong key, another node's key, a traversal 
     await assertRejects(
       () => SocketBackupReader.fetch(url, 5_000, undefined),
       /without a node credential: set CLN_BACKUP_CREDENTIAL to the node's backup\.credential/,
+    );
+    // status says it as its other errors: "Cannot show the backup's status: ...".
+    const output = new BufferedOutput();
+    assertEquals(await status([url], output), 1);
+    assertMatch(
+      output.transcript,
+      /^Cannot show the backup's status: the server refused a client without a node credential/,
     );
     // A wrong key.
     const wrong = { ...credential("alice"), key: new Uint8Array(32).fill(9) };

@@ -14,6 +14,7 @@ import { readChain } from "../format/chain.ts";
 import { readWrappedKey } from "../crypto/wrapped_key_file.ts";
 import { serverStatus } from "../backends/socket/server_checks.ts";
 import { v2Credential } from "../backends/socket/credential.ts";
+import { NoCredentialError } from "../backends/socket/reader.ts";
 
 const STATUS_HELP = `Usage: cln-backup status <url> [--json]
 
@@ -84,7 +85,14 @@ async function describeAt(url: string): Promise<[BackupDescription, string[]]> {
     const { wrappedFor, ...description } = await serverStatus(url, credential);
     return [description, wrappedFor ?? []];
   }
-  const reader = await connectReader(url);
+  let reader;
+  try {
+    reader = await connectReader(url);
+  } catch (error) {
+    // Said as status's other errors are (the reader's words are restore's).
+    if (!(error instanceof NoCredentialError)) throw error;
+    throw new Error(error.message.replace(/^Cannot read backup: /, `${STATUS_SPEC.action}: `));
+  }
   try {
     // A file backup the plugin compacts meanwhile is read again, not called damaged.
     const description = readBesideCompaction(reader, () => reader.describe());
