@@ -72,7 +72,7 @@ function convert(spec: OptionSpec, raw: unknown, text: boolean): OptionValue | {
       if (text && typeof raw === "string" && BOOL_TEXT.has(raw.toLowerCase())) {
         return BOOL_TEXT.get(raw.toLowerCase())!;
       }
-      return { error: `${JSON.stringify(raw)} is not true or false` };
+      return { error: `${JSON.stringify(raw)} is not a boolean` };
   }
 }
 
@@ -87,7 +87,7 @@ function expected(spec: OptionSpec): string {
         : `a whole number from ${spec.min} on`;
     case "bool":
     case "flag":
-      return "true or false";
+      return "true, false, yes or no (any case)";
   }
 }
 

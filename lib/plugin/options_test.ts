@@ -76,6 +76,7 @@ Deno.test("options: setconfig accepts each type's values", () => {
 });
 
 // [type, setconfig val, message]: each refused with one line saying what to give.
+const BOOL_VALUES = "true, false, yes or no (any case)";
 const BAD: [OptionSpec["type"], unknown, string][] = [
   [
     "int",
@@ -121,8 +122,10 @@ const BAD: [OptionSpec["type"], unknown, string][] = [
     "-007",
     'Cannot set option "x": "-007" has a leading zero; give a whole number such as 42',
   ],
-  ["bool", "1", 'Cannot set option "x": "1" is not true or false; give true or false'],
-  ["bool", "on", 'Cannot set option "x": "on" is not true or false; give true or false'],
+  // Every value setconfig takes is listed (what lightningd's config takes: opt_set_bool_arg).
+  ["bool", "maybe", `Cannot set option "x": "maybe" is not a boolean; give ${BOOL_VALUES}`],
+  ["bool", "1", `Cannot set option "x": "1" is not a boolean; give ${BOOL_VALUES}`],
+  ["bool", "on", `Cannot set option "x": "on" is not a boolean; give ${BOOL_VALUES}`],
   ["string", 5, 'Cannot set option "x": 5 is not a string; give a string'],
 ];
 
@@ -167,9 +170,9 @@ Deno.test("options: init values of the wrong type are logged and ignored, one li
   });
   assertEquals(problems, [
     'Ignoring option "rec-int": "42" is not a whole number; give a whole number such as 42 (keeping 1)',
-    'Ignoring option "rec-bool": "false" is not true or false; give true or false (keeping true)',
+    'Ignoring option "rec-bool": "false" is not a boolean; give true, false, yes or no (any case) (keeping true)',
     'Ignoring option "rec-string": 5 is not a string; give a string (keeping "none")',
-    'Ignoring option "rec-flag": 1 is not true or false; give true or false (keeping false)',
+    'Ignoring option "rec-flag": 1 is not a boolean; give true, false, yes or no (any case) (keeping false)',
     'Ignoring option "rec-nodefault": null is not a string; give a string (keeping it unset)',
     'Ignoring option "rec-dyn": 1.5 is not a whole number; give a whole number such as 42 (keeping 5)',
     'Ignoring unknown option "rec-unknown" in init: this plugin declares no such option',
