@@ -169,7 +169,7 @@ test("S3: no backup at the URL, a missing bucket, wrong keys: one line each", as
   );
   assertMatch(
     none.message,
-    /^Cannot open backup: no backup at ".*" \(no nothing\/backup-id in .*\): check the URL's bucket, prefix and endpoint; "deno task init" is for a node without a backup$/,
+    /^Cannot open backup: no backup at ".*" \(no nothing\/backup-id in .*\): check the URL's bucket, prefix and endpoint; "cln-backup init" is for a node without a backup$/,
   );
   const missing = await assertRejects(() =>
     S3Backend.connect(s.url("no-such-bucket"), { credentials: s.credentials, policy: FAST })
