@@ -77,7 +77,7 @@ function convert(spec: OptionSpec, raw: unknown, text: boolean): OptionValue | {
 }
 
 /** What to write instead, for an error message. */
-function expected(spec: OptionSpec): string {
+function expected(spec: OptionSpec, text: boolean): string {
   switch (spec.type) {
     case "string":
       return "a string";
@@ -87,7 +87,8 @@ function expected(spec: OptionSpec): string {
         : `a whole number from ${spec.min} on`;
     case "bool":
     case "flag":
-      return "true, false, yes or no (any case)";
+      // init's values are typed: there only a JSON bool is one.
+      return text ? "true, false, yes or no (any case)" : "a JSON true or false";
   }
 }
 
@@ -137,7 +138,7 @@ export class Options {
       if (typeof value === "object") {
         const kept = this.#values.get(name);
         problems.push(
-          `Ignoring option "${name}": ${value.error}; give ${expected(spec)} ` +
+          `Ignoring option "${name}": ${value.error}; give ${expected(spec, false)} ` +
             `(keeping ${kept === undefined ? "it unset" : JSON.stringify(kept)})`,
         );
       } else {
@@ -183,7 +184,7 @@ export class Options {
     if (typeof value === "object") {
       throw new RpcError(
         ErrorCode.InvalidParams,
-        `Cannot set option "${config}": ${value.error}; give ${expected(spec)}`,
+        `Cannot set option "${config}": ${value.error}; give ${expected(spec, true)}`,
       );
     }
     return { config, spec, value };

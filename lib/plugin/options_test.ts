@@ -170,9 +170,9 @@ Deno.test("options: init values of the wrong type are logged and ignored, one li
   });
   assertEquals(problems, [
     'Ignoring option "rec-int": "42" is not a whole number; give a whole number such as 42 (keeping 1)',
-    'Ignoring option "rec-bool": "false" is not a boolean; give true, false, yes or no (any case) (keeping true)',
+    'Ignoring option "rec-bool": "false" is not a boolean; give a JSON true or false (keeping true)',
     'Ignoring option "rec-string": 5 is not a string; give a string (keeping "none")',
-    'Ignoring option "rec-flag": 1 is not a boolean; give true, false, yes or no (any case) (keeping false)',
+    'Ignoring option "rec-flag": 1 is not a boolean; give a JSON true or false (keeping false)',
     'Ignoring option "rec-nodefault": null is not a string; give a string (keeping it unset)',
     'Ignoring option "rec-dyn": 1.5 is not a whole number; give a whole number such as 42 (keeping 5)',
     'Ignoring unknown option "rec-unknown" in init: this plugin declares no such option',
