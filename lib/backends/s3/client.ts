@@ -351,6 +351,7 @@ export class S3Client {
 
   /** The signed headers of a request; `headers` may hold Content-MD5, If-None-Match. */
   async #sign(
+    what: string,
     method: string,
     resource: string,
     headers: Record<string, string>,
@@ -358,17 +359,29 @@ export class S3Client {
     keys: S3Credentials,
   ): Promise<Headers> {
     const { signRequest } = await (sigv4 ??= npmFirstUse(import(SIGV4_MODULE.href), "aws4fetch"));
-    return signRequest({
-      method,
-      url: resource,
-      headers,
-      payloadSha256: body === undefined
-        ? EMPTY_SHA256
-        : createHash("sha256").update(body).digest("hex"),
-      keys,
-      region: this.url.region,
-      cache: this.#signingKeys,
-    });
+    try {
+      return await signRequest({
+        method,
+        url: resource,
+        headers,
+        payloadSha256: body === undefined
+          ? EMPTY_SHA256
+          : createHash("sha256").update(body).digest("hex"),
+        keys,
+        region: this.url.region,
+        cache: this.#signingKeys,
+      });
+    } catch (error) {
+      // Keys a header cannot hold (a character past Latin-1, a line break): no retry mends them.
+      throw new S3Error(
+        `${what}: the S3 keys cannot sign a request (${(error as Error).message}) ` +
+          `(${this.where}): check the access key id, secret and session token for a stray ` +
+          `character`,
+        undefined,
+        undefined,
+        false,
+      );
+    }
   }
 
   /**
@@ -389,7 +402,7 @@ export class S3Client {
     const client = this.#client(what);
     const keys = this.#credentials;
     // Signed before the request: a signer that cannot be loaded is no failure to retry.
-    const signed = await this.#sign(method, resource, all, body, keys);
+    const signed = await this.#sign(what, method, resource, all, body, keys);
     let response: Response;
     try {
       response = await fetch(resource, {

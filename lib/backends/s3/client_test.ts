@@ -30,6 +30,17 @@ Deno.test("S3Client: a request that reaches no server says why, not only 'fetch 
   );
 });
 
+Deno.test("S3Client: keys a request header cannot hold are said in one line, not retried", async () => {
+  const url = parseBackupUrl("s3://b01/n?endpoint=http://127.0.0.1:1&path-style=1");
+  const client = new S3Client(url as S3Url, { accessKeyId: "AKIA\u20ac", secretAccessKey: "s" });
+  const error = await assertRejects(() => client.get("n/backup-id"));
+  assertMatch(
+    error.message,
+    /^Cannot read "n\/backup-id": the S3 keys cannot sign a request \(.*ByteString\) \(bucket "b01" at http:\/\/127\.0\.0\.1:1\): check the access key id, secret and session token for a stray character$/,
+  );
+  assert(error instanceof S3Error && !error.transient);
+});
+
 /** A stand-in for Amazon S3 answering every request with `status`, `code` and `headers`. */
 async function answering(
   status: number,
@@ -305,7 +316,7 @@ Deno.test("S3Client: a ca= file that does not read is said once, and not tried a
   const client = new S3Client(url as S3Url, { accessKeyId: "a", secretAccessKey: "s" });
   const error = await assertRejects(() => client.get("n/backup-id"));
   assert(error instanceof S3Error, String(error));
-  assertEquals(error.transient, false);
+  assert(error instanceof S3Error && !error.transient);
   assertMatch(
     error.message,
     /^Cannot read "n\/backup-id": cannot read the CA certificates "\/nonexistent\/home-ca\.pem" the URL names \(.*\): put the PEM file there, readable by this user, or fix ca= in the URL$/,
