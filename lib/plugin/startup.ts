@@ -59,7 +59,7 @@ function damaged(url: string, error: CorruptBackupError, copyIn?: string): strin
       cliCommand("init", "--lightning-dir <dir> <url>")
     }")`
     : `move it aside and remove it from backup.lock, then add a new copy with ` +
-      newCopyCommand(copyIn);
+      newCopyCommand(shellQuote(copyIn));
   return `Cannot start backup: "${url}" is damaged: ${error.where}, which no crash explains; ` +
     `lightningd must not run without its ` +
     `backup, so every database write is refused: with lightningd stopped, ${remake}, then ` +
@@ -123,7 +123,7 @@ function refuseMissingCopy(path: string, url: string, lock: LockFile, dir: strin
   throw new Error(
     `Cannot open backup: nothing at "${path}", a copy backup.lock names: mount its disk or ` +
       `fix the URL; or, with lightningd stopped, remove it from backup.lock, then add a new ` +
-      `copy with ${newCopyCommand(dir, isAsync)}`,
+      `copy with ${newCopyCommand(shellQuote(dir), isAsync)}`,
   );
 }
 

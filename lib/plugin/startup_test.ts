@@ -76,7 +76,7 @@ Deno.test("start-up: a damaged mirror is said to be replaced with mirror, not ma
       new RegExp(
         `^Cannot start backup: "${mirror}" is damaged: .*: with lightningd stopped, move it ` +
           `aside and remove it from backup.lock, then add a new copy with "cln-backup mirror ` +
-          `NEW_URL --lightning-dir ${dir}", then start lightningd$`,
+          `NEW_URL --lightning-dir '${dir}'", then start lightningd$`,
       ),
     );
   } finally {
@@ -85,7 +85,7 @@ Deno.test("start-up: a damaged mirror is said to be replaced with mirror, not ma
 });
 
 Deno.test("start-up: a mirror that is not there is said to be mounted, or replaced with mirror, not made with init", async () => {
-  const dir = Deno.makeTempDirSync();
+  const dir = Deno.makeTempDirSync({ prefix: "lightning dir " });
   try {
     const url = `file://${dir}/backup`;
     createFileBackup(`${dir}/backup`);
@@ -96,7 +96,7 @@ Deno.test("start-up: a mirror that is not there is said to be mounted, or replac
       startup.backend.error,
       `Cannot open backup: nothing at "${dir}/gone", a copy backup.lock names: mount its disk ` +
         `or fix the URL; or, with lightningd stopped, remove it from backup.lock, then add a ` +
-        `new copy with "cln-backup mirror NEW_URL --lightning-dir ${dir}"`,
+        `new copy with "cln-backup mirror NEW_URL --lightning-dir '${dir}'"`,
     );
   } finally {
     Deno.removeSync(dir, { recursive: true });

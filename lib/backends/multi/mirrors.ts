@@ -40,8 +40,8 @@ export function lockDestinations(lock: LockFile): { sync: string[]; async: strin
 
 /**
  * The command that adds a new copy in place of one that lacks changes or is gone (init refuses
- * a node that has a backup), as advice quotes it: for the lightning dir `dir` (`DIR` where it is
- * not known), an async copy's with `--async`.
+ * a node that has a backup), as advice quotes it: for the lightning dir `dir`, a shell word the
+ * caller quotes (`DIR` where it is not known), an async copy's with `--async`.
  */
 export function newCopyCommand(dir = "DIR", isAsync = false): string {
   return `"${cliCommand("mirror", `NEW_URL --lightning-dir ${dir}${isAsync ? " --async" : ""}`)}"`;
