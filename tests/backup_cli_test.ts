@@ -467,7 +467,7 @@ Deno.test("backup-cli server on the Python server's .dbak names upgrade <url>, w
       assertEquals(refused.stderr, [
         `<3>Cannot serve backup: "${storage}/backup" is a v1 .dbak of the Python plugin, which ` +
         `this server does not write to: with the Python server stopped, convert it once ` +
-        `with "${cli} upgrade ${v1Url}", then serve the directory it makes with ` +
+        `with "${cli} upgrade '${v1Url}'", then serve the directory it makes with ` +
         `--allow-v1 (it prints the command line)`,
       ]);
     }

@@ -373,7 +373,7 @@ Deno.test("a v1 .dbak is refused as storage, naming upgrade", () => {
   assert(error);
   assertMatch(
     error.message,
-    /is a v1 \.dbak of the Python plugin, .*: with the Python server stopped, convert it once with "cln-backup upgrade file:\/\/.*\.dbak", then serve the directory it makes/,
+    /is a v1 \.dbak of the Python plugin, .*: with the Python server stopped, convert it once with "cln-backup upgrade 'file:\/\/.*\.dbak'", then serve the directory it makes/,
   );
 });
 

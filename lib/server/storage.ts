@@ -43,7 +43,7 @@ import { DEFAULT_POLICY } from "../compact/policy.ts";
 import { readReport, type VerifyReport } from "../backup/verify.ts";
 import { removeStaleScratch, verifyOnThread } from "./verify_thread.ts";
 import { readingOnView, readOnView, removeStaleViews, viewPath } from "./segment_view.ts";
-import { cliCommand, nodeCommand } from "../fs/shell_quote.ts";
+import { cliCommand, nodeCommand, shellQuote } from "../fs/shell_quote.ts";
 
 /**
  * The most bytes a change of `statementBytes` (its statements' UTF-8 length, joined) adds to
@@ -70,7 +70,9 @@ export function v1StorageRefusal(path: string): Error {
   return new Error(
     `Cannot serve backup: "${path}" is a v1 .dbak of the Python plugin, which this server ` +
       `does not write to: with the Python server stopped, convert it once with ` +
-      `"${cliCommand("upgrade", pathToFileURL(path).href)}", then serve the directory it makes ` +
+      `"${
+        cliCommand("upgrade", shellQuote(pathToFileURL(path).href))
+      }", then serve the directory it makes ` +
       `with --allow-v1 (it prints the command line)`,
   );
 }

@@ -59,10 +59,10 @@ export function backendCheck(found: Found): CheckResult {
     // by the environment.
     const credential = `${found.dir}/${CREDENTIAL_NAME}`;
     const status = found.url.scheme === "socket" && existsSync(credential)
-      ? `CLN_BACKUP_CREDENTIAL=${credential} ${cliCommand("status", `'${url}'`)}`
+      ? `CLN_BACKUP_CREDENTIAL=${shellQuote(credential)} ${cliCommand("status", shellQuote(url))}`
       : found.url.scheme === "s3"
-      ? `AWS_ACCESS_KEY_ID=… AWS_SECRET_ACCESS_KEY=… ${cliCommand("status", `'${url}'`)}`
-      : cliCommand("status", `'${url}'`);
+      ? `AWS_ACCESS_KEY_ID=… AWS_SECRET_ACCESS_KEY=… ${cliCommand("status", shellQuote(url))}`
+      : cliCommand("status", shellQuote(url));
     const keys = found.url.scheme === "s3" ? ` (the keys in ${CREDENTIALS_FILE})` : "";
     return [
       "WARN",

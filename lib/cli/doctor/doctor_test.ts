@@ -298,7 +298,7 @@ Deno.test("doctor: a remote backup is left to status, not failed", () =>
     Deno.writeTextFileSync(`${node.dir}/backup.credential`, "{}", { mode: 0o600 });
     assert(
       find(await runChecks(node.dir, GOOD_SYSTEM), "backend").message.includes(
-        `"CLN_BACKUP_CREDENTIAL=${node.dir}/backup.credential cln-backup status ` +
+        `"CLN_BACKUP_CREDENTIAL='${node.dir}/backup.credential' cln-backup status ` +
           `'socket:backup.example.org:8700'"`,
       ),
     );
