@@ -36,6 +36,14 @@ async function newUser(s: Rgw): Promise<{ uid: string; keys: S3Credentials }> {
   return { uid, keys };
 }
 
+/** A new user's bucket on `s`, made with the user's keys: its URL. */
+async function newUserBucket(s: Rgw): Promise<{ uid: string; keys: S3Credentials; url: string }> {
+  const { uid, keys } = await newUser(s);
+  const url = s.url(`b${crypto.randomUUID().replaceAll("-", "").slice(0, 24)}`);
+  await new S3Client(parseBackupUrl(url) as S3Url, keys).createBucket();
+  return { uid, keys, url };
+}
+
 /** New keys for user `uid`. */
 function userKeys(uid: string): S3Credentials {
   const random = crypto.randomUUID().replaceAll("-", "");
@@ -73,10 +81,7 @@ rgwTest(
   "the plugin takes the keys written to its keys' file after S3 refused its old ones",
   async () => {
     const s = sharedRgw();
-    const { uid, keys } = await newUser(s);
-    const bucket = `b${crypto.randomUUID().replaceAll("-", "").slice(0, 24)}`;
-    const url = s.url(bucket);
-    await new S3Client(parseBackupUrl(url) as S3Url, keys).createBucket();
+    const { uid, keys, url } = await newUserBucket(s);
     const dir = makeNodeDir("restart");
     try {
       writeCredentials(dir, keys);
@@ -108,10 +113,7 @@ rgwTest(
   "a compaction after the keys were rotated takes the new keys the writer would read again",
   async () => {
     const s = sharedRgw();
-    const { uid, keys } = await newUser(s);
-    const bucket = `b${crypto.randomUUID().replaceAll("-", "").slice(0, 24)}`;
-    const url = s.url(bucket);
-    await new S3Client(parseBackupUrl(url) as S3Url, keys).createBucket();
+    const { uid, keys, url } = await newUserBucket(s);
     const dir = Deno.makeTempDirSync({ prefix: "cln-backup-s3-keys-" });
     try {
       const snapshot = `${dir}/snapshot.sqlite3`;
