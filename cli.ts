@@ -4,7 +4,7 @@
  * @module
  */
 import { runCli } from "./lib/cli/main.ts";
-import { nameCommandsAsInvoked } from "./lib/fs/shell_quote.ts";
+import { nameCommandsAsInvoked } from "./lib/fs/advised_command.ts";
 
 // The commands its messages advise are named as the operator ran this one.
 nameCommandsAsInvoked();

@@ -17,7 +17,8 @@ import { S3BackupReader, type Unlock } from "./s3/reader.ts";
 import { loadCredentials } from "./s3/credentials.ts";
 import { credentialFromEnv } from "./socket/credential.ts";
 import { pathToFileURL } from "node:url";
-import { cliCommand, shellQuote } from "../fs/shell_quote.ts";
+import { shellQuote } from "../fs/shell_quote.ts";
+import { cliCommand } from "../fs/advised_command.ts";
 
 /**
  * What a file URL's path holds: a cln-backup directory, a v1 `.dbak`, nothing, something

@@ -7,7 +7,7 @@
 import { syncDir, writeAll, writeFileDurably } from "../fs/durable.ts";
 import { claimWorkPath, workPath } from "../fs/work_path.ts";
 import { explainOsError } from "../fs/os_error.ts";
-import { cliCommand } from "../fs/shell_quote.ts";
+import { cliCommand } from "../fs/advised_command.ts";
 
 export const LOCK_FILE = "backup.lock";
 

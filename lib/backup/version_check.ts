@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { cliCommand } from "../fs/shell_quote.ts";
+import { cliCommand } from "../fs/advised_command.ts";
 
 /** The backup's side of the comparison. */
 export interface BackupVersions {

@@ -34,7 +34,7 @@ import { serverStatus } from "../backends/socket/server_checks.ts";
 import { compactSealed } from "../backends/socket/sealed_compaction.ts";
 import { DEFAULT_RETRY_POLICY } from "../backends/socket/options.ts";
 import { makeScratchDir, removeScratchDir } from "../fs/scratch_dir.ts";
-import { cliCommand } from "../fs/shell_quote.ts";
+import { cliCommand } from "../fs/advised_command.ts";
 
 const ACTION = "Cannot compact backup";
 

@@ -23,7 +23,8 @@ import { dataVersionOf } from "./new_backup.ts";
 import { dataVersionAt } from "../sqlite/data_version.ts";
 import type { Prompt } from "./secrets.ts";
 import { s3Unlock, unlockReader } from "./unlock.ts";
-import { cliCommand, shellQuote } from "../fs/shell_quote.ts";
+import { shellQuote } from "../fs/shell_quote.ts";
+import { cliCommand } from "../fs/advised_command.ts";
 import { makeScratchDir, removeScratchDir } from "../fs/scratch_dir.ts";
 
 const ACTION = "Cannot init backup";

@@ -49,7 +49,8 @@ import {
   type MadeBackup,
   MayHaveStoredError,
 } from "./new_backup.ts";
-import { cliCommand, shellQuote } from "../fs/shell_quote.ts";
+import { shellQuote } from "../fs/shell_quote.ts";
+import { cliCommand } from "../fs/advised_command.ts";
 
 const ACTION = INIT_ACTION;
 

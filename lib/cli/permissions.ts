@@ -50,7 +50,7 @@
  * @module
  */
 import { userPath } from "../fs/user_path.ts";
-import { INVOKED_AS_ENV } from "../fs/shell_quote.ts";
+import { INVOKED_AS_ENV } from "../fs/advised_command.ts";
 import { dirname } from "node:path";
 import { type CommandSpec, parseCommandArgs, type ParsedArgs, UsageError } from "./args.ts";
 import { BackupUrlError, formatHostPort } from "../backends/url.ts";

@@ -41,7 +41,7 @@ import { socketUrl } from "../backends/socket/backend.ts";
 import { CopiedBackupReader } from "../backends/socket/copy_reader.ts";
 import { sendWrappedKey } from "../backends/socket/rekey.ts";
 import { DEFAULT_RETRY_POLICY } from "../backends/socket/options.ts";
-import { cliCommand } from "../fs/shell_quote.ts";
+import { cliCommand } from "../fs/advised_command.ts";
 
 const ACTION = "Cannot rekey backup";
 

@@ -52,7 +52,8 @@ import {
   runCommand,
   UsageError,
 } from "./args.ts";
-import { cliCommand, shellQuote } from "../fs/shell_quote.ts";
+import { shellQuote } from "../fs/shell_quote.ts";
+import { cliCommand } from "../fs/advised_command.ts";
 import { lockDestinations } from "../backends/multi/mirrors.ts";
 
 const ACTION = "Cannot upgrade backup";

@@ -9,7 +9,7 @@
 import { writeFileDurably } from "../fs/durable.ts";
 import { checkSecretMode } from "../fs/secret_mode.ts";
 import { DataKey, fromHex, hex, sameBytes } from "./data_key.ts";
-import { cliCommand } from "../fs/shell_quote.ts";
+import { cliCommand } from "../fs/advised_command.ts";
 
 export const KEY_FILE = "backup.key";
 /** How messages name it. */

@@ -26,7 +26,7 @@ import {
 import { recordWithin } from "./record_search.ts";
 import type { KeptBuffer, ReusedBuffer } from "../fs/kept_buffer.ts";
 import { readFull } from "../fs/read_full.ts";
-import { cliCommand } from "../fs/shell_quote.ts";
+import { cliCommand } from "../fs/advised_command.ts";
 
 export const SEGMENT_HEADER_SIZE = 64;
 export const FORMAT_VERSION = 3;

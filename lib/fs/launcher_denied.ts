@@ -6,7 +6,8 @@
  *
  * @module
  */
-import { cliCommand, shellQuote } from "./shell_quote.ts";
+import { shellQuote } from "./shell_quote.ts";
+import { cliCommand } from "./advised_command.ts";
 
 /**
  * Why the plugin failed, when its launcher denied it: what to do, from `dir`, the lightning

@@ -1,11 +1,5 @@
 /**
- * Commands this program advises, as the operator pastes them into a shell.
- *
- * A command is named the way the operator ran this program, once cli.ts has said how
- * ({@linkcode nameCommandsAsInvoked}): `deno task doctor -- …` under `deno task`,
- * `./backup-cli doctor …` under `backup-cli` (as its `$0`). Where the program cannot know
- * (the plugin, which lightningd starts; the compiled binary), it is `cln-backup doctor …`,
- * the form the help documents.
+ * Shell words, as the operator pastes them into a shell.
  *
  * @module
  */
@@ -13,48 +7,4 @@
 /** `word` as one shell word, in single quotes: a URL's `&` and `?` stay in it. */
 export function shellQuote(word: string): string {
   return `'${word.replaceAll("'", `'\\''`)}'`;
-}
-
-/** Set by `backup-cli` to the name it was run by (its `$0`). */
-export const INVOKED_AS_ENV = "CLN_BACKUP_CLI";
-
-/** How a command line is written: a program and the command, or `deno task`. */
-type Naming = { program: string } | "deno task";
-
-let naming: Naming = { program: "cln-backup" };
-
-/** The environment, of which only what this process may read. */
-const readableEnv = {
-  get(name: string): string | undefined {
-    const granted = Deno.permissions.querySync({ name: "env", variable: name }).state;
-    return granted === "granted" ? Deno.env.get(name) : undefined;
-  },
-};
-
-/**
- * Names commands as the operator ran this program: `backup-cli` says it in
- * {@linkcode INVOKED_AS_ENV}; `deno task` sets INIT_CWD (backup-cli unsets it). Only the
- * variables this process may read are looked at.
- */
-export function nameCommandsAsInvoked(env: Pick<Deno.Env, "get"> = readableEnv): void {
-  const invokedAs = env.get(INVOKED_AS_ENV);
-  if (invokedAs) {
-    naming = { program: /^[\w./-]+$/.test(invokedAs) ? invokedAs : shellQuote(invokedAs) };
-  } else if (env.get("INIT_CWD") !== undefined) naming = "deno task";
-  else naming = { program: "cln-backup" };
-}
-
-/**
- * The command line running `command` with `args` as the plugin's messages name it, for a
- * message that reaches another machine's operator (a server's refusal, in a node's log): how
- * this program was run says nothing of how they run it.
- */
-export function nodeCommand(command: string, args = ""): string {
-  return `cln-backup ${command}${args ? ` ${args}` : ""}`;
-}
-
-/** The command line running `command` with `args` (shell words, quoted by the caller). */
-export function cliCommand(command: string, args = ""): string {
-  if (naming === "deno task") return `deno task ${command}${args ? ` -- ${args}` : ""}`;
-  return `${naming.program} ${command}${args ? ` ${args}` : ""}`;
 }

@@ -42,7 +42,7 @@ import type { CompactionService } from "../compact/compactor.ts";
 import type { CompactionResult } from "../compact/compact.ts";
 import type { CompactionPolicy } from "../compact/policy.ts";
 import { StoppingError } from "../backends/stopping.ts";
-import { cliCommand } from "../fs/shell_quote.ts";
+import { cliCommand } from "../fs/advised_command.ts";
 
 /** What the plugin needs from its surroundings; tests give fakes. */
 export interface PluginContext {

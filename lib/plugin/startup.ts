@@ -37,7 +37,8 @@ import { KEY_FILE, readKeyFile } from "../crypto/key_file.ts";
 import type { DataKey } from "../crypto/data_key.ts";
 import { BackupKeyError } from "../backends/file/encryption.ts";
 import type { LogLevel } from "./jsonrpc.ts";
-import { cliCommand, shellQuote } from "../fs/shell_quote.ts";
+import { shellQuote } from "../fs/shell_quote.ts";
+import { cliCommand } from "../fs/advised_command.ts";
 import { explainOsError } from "../fs/os_error.ts";
 import { launcherDenied } from "../fs/launcher_denied.ts";
 

@@ -43,7 +43,8 @@ import { DEFAULT_POLICY } from "../compact/policy.ts";
 import { readReport, type VerifyReport } from "../backup/verify.ts";
 import { removeStaleScratch, verifyOnThread } from "./verify_thread.ts";
 import { readingOnView, readOnView, removeStaleViews, viewPath } from "./segment_view.ts";
-import { cliCommand, nodeCommand, shellQuote } from "../fs/shell_quote.ts";
+import { shellQuote } from "../fs/shell_quote.ts";
+import { cliCommand, nodeCommand } from "../fs/advised_command.ts";
 
 /**
  * The most bytes a change of `statementBytes` (its statements' UTF-8 length, joined) adds to

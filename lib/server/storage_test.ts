@@ -5,7 +5,7 @@ import {
   assertRejects,
   assertThrows,
 } from "../../tests/support/assert.ts";
-import { INVOKED_AS_ENV, nameCommandsAsInvoked } from "../fs/shell_quote.ts";
+import { INVOKED_AS_ENV, nameCommandsAsInvoked } from "../fs/advised_command.ts";
 import { ServerStorage } from "./storage.ts";
 import { logName } from "../format/layout.ts";
 import { makeEncryptedBackup } from "../../tests/support/encrypted.ts";

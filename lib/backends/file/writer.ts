@@ -50,7 +50,8 @@ import { heldStats } from "../../compact/version_count.ts";
 import type { CompactableBackend } from "../../compact/compactor.ts";
 import type { CompactionSizes } from "../../compact/policy.ts";
 import { newCopyCommand } from "../multi/mirrors.ts";
-import { cliCommand, shellQuote } from "../../fs/shell_quote.ts";
+import { shellQuote } from "../../fs/shell_quote.ts";
+import { cliCommand } from "../../fs/advised_command.ts";
 
 /**
  * A live segment is sealed, and a new one started, once it would grow past this. A

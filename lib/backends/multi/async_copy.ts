@@ -47,7 +47,7 @@ import type {
 } from "../backend.ts";
 import { bumpedFrom } from "../../backup/bump.ts";
 import { launcherDenied } from "../../fs/launcher_denied.ts";
-import { cliCommand } from "../../fs/shell_quote.ts";
+import { cliCommand } from "../../fs/advised_command.ts";
 
 export type AsyncLogLevel = "info" | "unusual";
 

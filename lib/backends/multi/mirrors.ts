@@ -11,7 +11,7 @@
 import type { LockFile } from "../../backup/lock_file.ts";
 import { parseBackupUrl } from "../url.ts";
 import type { MirrorFailure } from "./backend.ts";
-import { cliCommand } from "../../fs/shell_quote.ts";
+import { cliCommand } from "../../fs/advised_command.ts";
 
 function urlList(lock: LockFile, key: "mirror_urls" | "async_urls"): string[] {
   const urls = lock[key];

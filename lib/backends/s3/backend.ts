@@ -26,7 +26,7 @@ import { type DataKey, sameBytes } from "../../crypto/data_key.ts";
 import { checkObjectKey, readWrappedKey } from "./key_object.ts";
 import { changePlace, objectCipher } from "./object_cipher.ts";
 import { pause } from "../stopping.ts";
-import { cliCommand } from "../../fs/shell_quote.ts";
+import { cliCommand } from "../../fs/advised_command.ts";
 
 /** Listings in a row that must lack an object before the backup is taken to have lost it. */
 const LISTINGS = 3;

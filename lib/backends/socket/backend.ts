@@ -62,7 +62,8 @@ import { checkServerKey, type LaidOut, layOutChange } from "./sealed_layout.ts";
 import type { SealedCompactionRequest } from "./sealed_compaction.ts";
 import { DEFAULT_RETRY_POLICY, type RetryPolicy } from "./options.ts";
 import { pause, StoppingError, unlessStopping } from "../stopping.ts";
-import { cliCommand, shellQuote } from "../../fs/shell_quote.ts";
+import { shellQuote } from "../../fs/shell_quote.ts";
+import { cliCommand } from "../../fs/advised_command.ts";
 
 /** The lightningd log levels a `socket:` backup logs at. */
 export type SocketLogLevel = "info" | "unusual" | "broken";

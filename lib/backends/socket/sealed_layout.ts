@@ -22,7 +22,7 @@ import { type DataKey, hex, sameBytes } from "../../crypto/data_key.ts";
 import { segmentCipher } from "../../crypto/record_cipher.ts";
 import { DEFAULT_SEGMENT_BYTES } from "../file/writer.ts";
 import type { Place, SealedChange } from "../../wire/packets_v2.ts";
-import { cliCommand } from "../../fs/shell_quote.ts";
+import { cliCommand } from "../../fs/advised_command.ts";
 
 /** A change laid out for the server, and the place after it once stored. */
 export interface LaidOut {

@@ -10,7 +10,8 @@
 import { CREDENTIAL_NAME } from "../../backends/socket/credential.ts";
 import { CREDENTIALS_FILE } from "../../backends/s3/credentials.ts";
 import { existsSync } from "../../fs/exists.ts";
-import { cliCommand, shellQuote } from "../../fs/shell_quote.ts";
+import { shellQuote } from "../../fs/shell_quote.ts";
+import { cliCommand } from "../../fs/advised_command.ts";
 import type { CheckResult, Found } from "./check.ts";
 import { describeBackup } from "./describe_backup.ts";
 import { formatBytes } from "./format_bytes.ts";

@@ -12,7 +12,8 @@ import { lockDestinations, newCopyCommand } from "../../backends/multi/mirrors.t
 import { backupKind } from "../../backends/open.ts";
 import { parseBackupUrl } from "../../backends/url.ts";
 import { backupAccessProblem } from "./backup_access.ts";
-import { cliCommand, shellQuote } from "../../fs/shell_quote.ts";
+import { shellQuote } from "../../fs/shell_quote.ts";
+import { cliCommand } from "../../fs/advised_command.ts";
 import type { CheckResult, Found } from "./check.ts";
 import { describeBackup } from "./describe_backup.ts";
 import { keyIdOf, sameBytes } from "../../crypto/data_key.ts";

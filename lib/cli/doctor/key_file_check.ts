@@ -13,7 +13,8 @@ import { statIfExists } from "../../fs/exists.ts";
 import type { CheckResult, Found } from "./check.ts";
 import { CREDENTIAL_NAME } from "../../backends/socket/credential.ts";
 import { allows, describeUser } from "./node_user.ts";
-import { cliCommand, shellQuote } from "../../fs/shell_quote.ts";
+import { shellQuote } from "../../fs/shell_quote.ts";
+import { cliCommand } from "../../fs/advised_command.ts";
 
 export function keyFileCheck(found: Found): CheckResult {
   const path = `${found.dir}/${KEY_FILE}`;

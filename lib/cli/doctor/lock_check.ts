@@ -6,7 +6,8 @@
 import { parseBackupUrl } from "../../backends/url.ts";
 import { LOCK_FILE, readLockFile } from "../../backup/lock_file.ts";
 import { statIfExists } from "../../fs/exists.ts";
-import { cliCommand, shellQuote } from "../../fs/shell_quote.ts";
+import { shellQuote } from "../../fs/shell_quote.ts";
+import { cliCommand } from "../../fs/advised_command.ts";
 import type { CheckResult, Found } from "./check.ts";
 import { allows, describeUser } from "./node_user.ts";
 

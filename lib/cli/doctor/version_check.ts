@@ -10,7 +10,8 @@ import { restoreTargetOf } from "../node_database.ts";
 import { statIfExists } from "../../fs/exists.ts";
 import { dataVersionAt } from "../../sqlite/data_version.ts";
 import { whyUnreadable } from "../why_unreadable.ts";
-import { cliCommand, shellQuote } from "../../fs/shell_quote.ts";
+import { shellQuote } from "../../fs/shell_quote.ts";
+import { cliCommand } from "../../fs/advised_command.ts";
 import type { CheckResult, Found } from "./check.ts";
 import { describeBackup } from "./describe_backup.ts";
 

@@ -1,5 +1,5 @@
 import { assertEquals } from "../../tests/support/assert.ts";
-import { cliCommand, INVOKED_AS_ENV, nameCommandsAsInvoked } from "./shell_quote.ts";
+import { cliCommand, INVOKED_AS_ENV, nameCommandsAsInvoked } from "./advised_command.ts";
 
 const envOf = (vars: Record<string, string>) => ({ get: (name: string) => vars[name] });
 
