@@ -149,7 +149,8 @@ export function openBackend(
       return FileBackend.open(url, path, options);
     case "v1":
       // The plugin runs lightningd's way, far from a shell in the checkout: the command is
-      // backup-cli's, the one the Python plugin's users know, with the node's directory.
+      // named as the plugin's messages name them (advised_command.ts), with the node's
+      // directory.
       throw new Error(
         `Cannot open backup: "${path}" is a v1 backup of the Python plugin, which this ` +
           `plugin does not append to: with lightningd stopped, convert it once, keeping ` +
