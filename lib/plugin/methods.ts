@@ -24,15 +24,27 @@ export interface RpcMethod {
   run(params: Record<string, unknown>, signal: AbortSignal): unknown;
 }
 
+/** The longest `params` a refusal sends back whole, as JSON. */
+const ECHO_LIMIT = 1024;
+
+/** What a refusal's `data` says of `params`: them, or, past the limit, only their size. */
+function echo(params: unknown): { params: unknown } | { params_bytes: number } {
+  // A caller's call of 50 MB is not sent back whole, nor logged so by lightningd.
+  const bytes = JSON.stringify(params)?.length ?? 0;
+  return bytes <= ECHO_LIMIT ? { params } : { params_bytes: bytes };
+}
+
 /** `params` as named values; throws an {@linkcode RpcError} naming what is wrong. */
 export function bindParams(method: RpcMethod, params: unknown): Record<string, unknown> {
   const takes = method.params.length === 0
     ? "it takes no parameters"
     : `it takes ${method.params.map((p) => `"${p}"`).join(", ")}`;
   const refuse = (what: string) =>
-    new RpcError(ErrorCode.InvalidParams, `Cannot run ${method.name}: ${what}; ${takes}`, {
-      params,
-    });
+    new RpcError(
+      ErrorCode.InvalidParams,
+      `Cannot run ${method.name}: ${what}; ${takes}`,
+      echo(params),
+    );
   if (params === undefined || params === null) return {};
   if (Array.isArray(params)) {
     if (params.length > method.params.length) {

@@ -39,3 +39,13 @@ Deno.test("bindParams: too many, unknown names or a scalar are one -32602 error"
     });
   }
 });
+
+Deno.test("bindParams: a refusal sends long params back as their size, not whole", async () => {
+  const params = { verbose: "x".repeat(2_000) };
+  const error = await assertRejects(() => bindParams(method([]), params));
+  assertEquals(error instanceof RpcError && error.toJSON(), {
+    code: -32602,
+    message: 'Cannot run m: no parameter "verbose"; it takes no parameters',
+    data: { params_bytes: JSON.stringify(params).length },
+  });
+});
