@@ -372,11 +372,13 @@ export class S3Client {
         cache: this.#signingKeys,
       });
     } catch (error) {
-      // Keys a header cannot hold (a character past Latin-1, a line break): no retry mends them.
+      // A key a header cannot hold: no retry mends it. Named, not quoted: the error quotes the
+      // header, which holds the session token, and a line break would split the line.
+      const key = unsendableKey(keys);
+      if (key === undefined) throw error;
       throw new S3Error(
-        `${what}: the S3 keys cannot sign a request (${(error as Error).message}) ` +
-          `(${this.where}): check the access key id, secret and session token for a stray ` +
-          `character`,
+        `${what}: the S3 ${key} holds a character a request header cannot carry ` +
+          `(${this.where}): check the ${key} for a stray character`,
         undefined,
         undefined,
         false,
@@ -677,4 +679,12 @@ function uriEncode(text: string): string {
 function escapeXml(text: string): string {
   return text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;")
     .replace(/"/g, "&quot;");
+}
+
+/** Which of `keys` a request header cannot carry (a NUL, a line break, past Latin-1), if any. */
+function unsendableKey(keys: S3Credentials): string | undefined {
+  const unsendable = /[\0\r\n]|[^\0-\xff]/;
+  if (unsendable.test(keys.accessKeyId)) return "access key id";
+  if (unsendable.test(keys.sessionToken ?? "")) return "session token";
+  return undefined;
 }

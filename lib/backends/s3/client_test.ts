@@ -36,7 +36,23 @@ Deno.test("S3Client: keys a request header cannot hold are said in one line, not
   const error = await assertRejects(() => client.get("n/backup-id"));
   assertMatch(
     error.message,
-    /^Cannot read "n\/backup-id": the S3 keys cannot sign a request \(.*ByteString\) \(bucket "b01" at http:\/\/127\.0\.0\.1:1\): check the access key id, secret and session token for a stray character$/,
+    /^Cannot read "n\/backup-id": the S3 access key id holds a character a request header cannot carry \(bucket "b01" at http:\/\/127\.0\.0\.1:1\): check the access key id for a stray character$/,
+  );
+  assert(error instanceof S3Error && !error.transient);
+});
+
+Deno.test("S3Client: a session token a header cannot hold is named, its value not shown", async () => {
+  const url = parseBackupUrl("s3://b01/n?endpoint=http://127.0.0.1:1&path-style=1");
+  const client = new S3Client(url as S3Url, {
+    accessKeyId: "a",
+    secretAccessKey: "s",
+    sessionToken: "TOKEN\nSECRET",
+  });
+  const error = await assertRejects(() => client.get("n/backup-id"));
+  assertEquals(
+    error.message,
+    'Cannot read "n/backup-id": the S3 session token holds a character a request header cannot ' +
+      'carry (bucket "b01" at http://127.0.0.1:1): check the session token for a stray character',
   );
   assert(error instanceof S3Error && !error.transient);
 });
