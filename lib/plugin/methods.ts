@@ -30,7 +30,7 @@ const ECHO_LIMIT = 1024;
 /** What a refusal's `data` says of `params`: them, or, past the limit, only their size. */
 function echo(params: unknown): { params: unknown } | { params_bytes: number } {
   // A caller's call of 50 MB is not sent back whole, nor logged so by lightningd.
-  const bytes = JSON.stringify(params)?.length ?? 0;
+  const bytes = new TextEncoder().encode(JSON.stringify(params) ?? "").length;
   return bytes <= ECHO_LIMIT ? { params } : { params_bytes: bytes };
 }
 

@@ -46,6 +46,17 @@ Deno.test("bindParams: a refusal sends long params back as their size, not whole
   assertEquals(error instanceof RpcError && error.toJSON(), {
     code: -32602,
     message: 'Cannot run m: no parameter "verbose"; it takes no parameters',
-    data: { params_bytes: JSON.stringify(params).length },
+    data: { params_bytes: 2_014 },
+  });
+});
+
+Deno.test("bindParams: params past 1 KiB in UTF-8 are sent back as their size in bytes", async () => {
+  // 414 characters of JSON, 1,214 bytes.
+  const params = { verbose: "\u20ac".repeat(400) };
+  const error = await assertRejects(() => bindParams(method([]), params));
+  assertEquals(error instanceof RpcError && error.toJSON(), {
+    code: -32602,
+    message: 'Cannot run m: no parameter "verbose"; it takes no parameters',
+    data: { params_bytes: 1_214 },
   });
 });
