@@ -35,6 +35,7 @@ import { compactSealed } from "../backends/socket/sealed_compaction.ts";
 import { DEFAULT_RETRY_POLICY } from "../backends/socket/options.ts";
 import { makeScratchDir, removeScratchDir } from "../fs/scratch_dir.ts";
 import { cliCommand } from "../fs/advised_command.ts";
+import { servedNodeOf } from "../server/nodes.ts";
 
 const ACTION = "Cannot compact backup";
 
@@ -148,6 +149,15 @@ function openWriter(url: string, path: string, key: DataKey | undefined): FileBa
     return FileBackend.open(url, path, { key });
   } catch (error) {
     if (!(error instanceof BackupLockedError)) throw error;
+    const served = servedNodeOf(path);
+    if (served !== undefined) {
+      // A root's backups are held open by the server that serves them, not by a plugin.
+      throw new Error(
+        `${ACTION}: "${path}" is node ${served.name}'s backup on the server of ` +
+          `"${served.root}", which holds it open: run "lightning-cli backup-compact" on that ` +
+          `node, which compacts it while the node runs, or stop the server first`,
+      );
+    }
     throw new Error(
       `${ACTION}: a running plugin is writing to "${path}": run "lightning-cli ` +
         `backup-compact" on that node instead`,

@@ -98,6 +98,28 @@ Deno.test("compact: refuses while a plugin writes, a v1 file, and a bad --retain
   }
 });
 
+Deno.test("compact: a node's backup a server holds open is said to be the server's, not a plugin's", async () => {
+  const root = Deno.makeTempDirSync();
+  try {
+    // A root of nodes as `server add-node` makes it: the node's key beside its backup.
+    Deno.mkdirSync(`${root}/nodes/n1`, { recursive: true });
+    Deno.writeTextFileSync(`${root}/nodes/n1/key`, "00".repeat(32) + "\n", { mode: 0o600 });
+    const path = `${root}/nodes/n1/backup`;
+    const url = await makeBackup(path, CHANGES.slice(0, 20));
+    const server = FileBackend.open(url, path);
+    const held = await run([url]);
+    server.close();
+    assertEquals(held.code, 1);
+    assertEquals(held.output.stderr, [
+      `Cannot compact backup: "${path}" is node n1's backup on the server of "${root}", which ` +
+      `holds it open: run "lightning-cli backup-compact" on that node, which compacts it while ` +
+      `the node runs, or stop the server first`,
+    ]);
+  } finally {
+    Deno.removeSync(root, { recursive: true });
+  }
+});
+
 Deno.test("compact: --retain takes any K the plugin's backup-retain-snapshots takes", async () => {
   const dir = Deno.makeTempDirSync();
   try {

@@ -26,6 +26,21 @@ function makeDir(path: string): boolean {
   }
 }
 
+/**
+ * The server root and node whose backup `path` is, by the layout a root of nodes keeps
+ * (`ROOT/nodes/NAME/backup`, the node's key beside it); `undefined` for any other path.
+ */
+export function servedNodeOf(path: string): { root: string; name: string } | undefined {
+  const match = /^(.*)\/nodes\/([^/]+)\/backup\/?$/.exec(path);
+  if (match === null || !NAME.test(match[2])) return undefined;
+  try {
+    Deno.lstatSync(`${match[1]}/nodes/${match[2]}/key`);
+  } catch {
+    return undefined;
+  }
+  return { root: match[1], name: match[2] };
+}
+
 /** Throws unless `name` is a node name: letters, digits, `_` and `-`, at most 64. */
 export function checkNodeName(name: string): string {
   if (!NAME.test(name)) {
