@@ -551,9 +551,7 @@ async function upgradeFile(
     `Serve it instead of the v1 file: in the Python server's command line (a systemd ` +
       `unit's ExecStart=), put cln-backup's backup-cli for the Python one, ${url} for ` +
       `${v1Url}, and add --allow-v1; the address and --log-mode stay, and the nodes keep ` +
-      `their socket: URL. Check it with "${
-        cliCommand("verify", shellQuote(url))
-      }", then delete the v1 file ` +
+      `their socket: URL. Check it with "${verifyCommand(url)}", then delete the v1 file ` +
       `when you like`,
   );
   return Exit.Ok;
@@ -707,7 +705,7 @@ export async function upgrade(
     );
     output.out(
       `"${dir}/${LOCK_FILE}" now names ${url}; check the new backup with ` +
-        `"${cliCommand("verify", shellQuote(url))}", then delete ${old} when you like` +
+        `"${verifyCommand(url)}", then delete ${old} when you like` +
         (key ? ` (until then it holds the node's database in the clear)` : ""),
     );
     if (kind === "v1") {
