@@ -79,11 +79,9 @@ export function v1StorageRefusal(path: string): Error {
 }
 
 /** Why a server never compacts an encrypted backup itself, as its node is told. */
-function compactWhereTheKeyIs(): string {
-  return "the backup is encrypted, and the server holds no key: it is compacted where the " +
-    `key is (lightning-cli backup-compact, or ${nodeCommand("compact")}), which uploads the ` +
-    "new base";
-}
+const COMPACT_WHERE_THE_KEY_IS = "the backup is encrypted, and the server holds no key: it is " +
+  `compacted where the key is (lightning-cli backup-compact, or ${nodeCommand("compact")}), ` +
+  "which uploads the new base";
 
 /** A served backup's writer; its lock held elsewhere is most likely held by a second server. */
 function openServed(url: string, dir: string, log: (message: string) => void): FileBackend {
@@ -774,7 +772,7 @@ export class ServerStorage {
    * second request joins the running one. Rejects when it fails, the backup untouched.
    */
   compact(): Promise<CompactionResult> {
-    if (this.#backend.keyId) return Promise.reject(new Error(compactWhereTheKeyIs()));
+    if (this.#backend.keyId) return Promise.reject(new Error(COMPACT_WHERE_THE_KEY_IS));
     this.#compactor ??= new Compactor(this.#backend, () => ({ ...DEFAULT_POLICY, auto: false }));
     return this.#compactor.compact();
   }
