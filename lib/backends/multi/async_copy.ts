@@ -292,6 +292,7 @@ export class AsyncCopy {
 
   #fail(message: string): void {
     const now = this.#now();
+    const kind = failureKind(message);
     if (this.#error === undefined) {
       this.options.log(
         "unusual",
@@ -299,7 +300,7 @@ export class AsyncCopy {
           `it tries again: ${message}`,
       );
       this.#failingSince = this.#remindedAt = now;
-    } else if (!this.#logged.has(failureKind(message))) {
+    } else if (!this.#logged.has(kind)) {
       // A copy that is back but refuses the copy (another backup, a key, compacted past)
       // needs the operator now: not in an hour, nor as one of its backend's debug lines.
       this.options.log(
@@ -319,7 +320,7 @@ export class AsyncCopy {
       );
     }
     this.#error = message;
-    this.#logged.add(failureKind(message));
+    this.#logged.add(kind);
     this.#lastConnection = this.#dest?.state().connection ?? this.#lastConnection;
     this.#lastVersion = this.#dest?.state().version ?? this.#lastVersion;
     this.#dest?.close();
