@@ -33,12 +33,13 @@ function makeDir(path: string): boolean {
 export function servedNodeOf(path: string): { root: string; name: string } | undefined {
   const match = /^(.*)\/nodes\/([^/]+)\/backup\/?$/.exec(path);
   if (match === null || !NAME.test(match[2])) return undefined;
+  const [, root, name] = match;
   try {
-    Deno.lstatSync(`${match[1]}/nodes/${match[2]}/key`);
+    Deno.lstatSync(new NodeRegistry(root).keyPath(name));
   } catch {
     return undefined;
   }
-  return { root: match[1], name: match[2] };
+  return { root, name };
 }
 
 /** Throws unless `name` is a node name: letters, digits, `_` and `-`, at most 64. */
