@@ -1,16 +1,16 @@
 import { assert, assertEquals, assertMatch } from "../../tests/support/assert.ts";
 import { loadFixture, PRE_4090_BACKUP, SCENARIOS } from "../../tests/support/fixtures.ts";
-import { createFileBackup, writeBase } from "../backends/file/create.ts";
+import { writeBase } from "../backends/file/create.ts";
 import { readChain } from "../format/chain.ts";
 import { checkBackup, verify } from "./verify.ts";
 import { constants, zstdCompressSync } from "node:zlib";
 import { craftRecord } from "../../tests/support/records.ts";
 import type { BackupEntry, BackupReader } from "../backends/backend.ts";
-import { compactWithWriter } from "../compact/compact.ts";
 import { FileBackend } from "../backends/file/writer.ts";
 import { FileBackupReader } from "../backends/file/reader.ts";
 import { Codec, MAX_PAYLOAD_BYTES, RecordKind } from "../format/record.ts";
 import { BufferedOutput, makeBackup, recordedChanges } from "../../tests/support/cli_testing.ts";
+import { pluginBackup } from "../../tests/support/compacting_backup.ts";
 
 async function run(url: string): Promise<{ code: number; output: BufferedOutput }> {
   const output = new BufferedOutput();
@@ -148,17 +148,9 @@ class CompactedMidRead extends FileBackupReader {
 Deno.test("verify of a file backup the plugin compacts meanwhile reads it again, not FAIL", async () => {
   const dir = Deno.makeTempDirSync();
   const all = recordedChanges(SCENARIOS);
-  const path = `${dir}/backup`;
-  const url = `file://${path}`;
-  createFileBackup(path);
   // The plugin: a base, then sealed logs after it that its next compaction deletes.
-  const backend = FileBackend.open(url, path, { segmentBytes: 16 * 1024 });
-  const compact = () =>
-    compactWithWriter(backend, { target: backend.compactionTarget()!, retain: 1 });
-  for (const change of all.slice(0, 200)) await backend.append(change);
-  compact();
-  for (const change of all.slice(200, 400)) await backend.append(change);
-  const reader = new CompactedMidRead(url, path);
+  const { backend, compact } = await pluginBackup(`${dir}/backup`, all.slice(0, 400));
+  const reader = new CompactedMidRead(backend.url, backend.dir);
   reader.compaction = compact;
   const temp = `${dir}/temp`;
   Deno.mkdirSync(temp);

@@ -1,28 +1,12 @@
 import { assertEquals, assertThrows } from "../../../tests/support/assert.ts";
 import { SCENARIOS } from "../../../tests/support/fixtures.ts";
 import { recordedChanges } from "../../../tests/support/cli_testing.ts";
-import { compactWithWriter } from "../../compact/compact.ts";
+import { pluginBackup } from "../../../tests/support/compacting_backup.ts";
 import { readChain } from "../../format/chain.ts";
-import { createFileBackup } from "./create.ts";
-import { FileBackend } from "./writer.ts";
 import { FileBackupReader } from "./reader.ts";
 import { readBesideCompaction } from "./read_beside_compaction.ts";
 
 const CHANGES = recordedChanges(SCENARIOS);
-
-/** A plugin's backup with a base and sealed logs after it; `compact` compacts it. */
-async function pluginBackup(dir: string): Promise<{ backend: FileBackend; compact: () => void }> {
-  const path = `${dir}/backup`;
-  createFileBackup(path);
-  const backend = FileBackend.open(`file://${path}`, path, { segmentBytes: 16 * 1024 });
-  const compact = () => {
-    compactWithWriter(backend, { target: backend.compactionTarget()!, retain: 1 });
-  };
-  for (const change of CHANGES.slice(0, 150)) await backend.append(change);
-  compact();
-  for (const change of CHANGES.slice(150, 300)) await backend.append(change);
-  return { backend, compact };
-}
 
 /** A read as a reader makes it: the chain first, then its segments. */
 function readSegments(dir: string, between: () => void = () => {}): number {
@@ -33,7 +17,7 @@ function readSegments(dir: string, between: () => void = () => {}): number {
 
 Deno.test("a read that a compaction lands in is made again, and reads the backup after it", async () => {
   const dir = Deno.makeTempDirSync();
-  const { backend, compact } = await pluginBackup(dir);
+  const { backend, compact } = await pluginBackup(`${dir}/backup`, CHANGES.slice(0, 300));
   try {
     let reads = 0;
     const bytes = readBesideCompaction(new FileBackupReader(backend.url, backend.dir), () => {
@@ -50,7 +34,7 @@ Deno.test("a read that a compaction lands in is made again, and reads the backup
 
 Deno.test("a read that fails on segments that stayed the same fails at once; one always changed, after three", async () => {
   const dir = Deno.makeTempDirSync();
-  const { backend } = await pluginBackup(dir);
+  const { backend } = await pluginBackup(`${dir}/backup`, CHANGES.slice(0, 300));
   try {
     let reads = 0;
     assertThrows(() =>
