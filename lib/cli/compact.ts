@@ -14,7 +14,7 @@ import { readChain } from "../format/chain.ts";
 import { sharedDirectory } from "../fs/root_only.ts";
 import { compactS3 } from "../backends/s3/compaction.ts";
 import { loadCredentials } from "../backends/s3/credentials.ts";
-import { parseBackupUrl } from "../backends/url.ts";
+import { formatHostPort, parseBackupUrl } from "../backends/url.ts";
 import { DEFAULT_RETAIN_BASES } from "../compact/plan.ts";
 import {
   type CommandSpec,
@@ -29,10 +29,17 @@ import { SECRET_HELP, SECRET_OPTIONS } from "./secrets.ts";
 import { unlockDir, unlockS3 } from "./unlock.ts";
 import type { DataKey } from "../crypto/data_key.ts";
 import { v2Credential } from "../backends/socket/credential.ts";
-import { SocketBackend, socketUrl } from "../backends/socket/backend.ts";
+import {
+  compactOverV1,
+  RemoteBackupError,
+  SocketBackend,
+  socketUrl,
+} from "../backends/socket/backend.ts";
+import { completedStats } from "../backends/socket/compaction.ts";
+import { WireConnection } from "../backends/socket/connection.ts";
 import { serverStatus } from "../backends/socket/server_checks.ts";
 import { compactSealed } from "../backends/socket/sealed_compaction.ts";
-import { DEFAULT_RETRY_POLICY } from "../backends/socket/options.ts";
+import { DEFAULT_RETRY_POLICY, type RetryPolicy } from "../backends/socket/options.ts";
 import { makeScratchDir, removeScratchDir } from "../fs/scratch_dir.ts";
 import { cliCommand } from "../fs/advised_command.ts";
 import { servedNodeOf } from "../server/nodes.ts";
@@ -65,7 +72,9 @@ AWS_SECRET_ACCESS_KEY. Its objects are never changed, only added and then delete
 compaction interrupted at any point leaves a backup that restores.
 An encrypted backup is compacted here, where its key is opened, never on a server: a socket:
 one (wire v2, with CLN_BACKUP_CREDENTIAL) is fetched, restored and sealed as a new base here,
-which the server swaps in; a plain one on a server is compacted by the server (COMPACT).
+which the server swaps in; a plain one on a server is compacted by the server (COMPACT), over
+wire v1 without CLN_BACKUP_CREDENTIAL, as the Python plugin asks (its server serves one
+connection at a time: stop lightningd first).
 A backup on a server keeps one base, as an s3:// one does.
 
 ${SECRET_HELP}`;
@@ -114,9 +123,12 @@ export function progressBar(
 
 function describeCompaction(result: CompactionResult): string {
   const { before, after } = result;
-  const what = result.base_version === null
-    ? "nothing new to fold"
-    : `${result.versions_folded} change(s) folded into a base at version ${result.base_version}`;
+  // A Python server does not say its base's version.
+  const what = result.base_version !== null
+    ? `${result.versions_folded} change(s) folded into a base at version ${result.base_version}`
+    : result.versions_folded > 0
+    ? `${result.versions_folded} change(s) folded`
+    : "nothing new to fold";
   return `Compacted in ${result.seconds} s: ${what}; ${before.backupsize} -> ` +
     `${after.backupsize} bytes (${result.bytes_freed} freed), ${before.version_count} -> ` +
     `${after.version_count} versions held (changes, and each snapshot once)`;
@@ -188,6 +200,37 @@ async function compactOnS3(
 }
 
 /**
+ * Has a server compact over wire v1, with no credential, as the Python plugin does: the Python
+ * `backup-cli server`, or ours with `--allow-v1`.
+ */
+async function compactOverWireV1(url: string, policy: RetryPolicy): Promise<CompactionResult> {
+  const target = socketUrl(url);
+  const server = formatHostPort(target.host, target.port);
+  const conn = await WireConnection.open(target, policy.timeoutMs);
+  try {
+    const started = performance.now();
+    const stats = await compactOverV1(
+      conn,
+      server,
+      policy.compactTimeoutMs,
+      `${ACTION}: the server at ${server} does not answer: a Python backup-cli server serves ` +
+        `one connection at a time, so while lightningd runs its plugin holds it: stop ` +
+        `lightningd and run this again (or, with the node's credential in ` +
+        `CLN_BACKUP_CREDENTIAL, cln-backup's server compacts beside the node's writes)`,
+    );
+    return completedStats(stats, Math.round(performance.now() - started) / 1000);
+  } catch (error) {
+    if (error instanceof RemoteBackupError) throw error;
+    throw new Error(
+      `${ACTION}: the server at ${server} gave no answer to COMPACT ` +
+        `(${(error as Error).message}): see its log; the backup is as it was`,
+    );
+  } finally {
+    conn.close();
+  }
+}
+
+/**
  * Compacts a server's backup: a plain one by the server (COMPACT), an encrypted one here, up
  * to the version before its newest change (SEALED_BASE).
  */
@@ -196,13 +239,8 @@ async function compactOnServer(
   values: Record<string, string | boolean | undefined>,
 ): Promise<CompactionResult> {
   const credential = v2Credential(url);
-  if (!credential) {
-    throw new Error(
-      `${ACTION}: compacting a server's backup from here takes the node's credential (wire ` +
-        `v2): name it in CLN_BACKUP_CREDENTIAL, or run "lightning-cli backup-compact" on the node`,
-    );
-  }
   const policy = { ...DEFAULT_RETRY_POLICY, retries: 0 };
+  if (!credential) return await compactOverWireV1(url, policy);
   const remote = await SocketBackend.connect(url, { policy, credential });
   try {
     if (!(await serverStatus(url, credential)).encrypted) {

@@ -10,6 +10,9 @@ import { readLayout } from "../format/layout.ts";
 import { existsSync } from "../fs/exists.ts";
 import { compact, progressBar } from "./compact.ts";
 import { upgrade } from "./upgrade.ts";
+import { encodeCompactResult, encodeMetadata } from "../wire/packets.ts";
+import { startServer } from "../../tests/support/wire_server.ts";
+import { withServer } from "../../tests/support/v2_server.ts";
 import {
   BufferedOutput,
   makeBackup,
@@ -284,4 +287,71 @@ Deno.test("compact: a Python plugin's backup compacts once upgraded", async () =
   } finally {
     removeNodeDir(dir);
   }
+});
+
+Deno.test("compact: a server's backup over wire v1, without a credential, is compacted by the server", async () => {
+  const dir = Deno.makeTempDirSync();
+  const served = `${dir}/served`;
+  createFileBackup(served);
+  const writer = FileBackend.open(`file://${served}`, served, { segmentBytes: 64 * 1024 });
+  for (const change of CHANGES) await writer.append(change);
+  writer.close();
+  // Ours as the Python plugin's users run it: --allow-v1, no credential.
+  const { server, url } = startServer(served);
+  try {
+    const before = restoredDump(`file://${served}`, dir);
+    const { code, output } = await run([url]);
+    assertEquals(code, 0, output.stderr.join("\n"));
+    assertMatch(
+      output.stdout[0],
+      new RegExp(
+        `^Compacted in [\\d.]+ s: \\d{3} change\\(s\\) folded into a base at version ` +
+          `${CHANGES.at(-2)!.version};`,
+      ),
+    );
+    assertEquals(restoredDump(`file://${served}`, dir), before);
+    assert(readLayout(served).bases.length > 0, "the server wrote a base");
+  } finally {
+    await server.close();
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("compact: a Python server's answer (before and after only) is described by what it says", async () => {
+  // The Python backup-cli server: METADATA to REQ_METADATA, then COMPACT_RES to COMPACT.
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const serving = (async () => {
+    const conn = await listener.accept();
+    await conn.read(new Uint8Array(5));
+    await conn.write(encodeMetadata({ version: 7, prevVersion: 6, versionCount: 5 }));
+    await conn.read(new Uint8Array(5));
+    await conn.write(encodeCompactResult({
+      before: { backupsize: 1000, version_count: 5 },
+      after: { backupsize: 400, version_count: 2 },
+    }));
+    await conn.read(new Uint8Array(1)).catch(() => null);
+    conn.close();
+  })();
+  try {
+    const { code, output } = await run([`socket:127.0.0.1:${listener.addr.port}`]);
+    assertEquals(code, 0, output.stderr.join("\n"));
+    assertMatch(
+      output.stdout[0],
+      /^Compacted in [\d.]+ s: 3 change\(s\) folded; 1000 -> 400 bytes \(600 freed\), 5 -> 2 versions held/,
+    );
+  } finally {
+    listener.close();
+    await serving;
+  }
+});
+
+Deno.test("compact: a server that takes only nodes that prove their key asks for the credential", async () => {
+  await withServer(async ({ url }) => {
+    const { code, output } = await run([url]);
+    assertEquals(code, 1);
+    assertMatch(
+      output.stderr[0],
+      /^Cannot compact backup: the server at 127\.0\.0\.1:\d+ refused wire v1 \(NACK\): it serves nodes that prove their key: set CLN_BACKUP_CREDENTIAL to the node's backup\.credential file \(made by "server add-node"\)$/,
+    );
+  });
 });

@@ -56,7 +56,7 @@ import { unframed } from "../../wire/send_data.ts";
 import { sendFileBytes } from "./send_file.ts";
 import { deflateFile } from "../../wire/deflate.ts";
 import { removeIfExists } from "../../fs/exists.ts";
-import type { NodeCredential } from "./credential.ts";
+import { CREDENTIAL_ENV, type NodeCredential } from "./credential.ts";
 import type { DataKey } from "../../crypto/data_key.ts";
 import { checkServerKey, type LaidOut, layOutChange } from "./sealed_layout.ts";
 import type { SealedCompactionRequest } from "./sealed_compaction.ts";
@@ -92,6 +92,54 @@ export interface SocketBackendOptions {
   key?: DataKey;
   /** An encrypted backup's live log rolls past this many bytes (the file writer's rule). */
   segmentBytes?: number;
+}
+
+/**
+ * Has the server compact over wire v1 on `conn` (COMPACT, then COMPACT_RES), as the Python
+ * plugin asks. A REQ_METADATA goes first, bounded as any answer: the Python server serves one
+ * connection at a time and reads none other while one is open, so such a server is told apart
+ * in seconds and no COMPACT is left queued on it. `unanswered` is the error for that, when
+ * the caller can say why (another connection is open); otherwise the timeout is rethrown.
+ */
+export async function compactOverV1(
+  conn: WireConnection,
+  destination: string,
+  compactTimeoutMs: number,
+  unanswered?: string,
+): Promise<CompactStats> {
+  await conn.send(encodePacket(PacketType.ReqMetadata));
+  let metadata;
+  try {
+    metadata = await conn.receive();
+  } catch (error) {
+    if (unanswered !== undefined && /timed out/.test((error as Error).message)) {
+      throw new RemoteBackupError(unanswered);
+    }
+    throw error;
+  }
+  if (metadata.type === PacketType.Nack) {
+    // Our server, unless it serves one backup with --allow-v1.
+    throw new RemoteBackupError(
+      `Cannot compact backup: the server at ${destination} refused wire v1 (NACK): it ` +
+        `serves nodes that prove their key: set ${CREDENTIAL_ENV} to the node's ` +
+        `backup.credential file (made by "server add-node")`,
+    );
+  }
+  if (metadata.type !== PacketType.Metadata) {
+    throw new RemoteBackupError(
+      `Cannot compact backup: the server at ${destination} answered REQ_METADATA with ` +
+        `${packetName(metadata.type)}: it is not a backup server, or a broken one`,
+    );
+  }
+  await conn.send(encodePacket(PacketType.Compact));
+  const reply = await conn.receive(compactTimeoutMs);
+  if (reply.type !== PacketType.CompactRes) {
+    throw new RemoteBackupError(
+      `Cannot compact backup: the server at ${destination} answered COMPACT with ` +
+        `${packetName(reply.type)}: it is not a backup server, or a broken one`,
+    );
+  }
+  return decodeCompactResult(reply);
 }
 
 /** The server gave an answer that means the backup cannot be trusted to go on. */
@@ -398,42 +446,21 @@ export class SocketBackend implements Backend {
         }
         return decodeJson<CompactStats>(reply, V2Type.CompactRes);
       }
-      // The Python server serves one connection at a time and never reads a second while the
-      // node's is open: ask where the backup stands first, bounded as any answer, so such a
-      // server is told apart in seconds and no COMPACT is left queued on it.
-      await conn.send(encodePacket(PacketType.ReqMetadata));
-      let metadata;
-      try {
-        metadata = await conn.receive();
-      } catch (error) {
-        if (this.#status.state === "connected" && /timed out/.test((error as Error).message)) {
-          throw new RemoteBackupError(
-            `Cannot compact backup: the server at ${this.destination} does not answer a ` +
-              `second connection while the node's is open: it serves one connection at a ` +
-              `time, as the Python backup-cli server does, so it cannot compact while the node ` +
-              `runs. Nothing changed, and the node's writes go on. cln-backup's server ` +
-              `compacts beside the writes: convert the server's storage ` +
-              `("${cliCommand("upgrade", "<its URL>")}") and serve it with ` +
-              `"${cliCommand("server", "... --allow-v1")}"`,
-          );
-        }
-        throw error;
-      }
-      if (metadata.type !== PacketType.Metadata) {
-        throw new RemoteBackupError(
-          `Cannot compact backup: the server at ${this.destination} answered REQ_METADATA ` +
-            `with ${packetName(metadata.type)}: it is not a backup server, or a broken one`,
-        );
-      }
-      await conn.send(encodePacket(PacketType.Compact));
-      const reply = await conn.receive(this.#policy.compactTimeoutMs);
-      if (reply.type !== PacketType.CompactRes) {
-        throw new RemoteBackupError(
-          `Cannot compact backup: the server at ${this.destination} answered COMPACT with ` +
-            `${packetName(reply.type)}: it is not a backup server, or a broken one`,
-        );
-      }
-      return decodeCompactResult(reply);
+      return await compactOverV1(
+        conn,
+        this.destination,
+        this.#policy.compactTimeoutMs,
+        this.#status.state === "connected"
+          ? `Cannot compact backup: the server at ${this.destination} does not answer a ` +
+            `second connection while the node's is open: it serves one connection at a ` +
+            `time, as the Python backup-cli server does, so it cannot compact while the node ` +
+            `runs. Nothing changed, and the node's writes go on. cln-backup's server ` +
+            `compacts beside the writes: convert the server's storage ` +
+            `("${cliCommand("upgrade", "<its URL>")}") and serve it with ` +
+            `"${cliCommand("server", "... --allow-v1")}"; or compact it while lightningd is ` +
+            `stopped ("${cliCommand("compact", shellQuote(this.url))}")`
+          : undefined,
+      );
     } catch (error) {
       if (error instanceof RemoteBackupError) throw error;
       throw new RemoteBackupError(

@@ -18,6 +18,24 @@ import { SCRATCH_DIR } from "../s3/compaction.ts";
 import { removeStaleWork, type SealedCompactionRequest } from "./sealed_compaction.ts";
 import type { SealedCompactionMessage } from "./sealed_compaction_worker.ts";
 
+/**
+ * A server's COMPACT_RES as a compaction's result. A Python server answers only `before` and
+ * `after`; the other fields are then what they say: the sizes' change, and `seconds`, the
+ * time the client waited. Its base's version is not known (`null`).
+ */
+export function completedStats(stats: CompactStats, seconds: number): CompactionResult {
+  const { before, after } = stats;
+  return {
+    ...stats,
+    base_version: (stats.base_version as number | null | undefined) ?? null,
+    versions_folded: (stats.versions_folded as number | undefined) ??
+      before.version_count - after.version_count,
+    bytes_freed: (stats.bytes_freed as number | undefined) ??
+      before.backupsize - after.backupsize,
+    seconds: (stats.seconds as number | undefined) ?? seconds,
+  };
+}
+
 export class RemoteCompaction implements CompactionService {
   /** No setting has an effect: the server compacts on request only. */
   ignores(): string {
@@ -39,11 +57,7 @@ export class RemoteCompaction implements CompactionService {
     readonly scratch: string = `${Deno.cwd()}/${SCRATCH_DIR}`,
   ) {}
 
-  /**
-   * Asks the server to compact, or joins the request under way. A Python server answers
-   * only `before` and `after`; the other fields are then what they say: the sizes' change,
-   * and the time the client waited.
-   */
+  /** Asks the server to compact, or joins the request under way. */
   compact(): Promise<CompactionResult> {
     if (this.#running) return this.#running;
     const started = this.now();
@@ -53,19 +67,9 @@ export class RemoteCompaction implements CompactionService {
     const work: Promise<CompactStats> = sealed
       ? this.#onWorker(sealed).then((result) => ({ ...result }))
       : this.backend.compactOnServer(this.#stopping.signal);
-    const asked = work.then((stats) => {
-      const { before, after } = stats;
-      const result: CompactionResult = {
-        ...stats,
-        base_version: (stats.base_version as number | null | undefined) ?? null,
-        versions_folded: (stats.versions_folded as number | undefined) ??
-          before.version_count - after.version_count,
-        bytes_freed: (stats.bytes_freed as number | undefined) ??
-          before.backupsize - after.backupsize,
-        seconds: (stats.seconds as number | undefined) ?? Math.round(this.now() - started) / 1000,
-      };
-      return result;
-    });
+    const asked = work.then((stats) =>
+      completedStats(stats, Math.round(this.now() - started) / 1000)
+    );
     const running = notingLast(asked, (last) => this.#last = last)
       .finally(() => this.#running = undefined);
     this.#running = running;
