@@ -17,6 +17,7 @@ import { init } from "../lib/cli/init.ts";
 import { restore } from "../lib/cli/restore.ts";
 import { verify } from "../lib/cli/verify.ts";
 import { compact } from "../lib/cli/compact.ts";
+import { bumpStatement } from "./support/statements.ts";
 
 const BACKUP_CLI = Deno.env.get("CLN_BACKUP_PYTHON_BACKUP_CLI");
 const PYTHON = Deno.env.get("CLN_BACKUP_PYTHON") || "python3";
@@ -153,6 +154,35 @@ Deno.test({
         assertEquals((await again.stop()).code, 0);
       } finally {
         await again.kill().catch(() => {});
+      }
+      // lightningd dies after the plugin's answer, before its commit: at the next start the
+      // plugin has the Python server drop that change (REWIND), then goes on.
+      const dying = FakeLightningd.spawn({ lightningDir: dir });
+      try {
+        await dying.getmanifest();
+        await dying.init();
+        const from = dying.dataVersion();
+        const writes = [`DELETE FROM vars WHERE name = 'never'`, bumpStatement(from)];
+        dying.db.exec("BEGIN");
+        for (const statement of writes) dying.db.exec(statement);
+        const answer = await dying.request("db_write", { data_version: from + 1, writes });
+        assertEquals(answer.result, { result: "continue" });
+        dying.db.exec("ROLLBACK");
+        assertEquals((await dying.close()).code, 0);
+      } finally {
+        await dying.kill().catch(() => {});
+      }
+      const rewound = FakeLightningd.spawn({ lightningDir: dir });
+      try {
+        await rewound.getmanifest();
+        assertEquals(await rewound.transaction([`DELETE FROM vars WHERE name = 'e'`]), "committed");
+        assertMatch(
+          rewound.logs.map((l) => l.message).join("\n"),
+          /dropping change \d+ from the backup: the node stopped before committing/,
+        );
+        assertEquals((await rewound.stop()).code, 0);
+      } finally {
+        await rewound.kill().catch(() => {});
       }
       const later = dumpDatabase(`${dir}/lightningd.sqlite3`);
       await assertBothRestore(server.url, later, root);
