@@ -155,6 +155,12 @@ export interface Backend {
   cutTail(): Promise<string>;
   /** For a backend opened to sync later (an async copy's file backup): syncs what it holds. */
   flush?(): Promise<void>;
+  /**
+   * The backup's id in hex, which its segments, objects or server's backup carry from its
+   * creation on (compactions and rekeys keep it): it tells this backup from another found at
+   * its URL. `undefined` for a backup that has none (the Python server's, wire v1).
+   */
+  backupIdHex?(): Promise<string | undefined>;
   /** Closes the backup, releasing its files or connection. */
   close(): void;
 }

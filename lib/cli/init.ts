@@ -18,7 +18,7 @@ import {
   whyNotOpened,
   whyNotSnapshotOf,
 } from "./init_rerun.ts";
-import { createCopies, initCopies } from "./init_copies.ts";
+import { createCopies, initCopies, type MadeCopies } from "./init_copies.ts";
 import { KEY_FILE, readKeyFile, removeKeyFileOf, writeKeyFile } from "../crypto/key_file.ts";
 import { checkNewRecipients, type Prompt, terminalPrompt } from "./secrets.ts";
 import { backupKind, openReader } from "../backends/open.ts";
@@ -421,11 +421,11 @@ async function initRemote(
     throw error;
   }
   const { version } = made;
-  const undoCopies = await createCopies(copies, database, dir, version, output);
+  const madeCopies = await createCopies(copies, database, dir, version, output);
   atStep("init-before-lock");
   // A snapshot on a server stays there; a retry of init finds it while the database is
   // unchanged (lib/cli/left_on_server.ts).
-  const launcher = installPlugin(dir, lock, "create", undoCopies);
+  const launcher = installPlugin(dir, madeCopies.tied(lock), "create", madeCopies.undo);
   output.out(
     made.found
       ? `Found the backup ${url} an interrupted init left, a snapshot of "${database}" at ` +
@@ -497,16 +497,16 @@ async function initFile(
     removeIfExists(path);
     if (encryption) removeIfExists(`${dir}/${KEY_FILE}`);
   };
-  let undoCopies: () => void;
+  let made: MadeCopies;
   try {
-    undoCopies = await createCopies(copies, database, dir, version, output);
+    made = await createCopies(copies, database, dir, version, output);
   } catch (error) {
     undoBackup();
     throw error;
   }
   atStep("init-before-lock");
-  const launcher = installPlugin(dir, lock, "create", () => {
-    undoCopies();
+  const launcher = installPlugin(dir, made.tied(lock), "create", () => {
+    made.undo();
     undoBackup();
   });
   if (left !== undefined) {

@@ -1,3 +1,5 @@
+import { readChain } from "../format/chain.ts";
+import { formatBackupId } from "../format/segment.ts";
 import type { BackupReader } from "../backends/backend.ts";
 import { assert, assertEquals, assertMatch, assertRejects } from "../../tests/support/assert.ts";
 import { dumpDatabase } from "../../tests/support/dump.ts";
@@ -388,7 +390,14 @@ Deno.test("init --mirror --async makes every copy from one snapshot, or none of 
     const output = new BufferedOutput();
     assertEquals(await init(args, output), 0, output.transcript);
     const lock = JSON.parse(Deno.readTextFileSync(`${dir}/backup.lock`));
-    assertEquals(lock, { backend_url: urls[0], mirror_urls: [urls[1]], async_urls: [urls[2]] });
+    // Each copy is tied to its own backup id, which the plugin checks before writing there.
+    const idOf = (name: string) => formatBackupId(readChain(`${base}/${name}`).backupId);
+    assertEquals(lock, {
+      backend_url: urls[0],
+      mirror_urls: [urls[1]],
+      async_urls: [urls[2]],
+      backup_ids: { [urls[1]]: idOf("mirror"), [urls[2]]: idOf("copy") },
+    });
     const versions = urls.map((url) => openReader(url).describe().lastVersion);
     assertEquals(new Set(versions).size, 1);
     assert(versions[0] > 0);

@@ -7,9 +7,10 @@
  * @module
  */
 import { userPath } from "../fs/user_path.ts";
-import { LOCK_FILE, readLockFile } from "../backup/lock_file.ts";
+import { LOCK_FILE, type LockFile, readLockFile, writeLockFile } from "../backup/lock_file.ts";
 import { nodeDatabase } from "./node_database.ts";
-import { lockDestinations } from "../backends/multi/mirrors.ts";
+import { copyBackupIds, lockDestinations } from "../backends/multi/mirrors.ts";
+import { destinationBackupId, withBackupId } from "./copy_id.ts";
 import { backupKind, openReader } from "../backends/open.ts";
 import { shellQuote } from "../fs/shell_quote.ts";
 import { cliCommand } from "../fs/advised_command.ts";
@@ -99,6 +100,9 @@ export async function mirror(args: string[], output: Output = consoleOutput): Pr
     const { sync, async } = lockDestinations(lock);
     // However it is spelled (a trailing "/", a path through a symlink): the same backup.
     const named = [...sync, ...async].find((destination) => sameBackup(destination, url));
+    if (named !== undefined && named !== lock.backend_url && !copyBackupIds(lock).has(named)) {
+      return await tie(named, lock, dir, output);
+    }
     if (named !== undefined) {
       throw new Error(
         `${ACTION}: "${dir}/${LOCK_FILE}" names ${url} already${
@@ -147,17 +151,51 @@ export async function mirror(args: string[], output: Output = consoleOutput): Pr
     const next = { ...lock, [key]: list };
     checkLaunchable(dir, next);
     const created = await createBackupFrom(database, url, dir);
+    const id = await destinationBackupId(url, dir).catch((error: Error) => {
+      // The copy works untied, as one made before ids were recorded; a rerun ties it.
+      output.err(
+        `Could not read the backup id of ${url} (${error.message}): run "${
+          cliCommand("mirror", `${shellQuote(url)} --lightning-dir ${shellQuote(dir)}`)
+        }" again to tie it`,
+      );
+      return undefined;
+    });
+    const ids = withBackupId(copyBackupIds(lock), url, id);
     const launcher = installPlugin(
       dir,
-      next,
+      Object.keys(ids).length > 0 ? { ...next, backup_ids: ids } : next,
       "replace",
       () => path !== undefined && removeIfExists(path),
     );
     output.out(
       `Created the backup ${url} from "${database}" at version ${created}, and added it to ` +
-        `"${key}" in "${dir}/${LOCK_FILE}" (${sync.length + async.length + 1} destinations)`,
+        `"${key}" in "${dir}/${LOCK_FILE}" (${sync.length + async.length + 1} destinations)` +
+        (id === undefined ? "" : `, tied to its backup id ${id}`),
     );
     printConfigLine(output, launcher);
     return Exit.Ok;
   });
+}
+
+/**
+ * Records in backup.lock's `backup_ids` the id of the backup the copy `url` holds (a copy made
+ * before they were recorded): the plugin then refuses to write into another backup found there.
+ * It is the operator's word that this backup is the node's copy; the copy is not written to.
+ */
+async function tie(url: string, lock: LockFile, dir: string, output: Output): Promise<number> {
+  const id = await destinationBackupId(url, dir);
+  if (id === undefined) {
+    output.out(
+      `${url} is in backup.lock already, and its backup has no id to tie it to (a Python ` +
+        `server's, wire v1): nothing to do`,
+    );
+    return Exit.Ok;
+  }
+  writeLockFile(dir, { ...lock, backup_ids: withBackupId(copyBackupIds(lock), url, id) });
+  output.out(
+    `Tied ${url}, in backup.lock already, to the backup it holds, ${id}, in ` +
+      `"${dir}/${LOCK_FILE}" ("backup_ids"): the plugin now refuses to write the node's ` +
+      `changes into another backup found there`,
+  );
+  return Exit.Ok;
 }

@@ -10,6 +10,8 @@ import { restoreBackup } from "../backup/restore.ts";
 import { DataKey } from "../crypto/data_key.ts";
 import { writeKeyFile } from "../crypto/key_file.ts";
 import { mirror } from "./mirror.ts";
+import { readChain } from "../format/chain.ts";
+import { formatBackupId } from "../format/segment.ts";
 import {
   BufferedOutput,
   damageDatabase,
@@ -27,6 +29,11 @@ async function node(): Promise<{ dir: string; base: string; url: string }> {
   const url = await makeBackup(`${base}/first`, recordedChanges(["fresh-start", "restart"]));
   writeLockFile(dir, { backend_url: url, note: 1 });
   return { dir, base, url };
+}
+
+/** The backup id of the file backup at `path`, as backup.lock's `backup_ids` has it. */
+function idOf(path: string): string {
+  return formatBackupId(readChain(path).backupId);
 }
 
 function restored(url: string, scratch: string): string {
@@ -48,7 +55,12 @@ Deno.test("mirror adds a copy of the node's database as a destination; the plugi
     const done = await run(second, "--lightning-dir", dir);
     assertEquals(done.code, 0, done.transcript);
     assertMatch(done.stdout[0], /^Created the backup .*second from .* at version 15, and added it/);
-    assertEquals(readLockFile(dir), { backend_url: url, note: 1, mirror_urls: [second] });
+    assertEquals(readLockFile(dir), {
+      backend_url: url,
+      note: 1,
+      mirror_urls: [second],
+      backup_ids: { [second]: idOf(`${base}/second`) },
+    });
     const database = `${dir}/lightningd.sqlite3`;
     assertEquals(restored(second, base), dumpDatabase(database));
 
@@ -80,7 +92,12 @@ Deno.test("mirror copies the database a wallet= line of lightningd's config name
       /^Created the backup .*second from ".*\/ssd\/node\.sqlite3" at version 15/,
     );
     assertEquals(restored(second, base), dumpDatabase(`${base}/ssd/node.sqlite3`));
-    assertEquals(readLockFile(dir), { backend_url: url, note: 1, mirror_urls: [second] });
+    assertEquals(readLockFile(dir), {
+      backend_url: url,
+      note: 1,
+      mirror_urls: [second],
+      backup_ids: { [second]: idOf(`${base}/second`) },
+    });
   } finally {
     removeNodeDir(dir);
   }
@@ -170,7 +187,12 @@ Deno.test("mirror --async adds an asynchronous copy; the plugin's copy catches u
     const done = await run(copy, "--async", "--lightning-dir", dir);
     assertEquals(done.code, 0, done.transcript);
     assertMatch(done.stdout[0], /added it to "async_urls" in .* \(2 destinations\)/);
-    assertEquals(readLockFile(dir), { backend_url: url, note: 1, async_urls: [copy] });
+    assertEquals(readLockFile(dir), {
+      backend_url: url,
+      note: 1,
+      async_urls: [copy],
+      backup_ids: { [copy]: idOf(`${base}/copy`) },
+    });
     assertMatch(
       Deno.readTextFileSync(`${dir}/cln-backup-plugin`),
       new RegExp(`--allow-write=${base}/first,${base}/copy'`),

@@ -23,7 +23,12 @@ import { retryPolicyFromLock } from "../backends/socket/options.ts";
 import { type LockFile, readLockFile } from "../backup/lock_file.ts";
 import { lockNumber } from "../backup/lock_number.ts";
 import { MultiBackend } from "../backends/multi/backend.ts";
-import { lockDestinations, mirrorFailure, newCopyCommand } from "../backends/multi/mirrors.ts";
+import {
+  copyBackupIds,
+  lockDestinations,
+  mirrorFailure,
+  newCopyCommand,
+} from "../backends/multi/mirrors.ts";
 import { AsyncCopy } from "../backends/multi/async_copy.ts";
 import { WithAsyncCopies } from "../backends/multi/with_async_copies.ts";
 import { FileBackupReader } from "../backends/file/reader.ts";
@@ -218,6 +223,7 @@ function asyncCopies(
   dir: string,
   key: DataKey | undefined,
   options: StartupOptions,
+  ids: ReadonlyMap<string, string>,
 ): AsyncCopy[] {
   const primaryUrl = parseBackupUrl(lock.backend_url);
   // A remote primary is fetched into the scratch directory the launcher grants for it.
@@ -255,6 +261,7 @@ function asyncCopies(
     refuseKey(url, dir, key);
     return new AsyncCopy({
       url,
+      backupId: ids.get(url),
       open: async () => {
         // Synced by the copy with flush(), off the thread: never a sync on the hooks' thread.
         const backend = openOne(url, lock, dir, key, quiet, [], { syncOnClose: true });
@@ -288,6 +295,7 @@ export async function openAtStart(dir: string, options: StartupOptions = {}): Pr
     backendUrl = lock.backend_url;
     const { sync, async } = lockDestinations(lock);
     const onFailure = mirrorFailure(lock);
+    const ids = copyBackupIds(lock);
     const key = await readKeyFile(dir);
     for (url of sync) opened.push(openOne(url, lock, dir, key, options, log));
     let backend: Backend = opened[0];
@@ -298,13 +306,16 @@ export async function openAtStart(dir: string, options: StartupOptions = {}): Pr
           `fails, ` +
           (onFailure === "stop" ? "the node stops" : "the others go on (mirror_failure: degrade)"),
       });
-      backend = new MultiBackend(opened, onFailure, (level, message) => {
-        options.remoteLog?.(level, message);
-      });
+      backend = new MultiBackend(
+        opened,
+        onFailure,
+        (level, message) => options.remoteLog?.(level, message),
+        sync.map((each) => ids.get(each)),
+      );
     }
     url = undefined;
     if (async.length === 0) return { backend, log };
-    const copies = asyncCopies(async, backend, lock, dir, key, options);
+    const copies = asyncCopies(async, backend, lock, dir, key, options, ids);
     log.push({
       level: "info",
       message: `Asynchronous copies, never waited for, follow ${lock.backend_url} from the ` +

@@ -24,6 +24,7 @@ import {
   CorruptBackupError,
   dataEnd,
   encodeSegmentHeader,
+  formatBackupId,
   readAt,
   SEGMENT_HEADER_SIZE,
   SegmentKind,
@@ -271,6 +272,10 @@ export class FileBackend implements Backend, CompactableBackend {
   /** The backup's id, which every segment carries. */
   get backupId(): Uint8Array {
     return this.#backupId;
+  }
+
+  backupIdHex(): Promise<string> {
+    return Promise.resolve(formatBackupId(this.#backupId));
   }
 
   /** The sequence of the log being appended to. */

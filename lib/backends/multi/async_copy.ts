@@ -31,6 +31,11 @@
  * power cut before it loses at most what the next start copies again: the primary's
  * compaction keeps every change above the copy's last sync ({@linkcode AsyncCopy.resumesFrom}).
  *
+ * Behind the primary, a copy appends what it lacks onto what it holds: it must be this backup's
+ * copy. backup.lock ties each copy to its backup id when it is made (`backup_ids`), and a copy
+ * found to hold another backup (another node's, a mount swapped) is refused before anything is
+ * written or dropped there; a copy without a recorded id is not checked.
+ *
  * Positions are versions. A change that bumps the version is copied once; a hook without a
  * bump (a migration's `PRAGMA foreign_keys`) repeats its version, so one at the copy's own
  * version may be copied again where the copy resumes: such a hook changes no data, and a
@@ -48,6 +53,7 @@ import type {
 import { bumpedFrom } from "../../backup/bump.ts";
 import { launcherDenied } from "../../fs/launcher_denied.ts";
 import { cliCommand } from "../../fs/advised_command.ts";
+import { untiedCopy } from "./mirrors.ts";
 
 export type AsyncLogLevel = "info" | "unusual";
 
@@ -55,6 +61,8 @@ export interface AsyncCopyOptions {
   url: string;
   /** Opens the destination and resolves once its state is known. */
   open(): Promise<Backend>;
+  /** The backup id backup.lock ties the copy to (`backup_ids`); none: not checked. */
+  backupId?: string;
   /** The primary's backup as it stands now, to catch up from. */
   readPrimary(): Promise<BackupReader>;
   /** The primary's version now. */
@@ -362,6 +370,9 @@ export class AsyncCopy {
   async #open(): Promise<Backend> {
     const dest = await this.options.open();
     try {
+      const tied = this.options.backupId;
+      const other = tied && untiedCopy(tied, await dest.backupIdHex?.(), true);
+      if (other) throw new Error(other);
       // A torn append of the copy's own: the primary holds that change.
       if (dest.state().tail !== undefined) await dest.cutTail();
       const { version, rewindVersion } = dest.state();

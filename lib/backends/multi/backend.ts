@@ -10,10 +10,14 @@
  * stops the node at the next start, since it is no longer a copy of the node). The rewind
  * at start and the change after it stop the node under "degrade" too (see {@linkcode #all}).
  *
+ * A mirror found at its start to hold another backup than the one backup.lock ties to it
+ * (`backup_ids`: another node's, a mount swapped) is never written to: it stops the node, or
+ * under "degrade" is dropped as a failed one is.
+ *
  * @module
  */
 import type { Backend, BackupState, Change, DestinationStatus } from "../backend.ts";
-import { newCopyCommand } from "./mirrors.ts";
+import { newCopyCommand, untiedCopy } from "./mirrors.ts";
 import { StoppingError } from "../stopping.ts";
 
 export type MirrorFailure = "stop" | "degrade";
@@ -35,11 +39,14 @@ export class MultiBackend implements Backend {
   readonly #failed = new Map<Backend, string>();
   /** From a rewind until a change after it is stored everywhere: see {@linkcode #all}. */
   #rewinding = false;
+  #ready: Promise<void> | undefined;
 
+  /** `ties`: the backup id backup.lock ties each member to, by its index (none: unchecked). */
   constructor(
     readonly members: Backend[],
     readonly onFailure: MirrorFailure,
     readonly log: (level: "broken", message: string) => void = () => {},
+    readonly ties: readonly (string | undefined)[] = [],
   ) {
     this.url = members[0].url;
   }
@@ -53,10 +60,37 @@ export class MultiBackend implements Backend {
     return this.members.filter((m) => !this.#broken.has(m));
   }
 
-  /** Every destination ready, and they agree on where the backup stands (or differ by one). */
-  async ready(): Promise<void> {
-    await Promise.all(this.members.map((m) => this.#noting(m, async () => await m.ready?.())));
-    this.#agreement();
+  /**
+   * Every destination ready and the backup its tie names, and they agree on where the backup
+   * stands (or differ by one). Checked once: the plugin asks at its start and its first write.
+   */
+  ready(): Promise<void> {
+    return this.#ready ??= (async () => {
+      await Promise.all(this.members.map((m) => this.#noting(m, async () => await m.ready?.())));
+      await Promise.all(this.members.map((m, i) => this.#checkTie(m, this.ties[i])));
+      this.#agreement();
+    })();
+  }
+
+  /** Refuses `member` when it holds another backup than `tied`: it stops, or degrades. */
+  async #checkTie(member: Backend, tied: string | undefined): Promise<void> {
+    if (tied === undefined) return;
+    const held = await this.#noting(member, async () => await member.backupIdHex?.());
+    const why = untiedCopy(tied, held, false);
+    if (why === undefined) return;
+    if (this.onFailure === "stop") {
+      this.#failed.set(member, why);
+      throw new Error(
+        `${member.url}: ${why} (or set "mirror_failure": "degrade" in backup.lock to go on ` +
+          `without it)`,
+      );
+    }
+    this.#broken.set(member, why);
+    this.log(
+      "broken",
+      `BROKEN: destination ${member.url} gets no changes: ${why}; the node goes on with the ` +
+        `other destinations ("mirror_failure": "degrade")`,
+    );
   }
 
   /** Runs `work` of `member`; a failure, which stops the node, is kept for backup-status. */

@@ -39,6 +39,49 @@ export function lockDestinations(lock: LockFile): { sync: string[]; async: strin
 }
 
 /**
+ * `backup_ids` of backup.lock: each copy's backup id (hex), keyed by its URL as
+ * `mirror_urls` or `async_urls` spell it, recorded by the command that made the copy. The
+ * plugin refuses to write a copy's changes into another backup found at its URL; a copy
+ * without one (made before they were recorded; a Python server's, which has none) is not
+ * checked.
+ */
+export function copyBackupIds(lock: LockFile): ReadonlyMap<string, string> {
+  const ids = lock.backup_ids;
+  if (ids === undefined) return new Map();
+  if (
+    typeof ids !== "object" || ids === null || Array.isArray(ids) ||
+    !Object.values(ids).every((id) => typeof id === "string" && /^[0-9a-f]{32}$/.test(id))
+  ) {
+    throw new Error(
+      `Cannot start backup: "backup_ids" in backup.lock must map each copy's URL to its ` +
+        `backup id (32 hex digits), not ${JSON.stringify(ids)}: fix it, or remove it (its ` +
+        `copies are then not checked)`,
+    );
+  }
+  return new Map(Object.entries(ids as Record<string, string>));
+}
+
+/**
+ * Why a copy, which holds the backup `held` (`undefined`: one without an id), is not
+ * the backup `tied` that backup.lock's `backup_ids` ties to it; `undefined` when it is, or no
+ * id is recorded. Said before anything is written there: it is another backup (another
+ * node's, a mount swapped), which the node's changes would ruin.
+ */
+export function untiedCopy(
+  tied: string | undefined,
+  held: string | undefined,
+  isAsync: boolean,
+): string | undefined {
+  if (tied === undefined || held === tied) return undefined;
+  return `it is ${held === undefined ? "a backup without an id" : `backup ${held}`}, ` +
+    `not ${tied}, the one backup.lock ties to it ("backup_ids"): it holds another backup ` +
+    `(another node's? a mount swapped?), which this node's changes would ruin: put the ` +
+    `copy back at that URL; or, with lightningd stopped, remove it from ` +
+    `${isAsync ? "async_urls" : "mirror_urls"} and add a new copy with ` +
+    newCopyCommand("DIR", isAsync);
+}
+
+/**
  * The command that adds a new copy in place of one that lacks changes or is gone (init refuses
  * a node that has a backup), as advice quotes it: for the lightning dir `dir`, a shell word the
  * caller quotes (`DIR` where it is not known), an async copy's with `--async`.

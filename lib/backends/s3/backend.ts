@@ -20,7 +20,7 @@ import { DEFAULT_S3_POLICY, retrying, type S3Log, type S3RetryPolicy } from "./r
 import { parseBackupUrl } from "../url.ts";
 import type { S3Url } from "./s3_url.ts";
 import { Packer, type PackerOptions } from "./packer.ts";
-import { BACKUP_ID_SIZE, CorruptBackupError } from "../../format/segment.ts";
+import { BACKUP_ID_SIZE, CorruptBackupError, formatBackupId } from "../../format/segment.ts";
 import type { CompactionSizes } from "../../compact/policy.ts";
 import { type DataKey, sameBytes } from "../../crypto/data_key.ts";
 import { checkObjectKey, readWrappedKey } from "./key_object.ts";
@@ -195,6 +195,12 @@ export class S3Backend implements Backend {
 
   ready(): Promise<void> {
     return this.#ready;
+  }
+
+  /** Read with the backup, at {@linkcode ready}. */
+  async backupIdHex(): Promise<string> {
+    await this.#ready;
+    return formatBackupId(this.#backupId);
   }
 
   async #load(): Promise<void> {

@@ -8,6 +8,7 @@
  * @module
  */
 import type { Backend, BackupState, Change, ConnectionStatus } from "../backend.ts";
+import { formatBackupId } from "../../format/segment.ts";
 import { formatHostPort, parseBackupUrl } from "../url.ts";
 import {
   type CompactStats,
@@ -215,6 +216,8 @@ export class SocketBackend implements Backend {
   readonly #key: DataKey | undefined;
   /** Where the next sealed change goes; asked again after a reconnect or a rewind. */
   #place: Place | undefined;
+  /** The server's backup id, once asked (see {@linkcode backupIdHex}). */
+  #backupId: Uint8Array | undefined;
   /**
    * After a rewind of an encrypted backup: the next change starts a new log, so that it is
    * not sealed for the place of the dropped one (which the server may have kept).
@@ -409,6 +412,29 @@ export class SocketBackend implements Backend {
       timeoutMs: this.#policy.timeoutMs,
       compactTimeoutMs: this.#policy.compactTimeoutMs,
     };
+  }
+
+  /**
+   * The id of the server's backup (from PLACE, wire v2), asked once; `undefined` over wire v1
+   * (the Python server's backup has none) or from a server that does not answer PLACE.
+   */
+  async backupIdHex(): Promise<string | undefined> {
+    await this.#ready;
+    if (!this.#credential) return undefined;
+    if (this.#backupId !== undefined) return formatBackupId(this.#backupId);
+    if (this.#beat) await this.#beat;
+    // The heartbeat leaves the connection be meanwhile, as during a write.
+    this.#writing = true;
+    try {
+      await this.#retrying("asking the backup's id", async () => {
+        const reply = await this.#conn!.request(encodeFrame(V2Type.ReqPlace));
+        if (reply.type !== V2Type.Error) this.#backupId = decodePlace(reply).backupId;
+      });
+    } finally {
+      this.#writing = false;
+      this.#lastExchange = performance.now();
+    }
+    return this.#backupId && formatBackupId(this.#backupId);
   }
 
   /** Where the server puts the next record (PLACE), checked against the node's key. */

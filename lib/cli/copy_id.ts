@@ -1,0 +1,51 @@
+/**
+ * The backup id of a destination, which `mirror` and `init` record in backup.lock's
+ * `backup_ids` when they make a copy: the plugin then refuses to write the node's changes into
+ * another backup found at its URL (lib/backends/multi/mirrors.ts).
+ *
+ * @module
+ */
+import { parseBackupUrl } from "../backends/url.ts";
+import { backupKind, connectBackend } from "../backends/open.ts";
+import { readChain } from "../format/chain.ts";
+import { formatBackupId } from "../format/segment.ts";
+import { credentialIn } from "../backends/socket/credential.ts";
+import { DEFAULT_RETRY_POLICY } from "../backends/socket/options.ts";
+
+/**
+ * The id of the backup at `url`, read as the plugin of the node at `dir` would reach it (its
+ * S3 keys and server credential); `undefined` for one that has none (a Python server's).
+ */
+export async function destinationBackupId(url: string, dir: string): Promise<string | undefined> {
+  const parsed = parseBackupUrl(url);
+  if (parsed.scheme === "file") {
+    // Read only: the plugin may hold the backup's writer lock meanwhile.
+    return backupKind(parsed.path) === "directory"
+      ? formatBackupId(readChain(parsed.path).backupId)
+      : undefined;
+  }
+  const credential = credentialIn(dir);
+  // Wire v1, the Python server's: its backup has no id.
+  if (parsed.scheme === "socket" && credential === undefined) return undefined;
+  const backend = await connectBackend(url, {
+    lightningDir: dir,
+    // An operator at a terminal gets the failure at once, not after a node's patience.
+    socket: { credential, policy: { ...DEFAULT_RETRY_POLICY, retries: 0 } },
+  });
+  try {
+    return await backend.backupIdHex?.();
+  } finally {
+    backend.close();
+  }
+}
+
+/** `ids` with `url`'s id set, as backup.lock's `backup_ids`; as it was when `id` is none. */
+export function withBackupId(
+  ids: ReadonlyMap<string, string>,
+  url: string,
+  id: string | undefined,
+): Record<string, string> {
+  const all = Object.fromEntries(ids);
+  if (id !== undefined) all[url] = id;
+  return all;
+}

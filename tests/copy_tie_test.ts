@@ -1,0 +1,148 @@
+/**
+ * A copy is tied to the backup it was made as: `mirror` records its backup id in backup.lock,
+ * and the plugin refuses to append the node's changes to another backup found at its URL
+ * (two mounts swapped on a NAS), which would ruin that other node's backup.
+ *
+ * @module
+ */
+import { assert, assertEquals, assertMatch } from "./support/assert.ts";
+import {
+  BufferedOutput,
+  makeBackup,
+  makeNodeDir,
+  recordedChanges,
+  removeNodeDir,
+} from "./support/cli_testing.ts";
+import { readLockFile, writeLockFile } from "../lib/backup/lock_file.ts";
+import { openReader } from "../lib/backends/open.ts";
+import type { AsyncDestinationStatus, Backend } from "../lib/backends/backend.ts";
+import { mirror } from "../lib/cli/mirror.ts";
+import { openAtStart } from "../lib/plugin/startup.ts";
+
+const A_CHANGES = recordedChanges(["fresh-start", "restart"]);
+const NEXT = recordedChanges(["activity"]).slice(0, 3);
+
+/** Node B's own backup, at version 12: another node's, lower than node A's 15. */
+async function otherNodesBackup(path: string): Promise<string> {
+  const changes = [
+    ...recordedChanges(["fresh-start"]),
+    { version: 12, statements: ["INSERT INTO vars (name, intval) VALUES ('node-b', 1)"] },
+  ];
+  return await makeBackup(path, changes);
+}
+
+function lastVersion(url: string): number {
+  const reader = openReader(url);
+  try {
+    return reader.describe().lastVersion;
+  } finally {
+    reader.close();
+  }
+}
+
+/** The async copy's status once it has settled: failing, or caught up. */
+async function settledCopy(backend: Backend): Promise<AsyncDestinationStatus> {
+  for (let tries = 0; tries < 200; tries++) {
+    const copy = backend.state().asyncDestinations![0];
+    if (copy.state === "failing" || (copy.state === "caught-up" && copy.lag_versions === 0)) {
+      return copy;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+  return backend.state().asyncDestinations![0];
+}
+
+Deno.test("an async copy whose URL now holds another node's backup, lower, gets none of the node's changes", async () => {
+  const dir = makeNodeDir("restart");
+  const base = Deno.realPathSync(`${dir}/..`);
+  let backend: Backend | undefined;
+  try {
+    const url = await makeBackup(`${base}/backup`, A_CHANGES);
+    writeLockFile(dir, { backend_url: url });
+    const copy = `file://${base}/copy`;
+    const output = new BufferedOutput();
+    assertEquals(await mirror([copy, "--lightning-dir", dir, "--async"], output), 0);
+    // The NAS's two mounts swapped: node B's backup is where node A's copy was.
+    Deno.renameSync(`${base}/copy`, `${base}/copy-of-a`);
+    await otherNodesBackup(`${base}/copy`);
+    const lock = readLockFile(dir);
+    writeLockFile(dir, { ...lock, async_retry_s: 0.05 });
+
+    const logs: string[] = [];
+    const startup = await openAtStart(dir, { remoteLog: (_level, line) => logs.push(line) });
+    assert(!("error" in startup.backend), JSON.stringify(startup.backend));
+    backend = startup.backend;
+    await backend.append(NEXT[0]);
+    const status = await settledCopy(backend);
+    assertEquals(status.state, "failing", JSON.stringify(status));
+    assertMatch(
+      status.error!,
+      /is backup [0-9a-f]{32}, not [0-9a-f]{32}, the one backup\.lock ties to it/,
+    );
+    assertEquals(status.error!.split("\n").length, 1);
+    // The node goes on: its own backup took the change.
+    assertEquals(backend.state().version, NEXT[0].version);
+    backend.close();
+    backend = undefined;
+    assertEquals(lastVersion(copy), 12, "node B's backup is as it was");
+  } finally {
+    backend?.close();
+    removeNodeDir(dir);
+  }
+});
+
+/** Node B's own backup at version 15, node A's version: its mirror would take A's changes. */
+async function otherNodesBackupAt15(path: string): Promise<string> {
+  const changes = [
+    ...recordedChanges(["fresh-start"]),
+    ...[12, 13, 14, 15].map((version) => ({
+      version,
+      statements: [`INSERT INTO vars (name, intval) VALUES ('node-b-${version}', 1)`],
+    })),
+  ];
+  return await makeBackup(path, changes);
+}
+
+for (const failure of ["stop", "degrade"] as const) {
+  Deno.test(`a mirror whose URL now holds another node's backup at the node's version gets none of its changes (mirror_failure ${failure})`, async () => {
+    const dir = makeNodeDir("restart");
+    const base = Deno.realPathSync(`${dir}/..`);
+    let backend: Backend | undefined;
+    try {
+      const url = await makeBackup(`${base}/backup`, A_CHANGES);
+      writeLockFile(dir, { backend_url: url });
+      const second = `file://${base}/second`;
+      assertEquals(await mirror([second, "--lightning-dir", dir], new BufferedOutput()), 0);
+      Deno.renameSync(`${base}/second`, `${base}/second-of-a`);
+      await otherNodesBackupAt15(`${base}/second`);
+      writeLockFile(dir, { ...readLockFile(dir), mirror_failure: failure });
+
+      const logs: string[] = [];
+      const startup = await openAtStart(dir, { remoteLog: (_level, line) => logs.push(line) });
+      assert(!("error" in startup.backend), JSON.stringify(startup.backend));
+      backend = startup.backend;
+      const untied = /is backup [0-9a-f]{32}, not [0-9a-f]{32}, the one backup\.lock ties to it/;
+      if (failure === "stop") {
+        const error = await backend.ready!().then(() => undefined, (e: Error) => e.message);
+        assertMatch(error ?? "resolved", untied);
+        assertMatch(error!, /mirror_failure": "degrade"/);
+        assertEquals(backend.state().destinations![1].state, "failed");
+      } else {
+        await backend.ready!();
+        await backend.append(NEXT[0]);
+        assertEquals(backend.state().version, NEXT[0].version);
+        const [, mirrored] = backend.state().destinations!;
+        assertEquals(mirrored.state, "broken");
+        assertMatch(mirrored.error!, untied);
+        assertEquals(logs.filter((line) => line.startsWith("BROKEN")).length, 1, logs.join("\n"));
+        assertEquals(lastVersion(url), NEXT[0].version);
+      }
+      backend.close();
+      backend = undefined;
+      assertEquals(lastVersion(second), 15, "node B's backup is as it was");
+    } finally {
+      backend?.close();
+      removeNodeDir(dir);
+    }
+  });
+}
