@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { assert, assertEquals, assertMatch } from "./support/assert.ts";
+import { assertEquals, assertMatch } from "./support/assert.ts";
 import {
   BufferedOutput,
   makeBackup,
@@ -13,14 +13,11 @@ import {
   recordedChanges,
   removeNodeDir,
 } from "./support/cli_testing.ts";
+import { A_CHANGES, NEXT, settledCopy, startPlugin, UNTIED } from "./support/copy_tie.ts";
 import { readLockFile, writeLockFile } from "../lib/backup/lock_file.ts";
 import { openReader } from "../lib/backends/open.ts";
-import type { AsyncDestinationStatus, Backend } from "../lib/backends/backend.ts";
+import type { Backend } from "../lib/backends/backend.ts";
 import { mirror } from "../lib/cli/mirror.ts";
-import { openAtStart } from "../lib/plugin/startup.ts";
-
-const A_CHANGES = recordedChanges(["fresh-start", "restart"]);
-const NEXT = recordedChanges(["activity"]).slice(0, 3);
 
 /** Node B's own backup, at version 12: another node's, lower than node A's 15. */
 async function otherNodesBackup(path: string): Promise<string> {
@@ -40,18 +37,6 @@ function lastVersion(url: string): number {
   }
 }
 
-/** The async copy's status once it has settled: failing, or caught up. */
-async function settledCopy(backend: Backend): Promise<AsyncDestinationStatus> {
-  for (let tries = 0; tries < 200; tries++) {
-    const copy = backend.state().asyncDestinations![0];
-    if (copy.state === "failing" || (copy.state === "caught-up" && copy.lag_versions === 0)) {
-      return copy;
-    }
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-  return backend.state().asyncDestinations![0];
-}
-
 Deno.test("an async copy whose URL now holds another node's backup, lower, gets none of the node's changes", async () => {
   const dir = makeNodeDir("restart");
   const base = Deno.realPathSync(`${dir}/..`);
@@ -68,17 +53,11 @@ Deno.test("an async copy whose URL now holds another node's backup, lower, gets 
     const lock = readLockFile(dir);
     writeLockFile(dir, { ...lock, async_retry_s: 0.05 });
 
-    const logs: string[] = [];
-    const startup = await openAtStart(dir, { remoteLog: (_level, line) => logs.push(line) });
-    assert(!("error" in startup.backend), JSON.stringify(startup.backend));
-    backend = startup.backend;
+    backend = await startPlugin(dir);
     await backend.append(NEXT[0]);
     const status = await settledCopy(backend);
     assertEquals(status.state, "failing", JSON.stringify(status));
-    assertMatch(
-      status.error!,
-      /is backup [0-9a-f]{32}, not [0-9a-f]{32}, the one backup\.lock ties to it/,
-    );
+    assertMatch(status.error!, UNTIED);
     assertEquals(status.error!.split("\n").length, 1);
     // The node goes on: its own backup took the change.
     assertEquals(backend.state().version, NEXT[0].version);
@@ -118,13 +97,10 @@ for (const failure of ["stop", "degrade"] as const) {
       writeLockFile(dir, { ...readLockFile(dir), mirror_failure: failure });
 
       const logs: string[] = [];
-      const startup = await openAtStart(dir, { remoteLog: (_level, line) => logs.push(line) });
-      assert(!("error" in startup.backend), JSON.stringify(startup.backend));
-      backend = startup.backend;
-      const untied = /is backup [0-9a-f]{32}, not [0-9a-f]{32}, the one backup\.lock ties to it/;
+      backend = await startPlugin(dir, logs);
       if (failure === "stop") {
         const error = await backend.ready!().then(() => undefined, (e: Error) => e.message);
-        assertMatch(error ?? "resolved", untied);
+        assertMatch(error ?? "resolved", UNTIED);
         assertMatch(error!, /mirror_failure": "degrade"/);
         assertEquals(backend.state().destinations![1].state, "failed");
       } else {
@@ -133,7 +109,7 @@ for (const failure of ["stop", "degrade"] as const) {
         assertEquals(backend.state().version, NEXT[0].version);
         const [, mirrored] = backend.state().destinations!;
         assertEquals(mirrored.state, "broken");
-        assertMatch(mirrored.error!, untied);
+        assertMatch(mirrored.error!, UNTIED);
         assertEquals(logs.filter((line) => line.startsWith("BROKEN")).length, 1, logs.join("\n"));
         assertEquals(lastVersion(url), NEXT[0].version);
       }

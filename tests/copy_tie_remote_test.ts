@@ -1,0 +1,122 @@
+/**
+ * A copy on a backup server or in S3 is tied to its backup id too (backup.lock's
+ * `backup_ids`): one whose URL reaches another backup gets none of the node's changes; a
+ * Python server's backup (wire v1) has no id, and its copy is not tied.
+ *
+ * @module
+ */
+import { assertEquals, assertMatch } from "./support/assert.ts";
+import { BufferedOutput, makeBackup, makeNodeDir, removeNodeDir } from "./support/cli_testing.ts";
+import { A_CHANGES, NEXT, settledCopy, startPlugin, UNTIED } from "./support/copy_tie.ts";
+import { withServer } from "./support/v2_server.ts";
+import { withTestServer } from "./support/wire_server.ts";
+import { rgwTest, sharedRgw } from "./support/shared_rgw.ts";
+import { writeCredentials } from "./support/rgw.ts";
+import { readLockFile, writeLockFile } from "../lib/backup/lock_file.ts";
+import type { Backend } from "../lib/backends/backend.ts";
+import { CREDENTIAL_NAME } from "../lib/backends/socket/credential.ts";
+import { createS3Backup } from "../lib/backends/s3/create.ts";
+import { S3Backend } from "../lib/backends/s3/backend.ts";
+import { readChain } from "../lib/format/chain.ts";
+import { openReader } from "../lib/backends/open.ts";
+import { formatBackupId } from "../lib/format/segment.ts";
+import { mirror } from "../lib/cli/mirror.ts";
+
+/** Node A, at version 15 with its file backup, and an async copy at `copy` made by mirror. */
+async function nodeWithCopy(copy: string, setUp: (dir: string) => void): Promise<string> {
+  const dir = makeNodeDir("restart");
+  const base = Deno.realPathSync(`${dir}/..`);
+  setUp(dir);
+  writeLockFile(dir, { backend_url: await makeBackup(`${base}/backup`, A_CHANGES) });
+  const output = new BufferedOutput();
+  assertEquals(await mirror([copy, "--lightning-dir", dir, "--async"], output), 0);
+  return dir;
+}
+
+function writeCredential(dir: string, line: string): void {
+  Deno.writeTextFileSync(`${dir}/${CREDENTIAL_NAME}`, line, { mode: 0o600 });
+  Deno.chmodSync(`${dir}/${CREDENTIAL_NAME}`, 0o600);
+}
+
+Deno.test("an async copy on a wire v2 server is tied to the server's backup, and gets nothing once its URL reaches another node's", async () => {
+  await withServer(async ({ url, nodes }) => {
+    const as = (node: string) => JSON.stringify({ node, key: nodes.add(node) });
+    const carol = as("carol");
+    const dave = as("dave");
+    const dir = await nodeWithCopy(url, (dir) => writeCredential(dir, carol));
+    let backend: Backend | undefined;
+    try {
+      const lock = readLockFile(dir);
+      const carols = formatBackupId(readChain(nodes.backupDir("carol")).backupId);
+      assertEquals(lock.backup_ids, { [url]: carols });
+      // The credential of another node of the server copied in: the URL reaches dave's backup.
+      writeCredential(dir, dave);
+      writeLockFile(dir, { ...lock, async_retry_s: 0.05 });
+      backend = await startPlugin(dir);
+      await backend.append(NEXT[0]);
+      const status = await settledCopy(backend);
+      assertEquals(status.state, "failing", JSON.stringify(status));
+      assertMatch(status.error!, UNTIED);
+      assertEquals(status.error!.includes(carols), true);
+      backend.close();
+      backend = undefined;
+      const daves = openReader(`file://${nodes.backupDir("dave")}`);
+      assertEquals(daves.describe().lastVersion, 0, "dave's backup is as it was, empty");
+      daves.close();
+    } finally {
+      backend?.close();
+      removeNodeDir(dir);
+    }
+  });
+});
+
+Deno.test("an async copy on a wire v1 server has no backup id, and is not tied", async () => {
+  await withTestServer(async (server) => {
+    const dir = await nodeWithCopy(server.url, () => {});
+    try {
+      assertEquals(readLockFile(dir).backup_ids, undefined);
+    } finally {
+      removeNodeDir(dir);
+    }
+  });
+});
+
+rgwTest(
+  "an async S3 copy is tied to its backup id, and gets nothing from a node whose lock ties it to another",
+  async () => {
+    const s = sharedRgw();
+    const bucket = await s.bucket();
+    const copy = s.url(bucket, "a-copy");
+    const dir = await nodeWithCopy(copy, (dir) => writeCredentials(dir, s.credentials));
+    let backend: Backend | undefined;
+    try {
+      const lock = readLockFile(dir);
+      const ids = lock.backup_ids as Record<string, string>;
+      const opened = await S3Backend.connect(copy, { credentials: s.credentials });
+      assertEquals(ids, { [copy]: await opened.backupIdHex() });
+      opened.close();
+      // Another node's copy, at the same URL in its backup.lock: pasted into this one.
+      const other = s.url(bucket, "b-copy");
+      await createS3Backup(other, s.credentials);
+      writeLockFile(dir, {
+        ...lock,
+        async_urls: [other],
+        backup_ids: { [other]: ids[copy] },
+        async_retry_s: 0.05,
+      });
+      backend = await startPlugin(dir);
+      await backend.append(NEXT[0]);
+      const status = await settledCopy(backend);
+      assertEquals(status.state, "failing", JSON.stringify(status));
+      assertMatch(status.error!, UNTIED);
+      backend.close();
+      backend = undefined;
+      const untouched = await S3Backend.connect(other, { credentials: s.credentials });
+      assertEquals(untouched.state().version, 0);
+      untouched.close();
+    } finally {
+      backend?.close();
+      removeNodeDir(dir);
+    }
+  },
+);
