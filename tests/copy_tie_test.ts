@@ -18,6 +18,8 @@ import { readLockFile, writeLockFile } from "../lib/backup/lock_file.ts";
 import { openReader } from "../lib/backends/open.ts";
 import type { Backend } from "../lib/backends/backend.ts";
 import { mirror } from "../lib/cli/mirror.ts";
+import { compactBackup } from "../lib/compact/compact.ts";
+import { readChain } from "../lib/format/chain.ts";
 
 /** Node B's own backup, at version 12: another node's, lower than node A's 15. */
 async function otherNodesBackup(path: string): Promise<string> {
@@ -122,3 +124,41 @@ for (const failure of ["stop", "degrade"] as const) {
     }
   });
 }
+
+Deno.test("compacted, the primary, a mirror and an async copy keep their backup ids: the tied copies take the node's changes", async () => {
+  const dir = makeNodeDir("restart");
+  const base = Deno.realPathSync(`${dir}/..`);
+  let backend: Backend | undefined;
+  try {
+    const url = await makeBackup(`${base}/backup`, A_CHANGES);
+    writeLockFile(dir, { backend_url: url });
+    const second = `file://${base}/second`;
+    const copy = `file://${base}/copy`;
+    assertEquals(await mirror([second, "--lightning-dir", dir], new BufferedOutput()), 0);
+    assertEquals(await mirror([copy, "--lightning-dir", dir, "--async"], new BufferedOutput()), 0);
+    // The copies are made from a snapshot: one change on top of it gives each a log to fold.
+    backend = await startPlugin(dir);
+    await backend.append(NEXT[0]);
+    assertEquals((await settledCopy(backend)).state, "caught-up");
+    backend.close();
+    for (const name of ["backup", "second", "copy"]) {
+      const path = `${base}/${name}`;
+      const before = readChain(path).backupId;
+      compactBackup(`file://${path}`, path, { target: NEXT[0].version, nodeStopped: true });
+      assertEquals(readChain(path).bases.at(-1)?.number, NEXT[0].version, name);
+      assertEquals(readChain(path).backupId, before, `${name} keeps its id`);
+    }
+
+    backend = await startPlugin(dir);
+    for (const change of NEXT.slice(1)) await backend.append(change);
+    const status = await settledCopy(backend);
+    assertEquals([status.state, status.version], ["caught-up", NEXT[2].version]);
+    assertEquals(backend.state().destinations!.map((d) => [d.state, d.version]), [
+      ["ok", NEXT[2].version],
+      ["ok", NEXT[2].version],
+    ]);
+  } finally {
+    backend?.close();
+    removeNodeDir(dir);
+  }
+});
