@@ -2,7 +2,9 @@
  * `mirror <url> [--lightning-dir DIR] [--async]`: adds a destination to a node's backup.
  * Copies must start equal, so with lightningd stopped it creates the new backup from a
  * snapshot of the node's database, as `init` does, then adds it to `mirror_urls` (with
- * `--async`, `async_urls`) in backup.lock and rewrites the launcher to grant it.
+ * `--async`, `async_urls`) in backup.lock with its backup id (`backup_ids`, which ties the copy
+ * to that backup), and rewrites the launcher to grant it. For a copy named already without its
+ * id, it records that id.
  *
  * @module
  */
@@ -44,6 +46,12 @@ With lightningd stopped, it creates the backup at <url> from a snapshot of
 DIR/lightningd.sqlite3 (copies must start equal), adds <url> to "mirror_urls" in
 DIR/backup.lock, and rewrites the launcher DIR/cln-backup-plugin to grant it. S3 keys come
 from AWS_* or DIR/backup-s3.credentials, a server's credential from DIR/backup.credential.
+
+It records the new backup's id in "backup_ids" in DIR/backup.lock: the plugin then refuses to
+write the node's changes into another backup found at <url> (another node's, a mount swapped).
+Given a copy backup.lock names already without its id (one made by an older cln-backup), it
+records the id of the backup there and changes nothing else (lightningd may run): do so once you
+know it holds this node's copy ("cln-backup doctor" warns of a copy without one).
 
 It refuses while lightningd runs, when <url> is a destination already or holds a backup, when
 the file backup in backup.lock is not at the database's version (run "cln-backup doctor"), and

@@ -180,6 +180,36 @@ Deno.test("mirror of a damaged database names it and says what to do", async () 
   }
 });
 
+Deno.test("mirror of a copy backup.lock names without its backup id ties it, and changes nothing else", async () => {
+  const { dir, base, url } = await node();
+  try {
+    // A copy made before backup.lock recorded ids: the plugin cannot tell another backup there.
+    const copy = `file://${base}/copy`;
+    await makeBackup(`${base}/copy`, recordedChanges(["fresh-start", "restart"]));
+    writeLockFile(dir, { backend_url: url, note: 1, async_urls: [copy] });
+    const launcher = `${dir}/cln-backup-plugin`;
+    Deno.writeTextFileSync(launcher, "as it was");
+    const tied = await run(copy, "--lightning-dir", dir);
+    assertEquals(tied.code, 0, tied.transcript);
+    assertMatch(
+      tied.stdout[0],
+      /^Tied .*copy, in backup\.lock already, to the backup it holds, [0-9a-f]{32}/,
+    );
+    assertEquals(readLockFile(dir), {
+      backend_url: url,
+      note: 1,
+      async_urls: [copy],
+      backup_ids: { [copy]: idOf(`${base}/copy`) },
+    });
+    assertEquals(Deno.readTextFileSync(launcher), "as it was");
+    const again = await run(copy, "--lightning-dir", dir);
+    assertEquals(again.code, 1);
+    assertMatch(again.stderr[0], /names .*copy already: nothing to do/);
+  } finally {
+    removeNodeDir(dir);
+  }
+});
+
 Deno.test("mirror --async adds an asynchronous copy; the plugin's copy catches up with the node", async () => {
   const { dir, base, url } = await node();
   try {
