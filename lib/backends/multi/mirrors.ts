@@ -65,12 +65,14 @@ export function copyBackupIds(lock: LockFile): ReadonlyMap<string, string> {
  * Why a copy, which holds the backup `held` (`undefined`: one without an id), is not
  * the backup `tied` that backup.lock's `backup_ids` ties to it; `undefined` when it is, or no
  * id is recorded. Said before anything is written there: it is another backup (another
- * node's, a mount swapped), which the node's changes would ruin.
+ * node's, a mount swapped), which the node's changes would ruin. `dir` is the lightning dir
+ * as a shell word, where it is known.
  */
 export function untiedCopy(
   tied: string | undefined,
   held: string | undefined,
   isAsync: boolean,
+  dir = "DIR",
 ): string | undefined {
   if (tied === undefined || held === tied) return undefined;
   return `it is ${held === undefined ? "a backup without an id" : `backup ${held}`}, ` +
@@ -78,7 +80,7 @@ export function untiedCopy(
     `(another node's? a mount swapped?), which this node's changes would ruin: put the ` +
     `copy back at that URL; or, with lightningd stopped, remove it from ` +
     `${isAsync ? "async_urls" : "mirror_urls"} and add a new copy with ` +
-    newCopyCommand("DIR", isAsync);
+    newCopyCommand(dir, isAsync);
 }
 
 /**

@@ -2,13 +2,22 @@
  * The copies check, for a backup.lock that names more destinations than `backend_url`: each
  * local file mirror must open and stand where the first backup stands, as the plugin demands
  * at its start (else it stops the node); an async copy may be behind (it catches up), or a
- * change ahead (it drops that one), but one missing or further ahead gets no changes. Remote
- * copies are left to `status`.
+ * change ahead (it drops that one), but one missing or further ahead gets no changes. Each copy
+ * must hold the backup backup.lock ties to it (`backup_ids`), and one without a tie is a
+ * warning: the plugin could not tell another backup found at its URL. Remote copies are
+ * otherwise left to `status`.
  *
  * @module
  */
 import type { BackupDescription } from "../../backends/backend.ts";
-import { lockDestinations, newCopyCommand } from "../../backends/multi/mirrors.ts";
+import {
+  copyBackupIds,
+  lockDestinations,
+  newCopyCommand,
+  untiedCopy,
+} from "../../backends/multi/mirrors.ts";
+import { formatBackupId } from "../../format/segment.ts";
+import { credentialIn } from "../../backends/socket/credential.ts";
 import { backupKind } from "../../backends/open.ts";
 import { parseBackupUrl } from "../../backends/url.ts";
 import { backupAccessProblem } from "./backup_access.ts";
@@ -63,8 +72,25 @@ function resumesFrom(copy: BackupDescription): number {
   return lastVersion > 0 && snapshots.at(-1) !== lastVersion ? lastVersion - 1 : lastVersion;
 }
 
+/**
+ * Why the copy `url`, which lies well otherwise, is not tied to its backup id in backup.lock;
+ * `undefined` when it is, or has none to tie (a Python server's, wire v1).
+ */
+function notTied(url: string, found: Found, ids: ReadonlyMap<string, string>): string | undefined {
+  if (ids.has(url)) return undefined;
+  const scheme = parseBackupUrl(url).scheme;
+  if (scheme === "socket" && credentialIn(found.dir) === undefined) return undefined;
+  return `${url} is not tied to its backup id in backup.lock ("backup_ids", which a copy made ` +
+    `before cln-backup recorded them lacks): the plugin cannot tell another backup found ` +
+    `there (another node's, a mount swapped) from it, and would write the node's changes ` +
+    `into it: once you know it holds this node's copy, tie it with "${
+      cliCommand("mirror", `${shellQuote(url)} --lightning-dir ${shellQuote(found.dir)}`)
+    }"`;
+}
+
 export function copiesCheck(found: Found): CheckResult {
   const { sync, async } = lockDestinations(found.lock!);
+  const ids = copyBackupIds(found.lock!);
   let first = found.description!;
   const remake = (isAsync: boolean) =>
     `with lightningd stopped, remove it from backup.lock and add a new copy with ` +
@@ -73,10 +99,18 @@ export function copiesCheck(found: Found): CheckResult {
   const warns: string[] = [];
   const fine: string[] = [];
   for (const url of [...sync.slice(1), ...async]) {
+    // A copy that lies well otherwise: a copy to be remade needs no tie.
+    const fineOrUntied = (line: string) => {
+      const untied = notTied(url, found, ids);
+      if (untied !== undefined) warns.push(untied);
+      else fine.push(line);
+    };
     const isAsync = async.includes(url);
     const parsed = parseBackupUrl(url);
     if (parsed.scheme !== "file") {
-      fine.push(`${url} is remote (check it with "${cliCommand("status")}")`);
+      const untied = notTied(url, found, ids);
+      if (untied !== undefined) warns.push(untied);
+      else fine.push(`${url} is remote (check it with "${cliCommand("status")}")`);
       continue;
     }
     if (backupKind(parsed.path) === "v1") {
@@ -129,6 +163,21 @@ export function copiesCheck(found: Found): CheckResult {
       );
       continue;
     }
+    const other = untiedCopy(
+      ids.get(url),
+      formatBackupId(readChain(parsed.path).backupId),
+      isAsync,
+      shellQuote(found.dir),
+    );
+    if (other !== undefined) {
+      (isAsync ? warns : fails).push(
+        isAsync
+          ? `${url}: ${other}; the node goes on without this async copy`
+          : `${url}: ${other}; the plugin stops the node at its start (under mirror_failure ` +
+            `"degrade", goes on without it)`,
+      );
+      continue;
+    }
     // A running node stores each change in both meanwhile: the first is read again after the
     // copy, and both again when it moved, as the version check reads the database.
     for (let attempt = 0; attempt < 4; attempt++) {
@@ -155,13 +204,13 @@ export function copiesCheck(found: Found): CheckResult {
             `gets no changes: ${remake(true)}`,
         );
       } else {
-        fine.push(
+        fineOrUntied(
           at >= top ? `${url} at ${at}` : `${url} async, ${top - at} behind: it ` +
             `catches up from ${first.url} after the node's first write`,
         );
       }
     } else if (agree(first, copy)) {
-      fine.push(`${url} at ${at}`);
+      fineOrUntied(`${url} at ${at}`);
     } else if (at < top) {
       fails.push(
         `${url} at ${at} lacks changes ${first.url} holds at ${top}: the plugin stops the node ` +

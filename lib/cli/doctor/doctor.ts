@@ -51,7 +51,8 @@ do. It only reads; run it as the user lightningd runs as, while lightningd runs 
                 version (the plugin stops the node
                 otherwise); each file async copy too, not more than a change ahead of it (the
                 copy drops that one), nor behind the backup's newest snapshot (it catches up
-                from there)
+                from there); each copy tied to its backup id in backup.lock ("backup_ids"),
+                and each file copy holding that backup (WARN for a copy without one)
   config        DIR/config or DIR/../config (or a file they include) loads the plugin as
                 important-plugin=, and no disable-plugin= or later clear-plugins unloads it
   launcher      DIR/cln-backup-plugin exists, is executable, names an existing deno (WARN

@@ -1,7 +1,11 @@
 import { dirname } from "node:path";
 import { assert, assertEquals, assertMatch } from "../../../tests/support/assert.ts";
 import { PRE_4090_BACKUP } from "../../../tests/support/fixtures.ts";
-import { type LockFile, writeLockFile } from "../../backup/lock_file.ts";
+import { type LockFile, readLockFile, writeLockFile } from "../../backup/lock_file.ts";
+import { lockDestinations } from "../../backends/multi/mirrors.ts";
+import { parseBackupUrl } from "../../backends/url.ts";
+import { readChain } from "../../format/chain.ts";
+import { formatBackupId } from "../../format/segment.ts";
 import { FileBackend } from "../../backends/file/writer.ts";
 import { DataKey } from "../../crypto/data_key.ts";
 import { KEY_FILE, writeKeyFile } from "../../crypto/key_file.ts";
@@ -917,6 +921,22 @@ Deno.test("doctor: a plain file copy (--mirror, --async) others may read is a wa
     }
   }));
 
+/** `lock` with each file copy there now tied to its backup id, as mirror and init record it. */
+function tiedLock(lock: LockFile): LockFile {
+  const { sync, async } = lockDestinations(lock);
+  const ids = [...sync.slice(1), ...async].flatMap((url) => {
+    const parsed = parseBackupUrl(url);
+    if (parsed.scheme !== "file") return [];
+    return [[url, formatBackupId(readChain(parsed.path).backupId)]];
+  });
+  return { ...lock, backup_ids: Object.fromEntries(ids) };
+}
+
+/** Writes `dir`'s backup.lock as {@linkcode tiedLock} makes it: its file copies tied. */
+function writeTiedLock(dir: string, lock: LockFile = readLockFile(dir)): void {
+  writeLockFile(dir, tiedLock(lock));
+}
+
 Deno.test("doctor: a file mirror missing or lagging fails, as the plugin will; an async copy behind is fine", () =>
   withNode(async (node) => {
     const copy = `${node.base}/backup-copy`;
@@ -943,17 +963,77 @@ Deno.test("doctor: a file mirror missing or lagging fails, as the plugin will; a
     // One change ahead: stored, then the node stopped; the plugin drops it at its start.
     Deno.removeSync(copy, { recursive: true });
     await makeBackup(copy, [...FRESH_START, RESTART[0]]);
+    writeTiedLock(node.dir);
     expect(await runChecks(node.dir, GOOD_SYSTEM), "copies", "OK", new RegExp(`${url} at 12`));
     // An async copy behind catches up from the primary.
     Deno.removeSync(copy, { recursive: true });
     await makeBackup(copy, FRESH_START.slice(0, 5));
-    writeLockFile(node.dir, { backend_url: node.url, async_urls: [url] });
+    writeTiedLock(node.dir, { backend_url: node.url, async_urls: [url] });
     expect(
       await runChecks(node.dir, GOOD_SYSTEM),
       "copies",
       "OK",
       /async, \d+ behind: it catches up/,
     );
+  }));
+
+Deno.test("doctor: a copy without its backup id in backup.lock warns with the command that ties it; one holding another backup than its tie is refused, as the plugin refuses it", () =>
+  withNode(async (node) => {
+    const copy = `${node.base}/backup-copy`;
+    const url = await makeBackup(copy, FRESH_START);
+    const remote = "s3://bucket/copy";
+    for (const list of ["mirror_urls", "async_urls"]) {
+      writeLockFile(node.dir, { backend_url: node.url, [list]: [url] });
+      expect(
+        await runChecks(node.dir, GOOD_SYSTEM),
+        "copies",
+        "WARN",
+        new RegExp(
+          `^${url} is not tied to its backup id in backup\\.lock .*: the plugin cannot tell ` +
+            `another backup found there .* from it, .*: once you know it holds this node's ` +
+            `copy, tie it with "cln-backup mirror '${url}' --lightning-dir '${node.dir}'"$`,
+        ),
+      );
+      writeTiedLock(node.dir);
+      expect(await runChecks(node.dir, GOOD_SYSTEM), "copies", "OK");
+    }
+    // A mount swapped: another backup where the copy was.
+    const tiedTo = formatBackupId(readChain(copy).backupId);
+    Deno.removeSync(copy, { recursive: true });
+    await makeBackup(copy, FRESH_START);
+    const other = formatBackupId(readChain(copy).backupId);
+    for (
+      const [list, level, then] of [
+        ["mirror_urls", "FAIL", "the plugin stops the node at its start"],
+        ["async_urls", "WARN", "the node goes on without this async copy"],
+      ]
+    ) {
+      writeLockFile(node.dir, {
+        backend_url: node.url,
+        [list]: [url],
+        backup_ids: { [url]: tiedTo },
+      });
+      expect(
+        await runChecks(node.dir, GOOD_SYSTEM),
+        "copies",
+        level as "FAIL" | "WARN",
+        new RegExp(
+          `^${url}: it is backup ${other}, not ${tiedTo}, the one backup\\.lock ties to it .*` +
+            `--lightning-dir '${node.dir}'.*"; ${then}`,
+        ),
+      );
+    }
+    // A remote copy is tied too, unless on a Python server (wire v1), whose backup has no id.
+    writeLockFile(node.dir, { backend_url: node.url, async_urls: [remote] });
+    expect(await runChecks(node.dir, GOOD_SYSTEM), "copies", "WARN", /s3:.* is not tied/);
+    writeLockFile(node.dir, {
+      backend_url: node.url,
+      async_urls: [remote],
+      backup_ids: { [remote]: tiedTo },
+    });
+    expect(await runChecks(node.dir, GOOD_SYSTEM), "copies", "OK", /s3:.* is remote/);
+    writeLockFile(node.dir, { backend_url: node.url, async_urls: ["socket:backup.example:1234"] });
+    expect(await runChecks(node.dir, GOOD_SYSTEM), "copies", "OK", /socket:.* is remote/);
   }));
 
 Deno.test("doctor: an async copy behind a compaction of the primary cannot catch up, and says so", () =>
@@ -984,6 +1064,7 @@ Deno.test("doctor: an async copy behind a compaction of the primary cannot catch
     expect(await runChecks(node.dir, GOOD_SYSTEM), "copies", "WARN", /cannot catch up/);
     Deno.removeSync(copy, { recursive: true });
     await makeBackup(copy, FRESH_START.filter((c) => c.version <= snapshot + 1));
+    writeTiedLock(node.dir);
     expect(await runChecks(node.dir, GOOD_SYSTEM), "copies", "OK");
   }));
 
@@ -1029,7 +1110,7 @@ Deno.test("doctor: changes a running node stores in the backup and its mirror wh
     const copy = `${node.base}/backup-copy`;
     const url = await makeBackup(copy, FRESH_START);
     // The backup as the backend check read it; then the node stored two changes in both.
-    const lock = { backend_url: node.url, mirror_urls: [url] };
+    const lock = tiedLock({ backend_url: node.url, mirror_urls: [url] });
     const found = {
       dir: node.dir,
       database: `${node.dir}/lightningd.sqlite3`,
@@ -1052,10 +1133,11 @@ Deno.test("doctor: an async copy one change ahead is fine, as the plugin drops t
   withNode(async (node) => {
     const copy = `${node.base}/backup-copy`;
     const url = await makeBackup(copy, [...FRESH_START, RESTART[0]]);
-    writeLockFile(node.dir, { backend_url: node.url, async_urls: [url] });
+    writeTiedLock(node.dir, { backend_url: node.url, async_urls: [url] });
     expect(await runChecks(node.dir, GOOD_SYSTEM), "copies", "OK", new RegExp(`${url} at 12$`));
     Deno.removeSync(copy, { recursive: true });
     await makeBackup(copy, [...FRESH_START, ...RESTART.slice(0, 2)]);
+    writeTiedLock(node.dir);
     expect(await runChecks(node.dir, GOOD_SYSTEM), "copies", "WARN", /at 13 is ahead of .* at 11/);
   }));
 
@@ -1154,6 +1236,8 @@ nodeUserTest(
       /is not writable by uid 4242 .*: until then the node goes on without this async copy$/,
     );
     chownTree(copy);
+    writeTiedLock(node.dir);
+    Deno.chownSync(`${node.dir}/backup.lock`, 4242, 4242);
     expect(await runChecks(node.dir, GOOD_SYSTEM), "copies", "OK");
   },
 );
