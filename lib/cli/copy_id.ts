@@ -14,15 +14,18 @@ import { DEFAULT_RETRY_POLICY } from "../backends/socket/options.ts";
 
 /**
  * The id of the backup at `url`, read as the plugin of the node at `dir` would reach it (its
- * S3 keys and server credential); `undefined` for one that has none (a Python server's).
+ * S3 keys and server credential); `undefined` for one that has none (the Python plugin's:
+ * a v1 file, or a backup on its server).
  */
 export async function destinationBackupId(url: string, dir: string): Promise<string | undefined> {
   const parsed = parseBackupUrl(url);
   if (parsed.scheme === "file") {
+    const kind = backupKind(parsed.path);
+    // The Python plugin's file has no id (the plugin does not append to it anyway).
+    if (kind === "v1") return undefined;
+    if (kind !== "directory") throw new Error(`no cln-backup backup at "${parsed.path}"`);
     // Read only: the plugin may hold the backup's writer lock meanwhile.
-    return backupKind(parsed.path) === "directory"
-      ? formatBackupId(readChain(parsed.path).backupId)
-      : undefined;
+    return formatBackupId(readChain(parsed.path).backupId);
   }
   const credential = credentialIn(dir);
   // Wire v1, the Python server's: its backup has no id.

@@ -191,11 +191,19 @@ export async function mirror(args: string[], output: Output = consoleOutput): Pr
  * It is the operator's word that this backup is the node's copy; the copy is not written to.
  */
 async function tie(url: string, lock: LockFile, dir: string, output: Output): Promise<number> {
-  const id = await destinationBackupId(url, dir);
+  let id: string | undefined;
+  try {
+    id = await destinationBackupId(url, dir);
+  } catch (error) {
+    throw new Error(
+      `${ACTION}: "${dir}/${LOCK_FILE}" names ${url} already, and its backup id, which this ` +
+        `would record, cannot be read: ${(error as Error).message}`,
+    );
+  }
   if (id === undefined) {
     output.out(
-      `${url} is in backup.lock already, and its backup has no id to tie it to (a Python ` +
-        `server's, wire v1): nothing to do`,
+      `${url} is in backup.lock already, and its backup has no id to tie it to (the Python ` +
+        `plugin's): nothing to do`,
     );
     return Exit.Ok;
   }

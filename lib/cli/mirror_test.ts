@@ -205,6 +205,16 @@ Deno.test("mirror of a copy backup.lock names without its backup id ties it, and
     const again = await run(copy, "--lightning-dir", dir);
     assertEquals(again.code, 1);
     assertMatch(again.stderr[0], /names .*copy already: nothing to do/);
+    // Gone from its disk: nothing to tie, and backup.lock stays as it was.
+    const gone = `file://${base}/gone`;
+    writeLockFile(dir, { backend_url: url, async_urls: [gone] });
+    const missing = await run(gone, "--lightning-dir", dir);
+    assertEquals(missing.code, 1);
+    assertEquals(missing.stderr, [
+      `Cannot add the destination: "${dir}/backup.lock" names ${gone} already, and its backup ` +
+      `id, which this would record, cannot be read: no cln-backup backup at "${base}/gone"`,
+    ]);
+    assertEquals(readLockFile(dir), { backend_url: url, async_urls: [gone] });
   } finally {
     removeNodeDir(dir);
   }
