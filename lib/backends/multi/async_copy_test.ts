@@ -483,3 +483,38 @@ Deno.test("AsyncCopy: a rewind that stores nothing (S3), reopened before the nex
     Deno.removeSync(t.root, { recursive: true });
   }
 });
+
+Deno.test("AsyncCopy neither cuts, drops nor appends to a destination holding another backup than its tie", async () => {
+  const tie = "00112233445566778899aabbccddeeff";
+  for (const withoutId of [false, true]) {
+    const t = setUp({ backupId: tie });
+    try {
+      // Another backup where the copy is, one change behind and its last change droppable.
+      createFileBackup(`${t.root}/copy`);
+      const other = openBackend(t.copyUrl);
+      for (const v of [1, 2]) await other.append(change(v));
+      const held = await other.backupIdHex!();
+      other.close();
+      if (withoutId) {
+        const open = t.copy.options.open;
+        t.copy.options.open = async () => {
+          const backend = await open();
+          backend.backupIdHex = undefined; // a backup with no id, as on a Python server
+          return backend;
+        };
+      }
+      for (const v of [1, 2, 3]) await t.store(change(v));
+      const status = await t.until((s) => s.state === "failing");
+      const holds = withoutId ? "a backup without an id" : `backup ${held}`;
+      assertMatch(
+        status.error!,
+        new RegExp(`^it is ${holds}, not ${tie}, the one backup\\.lock ties to it .*--async"$`),
+      );
+      assertEquals(t.logs.filter((line) => line.includes(tie)).length, 1, t.logs.join("\n"));
+      await t.copy.close();
+      assertEquals(t.changes(t.copyUrl).map((e) => e.version), [1, 2]);
+    } finally {
+      await t.done();
+    }
+  }
+});
