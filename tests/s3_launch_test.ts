@@ -16,6 +16,7 @@ import { BufferedOutput, makeNodeDir, removeNodeDir } from "./support/cli_testin
 import { init } from "../lib/cli/init.ts";
 import { restore } from "../lib/cli/restore.ts";
 import { CREDENTIALS_FILE } from "../lib/backends/s3/credentials.ts";
+import { S3Backend } from "../lib/backends/s3/backend.ts";
 import { SCRATCH_DIR } from "../lib/backends/s3/compaction.ts";
 import type { AsyncDestinationStatus } from "../lib/backends/backend.ts";
 import { LAUNCHER_NAME, lockLaunchPlan, parseLauncher, WORKER_CODE } from "../lib/cli/launcher.ts";
@@ -64,10 +65,17 @@ test("init --mirror --async: the launched plugin backs up to each; each restores
   const { s, dir, urls, output } = await initNode();
   try {
     assertEquals(output.stdout.filter((l) => l.startsWith("Created the copy")).length, 2);
+    // Each S3 copy is tied to its backup id, as its backup-id object holds it.
+    const idOf = async (url: string) => {
+      const backend = await S3Backend.connect(url, { credentials: s.credentials });
+      backend.close();
+      return await backend.backupIdHex();
+    };
     assertEquals(readLockFile(dir), {
       backend_url: urls.file,
       mirror_urls: [urls.mirror],
       async_urls: [urls.async],
+      backup_ids: { [urls.mirror]: await idOf(urls.mirror), [urls.async]: await idOf(urls.async) },
     });
     const launcher = `${dir}/${LAUNCHER_NAME}`;
     const { args } = parseLauncher(Deno.readTextFileSync(launcher))!;
