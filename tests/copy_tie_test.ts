@@ -20,6 +20,8 @@ import type { Backend } from "../lib/backends/backend.ts";
 import { mirror } from "../lib/cli/mirror.ts";
 import { compactBackup } from "../lib/compact/compact.ts";
 import { readChain } from "../lib/format/chain.ts";
+import { formatBackupId } from "../lib/format/segment.ts";
+import { openAtStart } from "../lib/plugin/startup.ts";
 
 /** Node B's own backup, at version 12: another node's, lower than node A's 15. */
 async function otherNodesBackup(path: string): Promise<string> {
@@ -159,6 +161,41 @@ Deno.test("compacted, the primary, a mirror and an async copy keep their backup 
     ]);
   } finally {
     backend?.close();
+    removeNodeDir(dir);
+  }
+});
+
+Deno.test("the plugin's start names the copies not tied to their backup id, with the command that ties them", async () => {
+  const dir = makeNodeDir("restart");
+  const base = Deno.realPathSync(`${dir}/..`);
+  try {
+    const url = await makeBackup(`${base}/backup`, A_CHANGES);
+    const copy = await makeBackup(`${base}/copy`, A_CHANGES);
+    // A Python server's copy (wire v1, no backup.credential) has no id to tie.
+    const python = "socket:127.0.0.1:1";
+    const untiedLines = async () => {
+      const startup = await openAtStart(dir);
+      if (!("error" in startup.backend)) startup.backend.close();
+      return startup.log.filter((line) => line.message.startsWith("Not tied"));
+    };
+    writeLockFile(dir, { backend_url: url, async_urls: [copy, python] });
+    const [line, ...more] = await untiedLines();
+    assertEquals(more, []);
+    assertEquals(line.level, "info");
+    assertMatch(
+      line.message,
+      new RegExp(
+        `^Not tied to their backup id in backup\\.lock .*: ${copy}: once you know each holds ` +
+          `this node's copy, tie it with "cln-backup mirror <url> --lightning-dir '${dir}'"$`,
+      ),
+    );
+    writeLockFile(dir, {
+      backend_url: url,
+      async_urls: [copy, python],
+      backup_ids: { [copy]: formatBackupId(readChain(`${base}/copy`).backupId) },
+    });
+    assertEquals(await untiedLines(), []);
+  } finally {
     removeNodeDir(dir);
   }
 });

@@ -28,6 +28,7 @@ import {
   lockDestinations,
   mirrorFailure,
   newCopyCommand,
+  untiedCopies,
 } from "../backends/multi/mirrors.ts";
 import { AsyncCopy } from "../backends/multi/async_copy.ts";
 import { WithAsyncCopies } from "../backends/multi/with_async_copies.ts";
@@ -296,6 +297,18 @@ export async function openAtStart(dir: string, options: StartupOptions = {}): Pr
     const { sync, async } = lockDestinations(lock);
     const onFailure = mirrorFailure(lock);
     const ids = copyBackupIds(lock);
+    const untied = untiedCopies(lock, dir);
+    if (untied.length > 0) {
+      // Operators read lightningd's log more often than they run doctor.
+      log.push({
+        level: "info",
+        message: `Not tied to their backup id in backup.lock ("backup_ids"), so another ` +
+          `backup found at their URL would take the node's changes unnoticed: ` +
+          `${untied.join(", ")}: once you know each holds this node's copy, tie it with "${
+            cliCommand("mirror", `<url> --lightning-dir ${shellQuote(dir)}`)
+          }"`,
+      });
+    }
     const key = await readKeyFile(dir);
     for (url of sync) opened.push(openOne(url, lock, dir, key, options, log));
     let backend: Backend = opened[0];

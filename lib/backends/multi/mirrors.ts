@@ -12,6 +12,8 @@ import type { LockFile } from "../../backup/lock_file.ts";
 import { parseBackupUrl } from "../url.ts";
 import type { MirrorFailure } from "./backend.ts";
 import { cliCommand } from "../../fs/advised_command.ts";
+import { existsSync } from "../../fs/exists.ts";
+import { CREDENTIAL_NAME } from "../socket/credential.ts";
 
 function urlList(lock: LockFile, key: "mirror_urls" | "async_urls"): string[] {
   const urls = lock[key];
@@ -59,6 +61,30 @@ export function copyBackupIds(lock: LockFile): ReadonlyMap<string, string> {
     );
   }
   return new Map(Object.entries(ids as Record<string, string>));
+}
+
+/**
+ * The copies `lock` in `dir` names without a backup id in `backup_ids`, which could reach
+ * another backup unnoticed; a copy on a server without the node's backup.credential speaks
+ * wire v1, whose backup has none.
+ */
+export function untiedCopies(lock: LockFile, dir: string): string[] {
+  const { sync, async } = lockDestinations(lock);
+  const ids = copyBackupIds(lock);
+  const untied = [...sync.slice(1), ...async].filter((url) => !ids.has(url));
+  return untied.some((url) => parseBackupUrl(url).scheme === "socket") && !hasCredential(dir)
+    ? untied.filter((url) => parseBackupUrl(url).scheme !== "socket")
+    : untied;
+}
+
+/** `dir` holds backup.credential; a launcher written without one grants no look at it. */
+function hasCredential(dir: string): boolean {
+  try {
+    return existsSync(`${dir}/${CREDENTIAL_NAME}`);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotCapable) return false;
+    throw error;
+  }
 }
 
 /**

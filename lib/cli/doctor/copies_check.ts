@@ -14,10 +14,10 @@ import {
   copyBackupIds,
   lockDestinations,
   newCopyCommand,
+  untiedCopies,
   untiedCopy,
 } from "../../backends/multi/mirrors.ts";
 import { formatBackupId } from "../../format/segment.ts";
-import { credentialIn } from "../../backends/socket/credential.ts";
 import { backupKind } from "../../backends/open.ts";
 import { parseBackupUrl } from "../../backends/url.ts";
 import { backupAccessProblem } from "./backup_access.ts";
@@ -76,10 +76,8 @@ function resumesFrom(copy: BackupDescription): number {
  * Why the copy `url`, which lies well otherwise, is not tied to its backup id in backup.lock;
  * `undefined` when it is, or has none to tie (a Python server's, wire v1).
  */
-function notTied(url: string, found: Found, ids: ReadonlyMap<string, string>): string | undefined {
-  if (ids.has(url)) return undefined;
-  const scheme = parseBackupUrl(url).scheme;
-  if (scheme === "socket" && credentialIn(found.dir) === undefined) return undefined;
+function notTied(url: string, found: Found): string | undefined {
+  if (!untiedCopies(found.lock!, found.dir).includes(url)) return;
   return `${url} is not tied to its backup id in backup.lock ("backup_ids", which a copy made ` +
     `before cln-backup recorded them lacks): the plugin cannot tell another backup found ` +
     `there (another node's, a mount swapped) from it, and would write the node's changes ` +
@@ -101,14 +99,14 @@ export function copiesCheck(found: Found): CheckResult {
   for (const url of [...sync.slice(1), ...async]) {
     // A copy that lies well otherwise: a copy to be remade needs no tie.
     const fineOrUntied = (line: string) => {
-      const untied = notTied(url, found, ids);
+      const untied = notTied(url, found);
       if (untied !== undefined) warns.push(untied);
       else fine.push(line);
     };
     const isAsync = async.includes(url);
     const parsed = parseBackupUrl(url);
     if (parsed.scheme !== "file") {
-      const untied = notTied(url, found, ids);
+      const untied = notTied(url, found);
       if (untied !== undefined) warns.push(untied);
       else fine.push(`${url} is remote (check it with "${cliCommand("status")}")`);
       continue;
