@@ -199,3 +199,29 @@ Deno.test("the plugin's start names the copies not tied to their backup id, with
     removeNodeDir(dir);
   }
 });
+
+Deno.test("backend_url is not checked against backup_ids, which tie copies: a mirror made backend_url keeps working, and is never dropped", async () => {
+  const dir = makeNodeDir("restart");
+  const base = Deno.realPathSync(`${dir}/..`);
+  let backend: Backend | undefined;
+  try {
+    const url = await makeBackup(`${base}/backup`, A_CHANGES);
+    const second = await makeBackup(`${base}/second`, A_CHANGES);
+    writeLockFile(dir, {
+      backend_url: url,
+      mirror_urls: [second],
+      mirror_failure: "degrade",
+      // An entry left from when backend_url was a copy, of a backup since made anew there.
+      backup_ids: {
+        [url]: "00112233445566778899aabbccddeeff",
+        [second]: formatBackupId(readChain(`${base}/second`).backupId),
+      },
+    });
+    backend = await startPlugin(dir);
+    await backend.ready!();
+    assertEquals(backend.state().destinations!.map((d) => d.state), ["ok", "ok"]);
+  } finally {
+    backend?.close();
+    removeNodeDir(dir);
+  }
+});

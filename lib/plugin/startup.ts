@@ -323,7 +323,8 @@ export async function openAtStart(dir: string, options: StartupOptions = {}): Pr
         opened,
         onFailure,
         (level, message) => options.remoteLog?.(level, message),
-        sync.map((each) => ids.get(each)),
+        // Copies only: the async copies follow backend_url, which is never dropped.
+        sync.map((each, i) => i === 0 ? undefined : ids.get(each)),
       );
     }
     url = undefined;
