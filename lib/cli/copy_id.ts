@@ -27,7 +27,7 @@ export async function destinationBackupId(url: string, dir: string): Promise<str
     // Read only: the plugin may hold the backup's writer lock meanwhile.
     return formatBackupId(readChain(parsed.path).backupId);
   }
-  const credential = credentialIn(dir);
+  const credential = parsed.scheme === "socket" ? credentialIn(dir) : undefined;
   // Wire v1, the Python server's: its backup has no id.
   if (parsed.scheme === "socket" && credential === undefined) return undefined;
   const backend = await connectBackend(url, {
