@@ -26,7 +26,7 @@ export interface VerifyReport {
 }
 
 /** What reading every record found, before any restore: a report with no restored version. */
-export function readReport(d: BackupDescription): VerifyReport {
+export function readReport(d: Omit<BackupDescription, "url">): VerifyReport {
   return {
     firstVersion: d.firstVersion,
     lastVersion: d.lastVersion,

@@ -506,11 +506,15 @@ export class BackupServer {
   }
 
   /**
-   * Node `node`'s backup, opened (created empty when missing) on its first use, and again
-   * once the operator moved or removed the one opened: held on, it would refuse the node (its
-   * directory gone) or serve the copy moved away.
+   * Node `node`'s backup, opened on its first use, and again once the operator moved or
+   * removed the one opened: held on, it would refuse the node (its directory gone) or serve
+   * the copy moved away. One not there yet is made empty to `create` it (for a write), else
+   * `undefined`: a look at it makes nothing.
    */
-  storageFor(node: string): ServerStorage {
+  storageFor(node: string, create?: true): ServerStorage;
+  /** Node `node`'s backup, `undefined` when it is not made yet and `create` is false. */
+  storageFor(node: string, create: boolean): ServerStorage | undefined;
+  storageFor(node: string, create = true): ServerStorage | undefined {
     const dir = this.nodes!.backupDir(node);
     let storage = this.#storages.get(node);
     if (storage && storage !== this.v1Storage && storage.moved()) {
@@ -528,12 +532,11 @@ export class BackupServer {
       storage = undefined;
     }
     if (!storage) {
-      storage = ServerStorage.open(
-        `file://${dir}`,
-        dir,
-        (m) => this.log("info", `node ${node}: ${m}`),
-      );
-      this.#storages.set(node, storage);
+      const log = (m: string) => this.log("info", `node ${node}: ${m}`);
+      storage = create
+        ? ServerStorage.open(`file://${dir}`, dir, log)
+        : ServerStorage.openExisting(`file://${dir}`, dir, log);
+      if (storage) this.#storages.set(node, storage);
     }
     return storage;
   }

@@ -45,13 +45,15 @@ import {
   PROTOCOL_VERSION,
   type SealedUpgrade,
   V2_FRAMING,
+  type V2Metadata,
   v2Name,
   V2Type,
 } from "../wire/packets_v2.ts";
 import { checkProof, nonce, prove } from "../wire/handshake.ts";
 import type { Packet } from "../wire/packets.ts";
 import { compactLogged, type LogLevel, type Writer } from "./session.ts";
-import { mostChangeBytes, RefusedError, type ServerStorage } from "./storage.ts";
+import { mostChangeBytes, RefusedError, type ServerStorage, unmadeBackup } from "./storage.ts";
+import { readReport } from "../backup/verify.ts";
 import { inflateUpload } from "./snapshot_upload.ts";
 import { InflateError, MAX_DATABASE_BYTES } from "../wire/inflate.ts";
 import { type NodeRegistry, passingKeyError } from "./nodes.ts";
@@ -64,7 +66,9 @@ import { peerGroup } from "./peer_group.ts";
 export interface V2Host {
   log(level: LogLevel, message: string): void;
   claimWriter(session: Writer, storage: ServerStorage): Writer | undefined;
-  storageFor(node: string): ServerStorage;
+  /** Node `node`'s backup; one not made yet is made to `create` it, else `undefined`. */
+  storageFor(node: string, create?: true): ServerStorage;
+  storageFor(node: string, create: boolean): ServerStorage | undefined;
   enter(node: string): boolean;
   leave(node: string): void;
   /** Notes an acknowledged write of `node` (for the metrics). */
@@ -97,6 +101,12 @@ function storingRefusal(error: unknown): Refusal {
     : { code: ErrorCode.Storage, message: `the server cannot store it: ${message}` };
 }
 
+/** Where a backup stands, as WELCOME and METADATA say; one not made yet at version 0. */
+function standing(storage: ServerStorage | undefined): V2Metadata {
+  const m = storage?.metadata() ?? { version: 0, prevVersion: 0, versionCount: 0 };
+  return { version: m.version, prevVersion: m.prevVersion, records: m.versionCount };
+}
+
 export class V2Session {
   #node: string | undefined;
   /** The key the node proved, to tell when the operator removes or replaces it. */
@@ -106,6 +116,8 @@ export class V2Session {
   #heard = performance.now();
   /** Whether it asked REQ_METADATA: a plugin that heartbeats; an older one never asks. */
   #beats = false;
+  #authenticated = false;
+  /** The node's backup; `undefined` until one is made, by the node's first write. */
   #storage: ServerStorage | undefined;
   /** Aborted as the connection closes: a change not stored by then never is. */
   #closing = new AbortController();
@@ -127,7 +139,7 @@ export class V2Session {
 
   /** Whether the node has proved its key. */
   get authenticated(): boolean {
-    return this.#storage !== undefined;
+    return this.#authenticated;
   }
 
   /**
@@ -290,9 +302,9 @@ export class V2Session {
       );
     }
     this.#entered = true;
-    let storage: ServerStorage;
+    let storage: ServerStorage | undefined;
     try {
-      storage = host.storageFor(hello.node);
+      storage = host.storageFor(hello.node, false);
     } catch (error) {
       host.log("error", `${this.name}: cannot open its backup: ${(error as Error).message}`);
       await this.#refuse(
@@ -300,13 +312,9 @@ export class V2Session {
         `the server cannot open node ${hello.node}'s backup: see the server's log`,
       );
     }
-    this.#storage = storage!;
-    const metadata = storage!.metadata();
-    await this.#send(encodeWelcome(await prove(key!, "server", input), {
-      version: metadata.version,
-      prevVersion: metadata.prevVersion,
-      records: metadata.versionCount,
-    }));
+    this.#storage = storage;
+    this.#authenticated = true;
+    await this.#send(encodeWelcome(await prove(key!, "server", input), standing(storage)));
     host.log("info", `${this.name}: authenticated`);
   }
 
@@ -316,7 +324,11 @@ export class V2Session {
   }
 
   async #handle(packet: Packet): Promise<void> {
-    const storage = this.#storage!;
+    // Made by another connection of the node since, or still not there: a read of a backup
+    // not made yet is answered as of an empty one, and makes none; a write makes it.
+    this.#storage ??= this.host.storageFor(this.#node!, false);
+    if (!this.#storage && await this.#answerUnmade(packet)) return;
+    const storage = this.#storage ??= await this.#makeBackup();
     // A write from a connection closed meanwhile is dropped, never stored (see #change).
     const closed = this.#closing.signal;
     const max = this.host.maxPayloadBytes;
@@ -403,15 +415,7 @@ export class V2Session {
       case V2Type.ReqMetadata: {
         packetOf(packet, V2Type.ReqMetadata).end();
         this.#beats = true;
-        const m = storage.metadata();
-        await this.#send(
-          encodeMetadataV2({
-            version: m.version,
-            prevVersion: m.prevVersion,
-            records: m.versionCount,
-          }),
-        );
-        return;
+        return await this.#send(encodeMetadataV2(standing(storage)));
       }
       case V2Type.Restore:
         packetOf(packet, V2Type.Restore).end();
@@ -439,6 +443,54 @@ export class V2Session {
         }));
     }
     throw new WireError(`unexpected ${v2Name(packet.type)} from a client`);
+  }
+
+  /**
+   * Answers `packet` when it only reads the backup, which is not made yet; `false` for a
+   * request that writes it.
+   */
+  async #answerUnmade(packet: Packet): Promise<boolean> {
+    switch (packet.type) {
+      case V2Type.ReqMetadata:
+        packetOf(packet, V2Type.ReqMetadata).end();
+        this.#beats = true;
+        await this.#send(encodeMetadataV2(standing(undefined)));
+        return true;
+      case V2Type.Status:
+        packetOf(packet, V2Type.Status).end();
+        await this.#send(encodeJson(V2Type.StatusRes, {
+          node: this.#node,
+          ...unmadeBackup(),
+          quota_bytes: this.host.limits.quotaBytes ?? null,
+        }));
+        return true;
+      case V2Type.Verify:
+        packetOf(packet, V2Type.Verify).end();
+        await this.#send(encodeJson(V2Type.VerifyRes, { ok: true, ...readReport(unmadeBackup()) }));
+        return true;
+      case V2Type.Restore:
+        packetOf(packet, V2Type.Restore).end();
+        await this.#error(
+          ErrorCode.Refused,
+          `node ${this.#node} has no backup on this server yet: nothing to restore; init on ` +
+            `the node makes one`,
+        );
+        return true;
+    }
+    return false;
+  }
+
+  /** Makes the node's backup, for its first write; a failure closes the connection. */
+  async #makeBackup(): Promise<ServerStorage> {
+    try {
+      return this.host.storageFor(this.#node!, true);
+    } catch (error) {
+      this.host.log("error", `${this.name}: cannot make its backup: ${(error as Error).message}`);
+      return await this.#refuse(
+        ErrorCode.Storage,
+        `the server cannot make node ${this.#node}'s backup: see the server's log`,
+      );
+    }
   }
 
   /**

@@ -55,6 +55,23 @@ export function mostChangeBytes(statementBytes: number): number {
   return RECORD_HEADER_SIZE + statementBytes;
 }
 
+/**
+ * What STATUS and VERIFY say of a node's backup that is not made yet (its first write makes
+ * it): an empty one, holding no bytes.
+ */
+export function unmadeBackup(): Omit<BackupDescription, "url"> {
+  return {
+    format: "cln-backup 3",
+    snapshots: [],
+    firstVersion: 0,
+    lastVersion: 0,
+    records: 0,
+    bytes: 0,
+    tornBytes: 0,
+    tail: undefined,
+  };
+}
+
 /** A request the backup refuses; the connection answers NACK and goes on. */
 export class RefusedError extends Error {
   constructor(message: string) {
@@ -125,9 +142,32 @@ export class ServerStorage {
    * takes its write lock for as long as the server runs.
    */
   static open(url: string, dir: string, log: (message: string) => void): ServerStorage {
+    return ServerStorage.#open(url, dir, log, true)!;
+  }
+
+  /**
+   * As {@linkcode ServerStorage.open}, but `undefined` when there is no backup at `dir`, and
+   * none is made: a node that only reads (status, verify) leaves the disk as it was.
+   */
+  static openExisting(
+    url: string,
+    dir: string,
+    log: (message: string) => void,
+  ): ServerStorage | undefined {
+    return ServerStorage.#open(url, dir, log, false);
+  }
+
+  static #open(
+    url: string,
+    dir: string,
+    log: (message: string) => void,
+    create: boolean,
+  ): ServerStorage | undefined {
+    // Before the backup is looked for: an upgrade cut short mid-swap left it aside.
     for (const line of settleUpgrade(dir)) log(line);
     switch (backupKind(dir)) {
       case "missing":
+        if (!create) return undefined;
         createFileBackup(dir);
         log(`created the empty backup "${dir}" at version 0`);
         break;

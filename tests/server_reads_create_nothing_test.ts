@@ -1,0 +1,39 @@
+/**
+ * A request that only reads (status, verify, restore, a heartbeat's METADATA) of a node with
+ * no backup yet leaves the server's disk as it was: the backup is made by the node's first
+ * write, never by a look at it.
+ */
+import { assertEquals, assertMatch, assertRejects } from "./support/assert.ts";
+import { withServer } from "./support/v2_server.ts";
+import { serverStatus, serverVerify } from "../lib/backends/socket/server_checks.ts";
+import { SocketBackupReader } from "../lib/backends/socket/reader.ts";
+import { SocketBackend } from "../lib/backends/socket/backend.ts";
+import { DEFAULT_RETRY_POLICY } from "../lib/backends/socket/options.ts";
+import { existsSync } from "../lib/fs/exists.ts";
+
+Deno.test("status, verify and restore of a node with no backup yet create nothing on the server", async () => {
+  await withServer(async ({ url, credential, nodes, logs }) => {
+    const alice = credential("alice");
+    const status = await serverStatus(url, alice);
+    assertEquals([status.lastVersion, status.records, status.snapshots], [0, 0, []]);
+    const report = await serverVerify(url, alice);
+    assertEquals([report.records, report.restoredVersion], [0, undefined]);
+    await assertRejects(
+      () => SocketBackupReader.fetch(url, 5_000, alice),
+      /^the server refused the restore: node alice has no backup on this server yet: nothing to restore; init on the node makes one$/,
+    );
+    const policy = { ...DEFAULT_RETRY_POLICY, retries: 0, timeoutMs: 5_000 };
+    const reader = await SocketBackend.connect(url, { policy, credential: alice });
+    assertEquals(reader.state().version, 0);
+    reader.close();
+    assertEquals(existsSync(nodes.backupDir("alice")), false, logs.join("\n"));
+    assertEquals([...Deno.readDirSync(`${nodes.root}/nodes/alice`)].map((e) => e.name), ["key"]);
+
+    // The node's first write makes it, as before.
+    const writer = await SocketBackend.connect(url, { policy, credential: alice });
+    await writer.append({ version: 1, statements: ["CREATE TABLE t (a)"] });
+    writer.close();
+    assertEquals((await serverStatus(url, alice)).lastVersion, 1);
+    assertMatch(logs.join("\n"), /node alice: created the empty backup/);
+  });
+});
