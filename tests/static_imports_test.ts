@@ -67,6 +67,8 @@ Deno.test("a package fetched on first use that cannot be fetched is one line say
       assert(lines[0].includes("set DENO_DIR to a Deno cache that holds it"), stderr);
       assertEquals(code, 1, stderr);
     }
+    // init-tls failed: the root it made for the certificate is not left behind, empty.
+    assertEquals([...Deno.readDirSync(dir)].map((entry) => entry.name), ["node"]);
   } finally {
     Deno.removeSync(dir, { recursive: true });
   }

@@ -11,6 +11,7 @@ import { BackupServer } from "../server/server.ts";
 import { ServerStorage, v1StorageRefusal } from "../server/storage.ts";
 import { backupKind } from "../backends/open.ts";
 import { existsSync } from "../fs/exists.ts";
+import { makeDirs, removeMadeDirs } from "../fs/made_dirs.ts";
 import { removeLeftoversOf } from "../fs/work_path.ts";
 import { checkNodeName, NodeRegistry } from "../server/nodes.ts";
 import { serveMetrics } from "../server/metrics.ts";
@@ -130,8 +131,15 @@ function storagePath(url: string): string {
 /** Makes the root's TLS certificate and key; prints the fingerprint nodes pin. */
 async function initTls(root: string, output: Output): Promise<number> {
   const path = storagePath(serverRootUrl(root));
-  Deno.mkdirSync(path, { recursive: true, mode: 0o700 });
-  const fp = await initTlsIdentity(path);
+  const made = makeDirs(path, 0o700);
+  let fp: string;
+  try {
+    fp = await initTlsIdentity(path);
+  } catch (error) {
+    // Left, an empty root would pass for a server's, and hide a mistyped path next time.
+    removeMadeDirs(made);
+    throw error;
+  }
   output.out(`TLS certificate made in ${path}; nodes pin it with this fingerprint:`);
   output.out(fp);
   output.out(`as in socket+tls:HOST:PORT?fp=${fp}`);
