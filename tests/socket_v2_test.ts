@@ -1103,7 +1103,11 @@ Deno.test("server add-node refuses a traversal name; v1 only with --allow-v1, co
     assertEquals(await serverCommand(["remove-node", root, "dave"], removed), 0);
     const after = new BufferedOutput();
     await serverCommand(["list-nodes", root], after);
-    assertEquals(after.text, "");
+    // Its key gone, its backup kept: listed as such.
+    assertMatch(
+      after.text,
+      /^dave\t.*\/nodes\/dave\/backup\tno key \(removed\): its backup is kept/,
+    );
   } finally {
     Deno.removeSync(root, { recursive: true });
   }

@@ -177,7 +177,7 @@ function manageNodes(
       output.out(JSON.stringify({ node: name, key }));
       return Exit.Ok;
     }
-    case "list-nodes":
+    case "list-nodes": {
       // A mistyped root would list nothing, as a root without nodes does: say which it is.
       if (!NodeRegistry.isRoot(nodes.root)) {
         throw new Error(
@@ -185,8 +185,15 @@ function manageNodes(
             `directory): check the path; "server add-node ${nodes.root} NAME" makes one`,
         );
       }
-      for (const node of nodes.list()) output.out(`${node}\t${nodes.backupDir(node)}`);
+      // A kept backup is on disk too, and add-node gives it to whoever gets the name next.
+      const kept = new Set(nodes.keptBackups());
+      for (const node of [...nodes.list(), ...kept].sort()) {
+        const keyless = `\tno key (removed): its backup is kept; "server add-node ` +
+          `${nodes.root} ${node}" gives it back under a new key`;
+        output.out(`${node}\t${nodes.backupDir(node)}${kept.has(node) ? keyless : ""}`);
+      }
       return Exit.Ok;
+    }
     case "remove-node": {
       const backup = nodes.remove(checkNodeName(name!));
       output.out(

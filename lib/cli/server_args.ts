@@ -119,7 +119,9 @@ ${ROOT_ARG}`,
     positionals: ["root"],
     help: `Usage: cln-backup server list-nodes <root>
 
-Prints each node of the server root, and where its backup is, one a line.
+Prints each node of the server root, and where its backup is, one a line (tab-separated);
+a backup kept without a key (by "remove-node") has a third field saying so, and what
+"add-node" with its name would do.
 ${ROOT_ARG}`,
   },
   "remove-node": {

@@ -104,6 +104,30 @@ Deno.test("server remove-node keeps the backup, and add-node gives it back under
   }
 });
 
+Deno.test("server list-nodes shows the backups remove-node kept, marked as having no key", async () => {
+  const dir = Deno.makeTempDirSync({ prefix: "server-cli-" });
+  try {
+    for (const name of ["alice", "bob", "carol"]) {
+      assertEquals(await server(["add-node", dir, name], new BufferedOutput()), 0);
+    }
+    Deno.mkdirSync(`${dir}/nodes/bob/backup`);
+    Deno.mkdirSync(`${dir}/nodes/carol/backup`);
+    assertEquals(await server(["remove-node", dir, "bob"], new BufferedOutput()), 0);
+    // Removed with its backup moved away: nothing of it is left to show.
+    assertEquals(await server(["remove-node", dir, "carol"], new BufferedOutput()), 0);
+    Deno.removeSync(`${dir}/nodes/carol/backup`);
+    const listed = new BufferedOutput();
+    assertEquals(await server(["list-nodes", dir], listed), 0, listed.transcript);
+    assertEquals(listed.stdout, [
+      `alice\t${dir}/nodes/alice/backup`,
+      `bob\t${dir}/nodes/bob/backup\tno key (removed): its backup is kept; "server add-node ` +
+      `${dir} bob" gives it back under a new key`,
+    ]);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
 Deno.test("server says what to do when its port or its metrics' port is taken", async () => {
   const dir = Deno.makeTempDirSync({ prefix: "server-cli-" });
   const taken = Deno.listen({ hostname: "127.0.0.1", port: 0 });

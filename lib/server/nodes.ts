@@ -10,7 +10,7 @@ import { KEY_BYTES, keyFromText, keyToText, randomBytes } from "../wire/handshak
 import { exposedSecretFile } from "../fs/secret_mode.ts";
 import { readLayout } from "../format/layout.ts";
 import { syncDir, writeAll } from "../fs/durable.ts";
-import { removeIfExists } from "../fs/exists.ts";
+import { existsSync, removeIfExists } from "../fs/exists.ts";
 import { claimWorkPath, workPath } from "../fs/work_path.ts";
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
@@ -185,12 +185,23 @@ export class NodeRegistry {
 
   /** The nodes that have a key, sorted. */
   list(): string[] {
+    return this.#names().filter((name) => this.#hasKey(name));
+  }
+
+  /**
+   * The names whose backup is there without a key, sorted: kept by `remove-node`, or made by
+   * an older server without `add-node`; `add-node` gives such a name its backup back.
+   */
+  keptBackups(): string[] {
+    return this.#names().filter((name) => !this.#hasKey(name) && existsSync(this.backupDir(name)));
+  }
+
+  /** The node names the root's `nodes` directory holds a directory of, sorted. */
+  #names(): string[] {
     const names: string[] = [];
     try {
       for (const entry of Deno.readDirSync(`${this.root}/nodes`)) {
-        if (entry.isDirectory && NAME.test(entry.name) && this.#hasKey(entry.name)) {
-          names.push(entry.name);
-        }
+        if (entry.isDirectory && NAME.test(entry.name)) names.push(entry.name);
       }
     } catch (error) {
       if (!(error instanceof Deno.errors.NotFound)) throw error;
