@@ -44,6 +44,7 @@ export { BackupServer, type ServerLimits, type ServerOptions } from "./lib/serve
 export type { LogLevel as ServerLogLevel, Writer as ServerWriter } from "./lib/server/session.ts";
 export type { NodeRegistry } from "./lib/server/nodes.ts";
 export type { Held, InflateBudget } from "./lib/server/inflate_budget.ts";
+export type { FailureKind as ServerFailureKind } from "./lib/server/log_limit.ts";
 export type { NodeStats } from "./lib/server/metrics.ts";
 export type { TlsIdentity } from "./lib/server/tls_identity.ts";
 export { ServerStorage } from "./lib/server/storage.ts";

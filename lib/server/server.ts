@@ -30,6 +30,7 @@ import {
 import { existsSync } from "../fs/exists.ts";
 import { MAX_PAYLOAD_BYTES } from "../format/record.ts";
 import { InflateBudget } from "./inflate_budget.ts";
+import { type FailureKind, FailureLog } from "./log_limit.ts";
 import { FileBackupReader } from "../backends/file/reader.ts";
 
 /** What the server tolerates, per node and per peer. */
@@ -77,6 +78,12 @@ export interface ServerLimits {
    * that is not the backup's writer, or is turned away when every one is the writer.
    */
   v1Connections: number;
+  /**
+   * Lines of each kind of per-connection failure (a refused login, a protocol error, a
+   * connection that proved no key coming and going: log_limit.ts) logged in a minute; past it,
+   * they are counted, and one line says how many once the minute is over.
+   */
+  failureLinesPerMinute: number;
 }
 
 const DEFAULT_LIMITS: ServerLimits = {
@@ -89,6 +96,7 @@ const DEFAULT_LIMITS: ServerLimits = {
   writerSilenceMs: 90_000,
   inflatingBytes: MAX_PAYLOAD_BYTES,
   v1Connections: 8,
+  failureLinesPerMinute: 10,
 };
 
 /** Where a {@linkcode BackupServer} listens, what it serves, and how. */
@@ -111,6 +119,8 @@ export interface ServerOptions {
   limits?: Partial<ServerLimits>;
   /** Serve over TLS with this certificate; without it, in the clear. */
   tls?: TlsIdentity;
+  /** The clock, in ms, that the per-minute limits count by; `performance.now` unless given. */
+  now?: () => number;
 }
 
 type AnySession = Session | V2Session;
@@ -158,6 +168,9 @@ const ACCEPT_RETRY_MS = 100;
  */
 const KEY_CHECK_MS = 1_000;
 
+/** How often the counts of failure lines left out are said, once their minute is over. */
+const FAILURE_FLUSH_MS = 10_000;
+
 /**
  * A backup server: it accepts and serves connections from its construction until
  * {@linkcode BackupServer.close}.
@@ -201,10 +214,15 @@ export class BackupServer {
   #acceptFailing = false;
   #closing = false;
   #keyCheck: ReturnType<typeof setInterval> | undefined;
+  /** The per-connection failure lines, bounded (log_limit.ts). */
+  #failures: FailureLog;
+  #failureFlush: ReturnType<typeof setInterval>;
+  #now: () => number;
 
   /** Starts listening (over TLS with `options.tls`) and accepting connections at once. */
   constructor(options: ServerOptions) {
     this.log = options.log;
+    this.#now = options.now ?? (() => performance.now());
     this.maxPayloadBytes = options.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES;
     this.limits = { ...DEFAULT_LIMITS, ...options.limits };
     this.maxChangeBytes = Math.min(
@@ -237,6 +255,8 @@ export class BackupServer {
           `network, or reach it through SSH, WireGuard or a Tor onion service`,
       );
     }
+    this.#failures = new FailureLog(this.log, this.limits.failureLinesPerMinute, this.#now);
+    this.#failureFlush = setInterval(() => this.#failures.flush(), FAILURE_FLUSH_MS);
     this.#accepting = this.#accept();
     if (this.nodes) this.#keyCheck = setInterval(() => this.#closeRevoked(), KEY_CHECK_MS);
   }
@@ -274,6 +294,14 @@ export class BackupServer {
       this.log("warning", `${session.name}: closing: ${why}; its backup stays`);
       session.close();
     }
+  }
+
+  /**
+   * Logs a per-connection failure line of `kind`, which anyone who reaches the port can
+   * make: at most `failureLinesPerMinute` of each kind a minute, then a count of the others.
+   */
+  logFailure(kind: FailureKind, level: LogLevel, message: string): void {
+    this.#failures.line(kind, level, message);
   }
 
   /** The address it listens on, `host:port` (IPv6 in brackets). */
@@ -387,7 +415,8 @@ export class BackupServer {
       if (this.#makeRoomForV1(name)) session = new Session(id, conn, this, this.v1Storage, reader);
     } else if (first !== null) {
       const v2Client = first >= V2Type.Hello;
-      this.log(
+      this.logFailure(
+        "wire",
         "warning",
         `${name}: refused: it speaks wire ${v2Client ? "v2" : "v1"}, which ` +
           `this server does not serve` +
@@ -407,22 +436,26 @@ export class BackupServer {
       ).catch(() => {});
     }
     if (first === null && conn.tlsRefused) {
-      this.log("warning", `${name}: ${notTls(conn.tlsRefused)}`);
+      this.logFailure("tls", "warning", `${name}: ${notTls(conn.tlsRefused)}`);
     }
     if (!session || this.#closing) {
       closeQuietly(conn);
       return;
     }
     entry.session = session;
-    this.log("info", `${name}: connected`);
+    // Its disconnect is said when its connect was, so the two lines pair up under a flood.
+    const said = this.#failures.line("connection", "info", `${name}: connected`);
     try {
       await session.run();
     } finally {
       for (const [storage, writer] of this.#writers) {
         if (writer === session) this.#writers.delete(storage);
       }
-      // By the session's name: a node's says which node left.
-      this.log("info", `${session.name}: disconnected`);
+      // By the session's name: a node's says which node left. One that proved its key is no
+      // flood's: always said.
+      if (said || (session instanceof V2Session && session.authenticated)) {
+        this.log("info", `${session.name}: disconnected`);
+      }
     }
   }
 
@@ -441,14 +474,16 @@ export class BackupServer {
     const idlest = v1.filter((s) => s !== writer)
       .sort((a, b) => a.lastActive - b.lastActive)[0];
     if (!idlest) {
-      this.log(
+      this.logFailure(
+        "v1Limit",
         "warning",
         `${name}: refused: ${cap} wire v1 connections are open already, the writer among them`,
       );
       return false;
     }
     const idle = Math.round((performance.now() - idlest.lastActive) / 1000);
-    this.log(
+    this.logFailure(
+      "v1Limit",
       "warning",
       `${name}: ${cap} wire v1 connections are open already: closing ${idlest.name}, ` +
         `idle for ${idle} s, the longest of those that are not the writer`,
@@ -589,7 +624,7 @@ export class BackupServer {
    * proxy every peer has it, so ten failures from anyone who knows the address would keep
    * every node out.
    */
-  authBlocked(host: string, now = performance.now()): boolean {
+  authBlocked(host: string, now = this.#now()): boolean {
     if (isLoopback(host)) return false;
     const group = peerGroup(host);
     const recent = (this.#failedAuths.get(group) ?? []).filter((t) => now - t < 60_000);
@@ -602,7 +637,7 @@ export class BackupServer {
    * Counts a failed authentication from `host`'s group for {@linkcode BackupServer.authBlocked};
    * a loopback address is never counted.
    */
-  authFailed(host: string, now = performance.now()): void {
+  authFailed(host: string, now = this.#now()): void {
     // Never turned away (authBlocked), so not counted.
     if (isLoopback(host)) return;
     const group = peerGroup(host);
@@ -621,6 +656,7 @@ export class BackupServer {
     if (this.#closing) return;
     this.#closing = true;
     clearInterval(this.#keyCheck);
+    clearInterval(this.#failureFlush);
     this.#listener.close();
     await this.#accepting;
     const storages = [...this.#storages.values(), ...(this.v1Storage ? [this.v1Storage] : [])];
@@ -632,6 +668,7 @@ export class BackupServer {
     }
     await Promise.all([...this.#serving.values()].map((entry) => entry.done));
     for (const storage of new Set(storages)) storage.close();
+    this.#failures.flush(true);
     this.log("info", "stopped");
   }
 }

@@ -33,6 +33,7 @@ import { mostChangeBytes, RefusedError, type ServerStorage } from "./storage.ts"
 import type { CompactionResult } from "../compact/compact.ts";
 import type { InflateBudget } from "./inflate_budget.ts";
 import { inflateChangeBody, OVER_QUOTA } from "./change_body.ts";
+import type { FailureKind } from "./log_limit.ts";
 
 /** A restore's packets are written in batches of about this many bytes. */
 const RESTORE_BATCH_BYTES = 256 * 1024;
@@ -85,6 +86,11 @@ export interface Writer {
 /** What a session needs from the server it belongs to. */
 export interface SessionHost {
   log(level: LogLevel, message: string): void;
+  /**
+   * Logs a per-connection line that a flood multiplies, bounded by kind (log_limit.ts): a v1
+   * client proves nothing, so anyone who reaches the port makes these.
+   */
+  logFailure(kind: FailureKind, level: LogLevel, message: string): void;
   /**
    * Makes `session` the one writer of `storage`; returns who else is, if someone is. Throws
    * `session.closing`'s reason once it closed.
@@ -155,7 +161,7 @@ export class Session {
         }
         const packet = await this.#reader.next();
         if (!packet) {
-          this.host.log("info", `${this.name}: closed by the client`);
+          this.host.logFailure("connection", "info", `${this.name}: closed by the client`);
           return;
         }
         this.#lastActive = performance.now();
@@ -167,7 +173,11 @@ export class Session {
       const why = broken
         ? `protocol error: ${(error as Error).message}`
         : `lost: ${(error as Error).message}`;
-      this.host.log(broken ? "warning" : "info", `${this.name}: ${why}`);
+      this.host.logFailure(
+        broken ? "protocol" : "connection",
+        broken ? "warning" : "info",
+        `${this.name}: ${why}`,
+      );
     } finally {
       this.close();
     }

@@ -61,10 +61,13 @@ import type { ServerLimits } from "./server.ts";
 import type { InflateBudget } from "./inflate_budget.ts";
 import { inflateChangeBody, OVER_QUOTA } from "./change_body.ts";
 import { peerGroup } from "./peer_group.ts";
+import type { FailureKind } from "./log_limit.ts";
 
 /** What a v2 session needs from its server. */
 export interface V2Host {
   log(level: LogLevel, message: string): void;
+  /** Logs a per-connection failure line, bounded by kind (log_limit.ts). */
+  logFailure(kind: FailureKind, level: LogLevel, message: string): void;
   claimWriter(session: Writer, storage: ServerStorage): Writer | undefined;
   /** Node `node`'s backup; one not made yet is made to `create` it, else `undefined`. */
   storageFor(node: string, create?: true): ServerStorage;
@@ -198,7 +201,11 @@ export class V2Session {
     } catch (error) {
       if (this.#closing.signal.aborted || error instanceof Closing) return;
       if (error instanceof WireError && !(error instanceof StreamEndedError)) {
-        this.host.log("warning", `${this.name}: protocol error: ${error.message}`);
+        this.host.logFailure(
+          "protocol",
+          "warning",
+          `${this.name}: protocol error: ${error.message}`,
+        );
         // Over the operator's limit, not the protocol's: say which setting it is.
         const setting = error instanceof OversizedPacketError &&
             error.limit === this.host.maxPayloadBytes
@@ -208,7 +215,9 @@ export class V2Session {
           .catch(() => {});
         return;
       }
-      this.host.log("info", `${this.name}: lost: ${(error as Error).message}`);
+      const lost = `${this.name}: lost: ${(error as Error).message}`;
+      if (this.authenticated) this.host.log("info", lost);
+      else this.host.logFailure("connection", "info", lost);
     } finally {
       if (this.#entered) this.host.leave(this.#node!);
       this.close();
@@ -224,7 +233,7 @@ export class V2Session {
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
         reject(new Closing());
-        this.host.log("warning", `${this.name}: refused: no handshake in time`);
+        this.host.logFailure("timeout", "warning", `${this.name}: refused: no handshake in time`);
         this.close();
       }, Math.max(0, this.handshakeBy - performance.now()));
     });
@@ -260,11 +269,12 @@ export class V2Session {
     } catch (error) {
       if (passingKeyError(error)) {
         // Not the key file's fault: closed unanswered, the node reconnects and tries again.
-        host.log("error", `${this.name}: ${(error as Error).message.replace(/: it must .*/, "")}`);
+        const why = (error as Error).message.replace(/: it must .*/, "");
+        host.logFailure("login", "error", `${this.name}: ${why}`);
         this.close();
         throw new Closing("the key did not read for now");
       }
-      host.log("error", `${this.name}: refused: ${(error as Error).message}`);
+      host.logFailure("login", "error", `${this.name}: refused: ${(error as Error).message}`);
       await this.#refuse(
         ErrorCode.Storage,
         `the server cannot use node ${JSON.stringify(hello.node)}'s key: its operator must ` +
@@ -282,7 +292,8 @@ export class V2Session {
         );
       }
       host.authFailed(this.peerHost);
-      host.log(
+      host.logFailure(
+        "login",
         "warning",
         `${this.name}: refused: no valid proof of the key of node ${JSON.stringify(hello.node)}`,
       );

@@ -1,0 +1,57 @@
+/**
+ * A flood of failed logins from loopback (where every peer of a Tor onion service comes from,
+ * and which is never turned away) fills no log: each kind of per-connection failure line is
+ * logged at most so many times a minute, the first at once, and one line then says how many
+ * more there were.
+ */
+import { assert, assertEquals, assertMatch, assertRejects } from "./support/assert.ts";
+import { BackupServer } from "../lib/server/server.ts";
+import { NodeRegistry } from "../lib/server/nodes.ts";
+import { WireConnection } from "../lib/backends/socket/connection.ts";
+import { socketUrl } from "../lib/backends/socket/backend.ts";
+
+Deno.test("a flood of bad logins logs a bounded number of lines, then says how many it left out", async () => {
+  const root = Deno.makeTempDirSync({ prefix: "log-flood-" });
+  const nodes = new NodeRegistry(`${root}/server`);
+  nodes.add("alice");
+  const logs: string[] = [];
+  let clock = 0;
+  const server = new BackupServer({
+    hostname: "127.0.0.1",
+    port: 0,
+    log: (level, message) => logs.push(`${level}: ${message}`),
+    nodes,
+    limits: { failureLinesPerMinute: 5 },
+    now: () => clock,
+  });
+  const count = (pattern: RegExp) => logs.filter((line) => pattern.test(line)).length;
+  try {
+    const target = socketUrl(`socket:127.0.0.1:${server.port}`);
+    const wrong = { node: "alice", key: new Uint8Array(32).fill(7), path: `${root}/x` };
+    const badLogin = () =>
+      assertRejects(() => WireConnection.open(target, 5_000, wrong), /does not accept/);
+    for (let i = 0; i < 40; i++) await badLogin();
+    // Each refusal is logged before its ERROR goes out: all 40 are counted by now.
+    assertEquals(count(/refused: no valid proof/), 5, logs.join("\n"));
+    // A minute later, the next one is logged at once, after the count of those left out.
+    clock += 60_000;
+    await badLogin();
+    assertEquals(count(/refused: no valid proof/), 6, logs.join("\n"));
+    const summary = logs.findIndex((line) => /refused logins: 35 more/.test(line));
+    assert(summary >= 0, logs.join("\n"));
+    assertMatch(logs[summary], /^warning: refused logins: 35 more in the last minute, not logged/);
+    assertMatch(logs[summary + 1], /refused: no valid proof/);
+  } finally {
+    await server.close();
+    Deno.removeSync(root, { recursive: true });
+  }
+  // 41 connections: as many connect lines as those of the two minutes, each with its
+  // disconnect, and the others counted.
+  assertEquals(count(/: connected$/), 6, logs.join("\n"));
+  assertEquals(count(/: disconnected$/), 6, logs.join("\n"));
+  assertMatch(
+    logs.join("\n"),
+    /connections that proved no key \(their connect and disconnect lines\): 35 more/,
+  );
+  assert(logs.length < 30, logs.join("\n"));
+});
