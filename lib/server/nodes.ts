@@ -12,19 +12,10 @@ import { readLayout } from "../format/layout.ts";
 import { syncDir, writeAll } from "../fs/durable.ts";
 import { existsSync, removeIfExists } from "../fs/exists.ts";
 import { claimWorkPath, workPath } from "../fs/work_path.ts";
+import { makeDirs, removeMadeDirs } from "../fs/made_dirs.ts";
+import { isOutOfRoom } from "../fs/os_error.ts";
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
-
-/** Makes the directory `path`, mode 0700; `false` when it was there already. */
-function makeDir(path: string): boolean {
-  try {
-    Deno.mkdirSync(path, { mode: 0o700 });
-    return true;
-  } catch (error) {
-    if (!(error instanceof Deno.errors.AlreadyExists)) throw error;
-    return false;
-  }
-}
 
 /**
  * The server root and node whose backup `path` is, by the layout a root of nodes keeps
@@ -132,54 +123,68 @@ export class NodeRegistry {
   add(name: string): string {
     const dir = this.#dir(name);
     NodeRegistry.checkNotOneBackup(this.root, "node", name);
-    // Removed with the key when refused: left, this user's and 0700, it would keep the
-    // root's owner (the server, and add-node run as it) out of every node. Made here, not
-    // looked for: another add-node may make it meanwhile, and put its node in.
-    Deno.mkdirSync(this.root, { recursive: true, mode: 0o700 });
-    const madeNodes = makeDir(`${this.root}/nodes`);
-    const madeDir = makeDir(dir);
-    const key = keyToText(randomBytes(KEY_BYTES));
-    // Written whole to a work file, then linked to its name, which fails when the name exists:
-    // a write cut short (a full disk, a kill) leaves no key file without its key, which would
-    // refuse the node as a wrong credential, and this add-node run again as a node that exists.
-    const work = workPath(`${dir}/key`, "creating");
-    // 0600 from its creation: one who opened it 0644, before a chmod, would read the key.
-    const file = claimWorkPath(work, "file", 0o600);
+    // Taken back when refused or failed: left, this user's and 0700, they would keep the
+    // root's owner (the server, and add-node run as it) out of every node, and an empty root
+    // would pass for a server's. Made here, not looked for: another add-node may make them
+    // meanwhile, and put its node in (then they are its, and stay).
+    const made = makeDirs(dir, 0o700);
+    let key: string;
     try {
-      Deno.chmodSync(work, 0o600);
-      writeAll(file, new TextEncoder().encode(`${key}\n`));
-      file.syncSync();
-      Deno.linkSync(work, `${dir}/key`);
+      key = this.#writeKey(name, dir);
     } catch (error) {
-      if (!(error instanceof Deno.errors.AlreadyExists)) throw error;
-      throw new Error(
-        `node "${name}" exists already: remove it first with "server remove-node" to give it ` +
-          `a new key`,
-      );
-    } finally {
-      removeIfExists(work);
-      file.close();
+      removeMadeDirs(made);
+      throw error;
     }
     const owner = Deno.statSync(this.root).uid;
-    const made = Deno.statSync(`${dir}/key`).uid;
-    if (owner !== null && made !== null && owner !== made) {
-      Deno.removeSync(madeDir ? dir : `${dir}/key`, { recursive: true });
-      try {
-        // Not recursive: another add-node may have put its node in since.
-        if (madeNodes) Deno.removeSync(`${this.root}/nodes`);
-      } catch (error) {
-        const code = (error as { code?: unknown }).code;
-        if (!(error instanceof Deno.errors.NotFound) && code !== "ENOTEMPTY") throw error;
-      }
+    const keyOwner = Deno.statSync(`${dir}/key`).uid;
+    if (owner !== null && keyOwner !== null && owner !== keyOwner) {
+      Deno.removeSync(`${dir}/key`);
+      removeMadeDirs(made);
       throw new Error(
-        `"${this.root}" belongs to user ${owner}, and this runs as user ${made}: the server, ` +
-          `running as the root's owner, could not read a key made here, so none was: run ` +
-          `"server add-node" as that user (sudo -u "#${owner}" ...)`,
+        `"${this.root}" belongs to user ${owner}, and this runs as user ${keyOwner}: the ` +
+          `server, running as the root's owner, could not read a key made here, so none was: ` +
+          `run "server add-node" as that user (sudo -u "#${owner}" ...)`,
       );
     }
     // Durable before it is printed, once: lost to a crash, it would leave the node a
     // credential that matches no key.
     for (const path of [dir, `${this.root}/nodes`, this.root]) syncDir(path);
+    return key;
+  }
+
+  /** Writes a new key for node `name` in its directory `dir`; returns it, hex. */
+  #writeKey(name: string, dir: string): string {
+    const key = keyToText(randomBytes(KEY_BYTES));
+    // Written whole to a work file, then linked to its name, which fails when the name exists:
+    // a write cut short (a full disk, a kill) leaves no key file without its key, which would
+    // refuse the node as a wrong credential, and this add-node run again as a node that exists.
+    const work = workPath(`${dir}/key`, "creating");
+    let file: Deno.FsFile | undefined;
+    try {
+      // 0600 from its creation: one who opened it 0644, before a chmod, would read the key.
+      file = claimWorkPath(work, "file", 0o600);
+      Deno.chmodSync(work, 0o600);
+      writeAll(file, new TextEncoder().encode(`${key}\n`));
+      file.syncSync();
+      Deno.linkSync(work, `${dir}/key`);
+    } catch (error) {
+      if (error instanceof Deno.errors.AlreadyExists) {
+        throw new Error(
+          `node "${name}" exists already: remove it first with "server remove-node" to give ` +
+            `it a new key`,
+        );
+      }
+      if (!isOutOfRoom(error)) throw error;
+      const why = (error as Error).message.replace(/ \(os error \d+\).*$/, "").toLowerCase();
+      throw new Error(
+        `cannot write node ${name}'s key "${dir}/key": ${why}: free room on that disk, then ` +
+          `run add-node again`,
+        { cause: error },
+      );
+    } finally {
+      removeIfExists(work);
+      file?.close();
+    }
     return key;
   }
 

@@ -90,8 +90,10 @@ Deno.test("add-node cut short by a full disk leaves no key file: run again, it a
     Deno.FsFile.prototype.writeSync = () => {
       throw Object.assign(new Error("No space left on device (os error 28)"), { code: "ENOSPC" });
     };
-    assertThrows(() => nodes.add("alice"), /No space left on device/);
+    assertThrows(() => nodes.add("alice"), /no space left on device: free room on that disk/);
     Deno.FsFile.prototype.writeSync = writeSync;
+    // Nor the directories it made for it.
+    assertEquals([...Deno.readDirSync(root)], []);
     // A key file left empty would refuse the node as a wrong credential, and this add-node
     // as a node that exists already.
     assertEquals(nodes.list(), []);
