@@ -4,6 +4,8 @@
  * @module
  */
 
+import { removeIfExists } from "./exists.ts";
+
 /** Writes all of `bytes` (a write may be short). */
 export function writeAll(file: Deno.FsFile, bytes: Uint8Array): void {
   let written = 0;
@@ -39,11 +41,17 @@ export function writeFileDurably(
   }
   const file = Deno.openSync(tmp, { write: true, createNew: true, mode });
   try {
-    writeAll(file, bytes);
-    file.syncSync();
-  } finally {
-    file.close();
+    try {
+      writeAll(file, bytes);
+      file.syncSync();
+    } finally {
+      file.close();
+    }
+    Deno.renameSync(tmp, `${dir}/${name}`);
+  } catch (error) {
+    // A write cut short (a full disk) leaves no part of the file behind.
+    removeIfExists(tmp);
+    throw error;
   }
-  Deno.renameSync(tmp, `${dir}/${name}`);
   syncDir(dir);
 }

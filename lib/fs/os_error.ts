@@ -68,6 +68,19 @@ export function isOutOfRoom(error: unknown): boolean {
 }
 
 /**
+ * `error`, thrown while writing `path`: a want of room ({@linkcode isOutOfRoom}) as one line
+ * that names the file and says to free room, then run `command` again; another as it is.
+ */
+export function outOfRoomWriting(error: unknown, path: string, command: string): unknown {
+  if (!isOutOfRoom(error)) return error;
+  const why = (error as Error).message.replace(/ \(os error \d+\).*$/, "").toLowerCase();
+  return new Error(
+    `cannot write "${path}": ${why}: free room on that disk, then run ${command} again`,
+    { cause: error },
+  );
+}
+
+/**
  * The one-line explanation of an OS error from a file-system call, or `undefined` when `error`
  * is not one (it does not name its call and path).
  */

@@ -13,7 +13,7 @@ import { syncDir, writeAll } from "../fs/durable.ts";
 import { existsSync, removeIfExists } from "../fs/exists.ts";
 import { claimWorkPath, workPath } from "../fs/work_path.ts";
 import { makeDirs, removeMadeDirs } from "../fs/made_dirs.ts";
-import { isOutOfRoom } from "../fs/os_error.ts";
+import { outOfRoomWriting } from "../fs/os_error.ts";
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
 
@@ -174,13 +174,7 @@ export class NodeRegistry {
             `it a new key`,
         );
       }
-      if (!isOutOfRoom(error)) throw error;
-      const why = (error as Error).message.replace(/ \(os error \d+\).*$/, "").toLowerCase();
-      throw new Error(
-        `cannot write node ${name}'s key "${dir}/key": ${why}: free room on that disk, then ` +
-          `run add-node again`,
-        { cause: error },
-      );
+      throw outOfRoomWriting(error, `${dir}/key`, "add-node");
     } finally {
       removeIfExists(work);
       file?.close();

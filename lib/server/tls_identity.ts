@@ -8,7 +8,8 @@
  */
 import { createPrivateKey, X509Certificate } from "node:crypto";
 import { join } from "node:path";
-import { existsSync } from "../fs/exists.ts";
+import { existsSync, removeIfExists } from "../fs/exists.ts";
+import { outOfRoomWriting } from "../fs/os_error.ts";
 import { hex } from "../crypto/data_key.ts";
 import { writeFileDurably } from "../fs/durable.ts";
 import { checkSecretMode } from "../fs/secret_mode.ts";
@@ -122,9 +123,17 @@ export async function initTlsIdentity(root: string, names = ["localhost"]): Prom
     "@peculiar/x509",
   );
   const { cert, key } = await selfSigned(names);
-  const encoder = new TextEncoder();
-  writeFileDurably(root, TLS_KEY_NAME, encoder.encode(key), 0o600);
+  const write = (name: string, text: string, mode?: number) => {
+    try {
+      writeFileDurably(root, name, new TextEncoder().encode(text), mode);
+    } catch (error) {
+      // A key without its certificate is no identity: left, it would only puzzle.
+      removeIfExists(join(root, TLS_KEY_NAME));
+      throw outOfRoomWriting(error, join(root, name), "init-tls");
+    }
+  };
+  write(TLS_KEY_NAME, key, 0o600);
   // The certificate last: its presence is what says the identity is whole.
-  writeFileDurably(root, TLS_CERT_NAME, encoder.encode(cert));
+  write(TLS_CERT_NAME, cert);
   return await fingerprint(cert);
 }
