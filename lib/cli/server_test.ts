@@ -116,6 +116,13 @@ Deno.test("server list-nodes shows the backups remove-node kept, marked as havin
     // Removed with its backup moved away: nothing of it is left to show.
     assertEquals(await server(["remove-node", dir, "carol"], new BufferedOutput()), 0);
     Deno.removeSync(`${dir}/nodes/carol/backup`);
+    // Removed again: said as what it is, not as a name that never was.
+    const again = new BufferedOutput();
+    assertEquals(await server(["remove-node", dir, "bob"], again), 1);
+    assertEquals(again.stderr, [
+      `Cannot remove node: node "bob" has no key (removed already, or never added): nothing to ` +
+      `remove; its backup stays at ${dir}/nodes/bob/backup`,
+    ]);
     const listed = new BufferedOutput();
     assertEquals(await server(["list-nodes", dir], listed), 0, listed.transcript);
     assertEquals(listed.stdout, [

@@ -274,6 +274,12 @@ export class NodeRegistry {
       Deno.removeSync(`${this.#dir(name)}/key`);
     } catch (error) {
       if (!(error instanceof Deno.errors.NotFound)) throw error;
+      if (existsSync(this.backupDir(name))) {
+        throw new Error(
+          `node "${name}" has no key (removed already, or never added): nothing to remove; ` +
+            `its backup stays at ${this.backupDir(name)}`,
+        );
+      }
       throw new Error(`there is no node "${name}": "server list-nodes" shows them`);
     }
     // Durable before it is said done: a revoked key back after a crash lets its node in.
