@@ -159,10 +159,9 @@ export class NodeRegistry {
     // a write cut short (a full disk, a kill) leaves no key file without its key, which would
     // refuse the node as a wrong credential, and this add-node run again as a node that exists.
     const work = workPath(`${dir}/key`, "creating");
-    let file: Deno.FsFile | undefined;
+    // 0600 from its creation: one who opened it 0644, before a chmod, would read the key.
+    const file = claimWorkPath(work, "file", 0o600);
     try {
-      // 0600 from its creation: one who opened it 0644, before a chmod, would read the key.
-      file = claimWorkPath(work, "file", 0o600);
       Deno.chmodSync(work, 0o600);
       writeAll(file, new TextEncoder().encode(`${key}\n`));
       file.syncSync();
@@ -177,7 +176,7 @@ export class NodeRegistry {
       throw outOfRoomWriting(error, `${dir}/key`, "add-node");
     } finally {
       removeIfExists(work);
-      file?.close();
+      file.close();
     }
     return key;
   }
