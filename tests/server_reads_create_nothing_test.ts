@@ -10,6 +10,9 @@ import { SocketBackupReader } from "../lib/backends/socket/reader.ts";
 import { SocketBackend } from "../lib/backends/socket/backend.ts";
 import { DEFAULT_RETRY_POLICY } from "../lib/backends/socket/options.ts";
 import { existsSync } from "../lib/fs/exists.ts";
+import { WireConnection } from "../lib/backends/socket/connection.ts";
+import { socketUrl } from "../lib/backends/socket/backend.ts";
+import { decodeError, encodeFrame, ErrorCode, V2Type } from "../lib/wire/packets_v2.ts";
 
 Deno.test("status, verify and restore of a node with no backup yet create nothing on the server", async () => {
   await withServer(async ({ url, credential, nodes, logs }) => {
@@ -35,5 +38,26 @@ Deno.test("status, verify and restore of a node with no backup yet create nothin
     writer.close();
     assertEquals((await serverStatus(url, alice)).lastVersion, 1);
     assertMatch(logs.join("\n"), /node alice: created the empty backup/);
+  });
+});
+
+Deno.test("a backup that cannot be opened once connected is refused in words, not a dropped connection", async () => {
+  await withServer(async ({ server, credential, nodes, logs }) => {
+    const target = socketUrl(`socket:127.0.0.1:${server.port}`);
+    const conn = await WireConnection.open(target, 5_000, credential("alice"));
+    try {
+      // Something that is no backup put where the node's backup goes, after its handshake.
+      Deno.writeTextFileSync(nodes.backupDir("alice"), "not a backup");
+      await conn.send(encodeFrame(V2Type.Status));
+      const refused = decodeError(await conn.receive());
+      assertEquals(refused.code, ErrorCode.Storage);
+      assertEquals(
+        refused.message,
+        "the server cannot open node alice's backup: see the server's log",
+      );
+      assertMatch(logs.join("\n"), /\(node alice\): cannot open its backup: .* is not a backup/);
+    } finally {
+      conn.close();
+    }
   });
 });

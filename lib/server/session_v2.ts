@@ -313,16 +313,7 @@ export class V2Session {
       );
     }
     this.#entered = true;
-    let storage: ServerStorage | undefined;
-    try {
-      storage = host.storageFor(hello.node, false);
-    } catch (error) {
-      host.log("error", `${this.name}: cannot open its backup: ${(error as Error).message}`);
-      await this.#refuse(
-        ErrorCode.Storage,
-        `the server cannot open node ${hello.node}'s backup: see the server's log`,
-      );
-    }
+    const storage = await this.#openBackup(false);
     this.#storage = storage;
     this.#authenticated = true;
     await this.#send(encodeWelcome(await prove(key!, "server", input), standing(storage)));
@@ -337,9 +328,9 @@ export class V2Session {
   async #handle(packet: Packet): Promise<void> {
     // Made by another connection of the node since, or still not there: a read of a backup
     // not made yet is answered as of an empty one, and makes none; a write makes it.
-    this.#storage ??= this.host.storageFor(this.#node!, false);
+    this.#storage ??= await this.#openBackup(false);
     if (!this.#storage && await this.#answerUnmade(packet)) return;
-    const storage = this.#storage ??= await this.#makeBackup();
+    const storage = this.#storage ??= (await this.#openBackup(true))!;
     // A write from a connection closed meanwhile is dropped, never stored (see #change).
     const closed = this.#closing.signal;
     const max = this.host.maxPayloadBytes;
@@ -491,15 +482,18 @@ export class V2Session {
     return false;
   }
 
-  /** Makes the node's backup, for its first write; a failure closes the connection. */
-  async #makeBackup(): Promise<ServerStorage> {
+  /**
+   * The node's backup, made empty to `create` it (for its first write), else `undefined` while
+   * there is none; one that cannot be opened or made is refused, and the connection closes.
+   */
+  async #openBackup(create: boolean): Promise<ServerStorage | undefined> {
     try {
-      return this.host.storageFor(this.#node!, true);
+      return this.host.storageFor(this.#node!, create);
     } catch (error) {
-      this.host.log("error", `${this.name}: cannot make its backup: ${(error as Error).message}`);
+      this.host.log("error", `${this.name}: cannot open its backup: ${(error as Error).message}`);
       return await this.#refuse(
         ErrorCode.Storage,
-        `the server cannot make node ${this.#node}'s backup: see the server's log`,
+        `the server cannot open node ${this.#node}'s backup: see the server's log`,
       );
     }
   }
