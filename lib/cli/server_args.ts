@@ -111,7 +111,8 @@ const NODE_SPECS: Record<NodeCommand, { action: string; positionals: string[]; h
 Adds node <name> to the server root (made when missing) and prints its credential once: put
 that line, and nothing else, in backup.credential beside the node's backup.lock (mode 0600).
 The node's backup will be <root>/nodes/<name>/backup. A name is 1 to 64 letters, digits, "_"
-or "-". To give a node a new key, remove it first (its backup stays).
+or "-". To give a node a new key, stop the node and remove it first (its backup stays): a
+running node whose key is removed stops at its next write.
 ${ROOT_ARG}`,
   },
   "list-nodes": {
@@ -130,7 +131,7 @@ ${ROOT_ARG}`,
     help: `Usage: cln-backup server remove-node <root> <name>
 
 Revokes node <name>'s key: it no longer connects, and a running server closes the
-connections it has open within a second. Its backup stays where it is; "add-node" with the
+connections it has open within a second (a node still running stops at its next write). Its backup stays where it is; "add-node" with the
 same name gives the node a new key and that backup again.
 ${ROOT_ARG}`,
   },
