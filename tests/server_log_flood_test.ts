@@ -55,3 +55,39 @@ Deno.test("a flood of bad logins logs a bounded number of lines, then says how m
   );
   assert(logs.length < 30, logs.join("\n"));
 });
+
+Deno.test("connections that crowd out others' handshakes, again and again, log a bounded number of lines too", async () => {
+  const root = Deno.makeTempDirSync({ prefix: "log-flood-" });
+  const nodes = new NodeRegistry(`${root}/server`);
+  nodes.add("alice");
+  const logs: string[] = [];
+  const server = new BackupServer({
+    hostname: "127.0.0.1",
+    port: 0,
+    log: (level, message) => logs.push(`${level}: ${message}`),
+    nodes,
+    limits: { failureLinesPerMinute: 3, pendingConnections: 1 },
+    now: () => 0,
+  });
+  const connect = () => Deno.connect({ hostname: "127.0.0.1", port: server.port });
+  const closed = (conn: Deno.Conn) => conn.read(new Uint8Array(64)).catch(() => null);
+  try {
+    // Each time: one connection lets the handshakes be under their limit again, the next is
+    // let in only by closing it, and says wire v1 (not served) to be closed in turn.
+    for (let i = 0; i < 8; i++) {
+      const idle = await connect();
+      const crowding = await connect();
+      assertEquals(await closed(idle), null);
+      await crowding.write(Uint8Array.of(1));
+      while (await closed(crowding) !== null);
+      idle.close();
+      crowding.close();
+    }
+  } finally {
+    await server.close();
+    Deno.removeSync(root, { recursive: true });
+  }
+  const crowded = logs.filter((line) => /awaiting a handshake: closing the oldest/.test(line));
+  assertEquals(crowded.length, 3, logs.join("\n"));
+  assertMatch(logs.join("\n"), /: 5 more in the last minute, not logged/);
+});

@@ -16,7 +16,8 @@ export type FailureKind =
   | "timeout"
   | "tls"
   | "wire"
-  | "v1Limit";
+  | "v1Limit"
+  | "pending";
 
 /** What the summary calls each kind's lines. */
 const FAILURE_KINDS: Record<FailureKind, string> = {
@@ -27,6 +28,7 @@ const FAILURE_KINDS: Record<FailureKind, string> = {
   tls: "connections refused at TLS (not TLS, or its handshake failed)",
   wire: "connections refused for a wire this server does not serve",
   v1Limit: "wire v1 connections past --max-v1-connections",
+  pending: "connections closed or turned away for the handshakes awaiting",
 };
 
 const MINUTE_MS = 60_000;

@@ -348,7 +348,8 @@ export class BackupServer {
       if (admission.refuse) {
         closeQuietly(conn);
         if (this.#refusedGroup !== group) {
-          this.log(
+          this.logFailure(
+            "pending",
             "warning",
             `turning connections from ${group} away: it has ${this.limits.pendingPerAddress} ` +
               `awaiting a handshake`,
@@ -363,7 +364,8 @@ export class BackupServer {
         closeQuietly(admission.evict);
         if (!this.#turningAway) {
           const from = this.#serving.get(admission.evict)?.group;
-          this.log(
+          this.logFailure(
+            "pending",
             "warning",
             `${this.limits.pendingConnections} connections are awaiting a handshake: closing ` +
               `the oldest of the address holding the most for each new one (first from ${from})`,
