@@ -1001,6 +1001,11 @@ Deno.test("a node holds at most its connections; a silent client is dropped afte
   await withServer(async ({ url, credential, server, logs }) => {
     const first = await connect(url, credential("alice"));
     await assertRejects(() => connect(url, credential("alice")), /holds 1 connections already/);
+    // The operator is told too: it is a refusal like any other.
+    assertMatch(
+      logs.join("\n"),
+      /warning: connection \d+ from .* \(node alice\): refused: node alice holds 1 connections already \(--max-connections\)/,
+    );
     first.close();
     // Slowloris: one byte of a HELLO, then nothing.
     const slow = await Deno.connect({ hostname: "127.0.0.1", port: server.port });
@@ -1009,6 +1014,17 @@ Deno.test("a node holds at most its connections; a silent client is dropped afte
     assertEquals(await slow.read(buffer).catch(() => null), null);
     slow.close();
     assert(logs.some((l) => /no handshake in time/.test(l)));
+    // A client of another backup protocol is told so, and so is the operator.
+    const other = await rawV2(server.port);
+    await other.send(
+      encodeHello({ protocol: PROTOCOL_VERSION + 1, node: "alice", nonce: nonce() }),
+    );
+    assertEquals(decodeError((await other.next())!).code, ErrorCode.Version);
+    other.close();
+    assertMatch(
+      logs.join("\n"),
+      /warning: connection \d+ from .*: refused: it speaks backup protocol \d+, and this server \d+/,
+    );
   }, { connectionsPerNode: 1, handshakeTimeoutMs: 300 });
 });
 

@@ -17,7 +17,8 @@ export type FailureKind =
   | "tls"
   | "wire"
   | "v1Limit"
-  | "pending";
+  | "pending"
+  | "nodeLimit";
 
 /** What the summary calls each kind's lines. */
 const FAILURE_KINDS: Record<FailureKind, string> = {
@@ -26,9 +27,10 @@ const FAILURE_KINDS: Record<FailureKind, string> = {
   protocol: "protocol errors",
   timeout: "connections refused for no handshake in time",
   tls: "connections refused at TLS (not TLS, or its handshake failed)",
-  wire: "connections refused for a wire this server does not serve",
+  wire: "connections refused for a wire or protocol version this server does not serve",
   v1Limit: "wire v1 connections past --max-v1-connections",
   pending: "connections closed or turned away for the handshakes awaiting",
+  nodeLimit: "connections of a node past --max-connections",
 };
 
 const MINUTE_MS = 60_000;

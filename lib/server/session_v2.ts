@@ -251,6 +251,12 @@ export class V2Session {
     const { host } = this;
     const hello = decodeHello(await this.#handshakePacket());
     if (hello.protocol !== PROTOCOL_VERSION) {
+      host.logFailure(
+        "wire",
+        "warning",
+        `${this.name}: refused: it speaks backup protocol ${hello.protocol}, and this server ` +
+          `${PROTOCOL_VERSION}`,
+      );
       await this.#refuse(
         ErrorCode.Version,
         `this server speaks backup protocol ${PROTOCOL_VERSION}, not ${hello.protocol}: ` +
@@ -306,11 +312,10 @@ export class V2Session {
     this.#node = hello.node;
     this.#key = key;
     if (!host.enter(hello.node)) {
+      const held = `node ${hello.node} holds ${host.limits.connectionsPerNode} connections already`;
+      host.logFailure("nodeLimit", "warning", `${this.name}: refused: ${held} (--max-connections)`);
       this.#node = undefined;
-      await this.#refuse(
-        ErrorCode.Limit,
-        `node ${hello.node} holds ${host.limits.connectionsPerNode} connections already`,
-      );
+      await this.#refuse(ErrorCode.Limit, held);
     }
     this.#entered = true;
     const storage = await this.#openBackup(false);
