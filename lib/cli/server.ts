@@ -188,7 +188,8 @@ function manageNodes(
       // A kept backup is on disk too, and add-node gives it to whoever gets the name next.
       const kept = new Set(nodes.keptBackups());
       for (const node of [...nodes.list(), ...kept].sort()) {
-        const keyless = `\tno key (removed): its backup is kept; "server add-node ` +
+        const keyless =
+          `\tno key (removed, or never added): its backup is kept; "server add-node ` +
           `${nodes.root} ${node}" gives it back under a new key`;
         output.out(`${node}\t${nodes.backupDir(node)}${kept.has(node) ? keyless : ""}`);
       }

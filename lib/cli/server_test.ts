@@ -127,7 +127,7 @@ Deno.test("server list-nodes shows the backups remove-node kept, marked as havin
     assertEquals(await server(["list-nodes", dir], listed), 0, listed.transcript);
     assertEquals(listed.stdout, [
       `alice\t${dir}/nodes/alice/backup`,
-      `bob\t${dir}/nodes/bob/backup\tno key (removed): its backup is kept; "server add-node ` +
+      `bob\t${dir}/nodes/bob/backup\tno key (removed, or never added): its backup is kept; "server add-node ` +
       `${dir} bob" gives it back under a new key`,
     ]);
   } finally {
