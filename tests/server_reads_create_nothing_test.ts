@@ -61,3 +61,18 @@ Deno.test("a backup that cannot be opened once connected is refused in words, no
     }
   });
 });
+
+Deno.test("a request the server does not know, from a node with no backup yet, makes none either", async () => {
+  await withServer(async ({ server, credential, nodes, logs }) => {
+    const target = socketUrl(`socket:127.0.0.1:${server.port}`);
+    const conn = await WireConnection.open(target, 5_000, credential("alice"));
+    try {
+      await conn.send(encodeFrame(0x7f as V2Type));
+      assertEquals(decodeError(await conn.receive()).code, ErrorCode.BadPacket);
+    } finally {
+      conn.close();
+    }
+    assertMatch(logs.join("\n"), /\(node alice\): protocol error: unexpected/);
+    assertEquals(existsSync(nodes.backupDir("alice")), false);
+  });
+});

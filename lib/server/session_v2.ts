@@ -104,6 +104,26 @@ function storingRefusal(error: unknown): Refusal {
     : { code: ErrorCode.Storage, message: `the server cannot store it: ${message}` };
 }
 
+/**
+ * The requests that write the backup: the first of them makes a node's backup. With the reads
+ * #answerUnmade answers, they are every request #handle serves: a new one goes in one of them.
+ */
+const WRITES: ReadonlySet<number> = new Set([
+  V2Type.Change,
+  V2Type.SealedChange,
+  V2Type.SealedInit,
+  V2Type.SnapshotFile,
+  V2Type.SealedInitFile,
+  V2Type.SealedBase,
+  V2Type.SealedKey,
+  V2Type.SealedUpgrade,
+  // init --encrypt's first question: where its sealed base goes, in a backup of its own.
+  V2Type.ReqPlace,
+  V2Type.Snapshot,
+  V2Type.Rewind,
+  V2Type.Compact,
+]);
+
 /** Where a backup stands, as WELCOME and METADATA say; one not made yet at version 0. */
 function standing(storage: ServerStorage | undefined): V2Metadata {
   const m = storage?.metadata() ?? { version: 0, prevVersion: 0, versionCount: 0 };
@@ -334,7 +354,7 @@ export class V2Session {
     // Made by another connection of the node since, or still not there: a read of a backup
     // not made yet is answered as of an empty one, and makes none; a write makes it.
     this.#storage ??= await this.#openBackup(false);
-    if (!this.#storage && await this.#answerUnmade(packet)) return;
+    if (!this.#storage && !WRITES.has(packet.type)) return await this.#answerUnmade(packet);
     const storage = this.#storage ??= (await this.#openBackup(true))!;
     // A write from a connection closed meanwhile is dropped, never stored (see #change).
     const closed = this.#closing.signal;
@@ -452,17 +472,14 @@ export class V2Session {
     throw new WireError(`unexpected ${v2Name(packet.type)} from a client`);
   }
 
-  /**
-   * Answers `packet` when it only reads the backup, which is not made yet; `false` for a
-   * request that writes it.
-   */
-  async #answerUnmade(packet: Packet): Promise<boolean> {
+  /** Answers `packet`, a request that does not write, of a backup not made yet. */
+  async #answerUnmade(packet: Packet): Promise<void> {
     switch (packet.type) {
       case V2Type.ReqMetadata:
         packetOf(packet, V2Type.ReqMetadata).end();
         this.#beats = true;
         await this.#send(encodeMetadataV2(standing(undefined)));
-        return true;
+        return;
       case V2Type.Status:
         packetOf(packet, V2Type.Status).end();
         await this.#send(encodeJson(V2Type.StatusRes, {
@@ -470,11 +487,11 @@ export class V2Session {
           ...unmadeBackup(),
           quota_bytes: this.host.limits.quotaBytes ?? null,
         }));
-        return true;
+        return;
       case V2Type.Verify:
         packetOf(packet, V2Type.Verify).end();
         await this.#send(encodeJson(V2Type.VerifyRes, { ok: true, ...readReport(unmadeBackup()) }));
-        return true;
+        return;
       case V2Type.Restore:
         packetOf(packet, V2Type.Restore).end();
         await this.#error(
@@ -482,9 +499,9 @@ export class V2Session {
           `node ${this.#node} has no backup on this server yet: nothing to restore; init on ` +
             `the node makes one`,
         );
-        return true;
+        return;
     }
-    return false;
+    throw new WireError(`unexpected ${v2Name(packet.type)} from a client`);
   }
 
   /**
