@@ -43,6 +43,13 @@ Deno.test("serverVerify refuses an older server's VERIFY, which read the records
     Promise.resolve({ records: 3, version: 3 } as unknown as VerifyReport);
   try {
     await withServer(async ({ url, credential }) => {
+      // A node with a backup: the server answers one without any itself.
+      const alice = await SocketBackend.connect(url, {
+        policy: POLICY,
+        credential: credential("alice"),
+      });
+      await alice.append({ version: 1, statements: [bumpStatement(0)] });
+      alice.close();
       await assertRejects(
         () => serverVerify(url, credential("alice")),
         /VERIFY does not say it restored the backup \(an older cln-backup server\?\): upgrade/,
