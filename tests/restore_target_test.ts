@@ -92,3 +92,45 @@ Deno.test("restore into a ~/.lightning holding a signet node names its network d
     assertMatch(output.stderr[0], /restore into ".*\/\.lightning\/signet"$/);
     assertEquals(existsSync(`${base}/.lightning/bitcoin`), false);
   }));
+
+Deno.test("a target file directly in the base lightning dir is refused like the base dir itself", () =>
+  withBackup(async (base, url) => {
+    // `restore URL ~/.lightning/lightningd.sqlite3`: lightningd opens the network dir's
+    // database, never one in the base dir, and would start on whatever it finds there.
+    const lightning = `${base}/.lightning`;
+    Deno.mkdirSync(`${lightning}/bitcoin`, { recursive: true });
+    Deno.writeTextFileSync(`${lightning}/bitcoin/hsm_secret`, "x");
+    const output = new BufferedOutput();
+    assertEquals(await restore([url, `${lightning}/lightningd.sqlite3`], output), 1);
+    assertEquals(output.stderr.length, 1, output.text);
+    assertMatch(
+      output.stderr[0],
+      /base lightning directory.*restore into ".*\/\.lightning\/bitcoin"$/,
+    );
+    assertEquals(existsSync(`${lightning}/lightningd.sqlite3`), false);
+    // A base dir of another name (lightningd --lightning-dir=/data/ln), told by its config.
+    const other = `${base}/ln`;
+    Deno.mkdirSync(other);
+    Deno.writeTextFileSync(`${other}/config`, "network=bitcoin\n");
+    const named = new BufferedOutput();
+    assertEquals(await restore([url, `${other}/lightningd.sqlite3`], named), 1);
+    assertMatch(named.stderr[0], /base lightning directory/);
+    assertEquals(existsSync(`${other}/lightningd.sqlite3`), false);
+    // An empty ~/.lightning on a new machine, and one not made yet.
+    const fresh = `${base}/new/.lightning`;
+    const missing = new BufferedOutput();
+    assertEquals(await restore([url, `${fresh}/lightningd.sqlite3`], missing), 1);
+    assertMatch(missing.stderr[0], /base lightning directory.*mkdir -p/);
+    Deno.mkdirSync(fresh, { recursive: true });
+    const empty = new BufferedOutput();
+    assertEquals(await restore([url, `${fresh}/lightningd.sqlite3`], empty), 1);
+    assertMatch(empty.stderr[0], /base lightning directory/);
+    assertEquals(Array.from(Deno.readDirSync(fresh)), []);
+    // The network dir's file, and a node's files directly in .lightning (before 0.8.0), are taken.
+    assertEquals(
+      await restore([url, `${lightning}/bitcoin/lightningd.sqlite3`], new BufferedOutput()),
+      0,
+    );
+    Deno.writeTextFileSync(`${fresh}/hsm_secret`, "x");
+    assertEquals(await restore([url, `${fresh}/lightningd.sqlite3`], new BufferedOutput()), 0);
+  }));

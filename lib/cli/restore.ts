@@ -310,8 +310,8 @@ function realLocation(path: string): string {
  * A target that names a lightning network directory not made yet (`~/.lightning/bitcoin` on
  * a new machine, as the README's restore line has it) would become a database file of that
  * name, where lightningd and the operator expect a directory; the base lightning dir
- * (`~/.lightning`) would get a database lightningd never opens. Both are refused, naming
- * what to do.
+ * (`~/.lightning`), or its `lightningd.sqlite3` named as the file, would get a database
+ * lightningd never opens. Each is refused, naming what to do.
  */
 function refuseLightningDirMistakes(target: string, slashed = target.endsWith("/")): void {
   const bare = target.replace(/\/+$/, "");
@@ -320,17 +320,6 @@ function refuseLightningDirMistakes(target: string, slashed = target.endsWith("/
       `Cannot restore backup: "${bare}" does not exist, and it is named as a lightning ` +
         `network directory: create it first (mkdir -p ${shellQuote(bare)}) and restore again, ` +
         `so that the database is "${bare}/${DATABASE_NAME}"; or name the database file itself`,
-    );
-  }
-  if (basename(bare) === BASE_DIR_NAME && !holdsNode(bare) && networkDirs(bare).length === 0) {
-    // lightningd's default base dir, not made yet or still empty (a new machine): the restore
-    // would become a file of that name, or a database there lightningd never opens. One
-    // holding network dirs is left to checkNetworkDir, which names the one in use.
-    const network = `${bare}/bitcoin`;
-    throw new Error(
-      `Cannot restore backup: "${bare}" is named as the base lightning directory, where ` +
-        `lightningd never opens a database: create the network directory ` +
-        `(mkdir -p ${shellQuote(network)}, or another network's) and restore into it`,
     );
   }
   if (bare !== "" && slashed && !existsSync(bare)) {
@@ -344,10 +333,28 @@ function refuseLightningDirMistakes(target: string, slashed = target.endsWith("/
   try {
     isDirectory = Deno.statSync(bare).isDirectory;
   } catch {
-    return; // Nothing there yet: a new file.
+    // Nothing there yet: a new file.
   }
-  if (isDirectory) {
-    checkNetworkDir(bare, "Cannot restore backup", (suggested) => `restore into ${suggested}`);
+  if (isDirectory || basename(bare) === BASE_DIR_NAME) refuseBaseDir(bare);
+  // A file of another name is one lightningd never opens, wherever it is: a copy to inspect.
+  else if (basename(bare) === DATABASE_NAME) refuseBaseDir(dirname(bare));
+}
+
+/** Refuses `dir`, where the database goes, when it is a base lightning dir (see above). */
+function refuseBaseDir(dir: string): void {
+  if (basename(dir) === BASE_DIR_NAME && !holdsNode(dir) && networkDirs(dir).length === 0) {
+    // lightningd's default base dir, not made yet or still empty (a new machine): the restore
+    // would become a file of that name, or a database there lightningd never opens. One
+    // holding network dirs is left to checkNetworkDir, which names the one in use.
+    const network = `${dir}/bitcoin`;
+    throw new Error(
+      `Cannot restore backup: "${dir}" is named as the base lightning directory, where ` +
+        `lightningd never opens a database: create the network directory ` +
+        `(mkdir -p ${shellQuote(network)}, or another network's) and restore into it`,
+    );
+  }
+  if (statIfExists(dir)?.isDirectory) {
+    checkNetworkDir(dir, "Cannot restore backup", (suggested) => `restore into ${suggested}`);
   }
 }
 
