@@ -10,7 +10,15 @@ import { existsSync } from "../fs/exists.ts";
 import { LOCK_FILE, type LockFile, readLockFile } from "../backup/lock_file.ts";
 import { readChain } from "../format/chain.ts";
 import { writeFileDurably } from "../fs/durable.ts";
-import { wrapKey, WRAPPED_KEY_NAME } from "../crypto/wrapped_key.ts";
+import {
+  UnlockError,
+  unwrapKey,
+  wrapKey,
+  WRAPPED_KEY_NAME,
+  wrapsOf,
+} from "../crypto/wrapped_key.ts";
+import { readWrappedKey } from "../crypto/wrapped_key_file.ts";
+import { releaseLock, tryLock } from "../fs/flock.ts";
 import { KEY_FILE, writeKeyFile } from "../crypto/key_file.ts";
 import {
   type CommandSpec,
@@ -55,7 +63,9 @@ one sent back) for a new passphrase and/or age recipient, replacing every wrap i
 afterwards only the new secrets open it.
 No record is re-encrypted (the data key stays; the plugin's key file stays valid), so it is
 quick and safe beside a running plugin. key.json is replaced atomically (a file renamed into
-place; in S3, the object stored whole).
+place; in S3, the object stored whole). A second rekey of a file backup while one runs is
+refused. Killed after key.json was replaced, the same command run again finishes: the new
+passphrase given then opens the key, and it says so.
 
 The current secret opens the key first (below). The new passphrase comes from
 CLN_BACKUP_NEW_PASSPHRASE, --new-passphrase-file F, or is asked twice on a terminal.
@@ -117,9 +127,10 @@ export async function rekey(
       ? await s3Backup(url, values, prompt)
       : scheme === "socket"
       ? await serverBackup(url, values, prompt)
-      : await fileBackup(fileBackupPath(url, ACTION), values, prompt);
+      : fileBackup(fileBackupPath(url, ACTION), values, prompt);
     try {
-      await rewrap(backup, values, prompt, output);
+      const key = await openKey(backup, values, output);
+      if (key !== "done") await rewrap(backup, key, values, prompt, output);
     } finally {
       backup.close?.();
     }
@@ -127,24 +138,76 @@ export async function rekey(
   });
 }
 
-/** An encrypted backup to rekey: its key, opened, and where its new wraps go. */
+/** An encrypted backup to rekey: its key.json, how to open it, and where its new wraps go. */
 interface Rekeyed {
   name: string;
   backupId: Uint8Array;
-  key: DataKey;
+  /** Its key.json: where it was read (for messages), its bytes and the id of its key. */
+  wrapped: { where: string; bytes: Uint8Array; keyId: Uint8Array };
+  /** Opens its key with the current secret (given, or asked for on a terminal). */
+  open(): Promise<DataKey>;
   store(wrapped: Uint8Array): Promise<void>;
-  /** Removes what opening it fetched (a server's copy). */
+  /** Removes what opening it fetched (a server's copy), or releases its lock. */
   close?(): void;
+}
+
+/**
+ * The key of `backup`, opened with the current secret; else with the new passphrase, which
+ * opens it when an earlier rekey to it replaced key.json but was killed before it said so:
+ * the same command run again then finishes. A key.json already wrapped for the new
+ * recipient alone is the end of such a rekey too: `"done"`, nothing left to do.
+ */
+async function openKey(
+  backup: Rekeyed,
+  values: Record<string, string | boolean | undefined>,
+  output: Output,
+): Promise<DataKey | "done"> {
+  try {
+    return await backup.open();
+  } catch (error) {
+    if (!(error instanceof UnlockError)) throw error;
+    const { where, bytes, keyId } = backup.wrapped;
+    const fresh = givenPassphrase(values["new-passphrase-file"], NEW_PASSPHRASE_ENV);
+    const opened = fresh
+      ? await unwrapKey(bytes, where, backup.backupId, keyId, [{ passphrase: fresh }])
+        .catch(() => undefined)
+      : undefined;
+    if (opened) {
+      output.out(
+        `Note: the current secret given does not open the key of "${backup.name}", but the new ` +
+          `passphrase given opens it: an earlier rekey to it replaced key.json already (one ` +
+          `interrupted before it said so, or run twice); wrapping it again`,
+      );
+      return opened;
+    }
+    const recipient = values["new-recipient"];
+    const wraps = wrapsOf(bytes);
+    if (
+      fresh === undefined && typeof recipient === "string" && values["key-file"] === undefined &&
+      !wraps.passphrase && wraps.recipients.join() === recipient
+    ) {
+      output.out(
+        `The key of "${backup.name}" is already wrapped for ${recipient} alone: an earlier ` +
+          `rekey to it replaced key.json already (one interrupted before it said so, or run ` +
+          `twice); nothing changed`,
+      );
+      return "done";
+    }
+    throw new Error(
+      `${error.message}; if an earlier rekey of it was interrupted, the new secret it was ` +
+        `given may be the one that opens it now: give that one`,
+    );
+  }
 }
 
 /** Stores the key wrapped for the new secrets, and writes the key file `--key-file` names. */
 async function rewrap(
   backup: Rekeyed,
+  key: DataKey,
   values: Record<string, string | boolean | undefined>,
   prompt: Prompt,
   output: Output,
 ): Promise<void> {
-  const { key } = backup;
   const keyFileOnly = values["key-file"] !== undefined && values["new-recipient"] === undefined &&
     values["new-passphrase-file"] === undefined && Deno.env.get(NEW_PASSPHRASE_ENV) === undefined;
   if (!keyFileOnly) {
@@ -197,19 +260,60 @@ function notEncrypted(name: string): Error {
   );
 }
 
-async function fileBackup(
+/**
+ * A file backup, locked against another rekey until closed: two at once would both say they
+ * rewrapped the key, and only the last one's secret would open it. The plugin takes no part:
+ * it never reads key.json.
+ */
+function fileBackup(
   path: string,
   values: Record<string, string | boolean | undefined>,
   prompt: Prompt,
-): Promise<Rekeyed> {
-  const chain = readChain(path);
-  if (chain.keyId === undefined) throw notEncrypted(path);
-  return {
-    name: path,
-    backupId: chain.backupId,
-    key: (await unlockDir(path, values, prompt))!,
-    store: (wrapped) => Promise.resolve(writeFileDurably(path, WRAPPED_KEY_NAME, wrapped)),
-  };
+): Rekeyed {
+  const lock = lockForRekey(path);
+  try {
+    const chain = readChain(path);
+    if (chain.keyId === undefined) throw notEncrypted(path);
+    return {
+      name: path,
+      backupId: chain.backupId,
+      wrapped: wrappedIn(path, path, chain.keyId),
+      open: async () => (await unlockDir(path, values, prompt))!,
+      store: (wrapped) => Promise.resolve(writeFileDurably(path, WRAPPED_KEY_NAME, wrapped)),
+      close: () => lock[Symbol.dispose](),
+    };
+  } catch (error) {
+    lock[Symbol.dispose]();
+    throw error;
+  }
+}
+
+/** key.json of the backup directory `dir`, shown as `name`'s. */
+function wrappedIn(dir: string, name: string, keyId: Uint8Array): Rekeyed["wrapped"] {
+  const where = `${name}/${WRAPPED_KEY_NAME}`;
+  return { where, bytes: readWrappedKey(dir, `"${where}"`), keyId };
+}
+
+/**
+ * Takes the exclusive flock of the backup directory `dir` (the kernel drops it when the
+ * process dies), or refuses: another rekey holds it. On a file system without flock (some
+ * NFS mounts) it goes on unlocked, as before there was a lock.
+ */
+function lockForRekey(dir: string): Disposable {
+  const handle = Deno.openSync(dir, { read: true });
+  let taken: boolean;
+  try {
+    taken = tryLock(handle);
+  } catch {
+    return { [Symbol.dispose]: () => {} }; // tryLock closed the handle.
+  }
+  if (!taken) {
+    throw new Error(
+      `${ACTION}: another rekey is running on "${dir}" (it holds the backup directory's ` +
+        `lock): wait for it to finish, then run this again; nothing was changed`,
+    );
+  }
+  return { [Symbol.dispose]: () => releaseLock(handle) };
 }
 
 /** An S3 backup: its key.json object is replaced whole (S3 swaps an object atomically). */
@@ -224,7 +328,8 @@ async function s3Backup(
   return {
     name: url,
     backupId,
-    key: await s3Unlock(url, values, prompt)(wrapped, backupId),
+    wrapped: { ...wrapped, where: `${url}/${WRAPPED_KEY_NAME}` },
+    open: () => s3Unlock(url, values, prompt)(wrapped, backupId),
     store: (bytes) => replaceWrappedKey(url, credentials, bytes),
   };
 }
@@ -252,7 +357,8 @@ async function serverBackup(
     return {
       name: url,
       backupId: chain.backupId,
-      key: (await unlockDir(dir, values, prompt))!,
+      wrapped: wrappedIn(dir, url, chain.keyId),
+      open: async () => (await unlockDir(dir, values, prompt, { url }))!,
       store: (wrapped) => sendWrappedKey(target, credential, wrapped, timeoutMs),
       close: () => copy.close(),
     };
