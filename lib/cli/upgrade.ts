@@ -572,6 +572,22 @@ function refuseCopies(lock: LockFile): void {
   );
 }
 
+/**
+ * Refuses to call a set-up whose backup.lock names the plain backup `url` (at `path`) done while a key
+ * file lies beside it: the plugin refuses to start so, and lightningd with it. An
+ * `upgrade --encrypt` killed before it rewrote backup.lock leaves it; run again, it finishes.
+ */
+function refuseKeyBesidePlain(dir: string, url: string, path: string): void {
+  if (!existsSync(`${dir}/${KEY_FILE}`) || readChain(path).keyId !== undefined) return;
+  throw new Error(
+    `${ACTION}: "${dir}/${KEY_FILE}" holds a key, but backup.lock names the plain backup ` +
+      `${url}, beside which the plugin refuses to start (an interrupted "upgrade --encrypt" ` +
+      `leaves it so): run "${cliCommand("upgrade", "--encrypt")}" again with the secret that ` +
+      `one was given, which finishes it, or move the key file aside if this node's backup is ` +
+      `to stay plain`,
+  );
+}
+
 export async function upgrade(
   args: string[],
   output: Output = consoleOutput,
@@ -640,6 +656,7 @@ export async function upgrade(
       };
       return await upgradeToS3(dir, lock, from, values.to, newKey, output);
     }
+    if (kind === "directory" && !encrypt) refuseKeyBesidePlain(dir, lock.backend_url, v1Path);
     if (kind === "directory" && (!encrypt || readChain(v1Path).keyId !== undefined)) {
       const what = encrypt ? `, encrypted: nothing to upgrade ("rekey" changes its secret)` : (
         ": nothing to upgrade"

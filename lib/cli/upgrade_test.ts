@@ -9,6 +9,7 @@ import { encodeV1Header, encodeV1Record, V1_HEADER_SIZE, V1Type } from "../forma
 import { upgrade } from "./upgrade.ts";
 import {
   BufferedOutput,
+  makeBackup,
   makeNodeDir,
   recordedChanges,
   removeNodeDir,
@@ -332,5 +333,28 @@ Deno.test("upgrade to a plain backup refuses a key file in the lightning dir (th
     assertEquals(Deno.readTextFileSync(`${dir}/backup.lock`), lock);
   }
   assertEquals([...Deno.readDirSync(base)].map((e) => e.name).sort(), ["backup.dbak", "regtest"]);
+  removeNodeDir(dir);
+});
+
+Deno.test("upgrade of a plain cln-backup backup beside a key file says the set-up is not done, not that nothing is to do", async () => {
+  // An "upgrade --encrypt" killed once its copy was in place, backup.lock not yet rewritten:
+  // its key file beside the plain backup stops the plugin, and lightningd with it.
+  const dir = makeNodeDir();
+  const base = Deno.realPathSync(`${dir}/..`);
+  const url = `file://${base}/plain`;
+  await makeBackup(`${base}/plain`, RESTART);
+  const lock = JSON.stringify({ backend_url: url });
+  Deno.writeTextFileSync(`${dir}/backup.lock`, lock);
+  const stale = JSON.stringify({ cln_backup_data_key: "11".repeat(32) }) + "\n";
+  Deno.writeTextFileSync(`${dir}/backup.key`, stale, { mode: 0o600 });
+  const { code, output } = await run(["--lightning-dir", dir]);
+  assertEquals(code, 1, output.transcript);
+  assertEquals(output.stderr.length, 1, output.transcript);
+  assertMatch(
+    output.stderr[0],
+    /^Cannot upgrade backup: ".*\/backup\.key" holds a key, but backup\.lock names the plain backup file:.*\/plain, .*: run ".*upgrade --encrypt" again .*or move the key file aside/,
+  );
+  assertEquals(Deno.readTextFileSync(`${dir}/backup.lock`), lock);
+  assertEquals(Deno.readTextFileSync(`${dir}/backup.key`), stale);
   removeNodeDir(dir);
 });
