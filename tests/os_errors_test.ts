@@ -1,5 +1,5 @@
 /**
- * File-system errors in init, restore and verify reach the operator as one line that names the
+ * File-system errors in init, restore, upgrade and verify reach the operator as one line that names the
  * path and says what to do, not as the OS's words. The CLI runs as a user that file permissions
  * bind (`nobody` when the tests run as root, who may write anywhere).
  */
@@ -12,9 +12,10 @@ import {
   recordedChanges,
   removeNodeDir,
 } from "./support/cli_testing.ts";
-import { loadFixture } from "./support/fixtures.ts";
+import { loadFixture, PRE_4090_BACKUP } from "./support/fixtures.ts";
 import { mountTmpfs, run as runCommand } from "./support/tmpfs.ts";
 import { restore } from "../lib/cli/restore.ts";
+import { upgrade } from "../lib/cli/upgrade.ts";
 
 /** A directory others may read and enter but not write to. */
 function readOnlyDir(): string {
@@ -185,5 +186,53 @@ Deno.test("restore onto a full file system: which, and what to do, by snapshot o
   } finally {
     runCommand("umount", [target]);
     Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("upgrade onto a full file system: which, and what to do; backup.lock unchanged", async () => {
+  // The converted (or encrypted) copy is written by the backup's writer, whose error is the
+  // plugin's ("then restart lightningd"), or by Deno, whose error names no path.
+  const dir = Deno.makeTempDirSync({ prefix: "cln-backup-full-" });
+  const target = `${dir}/small`;
+  Deno.mkdirSync(target);
+  const node = makeNodeDir();
+  try {
+    Deno.copyFileSync(PRE_4090_BACKUP, `${dir}/node.dbak`);
+    const plain = await makeBackup(`${dir}/plain`, [], {
+      version: 479,
+      path: loadFixture("activity").database,
+    });
+    Deno.writeTextFileSync(`${dir}/passphrase`, "full disk passphrase\n", { mode: 0o600 });
+    if (!mountTmpfs(target, 16 * 1024)) return;
+    const cases = [
+      { lock: `file://${dir}/node.dbak`, args: [] },
+      { lock: plain, args: ["--encrypt", "--passphrase-file", `${dir}/passphrase`] },
+      { lock: undefined, args: [`file://${dir}/node.dbak`] },
+    ];
+    for (const { lock, args } of cases) {
+      if (lock) {
+        Deno.writeTextFileSync(`${node}/backup.lock`, JSON.stringify({ backend_url: lock }));
+      }
+      const dirArgs = lock ? ["--lightning-dir", node] : [];
+      const output = new BufferedOutput();
+      const code = await upgrade([...dirArgs, ...args, "--to", `file://${target}/new`], output);
+      assertEquals(code, 1, output.transcript);
+      assertMatch(
+        output.transcript,
+        new RegExp(
+          `^Cannot upgrade backup: the file system of "${target}" is full \\(no space or ` +
+            `quota left\\); nothing was changed: free some space on it, or choose another ` +
+            `place with --to, then run upgrade again$`,
+        ),
+      );
+      assertEquals([...Deno.readDirSync(target)], []);
+      if (lock) {
+        assertEquals(JSON.parse(Deno.readTextFileSync(`${node}/backup.lock`)).backend_url, lock);
+      }
+    }
+  } finally {
+    runCommand("umount", [target]);
+    Deno.removeSync(dir, { recursive: true });
+    removeNodeDir(node);
   }
 });

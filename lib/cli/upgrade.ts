@@ -53,6 +53,7 @@ import {
   UsageError,
 } from "./args.ts";
 import { shellQuote } from "../fs/shell_quote.ts";
+import { isOutOfRoom } from "../fs/os_error.ts";
 import { cliCommand } from "../fs/advised_command.ts";
 import { lockDestinations } from "../backends/multi/mirrors.ts";
 
@@ -346,6 +347,20 @@ async function encryptS3(
 }
 
 /**
+ * A copy that filled its file system, said with the place and what to do: the writer's error
+ * is the plugin's (it says to restart lightningd), Deno's names no path. `undefined` for
+ * another error.
+ */
+function diskFull(error: unknown, dir: string): Error | undefined {
+  if (!isOutOfRoom(error)) return undefined;
+  return new Error(
+    `${ACTION}: the file system of "${dir}" is full (no space or quota left); nothing was ` +
+      `changed: free some space on it, or choose another place with --to, then run upgrade ` +
+      `again`,
+  );
+}
+
+/**
  * Builds the copy of `source` (a v1 file, or a plain backup to encrypt) at `path`: beside it
  * first, renamed into place once it ends at the source's last version, so a failure never
  * leaves a half-made backup. Returns the source's description.
@@ -379,7 +394,7 @@ async function build(
     syncDir(dirname(path));
   } catch (error) {
     removeIfExists(building);
-    throw error;
+    throw diskFull(error, dirname(path)) ?? error;
   } finally {
     claim.close();
   }
