@@ -197,7 +197,11 @@ export function restoreBackup(
       Deno.linkSync(tmp, path);
     } catch (error) {
       if (error instanceof Deno.errors.AlreadyExists) {
-        throw new Error(`Cannot restore backup: a database appeared at "${path}" meanwhile`);
+        throw new Error(
+          `Cannot restore backup: a database appeared at "${path}" while this restore ran ` +
+            `(another restore, or a process writing there): it was left as it is, and this ` +
+            `restore's removed: check which database the node is to use`,
+        );
       }
       throw error;
     }

@@ -112,3 +112,29 @@ Deno.test("restore: a change that attaches another file (a crafted backup) write
     Deno.removeSync(outside, { recursive: true });
   }
 });
+
+Deno.test("a database that appears at the target during a restore is kept, and the line says what to do", async () => {
+  // Two terminals restoring into the same directory: the second to finish keeps the first's.
+  const dir = await backupOf([first, second, third]);
+  const reader = openReader(`file://${dir}/backup`);
+  const target = `${dir}/db.sqlite3`;
+  const racing = Object.create(reader, {
+    entries: {
+      value: function* (toVersion?: number) {
+        yield* reader.entries(toVersion);
+        Deno.writeTextFileSync(target, "the other restore's");
+      },
+    },
+  });
+  const error = assertThrows(() => restoreBackup(racing, target));
+  assertEquals(
+    error.message,
+    `Cannot restore backup: a database appeared at "${target}" while this restore ran ` +
+      `(another restore, or a process writing there): it was left as it is, and this ` +
+      `restore's removed: check which database the node is to use`,
+  );
+  assertEquals(Deno.readTextFileSync(target), "the other restore's");
+  assertEquals([...Deno.readDirSync(dir)].map((e) => e.name).sort(), ["backup", "db.sqlite3"]);
+  reader.close();
+  Deno.removeSync(dir, { recursive: true });
+});
