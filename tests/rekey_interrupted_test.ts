@@ -105,3 +105,34 @@ Deno.test("a rekey killed before or after it replaced key.json: the same command
     assertEquals(rerun.code, 0, rerun.err.join("\n"));
     assertMatch(rerun.out.join("\n"), /already wrapped for .*age1\w+ alone.*earlier rekey/);
   }));
+
+Deno.test("rekey with a --key-file it cannot write changes nothing: key.json keeps its wraps", () =>
+  withBackup(async (base, url, secret) => {
+    const dir = `${base}/backup`;
+    const old = secret(PASSPHRASE);
+    const fresh = secret("second passphrase");
+    const before = Deno.readFileSync(`${dir}/key.json`);
+    for (const keyDir of [`${base}/no-such-dir`, old]) {
+      const failed = await run([
+        url,
+        "--passphrase-file",
+        old,
+        "--new-passphrase-file",
+        fresh,
+        "--key-file",
+        keyDir,
+      ]);
+      assertEquals(failed.code, 1, failed.out.join("\n"));
+      assertEquals(failed.err.length, 1, failed.err.join("\n"));
+      assertMatch(failed.err[0], /^Cannot rekey backup: .*; nothing was changed$/);
+      assertEquals(failed.out, []);
+      assertEquals(Deno.readFileSync(`${dir}/key.json`), before);
+    }
+    // A directory where the key file cannot be written (a directory in its place).
+    Deno.mkdirSync(`${base}/node/backup.key/inside`, { recursive: true });
+    const args = ["--passphrase-file", old, "--new-passphrase-file", fresh];
+    const failed = await run([url, ...args, "--key-file", `${base}/node`]);
+    assertEquals(failed.code, 1, failed.out.join("\n"));
+    assertEquals(failed.out, []);
+    assertEquals(Deno.readFileSync(`${dir}/key.json`), before);
+  }));

@@ -6,7 +6,7 @@
  * @module
  */
 import { userPath } from "../fs/user_path.ts";
-import { existsSync } from "../fs/exists.ts";
+import { existsSync, statIfExists } from "../fs/exists.ts";
 import { LOCK_FILE, type LockFile, readLockFile } from "../backup/lock_file.ts";
 import { readChain } from "../format/chain.ts";
 import { writeFileDurably } from "../fs/durable.ts";
@@ -193,9 +193,10 @@ async function openKey(
       );
       return "done";
     }
+    // unwrapKey's line ends asking "a wrong passphrase or identity?": one more answer.
     throw new Error(
-      `${error.message}; if an earlier rekey of it was interrupted, the new secret it was ` +
-        `given may be the one that opens it now: give that one`,
+      `${error.message.replace(/\?$/, "")}, or, if an earlier rekey of it was interrupted, the ` +
+        `new secret that one was given, which may open it now: give that one`,
     );
   }
 }
@@ -210,9 +211,13 @@ async function rewrap(
 ): Promise<void> {
   const keyFileOnly = values["key-file"] !== undefined && values["new-recipient"] === undefined &&
     values["new-passphrase-file"] === undefined && Deno.env.get(NEW_PASSPHRASE_ENV) === undefined;
+  const passphrase = keyFileOnly ? undefined : await newPassphrase(values, prompt);
+  if (!keyFileOnly) checkNewPassphrase(ACTION, passphrase);
+  // The key file first: it holds the same key whatever the wraps, and a failure to write it
+  // then leaves key.json as it was, where the operator takes the exit code to say so.
+  const keyFile = typeof values["key-file"] === "string" ? userPath(values["key-file"]) : undefined;
+  if (keyFile !== undefined) writeKeyFile(keyFile, key);
   if (!keyFileOnly) {
-    const passphrase = await newPassphrase(values, prompt);
-    checkNewPassphrase(ACTION, passphrase);
     const recipient = values["new-recipient"];
     const recipients = typeof recipient === "string" ? [recipient] : [];
     await backup.store(await wrapKey(key, backup.backupId, { passphrase, recipients }));
@@ -222,18 +227,23 @@ async function rewrap(
         `longer open it. No record changed`,
     );
   }
-  if (typeof values["key-file"] === "string") {
-    const dir = userPath(values["key-file"]);
-    writeKeyFile(dir, key);
-    output.out(`Wrote the plugin's key file "${dir}/${KEY_FILE}" (mode 0600)`);
+  if (keyFile !== undefined) {
+    output.out(`Wrote the plugin's key file "${keyFile}/${KEY_FILE}" (mode 0600)`);
   }
 }
 
 /**
- * Refuses `--key-file DIR` when DIR's backup.lock names other backups than `url`: the key
- * written there would replace that node's own, and its plugin would not start.
+ * Refuses `--key-file DIR` when DIR is not a directory, or when its backup.lock names other
+ * backups than `url`: the key written there would replace that node's own, and its plugin
+ * would not start.
  */
 function checkKeyFileFor(url: string, dir: string): void {
+  if (!statIfExists(dir)?.isDirectory) {
+    throw new Error(
+      `${ACTION}: --key-file names "${dir}", which is not a directory: give the node's ` +
+        `lightning dir, where the plugin reads ${KEY_FILE}; nothing was changed`,
+    );
+  }
   if (!existsSync(`${dir}/${LOCK_FILE}`)) return;
   let lock: LockFile;
   try {
