@@ -19,6 +19,7 @@ import {
 } from "../crypto/wrapped_key.ts";
 import { readWrappedKey } from "../crypto/wrapped_key_file.ts";
 import { releaseLock, tryLock } from "../fs/flock.ts";
+import { backupKind } from "../backends/open.ts";
 import { KEY_FILE, writeKeyFile } from "../crypto/key_file.ts";
 import {
   type CommandSpec,
@@ -280,6 +281,8 @@ function fileBackup(
   values: Record<string, string | boolean | undefined>,
   prompt: Prompt,
 ): Rekeyed {
+  // The Python plugin's file: plain, and no directory to lock or hold a key.json.
+  if (backupKind(path) === "v1") throw notEncrypted(path);
   const lock = lockForRekey(path);
   try {
     const chain = readChain(path);

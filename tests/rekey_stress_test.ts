@@ -1,6 +1,7 @@
 /**
- * rekey under an operator's stress: two runs on one backup at once (two terminals), and the
- * rerun of one killed after it replaced key.json but before it said so.
+ * rekey under an operator's stress: two runs on one backup at once (two terminals), the rerun
+ * of one killed after it replaced key.json but before it said so, a --key-file it cannot
+ * write, and the Python plugin's .dbak given by mistake.
  */
 import { assertEquals, assertMatch } from "./support/assert.ts";
 import { BufferedOutput } from "./support/cli_testing.ts";
@@ -9,6 +10,7 @@ import { rekey } from "../lib/cli/rekey.ts";
 import { unlockDir } from "../lib/cli/unlock.ts";
 import { ageRecipientOf, newAgeIdentity } from "../lib/crypto/primitives.ts";
 import { sameBytes } from "../lib/crypto/data_key.ts";
+import { PRE_4090_BACKUP } from "./support/fixtures.ts";
 
 const noTerminal = () => Promise.resolve(undefined);
 
@@ -135,4 +137,21 @@ Deno.test("rekey with a --key-file it cannot write changes nothing: key.json kee
     assertEquals(failed.code, 1, failed.out.join("\n"));
     assertEquals(failed.out, []);
     assertEquals(Deno.readFileSync(`${dir}/key.json`), before);
+  }));
+
+Deno.test("rekey of a .dbak says it is the Python plugin's plain file and how to encrypt it", () =>
+  withBackup(async (base, _url, secret) => {
+    Deno.copyFileSync(PRE_4090_BACKUP, `${base}/node.dbak`);
+    const before = Deno.readFileSync(`${base}/node.dbak`);
+    const refused = await run([
+      `file://${base}/node.dbak`,
+      "--new-passphrase-file",
+      secret("second passphrase"),
+    ]);
+    assertEquals(refused.code, 1);
+    assertEquals(refused.err, [
+      `Cannot rekey backup: "${base}/node.dbak" is not encrypted: "cln-backup upgrade --encrypt" ` +
+      `makes an encrypted copy of it`,
+    ]);
+    assertEquals(Deno.readFileSync(`${base}/node.dbak`), before);
   }));
