@@ -134,3 +134,34 @@ Deno.test("a target file directly in the base lightning dir is refused like the 
     Deno.writeTextFileSync(`${fresh}/hsm_secret`, "x");
     assertEquals(await restore([url, `${fresh}/lightningd.sqlite3`], new BufferedOutput()), 0);
   }));
+
+Deno.test("restore --to-version of an older state into a node's directory is refused unless --accept-older", () =>
+  withBackup(async (base, url) => {
+    // The README's "for inspection only": lightningd started on an older state can broadcast
+    // revoked state and lose its funds.
+    const net = `${base}/.lightning/bitcoin`;
+    Deno.mkdirSync(net, { recursive: true });
+    Deno.writeTextFileSync(`${net}/hsm_secret`, "x");
+    for (const target of [net, `${net}/lightningd.sqlite3`]) {
+      const output = new BufferedOutput();
+      assertEquals(await restore([url, target, "--to-version", "12"], output), 1);
+      assertEquals(output.stderr.length, 1, output.text);
+      assertMatch(
+        output.stderr[0],
+        /^Cannot restore backup: --to-version 12 is older than the backup's last version, 15, and ".*\/\.lightning\/bitcoin" is a node's directory, where lightningd would start on it.*lose its funds: restore it elsewhere to inspect it, or add --accept-older/,
+      );
+      assertEquals(existsSync(`${net}/lightningd.sqlite3`), false);
+    }
+    // Nor from the first of several copies that holds it.
+    const copy = await makeBackup(`${base}/copy`, recordedChanges(["fresh-start", "restart"]));
+    const also = new BufferedOutput();
+    assertEquals(await restore([url, net, "--to-version", "12", "--also", copy], also), 1);
+    assertMatch(also.stderr.join("\n"), /--to-version 12 is older than the backup's last version/);
+    assertEquals(existsSync(`${net}/lightningd.sqlite3`), false);
+    // Its last version is the newest state; elsewhere, any version is for inspection.
+    const last = new BufferedOutput();
+    assertEquals(await restore([url, `${base}/inspect.sqlite3`, "--to-version", "12"], last), 0);
+    const accepted = new BufferedOutput();
+    assertEquals(await restore([url, net, "--to-version", "12", "--accept-older"], accepted), 0);
+    assertMatch(accepted.text, /Danger: restored as asked \(--accept-older\)/);
+  }));

@@ -61,7 +61,10 @@ lightningd is stopped, and with the node's own hsm_secret: the database is usele
 
 Options:
   --to-version N  restore the state as of change N (point in time) instead of the latest;
-                  N must be at or after the backup's oldest snapshot
+                  N must be at or after the backup's oldest snapshot. For inspection: an N
+                  older than the backup's last version into a node's directory (its
+                  hsm_secret or backup.lock, or a network dir's name) is refused unless
+                  --accept-older
   --passphrase-file FILE, --identity FILE
                   an encrypted backup's secret (below)
   --also URL      another copy of the backup (a destination of mirror_urls or async_urls);
@@ -72,8 +75,9 @@ Options:
                   copies at the same version whose last changes differ (--accept-older takes
                   the first given), and a restore into a lightning dir whose backup.lock
                   names copies not given
-  --accept-older  restore an older copy all the same (a node on an old database can lose
-                  its funds: broadcast revoked state)
+  --accept-older  restore an older copy, or an older version into a node's directory, all
+                  the same (a node on an old database can lose its funds: broadcast revoked
+                  state)
   -h, --help      show this help
 
 On a terminal, a restore that runs over two seconds shows its progress on stderr. It prints
@@ -494,6 +498,37 @@ function refuseConvertedV1(
   }
 }
 
+/**
+ * A point in time older than the backup's last version (`last()`) restored where lightningd
+ * opens its database: a node's directory (its hsm_secret or backup.lock, or a network dir's
+ * name). "For inspection only": started on it, the node can broadcast revoked state. Refused
+ * unless `acceptOlder`; then the Danger line to print once it is restored.
+ */
+function refuseOlderIntoNode(
+  path: string,
+  toVersion: number | undefined,
+  last: () => number,
+  acceptOlder: boolean,
+): string | undefined {
+  const dir = dirname(path);
+  if (toVersion === undefined || basename(path) !== DATABASE_NAME) return;
+  const node = holdsNode(dir) || existsSync(`${dir}/${LOCK_FILE}`) ||
+    (NETWORKS as readonly string[]).includes(basename(dir));
+  if (!node) return;
+  const newest = last();
+  if (toVersion >= newest) return;
+  const why = `--to-version ${toVersion} is older than the backup's last version, ${newest}, ` +
+    `and "${dir}" is a node's directory, where lightningd would start on it and can broadcast ` +
+    `revoked state and lose its funds`;
+  if (!acceptOlder) {
+    throw new Error(
+      `Cannot restore backup: ${why}: restore it elsewhere to inspect it, or add ` +
+        `--accept-older if the node is to run on this older state`,
+    );
+  }
+  return `Danger: restored as asked (--accept-older), though ${why}`;
+}
+
 export async function restore(
   args: string[],
   output: Output = consoleOutput,
@@ -551,6 +586,12 @@ export async function restore(
     const reader = await connectReader(url, undefined, s3Unlock(url, values, prompt, nodeKey));
     try {
       await unlockReader(reader, values, prompt, nodeKey);
+      const danger = refuseOlderIntoNode(
+        path,
+        toVersion,
+        () => reader.describe().lastVersion,
+        values["accept-older"] === true,
+      );
       const progress = output.progress &&
         new RestoreProgress(reader, toVersion, output.progress);
       try {
@@ -566,6 +607,7 @@ export async function restore(
           throw diskFull(error, dirname(path)) ?? error;
         }
         output.out(describeRestore(result));
+        if (danger !== undefined) output.out(danger);
         for (const note of restoreNotes(result, toVersion)) output.out(note);
         if (toVersion === undefined) {
           if (!existsSync(`${dirname(path)}/${LOCK_FILE}`)) output.out(aloneNote(url));
@@ -630,6 +672,9 @@ async function restoreNewest(
     refuseOtherNodes(copies.filter((copy) => copy.version > 0));
     copies.sort((a, b) => b.version - a.version);
     const newest = copies[0]?.version;
+    const older = newest === undefined
+      ? undefined
+      : refuseOlderIntoNode(path, options.toVersion, () => newest, options.acceptOlder);
     // Not for a point in time: it is the same state in every copy that holds it.
     const diverged = options.toVersion === undefined && copies.length > 0
       ? refuseDiverged(copies, options.acceptOlder)
@@ -660,6 +705,7 @@ async function restoreNewest(
         continue;
       }
       output.out(`${describeRestore(result)}, from ${copy.url}`);
+      if (older !== undefined) output.out(older);
       if (why !== undefined) {
         output.out(
           `Danger: restored as asked (--accept-older), though ${why}: this database may be ` +
