@@ -25,7 +25,7 @@ import {
 import { BufferedOutput } from "./support/cli_testing.ts";
 import { init } from "../lib/cli/init.ts";
 import { upgrade } from "../lib/cli/upgrade.ts";
-import { launchArgs, lockLaunchPlan } from "../lib/cli/launcher.ts";
+import { launchArgs, LAUNCHER_NAME, lockLaunchPlan } from "../lib/cli/launcher.ts";
 import { readLockFile, writeLockFile } from "../lib/backup/lock_file.ts";
 import { startServer } from "./support/wire_server.ts";
 import { KEY_FILE, readKeyFile } from "../lib/crypto/key_file.ts";
@@ -215,6 +215,30 @@ Deno.test("upgrade --encrypt of a server backup: killed mid-upload, or the serve
     const retried = await upgradeAlice(s);
     assertEquals(retried.code, 0, retried.text);
     assertEquals(await restoredWith(s, (await readKeyFile(s.dir))!), nodeDump(s));
+  } finally {
+    await s.stop();
+  }
+});
+
+Deno.test("upgrade --encrypt of a server backup killed after the server swapped it in, before the launcher: run again, it writes the launcher", async () => {
+  const s = await startEncryptedServer();
+  try {
+    await plainBackup(s, ["fresh-start"]);
+    const launcher = `${s.dir}/${LAUNCHER_NAME}`;
+    const plain = Deno.readTextFileSync(launcher);
+    assertEquals((await upgradeAlice(s)).code, 0);
+    const sealed = Deno.readTextFileSync(launcher);
+    assert(sealed !== plain, "an encrypted server backup's launcher grants its scratch");
+    // What a kill between the server's swap and the launcher's rewrite leaves: the key file
+    // (written before the commit), the encrypted backup, the plain backup's launcher.
+    Deno.writeTextFileSync(launcher, plain);
+    const again = await upgradeAlice(s);
+    assertEquals(again.code, 0, again.text);
+    assertMatch(again.text, /encrypted, .*holds its key: .*wrote the launcher/);
+    assertEquals(Deno.readTextFileSync(launcher), sealed);
+    // Once set up: nothing to do.
+    const done = await upgradeAlice(s);
+    assertMatch(done.text, /encrypted: nothing to upgrade/);
   } finally {
     await s.stop();
   }

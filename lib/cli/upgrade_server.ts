@@ -14,12 +14,13 @@ import { serverKeyId, upgradeOnServer } from "../backends/socket/sealed_upgrade.
 import { removeStaleWork } from "../backends/socket/sealed_compaction.ts";
 import { SCRATCH_DIR } from "../backends/s3/compaction.ts";
 import { sameBytes } from "../crypto/data_key.ts";
-import { KEY_FILE, writeKeyFile } from "../crypto/key_file.ts";
+import { KEY_FILE, readKeyFile, writeKeyFile } from "../crypto/key_file.ts";
 import { existsSync, removeIfExists } from "../fs/exists.ts";
 import { shellQuote } from "../fs/shell_quote.ts";
 import { cliCommand } from "../fs/advised_command.ts";
 import { checkNotRunning } from "./node_dir.ts";
 import { installPlugin, printConfigLine } from "./install_plugin.ts";
+import { LAUNCHER_NAME, launcherScript, lockLaunchPlan } from "./launcher.ts";
 import { newEncryption } from "./new_encryption.ts";
 import type { Prompt } from "./secrets.ts";
 import { Exit, type Output } from "./args.ts";
@@ -70,8 +71,26 @@ export async function encryptOnServer(
       throw new Error(`${ACTION}: ${(error as Error).message}`);
     }
   };
-  if (await onServer()) {
-    output.out(`${already}, encrypted: nothing to upgrade ("rekey" changes its secret)`);
+  const serverKey = await onServer();
+  if (serverKey) {
+    // A run killed after the server swapped the copy in, before it rewrote the launcher, left
+    // the key file (written before the commit) and the plain backup's launcher, which lacks
+    // what the plugin needs for an encrypted server backup (its scratch directory).
+    const held = await readKeyFile(dir).catch(() => undefined);
+    const launcherPath = `${dir}/${LAUNCHER_NAME}`;
+    const stale = held !== undefined && sameBytes(held.id, serverKey) &&
+      (!existsSync(launcherPath) ||
+        Deno.readTextFileSync(launcherPath) !== launcherScript(lockLaunchPlan(dir, lock)));
+    if (!stale) {
+      output.out(`${already}, encrypted: nothing to upgrade ("rekey" changes its secret)`);
+      return Exit.Ok;
+    }
+    const launcher = installPlugin(dir, lock, "replace", () => {});
+    output.out(
+      `${already}, encrypted, and "${dir}/${KEY_FILE}" holds its key: an interrupted ` +
+        `"upgrade --encrypt" got that far; wrote the launcher it needs, "${launcher}"`,
+    );
+    printConfigLine(output, launcher);
     return Exit.Ok;
   }
   const encryption = await newEncryption(values, prompt, ACTION);
