@@ -193,6 +193,28 @@ test("upgrade --encrypt --to s3://: a plain S3 backup's encrypted copy, which th
   }
 });
 
+test("upgrade of a plain S3 backup beside a key file (an interrupted --encrypt's) is refused, not 'nothing to upgrade'", async (s) => {
+  const plainUrl = s.url(await s.bucket());
+  const dir = makeNodeDir("restart");
+  writeCredentials(dir, s.credentials);
+  try {
+    const output = new BufferedOutput();
+    assertEquals(await init([plainUrl, "--lightning-dir", dir], output), 0, output.transcript);
+    const stale = JSON.stringify({ cln_backup_data_key: "11".repeat(32) }) + "\n";
+    Deno.writeTextFileSync(`${dir}/backup.key`, stale, { mode: 0o600 });
+    const refused = await run("--lightning-dir", dir);
+    assertEquals(refused.code, 1, refused.text);
+    assertEquals(refused.stderr.length, 1, refused.text);
+    assertMatch(
+      refused.stderr[0],
+      /^Cannot upgrade backup: ".*\/backup\.key" holds a key, but backup\.lock names the plain backup s3:.*: run ".*upgrade --encrypt" again, to an empty prefix .*or move the key file aside/,
+    );
+    assertEquals(JSON.parse(Deno.readTextFileSync(`${dir}/backup.lock`)).backend_url, plainUrl);
+  } finally {
+    removeNodeDir(dir);
+  }
+});
+
 test("mirror s3://: a node with a file backup gains an S3 copy, and the plugin writes both", async (s) => {
   const url = s.url(await s.bucket());
   const dir = makeNodeDir("restart");

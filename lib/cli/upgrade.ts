@@ -323,6 +323,9 @@ async function encryptS3(
   const url = lock.backend_url;
   const credentials = loadCredentials(dir);
   const { wrapped } = await fetchWrappedKey(url, credentials);
+  if (values.encrypt !== true) {
+    refuseKeyBesidePlain(dir, url, () => !wrapped, "again, to an empty prefix (--to s3://…)");
+  }
   if (values.encrypt !== true || wrapped) {
     const what = wrapped ? `, encrypted: nothing to upgrade ("rekey" changes its secret)` : (
       `: nothing to upgrade ("--encrypt --to s3://..." makes an encrypted copy)`
@@ -588,18 +591,23 @@ function refuseCopies(lock: LockFile): void {
 }
 
 /**
- * Refuses to call a set-up whose backup.lock names the plain backup `url` (at `path`) done while a key
- * file lies beside it: the plugin refuses to start so, and lightningd with it. An
- * `upgrade --encrypt` killed before it rewrote backup.lock leaves it; run again, it finishes.
+ * Refuses to call a set-up done whose backup.lock names the plain backup `url` (`plain()`)
+ * while a key file lies beside it: the plugin refuses to start so, and lightningd with it. An
+ * `upgrade --encrypt` killed before it rewrote backup.lock leaves it; `again` says how its
+ * rerun goes (a file or server backup's finishes what it left; an S3 copy needs a new prefix).
  */
-function refuseKeyBesidePlain(dir: string, url: string, path: string): void {
-  if (!existsSync(`${dir}/${KEY_FILE}`) || readChain(path).keyId !== undefined) return;
+function refuseKeyBesidePlain(
+  dir: string,
+  url: string,
+  plain: () => boolean,
+  again = "again with the secret that one was given, which finishes it",
+): void {
+  if (!existsSync(`${dir}/${KEY_FILE}`) || !plain()) return;
   throw new Error(
     `${ACTION}: "${dir}/${KEY_FILE}" holds a key, but backup.lock names the plain backup ` +
       `${url}, beside which the plugin refuses to start (an interrupted "upgrade --encrypt" ` +
-      `leaves it so): run "${cliCommand("upgrade", "--encrypt")}" again with the secret that ` +
-      `one was given, which finishes it, or move the key file aside if this node's backup is ` +
-      `to stay plain`,
+      `leaves it so): run "${cliCommand("upgrade", "--encrypt")}" ${again}, or move the key ` +
+      `file aside if this node's backup is to stay plain`,
   );
 }
 
@@ -671,7 +679,9 @@ export async function upgrade(
       };
       return await upgradeToS3(dir, lock, from, values.to, newKey, output);
     }
-    if (kind === "directory" && !encrypt) refuseKeyBesidePlain(dir, lock.backend_url, v1Path);
+    if (kind === "directory" && !encrypt) {
+      refuseKeyBesidePlain(dir, lock.backend_url, () => readChain(v1Path).keyId === undefined);
+    }
     if (kind === "directory" && (!encrypt || readChain(v1Path).keyId !== undefined)) {
       const what = encrypt ? `, encrypted: nothing to upgrade ("rekey" changes its secret)` : (
         ": nothing to upgrade"
