@@ -206,6 +206,13 @@ Deno.test("upgrade --encrypt of a server backup: killed mid-upload, or the serve
       assertEquals([status.encrypted ?? false, besideStorage(s)], [false, []], step);
       assertEquals(await restoredWith(s, undefined), dump, `the plain backup after ${step}`);
     }
+    // A plain upgrade does not call that set-up done: the plugin refuses the key file there.
+    const plainRun = new BufferedOutput();
+    assertEquals(await upgrade(["--lightning-dir", s.dir], plainRun), 1, plainRun.transcript);
+    assertMatch(
+      plainRun.transcript,
+      /^Cannot upgrade backup: ".*\/backup\.key" holds a key, but backup\.lock names the plain backup socket:.*: run ".*upgrade --encrypt" again with the secret .*or move the key file aside/,
+    );
     // The plugin still writes to it (the key file the cut run left is taken away first).
     Deno.removeSync(`${s.dir}/${KEY_FILE}`);
     const node = FakeLightningd.spawn({ lightningDir: s.dir });

@@ -8,6 +8,7 @@ import { basename, dirname } from "node:path";
 import { existsSync } from "../fs/exists.ts";
 import { DATABASE_NAME } from "../backup/restore.ts";
 import { KEY_FILE } from "../crypto/key_file.ts";
+import { cliCommand } from "../fs/advised_command.ts";
 
 /** The network directories lightningd creates inside its base dir. */
 export const NETWORKS = [
@@ -154,5 +155,27 @@ export function refuseKeyFile(dir: string, action: string, command: string, whos
     `${action}: "${dir}/${KEY_FILE}" holds a key, but this ${command} makes a plain backup: ` +
       `the plugin would refuse to start with it; ${command} with --encrypt, or move the key ` +
       `file aside (it may be ${whose}), then run this again`,
+  );
+}
+
+/**
+ * Refuses to call a set-up done whose backup.lock names the plain backup `url` (`plain()`)
+ * while a key file lies beside it: the plugin refuses to start so, and lightningd with it. An
+ * `upgrade --encrypt` killed before it rewrote backup.lock leaves it; `again` says how its
+ * rerun goes (a file or server backup's finishes what it left; an S3 copy needs a new prefix).
+ */
+export function refuseKeyBesidePlain(
+  dir: string,
+  action: string,
+  url: string,
+  plain: () => boolean,
+  again = "again with the secret that one was given, which finishes it",
+): void {
+  if (!existsSync(`${dir}/${KEY_FILE}`) || !plain()) return;
+  throw new Error(
+    `${action}: "${dir}/${KEY_FILE}" holds a key, but backup.lock names the plain backup ` +
+      `${url}, beside which the plugin refuses to start (an interrupted "upgrade --encrypt" ` +
+      `leaves it so): run "${cliCommand("upgrade", "--encrypt")}" ${again}, or move the key ` +
+      `file aside if this node's backup is to stay plain`,
   );
 }

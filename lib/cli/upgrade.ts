@@ -25,7 +25,12 @@ import { S3BackupReader } from "../backends/s3/reader.ts";
 import { fetchWrappedKey } from "../backends/s3/key_object.ts";
 import { backupKind } from "../backends/open.ts";
 import { FileBackupReader } from "../backends/file/reader.ts";
-import { checkNetworkDir, checkNotRunning, refuseKeyFile } from "./node_dir.ts";
+import {
+  checkNetworkDir,
+  checkNotRunning,
+  refuseKeyBesidePlain,
+  refuseKeyFile,
+} from "./node_dir.ts";
 import { installPlugin, printConfigLine } from "./install_plugin.ts";
 import { LAUNCHER_NAME } from "./launcher.ts";
 import { claimWorkPath, removeLeftovers, removeLeftoversOf, workPath } from "../fs/work_path.ts";
@@ -324,7 +329,13 @@ async function encryptS3(
   const credentials = loadCredentials(dir);
   const { wrapped } = await fetchWrappedKey(url, credentials);
   if (values.encrypt !== true) {
-    refuseKeyBesidePlain(dir, url, () => !wrapped, "again, to an empty prefix (--to s3://…)");
+    refuseKeyBesidePlain(
+      dir,
+      ACTION,
+      url,
+      () => !wrapped,
+      "again, to an empty prefix (--to s3://…)",
+    );
   }
   if (values.encrypt !== true || wrapped) {
     const what = wrapped ? `, encrypted: nothing to upgrade ("rekey" changes its secret)` : (
@@ -590,27 +601,6 @@ function refuseCopies(lock: LockFile): void {
   );
 }
 
-/**
- * Refuses to call a set-up done whose backup.lock names the plain backup `url` (`plain()`)
- * while a key file lies beside it: the plugin refuses to start so, and lightningd with it. An
- * `upgrade --encrypt` killed before it rewrote backup.lock leaves it; `again` says how its
- * rerun goes (a file or server backup's finishes what it left; an S3 copy needs a new prefix).
- */
-function refuseKeyBesidePlain(
-  dir: string,
-  url: string,
-  plain: () => boolean,
-  again = "again with the secret that one was given, which finishes it",
-): void {
-  if (!existsSync(`${dir}/${KEY_FILE}`) || !plain()) return;
-  throw new Error(
-    `${ACTION}: "${dir}/${KEY_FILE}" holds a key, but backup.lock names the plain backup ` +
-      `${url}, beside which the plugin refuses to start (an interrupted "upgrade --encrypt" ` +
-      `leaves it so): run "${cliCommand("upgrade", "--encrypt")}" ${again}, or move the key ` +
-      `file aside if this node's backup is to stay plain`,
-  );
-}
-
 export async function upgrade(
   args: string[],
   output: Output = consoleOutput,
@@ -680,7 +670,12 @@ export async function upgrade(
       return await upgradeToS3(dir, lock, from, values.to, newKey, output);
     }
     if (kind === "directory" && !encrypt) {
-      refuseKeyBesidePlain(dir, lock.backend_url, () => readChain(v1Path).keyId === undefined);
+      refuseKeyBesidePlain(
+        dir,
+        ACTION,
+        lock.backend_url,
+        () => readChain(v1Path).keyId === undefined,
+      );
     }
     if (kind === "directory" && (!encrypt || readChain(v1Path).keyId !== undefined)) {
       const what = encrypt ? `, encrypted: nothing to upgrade ("rekey" changes its secret)` : (

@@ -18,7 +18,7 @@ import { KEY_FILE, readKeyFile, writeKeyFile } from "../crypto/key_file.ts";
 import { existsSync, removeIfExists } from "../fs/exists.ts";
 import { shellQuote } from "../fs/shell_quote.ts";
 import { cliCommand } from "../fs/advised_command.ts";
-import { checkNotRunning } from "./node_dir.ts";
+import { checkNotRunning, refuseKeyBesidePlain } from "./node_dir.ts";
 import { installPlugin, printConfigLine } from "./install_plugin.ts";
 import { LAUNCHER_NAME, launcherScript, lockLaunchPlan } from "./launcher.ts";
 import { newEncryption } from "./new_encryption.ts";
@@ -38,6 +38,14 @@ export async function encryptOnServer(
   const url = lock.backend_url;
   const already = `"${dir}/${LOCK_FILE}" already names a cln-backup backup (${url})`;
   if (values.encrypt !== true) {
+    const credential = existsSync(`${dir}/${KEY_FILE}`) ? credentialIn(dir) : undefined;
+    if (credential) {
+      // A key file left by an "upgrade --encrypt" cut before the server swapped its copy in.
+      // A server that does not answer tells nothing: the plugin says so at its start.
+      const keyId = await serverKeyId(socketUrl(url), credential, DEFAULT_RETRY_POLICY.timeoutMs)
+        .catch(() => "unknown" as const);
+      refuseKeyBesidePlain(dir, ACTION, url, () => keyId === undefined);
+    }
     // The launcher is there (upgrade writes it otherwise). The server may still be the Python
     // one: the node's set-up is known, not what its server holds.
     const next = existsSync(`${dir}/${CREDENTIAL_NAME}`)
