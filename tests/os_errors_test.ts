@@ -1,5 +1,5 @@
 /**
- * File-system errors in init, restore, upgrade and verify reach the operator as one line that names the
+ * File-system errors in init, restore, upgrade, rekey and verify reach the operator as one line that names the
  * path and says what to do, not as the OS's words. The CLI runs as a user that file permissions
  * bind (`nobody` when the tests run as root, who may write anywhere).
  */
@@ -16,6 +16,8 @@ import { loadFixture, PRE_4090_BACKUP } from "./support/fixtures.ts";
 import { mountTmpfs, run as runCommand } from "./support/tmpfs.ts";
 import { restore } from "../lib/cli/restore.ts";
 import { upgrade } from "../lib/cli/upgrade.ts";
+import { rekey } from "../lib/cli/rekey.ts";
+import { makeEncryptedBackup, PASSPHRASE } from "./support/encrypted.ts";
 
 /** A directory others may read and enter but not write to. */
 function readOnlyDir(): string {
@@ -234,5 +236,47 @@ Deno.test("upgrade onto a full file system: which, and what to do; backup.lock u
     runCommand("umount", [target]);
     Deno.removeSync(dir, { recursive: true });
     removeNodeDir(node);
+  }
+});
+
+Deno.test("rekey onto a full file system: which, and what to do; key.json as it was, nothing beside it", async () => {
+  const dir = Deno.makeTempDirSync({ prefix: "cln-backup-full-" });
+  const small = `${dir}/small`;
+  Deno.mkdirSync(small);
+  try {
+    if (!mountTmpfs(small, 256 * 1024)) return;
+    await makeEncryptedBackup(`${small}/backup`);
+    // Fill what is left, as another program's files would.
+    try {
+      Deno.writeFileSync(`${small}/fill`, new Uint8Array(1024 * 1024));
+    } catch {
+      // Full, as meant.
+    }
+    const before = [...Deno.readDirSync(`${small}/backup`)].map((e) => e.name).sort();
+    const keyJson = Deno.readFileSync(`${small}/backup/key.json`);
+    Deno.writeTextFileSync(`${dir}/old`, `${PASSPHRASE}\n`, { mode: 0o600 });
+    Deno.writeTextFileSync(`${dir}/new`, "second passphrase\n", { mode: 0o600 });
+    const output = new BufferedOutput();
+    const code = await rekey(
+      [
+        `file://${small}/backup`,
+        "--passphrase-file",
+        `${dir}/old`,
+        "--new-passphrase-file",
+        `${dir}/new`,
+      ],
+      output,
+    );
+    assertEquals(code, 1, output.transcript);
+    assertEquals(output.stderr, [
+      `Cannot rekey backup: the file system of "${small}/backup" is full (no space or quota ` +
+      `left); key.json is as it was (the old secrets open it): free some space on it, then run ` +
+      `this again`,
+    ]);
+    assertEquals(Deno.readFileSync(`${small}/backup/key.json`), keyJson);
+    assertEquals([...Deno.readDirSync(`${small}/backup`)].map((e) => e.name).sort(), before);
+  } finally {
+    runCommand("umount", [small]);
+    Deno.removeSync(dir, { recursive: true });
   }
 });

@@ -20,6 +20,7 @@ import {
 import { readWrappedKey } from "../crypto/wrapped_key_file.ts";
 import { releaseLock, tryLock } from "../fs/flock.ts";
 import { backupKind } from "../backends/open.ts";
+import { isOutOfRoom } from "../fs/os_error.ts";
 import { KEY_FILE, writeKeyFile } from "../crypto/key_file.ts";
 import {
   type CommandSpec,
@@ -292,12 +293,26 @@ function fileBackup(
       backupId: chain.backupId,
       wrapped: wrappedIn(path, path, chain.keyId),
       open: async () => (await unlockDir(path, values, prompt))!,
-      store: (wrapped) => Promise.resolve(writeFileDurably(path, WRAPPED_KEY_NAME, wrapped)),
+      store: (wrapped) => Promise.resolve(storeFile(path, wrapped)),
       close: () => lock[Symbol.dispose](),
     };
   } catch (error) {
     lock[Symbol.dispose]();
     throw error;
+  }
+}
+
+/** Replaces key.json in the backup directory `dir`; a full disk is said with the place. */
+function storeFile(dir: string, wrapped: Uint8Array): void {
+  try {
+    writeFileDurably(dir, WRAPPED_KEY_NAME, wrapped);
+  } catch (error) {
+    if (!isOutOfRoom(error)) throw error;
+    throw new Error(
+      `${ACTION}: the file system of "${dir}" is full (no space or quota left); ` +
+        `${WRAPPED_KEY_NAME} is as it was (the old secrets open it): free some space on it, ` +
+        `then run this again`,
+    );
   }
 }
 
