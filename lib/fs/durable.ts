@@ -49,8 +49,13 @@ export function writeFileDurably(
     }
     Deno.renameSync(tmp, `${dir}/${name}`);
   } catch (error) {
-    // A write cut short (a full disk) leaves no part of the file behind.
-    removeIfExists(tmp);
+    // A write cut short (a full disk) leaves no part of the file behind; the write's error
+    // says more than a failed removal would (the next write removes it first).
+    try {
+      removeIfExists(tmp);
+    } catch {
+      // Kept: see above.
+    }
     throw error;
   }
   syncDir(dir);
