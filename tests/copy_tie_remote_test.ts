@@ -97,6 +97,34 @@ Deno.test("an async copy on a wire v1 server has no backup id, and is not tied",
   });
 });
 
+Deno.test("a copy mirror makes where backup_ids still names a removed copy's id is not tied to that id", async () => {
+  await withTestServer(async (server) => {
+    // An empty node, as above: a copy made from a snapshot meets a defect of its own.
+    const dir = makeNodeDir();
+    const base = Deno.realPathSync(`${dir}/..`);
+    let backend: Backend | undefined;
+    try {
+      // A copy at this URL was removed from async_urls by hand, its backup_ids entry left.
+      writeLockFile(dir, {
+        backend_url: await makeBackup(`${base}/backup`, []),
+        backup_ids: { [server.url]: "ab".repeat(16) },
+        async_retry_s: 0.05,
+      });
+      // A new copy there whose id is not read (a wire v1 server's has none).
+      const output = new BufferedOutput();
+      assertEquals(await mirror([server.url, "--lightning-dir", dir, "--async"], output), 0);
+      assertEquals(readLockFile(dir).backup_ids, undefined, output.transcript);
+      backend = await startPlugin(dir);
+      await backend.append(A_CHANGES[0]);
+      const copied = await settledCopy(backend);
+      assertEquals([copied.state, copied.version], ["caught-up", 1], copied.error!);
+    } finally {
+      backend?.close();
+      removeNodeDir(dir);
+    }
+  });
+});
+
 rgwTest(
   "an async S3 copy is tied to its backup id, and gets nothing from a node whose lock ties it to another",
   async () => {

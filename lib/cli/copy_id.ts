@@ -6,6 +6,8 @@
  * @module
  */
 import { parseBackupUrl } from "../backends/url.ts";
+import type { LockFile } from "../backup/lock_file.ts";
+import { copyBackupIds } from "../backends/multi/mirrors.ts";
 import { backupKind, connectBackend } from "../backends/open.ts";
 import { readChain } from "../format/chain.ts";
 import { formatBackupId } from "../format/segment.ts";
@@ -42,13 +44,15 @@ export async function destinationBackupId(url: string, dir: string): Promise<str
   }
 }
 
-/** `ids` with `url`'s id set, as backup.lock's `backup_ids`; as it was when `id` is none. */
-export function withBackupId(
-  ids: ReadonlyMap<string, string>,
-  url: string,
-  id: string | undefined,
-): Record<string, string> {
-  const all = Object.fromEntries(ids);
-  if (id !== undefined) all[url] = id;
-  return all;
+/**
+ * `lock` with `url` tied to the backup `id` in `backup_ids`; with none (not read, or a
+ * backup without one), untied: an id left by an earlier copy at that URL would have the
+ * plugin refuse the new one.
+ */
+export function tiedLock(lock: LockFile, url: string, id: string | undefined): LockFile {
+  const { backup_ids: _, ...rest } = lock;
+  const ids = Object.fromEntries(copyBackupIds(lock));
+  if (id === undefined) delete ids[url];
+  else ids[url] = id;
+  return Object.keys(ids).length > 0 ? { ...rest, backup_ids: ids } : rest;
 }

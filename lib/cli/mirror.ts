@@ -12,7 +12,7 @@ import { userPath } from "../fs/user_path.ts";
 import { LOCK_FILE, type LockFile, readLockFile, writeLockFile } from "../backup/lock_file.ts";
 import { nodeDatabase } from "./node_database.ts";
 import { copyBackupIds, lockDestinations } from "../backends/multi/mirrors.ts";
-import { destinationBackupId, withBackupId } from "./copy_id.ts";
+import { destinationBackupId, tiedLock } from "./copy_id.ts";
 import { backupKind, openReader } from "../backends/open.ts";
 import { shellQuote } from "../fs/shell_quote.ts";
 import { cliCommand } from "../fs/advised_command.ts";
@@ -168,10 +168,9 @@ export async function mirror(args: string[], output: Output = consoleOutput): Pr
       );
       return undefined;
     });
-    const ids = withBackupId(copyBackupIds(lock), url, id);
     const launcher = installPlugin(
       dir,
-      Object.keys(ids).length > 0 ? { ...next, backup_ids: ids } : next,
+      tiedLock(next, url, id),
       "replace",
       () => path !== undefined && removeIfExists(path),
     );
@@ -207,7 +206,7 @@ async function tie(url: string, lock: LockFile, dir: string, output: Output): Pr
     );
     return Exit.Ok;
   }
-  writeLockFile(dir, { ...lock, backup_ids: withBackupId(copyBackupIds(lock), url, id) });
+  writeLockFile(dir, tiedLock(lock, url, id));
   output.out(
     `Tied ${url}, in backup.lock already, to the backup it holds, ${id}, in ` +
       `"${dir}/${LOCK_FILE}" ("backup_ids"): the plugin now refuses to write the node's ` +
