@@ -21,6 +21,7 @@ import { readChain } from "../lib/format/chain.ts";
 import { openReader } from "../lib/backends/open.ts";
 import { formatBackupId } from "../lib/format/segment.ts";
 import { mirror } from "../lib/cli/mirror.ts";
+import { existsSync } from "../lib/fs/exists.ts";
 
 /**
  * Node A with its file backup, and an async copy at `copy` made by mirror: at version 15, or
@@ -79,6 +80,46 @@ Deno.test("an async copy on a wire v2 server is tied to the server's backup, and
       const daves = openReader(`file://${nodes.backupDir("dave")}`);
       assertEquals(daves.describe().lastVersion, 0, "dave's backup is as it was, empty");
       daves.close();
+    } finally {
+      backend?.close();
+      removeNodeDir(dir);
+    }
+  });
+});
+
+Deno.test("mirror does not tie a copy on a server that holds no backup of the node, nor make one there", async () => {
+  await withServer(async ({ url, nodes }) => {
+    const dir = makeNodeDir("restart");
+    const base = Deno.realPathSync(`${dir}/..`);
+    let backend: Backend | undefined;
+    try {
+      writeCredential(dir, JSON.stringify({ node: "carol", key: nodes.add("carol") }));
+      // Named without an id, as an older cln-backup left it; the server lost carol's backup.
+      const lock = {
+        backend_url: await makeBackup(`${base}/backup`, A_CHANGES),
+        async_urls: [url],
+      };
+      writeLockFile(dir, lock);
+      const output = new BufferedOutput();
+      assertEquals(await mirror([url, "--lightning-dir", dir], output), 1);
+      assertMatch(
+        output.stderr.join("\n"),
+        /names socket:.* already, and its backup id, which this would record, cannot be read: the server holds no backup of this node there \(version 0\): tie the copy once the node has written to it/,
+      );
+      assertEquals(readLockFile(dir), lock);
+      assertEquals(existsSync(nodes.backupDir("carol")), false);
+      // Once the node has written to it, the copy holds a backup, and is tied to it.
+      writeLockFile(dir, { ...lock, async_retry_s: 0.05 });
+      backend = await startPlugin(dir);
+      await backend.append(NEXT[0]);
+      const copied = await settledCopy(backend);
+      assertEquals([copied.state, copied.version], ["caught-up", NEXT[0].version], copied.error!);
+      backend.close();
+      backend = undefined;
+      const tied = new BufferedOutput();
+      assertEquals(await mirror([url, "--lightning-dir", dir], tied), 0, tied.transcript);
+      const carols = formatBackupId(readChain(nodes.backupDir("carol")).backupId);
+      assertEquals(readLockFile(dir).backup_ids, { [url]: carols });
     } finally {
       backend?.close();
       removeNodeDir(dir);

@@ -17,9 +17,13 @@ import { DEFAULT_RETRY_POLICY } from "../backends/socket/options.ts";
 /**
  * The id of the backup at `url`, read as the plugin of the node at `dir` would reach it (its
  * S3 keys and server credential); `undefined` for one that has none (the Python plugin's:
- * a v1 file, or a backup on its server).
+ * a v1 file, or a backup on its server). `made`: a copy made before, which must be there.
  */
-export async function destinationBackupId(url: string, dir: string): Promise<string | undefined> {
+export async function destinationBackupId(
+  url: string,
+  dir: string,
+  made = false,
+): Promise<string | undefined> {
   const parsed = parseBackupUrl(url);
   if (parsed.scheme === "file") {
     const kind = backupKind(parsed.path);
@@ -38,6 +42,15 @@ export async function destinationBackupId(url: string, dir: string): Promise<str
     socket: { credential, policy: { ...DEFAULT_RETRY_POLICY, retries: 0 } },
   });
   try {
+    const { version, records } = backend.state();
+    // A server answers as of an empty backup for one it does not hold, and asking the id
+    // (PLACE) would make it: a copy made before would be tied to that new, empty one.
+    if (made && parsed.scheme === "socket" && version === 0 && records === 0) {
+      throw new Error(
+        `the server holds no backup of this node there (version 0): tie the copy once the ` +
+          `node has written to it, or check the URL and backup.credential`,
+      );
+    }
     return await backend.backupIdHex?.();
   } finally {
     backend.close();

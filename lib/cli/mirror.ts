@@ -192,7 +192,7 @@ export async function mirror(args: string[], output: Output = consoleOutput): Pr
 async function tie(url: string, lock: LockFile, dir: string, output: Output): Promise<number> {
   let id: string | undefined;
   try {
-    id = await destinationBackupId(url, dir);
+    id = await destinationBackupId(url, dir, true);
   } catch (error) {
     throw new Error(
       `${ACTION}: "${dir}/${LOCK_FILE}" names ${url} already, and its backup id, which this ` +
