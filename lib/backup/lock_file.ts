@@ -7,6 +7,8 @@
 import { syncDir, writeAll, writeFileDurably } from "../fs/durable.ts";
 import { claimWorkPath, workPath } from "../fs/work_path.ts";
 import { explainOsError } from "../fs/os_error.ts";
+import { statIfExists } from "../fs/exists.ts";
+import { ownLike } from "../fs/owner_like.ts";
 import { cliCommand } from "../fs/advised_command.ts";
 
 export const LOCK_FILE = "backup.lock";
@@ -63,9 +65,22 @@ function encodeLock(lock: LockFile): Uint8Array {
   return new TextEncoder().encode(JSON.stringify(lock) + "\n");
 }
 
-/** Writes `<dir>/backup.lock` durably, replacing the one there. */
+/**
+ * Writes `<dir>/backup.lock` durably, replacing the one there, whose owner and mode the new one
+ * keeps: rewritten by root (`mirror` tying a copy while lightningd runs), it stays readable by
+ * lightningd's user, whatever root's umask.
+ */
 export function writeLockFile(dir: string, lock: LockFile): void {
-  writeFileDurably(dir, LOCK_FILE, encodeLock(lock));
+  const path = `${dir}/${LOCK_FILE}`;
+  // A symlink put there is replaced by the file, as before.
+  const kept = statIfExists(path)?.isFile === true && !Deno.lstatSync(path).isSymlink;
+  writeFileDurably(
+    dir,
+    LOCK_FILE,
+    encodeLock(lock),
+    undefined,
+    kept ? (tmp) => ownLike(tmp, path) : undefined,
+  );
 }
 
 /** `<dir>/backup.lock` exists already: another process wrote it. */

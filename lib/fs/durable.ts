@@ -26,12 +26,14 @@ export function syncDir(dir: string): void {
  * Writes a new file durably under its final name: temp file, fsync, rename, dir fsync. The temp
  * file is always a new one, created with `mode`: a secret is never readable by others, even
  * briefly, nor written into a crash's leftover that someone opened while it was 0644.
+ * `prepare` runs on the written temp file before its sync (to give it an owner, say).
  */
 export function writeFileDurably(
   dir: string,
   name: string,
   bytes: Uint8Array,
   mode?: number,
+  prepare?: (tmp: string) => void,
 ): void {
   const tmp = `${dir}/${name}.tmp`;
   try {
@@ -43,6 +45,7 @@ export function writeFileDurably(
   try {
     try {
       writeAll(file, bytes);
+      prepare?.(tmp);
       file.syncSync();
     } finally {
       file.close();
