@@ -5,7 +5,7 @@
  * change ahead (it drops that one), but one missing or further ahead gets no changes. Each copy
  * must hold the backup backup.lock ties to it (`backup_ids`), and one without a tie is a
  * warning: the plugin could not tell another backup found at its URL. Remote copies are
- * otherwise left to `status`.
+ * otherwise left to `status`, as are the versions of copies beside a remote `backend_url`.
  *
  * @module
  */
@@ -89,7 +89,8 @@ function notTied(url: string, found: Found): string | undefined {
 export function copiesCheck(found: Found): CheckResult {
   const { sync, async } = lockDestinations(found.lock!);
   const ids = copyBackupIds(found.lock!);
-  let first = found.description!;
+  // A remote backend_url is not read here: its copies' versions are status's to compare.
+  let first = found.description;
   const remake = (isAsync: boolean) =>
     `with lightningd stopped, remove it from backup.lock and add a new copy with ` +
     newCopyCommand(shellQuote(found.dir), isAsync);
@@ -176,6 +177,10 @@ export function copiesCheck(found: Found): CheckResult {
       );
       continue;
     }
+    if (first === undefined) {
+      fineOrUntied(`${url} at ${copy.lastVersion}`);
+      continue;
+    }
     // A running node stores each change in both meanwhile: the first is read again after the
     // copy, and both again when it moved, as the version check reads the database.
     for (let attempt = 0; attempt < 4; attempt++) {
@@ -225,5 +230,13 @@ export function copiesCheck(found: Found): CheckResult {
   }
   if (fails.length > 0) return ["FAIL", fails.join("; ")];
   if (warns.length > 0) return ["WARN", warns.join("; ")];
-  return ["OK", `${first.url} at ${first.lastVersion}; ${fine.join(", ")}`];
+  if (first !== undefined) {
+    return ["OK", `${first.url} at ${first.lastVersion}; ${fine.join(", ")}`];
+  }
+  const primary = found.lock!.backend_url;
+  return [
+    "OK",
+    `${fine.join(", ")}; each tied to its backup id: compare their versions with ${primary}'s ` +
+    `("${cliCommand("status", shellQuote(primary))}")`,
+  ];
 }

@@ -52,7 +52,8 @@ do. It only reads; run it as the user lightningd runs as, while lightningd runs 
                 otherwise); each file async copy too, not more than a change ahead of it (the
                 copy drops that one), nor behind the backup's newest snapshot (it catches up
                 from there); each copy tied to its backup id in backup.lock ("backup_ids"),
-                and each file copy holding that backup (WARN for a copy without one)
+                and each file copy holding that backup (WARN for a copy without one); beside
+                a remote backup, the ties only
   config        DIR/config or DIR/../config (or a file they include) loads the plugin as
                 important-plugin=, and no disable-plugin= or later clear-plugins unloads it
   launcher      DIR/cln-backup-plugin exists, is executable, names an existing deno (WARN
@@ -164,7 +165,11 @@ export async function runChecks(
     ? "a local backup (for a remote one, compare status's version with the database's)"
     : undefined;
   await run("version", versionNeed, () => versionCheck(found));
-  if (lockOk && namesCopies(found)) await run("copies", versionNeed, () => copiesCheck(found));
+  if (lockOk && namesCopies(found)) {
+    // Beside a remote backup too: each copy's tie is checked, if not its version.
+    const copiesNeed = backendOk ? undefined : "a backup that opens";
+    await run("copies", copiesNeed, () => copiesCheck(found));
+  }
   await run("config", undefined, () => configCheck(found));
   await run("launcher", undefined, () => launcherCheck(found));
   const permissionsNeed = !lockOk

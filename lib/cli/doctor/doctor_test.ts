@@ -1036,6 +1036,36 @@ Deno.test("doctor: a copy without its backup id in backup.lock warns with the co
     expect(await runChecks(node.dir, GOOD_SYSTEM), "copies", "OK", /socket:.* is remote/);
   }));
 
+Deno.test("doctor: with a remote backend_url, each copy's tie is checked all the same", () =>
+  withNode(async (node) => {
+    const copy = `${node.base}/backup-copy`;
+    const url = await makeBackup(copy, FRESH_START);
+    const primary = "s3://bucket/primary";
+    writeLockFile(node.dir, { backend_url: primary, async_urls: [url] });
+    expect(await runChecks(node.dir, GOOD_SYSTEM), "copies", "WARN", /^file:.* is not tied/);
+    writeLockFile(node.dir, {
+      backend_url: primary,
+      async_urls: [url],
+      backup_ids: { [url]: "ab".repeat(16) },
+    });
+    expect(
+      await runChecks(node.dir, GOOD_SYSTEM),
+      "copies",
+      "WARN",
+      new RegExp(`^${url}: it is backup [0-9a-f]{32}, not ${"ab".repeat(16)}, the one`),
+    );
+    writeTiedLock(node.dir, { backend_url: primary, mirror_urls: [url] });
+    expect(
+      await runChecks(node.dir, GOOD_SYSTEM),
+      "copies",
+      "OK",
+      new RegExp(
+        `^${url} at \\d+; each tied to its backup id: compare their versions with ${primary}'s ` +
+          `\\("cln-backup status '${primary}'"\\)$`,
+      ),
+    );
+  }));
+
 Deno.test("doctor: an async copy behind a compaction of the primary cannot catch up, and says so", () =>
   withNode(async (node) => {
     const copy = `${node.base}/backup-copy`;
