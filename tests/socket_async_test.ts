@@ -15,7 +15,8 @@ import { withTestServer } from "./support/wire_server.ts";
 import { readLockFile, writeLockFile } from "../lib/backup/lock_file.ts";
 import { openReader } from "../lib/backends/open.ts";
 import { restoreBackup } from "../lib/backup/restore.ts";
-import { CREDENTIAL_NAME } from "../lib/backends/socket/credential.ts";
+import { CREDENTIAL_NAME, credentialIn } from "../lib/backends/socket/credential.ts";
+import { SocketBackupReader } from "../lib/backends/socket/reader.ts";
 import { SCRATCH_DIR } from "../lib/backends/s3/compaction.ts";
 import { init } from "../lib/cli/init.ts";
 import { LAUNCHER_NAME } from "../lib/cli/launcher.ts";
@@ -101,6 +102,65 @@ Deno.test("an async file copy of a wire v1 server's backup catches up under the 
     const dir = makeNodeDir("restart");
     try {
       await copyCatchesUp(server.url, root, dir);
+    } finally {
+      removeNodeDir(dir);
+    }
+  });
+});
+
+Deno.test("an async copy on a wire v2 server, made by mirror from a node with a database, takes the node's changes and restores equal", async () => {
+  // mirror seeds the copy with a snapshot: a base and no change after it, which cannot rewind.
+  // The server once said it could rewind to 0, and the copy's first open was refused.
+  await withServer(async ({ root, url, nodes }) => {
+    const dir = makeNodeDir("restart");
+    try {
+      const credential = `${dir}/${CREDENTIAL_NAME}`;
+      Deno.writeTextFileSync(
+        credential,
+        JSON.stringify({ node: "carol", key: nodes.add("carol") }),
+        { mode: 0o600 },
+      );
+      Deno.chmodSync(credential, 0o600);
+      const output = new BufferedOutput();
+      const primary = `file://${root}/primary`;
+      assertEquals(await init([primary, "--lightning-dir", dir], output), 0, output.transcript);
+      assertEquals(
+        await mirror([url, "--lightning-dir", dir, "--async"], output),
+        0,
+        output.transcript,
+      );
+      writeLockFile(dir, { ...readLockFile(dir), async_retry_s: 0.05 });
+      const lightningd = FakeLightningd.spawn({ lightningDir: dir });
+      let copies: AsyncStatus[] = [];
+      try {
+        await lightningd.getmanifest();
+        for (let i = 0; i < 3; i++) {
+          const outcome = await lightningd.transaction([`DELETE FROM vars WHERE name = 'c${i}'`]);
+          assertEquals(outcome, "committed", lightningd.aborted);
+        }
+        for (let tries = 0; tries < 200; tries++) {
+          const report = status(await lightningd.request("backup-status", {}));
+          copies = report.async_destinations as AsyncStatus[];
+          if (copies[0]?.state === "caught-up" && copies[0].lag_versions === 0) break;
+          await new Promise((r) => setTimeout(r, 50));
+        }
+        assertEquals((await lightningd.stop()).code, 0);
+      } finally {
+        await lightningd.kill().catch(() => {});
+      }
+      assertEquals(
+        copies.map((c) => [c.url, c.state, c.lag_versions]),
+        [[url, "caught-up", 0]],
+        JSON.stringify(copies),
+      );
+      const reader = await SocketBackupReader.fetch(url, 5_000, credentialIn(dir), root);
+      const restored = `${root}/restored.sqlite3`;
+      try {
+        restoreBackup(reader, restored);
+      } finally {
+        reader.close();
+      }
+      assertEquals(dumpDatabase(restored), dumpDatabase(`${dir}/lightningd.sqlite3`));
     } finally {
       removeNodeDir(dir);
     }

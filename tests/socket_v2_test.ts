@@ -35,6 +35,7 @@ import {
   decodeChallenge,
   decodeError,
   decodeJson,
+  decodeMetadataV2,
   encodeChangeV2,
   encodeFrame,
   encodeHello,
@@ -1198,5 +1199,33 @@ Deno.test("a v2 server logs each change it stored at debug, as --log-level debug
     alice.close();
     const stored = logs.filter((l) => /^debug: .*\(node alice\): stored version \d+$/.test(l));
     assertEquals(stored.map((l) => Number(l.split(" ").at(-1))), [1, 2], logs.join("\n"));
+  });
+});
+
+Deno.test("a backup holding a base alone says it cannot rewind: WELCOME and METADATA give its version as the one before", async () => {
+  await withServer(async ({ url, credential, root }) => {
+    const database = `${root}/base.sqlite3`;
+    const { DatabaseSync } = await import("node:sqlite");
+    const db = new DatabaseSync(database);
+    db.exec(
+      "CREATE TABLE vars (name TEXT, intval INTEGER); INSERT INTO vars VALUES ('data_version', 36)",
+    );
+    db.close();
+    const alice = await connect(url, credential("alice"));
+    await alice.storeSnapshot(36, Deno.readFileSync(database));
+    alice.close();
+    // Not 0: a copy made from a snapshot took that for a change it could drop back to 0.
+    const conn = await WireConnection.open(socketUrl(url), 5_000, credential("alice"));
+    try {
+      assertEquals(conn.welcome, { version: 36, prevVersion: 36, records: 1 });
+      const reply = await conn.request(encodeFrame(V2Type.ReqMetadata));
+      assertEquals(decodeMetadataV2(reply), { version: 36, prevVersion: 36, records: 1 });
+      await conn.send(encodeChangeV2(37, [bumpStatement(36)], 1 << 20));
+      await conn.receive();
+      const after = await conn.request(encodeFrame(V2Type.ReqMetadata));
+      assertEquals(decodeMetadataV2(after), { version: 37, prevVersion: 36, records: 2 });
+    } finally {
+      conn.close();
+    }
   });
 });

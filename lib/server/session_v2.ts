@@ -124,10 +124,16 @@ const WRITES: ReadonlySet<number> = new Set([
   V2Type.Compact,
 ]);
 
-/** Where a backup stands, as WELCOME and METADATA say; one not made yet at version 0. */
+/**
+ * Where a backup stands, as WELCOME and METADATA say; one not made yet at version 0. One that
+ * cannot rewind (a base with no change after it) gives its own version as the one before: v1's
+ * 0 there (the Python server's, kept in v1) reads as a change that can be dropped back to 0.
+ */
 function standing(storage: ServerStorage | undefined): V2Metadata {
-  const m = storage?.metadata() ?? { version: 0, prevVersion: 0, versionCount: 0 };
-  return { version: m.version, prevVersion: m.prevVersion, records: m.versionCount };
+  if (!storage) return { version: 0, prevVersion: 0, records: 0 };
+  const { version, versionCount } = storage.metadata();
+  const prevVersion = storage.state().rewindVersion ?? version;
+  return { version, prevVersion, records: versionCount };
 }
 
 export class V2Session {

@@ -181,6 +181,8 @@ interface WriteStep {
   acked?: () => void;
   before: number;
   after: number;
+  /** A snapshot or base: no change follows it, so there is nothing to rewind. */
+  base?: boolean;
   /** A change that repeats the version: only the record count tells before from after. */
   repeat?: boolean;
   /** For a repeat: the server's record count before it; asked before it is sent if unknown. */
@@ -298,13 +300,25 @@ export class SocketBackend implements Backend {
   state(): BackupState {
     return {
       version: this.#version,
-      rewindVersion: this.#prevVersion < this.#version ? this.#prevVersion : undefined,
+      rewindVersion: this.#rewindVersion(),
       records: this.#count ?? 0,
       // The server decides its own tail, at the first write after it opened the backup.
       tail: undefined,
       connection: { ...this.#status },
       ...(this.#key ? { encrypted: true } : {}),
     };
+  }
+
+  /**
+   * The version the last change can be dropped back to: the one just before it. A v1 server's
+   * prev_version 0 is none (the Python server's after a snapshot, whose rewind then refuses), as
+   * was an older v2 server's for a base with no change after it: a copy made from a snapshot
+   * took it for a change it could drop back to 0.
+   */
+  #rewindVersion(): number | undefined {
+    const prev = this.#prevVersion;
+    if (prev !== this.#version - 1 || (prev === 0 && !this.#credential)) return undefined;
+    return prev;
   }
 
   async append(change: Change): Promise<void> {
@@ -389,6 +403,7 @@ export class SocketBackend implements Backend {
         answerTimeoutMs: this.#policy.compactTimeoutMs,
         before: this.#version,
         after: version,
+        base: true,
       });
     } catch (error) {
       throw this.#olderServer(error, V2Type.SealedInitFile);
@@ -525,6 +540,7 @@ export class SocketBackend implements Backend {
         answerTimeoutMs: this.#policy.compactTimeoutMs,
         before: this.#version,
         after: version,
+        base: true,
       });
     } catch (error) {
       throw v2 ? this.#olderServer(error, V2Type.SnapshotFile) : error;
@@ -552,6 +568,7 @@ export class SocketBackend implements Backend {
         : encodeSnapshot(version, database),
       before: this.#version,
       after: version,
+      base: true,
     });
   }
 
@@ -612,7 +629,7 @@ export class SocketBackend implements Backend {
         this.#status.last_ack_ms = Math.round((this.#now() - sent) * 1000) / 1000;
         if (count !== undefined) count++;
       });
-      this.#prevVersion = step.before;
+      this.#prevVersion = step.base ? step.after : step.before;
       this.#version = step.after;
       this.#count = count;
     } catch (error) {

@@ -6,6 +6,7 @@ import {
   encodeChange,
   encodeMetadata,
   encodePacket,
+  encodeSnapshot,
   encodeVersionPacket,
   PacketType,
 } from "../../wire/packets.ts";
@@ -145,6 +146,36 @@ Deno.test("after a rewind, a change repeating the version lost with its connecti
     await backend.append(pragma(4));
     await backend.append({ version: 5, statements: [bumpStatement(4)] });
     assertEquals(server.stored, [4, 5], "the PRAGMA is stored, then the change after it");
+    backend.close();
+  } finally {
+    await server.close();
+  }
+});
+
+Deno.test("a backup holding a snapshot alone cannot rewind: a server's prev_version 0 there is not a version to drop back to", async () => {
+  // A Python server's METADATA after init's snapshot at 36 (its rewind then refuses).
+  const server = new ScriptedServer([[{ request: REQ, replies: [metadata(36, 0, 1)] }]]);
+  try {
+    const backend = await SocketBackend.connect(server.url, { policy: FAST });
+    assertEquals(backend.state().version, 36);
+    assertEquals(backend.state().rewindVersion, undefined);
+    backend.close();
+  } finally {
+    await server.close();
+  }
+});
+
+Deno.test("after storing a snapshot, the backup cannot rewind: no change follows its base", async () => {
+  const database = new Uint8Array([1, 2, 3]);
+  const server = new ScriptedServer([[
+    { request: REQ, replies: [metadata(0, 0, 0)] },
+    { request: encodeSnapshot(36, database), replies: [encodeVersionPacket(PacketType.Ack, 36)] },
+  ]]);
+  try {
+    const backend = await SocketBackend.connect(server.url, { policy: FAST });
+    await backend.storeSnapshot(36, database);
+    assertEquals(backend.state().version, 36);
+    assertEquals(backend.state().rewindVersion, undefined);
     backend.close();
   } finally {
     await server.close();
