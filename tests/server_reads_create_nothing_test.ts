@@ -12,7 +12,13 @@ import { DEFAULT_RETRY_POLICY } from "../lib/backends/socket/options.ts";
 import { existsSync } from "../lib/fs/exists.ts";
 import { WireConnection } from "../lib/backends/socket/connection.ts";
 import { socketUrl } from "../lib/backends/socket/backend.ts";
-import { decodeError, encodeFrame, ErrorCode, V2Type } from "../lib/wire/packets_v2.ts";
+import {
+  decodeError,
+  encodeFrame,
+  encodeVersionFrame,
+  ErrorCode,
+  V2Type,
+} from "../lib/wire/packets_v2.ts";
 
 Deno.test("status, verify and restore of a node with no backup yet create nothing on the server", async () => {
   await withServer(async ({ url, credential, nodes, logs }) => {
@@ -73,6 +79,34 @@ Deno.test("a request the server does not know, from a node with no backup yet, m
       conn.close();
     }
     assertMatch(logs.join("\n"), /\(node alice\): protocol error: unexpected/);
+    assertEquals(existsSync(nodes.backupDir("alice")), false);
+  });
+});
+
+Deno.test("COMPACT, REWIND and a rekey of a node with no backup yet are refused in words, and make none", async () => {
+  await withServer(async ({ server, credential, nodes }) => {
+    const target = socketUrl(`socket:127.0.0.1:${server.port}`);
+    const conn = await WireConnection.open(target, 5_000, credential("alice"));
+    try {
+      const requests: [string, Uint8Array][] = [
+        ["compact", encodeFrame(V2Type.Compact)],
+        ["rewind", encodeVersionFrame(V2Type.Rewind, 0)],
+        ["rekey", encodeFrame(V2Type.SealedKey, new TextEncoder().encode("{}"))],
+      ];
+      for (const [what, request] of requests) {
+        const refused = decodeError(await conn.request(request));
+        assertEquals(
+          [refused.code, refused.message],
+          [
+            ErrorCode.Refused,
+            `node alice has no backup on this server yet: nothing to ${what}; init on the ` +
+            `node makes one`,
+          ],
+        );
+      }
+    } finally {
+      conn.close();
+    }
     assertEquals(existsSync(nodes.backupDir("alice")), false);
   });
 });

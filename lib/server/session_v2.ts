@@ -105,23 +105,21 @@ function storingRefusal(error: unknown): Refusal {
 }
 
 /**
- * The requests that write the backup: the first of them makes a node's backup. With the reads
- * #answerUnmade answers, they are every request #handle serves: a new one goes in one of them.
+ * The requests that may start the backup: the first of them makes a node's backup. With the
+ * ones #answerUnmade answers (reads, and writes that need a backup to change), they are every
+ * request #handle serves: a new one goes in one of them.
  */
-const WRITES: ReadonlySet<number> = new Set([
+const MAKES: ReadonlySet<number> = new Set([
   V2Type.Change,
   V2Type.SealedChange,
   V2Type.SealedInit,
   V2Type.SnapshotFile,
   V2Type.SealedInitFile,
   V2Type.SealedBase,
-  V2Type.SealedKey,
   V2Type.SealedUpgrade,
   // init --encrypt's first question: where its sealed base goes, in a backup of its own.
   V2Type.ReqPlace,
   V2Type.Snapshot,
-  V2Type.Rewind,
-  V2Type.Compact,
 ]);
 
 /**
@@ -360,7 +358,7 @@ export class V2Session {
     // Made by another connection of the node since, or still not there: a read of a backup
     // not made yet is answered as of an empty one, and makes none; a write makes it.
     this.#storage ??= await this.#openBackup(false);
-    if (!this.#storage && !WRITES.has(packet.type)) return await this.#answerUnmade(packet);
+    if (!this.#storage && !MAKES.has(packet.type)) return await this.#answerUnmade(packet);
     const storage = this.#storage ??= (await this.#openBackup(true))!;
     // A write from a connection closed meanwhile is dropped, never stored (see #change).
     const closed = this.#closing.signal;
@@ -478,8 +476,17 @@ export class V2Session {
     throw new WireError(`unexpected ${v2Name(packet.type)} from a client`);
   }
 
-  /** Answers `packet`, a request that does not write, of a backup not made yet. */
+  /**
+   * Answers `packet`, of a backup not made yet: a read as of an empty backup, a request that
+   * changes what the backup holds (restore, compact, rewind, rekey) refused, making none.
+   */
   async #answerUnmade(packet: Packet): Promise<void> {
+    const nothingTo = (what: string) =>
+      this.#error(
+        ErrorCode.Refused,
+        `node ${this.#node} has no backup on this server yet: nothing to ${what}; init on ` +
+          `the node makes one`,
+      );
     switch (packet.type) {
       case V2Type.ReqMetadata:
         packetOf(packet, V2Type.ReqMetadata).end();
@@ -500,12 +507,15 @@ export class V2Session {
         return;
       case V2Type.Restore:
         packetOf(packet, V2Type.Restore).end();
-        await this.#error(
-          ErrorCode.Refused,
-          `node ${this.#node} has no backup on this server yet: nothing to restore; init on ` +
-            `the node makes one`,
-        );
-        return;
+        return await nothingTo("restore");
+      case V2Type.Compact:
+        packetOf(packet, V2Type.Compact).end();
+        return await nothingTo("compact");
+      case V2Type.Rewind:
+        decodeVersionFrame(packet, V2Type.Rewind);
+        return await nothingTo("rewind");
+      case V2Type.SealedKey:
+        return await nothingTo("rekey");
     }
     throw new WireError(`unexpected ${v2Name(packet.type)} from a client`);
   }
