@@ -9,6 +9,8 @@ import { BackupServer } from "../lib/server/server.ts";
 import { NodeRegistry } from "../lib/server/nodes.ts";
 import { WireConnection } from "../lib/backends/socket/connection.ts";
 import { socketUrl } from "../lib/backends/socket/backend.ts";
+import { keyFromText } from "../lib/wire/handshake.ts";
+import { decodeError, encodeFrame, ErrorCode, V2Type } from "../lib/wire/packets_v2.ts";
 
 Deno.test("a flood of bad logins logs a bounded number of lines, then says how many it left out", async () => {
   const root = Deno.makeTempDirSync({ prefix: "log-flood-" });
@@ -90,4 +92,52 @@ Deno.test("connections that crowd out others' handshakes, again and again, log a
   const crowded = logs.filter((line) => /awaiting a handshake: closing the oldest/.test(line));
   assertEquals(crowded.length, 3, logs.join("\n"));
   assertMatch(logs.join("\n"), /: 5 more in the last minute, not logged/);
+});
+
+Deno.test("a flood of bad logins hides neither a node key's problem nor a node's own protocol error", async () => {
+  const root = Deno.makeTempDirSync({ prefix: "log-flood-" });
+  const nodes = new NodeRegistry(`${root}/server`);
+  const aliceKey = keyFromText(nodes.add("alice"))!;
+  const bobKey = keyFromText(nodes.add("bob"))!;
+  const logs: string[] = [];
+  const server = new BackupServer({
+    hostname: "127.0.0.1",
+    port: 0,
+    log: (level, message) => logs.push(`${level}: ${message}`),
+    nodes,
+    limits: { failureLinesPerMinute: 3 },
+    now: () => 0,
+  });
+  try {
+    const target = socketUrl(`socket:127.0.0.1:${server.port}`);
+    const wrong = { node: "alice", key: new Uint8Array(32).fill(7), path: `${root}/x` };
+    for (let i = 0; i < 10; i++) {
+      await assertRejects(() => WireConnection.open(target, 5_000, wrong), /does not accept/);
+      // Keyless garbage too: its protocol errors fill their kind's minute.
+      const raw = await Deno.connect({ hostname: "127.0.0.1", port: server.port });
+      await raw.write(encodeFrame(V2Type.Hello, new Uint8Array(3)));
+      await raw.read(new Uint8Array(256)).catch(() => null);
+      raw.close();
+    }
+    // Alice's node proves its key, then sends what the server does not know.
+    const alice = await WireConnection.open(target, 5_000, {
+      node: "alice",
+      key: aliceKey,
+      path: `${root}/a`,
+    });
+    await alice.send(encodeFrame(0x7f as V2Type));
+    assertEquals(decodeError(await alice.receive()).code, ErrorCode.BadPacket);
+    alice.close();
+    // The operator's mistake on bob's key, now under the flood.
+    const key = `${nodes.root}/nodes/bob/key`;
+    Deno.chmodSync(key, 0o644);
+    const bob = { node: "bob", key: bobKey, path: `${root}/b` };
+    await assertRejects(() => WireConnection.open(target, 5_000, bob), /cannot use node "bob"/);
+    const all = logs.join("\n");
+    assertMatch(all, /\(node alice\): protocol error: unexpected/);
+    assertMatch(all, /refused: node bob's key ".*" may be read by other users/);
+  } finally {
+    await server.close();
+    Deno.removeSync(root, { recursive: true });
+  }
 });

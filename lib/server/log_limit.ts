@@ -12,6 +12,7 @@ import type { LogLevel } from "./session.ts";
 export type FailureKind =
   | "connection"
   | "login"
+  | "key"
   | "protocol"
   | "timeout"
   | "tls"
@@ -24,6 +25,8 @@ export type FailureKind =
 const FAILURE_KINDS: Record<FailureKind, string> = {
   connection: "connections that proved no key (their connect and disconnect lines)",
   login: "refused logins",
+  // The operator's to fix: kept apart, so that a flood of bad proofs does not hide it.
+  key: "logins refused for a node key the server cannot use",
   protocol: "protocol errors",
   timeout: "connections refused for no handshake in time",
   tls: "connections refused at TLS (not TLS, or its handshake failed)",

@@ -225,11 +225,10 @@ export class V2Session {
     } catch (error) {
       if (this.#closing.signal.aborted || error instanceof Closing) return;
       if (error instanceof WireError && !(error instanceof StreamEndedError)) {
-        this.host.logFailure(
-          "protocol",
-          "warning",
-          `${this.name}: protocol error: ${error.message}`,
-        );
+        const line = `${this.name}: protocol error: ${error.message}`;
+        // A node that proved its key is no flood's: its error is said, not lost among theirs.
+        if (this.authenticated) this.host.log("warning", line);
+        else this.host.logFailure("protocol", "warning", line);
         // Over the operator's limit, not the protocol's: say which setting it is.
         const setting = error instanceof OversizedPacketError &&
             error.limit === this.host.maxPayloadBytes
@@ -300,11 +299,11 @@ export class V2Session {
       if (passingKeyError(error)) {
         // Not the key file's fault: closed unanswered, the node reconnects and tries again.
         const why = (error as Error).message.replace(/: it must .*/, "");
-        host.logFailure("login", "error", `${this.name}: ${why}`);
+        host.logFailure("key", "error", `${this.name}: ${why}`);
         this.close();
         throw new Closing("the key did not read for now");
       }
-      host.logFailure("login", "error", `${this.name}: refused: ${(error as Error).message}`);
+      host.logFailure("key", "error", `${this.name}: refused: ${(error as Error).message}`);
       await this.#refuse(
         ErrorCode.Storage,
         `the server cannot use node ${JSON.stringify(hello.node)}'s key: its operator must ` +
