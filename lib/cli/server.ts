@@ -199,7 +199,8 @@ function manageNodes(
       const backup = nodes.remove(checkNodeName(name!));
       output.out(
         `node ${name} removed: its key no longer connects, and a running server closes the ` +
-          `connections it has open within a second; its backup stays at ${backup}`,
+          `connections it has open within a second; ` +
+          (backup ? `its backup stays at ${backup}` : "it had no backup on this server"),
       );
       return Exit.Ok;
     }

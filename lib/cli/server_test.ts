@@ -373,3 +373,19 @@ Deno.test("server add-node and remove-node remove the key work file a killed add
     Deno.removeSync(dir, { recursive: true });
   }
 });
+
+Deno.test("server remove-node of a node that never wrote says it had no backup, not where one stays", async () => {
+  const dir = Deno.makeTempDirSync({ prefix: "server-cli-" });
+  try {
+    assertEquals(await server(["add-node", dir, "alice"], new BufferedOutput()), 0);
+    // A node's backup is made by its first write: this one never wrote.
+    const removed = new BufferedOutput();
+    assertEquals(await server(["remove-node", dir, "alice"], removed), 0, removed.transcript);
+    assertEquals(removed.stdout, [
+      `node alice removed: its key no longer connects, and a running server closes the ` +
+      `connections it has open within a second; it had no backup on this server`,
+    ]);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});

@@ -267,8 +267,11 @@ export class NodeRegistry {
     }
   }
 
-  /** Removes node `name`'s key, so it can no longer connect; its backup stays. */
-  remove(name: string): string {
+  /**
+   * Removes node `name`'s key, so it can no longer connect; its backup stays. Returns where
+   * that backup is, `undefined` when the node never wrote one (its first write makes it).
+   */
+  remove(name: string): string | undefined {
     try {
       Deno.removeSync(`${this.#dir(name)}/key`);
     } catch (error) {
@@ -283,7 +286,7 @@ export class NodeRegistry {
     }
     // Durable before it is said done: a revoked key back after a crash lets its node in.
     syncDir(this.#dir(name));
-    return this.backupDir(name);
+    return existsSync(this.backupDir(name)) ? this.backupDir(name) : undefined;
   }
 }
 
