@@ -310,15 +310,13 @@ export class SocketBackend implements Backend {
   }
 
   /**
-   * The version the last change can be dropped back to: the one just before it. A v1 server's
-   * prev_version 0 is none (the Python server's after a snapshot, whose rewind then refuses), as
-   * was an older v2 server's for a base with no change after it: a copy made from a snapshot
-   * took it for a change it could drop back to 0.
+   * The version the last change can be dropped back to: the one just before it (a change
+   * follows its backup by one). Any other prev_version is none: a v1 server's 0 after a
+   * snapshot (the Python server's, and ours), an older v2 server's for a base with no change
+   * after it, which a copy made from a snapshot took for a change it could drop back to 0.
    */
   #rewindVersion(): number | undefined {
-    const prev = this.#prevVersion;
-    if (prev !== this.#version - 1 || (prev === 0 && !this.#credential)) return undefined;
-    return prev;
+    return this.#prevVersion === this.#version - 1 ? this.#prevVersion : undefined;
   }
 
   async append(change: Change): Promise<void> {

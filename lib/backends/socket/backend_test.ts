@@ -165,6 +165,17 @@ Deno.test("a backup holding a snapshot alone cannot rewind: a server's prev_vers
   }
 });
 
+Deno.test("a backup holding one change from empty can drop it back to 0: a node killed before committing its first write", async () => {
+  const server = new ScriptedServer([[{ request: REQ, replies: [metadata(1, 0, 1)] }]]);
+  try {
+    const backend = await SocketBackend.connect(server.url, { policy: FAST });
+    assertEquals(backend.state().rewindVersion, 0);
+    backend.close();
+  } finally {
+    await server.close();
+  }
+});
+
 Deno.test("after storing a snapshot, the backup cannot rewind: no change follows its base", async () => {
   const database = new Uint8Array([1, 2, 3]);
   const server = new ScriptedServer([[
