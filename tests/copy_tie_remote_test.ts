@@ -23,20 +23,12 @@ import { formatBackupId } from "../lib/format/segment.ts";
 import { mirror } from "../lib/cli/mirror.ts";
 import { existsSync } from "../lib/fs/exists.ts";
 
-/**
- * Node A with its file backup, and an async copy at `copy` made by mirror: at version 15, or
- * with `empty`, a node without a database yet.
- */
-async function nodeWithCopy(
-  copy: string,
-  setUp: (dir: string) => void,
-  empty = false,
-): Promise<string> {
-  const dir = makeNodeDir(empty ? undefined : "restart");
+/** Node A, at version 15 with its file backup, and an async copy at `copy` made by mirror. */
+async function nodeWithCopy(copy: string, setUp: (dir: string) => void): Promise<string> {
+  const dir = makeNodeDir("restart");
   const base = Deno.realPathSync(`${dir}/..`);
   setUp(dir);
-  const changes = empty ? [] : A_CHANGES;
-  writeLockFile(dir, { backend_url: await makeBackup(`${base}/backup`, changes) });
+  writeLockFile(dir, { backend_url: await makeBackup(`${base}/backup`, A_CHANGES) });
   const output = new BufferedOutput();
   assertEquals(await mirror([copy, "--lightning-dir", dir, "--async"], output), 0);
   return dir;
@@ -52,9 +44,7 @@ Deno.test("an async copy on a wire v2 server is tied to the server's backup, and
     const as = (node: string) => JSON.stringify({ node, key: nodes.add(node) });
     const carol = as("carol");
     const dave = as("dave");
-    // An empty node: a copy on a v2 server made from a snapshot is refused its first drop
-    // (the server says it may rewind to 0), a defect of its own.
-    const dir = await nodeWithCopy(url, (dir) => writeCredential(dir, carol), true);
+    const dir = await nodeWithCopy(url, (dir) => writeCredential(dir, carol));
     let backend: Backend | undefined;
     try {
       const lock = readLockFile(dir);
@@ -63,14 +53,18 @@ Deno.test("an async copy on a wire v2 server is tied to the server's backup, and
       writeLockFile(dir, { ...lock, async_retry_s: 0.05 });
       // Tied to the backup it holds, the copy takes the node's changes.
       backend = await startPlugin(dir);
-      await backend.append(A_CHANGES[0]);
+      await backend.append(NEXT[0]);
       const copied = await settledCopy(backend);
-      assertEquals([copied.state, copied.version], ["caught-up", 1], copied.error ?? "");
+      assertEquals(
+        [copied.state, copied.version],
+        ["caught-up", NEXT[0].version],
+        copied.error ?? "",
+      );
       backend.close();
       // The credential of another node of the server copied in: the URL reaches dave's backup.
       writeCredential(dir, dave);
       backend = await startPlugin(dir);
-      await backend.append(A_CHANGES[1]);
+      await backend.append(NEXT[1]);
       const status = await settledCopy(backend);
       assertEquals(status.state, "failing", JSON.stringify(status));
       assertMatch(status.error!, UNTIED);
