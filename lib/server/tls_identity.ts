@@ -127,8 +127,11 @@ export async function initTlsIdentity(root: string, names = ["localhost"]): Prom
     try {
       writeFileDurably(root, name, new TextEncoder().encode(text), mode);
     } catch (error) {
-      // A key without its certificate is no identity: left, it would only puzzle.
+      // A key without its certificate is no identity: left, it would only puzzle. Nor is a
+      // certificate renamed in place before its directory's sync failed: left, it would refuse
+      // the rerun as one nodes pin. It is this run's: one there at the start refused the run.
       removeIfExists(join(root, TLS_KEY_NAME));
+      removeIfExists(certPath);
       throw outOfRoomWriting(error, join(root, name), "init-tls");
     }
   };
