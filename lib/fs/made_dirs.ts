@@ -11,6 +11,18 @@ import { dirname } from "node:path";
  * outermost first (none when `path` was there).
  */
 export function makeDirs(path: string, mode: number): string[] {
+  // A parent found may be taken back (empty: the other command that made it failed) before
+  // its child is made in it: looked for again, it is made here then, and this command's.
+  for (let tries = 1;; tries++) {
+    try {
+      return makeMissing(path, mode);
+    } catch (error) {
+      if (!(error instanceof Deno.errors.NotFound) || tries === 3) throw error;
+    }
+  }
+}
+
+function makeMissing(path: string, mode: number): string[] {
   const missing: string[] = [];
   for (let dir = path;; dir = dirname(dir)) {
     try {

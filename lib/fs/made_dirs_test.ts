@@ -18,3 +18,26 @@ Deno.test("makeDirs names the directories it made; removeMadeDirs takes back onl
     Deno.removeSync(dir, { recursive: true });
   }
 });
+
+Deno.test("makeDirs whose parent another command takes back (empty, its run failed) before its child is made makes that parent too", () => {
+  const dir = Deno.makeTempDirSync({ prefix: "made-dirs-" });
+  const mkdirSync = Deno.mkdirSync;
+  try {
+    // Another init-tls made the root, failed, and takes it back between this add-node's look
+    // at it and the mkdir of its nodes directory.
+    Deno.mkdirSync(`${dir}/root`);
+    let raced = false;
+    Deno.mkdirSync = (path, options) => {
+      if (!raced && String(path) === `${dir}/root/nodes`) {
+        raced = true;
+        Deno.removeSync(`${dir}/root`);
+      }
+      mkdirSync(path, options);
+    };
+    assertEquals(makeDirs(`${dir}/root/nodes`, 0o700), [`${dir}/root`, `${dir}/root/nodes`]);
+    assertEquals(existsSync(`${dir}/root/nodes`), true);
+  } finally {
+    Deno.mkdirSync = mkdirSync;
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
