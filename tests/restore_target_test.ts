@@ -165,3 +165,25 @@ Deno.test("restore --to-version of an older state into a node's directory is ref
     assertEquals(await restore([url, net, "--to-version", "12", "--accept-older"], accepted), 0);
     assertMatch(accepted.text, /Danger: restored as asked \(--accept-older\)/);
   }));
+
+Deno.test("restore --to-version at the backup's last version is its newest state: the newest state's checks and notes", () =>
+  withBackup(async (base, url) => {
+    // Allowed into a node's directory, it is what lightningd starts on: a copy that could not
+    // be read may be newer, as for a restore without --to-version.
+    const net = `${base}/.lightning/bitcoin`;
+    Deno.mkdirSync(net, { recursive: true });
+    Deno.writeTextFileSync(`${net}/hsm_secret`, "x");
+    const gone = `file://${base}/gone`;
+    const also = new BufferedOutput();
+    assertEquals(await restore([url, net, "--to-version", "15", "--also", gone], also), 1);
+    assertMatch(also.stderr.join("\n"), /could not be read or restored, and may be newer/);
+    assertEquals(existsSync(`${net}/lightningd.sqlite3`), false);
+    const alone = new BufferedOutput();
+    assertEquals(await restore([url, net, "--to-version", "15"], alone), 0, alone.text);
+    assertMatch(alone.text, /Note: restored from .* alone, and no backup\.lock here/);
+    assertMatch(alone.text, /Note: the backup's last change, 15, was stored before/);
+    // An older version, elsewhere, is for inspection: no note about the node's last state.
+    const older = new BufferedOutput();
+    assertEquals(await restore([url, `${base}/inspect.sqlite3`, "--to-version", "12"], older), 0);
+    assertEquals(older.text.includes("Note:"), false, older.text);
+  }));

@@ -206,10 +206,9 @@ export function lastBlockNote(height: number): string {
 
 /**
  * The notes after a restore: where a torn or damaged end stopped it, one change ahead, and
- * the last block the database had processed.
+ * the last block the database had processed; the last two for the `newest` state only.
  */
-function restoreNotes(result: RestoreResult, toVersion: number | undefined): string[] {
-  const newest = toVersion === undefined;
+function restoreNotes(result: RestoreResult, newest: boolean): string[] {
   return [
     ...(result.tail ? [describeTail(result.tail, result.version)] : []),
     ...(newest && result.version !== result.snapshotVersion ? [oneAheadNote(result.version)] : []),
@@ -464,8 +463,9 @@ function refuseConvertedV1(
   };
   const convertedUrl = pathToFileURL(converted).href;
   const older = lastVersion(url);
-  // A point in time the v1 file holds is the same state in the backup converted from it.
-  if (toVersion !== undefined && toVersion <= older) return;
+  // A point in time the v1 file holds is the same state in the backup converted from it; its
+  // last version is the newest state it holds, which the node went on from.
+  if (toVersion !== undefined && toVersion < older) return;
   // Refused with `fix`, or restored with a Danger line when the operator accepts it.
   const refuse = (state: string, fix: string) => {
     const why = `"${parsed.path}" is the Python plugin's v1 backup, which upgrade converted ` +
@@ -586,12 +586,16 @@ export async function restore(
     const reader = await connectReader(url, undefined, s3Unlock(url, values, prompt, nodeKey));
     try {
       await unlockReader(reader, values, prompt, nodeKey);
+      let last: number | undefined;
+      const lastVersion = () => last ??= reader.describe().lastVersion;
       const danger = refuseOlderIntoNode(
         path,
         toVersion,
-        () => reader.describe().lastVersion,
+        lastVersion,
         values["accept-older"] === true,
       );
+      // At the backup's last version, it is the newest state: what a node starts on.
+      const newest = toVersion === undefined || toVersion >= lastVersion();
       const progress = output.progress &&
         new RestoreProgress(reader, toVersion, output.progress);
       try {
@@ -608,8 +612,8 @@ export async function restore(
         }
         output.out(describeRestore(result));
         if (danger !== undefined) output.out(danger);
-        for (const note of restoreNotes(result, toVersion)) output.out(note);
-        if (toVersion === undefined) {
+        for (const note of restoreNotes(result, newest)) output.out(note);
+        if (newest) {
           if (!existsSync(`${dirname(path)}/${LOCK_FILE}`)) output.out(aloneNote(url));
           for (const note of unnamedNotes(dirname(path), [url], url)) output.out(note);
         }
@@ -675,13 +679,15 @@ async function restoreNewest(
     const older = newest === undefined
       ? undefined
       : refuseOlderIntoNode(path, options.toVersion, () => newest, options.acceptOlder);
+    // A --to-version at the newest copy's last version is the newest state, checked as one.
+    const pointInTime = options.toVersion !== undefined && options.toVersion < (newest ?? 0);
     // Not for a point in time: it is the same state in every copy that holds it.
-    const diverged = options.toVersion === undefined && copies.length > 0
+    const diverged = !pointInTime && copies.length > 0
       ? refuseDiverged(copies, options.acceptOlder)
       : undefined;
     for (const copy of copies) {
       // A point in time is the same state in every copy that holds it: none is lagging.
-      const why = options.toVersion !== undefined
+      const why = pointInTime
         ? undefined
         : copy.version < newest!
         ? `another copy is at version ${newest}`
@@ -722,8 +728,8 @@ async function restoreNewest(
       if (others.length > 0) {
         output.out(`The other copies: ${others.map((c) => `${c.url} at ${c.version}`).join(", ")}`);
       }
-      for (const note of restoreNotes(result, options.toVersion)) output.out(note);
-      if (options.toVersion === undefined) {
+      for (const note of restoreNotes(result, !pointInTime)) output.out(note);
+      if (!pointInTime) {
         for (const note of unnamedNotes(dirname(path), urls, copy.url)) output.out(note);
       }
       return Exit.Ok;

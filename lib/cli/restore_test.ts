@@ -957,6 +957,27 @@ Deno.test(
 );
 
 Deno.test(
+  "restore --to-version of a converted v1 file at its last version is its newest state: refused as without",
+  inTempDir(async (base) => {
+    // Version 46, file.bkp's last, is the state the node left behind at the conversion: the
+    // node went on to 47 in file.bkp.clnb.
+    await supersededV1(base);
+    const at46 = await run([
+      `file://${base}/file.bkp`,
+      `${base}/at46.sqlite3`,
+      "--to-version",
+      "46",
+    ]);
+    assertEquals(at46.code, 1, at46.output.transcript);
+    assertMatch(
+      at46.output.stderr.join("\n"),
+      /at version 47 against 46 here: restore from that one/,
+    );
+    assert(!existsSync(`${base}/at46.sqlite3`));
+  }, "restore-superseded-last-"),
+);
+
+Deno.test(
   "restore of a converted v1 file whose converted backup is damaged says so, not the old state silently",
   inTempDir(async (base) => {
     // The converted backup, written to since the conversion, fails its checks: the v1 file's
