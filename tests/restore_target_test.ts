@@ -187,3 +187,32 @@ Deno.test("restore --to-version at the backup's last version is its newest state
     assertEquals(await restore([url, `${base}/inspect.sqlite3`, "--to-version", "12"], older), 0);
     assertEquals(older.text.includes("Note:"), false, older.text);
   }));
+
+Deno.test("a database file named in a directory that merely holds a folder named like a network is taken", () =>
+  withBackup(async (base, url) => {
+    // A home directory holding a clone of Bitcoin Core, "~/bitcoin": no node is there, and
+    // restore pointed the operator into the source tree.
+    const home = `${base}/home`;
+    Deno.mkdirSync(`${home}/bitcoin/src`, { recursive: true });
+    Deno.writeTextFileSync(`${home}/bitcoin/README.md`, "Bitcoin Core\n");
+    const output = new BufferedOutput();
+    assertEquals(await restore([url, `${home}/lightningd.sqlite3`], output), 0, output.transcript);
+    assertEquals(existsSync(`${home}/lightningd.sqlite3`), true);
+    // A base dir of another name whose network dir is made but empty (a new machine), or holds
+    // a node, is still refused.
+    for (const made of ["", "hsm_secret"]) {
+      const other = `${base}/ln-${made}`;
+      Deno.mkdirSync(`${other}/signet`, { recursive: true });
+      if (made) Deno.writeTextFileSync(`${other}/signet/${made}`, "x");
+      const refused = new BufferedOutput();
+      assertEquals(await restore([url, `${other}/lightningd.sqlite3`], refused), 1);
+      assertMatch(refused.stderr[0], /base lightning directory.*restore into ".*\/signet"$/);
+    }
+    // ~/.lightning is one by its name, whatever its network dir holds (not yet hsm_secret).
+    const lightning = `${base}/.lightning`;
+    Deno.mkdirSync(`${lightning}/bitcoin`, { recursive: true });
+    Deno.writeTextFileSync(`${lightning}/bitcoin/emergency.recover`, "x");
+    const named = new BufferedOutput();
+    assertEquals(await restore([url, `${lightning}/lightningd.sqlite3`], named), 1);
+    assertMatch(named.stderr[0], /base lightning directory.*restore into ".*\/bitcoin"$/);
+  }));

@@ -340,7 +340,30 @@ function refuseLightningDirMistakes(target: string, slashed = target.endsWith("/
   }
   if (isDirectory || basename(bare) === BASE_DIR_NAME) refuseBaseDir(bare);
   // A file of another name is one lightningd never opens, wherever it is: a copy to inspect.
-  else if (basename(bare) === DATABASE_NAME) refuseBaseDir(dirname(bare));
+  // Its directory, unless named `.lightning`, is a base dir by what its network dirs hold:
+  // `~/bitcoin` beside it may be a clone of Bitcoin Core.
+  else if (basename(bare) === DATABASE_NAME) {
+    const dir = dirname(bare);
+    if (basename(dir) === BASE_DIR_NAME || !holdsOtherThings(dir)) refuseBaseDir(dir);
+  }
+}
+
+/**
+ * Whether the network-named directories of `dir` all hold something else than a node: files
+ * but no hsm_secret, nor only a config (a new machine's, put back before the restore).
+ */
+function holdsOtherThings(dir: string): boolean {
+  const networks = statIfExists(dir)?.isDirectory ? networkDirs(dir) : [];
+  if (networks.length === 0 || existsSync(`${dir}/config`)) return false;
+  return networks.every((network) => {
+    const path = `${dir}/${network}`;
+    try {
+      const names = [...Deno.readDirSync(path)].map((entry) => entry.name);
+      return !holdsNode(path) && names.some((name) => name !== "config");
+    } catch {
+      return false; // Not one this can list: a node's, as far as this can tell.
+    }
+  });
 }
 
 /** Refuses `dir`, where the database goes, when it is a base lightning dir (see above). */
