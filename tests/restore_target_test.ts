@@ -216,3 +216,19 @@ Deno.test("a database file named in a directory that merely holds a folder named
     assertEquals(await restore([url, `${lightning}/lightningd.sqlite3`], named), 1);
     assertMatch(named.stderr[0], /base lightning directory.*restore into ".*\/bitcoin"$/);
   }));
+
+Deno.test("restore --to-version of an older state to the database file a node's config names (wallet=) is refused", () =>
+  withBackup(async (base, url) => {
+    // lightningd opens what its wallet= line names, whatever the file is called.
+    const net = `${base}/.lightning/bitcoin`;
+    Deno.mkdirSync(net, { recursive: true });
+    Deno.writeTextFileSync(`${net}/hsm_secret`, "x");
+    Deno.writeTextFileSync(`${net}/config`, `wallet=sqlite3://${net}/node.sqlite3\n`);
+    const output = new BufferedOutput();
+    assertEquals(await restore([url, `${net}/node.sqlite3`, "--to-version", "12"], output), 1);
+    assertMatch(output.stderr[0], /--to-version 12 is older than the backup's last version/);
+    assertEquals(existsSync(`${net}/node.sqlite3`), false);
+    // Another file there is a copy lightningd never opens.
+    const copy = new BufferedOutput();
+    assertEquals(await restore([url, `${net}/old.sqlite3`, "--to-version", "12"], copy), 0);
+  }));

@@ -63,8 +63,9 @@ Options:
   --to-version N  restore the state as of change N (point in time) instead of the latest;
                   N must be at or after the backup's oldest snapshot. For inspection: an N
                   older than the backup's last version into a node's directory (its
-                  hsm_secret or backup.lock, or a network dir's name) is refused unless
-                  --accept-older
+                  hsm_secret or backup.lock, or a network dir's name), as
+                  lightningd.sqlite3 or the file its config's wallet= names, is refused
+                  unless --accept-older
   --passphrase-file FILE, --identity FILE
                   an encrypted backup's secret (below)
   --also URL      another copy of the backup (a destination of mirror_urls or async_urls);
@@ -521,11 +522,21 @@ function refuseConvertedV1(
   }
 }
 
+/** Whether the config of the node in `dir` names `path` its database (a `wallet=` line). */
+function namedByConfig(dir: string, path: string): boolean {
+  try {
+    return realLocation(nodeDatabase(dir, "Cannot restore backup")) === realLocation(path);
+  } catch {
+    return false; // A config that does not read names nothing this can go by.
+  }
+}
+
 /**
  * A point in time older than the backup's last version (`last()`) restored where lightningd
- * opens its database: a node's directory (its hsm_secret or backup.lock, or a network dir's
- * name). "For inspection only": started on it, the node can broadcast revoked state. Refused
- * unless `acceptOlder`; then the Danger line to print once it is restored.
+ * opens its database: in a node's directory (its hsm_secret or backup.lock, or a network
+ * dir's name), as lightningd.sqlite3 or the file its config's `wallet=` names. "For
+ * inspection only": started on it, the node can broadcast revoked state. Refused unless
+ * `acceptOlder`; then the Danger line to print once it is restored.
  */
 function refuseOlderIntoNode(
   path: string,
@@ -534,10 +545,10 @@ function refuseOlderIntoNode(
   acceptOlder: boolean,
 ): string | undefined {
   const dir = dirname(path);
-  if (toVersion === undefined || basename(path) !== DATABASE_NAME) return;
+  if (toVersion === undefined) return;
   const node = holdsNode(dir) || existsSync(`${dir}/${LOCK_FILE}`) ||
     (NETWORKS as readonly string[]).includes(basename(dir));
-  if (!node) return;
+  if (!node || (basename(path) !== DATABASE_NAME && !namedByConfig(dir, path))) return;
   const newest = last();
   if (toVersion >= newest) return;
   const why = `--to-version ${toVersion} is older than the backup's last version, ${newest}, ` +
