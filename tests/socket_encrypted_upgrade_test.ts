@@ -239,6 +239,15 @@ Deno.test("upgrade --encrypt of a server backup killed after the server swapped 
     // What a kill between the server's swap and the launcher's rewrite leaves: the key file
     // (written before the commit), the encrypted backup, the plain backup's launcher.
     Deno.writeTextFileSync(launcher, plain);
+    // A plain upgrade does not call that set-up done: it says which run finishes it.
+    const plainRun = new BufferedOutput();
+    assertEquals(await upgrade(["--lightning-dir", s.dir], plainRun), 1, plainRun.transcript);
+    assertEquals(plainRun.stderr.length, 1, plainRun.transcript);
+    assertMatch(
+      plainRun.stderr[0],
+      /^Cannot upgrade backup: .* is encrypted and ".*\/backup\.key" holds its key, but the launcher ".*" is a plain backup's: .*run ".*upgrade --encrypt" again/,
+    );
+    assertEquals(Deno.readTextFileSync(launcher), plain);
     const again = await upgradeAlice(s);
     assertEquals(again.code, 0, again.text);
     assertMatch(again.text, /encrypted, .*holds its key: .*wrote the launcher/);
@@ -246,6 +255,12 @@ Deno.test("upgrade --encrypt of a server backup killed after the server swapped 
     // Once set up: nothing to do.
     const done = await upgradeAlice(s);
     assertMatch(done.text, /encrypted: nothing to upgrade/);
+    // A launcher written otherwise (another Deno, another install) that grants the same: done.
+    Deno.writeTextFileSync(launcher, sealed.replace("\n", "\n# edited\n"));
+    assertMatch((await upgradeAlice(s)).text, /encrypted: nothing to upgrade/);
+    const plainDone = new BufferedOutput();
+    assertEquals(await upgrade(["--lightning-dir", s.dir], plainDone), 0, plainDone.transcript);
+    assertMatch(plainDone.text, /nothing to upgrade on the node/);
   } finally {
     await s.stop();
   }

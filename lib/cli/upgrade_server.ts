@@ -20,12 +20,33 @@ import { shellQuote } from "../fs/shell_quote.ts";
 import { cliCommand } from "../fs/advised_command.ts";
 import { checkNotRunning, refuseKeyBesidePlain } from "./node_dir.ts";
 import { installPlugin, printConfigLine } from "./install_plugin.ts";
-import { LAUNCHER_NAME, launcherScript, lockLaunchPlan } from "./launcher.ts";
+import { LAUNCHER_NAME, parseLauncher } from "./launcher.ts";
 import { newEncryption } from "./new_encryption.ts";
 import type { Prompt } from "./secrets.ts";
 import { Exit, type Output } from "./args.ts";
 
 const ACTION = "Cannot upgrade backup";
+
+/**
+ * Whether an `upgrade --encrypt` was killed after the server swapped the encrypted copy in
+ * (`serverKey` its key's id), before it rewrote the launcher: the key file holds that key, and
+ * the launcher does not grant what the plugin needs for an encrypted server backup (its
+ * scratch dir).
+ */
+async function launcherLeftPlain(dir: string, serverKey: Uint8Array): Promise<boolean> {
+  const held = await readKeyFile(dir).catch(() => undefined);
+  if (held === undefined || !sameBytes(held.id, serverKey)) return false;
+  // Not the whole script: one written by another Deno or install is this set-up's all the same.
+  const scratch = `${Deno.realPathSync(dir)}/${SCRATCH_DIR}`;
+  let text: string;
+  try {
+    text = Deno.readTextFileSync(`${dir}/${LAUNCHER_NAME}`);
+  } catch {
+    return true; // None, or none this can read: the one to write grants it.
+  }
+  const writes = parseLauncher(text)?.args.find((arg) => arg.startsWith("--allow-write="));
+  return !writes?.slice("--allow-write=".length).split(",").includes(scratch);
+}
 
 /** Encrypts the server backup `lock` names; see the module's comment. */
 export async function encryptOnServer(
@@ -45,6 +66,14 @@ export async function encryptOnServer(
       const keyId = await serverKeyId(socketUrl(url), credential, DEFAULT_RETRY_POLICY.timeoutMs)
         .catch(() => "unknown" as const);
       refuseKeyBesidePlain(dir, ACTION, url, () => keyId === undefined);
+      if (keyId instanceof Uint8Array && await launcherLeftPlain(dir, keyId)) {
+        throw new Error(
+          `${ACTION}: ${url} is encrypted and "${dir}/${KEY_FILE}" holds its key, but the ` +
+            `launcher "${dir}/${LAUNCHER_NAME}" is a plain backup's: an interrupted ` +
+            `"upgrade --encrypt" got that far, and the plugin would not start with it: run ` +
+            `"${cliCommand("upgrade", "--encrypt")}" again, which writes the launcher`,
+        );
+      }
     }
     // The launcher is there (upgrade writes it otherwise). The server may still be the Python
     // one: the node's set-up is known, not what its server holds.
@@ -84,12 +113,7 @@ export async function encryptOnServer(
     // A run killed after the server swapped the copy in, before it rewrote the launcher, left
     // the key file (written before the commit) and the plain backup's launcher, which lacks
     // what the plugin needs for an encrypted server backup (its scratch directory).
-    const held = await readKeyFile(dir).catch(() => undefined);
-    const launcherPath = `${dir}/${LAUNCHER_NAME}`;
-    const stale = held !== undefined && sameBytes(held.id, serverKey) &&
-      (!existsSync(launcherPath) ||
-        Deno.readTextFileSync(launcherPath) !== launcherScript(lockLaunchPlan(dir, lock)));
-    if (!stale) {
+    if (!await launcherLeftPlain(dir, serverKey)) {
       output.out(`${already}, encrypted: nothing to upgrade ("rekey" changes its secret)`);
       return Exit.Ok;
     }
