@@ -199,8 +199,8 @@ Deno.test("a database file named in a directory that merely holds a folder named
     assertEquals(await restore([url, `${home}/lightningd.sqlite3`], output), 0, output.transcript);
     assertEquals(existsSync(`${home}/lightningd.sqlite3`), true);
     // A base dir of another name whose network dir is made but empty (a new machine), or holds
-    // a node, is still refused.
-    for (const made of ["", "hsm_secret"]) {
+    // a node's files (even without its hsm_secret, lost with part of a disk), is still refused.
+    for (const made of ["", "hsm_secret", "gossip_store"]) {
       const other = `${base}/ln-${made}`;
       Deno.mkdirSync(`${other}/signet`, { recursive: true });
       if (made) Deno.writeTextFileSync(`${other}/signet/${made}`, "x");

@@ -350,17 +350,32 @@ function refuseLightningDirMistakes(target: string, slashed = target.endsWith("/
 }
 
 /**
- * Whether the network-named directories of `dir` all hold something else than a node: files
- * but no hsm_secret, nor only a config (a new machine's, put back before the restore).
+ * Files lightningd and this plugin keep in a network dir: one holding any, even without its
+ * hsm_secret (a disk that lost part of a node), is a node's.
+ */
+const NODE_FILES: readonly string[] = [
+  "hsm_secret",
+  DATABASE_NAME,
+  "config",
+  "gossip_store",
+  "lightning-rpc",
+  "emergency.recover",
+  "accounts.sqlite3",
+  LOCK_FILE,
+  KEY_FILE,
+];
+
+/**
+ * Whether the network-named directories of `dir` all hold files, none of them a node's (see
+ * {@linkcode NODE_FILES}); an empty one is a new machine's.
  */
 function holdsOtherThings(dir: string): boolean {
   const networks = statIfExists(dir)?.isDirectory ? networkDirs(dir) : [];
   if (networks.length === 0 || existsSync(`${dir}/config`)) return false;
   return networks.every((network) => {
-    const path = `${dir}/${network}`;
     try {
-      const names = [...Deno.readDirSync(path)].map((entry) => entry.name);
-      return !holdsNode(path) && names.some((name) => name !== "config");
+      const names = [...Deno.readDirSync(`${dir}/${network}`)].map((entry) => entry.name);
+      return names.length > 0 && !names.some((name) => NODE_FILES.includes(name));
     } catch {
       return false; // Not one this can list: a node's, as far as this can tell.
     }
