@@ -232,3 +232,39 @@ Deno.test("restore --to-version of an older state to the database file a node's 
     const copy = new BufferedOutput();
     assertEquals(await restore([url, `${net}/old.sqlite3`, "--to-version", "12"], copy), 0);
   }));
+
+Deno.test("restore --to-version of a backup damaged past that version: elsewhere as asked, into a node's directory with --accept-older", () =>
+  withBackup(async (base, url) => {
+    // A record after version 12 fails its checks: the backup's last version cannot be read,
+    // and the point in time before the damage is what there is to restore.
+    const log = `${base}/backup/log-00000000000000000001.clnb`;
+    const bytes = Deno.readFileSync(log);
+    bytes.fill(0xff, 9400, 9404);
+    Deno.writeFileSync(log, bytes);
+    const elsewhere = new BufferedOutput();
+    assertEquals(
+      await restore([url, `${base}/inspect.sqlite3`, "--to-version", "12"], elsewhere),
+      0,
+      elsewhere.transcript,
+    );
+    const net = `${base}/.lightning/bitcoin`;
+    Deno.mkdirSync(net, { recursive: true });
+    Deno.writeTextFileSync(`${net}/hsm_secret`, "x");
+    const refused = new BufferedOutput();
+    assertEquals(await restore([url, net, "--to-version", "12"], refused), 1);
+    assertEquals(refused.stderr.length, 1, refused.transcript);
+    assertMatch(
+      refused.stderr[0],
+      /^Cannot restore backup: the backup's last version cannot be read \(.*checksum mismatch.*\), so --to-version 12 may be older than it, and ".*\/bitcoin" is a node's directory.*add --accept-older/,
+    );
+    const accepted = new BufferedOutput();
+    assertEquals(
+      await restore([url, net, "--to-version", "12", "--accept-older"], accepted),
+      0,
+      accepted.transcript,
+    );
+    assertMatch(
+      accepted.text,
+      /Danger: restored as asked \(--accept-older\), though the backup's last version cannot be read/,
+    );
+  }));

@@ -65,7 +65,7 @@ Options:
                   older than the backup's last version into a node's directory (its
                   hsm_secret or backup.lock, or a network dir's name), as
                   lightningd.sqlite3 or the file its config's wallet= names, is refused
-                  unless --accept-older
+                  unless --accept-older, as is any N of a backup whose end does not read
   --passphrase-file FILE, --identity FILE
                   an encrypted backup's secret (below)
   --also URL      another copy of the backup (a destination of mirror_urls or async_urls);
@@ -547,28 +547,62 @@ function namedByConfig(dir: string, path: string): boolean {
 }
 
 /**
- * A point in time older than the backup's last version (`last()`) restored where lightningd
- * opens its database: in a node's directory (its hsm_secret or backup.lock, or a network
- * dir's name), as lightningd.sqlite3 or the file its config's `wallet=` names. "For
- * inspection only": started on it, the node can broadcast revoked state. Refused unless
- * `acceptOlder`; then the Danger line to print once it is restored.
+ * Whether `path` is where lightningd opens a node's database: in a node's directory (its
+ * hsm_secret or backup.lock, or a network dir's name), as lightningd.sqlite3 or the file its
+ * config's `wallet=` names.
+ */
+function intoNodeDatabase(path: string): boolean {
+  const dir = dirname(path);
+  const node = holdsNode(dir) || existsSync(`${dir}/${LOCK_FILE}`) ||
+    (NETWORKS as readonly string[]).includes(basename(dir));
+  return node && (basename(path) === DATABASE_NAME || namedByConfig(dir, path));
+}
+
+/**
+ * The backup's last version, read once when first asked (a pass over the whole backup); the
+ * error of a backup whose end does not read (damaged past the version asked for, say).
+ */
+function lastVersionOnce(reader: BackupReader): () => number | Error {
+  let last: number | Error | undefined;
+  return () => {
+    if (last !== undefined) return last;
+    try {
+      last = reader.describe().lastVersion;
+    } catch (error) {
+      if (error instanceof Interrupted) throw error;
+      last = error as Error;
+    }
+    return last;
+  };
+}
+
+/** Whether `toVersion` is the backup's last version (`last()`), or past it. */
+function atLast(toVersion: number, last: () => number | Error): boolean {
+  const newest = last();
+  return typeof newest === "number" && toVersion >= newest;
+}
+
+/**
+ * A point in time older than the backup's last version (`last()`), or one that cannot tell
+ * (the backup's end does not read), restored where lightningd opens its database
+ * ({@linkcode intoNodeDatabase}). "For inspection only": started on it, the node can
+ * broadcast revoked state. Refused unless `acceptOlder`; then the Danger line to print once
+ * it is restored.
  */
 function refuseOlderIntoNode(
   path: string,
   toVersion: number | undefined,
-  last: () => number,
+  last: () => number | Error,
   acceptOlder: boolean,
 ): string | undefined {
-  const dir = dirname(path);
-  if (toVersion === undefined) return;
-  const node = holdsNode(dir) || existsSync(`${dir}/${LOCK_FILE}`) ||
-    (NETWORKS as readonly string[]).includes(basename(dir));
-  if (!node || (basename(path) !== DATABASE_NAME && !namedByConfig(dir, path))) return;
+  if (toVersion === undefined || !intoNodeDatabase(path) || atLast(toVersion, last)) return;
   const newest = last();
-  if (toVersion >= newest) return;
-  const why = `--to-version ${toVersion} is older than the backup's last version, ${newest}, ` +
-    `and "${dir}" is a node's directory, where lightningd would start on it and can broadcast ` +
-    `revoked state and lose its funds`;
+  const older = typeof newest === "number"
+    ? `--to-version ${toVersion} is older than the backup's last version, ${newest}`
+    : `the backup's last version cannot be read (${newest.message}), so --to-version ` +
+      `${toVersion} may be older than it`;
+  const why = `${older}, and "${dirname(path)}" is a node's directory, where lightningd would ` +
+    `start on it and can broadcast revoked state and lose its funds`;
   if (!acceptOlder) {
     throw new Error(
       `Cannot restore backup: ${why}: restore it elsewhere to inspect it, or add ` +
@@ -635,16 +669,11 @@ export async function restore(
     const reader = await connectReader(url, undefined, s3Unlock(url, values, prompt, nodeKey));
     try {
       await unlockReader(reader, values, prompt, nodeKey);
-      let last: number | undefined;
-      const lastVersion = () => last ??= reader.describe().lastVersion;
-      const danger = refuseOlderIntoNode(
-        path,
-        toVersion,
-        lastVersion,
-        values["accept-older"] === true,
-      );
-      // At the backup's last version, it is the newest state: what a node starts on.
-      const newest = toVersion === undefined || toVersion >= lastVersion();
+      const last = lastVersionOnce(reader);
+      const danger = refuseOlderIntoNode(path, toVersion, last, values["accept-older"] === true);
+      // Into a node's database, the backup's last version is the newest state the node starts
+      // on, noted as one. Elsewhere it is not asked: that is a pass over the whole backup.
+      const newest = toVersion === undefined || (intoNodeDatabase(path) && atLast(toVersion, last));
       const progress = output.progress &&
         new RestoreProgress(reader, toVersion, output.progress);
       try {
@@ -728,8 +757,10 @@ async function restoreNewest(
     const older = newest === undefined
       ? undefined
       : refuseOlderIntoNode(path, options.toVersion, () => newest, options.acceptOlder);
-    // A --to-version at the newest copy's last version is the newest state, checked as one.
-    const pointInTime = options.toVersion !== undefined && options.toVersion < (newest ?? 0);
+    // Into a node's database, a --to-version at the newest copy's last version is the newest
+    // state the node starts on, checked as one.
+    const pointInTime = options.toVersion !== undefined &&
+      !(intoNodeDatabase(path) && newest !== undefined && atLast(options.toVersion, () => newest));
     // Not for a point in time: it is the same state in every copy that holds it.
     const diverged = !pointInTime && copies.length > 0
       ? refuseDiverged(copies, options.acceptOlder)
