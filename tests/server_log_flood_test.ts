@@ -5,48 +5,40 @@
  * more there were.
  */
 import { assert, assertEquals, assertMatch, assertRejects } from "./support/assert.ts";
-import { BackupServer } from "../lib/server/server.ts";
-import { NodeRegistry } from "../lib/server/nodes.ts";
 import { WireConnection } from "../lib/backends/socket/connection.ts";
 import { socketUrl } from "../lib/backends/socket/backend.ts";
-import { keyFromText } from "../lib/wire/handshake.ts";
 import { decodeError, encodeFrame, ErrorCode, V2Type } from "../lib/wire/packets_v2.ts";
+import { withServer } from "./support/v2_server.ts";
 
 Deno.test("a flood of bad logins logs a bounded number of lines, then says how many it left out", async () => {
-  const root = Deno.makeTempDirSync({ prefix: "log-flood-" });
-  const nodes = new NodeRegistry(`${root}/server`);
-  nodes.add("alice");
-  const logs: string[] = [];
   let clock = 0;
-  const server = new BackupServer({
-    hostname: "127.0.0.1",
-    port: 0,
-    log: (level, message) => logs.push(`${level}: ${message}`),
-    nodes,
-    limits: { failureLinesPerMinute: 5 },
-    now: () => clock,
-  });
+  let logs: string[] = [];
   const count = (pattern: RegExp) => logs.filter((line) => pattern.test(line)).length;
-  try {
-    const target = socketUrl(`socket:127.0.0.1:${server.port}`);
-    const wrong = { node: "alice", key: new Uint8Array(32).fill(7), path: `${root}/x` };
-    const badLogin = () =>
-      assertRejects(() => WireConnection.open(target, 5_000, wrong), /does not accept/);
-    for (let i = 0; i < 40; i++) await badLogin();
-    // Each refusal is logged before its ERROR goes out: all 40 are counted by now.
-    assertEquals(count(/refused: no valid proof/), 5, logs.join("\n"));
-    // A minute later, the next one is logged at once, after the count of those left out.
-    clock += 60_000;
-    await badLogin();
-    assertEquals(count(/refused: no valid proof/), 6, logs.join("\n"));
-    const summary = logs.findIndex((line) => /refused logins: 35 more/.test(line));
-    assert(summary >= 0, logs.join("\n"));
-    assertMatch(logs[summary], /^warning: refused logins: 35 more in the last minute, not logged/);
-    assertMatch(logs[summary + 1], /refused: no valid proof/);
-  } finally {
-    await server.close();
-    Deno.removeSync(root, { recursive: true });
-  }
+  await withServer(
+    async ({ root, url, logs: serverLogs }) => {
+      logs = serverLogs;
+      const target = socketUrl(url);
+      const wrong = { node: "alice", key: new Uint8Array(32).fill(7), path: `${root}/x` };
+      const badLogin = () =>
+        assertRejects(() => WireConnection.open(target, 5_000, wrong), /does not accept/);
+      for (let i = 0; i < 40; i++) await badLogin();
+      // Each refusal is logged before its ERROR goes out: all 40 are counted by now.
+      assertEquals(count(/refused: no valid proof/), 5, logs.join("\n"));
+      // A minute later, the next one is logged at once, after the count of those left out.
+      clock += 60_000;
+      await badLogin();
+      assertEquals(count(/refused: no valid proof/), 6, logs.join("\n"));
+      const summary = logs.findIndex((line) => /refused logins: 35 more/.test(line));
+      assert(summary >= 0, logs.join("\n"));
+      assertMatch(
+        logs[summary],
+        /^warning: refused logins: 35 more in the last minute, not logged/,
+      );
+      assertMatch(logs[summary + 1], /refused: no valid proof/);
+    },
+    { failureLinesPerMinute: 5 },
+    { now: () => clock },
+  );
   // 41 connections: as many connect lines as those of the two minutes, each with its
   // disconnect, and the others counted.
   assertEquals(count(/: connected$/), 6, logs.join("\n"));
@@ -59,85 +51,64 @@ Deno.test("a flood of bad logins logs a bounded number of lines, then says how m
 });
 
 Deno.test("connections that crowd out others' handshakes, again and again, log a bounded number of lines too", async () => {
-  const root = Deno.makeTempDirSync({ prefix: "log-flood-" });
-  const nodes = new NodeRegistry(`${root}/server`);
-  nodes.add("alice");
-  const logs: string[] = [];
-  const server = new BackupServer({
-    hostname: "127.0.0.1",
-    port: 0,
-    log: (level, message) => logs.push(`${level}: ${message}`),
-    nodes,
-    limits: { failureLinesPerMinute: 3, pendingConnections: 1 },
-    now: () => 0,
-  });
-  const connect = () => Deno.connect({ hostname: "127.0.0.1", port: server.port });
-  const closed = (conn: Deno.Conn) => conn.read(new Uint8Array(64)).catch(() => null);
-  try {
-    // Each time: one connection lets the handshakes be under their limit again, the next is
-    // let in only by closing it, and says wire v1 (not served) to be closed in turn.
-    for (let i = 0; i < 8; i++) {
-      const idle = await connect();
-      const crowding = await connect();
-      assertEquals(await closed(idle), null);
-      await crowding.write(Uint8Array.of(1));
-      while (await closed(crowding) !== null);
-      idle.close();
-      crowding.close();
-    }
-  } finally {
-    await server.close();
-    Deno.removeSync(root, { recursive: true });
-  }
+  let logs: string[] = [];
+  await withServer(
+    async ({ server, logs: serverLogs }) => {
+      logs = serverLogs;
+      const connect = () => Deno.connect({ hostname: "127.0.0.1", port: server.port });
+      const closed = (conn: Deno.Conn) => conn.read(new Uint8Array(64)).catch(() => null);
+      // Each time: one connection lets the handshakes be under their limit again, the next is
+      // let in only by closing it, and says wire v1 (not served) to be closed in turn.
+      for (let i = 0; i < 8; i++) {
+        const idle = await connect();
+        const crowding = await connect();
+        assertEquals(await closed(idle), null);
+        await crowding.write(Uint8Array.of(1));
+        while (await closed(crowding) !== null);
+        idle.close();
+        crowding.close();
+      }
+    },
+    { failureLinesPerMinute: 3, pendingConnections: 1 },
+    { now: () => 0 },
+  );
   const crowded = logs.filter((line) => /awaiting a handshake: closing the oldest/.test(line));
   assertEquals(crowded.length, 3, logs.join("\n"));
   assertMatch(logs.join("\n"), /: 5 more in the last minute, not logged/);
 });
 
 Deno.test("a flood of bad logins hides neither a node key's problem nor a node's own protocol error", async () => {
-  const root = Deno.makeTempDirSync({ prefix: "log-flood-" });
-  const nodes = new NodeRegistry(`${root}/server`);
-  const aliceKey = keyFromText(nodes.add("alice"))!;
-  const bobKey = keyFromText(nodes.add("bob"))!;
-  const logs: string[] = [];
-  const server = new BackupServer({
-    hostname: "127.0.0.1",
-    port: 0,
-    log: (level, message) => logs.push(`${level}: ${message}`),
-    nodes,
-    limits: { failureLinesPerMinute: 3 },
-    now: () => 0,
-  });
-  try {
-    const target = socketUrl(`socket:127.0.0.1:${server.port}`);
-    const wrong = { node: "alice", key: new Uint8Array(32).fill(7), path: `${root}/x` };
-    for (let i = 0; i < 10; i++) {
-      await assertRejects(() => WireConnection.open(target, 5_000, wrong), /does not accept/);
-      // Keyless garbage too: its protocol errors fill their kind's minute.
-      const raw = await Deno.connect({ hostname: "127.0.0.1", port: server.port });
-      await raw.write(encodeFrame(V2Type.Hello, new Uint8Array(3)));
-      await raw.read(new Uint8Array(256)).catch(() => null);
-      raw.close();
-    }
-    // Alice's node proves its key, then sends what the server does not know.
-    const alice = await WireConnection.open(target, 5_000, {
-      node: "alice",
-      key: aliceKey,
-      path: `${root}/a`,
-    });
-    await alice.send(encodeFrame(0x7f as V2Type));
-    assertEquals(decodeError(await alice.receive()).code, ErrorCode.BadPacket);
-    alice.close();
-    // The operator's mistake on bob's key, now under the flood.
-    const key = `${nodes.root}/nodes/bob/key`;
-    Deno.chmodSync(key, 0o644);
-    const bob = { node: "bob", key: bobKey, path: `${root}/b` };
-    await assertRejects(() => WireConnection.open(target, 5_000, bob), /cannot use node "bob"/);
-    const all = logs.join("\n");
-    assertMatch(all, /\(node alice\): protocol error: unexpected/);
-    assertMatch(all, /refused: node bob's key ".*" may be read by other users/);
-  } finally {
-    await server.close();
-    Deno.removeSync(root, { recursive: true });
-  }
+  await withServer(
+    async ({ root, server, url, logs, nodes, credential }) => {
+      const target = socketUrl(url);
+      const wrong = { node: "alice", key: new Uint8Array(32).fill(7), path: `${root}/x` };
+      for (let i = 0; i < 10; i++) {
+        await assertRejects(() => WireConnection.open(target, 5_000, wrong), /does not accept/);
+        // Keyless garbage too: its protocol errors fill their kind's minute.
+        const raw = await Deno.connect({ hostname: "127.0.0.1", port: server.port });
+        await raw.write(encodeFrame(V2Type.Hello, new Uint8Array(3)));
+        await raw.read(new Uint8Array(256)).catch(() => null);
+        raw.close();
+      }
+      // Alice's node proves its key, then sends what the server does not know.
+      const alice = await WireConnection.open(target, 5_000, {
+        node: "alice",
+        key: credential("alice").key,
+        path: `${root}/a`,
+      });
+      await alice.send(encodeFrame(0x7f as V2Type));
+      assertEquals(decodeError(await alice.receive()).code, ErrorCode.BadPacket);
+      alice.close();
+      // The operator's mistake on bob's key, now under the flood.
+      const key = `${nodes.root}/nodes/bob/key`;
+      Deno.chmodSync(key, 0o644);
+      const bob = { node: "bob", key: credential("bob").key, path: `${root}/b` };
+      await assertRejects(() => WireConnection.open(target, 5_000, bob), /cannot use node "bob"/);
+      const all = logs.join("\n");
+      assertMatch(all, /\(node alice\): protocol error: unexpected/);
+      assertMatch(all, /refused: node bob's key ".*" may be read by other users/);
+    },
+    { failureLinesPerMinute: 3 },
+    { now: () => 0 },
+  );
 });

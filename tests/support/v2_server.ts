@@ -40,15 +40,16 @@ export interface Setup {
 
 /**
  * Runs `body` against a fresh server: over TLS with `tls`, its certificate made by `init-tls`
- * or, given `identity`, that one (say, one a test CA issued).
+ * or, given `identity`, that one (say, one a test CA issued); its clock `now` when given.
  */
 export async function withServer(
   body: (s: Setup) => Promise<void>,
   limits: Partial<ServerLimits> = {},
-  { tls = false, identity, maxPayloadBytes }: {
+  { tls = false, identity, maxPayloadBytes, now }: {
     tls?: boolean;
     identity?: TlsIdentity;
     maxPayloadBytes?: number;
+    now?: () => number;
   } = {},
 ): Promise<void> {
   const root = Deno.makeTempDirSync({ prefix: "socket-v2-" });
@@ -72,6 +73,7 @@ export async function withServer(
     limits,
     maxPayloadBytes,
     tls: loadTlsIdentity(nodes.root),
+    now,
   });
   const credential = (node: string) => ({
     node,
