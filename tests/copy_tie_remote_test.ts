@@ -8,13 +8,12 @@
 import { assertEquals, assertMatch } from "./support/assert.ts";
 import { BufferedOutput, makeBackup, makeNodeDir, removeNodeDir } from "./support/cli_testing.ts";
 import { A_CHANGES, NEXT, settledCopy, startPlugin, UNTIED } from "./support/copy_tie.ts";
-import { withServer } from "./support/v2_server.ts";
+import { withServer, writeCredential } from "./support/v2_server.ts";
 import { withTestServer } from "./support/wire_server.ts";
 import { rgwTest, sharedRgw } from "./support/shared_rgw.ts";
 import { writeCredentials } from "./support/rgw.ts";
 import { readLockFile, writeLockFile } from "../lib/backup/lock_file.ts";
 import type { Backend } from "../lib/backends/backend.ts";
-import { CREDENTIAL_NAME } from "../lib/backends/socket/credential.ts";
 import { createS3Backup } from "../lib/backends/s3/create.ts";
 import { S3Backend } from "../lib/backends/s3/backend.ts";
 import { readChain } from "../lib/format/chain.ts";
@@ -32,11 +31,6 @@ async function nodeWithCopy(copy: string, setUp: (dir: string) => void): Promise
   const output = new BufferedOutput();
   assertEquals(await mirror([copy, "--lightning-dir", dir, "--async"], output), 0);
   return dir;
-}
-
-function writeCredential(dir: string, line: string): void {
-  Deno.writeTextFileSync(`${dir}/${CREDENTIAL_NAME}`, line, { mode: 0o600 });
-  Deno.chmodSync(`${dir}/${CREDENTIAL_NAME}`, 0o600);
 }
 
 Deno.test("an async copy on a wire v2 server is tied to the server's backup, and gets nothing once its URL reaches another node's", async () => {

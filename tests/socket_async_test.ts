@@ -10,12 +10,12 @@ import { dumpDatabase } from "./support/dump.ts";
 import { FakeLightningd } from "./support/fake_lightningd.ts";
 import { launchAndCommit } from "./support/launch_probe.ts";
 import { status } from "./support/plugin_session.ts";
-import { withServer } from "./support/v2_server.ts";
+import { withServer, writeCredential } from "./support/v2_server.ts";
 import { withTestServer } from "./support/wire_server.ts";
 import { readLockFile, writeLockFile } from "../lib/backup/lock_file.ts";
 import { openReader } from "../lib/backends/open.ts";
 import { restoreBackup } from "../lib/backup/restore.ts";
-import { CREDENTIAL_NAME, credentialIn } from "../lib/backends/socket/credential.ts";
+import { credentialIn } from "../lib/backends/socket/credential.ts";
 import { SocketBackupReader } from "../lib/backends/socket/reader.ts";
 import { SCRATCH_DIR } from "../lib/backends/s3/compaction.ts";
 import { init } from "../lib/cli/init.ts";
@@ -81,13 +81,7 @@ Deno.test("an async file copy of a server's backup catches up from it under the 
   await withServer(async ({ root, url, nodes }) => {
     const dir = makeNodeDir("restart");
     try {
-      const credential = `${dir}/${CREDENTIAL_NAME}`;
-      Deno.writeTextFileSync(
-        credential,
-        JSON.stringify({ node: "carol", key: nodes.add("carol") }),
-        { mode: 0o600 },
-      );
-      Deno.chmodSync(credential, 0o600);
+      writeCredential(dir, JSON.stringify({ node: "carol", key: nodes.add("carol") }));
       await copyCatchesUp(url, root, dir);
     } finally {
       removeNodeDir(dir);
@@ -114,13 +108,7 @@ Deno.test("an async copy on a wire v2 server, made by mirror from a node with a 
   await withServer(async ({ root, url, nodes }) => {
     const dir = makeNodeDir("restart");
     try {
-      const credential = `${dir}/${CREDENTIAL_NAME}`;
-      Deno.writeTextFileSync(
-        credential,
-        JSON.stringify({ node: "carol", key: nodes.add("carol") }),
-        { mode: 0o600 },
-      );
-      Deno.chmodSync(credential, 0o600);
+      writeCredential(dir, JSON.stringify({ node: "carol", key: nodes.add("carol") }));
       const output = new BufferedOutput();
       const primary = `file://${root}/primary`;
       assertEquals(await init([primary, "--lightning-dir", dir], output), 0, output.transcript);

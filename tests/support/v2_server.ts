@@ -91,6 +91,12 @@ export async function withServer(
   }
 }
 
+/** Writes `line` as the node's backup.credential in `dir`, mode 0600 whatever the umask. */
+export function writeCredential(dir: string, line: string): void {
+  Deno.writeTextFileSync(`${dir}/${CREDENTIAL_NAME}`, line, { mode: 0o600 });
+  Deno.chmodSync(`${dir}/${CREDENTIAL_NAME}`, 0o600);
+}
+
 /**
  * Adds node `name`, backs up three transactions of the real plugin to `url`, started with
  * the launcher's permissions, and checks a restore over `url` equals the node's database;
@@ -103,9 +109,7 @@ export async function backUpWithPlugin(
   name: string,
 ): Promise<string> {
   const dir = makeNodeDir("restart");
-  const line = JSON.stringify({ node: name, key: nodes.add(name) });
-  Deno.writeTextFileSync(`${dir}/${CREDENTIAL_NAME}`, line, { mode: 0o600 });
-  Deno.chmodSync(`${dir}/${CREDENTIAL_NAME}`, 0o600);
+  writeCredential(dir, JSON.stringify({ node: name, key: nodes.add(name) }));
   const made = new BufferedOutput();
   assertEquals(await init([url, "--lightning-dir", dir], made), 0, made.stderr.join("\n"));
   const plan = launchPlan({ lightningDir: dir, backendUrl: url });
