@@ -62,6 +62,14 @@ export async function makeBackup(
   return url;
 }
 
+/**
+ * A fake filesystem id (lib/backup/same_disk.ts's seam): paths under `mount` are on another
+ * disk (2) than every other path (1), as if a second disk were mounted there.
+ */
+export function otherDiskAt(mount: string): (path: string) => number {
+  return (path) => path === mount || path.startsWith(`${mount}/`) ? 2 : 1;
+}
+
 /** A temporary network directory, optionally holding a copy of a recorded run's database. */
 export function makeNodeDir(database?: Scenario): string {
   const base = Deno.makeTempDirSync({ prefix: "cln-backup-test-" });

@@ -71,7 +71,9 @@ do. It only reads; run it as the user lightningd runs as, while lightningd runs 
   free space    at the backup's destination and each file copy's (an s3:// backup's or
                 copy's, or an encrypted server backup's: the lightning dir too, where the
                 plugin's compaction rebuilds the database), against the database's size
-  filesystem    the backup on another filesystem than the database (WARN when the same)
+  filesystem    one destination (the backup, a mirror or an async copy) remote or on another
+                filesystem than the database (WARN when every one is on the database's: one
+                disk failure loses them all)
   lifecycle     for an s3:// destination: no lifecycle rule of its bucket expires objects
                 under its prefix (WARN naming the rule: it would delete the backup), or
                 moves them to GLACIER or DEEP_ARCHIVE (WARN: a restore waits hours)

@@ -33,6 +33,7 @@ import {
   leaveHotJournal,
   makeBackup,
   makeNodeDir,
+  otherDiskAt,
   recordedChanges,
   removeNodeDir,
 } from "../../../tests/support/cli_testing.ts";
@@ -883,6 +884,41 @@ Deno.test("doctor: the backup on the database's filesystem is a warning", () =>
       /same filesystem.*another disk/,
     );
     expect(await runChecks(node.dir, GOOD_SYSTEM), "filesystem", "OK");
+  }));
+
+Deno.test("doctor: the filesystem check judges every destination: one elsewhere saves the set", () =>
+  withNode(async (node) => {
+    Deno.mkdirSync(`${node.base}/mnt`);
+    const copy = await makeBackup(`${node.base}/mnt/copy`, FRESH_START);
+    writeLockFile(node.dir, { backend_url: node.url, async_urls: [copy] });
+    const oneDisk: DoctorSystem = { ...GOOD_SYSTEM, device: () => 1 };
+    // The backup beside the database, its async copy on another disk.
+    expect(
+      await runChecks(node.dir, { ...GOOD_SYSTEM, device: otherDiskAt(`${node.base}/mnt`) }),
+      "filesystem",
+      "OK",
+      new RegExp(
+        `^"${node.backupPath}" is on the database's filesystem, but ${copy} is not: one disk ` +
+          `failure leaves it \\(an async copy, perhaps behind: see "The risk"`,
+      ),
+    );
+    expect(
+      await runChecks(node.dir, oneDisk),
+      "filesystem",
+      "WARN",
+      new RegExp(
+        `^the backup "${node.backupPath}" and its copy "${node.base}/mnt/copy" are on the same ` +
+          `filesystem as the node's database .*: one disk failure loses them all`,
+      ),
+    );
+    // A remote mirror saves it too, whatever the disks.
+    writeLockFile(node.dir, { backend_url: node.url, mirror_urls: ["s3://bucket/node1"] });
+    expect(
+      await runChecks(node.dir, oneDisk),
+      "filesystem",
+      "OK",
+      /is on the database's filesystem, but s3:\/\/bucket\/node1 is not: one disk failure leaves it$/,
+    );
   }));
 
 Deno.test("doctor: a plain backup others may read is a warning; an encrypted one is not", () =>

@@ -1,30 +1,51 @@
 /**
- * The filesystem check: a backup on the database's own filesystem dies with its disk.
+ * The filesystem check: a backup whose every destination is on the database's own filesystem
+ * dies with its disk; one destination elsewhere (remote, or another filesystem) saves it. The
+ * rule is lib/backup/same_disk.ts's, which init, mirror and upgrade warn by too.
  *
  * @module
  */
-import { statIfExists } from "../../fs/exists.ts";
+import { lockDestinations } from "../../backends/multi/mirrors.ts";
+import {
+  diesWithDisk,
+  type DiskSpread,
+  diskSpread,
+  sameDiskWarning,
+} from "../../backup/same_disk.ts";
 import type { CheckResult, Found } from "./check.ts";
-import { backupDestination } from "./destination.ts";
 import type { DoctorSystem } from "./system.ts";
 
 export function filesystemCheck(found: Found, system: DoctorSystem): CheckResult {
-  const destination = backupDestination(found);
-  if (!destination) return ["OK", "a remote backup, on another machine"];
-  const { database } = found;
-  const near = statIfExists(database) ? database : found.dir;
-  let same: boolean;
+  const lock = found.lock!;
+  let urls = [lock.backend_url];
+  let async: string[] = [];
   try {
-    same = system.device(destination) === system.device(near);
+    const destinations = lockDestinations(lock);
+    urls = [...destinations.sync, ...destinations.async];
+    async = destinations.async;
+  } catch {
+    // The copies check says why; the backup alone is judged.
+  }
+  let spread: DiskSpread;
+  try {
+    spread = diskSpread(urls, found.database, system.device);
   } catch (error) {
     return ["WARN", `cannot compare filesystems: ${(error as Error).message}`];
   }
-  if (same) {
-    return [
-      "WARN",
-      `the backup ("${destination}") is on the same filesystem as "${near}": one disk ` +
-      `failure loses both: put the backup on another disk, or use a remote backup`,
-    ];
+  if (diesWithDisk(spread)) return ["WARN", sameDiskWarning(spread, found.dir)];
+  if (spread.sameDisk.length === 0) {
+    return found.url?.scheme === "file"
+      ? ["OK", `the backup is on another filesystem than the database`]
+      : ["OK", "a remote backup, on another machine"];
   }
-  return ["OK", `the backup is on another filesystem than the database`];
+  const [survivor] = spread.elsewhere;
+  const behind = async.includes(survivor)
+    ? ` (an async copy, perhaps behind: see "The risk" in README.md)`
+    : "";
+  return [
+    "OK",
+    `${spread.sameDisk.map((path) => `"${path}"`).join(", ")} ${
+      spread.sameDisk.length === 1 ? "is" : "are"
+    } on the database's filesystem, but ${survivor} is not: one disk failure leaves it${behind}`,
+  ];
 }

@@ -7,12 +7,13 @@ import { statfsSync } from "node:fs";
 import { S3Client, type S3Credentials } from "../../backends/s3/client.ts";
 import type { S3Url } from "../../backends/s3/s3_url.ts";
 import { userGroups } from "./user_groups.ts";
+import { type DeviceOf, deviceOf } from "../../backup/same_disk.ts";
 
 export interface DoctorSystem {
   /** Bytes an unprivileged user may still write on the filesystem holding `path`. */
   freeBytes(path: string): number;
-  /** The id of the filesystem (device) holding `path`. */
-  device(path: string): number;
+  /** The id of the filesystem (device) holding `path` (lib/backup/same_disk.ts). */
+  device: DeviceOf;
   /** The lifecycle configuration of `url`'s bucket, as XML; `undefined` when it has none. */
   lifecycle(url: S3Url, credentials: S3Credentials): Promise<string | undefined>;
   /** The groups of user `uid` (see {@linkcode userGroups}). */
@@ -24,11 +25,7 @@ export const realSystem: DoctorSystem = {
     const stats = statfsSync(path);
     return stats.bavail * stats.bsize;
   },
-  device(path) {
-    const dev = Deno.statSync(path).dev;
-    if (dev === null) throw new Error(`cannot tell the filesystem of "${path}"`);
-    return dev;
-  },
+  device: deviceOf,
   lifecycle(url, credentials) {
     return new S3Client(url, credentials).lifecycle();
   },
