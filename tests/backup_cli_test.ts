@@ -98,7 +98,16 @@ Deno.test("backup-cli: each init form, on an empty network dir and on a recorded
         const run = await backupCli(cli, args("regtest", url), { cwd: base });
         const what = `${form} on ${database ?? "an empty dir"}`;
         assertEquals(run.code, 0, `${what}: ${run.stderr.join("\n")}`);
-        assertEquals(run.stderr, [], what);
+        // The backup is beside the node, on its disk: true, and said (once, on stderr).
+        assertEquals(run.stderr.length, 1, what);
+        assertMatch(
+          run.stderr[0],
+          new RegExp(
+            `^Warning: the backup "${base}/backups/node" is on the same filesystem as .*, or ` +
+              `add a copy .* with "${cli} mirror <url> --lightning-dir '${dir}'"$`,
+          ),
+          what,
+        );
         assertEquals(run.stdout.at(-1), `important-plugin=${dir}/cln-backup-plugin`, what);
         assertEquals(JSON.parse(Deno.readTextFileSync(`${dir}/backup.lock`)), { backend_url: url });
         const backend = openBackend(url);

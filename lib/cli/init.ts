@@ -51,6 +51,8 @@ import {
 } from "./new_backup.ts";
 import { shellQuote } from "../fs/shell_quote.ts";
 import { cliCommand } from "../fs/advised_command.ts";
+import { type DeviceOf, deviceOf } from "../backup/same_disk.ts";
+import { warnIfSameDisk } from "./same_disk_warning.ts";
 
 const ACTION = INIT_ACTION;
 
@@ -71,6 +73,9 @@ had it), it creates a backup of that node and writes what lightningd needs to ke
      the plugin allowed to read only backup.lock and the backup and to write only the backup;
   3. DIR/backup.lock, {"backend_url": "<url>"}, which tells the plugin where the backup is.
 It ends with the line to add to the lightningd config: important-plugin=<DIR>/cln-backup-plugin.
+When the backup and every copy are files on the database's filesystem (DIR's, with no database
+yet), it warns on stderr: one disk failure would lose them all. Put the backup on another disk,
+or add a copy on one or a remote one (--mirror, --async, or "mirror" later).
 
 With <url> alone it creates an empty backup at version 0 and touches no lightning dir, as the
 Python backup-cli does: the storage a backup server serves ("server <url> <addr:port>").
@@ -222,6 +227,7 @@ export async function init(
   args: string[],
   output: Output = consoleOutput,
   prompt: Prompt = terminalPrompt,
+  device: DeviceOf = deviceOf,
 ): Promise<number> {
   return await runCommand(INIT_SPEC, args, output, async ({ values, positionals }) => {
     const target = initTarget(
@@ -336,6 +342,7 @@ export async function init(
       values,
       prompt,
       output,
+      device,
     };
     if (values.existing === true) return await takeExisting(setup, scheme);
     if (path === undefined) return await initRemote(setup, scheme);
@@ -356,11 +363,13 @@ interface NodeSetup {
   values: Record<string, string | boolean | undefined>;
   prompt: Prompt;
   output: Output;
+  /** The filesystem id, for the warning of a backup on the database's disk. */
+  device: DeviceOf;
 }
 
 /** `init --existing`: takes a backup the node's database was restored from as its own. */
 async function takeExisting(
-  { url, dir, lock, database, values, prompt, output }: NodeSetup,
+  { url, dir, lock, database, values, prompt, output, device }: NodeSetup,
   scheme: BackupUrl["scheme"],
 ): Promise<number> {
   // Read as the plugin will read it: with the keys' file, its only source of keys.
@@ -387,13 +396,14 @@ async function takeExisting(
   );
   output.out(`Wrote "${dir}/${LOCK_FILE}" and the launcher "${launcher}"`);
   if (found.key) encryptedNote(output, dir);
+  warnIfSameDisk(lock, dir, database, output, device);
   printConfigLine(output, launcher);
   return Exit.Ok;
 }
 
 /** init to a backup server (`socket:`) or object storage (`s3://`). */
 async function initRemote(
-  { url, dir, lock, database, copies, encrypt, values, prompt, output }: NodeSetup,
+  { url, dir, lock, database, copies, encrypt, values, prompt, output, device }: NodeSetup,
   scheme: BackupUrl["scheme"],
 ): Promise<number> {
   if (scheme === "s3") checkPluginCredentials(dir, ACTION);
@@ -436,13 +446,14 @@ async function initRemote(
   );
   output.out(`Wrote "${dir}/${LOCK_FILE}" and the launcher "${launcher}"`);
   if (encrypt) encryptedNote(output, dir);
+  warnIfSameDisk(lock, dir, database, output, device);
   printConfigLine(output, launcher);
   return Exit.Ok;
 }
 
 /** init to a file backup at `path`, or finishing the one an interrupted init left there. */
 async function initFile(
-  { url, dir, lock, database, copies, encrypt, values, prompt, output }: NodeSetup,
+  { url, dir, lock, database, copies, encrypt, values, prompt, output, device }: NodeSetup,
   path: string,
 ): Promise<number> {
   let left: { version: number } | undefined;
@@ -523,6 +534,7 @@ async function initFile(
   }
   output.out(`Wrote "${dir}/${LOCK_FILE}" and the launcher "${launcher}"`);
   if (encrypt) encryptedNote(output, dir);
+  warnIfSameDisk(lock, dir, database, output, device);
   printConfigLine(output, launcher);
   return Exit.Ok;
 }

@@ -17,6 +17,7 @@ import {
   damageDatabase,
   leaveHotJournal,
   makeNodeDir,
+  otherDiskAt,
   removeNodeDir,
 } from "../../tests/support/cli_testing.ts";
 
@@ -403,6 +404,80 @@ Deno.test("init --mirror --async makes every copy from one snapshot, or none of 
     assert(versions[0] > 0);
     const launcher = Deno.readTextFileSync(`${dir}/cln-backup-plugin`);
     assertMatch(launcher, new RegExp(`--allow-write=${base}/primary,${base}/mirror,${base}/copy'`));
+  } finally {
+    removeNodeDir(dir);
+  }
+});
+
+Deno.test("init warns when the backup and every copy are on the database's filesystem, and only then", async () => {
+  const cases: [
+    string,
+    (base: string) => string[],
+    (base: string, dir: string) => RegExp | undefined,
+  ][] = [
+    // Here the temporary directory really is on the database's filesystem.
+    ["beside the database", (base) => [`file://${base}/backups/node`], (base, dir) =>
+      new RegExp(
+        `^Warning: the backup "${base}/backups/node" is on the same filesystem as the ` +
+          `node's database "${dir}/lightningd.sqlite3": one disk failure loses both: put the ` +
+          `backup on another disk, or add a copy on another disk or a remote one .*` +
+          `mirror <url> --lightning-dir '${dir}'"$`,
+      )],
+    ["in the lightning dir, with a mirror beside", (base) => [
+      `file://${base}/regtest/backup`,
+      "--mirror",
+      `file://${base}/mirror`,
+    ], (base) =>
+      new RegExp(
+        `^Warning: the backup "${base}/regtest/backup" and its copy "${base}/mirror" are on ` +
+          `the same filesystem as the node's database .*: one disk failure loses them all`,
+      )],
+    ["on another disk", (base) => [`file://${base}/mnt/node`], () => undefined],
+    ["beside, with a mirror on another disk", (base) => [
+      `file://${base}/backups/node`,
+      "--mirror",
+      `file://${base}/mnt/node`,
+    ], () => undefined],
+    ["beside, with an async copy on another disk", (base) => [
+      `file://${base}/backups/node`,
+      "--async",
+      `file://${base}/mnt/node`,
+    ], () => undefined],
+  ];
+  for (const [what, urls, warning] of cases) {
+    const dir = makeNodeDir("fresh-start");
+    const base = Deno.realPathSync(`${dir}/..`);
+    try {
+      Deno.mkdirSync(`${base}/mnt`);
+      const output = new BufferedOutput();
+      const code = await init(
+        ["--lightning-dir", dir, ...urls(base)],
+        output,
+        undefined,
+        otherDiskAt(`${base}/mnt`),
+      );
+      assertEquals(code, 0, `${what}: ${output.transcript}`);
+      const expected = warning(base, dir);
+      if (expected === undefined) assertEquals(output.stderr, [], what);
+      else {
+        assertEquals(output.stderr.length, 1, `${what}: ${output.transcript}`);
+        assertMatch(output.stderr[0], expected);
+      }
+      assertEquals(output.stdout.at(-1), `important-plugin=${dir}/cln-backup-plugin`, what);
+    } finally {
+      removeNodeDir(dir);
+    }
+  }
+  // No database yet: the lightning dir, where it will be, is the disk to outlive.
+  const dir = makeNodeDir();
+  try {
+    const output = new BufferedOutput();
+    assertEquals(await init([`file://${dir}/../backup`, "--lightning-dir", dir], output), 0);
+    assertEquals(output.stderr.length, 1, output.transcript);
+    assertMatch(
+      output.stderr[0],
+      new RegExp(`same filesystem as "${dir}", where the node's database will be: `),
+    );
   } finally {
     removeNodeDir(dir);
   }

@@ -35,6 +35,8 @@ import { createBackupFrom } from "./new_backup.ts";
 import { checkNetworkDir, checkNotRunning } from "./node_dir.ts";
 import { lockForSetup } from "./setup_lock.ts";
 import { removeLeftovers, removeLeftoversOf } from "../fs/work_path.ts";
+import { type DeviceOf, deviceOf } from "../backup/same_disk.ts";
+import { warnIfSameDisk } from "./same_disk_warning.ts";
 
 const ACTION = "Cannot add the destination";
 
@@ -52,6 +54,10 @@ write the node's changes into another backup found at <url> (another node's, a m
 Given a copy backup.lock names already without its id (one made by an older cln-backup), it
 records the id of the backup there and changes nothing else (lightningd may run): do so once you
 know it holds this node's copy ("cln-backup doctor" warns of a copy without one).
+
+When the new copy leaves every destination a file on the database's filesystem, it warns on
+stderr: one disk failure would lose them all (a copy on another disk, or a remote one, saves
+them).
 
 It refuses while lightningd runs, when <url> is a destination already or holds a backup, when
 the file backup in backup.lock is not at the database's version (run "cln-backup doctor"), and
@@ -82,7 +88,11 @@ function databaseVersion(path: string): number {
   return version;
 }
 
-export async function mirror(args: string[], output: Output = consoleOutput): Promise<number> {
+export async function mirror(
+  args: string[],
+  output: Output = consoleOutput,
+  device: DeviceOf = deviceOf,
+): Promise<number> {
   return await runCommand(MIRROR_SPEC, args, output, async ({ values, positionals }) => {
     const url = positionals[0];
     parseBackupUrl(url);
@@ -179,6 +189,8 @@ export async function mirror(args: string[], output: Output = consoleOutput): Pr
         `"${key}" in "${dir}/${LOCK_FILE}" (${sync.length + async.length + 1} destinations)` +
         (id === undefined ? "" : `, tied to its backup id ${id}`),
     );
+    // A copy on the first one's disk adds none that outlives the database's.
+    warnIfSameDisk(next, dir, database, output, device);
     printConfigLine(output, launcher);
     return Exit.Ok;
   });

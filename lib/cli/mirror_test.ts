@@ -18,6 +18,7 @@ import {
   leaveHotJournal,
   makeBackup,
   makeNodeDir,
+  otherDiskAt,
   recordedChanges,
   removeNodeDir,
 } from "../../tests/support/cli_testing.ts";
@@ -47,6 +48,64 @@ async function run(...args: string[]): Promise<BufferedOutput & { code: number }
   const code = await mirror(args, output);
   return Object.assign(output, { code });
 }
+
+Deno.test("mirror warns when the new copy leaves every destination on the database's filesystem, and only then", async () => {
+  const cases: [
+    string,
+    (base: string) => string[],
+    string,
+    (base: string) => RegExp | undefined,
+  ][] = [
+    // Here the temporary directory really is on the database's filesystem.
+    [
+      "a copy beside the first",
+      (base) => [`file://${base}/second`],
+      "/nowhere",
+      (base) =>
+        new RegExp(
+          `^Warning: the backup "${base}/first" and its copy "${base}/second" are on the same ` +
+            `filesystem as the node's database ".*/lightningd.sqlite3": one disk failure loses ` +
+            `them all: put the backup on another disk, or add a copy on another disk or a ` +
+            `remote one .*mirror <url> --lightning-dir`,
+        ),
+    ],
+    ["a copy on another disk", (base) => [`file://${base}/mnt/copy`], "mnt", () => undefined],
+    [
+      "an async copy on another disk",
+      (base) => [`file://${base}/mnt/copy`, "--async"],
+      "mnt",
+      () => undefined,
+    ],
+    [
+      "a copy beside a first on another disk",
+      (base) => [`file://${base}/second`],
+      "first",
+      () => undefined,
+    ],
+  ];
+  for (const [what, args, mount, warning] of cases) {
+    const { dir, base } = await node();
+    try {
+      Deno.mkdirSync(`${base}/mnt`);
+      const output = new BufferedOutput();
+      const code = await mirror(
+        [...args(base), "--lightning-dir", dir],
+        output,
+        otherDiskAt(`${base}/${mount}`),
+      );
+      assertEquals(code, 0, `${what}: ${output.transcript}`);
+      const expected = warning(base);
+      if (expected === undefined) assertEquals(output.stderr, [], what);
+      else {
+        assertEquals(output.stderr.length, 1, `${what}: ${output.transcript}`);
+        assertMatch(output.stderr[0], expected);
+      }
+      assertEquals(output.stdout.at(-1), `important-plugin=${dir}/cln-backup-plugin`, what);
+    } finally {
+      removeNodeDir(dir);
+    }
+  }
+});
 
 Deno.test("mirror adds a copy of the node's database as a destination; the plugin writes both", async () => {
   const { dir, base, url } = await node();

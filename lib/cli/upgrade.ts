@@ -61,6 +61,8 @@ import { shellQuote } from "../fs/shell_quote.ts";
 import { isOutOfRoom } from "../fs/os_error.ts";
 import { cliCommand } from "../fs/advised_command.ts";
 import { lockDestinations } from "../backends/multi/mirrors.ts";
+import { type DeviceOf, deviceOf } from "../backup/same_disk.ts";
+import { warnIfSameDisk } from "./same_disk_warning.ts";
 
 const ACTION = "Cannot upgrade backup";
 /** Whose a key file beside a plain backup being upgraded may be. */
@@ -87,6 +89,9 @@ Steps: with lightningd stopped, it builds the new backup beside its final path a
 into place, checks that it ends at the v1 file's last version, writes the launcher
 DIR/cln-backup-plugin, then rewrites DIR/backup.lock atomically to the new URL (other keys are
 kept). The v1 file is left untouched: delete it once "cln-backup verify <new url>" says OK.
+When the new backup, and every copy backup.lock names, are files on the database's filesystem,
+it warns on stderr: one disk failure would lose them all (--to another disk, or add a copy
+with "mirror").
 Finally, replace the Python plugin's plugin= or important-plugin= line in the lightningd config
 with the line printed last. Going back to the Python plugin from a converted backup is not
 supported: keep the v1 file until you are sure.
@@ -605,6 +610,7 @@ export async function upgrade(
   args: string[],
   output: Output = consoleOutput,
   prompt: Prompt = terminalPrompt,
+  device: DeviceOf = deviceOf,
 ): Promise<number> {
   return await runCommand(UPGRADE_SPEC, args, output, async ({ values, positionals }) => {
     // A mistyped URL is said first: backup-cli grants a command line with one no access.
@@ -716,9 +722,10 @@ export async function upgrade(
     const key = encryption?.key ?? leftWith;
     if (key) writeKeyFile(dir, key);
     atStep("upgrade-before-lock");
+    const upgraded = { ...lock, backend_url: url };
     const launcher = installPlugin(
       dir,
-      { ...lock, backend_url: url },
+      upgraded,
       "replace",
       () => {
         // A conversion found stays, for the next run to finish as this one did.
@@ -748,6 +755,7 @@ export async function upgrade(
     if (kind === "v1") {
       output.out(pythonConfig());
     }
+    warnIfSameDisk(upgraded, dir, undefined, output, device);
     printConfigLine(output, launcher);
     return Exit.Ok;
   });

@@ -11,6 +11,7 @@ import {
   BufferedOutput,
   makeBackup,
   makeNodeDir,
+  otherDiskAt,
   recordedChanges,
   removeNodeDir,
 } from "../../tests/support/cli_testing.ts";
@@ -124,6 +125,61 @@ Deno.test("upgrade converts the pre-4090 v1 file keeping every version; the plug
   backend.close();
   assertEquals(dumpAt(url, undefined, base), dumpDatabase(`${dir}/lightningd.sqlite3`));
   removeNodeDir(dir);
+});
+
+Deno.test("upgrade warns when the converted backup is on the database's filesystem, and only then", async () => {
+  const cases: [
+    string,
+    (base: string) => string[],
+    (base: string, dir: string) => RegExp | undefined,
+  ][] = [
+    // Here the temporary directory really is on the database's filesystem.
+    [
+      "--to beside the database",
+      (base) => ["--to", `file://${base}/converted`],
+      (base, dir) =>
+        new RegExp(
+          `^Warning: the backup "${base}/converted" is on the same filesystem as the node's ` +
+            `database "${dir}/lightningd.sqlite3": one disk failure loses both: put the backup ` +
+            `on another disk, or add a copy on another disk or a remote one .*mirror <url>`,
+        ),
+    ],
+    [
+      "beside the v1 file, by default",
+      () => [],
+      (base) =>
+        new RegExp(`^Warning: the backup "${base}/backup.clnb" is on the same filesystem as`),
+    ],
+    ["--to another disk", (base) => ["--to", `file://${base}/mnt/converted`], () => undefined],
+  ];
+  for (const [what, to, warning] of cases) {
+    const dir = makeNodeDir();
+    const base = Deno.realPathSync(`${dir}/..`);
+    try {
+      Deno.mkdirSync(`${base}/mnt`);
+      const v1Url = `file://${base}/backup.dbak`;
+      Deno.copyFileSync(PRE_4090_BACKUP, `${base}/backup.dbak`);
+      Deno.writeTextFileSync(`${dir}/backup.lock`, JSON.stringify({ backend_url: v1Url }));
+      restoreBackup(openReader(v1Url), dir);
+      const output = new BufferedOutput();
+      const code = await upgrade(
+        ["--lightning-dir", dir, ...to(base)],
+        output,
+        undefined,
+        otherDiskAt(`${base}/mnt`),
+      );
+      assertEquals(code, 0, `${what}: ${output.transcript}`);
+      const expected = warning(base, dir);
+      if (expected === undefined) assertEquals(output.stderr, [], what);
+      else {
+        assertEquals(output.stderr.length, 1, `${what}: ${output.transcript}`);
+        assertMatch(output.stderr[0], expected);
+      }
+      assertEquals(output.stdout.at(-1), `important-plugin=${dir}/cln-backup-plugin`, what);
+    } finally {
+      removeNodeDir(dir);
+    }
+  }
 });
 
 Deno.test("upgrade of a v1 file with a snapshot, a rewound change and a torn tail", async () => {
