@@ -2,7 +2,8 @@
  * `deno task demo [-- --keep]`: the whole job, end to end, in a temporary directory.
  *
  * 1. Creates a node directory and inits a file backup of it with the `init` command, which
- *    writes `backup.lock` and the least-privilege launcher.
+ *    writes `backup.lock` and the least-privilege launcher, and shows what init warns of (the
+ *    demo's backup is on the node's own disk).
  * 2. Runs the fake lightningd (tests/support/fake_lightningd.ts) over the recorded runs of a
  *    real CLN v26.06.6 node (fresh start, restart, activity), starting the real plugin exactly
  *    as lightningd would: by running the launcher.
@@ -164,11 +165,12 @@ async function demo(root: string, print: (line: string) => void): Promise<void> 
 
   // 1. init, as an operator would, with the CLI command.
   const said: string[] = [];
+  const warned: string[] = [];
   const code = await init([url, "--lightning-dir", lightningDir], {
     out: (line) => said.push(line),
-    err: (line) => said.push(line),
+    err: (line) => warned.push(line),
   });
-  check(code === 0, `init failed: ${said.join(" / ")}`);
+  check(code === 0, `init failed: ${[...said, ...warned].join(" / ")}`);
   const launcher = `${lightningDir}/${LAUNCHER_NAME}`;
   const launch = parseLauncher(Deno.readTextFileSync(launcher));
   check(launch, `init wrote no launcher at ${launcher}`);
@@ -180,6 +182,14 @@ async function demo(root: string, print: (line: string) => void): Promise<void> 
       flags.join(" ").replaceAll(root, "…").replaceAll(checkout, "<checkout>")
     } plugin.ts`,
   );
+  if (warned.length > 0) {
+    // Shown as init says it: the demo's backup is on the node's disk, which no real one should be.
+    print(
+      `! init warns (true of this demo, which keeps node and backup in one temporary ` +
+        `directory; on a real node, do as it says):`,
+    );
+    for (const line of warned) print(`    ${line}`);
+  }
 
   // 2. The recorded runs, through the plugin as lightningd starts it.
   const start = (): FakeLightningd =>

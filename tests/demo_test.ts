@@ -39,6 +39,11 @@ Deno.test("the demo crashes, restarts, restores and proves it, then cleans up", 
   const root = /^cln-backup demo in (\S+)$/m.exec(stdout)?.[1];
   assert(root, stdout);
   assert(!exists(root), `${root} was left behind`);
+  // init's warning is shown, as a demo's: its backup is on the node's disk.
+  assertMatch(
+    stdout,
+    /^! init warns \(true of this demo.*\n {4}Warning: the backup ".*\/backup" is on the same filesystem as ".*\/lightning\/regtest", where the node's database will be: /m,
+  );
   assertMatch(stdout, /^✓ fresh-start: 13 db_write hooks answered, node at version 11, /m);
   assertMatch(stdout, /^✓ restart: 4 db_write hooks answered, node at version 15, /m);
   const killed = /the backup holds change (\d+), the node rolled it back \(database at (\d+)\)/
