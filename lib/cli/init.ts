@@ -403,7 +403,7 @@ async function takeExisting(
 
 /** init to a backup server (`socket:`) or object storage (`s3://`). */
 async function initRemote(
-  { url, dir, lock, database, copies, encrypt, values, prompt, output, device }: NodeSetup,
+  { url, dir, lock, database, copies, encrypt, values, prompt, output }: NodeSetup,
   scheme: BackupUrl["scheme"],
 ): Promise<number> {
   if (scheme === "s3") checkPluginCredentials(dir, ACTION);
@@ -446,7 +446,6 @@ async function initRemote(
   );
   output.out(`Wrote "${dir}/${LOCK_FILE}" and the launcher "${launcher}"`);
   if (encrypt) encryptedNote(output, dir);
-  warnIfSameDisk(lock, dir, database, output, device);
   printConfigLine(output, launcher);
   return Exit.Ok;
 }
