@@ -10,7 +10,7 @@ import { FakeLightningd, splitMessages } from "./support/fake_lightningd.ts";
 import { loadFixture, SCENARIOS } from "./support/fixtures.ts";
 import { dumpDatabase } from "./support/dump.ts";
 import { status as pluginStatus } from "./support/plugin_session.ts";
-import { writeCredentials } from "./support/rgw.ts";
+import { type Rgw, writeCredentials } from "./support/rgw.ts";
 import { rgwTest, sharedRgw } from "./support/shared_rgw.ts";
 import { makeEncryptedS3Backup, objectsOf, restoredS3WithKey } from "./support/encrypted_s3.ts";
 import { PASSPHRASE } from "./support/encrypted.ts";
@@ -29,7 +29,9 @@ import { CREDENTIALS_FILE } from "../lib/backends/s3/credentials.ts";
 import { SCRATCH_DIR } from "../lib/backends/s3/compaction.ts";
 import { listBackup } from "../lib/backends/s3/layout.ts";
 import { S3Backend } from "../lib/backends/s3/backend.ts";
-import { S3Error } from "../lib/backends/s3/client.ts";
+import { S3Client, S3Error } from "../lib/backends/s3/client.ts";
+import { fetchWrappedKey } from "../lib/backends/s3/key_object.ts";
+import { unwrapKey } from "../lib/crypto/wrapped_key.ts";
 import { decodeSegmentHeader } from "../lib/format/segment.ts";
 import { decodeRecordHeader, isSealed } from "../lib/format/record.ts";
 
@@ -267,4 +269,86 @@ test("encrypted S3: a pack whose read-back failed is taken at the packer's next 
   assert(backend.unpacked.length < 5, `packed on: ${backend.unpacked.map((e) => e.seq)}`);
   const restored = await restoredS3WithKey(s, url, key, Deno.makeTempDirSync());
   assert(restored.includes("n8"), restored);
+});
+
+/** Whether `passphrase` opens the key.json of the S3 backup at `url` as it stands. */
+async function opensS3(s: Rgw, url: string, passphrase: string): Promise<boolean> {
+  const { backupId, wrapped } = await fetchWrappedKey(url, s.credentials);
+  return await unwrapKey(wrapped!.bytes, "key.json", backupId, wrapped!.keyId, [{ passphrase }])
+    .then(() => true, () => false);
+}
+
+test("encrypted S3: a rekey run while another waits at its prompt: the waiting one is refused, stores nothing, and the secret of the one that finished opens the backup", async () => {
+  const s = sharedRgw({ exportKeys: true });
+  const url = s.url(await s.bucket());
+  await makeEncryptedS3Backup(s, url);
+  const root = Deno.makeTempDirSync({ prefix: "cln-backup-s3-rekey-race-" });
+  try {
+    const secret = (name: string, text: string) => {
+      Deno.writeTextFileSync(`${root}/${name}`, `${text}\n`, { mode: 0o600 });
+      return `${root}/${name}`;
+    };
+    const old = secret("old", PASSPHRASE);
+    const second = secret("second", "second terminal's passphrase");
+    const other = new BufferedOutput();
+    let otherCode: number | undefined;
+    // The first operator is at the new-passphrase prompt (key.json read and opened) when a
+    // second rekey runs to its end.
+    const prompt = async () => {
+      otherCode ??= await rekey(
+        [url, "--passphrase-file", old, "--new-passphrase-file", second],
+        other,
+        () => Promise.resolve(undefined),
+      );
+      return "first terminal's passphrase";
+    };
+    const first = new BufferedOutput();
+    const code = await rekey([url, "--passphrase-file", old], first, prompt);
+    assertEquals(otherCode, 0, other.stderr.join("\n"));
+    assertMatch(other.text, /^Rewrapped the key of "s3:\/\/.*" for a new passphrase/);
+    assertEquals([code, first.stdout], [1, []], first.text);
+    assertEquals(first.stderr.length, 1, first.stderr.join("\n"));
+    assertMatch(
+      first.stderr[0],
+      /^Cannot rekey backup: another rekey replaced ".*\/key\.json" since this one read it: key\.json was not changed by this one; run rekey again with the secret now in force/,
+    );
+    assert(await opensS3(s, url, "second terminal's passphrase"), "the finished rekey's secret");
+    assert(!await opensS3(s, url, "first terminal's passphrase"));
+    assert(!await opensS3(s, url, PASSPHRASE));
+  } finally {
+    Deno.removeSync(root, { recursive: true });
+  }
+});
+
+test("encrypted S3: a rekey whose key.json PUT landed but whose answer was lost counts it as stored on the retry's 412", async () => {
+  const s = sharedRgw({ exportKeys: true });
+  const url = s.url(await s.bucket());
+  await makeEncryptedS3Backup(s, url);
+  const root = Deno.makeTempDirSync({ prefix: "cln-backup-s3-rekey-lost-" });
+  const put = S3Client.prototype.put;
+  try {
+    const old = `${root}/old`, fresh = `${root}/new`;
+    Deno.writeTextFileSync(old, `${PASSPHRASE}\n`, { mode: 0o600 });
+    Deno.writeTextFileSync(fresh, "new passphrase\n", { mode: 0o600 });
+    let lost = false;
+    S3Client.prototype.put = async function (key, body, options) {
+      await put.call(this, key, body, options);
+      if (key.endsWith("/key.json") && !lost) {
+        lost = true;
+        throw new S3Error(`Cannot store "${key}": no answer within 10 s`, undefined, "", true);
+      }
+    };
+    const output = new BufferedOutput();
+    const code = await rekey(
+      [url, "--passphrase-file", old, "--new-passphrase-file", fresh],
+      output,
+    );
+    S3Client.prototype.put = put;
+    assertEquals([lost, code], [true, 0], output.text);
+    assertMatch(output.text, /^Rewrapped the key of "s3:\/\/.*" for a new passphrase/);
+    assert(await opensS3(s, url, "new passphrase"));
+  } finally {
+    S3Client.prototype.put = put;
+    Deno.removeSync(root, { recursive: true });
+  }
 });

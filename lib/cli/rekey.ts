@@ -66,7 +66,8 @@ afterwards only the new secrets open it.
 No record is re-encrypted (the data key stays; the plugin's key file stays valid), so it is
 quick and safe beside a running plugin. key.json is replaced atomically (a file renamed into
 place; in S3, the object stored whole). A second rekey of a file backup while one runs is
-refused. Killed after key.json was replaced, the same command run again finishes: the new
+refused; one of an S3 backup that another rekey replaced since it read it stores nothing.
+Killed after key.json was replaced, the same command run again finishes: the new
 passphrase given then opens the key, and it says so.
 
 The current secret opens the key first (below). The new passphrase comes from
@@ -344,7 +345,11 @@ function lockForRekey(dir: string): Disposable {
   return { [Symbol.dispose]: () => releaseLock(handle) };
 }
 
-/** An S3 backup: its key.json object is replaced whole (S3 swaps an object atomically). */
+/**
+ * An S3 backup: its key.json object is replaced whole (S3 swaps an object atomically), and
+ * only if it is still the one read: a second rekey run meanwhile (at this one's prompt, say)
+ * would else have its new secret replaced by this one's, and its operator locked out.
+ */
 async function s3Backup(
   url: string,
   values: Record<string, string | boolean | undefined>,
@@ -358,7 +363,14 @@ async function s3Backup(
     backupId,
     wrapped: { ...wrapped, where: `${url}/${WRAPPED_KEY_NAME}` },
     open: () => s3Unlock(url, values, prompt)(wrapped, backupId),
-    store: (bytes) => replaceWrappedKey(url, credentials, bytes),
+    store: async (bytes) => {
+      if (await replaceWrappedKey(url, credentials, wrapped, bytes)) return;
+      throw new Error(
+        `${ACTION}: another rekey replaced "${url}/${WRAPPED_KEY_NAME}" since this one read ` +
+          `it: key.json was not changed by this one; run rekey again with the secret now in ` +
+          `force (the one that other rekey was given)`,
+      );
+    },
   };
 }
 

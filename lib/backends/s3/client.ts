@@ -349,7 +349,7 @@ export class S3Client {
     return `${base}/${path}${query === "" ? "" : `?${query}`}`;
   }
 
-  /** The signed headers of a request; `headers` may hold Content-MD5, If-None-Match. */
+  /** The signed headers of a request; `headers` may hold Content-MD5, If-None-Match, If-Match. */
   async #sign(
     what: string,
     method: string,
@@ -499,15 +499,19 @@ export class S3Client {
     return response;
   }
 
-  /** Stores an object; with `create`, only where no object of that key exists (else 412). */
-  async put(key: string, body: Uint8Array, options: { create?: boolean } = {}): Promise<void> {
-    await this.#done(
-      `Cannot store "${key}"`,
-      "PUT",
-      this.#resource(key),
-      body,
-      options.create ? { "if-none-match": "*" } : {},
-    );
+  /**
+   * Stores an object; with `create`, only where no object of that key exists, with
+   * `ifMatch`, only over the object of that ETag (else 412).
+   */
+  async put(
+    key: string,
+    body: Uint8Array,
+    options: { create?: boolean; ifMatch?: string } = {},
+  ): Promise<void> {
+    const headers: Record<string, string> = {};
+    if (options.create) headers["if-none-match"] = "*";
+    if (options.ifMatch !== undefined) headers["if-match"] = options.ifMatch;
+    await this.#done(`Cannot store "${key}"`, "PUT", this.#resource(key), body, headers);
   }
 
   /**
@@ -518,11 +522,24 @@ export class S3Client {
    * it, so that memory holds only what the listing promised.
    */
   async get(key: string, expectedBytes = 0, maxBytes = MOST_OBJECT_BYTES): Promise<Uint8Array> {
+    return (await this.getTagged(key, expectedBytes, maxBytes)).bytes;
+  }
+
+  /**
+   * An object's bytes as {@linkcode get} reads them, and its ETag (`undefined` if the server
+   * sends none), for a `put` with `ifMatch` that replaces only what was read.
+   */
+  async getTagged(
+    key: string,
+    expectedBytes = 0,
+    maxBytes = MOST_OBJECT_BYTES,
+  ): Promise<{ bytes: Uint8Array; etag: string | undefined }> {
     const what = `Cannot read "${key}"`;
     const resource = this.#resource(key);
     const waitMs = this.timeoutMs + uploadAllowanceMs(readAllowanceBytes(expectedBytes));
     const response = await this.#request(what, "GET", resource, undefined, {}, waitMs);
-    return await this.#body(what, response, Math.min(maxBytes, MOST_OBJECT_BYTES));
+    const bytes = await this.#body(what, response, Math.min(maxBytes, MOST_OBJECT_BYTES));
+    return { bytes, etag: response.headers.get("etag") ?? undefined };
   }
 
   /**

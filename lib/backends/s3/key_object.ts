@@ -14,7 +14,7 @@ import { readBackupId, s3Url } from "./backend.ts";
 import { wrappedKeyKey } from "./keys.ts";
 import { MOST_WRAPPED_KEY_BYTES, wrappedKeyId } from "../../crypto/wrapped_key.ts";
 import { checkKey } from "../file/encryption.ts";
-import type { DataKey } from "../../crypto/data_key.ts";
+import { type DataKey, sameBytes } from "../../crypto/data_key.ts";
 import { CorruptBackupError } from "../../format/segment.ts";
 
 /** What `key.json` says of an encrypted backup, read without any secret. */
@@ -23,14 +23,16 @@ export interface WrappedKeyObject {
   bytes: Uint8Array;
   /** The id of the data key every record is sealed with. */
   keyId: Uint8Array;
+  /** The object's ETag, if S3 sent one: rekey replaces only the object it read. */
+  etag: string | undefined;
 }
 
 /** Reads `key.json`: `undefined` for a plain backup. */
 export async function readWrappedKey(client: S3Client): Promise<WrappedKeyObject | undefined> {
   const key = wrappedKeyKey(client.url.prefix);
-  let bytes: Uint8Array;
+  let bytes: Uint8Array, etag: string | undefined;
   try {
-    bytes = await client.get(key, 0, MOST_WRAPPED_KEY_BYTES);
+    ({ bytes, etag } = await client.getTagged(key, 0, MOST_WRAPPED_KEY_BYTES));
   } catch (error) {
     if (error instanceof S3Error && error.code === "NoSuchKey") return undefined;
     throw error;
@@ -39,7 +41,7 @@ export async function readWrappedKey(client: S3Client): Promise<WrappedKeyObject
   if (!keyId) {
     throw new CorruptBackupError(key, undefined, "a wrapped key that names no key id");
   }
-  return { bytes, keyId };
+  return { bytes, keyId, etag };
 }
 
 /**
@@ -69,16 +71,42 @@ export async function fetchWrappedKey(
 }
 
 /**
- * Replaces the `key.json` of the S3 backup at `url` (rekey): S3 swaps an object whole, so a
- * reader sees the old wraps or the new ones; no record changes.
+ * Replaces the `key.json` of the S3 backup at `url` (rekey) with `bytes`, only over the
+ * object `read` (If-Match its ETag): `false`, nothing stored, when another rekey replaced it
+ * since. S3 swaps an object whole, so a reader sees the old wraps or the new ones; no record
+ * changes. A service that sends no ETag, or ignores If-Match, replaces it whatever it holds.
  */
 export async function replaceWrappedKey(
   url: string,
   credentials: S3Credentials,
+  read: WrappedKeyObject,
   bytes: Uint8Array,
-): Promise<void> {
+): Promise<boolean> {
   const policy = DEFAULT_S3_POLICY;
   const client = new S3Client(s3Url(url), credentials, policy.timeoutMs);
   const key = wrappedKeyKey(client.url.prefix);
-  await retrying("storing the wrapped key", policy, () => {}, () => client.put(key, bytes));
+  // The ETag as sent (quoted, as HTTP has it), then bare: Ceph's RGW matches only that.
+  const forms = [...new Set([read.etag, read.etag?.replace(/^"(.*)"$/, "$1")])];
+  return await retrying("storing the wrapped key", policy, () => {}, async () => {
+    for (const ifMatch of forms) {
+      try {
+        await client.put(key, bytes, { ifMatch });
+        return true;
+      } catch (error) {
+        if (!(error instanceof S3Error) || error.status !== 412) throw error;
+      }
+      // Every wrap is sealed afresh, so no other rekey stores either of these bytes: ours
+      // are a try whose answer was lost, and those read mean this form of the ETag missed.
+      const now = await client.get(key, 0, MOST_WRAPPED_KEY_BYTES);
+      if (sameBytes(now, bytes)) return true;
+      if (!sameBytes(now, read.bytes)) return false;
+    }
+    throw new S3Error(
+      `Cannot store "${key}": the S3 service refuses If-Match with the ETag it gave for it ` +
+        `(${client.where}), so it cannot be replaced only if unchanged; it is as it was`,
+      412,
+      "PreconditionFailed",
+      false,
+    );
+  });
 }
