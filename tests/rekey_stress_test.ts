@@ -11,6 +11,7 @@ import { unlockDir } from "../lib/cli/unlock.ts";
 import { ageRecipientOf, newAgeIdentity } from "../lib/crypto/primitives.ts";
 import { sameBytes } from "../lib/crypto/data_key.ts";
 import { PRE_4090_BACKUP } from "./support/fixtures.ts";
+import { FileBackend } from "../lib/backends/file/writer.ts";
 
 const noTerminal = () => Promise.resolve(undefined);
 
@@ -154,4 +155,30 @@ Deno.test("rekey of a .dbak says it is the Python plugin's plain file and how to
       `makes an encrypted copy of it`,
     ]);
     assertEquals(Deno.readFileSync(`${base}/node.dbak`), before);
+  }));
+
+Deno.test("a plugin that starts while a rekey writes key.json leaves the rekey's temporary file: the rekey succeeds, and its secret opens the backup", () =>
+  withBackup(async (base, url, secret) => {
+    const dir = `${base}/backup`;
+    const old = secret(PASSPHRASE);
+    const fresh = secret("second passphrase");
+    const key = await unlockDir(dir, { "passphrase-file": old }, noTerminal);
+    const rename = Deno.renameSync;
+    let started = false;
+    // The plugin opens the backup between the rekey's write of key.json.tmp and its rename.
+    Deno.renameSync = (from, to) => {
+      if (String(from).endsWith("/key.json.tmp") && !started) {
+        started = true;
+        FileBackend.open(url, dir, { key }).close();
+      }
+      rename(from, to);
+    };
+    let rekeyed;
+    try {
+      rekeyed = await run([url, "--passphrase-file", old, "--new-passphrase-file", fresh]);
+    } finally {
+      Deno.renameSync = rename;
+    }
+    assertEquals([started, rekeyed.code], [true, 0], rekeyed.err.join("\n"));
+    assertEquals([await opens(dir, fresh), await opens(dir, old)], [true, false]);
   }));

@@ -30,6 +30,7 @@ import {
   SegmentKind,
 } from "../../format/segment.ts";
 import type { DataKey } from "../../crypto/data_key.ts";
+import { WRAPPED_KEY_NAME } from "../../crypto/wrapped_key.ts";
 import { segmentCipher } from "../../crypto/record_cipher.ts";
 import { checkKey, scanWith } from "./encryption.ts";
 import {
@@ -314,8 +315,13 @@ export class FileBackend implements Backend, CompactableBackend {
     if (newest) checkBaseEnd(newest);
     this.#backupId = chain.backupId;
     this.#keyId = chain.keyId;
-    // A compaction builds its database in a `.tmp` directory.
-    for (const tmp of chain.temporaries) Deno.removeSync(tmp, { recursive: true });
+    // A compaction builds its database in a `.tmp` directory. key.json's is a rekey's, which
+    // may be writing it now (rekey runs beside the plugin): its rename would fail. A rekey
+    // killed before its rename leaves one, which the next rekey's write replaces.
+    const rekeys = `${this.dir}/${WRAPPED_KEY_NAME}.tmp`;
+    for (const tmp of chain.temporaries) {
+      if (tmp !== rekeys) Deno.removeSync(tmp, { recursive: true });
+    }
     this.#countBases(chain);
     let version = this.#baseVersion;
     let previous: number | undefined;
