@@ -21,6 +21,8 @@ import {
 import { CREDENTIAL_ENV } from "../lib/backends/socket/credential.ts";
 import { BufferedOutput } from "./support/cli_testing.ts";
 import { init } from "../lib/cli/init.ts";
+import { rekey } from "../lib/cli/rekey.ts";
+import { unlockDir } from "../lib/cli/unlock.ts";
 import { launchArgs, lockLaunchPlan } from "../lib/cli/launcher.ts";
 import { readLockFile, writeLockFile } from "../lib/backup/lock_file.ts";
 import { bumpStatement } from "./support/statements.ts";
@@ -563,6 +565,50 @@ Deno.test("init --encrypt refused by its server takes its new key file back, and
     assertMatch(again.stderr[0], /it holds 2 records/);
     assertEquals((await readKeyFile(s.dir))!.bytes, left.bytes);
   } finally {
+    await s.stop();
+  }
+});
+
+Deno.test("encrypted server backup: a rekey run while another waits at its prompt: the waiting one is refused, stores nothing, and the secret of the one that finished opens the backup", async () => {
+  const s = await startEncryptedServer();
+  Deno.env.set(CREDENTIAL_ENV, s.credential.path);
+  try {
+    await initEncrypted(s);
+    const secret = (name: string, text: string) => {
+      Deno.writeTextFileSync(`${s.root}/${name}`, `${text}\n`, { mode: 0o600 });
+      return `${s.root}/${name}`;
+    };
+    const old = secret("old", PASSPHRASE);
+    const second = secret("second", "second terminal's passphrase");
+    const first = secret("first", "first terminal's passphrase");
+    const other = new BufferedOutput();
+    let otherCode: number | undefined;
+    // The first operator is at the new-passphrase prompt (key.json fetched and opened) when a
+    // second rekey runs to its end.
+    const prompt = async () => {
+      otherCode ??= await rekey(
+        [s.url, "--passphrase-file", old, "--new-passphrase-file", second],
+        other,
+        () => Promise.resolve(undefined),
+      );
+      return "first terminal's passphrase";
+    };
+    const output = new BufferedOutput();
+    const code = await rekey([s.url, "--passphrase-file", old], output, prompt);
+    assertEquals(otherCode, 0, other.stderr.join("\n"));
+    assertMatch(other.text, /^Rewrapped the key of "socket:.*" for a new passphrase/);
+    assertEquals([code, output.stdout], [1, []], output.text);
+    assertEquals(output.stderr.length, 1, output.stderr.join("\n"));
+    assertMatch(
+      output.stderr[0],
+      /^Cannot rekey backup: the server refused the rewrapped key: another rekey replaced key\.json since this one read it: key\.json was not changed by this one; run rekey again with the secret now in force/,
+    );
+    const opens = (file: string) =>
+      unlockDir(s.storage, { "passphrase-file": file }, () => Promise.resolve(undefined))
+        .then(() => true, () => false);
+    assertEquals([await opens(second), await opens(first), await opens(old)], [true, false, false]);
+  } finally {
+    Deno.env.delete(CREDENTIAL_ENV);
     await s.stop();
   }
 });

@@ -29,6 +29,7 @@ import { startOlderServer } from "./support/older_server.ts";
 import { PacketReader } from "../lib/wire/packet_reader.ts";
 import { WireConnection } from "../lib/backends/socket/connection.ts";
 import { socketUrl } from "../lib/backends/socket/backend.ts";
+import { sendWrappedKey } from "../lib/backends/socket/rekey.ts";
 import { deflateSync } from "node:zlib";
 import { decodeMetadata, encodePacket, type Packet, PacketType } from "../lib/wire/packets.ts";
 import {
@@ -565,6 +566,20 @@ Deno.test("init against a server older than SNAPSHOT_FILE and SEALED_INIT_FILE s
     await older.close();
     Deno.removeSync(database);
     Deno.removeSync(scratch, { recursive: true });
+  }
+});
+
+Deno.test("rekey against a server older than SEALED_KEY_IF sends SEALED_KEY, which it takes: unchecked", async () => {
+  const key = randomBytes(KEY_BYTES);
+  const older = startOlderServer(key);
+  try {
+    const credential = { node: "alice", key, path: "unused" };
+    const wrappedKey = new TextEncoder().encode('{"the new": "key.json"}');
+    const read = new TextEncoder().encode('{"the old": "key.json"}');
+    const sent = await sendWrappedKey(socketUrl(older.url), credential, read, wrappedKey, 5_000);
+    assertEquals([sent, older.sealedKeys], ["unchecked", [wrappedKey]]);
+  } finally {
+    await older.close();
   }
 });
 

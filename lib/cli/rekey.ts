@@ -66,7 +66,8 @@ afterwards only the new secrets open it.
 No record is re-encrypted (the data key stays; the plugin's key file stays valid), so it is
 quick and safe beside a running plugin. key.json is replaced atomically (a file renamed into
 place; in S3, the object stored whole). A second rekey of a file backup while one runs is
-refused; one of an S3 backup that another rekey replaced since it read it stores nothing.
+refused; one of an S3 or server backup that another rekey replaced since it read it stores
+nothing (a server older than this cln-backup cannot check that: it says so).
 Killed after key.json was replaced, the same command run again finishes: the new
 passphrase given then opens the key, and it says so.
 
@@ -149,7 +150,8 @@ interface Rekeyed {
   wrapped: { where: string; bytes: Uint8Array; keyId: Uint8Array };
   /** Opens its key with the current secret (given, or asked for on a terminal). */
   open(): Promise<DataKey>;
-  store(wrapped: Uint8Array): Promise<void>;
+  /** Stores `wrapped` as its key.json; a line to say after the rekey's, if any. */
+  store(wrapped: Uint8Array): Promise<string | void>;
   /** Removes what opening it fetched (a server's copy), or releases its lock. */
   close?(): void;
 }
@@ -223,12 +225,15 @@ async function rewrap(
   if (!keyFileOnly) {
     const recipient = values["new-recipient"];
     const recipients = typeof recipient === "string" ? [recipient] : [];
-    await backup.store(await wrapKey(key, backup.backupId, { passphrase, recipients }));
+    const note = await backup.store(
+      await wrapKey(key, backup.backupId, { passphrase, recipients }),
+    );
     const what = [passphrase !== undefined ? "a new passphrase" : [], ...recipients].flat();
     output.out(
       `Rewrapped the key of "${backup.name}" for ${what.join(" and ")}; the old secrets no ` +
         `longer open it. No record changed`,
     );
+    if (note) output.out(note);
   }
   if (keyFile !== undefined) {
     output.out(`Wrote the plugin's key file "${keyFile}/${KEY_FILE}" (mode 0600)`);
@@ -394,12 +399,21 @@ async function serverBackup(
     const dir = copy.local.dir;
     const chain = readChain(dir);
     if (chain.keyId === undefined) throw notEncrypted(url);
+    const backupWrapped = wrappedIn(dir, url, chain.keyId);
     return {
       name: url,
       backupId: chain.backupId,
-      wrapped: wrappedIn(dir, url, chain.keyId),
+      wrapped: backupWrapped,
       open: async () => (await unlockDir(dir, values, prompt, { url }))!,
-      store: (wrapped) => sendWrappedKey(target, credential, wrapped, timeoutMs),
+      store: async (wrapped) => {
+        const read = backupWrapped.bytes;
+        if (await sendWrappedKey(target, credential, read, wrapped, timeoutMs) === "checked") {
+          return;
+        }
+        return `Note: the server at ${url} is older than this cln-backup: it could not check ` +
+          `that no other rekey replaced key.json since this one read it: the secret of one run ` +
+          `meanwhile no longer opens the backup (this one's does); update the server`;
+      },
       close: () => copy.close(),
     };
   } catch (error) {

@@ -27,6 +27,7 @@ import {
   decodeSealedChange,
   decodeSealedInit,
   decodeSealedInitFile,
+  decodeSealedKeyIf,
   decodeSealedUpgrade,
   decodeSnapshotFile,
   decodeSnapshotV2,
@@ -406,13 +407,16 @@ export class V2Session {
           removeIfExists(upload);
         }
       }
-      case V2Type.SealedKey: {
-        const wrappedKey = packetOf(packet, V2Type.SealedKey).rest();
-        this.host.log("info", `${this.name}: SEALED_KEY (rekey)`);
+      case V2Type.SealedKey:
+      case V2Type.SealedKeyIf: {
+        const { read, wrappedKey } = packet.type === V2Type.SealedKeyIf
+          ? decodeSealedKeyIf(packet)
+          : { read: undefined, wrappedKey: packetOf(packet, V2Type.SealedKey).rest() };
+        this.host.log("info", `${this.name}: ${v2Name(packet.type)} (rekey)`);
         // No record changes: taken beside the node's writer, as a file backup's rekey is.
         let version: number;
         try {
-          version = storage.replaceWrappedKey(wrappedKey);
+          version = storage.replaceWrappedKey(wrappedKey, read);
         } catch (error) {
           const refused = storingRefusal(error);
           const said = (error as Error).message;
@@ -514,6 +518,7 @@ export class V2Session {
         decodeVersionFrame(packet, V2Type.Rewind);
         return await nothingTo("rewind");
       case V2Type.SealedKey:
+      case V2Type.SealedKeyIf:
         return await nothingTo("rekey");
     }
     throw new WireError(`unexpected ${v2Name(packet.type)} from a client`);

@@ -26,10 +26,10 @@ import { atStep } from "../fs/step_seam.ts";
 import { readChain } from "../format/chain.ts";
 import { continuingLogByVersion, redundantSegments } from "../compact/plan.ts";
 import { deleteSegments } from "../compact/deletion.ts";
-import { fromHex } from "../crypto/data_key.ts";
+import { fromHex, sameBytes } from "../crypto/data_key.ts";
 import { checkWrappedKey, describeWraps, WRAPPED_KEY_NAME } from "../crypto/wrapped_key.ts";
 import { readWrappedKey } from "../crypto/wrapped_key_file.ts";
-import type { Place, SealedChange } from "../wire/packets_v2.ts";
+import { keyDigest, type Place, type SealedChange } from "../wire/packets_v2.ts";
 import { type BaseOwner, SealedInputError, sealedRecordHeader } from "./sealed_input.ts";
 import { FileBackupReader } from "../backends/file/reader.ts";
 import { createFileBackup, writeBaseYielding } from "../backends/file/create.ts";
@@ -539,15 +539,24 @@ export class ServerStorage {
 
   /**
    * Replaces an encrypted backup's `key.json` (rekey: the same data key wrapped for new
-   * secrets), atomically; one that does not name this backup and its key is refused.
+   * secrets), atomically; one that does not name this backup and its key is refused, and so
+   * is one for a `key.json` of SHA-256 `read` when another rekey replaced that one since.
    */
-  replaceWrappedKey(wrappedKey: Uint8Array): number {
+  replaceWrappedKey(wrappedKey: Uint8Array, read?: Uint8Array): number {
     const keyId = this.#backend.keyId;
     if (!keyId) throw new RefusedError("the backup is not encrypted: it has no key to rewrap");
     try {
       checkWrappedKey(wrappedKey, WRAPPED_KEY_NAME, this.#backend.backupId, keyId);
     } catch (error) {
       throw new RefusedError((error as Error).message);
+    }
+    // Read and replaced in one turn of the server's loop: no other rekey comes between.
+    if (read !== undefined && !sameBytes(keyDigest(readWrappedKey(this.dir)), read)) {
+      throw new RefusedError(
+        `another rekey replaced ${WRAPPED_KEY_NAME} since this one read it: ${WRAPPED_KEY_NAME} ` +
+          `was not changed by this one; run rekey again with the secret now in force (the one ` +
+          `that other rekey was given)`,
+      );
     }
     writeFileDurably(this.dir, WRAPPED_KEY_NAME, wrappedKey);
     this.#log(`replaced the wrapped key of "${this.dir}" (rekey: no record changed)`);

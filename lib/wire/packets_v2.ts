@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { createHash } from "node:crypto";
 import { crc32 } from "node:zlib";
 import { concat } from "../bytes/concat.ts";
 import { deflate } from "./deflate.ts";
@@ -51,6 +52,7 @@ export enum V2Type {
   SealedUpgrade = 0x2b,
   SnapshotFile = 0x2c,
   SealedInitFile = 0x2d,
+  SealedKeyIf = 0x2e,
 }
 
 export const PROTOCOL_VERSION = 2;
@@ -138,6 +140,8 @@ export const V2_FRAMING: Framing = {
         return maxPayload;
       case V2Type.SealedKey:
         return JSON_LIMIT;
+      case V2Type.SealedKeyIf:
+        return KEY_DIGEST_BYTES + JSON_LIMIT;
       case V2Type.SealedInitFile:
         return 4 + JSON_LIMIT + 8;
       case V2Type.SealedUpgrade:
@@ -672,6 +676,33 @@ export function decodeSealedBase(packet: Packet): number {
   const size = r.u64();
   r.end();
   return size;
+}
+
+/** SEALED_KEY_IF's digest of a `key.json`: its SHA-256. */
+export function keyDigest(wrappedKey: Uint8Array): Uint8Array {
+  return new Uint8Array(createHash("sha256").update(wrappedKey).digest());
+}
+const KEY_DIGEST_BYTES = 32;
+
+/**
+ * SEALED_KEY_IF: SEALED_KEY's new `key.json`, to be taken only if the server's is still the
+ * one the node read, whose {@linkcode keyDigest} is `read`.
+ */
+export interface SealedKeyIf {
+  read: Uint8Array;
+  wrappedKey: Uint8Array;
+}
+
+export function encodeSealedKeyIf(rekey: SealedKeyIf): Uint8Array {
+  return encodeFrame(
+    V2Type.SealedKeyIf,
+    new Writer().bytes(rekey.read).bytes(rekey.wrappedKey).done(),
+  );
+}
+
+export function decodeSealedKeyIf(packet: Packet): SealedKeyIf {
+  const r = packetOf(packet, V2Type.SealedKeyIf);
+  return { read: r.bytes(KEY_DIGEST_BYTES).slice(), wrappedKey: r.rest() };
 }
 
 /**

@@ -15,6 +15,7 @@ import {
   decodeSealedChange,
   decodeSealedInit,
   decodeSealedInitFile,
+  decodeSealedKeyIf,
   decodeSealedUpgrade,
   decodeSnapshotFile,
   decodeSnapshotV2,
@@ -32,12 +33,14 @@ import {
   encodeSealedChange,
   encodeSealedInit,
   encodeSealedInitFile,
+  encodeSealedKeyIf,
   encodeSealedUpgrade,
   encodeSnapshotFile,
   encodeSnapshotV2,
   encodeVersionFrame,
   encodeWelcome,
   ErrorCode,
+  keyDigest,
   PROXIED_RAW_BODY_BYTES,
   RAW_BODY_BYTES,
   V2_FRAMING,
@@ -234,6 +237,8 @@ Deno.test("the packets of encrypted backups decode to what was encoded", async (
     decodeSnapshotFile(await readOne(encodeSnapshotFile(PAST_U32, 5 * 2 ** 30))),
     snapshotFile,
   );
+  const rekey = { read: keyDigest(wrappedKey), wrappedKey: new TextEncoder().encode("{ }") };
+  assertEquals(decodeSealedKeyIf(await readOne(encodeSealedKeyIf(rekey))), rekey);
   const upgrade = { version: PAST_U32, bytes: 5 << 20, wrappedKey };
   assertEquals(decodeSealedUpgrade(await readOne(encodeSealedUpgrade(upgrade))), upgrade);
   // A seal length past the payload does not parse.

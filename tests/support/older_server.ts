@@ -1,7 +1,8 @@
 /**
- * A wire v2 server from before SNAPSHOT_FILE (0x2C) and SEALED_INIT_FILE (0x2D), as far as a
- * client sees it: the handshake as any server does it, REQ_METADATA answered, then, for a
- * packet of a type it does not know, what such a server sent: its reader holds an unknown type to no payload, so ERROR
+ * A wire v2 server from before SNAPSHOT_FILE (0x2C), SEALED_INIT_FILE (0x2D) and SEALED_KEY_IF
+ * (0x2E), as far as a client sees it: the handshake as any server does it, REQ_METADATA
+ * answered, SEALED_KEY taken (noted, and ACKed), then, for a packet of a type it does not
+ * know, what such a server sent: its reader holds an unknown type to no payload, so ERROR
  * BAD_PACKET naming the type by its number, and the connection closes.
  *
  * @module
@@ -14,13 +15,14 @@ import {
   encodeChallenge,
   encodeError,
   encodeMetadataV2,
+  encodeVersionFrame,
   encodeWelcome,
   ErrorCode,
   V2_FRAMING,
   V2Type,
 } from "../../lib/wire/packets_v2.ts";
 
-const NEWER = new Set<number>([V2Type.SnapshotFile, V2Type.SealedInitFile]);
+const NEWER = new Set<number>([V2Type.SnapshotFile, V2Type.SealedInitFile, V2Type.SealedKeyIf]);
 
 /** v2's framing without the newer types. */
 const OLDER_FRAMING: Framing = {
@@ -31,12 +33,15 @@ const OLDER_FRAMING: Framing = {
 
 export interface OlderServer {
   url: string;
+  /** The key.json each SEALED_KEY sent. */
+  sealedKeys: Uint8Array[];
   close(): Promise<void>;
 }
 
 /** Serves any node whose key is `key`, answering the first packet after the handshake. */
 export function startOlderServer(key: Uint8Array): OlderServer {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const sealedKeys: Uint8Array[] = [];
   const serve = async (conn: Deno.Conn) => {
     const reader = new PacketReader(conn, 1 << 20, OLDER_FRAMING);
     try {
@@ -48,8 +53,13 @@ export function startOlderServer(key: Uint8Array): OlderServer {
       const metadata = { version: 0, prevVersion: 0, records: 0 };
       await writeFully(conn, encodeWelcome(await prove(key, "server", input), metadata));
       // REQ_METADATA is answered, as by every v2 server (the client's heartbeat at connect).
-      while ((await reader.next())?.type === V2Type.ReqMetadata) {
+      let packet;
+      while ((packet = await reader.next())?.type === V2Type.ReqMetadata) {
         await writeFully(conn, encodeMetadataV2(metadata));
+      }
+      if (packet?.type === V2Type.SealedKey) {
+        sealedKeys.push(packet.payload.slice());
+        await writeFully(conn, encodeVersionFrame(V2Type.Ack, 0));
       }
     } catch (error) {
       const message = `${(error as Error).message}: closing the connection`;
@@ -66,6 +76,7 @@ export function startOlderServer(key: Uint8Array): OlderServer {
   })();
   return {
     url: `socket:127.0.0.1:${listener.addr.port}`,
+    sealedKeys,
     async close() {
       listener.close();
       await accepting;

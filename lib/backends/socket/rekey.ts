@@ -1,28 +1,55 @@
 /**
  * `rekey` of an encrypted backup on a server: the node's new `key.json` (the same data key,
- * wrapped for new secrets) replaces the server's (SEALED_KEY), which checks that it names the
- * backup and its key, and writes it atomically. No record changes, so it goes on beside the
- * node's writes.
+ * wrapped for new secrets) replaces the server's (SEALED_KEY_IF), which checks that it names
+ * the backup and its key, and that the key.json it replaces is still the one the node read
+ * (another rekey may have replaced it while this one waited at its prompt), and writes it
+ * atomically. No record changes, so it goes on beside the node's writes.
  *
  * @module
  */
-import { decodeVersionFrame, encodeFrame, V2Type } from "../../wire/packets_v2.ts";
+import type { Packet } from "../../wire/packets.ts";
+import {
+  decodeError,
+  decodeVersionFrame,
+  encodeFrame,
+  encodeSealedKeyIf,
+  ErrorCode,
+  keyDigest,
+  V2Type,
+} from "../../wire/packets_v2.ts";
 import { refusal, type SocketUrl, WireConnection } from "./connection.ts";
 import type { NodeCredential } from "./credential.ts";
 
-/** Sends `wrappedKey` to replace the server's key.json; throws the server's refusal. */
+/**
+ * Sends `wrappedKey` to replace the server's key.json, if it is still `read`; throws the
+ * server's refusal. A server older than SEALED_KEY_IF (it refuses the type as a bad packet)
+ * is sent SEALED_KEY, which it takes whatever its key.json holds: `"unchecked"`.
+ */
 export async function sendWrappedKey(
   target: SocketUrl,
   credential: NodeCredential,
+  read: Uint8Array,
   wrappedKey: Uint8Array,
   timeoutMs: number,
-): Promise<void> {
-  const conn = await WireConnection.open(target, timeoutMs, credential);
-  try {
-    const reply = await conn.request(encodeFrame(V2Type.SealedKey, wrappedKey));
-    if (reply.type === V2Type.Error) throw refusal(reply, "the rewrapped key");
-    decodeVersionFrame(reply, V2Type.Ack);
-  } finally {
-    conn.close();
-  }
+): Promise<"checked" | "unchecked"> {
+  const ask = async (request: Uint8Array): Promise<Packet> => {
+    const conn = await WireConnection.open(target, timeoutMs, credential);
+    try {
+      return await conn.request(request);
+    } finally {
+      conn.close();
+    }
+  };
+  let reply = await ask(encodeSealedKeyIf({ read: keyDigest(read), wrappedKey }));
+  const older = reply.type === V2Type.Error && unknownToServer(reply, V2Type.SealedKeyIf);
+  if (older) reply = await ask(encodeFrame(V2Type.SealedKey, wrappedKey));
+  if (reply.type === V2Type.Error) throw refusal(reply, "the rewrapped key");
+  decodeVersionFrame(reply, V2Type.Ack);
+  return older ? "unchecked" : "checked";
+}
+
+/** Whether `error` is a server's refusal of `type` as a bad packet that names it by number. */
+function unknownToServer(error: Packet, type: V2Type): boolean {
+  const { code, message } = decodeError(error);
+  return code === ErrorCode.BadPacket && message.includes(`type 0x${type.toString(16)} `);
 }
