@@ -185,6 +185,35 @@ Deno.test("backup-cli: init and mirror reach a database a wallet= line keeps on 
   }
 });
 
+Deno.test("backup-cli: mirror warns of a set on the database's disk whose other copies it does not write", async () => {
+  const root = checkout();
+  const dir = makeNodeDir("fresh-start");
+  const base = Deno.realPathSync(`${dir}/..`);
+  // The first two outside the lightning dirs, which mirror may read anyway; the same disk.
+  const disk = Deno.makeTempDirSync({ prefix: "cln-backup-disk-" });
+  try {
+    const cli = `${root}/backup-cli`;
+    const [url, copy] = [`file://${disk}/node`, `file://${disk}/copy`];
+    const init = await backupCli(cli, ["init", "--lightning-dir", dir, url, "--mirror", copy]);
+    assertEquals(init.code, 0, init.stderr.join("\n"));
+    const second = `${base}/second`;
+    const mirror = await backupCli(cli, ["mirror", `file://${second}`, "--lightning-dir", dir]);
+    assertEquals(mirror.code, 0, mirror.stderr.join("\n"));
+    assertEquals(mirror.stderr.length, 1, mirror.stdout.join("\n"));
+    assertMatch(
+      mirror.stderr[0],
+      new RegExp(
+        `^Warning: the backup "${disk}/node" and its copies "${disk}/copy", "${second}" are ` +
+          `on the same filesystem as the node's database`,
+      ),
+    );
+  } finally {
+    removeNodeDir(dir);
+    Deno.removeSync(disk, { recursive: true });
+    Deno.removeSync(root, { recursive: true });
+  }
+});
+
 Deno.test("backup-cli: ambiguous init calls are usage errors that show both forms", async () => {
   const root = checkout();
   const dir = makeNodeDir();

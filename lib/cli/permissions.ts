@@ -27,8 +27,9 @@
  * - compact: read and write the backup (a server's: the temporary directory, where an
  *   encrypted one is fetched, restored and sealed as a new base); its uid, and as root read
  *   on the backup's ancestors, which it checks no other user may write to (root_only.ts).
- * - mirror: the node's lightning dir, the new destination as init's, and the file backup
- *   backup.lock names (read: its version).
+ * - mirror: the node's lightning dir, the new destination as init's, the file backup
+ *   backup.lock names (read: its version) and its file copies (read: their filesystem, for
+ *   the warning of a set on the database's disk).
  * - rekey: read and write the backup (its key.json); with --key-file, write DIR/backup.key.
  *
  * The commands that may open an encrypted backup's key (init, restore, verify, compact, rekey,
@@ -71,6 +72,7 @@ import { pidFilePath, rpcSocketPath } from "./node_dir.ts";
 import { nodeDatabase } from "./node_database.ts";
 import { readLightningdConfig } from "./lightningd_config.ts";
 import { readLockFile } from "../backup/lock_file.ts";
+import { lockDestinations } from "../backends/multi/mirrors.ts";
 import { IDENTITY_ENV, NEW_PASSPHRASE_ENV, PASSPHRASE_ENV } from "./secrets.ts";
 import { REKEY_SPEC } from "./rekey.ts";
 import { PRIMITIVES_MODULE } from "../crypto/data_key.ts";
@@ -237,6 +239,19 @@ function lockedBackup(dir: string): ReturnType<typeof backupAccess> {
   }
 }
 
+/**
+ * The file copies `DIR/backup.lock` names (`mirror_urls`, `async_urls`): the same-disk
+ * warning stats each; none when the lists are malformed (the command says what is wrong).
+ */
+function lockedCopies(dir: string): string[] {
+  try {
+    const { sync, async } = lockDestinations(readLockFile(dir));
+    return [...sync.slice(1), ...async].flatMap((url) => backupAccess(url).backupPath ?? []);
+  } catch {
+    return [];
+  }
+}
+
 const TABLE: Record<string, { spec?: CommandSpec; plan: Planner }> = {
   init: {
     spec: INIT_SPEC,
@@ -376,7 +391,7 @@ const TABLE: Record<string, { spec?: CommandSpec; plan: Planner }> = {
       return merge(
         nodeDir(dir),
         newBackup(args.positionals[0], tempDir),
-        existing === undefined ? {} : { read: [existing] },
+        { read: [...existing === undefined ? [] : [existing], ...lockedCopies(dir)] },
         READS_RECORDS,
       );
     },
