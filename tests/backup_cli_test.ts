@@ -185,6 +185,32 @@ Deno.test("backup-cli: init and mirror reach a database a wallet= line keeps on 
   }
 });
 
+Deno.test("backup-cli: init warns of a backup on the disk a wallet= line will keep a new node's database on", async () => {
+  const root = checkout();
+  const dir = makeNodeDir();
+  const base = Deno.realPathSync(`${dir}/..`);
+  // Outside the lightning dirs, which init may read anyway; the same disk.
+  const disk = Deno.makeTempDirSync({ prefix: "cln-backup-disk-" });
+  try {
+    Deno.writeTextFileSync(`${dir}/config`, `wallet=sqlite3://${disk}/node.sqlite3\n`);
+    const url = `file://${base}/backups/node`;
+    const init = await backupCli(`${root}/backup-cli`, ["init", "--lightning-dir", dir, url]);
+    assertEquals(init.code, 0, init.stderr.join("\n"));
+    assertEquals(init.stderr.length, 1, init.stdout.join("\n"));
+    assertMatch(
+      init.stderr[0],
+      new RegExp(
+        `^Warning: the backup "${base}/backups/node" is on the same filesystem as "${disk}", ` +
+          `where the node's database will be: `,
+      ),
+    );
+  } finally {
+    removeNodeDir(dir);
+    Deno.removeSync(disk, { recursive: true });
+    Deno.removeSync(root, { recursive: true });
+  }
+});
+
 Deno.test("backup-cli: mirror warns of a set on the database's disk whose other copies it does not write", async () => {
   const root = checkout();
   const dir = makeNodeDir("fresh-start");

@@ -8,8 +8,8 @@
  *
  * - init: read and write the backup's parent directory (the backup is built beside its
  *   path), each `--mirror` and `--async` one's too, and DIR; read DIR's base dir,
- *   lightningd's config files and the database a `wallet=` line keeps elsewhere; connect to
- *   DIR's RPC socket; read /proc/PID;
+ *   lightningd's config files and the database a `wallet=` line keeps elsewhere (its
+ *   directory while there is none yet); connect to DIR's RPC socket; read /proc/PID;
  *   read the file backup an existing DIR/backup.lock names (init refuses it, naming a v1 one).
  *   With --existing: read and write the temporary directory, where the backup is restored.
  * - restore: read the backup; read and write the target and its parent.
@@ -51,6 +51,7 @@
  * @module
  */
 import { userPath } from "../fs/user_path.ts";
+import { existsSync } from "../fs/exists.ts";
 import { INVOKED_AS_ENV } from "../fs/advised_command.ts";
 import { dirname } from "node:path";
 import { type CommandSpec, parseCommandArgs, type ParsedArgs, UsageError } from "./args.ts";
@@ -188,13 +189,15 @@ function nodeDir(dir: string): Partial<Grants> {
 /**
  * The files lightningd's config is read from (an `include` may name one anywhere) and the
  * database a `wallet=` line keeps elsewhere (SQLite opens its journal and WAL files beside it
- * itself); none of what cannot be read (the command says what is wrong).
+ * itself), or its directory while it has none yet (the same-disk warning stats it); none of
+ * what cannot be read (the command says what is wrong).
  */
 function nodeDatabaseFiles(dir: string): string[] {
   try {
     const config = readLightningdConfig(dir);
     const database = nodeDatabase(dir, "", config);
-    return dirname(database) === dir ? config.files : [...config.files, database];
+    if (dirname(database) === dir) return config.files;
+    return [...config.files, existsSync(database) ? database : dirname(database)];
   } catch {
     return [];
   }
