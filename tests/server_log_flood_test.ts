@@ -2,13 +2,17 @@
  * A flood of failed logins from loopback (where every peer of a Tor onion service comes from,
  * and which is never turned away) fills no log: each kind of per-connection failure line is
  * logged at most so many times a minute, the first at once, and one line then says how many
- * more there were.
+ * more there were. A wire v1 client proves nothing either: its refused writes are such lines.
  */
 import { assert, assertEquals, assertMatch, assertRejects } from "./support/assert.ts";
 import { WireConnection } from "../lib/backends/socket/connection.ts";
 import { socketUrl } from "../lib/backends/socket/backend.ts";
 import { decodeError, encodeFrame, ErrorCode, V2Type } from "../lib/wire/packets_v2.ts";
 import { withServer } from "./support/v2_server.ts";
+import { RawClient, startServer } from "./support/wire_server.ts";
+import { encodeChange, encodePacket, encodeSnapshot, PacketType } from "../lib/wire/packets.ts";
+import { makeEncryptedBackup } from "./support/encrypted.ts";
+import { bumpStatement } from "./support/statements.ts";
 
 Deno.test("a flood of bad logins logs a bounded number of lines, then says how many it left out", async () => {
   let clock = 0;
@@ -111,4 +115,63 @@ Deno.test("a flood of bad logins hides neither a node key's problem nor a node's
     { failureLinesPerMinute: 3 },
     { now: () => 0 },
   );
+});
+
+Deno.test("a wire v1 client whose writes are refused, write after write, logs a bounded number of lines, and hides no disk failure", async () => {
+  const root = Deno.makeTempDirSync({ prefix: "v1-flood-" });
+  const { server, logs } = startServer(`${root}/served`, 0, {
+    failureLinesPerMinute: 3,
+    now: () => 0,
+  });
+  try {
+    // No credential to prove: anyone who reaches the port may send write after write.
+    const client = await RawClient.connect(server.port);
+    for (let i = 0; i < 10; i++) {
+      await client.send(encodeChange(5, [bumpStatement(4)]));
+      assertEquals((await client.next())?.type, PacketType.Nack);
+    }
+    // Then the server cannot store a write (its upload file cannot be made).
+    Deno.mkdirSync(`${root}/served/upload-1.tmp`);
+    await client.send(encodeSnapshot(3, new Uint8Array(10)));
+    assertEquals((await client.next())?.type, PacketType.Nack);
+    client.close();
+  } finally {
+    await server.close();
+    Deno.removeSync(root, { recursive: true });
+  }
+  const refused = logs.filter((line) => /refused version 5: .* answering NACK/.test(line));
+  assertEquals(refused.length, 3, logs.join("\n"));
+  assertMatch(
+    logs.join("\n"),
+    /^error: wire v1 requests refused \(NACK\): 7 more in the last minute/m,
+  );
+  assertMatch(logs.join("\n"), /refused version 3: cannot store it: .*; answering NACK/);
+});
+
+Deno.test("wire v1 connections, each closed at its first packet (unknown; or to an encrypted backup), log a bounded number of lines", async () => {
+  const root = Deno.makeTempDirSync({ prefix: "v1-flood-" });
+  const plain = startServer(`${root}/plain`, 0, { failureLinesPerMinute: 2, now: () => 0 });
+  await makeEncryptedBackup(`${root}/sealed`);
+  const sealed = startServer(`${root}/sealed`, 0, { failureLinesPerMinute: 2, now: () => 0 });
+  try {
+    for (let i = 0; i < 6; i++) {
+      const unknown = await RawClient.connect(plain.server.port);
+      await unknown.send(encodePacket(0x0c as PacketType));
+      assertEquals(await unknown.next(), null);
+      unknown.close();
+      const v1 = await RawClient.connect(sealed.server.port);
+      await v1.send(encodePacket(PacketType.ReqMetadata));
+      assertEquals((await v1.next())?.type, PacketType.Nack);
+      v1.close();
+    }
+  } finally {
+    await plain.server.close();
+    await sealed.server.close();
+    Deno.removeSync(root, { recursive: true });
+  }
+  const count = (logs: string[], pattern: RegExp) => logs.filter((l) => pattern.test(l)).length;
+  assertEquals(count(plain.logs, /closing: unknown packet/), 2, plain.logs.join("\n"));
+  assertMatch(plain.logs.join("\n"), /protocol errors: 4 more in the last minute/);
+  assertEquals(count(sealed.logs, /wire v1 to an encrypted backup/), 2, sealed.logs.join("\n"));
+  assertMatch(sealed.logs.join("\n"), /wire v1 requests refused \(NACK\): 4 more/);
 });

@@ -18,6 +18,8 @@ export type FailureKind =
   | "tls"
   | "wire"
   | "v1Limit"
+  | "v1Refused"
+  | "v1Storage"
   | "pending"
   | "nodeLimit";
 
@@ -32,6 +34,10 @@ const FAILURE_KINDS: Record<FailureKind, string> = {
   tls: "connections refused at TLS (not TLS, or its handshake failed)",
   wire: "connections refused for a wire or protocol version this server does not serve",
   v1Limit: "wire v1 connections past --max-v1-connections",
+  v1Refused: "wire v1 requests refused (NACK)",
+  // A disk that fails is the operator's to fix: kept apart, so that a flood of refusals does
+  // not hide it.
+  v1Storage: "wire v1 writes the server could not store (NACK)",
   pending: "connections closed or turned away for the handshakes awaiting",
   nodeLimit: "connections of a node past --max-connections",
 };

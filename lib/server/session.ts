@@ -227,7 +227,11 @@ export class Session {
         log("debug", `${this.name}: ignoring ${packetName(type)}`);
         return true;
     }
-    log("warning", `${this.name}: closing: unknown packet ${packetName(type)}`);
+    this.host.logFailure(
+      "protocol",
+      "warning",
+      `${this.name}: closing: unknown packet ${packetName(type)}`,
+    );
     return false;
   }
 
@@ -270,7 +274,8 @@ export class Session {
 
   /** Wire v1 carries plain changes and restores records: an encrypted backup is v2 only. */
   async #refuseEncrypted(): Promise<false> {
-    this.host.log(
+    this.host.logFailure(
+      "v1Refused",
       "warning",
       `${this.name}: refused: wire v1 to an encrypted backup, which is v2 only`,
     );
@@ -372,6 +377,7 @@ export class Session {
   ): Promise<void> {
     const { storage } = this;
     let refusal = this.#refusal(bytes);
+    let kind: FailureKind = "v1Refused";
     if (!refusal) {
       let after: number | undefined;
       try {
@@ -381,19 +387,29 @@ export class Session {
         // Dropped as its connection closed: there is no one to answer.
         if (error instanceof WireError || error === this.#closing.signal.reason) throw error;
         refusal = (error as Error).message;
-        if (!(error instanceof RefusedError)) refusal = `cannot store it: ${refusal}`;
+        if (!(error instanceof RefusedError)) {
+          refusal = `cannot store it: ${refusal}`;
+          kind = "v1Storage";
+        }
       }
       settled?.();
       // Stored: a client gone meanwhile is a lost connection, not a refusal.
       if (after !== undefined) return await this.#send(encodeVersionPacket(PacketType.Ack, after));
     }
     settled?.();
-    await this.#nack(version, refusal!);
+    await this.#nack(version, refusal!, kind);
   }
 
-  /** Refuses a write of `version`, saying why in the log: NACK, the version as it stands. */
-  async #nack(version: number, refusal: string): Promise<void> {
-    this.host.log("error", `${this.name}: refused version ${version}: ${refusal}; answering NACK`);
+  /**
+   * Refuses a write of `version`, saying why in the log (a line of `kind`, bounded: any client
+   * may write over v1): NACK, the version as it stands.
+   */
+  async #nack(version: number, refusal: string, kind: FailureKind = "v1Refused"): Promise<void> {
+    this.host.logFailure(
+      kind,
+      "error",
+      `${this.name}: refused version ${version}: ${refusal}; answering NACK`,
+    );
     await this.#send(encodeVersionPacket(PacketType.Nack, this.storage.state().version));
   }
 

@@ -30,7 +30,13 @@ export interface TestServer {
 export function startServer(
   dir: string,
   port = 0,
-  { maxPayloadBytes, quotaBytes }: { maxPayloadBytes?: number; quotaBytes?: number } = {},
+  { maxPayloadBytes, quotaBytes, failureLinesPerMinute, now }: {
+    maxPayloadBytes?: number;
+    quotaBytes?: number;
+    failureLinesPerMinute?: number;
+    /** The server's clock, in ms. */
+    now?: () => number;
+  } = {},
 ): TestServer {
   const logs: string[] = [];
   const log = (level: string, message: string) => logs.push(`${level}: ${message}`);
@@ -41,7 +47,11 @@ export function startServer(
     log,
     v1Storage: storage,
     maxPayloadBytes,
-    limits: { quotaBytes },
+    limits: {
+      quotaBytes,
+      ...(failureLinesPerMinute === undefined ? {} : { failureLinesPerMinute }),
+    },
+    now,
   });
   return { server, logs, url: `socket:127.0.0.1:${server.port}` };
 }
