@@ -429,7 +429,8 @@ export class SocketBackend implements Backend {
 
   /**
    * The id of the server's backup (from PLACE, wire v2), asked once; `undefined` over wire v1
-   * (the Python server's backup has none) or from a server that does not answer PLACE.
+   * (the Python server's backup has none) or from a server older than PLACE, which calls it a
+   * bad packet. Any other error the server answers is thrown, saying what it said.
    */
   async backupIdHex(): Promise<string | undefined> {
     await this.#ready;
@@ -442,6 +443,13 @@ export class SocketBackend implements Backend {
       await this.#retrying("asking the backup's id", async () => {
         const reply = await this.#conn!.request(encodeFrame(V2Type.ReqPlace));
         if (reply.type !== V2Type.Error) this.#backupId = decodePlace(reply).backupId;
+        else if (decodeError(reply).code !== ErrorCode.BadPacket) {
+          throw new RemoteBackupError(
+            `${refusal(reply, "to say its backup's id (PLACE)").message}; until it answers, ` +
+              `which backup the URL reaches cannot be checked: fix what it says (or ask its ` +
+              `operator), then try again`,
+          );
+        }
       });
     } finally {
       this.#writing = false;

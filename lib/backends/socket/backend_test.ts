@@ -1,4 +1,4 @@
-import { assertEquals, assertRejects } from "../../../tests/support/assert.ts";
+import { assert, assertEquals, assertRejects } from "../../../tests/support/assert.ts";
 import { ScriptedServer } from "../../../tests/support/scripted_server.ts";
 import { bumpStatement } from "../../../tests/support/statements.ts";
 import {
@@ -10,7 +10,8 @@ import {
   encodeVersionPacket,
   PacketType,
 } from "../../wire/packets.ts";
-import { SocketBackend } from "./backend.ts";
+import { RemoteBackupError, SocketBackend } from "./backend.ts";
+import { withServer } from "../../../tests/support/v2_server.ts";
 import { PacketReader } from "../../wire/packet_reader.ts";
 import { DEFAULT_RETRY_POLICY } from "./options.ts";
 
@@ -191,4 +192,24 @@ Deno.test("after storing a snapshot, the backup cannot rewind: no change follows
   } finally {
     await server.close();
   }
+});
+
+Deno.test("a server's error to PLACE is said, not read as a backup without an id", async () => {
+  await withServer(async ({ url, nodes, credential }) => {
+    // Alice has no backup yet, and the server cannot make one where it goes.
+    const backend = await SocketBackend.connect(url, {
+      credential: credential("alice"),
+      policy: FAST,
+    });
+    try {
+      Deno.writeTextFileSync(nodes.backupDir("alice"), "not a backup directory");
+      const error = await assertRejects(
+        () => backend.backupIdHex(),
+        /^the server refused to say its backup's id \(PLACE\): the server cannot open node alice's backup: see the server's log; until it answers, which backup the URL reaches cannot be checked: fix what it says \(or ask its operator\), then try again$/,
+      );
+      assert(error instanceof RemoteBackupError, String(error));
+    } finally {
+      backend.close();
+    }
+  });
 });
