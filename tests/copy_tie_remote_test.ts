@@ -5,9 +5,16 @@
  *
  * @module
  */
-import { assertEquals, assertMatch } from "./support/assert.ts";
+import { assertEquals, assertMatch, assertRejects } from "./support/assert.ts";
 import { BufferedOutput, makeBackup, makeNodeDir, removeNodeDir } from "./support/cli_testing.ts";
-import { A_CHANGES, NEXT, settledCopy, startPlugin, UNTIED } from "./support/copy_tie.ts";
+import {
+  A_CHANGES,
+  NEXT,
+  NONE_ON_SERVER,
+  settledCopy,
+  startPlugin,
+  UNTIED,
+} from "./support/copy_tie.ts";
 import { withServer, writeCredential } from "./support/v2_server.ts";
 import { withTestServer } from "./support/wire_server.ts";
 import { rgwTest, sharedRgw } from "./support/shared_rgw.ts";
@@ -17,7 +24,6 @@ import type { Backend } from "../lib/backends/backend.ts";
 import { createS3Backup } from "../lib/backends/s3/create.ts";
 import { S3Backend } from "../lib/backends/s3/backend.ts";
 import { readChain } from "../lib/format/chain.ts";
-import { openReader } from "../lib/backends/open.ts";
 import { formatBackupId } from "../lib/format/segment.ts";
 import { mirror } from "../lib/cli/mirror.ts";
 import { existsSync } from "../lib/fs/exists.ts";
@@ -55,19 +61,76 @@ Deno.test("an async copy on a wire v2 server is tied to the server's backup, and
         copied.error ?? "",
       );
       backend.close();
-      // The credential of another node of the server copied in: the URL reaches dave's backup.
+      // The credential of another node of the server copied in: the URL reaches dave's backup,
+      // which is not made yet (and is not made by the check).
       writeCredential(dir, dave);
       backend = await startPlugin(dir);
       await backend.append(NEXT[1]);
       const status = await settledCopy(backend);
       assertEquals(status.state, "failing", JSON.stringify(status));
-      assertMatch(status.error!, UNTIED);
+      assertMatch(status.error!, NONE_ON_SERVER);
       assertEquals(status.error!.includes(carols), true);
       backend.close();
       backend = undefined;
-      const daves = openReader(`file://${nodes.backupDir("dave")}`);
-      assertEquals(daves.describe().lastVersion, 0, "dave's backup is as it was, empty");
-      daves.close();
+      assertEquals(existsSync(nodes.backupDir("dave")), false, "dave's backup is not made");
+    } finally {
+      backend?.close();
+      removeNodeDir(dir);
+    }
+  });
+});
+
+Deno.test("an async copy whose backup the server no longer holds is said to be gone, not another node's; nothing is made there, and mirror makes it anew", async () => {
+  await withServer(async ({ url, nodes }) => {
+    const carol = JSON.stringify({ node: "carol", key: nodes.add("carol") });
+    const dir = await nodeWithCopy(url, (dir) => writeCredential(dir, carol));
+    let backend: Backend | undefined;
+    try {
+      const lock = readLockFile(dir);
+      const tied = (lock.backup_ids as Record<string, string>)[url];
+      // Removed on the server by hand (remove-node keeps it; this did not).
+      Deno.removeSync(nodes.backupDir("carol"), { recursive: true });
+      writeLockFile(dir, { ...lock, async_retry_s: 0.05 });
+      backend = await startPlugin(dir);
+      await backend.append(NEXT[0]);
+      const status = await settledCopy(backend);
+      assertEquals(status.state, "failing", JSON.stringify(status));
+      assertMatch(status.error!, NONE_ON_SERVER);
+      assertEquals(status.error!.includes(tied), true);
+      backend.close();
+      backend = undefined;
+      assertEquals(existsSync(nodes.backupDir("carol")), false, "no empty backup made");
+      // The advice: the copy made anew at that URL, and tied to its new backup.
+      writeLockFile(dir, { ...lock, async_urls: [] });
+      const output = new BufferedOutput();
+      assertEquals(await mirror([url, "--lightning-dir", dir, "--async"], output), 0);
+      const made = formatBackupId(readChain(nodes.backupDir("carol")).backupId);
+      assertEquals(readLockFile(dir).backup_ids, { [url]: made });
+    } finally {
+      backend?.close();
+      removeNodeDir(dir);
+    }
+  });
+});
+
+Deno.test("a mirror whose backup the server no longer holds stops the node, saying so", async () => {
+  await withServer(async ({ url, nodes }) => {
+    const carol = JSON.stringify({ node: "carol", key: nodes.add("carol") });
+    const dir = makeNodeDir("restart");
+    const base = Deno.realPathSync(`${dir}/..`);
+    let backend: Backend | undefined;
+    try {
+      writeCredential(dir, carol);
+      writeLockFile(dir, { backend_url: await makeBackup(`${base}/backup`, A_CHANGES) });
+      const output = new BufferedOutput();
+      assertEquals(await mirror([url, "--lightning-dir", dir], output), 0, output.transcript);
+      Deno.removeSync(nodes.backupDir("carol"), { recursive: true });
+      backend = await startPlugin(dir);
+      // The plugin's check at its start (and its first write).
+      const error = await assertRejects(() => backend!.ready!());
+      assertMatch(error.message, /^socket:\S+: the server holds no backup of this node any more/);
+      assertMatch(error.message, /remove the URL from mirror_urls and make the copy anew/);
+      assertEquals(existsSync(nodes.backupDir("carol")), false, "no empty backup made");
     } finally {
       backend?.close();
       removeNodeDir(dir);

@@ -7,7 +7,7 @@
  */
 import { parseBackupUrl } from "../backends/url.ts";
 import type { LockFile } from "../backup/lock_file.ts";
-import { copyBackupIds } from "../backends/multi/mirrors.ts";
+import { copyBackupIds, holdsNoServerBackup } from "../backends/multi/mirrors.ts";
 import { backupKind, connectBackend } from "../backends/open.ts";
 import { readChain } from "../format/chain.ts";
 import { formatBackupId } from "../format/segment.ts";
@@ -42,10 +42,8 @@ export async function destinationBackupId(
     socket: { credential, policy: { ...DEFAULT_RETRY_POLICY, retries: 0 } },
   });
   try {
-    const { version, records } = backend.state();
-    // A server answers as of an empty backup for one it does not hold, and asking the id
-    // (PLACE) would make it: a copy made before would be tied to that new, empty one.
-    if (made && parsed.scheme === "socket" && version === 0 && records === 0) {
+    // A copy made before would be tied to a new, empty one.
+    if (made && holdsNoServerBackup(backend)) {
       throw new Error(
         `the server holds no backup of this node there (version 0): tie the copy once the ` +
           `node has written to it, or check the URL and backup.credential`,

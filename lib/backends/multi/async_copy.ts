@@ -53,7 +53,7 @@ import type {
 import { bumpedFrom } from "../../backup/bump.ts";
 import { launcherDenied } from "../../fs/launcher_denied.ts";
 import { cliCommand } from "../../fs/advised_command.ts";
-import { untiedCopy } from "./mirrors.ts";
+import { copyTieProblem } from "./mirrors.ts";
 
 export type AsyncLogLevel = "info" | "unusual";
 
@@ -370,8 +370,7 @@ export class AsyncCopy {
   async #open(): Promise<Backend> {
     const dest = await this.options.open();
     try {
-      const tied = this.options.backupId;
-      const other = tied && untiedCopy(tied, await dest.backupIdHex?.(), true);
+      const other = await copyTieProblem(dest, this.options.backupId, true);
       if (other) throw new Error(other);
       // A torn append of the copy's own: the primary holds that change.
       if (dest.state().tail !== undefined) await dest.cutTail();

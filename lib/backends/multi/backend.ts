@@ -11,13 +11,14 @@
  * at start and the change after it stop the node under "degrade" too (see {@linkcode #all}).
  *
  * A mirror found at its start to hold another backup than the one backup.lock ties to it
- * (`backup_ids`: another node's, a mount swapped) is never written to: it stops the node, or
- * under "degrade" is dropped as a failed one is.
+ * (`backup_ids`: another node's, a mount swapped), or on a server that holds none of the node
+ * any more, is never written to: it stops the node, or under "degrade" is dropped as a failed
+ * one is.
  *
  * @module
  */
 import type { Backend, BackupState, Change, DestinationStatus } from "../backend.ts";
-import { newCopyCommand, untiedCopy } from "./mirrors.ts";
+import { copyTieProblem, newCopyCommand } from "./mirrors.ts";
 import { StoppingError } from "../stopping.ts";
 
 export type MirrorFailure = "stop" | "degrade";
@@ -72,11 +73,12 @@ export class MultiBackend implements Backend {
     })();
   }
 
-  /** Refuses `member` when it holds another backup than `tied`: it stops, or degrades. */
+  /**
+   * Refuses `member` when it holds another backup than `tied`, or none any more: it stops, or
+   * degrades.
+   */
   async #checkTie(member: Backend, tied: string | undefined): Promise<void> {
-    if (tied === undefined) return;
-    const held = await this.#noting(member, async () => await member.backupIdHex?.());
-    const why = untiedCopy(tied, held, false);
+    const why = await this.#noting(member, () => copyTieProblem(member, tied, false));
     if (why === undefined) return;
     if (this.onFailure === "stop") {
       this.#failed.set(member, why);

@@ -10,8 +10,10 @@
  */
 import type { LockFile } from "../../backup/lock_file.ts";
 import { parseBackupUrl } from "../url.ts";
+import type { Backend } from "../backend.ts";
 import type { MirrorFailure } from "./backend.ts";
 import { cliCommand } from "../../fs/advised_command.ts";
+import { shellQuote } from "../../fs/shell_quote.ts";
 import { existsSync } from "../../fs/exists.ts";
 import { CREDENTIAL_NAME } from "../socket/credential.ts";
 
@@ -88,6 +90,42 @@ function hasCredential(dir: string): boolean {
 }
 
 /**
+ * Whether `copy` is on a server that holds no backup of the node there, or an empty one: the
+ * server answers as of an empty backup for one it does not hold (and asking its id, PLACE,
+ * would make it), while a copy is made from a snapshot, whose base the server counts as a
+ * record.
+ */
+export function holdsNoServerBackup(copy: Backend): boolean {
+  const { version, records } = copy.state();
+  return parseBackupUrl(copy.url).scheme === "socket" && version === 0 && records === 0;
+}
+
+/**
+ * Why `copy`, which backup.lock's `backup_ids` ties to the backup `tied` (none: not checked),
+ * gets none of the node's changes; `undefined` when it holds that backup. Asked before
+ * anything is written there; a server that holds no backup of the node is not asked its id,
+ * which would make one.
+ */
+export async function copyTieProblem(
+  copy: Backend,
+  tied: string | undefined,
+  isAsync: boolean,
+): Promise<string | undefined> {
+  if (tied === undefined) return undefined;
+  await copy.ready?.();
+  if (holdsNoServerBackup(copy)) {
+    return `the server holds no backup of this node any more, or a new empty one (version ` +
+      `0), where backup.lock ties this copy to backup ${tied} ("backup_ids"): it was removed ` +
+      `or moved away on the server, unless backup.credential names another node now: put the ` +
+      `backup back on the server (or this node's own backup.credential beside backup.lock); ` +
+      `or, that failing, with lightningd stopped, remove the URL from ` +
+      `${isAsync ? "async_urls" : "mirror_urls"} and make the copy anew from the node's ` +
+      `database with ${newCopyCommand("DIR", isAsync, copy.url)}`;
+  }
+  return untiedCopy(tied, await copy.backupIdHex?.(), isAsync);
+}
+
+/**
  * Why a copy, which holds the backup `held` (`undefined`: one without an id), is not
  * the backup `tied` that backup.lock's `backup_ids` ties to it; `undefined` when it is, or no
  * id is recorded. Said before anything is written there: it is another backup (another
@@ -112,10 +150,12 @@ export function untiedCopy(
 /**
  * The command that adds a new copy in place of one that lacks changes or is gone (init refuses
  * a node that has a backup), as advice quotes it: for the lightning dir `dir`, a shell word the
- * caller quotes (`DIR` where it is not known), an async copy's with `--async`.
+ * caller quotes (`DIR` where it is not known), an async copy's with `--async`; at `url` where
+ * it is known (`NEW_URL`).
  */
-export function newCopyCommand(dir = "DIR", isAsync = false): string {
-  return `"${cliCommand("mirror", `NEW_URL --lightning-dir ${dir}${isAsync ? " --async" : ""}`)}"`;
+export function newCopyCommand(dir = "DIR", isAsync = false, url?: string): string {
+  const at = url === undefined ? "NEW_URL" : shellQuote(url);
+  return `"${cliCommand("mirror", `${at} --lightning-dir ${dir}${isAsync ? " --async" : ""}`)}"`;
 }
 
 /** The paths of the file backups `lock` names, `backend_url`'s first when it is one. */
