@@ -442,14 +442,18 @@ export class SocketBackend implements Backend {
     try {
       await this.#retrying("asking the backup's id", async () => {
         const reply = await this.#conn!.request(encodeFrame(V2Type.ReqPlace));
-        if (reply.type !== V2Type.Error) this.#backupId = decodePlace(reply).backupId;
-        else if (decodeError(reply).code !== ErrorCode.BadPacket) {
-          throw new RemoteBackupError(
-            `${refusal(reply, "to say its backup's id (PLACE)").message}; until it answers, ` +
-              `which backup the URL reaches cannot be checked: fix what it says (or ask its ` +
-              `operator), then try again`,
-          );
+        if (reply.type !== V2Type.Error) {
+          this.#backupId = decodePlace(reply).backupId;
+          return;
         }
+        const { code, message } = decodeError(reply);
+        // A server older than PLACE calls it a bad packet: its backup has no id.
+        if (code === ErrorCode.BadPacket) return;
+        throw new RemoteBackupError(
+          `the server at ${this.destination} refused to say its backup's id (PLACE): ` +
+            `${message}; until it does, which backup it holds cannot be checked: fix what it ` +
+            `says (or ask its operator), then try again`,
+        );
       });
     } finally {
       this.#writing = false;

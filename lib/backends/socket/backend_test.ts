@@ -205,7 +205,7 @@ Deno.test("a server's error to PLACE is said, not read as a backup without an id
       Deno.writeTextFileSync(nodes.backupDir("alice"), "not a backup directory");
       const error = await assertRejects(
         () => backend.backupIdHex(),
-        /^the server refused to say its backup's id \(PLACE\): the server cannot open node alice's backup: see the server's log; until it answers, which backup the URL reaches cannot be checked: fix what it says \(or ask its operator\), then try again$/,
+        /^the server at 127\.0\.0\.1:\d+ \(wire v2, node alice\) refused to say its backup's id \(PLACE\): the server cannot open node alice's backup: see the server's log; until it does, which backup it holds cannot be checked: fix what it says \(or ask its operator\), then try again$/,
       );
       assert(error instanceof RemoteBackupError, String(error));
     } finally {
