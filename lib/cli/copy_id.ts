@@ -7,7 +7,7 @@
  */
 import { parseBackupUrl } from "../backends/url.ts";
 import type { LockFile } from "../backup/lock_file.ts";
-import { copyBackupIds, holdsNoServerBackup } from "../backends/multi/mirrors.ts";
+import { copyBackupIds, emptyOnServer } from "../backends/multi/mirrors.ts";
 import { backupKind, connectBackend } from "../backends/open.ts";
 import { readChain } from "../format/chain.ts";
 import { formatBackupId } from "../format/segment.ts";
@@ -42,10 +42,10 @@ export async function destinationBackupId(
     socket: { credential, policy: { ...DEFAULT_RETRY_POLICY, retries: 0 } },
   });
   try {
-    // A copy made before would be tied to a new, empty one.
-    if (made && holdsNoServerBackup(backend)) {
+    // A copy made before would be tied to a new, empty one where the server holds none.
+    if (made && emptyOnServer(backend)) {
       throw new Error(
-        `the server holds no backup of this node there (version 0): tie the copy once the ` +
+        `the server holds no backup of this node there, or an empty one (version 0): tie the copy once the ` +
           `node has written to it, or check the URL and backup.credential`,
       );
     }

@@ -90,12 +90,11 @@ function hasCredential(dir: string): boolean {
 }
 
 /**
- * Whether `copy` is on a server that holds no backup of the node there, or an empty one: the
- * server answers as of an empty backup for one it does not hold (and asking its id, PLACE,
- * would make it), while a copy is made from a snapshot, whose base the server counts as a
- * record.
+ * Whether `copy` is on a server that answers as of an empty backup (version 0, no records):
+ * it holds no backup of the node there (asking its id, PLACE, would make an empty one), or an
+ * empty one (a copy made before the node had a database, tied to that empty backup's id).
  */
-export function holdsNoServerBackup(copy: Backend): boolean {
+export function emptyOnServer(copy: Backend): boolean {
   const { version, records } = copy.state();
   return parseBackupUrl(copy.url).scheme === "socket" && version === 0 && records === 0;
 }
@@ -103,8 +102,8 @@ export function holdsNoServerBackup(copy: Backend): boolean {
 /**
  * Why `copy`, which backup.lock's `backup_ids` ties to the backup `tied` (none: not checked),
  * gets none of the node's changes; `undefined` when it holds that backup. Asked before
- * anything is written there; a server that holds no backup of the node is not asked its id,
- * which would make one.
+ * anything is written there. An empty copy on a server is asked too: a node with no database
+ * yet has one, tied to it; another id there is an empty backup where the node's was.
  */
 export async function copyTieProblem(
   copy: Backend,
@@ -113,16 +112,17 @@ export async function copyTieProblem(
 ): Promise<string | undefined> {
   if (tied === undefined) return undefined;
   await copy.ready?.();
-  if (holdsNoServerBackup(copy)) {
-    return `the server holds no backup of this node any more, or a new empty one (version ` +
-      `0), where backup.lock ties this copy to backup ${tied} ("backup_ids"): it was removed ` +
-      `or moved away on the server, unless backup.credential names another node now: put the ` +
-      `backup back on the server (or this node's own backup.credential beside backup.lock); ` +
-      `or, that failing, with lightningd stopped, remove the URL from ` +
-      `${isAsync ? "async_urls" : "mirror_urls"} and make the copy anew from the node's ` +
-      `database with ${newCopyCommand("DIR", isAsync, copy.url)}`;
-  }
-  return untiedCopy(tied, await copy.backupIdHex?.(), isAsync);
+  const empty = emptyOnServer(copy);
+  const held = await copy.backupIdHex?.();
+  if (!empty || held === undefined || held === tied) return untiedCopy(tied, held, isAsync);
+  return `the server holds no backup of this node any more, but an empty one (backup ` +
+    `${held}, version 0: asking its id makes one where there is none), where backup.lock ` +
+    `ties this copy to backup ${tied} ("backup_ids"): it was removed or moved away on the ` +
+    `server, unless backup.credential names another node now: put the backup back on the ` +
+    `server in place of the empty one (or this node's own backup.credential beside ` +
+    `backup.lock); or, that failing, with lightningd stopped, remove the URL from ` +
+    `${isAsync ? "async_urls" : "mirror_urls"} and make the copy anew from the node's ` +
+    `database with ${newCopyCommand("DIR", isAsync, copy.url)}`;
 }
 
 /**

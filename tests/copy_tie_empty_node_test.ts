@@ -1,0 +1,73 @@
+/**
+ * A node set up before it has a database (its backup empty, at version 0) with a copy on a
+ * backup server: the copy, made empty there and tied to that empty backup's id, is the node's
+ * own, and takes the node's first changes; at the node's first start it is no refusal.
+ *
+ * @module
+ */
+import { assertEquals } from "./support/assert.ts";
+import { BufferedOutput, makeBackup, makeNodeDir, removeNodeDir } from "./support/cli_testing.ts";
+import { A_CHANGES, settledCopy, startPlugin } from "./support/copy_tie.ts";
+import { withServer, writeCredential } from "./support/v2_server.ts";
+import { readLockFile, writeLockFile } from "../lib/backup/lock_file.ts";
+import type { Backend } from "../lib/backends/backend.ts";
+import { readChain } from "../lib/format/chain.ts";
+import { formatBackupId } from "../lib/format/segment.ts";
+import { mirror } from "../lib/cli/mirror.ts";
+import { init } from "../lib/cli/init.ts";
+
+/** How a node with no database yet gets its copy at `url`: by mirror, or by init. */
+const SET_UPS: Record<string, (dir: string, url: string, isAsync: boolean) => Promise<number>> = {
+  mirror: async (dir, url, isAsync) => {
+    const base = Deno.realPathSync(`${dir}/..`);
+    writeLockFile(dir, { backend_url: await makeBackup(`${base}/backup`, []) });
+    const args = [url, "--lightning-dir", dir, ...(isAsync ? ["--async"] : [])];
+    return await mirror(args, new BufferedOutput());
+  },
+  init: async (dir, url, isAsync) => {
+    const base = Deno.realPathSync(`${dir}/..`);
+    const args = [
+      `file://${base}/backup`,
+      "--lightning-dir",
+      dir,
+      isAsync ? "--async" : "--mirror",
+      url,
+    ];
+    return await init(args, new BufferedOutput());
+  },
+};
+
+for (const [how, setUp] of Object.entries(SET_UPS)) {
+  for (const isAsync of [false, true]) {
+    Deno.test(`a node with no database yet, its ${isAsync ? "async copy" : "mirror"} on a server made by ${how}: the plugin's first start takes it, and the first change reaches it`, async () => {
+      await withServer(async ({ url, nodes }) => {
+        const dir = makeNodeDir();
+        let backend: Backend | undefined;
+        try {
+          writeCredential(dir, JSON.stringify({ node: "carol", key: nodes.add("carol") }));
+          assertEquals(await setUp(dir, url, isAsync), 0);
+          const lock = readLockFile(dir);
+          // Tied to the empty backup made on the server.
+          const carols = formatBackupId(readChain(nodes.backupDir("carol")).backupId);
+          assertEquals(lock.backup_ids, { [url]: carols });
+          writeLockFile(dir, { ...lock, async_retry_s: 0.05 });
+          backend = await startPlugin(dir);
+          await backend.ready?.();
+          await backend.append(A_CHANGES[0]);
+          if (isAsync) {
+            const copied = await settledCopy(backend);
+            assertEquals([copied.state, copied.version], ["caught-up", 1], copied.error ?? "");
+          } else {
+            assertEquals(
+              backend.state().destinations?.map((d) => [d.version, d.state]),
+              [[1, "ok"], [1, "ok"]],
+            );
+          }
+        } finally {
+          backend?.close();
+          removeNodeDir(dir);
+        }
+      });
+    });
+  }
+}
