@@ -15,6 +15,8 @@ import { readChain } from "../lib/format/chain.ts";
 import { formatBackupId } from "../lib/format/segment.ts";
 import { mirror } from "../lib/cli/mirror.ts";
 import { init } from "../lib/cli/init.ts";
+import { openReader } from "../lib/backends/open.ts";
+import { FakeLightningd, throughLauncher } from "./support/fake_lightningd.ts";
 
 /** How a node with no database yet gets its copy at `url`: by mirror, or by init. */
 const SET_UPS: Record<string, (dir: string, url: string, isAsync: boolean) => Promise<number>> = {
@@ -71,3 +73,36 @@ for (const [how, setUp] of Object.entries(SET_UPS)) {
     });
   }
 }
+
+Deno.test("a node with no database yet, init with a mirror on a server: lightningd's first start runs the plugin, and its first changes are committed and reach the server", async () => {
+  await withServer(async ({ url, nodes }) => {
+    const dir = makeNodeDir();
+    const base = Deno.realPathSync(`${dir}/..`);
+    try {
+      writeCredential(dir, JSON.stringify({ node: "carol", key: nodes.add("carol") }));
+      const made = new BufferedOutput();
+      const args = [`file://${base}/backup`, "--lightning-dir", dir, "--mirror", url];
+      assertEquals(await init(args, made), 0, made.transcript);
+      const lightningd = FakeLightningd.spawn({ lightningDir: dir, ...throughLauncher(dir) });
+      try {
+        await lightningd.getmanifest();
+        await lightningd.init();
+        for (const change of A_CHANGES.slice(0, 3)) {
+          const outcome = await lightningd.dbWrite(change.version, [...change.statements]);
+          assertEquals(outcome, "committed", lightningd.aborted);
+        }
+        assertEquals((await lightningd.stop()).code, 0);
+      } finally {
+        await lightningd.kill().catch(() => {});
+      }
+      const copy = openReader(`file://${nodes.backupDir("carol")}`);
+      try {
+        assertEquals(copy.describe().lastVersion, A_CHANGES[2].version);
+      } finally {
+        copy.close();
+      }
+    } finally {
+      removeNodeDir(dir);
+    }
+  });
+});
