@@ -12,8 +12,8 @@
  *
  * A mirror found at its start to hold another backup than the one backup.lock ties to it
  * (`backup_ids`: another node's, a mount swapped), or on a server that holds none of the node
- * any more, is never written to: it stops the node, or under "degrade" is dropped as a failed
- * one is.
+ * any more, or whose server answers an error when asked its id, is never written to: it stops
+ * the node, or under "degrade" is dropped as a failed one is.
  *
  * @module
  */
@@ -74,11 +74,22 @@ export class MultiBackend implements Backend {
   }
 
   /**
-   * Refuses `member` when it holds another backup than `tied`, or none any more: it stops, or
-   * degrades.
+   * Refuses `member` when it holds another backup than `tied`, or none any more, or its tie
+   * cannot be checked (its server answered an error): it stops, or degrades.
    */
   async #checkTie(member: Backend, tied: string | undefined): Promise<void> {
-    const why = await this.#noting(member, () => copyTieProblem(member, tied, false));
+    let why: string | undefined;
+    try {
+      why = await copyTieProblem(member, tied, false);
+    } catch (error) {
+      // The plugin stopping is no destination's failure.
+      if (this.onFailure === "stop" || error instanceof StoppingError) {
+        return await this.#noting(member, () => Promise.reject(error));
+      }
+      // Its server answered an error, or could not be asked: under "degrade" a failed
+      // destination, never written to.
+      why = (error as Error).message;
+    }
     if (why === undefined) return;
     if (this.onFailure === "stop") {
       this.#failed.set(member, why);

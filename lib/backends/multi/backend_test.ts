@@ -267,3 +267,59 @@ for (const { fails, error } of KEEPS) {
     }
   });
 }
+
+/** `backend`, on a server that answers an error when asked its backup's id (PLACE). */
+function refusingId(backend: Backend): Backend {
+  return {
+    url: backend.url,
+    state: () => backend.state(),
+    append: (change) => backend.append(change),
+    rewind: () => backend.rewind(),
+    cutTail: () => backend.cutTail(),
+    close: () => backend.close(),
+    backupIdHex: () =>
+      Promise.reject(new Error("the server refused to say its backup's id (PLACE): disk full")),
+  };
+}
+
+for (const onFailure of ["stop", "degrade"] as const) {
+  Deno.test(`MultiBackend: a mirror whose tie cannot be checked (the server's error to PLACE) ${onFailure === "stop" ? "stops the node" : "is dropped under degrade"}`, async () => {
+    const root = Deno.makeTempDirSync({ prefix: "multi-backend-" });
+    const [a, b] = fileBackends(root, ["a", "b"]);
+    const broken: string[] = [];
+    try {
+      const multi = new MultiBackend(
+        [a, refusingId(b)],
+        onFailure,
+        (_level, line) => broken.push(line),
+        [undefined, "ab".repeat(16)],
+      );
+      if (onFailure === "stop") {
+        await assertRejects(
+          () => multi.ready(),
+          /refused to say its backup's id \(PLACE\): disk full/,
+        );
+        assertEquals(multi.state().destinations?.map((d) => d.state), ["ok", "failed"]);
+        return;
+      }
+      await multi.ready();
+      await multi.append(CHANGES[0]);
+      assertEquals(
+        multi.state().destinations?.map((d) => [d.state, d.version]),
+        [["ok", 1], ["broken", 0]],
+      );
+      assertEquals(broken.length, 1);
+      assertEquals(
+        broken[0].startsWith(
+          `BROKEN: destination ${b.url} gets no changes: the server refused to say its ` +
+            `backup's id (PLACE): disk full`,
+        ),
+        true,
+        broken[0],
+      );
+    } finally {
+      for (const backend of [a, b]) backend.close();
+      Deno.removeSync(root, { recursive: true });
+    }
+  });
+}
