@@ -10,7 +10,13 @@ import { socketUrl } from "../lib/backends/socket/backend.ts";
 import { decodeError, encodeFrame, ErrorCode, V2Type } from "../lib/wire/packets_v2.ts";
 import { withServer } from "./support/v2_server.ts";
 import { RawClient, startServer } from "./support/wire_server.ts";
-import { encodeChange, encodePacket, encodeSnapshot, PacketType } from "../lib/wire/packets.ts";
+import {
+  encodeChange,
+  encodePacket,
+  encodeSnapshot,
+  encodeVersionPacket,
+  PacketType,
+} from "../lib/wire/packets.ts";
 import { makeEncryptedBackup } from "./support/encrypted.ts";
 import { bumpStatement } from "./support/statements.ts";
 
@@ -174,4 +180,33 @@ Deno.test("wire v1 connections, each closed at its first packet (unknown; or to 
   assertMatch(plain.logs.join("\n"), /protocol errors: 4 more in the last minute/);
   assertEquals(count(sealed.logs, /wire v1 to an encrypted backup/), 2, sealed.logs.join("\n"));
   assertMatch(sealed.logs.join("\n"), /wire v1 requests refused \(NACK\): 4 more/);
+});
+
+Deno.test("a wire v1 client refused as a second writer, request after request (REWIND, SNAPSHOT), logs a bounded number of lines", async () => {
+  const root = Deno.makeTempDirSync({ prefix: "v1-flood-" });
+  const { server, logs } = startServer(`${root}/served`, 0, {
+    failureLinesPerMinute: 3,
+    now: () => 0,
+  });
+  try {
+    // The node, the backup's writer.
+    const node = await RawClient.connect(server.port);
+    await node.send(encodeChange(1, [bumpStatement(0)]));
+    assertEquals((await node.next())?.type, PacketType.Ack);
+    const other = await RawClient.connect(server.port);
+    for (let i = 0; i < 10; i++) {
+      await other.send(encodeVersionPacket(PacketType.Rewind, 0));
+      assertEquals((await other.next())?.type, PacketType.Nack);
+      await other.send(encodeSnapshot(7, new Uint8Array(10)));
+      assertEquals((await other.next())?.type, PacketType.Nack);
+    }
+    other.close();
+    node.close();
+  } finally {
+    await server.close();
+    Deno.removeSync(root, { recursive: true });
+  }
+  const about = logs.filter((line) => /REWIND|SNAPSHOT|refused version/.test(line));
+  assertEquals(about.length, 3, logs.join("\n"));
+  assertMatch(logs.join("\n"), /wire v1 requests refused \(NACK\): 17 more in the last minute/);
 });

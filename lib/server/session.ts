@@ -194,8 +194,11 @@ export class Session {
         return true;
       case PacketType.Rewind: {
         const to = decodeVersion(packet);
-        log("info", `${this.name}: REWIND to ${to}`);
-        await this.#write(to, () => storage.rewind(to));
+        // Said once it is this connection's to do: a refused one is a NACK line, bounded.
+        await this.#write(to, () => {
+          log("info", `${this.name}: REWIND to ${to}`);
+          return storage.rewind(to);
+        });
         return true;
       }
       case PacketType.ReqMetadata: {
@@ -314,10 +317,12 @@ export class Session {
       const received = await receiveSnapshot(this.#reader, keep);
       if (encrypted) return await this.#refuseEncrypted();
       const { version, size, failure } = received;
-      log("info", `${this.name}: SNAPSHOT ${version} (${size} bytes deflated)`);
       const room = quota === undefined ? MAX_DATABASE_BYTES : quota - storage.state().bytes;
       await this.#write(version, async () => {
-        if (dropped ?? failure) throw dropped ?? failure;
+        if (dropped) throw dropped;
+        // Said once it is this connection's to store: a refused one is a NACK line, bounded.
+        log("info", `${this.name}: SNAPSHOT ${version} (${size} bytes deflated)`);
+        if (failure) throw failure;
         storage.refuseSnapshot(version);
         try {
           await inflateUpload(upload, size, database, Math.min(room, MAX_DATABASE_BYTES));
