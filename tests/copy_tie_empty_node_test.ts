@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { assertEquals } from "./support/assert.ts";
+import { assertEquals, assertMatch } from "./support/assert.ts";
 import { BufferedOutput, makeBackup, makeNodeDir, removeNodeDir } from "./support/cli_testing.ts";
 import { A_CHANGES, settledCopy, startPlugin } from "./support/copy_tie.ts";
 import { withServer, writeCredential } from "./support/v2_server.ts";
@@ -101,6 +101,25 @@ Deno.test("a node with no database yet, init with a mirror on a server: lightnin
       } finally {
         copy.close();
       }
+    } finally {
+      removeNodeDir(dir);
+    }
+  });
+});
+
+Deno.test("mirror on a node with no database yet says it made an empty copy, not one from the database", async () => {
+  await withServer(async ({ url, nodes }) => {
+    const dir = makeNodeDir();
+    const base = Deno.realPathSync(`${dir}/..`);
+    try {
+      writeCredential(dir, JSON.stringify({ node: "carol", key: nodes.add("carol") }));
+      writeLockFile(dir, { backend_url: await makeBackup(`${base}/backup`, []) });
+      const output = new BufferedOutput();
+      assertEquals(await mirror([url, "--lightning-dir", dir], output), 0, output.transcript);
+      assertMatch(
+        output.stdout[0],
+        /^Created the empty backup socket:\S+ at version 0 \(no database at ".*\/lightningd\.sqlite3" yet\), and added it to "mirror_urls"/,
+      );
     } finally {
       removeNodeDir(dir);
     }

@@ -184,8 +184,11 @@ export async function mirror(
       "replace",
       () => path !== undefined && removeIfExists(path),
     );
+    const made = existsSync(database)
+      ? `Created the backup ${url} from "${database}" at version ${created}`
+      : `Created the empty backup ${url} at version 0 (no database at "${database}" yet)`;
     output.out(
-      `Created the backup ${url} from "${database}" at version ${created}, and added it to ` +
+      `${made}, and added it to ` +
         `"${key}" in "${dir}/${LOCK_FILE}" (${sync.length + async.length + 1} destinations)` +
         (id === undefined ? "" : `, tied to its backup id ${id}`),
     );
