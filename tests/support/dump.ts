@@ -6,10 +6,15 @@
  */
 import { DatabaseSync, type SQLOutputValue } from "node:sqlite";
 
+/** Each byte's two hex digits: the crash sweeps dump hundreds of kilobytes of blobs a trial. */
+const HEX = Array.from({ length: 256 }, (_, b) => b.toString(16).padStart(2, "0"));
+
 function literal(value: SQLOutputValue): string {
   if (value === null) return "NULL";
   if (value instanceof Uint8Array) {
-    return `X'${Array.from(value, (b) => b.toString(16).padStart(2, "0")).join("")}'`;
+    let hex = "";
+    for (const byte of value) hex += HEX[byte];
+    return `X'${hex}'`;
   }
   if (typeof value === "string") return `'${value.replaceAll("'", "''")}'`;
   return String(value);
