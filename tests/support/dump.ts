@@ -20,24 +20,30 @@ function literal(value: SQLOutputValue): string {
   return String(value);
 }
 
+/** The dump of the database file at `path`, opened read-only. */
 export function dumpDatabase(path: string): string {
   const db = new DatabaseSync(path, { readOnly: true });
   try {
-    const lines: string[] = [];
-    const objects = db.prepare(
-      "SELECT type, name, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite_autoindex%' ORDER BY type, name",
-    ).all();
-    for (const { type, name, sql } of objects) {
-      lines.push(`${sql};`);
-      if (type !== "table" || String(name).startsWith("sqlite_")) continue;
-      const rows = db.prepare(`SELECT * FROM "${name}" ORDER BY rowid`);
-      rows.setReadBigInts(true);
-      for (const row of rows.all()) {
-        lines.push(`INSERT INTO "${name}" VALUES(${Object.values(row).map(literal).join(",")});`);
-      }
-    }
-    return lines.join("\n");
+    return dumpOpenDatabase(db);
   } finally {
     db.close();
   }
+}
+
+/** The dump of an open database (one in memory, say). */
+export function dumpOpenDatabase(db: DatabaseSync): string {
+  const lines: string[] = [];
+  const objects = db.prepare(
+    "SELECT type, name, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite_autoindex%' ORDER BY type, name",
+  ).all();
+  for (const { type, name, sql } of objects) {
+    lines.push(`${sql};`);
+    if (type !== "table" || String(name).startsWith("sqlite_")) continue;
+    const rows = db.prepare(`SELECT * FROM "${name}" ORDER BY rowid`);
+    rows.setReadBigInts(true);
+    for (const row of rows.all()) {
+      lines.push(`INSERT INTO "${name}" VALUES(${Object.values(row).map(literal).join(",")});`);
+    }
+  }
+  return lines.join("\n");
 }
