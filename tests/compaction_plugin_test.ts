@@ -32,7 +32,7 @@ function newNode(): Node {
 
 function spawn(node: Node): FakeLightningd {
   const lightningd = FakeLightningd.spawn({ lightningDir: node.dir, env: ENV });
-  lightningd.db.exec("PRAGMA synchronous = OFF");
+  lightningd.volatileCommits();
   return lightningd;
 }
 

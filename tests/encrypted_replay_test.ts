@@ -34,7 +34,7 @@ Deno.test("encrypted file backup: the recorded runs restore, to every run's end,
         chunking: { kind: "sizes", sizes: fixture.chunks },
         env: { CLN_BACKUP_TEST_SEGMENT_BYTES: String(64 * 1024) },
       });
-      node.db.exec("PRAGMA synchronous = OFF");
+      node.volatileCommits();
       assertEquals(await node.replay(fixture.raw), "committed", node.aborted);
       assertEquals((await node.close()).code, 0, await node.stderr());
       assertEquals(node.logs.filter((l) => l.level === "broken" || l.level === "unusual"), []);

@@ -200,7 +200,7 @@ async function runTrial(
       const { bytes, messages } = resumedStream(run, next);
       const cut = messages.find((m) => m.id === last.id)?.end ?? bytes.length;
       node = FakeLightningd.spawn({ lightningDir: dir, env: PLUGIN_ENV });
-      node.db.exec("PRAGMA synchronous = OFF");
+      node.volatileCommits();
       report.processes++;
       const context = `seed ${seed}, run ${run.name}, process ${report.processes}`;
       const killed = await replayProcess(node, bytes.subarray(0, cut), all, context);

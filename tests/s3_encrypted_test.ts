@@ -69,7 +69,7 @@ test("encrypted S3: the recorded runs restore, to every run's end, before and af
         chunking: { kind: "sizes", sizes: fixture.chunks },
         env: { AWS_ACCESS_KEY_ID: "", CLN_BACKUP_TEST_S3_PACK_EVERY: "40" },
       });
-      node.db.exec("PRAGMA synchronous = OFF");
+      node.volatileCommits();
       assertEquals(await node.replay(fixture.raw), "committed", node.aborted);
       assertEquals((await node.close()).code, 0, await node.stderr());
       assertEquals(node.logs.filter((l) => l.level === "broken"), []);

@@ -122,7 +122,7 @@ async function runTrial(
       const run = all.runs[next.run];
       const { bytes } = resumedStream(run, next);
       node = FakeLightningd.spawn({ lightningDir: dir });
-      node.db.exec("PRAGMA synchronous = OFF");
+      node.volatileCommits();
       report.processes++;
       const context = `seed ${seed}, run ${run.name}, process ${report.processes}`;
       const killed = await replayProcess(node, bytes, all, context);

@@ -99,7 +99,7 @@ Deno.test("encrypted server backup: the recorded runs restore equal, to each run
         // Small logs, so that the node rolls them (seals sealed for the server's files).
         env: { CLN_BACKUP_TEST_SEGMENT_BYTES: String(64 * 1024) },
       });
-      node.db.exec("PRAGMA synchronous = OFF");
+      node.volatileCommits();
       assertEquals(await node.replay(fixture.raw), "committed", node.aborted);
       assertEquals((await node.close()).code, 0, await node.stderr());
       assertEquals(node.logs.filter((l) => l.level === "broken"), []);

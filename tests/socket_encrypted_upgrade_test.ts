@@ -62,7 +62,7 @@ async function plainBackup(s: EncryptedServer, runs: Scenario[]): Promise<number
   const ends: number[] = [];
   for (const name of runs) {
     const node = FakeLightningd.spawn({ lightningDir: s.dir, env: SEGMENTS });
-    node.db.exec("PRAGMA synchronous = OFF");
+    node.volatileCommits();
     assertEquals(await node.replay(loadFixture(name).raw), "committed", node.aborted);
     assertEquals((await node.close()).code, 0, await node.stderr());
     ends.push((await serverStatus(s.url, s.credential)).lastVersion);
@@ -111,7 +111,7 @@ Deno.test("upgrade --encrypt of a server backup keeps every version; the server 
     conn.close();
     assertEquals(compacted.type, V2Type.CompactRes);
     const node = FakeLightningd.spawn({ lightningDir: s.dir, env: SEGMENTS });
-    node.db.exec("PRAGMA synchronous = OFF");
+    node.volatileCommits();
     const raw = loadFixture("activity").raw;
     assertEquals(await node.replay(raw), "committed", node.aborted);
     assertEquals((await node.close()).code, 0, await node.stderr());

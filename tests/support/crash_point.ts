@@ -465,8 +465,8 @@ export async function runTrial(
         env,
         chunking: { kind: "random", seed: seed * 31 + report.processes, max: 65536 },
       });
-      // The test process never crashes, so the fake's own commits need no fsync.
-      node.db.exec("PRAGMA synchronous = OFF");
+      // The test process never crashes: the fake's own commits need no fsync nor journal file.
+      node.volatileCommits();
       let timer: ReturnType<typeof setTimeout> | undefined;
       let armed = true;
       // A plugin that stops answering would hang the fake: kill it and fail instead.

@@ -308,6 +308,15 @@ export class FakeLightningd {
     });
   }
 
+  /**
+   * For a test process, which never crashes: the node's commits skip their fsync and keep
+   * their rollback journal in memory (ROLLBACK still works), instead of creating, writing and
+   * removing a journal file per transaction. About a third of the fake's SQLite time.
+   */
+  volatileCommits(): void {
+    this.db.exec("PRAGMA synchronous = OFF; PRAGMA journal_mode = MEMORY");
+  }
+
   /** The version the database holds. */
   dataVersion(): number {
     try {

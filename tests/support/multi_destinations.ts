@@ -78,7 +78,7 @@ export async function withNode(
 
 export function spawn(node: Node, env: Record<string, string> = {}): FakeLightningd {
   const lightningd = FakeLightningd.spawn({ lightningDir: node.dir, env: { ...ENV, ...env } });
-  lightningd.db.exec("PRAGMA synchronous = OFF");
+  lightningd.volatileCommits();
   node.spawned.push(lightningd);
   return lightningd;
 }
