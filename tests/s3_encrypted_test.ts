@@ -352,3 +352,49 @@ test("encrypted S3: a rekey whose key.json PUT landed but whose answer was lost 
     Deno.removeSync(root, { recursive: true });
   }
 });
+
+test("encrypted S3: a service that does not implement If-Match (501 NotImplemented, as Amazon answered before its conditional writes) still rekeys, unconditionally, and says it could not check", async () => {
+  const s = sharedRgw({ exportKeys: true });
+  const url = s.url(await s.bucket());
+  await makeEncryptedS3Backup(s, url);
+  const root = Deno.makeTempDirSync({ prefix: "cln-backup-s3-rekey-501-" });
+  const realFetch = globalThis.fetch;
+  try {
+    const old = `${root}/old`, fresh = `${root}/new`;
+    Deno.writeTextFileSync(old, `${PASSPHRASE}\n`, { mode: 0o600 });
+    Deno.writeTextFileSync(fresh, "new passphrase\n", { mode: 0o600 });
+    let refused = 0;
+    // Amazon's answer to a PUT with If-Match before November 2024.
+    globalThis.fetch = (input, init) => {
+      if (init?.method === "PUT" && new Headers(init.headers).has("if-match")) {
+        refused++;
+        return Promise.resolve(
+          new Response(
+            "<Error><Code>NotImplemented</Code><Message>A header you provided implies " +
+              "functionality that is not implemented</Message><Header>If-Match</Header></Error>",
+            { status: 501 },
+          ),
+        );
+      }
+      return realFetch(input, init);
+    };
+    const output = new BufferedOutput();
+    const code = await rekey(
+      [url, "--passphrase-file", old, "--new-passphrase-file", fresh],
+      output,
+    );
+    globalThis.fetch = realFetch;
+    assertEquals([code, refused > 0], [0, true], output.text);
+    assertEquals(output.stdout.length, 2, output.text);
+    assertMatch(output.stdout[0], /^Rewrapped the key of "s3:\/\/.*" for a new passphrase/);
+    assertMatch(
+      output.stdout[1],
+      /^Note: the S3 service of "s3:\/\/.*" does not implement If-Match \(a PUT only over the object read\): this rekey could not check that no other rekey replaced key\.json since it read it/,
+    );
+    assert(await opensS3(s, url, "new passphrase"));
+    assert(!await opensS3(s, url, PASSPHRASE));
+  } finally {
+    globalThis.fetch = realFetch;
+    Deno.removeSync(root, { recursive: true });
+  }
+});

@@ -67,7 +67,8 @@ No record is re-encrypted (the data key stays; the plugin's key file stays valid
 quick and safe beside a running plugin. key.json is replaced atomically (a file renamed into
 place; in S3, the object stored whole). A second rekey of a file backup while one runs is
 refused; one of an S3 or server backup that another rekey replaced since it read it stores
-nothing (a server older than this cln-backup cannot check that: it says so).
+nothing (an S3 service without If-Match, or a server older than this cln-backup,
+cannot check that: it says so).
 Killed after key.json was replaced, the same command run again finishes: the new
 passphrase given then opens the key, and it says so.
 
@@ -369,7 +370,14 @@ async function s3Backup(
     wrapped: { ...wrapped, where: `${url}/${WRAPPED_KEY_NAME}` },
     open: () => s3Unlock(url, values, prompt)(wrapped, backupId),
     store: async (bytes) => {
-      if (await replaceWrappedKey(url, credentials, wrapped, bytes)) return;
+      const replaced = await replaceWrappedKey(url, credentials, wrapped, bytes);
+      if (replaced === "checked") return;
+      if (replaced === "unchecked") {
+        return `Note: the S3 service of "${url}" does not implement If-Match (a PUT only over ` +
+          `the object read): this rekey could not check that no other rekey replaced ` +
+          `key.json since it read it: if another ran meanwhile, its secret no longer opens ` +
+          `the backup (this one's does)`;
+      }
       throw new Error(
         `${ACTION}: another rekey replaced "${url}/${WRAPPED_KEY_NAME}" since this one read ` +
           `it: key.json was not changed by this one; run rekey again with the secret now in ` +

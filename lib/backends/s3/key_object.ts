@@ -71,35 +71,53 @@ export async function fetchWrappedKey(
 }
 
 /**
+ * How {@linkcode replaceWrappedKey} went: stored over the object read, stored whatever the
+ * object held (the service implements no If-Match, or gave no ETag), or not stored: another
+ * rekey replaced it since.
+ */
+export type KeyReplaced = "checked" | "unchecked" | "overtaken";
+
+/**
  * Replaces the `key.json` of the S3 backup at `url` (rekey) with `bytes`, only over the
- * object `read` (If-Match its ETag): `false`, nothing stored, when another rekey replaced it
- * since. S3 swaps an object whole, so a reader sees the old wraps or the new ones; no record
- * changes. A service that sends no ETag, or ignores If-Match, replaces it whatever it holds.
+ * object `read` (If-Match its ETag). S3 swaps an object whole, so a reader sees the old wraps
+ * or the new ones; no record changes. A service that ignores If-Match replaces it whatever it
+ * holds, unseen here.
  */
 export async function replaceWrappedKey(
   url: string,
   credentials: S3Credentials,
   read: WrappedKeyObject,
   bytes: Uint8Array,
-): Promise<boolean> {
+): Promise<KeyReplaced> {
   const policy = DEFAULT_S3_POLICY;
   const client = new S3Client(s3Url(url), credentials, policy.timeoutMs);
   const key = wrappedKeyKey(client.url.prefix);
+  const unchecked = async (): Promise<KeyReplaced> => {
+    await client.put(key, bytes);
+    return "unchecked";
+  };
+  if (read.etag === undefined) {
+    return await retrying("storing the wrapped key", policy, () => {}, unchecked);
+  }
   // The ETag as sent (quoted, as HTTP has it), then bare: Ceph's RGW matches only that.
-  const forms = [...new Set([read.etag, read.etag?.replace(/^"(.*)"$/, "$1")])];
+  const forms = [...new Set([read.etag, read.etag.replace(/^"(.*)"$/, "$1")])];
   return await retrying("storing the wrapped key", policy, () => {}, async () => {
     for (const ifMatch of forms) {
       try {
         await client.put(key, bytes, { ifMatch });
-        return true;
+        return "checked";
       } catch (error) {
-        if (!(error instanceof S3Error) || error.status !== 412) throw error;
+        if (!(error instanceof S3Error)) throw error;
+        // Amazon's answer before its conditional writes (2024), and some services' still:
+        // a rekey there replaces it as before them, and says so.
+        if (error.code === "NotImplemented") return await unchecked();
+        if (error.status !== 412) throw error;
       }
       // Every wrap is sealed afresh, so no other rekey stores either of these bytes: ours
       // are a try whose answer was lost, and those read mean this form of the ETag missed.
       const now = await client.get(key, 0, MOST_WRAPPED_KEY_BYTES);
-      if (sameBytes(now, bytes)) return true;
-      if (!sameBytes(now, read.bytes)) return false;
+      if (sameBytes(now, bytes)) return "checked";
+      if (!sameBytes(now, read.bytes)) return "overtaken";
     }
     throw new S3Error(
       `Cannot store "${key}": the S3 service refuses If-Match with the ETag it gave for it ` +
