@@ -419,8 +419,8 @@ async function serverBackup(
           return;
         }
         return `Note: the server at ${url} is older than this cln-backup: it could not check ` +
-          `that no other rekey replaced key.json since this one read it: the secret of one run ` +
-          `meanwhile no longer opens the backup (this one's does); update the server`;
+          `that no other rekey replaced key.json since this one read it: if another ran ` +
+          `meanwhile, its secret no longer opens the backup (this one's does); update the server`;
       },
       close: () => copy.close(),
     };
