@@ -612,3 +612,46 @@ Deno.test("encrypted server backup: a rekey run while another waits at its promp
     await s.stop();
   }
 });
+
+Deno.test("encrypted server backup: a node's rekey while one on the server's host (of the backup directory) waits at its prompt is refused, and the host's secret opens the backup", async () => {
+  const s = await startEncryptedServer();
+  Deno.env.set(CREDENTIAL_ENV, s.credential.path);
+  try {
+    await initEncrypted(s);
+    const secret = (name: string, text: string) => {
+      Deno.writeTextFileSync(`${s.root}/${name}`, `${text}\n`, { mode: 0o600 });
+      return `${s.root}/${name}`;
+    };
+    const old = secret("old", PASSPHRASE);
+    const node = secret("node", "the node's passphrase");
+    const host = secret("host", "the host's passphrase");
+    const other = new BufferedOutput();
+    let otherCode: number | undefined;
+    // The server's operator rekeys the directory itself, and is at the new-passphrase prompt
+    // when the node's operator rekeys through the server.
+    const prompt = async () => {
+      otherCode ??= await rekey(
+        [s.url, "--passphrase-file", old, "--new-passphrase-file", node],
+        other,
+        () => Promise.resolve(undefined),
+      );
+      return "the host's passphrase";
+    };
+    const output = new BufferedOutput();
+    const code = await rekey([`file://${s.storage}`, "--passphrase-file", old], output, prompt);
+    assertEquals(code, 0, output.text);
+    assertEquals([otherCode, other.stdout], [1, []], other.text);
+    assertEquals(other.stderr.length, 1, other.stderr.join("\n"));
+    assertMatch(
+      other.stderr[0],
+      /^Cannot rekey backup: the server refused the rewrapped key: another rekey is running on its backup directory .*: wait for it to finish, then run this again; key\.json was not changed$/,
+    );
+    const opens = (file: string) =>
+      unlockDir(s.storage, { "passphrase-file": file }, () => Promise.resolve(undefined))
+        .then(() => true, () => false);
+    assertEquals([await opens(host), await opens(node), await opens(old)], [true, false, false]);
+  } finally {
+    Deno.env.delete(CREDENTIAL_ENV);
+    await s.stop();
+  }
+});

@@ -18,7 +18,7 @@ import {
   wrapsOf,
 } from "../crypto/wrapped_key.ts";
 import { readWrappedKey } from "../crypto/wrapped_key_file.ts";
-import { releaseLock, tryLock } from "../fs/flock.ts";
+import { lockRekey } from "../backends/file/rekey_lock.ts";
 import { backupKind } from "../backends/open.ts";
 import { isOutOfRoom } from "../fs/os_error.ts";
 import { KEY_FILE, writeKeyFile } from "../crypto/key_file.ts";
@@ -329,26 +329,16 @@ function wrappedIn(dir: string, name: string, keyId: Uint8Array): Rekeyed["wrapp
   return { where, bytes: readWrappedKey(dir, `"${where}"`), keyId };
 }
 
-/**
- * Takes the exclusive flock of the backup directory `dir` (the kernel drops it when the
- * process dies), or refuses: another rekey holds it. On a file system without flock (some
- * NFS mounts) it goes on unlocked, as before there was a lock.
- */
+/** Takes the rekey lock of the backup directory `dir`, or refuses: another rekey holds it. */
 function lockForRekey(dir: string): Disposable {
-  const handle = Deno.openSync(dir, { read: true });
-  let taken: boolean;
-  try {
-    taken = tryLock(handle);
-  } catch {
-    return { [Symbol.dispose]: () => {} }; // tryLock closed the handle.
-  }
-  if (!taken) {
+  const lock = lockRekey(dir);
+  if (!lock) {
     throw new Error(
       `${ACTION}: another rekey is running on "${dir}" (it holds the backup directory's ` +
         `lock): wait for it to finish, then run this again; nothing was changed`,
     );
   }
-  return { [Symbol.dispose]: () => releaseLock(handle) };
+  return lock;
 }
 
 /**

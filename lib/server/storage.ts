@@ -29,6 +29,7 @@ import { deleteSegments } from "../compact/deletion.ts";
 import { fromHex, sameBytes } from "../crypto/data_key.ts";
 import { checkWrappedKey, describeWraps, WRAPPED_KEY_NAME } from "../crypto/wrapped_key.ts";
 import { readWrappedKey } from "../crypto/wrapped_key_file.ts";
+import { lockRekey } from "../backends/file/rekey_lock.ts";
 import { keyDigest, type Place, type SealedChange } from "../wire/packets_v2.ts";
 import { type BaseOwner, SealedInputError, sealedRecordHeader } from "./sealed_input.ts";
 import { FileBackupReader } from "../backends/file/reader.ts";
@@ -550,7 +551,15 @@ export class ServerStorage {
     } catch (error) {
       throw new RefusedError((error as Error).message);
     }
-    // Read and replaced in one turn of the server's loop: no other rekey comes between.
+    // Read and replaced in one turn of the server's loop: no other rekey sent here comes
+    // between, and one run on this host of the directory itself holds its rekey lock.
+    using lock = lockRekey(this.dir);
+    if (!lock) {
+      throw new RefusedError(
+        `another rekey is running on its backup directory (on the server's host): wait for it ` +
+          `to finish, then run this again; ${WRAPPED_KEY_NAME} was not changed`,
+      );
+    }
     if (read !== undefined && !sameBytes(keyDigest(readWrappedKey(this.dir)), read)) {
       throw new RefusedError(
         `another rekey replaced ${WRAPPED_KEY_NAME} since this one read it: ${WRAPPED_KEY_NAME} ` +
