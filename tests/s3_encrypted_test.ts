@@ -398,3 +398,41 @@ test("encrypted S3: a service that does not implement If-Match (501 NotImplement
     Deno.removeSync(root, { recursive: true });
   }
 });
+
+test("encrypted S3: a service that gives key.json no ETag rekeys with a plain PUT and says it could not check", async () => {
+  const s = sharedRgw({ exportKeys: true });
+  const url = s.url(await s.bucket());
+  await makeEncryptedS3Backup(s, url);
+  const root = Deno.makeTempDirSync({ prefix: "cln-backup-s3-rekey-no-etag-" });
+  const realFetch = globalThis.fetch;
+  try {
+    const old = `${root}/old`, fresh = `${root}/new`;
+    Deno.writeTextFileSync(old, `${PASSPHRASE}\n`, { mode: 0o600 });
+    Deno.writeTextFileSync(fresh, "new passphrase\n", { mode: 0o600 });
+    let conditional = 0;
+    globalThis.fetch = async (input, init) => {
+      if (new Headers(init?.headers).has("if-match")) conditional++;
+      const response = await realFetch(input, init);
+      if (init?.method !== "GET" || !String(input).includes("key.json")) return response;
+      const headers = new Headers(response.headers);
+      headers.delete("etag");
+      return new Response(response.body, { status: response.status, headers });
+    };
+    const output = new BufferedOutput();
+    const code = await rekey(
+      [url, "--passphrase-file", old, "--new-passphrase-file", fresh],
+      output,
+    );
+    globalThis.fetch = realFetch;
+    assertEquals([code, conditional], [0, 0], output.text);
+    assertEquals(output.stdout.length, 2, output.text);
+    assertMatch(
+      output.stdout[1],
+      /^Note: the S3 service of "s3:\/\/.*" does not implement If-Match/,
+    );
+    assert(await opensS3(s, url, "new passphrase"));
+  } finally {
+    globalThis.fetch = realFetch;
+    Deno.removeSync(root, { recursive: true });
+  }
+});
