@@ -410,10 +410,18 @@ Deno.test("protocol: unknown notifications are ignored without an answer", async
   await withPlugin(async ({ lightningd }) => {
     assertEquals(await lightningd.transaction(SCHEMA), "committed");
     const before = lightningd.received.length;
-    await lightningd.notify("invoice_creation", { label: "x", msat: 1000 });
-    await lightningd.notify("warning", { level: "warn", log: "something" });
-    await lightningd.notify("plugin_started", { plugin_name: "pay", methods: ["pay"] });
-    await lightningd.write(encoder.encode('{"jsonrpc":"2.0","method":"custom"}\n\n'));
+    // lightningd sends none of these to a plugin that subscribed to `shutdown` only, but a
+    // plugin that gets one anyway must not stop the node over it.
+    const notifications = [
+      { method: "invoice_creation", params: { invoice_creation: { label: "x", msat: 1000 } } },
+      { method: "warning", params: { warning: { level: "warn", log: "something" } } },
+      { method: "plugin_started", params: { plugin_started: { plugin_name: "pay" } } },
+      { method: "custom" },
+    ];
+    for (const notification of notifications) {
+      const json = JSON.stringify({ jsonrpc: "2.0", ...notification });
+      await lightningd.write(encoder.encode(json + "\n\n"));
+    }
     await assertStillServes(lightningd);
     // Only the db_write and backup-status answers came back: no answer, no log line.
     assertEquals(lightningd.received.length, before + 2);

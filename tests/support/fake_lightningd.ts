@@ -4,7 +4,9 @@
  * directory; messages end with `\n\n` and may be chunked any way; each database transaction
  * runs on a real SQLite database, is reported by `db_write` before it commits, and commits
  * only on `continue`; any other answer, or the plugin dying meanwhile, aborts the node. An
- * RPC call forwarded to the plugin is not waited for: hooks go on while it is pending.
+ * RPC call forwarded to the plugin is not waited for: hooks go on while it is pending. A
+ * notification goes only to a plugin that subscribed to it, once it answered `init`
+ * ({@linkcode FakeLightningd.delivers}).
  *
  * @module
  */
@@ -69,6 +71,8 @@ export interface FakeLightningdOptions {
 export type Outcome = "committed" | "aborted";
 
 interface Pending {
+  /** The request's method: the answers to `getmanifest` and `init` set what the plugin hears. */
+  method?: string;
   resolve(message: Record<string, unknown>): void;
   reject(error: Error): void;
 }
@@ -115,6 +119,10 @@ export class FakeLightningd {
   #exited = false;
   /** db_writes awaiting their answer: each rolls back on the database before close closes it. */
   #hooks = new Set<Promise<Outcome>>();
+  /** The topics of the plugin's `getmanifest` answer. */
+  #subscriptions: readonly string[] = [];
+  /** The plugin answered `init` (lightningd's INIT_COMPLETE). */
+  #initComplete = false;
 
   private constructor(readonly options: FakeLightningdOptions) {
     this.db = new DatabaseSync(`${options.lightningDir}/${DATABASE_NAME}`);
@@ -169,6 +177,7 @@ export class FakeLightningd {
           if (message.id !== undefined && message.method === undefined) {
             const pending = this.#pending.get(JSON.stringify(message.id));
             this.#pending.delete(JSON.stringify(message.id));
+            if (pending?.method !== undefined) this.#answered(pending.method, message);
             pending?.resolve(message);
           }
         }
@@ -180,6 +189,31 @@ export class FakeLightningd {
       }
       this.#pending.clear();
     }
+  }
+
+  /** Takes in an answer to `getmanifest` or `init` as lightningd does (lightningd/plugin.c). */
+  #answered(method: string, message: Record<string, unknown>): void {
+    const result = message.result as Record<string, unknown> | undefined;
+    if (method === "getmanifest") {
+      const topics = result?.subscriptions;
+      this.#subscriptions = Array.isArray(topics)
+        ? topics.filter((t): t is string => typeof t === "string")
+        : [];
+    } else if (method === "init") {
+      // A plugin that answers with `disable` is killed, never INIT_COMPLETE.
+      this.#initComplete = result !== undefined && result.disable === undefined;
+    }
+  }
+
+  /**
+   * Whether lightningd sends notification `topic` to the plugin (plugin_subscriptions_contains
+   * and is_asterix_notification in CLN): only once it answered `init`, and only to a topic it
+   * subscribed to or to `*`, which covers every topic but `log`.
+   */
+  delivers(topic: string): boolean {
+    return this.#initComplete &&
+      (this.#subscriptions.includes(topic) ||
+        (topic !== "log" && this.#subscriptions.includes("*")));
   }
 
   /**
@@ -203,10 +237,10 @@ export class FakeLightningd {
     }
   }
 
-  #expect(id: unknown): Promise<Record<string, unknown>> {
+  #expect(id: unknown, method?: string): Promise<Record<string, unknown>> {
     const answer = new Promise<Record<string, unknown>>((resolve, reject) => {
       if (this.#exited) reject(new Error("plugin exited without answering"));
-      else this.#pending.set(JSON.stringify(id), { resolve, reject });
+      else this.#pending.set(JSON.stringify(id), { method, resolve, reject });
     });
     // A write to a dead plugin throws before the answer is awaited; the caller sees that.
     answer.catch(() => {});
@@ -217,12 +251,12 @@ export class FakeLightningd {
   request(method: string, params: unknown, id?: unknown): Promise<Record<string, unknown>> {
     id ??= `cln:${method}#${this.#nextId++}`;
     const bytes = encoder.encode(JSON.stringify({ jsonrpc: "2.0", id, method, params }) + "\n\n");
-    return this.forward(id, bytes);
+    return this.forward(id, bytes, method);
   }
 
   /** Sends a request's bytes as they are (a forwarded call is its caller's bytes) and waits for the answer to `id`. */
-  async forward(id: unknown, bytes: Uint8Array): Promise<Record<string, unknown>> {
-    const answer = this.#expect(id);
+  async forward(id: unknown, bytes: Uint8Array, method?: string): Promise<Record<string, unknown>> {
+    const answer = this.#expect(id, method);
     await this.write(bytes);
     return await answer;
   }
@@ -284,12 +318,19 @@ export class FakeLightningd {
     return { error: { code, message: JSON.stringify(message).slice(1, -1) } };
   }
 
-  async notify(method: string, params: Record<string, unknown> = {}): Promise<void> {
+  /**
+   * Sends notification `method` if lightningd would ({@linkcode delivers}); tells whether it
+   * did. To test a plugin against notifications lightningd never sends it, {@linkcode write}
+   * their bytes.
+   */
+  async notify(method: string, params: Record<string, unknown> = {}): Promise<boolean> {
+    if (!this.delivers(method)) return false;
     await this.write(
       encoder.encode(
         JSON.stringify({ jsonrpc: "2.0", method, params: { [method]: params } }) + "\n\n",
       ),
     );
+    return true;
   }
 
   getmanifest(): Promise<Record<string, unknown>> {
@@ -383,18 +424,38 @@ export class FakeLightningd {
   /**
    * Replays a recorded stream of what lightningd sent: every byte as recorded, in the
    * configured chunking, running each `db_write` on the database and waiting for the
-   * answers lightningd waits for. Stops at the first refused `db_write`.
+   * answers lightningd waits for. Stops at the first refused `db_write`. A recorded
+   * notification the plugin would not get ({@linkcode delivers}) is left out: the recording
+   * plugin subscribed to `*`.
    */
   async replay(raw: Uint8Array): Promise<Outcome> {
+    const messages = splitMessages(raw);
+    const waits = ({ id, method }: RecordedMessage["json"]) =>
+      id !== undefined && ["db_write", "getmanifest", "init"].includes(method);
+    const lastWait = messages.findLastIndex((m) => waits(m.json));
+    // The calls after the last wait are answered before the replay ends: lightningd closes a
+    // plugin's pipes only once it exited (see shutdown), never with a call of its pending.
+    const calls: Promise<unknown>[] = [];
     let start = 0;
-    for (const message of splitMessages(raw)) {
+    const sendUpTo = async (end: number) => {
+      await this.write(raw.subarray(start, end));
+      start = end;
+    };
+    for (const [i, message] of messages.entries()) {
       const { method, id, params } = message.json;
-      const waits = id !== undefined && ["db_write", "getmanifest", "init"].includes(method);
-      if (!waits) continue;
-      if (method !== "db_write") {
-        const answer = this.#expect(id);
-        await this.write(raw.subarray(start, message.end));
+      if (id === undefined) {
+        if (this.delivers(method)) continue;
+        await sendUpTo(i === 0 ? 0 : messages[i - 1].end);
         start = message.end;
+        continue;
+      }
+      if (!waits(message.json)) {
+        if (i > lastWait) calls.push(this.#expect(id));
+        continue;
+      }
+      if (method !== "db_write") {
+        const answer = this.#expect(id, method);
+        await sendUpTo(message.end);
         await answer;
         continue;
       }
@@ -403,8 +464,7 @@ export class FakeLightningd {
       if (!outside) this.db.exec("BEGIN");
       for (const statement of params.writes) this.db.exec(statement);
       const answer = this.#expect(id);
-      await this.write(raw.subarray(start, message.end));
-      start = message.end;
+      await sendUpTo(message.end);
       let reply: Record<string, unknown>;
       try {
         reply = await answer;
@@ -416,12 +476,7 @@ export class FakeLightningd {
       }
       if (!outside) this.db.exec("COMMIT");
     }
-    // The calls after the last hook are answered before the replay ends: lightningd closes a
-    // plugin's pipes only once it exited (see shutdown), never with a call of its pending.
-    const calls = splitMessages(raw.subarray(start))
-      .filter((m) => m.json.id !== undefined && m.json.method !== undefined)
-      .map((m) => this.#expect(m.json.id));
-    await this.write(raw.subarray(start));
+    await sendUpTo(raw.length);
     await Promise.all(calls);
     return "committed";
   }
@@ -431,10 +486,11 @@ export class FakeLightningd {
    * stdin still open: lightningd closes a plugin's pipes only once it has exited, or after
    * {@linkcode SHUTDOWN_GRACE_MS} ("failed to self-terminate in time, killing"). A plugin
    * that only exits at end of input would pass if the pipe closed at once; here it throws.
+   * A plugin not subscribed to `shutdown` (or not past `init`) gets no notification:
+   * lightningd frees it at once (shutdown_plugins), closing its pipes.
    */
   async stop(): Promise<Deno.CommandStatus> {
-    if (!this.#exited) {
-      await this.notify("shutdown");
+    if (!this.#exited && await this.notify("shutdown")) {
       let timer: ReturnType<typeof setTimeout> | undefined;
       const grace = new Promise<"late">((resolve) => {
         timer = setTimeout(() => resolve("late"), SHUTDOWN_GRACE_MS);
