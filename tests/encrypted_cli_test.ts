@@ -568,6 +568,40 @@ Deno.test("a secret of a kind the key is not wrapped for: one line naming the ki
   }
 });
 
+Deno.test("rekey --key-file into a dir without backup.lock whose backup.key holds another key is refused", async () => {
+  const node = await encryptedNode();
+  const other = await encryptedNode();
+  try {
+    // A lightning dir being rebuilt: its backup.lock not back yet, another backup's key there.
+    const target = `${node.base}/rebuilt`;
+    Deno.mkdirSync(target);
+    const otherKey = Deno.readFileSync(`${other.dir}/${KEY_FILE}`);
+    Deno.writeFileSync(`${target}/${KEY_FILE}`, otherKey, { mode: 0o600 });
+    const keyFile = (url: string, passphraseFile: string) =>
+      run("rekey", [url, "--passphrase-file", passphraseFile, "--key-file", target]);
+    const refused = await keyFile(node.url, node.passphraseFile);
+    assertEquals(refused.code, 1);
+    assertEquals(refused.err.length, 1, refused.err.join("\n"));
+    assertMatch(
+      refused.err[0],
+      /^Cannot rekey backup: ".*rebuilt\/backup\.key" holds another key than file:.*: .*nothing was changed$/,
+    );
+    assertEquals(Deno.readFileSync(`${target}/${KEY_FILE}`), otherKey);
+    // The backup whose key it holds writes it again (the same key).
+    const same = await keyFile(other.url, other.passphraseFile);
+    assertEquals(same.code, 0, same.err.join("\n"));
+    assertEquals(Deno.readFileSync(`${target}/${KEY_FILE}`), otherKey);
+    // Once it is moved away, the node's own is written.
+    Deno.removeSync(`${target}/${KEY_FILE}`);
+    const written = await keyFile(node.url, node.passphraseFile);
+    assertEquals(written.code, 0, written.err.join("\n"));
+    assertEquals((await readKeyFile(target))!.bytes, (await readKeyFile(node.dir))!.bytes);
+  } finally {
+    removeNodeDir(node.dir);
+    removeNodeDir(other.dir);
+  }
+});
+
 Deno.test("rekey --key-file into another node's lightning dir is refused, its own key kept", async () => {
   const node = await encryptedNode();
   const other = await encryptedNode();

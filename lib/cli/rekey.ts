@@ -21,7 +21,7 @@ import { readWrappedKey } from "../crypto/wrapped_key_file.ts";
 import { lockRekey } from "../backends/file/rekey_lock.ts";
 import { backupKind } from "../backends/open.ts";
 import { isOutOfRoom } from "../fs/os_error.ts";
-import { KEY_FILE, writeKeyFile } from "../crypto/key_file.ts";
+import { KEY_FILE, keyFileBytes, writeKeyFile } from "../crypto/key_file.ts";
 import {
   type CommandSpec,
   consoleOutput,
@@ -45,7 +45,7 @@ import { s3Unlock, unlockDir } from "./unlock.ts";
 import { parseBackupUrl, sameBackup } from "../backends/url.ts";
 import { fetchWrappedKey, replaceWrappedKey } from "../backends/s3/key_object.ts";
 import { loadCredentials } from "../backends/s3/credentials.ts";
-import type { DataKey } from "../crypto/data_key.ts";
+import { type DataKey, keyIdOf, sameBytes } from "../crypto/data_key.ts";
 import { v2Credential } from "../backends/socket/credential.ts";
 import { socketUrl } from "../backends/socket/backend.ts";
 import { CopiedBackupReader } from "../backends/socket/copy_reader.ts";
@@ -80,7 +80,8 @@ Options:
   --new-recipient AGE1...  wrap the key for this age X25519 recipient
   --key-file DIR           also write the plugin's key file DIR/backup.key (mode 0600), for
                            a lightning dir that lost it; alone, it rewraps nothing.
-                           Refused when DIR/backup.lock names another backup
+                           Refused when DIR/backup.lock names another backup, or
+                           DIR/backup.key holds another backup's key
   --passphrase-file F, --identity F  the current secret
   -h, --help               show this help
 
@@ -134,6 +135,10 @@ export async function rekey(
       ? await serverBackup(url, values, prompt)
       : fileBackup(fileBackupPath(url, ACTION), values, prompt);
     try {
+      // Before any prompt: the key id in key.json tells whether backup.key holds this key.
+      if (typeof keyFileDir === "string") {
+        checkHeldKey(url, userPath(keyFileDir), backup.wrapped.keyId);
+      }
       const key = await openKey(backup, values, output);
       if (key !== "done") await rewrap(backup, key, values, prompt, output);
     } finally {
@@ -269,6 +274,35 @@ function checkKeyFileFor(url: string, dir: string): void {
       `written there would replace that node's own, and its plugin would not start: give the ` +
       `URL backup.lock names, or the lightning dir of the node ${url} belongs to; nothing ` +
       `was changed`,
+  );
+}
+
+/**
+ * Refuses `--key-file DIR` when DIR/backup.key holds another key than the backup's (id
+ * `keyId`): it would be replaced, and the backup it opens (a node whose backup.lock is not
+ * back yet) would be sealed for good. One that holds no key (damaged) is what this repairs.
+ */
+function checkHeldKey(url: string, dir: string, keyId: Uint8Array): void {
+  const path = `${dir}/${KEY_FILE}`;
+  let held: Uint8Array | undefined;
+  try {
+    // Not followed: a symlink is replaced, whatever it points to is not.
+    if (!Deno.lstatSync(path).isFile) return;
+    held = keyFileBytes(Deno.readTextFileSync(path));
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return;
+    throw new Error(
+      `${ACTION}: cannot read "${path}" (${(error as Error).message}) to tell whether it ` +
+        `holds another backup's key, which writing this one would replace: fix its ` +
+        `permissions, or move it away; nothing was changed`,
+    );
+  }
+  if (held === undefined || sameBytes(keyIdOf(held), keyId)) return;
+  throw new Error(
+    `${ACTION}: "${path}" holds another key than ${url}'s: written there, this one would ` +
+      `replace it, and the backup it opens could no longer be read or written: give the ` +
+      `lightning dir of the node ${url} belongs to, or, if that key is no longer needed, ` +
+      `move it away first; nothing was changed`,
   );
 }
 
