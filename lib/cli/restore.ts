@@ -65,7 +65,9 @@ Options:
                   older than the backup's last version into a node's directory (its
                   hsm_secret or backup.lock, or a network dir's name), as
                   lightningd.sqlite3 or the file its config's wallet= names, is refused
-                  unless --accept-older, as is any N of a backup whose end does not read
+                  unless --accept-older, as is any N of a backup whose end does not read.
+                  A wallet= file outside the node's directory is not recognised: restore
+                  an older N elsewhere to inspect it
   --passphrase-file FILE, --identity FILE
                   an encrypted backup's secret (below)
   --also URL      another copy of the backup (a destination of mirror_urls or async_urls);
@@ -270,9 +272,11 @@ function refuseDirectoryAt(path: string, target: string): void {
 /**
  * A node's directory whose config keeps the database elsewhere (a `wallet=` line): restored
  * into the directory, the database would lie where lightningd never opens it, and the node
- * would start on whatever its wallet file holds.
+ * would start on whatever its wallet file holds. With `toVersion`, a file that lies outside
+ * any node's directory is said not to be checked ({@linkcode intoNodeDatabase} cannot tell
+ * it from a copy): the operator sent there would else take its silence for a check.
  */
-function refuseDatabaseElsewhere(path: string, target: string): void {
+function refuseDatabaseElsewhere(path: string, target: string, toVersion?: number): void {
   const dir = dirname(path);
   if (!statIfExists(target)?.isDirectory) return;
   const node = existsSync(`${dir}/hsm_secret`) ||
@@ -295,9 +299,15 @@ function refuseDatabaseElsewhere(path: string, target: string): void {
   }
   // The config may name the directory through a link (`~/.lightning` on another disk).
   if (realLocation(database) === realLocation(path)) return;
+  const unchecked = toVersion !== undefined && !intoNodeDatabase(database)
+    ? `, but with --to-version only a state the node is to run on: outside the node's ` +
+      `directory, restore does not tell that file from a copy, and does not refuse a version ` +
+      `older than the backup's last there (restore it elsewhere to inspect it)`
+    : "";
   throw new Error(
     `Cannot restore backup: lightningd's config keeps this node's database at ` +
-      `"${database}" (its wallet= line), not in "${dir}": restore to "${database}" itself`,
+      `"${database}" (its wallet= line), not in "${dir}": restore to "${database}" ` +
+      `itself${unchecked}`,
   );
 }
 
@@ -638,7 +648,7 @@ export async function restore(
     }
     const path = restoreTarget(userPath(target));
     refuseLightningDirMistakes(userPath(target), target.endsWith("/"));
-    refuseDatabaseElsewhere(path, userPath(target));
+    refuseDatabaseElsewhere(path, userPath(target), toVersion);
     scope.leaves(`nothing was written to "${dirname(path)}"`);
     refuseDanglingLink(path);
     refuseDirectoryAt(path, userPath(target));

@@ -799,6 +799,32 @@ Deno.test(
 );
 
 Deno.test(
+  "restore --to-version into a node's directory whose config keeps the database outside it warns that the file is not checked",
+  inTempDir(async (dir) => {
+    const url = await makeBackup(`${dir}/backup`, changes);
+    const node = `${dir}/regtest`;
+    Deno.mkdirSync(node);
+    Deno.writeFileSync(`${node}/hsm_secret`, new Uint8Array(32), { mode: 0o400 });
+    Deno.writeTextFileSync(`${node}/config`, `wallet=sqlite3://${dir}/ssd/node.sqlite3\n`);
+    Deno.mkdirSync(`${dir}/ssd`);
+    const { code, output } = await run([url, node, "--to-version", "12"]);
+    assertEquals([code, output.stdout], [1, []]);
+    assertEquals(output.stderr, [
+      `Cannot restore backup: lightningd's config keeps this node's database at ` +
+      `"${dir}/ssd/node.sqlite3" (its wallet= line), not in "${node}": restore to ` +
+      `"${dir}/ssd/node.sqlite3" itself, but with --to-version only a state the node is to ` +
+      `run on: outside the node's directory, restore does not tell that file from a copy, ` +
+      `and does not refuse a version older than the backup's last there (restore it ` +
+      `elsewhere to inspect it)`,
+    ]);
+    // That file, named, is not recognised as the node's: the older state is restored.
+    const there = await run([url, `${dir}/ssd/node.sqlite3`, "--to-version", "12"]);
+    assertEquals(there.code, 0, there.output.transcript);
+    assertEquals(dataVersion(`${dir}/ssd/node.sqlite3`), 12);
+  }),
+);
+
+Deno.test(
   "restore into a node's directory whose config cannot be read, or keeps no SQLite database, says to name the file",
   inTempDir(async (dir) => {
     const url = await makeBackup(`${dir}/backup`, changes);
