@@ -68,12 +68,13 @@ const ACTION = "Cannot upgrade backup";
 /** Whose a key file beside a plain backup being upgraded may be. */
 const KILLED_ENCRYPT = `an interrupted "upgrade --encrypt"'s`;
 
-/** What goes of the Python plugin's set-up. */
-function pythonConfig(): string {
+/** What goes of the Python plugin's set-up of the node in `dir`. */
+function pythonConfig(dir: string): string {
   return "Replace the Python plugin's plugin= or important-plugin= line in the config (or " +
     "remove its backup.py from lightningd's plugins directory), and remove any " +
-    `backup-destination= line; "${cliCommand("doctor")}" then checks that only ` +
-    "cln-backup's plugin loads.";
+    `backup-destination= line; "${
+      cliCommand("doctor", `--lightning-dir ${shellQuote(dir)}`)
+    }" then checks that only cln-backup's plugin loads.`;
 }
 
 const UPGRADE_HELP = `Usage: cln-backup upgrade [--lightning-dir DIR] [--to <url>]
@@ -313,7 +314,7 @@ async function upgradeToS3(
       (key ? ` (until then it holds the node's database in the clear)` : ""),
   );
   if (kind === "v1") {
-    output.out(pythonConfig());
+    output.out(pythonConfig(dir));
   }
   printConfigLine(output, launcher);
   return Exit.Ok;
@@ -639,7 +640,7 @@ export async function upgrade(
           `on the node (a Python server's storage is converted on its machine, with ` +
           `"${cliCommand("upgrade", "<its url>")}"); wrote the plugin's launcher "${launcher}"`,
       );
-      output.out(pythonConfig());
+      output.out(pythonConfig(dir));
       printConfigLine(output, launcher);
       return Exit.Ok;
     }
@@ -753,7 +754,7 @@ export async function upgrade(
         (key ? ` (until then it holds the node's database in the clear)` : ""),
     );
     if (kind === "v1") {
-      output.out(pythonConfig());
+      output.out(pythonConfig(dir));
     }
     warnIfSameDisk(upgraded, dir, undefined, output, device);
     printConfigLine(output, launcher);

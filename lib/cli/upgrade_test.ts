@@ -99,6 +99,11 @@ Deno.test("upgrade converts the pre-4090 v1 file keeping every version; the plug
     note: 1,
   });
   assertMatch(output.stdout[0], /^Converted ".*backup.dbak" \(versions 1 to 46, 46 records\)/);
+  // The doctor it advises checks this node wherever it is run from, not the current directory.
+  assert(
+    output.stdout.some((line) => line.includes(`"cln-backup doctor --lightning-dir '${dir}'"`)),
+    output.transcript,
+  );
   assertEquals(output.stdout.at(-1), `important-plugin=${dir}/cln-backup-plugin`);
   assertEquals(Deno.readFileSync(`${base}/backup.dbak`), Deno.readFileSync(PRE_4090_BACKUP));
   assertEquals([...Deno.readDirSync(base)].map((e) => e.name).sort(), [

@@ -220,7 +220,12 @@ Deno.test("doctor: backup.key beside an encrypted backup, and none beside a plai
   withNode(async (node) => {
     const keyFile = `${node.dir}/${KEY_FILE}`;
     const check = () => runChecks(node.dir, GOOD_SYSTEM);
-    expect(await check(), "backup.key", "OK", /none: .* is not encrypted.*upgrade --encrypt/);
+    expect(
+      await check(),
+      "backup.key",
+      "OK",
+      new RegExp(`none: .* is not encrypted.*upgrade --lightning-dir '${node.dir}' --encrypt`),
+    );
     const other = await DataKey.generate();
     writeKeyFile(node.dir, other);
     expect(

@@ -50,7 +50,8 @@ export function keyFileCheck(found: Found): CheckResult {
       : [
         "OK",
         `none: ${url} is not encrypted, so whoever reads it reads the node's channels ` +
-        `("${cliCommand("upgrade", "--encrypt")}" encrypts it)`,
+        `("${cliCommand("upgrade", `--lightning-dir ${shellQuote(found.dir)} --encrypt`)}" ` +
+        `encrypts it)`,
       ];
   }
   const rewrite =
