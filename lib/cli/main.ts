@@ -43,7 +43,8 @@ Commands:
                                         --async: async_urls)
   server <root> <addr:port>             serve each node its backup over socket: URLs (wire v2;
                                         --allow-v1: one backup to the Python plugin's v1);
-                                        server add-node|list-nodes|remove-node manage nodes
+                                        server init-tls|add-node|list-nodes|remove-node:
+                                        its root's TLS certificate and nodes
   rekey <url> [--new-recipient AGE1...] rewrap an encrypted backup's key for a new passphrase
                                         or age recipient (no data re-encrypted)
 
