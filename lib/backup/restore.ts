@@ -97,13 +97,11 @@ function refuseOldJournal(path: string): void {
   }
 }
 
-/** Restores the backup `reader` reads into `target`. */
-export function restoreBackup(
-  reader: BackupReader,
-  target: string,
-  options: RestoreOptions = {},
-): RestoreResult {
-  const path = restoreTarget(target);
+/**
+ * Refuses a restore to `path` while a database, or the journal or WAL of one moved aside, is
+ * there: a restore never overwrites a database.
+ */
+export function refuseOccupiedTarget(path: string): void {
   if (existsSync(path)) {
     throw new Error(
       `Cannot restore backup: database already exists at "${path}": move it aside or choose ` +
@@ -111,6 +109,16 @@ export function restoreBackup(
     );
   }
   refuseOldJournal(path);
+}
+
+/** Restores the backup `reader` reads into `target`. */
+export function restoreBackup(
+  reader: BackupReader,
+  target: string,
+  options: RestoreOptions = {},
+): RestoreResult {
+  const path = restoreTarget(target);
+  refuseOccupiedTarget(path);
   const tmp = workPath(path, "restoring");
   const leftovers = [tmp, `${tmp}-journal`, `${tmp}-wal`, `${tmp}-shm`];
   removeAll(leftovers);

@@ -13,6 +13,7 @@ import { pathToFileURL } from "node:url";
 import {
   DATABASE_NAME,
   describeTail,
+  refuseOccupiedTarget,
   restoreBackup,
   type RestoreResult,
   restoreTarget,
@@ -658,6 +659,9 @@ export async function restore(
           `or choose another target`,
       );
     }
+    // Said before any copy is read: restoreNewest would skip each copy for it, and call the
+    // newest one perhaps lagging behind those it could not restore.
+    refuseOccupiedTarget(path);
     for (const backup of parsed) if (backup.scheme === "file") refuseInside(path, backup.path);
     refuseUnnamedCopies(dirname(path), named);
     if (also.length === 0) {

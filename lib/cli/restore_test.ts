@@ -1104,3 +1104,29 @@ Deno.test("restore from a file backup the plugin compacts meanwhile reads it aga
     Deno.removeSync(dir, { recursive: true });
   }
 });
+
+Deno.test(
+  "restore --also onto a database, or beside its journal, says so before reading any copy",
+  inTempDir(async (dir) => {
+    // Each copy's restore met the database and was "skipped": the newest was then called
+    // unreadable and perhaps newer, and --accept-older advised, for what moving the old
+    // database aside fixes.
+    const mirror = await makeBackup(`${dir}/mirror`, changes);
+    const copy = await makeBackup(`${dir}/copy`, changes);
+    const target = `${dir}/node.sqlite3`;
+    Deno.writeTextFileSync(target, "the old database");
+    const onto = await run([mirror, target, "--also", copy]);
+    assertEquals(onto.code, 1);
+    assertEquals(onto.output.stdout, []);
+    assertEquals(onto.output.stderr, [
+      `Cannot restore backup: database already exists at "${target}": move it aside or ` +
+      `choose another target`,
+    ]);
+    Deno.renameSync(target, `${dir}/moved.sqlite3`);
+    Deno.writeTextFileSync(`${target}-journal`, "its journal");
+    const beside = await run([mirror, target, "--also", copy]);
+    assertEquals(beside.code, 1);
+    assertEquals(beside.output.stdout, []);
+    assertMatch(beside.output.stderr.join("\n"), /^Cannot restore backup: ".*-journal" is left /);
+  }),
+);
