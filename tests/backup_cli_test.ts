@@ -246,7 +246,7 @@ Deno.test("backup-cli: ambiguous init calls are usage errors that show both form
   try {
     const usage = (wrong: string) =>
       `Usage error: "init" got ${wrong}: use "init --lightning-dir <dir> <url>" or ` +
-      `"init <lightning-dir> <url>": see "cln-backup init --help"`;
+      `"init <lightning-dir> <url>": see "${root}/backup-cli init --help"`;
     const calls: [string[], string][] = [
       [["file:///a", "file:///b"], 'two URLs, "file:///a" and "file:///b"'],
       [[dir, "backup"], `two directories, "${dir}" and "backup"`],

@@ -118,3 +118,18 @@ Deno.test("cli.ts: help and usage errors", async () => {
   assertEquals(none.code, 2);
   assert(none.stderr.includes("Exit codes:"));
 });
+
+Deno.test("cli.ts: a usage error names the help to read as the command was run", async () => {
+  // The README: a message that advises a command names it as you ran this one. Usage errors
+  // said "cln-backup ... --help" however it was run, a command backup-cli's user may not have.
+  const asBackupCli = { CLN_BACKUP_CLI: "./backup-cli" };
+  assertEquals((await cli(["status"], asBackupCli)).stderr, [
+    'Usage error: "status" takes <url>, got 0 argument(s): see "./backup-cli status --help"',
+  ]);
+  assertEquals((await cli(["frobnicate"], asBackupCli)).stderr, [
+    'Usage error: unknown command "frobnicate": see "./backup-cli --help"',
+  ]);
+  assertEquals((await cli(["status", "file:///x", "--bogus"], { INIT_CWD: PROJECT })).stderr, [
+    `Usage error: Unknown option '--bogus': see "deno task status -- --help"`,
+  ]);
+});

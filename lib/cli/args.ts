@@ -7,6 +7,7 @@
 import { parseArgs } from "node:util";
 import { parseBackupUrl } from "../backends/url.ts";
 import { explainOsError } from "../fs/os_error.ts";
+import { cliCommand } from "../fs/advised_command.ts";
 import { type InterruptScope, NO_INTERRUPTS, runInterruptible } from "./interrupt_scope.ts";
 
 /**
@@ -152,7 +153,7 @@ export async function runCommand(
     );
   } catch (error) {
     if (error instanceof UsageError) {
-      output.err(`Usage error: ${error.message}: see "cln-backup ${spec.name} --help"`);
+      output.err(`Usage error: ${error.message}: see "${cliCommand(spec.name, "--help")}"`);
       return Exit.Usage;
     }
     if (error instanceof Deno.errors.NotCapable) {

@@ -4,6 +4,7 @@
  * @module
  */
 import { consoleOutput, Exit, type Output } from "./args.ts";
+import { cliHelp } from "../fs/advised_command.ts";
 import { init } from "./init.ts";
 import { restore } from "./restore.ts";
 import { status } from "./status.ts";
@@ -91,7 +92,7 @@ export async function runCli(args: string[], output: Output = consoleOutput): Pr
   }
   const command = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
   if (!command) {
-    output.err(`Usage error: unknown command "${name}": see "cln-backup --help"`);
+    output.err(`Usage error: unknown command "${name}": see "${cliHelp()}"`);
     return Exit.Usage;
   }
   // `deno task init -- <url>` passes the "--" on; it only separates deno's options from ours.

@@ -54,3 +54,8 @@ export function cliCommand(command: string, args = ""): string {
   if (naming === "deno task") return `deno task ${command}${args ? ` -- ${args}` : ""}`;
   return `${naming.program} ${command}${args ? ` ${args}` : ""}`;
 }
+
+/** The command that lists the commands: `deno task` lists the tasks, one a command. */
+export function cliHelp(): string {
+  return naming === "deno task" ? "deno task" : `${naming.program} --help`;
+}
