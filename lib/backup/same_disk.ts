@@ -75,9 +75,10 @@ export function diesWithDisk(spread: DiskSpread): boolean {
 
 /**
  * What a set that {@linkcode diesWithDisk} risks, and what to do, for the node in `dir`: one
- * clause, which doctor shows as a WARN and the commands as a warning.
+ * clause, which doctor shows as a WARN and the commands as a warning. An `encrypted` backup
+ * gets no copy from mirror (refused), so it is told to make a new one elsewhere.
  */
-export function sameDiskWarning(spread: DiskSpread, dir: string): string {
+export function sameDiskWarning(spread: DiskSpread, dir: string, encrypted: boolean): string {
   const [first, ...copies] = spread.sameDisk.map((path) => `"${path}"`);
   const what = copies.length === 0
     ? `the backup ${first} is`
@@ -87,7 +88,15 @@ export function sameDiskWarning(spread: DiskSpread, dir: string): string {
     ? `the node's database "${spread.near}"`
     : `"${spread.near}", where the node's database will be`;
   const lost = copies.length === 0 ? "both" : "them all";
-  return `${what} on the same filesystem as ${near}: one disk failure loses ${lost}: put the ` +
-    `backup on another disk, or add a copy on another disk or a remote one (socket:, s3://) ` +
-    `with "${cliCommand("mirror", `<url> --lightning-dir ${shellQuote(dir)}`)}"`;
+  const risk = `${what} on the same filesystem as ${near}: one disk failure loses ${lost}`;
+  if (encrypted) {
+    return `${risk}: put the backup on another disk or a remote one (socket+tls:, s3://): ` +
+      `with lightningd stopped, move backup.lock and backup.key aside and run "${
+        cliCommand("init", `--lightning-dir ${shellQuote(dir)} <url> --encrypt`)
+      }" (mirror makes no copy of an encrypted backup yet)`;
+  }
+  return `${risk}: put the backup on another disk, or add a copy on another disk or a remote ` +
+    `one (socket:, s3://) with "${
+      cliCommand("mirror", `<url> --lightning-dir ${shellQuote(dir)}`)
+    }"`;
 }

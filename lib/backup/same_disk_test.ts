@@ -25,7 +25,7 @@ Deno.test("same disk: a file backup beside the database dies with its disk, name
     });
     assertEquals(diesWithDisk(spread), true);
     assertMatch(
-      sameDiskWarning(spread, dir),
+      sameDiskWarning(spread, dir, false),
       new RegExp(
         `^the backup "${base}/backups/node" is on the same filesystem as the node's ` +
           `database "${database}": one disk failure loses both: .*another disk.*remote.*mirror`,
@@ -58,7 +58,7 @@ Deno.test("same disk: one destination elsewhere, a copy sync or async, remote or
     const all = diskSpread([primary, `file://${base}/c1`, `file://${base}/c2`], database, other);
     assertEquals(diesWithDisk(all), true);
     assertMatch(
-      sameDiskWarning(all, dir),
+      sameDiskWarning(all, dir, false),
       new RegExp(
         `^the backup "${base}/backup" and its copies "${base}/c1", "${base}/c2" are on the ` +
           `same filesystem as the node's database .*: one disk failure loses them all`,
@@ -73,7 +73,7 @@ Deno.test("same disk: with no database yet, its directory; a remote set asks no 
     const spread = diskSpread([`file://${base}/backup`], database, deviceOf);
     assertEquals(spread.near, dir);
     assertMatch(
-      sameDiskWarning(spread, dir),
+      sameDiskWarning(spread, dir, false),
       new RegExp(`same filesystem as "${dir}", where the node's database will be`),
     );
     const failing = () => {

@@ -468,6 +468,25 @@ Deno.test("init warns when the backup and every copy are on the database's files
       removeNodeDir(dir);
     }
   }
+  // Encrypted: mirror refuses to copy it, so the way out is a new encrypted backup elsewhere.
+  const node = makeNodeDir("fresh-start");
+  try {
+    const passphrase = `${node}/../passphrase`;
+    Deno.writeTextFileSync(passphrase, "correct horse battery staple\n", { mode: 0o600 });
+    const output = new BufferedOutput();
+    const args = [`file://${node}/../backup`, "--lightning-dir", node, "--encrypt"];
+    assertEquals(await init([...args, "--passphrase-file", passphrase], output), 0);
+    assertEquals(output.stderr.length, 1, output.transcript);
+    assertMatch(
+      output.stderr[0],
+      new RegExp(
+        `one disk failure loses both: .*move backup\\.lock and backup\\.key aside and run ` +
+          `"cln-backup init --lightning-dir '${node}' <url> --encrypt" \\(mirror makes no copy`,
+      ),
+    );
+  } finally {
+    removeNodeDir(node);
+  }
   // No database yet: the lightning dir, where it will be, is the disk to outlive.
   const dir = makeNodeDir();
   try {

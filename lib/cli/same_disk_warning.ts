@@ -18,6 +18,8 @@ import {
 } from "../backup/same_disk.ts";
 import type { Output } from "./args.ts";
 import { nodeDatabase } from "./node_database.ts";
+import { existsSync } from "../fs/exists.ts";
+import { KEY_FILE } from "../crypto/key_file.ts";
 
 /**
  * Warns on stderr when `lock`'s destinations all die with the disk of the node's database (in
@@ -38,5 +40,8 @@ export function warnIfSameDisk(
     // The set-up is done; a config or filesystem that cannot be told is doctor's to say.
     return;
   }
-  if (diesWithDisk(spread)) output.err(`Warning: ${sameDiskWarning(spread, dir)}`);
+  if (!diesWithDisk(spread)) return;
+  // A key file beside backup.lock: the set-up is encrypted (the plugin refuses it otherwise).
+  const encrypted = existsSync(`${dir}/${KEY_FILE}`);
+  output.err(`Warning: ${sameDiskWarning(spread, dir, encrypted)}`);
 }

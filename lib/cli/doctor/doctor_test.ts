@@ -891,6 +891,24 @@ Deno.test("doctor: the backup on the database's filesystem is a warning", () =>
     expect(await runChecks(node.dir, GOOD_SYSTEM), "filesystem", "OK");
   }));
 
+Deno.test("doctor: an encrypted backup on the database's filesystem is not told to add a mirror", () =>
+  withNode(async (node) => {
+    // mirror refuses an encrypted backup (no copy of one is made yet): the way out is a new
+    // encrypted backup elsewhere.
+    Deno.removeSync(node.backupPath, { recursive: true });
+    writeKeyFile(node.dir, await makeEncryptedBackup(node.backupPath));
+    const { level, message } = find(await runChecks(node.dir, realSystem), "filesystem");
+    assertEquals(level, "WARN", message);
+    assert(!message.includes("mirror <url>"), message);
+    assertMatch(
+      message,
+      new RegExp(
+        `one disk failure loses both: .*move backup\\.lock and backup\\.key aside and run ` +
+          `"cln-backup init --lightning-dir '${node.dir}' <url> --encrypt"`,
+      ),
+    );
+  }));
+
 Deno.test("doctor: the filesystem check judges every destination: one elsewhere saves the set", () =>
   withNode(async (node) => {
     Deno.mkdirSync(`${node.base}/mnt`);

@@ -13,6 +13,8 @@ import {
   sameDiskWarning,
 } from "../../backup/same_disk.ts";
 import type { CheckResult, Found } from "./check.ts";
+import { existsSync } from "../../fs/exists.ts";
+import { KEY_FILE } from "../../crypto/key_file.ts";
 import type { DoctorSystem } from "./system.ts";
 
 export function filesystemCheck(found: Found, system: DoctorSystem): CheckResult {
@@ -32,7 +34,9 @@ export function filesystemCheck(found: Found, system: DoctorSystem): CheckResult
   } catch (error) {
     return ["WARN", `cannot compare filesystems: ${(error as Error).message}`];
   }
-  if (diesWithDisk(spread)) return ["WARN", sameDiskWarning(spread, found.dir)];
+  if (diesWithDisk(spread)) {
+    return ["WARN", sameDiskWarning(spread, found.dir, existsSync(`${found.dir}/${KEY_FILE}`))];
+  }
   if (spread.sameDisk.length === 0) {
     return found.url?.scheme === "file"
       ? ["OK", `the backup is on another filesystem than the database`]
