@@ -20,7 +20,8 @@
  * - upgrade: as init for DIR; read the v1 file backup.lock names; read and write the new
  *   backup's parent directory (a server's backup: its server, as below). `upgrade <v1-url>`:
  *   read that file; read and write the new backup's parent directory.
- * - doctor: read everything (it looks over a whole set-up); HOME; statfs (free space).
+ * - doctor: read everything (it looks over a whole set-up); HOME; statfs (free space); the
+ *   address of each remote destination (an S3 one's lifecycle rules are read).
  * - server: read and write its storage (created beside its path when missing), read the
  *   compaction worker's code; listen on its addr:port. Its node commands: read and write
  *   the root (init-tls: and read the certificate maker, lib/server/x509.ts).
@@ -255,6 +256,21 @@ function lockedCopies(dir: string): string[] {
   }
 }
 
+/**
+ * The `host:port` of every remote destination `DIR/backup.lock` names, the copies too: doctor
+ * reads each S3 destination's lifecycle rules. Only the backend's when the lists are malformed
+ * (the copies check says what is wrong).
+ */
+function lockedAddresses(dir: string): string[] {
+  try {
+    const { sync, async } = lockDestinations(readLockFile(dir));
+    return [...new Set([...sync, ...async].flatMap((url) => backupAccess(url).netAddress ?? []))];
+  } catch {
+    const { netAddress } = lockedBackup(dir);
+    return netAddress ? [netAddress] : [];
+  }
+}
+
 const TABLE: Record<string, { spec?: CommandSpec; plan: Planner }> = {
   init: {
     spec: INIT_SPEC,
@@ -356,10 +372,12 @@ const TABLE: Record<string, { spec?: CommandSpec; plan: Planner }> = {
   },
   doctor: {
     spec: DOCTOR_SPEC,
-    plan: (args) => {
-      const { netAddress } = lockedBackup(optionDir(args));
-      return { read: "all", env: ["HOME"], sys: ["statfs"], net: netAddress ? [netAddress] : [] };
-    },
+    plan: (args) => ({
+      read: "all",
+      env: ["HOME"],
+      sys: ["statfs"],
+      net: lockedAddresses(optionDir(args)),
+    }),
   },
   server: {
     spec: SERVER_SPEC,

@@ -11,6 +11,7 @@ const SECRET_ENV = "CLN_BACKUP_PASSPHRASE,CLN_BACKUP_IDENTITY,CLN_BACKUP_NEW_PAS
 import { makeNodeDir, removeNodeDir } from "../../tests/support/cli_testing.ts";
 import { createFileBackup } from "../backends/file/create.ts";
 import { FileBackend } from "../backends/file/writer.ts";
+import { writeLockFile } from "../backup/lock_file.ts";
 import { parentChildDatabase } from "../../tests/support/migration.ts";
 import { bumpStatement as bump } from "../../tests/support/statements.ts";
 
@@ -307,4 +308,18 @@ Deno.test("a restore under its grants reads a large backup ahead in its worker",
   } finally {
     Deno.removeSync(dir, { recursive: true });
   }
+});
+
+Deno.test("doctor may reach every S3 destination backup.lock names, whose lifecycle rules it reads", () => {
+  // It was granted the backend_url's endpoint alone: an S3 mirror or async copy beside a file
+  // backup got "cannot check the lifecycle rules ... Requires net access" instead of the check.
+  const dir = makeNodeDir();
+  writeLockFile(dir, {
+    backend_url: `file://${dir}/../backup`,
+    mirror_urls: ["s3://bucket/a?endpoint=http://127.0.0.1:7480&path-style=1"],
+    async_urls: ["s3://bucket/b?endpoint=http://127.0.0.1:7481&path-style=1"],
+  });
+  const net = flags("doctor", "--lightning-dir", dir).filter((f) => f.startsWith("--allow-net"));
+  assertEquals(net, ["--allow-net=127.0.0.1:7480,127.0.0.1:7481"]);
+  removeNodeDir(dir);
 });
