@@ -891,6 +891,16 @@ Deno.test("doctor: the backup on the database's filesystem is a warning", () =>
     expect(await runChecks(node.dir, GOOD_SYSTEM), "filesystem", "OK");
   }));
 
+Deno.test("doctor: a plain set of several destinations is not told to upgrade --encrypt", () =>
+  withNode(async (node) => {
+    // upgrade --encrypt refuses a backup.lock naming copies: a new encrypted set-up is the way.
+    writeLockFile(node.dir, { backend_url: node.url, async_urls: ["s3://bucket/copy"] });
+    const { level, message } = find(await runChecks(node.dir, GOOD_SYSTEM), "backup.key");
+    assertEquals(level, "OK", message);
+    assert(!message.includes("cln-backup upgrade"), message);
+    assertMatch(message, /not encrypted.*"cln-backup init --lightning-dir .* --encrypt"/);
+  }));
+
 Deno.test("doctor: an encrypted backup on the database's filesystem is not told to add a mirror", () =>
   withNode(async (node) => {
     // mirror refuses an encrypted backup (no copy of one is made yet): the way out is a new

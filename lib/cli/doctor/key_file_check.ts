@@ -15,6 +15,28 @@ import { CREDENTIAL_NAME } from "../../backends/socket/credential.ts";
 import { allows, describeUser } from "./node_user.ts";
 import { shellQuote } from "../../fs/shell_quote.ts";
 import { cliCommand } from "../../fs/advised_command.ts";
+import { lockDestinations } from "../../backends/multi/mirrors.ts";
+
+/**
+ * How the plain set-up in `found` gets encrypted: upgrade --encrypt encrypts a backup of one
+ * destination and refuses a backup.lock that names copies, which a new set-up replaces.
+ */
+function encryptAdvice(found: Found): string {
+  const dir = shellQuote(found.dir);
+  let copies = false;
+  try {
+    const { sync, async } = lockDestinations(found.lock!);
+    copies = sync.length > 1 || async.length > 0;
+  } catch {
+    // Malformed lists: the copies check says what is wrong.
+  }
+  if (!copies) {
+    return `"${cliCommand("upgrade", `--lightning-dir ${dir} --encrypt`)}" encrypts it`;
+  }
+  return `upgrade --encrypt takes a backup of one destination: with lightningd stopped, move ` +
+    `backup.lock aside and run "${cliCommand("init", `--lightning-dir ${dir} <url> --encrypt`)}" ` +
+    `for an encrypted one`;
+}
 
 export function keyFileCheck(found: Found): CheckResult {
   const path = `${found.dir}/${KEY_FILE}`;
@@ -50,8 +72,7 @@ export function keyFileCheck(found: Found): CheckResult {
       : [
         "OK",
         `none: ${url} is not encrypted, so whoever reads it reads the node's channels ` +
-        `("${cliCommand("upgrade", `--lightning-dir ${shellQuote(found.dir)} --encrypt`)}" ` +
-        `encrypts it)`,
+        `(${encryptAdvice(found)})`,
       ];
   }
   const rewrite =
