@@ -170,6 +170,27 @@ Deno.test("server says what to do when its port or its metrics' port is taken", 
   }
 });
 
+Deno.test("server init-tls refuses a root of another user, whose server could not read the key", async () => {
+  if (Deno.uid() !== 0) return; // Needs chown to play the server's user.
+  const dir = Deno.makeTempDirSync({ prefix: "server-cli-" });
+  try {
+    // As add-node does: made here, tls.key (mode 0600) would be this user's, and the server,
+    // run as the root's owner, would stop at start, unable to read it.
+    Deno.chownSync(dir, 4321, 4321);
+    const output = new BufferedOutput();
+    assertEquals(await server(["init-tls", dir], output), 1);
+    assertEquals(output.stdout, [], "no fingerprint printed");
+    assertEquals(output.stderr, [
+      `Cannot make TLS certificate: "${dir}" belongs to user 4321, and this runs as user 0: ` +
+      `the server, running as the root's owner, could not read a key made here, so none was: ` +
+      `run "server init-tls" as that user (sudo -u "#4321" ...)`,
+    ]);
+    assertEquals([...Deno.readDirSync(dir)], [], "tls.key or tls.crt left behind");
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
 Deno.test("server add-node refuses a root of another user, whose server could not read the key", async () => {
   if (Deno.uid() !== 0) return; // Needs chown to play the server's user.
   const dir = Deno.makeTempDirSync({ prefix: "server-cli-" });

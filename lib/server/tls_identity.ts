@@ -136,6 +136,18 @@ export async function initTlsIdentity(root: string, names = ["localhost"]): Prom
     }
   };
   write(TLS_KEY_NAME, key, 0o600);
+  // As add-node's key: the server runs as the root's owner, and could not read a key of 0600
+  // another user made (it would stop at start).
+  const owner = Deno.statSync(root).uid;
+  const keyOwner = Deno.statSync(join(root, TLS_KEY_NAME)).uid;
+  if (owner !== null && keyOwner !== null && owner !== keyOwner) {
+    removeIfExists(join(root, TLS_KEY_NAME));
+    throw new Error(
+      `Cannot make TLS certificate: "${root}" belongs to user ${owner}, and this runs as user ` +
+        `${keyOwner}: the server, running as the root's owner, could not read a key made ` +
+        `here, so none was: run "server init-tls" as that user (sudo -u "#${owner}" ...)`,
+    );
+  }
   // The certificate last: its presence is what says the identity is whole.
   write(TLS_CERT_NAME, cert);
   return await fingerprint(cert);
