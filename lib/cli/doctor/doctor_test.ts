@@ -467,7 +467,11 @@ Deno.test("doctor: the backup's version against the database's", async () => {
       await runChecks(node.dir, GOOD_SYSTEM),
       "version",
       "FAIL",
-      /at version 11 but the backup only at \d+: the node ran without the plugin.*init/,
+      // The init to run, whole: init alone is a usage error.
+      new RegExp(
+        `at version 11 but the backup only at \\d+: the node ran without the plugin.*` +
+          `"cln-backup init --lightning-dir '${node.dir}' <url>"`,
+      ),
     );
     // No database: fine for an empty backup, a restore to do for any other.
     Deno.removeSync(`${node.dir}/lightningd.sqlite3`);

@@ -72,7 +72,9 @@ export function versionCheck(found: Found): CheckResult {
       "FAIL",
       `${name} is at version ${m} but the backup only at ${b}: the node ran ` +
       `without the plugin, and the plugin will stop it: move the backup and backup.lock ` +
-      `aside and run "${cliCommand("init")}" to start a new backup from the current database`,
+      `aside and run "${
+        cliCommand("init", `--lightning-dir ${shellQuote(found.dir)} <url>`)
+      }" to start a new backup from the current database`,
     ];
   }
   return [
