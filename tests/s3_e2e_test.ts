@@ -21,7 +21,7 @@ import { createS3Backup } from "../lib/backends/s3/create.ts";
 import { listBackup } from "../lib/backends/s3/layout.ts";
 import { CREDENTIALS_FILE } from "../lib/backends/s3/credentials.ts";
 import { LAUNCHER_NAME, parseLauncher, WORKER_CODE } from "../lib/cli/launcher.ts";
-import { SCRATCH_DIR } from "../lib/backends/s3/compaction.ts";
+import { SCRATCH_DIR } from "../lib/backends/plugin_scratch.ts";
 import { launchAndCommit } from "./support/launch_probe.ts";
 import { existsSync } from "../lib/fs/exists.ts";
 

@@ -26,7 +26,7 @@ import { status } from "../lib/cli/status.ts";
 import { verify } from "../lib/cli/verify.ts";
 import { LAUNCHER_NAME, parseLauncher, WORKER_CODE } from "../lib/cli/launcher.ts";
 import { CREDENTIALS_FILE } from "../lib/backends/s3/credentials.ts";
-import { SCRATCH_DIR } from "../lib/backends/s3/compaction.ts";
+import { SCRATCH_DIR } from "../lib/backends/plugin_scratch.ts";
 import { listBackup } from "../lib/backends/s3/layout.ts";
 import { S3Backend } from "../lib/backends/s3/backend.ts";
 import { S3Client, S3Error } from "../lib/backends/s3/client.ts";

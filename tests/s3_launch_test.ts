@@ -17,7 +17,7 @@ import { init } from "../lib/cli/init.ts";
 import { restore } from "../lib/cli/restore.ts";
 import { CREDENTIALS_FILE } from "../lib/backends/s3/credentials.ts";
 import { S3Backend } from "../lib/backends/s3/backend.ts";
-import { SCRATCH_DIR } from "../lib/backends/s3/compaction.ts";
+import { SCRATCH_DIR } from "../lib/backends/plugin_scratch.ts";
 import type { AsyncDestinationStatus } from "../lib/backends/backend.ts";
 import { LAUNCHER_NAME, lockLaunchPlan, parseLauncher, WORKER_CODE } from "../lib/cli/launcher.ts";
 

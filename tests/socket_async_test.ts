@@ -17,7 +17,7 @@ import { openReader } from "../lib/backends/open.ts";
 import { restoreBackup } from "../lib/backup/restore.ts";
 import { credentialIn } from "../lib/backends/socket/credential.ts";
 import { SocketBackupReader } from "../lib/backends/socket/reader.ts";
-import { SCRATCH_DIR } from "../lib/backends/s3/compaction.ts";
+import { SCRATCH_DIR } from "../lib/backends/plugin_scratch.ts";
 import { init } from "../lib/cli/init.ts";
 import { LAUNCHER_NAME } from "../lib/cli/launcher.ts";
 import { mirror } from "../lib/cli/mirror.ts";

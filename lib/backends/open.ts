@@ -10,12 +10,12 @@ import { V1BackupReader } from "./v1/reader.ts";
 import { type BackupUrl, BackupUrlError, parseBackupUrl } from "./url.ts";
 import { isV1Header } from "../format/v1.ts";
 import { readLayout } from "../format/layout.ts";
-import { SocketBackend, type SocketBackendOptions } from "./socket/backend.ts";
-import { SocketBackupReader } from "./socket/reader.ts";
-import { S3Backend, type S3BackendOptions } from "./s3/backend.ts";
-import { S3BackupReader, type Unlock } from "./s3/reader.ts";
-import { loadCredentials } from "./s3/credentials.ts";
-import { credentialFromEnv } from "./socket/credential.ts";
+// The socket: and s3:// code is loaded when a URL names it: the plugin opens a file backup
+// with this module, and their clients (TLS, wire v2, S3) would cost CPU at its every start.
+// String literals, which need no read permission and which `deno compile` includes.
+import type { SocketBackendOptions } from "./socket/backend.ts";
+import type { S3BackendOptions } from "./s3/backend.ts";
+import type { Unlock } from "./s3/reader.ts";
 import { pathToFileURL } from "node:url";
 import { shellQuote } from "../fs/shell_quote.ts";
 import { cliCommand } from "../fs/advised_command.ts";
@@ -207,13 +207,18 @@ export async function connectBackend(
   } = {},
 ): Promise<Backend> {
   switch (parseBackupUrl(url).scheme) {
-    case "socket":
+    case "socket": {
+      const { SocketBackend } = await import("./socket/backend.ts");
       return await SocketBackend.connect(url, options.socket);
-    case "s3":
+    }
+    case "s3": {
+      const { S3Backend } = await import("./s3/backend.ts");
+      const { loadCredentials } = await import("./s3/credentials.ts");
       return await S3Backend.connect(url, {
         ...options.s3,
         credentials: loadCredentials(options.lightningDir),
       });
+    }
     case "file":
       return openBackend(url, options.file);
   }
@@ -231,9 +236,14 @@ export async function connectReader(
   unlock?: Unlock,
 ): Promise<BackupReader> {
   switch (parseBackupUrl(url).scheme) {
-    case "socket":
+    case "socket": {
+      const { SocketBackupReader } = await import("./socket/reader.ts");
+      const { credentialFromEnv } = await import("./socket/credential.ts");
       return await SocketBackupReader.fetch(url, undefined, credentialFromEnv());
-    case "s3":
+    }
+    case "s3": {
+      const { S3BackupReader } = await import("./s3/reader.ts");
+      const { loadCredentials } = await import("./s3/credentials.ts");
       return await S3BackupReader.fetch(
         url,
         loadCredentials(lightningDir),
@@ -241,6 +251,7 @@ export async function connectReader(
         undefined,
         unlock,
       );
+    }
     case "file": {
       // The URL is the operator's, typed for this command: a missing backup is a wrong URL
       // (backup.lock's, and init to create one, are the advice where the plugin opens it).

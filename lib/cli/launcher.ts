@@ -57,7 +57,7 @@ import { formatHostPort, parseBackupUrl } from "../backends/url.ts";
 import { s3HostPort } from "../backends/s3/s3_url.ts";
 import { CREDENTIALS_FILE } from "../backends/s3/credentials.ts";
 import { SIGV4_MODULE } from "../backends/s3/client.ts";
-import { SCRATCH_DIR } from "../backends/s3/compaction.ts";
+import { SCRATCH_DIR } from "../backends/plugin_scratch.ts";
 import { RUNTIME_FLAGS } from "./runtime_flags.ts";
 
 export const LAUNCHER_NAME = "cln-backup-plugin";

@@ -12,7 +12,7 @@ import { CREDENTIAL_NAME, credentialIn } from "../backends/socket/credential.ts"
 import { DEFAULT_RETRY_POLICY } from "../backends/socket/options.ts";
 import { serverKeyId, upgradeOnServer } from "../backends/socket/sealed_upgrade.ts";
 import { removeStaleWork } from "../backends/socket/sealed_compaction.ts";
-import { SCRATCH_DIR } from "../backends/s3/compaction.ts";
+import { SCRATCH_DIR } from "../backends/plugin_scratch.ts";
 import { sameBytes } from "../crypto/data_key.ts";
 import { KEY_FILE, readKeyFile, writeKeyFile } from "../crypto/key_file.ts";
 import { existsSync, removeIfExists } from "../fs/exists.ts";

@@ -28,6 +28,7 @@ import { basename } from "node:path";
 import type { DataKey } from "../crypto/data_key.ts";
 import type { CompactableBackend } from "./compactor.ts";
 import { isOutOfRoom } from "../fs/os_error.ts";
+import { compactionResult } from "./result.ts";
 
 /** Size and versions held, as the Python plugin's `backup-compact` reports them. */
 export interface CompactionStats {
@@ -63,22 +64,6 @@ export interface CompactionResult {
  * would read the whole backup twice.
  */
 export type CompactionWork = Pick<CompactionResult, "base_version" | "versions_folded" | "seconds">;
-
-/** The full result, from the writer's sizes before and after a compaction and its work. */
-export function compactionResult(
-  before: CompactionStats,
-  after: CompactionStats,
-  work: CompactionWork,
-): CompactionResult {
-  return {
-    before,
-    after,
-    base_version: work.base_version,
-    versions_folded: work.versions_folded,
-    bytes_freed: Math.max(0, before.backupsize - after.backupsize),
-    seconds: work.seconds,
-  };
-}
 
 /**
  * A compaction's step: restoring the database up to the target, writing it as the new base, or

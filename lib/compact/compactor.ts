@@ -15,13 +15,13 @@
  *
  * @module
  */
-import {
-  type CompactionPhase,
-  type CompactionResult,
-  compactionResult,
-  type CompactionStats,
-  type CompactionWork,
+import type {
+  CompactionPhase,
+  CompactionResult,
+  CompactionStats,
+  CompactionWork,
 } from "./compact.ts";
+import { compactionResult } from "./result.ts";
 import { RetryGate } from "./retry_gate.ts";
 import { compactionDue, type CompactionPolicy, type CompactionSizes, dueAt } from "./policy.ts";
 

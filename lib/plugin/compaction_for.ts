@@ -20,11 +20,7 @@
  */
 import type { Backend } from "../backends/backend.ts";
 import { FileBackend } from "../backends/file/writer.ts";
-import { SocketBackend } from "../backends/socket/backend.ts";
-import { RemoteCompaction } from "../backends/socket/compaction.ts";
-import { S3Backend } from "../backends/s3/backend.ts";
-import { S3Compaction } from "../backends/s3/compaction_service.ts";
-import { SCRATCH_DIR } from "../backends/s3/compaction.ts";
+import { SCRATCH_DIR } from "../backends/plugin_scratch.ts";
 import { MultiBackend } from "../backends/multi/backend.ts";
 import { WithAsyncCopies } from "../backends/multi/with_async_copies.ts";
 import type { AsyncCopy } from "../backends/multi/async_copy.ts";
@@ -33,25 +29,26 @@ import { type CompactionMember, MultiCompaction } from "../backends/multi/compac
 import { type CompactionService, Compactor } from "../compact/compactor.ts";
 import type { CompactionPolicy } from "../compact/policy.ts";
 import { limitTarget } from "../compact/target_limit.ts";
+import type { RemoteDestinations } from "./startup.ts";
 
 type Policy = () => CompactionPolicy;
 type Log = (level: "info" | "unusual", message: string) => void;
 
-const serviceKinds = [FileBackend, S3Backend, SocketBackend];
-
-/** One destination's own service; `limit` caps a file backup's fold point. */
+/**
+ * One destination's own service; `limit` caps a file backup's fold point. A remote one's
+ * comes from `remote`, loaded when backup.lock names one (startup.ts).
+ */
 function serviceOf(
   backend: Backend,
   policy: Policy,
   scratch: string,
+  remote: RemoteDestinations | undefined,
   limit?: () => number | undefined,
 ): CompactionService | undefined {
   if (backend instanceof FileBackend) {
     return new Compactor(limit ? limitTarget(backend, limit) : backend, policy);
   }
-  if (backend instanceof S3Backend) return new S3Compaction(backend, policy, scratch);
-  if (backend instanceof SocketBackend) return new RemoteCompaction(backend);
-  return undefined;
+  return remote?.remoteCompaction(backend, policy, scratch);
 }
 
 /**
@@ -73,18 +70,21 @@ function copiesVersion(copies: readonly AsyncCopy[]): number | string {
 
 /**
  * The compaction service for the plugin's `backend`, made with the policy in force;
- * `undefined` when the plugin does not compact it. `dir` is the lightning dir.
+ * `undefined` when the plugin does not compact it. `dir` is the lightning dir; `remote`, the
+ * code of `socket:` and `s3://` destinations, is the one startup.ts loaded (`Startup.remote`):
+ * without it, only file backups are compacted.
  */
 export function compactionFor(
   backend: Backend,
   dir: string,
   log: Log,
+  remote?: RemoteDestinations,
 ): ((policy: Policy) => CompactionService) | undefined {
   if (backend instanceof MultiBackend || backend instanceof WithAsyncCopies) {
-    return (policy) => new MultiCompaction(members(backend, dir, policy), log);
+    return (policy) => new MultiCompaction(members(backend, dir, policy, remote), log);
   }
-  if (serviceKinds.some((kind) => backend instanceof kind)) {
-    return (policy) => serviceOf(backend, policy, `${dir}/${SCRATCH_DIR}`)!;
+  if (backend instanceof FileBackend || remote?.isRemote(backend)) {
+    return (policy) => serviceOf(backend, policy, `${dir}/${SCRATCH_DIR}`, remote)!;
   }
 }
 
@@ -92,6 +92,7 @@ function members(
   backend: MultiBackend | WithAsyncCopies,
   dir: string,
   policy: Policy,
+  remote: RemoteDestinations | undefined,
 ): CompactionMember[] {
   const copies = backend instanceof WithAsyncCopies ? backend.copies : [];
   const sync = backend instanceof WithAsyncCopies ? backend.primary : backend;
@@ -114,7 +115,7 @@ function members(
         return typeof version === "number" ? version : undefined;
       }
       : undefined;
-    const service = serviceOf(mirror, policy, scratch(), limit);
+    const service = serviceOf(mirror, policy, scratch(), remote, limit);
     if (service === undefined) continue;
     const held = !gated ? broken : () => {
       const version = lowest();
@@ -142,7 +143,7 @@ function members(
   }
   for (const copy of copies) {
     const place = scratch();
-    const service = new AsyncCopyCompaction(copy, (dest) => serviceOf(dest, policy, place));
+    const service = new AsyncCopyCompaction(copy, (dest) => serviceOf(dest, policy, place, remote));
     result.push({ url: copy.url, async: true, service });
   }
   return result;

@@ -56,9 +56,12 @@ export async function runPlugin(
     remoteLog: (level, message) => remoteLog(level, message),
   });
   const backend = startup.backend;
-  const compaction = "error" in backend
-    ? undefined
-    : compactionFor(backend, Deno.cwd(), (level, message) => remoteLog(level, message));
+  const compaction = "error" in backend ? undefined : compactionFor(
+    backend,
+    Deno.cwd(),
+    (level, message) => remoteLog(level, message),
+    startup.remote,
+  );
   const plugin = new BackupPlugin(
     configure({
       backend,

@@ -15,11 +15,7 @@
 import type { Backend } from "../backends/backend.ts";
 import type { FileBackendOptions } from "../backends/file/writer.ts";
 import { backupKind, openBackend } from "../backends/open.ts";
-import { SocketBackupReader } from "../backends/socket/reader.ts";
 import { parseBackupUrl } from "../backends/url.ts";
-import { credentialIn } from "../backends/socket/credential.ts";
-import { SocketBackend } from "../backends/socket/backend.ts";
-import { retryPolicyFromLock } from "../backends/socket/options.ts";
 import { type LockFile, readLockFile } from "../backup/lock_file.ts";
 import { lockNumber } from "../backup/lock_number.ts";
 import { MultiBackend } from "../backends/multi/backend.ts";
@@ -33,11 +29,7 @@ import {
 import { AsyncCopy } from "../backends/multi/async_copy.ts";
 import { WithAsyncCopies } from "../backends/multi/with_async_copies.ts";
 import { FileBackupReader } from "../backends/file/reader.ts";
-import { S3BackupReader } from "../backends/s3/reader.ts";
-import { SCRATCH_DIR } from "../backends/s3/compaction.ts";
-import { S3Backend } from "../backends/s3/backend.ts";
-import { loadCredentials } from "../backends/s3/credentials.ts";
-import { s3PolicyFromLock } from "../backends/s3/retry.ts";
+import { SCRATCH_DIR } from "../backends/plugin_scratch.ts";
 import { CorruptBackupError } from "../format/segment.ts";
 import { KEY_FILE, readKeyFile } from "../crypto/key_file.ts";
 import type { DataKey } from "../crypto/data_key.ts";
@@ -48,11 +40,16 @@ import { cliCommand } from "../fs/advised_command.ts";
 import { explainOsError } from "../fs/os_error.ts";
 import { launcherDenied } from "../fs/launcher_denied.ts";
 
+/** The code of `socket:` and `s3://` destinations (remote_destinations.ts). */
+export type RemoteDestinations = typeof import("./remote_destinations.ts");
+
 export interface Startup {
   /** The open backup, or the one line saying why there is none. */
   backend: Backend | { error: string };
   /** What to log at start, in order: repairs made on open, then the state line. */
   log: { level: LogLevel; message: string }[];
+  /** Loaded when backup.lock names a remote destination, for its compaction service. */
+  remote?: RemoteDestinations;
 }
 
 /**
@@ -108,10 +105,18 @@ export interface StartupOptions extends Pick<FileBackendOptions, "segmentBytes">
   signal?: AbortSignal;
 }
 
-/** A server (wire v1) takes plain backups only. */
-function refuseKey(url: string, dir: string, key: DataKey | undefined): void {
+/**
+ * A server (wire v1) takes plain backups only. `remote` is loaded whenever backup.lock names a
+ * `socket:` destination.
+ */
+function refuseKey(
+  url: string,
+  dir: string,
+  key: DataKey | undefined,
+  remote: RemoteDestinations | undefined,
+): void {
   // A server of wire v2 (the node has its credential) stores sealed changes it cannot read.
-  if (key && parseBackupUrl(url).scheme === "socket" && !credentialIn(dir)) {
+  if (key && parseBackupUrl(url).scheme === "socket" && !remote!.credentialIn(dir)) {
     throw new Error(
       `Cannot start backup: "${dir}/${KEY_FILE}" holds an encryption key, but backup.lock ` +
         `names the server ${url} over wire v1 (no backup.credential), which takes plain ` +
@@ -134,52 +139,24 @@ function refuseMissingCopy(path: string, url: string, lock: LockFile, dir: strin
   );
 }
 
-/** Opens one destination, logging how it stands (or that it connects in the background). */
+/**
+ * Opens one destination, logging how it stands (or that it connects in the background).
+ * `remote` is loaded whenever backup.lock names a `socket:` or `s3://` destination.
+ */
 function openOne(
   url: string,
   lock: LockFile,
   dir: string,
   key: DataKey | undefined,
+  remote: RemoteDestinations | undefined,
   options: StartupOptions,
   log: Startup["log"],
   file: Pick<FileBackendOptions, "syncOnClose"> = {},
 ): Backend {
-  refuseKey(url, dir, key);
+  refuseKey(url, dir, key, remote);
   const parsed = parseBackupUrl(url);
-  const scheme = parsed.scheme;
-  if (scheme === "socket") {
-    const backend = SocketBackend.open(url, {
-      policy: retryPolicyFromLock(lock),
-      log: options.remoteLog,
-      credential: credentialIn(dir),
-      key,
-      segmentBytes: options.segmentBytes,
-      signal: options.signal,
-    });
-    log.push({
-      level: "info",
-      message: `Backup "${url}" is on the server at ${backend.destination}: connecting; the ` +
-        `first database write waits for the server's version and is checked against it`,
-    });
-    return backend;
-  }
-  if (scheme === "s3") {
-    const backend = S3Backend.open(url, {
-      credentials: loadCredentials(dir),
-      renewCredentials: () => loadCredentials(dir),
-      policy: s3PolicyFromLock(lock),
-      log: options.remoteLog,
-      packer: { every: options.packEvery },
-      key,
-      signal: options.signal,
-    });
-    log.push({
-      level: "info",
-      message: `Backup "${url}"${key ? " (encrypted)" : ""} is in S3 ` +
-        `(${backend.destination}): listing it; the first ` +
-        `database write waits for its version and is checked against it`,
-    });
-    return backend;
+  if (parsed.scheme !== "file") {
+    return remote!.openRemote(url, parsed.scheme, lock, dir, key, options, log);
   }
   refuseMissingCopy(parsed.path, url, lock, dir);
   const backend = openBackend(url, {
@@ -223,6 +200,7 @@ function asyncCopies(
   lock: LockFile,
   dir: string,
   key: DataKey | undefined,
+  remote: RemoteDestinations | undefined,
   options: StartupOptions,
   ids: ReadonlyMap<string, string>,
 ): AsyncCopy[] {
@@ -231,26 +209,7 @@ function asyncCopies(
   const scratch = `${dir}/${SCRATCH_DIR}`;
   const readPrimary = primaryUrl.scheme === "file"
     ? () => Promise.resolve(new FileBackupReader(lock.backend_url, primaryUrl.path, { key }))
-    : primaryUrl.scheme === "s3"
-    ? () => {
-      Deno.mkdirSync(scratch, { recursive: true });
-      return S3BackupReader.fetch(
-        lock.backend_url,
-        loadCredentials(dir),
-        s3PolicyFromLock(lock),
-        scratch,
-        key && (() => Promise.resolve(key)),
-      );
-    }
-    : () => {
-      Deno.mkdirSync(scratch, { recursive: true });
-      return SocketBackupReader.fetch(
-        lock.backend_url,
-        retryPolicyFromLock(lock).timeoutMs,
-        credentialIn(dir),
-        scratch,
-      );
-    };
+    : () => remote!.readRemotePrimary(lock, dir, key, scratch);
   const maxRetryMs = asyncRetryMs(lock);
   // A copy says itself that it fails, once and then hourly: its backend's retries and
   // give-ups, again at each reopen, would flood lightningd's log while it is down.
@@ -259,13 +218,15 @@ function asyncCopies(
     remoteLog: (level, message) => options.remoteLog?.(level === "info" ? level : "debug", message),
   };
   return urls.map((url) => {
-    refuseKey(url, dir, key);
+    refuseKey(url, dir, key, remote);
     return new AsyncCopy({
       url,
       backupId: ids.get(url),
       open: async () => {
         // Synced by the copy with flush(), off the thread: never a sync on the hooks' thread.
-        const backend = openOne(url, lock, dir, key, quiet, [], { syncOnClose: true });
+        const backend = openOne(url, lock, dir, key, remote, quiet, [], {
+          syncOnClose: true,
+        });
         try {
           await backend.ready?.();
         } catch (error) {
@@ -309,8 +270,12 @@ export async function openAtStart(dir: string, options: StartupOptions = {}): Pr
           }"`,
       });
     }
+    // Loaded at start, not at the first write, and only when a destination needs it.
+    const remote = [...sync, ...async].some((each) => parseBackupUrl(each).scheme !== "file")
+      ? await import("./remote_destinations.ts")
+      : undefined;
     const key = await readKeyFile(dir);
-    for (url of sync) opened.push(openOne(url, lock, dir, key, options, log));
+    for (url of sync) opened.push(openOne(url, lock, dir, key, remote, options, log));
     let backend: Backend = opened[0];
     if (opened.length > 1) {
       log.push({
@@ -328,14 +293,14 @@ export async function openAtStart(dir: string, options: StartupOptions = {}): Pr
       );
     }
     url = undefined;
-    if (async.length === 0) return { backend, log };
-    const copies = asyncCopies(async, backend, lock, dir, key, options, ids);
+    if (async.length === 0) return { backend, log, remote };
+    const copies = asyncCopies(async, backend, lock, dir, key, remote, options, ids);
     log.push({
       level: "info",
       message: `Asynchronous copies, never waited for, follow ${lock.backend_url} from the ` +
         `node's first write: ${async.join(", ")}`,
     });
-    return { backend: new WithAsyncCopies(backend, copies), log };
+    return { backend: new WithAsyncCopies(backend, copies), log, remote };
   } catch (error) {
     for (const backend of opened) backend.close();
     // A destination's disk mounted read-only, or closed to lightningd's user: which, and why.

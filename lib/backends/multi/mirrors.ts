@@ -15,7 +15,7 @@ import type { MirrorFailure } from "./backend.ts";
 import { cliCommand } from "../../fs/advised_command.ts";
 import { shellQuote } from "../../fs/shell_quote.ts";
 import { existsSync } from "../../fs/exists.ts";
-import { CREDENTIAL_NAME } from "../socket/credential.ts";
+import { CREDENTIAL_NAME } from "../socket/credential_name.ts";
 
 function urlList(lock: LockFile, key: "mirror_urls" | "async_urls"): string[] {
   const urls = lock[key];

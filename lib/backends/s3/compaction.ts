@@ -32,12 +32,6 @@ import type { DataKey } from "../../crypto/data_key.ts";
 import { DEFAULT_S3_POLICY, retrying, type S3RetryPolicy } from "./retry.ts";
 import { makeScratchDir, removeScratchDir } from "../../fs/scratch_dir.ts";
 
-/**
- * The plugin's scratch directory for an S3 compaction, in the lightning dir: the one place
- * its launcher lets it write (the rebuilt database and the new base, until uploaded).
- */
-export const SCRATCH_DIR = "cln-backup-scratch";
-
 export interface S3CompactOptions {
   policy?: S3RetryPolicy;
   /**

@@ -14,7 +14,7 @@ import {
   notingLast,
 } from "../../compact/compactor.ts";
 import type { SocketBackend } from "./backend.ts";
-import { SCRATCH_DIR } from "../s3/compaction.ts";
+import { SCRATCH_DIR } from "../plugin_scratch.ts";
 import { removeStaleWork, type SealedCompactionRequest } from "./sealed_compaction.ts";
 import type { SealedCompactionMessage } from "./sealed_compaction_worker.ts";
 

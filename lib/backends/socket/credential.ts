@@ -11,8 +11,9 @@ import { type EnvReader, userPath } from "../../fs/user_path.ts";
 import { keyFromText } from "../../wire/handshake.ts";
 import { parseBackupUrl } from "../url.ts";
 import { checkSecretMode } from "../../fs/secret_mode.ts";
+import { CREDENTIAL_NAME } from "./credential_name.ts";
 
-export const CREDENTIAL_NAME = "backup.credential";
+export { CREDENTIAL_NAME };
 /** How messages name it. */
 export const CREDENTIAL_WHAT = "the server credential";
 /** For the CLI's restore, status and verify of a v2 backup: the credential file's path. */

@@ -9,7 +9,8 @@
  * @module
  */
 import { Interrupted } from "../../fs/interrupt.ts";
-import { type CompactionResult, compactionResult } from "../../compact/compact.ts";
+import type { CompactionResult } from "../../compact/compact.ts";
+import { compactionResult } from "../../compact/result.ts";
 import { restoreBackup } from "../../backup/restore.ts";
 import { writeBase } from "../file/create.ts";
 import { baseName } from "../../format/layout.ts";

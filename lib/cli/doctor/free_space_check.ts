@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { SCRATCH_DIR } from "../../backends/s3/compaction.ts";
+import { SCRATCH_DIR } from "../../backends/plugin_scratch.ts";
 import { CREDENTIAL_NAME } from "../../backends/socket/credential.ts";
 import { KEY_FILE } from "../../crypto/key_file.ts";
 import { statIfExists } from "../../fs/exists.ts";
