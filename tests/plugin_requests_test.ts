@@ -305,9 +305,12 @@ Deno.test("requests: shutdown while a call is held exits 0 at once, the call una
   await withPlugin(
     async ({ lightningd }) => {
       assertEquals(await lightningd.transaction(SCHEMA), "committed");
+      await lightningd.init();
       const pending = lightningd.request("backup-status", [], "held");
       pending.catch(() => {});
       assertEquals(await lightningd.transaction([note("meanwhile")]), "committed");
+      // lightningd sends shutdown only to a plugin past init; before it, the input just ends.
+      assertEquals(lightningd.delivers("shutdown"), true, "shutdown would not be sent");
       await stop(lightningd);
       assertEquals(lightningd.received.filter((m) => m.id === "held"), []);
     },

@@ -56,7 +56,7 @@ async function start(node: Node): Promise<FakeLightningd> {
   return lightningd;
 }
 
-/** Stops the node with `shutdown`: the plugin exits 0 and wrote only JSON-RPC. */
+/** Stops the node (`shutdown` once past `init`): the plugin exits 0 and wrote only JSON-RPC. */
 async function stop(lightningd: FakeLightningd): Promise<void> {
   const status = await lightningd.stop();
   assertEquals(status.code, 0);

@@ -95,7 +95,10 @@ export async function assertStillServes(
   assertEquals(status(answer).version, lightningd.dataVersion());
 }
 
-/** Sends `shutdown`; the plugin must exit 0 having written only JSON-RPC. */
+/**
+ * Stops the node as lightningd does (`shutdown` once past `init`, else end of input); the
+ * plugin must exit 0 having written only JSON-RPC.
+ */
 export async function stop(lightningd: FakeLightningd): Promise<void> {
   const exit = await within(10_000, "exit after shutdown", lightningd.stop());
   assertEquals(exit.code, 0);
