@@ -49,9 +49,17 @@ export function nodeCommand(command: string, args = ""): string {
   return `cln-backup ${command}${args ? ` ${args}` : ""}`;
 }
 
-/** The command line running `command` with `args` (shell words, quoted by the caller). */
+/**
+ * The command line running `command` with `args` (shell words, quoted by the caller). Under
+ * `deno task`, the task is its first word (`server` of `server init-tls`): the words before
+ * `--` are not the command's.
+ */
 export function cliCommand(command: string, args = ""): string {
-  if (naming === "deno task") return `deno task ${command}${args ? ` -- ${args}` : ""}`;
+  if (naming === "deno task") {
+    const [task, ...words] = command.split(" ");
+    const rest = [...words, ...(args ? [args] : [])].join(" ");
+    return `deno task ${task}${rest ? ` -- ${rest}` : ""}`;
+  }
   return `${naming.program} ${command}${args ? ` ${args}` : ""}`;
 }
 

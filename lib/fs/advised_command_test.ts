@@ -25,3 +25,17 @@ Deno.test("a command is named as the operator ran this program, or as cln-backup
     nameCommandsAsInvoked(envOf({}));
   }
 });
+
+Deno.test("under deno task, a server node command's words go after --, where the task reads them", () => {
+  // `deno task server init-tls -- --help` ran init-tls with "--help" for its root: it made a
+  // TLS key and certificate in ./--help.
+  try {
+    nameCommandsAsInvoked(envOf({ INIT_CWD: "/home/op" }));
+    assertEquals(cliCommand("server init-tls", "--help"), "deno task server -- init-tls --help");
+    assertEquals(cliCommand("server add-node"), "deno task server -- add-node");
+    nameCommandsAsInvoked(envOf({ [INVOKED_AS_ENV]: "./backup-cli" }));
+    assertEquals(cliCommand("server init-tls", "--help"), "./backup-cli server init-tls --help");
+  } finally {
+    nameCommandsAsInvoked(envOf({}));
+  }
+});
