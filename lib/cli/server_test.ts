@@ -183,7 +183,7 @@ Deno.test("server init-tls refuses a root of another user, whose server could no
     assertEquals(output.stderr, [
       `Cannot make TLS certificate: "${dir}" belongs to user 4321, and this runs as user 0: ` +
       `the server, running as the root's owner, could not read a key made here, so none was: ` +
-      `run "server init-tls" as that user (sudo -u "#4321" ...)`,
+      `run it as that user: sudo -u "#4321" cln-backup server init-tls '${dir}'`,
     ]);
     assertEquals([...Deno.readDirSync(dir)], [], "tls.key or tls.crt left behind");
   } finally {
@@ -201,8 +201,8 @@ Deno.test("server add-node refuses a root of another user, whose server could no
     assertEquals(output.stdout, [], "no credential printed");
     assertEquals(output.stderr, [
       `Cannot add node: "${dir}" belongs to user 4321, and this runs as user 0: the server, ` +
-      `running as the root's owner, could not read a key made here, so none was: run ` +
-      `"server add-node" as that user (sudo -u "#4321" ...)`,
+      `running as the root's owner, could not read a key made here, so none was: run it as ` +
+      `that user: sudo -u "#4321" cln-backup server add-node '${dir}' 'alice'`,
     ]);
     // Nothing is left of it: the same add-node as the right user goes in. Not even `nodes`,
     // which, this user's and 0700, would keep that user out of the root.

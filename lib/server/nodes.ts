@@ -14,6 +14,8 @@ import { existsSync, removeIfExists } from "../fs/exists.ts";
 import { claimWorkPath, workPath } from "../fs/work_path.ts";
 import { makeDirs, removeMadeDirs } from "../fs/made_dirs.ts";
 import { outOfRoomWriting } from "../fs/os_error.ts";
+import { cliCommand } from "../fs/advised_command.ts";
+import { shellQuote } from "../fs/shell_quote.ts";
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
 
@@ -143,7 +145,8 @@ export class NodeRegistry {
       throw new Error(
         `"${this.root}" belongs to user ${owner}, and this runs as user ${keyOwner}: the ` +
           `server, running as the root's owner, could not read a key made here, so none was: ` +
-          `run "server add-node" as that user (sudo -u "#${owner}" ...)`,
+          `run it as that user: sudo -u "#${owner}" ` +
+          cliCommand("server add-node", `${shellQuote(this.root)} ${shellQuote(name)}`),
       );
     }
     // Durable before it is printed, once: lost to a crash, it would leave the node a

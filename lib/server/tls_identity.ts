@@ -14,6 +14,8 @@ import { hex } from "../crypto/data_key.ts";
 import { writeFileDurably } from "../fs/durable.ts";
 import { checkSecretMode } from "../fs/secret_mode.ts";
 import { npmFirstUse } from "../fs/npm_first_use.ts";
+import { cliCommand } from "../fs/advised_command.ts";
+import { shellQuote } from "../fs/shell_quote.ts";
 
 export const TLS_CERT_NAME = "tls.crt";
 export const TLS_KEY_NAME = "tls.key";
@@ -145,7 +147,8 @@ export async function initTlsIdentity(root: string, names = ["localhost"]): Prom
     throw new Error(
       `Cannot make TLS certificate: "${root}" belongs to user ${owner}, and this runs as user ` +
         `${keyOwner}: the server, running as the root's owner, could not read a key made ` +
-        `here, so none was: run "server init-tls" as that user (sudo -u "#${owner}" ...)`,
+        `here, so none was: run it as that user: sudo -u "#${owner}" ` +
+        cliCommand("server init-tls", shellQuote(root)),
     );
   }
   // The certificate last: its presence is what says the identity is whole.
