@@ -219,6 +219,37 @@ Deno.test("server add-node refuses a root of another user, whose server could no
   }
 });
 
+Deno.test("server add-node takes a root root owns from a user its group lets write it", async () => {
+  if (Deno.uid() !== 0) return; // Needs setpriv to run as another user.
+  const base = Deno.makeTempDirSync({ prefix: "server-cli-" });
+  try {
+    // A root made by root for the server's group (install -d -g clnbackup -m 0770): the key the
+    // server's user makes there is its own, and a server run as root reads any file.
+    Deno.chmodSync(base, 0o755);
+    const root = `${base}/root`;
+    Deno.mkdirSync(root, { mode: 0o770 });
+    Deno.chmodSync(root, 0o770);
+    Deno.chownSync(root, 0, 4321);
+    Deno.mkdirSync(`${base}/deno`);
+    Deno.chownSync(`${base}/deno`, 4321, 4321);
+    const cli = new URL("../../cli.ts", import.meta.url).pathname;
+    const { code, stderr } = await new Deno.Command("setpriv", {
+      args: [
+        ...["--reuid=4321", "--regid=4321", "--clear-groups", Deno.execPath()],
+        ...["run", "--no-config", "--no-lock", "--allow-all", cli, "server", "add-node", root],
+        "alice",
+      ],
+      env: { DENO_DIR: `${base}/deno`, HOME: base },
+      stdout: "null",
+      stderr: "piped",
+    }).output();
+    assertEquals(code, 0, new TextDecoder().decode(stderr));
+    assertEquals(Deno.statSync(`${root}/nodes/alice/key`).uid, 4321);
+  } finally {
+    Deno.removeSync(base, { recursive: true });
+  }
+});
+
 Deno.test("server names a node whose key it cannot read at start, and serves the others", async () => {
   const dir = Deno.makeTempDirSync({ prefix: "server-cli-" });
   try {

@@ -16,6 +16,7 @@ import { makeDirs, removeMadeDirs } from "../fs/made_dirs.ts";
 import { outOfRoomWriting } from "../fs/os_error.ts";
 import { cliCommand } from "../fs/advised_command.ts";
 import { shellQuote } from "../fs/shell_quote.ts";
+import { unreadableByServer } from "./root_owner.ts";
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
 
@@ -137,15 +138,14 @@ export class NodeRegistry {
       removeMadeDirs(made);
       throw error;
     }
-    const owner = Deno.statSync(this.root).uid;
-    const keyOwner = Deno.statSync(`${dir}/key`).uid;
-    if (owner !== null && keyOwner !== null && owner !== keyOwner) {
+    const other = unreadableByServer(this.root, `${dir}/key`);
+    if (other !== undefined) {
       Deno.removeSync(`${dir}/key`);
       removeMadeDirs(made);
       throw new Error(
-        `"${this.root}" belongs to user ${owner}, and this runs as user ${keyOwner}: the ` +
-          `server, running as the root's owner, could not read a key made here, so none was: ` +
-          `run it as that user: sudo -u "#${owner}" ` +
+        `"${this.root}" belongs to user ${other.owner}, and this runs as user ${other.user}: ` +
+          `the server, running as the root's owner, could not read a key made here, so none ` +
+          `was: run it as that user: sudo -u "#${other.owner}" ` +
           cliCommand("server add-node", `${shellQuote(this.root)} ${shellQuote(name)}`),
       );
     }

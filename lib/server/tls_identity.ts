@@ -16,6 +16,7 @@ import { checkSecretMode } from "../fs/secret_mode.ts";
 import { npmFirstUse } from "../fs/npm_first_use.ts";
 import { cliCommand } from "../fs/advised_command.ts";
 import { shellQuote } from "../fs/shell_quote.ts";
+import { unreadableByServer } from "./root_owner.ts";
 
 export const TLS_CERT_NAME = "tls.crt";
 export const TLS_KEY_NAME = "tls.key";
@@ -140,14 +141,13 @@ export async function initTlsIdentity(root: string, names = ["localhost"]): Prom
   write(TLS_KEY_NAME, key, 0o600);
   // As add-node's key: the server runs as the root's owner, and could not read a key of 0600
   // another user made (it would stop at start).
-  const owner = Deno.statSync(root).uid;
-  const keyOwner = Deno.statSync(join(root, TLS_KEY_NAME)).uid;
-  if (owner !== null && keyOwner !== null && owner !== keyOwner) {
+  const other = unreadableByServer(root, join(root, TLS_KEY_NAME));
+  if (other !== undefined) {
     removeIfExists(join(root, TLS_KEY_NAME));
     throw new Error(
-      `Cannot make TLS certificate: "${root}" belongs to user ${owner}, and this runs as user ` +
-        `${keyOwner}: the server, running as the root's owner, could not read a key made ` +
-        `here, so none was: run it as that user: sudo -u "#${owner}" ` +
+      `Cannot make TLS certificate: "${root}" belongs to user ${other.owner}, and this runs as ` +
+        `user ${other.user}: the server, running as the root's owner, could not read a key ` +
+        `made here, so none was: run it as that user: sudo -u "#${other.owner}" ` +
         cliCommand("server init-tls", shellQuote(root)),
     );
   }
