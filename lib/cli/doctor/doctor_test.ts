@@ -487,6 +487,23 @@ Deno.test("doctor: the backup's version against the database's", async () => {
   });
 });
 
+Deno.test("doctor: an encrypted node that ran without the plugin is told an init --encrypt", async () => {
+  await withNode(async (node) => {
+    // A plain init is refused beside the key file it leaves: the advice must run as printed.
+    Deno.removeSync(node.backupPath, { recursive: true });
+    writeKeyFile(node.dir, await makeEncryptedBackup(node.backupPath));
+    expect(
+      await runChecks(node.dir, GOOD_SYSTEM),
+      "version",
+      "FAIL",
+      new RegExp(
+        `the node ran without the plugin.*move the backup, backup\\.lock and backup\\.key aside ` +
+          `and run "cln-backup init --lightning-dir '${node.dir}' <url> --encrypt"`,
+      ),
+    );
+  });
+});
+
 Deno.test("doctor: the database a wallet= line names is the one compared; a PostgreSQL wallet fails alone", async () => {
   await withNode(async (node) => {
     // The database on another disk, as the config says: the node's directory holds none.

@@ -7,7 +7,8 @@
  */
 import { basename, dirname } from "node:path";
 import { restoreTargetOf } from "../node_database.ts";
-import { statIfExists } from "../../fs/exists.ts";
+import { existsSync, statIfExists } from "../../fs/exists.ts";
+import { KEY_FILE } from "../../crypto/key_file.ts";
 import { dataVersionAt } from "../../sqlite/data_version.ts";
 import { whyUnreadable } from "../why_unreadable.ts";
 import { shellQuote } from "../../fs/shell_quote.ts";
@@ -68,13 +69,17 @@ export function versionCheck(found: Found): CheckResult {
     ];
   }
   if (m > b) {
+    // A key file beside backup.lock: encrypted; a plain init is refused beside it.
+    const encrypted = existsSync(`${found.dir}/${KEY_FILE}`);
+    const aside = encrypted
+      ? "the backup, backup.lock and backup.key"
+      : "the backup and backup.lock";
+    const args = `--lightning-dir ${shellQuote(found.dir)} <url>${encrypted ? " --encrypt" : ""}`;
     return [
       "FAIL",
       `${name} is at version ${m} but the backup only at ${b}: the node ran ` +
-      `without the plugin, and the plugin will stop it: move the backup and backup.lock ` +
-      `aside and run "${
-        cliCommand("init", `--lightning-dir ${shellQuote(found.dir)} <url>`)
-      }" to start a new backup from the current database`,
+      `without the plugin, and the plugin will stop it: move ${aside} aside and run ` +
+      `"${cliCommand("init", args)}" to start a new backup from the current database`,
     ];
   }
   return [
