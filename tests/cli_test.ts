@@ -20,10 +20,14 @@ interface Run {
 }
 
 async function cli(args: string[], env: Record<string, string> = {}): Promise<Run> {
+  // Not the suite's own INIT_CWD (set by `deno task test`): it names the commands a run
+  // advises ("deno task ..."), which each test sets as it means to.
+  const { INIT_CWD: _, ...inherited } = Deno.env.toObject();
   const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", CLI, ...args],
     cwd: PROJECT,
-    env: { NO_COLOR: "1", ...env },
+    clearEnv: true,
+    env: { ...inherited, NO_COLOR: "1", ...env },
   }).output();
   const lines = (bytes: Uint8Array) => new TextDecoder().decode(bytes).split("\n").filter(Boolean);
   return { code, stdout: lines(stdout), stderr: lines(stderr) };
