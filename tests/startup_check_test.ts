@@ -135,6 +135,67 @@ Deno.test("a flipped byte in the middle of the live log: the plugin refuses at s
   }
 });
 
+Deno.test("a v1 .dbak with a socket: async copy gets the same refusal, loading the copy's code", async () => {
+  const dir = makeNodeDir("restart");
+  try {
+    const v1 = `${Deno.realPathSync(`${dir}/..`)}/backup.dbak`;
+    Deno.copyFileSync(PRE_4090_BACKUP, v1);
+    Deno.writeTextFileSync(
+      `${dir}/backup.lock`,
+      JSON.stringify({ backend_url: `file://${v1}`, async_urls: ["socket:127.0.0.1:9"] }),
+    );
+    const lightningd = FakeLightningd.spawn({ lightningDir: dir });
+    await lightningd.getmanifest();
+    await lightningd.init();
+    assertEquals(await lightningd.transaction(["UPDATE vars SET intval = 1 WHERE 0"]), "aborted");
+    await lightningd.close();
+    const refusal = lightningd.logs.find((l) => l.level === "broken")?.message ?? "";
+    assert(refusal.startsWith(`Cannot open backup: "${v1}" is a v1 backup`), refusal);
+  } finally {
+    removeNodeDir(dir);
+  }
+});
+
+Deno.test("a copy of the plugin whose socket: code cannot be loaded says so in one line and refuses every write", async () => {
+  const dir = makeNodeDir("restart");
+  const copy = Deno.makeTempDirSync({ prefix: "plugin-copy-" });
+  try {
+    // An install that lost a file of its remote code (a partial copy, an update mid-way):
+    // loaded at start only when backup.lock names a socket: or s3:// destination.
+    const root = new URL("../", import.meta.url).pathname;
+    Deno.copyFileSync(`${root}/plugin.ts`, `${copy}/plugin.ts`);
+    await new Deno.Command("cp", { args: ["-R", `${root}/lib`, `${copy}/lib`] }).output();
+    Deno.removeSync(`${copy}/lib/backends/socket/backend.ts`);
+    Deno.writeTextFileSync(
+      `${dir}/backup.lock`,
+      JSON.stringify({ backend_url: "socket:127.0.0.1:9" }),
+    );
+    const lightningd = FakeLightningd.spawn({
+      lightningDir: dir,
+      command: [Deno.execPath(), "run", "-A", "--no-config", "--no-lock", `${copy}/plugin.ts`],
+    });
+    await lightningd.getmanifest();
+    await lightningd.init();
+    assertEquals(await lightningd.transaction(["UPDATE vars SET intval = 1 WHERE 0"]), "aborted");
+    await lightningd.close();
+    const refusal = lightningd.logs.find((l) => l.level === "broken")?.message ?? "";
+    assertMatch(
+      refusal,
+      new RegExp(
+        `^Cannot start backup: the plugin's code for socket: and s3:// backups cannot be ` +
+          `loaded \\(Module not found "file://${copy}/lib/backends/socket/backend\\.ts"\\.\\): ` +
+          `install cln-backup again \\(a compiled plugin: build it again with "deno task ` +
+          `compile:plugin -- --lightning-dir '${
+            Deno.realPathSync(dir)
+          }'"\\), then start lightningd$`,
+      ),
+    );
+  } finally {
+    removeNodeDir(dir);
+    Deno.removeSync(copy, { recursive: true });
+  }
+});
+
 Deno.test("on the Python plugin's backup.lock (a v1 .dbak) the plugin says which command converts it", async () => {
   const dir = makeNodeDir("restart");
   try {

@@ -39,6 +39,7 @@ import { shellQuote } from "../fs/shell_quote.ts";
 import { cliCommand } from "../fs/advised_command.ts";
 import { explainOsError } from "../fs/os_error.ts";
 import { launcherDenied } from "../fs/launcher_denied.ts";
+import { ownCode } from "../fs/own_code.ts";
 
 /** The code of `socket:` and `s3://` destinations (remote_destinations.ts). */
 export type RemoteDestinations = typeof import("./remote_destinations.ts");
@@ -272,7 +273,15 @@ export async function openAtStart(dir: string, options: StartupOptions = {}): Pr
     }
     // Loaded at start, not at the first write, and only when a destination needs it.
     const remote = [...sync, ...async].some((each) => parseBackupUrl(each).scheme !== "file")
-      ? await import("./remote_destinations.ts")
+      ? await ownCode(
+        import("./remote_destinations.ts"),
+        (cause) =>
+          `Cannot start backup: the plugin's code for socket: and s3:// backups cannot be ` +
+          `loaded (${cause}): install cln-backup again (a compiled plugin: build it again with ` +
+          `"deno task compile:plugin -- --lightning-dir ${
+            shellQuote(dir)
+          }"), then start lightningd`,
+      )
       : undefined;
     const key = await readKeyFile(dir);
     for (url of sync) opened.push(openOne(url, lock, dir, key, remote, options, log));
