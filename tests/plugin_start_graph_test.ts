@@ -7,18 +7,26 @@
 import { assertEquals } from "./support/assert.ts";
 
 const ROOT = new URL("../", import.meta.url).href;
+const PLUGIN = new URL("plugin.ts", ROOT).pathname;
 
 interface Module {
   specifier: string;
   dependencies?: { code?: { specifier: string }; isDynamic?: boolean }[];
 }
 
-/** The specifiers plugin.ts reaches by static (not dynamic, not type-only) imports. */
+/**
+ * The specifiers plugin.ts reaches by static (not dynamic, not type-only) imports. Read from
+ * this checkout alone, as in a fresh clone offline: an empty Deno cache, a registry that
+ * cannot be reached, and nothing fetched (the npm packages are no file of ours).
+ */
 async function staticGraph(): Promise<Set<string>> {
-  const { stdout, success } = await new Deno.Command(Deno.execPath(), {
-    args: ["info", "--json", "--no-config", "--no-lock", new URL("plugin.ts", ROOT).pathname],
-  }).output();
-  if (!success) throw new Error("deno info failed");
+  const denoDir = Deno.makeTempDirSync({ prefix: "empty-deno-dir-" });
+  const { stdout, stderr, success } = await new Deno.Command(Deno.execPath(), {
+    args: ["info", "--json", "--no-config", "--no-lock", "--no-npm", "--no-remote", PLUGIN],
+    env: { DENO_DIR: denoDir, NPM_CONFIG_REGISTRY: "http://127.0.0.1:9/", NO_COLOR: "1" },
+  }).output().finally(() => Deno.removeSync(denoDir, { recursive: true }));
+  const said = new TextDecoder().decode(stderr);
+  if (!success || said !== "") throw new Error(`deno info: ${said}`);
   const modules: Module[] = JSON.parse(new TextDecoder().decode(stdout)).modules;
   const bySpecifier = new Map(modules.map((module) => [module.specifier, module]));
   const reached = new Set<string>();
