@@ -13,6 +13,7 @@ import { UsageError } from "./args.ts";
 import { unlockReader } from "./unlock.ts";
 import { ageRecipientOf, newAgeIdentity } from "../crypto/primitives.ts";
 import {
+  assertSetUp,
   BufferedOutput,
   damageDatabase,
   leaveHotJournal,
@@ -456,14 +457,7 @@ Deno.test("init warns when the backup and every copy are on the database's files
         undefined,
         otherDiskAt(`${base}/mnt`),
       );
-      assertEquals(code, 0, `${what}: ${output.transcript}`);
-      const expected = warning(base, dir);
-      if (expected === undefined) assertEquals(output.stderr, [], what);
-      else {
-        assertEquals(output.stderr.length, 1, `${what}: ${output.transcript}`);
-        assertMatch(output.stderr[0], expected);
-      }
-      assertEquals(output.stdout.at(-1), `important-plugin=${dir}/cln-backup-plugin`, what);
+      assertSetUp(code, output, dir, warning(base, dir), what);
     } finally {
       removeNodeDir(dir);
     }

@@ -13,6 +13,7 @@ import { mirror } from "./mirror.ts";
 import { readChain } from "../format/chain.ts";
 import { formatBackupId } from "../format/segment.ts";
 import {
+  assertSetUp,
   BufferedOutput,
   damageDatabase,
   leaveHotJournal,
@@ -93,14 +94,7 @@ Deno.test("mirror warns when the new copy leaves every destination on the databa
         output,
         otherDiskAt(`${base}/${mount}`),
       );
-      assertEquals(code, 0, `${what}: ${output.transcript}`);
-      const expected = warning(base);
-      if (expected === undefined) assertEquals(output.stderr, [], what);
-      else {
-        assertEquals(output.stderr.length, 1, `${what}: ${output.transcript}`);
-        assertMatch(output.stderr[0], expected);
-      }
-      assertEquals(output.stdout.at(-1), `important-plugin=${dir}/cln-backup-plugin`, what);
+      assertSetUp(code, output, dir, warning(base), what);
     } finally {
       removeNodeDir(dir);
     }

@@ -8,6 +8,7 @@ import { encodeStatements } from "../format/record.ts";
 import { encodeV1Header, encodeV1Record, V1_HEADER_SIZE, V1Type } from "../format/v1.ts";
 import { upgrade } from "./upgrade.ts";
 import {
+  assertSetUp,
   BufferedOutput,
   makeBackup,
   makeNodeDir,
@@ -173,14 +174,7 @@ Deno.test("upgrade warns when the converted backup is on the database's filesyst
         undefined,
         otherDiskAt(`${base}/mnt`),
       );
-      assertEquals(code, 0, `${what}: ${output.transcript}`);
-      const expected = warning(base, dir);
-      if (expected === undefined) assertEquals(output.stderr, [], what);
-      else {
-        assertEquals(output.stderr.length, 1, `${what}: ${output.transcript}`);
-        assertMatch(output.stderr[0], expected);
-      }
-      assertEquals(output.stdout.at(-1), `important-plugin=${dir}/cln-backup-plugin`, what);
+      assertSetUp(code, output, dir, warning(base, dir), what);
     } finally {
       removeNodeDir(dir);
     }

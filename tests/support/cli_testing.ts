@@ -11,6 +11,7 @@ import { createFileBackup } from "../../lib/backends/file/create.ts";
 import { FileBackend } from "../../lib/backends/file/writer.ts";
 import type { Output } from "../../lib/cli/args.ts";
 import { splitMessages } from "./fake_lightningd.ts";
+import { assertEquals, assertMatch } from "./assert.ts";
 import { type Fixture, loadFixture, type Scenario } from "./fixtures.ts";
 
 /** Keeps what a command printed, for tests to look at. */
@@ -68,6 +69,26 @@ export async function makeBackup(
  */
 export function otherDiskAt(mount: string): (path: string) => number {
   return (path) => path === mount || path.startsWith(`${mount}/`) ? 2 : 1;
+}
+
+/**
+ * Asserts a set-up command (init, mirror, upgrade) succeeded for the node at `dir`, with the
+ * one same-disk warning `expected` on stderr, or nothing there when it is undefined.
+ */
+export function assertSetUp(
+  code: number,
+  output: BufferedOutput,
+  dir: string,
+  expected: RegExp | undefined,
+  what: string,
+): void {
+  assertEquals(code, 0, `${what}: ${output.transcript}`);
+  if (expected === undefined) assertEquals(output.stderr, [], what);
+  else {
+    assertEquals(output.stderr.length, 1, `${what}: ${output.transcript}`);
+    assertMatch(output.stderr[0], expected);
+  }
+  assertEquals(output.stdout.at(-1), `important-plugin=${dir}/cln-backup-plugin`, what);
 }
 
 /** A temporary network directory, optionally holding a copy of a recorded run's database. */
