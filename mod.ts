@@ -78,6 +78,7 @@ export {
 export { CorruptBackupError } from "./lib/format/segment.ts";
 export { bumpedFrom } from "./lib/backup/bump.ts";
 export {
+  type BackupSetup,
   type BackupVersions,
   checkFirstWrite,
   type FirstWrite,

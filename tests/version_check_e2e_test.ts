@@ -12,6 +12,7 @@ import { writeLockFile } from "../lib/backup/lock_file.ts";
 import { openReader } from "../lib/backends/open.ts";
 import { restoreBackup } from "../lib/backup/restore.ts";
 import { bumpStatement } from "./support/statements.ts";
+import { pathToFileURL } from "node:url";
 
 const SCHEMA = [
   "CREATE TABLE vars (name TEXT, val TEXT, intval INTEGER, blobval BLOB, PRIMARY KEY (name))",
@@ -33,12 +34,12 @@ interface Node {
  * A lightning dir with an empty backup and its backup.lock; afterwards every plugin started
  * on it is gone and the dir removed, whatever happened.
  */
-async function withNode(fn: (node: Node) => Promise<void>): Promise<void> {
-  const dir = Deno.makeTempDirSync();
+async function withNode(fn: (node: Node) => Promise<void>, prefix?: string): Promise<void> {
+  const dir = Deno.makeTempDirSync({ prefix });
   const spawned: FakeLightningd[] = [];
   try {
     createFileBackup(`${dir}/backup`);
-    const url = `file://${dir}/backup`;
+    const url = pathToFileURL(`${dir}/backup`).href;
     writeLockFile(dir, { backend_url: url });
     await fn({ dir, url, db: `${dir}/${DATABASE_NAME}`, spawned });
   } finally {
@@ -127,6 +128,41 @@ const hookLogs = (lightningd: FakeLightningd) =>
 const brokenLines = (lightningd: FakeLightningd) =>
   lightningd.logs.filter((l) => l.level === "broken");
 
+const CLI = new URL("../cli.ts", import.meta.url).pathname;
+
+/** The last command `message` advises to run, as printed between its double quotes. */
+function advised(message: string): string {
+  const commands = [...message.matchAll(/"(cln-backup [^"]*)"/g)].map((m) => m[1]);
+  assert(commands.length > 0, message);
+  return commands.at(-1)!;
+}
+
+/**
+ * Runs `command` as the operator pastes it into a shell: `sh -c`, with a `cln-backup` on PATH
+ * that runs cli.ts. Not the suite's INIT_CWD: it would name advice `deno task`.
+ */
+async function runAsPrinted(command: string, dir: string): Promise<{ code: number; out: string }> {
+  const bin = Deno.makeTempDirSync({ dir });
+  Deno.writeTextFileSync(
+    `${bin}/cln-backup`,
+    `#!/bin/sh\nexec '${Deno.execPath()}' run -A '${CLI}' "$@"\n`,
+    { mode: 0o755 },
+  );
+  const { INIT_CWD: _, ...inherited } = Deno.env.toObject();
+  const { code, stdout, stderr } = await new Deno.Command("sh", {
+    args: ["-c", command],
+    cwd: bin,
+    clearEnv: true,
+    env: { ...inherited, NO_COLOR: "1", PATH: `${bin}:${inherited.PATH}` },
+  }).output();
+  Deno.removeSync(bin, { recursive: true });
+  const text = new TextDecoder();
+  return { code, out: text.decode(stdout) + text.decode(stderr) };
+}
+
+/** The node's dir in the tests that paste advice: a space and a quote, to be shell-quoted. */
+const AWKWARD = "it's a node ";
+
 Deno.test("version check e2e: in step after a restart, the backup goes on", async () => {
   await withNode(async (node) => {
     await runToVersion3(node);
@@ -192,17 +228,34 @@ Deno.test("version check e2e: a database two versions behind stops the node (los
     assertEquals(await lightningd.transaction([note("on an old database")]), "aborted");
     assert(lightningd.aborted?.startsWith("Plugin returned failed db_write"), lightningd.aborted);
     assert(refusal(lightningd) !== "continue");
+    const quoted = `'${node.dir.replaceAll("'", `'\\''`)}'`;
+    const url = `'${node.url.replaceAll("'", `'\\''`)}'`;
     assertEquals(brokenLines(lightningd), [{
       level: "broken",
       message: "Cannot continue: the node's database is at version 1 but the backup already " +
         "holds version 3; the node lost state (an old database put back?): stop it and " +
-        'restore its database from the backup with "cln-backup restore"',
+        `restore its database from the backup: move "${node.db}" (or the file a wallet= ` +
+        "line of lightningd's config names) aside with any -journal or -wal beside it, then " +
+        `run "cln-backup restore ${url} ${quoted}"`,
     }]);
     await stop(lightningd);
     assertEquals(dumpDatabase(node.db), before);
     assertEquals(lastVersion(node), 3);
     assertEquals(notes(restore(node, "restored.sqlite3")), ["a", "b"]);
-  });
+    // As printed: refused while the old database is there; once it is moved aside, restored.
+    const command = advised(brokenLines(lightningd)[0].message);
+    const refused = await runAsPrinted(command, node.dir);
+    assertEquals(refused.code, 1, refused.out);
+    assert(refused.out.includes(`database already exists at "${node.db}"`), refused.out);
+    Deno.renameSync(node.db, `${node.db}.old`);
+    const restored = await runAsPrinted(command, node.dir);
+    assertEquals(restored.code, 0, restored.out);
+    assertEquals(notes(node.db), ["a", "b"]);
+    const again = await start(node);
+    assertEquals(again.dataVersion(), 3);
+    assertEquals(await again.transaction([note("c")]), "committed");
+    await again.kill();
+  }, AWKWARD);
 });
 
 Deno.test("version check e2e: one behind a change inside a snapshot cannot be rewound", async () => {
@@ -245,16 +298,36 @@ Deno.test("version check e2e: a node ahead of its backup stops (backup out of da
     assertEquals(lightningd.dataVersion(), 5);
     assertEquals(await lightningd.transaction([note("c")]), "aborted");
     assert(refusal(lightningd) !== "continue");
+    const quoted = `'${node.dir.replaceAll("'", `'\\''`)}'`;
+    const url = `'${node.url.replaceAll("'", `'\\''`)}'`;
     assertEquals(brokenLines(lightningd), [{
       level: "broken",
       message: "Cannot continue: the backup holds version 3 but the node's database is at " +
-        "version 5; the node ran without the plugin: move the backup aside and run " +
-        '"cln-backup init" to start a new backup from the current database',
+        `version 5; the node ran without the plugin: with lightningd stopped, move the ` +
+        `backup "${node.dir}/backup" and "${node.dir}/backup.lock" aside, then run "cln-backup init --lightning-dir ${quoted} ${url}" to start a new ` +
+        "backup from the current database",
     }]);
     await stop(lightningd);
     assertEquals(dumpDatabase(node.db), before);
     assertEquals(lastVersion(node), 3);
-  });
+    // As printed: refused for backup.lock, then for the backup at the URL; with both moved
+    // aside, a new backup of the database as it is.
+    const command = advised(brokenLines(lightningd)[0].message);
+    const refused = await runAsPrinted(command, node.dir);
+    assertEquals(refused.code, 1, refused.out);
+    assert(refused.out.includes('backup.lock" already exists'), refused.out);
+    Deno.renameSync(`${node.dir}/backup.lock`, `${node.dir}/backup.lock.old`);
+    const existing = await runAsPrinted(command, node.dir);
+    assertEquals(existing.code, 1, existing.out);
+    assert(existing.out.includes(`"${node.dir}/backup" already exists`), existing.out);
+    Deno.renameSync(`${node.dir}/backup`, `${node.dir}/backup.old`);
+    const made = await runAsPrinted(command, node.dir);
+    assertEquals(made.code, 0, made.out);
+    assertEquals(lastVersion(node), 5);
+    const again = await start(node);
+    assertEquals(await again.transaction([note("c")]), "committed");
+    await again.kill();
+  }, AWKWARD);
 });
 
 Deno.test("version check e2e: PRAGMA hooks repeating the version never rewind", async () => {

@@ -21,7 +21,7 @@
  */
 import type { Backend } from "../backends/backend.ts";
 import { bumpedFrom } from "../backup/bump.ts";
-import { checkFirstWrite } from "../backup/version_check.ts";
+import { type BackupSetup, checkFirstWrite } from "../backup/version_check.ts";
 import {
   ErrorCode,
   type JsonRpcError,
@@ -48,6 +48,8 @@ import { cliCommand } from "../fs/advised_command.ts";
 export interface PluginContext {
   /** The backup, or why there is none (then every `db_write` is refused). */
   backend: Backend | { error: string };
+  /** The node's set-up, which the advice of a stop at the first write names. */
+  setup?: BackupSetup;
   /** Sends one message to lightningd. */
   send(message: JsonRpcOutgoing): void;
   /** Milliseconds, monotonic. */
@@ -377,7 +379,11 @@ export class BackupPlugin {
       if (!this.#checked) await backend.ready?.();
       const state = backend.state();
       if (!this.#checked) {
-        const verdict = checkFirstWrite(state, { dataVersion: version, bumpedFrom: from });
+        const verdict = checkFirstWrite(
+          state,
+          { dataVersion: version, bumpedFrom: from },
+          this.context.setup,
+        );
         if (verdict.action === "stop") return this.#stop(verdict.message);
         if (verdict.action === "append" && verdict.cutTail) {
           this.log("unusual", await backend.cutTail());

@@ -65,6 +65,7 @@ export async function runPlugin(
   const plugin = new BackupPlugin(
     configure({
       backend,
+      setup: startup.setup,
       send: writeTo(streams),
       now,
       compaction,

@@ -17,6 +17,7 @@ import type { FileBackendOptions } from "../backends/file/writer.ts";
 import { backupKind, openBackend } from "../backends/open.ts";
 import { parseBackupUrl } from "../backends/url.ts";
 import { type LockFile, readLockFile } from "../backup/lock_file.ts";
+import type { BackupSetup } from "../backup/version_check.ts";
 import { lockNumber } from "../backup/lock_number.ts";
 import { MultiBackend } from "../backends/multi/backend.ts";
 import {
@@ -51,6 +52,8 @@ export interface Startup {
   log: { level: LogLevel; message: string }[];
   /** Loaded when backup.lock names a remote destination, for its compaction service. */
   remote?: RemoteDestinations;
+  /** The set-up the version check's advice names; absent when backup.lock did not read. */
+  setup?: BackupSetup;
 }
 
 /**
@@ -284,6 +287,14 @@ export async function openAtStart(dir: string, options: StartupOptions = {}): Pr
       )
       : undefined;
     const key = await readKeyFile(dir);
+    const primary = parseBackupUrl(lock.backend_url);
+    const setup: BackupSetup = {
+      dir,
+      url: lock.backend_url,
+      ...(primary.scheme === "file" ? { path: primary.path } : {}),
+      copies: [...sync.slice(1), ...async],
+      encrypted: key !== undefined,
+    };
     for (url of sync) opened.push(openOne(url, lock, dir, key, remote, options, log));
     let backend: Backend = opened[0];
     if (opened.length > 1) {
@@ -302,14 +313,14 @@ export async function openAtStart(dir: string, options: StartupOptions = {}): Pr
       );
     }
     url = undefined;
-    if (async.length === 0) return { backend, log, remote };
+    if (async.length === 0) return { backend, log, remote, setup };
     const copies = asyncCopies(async, backend, lock, dir, key, remote, options, ids);
     log.push({
       level: "info",
       message: `Asynchronous copies, never waited for, follow ${lock.backend_url} from the ` +
         `node's first write: ${async.join(", ")}`,
     });
-    return { backend: new WithAsyncCopies(backend, copies), log, remote };
+    return { backend: new WithAsyncCopies(backend, copies), log, remote, setup };
   } catch (error) {
     for (const backend of opened) backend.close();
     // A destination's disk mounted read-only, or closed to lightningd's user: which, and why.
