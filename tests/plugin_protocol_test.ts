@@ -450,7 +450,7 @@ const UNUSABLE: [string, (dir: string) => void, (dir: string) => RegExp][] = [
       new RegExp(
         `^Cannot start backup: no backup\\.lock in "${
           literally(dir)
-        }": run "cln-backup init" first`,
+        }": run "cln-backup init --lightning-dir '${literally(dir)}' <url>" first`,
       ),
   ],
   [

@@ -10,6 +10,7 @@ import { explainOsError } from "../fs/os_error.ts";
 import { statIfExists } from "../fs/exists.ts";
 import { ownLike } from "../fs/owner_like.ts";
 import { cliCommand } from "../fs/advised_command.ts";
+import { shellQuote } from "../fs/shell_quote.ts";
 
 export const LOCK_FILE = "backup.lock";
 
@@ -33,7 +34,9 @@ export function readLockFile(dir: string): LockFile {
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) {
       throw new Error(
-        `Cannot start backup: no ${LOCK_FILE} in "${dir}": run "${cliCommand("init")}" first ` +
+        `Cannot start backup: no ${LOCK_FILE} in "${dir}": run "${
+          cliCommand("init", `--lightning-dir ${shellQuote(dir)} <url>`)
+        }" first ` +
           `(lightningd runs plugins in the network directory, e.g. ~/.lightning/bitcoin)`,
       );
     }
