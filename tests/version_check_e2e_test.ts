@@ -383,7 +383,7 @@ Deno.test("version check e2e: after the first write, a write not on top of the b
     assertEquals(brokenLines(lightningd), [{
       level: "broken",
       message: "Cannot continue: the node wrote on top of version 6 but the backup is at 4; " +
-        'stop the node and check it with "cln-backup status"',
+        `stop the node and check it with "cln-backup status '${node.url}'"`,
     }]);
     // Once stopped, the plugin refuses every later write, without logging again.
     assertEquals(await lightningd.transaction([note("d")]), "aborted");

@@ -43,6 +43,7 @@ import type { CompactionResult } from "../compact/compact.ts";
 import type { CompactionPolicy } from "../compact/policy.ts";
 import { StoppingError } from "../backends/stopping.ts";
 import { cliCommand } from "../fs/advised_command.ts";
+import { shellQuote } from "../fs/shell_quote.ts";
 
 /** What the plugin needs from its surroundings; tests give fakes. */
 export interface PluginContext {
@@ -395,7 +396,10 @@ export class BackupPlugin {
         return this.#stop(
           `Cannot continue: the node wrote on top of version ${from ?? version} but the ` +
             `backup is at ${state.version}; stop the node and check it with "${
-              cliCommand("status")
+              cliCommand(
+                "status",
+                this.context.setup ? shellQuote(this.context.setup.url) : "<url>",
+              )
             }"`,
         );
       }
