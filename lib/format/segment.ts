@@ -130,9 +130,8 @@ export function decodeSegmentHeader(bytes: Uint8Array, path: string): SegmentHea
     throw new Error(
       `Cannot read backup: "${path}" has format 2, written by a development version of ` +
         `cln-backup before backups had an identity; this one reads format ${FORMAT_VERSION}: ` +
-        `restore it with the version that wrote it, then run "${
-          cliCommand("init")
-        }" for a new backup`,
+        `restore it with the version that wrote it, then move the node's backup.lock aside ` +
+        `and run "${cliCommand("init", "--lightning-dir DIR <new url>")}" for a new backup`,
     );
   }
   if (bytes.length < SEGMENT_HEADER_SIZE) {

@@ -182,7 +182,7 @@ Deno.test("segment header: format 2 (before backups had an id) says what to do",
   }
   assertMatch(
     String(error),
-    /"p" has format 2, written by a development version .* "cln-backup init"/,
+    /"p" has format 2, written by a development version .* "cln-backup init --lightning-dir DIR <new url>" for a new backup/,
   );
 });
 
