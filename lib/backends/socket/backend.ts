@@ -508,7 +508,9 @@ export class SocketBackend implements Backend {
             `runs. Nothing changed, and the node's writes go on. cln-backup's server ` +
             `compacts beside the writes: convert the server's storage ` +
             `("${cliCommand("upgrade", "<its URL>")}") and serve it with ` +
-            `"${cliCommand("server", "... --allow-v1")}"; or compact it while lightningd is ` +
+            `"${
+              cliCommand("server", "<its URL> <addr:port> --allow-v1")
+            }"; or compact it while lightningd is ` +
             `stopped ("${cliCommand("compact", shellQuote(this.url))}")`
           : undefined,
       );

@@ -82,7 +82,7 @@ Deno.test("backup-compact on a server that serves one connection at a time (the 
     assert(performance.now() - started < 5_000);
     assertMatch(
       error.message,
-      /^Cannot compact backup: the server at 127\.0\.0\.1:\d+ does not answer a second connection while the node's is open: it serves one connection at a time, as the Python backup-cli server does, so it cannot compact while the node runs\. Nothing changed, and the node's writes go on\. .*"cln-backup upgrade <its URL>".*--allow-v1"; or compact it while lightningd is stopped \("cln-backup compact 'socket:127\.0\.0\.1:\d+'"\)$/,
+      /^Cannot compact backup: the server at 127\.0\.0\.1:\d+ does not answer a second connection while the node's is open: it serves one connection at a time, as the Python backup-cli server does, so it cannot compact while the node runs\. Nothing changed, and the node's writes go on\. .*"cln-backup upgrade <its URL>".*"cln-backup server <its URL> <addr:port> --allow-v1"; or compact it while lightningd is stopped \("cln-backup compact 'socket:127\.0\.0\.1:\d+'"\)$/,
     );
     backend.close();
   });
