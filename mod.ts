@@ -78,12 +78,12 @@ export {
 export { CorruptBackupError } from "./lib/format/segment.ts";
 export { bumpedFrom } from "./lib/backup/bump.ts";
 export {
-  type BackupSetup,
   type BackupVersions,
   checkFirstWrite,
   type FirstWrite,
   type VersionVerdict,
 } from "./lib/backup/version_check.ts";
+export { type BackupSetup } from "./lib/backup/setup_advice.ts";
 export { type LockFile, readLockFile, writeLockFile } from "./lib/backup/lock_file.ts";
 export { restoreBackup, type RestoreOptions, type RestoreResult } from "./lib/backup/restore.ts";
 export {

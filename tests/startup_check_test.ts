@@ -119,9 +119,10 @@ Deno.test("a flipped byte in the middle of the live log: the plugin refuses at s
       new RegExp(
         `^Cannot start backup: "${node.url}" is damaged: .* at offset \\d+ of "${live}", ` +
           `which no crash explains; lightningd must not run without its backup, so every ` +
-          `database write is refused: with lightningd stopped, move the backup aside, create ` +
-          `a new one from the node's database \\("cln-backup init --lightning-dir <dir> ` +
-          `<url>"\\), then start lightningd$`,
+          `database write is refused: with lightningd stopped, move the backup ` +
+          `"${node.backupDir}" and "${node.dir}/backup.lock" aside, then run "cln-backup init ` +
+          `--lightning-dir '${node.dir}' '${node.url}'" to start a new backup from the current ` +
+          `database, then start lightningd$`,
       ),
     );
     assertEquals(

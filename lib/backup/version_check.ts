@@ -7,11 +7,7 @@
  *
  * @module
  */
-import { nodeCommand } from "../fs/advised_command.ts";
-import { shellQuote } from "../fs/shell_quote.ts";
-import { KEY_FILE } from "../crypto/key_file.ts";
-import { LOCK_FILE } from "./lock_file.ts";
-import { DATABASE_NAME } from "./restore.ts";
+import { type BackupSetup, newBackupAdvice, restoreAdvice } from "./setup_advice.ts";
 
 /** The backup's side of the comparison. */
 export interface BackupVersions {
@@ -29,75 +25,6 @@ export interface FirstWrite {
   dataVersion: number;
   /** `M` of the bump statement, or `undefined` for a hook without one. */
   bumpedFrom: number | undefined;
-}
-
-/**
- * The node's set-up as backup.lock and its lightning dir say it, which the advice of a stop
- * names: the commands to run, whole, and what to move aside first.
- */
-export interface BackupSetup {
-  /** The lightning dir, where backup.lock is. */
-  dir: string;
-  /** backup.lock's `backend_url`. */
-  url: string;
-  /** A file backup's directory: moved aside, its URL is free for init again. */
-  path?: string;
-  /** The other copies backup.lock names (`mirror_urls`, `async_urls`). */
-  copies: readonly string[];
-  /** A key file beside backup.lock: init refuses a plain backup beside it. */
-  encrypted: boolean;
-}
-
-/**
- * With lightningd stopped, the init that starts a new backup from the node's database, and
- * what to move aside first: init refuses a backup at its URL, backup.lock, and (without
- * --encrypt) backup.key. A remote backup cannot be moved aside from here: a new URL. Without
- * `setup` (a server's refusal, read in the node's log), placeholders.
- */
-function initAdvice(setup: BackupSetup | undefined): string {
-  const todo = "to start a new backup from the current database";
-  if (setup === undefined) {
-    return `with lightningd stopped, move backup.lock aside (and backup.key, for an ` +
-      `encrypted backup: then add --encrypt) and run ` +
-      `"${nodeCommand("init", "--lightning-dir DIR <new url>")}" ${todo}`;
-  }
-  const dir = shellQuote(setup.dir);
-  const aside = [
-    ...(setup.path === undefined ? [] : [`the backup "${setup.path}"`]),
-    `"${setup.dir}/${LOCK_FILE}"`,
-    ...(setup.encrypted ? [`"${setup.dir}/${KEY_FILE}"`] : []),
-  ];
-  const listed = aside.length === 1
-    ? aside[0]
-    : `${aside.slice(0, -1).join(", ")} and ${aside.at(-1)}`;
-  const url = setup.path === undefined ? "<new url>" : shellQuote(setup.url);
-  const init = nodeCommand(
-    "init",
-    `--lightning-dir ${dir} ${url}${setup.encrypted ? " --encrypt" : ""}`,
-  );
-  const why = setup.path === undefined
-    ? ` (init refuses the backup at ${setup.url}, which is kept)`
-    : ` ${todo}`;
-  const copies = setup.copies.length === 0
-    ? ""
-    : `; the copies backup.lock names (${setup.copies.join(", ")}) lag as well: add each ` +
-      `anew with "${nodeCommand("mirror", `<new url> --lightning-dir ${dir}`)}" (--async for ` +
-      `an async one)`;
-  return `with lightningd stopped, move ${listed} aside, then run "${init}"${why}${copies}`;
-}
-
-/**
- * The restore of the node's newest state, whole, with what restore refuses moved aside first:
- * an existing database (the one lightningd opens: the plugin cannot read lightningd's config,
- * so a wallet= file is named by the line), and a node's dir whose backup.lock names copies not
- * given (--also).
- */
-function restoreAdvice(setup: BackupSetup | undefined): string {
-  if (setup === undefined) return `"${nodeCommand("restore", "<url> DIR")}"`;
-  const also = setup.copies.map((copy) => ` --also ${shellQuote(copy)}`).join("");
-  return `move "${setup.dir}/${DATABASE_NAME}" (or the file a wallet= line of lightningd's ` +
-    `config names) aside with any -journal or -wal beside it, then run ` +
-    `"${nodeCommand("restore", `${shellQuote(setup.url)} ${shellQuote(setup.dir)}${also}`)}"`;
 }
 
 /**
@@ -140,7 +67,7 @@ export function checkFirstWrite(
       reason: "damaged",
       message: `Cannot continue: the node's database is at version ${m} but the backup's ` +
         `change ${m} is damaged (${tail.bytes} bytes at offset ${tail.offset} of ` +
-        `"${tail.path}" fail their checks); the backup is damaged: ${initAdvice(setup)}`,
+        `"${tail.path}" fail their checks); the backup is damaged: ${newBackupAdvice(setup)}`,
     };
   }
   if (m === b - 1 && backup.rewindVersion === m) {
@@ -170,6 +97,6 @@ export function checkFirstWrite(
     action: "stop",
     reason: "out-of-date",
     message: `Cannot continue: the backup holds version ${b} but the node's database is at ` +
-      `version ${m}; ${cause}: ${initAdvice(setup)}`,
+      `version ${m}; ${cause}: ${newBackupAdvice(setup)}`,
   };
 }

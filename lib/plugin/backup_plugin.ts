@@ -21,7 +21,8 @@
  */
 import type { Backend } from "../backends/backend.ts";
 import { bumpedFrom } from "../backup/bump.ts";
-import { type BackupSetup, checkFirstWrite } from "../backup/version_check.ts";
+import { checkFirstWrite } from "../backup/version_check.ts";
+import type { BackupSetup } from "../backup/setup_advice.ts";
 import {
   ErrorCode,
   type JsonRpcError,

@@ -17,7 +17,7 @@ import type { FileBackendOptions } from "../backends/file/writer.ts";
 import { backupKind, openBackend } from "../backends/open.ts";
 import { parseBackupUrl } from "../backends/url.ts";
 import { type LockFile, readLockFile } from "../backup/lock_file.ts";
-import type { BackupSetup } from "../backup/version_check.ts";
+import { type BackupSetup, newBackupAdvice } from "../backup/setup_advice.ts";
 import { lockNumber } from "../backup/lock_number.ts";
 import { MultiBackend } from "../backends/multi/backend.ts";
 import {
@@ -61,17 +61,19 @@ export interface Startup {
  * mirror is made anew with mirror (init refuses a node that has a backup), in the lightning
  * dir `copyIn`.
  */
-function damaged(url: string, error: CorruptBackupError, copyIn?: string): string {
+function damaged(
+  url: string,
+  error: CorruptBackupError,
+  setup: BackupSetup | undefined,
+  copyIn?: string,
+): string {
   const remake = copyIn === undefined
-    ? `move the backup aside, create a new one from the node's database ("${
-      cliCommand("init", "--lightning-dir <dir> <url>")
-    }")`
-    : `move it aside and remove it from backup.lock, then add a new copy with ` +
-      newCopyCommand(shellQuote(copyIn));
+    ? newBackupAdvice(setup)
+    : `with lightningd stopped, move it aside and remove it from backup.lock, then add a new ` +
+      `copy with ${newCopyCommand(shellQuote(copyIn))}`;
   return `Cannot start backup: "${url}" is damaged: ${error.where}, which no crash explains; ` +
     `lightningd must not run without its ` +
-    `backup, so every database write is refused: with lightningd stopped, ${remake}, then ` +
-    `start lightningd`;
+    `backup, so every database write is refused: ${remake}, then start lightningd`;
 }
 
 /** A key file that does not fit the backup, said from where the plugin stands. */
@@ -255,6 +257,7 @@ export async function openAtStart(dir: string, options: StartupOptions = {}): Pr
   const log: Startup["log"] = [];
   let url: string | undefined;
   let backendUrl: string | undefined;
+  let setup: BackupSetup | undefined;
   const opened: Backend[] = [];
   try {
     const lock = readLockFile(dir);
@@ -288,7 +291,7 @@ export async function openAtStart(dir: string, options: StartupOptions = {}): Pr
       : undefined;
     const key = await readKeyFile(dir);
     const primary = parseBackupUrl(lock.backend_url);
-    const setup: BackupSetup = {
+    setup = {
       dir,
       url: lock.backend_url,
       ...(primary.scheme === "file" ? { path: primary.path } : {}),
@@ -326,7 +329,7 @@ export async function openAtStart(dir: string, options: StartupOptions = {}): Pr
     // A destination's disk mounted read-only, or closed to lightningd's user: which, and why.
     const osError = explainOsError(error);
     const message = error instanceof CorruptBackupError && url !== undefined
-      ? damaged(url, error, url === backendUrl ? undefined : dir)
+      ? damaged(url, error, setup, url === backendUrl ? undefined : dir)
       : error instanceof BackupKeyError && url !== undefined
       ? keyMismatch(dir, url, error)
       : error instanceof Deno.errors.NotCapable
