@@ -33,7 +33,8 @@ export interface BackupSetup {
  * With lightningd stopped, the init that starts a new backup from the node's database, and
  * what to move aside first: init refuses a backup at its URL, backup.lock, and (without
  * --encrypt) backup.key. A remote backup cannot be moved aside from here: a new URL. Without
- * `setup` (a server's refusal, read in the node's log), placeholders.
+ * `setup` (a server's refusal, read in the node's log), placeholders. The copies are never
+ * said to lag: a damaged backup_url's may be intact, the newest history the node has.
  */
 export function newBackupAdvice(setup: BackupSetup | undefined): string {
   const todo = "to start a new backup from the current database";
@@ -61,8 +62,10 @@ export function newBackupAdvice(setup: BackupSetup | undefined): string {
     : ` ${todo}`;
   const copies = setup.copies.length === 0
     ? ""
-    : `; the copies backup.lock names (${setup.copies.join(", ")}) lag as well: add each ` +
-      `anew with "${nodeCommand("mirror", `<new url> --lightning-dir ${dir}`)}" (--async for ` +
+    : `; the new backup.lock names none of the old one's copies (${setup.copies.join(", ")}), ` +
+      `which are kept: add each anew with "${
+        nodeCommand("mirror", `<new url> --lightning-dir ${dir}`)
+      }" (--async for ` +
       `an async one)`;
   return `with lightningd stopped, move ${listed} aside, then run "${init}"${why}${copies}`;
 }

@@ -204,14 +204,14 @@ Deno.test("checkFirstWrite: out of date names the whole init, and what init woul
     remote.message,
     /move "\/n\/it's bitcoin\/backup.lock" aside, then run "cln-backup init --lightning-dir '\/n\/it'\\''s bitcoin' <new url>" \(init refuses the backup at s3:\/\/bk\/node\?region=x&path-style=1, which is kept\)/,
   );
-  // Copies lag as well: each is added anew once init has made the backup.
+  // The old copies are kept, never said to lag (a damaged primary's may be intact): added anew.
   const copies = checkFirstWrite({ version: 15, rewindVersion: 14 }, bump(19), {
     ...fileSetup,
     copies: ["file:///c/m"],
   });
   assertMatch(
     copies.message,
-    /; the copies backup.lock names \(file:\/\/\/c\/m\) lag as well: add each anew with "cln-backup mirror <new url> --lightning-dir '\/n\/it'\\''s bitcoin'" \(--async for an async one\)$/,
+    /; the new backup.lock names none of the old one's copies \(file:\/\/\/c\/m\), which are kept: add each anew with "cln-backup mirror <new url> --lightning-dir '\/n\/it'\\''s bitcoin'" \(--async for an async one\)$/,
   );
 });
 

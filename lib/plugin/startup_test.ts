@@ -84,6 +84,41 @@ Deno.test("start-up: a damaged mirror is said to be replaced with mirror, not ma
   }
 });
 
+Deno.test("start-up: a damaged backup_url's advice keeps its intact mirror, never says it lags", async () => {
+  const dir = Deno.makeTempDirSync();
+  try {
+    const url = `file://${dir}/backup`;
+    const mirror = `file://${dir}/mirror`;
+    const changes = recordedChanges(["fresh-start"]);
+    for (const name of ["backup", "mirror"]) {
+      createFileBackup(`${dir}/${name}`);
+      const writer = FileBackend.open(`file://${dir}/${name}`, `${dir}/${name}`, {
+        segmentBytes: 4096,
+      });
+      for (const change of changes) await writer.append(change);
+      writer.close();
+    }
+    // The primary loses a log from the middle; the mirror holds every change.
+    Deno.removeSync(readChain(`${dir}/backup`).logs[1].path);
+    writeLockFile(dir, { backend_url: url, mirror_urls: [mirror] });
+    const startup = await openAtStart(dir);
+    assert("error" in startup.backend);
+    const error = startup.backend.error;
+    assertMatch(error, new RegExp(`^Cannot start backup: "${url}" is damaged: `));
+    assert(!/lag/.test(error), error);
+    assertMatch(
+      error,
+      new RegExp(
+        `; the new backup.lock names none of the old one's copies \\(${mirror}\\), which are ` +
+          `kept: add each anew with "cln-backup mirror <new url> --lightning-dir '${dir}'" ` +
+          `\\(--async for an async one\\), then start lightningd$`,
+      ),
+    );
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
 Deno.test("start-up: a mirror that is not there is said to be mounted, or replaced with mirror, not made with init", async () => {
   const dir = Deno.makeTempDirSync({ prefix: "lightning dir " });
   try {
