@@ -34,7 +34,8 @@ import {
 import { dumpDatabase } from "./tests/support/dump.ts";
 import { isPragmaOnly } from "./lib/sqlite/apply.ts";
 import { openReader } from "./lib/backends/open.ts";
-import { DATABASE_NAME, restoreBackup } from "./lib/backup/restore.ts";
+import { DATABASE_NAME } from "./lib/backup/database_name.ts";
+import { restoreBackup } from "./lib/backup/restore.ts";
 import { init } from "./lib/cli/init.ts";
 import { LAUNCHER_NAME, parseLauncher } from "./lib/cli/launcher.ts";
 

@@ -16,8 +16,7 @@ import { claimWorkPath, workPath } from "../fs/work_path.ts";
 import { atStep } from "../fs/step_seam.ts";
 import { checkInterrupted } from "../fs/interrupt.ts";
 import { lastBlock } from "./last_block.ts";
-
-export const DATABASE_NAME = "lightningd.sqlite3";
+import { DATABASE_NAME } from "./database_name.ts";
 
 /** How {@linkcode restoreBackup} restores: up to which version, with what progress, how durably. */
 export interface RestoreOptions {

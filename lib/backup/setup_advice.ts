@@ -10,7 +10,7 @@ import { nodeCommand } from "../fs/advised_command.ts";
 import { shellQuote } from "../fs/shell_quote.ts";
 import { KEY_FILE } from "../crypto/key_file.ts";
 import { LOCK_FILE } from "./lock_file.ts";
-import { DATABASE_NAME } from "./restore.ts";
+import { DATABASE_NAME } from "./database_name.ts";
 
 /**
  * The node's set-up as backup.lock and its lightning dir say it, which the advice of a stop

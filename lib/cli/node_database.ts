@@ -10,7 +10,7 @@
  * @module
  */
 import { resolve } from "node:path";
-import { DATABASE_NAME } from "../backup/restore.ts";
+import { DATABASE_NAME } from "../backup/database_name.ts";
 import { lastEntry, type LightningdConfig, readLightningdConfig } from "./lightningd_config.ts";
 
 /**

@@ -6,7 +6,7 @@
  */
 import { basename, dirname } from "node:path";
 import { existsSync } from "../fs/exists.ts";
-import { DATABASE_NAME } from "../backup/restore.ts";
+import { DATABASE_NAME } from "../backup/database_name.ts";
 import { KEY_FILE } from "../crypto/key_file.ts";
 import { cliCommand } from "../fs/advised_command.ts";
 

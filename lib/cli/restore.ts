@@ -10,8 +10,8 @@ import { backupKind, connectReader, openReader } from "../backends/open.ts";
 import { readBesideCompaction } from "../backends/file/read_beside_compaction.ts";
 import { convertedPath } from "../backends/v1/converted.ts";
 import { pathToFileURL } from "node:url";
+import { DATABASE_NAME } from "../backup/database_name.ts";
 import {
-  DATABASE_NAME,
   describeTail,
   refuseOccupiedTarget,
   restoreBackup,

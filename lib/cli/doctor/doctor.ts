@@ -24,7 +24,7 @@ import { credentialsCheck } from "./credentials_check.ts";
 import { launcherCheck } from "./launcher_check.ts";
 import { lifecycleCheck } from "./lifecycle_check.ts";
 import { lockCheck } from "./lock_check.ts";
-import { DATABASE_NAME } from "../../backup/restore.ts";
+import { DATABASE_NAME } from "../../backup/database_name.ts";
 import { nodeUser } from "./node_user.ts";
 import { nodeDatabase, UnsupportedWalletError } from "../node_database.ts";
 import { permissionsCheck } from "./permissions_check.ts";

@@ -5,7 +5,7 @@
  * @module
  */
 import { dirname } from "node:path";
-import { DATABASE_NAME } from "../../backup/restore.ts";
+import { DATABASE_NAME } from "../../backup/database_name.ts";
 import { statIfExists } from "../../fs/exists.ts";
 import { shellQuote } from "../../fs/shell_quote.ts";
 import { userGroups } from "./user_groups.ts";
