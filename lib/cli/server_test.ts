@@ -3,6 +3,7 @@ import { server } from "./server.ts";
 import { serverRootUrl } from "./server_args.ts";
 import { pathToFileURL } from "node:url";
 import { BufferedOutput } from "../../tests/support/cli_testing.ts";
+import { sharedCli, sharedDir } from "../../tests/support/installed_deno.ts";
 import { existsSync } from "../fs/exists.ts";
 
 Deno.test("server node commands: a relative root is the operator's, a missing one is named", async () => {
@@ -232,13 +233,16 @@ Deno.test("server add-node takes a root root owns from a user its group lets wri
     Deno.chownSync(root, 0, 4321);
     Deno.mkdirSync(`${base}/deno`);
     Deno.chownSync(`${base}/deno`, 4321, 4321);
-    const cli = new URL("../../cli.ts", import.meta.url).pathname;
+    // A Deno and CLI that user may run: this checkout may be in a private directory (CI's
+    // clone), this Deno in root's npx cache.
+    const { deno, cli } = sharedCli();
     const { code, stderr } = await new Deno.Command("setpriv", {
       args: [
-        ...["--reuid=4321", "--regid=4321", "--clear-groups", Deno.execPath()],
+        ...["--reuid=4321", "--regid=4321", "--clear-groups", deno],
         ...["run", "--no-config", "--no-lock", "--allow-all", cli, "server", "add-node", root],
         "alice",
       ],
+      cwd: sharedDir(),
       env: { DENO_DIR: `${base}/deno`, HOME: base },
       stdout: "null",
       stderr: "piped",
