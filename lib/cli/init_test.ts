@@ -20,6 +20,7 @@ import {
   makeNodeDir,
   otherDiskAt,
   removeNodeDir,
+  setUpWarnings,
 } from "../../tests/support/cli_testing.ts";
 
 function exists(path: string): boolean {
@@ -470,9 +471,10 @@ Deno.test("init warns when the backup and every copy are on the database's files
     const output = new BufferedOutput();
     const args = [`file://${node}/../backup`, "--lightning-dir", node, "--encrypt"];
     assertEquals(await init([...args, "--passphrase-file", passphrase], output), 0);
-    assertEquals(output.stderr.length, 1, output.transcript);
+    const warnings = setUpWarnings(output);
+    assertEquals(warnings.length, 1, output.transcript);
     assertMatch(
-      output.stderr[0],
+      warnings[0],
       new RegExp(
         `one disk failure loses both: .*move backup\\.lock and backup\\.key aside and run ` +
           `"cln-backup init --lightning-dir '${node}' <url> --encrypt" \\(mirror makes no copy`,
@@ -486,9 +488,10 @@ Deno.test("init warns when the backup and every copy are on the database's files
   try {
     const output = new BufferedOutput();
     assertEquals(await init([`file://${dir}/../backup`, "--lightning-dir", dir], output), 0);
-    assertEquals(output.stderr.length, 1, output.transcript);
+    const warnings = setUpWarnings(output);
+    assertEquals(warnings.length, 1, output.transcript);
     assertMatch(
-      output.stderr[0],
+      warnings[0],
       new RegExp(`same filesystem as "${dir}", where the node's database will be: `),
     );
   } finally {

@@ -75,6 +75,14 @@ export function otherDiskAt(mount: string): (path: string) => number {
 const NPX_DENO_WARNING = /^Warning: the launcher runs Deno from npx's cache /;
 
 /**
+ * What a set-up command said on stderr, less the launcher's warning of a Deno in npx's cache:
+ * that says how this test's Deno came.
+ */
+export function setUpWarnings(output: BufferedOutput): string[] {
+  return output.stderr.filter((line) => !NPX_DENO_WARNING.test(line));
+}
+
+/**
  * Asserts a set-up command (init, mirror, upgrade) succeeded for the node at `dir`, with the
  * one same-disk warning `expected` on stderr, or nothing there when it is undefined.
  */
@@ -86,8 +94,7 @@ export function assertSetUp(
   what: string,
 ): void {
   assertEquals(code, 0, `${what}: ${output.transcript}`);
-  // Not the launcher's warning of a Deno in npx's cache: it says how this test's Deno came.
-  const warnings = output.stderr.filter((line) => !NPX_DENO_WARNING.test(line));
+  const warnings = setUpWarnings(output);
   if (expected === undefined) assertEquals(warnings, [], what);
   else {
     assertEquals(warnings.length, 1, `${what}: ${output.transcript}`);
