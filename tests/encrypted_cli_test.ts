@@ -45,7 +45,9 @@ async function run(
 ): Promise<{ code: number; out: string; err: string[] }> {
   const output = new BufferedOutput();
   const command = { init, upgrade, rekey, restore, verify }[name as "init"];
-  const code = command ? await command(args, output, prompt) : await COMMANDS[name](args, output);
+  const code = command
+    ? await command(args, output, prompt)
+    : await (await COMMANDS[name]())(args, output);
   return { code, out: output.text, err: output.stderr };
 }
 
