@@ -14,6 +14,7 @@ import { status as pluginStatus } from "./support/plugin_session.ts";
 import { withInitS3Node } from "./support/s3_backup.ts";
 import { rgwTestInDir } from "./support/shared_rgw.ts";
 import { BufferedOutput } from "./support/cli_testing.ts";
+import { shellQuote } from "../lib/fs/shell_quote.ts";
 import { status } from "../lib/cli/status.ts";
 import { listBackup } from "../lib/backends/s3/layout.ts";
 import { idKey } from "../lib/backends/s3/keys.ts";
@@ -71,8 +72,14 @@ for (const [victim, find] of Object.entries(VICTIMS)) {
             await new Promise((r) => setTimeout(r, 25));
           }
         }
-        const lost =
-          /^the backup in bucket ".*" at http:.* lost objects: .*: something other than cln-backup deletes them \(a lifecycle rule on the bucket\? "cln-backup doctor" names one\); the backup no longer restores the node: remove what deletes them, then init a new backup on a new prefix$/;
+        // The doctor command it names runs as printed: it names the node's directory.
+        const doctor = RegExp.escape(`cln-backup doctor --lightning-dir ${shellQuote(dir)}`);
+        const lost = new RegExp(
+          `^the backup in bucket ".*" at http:.* lost objects: .*: something other than ` +
+            `cln-backup deletes them \\(a lifecycle rule on the bucket\\? "${doctor}" names ` +
+            `one\\); the backup no longer restores the node: remove what deletes them, then ` +
+            `init a new backup on a new prefix$`,
+        );
         assertEquals(broken().length, 1, JSON.stringify(node.logs));
         assertMatch(broken()[0].message, lost);
         const report = pluginStatus(await node.request("backup-status", {}));

@@ -217,6 +217,7 @@ export async function connectBackend(
       return await S3Backend.connect(url, {
         ...options.s3,
         credentials: loadCredentials(options.lightningDir),
+        lightningDir: options.lightningDir,
       });
     }
     case "file":

@@ -65,6 +65,7 @@ export function openRemote(
     packer: { every: options.packEvery },
     key,
     signal: options.signal,
+    lightningDir: dir,
   });
   log.push({
     level: "info",

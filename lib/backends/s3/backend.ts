@@ -26,6 +26,7 @@ import { type DataKey, sameBytes } from "../../crypto/data_key.ts";
 import { checkObjectKey, readWrappedKey } from "./key_object.ts";
 import { changePlace, objectCipher } from "./object_cipher.ts";
 import { pause } from "../stopping.ts";
+import { shellQuote } from "../../fs/shell_quote.ts";
 import { cliCommand } from "../../fs/advised_command.ts";
 
 /** Listings in a row that must lack an object before the backup is taken to have lost it. */
@@ -50,6 +51,8 @@ export interface S3BackendOptions {
   key?: DataKey;
   /** The plugin's lifetime (see stopping.ts): once it aborts, a change's retries end. */
   signal?: AbortSignal;
+  /** The node's lightning dir, which the commands its advice names run on. */
+  lightningDir?: string;
 }
 
 export function s3Url(url: string): S3Url {
@@ -418,10 +421,11 @@ export class S3Backend implements Backend {
    * this refuses every later change, so the node stops at its next one.
    */
   #lose(what: string): void {
+    const dir = this.options.lightningDir;
     this.#broken(
       `the backup in ${this.destination} lost objects: ${what}: something other than ` +
         `cln-backup deletes them (a lifecycle rule on the bucket? "${
-          cliCommand("doctor")
+          cliCommand("doctor", dir ? `--lightning-dir ${shellQuote(dir)}` : "")
         }" names ` +
         `one); the backup no longer restores the node: remove what deletes them, then init a ` +
         `new backup on a new prefix`,
