@@ -436,3 +436,55 @@ test("encrypted S3: a service that gives key.json no ETag rekeys with a plain PU
     Deno.removeSync(root, { recursive: true });
   }
 });
+
+test("encrypted S3: a service that answers 412 to If-Match with either form of the ETag it gave, key.json unchanged, is refused in one line that says what to do, and --no-if-match then rekeys it with a plain PUT and says so", async () => {
+  const s = sharedRgw({ exportKeys: true });
+  const url = s.url(await s.bucket());
+  await makeEncryptedS3Backup(s, url);
+  const root = Deno.makeTempDirSync({ prefix: "cln-backup-s3-rekey-412-" });
+  const realFetch = globalThis.fetch;
+  try {
+    const old = `${root}/old`, fresh = `${root}/new`;
+    Deno.writeTextFileSync(old, `${PASSPHRASE}\n`, { mode: 0o600 });
+    Deno.writeTextFileSync(fresh, "new passphrase\n", { mode: 0o600 });
+    let refused = 0;
+    // A service (or a proxy before it) that matches If-Match against no ETag it gives.
+    globalThis.fetch = (input, init) => {
+      if (init?.method === "PUT" && new Headers(init.headers).has("if-match")) {
+        refused++;
+        return Promise.resolve(
+          new Response(
+            "<Error><Code>PreconditionFailed</Code><Message>At least one of the pre-conditions " +
+              "you specified did not hold</Message></Error>",
+            { status: 412 },
+          ),
+        );
+      }
+      return realFetch(input, init);
+    };
+    const args = [url, "--passphrase-file", old, "--new-passphrase-file", fresh];
+    const output = new BufferedOutput();
+    const code = await rekey(args, output);
+    assertEquals([code, refused, output.stdout], [1, 2, []], output.text);
+    assertEquals(output.stderr.length, 1, output.text);
+    assertMatch(
+      output.stderr[0],
+      /^Cannot rekey backup: the S3 service of "s3:\/\/.*" refuses If-Match with the ETag it gave for key\.json \(".*", then [0-9a-f]+\), though key\.json is unchanged: .*key\.json is as it was .*: run the same rekey again; refused again, run it with --no-if-match while no other rekey of this backup runs$/,
+    );
+    assert(await opensS3(s, url, PASSPHRASE), "key.json as it was");
+    const unchecked = new BufferedOutput();
+    assertEquals(await rekey([...args, "--no-if-match"], unchecked), 0, unchecked.text);
+    assertEquals(refused, 2, "no If-Match sent");
+    assertEquals(unchecked.stdout.length, 2, unchecked.text);
+    assertMatch(unchecked.stdout[0], /^Rewrapped the key of "s3:\/\/.*" for a new passphrase/);
+    assertMatch(
+      unchecked.stdout[1],
+      /^Note: key\.json of "s3:\/\/.*" was stored with a plain PUT \(--no-if-match\): this rekey could not check that no other rekey replaced key\.json since it read it/,
+    );
+    assert(await opensS3(s, url, "new passphrase"));
+    assert(!await opensS3(s, url, PASSPHRASE));
+  } finally {
+    globalThis.fetch = realFetch;
+    Deno.removeSync(root, { recursive: true });
+  }
+});

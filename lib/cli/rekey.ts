@@ -29,6 +29,7 @@ import {
   fileBackupPath,
   type Output,
   runCommand,
+  UsageError,
 } from "./args.ts";
 import {
   askNewPassphrase,
@@ -43,7 +44,12 @@ import {
 } from "./secrets.ts";
 import { s3Unlock, unlockDir } from "./unlock.ts";
 import { parseBackupUrl, sameBackup } from "../backends/url.ts";
-import { fetchWrappedKey, replaceWrappedKey } from "../backends/s3/key_object.ts";
+import {
+  fetchWrappedKey,
+  IfMatchRefusedError,
+  replaceWrappedKey,
+} from "../backends/s3/key_object.ts";
+import type { KeyReplaced } from "../backends/key_replaced.ts";
 import { loadCredentials } from "../backends/s3/credentials.ts";
 import { type DataKey, keyIdOf, sameBytes } from "../crypto/data_key.ts";
 import { v2Credential } from "../backends/socket/credential.ts";
@@ -57,7 +63,7 @@ const ACTION = "Cannot rekey backup";
 
 const REKEY_HELP =
   `Usage: cln-backup rekey <url> [--new-passphrase-file F] [--new-recipient AGE1...]
-                        [--key-file DIR]
+                        [--key-file DIR] [--no-if-match]
 
 Wraps the data key of the encrypted backup at <url> (file:///abs/path, s3://bucket/prefix,
 or a server's over wire v2 with CLN_BACKUP_CREDENTIAL: its key.json is fetched and the new
@@ -68,7 +74,8 @@ quick and safe beside a running plugin. key.json is replaced atomically (a file 
 place; in S3, the object stored whole). A second rekey of a file backup while one runs is
 refused; one of an S3 or server backup that another rekey replaced since it read it stores
 nothing (an S3 service without If-Match, or a server older than this cln-backup,
-cannot check that: it says so).
+cannot check that: it says so; one that refuses If-Match with the ETags it gives is refused,
+and --no-if-match then replaces key.json whatever it holds).
 Killed after key.json was replaced, the same command run again finishes: the new
 passphrase given then opens the key, and it says so.
 
@@ -82,6 +89,9 @@ Options:
                            a lightning dir that lost it; alone, it rewraps nothing.
                            Refused when DIR/backup.lock names another backup, or
                            DIR/backup.key holds another backup's key
+  --no-if-match            S3: store key.json with a plain PUT, not only over the one read,
+                           for a service that refuses If-Match with the ETags it gives; run
+                           it only while no other rekey of the backup runs
   --passphrase-file F, --identity F  the current secret
   -h, --help               show this help
 
@@ -96,6 +106,7 @@ export const REKEY_SPEC: CommandSpec = {
     "new-passphrase-file": { type: "string" },
     "new-recipient": { type: "string" },
     "key-file": { type: "string" },
+    "no-if-match": { type: "boolean" },
   },
   positionals: ["url"],
 };
@@ -127,6 +138,9 @@ export async function rekey(
     const scheme = parseBackupUrl(url).scheme;
     const recipient = values["new-recipient"];
     await checkNewRecipients(ACTION, typeof recipient === "string" ? [recipient] : []);
+    if (values["no-if-match"] && scheme !== "s3") {
+      throw new UsageError("--no-if-match is for an S3 backup (s3://) alone");
+    }
     const keyFileDir = values["key-file"];
     if (typeof keyFileDir === "string") checkKeyFileFor(url, userPath(keyFileDir));
     const backup = scheme === "s3"
@@ -385,6 +399,7 @@ async function s3Backup(
   values: Record<string, string | boolean | undefined>,
   prompt: Prompt,
 ): Promise<Rekeyed> {
+  const noIfMatch = values["no-if-match"] === true;
   const credentials = loadCredentials(undefined);
   const { backupId, wrapped } = await fetchWrappedKey(url, credentials);
   if (!wrapped) throw notEncrypted(url);
@@ -394,19 +409,27 @@ async function s3Backup(
     wrapped: { ...wrapped, where: `${url}/${WRAPPED_KEY_NAME}` },
     open: () => s3Unlock(url, values, prompt)(wrapped, backupId),
     store: async (bytes) => {
-      const replaced = await replaceWrappedKey(url, credentials, wrapped, bytes);
-      if (replaced === "checked") return;
-      if (replaced === "unchecked") {
-        return `Note: the S3 service of "${url}" does not implement If-Match (a PUT only over ` +
-          `the object read): this rekey could not check that no other rekey replaced ` +
-          `key.json since it read it: if another ran meanwhile, its secret no longer opens ` +
-          `the backup (this one's does)`;
+      let replaced: KeyReplaced;
+      try {
+        replaced = await replaceWrappedKey(url, credentials, wrapped, bytes, !noIfMatch);
+      } catch (error) {
+        if (!(error instanceof IfMatchRefusedError)) throw error;
+        // A read that lagged another rekey's write would show that one's key.json now.
+        throw new Error(
+          `${error.message}: run the same rekey again; refused again, run it with ` +
+            `--no-if-match while no other rekey of this backup runs`,
+        );
       }
-      throw new Error(
-        `${ACTION}: another rekey replaced "${url}/${WRAPPED_KEY_NAME}" since this one read ` +
-          `it: key.json was not changed by this one; run rekey again with the secret now in ` +
-          `force (the one that other rekey was given)`,
-      );
+      if (replaced === "checked") return;
+      if (noIfMatch) {
+        return `Note: key.json of "${url}" was stored with a plain PUT (--no-if-match): this ` +
+          `rekey could not check that no other rekey replaced key.json since it read it: if ` +
+          `another ran meanwhile, its secret no longer opens the backup (this one's does)`;
+      }
+      return `Note: the S3 service of "${url}" does not implement If-Match (a PUT only over ` +
+        `the object read): this rekey could not check that no other rekey replaced ` +
+        `key.json since it read it: if another ran meanwhile, its secret no longer opens ` +
+        `the backup (this one's does)`;
     },
   };
 }

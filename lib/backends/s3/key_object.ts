@@ -12,10 +12,15 @@ import { S3Client, type S3Credentials, S3Error } from "./client.ts";
 import { DEFAULT_S3_POLICY, retrying } from "./retry.ts";
 import { readBackupId, s3Url } from "./backend.ts";
 import { wrappedKeyKey } from "./keys.ts";
-import { MOST_WRAPPED_KEY_BYTES, wrappedKeyId } from "../../crypto/wrapped_key.ts";
+import {
+  MOST_WRAPPED_KEY_BYTES,
+  WRAPPED_KEY_NAME,
+  wrappedKeyId,
+} from "../../crypto/wrapped_key.ts";
 import { checkKey } from "../file/encryption.ts";
 import { type DataKey, sameBytes } from "../../crypto/data_key.ts";
 import { CorruptBackupError } from "../../format/segment.ts";
+import type { KeyReplaced } from "../key_replaced.ts";
 
 /** What `key.json` says of an encrypted backup, read without any secret. */
 export interface WrappedKeyObject {
@@ -71,60 +76,84 @@ export async function fetchWrappedKey(
 }
 
 /**
- * How {@linkcode replaceWrappedKey} went: stored over the object read, stored whatever the
- * object held (the service implements no If-Match, or gave no ETag), or not stored: another
- * rekey replaced it since.
+ * The S3 service refused If-Match with every form of the ETag it gave for `key.json`, which
+ * is unchanged: it cannot be replaced only if unchanged there; it is as it was.
  */
-export type KeyReplaced = "checked" | "unchecked" | "overtaken";
+export class IfMatchRefusedError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "IfMatchRefusedError";
+  }
+}
 
 /**
  * Replaces the `key.json` of the S3 backup at `url` (rekey) with `bytes`, only over the
- * object `read` (If-Match its ETag). S3 swaps an object whole, so a reader sees the old wraps
- * or the new ones; no record changes. A service that ignores If-Match replaces it whatever it
- * holds, unseen here.
+ * object `read` (If-Match its ETag); with `ifMatch` false, or where the service implements no
+ * If-Match or gave no ETag, whatever it holds (`"unchecked"`). S3 swaps an object whole, so a
+ * reader sees the old wraps or the new ones; no record changes. A service that ignores
+ * If-Match replaces it whatever it holds, unseen here. Throws when another rekey replaced it
+ * since it was read (nothing stored), or an {@linkcode IfMatchRefusedError}.
  */
 export async function replaceWrappedKey(
   url: string,
   credentials: S3Credentials,
   read: WrappedKeyObject,
   bytes: Uint8Array,
+  ifMatch = true,
 ): Promise<KeyReplaced> {
   const policy = DEFAULT_S3_POLICY;
   const client = new S3Client(s3Url(url), credentials, policy.timeoutMs);
   const key = wrappedKeyKey(client.url.prefix);
-  const unchecked = async (): Promise<KeyReplaced> => {
+  const unchecked = async (): Promise<"unchecked"> => {
     await client.put(key, bytes);
     return "unchecked";
   };
-  if (read.etag === undefined) {
+  if (read.etag === undefined || !ifMatch) {
     return await retrying("storing the wrapped key", policy, () => {}, unchecked);
   }
   // The ETag as sent (quoted, as HTTP has it), then bare: Ceph's RGW matches only that.
   const forms = [...new Set([read.etag, read.etag.replace(/^"(.*)"$/, "$1")])];
-  return await retrying("storing the wrapped key", policy, () => {}, async () => {
-    for (const ifMatch of forms) {
-      try {
-        await client.put(key, bytes, { ifMatch });
-        return "checked";
-      } catch (error) {
-        if (!(error instanceof S3Error)) throw error;
-        // Amazon's answer before its conditional writes (2024), and some services' still:
-        // a rekey there replaces it as before them, and says so.
-        if (error.code === "NotImplemented") return await unchecked();
-        if (error.status !== 412) throw error;
+  type Tried = KeyReplaced | "overtaken" | "refused";
+  const stored = await retrying(
+    "storing the wrapped key",
+    policy,
+    () => {},
+    async (): Promise<Tried> => {
+      for (const form of forms) {
+        try {
+          await client.put(key, bytes, { ifMatch: form });
+          return "checked";
+        } catch (error) {
+          if (!(error instanceof S3Error)) throw error;
+          // Amazon's answer before its conditional writes (2024), and some services' still:
+          // a rekey there replaces it as before them, and says so.
+          if (error.code === "NotImplemented") return await unchecked();
+          if (error.status !== 412) throw error;
+        }
+        // Every wrap is sealed afresh, so no other rekey stores either of these bytes: ours
+        // are a try whose answer was lost, and those read mean this form of the ETag missed.
+        const now = await client.get(key, 0, MOST_WRAPPED_KEY_BYTES);
+        if (sameBytes(now, bytes)) return "checked";
+        if (!sameBytes(now, read.bytes)) return "overtaken";
       }
-      // Every wrap is sealed afresh, so no other rekey stores either of these bytes: ours
-      // are a try whose answer was lost, and those read mean this form of the ETag missed.
-      const now = await client.get(key, 0, MOST_WRAPPED_KEY_BYTES);
-      if (sameBytes(now, bytes)) return "checked";
-      if (!sameBytes(now, read.bytes)) return "overtaken";
-    }
-    throw new S3Error(
-      `Cannot store "${key}": the S3 service refuses If-Match with the ETag it gave for it ` +
-        `(${client.where}), so it cannot be replaced only if unchanged; it is as it was`,
-      412,
-      "PreconditionFailed",
-      false,
+      return "refused";
+    },
+  );
+  if (stored === "overtaken") {
+    throw new Error(
+      `another rekey replaced "${url}/${WRAPPED_KEY_NAME}" since this one read it: ` +
+        `${WRAPPED_KEY_NAME} was not changed by this one; run rekey again with the secret now ` +
+        `in force (the one that other rekey was given)`,
     );
-  });
+  }
+  if (stored === "refused") {
+    throw new IfMatchRefusedError(
+      `the S3 service of "${url}" refuses If-Match with the ETag it gave for ` +
+        `${WRAPPED_KEY_NAME} (${forms.join(", then ")}), though ${WRAPPED_KEY_NAME} is ` +
+        `unchanged: it cannot be replaced there only if unchanged (a proxy before the ` +
+        `service that rewrites ETags?); ${WRAPPED_KEY_NAME} is as it was (the old secrets ` +
+        `open it)`,
+    );
+  }
+  return stored;
 }

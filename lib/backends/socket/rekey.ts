@@ -19,6 +19,7 @@ import {
 } from "../../wire/packets_v2.ts";
 import { refusal, type SocketUrl, WireConnection } from "./connection.ts";
 import type { NodeCredential } from "./credential.ts";
+import type { KeyReplaced } from "../key_replaced.ts";
 
 /**
  * Sends `wrappedKey` to replace the server's key.json, if it is still `read`; throws the
@@ -31,7 +32,7 @@ export async function sendWrappedKey(
   read: Uint8Array,
   wrappedKey: Uint8Array,
   timeoutMs: number,
-): Promise<"checked" | "unchecked"> {
+): Promise<KeyReplaced> {
   const ask = async (request: Uint8Array): Promise<Packet> => {
     const conn = await WireConnection.open(target, timeoutMs, credential);
     try {
