@@ -488,3 +488,45 @@ test("encrypted S3: a service that answers 412 to If-Match with either form of t
     Deno.removeSync(root, { recursive: true });
   }
 });
+
+test("encrypted S3: a rekey that gives up after a key.json PUT that landed, its answer lost, says key.json may hold the new wraps and what to do, and the same command run again finishes it", async () => {
+  const s = sharedRgw({ exportKeys: true });
+  const url = s.url(await s.bucket());
+  await makeEncryptedS3Backup(s, url);
+  const root = Deno.makeTempDirSync({ prefix: "cln-backup-s3-rekey-gave-up-" });
+  const put = S3Client.prototype.put;
+  try {
+    const old = `${root}/old`, fresh = `${root}/new`;
+    Deno.writeTextFileSync(old, `${PASSPHRASE}\n`, { mode: 0o600 });
+    Deno.writeTextFileSync(fresh, "new passphrase\n", { mode: 0o600 });
+    let landed = false, tries = 0;
+    // The first PUT that lands has its answer lost; the service is unreachable from then on.
+    S3Client.prototype.put = async function (key, body, options) {
+      if (!key.endsWith("/key.json")) return await put.call(this, key, body, options);
+      tries++;
+      if (!landed) {
+        await put.call(this, key, body, options);
+        landed = true;
+      }
+      throw new S3Error(`Cannot store "${key}": no answer within 10 s`, undefined, "", true);
+    };
+    const args = [url, "--passphrase-file", old, "--new-passphrase-file", fresh];
+    const output = new BufferedOutput();
+    const code = await rekey(args, output);
+    S3Client.prototype.put = put;
+    assertEquals([code, landed, tries > 2, output.stdout], [1, true, true, []], output.text);
+    assertEquals(output.stderr.length, 1, output.text);
+    assertMatch(
+      output.stderr[0],
+      /^Cannot store ".*key\.json": no answer within 10 s; storing the wrapped key gave up after \d+ tries.*; a try may have stored it all the same: key\.json may hold the new wraps all the same: keep the new secret, and run the same rekey again, which finishes it or says which secret opens the key now$/,
+    );
+    const again = new BufferedOutput();
+    assertEquals(await rekey(args, again), 0, again.text);
+    assertMatch(again.stdout[0], /^Note: the current secret given does not open the key/);
+    assert(await opensS3(s, url, "new passphrase"));
+    assert(!await opensS3(s, url, PASSPHRASE));
+  } finally {
+    S3Client.prototype.put = put;
+    Deno.removeSync(root, { recursive: true });
+  }
+});

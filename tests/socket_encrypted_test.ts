@@ -33,7 +33,7 @@ import { existsSync } from "../lib/fs/exists.ts";
 import { DataKey } from "../lib/crypto/data_key.ts";
 import { SocketBackend } from "../lib/backends/socket/backend.ts";
 import { serverStatus, serverVerify } from "../lib/backends/socket/server_checks.ts";
-import { WireConnection } from "../lib/backends/socket/connection.ts";
+import { ConnectionLostError, WireConnection } from "../lib/backends/socket/connection.ts";
 import { socketUrl } from "../lib/backends/socket/backend.ts";
 import {
   decodeError,
@@ -651,6 +651,47 @@ Deno.test("encrypted server backup: a node's rekey while one on the server's hos
         .then(() => true, () => false);
     assertEquals([await opens(host), await opens(node), await opens(old)], [true, false, false]);
   } finally {
+    Deno.env.delete(CREDENTIAL_ENV);
+    await s.stop();
+  }
+});
+
+Deno.test("encrypted server backup: a rekey whose key.json the server stored but whose answer was lost says key.json may hold the new wraps and what to do, and the same command run again finishes it", async () => {
+  const s = await startEncryptedServer();
+  Deno.env.set(CREDENTIAL_ENV, s.credential.path);
+  const request = WireConnection.prototype.request;
+  try {
+    await initEncrypted(s);
+    const old = `${s.root}/old`, fresh = `${s.root}/new`;
+    Deno.writeTextFileSync(old, `${PASSPHRASE}\n`, { mode: 0o600 });
+    Deno.writeTextFileSync(fresh, "new passphrase\n", { mode: 0o600 });
+    let lost = 0;
+    // The server takes the new key.json; its answer never comes back.
+    WireConnection.prototype.request = async function (bytes, ...rest) {
+      const reply = await request.call(this, bytes, ...rest);
+      if (bytes[0] !== V2Type.SealedKeyIf) return reply;
+      lost++;
+      throw new ConnectionLostError("the server closed the connection");
+    };
+    const args = [s.url, "--passphrase-file", old, "--new-passphrase-file", fresh];
+    const output = new BufferedOutput();
+    const code = await rekey(args, output);
+    WireConnection.prototype.request = request;
+    assertEquals([code, lost, output.stdout], [1, 1, []], output.text);
+    assertEquals(output.stderr.length, 1, output.text);
+    assertMatch(
+      output.stderr[0],
+      /^Cannot rekey backup: .*the server closed the connection.*: key\.json may hold the new wraps all the same: keep the new secret, and run the same rekey again, which finishes it or says which secret opens the key now$/,
+    );
+    const again = new BufferedOutput();
+    assertEquals(await rekey(args, again), 0, again.text);
+    assertMatch(again.stdout[0], /^Note: the current secret given does not open the key/);
+    const opens = (file: string) =>
+      unlockDir(s.storage, { "passphrase-file": file }, () => Promise.resolve(undefined))
+        .then(() => true, () => false);
+    assertEquals([await opens(fresh), await opens(old)], [true, false]);
+  } finally {
+    WireConnection.prototype.request = request;
     Deno.env.delete(CREDENTIAL_ENV);
     await s.stop();
   }

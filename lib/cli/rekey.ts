@@ -49,7 +49,7 @@ import {
   IfMatchRefusedError,
   replaceWrappedKey,
 } from "../backends/s3/key_object.ts";
-import type { KeyReplaced } from "../backends/key_replaced.ts";
+import { KeyMayBeStoredError, type KeyReplaced } from "../backends/key_replaced.ts";
 import { loadCredentials } from "../backends/s3/credentials.ts";
 import { type DataKey, keyIdOf, sameBytes } from "../crypto/data_key.ts";
 import { v2Credential } from "../backends/socket/credential.ts";
@@ -245,7 +245,8 @@ async function rewrap(
   if (!keyFileOnly) {
     const recipient = values["new-recipient"];
     const recipients = typeof recipient === "string" ? [recipient] : [];
-    const note = await backup.store(
+    const note = await storeWrapped(
+      backup,
       await wrapKey(key, backup.backupId, { passphrase, recipients }),
     );
     const what = [passphrase !== undefined ? "a new passphrase" : [], ...recipients].flat();
@@ -257,6 +258,23 @@ async function rewrap(
   }
   if (keyFile !== undefined) {
     output.out(`Wrote the plugin's key file "${keyFile}/${KEY_FILE}" (mode 0600)`);
+  }
+}
+
+/**
+ * Stores `wrapped` as `backup`'s key.json; one sent whose answer was lost may be in force:
+ * the operator who typed the new secret must not take the failure for "nothing changed".
+ */
+async function storeWrapped(backup: Rekeyed, wrapped: Uint8Array): Promise<string | void> {
+  try {
+    return await backup.store(wrapped);
+  } catch (error) {
+    if (!(error instanceof KeyMayBeStoredError)) throw error;
+    throw new Error(
+      `${error.message}: ${WRAPPED_KEY_NAME} may hold the new wraps all the same: keep the ` +
+        `new secret, and run the same rekey again, which finishes it or says which secret ` +
+        `opens the key now`,
+    );
   }
 }
 

@@ -20,7 +20,7 @@ import {
 import { checkKey } from "../file/encryption.ts";
 import { type DataKey, sameBytes } from "../../crypto/data_key.ts";
 import { CorruptBackupError } from "../../format/segment.ts";
-import type { KeyReplaced } from "../key_replaced.ts";
+import { KeyMayBeStoredError, type KeyReplaced } from "../key_replaced.ts";
 
 /** What `key.json` says of an encrypted backup, read without any secret. */
 export interface WrappedKeyObject {
@@ -92,7 +92,8 @@ export class IfMatchRefusedError extends Error {
  * If-Match or gave no ETag, whatever it holds (`"unchecked"`). S3 swaps an object whole, so a
  * reader sees the old wraps or the new ones; no record changes. A service that ignores
  * If-Match replaces it whatever it holds, unseen here. Throws when another rekey replaced it
- * since it was read (nothing stored), or an {@linkcode IfMatchRefusedError}.
+ * since it was read (nothing stored), an {@linkcode IfMatchRefusedError}, or a
+ * {@linkcode KeyMayBeStoredError} when it gave up after a try whose answer was lost.
  */
 export async function replaceWrappedKey(
   url: string,
@@ -104,41 +105,58 @@ export async function replaceWrappedKey(
   const policy = DEFAULT_S3_POLICY;
   const client = new S3Client(s3Url(url), credentials, policy.timeoutMs);
   const key = wrappedKeyKey(client.url.prefix);
+  // A PUT without an answer (timed out, cut, a 5xx) may have stored the bytes all the same.
+  let unanswered = false;
+  const put = async (options: { ifMatch?: string } = {}): Promise<void> => {
+    try {
+      await client.put(key, bytes, options);
+    } catch (error) {
+      const status = error instanceof S3Error ? error.status : undefined;
+      if (status === undefined || status >= 500) unanswered = true;
+      throw error;
+    }
+  };
   const unchecked = async (): Promise<"unchecked"> => {
-    await client.put(key, bytes);
+    await put();
     return "unchecked";
   };
-  if (read.etag === undefined || !ifMatch) {
-    return await retrying("storing the wrapped key", policy, () => {}, unchecked);
-  }
   // The ETag as sent (quoted, as HTTP has it), then bare: Ceph's RGW matches only that.
-  const forms = [...new Set([read.etag, read.etag.replace(/^"(.*)"$/, "$1")])];
-  type Tried = KeyReplaced | "overtaken" | "refused";
-  const stored = await retrying(
-    "storing the wrapped key",
-    policy,
-    () => {},
-    async (): Promise<Tried> => {
-      for (const form of forms) {
-        try {
-          await client.put(key, bytes, { ifMatch: form });
-          return "checked";
-        } catch (error) {
-          if (!(error instanceof S3Error)) throw error;
-          // Amazon's answer before its conditional writes (2024), and some services' still:
-          // a rekey there replaces it as before them, and says so.
-          if (error.code === "NotImplemented") return await unchecked();
-          if (error.status !== 412) throw error;
-        }
-        // Every wrap is sealed afresh, so no other rekey stores either of these bytes: ours
-        // are a try whose answer was lost, and those read mean this form of the ETag missed.
-        const now = await client.get(key, 0, MOST_WRAPPED_KEY_BYTES);
-        if (sameBytes(now, bytes)) return "checked";
-        if (!sameBytes(now, read.bytes)) return "overtaken";
+  const etag = ifMatch ? read.etag : undefined;
+  const forms = etag === undefined ? [] : [...new Set([etag, etag.replace(/^"(.*)"$/, "$1")])];
+  const swap = async (): Promise<KeyReplaced | "overtaken" | "refused"> => {
+    for (const form of forms) {
+      try {
+        await put({ ifMatch: form });
+        return "checked";
+      } catch (error) {
+        if (!(error instanceof S3Error)) throw error;
+        // Amazon's answer before its conditional writes (2024), and some services' still:
+        // a rekey there replaces it as before them, and says so.
+        if (error.code === "NotImplemented") return await unchecked();
+        if (error.status !== 412) throw error;
       }
-      return "refused";
-    },
-  );
+      // Every wrap is sealed afresh, so no other rekey stores either of these bytes: ours
+      // are a try whose answer was lost, and those read mean this form of the ETag missed.
+      const now = await client.get(key, 0, MOST_WRAPPED_KEY_BYTES);
+      if (sameBytes(now, bytes)) return "checked";
+      if (!sameBytes(now, read.bytes)) return "overtaken";
+    }
+    return "refused";
+  };
+  let stored: KeyReplaced | "overtaken" | "refused";
+  try {
+    stored = await retrying(
+      "storing the wrapped key",
+      policy,
+      () => {},
+      forms.length === 0 ? unchecked : swap,
+    );
+  } catch (error) {
+    if (!unanswered) throw error;
+    throw new KeyMayBeStoredError(
+      `${(error as Error).message}; a try may have stored it all the same`,
+    );
+  }
   if (stored === "overtaken") {
     throw new Error(
       `another rekey replaced "${url}/${WRAPPED_KEY_NAME}" since this one read it: ` +

@@ -19,11 +19,11 @@ import {
 } from "../../wire/packets_v2.ts";
 import { refusal, type SocketUrl, WireConnection } from "./connection.ts";
 import type { NodeCredential } from "./credential.ts";
-import type { KeyReplaced } from "../key_replaced.ts";
+import { KeyMayBeStoredError, type KeyReplaced } from "../key_replaced.ts";
 
 /**
  * Sends `wrappedKey` to replace the server's key.json, if it is still `read`; throws the
- * server's refusal. A server older than SEALED_KEY_IF (it refuses the type as a bad packet)
+ * server's refusal, or a {@linkcode KeyMayBeStoredError} when its answer was lost. A server older than SEALED_KEY_IF (it refuses the type as a bad packet)
  * is sent SEALED_KEY, which it takes whatever its key.json holds: `"unchecked"`.
  */
 export async function sendWrappedKey(
@@ -37,6 +37,12 @@ export async function sendWrappedKey(
     const conn = await WireConnection.open(target, timeoutMs, credential);
     try {
       return await conn.request(request);
+    } catch (error) {
+      // Sent, perhaps taken: the server may have replaced key.json before the loss.
+      throw new KeyMayBeStoredError(
+        `the rewrapped key was sent to the server, but its answer was lost ` +
+          `(${(error as Error).message})`,
+      );
     } finally {
       conn.close();
     }
