@@ -27,6 +27,7 @@ import { readChain } from "../lib/format/chain.ts";
 import { formatBackupId } from "../lib/format/segment.ts";
 import { mirror } from "../lib/cli/mirror.ts";
 import { existsSync } from "../lib/fs/exists.ts";
+import { openReader } from "../lib/backends/open.ts";
 
 /** Node A, at version 15 with its file backup, and an async copy at `copy` made by mirror. */
 async function nodeWithCopy(copy: string, setUp: (dir: string) => void): Promise<string> {
@@ -266,3 +267,46 @@ rgwTest(
     }
   },
 );
+
+Deno.test('a mirror whose backup the server no longer holds, under "mirror_failure": "degrade", is dropped at the start, saying so, and gets none of the changes the node goes on with', async () => {
+  await withServer(async ({ url, nodes }) => {
+    const carol = JSON.stringify({ node: "carol", key: nodes.add("carol") });
+    const dir = makeNodeDir("restart");
+    const base = Deno.realPathSync(`${dir}/..`);
+    let backend: Backend | undefined;
+    try {
+      writeCredential(dir, carol);
+      writeLockFile(dir, { backend_url: await makeBackup(`${base}/backup`, A_CHANGES) });
+      const output = new BufferedOutput();
+      assertEquals(await mirror([url, "--lightning-dir", dir], output), 0, output.transcript);
+      writeLockFile(dir, { ...readLockFile(dir), mirror_failure: "degrade" });
+      Deno.removeSync(nodes.backupDir("carol"), { recursive: true });
+      const logs: string[] = [];
+      backend = await startPlugin(dir, logs);
+      await backend.ready!();
+      await backend.append(NEXT[0]);
+      assertEquals(
+        backend.state().destinations?.map((d) => [d.state, d.version]),
+        [["ok", NEXT[0].version], ["broken", 0]],
+      );
+      const broken = logs.filter((line) => line.startsWith("BROKEN:"));
+      assertEquals(broken.length, 1, logs.join("\n"));
+      assertMatch(
+        broken[0],
+        /^BROKEN: destination socket:\S+ gets no changes: the server holds no backup of this node any more/,
+      );
+      backend.close();
+      backend = undefined;
+      // The empty backup asking its id made there took nothing.
+      const copy = openReader(`file://${nodes.backupDir("carol")}`);
+      try {
+        assertEquals(copy.describe().lastVersion, 0);
+      } finally {
+        copy.close();
+      }
+    } finally {
+      backend?.close();
+      removeNodeDir(dir);
+    }
+  });
+});
