@@ -530,3 +530,38 @@ test("encrypted S3: a rekey that gives up after a key.json PUT that landed, its 
     Deno.removeSync(root, { recursive: true });
   }
 });
+
+test("encrypted S3: a rekey whose plain PUT (If-Match not implemented) is refused says key.json is as it was, not that it may hold the new wraps", async () => {
+  const s = sharedRgw({ exportKeys: true });
+  const url = s.url(await s.bucket());
+  await makeEncryptedS3Backup(s, url);
+  const root = Deno.makeTempDirSync({ prefix: "cln-backup-s3-rekey-501-403-" });
+  const realFetch = globalThis.fetch;
+  try {
+    const old = `${root}/old`, fresh = `${root}/new`;
+    Deno.writeTextFileSync(old, `${PASSPHRASE}\n`, { mode: 0o600 });
+    Deno.writeTextFileSync(fresh, "new passphrase\n", { mode: 0o600 });
+    globalThis.fetch = (input, init) => {
+      if (init?.method !== "PUT" || !String(input).includes("key.json")) {
+        return realFetch(input, init);
+      }
+      const conditional = new Headers(init.headers).has("if-match");
+      const [code, status] = conditional ? ["NotImplemented", 501] : ["AccessDenied", 403];
+      return Promise.resolve(
+        new Response(`<Error><Code>${code}</Code><Message>no</Message></Error>`, { status }),
+      );
+    };
+    const output = new BufferedOutput();
+    const code = await rekey(
+      [url, "--passphrase-file", old, "--new-passphrase-file", fresh],
+      output,
+    );
+    globalThis.fetch = realFetch;
+    assertEquals([code, output.stdout, output.stderr.length], [1, [], 1], output.text);
+    assert(!output.stderr[0].includes("may hold the new wraps"), output.stderr[0]);
+    assert(await opensS3(s, url, PASSPHRASE));
+  } finally {
+    globalThis.fetch = realFetch;
+    Deno.removeSync(root, { recursive: true });
+  }
+});

@@ -105,14 +105,15 @@ export async function replaceWrappedKey(
   const policy = DEFAULT_S3_POLICY;
   const client = new S3Client(s3Url(url), credentials, policy.timeoutMs);
   const key = wrappedKeyKey(client.url.prefix);
-  // A PUT without an answer (timed out, cut, a 5xx) may have stored the bytes all the same.
+  // A PUT without an answer (timed out, cut, a 5xx but 501's "not implemented") may have
+  // stored the bytes all the same.
   let unanswered = false;
   const put = async (options: { ifMatch?: string } = {}): Promise<void> => {
     try {
       await client.put(key, bytes, options);
     } catch (error) {
       const status = error instanceof S3Error ? error.status : undefined;
-      if (status === undefined || status >= 500) unanswered = true;
+      if (status === undefined || (status >= 500 && status !== 501)) unanswered = true;
       throw error;
     }
   };
