@@ -439,13 +439,13 @@ async function s3Backup(
         );
       }
       if (replaced === "checked") return;
-      if (noIfMatch) {
-        return `Note: key.json of "${url}" was stored with a plain PUT (--no-if-match): this ` +
-          `rekey could not check that no other rekey replaced key.json since it read it: if ` +
-          `another ran meanwhile, its secret no longer opens the backup (this one's does)`;
-      }
-      return `Note: the S3 service of "${url}" does not implement If-Match (a PUT only over ` +
-        `the object read): this rekey could not check that no other rekey replaced ` +
+      const why = noIfMatch
+        ? `key.json of "${url}" was stored with a plain PUT (--no-if-match)`
+        : wrapped.etag === undefined
+        ? `the S3 service of "${url}" gave key.json no ETag (it was stored with a plain PUT)`
+        : `the S3 service of "${url}" does not implement If-Match (a PUT only over the ` +
+          `object read)`;
+      return `Note: ${why}: this rekey could not check that no other rekey replaced ` +
         `key.json since it read it: if another ran meanwhile, its secret no longer opens ` +
         `the backup (this one's does)`;
     },
