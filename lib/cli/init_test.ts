@@ -499,6 +499,34 @@ Deno.test("init warns when the backup and every copy are on the database's files
   }
 });
 
+Deno.test("init says in a Note when it cannot check the same disk, and sets up all the same", async () => {
+  const dir = makeNodeDir("fresh-start");
+  try {
+    const output = new BufferedOutput();
+    const untold = (path: string): number => {
+      throw new Error(`cannot tell the filesystem of "${path}"`);
+    };
+    const code = await init(
+      [`file://${dir}/../backup`, "--lightning-dir", dir],
+      output,
+      undefined,
+      untold,
+    );
+    assertSetUp(
+      code,
+      output,
+      dir,
+      new RegExp(
+        `^Note: cannot check that a destination outlives the disk of the node's database ` +
+          `\\(cannot tell the filesystem of "${dir}/lightningd\\.sqlite3"\\): doctor checks it: `,
+      ),
+      "a filesystem that cannot be told",
+    );
+  } finally {
+    removeNodeDir(dir);
+  }
+});
+
 /** Commits one transaction on the node in `dir` through the launcher init wrote. */
 async function oneTransaction(dir: string): Promise<void> {
   const node = FakeLightningd.spawn({ lightningDir: dir, command: [`${dir}/cln-backup-plugin`] });
