@@ -136,6 +136,40 @@ Deno.test("a flipped byte in the middle of the live log: the plugin refuses at s
   }
 });
 
+Deno.test("a backup of format 2 (a development version's) is refused at start with the whole init for this node", async () => {
+  const dir = makeNodeDir("fresh-start");
+  try {
+    const backupDir = `${Deno.realPathSync(`${dir}/..`)}/backup`;
+    const url = `file://${backupDir}`;
+    assertEquals(await init(["--lightning-dir", dir, url], new BufferedOutput()), 0);
+    // Each of its files' headers says format 2.
+    for (const { name } of Deno.readDirSync(backupDir)) {
+      const bytes = Deno.readFileSync(`${backupDir}/${name}`);
+      new DataView(bytes.buffer).setUint32(8, 2);
+      Deno.writeFileSync(`${backupDir}/${name}`, bytes);
+    }
+    const lightningd = FakeLightningd.spawn({ lightningDir: dir });
+    await lightningd.getmanifest();
+    assertEquals(await lightningd.transaction(["UPDATE vars SET intval = 1 WHERE 0"]), "aborted");
+    await lightningd.close();
+    const refusal = lightningd.logs.find((l) => l.level === "broken")?.message ?? "";
+    const real = Deno.realPathSync(dir);
+    assertMatch(
+      refusal,
+      new RegExp(
+        `^Cannot start backup: "${url}" is not one this version appends to: ` +
+          `"${backupDir}/[^"]+" has format 2, written by a development ` +
+          `version of cln-backup .*: with lightningd stopped, move the backup "${backupDir}" ` +
+          `and "${real}/backup\\.lock" aside, then run "cln-backup init --lightning-dir ` +
+          `'${real}' '${url}'" to start a new backup from the current database, then start ` +
+          `lightningd$`,
+      ),
+    );
+  } finally {
+    removeNodeDir(dir);
+  }
+});
+
 Deno.test("a v1 .dbak with a socket: async copy gets the same refusal, loading the copy's code", async () => {
   const dir = makeNodeDir("restart");
   try {

@@ -68,6 +68,28 @@ export interface SegmentHeader {
   firstLogBound?: boolean;
 }
 
+/**
+ * A backup file of format 2, written by a development version before backups had an identity,
+ * which this version neither reads nor appends to. The plugin, which knows the node's set-up,
+ * says the init to run whole ({@linkcode FormatTwoError.what}).
+ */
+export class FormatTwoError extends Error {
+  /** What the file is, as in `"…/log-1.clnb" has format 2, …`. */
+  readonly what: string;
+
+  constructor(readonly path: string) {
+    const what = `"${path}" has format 2, written by a development version of cln-backup ` +
+      `before backups had an identity; this one reads format ${FORMAT_VERSION}`;
+    super(
+      `Cannot read backup: ${what}: restore it with the version that wrote it, then move the ` +
+        `node's backup.lock aside and run ` +
+        `"${cliCommand("init", "--lightning-dir DIR <new url>")}" for a new backup`,
+    );
+    this.what = what;
+    this.name = "FormatTwoError";
+  }
+}
+
 /** A backup file that is damaged where a crash cannot have damaged it, or missing. */
 export class CorruptBackupError extends Error {
   /** What and where, as in `a torn record at offset 40 of "…/log-1.clnb"`. */
@@ -126,14 +148,7 @@ export function decodeSegmentHeader(bytes: Uint8Array, path: string): SegmentHea
   }
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const format = view.getUint32(8);
-  if (format === 2) {
-    throw new Error(
-      `Cannot read backup: "${path}" has format 2, written by a development version of ` +
-        `cln-backup before backups had an identity; this one reads format ${FORMAT_VERSION}: ` +
-        `restore it with the version that wrote it, then move the node's backup.lock aside ` +
-        `and run "${cliCommand("init", "--lightning-dir DIR <new url>")}" for a new backup`,
-    );
-  }
+  if (format === 2) throw new FormatTwoError(path);
   if (bytes.length < SEGMENT_HEADER_SIZE) {
     throw new CorruptBackupError(path, 0, "missing segment header");
   }

@@ -31,7 +31,7 @@ import { AsyncCopy } from "../backends/multi/async_copy.ts";
 import { WithAsyncCopies } from "../backends/multi/with_async_copies.ts";
 import { FileBackupReader } from "../backends/file/reader.ts";
 import { SCRATCH_DIR } from "../backends/plugin_scratch.ts";
-import { CorruptBackupError } from "../format/segment.ts";
+import { CorruptBackupError, FormatTwoError } from "../format/segment.ts";
 import { KEY_FILE, readKeyFile } from "../crypto/key_file.ts";
 import type { DataKey } from "../crypto/data_key.ts";
 import { BackupKeyError } from "../backends/file/encryption.ts";
@@ -67,13 +67,20 @@ function damaged(
   setup: BackupSetup | undefined,
   copyIn?: string,
 ): string {
-  const remake = copyIn === undefined
+  return `Cannot start backup: "${url}" is damaged: ${error.where}, which no crash explains; ` +
+    `lightningd must not run without its ` +
+    `backup, so every database write is refused: ${remake(setup, copyIn)}, then start lightningd`;
+}
+
+/**
+ * The backup (or, in the lightning dir `copyIn`, the copy) made anew from the node's
+ * database: a copy with mirror, since init refuses a node that has a backup.
+ */
+function remake(setup: BackupSetup | undefined, copyIn: string | undefined): string {
+  return copyIn === undefined
     ? newBackupAdvice(setup)
     : `with lightningd stopped, move it aside and remove it from backup.lock, then add a new ` +
       `copy with ${newCopyCommand(shellQuote(copyIn))}`;
-  return `Cannot start backup: "${url}" is damaged: ${error.where}, which no crash explains; ` +
-    `lightningd must not run without its ` +
-    `backup, so every database write is refused: ${remake}, then start lightningd`;
 }
 
 /** A key file that does not fit the backup, said from where the plugin stands. */
@@ -330,6 +337,10 @@ export async function openAtStart(dir: string, options: StartupOptions = {}): Pr
     const osError = explainOsError(error);
     const message = error instanceof CorruptBackupError && url !== undefined
       ? damaged(url, error, setup, url === backendUrl ? undefined : dir)
+      : error instanceof FormatTwoError && url !== undefined
+      ? `Cannot start backup: "${url}" is not one this version appends to: ${error.what}: ${
+        remake(setup, url === backendUrl ? undefined : dir)
+      }, then start lightningd`
       : error instanceof BackupKeyError && url !== undefined
       ? keyMismatch(dir, url, error)
       : error instanceof Deno.errors.NotCapable
