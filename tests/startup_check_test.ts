@@ -170,6 +170,24 @@ Deno.test("a backup of format 2 (a development version's) is refused at start wi
   }
 });
 
+Deno.test("a backup.key holding no key is refused at start with the whole rekey that writes it", async () => {
+  const node = await initNode();
+  try {
+    Deno.writeTextFileSync(`${node.dir}/backup.key`, "{}\n", { mode: 0o600 });
+    const lightningd = FakeLightningd.spawn({ lightningDir: node.dir, command: [node.launcher] });
+    await lightningd.getmanifest();
+    await lightningd.close();
+    const real = Deno.realPathSync(node.dir);
+    assertEquals(
+      lightningd.logs.find((l) => l.level === "broken")?.message,
+      `Cannot start backup: "${real}/backup.key" holds no cln-backup data key: write it ` +
+        `again with "cln-backup rekey '${node.url}' --key-file '${real}'"`,
+    );
+  } finally {
+    removeNodeDir(node.dir);
+  }
+});
+
 Deno.test("a v1 .dbak with a socket: async copy gets the same refusal, loading the copy's code", async () => {
   const dir = makeNodeDir("restart");
   try {

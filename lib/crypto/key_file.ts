@@ -9,6 +9,7 @@
 import { writeFileDurably } from "../fs/durable.ts";
 import { checkSecretMode } from "../fs/secret_mode.ts";
 import { DataKey, fromHex, hex, sameBytes } from "./data_key.ts";
+import { shellQuote } from "../fs/shell_quote.ts";
 import { cliCommand } from "../fs/advised_command.ts";
 
 export const KEY_FILE = "backup.key";
@@ -52,9 +53,10 @@ export function keyFileBytes(text: string): Uint8Array | undefined {
 
 /**
  * Reads `<dir>/backup.key`: `undefined` when there is none (a plain backup); refuses one that
- * others may read, that is not a regular file, or that holds no key, each in one line.
+ * others may read, that is not a regular file, or that holds no key, each in one line. `url`,
+ * backup.lock's `backend_url` where it is known, is named in the rekey that writes it again.
  */
-export async function readKeyFile(dir: string): Promise<DataKey | undefined> {
+export async function readKeyFile(dir: string, url?: string): Promise<DataKey | undefined> {
   const path = `${dir}/${KEY_FILE}`;
   let info: Deno.FileInfo;
   try {
@@ -74,7 +76,14 @@ export async function readKeyFile(dir: string): Promise<DataKey | undefined> {
   if (!bytes) {
     throw new Error(
       `Cannot start backup: "${path}" holds no cln-backup data key: write it again with ` +
-        `"${cliCommand("rekey", "<url> --key-file <lightning-dir>")}"`,
+        `"${
+          cliCommand(
+            "rekey",
+            url === undefined
+              ? "<url> --key-file <lightning-dir>"
+              : `${shellQuote(url)} --key-file ${shellQuote(dir)}`,
+          )
+        }"`,
     );
   }
   return await DataKey.from(bytes);

@@ -296,7 +296,7 @@ export async function openAtStart(dir: string, options: StartupOptions = {}): Pr
           }"), then start lightningd`,
       )
       : undefined;
-    const key = await readKeyFile(dir);
+    const key = await readKeyFile(dir, lock.backend_url);
     const primary = parseBackupUrl(lock.backend_url);
     setup = {
       dir,
