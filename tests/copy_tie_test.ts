@@ -106,6 +106,11 @@ for (const failure of ["stop", "degrade"] as const) {
         const error = await backend.ready!().then(() => undefined, (e: Error) => e.message);
         assertMatch(error ?? "resolved", UNTIED);
         assertMatch(error!, /mirror_failure": "degrade"/);
+        // The mirror that adds it anew, whole, for this node.
+        assertMatch(
+          error!,
+          new RegExp(`add a new copy with "cln-backup mirror NEW_URL --lightning-dir '${dir}'"`),
+        );
         assertEquals(backend.state().destinations![1].state, "failed");
       } else {
         await backend.ready!();

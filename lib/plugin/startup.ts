@@ -235,6 +235,7 @@ function asyncCopies(
     return new AsyncCopy({
       url,
       backupId: ids.get(url),
+      dir: shellQuote(dir),
       open: async () => {
         // Synced by the copy with flush(), off the thread: never a sync on the hooks' thread.
         const backend = openOne(url, lock, dir, key, remote, quiet, [], {
@@ -320,6 +321,7 @@ export async function openAtStart(dir: string, options: StartupOptions = {}): Pr
         (level, message) => options.remoteLog?.(level, message),
         // Copies only: the async copies follow backend_url, which is never dropped.
         sync.map((each, i) => i === 0 ? undefined : ids.get(each)),
+        shellQuote(dir),
       );
     }
     url = undefined;

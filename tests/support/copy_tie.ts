@@ -17,7 +17,7 @@ export const NEXT = recordedChanges(["activity"]).slice(0, 3);
 export const UNTIED = /is backup [0-9a-f]{32}, not [0-9a-f]{32}, the one backup\.lock ties to it/;
 /** How the plugin refuses a copy on a server that holds an empty backup, not the node's. */
 export const NONE_ON_SERVER =
-  /^the server holds no backup of this node any more, but an empty one \(backup [0-9a-f]{32}, version 0: asking its id makes one where there is none\), where backup\.lock ties this copy to backup [0-9a-f]{32} \("backup_ids"\): it was removed or moved away on the server, unless backup\.credential names another node now: put the backup back on the server in place of the empty one \(or this node's own backup\.credential beside backup\.lock\); or, that failing, with lightningd stopped, remove the URL from (async|mirror)_urls and make the copy anew from the node's database with "cln-backup mirror 'socket:[^']*' --lightning-dir DIR( --async)?"$/;
+  /^the server holds no backup of this node any more, but an empty one \(backup [0-9a-f]{32}, version 0: asking its id makes one where there is none\), where backup\.lock ties this copy to backup [0-9a-f]{32} \("backup_ids"\): it was removed or moved away on the server, unless backup\.credential names another node now: put the backup back on the server in place of the empty one \(or this node's own backup\.credential beside backup\.lock\); or, that failing, with lightningd stopped, remove the URL from (async|mirror)_urls and make the copy anew from the node's database with "cln-backup mirror 'socket:[^']*' --lightning-dir '\/[^']+'( --async)?"$/;
 
 /** Starts the plugin of the node at `dir` in this process, its log lines kept in `logs`. */
 export async function startPlugin(dir: string, logs: string[] = []): Promise<Backend> {

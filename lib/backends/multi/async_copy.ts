@@ -63,6 +63,8 @@ export interface AsyncCopyOptions {
   open(): Promise<Backend>;
   /** The backup id backup.lock ties the copy to (`backup_ids`); none: not checked. */
   backupId?: string;
+  /** The lightning dir as a shell word, which advice names (`DIR` where not known). */
+  dir?: string;
   /** The primary's backup as it stands now, to catch up from. */
   readPrimary(): Promise<BackupReader>;
   /** The primary's version now. */
@@ -370,7 +372,7 @@ export class AsyncCopy {
   async #open(): Promise<Backend> {
     const dest = await this.options.open();
     try {
-      const other = await copyTieProblem(dest, this.options.backupId, true);
+      const other = await copyTieProblem(dest, this.options.backupId, true, this.options.dir);
       if (other) throw new Error(other);
       // A torn append of the copy's own: the primary holds that change.
       if (dest.state().tail !== undefined) await dest.cutTail();

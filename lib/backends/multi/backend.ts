@@ -27,10 +27,10 @@ export type MirrorFailure = "stop" | "degrade";
  * How a destination that lacks changes is replaced: init refuses a node with a backup, and
  * backup.lock needs a `backend_url`, which the async copies follow.
  */
-function remake(isPrimary: boolean): string {
+function remake(isPrimary: boolean, dir: string): string {
   return `with lightningd stopped, remove it from backup.lock` +
     (isPrimary ? ` (make backend_url a destination that holds every change)` : "") +
-    `, then add a new copy with ${newCopyCommand()}`;
+    `, then add a new copy with ${newCopyCommand(dir)}`;
 }
 
 export class MultiBackend implements Backend {
@@ -42,12 +42,16 @@ export class MultiBackend implements Backend {
   #rewinding = false;
   #ready: Promise<void> | undefined;
 
-  /** `ties`: the backup id backup.lock ties each member to, by its index (none: unchecked). */
+  /**
+   * `ties`: the backup id backup.lock ties each member to, by its index (none: unchecked).
+   * `dir`: the lightning dir as a shell word, which the advice's mirror command names.
+   */
   constructor(
     readonly members: Backend[],
     readonly onFailure: MirrorFailure,
     readonly log: (level: "broken", message: string) => void = () => {},
     readonly ties: readonly (string | undefined)[] = [],
+    readonly dir = "DIR",
   ) {
     this.url = members[0].url;
   }
@@ -80,7 +84,7 @@ export class MultiBackend implements Backend {
   async #checkTie(member: Backend, tied: string | undefined): Promise<void> {
     let why: string | undefined;
     try {
-      why = await copyTieProblem(member, tied, false);
+      why = await copyTieProblem(member, tied, false, this.dir);
     } catch (error) {
       // The plugin stopping is no destination's failure.
       if (this.onFailure === "stop" || error instanceof StoppingError) {
@@ -138,7 +142,7 @@ export class MultiBackend implements Backend {
           `${behind.map((s) => s.url).join(", ")} lack changes the newest holds (a ` +
           `destination that failed under mirror_failure "degrade" gets no more): with ` +
           `lightningd stopped, remove each from backup.lock (backend_url must be one at ` +
-          `${top}), then add a new copy with ${newCopyCommand()}; ` +
+          `${top}), then add a new copy with ${newCopyCommand(this.dir)}; ` +
           `should the node's database not be at ${top}, restore it from the newest first`,
       );
     }
@@ -196,7 +200,7 @@ export class MultiBackend implements Backend {
       throw new Error(
         `${behind.url} is at version ${behind.state().version}, behind the other ` +
           `destinations: it lacks a change the node committed: ` +
-          remake(behind === this.members[0]),
+          remake(behind === this.members[0], this.dir),
       );
     }
     await this.#all(live, (m) => m.append(change), `change ${change.version}`);
@@ -258,7 +262,7 @@ export class MultiBackend implements Backend {
           `the node goes on with ${members.length - failed.length} destination(s) ` +
           `("mirror_failure": "degrade"), and this one lags behind it from now on: with ` +
           `lightningd stopped, remove it from backup.lock (backend_url must be a destination ` +
-          `that went on), then add a new copy with ${newCopyCommand()}`,
+          `that went on), then add a new copy with ${newCopyCommand(this.dir)}`,
       );
     }
   }

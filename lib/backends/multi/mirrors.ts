@@ -103,18 +103,20 @@ export function emptyOnServer(copy: Backend): boolean {
  * Why `copy`, which backup.lock's `backup_ids` ties to the backup `tied` (none: not checked),
  * gets none of the node's changes; `undefined` when it holds that backup. Asked before
  * anything is written there. An empty copy on a server is asked too: a node with no database
- * yet has one, tied to it; another id there is an empty backup where the node's was.
+ * yet has one, tied to it; another id there is an empty backup where the node's was. `dir`
+ * is the lightning dir as a shell word, where it is known.
  */
 export async function copyTieProblem(
   copy: Backend,
   tied: string | undefined,
   isAsync: boolean,
+  dir = "DIR",
 ): Promise<string | undefined> {
   if (tied === undefined) return undefined;
   await copy.ready?.();
   const empty = emptyOnServer(copy);
   const held = await copy.backupIdHex?.();
-  if (!empty || held === undefined || held === tied) return untiedCopy(tied, held, isAsync);
+  if (!empty || held === undefined || held === tied) return untiedCopy(tied, held, isAsync, dir);
   return `the server holds no backup of this node any more, but an empty one (backup ` +
     `${held}, version 0: asking its id makes one where there is none), where backup.lock ` +
     `ties this copy to backup ${tied} ("backup_ids"): it was removed or moved away on the ` +
@@ -122,7 +124,7 @@ export async function copyTieProblem(
     `server in place of the empty one (or this node's own backup.credential beside ` +
     `backup.lock); or, that failing, with lightningd stopped, remove the URL from ` +
     `${isAsync ? "async_urls" : "mirror_urls"} and make the copy anew from the node's ` +
-    `database with ${newCopyCommand("DIR", isAsync, copy.url)}`;
+    `database with ${newCopyCommand(dir, isAsync, copy.url)}`;
 }
 
 /**
