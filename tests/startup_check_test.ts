@@ -237,7 +237,8 @@ Deno.test("a copy of the plugin whose socket: code cannot be loaded says so in o
       new RegExp(
         `^Cannot start backup: the plugin's code for socket: and s3:// backups cannot be ` +
           `loaded \\(Module not found "file://${copy}/lib/backends/socket/backend\\.ts"\\.\\): ` +
-          `install cln-backup again \\(a compiled plugin: build it again with "deno task ` +
+          `install cln-backup again, each file readable by lightningd's user \\(a compiled ` +
+          `plugin: build it again with "deno task ` +
           `compile:plugin -- --lightning-dir '${
             Deno.realPathSync(dir)
           }'"\\), then start lightningd$`,

@@ -9,7 +9,8 @@
 
 /**
  * `loading`, an `import()` of one of cln-backup's own modules; a module that cannot be loaded
- * is thrown as `failure(cause)`, Deno's first line. Other errors pass through.
+ * is thrown as `failure(cause)`, Deno's first line and the OS's reason, when it gives one.
+ * Other errors pass through.
  */
 export async function ownCode<T>(
   loading: Promise<T>,
@@ -21,7 +22,12 @@ export async function ownCode<T>(
     // Deno's loader and parser errors are TypeErrors; a denied read is NotCapable, said elsewhere.
     if (!(error instanceof TypeError)) throw error;
     // deno-lint-ignore no-control-regex
-    const cause = error.message.split("\n")[0].replace(/\x1b\[[0-9;]*m/g, "").trim();
+    const [first, ...rest] = error.message.replace(/\x1b\[[0-9;]*m/g, "").split("\n");
+    // An import the OS refused says why on numbered lines ("    0: Permission denied ...").
+    const why = rest.map((line) => /^\s*\d+: (.+)$/.exec(line)?.[1]).filter(Boolean);
+    const cause = why.length === 0
+      ? first.trim()
+      : `${first.trim().replace(/\.$/, "")}: ${why.join(": ")}`;
     throw new Error(failure(cause));
   }
 }

@@ -291,7 +291,8 @@ export async function openAtStart(dir: string, options: StartupOptions = {}): Pr
         import("./remote_destinations.ts"),
         (cause) =>
           `Cannot start backup: the plugin's code for socket: and s3:// backups cannot be ` +
-          `loaded (${cause}): install cln-backup again (a compiled plugin: build it again with ` +
+          `loaded (${cause}): install cln-backup again, each file readable by lightningd's user ` +
+          `(a compiled plugin: build it again with ` +
           `"deno task compile:plugin -- --lightning-dir ${
             shellQuote(dir)
           }"), then start lightningd`,
