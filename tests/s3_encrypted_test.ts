@@ -565,3 +565,29 @@ test("encrypted S3: a rekey whose plain PUT (If-Match not implemented) is refuse
     Deno.removeSync(root, { recursive: true });
   }
 });
+
+test("encrypted S3 without its backup.key: the node stops at its first write, told the whole rekey that writes it", async () => {
+  const s = sharedRgw({ exportKeys: true });
+  const url = s.url(await s.bucket(), "nodes/keyless");
+  const dir = makeNodeDir("fresh-start");
+  try {
+    await makeEncryptedS3Backup(s, url);
+    writeLockFile(dir, { backend_url: url });
+    writeCredentials(dir, s.credentials);
+    const node = FakeLightningd.spawn({ lightningDir: dir, env: { AWS_ACCESS_KEY_ID: "" } });
+    await node.getmanifest();
+    assertEquals(await node.transaction(["UPDATE vars SET intval = 1 WHERE 0"]), "aborted");
+    await node.close();
+    const real = Deno.realPathSync(dir);
+    assertEquals(
+      node.logs.filter((l) => l.level === "broken").map((l) => l.message),
+      [
+        `Cannot start backup: "${url}" is encrypted and its key file "${real}/backup.key" is ` +
+        `missing: put it back, or write it with "cln-backup rekey '${url}' --key-file ` +
+        `'${real}'" (it asks for the passphrase or identity)`,
+      ],
+    );
+  } finally {
+    removeNodeDir(dir);
+  }
+});

@@ -6,11 +6,12 @@
  *
  * @module
  */
-import { nodeCommand } from "../fs/advised_command.ts";
+import { cliCommand, nodeCommand } from "../fs/advised_command.ts";
 import { shellQuote } from "../fs/shell_quote.ts";
 import { KEY_FILE } from "../crypto/key_file.ts";
 import { LOCK_FILE } from "./lock_file.ts";
 import { DATABASE_NAME } from "./database_name.ts";
+import type { BackupKeyError } from "../backends/file/encryption.ts";
 
 /**
  * The node's set-up as backup.lock and its lightning dir say it, which the advice of a stop
@@ -82,4 +83,30 @@ export function restoreAdvice(setup: BackupSetup | undefined): string {
   return `move "${setup.dir}/${DATABASE_NAME}" (or the file a wallet= line of lightningd's ` +
     `config names) aside with any -journal or -wal beside it, then run ` +
     `"${nodeCommand("restore", `${shellQuote(setup.url)} ${shellQuote(setup.dir)}${also}`)}"`;
+}
+
+/**
+ * A key file in the lightning dir `dir` that does not fit the backup at `url`, found at start
+ * (a file backup) or at the first write (a remote one): what to do, whole.
+ */
+export function keyFileAdvice(dir: string, url: string, error: BackupKeyError): string {
+  const keyFile = `${dir}/${KEY_FILE}`;
+  const rewrite = `"${cliCommand("rekey", `${shellQuote(url)} --key-file ${shellQuote(dir)}`)}" ` +
+    `(it asks for the passphrase or identity)`;
+  switch (error.problem) {
+    case "missing":
+      return `Cannot start backup: "${url}" is encrypted and its key file "${keyFile}" is ` +
+        `missing: put it back, or write it with ${rewrite}`;
+    case "plain":
+      return `Cannot start backup: "${url}" is not encrypted, but "${keyFile}" holds a key: ` +
+        `a plain and an encrypted backup are never mixed: remove the key file if this ` +
+        `backup is meant to be plain, or point backup.lock at the encrypted one`;
+    case "other": {
+      const ids = error.ids
+        ? ` (key id ${error.ids.given}; "${url}" needs ${error.ids.backup})`
+        : "";
+      return `Cannot start backup: "${keyFile}" holds another backup's key${ids}: put this ` +
+        `backup's own key file back, or write it with ${rewrite}`;
+    }
+  }
 }

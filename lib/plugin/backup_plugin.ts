@@ -22,7 +22,8 @@
 import type { Backend } from "../backends/backend.ts";
 import { bumpedFrom } from "../backup/bump.ts";
 import { checkFirstWrite } from "../backup/version_check.ts";
-import type { BackupSetup } from "../backup/setup_advice.ts";
+import { type BackupSetup, keyFileAdvice } from "../backup/setup_advice.ts";
+import { BackupKeyError } from "../backends/file/encryption.ts";
 import {
   ErrorCode,
   type JsonRpcError,
@@ -407,6 +408,10 @@ export class BackupPlugin {
       await backend.append({ version, statements: writes });
     } catch (error) {
       if (error instanceof StoppingError) return error.message;
+      // A remote backup's key is checked once it is reached: said as a file backup's is.
+      if (error instanceof BackupKeyError && this.context.setup) {
+        return this.#stop(keyFileAdvice(this.context.setup.dir, error.dir, error));
+      }
       const why = launcherDenied(error) ?? (error as Error).message;
       // A backend's own "Cannot store change N: ..." is said once.
       const said = `Cannot store change ${version}: `;

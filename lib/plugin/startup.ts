@@ -17,7 +17,7 @@ import type { FileBackendOptions } from "../backends/file/writer.ts";
 import { backupKind, openBackend } from "../backends/open.ts";
 import { parseBackupUrl } from "../backends/url.ts";
 import { type LockFile, readLockFile } from "../backup/lock_file.ts";
-import { type BackupSetup, newBackupAdvice } from "../backup/setup_advice.ts";
+import { type BackupSetup, keyFileAdvice, newBackupAdvice } from "../backup/setup_advice.ts";
 import { lockNumber } from "../backup/lock_number.ts";
 import { MultiBackend } from "../backends/multi/backend.ts";
 import {
@@ -81,29 +81,6 @@ function remake(setup: BackupSetup | undefined, copyIn: string | undefined): str
     ? newBackupAdvice(setup)
     : `with lightningd stopped, move it aside and remove it from backup.lock, then add a new ` +
       `copy with ${newCopyCommand(shellQuote(copyIn))}`;
-}
-
-/** A key file that does not fit the backup, said from where the plugin stands. */
-function keyMismatch(dir: string, url: string, error: BackupKeyError): string {
-  const keyFile = `${dir}/${KEY_FILE}`;
-  const rewrite = `"${cliCommand("rekey", `${shellQuote(url)} --key-file ${shellQuote(dir)}`)}" ` +
-    `(it asks for the passphrase or identity)`;
-  switch (error.problem) {
-    case "missing":
-      return `Cannot start backup: "${url}" is encrypted and its key file "${keyFile}" is ` +
-        `missing: put it back, or write it with ${rewrite}`;
-    case "plain":
-      return `Cannot start backup: "${url}" is not encrypted, but "${keyFile}" holds a key: ` +
-        `a plain and an encrypted backup are never mixed: remove the key file if this ` +
-        `backup is meant to be plain, or point backup.lock at the encrypted one`;
-    case "other": {
-      const ids = error.ids
-        ? ` (key id ${error.ids.given}; "${url}" needs ${error.ids.backup})`
-        : "";
-      return `Cannot start backup: "${keyFile}" holds another backup's key${ids}: put this ` +
-        `backup's own key file back, or write it with ${rewrite}`;
-    }
-  }
 }
 
 export interface StartupOptions extends Pick<FileBackendOptions, "segmentBytes"> {
@@ -345,7 +322,7 @@ export async function openAtStart(dir: string, options: StartupOptions = {}): Pr
         remake(setup, url === backendUrl ? undefined : dir)
       }, then start lightningd`
       : error instanceof BackupKeyError && url !== undefined
-      ? keyMismatch(dir, url, error)
+      ? keyFileAdvice(dir, url, error)
       : error instanceof Deno.errors.NotCapable
       ? `Cannot start backup: ${launcherDenied(error, dir)}`
       : osError !== undefined
