@@ -754,10 +754,9 @@ export class ServerStorage {
     if (this.#backend.keyId) {
       throw new RefusedError(
         `${what} is plain, and the backup is encrypted: the node seals its changes with its ` +
-          `backup.key, which is missing beside its backup.lock: put it back (${
-            nodeCommand("rekey")
-          } ` +
-          `--key-file), never mix a plain backup into an encrypted one`,
+          `backup.key, which is missing beside its backup.lock: put it back ("${
+            nodeCommand("rekey", "<url> --key-file <lightning-dir>")
+          }"), never mix a plain backup into an encrypted one`,
       );
     }
   }

@@ -189,7 +189,10 @@ Deno.test("what a server tells a node names commands as the node's plugin does, 
     const plain = await assertRejects(() =>
       storage.append({ version: 1, statements: [bumpStatement(0)] })
     );
-    assertMatch((plain as Error).message, /put it back \(cln-backup rekey --key-file\)/);
+    assertMatch(
+      (plain as Error).message,
+      /put it back \("cln-backup rekey <url> --key-file <lightning-dir>"\)/,
+    );
     const compact = await assertRejects(() => storage.compact());
     assertMatch((compact as Error).message, /or cln-backup compact\)/);
   } finally {
