@@ -209,46 +209,67 @@ Deno.test("a v1 .dbak with a socket: async copy gets the same refusal, loading t
   }
 });
 
-Deno.test("a copy of the plugin whose socket: code cannot be loaded says so in one line and refuses every write", async () => {
-  const dir = makeNodeDir("restart");
-  const copy = Deno.makeTempDirSync({ prefix: "plugin-copy-" });
-  try {
-    // An install that lost a file of its remote code (a partial copy, an update mid-way):
-    // loaded at start only when backup.lock names a socket: or s3:// destination.
-    const root = new URL("../", import.meta.url).pathname;
-    Deno.copyFileSync(`${root}/plugin.ts`, `${copy}/plugin.ts`);
-    await new Deno.Command("cp", { args: ["-R", `${root}/lib`, `${copy}/lib`] }).output();
-    Deno.removeSync(`${copy}/lib/backends/socket/backend.ts`);
-    Deno.writeTextFileSync(
-      `${dir}/backup.lock`,
-      JSON.stringify({ backend_url: "socket:127.0.0.1:9" }),
-    );
-    const lightningd = FakeLightningd.spawn({
-      lightningDir: dir,
-      command: [Deno.execPath(), "run", "-A", "--no-config", "--no-lock", `${copy}/plugin.ts`],
-    });
-    await lightningd.getmanifest();
-    await lightningd.init();
-    assertEquals(await lightningd.transaction(["UPDATE vars SET intval = 1 WHERE 0"]), "aborted");
-    await lightningd.close();
-    const refusal = lightningd.logs.find((l) => l.level === "broken")?.message ?? "";
-    assertMatch(
-      refusal,
-      new RegExp(
-        `^Cannot start backup: the plugin's code for socket: and s3:// backups cannot be ` +
-          `loaded \\(Module not found "file://${copy}/lib/backends/socket/backend\\.ts"\\.\\): ` +
-          `install cln-backup again, each file readable by lightningd's user \\(a compiled ` +
-          `plugin: build it again with "deno task ` +
-          `compile:plugin -- --lightning-dir '${
-            Deno.realPathSync(dir)
-          }'"\\), then start lightningd$`,
-      ),
-    );
-  } finally {
-    removeNodeDir(dir);
-    Deno.removeSync(copy, { recursive: true });
-  }
-});
+for (
+  const [what, damage, cause] of [
+    [
+      "lost a file",
+      (copy: string) => Deno.removeSync(`${copy}/lib/backends/socket/backend.ts`),
+      (copy: string) => `Module not found "file://${copy}/lib/backends/socket/backend.ts".`,
+    ],
+    [
+      "has a file of another version (an update mid-way)",
+      (copy: string) => {
+        const path = `${copy}/lib/backends/socket/credential.ts`;
+        const text = Deno.readTextFileSync(path);
+        Deno.writeTextFileSync(path, text.replace("function credentialIn(", "function renamed("));
+      },
+      (copy: string) => {
+        const importer = `${copy}/lib/plugin/remote_destinations.ts`;
+        const lines = Deno.readTextFileSync(importer).split("\n");
+        const line = lines.findIndex((text) => text.startsWith("import { credentialIn }")) + 1;
+        return `The requested module '../backends/socket/credential.ts' does not provide an ` +
+          `export named 'credentialIn' at file://${importer}:${line}:10`;
+      },
+    ],
+  ] as const
+) {
+  Deno.test(`a copy of the plugin that ${what} of its socket: code says so in one line and refuses every write`, async () => {
+    const dir = makeNodeDir("restart");
+    const copy = Deno.makeTempDirSync({ prefix: "plugin-copy-" });
+    try {
+      // Its remote code is loaded at start only when backup.lock names a socket: or s3://
+      // destination.
+      const root = new URL("../", import.meta.url).pathname;
+      Deno.copyFileSync(`${root}/plugin.ts`, `${copy}/plugin.ts`);
+      await new Deno.Command("cp", { args: ["-R", `${root}/lib`, `${copy}/lib`] }).output();
+      damage(copy);
+      Deno.writeTextFileSync(
+        `${dir}/backup.lock`,
+        JSON.stringify({ backend_url: "socket:127.0.0.1:9" }),
+      );
+      const lightningd = FakeLightningd.spawn({
+        lightningDir: dir,
+        command: [Deno.execPath(), "run", "-A", "--no-config", "--no-lock", `${copy}/plugin.ts`],
+      });
+      await lightningd.getmanifest();
+      await lightningd.init();
+      assertEquals(await lightningd.transaction(["UPDATE vars SET intval = 1 WHERE 0"]), "aborted");
+      await lightningd.close();
+      const refusal = lightningd.logs.find((l) => l.level === "broken")?.message ?? "";
+      assertEquals(
+        refusal,
+        `Cannot start backup: the plugin's code for socket: and s3:// backups cannot be ` +
+          `loaded (${cause(copy)}): install cln-backup again, each file readable by ` +
+          `lightningd's user (a compiled plugin: build it again with "deno task ` +
+          `compile:plugin -- --lightning-dir '${Deno.realPathSync(dir)}'"), then start ` +
+          `lightningd`,
+      );
+    } finally {
+      removeNodeDir(dir);
+      Deno.removeSync(copy, { recursive: true });
+    }
+  });
+}
 
 Deno.test("on the Python plugin's backup.lock (a v1 .dbak) the plugin says which command converts it", async () => {
   const dir = makeNodeDir("restart");

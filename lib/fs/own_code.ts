@@ -10,7 +10,7 @@
 /**
  * `loading`, an `import()` of one of cln-backup's own modules; a module that cannot be loaded
  * is thrown as `failure(cause)`, Deno's first line and the OS's reason, when it gives one.
- * Other errors pass through.
+ * A read the permissions deny passes through.
  */
 export async function ownCode<T>(
   loading: Promise<T>,
@@ -19,10 +19,12 @@ export async function ownCode<T>(
   try {
     return await loading;
   } catch (error) {
-    // Deno's loader and parser errors are TypeErrors; a denied read is NotCapable, said elsewhere.
-    if (!(error instanceof TypeError)) throw error;
+    // Loading, parsing, linking (a name another file no longer exports: SyntaxError) and
+    // evaluating: each failure is of the code. A denied read is NotCapable, said elsewhere.
+    if (error instanceof Deno.errors.NotCapable) throw error;
+    const said = String((error as Error)?.message ?? error);
     // deno-lint-ignore no-control-regex
-    const [first, ...rest] = error.message.replace(/\x1b\[[0-9;]*m/g, "").split("\n");
+    const [first, ...rest] = said.replace(/\x1b\[[0-9;]*m/g, "").split("\n");
     // An import the OS refused says why on numbered lines ("    0: Permission denied ...").
     const why = rest.map((line) => /^\s*\d+: (.+)$/.exec(line)?.[1]).filter(Boolean);
     const cause = why.length === 0

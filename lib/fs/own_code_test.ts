@@ -28,3 +28,19 @@ Deno.test("ownCode: a module lightningd's user may not read says why, not only t
       "Permission denied (os error 13))",
   );
 });
+
+Deno.test("ownCode: a module that imports a name another no longer exports (a copy changed mid-update) is one line", async () => {
+  const dir = Deno.makeTempDirSync({ prefix: "own-code-" });
+  try {
+    Deno.writeTextFileSync(`${dir}/b.ts`, `export const renamed = 1;\n`);
+    Deno.writeTextFileSync(`${dir}/a.ts`, `import { old } from "./b.ts";\nexport const a = old;\n`);
+    const error = await assertRejects(() => ownCode(import(`${dir}/a.ts`), said));
+    assertEquals(
+      error.message,
+      `cannot load (The requested module './b.ts' does not provide an export named 'old' at ` +
+        `file://${dir}/a.ts:1:10)`,
+    );
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
