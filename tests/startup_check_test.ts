@@ -7,6 +7,8 @@ import { assert, assertEquals, assertMatch } from "./support/assert.ts";
 import { FakeLightningd } from "./support/fake_lightningd.ts";
 import { loadFixture, PRE_4090_BACKUP, type Scenario } from "./support/fixtures.ts";
 import { init } from "../lib/cli/init.ts";
+import { writeLockFile } from "../lib/backup/lock_file.ts";
+import { pathToFileURL } from "node:url";
 import { BufferedOutput, makeNodeDir, removeNodeDir } from "./support/cli_testing.ts";
 
 interface Node {
@@ -185,6 +187,27 @@ Deno.test("a backup.key holding no key is refused at start with the whole rekey 
     );
   } finally {
     removeNodeDir(node.dir);
+  }
+});
+
+Deno.test("backup.lock naming a server's root is refused at start with the whole list-nodes that names its backups", async () => {
+  const dir = makeNodeDir("restart");
+  try {
+    const root = `${Deno.realPathSync(`${dir}/..`)}/server root`;
+    Deno.mkdirSync(`${root}/nodes`, { recursive: true });
+    writeLockFile(dir, { backend_url: pathToFileURL(root).href });
+    const lightningd = FakeLightningd.spawn({ lightningDir: dir });
+    await lightningd.getmanifest();
+    assertEquals(await lightningd.transaction(["UPDATE vars SET intval = 1 WHERE 0"]), "aborted");
+    await lightningd.close();
+    const refusal = lightningd.logs.find((l) => l.level === "broken")?.message ?? "";
+    assertMatch(refusal, /^Cannot open backup: ".*" is a backup server's root, not a backup: /);
+    assert(
+      refusal.includes(`("cln-backup server list-nodes '${root}'" shows them)`),
+      refusal,
+    );
+  } finally {
+    removeNodeDir(dir);
   }
 });
 

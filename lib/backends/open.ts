@@ -83,8 +83,9 @@ export function checkHoldsSegments(path: string): void {
   if (serverRoot) {
     throw new Error(
       `Cannot open backup: "${path}" is a backup server's root, not a backup: name a node's ` +
-        `backup, file://${path}/nodes/NAME/backup ("server list-nodes" shows them), or ` +
-        `reach it through its server with a socket+tls: URL`,
+        `backup, ${pathToFileURL(path).href}/nodes/NAME/backup ` +
+        `("${cliCommand("server list-nodes", shellQuote(path))}" shows them), or reach it ` +
+        `through its server with a socket+tls: URL`,
     );
   }
   // The Python plugin's README restores from the directory that holds its backup file.
