@@ -248,7 +248,7 @@ async function compactOnServer(
       return stats as unknown as CompactionResult;
     }
     const { rewindVersion, version } = remote.state();
-    const scratch = makeScratchDir("cln-backup-compact-");
+    const scratch = makeScratchDir("compact");
     try {
       return await compactSealed({
         url,

@@ -58,7 +58,7 @@ export async function checkExisting(
     );
   }
   const version = dataVersionOf(database, database);
-  const scratch = makeScratchDir("cln-backup-existing-");
+  const scratch = makeScratchDir("existing");
   let reader: BackupReader;
   // An S3 reader keeps its key to itself: it is taken as it is opened.
   let s3Key: DataKey | undefined;

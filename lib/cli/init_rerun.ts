@@ -73,7 +73,7 @@ export async function whyNotSnapshotOf(
   key: DataKey | undefined,
 ): Promise<string | undefined> {
   if (!existsSync(database)) return undefined; // An empty backup: nothing to compare.
-  const scratch = makeScratchDir("cln-backup-init-");
+  const scratch = makeScratchDir("init");
   const reader = new FileBackupReader(pathToFileURL(path).href, path, { key });
   try {
     const copy = `${scratch}/snapshot.sqlite3`;

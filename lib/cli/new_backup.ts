@@ -112,7 +112,7 @@ async function createS3From(
     await createS3Backup(url, credentials, undefined, undefined, encryption);
     return 0;
   }
-  const tmp = makeScratchDir("cln-backup-init-");
+  const tmp = makeScratchDir("init");
   try {
     const copy = `${tmp}/snapshot.sqlite3`;
     const version = await snapshotDatabase(database, copy);
@@ -220,7 +220,7 @@ async function sendSnapshotTo(
   } catch (error) {
     throw new Error(`${ACTION}: ${(error as Error).message}`);
   }
-  const tmp = makeScratchDir("cln-backup-init-");
+  const tmp = makeScratchDir("init");
   try {
     const { version, records } = remote.state();
     const copy = `${tmp}/snapshot.sqlite3`;

@@ -104,7 +104,7 @@ export async function verify(
             `restored here, with its key, to prove it`,
         );
       }
-      temp = makeScratchDir("cln-backup-verify-");
+      temp = makeScratchDir("verify");
       reader = await connectReader(url, undefined, s3Unlock(url, values, prompt));
       await unlockReader(reader, values, prompt);
       for (const line of checkBackup(reader, temp)) output.out(line);

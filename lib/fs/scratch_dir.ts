@@ -2,31 +2,47 @@
  * Scratch directories: where a command fetches a backup, restores a database to check it, or
  * builds a base, by default in the system's temporary directory. Each is as large as the
  * node's database, and a kill (a Ctrl-C of a long restore) leaves it there. So each is named
- * `<prefix><pid>-<random>`, its maker holds an flock on it while it lives, and the next maker
- * in the same directory removes those of processes that are gone, by work_path.ts's rules.
+ * `cln-backup-<kind>-<pid>-<random>`, its maker holds an flock on it while it lives, and the
+ * next maker in the same directory removes those of processes that are gone, by work_path.ts's
+ * rules. Only names of the kinds below are taken: a temporary directory holds the operator's
+ * own too (a dated copy of a backup, `cln-backup-mainnet-20241205-copy`).
  *
  * @module
  */
 import { dirname } from "node:path";
-import { removeAbandoned, stillAt } from "./work_path.ts";
+import { PID_MAX, removeAbandoned, stillAt } from "./work_path.ts";
 import { releaseLock } from "./flock.ts";
 import { removeIfExists } from "./exists.ts";
 
-/** Every scratch directory's name starts so; the plugin's own scratch holds them too. */
-const SCRATCH_PREFIX = "cln-backup-";
+/** What scratch directories are for, which their names say: `cln-backup-<kind>-`. */
+const KINDS = [
+  "init",
+  "verify",
+  "compact",
+  "existing",
+  "fetch",
+  "base",
+  "s3",
+  "s3-copy",
+  "s3-compact",
+] as const;
+export type ScratchKind = typeof KINDS[number];
 
-const SCRATCH = /^cln-backup-[a-z0-9-]+-([1-9]\d*)-[0-9A-Za-z]+$/;
+/** A scratch directory's name: its kind, its maker's pid, `Deno.makeTempDirSync`'s hex. */
+const SCRATCH = new RegExp(`^cln-backup-(?:${KINDS.join("|")})-([1-9]\\d*)-[0-9a-f]+$`);
 
 const held = new Map<string, Deno.FsFile>();
 const swept = new Set<string>();
 
 /**
- * Makes and locks a scratch directory named `<prefix><pid>-<random>` in `dir` (default: the
- * system's temporary directory); then, once per process and directory, removes those that
+ * Makes and locks a scratch directory named `cln-backup-<kind>-<pid>-<random>` in `dir`
+ * (default: the system's temporary directory); then, once per process and directory, removes
+ * those that
  * killed processes left there (after the lock, so the sweep never takes the new one). Remove
  * it with {@linkcode removeScratchDir}.
  */
-export function makeScratchDir(prefix: `${typeof SCRATCH_PREFIX}${string}-`, dir?: string): string {
+export function makeScratchDir(kind: ScratchKind, dir?: string): string {
+  const prefix = `cln-backup-${kind}-`;
   // Until it is locked, a sweep by another process that cannot read /proc (backup-cli) may
   // take a new one for a killed run's and remove it: then another is made.
   for (let attempt = 1;; attempt++) {
@@ -105,7 +121,7 @@ function removeAbandonedScratch(dir: string): void {
   }
   for (const entry of entries) {
     const match = SCRATCH.exec(entry.name);
-    if (!match || !entry.isDirectory || entry.isSymlink) continue;
+    if (!match || !entry.isDirectory || entry.isSymlink || Number(match[1]) > PID_MAX) continue;
     try {
       removeAbandoned(`${dir}/${entry.name}`, Number(match[1]), true);
     } catch {

@@ -16,7 +16,7 @@ function names(dir: string): string[] {
 Deno.test("a scratch dir carries its maker's pid, is locked while it lives, and goes", () => {
   const parent = Deno.makeTempDirSync();
   try {
-    const path = makeScratchDir("cln-backup-fetch-", parent);
+    const path = makeScratchDir("fetch", parent);
     assertMatch(path, new RegExp(`^${parent}/cln-backup-fetch-${Deno.pid}-[0-9a-f]+$`));
     const other = Deno.openSync(path, { read: true });
     try {
@@ -44,6 +44,11 @@ Deno.test("a scratch dir's maker removes what killed processes left, and only th
       held, // its process is gone, but someone holds its lock (another pid namespace)
       `cln-backup-fetch-5f3c1a`, // no pid: made by an older version, or not ours
       `other-${gone}-0a1b2c`, // not a scratch dir's name
+      // The operator's, named like one but of no kind cln-backup makes: a dated copy, an old one.
+      "cln-backup-mainnet-20241205-copy",
+      `cln-backup-node1-${gone}-old`,
+      `cln-backup-s3-rekey-${gone}-5f59358388b6f7fa`,
+      "cln-backup-verify-20241205-0a1b2c", // a date, not a pid
     ];
     for (const name of [...kept, `cln-backup-fetch-${gone}-0a1b2c`]) {
       Deno.mkdirSync(`${parent}/${name}`);
@@ -55,7 +60,7 @@ Deno.test("a scratch dir's maker removes what killed processes left, and only th
     holder = Deno.openSync(`${parent}/${held}`, { read: true });
     assert(holder.tryLockSync(true));
 
-    const path = makeScratchDir("cln-backup-verify-", parent);
+    const path = makeScratchDir("verify", parent);
     assertEquals(names(parent), [...kept, path.slice(parent.length + 1)].sort());
     removeScratchDir(path);
   } finally {
@@ -110,7 +115,7 @@ Deno.test("a scratch dir another process sweeps before its maker locks it is not
     sweeper,
     `import { makeScratchDir, removeScratchDir } from ${
       JSON.stringify(new URL("./scratch_dir.ts", import.meta.url).href)
-    };\nremoveScratchDir(makeScratchDir("cln-backup-fetch-", Deno.args[0]));\n`,
+    };\nremoveScratchDir(makeScratchDir("fetch", Deno.args[0]));\n`,
   );
   try {
     makeWithRace(parent, () => {
@@ -125,7 +130,7 @@ Deno.test("a scratch dir another process sweeps before its maker locks it is not
         ],
       }).outputSync();
       assertEquals(swept.code, 0, new TextDecoder().decode(swept.stderr));
-    }, () => makeScratchDir("cln-backup-verify-", parent));
+    }, () => makeScratchDir("verify", parent));
   } finally {
     Deno.removeSync(parent, { recursive: true });
     Deno.removeSync(scripts, { recursive: true });
@@ -157,7 +162,7 @@ Deno.test("a scratch dir a sweep holds as its maker opens it is not used once re
       while (!names(scripts).includes("locked")) {
         Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
       }
-    }, () => makeScratchDir("cln-backup-verify-", parent));
+    }, () => makeScratchDir("verify", parent));
   } finally {
     await child?.status;
     Deno.removeSync(parent, { recursive: true });
@@ -174,7 +179,7 @@ Deno.test("where the file system has no flock, a scratch dir is made unlocked, u
     };
     let path: string;
     try {
-      path = makeScratchDir("cln-backup-fetch-", parent);
+      path = makeScratchDir("fetch", parent);
     } finally {
       Deno.FsFile.prototype.lockSync = lockSync;
     }

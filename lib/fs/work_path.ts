@@ -45,7 +45,7 @@ export type WorkKind = keyof typeof KINDS;
 
 const LEFTOVER = /^(.+)\.(snapshot|creating|restoring|upgrading)-([1-9]\d*)(-journal|-wal|-shm)?$/;
 /** Linux's PID_MAX_LIMIT: a larger number (a date, say) is the operator's name, not a pid. */
-const PID_MAX = 4 * 1024 * 1024;
+export const PID_MAX = 4 * 1024 * 1024;
 
 /** The work path of this process for `path`. */
 export function workPath(path: string, kind: WorkKind): string {

@@ -140,7 +140,7 @@ export async function compactS3(
   if (options.scratch) clearScratch(options.scratch);
   await abortLeftUploads(client, policy);
   let fold: { seq: number; version: number } | undefined;
-  const tmp = makeScratchDir("cln-backup-s3-compact-", options.scratch);
+  const tmp = makeScratchDir("s3-compact", options.scratch);
   try {
     const database = `${tmp}/database.sqlite3`;
     const key = options.key;

@@ -69,7 +69,7 @@ export async function copyToS3(
     await putNew(client, key, bytes, key, policy, () => {});
     stored.push(key);
   };
-  const tmp = makeScratchDir("cln-backup-s3-copy-");
+  const tmp = makeScratchDir("s3-copy");
   const snapshotPath = `${tmp}/snapshot.sqlite3`;
   let snapshot: Deno.FsFile | undefined;
   let pending: Pending[] = [];

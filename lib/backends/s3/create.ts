@@ -99,7 +99,7 @@ export async function uploadBase(
   place: { backupId: Uint8Array; seq: number; key?: DataKey },
   policy: S3RetryPolicy,
 ): Promise<string> {
-  const tmp = makeScratchDir("cln-backup-base-");
+  const tmp = makeScratchDir("base");
   try {
     writeBase(tmp, source, s3BasePlace(place.backupId, source.version, place.seq, place.key));
     const key = baseKey(client.url.prefix, source.version, place.seq);

@@ -83,7 +83,7 @@ export class S3BackupReader implements BackupReader {
     unlock?: Unlock,
   ): Promise<S3BackupReader> {
     const client = new S3Client(s3Url(url), credentials, policy.timeoutMs);
-    const tmp = makeScratchDir("cln-backup-s3-", scratch);
+    const tmp = makeScratchDir("s3", scratch);
     try {
       const opened = await retrying("reading the backup id", policy, () => {}, async () => {
         const id = await readBackupId(client, url);

@@ -38,7 +38,7 @@ export class CopiedBackupReader implements BackupReader {
     credential: NodeCredential,
     scratch?: string,
   ): Promise<CopiedBackupReader> {
-    const tmp = makeScratchDir("cln-backup-fetch-", scratch);
+    const tmp = makeScratchDir("fetch", scratch);
     let conn: WireConnection | undefined;
     try {
       conn = await WireConnection.open(target, timeoutMs, credential);

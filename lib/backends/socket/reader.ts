@@ -72,7 +72,7 @@ export class SocketBackupReader implements BackupReader {
       return await CopiedBackupReader.fetch(url, socketUrl(url), timeoutMs, credential, scratch);
     }
     const conn = await WireConnection.open(socketUrl(url), timeoutMs);
-    const tmp = makeScratchDir("cln-backup-fetch-", scratch);
+    const tmp = makeScratchDir("fetch", scratch);
     try {
       return new SocketBackupReader(url, tmp, await spool(conn, `${tmp}/restore.wire`));
     } catch (error) {
