@@ -190,6 +190,32 @@ Deno.test("a backup.key holding no key is refused at start with the whole rekey 
   }
 });
 
+Deno.test("a backup directory with no segment (a disk not mounted, files deleted) is refused at start: mount it, or the whole init that starts a new backup of the intact database", async () => {
+  const dir = makeNodeDir("restart");
+  try {
+    const backupDir = `${Deno.realPathSync(`${dir}/..`)}/backup`;
+    Deno.mkdirSync(backupDir);
+    const url = `file://${backupDir}`;
+    writeLockFile(dir, { backend_url: url });
+    const lightningd = FakeLightningd.spawn({ lightningDir: dir });
+    await lightningd.getmanifest();
+    assertEquals(await lightningd.transaction(["UPDATE vars SET intval = 1 WHERE 0"]), "aborted");
+    await lightningd.close();
+    const real = Deno.realPathSync(dir);
+    assertEquals(
+      lightningd.logs.find((l) => l.level === "broken")?.message,
+      `Cannot start backup: "${url}" holds no backup segment (no base-*.clnb or log-*.clnb ` +
+        `file): if a disk should be mounted at "${backupDir}", mount it, then start ` +
+        `lightningd; if it held a backup, its files were deleted, and lightningd must not run ` +
+        `without its backup: with lightningd stopped, move the backup "${backupDir}" and ` +
+        `"${real}/backup.lock" aside, then run "cln-backup init --lightning-dir '${real}' ` +
+        `'${url}'" to start a new backup from the current database, then start lightningd`,
+    );
+  } finally {
+    removeNodeDir(dir);
+  }
+});
+
 Deno.test("backup.lock naming a server's root is refused at start with the whole list-nodes that names its backups", async () => {
   const dir = makeNodeDir("restart");
   try {

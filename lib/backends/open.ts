@@ -97,11 +97,23 @@ export function checkHoldsSegments(path: string): void {
         `itself, ${pathToFileURL(`${path}/${inside[0].name}`).href}`,
     );
   }
-  throw new Error(
-    `Cannot open backup: "${path}" holds no backup segment (no base-*.clnb or log-*.clnb ` +
-      `file): check the URL; if it held a backup, its files were deleted: restore from ` +
-      `another copy`,
-  );
+  throw new EmptyBackupError(path);
+}
+
+/**
+ * A backup directory that holds no segment, and names none inside it: a mistyped URL, a disk
+ * not mounted, or its files deleted. Its message is a reader's; the plugin, whose node's
+ * database is intact, says the init that starts a new backup instead.
+ */
+export class EmptyBackupError extends Error {
+  constructor(readonly path: string) {
+    super(
+      `Cannot open backup: "${path}" holds no backup segment (no base-*.clnb or log-*.clnb ` +
+        `file): check the URL; if it held a backup, its files were deleted: restore from ` +
+        `another copy`,
+    );
+    this.name = "EmptyBackupError";
+  }
 }
 
 /**

@@ -14,7 +14,7 @@
  */
 import type { Backend } from "../backends/backend.ts";
 import type { FileBackendOptions } from "../backends/file/writer.ts";
-import { backupKind, openBackend } from "../backends/open.ts";
+import { backupKind, EmptyBackupError, openBackend } from "../backends/open.ts";
 import { parseBackupUrl } from "../backends/url.ts";
 import { type LockFile, readLockFile } from "../backup/lock_file.ts";
 import { type BackupSetup, keyFileAdvice, newBackupAdvice } from "../backup/setup_advice.ts";
@@ -321,6 +321,12 @@ export async function openAtStart(dir: string, options: StartupOptions = {}): Pr
       ? `Cannot start backup: "${url}" is not one this version appends to: ${error.what}: ${
         remake(setup, url === backendUrl ? undefined : dir)
       }, then start lightningd`
+      : error instanceof EmptyBackupError && url !== undefined
+      ? `Cannot start backup: "${url}" holds no backup segment (no base-*.clnb or log-*.clnb ` +
+        `file): if a disk should be mounted at "${error.path}", mount it, then start ` +
+        `lightningd; if it held a backup, its files were deleted, and lightningd must not run ` +
+        `without its backup: ${remake(setup, url === backendUrl ? undefined : dir)}, then ` +
+        `start lightningd`
       : error instanceof BackupKeyError && url !== undefined
       ? keyFileAdvice(dir, url, error)
       : error instanceof Deno.errors.NotCapable
