@@ -53,8 +53,10 @@ const below = (random: Random, n: number) => Math.floor(random() * n);
 /** True for an error a reader may throw: ours, on one line, saying what failed. */
 function isOurs(error: unknown): boolean {
   if (!(error instanceof Error)) return false;
-  const plain = error.constructor === Error || error.name === "CorruptBackupError" ||
-    error.name === "BackupUrlError";
+  const plain = error.constructor === Error ||
+    ["CorruptBackupError", "BackupUrlError", "FormatTwoError", "EmptyBackupError"].includes(
+      error.name,
+    );
   return plain && /^Cannot /.test(error.message) && !error.message.includes("\n");
 }
 
