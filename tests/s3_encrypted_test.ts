@@ -559,7 +559,60 @@ test("encrypted S3: a rekey whose plain PUT (If-Match not implemented) is refuse
     globalThis.fetch = realFetch;
     assertEquals([code, output.stdout, output.stderr.length], [1, [], 1], output.text);
     assert(!output.stderr[0].includes("may hold the new wraps"), output.stderr[0]);
+    assertMatch(
+      output.stderr[0],
+      /403 AccessDenied.*: key\.json is as it was \(the old secrets open it\)/,
+    );
     assert(await opensS3(s, url, PASSPHRASE));
+  } finally {
+    globalThis.fetch = realFetch;
+    Deno.removeSync(root, { recursive: true });
+  }
+});
+
+test("encrypted S3: a rekey whose key.json PUT never went out (no connection to the service) says key.json is as it was, not that it may hold the new wraps; run again, it rekeys", async () => {
+  const s = sharedRgw({ exportKeys: true });
+  const url = s.url(await s.bucket());
+  await makeEncryptedS3Backup(s, url);
+  const root = Deno.makeTempDirSync({ prefix: "cln-backup-s3-rekey-unsent-" });
+  const realFetch = globalThis.fetch;
+  try {
+    const old = `${root}/old`, fresh = `${root}/new`;
+    Deno.writeTextFileSync(old, `${PASSPHRASE}\n`, { mode: 0o600 });
+    Deno.writeTextFileSync(fresh, "new passphrase\n", { mode: 0o600 });
+    let tries = 0;
+    // The service went away after key.json was read: each PUT fails to connect, as fetch says.
+    globalThis.fetch = (input, init) => {
+      if (init?.method !== "PUT" || !String(input).includes("key.json")) {
+        return realFetch(input, init);
+      }
+      tries++;
+      const cause = new Error(
+        `error sending request for url (${input}): client error (Connect): tcp connect ` +
+          `error: Connection refused (os error 111)`,
+      );
+      return Promise.reject(new TypeError("fetch failed", { cause }));
+    };
+    const args = [url, "--passphrase-file", old, "--new-passphrase-file", fresh];
+    const output = new BufferedOutput();
+    const code = await rekey(args, output);
+    globalThis.fetch = realFetch;
+    assertEquals(
+      [code, tries > 1, output.stdout, output.stderr.length],
+      [1, true, [], 1],
+      output.text,
+    );
+    assert(!output.stderr[0].includes("may hold"), output.stderr[0]);
+    assertMatch(
+      output.stderr[0],
+      /Connection refused.*: key\.json is as it was \(the old secrets open it\)/,
+    );
+    assert(await opensS3(s, url, PASSPHRASE), "key.json as it was");
+    const again = new BufferedOutput();
+    assertEquals(await rekey(args, again), 0, again.text);
+    assertMatch(again.stdout[0], /^Rewrapped the key of "s3:\/\/.*" for a new passphrase/);
+    assert(await opensS3(s, url, "new passphrase"));
+    assert(!await opensS3(s, url, PASSPHRASE));
   } finally {
     globalThis.fetch = realFetch;
     Deno.removeSync(root, { recursive: true });

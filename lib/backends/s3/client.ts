@@ -78,13 +78,18 @@ export const EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca49
 export const SIGV4_MODULE = new URL("./sigv4.ts", import.meta.url);
 let sigv4: Promise<typeof import("./sigv4.ts")> | undefined;
 
-/** A request that failed: `transient` when the same request may succeed later. */
+/**
+ * A request that failed: `transient` when the same request may succeed later; `unsent` when
+ * it certainly never reached the service (it could not be made, signed or connected), so a
+ * `PUT` so failed stored nothing.
+ */
 export class S3Error extends Error {
   constructor(
     message: string,
     readonly status: number | undefined,
     readonly code: string | undefined,
     readonly transient: boolean,
+    readonly unsent = false,
   ) {
     super(message);
     this.name = "S3Error";
@@ -145,6 +150,15 @@ function regionHint(response: Response): string {
 /** Whether `fetch` failed on the endpoint's certificate: no retry makes it trusted. */
 function untrusted(error: Error): boolean {
   return error.cause instanceof Error && /invalid peer certificate/.test(error.cause.message);
+}
+
+/**
+ * Whether `fetch` failed before the request went out: it made no connection (a name that
+ * does not resolve, one refused, a TLS handshake that failed), which its cause calls
+ * "client error (Connect)"; one cut after is "(SendRequest)".
+ */
+function unconnected(error: Error): boolean {
+  return error.cause instanceof Error && /client error \(Connect\)/.test(error.cause.message);
 }
 
 /**
@@ -328,7 +342,13 @@ export class S3Client {
     } catch (error) {
       // A CA file the launcher does not let it read: as a request it does not allow.
       if (error instanceof Deno.errors.NotCapable) throw error;
-      throw new S3Error(`${what}: ${(error as Error).message}`, undefined, undefined, false);
+      throw new S3Error(
+        `${what}: ${(error as Error).message}`,
+        undefined,
+        undefined,
+        false,
+        true,
+      );
     }
   }
 
@@ -382,6 +402,7 @@ export class S3Client {
         undefined,
         undefined,
         false,
+        true,
       );
     }
   }
@@ -429,6 +450,7 @@ export class S3Client {
         undefined,
         undefined,
         this.#passing(error as Error),
+        unconnected(error as Error),
       );
     }
     if (response.ok) {

@@ -92,8 +92,9 @@ export class IfMatchRefusedError extends Error {
  * If-Match or gave no ETag, whatever it holds (`"unchecked"`). S3 swaps an object whole, so a
  * reader sees the old wraps or the new ones; no record changes. A service that ignores
  * If-Match replaces it whatever it holds, unseen here. Throws when another rekey replaced it
- * since it was read (nothing stored), an {@linkcode IfMatchRefusedError}, or a
- * {@linkcode KeyMayBeStoredError} when it gave up after a try whose answer was lost.
+ * since it was read (nothing stored), an {@linkcode IfMatchRefusedError}, a
+ * {@linkcode KeyMayBeStoredError} when it gave up after a try whose answer was lost, or an
+ * S3Error saying `key.json` is as it was when no try went out or each was refused.
  */
 export async function replaceWrappedKey(
   url: string,
@@ -105,15 +106,18 @@ export async function replaceWrappedKey(
   const policy = DEFAULT_S3_POLICY;
   const client = new S3Client(s3Url(url), credentials, policy.timeoutMs);
   const key = wrappedKeyKey(client.url.prefix);
-  // A PUT without an answer (timed out, cut, a 5xx but 501's "not implemented") may have
-  // stored the bytes all the same.
+  // A PUT that went out without an answer (timed out, cut, a 5xx but 501's "not
+  // implemented") may have stored the bytes all the same; one that never went out (no
+  // connection, a permission this process lacks) or was refused stored nothing.
   let unanswered = false;
   const put = async (options: { ifMatch?: string } = {}): Promise<void> => {
     try {
       await client.put(key, bytes, options);
     } catch (error) {
-      const status = error instanceof S3Error ? error.status : undefined;
-      if (status === undefined || (status >= 500 && status !== 501)) unanswered = true;
+      if (error instanceof S3Error && !error.unsent) {
+        const status = error.status;
+        if (status === undefined || (status >= 500 && status !== 501)) unanswered = true;
+      }
       throw error;
     }
   };
@@ -153,9 +157,18 @@ export async function replaceWrappedKey(
       forms.length === 0 ? unchecked : swap,
     );
   } catch (error) {
-    if (!unanswered) throw error;
-    throw new KeyMayBeStoredError(
-      `${(error as Error).message}; a try may have stored it all the same`,
+    if (unanswered) {
+      throw new KeyMayBeStoredError(
+        `${(error as Error).message}; a try may have stored it all the same`,
+      );
+    }
+    if (!(error instanceof S3Error)) throw error;
+    throw new S3Error(
+      `${error.message}: ${WRAPPED_KEY_NAME} is as it was (the old secrets open it)`,
+      error.status,
+      error.code,
+      error.transient,
+      error.unsent,
     );
   }
   if (stored === "overtaken") {
