@@ -696,3 +696,69 @@ Deno.test("encrypted server backup: a rekey whose key.json the server stored but
     await s.stop();
   }
 });
+
+Deno.test("encrypted server backup: a rekey whose new key.json never reached the server (its connection refused, or cut before the key was written) says key.json is as it was, not that it may hold the new wraps; the same command run again rekeys it", async () => {
+  const s = await startEncryptedServer();
+  Deno.env.set(CREDENTIAL_ENV, s.credential.path);
+  const open = WireConnection.open;
+  const send = WireConnection.prototype.send;
+  try {
+    await initEncrypted(s);
+    const fresh = `${s.root}/new`;
+    Deno.writeTextFileSync(fresh, "new passphrase\n", { mode: 0o600 });
+    const opens = (passphrase: string) =>
+      unlockDir(s.storage, {}, () => Promise.resolve(passphrase)).then(() => true, () => false);
+    // The current passphrase is asked once the server's copy is fetched: the store comes next.
+    let stored = false;
+    const asked = () => {
+      stored = true;
+      return Promise.resolve(PASSPHRASE);
+    };
+    const args = [s.url, "--new-passphrase-file", fresh];
+    const faults: [string, () => void, RegExp][] = [
+      ["refused", () => {
+        WireConnection.open = (...rest) =>
+          stored
+            ? Promise.reject(
+              new ConnectionLostError("connecting to the server: Connection refused"),
+            )
+            : open.apply(WireConnection, rest);
+      }, /Connection refused/],
+      ["cut before written", () => {
+        WireConnection.prototype.send = function (bytes) {
+          if (bytes[0] !== V2Type.SealedKeyIf) return send.call(this, bytes);
+          this.close();
+          return Promise.reject(
+            new ConnectionLostError("sending to the server: Broken pipe (os error 32)"),
+          );
+        };
+      }, /Broken pipe/],
+    ];
+    for (const [name, fault, said] of faults) {
+      stored = false;
+      fault();
+      const output = new BufferedOutput();
+      const code = await rekey(args, output, asked);
+      WireConnection.open = open;
+      WireConnection.prototype.send = send;
+      assertEquals(
+        [name, code, output.stdout, output.stderr.length],
+        [name, 1, [], 1],
+        output.text,
+      );
+      assert(!output.stderr[0].includes("may hold"), output.stderr[0]);
+      assertMatch(output.stderr[0], said);
+      assertMatch(output.stderr[0], /: key\.json is as it was \(the old secrets open it\)$/);
+      assertEquals([await opens(PASSPHRASE), await opens("new passphrase")], [true, false]);
+    }
+    const again = new BufferedOutput();
+    assertEquals(await rekey(args, again, asked), 0, again.text);
+    assertMatch(again.stdout[0], /^Rewrapped the key of /);
+    assertEquals([await opens("new passphrase"), await opens(PASSPHRASE)], [true, false]);
+  } finally {
+    WireConnection.open = open;
+    WireConnection.prototype.send = send;
+    Deno.env.delete(CREDENTIAL_ENV);
+    await s.stop();
+  }
+});

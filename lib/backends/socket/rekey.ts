@@ -20,11 +20,14 @@ import {
 import { refusal, type SocketUrl, WireConnection } from "./connection.ts";
 import type { NodeCredential } from "./credential.ts";
 import { KeyMayBeStoredError, type KeyReplaced } from "../key_replaced.ts";
+import { WRAPPED_KEY_NAME } from "../../crypto/wrapped_key.ts";
 
 /**
  * Sends `wrappedKey` to replace the server's key.json, if it is still `read`; throws the
- * server's refusal, or a {@linkcode KeyMayBeStoredError} when its answer was lost. A server older than SEALED_KEY_IF (it refuses the type as a bad packet)
- * is sent SEALED_KEY, which it takes whatever its key.json holds: `"unchecked"`.
+ * server's refusal, a {@linkcode KeyMayBeStoredError} when it was sent and its answer was
+ * lost, or, when it never went out, the failure saying key.json is as it was. A server older
+ * than SEALED_KEY_IF (it refuses the type as a bad packet) is sent SEALED_KEY, which it takes
+ * whatever its key.json holds: `"unchecked"`.
  */
 export async function sendWrappedKey(
   target: SocketUrl,
@@ -34,10 +37,16 @@ export async function sendWrappedKey(
   timeoutMs: number,
 ): Promise<KeyReplaced> {
   const ask = async (request: Uint8Array): Promise<Packet> => {
-    const conn = await WireConnection.open(target, timeoutMs, credential);
+    const conn = await WireConnection.open(target, timeoutMs, credential).catch((error) => {
+      throw unsent(error);
+    });
+    // Written whole, it may be taken whatever becomes of the answer; a write that failed left
+    // the server no whole packet to act on.
+    let written = false;
     try {
-      return await conn.request(request);
+      return await conn.request(request, () => Promise.resolve(void (written = true)));
     } catch (error) {
+      if (!written) throw unsent(error);
       // Sent, perhaps taken: the server may have replaced key.json before the loss.
       throw new KeyMayBeStoredError(
         `the rewrapped key was sent to the server, but its answer was lost ` +
@@ -59,4 +68,11 @@ export async function sendWrappedKey(
 function unknownToServer(error: Packet, type: V2Type): boolean {
   const { code, message } = decodeError(error);
   return code === ErrorCode.BadPacket && message.includes(`type 0x${type.toString(16)} `);
+}
+
+/** `error`, which came before the new key.json went out: it says key.json is as it was. */
+function unsent(error: unknown): Error {
+  if (!(error instanceof Error) || error instanceof Deno.errors.NotCapable) return error as Error;
+  error.message = `${error.message}: ${WRAPPED_KEY_NAME} is as it was (the old secrets open it)`;
+  return error;
 }
