@@ -37,6 +37,7 @@ import { ConnectionLostError, WireConnection } from "../lib/backends/socket/conn
 import { socketUrl } from "../lib/backends/socket/backend.ts";
 import {
   decodeError,
+  encodeError,
   encodeFrame,
   encodeSealedBase,
   ErrorCode,
@@ -758,6 +759,49 @@ Deno.test("encrypted server backup: a rekey whose new key.json never reached the
   } finally {
     WireConnection.open = open;
     WireConnection.prototype.send = send;
+    Deno.env.delete(CREDENTIAL_ENV);
+    await s.stop();
+  }
+});
+
+Deno.test("encrypted server backup: a rekey the server answers with a storage failure after its new key.json may be in place (a failed fsync of the directory after the rename) says key.json may hold the new wraps; the same command run again finishes it", async () => {
+  const s = await startEncryptedServer();
+  Deno.env.set(CREDENTIAL_ENV, s.credential.path);
+  const request = WireConnection.prototype.request;
+  try {
+    await initEncrypted(s);
+    const old = `${s.root}/old`, fresh = `${s.root}/new`;
+    Deno.writeTextFileSync(old, `${PASSPHRASE}\n`, { mode: 0o600 });
+    Deno.writeTextFileSync(fresh, "new passphrase\n", { mode: 0o600 });
+    // The server renamed the new key.json into place, then failed to sync its directory.
+    WireConnection.prototype.request = async function (bytes, ...rest) {
+      const reply = await request.call(this, bytes, ...rest);
+      if (bytes[0] !== V2Type.SealedKeyIf || reply.type !== V2Type.Ack) return reply;
+      const frame = encodeError({
+        code: ErrorCode.Storage,
+        version: 0,
+        message: "the server cannot store it: Input/output error (os error 5)",
+      });
+      return { type: V2Type.Error, payload: frame.subarray(5, frame.length - 4) };
+    };
+    const args = [s.url, "--passphrase-file", old, "--new-passphrase-file", fresh];
+    const output = new BufferedOutput();
+    const code = await rekey(args, output);
+    WireConnection.prototype.request = request;
+    assertEquals([code, output.stdout, output.stderr.length], [1, [], 1], output.text);
+    assertMatch(
+      output.stderr[0],
+      /Input\/output error.*: key\.json may hold the new wraps all the same: keep the new secret, and run the same rekey again/,
+    );
+    const again = new BufferedOutput();
+    assertEquals(await rekey(args, again), 0, again.text);
+    assertMatch(again.stdout[0], /^Note: the current secret given does not open the key/);
+    const opens = (file: string) =>
+      unlockDir(s.storage, { "passphrase-file": file }, () => Promise.resolve(undefined))
+        .then(() => true, () => false);
+    assertEquals([await opens(fresh), await opens(old)], [true, false]);
+  } finally {
+    WireConnection.prototype.request = request;
     Deno.env.delete(CREDENTIAL_ENV);
     await s.stop();
   }

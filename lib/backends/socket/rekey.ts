@@ -25,7 +25,7 @@ import { WRAPPED_KEY_NAME } from "../../crypto/wrapped_key.ts";
 /**
  * Sends `wrappedKey` to replace the server's key.json, if it is still `read`; throws the
  * server's refusal, a {@linkcode KeyMayBeStoredError} when it was sent and its answer was
- * lost, or, when it never went out, the failure saying key.json is as it was. A server older
+ * lost or the server's storage failed, or, when it never went out, the failure saying key.json is as it was. A server older
  * than SEALED_KEY_IF (it refuses the type as a bad packet) is sent SEALED_KEY, which it takes
  * whatever its key.json holds: `"unchecked"`.
  */
@@ -59,6 +59,12 @@ export async function sendWrappedKey(
   let reply = await ask(encodeSealedKeyIf({ read: keyDigest(read), wrappedKey }));
   const older = reply.type === V2Type.Error && unknownToServer(reply, V2Type.SealedKeyIf);
   if (older) reply = await ask(encodeFrame(V2Type.SealedKey, wrappedKey));
+  if (reply.type === V2Type.Error && decodeError(reply).code === ErrorCode.Storage) {
+    // Its storage failed, perhaps once the new key.json was in place (its directory's sync).
+    throw new KeyMayBeStoredError(
+      `the server failed to store the rewrapped key (${decodeError(reply).message})`,
+    );
+  }
   if (reply.type === V2Type.Error) throw refusal(reply, "the rewrapped key");
   decodeVersionFrame(reply, V2Type.Ack);
   return older ? "unchecked" : "checked";
