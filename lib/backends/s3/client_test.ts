@@ -30,6 +30,34 @@ Deno.test("S3Client: a request that reaches no server says why, not only 'fetch 
   );
 });
 
+Deno.test("S3Client: a PUT that made no connection is unsent; one cut after it went out is not (it may have stored its object)", async () => {
+  const closed = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const refused = (closed.addr as Deno.NetAddr).port;
+  closed.close();
+  // A server that reads the request, then closes without an answer.
+  const cutting = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const serving = (async () => {
+    for await (const conn of cutting) {
+      await conn.read(new Uint8Array(65536)).catch(() => null);
+      conn.close();
+    }
+  })();
+  try {
+    const put = async (port: number) => {
+      const url = parseBackupUrl(`s3://b01/n?endpoint=http://127.0.0.1:${port}&path-style=1`);
+      const client = new S3Client(url as S3Url, { accessKeyId: "a", secretAccessKey: "s" });
+      const error = await assertRejects(() => client.put("n/key.json", new Uint8Array(8)));
+      assert(error instanceof S3Error && error.status === undefined, error.message);
+      return error.unsent;
+    };
+    assertEquals(await put(refused), true);
+    assertEquals(await put((cutting.addr as Deno.NetAddr).port), false);
+  } finally {
+    cutting.close();
+    await serving.catch(() => {});
+  }
+});
+
 Deno.test("S3Client: keys a request header cannot hold are said in one line, not retried", async () => {
   const url = parseBackupUrl("s3://b01/n?endpoint=http://127.0.0.1:1&path-style=1");
   const client = new S3Client(url as S3Url, { accessKeyId: "AKIA\u20ac", secretAccessKey: "s" });
