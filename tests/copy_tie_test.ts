@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { assertEquals, assertMatch } from "./support/assert.ts";
+import { assert, assertEquals, assertMatch } from "./support/assert.ts";
 import {
   BufferedOutput,
   makeBackup,
@@ -22,6 +22,8 @@ import { compactBackup } from "../lib/compact/compact.ts";
 import { readChain } from "../lib/format/chain.ts";
 import { formatBackupId } from "../lib/format/segment.ts";
 import { openAtStart } from "../lib/plugin/startup.ts";
+import { restoreBackup } from "../lib/backup/restore.ts";
+import { advised, runAsPrinted } from "./support/as_printed.ts";
 
 /** Node B's own backup, at version 12: another node's, lower than node A's 15. */
 async function otherNodesBackup(path: string): Promise<string> {
@@ -230,3 +232,73 @@ Deno.test("backend_url is not checked against backup_ids, which tie copies: a mi
     removeNodeDir(dir);
   }
 });
+
+for (const isAsync of [false, true]) {
+  const key = isAsync ? "async_urls" as const : "mirror_urls" as const;
+  Deno.test(`a copy in ${key} whose directory holds no segment is said to be mounted, or made anew with the mirror that runs as printed, never restored from`, async () => {
+    const dir = makeNodeDir("restart");
+    const base = Deno.realPathSync(`${dir}/..`);
+    const real = Deno.realPathSync(dir);
+    let backend: Backend | undefined;
+    try {
+      const url = await makeBackup(`${base}/backup`, A_CHANGES);
+      writeLockFile(dir, { backend_url: url });
+      const path = `${base}/copy`;
+      const copy = `file://${path}`;
+      const output = new BufferedOutput();
+      const added = await mirror(
+        [copy, "--lightning-dir", dir, ...isAsync ? ["--async"] : []],
+        output,
+      );
+      assertEquals(added, 0, output.transcript);
+      // Its disk not mounted at the directory, or its files deleted.
+      Deno.removeSync(path, { recursive: true });
+      Deno.mkdirSync(path);
+      let refusal: string;
+      if (isAsync) {
+        writeLockFile(dir, { ...readLockFile(dir), async_retry_s: 0.05 });
+        backend = await startPlugin(dir);
+        await backend.append(NEXT[0]);
+        const status = await settledCopy(backend);
+        assertEquals(status.state, "failing", JSON.stringify(status));
+        refusal = status.error!;
+        backend.close();
+        backend = undefined;
+        // The node committed the change its backup took.
+        Deno.removeSync(`${dir}/lightningd.sqlite3`);
+        const reader = openReader(url);
+        try {
+          restoreBackup(reader, `${dir}/lightningd.sqlite3`);
+        } finally {
+          reader.close();
+        }
+      } else {
+        const startup = await openAtStart(dir);
+        assert("error" in startup.backend);
+        refusal = startup.backend.error;
+      }
+      assertEquals(
+        refusal,
+        `Cannot open backup: "${path}" holds no backup segment (no base-*.clnb or log-*.clnb ` +
+          `file), a copy backup.lock names: mount its disk or fix the URL; or, if its files ` +
+          `were deleted, with lightningd stopped, move "${path}" aside and remove it from ` +
+          `${key} in backup.lock, then make it anew with "cln-backup mirror '${copy}' ` +
+          `--lightning-dir '${real}'${isAsync ? " --async" : ""}"`,
+      );
+      Deno.renameSync(path, `${path}-aside`);
+      const lock = readLockFile(dir);
+      writeLockFile(dir, {
+        ...lock,
+        [key]: (lock[key] as string[]).filter((each) => each !== copy),
+      });
+      const made = await runAsPrinted(advised(refusal), dir);
+      assertEquals(made.code, 0, made.out);
+      assertEquals(lastVersion(copy), isAsync ? NEXT[0].version : A_CHANGES.at(-1)!.version);
+      // The node starts with the copy made anew.
+      backend = await startPlugin(dir);
+    } finally {
+      backend?.close();
+      removeNodeDir(dir);
+    }
+  });
+}

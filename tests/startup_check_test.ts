@@ -10,6 +10,7 @@ import { init } from "../lib/cli/init.ts";
 import { writeLockFile } from "../lib/backup/lock_file.ts";
 import { pathToFileURL } from "node:url";
 import { BufferedOutput, makeNodeDir, removeNodeDir } from "./support/cli_testing.ts";
+import { advised, runAsPrinted } from "./support/as_printed.ts";
 
 interface Node {
   dir: string;
@@ -202,8 +203,9 @@ Deno.test("a backup directory with no segment (a disk not mounted, files deleted
     assertEquals(await lightningd.transaction(["UPDATE vars SET intval = 1 WHERE 0"]), "aborted");
     await lightningd.close();
     const real = Deno.realPathSync(dir);
+    const refusal = lightningd.logs.find((l) => l.level === "broken")?.message ?? "";
     assertEquals(
-      lightningd.logs.find((l) => l.level === "broken")?.message,
+      refusal,
       `Cannot start backup: "${url}" holds no backup segment (no base-*.clnb or log-*.clnb ` +
         `file): if a disk should be mounted at "${backupDir}", mount it, then start ` +
         `lightningd; if it held a backup, its files were deleted, and lightningd must not run ` +
@@ -211,6 +213,14 @@ Deno.test("a backup directory with no segment (a disk not mounted, files deleted
         `"${real}/backup.lock" aside, then run "cln-backup init --lightning-dir '${real}' ` +
         `'${url}'" to start a new backup from the current database, then start lightningd`,
     );
+    Deno.renameSync(backupDir, `${backupDir}-aside`);
+    Deno.renameSync(`${dir}/backup.lock`, `${dir}/backup.lock-aside`);
+    const made = await runAsPrinted(advised(refusal), dir);
+    assertEquals(made.code, 0, made.out);
+    const again = FakeLightningd.spawn({ lightningDir: dir });
+    await again.getmanifest();
+    assertEquals(await again.transaction(["UPDATE vars SET intval = 1 WHERE 0"]), "committed");
+    await again.close();
   } finally {
     removeNodeDir(dir);
   }

@@ -13,6 +13,7 @@ import { openReader } from "../lib/backends/open.ts";
 import { restoreBackup } from "../lib/backup/restore.ts";
 import { bumpStatement } from "./support/statements.ts";
 import { pathToFileURL } from "node:url";
+import { advised, runAsPrinted } from "./support/as_printed.ts";
 
 const SCHEMA = [
   "CREATE TABLE vars (name TEXT, val TEXT, intval INTEGER, blobval BLOB, PRIMARY KEY (name))",
@@ -127,38 +128,6 @@ const hookLogs = (lightningd: FakeLightningd) =>
 
 const brokenLines = (lightningd: FakeLightningd) =>
   lightningd.logs.filter((l) => l.level === "broken");
-
-const CLI = new URL("../cli.ts", import.meta.url).pathname;
-
-/** The last command `message` advises to run, as printed between its double quotes. */
-function advised(message: string): string {
-  const commands = [...message.matchAll(/"(cln-backup [^"]*)"/g)].map((m) => m[1]);
-  assert(commands.length > 0, message);
-  return commands.at(-1)!;
-}
-
-/**
- * Runs `command` as the operator pastes it into a shell: `sh -c`, with a `cln-backup` on PATH
- * that runs cli.ts. Not the suite's INIT_CWD: it would name advice `deno task`.
- */
-async function runAsPrinted(command: string, dir: string): Promise<{ code: number; out: string }> {
-  const bin = Deno.makeTempDirSync({ dir });
-  Deno.writeTextFileSync(
-    `${bin}/cln-backup`,
-    `#!/bin/sh\nexec '${Deno.execPath()}' run -A '${CLI}' "$@"\n`,
-    { mode: 0o755 },
-  );
-  const { INIT_CWD: _, ...inherited } = Deno.env.toObject();
-  const { code, stdout, stderr } = await new Deno.Command("sh", {
-    args: ["-c", command],
-    cwd: bin,
-    clearEnv: true,
-    env: { ...inherited, NO_COLOR: "1", PATH: `${bin}:${inherited.PATH}` },
-  }).output();
-  Deno.removeSync(bin, { recursive: true });
-  const text = new TextDecoder();
-  return { code, out: text.decode(stdout) + text.decode(stderr) };
-}
 
 /** The node's dir in the tests that paste advice: a space and a quote, to be shell-quoted. */
 const AWKWARD = "it's a node ";

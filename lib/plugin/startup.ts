@@ -130,6 +130,23 @@ function refuseMissingCopy(path: string, url: string, lock: LockFile, dir: strin
 }
 
 /**
+ * A copy whose directory holds no segment (its disk not mounted there, its files deleted): the
+ * reader's advice, to restore from another copy, is no node's with its own database. Moved
+ * aside and out of backup.lock, its URL is free for the mirror that makes it anew.
+ */
+function refuseEmptyCopy(path: string, url: string, lock: LockFile, dir: string): void {
+  if (url === lock.backend_url) return;
+  const isAsync = lockDestinations(lock).async.includes(url);
+  throw new Error(
+    `Cannot open backup: "${path}" holds no backup segment (no base-*.clnb or log-*.clnb ` +
+      `file), a copy backup.lock names: mount its disk or fix the URL; or, if its files were ` +
+      `deleted, with lightningd stopped, move "${path}" aside and remove it from ` +
+      `${isAsync ? "async_urls" : "mirror_urls"} in backup.lock, then make it anew with ` +
+      newCopyCommand(shellQuote(dir), isAsync, url),
+  );
+}
+
+/**
  * Opens one destination, logging how it stands (or that it connects in the background).
  * `remote` is loaded whenever backup.lock names a `socket:` or `s3://` destination.
  */
@@ -149,13 +166,19 @@ function openOne(
     return remote!.openRemote(url, parsed.scheme, lock, dir, key, options, log);
   }
   refuseMissingCopy(parsed.path, url, lock, dir);
-  const backend = openBackend(url, {
-    ...file,
-    lightningDir: dir,
-    key,
-    segmentBytes: options.segmentBytes,
-    log: (message) => log.push({ level: "unusual", message }),
-  });
+  let backend: Backend;
+  try {
+    backend = openBackend(url, {
+      ...file,
+      lightningDir: dir,
+      key,
+      segmentBytes: options.segmentBytes,
+      log: (message) => log.push({ level: "unusual", message }),
+    });
+  } catch (error) {
+    if (error instanceof EmptyBackupError) refuseEmptyCopy(error.path, url, lock, dir);
+    throw error;
+  }
   const state = backend.state();
   const rewind = state.rewindVersion === undefined
     ? ""
@@ -325,8 +348,7 @@ export async function openAtStart(dir: string, options: StartupOptions = {}): Pr
       ? `Cannot start backup: "${url}" holds no backup segment (no base-*.clnb or log-*.clnb ` +
         `file): if a disk should be mounted at "${error.path}", mount it, then start ` +
         `lightningd; if it held a backup, its files were deleted, and lightningd must not run ` +
-        `without its backup: ${remake(setup, url === backendUrl ? undefined : dir)}, then ` +
-        `start lightningd`
+        `without its backup: ${newBackupAdvice(setup)}, then start lightningd`
       : error instanceof BackupKeyError && url !== undefined
       ? keyFileAdvice(dir, url, error)
       : error instanceof Deno.errors.NotCapable
