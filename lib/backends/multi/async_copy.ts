@@ -52,8 +52,7 @@ import type {
 } from "../backend.ts";
 import { bumpedFrom } from "../../backup/bump.ts";
 import { launcherDenied } from "../../fs/launcher_denied.ts";
-import { cliCommand } from "../../fs/advised_command.ts";
-import { copyTieProblem } from "./mirrors.ts";
+import { copyTieProblem, newCopyCommand } from "./mirrors.ts";
 
 export type AsyncLogLevel = "info" | "unusual";
 
@@ -402,8 +401,9 @@ export class AsyncCopy {
       if (dest.state().version > this.options.primaryVersion()) {
         throw new Error(
           `it is at version ${dest.state().version}, ahead of the primary at ` +
-            `${this.options.primaryVersion()}: it is not a copy of this backup: remove it ` +
-            `from async_urls (then add a new one with "${cliCommand("mirror", "--async <url>")}")`,
+            `${this.options.primaryVersion()}: it is not a copy of this backup: with ` +
+            `lightningd stopped, remove it from async_urls, then add a new copy with ` +
+            newCopyCommand(this.options.dir, true),
         );
       }
       // What it holds may not be synced yet (a plugin killed before its copy's sync).
@@ -478,8 +478,8 @@ export class AsyncCopy {
             throw new Error(
               `the primary keeps no changes below its snapshot at version ${entry.version}, ` +
                 `above this copy's version ${dest.state().version} (it was compacted): with ` +
-                `lightningd stopped, remove this copy from async_urls and add a new one with ` +
-                `"${cliCommand("mirror", "--async <url>")}"`,
+                `lightningd stopped, remove this copy from async_urls, then add a new copy ` +
+                `with ${newCopyCommand(this.options.dir, true)}`,
             );
           }
           continue;

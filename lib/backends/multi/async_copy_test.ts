@@ -272,8 +272,8 @@ Deno.test("AsyncCopy: a destination the launcher does not allow says to run doct
   }
 });
 
-Deno.test("AsyncCopy refuses a destination ahead of the primary, naming both versions", async () => {
-  const t = setUp();
+Deno.test("AsyncCopy refuses a destination ahead of the primary, naming both versions and the mirror for this node", async () => {
+  const t = setUp({ dir: "'/lightning dir'" });
   try {
     createFileBackup(`${t.root}/copy`);
     const other = openBackend(t.copyUrl);
@@ -283,7 +283,7 @@ Deno.test("AsyncCopy refuses a destination ahead of the primary, naming both ver
     const status = await t.until((s) => s.state === "failing");
     assertMatch(
       status.error ?? "",
-      /at version 3, ahead of the primary at 1: .*remove it from async_urls/,
+      /at version 3, ahead of the primary at 1: it is not a copy of this backup: with lightningd stopped, remove it from async_urls, then add a new copy with "cln-backup mirror NEW_URL --lightning-dir '\/lightning dir' --async"$/,
     );
   } finally {
     await t.done();
@@ -313,6 +313,7 @@ Deno.test("AsyncCopy says so when the primary no longer holds the changes it lac
       primaryVersion: () => primary.state().version,
       log: () => {},
       maxRetryMs: 20,
+      dir: "'/lightning dir'",
     });
     try {
       await primary.append(change(6));
@@ -324,7 +325,7 @@ Deno.test("AsyncCopy says so when the primary no longer holds the changes it lac
       }
       assertMatch(
         status.error ?? "",
-        /no changes below its snapshot at version 5, above this copy's version 0 .*mirror --async/,
+        /no changes below its snapshot at version 5, above this copy's version 0 \(it was compacted\): with lightningd stopped, remove this copy from async_urls, then add a new copy with "cln-backup mirror NEW_URL --lightning-dir '\/lightning dir' --async"$/,
       );
     } finally {
       await copy.close();
