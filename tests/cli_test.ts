@@ -6,7 +6,7 @@
 import { assert, assertEquals, assertMatch } from "./support/assert.ts";
 import { dumpDatabase } from "./support/dump.ts";
 import { loadFixture } from "./support/fixtures.ts";
-import { runCli } from "../lib/cli/main.ts";
+import { type Command, COMMANDS, runCli } from "../lib/cli/main.ts";
 import { aloneNote } from "../lib/cli/restore.ts";
 import { BufferedOutput, makeNodeDir, removeNodeDir } from "./support/cli_testing.ts";
 
@@ -136,4 +136,31 @@ Deno.test("cli.ts: a usage error names the help to read as the command was run",
   assertEquals((await cli(["status", "file:///x", "--bogus"], { INIT_CWD: PROJECT })).stderr, [
     `Usage error: Unknown option '--bogus': see "deno task status -- --help"`,
   ]);
+});
+
+Deno.test("a command whose code cannot be loaded (a file missing, or changed mid-update) is one line saying to install again", async () => {
+  const status = COMMANDS.status;
+  const missing = new URL("./no_such_command.ts", import.meta.url).href;
+  const broken: [() => Promise<Command>, string][] = [
+    [() => import(missing), `Module not found "${missing}".`],
+    // An older file that no longer exports the command.
+    [
+      async () => (await import("../lib/cli/status.ts")).STATUS_SPEC as never,
+      "its module exports no status command",
+    ],
+  ];
+  try {
+    for (const [load, cause] of broken) {
+      COMMANDS.status = load;
+      const output = new BufferedOutput();
+      assertEquals(await runCli(["status", "file:///x"], output), 1);
+      assertEquals(output.stdout, []);
+      assertEquals(output.stderr, [
+        `Cannot run status: its code cannot be loaded (${cause}): install cln-backup again, ` +
+        `each file readable by the user that runs it`,
+      ]);
+    }
+  } finally {
+    COMMANDS.status = status;
+  }
 });

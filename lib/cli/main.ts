@@ -5,6 +5,7 @@
  */
 import { consoleOutput, Exit, type Output } from "./args.ts";
 import { cliHelp } from "../fs/advised_command.ts";
+import { ownCode } from "../fs/own_code.ts";
 
 export const HELP = `Usage: cln-backup <command> [options]
   run as ./backup-cli <command> [options] in the checkout (the Python plugin's CLI name; each
@@ -93,7 +94,30 @@ export async function runCli(args: string[], output: Output = consoleOutput): Pr
     output.err(`Usage error: unknown command "${name}": see "${cliHelp()}"`);
     return Exit.Usage;
   }
+  let command: Command;
+  try {
+    command = await loadCommand(name, load);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotCapable) throw error;
+    output.err((error as Error).message);
+    return Exit.Failed;
+  }
   // `deno task init -- <url>` passes the "--" on; it only separates deno's options from ours.
-  const command = await load();
   return await command(rest[0] === "--" ? rest.slice(1) : rest, output);
+}
+
+/**
+ * The command `name`, loaded: a file missing, unreadable or changed mid-update (a name one
+ * file imports that another no longer exports) is one line saying to install again.
+ */
+async function loadCommand(name: string, load: () => Promise<Command>): Promise<Command> {
+  return await ownCode(
+    load().then((command) => {
+      if (typeof command !== "function") throw new Error(`its module exports no ${name} command`);
+      return command;
+    }),
+    (cause) =>
+      `Cannot run ${name}: its code cannot be loaded (${cause}): install cln-backup again, ` +
+      `each file readable by the user that runs it`,
+  );
 }
