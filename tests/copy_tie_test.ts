@@ -233,9 +233,59 @@ Deno.test("backend_url is not checked against backup_ids, which tie copies: a mi
   }
 });
 
-for (const isAsync of [false, true]) {
+/** How a copy's directory is spoiled, and how the plugin says what it is. */
+const SPOILED: Record<
+  string,
+  { spoil(path: string): void; what(copy: string, path: string): string }
+> = {
+  "holds no segment": {
+    // Its disk not mounted at the directory, or its files deleted.
+    spoil(path) {
+      Deno.removeSync(path, { recursive: true });
+      Deno.mkdirSync(path);
+    },
+    what: (_, path) =>
+      `Cannot open backup: "${path}" holds no backup segment (no base-*.clnb or log-*.clnb ` +
+      `file), a copy backup.lock names: mount its disk or fix the URL; or, if its files ` +
+      `were deleted, `,
+  },
+  "is of format 2": {
+    spoil(path) {
+      for (const { name } of Deno.readDirSync(path)) {
+        if (!name.endsWith(".clnb")) continue;
+        const bytes = Deno.readFileSync(`${path}/${name}`);
+        new DataView(bytes.buffer).setUint32(8, 2);
+        Deno.writeFileSync(`${path}/${name}`, bytes);
+      }
+    },
+    what: (copy, path) =>
+      `Cannot open backup: "${copy}" is not one this version appends to: "${path}/` +
+      `base-00000000000000000015.clnb" has format 2, written by a development version of ` +
+      `cln-backup before backups had an identity; this one reads format 3: `,
+  },
+  "is damaged": {
+    spoil(path) {
+      const log = `${path}/log-00000000000000000001.clnb`;
+      const bytes = Deno.readFileSync(log);
+      bytes[40] ^= 0xff;
+      Deno.writeFileSync(log, bytes);
+    },
+    what: (copy, path) =>
+      `Cannot open backup: "${copy}" is damaged: segment header checksum mismatch at ` +
+      `offset 0 of "${path}/log-00000000000000000001.clnb", which no crash explains: `,
+  },
+};
+
+for (
+  const [isAsync, how] of [
+    [false, "holds no segment"],
+    [true, "holds no segment"],
+    [true, "is of format 2"],
+    [true, "is damaged"],
+  ] as const
+) {
   const key = isAsync ? "async_urls" as const : "mirror_urls" as const;
-  Deno.test(`a copy in ${key} whose directory holds no segment is said to be mounted, or made anew with the mirror that runs as printed, never restored from`, async () => {
+  Deno.test(`a copy in ${key} whose directory ${how} is made anew with the mirror that runs as printed, never restored from`, async () => {
     const dir = makeNodeDir("restart");
     const base = Deno.realPathSync(`${dir}/..`);
     const real = Deno.realPathSync(dir);
@@ -251,9 +301,7 @@ for (const isAsync of [false, true]) {
         output,
       );
       assertEquals(added, 0, output.transcript);
-      // Its disk not mounted at the directory, or its files deleted.
-      Deno.removeSync(path, { recursive: true });
-      Deno.mkdirSync(path);
+      SPOILED[how].spoil(path);
       let refusal: string;
       if (isAsync) {
         writeLockFile(dir, { ...readLockFile(dir), async_retry_s: 0.05 });
@@ -279,9 +327,8 @@ for (const isAsync of [false, true]) {
       }
       assertEquals(
         refusal,
-        `Cannot open backup: "${path}" holds no backup segment (no base-*.clnb or log-*.clnb ` +
-          `file), a copy backup.lock names: mount its disk or fix the URL; or, if its files ` +
-          `were deleted, with lightningd stopped, move "${path}" aside and remove it from ` +
+        SPOILED[how].what(copy, path) +
+          `with lightningd stopped, move "${path}" aside and remove it from ` +
           `${key} in backup.lock, then make it anew with "cln-backup mirror '${copy}' ` +
           `--lightning-dir '${real}'${isAsync ? " --async" : ""}"`,
       );

@@ -130,20 +130,46 @@ function refuseMissingCopy(path: string, url: string, lock: LockFile, dir: strin
 }
 
 /**
- * A copy whose directory holds no segment (its disk not mounted there, its files deleted): the
- * reader's advice, to restore from another copy, is no node's with its own database. Moved
- * aside and out of backup.lock, its URL is free for the mirror that makes it anew.
+ * How a file copy whose files cannot be appended to is made anew: moved aside and out of
+ * backup.lock, its URL is free for the mirror that makes it from the node's database. Never
+ * a restore, nor init: the node's own database is intact.
  */
-function refuseEmptyCopy(path: string, url: string, lock: LockFile, dir: string): void {
-  if (url === lock.backend_url) return;
+function remakeCopy(path: string, url: string, isAsync: boolean, dir: string): string {
+  return `with lightningd stopped, move "${path}" aside and remove it from ` +
+    `${isAsync ? "async_urls" : "mirror_urls"} in backup.lock, then make it anew with ` +
+    newCopyCommand(shellQuote(dir), isAsync, url);
+}
+
+/**
+ * Why the file copy at `path` cannot be opened, with what to do; `undefined` for
+ * backend_url, or an error not of its files. A sync copy's damage and format are said at
+ * start, where the node stops ({@linkcode openAtStart}); an async copy's, in the log.
+ */
+function copyRefusal(
+  error: unknown,
+  path: string,
+  url: string,
+  lock: LockFile,
+  dir: string,
+): string | undefined {
+  if (url === lock.backend_url) return undefined;
   const isAsync = lockDestinations(lock).async.includes(url);
-  throw new Error(
-    `Cannot open backup: "${path}" holds no backup segment (no base-*.clnb or log-*.clnb ` +
-      `file), a copy backup.lock names: mount its disk or fix the URL; or, if its files were ` +
-      `deleted, with lightningd stopped, move "${path}" aside and remove it from ` +
-      `${isAsync ? "async_urls" : "mirror_urls"} in backup.lock, then make it anew with ` +
-      newCopyCommand(shellQuote(dir), isAsync, url),
-  );
+  // The reader's advice, to restore from another copy, is no node's with its own database.
+  if (error instanceof EmptyBackupError) {
+    return `Cannot open backup: "${path}" holds no backup segment (no base-*.clnb or ` +
+      `log-*.clnb file), a copy backup.lock names: mount its disk or fix the URL; or, if its ` +
+      `files were deleted, ${remakeCopy(path, url, isAsync, dir)}`;
+  }
+  if (!isAsync) return undefined;
+  if (error instanceof FormatTwoError) {
+    return `Cannot open backup: "${url}" is not one this version appends to: ${error.what}: ` +
+      remakeCopy(path, url, isAsync, dir);
+  }
+  if (error instanceof CorruptBackupError) {
+    return `Cannot open backup: "${url}" is damaged: ${error.where}, which no crash explains: ` +
+      remakeCopy(path, url, isAsync, dir);
+  }
+  return undefined;
 }
 
 /**
@@ -176,7 +202,8 @@ function openOne(
       log: (message) => log.push({ level: "unusual", message }),
     });
   } catch (error) {
-    if (error instanceof EmptyBackupError) refuseEmptyCopy(error.path, url, lock, dir);
+    const refusal = copyRefusal(error, parsed.path, url, lock, dir);
+    if (refusal !== undefined) throw new Error(refusal);
     throw error;
   }
   const state = backend.state();
