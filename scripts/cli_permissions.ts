@@ -5,7 +5,19 @@
  *
  * @module
  */
-import { commandGrants, denoFlags } from "../lib/cli/permissions.ts";
+import { ownCode } from "../lib/fs/own_code.ts";
+
+// Loaded so that a checkout missing a file (an update cut short) is said in one line: the
+// table reads every command's options, so it reaches all of their code.
+const { commandGrants, denoFlags } = await ownCode(
+  import("../lib/cli/permissions.ts"),
+  (cause) =>
+    `Cannot run backup-cli: its code cannot be loaded (${cause}): install cln-backup again, ` +
+    `each file readable by the user that runs it`,
+).catch((error: Error) => {
+  console.error(error.message);
+  Deno.exit(1);
+});
 
 try {
   const tempDir = Deno.env.get("TMPDIR") || "/tmp";

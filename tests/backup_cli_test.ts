@@ -616,3 +616,27 @@ Deno.test('backup-cli: run as "sh backup-cli", the commands it advises are ./bac
     Deno.removeSync(root, { recursive: true });
   }
 });
+
+Deno.test("backup-cli in a checkout missing a file of its code says in one line to install again", async () => {
+  const root = checkout();
+  try {
+    // The code copied, not linked, and one command's file gone (an update cut short).
+    Deno.removeSync(`${root}/lib`);
+    new Deno.Command("cp", { args: ["-R", `${PROJECT}lib`, `${root}/lib`] }).outputSync();
+    Deno.removeSync(`${root}/lib/cli/rekey.ts`);
+    const real = Deno.realPathSync(root);
+    for (const args of [["--help"], ["rekey", "file:///x"]]) {
+      assertEquals(await backupCli(`${root}/backup-cli`, args), {
+        code: 1,
+        stdout: [],
+        stderr: [
+          `Cannot run backup-cli: its code cannot be loaded (Module not found ` +
+          `"file://${real}/lib/cli/rekey.ts".): install cln-backup again, each file readable ` +
+          `by the user that runs it`,
+        ],
+      }, args.join(" "));
+    }
+  } finally {
+    Deno.removeSync(root, { recursive: true });
+  }
+});
