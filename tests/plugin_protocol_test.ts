@@ -490,7 +490,9 @@ const UNUSABLE: [string, (dir: string) => void, (dir: string) => RegExp][] = [
       Deno.mkdirSync(`${dir}/empty`);
       lock(dir, `file://${dir}/empty`);
     },
-    () => /^Cannot open backup: ".*\/empty" holds no backup segment .*: check the URL/,
+    // The node's database is intact: mount the disk, or a new backup of it, never a restore.
+    () =>
+      /^Cannot start backup: "file:.*\/empty" holds no backup segment .*: if a disk should be mounted at ".*\/empty", mount it, .*then run "cln-backup init --lightning-dir '[^']+' 'file:.*\/empty'" to start a new backup from the current database, then start lightningd$/,
   ],
   [
     "a backend_url naming a file that is not a backup",
