@@ -149,12 +149,10 @@ function missing(path: string): Error {
 
 /**
  * Opens a backup for the plugin to append to. `lightningDir`, the node's, names the
- * directory in the advice for a v1 file.
+ * directory in the advice for a v1 file, and in the writer's.
  */
-export function openBackend(
-  url: string,
-  { lightningDir, ...options }: FileBackendOptions & { lightningDir?: string } = {},
-): Backend {
+export function openBackend(url: string, options: FileBackendOptions = {}): Backend {
+  const { lightningDir } = options;
   const { path } = fileUrl(url);
   switch (backupKind(path)) {
     case "directory":

@@ -96,6 +96,8 @@ export interface FileBackendOptions {
   keyless?: boolean;
   /** Who likely holds the write lock when another process does, for the message. */
   lockHolder?: string;
+  /** The node's lightning dir (the plugin's), which advice names; `DIR` where unknown. */
+  lightningDir?: string;
 }
 
 /**
@@ -169,16 +171,17 @@ function lockDir(dir: string, holder?: string): Deno.FsFile {
  * open: every append would still "succeed" into a file no one can read once it is closed.
  */
 class LiveLogRemovedError extends Error {
-  constructor(path: string, url: string) {
+  /** `dir`: the lightning dir as a shell word. */
+  constructor(path: string, url: string, dir: string) {
     super(
       `Cannot write backup: "${path}" was removed while it was being written to: the backup ` +
         `is gone; with lightningd stopped, make a new one from the node's database: for the ` +
         `node's only backup, move backup.lock aside, then run ` +
         `"${
-          cliCommand("init", `--lightning-dir DIR ${shellQuote(url)}`)
+          cliCommand("init", `--lightning-dir ${dir} ${shellQuote(url)}`)
         }"; for one of several destinations, remove it from backup.lock ` +
         `(backend_url must name one that holds every change), then add a new copy with ` +
-        newCopyCommand(),
+        newCopyCommand(dir),
     );
     this.name = "LiveLogRemovedError";
   }
@@ -234,6 +237,8 @@ export class FileBackend implements Backend, CompactableBackend {
   #cipher: RecordCipher | undefined;
   /** The key id of an encrypted backup's segments (held with or without the key). */
   #keyId: Uint8Array | undefined;
+  /** The lightning dir as a shell word, which advice names. */
+  #lightningDir = "DIR";
 
   private constructor(
     readonly url: string,
@@ -262,6 +267,9 @@ export class FileBackend implements Backend, CompactableBackend {
         options.key,
         options.keyless ?? false,
       );
+      if (options.lightningDir !== undefined) {
+        backend.#lightningDir = shellQuote(options.lightningDir);
+      }
       backend.#load(options.log ?? (() => {}));
       return backend;
     } catch (error) {
@@ -468,7 +476,9 @@ export class FileBackend implements Backend, CompactableBackend {
    * this check does not fire there (nor falsely).
    */
   #refuseRemoved(): void {
-    if (this.#live.statSync().nlink === 0) throw new LiveLogRemovedError(this.#livePath, this.url);
+    if (this.#live.statSync().nlink === 0) {
+      throw new LiveLogRemovedError(this.#livePath, this.url, this.#lightningDir);
+    }
   }
 
   /**

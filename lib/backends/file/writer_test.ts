@@ -110,14 +110,31 @@ Deno.test("FileBackend: a tail is shown, not cut, on open; append waits; rewind 
 });
 
 /** What a FileBackend says when its live log at `path` was removed under it. */
-function removedLine(path: string, url: string): string {
+function removedLine(path: string, url: string, dir = "DIR"): string {
   return `Cannot write backup: "${path}" was removed while it was being written to: the ` +
     `backup is gone; with lightningd stopped, make a new one from the node's database: for ` +
     `the node's only backup, move backup.lock aside, then run "cln-backup init ` +
-    `--lightning-dir DIR '${url}'"; for one of several destinations, remove it from backup.lock (backend_url must name ` +
+    `--lightning-dir ${dir} '${url}'"; for one of several destinations, remove it from backup.lock (backend_url must name ` +
     `one that holds every change), then add a new copy with "cln-backup mirror NEW_URL ` +
-    `--lightning-dir DIR"`;
+    `--lightning-dir ${dir}"`;
 }
+
+Deno.test("FileBackend: the plugin's backup removed under the writer names the commands with the node's lightning dir", async () => {
+  const { dir, url, path } = newBackup();
+  const backend = FileBackend.open(url, path, { lightningDir: "/the node's dir" });
+  try {
+    await backend.append(change(1));
+    Deno.removeSync(path, { recursive: true });
+    const error = await assertRejects(() => backend.append(change(2)));
+    assertEquals(
+      (error as Error).message,
+      removedLine(`${path}/${logName(1)}`, url, `'/the node'\\''s dir'`),
+    );
+  } finally {
+    backend.close();
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
 
 Deno.test("FileBackend: a backup directory removed under the writer refuses the next append, which stores nothing", async () => {
   const { dir, url, path } = newBackup();
