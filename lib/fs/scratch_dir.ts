@@ -28,8 +28,12 @@ const KINDS = [
 ] as const;
 export type ScratchKind = typeof KINDS[number];
 
-/** A scratch directory's name: its kind, its maker's pid, `Deno.makeTempDirSync`'s hex. */
-const SCRATCH = new RegExp(`^cln-backup-(?:${KINDS.join("|")})-([1-9]\\d*)-[0-9a-f]+$`);
+/**
+ * A scratch directory's name: its kind, its maker's pid, `Deno.makeTempDirSync`'s random hex
+ * (16 digits less its leading zeros: fewer than 8 once in 4 billion), so a short word that
+ * happens to be hex (`dec`) is not taken.
+ */
+const SCRATCH = new RegExp(`^cln-backup-(?:${KINDS.join("|")})-([1-9]\\d*)-[0-9a-f]{8,16}$`);
 
 const held = new Map<string, Deno.FsFile>();
 const swept = new Set<string>();
@@ -37,9 +41,8 @@ const swept = new Set<string>();
 /**
  * Makes and locks a scratch directory named `cln-backup-<kind>-<pid>-<random>` in `dir`
  * (default: the system's temporary directory); then, once per process and directory, removes
- * those that
- * killed processes left there (after the lock, so the sweep never takes the new one). Remove
- * it with {@linkcode removeScratchDir}.
+ * those that killed processes left there (after the lock, so the sweep never takes the new
+ * one). Remove it with {@linkcode removeScratchDir}.
  */
 export function makeScratchDir(kind: ScratchKind, dir?: string): string {
   const prefix = `cln-backup-${kind}-`;

@@ -36,11 +36,11 @@ Deno.test("a scratch dir's maker removes what killed processes left, and only th
   const parent = Deno.makeTempDirSync();
   const gone = await deadPid();
   const sleeper = new Deno.Command("sleep", { args: ["30"] }).spawn();
-  const held = `cln-backup-s3-${gone}-0a1b2c`;
+  const held = `cln-backup-s3-${gone}-0a1b2c3d4e`;
   let holder: Deno.FsFile | undefined;
   try {
     const kept = [
-      `cln-backup-verify-${sleeper.pid}-9f8e7d`, // its process runs
+      `cln-backup-verify-${sleeper.pid}-9f8e7d6c5b`, // its process runs
       held, // its process is gone, but someone holds its lock (another pid namespace)
       `cln-backup-fetch-5f3c1a`, // no pid: made by an older version, or not ours
       `other-${gone}-0a1b2c`, // not a scratch dir's name
@@ -48,15 +48,19 @@ Deno.test("a scratch dir's maker removes what killed processes left, and only th
       "cln-backup-mainnet-20241205-copy",
       `cln-backup-node1-${gone}-old`,
       `cln-backup-s3-rekey-${gone}-5f59358388b6f7fa`,
-      "cln-backup-verify-20241205-0a1b2c", // a date, not a pid
+      "cln-backup-verify-20241205-0a1b2c3d", // a date, not a pid
+      `cln-backup-s3-${gone}-dec`, // a word that is hex, shorter than Deno's random part
     ];
-    for (const name of [...kept, `cln-backup-fetch-${gone}-0a1b2c`]) {
+    for (const name of [...kept, `cln-backup-fetch-${gone}-0a1b2c3d4e5f`]) {
       Deno.mkdirSync(`${parent}/${name}`);
       Deno.writeTextFileSync(`${parent}/${name}/copy`, "a fetched backup");
     }
-    Deno.writeTextFileSync(`${parent}/cln-backup-init-${gone}-0a1b2d`, "a file, not a directory");
-    Deno.symlinkSync(`${parent}/${held}`, `${parent}/cln-backup-init-${gone}-0a1b2e`);
-    kept.push(`cln-backup-init-${gone}-0a1b2d`, `cln-backup-init-${gone}-0a1b2e`);
+    Deno.writeTextFileSync(
+      `${parent}/cln-backup-init-${gone}-0a1b2d3c4b`,
+      "a file, not a directory",
+    );
+    Deno.symlinkSync(`${parent}/${held}`, `${parent}/cln-backup-init-${gone}-0a1b2e3d4c`);
+    kept.push(`cln-backup-init-${gone}-0a1b2d3c4b`, `cln-backup-init-${gone}-0a1b2e3d4c`);
     holder = Deno.openSync(`${parent}/${held}`, { read: true });
     assert(holder.tryLockSync(true));
 
