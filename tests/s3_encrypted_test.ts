@@ -278,6 +278,52 @@ async function opensS3(s: Rgw, url: string, passphrase: string): Promise<boolean
     .then(() => true, () => false);
 }
 
+/** What {@linkcode withRekeyFixture} gives its body. */
+interface RekeyFixture {
+  s: Rgw;
+  url: string;
+  /** Files of the backup's passphrase and of a new one. */
+  old: string;
+  fresh: string;
+  /** A rekey of the backup from the one to the other. */
+  args: string[];
+  /** What the body may stub, as it was. */
+  realFetch: typeof fetch;
+  put: S3Client["put"];
+  /** Puts back `fetch` and `S3Client`'s `put`. */
+  unstub: () => void;
+}
+
+/**
+ * Runs `body` on a new encrypted S3 backup with its passphrase's file and a new one's; what
+ * it stubs is put back and the files removed after it.
+ */
+async function withRekeyFixture(
+  name: string,
+  body: (fixture: RekeyFixture) => Promise<void>,
+): Promise<void> {
+  const s = sharedRgw({ exportKeys: true });
+  const url = s.url(await s.bucket());
+  await makeEncryptedS3Backup(s, url);
+  const root = Deno.makeTempDirSync({ prefix: `cln-backup-s3-rekey-${name}-` });
+  const realFetch = globalThis.fetch;
+  const put = S3Client.prototype.put;
+  const unstub = () => {
+    globalThis.fetch = realFetch;
+    S3Client.prototype.put = put;
+  };
+  try {
+    const old = `${root}/old`, fresh = `${root}/new`;
+    Deno.writeTextFileSync(old, `${PASSPHRASE}\n`, { mode: 0o600 });
+    Deno.writeTextFileSync(fresh, "new passphrase\n", { mode: 0o600 });
+    const args = [url, "--passphrase-file", old, "--new-passphrase-file", fresh];
+    await body({ s, url, old, fresh, args, realFetch, put, unstub });
+  } finally {
+    unstub();
+    Deno.removeSync(root, { recursive: true });
+  }
+}
+
 test("encrypted S3: a rekey run while another waits at its prompt: the waiting one is refused, stores nothing, and the secret of the one that finished opens the backup", async () => {
   const s = sharedRgw({ exportKeys: true });
   const url = s.url(await s.bucket());
@@ -321,15 +367,7 @@ test("encrypted S3: a rekey run while another waits at its prompt: the waiting o
 });
 
 test("encrypted S3: a rekey whose key.json PUT landed but whose answer was lost counts it as stored on the retry's 412", async () => {
-  const s = sharedRgw({ exportKeys: true });
-  const url = s.url(await s.bucket());
-  await makeEncryptedS3Backup(s, url);
-  const root = Deno.makeTempDirSync({ prefix: "cln-backup-s3-rekey-lost-" });
-  const put = S3Client.prototype.put;
-  try {
-    const old = `${root}/old`, fresh = `${root}/new`;
-    Deno.writeTextFileSync(old, `${PASSPHRASE}\n`, { mode: 0o600 });
-    Deno.writeTextFileSync(fresh, "new passphrase\n", { mode: 0o600 });
+  await withRekeyFixture("lost", async ({ s, url, args, put, unstub }) => {
     let lost = false;
     S3Client.prototype.put = async function (key, body, options) {
       await put.call(this, key, body, options);
@@ -339,30 +377,16 @@ test("encrypted S3: a rekey whose key.json PUT landed but whose answer was lost 
       }
     };
     const output = new BufferedOutput();
-    const code = await rekey(
-      [url, "--passphrase-file", old, "--new-passphrase-file", fresh],
-      output,
-    );
-    S3Client.prototype.put = put;
+    const code = await rekey(args, output);
+    unstub();
     assertEquals([lost, code], [true, 0], output.text);
     assertMatch(output.text, /^Rewrapped the key of "s3:\/\/.*" for a new passphrase/);
     assert(await opensS3(s, url, "new passphrase"));
-  } finally {
-    S3Client.prototype.put = put;
-    Deno.removeSync(root, { recursive: true });
-  }
+  });
 });
 
 test("encrypted S3: a service that does not implement If-Match (501 NotImplemented, as Amazon answered before its conditional writes) still rekeys, unconditionally, and says it could not check", async () => {
-  const s = sharedRgw({ exportKeys: true });
-  const url = s.url(await s.bucket());
-  await makeEncryptedS3Backup(s, url);
-  const root = Deno.makeTempDirSync({ prefix: "cln-backup-s3-rekey-501-" });
-  const realFetch = globalThis.fetch;
-  try {
-    const old = `${root}/old`, fresh = `${root}/new`;
-    Deno.writeTextFileSync(old, `${PASSPHRASE}\n`, { mode: 0o600 });
-    Deno.writeTextFileSync(fresh, "new passphrase\n", { mode: 0o600 });
+  await withRekeyFixture("501", async ({ s, url, args, realFetch, unstub }) => {
     let refused = 0;
     // Amazon's answer to a PUT with If-Match before November 2024.
     globalThis.fetch = (input, init) => {
@@ -379,11 +403,8 @@ test("encrypted S3: a service that does not implement If-Match (501 NotImplement
       return realFetch(input, init);
     };
     const output = new BufferedOutput();
-    const code = await rekey(
-      [url, "--passphrase-file", old, "--new-passphrase-file", fresh],
-      output,
-    );
-    globalThis.fetch = realFetch;
+    const code = await rekey(args, output);
+    unstub();
     assertEquals([code, refused > 0], [0, true], output.text);
     assertEquals(output.stdout.length, 2, output.text);
     assertMatch(output.stdout[0], /^Rewrapped the key of "s3:\/\/.*" for a new passphrase/);
@@ -393,22 +414,11 @@ test("encrypted S3: a service that does not implement If-Match (501 NotImplement
     );
     assert(await opensS3(s, url, "new passphrase"));
     assert(!await opensS3(s, url, PASSPHRASE));
-  } finally {
-    globalThis.fetch = realFetch;
-    Deno.removeSync(root, { recursive: true });
-  }
+  });
 });
 
 test("encrypted S3: a service that gives key.json no ETag rekeys with a plain PUT and says it could not check", async () => {
-  const s = sharedRgw({ exportKeys: true });
-  const url = s.url(await s.bucket());
-  await makeEncryptedS3Backup(s, url);
-  const root = Deno.makeTempDirSync({ prefix: "cln-backup-s3-rekey-no-etag-" });
-  const realFetch = globalThis.fetch;
-  try {
-    const old = `${root}/old`, fresh = `${root}/new`;
-    Deno.writeTextFileSync(old, `${PASSPHRASE}\n`, { mode: 0o600 });
-    Deno.writeTextFileSync(fresh, "new passphrase\n", { mode: 0o600 });
+  await withRekeyFixture("no-etag", async ({ s, url, args, realFetch, unstub }) => {
     let conditional = 0;
     globalThis.fetch = async (input, init) => {
       if (new Headers(init?.headers).has("if-match")) conditional++;
@@ -419,11 +429,8 @@ test("encrypted S3: a service that gives key.json no ETag rekeys with a plain PU
       return new Response(response.body, { status: response.status, headers });
     };
     const output = new BufferedOutput();
-    const code = await rekey(
-      [url, "--passphrase-file", old, "--new-passphrase-file", fresh],
-      output,
-    );
-    globalThis.fetch = realFetch;
+    const code = await rekey(args, output);
+    unstub();
     assertEquals([code, conditional], [0, 0], output.text);
     assertEquals(output.stdout.length, 2, output.text);
     assertMatch(
@@ -431,22 +438,11 @@ test("encrypted S3: a service that gives key.json no ETag rekeys with a plain PU
       /^Note: the S3 service of "s3:\/\/.*" gave key\.json no ETag \(it was stored with a plain PUT\): this rekey could not check that no other rekey replaced key\.json since it read it/,
     );
     assert(await opensS3(s, url, "new passphrase"));
-  } finally {
-    globalThis.fetch = realFetch;
-    Deno.removeSync(root, { recursive: true });
-  }
+  });
 });
 
 test("encrypted S3: a service that answers 412 to If-Match with either form of the ETag it gave, key.json unchanged, is refused in one line that says what to do, and --no-if-match then rekeys it with a plain PUT and says so", async () => {
-  const s = sharedRgw({ exportKeys: true });
-  const url = s.url(await s.bucket());
-  await makeEncryptedS3Backup(s, url);
-  const root = Deno.makeTempDirSync({ prefix: "cln-backup-s3-rekey-412-" });
-  const realFetch = globalThis.fetch;
-  try {
-    const old = `${root}/old`, fresh = `${root}/new`;
-    Deno.writeTextFileSync(old, `${PASSPHRASE}\n`, { mode: 0o600 });
-    Deno.writeTextFileSync(fresh, "new passphrase\n", { mode: 0o600 });
+  await withRekeyFixture("412", async ({ s, url, args, realFetch }) => {
     let refused = 0;
     // A service (or a proxy before it) that matches If-Match against no ETag it gives.
     globalThis.fetch = (input, init) => {
@@ -462,7 +458,6 @@ test("encrypted S3: a service that answers 412 to If-Match with either form of t
       }
       return realFetch(input, init);
     };
-    const args = [url, "--passphrase-file", old, "--new-passphrase-file", fresh];
     const output = new BufferedOutput();
     const code = await rekey(args, output);
     assertEquals([code, refused, output.stdout], [1, 2, []], output.text);
@@ -483,22 +478,11 @@ test("encrypted S3: a service that answers 412 to If-Match with either form of t
     );
     assert(await opensS3(s, url, "new passphrase"));
     assert(!await opensS3(s, url, PASSPHRASE));
-  } finally {
-    globalThis.fetch = realFetch;
-    Deno.removeSync(root, { recursive: true });
-  }
+  });
 });
 
 test("encrypted S3: a rekey that gives up after a key.json PUT that landed, its answer lost, says key.json may hold the new wraps and what to do, and the same command run again finishes it", async () => {
-  const s = sharedRgw({ exportKeys: true });
-  const url = s.url(await s.bucket());
-  await makeEncryptedS3Backup(s, url);
-  const root = Deno.makeTempDirSync({ prefix: "cln-backup-s3-rekey-gave-up-" });
-  const put = S3Client.prototype.put;
-  try {
-    const old = `${root}/old`, fresh = `${root}/new`;
-    Deno.writeTextFileSync(old, `${PASSPHRASE}\n`, { mode: 0o600 });
-    Deno.writeTextFileSync(fresh, "new passphrase\n", { mode: 0o600 });
+  await withRekeyFixture("gave-up", async ({ s, url, args, put, unstub }) => {
     let landed = false, tries = 0;
     // The first PUT that lands has its answer lost; the service is unreachable from then on.
     S3Client.prototype.put = async function (key, body, options) {
@@ -510,37 +494,25 @@ test("encrypted S3: a rekey that gives up after a key.json PUT that landed, its 
       }
       throw new S3Error(`Cannot store "${key}": no answer within 10 s`, undefined, "", true);
     };
-    const args = [url, "--passphrase-file", old, "--new-passphrase-file", fresh];
     const output = new BufferedOutput();
     const code = await rekey(args, output);
-    S3Client.prototype.put = put;
+    unstub();
     assertEquals([code, landed, tries > 2, output.stdout], [1, true, true, []], output.text);
     assertEquals(output.stderr.length, 1, output.text);
     assertMatch(
       output.stderr[0],
-      /^Cannot store ".*key\.json": no answer within 10 s; storing the wrapped key gave up after \d+ tries.*; a try may have stored it all the same: key\.json may hold the new wraps all the same: keep the new secret, and run the same rekey again, which finishes it or says which secret opens the key now$/,
+      /^Cannot store ".*key\.json": no answer within 10 s; storing the wrapped key gave up after \d+ tries.*; a try may have stored it: key\.json may hold the new wraps all the same: keep the new secret, and run the same rekey again, which finishes it or says which secret opens the key now$/,
     );
     const again = new BufferedOutput();
     assertEquals(await rekey(args, again), 0, again.text);
     assertMatch(again.stdout[0], /^Note: the current secret given does not open the key/);
     assert(await opensS3(s, url, "new passphrase"));
     assert(!await opensS3(s, url, PASSPHRASE));
-  } finally {
-    S3Client.prototype.put = put;
-    Deno.removeSync(root, { recursive: true });
-  }
+  });
 });
 
 test("encrypted S3: a rekey whose plain PUT (If-Match not implemented) is refused says key.json is as it was, not that it may hold the new wraps", async () => {
-  const s = sharedRgw({ exportKeys: true });
-  const url = s.url(await s.bucket());
-  await makeEncryptedS3Backup(s, url);
-  const root = Deno.makeTempDirSync({ prefix: "cln-backup-s3-rekey-501-403-" });
-  const realFetch = globalThis.fetch;
-  try {
-    const old = `${root}/old`, fresh = `${root}/new`;
-    Deno.writeTextFileSync(old, `${PASSPHRASE}\n`, { mode: 0o600 });
-    Deno.writeTextFileSync(fresh, "new passphrase\n", { mode: 0o600 });
+  await withRekeyFixture("501-403", async ({ s, url, args, realFetch, unstub }) => {
     globalThis.fetch = (input, init) => {
       if (init?.method !== "PUT" || !String(input).includes("key.json")) {
         return realFetch(input, init);
@@ -552,11 +524,8 @@ test("encrypted S3: a rekey whose plain PUT (If-Match not implemented) is refuse
       );
     };
     const output = new BufferedOutput();
-    const code = await rekey(
-      [url, "--passphrase-file", old, "--new-passphrase-file", fresh],
-      output,
-    );
-    globalThis.fetch = realFetch;
+    const code = await rekey(args, output);
+    unstub();
     assertEquals([code, output.stdout, output.stderr.length], [1, [], 1], output.text);
     assert(!output.stderr[0].includes("may hold the new wraps"), output.stderr[0]);
     assertMatch(
@@ -564,22 +533,11 @@ test("encrypted S3: a rekey whose plain PUT (If-Match not implemented) is refuse
       /403 AccessDenied.*: key\.json is as it was \(the old secrets open it\)/,
     );
     assert(await opensS3(s, url, PASSPHRASE));
-  } finally {
-    globalThis.fetch = realFetch;
-    Deno.removeSync(root, { recursive: true });
-  }
+  });
 });
 
 test("encrypted S3: a rekey whose key.json PUT never went out (no connection to the service) says key.json is as it was, not that it may hold the new wraps; run again, it rekeys", async () => {
-  const s = sharedRgw({ exportKeys: true });
-  const url = s.url(await s.bucket());
-  await makeEncryptedS3Backup(s, url);
-  const root = Deno.makeTempDirSync({ prefix: "cln-backup-s3-rekey-unsent-" });
-  const realFetch = globalThis.fetch;
-  try {
-    const old = `${root}/old`, fresh = `${root}/new`;
-    Deno.writeTextFileSync(old, `${PASSPHRASE}\n`, { mode: 0o600 });
-    Deno.writeTextFileSync(fresh, "new passphrase\n", { mode: 0o600 });
+  await withRekeyFixture("unsent", async ({ s, url, args, realFetch, unstub }) => {
     let tries = 0;
     // The service went away after key.json was read: each PUT fails to connect, as fetch says.
     globalThis.fetch = (input, init) => {
@@ -593,10 +551,9 @@ test("encrypted S3: a rekey whose key.json PUT never went out (no connection to 
       );
       return Promise.reject(new TypeError("fetch failed", { cause }));
     };
-    const args = [url, "--passphrase-file", old, "--new-passphrase-file", fresh];
     const output = new BufferedOutput();
     const code = await rekey(args, output);
-    globalThis.fetch = realFetch;
+    unstub();
     assertEquals(
       [code, tries > 1, output.stdout, output.stderr.length],
       [1, true, [], 1],
@@ -613,10 +570,7 @@ test("encrypted S3: a rekey whose key.json PUT never went out (no connection to 
     assertMatch(again.stdout[0], /^Rewrapped the key of "s3:\/\/.*" for a new passphrase/);
     assert(await opensS3(s, url, "new passphrase"));
     assert(!await opensS3(s, url, PASSPHRASE));
-  } finally {
-    globalThis.fetch = realFetch;
-    Deno.removeSync(root, { recursive: true });
-  }
+  });
 });
 
 test("encrypted S3 without its backup.key: the node stops at its first write, told the whole rekey that writes it", async () => {

@@ -159,7 +159,7 @@ export async function replaceWrappedKey(
   } catch (error) {
     if (unanswered) {
       throw new KeyMayBeStoredError(
-        `${(error as Error).message}; a try may have stored it all the same`,
+        `${(error as Error).message}; a try may have stored it`,
       );
     }
     if (!(error instanceof S3Error)) throw error;
