@@ -14,6 +14,7 @@ import { makeEncryptedBackup, PASSPHRASE } from "./support/encrypted.ts";
 import { startServer } from "./support/wire_server.ts";
 import {
   cli,
+  type EncryptedServer,
   initEncrypted,
   restoredWith,
   startEncryptedServer,
@@ -570,15 +571,44 @@ Deno.test("init --encrypt refused by its server takes its new key file back, and
   }
 });
 
-Deno.test("encrypted server backup: a rekey run while another waits at its prompt: the waiting one is refused, stores nothing, and the secret of the one that finished opens the backup", async () => {
+/** What {@linkcode withRekeyedServer} gives its body. */
+interface ServerRekey {
+  s: EncryptedServer;
+  /** Writes a passphrase file, `text`, in the server's root. */
+  secret: (name: string, text: string) => string;
+  /** Whether the passphrase in `file` opens the backup's key on the server's disk. */
+  opens: (file: string) => Promise<boolean>;
+}
+
+/**
+ * Runs `body` on a server holding an encrypted backup of the node, its credential in the
+ * environment; what it stubs of WireConnection is put back and the server stopped after it.
+ */
+async function withRekeyedServer(body: (rekey: ServerRekey) => Promise<void>): Promise<void> {
   const s = await startEncryptedServer();
   Deno.env.set(CREDENTIAL_ENV, s.credential.path);
+  const { open } = WireConnection;
+  const { request, send } = WireConnection.prototype;
   try {
     await initEncrypted(s);
     const secret = (name: string, text: string) => {
       Deno.writeTextFileSync(`${s.root}/${name}`, `${text}\n`, { mode: 0o600 });
       return `${s.root}/${name}`;
     };
+    const opens = (file: string) =>
+      unlockDir(s.storage, { "passphrase-file": file }, () => Promise.resolve(undefined))
+        .then(() => true, () => false);
+    await body({ s, secret, opens });
+  } finally {
+    WireConnection.open = open;
+    Object.assign(WireConnection.prototype, { request, send });
+    Deno.env.delete(CREDENTIAL_ENV);
+    await s.stop();
+  }
+}
+
+Deno.test("encrypted server backup: a rekey run while another waits at its prompt: the waiting one is refused, stores nothing, and the secret of the one that finished opens the backup", async () => {
+  await withRekeyedServer(async ({ s, secret, opens }) => {
     const old = secret("old", PASSPHRASE);
     const second = secret("second", "second terminal's passphrase");
     const first = secret("first", "first terminal's passphrase");
@@ -604,25 +634,12 @@ Deno.test("encrypted server backup: a rekey run while another waits at its promp
       output.stderr[0],
       /^Cannot rekey backup: the server refused the rewrapped key: another rekey replaced key\.json since this one read it: key\.json was not changed by this one; run rekey again with the secret now in force/,
     );
-    const opens = (file: string) =>
-      unlockDir(s.storage, { "passphrase-file": file }, () => Promise.resolve(undefined))
-        .then(() => true, () => false);
     assertEquals([await opens(second), await opens(first), await opens(old)], [true, false, false]);
-  } finally {
-    Deno.env.delete(CREDENTIAL_ENV);
-    await s.stop();
-  }
+  });
 });
 
 Deno.test("encrypted server backup: a node's rekey while one on the server's host (of the backup directory) waits at its prompt is refused, and the host's secret opens the backup", async () => {
-  const s = await startEncryptedServer();
-  Deno.env.set(CREDENTIAL_ENV, s.credential.path);
-  try {
-    await initEncrypted(s);
-    const secret = (name: string, text: string) => {
-      Deno.writeTextFileSync(`${s.root}/${name}`, `${text}\n`, { mode: 0o600 });
-      return `${s.root}/${name}`;
-    };
+  await withRekeyedServer(async ({ s, secret, opens }) => {
     const old = secret("old", PASSPHRASE);
     const node = secret("node", "the node's passphrase");
     const host = secret("host", "the host's passphrase");
@@ -647,25 +664,14 @@ Deno.test("encrypted server backup: a node's rekey while one on the server's hos
       other.stderr[0],
       /^Cannot rekey backup: the server refused the rewrapped key: another rekey is running on its backup directory .*: wait for it to finish, then run this again; key\.json was not changed$/,
     );
-    const opens = (file: string) =>
-      unlockDir(s.storage, { "passphrase-file": file }, () => Promise.resolve(undefined))
-        .then(() => true, () => false);
     assertEquals([await opens(host), await opens(node), await opens(old)], [true, false, false]);
-  } finally {
-    Deno.env.delete(CREDENTIAL_ENV);
-    await s.stop();
-  }
+  });
 });
 
 Deno.test("encrypted server backup: a rekey whose key.json the server stored but whose answer was lost says key.json may hold the new wraps and what to do, and the same command run again finishes it", async () => {
-  const s = await startEncryptedServer();
-  Deno.env.set(CREDENTIAL_ENV, s.credential.path);
-  const request = WireConnection.prototype.request;
-  try {
-    await initEncrypted(s);
-    const old = `${s.root}/old`, fresh = `${s.root}/new`;
-    Deno.writeTextFileSync(old, `${PASSPHRASE}\n`, { mode: 0o600 });
-    Deno.writeTextFileSync(fresh, "new passphrase\n", { mode: 0o600 });
+  await withRekeyedServer(async ({ s, secret, opens }) => {
+    const request = WireConnection.prototype.request;
+    const old = secret("old", PASSPHRASE), fresh = secret("new", "new passphrase");
     let lost = 0;
     // The server takes the new key.json; its answer never comes back.
     WireConnection.prototype.request = async function (bytes, ...rest) {
@@ -687,26 +693,15 @@ Deno.test("encrypted server backup: a rekey whose key.json the server stored but
     const again = new BufferedOutput();
     assertEquals(await rekey(args, again), 0, again.text);
     assertMatch(again.stdout[0], /^Note: the current secret given does not open the key/);
-    const opens = (file: string) =>
-      unlockDir(s.storage, { "passphrase-file": file }, () => Promise.resolve(undefined))
-        .then(() => true, () => false);
     assertEquals([await opens(fresh), await opens(old)], [true, false]);
-  } finally {
-    WireConnection.prototype.request = request;
-    Deno.env.delete(CREDENTIAL_ENV);
-    await s.stop();
-  }
+  });
 });
 
 Deno.test("encrypted server backup: a rekey whose new key.json never reached the server (its connection refused, or cut before the key was written) says key.json is as it was, not that it may hold the new wraps; the same command run again rekeys it", async () => {
-  const s = await startEncryptedServer();
-  Deno.env.set(CREDENTIAL_ENV, s.credential.path);
-  const open = WireConnection.open;
-  const send = WireConnection.prototype.send;
-  try {
-    await initEncrypted(s);
-    const fresh = `${s.root}/new`;
-    Deno.writeTextFileSync(fresh, "new passphrase\n", { mode: 0o600 });
+  await withRekeyedServer(async ({ s, secret }) => {
+    const open = WireConnection.open;
+    const send = WireConnection.prototype.send;
+    const fresh = secret("new", "new passphrase");
     const opens = (passphrase: string) =>
       unlockDir(s.storage, {}, () => Promise.resolve(passphrase)).then(() => true, () => false);
     // The current passphrase is asked once the server's copy is fetched: the store comes next.
@@ -756,23 +751,13 @@ Deno.test("encrypted server backup: a rekey whose new key.json never reached the
     assertEquals(await rekey(args, again, asked), 0, again.text);
     assertMatch(again.stdout[0], /^Rewrapped the key of /);
     assertEquals([await opens("new passphrase"), await opens(PASSPHRASE)], [true, false]);
-  } finally {
-    WireConnection.open = open;
-    WireConnection.prototype.send = send;
-    Deno.env.delete(CREDENTIAL_ENV);
-    await s.stop();
-  }
+  });
 });
 
 Deno.test("encrypted server backup: a rekey the server answers with a storage failure after its new key.json may be in place (a failed fsync of the directory after the rename) says key.json may hold the new wraps; the same command run again finishes it", async () => {
-  const s = await startEncryptedServer();
-  Deno.env.set(CREDENTIAL_ENV, s.credential.path);
-  const request = WireConnection.prototype.request;
-  try {
-    await initEncrypted(s);
-    const old = `${s.root}/old`, fresh = `${s.root}/new`;
-    Deno.writeTextFileSync(old, `${PASSPHRASE}\n`, { mode: 0o600 });
-    Deno.writeTextFileSync(fresh, "new passphrase\n", { mode: 0o600 });
+  await withRekeyedServer(async ({ s, secret, opens }) => {
+    const request = WireConnection.prototype.request;
+    const old = secret("old", PASSPHRASE), fresh = secret("new", "new passphrase");
     // The server renamed the new key.json into place, then failed to sync its directory.
     WireConnection.prototype.request = async function (bytes, ...rest) {
       const reply = await request.call(this, bytes, ...rest);
@@ -796,13 +781,6 @@ Deno.test("encrypted server backup: a rekey the server answers with a storage fa
     const again = new BufferedOutput();
     assertEquals(await rekey(args, again), 0, again.text);
     assertMatch(again.stdout[0], /^Note: the current secret given does not open the key/);
-    const opens = (file: string) =>
-      unlockDir(s.storage, { "passphrase-file": file }, () => Promise.resolve(undefined))
-        .then(() => true, () => false);
     assertEquals([await opens(fresh), await opens(old)], [true, false]);
-  } finally {
-    WireConnection.prototype.request = request;
-    Deno.env.delete(CREDENTIAL_ENV);
-    await s.stop();
-  }
+  });
 });
