@@ -356,7 +356,9 @@ Deno.test("backup-cli: status, verify, upgrade and doctor run under their permis
 
     // A verify killed midway left its restored copy in the temporary directory: the next one
     // removes it, without the right to read /proc (its lock tells that no one holds it).
-    Deno.mkdirSync(`${base}/tmp/cln-backup-verify-${await endedPid()}-5e1f0a`, { recursive: true });
+    Deno.mkdirSync(`${base}/tmp/cln-backup-verify-${await endedPid()}-5e1f0a9c3b7d2e41`, {
+      recursive: true,
+    });
     const verify = await backupCli(cli, ["verify", url], { env: { TMPDIR: `${base}/tmp` } });
     assertEquals(verify.code, 0, verify.stderr.join("\n"));
     assertMatch(verify.stdout[0], /^OK: /);
