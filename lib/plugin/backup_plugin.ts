@@ -349,7 +349,9 @@ export class BackupPlugin {
   async #compact(): Promise<unknown> {
     // First: a plugin without a backup has no compaction either, and its reason says what to do.
     if (this.#stopped !== undefined) {
-      throw new RpcError(COMPACTION_FAILED, `Cannot compact backup: ${this.#stopped}`);
+      // Its "Cannot start backup: " once: the cause and what to do are the same.
+      const cause = this.#stopped.replace(/^Cannot (start|open) backup: /, "");
+      throw new RpcError(COMPACTION_FAILED, `Cannot compact backup: ${cause}`);
     }
     if (this.#compaction === undefined) {
       throw new RpcError(
