@@ -23,6 +23,8 @@ import { CREDENTIAL_ENV } from "../lib/backends/socket/credential.ts";
 import { BufferedOutput } from "./support/cli_testing.ts";
 import { init } from "../lib/cli/init.ts";
 import { rekey } from "../lib/cli/rekey.ts";
+import type { Output } from "../lib/cli/args.ts";
+import type { Prompt } from "../lib/cli/secrets.ts";
 import { unlockDir } from "../lib/cli/unlock.ts";
 import { launchArgs, lockLaunchPlan } from "../lib/cli/launcher.ts";
 import { readLockFile, writeLockFile } from "../lib/backup/lock_file.ts";
@@ -578,6 +580,11 @@ interface ServerRekey {
   secret: (name: string, text: string) => string;
   /** Whether the passphrase in `file` opens the backup's key on the server's disk. */
   opens: (file: string) => Promise<boolean>;
+  /**
+   * `rekey` with the node's credential: given to it, not set in the environment, which the
+   * test files running beside this one share (an in-process restore over wire v1 took it).
+   */
+  rekeyOn: (args: string[], output: Output, prompt?: Prompt) => Promise<number>;
 }
 
 /**
@@ -586,7 +593,7 @@ interface ServerRekey {
  */
 async function withRekeyedServer(body: (rekey: ServerRekey) => Promise<void>): Promise<void> {
   const s = await startEncryptedServer();
-  Deno.env.set(CREDENTIAL_ENV, s.credential.path);
+  const env = { get: (name: string) => name === CREDENTIAL_ENV ? s.credential.path : undefined };
   const { open } = WireConnection;
   const { request, send } = WireConnection.prototype;
   try {
@@ -598,17 +605,18 @@ async function withRekeyedServer(body: (rekey: ServerRekey) => Promise<void>): P
     const opens = (file: string) =>
       unlockDir(s.storage, { "passphrase-file": file }, () => Promise.resolve(undefined))
         .then(() => true, () => false);
-    await body({ s, secret, opens });
+    const rekeyOn = (args: string[], output: Output, prompt?: Prompt) =>
+      rekey(args, output, prompt, env);
+    await body({ s, secret, opens, rekeyOn });
   } finally {
     WireConnection.open = open;
     Object.assign(WireConnection.prototype, { request, send });
-    Deno.env.delete(CREDENTIAL_ENV);
     await s.stop();
   }
 }
 
 Deno.test("encrypted server backup: a rekey run while another waits at its prompt: the waiting one is refused, stores nothing, and the secret of the one that finished opens the backup", async () => {
-  await withRekeyedServer(async ({ s, secret, opens }) => {
+  await withRekeyedServer(async ({ s, secret, opens, rekeyOn }) => {
     const old = secret("old", PASSPHRASE);
     const second = secret("second", "second terminal's passphrase");
     const first = secret("first", "first terminal's passphrase");
@@ -617,7 +625,7 @@ Deno.test("encrypted server backup: a rekey run while another waits at its promp
     // The first operator is at the new-passphrase prompt (key.json fetched and opened) when a
     // second rekey runs to its end.
     const prompt = async () => {
-      otherCode ??= await rekey(
+      otherCode ??= await rekeyOn(
         [s.url, "--passphrase-file", old, "--new-passphrase-file", second],
         other,
         () => Promise.resolve(undefined),
@@ -625,7 +633,7 @@ Deno.test("encrypted server backup: a rekey run while another waits at its promp
       return "first terminal's passphrase";
     };
     const output = new BufferedOutput();
-    const code = await rekey([s.url, "--passphrase-file", old], output, prompt);
+    const code = await rekeyOn([s.url, "--passphrase-file", old], output, prompt);
     assertEquals(otherCode, 0, other.stderr.join("\n"));
     assertMatch(other.text, /^Rewrapped the key of "socket:.*" for a new passphrase/);
     assertEquals([code, output.stdout], [1, []], output.text);
@@ -639,7 +647,7 @@ Deno.test("encrypted server backup: a rekey run while another waits at its promp
 });
 
 Deno.test("encrypted server backup: a node's rekey while one on the server's host (of the backup directory) waits at its prompt is refused, and the host's secret opens the backup", async () => {
-  await withRekeyedServer(async ({ s, secret, opens }) => {
+  await withRekeyedServer(async ({ s, secret, opens, rekeyOn }) => {
     const old = secret("old", PASSPHRASE);
     const node = secret("node", "the node's passphrase");
     const host = secret("host", "the host's passphrase");
@@ -648,7 +656,7 @@ Deno.test("encrypted server backup: a node's rekey while one on the server's hos
     // The server's operator rekeys the directory itself, and is at the new-passphrase prompt
     // when the node's operator rekeys through the server.
     const prompt = async () => {
-      otherCode ??= await rekey(
+      otherCode ??= await rekeyOn(
         [s.url, "--passphrase-file", old, "--new-passphrase-file", node],
         other,
         () => Promise.resolve(undefined),
@@ -656,7 +664,7 @@ Deno.test("encrypted server backup: a node's rekey while one on the server's hos
       return "the host's passphrase";
     };
     const output = new BufferedOutput();
-    const code = await rekey([`file://${s.storage}`, "--passphrase-file", old], output, prompt);
+    const code = await rekeyOn([`file://${s.storage}`, "--passphrase-file", old], output, prompt);
     assertEquals(code, 0, output.text);
     assertEquals([otherCode, other.stdout], [1, []], other.text);
     assertEquals(other.stderr.length, 1, other.stderr.join("\n"));
@@ -669,7 +677,7 @@ Deno.test("encrypted server backup: a node's rekey while one on the server's hos
 });
 
 Deno.test("encrypted server backup: a rekey whose key.json the server stored but whose answer was lost says key.json may hold the new wraps and what to do, and the same command run again finishes it", async () => {
-  await withRekeyedServer(async ({ s, secret, opens }) => {
+  await withRekeyedServer(async ({ s, secret, opens, rekeyOn }) => {
     const request = WireConnection.prototype.request;
     const old = secret("old", PASSPHRASE), fresh = secret("new", "new passphrase");
     let lost = 0;
@@ -682,7 +690,7 @@ Deno.test("encrypted server backup: a rekey whose key.json the server stored but
     };
     const args = [s.url, "--passphrase-file", old, "--new-passphrase-file", fresh];
     const output = new BufferedOutput();
-    const code = await rekey(args, output);
+    const code = await rekeyOn(args, output);
     WireConnection.prototype.request = request;
     assertEquals([code, lost, output.stdout], [1, 1, []], output.text);
     assertEquals(output.stderr.length, 1, output.text);
@@ -691,14 +699,14 @@ Deno.test("encrypted server backup: a rekey whose key.json the server stored but
       /^Cannot rekey backup: .*the server closed the connection.*: key\.json may hold the new wraps all the same: keep the new secret, and run the same rekey again, which finishes it or says which secret opens the key now$/,
     );
     const again = new BufferedOutput();
-    assertEquals(await rekey(args, again), 0, again.text);
+    assertEquals(await rekeyOn(args, again), 0, again.text);
     assertMatch(again.stdout[0], /^Note: the current secret given does not open the key/);
     assertEquals([await opens(fresh), await opens(old)], [true, false]);
   });
 });
 
 Deno.test("encrypted server backup: a rekey whose new key.json never reached the server (its connection refused, or cut before the key was written) says key.json is as it was, not that it may hold the new wraps; the same command run again rekeys it", async () => {
-  await withRekeyedServer(async ({ s, secret }) => {
+  await withRekeyedServer(async ({ s, secret, rekeyOn }) => {
     const open = WireConnection.open;
     const send = WireConnection.prototype.send;
     const fresh = secret("new", "new passphrase");
@@ -734,7 +742,7 @@ Deno.test("encrypted server backup: a rekey whose new key.json never reached the
       stored = false;
       fault();
       const output = new BufferedOutput();
-      const code = await rekey(args, output, asked);
+      const code = await rekeyOn(args, output, asked);
       WireConnection.open = open;
       WireConnection.prototype.send = send;
       assertEquals(
@@ -748,14 +756,14 @@ Deno.test("encrypted server backup: a rekey whose new key.json never reached the
       assertEquals([await opens(PASSPHRASE), await opens("new passphrase")], [true, false]);
     }
     const again = new BufferedOutput();
-    assertEquals(await rekey(args, again, asked), 0, again.text);
+    assertEquals(await rekeyOn(args, again, asked), 0, again.text);
     assertMatch(again.stdout[0], /^Rewrapped the key of /);
     assertEquals([await opens("new passphrase"), await opens(PASSPHRASE)], [true, false]);
   });
 });
 
 Deno.test("encrypted server backup: a rekey the server answers with a storage failure after its new key.json may be in place (a failed fsync of the directory after the rename) says key.json may hold the new wraps; the same command run again finishes it", async () => {
-  await withRekeyedServer(async ({ s, secret, opens }) => {
+  await withRekeyedServer(async ({ s, secret, opens, rekeyOn }) => {
     const request = WireConnection.prototype.request;
     const old = secret("old", PASSPHRASE), fresh = secret("new", "new passphrase");
     // The server renamed the new key.json into place, then failed to sync its directory.
@@ -771,7 +779,7 @@ Deno.test("encrypted server backup: a rekey the server answers with a storage fa
     };
     const args = [s.url, "--passphrase-file", old, "--new-passphrase-file", fresh];
     const output = new BufferedOutput();
-    const code = await rekey(args, output);
+    const code = await rekeyOn(args, output);
     WireConnection.prototype.request = request;
     assertEquals([code, output.stdout, output.stderr.length], [1, [], 1], output.text);
     assertMatch(
@@ -779,7 +787,7 @@ Deno.test("encrypted server backup: a rekey the server answers with a storage fa
       /Input\/output error.*: key\.json may hold the new wraps all the same: keep the new secret, and run the same rekey again/,
     );
     const again = new BufferedOutput();
-    assertEquals(await rekey(args, again), 0, again.text);
+    assertEquals(await rekeyOn(args, again), 0, again.text);
     assertMatch(again.stdout[0], /^Note: the current secret given does not open the key/);
     assertEquals([await opens(fresh), await opens(old)], [true, false]);
   });

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { userPath } from "../fs/user_path.ts";
+import { type EnvReader, userPath } from "../fs/user_path.ts";
 import { existsSync, statIfExists } from "../fs/exists.ts";
 import { LOCK_FILE, type LockFile, readLockFile } from "../backup/lock_file.ts";
 import { readChain } from "../format/chain.ts";
@@ -128,10 +128,12 @@ async function newPassphrase(
   return typed;
 }
 
+/** The `rekey` command; `env` names a server backup's credential (CLN_BACKUP_CREDENTIAL). */
 export async function rekey(
   args: string[],
   output: Output = consoleOutput,
   prompt: Prompt = terminalPrompt,
+  env: EnvReader = Deno.env,
 ): Promise<number> {
   return await runCommand(REKEY_SPEC, args, output, async ({ values, positionals }) => {
     const url = positionals[0];
@@ -146,7 +148,7 @@ export async function rekey(
     const backup = scheme === "s3"
       ? await s3Backup(url, values, prompt)
       : scheme === "socket"
-      ? await serverBackup(url, values, prompt)
+      ? await serverBackup(url, values, prompt, env)
       : fileBackup(fileBackupPath(url, ACTION), values, prompt);
     try {
       // Before any prompt: the key id in key.json tells whether backup.key holds this key.
@@ -457,8 +459,9 @@ async function serverBackup(
   url: string,
   values: Record<string, string | boolean | undefined>,
   prompt: Prompt,
+  env: EnvReader,
 ): Promise<Rekeyed> {
-  const credential = v2Credential(url);
+  const credential = v2Credential(url, env);
   if (!credential) {
     throw new Error(
       `${ACTION}: a server's backup is rekeyed over wire v2: name the node's credential in ` +

@@ -92,6 +92,9 @@ export function credentialFromEnv(env: EnvReader = Deno.env): NodeCredential | u
  * The credential the CLI speaks wire v2 with to the server `url` names: the one
  * {@linkcode CREDENTIAL_ENV} names, for a `socket:` URL; `undefined` otherwise (v1).
  */
-export function v2Credential(url: string): NodeCredential | undefined {
-  return parseBackupUrl(url).scheme === "socket" ? credentialFromEnv() : undefined;
+export function v2Credential(
+  url: string,
+  env: EnvReader = Deno.env,
+): NodeCredential | undefined {
+  return parseBackupUrl(url).scheme === "socket" ? credentialFromEnv(env) : undefined;
 }
