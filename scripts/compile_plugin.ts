@@ -12,18 +12,47 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
+import { type CommandSpec, parseCommandArgs, UsageError } from "../lib/cli/args.ts";
 import { readLockFile } from "../lib/backup/lock_file.ts";
 import { compileArgs, COMPILED_PLUGIN_NAME, lockLaunchPlan } from "../lib/cli/launcher.ts";
 import { userPath } from "../lib/fs/user_path.ts";
 
+const HELP = `Usage: deno task compile:plugin -- [--lightning-dir DIR] [--dry-run]
+
+Builds DIR/${COMPILED_PLUGIN_NAME}, the plugin for one node with the permissions of the
+launcher init wrote built in, from DIR/backup.lock: run init first, and this again whenever
+backup.lock changes. lightningd loads it with important-plugin=DIR/${COMPILED_PLUGIN_NAME},
+and needs no Deno installed. deno compile downloads Deno's runtime once (network needed).
+
+Options:
+  --lightning-dir DIR  the network directory holding backup.lock; default: the current
+                       directory
+  --dry-run            print the deno compile command, and build nothing
+  -h, --help           this help`;
+
+const SPEC: CommandSpec = {
+  name: "compile:plugin",
+  help: HELP,
+  options: { "lightning-dir": { type: "string" }, "dry-run": { type: "boolean" } },
+  positionals: [],
+};
+
 async function main(args: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: args[0] === "--" ? args.slice(1) : args,
-    options: { "lightning-dir": { type: "string" }, "dry-run": { type: "boolean" } },
-    strict: true,
-  });
-  const dir = userPath(values["lightning-dir"] ?? ".");
+  let parsed;
+  try {
+    parsed = parseCommandArgs(SPEC, args[0] === "--" ? args.slice(1) : args);
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error;
+    console.error(`Usage error: ${error.message}: see "deno task compile:plugin -- --help"`);
+    return 2;
+  }
+  if (parsed === "help") {
+    console.log(HELP);
+    return 0;
+  }
+  const { values } = parsed;
+  const given = values["lightning-dir"];
+  const dir = userPath(typeof given === "string" ? given : ".");
   const lock = readLockFile(dir);
   const output = `${dir}/${COMPILED_PLUGIN_NAME}`;
   // Every destination backup.lock names (mirror_urls, async_urls) and its key file, as the

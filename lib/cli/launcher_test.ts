@@ -1,4 +1,4 @@
-import { assert, assertEquals, assertRejects } from "../../tests/support/assert.ts";
+import { assert, assertEquals, assertMatch, assertRejects } from "../../tests/support/assert.ts";
 import { type LockFile, writeLockFile } from "../backup/lock_file.ts";
 import {
   compileArgs,
@@ -276,6 +276,15 @@ Deno.test("compile:plugin's script builds its command from the node's backup.loc
     const missing = await run("--lightning-dir", `${dir}/nowhere`, "--dry-run");
     assertEquals(missing.code, 1);
     assert(new TextDecoder().decode(missing.stderr).startsWith("Cannot compile the plugin: no"));
+    const help = await run("--", "--help");
+    assertEquals(help.code, 0, new TextDecoder().decode(help.stderr));
+    assertMatch(new TextDecoder().decode(help.stdout), /^Usage: deno task compile:plugin -- /);
+    const unknown = await run("--", "--lightning", dir);
+    assertEquals(unknown.code, 2);
+    assertEquals(
+      new TextDecoder().decode(unknown.stderr),
+      `Usage error: Unknown option '--lightning': see "deno task compile:plugin -- --help"\n`,
+    );
   } finally {
     Deno.removeSync(dir, { recursive: true });
   }
