@@ -7,6 +7,8 @@
  * @module
  */
 
+import { WRAPPED_KEY_NAME } from "../crypto/wrapped_key.ts";
+
 /** How the new `key.json` was stored. */
 export type KeyReplaced = "checked" | "unchecked";
 
@@ -19,4 +21,9 @@ export class KeyMayBeStoredError extends Error {
     super(message);
     this.name = "KeyMayBeStoredError";
   }
+}
+
+/** `why` a rekey failed, when its new `key.json` certainly was not stored: the old one holds. */
+export function keyAsItWas(why: string): string {
+  return `${why}: ${WRAPPED_KEY_NAME} is as it was (the old secrets open it)`;
 }

@@ -20,7 +20,7 @@ import {
 import { checkKey } from "../file/encryption.ts";
 import { type DataKey, sameBytes } from "../../crypto/data_key.ts";
 import { CorruptBackupError } from "../../format/segment.ts";
-import { KeyMayBeStoredError, type KeyReplaced } from "../key_replaced.ts";
+import { keyAsItWas, KeyMayBeStoredError, type KeyReplaced } from "../key_replaced.ts";
 
 /** What `key.json` says of an encrypted backup, read without any secret. */
 export interface WrappedKeyObject {
@@ -164,7 +164,7 @@ export async function replaceWrappedKey(
     }
     if (!(error instanceof S3Error)) throw error;
     throw new S3Error(
-      `${error.message}: ${WRAPPED_KEY_NAME} is as it was (the old secrets open it)`,
+      keyAsItWas(error.message),
       error.status,
       error.code,
       error.transient,

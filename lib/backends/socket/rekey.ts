@@ -19,15 +19,14 @@ import {
 } from "../../wire/packets_v2.ts";
 import { refusal, type SocketUrl, WireConnection } from "./connection.ts";
 import type { NodeCredential } from "./credential.ts";
-import { KeyMayBeStoredError, type KeyReplaced } from "../key_replaced.ts";
-import { WRAPPED_KEY_NAME } from "../../crypto/wrapped_key.ts";
+import { keyAsItWas, KeyMayBeStoredError, type KeyReplaced } from "../key_replaced.ts";
 
 /**
  * Sends `wrappedKey` to replace the server's key.json, if it is still `read`; throws the
  * server's refusal, a {@linkcode KeyMayBeStoredError} when it was sent and its answer was
- * lost or the server's storage failed, or, when it never went out, the failure saying key.json is as it was. A server older
- * than SEALED_KEY_IF (it refuses the type as a bad packet) is sent SEALED_KEY, which it takes
- * whatever its key.json holds: `"unchecked"`.
+ * lost or the server's storage failed, or, when it never went out, the failure saying
+ * key.json is as it was. A server older than SEALED_KEY_IF (it refuses the type as a bad
+ * packet) is sent SEALED_KEY, which it takes whatever its key.json holds: `"unchecked"`.
  */
 export async function sendWrappedKey(
   target: SocketUrl,
@@ -44,7 +43,10 @@ export async function sendWrappedKey(
     // the server no whole packet to act on.
     let written = false;
     try {
-      return await conn.request(request, () => Promise.resolve(void (written = true)));
+      return await conn.request(request, () => {
+        written = true;
+        return Promise.resolve();
+      });
     } catch (error) {
       if (!written) throw unsent(error);
       // Sent, perhaps taken: the server may have replaced key.json before the loss.
@@ -59,13 +61,14 @@ export async function sendWrappedKey(
   let reply = await ask(encodeSealedKeyIf({ read: keyDigest(read), wrappedKey }));
   const older = reply.type === V2Type.Error && unknownToServer(reply, V2Type.SealedKeyIf);
   if (older) reply = await ask(encodeFrame(V2Type.SealedKey, wrappedKey));
-  if (reply.type === V2Type.Error && decodeError(reply).code === ErrorCode.Storage) {
+  if (reply.type === V2Type.Error) {
+    const { code, message } = decodeError(reply);
     // Its storage failed, perhaps once the new key.json was in place (its directory's sync).
-    throw new KeyMayBeStoredError(
-      `the server failed to store the rewrapped key (${decodeError(reply).message})`,
-    );
+    if (code === ErrorCode.Storage) {
+      throw new KeyMayBeStoredError(`the server failed to store the rewrapped key (${message})`);
+    }
+    throw refusal(reply, "the rewrapped key");
   }
-  if (reply.type === V2Type.Error) throw refusal(reply, "the rewrapped key");
   decodeVersionFrame(reply, V2Type.Ack);
   return older ? "unchecked" : "checked";
 }
@@ -79,6 +82,6 @@ function unknownToServer(error: Packet, type: V2Type): boolean {
 /** `error`, which came before the new key.json went out: it says key.json is as it was. */
 function unsent(error: unknown): Error {
   if (!(error instanceof Error) || error instanceof Deno.errors.NotCapable) return error as Error;
-  error.message = `${error.message}: ${WRAPPED_KEY_NAME} is as it was (the old secrets open it)`;
+  error.message = keyAsItWas(error.message);
   return error;
 }
