@@ -5,15 +5,13 @@
  *
  * @module
  */
-import { ownCode } from "../lib/fs/own_code.ts";
+import { cannotRun, ownCode } from "../lib/fs/own_code.ts";
 
 // Loaded so that a checkout missing a file (an update cut short) is said in one line: the
 // table reads every command's options, so it reaches all of their code.
 const { commandGrants, denoFlags } = await ownCode(
   import("../lib/cli/permissions.ts"),
-  (cause) =>
-    `Cannot run backup-cli: its code cannot be loaded (${cause}): install cln-backup again, ` +
-    `each file readable by the user that runs it`,
+  cannotRun("backup-cli"),
 ).catch((error: Error) => {
   console.error(error.message);
   Deno.exit(1);

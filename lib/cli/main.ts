@@ -5,7 +5,7 @@
  */
 import { consoleOutput, Exit, type Output } from "./args.ts";
 import { cliHelp } from "../fs/advised_command.ts";
-import { ownCode } from "../fs/own_code.ts";
+import { cannotRun, ownCode } from "../fs/own_code.ts";
 
 export const HELP = `Usage: cln-backup <command> [options]
   run as ./backup-cli <command> [options] in the checkout (the Python plugin's CLI name; each
@@ -116,8 +116,6 @@ async function loadCommand(name: string, load: () => Promise<Command>): Promise<
       if (typeof command !== "function") throw new Error(`its module exports no ${name} command`);
       return command;
     }),
-    (cause) =>
-      `Cannot run ${name}: its code cannot be loaded (${cause}): install cln-backup again, ` +
-      `each file readable by the user that runs it`,
+    cannotRun(name),
   );
 }

@@ -33,3 +33,13 @@ export async function ownCode<T>(
     throw new Error(failure(cause));
   }
 }
+
+/**
+ * The `failure` of {@linkcode ownCode} for a program the operator runs (a CLI command,
+ * backup-cli): its code is installed again, readable by whoever runs it.
+ */
+export function cannotRun(program: string): (cause: string) => string {
+  return (cause) =>
+    `Cannot run ${program}: its code cannot be loaded (${cause}): install cln-backup again, ` +
+    `each file readable by the user that runs it`;
+}
