@@ -324,6 +324,22 @@ async function withRekeyFixture(
   }
 }
 
+/**
+ * Stubs `fetch` so that every PUT with If-Match is answered `status` with the S3 error `body`
+ * (the others go to `realFetch`); returns how many were.
+ */
+function answerIfMatch(realFetch: typeof fetch, status: number, body: string): () => number {
+  let answered = 0;
+  globalThis.fetch = (input, init) => {
+    if (init?.method !== "PUT" || !new Headers(init.headers).has("if-match")) {
+      return realFetch(input, init);
+    }
+    answered++;
+    return Promise.resolve(new Response(body, { status }));
+  };
+  return () => answered;
+}
+
 test("encrypted S3: a rekey run while another waits at its prompt: the waiting one is refused, stores nothing, and the secret of the one that finished opens the backup", async () => {
   const s = sharedRgw({ exportKeys: true });
   const url = s.url(await s.bucket());
@@ -387,25 +403,17 @@ test("encrypted S3: a rekey whose key.json PUT landed but whose answer was lost 
 
 test("encrypted S3: a service that does not implement If-Match (501 NotImplemented, as Amazon answered before its conditional writes) still rekeys, unconditionally, and says it could not check", async () => {
   await withRekeyFixture("501", async ({ s, url, args, realFetch, unstub }) => {
-    let refused = 0;
     // Amazon's answer to a PUT with If-Match before November 2024.
-    globalThis.fetch = (input, init) => {
-      if (init?.method === "PUT" && new Headers(init.headers).has("if-match")) {
-        refused++;
-        return Promise.resolve(
-          new Response(
-            "<Error><Code>NotImplemented</Code><Message>A header you provided implies " +
-              "functionality that is not implemented</Message><Header>If-Match</Header></Error>",
-            { status: 501 },
-          ),
-        );
-      }
-      return realFetch(input, init);
-    };
+    const refused = answerIfMatch(
+      realFetch,
+      501,
+      "<Error><Code>NotImplemented</Code><Message>A header you provided implies " +
+        "functionality that is not implemented</Message><Header>If-Match</Header></Error>",
+    );
     const output = new BufferedOutput();
     const code = await rekey(args, output);
     unstub();
-    assertEquals([code, refused > 0], [0, true], output.text);
+    assertEquals([code, refused() > 0], [0, true], output.text);
     assertEquals(output.stdout.length, 2, output.text);
     assertMatch(output.stdout[0], /^Rewrapped the key of "s3:\/\/.*" for a new passphrase/);
     assertMatch(
@@ -443,24 +451,16 @@ test("encrypted S3: a service that gives key.json no ETag rekeys with a plain PU
 
 test("encrypted S3: a service that answers 412 to If-Match with either form of the ETag it gave, key.json unchanged, is refused in one line that says what to do, and --no-if-match then rekeys it with a plain PUT and says so", async () => {
   await withRekeyFixture("412", async ({ s, url, args, realFetch }) => {
-    let refused = 0;
     // A service (or a proxy before it) that matches If-Match against no ETag it gives.
-    globalThis.fetch = (input, init) => {
-      if (init?.method === "PUT" && new Headers(init.headers).has("if-match")) {
-        refused++;
-        return Promise.resolve(
-          new Response(
-            "<Error><Code>PreconditionFailed</Code><Message>At least one of the pre-conditions " +
-              "you specified did not hold</Message></Error>",
-            { status: 412 },
-          ),
-        );
-      }
-      return realFetch(input, init);
-    };
+    const refused = answerIfMatch(
+      realFetch,
+      412,
+      "<Error><Code>PreconditionFailed</Code><Message>At least one of the pre-conditions " +
+        "you specified did not hold</Message></Error>",
+    );
     const output = new BufferedOutput();
     const code = await rekey(args, output);
-    assertEquals([code, refused, output.stdout], [1, 2, []], output.text);
+    assertEquals([code, refused(), output.stdout], [1, 2, []], output.text);
     assertEquals(output.stderr.length, 1, output.text);
     assertMatch(
       output.stderr[0],
@@ -469,7 +469,7 @@ test("encrypted S3: a service that answers 412 to If-Match with either form of t
     assert(await opensS3(s, url, PASSPHRASE), "key.json as it was");
     const unchecked = new BufferedOutput();
     assertEquals(await rekey([...args, "--no-if-match"], unchecked), 0, unchecked.text);
-    assertEquals(refused, 2, "no If-Match sent");
+    assertEquals(refused(), 2, "no If-Match sent");
     assertEquals(unchecked.stdout.length, 2, unchecked.text);
     assertMatch(unchecked.stdout[0], /^Rewrapped the key of "s3:\/\/.*" for a new passphrase/);
     assertMatch(
