@@ -15,11 +15,11 @@ import {
   startPlugin,
   UNTIED,
 } from "./support/copy_tie.ts";
-import { withServer, writeCredential } from "./support/v2_server.ts";
+import { type Setup, withServer, writeCredential } from "./support/v2_server.ts";
 import { withTestServer } from "./support/wire_server.ts";
 import { rgwTest, sharedRgw } from "./support/shared_rgw.ts";
 import { writeCredentials } from "./support/rgw.ts";
-import { readLockFile, writeLockFile } from "../lib/backup/lock_file.ts";
+import { type LockFile, readLockFile, writeLockFile } from "../lib/backup/lock_file.ts";
 import type { Backend } from "../lib/backends/backend.ts";
 import { createS3Backup } from "../lib/backends/s3/create.ts";
 import { S3Backend } from "../lib/backends/s3/backend.ts";
@@ -38,6 +38,30 @@ async function nodeWithCopy(copy: string, setUp: (dir: string) => void): Promise
   const output = new BufferedOutput();
   assertEquals(await mirror([copy, "--lightning-dir", dir, "--async"], output), 0);
   return dir;
+}
+
+/**
+ * Node A, at version 15 with its file backup, and a mirror on `server` (as the node carol)
+ * made by mirror, whose backup the server then lost; `lock` is merged into backup.lock.
+ */
+async function nodeWithLostMirror(
+  { url, nodes }: Setup,
+  lock: Partial<LockFile> = {},
+): Promise<string> {
+  const dir = makeNodeDir("restart");
+  try {
+    const base = Deno.realPathSync(`${dir}/..`);
+    writeCredential(dir, JSON.stringify({ node: "carol", key: nodes.add("carol") }));
+    writeLockFile(dir, { backend_url: await makeBackup(`${base}/backup`, A_CHANGES) });
+    const output = new BufferedOutput();
+    assertEquals(await mirror([url, "--lightning-dir", dir], output), 0, output.transcript);
+    writeLockFile(dir, { ...readLockFile(dir), ...lock });
+    Deno.removeSync(nodes.backupDir("carol"), { recursive: true });
+    return dir;
+  } catch (error) {
+    removeNodeDir(dir);
+    throw error;
+  }
 }
 
 Deno.test("an async copy on a wire v2 server is tied to the server's backup, and gets nothing once its URL reaches another node's", async () => {
@@ -115,17 +139,10 @@ Deno.test("an async copy whose backup the server no longer holds is said to be g
 });
 
 Deno.test("a mirror whose backup the server no longer holds stops the node, saying so", async () => {
-  await withServer(async ({ url, nodes }) => {
-    const carol = JSON.stringify({ node: "carol", key: nodes.add("carol") });
-    const dir = makeNodeDir("restart");
-    const base = Deno.realPathSync(`${dir}/..`);
+  await withServer(async (server) => {
+    const dir = await nodeWithLostMirror(server);
     let backend: Backend | undefined;
     try {
-      writeCredential(dir, carol);
-      writeLockFile(dir, { backend_url: await makeBackup(`${base}/backup`, A_CHANGES) });
-      const output = new BufferedOutput();
-      assertEquals(await mirror([url, "--lightning-dir", dir], output), 0, output.transcript);
-      Deno.removeSync(nodes.backupDir("carol"), { recursive: true });
       backend = await startPlugin(dir);
       // The plugin's check at its start (and its first write).
       const error = await assertRejects(() => backend!.ready!());
@@ -269,18 +286,11 @@ rgwTest(
 );
 
 Deno.test('a mirror whose backup the server no longer holds, under "mirror_failure": "degrade", is dropped at the start, saying so, and gets none of the changes the node goes on with', async () => {
-  await withServer(async ({ url, nodes }) => {
-    const carol = JSON.stringify({ node: "carol", key: nodes.add("carol") });
-    const dir = makeNodeDir("restart");
-    const base = Deno.realPathSync(`${dir}/..`);
+  await withServer(async (server) => {
+    const { nodes } = server;
+    const dir = await nodeWithLostMirror(server, { mirror_failure: "degrade" });
     let backend: Backend | undefined;
     try {
-      writeCredential(dir, carol);
-      writeLockFile(dir, { backend_url: await makeBackup(`${base}/backup`, A_CHANGES) });
-      const output = new BufferedOutput();
-      assertEquals(await mirror([url, "--lightning-dir", dir], output), 0, output.transcript);
-      writeLockFile(dir, { ...readLockFile(dir), mirror_failure: "degrade" });
-      Deno.removeSync(nodes.backupDir("carol"), { recursive: true });
       const logs: string[] = [];
       backend = await startPlugin(dir, logs);
       await backend.ready!();
