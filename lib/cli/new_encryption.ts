@@ -7,6 +7,7 @@
 import type { NewEncryption } from "../backends/file/create.ts";
 import { newBackupId } from "../format/segment.ts";
 import { DataKey } from "../crypto/data_key.ts";
+import { wrapCost } from "./wrap_cost.ts";
 import { wrapKey } from "../crypto/wrapped_key.ts";
 import {
   askNewPassphrase,
@@ -41,6 +42,6 @@ export async function newEncryption(
   }
   const key = await DataKey.generate();
   const backupId = newBackupId();
-  const wrappedKey = await wrapKey(key, backupId, { passphrase, recipients });
+  const wrappedKey = await wrapKey(key, backupId, { passphrase, recipients }, wrapCost());
   return { key, backupId, wrappedKey };
 }

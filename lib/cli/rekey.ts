@@ -21,6 +21,7 @@ import { readWrappedKey } from "../crypto/wrapped_key_file.ts";
 import { lockRekey } from "../backends/file/rekey_lock.ts";
 import { backupKind } from "../backends/open.ts";
 import { isOutOfRoom } from "../fs/os_error.ts";
+import { wrapCost } from "./wrap_cost.ts";
 import { KEY_FILE, keyFileBytes, writeKeyFile } from "../crypto/key_file.ts";
 import {
   type CommandSpec,
@@ -249,7 +250,7 @@ async function rewrap(
     const recipients = typeof recipient === "string" ? [recipient] : [];
     const note = await storeWrapped(
       backup,
-      await wrapKey(key, backup.backupId, { passphrase, recipients }),
+      await wrapKey(key, backup.backupId, { passphrase, recipients }, wrapCost()),
     );
     const what = [passphrase !== undefined ? "a new passphrase" : [], ...recipients].flat();
     output.out(

@@ -19,8 +19,17 @@ import { KEY_ID_SIZE } from "../format/segment.ts";
 
 export const WRAPPED_KEY_NAME = "key.json";
 
+/** scrypt's parameters: N = 2^logN. */
+export interface ScryptCost {
+  logN: number;
+  r: number;
+  p: number;
+}
+
 /** scrypt's cost for a new passphrase wrap: N = 2^17, r = 8 (about 128 MiB, half a second). */
-const SCRYPT_COST = { logN: 17, r: 8, p: 1 };
+export const SCRYPT_COST: ScryptCost = { logN: 17, r: 8, p: 1 };
+/** The least N (2^10) a reader accepts. */
+export const MIN_LOG_N = 10;
 /**
  * The costs a reader accepts: a file cannot make it allocate without bound. 2^20 is 1 GiB at
  * r = 8, the most @noble/hashes's scrypt takes (its `maxmem`); past it, it throws.
@@ -83,7 +92,7 @@ export async function wrapKey(
   key: DataKey,
   backupId: Uint8Array,
   wrapFor: WrapFor,
-  cost = SCRYPT_COST,
+  cost: ScryptCost = SCRYPT_COST,
 ): Promise<Uint8Array> {
   const p = await primitives();
   const { ageEncrypt, aeadSeal, randomBytes, scryptKey } = p;
@@ -234,7 +243,7 @@ async function tryWrap(
   const { ageDecrypt, aeadOpen, scryptKey } = p;
   if (wrap.type === "passphrase" && "passphrase" in secret) {
     if (
-      wrap.kdf !== "scrypt" || !Number.isInteger(wrap.log_n) || wrap.log_n < 10 ||
+      wrap.kdf !== "scrypt" || !Number.isInteger(wrap.log_n) || wrap.log_n < MIN_LOG_N ||
       wrap.log_n > MAX_LOG_N || wrap.r !== 8 || wrap.p !== 1
     ) {
       throw new UnlockError(`its passphrase wrap has costs this cln-backup does not take`);
