@@ -13,7 +13,10 @@
 # One mon (msgr v2, cephx), one OSD on memstore (in RAM), radosgw on beast. The settings that
 # keep start-up near 2.5 s and requests fast are in ../shared/notes/s3-test-server.md: paxos
 # propose interval 0.05, the seven RGW pools made in one batch before radosgw starts, and
-# tcp_nodelay=1. Needs Debian's radosgw ceph-mon ceph-osd ceph-common.
+# tcp_nodelay=1. Logging at level 0 (in the log and in memory), 32 request threads (not 512) and
+# no lifecycle or resharding threads: measured on 800 PUTs and GETs, the gateway took about 30%
+# less CPU a request, which the S3 crash trials (a restarted gateway each kill) spend most of.
+# Needs Debian's radosgw ceph-mon ceph-osd ceph-common.
 set -Eeuo pipefail
 trap 'echo "rgw.sh: line $LINENO failed (exit $?): $BASH_COMMAND" >&2' ERR
 
@@ -139,6 +142,25 @@ mon warn on pool no redundancy = false
 mon pg warn min per osd = 0
 paxos propose interval = 0.05
 osd crush chooseleaf type = 0
+debug ms = 0/0
+debug monc = 0/0
+debug auth = 0/0
+debug objecter = 0/0
+debug rados = 0/0
+debug osd = 0/0
+debug memstore = 0/0
+debug filestore = 0/0
+debug bluestore = 0/0
+debug rgw = 0/0
+debug rgw sync = 0/0
+debug civetweb = 0/0
+debug asok = 0/0
+debug finisher = 0/0
+debug throttle = 0/0
+debug context = 0/0
+debug perfcounter = 0/0
+debug optracker = 0/0
+debug heartbeatmap = 0/0
 [mon.a]
 mon data = $dir/mon
 [osd.0]
@@ -154,6 +176,9 @@ rgw frontends = beast endpoint=127.0.0.1:$rgw_port tcp_nodelay=1
 rgw dns name = localhost
 rgw gc obj min wait = 10
 rgw gc processor period = 10
+rgw thread pool size = 32
+rgw enable lc threads = false
+rgw dynamic resharding = false
 EOF
   local c=(--conf "$conf")
   ceph-authtool --create-keyring "$dir/keyring" --gen-key -n mon. --cap mon 'allow *' >/dev/null
