@@ -20,3 +20,14 @@ Deno.test("cli start: no command's module, no network client and no SQLite is lo
   );
   assertEquals(eager, []);
 });
+
+Deno.test("status: the socket:, s3:// and wire code is loaded only for a backup of theirs", async () => {
+  // Operators run status on a file backup most; the network clients cost it 25 ms of CPU.
+  const graph = await staticGraph("lib/cli/status.ts");
+  const remote = graph.filter((path) =>
+    (/^lib\/backends\/(socket|s3)\//.test(path) &&
+      !["lib/backends/socket/credential_name.ts", "lib/backends/s3/s3_url.ts"].includes(path)) ||
+    path.startsWith("lib/wire/") || ["node:tls", "node:net"].includes(path)
+  );
+  assertEquals(remote, []);
+});
