@@ -9,7 +9,6 @@ import { type EnvReader, userPath } from "../fs/user_path.ts";
 import { existsSync, statIfExists } from "../fs/exists.ts";
 import { LOCK_FILE, type LockFile, readLockFile } from "../backup/lock_file.ts";
 import { readChain } from "../format/chain.ts";
-import { writeFileDurably } from "../fs/durable.ts";
 import {
   UnlockError,
   unwrapKey,
@@ -20,8 +19,8 @@ import {
 import { readWrappedKey } from "../crypto/wrapped_key_file.ts";
 import { lockRekey } from "../backends/file/rekey_lock.ts";
 import { backupKind } from "../backends/open.ts";
-import { isOutOfRoom } from "../fs/os_error.ts";
 import { wrapCost } from "./wrap_cost.ts";
+import { storeKeyFile } from "./store_key_file.ts";
 import { KEY_FILE, keyFileBytes, writeKeyFile } from "../crypto/key_file.ts";
 import {
   type CommandSpec,
@@ -369,26 +368,12 @@ function fileBackup(
       backupId: chain.backupId,
       wrapped: wrappedIn(path, path, chain.keyId),
       open: async () => (await unlockDir(path, values, prompt))!,
-      store: (wrapped) => Promise.resolve(storeFile(path, wrapped)),
+      store: (wrapped) => Promise.resolve(storeKeyFile(ACTION, path, wrapped)),
       close: () => lock[Symbol.dispose](),
     };
   } catch (error) {
     lock[Symbol.dispose]();
     throw error;
-  }
-}
-
-/** Replaces key.json in the backup directory `dir`; a full disk is said with the place. */
-function storeFile(dir: string, wrapped: Uint8Array): void {
-  try {
-    writeFileDurably(dir, WRAPPED_KEY_NAME, wrapped);
-  } catch (error) {
-    if (!isOutOfRoom(error)) throw error;
-    throw new Error(
-      `${ACTION}: the file system of "${dir}" is full (no space or quota left); ` +
-        `${WRAPPED_KEY_NAME} is as it was (the old secrets open it): free some space on it, ` +
-        `then run this again`,
-    );
   }
 }
 
