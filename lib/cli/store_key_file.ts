@@ -6,7 +6,7 @@
  * @module
  */
 import { writeFileDurably } from "../fs/durable.ts";
-import { isOutOfRoom } from "../fs/os_error.ts";
+import { explainOsError, isOutOfRoom } from "../fs/os_error.ts";
 import { sameBytes } from "../crypto/data_key.ts";
 import { WRAPPED_KEY_NAME } from "../crypto/wrapped_key.ts";
 import { keyAsItWas, KeyMayBeStoredError } from "../backends/key_replaced.ts";
@@ -41,7 +41,8 @@ export function storeKeyFile(
           `then run this again`,
       );
     }
-    (error as Error).message = keyAsItWas((error as Error).message);
+    // Explained here: the CLI's explainOsError no longer reads the message once it is appended to.
+    (error as Error).message = keyAsItWas(explainOsError(error) ?? (error as Error).message);
     throw error;
   }
 }

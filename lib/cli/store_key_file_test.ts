@@ -1,5 +1,6 @@
 import { assertEquals, assertThrows } from "../../tests/support/assert.ts";
 import { writeFileDurably } from "../fs/durable.ts";
+import { explainOsError } from "../fs/os_error.ts";
 import { KeyMayBeStoredError } from "../backends/key_replaced.ts";
 import { type DurableWrite, storeKeyFile } from "./store_key_file.ts";
 
@@ -60,6 +61,23 @@ Deno.test("storeKeyFile: a write that fails before its rename says key.json is a
     );
     assertEquals([full, failed].some((e) => e instanceof KeyMayBeStoredError), false);
     assertEquals(Deno.readFileSync(`${dir}/key.json`), OLD);
+  });
+});
+
+Deno.test("storeKeyFile: a refused write before its rename keeps the OS error's explanation and says key.json is as it was", () => {
+  withKeyDir((dir) => {
+    // As Deno words a backup directory the rekey's user may read but not write.
+    const denied = () =>
+      Object.assign(new Error(`Permission denied (os error 13): open '${dir}/key.json.tmp'`), {
+        code: "EACCES",
+      });
+    const thrown = assertThrows(() => storeKeyFile(ACTION, dir, NEW, failing(denied, false)));
+    // What the CLI prints (lib/cli/args.ts): the explanation, if the message still has one.
+    assertEquals(
+      explainOsError(thrown) ?? thrown.message,
+      `permission denied when opening "${dir}/key.json.tmp": check the permissions of "${dir}", ` +
+        `or run this as the user who owns it: key.json is as it was (the old secrets open it)`,
+    );
   });
 });
 
