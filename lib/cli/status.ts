@@ -3,7 +3,7 @@
  *
  * @module
  */
-import type { BackupDescription } from "../backends/backend.ts";
+import type { BackupDescription, BackupReader } from "../backends/backend.ts";
 import { connectReader } from "../backends/open.ts";
 import { type CommandSpec, consoleOutput, Exit, type Output, runCommand } from "./args.ts";
 import { FileBackupReader } from "../backends/file/reader.ts";
@@ -81,8 +81,11 @@ function describeText(d: BackupDescription, wrappedFor: string[] = []): string[]
  */
 async function describeAt(url: string): Promise<[BackupDescription, string[]]> {
   const scheme = parseBackupUrl(url).scheme;
-  if (scheme === "socket") return await describeOnServer(url);
-  const reader = await connectReader(url);
+  if (scheme === "socket") {
+    const described = await describedByServer(url);
+    if (described) return described;
+  }
+  const reader = await connectForStatus(url, scheme === "socket");
   try {
     // A file backup the plugin compacts meanwhile is read again, not called damaged.
     const description = readBesideCompaction(reader, () => reader.describe());
@@ -96,28 +99,29 @@ async function describeAt(url: string): Promise<[BackupDescription, string[]]> {
   }
 }
 
-/** A server's backup: described in place by a v2 server (STATUS), fetched over wire v1. */
-async function describeOnServer(url: string): Promise<[BackupDescription, string[]]> {
+/**
+ * A server's backup as a v2 server describes it in place (STATUS), none of it fetched;
+ * `undefined` without a node credential (wire v1: the backup is fetched).
+ */
+async function describedByServer(url: string): Promise<[BackupDescription, string[]] | undefined> {
   const { v2Credential } = await import("../backends/socket/credential.ts");
   const credential = v2Credential(url);
-  if (credential) {
-    const { serverStatus } = await import("../backends/socket/server_checks.ts");
-    const { wrappedFor, ...description } = await serverStatus(url, credential);
-    return [description, wrappedFor ?? []];
-  }
+  if (!credential) return undefined;
+  const { serverStatus } = await import("../backends/socket/server_checks.ts");
+  const { wrappedFor, ...description } = await serverStatus(url, credential);
+  return [description, wrappedFor ?? []];
+}
+
+/** The backup's reader; a server's refusal of a client without a credential said as status's. */
+async function connectForStatus(url: string, onServer: boolean): Promise<BackupReader> {
+  if (!onServer) return await connectReader(url);
   const { NoCredentialError } = await import("../backends/socket/reader.ts");
-  let reader;
   try {
-    reader = await connectReader(url);
+    return await connectReader(url);
   } catch (error) {
     // Said as status's other errors are (the reader's words are restore's).
     if (!(error instanceof NoCredentialError)) throw error;
     throw new Error(error.message.replace(/^Cannot read backup: /, `${STATUS_SPEC.action}: `));
-  }
-  try {
-    return [readBesideCompaction(reader, () => reader.describe()), []];
-  } finally {
-    reader.close();
   }
 }
 
