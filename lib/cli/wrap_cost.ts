@@ -9,13 +9,12 @@
  */
 import { MIN_LOG_N, SCRYPT_COST, type ScryptCost } from "../crypto/wrapped_key.ts";
 import type { EnvReader } from "../fs/user_path.ts";
+import { readableEnv } from "../fs/readable_env.ts";
 
 export const TEST_SCRYPT_LOG_N_ENV = "CLN_BACKUP_TEST_SCRYPT_LOG_N";
 
 /** The cost of a new passphrase wrap. */
-export function wrapCost(env: EnvReader = Deno.env): ScryptCost {
-  const query = { name: "env", variable: TEST_SCRYPT_LOG_N_ENV } as const;
-  if (Deno.permissions.querySync(query).state !== "granted") return SCRYPT_COST;
+export function wrapCost(env: EnvReader = readableEnv): ScryptCost {
   const logN = Number(env.get(TEST_SCRYPT_LOG_N_ENV) ?? NaN);
   const taken = Number.isInteger(logN) && logN >= MIN_LOG_N && logN <= SCRYPT_COST.logN;
   return taken ? { ...SCRYPT_COST, logN } : SCRYPT_COST;

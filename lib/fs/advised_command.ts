@@ -10,6 +10,7 @@
  * @module
  */
 import { shellQuote } from "./shell_quote.ts";
+import { readableEnv } from "./readable_env.ts";
 
 /** Set by `backup-cli` to the name it was run by (its `$0`). */
 export const INVOKED_AS_ENV = "CLN_BACKUP_CLI";
@@ -18,14 +19,6 @@ export const INVOKED_AS_ENV = "CLN_BACKUP_CLI";
 type Naming = { program: string } | "deno task";
 
 let naming: Naming = { program: "cln-backup" };
-
-/** The environment, of which only what this process may read. */
-const readableEnv = {
-  get(name: string): string | undefined {
-    const granted = Deno.permissions.querySync({ name: "env", variable: name }).state;
-    return granted === "granted" ? Deno.env.get(name) : undefined;
-  },
-};
 
 /**
  * Names commands as the operator ran this program: `backup-cli` says it in

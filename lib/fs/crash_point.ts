@@ -13,6 +13,7 @@
  *
  * @module
  */
+import { readableEnv } from "./readable_env.ts";
 
 /** Where in an append the process dies. */
 export const CRASH_PHASES = [
@@ -63,8 +64,7 @@ export function crashNow(): never {
 }
 
 function fromEnvironment(): CrashPoint | undefined {
-  const granted = Deno.permissions.querySync({ name: "env", variable: CRASH_ENV }).state;
-  return granted === "granted" ? parseCrashPoint(Deno.env.get(CRASH_ENV)) : undefined;
+  return parseCrashPoint(readableEnv.get(CRASH_ENV));
 }
 
 /** The crash point this process was started with, if any. */

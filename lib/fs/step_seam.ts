@@ -15,6 +15,7 @@
  * @module
  */
 import { crashNow } from "./crash_point.ts";
+import { readableEnv } from "./readable_env.ts";
 
 /** The steps a test can stop a command at. */
 export const SEAM_STEPS = [
@@ -79,8 +80,7 @@ export function parseSeam(spec: string | undefined): Seam | undefined {
 }
 
 function fromEnvironment(): Seam | undefined {
-  const granted = Deno.permissions.querySync({ name: "env", variable: SEAM_ENV }).state;
-  return granted === "granted" ? parseSeam(Deno.env.get(SEAM_ENV)) : undefined;
+  return parseSeam(readableEnv.get(SEAM_ENV));
 }
 
 const seam: Seam | undefined = fromEnvironment();

@@ -11,6 +11,7 @@ import { serve, writeTo } from "./stdio.ts";
 import { openAtStart } from "./startup.ts";
 import { compactionFor } from "./compaction_for.ts";
 import type { LogLevel } from "./jsonrpc.ts";
+import { readableEnv } from "../fs/readable_env.ts";
 
 const streams = {
   read: (buffer: Uint8Array) => Deno.stdin.read(buffer),
@@ -26,8 +27,7 @@ const streams = {
  * environment access.
  */
 function testNumber(name: string): number | undefined {
-  if (Deno.permissions.querySync({ name: "env", variable: name }).state !== "granted") return;
-  const value = Deno.env.get(name);
+  const value = readableEnv.get(name);
   return value === undefined ? undefined : Number(value);
 }
 

@@ -13,6 +13,7 @@
 import type { S3Credentials } from "./client.ts";
 import { existsSync } from "../../fs/exists.ts";
 import { checkSecretMode } from "../../fs/secret_mode.ts";
+import { readableEnv } from "../../fs/readable_env.ts";
 
 export const CREDENTIALS_FILE = "backup-s3.credentials";
 /** How messages name it. */
@@ -20,19 +21,13 @@ export const CREDENTIALS_WHAT = "the S3 keys' file";
 const ACTION = "Cannot reach the S3 backup";
 export const CREDENTIAL_ENV = ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"];
 
-/** An environment variable, where this process may read it (the launcher grants none). */
-function grantedEnv(name: string): string | undefined {
-  const granted = Deno.permissions.querySync({ name: "env", variable: name }).state;
-  return granted === "granted" ? Deno.env.get(name) : undefined;
-}
-
 /**
  * Reads the keys from `<dir>/backup-s3.credentials` when `dir` is given and it is there (the
  * keys the plugin uses), else from `env`. Refuses a file others may read.
  */
 export function loadCredentials(
   dir: string | undefined,
-  env: (name: string) => string | undefined = grantedEnv,
+  env: (name: string) => string | undefined = readableEnv.get,
 ): S3Credentials {
   const file = dir === undefined ? undefined : `${dir}/${CREDENTIALS_FILE}`;
   if (file !== undefined && existsSync(file)) return readCredentialsFile(file);
