@@ -4,7 +4,7 @@
  * `--help`, or one command, does not evaluate every other's.
  */
 import { assertEquals } from "./support/assert.ts";
-import { staticGraph } from "./support/static_graph.ts";
+import { isRemoteOnly, staticGraph } from "./support/static_graph.ts";
 import { COMMANDS } from "../lib/cli/main.ts";
 
 Deno.test("cli start: no command's module, no network client and no SQLite is loaded by static imports", async () => {
@@ -24,10 +24,5 @@ Deno.test("cli start: no command's module, no network client and no SQLite is lo
 Deno.test("status: the socket:, s3:// and wire code is loaded only for a backup of theirs", async () => {
   // Operators run status on a file backup most; the network clients cost it 25 ms of CPU.
   const graph = await staticGraph("lib/cli/status.ts");
-  const remote = graph.filter((path) =>
-    (/^lib\/backends\/(socket|s3)\//.test(path) &&
-      !["lib/backends/socket/credential_name.ts", "lib/backends/s3/s3_url.ts"].includes(path)) ||
-    path.startsWith("lib/wire/") || ["node:tls", "node:net"].includes(path)
-  );
-  assertEquals(remote, []);
+  assertEquals(graph.filter(isRemoteOnly), []);
 });

@@ -5,15 +5,12 @@
  * compaction itself, which runs on a worker: each was measured to cost the start CPU.
  */
 import { assertEquals } from "./support/assert.ts";
-import { staticGraph } from "./support/static_graph.ts";
+import { isRemoteOnly, staticGraph } from "./support/static_graph.ts";
 
 Deno.test("plugin start: no socket:, s3:// or wire code, no TLS, no compaction or restore is loaded by static imports", async () => {
   const graph = await staticGraph("plugin.ts");
   const remoteOnly = graph.filter((path) =>
-    (/^lib\/backends\/(socket|s3)\//.test(path) &&
-      !["lib/backends/socket/credential_name.ts", "lib/backends/s3/s3_url.ts"].includes(path)) ||
-    path.startsWith("lib/wire/") ||
-    ["node:tls", "node:net", "node:stream/promises", "node:sqlite"].includes(path) ||
+    isRemoteOnly(path) || ["node:stream/promises", "node:sqlite"].includes(path) ||
     ["lib/compact/compact.ts", "lib/backup/restore.ts"].includes(path)
   );
   assertEquals(remoteOnly, []);

@@ -47,3 +47,13 @@ export async function staticGraph(entry: string): Promise<string[]> {
   }
   return [...reached].map((specifier) => specifier.replace(ROOT, ""));
 }
+
+/**
+ * Code only a `socket:` or `s3://` destination needs: their backends (but the modules that only
+ * name their files or parse their URLs), wire packets and TLS.
+ */
+export function isRemoteOnly(path: string): boolean {
+  return (/^lib\/backends\/(socket|s3)\//.test(path) &&
+    !["lib/backends/socket/credential_name.ts", "lib/backends/s3/s3_url.ts"].includes(path)) ||
+    path.startsWith("lib/wire/") || ["node:tls", "node:net"].includes(path);
+}
