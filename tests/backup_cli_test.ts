@@ -3,7 +3,7 @@
  * commands and argument forms, from a checkout whose only Deno is in node_modules and a
  * PATH of /usr/bin:/bin, each command under the permissions lib/cli/permissions.ts grants.
  */
-import { placeDeno } from "./support/installed_deno.ts";
+import { denoCache, placeDeno } from "./support/installed_deno.ts";
 import { assert, assertEquals, assertMatch } from "./support/assert.ts";
 import { dumpDatabase } from "./support/dump.ts";
 import { loadFixture, PRE_4090_BACKUP } from "./support/fixtures.ts";
@@ -61,6 +61,7 @@ async function backupCli(
     env: {
       PATH: options.path ?? SYSTEM_PATH,
       HOME: "/nonexistent",
+      DENO_DIR: await denoCache(),
       NO_COLOR: "1",
       ...options.env,
     },
@@ -385,10 +386,6 @@ Deno.test("backup-cli: an encrypted backup's init, restore, rekey, verify and st
   const cli = `${root}/backup-cli`;
   const dir = makeNodeDir("fresh-start");
   const base = Deno.realPathSync(`${dir}/..`);
-  // The Deno cache this test runs from holds the crypto libraries (a node's service user needs
-  // them in its own: see the README).
-  const info = await new Deno.Command(Deno.execPath(), { args: ["info", "--json"] }).output();
-  const env = { DENO_DIR: JSON.parse(new TextDecoder().decode(info.stdout)).denoDir };
   try {
     Deno.writeTextFileSync(`${base}/old`, "old passphrase\n", { mode: 0o600 });
     Deno.writeTextFileSync(`${base}/new`, "new passphrase\n", { mode: 0o600 });
@@ -396,14 +393,12 @@ Deno.test("backup-cli: an encrypted backup's init, restore, rekey, verify and st
     const init = await backupCli(
       cli,
       ["init", "--encrypt", "--passphrase-file", `${base}/old`, "--lightning-dir", dir, url],
-      { env },
     );
     assertEquals(init.code, 0, init.stderr.join("\n"));
     assertEquals(Deno.statSync(`${dir}/backup.key`).mode! & 0o777, 0o600);
     const restore = await backupCli(
       cli,
       ["restore", url, `${base}/restored.sqlite3`, "--passphrase-file", `${base}/old`],
-      { env },
     );
     assertEquals(restore.code, 0, restore.stderr.join("\n"));
     assertEquals(
@@ -413,11 +408,10 @@ Deno.test("backup-cli: an encrypted backup's init, restore, rekey, verify and st
     const rekey = await backupCli(
       cli,
       ["rekey", url, "--passphrase-file", `${base}/old`, "--new-passphrase-file", `${base}/new`],
-      { env },
     );
     assertEquals(rekey.code, 0, rekey.stderr.join("\n"));
     const verify = await backupCli(cli, ["verify", url], {
-      env: { ...env, CLN_BACKUP_PASSPHRASE: "new passphrase" },
+      env: { CLN_BACKUP_PASSPHRASE: "new passphrase" },
     });
     assertEquals(verify.code, 0, verify.stderr.join("\n"));
     const status = await backupCli(cli, ["status", url]);
@@ -455,7 +449,7 @@ Deno.test("backup-cli server, as a Python systemd unit runs it with --allow-v1 a
   const child = new Deno.Command(`${root}/backup-cli`, {
     args: ["server", url, `127.0.0.1:${port}`, "--log-mode", "systemd", "--allow-v1"],
     clearEnv: true,
-    env: { PATH: SYSTEM_PATH, HOME: "/nonexistent", NO_COLOR: "1" },
+    env: { PATH: SYSTEM_PATH, HOME: "/nonexistent", DENO_DIR: await denoCache(), NO_COLOR: "1" },
     stdout: "piped",
     stderr: "piped",
   }).spawn();

@@ -22,6 +22,7 @@ import { LAUNCHER_NAME, type LaunchPlan, launchPlan, writeLauncher } from "../li
 import { RUNTIME_FLAGS } from "../lib/cli/runtime_flags.ts";
 import { writeCredentials } from "./support/rgw.ts";
 import { CREDENTIAL_NAME } from "../lib/backends/socket/credential.ts";
+import { denoCache } from "./support/installed_deno.ts";
 
 const FILE_BACKEND = new URL("../lib/backends/file/writer.ts", import.meta.url).href;
 const NO_PATH = { PATH: "/nonexistent" };
@@ -252,12 +253,6 @@ console.log(JSON.stringify(results));
   }
 });
 
-/** Where this Deno caches npm packages: a launched encrypted plugin loads them from there. */
-async function denoDir(): Promise<string> {
-  const { stdout } = await new Deno.Command(Deno.execPath(), { args: ["info", "--json"] }).output();
-  return JSON.parse(new TextDecoder().decode(stdout)).denoDir;
-}
-
 /** A node as `init --encrypt` leaves it: an encrypted backup, backup.key, backup.lock, launcher. */
 async function prepareEncryptedNode() {
   const root = Deno.makeTempDirSync({ prefix: "cln-backup-perm-enc-" });
@@ -273,7 +268,7 @@ async function prepareEncryptedNode() {
 Deno.test("an encrypted backup's plugin runs and compacts under the launch, reading backup.key", async () => {
   const { node, key } = await prepareEncryptedNode();
   try {
-    const env = { ...NO_PATH, DENO_DIR: await denoDir() };
+    const env = { ...NO_PATH, DENO_DIR: await denoCache() };
     const lightningd = FakeLightningd.spawn({
       lightningDir: node.lightningDir,
       command: [node.launcher],
@@ -329,7 +324,7 @@ Deno.test("a key file that others may read is refused at start: the node stops u
     const lightningd = FakeLightningd.spawn({
       lightningDir: node.lightningDir,
       command: [node.launcher],
-      env: { ...NO_PATH, DENO_DIR: await denoDir() },
+      env: { ...NO_PATH, DENO_DIR: await denoCache() },
     });
     await lightningd.getmanifest();
     const first = splitMessages(loadFixture("fresh-start").raw)

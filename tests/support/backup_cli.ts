@@ -5,10 +5,14 @@
  * @module
  */
 import { dirname } from "node:path";
+import { denoCache } from "./installed_deno.ts";
 
 const BACKUP_CLI = new URL("../../backup-cli", import.meta.url).pathname;
 
-/** Runs `backup-cli args` with `env` added: its exit code, stdout and stderr lines. */
+/**
+ * Runs `backup-cli args` as a user without a home, from this run's Deno cache, with `env`
+ * added: its exit code, stdout and stderr lines.
+ */
 export async function runBackupCli(
   args: string[],
   env: Record<string, string> = {},
@@ -19,6 +23,7 @@ export async function runBackupCli(
     env: {
       PATH: `${dirname(Deno.execPath())}:/usr/bin:/bin`,
       HOME: "/nonexistent",
+      DENO_DIR: await denoCache(),
       NO_COLOR: "1",
       ...env,
     },

@@ -128,20 +128,14 @@ export async function restoredWith(
   }
 }
 
-let denoDir: string | undefined;
-
 /**
  * Runs `backup-cli` (the CLI with the permissions its command needs only) in a process of its
- * own, from this run's Deno cache (which holds the crypto libraries).
+ * own, from this run's Deno cache (which holds the crypto libraries: runBackupCli).
  */
 export async function cli(
   args: string[],
   env: Record<string, string>,
 ): Promise<{ code: number; stdout: string; stderr: string }> {
-  if (denoDir === undefined) {
-    const info = await new Deno.Command(Deno.execPath(), { args: ["info", "--json"] }).output();
-    denoDir = JSON.parse(new TextDecoder().decode(info.stdout)).denoDir as string;
-  }
-  const { code, out, err } = await runBackupCli(args, { DENO_DIR: denoDir, ...env });
+  const { code, out, err } = await runBackupCli(args, env);
   return { code, stdout: out.join("\n"), stderr: err.join("\n") };
 }

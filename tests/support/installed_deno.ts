@@ -53,3 +53,18 @@ export function sharedCli(): { deno: string; cli: string } {
 export function sharedDir(): string {
   return dirname(sharedCli().cli);
 }
+
+let cache: Promise<string> | undefined;
+
+/**
+ * The Deno cache this test process uses (`deno info`'s `denoDir`): it holds the npm packages
+ * (the crypto libraries) and the compiled code, so a process given it loads them from there.
+ * A test that runs a process with `HOME=/nonexistent` (a service user without a home) gives it
+ * this, else Deno, run as root, would make `/nonexistent/.cache/deno` for its cache.
+ */
+export function denoCache(): Promise<string> {
+  cache ??= new Deno.Command(Deno.execPath(), { args: ["info", "--json"] }).output().then(
+    ({ stdout }) => JSON.parse(new TextDecoder().decode(stdout)).denoDir as string,
+  );
+  return cache;
+}
