@@ -8,12 +8,20 @@ import { CliProcess } from "./support/cli_process.ts";
 
 Deno.test("Ctrl-C while restore waits on a server that does not answer: exit 130 within seconds", async () => {
   const dir = Deno.makeTempDirSync({ prefix: "interrupt-await-" });
+  // The restore's temporary directory: what the interrupted fetch leaves there for the next
+  // run (the README) goes with it.
+  const tmp = Deno.makeTempDirSync({ prefix: "interrupt-await-tmp-" });
   // A server that takes the connection and never says a word (a hung host, a Tor circuit).
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const held: Deno.Conn[] = [];
   const accepted = listener.accept().then((conn) => held.push(conn));
   try {
-    const process = new CliProcess(["restore", `socket:127.0.0.1:${listener.addr.port}`, dir]);
+    const process = new CliProcess(
+      ["restore", `socket:127.0.0.1:${listener.addr.port}`, dir],
+      undefined,
+      undefined,
+      { TMPDIR: tmp },
+    );
     await accepted;
     // The restore is in its body, the watcher armed: it reads the server's answer.
     await new Promise((resolve) => setTimeout(resolve, 500));
@@ -33,6 +41,6 @@ Deno.test("Ctrl-C while restore waits on a server that does not answer: exit 130
   } finally {
     for (const conn of held) conn.close();
     listener.close();
-    Deno.removeSync(dir, { recursive: true });
+    for (const path of [dir, tmp]) Deno.removeSync(path, { recursive: true });
   }
 });

@@ -267,8 +267,13 @@ test("encrypted S3: a pack whose read-back failed is taken at the packer's next 
   assertEquals(cut > 1, true, "read back again");
   assertEquals(logs.filter((l) => /another writer/.test(l)), []);
   assert(backend.unpacked.length < 5, `packed on: ${backend.unpacked.map((e) => e.seq)}`);
-  const restored = await restoredS3WithKey(s, url, key, Deno.makeTempDirSync());
-  assert(restored.includes("n8"), restored);
+  const scratch = Deno.makeTempDirSync({ prefix: "cln-backup-s3-restored-" });
+  try {
+    const restored = await restoredS3WithKey(s, url, key, scratch);
+    assert(restored.includes("n8"), restored);
+  } finally {
+    Deno.removeSync(scratch, { recursive: true });
+  }
 });
 
 /** Whether `passphrase` opens the key.json of the S3 backup at `url` as it stands. */

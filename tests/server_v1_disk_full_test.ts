@@ -23,20 +23,23 @@ const REQ_METADATA = Uint8Array.of(PacketType.ReqMetadata, 0, 0, 0, 0);
 const RESTORE = Uint8Array.of(PacketType.Restore, 0, 0, 0, 0);
 const MiB = 1 << 20;
 
-/** A SQLite database of about `bytes` that does not compress. */
-function randomDatabase(path: string, bytes: number): Uint8Array {
-  const db = new DatabaseSync(path);
-  db.exec("CREATE TABLE pad (b BLOB)");
-  const insert = db.prepare("INSERT INTO pad VALUES (?)");
-  db.exec("BEGIN");
-  for (let done = 0; done < bytes; done += 4000) {
-    insert.run(crypto.getRandomValues(new Uint8Array(4000)));
+/** The bytes of a SQLite database of about `bytes` that does not compress. */
+function randomDatabase(bytes: number): Uint8Array {
+  const dir = Deno.makeTempDirSync({ prefix: "cln-backup-random-db-" });
+  try {
+    const db = new DatabaseSync(`${dir}/node.sqlite3`);
+    db.exec("CREATE TABLE pad (b BLOB)");
+    const insert = db.prepare("INSERT INTO pad VALUES (?)");
+    db.exec("BEGIN");
+    for (let done = 0; done < bytes; done += 4000) {
+      insert.run(crypto.getRandomValues(new Uint8Array(4000)));
+    }
+    db.exec("COMMIT");
+    db.close();
+    return Deno.readFileSync(`${dir}/node.sqlite3`);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
   }
-  db.exec("COMMIT");
-  db.close();
-  const database = Deno.readFileSync(path);
-  Deno.removeSync(path);
-  return database;
 }
 
 /** The names of the temporary files in the backup at `dir`. */
@@ -67,7 +70,7 @@ async function onSmallDisk(
 }
 
 Deno.test("a v1 SNAPSHOT that does not fit the disk is answered NACK and leaves nothing", async () => {
-  const database = randomDatabase(`${Deno.makeTempDirSync()}/node.sqlite3`, 3 * MiB);
+  const database = randomDatabase(3 * MiB);
   await onSmallDisk(MiB, async ({ server, logs }, backup) => {
     const client = await RawClient.connect(server.port);
     await client.send(encodeSnapshot(3, database, 1));
@@ -83,7 +86,7 @@ Deno.test("a v1 SNAPSHOT that does not fit the disk is answered NACK and leaves 
 });
 
 Deno.test("a v1 RESTORE whose spool fills the disk part way sends the snapshot from memory", async () => {
-  const database = randomDatabase(`${Deno.makeTempDirSync()}/node.sqlite3`, 3 * MiB);
+  const database = randomDatabase(3 * MiB);
   await onSmallDisk(16 * MiB, async ({ server }, backup, mount) => {
     const client = await RawClient.connect(server.port);
     await client.send(encodeSnapshot(3, database, 1));
@@ -107,7 +110,7 @@ Deno.test("a v1 RESTORE whose spool fills the disk part way sends the snapshot f
 });
 
 Deno.test("a v1 SNAPSHOT that will be refused is not written: the refusal says why, not the disk", async () => {
-  const database = randomDatabase(`${Deno.makeTempDirSync()}/node.sqlite3`, 3 * MiB);
+  const database = randomDatabase(3 * MiB);
   await onSmallDisk(MiB, async ({ server, logs }, backup) => {
     const client = await RawClient.connect(server.port);
     await client.send(encodeChange(1, ["UPDATE vars SET intval = 1"]));

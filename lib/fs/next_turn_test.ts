@@ -28,7 +28,8 @@ Deno.test("nextTurn: packets of other connections are read between the steps of 
       if (busy) answered++;
     }
   })();
-  const file = Deno.openSync(Deno.makeTempFileSync());
+  const path = Deno.makeTempFileSync({ prefix: "cln-backup-next-turn-" });
+  const file = Deno.openSync(path);
   try {
     // 300 ms of work in 5 ms steps, as a base's parts are made.
     let parks = 0;
@@ -46,6 +47,7 @@ Deno.test("nextTurn: packets of other connections are read between the steps of 
     assert(parks >= 300 / 20 / 2, `${parks} parks in 300 ms of work`);
   } finally {
     file.close();
+    Deno.removeSync(path);
     client.close();
     await pinging.catch(() => {});
     server.close();
