@@ -4,7 +4,7 @@
  * bind (`nobody` when the tests run as root, who may write anywhere).
  */
 import { assertEquals, assertMatch } from "./support/assert.ts";
-import { runCliProcess, unprivilegedUser } from "./support/cli_process.ts";
+import { CliProcess, runCliProcess, unprivilegedUser } from "./support/cli_process.ts";
 import {
   BufferedOutput,
   makeBackup,
@@ -151,6 +151,27 @@ Deno.test("verify of a backup with a segment the user may not read: which, and w
   ]);
   Deno.removeSync(dir, { recursive: true });
   Deno.removeSync(user.denoDir, { recursive: true });
+});
+
+Deno.test("verify with a temporary directory it cannot make its copy in: which, and what to do", async () => {
+  const dir = Deno.makeTempDirSync({ prefix: "cln-backup-tmpdir-" });
+  try {
+    const url = await makeBackup(`${dir}/backup`, recordedChanges(["fresh-start"]));
+    Deno.writeTextFileSync(`${dir}/not-a-dir`, "");
+    const run = await new CliProcess(["verify", url], undefined, undefined, {
+      TMPDIR: `${dir}/not-a-dir`,
+    }).result();
+    assertEquals({ code: run.code, stderr: run.stderr }, {
+      code: 1,
+      stderr: [
+        `FAIL: Cannot verify backup: cannot make a scratch directory in "${dir}/not-a-dir" ` +
+        `(TMPDIR): not a directory: set TMPDIR to a directory this user may write, with room ` +
+        `for a copy of the node's database`,
+      ],
+    });
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
 });
 
 Deno.test("restore onto a full file system: which, and what to do, by snapshot or by changes", async () => {

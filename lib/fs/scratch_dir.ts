@@ -13,6 +13,7 @@ import { dirname } from "node:path";
 import { PID_MAX, removeAbandoned, stillAt } from "./work_path.ts";
 import { releaseLock } from "./flock.ts";
 import { removeIfExists } from "./exists.ts";
+import { readableEnv } from "./readable_env.ts";
 
 /** What scratch directories are for, which their names say: `cln-backup-<kind>-`. */
 const KINDS = [
@@ -49,11 +50,11 @@ export function makeScratchDir(kind: ScratchKind, dir?: string): string {
   // Until it is locked, a sweep by another process that cannot read /proc (backup-cli) may
   // take a new one for a killed run's and remove it: then another is made.
   for (let attempt = 1;; attempt++) {
-    const path = Deno.makeTempDirSync({ dir, prefix: `${prefix}${Deno.pid}-` });
+    const path = makeTempDir(dir, `${prefix}${Deno.pid}-`);
     const handle = lockNew(path, attempt < 5);
     if (handle === undefined) continue;
     // A file system without flock (some NFS mounts): a name no sweep takes, as before.
-    if (handle === "no locks") return Deno.makeTempDirSync({ dir, prefix });
+    if (handle === "no locks") return makeTempDir(dir, prefix);
     held.set(path, handle);
     const parent = dirname(path);
     if (!swept.has(parent)) {
@@ -61,6 +62,34 @@ export function makeScratchDir(kind: ScratchKind, dir?: string): string {
       removeAbandonedScratch(parent);
     }
     return path;
+  }
+}
+
+/**
+ * `Deno.makeTempDirSync` in `dir` (default: the system's temporary directory), whose failure
+ * says in which directory, since Deno's names none (`Not a directory (os error 20): tmpdir`).
+ */
+function makeTempDir(dir: string | undefined, prefix: string): string {
+  try {
+    return Deno.makeTempDirSync({ dir, prefix });
+  } catch (error) {
+    const why = String((error as Error).message).replace(/ \(os error \d+\).*$/, "").toLowerCase();
+    if (dir !== undefined) {
+      throw new Error(
+        `cannot make a scratch directory in "${dir}": ${why}: check that "${dir}" is a ` +
+          `directory this user may write`,
+        { cause: error },
+      );
+    }
+    const tmpdir = readableEnv.get("TMPDIR");
+    const where = tmpdir === undefined
+      ? `the temporary directory (TMPDIR, else "/tmp")`
+      : `"${tmpdir}" (TMPDIR)`;
+    throw new Error(
+      `cannot make a scratch directory in ${where}: ${why}: set TMPDIR to a directory this ` +
+        `user may write, with room for a copy of the node's database`,
+      { cause: error },
+    );
   }
 }
 

@@ -1,4 +1,4 @@
-import { assert, assertEquals, assertMatch } from "../../tests/support/assert.ts";
+import { assert, assertEquals, assertMatch, assertThrows } from "../../tests/support/assert.ts";
 import { makeScratchDir, removeScratchDir } from "./scratch_dir.ts";
 import { releaseLock } from "./flock.ts";
 
@@ -191,6 +191,22 @@ Deno.test("where the file system has no flock, a scratch dir is made unlocked, u
     assertEquals(names(parent), [path.slice(parent.length + 1)]);
     removeScratchDir(path);
     assertEquals(names(parent), []);
+  } finally {
+    Deno.removeSync(parent, { recursive: true });
+  }
+});
+
+Deno.test("a scratch dir that cannot be made says where it was to be, why, and what to do", () => {
+  const parent = Deno.makeTempDirSync({ prefix: "cln-backup-scratch-test-" });
+  try {
+    Deno.writeTextFileSync(`${parent}/file`, "");
+    assertThrows(
+      () => makeScratchDir("fetch", `${parent}/file`),
+      new RegExp(
+        `^cannot make a scratch directory in "${parent}/file": not a directory: ` +
+          `check that "${parent}/file" is a directory this user may write$`,
+      ),
+    );
   } finally {
     Deno.removeSync(parent, { recursive: true });
   }
