@@ -73,6 +73,8 @@ function makeTempDir(dir: string | undefined, prefix: string): string {
   try {
     return Deno.makeTempDirSync({ dir, prefix });
   } catch (error) {
+    // No permission for it is a bug in backup-cli's permission table, which the CLI says.
+    if (error instanceof Deno.errors.NotCapable) throw error;
     const why = String((error as Error).message).replace(/ \(os error \d+\).*$/, "").toLowerCase();
     if (dir !== undefined) {
       throw new Error(

@@ -211,3 +211,25 @@ Deno.test("a scratch dir that cannot be made says where it was to be, why, and w
     Deno.removeSync(parent, { recursive: true });
   }
 });
+
+Deno.test("a scratch dir its process has no permission for is backup-cli's bug: NotCapable, not the operator's directory", () => {
+  const parent = Deno.makeTempDirSync({ prefix: "cln-backup-scratch-test-" });
+  try {
+    const probe = `${parent}/probe.ts`;
+    Deno.writeTextFileSync(
+      probe,
+      `import { makeScratchDir } from ${
+        JSON.stringify(new URL("./scratch_dir.ts", import.meta.url).href)
+      };\ntry {\n  makeScratchDir("verify", Deno.args[0]);\n} catch (error) {\n` +
+        `  console.log(error.constructor.name);\n}\n`,
+    );
+    // Read, but no write: the table (lib/cli/permissions.ts) missed the directory.
+    const run = new Deno.Command(Deno.execPath(), {
+      args: ["run", "--no-prompt", `--allow-read`, probe, parent],
+    }).outputSync();
+    assertEquals(run.code, 0, new TextDecoder().decode(run.stderr));
+    assertEquals(new TextDecoder().decode(run.stdout), "NotCapable\n");
+  } finally {
+    Deno.removeSync(parent, { recursive: true });
+  }
+});
