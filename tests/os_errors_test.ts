@@ -13,6 +13,7 @@ import {
   removeNodeDir,
 } from "./support/cli_testing.ts";
 import { loadFixture, PRE_4090_BACKUP } from "./support/fixtures.ts";
+import { runBackupCli } from "./support/backup_cli.ts";
 import { mountTmpfs, run as runCommand } from "./support/tmpfs.ts";
 import { restore } from "../lib/cli/restore.ts";
 import { upgrade } from "../lib/cli/upgrade.ts";
@@ -158,17 +159,20 @@ Deno.test("verify with a temporary directory it cannot make its copy in: which, 
   try {
     const url = await makeBackup(`${dir}/backup`, recordedChanges(["fresh-start"]));
     Deno.writeTextFileSync(`${dir}/not-a-dir`, "");
-    const run = await new CliProcess(["verify", url], undefined, undefined, {
-      TMPDIR: `${dir}/not-a-dir`,
-    }).result();
-    assertEquals({ code: run.code, stderr: run.stderr }, {
+    const env = { TMPDIR: `${dir}/not-a-dir` };
+    const expected = {
       code: 1,
       stderr: [
         `FAIL: Cannot verify backup: cannot make a scratch directory in "${dir}/not-a-dir" ` +
         `(TMPDIR): not a directory: set TMPDIR to a directory this user may write, with room ` +
         `for a copy of the node's database`,
       ],
-    });
+    };
+    const run = await new CliProcess(["verify", url], undefined, undefined, env).result();
+    assertEquals({ code: run.code, stderr: run.stderr }, expected);
+    // backup-cli, the operator's way, under the permissions verify gets.
+    const { code, err } = await runBackupCli(["verify", url], env);
+    assertEquals({ code, stderr: err }, expected);
   } finally {
     Deno.removeSync(dir, { recursive: true });
   }

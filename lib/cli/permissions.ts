@@ -94,6 +94,9 @@ export interface Grants {
   sys: string[];
 }
 
+/** The variable that names the directory `Deno.makeTempDir` uses. */
+const TEMP_ENV = "TMPDIR";
+
 /** `tempDir`: the directory `Deno.makeTempDir` uses. */
 type Planner = (args: ParsedArgs, tempDir: string) => Partial<Grants>;
 
@@ -116,6 +119,15 @@ function merge(...parts: Partial<Grants>[]): Grants {
 }
 
 /**
+ * The temporary directory (`tempDir`), where a command makes its scratch directories: read,
+ * written, and {@linkcode TEMP_ENV} read, so that a scratch directory that cannot be made there
+ * says which directory that is.
+ */
+function temporary(tempDir: string): Partial<Grants> {
+  return { read: [tempDir], write: [tempDir], env: [TEMP_ENV] };
+}
+
+/**
  * An `s3://` backup: its endpoint, the CA file a URL's `ca=` names, the keys in the
  * environment, the temporary directory a reader fetches it into, and the request signer,
  * loaded on first use.
@@ -127,7 +139,7 @@ function s3Backup(
 ): Partial<Grants> {
   return {
     net: [netAddress],
-    env: CREDENTIAL_ENV,
+    env: [...CREDENTIAL_ENV, TEMP_ENV],
     read: [...(caFile ? [caFile] : []), tempDir, SIGV4_MODULE.pathname],
     write: [tempDir],
   };
@@ -144,7 +156,7 @@ function server(netAddress: string, caFile: string | undefined, tempDir: string)
     net: [netAddress],
     read: [...(caFile ? [caFile] : []), ...(credential ? [userPath(credential)] : []), tempDir],
     write: [tempDir],
-    env: [NODE_CREDENTIAL_ENV],
+    env: [NODE_CREDENTIAL_ENV, TEMP_ENV],
   };
 }
 
@@ -288,7 +300,7 @@ const TABLE: Record<string, { spec?: CommandSpec; plan: Planner }> = {
       }
       if (values.encrypt || values.existing) parts.push(secrets({ values, positionals }));
       // --existing restores the backup into the temporary directory to compare it.
-      if (values.existing) parts.push(READS_RECORDS, { read: [tempDir], write: [tempDir] });
+      if (values.existing) parts.push(READS_RECORDS, temporary(tempDir));
       return merge(...parts);
     },
   },
@@ -318,10 +330,12 @@ const TABLE: Record<string, { spec?: CommandSpec; plan: Planner }> = {
   verify: {
     spec: VERIFY_SPEC,
     plan: (args, tempDir) =>
-      merge(backup(args.positionals[0], false, tempDir), secrets(args), READS_RECORDS, {
-        read: [tempDir],
-        write: [tempDir],
-      }),
+      merge(
+        backup(args.positionals[0], false, tempDir),
+        secrets(args),
+        READS_RECORDS,
+        temporary(tempDir),
+      ),
   },
   upgrade: {
     spec: UPGRADE_SPEC,

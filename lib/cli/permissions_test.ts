@@ -37,7 +37,7 @@ Deno.test("each command may touch only what its arguments name", () => {
     ...BASE,
     `--allow-read=/b/node,${CRYPTO},${WORKER_CODE},/tmp`,
     "--allow-write=/tmp",
-    `--allow-env=INIT_CWD,CLN_BACKUP_CLI,${SECRET_ENV}`,
+    `--allow-env=INIT_CWD,CLN_BACKUP_CLI,${SECRET_ENV},TMPDIR`,
   ]);
   assertEquals(flags("restore", "file:///b/node.dbak", "/n/regtest"), [
     ...BASE,
@@ -89,7 +89,7 @@ Deno.test("each command may touch only what its arguments name", () => {
       `--allow-read=/srv,/m,/tmp,${SIGV4_MODULE.pathname},/n/r,/n`,
       "--allow-write=/srv,/m,/tmp,/n/r",
       "--allow-net=bkt.s3.us-east-1.amazonaws.com:443,unix:/n/r/lightning-rpc",
-      "--allow-env=INIT_CWD,CLN_BACKUP_CLI,AWS_ACCESS_KEY_ID,AWS_SECRET_ACCESS_KEY,AWS_SESSION_TOKEN",
+      "--allow-env=INIT_CWD,CLN_BACKUP_CLI,AWS_ACCESS_KEY_ID,AWS_SECRET_ACCESS_KEY,AWS_SESSION_TOKEN,TMPDIR",
     ],
   );
   assertEquals(flags("server", "file:///srv/b", "[::1]:8700", "--log-mode", "systemd"), [
@@ -106,7 +106,7 @@ Deno.test("each command may touch only what its arguments name", () => {
     "--allow-read=/tmp",
     "--allow-write=/tmp",
     "--allow-net=127.0.0.1:9050",
-    "--allow-env=INIT_CWD,CLN_BACKUP_CLI,CLN_BACKUP_CREDENTIAL",
+    "--allow-env=INIT_CWD,CLN_BACKUP_CLI,CLN_BACKUP_CREDENTIAL,TMPDIR",
   ]);
   // Over TLS trusting a CA: and read on that CA file.
   assertEquals(flags("verify", "socket+tls:backup.example:8700?ca=/etc/ca.pem"), [
@@ -114,7 +114,7 @@ Deno.test("each command may touch only what its arguments name", () => {
     `--allow-read=/etc/ca.pem,/tmp,${CRYPTO},${WORKER_CODE}`,
     "--allow-write=/tmp",
     "--allow-net=backup.example:8700",
-    `--allow-env=INIT_CWD,CLN_BACKUP_CLI,CLN_BACKUP_CREDENTIAL,${SECRET_ENV}`,
+    `--allow-env=INIT_CWD,CLN_BACKUP_CLI,CLN_BACKUP_CREDENTIAL,TMPDIR,${SECRET_ENV}`,
   ]);
   // An s3 backup: its endpoint, the key variables, the temporary directory it is fetched into,
   // the request signer.
@@ -123,7 +123,7 @@ Deno.test("each command may touch only what its arguments name", () => {
     `--allow-read=/tmp,${SIGV4_MODULE.pathname}`,
     "--allow-write=/tmp",
     "--allow-net=127.0.0.1:7480",
-    "--allow-env=INIT_CWD,CLN_BACKUP_CLI,AWS_ACCESS_KEY_ID,AWS_SECRET_ACCESS_KEY,AWS_SESSION_TOKEN",
+    "--allow-env=INIT_CWD,CLN_BACKUP_CLI,AWS_ACCESS_KEY_ID,AWS_SECRET_ACCESS_KEY,AWS_SESSION_TOKEN,TMPDIR",
   ]);
   // With the CA file its ca= names.
   assertEquals(flags("status", "s3://bucket/n?endpoint=https://minio.home&ca=/etc/home-ca.pem"), [
@@ -131,7 +131,7 @@ Deno.test("each command may touch only what its arguments name", () => {
     `--allow-read=/etc/home-ca.pem,/tmp,${SIGV4_MODULE.pathname}`,
     "--allow-write=/tmp",
     "--allow-net=bucket.minio.home:443",
-    "--allow-env=INIT_CWD,CLN_BACKUP_CLI,AWS_ACCESS_KEY_ID,AWS_SECRET_ACCESS_KEY,AWS_SESSION_TOKEN",
+    "--allow-env=INIT_CWD,CLN_BACKUP_CLI,AWS_ACCESS_KEY_ID,AWS_SECRET_ACCESS_KEY,AWS_SESSION_TOKEN,TMPDIR",
   ]);
   // Restore from several copies: each of them.
   assertEquals(flags("restore", "file:///b/one", "/n/regtest", "--also", "file:///c/two"), [
@@ -176,7 +176,7 @@ Deno.test("upgrade --encrypt beside an S3 backup may reach it and the copy's end
     `--allow-read=${dir},${base},/tmp,${SIGV4_MODULE.pathname},${CRYPTO},${WORKER_CODE}`,
     `--allow-write=${dir},/tmp`,
     `--allow-net=unix:${dir}/lightning-rpc,127.0.0.1:7480,127.0.0.1:7481`,
-    "--allow-env=INIT_CWD,CLN_BACKUP_CLI,AWS_ACCESS_KEY_ID,AWS_SECRET_ACCESS_KEY,AWS_SESSION_TOKEN," +
+    "--allow-env=INIT_CWD,CLN_BACKUP_CLI,AWS_ACCESS_KEY_ID,AWS_SECRET_ACCESS_KEY,AWS_SESSION_TOKEN,TMPDIR," +
     "CLN_BACKUP_PASSPHRASE,CLN_BACKUP_IDENTITY,CLN_BACKUP_NEW_PASSPHRASE",
   ]);
   removeNodeDir(dir);
@@ -192,7 +192,7 @@ Deno.test("upgrade --encrypt of a server backup may reach its server and read wh
     `--allow-read=${dir},${base},/tmp,${CRYPTO},${WORKER_CODE}`,
     `--allow-write=${dir},/tmp`,
     `--allow-net=unix:${dir}/lightning-rpc,127.0.0.1:8700`,
-    `--allow-env=INIT_CWD,CLN_BACKUP_CLI,CLN_BACKUP_CREDENTIAL,${SECRET_ENV}`,
+    `--allow-env=INIT_CWD,CLN_BACKUP_CLI,CLN_BACKUP_CREDENTIAL,TMPDIR,${SECRET_ENV}`,
   ]);
   removeNodeDir(dir);
 });
