@@ -68,14 +68,21 @@ export function isOutOfRoom(error: unknown): boolean {
 }
 
 /**
+ * The OS's words in `error`'s message, lowercased for the middle of a line: Deno's
+ * `No space left on device (os error 28): open '/x'` reads `no space left on device`.
+ */
+export function osReason(error: unknown): string {
+  return String((error as Error).message).replace(/ \(os error \d+\).*$/, "").toLowerCase();
+}
+
+/**
  * `error`, thrown while writing `path`: a want of room ({@linkcode isOutOfRoom}) as one line
  * that names the file and says to free room, then run `command` again; another as it is.
  */
 export function outOfRoomWriting(error: unknown, path: string, command: string): unknown {
   if (!isOutOfRoom(error)) return error;
-  const why = (error as Error).message.replace(/ \(os error \d+\).*$/, "").toLowerCase();
   return new Error(
-    `cannot write "${path}": ${why}: free room on that disk, then run ${command} again`,
+    `cannot write "${path}": ${osReason(error)}: free room on that disk, then run ${command} again`,
     { cause: error },
   );
 }

@@ -14,6 +14,7 @@ import { PID_MAX, removeAbandoned, stillAt } from "./work_path.ts";
 import { releaseLock } from "./flock.ts";
 import { removeIfExists } from "./exists.ts";
 import { readableEnv } from "./readable_env.ts";
+import { osReason } from "./os_error.ts";
 
 /** What scratch directories are for, which their names say: `cln-backup-<kind>-`. */
 const KINDS = [
@@ -75,7 +76,7 @@ function makeTempDir(dir: string | undefined, prefix: string): string {
   } catch (error) {
     // No permission for it is a bug in backup-cli's permission table, which the CLI says.
     if (error instanceof Deno.errors.NotCapable) throw error;
-    const why = String((error as Error).message).replace(/ \(os error \d+\).*$/, "").toLowerCase();
+    const why = osReason(error);
     if (dir !== undefined) {
       throw new Error(
         `cannot make a scratch directory in "${dir}": ${why}: check that "${dir}" is a ` +

@@ -13,7 +13,7 @@ import { syncDir, writeAll } from "../fs/durable.ts";
 import { existsSync, removeIfExists } from "../fs/exists.ts";
 import { claimWorkPath, workPath } from "../fs/work_path.ts";
 import { makeDirs, removeMadeDirs } from "../fs/made_dirs.ts";
-import { outOfRoomWriting } from "../fs/os_error.ts";
+import { osReason, outOfRoomWriting } from "../fs/os_error.ts";
 import { cliCommand } from "../fs/advised_command.ts";
 import { shellQuote } from "../fs/shell_quote.ts";
 import { unreadableByServer } from "./root_owner.ts";
@@ -236,7 +236,7 @@ export class NodeRegistry {
     } catch (error) {
       if (error instanceof KeyFileError) throw error;
       if (error instanceof Deno.errors.NotFound) return undefined;
-      const why = (error as Error).message.replace(/ \(os error \d+\).*$/, "").toLowerCase();
+      const why = osReason(error);
       let owner = "the server's user";
       try {
         const { uid, gid } = Deno.statSync(this.root);
