@@ -53,6 +53,7 @@ import type { CompactableBackend } from "../../compact/compactor.ts";
 import type { CompactionSizes } from "../../compact/policy.ts";
 import { newCopyCommand } from "../multi/mirrors.ts";
 import { shellQuote } from "../../fs/shell_quote.ts";
+import { UnlinkCheck } from "../../fs/unlink_check.ts";
 import { cliCommand } from "../../fs/advised_command.ts";
 
 /**
@@ -239,6 +240,7 @@ export class FileBackend implements Backend, CompactableBackend {
   #keyId: Uint8Array | undefined;
   /** The lightning dir as a shell word, which advice names. */
   #lightningDir = "DIR";
+  #unlinkCheck: UnlinkCheck;
 
   private constructor(
     readonly url: string,
@@ -249,7 +251,9 @@ export class FileBackend implements Backend, CompactableBackend {
     /** An encrypted backup's data key (a compaction needs it too). */
     readonly key: DataKey | undefined,
     readonly keyless: boolean,
-  ) {}
+  ) {
+    this.#unlinkCheck = new UnlinkCheck(dir);
+  }
 
   /**
    * Opens a backup directory for writing. A torn tail is left in place and shown in
@@ -471,12 +475,11 @@ export class FileBackend implements Backend, CompactableBackend {
 
   /**
    * Refuses to go on once the live log is no longer linked (st_nlink 0): removed, it took
-   * every write (zeros ahead included) and keeps nothing. One fstat, a few µs beside the
-   * append's fdatasync. On NFS a removed file still open lives on as `.nfsXXXX`, with a link:
-   * this check does not fire there (nor falsely).
+   * every write (zeros ahead included) and keeps nothing. On NFS a removed file still open
+   * lives on as `.nfsXXXX`, with a link: this check does not fire there (nor falsely).
    */
   #refuseRemoved(): void {
-    if (this.#live.statSync().nlink === 0) {
+    if (this.#unlinkCheck.unlinked(this.#live, this.#livePath)) {
       throw new LiveLogRemovedError(this.#livePath, this.url, this.#lightningDir);
     }
   }

@@ -154,6 +154,24 @@ Deno.test("FileBackend: a backup directory removed under the writer refuses the 
   }
 });
 
+Deno.test("FileBackend: a live log removed once its directory has settled is refused at the next append", async () => {
+  const { dir, url, path } = newBackup();
+  const backend = FileBackend.open(url, path);
+  try {
+    await backend.append(change(1));
+    // Past a second with no change to the directory, the check asks the directory (unlink_check.ts).
+    await new Promise((done) => setTimeout(done, 1_100));
+    await backend.append(change(2));
+    const live = `${path}/${logName(1)}`;
+    Deno.removeSync(live);
+    const error = await assertRejects(() => backend.append(change(3)));
+    assertEquals((error as Error).message, removedLine(live, url));
+  } finally {
+    backend.close();
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
 Deno.test("FileBackend: a live log removed under the writer is not sealed into a roll", async () => {
   const { dir, url, path } = newBackup();
   const backend = FileBackend.open(url, path, { segmentBytes: 100 });
