@@ -10,28 +10,57 @@ const CLI = new URL("../../cli.ts", import.meta.url).pathname;
 
 /**
  * Ports below Linux's ephemeral range (32768 and up by default), where neither a listener on
- * port 0 nor a client connection's own port is ever placed.
+ * port 0 nor a client connection's own port is ever placed, cut into blocks.
  */
 const PORTS = { from: 20_000, to: 32_767 };
-const handedOut = new Set<number>();
+const BLOCK_PORTS = 256;
+const BLOCKS = Math.floor((PORTS.to - PORTS.from + 1) / BLOCK_PORTS);
+/** Block `i` is claimed by listening on `MARKERS_FROM + i`, just below {@linkcode PORTS}. */
+const MARKERS_FROM = PORTS.from - BLOCKS;
 
 /**
- * A loopback port nothing listens on (just now), never handed out before by this process. A
- * test that kills a server and starts it again on the same port leaves that port unbound
- * meanwhile: a port the kernel picked for port 0 could then go to a server that another test
- * running at the same time starts (a restarted plugin then met a stranger's empty backup).
+ * This test file's block of ports, claimed for as long as it runs. Test files run side by side
+ * as workers of one `deno test`, each with its own module state: a claim every worker can see
+ * is needed, and a listener is one the kernel drops when the worker ends. Taken as the module
+ * loads, before any test, so no test's resource check counts it.
+ */
+const block = claimBlock();
+const handedOut = new Set<number>();
+
+function claimBlock(): { first: number; marker: Deno.Listener } {
+  const start = Math.floor(Math.random() * BLOCKS);
+  for (let k = 0; k < BLOCKS; k++) {
+    const index = (start + k) % BLOCKS;
+    try {
+      const marker = Deno.listen({ hostname: "127.0.0.1", port: MARKERS_FROM + index });
+      return { first: PORTS.from + index * BLOCK_PORTS, marker };
+    } catch (error) {
+      if (!(error instanceof Deno.errors.AddrInUse)) throw error;
+    }
+  }
+  throw new Error(`Cannot claim a block of test ports: all ${BLOCKS} are held by other tests`);
+}
+
+/**
+ * A loopback port nothing listens on (just now), from this test file's block, never handed out
+ * before. A test that kills a server and starts it again on the same port leaves that port
+ * unbound meanwhile: from a range shared with the tests running beside it, the port could go
+ * to a server that one of them starts (a restarted plugin then met a stranger's empty backup).
  */
 export function freePort(): number {
+  if (handedOut.size === BLOCK_PORTS) {
+    throw new Error(`freePort: this test file has used all ${BLOCK_PORTS} ports of its block`);
+  }
   for (;;) {
-    const port = PORTS.from + Math.floor(Math.random() * (PORTS.to - PORTS.from + 1));
+    const port = block.first + Math.floor(Math.random() * BLOCK_PORTS);
     if (handedOut.has(port)) continue;
+    handedOut.add(port);
     try {
       Deno.listen({ hostname: "127.0.0.1", port }).close();
     } catch (error) {
       if (error instanceof Deno.errors.AddrInUse) continue;
       throw error;
     }
-    handedOut.add(port);
     return port;
   }
 }
