@@ -3,7 +3,8 @@
  * commands and argument forms, from a checkout whose only Deno is in node_modules and a
  * PATH of /usr/bin:/bin, each command under the permissions lib/cli/permissions.ts grants.
  */
-import { denoCache, placeDeno } from "./support/installed_deno.ts";
+import { placeDeno } from "./support/installed_deno.ts";
+import { homelessEnv } from "./support/backup_cli.ts";
 import { assert, assertEquals, assertMatch } from "./support/assert.ts";
 import { dumpDatabase } from "./support/dump.ts";
 import { loadFixture, PRE_4090_BACKUP } from "./support/fixtures.ts";
@@ -74,13 +75,7 @@ async function backupCli(
     args,
     cwd: options.cwd,
     clearEnv: true,
-    env: {
-      PATH: options.path ?? SYSTEM_PATH,
-      HOME: "/nonexistent",
-      DENO_DIR: await denoCache(),
-      NO_COLOR: "1",
-      ...options.env,
-    },
+    env: { ...await homelessEnv(options.path ?? SYSTEM_PATH), ...options.env },
   }).output();
   const lines = (bytes: Uint8Array) => new TextDecoder().decode(bytes).split("\n").filter(Boolean);
   return { code, stdout: lines(stdout), stderr: lines(stderr) };
@@ -449,7 +444,7 @@ Deno.test("backup-cli server, as a Python systemd unit runs it with --allow-v1 a
   const child = new Deno.Command(`${root}/backup-cli`, {
     args: ["server", url, `127.0.0.1:${port}`, "--log-mode", "systemd", "--allow-v1"],
     clearEnv: true,
-    env: { PATH: SYSTEM_PATH, HOME: "/nonexistent", DENO_DIR: await denoCache(), NO_COLOR: "1" },
+    env: await homelessEnv(SYSTEM_PATH),
     stdout: "piped",
     stderr: "piped",
   }).spawn();

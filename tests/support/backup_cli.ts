@@ -10,7 +10,15 @@ import { denoCache } from "./installed_deno.ts";
 const BACKUP_CLI = new URL("../../backup-cli", import.meta.url).pathname;
 
 /**
- * Runs `backup-cli args` as a user without a home, from this run's Deno cache, with `env`
+ * The environment of a service user without a home, as backup-cli meets it under systemd:
+ * `PATH` only, no colour, and this run's Deno cache ({@linkcode denoCache} says why).
+ */
+export async function homelessEnv(path: string): Promise<Record<string, string>> {
+  return { PATH: path, HOME: "/nonexistent", DENO_DIR: await denoCache(), NO_COLOR: "1" };
+}
+
+/**
+ * Runs `backup-cli args` as a user without a home ({@linkcode homelessEnv}), with `env`
  * added: its exit code, stdout and stderr lines.
  */
 export async function runBackupCli(
@@ -20,13 +28,7 @@ export async function runBackupCli(
   const { code, stdout, stderr } = await new Deno.Command(BACKUP_CLI, {
     args,
     clearEnv: true,
-    env: {
-      PATH: `${dirname(Deno.execPath())}:/usr/bin:/bin`,
-      HOME: "/nonexistent",
-      DENO_DIR: await denoCache(),
-      NO_COLOR: "1",
-      ...env,
-    },
+    env: { ...await homelessEnv(`${dirname(Deno.execPath())}:/usr/bin:/bin`), ...env },
     stdout: "piped",
     stderr: "piped",
   }).output();
