@@ -158,6 +158,37 @@ function summaryRows(a: Summary, b: Summary, c: Summary, d: Summary, f: Summary)
   return rows;
 }
 
+/** The back-to-back rows: cln-backup's overhead over the null plugin against the floor. */
+function backToBackRows(
+  burst: number,
+  ms: { null_plugin: Summary; cln_backup: Summary; zeroed_ahead_floor: Summary },
+): Row[] {
+  return (["p50", "p99"] as const).map((q) =>
+    row({
+      section: "hook round trip",
+      metric: `back to back: overhead over null plugin, ${q}`,
+      value: ms.cln_backup[q] - ms.null_plugin[q],
+      unit: "ms",
+      reference: { label: "zeroed-ahead floor", value: ms.zeroed_ahead_floor[q] },
+      note: q === "p50"
+        ? `${burst} more db_writes, each sent as soon as the last was answered (a burst, as ` +
+          "when lightningd commits transactions in a row: no idle time between hooks), to the " +
+          "null plugin, then to cln-backup, then written as the zeroed-ahead floor"
+        : undefined,
+    })
+  );
+}
+
+/** `work`'s transactions from `start` to `end`. */
+function sliceWorkload(work: HookWorkload, start: number, end: number): HookWorkload {
+  return {
+    ids: work.ids.slice(start, end),
+    messages: work.messages.slice(start, end),
+    records: work.records.slice(start, end),
+    statementBytes: work.statementBytes.slice(start, end),
+  };
+}
+
 /** One row per part of the hook path: its median, as a share of cln-backup's p50 round trip. */
 function profileRows(profiler: HookProfiler, roundTrip: number): Row[] {
   const section = "hook path profile";
@@ -203,9 +234,11 @@ export const hookLatency: Section = {
   name: "hook",
   async run(context: BenchContext): Promise<SectionResult> {
     const count = context.quick ? 1_000 : 5_000;
+    const burst = context.quick ? 300 : 1_500;
     const dir = `${context.tmp}/hook`;
-    context.log(`hook: generating ${count} db_writes`);
-    const work = hookWorkload(count);
+    context.log(`hook: generating ${count + burst} db_writes`);
+    const all = hookWorkload(count + burst);
+    const work = sliceWorkload(all, 0, count);
     const cln = await startPlugin(clnBackupNode(dir));
     const enc = await startPlugin(await encryptedClnBackupNode(`${dir}/encrypted`));
     Deno.mkdirSync(`${dir}/null-node`);
@@ -215,7 +248,7 @@ export const hookLatency: Section = {
       create: true,
       append: true,
     });
-    const recordBytes = work.records.reduce((sum, r) => sum + r.length, 0);
+    const recordBytes = all.records.reduce((sum, r) => sum + r.length, 0);
     const zeroedFloorFile = zeroedFile(`${dir}/zeroed-floor.log`, recordBytes);
     // The plugin's path appends into zeros written ahead: so does its profile.
     const profiler = new HookProfiler(zeroedFile(`${dir}/profile.log`, recordBytes));
@@ -224,6 +257,7 @@ export const hookLatency: Section = {
     const c: number[] = [];
     const d: number[] = [];
     const f: number[] = [];
+    const backToBack = { nul: [] as number[], cln: [] as number[], floor: [] as number[] };
     const steps: Record<Step, (i: number) => Promise<void>> = {
       a: async (i) => void a.push(await roundTrip(nul, work.ids[i], work.messages[i])),
       b: async (i) => void b.push(await roundTrip(cln, work.ids[i], work.messages[i])),
@@ -251,6 +285,22 @@ export const hookLatency: Section = {
       for (let i = 0; i < count; i++) {
         for (const step of orders[i % orders.length]) await steps[step](i);
       }
+      // A burst, as when lightningd commits transactions in a row: each db_write sent as soon
+      // as the last is answered, one plugin (or the floor) at a time.
+      context.log(`hook: ${burst} round trips back to back, each plugin alone`);
+      const tail = sliceWorkload(all, count, count + burst);
+      for (let i = 0; i < burst; i++) {
+        backToBack.nul.push(await roundTrip(nul, tail.ids[i], tail.messages[i]));
+      }
+      for (let i = 0; i < burst; i++) {
+        backToBack.cln.push(await roundTrip(cln, tail.ids[i], tail.messages[i]));
+      }
+      for (let i = 0; i < burst; i++) {
+        const start = performance.now();
+        writeAll(zeroedFloorFile, tail.records[i]);
+        zeroedFloorFile.syncDataSync();
+        backToBack.floor.push(performance.now() - start);
+      }
     } finally {
       floorFile.close();
       zeroedFloorFile.close();
@@ -261,9 +311,18 @@ export const hookLatency: Section = {
       await nul.stop();
     }
     const [sa, sb, sc, sd, sf] = [a, b, c, d, f].map(summarize);
+    const burstMs = {
+      null_plugin: summarize(backToBack.nul),
+      cln_backup: summarize(backToBack.cln),
+      zeroed_ahead_floor: summarize(backToBack.floor),
+    };
     const paired = b.map((v, i) => v - a[i]);
     return {
-      rows: [...summaryRows(sa, sb, sc, sd, sf), ...profileRows(profiler, sb.p50)],
+      rows: [
+        ...summaryRows(sa, sb, sc, sd, sf),
+        ...backToBackRows(burst, burstMs),
+        ...profileRows(profiler, sb.p50),
+      ],
       details: {
         writes: count,
         statement_bytes_p50: median(work.statementBytes),
@@ -276,6 +335,7 @@ export const hookLatency: Section = {
         paired_overhead_ms_p50: median(paired),
         encrypted_ms: sd,
         paired_encrypted_minus_plain_ms_p50: median(d.map((v, i) => v - b[i])),
+        back_to_back: { writes: burst, ...burstMs },
         profile_ms: Object.fromEntries(
           HOOK_PARTS.map((part) => [part, summarize(profiler.samples.get(part)!)]),
         ),
