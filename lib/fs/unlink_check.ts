@@ -9,38 +9,61 @@
  *
  * So the directory is asked instead: an unlink changes the directory's mtime and ctime, and a
  * directory whose identity and times are as at the last check, with an mtime old enough that
- * any change since would have moved it, has lost no file. (Deno gives an mtime in whole
- * milliseconds and a ctime in whole seconds; a kernel stamps a change up to a tick, 10 ms,
- * late.) Anything else (a recent change, a new directory at the path, none) falls back to
- * the file's own link count.
+ * any change since would have moved it, has lost no file. Anything else (a recent change, a
+ * new directory at the path, none, a wall clock that jumped) falls back to the file's own
+ * link count.
  *
  * @module
  */
 
-/** How old a directory's mtime must be to be trusted: far past a timestamp's resolution. */
-const SETTLED_MS = 1_000;
+/**
+ * How old a directory's mtime must be to be trusted: past the coarsest timestamps a backup's
+ * filesystem may keep (FAT's 2 s; ext4's small inodes' 1 s; Deno's ctime is whole seconds)
+ * plus the tick (up to 10 ms) a kernel may stamp a change late. Closer to the last change, a
+ * later one could be stamped with the same time.
+ */
+const SETTLED_MS = 3_000;
+
+/** How far the wall clock may move against the monotonic one before a record is dropped. */
+const CLOCK_JUMP_MS = 100;
 
 /** Checks a file, open for appends, for having been unlinked from `dir`. */
 export class UnlinkCheck {
-  #quiet = "";
+  /** The directory as last seen settled, and the wall clock's offset from the monotonic then. */
+  #quiet = { directory: "", clock: 0 };
 
-  /** `now`: the wall clock, in ms, that directory mtimes are compared with (a seam for tests). */
-  constructor(readonly dir: string, readonly now: () => number = Date.now) {}
+  /**
+   * `now` and `monotonic`: the wall clock that directory mtimes are compared with, and one
+   * that never jumps, in ms (seams for tests).
+   */
+  constructor(
+    readonly dir: string,
+    readonly now: () => number = Date.now,
+    readonly monotonic: () => number = () => performance.now(),
+  ) {}
 
   /** Whether `file`, open at `path` in {@linkcode dir}, has no link left (st_nlink 0). */
   unlinked(file: Deno.FsFile, path: string): boolean {
     // The directory first: an unlink after it moves its times for the next call to see.
-    const quiet = this.#quietDirectory();
-    if (quiet !== undefined && quiet === this.#quiet) return false;
+    const now = this.now();
+    const quiet = this.#quietDirectory(now);
+    // A wall clock set back could stamp a new change with the time recorded: asked again.
+    const clock = now - this.monotonic();
+    if (
+      quiet !== undefined && quiet === this.#quiet.directory &&
+      Math.abs(clock - this.#quiet.clock) <= CLOCK_JUMP_MS
+    ) {
+      return false;
+    }
     const info = file.statSync();
     if (info.nlink === 0) return true;
     // Moved out of the directory, the file could be unlinked where the directory cannot see.
-    if (quiet !== undefined && isAt(path, info)) this.#quiet = quiet;
+    if (quiet !== undefined && isAt(path, info)) this.#quiet = { directory: quiet, clock };
     return false;
   }
 
   /** The directory's identity and times, if it has not changed for {@linkcode SETTLED_MS}. */
-  #quietDirectory(): string | undefined {
+  #quietDirectory(now: number): string | undefined {
     let info: Deno.FileInfo;
     try {
       info = Deno.statSync(this.dir);
@@ -51,7 +74,7 @@ export class UnlinkCheck {
     const changed = info.mtime?.getTime();
     if (changed === undefined || info.ctime === null || info.ino === null) return undefined;
     // An mtime ahead of the clock (a clock set back) never settles: the file is asked.
-    if (this.now() - changed < SETTLED_MS) return undefined;
+    if (now - changed < SETTLED_MS) return undefined;
     return `${info.dev}:${info.ino}:${changed}:${info.ctime.getTime()}`;
   }
 }

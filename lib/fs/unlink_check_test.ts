@@ -74,16 +74,31 @@ Deno.test("UnlinkCheck: a directory removed and made again at its path is not ta
   });
 });
 
-Deno.test("UnlinkCheck: a directory changed within the last second is not trusted, even with its times as they were", async () => {
+Deno.test("UnlinkCheck: a directory changed within the last 3 s is not trusted, even with its times as they were", async () => {
   await withOpenFile((dir, path, file) => {
-    // Two changes inside one timestamp's resolution share their times: set back by hand here.
-    const changed = new Date(Date.now() - 100);
+    // Two changes inside one timestamp's resolution share their times (FAT keeps 2 s): set
+    // back by hand here.
+    const changed = new Date(Date.now() - 2_500);
     Deno.utimeSync(dir, changed, changed);
     const check = new UnlinkCheck(dir);
     assertEquals(check.unlinked(file, path), false);
     Deno.removeSync(path);
     Deno.utimeSync(dir, changed, changed);
     assertEquals(check.unlinked(file, path), true);
+  });
+});
+
+Deno.test("UnlinkCheck: a wall clock set back drops what was recorded: the file is asked again", async () => {
+  await withOpenFile((dir, path, file) => {
+    let wall = Date.now() + 7_200_000;
+    const check = new UnlinkCheck(dir, () => wall);
+    assertEquals(check.unlinked(file, path), false);
+    assertEquals(check.unlinked(unaskable, path), false);
+    // An hour back, the directory still looks settled; a change stamped now could repeat a time.
+    wall -= 3_600_000;
+    assertThrows(() => check.unlinked(unaskable, path), /the file was asked/);
+    assertEquals(check.unlinked(file, path), false, "recorded again at the new offset");
+    assertEquals(check.unlinked(unaskable, path), false);
   });
 });
 
