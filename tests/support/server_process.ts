@@ -13,7 +13,7 @@ const CLI = new URL("../../cli.ts", import.meta.url).pathname;
  * port 0 nor a client connection's own port is ever placed, cut into blocks.
  */
 const PORTS = { from: 20_000, to: 32_767 };
-const BLOCK_PORTS = 256;
+const BLOCK_PORTS = 128;
 const BLOCKS = Math.floor((PORTS.to - PORTS.from + 1) / BLOCK_PORTS);
 /** Block `i` is claimed by listening on `MARKERS_FROM + i`, just below {@linkcode PORTS}. */
 const MARKERS_FROM = PORTS.from - BLOCKS;
@@ -48,10 +48,11 @@ function claimBlock(): { first: number; marker: Deno.Listener } {
  * to a server that one of them starts (a restarted plugin then met a stranger's empty backup).
  */
 export function freePort(): number {
-  if (handedOut.size === BLOCK_PORTS) {
-    throw new Error(`freePort: this test file has used all ${BLOCK_PORTS} ports of its block`);
-  }
   for (;;) {
+    // Handed out, or found taken by another program (a server a killed run left).
+    if (handedOut.size === BLOCK_PORTS) {
+      throw new Error(`freePort: this test file has tried all ${BLOCK_PORTS} ports of its block`);
+    }
     const port = block.first + Math.floor(Math.random() * BLOCK_PORTS);
     if (handedOut.has(port)) continue;
     handedOut.add(port);
