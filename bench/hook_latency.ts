@@ -179,6 +179,14 @@ function backToBackRows(
   );
 }
 
+/** One record written and synced as a floor writes it (one write, one fdatasync): its ms. */
+function timedWrite(file: Deno.FsFile, record: Uint8Array): number {
+  const start = performance.now();
+  writeAll(file, record);
+  file.syncDataSync();
+  return performance.now() - start;
+}
+
 /** `work`'s transactions from `start` to `end`. */
 function sliceWorkload(work: HookWorkload, start: number, end: number): HookWorkload {
   return {
@@ -261,22 +269,10 @@ export const hookLatency: Section = {
     const steps: Record<Step, (i: number) => Promise<void>> = {
       a: async (i) => void a.push(await roundTrip(nul, work.ids[i], work.messages[i])),
       b: async (i) => void b.push(await roundTrip(cln, work.ids[i], work.messages[i])),
-      c: (i) => {
-        const start = performance.now();
-        writeAll(floorFile, work.records[i]);
-        floorFile.syncDataSync();
-        c.push(performance.now() - start);
-        return Promise.resolve();
-      },
+      c: (i) => Promise.resolve(void c.push(timedWrite(floorFile, work.records[i]))),
       d: async (i) => void d.push(await roundTrip(enc, work.ids[i], work.messages[i])),
       e: (i) => Promise.resolve(profiler.run(work.messages[i])),
-      f: (i) => {
-        const start = performance.now();
-        writeAll(zeroedFloorFile, work.records[i]);
-        zeroedFloorFile.syncDataSync();
-        f.push(performance.now() - start);
-        return Promise.resolve();
-      },
+      f: (i) => Promise.resolve(void f.push(timedWrite(zeroedFloorFile, work.records[i]))),
     };
     // The order rotates so that none of the five always follows the same one.
     const orders = STEPS.map((_, k) => [...STEPS.slice(k), ...STEPS.slice(0, k)]);
@@ -296,10 +292,7 @@ export const hookLatency: Section = {
         backToBack.cln.push(await roundTrip(cln, tail.ids[i], tail.messages[i]));
       }
       for (let i = 0; i < burst; i++) {
-        const start = performance.now();
-        writeAll(zeroedFloorFile, tail.records[i]);
-        zeroedFloorFile.syncDataSync();
-        backToBack.floor.push(performance.now() - start);
+        backToBack.floor.push(timedWrite(zeroedFloorFile, tail.records[i]));
       }
     } finally {
       floorFile.close();

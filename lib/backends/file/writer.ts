@@ -240,7 +240,7 @@ export class FileBackend implements Backend, CompactableBackend {
   #keyId: Uint8Array | undefined;
   /** The lightning dir as a shell word, which advice names. */
   #lightningDir = "DIR";
-  #unlinkCheck: UnlinkCheck;
+  readonly #unlinkCheck: UnlinkCheck;
 
   private constructor(
     readonly url: string,
